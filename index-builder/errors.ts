@@ -1,0 +1,142 @@
+/**
+ * Errors of the core. One base class, stable codes from a string-literal union, the original failure kept
+ * as `cause`. A rejected submission carries every problem found, each with its own code and JSON pointer
+ * (or bundle file name), so a publisher can fix everything in one round trip.
+ */
+
+export type ProblemCode =
+  // Manifest: parsing
+  | 'MANIFEST_TOO_LARGE'
+  | 'MANIFEST_NOT_UTF8'
+  | 'MANIFEST_PARSE_ERROR'
+  | 'MANIFEST_YAML_UNSAFE'
+  | 'MANIFEST_NOT_OBJECT'
+  | 'MANIFEST_DUPLICATE_KEY'
+  // Manifest: structure and limits
+  | 'MANIFEST_FORBIDDEN_KEY'
+  | 'MANIFEST_TOO_DEEP'
+  | 'MANIFEST_CONTROL_CHARACTER'
+  | 'MANIFEST_MISSING_FIELD'
+  | 'MANIFEST_WRONG_TYPE'
+  | 'MANIFEST_PATTERN_MISMATCH'
+  | 'MANIFEST_NOT_ALLOWED_VALUE'
+  | 'MANIFEST_STRING_TOO_SHORT'
+  | 'MANIFEST_STRING_TOO_LONG'
+  | 'MANIFEST_TOO_FEW_ITEMS'
+  | 'MANIFEST_TOO_MANY_ITEMS'
+  | 'MANIFEST_DUPLICATE_ITEMS'
+  | 'MANIFEST_INVALID_FORMAT'
+  | 'MANIFEST_OUT_OF_RANGE'
+  | 'MANIFEST_INVALID'
+  // Manifest: rules beyond the schema
+  | 'MANIFEST_INVALID_VERSION'
+  | 'MANIFEST_INVALID_DEPENDENCY_RANGE'
+  | 'MANIFEST_API_VERSION_RANGE'
+  | 'MANIFEST_INSECURE_URL'
+  | 'MANIFEST_DUPLICATE_PLATFORM'
+  | 'MANIFEST_ARTIFACT_SOURCE'
+  // Bundle (the uploaded .tgz)
+  | 'BUNDLE_TOO_LARGE'
+  | 'BUNDLE_NOT_GZIP'
+  | 'BUNDLE_DECOMPRESSION_LIMIT'
+  | 'BUNDLE_CORRUPT'
+  | 'BUNDLE_TOO_MANY_ENTRIES'
+  | 'BUNDLE_UNSAFE_PATH'
+  | 'BUNDLE_LINK_ENTRY'
+  | 'BUNDLE_SPECIAL_ENTRY'
+  | 'BUNDLE_DUPLICATE_ENTRY'
+  | 'BUNDLE_ENTRY_TOO_LARGE'
+  | 'BUNDLE_MISSING_MANIFEST'
+  | 'BUNDLE_MULTIPLE_MANIFESTS'
+  | 'BUNDLE_MISSING_SIGNATURE'
+  | 'BUNDLE_UNEXPECTED_FILE'
+  | 'BUNDLE_MISSING_ARTIFACT'
+  // Signatures and publisher trust
+  | 'SIGNATURE_MALFORMED'
+  | 'SIGNATURE_INVALID'
+  | 'PUBLISHER_KEY_INVALID'
+  | 'PUBLISHER_KEY_MISSING'
+  | 'PUBLISHER_UNTRUSTED'
+  | 'PUBLISHER_IS_REGISTRY_KEY'
+  | 'PUBLISHER_NAME_NOT_ALLOWED'
+  | 'PUBLISHER_NOT_OWNER'
+  // Publishing
+  | 'VERSION_EXISTS'
+  | 'ARTIFACT_DIGEST_MISMATCH'
+  | 'ARTIFACT_SIZE_MISMATCH'
+  | 'SUBMISSION_UNREADABLE';
+
+/** One thing wrong with a submission or manifest. */
+export interface Problem {
+  readonly code: ProblemCode;
+  /** JSON pointer into the manifest (`/requirements/os/0`), or `bundle:<entry>` for a bundle entry. */
+  readonly path: string;
+  readonly message: string;
+  readonly expected?: string;
+  readonly found?: string;
+}
+
+export type ErrorCode =
+  | 'INVALID_MANIFEST'
+  | 'INVALID_SUBMISSION'
+  | 'STORE_NOT_FOUND'
+  | 'STORE_IO'
+  | 'STORE_INVALID_KEY'
+  | 'KEY_INVALID'
+  | 'KEY_PASSPHRASE'
+  | 'CONFIG_INVALID'
+  | 'VERSION_NOT_FOUND'
+  | 'PLUGIN_NOT_FOUND'
+  | 'SNAPSHOT_INVALID';
+
+export class PlugindexError extends Error {
+  override readonly name: string = 'PlugindexError';
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
+/** A manifest or submission that cannot be published; `problems` lists every reason. */
+export class SubmissionError extends PlugindexError {
+  override readonly name = 'SubmissionError';
+  readonly problems: readonly Problem[];
+
+  constructor(code: 'INVALID_MANIFEST' | 'INVALID_SUBMISSION', problems: readonly Problem[]) {
+    const first = problems[0];
+    const summary = first ? `${first.code} at ${first.path || '/'}: ${first.message}` : 'no details';
+    const more = problems.length > 1 ? ` (and ${problems.length - 1} more)` : '';
+    super(code, `${summary}${more}`);
+    this.problems = problems;
+  }
+}
+
+export class StoreError extends PlugindexError {
+  override readonly name = 'StoreError';
+  readonly key: string;
+
+  constructor(code: 'STORE_NOT_FOUND' | 'STORE_IO' | 'STORE_INVALID_KEY', key: string, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.key = key;
+  }
+}
+
+export class KeyError extends PlugindexError {
+  override readonly name = 'KeyError';
+}
+
+export class ConfigError extends PlugindexError {
+  override readonly name = 'ConfigError';
+}
+
+/** Makes a Problem; `expected`/`found` only when known. */
+export function problem(
+  code: ProblemCode,
+  path: string,
+  message: string,
+  detail: { expected?: string; found?: string } = {},
+): Problem {
+  return { code, path, message, ...detail };
+}

@@ -1,0 +1,155 @@
+/**
+ * The data model: the manifest a publisher writes (the PulumiCost "Core Manifest Structure" plus our
+ * `installation.artifacts` extension) and the documents the registry publishes.
+ */
+
+export const PLUGIN_TYPES = ['cost_source', 'observability', 'registry', 'aggregator'] as const;
+export type PluginType = (typeof PLUGIN_TYPES)[number];
+
+export const OS_VALUES = ['linux', 'windows', 'darwin', 'freebsd'] as const;
+export const ARCH_VALUES = ['amd64', 'arm64', '386', 'arm'] as const;
+
+/** One per-platform binary. Exactly one of `file` (carried in the bundle) or `url` (hosted elsewhere). */
+export interface ManifestArtifact {
+  os: string;
+  arch: string;
+  file?: string;
+  url?: string;
+  sha256: string;
+  size_bytes: number;
+  [unknown: string]: unknown;
+}
+
+export interface Manifest {
+  name: string;
+  display_name?: string;
+  description?: string;
+  version: string;
+  api_version: string;
+  plugin_type: PluginType;
+  capabilities: string[];
+  supported_providers?: string[];
+  supported_regions?: string[];
+  requirements?: {
+    min_api_version?: string;
+    max_api_version?: string;
+    os?: string[];
+    arch?: string[];
+    dependencies?: { name: string; version: string; type?: string; optional?: boolean }[];
+    environment_variables?: { name: string; description?: string; required?: boolean; default_value?: string }[];
+    [unknown: string]: unknown;
+  };
+  authentication?: { required?: boolean; methods?: string[]; scopes?: string[]; permissions?: string[] };
+  installation?: {
+    binary_url?: string;
+    checksum?: string;
+    size_bytes?: number;
+    install_script?: string;
+    docker_image?: string;
+    artifacts?: ManifestArtifact[];
+    [unknown: string]: unknown;
+  };
+  configuration?: { schema_url?: string; defaults?: Record<string, unknown>; examples?: Record<string, unknown>[] };
+  contacts?: {
+    maintainers?: { name: string; email?: string; url?: string }[];
+    support_url?: string;
+    documentation_url?: string;
+  };
+  metadata?: {
+    tags?: string[];
+    license?: string;
+    homepage?: string;
+    repository?: string;
+    release_notes_url?: string;
+    created?: string;
+    updated?: string;
+    [unknown: string]: unknown;
+  };
+  /** Forward compatibility: unknown fields are preserved in the published manifest and ignored here. */
+  [unknown: string]: unknown;
+}
+
+/** A published artifact of one version, as clients see it in `plugins/<name>/index.json`. */
+export interface ArtifactRecord {
+  readonly os: string;
+  readonly arch: string;
+  /** Absolute download URL: the registry's own copy for `file` artifacts, the publisher's for `url` ones. */
+  readonly url: string;
+  readonly sha256: string;
+  readonly size_bytes: number;
+  /** True when the registry hosts the bytes (immutable path under the version folder). */
+  readonly hosted: boolean;
+}
+
+export interface VersionRecord {
+  readonly version: string;
+  readonly published: string;
+  readonly prerelease: boolean;
+  readonly yanked: boolean;
+  readonly yanked_reason?: string;
+  readonly deprecated: boolean;
+  readonly deprecation_message?: string;
+  readonly api_version: string;
+  readonly min_api_version?: string;
+  readonly max_api_version?: string;
+  readonly manifest_url: string;
+  readonly manifest_signature_url: string;
+  /** sha256 and size of the published (registry-rendered) manifest.json. */
+  readonly manifest_sha256: string;
+  readonly manifest_size: number;
+  /** sha256 of the bytes the publisher signed; the same bytes again is an idempotent success. */
+  readonly source_sha256: string;
+  /** Fingerprint of the publisher key that signed this version. */
+  readonly publisher: string;
+  readonly artifacts: readonly ArtifactRecord[];
+}
+
+/** `plugins/<name>/index.json`: everything a client needs about one plugin. */
+export interface PluginDocument {
+  readonly schema: 'plugindex/plugin/v1';
+  readonly name: string;
+  readonly display_name?: string;
+  readonly description?: string;
+  readonly plugin_type: string;
+  /** Highest non-prerelease, non-yanked version; null when there is none. */
+  readonly latest_version: string | null;
+  /** Channel name (the first prerelease identifier, e.g. `beta`) -> highest non-yanked version in it. */
+  readonly channels: Readonly<Record<string, string>>;
+  readonly capabilities: readonly string[];
+  readonly supported_providers: readonly string[];
+  readonly tags: readonly string[];
+  readonly license?: string;
+  readonly homepage?: string;
+  readonly repository?: string;
+  /** Publisher key fingerprints allowed to publish new versions (first-come ownership). */
+  readonly owners: readonly string[];
+  /** Newest first (SemVer precedence). */
+  readonly versions: readonly VersionRecord[];
+}
+
+/** One row of `search.json`: compact, for client-side search by name, keyword, type, provider, capability. */
+export interface SearchEntry {
+  readonly name: string;
+  readonly display_name?: string;
+  readonly description?: string;
+  readonly latest_version: string | null;
+  readonly plugin_type: string;
+  readonly providers: readonly string[];
+  readonly capabilities: readonly string[];
+  readonly keywords: readonly string[];
+}
+
+/** `search.json`. */
+export interface SearchDocument {
+  readonly schema: 'plugindex/search/v1';
+  readonly generated: string;
+  readonly plugins: readonly SearchEntry[];
+}
+
+/** Who the registry is, as shown on pages and written into `index.json`'s `registry_metadata`. */
+export interface RegistryIdentity {
+  readonly name: string;
+  /** Base URL without a trailing slash, e.g. `http://127.0.0.1:8080`. */
+  readonly url: string;
+  readonly description?: string;
+}

@@ -1,0 +1,85 @@
+/**
+ * The storage interface the core writes through. The local registry uses a filesystem implementation
+ * (cli/local/fs-store.ts); the AWS deployment uses S3. Keys are `/`-separated relative paths, never starting
+ * with `/`, never containing `.` or `..` segments.
+ */
+
+export interface PutOptions {
+  readonly contentType: string;
+  readonly cacheControl: string;
+}
+
+export interface ObjectInfo {
+  readonly key: string;
+  readonly size: number;
+  /** A strong validator for the bytes (quoted, as in HTTP). */
+  readonly etag: string;
+  readonly contentType: string;
+  readonly cacheControl: string;
+  readonly lastModified: Date;
+}
+
+export interface StoredObject extends ObjectInfo {
+  readonly body: Uint8Array;
+}
+
+export interface Store {
+  /** The object, or `undefined` when there is none. */
+  get(key: string): Promise<StoredObject | undefined>;
+  /** Metadata without the body, or `undefined` when there is none. */
+  head(key: string): Promise<ObjectInfo | undefined>;
+  /** Writes atomically: a reader sees the old bytes or the new ones, never a mix. */
+  put(key: string, body: Uint8Array, options: PutOptions): Promise<void>;
+  /** Deleting a missing key is not an error. */
+  delete(key: string): Promise<void>;
+  /** Every object whose key starts with `prefix`, in lexicographic key order. */
+  list(prefix: string): AsyncIterable<ObjectInfo>;
+}
+
+/** Immutable files: versioned manifests, their signatures, hosted artifacts. */
+export const CACHE_IMMUTABLE = 'public, max-age=31536000, immutable';
+/**
+ * Mutable documents (indexes, snapshot, pages): one minute in any cache, then revalidate. Short enough that
+ * a publish is visible quickly; the signed snapshot bounds how stale a client may be regardless.
+ */
+export const CACHE_MUTABLE = 'public, max-age=60, must-revalidate';
+/** Submission outcomes and internal state: never cached. */
+export const CACHE_PRIVATE = 'no-store';
+
+const CONTENT_TYPES: Record<string, string> = {
+  '.json': 'application/json',
+  '.yaml': 'application/yaml',
+  '.yml': 'application/yaml',
+  '.asc': 'application/pgp-signature',
+  '.html': 'text/html; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.txt': 'text/plain; charset=utf-8',
+  '.tgz': 'application/gzip',
+  '.gz': 'application/gzip',
+  '.zip': 'application/zip',
+};
+
+/** Content type by file extension; unknown extensions are opaque bytes. */
+export function contentTypeFor(key: string): string {
+  if (key.endsWith('keys/registry.asc')) return 'application/pgp-keys';
+  const dot = key.lastIndexOf('.');
+  const slash = key.lastIndexOf('/');
+  if (dot <= slash) return 'application/octet-stream';
+  return CONTENT_TYPES[key.slice(dot).toLowerCase()] ?? 'application/octet-stream';
+}
+
+const SAFE_SEGMENT = /^[A-Za-z0-9_@+=,~-][A-Za-z0-9._@+=,~-]*$/;
+
+/** True when `key` is a relative path of safe segments: no empty, `.` or `..` segment, no backslash. */
+export function isSafeKey(key: string): boolean {
+  if (key.length === 0 || key.length > 1024) return false;
+  return key.split('/').every((segment) => segment !== '.' && segment !== '..' && SAFE_SEGMENT.test(segment));
+}
+
+/** Reads every object of a listing into an array (for small prefixes). */
+export async function listAll(store: Store, prefix: string): Promise<ObjectInfo[]> {
+  const out: ObjectInfo[] = [];
+  for await (const info of store.list(prefix)) out.push(info);
+  return out;
+}
