@@ -1,0 +1,162 @@
+/**
+ * `npm run bench`: publish cost against registry size, on the local filesystem store.
+ *
+ * For 100, 1,000 and 10,000 plugins of 10 versions each: seed the plugin documents, time a full rebuild,
+ * then time publishing one new version (median of several runs). Then a batch of 100 submissions into the
+ * 1,000-plugin registry. Prints medians and the 10,000/100 ratio (goal: within 3x).
+ * Sizes can be overridden: `npm run bench -- 100 1000`.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { FsStore } from '../cli/local/fs-store.ts';
+import { systemClock } from '../index-builder/clock.ts';
+import { parseRegistryConfig } from '../index-builder/config.ts';
+import type { PluginDocument, VersionRecord } from '../index-builder/model.ts';
+import { type PipelineContext, processSubmissions, rebuildRegistry } from '../index-builder/pipeline.ts';
+import { encodeJson } from '../index-builder/render/documents.ts';
+import { createSigner, generateKeyPair } from '../index-builder/signing.ts';
+import { CACHE_MUTABLE } from '../index-builder/store.ts';
+import { packSubmission } from '../index-builder/submission.ts';
+
+const VERSIONS_PER_PLUGIN = 10;
+const RUNS = 7;
+const URL_BASE = 'https://registry.example.com';
+const TYPES = ['cost_source', 'observability', 'registry', 'aggregator'];
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+const ms = (n: number): string => `${n.toFixed(1)} ms`;
+
+function syntheticDocument(i: number, publisher: string): PluginDocument {
+  const name = `plugin-${String(i).padStart(5, '0')}`;
+  const versions: VersionRecord[] = [];
+  for (let v = VERSIONS_PER_PLUGIN - 1; v >= 0; v--) {
+    const version = `1.${v}.0`;
+    const manifest = `${URL_BASE}/plugins/${name}/${version}/manifest.json`;
+    versions.push({
+      version,
+      published: new Date(Date.UTC(2026, 0, 1 + v)).toISOString(),
+      prerelease: false,
+      yanked: false,
+      deprecated: false,
+      api_version: 'v1',
+      min_api_version: 'v1',
+      max_api_version: 'v1',
+      manifest_url: manifest,
+      manifest_signature_url: `${manifest}.asc`,
+      manifest_sha256: 'a'.repeat(64),
+      manifest_size: 900,
+      source_sha256: 'b'.repeat(64),
+      publisher,
+      artifacts: [
+        { os: 'linux', arch: 'amd64', url: `${URL_BASE}/plugins/${name}/${version}/artifacts/linux-amd64/${name}`, sha256: 'c'.repeat(64), size_bytes: 1024, hosted: true },
+        { os: 'darwin', arch: 'arm64', url: `${URL_BASE}/plugins/${name}/${version}/artifacts/darwin-arm64/${name}`, sha256: 'd'.repeat(64), size_bytes: 1024, hosted: true },
+      ],
+    });
+  }
+  return {
+    schema: 'plugindex/plugin/v1',
+    name,
+    display_name: `Plugin ${i}`,
+    description: `Synthetic plugin number ${i} for the publish benchmark`,
+    plugin_type: TYPES[i % TYPES.length] as string,
+    latest_version: versions[0]?.version ?? null,
+    channels: {},
+    capabilities: ['actual_cost', 'projected_cost'],
+    supported_providers: ['aws', 'kubernetes'],
+    tags: ['bench', `group-${i % 17}`],
+    license: 'Apache-2.0',
+    owners: [publisher],
+    versions,
+  };
+}
+
+function manifestFor(name: string, version: string): Uint8Array {
+  return new TextEncoder().encode(
+    JSON.stringify({
+      name,
+      display_name: name,
+      description: 'Benchmark plugin',
+      version,
+      api_version: 'v1',
+      plugin_type: 'cost_source',
+      capabilities: ['actual_cost'],
+      supported_providers: ['aws'],
+      requirements: { min_api_version: 'v1', max_api_version: 'v1', os: ['linux'], arch: ['amd64'] },
+    }),
+  );
+}
+
+async function main(): Promise<void> {
+  const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0);
+  const plan = sizes.length > 0 ? sizes : [100, 1000, 10000];
+  const registryKey = await generateKeyPair({ name: 'bench registry' });
+  const publisher = await generateKeyPair({ name: 'bench publisher' });
+  const signer = await createSigner(registryKey.secretKey);
+  const config = parseRegistryConfig({ name: 'Bench', url: URL_BASE });
+  const artifact = { os: 'linux', arch: 'amd64', fileName: 'tool', body: new Uint8Array(64 * 1024).fill(7) };
+  const results: { size: number; rebuild: number; publish: number; batch?: number }[] = [];
+
+  console.log(`node ${process.version}, ${VERSIONS_PER_PLUGIN} versions per plugin, median of ${RUNS} publishes\n`);
+  for (const size of plan) {
+    const dir = await mkdtemp(path.join(tmpdir(), `plugindex-bench-${size}-`));
+    const ctx: PipelineContext = { intake: new FsStore(dir), site: new FsStore(path.join(dir, 'public')), signer, clock: systemClock, config };
+    for (let i = 0; i < size; i++) {
+      const doc = syntheticDocument(i, publisher.fingerprint);
+      await ctx.site.put(`plugins/${doc.name}/index.json`, encodeJson(doc), { contentType: 'application/json', cacheControl: CACHE_MUTABLE });
+    }
+    let t = performance.now();
+    await rebuildRegistry(ctx);
+    const rebuild = performance.now() - t;
+
+    // Bundles are packed before timing: packing is the publisher's cost, not the registry's.
+    const bundles = [];
+    for (let r = 0; r < RUNS; r++) {
+      const name = `plugin-${String((r * 37) % size).padStart(5, '0')}`;
+      const packed = await packSubmission({ manifestName: 'manifest.json', manifest: manifestFor(name, `2.${r}.0`), artifacts: [artifact], secretKey: publisher.secretKey });
+      bundles.push(packed.bundle);
+    }
+    const times: number[] = [];
+    for (const [r, bundle] of bundles.entries()) {
+      const key = `incoming/bench-${r}.tgz`;
+      await ctx.intake.put(key, bundle, { contentType: 'application/gzip', cacheControl: 'no-store' });
+      t = performance.now();
+      const result = await processSubmissions(ctx, [key]);
+      times.push(performance.now() - t);
+      if (result.outcomes[0]?.status !== 'accepted') throw new Error(`bench publish rejected: ${JSON.stringify(result.outcomes[0]?.problems)}`);
+    }
+    const entry: (typeof results)[number] = { size, rebuild, publish: median(times) };
+
+    if (size === 1000 || (plan.length === 1 && size === plan[0])) {
+      const keys = [];
+      for (let b = 0; b < 100; b++) {
+        const packed = await packSubmission({ manifestName: 'manifest.json', manifest: manifestFor(`batch-${b}`, '1.0.0'), artifacts: [artifact], secretKey: publisher.secretKey });
+        const key = `incoming/batch-${String(b).padStart(3, '0')}.tgz`;
+        await ctx.intake.put(key, packed.bundle, { contentType: 'application/gzip', cacheControl: 'no-store' });
+        keys.push(key);
+      }
+      t = performance.now();
+      const result = await processSubmissions(ctx, keys);
+      entry.batch = performance.now() - t;
+      if (result.outcomes.some((o) => o.status !== 'accepted')) throw new Error('bench batch had rejections');
+    }
+    results.push(entry);
+    console.log(
+      `${String(size).padStart(6)} plugins: publish one version ${ms(entry.publish)} (runs: ${times.map((x) => x.toFixed(0)).join(', ')}), full rebuild ${ms(rebuild)}${entry.batch ? `, batch of 100 ${ms(entry.batch)} (${ms(entry.batch / 100)} each)` : ''}`,
+    );
+    await rm(dir, { recursive: true, force: true });
+  }
+  const smallest = results[0];
+  const largest = results[results.length - 1];
+  if (smallest && largest && largest !== smallest) {
+    const ratio = largest.publish / smallest.publish;
+    console.log(`\npublish at ${largest.size} / at ${smallest.size} plugins: ${ratio.toFixed(2)}x (goal: within 3x)`);
+  }
+}
+
+await main();

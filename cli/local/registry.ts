@@ -1,0 +1,138 @@
+/**
+ * A registry on the local filesystem, the embedded default:
+ *
+ *   DIR/plugindex.json            configuration (name, URL, policy, trusted publishers)
+ *   DIR/keys/registry-secret.asc  the registry signing key (mode 0600)
+ *   DIR/incoming/                 drop submissions here (write elsewhere, then rename in)
+ *   DIR/processed/ rejected/      submissions after processing
+ *   DIR/status/<id>.json          one outcome per submission
+ *   DIR/state/                    internal state (catalog)
+ *   DIR/public/                   the published tree, served as static files
+ */
+import { chmod, mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { systemClock } from '../../index-builder/clock.ts';
+import { parseRegistryConfig, type RegistryConfig } from '../../index-builder/config.ts';
+import { type PipelineContext, rebuildRegistry } from '../../index-builder/pipeline.ts';
+import { createSigner, generateKeyPair } from '../../index-builder/signing.ts';
+import { CliError } from '../errors.ts';
+import { FsStore } from './fs-store.ts';
+
+export const CONFIG_FILE = 'plugindex.json';
+const SECRET_KEY_FILE = path.join('keys', 'registry-secret.asc');
+
+export interface LocalRegistry {
+  readonly dir: string;
+  readonly config: RegistryConfig;
+  readonly context: PipelineContext;
+}
+
+export async function isRegistry(dir: string): Promise<boolean> {
+  return stat(path.join(dir, CONFIG_FILE)).then(
+    () => true,
+    () => false,
+  );
+}
+
+export async function readConfig(dir: string): Promise<RegistryConfig> {
+  let text: string;
+  try {
+    text = await readFile(path.join(dir, CONFIG_FILE), 'utf8');
+  } catch (cause) {
+    throw new CliError('NOT_A_REGISTRY', `${dir} is not a registry (no ${CONFIG_FILE}); create one with plugindex init`, { cause });
+  }
+  return parseRegistryConfig(JSON.parse(text));
+}
+
+export async function writeConfig(dir: string, config: RegistryConfig): Promise<void> {
+  const file = path.join(dir, CONFIG_FILE);
+  const temp = `${file}.${process.pid}.tmp`;
+  await writeFile(temp, `${JSON.stringify(config, null, 2)}\n`);
+  const { rename } = await import('node:fs/promises');
+  await rename(temp, file);
+}
+
+export async function openRegistry(dir: string): Promise<LocalRegistry> {
+  const config = await readConfig(dir);
+  const secret = await readFile(path.join(dir, SECRET_KEY_FILE), 'utf8');
+  const passphrase = process.env.PLUGINDEX_KEY_PASSPHRASE;
+  const signer = await createSigner(secret, passphrase);
+  return {
+    dir,
+    config,
+    context: {
+      intake: new FsStore(dir),
+      site: new FsStore(path.join(dir, 'public')),
+      signer,
+      clock: systemClock,
+      config,
+    },
+  };
+}
+
+/** Creates a registry: config, signing key, and an empty but complete, signed published tree. */
+export async function initRegistry(
+  dir: string,
+  options: { readonly name: string; readonly url: string; readonly description?: string },
+): Promise<{ registry: LocalRegistry; fingerprint: string }> {
+  if (await isRegistry(dir)) throw new CliError('REGISTRY_EXISTS', `${dir} is already a registry`);
+  const config = parseRegistryConfig({
+    name: options.name,
+    url: options.url,
+    ...(options.description ? { description: options.description } : {}),
+    policy: 'open',
+    ownership: 'first-come',
+    publishers: [],
+  });
+  for (const sub of ['keys', 'incoming', 'processed', 'rejected', 'status', 'state', 'public']) {
+    await mkdir(path.join(dir, sub), { recursive: true });
+  }
+  const pair = await generateKeyPair({ name: `${options.name} registry signing key` });
+  const keyFile = path.join(dir, SECRET_KEY_FILE);
+  await writeFile(keyFile, pair.secretKey, { mode: 0o600 });
+  await chmod(keyFile, 0o600);
+  await writeConfig(dir, config);
+  const registry = await openRegistry(dir);
+  await rebuildRegistry(registry.context);
+  return { registry, fingerprint: pair.fingerprint };
+}
+
+/**
+ * An exclusive lock on the registry, so `publish` and a running `serve --watch` never rebuild at once
+ * (the local stand-in for the single-consumer queue of the AWS deployment).
+ */
+export async function withRegistryLock<T>(dir: string, work: () => Promise<T>, timeoutMs = 30_000): Promise<T> {
+  const lockFile = path.join(dir, '.lock');
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const handle = await open(lockFile, 'wx');
+      await handle.writeFile(String(process.pid));
+      await handle.close();
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const holder = Number(await readFile(lockFile, 'utf8').catch(() => ''));
+      if (Number.isInteger(holder) && holder > 0 && !isAlive(holder)) {
+        await rm(lockFile, { force: true }); // left behind by a process that died
+        continue;
+      }
+      if (Date.now() > deadline) throw new CliError('LOCKED', `registry ${dir} is busy (lock held by process ${holder})`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+  try {
+    return await work();
+  } finally {
+    await rm(lockFile, { force: true });
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,0 +1,84 @@
+/**
+ * Watches a registry's `incoming/` folder and publishes what lands there. Bundles are picked up once their
+ * size and modification time have been still for a moment, so a slow copy is not read half-written
+ * (writing to a dot-file and renaming it in is the safest way to drop one: dot-files are ignored).
+ */
+import { type FSWatcher, watch } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { BatchResult } from '../../index-builder/pipeline.ts';
+
+export interface IncomingWatcher {
+  close(): void;
+}
+
+const SETTLE_MS = 300;
+const POLL_MS = 1000;
+
+/** Calls `process` (serialized: never two at once) whenever settled files are waiting in `incoming/`. */
+export function watchIncoming(options: {
+  readonly dir: string;
+  readonly process: () => Promise<BatchResult>;
+  readonly onResult: (result: BatchResult) => void;
+  readonly onError: (error: unknown) => void;
+}): IncomingWatcher {
+  const incoming = path.join(options.dir, 'incoming');
+  let running = false;
+  let again = false;
+  let closed = false;
+  let timer: NodeJS.Timeout | undefined;
+
+  async function settled(): Promise<{ ready: boolean; waiting: boolean }> {
+    const names = (await readdir(incoming).catch(() => [] as string[])).filter((n) => !n.startsWith('.'));
+    if (names.length === 0) return { ready: false, waiting: false };
+    const now = Date.now();
+    const stats = await Promise.all(names.map((n) => stat(path.join(incoming, n)).catch(() => undefined)));
+    const ready = stats.every((s) => s === undefined || (s.isFile() && now - s.mtimeMs >= SETTLE_MS));
+    return { ready, waiting: true };
+  }
+
+  async function run(): Promise<void> {
+    if (closed) return;
+    if (running) {
+      again = true;
+      return;
+    }
+    running = true;
+    try {
+      const state = await settled();
+      if (state.waiting && !state.ready) schedule(SETTLE_MS);
+      else if (state.ready) options.onResult(await options.process());
+    } catch (error) {
+      options.onError(error);
+    } finally {
+      running = false;
+      if (again) {
+        again = false;
+        schedule(50);
+      }
+    }
+  }
+
+  function schedule(ms: number): void {
+    if (closed) return;
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(() => void run(), ms);
+  }
+
+  let watcher: FSWatcher | undefined;
+  try {
+    watcher = watch(incoming, () => schedule(100));
+  } catch {
+    watcher = undefined; // polling below still works
+  }
+  const poll = setInterval(() => schedule(0), POLL_MS);
+  schedule(0);
+  return {
+    close() {
+      closed = true;
+      watcher?.close();
+      clearInterval(poll);
+      if (timer) clearTimeout(timer);
+    },
+  };
+}

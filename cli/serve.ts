@@ -1,0 +1,74 @@
+/** `plugindex serve`: the published tree over HTTP, plus the incoming/ watcher. */
+import path from 'node:path';
+import type { BatchResult, SubmissionOutcome } from '../index-builder/pipeline.ts';
+import { processSubmissions } from '../index-builder/pipeline.ts';
+import { FsStore } from './local/fs-store.ts';
+import { openRegistry, readConfig, withRegistryLock } from './local/registry.ts';
+import { createRegistryServer, listenRegistryServer } from './local/server.ts';
+import { watchIncoming } from './local/watch.ts';
+
+export interface RunningService {
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+export function describeOutcome(outcome: SubmissionOutcome): string {
+  const what = outcome.plugin ? `${outcome.plugin}@${outcome.version}` : outcome.submission;
+  if (outcome.status !== 'rejected') return `${outcome.status} ${what}`;
+  const codes = outcome.problems.map((p) => `${p.code} ${p.path}`).join('; ');
+  return `rejected ${what}: ${codes} (details: status/${outcome.id}.json)`;
+}
+
+export async function startService(options: {
+  readonly dir: string;
+  readonly port: number;
+  readonly host?: string;
+  readonly watch: boolean;
+  readonly log: (line: string) => void;
+}): Promise<RunningService> {
+  await readConfig(options.dir); // fail fast when DIR is not a registry
+  const server = createRegistryServer({ site: new FsStore(path.join(options.dir, 'public')) });
+  const listening = await listenRegistryServer(server, options.port, options.host ?? '127.0.0.1');
+  const watcher = options.watch
+    ? watchIncoming({
+        dir: options.dir,
+        // The registry is reopened per batch so a changed config (publishers add) takes effect at once.
+        process: async (): Promise<BatchResult> => {
+          const registry = await openRegistry(options.dir);
+          return withRegistryLock(options.dir, () => processSubmissions(registry.context));
+        },
+        onResult: (result) => {
+          for (const outcome of result.outcomes) options.log(`[incoming] ${describeOutcome(outcome)}`);
+          if (result.generation !== null) options.log(`[incoming] published generation ${result.generation}`);
+        },
+        onError: (error) => options.log(`[incoming] error: ${(error as Error).message}`),
+      })
+    : undefined;
+  return {
+    url: listening.url,
+    async close() {
+      watcher?.close();
+      await listening.close();
+    },
+  };
+}
+
+/** Serves until the process is interrupted. */
+export async function serveRegistry(options: {
+  readonly dir: string;
+  readonly port: number;
+  readonly host: string;
+  readonly watch: boolean;
+  readonly log: (line: string) => void;
+}): Promise<void> {
+  const service = await startService(options);
+  options.log(`serving ${options.dir} at ${service.url}/`);
+  if (options.watch) options.log(`watching ${path.join(options.dir, 'incoming')}/ for bundles`);
+  await new Promise<void>((resolve) => {
+    const stop = (): void => {
+      void service.close().then(resolve);
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+}

@@ -1,0 +1,99 @@
+/**
+ * Registry configuration: who the registry is and whom it trusts. Stored by the caller (a JSON file
+ * locally, deployment settings on AWS) and checked here.
+ */
+import { ConfigError } from './errors.ts';
+
+export type PublishPolicy = 'open' | 'restricted';
+export type OwnershipRule = 'first-come' | 'none';
+
+export interface TrustedPublisher {
+  /** Primary key fingerprint, 40 uppercase hex digits. */
+  readonly fingerprint: string;
+  /** Plugin name globs this key may publish (`acme-*`); `*` for any. */
+  readonly names: readonly string[];
+  /** The armored public key. */
+  readonly key: string;
+  readonly label?: string;
+}
+
+export interface RegistryConfig {
+  readonly name: string;
+  /** Base URL of the published tree, no trailing slash. */
+  readonly url: string;
+  readonly description?: string;
+  /**
+   * `open`: any valid publisher signature is accepted (the key travels in the bundle as `publisher.asc`);
+   * `restricted`: only keys listed in `publishers`, for the names they are given.
+   */
+  readonly policy: PublishPolicy;
+  /** `first-come`: the first key to publish a name owns it; later versions need an owner's signature. */
+  readonly ownership: OwnershipRule;
+  readonly publishers: readonly TrustedPublisher[];
+  /** How long a signed snapshot stays valid (seconds). */
+  readonly snapshotTtlSeconds: number;
+}
+
+export const DEFAULT_SNAPSHOT_TTL_SECONDS = 7 * 24 * 3600;
+
+const FINGERPRINT = /^[0-9A-F]{40}$/;
+
+function fail(path: string, message: string): never {
+  throw new ConfigError('CONFIG_INVALID', `registry config ${path}: ${message}`);
+}
+
+function requireString(value: unknown, path: string): string {
+  if (typeof value !== 'string' || value.length === 0) fail(path, 'expected a non-empty string');
+  return value;
+}
+
+/** Checks an untrusted config value; throws ConfigError('CONFIG_INVALID') naming the field. */
+export function parseRegistryConfig(value: unknown): RegistryConfig {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) fail('/', 'expected an object');
+  const raw = value as Record<string, unknown>;
+  const name = requireString(raw.name, '/name');
+  const url = requireString(raw.url, '/url').replace(/\/+$/, '');
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    fail('/url', `expected an absolute http(s) URL, found ${JSON.stringify(url)}`);
+  }
+  if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') fail('/url', 'expected an http or https URL');
+  const policy = raw.policy ?? 'open';
+  if (policy !== 'open' && policy !== 'restricted') fail('/policy', 'expected "open" or "restricted"');
+  const ownership = raw.ownership ?? 'first-come';
+  if (ownership !== 'first-come' && ownership !== 'none') fail('/ownership', 'expected "first-come" or "none"');
+  const ttl = raw.snapshotTtlSeconds ?? DEFAULT_SNAPSHOT_TTL_SECONDS;
+  if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 60) {
+    fail('/snapshotTtlSeconds', 'expected an integer number of seconds, at least 60');
+  }
+  const list = raw.publishers ?? [];
+  if (!Array.isArray(list)) fail('/publishers', 'expected an array');
+  const publishers = list.map((entry: unknown, i): TrustedPublisher => {
+    if (typeof entry !== 'object' || entry === null) fail(`/publishers/${i}`, 'expected an object');
+    const p = entry as Record<string, unknown>;
+    const fingerprint = requireString(p.fingerprint, `/publishers/${i}/fingerprint`).toUpperCase();
+    if (!FINGERPRINT.test(fingerprint)) fail(`/publishers/${i}/fingerprint`, 'expected 40 hex digits');
+    const names = p.names;
+    if (!Array.isArray(names) || names.length === 0 || !names.every((n) => typeof n === 'string' && n.length > 0)) {
+      fail(`/publishers/${i}/names`, 'expected a non-empty array of name globs');
+    }
+    const key = requireString(p.key, `/publishers/${i}/key`);
+    return {
+      fingerprint,
+      names: names as string[],
+      key,
+      ...(typeof p.label === 'string' ? { label: p.label } : {}),
+    };
+  });
+  return {
+    name,
+    url,
+    ...(typeof raw.description === 'string' ? { description: raw.description } : {}),
+    policy,
+    ownership,
+    publishers,
+    snapshotTtlSeconds: ttl as number,
+  };
+}

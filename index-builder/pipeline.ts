@@ -1,0 +1,594 @@
+/**
+ * The publish pipeline. One upload is one submission; a batch of submissions is evaluated one by one, the
+ * accepted ones are written as immutable files, and the registry is rebuilt once for the whole batch:
+ * only the changed plugins' documents plus the global documents. Every submission gets an outcome record
+ * and is moved out of `incoming/`, so nothing is lost or dropped silently.
+ *
+ * Write order (a crash at any point leaves clients a consistent, signed view, and a retry converges):
+ *   1. immutable files of accepted versions (artifacts, manifest, its signature): nothing points at them yet;
+ *   2. each changed plugin's document, its signature and page;
+ *   3. the global documents (index.json/.yaml, search.json, keys) and their signatures;
+ *   4. snapshot.json and its signature: the commit point for clients;
+ *   5. the catalog (internal state), then outcome records, then the submissions move to processed/rejected.
+ * A retry after a crash finds the version already published with the same bytes, sees the catalog out of
+ * date for that plugin, and rebuilds.
+ */
+import { createHash } from 'node:crypto';
+import semver from 'semver';
+import { type BundleContents, type BundleLimits, checkBundleFiles, readBundle } from './bundle.ts';
+import type { Clock } from './clock.ts';
+import type { RegistryConfig } from './config.ts';
+import { type Problem, problem, SubmissionError } from './errors.ts';
+import { loadManifest, normalizeDigest } from './manifest/index.ts';
+import { checkArtifactDigests } from './submission.ts';
+import type { ArtifactRecord, Manifest, PluginDocument, RegistryIdentity, SearchEntry, VersionRecord } from './model.ts';
+import {
+  buildIndexDocument,
+  buildIndexEntry,
+  buildSearchDocument,
+  buildSearchEntry,
+  type DocumentDigest,
+  encodeJson,
+  type RegistryIndexEntry,
+  type SnapshotDocument,
+} from './render/documents.ts';
+import { renderIndexPage, renderPluginPage } from './render/html.ts';
+import { toYaml } from './render/yaml.ts';
+import type { Signer } from './signing.ts';
+import { CACHE_IMMUTABLE, CACHE_MUTABLE, CACHE_PRIVATE, contentTypeFor, type Store } from './store.ts';
+import { authorizePublisher, checkPublisherSignature, loadTrustedKeys, type TrustedKeys } from './trust.ts';
+import { channelHeads, isPrerelease, latestVersion, sortVersionsDescending } from './versions.ts';
+
+export interface PipelineContext {
+  /** Submissions and bookkeeping: `incoming/`, `processed/`, `rejected/`, `status/`, `state/`. */
+  readonly intake: Store;
+  /** The published tree, served as static files. */
+  readonly site: Store;
+  readonly signer: Signer;
+  readonly clock: Clock;
+  readonly config: RegistryConfig;
+  readonly bundleLimits?: Partial<BundleLimits>;
+}
+
+export type SubmissionStatus = 'accepted' | 'already-published' | 'rejected';
+
+/** `status/<id>.json`: what became of one submission. */
+export interface SubmissionOutcome {
+  readonly schema: 'plugindex/outcome/v1';
+  readonly id: string;
+  readonly submission: string;
+  readonly status: SubmissionStatus;
+  readonly plugin?: string;
+  readonly version?: string;
+  readonly publisher?: string;
+  readonly submission_sha256: string;
+  readonly processed: string;
+  /** The snapshot generation that first includes this version (accepted only). */
+  readonly generation?: number;
+  readonly urls?: {
+    readonly plugin: string;
+    readonly page: string;
+    readonly manifest: string;
+    readonly signature: string;
+    readonly artifacts: readonly string[];
+  };
+  readonly problems: readonly Problem[];
+}
+
+export interface BatchResult {
+  readonly outcomes: readonly SubmissionOutcome[];
+  /** The new snapshot generation, or null when nothing was rebuilt (e.g. every submission rejected). */
+  readonly generation: number | null;
+  readonly changedPlugins: readonly string[];
+}
+
+interface CatalogEntry {
+  readonly entry: RegistryIndexEntry;
+  readonly search: SearchEntry;
+  readonly document: DocumentDigest;
+  readonly api_versions: readonly string[];
+}
+
+/** Internal state: what the global documents are rendered from, so a publish never reads every plugin. */
+interface Catalog {
+  readonly schema: 'plugindex/catalog/v1';
+  generation: number;
+  plugins: Record<string, CatalogEntry>;
+  globals: Record<string, DocumentDigest>;
+}
+
+export const INCOMING_PREFIX = 'incoming/';
+const CATALOG_KEY = 'state/catalog.json';
+/** Global documents every rebuild rewrites (with a `.asc` each) and the snapshot binds. */
+const GLOBAL_DOCUMENTS = ['index.json', 'index.yaml', 'search.json'] as const;
+
+const encoder = new TextEncoder();
+
+export function sha256Hex(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+function digestOf(bytes: Uint8Array): DocumentDigest {
+  return { sha256: sha256Hex(bytes), size: bytes.byteLength };
+}
+
+/** A stable id for a submission: its file name and content digest, so a redelivered upload maps to itself. */
+export function submissionId(key: string, bytes: Uint8Array): string {
+  const base = (key.split('/').pop() ?? 'submission').replace(/\.(tgz|tar\.gz)$/i, '');
+  const safe = base.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^[.]+/, '_').slice(0, 80) || 'submission';
+  return `${safe}-${sha256Hex(bytes).slice(0, 12)}`;
+}
+
+function identityOf(config: RegistryConfig): RegistryIdentity {
+  return { name: config.name, url: config.url, ...(config.description ? { description: config.description } : {}) };
+}
+
+function pluginDocKey(name: string): string {
+  return `plugins/${name}/index.json`;
+}
+
+/** Writes one object with the content type its name implies. */
+async function putFile(store: Store, key: string, body: Uint8Array, cacheControl: string): Promise<void> {
+  await store.put(key, body, { contentType: contentTypeFor(key), cacheControl });
+}
+
+/** Writes a mutable document and its detached signature; returns its digest. */
+async function putSigned(ctx: PipelineContext, key: string, body: Uint8Array): Promise<DocumentDigest> {
+  const signature = await ctx.signer.sign(body);
+  await putFile(ctx.site, key, body, CACHE_MUTABLE);
+  await putFile(ctx.site, `${key}.asc`, encoder.encode(signature), CACHE_MUTABLE);
+  return digestOf(body);
+}
+
+async function readJson<T>(store: Store, key: string): Promise<T | undefined> {
+  const object = await store.get(key);
+  if (!object) return undefined;
+  return JSON.parse(new TextDecoder().decode(object.body)) as T;
+}
+
+async function loadCatalog(ctx: PipelineContext): Promise<Catalog> {
+  const stored = await readJson<Catalog>(ctx.intake, CATALOG_KEY);
+  if (stored?.schema === 'plugindex/catalog/v1') return stored;
+  return { schema: 'plugindex/catalog/v1', generation: 0, plugins: {}, globals: {} };
+}
+
+/** One accepted submission, ready to be written. */
+interface Accepted {
+  readonly kind: 'accepted';
+  readonly manifest: Manifest;
+  readonly contents: BundleContents;
+  readonly publisher: string;
+  readonly sourceSha256: string;
+}
+
+type Evaluation =
+  | Accepted
+  | { readonly kind: 'already-published'; readonly manifest: Manifest; readonly publisher: string }
+  | { readonly kind: 'rejected'; readonly problems: readonly Problem[]; readonly manifest?: Manifest; readonly publisher?: string };
+
+/** Per-batch view of plugin documents: what is published plus what this batch accepted so far. */
+class PluginDocuments {
+  readonly #cache = new Map<string, PluginDocument | null>();
+  readonly #pending = new Map<string, Map<string, string>>();
+
+  constructor(private readonly site: Store) {}
+
+  async get(name: string): Promise<PluginDocument | undefined> {
+    if (!this.#cache.has(name)) this.#cache.set(name, (await readJson<PluginDocument>(this.site, pluginDocKey(name))) ?? null);
+    return this.#cache.get(name) ?? undefined;
+  }
+
+  set(name: string, doc: PluginDocument): void {
+    this.#cache.set(name, doc);
+  }
+
+  /** Versions accepted earlier in this batch: version -> source digest. */
+  pending(name: string): Map<string, string> {
+    let map = this.#pending.get(name);
+    if (!map) {
+      map = new Map();
+      this.#pending.set(name, map);
+    }
+    return map;
+  }
+}
+
+function caught(error: unknown): readonly Problem[] {
+  if (error instanceof SubmissionError) return error.problems;
+  throw error;
+}
+
+async function evaluate(
+  ctx: PipelineContext,
+  bytes: Uint8Array,
+  trusted: TrustedKeys,
+  docs: PluginDocuments,
+): Promise<Evaluation> {
+  let contents: BundleContents;
+  try {
+    contents = await readBundle(bytes, ctx.bundleLimits);
+  } catch (error) {
+    return { kind: 'rejected', problems: caught(error) };
+  }
+  const problems: Problem[] = [];
+  let manifest: Manifest | undefined;
+  try {
+    manifest = loadManifest(contents.manifest, contents.manifestName);
+  } catch (error) {
+    problems.push(...caught(error));
+  }
+  if (manifest) problems.push(...checkBundleFiles(contents, manifest));
+  // The signature is checked even when the manifest is invalid, so every problem is reported at once.
+  const signer = await checkPublisherSignature({
+    config: ctx.config,
+    trusted,
+    manifestName: contents.manifestName,
+    manifest: contents.manifest,
+    signature: contents.signature,
+    publisherKey: contents.publisherKey,
+  });
+  problems.push(...signer.problems);
+  if (!manifest || problems.length > 0 || !signer.fingerprint) {
+    return {
+      kind: 'rejected',
+      problems,
+      ...(manifest ? { manifest } : {}),
+      ...(signer.fingerprint ? { publisher: signer.fingerprint } : {}),
+    };
+  }
+  const publisher = signer.fingerprint;
+  const existing = await docs.get(manifest.name);
+  problems.push(...authorizePublisher({ config: ctx.config, fingerprint: publisher, name: manifest.name, owners: existing?.owners }));
+
+  // Versions are immutable: same name and version with other bytes is refused; the same bytes is a no-op.
+  const sourceSha256 = sha256Hex(contents.manifest);
+  const published = existing?.versions.find((v) => semver.eq(v.version, manifest.version));
+  const pendingSha = [...docs.pending(manifest.name)].find(([v]) => semver.eq(v, manifest.version))?.[1];
+  const knownSha = published?.source_sha256 ?? pendingSha;
+  if (knownSha !== undefined) {
+    if (knownSha === sourceSha256 && problems.length === 0) return { kind: 'already-published', manifest, publisher };
+    if (knownSha !== sourceSha256) {
+      problems.push(
+        problem('VERSION_EXISTS', '/version', `${manifest.name}@${manifest.version} is already published with different content`, {
+          expected: 'a new version number (published versions are immutable)',
+          found: manifest.version,
+        }),
+      );
+    }
+  }
+  problems.push(...checkArtifactDigests(contents, manifest));
+  if (problems.length > 0) return { kind: 'rejected', problems, manifest, publisher };
+  docs.pending(manifest.name).set(manifest.version, sourceSha256);
+  return { kind: 'accepted', manifest, contents, publisher, sourceSha256 };
+}
+
+function versionBase(name: string, version: string): string {
+  return `plugins/${name}/${version}`;
+}
+
+/** Writes the immutable files of an accepted version and returns its record. */
+async function writeVersion(ctx: PipelineContext, accepted: Accepted, published: string): Promise<VersionRecord> {
+  const { manifest, contents } = accepted;
+  const base = versionBase(manifest.name, manifest.version);
+  const url = ctx.config.url;
+  const artifacts: ArtifactRecord[] = [];
+  for (const artifact of manifest.installation?.artifacts ?? []) {
+    const digest = normalizeDigest(artifact.sha256);
+    if (artifact.file !== undefined) {
+      const body = contents.files.get(artifact.file);
+      if (!body) throw new Error(`artifact ${artifact.file} vanished after validation`);
+      const key = `${base}/${artifact.file}`;
+      await putFile(ctx.site, key, body, CACHE_IMMUTABLE);
+      artifacts.push({ os: artifact.os, arch: artifact.arch, url: `${url}/${key}`, sha256: digest, size_bytes: body.byteLength, hosted: true });
+    } else if (artifact.url !== undefined) {
+      artifacts.push({ os: artifact.os, arch: artifact.arch, url: artifact.url, sha256: digest, size_bytes: artifact.size_bytes, hosted: false });
+    }
+  }
+  // A JSON manifest is published byte for byte (unknown fields and all); YAML is rendered to JSON.
+  const body = contents.manifestName.endsWith('.json') ? contents.manifest : encodeJson(manifest);
+  const manifestKey = `${base}/manifest.json`;
+  await putFile(ctx.site, manifestKey, body, CACHE_IMMUTABLE);
+  await putFile(ctx.site, `${manifestKey}.asc`, encoder.encode(await ctx.signer.sign(body)), CACHE_IMMUTABLE);
+  const requirements = manifest.requirements ?? {};
+  return {
+    version: manifest.version,
+    published,
+    prerelease: isPrerelease(manifest.version),
+    yanked: false,
+    deprecated: false,
+    api_version: manifest.api_version,
+    ...(requirements.min_api_version ? { min_api_version: requirements.min_api_version } : {}),
+    ...(requirements.max_api_version ? { max_api_version: requirements.max_api_version } : {}),
+    manifest_url: `${url}/${manifestKey}`,
+    manifest_signature_url: `${url}/${manifestKey}.asc`,
+    manifest_sha256: sha256Hex(body),
+    manifest_size: body.byteLength,
+    source_sha256: accepted.sourceSha256,
+    publisher: accepted.publisher,
+    artifacts,
+  };
+}
+
+type DisplayFields = Pick<
+  PluginDocument,
+  'display_name' | 'description' | 'plugin_type' | 'capabilities' | 'supported_providers' | 'tags' | 'license' | 'homepage' | 'repository'
+>;
+
+function displayFieldsOf(manifest: Manifest): DisplayFields {
+  const meta = manifest.metadata ?? {};
+  return {
+    ...(manifest.display_name ? { display_name: manifest.display_name } : {}),
+    ...(manifest.description ? { description: manifest.description } : {}),
+    plugin_type: manifest.plugin_type,
+    capabilities: manifest.capabilities,
+    supported_providers: manifest.supported_providers ?? [],
+    tags: meta.tags ?? [],
+    ...(meta.license ? { license: meta.license } : {}),
+    ...(meta.homepage ? { homepage: meta.homepage } : {}),
+    ...(meta.repository ? { repository: meta.repository } : {}),
+  };
+}
+
+/** The version whose manifest describes the plugin on pages and in search: latest, else newest. */
+function displayVersion(versions: readonly VersionRecord[]): string | undefined {
+  return latestVersion(versions) ?? versions.find((v) => !v.yanked)?.version ?? versions[0]?.version;
+}
+
+/** Folds newly accepted versions into a plugin document. */
+function mergePluginDocument(
+  ctx: PipelineContext,
+  existing: PluginDocument | undefined,
+  added: readonly { record: VersionRecord; manifest: Manifest }[],
+): PluginDocument {
+  const first = added[0];
+  if (!first) throw new Error('mergePluginDocument needs at least one version');
+  const versions = sortVersionsDescending([...(existing?.versions ?? []), ...added.map((a) => a.record)]);
+  const shown = displayVersion(versions);
+  const fromAdded = added.find((a) => a.record.version === shown)?.manifest;
+  const fields: DisplayFields = fromAdded ? displayFieldsOf(fromAdded) : existing ? pickDisplay(existing) : displayFieldsOf(first.manifest);
+  const owners = existing?.owners.length ? existing.owners : ctx.config.ownership === 'first-come' ? [first.record.publisher] : [];
+  return {
+    schema: 'plugindex/plugin/v1',
+    name: first.manifest.name,
+    ...fields,
+    latest_version: latestVersion(versions),
+    channels: channelHeads(versions),
+    owners,
+    versions,
+  };
+}
+
+function pickDisplay(doc: PluginDocument): DisplayFields {
+  const { display_name, description, plugin_type, capabilities, supported_providers, tags, license, homepage, repository } = doc;
+  return {
+    ...(display_name ? { display_name } : {}),
+    ...(description ? { description } : {}),
+    plugin_type,
+    capabilities,
+    supported_providers,
+    tags,
+    ...(license ? { license } : {}),
+    ...(homepage ? { homepage } : {}),
+    ...(repository ? { repository } : {}),
+  };
+}
+
+/** Writes a plugin's document, signature and page; returns its catalog entry. */
+async function writePluginDocument(ctx: PipelineContext, doc: PluginDocument): Promise<CatalogEntry> {
+  const key = pluginDocKey(doc.name);
+  const body = encodeJson(doc);
+  const digest = await putSigned(ctx, key, body);
+  await putFile(ctx.site, `plugins/${doc.name}/index.html`, encoder.encode(renderPluginPage(doc, identityOf(ctx.config))), CACHE_MUTABLE);
+  return catalogEntryOf(doc, digest);
+}
+
+function catalogEntryOf(doc: PluginDocument, digest: DocumentDigest): CatalogEntry {
+  const apiVersions = [...new Set(doc.versions.map((v) => v.api_version))];
+  return { entry: buildIndexEntry(doc), search: buildSearchEntry(doc), document: digest, api_versions: apiVersions };
+}
+
+/** Rewrites the global documents and the snapshot from the catalog; bumps the generation. */
+async function writeGlobals(ctx: PipelineContext, catalog: Catalog): Promise<number> {
+  const now = ctx.clock.now();
+  const updated = now.toISOString();
+  const names = Object.keys(catalog.plugins).sort();
+  const entries = names.map((n) => catalog.plugins[n] as CatalogEntry);
+  const apiVersions = [...new Set(entries.flatMap((e) => e.api_versions))].sort();
+  const index = buildIndexDocument(identityOf(ctx.config), entries.map((e) => e.entry), apiVersions, updated);
+  const documents: Record<string, DocumentDigest> = {};
+  documents['index.json'] = await putSigned(ctx, 'index.json', encodeJson(index, true));
+  documents['index.yaml'] = await putSigned(ctx, 'index.yaml', encoder.encode(toYaml(index)));
+  documents['search.json'] = await putSigned(ctx, 'search.json', encodeJson(buildSearchDocument(entries.map((e) => e.search), updated), true));
+  // Static files that change only with the registry's identity or key: rewritten only when they differ.
+  const statics: [string, Uint8Array][] = [
+    ['keys/registry.asc', encoder.encode(ctx.signer.publicKey)],
+    ['index.html', encoder.encode(renderIndexPage(identityOf(ctx.config)))],
+  ];
+  for (const [key, body] of statics) {
+    const digest = digestOf(body);
+    if (catalog.globals[key]?.sha256 !== digest.sha256 || !(await ctx.site.head(key))) {
+      await putFile(ctx.site, key, body, CACHE_MUTABLE);
+    }
+    catalog.globals[key] = digest;
+  }
+  documents['keys/registry.asc'] = catalog.globals['keys/registry.asc'] as DocumentDigest;
+  for (const name of names) documents[pluginDocKey(name)] = (catalog.plugins[name] as CatalogEntry).document;
+
+  const previous = await readJson<SnapshotDocument>(ctx.site, 'snapshot.json');
+  const generation = Math.max(catalog.generation, previous?.generation ?? 0) + 1;
+  await writeSnapshot(ctx, generation, documents);
+  catalog.generation = generation;
+  for (const key of GLOBAL_DOCUMENTS) catalog.globals[key] = documents[key] as DocumentDigest;
+  return generation;
+}
+
+async function writeSnapshot(ctx: PipelineContext, generation: number, documents: Record<string, DocumentDigest>): Promise<void> {
+  const now = ctx.clock.now();
+  const snapshot: SnapshotDocument = {
+    schema: 'plugindex/snapshot/v1',
+    registry: ctx.config.url,
+    generation,
+    created: now.toISOString(),
+    expires: new Date(now.getTime() + ctx.config.snapshotTtlSeconds * 1000).toISOString(),
+    key_fingerprint: ctx.signer.fingerprint,
+    documents,
+  };
+  await putSigned(ctx, 'snapshot.json', encodeJson(snapshot));
+}
+
+async function saveCatalog(ctx: PipelineContext, catalog: Catalog): Promise<void> {
+  await ctx.intake.put(CATALOG_KEY, encodeJson(catalog, true), { contentType: 'application/json', cacheControl: CACHE_PRIVATE });
+}
+
+async function listIncoming(store: Store): Promise<string[]> {
+  const keys: string[] = [];
+  for await (const info of store.list(INCOMING_PREFIX)) keys.push(info.key);
+  return keys;
+}
+
+/**
+ * Processes submissions (by default everything under `incoming/`) as one batch with one rebuild.
+ * @example const result = await processSubmissions({ intake, site, signer, clock: systemClock, config });
+ */
+export async function processSubmissions(ctx: PipelineContext, keys?: readonly string[]): Promise<BatchResult> {
+  const submissionKeys = keys ?? (await listIncoming(ctx.intake));
+  const trusted = await loadTrustedKeys(ctx.config, ctx.signer.fingerprints);
+  const docs = new PluginDocuments(ctx.site);
+  const catalog = await loadCatalog(ctx);
+  const processedAt = ctx.clock.now().toISOString();
+
+  interface Item {
+    key: string;
+    id: string;
+    bytes: Uint8Array;
+    evaluation: Evaluation;
+  }
+  const items: Item[] = [];
+  for (const key of submissionKeys) {
+    const object = await ctx.intake.get(key);
+    if (!object) continue; // already handled by an earlier (redelivered) run
+    const evaluation = await evaluate(ctx, object.body, trusted, docs);
+    items.push({ key, id: submissionId(key, object.body), bytes: object.body, evaluation });
+  }
+
+  // 1. Immutable files of every accepted version.
+  const added = new Map<string, { record: VersionRecord; manifest: Manifest }[]>();
+  for (const item of items) {
+    if (item.evaluation.kind !== 'accepted') continue;
+    const record = await writeVersion(ctx, item.evaluation, processedAt);
+    const list = added.get(item.evaluation.manifest.name) ?? [];
+    list.push({ record, manifest: item.evaluation.manifest });
+    added.set(item.evaluation.manifest.name, list);
+  }
+
+  // 2. Changed plugins: new versions, or a document the catalog has not caught up with (crash recovery).
+  const changed = new Set(added.keys());
+  for (const item of items) {
+    if (item.evaluation.kind !== 'already-published') continue;
+    const name = item.evaluation.manifest.name;
+    const current = await ctx.site.get(pluginDocKey(name));
+    if (current && catalog.plugins[name]?.document.sha256 !== sha256Hex(current.body)) changed.add(name);
+  }
+  for (const name of [...changed].sort()) {
+    const existing = await docs.get(name);
+    const newVersions = added.get(name);
+    const doc = newVersions ? mergePluginDocument(ctx, existing, newVersions) : existing;
+    if (!doc) continue;
+    docs.set(name, doc);
+    catalog.plugins[name] = await writePluginDocument(ctx, doc);
+  }
+
+  // 3 and 4. Global documents and the snapshot, once for the whole batch.
+  const generation = changed.size > 0 ? await writeGlobals(ctx, catalog) : null;
+  if (generation !== null) await saveCatalog(ctx, catalog);
+
+  // 5. Outcomes, then the submissions leave incoming/.
+  const outcomes: SubmissionOutcome[] = [];
+  for (const item of items) {
+    const outcome = outcomeOf(ctx, item.key, item.id, item.bytes, item.evaluation, processedAt, generation);
+    await ctx.intake.put(`status/${item.id}.json`, encodeJson(outcome), { contentType: 'application/json', cacheControl: CACHE_PRIVATE });
+    const destination = outcome.status === 'rejected' ? 'rejected' : 'processed';
+    await ctx.intake.put(`${destination}/${item.id}.tgz`, item.bytes, { contentType: 'application/gzip', cacheControl: CACHE_PRIVATE });
+    await ctx.intake.delete(item.key);
+    outcomes.push(outcome);
+  }
+  return { outcomes, generation, changedPlugins: [...changed].sort() };
+}
+
+function outcomeOf(
+  ctx: PipelineContext,
+  key: string,
+  id: string,
+  bytes: Uint8Array,
+  evaluation: Evaluation,
+  processed: string,
+  generation: number | null,
+): SubmissionOutcome {
+  const manifest = evaluation.manifest;
+  const base = {
+    schema: 'plugindex/outcome/v1' as const,
+    id,
+    submission: key,
+    status: evaluation.kind,
+    ...(manifest ? { plugin: manifest.name, version: manifest.version } : {}),
+    ...(evaluation.publisher ? { publisher: evaluation.publisher } : {}),
+    submission_sha256: sha256Hex(bytes),
+    processed,
+  };
+  if (evaluation.kind === 'rejected' || !manifest) {
+    return { ...base, problems: evaluation.kind === 'rejected' ? evaluation.problems : [] };
+  }
+  const url = ctx.config.url;
+  const versionUrl = `${url}/${versionBase(manifest.name, manifest.version)}`;
+  return {
+    ...base,
+    ...(evaluation.kind === 'accepted' && generation !== null ? { generation } : {}),
+    urls: {
+      plugin: `${url}/${pluginDocKey(manifest.name)}`,
+      page: `${url}/plugins/${manifest.name}/index.html`,
+      manifest: `${versionUrl}/manifest.json`,
+      signature: `${versionUrl}/manifest.json.asc`,
+      artifacts: (manifest.installation?.artifacts ?? []).map((a) => (a.file !== undefined ? `${versionUrl}/${a.file}` : (a.url ?? ''))),
+    },
+    problems: [],
+  };
+}
+
+/**
+ * Re-renders every plugin document, page and global document from the published plugin documents, and
+ * re-signs everything. For key rotation, a changed registry URL or name, and recovery.
+ */
+export async function rebuildRegistry(ctx: PipelineContext): Promise<{ generation: number; plugins: number }> {
+  const catalog = await loadCatalog(ctx);
+  catalog.plugins = {};
+  for await (const info of ctx.site.list('plugins/')) {
+    const parts = info.key.split('/');
+    if (parts.length !== 3 || parts[2] !== 'index.json') continue;
+    const doc = await readJson<PluginDocument>(ctx.site, info.key);
+    if (!doc) continue;
+    catalog.plugins[doc.name] = await writePluginDocument(ctx, doc);
+  }
+  catalog.globals = {};
+  const generation = await writeGlobals(ctx, catalog);
+  await saveCatalog(ctx, catalog);
+  return { generation, plugins: Object.keys(catalog.plugins).length };
+}
+
+/**
+ * Re-signs the snapshot with a fresh expiry and the next generation, changing nothing else: a quiet
+ * registry stays valid for clients (the AWS deployment runs this on a schedule).
+ */
+export async function refreshSnapshot(ctx: PipelineContext): Promise<number> {
+  const catalog = await loadCatalog(ctx);
+  const previous = await readJson<SnapshotDocument>(ctx.site, 'snapshot.json');
+  if (!previous) {
+    const generation = await writeGlobals(ctx, catalog);
+    await saveCatalog(ctx, catalog);
+    return generation;
+  }
+  const generation = Math.max(catalog.generation, previous.generation) + 1;
+  await writeSnapshot(ctx, generation, { ...previous.documents });
+  catalog.generation = generation;
+  await saveCatalog(ctx, catalog);
+  return generation;
+}

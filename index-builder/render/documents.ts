@@ -1,0 +1,138 @@
+/**
+ * The published JSON documents, derived from plugin documents: the spec's registry index entries,
+ * search rows, and the signed snapshot that binds every mutable document by digest.
+ */
+import type { PluginDocument, RegistryIdentity, SearchDocument, SearchEntry, VersionRecord } from '../model.ts';
+
+/** One plugin in `index.json`, in the PulumiCost "Registry Structure". */
+export interface RegistryIndexEntry {
+  readonly name: string;
+  readonly display_name?: string;
+  readonly description?: string;
+  readonly latest_version: string;
+  readonly plugin_type: string;
+  readonly supported_providers: readonly string[];
+  readonly capabilities: readonly string[];
+  readonly versions: readonly {
+    readonly version: string;
+    readonly manifest_url: string;
+    readonly published: string;
+    readonly deprecated: boolean;
+    readonly yanked: boolean;
+    readonly api_compatibility?: { readonly min_api_version?: string; readonly max_api_version?: string };
+  }[];
+  readonly tags: readonly string[];
+}
+
+export interface RegistryIndexDocument {
+  readonly registry_version: '1.0.0';
+  readonly registry_metadata: {
+    readonly name: string;
+    readonly description?: string;
+    readonly url: string;
+    readonly last_updated: string;
+    readonly supported_api_versions: readonly string[];
+  };
+  readonly plugins: readonly RegistryIndexEntry[];
+}
+
+export interface DocumentDigest {
+  readonly sha256: string;
+  readonly size: number;
+}
+
+/** `snapshot.json`: what a client checks before it trusts any mutable document. */
+export interface SnapshotDocument {
+  readonly schema: 'plugindex/snapshot/v1';
+  readonly registry: string;
+  /** Strictly increasing with every rebuild: a client refuses a generation lower than one it has seen. */
+  readonly generation: number;
+  readonly created: string;
+  /** A client refuses a snapshot past this time: a frozen mirror cannot replay an old view forever. */
+  readonly expires: string;
+  /** Fingerprint of the registry key that signs this snapshot and every document. */
+  readonly key_fingerprint: string;
+  /** Path -> digest of every mutable JSON/YAML document, so documents cannot be mixed across generations. */
+  readonly documents: Readonly<Record<string, DocumentDigest>>;
+}
+
+function apiCompatibility(record: VersionRecord): RegistryIndexEntry['versions'][number]['api_compatibility'] {
+  if (!record.min_api_version && !record.max_api_version) return undefined;
+  return {
+    ...(record.min_api_version ? { min_api_version: record.min_api_version } : {}),
+    ...(record.max_api_version ? { max_api_version: record.max_api_version } : {}),
+  };
+}
+
+/**
+ * The plugin's entry in `index.json`. The spec requires `latest_version`; a plugin with no stable release
+ * (only prereleases, or everything yanked) names its newest version there, and its own document says
+ * `latest_version: null`, which is the exact answer for clients that read it.
+ */
+export function buildIndexEntry(doc: PluginDocument): RegistryIndexEntry {
+  const newest = doc.versions.find((v) => !v.yanked) ?? doc.versions[0];
+  return {
+    name: doc.name,
+    ...(doc.display_name ? { display_name: doc.display_name } : {}),
+    ...(doc.description ? { description: doc.description } : {}),
+    latest_version: doc.latest_version ?? newest?.version ?? '0.0.0',
+    plugin_type: doc.plugin_type,
+    supported_providers: doc.supported_providers,
+    capabilities: doc.capabilities,
+    versions: doc.versions.map((record) => {
+      const api = apiCompatibility(record);
+      return {
+        version: record.version,
+        manifest_url: record.manifest_url,
+        published: record.published,
+        deprecated: record.deprecated,
+        yanked: record.yanked,
+        ...(api ? { api_compatibility: api } : {}),
+      };
+    }),
+    tags: doc.tags,
+  };
+}
+
+export function buildSearchEntry(doc: PluginDocument): SearchEntry {
+  return {
+    name: doc.name,
+    ...(doc.display_name ? { display_name: doc.display_name } : {}),
+    ...(doc.description ? { description: doc.description } : {}),
+    latest_version: doc.latest_version,
+    plugin_type: doc.plugin_type,
+    providers: doc.supported_providers,
+    capabilities: doc.capabilities,
+    keywords: doc.tags,
+  };
+}
+
+export function buildIndexDocument(
+  identity: RegistryIdentity,
+  entries: readonly RegistryIndexEntry[],
+  apiVersions: readonly string[],
+  updated: string,
+): RegistryIndexDocument {
+  return {
+    registry_version: '1.0.0',
+    registry_metadata: {
+      name: identity.name,
+      ...(identity.description ? { description: identity.description } : {}),
+      url: identity.url,
+      last_updated: updated,
+      supported_api_versions: apiVersions.length > 0 ? apiVersions : ['v1'],
+    },
+    plugins: entries,
+  };
+}
+
+export function buildSearchDocument(entries: readonly SearchEntry[], generated: string): SearchDocument {
+  return { schema: 'plugindex/search/v1', generated, plugins: entries };
+}
+
+const encoder = new TextEncoder();
+
+/** Pretty JSON for documents people read; `compact` for the large global ones. */
+export function encodeJson(value: unknown, compact = false): Uint8Array {
+  return encoder.encode(`${compact ? JSON.stringify(value) : JSON.stringify(value, null, 2)}\n`);
+}

@@ -1,0 +1,173 @@
+/**
+ * The publisher's side of a submission: pack a manifest and its artifacts into a signed bundle, and check a
+ * manifest or a bundle without publishing it (what `plugindex pack` and `plugindex validate` do).
+ */
+import { createHash } from 'node:crypto';
+import YAML from 'yaml';
+import { type BundleContents, checkBundleFiles, readBundle, writeBundle } from './bundle.ts';
+import { type Problem, problem, SubmissionError } from './errors.ts';
+import { loadManifest, normalizeDigest } from './manifest/index.ts';
+import type { Manifest, ManifestArtifact } from './model.ts';
+import { createSigner, readPublicKey, verifyDetachedSignature } from './signing.ts';
+
+export interface ArtifactInput {
+  readonly os: string;
+  readonly arch: string;
+  /** File name inside the bundle's `artifacts/<os>-<arch>/` folder. */
+  readonly fileName: string;
+  readonly body: Uint8Array;
+}
+
+const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
+
+/** Adds `installation.artifacts` entries to a manifest's text, keeping YAML comments and layout. */
+function withArtifacts(manifestName: string, text: string, artifacts: readonly ManifestArtifact[]): string {
+  if (manifestName.endsWith('.json')) {
+    const value = JSON.parse(text) as Record<string, unknown>;
+    const installation = (value.installation ?? {}) as Record<string, unknown>;
+    const existing = Array.isArray(installation.artifacts) ? (installation.artifacts as unknown[]) : [];
+    value.installation = { ...installation, artifacts: [...existing, ...artifacts] };
+    return `${JSON.stringify(value, null, 2)}\n`;
+  }
+  const doc = YAML.parseDocument(text);
+  const existing = doc.getIn(['installation', 'artifacts']);
+  for (const artifact of artifacts) {
+    if (YAML.isSeq(existing)) existing.add(doc.createNode(artifact));
+  }
+  if (!YAML.isSeq(existing)) doc.setIn(['installation', 'artifacts'], doc.createNode(artifacts));
+  return doc.toString();
+}
+
+/**
+ * Builds a signed submission bundle. The manifest is validated first; artifacts are recorded in
+ * `installation.artifacts` with their sha256 and size.
+ * @throws SubmissionError when the resulting manifest is invalid.
+ */
+export async function packSubmission(options: {
+  readonly manifestName: string;
+  readonly manifest: Uint8Array;
+  readonly artifacts: readonly ArtifactInput[];
+  readonly secretKey: string;
+  readonly passphrase?: string;
+}): Promise<{ bundle: Uint8Array; manifest: Manifest; fingerprint: string }> {
+  const name = options.manifestName.endsWith('.json') ? 'manifest.json' : 'manifest.yaml';
+  const entries: { path: string; body: Uint8Array }[] = [];
+  const records: ManifestArtifact[] = options.artifacts.map((a) => {
+    const file = `artifacts/${a.os}-${a.arch}/${a.fileName}`;
+    entries.push({ path: file, body: a.body });
+    return { os: a.os, arch: a.arch, file, sha256: sha256(a.body), size_bytes: a.body.byteLength };
+  });
+  const text = new TextDecoder().decode(options.manifest);
+  let manifestBytes = options.manifest;
+  if (records.length > 0) {
+    let rewritten: string;
+    try {
+      rewritten = withArtifacts(name, text, records);
+    } catch {
+      // Unparseable: let loadManifest report exactly why.
+      rewritten = text;
+    }
+    manifestBytes = new TextEncoder().encode(rewritten);
+  }
+  const manifest = loadManifest(manifestBytes, name);
+  const signer = await createSigner(options.secretKey, options.passphrase);
+  const signature = await signer.sign(manifestBytes);
+  entries.push(
+    { path: name, body: manifestBytes },
+    { path: `${name}.asc`, body: new TextEncoder().encode(signature) },
+    { path: 'publisher.asc', body: new TextEncoder().encode(signer.publicKey) },
+  );
+  return { bundle: await writeBundle(entries), manifest, fingerprint: signer.fingerprint };
+}
+
+export interface InspectionResult {
+  readonly valid: boolean;
+  readonly problems: readonly Problem[];
+  readonly manifest?: Manifest;
+  /** Fingerprint of the key in publisher.asc that signed the manifest, when it verifies. */
+  readonly signer?: string;
+}
+
+/** Hosted artifacts must be exactly the bytes the manifest describes. */
+export function checkArtifactDigests(contents: BundleContents, manifest: Manifest): Problem[] {
+  const problems: Problem[] = [];
+  (manifest.installation?.artifacts ?? []).forEach((artifact, i) => {
+    const body = artifact.file === undefined ? undefined : contents.files.get(artifact.file);
+    if (!body) return; // a missing file is reported by checkBundleFiles
+    const actual = sha256(body);
+    if (actual !== normalizeDigest(artifact.sha256)) {
+      problems.push(
+        problem('ARTIFACT_DIGEST_MISMATCH', `/installation/artifacts/${i}/sha256`, `the sha256 of ${artifact.file} does not match`, {
+          expected: normalizeDigest(artifact.sha256),
+          found: actual,
+        }),
+      );
+    }
+    if (body.byteLength !== artifact.size_bytes) {
+      problems.push(
+        problem('ARTIFACT_SIZE_MISMATCH', `/installation/artifacts/${i}/size_bytes`, `the size of ${artifact.file} does not match`, {
+          expected: String(artifact.size_bytes),
+          found: String(body.byteLength),
+        }),
+      );
+    }
+  });
+  return problems;
+}
+
+function problemsOf(error: unknown): readonly Problem[] {
+  if (error instanceof SubmissionError) return error.problems;
+  throw error;
+}
+
+/** Checks a manifest file without publishing. */
+export function inspectManifest(bytes: Uint8Array, fileName: string): InspectionResult {
+  try {
+    const manifest = loadManifest(bytes, fileName);
+    return { valid: true, problems: [], manifest };
+  } catch (error) {
+    return { valid: false, problems: problemsOf(error) };
+  }
+}
+
+/**
+ * Checks a bundle as far as possible without a registry: safe archive, valid manifest, files present and
+ * matching their digests, and a signature that verifies with the bundled publisher key. Whether the
+ * registry trusts that key is for the registry to say.
+ */
+export async function inspectBundle(bytes: Uint8Array): Promise<InspectionResult> {
+  let contents: Awaited<ReturnType<typeof readBundle>>;
+  try {
+    contents = await readBundle(bytes);
+  } catch (error) {
+    return { valid: false, problems: problemsOf(error) };
+  }
+  const problems: Problem[] = [];
+  const checked = inspectManifest(contents.manifest, contents.manifestName);
+  problems.push(...checked.problems);
+  const manifest = checked.manifest;
+  if (manifest) {
+    problems.push(...checkBundleFiles(contents, manifest));
+    problems.push(...checkArtifactDigests(contents, manifest));
+  }
+  let signer: string | undefined;
+  const sigPath = `bundle:${contents.manifestName}.asc`;
+  if (!contents.signature) {
+    problems.push(problem('BUNDLE_MISSING_SIGNATURE', sigPath, `the bundle has no signature over ${contents.manifestName}`));
+  } else if (!contents.publisherKey) {
+    problems.push(problem('PUBLISHER_KEY_MISSING', 'bundle:publisher.asc', 'no publisher.asc to check the signature with'));
+  } else {
+    try {
+      const key = await readPublicKey(new TextDecoder().decode(contents.publisherKey));
+      const result = await verifyDetachedSignature(contents.manifest, new TextDecoder().decode(contents.signature), [key.key]);
+      if (result.ok) signer = result.fingerprint;
+      else {
+        const code = result.reason === 'malformed' ? 'SIGNATURE_MALFORMED' : result.reason === 'bad-signature' ? 'SIGNATURE_INVALID' : 'PUBLISHER_UNTRUSTED';
+        problems.push(problem(code, sigPath, result.message));
+      }
+    } catch {
+      problems.push(problem('PUBLISHER_KEY_INVALID', 'bundle:publisher.asc', 'publisher.asc is not an armored OpenPGP public key'));
+    }
+  }
+  return { valid: problems.length === 0, problems, ...(manifest ? { manifest } : {}), ...(signer ? { signer } : {}) };
+}

@@ -1,0 +1,64 @@
+/**
+ * Version rules (PulumiCost spec, "Version Resolution Algorithm"): exact, range, `latest` (highest
+ * non-prerelease, non-yanked) and channels (`beta` -> highest `-beta.N`).
+ */
+import semver from 'semver';
+
+interface Versioned {
+  readonly version: string;
+  readonly yanked: boolean;
+}
+
+/** Newest first by SemVer precedence (build metadata ignored, as SemVer says). */
+export function sortVersionsDescending<T extends Versioned>(records: readonly T[]): T[] {
+  return [...records].sort((a, b) => semver.rcompare(a.version, b.version));
+}
+
+export function isPrerelease(version: string): boolean {
+  return semver.prerelease(version) !== null;
+}
+
+/** The channel of a prerelease: its first identifier when alphabetic (`2.0.0-beta.3` -> `beta`). */
+export function channelOf(version: string): string | undefined {
+  const first = semver.prerelease(version)?.[0];
+  return typeof first === 'string' && /^[a-z][a-z0-9-]*$/i.test(first) ? first.toLowerCase() : undefined;
+}
+
+/** Highest non-prerelease, non-yanked version, or null. */
+export function latestVersion(records: readonly Versioned[]): string | null {
+  let best: string | null = null;
+  for (const record of records) {
+    if (record.yanked || isPrerelease(record.version)) continue;
+    if (best === null || semver.gt(record.version, best)) best = record.version;
+  }
+  return best;
+}
+
+/** Channel -> highest non-yanked version of that channel. */
+export function channelHeads(records: readonly Versioned[]): Record<string, string> {
+  const heads: Record<string, string> = {};
+  for (const record of records) {
+    if (record.yanked) continue;
+    const channel = channelOf(record.version);
+    if (!channel) continue;
+    const current = heads[channel];
+    if (current === undefined || semver.gt(record.version, current)) heads[channel] = record.version;
+  }
+  return heads;
+}
+
+/**
+ * Resolves a request to one version: `latest`, a channel name, an exact version, or a SemVer range
+ * (`^1.2.0`: highest match; prereleases only when the range names one). Yanked versions resolve only
+ * when asked for exactly, as Cargo does for lock files. Returns undefined when nothing matches.
+ */
+export function resolveVersion(records: readonly Versioned[], request: string): string | undefined {
+  const wanted = request.trim();
+  if (wanted === '' || wanted === 'latest') return latestVersion(records) ?? undefined;
+  const exact = semver.valid(wanted);
+  if (exact) return records.find((r) => semver.eq(r.version, exact))?.version;
+  if (/^[a-z][a-z0-9-]*$/i.test(wanted)) return channelHeads(records)[wanted.toLowerCase()];
+  if (semver.validRange(wanted) === null) return undefined;
+  const candidates = records.filter((r) => !r.yanked).map((r) => r.version);
+  return semver.maxSatisfying(candidates, wanted) ?? undefined;
+}

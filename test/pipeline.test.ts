@@ -1,0 +1,276 @@
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import YAML from 'yaml';
+import type { PluginDocument } from '../index-builder/model.ts';
+import { processSubmissions, rebuildRegistry, refreshSnapshot, type SubmissionOutcome } from '../index-builder/pipeline.ts';
+import type { SnapshotDocument } from '../index-builder/render/documents.ts';
+import { readPublicKey, verifyDetachedSignature } from '../index-builder/signing.ts';
+import { CACHE_IMMUTABLE, CACHE_MUTABLE } from '../index-builder/store.ts';
+import { encode, makeBundle, makeRegistry, sha256, type TestRegistry, testKey, validManifest } from './support/fixtures.ts';
+import type { MemoryStore } from './support/memory-store.ts';
+
+const REFERENCE = path.resolve(import.meta.dirname, '../../shared/reference/pulumicost-spec');
+
+function json<T>(store: MemoryStore, key: string): T {
+  const object = store.objects.get(key);
+  if (!object) throw new Error(`missing ${key}`);
+  return JSON.parse(new TextDecoder().decode(object.body)) as T;
+}
+
+async function publish(registry: TestRegistry, ...bundles: Uint8Array[]): Promise<SubmissionOutcome[]> {
+  const keys = await registry.submit(...bundles);
+  return [...(await processSubmissions(registry.context, keys)).outcomes];
+}
+
+describe('when a valid submission arrives', () => {
+  it('publishes the manifest, documents, signatures and snapshot', async () => {
+    const registry = await makeRegistry();
+    const artifact = encode('#!/bin/sh\necho demo\n');
+    const [outcome] = await publish(registry, await makeBundle({ artifacts: [{ os: 'linux', arch: 'amd64', name: 'demo', body: artifact }] }));
+    expect(outcome).toMatchObject({ status: 'accepted', plugin: 'demo-plugin', version: '1.0.0', generation: 1, problems: [] });
+
+    const site = registry.site;
+    for (const key of [
+      'plugins/demo-plugin/1.0.0/manifest.json',
+      'plugins/demo-plugin/1.0.0/manifest.json.asc',
+      'plugins/demo-plugin/1.0.0/artifacts/linux-amd64/demo',
+    ]) {
+      expect(site.objects.get(key)?.cacheControl).toBe(CACHE_IMMUTABLE);
+    }
+    for (const key of ['index.json', 'index.yaml', 'search.json', 'snapshot.json', 'plugins/demo-plugin/index.json', 'plugins/demo-plugin/index.html', 'index.html', 'keys/registry.asc']) {
+      expect(site.objects.get(key)?.cacheControl, key).toBe(CACHE_MUTABLE);
+    }
+    const doc = json<PluginDocument>(site, 'plugins/demo-plugin/index.json');
+    expect(doc.latest_version).toBe('1.0.0');
+    expect(doc.versions[0]?.artifacts).toEqual([
+      {
+        os: 'linux',
+        arch: 'amd64',
+        url: 'https://registry.example.com/plugins/demo-plugin/1.0.0/artifacts/linux-amd64/demo',
+        sha256: sha256(artifact),
+        size_bytes: artifact.byteLength,
+        hosted: true,
+      },
+    ]);
+    expect(site.objects.get('plugins/demo-plugin/1.0.0/manifest.json')?.contentType).toBe('application/json');
+    expect(registry.intake.objects.has('status/' + outcome?.id + '.json')).toBe(true);
+    expect([...registry.intake.objects.keys()].filter((k) => k.startsWith('incoming/'))).toEqual([]);
+    expect([...registry.intake.objects.keys()].filter((k) => k.startsWith('processed/'))).toHaveLength(1);
+  });
+
+  it('signs every JSON and YAML document, and the snapshot binds their digests', async () => {
+    const registry = await makeRegistry();
+    await publish(registry, await makeBundle());
+    const key = await readPublicKey(registry.registryKey.publicKey);
+    const signed = [...registry.site.objects.keys()].filter((k) => /\.(json|yaml)$/.test(k));
+    expect(signed.length).toBeGreaterThanOrEqual(6);
+    for (const name of signed) {
+      const body = registry.site.objects.get(name)?.body as Uint8Array;
+      const signature = new TextDecoder().decode(registry.site.objects.get(`${name}.asc`)?.body);
+      await expect(verifyDetachedSignature(body, signature, [key.key]), name).resolves.toMatchObject({ ok: true });
+    }
+    const snapshot = json<SnapshotDocument>(registry.site, 'snapshot.json');
+    expect(snapshot.key_fingerprint).toBe(registry.registryKey.fingerprint);
+    expect(new Date(snapshot.expires).getTime()).toBeGreaterThan(new Date(snapshot.created).getTime());
+    for (const [name, digest] of Object.entries(snapshot.documents)) {
+      const body = registry.site.objects.get(name)?.body as Uint8Array;
+      expect(digest, name).toEqual({ sha256: sha256(body), size: body.byteLength });
+    }
+    expect(Object.keys(snapshot.documents)).toEqual(expect.arrayContaining(['index.json', 'index.yaml', 'search.json', 'plugins/demo-plugin/index.json', 'keys/registry.asc']));
+  });
+
+  it('writes an index.json that validates against the reference registry schema, and the same document as YAML', async () => {
+    const registry = await makeRegistry();
+    await publish(
+      registry,
+      await makeBundle(),
+      await makeBundle({ manifest: validManifest({ version: '1.1.0-beta.1' }) }),
+      await makeBundle({ manifest: validManifest({ name: 'other-plugin', plugin_type: 'observability', capabilities: ['custom_metrics'] }) }),
+    );
+    const ajv = new Ajv2020({ allErrors: true, strict: false });
+    addFormats.default(ajv);
+    const schema = JSON.parse(readFileSync(path.join(REFERENCE, 'schemas/plugin_registry.schema.json'), 'utf8'));
+    const index = json<Record<string, unknown>>(registry.site, 'index.json');
+    const valid = ajv.validate(schema, index);
+    expect(ajv.errors ?? []).toEqual([]);
+    expect(valid).toBe(true);
+    expect(YAML.parse(new TextDecoder().decode(registry.site.objects.get('index.yaml')?.body))).toEqual(index);
+  });
+
+  it('keeps unknown manifest fields in the published manifest', async () => {
+    const registry = await makeRegistry();
+    await publish(registry, await makeBundle({ manifest: validManifest({ x_future: { nested: [1, 2] } }) }));
+    expect(json<Record<string, unknown>>(registry.site, 'plugins/demo-plugin/1.0.0/manifest.json').x_future).toEqual({ nested: [1, 2] });
+  });
+
+  it('publishes a YAML manifest as JSON', async () => {
+    const registry = await makeRegistry();
+    const manifest = validManifest({ name: 'yaml-plugin' });
+    const [outcome] = await publish(registry, await makeBundle({ manifestName: 'manifest.yaml', manifestText: YAML.stringify(manifest) }));
+    expect(outcome?.status).toBe('accepted');
+    expect(json(registry.site, 'plugins/yaml-plugin/1.0.0/manifest.json')).toEqual(manifest);
+  });
+});
+
+describe('when versions accumulate', () => {
+  it('resolves latest and channels, newest first', async () => {
+    const registry = await makeRegistry();
+    const versions = ['1.0.0', '1.2.0', '2.0.0-beta.1', '1.10.0', '2.0.0-beta.2'];
+    await publish(registry, ...(await Promise.all(versions.map((version) => makeBundle({ manifest: validManifest({ version }) })))));
+    const doc = json<PluginDocument>(registry.site, 'plugins/demo-plugin/index.json');
+    expect(doc.versions.map((v) => v.version)).toEqual(['2.0.0-beta.2', '2.0.0-beta.1', '1.10.0', '1.2.0', '1.0.0']);
+    expect(doc.latest_version).toBe('1.10.0');
+    expect(doc.channels).toEqual({ beta: '2.0.0-beta.2' });
+    expect(doc.versions.find((v) => v.version === '2.0.0-beta.1')?.prerelease).toBe(true);
+  });
+
+  it('takes display fields from the latest stable version, not from an older one published later', async () => {
+    const registry = await makeRegistry();
+    await publish(registry, await makeBundle({ manifest: validManifest({ version: '2.0.0', description: 'new' }) }));
+    await publish(registry, await makeBundle({ manifest: validManifest({ version: '1.5.0', description: 'old backport' }) }));
+    const doc = json<PluginDocument>(registry.site, 'plugins/demo-plugin/index.json');
+    expect(doc.description).toBe('new');
+    expect(doc.latest_version).toBe('2.0.0');
+  });
+});
+
+describe('when the same submission comes again', () => {
+  it('is an idempotent success and changes nothing published', async () => {
+    const registry = await makeRegistry();
+    const bundle = await makeBundle();
+    await publish(registry, bundle);
+    const before = registry.site.fingerprint();
+    const [again] = await publish(registry, bundle);
+    expect(again?.status).toBe('already-published');
+    expect(registry.site.fingerprint()).toEqual(before);
+  });
+
+  it('accepts a re-signed bundle of the same manifest bytes as the same version', async () => {
+    const registry = await makeRegistry();
+    await publish(registry, await makeBundle());
+    const [again] = await publish(registry, await makeBundle());
+    expect(again?.status).toBe('already-published');
+  });
+});
+
+describe('when submissions arrive as a batch', () => {
+  it('rebuilds once: one new generation for the whole batch', async () => {
+    const registry = await makeRegistry();
+    const bundles = await Promise.all(Array.from({ length: 5 }, (_, i) => makeBundle({ manifest: validManifest({ name: `batch-${i}` }) })));
+    const keys = await registry.submit(...bundles);
+    const result = await processSubmissions(registry.context, keys);
+    expect(result.generation).toBe(1);
+    expect(result.outcomes.map((o) => o.status)).toEqual(Array(5).fill('accepted'));
+    expect(registry.site.writes.filter((k) => k === 'index.json')).toHaveLength(1);
+    expect(registry.site.writes.filter((k) => k === 'snapshot.json')).toHaveLength(1);
+  });
+
+  it('rewrites only the changed plugin documents on a later publish', async () => {
+    const registry = await makeRegistry();
+    await publish(registry, ...(await Promise.all(['a-one', 'b-two', 'c-three'].map((name) => makeBundle({ manifest: validManifest({ name }) })))));
+    registry.site.writes.length = 0;
+    await publish(registry, await makeBundle({ manifest: validManifest({ name: 'b-two', version: '1.1.0' }) }));
+    const pluginWrites = registry.site.writes.filter((k) => k.startsWith('plugins/')).map((k) => k.split('/')[1]);
+    expect(new Set(pluginWrites)).toEqual(new Set(['b-two']));
+    const index = json<{ plugins: { name: string }[] }>(registry.site, 'index.json');
+    expect(index.plugins.map((p) => p.name)).toEqual(['a-one', 'b-two', 'c-three']);
+  });
+
+  it('accepts one and rejects another of the same version within a batch', async () => {
+    const registry = await makeRegistry();
+    const outcomes = await publish(registry, await makeBundle(), await makeBundle({ manifest: validManifest({ description: 'different bytes' }) }));
+    expect(outcomes.map((o) => o.status)).toEqual(['accepted', 'rejected']);
+    expect(outcomes[1]?.problems.map((p) => p.code)).toEqual(['VERSION_EXISTS']);
+  });
+
+  it('leaves the published tree alone when every submission is rejected', async () => {
+    const registry = await makeRegistry();
+    await publish(registry, await makeBundle());
+    const before = registry.site.fingerprint();
+    const result = await processSubmissions(registry.context, await registry.submit(encode('garbage')));
+    expect(result.generation).toBeNull();
+    expect(registry.site.fingerprint()).toEqual(before);
+    expect(result.outcomes[0]?.status).toBe('rejected');
+  });
+});
+
+describe('when ownership is first-come', () => {
+  it('lets the first key own a name and refuses another key', async () => {
+    const registry = await makeRegistry();
+    await publish(registry, await makeBundle());
+    const intruder = await testKey('intruder');
+    const [outcome] = await publish(registry, await makeBundle({ manifest: validManifest({ version: '9.9.9' }), signer: intruder }));
+    expect(outcome?.problems.map((p) => p.code)).toEqual(['PUBLISHER_NOT_OWNER']);
+    const doc = json<PluginDocument>(registry.site, 'plugins/demo-plugin/index.json');
+    expect(doc.owners).toEqual([(await testKey('publisher')).fingerprint]);
+  });
+});
+
+describe('when the registry is restricted', () => {
+  it('accepts a listed key for its names only', async () => {
+    const publisher = await testKey('publisher');
+    const registry = await makeRegistry({
+      policy: 'restricted',
+      publishers: [{ fingerprint: publisher.fingerprint, names: ['acme-*'], key: publisher.publicKey }],
+    });
+    const outcomes = await publish(
+      registry,
+      await makeBundle({ manifest: validManifest({ name: 'acme-costs' }) }),
+      await makeBundle({ manifest: validManifest({ name: 'other-costs' }) }),
+      await makeBundle({ manifest: validManifest({ name: 'acme-stranger' }), signer: await testKey('stranger') }),
+    );
+    expect(outcomes.map((o) => o.status)).toEqual(['accepted', 'rejected', 'rejected']);
+    expect(outcomes[1]?.problems.map((p) => p.code)).toEqual(['PUBLISHER_NAME_NOT_ALLOWED']);
+    expect(outcomes[2]?.problems.map((p) => p.code)).toEqual(['PUBLISHER_UNTRUSTED']);
+  });
+});
+
+describe('when recovering and maintaining', () => {
+  it('a full rebuild reproduces the same documents and a higher generation', async () => {
+    const registry = await makeRegistry();
+    await publish(registry, await makeBundle(), await makeBundle({ manifest: validManifest({ name: 'second-one' }) }));
+    const index = json<{ plugins: unknown[] }>(registry.site, 'index.json');
+    const result = await rebuildRegistry(registry.context);
+    expect(result).toEqual({ generation: 2, plugins: 2 });
+    expect(json<{ plugins: unknown[] }>(registry.site, 'index.json').plugins).toEqual(index.plugins);
+  });
+
+  it('refreshing the snapshot extends its expiry and bumps the generation only', async () => {
+    const registry = await makeRegistry();
+    await publish(registry, await makeBundle());
+    const before = json<SnapshotDocument>(registry.site, 'snapshot.json');
+    const generation = await refreshSnapshot(registry.context);
+    const after = json<SnapshotDocument>(registry.site, 'snapshot.json');
+    expect(generation).toBe(before.generation + 1);
+    expect(after.documents).toEqual(before.documents);
+    expect(new Date(after.expires).getTime()).toBeGreaterThan(new Date(before.expires).getTime());
+  });
+
+  it('converges when a publish died after the plugin document but before the globals', async () => {
+    const registry = await makeRegistry();
+    const bundle = await makeBundle();
+    const [key] = await registry.submit(bundle);
+    // Simulate the crash: run the pipeline on a store that fails the first write of index.json.
+    const site = registry.site;
+    const realPut = site.put.bind(site);
+    let failed = false;
+    site.put = async (k, body, options) => {
+      if (k === 'index.json' && !failed) {
+        failed = true;
+        throw new Error('injected failure');
+      }
+      return realPut(k, body, options);
+    };
+    await expect(processSubmissions(registry.context, [key as string])).rejects.toThrow('injected failure');
+    expect(registry.intake.objects.has(key as string)).toBe(true); // not lost: still waiting
+    const [outcome] = (await processSubmissions(registry.context)).outcomes;
+    expect(outcome?.status).toBe('already-published');
+    const index = json<{ plugins: { name: string }[] }>(site, 'index.json');
+    expect(index.plugins.map((p) => p.name)).toEqual(['demo-plugin']);
+    const snapshot = json<SnapshotDocument>(site, 'snapshot.json');
+    expect(snapshot.documents['plugins/demo-plugin/index.json']).toBeDefined();
+  });
+});

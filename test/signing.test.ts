@@ -1,0 +1,77 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { KeyError } from '../index-builder/errors.ts';
+import { createSigner, generateKeyPair, readPublicKey, verifyDetachedSignature } from '../index-builder/signing.ts';
+import { encode, testKey } from './support/fixtures.ts';
+
+const work = mkdtempSync(path.join(tmpdir(), 'plugindex-signing-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+describe('when signing with the registry key', () => {
+  it('makes a detached signature that openpgp.js and GnuPG both verify', async () => {
+    const pair = await testKey('gpg');
+    const signer = await createSigner(pair.secretKey);
+    const data = encode('{"hello":"world"}\n');
+    const signature = await signer.sign(data);
+    const key = await readPublicKey(pair.publicKey);
+    await expect(verifyDetachedSignature(data, signature, [key.key])).resolves.toEqual({ ok: true, fingerprint: pair.fingerprint });
+
+    const home = mkdtempSync(path.join(work, 'gnupg-'));
+    writeFileSync(path.join(work, 'data'), data);
+    writeFileSync(path.join(work, 'data.asc'), signature);
+    writeFileSync(path.join(work, 'key.asc'), pair.publicKey);
+    execFileSync('gpg', ['--homedir', home, '--batch', '--quiet', '--import', path.join(work, 'key.asc')], { stdio: 'pipe' });
+    const status = execFileSync('gpg', ['--homedir', home, '--batch', '--status-fd', '1', '--verify', path.join(work, 'data.asc'), path.join(work, 'data')], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }).toString();
+    expect(status).toContain(`VALIDSIG ${pair.fingerprint}`);
+  });
+
+  it('makes v4 keys, which GnuPG 2.2 accepts', async () => {
+    const pair = await testKey('v4');
+    const key = await readPublicKey(pair.publicKey);
+    expect(key.key.keyPacket.version).toBe(4);
+    expect(key.fingerprint).toMatch(/^[0-9A-F]{40}$/);
+  });
+});
+
+describe('when verifying', () => {
+  it('reports tampered data as a bad signature', async () => {
+    const pair = await testKey('tamper');
+    const signature = await (await createSigner(pair.secretKey)).sign(encode('original'));
+    const key = await readPublicKey(pair.publicKey);
+    await expect(verifyDetachedSignature(encode('tampered'), signature, [key.key])).resolves.toMatchObject({ ok: false, reason: 'bad-signature' });
+  });
+
+  it('reports a signature by a key not among the candidates as unknown, naming its key id', async () => {
+    const signerPair = await testKey('someone');
+    const other = await readPublicKey((await testKey('other')).publicKey);
+    const signature = await (await createSigner(signerPair.secretKey)).sign(encode('x'));
+    await expect(verifyDetachedSignature(encode('x'), signature, [other.key])).resolves.toMatchObject({
+      ok: false,
+      reason: 'unknown-key',
+      keyIds: [signerPair.fingerprint.slice(-16)],
+    });
+  });
+
+  it('reports garbage as malformed', async () => {
+    await expect(verifyDetachedSignature(encode('x'), 'not a signature', [])).resolves.toMatchObject({ ok: false, reason: 'malformed' });
+  });
+});
+
+describe('when loading keys', () => {
+  it('rejects a non-key with KEY_INVALID', async () => {
+    await expect(readPublicKey('hello')).rejects.toBeInstanceOf(KeyError);
+    await expect(createSigner('hello')).rejects.toMatchObject({ code: 'KEY_INVALID' });
+  });
+
+  it('needs the right passphrase for an encrypted key', async () => {
+    const pair = await generateKeyPair({ name: 'locked', passphrase: 'correct horse' });
+    await expect(createSigner(pair.secretKey)).rejects.toMatchObject({ code: 'KEY_PASSPHRASE' });
+    await expect(createSigner(pair.secretKey, 'wrong')).rejects.toMatchObject({ code: 'KEY_PASSPHRASE' });
+    await expect(createSigner(pair.secretKey, 'correct horse')).resolves.toMatchObject({ fingerprint: pair.fingerprint });
+  });
+});

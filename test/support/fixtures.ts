@@ -1,0 +1,128 @@
+/** Small factories for tests: keys, manifests, bundles, and a registry over in-memory stores. */
+import { createHash } from 'node:crypto';
+import { fixedClock } from '../../index-builder/clock.ts';
+import { parseRegistryConfig, type RegistryConfig } from '../../index-builder/config.ts';
+import type { PipelineContext } from '../../index-builder/pipeline.ts';
+import { createSigner, generateKeyPair, type KeyPair, type Signer } from '../../index-builder/signing.ts';
+import { writeBundle } from '../../index-builder/bundle.ts';
+import { MemoryStore } from './memory-store.ts';
+
+const keyCache = new Map<string, Promise<KeyPair>>();
+
+/** A key pair per label, generated once per test file. */
+export function testKey(label: string): Promise<KeyPair> {
+  let pair = keyCache.get(label);
+  if (!pair) {
+    pair = generateKeyPair({ name: `test ${label}`, email: `${label}@example.com` });
+    keyCache.set(label, pair);
+  }
+  return pair;
+}
+
+export function sha256(bytes: Uint8Array | string): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+export const encode = (text: string): Uint8Array => new TextEncoder().encode(text);
+
+export function validManifest(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    name: 'demo-plugin',
+    display_name: 'Demo Plugin',
+    description: 'A plugin used in tests',
+    version: '1.0.0',
+    api_version: 'v1',
+    plugin_type: 'cost_source',
+    capabilities: ['actual_cost'],
+    supported_providers: ['aws'],
+    requirements: { min_api_version: 'v1', max_api_version: 'v1', os: ['linux'], arch: ['amd64'] },
+    metadata: { tags: ['test'], license: 'Apache-2.0' },
+    ...overrides,
+  };
+}
+
+export interface BundleSpec {
+  readonly manifest?: Record<string, unknown>;
+  /** Raw manifest text instead of `manifest` (for parse errors). */
+  readonly manifestText?: string;
+  readonly manifestName?: string;
+  /** Artifacts carried in the bundle; recorded in the manifest unless `record` is false. */
+  readonly artifacts?: readonly { os: string; arch: string; name: string; body: Uint8Array; record?: boolean }[];
+  readonly signer?: KeyPair;
+  /** Signature text to use instead of a real one; `null` leaves it out. */
+  readonly signature?: string | null;
+  /** Publisher key to include; defaults to the signer's; `null` leaves it out. */
+  readonly publisherKey?: string | null;
+  readonly extraFiles?: readonly { path: string; body: Uint8Array }[];
+}
+
+/** Builds a signed bundle the way `plugindex pack` does, with knobs to break it. */
+export async function makeBundle(spec: BundleSpec = {}): Promise<Uint8Array> {
+  const signer = spec.signer ?? (await testKey('publisher'));
+  const manifestName = spec.manifestName ?? 'manifest.json';
+  const entries: { path: string; body: Uint8Array }[] = [];
+  const manifest = structuredClone(spec.manifest ?? validManifest());
+  const recorded = [];
+  for (const a of spec.artifacts ?? []) {
+    const file = `artifacts/${a.os}-${a.arch}/${a.name}`;
+    entries.push({ path: file, body: a.body });
+    if (a.record !== false) recorded.push({ os: a.os, arch: a.arch, file, sha256: sha256(a.body), size_bytes: a.body.byteLength });
+  }
+  if (recorded.length > 0) {
+    const installation = (manifest.installation ?? {}) as Record<string, unknown>;
+    manifest.installation = { ...installation, artifacts: [...((installation.artifacts as unknown[]) ?? []), ...recorded] };
+  }
+  const text = spec.manifestText ?? `${JSON.stringify(manifest, null, 2)}\n`;
+  const manifestBytes = encode(text);
+  entries.push({ path: manifestName, body: manifestBytes });
+  if (spec.signature !== null) {
+    const signature = spec.signature ?? (await (await createSigner(signer.secretKey)).sign(manifestBytes));
+    entries.push({ path: `${manifestName}.asc`, body: encode(signature) });
+  }
+  if (spec.publisherKey !== null) entries.push({ path: 'publisher.asc', body: encode(spec.publisherKey ?? signer.publicKey) });
+  entries.push(...(spec.extraFiles ?? []));
+  return writeBundle(entries);
+}
+
+export interface TestRegistry {
+  readonly intake: MemoryStore;
+  readonly site: MemoryStore;
+  readonly signer: Signer;
+  readonly registryKey: KeyPair;
+  readonly context: PipelineContext;
+  /** Puts bundles under incoming/ and returns their keys. */
+  submit(...bundles: Uint8Array[]): Promise<string[]>;
+}
+
+let submissionCounter = 0;
+
+export async function makeRegistry(config: Partial<RegistryConfig> = {}, clockStart = '2026-11-01T00:00:00Z'): Promise<TestRegistry> {
+  const registryKey = await testKey('registry');
+  const signer = await createSigner(registryKey.secretKey);
+  const intake = new MemoryStore();
+  const site = new MemoryStore();
+  const context: PipelineContext = {
+    intake,
+    site,
+    signer,
+    clock: fixedClock(clockStart, 1000),
+    config: parseRegistryConfig({ name: 'Test Registry', url: 'https://registry.example.com', ...config }),
+  };
+  return {
+    intake,
+    site,
+    signer,
+    registryKey,
+    context,
+    async submit(...bundles) {
+      const keys = [];
+      for (const bundle of bundles) {
+        submissionCounter += 1;
+        const key = `incoming/s${String(submissionCounter).padStart(5, '0')}.tgz`;
+        await intake.put(key, bundle, { contentType: 'application/gzip', cacheControl: 'no-store' });
+        keys.push(key);
+      }
+      return keys;
+    },
+  };
+}
