@@ -1,0 +1,24 @@
+/** The manifest module: parse (JSON or YAML, safely), validate, and load in one call. */
+import type { Manifest } from '../model.ts';
+import { parseManifestDocument } from './parse.ts';
+import { assertManifest } from './validate.ts';
+
+export { MAX_MANIFEST_BYTES, MAX_YAML_ALIASES, parseManifestDocument } from './parse.ts';
+export { MANIFEST_SCHEMA, MANIFEST_SCHEMA_ID } from './schema.ts';
+export { assertManifest, MAX_MANIFEST_DEPTH, validateManifest } from './validate.ts';
+
+/**
+ * Parses and validates a manifest file.
+ * @throws SubmissionError (INVALID_MANIFEST) with every problem found.
+ * @example const manifest = loadManifest(bytes, 'manifest.yaml');
+ */
+export function loadManifest(bytes: Uint8Array, fileName: string): Manifest {
+  const value = parseManifestDocument(bytes, fileName);
+  assertManifest(value);
+  return value;
+}
+
+/** `sha256:ABC...` and `abc...` name the same digest; the registry writes bare lowercase hex. */
+export function normalizeDigest(digest: string): string {
+  return digest.replace(/^sha256:/i, '').toLowerCase();
+}

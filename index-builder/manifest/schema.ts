@@ -1,0 +1,171 @@
+/**
+ * Our JSON Schema (2020-12) for a plugin manifest. It enforces the rules of the PulumiCost manifest schema
+ * v1.0.0 with three deliberate differences:
+ * - unknown fields are allowed everywhere (the spec's forward-compatibility rule: preserved, ignored);
+ * - `installation.checksum` (and artifact digests) accept both `<hex>` and `sha256:<hex>`, the two forms
+ *   real publishers write;
+ * - names are 2-64 characters of lowercase letters and digits separated by single hyphens;
+ * plus limits on every string and list, and the `installation.artifacts` extension for per-platform binaries.
+ */
+
+const SEMVER =
+  '^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(?:-((?:0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\\.(?:0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\\+([0-9a-zA-Z-]+(?:\\.[0-9a-zA-Z-]+)*))?$';
+const API_VERSION = '^v[1-9]\\d*$';
+const DIGEST = '^(sha256:)?[a-fA-F0-9]{64}$';
+/** A relative path of plain segments: no leading slash, no `.` or `..`, no empty segment. */
+const RELATIVE_FILE = '^(?!.*(^|/)\\.{1,2}(/|$))[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$';
+
+export const OS_ENUM = ['linux', 'windows', 'darwin', 'freebsd'];
+export const ARCH_ENUM = ['amd64', 'arm64', '386', 'arm'];
+export const CAPABILITIES = [
+  'actual_cost',
+  'projected_cost',
+  'pricing_spec',
+  'real_time_cost',
+  'historical_cost',
+  'cost_forecasting',
+  'cost_optimization',
+  'budget_alerts',
+  'custom_metrics',
+  'multi_cloud',
+  'kubernetes_native',
+  'tagging_support',
+  'drill_down',
+  'cost_allocation',
+  'showback',
+  'chargeback',
+];
+export const PROVIDERS = ['aws', 'azure', 'gcp', 'kubernetes', 'alibaba', 'oracle', 'ibm', 'custom'];
+export const AUTH_METHODS = ['api_key', 'oauth2', 'service_account', 'iam_role', 'mutual_tls', 'basic_auth', 'bearer_token'];
+
+const MAX_STRING = 4096;
+const MAX_ITEMS = 256;
+
+const text = (maxLength = MAX_STRING, minLength?: number) => ({ type: 'string', maxLength, ...(minLength !== undefined ? { minLength } : {}) });
+const uri = { type: 'string', format: 'uri', maxLength: 2048 };
+const list = (items: object, extra: object = {}) => ({ type: 'array', items, maxItems: MAX_ITEMS, ...extra });
+const enumList = (values: readonly string[]) => list({ type: 'string', enum: values }, { uniqueItems: true });
+
+export const MANIFEST_SCHEMA_ID = 'https://plugindex.dev/schemas/manifest/v1.json';
+
+export const MANIFEST_SCHEMA = {
+  $schema: 'https://json-schema.org/draft/2020-12/schema',
+  $id: MANIFEST_SCHEMA_ID,
+  title: 'plugindex plugin manifest v1',
+  type: 'object',
+  required: ['name', 'version', 'api_version', 'plugin_type', 'capabilities'],
+  properties: {
+    name: { type: 'string', minLength: 2, maxLength: 64, pattern: '^[a-z0-9]+(-[a-z0-9]+)*$' },
+    display_name: text(128, 1),
+    description: text(512, 1),
+    version: { type: 'string', maxLength: 256, pattern: SEMVER },
+    api_version: { type: 'string', maxLength: 16, pattern: API_VERSION },
+    plugin_type: { type: 'string', enum: ['cost_source', 'observability', 'registry', 'aggregator'] },
+    capabilities: list({ type: 'string', enum: CAPABILITIES }, { minItems: 1, uniqueItems: true }),
+    supported_providers: enumList(PROVIDERS),
+    supported_regions: { type: 'array', items: text(128, 1), maxItems: 512, uniqueItems: true },
+    requirements: {
+      type: 'object',
+      properties: {
+        min_api_version: { type: 'string', maxLength: 16, pattern: API_VERSION },
+        max_api_version: { type: 'string', maxLength: 16, pattern: API_VERSION },
+        os: enumList(OS_ENUM),
+        arch: enumList(ARCH_ENUM),
+        dependencies: list({
+          type: 'object',
+          required: ['name', 'version'],
+          properties: {
+            name: text(256, 1),
+            version: text(256),
+            type: { type: 'string', enum: ['binary', 'library', 'service', 'plugin'] },
+            optional: { type: 'boolean' },
+          },
+        }),
+        environment_variables: list({
+          type: 'object',
+          required: ['name'],
+          properties: {
+            name: text(256, 1),
+            description: text(),
+            required: { type: 'boolean' },
+            default_value: text(),
+          },
+        }),
+      },
+    },
+    authentication: {
+      type: 'object',
+      properties: {
+        required: { type: 'boolean' },
+        methods: enumList(AUTH_METHODS),
+        scopes: list(text(), { uniqueItems: true }),
+        permissions: list(text()),
+      },
+    },
+    installation: {
+      type: 'object',
+      properties: {
+        binary_url: uri,
+        checksum: { type: 'string', pattern: DIGEST },
+        size_bytes: { type: 'integer', minimum: 0 },
+        install_script: uri,
+        docker_image: {
+          type: 'string',
+          maxLength: 512,
+          pattern: '^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(/[a-z0-9]([a-z0-9._-]*[a-z0-9])?)*:.*$',
+        },
+        artifacts: {
+          type: 'array',
+          maxItems: 64,
+          items: {
+            type: 'object',
+            required: ['os', 'arch', 'sha256', 'size_bytes'],
+            properties: {
+              os: { type: 'string', enum: OS_ENUM },
+              arch: { type: 'string', enum: ARCH_ENUM },
+              file: { type: 'string', maxLength: 255, pattern: RELATIVE_FILE },
+              url: uri,
+              sha256: { type: 'string', pattern: DIGEST },
+              size_bytes: { type: 'integer', minimum: 0 },
+            },
+          },
+        },
+      },
+    },
+    configuration: {
+      type: 'object',
+      properties: {
+        schema_url: uri,
+        defaults: { type: 'object' },
+        examples: list({ type: 'object' }),
+      },
+    },
+    contacts: {
+      type: 'object',
+      properties: {
+        maintainers: list(
+          {
+            type: 'object',
+            required: ['name'],
+            properties: { name: text(256, 1), email: { type: 'string', format: 'email', maxLength: 320 }, url: uri },
+          },
+          { minItems: 1 },
+        ),
+        support_url: uri,
+        documentation_url: uri,
+      },
+    },
+    metadata: {
+      type: 'object',
+      properties: {
+        tags: list(text(64, 1), { uniqueItems: true }),
+        license: text(256),
+        homepage: uri,
+        repository: uri,
+        release_notes_url: uri,
+        created: { type: 'string', format: 'date-time' },
+        updated: { type: 'string', format: 'date-time' },
+      },
+    },
+  },
+} as const;

@@ -1,0 +1,250 @@
+/**
+ * Manifest validation: structural limits first (forbidden keys, depth, control characters), then our JSON
+ * Schema through ajv, then the rules a schema cannot say. Every problem is reported at once, each with a
+ * stable code and the JSON pointer of the field.
+ */
+import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
+import semver from 'semver';
+import { type Problem, type ProblemCode, problem, SubmissionError } from '../errors.ts';
+import type { Manifest } from '../model.ts';
+import { MANIFEST_SCHEMA } from './schema.ts';
+
+/** Deepest nesting of objects and arrays accepted. */
+export const MAX_MANIFEST_DEPTH = 16;
+/** Keys that could reach Object.prototype through careless merging downstream. */
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is refused
+const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
+
+// Compiled once at module load: a few milliseconds per cold start, then each validation is a plain call.
+const ajv = new Ajv2020({ allErrors: true, strict: true, allowUnionTypes: true });
+addFormats.default(ajv, ['uri', 'email', 'date-time']);
+const validateSchema = ajv.compile(MANIFEST_SCHEMA);
+
+const escapePointer = (segment: string | number): string => String(segment).replace(/~/g, '~0').replace(/\//g, '~1');
+
+function short(value: unknown): string {
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    text = String(value);
+  }
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+function valueAt(root: unknown, pointer: string): unknown {
+  if (pointer === '') return root;
+  let current: unknown = root;
+  for (const raw of pointer.slice(1).split('/')) {
+    const segment = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    if (typeof current !== 'object' || current === null || !Object.hasOwn(current, segment)) return undefined;
+    current = (current as Record<string, unknown>)[segment];
+  }
+  return current;
+}
+
+/** Walks the value without recursion limits of its own: stops descending past the depth limit. */
+function checkStructure(value: unknown): Problem[] {
+  const problems: Problem[] = [];
+  const stack: { node: unknown; path: string; depth: number }[] = [{ node: value, path: '', depth: 0 }];
+  while (stack.length > 0) {
+    const { node, path, depth } = stack.pop() as { node: unknown; path: string; depth: number };
+    if (typeof node === 'string') {
+      if (CONTROL.test(node)) {
+        problems.push(problem('MANIFEST_CONTROL_CHARACTER', path, 'control characters are not allowed in text', { found: short(node) }));
+      }
+      continue;
+    }
+    if (typeof node !== 'object' || node === null) continue;
+    if (depth >= MAX_MANIFEST_DEPTH) {
+      problems.push(problem('MANIFEST_TOO_DEEP', path, 'the manifest is nested too deeply', { expected: `at most ${MAX_MANIFEST_DEPTH} levels` }));
+      continue;
+    }
+    const entries: [string, unknown][] = Array.isArray(node) ? node.map((v, i) => [String(i), v]) : Object.keys(node).map((k) => [k, (node as Record<string, unknown>)[k]]);
+    for (const [key, child] of entries) {
+      const childPath = `${path}/${escapePointer(key)}`;
+      if (!Array.isArray(node)) {
+        if (FORBIDDEN_KEYS.has(key)) {
+          problems.push(problem('MANIFEST_FORBIDDEN_KEY', childPath, `the key "${key}" is not allowed`, { expected: 'any key except __proto__, constructor, prototype' }));
+          continue;
+        }
+        if (CONTROL.test(key)) {
+          problems.push(problem('MANIFEST_CONTROL_CHARACTER', childPath, 'control characters are not allowed in keys', { found: short(key) }));
+        }
+      }
+      stack.push({ node: child, path: childPath, depth: depth + 1 });
+    }
+  }
+  return problems.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+const KEYWORD_CODES: Record<string, ProblemCode> = {
+  required: 'MANIFEST_MISSING_FIELD',
+  type: 'MANIFEST_WRONG_TYPE',
+  pattern: 'MANIFEST_PATTERN_MISMATCH',
+  enum: 'MANIFEST_NOT_ALLOWED_VALUE',
+  const: 'MANIFEST_NOT_ALLOWED_VALUE',
+  minLength: 'MANIFEST_STRING_TOO_SHORT',
+  maxLength: 'MANIFEST_STRING_TOO_LONG',
+  minItems: 'MANIFEST_TOO_FEW_ITEMS',
+  maxItems: 'MANIFEST_TOO_MANY_ITEMS',
+  uniqueItems: 'MANIFEST_DUPLICATE_ITEMS',
+  format: 'MANIFEST_INVALID_FORMAT',
+  minimum: 'MANIFEST_OUT_OF_RANGE',
+  maximum: 'MANIFEST_OUT_OF_RANGE',
+};
+
+function fromAjv(error: ErrorObject, root: unknown): Problem {
+  const code = KEYWORD_CODES[error.keyword] ?? 'MANIFEST_INVALID';
+  const params = error.params as Record<string, unknown>;
+  if (error.keyword === 'required') {
+    const field = String(params.missingProperty);
+    return problem(code, `${error.instancePath}/${escapePointer(field)}`, `the required field "${field}" is missing`, { expected: `a value for ${field}` });
+  }
+  const found = short(valueAt(root, error.instancePath));
+  const expected: Record<string, string> = {
+    type: `a value of type ${String(params.type)}`,
+    pattern: `text matching ${String(params.pattern)}`,
+    enum: `one of ${Array.isArray(params.allowedValues) ? params.allowedValues.join(', ') : ''}`,
+    minLength: `at least ${String(params.limit)} characters`,
+    maxLength: `at most ${String(params.limit)} characters`,
+    minItems: `at least ${String(params.limit)} items`,
+    maxItems: `at most ${String(params.limit)} items`,
+    uniqueItems: 'no repeated items',
+    format: `a valid ${String(params.format)}`,
+    minimum: `a number >= ${String(params.limit)}`,
+    maximum: `a number <= ${String(params.limit)}`,
+  };
+  const what = error.instancePath || 'the manifest';
+  return problem(code, error.instancePath, `${what} ${error.message ?? 'is invalid'}`, { expected: expected[error.keyword] ?? 'a valid value', found });
+}
+
+function isLoopback(hostname: string): boolean {
+  return hostname === 'localhost' || hostname === '[::1]' || /^127(\.\d{1,3}){3}$/.test(hostname);
+}
+
+const URL_FIELDS: readonly (readonly string[])[] = [
+  ['installation', 'binary_url'],
+  ['installation', 'install_script'],
+  ['configuration', 'schema_url'],
+  ['contacts', 'support_url'],
+  ['contacts', 'documentation_url'],
+  ['metadata', 'homepage'],
+  ['metadata', 'repository'],
+  ['metadata', 'release_notes_url'],
+];
+
+function urlProblems(manifest: Record<string, unknown>): Problem[] {
+  const candidates: [string, unknown][] = URL_FIELDS.map((path) => [`/${path.join('/')}`, valueAt(manifest, `/${path.join('/')}`)]);
+  const maintainers = valueAt(manifest, '/contacts/maintainers');
+  if (Array.isArray(maintainers)) maintainers.forEach((m, i) => candidates.push([`/contacts/maintainers/${i}/url`, (m as Record<string, unknown>)?.url]));
+  const artifacts = valueAt(manifest, '/installation/artifacts');
+  if (Array.isArray(artifacts)) artifacts.forEach((a, i) => candidates.push([`/installation/artifacts/${i}/url`, (a as Record<string, unknown>)?.url]));
+  const problems: Problem[] = [];
+  for (const [path, value] of candidates) {
+    if (typeof value !== 'string') continue;
+    let url: URL;
+    try {
+      url = new URL(value);
+    } catch {
+      continue; // the schema's uri format reports it
+    }
+    if (url.protocol === 'https:' || (url.protocol === 'http:' && isLoopback(url.hostname))) continue;
+    problems.push(problem('MANIFEST_INSECURE_URL', path, 'URLs must use https (http only for loopback hosts)', { expected: 'an https: URL', found: short(value) }));
+  }
+  return problems;
+}
+
+/** Rules beyond the schema; each looks only at fields of the right type, so it adds to schema errors. */
+function ruleProblems(value: Record<string, unknown>): Problem[] {
+  const problems: Problem[] = [];
+  const version = value.version;
+  if (typeof version === 'string' && version.length <= 256 && /^\d+\.\d+\.\d+/.test(version) && semver.valid(version) === null) {
+    problems.push(problem('MANIFEST_INVALID_VERSION', '/version', 'the version is not SemVer 2.0.0', { found: short(version) }));
+  }
+  const requirements = (value.requirements ?? {}) as Record<string, unknown>;
+  if (Array.isArray(requirements.dependencies)) {
+    requirements.dependencies.forEach((dep, i) => {
+      const range = (dep as Record<string, unknown>)?.version;
+      if (typeof range === 'string' && semver.validRange(range) === null) {
+        problems.push(
+          problem('MANIFEST_INVALID_DEPENDENCY_RANGE', `/requirements/dependencies/${i}/version`, 'the dependency version range does not parse', {
+            expected: 'a SemVer range such as ">=1.44.0" or "^2.1.0"',
+            found: short(range),
+          }),
+        );
+      }
+    });
+  }
+  const api = (v: unknown): number | undefined => (typeof v === 'string' && /^v[1-9]\d*$/.test(v) ? Number(v.slice(1)) : undefined);
+  const min = api(requirements.min_api_version);
+  const max = api(requirements.max_api_version);
+  if (min !== undefined && max !== undefined && min > max) {
+    problems.push(
+      problem('MANIFEST_API_VERSION_RANGE', '/requirements/min_api_version', 'min_api_version is greater than max_api_version', {
+        expected: `at most ${String(requirements.max_api_version)}`,
+        found: String(requirements.min_api_version),
+      }),
+    );
+  }
+  problems.push(...urlProblems(value));
+  const artifacts = valueAt(value, '/installation/artifacts');
+  if (Array.isArray(artifacts)) {
+    const platforms = new Map<string, number>();
+    artifacts.forEach((raw, i) => {
+      if (typeof raw !== 'object' || raw === null) return;
+      const a = raw as Record<string, unknown>;
+      const hasFile = a.file !== undefined;
+      const hasUrl = a.url !== undefined;
+      if (hasFile === hasUrl) {
+        problems.push(
+          problem('MANIFEST_ARTIFACT_SOURCE', `/installation/artifacts/${i}`, hasFile ? 'an artifact has both file and url' : 'an artifact has neither file nor url', {
+            expected: 'exactly one of file (carried in the bundle) or url (hosted elsewhere)',
+          }),
+        );
+      }
+      if (typeof a.os === 'string' && typeof a.arch === 'string') {
+        const platform = `${a.os}/${a.arch}`;
+        const first = platforms.get(platform);
+        if (first !== undefined) {
+          problems.push(problem('MANIFEST_DUPLICATE_PLATFORM', `/installation/artifacts/${i}`, `a second artifact for ${platform}`, { expected: `one artifact per platform (the first is /installation/artifacts/${first})` }));
+        } else {
+          platforms.set(platform, i);
+        }
+      }
+    });
+  }
+  return problems;
+}
+
+/** Every problem with a parsed manifest value; an empty list means it is valid. */
+export function validateManifest(value: unknown): Problem[] {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return [problem('MANIFEST_NOT_OBJECT', '', 'the manifest must be an object', { found: short(value) })];
+  }
+  const structural = checkStructure(value);
+  // Too deep to walk safely: the schema and rules would only repeat the noise.
+  if (structural.some((p) => p.code === 'MANIFEST_TOO_DEEP')) return structural;
+  const problems = [...structural];
+  if (!validateSchema(value)) {
+    const seen = new Set<string>();
+    for (const error of validateSchema.errors ?? []) {
+      const p = fromAjv(error, value);
+      const key = `${p.code} ${p.path}`;
+      if (!seen.has(key)) {
+        seen.add(key);
+        problems.push(p);
+      }
+    }
+  }
+  problems.push(...ruleProblems(value as Record<string, unknown>));
+  return problems;
+}
+
+/** Narrows a value to a Manifest or throws with every problem. */
+export function assertManifest(value: unknown): asserts value is Manifest {
+  const problems = validateManifest(value);
+  if (problems.length > 0) throw new SubmissionError('INVALID_MANIFEST', problems);
+}

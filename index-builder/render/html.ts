@@ -1,0 +1,231 @@
+/**
+ * Human pages. Every string that comes from a manifest or document is escaped; links are rendered only for
+ * http(s) URLs (a `javascript:` homepage becomes text). The home page embeds no plugin data: its script
+ * loads `search.json` and builds the list with DOM calls and textContent, so it never needs rewriting when a
+ * plugin is published and no manifest text is ever parsed as HTML.
+ */
+import type { ArtifactRecord, PluginDocument, RegistryIdentity, VersionRecord } from '../model.ts';
+
+const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+
+export function escapeHtml(value: string): string {
+  return value.replace(/[&<>"']/g, (c) => ESCAPES[c] as string);
+}
+
+const isWebUrl = (url: string): boolean => /^https?:\/\//i.test(url);
+
+/** A link when the URL is http(s), escaped text otherwise. */
+function link(url: string, label = url): string {
+  return isWebUrl(url) ? `<a href="${escapeHtml(url)}" rel="nofollow noopener">${escapeHtml(label)}</a>` : `<span>${escapeHtml(label)}</span>`;
+}
+
+function humanSize(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  const units = ['KiB', 'MiB', 'GiB'];
+  let value = bytes / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${value.toFixed(1)} ${units[unit]}`;
+}
+
+const STYLE = `
+:root { color-scheme: light dark; --fg: #1b1f24; --muted: #5b636d; --bg: #ffffff; --card: #f5f7f9; --line: #d8dee4;
+  --accent: #0b63ce; --warn: #9a5b00; --bad: #b42318; }
+@media (prefers-color-scheme: dark) { :root { --fg: #e6e9ed; --muted: #9aa4ae; --bg: #0f1318; --card: #171c22;
+  --line: #2a323c; --accent: #6cb0ff; --warn: #f0b35b; --bad: #ff7b72; } }
+* { box-sizing: border-box; }
+body { margin: 0; font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; color: var(--fg); background: var(--bg); }
+header, main, footer { max-width: 72rem; margin: 0 auto; padding: 1rem 1.25rem; }
+header { border-bottom: 1px solid var(--line); display: flex; gap: 1rem; align-items: baseline; flex-wrap: wrap; }
+header a.home { font-weight: 700; color: var(--fg); text-decoration: none; }
+a { color: var(--accent); }
+h1 { margin: .25rem 0; font-size: 1.7rem; } h2 { margin-top: 2rem; font-size: 1.2rem; }
+.muted { color: var(--muted); }
+code, pre, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: .85em; }
+pre { background: var(--card); border: 1px solid var(--line); border-radius: 6px; padding: .75rem; overflow-x: auto; }
+.chips { display: flex; flex-wrap: wrap; gap: .35rem; padding: 0; margin: .25rem 0; list-style: none; }
+.chips li { background: var(--card); border: 1px solid var(--line); border-radius: 999px; padding: 0 .6rem; font-size: .85em; }
+.badge { display: inline-block; border-radius: 4px; padding: 0 .4rem; font-size: .75em; font-weight: 600; border: 1px solid currentColor; }
+.badge.prerelease { color: var(--accent); } .badge.deprecated { color: var(--warn); } .badge.yanked { color: var(--bad); }
+tr.yanked td.version { text-decoration: line-through; }
+table { border-collapse: collapse; width: 100%; margin: .5rem 0; }
+th, td { text-align: left; padding: .4rem .5rem; border-bottom: 1px solid var(--line); vertical-align: top; }
+td.digest { word-break: break-all; }
+dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: .25rem 1rem; }
+dl.facts dt { color: var(--muted); }
+.card { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: .75rem 1rem; margin: .75rem 0; }
+input, select { font: inherit; padding: .4rem .6rem; border: 1px solid var(--line); border-radius: 6px; background: var(--bg); color: var(--fg); }
+.filters { display: flex; gap: .5rem; flex-wrap: wrap; margin: 1rem 0; }
+.filters input[type=search] { flex: 1 1 20rem; }
+ul.results { list-style: none; padding: 0; }
+ul.results li { border-bottom: 1px solid var(--line); padding: .75rem 0; }
+ul.results .name { font-weight: 700; font-size: 1.05rem; }
+`;
+
+function page(title: string, body: string, registry: RegistryIdentity, home: string): string {
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${escapeHtml(title)}</title>
+<style>${STYLE}</style>
+</head>
+<body>
+<header><a class="home" href="${home}">${escapeHtml(registry.name)}</a><span class="muted">a signed plugin registry</span></header>
+<main>
+${body}
+</main>
+<footer class="muted">Every document is signed: <a href="${home}keys/registry.asc">registry key</a>,
+<a href="${home}snapshot.json">snapshot</a>.</footer>
+</body>
+</html>
+`;
+}
+
+function chips(values: readonly string[], cls: string): string {
+  if (values.length === 0) return '<span class="muted">none</span>';
+  return `<ul class="chips ${cls}">${values.map((v) => `<li>${escapeHtml(v)}</li>`).join('')}</ul>`;
+}
+
+function artifactRows(artifacts: readonly ArtifactRecord[]): string {
+  if (artifacts.length === 0) return '<p class="muted">No per-platform artifacts.</p>';
+  const rows = artifacts
+    .map(
+      (a) => `<tr class="artifact" data-platform="${escapeHtml(`${a.os}/${a.arch}`)}">
+<td>${escapeHtml(a.os)}/${escapeHtml(a.arch)}</td><td>${escapeHtml(humanSize(a.size_bytes))}</td>
+<td class="digest mono">${escapeHtml(a.sha256)}</td><td>${link(a.url, a.hosted ? 'download' : 'download (external)')}</td></tr>`,
+    )
+    .join('\n');
+  return `<table class="artifacts"><thead><tr><th>platform</th><th>size</th><th>sha256</th><th></th></tr></thead><tbody>${rows}</tbody></table>`;
+}
+
+function versionRow(v: VersionRecord): string {
+  const classes = ['version', v.prerelease ? 'prerelease' : '', v.yanked ? 'yanked' : '', v.deprecated ? 'deprecated' : ''].filter(Boolean).join(' ');
+  const badges = [
+    v.prerelease ? '<span class="badge prerelease">prerelease</span>' : '',
+    v.yanked ? `<span class="badge yanked" title="${escapeHtml(v.yanked_reason ?? '')}">yanked</span>` : '',
+    v.deprecated ? `<span class="badge deprecated" title="${escapeHtml(v.deprecation_message ?? '')}">deprecated</span>` : '',
+  ].join(' ');
+  const notes = [
+    v.yanked && v.yanked_reason ? `<div class="yanked-reason">Yanked: ${escapeHtml(v.yanked_reason)}</div>` : '',
+    v.deprecated && v.deprecation_message ? `<div class="deprecation">Deprecated: ${escapeHtml(v.deprecation_message)}</div>` : '',
+  ].join('');
+  const api = [v.min_api_version, v.max_api_version].filter(Boolean).map((x) => escapeHtml(x as string)).join(' – ') || escapeHtml(v.api_version);
+  return `<tr class="${classes}" data-version="${escapeHtml(v.version)}">
+<td class="version"><strong>${escapeHtml(v.version)}</strong> ${badges}${notes}</td>
+<td>${escapeHtml(v.published.slice(0, 10))}</td><td>${api}</td>
+<td>${link(v.manifest_url, 'manifest')} · ${link(v.manifest_signature_url, 'signature')}<div class="digest mono">${escapeHtml(v.manifest_sha256)}</div></td>
+</tr>
+<tr class="platforms" data-version="${escapeHtml(v.version)}"><td colspan="4">${artifactRows(v.artifacts)}</td></tr>`;
+}
+
+/** `plugins/<name>/index.html`. */
+export function renderPluginPage(doc: PluginDocument, registry: RegistryIdentity): string {
+  const install = doc.latest_version ?? doc.versions[0]?.version;
+  const shown = doc.versions.find((v) => v.version === install);
+  const facts = [
+    ['type', escapeHtml(doc.plugin_type)],
+    ['latest', doc.latest_version ? escapeHtml(doc.latest_version) : '<span class="muted">no stable release</span>'],
+    ...Object.entries(doc.channels).map(([channel, version]) => [`channel ${escapeHtml(channel)}`, escapeHtml(version)]),
+    ['license', doc.license ? escapeHtml(doc.license) : '<span class="muted">not stated</span>'],
+    ...(doc.homepage ? [['homepage', link(doc.homepage)]] : []),
+    ...(doc.repository ? [['repository', link(doc.repository)]] : []),
+  ]
+    .map(([k, v]) => `<dt>${k}</dt><dd>${v}</dd>`)
+    .join('');
+  const snippet = install
+    ? `<pre><code>plugindex install ${escapeHtml(doc.name)}@${escapeHtml(install)}
+curl -fsSLO ${escapeHtml(shown?.manifest_url ?? '')}
+curl -fsSLO ${escapeHtml(shown?.manifest_signature_url ?? '')}
+gpg --verify manifest.json.asc manifest.json</code></pre>`
+    : '';
+  const body = `<p class="muted"><a href="../../index.html">all plugins</a> · <a href="index.json">JSON</a></p>
+<h1 class="display-name">${escapeHtml(doc.display_name ?? doc.name)}</h1>
+<p class="mono name">${escapeHtml(doc.name)}</p>
+${doc.description ? `<p class="description">${escapeHtml(doc.description)}</p>` : ''}
+<div class="card"><dl class="facts">${facts}</dl></div>
+<h2>Capabilities</h2>${chips(doc.capabilities, 'capabilities')}
+<h2>Providers</h2>${chips(doc.supported_providers, 'providers')}
+<h2>Tags</h2>${chips(doc.tags, 'tags')}
+<h2>Install</h2>${snippet}
+<h2>Versions</h2>
+<table class="versions"><thead><tr><th>version</th><th>published</th><th>API</th><th>manifest (sha256)</th></tr></thead>
+<tbody>
+${doc.versions.map(versionRow).join('\n')}
+</tbody></table>`;
+  return page(`${doc.name} — ${registry.name}`, body, registry, '../../');
+}
+
+/** The home page script: fetches search.json and filters it as you type. DOM calls only, no innerHTML. */
+const SEARCH_SCRIPT = `
+(function () {
+  var q = document.getElementById('q'), type = document.getElementById('type'),
+      provider = document.getElementById('provider'), capability = document.getElementById('capability'),
+      list = document.getElementById('results'), count = document.getElementById('count');
+  var plugins = [];
+  var params = new URLSearchParams(location.search);
+  q.value = params.get('q') || '';
+  function el(tag, cls, text) { var e = document.createElement(tag); if (cls) e.className = cls; if (text) e.textContent = text; return e; }
+  function matches(p) {
+    var words = q.value.toLowerCase().split(/\\s+/).filter(Boolean);
+    var hay = [p.name, p.display_name || '', p.description || ''].concat(p.keywords, p.capabilities, p.providers).join(' ').toLowerCase();
+    if (!words.every(function (w) { return hay.indexOf(w) >= 0; })) return false;
+    if (type.value && p.plugin_type !== type.value) return false;
+    var pv = provider.value.trim().toLowerCase(), cv = capability.value.trim().toLowerCase();
+    if (pv && !p.providers.some(function (x) { return x.toLowerCase().indexOf(pv) >= 0; })) return false;
+    if (cv && !p.capabilities.some(function (x) { return x.toLowerCase().indexOf(cv) >= 0; })) return false;
+    return true;
+  }
+  function render() {
+    var shown = plugins.filter(matches);
+    list.replaceChildren();
+    shown.forEach(function (p) {
+      var li = el('li', 'plugin');
+      li.dataset.name = p.name;
+      var a = el('a', 'name', p.name);
+      a.href = 'plugins/' + encodeURIComponent(p.name) + '/index.html';
+      li.append(a, ' ', el('span', 'version muted', p.latest_version ? p.latest_version : 'prerelease only'), ' ', el('span', 'badge', p.plugin_type));
+      if (p.display_name) li.append(el('div', 'display-name', p.display_name));
+      if (p.description) li.append(el('div', 'description muted', p.description));
+      var chips = el('ul', 'chips');
+      p.providers.concat(p.capabilities, p.keywords).forEach(function (c) { chips.append(el('li', '', c)); });
+      li.append(chips);
+      list.append(li);
+    });
+    count.textContent = shown.length + ' of ' + plugins.length + ' plugins';
+    var next = new URLSearchParams(location.search);
+    if (q.value) next.set('q', q.value); else next.delete('q');
+    history.replaceState(null, '', next.toString() ? '?' + next.toString() : location.pathname);
+  }
+  [q, type, provider, capability].forEach(function (input) { input.addEventListener('input', render); });
+  fetch('search.json', { cache: 'no-cache' }).then(function (r) { return r.json(); }).then(function (doc) {
+    plugins = doc.plugins || [];
+    render();
+  }).catch(function () { count.textContent = 'could not load search.json'; });
+})();
+`;
+
+/** `index.html`: the home page shell with client-side search over `search.json`. */
+export function renderIndexPage(registry: RegistryIdentity): string {
+  const types = ['cost_source', 'observability', 'registry', 'aggregator'].map((t) => `<option value="${t}">${t}</option>`).join('');
+  const body = `<h1>${escapeHtml(registry.name)}</h1>
+${registry.description ? `<p class="muted">${escapeHtml(registry.description)}</p>` : ''}
+<div class="filters" role="search">
+<input id="q" type="search" placeholder="Search plugins by name, keyword, capability, provider" aria-label="search">
+<select id="type" aria-label="plugin type"><option value="">any type</option>${types}</select>
+<input id="provider" placeholder="provider (aws, gcp...)" aria-label="provider">
+<input id="capability" placeholder="capability" aria-label="capability">
+</div>
+<p id="count" class="muted">loading…</p>
+<noscript><p>This list needs JavaScript; the same data is in <a href="search.json">search.json</a> and <a href="index.json">index.json</a>.</p></noscript>
+<ul id="results" class="results"></ul>
+<h2>For clients</h2>
+<p><a href="index.json">index.json</a> · <a href="index.yaml">index.yaml</a> · <a href="search.json">search.json</a> ·
+<a href="snapshot.json">snapshot.json</a> · <a href="keys/registry.asc">keys/registry.asc</a></p>
+<script>${SEARCH_SCRIPT}</script>`;
+  return page(registry.name, body, registry, '');
+}
