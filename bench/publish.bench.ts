@@ -27,7 +27,9 @@ const TYPES = ['cost_source', 'observability', 'registry', 'aggregator'];
 function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+  return sorted.length % 2
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
 
 const ms = (n: number): string => `${n.toFixed(1)} ms`;
@@ -54,8 +56,22 @@ function syntheticDocument(i: number, publisher: string): PluginDocument {
       source_sha256: 'b'.repeat(64),
       publisher,
       artifacts: [
-        { os: 'linux', arch: 'amd64', url: `${URL_BASE}/plugins/${name}/${version}/artifacts/linux-amd64/${name}`, sha256: 'c'.repeat(64), size_bytes: 1024, hosted: true },
-        { os: 'darwin', arch: 'arm64', url: `${URL_BASE}/plugins/${name}/${version}/artifacts/darwin-arm64/${name}`, sha256: 'd'.repeat(64), size_bytes: 1024, hosted: true },
+        {
+          os: 'linux',
+          arch: 'amd64',
+          url: `${URL_BASE}/plugins/${name}/${version}/artifacts/linux-amd64/${name}`,
+          sha256: 'c'.repeat(64),
+          size_bytes: 1024,
+          hosted: true,
+        },
+        {
+          os: 'darwin',
+          arch: 'arm64',
+          url: `${URL_BASE}/plugins/${name}/${version}/artifacts/darwin-arm64/${name}`,
+          sha256: 'd'.repeat(64),
+          size_bytes: 1024,
+          hosted: true,
+        },
       ],
     });
   }
@@ -93,7 +109,10 @@ function manifestFor(name: string, version: string): Uint8Array {
 }
 
 async function main(): Promise<void> {
-  const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0);
+  const sizes = process.argv
+    .slice(2)
+    .map(Number)
+    .filter((n) => n > 0);
   const plan = sizes.length > 0 ? sizes : [100, 1000, 10000];
   const registryKey = await generateKeyPair({ name: 'bench registry' });
   const publisher = await generateKeyPair({ name: 'bench publisher' });
@@ -102,13 +121,24 @@ async function main(): Promise<void> {
   const artifact = { os: 'linux', arch: 'amd64', fileName: 'tool', body: new Uint8Array(64 * 1024).fill(7) };
   const results: { size: number; rebuild: number; publish: number; batch?: number }[] = [];
 
-  console.log(`node ${process.version}, ${VERSIONS_PER_PLUGIN} versions per plugin, median of ${RUNS} publishes\n`);
+  console.log(
+    `node ${process.version}, ${VERSIONS_PER_PLUGIN} versions per plugin, median of ${RUNS} publishes\n`,
+  );
   for (const size of plan) {
     const dir = await mkdtemp(path.join(tmpdir(), `plugindex-bench-${size}-`));
-    const ctx: PipelineContext = { intake: new FsStore(dir), site: new FsStore(path.join(dir, 'public')), signer, clock: systemClock, config };
+    const ctx: PipelineContext = {
+      intake: new FsStore(dir),
+      site: new FsStore(path.join(dir, 'public')),
+      signer,
+      clock: systemClock,
+      config,
+    };
     for (let i = 0; i < size; i++) {
       const doc = syntheticDocument(i, publisher.fingerprint);
-      await ctx.site.put(`plugins/${doc.name}/index.json`, encodeJson(doc), { contentType: 'application/json', cacheControl: CACHE_MUTABLE });
+      await ctx.site.put(`plugins/${doc.name}/index.json`, encodeJson(doc), {
+        contentType: 'application/json',
+        cacheControl: CACHE_MUTABLE,
+      });
     }
     let t = performance.now();
     await rebuildRegistry(ctx);
@@ -118,7 +148,12 @@ async function main(): Promise<void> {
     const bundles = [];
     for (let r = 0; r < RUNS; r++) {
       const name = `plugin-${String((r * 37) % size).padStart(5, '0')}`;
-      const packed = await packSubmission({ manifestName: 'manifest.json', manifest: manifestFor(name, `2.${r}.0`), artifacts: [artifact], secretKey: publisher.secretKey });
+      const packed = await packSubmission({
+        manifestName: 'manifest.json',
+        manifest: manifestFor(name, `2.${r}.0`),
+        artifacts: [artifact],
+        secretKey: publisher.secretKey,
+      });
       bundles.push(packed.bundle);
     }
     const times: number[] = [];
@@ -128,16 +163,25 @@ async function main(): Promise<void> {
       t = performance.now();
       const result = await processSubmissions(ctx, [key]);
       times.push(performance.now() - t);
-      if (result.outcomes[0]?.status !== 'accepted') throw new Error(`bench publish rejected: ${JSON.stringify(result.outcomes[0]?.problems)}`);
+      if (result.outcomes[0]?.status !== 'accepted')
+        throw new Error(`bench publish rejected: ${JSON.stringify(result.outcomes[0]?.problems)}`);
     }
     const entry: (typeof results)[number] = { size, rebuild, publish: median(times) };
 
     if (size === 1000 || (plan.length === 1 && size === plan[0])) {
       const keys = [];
       for (let b = 0; b < 100; b++) {
-        const packed = await packSubmission({ manifestName: 'manifest.json', manifest: manifestFor(`batch-${b}`, '1.0.0'), artifacts: [artifact], secretKey: publisher.secretKey });
+        const packed = await packSubmission({
+          manifestName: 'manifest.json',
+          manifest: manifestFor(`batch-${b}`, '1.0.0'),
+          artifacts: [artifact],
+          secretKey: publisher.secretKey,
+        });
         const key = `incoming/batch-${String(b).padStart(3, '0')}.tgz`;
-        await ctx.intake.put(key, packed.bundle, { contentType: 'application/gzip', cacheControl: 'no-store' });
+        await ctx.intake.put(key, packed.bundle, {
+          contentType: 'application/gzip',
+          cacheControl: 'no-store',
+        });
         keys.push(key);
       }
       t = performance.now();
@@ -155,7 +199,9 @@ async function main(): Promise<void> {
   const largest = results[results.length - 1];
   if (smallest && largest && largest !== smallest) {
     const ratio = largest.publish / smallest.publish;
-    console.log(`\npublish at ${largest.size} / at ${smallest.size} plugins: ${ratio.toFixed(2)}x (goal: within 3x)`);
+    console.log(
+      `\npublish at ${largest.size} / at ${smallest.size} plugins: ${ratio.toFixed(2)}x (goal: within 3x)`,
+    );
   }
 }
 

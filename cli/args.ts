@@ -43,6 +43,7 @@ export function portOption(parsed: Parsed, fallback: number): number {
   const raw = stringOption(parsed, 'port');
   if (raw === undefined) return fallback;
   const port = Number(raw);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw usage(`--port must be 0-65535, found ${raw}`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw usage(`--port must be 0-65535, found ${raw}`);
   return port;
 }

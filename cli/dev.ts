@@ -9,10 +9,18 @@
 import { access, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseRegistryConfig } from '../index-builder/config.ts';
+import type { PluginDocument } from '../index-builder/model.ts';
 import { processSubmissions, rebuildRegistry } from '../index-builder/pipeline.ts';
 import { generateKeyPair } from '../index-builder/signing.ts';
 import { type ArtifactInput, packSubmission } from '../index-builder/submission.ts';
-import { initRegistry, isRegistry, openRegistry, readConfig, withRegistryLock, writeConfig } from './local/registry.ts';
+import {
+  initRegistry,
+  isRegistry,
+  openRegistry,
+  readConfig,
+  withRegistryLock,
+  writeConfig,
+} from './local/registry.ts';
 import { describeOutcome, startService } from './serve.ts';
 
 const exists = (file: string): Promise<boolean> =>
@@ -64,7 +72,10 @@ async function demoPublisherKey(dir: string): Promise<string> {
   const keyDir = path.join(dir, 'demo-publisher');
   const secretFile = path.join(keyDir, 'secret.asc');
   if (!(await exists(secretFile))) {
-    const pair = await generateKeyPair({ name: 'plugindex example publisher', email: 'examples@plugindex.invalid' });
+    const pair = await generateKeyPair({
+      name: 'plugindex example publisher',
+      email: 'examples@plugindex.invalid',
+    });
     await mkdir(keyDir, { recursive: true });
     await writeFile(secretFile, pair.secretKey, { mode: 0o600 });
     await writeFile(path.join(keyDir, 'public.asc'), pair.publicKey);
@@ -102,9 +113,21 @@ export async function runDev(options: {
   const examples = await findExamples(options.examples);
   const keys: string[] = [];
   for (const example of examples) {
+    const [name, version] = example.label.split('@') as [string, string];
+    // Already published: skip packing (a new signature would only produce an "already published" record).
+    const published = await registry.context.site.get(`plugins/${name}/index.json`);
+    const doc = published
+      ? (JSON.parse(new TextDecoder().decode(published.body)) as PluginDocument)
+      : undefined;
+    if (doc?.versions.some((v) => v.version === version)) continue;
     const artifacts: ArtifactInput[] = [];
     for (const a of example.artifacts) {
-      artifacts.push({ os: a.os, arch: a.arch, fileName: path.basename(a.file), body: new Uint8Array(await readFile(a.file)) });
+      artifacts.push({
+        os: a.os,
+        arch: a.arch,
+        fileName: path.basename(a.file),
+        body: new Uint8Array(await readFile(a.file)),
+      });
     }
     const packed = await packSubmission({
       manifestName: path.basename(example.manifestFile),
@@ -113,13 +136,19 @@ export async function runDev(options: {
       secretKey,
     });
     const key = `incoming/example-${example.label.replace('@', '-')}.tgz`;
-    await registry.context.intake.put(key, packed.bundle, { contentType: 'application/gzip', cacheControl: 'no-store' });
+    await registry.context.intake.put(key, packed.bundle, {
+      contentType: 'application/gzip',
+      cacheControl: 'no-store',
+    });
     keys.push(key);
   }
   const result = await withRegistryLock(dir, () => processSubmissions(registry.context, keys));
   const count = (status: string): number => result.outcomes.filter((o) => o.status === status).length;
-  log(`examples: ${count('accepted')} published, ${count('already-published')} already published, ${count('rejected')} rejected`);
-  for (const outcome of result.outcomes.filter((o) => o.status === 'rejected')) log(`  ${describeOutcome(outcome)}`);
+  log(
+    `examples: ${count('accepted')} published, ${examples.length - keys.length + count('already-published')} already published, ${count('rejected')} rejected`,
+  );
+  for (const outcome of result.outcomes.filter((o) => o.status === 'rejected'))
+    log(`  ${describeOutcome(outcome)}`);
 
   const service = await startService({ dir, port, watch: true, log });
   log('');
@@ -132,7 +161,9 @@ export async function runDev(options: {
   log('');
   log(`Drop a bundle into ${path.join(dir, 'incoming')}/ and it is published within a second or two:`);
   log(`  npx plugindex keygen --out my-key`);
-  log(`  npx plugindex pack MANIFEST --key my-key/secret.asc --out my.tgz && mv my.tgz ${path.join(dir, 'incoming')}/`);
+  log(
+    `  npx plugindex pack MANIFEST --key my-key/secret.asc --out my.tgz && mv my.tgz ${path.join(dir, 'incoming')}/`,
+  );
   log(`Outcomes land in ${path.join(dir, 'status')}/. Ctrl-C stops.`);
   await new Promise<void>((resolve) => {
     const stop = (): void => {

@@ -1,6 +1,12 @@
 /** Errors of the command line: a usage error exits 2, everything the core rejects exits 1. */
 
-export type CliErrorCode = 'USAGE' | 'NOT_A_REGISTRY' | 'REGISTRY_EXISTS' | 'LOCKED' | 'FILE_NOT_FOUND';
+export type CliErrorCode =
+  | 'USAGE'
+  | 'NOT_A_REGISTRY'
+  | 'REGISTRY_EXISTS'
+  | 'LOCKED'
+  | 'FILE_NOT_FOUND'
+  | 'PORT_IN_USE';
 
 export class CliError extends Error {
   override readonly name = 'CliError';

@@ -6,16 +6,30 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { listOption, type Options, type Parsed, parse, portOption, requiredOption, stringOption } from './args.ts';
-import { CliError, usage } from './errors.ts';
-import { PlugindexError, type Problem } from '../index-builder/errors.ts';
 import { parseRegistryConfig } from '../index-builder/config.ts';
-import { INCOMING_PREFIX, processSubmissions, rebuildRegistry, refreshSnapshot, type SubmissionOutcome } from '../index-builder/pipeline.ts';
+import { PlugindexError, type Problem } from '../index-builder/errors.ts';
+import { ARCH_VALUES, OS_VALUES } from '../index-builder/model.ts';
+import {
+  INCOMING_PREFIX,
+  processSubmissions,
+  rebuildRegistry,
+  refreshSnapshot,
+  type SubmissionOutcome,
+} from '../index-builder/pipeline.ts';
 import { generateKeyPair, readPublicKey } from '../index-builder/signing.ts';
 import { inspectBundle, inspectManifest, packSubmission } from '../index-builder/submission.ts';
-import { OS_VALUES, ARCH_VALUES } from '../index-builder/model.ts';
-import { initRegistry, openRegistry, readConfig, withRegistryLock, writeConfig } from './local/registry.ts';
+import {
+  listOption,
+  type Options,
+  type Parsed,
+  parse,
+  portOption,
+  requiredOption,
+  stringOption,
+} from './args.ts';
 import { runDev } from './dev.ts';
+import { CliError, usage } from './errors.ts';
+import { initRegistry, openRegistry, readConfig, withRegistryLock, writeConfig } from './local/registry.ts';
 import { serveRegistry } from './serve.ts';
 
 interface CommandSpec {
@@ -34,7 +48,9 @@ const err = (line: string): void => {
 
 function formatProblems(problems: readonly Problem[]): string[] {
   return problems.map((p) => {
-    const detail = [p.expected ? `expected ${p.expected}` : '', p.found ? `found ${p.found}` : ''].filter(Boolean).join('; ');
+    const detail = [p.expected ? `expected ${p.expected}` : '', p.found ? `found ${p.found}` : '']
+      .filter(Boolean)
+      .join('; ');
     return `  ${p.code} ${p.path || '/'}: ${p.message}${detail ? ` (${detail})` : ''}`;
   });
 }
@@ -46,7 +62,9 @@ function printOutcome(outcome: SubmissionOutcome): void {
     for (const line of formatProblems(outcome.problems)) out(line);
     return;
   }
-  out(`${outcome.status} ${what} (submission ${outcome.id}${outcome.generation ? `, generation ${outcome.generation}` : ''})`);
+  out(
+    `${outcome.status} ${what} (submission ${outcome.id}${outcome.generation ? `, generation ${outcome.generation}` : ''})`,
+  );
   if (outcome.urls) {
     out(`  plugin:   ${outcome.urls.plugin}`);
     out(`  manifest: ${outcome.urls.manifest}`);
@@ -72,7 +90,12 @@ const commands: Record<string, CommandSpec> = {
   init: {
     summary: 'create a registry: config, signing key, empty signed published state',
     usage: 'plugindex init --registry DIR [--name NAME] [--url URL] [--description TEXT]',
-    options: { registry: { type: 'string' }, name: { type: 'string' }, url: { type: 'string' }, description: { type: 'string' } },
+    options: {
+      registry: { type: 'string' },
+      name: { type: 'string' },
+      url: { type: 'string' },
+      description: { type: 'string' },
+    },
     async run(parsed) {
       const dir = requiredOption(parsed, 'registry');
       const name = stringOption(parsed, 'name') ?? 'plugindex local registry';
@@ -90,7 +113,12 @@ const commands: Record<string, CommandSpec> = {
   keygen: {
     summary: 'create a publisher key pair (DIR/secret.asc, DIR/public.asc)',
     usage: 'plugindex keygen --out DIR [--name NAME] [--email EMAIL] [--passphrase-file FILE]',
-    options: { out: { type: 'string' }, name: { type: 'string' }, email: { type: 'string' }, 'passphrase-file': { type: 'string' } },
+    options: {
+      out: { type: 'string' },
+      name: { type: 'string' },
+      email: { type: 'string' },
+      'passphrase-file': { type: 'string' },
+    },
     async run(parsed) {
       const dir = requiredOption(parsed, 'out');
       const passphrase = await readPassphrase(parsed);
@@ -122,7 +150,9 @@ const commands: Record<string, CommandSpec> = {
         out(JSON.stringify({ valid: result.valid, errors }));
       } else if (result.valid) {
         const m = result.manifest;
-        out(`valid: ${m ? `${m.name}@${m.version} (${m.plugin_type})` : file}${result.signer ? `, signed by ${result.signer}` : ''}`);
+        out(
+          `valid: ${m ? `${m.name}@${m.version} (${m.plugin_type})` : file}${result.signer ? `, signed by ${result.signer}` : ''}`,
+        );
       } else {
         out(`invalid: ${file} (${result.problems.length} problem${result.problems.length === 1 ? '' : 's'})`);
         for (const line of formatProblems(result.problems)) out(line);
@@ -132,8 +162,14 @@ const commands: Record<string, CommandSpec> = {
   },
   pack: {
     summary: 'make a submission bundle signed by the publisher',
-    usage: 'plugindex pack MANIFEST [--artifact OS/ARCH=PATH ...] --key SECRET_KEY [--passphrase-file FILE] --out FILE.tgz',
-    options: { artifact: { type: 'string', multiple: true }, key: { type: 'string' }, out: { type: 'string' }, 'passphrase-file': { type: 'string' } },
+    usage:
+      'plugindex pack MANIFEST [--artifact OS/ARCH=PATH ...] --key SECRET_KEY [--passphrase-file FILE] --out FILE.tgz',
+    options: {
+      artifact: { type: 'string', multiple: true },
+      key: { type: 'string' },
+      out: { type: 'string' },
+      'passphrase-file': { type: 'string' },
+    },
     async run(parsed) {
       const manifestFile = parsed.positionals[0];
       if (!manifestFile || parsed.positionals.length > 1) throw usage('pack takes exactly one MANIFEST');
@@ -144,8 +180,10 @@ const commands: Record<string, CommandSpec> = {
         const match = /^([a-z0-9]+)\/([a-z0-9]+)=(.+)$/.exec(spec);
         if (!match) throw usage(`--artifact must look like OS/ARCH=PATH, found ${spec}`);
         const [, os = '', arch = '', file = ''] = match;
-        if (!(OS_VALUES as readonly string[]).includes(os)) throw usage(`--artifact ${spec}: os must be one of ${OS_VALUES.join(', ')}`);
-        if (!(ARCH_VALUES as readonly string[]).includes(arch)) throw usage(`--artifact ${spec}: arch must be one of ${ARCH_VALUES.join(', ')}`);
+        if (!(OS_VALUES as readonly string[]).includes(os))
+          throw usage(`--artifact ${spec}: os must be one of ${OS_VALUES.join(', ')}`);
+        if (!(ARCH_VALUES as readonly string[]).includes(arch))
+          throw usage(`--artifact ${spec}: arch must be one of ${ARCH_VALUES.join(', ')}`);
         artifacts.push({ os, arch, fileName: path.basename(file), body: await readInput(file) });
       }
       const passphrase = await readPassphrase(parsed);
@@ -157,7 +195,9 @@ const commands: Record<string, CommandSpec> = {
         ...(passphrase ? { passphrase } : {}),
       });
       await writeFile(outFile, packed.bundle);
-      out(`packed ${packed.manifest.name}@${packed.manifest.version} -> ${outFile} (${packed.bundle.byteLength} bytes, signed by ${packed.fingerprint})`);
+      out(
+        `packed ${packed.manifest.name}@${packed.manifest.version} -> ${outFile} (${packed.bundle.byteLength} bytes, signed by ${packed.fingerprint})`,
+      );
       return 0;
     },
   },
@@ -173,7 +213,10 @@ const commands: Record<string, CommandSpec> = {
       const registry = await openRegistry(dir);
       const key = `${INCOMING_PREFIX}${new Date().toISOString().replace(/[:.]/g, '')}-${randomBytes(4).toString('hex')}-${path.basename(file).replace(/[^A-Za-z0-9._-]/g, '_')}`;
       const result = await withRegistryLock(dir, async () => {
-        await registry.context.intake.put(key, bytes, { contentType: 'application/gzip', cacheControl: 'no-store' });
+        await registry.context.intake.put(key, bytes, {
+          contentType: 'application/gzip',
+          cacheControl: 'no-store',
+        });
         return processSubmissions(registry.context, [key]);
       });
       const outcome = result.outcomes[0];
@@ -199,7 +242,12 @@ const commands: Record<string, CommandSpec> = {
   serve: {
     summary: 'serve a registry over HTTP (and publish bundles dropped into incoming/)',
     usage: 'plugindex serve --registry DIR [--port N] [--host HOST] [--no-watch]',
-    options: { registry: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, 'no-watch': { type: 'boolean' } },
+    options: {
+      registry: { type: 'string' },
+      port: { type: 'string' },
+      host: { type: 'string' },
+      'no-watch': { type: 'boolean' },
+    },
     async run(parsed) {
       const dir = requiredOption(parsed, 'registry');
       await serveRegistry({
@@ -214,19 +262,28 @@ const commands: Record<string, CommandSpec> = {
   },
   publishers: {
     summary: 'list trusted publishers, or add one (which makes the registry restricted)',
-    usage: 'plugindex publishers add --registry DIR KEYFILE --names GLOB[,GLOB...]\n       plugindex publishers list --registry DIR',
-    options: { registry: { type: 'string' }, names: { type: 'string', multiple: true }, label: { type: 'string' } },
+    usage:
+      'plugindex publishers add --registry DIR KEYFILE --names GLOB[,GLOB...]\n       plugindex publishers list --registry DIR',
+    options: {
+      registry: { type: 'string' },
+      names: { type: 'string', multiple: true },
+      label: { type: 'string' },
+    },
     async run(parsed) {
       const [action, keyFile] = parsed.positionals;
       const dir = requiredOption(parsed, 'registry');
       const config = await readConfig(dir);
       if (action === 'list') {
         out(`policy: ${config.policy}, ownership: ${config.ownership}`);
-        for (const p of config.publishers) out(`${p.fingerprint} ${p.names.join(',')}${p.label ? ` (${p.label})` : ''}`);
+        for (const p of config.publishers)
+          out(`${p.fingerprint} ${p.names.join(',')}${p.label ? ` (${p.label})` : ''}`);
         return 0;
       }
       if (action !== 'add' || !keyFile) throw usage('publishers takes "add KEYFILE --names GLOB" or "list"');
-      const names = listOption(parsed, 'names').flatMap((n) => n.split(',')).map((n) => n.trim()).filter(Boolean);
+      const names = listOption(parsed, 'names')
+        .flatMap((n) => n.split(','))
+        .map((n) => n.trim())
+        .filter(Boolean);
       if (names.length === 0) throw usage('--names is required (for example --names "acme-*")');
       const key = await readPublicKey(await readFile(keyFile, 'utf8'));
       const registry = await openRegistry(dir);
@@ -269,7 +326,8 @@ const commands: Record<string, CommandSpec> = {
   },
   dev: {
     summary: 'the local demo behind `npm start`: create, publish the examples, serve, watch incoming/',
-    usage: 'plugindex dev [--registry DIR] [--port N] [--examples DIR]   (defaults: $PLUGINDEX_HOME or ./.plugindex, $PORT or 8080, ./examples)',
+    usage:
+      'plugindex dev [--registry DIR] [--port N] [--examples DIR]   (defaults: $PLUGINDEX_HOME or ./.plugindex, $PORT or 8080, ./examples)',
     options: { registry: { type: 'string' }, port: { type: 'string' }, examples: { type: 'string' } },
     async run(parsed) {
       await runDev({
@@ -318,7 +376,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     if (error instanceof PlugindexError) {
       err(`plugindex ${name}: ${error.code}: ${error.message}`);
-      if ('problems' in error) for (const line of formatProblems((error as { problems: Problem[] }).problems)) err(line);
+      if ('problems' in error)
+        for (const line of formatProblems((error as { problems: Problem[] }).problems)) err(line);
       return 1;
     }
     err(`plugindex ${name}: ${(error as Error).stack ?? String(error)}`);

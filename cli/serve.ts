@@ -2,6 +2,7 @@
 import path from 'node:path';
 import type { BatchResult, SubmissionOutcome } from '../index-builder/pipeline.ts';
 import { processSubmissions } from '../index-builder/pipeline.ts';
+import { CliError } from './errors.ts';
 import { FsStore } from './local/fs-store.ts';
 import { openRegistry, readConfig, withRegistryLock } from './local/registry.ts';
 import { createRegistryServer, listenRegistryServer } from './local/server.ts';
@@ -28,7 +29,18 @@ export async function startService(options: {
 }): Promise<RunningService> {
   await readConfig(options.dir); // fail fast when DIR is not a registry
   const server = createRegistryServer({ site: new FsStore(path.join(options.dir, 'public')) });
-  const listening = await listenRegistryServer(server, options.port, options.host ?? '127.0.0.1');
+  const listening = await listenRegistryServer(server, options.port, options.host ?? '127.0.0.1').catch(
+    (error: unknown) => {
+      if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;
+      throw new CliError(
+        'PORT_IN_USE',
+        `port ${options.port} is in use: stop the other server or choose another port (--port N, or PORT=N npm start)`,
+        {
+          cause: error,
+        },
+      );
+    },
+  );
   const watcher = options.watch
     ? watchIncoming({
         dir: options.dir,

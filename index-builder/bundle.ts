@@ -53,7 +53,6 @@ function fail(problems: readonly Problem[]): never {
 function unsafePathReason(name: string): string | undefined {
   if (name.length === 0) return 'an empty name';
   if (name.length > 255) return 'a name longer than 255 characters';
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is refused
   if (/[\u0000-\u001f\u007f]/.test(name)) return 'a control character';
   if (name.includes('\\')) return 'a backslash';
   if (name.startsWith('/')) return 'an absolute path';
@@ -79,9 +78,14 @@ function inflate(bytes: Uint8Array, limits: BundleLimits): Buffer {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' || error instanceof RangeError) {
       fail([
-        problem('BUNDLE_DECOMPRESSION_LIMIT', 'bundle:', 'the bundle inflates beyond the allowed size (a compression bomb?)', {
-          expected: `at most ${limit} bytes once inflated`,
-        }),
+        problem(
+          'BUNDLE_DECOMPRESSION_LIMIT',
+          'bundle:',
+          'the bundle inflates beyond the allowed size (a compression bomb?)',
+          {
+            expected: `at most ${limit} bytes once inflated`,
+          },
+        ),
       ]);
     }
     fail([problem('BUNDLE_CORRUPT', 'bundle:', `the gzip stream is damaged: ${(error as Error).message}`)]);
@@ -93,13 +97,25 @@ function inflate(bytes: Uint8Array, limits: BundleLimits): Buffer {
  * @throws SubmissionError (INVALID_SUBMISSION) listing every problem found.
  * @example const contents = await readBundle(uploadBytes);
  */
-export async function readBundle(bytes: Uint8Array, overrides: Partial<BundleLimits> = {}): Promise<BundleContents> {
+export async function readBundle(
+  bytes: Uint8Array,
+  overrides: Partial<BundleLimits> = {},
+): Promise<BundleContents> {
   const limits: BundleLimits = { ...DEFAULT_BUNDLE_LIMITS, ...overrides };
   if (bytes.byteLength > limits.maxCompressedBytes) {
-    fail([problem('BUNDLE_TOO_LARGE', 'bundle:', 'the bundle is too large', { expected: `at most ${limits.maxCompressedBytes} bytes`, found: `${bytes.byteLength} bytes` })]);
+    fail([
+      problem('BUNDLE_TOO_LARGE', 'bundle:', 'the bundle is too large', {
+        expected: `at most ${limits.maxCompressedBytes} bytes`,
+        found: `${bytes.byteLength} bytes`,
+      }),
+    ]);
   }
   if (bytes.byteLength < 18 || bytes[0] !== 0x1f || bytes[1] !== 0x8b) {
-    fail([problem('BUNDLE_NOT_GZIP', 'bundle:', 'the bundle is not a gzip file', { expected: 'a gzipped tar (.tgz)' })]);
+    fail([
+      problem('BUNDLE_NOT_GZIP', 'bundle:', 'the bundle is not a gzip file', {
+        expected: 'a gzipped tar (.tgz)',
+      }),
+    ]);
   }
   const tar = inflate(bytes, limits);
 
@@ -114,7 +130,11 @@ export async function readBundle(bytes: Uint8Array, overrides: Partial<BundleLim
       const header = entry.header;
       entries += 1;
       if (entries > limits.maxEntries) {
-        problems.push(problem('BUNDLE_TOO_MANY_ENTRIES', 'bundle:', 'the bundle has too many entries', { expected: `at most ${limits.maxEntries}` }));
+        problems.push(
+          problem('BUNDLE_TOO_MANY_ENTRIES', 'bundle:', 'the bundle has too many entries', {
+            expected: `at most ${limits.maxEntries}`,
+          }),
+        );
         entry.resume();
         extractor.destroy();
         break;
@@ -125,28 +145,58 @@ export async function readBundle(bytes: Uint8Array, overrides: Partial<BundleLim
       const reason = unsafePathReason(name);
       let keep = true;
       if (reason) {
-        problems.push(problem('BUNDLE_UNSAFE_PATH', at, `unsafe entry name: ${reason}`, { expected: 'a relative path without "..", "." or empty segments', found: JSON.stringify(header.name) }));
+        problems.push(
+          problem('BUNDLE_UNSAFE_PATH', at, `unsafe entry name: ${reason}`, {
+            expected: 'a relative path without "..", "." or empty segments',
+            found: JSON.stringify(header.name),
+          }),
+        );
         keep = false;
       }
       if (header.type === 'symlink' || header.type === 'link') {
-        problems.push(problem('BUNDLE_LINK_ENTRY', at, `links are not allowed (${header.type} to ${JSON.stringify(header.linkname ?? '')})`));
+        problems.push(
+          problem(
+            'BUNDLE_LINK_ENTRY',
+            at,
+            `links are not allowed (${header.type} to ${JSON.stringify(header.linkname ?? '')})`,
+          ),
+        );
         keep = false;
       } else if (header.type !== 'file' && header.type !== 'contiguous-file' && !isDirectory) {
-        problems.push(problem('BUNDLE_SPECIAL_ENTRY', at, `only regular files and folders are allowed, found ${header.type}`));
+        problems.push(
+          problem(
+            'BUNDLE_SPECIAL_ENTRY',
+            at,
+            `only regular files and folders are allowed, found ${header.type}`,
+          ),
+        );
         keep = false;
       }
       if (keep && !isDirectory) {
         const folded = name.toLowerCase();
         const previous = seen.get(folded);
         if (previous !== undefined) {
-          problems.push(problem('BUNDLE_DUPLICATE_ENTRY', at, previous === name ? 'the entry appears twice' : `the entry collides with ${previous} on case-insensitive filesystems`));
+          problems.push(
+            problem(
+              'BUNDLE_DUPLICATE_ENTRY',
+              at,
+              previous === name
+                ? 'the entry appears twice'
+                : `the entry collides with ${previous} on case-insensitive filesystems`,
+            ),
+          );
           keep = false;
         } else {
           seen.set(folded, name);
         }
       }
       if (keep && !isDirectory && header.size > limits.maxEntryBytes) {
-        problems.push(problem('BUNDLE_ENTRY_TOO_LARGE', at, 'the file is too large', { expected: `at most ${limits.maxEntryBytes} bytes`, found: `${header.size} bytes` }));
+        problems.push(
+          problem('BUNDLE_ENTRY_TOO_LARGE', at, 'the file is too large', {
+            expected: `at most ${limits.maxEntryBytes} bytes`,
+            found: `${header.size} bytes`,
+          }),
+        );
         keep = false;
       }
       if (!keep || isDirectory) {
@@ -158,7 +208,9 @@ export async function readBundle(bytes: Uint8Array, overrides: Partial<BundleLim
       files.set(name, new Uint8Array(Buffer.concat(chunks)));
     }
   } catch (error) {
-    problems.push(problem('BUNDLE_CORRUPT', 'bundle:', `the tar archive is damaged: ${(error as Error).message}`));
+    problems.push(
+      problem('BUNDLE_CORRUPT', 'bundle:', `the tar archive is damaged: ${(error as Error).message}`),
+    );
   }
   if (problems.length === 0 && entries === 0) {
     problems.push(problem('BUNDLE_CORRUPT', 'bundle:', 'the archive holds no entries'));
@@ -166,9 +218,22 @@ export async function readBundle(bytes: Uint8Array, overrides: Partial<BundleLim
 
   const manifests = MANIFEST_NAMES.filter((n) => files.has(n));
   if (manifests.length > 1) {
-    problems.push(problem('BUNDLE_MULTIPLE_MANIFESTS', 'bundle:', `the bundle holds ${manifests.join(' and ')}; exactly one manifest is allowed`));
-  } else if (manifests.length === 0 && !problems.some((p) => p.code === 'BUNDLE_CORRUPT' || p.code === 'BUNDLE_TOO_MANY_ENTRIES')) {
-    problems.push(problem('BUNDLE_MISSING_MANIFEST', 'bundle:', 'the bundle has no manifest', { expected: 'manifest.json or manifest.yaml at the top level' }));
+    problems.push(
+      problem(
+        'BUNDLE_MULTIPLE_MANIFESTS',
+        'bundle:',
+        `the bundle holds ${manifests.join(' and ')}; exactly one manifest is allowed`,
+      ),
+    );
+  } else if (
+    manifests.length === 0 &&
+    !problems.some((p) => p.code === 'BUNDLE_CORRUPT' || p.code === 'BUNDLE_TOO_MANY_ENTRIES')
+  ) {
+    problems.push(
+      problem('BUNDLE_MISSING_MANIFEST', 'bundle:', 'the bundle has no manifest', {
+        expected: 'manifest.json or manifest.yaml at the top level',
+      }),
+    );
   }
   if (problems.length > 0) fail(problems);
 
@@ -197,12 +262,22 @@ export function checkBundleFiles(contents: BundleContents, manifest: Manifest): 
   const named = new Set(artifacts.map((a) => a.file).filter((f): f is string => f !== undefined));
   for (const name of contents.files.keys()) {
     if (!named.has(name)) {
-      problems.push(problem('BUNDLE_UNEXPECTED_FILE', `bundle:${name}`, 'the manifest does not name this file', { expected: 'only files listed in installation.artifacts[].file' }));
+      problems.push(
+        problem('BUNDLE_UNEXPECTED_FILE', `bundle:${name}`, 'the manifest does not name this file', {
+          expected: 'only files listed in installation.artifacts[].file',
+        }),
+      );
     }
   }
   artifacts.forEach((artifact, i) => {
     if (artifact.file !== undefined && !contents.files.has(artifact.file)) {
-      problems.push(problem('BUNDLE_MISSING_ARTIFACT', `/installation/artifacts/${i}/file`, `the bundle does not contain ${artifact.file}`));
+      problems.push(
+        problem(
+          'BUNDLE_MISSING_ARTIFACT',
+          `/installation/artifacts/${i}/file`,
+          `the bundle does not contain ${artifact.file}`,
+        ),
+      );
     }
   });
   return problems;
@@ -212,7 +287,9 @@ export function checkBundleFiles(contents: BundleContents, manifest: Manifest): 
  * Writes a bundle deterministically (sorted entries, zero times and owners), so the same inputs always give
  * the same bytes.
  */
-export async function writeBundle(entries: readonly { path: string; body: Uint8Array }[]): Promise<Uint8Array> {
+export async function writeBundle(
+  entries: readonly { path: string; body: Uint8Array }[],
+): Promise<Uint8Array> {
   const tar = pack();
   const chunks: Buffer[] = [];
   tar.on('data', (chunk: unknown) => chunks.push(chunk as Buffer));
@@ -221,7 +298,19 @@ export async function writeBundle(entries: readonly { path: string; body: Uint8A
     tar.on('error', reject);
   });
   for (const entry of [...entries].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))) {
-    tar.entry({ name: entry.path, type: 'file', mode: 0o644, mtime: new Date(0), uid: 0, gid: 0, uname: '', gname: '' }, Buffer.from(entry.body));
+    tar.entry(
+      {
+        name: entry.path,
+        type: 'file',
+        mode: 0o644,
+        mtime: new Date(0),
+        uid: 0,
+        gid: 0,
+        uname: '',
+        gname: '',
+      },
+      Buffer.from(entry.body),
+    );
   }
   tar.finalize();
   await done;

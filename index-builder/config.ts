@@ -59,11 +59,13 @@ export function parseRegistryConfig(value: unknown): RegistryConfig {
   } catch {
     fail('/url', `expected an absolute http(s) URL, found ${JSON.stringify(url)}`);
   }
-  if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') fail('/url', 'expected an http or https URL');
+  if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:')
+    fail('/url', 'expected an http or https URL');
   const policy = raw.policy ?? 'open';
   if (policy !== 'open' && policy !== 'restricted') fail('/policy', 'expected "open" or "restricted"');
   const ownership = raw.ownership ?? 'first-come';
-  if (ownership !== 'first-come' && ownership !== 'none') fail('/ownership', 'expected "first-come" or "none"');
+  if (ownership !== 'first-come' && ownership !== 'none')
+    fail('/ownership', 'expected "first-come" or "none"');
   const ttl = raw.snapshotTtlSeconds ?? DEFAULT_SNAPSHOT_TTL_SECONDS;
   if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 60) {
     fail('/snapshotTtlSeconds', 'expected an integer number of seconds, at least 60');
@@ -76,7 +78,11 @@ export function parseRegistryConfig(value: unknown): RegistryConfig {
     const fingerprint = requireString(p.fingerprint, `/publishers/${i}/fingerprint`).toUpperCase();
     if (!FINGERPRINT.test(fingerprint)) fail(`/publishers/${i}/fingerprint`, 'expected 40 hex digits');
     const names = p.names;
-    if (!Array.isArray(names) || names.length === 0 || !names.every((n) => typeof n === 'string' && n.length > 0)) {
+    if (
+      !Array.isArray(names) ||
+      names.length === 0 ||
+      !names.every((n) => typeof n === 'string' && n.length > 0)
+    ) {
       fail(`/publishers/${i}/names`, 'expected a non-empty array of name globs');
     }
     const key = requireString(p.key, `/publishers/${i}/key`);

@@ -117,7 +117,12 @@ export class StoreError extends PlugindexError {
   override readonly name = 'StoreError';
   readonly key: string;
 
-  constructor(code: 'STORE_NOT_FOUND' | 'STORE_IO' | 'STORE_INVALID_KEY', key: string, message: string, options?: { cause?: unknown }) {
+  constructor(
+    code: 'STORE_NOT_FOUND' | 'STORE_IO' | 'STORE_INVALID_KEY',
+    key: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
     super(code, message, options);
     this.key = key;
   }

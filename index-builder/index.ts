@@ -2,7 +2,14 @@
  * plugindex core: manifest model and validation, version rules, index rendering, signing, and the publish
  * pipeline. No AWS SDK, no filesystem, no network: storage, keys and the clock come in through interfaces.
  */
-export { type BundleContents, type BundleLimits, checkBundleFiles, DEFAULT_BUNDLE_LIMITS, readBundle, writeBundle } from './bundle.ts';
+export {
+  type BundleContents,
+  type BundleLimits,
+  checkBundleFiles,
+  DEFAULT_BUNDLE_LIMITS,
+  readBundle,
+  writeBundle,
+} from './bundle.ts';
 export { type Clock, fixedClock, systemClock } from './clock.ts';
 export {
   DEFAULT_SNAPSHOT_TTL_SECONDS,
@@ -44,9 +51,20 @@ export {
   sha256Hex,
   submissionId,
 } from './pipeline.ts';
-export type { DocumentDigest, RegistryIndexDocument, RegistryIndexEntry, SnapshotDocument } from './render/documents.ts';
-export { createSigner, generateKeyPair, type KeyPair, readPublicKey, type Signer, verifyDetachedSignature } from './signing.ts';
-export { inspectBundle, inspectManifest, packSubmission } from './submission.ts';
+export type {
+  DocumentDigest,
+  RegistryIndexDocument,
+  RegistryIndexEntry,
+  SnapshotDocument,
+} from './render/documents.ts';
+export {
+  createSigner,
+  generateKeyPair,
+  type KeyPair,
+  readPublicKey,
+  type Signer,
+  verifyDetachedSignature,
+} from './signing.ts';
 export {
   CACHE_IMMUTABLE,
   CACHE_MUTABLE,
@@ -58,4 +76,11 @@ export {
   type Store,
   type StoredObject,
 } from './store.ts';
-export { channelHeads, channelOf, latestVersion, resolveVersion, sortVersionsDescending } from './versions.ts';
+export { inspectBundle, inspectManifest, packSubmission } from './submission.ts';
+export {
+  channelHeads,
+  channelOf,
+  latestVersion,
+  resolveVersion,
+  sortVersionsDescending,
+} from './versions.ts';

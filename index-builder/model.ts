@@ -36,7 +36,12 @@ export interface Manifest {
     os?: string[];
     arch?: string[];
     dependencies?: { name: string; version: string; type?: string; optional?: boolean }[];
-    environment_variables?: { name: string; description?: string; required?: boolean; default_value?: string }[];
+    environment_variables?: {
+      name: string;
+      description?: string;
+      required?: boolean;
+      default_value?: string;
+    }[];
     [unknown: string]: unknown;
   };
   authentication?: { required?: boolean; methods?: string[]; scopes?: string[]; permissions?: string[] };
@@ -49,7 +54,11 @@ export interface Manifest {
     artifacts?: ManifestArtifact[];
     [unknown: string]: unknown;
   };
-  configuration?: { schema_url?: string; defaults?: Record<string, unknown>; examples?: Record<string, unknown>[] };
+  configuration?: {
+    schema_url?: string;
+    defaults?: Record<string, unknown>;
+    examples?: Record<string, unknown>[];
+  };
   contacts?: {
     maintainers?: { name: string; email?: string; url?: string }[];
     support_url?: string;

@@ -20,8 +20,14 @@ import type { Clock } from './clock.ts';
 import type { RegistryConfig } from './config.ts';
 import { type Problem, problem, SubmissionError } from './errors.ts';
 import { loadManifest, normalizeDigest } from './manifest/index.ts';
-import { checkArtifactDigests } from './submission.ts';
-import type { ArtifactRecord, Manifest, PluginDocument, RegistryIdentity, SearchEntry, VersionRecord } from './model.ts';
+import type {
+  ArtifactRecord,
+  Manifest,
+  PluginDocument,
+  RegistryIdentity,
+  SearchEntry,
+  VersionRecord,
+} from './model.ts';
 import {
   buildIndexDocument,
   buildIndexEntry,
@@ -36,6 +42,7 @@ import { renderIndexPage, renderPluginPage } from './render/html.ts';
 import { toYaml } from './render/yaml.ts';
 import type { Signer } from './signing.ts';
 import { CACHE_IMMUTABLE, CACHE_MUTABLE, CACHE_PRIVATE, contentTypeFor, type Store } from './store.ts';
+import { checkArtifactDigests } from './submission.ts';
 import { authorizePublisher, checkPublisherSignature, loadTrustedKeys, type TrustedKeys } from './trust.ts';
 import { channelHeads, isPrerelease, latestVersion, sortVersionsDescending } from './versions.ts';
 
@@ -115,12 +122,20 @@ function digestOf(bytes: Uint8Array): DocumentDigest {
 /** A stable id for a submission: its file name and content digest, so a redelivered upload maps to itself. */
 export function submissionId(key: string, bytes: Uint8Array): string {
   const base = (key.split('/').pop() ?? 'submission').replace(/\.(tgz|tar\.gz)$/i, '');
-  const safe = base.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^[.]+/, '_').slice(0, 80) || 'submission';
+  const safe =
+    base
+      .replace(/[^A-Za-z0-9._-]/g, '_')
+      .replace(/^[.]+/, '_')
+      .slice(0, 80) || 'submission';
   return `${safe}-${sha256Hex(bytes).slice(0, 12)}`;
 }
 
 function identityOf(config: RegistryConfig): RegistryIdentity {
-  return { name: config.name, url: config.url, ...(config.description ? { description: config.description } : {}) };
+  return {
+    name: config.name,
+    url: config.url,
+    ...(config.description ? { description: config.description } : {}),
+  };
 }
 
 function pluginDocKey(name: string): string {
@@ -164,7 +179,12 @@ interface Accepted {
 type Evaluation =
   | Accepted
   | { readonly kind: 'already-published'; readonly manifest: Manifest; readonly publisher: string }
-  | { readonly kind: 'rejected'; readonly problems: readonly Problem[]; readonly manifest?: Manifest; readonly publisher?: string };
+  | {
+      readonly kind: 'rejected';
+      readonly problems: readonly Problem[];
+      readonly manifest?: Manifest;
+      readonly publisher?: string;
+    };
 
 /** Per-batch view of plugin documents: what is published plus what this batch accepted so far. */
 class PluginDocuments {
@@ -174,7 +194,8 @@ class PluginDocuments {
   constructor(private readonly site: Store) {}
 
   async get(name: string): Promise<PluginDocument | undefined> {
-    if (!this.#cache.has(name)) this.#cache.set(name, (await readJson<PluginDocument>(this.site, pluginDocKey(name))) ?? null);
+    if (!this.#cache.has(name))
+      this.#cache.set(name, (await readJson<PluginDocument>(this.site, pluginDocKey(name))) ?? null);
     return this.#cache.get(name) ?? undefined;
   }
 
@@ -238,7 +259,14 @@ async function evaluate(
   }
   const publisher = signer.fingerprint;
   const existing = await docs.get(manifest.name);
-  problems.push(...authorizePublisher({ config: ctx.config, fingerprint: publisher, name: manifest.name, owners: existing?.owners }));
+  problems.push(
+    ...authorizePublisher({
+      config: ctx.config,
+      fingerprint: publisher,
+      name: manifest.name,
+      owners: existing?.owners,
+    }),
+  );
 
   // Versions are immutable: same name and version with other bytes is refused; the same bytes is a no-op.
   const sourceSha256 = sha256Hex(contents.manifest);
@@ -246,13 +274,19 @@ async function evaluate(
   const pendingSha = [...docs.pending(manifest.name)].find(([v]) => semver.eq(v, manifest.version))?.[1];
   const knownSha = published?.source_sha256 ?? pendingSha;
   if (knownSha !== undefined) {
-    if (knownSha === sourceSha256 && problems.length === 0) return { kind: 'already-published', manifest, publisher };
+    if (knownSha === sourceSha256 && problems.length === 0)
+      return { kind: 'already-published', manifest, publisher };
     if (knownSha !== sourceSha256) {
       problems.push(
-        problem('VERSION_EXISTS', '/version', `${manifest.name}@${manifest.version} is already published with different content`, {
-          expected: 'a new version number (published versions are immutable)',
-          found: manifest.version,
-        }),
+        problem(
+          'VERSION_EXISTS',
+          '/version',
+          `${manifest.name}@${manifest.version} is already published with different content`,
+          {
+            expected: 'a new version number (published versions are immutable)',
+            found: manifest.version,
+          },
+        ),
       );
     }
   }
@@ -267,7 +301,11 @@ function versionBase(name: string, version: string): string {
 }
 
 /** Writes the immutable files of an accepted version and returns its record. */
-async function writeVersion(ctx: PipelineContext, accepted: Accepted, published: string): Promise<VersionRecord> {
+async function writeVersion(
+  ctx: PipelineContext,
+  accepted: Accepted,
+  published: string,
+): Promise<VersionRecord> {
   const { manifest, contents } = accepted;
   const base = versionBase(manifest.name, manifest.version);
   const url = ctx.config.url;
@@ -279,9 +317,23 @@ async function writeVersion(ctx: PipelineContext, accepted: Accepted, published:
       if (!body) throw new Error(`artifact ${artifact.file} vanished after validation`);
       const key = `${base}/${artifact.file}`;
       await putFile(ctx.site, key, body, CACHE_IMMUTABLE);
-      artifacts.push({ os: artifact.os, arch: artifact.arch, url: `${url}/${key}`, sha256: digest, size_bytes: body.byteLength, hosted: true });
+      artifacts.push({
+        os: artifact.os,
+        arch: artifact.arch,
+        url: `${url}/${key}`,
+        sha256: digest,
+        size_bytes: body.byteLength,
+        hosted: true,
+      });
     } else if (artifact.url !== undefined) {
-      artifacts.push({ os: artifact.os, arch: artifact.arch, url: artifact.url, sha256: digest, size_bytes: artifact.size_bytes, hosted: false });
+      artifacts.push({
+        os: artifact.os,
+        arch: artifact.arch,
+        url: artifact.url,
+        sha256: digest,
+        size_bytes: artifact.size_bytes,
+        hosted: false,
+      });
     }
   }
   // A JSON manifest is published byte for byte (unknown fields and all); YAML is rendered to JSON.
@@ -311,7 +363,15 @@ async function writeVersion(ctx: PipelineContext, accepted: Accepted, published:
 
 type DisplayFields = Pick<
   PluginDocument,
-  'display_name' | 'description' | 'plugin_type' | 'capabilities' | 'supported_providers' | 'tags' | 'license' | 'homepage' | 'repository'
+  | 'display_name'
+  | 'description'
+  | 'plugin_type'
+  | 'capabilities'
+  | 'supported_providers'
+  | 'tags'
+  | 'license'
+  | 'homepage'
+  | 'repository'
 >;
 
 function displayFieldsOf(manifest: Manifest): DisplayFields {
@@ -345,8 +405,16 @@ function mergePluginDocument(
   const versions = sortVersionsDescending([...(existing?.versions ?? []), ...added.map((a) => a.record)]);
   const shown = displayVersion(versions);
   const fromAdded = added.find((a) => a.record.version === shown)?.manifest;
-  const fields: DisplayFields = fromAdded ? displayFieldsOf(fromAdded) : existing ? pickDisplay(existing) : displayFieldsOf(first.manifest);
-  const owners = existing?.owners.length ? existing.owners : ctx.config.ownership === 'first-come' ? [first.record.publisher] : [];
+  const fields: DisplayFields = fromAdded
+    ? displayFieldsOf(fromAdded)
+    : existing
+      ? pickDisplay(existing)
+      : displayFieldsOf(first.manifest);
+  const owners = existing?.owners.length
+    ? existing.owners
+    : ctx.config.ownership === 'first-come'
+      ? [first.record.publisher]
+      : [];
   return {
     schema: 'plugindex/plugin/v1',
     name: first.manifest.name,
@@ -359,7 +427,17 @@ function mergePluginDocument(
 }
 
 function pickDisplay(doc: PluginDocument): DisplayFields {
-  const { display_name, description, plugin_type, capabilities, supported_providers, tags, license, homepage, repository } = doc;
+  const {
+    display_name,
+    description,
+    plugin_type,
+    capabilities,
+    supported_providers,
+    tags,
+    license,
+    homepage,
+    repository,
+  } = doc;
   return {
     ...(display_name ? { display_name } : {}),
     ...(description ? { description } : {}),
@@ -378,13 +456,23 @@ async function writePluginDocument(ctx: PipelineContext, doc: PluginDocument): P
   const key = pluginDocKey(doc.name);
   const body = encodeJson(doc);
   const digest = await putSigned(ctx, key, body);
-  await putFile(ctx.site, `plugins/${doc.name}/index.html`, encoder.encode(renderPluginPage(doc, identityOf(ctx.config))), CACHE_MUTABLE);
+  await putFile(
+    ctx.site,
+    `plugins/${doc.name}/index.html`,
+    encoder.encode(renderPluginPage(doc, identityOf(ctx.config))),
+    CACHE_MUTABLE,
+  );
   return catalogEntryOf(doc, digest);
 }
 
 function catalogEntryOf(doc: PluginDocument, digest: DocumentDigest): CatalogEntry {
   const apiVersions = [...new Set(doc.versions.map((v) => v.api_version))];
-  return { entry: buildIndexEntry(doc), search: buildSearchEntry(doc), document: digest, api_versions: apiVersions };
+  return {
+    entry: buildIndexEntry(doc),
+    search: buildSearchEntry(doc),
+    document: digest,
+    api_versions: apiVersions,
+  };
 }
 
 /** Rewrites the global documents and the snapshot from the catalog; bumps the generation. */
@@ -394,11 +482,26 @@ async function writeGlobals(ctx: PipelineContext, catalog: Catalog): Promise<num
   const names = Object.keys(catalog.plugins).sort();
   const entries = names.map((n) => catalog.plugins[n] as CatalogEntry);
   const apiVersions = [...new Set(entries.flatMap((e) => e.api_versions))].sort();
-  const index = buildIndexDocument(identityOf(ctx.config), entries.map((e) => e.entry), apiVersions, updated);
+  const index = buildIndexDocument(
+    identityOf(ctx.config),
+    entries.map((e) => e.entry),
+    apiVersions,
+    updated,
+  );
   const documents: Record<string, DocumentDigest> = {};
   documents['index.json'] = await putSigned(ctx, 'index.json', encodeJson(index, true));
   documents['index.yaml'] = await putSigned(ctx, 'index.yaml', encoder.encode(toYaml(index)));
-  documents['search.json'] = await putSigned(ctx, 'search.json', encodeJson(buildSearchDocument(entries.map((e) => e.search), updated), true));
+  documents['search.json'] = await putSigned(
+    ctx,
+    'search.json',
+    encodeJson(
+      buildSearchDocument(
+        entries.map((e) => e.search),
+        updated,
+      ),
+      true,
+    ),
+  );
   // Static files that change only with the registry's identity or key: rewritten only when they differ.
   const statics: [string, Uint8Array][] = [
     ['keys/registry.asc', encoder.encode(ctx.signer.publicKey)],
@@ -422,7 +525,11 @@ async function writeGlobals(ctx: PipelineContext, catalog: Catalog): Promise<num
   return generation;
 }
 
-async function writeSnapshot(ctx: PipelineContext, generation: number, documents: Record<string, DocumentDigest>): Promise<void> {
+async function writeSnapshot(
+  ctx: PipelineContext,
+  generation: number,
+  documents: Record<string, DocumentDigest>,
+): Promise<void> {
   const now = ctx.clock.now();
   const snapshot: SnapshotDocument = {
     schema: 'plugindex/snapshot/v1',
@@ -437,7 +544,10 @@ async function writeSnapshot(ctx: PipelineContext, generation: number, documents
 }
 
 async function saveCatalog(ctx: PipelineContext, catalog: Catalog): Promise<void> {
-  await ctx.intake.put(CATALOG_KEY, encodeJson(catalog, true), { contentType: 'application/json', cacheControl: CACHE_PRIVATE });
+  await ctx.intake.put(CATALOG_KEY, encodeJson(catalog, true), {
+    contentType: 'application/json',
+    cacheControl: CACHE_PRIVATE,
+  });
 }
 
 async function listIncoming(store: Store): Promise<string[]> {
@@ -450,7 +560,10 @@ async function listIncoming(store: Store): Promise<string[]> {
  * Processes submissions (by default everything under `incoming/`) as one batch with one rebuild.
  * @example const result = await processSubmissions({ intake, site, signer, clock: systemClock, config });
  */
-export async function processSubmissions(ctx: PipelineContext, keys?: readonly string[]): Promise<BatchResult> {
+export async function processSubmissions(
+  ctx: PipelineContext,
+  keys?: readonly string[],
+): Promise<BatchResult> {
   const submissionKeys = keys ?? (await listIncoming(ctx.intake));
   const trusted = await loadTrustedKeys(ctx.config, ctx.signer.fingerprints);
   const docs = new PluginDocuments(ctx.site);
@@ -506,9 +619,15 @@ export async function processSubmissions(ctx: PipelineContext, keys?: readonly s
   const outcomes: SubmissionOutcome[] = [];
   for (const item of items) {
     const outcome = outcomeOf(ctx, item.key, item.id, item.bytes, item.evaluation, processedAt, generation);
-    await ctx.intake.put(`status/${item.id}.json`, encodeJson(outcome), { contentType: 'application/json', cacheControl: CACHE_PRIVATE });
+    await ctx.intake.put(`status/${item.id}.json`, encodeJson(outcome), {
+      contentType: 'application/json',
+      cacheControl: CACHE_PRIVATE,
+    });
     const destination = outcome.status === 'rejected' ? 'rejected' : 'processed';
-    await ctx.intake.put(`${destination}/${item.id}.tgz`, item.bytes, { contentType: 'application/gzip', cacheControl: CACHE_PRIVATE });
+    await ctx.intake.put(`${destination}/${item.id}.tgz`, item.bytes, {
+      contentType: 'application/gzip',
+      cacheControl: CACHE_PRIVATE,
+    });
     await ctx.intake.delete(item.key);
     outcomes.push(outcome);
   }
@@ -548,7 +667,9 @@ function outcomeOf(
       page: `${url}/plugins/${manifest.name}/index.html`,
       manifest: `${versionUrl}/manifest.json`,
       signature: `${versionUrl}/manifest.json.asc`,
-      artifacts: (manifest.installation?.artifacts ?? []).map((a) => (a.file !== undefined ? `${versionUrl}/${a.file}` : (a.url ?? ''))),
+      artifacts: (manifest.installation?.artifacts ?? []).map((a) =>
+        a.file !== undefined ? `${versionUrl}/${a.file}` : (a.url ?? ''),
+      ),
     },
     problems: [],
   };
@@ -558,7 +679,9 @@ function outcomeOf(
  * Re-renders every plugin document, page and global document from the published plugin documents, and
  * re-signs everything. For key rotation, a changed registry URL or name, and recovery.
  */
-export async function rebuildRegistry(ctx: PipelineContext): Promise<{ generation: number; plugins: number }> {
+export async function rebuildRegistry(
+  ctx: PipelineContext,
+): Promise<{ generation: number; plugins: number }> {
   const catalog = await loadCatalog(ctx);
   catalog.plugins = {};
   for await (const info of ctx.site.list('plugins/')) {

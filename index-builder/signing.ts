@@ -67,7 +67,11 @@ export async function generateKeyPair(options: {
     ...(options.date ? { date: options.date } : {}),
   });
   const key = await openpgp.readKey({ armoredKey: generated.publicKey });
-  return { secretKey: generated.privateKey, publicKey: generated.publicKey, fingerprint: upper(key.getFingerprint()) };
+  return {
+    secretKey: generated.privateKey,
+    publicKey: generated.publicKey,
+    fingerprint: upper(key.getFingerprint()),
+  };
 }
 
 /** Reads an armored public (or secret: its public part) key; throws KeyError('KEY_INVALID'). */
@@ -98,10 +102,13 @@ export async function createSigner(armoredSecretKey: string, passphrase?: string
   try {
     privateKey = await openpgp.readPrivateKey({ armoredKey: armoredSecretKey });
   } catch (cause) {
-    throw new KeyError('KEY_INVALID', `not an armored OpenPGP secret key: ${(cause as Error).message}`, { cause });
+    throw new KeyError('KEY_INVALID', `not an armored OpenPGP secret key: ${(cause as Error).message}`, {
+      cause,
+    });
   }
   if (!privateKey.isDecrypted()) {
-    if (!passphrase) throw new KeyError('KEY_PASSPHRASE', 'the signing key is encrypted and no passphrase was given');
+    if (!passphrase)
+      throw new KeyError('KEY_PASSPHRASE', 'the signing key is encrypted and no passphrase was given');
     try {
       privateKey = await openpgp.decryptKey({ privateKey, passphrase });
     } catch (cause) {
@@ -133,16 +140,31 @@ export async function verifyDetachedSignature(
   try {
     signature = await openpgp.readSignature({ armoredSignature });
   } catch (cause) {
-    return { ok: false, reason: 'malformed', message: `not an armored OpenPGP signature: ${(cause as Error).message}`, keyIds: [] };
+    return {
+      ok: false,
+      reason: 'malformed',
+      message: `not an armored OpenPGP signature: ${(cause as Error).message}`,
+      keyIds: [],
+    };
   }
   const keyIds = Array.from(signature.getSigningKeyIDs(), (id) => upper(id.toHex()));
   const candidates = keys.filter((key) => key.getKeyIDs().some((id) => keyIds.includes(upper(id.toHex()))));
   if (candidates.length === 0) {
-    return { ok: false, reason: 'unknown-key', message: `signed by unknown key ${keyIds.join(', ') || '(no issuer)'}`, keyIds };
+    return {
+      ok: false,
+      reason: 'unknown-key',
+      message: `signed by unknown key ${keyIds.join(', ') || '(no issuer)'}`,
+      keyIds,
+    };
   }
   try {
     const message = await openpgp.createMessage({ binary: data });
-    const result = await openpgp.verify({ message, signature, verificationKeys: [...candidates], expectSigned: true });
+    const result = await openpgp.verify({
+      message,
+      signature,
+      verificationKeys: [...candidates],
+      expectSigned: true,
+    });
     const first = result.signatures[0];
     if (!first) throw new Error('no signature packet');
     await first.verified;
@@ -151,6 +173,11 @@ export async function verifyDetachedSignature(
     if (!signer) throw new Error('signer key not among candidates');
     return { ok: true, fingerprint: upper(signer.getFingerprint()) };
   } catch (cause) {
-    return { ok: false, reason: 'bad-signature', message: `signature does not verify: ${(cause as Error).message}`, keyIds };
+    return {
+      ok: false,
+      reason: 'bad-signature',
+      message: `signature does not verify: ${(cause as Error).message}`,
+      keyIds,
+    };
   }
 }

@@ -97,18 +97,28 @@ export function checkArtifactDigests(contents: BundleContents, manifest: Manifes
     const actual = sha256(body);
     if (actual !== normalizeDigest(artifact.sha256)) {
       problems.push(
-        problem('ARTIFACT_DIGEST_MISMATCH', `/installation/artifacts/${i}/sha256`, `the sha256 of ${artifact.file} does not match`, {
-          expected: normalizeDigest(artifact.sha256),
-          found: actual,
-        }),
+        problem(
+          'ARTIFACT_DIGEST_MISMATCH',
+          `/installation/artifacts/${i}/sha256`,
+          `the sha256 of ${artifact.file} does not match`,
+          {
+            expected: normalizeDigest(artifact.sha256),
+            found: actual,
+          },
+        ),
       );
     }
     if (body.byteLength !== artifact.size_bytes) {
       problems.push(
-        problem('ARTIFACT_SIZE_MISMATCH', `/installation/artifacts/${i}/size_bytes`, `the size of ${artifact.file} does not match`, {
-          expected: String(artifact.size_bytes),
-          found: String(body.byteLength),
-        }),
+        problem(
+          'ARTIFACT_SIZE_MISMATCH',
+          `/installation/artifacts/${i}/size_bytes`,
+          `the size of ${artifact.file} does not match`,
+          {
+            expected: String(artifact.size_bytes),
+            found: String(body.byteLength),
+          },
+        ),
       );
     }
   });
@@ -153,21 +163,53 @@ export async function inspectBundle(bytes: Uint8Array): Promise<InspectionResult
   let signer: string | undefined;
   const sigPath = `bundle:${contents.manifestName}.asc`;
   if (!contents.signature) {
-    problems.push(problem('BUNDLE_MISSING_SIGNATURE', sigPath, `the bundle has no signature over ${contents.manifestName}`));
+    problems.push(
+      problem(
+        'BUNDLE_MISSING_SIGNATURE',
+        sigPath,
+        `the bundle has no signature over ${contents.manifestName}`,
+      ),
+    );
   } else if (!contents.publisherKey) {
-    problems.push(problem('PUBLISHER_KEY_MISSING', 'bundle:publisher.asc', 'no publisher.asc to check the signature with'));
+    problems.push(
+      problem(
+        'PUBLISHER_KEY_MISSING',
+        'bundle:publisher.asc',
+        'no publisher.asc to check the signature with',
+      ),
+    );
   } else {
     try {
       const key = await readPublicKey(new TextDecoder().decode(contents.publisherKey));
-      const result = await verifyDetachedSignature(contents.manifest, new TextDecoder().decode(contents.signature), [key.key]);
+      const result = await verifyDetachedSignature(
+        contents.manifest,
+        new TextDecoder().decode(contents.signature),
+        [key.key],
+      );
       if (result.ok) signer = result.fingerprint;
       else {
-        const code = result.reason === 'malformed' ? 'SIGNATURE_MALFORMED' : result.reason === 'bad-signature' ? 'SIGNATURE_INVALID' : 'PUBLISHER_UNTRUSTED';
+        const code =
+          result.reason === 'malformed'
+            ? 'SIGNATURE_MALFORMED'
+            : result.reason === 'bad-signature'
+              ? 'SIGNATURE_INVALID'
+              : 'PUBLISHER_UNTRUSTED';
         problems.push(problem(code, sigPath, result.message));
       }
     } catch {
-      problems.push(problem('PUBLISHER_KEY_INVALID', 'bundle:publisher.asc', 'publisher.asc is not an armored OpenPGP public key'));
+      problems.push(
+        problem(
+          'PUBLISHER_KEY_INVALID',
+          'bundle:publisher.asc',
+          'publisher.asc is not an armored OpenPGP public key',
+        ),
+      );
     }
   }
-  return { valid: problems.length === 0, problems, ...(manifest ? { manifest } : {}), ...(signer ? { signer } : {}) };
+  return {
+    valid: problems.length === 0,
+    problems,
+    ...(manifest ? { manifest } : {}),
+    ...(signer ? { signer } : {}),
+  };
 }

@@ -15,14 +15,19 @@ export interface TrustedKeys {
   readonly registryFingerprints: readonly string[];
 }
 
-export async function loadTrustedKeys(config: RegistryConfig, registryFingerprints: readonly string[]): Promise<TrustedKeys> {
+export async function loadTrustedKeys(
+  config: RegistryConfig,
+  registryFingerprints: readonly string[],
+): Promise<TrustedKeys> {
   const keys = await Promise.all(config.publishers.map((p) => readPublicKey(p.key)));
   return { keys, registryFingerprints };
 }
 
 const keyIdOf = (fingerprint: string): string => fingerprint.slice(-16);
 
-export type SignerCheck = { readonly fingerprint: string; readonly problems: readonly [] } | { readonly fingerprint?: undefined; readonly problems: readonly Problem[] };
+export type SignerCheck =
+  | { readonly fingerprint: string; readonly problems: readonly [] }
+  | { readonly fingerprint?: undefined; readonly problems: readonly Problem[] };
 
 /**
  * Verifies the publisher's detached signature over the manifest bytes. Under the `open` policy the key may
@@ -41,9 +46,14 @@ export async function checkPublisherSignature(options: {
   if (!options.signature) {
     return {
       problems: [
-        problem('BUNDLE_MISSING_SIGNATURE', sigPath, `the bundle has no detached signature over ${options.manifestName}`, {
-          expected: `${options.manifestName}.asc, an armored OpenPGP signature by the publisher`,
-        }),
+        problem(
+          'BUNDLE_MISSING_SIGNATURE',
+          sigPath,
+          `the bundle has no detached signature over ${options.manifestName}`,
+          {
+            expected: `${options.manifestName}.asc, an armored OpenPGP signature by the publisher`,
+          },
+        ),
       ],
     };
   }
@@ -55,23 +65,43 @@ export async function checkPublisherSignature(options: {
       bundled = await readPublicKey(new TextDecoder().decode(options.publisherKey));
     } catch {
       return {
-        problems: [problem('PUBLISHER_KEY_INVALID', 'bundle:publisher.asc', 'publisher.asc is not an armored OpenPGP public key')],
+        problems: [
+          problem(
+            'PUBLISHER_KEY_INVALID',
+            'bundle:publisher.asc',
+            'publisher.asc is not an armored OpenPGP public key',
+          ),
+        ],
       };
     }
     if (bundled.fingerprints.some(isRegistryFingerprint)) {
       return {
         problems: [
-          problem('PUBLISHER_IS_REGISTRY_KEY', 'bundle:publisher.asc', 'the registry signing key cannot be used as a publisher key'),
+          problem(
+            'PUBLISHER_IS_REGISTRY_KEY',
+            'bundle:publisher.asc',
+            'the registry signing key cannot be used as a publisher key',
+          ),
         ],
       };
     }
     if (config.policy === 'open') candidates.push(bundled.key);
   }
-  const result = await verifyDetachedSignature(options.manifest, new TextDecoder().decode(options.signature), candidates);
+  const result = await verifyDetachedSignature(
+    options.manifest,
+    new TextDecoder().decode(options.signature),
+    candidates,
+  );
   if (result.ok) {
     if (isRegistryFingerprint(result.fingerprint)) {
       return {
-        problems: [problem('PUBLISHER_IS_REGISTRY_KEY', sigPath, 'the registry signing key cannot be used as a publisher key')],
+        problems: [
+          problem(
+            'PUBLISHER_IS_REGISTRY_KEY',
+            sigPath,
+            'the registry signing key cannot be used as a publisher key',
+          ),
+        ],
       };
     }
     return { fingerprint: result.fingerprint, problems: [] };
@@ -82,30 +112,53 @@ export async function checkPublisherSignature(options: {
   if (result.reason === 'bad-signature') {
     return {
       problems: [
-        problem('SIGNATURE_INVALID', sigPath, `the signature does not match ${options.manifestName}: ${result.message}`),
+        problem(
+          'SIGNATURE_INVALID',
+          sigPath,
+          `the signature does not match ${options.manifestName}: ${result.message}`,
+        ),
       ],
     };
   }
   const registryKeyIds = trusted.registryFingerprints.map(keyIdOf);
   if (result.keyIds.some((id) => registryKeyIds.includes(id))) {
     return {
-      problems: [problem('PUBLISHER_IS_REGISTRY_KEY', sigPath, 'signed with the registry key, which is never a publisher key')],
+      problems: [
+        problem(
+          'PUBLISHER_IS_REGISTRY_KEY',
+          sigPath,
+          'signed with the registry key, which is never a publisher key',
+        ),
+      ],
     };
   }
   if (config.policy === 'open' && !bundled) {
     return {
       problems: [
-        problem('PUBLISHER_KEY_MISSING', 'bundle:publisher.asc', `signed by key ${result.keyIds.join(', ')}, which the registry does not know`, {
-          expected: 'the publisher public key in the bundle as publisher.asc (plugindex pack adds it)',
-        }),
+        problem(
+          'PUBLISHER_KEY_MISSING',
+          'bundle:publisher.asc',
+          `signed by key ${result.keyIds.join(', ')}, which the registry does not know`,
+          {
+            expected: 'the publisher public key in the bundle as publisher.asc (plugindex pack adds it)',
+          },
+        ),
       ],
     };
   }
   return {
     problems: [
-      problem('PUBLISHER_UNTRUSTED', sigPath, `signed by key ${result.keyIds.join(', ') || '(unnamed)'}, which is not a trusted publisher`, {
-        expected: config.policy === 'restricted' ? 'a key listed by `plugindex publishers add`' : 'the key in publisher.asc',
-      }),
+      problem(
+        'PUBLISHER_UNTRUSTED',
+        sigPath,
+        `signed by key ${result.keyIds.join(', ') || '(unnamed)'}, which is not a trusted publisher`,
+        {
+          expected:
+            config.policy === 'restricted'
+              ? 'a key listed by `plugindex publishers add`'
+              : 'the key in publisher.asc',
+        },
+      ),
     ],
   };
 }
@@ -120,7 +173,13 @@ export function authorizePublisher(options: {
   const { config, fingerprint, name } = options;
   const listed = config.publishers.find((p) => p.fingerprint === fingerprint);
   if (config.policy === 'restricted' && !listed) {
-    return [problem('PUBLISHER_UNTRUSTED', '/name', `key ${fingerprint} is not a trusted publisher of this registry`)];
+    return [
+      problem(
+        'PUBLISHER_UNTRUSTED',
+        '/name',
+        `key ${fingerprint} is not a trusted publisher of this registry`,
+      ),
+    ];
   }
   if (listed && !picomatch.isMatch(name, [...listed.names])) {
     return [
@@ -130,11 +189,21 @@ export function authorizePublisher(options: {
       }),
     ];
   }
-  if (config.ownership === 'first-come' && options.owners && options.owners.length > 0 && !options.owners.includes(fingerprint)) {
+  if (
+    config.ownership === 'first-come' &&
+    options.owners &&
+    options.owners.length > 0 &&
+    !options.owners.includes(fingerprint)
+  ) {
     return [
-      problem('PUBLISHER_NOT_OWNER', '/name', `"${name}" is owned by another publisher; key ${fingerprint} is not an owner`, {
-        expected: `a signature by an owner: ${options.owners.join(', ')}`,
-      }),
+      problem(
+        'PUBLISHER_NOT_OWNER',
+        '/name',
+        `"${name}" is owned by another publisher; key ${fingerprint} is not an owner`,
+        {
+          expected: `a signature by an owner: ${options.owners.join(', ')}`,
+        },
+      ),
     ];
   }
   return [];

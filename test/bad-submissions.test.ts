@@ -9,7 +9,15 @@ import YAML from 'yaml';
 import type { ProblemCode } from '../index-builder/errors.ts';
 import { processSubmissions } from '../index-builder/pipeline.ts';
 import { createSigner } from '../index-builder/signing.ts';
-import { encode, makeBundle, makeRegistry, sha256, type TestRegistry, testKey, validManifest } from './support/fixtures.ts';
+import {
+  encode,
+  makeBundle,
+  makeRegistry,
+  sha256,
+  type TestRegistry,
+  testKey,
+  validManifest,
+} from './support/fixtures.ts';
 
 interface RawEntry {
   readonly name: string;
@@ -29,9 +37,16 @@ async function rawTar(entries: readonly RawEntry[]): Promise<Uint8Array> {
   });
   for (const entry of entries) {
     const type = entry.type ?? 'file';
-    const body = typeof entry.body === 'string' ? Buffer.from(entry.body) : Buffer.from(entry.body ?? new Uint8Array());
+    const body =
+      typeof entry.body === 'string' ? Buffer.from(entry.body) : Buffer.from(entry.body ?? new Uint8Array());
     if (type === 'file') tar.entry({ name: entry.name, type, mode: 0o644 }, body);
-    else tar.entry({ name: entry.name, type, mode: 0o644, ...(entry.linkname ? { linkname: entry.linkname } : {}) });
+    else
+      tar.entry({
+        name: entry.name,
+        type,
+        mode: 0o644,
+        ...(entry.linkname ? { linkname: entry.linkname } : {}),
+      });
   }
   tar.finalize();
   await done;
@@ -57,40 +72,110 @@ type Case = readonly [label: string, code: ProblemCode, build: () => Promise<Uin
 
 const cases: Case[] = [
   // Manifest errors
-  ['a manifest without a version', 'MANIFEST_MISSING_FIELD', () => makeBundle({ manifest: { ...validManifest(), version: undefined } })],
-  ['an upper-case name', 'MANIFEST_PATTERN_MISMATCH', () => makeBundle({ manifest: validManifest({ name: 'Demo-Plugin' }) })],
-  ['a name with a double hyphen', 'MANIFEST_PATTERN_MISMATCH', () => makeBundle({ manifest: validManifest({ name: 'demo--plugin' }) })],
-  ['a one-character name', 'MANIFEST_STRING_TOO_SHORT', () => makeBundle({ manifest: validManifest({ name: 'd' }) })],
-  ['a version that is not SemVer', 'MANIFEST_PATTERN_MISMATCH', () => makeBundle({ manifest: validManifest({ version: '1.0' }) })],
-  ['an unknown plugin type', 'MANIFEST_NOT_ALLOWED_VALUE', () => makeBundle({ manifest: validManifest({ plugin_type: 'miner' }) })],
-  ['no capabilities', 'MANIFEST_TOO_FEW_ITEMS', () => makeBundle({ manifest: validManifest({ capabilities: [] }) })],
-  ['a repeated capability', 'MANIFEST_DUPLICATE_ITEMS', () => makeBundle({ manifest: validManifest({ capabilities: ['actual_cost', 'actual_cost'] }) })],
-  ['capabilities as a string', 'MANIFEST_WRONG_TYPE', () => makeBundle({ manifest: validManifest({ capabilities: 'actual_cost' }) })],
-  ['a description past its limit', 'MANIFEST_STRING_TOO_LONG', () => makeBundle({ manifest: validManifest({ description: 'x'.repeat(600) }) })],
+  [
+    'a manifest without a version',
+    'MANIFEST_MISSING_FIELD',
+    () => makeBundle({ manifest: { ...validManifest(), version: undefined } }),
+  ],
+  [
+    'an upper-case name',
+    'MANIFEST_PATTERN_MISMATCH',
+    () => makeBundle({ manifest: validManifest({ name: 'Demo-Plugin' }) }),
+  ],
+  [
+    'a name with a double hyphen',
+    'MANIFEST_PATTERN_MISMATCH',
+    () => makeBundle({ manifest: validManifest({ name: 'demo--plugin' }) }),
+  ],
+  [
+    'a one-character name',
+    'MANIFEST_STRING_TOO_SHORT',
+    () => makeBundle({ manifest: validManifest({ name: 'd' }) }),
+  ],
+  [
+    'a version that is not SemVer',
+    'MANIFEST_PATTERN_MISMATCH',
+    () => makeBundle({ manifest: validManifest({ version: '1.0' }) }),
+  ],
+  [
+    'an unknown plugin type',
+    'MANIFEST_NOT_ALLOWED_VALUE',
+    () => makeBundle({ manifest: validManifest({ plugin_type: 'miner' }) }),
+  ],
+  [
+    'no capabilities',
+    'MANIFEST_TOO_FEW_ITEMS',
+    () => makeBundle({ manifest: validManifest({ capabilities: [] }) }),
+  ],
+  [
+    'a repeated capability',
+    'MANIFEST_DUPLICATE_ITEMS',
+    () => makeBundle({ manifest: validManifest({ capabilities: ['actual_cost', 'actual_cost'] }) }),
+  ],
+  [
+    'capabilities as a string',
+    'MANIFEST_WRONG_TYPE',
+    () => makeBundle({ manifest: validManifest({ capabilities: 'actual_cost' }) }),
+  ],
+  [
+    'a description past its limit',
+    'MANIFEST_STRING_TOO_LONG',
+    () => makeBundle({ manifest: validManifest({ description: 'x'.repeat(600) }) }),
+  ],
   [
     'a dependency range that does not parse',
     'MANIFEST_INVALID_DEPENDENCY_RANGE',
-    () => makeBundle({ manifest: validManifest({ requirements: { dependencies: [{ name: 'aws-sdk', version: 'newest please' }] } }) }),
+    () =>
+      makeBundle({
+        manifest: validManifest({
+          requirements: { dependencies: [{ name: 'aws-sdk', version: 'newest please' }] },
+        }),
+      }),
   ],
   [
     'min_api_version above max_api_version',
     'MANIFEST_API_VERSION_RANGE',
-    () => makeBundle({ manifest: validManifest({ requirements: { min_api_version: 'v3', max_api_version: 'v1' } }) }),
+    () =>
+      makeBundle({
+        manifest: validManifest({ requirements: { min_api_version: 'v3', max_api_version: 'v1' } }),
+      }),
   ],
-  ['a plain-http homepage', 'MANIFEST_INSECURE_URL', () => makeBundle({ manifest: validManifest({ metadata: { homepage: 'http://example.com/' } }) })],
+  [
+    'a plain-http homepage',
+    'MANIFEST_INSECURE_URL',
+    () => makeBundle({ manifest: validManifest({ metadata: { homepage: 'http://example.com/' } }) }),
+  ],
   [
     'a maintainer email that is not one',
     'MANIFEST_INVALID_FORMAT',
-    () => makeBundle({ manifest: validManifest({ contacts: { maintainers: [{ name: 'x', email: 'not-an-email' }] } }) }),
+    () =>
+      makeBundle({
+        manifest: validManifest({ contacts: { maintainers: [{ name: 'x', email: 'not-an-email' }] } }),
+      }),
   ],
-  ['a control character', 'MANIFEST_CONTROL_CHARACTER', () => makeBundle({ manifest: validManifest({ description: 'bell\u0007' }) })],
-  ['nesting beyond the limit', 'MANIFEST_TOO_DEEP', () => makeBundle({ manifest: validManifest({ configuration: { defaults: deep(40) } }) })],
+  [
+    'a control character',
+    'MANIFEST_CONTROL_CHARACTER',
+    () => makeBundle({ manifest: validManifest({ description: 'bell\u0007' }) }),
+  ],
+  [
+    'nesting beyond the limit',
+    'MANIFEST_TOO_DEEP',
+    () => makeBundle({ manifest: validManifest({ configuration: { defaults: deep(40) } }) }),
+  ],
   [
     'a manifest over the size limit',
     'MANIFEST_TOO_LARGE',
-    () => makeBundle({ manifest: validManifest({ configuration: { defaults: { blob: 'x'.repeat(300 * 1024) } } }) }),
+    () =>
+      makeBundle({
+        manifest: validManifest({ configuration: { defaults: { blob: 'x'.repeat(300 * 1024) } } }),
+      }),
   ],
-  ['JSON that does not parse', 'MANIFEST_PARSE_ERROR', () => makeBundle({ manifestText: '{"name": "demo-plugin",' })],
+  [
+    'JSON that does not parse',
+    'MANIFEST_PARSE_ERROR',
+    () => makeBundle({ manifestText: '{"name": "demo-plugin",' }),
+  ],
   ['a manifest that is an array', 'MANIFEST_NOT_OBJECT', () => makeBundle({ manifestText: '[1, 2, 3]' })],
   [
     'two artifacts for one platform',
@@ -100,8 +185,20 @@ const cases: Case[] = [
         manifest: validManifest({
           installation: {
             artifacts: [
-              { os: 'linux', arch: 'amd64', url: 'https://dl.example.com/a', sha256: 'a'.repeat(64), size_bytes: 1 },
-              { os: 'linux', arch: 'amd64', url: 'https://dl.example.com/b', sha256: 'b'.repeat(64), size_bytes: 1 },
+              {
+                os: 'linux',
+                arch: 'amd64',
+                url: 'https://dl.example.com/a',
+                sha256: 'a'.repeat(64),
+                size_bytes: 1,
+              },
+              {
+                os: 'linux',
+                arch: 'amd64',
+                url: 'https://dl.example.com/b',
+                sha256: 'b'.repeat(64),
+                size_bytes: 1,
+              },
             ],
           },
         }),
@@ -113,17 +210,48 @@ const cases: Case[] = [
     () =>
       makeBundle({
         manifest: validManifest({
-          installation: { artifacts: [{ os: 'linux', arch: 'amd64', file: 'x', url: 'https://dl.example.com/x', sha256: 'a'.repeat(64), size_bytes: 1 }] },
+          installation: {
+            artifacts: [
+              {
+                os: 'linux',
+                arch: 'amd64',
+                file: 'x',
+                url: 'https://dl.example.com/x',
+                sha256: 'a'.repeat(64),
+                size_bytes: 1,
+              },
+            ],
+          },
         }),
       }),
   ],
-  ['a manifest that is not UTF-8', 'MANIFEST_NOT_UTF8', async () => rawTar([...(await signedEntries()).slice(1), { name: 'manifest.json', body: new Uint8Array([0x7b, 0xff, 0xfe, 0x7d]) }])],
+  [
+    'a manifest that is not UTF-8',
+    'MANIFEST_NOT_UTF8',
+    async () =>
+      rawTar([
+        ...(await signedEntries()).slice(1),
+        { name: 'manifest.json', body: new Uint8Array([0x7b, 0xff, 0xfe, 0x7d]) },
+      ]),
+  ],
   [
     'a negative artifact size',
     'MANIFEST_OUT_OF_RANGE',
     () =>
       makeBundle({
-        manifest: validManifest({ installation: { artifacts: [{ os: 'linux', arch: 'amd64', url: 'https://dl.example.com/x', sha256: 'a'.repeat(64), size_bytes: -1 }] } }),
+        manifest: validManifest({
+          installation: {
+            artifacts: [
+              {
+                os: 'linux',
+                arch: 'amd64',
+                url: 'https://dl.example.com/x',
+                sha256: 'a'.repeat(64),
+                size_bytes: -1,
+              },
+            ],
+          },
+        }),
       }),
   ],
   // YAML attacks
@@ -139,45 +267,104 @@ const cases: Case[] = [
   [
     'a YAML code tag',
     'MANIFEST_YAML_UNSAFE',
-    () => makeBundle({ manifestName: 'manifest.yaml', manifestText: `${YAML.stringify(validManifest())}hook: !!js/function "function () { return 1 }"\n` }),
+    () =>
+      makeBundle({
+        manifestName: 'manifest.yaml',
+        manifestText: `${YAML.stringify(validManifest())}hook: !!js/function "function () { return 1 }"\n`,
+      }),
   ],
   [
     'a YAML duplicate key',
     'MANIFEST_DUPLICATE_KEY',
-    () => makeBundle({ manifestName: 'manifest.yaml', manifestText: `${YAML.stringify(validManifest())}name: other-name\n` }),
+    () =>
+      makeBundle({
+        manifestName: 'manifest.yaml',
+        manifestText: `${YAML.stringify(validManifest())}name: other-name\n`,
+      }),
   ],
   // Prototype pollution
-  ['a JSON __proto__ key', 'MANIFEST_FORBIDDEN_KEY', () => makeBundle({ manifestText: JSON.stringify(validManifest()).replace(/^\{/, '{"__proto__":{"polluted":true},') })],
+  [
+    'a JSON __proto__ key',
+    'MANIFEST_FORBIDDEN_KEY',
+    () =>
+      makeBundle({
+        manifestText: JSON.stringify(validManifest()).replace(/^\{/, '{"__proto__":{"polluted":true},'),
+      }),
+  ],
   [
     'a YAML constructor.prototype key',
     'MANIFEST_FORBIDDEN_KEY',
-    () => makeBundle({ manifestName: 'manifest.yaml', manifestText: `${YAML.stringify(validManifest())}metadata2:\n  constructor:\n    prototype:\n      polluted: true\n` }),
+    () =>
+      makeBundle({
+        manifestName: 'manifest.yaml',
+        manifestText: `${YAML.stringify(validManifest())}metadata2:\n  constructor:\n    prototype:\n      polluted: true\n`,
+      }),
   ],
   // Unsafe tars
-  ['a path escaping with ..', 'BUNDLE_UNSAFE_PATH', async () => rawTar([...(await signedEntries()), { name: '../evil', body: 'x' }])],
-  ['an absolute path', 'BUNDLE_UNSAFE_PATH', async () => rawTar([...(await signedEntries()), { name: '/etc/cron.d/evil', body: 'x' }])],
-  ['a symbolic link', 'BUNDLE_LINK_ENTRY', async () => rawTar([...(await signedEntries()), { name: 'link', type: 'symlink', linkname: '/etc/passwd' }])],
-  ['a hard link', 'BUNDLE_LINK_ENTRY', async () => rawTar([...(await signedEntries()), { name: 'hard', type: 'link', linkname: 'manifest.json' }])],
-  ['a device node', 'BUNDLE_SPECIAL_ENTRY', async () => rawTar([...(await signedEntries()), { name: 'dev', type: 'character-device' }])],
-  ['a duplicate entry', 'BUNDLE_DUPLICATE_ENTRY', async () => rawTar([...(await signedEntries()), { name: 'manifest.json', body: '{}' }])],
-  ['a file the manifest does not name', 'BUNDLE_UNEXPECTED_FILE', async () => rawTar([...(await signedEntries()), { name: 'extra/payload.sh', body: 'rm -rf /' }])],
+  [
+    'a path escaping with ..',
+    'BUNDLE_UNSAFE_PATH',
+    async () => rawTar([...(await signedEntries()), { name: '../evil', body: 'x' }]),
+  ],
+  [
+    'an absolute path',
+    'BUNDLE_UNSAFE_PATH',
+    async () => rawTar([...(await signedEntries()), { name: '/etc/cron.d/evil', body: 'x' }]),
+  ],
+  [
+    'a symbolic link',
+    'BUNDLE_LINK_ENTRY',
+    async () =>
+      rawTar([...(await signedEntries()), { name: 'link', type: 'symlink', linkname: '/etc/passwd' }]),
+  ],
+  [
+    'a hard link',
+    'BUNDLE_LINK_ENTRY',
+    async () =>
+      rawTar([...(await signedEntries()), { name: 'hard', type: 'link', linkname: 'manifest.json' }]),
+  ],
+  [
+    'a device node',
+    'BUNDLE_SPECIAL_ENTRY',
+    async () => rawTar([...(await signedEntries()), { name: 'dev', type: 'character-device' }]),
+  ],
+  [
+    'a duplicate entry',
+    'BUNDLE_DUPLICATE_ENTRY',
+    async () => rawTar([...(await signedEntries()), { name: 'manifest.json', body: '{}' }]),
+  ],
+  [
+    'a file the manifest does not name',
+    'BUNDLE_UNEXPECTED_FILE',
+    async () => rawTar([...(await signedEntries()), { name: 'extra/payload.sh', body: 'rm -rf /' }]),
+  ],
   [
     'too many entries',
     'BUNDLE_TOO_MANY_ENTRIES',
-    async () => rawTar([...(await signedEntries()), ...Array.from({ length: 300 }, (_, i) => ({ name: `f${i}`, body: 'x' }))]),
+    async () =>
+      rawTar([
+        ...(await signedEntries()),
+        ...Array.from({ length: 300 }, (_, i) => ({ name: `f${i}`, body: 'x' })),
+      ]),
   ],
   [
     'a compression bomb',
     'BUNDLE_DECOMPRESSION_LIMIT',
-    async () => rawTar([...(await signedEntries()), { name: 'zeros', body: new Uint8Array(64 * 1024 * 1024) }]),
+    async () =>
+      rawTar([...(await signedEntries()), { name: 'zeros', body: new Uint8Array(64 * 1024 * 1024) }]),
   ],
   ['bytes that are not gzip', 'BUNDLE_NOT_GZIP', async () => encode('just some text, not a bundle')],
   ['a truncated gzip stream', 'BUNDLE_CORRUPT', async () => (await makeBundle()).slice(0, 200)],
-  ['a bundle without a manifest', 'BUNDLE_MISSING_MANIFEST', async () => rawTar((await signedEntries()).slice(1))],
+  [
+    'a bundle without a manifest',
+    'BUNDLE_MISSING_MANIFEST',
+    async () => rawTar((await signedEntries()).slice(1)),
+  ],
   [
     'a bundle with JSON and YAML manifests',
     'BUNDLE_MULTIPLE_MANIFESTS',
-    async () => rawTar([...(await signedEntries()), { name: 'manifest.yaml', body: YAML.stringify(validManifest()) }]),
+    async () =>
+      rawTar([...(await signedEntries()), { name: 'manifest.yaml', body: YAML.stringify(validManifest()) }]),
   ],
   [
     'an artifact named but not carried',
@@ -186,7 +373,17 @@ const cases: Case[] = [
       makeBundle({
         manifest: validManifest({
           version: '3.0.0',
-          installation: { artifacts: [{ os: 'linux', arch: 'amd64', file: 'artifacts/linux-amd64/tool', sha256: 'a'.repeat(64), size_bytes: 1 }] },
+          installation: {
+            artifacts: [
+              {
+                os: 'linux',
+                arch: 'amd64',
+                file: 'artifacts/linux-amd64/tool',
+                sha256: 'a'.repeat(64),
+                size_bytes: 1,
+              },
+            ],
+          },
         }),
       }),
   ],
@@ -198,7 +395,17 @@ const cases: Case[] = [
       makeBundle({
         manifest: validManifest({
           version: '3.0.0',
-          installation: { artifacts: [{ os: 'linux', arch: 'amd64', file: 'artifacts/linux-amd64/tool', sha256: sha256('something else'), size_bytes: 6 }] },
+          installation: {
+            artifacts: [
+              {
+                os: 'linux',
+                arch: 'amd64',
+                file: 'artifacts/linux-amd64/tool',
+                sha256: sha256('something else'),
+                size_bytes: 6,
+              },
+            ],
+          },
         }),
         artifacts: [{ ...artifact(), record: false }],
       }),
@@ -210,42 +417,90 @@ const cases: Case[] = [
       makeBundle({
         manifest: validManifest({
           version: '3.0.0',
-          installation: { artifacts: [{ os: 'linux', arch: 'amd64', file: 'artifacts/linux-amd64/tool', sha256: sha256('binary'), size_bytes: 7 }] },
+          installation: {
+            artifacts: [
+              {
+                os: 'linux',
+                arch: 'amd64',
+                file: 'artifacts/linux-amd64/tool',
+                sha256: sha256('binary'),
+                size_bytes: 7,
+              },
+            ],
+          },
         }),
         artifacts: [{ ...artifact(), record: false }],
       }),
   ],
   // Signatures and trust
-  ['no signature', 'BUNDLE_MISSING_SIGNATURE', () => makeBundle({ manifest: validManifest({ version: '3.0.0' }), signature: null })],
-  ['a signature that is not one', 'SIGNATURE_MALFORMED', () => makeBundle({ manifest: validManifest({ version: '3.0.0' }), signature: 'trust me' })],
+  [
+    'no signature',
+    'BUNDLE_MISSING_SIGNATURE',
+    () => makeBundle({ manifest: validManifest({ version: '3.0.0' }), signature: null }),
+  ],
+  [
+    'a signature that is not one',
+    'SIGNATURE_MALFORMED',
+    () => makeBundle({ manifest: validManifest({ version: '3.0.0' }), signature: 'trust me' }),
+  ],
   [
     'a signature over other bytes',
     'SIGNATURE_INVALID',
-    async () => makeBundle({ manifest: validManifest({ version: '3.0.0' }), signature: await (await createSigner((await testKey('publisher')).secretKey)).sign(encode('other bytes')) }),
+    async () =>
+      makeBundle({
+        manifest: validManifest({ version: '3.0.0' }),
+        signature: await (await createSigner((await testKey('publisher')).secretKey)).sign(
+          encode('other bytes'),
+        ),
+      }),
   ],
   [
     'a signature by a key other than the bundled one',
     'PUBLISHER_UNTRUSTED',
-    async () => makeBundle({ manifest: validManifest({ version: '3.0.0' }), signer: await testKey('stranger'), publisherKey: (await testKey('publisher')).publicKey }),
+    async () =>
+      makeBundle({
+        manifest: validManifest({ version: '3.0.0' }),
+        signer: await testKey('stranger'),
+        publisherKey: (await testKey('publisher')).publicKey,
+      }),
   ],
-  ['no publisher key in an open registry', 'PUBLISHER_KEY_MISSING', () => makeBundle({ manifest: validManifest({ version: '3.0.0' }), publisherKey: null })],
-  ['a publisher key that is not a key', 'PUBLISHER_KEY_INVALID', () => makeBundle({ manifest: validManifest({ version: '3.0.0' }), publisherKey: 'not a key' })],
+  [
+    'no publisher key in an open registry',
+    'PUBLISHER_KEY_MISSING',
+    () => makeBundle({ manifest: validManifest({ version: '3.0.0' }), publisherKey: null }),
+  ],
+  [
+    'a publisher key that is not a key',
+    'PUBLISHER_KEY_INVALID',
+    () => makeBundle({ manifest: validManifest({ version: '3.0.0' }), publisherKey: 'not a key' }),
+  ],
   [
     'the registry key posing as a publisher',
     'PUBLISHER_IS_REGISTRY_KEY',
-    async () => makeBundle({ manifest: validManifest({ name: 'fresh-name' }), signer: await testKey('registry') }),
+    async () =>
+      makeBundle({ manifest: validManifest({ name: 'fresh-name' }), signer: await testKey('registry') }),
   ],
   [
     'a registry-key signature without a bundled key',
     'PUBLISHER_IS_REGISTRY_KEY',
-    async () => makeBundle({ manifest: validManifest({ name: 'fresh-name' }), signer: await testKey('registry'), publisherKey: null }),
+    async () =>
+      makeBundle({
+        manifest: validManifest({ name: 'fresh-name' }),
+        signer: await testKey('registry'),
+        publisherKey: null,
+      }),
   ],
   // Version overwrite and ownership
-  ['an overwrite of a published version', 'VERSION_EXISTS', () => makeBundle({ manifest: validManifest({ description: 'sneaky change' }) })],
+  [
+    'an overwrite of a published version',
+    'VERSION_EXISTS',
+    () => makeBundle({ manifest: validManifest({ description: 'sneaky change' }) }),
+  ],
   [
     'a new version by a key that does not own the name',
     'PUBLISHER_NOT_OWNER',
-    async () => makeBundle({ manifest: validManifest({ version: '3.0.0' }), signer: await testKey('stranger') }),
+    async () =>
+      makeBundle({ manifest: validManifest({ version: '3.0.0' }), signer: await testKey('stranger') }),
   ],
 ];
 
@@ -264,24 +519,27 @@ describe('when a submission is bad', () => {
     expect(new Set(cases.map(([label]) => label)).size).toBe(cases.length);
   });
 
-  it.each(cases)('rejects %s with %s and leaves the published tree byte-identical', async (_label, code, build) => {
-    const before = registry.site.fingerprint();
-    const [key] = await registry.submit(await build());
-    const result = await processSubmissions(registry.context, [key as string]);
-    const outcome = result.outcomes[0];
-    expect(outcome?.status).toBe('rejected');
-    // The specific code comes first; a case may add consequences (a signature over bytes that do not decode).
-    expect(outcome?.problems[0]?.code).toBe(code);
-    for (const p of outcome?.problems ?? []) {
-      expect(p.message.length).toBeGreaterThan(0);
-      expect(typeof p.path).toBe('string');
-    }
-    expect(result.generation).toBeNull();
-    expect(registry.site.fingerprint()).toEqual(before);
-    // Never lost: an outcome record and the submission kept under rejected/.
-    expect(registry.intake.objects.has(`status/${outcome?.id}.json`)).toBe(true);
-    expect(registry.intake.objects.has(`rejected/${outcome?.id}.tgz`)).toBe(true);
-    expect(registry.intake.objects.has(key as string)).toBe(false);
-    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
-  });
+  it.each(cases)(
+    'rejects %s with %s and leaves the published tree byte-identical',
+    async (_label, code, build) => {
+      const before = registry.site.fingerprint();
+      const [key] = await registry.submit(await build());
+      const result = await processSubmissions(registry.context, [key as string]);
+      const outcome = result.outcomes[0];
+      expect(outcome?.status).toBe('rejected');
+      // The specific code comes first; a case may add consequences (a signature over bytes that do not decode).
+      expect(outcome?.problems[0]?.code).toBe(code);
+      for (const p of outcome?.problems ?? []) {
+        expect(p.message.length).toBeGreaterThan(0);
+        expect(typeof p.path).toBe('string');
+      }
+      expect(result.generation).toBeNull();
+      expect(registry.site.fingerprint()).toEqual(before);
+      // Never lost: an outcome record and the submission kept under rejected/.
+      expect(registry.intake.objects.has(`status/${outcome?.id}.json`)).toBe(true);
+      expect(registry.intake.objects.has(`rejected/${outcome?.id}.tgz`)).toBe(true);
+      expect(registry.intake.objects.has(key as string)).toBe(false);
+      expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    },
+  );
 });

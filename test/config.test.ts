@@ -5,7 +5,12 @@ import { ConfigError } from '../index-builder/errors.ts';
 describe('when reading a registry config', () => {
   it('defaults to an open policy with first-come ownership', () => {
     const config = parseRegistryConfig({ name: 'r', url: 'https://r.example.com/' });
-    expect(config).toMatchObject({ policy: 'open', ownership: 'first-come', publishers: [], url: 'https://r.example.com' });
+    expect(config).toMatchObject({
+      policy: 'open',
+      ownership: 'first-come',
+      publishers: [],
+      url: 'https://r.example.com',
+    });
     expect(config.snapshotTtlSeconds).toBe(DEFAULT_SNAPSHOT_TTL_SECONDS);
   });
 
@@ -16,10 +21,18 @@ describe('when reading a registry config', () => {
     [{ name: 'r', url: 'https://r', policy: 'anyone' }, '/policy'],
     [{ name: 'r', url: 'https://r', ownership: 'last-come' }, '/ownership'],
     [{ name: 'r', url: 'https://r', snapshotTtlSeconds: 5 }, '/snapshotTtlSeconds'],
-    [{ name: 'r', url: 'https://r', publishers: [{ fingerprint: 'XYZ', names: ['*'], key: 'k' }] }, '/publishers/0/fingerprint'],
-    [{ name: 'r', url: 'https://r', publishers: [{ fingerprint: 'A'.repeat(40), names: [], key: 'k' }] }, '/publishers/0/names'],
+    [
+      { name: 'r', url: 'https://r', publishers: [{ fingerprint: 'XYZ', names: ['*'], key: 'k' }] },
+      '/publishers/0/fingerprint',
+    ],
+    [
+      { name: 'r', url: 'https://r', publishers: [{ fingerprint: 'A'.repeat(40), names: [], key: 'k' }] },
+      '/publishers/0/names',
+    ],
   ])('rejects %j naming %s', (value, pointer) => {
     expect(() => parseRegistryConfig(value)).toThrow(ConfigError);
-    expect(() => parseRegistryConfig(value)).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining(pointer) }));
+    expect(() => parseRegistryConfig(value)).toThrow(
+      expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining(pointer) }),
+    );
   });
 });

@@ -3,13 +3,14 @@
  * fetch over HTTP -> verify every signature with openpgp.js and with `gpg --verify` -> the index validates
  * against the reference PulumiCost registry schema.
  */
-import { Ajv2020 } from 'ajv/dist/2020.js';
-import addFormats from 'ajv-formats';
+
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import type { PluginDocument } from '../index-builder/model.ts';
@@ -63,7 +64,15 @@ describe('when a publisher ships a plugin to a local registry', () => {
     const init = await plugindex('init', '--registry', registryDir, '--name', 'E2E Registry', '--url', base);
     expect(init.code, init.stderr).toBe(0);
 
-    const keygen = await plugindex('keygen', '--out', path.join(work, 'key'), '--name', 'E2E Publisher', '--email', 'e2e@example.com');
+    const keygen = await plugindex(
+      'keygen',
+      '--out',
+      path.join(work, 'key'),
+      '--name',
+      'E2E Publisher',
+      '--email',
+      'e2e@example.com',
+    );
     expect(keygen.code, keygen.stderr).toBe(0);
     expect(keygen.stdout.trim()).toMatch(/^[0-9A-F]{40}$/);
 
@@ -76,7 +85,12 @@ describe('when a publisher ships a plugin to a local registry', () => {
       plugin_type: 'cost_source',
       capabilities: ['actual_cost', 'projected_cost'],
       supported_providers: ['aws'],
-      requirements: { min_api_version: 'v1', max_api_version: 'v1', os: ['linux', 'darwin'], arch: ['amd64', 'arm64'] },
+      requirements: {
+        min_api_version: 'v1',
+        max_api_version: 'v1',
+        os: ['linux', 'darwin'],
+        arch: ['amd64', 'arm64'],
+      },
       metadata: { tags: ['e2e'], license: 'MIT', homepage: 'https://example.com/e2e' },
     };
     writeFileSync(path.join(work, 'manifest.json'), JSON.stringify(manifest, null, 2));
@@ -112,7 +126,11 @@ describe('when a publisher ships a plugin to a local registry', () => {
   });
 
   it('serves the registry over HTTP with the spec endpoints', async () => {
-    server = spawn(process.execPath, [BIN, 'serve', '--registry', registryDir, '--port', String(port), '--no-watch'], { cwd: ROOT, stdio: 'pipe' });
+    server = spawn(
+      process.execPath,
+      [BIN, 'serve', '--registry', registryDir, '--port', String(port), '--no-watch'],
+      { cwd: ROOT, stdio: 'pipe' },
+    );
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('serve did not start')), 20_000);
       server?.stdout?.on('data', (chunk: Buffer) => {
@@ -128,7 +146,10 @@ describe('when a publisher ships a plugin to a local registry', () => {
     expect(list.headers.get('content-type')).toContain('application/json');
     const doc = (await (await fetch(`${base}/plugins/e2e-costs`)).json()) as PluginDocument;
     expect(doc.latest_version).toBe('1.0.0');
-    expect(doc.versions[0]?.artifacts.map((a) => `${a.os}/${a.arch}`).sort()).toEqual(['darwin/arm64', 'linux/amd64']);
+    expect(doc.versions[0]?.artifacts.map((a) => `${a.os}/${a.arch}`).sort()).toEqual([
+      'darwin/arm64',
+      'linux/amd64',
+    ]);
     const page = await fetch(`${base}/plugins/e2e-costs`, { headers: { accept: 'text/html' } });
     expect(page.headers.get('content-type')).toContain('text/html');
     expect(await page.text()).toContain('E2E Costs');
@@ -149,19 +170,34 @@ describe('when a publisher ships a plugin to a local registry', () => {
     expect(snapshot.generation).toBeGreaterThanOrEqual(2);
     expect(snapshot.key_fingerprint).toBe(key.fingerprint);
     const doc = (await (await fetch(`${base}/plugins/e2e-costs/index.json`)).json()) as PluginDocument;
-    const paths = ['snapshot.json', ...Object.keys(snapshot.documents).filter((p) => !p.endsWith('.asc')), new URL(doc.versions[0]?.manifest_url ?? '').pathname.slice(1)];
+    const paths = [
+      'snapshot.json',
+      ...Object.keys(snapshot.documents).filter((p) => !p.endsWith('.asc')),
+      new URL(doc.versions[0]?.manifest_url ?? '').pathname.slice(1),
+    ];
 
     const gnupg = mkdtempSync(path.join(work, 'gnupg-'));
     writeFileSync(path.join(work, 'registry.asc'), keyText);
-    execFileSync('gpg', ['--homedir', gnupg, '--batch', '--quiet', '--import', path.join(work, 'registry.asc')], { stdio: 'pipe' });
+    execFileSync(
+      'gpg',
+      ['--homedir', gnupg, '--batch', '--quiet', '--import', path.join(work, 'registry.asc')],
+      { stdio: 'pipe' },
+    );
     for (const p of new Set(paths)) {
       const body = new Uint8Array(await (await fetch(`${base}/${p}`)).arrayBuffer());
       const signature = await (await fetch(`${base}/${p}.asc`)).text();
-      await expect(verifyDetachedSignature(body, signature, [key.key]), p).resolves.toMatchObject({ ok: true, fingerprint: key.fingerprint });
+      await expect(verifyDetachedSignature(body, signature, [key.key]), p).resolves.toMatchObject({
+        ok: true,
+        fingerprint: key.fingerprint,
+      });
       const file = path.join(work, 'doc');
       writeFileSync(file, body);
       writeFileSync(`${file}.asc`, signature);
-      const status = execFileSync('gpg', ['--homedir', gnupg, '--batch', '--status-fd', '1', '--verify', `${file}.asc`, file], { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+      const status = execFileSync(
+        'gpg',
+        ['--homedir', gnupg, '--batch', '--status-fd', '1', '--verify', `${file}.asc`, file],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      ).toString();
       expect(status, p).toContain(`VALIDSIG ${key.fingerprint}`);
       const digest = snapshot.documents[p];
       if (digest) {
@@ -175,7 +211,9 @@ describe('when a publisher ships a plugin to a local registry', () => {
     const index = await (await fetch(`${base}/index.json`)).json();
     const ajv = new Ajv2020({ allErrors: true, strict: false });
     addFormats.default(ajv);
-    const schema = JSON.parse(readFileSync(path.join(REFERENCE, 'schemas/plugin_registry.schema.json'), 'utf8'));
+    const schema = JSON.parse(
+      readFileSync(path.join(REFERENCE, 'schemas/plugin_registry.schema.json'), 'utf8'),
+    );
     expect(ajv.validate(schema, index), JSON.stringify(ajv.errors)).toBe(true);
     expect(YAML.parse(await (await fetch(`${base}/index.yaml`)).text())).toEqual(index);
   });
@@ -205,10 +243,34 @@ describe('when a publisher ships a plugin to a local registry', () => {
   it('restricts publishing once a publisher is added', async () => {
     const outsider = path.join(work, 'outsider');
     await plugindex('keygen', '--out', outsider);
-    const added = await plugindex('publishers', 'add', '--registry', registryDir, path.join(work, 'key/public.asc'), '--names', 'e2e-*');
+    const added = await plugindex(
+      'publishers',
+      'add',
+      '--registry',
+      registryDir,
+      path.join(work, 'key/public.asc'),
+      '--names',
+      'e2e-*',
+    );
     expect(added.code, added.stderr).toBe(0);
-    writeFileSync(path.join(work, 'other.json'), JSON.stringify({ name: 'other-costs', version: '1.0.0', api_version: 'v1', plugin_type: 'aggregator', capabilities: ['showback'] }));
-    await plugindex('pack', path.join(work, 'other.json'), '--key', path.join(outsider, 'secret.asc'), '--out', path.join(work, 'other.tgz'));
+    writeFileSync(
+      path.join(work, 'other.json'),
+      JSON.stringify({
+        name: 'other-costs',
+        version: '1.0.0',
+        api_version: 'v1',
+        plugin_type: 'aggregator',
+        capabilities: ['showback'],
+      }),
+    );
+    await plugindex(
+      'pack',
+      path.join(work, 'other.json'),
+      '--key',
+      path.join(outsider, 'secret.asc'),
+      '--out',
+      path.join(work, 'other.tgz'),
+    );
     const refused = await plugindex('publish', path.join(work, 'other.tgz'), '--registry', registryDir);
     expect(refused.code).toBe(1);
     expect(refused.stdout).toContain('PUBLISHER_UNTRUSTED');

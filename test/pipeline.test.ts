@@ -1,15 +1,28 @@
-import { Ajv2020 } from 'ajv/dist/2020.js';
-import addFormats from 'ajv-formats';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import type { PluginDocument } from '../index-builder/model.ts';
-import { processSubmissions, rebuildRegistry, refreshSnapshot, type SubmissionOutcome } from '../index-builder/pipeline.ts';
+import {
+  processSubmissions,
+  rebuildRegistry,
+  refreshSnapshot,
+  type SubmissionOutcome,
+} from '../index-builder/pipeline.ts';
 import type { SnapshotDocument } from '../index-builder/render/documents.ts';
 import { readPublicKey, verifyDetachedSignature } from '../index-builder/signing.ts';
 import { CACHE_IMMUTABLE, CACHE_MUTABLE } from '../index-builder/store.ts';
-import { encode, makeBundle, makeRegistry, sha256, type TestRegistry, testKey, validManifest } from './support/fixtures.ts';
+import {
+  encode,
+  makeBundle,
+  makeRegistry,
+  sha256,
+  type TestRegistry,
+  testKey,
+  validManifest,
+} from './support/fixtures.ts';
 import type { MemoryStore } from './support/memory-store.ts';
 
 const REFERENCE = path.resolve(import.meta.dirname, '../../shared/reference/pulumicost-spec');
@@ -29,8 +42,17 @@ describe('when a valid submission arrives', () => {
   it('publishes the manifest, documents, signatures and snapshot', async () => {
     const registry = await makeRegistry();
     const artifact = encode('#!/bin/sh\necho demo\n');
-    const [outcome] = await publish(registry, await makeBundle({ artifacts: [{ os: 'linux', arch: 'amd64', name: 'demo', body: artifact }] }));
-    expect(outcome).toMatchObject({ status: 'accepted', plugin: 'demo-plugin', version: '1.0.0', generation: 1, problems: [] });
+    const [outcome] = await publish(
+      registry,
+      await makeBundle({ artifacts: [{ os: 'linux', arch: 'amd64', name: 'demo', body: artifact }] }),
+    );
+    expect(outcome).toMatchObject({
+      status: 'accepted',
+      plugin: 'demo-plugin',
+      version: '1.0.0',
+      generation: 1,
+      problems: [],
+    });
 
     const site = registry.site;
     for (const key of [
@@ -40,7 +62,16 @@ describe('when a valid submission arrives', () => {
     ]) {
       expect(site.objects.get(key)?.cacheControl).toBe(CACHE_IMMUTABLE);
     }
-    for (const key of ['index.json', 'index.yaml', 'search.json', 'snapshot.json', 'plugins/demo-plugin/index.json', 'plugins/demo-plugin/index.html', 'index.html', 'keys/registry.asc']) {
+    for (const key of [
+      'index.json',
+      'index.yaml',
+      'search.json',
+      'snapshot.json',
+      'plugins/demo-plugin/index.json',
+      'plugins/demo-plugin/index.html',
+      'index.html',
+      'keys/registry.asc',
+    ]) {
       expect(site.objects.get(key)?.cacheControl, key).toBe(CACHE_MUTABLE);
     }
     const doc = json<PluginDocument>(site, 'plugins/demo-plugin/index.json');
@@ -56,7 +87,7 @@ describe('when a valid submission arrives', () => {
       },
     ]);
     expect(site.objects.get('plugins/demo-plugin/1.0.0/manifest.json')?.contentType).toBe('application/json');
-    expect(registry.intake.objects.has('status/' + outcome?.id + '.json')).toBe(true);
+    expect(registry.intake.objects.has(`status/${outcome?.id}.json`)).toBe(true);
     expect([...registry.intake.objects.keys()].filter((k) => k.startsWith('incoming/'))).toEqual([]);
     expect([...registry.intake.objects.keys()].filter((k) => k.startsWith('processed/'))).toHaveLength(1);
   });
@@ -70,7 +101,9 @@ describe('when a valid submission arrives', () => {
     for (const name of signed) {
       const body = registry.site.objects.get(name)?.body as Uint8Array;
       const signature = new TextDecoder().decode(registry.site.objects.get(`${name}.asc`)?.body);
-      await expect(verifyDetachedSignature(body, signature, [key.key]), name).resolves.toMatchObject({ ok: true });
+      await expect(verifyDetachedSignature(body, signature, [key.key]), name).resolves.toMatchObject({
+        ok: true,
+      });
     }
     const snapshot = json<SnapshotDocument>(registry.site, 'snapshot.json');
     expect(snapshot.key_fingerprint).toBe(registry.registryKey.fingerprint);
@@ -79,7 +112,15 @@ describe('when a valid submission arrives', () => {
       const body = registry.site.objects.get(name)?.body as Uint8Array;
       expect(digest, name).toEqual({ sha256: sha256(body), size: body.byteLength });
     }
-    expect(Object.keys(snapshot.documents)).toEqual(expect.arrayContaining(['index.json', 'index.yaml', 'search.json', 'plugins/demo-plugin/index.json', 'keys/registry.asc']));
+    expect(Object.keys(snapshot.documents)).toEqual(
+      expect.arrayContaining([
+        'index.json',
+        'index.yaml',
+        'search.json',
+        'plugins/demo-plugin/index.json',
+        'keys/registry.asc',
+      ]),
+    );
   });
 
   it('writes an index.json that validates against the reference registry schema, and the same document as YAML', async () => {
@@ -88,28 +129,43 @@ describe('when a valid submission arrives', () => {
       registry,
       await makeBundle(),
       await makeBundle({ manifest: validManifest({ version: '1.1.0-beta.1' }) }),
-      await makeBundle({ manifest: validManifest({ name: 'other-plugin', plugin_type: 'observability', capabilities: ['custom_metrics'] }) }),
+      await makeBundle({
+        manifest: validManifest({
+          name: 'other-plugin',
+          plugin_type: 'observability',
+          capabilities: ['custom_metrics'],
+        }),
+      }),
     );
     const ajv = new Ajv2020({ allErrors: true, strict: false });
     addFormats.default(ajv);
-    const schema = JSON.parse(readFileSync(path.join(REFERENCE, 'schemas/plugin_registry.schema.json'), 'utf8'));
+    const schema = JSON.parse(
+      readFileSync(path.join(REFERENCE, 'schemas/plugin_registry.schema.json'), 'utf8'),
+    );
     const index = json<Record<string, unknown>>(registry.site, 'index.json');
     const valid = ajv.validate(schema, index);
     expect(ajv.errors ?? []).toEqual([]);
     expect(valid).toBe(true);
-    expect(YAML.parse(new TextDecoder().decode(registry.site.objects.get('index.yaml')?.body))).toEqual(index);
+    expect(YAML.parse(new TextDecoder().decode(registry.site.objects.get('index.yaml')?.body))).toEqual(
+      index,
+    );
   });
 
   it('keeps unknown manifest fields in the published manifest', async () => {
     const registry = await makeRegistry();
     await publish(registry, await makeBundle({ manifest: validManifest({ x_future: { nested: [1, 2] } }) }));
-    expect(json<Record<string, unknown>>(registry.site, 'plugins/demo-plugin/1.0.0/manifest.json').x_future).toEqual({ nested: [1, 2] });
+    expect(
+      json<Record<string, unknown>>(registry.site, 'plugins/demo-plugin/1.0.0/manifest.json').x_future,
+    ).toEqual({ nested: [1, 2] });
   });
 
   it('publishes a YAML manifest as JSON', async () => {
     const registry = await makeRegistry();
     const manifest = validManifest({ name: 'yaml-plugin' });
-    const [outcome] = await publish(registry, await makeBundle({ manifestName: 'manifest.yaml', manifestText: YAML.stringify(manifest) }));
+    const [outcome] = await publish(
+      registry,
+      await makeBundle({ manifestName: 'manifest.yaml', manifestText: YAML.stringify(manifest) }),
+    );
     expect(outcome?.status).toBe('accepted');
     expect(json(registry.site, 'plugins/yaml-plugin/1.0.0/manifest.json')).toEqual(manifest);
   });
@@ -119,9 +175,18 @@ describe('when versions accumulate', () => {
   it('resolves latest and channels, newest first', async () => {
     const registry = await makeRegistry();
     const versions = ['1.0.0', '1.2.0', '2.0.0-beta.1', '1.10.0', '2.0.0-beta.2'];
-    await publish(registry, ...(await Promise.all(versions.map((version) => makeBundle({ manifest: validManifest({ version }) })))));
+    await publish(
+      registry,
+      ...(await Promise.all(versions.map((version) => makeBundle({ manifest: validManifest({ version }) })))),
+    );
     const doc = json<PluginDocument>(registry.site, 'plugins/demo-plugin/index.json');
-    expect(doc.versions.map((v) => v.version)).toEqual(['2.0.0-beta.2', '2.0.0-beta.1', '1.10.0', '1.2.0', '1.0.0']);
+    expect(doc.versions.map((v) => v.version)).toEqual([
+      '2.0.0-beta.2',
+      '2.0.0-beta.1',
+      '1.10.0',
+      '1.2.0',
+      '1.0.0',
+    ]);
     expect(doc.latest_version).toBe('1.10.0');
     expect(doc.channels).toEqual({ beta: '2.0.0-beta.2' });
     expect(doc.versions.find((v) => v.version === '2.0.0-beta.1')?.prerelease).toBe(true);
@@ -129,8 +194,14 @@ describe('when versions accumulate', () => {
 
   it('takes display fields from the latest stable version, not from an older one published later', async () => {
     const registry = await makeRegistry();
-    await publish(registry, await makeBundle({ manifest: validManifest({ version: '2.0.0', description: 'new' }) }));
-    await publish(registry, await makeBundle({ manifest: validManifest({ version: '1.5.0', description: 'old backport' }) }));
+    await publish(
+      registry,
+      await makeBundle({ manifest: validManifest({ version: '2.0.0', description: 'new' }) }),
+    );
+    await publish(
+      registry,
+      await makeBundle({ manifest: validManifest({ version: '1.5.0', description: 'old backport' }) }),
+    );
     const doc = json<PluginDocument>(registry.site, 'plugins/demo-plugin/index.json');
     expect(doc.description).toBe('new');
     expect(doc.latest_version).toBe('2.0.0');
@@ -159,7 +230,9 @@ describe('when the same submission comes again', () => {
 describe('when submissions arrive as a batch', () => {
   it('rebuilds once: one new generation for the whole batch', async () => {
     const registry = await makeRegistry();
-    const bundles = await Promise.all(Array.from({ length: 5 }, (_, i) => makeBundle({ manifest: validManifest({ name: `batch-${i}` }) })));
+    const bundles = await Promise.all(
+      Array.from({ length: 5 }, (_, i) => makeBundle({ manifest: validManifest({ name: `batch-${i}` }) })),
+    );
     const keys = await registry.submit(...bundles);
     const result = await processSubmissions(registry.context, keys);
     expect(result.generation).toBe(1);
@@ -170,10 +243,20 @@ describe('when submissions arrive as a batch', () => {
 
   it('rewrites only the changed plugin documents on a later publish', async () => {
     const registry = await makeRegistry();
-    await publish(registry, ...(await Promise.all(['a-one', 'b-two', 'c-three'].map((name) => makeBundle({ manifest: validManifest({ name }) })))));
+    await publish(
+      registry,
+      ...(await Promise.all(
+        ['a-one', 'b-two', 'c-three'].map((name) => makeBundle({ manifest: validManifest({ name }) })),
+      )),
+    );
     registry.site.writes.length = 0;
-    await publish(registry, await makeBundle({ manifest: validManifest({ name: 'b-two', version: '1.1.0' }) }));
-    const pluginWrites = registry.site.writes.filter((k) => k.startsWith('plugins/')).map((k) => k.split('/')[1]);
+    await publish(
+      registry,
+      await makeBundle({ manifest: validManifest({ name: 'b-two', version: '1.1.0' }) }),
+    );
+    const pluginWrites = registry.site.writes
+      .filter((k) => k.startsWith('plugins/'))
+      .map((k) => k.split('/')[1]);
     expect(new Set(pluginWrites)).toEqual(new Set(['b-two']));
     const index = json<{ plugins: { name: string }[] }>(registry.site, 'index.json');
     expect(index.plugins.map((p) => p.name)).toEqual(['a-one', 'b-two', 'c-three']);
@@ -181,7 +264,11 @@ describe('when submissions arrive as a batch', () => {
 
   it('accepts one and rejects another of the same version within a batch', async () => {
     const registry = await makeRegistry();
-    const outcomes = await publish(registry, await makeBundle(), await makeBundle({ manifest: validManifest({ description: 'different bytes' }) }));
+    const outcomes = await publish(
+      registry,
+      await makeBundle(),
+      await makeBundle({ manifest: validManifest({ description: 'different bytes' }) }),
+    );
     expect(outcomes.map((o) => o.status)).toEqual(['accepted', 'rejected']);
     expect(outcomes[1]?.problems.map((p) => p.code)).toEqual(['VERSION_EXISTS']);
   });
@@ -202,7 +289,10 @@ describe('when ownership is first-come', () => {
     const registry = await makeRegistry();
     await publish(registry, await makeBundle());
     const intruder = await testKey('intruder');
-    const [outcome] = await publish(registry, await makeBundle({ manifest: validManifest({ version: '9.9.9' }), signer: intruder }));
+    const [outcome] = await publish(
+      registry,
+      await makeBundle({ manifest: validManifest({ version: '9.9.9' }), signer: intruder }),
+    );
     expect(outcome?.problems.map((p) => p.code)).toEqual(['PUBLISHER_NOT_OWNER']);
     const doc = json<PluginDocument>(registry.site, 'plugins/demo-plugin/index.json');
     expect(doc.owners).toEqual([(await testKey('publisher')).fingerprint]);
@@ -220,7 +310,10 @@ describe('when the registry is restricted', () => {
       registry,
       await makeBundle({ manifest: validManifest({ name: 'acme-costs' }) }),
       await makeBundle({ manifest: validManifest({ name: 'other-costs' }) }),
-      await makeBundle({ manifest: validManifest({ name: 'acme-stranger' }), signer: await testKey('stranger') }),
+      await makeBundle({
+        manifest: validManifest({ name: 'acme-stranger' }),
+        signer: await testKey('stranger'),
+      }),
     );
     expect(outcomes.map((o) => o.status)).toEqual(['accepted', 'rejected', 'rejected']);
     expect(outcomes[1]?.problems.map((p) => p.code)).toEqual(['PUBLISHER_NAME_NOT_ALLOWED']);
@@ -231,7 +324,11 @@ describe('when the registry is restricted', () => {
 describe('when recovering and maintaining', () => {
   it('a full rebuild reproduces the same documents and a higher generation', async () => {
     const registry = await makeRegistry();
-    await publish(registry, await makeBundle(), await makeBundle({ manifest: validManifest({ name: 'second-one' }) }));
+    await publish(
+      registry,
+      await makeBundle(),
+      await makeBundle({ manifest: validManifest({ name: 'second-one' }) }),
+    );
     const index = json<{ plugins: unknown[] }>(registry.site, 'index.json');
     const result = await rebuildRegistry(registry.context);
     expect(result).toEqual({ generation: 2, plugins: 2 });

@@ -4,7 +4,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { KeyError } from '../index-builder/errors.ts';
-import { createSigner, generateKeyPair, readPublicKey, verifyDetachedSignature } from '../index-builder/signing.ts';
+import {
+  createSigner,
+  generateKeyPair,
+  readPublicKey,
+  verifyDetachedSignature,
+} from '../index-builder/signing.ts';
 import { encode, testKey } from './support/fixtures.ts';
 
 const work = mkdtempSync(path.join(tmpdir(), 'plugindex-signing-'));
@@ -17,16 +22,34 @@ describe('when signing with the registry key', () => {
     const data = encode('{"hello":"world"}\n');
     const signature = await signer.sign(data);
     const key = await readPublicKey(pair.publicKey);
-    await expect(verifyDetachedSignature(data, signature, [key.key])).resolves.toEqual({ ok: true, fingerprint: pair.fingerprint });
+    await expect(verifyDetachedSignature(data, signature, [key.key])).resolves.toEqual({
+      ok: true,
+      fingerprint: pair.fingerprint,
+    });
 
     const home = mkdtempSync(path.join(work, 'gnupg-'));
     writeFileSync(path.join(work, 'data'), data);
     writeFileSync(path.join(work, 'data.asc'), signature);
     writeFileSync(path.join(work, 'key.asc'), pair.publicKey);
-    execFileSync('gpg', ['--homedir', home, '--batch', '--quiet', '--import', path.join(work, 'key.asc')], { stdio: 'pipe' });
-    const status = execFileSync('gpg', ['--homedir', home, '--batch', '--status-fd', '1', '--verify', path.join(work, 'data.asc'), path.join(work, 'data')], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    }).toString();
+    execFileSync('gpg', ['--homedir', home, '--batch', '--quiet', '--import', path.join(work, 'key.asc')], {
+      stdio: 'pipe',
+    });
+    const status = execFileSync(
+      'gpg',
+      [
+        '--homedir',
+        home,
+        '--batch',
+        '--status-fd',
+        '1',
+        '--verify',
+        path.join(work, 'data.asc'),
+        path.join(work, 'data'),
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    ).toString();
     expect(status).toContain(`VALIDSIG ${pair.fingerprint}`);
   });
 
@@ -43,7 +66,10 @@ describe('when verifying', () => {
     const pair = await testKey('tamper');
     const signature = await (await createSigner(pair.secretKey)).sign(encode('original'));
     const key = await readPublicKey(pair.publicKey);
-    await expect(verifyDetachedSignature(encode('tampered'), signature, [key.key])).resolves.toMatchObject({ ok: false, reason: 'bad-signature' });
+    await expect(verifyDetachedSignature(encode('tampered'), signature, [key.key])).resolves.toMatchObject({
+      ok: false,
+      reason: 'bad-signature',
+    });
   });
 
   it('reports a signature by a key not among the candidates as unknown, naming its key id', async () => {
@@ -58,7 +84,10 @@ describe('when verifying', () => {
   });
 
   it('reports garbage as malformed', async () => {
-    await expect(verifyDetachedSignature(encode('x'), 'not a signature', [])).resolves.toMatchObject({ ok: false, reason: 'malformed' });
+    await expect(verifyDetachedSignature(encode('x'), 'not a signature', [])).resolves.toMatchObject({
+      ok: false,
+      reason: 'malformed',
+    });
   });
 });
 
@@ -72,6 +101,8 @@ describe('when loading keys', () => {
     const pair = await generateKeyPair({ name: 'locked', passphrase: 'correct horse' });
     await expect(createSigner(pair.secretKey)).rejects.toMatchObject({ code: 'KEY_PASSPHRASE' });
     await expect(createSigner(pair.secretKey, 'wrong')).rejects.toMatchObject({ code: 'KEY_PASSPHRASE' });
-    await expect(createSigner(pair.secretKey, 'correct horse')).resolves.toMatchObject({ fingerprint: pair.fingerprint });
+    await expect(createSigner(pair.secretKey, 'correct horse')).resolves.toMatchObject({
+      fingerprint: pair.fingerprint,
+    });
   });
 });

@@ -1,8 +1,23 @@
 import { describe, expect, it } from 'vitest';
-import { channelHeads, channelOf, latestVersion, resolveVersion, sortVersionsDescending } from '../index-builder/versions.ts';
+import {
+  channelHeads,
+  channelOf,
+  latestVersion,
+  resolveVersion,
+  sortVersionsDescending,
+} from '../index-builder/versions.ts';
 
 const v = (version: string, yanked = false) => ({ version, yanked });
-const history = [v('1.0.0'), v('1.2.0'), v('1.10.0'), v('2.0.0-beta.1'), v('2.0.0-beta.2'), v('2.0.0-rc.1', true), v('1.11.0', true), v('0.9.0')];
+const history = [
+  v('1.0.0'),
+  v('1.2.0'),
+  v('1.10.0'),
+  v('2.0.0-beta.1'),
+  v('2.0.0-beta.2'),
+  v('2.0.0-rc.1', true),
+  v('1.11.0', true),
+  v('0.9.0'),
+];
 
 describe('when ordering versions', () => {
   it('sorts by SemVer precedence, not text', () => {

@@ -8,7 +8,14 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { StoreError } from '../../index-builder/errors.ts';
-import { contentTypeFor, isSafeKey, type ObjectInfo, type PutOptions, type Store, type StoredObject } from '../../index-builder/store.ts';
+import {
+  contentTypeFor,
+  isSafeKey,
+  type ObjectInfo,
+  type PutOptions,
+  type Store,
+  type StoredObject,
+} from '../../index-builder/store.ts';
 
 const META_DIR = '.meta';
 
@@ -19,7 +26,8 @@ interface Sidecar {
   readonly size: number;
 }
 
-const etagOf = (body: Uint8Array): string => `"${createHash('sha256').update(body).digest('hex').slice(0, 32)}"`;
+const etagOf = (body: Uint8Array): string =>
+  `"${createHash('sha256').update(body).digest('hex').slice(0, 32)}"`;
 
 function isMissing(error: unknown): boolean {
   const code = (error as NodeJS.ErrnoException).code;
@@ -35,9 +43,11 @@ export class FsStore implements Store {
 
   /** The file of a key; refuses anything that is not a plain relative key inside the root. */
   #file(key: string, base = this.root): string {
-    if (!isSafeKey(key)) throw new StoreError('STORE_INVALID_KEY', key, `unsafe storage key ${JSON.stringify(key)}`);
+    if (!isSafeKey(key))
+      throw new StoreError('STORE_INVALID_KEY', key, `unsafe storage key ${JSON.stringify(key)}`);
     const file = path.resolve(base, ...key.split('/'));
-    if (!file.startsWith(base + path.sep)) throw new StoreError('STORE_INVALID_KEY', key, `storage key ${JSON.stringify(key)} leaves the store`);
+    if (!file.startsWith(base + path.sep))
+      throw new StoreError('STORE_INVALID_KEY', key, `storage key ${JSON.stringify(key)} leaves the store`);
     return file;
   }
 
@@ -50,7 +60,9 @@ export class FsStore implements Store {
       return await work();
     } catch (error) {
       if (error instanceof StoreError) throw error;
-      throw new StoreError('STORE_IO', key, `cannot ${action} ${key}: ${(error as Error).message}`, { cause: error });
+      throw new StoreError('STORE_IO', key, `cannot ${action} ${key}: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
   }
 
@@ -60,7 +72,12 @@ export class FsStore implements Store {
     } catch (error) {
       if (!isMissing(error) && !(error instanceof SyntaxError)) throw error;
       if (!body) return undefined;
-      return { contentType: contentTypeFor(key), cacheControl: 'no-cache', etag: etagOf(body), size: body.byteLength };
+      return {
+        contentType: contentTypeFor(key),
+        cacheControl: 'no-cache',
+        etag: etagOf(body),
+        size: body.byteLength,
+      };
     }
   }
 
@@ -79,7 +96,15 @@ export class FsStore implements Store {
       const meta = (await this.#sidecar(key, body)) as Sidecar;
       // A sidecar from an earlier write than the body (a crash between the two) would lie about the ETag.
       const etag = meta.size === body.byteLength ? meta.etag : etagOf(body);
-      return { key, body, size: body.byteLength, etag, contentType: meta.contentType, cacheControl: meta.cacheControl, lastModified: mtime };
+      return {
+        key,
+        body,
+        size: body.byteLength,
+        etag,
+        contentType: meta.contentType,
+        cacheControl: meta.cacheControl,
+        lastModified: mtime,
+      };
     });
   }
 
@@ -95,7 +120,8 @@ export class FsStore implements Store {
       }
       if (!info.isFile()) return undefined;
       let meta = await this.#sidecar(key);
-      if (!meta || meta.size !== info.size) meta = await this.#sidecar(key, new Uint8Array(await readFile(file)));
+      if (!meta || meta.size !== info.size)
+        meta = await this.#sidecar(key, new Uint8Array(await readFile(file)));
       const { contentType, cacheControl, etag } = meta as Sidecar;
       return { key, size: info.size, etag, contentType, cacheControl, lastModified: info.mtime };
     });
@@ -105,7 +131,12 @@ export class FsStore implements Store {
     const file = this.#file(key);
     const meta = this.#meta(key);
     await this.#io(key, 'write', async () => {
-      const sidecar: Sidecar = { contentType: options.contentType, cacheControl: options.cacheControl, etag: etagOf(body), size: body.byteLength };
+      const sidecar: Sidecar = {
+        contentType: options.contentType,
+        cacheControl: options.cacheControl,
+        etag: etagOf(body),
+        size: body.byteLength,
+      };
       await writeAtomically(meta, new TextEncoder().encode(JSON.stringify(sidecar)));
       await writeAtomically(file, body);
     });
@@ -122,10 +153,13 @@ export class FsStore implements Store {
     });
   }
 
-  /** Removes folders left empty by a delete, up to (not including) `stop`. */
+  /**
+   * Removes folders left empty by a delete, up to (not including) `stop`. Top-level folders stay: they
+   * are the registry's layout (incoming/ must survive being emptied, or a watcher on it goes blind).
+   */
   async #prune(dir: string, stop: string): Promise<void> {
     let current = dir;
-    while (current.startsWith(stop + path.sep)) {
+    while (current.startsWith(stop + path.sep) && path.dirname(current) !== stop) {
       try {
         await rmdir(current);
       } catch {
@@ -170,7 +204,10 @@ async function walk(dir: string, keyPrefix: string, out: string[]): Promise<void
 /** Write to a unique temp file beside the target, then rename over it: atomic on POSIX filesystems. */
 async function writeAtomically(file: string, body: Uint8Array): Promise<void> {
   await mkdir(path.dirname(file), { recursive: true });
-  const temp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  const temp = path.join(
+    path.dirname(file),
+    `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`,
+  );
   try {
     await writeFile(temp, body);
     await rename(temp, file);

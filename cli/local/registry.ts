@@ -39,7 +39,11 @@ export async function readConfig(dir: string): Promise<RegistryConfig> {
   try {
     text = await readFile(path.join(dir, CONFIG_FILE), 'utf8');
   } catch (cause) {
-    throw new CliError('NOT_A_REGISTRY', `${dir} is not a registry (no ${CONFIG_FILE}); create one with plugindex init`, { cause });
+    throw new CliError(
+      'NOT_A_REGISTRY',
+      `${dir} is not a registry (no ${CONFIG_FILE}); create one with plugindex init`,
+      { cause },
+    );
   }
   return parseRegistryConfig(JSON.parse(text));
 }
@@ -101,7 +105,11 @@ export async function initRegistry(
  * An exclusive lock on the registry, so `publish` and a running `serve --watch` never rebuild at once
  * (the local stand-in for the single-consumer queue of the AWS deployment).
  */
-export async function withRegistryLock<T>(dir: string, work: () => Promise<T>, timeoutMs = 30_000): Promise<T> {
+export async function withRegistryLock<T>(
+  dir: string,
+  work: () => Promise<T>,
+  timeoutMs = 30_000,
+): Promise<T> {
   const lockFile = path.join(dir, '.lock');
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -117,7 +125,8 @@ export async function withRegistryLock<T>(dir: string, work: () => Promise<T>, t
         await rm(lockFile, { force: true }); // left behind by a process that died
         continue;
       }
-      if (Date.now() > deadline) throw new CliError('LOCKED', `registry ${dir} is busy (lock held by process ${holder})`);
+      if (Date.now() > deadline)
+        throw new CliError('LOCKED', `registry ${dir} is busy (lock held by process ${holder})`);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   }

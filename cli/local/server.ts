@@ -14,12 +14,17 @@ import { isSafeKey, type Store } from '../../index-builder/store.ts';
 const HTML_CSP =
   "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
+const UNSAFE_CHARACTERS = /[\u0000-\u001f\u007f]/;
+
 /** q-value of the best match for `type` in an Accept header (0 when absent). */
 function quality(accept: string, type: string): number {
   let best = 0;
   const [major] = type.split('/');
   for (const part of accept.split(',')) {
-    const [range = '', ...params] = part.trim().split(';').map((s) => s.trim());
+    const [range = '', ...params] = part
+      .trim()
+      .split(';')
+      .map((s) => s.trim());
     const q = Number(params.find((p) => p.startsWith('q='))?.slice(2) ?? '1');
     const matches = range === type ? 3 : range === `${major}/*` ? 2 : range === '*/*' ? 1 : 0;
     if (matches > 0 && Number.isFinite(q)) best = Math.max(best, q - (3 - matches) * 0.0001);
@@ -44,7 +49,8 @@ const NAME = '[a-z0-9]+(?:-[a-z0-9]+)*';
 export function routeFor(pathname: string, accept: string | undefined): Route | undefined {
   const html = prefersHtml(accept);
   if (pathname === '/') return { key: 'index.html', negotiated: false };
-  if (pathname === '/plugins' || pathname === '/plugins/') return { key: html ? 'index.html' : 'index.json', negotiated: true };
+  if (pathname === '/plugins' || pathname === '/plugins/')
+    return { key: html ? 'index.html' : 'index.json', negotiated: true };
   if (pathname === '/search') return { key: 'search.json', negotiated: false };
   const plugin = new RegExp(`^/plugins/(${NAME})/?$`).exec(pathname);
   if (plugin) return { key: `plugins/${plugin[1]}/${html ? 'index.html' : 'index.json'}`, negotiated: true };
@@ -63,11 +69,19 @@ function etagMatches(header: string | undefined, etag: string): boolean {
 
 function sendJson(res: http.ServerResponse, status: number, body: object, head: boolean): void {
   const text = `${JSON.stringify(body)}\n`;
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'x-content-type-options': 'nosniff', 'cache-control': 'no-store' });
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    'x-content-type-options': 'nosniff',
+    'cache-control': 'no-store',
+  });
   res.end(head ? undefined : text);
 }
 
-export function createRegistryServer(options: { readonly site: Store; readonly log?: (line: string) => void }): http.Server {
+export function createRegistryServer(options: {
+  readonly site: Store;
+  readonly log?: (line: string) => void;
+}): http.Server {
   return http.createServer((req, res) => {
     void (async () => {
       const head = req.method === 'HEAD';
@@ -84,8 +98,12 @@ export function createRegistryServer(options: { readonly site: Store; readonly l
         sendJson(res, 400, { error: 'bad_request', reason: 'malformed percent-encoding' }, head);
         return;
       }
-      // biome-ignore lint/suspicious/noControlCharactersInRegex: NUL and friends are refused outright
-      if (!pathname.startsWith('/') || pathname.includes('\\') || /[\u0000-\u001f]/.test(pathname) || pathname.split('/').includes('..')) {
+      if (
+        !pathname.startsWith('/') ||
+        pathname.includes('\\') ||
+        UNSAFE_CHARACTERS.test(pathname) ||
+        pathname.split('/').includes('..')
+      ) {
         sendJson(res, 400, { error: 'bad_request', reason: 'unsafe path' }, head);
         return;
       }
@@ -123,7 +141,11 @@ export function createRegistryServer(options: { readonly site: Store; readonly l
 }
 
 /** Listens on `host:port` (0 picks a free port) and resolves with the base URL. */
-export function listenRegistryServer(server: http.Server, port: number, host = '127.0.0.1'): Promise<{ url: string; close(): Promise<void> }> {
+export function listenRegistryServer(
+  server: http.Server,
+  port: number,
+  host = '127.0.0.1',
+): Promise<{ url: string; close(): Promise<void> }> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {

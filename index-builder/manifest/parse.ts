@@ -39,21 +39,43 @@ function firstLine(message: string): string {
 }
 
 function parseYaml(text: string): unknown {
-  const doc = YAML.parseDocument(text, { schema: 'core', uniqueKeys: true, merge: false, strict: true, prettyErrors: true });
+  const doc = YAML.parseDocument(text, {
+    schema: 'core',
+    uniqueKeys: true,
+    merge: false,
+    strict: true,
+    prettyErrors: true,
+  });
   const problems: Problem[] = [];
   for (const error of doc.errors) {
     if (error.code === 'DUPLICATE_KEY') {
-      problems.push(problem('MANIFEST_DUPLICATE_KEY', '', `duplicate key in the YAML manifest: ${firstLine(error.message)}`));
+      problems.push(
+        problem(
+          'MANIFEST_DUPLICATE_KEY',
+          '',
+          `duplicate key in the YAML manifest: ${firstLine(error.message)}`,
+        ),
+      );
     } else if (error.code === 'MULTIPLE_DOCS') {
-      problems.push(problem('MANIFEST_PARSE_ERROR', '', 'the YAML manifest holds several documents; exactly one is allowed'));
+      problems.push(
+        problem(
+          'MANIFEST_PARSE_ERROR',
+          '',
+          'the YAML manifest holds several documents; exactly one is allowed',
+        ),
+      );
     } else {
-      problems.push(problem('MANIFEST_PARSE_ERROR', '', `the manifest is not valid YAML: ${firstLine(error.message)}`));
+      problems.push(
+        problem('MANIFEST_PARSE_ERROR', '', `the manifest is not valid YAML: ${firstLine(error.message)}`),
+      );
     }
   }
   YAML.visit(doc, (_key, node) => {
     if ((YAML.isScalar(node) || YAML.isMap(node) || YAML.isSeq(node)) && node.tag) {
       problems.push(
-        problem('MANIFEST_YAML_UNSAFE', '', `YAML tags are not allowed (found ${node.tag})`, { expected: 'plain YAML: mappings, lists, strings, numbers, booleans, null' }),
+        problem('MANIFEST_YAML_UNSAFE', '', `YAML tags are not allowed (found ${node.tag})`, {
+          expected: 'plain YAML: mappings, lists, strings, numbers, booleans, null',
+        }),
       );
     }
   });
@@ -62,9 +84,18 @@ function parseYaml(text: string): unknown {
     return doc.toJS({ maxAliasCount: MAX_YAML_ALIASES });
   } catch (error) {
     if (error instanceof ReferenceError) {
-      fail([problem('MANIFEST_YAML_UNSAFE', '', `too many YAML alias expansions (an alias bomb?): ${error.message}`, { expected: `at most ${MAX_YAML_ALIASES}` })]);
+      fail([
+        problem(
+          'MANIFEST_YAML_UNSAFE',
+          '',
+          `too many YAML alias expansions (an alias bomb?): ${error.message}`,
+          { expected: `at most ${MAX_YAML_ALIASES}` },
+        ),
+      ]);
     }
-    fail([problem('MANIFEST_PARSE_ERROR', '', `the manifest is not valid YAML: ${(error as Error).message}`)]);
+    fail([
+      problem('MANIFEST_PARSE_ERROR', '', `the manifest is not valid YAML: ${(error as Error).message}`),
+    ]);
   }
 }
 
@@ -74,7 +105,12 @@ function parseYaml(text: string): unknown {
  */
 export function parseManifestDocument(bytes: Uint8Array, fileName: string): unknown {
   if (bytes.byteLength > MAX_MANIFEST_BYTES) {
-    fail([problem('MANIFEST_TOO_LARGE', '', 'the manifest is too large', { expected: `at most ${MAX_MANIFEST_BYTES} bytes`, found: `${bytes.byteLength} bytes` })]);
+    fail([
+      problem('MANIFEST_TOO_LARGE', '', 'the manifest is too large', {
+        expected: `at most ${MAX_MANIFEST_BYTES} bytes`,
+        found: `${bytes.byteLength} bytes`,
+      }),
+    ]);
   }
   let text: string;
   try {
@@ -87,7 +123,12 @@ export function parseManifestDocument(bytes: Uint8Array, fileName: string): unkn
   const value = isYaml ? parseYaml(text) : parseJson(text);
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     const found = value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value;
-    fail([problem('MANIFEST_NOT_OBJECT', '', 'the manifest must be an object (a mapping)', { expected: 'an object', found })]);
+    fail([
+      problem('MANIFEST_NOT_OBJECT', '', 'the manifest must be an object (a mapping)', {
+        expected: 'an object',
+        found,
+      }),
+    ]);
   }
   return value;
 }

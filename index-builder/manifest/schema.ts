@@ -36,12 +36,24 @@ export const CAPABILITIES = [
   'chargeback',
 ];
 export const PROVIDERS = ['aws', 'azure', 'gcp', 'kubernetes', 'alibaba', 'oracle', 'ibm', 'custom'];
-export const AUTH_METHODS = ['api_key', 'oauth2', 'service_account', 'iam_role', 'mutual_tls', 'basic_auth', 'bearer_token'];
+export const AUTH_METHODS = [
+  'api_key',
+  'oauth2',
+  'service_account',
+  'iam_role',
+  'mutual_tls',
+  'basic_auth',
+  'bearer_token',
+];
 
 const MAX_STRING = 4096;
 const MAX_ITEMS = 256;
 
-const text = (maxLength = MAX_STRING, minLength?: number) => ({ type: 'string', maxLength, ...(minLength !== undefined ? { minLength } : {}) });
+const text = (maxLength = MAX_STRING, minLength?: number) => ({
+  type: 'string',
+  maxLength,
+  ...(minLength !== undefined ? { minLength } : {}),
+});
 const uri = { type: 'string', format: 'uri', maxLength: 2048 };
 const list = (items: object, extra: object = {}) => ({ type: 'array', items, maxItems: MAX_ITEMS, ...extra });
 const enumList = (values: readonly string[]) => list({ type: 'string', enum: values }, { uniqueItems: true });
@@ -112,7 +124,8 @@ export const MANIFEST_SCHEMA = {
         docker_image: {
           type: 'string',
           maxLength: 512,
-          pattern: '^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(/[a-z0-9]([a-z0-9._-]*[a-z0-9])?)*:.*$',
+          pattern:
+            '^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(/[a-z0-9]([a-z0-9._-]*[a-z0-9])?)*:.*$',
         },
         artifacts: {
           type: 'array',
@@ -147,7 +160,11 @@ export const MANIFEST_SCHEMA = {
           {
             type: 'object',
             required: ['name'],
-            properties: { name: text(256, 1), email: { type: 'string', format: 'email', maxLength: 320 }, url: uri },
+            properties: {
+              name: text(256, 1),
+              email: { type: 'string', format: 'email', maxLength: 320 },
+              url: uri,
+            },
           },
           { minItems: 1 },
         ),

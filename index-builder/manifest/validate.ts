@@ -14,7 +14,6 @@ import { MANIFEST_SCHEMA } from './schema.ts';
 export const MAX_MANIFEST_DEPTH = 16;
 /** Keys that could reach Object.prototype through careless merging downstream. */
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
-// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is refused
 const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
 
 // Compiled once at module load: a few milliseconds per cold start, then each validation is a plain call.
@@ -22,7 +21,8 @@ const ajv = new Ajv2020({ allErrors: true, strict: true, allowUnionTypes: true }
 addFormats.default(ajv, ['uri', 'email', 'date-time']);
 const validateSchema = ajv.compile(MANIFEST_SCHEMA);
 
-const escapePointer = (segment: string | number): string => String(segment).replace(/~/g, '~0').replace(/\//g, '~1');
+const escapePointer = (segment: string | number): string =>
+  String(segment).replace(/~/g, '~0').replace(/\//g, '~1');
 
 function short(value: unknown): string {
   let text: string;
@@ -53,25 +53,43 @@ function checkStructure(value: unknown): Problem[] {
     const { node, path, depth } = stack.pop() as { node: unknown; path: string; depth: number };
     if (typeof node === 'string') {
       if (CONTROL.test(node)) {
-        problems.push(problem('MANIFEST_CONTROL_CHARACTER', path, 'control characters are not allowed in text', { found: short(node) }));
+        problems.push(
+          problem('MANIFEST_CONTROL_CHARACTER', path, 'control characters are not allowed in text', {
+            found: short(node),
+          }),
+        );
       }
       continue;
     }
     if (typeof node !== 'object' || node === null) continue;
     if (depth >= MAX_MANIFEST_DEPTH) {
-      problems.push(problem('MANIFEST_TOO_DEEP', path, 'the manifest is nested too deeply', { expected: `at most ${MAX_MANIFEST_DEPTH} levels` }));
+      problems.push(
+        problem('MANIFEST_TOO_DEEP', path, 'the manifest is nested too deeply', {
+          expected: `at most ${MAX_MANIFEST_DEPTH} levels`,
+        }),
+      );
       continue;
     }
-    const entries: [string, unknown][] = Array.isArray(node) ? node.map((v, i) => [String(i), v]) : Object.keys(node).map((k) => [k, (node as Record<string, unknown>)[k]]);
+    const entries: [string, unknown][] = Array.isArray(node)
+      ? node.map((v, i) => [String(i), v])
+      : Object.keys(node).map((k) => [k, (node as Record<string, unknown>)[k]]);
     for (const [key, child] of entries) {
       const childPath = `${path}/${escapePointer(key)}`;
       if (!Array.isArray(node)) {
         if (FORBIDDEN_KEYS.has(key)) {
-          problems.push(problem('MANIFEST_FORBIDDEN_KEY', childPath, `the key "${key}" is not allowed`, { expected: 'any key except __proto__, constructor, prototype' }));
+          problems.push(
+            problem('MANIFEST_FORBIDDEN_KEY', childPath, `the key "${key}" is not allowed`, {
+              expected: 'any key except __proto__, constructor, prototype',
+            }),
+          );
           continue;
         }
         if (CONTROL.test(key)) {
-          problems.push(problem('MANIFEST_CONTROL_CHARACTER', childPath, 'control characters are not allowed in keys', { found: short(key) }));
+          problems.push(
+            problem('MANIFEST_CONTROL_CHARACTER', childPath, 'control characters are not allowed in keys', {
+              found: short(key),
+            }),
+          );
         }
       }
       stack.push({ node: child, path: childPath, depth: depth + 1 });
@@ -101,7 +119,12 @@ function fromAjv(error: ErrorObject, root: unknown): Problem {
   const params = error.params as Record<string, unknown>;
   if (error.keyword === 'required') {
     const field = String(params.missingProperty);
-    return problem(code, `${error.instancePath}/${escapePointer(field)}`, `the required field "${field}" is missing`, { expected: `a value for ${field}` });
+    return problem(
+      code,
+      `${error.instancePath}/${escapePointer(field)}`,
+      `the required field "${field}" is missing`,
+      { expected: `a value for ${field}` },
+    );
   }
   const found = short(valueAt(root, error.instancePath));
   const expected: Record<string, string> = {
@@ -118,7 +141,10 @@ function fromAjv(error: ErrorObject, root: unknown): Problem {
     maximum: `a number <= ${String(params.limit)}`,
   };
   const what = error.instancePath || 'the manifest';
-  return problem(code, error.instancePath, `${what} ${error.message ?? 'is invalid'}`, { expected: expected[error.keyword] ?? 'a valid value', found });
+  return problem(code, error.instancePath, `${what} ${error.message ?? 'is invalid'}`, {
+    expected: expected[error.keyword] ?? 'a valid value',
+    found,
+  });
 }
 
 function isLoopback(hostname: string): boolean {
@@ -137,11 +163,22 @@ const URL_FIELDS: readonly (readonly string[])[] = [
 ];
 
 function urlProblems(manifest: Record<string, unknown>): Problem[] {
-  const candidates: [string, unknown][] = URL_FIELDS.map((path) => [`/${path.join('/')}`, valueAt(manifest, `/${path.join('/')}`)]);
+  const candidates: [string, unknown][] = URL_FIELDS.map((path) => [
+    `/${path.join('/')}`,
+    valueAt(manifest, `/${path.join('/')}`),
+  ]);
   const maintainers = valueAt(manifest, '/contacts/maintainers');
-  if (Array.isArray(maintainers)) maintainers.forEach((m, i) => candidates.push([`/contacts/maintainers/${i}/url`, (m as Record<string, unknown>)?.url]));
+  if (Array.isArray(maintainers)) {
+    maintainers.forEach((m, i) => {
+      candidates.push([`/contacts/maintainers/${i}/url`, (m as Record<string, unknown>)?.url]);
+    });
+  }
   const artifacts = valueAt(manifest, '/installation/artifacts');
-  if (Array.isArray(artifacts)) artifacts.forEach((a, i) => candidates.push([`/installation/artifacts/${i}/url`, (a as Record<string, unknown>)?.url]));
+  if (Array.isArray(artifacts)) {
+    artifacts.forEach((a, i) => {
+      candidates.push([`/installation/artifacts/${i}/url`, (a as Record<string, unknown>)?.url]);
+    });
+  }
   const problems: Problem[] = [];
   for (const [path, value] of candidates) {
     if (typeof value !== 'string') continue;
@@ -152,7 +189,12 @@ function urlProblems(manifest: Record<string, unknown>): Problem[] {
       continue; // the schema's uri format reports it
     }
     if (url.protocol === 'https:' || (url.protocol === 'http:' && isLoopback(url.hostname))) continue;
-    problems.push(problem('MANIFEST_INSECURE_URL', path, 'URLs must use https (http only for loopback hosts)', { expected: 'an https: URL', found: short(value) }));
+    problems.push(
+      problem('MANIFEST_INSECURE_URL', path, 'URLs must use https (http only for loopback hosts)', {
+        expected: 'an https: URL',
+        found: short(value),
+      }),
+    );
   }
   return problems;
 }
@@ -161,8 +203,17 @@ function urlProblems(manifest: Record<string, unknown>): Problem[] {
 function ruleProblems(value: Record<string, unknown>): Problem[] {
   const problems: Problem[] = [];
   const version = value.version;
-  if (typeof version === 'string' && version.length <= 256 && /^\d+\.\d+\.\d+/.test(version) && semver.valid(version) === null) {
-    problems.push(problem('MANIFEST_INVALID_VERSION', '/version', 'the version is not SemVer 2.0.0', { found: short(version) }));
+  if (
+    typeof version === 'string' &&
+    version.length <= 256 &&
+    /^\d+\.\d+\.\d+/.test(version) &&
+    semver.valid(version) === null
+  ) {
+    problems.push(
+      problem('MANIFEST_INVALID_VERSION', '/version', 'the version is not SemVer 2.0.0', {
+        found: short(version),
+      }),
+    );
   }
   const requirements = (value.requirements ?? {}) as Record<string, unknown>;
   if (Array.isArray(requirements.dependencies)) {
@@ -170,23 +221,34 @@ function ruleProblems(value: Record<string, unknown>): Problem[] {
       const range = (dep as Record<string, unknown>)?.version;
       if (typeof range === 'string' && semver.validRange(range) === null) {
         problems.push(
-          problem('MANIFEST_INVALID_DEPENDENCY_RANGE', `/requirements/dependencies/${i}/version`, 'the dependency version range does not parse', {
-            expected: 'a SemVer range such as ">=1.44.0" or "^2.1.0"',
-            found: short(range),
-          }),
+          problem(
+            'MANIFEST_INVALID_DEPENDENCY_RANGE',
+            `/requirements/dependencies/${i}/version`,
+            'the dependency version range does not parse',
+            {
+              expected: 'a SemVer range such as ">=1.44.0" or "^2.1.0"',
+              found: short(range),
+            },
+          ),
         );
       }
     });
   }
-  const api = (v: unknown): number | undefined => (typeof v === 'string' && /^v[1-9]\d*$/.test(v) ? Number(v.slice(1)) : undefined);
+  const api = (v: unknown): number | undefined =>
+    typeof v === 'string' && /^v[1-9]\d*$/.test(v) ? Number(v.slice(1)) : undefined;
   const min = api(requirements.min_api_version);
   const max = api(requirements.max_api_version);
   if (min !== undefined && max !== undefined && min > max) {
     problems.push(
-      problem('MANIFEST_API_VERSION_RANGE', '/requirements/min_api_version', 'min_api_version is greater than max_api_version', {
-        expected: `at most ${String(requirements.max_api_version)}`,
-        found: String(requirements.min_api_version),
-      }),
+      problem(
+        'MANIFEST_API_VERSION_RANGE',
+        '/requirements/min_api_version',
+        'min_api_version is greater than max_api_version',
+        {
+          expected: `at most ${String(requirements.max_api_version)}`,
+          found: String(requirements.min_api_version),
+        },
+      ),
     );
   }
   problems.push(...urlProblems(value));
@@ -200,16 +262,28 @@ function ruleProblems(value: Record<string, unknown>): Problem[] {
       const hasUrl = a.url !== undefined;
       if (hasFile === hasUrl) {
         problems.push(
-          problem('MANIFEST_ARTIFACT_SOURCE', `/installation/artifacts/${i}`, hasFile ? 'an artifact has both file and url' : 'an artifact has neither file nor url', {
-            expected: 'exactly one of file (carried in the bundle) or url (hosted elsewhere)',
-          }),
+          problem(
+            'MANIFEST_ARTIFACT_SOURCE',
+            `/installation/artifacts/${i}`,
+            hasFile ? 'an artifact has both file and url' : 'an artifact has neither file nor url',
+            {
+              expected: 'exactly one of file (carried in the bundle) or url (hosted elsewhere)',
+            },
+          ),
         );
       }
       if (typeof a.os === 'string' && typeof a.arch === 'string') {
         const platform = `${a.os}/${a.arch}`;
         const first = platforms.get(platform);
         if (first !== undefined) {
-          problems.push(problem('MANIFEST_DUPLICATE_PLATFORM', `/installation/artifacts/${i}`, `a second artifact for ${platform}`, { expected: `one artifact per platform (the first is /installation/artifacts/${first})` }));
+          problems.push(
+            problem(
+              'MANIFEST_DUPLICATE_PLATFORM',
+              `/installation/artifacts/${i}`,
+              `a second artifact for ${platform}`,
+              { expected: `one artifact per platform (the first is /installation/artifacts/${first})` },
+            ),
+          );
         } else {
           platforms.set(platform, i);
         }

@@ -2,7 +2,13 @@
  * The published JSON documents, derived from plugin documents: the spec's registry index entries,
  * search rows, and the signed snapshot that binds every mutable document by digest.
  */
-import type { PluginDocument, RegistryIdentity, SearchDocument, SearchEntry, VersionRecord } from '../model.ts';
+import type {
+  PluginDocument,
+  RegistryIdentity,
+  SearchDocument,
+  SearchEntry,
+  VersionRecord,
+} from '../model.ts';
 
 /** One plugin in `index.json`, in the PulumiCost "Registry Structure". */
 export interface RegistryIndexEntry {
@@ -56,7 +62,9 @@ export interface SnapshotDocument {
   readonly documents: Readonly<Record<string, DocumentDigest>>;
 }
 
-function apiCompatibility(record: VersionRecord): RegistryIndexEntry['versions'][number]['api_compatibility'] {
+function apiCompatibility(
+  record: VersionRecord,
+): RegistryIndexEntry['versions'][number]['api_compatibility'] {
   if (!record.min_api_version && !record.max_api_version) return undefined;
   return {
     ...(record.min_api_version ? { min_api_version: record.min_api_version } : {}),

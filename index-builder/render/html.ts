@@ -6,7 +6,13 @@
  */
 import type { ArtifactRecord, PluginDocument, RegistryIdentity, VersionRecord } from '../model.ts';
 
-const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+const ESCAPES: Record<string, string> = {
+  '&': '&amp;',
+  '<': '&lt;',
+  '>': '&gt;',
+  '"': '&quot;',
+  "'": '&#39;',
+};
 
 export function escapeHtml(value: string): string {
   return value.replace(/[&<>"']/g, (c) => ESCAPES[c] as string);
@@ -16,7 +22,9 @@ const isWebUrl = (url: string): boolean => /^https?:\/\//i.test(url);
 
 /** A link when the URL is http(s), escaped text otherwise. */
 function link(url: string, label = url): string {
-  return isWebUrl(url) ? `<a href="${escapeHtml(url)}" rel="nofollow noopener">${escapeHtml(label)}</a>` : `<span>${escapeHtml(label)}</span>`;
+  return isWebUrl(url)
+    ? `<a href="${escapeHtml(url)}" rel="nofollow noopener">${escapeHtml(label)}</a>`
+    : `<span>${escapeHtml(label)}</span>`;
 }
 
 function humanSize(bytes: number): string {
@@ -104,17 +112,34 @@ function artifactRows(artifacts: readonly ArtifactRecord[]): string {
 }
 
 function versionRow(v: VersionRecord): string {
-  const classes = ['version', v.prerelease ? 'prerelease' : '', v.yanked ? 'yanked' : '', v.deprecated ? 'deprecated' : ''].filter(Boolean).join(' ');
+  const classes = [
+    'version',
+    v.prerelease ? 'prerelease' : '',
+    v.yanked ? 'yanked' : '',
+    v.deprecated ? 'deprecated' : '',
+  ]
+    .filter(Boolean)
+    .join(' ');
   const badges = [
     v.prerelease ? '<span class="badge prerelease">prerelease</span>' : '',
     v.yanked ? `<span class="badge yanked" title="${escapeHtml(v.yanked_reason ?? '')}">yanked</span>` : '',
-    v.deprecated ? `<span class="badge deprecated" title="${escapeHtml(v.deprecation_message ?? '')}">deprecated</span>` : '',
+    v.deprecated
+      ? `<span class="badge deprecated" title="${escapeHtml(v.deprecation_message ?? '')}">deprecated</span>`
+      : '',
   ].join(' ');
   const notes = [
-    v.yanked && v.yanked_reason ? `<div class="yanked-reason">Yanked: ${escapeHtml(v.yanked_reason)}</div>` : '',
-    v.deprecated && v.deprecation_message ? `<div class="deprecation">Deprecated: ${escapeHtml(v.deprecation_message)}</div>` : '',
+    v.yanked && v.yanked_reason
+      ? `<div class="yanked-reason">Yanked: ${escapeHtml(v.yanked_reason)}</div>`
+      : '',
+    v.deprecated && v.deprecation_message
+      ? `<div class="deprecation">Deprecated: ${escapeHtml(v.deprecation_message)}</div>`
+      : '',
   ].join('');
-  const api = [v.min_api_version, v.max_api_version].filter(Boolean).map((x) => escapeHtml(x as string)).join(' – ') || escapeHtml(v.api_version);
+  const api =
+    [v.min_api_version, v.max_api_version]
+      .filter(Boolean)
+      .map((x) => escapeHtml(x as string))
+      .join(' – ') || escapeHtml(v.api_version);
   return `<tr class="${classes}" data-version="${escapeHtml(v.version)}">
 <td class="version"><strong>${escapeHtml(v.version)}</strong> ${badges}${notes}</td>
 <td>${escapeHtml(v.published.slice(0, 10))}</td><td>${api}</td>
@@ -129,8 +154,14 @@ export function renderPluginPage(doc: PluginDocument, registry: RegistryIdentity
   const shown = doc.versions.find((v) => v.version === install);
   const facts = [
     ['type', escapeHtml(doc.plugin_type)],
-    ['latest', doc.latest_version ? escapeHtml(doc.latest_version) : '<span class="muted">no stable release</span>'],
-    ...Object.entries(doc.channels).map(([channel, version]) => [`channel ${escapeHtml(channel)}`, escapeHtml(version)]),
+    [
+      'latest',
+      doc.latest_version ? escapeHtml(doc.latest_version) : '<span class="muted">no stable release</span>',
+    ],
+    ...Object.entries(doc.channels).map(([channel, version]) => [
+      `channel ${escapeHtml(channel)}`,
+      escapeHtml(version),
+    ]),
     ['license', doc.license ? escapeHtml(doc.license) : '<span class="muted">not stated</span>'],
     ...(doc.homepage ? [['homepage', link(doc.homepage)]] : []),
     ...(doc.repository ? [['repository', link(doc.repository)]] : []),
@@ -211,7 +242,9 @@ const SEARCH_SCRIPT = `
 
 /** `index.html`: the home page shell with client-side search over `search.json`. */
 export function renderIndexPage(registry: RegistryIdentity): string {
-  const types = ['cost_source', 'observability', 'registry', 'aggregator'].map((t) => `<option value="${t}">${t}</option>`).join('');
+  const types = ['cost_source', 'observability', 'registry', 'aggregator']
+    .map((t) => `<option value="${t}">${t}</option>`)
+    .join('');
   const body = `<h1>${escapeHtml(registry.name)}</h1>
 ${registry.description ? `<p class="muted">${escapeHtml(registry.description)}</p>` : ''}
 <div class="filters" role="search">

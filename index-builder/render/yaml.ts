@@ -53,7 +53,9 @@ function emit(value: unknown, indent: string, out: string[]): void {
       out.push(`${indent}${name}:`);
       emit(child, Array.isArray(child) ? indent : `${indent}  `, out);
     } else {
-      out.push(`${indent}${name}: ${isContainer(child) ? (Array.isArray(child) ? '[]' : '{}') : emitScalar(child)}`);
+      out.push(
+        `${indent}${name}: ${isContainer(child) ? (Array.isArray(child) ? '[]' : '{}') : emitScalar(child)}`,
+      );
     }
   }
 }

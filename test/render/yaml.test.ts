@@ -20,7 +20,24 @@ describe('when writing YAML', () => {
   });
 
   it('keeps strings that look like other YAML types as strings', () => {
-    const tricky = ['yes', 'no', 'null', '~', '1.0', '0x10', '#comment', '&anchor', '*alias', '!tag', '- item', 'a: b', '{x}', '[y]', '', ' pad '];
+    const tricky = [
+      'yes',
+      'no',
+      'null',
+      '~',
+      '1.0',
+      '0x10',
+      '#comment',
+      '&anchor',
+      '*alias',
+      '!tag',
+      '- item',
+      'a: b',
+      '{x}',
+      '[y]',
+      '',
+      ' pad ',
+    ];
     const value = { tricky, 'key: with colon': 1, yes: 'y', null: 'n', '#': 'hash' };
     const parsed = YAML.parse(toYaml(value));
     expect(isDeepStrictEqual(parsed, value)).toBe(true);
@@ -32,7 +49,9 @@ describe('when writing YAML', () => {
   });
 
   it('writes block style with bare keys', () => {
-    expect(toYaml({ plugins: [{ name: 'a', tags: ['x'] }] })).toBe('plugins:\n- name: "a"\n  tags:\n  - "x"\n');
+    expect(toYaml({ plugins: [{ name: 'a', tags: ['x'] }] })).toBe(
+      'plugins:\n- name: "a"\n  tags:\n  - "x"\n',
+    );
   });
 
   it('refuses values JSON cannot hold', () => {

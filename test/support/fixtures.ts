@@ -1,10 +1,10 @@
 /** Small factories for tests: keys, manifests, bundles, and a registry over in-memory stores. */
 import { createHash } from 'node:crypto';
+import { writeBundle } from '../../index-builder/bundle.ts';
 import { fixedClock } from '../../index-builder/clock.ts';
 import { parseRegistryConfig, type RegistryConfig } from '../../index-builder/config.ts';
 import type { PipelineContext } from '../../index-builder/pipeline.ts';
 import { createSigner, generateKeyPair, type KeyPair, type Signer } from '../../index-builder/signing.ts';
-import { writeBundle } from '../../index-builder/bundle.ts';
 import { MemoryStore } from './memory-store.ts';
 
 const keyCache = new Map<string, Promise<KeyPair>>();
@@ -47,7 +47,13 @@ export interface BundleSpec {
   readonly manifestText?: string;
   readonly manifestName?: string;
   /** Artifacts carried in the bundle; recorded in the manifest unless `record` is false. */
-  readonly artifacts?: readonly { os: string; arch: string; name: string; body: Uint8Array; record?: boolean }[];
+  readonly artifacts?: readonly {
+    os: string;
+    arch: string;
+    name: string;
+    body: Uint8Array;
+    record?: boolean;
+  }[];
   readonly signer?: KeyPair;
   /** Signature text to use instead of a real one; `null` leaves it out. */
   readonly signature?: string | null;
@@ -66,11 +72,15 @@ export async function makeBundle(spec: BundleSpec = {}): Promise<Uint8Array> {
   for (const a of spec.artifacts ?? []) {
     const file = `artifacts/${a.os}-${a.arch}/${a.name}`;
     entries.push({ path: file, body: a.body });
-    if (a.record !== false) recorded.push({ os: a.os, arch: a.arch, file, sha256: sha256(a.body), size_bytes: a.body.byteLength });
+    if (a.record !== false)
+      recorded.push({ os: a.os, arch: a.arch, file, sha256: sha256(a.body), size_bytes: a.body.byteLength });
   }
   if (recorded.length > 0) {
     const installation = (manifest.installation ?? {}) as Record<string, unknown>;
-    manifest.installation = { ...installation, artifacts: [...((installation.artifacts as unknown[]) ?? []), ...recorded] };
+    manifest.installation = {
+      ...installation,
+      artifacts: [...((installation.artifacts as unknown[]) ?? []), ...recorded],
+    };
   }
   const text = spec.manifestText ?? `${JSON.stringify(manifest, null, 2)}\n`;
   const manifestBytes = encode(text);
@@ -79,7 +89,8 @@ export async function makeBundle(spec: BundleSpec = {}): Promise<Uint8Array> {
     const signature = spec.signature ?? (await (await createSigner(signer.secretKey)).sign(manifestBytes));
     entries.push({ path: `${manifestName}.asc`, body: encode(signature) });
   }
-  if (spec.publisherKey !== null) entries.push({ path: 'publisher.asc', body: encode(spec.publisherKey ?? signer.publicKey) });
+  if (spec.publisherKey !== null)
+    entries.push({ path: 'publisher.asc', body: encode(spec.publisherKey ?? signer.publicKey) });
   entries.push(...(spec.extraFiles ?? []));
   return writeBundle(entries);
 }
@@ -96,7 +107,10 @@ export interface TestRegistry {
 
 let submissionCounter = 0;
 
-export async function makeRegistry(config: Partial<RegistryConfig> = {}, clockStart = '2026-11-01T00:00:00Z'): Promise<TestRegistry> {
+export async function makeRegistry(
+  config: Partial<RegistryConfig> = {},
+  clockStart = '2026-11-01T00:00:00Z',
+): Promise<TestRegistry> {
   const registryKey = await testKey('registry');
   const signer = await createSigner(registryKey.secretKey);
   const intake = new MemoryStore();

@@ -1,0 +1,2 @@
+@echo off
+echo aws-billing-bridge 2.1.1 (windows/amd64)
