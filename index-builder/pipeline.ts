@@ -16,26 +16,30 @@
 import { createHash } from 'node:crypto';
 import semver from 'semver';
 import { type BundleContents, type BundleLimits, checkBundleFiles, readBundle } from './bundle.ts';
+import {
+  binKey,
+  binOf,
+  type Catalog,
+  type CatalogLine,
+  catalogLineOf,
+  emptyCatalog,
+  parseCatalog,
+  renderBins,
+  renderIndexJson,
+  renderIndexYaml,
+  renderSearchJson,
+  serializeCatalog,
+  sortedNames,
+} from './catalog.ts';
 import type { Clock } from './clock.ts';
 import type { RegistryConfig } from './config.ts';
 import { type Problem, problem, SubmissionError } from './errors.ts';
 import { loadManifest, normalizeDigest } from './manifest/index.ts';
-import type {
-  ArtifactRecord,
-  Manifest,
-  PluginDocument,
-  RegistryIdentity,
-  SearchEntry,
-  VersionRecord,
-} from './model.ts';
+import type { ArtifactRecord, Manifest, PluginDocument, RegistryIdentity, VersionRecord } from './model.ts';
 import {
   buildIndexDocument,
-  buildIndexEntry,
-  buildSearchDocument,
-  buildSearchEntry,
   type DocumentDigest,
   encodeJson,
-  type RegistryIndexEntry,
   type SnapshotDocument,
 } from './render/documents.ts';
 import { renderIndexPage, renderPluginPage } from './render/html.ts';
@@ -89,25 +93,8 @@ export interface BatchResult {
   readonly changedPlugins: readonly string[];
 }
 
-interface CatalogEntry {
-  readonly entry: RegistryIndexEntry;
-  readonly search: SearchEntry;
-  readonly document: DocumentDigest;
-  readonly api_versions: readonly string[];
-}
-
-/** Internal state: what the global documents are rendered from, so a publish never reads every plugin. */
-interface Catalog {
-  readonly schema: 'plugindex/catalog/v1';
-  generation: number;
-  plugins: Record<string, CatalogEntry>;
-  globals: Record<string, DocumentDigest>;
-}
-
 export const INCOMING_PREFIX = 'incoming/';
-const CATALOG_KEY = 'state/catalog.json';
-/** Global documents every rebuild rewrites (with a `.asc` each) and the snapshot binds. */
-const GLOBAL_DOCUMENTS = ['index.json', 'index.yaml', 'search.json'] as const;
+const CATALOG_KEY = 'state/catalog.tsv';
 
 const encoder = new TextEncoder();
 
@@ -162,9 +149,8 @@ async function readJson<T>(store: Store, key: string): Promise<T | undefined> {
 }
 
 async function loadCatalog(ctx: PipelineContext): Promise<Catalog> {
-  const stored = await readJson<Catalog>(ctx.intake, CATALOG_KEY);
-  if (stored?.schema === 'plugindex/catalog/v1') return stored;
-  return { schema: 'plugindex/catalog/v1', generation: 0, plugins: {}, globals: {} };
+  const stored = await ctx.intake.get(CATALOG_KEY);
+  return stored ? parseCatalog(new TextDecoder().decode(stored.body)) : emptyCatalog();
 }
 
 /** One accepted submission, ready to be written. */
@@ -451,57 +437,55 @@ function pickDisplay(doc: PluginDocument): DisplayFields {
   };
 }
 
-/** Writes a plugin's document, signature and page; returns its catalog entry. */
-async function writePluginDocument(ctx: PipelineContext, doc: PluginDocument): Promise<CatalogEntry> {
-  const key = pluginDocKey(doc.name);
-  const body = encodeJson(doc);
-  const digest = await putSigned(ctx, key, body);
-  await putFile(
-    ctx.site,
-    `plugins/${doc.name}/index.html`,
-    encoder.encode(renderPluginPage(doc, identityOf(ctx.config))),
-    CACHE_MUTABLE,
-  );
-  return catalogEntryOf(doc, digest);
+/** Writes a plugin's document, signature and page; returns its catalog line. */
+async function writePluginDocument(ctx: PipelineContext, doc: PluginDocument): Promise<CatalogLine> {
+  const digest = await putSigned(ctx, pluginDocKey(doc.name), encodeJson(doc));
+  const page = encoder.encode(renderPluginPage(doc, identityOf(ctx.config)));
+  await putFile(ctx.site, `plugins/${doc.name}/index.html`, page, CACHE_MUTABLE);
+  return catalogLineOf(doc, digest);
 }
 
-function catalogEntryOf(doc: PluginDocument, digest: DocumentDigest): CatalogEntry {
-  const apiVersions = [...new Set(doc.versions.map((v) => v.api_version))];
-  return {
-    entry: buildIndexEntry(doc),
-    search: buildSearchEntry(doc),
-    document: digest,
-    api_versions: apiVersions,
-  };
-}
-
-/** Rewrites the global documents and the snapshot from the catalog; bumps the generation. */
-async function writeGlobals(ctx: PipelineContext, catalog: Catalog): Promise<number> {
-  const now = ctx.clock.now();
-  const updated = now.toISOString();
-  const names = Object.keys(catalog.plugins).sort();
-  const entries = names.map((n) => catalog.plugins[n] as CatalogEntry);
-  const apiVersions = [...new Set(entries.flatMap((e) => e.api_versions))].sort();
-  const index = buildIndexDocument(
+/**
+ * Rewrites the global documents, the snapshot bins of the changed plugins (all bins when `changed` is
+ * undefined), and the snapshot; bumps the generation.
+ */
+async function writeGlobals(
+  ctx: PipelineContext,
+  catalog: Catalog,
+  changed?: ReadonlySet<string>,
+): Promise<number> {
+  const updated = ctx.clock.now().toISOString();
+  const names = sortedNames(catalog);
+  const lines = names.map((n) => catalog.plugins.get(n) as CatalogLine);
+  const apiVersions = [...new Set(lines.flatMap((l) => l.apiVersions))].sort();
+  const { registry_metadata: metadata } = buildIndexDocument(
     identityOf(ctx.config),
-    entries.map((e) => e.entry),
+    [],
     apiVersions,
     updated,
   );
-  const documents: Record<string, DocumentDigest> = {};
-  documents['index.json'] = await putSigned(ctx, 'index.json', encodeJson(index, true));
-  documents['index.yaml'] = await putSigned(ctx, 'index.yaml', encoder.encode(toYaml(index)));
-  documents['search.json'] = await putSigned(
-    ctx,
-    'search.json',
-    encodeJson(
-      buildSearchDocument(
-        entries.map((e) => e.search),
-        updated,
-      ),
-      true,
-    ),
+  const entries = lines.map((l) => l.entry);
+  const globals = catalog.globals;
+  globals.set(
+    'index.json',
+    await putSigned(ctx, 'index.json', encoder.encode(renderIndexJson(metadata, entries))),
   );
+  const header = toYaml({ registry_version: '1.0.0', registry_metadata: metadata });
+  globals.set(
+    'index.yaml',
+    await putSigned(ctx, 'index.yaml', encoder.encode(renderIndexYaml(header, entries))),
+  );
+  const search = renderSearchJson(
+    updated,
+    lines.map((l) => l.search),
+  );
+  globals.set('search.json', await putSigned(ctx, 'search.json', encoder.encode(search)));
+
+  // Plugin documents are bound by digest through 256 bins, so the snapshot stays small at any size.
+  const bins = changed ? new Set([...changed].map(binOf)) : new Set(names.map(binOf));
+  for (const [bin, body] of [...renderBins(catalog, bins)].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    globals.set(binKey(bin), await putSigned(ctx, binKey(bin), encoder.encode(body)));
+  }
   // Static files that change only with the registry's identity or key: rewritten only when they differ.
   const statics: [string, Uint8Array][] = [
     ['keys/registry.asc', encoder.encode(ctx.signer.publicKey)],
@@ -509,19 +493,19 @@ async function writeGlobals(ctx: PipelineContext, catalog: Catalog): Promise<num
   ];
   for (const [key, body] of statics) {
     const digest = digestOf(body);
-    if (catalog.globals[key]?.sha256 !== digest.sha256 || !(await ctx.site.head(key))) {
+    if (globals.get(key)?.sha256 !== digest.sha256 || !(await ctx.site.head(key))) {
       await putFile(ctx.site, key, body, CACHE_MUTABLE);
     }
-    catalog.globals[key] = digest;
+    globals.set(key, digest);
   }
-  documents['keys/registry.asc'] = catalog.globals['keys/registry.asc'] as DocumentDigest;
-  for (const name of names) documents[pluginDocKey(name)] = (catalog.plugins[name] as CatalogEntry).document;
-
+  const documents: Record<string, DocumentDigest> = {};
+  for (const [key, digest] of [...globals].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    if (key !== 'index.html') documents[key] = digest;
+  }
   const previous = await readJson<SnapshotDocument>(ctx.site, 'snapshot.json');
   const generation = Math.max(catalog.generation, previous?.generation ?? 0) + 1;
   await writeSnapshot(ctx, generation, documents);
   catalog.generation = generation;
-  for (const key of GLOBAL_DOCUMENTS) catalog.globals[key] = documents[key] as DocumentDigest;
   return generation;
 }
 
@@ -544,8 +528,8 @@ async function writeSnapshot(
 }
 
 async function saveCatalog(ctx: PipelineContext, catalog: Catalog): Promise<void> {
-  await ctx.intake.put(CATALOG_KEY, encodeJson(catalog, true), {
-    contentType: 'application/json',
+  await ctx.intake.put(CATALOG_KEY, encoder.encode(serializeCatalog(catalog)), {
+    contentType: 'text/tab-separated-values',
     cacheControl: CACHE_PRIVATE,
   });
 }
@@ -600,7 +584,7 @@ export async function processSubmissions(
     if (item.evaluation.kind !== 'already-published') continue;
     const name = item.evaluation.manifest.name;
     const current = await ctx.site.get(pluginDocKey(name));
-    if (current && catalog.plugins[name]?.document.sha256 !== sha256Hex(current.body)) changed.add(name);
+    if (current && catalog.plugins.get(name)?.document.sha256 !== sha256Hex(current.body)) changed.add(name);
   }
   for (const name of [...changed].sort()) {
     const existing = await docs.get(name);
@@ -608,11 +592,11 @@ export async function processSubmissions(
     const doc = newVersions ? mergePluginDocument(ctx, existing, newVersions) : existing;
     if (!doc) continue;
     docs.set(name, doc);
-    catalog.plugins[name] = await writePluginDocument(ctx, doc);
+    catalog.plugins.set(name, await writePluginDocument(ctx, doc));
   }
 
   // 3 and 4. Global documents and the snapshot, once for the whole batch.
-  const generation = changed.size > 0 ? await writeGlobals(ctx, catalog) : null;
+  const generation = changed.size > 0 ? await writeGlobals(ctx, catalog, changed) : null;
   if (generation !== null) await saveCatalog(ctx, catalog);
 
   // 5. Outcomes, then the submissions leave incoming/.
@@ -682,19 +666,18 @@ function outcomeOf(
 export async function rebuildRegistry(
   ctx: PipelineContext,
 ): Promise<{ generation: number; plugins: number }> {
-  const catalog = await loadCatalog(ctx);
-  catalog.plugins = {};
+  const catalog = emptyCatalog();
+  catalog.generation = (await loadCatalog(ctx)).generation;
   for await (const info of ctx.site.list('plugins/')) {
     const parts = info.key.split('/');
     if (parts.length !== 3 || parts[2] !== 'index.json') continue;
     const doc = await readJson<PluginDocument>(ctx.site, info.key);
     if (!doc) continue;
-    catalog.plugins[doc.name] = await writePluginDocument(ctx, doc);
+    catalog.plugins.set(doc.name, await writePluginDocument(ctx, doc));
   }
-  catalog.globals = {};
   const generation = await writeGlobals(ctx, catalog);
   await saveCatalog(ctx, catalog);
-  return { generation, plugins: Object.keys(catalog.plugins).length };
+  return { generation, plugins: catalog.plugins.size };
 }
 
 /**

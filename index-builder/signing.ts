@@ -43,6 +43,7 @@ export type VerifyResult =
     };
 
 const upper = (s: string): string => s.toUpperCase();
+const SIGN_CONFIG = { preferredHashAlgorithm: openpgp.enums.hash.sha256 };
 
 function fingerprintsOf(key: openpgp.Key): string[] {
   return [key.getFingerprint(), ...key.getSubkeys().map((sub) => sub.getFingerprint())].map(upper);
@@ -122,7 +123,15 @@ export async function createSigner(armoredSecretKey: string, passphrase?: string
     publicKey,
     async sign(data: Uint8Array): Promise<string> {
       const message = await openpgp.createMessage({ binary: data });
-      return openpgp.sign({ message, signingKeys: privateKey, detached: true, format: 'armored' });
+      // SHA-256: what every OpenPGP implementation verifies, and twice as fast as openpgp.js's SHA-512 on the
+      // multi-megabyte global documents.
+      return openpgp.sign({
+        message,
+        signingKeys: privateKey,
+        detached: true,
+        format: 'armored',
+        config: SIGN_CONFIG,
+      });
     },
   };
 }

@@ -172,6 +172,7 @@ describe('when a publisher ships a plugin to a local registry', () => {
     const doc = (await (await fetch(`${base}/plugins/e2e-costs/index.json`)).json()) as PluginDocument;
     const paths = [
       'snapshot.json',
+      'plugins/e2e-costs/index.json',
       ...Object.keys(snapshot.documents).filter((p) => !p.endsWith('.asc')),
       new URL(doc.versions[0]?.manifest_url ?? '').pathname.slice(1),
     ];

@@ -4,6 +4,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
+import { binKey, binOf } from '../index-builder/catalog.ts';
 import type { PluginDocument } from '../index-builder/model.ts';
 import {
   processSubmissions,
@@ -112,15 +113,13 @@ describe('when a valid submission arrives', () => {
       const body = registry.site.objects.get(name)?.body as Uint8Array;
       expect(digest, name).toEqual({ sha256: sha256(body), size: body.byteLength });
     }
-    expect(Object.keys(snapshot.documents)).toEqual(
-      expect.arrayContaining([
-        'index.json',
-        'index.yaml',
-        'search.json',
-        'plugins/demo-plugin/index.json',
-        'keys/registry.asc',
-      ]),
-    );
+    const bin = binKey(binOf('demo-plugin'));
+    expect(Object.keys(snapshot.documents).sort()).toEqual(['index.json', 'index.yaml', 'keys/registry.asc', 'search.json', bin]);
+    // The plugin document is bound through its bin: snapshot -> bin -> document.
+    const doc = registry.site.objects.get('plugins/demo-plugin/index.json')?.body as Uint8Array;
+    expect(json<{ documents: Record<string, unknown> }>(registry.site, bin).documents).toEqual({
+      'plugins/demo-plugin/index.json': { sha256: sha256(doc), size: doc.byteLength },
+    });
   });
 
   it('writes an index.json that validates against the reference registry schema, and the same document as YAML', async () => {
@@ -367,7 +366,8 @@ describe('when recovering and maintaining', () => {
     expect(outcome?.status).toBe('already-published');
     const index = json<{ plugins: { name: string }[] }>(site, 'index.json');
     expect(index.plugins.map((p) => p.name)).toEqual(['demo-plugin']);
-    const snapshot = json<SnapshotDocument>(site, 'snapshot.json');
-    expect(snapshot.documents['plugins/demo-plugin/index.json']).toBeDefined();
+    const bin = json<{ documents: Record<string, { sha256: string }> }>(site, binKey(binOf('demo-plugin')));
+    const doc = site.objects.get('plugins/demo-plugin/index.json')?.body as Uint8Array;
+    expect(bin.documents['plugins/demo-plugin/index.json']?.sha256).toBe(sha256(doc));
   });
 });
