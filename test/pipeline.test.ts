@@ -114,7 +114,13 @@ describe('when a valid submission arrives', () => {
       expect(digest, name).toEqual({ sha256: sha256(body), size: body.byteLength });
     }
     const bin = binKey(binOf('demo-plugin'));
-    expect(Object.keys(snapshot.documents).sort()).toEqual(['index.json', 'index.yaml', 'keys/registry.asc', 'search.json', bin]);
+    expect(Object.keys(snapshot.documents).sort()).toEqual([
+      'index.json',
+      'index.yaml',
+      'keys/registry.asc',
+      'search.json',
+      bin,
+    ]);
     // The plugin document is bound through its bin: snapshot -> bin -> document.
     const doc = registry.site.objects.get('plugins/demo-plugin/index.json')?.body as Uint8Array;
     expect(json<{ documents: Record<string, unknown> }>(registry.site, bin).documents).toEqual({

@@ -18,12 +18,16 @@ function codesOf(bytes: Uint8Array, name: string): string[] {
 
 describe('when parsing JSON', () => {
   it('returns the object', () => {
-    expect(parseManifestDocument(encode(JSON.stringify(validManifest())), 'manifest.json')).toEqual(validManifest());
+    expect(parseManifestDocument(encode(JSON.stringify(validManifest())), 'manifest.json')).toEqual(
+      validManifest(),
+    );
   });
 
   it('reports syntax errors as MANIFEST_PARSE_ERROR with the parser message', () => {
     expect(codesOf(encode('{\n  "name": ,\n}'), 'manifest.json')).toEqual(['MANIFEST_PARSE_ERROR']);
-    expect(() => parseManifestDocument(encode('{\n  "name": ,\n}'), 'manifest.json')).toThrow(/not valid JSON.*Unexpected token/);
+    expect(() => parseManifestDocument(encode('{\n  "name": ,\n}'), 'manifest.json')).toThrow(
+      /not valid JSON.*Unexpected token/,
+    );
   });
 
   it.each([
@@ -36,7 +40,9 @@ describe('when parsing JSON', () => {
 
   it('rejects bytes that are not UTF-8 and manifests over the size limit', () => {
     expect(codesOf(new Uint8Array([0x7b, 0xc3, 0x28, 0x7d]), 'manifest.json')).toEqual(['MANIFEST_NOT_UTF8']);
-    expect(codesOf(new Uint8Array(MAX_MANIFEST_BYTES + 1).fill(0x20), 'manifest.json')).toEqual(['MANIFEST_TOO_LARGE']);
+    expect(codesOf(new Uint8Array(MAX_MANIFEST_BYTES + 1).fill(0x20), 'manifest.json')).toEqual([
+      'MANIFEST_TOO_LARGE',
+    ]);
   });
 });
 
@@ -47,7 +53,9 @@ describe('when parsing YAML', () => {
   });
 
   it('keeps YAML 1.1 words as strings under the core schema', () => {
-    expect(parseManifestDocument(encode(`${yaml}legacy: yes\ncountry: NO\n`), 'manifest.yaml')).toMatchObject({ legacy: 'yes', country: 'NO' });
+    expect(parseManifestDocument(encode(`${yaml}legacy: yes\ncountry: NO\n`), 'manifest.yaml')).toMatchObject(
+      { legacy: 'yes', country: 'NO' },
+    );
   });
 
   it.each([
@@ -66,12 +74,16 @@ describe('when parsing YAML', () => {
       levels.push(`${name}: &${name} [${Array(9).fill(`*${prev}`).join(',')}]`);
     }
     const started = performance.now();
-    expect(codesOf(encode(`${yaml}${levels.join('\n')}\n`), 'manifest.yaml')).toEqual(['MANIFEST_YAML_UNSAFE']);
+    expect(codesOf(encode(`${yaml}${levels.join('\n')}\n`), 'manifest.yaml')).toEqual([
+      'MANIFEST_YAML_UNSAFE',
+    ]);
     expect(performance.now() - started).toBeLessThan(2000); // a bomb that expanded would take minutes or crash
   });
 
   it('allows a few aliases', () => {
-    expect(parseManifestDocument(encode(`${yaml}base: &b {x: 1}\ncopy: *b\n`), 'manifest.yaml')).toMatchObject({ copy: { x: 1 } });
+    expect(
+      parseManifestDocument(encode(`${yaml}base: &b {x: 1}\ncopy: *b\n`), 'manifest.yaml'),
+    ).toMatchObject({ copy: { x: 1 } });
   });
 
   it('refuses duplicate keys and several documents', () => {

@@ -7,7 +7,10 @@ import { loadManifest, normalizeDigest, validateManifest } from '../../index-bui
 import { encode, validManifest } from '../support/fixtures.ts';
 
 // Real public data: the PulumiCost specification's example manifest (shared/reference, not copied here).
-const REFERENCE_EXAMPLE = path.resolve(import.meta.dirname, '../../../shared/reference/pulumicost-spec/examples/aws-cost-explorer-plugin.json');
+const REFERENCE_EXAMPLE = path.resolve(
+  import.meta.dirname,
+  '../../../shared/reference/pulumicost-spec/examples/aws-cost-explorer-plugin.json',
+);
 
 const codes = (problems: readonly Problem[]): string[] => problems.map((p) => `${p.code} ${p.path}`);
 
@@ -36,7 +39,15 @@ describe('when the manifest is the real upstream example', () => {
 
 describe('when fields break the schema', () => {
   it('reports every problem at once with its JSON pointer', () => {
-    const problems = validateManifest(validManifest({ name: 'Bad_Name', version: 'v1', plugin_type: 'nope', capabilities: [], api_version: undefined }));
+    const problems = validateManifest(
+      validManifest({
+        name: 'Bad_Name',
+        version: 'v1',
+        plugin_type: 'nope',
+        capabilities: [],
+        api_version: undefined,
+      }),
+    );
     expect(codes(problems)).toEqual(
       expect.arrayContaining([
         'MANIFEST_PATTERN_MISMATCH /name',
@@ -55,8 +66,12 @@ describe('when fields break the schema', () => {
   });
 
   it('tells a missing field from a wrong type', () => {
-    expect(codes(validateManifest({ ...validManifest(), capabilities: undefined }))).toEqual(['MANIFEST_MISSING_FIELD /capabilities']);
-    expect(codes(validateManifest(validManifest({ capabilities: 'actual_cost' })))).toEqual(['MANIFEST_WRONG_TYPE /capabilities']);
+    expect(codes(validateManifest({ ...validManifest(), capabilities: undefined }))).toEqual([
+      'MANIFEST_MISSING_FIELD /capabilities',
+    ]);
+    expect(codes(validateManifest(validManifest({ capabilities: 'actual_cost' })))).toEqual([
+      'MANIFEST_WRONG_TYPE /capabilities',
+    ]);
   });
 
   it.each([
@@ -78,7 +93,9 @@ describe('when fields break the schema', () => {
     const hex = 'ab'.repeat(32);
     expect(validateManifest(validManifest({ installation: { checksum: hex } }))).toEqual([]);
     expect(validateManifest(validManifest({ installation: { checksum: `sha256:${hex}` } }))).toEqual([]);
-    expect(codes(validateManifest(validManifest({ installation: { checksum: `md5:${hex}` } })))).toEqual(['MANIFEST_PATTERN_MISMATCH /installation/checksum']);
+    expect(codes(validateManifest(validManifest({ installation: { checksum: `md5:${hex}` } })))).toEqual([
+      'MANIFEST_PATTERN_MISMATCH /installation/checksum',
+    ]);
   });
 });
 
@@ -89,12 +106,20 @@ describe('when rules go beyond the schema', () => {
       { name: 'b', version: '^2.1.0 || ~3.0' },
       { name: 'c', version: 'latest and greatest' },
     ];
-    expect(codes(validateManifest(validManifest({ requirements: { dependencies: deps } })))).toEqual(['MANIFEST_INVALID_DEPENDENCY_RANGE /requirements/dependencies/2/version']);
+    expect(codes(validateManifest(validManifest({ requirements: { dependencies: deps } })))).toEqual([
+      'MANIFEST_INVALID_DEPENDENCY_RANGE /requirements/dependencies/2/version',
+    ]);
   });
 
   it('compares min and max API versions numerically', () => {
-    expect(validateManifest(validManifest({ requirements: { min_api_version: 'v2', max_api_version: 'v10' } }))).toEqual([]);
-    expect(codes(validateManifest(validManifest({ requirements: { min_api_version: 'v10', max_api_version: 'v2' } })))).toEqual(['MANIFEST_API_VERSION_RANGE /requirements/min_api_version']);
+    expect(
+      validateManifest(validManifest({ requirements: { min_api_version: 'v2', max_api_version: 'v10' } })),
+    ).toEqual([]);
+    expect(
+      codes(
+        validateManifest(validManifest({ requirements: { min_api_version: 'v10', max_api_version: 'v2' } })),
+      ),
+    ).toEqual(['MANIFEST_API_VERSION_RANGE /requirements/min_api_version']);
   });
 
   it.each([
@@ -112,15 +137,34 @@ describe('when rules go beyond the schema', () => {
 
   it('needs exactly one of file or url per artifact, and one artifact per platform', () => {
     const a = { os: 'linux', arch: 'amd64', sha256: 'a'.repeat(64), size_bytes: 1 };
-    expect(codes(validateManifest(validManifest({ installation: { artifacts: [a] } })))).toEqual(['MANIFEST_ARTIFACT_SOURCE /installation/artifacts/0']);
+    expect(codes(validateManifest(validManifest({ installation: { artifacts: [a] } })))).toEqual([
+      'MANIFEST_ARTIFACT_SOURCE /installation/artifacts/0',
+    ]);
     expect(
-      codes(validateManifest(validManifest({ installation: { artifacts: [{ ...a, file: 'bin/x' }, { ...a, url: 'https://dl.example.com/x' }] } }))),
+      codes(
+        validateManifest(
+          validManifest({
+            installation: {
+              artifacts: [
+                { ...a, file: 'bin/x' },
+                { ...a, url: 'https://dl.example.com/x' },
+              ],
+            },
+          }),
+        ),
+      ),
     ).toEqual(['MANIFEST_DUPLICATE_PLATFORM /installation/artifacts/1']);
   });
 
   it('refuses artifact file paths that could escape the version folder', () => {
     for (const file of ['../x', '/etc/x', 'a/../b', './x', 'a//b', 'a\\b']) {
-      const problems = validateManifest(validManifest({ installation: { artifacts: [{ os: 'linux', arch: 'amd64', file, sha256: 'a'.repeat(64), size_bytes: 1 }] } }));
+      const problems = validateManifest(
+        validManifest({
+          installation: {
+            artifacts: [{ os: 'linux', arch: 'amd64', file, sha256: 'a'.repeat(64), size_bytes: 1 }],
+          },
+        }),
+      );
       expect(codes(problems), file).toContain('MANIFEST_PATTERN_MISMATCH /installation/artifacts/0/file');
     }
   });
@@ -128,7 +172,8 @@ describe('when rules go beyond the schema', () => {
 
 describe('when the structure is hostile', () => {
   it('rejects prototype keys at any depth without polluting Object.prototype', () => {
-    const text = '{"name":"demo-plugin","version":"1.0.0","api_version":"v1","plugin_type":"cost_source","capabilities":["actual_cost"],"metadata":{"__proto__":{"polluted":true}}}';
+    const text =
+      '{"name":"demo-plugin","version":"1.0.0","api_version":"v1","plugin_type":"cost_source","capabilities":["actual_cost"],"metadata":{"__proto__":{"polluted":true}}}';
     const error = rejection(() => loadManifest(encode(text), 'manifest.json'));
     expect(codes(error.problems)).toEqual(['MANIFEST_FORBIDDEN_KEY /metadata/__proto__']);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
@@ -136,18 +181,27 @@ describe('when the structure is hostile', () => {
 
   it('rejects control characters in values and keys, but allows tabs and newlines', () => {
     expect(validateManifest(validManifest({ description: 'two\nlines\tand a tab' }))).toEqual([]);
-    expect(codes(validateManifest(validManifest({ description: 'nul\u0000' })))).toEqual(['MANIFEST_CONTROL_CHARACTER /description']);
-    expect(codes(validateManifest(validManifest({ 'bad\u001bkey': 1 })))).toEqual(['MANIFEST_CONTROL_CHARACTER /bad\u001bkey']);
+    expect(codes(validateManifest(validManifest({ description: 'nul\u0000' })))).toEqual([
+      'MANIFEST_CONTROL_CHARACTER /description',
+    ]);
+    expect(codes(validateManifest(validManifest({ 'bad\u001bkey': 1 })))).toEqual([
+      'MANIFEST_CONTROL_CHARACTER /bad\u001bkey',
+    ]);
   });
 
   it('keeps unknown fields, at the top and nested', () => {
     const value = validManifest({ x_future: true, requirements: { os: ['linux'], gpu: 'optional' } });
     expect(validateManifest(value)).toEqual([]);
-    expect(loadManifest(encode(JSON.stringify(value)), 'manifest.json')).toMatchObject({ x_future: true, requirements: { gpu: 'optional' } });
+    expect(loadManifest(encode(JSON.stringify(value)), 'manifest.json')).toMatchObject({
+      x_future: true,
+      requirements: { gpu: 'optional' },
+    });
   });
 
   it('caps list lengths', () => {
     const tags = Array.from({ length: 300 }, (_, i) => `t${i}`);
-    expect(codes(validateManifest(validManifest({ metadata: { tags } })))).toEqual(['MANIFEST_TOO_MANY_ITEMS /metadata/tags']);
+    expect(codes(validateManifest(validManifest({ metadata: { tags } })))).toEqual([
+      'MANIFEST_TOO_MANY_ITEMS /metadata/tags',
+    ]);
   });
 });
