@@ -1,12 +1,17 @@
 /**
  * The catalog: the registry's internal state, from which the global documents are rendered without reading
- * any plugin document. One line per plugin holds its index entry and search row already serialized, so a
- * publish parses only the lines of the plugins it changes and renders `index.json`, `index.yaml` and
- * `search.json` by concatenation: the cost of a publish at 10,000 plugins is writing the global files, not
- * re-serializing them.
+ * any plugin document. Each plugin has one line holding its index entry and search row already serialized,
+ * so a publish parses only what changed and renders `index.json`, `index.yaml` and `search.json` by
+ * concatenation: at 10,000 plugins the cost of a publish is writing the global files, not re-serializing
+ * them.
  *
- * Format (text, one record per line, fields separated by tabs; JSON never contains a raw tab or newline):
- *   plugindex-catalog 2
+ * Storage (in the intake store, never published): `state/catalog/meta.tsv` holds the generation and the
+ * digests of global documents; `state/catalog/bins/<bin>.tsv` holds the lines of the plugins whose names
+ * fall in that bin (the same 256 bins as the snapshot). A publish rewrites the meta file and one bin per
+ * changed plugin. A process keeps the bins it has read, checked by ETag, so a warm process (the local
+ * server, a warm Lambda) reads only what another writer changed.
+ *
+ * Line format: fields separated by tabs (JSON never contains a raw tab or newline):
  *   generation <n>
  *   global <key> <sha256> <size>
  *   plugin <name> <doc sha256> <doc size> <api versions, comma-separated> <entry JSON> <search JSON>
@@ -14,6 +19,7 @@
 import { createHash } from 'node:crypto';
 import type { PluginDocument } from './model.ts';
 import { buildIndexEntry, buildSearchEntry, type DocumentDigest } from './render/documents.ts';
+import { CACHE_PRIVATE, type Store } from './store.ts';
 
 export interface CatalogLine {
   readonly document: DocumentDigest;
@@ -28,12 +34,16 @@ export interface Catalog {
   generation: number;
   readonly plugins: Map<string, CatalogLine>;
   readonly globals: Map<string, DocumentDigest>;
+  /** Bin -> sha256 of its catalog file, as last written: tells a warm process which bins to re-read. */
+  readonly bins: Map<string, string>;
 }
 
-const HEADER = 'plugindex-catalog 2';
+const HEADER = 'plugindex-catalog 3';
+const META_KEY = 'state/catalog/meta.tsv';
+const BINS_PREFIX = 'state/catalog/bins/';
 
 export function emptyCatalog(): Catalog {
-  return { generation: 0, plugins: new Map(), globals: new Map() };
+  return { generation: 0, plugins: new Map(), globals: new Map(), bins: new Map() };
 }
 
 export function catalogLineOf(doc: PluginDocument, document: DocumentDigest): CatalogLine {
@@ -45,20 +55,19 @@ export function catalogLineOf(doc: PluginDocument, document: DocumentDigest): Ca
   };
 }
 
-/** Reads a catalog; an unknown or damaged one reads as empty, and the next full rebuild recreates it. */
-export function parseCatalog(text: string): Catalog {
-  const catalog = emptyCatalog();
+/** Reads catalog lines; a file with an unknown header reads as empty (the next full rebuild recreates it). */
+export function parseCatalogLines(text: string, into: Catalog): void {
   const lines = text.split('\n');
-  if (lines[0] !== HEADER) return catalog;
+  if (lines[0] !== HEADER) return;
   for (let i = 1; i < lines.length; i++) {
-    const line = lines[i] as string;
-    if (line === '') continue;
-    const fields = line.split('\t');
-    if (fields[0] === 'generation') catalog.generation = Number(fields[1]) || 0;
+    const fields = (lines[i] as string).split('\t');
+    if (fields[0] === 'generation') into.generation = Number(fields[1]) || 0;
+    else if (fields[0] === 'bin' && fields.length === 3)
+      into.bins.set(fields[1] as string, fields[2] as string);
     else if (fields[0] === 'global' && fields.length === 4) {
-      catalog.globals.set(fields[1] as string, { sha256: fields[2] as string, size: Number(fields[3]) });
+      into.globals.set(fields[1] as string, { sha256: fields[2] as string, size: Number(fields[3]) });
     } else if (fields[0] === 'plugin' && fields.length === 7) {
-      catalog.plugins.set(fields[1] as string, {
+      into.plugins.set(fields[1] as string, {
         document: { sha256: fields[2] as string, size: Number(fields[3]) },
         apiVersions: fields[4] ? (fields[4] as string).split(',') : [],
         entry: fields[5] as string,
@@ -66,20 +75,104 @@ export function parseCatalog(text: string): Catalog {
       });
     }
   }
-  return catalog;
 }
 
-export function serializeCatalog(catalog: Catalog): string {
+function serializeMeta(catalog: Catalog): string {
   const out = [HEADER, `generation\t${catalog.generation}`];
+  for (const [bin, digest] of [...catalog.bins].sort(([a], [b]) => (a < b ? -1 : 1)))
+    out.push(`bin\t${bin}\t${digest}`);
   for (const [key, d] of [...catalog.globals].sort(([a], [b]) => (a < b ? -1 : 1)))
     out.push(`global\t${key}\t${d.sha256}\t${d.size}`);
-  for (const name of sortedNames(catalog)) {
-    const p = catalog.plugins.get(name) as CatalogLine;
+  return `${out.join('\n')}\n`;
+}
+
+function serializePlugins(names: readonly string[], plugins: ReadonlyMap<string, CatalogLine>): string {
+  const out = [HEADER];
+  for (const name of names) {
+    const p = plugins.get(name) as CatalogLine;
     out.push(
       `plugin\t${name}\t${p.document.sha256}\t${p.document.size}\t${p.apiVersions.join(',')}\t${p.entry}\t${p.search}`,
     );
   }
   return `${out.join('\n')}\n`;
+}
+
+interface CachedBin {
+  readonly sha256: string;
+  readonly plugins: ReadonlyMap<string, CatalogLine>;
+}
+
+/** Bins read per store, by digest: what a warm process need not read again. */
+const binCache = new WeakMap<Store, Map<string, CachedBin>>();
+
+function cacheOf(store: Store): Map<string, CachedBin> {
+  let cache = binCache.get(store);
+  if (!cache) {
+    cache = new Map();
+    binCache.set(store, cache);
+  }
+  return cache;
+}
+
+const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
+
+/**
+ * Loads the catalog from the intake store. The meta file names every bin with its digest, so only bins
+ * this process has not seen in that state are read. The result is the caller's to change.
+ */
+export async function loadCatalog(store: Store): Promise<Catalog> {
+  const catalog = emptyCatalog();
+  const meta = await store.get(META_KEY);
+  if (meta) parseCatalogLines(new TextDecoder().decode(meta.body), catalog);
+  const cache = cacheOf(store);
+  for (const [bin, digest] of catalog.bins) {
+    let cached = cache.get(bin);
+    if (!cached || cached.sha256 !== digest) {
+      const object = await store.get(`${BINS_PREFIX}${bin}.tsv`);
+      if (!object) continue;
+      const part = emptyCatalog();
+      parseCatalogLines(new TextDecoder().decode(object.body), part);
+      cached = { sha256: sha256(object.body), plugins: part.plugins };
+      cache.set(bin, cached);
+    }
+    for (const [name, line] of cached.plugins) catalog.plugins.set(name, line);
+  }
+  return catalog;
+}
+
+/** Saves the catalog: the bins of `changed` plugins (every bin when undefined), then the meta file. */
+export async function saveCatalog(
+  store: Store,
+  catalog: Catalog,
+  changed?: ReadonlySet<string>,
+): Promise<void> {
+  const names = sortedNames(catalog);
+  const byBin = new Map<string, string[]>();
+  for (const name of names) {
+    const bin = binOf(name);
+    let list = byBin.get(bin);
+    if (!list) {
+      list = [];
+      byBin.set(bin, list);
+    }
+    list.push(name);
+  }
+  const bins = changed ? new Set([...changed].map(binOf)) : new Set(byBin.keys());
+  const cache = cacheOf(store);
+  const options = { contentType: 'text/tab-separated-values', cacheControl: CACHE_PRIVATE };
+  for (const bin of [...bins].sort()) {
+    const members = byBin.get(bin) ?? [];
+    const key = `${BINS_PREFIX}${bin}.tsv`;
+    const body = new TextEncoder().encode(serializePlugins(members, catalog.plugins));
+    await store.put(key, body, options);
+    const digest = sha256(body);
+    catalog.bins.set(bin, digest);
+    cache.set(bin, {
+      sha256: digest,
+      plugins: new Map(members.map((n) => [n, catalog.plugins.get(n) as CatalogLine])),
+    });
+  }
+  await store.put(META_KEY, new TextEncoder().encode(serializeMeta(catalog)), options);
 }
 
 export function sortedNames(catalog: Catalog): string[] {

@@ -23,12 +23,12 @@ import {
   type CatalogLine,
   catalogLineOf,
   emptyCatalog,
-  parseCatalog,
+  loadCatalog,
   renderBins,
   renderIndexJson,
   renderIndexYaml,
   renderSearchJson,
-  serializeCatalog,
+  saveCatalog,
   sortedNames,
 } from './catalog.ts';
 import type { Clock } from './clock.ts';
@@ -94,7 +94,6 @@ export interface BatchResult {
 }
 
 export const INCOMING_PREFIX = 'incoming/';
-const CATALOG_KEY = 'state/catalog.tsv';
 
 const encoder = new TextEncoder();
 
@@ -146,11 +145,6 @@ async function readJson<T>(store: Store, key: string): Promise<T | undefined> {
   const object = await store.get(key);
   if (!object) return undefined;
   return JSON.parse(new TextDecoder().decode(object.body)) as T;
-}
-
-async function loadCatalog(ctx: PipelineContext): Promise<Catalog> {
-  const stored = await ctx.intake.get(CATALOG_KEY);
-  return stored ? parseCatalog(new TextDecoder().decode(stored.body)) : emptyCatalog();
 }
 
 /** One accepted submission, ready to be written. */
@@ -527,13 +521,6 @@ async function writeSnapshot(
   await putSigned(ctx, 'snapshot.json', encodeJson(snapshot));
 }
 
-async function saveCatalog(ctx: PipelineContext, catalog: Catalog): Promise<void> {
-  await ctx.intake.put(CATALOG_KEY, encoder.encode(serializeCatalog(catalog)), {
-    contentType: 'text/tab-separated-values',
-    cacheControl: CACHE_PRIVATE,
-  });
-}
-
 async function listIncoming(store: Store): Promise<string[]> {
   const keys: string[] = [];
   for await (const info of store.list(INCOMING_PREFIX)) keys.push(info.key);
@@ -551,7 +538,7 @@ export async function processSubmissions(
   const submissionKeys = keys ?? (await listIncoming(ctx.intake));
   const trusted = await loadTrustedKeys(ctx.config, ctx.signer.fingerprints);
   const docs = new PluginDocuments(ctx.site);
-  const catalog = await loadCatalog(ctx);
+  const catalog = await loadCatalog(ctx.intake);
   const processedAt = ctx.clock.now().toISOString();
 
   interface Item {
@@ -597,7 +584,7 @@ export async function processSubmissions(
 
   // 3 and 4. Global documents and the snapshot, once for the whole batch.
   const generation = changed.size > 0 ? await writeGlobals(ctx, catalog, changed) : null;
-  if (generation !== null) await saveCatalog(ctx, catalog);
+  if (generation !== null) await saveCatalog(ctx.intake, catalog, changed);
 
   // 5. Outcomes, then the submissions leave incoming/.
   const outcomes: SubmissionOutcome[] = [];
@@ -667,7 +654,7 @@ export async function rebuildRegistry(
   ctx: PipelineContext,
 ): Promise<{ generation: number; plugins: number }> {
   const catalog = emptyCatalog();
-  catalog.generation = (await loadCatalog(ctx)).generation;
+  catalog.generation = (await loadCatalog(ctx.intake)).generation;
   for await (const info of ctx.site.list('plugins/')) {
     const parts = info.key.split('/');
     if (parts.length !== 3 || parts[2] !== 'index.json') continue;
@@ -676,7 +663,7 @@ export async function rebuildRegistry(
     catalog.plugins.set(doc.name, await writePluginDocument(ctx, doc));
   }
   const generation = await writeGlobals(ctx, catalog);
-  await saveCatalog(ctx, catalog);
+  await saveCatalog(ctx.intake, catalog);
   return { generation, plugins: catalog.plugins.size };
 }
 
@@ -685,16 +672,16 @@ export async function rebuildRegistry(
  * registry stays valid for clients (the AWS deployment runs this on a schedule).
  */
 export async function refreshSnapshot(ctx: PipelineContext): Promise<number> {
-  const catalog = await loadCatalog(ctx);
+  const catalog = await loadCatalog(ctx.intake);
   const previous = await readJson<SnapshotDocument>(ctx.site, 'snapshot.json');
   if (!previous) {
     const generation = await writeGlobals(ctx, catalog);
-    await saveCatalog(ctx, catalog);
+    await saveCatalog(ctx.intake, catalog);
     return generation;
   }
   const generation = Math.max(catalog.generation, previous.generation) + 1;
   await writeSnapshot(ctx, generation, { ...previous.documents });
   catalog.generation = generation;
-  await saveCatalog(ctx, catalog);
+  await saveCatalog(ctx.intake, catalog, new Set());
   return generation;
 }

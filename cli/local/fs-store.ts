@@ -1,11 +1,12 @@
 /**
  * The filesystem Store: the embedded default. Keys are files under `root`; writes replace atomically (a
  * temp file in the same folder, then rename), so a reader or the HTTP server sees the old bytes or the new,
- * never a torn file. Content type, cache control and the ETag live in a sidecar tree `root/.meta/`, written
- * before the body is renamed into place.
+ * never a torn file. Content type and cache control live in a sidecar tree `root/.meta/`, written before the
+ * body is renamed into place. The ETag is made from the size and the nanosecond modification time, which
+ * every atomic replace changes: no hashing of multi-megabyte documents on every read.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { StoreError } from '../../index-builder/errors.ts';
 import {
@@ -22,12 +23,9 @@ const META_DIR = '.meta';
 interface Sidecar {
   readonly contentType: string;
   readonly cacheControl: string;
-  readonly etag: string;
-  readonly size: number;
 }
 
-const etagOf = (body: Uint8Array): string =>
-  `"${createHash('sha256').update(body).digest('hex').slice(0, 32)}"`;
+const etagOf = (size: bigint, mtimeNs: bigint): string => `"${size.toString(16)}-${mtimeNs.toString(16)}"`;
 
 function isMissing(error: unknown): boolean {
   const code = (error as NodeJS.ErrnoException).code;
@@ -66,18 +64,13 @@ export class FsStore implements Store {
     }
   }
 
-  async #sidecar(key: string, body?: Uint8Array): Promise<Sidecar | undefined> {
+  /** The stored metadata, or what the key implies when there is none (a file put there by hand). */
+  async #sidecar(key: string): Promise<Sidecar> {
     try {
       return JSON.parse(await readFile(this.#meta(key), 'utf8')) as Sidecar;
     } catch (error) {
       if (!isMissing(error) && !(error instanceof SyntaxError)) throw error;
-      if (!body) return undefined;
-      return {
-        contentType: contentTypeFor(key),
-        cacheControl: 'no-cache',
-        etag: etagOf(body),
-        size: body.byteLength,
-      };
+      return { contentType: contentTypeFor(key), cacheControl: 'no-cache' };
     }
   }
 
@@ -85,25 +78,30 @@ export class FsStore implements Store {
     const file = this.#file(key);
     return this.#io(key, 'read', async () => {
       let body: Uint8Array;
-      let mtime: Date;
+      let info: Awaited<ReturnType<typeof stat>> & { mtimeNs: bigint; size: bigint };
       try {
-        body = new Uint8Array(await readFile(file));
-        mtime = (await stat(file)).mtime;
+        // Open once and stat the handle, so the ETag belongs to exactly the bytes read.
+        const handle = await open(file, 'r');
+        try {
+          info = (await handle.stat({ bigint: true })) as typeof info;
+          if (!info.isFile()) return undefined;
+          body = new Uint8Array(await handle.readFile());
+        } finally {
+          await handle.close();
+        }
       } catch (error) {
         if (isMissing(error) || (error as NodeJS.ErrnoException).code === 'EISDIR') return undefined;
         throw error;
       }
-      const meta = (await this.#sidecar(key, body)) as Sidecar;
-      // A sidecar from an earlier write than the body (a crash between the two) would lie about the ETag.
-      const etag = meta.size === body.byteLength ? meta.etag : etagOf(body);
+      const meta = await this.#sidecar(key);
       return {
         key,
         body,
         size: body.byteLength,
-        etag,
+        etag: etagOf(info.size, info.mtimeNs),
         contentType: meta.contentType,
         cacheControl: meta.cacheControl,
-        lastModified: mtime,
+        lastModified: new Date(Number(info.mtimeMs)),
       };
     });
   }
@@ -111,19 +109,23 @@ export class FsStore implements Store {
   async head(key: string): Promise<ObjectInfo | undefined> {
     const file = this.#file(key);
     return this.#io(key, 'stat', async () => {
-      let info: Awaited<ReturnType<typeof stat>>;
+      let info: Awaited<ReturnType<typeof stat>> & { mtimeNs: bigint; size: bigint };
       try {
-        info = await stat(file);
+        info = (await stat(file, { bigint: true })) as typeof info;
       } catch (error) {
         if (isMissing(error)) return undefined;
         throw error;
       }
       if (!info.isFile()) return undefined;
-      let meta = await this.#sidecar(key);
-      if (!meta || meta.size !== info.size)
-        meta = await this.#sidecar(key, new Uint8Array(await readFile(file)));
-      const { contentType, cacheControl, etag } = meta as Sidecar;
-      return { key, size: info.size, etag, contentType, cacheControl, lastModified: info.mtime };
+      const { contentType, cacheControl } = await this.#sidecar(key);
+      return {
+        key,
+        size: Number(info.size),
+        etag: etagOf(info.size, info.mtimeNs),
+        contentType,
+        cacheControl,
+        lastModified: new Date(Number(info.mtimeMs)),
+      };
     });
   }
 
@@ -131,12 +133,7 @@ export class FsStore implements Store {
     const file = this.#file(key);
     const meta = this.#meta(key);
     await this.#io(key, 'write', async () => {
-      const sidecar: Sidecar = {
-        contentType: options.contentType,
-        cacheControl: options.cacheControl,
-        etag: etagOf(body),
-        size: body.byteLength,
-      };
+      const sidecar: Sidecar = { contentType: options.contentType, cacheControl: options.cacheControl };
       await writeAtomically(meta, new TextEncoder().encode(JSON.stringify(sidecar)));
       await writeAtomically(file, body);
     });

@@ -34,8 +34,17 @@ describe('when storing objects', () => {
       contentType: 'application/json',
       cacheControl: 'public, max-age=60',
     });
-    expect(object?.etag).toMatch(/^"[0-9a-f]{32}"$/);
+    expect(object?.etag).toMatch(/^"[0-9a-f]+-[0-9a-f]+"$/);
     expect(await store.head('a/b/c.json')).toMatchObject({ size: 7, etag: object?.etag });
+  });
+
+  it('changes the ETag whenever the object is replaced, even with bytes of the same size', async () => {
+    await store.put('e.json', encode('aaaa'), opts);
+    const first = (await store.head('e.json'))?.etag;
+    await store.put('e.json', encode('bbbb'), opts);
+    const second = await store.get('e.json');
+    expect(second?.etag).not.toBe(first);
+    expect(second?.etag).toBe((await store.head('e.json'))?.etag);
   });
 
   it('answers undefined for what is not there', async () => {
