@@ -53,6 +53,7 @@ function fail(problems: readonly Problem[]): never {
 function unsafePathReason(name: string): string | undefined {
   if (name.length === 0) return 'an empty name';
   if (name.length > 255) return 'a name longer than 255 characters';
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is refused
   if (/[\u0000-\u001f\u007f]/.test(name)) return 'a control character';
   if (name.includes('\\')) return 'a backslash';
   if (name.startsWith('/')) return 'an absolute path';

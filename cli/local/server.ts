@@ -14,6 +14,7 @@ import { isSafeKey, type Store } from '../../index-builder/store.ts';
 const HTML_CSP =
   "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: NUL and other control characters are refused outright
 const UNSAFE_CHARACTERS = /[\u0000-\u001f\u007f]/;
 
 /** q-value of the best match for `type` in an Accept header (0 when absent). */

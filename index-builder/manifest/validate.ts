@@ -14,6 +14,7 @@ import { MANIFEST_SCHEMA } from './schema.ts';
 export const MAX_MANIFEST_DEPTH = 16;
 /** Keys that could reach Object.prototype through careless merging downstream. */
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is refused
 const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
 
 // Compiled once at module load: a few milliseconds per cold start, then each validation is a plain call.
