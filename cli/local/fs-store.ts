@@ -1,12 +1,25 @@
 /**
- * The filesystem Store: the embedded default. Keys are files under `root`; writes replace atomically (a
- * temp file in the same folder, then rename), so a reader or the HTTP server sees the old bytes or the new,
- * never a torn file. Content type and cache control live in a sidecar tree `root/.meta/`, written before the
- * body is renamed into place. The ETag is made from the size and the nanosecond modification time, which
- * every atomic replace changes: no hashing of multi-megabyte documents on every read.
+ * The filesystem Store: the embedded default. Keys are files under `root`.
+ *
+ * Writes replace atomically: the body goes to a unique temp file beside the target and is renamed over it,
+ * so a reader (or the HTTP server) sees the old bytes or the new ones, never a torn file. Content type,
+ * cache control and the ETag live in a sidecar tree, `root/.meta/<key>.json`, written before the body is
+ * renamed into place: a reader never finds a body without its metadata.
+ *
+ * The ETag is a strong validator, the quoted first 32 hex digits of the body's SHA-256 (the same tag the
+ * in-memory store gives), computed once at put time so reads never hash. The sidecar also records the
+ * identity of the file it describes (size, nanosecond mtime, inode; a rename keeps all three). A sidecar
+ * that does not describe the body on disk (a crash between the two renames, two concurrent puts of one key,
+ * a file copied in by hand) is ignored for the ETag, which is then recomputed from the bytes actually read.
+ *
+ * @example
+ * const site = new FsStore('registry/public');
+ * await site.put('index.json', bytes, { contentType: 'application/json', cacheControl: CACHE_MUTABLE });
+ * const object = await site.get('index.json'); // { body, etag: '"3f2a…"', contentType, … }
  */
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { constants, type Dirent } from 'node:fs';
+import { type FileHandle, mkdir, open, readdir, readFile, rename, rm, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import { StoreError } from '../../index-builder/errors.ts';
 import {
@@ -18,39 +31,206 @@ import {
   type StoredObject,
 } from '../../index-builder/store.ts';
 
+/** The sidecar tree; its name starts with a dot, which no safe key segment can. */
 const META_DIR = '.meta';
+/** Metadata of a file that was put there by hand (no sidecar). */
+const FALLBACK_CACHE_CONTROL = 'no-cache';
+/** A leaf symlink is never followed: `list` skips links, so `get` must not find what `list` hides. */
+const READ_FLAGS = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0);
+/** Attempts at a write whose folder a concurrent delete pruned in between. */
+const WRITE_ATTEMPTS = 3;
 
-interface Sidecar {
-  readonly contentType: string;
-  readonly cacheControl: string;
+interface FileIdentity {
+  readonly size: number;
+  /** Nanosecond modification time, as a decimal string (JSON has no bigint). */
+  readonly mtimeNs: string;
+  readonly ino: string;
 }
 
-const etagOf = (size: bigint, mtimeNs: bigint): string => `"${size.toString(16)}-${mtimeNs.toString(16)}"`;
+interface Sidecar extends FileIdentity {
+  readonly contentType: string;
+  readonly cacheControl: string;
+  readonly etag: string;
+}
+
+interface BigStats {
+  readonly size: bigint;
+  readonly ino: bigint;
+  readonly mtimeNs: bigint;
+  readonly mtimeMs: bigint;
+  isFile(): boolean;
+}
+
+/** The strong ETag of some bytes: quoted, first 32 hex digits of SHA-256. */
+export function etagOf(body: Uint8Array): string {
+  return `"${createHash('sha256').update(body).digest('hex').slice(0, 32)}"`;
+}
+
+function identityOf(stats: BigStats): FileIdentity {
+  return { size: Number(stats.size), mtimeNs: stats.mtimeNs.toString(), ino: stats.ino.toString() };
+}
+
+function describes(sidecar: Sidecar, stats: BigStats): boolean {
+  const file = identityOf(stats);
+  return sidecar.size === file.size && sidecar.mtimeNs === file.mtimeNs && sidecar.ino === file.ino;
+}
+
+function errorCode(error: unknown): string | undefined {
+  return (error as NodeJS.ErrnoException | undefined)?.code;
+}
 
 function isMissing(error: unknown): boolean {
-  const code = (error as NodeJS.ErrnoException).code;
+  const code = errorCode(error);
   return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+/** Sidecars are our own files, but a truncated or hand-edited one must degrade to "none", not fail reads. */
+function parseSidecar(text: string): Sidecar | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== 'object' || value === null) return undefined;
+  const v = value as Record<string, unknown>;
+  const strings = ['contentType', 'cacheControl', 'etag', 'mtimeNs', 'ino'] as const;
+  if (!strings.every((field) => typeof v[field] === 'string') || typeof v.size !== 'number') return undefined;
+  return value as Sidecar;
 }
 
 export class FsStore implements Store {
   readonly root: string;
+  readonly #metaRoot: string;
 
   constructor(root: string) {
     this.root = path.resolve(root);
+    this.#metaRoot = path.join(this.root, META_DIR);
+  }
+
+  async get(key: string): Promise<StoredObject | undefined> {
+    const file = this.#file(key);
+    return this.#io(key, 'read', async () => {
+      // One handle for stat and read, so size, date and ETag all belong to exactly the bytes returned.
+      const handle = await openForRead(file);
+      if (!handle) return undefined;
+      let stats: BigStats;
+      let body: Uint8Array;
+      try {
+        stats = await handle.stat({ bigint: true });
+        if (!stats.isFile()) return undefined;
+        body = new Uint8Array(await handle.readFile());
+      } finally {
+        await handle.close();
+      }
+      const sidecar = await this.#readSidecar(key);
+      return { ...this.#info(key, stats, sidecar, body), body };
+    });
+  }
+
+  async head(key: string): Promise<ObjectInfo | undefined> {
+    const file = this.#file(key);
+    return this.#io(key, 'stat', async () => {
+      const handle = await openForRead(file);
+      if (!handle) return undefined;
+      try {
+        const stats = await handle.stat({ bigint: true });
+        if (!stats.isFile()) return undefined;
+        const sidecar = await this.#readSidecar(key);
+        // Only a file without a sidecar that describes it costs a read and a hash.
+        const body =
+          sidecar && describes(sidecar, stats) ? undefined : new Uint8Array(await handle.readFile());
+        return this.#info(key, stats, sidecar, body);
+      } finally {
+        await handle.close();
+      }
+    });
+  }
+
+  async put(key: string, body: Uint8Array, options: PutOptions): Promise<void> {
+    const file = this.#file(key);
+    const meta = this.#metaFile(key);
+    await this.#io(key, 'write', async () => {
+      const { temp, stats } = await writeTemp(file, body);
+      try {
+        const sidecar: Sidecar = {
+          contentType: options.contentType,
+          cacheControl: options.cacheControl,
+          etag: etagOf(body),
+          ...identityOf(stats),
+        };
+        // Metadata first: once the body is visible, its sidecar already is.
+        await writeAtomically(meta, new TextEncoder().encode(`${JSON.stringify(sidecar)}\n`));
+        await rename(temp, file);
+      } catch (error) {
+        await rm(temp, { force: true });
+        throw error;
+      }
+    });
+  }
+
+  async delete(key: string): Promise<void> {
+    const file = this.#file(key);
+    const meta = this.#metaFile(key);
+    await this.#io(key, 'delete', async () => {
+      // Body first, so there is never a body without its sidecar.
+      await rm(file, { force: true });
+      await rm(meta, { force: true });
+      await prune(path.dirname(file), this.root);
+      await prune(path.dirname(meta), this.#metaRoot);
+    });
+  }
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    // Walk from the deepest folder the prefix names, then filter by the whole prefix (it may end mid-name:
+    // `plugins/abc` matches `plugins/abc-def/x`). A prefix no key can start with lists nothing.
+    const slash = prefix.lastIndexOf('/');
+    const start = slash >= 0 ? prefix.slice(0, slash) : '';
+    if (start !== '' && !isSafeKey(start)) return;
+    const keys: string[] = [];
+    await this.#io(prefix, 'list', () =>
+      walk(path.join(this.root, ...start.split('/').filter(Boolean)), start, keys),
+    );
+    // Keys are ASCII (isSafeKey), so code-unit order is byte order, the order S3 lists in.
+    keys.sort();
+    for (const key of keys) {
+      if (!key.startsWith(prefix)) continue;
+      const info = await this.head(key);
+      if (info) yield info; // deleted since the walk
+    }
   }
 
   /** The file of a key; refuses anything that is not a plain relative key inside the root. */
-  #file(key: string, base = this.root): string {
-    if (!isSafeKey(key))
-      throw new StoreError('STORE_INVALID_KEY', key, `unsafe storage key ${JSON.stringify(key)}`);
-    const file = path.resolve(base, ...key.split('/'));
-    if (!file.startsWith(base + path.sep))
-      throw new StoreError('STORE_INVALID_KEY', key, `storage key ${JSON.stringify(key)} leaves the store`);
-    return file;
+  #file(key: string): string {
+    return resolveInside(this.root, key);
   }
 
-  #meta(key: string): string {
-    return `${this.#file(key, path.join(this.root, META_DIR))}.json`;
+  #metaFile(key: string): string {
+    return `${resolveInside(this.#metaRoot, key)}.json`;
+  }
+
+  async #readSidecar(key: string): Promise<Sidecar | undefined> {
+    let text: string;
+    try {
+      text = await readFile(this.#metaFile(key), 'utf8');
+    } catch (error) {
+      if (isMissing(error) || errorCode(error) === 'EISDIR') return undefined;
+      throw error;
+    }
+    return parseSidecar(text);
+  }
+
+  /** ObjectInfo from a stat and a sidecar; `body` must be given when the sidecar does not describe the file. */
+  #info(key: string, stats: BigStats, sidecar: Sidecar | undefined, body?: Uint8Array): ObjectInfo {
+    const current = sidecar !== undefined && describes(sidecar, stats);
+    return {
+      key,
+      size: Number(stats.size),
+      etag: current ? sidecar.etag : etagOf(body ?? new Uint8Array()),
+      contentType: sidecar?.contentType ?? contentTypeFor(key),
+      cacheControl: sidecar?.cacheControl ?? FALLBACK_CACHE_CONTROL,
+      lastModified: new Date(Number(stats.mtimeMs)),
+    };
   }
 
   async #io<T>(key: string, action: string, work: () => Promise<T>): Promise<T> {
@@ -58,132 +238,102 @@ export class FsStore implements Store {
       return await work();
     } catch (error) {
       if (error instanceof StoreError) throw error;
-      throw new StoreError('STORE_IO', key, `cannot ${action} ${key}: ${(error as Error).message}`, {
-        cause: error,
-      });
-    }
-  }
-
-  /** The stored metadata, or what the key implies when there is none (a file put there by hand). */
-  async #sidecar(key: string): Promise<Sidecar> {
-    try {
-      return JSON.parse(await readFile(this.#meta(key), 'utf8')) as Sidecar;
-    } catch (error) {
-      if (!isMissing(error) && !(error instanceof SyntaxError)) throw error;
-      return { contentType: contentTypeFor(key), cacheControl: 'no-cache' };
-    }
-  }
-
-  async get(key: string): Promise<StoredObject | undefined> {
-    const file = this.#file(key);
-    return this.#io(key, 'read', async () => {
-      let body: Uint8Array;
-      let info: Awaited<ReturnType<typeof stat>> & { mtimeNs: bigint; size: bigint };
-      try {
-        // Open once and stat the handle, so the ETag belongs to exactly the bytes read.
-        const handle = await open(file, 'r');
-        try {
-          info = (await handle.stat({ bigint: true })) as typeof info;
-          if (!info.isFile()) return undefined;
-          body = new Uint8Array(await handle.readFile());
-        } finally {
-          await handle.close();
-        }
-      } catch (error) {
-        if (isMissing(error) || (error as NodeJS.ErrnoException).code === 'EISDIR') return undefined;
-        throw error;
-      }
-      const meta = await this.#sidecar(key);
-      return {
+      throw new StoreError(
+        'STORE_IO',
         key,
-        body,
-        size: body.byteLength,
-        etag: etagOf(info.size, info.mtimeNs),
-        contentType: meta.contentType,
-        cacheControl: meta.cacheControl,
-        lastModified: new Date(Number(info.mtimeMs)),
-      };
-    });
-  }
-
-  async head(key: string): Promise<ObjectInfo | undefined> {
-    const file = this.#file(key);
-    return this.#io(key, 'stat', async () => {
-      let info: Awaited<ReturnType<typeof stat>> & { mtimeNs: bigint; size: bigint };
-      try {
-        info = (await stat(file, { bigint: true })) as typeof info;
-      } catch (error) {
-        if (isMissing(error)) return undefined;
-        throw error;
-      }
-      if (!info.isFile()) return undefined;
-      const { contentType, cacheControl } = await this.#sidecar(key);
-      return {
-        key,
-        size: Number(info.size),
-        etag: etagOf(info.size, info.mtimeNs),
-        contentType,
-        cacheControl,
-        lastModified: new Date(Number(info.mtimeMs)),
-      };
-    });
-  }
-
-  async put(key: string, body: Uint8Array, options: PutOptions): Promise<void> {
-    const file = this.#file(key);
-    const meta = this.#meta(key);
-    await this.#io(key, 'write', async () => {
-      const sidecar: Sidecar = { contentType: options.contentType, cacheControl: options.cacheControl };
-      await writeAtomically(meta, new TextEncoder().encode(JSON.stringify(sidecar)));
-      await writeAtomically(file, body);
-    });
-  }
-
-  async delete(key: string): Promise<void> {
-    const file = this.#file(key);
-    const meta = this.#meta(key);
-    await this.#io(key, 'delete', async () => {
-      await rm(file, { force: true });
-      await rm(meta, { force: true });
-      await this.#prune(path.dirname(file), this.root);
-      await this.#prune(path.dirname(meta), path.join(this.root, META_DIR));
-    });
-  }
-
-  /**
-   * Removes folders left empty by a delete, up to (not including) `stop`. Top-level folders stay: they
-   * are the registry's layout (incoming/ must survive being emptied, or a watcher on it goes blind).
-   */
-  async #prune(dir: string, stop: string): Promise<void> {
-    let current = dir;
-    while (current.startsWith(stop + path.sep) && path.dirname(current) !== stop) {
-      try {
-        await rmdir(current);
-      } catch {
-        return; // not empty, or gone
-      }
-      current = path.dirname(current);
-    }
-  }
-
-  async *list(prefix: string): AsyncIterable<ObjectInfo> {
-    // Start at the deepest folder the prefix names, then filter by the full prefix (it may end mid-name).
-    const slash = prefix.lastIndexOf('/');
-    const start = slash >= 0 ? prefix.slice(0, slash) : '';
-    if (start !== '' && !isSafeKey(start)) return;
-    const keys: string[] = [];
-    await walk(path.join(this.root, ...start.split('/').filter(Boolean)), start, keys);
-    keys.sort();
-    for (const key of keys) {
-      if (!key.startsWith(prefix)) continue;
-      const info = await this.head(key);
-      if (info) yield info;
+        `cannot ${action} ${JSON.stringify(key)}: ${(error as Error).message}`,
+        {
+          cause: error,
+        },
+      );
     }
   }
 }
 
+function resolveInside(base: string, key: string): string {
+  if (!isSafeKey(key))
+    throw new StoreError('STORE_INVALID_KEY', key, `unsafe storage key ${JSON.stringify(key)}`);
+  // isSafeKey already rules out `..`, absolute paths and backslashes; this is the belt to those braces.
+  const file = path.resolve(base, ...key.split('/'));
+  if (!file.startsWith(base + path.sep))
+    throw new StoreError('STORE_INVALID_KEY', key, `storage key ${JSON.stringify(key)} leaves the store`);
+  return file;
+}
+
+/** A read handle, or undefined when there is no regular file there (missing, a folder on the way, a link). */
+async function openForRead(file: string): Promise<FileHandle | undefined> {
+  try {
+    return await open(file, READ_FLAGS);
+  } catch (error) {
+    const code = errorCode(error);
+    if (isMissing(error) || code === 'EISDIR' || code === 'ELOOP') return undefined;
+    throw error;
+  }
+}
+
+function tempNameFor(file: string): string {
+  const name = `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  return path.join(path.dirname(file), name);
+}
+
+/**
+ * Writes `body` to a new temp file beside `file` and returns it with its stats (taken after the last write,
+ * so they are what the renamed file will show). Retries when a concurrent delete pruned the folder.
+ */
+async function writeTemp(file: string, body: Uint8Array): Promise<{ temp: string; stats: BigStats }> {
+  for (let attempt = 1; ; attempt++) {
+    await mkdir(path.dirname(file), { recursive: true });
+    const temp = tempNameFor(file);
+    let handle: FileHandle;
+    try {
+      handle = await open(temp, 'wx');
+    } catch (error) {
+      if (errorCode(error) === 'ENOENT' && attempt < WRITE_ATTEMPTS) continue;
+      throw error;
+    }
+    try {
+      await handle.writeFile(body);
+      const stats = await handle.stat({ bigint: true });
+      await handle.close();
+      return { temp, stats };
+    } catch (error) {
+      await handle.close().catch(() => undefined);
+      await rm(temp, { force: true });
+      throw error;
+    }
+  }
+}
+
+/** Write to a unique temp file beside the target, then rename over it: atomic on POSIX filesystems. */
+async function writeAtomically(file: string, body: Uint8Array): Promise<void> {
+  const { temp } = await writeTemp(file, body);
+  try {
+    await rename(temp, file);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
+}
+
+/**
+ * Removes folders left empty by a delete, from `dir` up to (not including) the top-level folders under
+ * `stop`. Top-level folders stay: they are the registry's layout, and `incoming/` must survive being
+ * emptied or the watcher on it (cli/local/watch.ts) goes blind.
+ */
+async function prune(dir: string, stop: string): Promise<void> {
+  let current = dir;
+  while (current.startsWith(stop + path.sep) && path.dirname(current) !== stop) {
+    try {
+      await rmdir(current);
+    } catch {
+      return; // not empty (a concurrent put, or other keys), or already gone
+    }
+    current = path.dirname(current);
+  }
+}
+
 async function walk(dir: string, keyPrefix: string, out: string[]): Promise<void> {
-  let entries: import('node:fs').Dirent[];
+  let entries: Dirent[];
   try {
     entries = await readdir(dir, { withFileTypes: true });
   } catch (error) {
@@ -191,25 +341,11 @@ async function walk(dir: string, keyPrefix: string, out: string[]): Promise<void
     throw error;
   }
   for (const entry of entries) {
-    if (entry.name.startsWith('.')) continue; // sidecars, temp files, the lock
+    // `.meta`, temp files, the registry lock: nothing whose name starts with a dot is a key.
+    if (entry.name.startsWith('.')) continue;
     const key = keyPrefix ? `${keyPrefix}/${entry.name}` : entry.name;
+    if (!isSafeKey(key)) continue; // a file dropped in by hand under a name no key can have
     if (entry.isDirectory()) await walk(path.join(dir, entry.name), key, out);
     else if (entry.isFile()) out.push(key);
-  }
-}
-
-/** Write to a unique temp file beside the target, then rename over it: atomic on POSIX filesystems. */
-async function writeAtomically(file: string, body: Uint8Array): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true });
-  const temp = path.join(
-    path.dirname(file),
-    `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`,
-  );
-  try {
-    await writeFile(temp, body);
-    await rename(temp, file);
-  } catch (error) {
-    await rm(temp, { force: true });
-    throw error;
   }
 }

@@ -1,0 +1,59 @@
+/**
+ * The local drop folder: a bundle renamed into incoming/ is published by a running service within seconds,
+ * over the same HTTP server clients use.
+ */
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initRegistry } from '../../cli/local/registry.ts';
+import { type RunningService, startService } from '../../cli/serve.ts';
+import { makeBundle, validManifest } from '../support/fixtures.ts';
+
+let dir: string;
+let service: RunningService;
+const log: string[] = [];
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'plugindex-watch-'));
+  await initRegistry(dir, { name: 'Watch', url: 'http://127.0.0.1:9' });
+  service = await startService({ dir, port: 0, watch: true, log: (line) => log.push(line) });
+});
+
+afterAll(async () => {
+  await service.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function waitFor(url: string, timeoutMs: number): Promise<Response | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const response = await fetch(url);
+    if (response.status === 200) return response;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return undefined;
+}
+
+describe('when a bundle is dropped into incoming/', () => {
+  it('publishes it within a few seconds and records the outcome', async () => {
+    const bundle = await makeBundle({ manifest: validManifest({ name: 'dropped-plugin' }) });
+    const temp = path.join(dir, 'incoming', '.dropped.tgz.partial');
+    await writeFile(temp, bundle);
+    await rename(temp, path.join(dir, 'incoming', 'dropped.tgz'));
+    const response = await waitFor(`${service.url}/plugins/dropped-plugin`, 10_000);
+    expect(response?.status).toBe(200);
+    expect(((await response?.json()) as { latest_version: string }).latest_version).toBe('1.0.0');
+    expect(log.some((line) => line.includes('accepted dropped-plugin@1.0.0'))).toBe(true);
+  });
+
+  it('records a rejection without publishing anything', async () => {
+    await writeFile(path.join(dir, 'incoming', '.junk.partial'), 'not a bundle');
+    await rename(path.join(dir, 'incoming', '.junk.partial'), path.join(dir, 'incoming', 'junk.tgz'));
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline && !log.some((line) => line.includes('BUNDLE_NOT_GZIP'))) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(log.find((line) => line.includes('rejected'))).toContain('BUNDLE_NOT_GZIP');
+  });
+});
