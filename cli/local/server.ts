@@ -1,152 +1,240 @@
 /**
  * The local HTTP server: the published tree, read through the Store (never the filesystem directly, so no
  * path outside the registry can be served), with the spec's endpoints mapped onto the static files:
- *   /plugins                             -> index.json (index.html for browsers)
- *   /plugins/{name}                      -> plugins/{name}/index.json, or index.html by Accept
+ *   /                                    -> index.html (any path ending in `/` -> that folder's index.html)
+ *   /plugins                             -> index.json, or index.html when Accept prefers HTML
+ *   /plugins/{name}                      -> plugins/{name}/index.json, or index.html when Accept prefers HTML
  *   /plugins/{name}/{version}/manifest   -> plugins/{name}/{version}/manifest.json
  *   /search?q=...                        -> search.json (clients filter it themselves)
- * Responses carry the stored Content-Type and Cache-Control, an ETag, and answer If-None-Match with 304.
+ * Every other path is the key of the same name. GET and HEAD only. Responses carry the stored Content-Type
+ * and Cache-Control, Content-Length and the ETag, and answer If-None-Match with 304.
+ *
+ * @example
+ * const server = createRegistryServer({ site: new FsStore('registry/public'), log: console.log });
+ * const { url, close } = await listenRegistryServer(server, 0); // url: 'http://127.0.0.1:54321'
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { isSafeKey, type Store } from '../../index-builder/store.ts';
+import { StoreError } from '../../index-builder/errors.ts';
+import { isSafeKey, type ObjectInfo, type Store, type StoredObject } from '../../index-builder/store.ts';
 
-const HTML_CSP =
-  "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
-
-// biome-ignore lint/suspicious/noControlCharactersInRegex: NUL and other control characters are refused outright
-const UNSAFE_CHARACTERS = /[\u0000-\u001f\u007f]/;
-
-/** q-value of the best match for `type` in an Accept header (0 when absent). */
-function quality(accept: string, type: string): number {
-  let best = 0;
-  const [major] = type.split('/');
-  for (const part of accept.split(',')) {
-    const [range = '', ...params] = part
-      .trim()
-      .split(';')
-      .map((s) => s.trim());
-    const q = Number(params.find((p) => p.startsWith('q='))?.slice(2) ?? '1');
-    const matches = range === type ? 3 : range === `${major}/*` ? 2 : range === '*/*' ? 1 : 0;
-    if (matches > 0 && Number.isFinite(q)) best = Math.max(best, q - (3 - matches) * 0.0001);
-  }
-  return best;
+export interface RegistryServerOptions {
+  /** The published tree. */
+  readonly site: Store;
+  /** One line per request, and the detail of any internal error (which the client never sees). */
+  readonly log?: (line: string) => void;
 }
 
-/** Browsers ask for HTML first; API clients, curl (`*\/*`) and no Accept at all get JSON. */
-export function prefersHtml(accept: string | undefined): boolean {
-  if (!accept) return false;
-  return quality(accept, 'text/html') > quality(accept, 'application/json');
+export interface ListeningRegistryServer {
+  /** Base URL without a trailing slash, with the real port when 0 was asked for. */
+  readonly url: string;
+  close(): Promise<void>;
 }
 
-interface Route {
+/** A route: the store key a request path names, and whether the key depended on the Accept header. */
+export interface Route {
   readonly key: string;
   readonly negotiated: boolean;
 }
 
+const ALLOW = 'GET, HEAD';
+
+/** Pages are ours, but they show publisher text: nothing may load from elsewhere, frame or re-base them. */
+const HTML_CSP =
+  "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+
+/** Control characters (NUL included) and backslashes have no place in a key; some filesystems read `\` as `/`. */
+const UNSAFE_PATH_CHARACTERS = /[\u0000-\u001f\u007f\\]/;
+
+/** A plugin name, as the manifest schema (index-builder/manifest/schema.ts) allows it. */
 const NAME = '[a-z0-9]+(?:-[a-z0-9]+)*';
+const PLUGIN_ROUTE = new RegExp(`^/plugins/(${NAME})$`);
+const MANIFEST_ROUTE = new RegExp(`^/plugins/(${NAME})/([^/]+)/manifest$`);
 
-/** Maps a decoded request path to a store key, or undefined when nothing can match. */
+interface MediaRange {
+  readonly type: string;
+  readonly subtype: string;
+  readonly q: number;
+}
+
+/** The media ranges of an Accept header; a range with an unreadable q-value is dropped. */
+function parseAccept(header: string): MediaRange[] {
+  const ranges: MediaRange[] = [];
+  for (const part of header.split(',')) {
+    const [range = '', ...params] = part.split(';').map((s) => s.trim().toLowerCase());
+    const [type, subtype, extra] = range.split('/');
+    if (!type || !subtype || extra !== undefined) continue;
+    const qParam = params.find((p) => /^q\s*=/.test(p));
+    const q = qParam === undefined ? 1 : Number(qParam.slice(qParam.indexOf('=') + 1).trim());
+    if (!Number.isFinite(q) || q < 0 || q > 1) continue;
+    ranges.push({ type, subtype, q });
+  }
+  return ranges;
+}
+
+/** RFC 9110 §12.5.1: a media type takes the q-value of the most specific range that matches it (0 if none). */
+function qualityOf(ranges: readonly MediaRange[], mediaType: string): number {
+  const [type, subtype] = mediaType.split('/');
+  let best = { specificity: -1, q: 0 };
+  for (const range of ranges) {
+    const specificity =
+      range.type === type && range.subtype === subtype
+        ? 2
+        : range.type === type && range.subtype === '*'
+          ? 1
+          : range.type === '*' && range.subtype === '*'
+            ? 0
+            : -1;
+    if (specificity > best.specificity) best = { specificity, q: range.q };
+  }
+  return best.q;
+}
+
+/**
+ * True when the Accept header ranks text/html above application/json. Browsers ask for HTML first; API
+ * clients, curl (`*\/*`) and requests without Accept get JSON, as does any tie.
+ */
+export function prefersHtml(accept: string | undefined): boolean {
+  if (!accept) return false;
+  const ranges = parseAccept(accept);
+  return qualityOf(ranges, 'text/html') > qualityOf(ranges, 'application/json');
+}
+
+/**
+ * Maps a decoded request path (starting with `/`) to the store key it names, or undefined when no key
+ * can match (every key returned passes isSafeKey, so the store never sees one it would refuse).
+ */
 export function routeFor(pathname: string, accept: string | undefined): Route | undefined {
-  const html = prefersHtml(accept);
-  if (pathname === '/') return { key: 'index.html', negotiated: false };
-  if (pathname === '/plugins' || pathname === '/plugins/')
-    return { key: html ? 'index.html' : 'index.json', negotiated: true };
+  const route = matchRoute(pathname, accept);
+  return route && isSafeKey(route.key) ? route : undefined;
+}
+
+function matchRoute(pathname: string, accept: string | undefined): Route | undefined {
+  if (!pathname.startsWith('/')) return undefined;
+  const page = prefersHtml(accept) ? 'index.html' : 'index.json';
+  if (pathname === '/plugins') return { key: page, negotiated: true };
   if (pathname === '/search') return { key: 'search.json', negotiated: false };
-  const plugin = new RegExp(`^/plugins/(${NAME})/?$`).exec(pathname);
-  if (plugin) return { key: `plugins/${plugin[1]}/${html ? 'index.html' : 'index.json'}`, negotiated: true };
-  const manifest = new RegExp(`^/plugins/(${NAME})/([^/]+)/manifest$`).exec(pathname);
+  const plugin = PLUGIN_ROUTE.exec(pathname);
+  if (plugin) return { key: `plugins/${plugin[1]}/${page}`, negotiated: true };
+  const manifest = MANIFEST_ROUTE.exec(pathname);
   if (manifest) return { key: `plugins/${manifest[1]}/${manifest[2]}/manifest.json`, negotiated: false };
-  const key = pathname.endsWith('/') ? `${pathname.slice(1)}index.html` : pathname.slice(1);
-  return isSafeKey(key) ? { key, negotiated: false } : undefined;
+  if (pathname.endsWith('/')) return { key: `${pathname.slice(1)}index.html`, negotiated: false };
+  return { key: pathname.slice(1), negotiated: false };
 }
 
+/** If-None-Match (RFC 9110 §13.1.2): `*`, or a list of entity tags compared weakly. */
 function etagMatches(header: string | undefined, etag: string): boolean {
-  if (!header) return false;
+  if (header === undefined) return false;
   if (header.trim() === '*') return true;
-  const bare = etag.replace(/^W\//, '');
-  return header.split(',').some((candidate) => candidate.trim().replace(/^W\//, '') === bare);
+  const opaque = (tag: string): string => tag.replace(/^W\//, '');
+  const wanted = opaque(etag);
+  return (header.match(/(?:W\/)?"[^"]*"/g) ?? []).some((tag) => opaque(tag) === wanted);
 }
 
-function sendJson(res: http.ServerResponse, status: number, body: object, head: boolean): void {
+/** The request path, percent-decoded, or the status to refuse it with. */
+function decodePath(target: string): { pathname: string } | { status: 400 } {
+  if (!target.startsWith('/')) return { status: 400 }; // absolute-form and `*` targets: not for this server
+  const raw = target.split('?', 1)[0] ?? '';
+  let pathname: string;
+  try {
+    pathname = decodeURIComponent(raw);
+  } catch {
+    return { status: 400 }; // malformed percent-encoding
+  }
+  // Checked after decoding, so `%2e%2e`, `%5c` and `%00` are caught like their literal forms.
+  if (UNSAFE_PATH_CHARACTERS.test(raw) || UNSAFE_PATH_CHARACTERS.test(pathname)) return { status: 400 };
+  if (pathname.split('/').some((segment) => segment === '.' || segment === '..')) return { status: 400 };
+  return { pathname };
+}
+
+function sendJson(
+  res: http.ServerResponse,
+  status: number,
+  body: object,
+  options: { head: boolean; headers?: http.OutgoingHttpHeaders },
+): void {
   const text = `${JSON.stringify(body)}\n`;
   res.writeHead(status, {
+    ...options.headers,
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(text),
-    'x-content-type-options': 'nosniff',
     'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+    'access-control-allow-origin': '*',
   });
-  res.end(head ? undefined : text);
+  res.end(options.head ? undefined : text);
 }
 
-export function createRegistryServer(options: {
-  readonly site: Store;
-  readonly log?: (line: string) => void;
-}): http.Server {
+function objectHeaders(object: ObjectInfo, route: Route): http.OutgoingHttpHeaders {
+  const headers: http.OutgoingHttpHeaders = {
+    'content-type': object.contentType,
+    'cache-control': object.cacheControl,
+    etag: object.etag,
+    'last-modified': object.lastModified.toUTCString(),
+    'x-content-type-options': 'nosniff',
+  };
+  if (route.negotiated) headers.vary = 'Accept';
+  // Pages get a CSP; data (documents, signatures, artifacts) is public and readable from any origin.
+  if (object.contentType.toLowerCase().startsWith('text/html')) headers['content-security-policy'] = HTML_CSP;
+  else headers['access-control-allow-origin'] = '*';
+  return headers;
+}
+
+async function respond(options: RegistryServerOptions, req: http.IncomingMessage, res: http.ServerResponse) {
+  const head = req.method === 'HEAD';
+  if (req.method !== 'GET' && !head) {
+    sendJson(res, 405, { error: 'method_not_allowed' }, { head: false, headers: { allow: ALLOW } });
+    return;
+  }
+  const decoded = decodePath(req.url ?? '');
+  if ('status' in decoded) {
+    sendJson(res, decoded.status, { error: 'bad_request' }, { head });
+    return;
+  }
+  const { pathname } = decoded;
+  const route = routeFor(pathname, req.headers.accept);
+  let object: ObjectInfo | StoredObject | undefined;
+  try {
+    object = route ? await (head ? options.site.head(route.key) : options.site.get(route.key)) : undefined;
+  } catch (error) {
+    // routeFor only returns safe keys; should a store be stricter still, its refusal is a 404, not a 500.
+    if (!(error instanceof StoreError && error.code === 'STORE_INVALID_KEY')) throw error;
+    object = undefined;
+  }
+  if (!route || !object) {
+    const headers: http.OutgoingHttpHeaders = route?.negotiated ? { vary: 'Accept' } : {};
+    sendJson(res, 404, { error: 'not_found', path: pathname }, { head, headers });
+    return;
+  }
+  const headers = objectHeaders(object, route);
+  if (etagMatches(req.headers['if-none-match'], object.etag)) {
+    res.writeHead(304, headers);
+    res.end();
+    return;
+  }
+  headers['content-length'] = object.size;
+  res.writeHead(200, headers);
+  res.end('body' in object && !head ? object.body : undefined);
+}
+
+/** A request listener over the Store; see the module comment for the routes. */
+export function createRegistryServer(options: RegistryServerOptions): http.Server {
   return http.createServer((req, res) => {
-    void (async () => {
-      const head = req.method === 'HEAD';
-      if (req.method !== 'GET' && !head) {
-        res.writeHead(405, { allow: 'GET, HEAD', 'content-length': 0 });
-        res.end();
-        return;
-      }
-      const raw = (req.url ?? '/').split('?')[0] ?? '/';
-      let pathname: string;
-      try {
-        pathname = decodeURIComponent(raw);
-      } catch {
-        sendJson(res, 400, { error: 'bad_request', reason: 'malformed percent-encoding' }, head);
-        return;
-      }
-      if (
-        !pathname.startsWith('/') ||
-        pathname.includes('\\') ||
-        UNSAFE_CHARACTERS.test(pathname) ||
-        pathname.split('/').includes('..')
-      ) {
-        sendJson(res, 400, { error: 'bad_request', reason: 'unsafe path' }, head);
-        return;
-      }
-      const route = routeFor(pathname, req.headers.accept);
-      const object = route ? await options.site.get(route.key) : undefined;
-      if (!route || !object) {
-        sendJson(res, 404, { error: 'not_found', path: pathname }, head);
-        return;
-      }
-      const headers: http.OutgoingHttpHeaders = {
-        'content-type': object.contentType,
-        'cache-control': object.cacheControl,
-        etag: object.etag,
-        'last-modified': object.lastModified.toUTCString(),
-        'x-content-type-options': 'nosniff',
-      };
-      if (route.negotiated) headers.vary = 'Accept';
-      if (object.contentType.startsWith('text/html')) headers['content-security-policy'] = HTML_CSP;
-      else headers['access-control-allow-origin'] = '*';
-      if (etagMatches(req.headers['if-none-match'], object.etag)) {
-        res.writeHead(304, headers);
-        res.end();
-        return;
-      }
-      headers['content-length'] = object.size;
-      res.writeHead(200, headers);
-      res.end(head ? undefined : object.body);
-      options.log?.(`${req.method} ${raw} -> ${route.key}`);
-    })().catch((error: unknown) => {
-      options.log?.(`error serving ${req.url}: ${(error as Error).message}`);
-      if (!res.headersSent) sendJson(res, 500, { error: 'internal' }, req.method === 'HEAD');
-      else res.destroy();
+    res.on('finish', () => options.log?.(`${req.method} ${req.url} ${res.statusCode}`));
+    respond(options, req, res).catch((error: unknown) => {
+      options.log?.(`error serving ${req.method} ${req.url}: ${(error as Error).message}`);
+      if (res.headersSent) res.destroy();
+      else sendJson(res, 500, { error: 'internal' }, { head: req.method === 'HEAD' });
     });
   });
 }
 
-/** Listens on `host:port` (0 picks a free port) and resolves with the base URL. */
+/** Listens on `host:port` (0 picks a free port) and resolves with the base URL and a close function. */
 export function listenRegistryServer(
   server: http.Server,
   port: number,
   host = '127.0.0.1',
-): Promise<{ url: string; close(): Promise<void> }> {
+): Promise<ListeningRegistryServer> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
@@ -158,7 +246,7 @@ export function listenRegistryServer(
         close: () =>
           new Promise<void>((done) => {
             server.close(() => done());
-            server.closeAllConnections();
+            server.closeAllConnections(); // keep-alive sockets would hold close() open
           }),
       });
     });

@@ -168,11 +168,20 @@ export function renderPluginPage(doc: PluginDocument, registry: RegistryIdentity
   ]
     .map(([k, v]) => `<dt>${k}</dt><dd>${v}</dd>`)
     .join('');
-  const snippet = install
-    ? `<pre><code>plugindex install ${escapeHtml(doc.name)}@${escapeHtml(install)}
-curl -fsSLO ${escapeHtml(shown?.manifest_url ?? '')}
-curl -fsSLO ${escapeHtml(shown?.manifest_signature_url ?? '')}
-gpg --verify manifest.json.asc manifest.json</code></pre>`
+  // What works with nothing but curl and gpg: fetch the signed manifest of the version, verify it, and
+  // fetch a platform's artifact against its published digest.
+  const artifact = shown?.artifacts[0];
+  const snippet = shown
+    ? `<p class="muted">${escapeHtml(doc.name)}@${escapeHtml(shown.version)}, verified with the <a href="../../keys/registry.asc">registry key</a>:</p>
+<pre><code class="install">curl -fsSL ${escapeHtml(shown.manifest_url)} -o manifest.json
+curl -fsSL ${escapeHtml(shown.manifest_signature_url)} -o manifest.json.asc
+gpg --verify manifest.json.asc manifest.json${
+        artifact
+          ? `
+curl -fsSL ${escapeHtml(artifact.url)} -o ${escapeHtml(doc.name)}
+echo "${escapeHtml(artifact.sha256)}  ${escapeHtml(doc.name)}" | sha256sum -c -   # ${escapeHtml(artifact.os)}/${escapeHtml(artifact.arch)}`
+          : ''
+      }</code></pre>`
     : '';
   const body = `<p class="muted"><a href="../../index.html">all plugins</a> · <a href="index.json">JSON</a></p>
 <h1 class="display-name">${escapeHtml(doc.display_name ?? doc.name)}</h1>
@@ -223,7 +232,7 @@ const SEARCH_SCRIPT = `
       if (p.display_name) li.append(el('div', 'display-name', p.display_name));
       if (p.description) li.append(el('div', 'description muted', p.description));
       var chips = el('ul', 'chips');
-      p.providers.concat(p.capabilities, p.keywords).forEach(function (c) { chips.append(el('li', '', c)); });
+      Array.from(new Set(p.providers.concat(p.capabilities, p.keywords))).forEach(function (c) { chips.append(el('li', '', c)); });
       li.append(chips);
       list.append(li);
     });

@@ -114,7 +114,8 @@ describe('when rendering a plugin page', () => {
     expect(html).toContain('Deprecated: use 2.x');
     expect(html).toContain('9'.repeat(64));
     expect(html).toContain('e'.repeat(64));
-    expect(html).toContain('plugindex install p@1.0.0');
+    expect(html).toContain('gpg --verify manifest.json.asc manifest.json');
+    expect(html).toContain(`echo "${'9'.repeat(64)}  p" | sha256sum -c -`);
   });
 
   it('says when there is no stable release', () => {
