@@ -33,7 +33,7 @@ import {
 } from './catalog.ts';
 import type { Clock } from './clock.ts';
 import type { RegistryConfig } from './config.ts';
-import { type Problem, problem, SubmissionError } from './errors.ts';
+import { type Problem, problem, StoreError, SubmissionError } from './errors.ts';
 import { loadManifest, normalizeDigest } from './manifest/index.ts';
 import type { ArtifactRecord, Manifest, PluginDocument, RegistryIdentity, VersionRecord } from './model.ts';
 import {
@@ -551,7 +551,16 @@ export async function processSubmissions(
   for (const key of submissionKeys) {
     const object = await ctx.intake.get(key);
     if (!object) continue; // already handled by an earlier (redelivered) run
-    const evaluation = await evaluate(ctx, object.body, trusted, docs);
+    const evaluation = await evaluate(ctx, object.body, trusted, docs).catch((error: unknown): Evaluation => {
+      // Storage failures are transient: fail the batch, leave the submission in incoming/, retry later.
+      // Anything else is this submission's own doing (input a library choked on): reject it with the
+      // reason, so one poisonous upload cannot block every later one.
+      if (error instanceof StoreError) throw error;
+      return {
+        kind: 'rejected',
+        problems: [problem('SUBMISSION_UNREADABLE', 'bundle:', `the submission could not be checked: ${(error as Error).message}`)],
+      };
+    });
     items.push({ key, id: submissionId(key, object.body), bytes: object.body, evaluation });
   }
 

@@ -5,6 +5,7 @@ import addFormats from 'ajv-formats';
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { binKey, binOf } from '../index-builder/catalog.ts';
+import { StoreError } from '../index-builder/errors.ts';
 import type { PluginDocument } from '../index-builder/model.ts';
 import {
   processSubmissions,
@@ -323,6 +324,39 @@ describe('when the registry is restricted', () => {
     expect(outcomes.map((o) => o.status)).toEqual(['accepted', 'rejected', 'rejected']);
     expect(outcomes[1]?.problems.map((p) => p.code)).toEqual(['PUBLISHER_NAME_NOT_ALLOWED']);
     expect(outcomes[2]?.problems.map((p) => p.code)).toEqual(['PUBLISHER_UNTRUSTED']);
+  });
+});
+
+describe('when checking a submission fails unexpectedly', () => {
+  it('fails the batch on a storage error and keeps the submission for a retry', async () => {
+    const registry = await makeRegistry();
+    const [key] = await registry.submit(await makeBundle());
+    registry.site.get = async (k) => {
+      throw new StoreError('STORE_IO', k, 'disk on fire');
+    };
+    await expect(processSubmissions(registry.context, [key as string])).rejects.toMatchObject({
+      code: 'STORE_IO',
+    });
+    expect(registry.intake.objects.has(key as string)).toBe(true);
+  });
+
+  it('rejects the one submission that breaks the checks, with the reason, and goes on', async () => {
+    const registry = await makeRegistry();
+    const realGet = registry.site.get.bind(registry.site);
+    registry.site.get = async (k) => {
+      if (k === 'plugins/poison/index.json') throw new TypeError('unexpected shape');
+      return realGet(k);
+    };
+    const outcomes = await publish(
+      registry,
+      await makeBundle({ manifest: validManifest({ name: 'poison' }) }),
+      await makeBundle(),
+    );
+    expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'accepted']);
+    expect(outcomes[0]?.problems[0]).toMatchObject({
+      code: 'SUBMISSION_UNREADABLE',
+      message: expect.stringContaining('unexpected shape'),
+    });
   });
 });
 

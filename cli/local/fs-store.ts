@@ -62,7 +62,7 @@ interface BigStats {
 }
 
 /** The strong ETag of some bytes: quoted, first 32 hex digits of SHA-256. */
-export function etagOf(body: Uint8Array): string {
+function etagOf(body: Uint8Array): string {
   return `"${createHash('sha256').update(body).digest('hex').slice(0, 32)}"`;
 }
 

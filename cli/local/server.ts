@@ -44,7 +44,13 @@ const HTML_CSP =
   "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
 /** Control characters (NUL included) and backslashes have no place in a key; some filesystems read `\` as `/`. */
-const UNSAFE_PATH_CHARACTERS = /[\u0000-\u001f\u007f\\]/;
+function hasUnsafeCharacter(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x20 || code === 0x7f || code === 0x5c) return true;
+  }
+  return false;
+}
 
 /** A plugin name, as the manifest schema (index-builder/manifest/schema.ts) allows it. */
 const NAME = '[a-z0-9]+(?:-[a-z0-9]+)*';
@@ -142,7 +148,7 @@ function decodePath(target: string): { pathname: string } | { status: 400 } {
     return { status: 400 }; // malformed percent-encoding
   }
   // Checked after decoding, so `%2e%2e`, `%5c` and `%00` are caught like their literal forms.
-  if (UNSAFE_PATH_CHARACTERS.test(raw) || UNSAFE_PATH_CHARACTERS.test(pathname)) return { status: 400 };
+  if (hasUnsafeCharacter(raw) || hasUnsafeCharacter(pathname)) return { status: 400 };
   if (pathname.split('/').some((segment) => segment === '.' || segment === '..')) return { status: 400 };
   return { pathname };
 }
@@ -180,7 +186,11 @@ function objectHeaders(object: ObjectInfo, route: Route): http.OutgoingHttpHeade
   return headers;
 }
 
-async function respond(options: RegistryServerOptions, req: http.IncomingMessage, res: http.ServerResponse) {
+async function respond(
+  options: RegistryServerOptions,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+): Promise<void> {
   const head = req.method === 'HEAD';
   if (req.method !== 'GET' && !head) {
     sendJson(res, 405, { error: 'method_not_allowed' }, { head: false, headers: { allow: ALLOW } });

@@ -1,13 +1,17 @@
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FsStore } from '../../cli/local/fs-store.ts';
 import { StoreError } from '../../index-builder/errors.ts';
 import { listAll } from '../../index-builder/store.ts';
-import { encode } from '../support/fixtures.ts';
+import { encode, sha256 } from '../support/fixtures.ts';
 
 const opts = { contentType: 'application/json', cacheControl: 'public, max-age=60' };
+const text = (body: Uint8Array | undefined): string => new TextDecoder().decode(body);
+/** The ETag FsStore (and MemoryStore) give these bytes. */
+const etagFor = (body: string): string => `"${sha256(body).slice(0, 32)}"`;
+
 let root: string;
 let store: FsStore;
 
@@ -20,81 +24,251 @@ afterEach(async () => {
 });
 
 async function allFiles(dir: string): Promise<string[]> {
-  return (await readdir(dir, { recursive: true })).map(String);
+  return (await readdir(dir, { recursive: true })).map(String).sort();
 }
 
 describe('when storing objects', () => {
-  it('round-trips bytes and metadata', async () => {
+  it('round-trips bytes and metadata, with a strong SHA-256 ETag', async () => {
     await store.put('a/b/c.json', encode('{"x":1}'), opts);
+
     const object = await store.get('a/b/c.json');
-    expect(new TextDecoder().decode(object?.body)).toBe('{"x":1}');
+
+    expect(text(object?.body)).toBe('{"x":1}');
     expect(object).toMatchObject({
       key: 'a/b/c.json',
       size: 7,
+      etag: etagFor('{"x":1}'),
       contentType: 'application/json',
       cacheControl: 'public, max-age=60',
     });
-    expect(object?.etag).toMatch(/^"[0-9a-f]+-[0-9a-f]+"$/);
-    expect(await store.head('a/b/c.json')).toMatchObject({ size: 7, etag: object?.etag });
+    expect(object?.lastModified).toBeInstanceOf(Date);
+    expect({ ...(await store.head('a/b/c.json')), body: object?.body }).toEqual(object);
   });
 
-  it('changes the ETag whenever the object is replaced, even with bytes of the same size', async () => {
+  it('keeps the metadata in a sidecar under .meta/', async () => {
+    await store.put('plugins/x/index.html', encode('<p>'), {
+      contentType: 'text/html; charset=utf-8',
+      cacheControl: 'no-store',
+    });
+
+    const sidecar = JSON.parse(await readFile(path.join(root, '.meta/plugins/x/index.html.json'), 'utf8'));
+
+    expect(sidecar).toMatchObject({
+      contentType: 'text/html; charset=utf-8',
+      cacheControl: 'no-store',
+      etag: etagFor('<p>'),
+    });
+  });
+
+  it('changes the ETag with the bytes, even at the same size, and keeps it for the same bytes', async () => {
     await store.put('e.json', encode('aaaa'), opts);
     const first = (await store.head('e.json'))?.etag;
     await store.put('e.json', encode('bbbb'), opts);
-    const second = await store.get('e.json');
-    expect(second?.etag).not.toBe(first);
-    expect(second?.etag).toBe((await store.head('e.json'))?.etag);
+    const second = (await store.head('e.json'))?.etag;
+    await store.put('e.json', encode('aaaa'), opts);
+    const third = (await store.get('e.json'))?.etag;
+
+    expect(second).not.toBe(first);
+    expect(third).toBe(first);
   });
 
-  it('answers undefined for what is not there', async () => {
+  it('answers undefined for a missing key, a folder, or a path through a file', async () => {
+    await store.put('dir/file', encode('x'), opts);
+
     expect(await store.get('nope.json')).toBeUndefined();
     expect(await store.head('nope/deeper.json')).toBeUndefined();
-    await store.put('dir/file', encode('x'), opts);
     expect(await store.get('dir')).toBeUndefined();
+    expect(await store.head('dir')).toBeUndefined();
+    expect(await store.get('dir/file/below')).toBeUndefined();
   });
 
-  it('replaces atomically and leaves no temp files behind', async () => {
-    await Promise.all(
-      Array.from({ length: 20 }, (_, i) => store.put('same.json', encode(String(i).repeat(1000)), opts)),
-    );
-    const body = new TextDecoder().decode((await store.get('same.json'))?.body);
-    expect(body).toMatch(/^(\d+)\1*$/);
-    expect(body.length % 1000).toBe(0);
+  it('falls back to the content type the key implies when a file has no sidecar', async () => {
+    await mkdir(path.join(root, 'by-hand'));
+    await writeFile(path.join(root, 'by-hand/page.html'), '<h1>hi</h1>');
+
+    const object = await store.get('by-hand/page.html');
+
+    expect(object).toMatchObject({
+      size: 11,
+      etag: etagFor('<h1>hi</h1>'),
+      contentType: 'text/html; charset=utf-8',
+      cacheControl: 'no-cache',
+    });
+    expect((await store.head('by-hand/page.html'))?.etag).toBe(object?.etag);
+  });
+
+  it('recomputes the ETag when the sidecar describes other bytes than the file holds', async () => {
+    await store.put('doc.json', encode('{"v":1}'), opts);
+    // Same size, different bytes, written behind the store's back (or by a crash between the two renames).
+    await writeFile(path.join(root, 'doc.json'), '{"v":2}');
+
+    expect((await store.head('doc.json'))?.etag).toBe(etagFor('{"v":2}'));
+    expect((await store.get('doc.json'))?.etag).toBe(etagFor('{"v":2}'));
+  });
+
+  it('treats an unreadable sidecar as none', async () => {
+    await store.put('doc.json', encode('{}'), opts);
+    await writeFile(path.join(root, '.meta/doc.json.json'), '{"contentType":');
+
+    expect(await store.get('doc.json')).toMatchObject({
+      contentType: 'application/json',
+      cacheControl: 'no-cache',
+    });
+  });
+
+  it('replaces atomically under concurrent puts: one complete body, its own ETag, no temp files', async () => {
+    const bodies = Array.from({ length: 20 }, (_, i) => String(i % 10).repeat(1000 + i));
+
+    await Promise.all(bodies.map((body) => store.put('same.json', encode(body), opts)));
+
+    const object = await store.get('same.json');
+    expect(bodies).toContain(text(object?.body));
+    expect(object?.etag).toBe(etagFor(text(object?.body)));
     expect((await allFiles(root)).filter((f) => f.endsWith('.tmp'))).toEqual([]);
   });
 
-  it('refuses keys that could leave the store', async () => {
-    for (const key of ['../escape', '/abs', 'a/../b', 'a//b', '.meta/x', 'a\\b', '']) {
-      await expect(store.put(key, encode('x'), opts), key).rejects.toBeInstanceOf(StoreError);
-      await expect(store.get(key), key).rejects.toMatchObject({ code: 'STORE_INVALID_KEY' });
+  it('does not follow a symbolic link out of the store', async () => {
+    const outside = await mkdtemp(path.join(tmpdir(), 'plugindex-outside-'));
+    try {
+      await writeFile(path.join(outside, 'secret.txt'), 'outside');
+      await symlink(path.join(outside, 'secret.txt'), path.join(root, 'link.txt'));
+
+      expect(await store.get('link.txt')).toBeUndefined();
+      expect(await listAll(store, '')).toEqual([]);
+    } finally {
+      await rm(outside, { recursive: true, force: true });
     }
   });
 });
 
-describe('when listing and deleting', () => {
+describe('when a key is unsafe', () => {
+  const unsafe = [
+    '../escape',
+    '/abs',
+    'a/../b',
+    'a/./b',
+    'a//b',
+    'a/',
+    '.meta/x',
+    'a/.hidden',
+    'a\\b',
+    'a\0b',
+    '',
+  ];
+
+  it.each(unsafe)('rejects %j for every operation', async (key) => {
+    await expect(store.put(key, encode('x'), opts)).rejects.toBeInstanceOf(StoreError);
+    await expect(store.put(key, encode('x'), opts)).rejects.toMatchObject({ code: 'STORE_INVALID_KEY', key });
+    await expect(store.get(key)).rejects.toMatchObject({ code: 'STORE_INVALID_KEY' });
+    await expect(store.head(key)).rejects.toMatchObject({ code: 'STORE_INVALID_KEY' });
+    await expect(store.delete(key)).rejects.toMatchObject({ code: 'STORE_INVALID_KEY' });
+  });
+
+  it('writes nothing for a refused key', async () => {
+    await expect(store.put('../escape', encode('x'), opts)).rejects.toBeInstanceOf(StoreError);
+
+    expect(await allFiles(root)).toEqual([]);
+    expect(await readdir(path.dirname(root))).not.toContain('escape');
+  });
+});
+
+describe('when the filesystem fails', () => {
+  it('wraps the error as STORE_IO and keeps the cause', async () => {
+    await store.put('file', encode('x'), opts);
+
+    const put = store.put('file/below.json', encode('x'), opts);
+
+    await expect(put).rejects.toBeInstanceOf(StoreError);
+    await expect(put).rejects.toMatchObject({
+      code: 'STORE_IO',
+      key: 'file/below.json',
+      cause: expect.objectContaining({ code: expect.stringMatching(/^E[A-Z]+$/) }),
+    });
+  });
+});
+
+describe('when listing', () => {
   it('lists by prefix in key order, even when the prefix ends mid-name', async () => {
-    for (const key of ['plugins/b/index.json', 'plugins/a-b/x', 'plugins/a/index.json', 'other.json'])
+    for (const key of ['plugins/b/index.json', 'plugins/a-b/x', 'plugins/a/index.json', 'other.json', 'z'])
       await store.put(key, encode('x'), opts);
+
     expect((await listAll(store, 'plugins/a')).map((o) => o.key)).toEqual([
       'plugins/a-b/x',
       'plugins/a/index.json',
+    ]);
+    expect((await listAll(store, 'plugins/')).map((o) => o.key)).toEqual([
+      'plugins/a-b/x',
+      'plugins/a/index.json',
+      'plugins/b/index.json',
     ]);
     expect((await listAll(store, '')).map((o) => o.key)).toEqual([
       'other.json',
       'plugins/a-b/x',
       'plugins/a/index.json',
       'plugins/b/index.json',
+      'z',
     ]);
     expect(await listAll(store, 'missing/')).toEqual([]);
+    expect(await listAll(store, 'plugins/a/index.json/')).toEqual([]);
   });
 
-  it('deletes an object and its metadata, pruning empty folders but keeping top-level ones', async () => {
-    await store.put('incoming/deep/x.tgz', encode('x'), opts);
-    await store.delete('incoming/deep/x.tgz');
-    await store.delete('incoming/never-was.tgz');
-    expect(await store.get('incoming/deep/x.tgz')).toBeUndefined();
+  it('yields each object with its metadata', async () => {
+    await store.put('plugins/a/index.html', encode('<p>'), {
+      contentType: 'text/html',
+      cacheControl: 'no-store',
+    });
+
+    expect(await listAll(store, 'plugins/')).toEqual([
+      expect.objectContaining({
+        key: 'plugins/a/index.html',
+        size: 3,
+        etag: etagFor('<p>'),
+        contentType: 'text/html',
+        cacheControl: 'no-store',
+      }),
+    ]);
+  });
+
+  it('skips the sidecar tree, temp files and other dot-files', async () => {
+    await store.put('a.json', encode('x'), opts);
+    await writeFile(path.join(root, '.lock'), '');
+    await writeFile(path.join(root, '.a.json.123.abc.tmp'), 'half');
+
+    expect((await listAll(store, '')).map((o) => o.key)).toEqual(['a.json']);
+    expect(await listAll(store, '.meta/')).toEqual([]);
+    expect(await listAll(store, '.')).toEqual([]);
+  });
+});
+
+describe('when deleting', () => {
+  it('removes the object and its sidecar, and prunes emptied folders below the top level', async () => {
+    await store.put('incoming/deep/er/x.tgz', encode('x'), opts);
+    await store.put('incoming/kept/y.tgz', encode('y'), opts);
+
+    await store.delete('incoming/deep/er/x.tgz');
+
+    expect(await store.get('incoming/deep/er/x.tgz')).toBeUndefined();
+    expect(await allFiles(root)).toEqual([
+      '.meta',
+      '.meta/incoming',
+      '.meta/incoming/kept',
+      '.meta/incoming/kept/y.tgz.json',
+      'incoming',
+      'incoming/kept',
+      'incoming/kept/y.tgz',
+    ]);
+  });
+
+  it('keeps a top-level folder it empties', async () => {
+    await store.put('incoming/x.tgz', encode('x'), opts);
+
+    await store.delete('incoming/x.tgz');
+
     expect(await allFiles(root)).toEqual(expect.arrayContaining(['incoming']));
-    expect((await allFiles(root)).filter((f) => f.includes('deep'))).toEqual([]);
+    expect(await listAll(store, '')).toEqual([]);
+  });
+
+  it('accepts a key that is not there', async () => {
+    await expect(store.delete('incoming/never-was.tgz')).resolves.toBeUndefined();
   });
 });

@@ -1,12 +1,30 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FsStore } from '../../cli/local/fs-store.ts';
-import { createRegistryServer, listenRegistryServer, prefersHtml } from '../../cli/local/server.ts';
-import { CACHE_MUTABLE, contentTypeFor } from '../../index-builder/store.ts';
+import { createRegistryServer, listenRegistryServer, prefersHtml, routeFor } from '../../cli/local/server.ts';
+import type { Store } from '../../index-builder/store.ts';
+import { CACHE_IMMUTABLE, CACHE_MUTABLE, contentTypeFor } from '../../index-builder/store.ts';
 import { encode } from '../support/fixtures.ts';
+
+const BROWSER_ACCEPT = 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8';
+const HTML_CSP =
+  "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+/** Written next to the site, never inside it: no response may ever contain it. */
+const SECRET = 'outside the site';
+
+/** The published tree the server is started over: key -> body. */
+const SITE: Record<string, string> = {
+  'index.html': '<!doctype html><title>home</title>',
+  'index.json': '{"plugins":[]}',
+  'search.json': '{"plugins":["demo"]}',
+  'plugins/demo/index.json': '{"name":"demo"}',
+  'plugins/demo/index.html': '<!doctype html><title>demo</title>',
+  'plugins/demo/1.0.0/manifest.json': '{"name":"demo","version":"1.0.0"}',
+  'plugins/demo/1.0.0/manifest.json.asc': '-----BEGIN PGP SIGNATURE-----',
+};
 
 let root: string;
 let base: string;
@@ -15,18 +33,14 @@ let close: () => Promise<void>;
 beforeAll(async () => {
   root = await mkdtemp(path.join(tmpdir(), 'plugindex-serve-'));
   const site = new FsStore(path.join(root, 'public'));
-  const files: Record<string, string> = {
-    'index.html': '<!doctype html><title>home</title>',
-    'index.json': '{"plugins":[]}',
-    'search.json': '{"plugins":[]}',
-    'plugins/demo/index.json': '{"name":"demo"}',
-    'plugins/demo/index.html': '<!doctype html><title>demo</title>',
-    'plugins/demo/1.0.0/manifest.json': '{"name":"demo","version":"1.0.0"}',
-    'plugins/demo/1.0.0/manifest.json.asc': '-----BEGIN PGP SIGNATURE-----',
-  };
-  for (const [key, body] of Object.entries(files))
-    await site.put(key, encode(body), { contentType: contentTypeFor(key), cacheControl: CACHE_MUTABLE });
-  await writeFile(path.join(root, 'secret.txt'), 'outside the site');
+  for (const [key, body] of Object.entries(SITE)) {
+    const cacheControl = key.includes('/1.0.0/') ? CACHE_IMMUTABLE : CACHE_MUTABLE;
+    await site.put(key, encode(body), { contentType: contentTypeFor(key), cacheControl });
+  }
+  await writeFile(path.join(root, 'secret.txt'), SECRET);
+  await mkdir(path.join(root, 'etc'));
+  await writeFile(path.join(root, 'etc', 'passwd'), SECRET);
+  await symlink(path.join(root, 'secret.txt'), path.join(root, 'public', 'link.txt'));
   const listening = await listenRegistryServer(createRegistryServer({ site }), 0);
   base = listening.url;
   close = listening.close;
@@ -37,16 +51,23 @@ afterAll(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-/** A raw request, so paths reach the server exactly as written (fetch would normalize them). */
-function raw(pathname: string, method = 'GET'): Promise<{ status: number; body: string }> {
+interface RawResponse {
+  readonly status: number;
+  readonly headers: http.IncomingHttpHeaders;
+  readonly body: string;
+}
+
+/** A raw request, so the path reaches the server exactly as written (fetch would normalize it). */
+function raw(pathname: string, method = 'GET'): Promise<RawResponse> {
   const url = new URL(base);
   return new Promise((resolve, reject) => {
     const req = http.request({ host: url.hostname, port: url.port, path: pathname, method }, (res) => {
       let body = '';
-      res.on('data', (c: Buffer) => {
-        body += c.toString();
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        body += chunk;
       });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
     });
     req.on('error', reject);
     req.end();
@@ -54,68 +75,240 @@ function raw(pathname: string, method = 'GET'): Promise<{ status: number; body: 
 }
 
 describe('when serving the published tree', () => {
-  it('sends content types, cache control, and an ETag answered with 304', async () => {
-    const first = await fetch(`${base}/plugins/demo/1.0.0/manifest.json.asc`);
-    expect(first.status).toBe(200);
-    expect(first.headers.get('content-type')).toBe('application/pgp-signature');
-    expect(first.headers.get('cache-control')).toBe(CACHE_MUTABLE);
-    const etag = first.headers.get('etag') as string;
-    expect(etag).toMatch(/^".+"$/);
-    const again = await fetch(`${base}/plugins/demo/1.0.0/manifest.json.asc`, {
-      headers: { 'if-none-match': `"other", ${etag}` },
-    });
-    expect(again.status).toBe(304);
-    expect(await again.text()).toBe('');
+  it('sends the stored content type and cache control, the length, and nosniff', async () => {
+    const response = await fetch(`${base}/plugins/demo/1.0.0/manifest.json.asc`);
+
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toBe('application/pgp-signature');
+    expect(response.headers.get('cache-control')).toBe(CACHE_IMMUTABLE);
+    expect(response.headers.get('content-length')).toBe(
+      String(SITE['plugins/demo/1.0.0/manifest.json.asc']?.length),
+    );
+    expect(response.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(await response.text()).toBe(SITE['plugins/demo/1.0.0/manifest.json.asc']);
   });
 
-  it('answers HEAD without a body and refuses other methods', async () => {
-    const head = await fetch(`${base}/index.json`, { method: 'HEAD' });
+  it('lets any origin read data, and gives pages a content security policy instead', async () => {
+    const data = await fetch(`${base}/index.json`);
+    const page = await fetch(`${base}/index.html`);
+
+    expect(data.headers.get('access-control-allow-origin')).toBe('*');
+    expect(data.headers.get('content-security-policy')).toBeNull();
+    expect(page.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    expect(page.headers.get('content-security-policy')).toBe(HTML_CSP);
+    expect(page.headers.get('access-control-allow-origin')).toBeNull();
+  });
+
+  it('answers HEAD with the headers of GET and no body', async () => {
+    const get = await fetch(`${base}/index.json`);
+    const head = await raw('/index.json', 'HEAD');
+
     expect(head.status).toBe(200);
-    expect(head.headers.get('content-length')).toBe('14');
-    expect(await head.text()).toBe('');
-    const post = await fetch(`${base}/index.json`, { method: 'POST' });
-    expect(post.status).toBe(405);
-    expect(post.headers.get('allow')).toBe('GET, HEAD');
+    expect(head.headers['content-length']).toBe('14');
+    expect(head.headers.etag).toBe(get.headers.get('etag'));
+    expect(head.headers['content-type']).toBe('application/json');
+    expect(head.body).toBe('');
   });
 
-  it('maps the spec endpoints, choosing JSON or HTML by Accept', async () => {
-    expect(await (await fetch(`${base}/plugins`)).text()).toBe('{"plugins":[]}');
-    const json = await fetch(`${base}/plugins/demo`);
-    expect(json.headers.get('content-type')).toBe('application/json');
-    expect(json.headers.get('vary')).toBe('Accept');
-    const browser = 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8';
-    const page = await fetch(`${base}/plugins/demo`, { headers: { accept: browser } });
-    expect(page.headers.get('content-type')).toContain('text/html');
-    expect(page.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
-    expect(await (await fetch(`${base}/plugins/demo/1.0.0/manifest`)).json()).toEqual({
-      name: 'demo',
-      version: '1.0.0',
-    });
-    expect((await fetch(`${base}/search?q=demo`)).status).toBe(200);
-    expect(await (await fetch(`${base}/`)).text()).toContain('<title>home</title>');
+  it.each(['POST', 'PUT', 'DELETE', 'OPTIONS'])('refuses %s with 405 and Allow', async (method) => {
+    const response = await raw('/index.json', method);
+
+    expect(response.status).toBe(405);
+    expect(response.headers.allow).toBe('GET, HEAD');
   });
 
-  it('judges Accept headers by quality', () => {
-    expect(prefersHtml(undefined)).toBe(false);
-    expect(prefersHtml('*/*')).toBe(false);
-    expect(prefersHtml('application/json')).toBe(false);
-    expect(prefersHtml('text/html')).toBe(true);
-    expect(prefersHtml('application/json;q=0.5, text/html')).toBe(true);
-    expect(prefersHtml('text/html;q=0.1, application/json')).toBe(false);
+  it('answers 404 with a small JSON body', async () => {
+    const response = await fetch(`${base}/plugins/missing`);
+
+    expect(response.status).toBe(404);
+    expect(response.headers.get('content-type')).toBe('application/json');
+    expect(await response.json()).toEqual({ error: 'not_found', path: '/plugins/missing' });
+  });
+});
+
+describe('when a client revalidates', () => {
+  async function etagOf(pathname: string): Promise<string> {
+    return (await fetch(`${base}${pathname}`)).headers.get('etag') as string;
+  }
+
+  it('sends a strong ETag', async () => {
+    expect(await etagOf('/index.json')).toMatch(/^"[0-9a-f]{32}"$/);
   });
 
   it.each([
+    ['the tag itself', (etag: string) => etag],
+    ['a list holding it', (etag: string) => `"other", ${etag} , "more"`],
+    ['its weak form', (etag: string) => `W/${etag}`],
+    ['*', () => '*'],
+  ])('answers If-None-Match with %s with 304 and no body', async (_, header) => {
+    const etag = await etagOf('/plugins/demo/1.0.0/manifest.json');
+
+    const response = await fetch(`${base}/plugins/demo/1.0.0/manifest.json`, {
+      headers: { 'if-none-match': header(etag) },
+    });
+
+    expect(response.status).toBe(304);
+    expect(response.headers.get('etag')).toBe(etag);
+    expect(response.headers.get('cache-control')).toBe(CACHE_IMMUTABLE);
+    expect(await response.text()).toBe('');
+  });
+
+  it('sends the body when no tag matches', async () => {
+    const response = await fetch(`${base}/index.json`, {
+      headers: { 'if-none-match': '"stale", W/"older"' },
+    });
+
+    expect(response.status).toBe(200);
+    expect(await response.text()).toBe(SITE['index.json']);
+  });
+});
+
+describe('when mapping the spec endpoints', () => {
+  it('serves the home page at / and a folder index for a path ending in /', async () => {
+    expect(await (await fetch(`${base}/`)).text()).toBe(SITE['index.html']);
+    expect(await (await fetch(`${base}/plugins/demo/`)).text()).toBe(SITE['plugins/demo/index.html']);
+  });
+
+  it('serves /plugins as JSON, or as the home page to a browser', async () => {
+    const json = await fetch(`${base}/plugins`);
+    const html = await fetch(`${base}/plugins`, { headers: { accept: BROWSER_ACCEPT } });
+
+    expect(await json.text()).toBe(SITE['index.json']);
+    expect(json.headers.get('vary')).toBe('Accept');
+    expect(await html.text()).toBe(SITE['index.html']);
+    expect(html.headers.get('vary')).toBe('Accept');
+  });
+
+  it.each([
+    [undefined, 'application/json', 'plugins/demo/index.json'],
+    ['*/*', 'application/json', 'plugins/demo/index.json'],
+    ['application/json', 'application/json', 'plugins/demo/index.json'],
+    ['text/html', 'text/html; charset=utf-8', 'plugins/demo/index.html'],
+    [BROWSER_ACCEPT, 'text/html; charset=utf-8', 'plugins/demo/index.html'],
+  ])('serves /plugins/{name} for Accept %j as %s', async (accept, contentType, key) => {
+    const response = await fetch(`${base}/plugins/demo`, { headers: accept ? { accept } : {} });
+
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toBe(contentType);
+    expect(response.headers.get('vary')).toBe('Accept');
+    expect(await response.text()).toBe(SITE[key]);
+  });
+
+  it('serves a version manifest at /plugins/{name}/{version}/manifest', async () => {
+    const response = await fetch(`${base}/plugins/demo/1.0.0/manifest`);
+
+    expect(response.headers.get('content-type')).toBe('application/json');
+    expect(response.headers.get('vary')).toBeNull();
+    expect(await response.json()).toEqual({ name: 'demo', version: '1.0.0' });
+  });
+
+  it('serves search.json at /search whatever the query', async () => {
+    for (const query of ['', '?q=demo', '?q=%ZZ&type=cost_source']) {
+      const response = await raw(`/search${query}`);
+      expect(response.status, query).toBe(200);
+      expect(response.body, query).toBe(SITE['search.json']);
+    }
+  });
+
+  it('serves every other path as the key of the same name', async () => {
+    expect(await (await fetch(`${base}/plugins/demo/index.json`)).text()).toBe(
+      SITE['plugins/demo/index.json'],
+    );
+    expect((await fetch(`${base}/plugins/demo/1.0.0/manifest.json`)).status).toBe(200);
+  });
+});
+
+describe('when judging Accept headers', () => {
+  it.each([
+    [undefined, false],
+    ['', false],
+    ['*/*', false],
+    ['application/json', false],
+    ['text/html', true],
+    ['text/*', true],
+    [BROWSER_ACCEPT, true],
+    ['application/json;q=0.5, text/html', true],
+    ['text/html;q=0.1, application/json', false],
+    ['text/html, application/json', false],
+    // The most specific range decides: JSON is explicitly ranked below anything else.
+    ['application/json;q=0.5, */*', true],
+    ['text/html;q=0, */*', false],
+    ['TEXT/HTML;Q=0.9, application/json;q=0.8', true],
+    ['text/html;q=abc, application/json;q=0.1', false],
+  ])('prefers HTML for %j: %s', (accept, expected) => {
+    expect(prefersHtml(accept)).toBe(expected);
+  });
+});
+
+describe('when a path tries to leave the site', () => {
+  it.each([
     '/../secret.txt',
-    '/%2e%2e/secret.txt',
-    '/plugins/..%2f..%2fsecret.txt',
+    '/../etc/passwd',
+    '/%2e%2e/%2e%2e/etc/passwd',
+    '/%2E%2E/secret.txt',
+    '/plugins/..%2f..%2f..%2fsecret.txt',
+    '/plugins/demo/..%2f..%2f..%2fsecret.txt/manifest',
+    '/plugins/demo/%2e%2e/manifest',
+    '/plugins/demo/./manifest',
     '/.meta/index.json.json',
+    '/.meta/',
+    '/%2emeta/index.json.json',
     '/index.json%00',
+    '/index.json%00.html',
     '/plugins\\..\\..\\secret.txt',
+    '/plugins%5c..%5c..%5csecret.txt',
     '/%zz',
+    '/%',
     '//etc/passwd',
-  ])('never serves %s from outside the site, and never fails', async (pathname) => {
+    '/link.txt',
+    '/%252e%252e/secret.txt',
+    'http://example.com/../secret.txt',
+  ])('refuses %s without a 500 and without its contents', async (pathname) => {
     const response = await raw(pathname);
+
     expect([400, 404]).toContain(response.status);
-    expect(response.body).not.toContain('outside the site');
+    expect(response.body).not.toContain(SECRET);
+    expect(response.body).not.toContain('contentType'); // no sidecar either
+  });
+
+  it('maps only to keys the store accepts', () => {
+    for (const pathname of [
+      '/plugins/demo/./manifest',
+      '/plugins/demo/.meta/manifest',
+      '/a//b',
+      '/.meta/x',
+    ]) {
+      expect(routeFor(pathname, undefined), pathname).toBeUndefined();
+    }
+  });
+});
+
+describe('when the store fails', () => {
+  it('answers 500 without the details', async () => {
+    const failing: Store = {
+      get: () => Promise.reject(new Error('EACCES: /srv/registry/private/key.asc')),
+      head: () => Promise.reject(new Error('EACCES: /srv/registry/private/key.asc')),
+      put: () => Promise.resolve(),
+      delete: () => Promise.resolve(),
+      list: () => ({
+        [Symbol.asyncIterator]: () => ({ next: () => Promise.resolve({ done: true, value: undefined }) }),
+      }),
+    };
+    const logged: string[] = [];
+    const listening = await listenRegistryServer(
+      createRegistryServer({ site: failing, log: (line) => logged.push(line) }),
+      0,
+    );
+    try {
+      const response = await fetch(`${listening.url}/index.json`);
+
+      expect(response.status).toBe(500);
+      const body = await response.text();
+      expect(JSON.parse(body)).toEqual({ error: 'internal' });
+      expect(body).not.toContain('/srv/registry');
+      expect(logged.join('\n')).toContain('EACCES');
+    } finally {
+      await listening.close();
+    }
   });
 });
