@@ -94,6 +94,24 @@ export interface BatchResult {
 }
 
 export const INCOMING_PREFIX = 'incoming/';
+/** Independent writes in flight at once: hides storage latency (an S3 PUT is tens of milliseconds). */
+const WRITE_CONCURRENCY = 8;
+
+/** Runs `work` over `items`, at most `limit` at a time; the first failure rejects (after in-flight work). */
+async function forEachLimited<T>(
+  items: readonly T[],
+  limit: number,
+  work: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const runners = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      await work(item);
+    }
+  });
+  await Promise.all(runners);
+}
 
 const encoder = new TextEncoder();
 
@@ -558,7 +576,13 @@ export async function processSubmissions(
       if (error instanceof StoreError) throw error;
       return {
         kind: 'rejected',
-        problems: [problem('SUBMISSION_UNREADABLE', 'bundle:', `the submission could not be checked: ${(error as Error).message}`)],
+        problems: [
+          problem(
+            'SUBMISSION_UNREADABLE',
+            'bundle:',
+            `the submission could not be checked: ${(error as Error).message}`,
+          ),
+        ],
       };
     });
     items.push({ key, id: submissionId(key, object.body), bytes: object.body, evaluation });
@@ -582,14 +606,14 @@ export async function processSubmissions(
     const current = await ctx.site.get(pluginDocKey(name));
     if (current && catalog.plugins.get(name)?.document.sha256 !== sha256Hex(current.body)) changed.add(name);
   }
-  for (const name of [...changed].sort()) {
+  await forEachLimited([...changed].sort(), WRITE_CONCURRENCY, async (name) => {
     const existing = await docs.get(name);
     const newVersions = added.get(name);
     const doc = newVersions ? mergePluginDocument(ctx, existing, newVersions) : existing;
-    if (!doc) continue;
+    if (!doc) return;
     docs.set(name, doc);
     catalog.plugins.set(name, await writePluginDocument(ctx, doc));
-  }
+  });
 
   // 3 and 4. Global documents and the snapshot, once for the whole batch.
   const generation = changed.size > 0 ? await writeGlobals(ctx, catalog, changed) : null;
@@ -664,13 +688,15 @@ export async function rebuildRegistry(
 ): Promise<{ generation: number; plugins: number }> {
   const catalog = emptyCatalog();
   catalog.generation = (await loadCatalog(ctx.intake)).generation;
+  const keys: string[] = [];
   for await (const info of ctx.site.list('plugins/')) {
     const parts = info.key.split('/');
-    if (parts.length !== 3 || parts[2] !== 'index.json') continue;
-    const doc = await readJson<PluginDocument>(ctx.site, info.key);
-    if (!doc) continue;
-    catalog.plugins.set(doc.name, await writePluginDocument(ctx, doc));
+    if (parts.length === 3 && parts[2] === 'index.json') keys.push(info.key);
   }
+  await forEachLimited(keys, WRITE_CONCURRENCY, async (key) => {
+    const doc = await readJson<PluginDocument>(ctx.site, key);
+    if (doc) catalog.plugins.set(doc.name, await writePluginDocument(ctx, doc));
+  });
   const generation = await writeGlobals(ctx, catalog);
   await saveCatalog(ctx.intake, catalog);
   return { generation, plugins: catalog.plugins.size };
