@@ -2,8 +2,6 @@
  * Bad submissions, each rejected with its own stable code, and the published tree byte-identical afterwards.
  * One registry serves every case, with a plugin already published, so "nothing changed" is meaningful.
  */
-import { gzipSync } from 'node:zlib';
-import { pack } from 'tar-stream';
 import { beforeAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import type { ProblemCode } from '../index-builder/errors.ts';
@@ -13,45 +11,13 @@ import {
   encode,
   makeBundle,
   makeRegistry,
+  type RawEntry,
+  rawTar,
   sha256,
   type TestRegistry,
   testKey,
   validManifest,
 } from './support/fixtures.ts';
-
-interface RawEntry {
-  readonly name: string;
-  readonly type?: 'file' | 'directory' | 'symlink' | 'link' | 'character-device' | 'block-device' | 'fifo';
-  readonly body?: Uint8Array | string;
-  readonly linkname?: string;
-}
-
-/** A tar built entry by entry, so tests can write what `plugindex pack` never would. */
-async function rawTar(entries: readonly RawEntry[]): Promise<Uint8Array> {
-  const tar = pack();
-  const chunks: Buffer[] = [];
-  tar.on('data', (chunk: unknown) => chunks.push(chunk as Buffer));
-  const done = new Promise<void>((resolve, reject) => {
-    tar.on('end', resolve);
-    tar.on('error', reject);
-  });
-  for (const entry of entries) {
-    const type = entry.type ?? 'file';
-    const body =
-      typeof entry.body === 'string' ? Buffer.from(entry.body) : Buffer.from(entry.body ?? new Uint8Array());
-    if (type === 'file') tar.entry({ name: entry.name, type, mode: 0o644 }, body);
-    else
-      tar.entry({
-        name: entry.name,
-        type,
-        mode: 0o644,
-        ...(entry.linkname ? { linkname: entry.linkname } : {}),
-      });
-  }
-  tar.finalize();
-  await done;
-  return gzipSync(Buffer.concat(chunks));
-}
 
 /** The entries of a valid signed submission, for tests that add something hostile next to them. */
 async function signedEntries(manifest = validManifest({ version: '3.0.0' })): Promise<RawEntry[]> {

@@ -1,35 +1,11 @@
 import { gzipSync } from 'node:zlib';
-import { pack } from 'tar-stream';
 import { describe, expect, it } from 'vitest';
 import { checkBundleFiles, readBundle, writeBundle } from '../index-builder/bundle.ts';
 import { SubmissionError } from '../index-builder/errors.ts';
 import type { Manifest } from '../index-builder/model.ts';
-import { encode, validManifest } from './support/fixtures.ts';
+import { encode, type RawEntry, rawTar as tarOf, validManifest } from './support/fixtures.ts';
 
-async function tarOf(
-  entries: { name: string; type?: string; body?: string | Uint8Array; linkname?: string }[],
-  gzip = true,
-): Promise<Uint8Array> {
-  const tar = pack();
-  const chunks: Buffer[] = [];
-  tar.on('data', (chunk: unknown) => chunks.push(chunk as Buffer));
-  const done = new Promise<void>((resolve) => tar.on('end', () => resolve()));
-  for (const e of entries) {
-    const header = {
-      name: e.name,
-      type: (e.type ?? 'file') as 'file',
-      ...(e.linkname ? { linkname: e.linkname } : {}),
-    };
-    if (header.type === 'file') tar.entry(header, Buffer.from(e.body ?? ''));
-    else tar.entry(header);
-  }
-  tar.finalize();
-  await done;
-  const tarBytes = Buffer.concat(chunks);
-  return gzip ? new Uint8Array(gzipSync(tarBytes)) : new Uint8Array(tarBytes);
-}
-
-const manifestEntry = { name: 'manifest.json', body: JSON.stringify(validManifest()) };
+const manifestEntry: RawEntry = { name: 'manifest.json', body: JSON.stringify(validManifest()) };
 
 async function problemCodes(bytes: Uint8Array, limits = {}): Promise<string[]> {
   const error = await readBundle(bytes, limits).then(
@@ -95,7 +71,7 @@ describe('when the archive is hostile', () => {
     expect(await problemCodes(await tarOf([manifestEntry, { name, body: 'x' }]))).toContain(code);
   });
 
-  it.each([
+  it.each<[NonNullable<RawEntry['type']>, string]>([
     ['symlink', 'BUNDLE_LINK_ENTRY'],
     ['link', 'BUNDLE_LINK_ENTRY'],
     ['character-device', 'BUNDLE_SPECIAL_ENTRY'],

@@ -1,5 +1,7 @@
 /** Small factories for tests: keys, manifests, bundles, and a registry over in-memory stores. */
 import { createHash } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
+import { pack } from 'tar-stream';
 import { writeBundle } from '../../index-builder/bundle.ts';
 import { fixedClock } from '../../index-builder/clock.ts';
 import { parseRegistryConfig, type RegistryConfig } from '../../index-builder/config.ts';
@@ -139,4 +141,37 @@ export async function makeRegistry(
       return keys;
     },
   };
+}
+
+export interface RawEntry {
+  readonly name: string;
+  readonly type?: 'file' | 'directory' | 'symlink' | 'link' | 'character-device' | 'block-device' | 'fifo';
+  readonly body?: Uint8Array | string;
+  readonly linkname?: string;
+}
+
+/** A tar built entry by entry (gzipped unless `gzip` is false), so tests can write what `pack` never would. */
+export async function rawTar(entries: readonly RawEntry[], gzip = true): Promise<Uint8Array> {
+  const tar = pack();
+  const chunks: Buffer[] = [];
+  tar.on('data', (chunk: unknown) => chunks.push(chunk as Buffer));
+  const done = new Promise<void>((resolve, reject) => {
+    tar.on('end', () => resolve());
+    tar.on('error', reject);
+  });
+  for (const entry of entries) {
+    const type = entry.type ?? 'file';
+    const header = {
+      name: entry.name,
+      type,
+      mode: 0o644,
+      ...(entry.linkname ? { linkname: entry.linkname } : {}),
+    };
+    if (type === 'file') tar.entry(header, Buffer.from(entry.body ?? new Uint8Array()));
+    else tar.entry(header);
+  }
+  tar.finalize();
+  await done;
+  const bytes = Buffer.concat(chunks);
+  return new Uint8Array(gzip ? gzipSync(bytes) : bytes);
 }
