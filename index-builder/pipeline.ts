@@ -37,7 +37,7 @@ import { type Problem, problem, StoreError, SubmissionError } from './errors.ts'
 import { loadManifest, normalizeDigest } from './manifest/index.ts';
 import type { ArtifactRecord, Manifest, PluginDocument, RegistryIdentity, VersionRecord } from './model.ts';
 import {
-  buildIndexDocument,
+  buildRegistryMetadata,
   type DocumentDigest,
   encodeJson,
   type SnapshotDocument,
@@ -470,12 +470,7 @@ async function writeGlobals(
   const names = sortedNames(catalog);
   const lines = names.map((n) => catalog.plugins.get(n) as CatalogLine);
   const apiVersions = [...new Set(lines.flatMap((l) => l.apiVersions))].sort();
-  const { registry_metadata: metadata } = buildIndexDocument(
-    identityOf(ctx.config),
-    [],
-    apiVersions,
-    updated,
-  );
+  const metadata = buildRegistryMetadata(identityOf(ctx.config), apiVersions, updated);
   const entries = lines.map((l) => l.entry);
   const globals = catalog.globals;
   globals.set(

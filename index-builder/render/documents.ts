@@ -2,13 +2,7 @@
  * The published JSON documents, derived from plugin documents: the spec's registry index entries,
  * search rows, and the signed snapshot that binds every mutable document by digest.
  */
-import type {
-  PluginDocument,
-  RegistryIdentity,
-  SearchDocument,
-  SearchEntry,
-  VersionRecord,
-} from '../model.ts';
+import type { PluginDocument, RegistryIdentity, SearchEntry, VersionRecord } from '../model.ts';
 
 /** One plugin in `index.json`, in the PulumiCost "Registry Structure". */
 export interface RegistryIndexEntry {
@@ -115,32 +109,24 @@ export function buildSearchEntry(doc: PluginDocument): SearchEntry {
   };
 }
 
-export function buildIndexDocument(
+/** `registry_metadata` of index.json; the plugin list is concatenated from the catalog (catalog.ts). */
+export function buildRegistryMetadata(
   identity: RegistryIdentity,
-  entries: readonly RegistryIndexEntry[],
   apiVersions: readonly string[],
   updated: string,
-): RegistryIndexDocument {
+): RegistryIndexDocument['registry_metadata'] {
   return {
-    registry_version: '1.0.0',
-    registry_metadata: {
-      name: identity.name,
-      ...(identity.description ? { description: identity.description } : {}),
-      url: identity.url,
-      last_updated: updated,
-      supported_api_versions: apiVersions.length > 0 ? apiVersions : ['v1'],
-    },
-    plugins: entries,
+    name: identity.name,
+    ...(identity.description ? { description: identity.description } : {}),
+    url: identity.url,
+    last_updated: updated,
+    supported_api_versions: apiVersions.length > 0 ? apiVersions : ['v1'],
   };
-}
-
-export function buildSearchDocument(entries: readonly SearchEntry[], generated: string): SearchDocument {
-  return { schema: 'plugindex/search/v1', generated, plugins: entries };
 }
 
 const encoder = new TextEncoder();
 
-/** Pretty JSON for documents people read; `compact` for the large global ones. */
-export function encodeJson(value: unknown, compact = false): Uint8Array {
-  return encoder.encode(`${compact ? JSON.stringify(value) : JSON.stringify(value, null, 2)}\n`);
+/** Documents people read are pretty-printed; the large global ones are concatenated (catalog.ts). */
+export function encodeJson(value: unknown): Uint8Array {
+  return encoder.encode(`${JSON.stringify(value, null, 2)}\n`);
 }
