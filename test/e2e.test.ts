@@ -241,6 +241,21 @@ describe('when a publisher ships a plugin to a local registry', () => {
     }
   });
 
+  it('re-signs the snapshot with refresh, and re-renders everything with rebuild', async () => {
+    const before = (await (await fetch(`${base}/snapshot.json`)).json()) as SnapshotDocument;
+    const refreshed = await plugindex('refresh', '--registry', registryDir);
+    expect(refreshed.code, refreshed.stderr).toBe(0);
+    const after = (await (await fetch(`${base}/snapshot.json`)).json()) as SnapshotDocument;
+    expect(after.generation).toBe(before.generation + 1);
+    expect(after.documents).toEqual(before.documents);
+    const index = await (await fetch(`${base}/index.json`)).json();
+    const rebuilt = await plugindex('rebuild', '--registry', registryDir);
+    expect(rebuilt.code, rebuilt.stderr).toBe(0);
+    expect(rebuilt.stdout).toContain(`rebuilt 1 plugins: generation ${after.generation + 1}`);
+    const again = (await (await fetch(`${base}/index.json`)).json()) as { plugins: unknown[] };
+    expect(again.plugins).toEqual((index as { plugins: unknown[] }).plugins);
+  });
+
   it('restricts publishing once a publisher is added', async () => {
     const outsider = path.join(work, 'outsider');
     await plugindex('keygen', '--out', outsider);

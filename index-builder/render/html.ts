@@ -20,6 +20,15 @@ export function escapeHtml(value: string): string {
 
 const isWebUrl = (url: string): boolean => /^https?:\/\//i.test(url);
 
+/** The path of the registry's base URL, without a trailing slash ('' at a host's root). */
+function rootPathOf(url: string): string {
+  try {
+    return new URL(url).pathname.replace(/\/+$/, '');
+  } catch {
+    return '';
+  }
+}
+
 /** A link when the URL is http(s), escaped text otherwise. */
 function link(url: string, label = url): string {
   return isWebUrl(url)
@@ -150,6 +159,8 @@ function versionRow(v: VersionRecord): string {
 
 /** `plugins/<name>/index.html`. */
 export function renderPluginPage(doc: PluginDocument, registry: RegistryIdentity): string {
+  // Root-relative links: the page is reached as /plugins/<name> (by Accept) as well as by its own path.
+  const root = escapeHtml(rootPathOf(registry.url));
   const install = doc.latest_version ?? doc.versions[0]?.version;
   const shown = doc.versions.find((v) => v.version === install);
   const facts = [
@@ -172,7 +183,7 @@ export function renderPluginPage(doc: PluginDocument, registry: RegistryIdentity
   // fetch a platform's artifact against its published digest.
   const artifact = shown?.artifacts[0];
   const snippet = shown
-    ? `<p class="muted">${escapeHtml(doc.name)}@${escapeHtml(shown.version)}, verified with the <a href="../../keys/registry.asc">registry key</a>:</p>
+    ? `<p class="muted">${escapeHtml(doc.name)}@${escapeHtml(shown.version)}, verified with the <a href="${root}/keys/registry.asc">registry key</a>:</p>
 <pre><code class="install">curl -fsSL ${escapeHtml(shown.manifest_url)} -o manifest.json
 curl -fsSL ${escapeHtml(shown.manifest_signature_url)} -o manifest.json.asc
 gpg --verify manifest.json.asc manifest.json${
@@ -183,7 +194,7 @@ echo "${escapeHtml(artifact.sha256)}  ${escapeHtml(doc.name)}" | sha256sum -c - 
           : ''
       }</code></pre>`
     : '';
-  const body = `<p class="muted"><a href="../../index.html">all plugins</a> · <a href="index.json">JSON</a></p>
+  const body = `<p class="muted"><a href="${root}/index.html">all plugins</a> · <a href="${root}/plugins/${escapeHtml(doc.name)}/index.json">JSON</a></p>
 <h1 class="display-name">${escapeHtml(doc.display_name ?? doc.name)}</h1>
 <p class="mono name">${escapeHtml(doc.name)}</p>
 ${doc.description ? `<p class="description">${escapeHtml(doc.description)}</p>` : ''}
@@ -197,7 +208,7 @@ ${doc.description ? `<p class="description">${escapeHtml(doc.description)}</p>` 
 <tbody>
 ${doc.versions.map(versionRow).join('\n')}
 </tbody></table>`;
-  return page(`${doc.name} — ${registry.name}`, body, registry, '../../');
+  return page(`${doc.name} — ${registry.name}`, body, registry, `${root}/`);
 }
 
 /** The home page script: fetches search.json and filters it as you type. DOM calls only, no innerHTML. */

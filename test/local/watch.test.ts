@@ -35,6 +35,13 @@ async function waitFor(url: string, timeoutMs: number): Promise<Response | undef
   return undefined;
 }
 
+async function waitForLog(text: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline && !log.some((line) => line.includes(text))) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 describe('when a bundle is dropped into incoming/', () => {
   it('publishes it within a few seconds and records the outcome', async () => {
     const bundle = await makeBundle({ manifest: validManifest({ name: 'dropped-plugin' }) });
@@ -44,16 +51,15 @@ describe('when a bundle is dropped into incoming/', () => {
     const response = await waitFor(`${service.url}/plugins/dropped-plugin`, 10_000);
     expect(response?.status).toBe(200);
     expect(((await response?.json()) as { latest_version: string }).latest_version).toBe('1.0.0');
+    // The outcome is logged once the whole batch is done, a moment after the documents are visible.
+    await waitForLog('accepted dropped-plugin@1.0.0', 10_000);
     expect(log.some((line) => line.includes('accepted dropped-plugin@1.0.0'))).toBe(true);
   });
 
   it('records a rejection without publishing anything', async () => {
     await writeFile(path.join(dir, 'incoming', '.junk.partial'), 'not a bundle');
     await rename(path.join(dir, 'incoming', '.junk.partial'), path.join(dir, 'incoming', 'junk.tgz'));
-    const deadline = Date.now() + 10_000;
-    while (Date.now() < deadline && !log.some((line) => line.includes('BUNDLE_NOT_GZIP'))) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    await waitForLog('BUNDLE_NOT_GZIP', 10_000);
     expect(log.find((line) => line.includes('rejected'))).toContain('BUNDLE_NOT_GZIP');
   });
 });

@@ -118,6 +118,13 @@ describe('when rendering a plugin page', () => {
     expect(html).toContain(`echo "${'9'.repeat(64)}  p" | sha256sum -c -`);
   });
 
+  it('links with root-relative paths, so the page works at /plugins/<name> too', () => {
+    const html = renderPluginPage(pluginDoc(), { name: 'R', url: 'https://cdn.example.com/registry/' });
+    expect(html).toContain('href="/registry/plugins/p/index.json"');
+    expect(html).toContain('href="/registry/index.html"');
+    expect(html).not.toContain('href="../');
+  });
+
   it('says when there is no stable release', () => {
     expect(renderPluginPage(pluginDoc({ latest_version: null }), registry)).toContain('no stable release');
   });
