@@ -85,9 +85,13 @@ export type ErrorCode =
   | 'KEY_INVALID'
   | 'KEY_PASSPHRASE'
   | 'CONFIG_INVALID'
-  | 'VERSION_NOT_FOUND'
-  | 'PLUGIN_NOT_FOUND'
-  | 'SNAPSHOT_INVALID';
+  | 'SNAPSHOT_MALFORMED'
+  | 'SNAPSHOT_BAD_SIGNATURE'
+  | 'SNAPSHOT_WRONG_KEY'
+  | 'SNAPSHOT_ROLLBACK'
+  | 'SNAPSHOT_EXPIRED'
+  | 'DOCUMENT_NOT_LISTED'
+  | 'DOCUMENT_MISMATCH';
 
 export class PlugindexError extends Error {
   override readonly name: string = 'PlugindexError';
@@ -130,6 +134,11 @@ export class StoreError extends PlugindexError {
 
 export class KeyError extends PlugindexError {
   override readonly name = 'KeyError';
+}
+
+/** A client-side check of published documents failed: do not trust what was fetched. */
+export class TrustError extends PlugindexError {
+  override readonly name = 'TrustError';
 }
 
 export class ConfigError extends PlugindexError {

@@ -28,6 +28,7 @@ export {
   type ProblemCode,
   StoreError,
   SubmissionError,
+  TrustError,
 } from './errors.ts';
 export { loadManifest, normalizeDigest, validateManifest } from './manifest/index.ts';
 export type {

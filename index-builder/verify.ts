@@ -1,0 +1,117 @@
+/**
+ * What a client checks before it trusts documents fetched from a registry (TUF's client workflow, applied
+ * to our snapshot; APT's Valid-Until for freshness). Pure: the caller fetches, these functions judge.
+ *
+ *   1. snapshot.json verifies against the pinned registry key      (forgery)
+ *   2. its generation is not below the highest one seen before     (rollback)
+ *   3. it has not expired                                          (freeze)
+ *   4. every document's sha256 and size match the snapshot         (mix and match)
+ *      - global documents are listed in the snapshot itself;
+ *      - a plugin document is listed in its bin, and the bin in the snapshot.
+ */
+import { createHash } from 'node:crypto';
+import type { Key } from 'openpgp';
+import { binKey, binOf } from './catalog.ts';
+import { TrustError } from './errors.ts';
+import type { DocumentDigest, SnapshotDocument } from './render/documents.ts';
+import { verifyDetachedSignature } from './signing.ts';
+
+const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
+
+function parseJson(bytes: Uint8Array, what: string): unknown {
+  try {
+    return JSON.parse(new TextDecoder().decode(bytes));
+  } catch (cause) {
+    throw new TrustError('SNAPSHOT_MALFORMED', `${what} is not JSON`, { cause });
+  }
+}
+
+function assertSnapshot(value: unknown): asserts value is SnapshotDocument {
+  const s = value as Partial<SnapshotDocument> | null;
+  const ok =
+    typeof s === 'object' &&
+    s !== null &&
+    s.schema === 'plugindex/snapshot/v1' &&
+    Number.isInteger(s.generation) &&
+    typeof s.expires === 'string' &&
+    !Number.isNaN(Date.parse(s.expires)) &&
+    typeof s.documents === 'object' &&
+    s.documents !== null;
+  if (!ok)
+    throw new TrustError(
+      'SNAPSHOT_MALFORMED',
+      'snapshot.json lacks schema, generation, expires or documents',
+    );
+}
+
+/**
+ * Steps 1-3: the snapshot is signed by the pinned key, not older than what the client saw, and not expired.
+ * @example const snapshot = await verifySnapshot({ snapshot: bytes, signature: asc, key, now: new Date(), lastGeneration: 41 });
+ */
+export async function verifySnapshot(options: {
+  readonly snapshot: Uint8Array;
+  readonly signature: string;
+  /** The registry key the client pinned (from a previous visit or out of band). */
+  readonly key: Key;
+  readonly now: Date;
+  /** Highest generation this client has accepted before, if any. */
+  readonly lastGeneration?: number;
+}): Promise<SnapshotDocument> {
+  const result = await verifyDetachedSignature(options.snapshot, options.signature, [options.key]);
+  if (!result.ok) throw new TrustError('SNAPSHOT_BAD_SIGNATURE', `snapshot.json: ${result.message}`);
+  const snapshot = parseJson(options.snapshot, 'snapshot.json');
+  assertSnapshot(snapshot);
+  if (snapshot.key_fingerprint !== result.fingerprint) {
+    throw new TrustError(
+      'SNAPSHOT_WRONG_KEY',
+      `snapshot.json names key ${snapshot.key_fingerprint} but is signed by ${result.fingerprint}`,
+    );
+  }
+  if (options.lastGeneration !== undefined && snapshot.generation < options.lastGeneration) {
+    throw new TrustError(
+      'SNAPSHOT_ROLLBACK',
+      `snapshot generation ${snapshot.generation} is older than ${options.lastGeneration}, already seen`,
+    );
+  }
+  if (Date.parse(snapshot.expires) <= options.now.getTime()) {
+    throw new TrustError(
+      'SNAPSHOT_EXPIRED',
+      `snapshot.json expired at ${snapshot.expires}: the registry or a mirror is frozen`,
+    );
+  }
+  return snapshot;
+}
+
+function checkDigest(
+  path: string,
+  bytes: Uint8Array,
+  expected: DocumentDigest | undefined,
+  listedIn: string,
+): void {
+  if (!expected) throw new TrustError('DOCUMENT_NOT_LISTED', `${path} is not listed in ${listedIn}`);
+  if (bytes.byteLength !== expected.size || sha256(bytes) !== expected.sha256) {
+    throw new TrustError(
+      'DOCUMENT_MISMATCH',
+      `${path} does not match the digest in ${listedIn} (a mix of generations, or tampering)`,
+    );
+  }
+}
+
+/** Step 4 for a document the snapshot lists itself (index.json, index.yaml, search.json, keys, bins). */
+export function verifyListedDocument(snapshot: SnapshotDocument, path: string, bytes: Uint8Array): void {
+  checkDigest(path, bytes, snapshot.documents[path], 'snapshot.json');
+}
+
+/** Step 4 for a plugin document: its bin must match the snapshot, and the document its bin. */
+export function verifyPluginDocument(
+  snapshot: SnapshotDocument,
+  name: string,
+  binBytes: Uint8Array,
+  docBytes: Uint8Array,
+): void {
+  const bin = binKey(binOf(name));
+  verifyListedDocument(snapshot, bin, binBytes);
+  const listing = parseJson(binBytes, bin) as { documents?: Record<string, DocumentDigest> };
+  const path = `plugins/${name}/index.json`;
+  checkDigest(path, docBytes, listing.documents?.[path], bin);
+}
