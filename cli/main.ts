@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseRegistryConfig } from '../index-builder/config.ts';
-import { PlugindexError, type Problem } from '../index-builder/errors.ts';
+import { PlugindexError, type Problem, TrustError } from '../index-builder/errors.ts';
 import { ARCH_VALUES, OS_VALUES } from '../index-builder/model.ts';
 import {
   INCOMING_PREFIX,
@@ -31,6 +31,7 @@ import { runDev } from './dev.ts';
 import { CliError, usage } from './errors.ts';
 import { initRegistry, openRegistry, readConfig, withRegistryLock, writeConfig } from './local/registry.ts';
 import { serveRegistry } from './serve.ts';
+import { verifyRegistry } from './verify.ts';
 
 interface CommandSpec {
   readonly summary: string;
@@ -322,6 +323,36 @@ const commands: Record<string, CommandSpec> = {
       const generation = await withRegistryLock(dir, () => refreshSnapshot(registry.context));
       out(`snapshot re-signed: generation ${generation}`);
       return 0;
+    },
+  },
+  verify: {
+    summary: 'check a served registry as a client would: signatures, rollback, expiry, every digest',
+    usage: 'plugindex verify --url URL [--key REGISTRY_KEY.asc] [--state FILE]',
+    options: { url: { type: 'string' }, key: { type: 'string' }, state: { type: 'string' } },
+    async run(parsed) {
+      const url = requiredOption(parsed, 'url');
+      const keyFile = stringOption(parsed, 'key');
+      const stateFile = stringOption(parsed, 'state');
+      try {
+        const report = await verifyRegistry({
+          url,
+          ...(keyFile ? { pinnedKey: await readFile(keyFile, 'utf8') } : {}),
+          ...(stateFile ? { stateFile } : {}),
+        });
+        out(
+          `verified ${url}: generation ${report.generation}, expires ${report.expires}, key ${report.fingerprint}`,
+        );
+        out(
+          `  ${report.documents} signed documents, ${report.plugins} plugins, ${report.manifests} manifests`,
+        );
+        if (!keyFile)
+          out('  (the key was taken from the registry itself: pin it with --key for real protection)');
+        return 0;
+      } catch (error) {
+        if (!(error instanceof TrustError)) throw error;
+        out(`NOT verified ${url}: ${error.code}: ${error.message}`);
+        return 1;
+      }
     },
   },
   dev: {

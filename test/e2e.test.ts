@@ -241,6 +241,35 @@ describe('when a publisher ships a plugin to a local registry', () => {
     }
   });
 
+  it('verifies as a client would, and notices a tampered document and a rollback', async () => {
+    const state = path.join(work, 'client-state.json');
+    const ok = await plugindex(
+      'verify',
+      '--url',
+      base,
+      '--key',
+      path.join(registryDir, 'public/keys/registry.asc'),
+      '--state',
+      state,
+    );
+    expect(ok.code, ok.stdout + ok.stderr).toBe(0);
+    expect(ok.stdout).toMatch(/verified .*: generation \d+/);
+    expect(ok.stdout).toContain('1 plugins, 1 manifests');
+
+    const searchFile = path.join(registryDir, 'public/search.json');
+    const original = readFileSync(searchFile);
+    writeFileSync(searchFile, original.toString().replace('E2E Costs', 'E2E C0sts'));
+    const tampered = await plugindex('verify', '--url', base, '--state', state);
+    writeFileSync(searchFile, original);
+    expect(tampered.code).toBe(1);
+    expect(tampered.stdout).toContain('DOCUMENT_MISMATCH');
+
+    writeFileSync(state, JSON.stringify({ generation: 10_000 }));
+    const rolledBack = await plugindex('verify', '--url', base, '--state', state);
+    expect(rolledBack.code).toBe(1);
+    expect(rolledBack.stdout).toContain('SNAPSHOT_ROLLBACK');
+  });
+
   it('re-signs the snapshot with refresh, and re-renders everything with rebuild', async () => {
     const before = (await (await fetch(`${base}/snapshot.json`)).json()) as SnapshotDocument;
     const refreshed = await plugindex('refresh', '--registry', registryDir);
