@@ -118,7 +118,7 @@ export function routeFor(pathname: string, accept: string | undefined): Route | 
 function matchRoute(pathname: string, accept: string | undefined): Route | undefined {
   if (!pathname.startsWith('/')) return undefined;
   const page = prefersHtml(accept) ? 'index.html' : 'index.json';
-  if (pathname === '/plugins') return { key: page, negotiated: true };
+  if (pathname === '/plugins' || pathname === '/plugins/') return { key: page, negotiated: true };
   if (pathname === '/search') return { key: 'search.json', negotiated: false };
   const plugin = PLUGIN_ROUTE.exec(pathname);
   if (plugin) return { key: `plugins/${plugin[1]}/${page}`, negotiated: true };

@@ -33,7 +33,10 @@ export function watchIncoming(options: {
     if (names.length === 0) return { ready: false, waiting: false };
     const now = Date.now();
     const stats = await Promise.all(names.map((n) => stat(path.join(incoming, n)).catch(() => undefined)));
-    const ready = stats.every((s) => s === undefined || (s.isFile() && now - s.mtimeMs >= SETTLE_MS));
+    // Only files count: a folder someone made in incoming/ must not hold up every bundle beside it.
+    const files = stats.filter((s) => s?.isFile());
+    if (files.length === 0) return { ready: false, waiting: false };
+    const ready = files.every((s) => s !== undefined && now - s.mtimeMs >= SETTLE_MS);
     return { ready, waiting: true };
   }
 

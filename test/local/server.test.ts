@@ -177,6 +177,7 @@ describe('when mapping the spec endpoints', () => {
     expect(json.headers.get('vary')).toBe('Accept');
     expect(await html.text()).toBe(SITE['index.html']);
     expect(html.headers.get('vary')).toBe('Accept');
+    expect(await (await fetch(`${base}/plugins/`)).text()).toBe(SITE['index.json']);
   });
 
   it.each([

@@ -2,7 +2,7 @@
  * The local drop folder: a bundle renamed into incoming/ is published by a running service within seconds,
  * over the same HTTP server clients use.
  */
-import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -44,6 +44,8 @@ async function waitForLog(text: string, timeoutMs: number): Promise<void> {
 
 describe('when a bundle is dropped into incoming/', () => {
   it('publishes it within a few seconds and records the outcome', async () => {
+    // A stray folder in incoming/ must not hold up the bundles beside it.
+    await mkdir(path.join(dir, 'incoming', 'stray-folder'));
     const bundle = await makeBundle({ manifest: validManifest({ name: 'dropped-plugin' }) });
     const temp = path.join(dir, 'incoming', '.dropped.tgz.partial');
     await writeFile(temp, bundle);
