@@ -52,7 +52,8 @@ describe('when a bundle is dropped into incoming/', () => {
     await rename(temp, path.join(dir, 'incoming', 'dropped.tgz'));
     const response = await waitFor(`${service.url}/plugins/dropped-plugin`, 10_000);
     expect(response?.status).toBe(200);
-    expect(((await response?.json()) as { latest_version: string }).latest_version).toBe('1.0.0');
+    const doc = (await (response as Response).json()) as { latest_version: string };
+    expect(doc.latest_version).toBe('1.0.0');
     // The outcome is logged once the whole batch is done, a moment after the documents are visible.
     await waitForLog('accepted dropped-plugin@1.0.0', 10_000);
     expect(log.some((line) => line.includes('accepted dropped-plugin@1.0.0'))).toBe(true);
