@@ -91,7 +91,7 @@ export async function initRegistry(
   for (const sub of ['keys', 'incoming', 'processed', 'rejected', 'status', 'state', 'public']) {
     await mkdir(path.join(dir, sub), { recursive: true });
   }
-  const pair = await generateKeyPair({ name: `${options.name} registry signing key` });
+  const pair = await generateKeyPair({ name: `${options.name} (signing key)` });
   const keyFile = path.join(dir, SECRET_KEY_FILE);
   await writeFile(keyFile, pair.secretKey, { mode: 0o600 });
   await chmod(keyFile, 0o600);
