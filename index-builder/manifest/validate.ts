@@ -3,12 +3,11 @@
  * Schema through ajv, then the rules a schema cannot say. Every problem is reported at once, each with a
  * stable code and the JSON pointer of the field.
  */
-import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
-import addFormats from 'ajv-formats';
+import type { ErrorObject } from 'ajv';
 import semver from 'semver';
 import { type Problem, type ProblemCode, problem, SubmissionError } from '../errors.ts';
 import type { Manifest } from '../model.ts';
-import { MANIFEST_SCHEMA } from './schema.ts';
+import validateGenerated from './validator.generated.js';
 
 /** Deepest nesting of objects and arrays accepted. */
 export const MAX_MANIFEST_DEPTH = 16;
@@ -17,10 +16,9 @@ const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is refused
 const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
 
-// Compiled once at module load: a few milliseconds per cold start, then each validation is a plain call.
-const ajv = new Ajv2020({ allErrors: true, strict: true, allowUnionTypes: true });
-addFormats.default(ajv, ['uri', 'email', 'date-time']);
-const validateSchema = ajv.compile(MANIFEST_SCHEMA);
+// Precompiled by ajv at build time (standalone.ts, `npm run generate`): a cold start imports a function
+// instead of compiling the schema, and a test fails if it falls out of step with schema.ts.
+const validateSchema = validateGenerated;
 
 const escapePointer = (segment: string | number): string =>
   String(segment).replace(/~/g, '~0').replace(/\//g, '~1');
