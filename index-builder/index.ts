@@ -72,6 +72,7 @@ export {
   CACHE_PRIVATE,
   contentTypeFor,
   isSafeKey,
+  type ListedObject,
   type ObjectInfo,
   type PutOptions,
   type Store,

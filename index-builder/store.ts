@@ -9,14 +9,18 @@ export interface PutOptions {
   readonly cacheControl: string;
 }
 
-export interface ObjectInfo {
+/** What a listing tells about an object (S3's ListObjectsV2 gives no more without a request per key). */
+export interface ListedObject {
   readonly key: string;
   readonly size: number;
   /** A strong validator for the bytes (quoted, as in HTTP). */
   readonly etag: string;
+  readonly lastModified: Date;
+}
+
+export interface ObjectInfo extends ListedObject {
   readonly contentType: string;
   readonly cacheControl: string;
-  readonly lastModified: Date;
 }
 
 export interface StoredObject extends ObjectInfo {
@@ -33,7 +37,7 @@ export interface Store {
   /** Deleting a missing key is not an error. */
   delete(key: string): Promise<void>;
   /** Every object whose key starts with `prefix`, in lexicographic key order. */
-  list(prefix: string): AsyncIterable<ObjectInfo>;
+  list(prefix: string): AsyncIterable<ListedObject>;
 }
 
 /** Immutable files: versioned manifests, their signatures, hosted artifacts. */
@@ -78,8 +82,8 @@ export function isSafeKey(key: string): boolean {
 }
 
 /** Reads every object of a listing into an array (for small prefixes). */
-export async function listAll(store: Store, prefix: string): Promise<ObjectInfo[]> {
-  const out: ObjectInfo[] = [];
+export async function listAll(store: Store, prefix: string): Promise<ListedObject[]> {
+  const out: ListedObject[] = [];
   for await (const info of store.list(prefix)) out.push(info);
   return out;
 }

@@ -1,0 +1,182 @@
+/**
+ * The core's Store over Amazon S3 (@aws-sdk/client-s3): the AWS deployment's intake and site buckets.
+ * Only this file (and the other adapters in functions/) import the AWS SDK. SDK failures are translated to
+ * the core's StoreError at the call site, the original kept as `cause`; a missing object is `undefined`,
+ * as the Store interface says.
+ *
+ * @example
+ * const site = new S3Store({ client: new S3Client({}), bucket: 'my-registry-site' });
+ * await processSubmissions({ intake, site, signer, clock: systemClock, config });
+ */
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  type ListObjectsV2CommandOutput,
+  PutObjectCommand,
+  type S3Client,
+  S3ServiceException,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { StoreError } from '../index-builder/errors.ts';
+import {
+  isSafeKey,
+  type ListedObject,
+  type ObjectInfo,
+  type PutOptions,
+  type Store,
+  type StoredObject,
+} from '../index-builder/store.ts';
+
+export interface S3StoreOptions {
+  readonly client: S3Client;
+  readonly bucket: string;
+  /** Prepended to every key, e.g. `registry/` to share a bucket; empty by default. */
+  readonly prefix?: string;
+  /** Bodies at least this large go up as multipart uploads (S3 takes at most 5 GiB in one PUT). */
+  readonly multipartThresholdBytes?: number;
+  /** Keys per ListObjectsV2 page (S3's maximum is 1,000); smaller in tests to exercise pagination. */
+  readonly pageSize?: number;
+}
+
+const DEFAULT_MULTIPART_THRESHOLD = 16 * 1024 * 1024;
+const PART_SIZE = 8 * 1024 * 1024;
+
+function isNotFound(error: unknown): boolean {
+  if (!(error instanceof S3ServiceException)) return false;
+  return error.name === 'NoSuchKey' || error.name === 'NotFound' || error.$metadata.httpStatusCode === 404;
+}
+
+export class S3Store implements Store {
+  readonly #client: S3Client;
+  readonly #bucket: string;
+  readonly #prefix: string;
+  readonly #multipartThreshold: number;
+  readonly #pageSize: number;
+
+  constructor(options: S3StoreOptions) {
+    this.#client = options.client;
+    this.#bucket = options.bucket;
+    this.#prefix = options.prefix ?? '';
+    this.#multipartThreshold = options.multipartThresholdBytes ?? DEFAULT_MULTIPART_THRESHOLD;
+    this.#pageSize = options.pageSize ?? 1000;
+  }
+
+  #objectKey(key: string): string {
+    if (!isSafeKey(key))
+      throw new StoreError('STORE_INVALID_KEY', key, `unsafe storage key ${JSON.stringify(key)}`);
+    return `${this.#prefix}${key}`;
+  }
+
+  #fail(key: string, action: string, error: unknown): never {
+    if (error instanceof StoreError) throw error;
+    const detail =
+      error instanceof S3ServiceException
+        ? `${error.name} (HTTP ${error.$metadata.httpStatusCode})`
+        : (error as Error).message;
+    throw new StoreError(
+      'STORE_IO',
+      key,
+      `cannot ${action} s3://${this.#bucket}/${this.#prefix}${key}: ${detail}`,
+      { cause: error },
+    );
+  }
+
+  async get(key: string): Promise<StoredObject | undefined> {
+    const Key = this.#objectKey(key);
+    try {
+      const response = await this.#client.send(new GetObjectCommand({ Bucket: this.#bucket, Key }));
+      const body = response.Body ? await response.Body.transformToByteArray() : new Uint8Array();
+      return {
+        key,
+        body,
+        size: body.byteLength,
+        etag: response.ETag ?? '""',
+        contentType: response.ContentType ?? 'application/octet-stream',
+        cacheControl: response.CacheControl ?? '',
+        lastModified: response.LastModified ?? new Date(0),
+      };
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      this.#fail(key, 'read', error);
+    }
+  }
+
+  async head(key: string): Promise<ObjectInfo | undefined> {
+    const Key = this.#objectKey(key);
+    try {
+      const response = await this.#client.send(new HeadObjectCommand({ Bucket: this.#bucket, Key }));
+      return {
+        key,
+        size: response.ContentLength ?? 0,
+        etag: response.ETag ?? '""',
+        contentType: response.ContentType ?? 'application/octet-stream',
+        cacheControl: response.CacheControl ?? '',
+        lastModified: response.LastModified ?? new Date(0),
+      };
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      this.#fail(key, 'stat', error);
+    }
+  }
+
+  /** S3 replaces an object atomically on PUT: readers see the old object or the new, never a mix. */
+  async put(key: string, body: Uint8Array, options: PutOptions): Promise<void> {
+    const params = {
+      Bucket: this.#bucket,
+      Key: this.#objectKey(key),
+      Body: body,
+      ContentType: options.contentType,
+      CacheControl: options.cacheControl,
+    };
+    try {
+      if (body.byteLength >= this.#multipartThreshold) {
+        await new Upload({ client: this.#client, params, partSize: PART_SIZE, queueSize: 4 }).done();
+      } else {
+        await this.#client.send(new PutObjectCommand(params));
+      }
+    } catch (error) {
+      this.#fail(key, 'write', error);
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    const Key = this.#objectKey(key);
+    try {
+      await this.#client.send(new DeleteObjectCommand({ Bucket: this.#bucket, Key }));
+    } catch (error) {
+      if (isNotFound(error)) return;
+      this.#fail(key, 'delete', error);
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<ListedObject> {
+    let token: string | undefined;
+    do {
+      let page: ListObjectsV2CommandOutput;
+      try {
+        page = await this.#client.send(
+          new ListObjectsV2Command({
+            Bucket: this.#bucket,
+            Prefix: `${this.#prefix}${prefix}`,
+            MaxKeys: this.#pageSize,
+            ...(token ? { ContinuationToken: token } : {}),
+          }),
+        );
+      } catch (error) {
+        this.#fail(prefix, 'list', error);
+      }
+      for (const item of page.Contents ?? []) {
+        if (!item.Key?.startsWith(this.#prefix)) continue;
+        yield {
+          key: item.Key.slice(this.#prefix.length),
+          size: item.Size ?? 0,
+          etag: item.ETag ?? '""',
+          lastModified: item.LastModified ?? new Date(0),
+        };
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+  }
+}

@@ -1,0 +1,147 @@
+/**
+ * The S3 store against a real S3 protocol server (s3rver on 127.0.0.1), and the whole publish pipeline
+ * running on two buckets, as the AWS deployment will: nothing in the core changes.
+ */
+
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { S3Store } from '../../functions/s3-store.ts';
+import { fixedClock } from '../../index-builder/clock.ts';
+import { parseRegistryConfig } from '../../index-builder/config.ts';
+import { StoreError } from '../../index-builder/errors.ts';
+import { type PipelineContext, processSubmissions } from '../../index-builder/pipeline.ts';
+import { createSigner, readPublicKey, verifyDetachedSignature } from '../../index-builder/signing.ts';
+import { CACHE_IMMUTABLE, listAll } from '../../index-builder/store.ts';
+import { encode, makeBundle, sha256, testKey, validManifest } from '../support/fixtures.ts';
+import { type LocalS3, startLocalS3 } from '../support/s3.ts';
+
+const REFERENCE = path.resolve(import.meta.dirname, '../../../shared/reference/pulumicost-spec');
+const opts = { contentType: 'application/json', cacheControl: 'public, max-age=60' };
+let s3: LocalS3;
+
+beforeAll(async () => {
+  s3 = await startLocalS3(['store-test', 'intake', 'site']);
+});
+afterAll(async () => {
+  await s3?.close();
+});
+
+describe('when storing objects in S3', () => {
+  it('round-trips bytes, content type, cache control and the ETag', async () => {
+    const store = new S3Store({ client: s3.client, bucket: 'store-test' });
+    await store.put('a/b.json', encode('{"x":1}'), opts);
+    const object = await store.get('a/b.json');
+    expect(new TextDecoder().decode(object?.body)).toBe('{"x":1}');
+    expect(object).toMatchObject({
+      key: 'a/b.json',
+      size: 7,
+      contentType: 'application/json',
+      cacheControl: 'public, max-age=60',
+    });
+    expect(object?.etag).toMatch(/^".+"$/);
+    expect(await store.head('a/b.json')).toMatchObject({
+      size: 7,
+      etag: object?.etag,
+      cacheControl: 'public, max-age=60',
+    });
+  });
+
+  it('answers undefined for missing objects and ignores deleting them', async () => {
+    const store = new S3Store({ client: s3.client, bucket: 'store-test' });
+    expect(await store.get('missing.json')).toBeUndefined();
+    expect(await store.head('missing.json')).toBeUndefined();
+    await expect(store.delete('missing.json')).resolves.toBeUndefined();
+  });
+
+  it('lists every page in key order, under a prefix', async () => {
+    const store = new S3Store({ client: s3.client, bucket: 'store-test', prefix: 'registry/', pageSize: 2 });
+    for (const key of ['p/3', 'p/1', 'p/2', 'p/4', 'p/5', 'q/1']) await store.put(key, encode('x'), opts);
+    expect((await listAll(store, 'p/')).map((o) => o.key)).toEqual(['p/1', 'p/2', 'p/3', 'p/4', 'p/5']);
+    await store.delete('p/3');
+    expect((await listAll(store, 'p/')).map((o) => o.key)).toEqual(['p/1', 'p/2', 'p/4', 'p/5']);
+  });
+
+  it('uploads large bodies in parts', async () => {
+    const store = new S3Store({
+      client: s3.client,
+      bucket: 'store-test',
+      multipartThresholdBytes: 5 * 1024 * 1024,
+    });
+    const big = new Uint8Array(12 * 1024 * 1024).map((_, i) => i % 251);
+    await store.put('big.bin', big, {
+      contentType: 'application/octet-stream',
+      cacheControl: CACHE_IMMUTABLE,
+    });
+    const back = await store.get('big.bin');
+    expect(back?.size).toBe(big.byteLength);
+    expect(sha256(back?.body as Uint8Array)).toBe(sha256(big));
+    expect(back?.cacheControl).toBe(CACHE_IMMUTABLE);
+  });
+
+  it('translates SDK failures into StoreError with the cause, and refuses unsafe keys', async () => {
+    const store = new S3Store({ client: s3.client, bucket: 'no-such-bucket' });
+    const failure = store.put('x.json', encode('x'), opts);
+    await expect(failure).rejects.toBeInstanceOf(StoreError);
+    await expect(store.put('x.json', encode('x'), opts)).rejects.toMatchObject({
+      code: 'STORE_IO',
+      cause: expect.objectContaining({ name: 'NoSuchBucket' }),
+    });
+    await expect(store.get('../escape')).rejects.toMatchObject({ code: 'STORE_INVALID_KEY' });
+  });
+});
+
+describe('when the pipeline runs on S3', () => {
+  it('publishes an upload from incoming/ into a signed, schema-valid site bucket', async () => {
+    const registryKey = await testKey('registry');
+    const context: PipelineContext = {
+      intake: new S3Store({ client: s3.client, bucket: 'intake' }),
+      site: new S3Store({ client: s3.client, bucket: 'site' }),
+      signer: await createSigner(registryKey.secretKey),
+      clock: fixedClock('2026-11-01T00:00:00Z', 1000),
+      config: parseRegistryConfig({ name: 'S3 Registry', url: 'https://registry.example.com' }),
+    };
+    // Uploaded as a publisher would: a plain PUT into the intake bucket.
+    const bundle = await makeBundle({
+      manifest: validManifest({ name: 's3-plugin' }),
+      artifacts: [{ os: 'linux', arch: 'amd64', name: 'tool', body: encode('#!/bin/sh\n') }],
+    });
+    await s3.client.send(
+      new PutObjectCommand({ Bucket: 'intake', Key: 'incoming/s3-plugin.tgz', Body: bundle }),
+    );
+
+    const result = await processSubmissions(context);
+    expect(result.outcomes.map((o) => o.status)).toEqual(['accepted']);
+    expect(await listAll(context.intake, 'incoming/')).toEqual([]);
+    expect((await context.intake.get(`status/${result.outcomes[0]?.id}.json`))?.contentType).toBe(
+      'application/json',
+    );
+
+    const index = await context.site.get('index.json');
+    const ajv = new Ajv2020({ allErrors: true, strict: false });
+    addFormats.default(ajv);
+    const schema = JSON.parse(
+      readFileSync(path.join(REFERENCE, 'schemas/plugin_registry.schema.json'), 'utf8'),
+    );
+    expect(ajv.validate(schema, JSON.parse(new TextDecoder().decode(index?.body)))).toBe(true);
+
+    const key = await readPublicKey(registryKey.publicKey);
+    for (const name of [
+      'index.json',
+      'snapshot.json',
+      'plugins/s3-plugin/index.json',
+      'plugins/s3-plugin/1.0.0/manifest.json',
+    ]) {
+      const body = (await context.site.get(name))?.body as Uint8Array;
+      const signature = new TextDecoder().decode((await context.site.get(`${name}.asc`))?.body);
+      await expect(verifyDetachedSignature(body, signature, [key.key]), name).resolves.toMatchObject({
+        ok: true,
+      });
+    }
+    const artifact = await context.site.get('plugins/s3-plugin/1.0.0/artifacts/linux-amd64/tool');
+    expect(artifact?.cacheControl).toBe(CACHE_IMMUTABLE);
+  });
+});

@@ -1,0 +1,46 @@
+/**
+ * A real S3 endpoint for tests: s3rver on 127.0.0.1, started by the test, with its data in a temp folder.
+ * The client options are the ones s3rver needs: path-style addressing, fixed credentials, and checksums
+ * only when required (s3rver corrupts streamed PUTs that carry the SDK's default trailing checksums).
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { S3Client } from '@aws-sdk/client-s3';
+import S3rver from 's3rver';
+
+export interface LocalS3 {
+  readonly endpoint: string;
+  readonly client: S3Client;
+  close(): Promise<void>;
+}
+
+export async function startLocalS3(buckets: readonly string[]): Promise<LocalS3> {
+  const directory = await mkdtemp(path.join(tmpdir(), 'plugindex-s3rver-'));
+  const server = new S3rver({
+    address: '127.0.0.1',
+    port: 0,
+    silent: true,
+    directory,
+    configureBuckets: buckets.map((name) => ({ name })),
+  });
+  const { port } = await server.run();
+  const endpoint = `http://127.0.0.1:${port}`;
+  const client = new S3Client({
+    endpoint,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+  return {
+    endpoint,
+    client,
+    async close() {
+      client.destroy();
+      await server.close();
+      await rm(directory, { recursive: true, force: true });
+    },
+  };
+}
