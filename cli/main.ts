@@ -320,7 +320,7 @@ const commands: Record<string, CommandSpec> = {
     async run(parsed) {
       const dir = requiredOption(parsed, 'registry');
       const registry = await openRegistry(dir);
-      const generation = await withRegistryLock(dir, () => refreshSnapshot(registry.context));
+      const { generation } = await withRegistryLock(dir, () => refreshSnapshot(registry.context));
       out(`snapshot re-signed: generation ${generation}`);
       return 0;
     },

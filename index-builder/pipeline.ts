@@ -45,7 +45,14 @@ import {
 import { renderIndexPage, renderPluginPage } from './render/html.ts';
 import { toYaml } from './render/yaml.ts';
 import type { Signer } from './signing.ts';
-import { CACHE_IMMUTABLE, CACHE_MUTABLE, CACHE_PRIVATE, contentTypeFor, type Store } from './store.ts';
+import {
+  CACHE_IMMUTABLE,
+  CACHE_MUTABLE,
+  CACHE_PRIVATE,
+  contentTypeFor,
+  type PutOptions,
+  type Store,
+} from './store.ts';
 import { checkArtifactDigests } from './submission.ts';
 import { authorizePublisher, checkPublisherSignature, loadTrustedKeys, type TrustedKeys } from './trust.ts';
 import { channelHeads, isPrerelease, latestVersion, sortVersionsDescending } from './versions.ts';
@@ -91,6 +98,50 @@ export interface BatchResult {
   /** The new snapshot generation, or null when nothing was rebuilt (e.g. every submission rejected). */
   readonly generation: number | null;
   readonly changedPlugins: readonly string[];
+  /** Mutable site keys this batch rewrote: what a CDN must invalidate (immutable files never are). */
+  readonly invalidate: readonly string[];
+}
+
+/**
+ * A Store that passes everything through and remembers which mutable keys were written, so a deployment can
+ * invalidate exactly those in its CDN.
+ */
+class WriteLog implements Store {
+  readonly #keys = new Set<string>();
+
+  constructor(private readonly inner: Store) {}
+
+  get(key: string) {
+    return this.inner.get(key);
+  }
+
+  head(key: string) {
+    return this.inner.head(key);
+  }
+
+  async put(key: string, body: Uint8Array, options: PutOptions): Promise<void> {
+    await this.inner.put(key, body, options);
+    if (options.cacheControl !== CACHE_IMMUTABLE) this.#keys.add(key);
+  }
+
+  delete(key: string) {
+    this.#keys.add(key);
+    return this.inner.delete(key);
+  }
+
+  list(prefix: string) {
+    return this.inner.list(prefix);
+  }
+
+  /** Sorted keys of mutable objects written or deleted. */
+  mutableKeys(): string[] {
+    return [...this.#keys].sort();
+  }
+}
+
+function withWriteLog(ctx: PipelineContext): { ctx: PipelineContext; log: WriteLog } {
+  const log = new WriteLog(ctx.site);
+  return { ctx: { ...ctx, site: log }, log };
 }
 
 export const INCOMING_PREFIX = 'incoming/';
@@ -545,9 +596,10 @@ async function listIncoming(store: Store): Promise<string[]> {
  * @example const result = await processSubmissions({ intake, site, signer, clock: systemClock, config });
  */
 export async function processSubmissions(
-  ctx: PipelineContext,
+  context: PipelineContext,
   keys?: readonly string[],
 ): Promise<BatchResult> {
+  const { ctx, log } = withWriteLog(context);
   const submissionKeys = keys ?? (await listIncoming(ctx.intake));
   const trusted = await loadTrustedKeys(ctx.config, ctx.signer.fingerprints);
   const docs = new PluginDocuments(ctx.site);
@@ -630,7 +682,7 @@ export async function processSubmissions(
     await ctx.intake.delete(item.key);
     outcomes.push(outcome);
   }
-  return { outcomes, generation, changedPlugins: [...changed].sort() };
+  return { outcomes, generation, changedPlugins: [...changed].sort(), invalidate: log.mutableKeys() };
 }
 
 function outcomeOf(
@@ -679,8 +731,9 @@ function outcomeOf(
  * re-signs everything. For key rotation, a changed registry URL or name, and recovery.
  */
 export async function rebuildRegistry(
-  ctx: PipelineContext,
-): Promise<{ generation: number; plugins: number }> {
+  context: PipelineContext,
+): Promise<{ generation: number; plugins: number; invalidate: readonly string[] }> {
+  const { ctx, log } = withWriteLog(context);
   const catalog = emptyCatalog();
   catalog.generation = (await loadCatalog(ctx.intake)).generation;
   const keys: string[] = [];
@@ -694,24 +747,27 @@ export async function rebuildRegistry(
   });
   const generation = await writeGlobals(ctx, catalog);
   await saveCatalog(ctx.intake, catalog);
-  return { generation, plugins: catalog.plugins.size };
+  return { generation, plugins: catalog.plugins.size, invalidate: log.mutableKeys() };
 }
 
 /**
  * Re-signs the snapshot with a fresh expiry and the next generation, changing nothing else: a quiet
  * registry stays valid for clients (the AWS deployment runs this on a schedule).
  */
-export async function refreshSnapshot(ctx: PipelineContext): Promise<number> {
+export async function refreshSnapshot(
+  context: PipelineContext,
+): Promise<{ generation: number; invalidate: readonly string[] }> {
+  const { ctx, log } = withWriteLog(context);
   const catalog = await loadCatalog(ctx.intake);
   const previous = await readJson<SnapshotDocument>(ctx.site, 'snapshot.json');
   if (!previous) {
     const generation = await writeGlobals(ctx, catalog);
     await saveCatalog(ctx.intake, catalog);
-    return generation;
+    return { generation, invalidate: log.mutableKeys() };
   }
   const generation = Math.max(catalog.generation, previous.generation) + 1;
   await writeSnapshot(ctx, generation, { ...previous.documents });
   catalog.generation = generation;
   await saveCatalog(ctx.intake, catalog, new Set());
-  return generation;
+  return { generation, invalidate: log.mutableKeys() };
 }

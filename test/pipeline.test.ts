@@ -247,6 +247,34 @@ describe('when submissions arrive as a batch', () => {
     expect(registry.site.writes.filter((k) => k === 'snapshot.json')).toHaveLength(1);
   });
 
+  it('names exactly the mutable keys it rewrote, for CDN invalidation, and never an immutable one', async () => {
+    const registry = await makeRegistry();
+    await publish(registry, await makeBundle());
+    const result = await processSubmissions(
+      registry.context,
+      await registry.submit(await makeBundle({ manifest: validManifest({ version: '1.1.0' }) })),
+    );
+    const bin = binKey(binOf('demo-plugin'));
+    expect(result.invalidate).toEqual(
+      [
+        'index.json',
+        'index.json.asc',
+        'index.yaml',
+        'index.yaml.asc',
+        'plugins/demo-plugin/index.html',
+        'plugins/demo-plugin/index.json',
+        'plugins/demo-plugin/index.json.asc',
+        'search.json',
+        'search.json.asc',
+        bin,
+        `${bin}.asc`,
+        'snapshot.json',
+        'snapshot.json.asc',
+      ].sort(),
+    );
+    expect(result.invalidate.some((k) => k.includes('/1.1.0/'))).toBe(false);
+  });
+
   it('rewrites only the changed plugin documents on a later publish', async () => {
     const registry = await makeRegistry();
     await publish(
@@ -370,7 +398,8 @@ describe('when recovering and maintaining', () => {
     );
     const index = json<{ plugins: unknown[] }>(registry.site, 'index.json');
     const result = await rebuildRegistry(registry.context);
-    expect(result).toEqual({ generation: 2, plugins: 2 });
+    expect(result).toMatchObject({ generation: 2, plugins: 2 });
+    expect(result.invalidate).toContain('index.json');
     expect(json<{ plugins: unknown[] }>(registry.site, 'index.json').plugins).toEqual(index.plugins);
   });
 
@@ -378,7 +407,8 @@ describe('when recovering and maintaining', () => {
     const registry = await makeRegistry();
     await publish(registry, await makeBundle());
     const before = json<SnapshotDocument>(registry.site, 'snapshot.json');
-    const generation = await refreshSnapshot(registry.context);
+    const { generation, invalidate } = await refreshSnapshot(registry.context);
+    expect(invalidate).toEqual(['snapshot.json', 'snapshot.json.asc']);
     const after = json<SnapshotDocument>(registry.site, 'snapshot.json');
     expect(generation).toBe(before.generation + 1);
     expect(after.documents).toEqual(before.documents);
