@@ -1,0 +1,55 @@
+/**
+ * Typed access to the environment of a Lambda function, read once at cold start. A missing or malformed
+ * variable fails fast with its name and what was expected, instead of surfacing later as `undefined`.
+ */
+import { AwsAdapterError } from './errors.ts';
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+export function requireString(env: Env, name: string): string {
+  const value = env[name];
+  if (value === undefined || value.trim() === '') {
+    throw new AwsAdapterError('ENV_MISSING', `environment variable ${name} is required`);
+  }
+  return value.trim();
+}
+
+export function optionalString(env: Env, name: string): string | undefined {
+  const value = env[name]?.trim();
+  return value ? value : undefined;
+}
+
+export function optionalInteger(env: Env, name: string, fallback: number, min = 0): number {
+  const raw = optionalString(env, name);
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min) {
+    throw new AwsAdapterError(
+      'ENV_INVALID',
+      `environment variable ${name} must be an integer >= ${min}, found ${JSON.stringify(raw)}`,
+    );
+  }
+  return value;
+}
+
+/** Settings of the publish and refresh functions. */
+export interface FunctionConfig {
+  readonly intakeBucket: string;
+  readonly siteBucket: string;
+  /** Secrets Manager id of `{"armoredKey": "...", "passphrase": "..."}`: the registry signing key. */
+  readonly signingKeySecretId: string;
+  /** Key of the registry config (plugindex.json) in the intake bucket. */
+  readonly configKey: string;
+  /** CloudFront distribution to invalidate; none in tests or when the site is not behind CloudFront. */
+  readonly distributionId: string | undefined;
+}
+
+export function readFunctionConfig(env: Env): FunctionConfig {
+  return {
+    intakeBucket: requireString(env, 'INTAKE_BUCKET'),
+    siteBucket: requireString(env, 'SITE_BUCKET'),
+    signingKeySecretId: requireString(env, 'SIGNING_KEY_SECRET_ID'),
+    configKey: optionalString(env, 'REGISTRY_CONFIG_KEY') ?? 'config/plugindex.json',
+    distributionId: optionalString(env, 'DISTRIBUTION_ID'),
+  };
+}

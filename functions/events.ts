@@ -1,0 +1,71 @@
+/**
+ * The events that wake the publish function: SQS messages whose bodies are EventBridge "Object Created"
+ * events from the intake bucket, or S3 event notifications (either directly or through SQS). They are
+ * doorbells: the function then publishes everything waiting under incoming/, so a duplicated, retried or
+ * out-of-order event is harmless and never the only record of an upload.
+ */
+
+export interface ObjectCreated {
+  readonly bucket: string;
+  readonly key: string;
+}
+
+interface EventBridgeS3Event {
+  readonly source?: string;
+  readonly 'detail-type'?: string;
+  readonly detail?: {
+    readonly bucket?: { readonly name?: string };
+    readonly object?: { readonly key?: string };
+  };
+}
+
+interface S3NotificationRecord {
+  readonly eventSource?: string;
+  readonly s3?: { readonly bucket?: { readonly name?: string }; readonly object?: { readonly key?: string } };
+}
+
+/** S3 notifications URL-encode keys, with `+` for spaces. */
+function decodeNotificationKey(key: string): string {
+  return decodeURIComponent(key.replace(/\+/g, ' '));
+}
+
+function fromEventBridge(event: EventBridgeS3Event): ObjectCreated[] {
+  if (event.source !== 'aws.s3' || event['detail-type'] !== 'Object Created') return [];
+  const bucket = event.detail?.bucket?.name;
+  const key = event.detail?.object?.key;
+  return bucket && key ? [{ bucket, key }] : [];
+}
+
+function fromNotification(records: readonly S3NotificationRecord[]): ObjectCreated[] {
+  return records.flatMap((record) => {
+    const bucket = record.s3?.bucket?.name;
+    const key = record.s3?.object?.key;
+    return record.eventSource === 'aws:s3' && bucket && key
+      ? [{ bucket, key: decodeNotificationKey(key) }]
+      : [];
+  });
+}
+
+function fromAny(value: unknown): ObjectCreated[] {
+  if (typeof value !== 'object' || value === null) return [];
+  const v = value as { Records?: unknown[]; source?: string; body?: unknown };
+  if (Array.isArray(v.Records)) {
+    return v.Records.flatMap((record) => {
+      const r = record as { eventSource?: string; body?: string };
+      if (r.eventSource === 'aws:sqs' && typeof r.body === 'string') {
+        try {
+          return fromAny(JSON.parse(r.body));
+        } catch {
+          return [];
+        }
+      }
+      return fromNotification([record as S3NotificationRecord]);
+    });
+  }
+  return fromEventBridge(v as EventBridgeS3Event);
+}
+
+/** Every object-created notice in an event, whatever wrapped it; unknown shapes give none. */
+export function parseObjectCreated(event: unknown): ObjectCreated[] {
+  return fromAny(event);
+}

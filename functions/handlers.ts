@@ -1,0 +1,104 @@
+/**
+ * The publish and refresh functions, built from their dependencies so tests can run them against a local
+ * S3 server with named SDK mocks for what cannot run here. The Lambda entry points (publish.ts,
+ * refresh.ts) only wire real clients and the environment into these.
+ */
+import type { CloudFrontClient } from '@aws-sdk/client-cloudfront';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { systemClock } from '../index-builder/clock.ts';
+import { parseRegistryConfig } from '../index-builder/config.ts';
+import {
+  type BatchResult,
+  type PipelineContext,
+  processSubmissions,
+  refreshSnapshot,
+} from '../index-builder/pipeline.ts';
+import type { Signer } from '../index-builder/signing.ts';
+import { invalidateKeys } from './cloudfront-invalidator.ts';
+import type { FunctionConfig } from './env.ts';
+import { AwsAdapterError } from './errors.ts';
+import { parseObjectCreated } from './events.ts';
+import type { Logger } from './logger.ts';
+import { S3Store } from './s3-store.ts';
+
+export interface HandlerDeps {
+  readonly config: FunctionConfig;
+  readonly s3: S3Client;
+  readonly cloudfront: CloudFrontClient;
+  readonly signer: () => Promise<Signer>;
+  readonly logger: Logger;
+}
+
+async function pipelineContext(deps: HandlerDeps): Promise<PipelineContext> {
+  const intake = new S3Store({ client: deps.s3, bucket: deps.config.intakeBucket });
+  const stored = await intake.get(deps.config.configKey);
+  if (!stored) {
+    throw new AwsAdapterError(
+      'ENV_INVALID',
+      `registry config s3://${deps.config.intakeBucket}/${deps.config.configKey} is missing`,
+    );
+  }
+  return {
+    intake,
+    site: new S3Store({ client: deps.s3, bucket: deps.config.siteBucket }),
+    signer: await deps.signer(),
+    clock: systemClock,
+    config: parseRegistryConfig(JSON.parse(new TextDecoder().decode(stored.body))),
+  };
+}
+
+async function invalidate(deps: HandlerDeps, keys: readonly string[]): Promise<void> {
+  if (!deps.config.distributionId || keys.length === 0) return;
+  const result = await invalidateKeys(keys, {
+    client: deps.cloudfront,
+    distributionId: deps.config.distributionId,
+  });
+  deps.logger.info('invalidated', {
+    paths: result.paths.length,
+    invalidationId: result.invalidationId,
+    attempts: result.attempts,
+  });
+}
+
+/**
+ * Publishes everything waiting under incoming/ as one batch, whatever the event names (events are only
+ * doorbells). Rejections are recorded and not retried; a storage or signing failure throws, so the queue
+ * retries the message and, in the end, parks it in the dead-letter queue.
+ */
+export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Promise<BatchResult> {
+  return async (event) => {
+    const started = Date.now();
+    const notices = parseObjectCreated(event).filter((n) => n.bucket === deps.config.intakeBucket);
+    deps.logger.info('woken', { notices: notices.length, keys: notices.map((n) => n.key).slice(0, 20) });
+    const ctx = await pipelineContext(deps);
+    const result = await processSubmissions(ctx);
+    for (const outcome of result.outcomes) {
+      deps.logger.info('submission', {
+        submission: outcome.id,
+        key: outcome.submission,
+        plugin: outcome.plugin,
+        version: outcome.version,
+        outcome: outcome.status,
+        problems: outcome.problems.map((p) => `${p.code} ${p.path}`),
+      });
+    }
+    await invalidate(deps, result.invalidate);
+    deps.logger.info('batch done', {
+      submissions: result.outcomes.length,
+      generation: result.generation,
+      durationMs: Date.now() - started,
+    });
+    return result;
+  };
+}
+
+/** Re-signs the snapshot with a fresh expiry (scheduled), so a quiet registry never goes stale. */
+export function createRefreshHandler(deps: HandlerDeps): () => Promise<{ generation: number }> {
+  return async () => {
+    const ctx = await pipelineContext(deps);
+    const result = await refreshSnapshot(ctx);
+    await invalidate(deps, result.invalidate);
+    deps.logger.info('snapshot refreshed', { generation: result.generation });
+    return { generation: result.generation };
+  };
+}

@@ -1,0 +1,18 @@
+/** Lambda entry point of the scheduled snapshot refresh: wiring only. */
+import { CloudFrontClient } from '@aws-sdk/client-cloudfront';
+import { S3Client } from '@aws-sdk/client-s3';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { readFunctionConfig } from './env.ts';
+import { createRefreshHandler } from './handlers.ts';
+import { jsonLogger } from './logger.ts';
+import { cachedSigner } from './secrets.ts';
+
+const config = readFunctionConfig(process.env);
+
+export const handler = createRefreshHandler({
+  config,
+  s3: new S3Client({}),
+  cloudfront: new CloudFrontClient({}),
+  signer: cachedSigner(new SecretsManagerClient({}), config.signingKeySecretId),
+  logger: jsonLogger('plugindex-refresh'),
+});

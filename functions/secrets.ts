@@ -1,0 +1,62 @@
+/**
+ * The registry signing key from AWS Secrets Manager. The secret is JSON, `{"armoredKey": "...",
+ * "passphrase": "..."}`, read once per cold start and kept in memory only: it never goes to environment
+ * variables, logs or outputs.
+ */
+import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { createSigner, type Signer } from '../index-builder/signing.ts';
+import { AwsAdapterError } from './errors.ts';
+
+interface SigningSecret {
+  readonly armoredKey: string;
+  readonly passphrase?: string;
+}
+
+function parseSecret(secretId: string, text: string | undefined): SigningSecret {
+  let value: unknown;
+  try {
+    value = JSON.parse(text ?? '');
+  } catch {
+    throw new AwsAdapterError('SECRET_UNAVAILABLE', `secret ${secretId} is not JSON with an armoredKey`);
+  }
+  const secret = value as Partial<SigningSecret>;
+  if (
+    typeof secret?.armoredKey !== 'string' ||
+    (secret.passphrase !== undefined && typeof secret.passphrase !== 'string')
+  ) {
+    throw new AwsAdapterError(
+      'SECRET_UNAVAILABLE',
+      `secret ${secretId} needs "armoredKey" (and optionally "passphrase") strings`,
+    );
+  }
+  return { armoredKey: secret.armoredKey, ...(secret.passphrase ? { passphrase: secret.passphrase } : {}) };
+}
+
+/** Fetches the secret and builds the signer. */
+export async function loadSigner(client: SecretsManagerClient, secretId: string): Promise<Signer> {
+  let text: string | undefined;
+  try {
+    const response = await client.send(new GetSecretValueCommand({ SecretId: secretId }));
+    text = response.SecretString;
+  } catch (error) {
+    throw new AwsAdapterError(
+      'SECRET_UNAVAILABLE',
+      `cannot read secret ${secretId}: ${(error as Error).name}`,
+      { cause: error },
+    );
+  }
+  const secret = parseSecret(secretId, text);
+  return createSigner(secret.armoredKey, secret.passphrase);
+}
+
+/** One fetch per cold start: the promise is shared by every invocation of a warm container. */
+export function cachedSigner(client: SecretsManagerClient, secretId: string): () => Promise<Signer> {
+  let pending: Promise<Signer> | undefined;
+  return () => {
+    pending ??= loadSigner(client, secretId).catch((error: unknown) => {
+      pending = undefined; // a failed fetch is retried by the next invocation
+      throw error;
+    });
+    return pending;
+  };
+}

@@ -1,0 +1,32 @@
+import { describe, expect, it } from 'vitest';
+import { optionalInteger, readFunctionConfig } from '../../functions/env.ts';
+import { AwsAdapterError } from '../../functions/errors.ts';
+
+const base = { INTAKE_BUCKET: 'intake', SITE_BUCKET: 'site', SIGNING_KEY_SECRET_ID: 'plugindex/signing-key' };
+
+describe('when a function reads its environment', () => {
+  it('reads the settings, with defaults for the optional ones', () => {
+    expect(readFunctionConfig(base)).toEqual({
+      intakeBucket: 'intake',
+      siteBucket: 'site',
+      signingKeySecretId: 'plugindex/signing-key',
+      configKey: 'config/plugindex.json',
+      distributionId: undefined,
+    });
+  });
+
+  it('fails fast naming a missing variable', () => {
+    expect(() => readFunctionConfig({ ...base, SITE_BUCKET: ' ' })).toThrow(AwsAdapterError);
+    expect(() => readFunctionConfig({ ...base, SITE_BUCKET: undefined })).toThrow(
+      expect.objectContaining({ code: 'ENV_MISSING', message: expect.stringContaining('SITE_BUCKET') }),
+    );
+  });
+
+  it('rejects a malformed number', () => {
+    expect(optionalInteger({ N: '42' }, 'N', 1)).toBe(42);
+    expect(optionalInteger({}, 'N', 7)).toBe(7);
+    expect(() => optionalInteger({ N: 'ten' }, 'N', 1)).toThrow(
+      expect.objectContaining({ code: 'ENV_INVALID' }),
+    );
+  });
+});

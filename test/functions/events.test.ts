@@ -1,0 +1,84 @@
+import { describe, expect, it } from 'vitest';
+import { parseObjectCreated } from '../../functions/events.ts';
+
+// Shapes as AWS delivers them (EventBridge "Object Created", S3 notification record, SQS wrapping).
+const eventBridge = (key: string) => ({
+  version: '0',
+  id: '17793124-05d4-b198-2fde-7ededc63b103',
+  'detail-type': 'Object Created',
+  source: 'aws.s3',
+  account: '123456789012',
+  time: '2026-11-22T17:00:00Z',
+  region: 'us-east-1',
+  resources: ['arn:aws:s3:::intake'],
+  detail: {
+    version: '0',
+    bucket: { name: 'intake' },
+    object: { key, size: 5, etag: 'b1946ac92492d2347c6235b4d2611184', sequencer: '00617F08299329D189' },
+    'request-id': 'N4N7GDK58NMKJ12R',
+    requester: '123456789012',
+    'source-ip-address': '1.2.3.4',
+    reason: 'PutObject',
+  },
+});
+
+const sqs = (...bodies: unknown[]) => ({
+  Records: bodies.map((body, i) => ({
+    messageId: `m-${i}`,
+    receiptHandle: 'AQEB',
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+    attributes: { MessageGroupId: 'publish', SequenceNumber: String(i) },
+    messageAttributes: {},
+    md5OfBody: 'x',
+    eventSource: 'aws:sqs',
+    eventSourceARN: 'arn:aws:sqs:us-east-1:123456789012:publish.fifo',
+    awsRegion: 'us-east-1',
+  })),
+});
+
+const notification = (key: string) => ({
+  Records: [
+    {
+      eventVersion: '2.1',
+      eventSource: 'aws:s3',
+      awsRegion: 'us-east-1',
+      eventTime: '2026-11-22T17:00:00.000Z',
+      eventName: 'ObjectCreated:Put',
+      s3: {
+        s3SchemaVersion: '1.0',
+        bucket: { name: 'intake', arn: 'arn:aws:s3:::intake' },
+        object: { key, size: 5 },
+      },
+    },
+  ],
+});
+
+describe('when an event wakes the publish function', () => {
+  it('reads EventBridge events delivered through SQS, several per batch', () => {
+    expect(parseObjectCreated(sqs(eventBridge('incoming/a.tgz'), eventBridge('incoming/b.tgz')))).toEqual([
+      { bucket: 'intake', key: 'incoming/a.tgz' },
+      { bucket: 'intake', key: 'incoming/b.tgz' },
+    ]);
+  });
+
+  it('reads an EventBridge event delivered directly', () => {
+    expect(parseObjectCreated(eventBridge('incoming/a.tgz'))).toEqual([
+      { bucket: 'intake', key: 'incoming/a.tgz' },
+    ]);
+  });
+
+  it('decodes the URL-encoded keys of S3 notifications, directly or through SQS', () => {
+    expect(parseObjectCreated(notification('incoming/my+plugin%281%29.tgz'))).toEqual([
+      { bucket: 'intake', key: 'incoming/my plugin(1).tgz' },
+    ]);
+    expect(parseObjectCreated(sqs(notification('incoming/x.tgz')))).toEqual([
+      { bucket: 'intake', key: 'incoming/x.tgz' },
+    ]);
+  });
+
+  it('ignores what it does not understand rather than failing the batch', () => {
+    expect(parseObjectCreated(sqs('not json', { source: 'aws.ec2' }))).toEqual([]);
+    expect(parseObjectCreated({ 'detail-type': 'Object Deleted', source: 'aws.s3' })).toEqual([]);
+    expect(parseObjectCreated(null)).toEqual([]);
+  });
+});

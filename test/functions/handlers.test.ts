@@ -1,0 +1,141 @@
+/**
+ * The publish and refresh functions end to end on a real S3 protocol server (s3rver on 127.0.0.1), with
+ * realistic SQS/EventBridge payloads. Secrets Manager and CloudFront cannot run here: aws-sdk-client-mock
+ * (named SDK mocks) stands in for them.
+ */
+import { CloudFrontClient, CreateInvalidationCommand } from '@aws-sdk/client-cloudfront';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { FunctionConfig } from '../../functions/env.ts';
+import { createPublishHandler, createRefreshHandler, type HandlerDeps } from '../../functions/handlers.ts';
+import { S3Store } from '../../functions/s3-store.ts';
+import { cachedSigner } from '../../functions/secrets.ts';
+import type { SnapshotDocument } from '../../index-builder/render/documents.ts';
+import { listAll } from '../../index-builder/store.ts';
+import { encode, makeBundle, testKey, validManifest } from '../support/fixtures.ts';
+import { type LocalS3, startLocalS3 } from '../support/s3.ts';
+
+const secrets = mockClient(SecretsManagerClient);
+const cloudfront = mockClient(CloudFrontClient);
+let s3: LocalS3;
+let deps: HandlerDeps;
+const logs: Record<string, unknown>[] = [];
+
+const config: FunctionConfig = {
+  intakeBucket: 'fn-intake',
+  siteBucket: 'fn-site',
+  signingKeySecretId: 'plugindex/signing-key',
+  configKey: 'config/plugindex.json',
+  distributionId: 'E2EXAMPLE',
+};
+
+const sqsEvent = (...keys: string[]) => ({
+  Records: keys.map((key, i) => ({
+    messageId: `m-${i}`,
+    eventSource: 'aws:sqs',
+    body: JSON.stringify({
+      version: '0',
+      'detail-type': 'Object Created',
+      source: 'aws.s3',
+      detail: {
+        version: '0',
+        bucket: { name: config.intakeBucket },
+        object: { key, size: 1 },
+        reason: 'PutObject',
+      },
+    }),
+  })),
+});
+
+async function upload(key: string, body: Uint8Array): Promise<void> {
+  await s3.client.send(new PutObjectCommand({ Bucket: config.intakeBucket, Key: key, Body: body }));
+}
+
+beforeAll(async () => {
+  s3 = await startLocalS3([config.intakeBucket, config.siteBucket]);
+  const registryKey = await testKey('registry');
+  secrets
+    .on(GetSecretValueCommand)
+    .resolves({ SecretString: JSON.stringify({ armoredKey: registryKey.secretKey }) });
+  deps = {
+    config,
+    s3: s3.client,
+    cloudfront: new CloudFrontClient({ region: 'us-east-1' }),
+    signer: cachedSigner(new SecretsManagerClient({ region: 'us-east-1' }), config.signingKeySecretId),
+    logger: {
+      info: (message, fields) => logs.push({ level: 'INFO', message, ...fields }),
+      warn: (message, fields) => logs.push({ level: 'WARN', message, ...fields }),
+      error: (message, fields) => logs.push({ level: 'ERROR', message, ...fields }),
+    },
+  };
+  await upload(
+    config.configKey,
+    encode(JSON.stringify({ name: 'Cloud Registry', url: 'https://plugins.example.com' })),
+  );
+});
+
+afterAll(async () => {
+  await s3?.close();
+});
+
+beforeEach(() => {
+  cloudfront.reset();
+  cloudfront.on(CreateInvalidationCommand).resolves({
+    Invalidation: { Id: 'I1', Status: 'InProgress', CreateTime: new Date(), InvalidationBatch: undefined },
+  });
+});
+
+describe('when uploads arrive in the intake bucket', () => {
+  it('publishes them as one batch, records every outcome, and invalidates what changed', async () => {
+    await upload(
+      'incoming/good.tgz',
+      await makeBundle({ manifest: validManifest({ name: 'cloud-plugin' }) }),
+    );
+    await upload('incoming/bad.tgz', encode('not a bundle'));
+    const result = await createPublishHandler(deps)(sqsEvent('incoming/good.tgz', 'incoming/bad.tgz'));
+
+    expect(result.outcomes.map((o) => [o.submission, o.status])).toEqual([
+      ['incoming/bad.tgz', 'rejected'],
+      ['incoming/good.tgz', 'accepted'],
+    ]);
+    const intake = new S3Store({ client: s3.client, bucket: config.intakeBucket });
+    expect(await listAll(intake, 'incoming/')).toEqual([]);
+    expect((await listAll(intake, 'status/')).length).toBe(2);
+    expect((await listAll(intake, 'rejected/')).length).toBe(1);
+
+    const invalidation = cloudfront.commandCalls(CreateInvalidationCommand)[0]?.args[0].input;
+    expect(invalidation?.DistributionId).toBe('E2EXAMPLE');
+    expect(invalidation?.InvalidationBatch?.Paths?.Items).toEqual(
+      expect.arrayContaining(['/index.json', '/snapshot.json', '/plugins/cloud-plugin/index.json']),
+    );
+    expect(invalidation?.InvalidationBatch?.Paths?.Items?.some((p) => p.includes('/1.0.0/'))).toBe(false);
+    expect(logs.filter((l) => l.message === 'submission').map((l) => l.outcome)).toEqual([
+      'rejected',
+      'accepted',
+    ]);
+  });
+
+  it('treats a redelivered event as harmless: nothing changes', async () => {
+    const site = new S3Store({ client: s3.client, bucket: config.siteBucket });
+    const before = (await listAll(site, '')).map((o) => `${o.key} ${o.etag}`);
+    const result = await createPublishHandler(deps)(sqsEvent('incoming/good.tgz'));
+    expect(result.outcomes).toEqual([]);
+    expect((await listAll(site, '')).map((o) => `${o.key} ${o.etag}`)).toEqual(before);
+    expect(cloudfront.commandCalls(CreateInvalidationCommand)).toHaveLength(0);
+  });
+
+  it('lets a scheduled refresh re-sign the snapshot with the next generation', async () => {
+    const site = new S3Store({ client: s3.client, bucket: config.siteBucket });
+    const read = async (): Promise<SnapshotDocument> =>
+      JSON.parse(new TextDecoder().decode((await site.get('snapshot.json'))?.body)) as SnapshotDocument;
+    const before = await read();
+    const { generation } = await createRefreshHandler(deps)();
+    expect(generation).toBe(before.generation + 1);
+    expect((await read()).documents).toEqual(before.documents);
+    expect(
+      cloudfront.commandCalls(CreateInvalidationCommand)[0]?.args[0].input.InvalidationBatch?.Paths?.Items,
+    ).toEqual(['/snapshot.json', '/snapshot.json.asc']);
+  });
+});

@@ -1,0 +1,58 @@
+/** Secrets Manager cannot run here: aws-sdk-client-mock (a named SDK mock) stands in for it. */
+import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { mockClient } from 'aws-sdk-client-mock';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { AwsAdapterError } from '../../functions/errors.ts';
+import { cachedSigner, loadSigner } from '../../functions/secrets.ts';
+import { generateKeyPair } from '../../index-builder/signing.ts';
+import { testKey } from '../support/fixtures.ts';
+
+const secrets = mockClient(SecretsManagerClient);
+const client = new SecretsManagerClient({ region: 'us-east-1' });
+
+beforeEach(() => secrets.reset());
+
+describe('when the signing key comes from Secrets Manager', () => {
+  it('builds the signer from the armored key', async () => {
+    const key = await testKey('registry');
+    secrets
+      .on(GetSecretValueCommand, { SecretId: 'plugindex/key' })
+      .resolves({ SecretString: JSON.stringify({ armoredKey: key.secretKey }) });
+    await expect(loadSigner(client, 'plugindex/key')).resolves.toMatchObject({
+      fingerprint: key.fingerprint,
+    });
+  });
+
+  it('decrypts a key protected by a passphrase', async () => {
+    const key = await generateKeyPair({ name: 'locked', passphrase: 'hunter2' });
+    secrets
+      .on(GetSecretValueCommand)
+      .resolves({ SecretString: JSON.stringify({ armoredKey: key.secretKey, passphrase: 'hunter2' }) });
+    await expect(loadSigner(client, 'plugindex/key')).resolves.toMatchObject({
+      fingerprint: key.fingerprint,
+    });
+  });
+
+  it('fetches once per cold start, and again after a failure', async () => {
+    const key = await testKey('registry');
+    secrets
+      .on(GetSecretValueCommand)
+      .rejectsOnce(new Error('throttled'))
+      .resolves({ SecretString: JSON.stringify({ armoredKey: key.secretKey }) });
+    const signer = cachedSigner(client, 'plugindex/key');
+    await expect(signer()).rejects.toMatchObject({ code: 'SECRET_UNAVAILABLE' });
+    await signer();
+    await signer();
+    expect(secrets.commandCalls(GetSecretValueCommand)).toHaveLength(2);
+  });
+
+  it('says what is wrong with a malformed secret, without echoing it', async () => {
+    secrets
+      .on(GetSecretValueCommand)
+      .resolves({ SecretString: '{"key": "-----BEGIN PGP PRIVATE KEY BLOCK----- secret"}' });
+    const failure = loadSigner(client, 'plugindex/key');
+    await expect(failure).rejects.toBeInstanceOf(AwsAdapterError);
+    await expect(loadSigner(client, 'plugindex/key')).rejects.toThrow(/needs "armoredKey"/);
+    await expect(loadSigner(client, 'plugindex/key')).rejects.not.toThrow(/PRIVATE KEY/);
+  });
+});
