@@ -42,6 +42,8 @@ export interface FunctionConfig {
   readonly configKey: string;
   /** CloudFront distribution to invalidate; none in tests or when the site is not behind CloudFront. */
   readonly distributionId: string | undefined;
+  /** An S3-compatible endpoint (path-style addressing), e.g. a local server in tests; AWS S3 when unset. */
+  readonly s3Endpoint: string | undefined;
 }
 
 export function readFunctionConfig(env: Env): FunctionConfig {
@@ -51,5 +53,6 @@ export function readFunctionConfig(env: Env): FunctionConfig {
     signingKeySecretId: requireString(env, 'SIGNING_KEY_SECRET_ID'),
     configKey: optionalString(env, 'REGISTRY_CONFIG_KEY') ?? 'config/plugindex.json',
     distributionId: optionalString(env, 'DISTRIBUTION_ID'),
+    s3Endpoint: optionalString(env, 'S3_ENDPOINT'),
   };
 }

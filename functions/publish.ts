@@ -14,7 +14,7 @@ const config = readFunctionConfig(process.env);
 
 export const handler = createPublishHandler({
   config,
-  s3: new S3Client({}),
+  s3: new S3Client(config.s3Endpoint ? { endpoint: config.s3Endpoint, forcePathStyle: true } : {}),
   cloudfront: new CloudFrontClient({}),
   signer: cachedSigner(new SecretsManagerClient({}), config.signingKeySecretId),
   logger: jsonLogger('plugindex-publish'),

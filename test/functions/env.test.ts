@@ -12,6 +12,7 @@ describe('when a function reads its environment', () => {
       signingKeySecretId: 'plugindex/signing-key',
       configKey: 'config/plugindex.json',
       distributionId: undefined,
+      s3Endpoint: undefined,
     });
   });
 

@@ -29,6 +29,7 @@ const config: FunctionConfig = {
   signingKeySecretId: 'plugindex/signing-key',
   configKey: 'config/plugindex.json',
   distributionId: 'E2EXAMPLE',
+  s3Endpoint: undefined,
 };
 
 const sqsEvent = (...keys: string[]) => ({

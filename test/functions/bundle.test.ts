@@ -1,0 +1,108 @@
+/**
+ * The bundled functions (the same esbuild output the CDK app deploys) run against a real S3 protocol server
+ * (s3rver) and a fake Secrets Manager endpoint, configured only through their environment, as on Lambda.
+ */
+
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type BundleResult, bundleFunctions } from '../../functions/bundle.ts';
+import { S3Store } from '../../functions/s3-store.ts';
+import { readPublicKey, verifyDetachedSignature } from '../../index-builder/signing.ts';
+import { listAll } from '../../index-builder/store.ts';
+import { type FakeSecretsManager, startFakeSecretsManager } from '../support/fake-secrets-manager.ts';
+import { encode, makeBundle, testKey, validManifest } from '../support/fixtures.ts';
+import { type LocalS3, startLocalS3 } from '../support/s3.ts';
+
+let outdir: string;
+let bundle: BundleResult;
+let s3: LocalS3;
+let secrets: FakeSecretsManager;
+
+beforeAll(async () => {
+  outdir = await mkdtemp(path.join(tmpdir(), 'plugindex-bundle-'));
+  bundle = await bundleFunctions(outdir);
+  s3 = await startLocalS3(['bundle-intake', 'bundle-site']);
+  const registryKey = await testKey('registry');
+  secrets = await startFakeSecretsManager({
+    'plugindex/signing-key': JSON.stringify({ armoredKey: registryKey.secretKey }),
+  });
+  // Exactly what the Lambda environment provides; this worker process is the "container".
+  Object.assign(process.env, {
+    INTAKE_BUCKET: 'bundle-intake',
+    SITE_BUCKET: 'bundle-site',
+    SIGNING_KEY_SECRET_ID: 'plugindex/signing-key',
+    S3_ENDPOINT: s3.endpoint,
+    AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.endpoint,
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: 'S3RVER',
+    AWS_SECRET_ACCESS_KEY: 'S3RVER',
+    AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
+    AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
+  });
+  const put = (key: string, body: Uint8Array) =>
+    s3.client.send(new PutObjectCommand({ Bucket: 'bundle-intake', Key: key, Body: body }));
+  await put(
+    'config/plugindex.json',
+    encode(JSON.stringify({ name: 'Bundled', url: 'https://plugins.example.com' })),
+  );
+  await put('incoming/one.tgz', await makeBundle({ manifest: validManifest({ name: 'bundled-plugin' }) }));
+});
+
+afterAll(async () => {
+  await s3?.close();
+  await secrets?.close();
+  await rm(outdir, { recursive: true, force: true });
+});
+
+describe('when the functions are bundled for Lambda', () => {
+  it('writes one self-contained ESM file per function', () => {
+    for (const name of ['publish', 'refresh'] as const) {
+      const text = readFileSync(bundle.files[name], 'utf8');
+      expect(text.startsWith('import')).toBe(true);
+      expect(text).not.toMatch(/from\s*"@aws-sdk\//);
+      expect(bundle.bytes[name]).toBeLessThan(4 * 1024 * 1024);
+    }
+  });
+
+  it('publishes from the intake bucket, signing with the key from Secrets Manager', async () => {
+    const { handler } = (await import(pathToFileURL(bundle.files.publish).href)) as {
+      handler: (event: unknown) => Promise<{ outcomes: { status: string }[] }>;
+    };
+    const event = {
+      Records: [
+        {
+          eventSource: 'aws:sqs',
+          body: JSON.stringify({
+            source: 'aws.s3',
+            'detail-type': 'Object Created',
+            detail: { bucket: { name: 'bundle-intake' }, object: { key: 'incoming/one.tgz' } },
+          }),
+        },
+      ],
+    };
+    const result = await handler(event);
+    expect(result.outcomes.map((o) => o.status)).toEqual(['accepted']);
+    expect(secrets.requests).toEqual(['secretsmanager.GetSecretValue plugindex/signing-key']);
+
+    const site = new S3Store({ client: s3.client, bucket: 'bundle-site' });
+    const key = await readPublicKey((await testKey('registry')).publicKey);
+    const body = (await site.get('index.json'))?.body as Uint8Array;
+    const signature = new TextDecoder().decode((await site.get('index.json.asc'))?.body);
+    await expect(verifyDetachedSignature(body, signature, [key.key])).resolves.toMatchObject({ ok: true });
+    expect(await listAll(new S3Store({ client: s3.client, bucket: 'bundle-intake' }), 'incoming/')).toEqual(
+      [],
+    );
+  });
+
+  it('refreshes the snapshot from its own bundle', async () => {
+    const { handler } = (await import(pathToFileURL(bundle.files.refresh).href)) as {
+      handler: () => Promise<{ generation: number }>;
+    };
+    await expect(handler()).resolves.toMatchObject({ generation: 2 });
+  });
+});
