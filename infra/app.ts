@@ -1,0 +1,27 @@
+/**
+ * The CDK app (`npx cdk synth`, `npx cdk deploy`): bundles the functions, builds the stack from context,
+ * and runs the cdk-nag AwsSolutions checks on every synth.
+ *   -c domainName=plugins.example.com -c certificateArn=arn:aws:acm:us-east-1:...   (optional)
+ *   -c stackName=Plugindex                                                           (optional)
+ */
+import path from 'node:path';
+import { App, Validations } from 'aws-cdk-lib';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { bundleFunctions } from '../functions/bundle.ts';
+import { PlugindexStack } from './stack.ts';
+
+const app = new App();
+const functionsDir = path.resolve(import.meta.dirname, '../dist/functions');
+await bundleFunctions(functionsDir);
+const context = (key: string): string | undefined => {
+  const value = app.node.tryGetContext(key);
+  return typeof value === 'string' && value !== '' ? value : undefined;
+};
+const domainName = context('domainName');
+const certificateArn = context('certificateArn');
+new PlugindexStack(app, context('stackName') ?? 'Plugindex', {
+  functionsDir,
+  ...(domainName ? { domainName } : {}),
+  ...(certificateArn ? { certificateArn } : {}),
+});
+Validations.of(app).addPlugins(new AwsSolutionsChecks(app));

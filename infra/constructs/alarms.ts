@@ -1,0 +1,48 @@
+/** Alarms on what needs a person: parked submissions, failing functions, a queue that stopped draining. */
+import { Duration } from 'aws-cdk-lib';
+import { Alarm, ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
+import type { Function as LambdaFn } from 'aws-cdk-lib/aws-lambda';
+import type { Queue } from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+
+export interface RegistryAlarmsProps {
+  readonly queue: Queue;
+  readonly deadLetterQueue: Queue;
+  readonly functions: readonly LambdaFn[];
+  /** Age of the oldest waiting submission that means publishing is stuck. */
+  readonly maxQueueAge?: Duration;
+}
+
+export class RegistryAlarms extends Construct {
+  public readonly alarms: Alarm[] = [];
+
+  constructor(scope: Construct, id: string, props: RegistryAlarmsProps) {
+    super(scope, id);
+    const add = (name: string, alarm: Omit<ConstructorParameters<typeof Alarm>[2], 'alarmName'>): void => {
+      this.alarms.push(new Alarm(this, name, { treatMissingData: TreatMissingData.NOT_BREACHING, ...alarm }));
+    };
+    add('DeadLetters', {
+      alarmDescription: 'Submissions failed repeatedly and wait in the dead-letter queue',
+      metric: props.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: Duration.minutes(5) }),
+      threshold: 0,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+    });
+    add('OldestSubmission', {
+      alarmDescription: 'The oldest waiting submission is too old: publishing is stuck',
+      metric: props.queue.metricApproximateAgeOfOldestMessage({ period: Duration.minutes(5) }),
+      threshold: (props.maxQueueAge ?? Duration.minutes(30)).toSeconds(),
+      comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+    });
+    props.functions.forEach((fn, i) => {
+      add(`FunctionErrors${i}`, {
+        alarmDescription: `Errors in ${fn.node.id}`,
+        metric: fn.metricErrors({ period: Duration.minutes(5) }),
+        threshold: 0,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 1,
+      });
+    });
+  }
+}

@@ -1,0 +1,141 @@
+/**
+ * The CloudFront distribution in front of the site bucket: HTTPS only, HTTP/2 and HTTP/3, compression,
+ * Origin Access Control (the bucket stays private), one cache policy for immutable paths and one for
+ * mutable documents, security headers, the endpoint-mapping function, and access logs.
+ */
+import { Duration, Validations } from 'aws-cdk-lib';
+import { Certificate } from 'aws-cdk-lib/aws-certificatemanager';
+import {
+  AllowedMethods,
+  CachePolicy,
+  Distribution,
+  Function as EdgeFunction,
+  FunctionCode,
+  FunctionEventType,
+  FunctionRuntime,
+  HeadersFrameOption,
+  HeadersReferrerPolicy,
+  HttpVersion,
+  PriceClass,
+  ResponseHeadersPolicy,
+  SecurityPolicyProtocol,
+  ViewerProtocolPolicy,
+} from 'aws-cdk-lib/aws-cloudfront';
+import { S3BucketOrigin } from 'aws-cdk-lib/aws-cloudfront-origins';
+import type { Bucket } from 'aws-cdk-lib/aws-s3';
+import { Construct } from 'constructs';
+import { EDGE_ROUTING_SOURCE } from '../edge-routing.ts';
+
+export interface RegistryDistributionProps {
+  readonly siteBucket: Bucket;
+  readonly logBucket: Bucket;
+  /** Optional custom domain and the ARN of its ACM certificate (in us-east-1). */
+  readonly domainName?: string;
+  readonly certificateArn?: string;
+}
+
+/** The same policy the local server sends with pages (cli/local/server.ts). */
+const CONTENT_SECURITY_POLICY =
+  "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+
+export class RegistryDistribution extends Construct {
+  public readonly distribution: Distribution;
+
+  constructor(scope: Construct, id: string, props: RegistryDistributionProps) {
+    super(scope, id);
+    const origin = S3BucketOrigin.withOriginAccessControl(props.siteBucket);
+    const routing = new EdgeFunction(this, 'Routing', {
+      code: FunctionCode.fromInline(EDGE_ROUTING_SOURCE),
+      runtime: FunctionRuntime.JS_2_0,
+      comment: 'plugindex: map /plugins endpoints to static files',
+    });
+    const functionAssociations = [{ function: routing, eventType: FunctionEventType.VIEWER_REQUEST }];
+    const headers = new ResponseHeadersPolicy(this, 'Headers', {
+      comment: 'plugindex security headers and CORS for public registry documents',
+      securityHeadersBehavior: {
+        strictTransportSecurity: {
+          accessControlMaxAge: Duration.days(730),
+          includeSubdomains: true,
+          preload: true,
+          override: true,
+        },
+        contentTypeOptions: { override: true },
+        frameOptions: { frameOption: HeadersFrameOption.DENY, override: true },
+        referrerPolicy: {
+          referrerPolicy: HeadersReferrerPolicy.STRICT_ORIGIN_WHEN_CROSS_ORIGIN,
+          override: true,
+        },
+        contentSecurityPolicy: { contentSecurityPolicy: CONTENT_SECURITY_POLICY, override: true },
+      },
+      corsBehavior: {
+        accessControlAllowOrigins: ['*'],
+        accessControlAllowMethods: ['GET', 'HEAD'],
+        accessControlAllowHeaders: ['*'],
+        accessControlAllowCredentials: false,
+        originOverride: true,
+      },
+    });
+    // Mutable documents: the origin's Cache-Control (max-age=60) decides, capped at five minutes.
+    const mutable = new CachePolicy(this, 'Mutable', {
+      comment: 'plugindex mutable documents',
+      minTtl: Duration.seconds(0),
+      defaultTtl: Duration.seconds(60),
+      maxTtl: Duration.minutes(5),
+      enableAcceptEncodingGzip: true,
+      enableAcceptEncodingBrotli: true,
+    });
+    // Versioned files never change: cache for a year.
+    const immutable = new CachePolicy(this, 'Immutable', {
+      comment: 'plugindex immutable versioned files',
+      minTtl: Duration.days(1),
+      defaultTtl: Duration.days(365),
+      maxTtl: Duration.days(365),
+      enableAcceptEncodingGzip: true,
+      enableAcceptEncodingBrotli: true,
+    });
+    const behavior = {
+      origin,
+      viewerProtocolPolicy: ViewerProtocolPolicy.HTTPS_ONLY,
+      allowedMethods: AllowedMethods.ALLOW_GET_HEAD,
+      compress: true,
+      responseHeadersPolicy: headers,
+      functionAssociations,
+    };
+    const custom =
+      props.domainName && props.certificateArn
+        ? {
+            domainNames: [props.domainName],
+            certificate: Certificate.fromCertificateArn(this, 'Certificate', props.certificateArn),
+            minimumProtocolVersion: SecurityPolicyProtocol.TLS_V1_2_2021,
+          }
+        : {};
+    this.distribution = new Distribution(this, 'Distribution', {
+      comment: 'plugindex registry',
+      defaultBehavior: { ...behavior, cachePolicy: mutable },
+      // plugins/<name>/<version>/<file>: manifests, signatures, artifacts.
+      additionalBehaviors: { 'plugins/*/*/*': { ...behavior, cachePolicy: immutable } },
+      httpVersion: HttpVersion.HTTP2_AND_3,
+      priceClass: PriceClass.PRICE_CLASS_100,
+      enableLogging: true,
+      logBucket: props.logBucket,
+      logFilePrefix: 'cloudfront/',
+      ...custom,
+    });
+    Validations.of(this.distribution).acknowledge({
+      id: 'AwsSolutions-CFR1',
+      reason: 'A public plugin registry serves every country; there is nothing to geo-restrict.',
+    });
+    Validations.of(this.distribution).acknowledge({
+      id: 'AwsSolutions-CFR2',
+      reason:
+        'Static, signed, read-only documents behind GET/HEAD only; a WAF would add cost without a threat to filter.',
+    });
+    if (!props.domainName) {
+      Validations.of(this.distribution).acknowledge({
+        id: 'AwsSolutions-CFR4',
+        reason:
+          'Without a custom domain the default CloudFront certificate is used, which fixes the TLS policy; with one, TLSv1.2_2021 is set.',
+      });
+    }
+  }
+}

@@ -1,0 +1,148 @@
+/**
+ * The publishing pipeline. Uploads under incoming/ raise EventBridge "Object Created" events, which go to an
+ * SQS FIFO queue with a single message group, so at most one publish runs at a time and no index update is
+ * ever lost to a concurrent writer (helm-s3's lost-update race). Messages are doorbells: the function
+ * publishes everything waiting, so a batch coalesces into one rebuild and a duplicate is harmless.
+ * Transient failures are retried by the queue, then parked in a dead-letter queue. A schedule re-signs the
+ * snapshot well before it expires.
+ */
+import path from 'node:path';
+import { Duration, Stack, Validations } from 'aws-cdk-lib';
+import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
+import { LambdaFunction, SqsQueue } from 'aws-cdk-lib/aws-events-targets';
+import { Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { Architecture, Code, Function as LambdaFn, LoggingFormat, Runtime } from 'aws-cdk-lib/aws-lambda';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { Bucket, CfnBucket } from 'aws-cdk-lib/aws-s3';
+import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
+import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+
+export interface PublishingPipelineProps {
+  readonly uploadBucket: Bucket;
+  readonly siteBucket: Bucket;
+  readonly signingKey: ISecret;
+  /** Folder with `publish/index.mjs` and `refresh/index.mjs` (functions/bundle.ts). */
+  readonly functionsDir: string;
+  /** How often the snapshot is re-signed; keep it well under the snapshot lifetime. */
+  readonly refreshEvery?: Duration;
+}
+
+export class PublishingPipeline extends Construct {
+  public readonly queue: Queue;
+  public readonly deadLetterQueue: Queue;
+  public readonly publishFunction: LambdaFn;
+  public readonly refreshFunction: LambdaFn;
+
+  constructor(scope: Construct, id: string, props: PublishingPipelineProps) {
+    super(scope, id);
+    this.deadLetterQueue = new Queue(this, 'DeadLetters', {
+      fifo: true,
+      enforceSSL: true,
+      encryption: QueueEncryption.SQS_MANAGED,
+      retentionPeriod: Duration.days(14),
+    });
+    Validations.of(this.deadLetterQueue).acknowledge({
+      id: 'AwsSolutions-SQS3',
+      reason: 'This queue is the dead-letter queue.',
+    });
+    this.queue = new Queue(this, 'Submissions', {
+      fifo: true,
+      contentBasedDeduplication: true,
+      enforceSSL: true,
+      encryption: QueueEncryption.SQS_MANAGED,
+      // Longer than the function timeout, as SQS event sources require.
+      visibilityTimeout: Duration.minutes(16),
+      deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: 5 },
+    });
+
+    const environment = {
+      INTAKE_BUCKET: props.uploadBucket.bucketName,
+      SITE_BUCKET: props.siteBucket.bucketName,
+      SIGNING_KEY_SECRET_ID: props.signingKey.secretArn,
+      NODE_OPTIONS: '--enable-source-maps',
+    };
+    const fn = (name: 'publish' | 'refresh', timeout: Duration): LambdaFn => {
+      const logGroup = new LogGroup(this, `${name}Logs`, { retention: RetentionDays.THREE_MONTHS });
+      const f = new LambdaFn(this, name === 'publish' ? 'Publish' : 'Refresh', {
+        runtime: Runtime.NODEJS_22_X,
+        architecture: Architecture.ARM_64,
+        handler: 'index.handler',
+        code: Code.fromAsset(path.join(props.functionsDir, name)),
+        memorySize: 1024,
+        timeout,
+        environment,
+        logGroup,
+        loggingFormat: LoggingFormat.JSON,
+      });
+      Validations.of(f).acknowledge({
+        id: 'AwsSolutions-L1',
+        reason: 'Pinned to Node.js 22, the runtime the bundles target and the tests run; moved deliberately.',
+      });
+      props.signingKey.grantRead(f);
+      props.uploadBucket.grantReadWrite(f);
+      props.uploadBucket.grantDelete(f);
+      props.siteBucket.grantReadWrite(f);
+      return f;
+    };
+    this.publishFunction = fn('publish', Duration.minutes(15));
+    this.refreshFunction = fn('refresh', Duration.minutes(5));
+    this.publishFunction.addEventSource(new SqsEventSource(this.queue, { batchSize: 10 }));
+
+    new Rule(this, 'UploadCreated', {
+      description: 'plugindex: a submission landed under incoming/',
+      eventPattern: {
+        source: ['aws.s3'],
+        detailType: ['Object Created'],
+        detail: {
+          bucket: { name: [props.uploadBucket.bucketName] },
+          object: { key: [{ prefix: 'incoming/' }] },
+        },
+      },
+      targets: [new SqsQueue(this.queue, { messageGroupId: 'publish' })],
+    });
+    new Rule(this, 'RefreshSchedule', {
+      description: 'plugindex: re-sign snapshot.json before it expires',
+      schedule: Schedule.rate(props.refreshEvery ?? Duration.hours(6)),
+      targets: [new LambdaFunction(this.refreshFunction)],
+    });
+
+    // Object-level grants on the two registry buckets: the functions read, write and delete keys they cannot
+    // know in advance (submissions, versions), in these buckets and nowhere else.
+    const logicalId = (bucket: Bucket): string =>
+      Stack.of(this).getLogicalId(bucket.node.defaultChild as CfnBucket);
+    const findings = [
+      'Action::s3:GetObject*',
+      'Action::s3:GetBucket*',
+      'Action::s3:List*',
+      'Action::s3:DeleteObject*',
+      'Action::s3:Abort*',
+      `Resource::<${logicalId(props.uploadBucket)}.Arn>/*`,
+      `Resource::<${logicalId(props.siteBucket)}.Arn>/*`,
+    ];
+    for (const f of [this.publishFunction, this.refreshFunction]) {
+      for (const finding of findings) {
+        Validations.of(f).acknowledge({
+          id: `AwsSolutions::AwsSolutions-IAM5[${finding}]`,
+          reason:
+            'Object-level access to the registry buckets only: submission and version keys are not known in advance.',
+        });
+      }
+    }
+  }
+
+  /** Lets both functions invalidate the given distribution, and tells them which one. */
+  allowInvalidation(distributionArn: string, distributionId: string): void {
+    for (const f of [this.publishFunction, this.refreshFunction]) {
+      f.addToRolePolicy(
+        new PolicyStatement({
+          effect: Effect.ALLOW,
+          actions: ['cloudfront:CreateInvalidation'],
+          resources: [distributionArn],
+        }),
+      );
+      f.addEnvironment('DISTRIBUTION_ID', distributionId);
+    }
+  }
+}

@@ -1,0 +1,73 @@
+/** The plugindex stack: one construct per concern; the stack only connects them and names the outputs. */
+import { CfnOutput, type Duration, Stack, type StackProps, Validations } from 'aws-cdk-lib';
+import type { Construct } from 'constructs';
+import { RegistryAlarms } from './constructs/alarms.ts';
+import { RegistryDistribution } from './constructs/distribution.ts';
+import { PublishingPipeline } from './constructs/publishing.ts';
+import { SigningKey } from './constructs/signing-key.ts';
+import { RegistryStorage } from './constructs/storage.ts';
+
+export interface PlugindexStackProps extends StackProps {
+  /** Folder with the bundled functions (functions/bundle.ts output). */
+  readonly functionsDir: string;
+  readonly domainName?: string;
+  readonly certificateArn?: string;
+  readonly refreshEvery?: Duration;
+}
+
+export class PlugindexStack extends Stack {
+  constructor(scope: Construct, id: string, props: PlugindexStackProps) {
+    super(scope, id, props);
+    const storage = new RegistryStorage(this, 'Storage');
+    const key = new SigningKey(this, 'SigningKey');
+    const pipeline = new PublishingPipeline(this, 'Publishing', {
+      uploadBucket: storage.uploadBucket,
+      siteBucket: storage.siteBucket,
+      signingKey: key.secret,
+      functionsDir: props.functionsDir,
+      ...(props.refreshEvery ? { refreshEvery: props.refreshEvery } : {}),
+    });
+    const cdn = new RegistryDistribution(this, 'Distribution', {
+      siteBucket: storage.siteBucket,
+      logBucket: storage.logBucket,
+      ...(props.domainName ? { domainName: props.domainName } : {}),
+      ...(props.certificateArn ? { certificateArn: props.certificateArn } : {}),
+    });
+    pipeline.allowInvalidation(
+      this.formatArn({
+        service: 'cloudfront',
+        region: '',
+        resource: 'distribution',
+        resourceName: cdn.distribution.distributionId,
+      }),
+      cdn.distribution.distributionId,
+    );
+    new RegistryAlarms(this, 'Alarms', {
+      queue: pipeline.queue,
+      deadLetterQueue: pipeline.deadLetterQueue,
+      functions: [pipeline.publishFunction, pipeline.refreshFunction],
+    });
+
+    Validations.of(this).acknowledge({
+      id: 'AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
+      reason:
+        'The basic execution role only lets a function write its own logs (our two functions, and the CDK bucket-notification helper).',
+    });
+
+    new CfnOutput(this, 'UploadBucket', {
+      value: storage.uploadBucket.bucketName,
+      description: 'Publishers upload bundles to incoming/ here',
+    });
+    new CfnOutput(this, 'SiteBucket', { value: storage.siteBucket.bucketName });
+    new CfnOutput(this, 'RegistryUrl', {
+      value: `https://${props.domainName ?? cdn.distribution.distributionDomainName}`,
+    });
+    new CfnOutput(this, 'SigningKeySecret', {
+      value: key.secret.secretArn,
+      description: 'Put {"armoredKey": ..., "passphrase": ...} here',
+    });
+    new CfnOutput(this, 'UploadExample', {
+      value: `aws s3 cp my-plugin.tgz s3://${storage.uploadBucket.bucketName}/incoming/`,
+    });
+  }
+}

@@ -1,0 +1,197 @@
+/**
+ * The synthesized template: every security property the deployment promises, the cdk-nag AwsSolutions
+ * checks with no unacknowledged finding, and a snapshot with asset hashes masked.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { App, Stack, Validations } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { Bucket } from 'aws-cdk-lib/aws-s3';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bundleFunctions } from '../../functions/bundle.ts';
+import { PlugindexStack } from '../../infra/stack.ts';
+
+let functionsDir: string;
+let template: Template;
+
+beforeAll(async () => {
+  functionsDir = await mkdtemp(path.join(tmpdir(), 'plugindex-infra-'));
+  await bundleFunctions(functionsDir);
+  const app = new App();
+  const stack = new PlugindexStack(app, 'Plugindex', { functionsDir });
+  Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+  app.synth(); // throws when a nag finding is not acknowledged
+  template = Template.fromStack(stack);
+});
+
+afterAll(async () => {
+  await rm(functionsDir, { recursive: true, force: true });
+});
+
+describe('when the stack is synthesized', () => {
+  it('keeps every bucket private, encrypted and TLS-only', () => {
+    const buckets = template.findResources('AWS::S3::Bucket');
+    expect(Object.keys(buckets)).toHaveLength(3);
+    for (const bucket of Object.values(buckets)) {
+      expect(bucket.Properties.BucketEncryption).toBeDefined();
+      expect(bucket.Properties.PublicAccessBlockConfiguration).toEqual({
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      });
+    }
+    const policies = template.findResources('AWS::S3::BucketPolicy');
+    expect(Object.keys(policies)).toHaveLength(3);
+    for (const policy of Object.values(policies)) {
+      expect(JSON.stringify(policy.Properties.PolicyDocument)).toContain('"aws:SecureTransport":"false"');
+    }
+  });
+
+  it('versions the upload and site buckets, sends upload events to EventBridge, and expires processed submissions', () => {
+    template.resourcePropertiesCountIs(
+      'AWS::S3::Bucket',
+      { VersioningConfiguration: { Status: 'Enabled' } },
+      2,
+    );
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      LifecycleConfiguration: {
+        Rules: Match.arrayWith([Match.objectLike({ Prefix: 'processed/', Status: 'Enabled' })]),
+      },
+    });
+    template.hasResourceProperties('Custom::S3BucketNotifications', {
+      NotificationConfiguration: { EventBridgeConfiguration: {} },
+    });
+  });
+
+  it('serializes publishes through one FIFO message group, with a dead-letter queue, TLS-only', () => {
+    template.resourcePropertiesCountIs('AWS::SQS::Queue', { FifoQueue: true }, 2);
+    template.hasResourceProperties('AWS::SQS::Queue', {
+      ContentBasedDeduplication: true,
+      RedrivePolicy: { maxReceiveCount: 5 },
+    });
+    template.hasResourceProperties('AWS::Events::Rule', {
+      EventPattern: {
+        source: ['aws.s3'],
+        'detail-type': ['Object Created'],
+        detail: { object: { key: [{ prefix: 'incoming/' }] } },
+      },
+      Targets: [Match.objectLike({ SqsParameters: { MessageGroupId: 'publish' } })],
+    });
+    for (const policy of Object.values(template.findResources('AWS::SQS::QueuePolicy'))) {
+      expect(JSON.stringify(policy.Properties.PolicyDocument)).toContain('"aws:SecureTransport":"false"');
+    }
+  });
+
+  it('runs both functions on Node.js 22 arm64, and re-signs the snapshot on a schedule', () => {
+    template.resourcePropertiesCountIs(
+      'AWS::Lambda::Function',
+      { Runtime: 'nodejs22.x', Architectures: ['arm64'], Handler: 'index.handler' },
+      2,
+    );
+    template.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(6 hours)' });
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', { BatchSize: 10 });
+  });
+
+  it('keeps the signing key out of environment variables and lets only the two functions read the secret', () => {
+    for (const fn of Object.values(
+      template.findResources('AWS::Lambda::Function', { Properties: { Runtime: 'nodejs22.x' } }),
+    )) {
+      const env = fn.Properties.Environment.Variables as Record<string, unknown>;
+      expect(env.SIGNING_KEY_SECRET_ID).toEqual({ Ref: expect.stringMatching(/^SigningKeySecret/) });
+      expect(JSON.stringify(env)).not.toMatch(/PGP|armored/i);
+    }
+    const readers = Object.entries(template.findResources('AWS::IAM::Policy')).filter(([, p]) =>
+      JSON.stringify(p).includes('secretsmanager:GetSecretValue'),
+    );
+    expect(readers.map(([id]) => id).sort()).toEqual([
+      expect.stringMatching(/^PublishingPublish/),
+      expect.stringMatching(/^PublishingRefresh/),
+    ]);
+  });
+
+  it('serves the site only through CloudFront: HTTPS, HTTP/2 and 3, compression, OAC, logs, headers, routing', () => {
+    template.hasResourceProperties('AWS::CloudFront::Distribution', {
+      DistributionConfig: Match.objectLike({
+        HttpVersion: 'http2and3',
+        Logging: Match.objectLike({ Prefix: 'cloudfront/' }),
+        DefaultCacheBehavior: Match.objectLike({
+          ViewerProtocolPolicy: 'https-only',
+          Compress: true,
+          FunctionAssociations: [Match.objectLike({ EventType: 'viewer-request' })],
+        }),
+        CacheBehaviors: [
+          Match.objectLike({ PathPattern: 'plugins/*/*/*', ViewerProtocolPolicy: 'https-only' }),
+        ],
+      }),
+    });
+    template.resourceCountIs('AWS::CloudFront::OriginAccessControl', 1);
+    template.resourceCountIs('AWS::CloudFront::CachePolicy', 2);
+    template.hasResourceProperties('AWS::CloudFront::Function', {
+      FunctionConfig: Match.objectLike({ Runtime: 'cloudfront-js-2.0' }),
+    });
+    template.hasResourceProperties('AWS::CloudFront::ResponseHeadersPolicy', {
+      ResponseHeadersPolicyConfig: Match.objectLike({
+        SecurityHeadersConfig: Match.objectLike({
+          StrictTransportSecurity: Match.objectLike({
+            AccessControlMaxAgeSec: 63072000,
+            IncludeSubdomains: true,
+          }),
+          ContentTypeOptions: { Override: true },
+          FrameOptions: { FrameOption: 'DENY', Override: true },
+          ReferrerPolicy: Match.objectLike({ ReferrerPolicy: 'strict-origin-when-cross-origin' }),
+          ContentSecurityPolicy: Match.objectLike({
+            ContentSecurityPolicy: Match.stringLikeRegexp("frame-ancestors 'none'"),
+          }),
+        }),
+      }),
+    });
+  });
+
+  it('lets the functions invalidate the distribution and nothing else in CloudFront', () => {
+    const statements = Object.values(template.findResources('AWS::IAM::Policy')).flatMap(
+      (p) => p.Properties.PolicyDocument.Statement as { Action: unknown; Resource: unknown }[],
+    );
+    const invalidations = statements.filter((s) => JSON.stringify(s.Action).includes('cloudfront:'));
+    expect(invalidations).toHaveLength(2);
+    for (const s of invalidations) expect(s.Action).toBe('cloudfront:CreateInvalidation');
+  });
+
+  it('alarms on the dead-letter queue, the oldest submission and function errors', () => {
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 4);
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'ApproximateAgeOfOldestMessage',
+      Threshold: 1800,
+    });
+  });
+
+  it('names the outputs an operator needs', () => {
+    const outputs = Object.keys(template.findOutputs('*'));
+    expect(outputs).toEqual(
+      expect.arrayContaining([
+        'UploadBucket',
+        'SiteBucket',
+        'RegistryUrl',
+        'SigningKeySecret',
+        'UploadExample',
+      ]),
+    );
+  });
+
+  it('matches the snapshot, asset hashes masked', () => {
+    const json = JSON.stringify(template.toJSON(), null, 1).replace(/[0-9a-f]{64}(\.zip)?/g, '<asset-hash>');
+    expect(json).toMatchSnapshot();
+  });
+});
+
+describe('when a construct breaks an AwsSolutions rule', () => {
+  it('fails the synth: the nag check can fail', () => {
+    const app = new App();
+    const stack = new Stack(app, 'Bad');
+    new Bucket(stack, 'Unlogged');
+    Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+    expect(() => app.synth()).toThrow();
+  });
+});
