@@ -59,6 +59,10 @@ export class PlugindexStack extends Stack {
       description: 'Publishers upload bundles to incoming/ here',
     });
     new CfnOutput(this, 'SiteBucket', { value: storage.siteBucket.bucketName });
+    new CfnOutput(this, 'PublisherPolicy', {
+      value: storage.publisherPolicy.managedPolicyArn,
+      description: 'Attach to publishers',
+    });
     new CfnOutput(this, 'RegistryUrl', {
       value: `https://${props.domainName ?? cdn.distribution.distributionDomainName}`,
     });

@@ -1,6 +1,13 @@
 /** The buckets: uploads (private, publishers write incoming/ and read status/), the site, and access logs. */
-import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
-import { BlockPublicAccess, Bucket, BucketEncryption, ObjectOwnership } from 'aws-cdk-lib/aws-s3';
+import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { ManagedPolicy, PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import {
+  BlockPublicAccess,
+  Bucket,
+  BucketEncryption,
+  type CfnBucket,
+  ObjectOwnership,
+} from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 
 export interface RegistryStorageProps {
@@ -12,6 +19,8 @@ export class RegistryStorage extends Construct {
   public readonly uploadBucket: Bucket;
   public readonly siteBucket: Bucket;
   public readonly logBucket: Bucket;
+  /** Attach to publishers' roles or users: upload to incoming/, read outcomes in status/, nothing else. */
+  public readonly publisherPolicy: ManagedPolicy;
 
   constructor(scope: Construct, id: string, props: RegistryStorageProps = {}) {
     super(scope, id);
@@ -45,6 +54,27 @@ export class RegistryStorage extends Construct {
         { noncurrentVersionExpiration: Duration.days(30) },
       ],
     });
+    this.publisherPolicy = new ManagedPolicy(this, 'PublisherPolicy', {
+      description: 'plugindex publishers: upload submissions and read their outcomes',
+      statements: [
+        new PolicyStatement({
+          actions: ['s3:PutObject'],
+          resources: [this.uploadBucket.arnForObjects('incoming/*')],
+        }),
+        new PolicyStatement({
+          actions: ['s3:GetObject'],
+          resources: [this.uploadBucket.arnForObjects('status/*')],
+        }),
+      ],
+    });
+    const uploads = Stack.of(this).getLogicalId(this.uploadBucket.node.defaultChild as CfnBucket);
+    for (const prefix of ['incoming', 'status']) {
+      Validations.of(this.publisherPolicy).acknowledge({
+        id: `AwsSolutions::AwsSolutions-IAM5[Resource::<${uploads}.Arn>/${prefix}/*]`,
+        reason:
+          'Publishers choose their submission file names: incoming/* to write, status/* to read their outcomes; nothing else.',
+      });
+    }
     this.siteBucket = new Bucket(this, 'Site', {
       ...common,
       serverAccessLogsBucket: this.logBucket,

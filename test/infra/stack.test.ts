@@ -167,6 +167,23 @@ describe('when the stack is synthesized', () => {
     });
   });
 
+  it('gives publishers a policy to upload to incoming/ and read status/, nothing more', () => {
+    template.hasResourceProperties('AWS::IAM::ManagedPolicy', {
+      PolicyDocument: {
+        Statement: [
+          Match.objectLike({
+            Action: 's3:PutObject',
+            Resource: { 'Fn::Join': ['', [Match.anyValue(), '/incoming/*']] },
+          }),
+          Match.objectLike({
+            Action: 's3:GetObject',
+            Resource: { 'Fn::Join': ['', [Match.anyValue(), '/status/*']] },
+          }),
+        ],
+      },
+    });
+  });
+
   it('names the outputs an operator needs', () => {
     const outputs = Object.keys(template.findOutputs('*'));
     expect(outputs).toEqual(
