@@ -15,6 +15,7 @@ import {
   rebuildRegistry,
   refreshSnapshot,
   type SubmissionOutcome,
+  submissionId,
 } from '../index-builder/pipeline.ts';
 import { generateKeyPair, readPublicKey } from '../index-builder/signing.ts';
 import { inspectBundle, inspectManifest, packSubmission } from '../index-builder/submission.ts';
@@ -30,6 +31,7 @@ import {
 import { runDev } from './dev.ts';
 import { CliError, usage } from './errors.ts';
 import { initRegistry, openRegistry, readConfig, withRegistryLock, writeConfig } from './local/registry.ts';
+import { publishToBucket } from './remote.ts';
 import { serveRegistry } from './serve.ts';
 import { verifyRegistry } from './verify.ts';
 
@@ -203,25 +205,56 @@ const commands: Record<string, CommandSpec> = {
     },
   },
   publish: {
-    summary: 'submit a bundle to a local registry and run the pipeline once',
-    usage: 'plugindex publish FILE.tgz --registry DIR [--json]',
-    options: { registry: { type: 'string' }, json: { type: 'boolean' } },
+    summary: 'submit a bundle: to a local registry (runs the pipeline once), or to a deployed one (--bucket)',
+    usage:
+      'plugindex publish FILE.tgz --registry DIR [--json]\n       plugindex publish FILE.tgz --bucket UPLOAD_BUCKET [--endpoint URL] [--timeout SECONDS] [--json]',
+    options: {
+      registry: { type: 'string' },
+      bucket: { type: 'string' },
+      endpoint: { type: 'string' },
+      timeout: { type: 'string' },
+      json: { type: 'boolean' },
+    },
     async run(parsed) {
       const file = parsed.positionals[0];
       if (!file || parsed.positionals.length > 1) throw usage('publish takes exactly one FILE');
-      const dir = requiredOption(parsed, 'registry');
+      const dir = stringOption(parsed, 'registry');
+      const bucket = stringOption(parsed, 'bucket');
+      if ((dir === undefined) === (bucket === undefined))
+        throw usage('give exactly one of --registry DIR or --bucket NAME');
       const bytes = await readInput(file);
-      const registry = await openRegistry(dir);
       const key = `${INCOMING_PREFIX}${new Date().toISOString().replace(/[:.]/g, '')}-${randomBytes(4).toString('hex')}-${path.basename(file).replace(/[^A-Za-z0-9._-]/g, '_')}`;
-      const result = await withRegistryLock(dir, async () => {
-        await registry.context.intake.put(key, bytes, {
-          contentType: 'application/gzip',
-          cacheControl: 'no-store',
+      let outcome: SubmissionOutcome | undefined;
+      if (dir !== undefined) {
+        const registry = await openRegistry(dir);
+        const result = await withRegistryLock(dir, async () => {
+          await registry.context.intake.put(key, bytes, {
+            contentType: 'application/gzip',
+            cacheControl: 'no-store',
+          });
+          return processSubmissions(registry.context, [key]);
         });
-        return processSubmissions(registry.context, [key]);
-      });
-      const outcome = result.outcomes[0];
-      if (!outcome) throw new Error('the pipeline recorded no outcome');
+        outcome = result.outcomes[0];
+        if (!outcome) throw new Error('the pipeline recorded no outcome');
+      } else {
+        const timeout = Number(stringOption(parsed, 'timeout') ?? '120');
+        if (!Number.isFinite(timeout) || timeout < 0) throw usage('--timeout must be a number of seconds');
+        const endpoint = stringOption(parsed, 'endpoint');
+        outcome = await publishToBucket({
+          bucket: bucket as string,
+          key,
+          bytes,
+          timeoutSeconds: timeout,
+          ...(endpoint ? { endpoint } : {}),
+          log: err,
+        });
+        if (!outcome) {
+          err(
+            `submitted s3://${bucket}/${key}; no outcome after ${timeout} s: read status/${submissionId(key, bytes)}.json later`,
+          );
+          return 1;
+        }
+      }
       if (parsed.values.json) out(JSON.stringify(outcome, null, 2));
       else printOutcome(outcome);
       return outcome.status === 'rejected' ? 1 : 0;

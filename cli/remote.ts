@@ -1,0 +1,39 @@
+/**
+ * Publishing to a deployed registry: upload the bundle to the upload bucket's incoming/ folder, then wait
+ * for the publish function to record its outcome under status/<submission id>.json. The id is computed the
+ * way the pipeline computes it, from the key and the bytes, so the command knows where to look.
+ */
+import { S3Client } from '@aws-sdk/client-s3';
+import { S3Store } from '../functions/s3-store.ts';
+import { type SubmissionOutcome, submissionId } from '../index-builder/pipeline.ts';
+
+export async function publishToBucket(options: {
+  readonly bucket: string;
+  readonly key: string;
+  readonly bytes: Uint8Array;
+  readonly timeoutSeconds: number;
+  /** An S3-compatible endpoint (path-style), e.g. a local test server; AWS otherwise. */
+  readonly endpoint?: string;
+  readonly pollMs?: number;
+  readonly log: (line: string) => void;
+}): Promise<SubmissionOutcome | undefined> {
+  const client = new S3Client(options.endpoint ? { endpoint: options.endpoint, forcePathStyle: true } : {});
+  try {
+    const store = new S3Store({ client, bucket: options.bucket });
+    await store.put(options.key, options.bytes, {
+      contentType: 'application/gzip',
+      cacheControl: 'no-store',
+    });
+    const statusKey = `status/${submissionId(options.key, options.bytes)}.json`;
+    options.log(`uploaded s3://${options.bucket}/${options.key}; waiting for ${statusKey}`);
+    const deadline = Date.now() + options.timeoutSeconds * 1000;
+    for (;;) {
+      const status = await store.get(statusKey);
+      if (status) return JSON.parse(new TextDecoder().decode(status.body)) as SubmissionOutcome;
+      if (Date.now() >= deadline) return undefined;
+      await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 1000));
+    }
+  } finally {
+    client.destroy();
+  }
+}
