@@ -88,9 +88,7 @@ describe('when a publish fails at any write step', () => {
   it('never leaves a published document pointing at a missing file, and the retry converges', async () => {
     const steps = await writesOfOnePublish();
     expect(steps).toBeGreaterThan(15);
-    const key = await readPublicKey(
-      (await (await import('./support/fixtures.ts')).testKey('registry')).publicKey,
-    );
+    const key = await readPublicKey((await testKey('registry')).publicKey);
     for (let n = 1; n <= steps; n++) {
       const registry = await makeRegistry();
       await publishOnce(registry, '1.0.0');
