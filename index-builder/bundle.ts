@@ -1,11 +1,12 @@
 /**
  * Submission bundles: one gzipped tar holding the manifest (`manifest.json` or `manifest.yaml`), the
  * publisher's detached signature over it (`<manifest>.asc`), optionally the publisher's public key
- * (`publisher.asc`), and the artifact files the manifest names. Uploads are untrusted: the reader caps
- * sizes and entry counts before it allocates, inflates under a hard output limit (compression bombs), and
- * refuses paths that could escape a folder, links, devices and duplicates. Every problem found is reported.
+ * (`publisher.asc`), and the artifact files the manifest names. Uploads are untrusted: the reader caps the
+ * upload before it inflates, inflates under a hard output limit (compression bombs), caps entries before it
+ * reads them, and refuses paths that could escape a folder, links, devices and duplicates. Every problem
+ * found is reported, not just the first.
  */
-import { Buffer } from 'node:buffer';
+import { Buffer, constants as bufferConstants } from 'node:buffer';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { extract, pack } from 'tar-stream';
 import { type Problem, problem, SubmissionError } from './errors.ts';
@@ -16,7 +17,9 @@ export interface BundleLimits {
   readonly maxCompressedBytes: number;
   /** Largest inflated tar. */
   readonly maxUncompressedBytes: number;
+  /** Most tar entries, folders included. */
   readonly maxEntries: number;
+  /** Largest single file. */
   readonly maxEntryBytes: number;
   /** Inflated/compressed ratio allowed beyond the first MiB; above it the upload is a compression bomb. */
   readonly maxRatio: number;
@@ -33,28 +36,56 @@ export const DEFAULT_BUNDLE_LIMITS: BundleLimits = {
 export interface BundleContents {
   /** `manifest.json`, `manifest.yaml` or `manifest.yml`. */
   readonly manifestName: string;
+  /** The manifest bytes exactly as uploaded (the bytes the publisher signed). */
   readonly manifest: Uint8Array;
   /** The detached signature `<manifestName>.asc`, when present. */
   readonly signature?: Uint8Array;
   /** `publisher.asc`, when present. */
   readonly publisherKey?: Uint8Array;
-  /** Every other regular file, by normalized path. */
+  /** Every other regular file, by normalized path (no `./` prefix). */
   readonly files: ReadonlyMap<string, Uint8Array>;
 }
 
-const MANIFEST_NAMES = ['manifest.json', 'manifest.yaml', 'manifest.yml'];
+const MANIFEST_NAMES = ['manifest.json', 'manifest.yaml', 'manifest.yml'] as const;
+const PUBLISHER_KEY_NAME = 'publisher.asc';
 const MiB = 1024 * 1024;
+const MAX_NAME_LENGTH = 255;
+/** Control, format (bidi overrides, zero-width), surrogate, private-use and unassigned code points, line and
+ * paragraph separators, and U+FFFD (what invalid UTF-8 in a tar header decodes to). */
+const NON_PRINTABLE = /[\p{C}\p{Zl}\p{Zp}\uFFFD]/u;
+const NON_PRINTABLE_GLOBAL = /[\p{C}\p{Zl}\p{Zp}\uFFFD]/gu;
 
 function fail(problems: readonly Problem[]): never {
   throw new SubmissionError('INVALID_SUBMISSION', problems);
 }
 
+/** Limits with the caller's overrides; an override left `undefined` keeps the default rather than no limit. */
+function resolveLimits(overrides: Partial<BundleLimits>): BundleLimits {
+  const pick = (key: keyof BundleLimits): number => overrides[key] ?? DEFAULT_BUNDLE_LIMITS[key];
+  return {
+    maxCompressedBytes: pick('maxCompressedBytes'),
+    maxUncompressedBytes: pick('maxUncompressedBytes'),
+    maxEntries: pick('maxEntries'),
+    maxEntryBytes: pick('maxEntryBytes'),
+    maxRatio: pick('maxRatio'),
+  };
+}
+
+/** A hostile name made safe to put in a message or a log line: escaped, and cut short. */
+function displayName(name: string): string {
+  const escaped = name.replace(
+    NON_PRINTABLE_GLOBAL,
+    (c) => `\\u{${(c.codePointAt(0) ?? 0).toString(16).toUpperCase()}}`,
+  );
+  return escaped.length > 300 ? `${escaped.slice(0, 300)}…` : escaped;
+}
+
 /** Why a tar entry name is unsafe, or undefined when it is a plain relative path. */
 function unsafePathReason(name: string): string | undefined {
   if (name.length === 0) return 'an empty name';
-  if (name.length > 255) return 'a name longer than 255 characters';
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is refused
-  if (/[\u0000-\u001f\u007f]/.test(name)) return 'a control character';
+  if (name.length > MAX_NAME_LENGTH) return `a name longer than ${MAX_NAME_LENGTH} characters`;
+  if (name.includes('\0')) return 'a NUL character';
+  if (NON_PRINTABLE.test(name)) return 'a non-printable character';
   if (name.includes('\\')) return 'a backslash';
   if (name.startsWith('/')) return 'an absolute path';
   if (/^[A-Za-z]:/.test(name)) return 'a drive letter';
@@ -65,6 +96,7 @@ function unsafePathReason(name: string): string | undefined {
   return undefined;
 }
 
+/** Drops leading `./` (as `tar -C dir .` writes) and, for folders, trailing slashes. */
 function normalizeName(raw: string, isDirectory: boolean): string {
   let name = raw;
   while (name.startsWith('./')) name = name.slice(2);
@@ -72,37 +104,58 @@ function normalizeName(raw: string, isDirectory: boolean): string {
   return name;
 }
 
+/** The form two names share when a case-insensitive, normalization-insensitive filesystem (Windows, macOS)
+ * would store them as one file. */
+function foldName(name: string): string {
+  return name.normalize('NFC').toLowerCase();
+}
+
+/**
+ * Gunzips under a hard output limit: zlib stops as soon as the output passes it, so a bomb is never inflated
+ * in full. The limit is the smaller of the absolute cap and the ratio cap (which starts after the first MiB).
+ */
 function inflate(bytes: Uint8Array, limits: BundleLimits): Buffer {
-  const limit = Math.min(limits.maxUncompressedBytes, Math.max(MiB, bytes.byteLength * limits.maxRatio));
+  const byRatio = Math.max(MiB, bytes.byteLength * limits.maxRatio);
+  const limit = Math.floor(Math.min(limits.maxUncompressedBytes, byRatio, bufferConstants.MAX_LENGTH));
   try {
-    return gunzipSync(bytes, { maxOutputLength: limit });
+    return gunzipSync(bytes, { maxOutputLength: Math.max(1, limit) });
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' || error instanceof RangeError) {
+    if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+      const why =
+        byRatio < limits.maxUncompressedBytes
+          ? `more than ${limits.maxRatio} times its compressed size (a compression bomb?)`
+          : `more than ${limits.maxUncompressedBytes} bytes`;
       fail([
-        problem(
-          'BUNDLE_DECOMPRESSION_LIMIT',
-          'bundle:',
-          'the bundle inflates beyond the allowed size (a compression bomb?)',
-          {
-            expected: `at most ${limit} bytes once inflated`,
-          },
-        ),
+        problem('BUNDLE_DECOMPRESSION_LIMIT', 'bundle:', `the bundle inflates to ${why}`, {
+          expected: `at most ${limit} bytes once inflated`,
+        }),
       ]);
     }
     fail([problem('BUNDLE_CORRUPT', 'bundle:', `the gzip stream is damaged: ${(error as Error).message}`)]);
   }
 }
 
+/** One entry's body; a single chunk stays a view into the inflated tar, so big artifacts are not copied. */
+async function readBody(entry: AsyncIterable<unknown>): Promise<Uint8Array> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of entry) chunks.push(chunk as Buffer);
+  const whole = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
+  return new Uint8Array(whole.buffer, whole.byteOffset, whole.byteLength);
+}
+
 /**
  * Reads a submission bundle. A missing signature is not an error here; the trust check reports it.
- * @throws SubmissionError (INVALID_SUBMISSION) listing every problem found.
- * @example const contents = await readBundle(uploadBytes);
+ * Directory entries are ignored; every other regular file is returned by its normalized path.
+ * @throws SubmissionError (INVALID_SUBMISSION) listing every problem found, at `bundle:<entry>` or `bundle:`.
+ * @example
+ * const contents = await readBundle(uploadBytes, { maxEntries: 64 });
+ * const problems = checkBundleFiles(contents, manifest);
  */
 export async function readBundle(
   bytes: Uint8Array,
   overrides: Partial<BundleLimits> = {},
 ): Promise<BundleContents> {
-  const limits: BundleLimits = { ...DEFAULT_BUNDLE_LIMITS, ...overrides };
+  const limits = resolveLimits(overrides);
   if (bytes.byteLength > limits.maxCompressedBytes) {
     fail([
       problem('BUNDLE_TOO_LARGE', 'bundle:', 'the bundle is too large', {
@@ -111,7 +164,7 @@ export async function readBundle(
       }),
     ]);
   }
-  if (bytes.byteLength < 18 || bytes[0] !== 0x1f || bytes[1] !== 0x8b) {
+  if (bytes[0] !== 0x1f || bytes[1] !== 0x8b) {
     fail([
       problem('BUNDLE_NOT_GZIP', 'bundle:', 'the bundle is not a gzip file', {
         expected: 'a gzipped tar (.tgz)',
@@ -122,9 +175,14 @@ export async function readBundle(
 
   const problems: Problem[] = [];
   const files = new Map<string, Uint8Array>();
+  /** Folded name -> name, of every file kept so far. */
   const seen = new Map<string, string>();
+  /** Folded names of folders, explicit or implied by a file's path. */
+  const folders = new Set<string>();
   let entries = 0;
   const extractor = extract();
+  // The whole tar in one write: tar-stream then hands out bodies as views of it, and end() lets it report a
+  // truncated archive ("Unexpected end of data") instead of waiting for more.
   extractor.end(tar);
   try {
     for await (const entry of extractor) {
@@ -136,30 +194,36 @@ export async function readBundle(
             expected: `at most ${limits.maxEntries}`,
           }),
         );
-        entry.resume();
-        extractor.destroy();
+        // Leaving the loop destroys the extractor; nothing past the cap is parsed.
         break;
       }
       const isDirectory = header.type === 'directory';
       const name = normalizeName(header.name, isDirectory);
-      const at = `bundle:${name}`;
-      const reason = unsafePathReason(name);
+      // The archive's own root (`./` or `.`), as `tar -C dir .` writes it.
+      if (isDirectory && (name === '' || name === '.')) {
+        entry.resume();
+        continue;
+      }
+      const at = `bundle:${displayName(name)}`;
       let keep = true;
+      const reason = unsafePathReason(name);
       if (reason) {
         problems.push(
           problem('BUNDLE_UNSAFE_PATH', at, `unsafe entry name: ${reason}`, {
-            expected: 'a relative path without "..", "." or empty segments',
-            found: JSON.stringify(header.name),
+            expected:
+              'a relative path of at most 255 printable characters without "..", "." or empty segments',
+            found: `"${displayName(header.name)}"`,
           }),
         );
         keep = false;
       }
       if (header.type === 'symlink' || header.type === 'link') {
+        const target = displayName(header.linkname ?? '');
         problems.push(
           problem(
             'BUNDLE_LINK_ENTRY',
             at,
-            `links are not allowed (${header.type} to ${JSON.stringify(header.linkname ?? '')})`,
+            `links are not allowed (${header.type} to ${JSON.stringify(target)})`,
           ),
         );
         keep = false;
@@ -168,13 +232,18 @@ export async function readBundle(
           problem(
             'BUNDLE_SPECIAL_ENTRY',
             at,
-            `only regular files and folders are allowed, found ${header.type}`,
+            `only regular files and folders are allowed, found ${header.type ?? 'an unknown entry type'}`,
           ),
         );
         keep = false;
       }
-      if (keep && !isDirectory) {
-        const folded = name.toLowerCase();
+      if (keep && isDirectory) {
+        folders.add(foldName(name));
+        entry.resume();
+        continue;
+      }
+      if (keep) {
+        const folded = foldName(name);
         const previous = seen.get(folded);
         if (previous !== undefined) {
           problems.push(
@@ -183,7 +252,7 @@ export async function readBundle(
               at,
               previous === name
                 ? 'the entry appears twice'
-                : `the entry collides with ${previous} on case-insensitive filesystems`,
+                : `the entry collides with ${displayName(previous)} on case-insensitive filesystems`,
             ),
           );
           keep = false;
@@ -191,32 +260,52 @@ export async function readBundle(
           seen.set(folded, name);
         }
       }
-      if (keep && !isDirectory && header.size > limits.maxEntryBytes) {
+      const size = header.size ?? 0;
+      if (keep && size > limits.maxEntryBytes) {
         problems.push(
           problem('BUNDLE_ENTRY_TOO_LARGE', at, 'the file is too large', {
             expected: `at most ${limits.maxEntryBytes} bytes`,
-            found: `${header.size} bytes`,
+            found: `${size} bytes`,
           }),
         );
         keep = false;
       }
-      if (!keep || isDirectory) {
+      if (!keep) {
         entry.resume();
         continue;
       }
-      const chunks: Buffer[] = [];
-      for await (const chunk of entry) chunks.push(chunk as Buffer);
-      files.set(name, new Uint8Array(Buffer.concat(chunks)));
+      files.set(name, await readBody(entry));
     }
   } catch (error) {
     problems.push(
       problem('BUNDLE_CORRUPT', 'bundle:', `the tar archive is damaged: ${(error as Error).message}`),
     );
   }
-  if (problems.length === 0 && entries === 0) {
-    problems.push(problem('BUNDLE_CORRUPT', 'bundle:', 'the archive holds no entries'));
+
+  // A path that is a file and also a folder (`a` and `a/b`) cannot be extracted anywhere.
+  for (const name of files.keys()) {
+    const segments = foldName(name).split('/');
+    for (let i = 1; i < segments.length; i += 1) folders.add(segments.slice(0, i).join('/'));
+  }
+  for (const name of [...files.keys()]) {
+    if (folders.has(foldName(name))) {
+      problems.push(
+        problem(
+          'BUNDLE_DUPLICATE_ENTRY',
+          `bundle:${displayName(name)}`,
+          'the path is both a file and a folder',
+        ),
+      );
+      files.delete(name);
+    }
   }
 
+  const stoppedEarly = problems.some(
+    (p) => p.code === 'BUNDLE_CORRUPT' || p.code === 'BUNDLE_TOO_MANY_ENTRIES',
+  );
+  if (entries === 0 && !stoppedEarly) {
+    problems.push(problem('BUNDLE_CORRUPT', 'bundle:', 'the archive holds no entries'));
+  }
   const manifests = MANIFEST_NAMES.filter((n) => files.has(n));
   if (manifests.length > 1) {
     problems.push(
@@ -226,24 +315,22 @@ export async function readBundle(
         `the bundle holds ${manifests.join(' and ')}; exactly one manifest is allowed`,
       ),
     );
-  } else if (
-    manifests.length === 0 &&
-    !problems.some((p) => p.code === 'BUNDLE_CORRUPT' || p.code === 'BUNDLE_TOO_MANY_ENTRIES')
-  ) {
+  } else if (manifests.length === 0 && entries > 0 && !stoppedEarly) {
     problems.push(
       problem('BUNDLE_MISSING_MANIFEST', 'bundle:', 'the bundle has no manifest', {
-        expected: 'manifest.json or manifest.yaml at the top level',
+        expected: `one of ${MANIFEST_NAMES.join(', ')} at the top level`,
       }),
     );
   }
   if (problems.length > 0) fail(problems);
 
   const manifestName = manifests[0] as string;
+  const signatureName = `${manifestName}.asc`;
   const manifest = files.get(manifestName) as Uint8Array;
-  const signature = files.get(`${manifestName}.asc`);
-  const publisherKey = files.get('publisher.asc');
+  const signature = files.get(signatureName);
+  const publisherKey = files.get(PUBLISHER_KEY_NAME);
   const rest = new Map(files);
-  for (const name of [manifestName, `${manifestName}.asc`, 'publisher.asc']) rest.delete(name);
+  for (const name of [manifestName, signatureName, PUBLISHER_KEY_NAME]) rest.delete(name);
   return {
     manifestName,
     manifest,
@@ -254,13 +341,16 @@ export async function readBundle(
 }
 
 /**
- * Every file in the bundle must be named by the manifest, and every artifact the manifest names must be in
- * the bundle.
+ * Every file in the bundle must be named by an artifact of the manifest, and every artifact `file` the
+ * manifest names must be in the bundle. Returns the problems (empty when they match); does not throw.
+ * @example
+ * const problems = checkBundleFiles(await readBundle(bytes), manifest);
+ * if (problems.length > 0) throw new SubmissionError('INVALID_SUBMISSION', problems);
  */
 export function checkBundleFiles(contents: BundleContents, manifest: Manifest): Problem[] {
   const problems: Problem[] = [];
   const artifacts = manifest.installation?.artifacts ?? [];
-  const named = new Set(artifacts.map((a) => a.file).filter((f): f is string => f !== undefined));
+  const named = new Set(artifacts.map((a) => a.file).filter((f): f is string => typeof f === 'string'));
   for (const name of contents.files.keys()) {
     if (!named.has(name)) {
       problems.push(
@@ -271,7 +361,7 @@ export function checkBundleFiles(contents: BundleContents, manifest: Manifest): 
     }
   }
   artifacts.forEach((artifact, i) => {
-    if (artifact.file !== undefined && !contents.files.has(artifact.file)) {
+    if (typeof artifact.file === 'string' && !contents.files.has(artifact.file)) {
       problems.push(
         problem(
           'BUNDLE_MISSING_ARTIFACT',
@@ -284,12 +374,19 @@ export function checkBundleFiles(contents: BundleContents, manifest: Manifest): 
   return problems;
 }
 
+/** Byte 9 of a gzip header: the OS zlib was built for. 255 ("unknown") on every platform, as node-tar's
+ * portable mode writes it, so the bytes do not depend on where they were made. */
+const GZIP_OS_BYTE = 9;
+const GZIP_OS_UNKNOWN = 0xff;
+
 /**
- * Writes a bundle deterministically (sorted entries, zero times and owners), so the same inputs always give
- * the same bytes.
+ * Writes a bundle deterministically: entries sorted by path, mtime 0, mode 0644, owner 0 with no names, so
+ * the same inputs give the same bytes (for a given zlib).
+ * @example
+ * const tgz = await writeBundle([{ path: 'manifest.json', body }, { path: 'manifest.json.asc', body: sig }]);
  */
 export async function writeBundle(
-  entries: readonly { path: string; body: Uint8Array }[],
+  entries: readonly { readonly path: string; readonly body: Uint8Array }[],
 ): Promise<Uint8Array> {
   const tar = pack();
   const chunks: Buffer[] = [];
@@ -298,7 +395,8 @@ export async function writeBundle(
     tar.on('end', () => resolve());
     tar.on('error', reject);
   });
-  for (const entry of [...entries].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))) {
+  const sorted = [...entries].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  for (const entry of sorted) {
     tar.entry(
       {
         name: entry.path,
@@ -310,10 +408,12 @@ export async function writeBundle(
         uname: '',
         gname: '',
       },
-      Buffer.from(entry.body),
+      Buffer.from(entry.body.buffer, entry.body.byteOffset, entry.body.byteLength),
     );
   }
   tar.finalize();
   await done;
-  return new Uint8Array(gzipSync(Buffer.concat(chunks), { level: 9 }));
+  const gz = gzipSync(Buffer.concat(chunks), { level: 9 });
+  gz[GZIP_OS_BYTE] = GZIP_OS_UNKNOWN;
+  return new Uint8Array(gz.buffer, gz.byteOffset, gz.byteLength);
 }
