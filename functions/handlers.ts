@@ -29,6 +29,14 @@ export interface HandlerDeps {
   readonly logger: Logger;
 }
 
+/**
+ * Memory bounds for a 2 GB function: a bundle may inflate to 512 MiB, and a batch stops taking uploads
+ * past 512 MiB of them (the rest wait for the next round).
+ */
+const LAMBDA_BUNDLE_LIMITS = { maxUncompressedBytes: 512 * 1024 * 1024 };
+const MAX_BATCH_BYTES = 512 * 1024 * 1024;
+const MAX_ROUNDS = 10;
+
 async function pipelineContext(deps: HandlerDeps): Promise<PipelineContext> {
   const intake = new S3Store({ client: deps.s3, bucket: deps.config.intakeBucket });
   const stored = await intake.get(deps.config.configKey);
@@ -44,6 +52,8 @@ async function pipelineContext(deps: HandlerDeps): Promise<PipelineContext> {
     signer: await deps.signer(),
     clock: systemClock,
     config: parseRegistryConfig(JSON.parse(new TextDecoder().decode(stored.body))),
+    bundleLimits: LAMBDA_BUNDLE_LIMITS,
+    maxBatchBytes: MAX_BATCH_BYTES,
   };
 }
 
@@ -71,8 +81,15 @@ export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Pro
     const notices = parseObjectCreated(event).filter((n) => n.bucket === deps.config.intakeBucket);
     deps.logger.info('woken', { notices: notices.length, keys: notices.map((n) => n.key).slice(0, 20) });
     const ctx = await pipelineContext(deps);
-    const result = await processSubmissions(ctx);
-    for (const outcome of result.outcomes) {
+    // Batches bounded in bytes (memory); keep going while uploads are left over, within a few rounds.
+    let result = await processSubmissions(ctx);
+    const results = [result];
+    for (let round = 1; result.deferred > 0 && round < MAX_ROUNDS; round++) {
+      result = await processSubmissions(ctx);
+      results.push(result);
+    }
+    const outcomes = results.flatMap((r) => r.outcomes);
+    for (const outcome of outcomes) {
       deps.logger.info('submission', {
         submission: outcome.id,
         key: outcome.submission,

@@ -66,6 +66,11 @@ export interface PipelineContext {
   readonly clock: Clock;
   readonly config: RegistryConfig;
   readonly bundleLimits?: Partial<BundleLimits>;
+  /**
+   * Stop taking submissions into a batch once their bytes pass this (at least one is always taken); the rest
+   * stay in incoming/ for the next batch (`BatchResult.deferred`). Bounds memory in a Lambda function.
+   */
+  readonly maxBatchBytes?: number;
 }
 
 export type SubmissionStatus = 'accepted' | 'already-published' | 'rejected';
@@ -100,6 +105,8 @@ export interface BatchResult {
   readonly changedPlugins: readonly string[];
   /** Mutable site keys this batch rewrote: what a CDN must invalidate (immutable files never are). */
   readonly invalidate: readonly string[];
+  /** Submissions left in incoming/ for the next batch because of `maxBatchBytes`. */
+  readonly deferred: number;
 }
 
 /**
@@ -613,9 +620,16 @@ export async function processSubmissions(
     evaluation: Evaluation;
   }
   const items: Item[] = [];
+  let batchBytes = 0;
+  let deferred = 0;
   for (const key of submissionKeys) {
+    if (items.length > 0 && batchBytes >= (ctx.maxBatchBytes ?? Number.POSITIVE_INFINITY)) {
+      deferred += 1;
+      continue;
+    }
     const object = await ctx.intake.get(key);
     if (!object) continue; // already handled by an earlier (redelivered) run
+    batchBytes += object.body.byteLength;
     const evaluation = await evaluate(ctx, object.body, trusted, docs).catch((error: unknown): Evaluation => {
       // Storage failures are transient: fail the batch, leave the submission in incoming/, retry later.
       // Anything else is this submission's own doing (input a library choked on): reject it with the
@@ -682,7 +696,13 @@ export async function processSubmissions(
     await ctx.intake.delete(item.key);
     outcomes.push(outcome);
   }
-  return { outcomes, generation, changedPlugins: [...changed].sort(), invalidate: log.mutableKeys() };
+  return {
+    outcomes,
+    generation,
+    changedPlugins: [...changed].sort(),
+    invalidate: log.mutableKeys(),
+    deferred,
+  };
 }
 
 function outcomeOf(

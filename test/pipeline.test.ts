@@ -296,6 +296,22 @@ describe('when submissions arrive as a batch', () => {
     expect(index.plugins.map((p) => p.name)).toEqual(['a-one', 'b-two', 'c-three']);
   });
 
+  it('defers submissions past maxBatchBytes to the next batch, always taking at least one', async () => {
+    const registry = await makeRegistry();
+    const bundles = await Promise.all(
+      ['a-one', 'b-two', 'c-three'].map((name) => makeBundle({ manifest: validManifest({ name }) })),
+    );
+    await registry.submit(...bundles);
+    const context = { ...registry.context, maxBatchBytes: 1 };
+    const first = await processSubmissions(context);
+    expect(first.outcomes).toHaveLength(1);
+    expect(first.deferred).toBe(2);
+    const second = await processSubmissions(context);
+    const third = await processSubmissions(context);
+    expect([second.deferred, third.deferred]).toEqual([1, 0]);
+    expect(json<{ plugins: unknown[] }>(registry.site, 'index.json').plugins).toHaveLength(3);
+  });
+
   it('accepts one and rejects another of the same version within a batch', async () => {
     const registry = await makeRegistry();
     const outcomes = await publish(

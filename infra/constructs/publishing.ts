@@ -70,7 +70,8 @@ export class PublishingPipeline extends Construct {
         architecture: Architecture.ARM_64,
         handler: 'index.handler',
         code: Code.fromAsset(path.join(props.functionsDir, name)),
-        memorySize: 1024,
+        // The publish function holds a batch of bundles in memory (bounded in functions/handlers.ts).
+        memorySize: name === 'publish' ? 2048 : 512,
         timeout,
         environment,
         logGroup,
