@@ -44,6 +44,11 @@ export interface FunctionConfig {
   readonly distributionId: string | undefined;
   /** An S3-compatible endpoint (path-style addressing), e.g. a local server in tests; AWS S3 when unset. */
   readonly s3Endpoint: string | undefined;
+  /**
+   * Defaults for a registry whose config object is not uploaded yet (from the CDK context): an open,
+   * first-come registry with this name, URL and snapshot lifetime. The config object, when present, wins.
+   */
+  readonly defaults: { readonly name?: string; readonly url?: string; readonly snapshotTtlSeconds?: number };
 }
 
 export function readFunctionConfig(env: Env): FunctionConfig {
@@ -54,5 +59,12 @@ export function readFunctionConfig(env: Env): FunctionConfig {
     configKey: optionalString(env, 'REGISTRY_CONFIG_KEY') ?? 'config/plugindex.json',
     distributionId: optionalString(env, 'DISTRIBUTION_ID'),
     s3Endpoint: optionalString(env, 'S3_ENDPOINT'),
+    defaults: {
+      ...(optionalString(env, 'REGISTRY_NAME') ? { name: optionalString(env, 'REGISTRY_NAME') } : {}),
+      ...(optionalString(env, 'REGISTRY_URL') ? { url: optionalString(env, 'REGISTRY_URL') } : {}),
+      ...(optionalString(env, 'SNAPSHOT_TTL_SECONDS')
+        ? { snapshotTtlSeconds: optionalInteger(env, 'SNAPSHOT_TTL_SECONDS', 0, 60) }
+        : {}),
+    },
   };
 }

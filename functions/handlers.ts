@@ -40,18 +40,20 @@ const MAX_ROUNDS = 10;
 async function pipelineContext(deps: HandlerDeps): Promise<PipelineContext> {
   const intake = new S3Store({ client: deps.s3, bucket: deps.config.intakeBucket });
   const stored = await intake.get(deps.config.configKey);
-  if (!stored) {
+  const defaults = deps.config.defaults;
+  if (!stored && (!defaults.name || !defaults.url)) {
     throw new AwsAdapterError(
       'ENV_INVALID',
-      `registry config s3://${deps.config.intakeBucket}/${deps.config.configKey} is missing`,
+      `no registry config at s3://${deps.config.intakeBucket}/${deps.config.configKey}, and no REGISTRY_NAME/REGISTRY_URL defaults`,
     );
   }
+  const config: unknown = stored ? JSON.parse(new TextDecoder().decode(stored.body)) : defaults;
   return {
     intake,
     site: new S3Store({ client: deps.s3, bucket: deps.config.siteBucket }),
     signer: await deps.signer(),
     clock: systemClock,
-    config: parseRegistryConfig(JSON.parse(new TextDecoder().decode(stored.body))),
+    config: parseRegistryConfig(config),
     bundleLimits: LAMBDA_BUNDLE_LIMITS,
     maxBatchBytes: MAX_BATCH_BYTES,
   };

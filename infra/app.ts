@@ -2,10 +2,10 @@
  * The CDK app (`npx cdk synth`, `npx cdk deploy`): bundles the functions, builds the stack from context,
  * and runs the cdk-nag AwsSolutions checks on every synth.
  *   -c domainName=plugins.example.com -c certificateArn=arn:aws:acm:us-east-1:...   (optional)
- *   -c stackName=Plugindex                                                           (optional)
+ *   -c stackName=Plugindex -c registryName="My Registry" -c snapshotTtlSeconds=604800  (optional)
  */
 import path from 'node:path';
-import { App, Validations } from 'aws-cdk-lib';
+import { App, Duration, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { bundleFunctions } from '../functions/bundle.ts';
 import { PlugindexStack } from './stack.ts';
@@ -17,10 +17,14 @@ const context = (key: string): string | undefined => {
   const value = app.node.tryGetContext(key);
   return typeof value === 'string' && value !== '' ? value : undefined;
 };
+const registryName = context('registryName');
+const snapshotTtlSeconds = context('snapshotTtlSeconds');
 const domainName = context('domainName');
 const certificateArn = context('certificateArn');
 new PlugindexStack(app, context('stackName') ?? 'Plugindex', {
   functionsDir,
+  ...(registryName ? { registryName } : {}),
+  ...(snapshotTtlSeconds ? { snapshotTtl: Duration.seconds(Number(snapshotTtlSeconds)) } : {}),
   ...(domainName ? { domainName } : {}),
   ...(certificateArn ? { certificateArn } : {}),
 });

@@ -1,5 +1,5 @@
 /** The plugindex stack: one construct per concern; the stack only connects them and names the outputs. */
-import { CfnOutput, type Duration, Stack, type StackProps, Validations } from 'aws-cdk-lib';
+import { CfnOutput, Duration, Stack, type StackProps, Validations } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import { RegistryAlarms } from './constructs/alarms.ts';
 import { RegistryDistribution } from './constructs/distribution.ts';
@@ -13,6 +13,9 @@ export interface PlugindexStackProps extends StackProps {
   readonly domainName?: string;
   readonly certificateArn?: string;
   readonly refreshEvery?: Duration;
+  readonly registryName?: string;
+  /** How long a signed snapshot stays valid; the refresh schedule runs at a quarter of it at most. */
+  readonly snapshotTtl?: Duration;
 }
 
 export class PlugindexStack extends Stack {
@@ -25,6 +28,8 @@ export class PlugindexStack extends Stack {
       siteBucket: storage.siteBucket,
       signingKey: key.secret,
       functionsDir: props.functionsDir,
+      registryName: props.registryName ?? 'plugindex registry',
+      snapshotTtl: props.snapshotTtl ?? Duration.days(7),
       ...(props.refreshEvery ? { refreshEvery: props.refreshEvery } : {}),
     });
     const cdn = new RegistryDistribution(this, 'Distribution', {
@@ -33,7 +38,8 @@ export class PlugindexStack extends Stack {
       ...(props.domainName ? { domainName: props.domainName } : {}),
       ...(props.certificateArn ? { certificateArn: props.certificateArn } : {}),
     });
-    pipeline.allowInvalidation(
+    const registryUrl = `https://${props.domainName ?? cdn.distribution.distributionDomainName}`;
+    pipeline.connectDistribution(
       this.formatArn({
         service: 'cloudfront',
         region: '',
@@ -41,6 +47,7 @@ export class PlugindexStack extends Stack {
         resourceName: cdn.distribution.distributionId,
       }),
       cdn.distribution.distributionId,
+      registryUrl,
     );
     new RegistryAlarms(this, 'Alarms', {
       queue: pipeline.queue,
@@ -63,9 +70,7 @@ export class PlugindexStack extends Stack {
       value: storage.publisherPolicy.managedPolicyArn,
       description: 'Attach to publishers',
     });
-    new CfnOutput(this, 'RegistryUrl', {
-      value: `https://${props.domainName ?? cdn.distribution.distributionDomainName}`,
-    });
+    new CfnOutput(this, 'RegistryUrl', { value: registryUrl });
     new CfnOutput(this, 'SigningKeySecret', {
       value: key.secret.secretArn,
       description: 'Put {"armoredKey": ..., "passphrase": ...} here',

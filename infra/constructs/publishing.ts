@@ -27,6 +27,9 @@ export interface PublishingPipelineProps {
   readonly functionsDir: string;
   /** How often the snapshot is re-signed; keep it well under the snapshot lifetime. */
   readonly refreshEvery?: Duration;
+  /** Registry name and snapshot lifetime used until a config object is uploaded (config/plugindex.json). */
+  readonly registryName: string;
+  readonly snapshotTtl: Duration;
 }
 
 export class PublishingPipeline extends Construct {
@@ -61,6 +64,8 @@ export class PublishingPipeline extends Construct {
       INTAKE_BUCKET: props.uploadBucket.bucketName,
       SITE_BUCKET: props.siteBucket.bucketName,
       SIGNING_KEY_SECRET_ID: props.signingKey.secretArn,
+      REGISTRY_NAME: props.registryName,
+      SNAPSHOT_TTL_SECONDS: String(props.snapshotTtl.toSeconds()),
       NODE_OPTIONS: '--enable-source-maps',
     };
     const fn = (name: 'publish' | 'refresh', timeout: Duration): LambdaFn => {
@@ -133,9 +138,10 @@ export class PublishingPipeline extends Construct {
     }
   }
 
-  /** Lets both functions invalidate the given distribution, and tells them which one. */
-  allowInvalidation(distributionArn: string, distributionId: string): void {
+  /** Lets both functions invalidate the distribution, and tells them its id and the registry's public URL. */
+  connectDistribution(distributionArn: string, distributionId: string, registryUrl: string): void {
     for (const f of [this.publishFunction, this.refreshFunction]) {
+      f.addEnvironment('REGISTRY_URL', registryUrl);
       f.addToRolePolicy(
         new PolicyStatement({
           effect: Effect.ALLOW,

@@ -62,6 +62,7 @@ describe('when an operator uploads with the AWS CLI', () => {
         configKey: 'config/plugindex.json',
         distributionId: undefined,
         s3Endpoint: undefined,
+        defaults: {},
       },
       s3: s3.client,
       cloudfront: undefined as never,

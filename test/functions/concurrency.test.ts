@@ -45,6 +45,7 @@ describe('when 200 submissions arrive while batches are being published', () => 
         configKey: 'config/plugindex.json',
         distributionId: undefined,
         s3Endpoint: undefined,
+        defaults: {},
       },
       s3: s3.client,
       cloudfront: undefined as never,

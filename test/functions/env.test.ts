@@ -13,6 +13,7 @@ describe('when a function reads its environment', () => {
       configKey: 'config/plugindex.json',
       distributionId: undefined,
       s3Endpoint: undefined,
+      defaults: {},
     });
   });
 
@@ -20,6 +21,24 @@ describe('when a function reads its environment', () => {
     expect(() => readFunctionConfig({ ...base, SITE_BUCKET: ' ' })).toThrow(AwsAdapterError);
     expect(() => readFunctionConfig({ ...base, SITE_BUCKET: undefined })).toThrow(
       expect.objectContaining({ code: 'ENV_MISSING', message: expect.stringContaining('SITE_BUCKET') }),
+    );
+  });
+
+  it('reads registry defaults from the deployment', () => {
+    expect(
+      readFunctionConfig({
+        ...base,
+        REGISTRY_NAME: 'R',
+        REGISTRY_URL: 'https://r.example.com',
+        SNAPSHOT_TTL_SECONDS: '86400',
+      }).defaults,
+    ).toEqual({
+      name: 'R',
+      url: 'https://r.example.com',
+      snapshotTtlSeconds: 86400,
+    });
+    expect(() => readFunctionConfig({ ...base, SNAPSHOT_TTL_SECONDS: '5' })).toThrow(
+      expect.objectContaining({ code: 'ENV_INVALID' }),
     );
   });
 

@@ -30,6 +30,7 @@ const config: FunctionConfig = {
   configKey: 'config/plugindex.json',
   distributionId: 'E2EXAMPLE',
   s3Endpoint: undefined,
+  defaults: {},
 };
 
 const sqsEvent = (...keys: string[]) => ({
@@ -55,7 +56,7 @@ async function upload(key: string, body: Uint8Array): Promise<void> {
 }
 
 beforeAll(async () => {
-  s3 = await startLocalS3([config.intakeBucket, config.siteBucket]);
+  s3 = await startLocalS3([config.intakeBucket, config.siteBucket, 'fn-intake-bare', 'fn-site-bare']);
   const registryKey = await testKey('registry');
   secrets
     .on(GetSecretValueCommand)
@@ -85,6 +86,40 @@ beforeEach(() => {
   cloudfront.reset();
   cloudfront.on(CreateInvalidationCommand).resolves({
     Invalidation: { Id: 'I1', Status: 'InProgress', CreateTime: new Date(), InvalidationBatch: undefined },
+  });
+});
+
+describe('when no config object has been uploaded yet', () => {
+  it('uses the registry defaults from the deployment, and says what is missing without them', async () => {
+    const bare = {
+      ...config,
+      intakeBucket: 'fn-intake-bare',
+      siteBucket: 'fn-site-bare',
+      distributionId: undefined,
+    };
+    const quiet = { info: () => {}, warn: () => {}, error: () => {} };
+    await s3.client.send(
+      new PutObjectCommand({
+        Bucket: bare.intakeBucket,
+        Key: 'incoming/x.tgz',
+        Body: await makeBundle({ manifest: validManifest({ name: 'bare-plugin' }) }),
+      }),
+    );
+    await expect(
+      createPublishHandler({ ...deps, logger: quiet, config: { ...bare, defaults: {} } })({}),
+    ).rejects.toMatchObject({ code: 'ENV_INVALID' });
+    const result = await createPublishHandler({
+      ...deps,
+      logger: quiet,
+      config: { ...bare, defaults: { name: 'Bare', url: 'https://bare.example.com' } },
+    })({});
+    expect(result.outcomes.map((o) => o.status)).toEqual(['accepted']);
+    const index = JSON.parse(
+      new TextDecoder().decode(
+        (await new S3Store({ client: s3.client, bucket: bare.siteBucket }).get('index.json'))?.body,
+      ),
+    );
+    expect(index.registry_metadata).toMatchObject({ name: 'Bare', url: 'https://bare.example.com' });
   });
 });
 

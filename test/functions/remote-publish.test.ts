@@ -53,6 +53,7 @@ async function publishWhileTheFunctionRuns(args: string[]): Promise<number> {
       configKey: 'config/plugindex.json',
       distributionId: undefined,
       s3Endpoint: undefined,
+      defaults: {},
     },
     s3: s3.client,
     cloudfront: undefined as never, // no distribution: never called

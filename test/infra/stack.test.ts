@@ -95,6 +95,20 @@ describe('when the stack is synthesized', () => {
     template.hasResourceProperties('AWS::Lambda::EventSourceMapping', { BatchSize: 10 });
   });
 
+  it('gives the functions the registry defaults and the distribution to invalidate', () => {
+    for (const fn of Object.values(
+      template.findResources('AWS::Lambda::Function', { Properties: { Runtime: 'nodejs22.x' } }),
+    )) {
+      const env = fn.Properties.Environment.Variables as Record<string, unknown>;
+      expect(env).toMatchObject({
+        REGISTRY_NAME: 'plugindex registry',
+        SNAPSHOT_TTL_SECONDS: '604800',
+        DISTRIBUTION_ID: expect.anything(),
+        REGISTRY_URL: expect.anything(),
+      });
+    }
+  });
+
   it('keeps the signing key out of environment variables and lets only the two functions read the secret', () => {
     for (const fn of Object.values(
       template.findResources('AWS::Lambda::Function', { Properties: { Runtime: 'nodejs22.x' } }),
