@@ -31,7 +31,7 @@ import {
 import { runDev } from './dev.ts';
 import { CliError, usage } from './errors.ts';
 import { initRegistry, openRegistry, readConfig, withRegistryLock, writeConfig } from './local/registry.ts';
-import { publishToBucket } from './remote.ts';
+import { publishToBucket, requestRebuild } from './remote.ts';
 import { serveRegistry } from './serve.ts';
 import { verifyRegistry } from './verify.ts';
 
@@ -335,13 +335,25 @@ const commands: Record<string, CommandSpec> = {
     },
   },
   rebuild: {
-    summary: 're-render and re-sign every document from the published plugin documents',
-    usage: 'plugindex rebuild --registry DIR',
-    options: { registry: { type: 'string' } },
+    summary:
+      're-render and re-sign every document (after a key rotation): locally, or on AWS through the queue',
+    usage:
+      'plugindex rebuild --registry DIR\n       plugindex rebuild --queue-url URL   (the deployed submission queue; runs in order with publishes)',
+    options: { registry: { type: 'string' }, 'queue-url': { type: 'string' } },
     async run(parsed) {
-      const dir = requiredOption(parsed, 'registry');
-      const registry = await openRegistry(dir);
-      const result = await withRegistryLock(dir, () => rebuildRegistry(registry.context));
+      const dir = stringOption(parsed, 'registry');
+      const queueUrl = stringOption(parsed, 'queue-url');
+      if ((dir === undefined) === (queueUrl === undefined))
+        throw usage('give exactly one of --registry DIR or --queue-url URL');
+      if (queueUrl !== undefined) {
+        const id = await requestRebuild(queueUrl);
+        out(
+          `rebuild requested (message ${id}); the publish function runs it after the submissions ahead of it`,
+        );
+        return 0;
+      }
+      const registry = await openRegistry(dir as string);
+      const result = await withRegistryLock(dir as string, () => rebuildRegistry(registry.context));
       out(`rebuilt ${result.plugins} plugins: generation ${result.generation}`);
       return 0;
     },

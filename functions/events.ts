@@ -69,3 +69,20 @@ function fromAny(value: unknown): ObjectCreated[] {
 export function parseObjectCreated(event: unknown): ObjectCreated[] {
   return fromAny(event);
 }
+
+/** The message an operator sends through the queue to have every document re-rendered and re-signed. */
+export const REBUILD_REQUEST = { plugindex: 'rebuild' } as const;
+
+/** True when any SQS record asks for a full rebuild (after a key rotation, or to recover). */
+export function wantsRebuild(event: unknown): boolean {
+  const records = (event as { Records?: { eventSource?: string; body?: string }[] } | null)?.Records;
+  if (!Array.isArray(records)) return false;
+  return records.some((r) => {
+    if (r.eventSource !== 'aws:sqs' || typeof r.body !== 'string') return false;
+    try {
+      return (JSON.parse(r.body) as { plugindex?: unknown }).plugindex === REBUILD_REQUEST.plugindex;
+    } catch {
+      return false;
+    }
+  });
+}

@@ -11,13 +11,14 @@ import {
   type BatchResult,
   type PipelineContext,
   processSubmissions,
+  rebuildRegistry,
   refreshSnapshot,
 } from '../index-builder/pipeline.ts';
 import type { Signer } from '../index-builder/signing.ts';
 import { invalidateKeys } from './cloudfront-invalidator.ts';
 import type { FunctionConfig } from './env.ts';
 import { AwsAdapterError } from './errors.ts';
-import { parseObjectCreated } from './events.ts';
+import { parseObjectCreated, wantsRebuild } from './events.ts';
 import type { Logger } from './logger.ts';
 import { S3Store } from './s3-store.ts';
 
@@ -75,7 +76,8 @@ async function invalidate(deps: HandlerDeps, keys: readonly string[]): Promise<v
 /**
  * Publishes everything waiting under incoming/ as one batch, whatever the event names (events are only
  * doorbells). Rejections are recorded and not retried; a storage or signing failure throws, so the queue
- * retries the message and, in the end, parks it in the dead-letter queue.
+ * retries the message and, in the end, parks it in the dead-letter queue. A `{"plugindex": "rebuild"}`
+ * message in the same queue re-renders and re-signs everything, serialized with the publishes.
  */
 export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Promise<BatchResult> {
   return async (event) => {
@@ -83,12 +85,10 @@ export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Pro
     const notices = parseObjectCreated(event).filter((n) => n.bucket === deps.config.intakeBucket);
     deps.logger.info('woken', { notices: notices.length, keys: notices.map((n) => n.key).slice(0, 20) });
     const ctx = await pipelineContext(deps);
-    // Batches bounded in bytes (memory); keep going while uploads are left over, within a few rounds.
-    let result = await processSubmissions(ctx);
-    const results = [result];
-    for (let round = 1; result.deferred > 0 && round < MAX_ROUNDS; round++) {
-      result = await processSubmissions(ctx);
-      results.push(result);
+    // Batches are bounded in bytes (memory); keep going while uploads are left over, for a few rounds.
+    const results: BatchResult[] = [await processSubmissions(ctx)];
+    while ((results.at(-1) as BatchResult).deferred > 0 && results.length < MAX_ROUNDS) {
+      results.push(await processSubmissions(ctx));
     }
     const outcomes = results.flatMap((r) => r.outcomes);
     for (const outcome of outcomes) {
@@ -101,13 +101,30 @@ export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Pro
         problems: outcome.problems.map((p) => `${p.code} ${p.path}`),
       });
     }
-    await invalidate(deps, result.invalidate);
+    const invalidateKeys = new Set(results.flatMap((r) => r.invalidate));
+    let generation = results.findLast((r) => r.generation !== null)?.generation ?? null;
+    if (wantsRebuild(event)) {
+      const rebuilt = await rebuildRegistry(ctx);
+      for (const key of rebuilt.invalidate) invalidateKeys.add(key);
+      generation = rebuilt.generation;
+      deps.logger.info('rebuilt', { plugins: rebuilt.plugins, generation });
+    }
+    await invalidate(deps, [...invalidateKeys].sort());
+    const last = results.at(-1) as BatchResult;
     deps.logger.info('batch done', {
-      submissions: result.outcomes.length,
-      generation: result.generation,
+      submissions: outcomes.length,
+      rounds: results.length,
+      deferred: last.deferred,
+      generation,
       durationMs: Date.now() - started,
     });
-    return result;
+    return {
+      outcomes,
+      generation,
+      changedPlugins: [...new Set(results.flatMap((r) => r.changedPlugins))].sort(),
+      invalidate: [...invalidateKeys].sort(),
+      deferred: last.deferred,
+    };
   };
 }
 

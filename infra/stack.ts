@@ -75,6 +75,10 @@ export class PlugindexStack extends Stack {
       value: key.secret.secretArn,
       description: 'Put {"armoredKey": ..., "passphrase": ...} here',
     });
+    new CfnOutput(this, 'SubmissionQueueUrl', {
+      value: pipeline.queue.queueUrl,
+      description: 'plugindex rebuild --queue-url <this>',
+    });
     new CfnOutput(this, 'UploadExample', {
       value: `aws s3 cp my-plugin.tgz s3://${storage.uploadBucket.bucketName}/incoming/`,
     });

@@ -162,6 +162,29 @@ describe('when uploads arrive in the intake bucket', () => {
     expect(cloudfront.commandCalls(CreateInvalidationCommand)).toHaveLength(0);
   });
 
+  it('re-renders and re-signs everything when the queue carries a rebuild request', async () => {
+    const site = new S3Store({ client: s3.client, bucket: config.siteBucket });
+    const generationOf = async (): Promise<number> =>
+      (JSON.parse(new TextDecoder().decode((await site.get('snapshot.json'))?.body)) as SnapshotDocument)
+        .generation;
+    const before = await generationOf();
+    const result = await createPublishHandler(deps)({
+      Records: [{ eventSource: 'aws:sqs', body: '{"plugindex":"rebuild"}' }],
+    });
+    expect(result.generation).toBe(before + 1);
+    expect(await generationOf()).toBe(before + 1);
+    const paths =
+      cloudfront.commandCalls(CreateInvalidationCommand)[0]?.args[0].input.InvalidationBatch?.Paths?.Items ??
+      [];
+    expect(paths).toEqual(
+      expect.arrayContaining([
+        '/index.json',
+        '/plugins/cloud-plugin/index.json',
+        '/plugins/cloud-plugin/index.html',
+      ]),
+    );
+  });
+
   it('lets a scheduled refresh re-sign the snapshot with the next generation', async () => {
     const site = new S3Store({ client: s3.client, bucket: config.siteBucket });
     const read = async (): Promise<SnapshotDocument> =>
