@@ -49,14 +49,28 @@ export async function loadSigner(client: SecretsManagerClient, secretId: string)
   return createSigner(secret.armoredKey, secret.passphrase);
 }
 
-/** One fetch per cold start: the promise is shared by every invocation of a warm container. */
-export function cachedSigner(client: SecretsManagerClient, secretId: string): () => Promise<Signer> {
+/**
+ * One fetch per cold start, shared by every invocation of a warm container, and again after `maxAgeMs` so
+ * a rotated key reaches warm containers without a redeploy.
+ */
+export function cachedSigner(
+  client: SecretsManagerClient,
+  secretId: string,
+  options: { readonly maxAgeMs?: number; readonly now?: () => number } = {},
+): () => Promise<Signer> {
+  const maxAge = options.maxAgeMs ?? 15 * 60 * 1000;
+  const now = options.now ?? Date.now;
   let pending: Promise<Signer> | undefined;
+  let fetchedAt = 0;
   return () => {
-    pending ??= loadSigner(client, secretId).catch((error: unknown) => {
-      pending = undefined; // a failed fetch is retried by the next invocation
-      throw error;
-    });
+    if (pending && now() - fetchedAt > maxAge) pending = undefined;
+    if (!pending) {
+      fetchedAt = now();
+      pending = loadSigner(client, secretId).catch((error: unknown) => {
+        pending = undefined; // a failed fetch is retried by the next invocation
+        throw error;
+      });
+    }
     return pending;
   };
 }

@@ -46,6 +46,22 @@ describe('when the signing key comes from Secrets Manager', () => {
     expect(secrets.commandCalls(GetSecretValueCommand)).toHaveLength(2);
   });
 
+  it('fetches again once the cached key is older than its maximum age, so a rotation reaches warm containers', async () => {
+    const key = await testKey('registry');
+    secrets
+      .on(GetSecretValueCommand)
+      .resolves({ SecretString: JSON.stringify({ armoredKey: key.secretKey }) });
+    let clock = 0;
+    const signer = cachedSigner(client, 'plugindex/key', { maxAgeMs: 1000, now: () => clock });
+    await signer();
+    clock = 500;
+    await signer();
+    expect(secrets.commandCalls(GetSecretValueCommand)).toHaveLength(1);
+    clock = 1501;
+    await signer();
+    expect(secrets.commandCalls(GetSecretValueCommand)).toHaveLength(2);
+  });
+
   it('says what is wrong with a malformed secret, without echoing it', async () => {
     secrets
       .on(GetSecretValueCommand)
