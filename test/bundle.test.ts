@@ -1,5 +1,4 @@
 import { gzipSync } from 'node:zlib';
-import { pack } from 'tar-stream';
 import { describe, expect, it } from 'vitest';
 import { type BundleLimits, checkBundleFiles, readBundle, writeBundle } from '../index-builder/bundle.ts';
 import { type Problem, SubmissionError } from '../index-builder/errors.ts';
@@ -27,24 +26,6 @@ async function problemsOf(
 
 async function problemCodes(bytes: Uint8Array, limits: Partial<BundleLimits> = {}): Promise<string[]> {
   return (await problemsOf(bytes, limits)).map((p) => p.code);
-}
-
-/** A tar whose entry names go into pax headers, so they can hold what a ustar header cannot (NUL). */
-async function paxTar(entries: readonly { name: string; body: string }[]): Promise<Uint8Array> {
-  const tar = pack();
-  const chunks: Buffer[] = [];
-  tar.on('data', (chunk: unknown) => chunks.push(chunk as Buffer));
-  const done = new Promise<void>((resolve, reject) => {
-    tar.on('end', () => resolve());
-    tar.on('error', reject);
-  });
-  for (const entry of entries) {
-    // tar-stream writes a pax header (carrying the name) whenever `pax` is set.
-    tar.entry({ name: entry.name, type: 'file', mode: 0o644, pax: {} }, Buffer.from(entry.body));
-  }
-  tar.finalize();
-  await done;
-  return new Uint8Array(gzipSync(Buffer.concat(chunks)));
 }
 
 /** Deterministic noise (xorshift32), so a failure can be replayed. */
@@ -179,9 +160,9 @@ describe('when an entry name is unsafe', () => {
 
   it('rejects a NUL smuggled in through a pax header', async () => {
     const problems = await problemsOf(
-      await paxTar([
-        { name: 'manifest.json', body: '{}' },
-        { name: 'tool\u0000.txt', body: 'x' },
+      await tarOf([
+        { name: 'manifest.json', body: '{}', pax: true },
+        { name: 'tool\u0000.txt', body: 'x', pax: true },
       ]),
     );
     expect(problems).toEqual([

@@ -9,11 +9,9 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPublishHandler } from '../../functions/handlers.ts';
 import { submissionId } from '../../index-builder/pipeline.ts';
-import { createSigner } from '../../index-builder/signing.ts';
-import { encode, makeBundle, testKey, validManifest } from '../support/fixtures.ts';
-import { type LocalS3, startLocalS3 } from '../support/s3.ts';
+import { encode, makeBundle, validManifest } from '../support/fixtures.ts';
+import { type LocalS3, localPublishHandler, startLocalS3 } from '../support/s3.ts';
 
 const run = promisify(execFile);
 const AWS = '/usr/bin/aws';
@@ -53,22 +51,7 @@ describe('when an operator uploads with the AWS CLI', () => {
     await writeFile(file, bytes);
     await aws('s3', 'cp', file, 's3://cli-intake/incoming/cli-plugin.tgz');
 
-    const signer = await createSigner((await testKey('registry')).secretKey);
-    const handler = createPublishHandler({
-      config: {
-        intakeBucket: 'cli-intake',
-        siteBucket: 'cli-site',
-        signingKeySecretId: 'unused',
-        configKey: 'config/plugindex.json',
-        distributionId: undefined,
-        s3Endpoint: undefined,
-        defaults: {},
-      },
-      s3: s3.client,
-      cloudfront: undefined as never,
-      signer: async () => signer,
-      logger: { info: () => {}, warn: () => {}, error: () => {} },
-    });
+    const handler = await localPublishHandler(s3, 'cli-intake', 'cli-site');
     const result = await handler({});
     expect(result.outcomes.map((o) => o.status)).toEqual(['accepted']);
 

@@ -5,16 +5,15 @@
  */
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPublishHandler } from '../../functions/handlers.ts';
 import { S3Store } from '../../functions/s3-store.ts';
 import { binKey, binOf } from '../../index-builder/catalog.ts';
 import type { PluginDocument } from '../../index-builder/model.ts';
 import type { SnapshotDocument } from '../../index-builder/render/documents.ts';
-import { createSigner, readPublicKey, verifyDetachedSignature } from '../../index-builder/signing.ts';
+import { readPublicKey, verifyDetachedSignature } from '../../index-builder/signing.ts';
 import { listAll } from '../../index-builder/store.ts';
 import { verifyListedDocument, verifyPluginDocument } from '../../index-builder/verify.ts';
 import { encode, makeBundle, testKey, validManifest } from '../support/fixtures.ts';
-import { type LocalS3, startLocalS3 } from '../support/s3.ts';
+import { type LocalS3, localPublishHandler, startLocalS3 } from '../support/s3.ts';
 
 const PLUGINS = 20;
 const VERSIONS = 10;
@@ -36,22 +35,7 @@ afterAll(async () => {
 
 describe('when 200 submissions arrive while batches are being published', () => {
   it('publishes every version, with valid signatures and a strictly increasing generation', async () => {
-    const signer = await createSigner((await testKey('registry')).secretKey);
-    const handler = createPublishHandler({
-      config: {
-        intakeBucket: 'cc-intake',
-        siteBucket: 'cc-site',
-        signingKeySecretId: 'unused',
-        configKey: 'config/plugindex.json',
-        distributionId: undefined,
-        s3Endpoint: undefined,
-        defaults: {},
-      },
-      s3: s3.client,
-      cloudfront: undefined as never,
-      signer: async () => signer,
-      logger: { info: () => {}, warn: () => {}, error: () => {} },
-    });
+    const handler = await localPublishHandler(s3, 'cc-intake', 'cc-site');
     const bundles: [string, Uint8Array][] = [];
     for (let v = 0; v < VERSIONS; v++) {
       for (let p = 0; p < PLUGINS; p++) {

@@ -8,15 +8,12 @@ import path from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../cli/main.ts';
-import { createPublishHandler } from '../../functions/handlers.ts';
 import { S3Store } from '../../functions/s3-store.ts';
-import { createSigner } from '../../index-builder/signing.ts';
-import { encode, makeBundle, testKey, validManifest } from '../support/fixtures.ts';
-import { type LocalS3, startLocalS3 } from '../support/s3.ts';
+import { encode, makeBundle, validManifest } from '../support/fixtures.ts';
+import { type LocalS3, localPublishHandler, startLocalS3 } from '../support/s3.ts';
 
 let s3: LocalS3;
 let work: string;
-const quiet = { info: () => {}, warn: () => {}, error: () => {} };
 
 beforeAll(async () => {
   s3 = await startLocalS3(['rp-intake', 'rp-site']);
@@ -44,22 +41,7 @@ afterAll(async () => {
 });
 
 async function publishWhileTheFunctionRuns(args: string[]): Promise<number> {
-  const signer = await createSigner((await testKey('registry')).secretKey);
-  const handler = createPublishHandler({
-    config: {
-      intakeBucket: 'rp-intake',
-      siteBucket: 'rp-site',
-      signingKeySecretId: 'unused',
-      configKey: 'config/plugindex.json',
-      distributionId: undefined,
-      s3Endpoint: undefined,
-      defaults: {},
-    },
-    s3: s3.client,
-    cloudfront: undefined as never, // no distribution: never called
-    signer: async () => signer,
-    logger: quiet,
-  });
+  const handler = await localPublishHandler(s3, 'rp-intake', 'rp-site');
   let done = false;
   const cli = main(args).finally(() => {
     done = true;

@@ -148,6 +148,8 @@ export interface RawEntry {
   readonly type?: 'file' | 'directory' | 'symlink' | 'link' | 'character-device' | 'block-device' | 'fifo';
   readonly body?: Uint8Array | string;
   readonly linkname?: string;
+  /** Carry the name in a pax header, which can hold what a ustar header cannot (a NUL, say). */
+  readonly pax?: boolean;
 }
 
 /** A tar built entry by entry (gzipped unless `gzip` is false), so tests can write what `pack` never would. */
@@ -166,6 +168,8 @@ export async function rawTar(entries: readonly RawEntry[], gzip = true): Promise
       type,
       mode: 0o644,
       ...(entry.linkname ? { linkname: entry.linkname } : {}),
+      // tar-stream writes a pax header (carrying the name) whenever `pax` is set.
+      ...(entry.pax ? { pax: {} } : {}),
     };
     if (type === 'file') tar.entry(header, Buffer.from(entry.body ?? new Uint8Array()));
     else tar.entry(header);

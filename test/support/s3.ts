@@ -8,6 +8,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
 import S3rver from 's3rver';
+import { createPublishHandler } from '../../functions/handlers.ts';
+import type { BatchResult } from '../../index-builder/pipeline.ts';
+import { createSigner } from '../../index-builder/signing.ts';
+import { testKey } from './fixtures.ts';
 
 export interface LocalS3 {
   readonly endpoint: string;
@@ -43,4 +47,28 @@ export async function startLocalS3(buckets: readonly string[]): Promise<LocalS3>
       await rm(directory, { recursive: true, force: true });
     },
   };
+}
+
+/** The publish function over two buckets of a local S3, signing with the test registry key, logging nowhere. */
+export async function localPublishHandler(
+  s3: LocalS3,
+  intakeBucket: string,
+  siteBucket: string,
+): Promise<(event: unknown) => Promise<BatchResult>> {
+  const signer = await createSigner((await testKey('registry')).secretKey);
+  return createPublishHandler({
+    config: {
+      intakeBucket,
+      siteBucket,
+      signingKeySecretId: 'unused',
+      configKey: 'config/plugindex.json',
+      distributionId: undefined,
+      s3Endpoint: undefined,
+      defaults: {},
+    },
+    s3: s3.client,
+    cloudfront: undefined as never, // no distribution configured: never called
+    signer: async () => signer,
+    logger: { info: () => {}, warn: () => {}, error: () => {} },
+  });
 }
