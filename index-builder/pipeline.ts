@@ -50,6 +50,7 @@ import {
   CACHE_MUTABLE,
   CACHE_PRIVATE,
   contentTypeFor,
+  isSafeKey,
   type PutOptions,
   type Store,
 } from './store.ts';
@@ -622,9 +623,15 @@ export async function processSubmissions(
   const items: Item[] = [];
   let batchBytes = 0;
   let deferred = 0;
+  const unreadable: string[] = [];
   for (const key of submissionKeys) {
     if (items.length > 0 && batchBytes >= (ctx.maxBatchBytes ?? Number.POSITIVE_INFINITY)) {
       deferred += 1;
+      continue;
+    }
+    if (!isSafeKey(key)) {
+      // A folder marker (S3 consoles make them) is not an upload; any other odd name gets an outcome.
+      if (!key.endsWith('/')) unreadable.push(key);
       continue;
     }
     const object = await ctx.intake.get(key);
@@ -694,6 +701,33 @@ export async function processSubmissions(
       cacheControl: CACHE_PRIVATE,
     });
     await ctx.intake.delete(item.key);
+    outcomes.push(outcome);
+  }
+  // Names the store refuses to read cannot be moved either: the outcome says how to upload again.
+  for (const key of unreadable) {
+    const id = submissionId(key, encoder.encode(key));
+    const outcome: SubmissionOutcome = {
+      schema: 'plugindex/outcome/v1',
+      id,
+      submission: key,
+      status: 'rejected',
+      submission_sha256: '',
+      processed: processedAt,
+      problems: [
+        problem(
+          'SUBMISSION_UNREADABLE',
+          'bundle:',
+          `the file name ${JSON.stringify(key)} is not allowed; upload it again under a plain name`,
+          {
+            expected: 'letters, digits and . _ - + = , ~ @ (no spaces), not starting with a dot',
+          },
+        ),
+      ],
+    };
+    await ctx.intake.put(`status/${id}.json`, encodeJson(outcome), {
+      contentType: 'application/json',
+      cacheControl: CACHE_PRIVATE,
+    });
     outcomes.push(outcome);
   }
   return {

@@ -371,6 +371,29 @@ describe('when the registry is restricted', () => {
   });
 });
 
+describe('when an upload has a name the store cannot take', () => {
+  it('records a rejection saying how to upload again, and ignores folder markers', async () => {
+    const registry = await makeRegistry();
+    await registry.intake.put('incoming/my plugin (1).tgz', await makeBundle(), {
+      contentType: 'application/gzip',
+      cacheControl: 'no-store',
+    });
+    await registry.intake.put('incoming/folder/', new Uint8Array(), {
+      contentType: 'application/x-directory',
+      cacheControl: 'no-store',
+    });
+    const result = await processSubmissions(registry.context);
+    expect(result.outcomes).toHaveLength(1);
+    expect(result.outcomes[0]).toMatchObject({
+      status: 'rejected',
+      submission: 'incoming/my plugin (1).tgz',
+      problems: [expect.objectContaining({ code: 'SUBMISSION_UNREADABLE' })],
+    });
+    expect(registry.intake.objects.has(`status/${result.outcomes[0]?.id}.json`)).toBe(true);
+    expect(result.generation).toBeNull();
+  });
+});
+
 describe('when checking a submission fails unexpectedly', () => {
   it('fails the batch on a storage error and keeps the submission for a retry', async () => {
     const registry = await makeRegistry();

@@ -4,7 +4,7 @@
  * (writing to a dot-file and renaming it in is the safest way to drop one: dot-files are ignored).
  */
 import { type FSWatcher, watch } from 'node:fs';
-import { readdir, stat } from 'node:fs/promises';
+import { readdir, rename, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { BatchResult } from '../../index-builder/pipeline.ts';
 
@@ -28,8 +28,21 @@ export function watchIncoming(options: {
   let closed = false;
   let timer: NodeJS.Timeout | undefined;
 
+  /** Gives dropped files with odd names (spaces, brackets) a plain name the store accepts. */
+  async function sanitizeNames(names: readonly string[]): Promise<string[]> {
+    const out: string[] = [];
+    for (const name of names) {
+      const plain = name.replace(/[^A-Za-z0-9._@+=,~-]/g, '_');
+      if (plain !== name)
+        await rename(path.join(incoming, name), path.join(incoming, plain)).catch(() => undefined);
+      out.push(plain);
+    }
+    return out;
+  }
+
   async function settled(): Promise<{ ready: boolean; waiting: boolean }> {
-    const names = (await readdir(incoming).catch(() => [] as string[])).filter((n) => !n.startsWith('.'));
+    const found = (await readdir(incoming).catch(() => [] as string[])).filter((n) => !n.startsWith('.'));
+    const names = await sanitizeNames(found);
     if (names.length === 0) return { ready: false, waiting: false };
     const now = Date.now();
     const stats = await Promise.all(names.map((n) => stat(path.join(incoming, n)).catch(() => undefined)));

@@ -49,7 +49,7 @@ describe('when a bundle is dropped into incoming/', () => {
     const bundle = await makeBundle({ manifest: validManifest({ name: 'dropped-plugin' }) });
     const temp = path.join(dir, 'incoming', '.dropped.tgz.partial');
     await writeFile(temp, bundle);
-    await rename(temp, path.join(dir, 'incoming', 'dropped.tgz'));
+    await rename(temp, path.join(dir, 'incoming', 'dropped plugin (1).tgz')); // renamed to a plain name
     const response = await waitFor(`${service.url}/plugins/dropped-plugin`, 10_000);
     expect(response?.status).toBe(200);
     const doc = (await (response as Response).json()) as { latest_version: string };
