@@ -593,10 +593,18 @@ async function writeSnapshot(
   await putSigned(ctx, 'snapshot.json', encodeJson(snapshot));
 }
 
+/**
+ * Waiting submissions in upload order (then by key), so when two uploads claim the same version the earlier
+ * one wins, whatever their names.
+ */
 async function listIncoming(store: Store): Promise<string[]> {
-  const keys: string[] = [];
-  for await (const info of store.list(INCOMING_PREFIX)) keys.push(info.key);
-  return keys;
+  const listed = [];
+  for await (const info of store.list(INCOMING_PREFIX)) listed.push(info);
+  listed.sort(
+    (a, b) =>
+      a.lastModified.getTime() - b.lastModified.getTime() || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0),
+  );
+  return listed.map((info) => info.key);
 }
 
 /**

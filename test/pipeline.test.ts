@@ -312,6 +312,27 @@ describe('when submissions arrive as a batch', () => {
     expect(json<{ plugins: unknown[] }>(registry.site, 'index.json').plugins).toHaveLength(3);
   });
 
+  it('takes waiting uploads in upload order, so the earlier of two conflicting versions wins', async () => {
+    const registry = await makeRegistry();
+    const [late, early] = await registry.submit(
+      await makeBundle({ manifest: validManifest({ description: 'a' }) }),
+      await makeBundle({ manifest: validManifest({ description: 'b' }) }),
+    );
+    // Names say one order, upload times the other.
+    for (const [key, at] of [
+      [late, '2026-11-01T10:00:05Z'],
+      [early, '2026-11-01T10:00:01Z'],
+    ] as const) {
+      const object = registry.intake.objects.get(key as string);
+      if (object) registry.intake.objects.set(key as string, { ...object, lastModified: new Date(at) });
+    }
+    const result = await processSubmissions(registry.context);
+    expect(result.outcomes.map((o) => [o.submission, o.status])).toEqual([
+      [early, 'accepted'],
+      [late, 'rejected'],
+    ]);
+  });
+
   it('accepts one and rejects another of the same version within a batch', async () => {
     const registry = await makeRegistry();
     const outcomes = await publish(
