@@ -7,6 +7,11 @@
 export interface PutOptions {
   readonly contentType: string;
   readonly cacheControl: string;
+  /**
+   * The body's SHA-256 (hex), when the caller has it already: a store uses it instead of hashing again (an
+   * ETag) or to have the bytes checked on arrival (S3's checksum).
+   */
+  readonly sha256?: string;
 }
 
 /** What a listing tells about an object (S3's ListObjectsV2 gives no more without a request per key). */

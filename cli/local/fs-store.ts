@@ -63,7 +63,11 @@ interface BigStats {
 
 /** The strong ETag of some bytes: quoted, first 32 hex digits of SHA-256. */
 function etagOf(body: Uint8Array): string {
-  return `"${createHash('sha256').update(body).digest('hex').slice(0, 32)}"`;
+  return etagFromSha256(createHash('sha256').update(body).digest('hex'));
+}
+
+function etagFromSha256(hex: string): string {
+  return `"${hex.slice(0, 32)}"`;
 }
 
 function identityOf(stats: BigStats): FileIdentity {
@@ -156,7 +160,8 @@ export class FsStore implements Store {
         const sidecar: Sidecar = {
           contentType: options.contentType,
           cacheControl: options.cacheControl,
-          etag: etagOf(body),
+          // A digest the caller already has is taken as given: the pipeline hashes every document it signs.
+          etag: options.sha256 ? etagFromSha256(options.sha256) : etagOf(body),
           ...identityOf(stats),
         };
         // Metadata first: once the body is visible, its sidecar already is.

@@ -5,7 +5,7 @@
 
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -48,6 +48,25 @@ describe('when storing objects in S3', () => {
       etag: object?.etag,
       cacheControl: 'public, max-age=60',
     });
+  });
+
+  it('sends a SHA-256 the caller already has as the checksum S3 verifies on arrival', async () => {
+    const client = new S3Client({ ...s3.config });
+    const sent: Record<string, string>[] = [];
+    client.middlewareStack.add(
+      (next) => async (args) => {
+        sent.push({ ...(args.request as { headers: Record<string, string> }).headers });
+        return next(args);
+      },
+      { step: 'finalizeRequest', name: 'captureHeaders' },
+    );
+    const store = new S3Store({ client, bucket: 'store-test' });
+    const body = encode('{"checked":true}');
+    await store.put('checked.json', body, { ...opts, sha256: sha256(body) });
+    await store.put('unchecked.json', body, opts);
+    expect(sent[0]?.['x-amz-checksum-sha256']).toBe(Buffer.from(sha256(body), 'hex').toString('base64'));
+    expect(sent[1]?.['x-amz-checksum-sha256']).toBeUndefined();
+    client.destroy();
   });
 
   it('answers undefined for missing objects and ignores deleting them', async () => {

@@ -72,6 +72,16 @@ describe('when storing objects', () => {
     expect(third).toBe(first);
   });
 
+  it('takes the ETag from a SHA-256 the caller gives instead of hashing the bytes again', async () => {
+    const body = encode('{"big":"document"}');
+    await store.put('given.json', body, { ...opts, sha256: sha256(body) });
+    // A digest that does not match the bytes shows it is taken as given: the pipeline has just hashed them.
+    await store.put('trusted.json', body, { ...opts, sha256: 'f'.repeat(64) });
+
+    expect((await store.get('given.json'))?.etag).toBe(etagFor('{"big":"document"}'));
+    expect((await store.head('trusted.json'))?.etag).toBe(`"${'f'.repeat(32)}"`);
+  });
+
   it('answers undefined for a missing key, a folder, or a path through a file', async () => {
     await store.put('dir/file', encode('x'), opts);
 

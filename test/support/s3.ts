@@ -6,7 +6,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { S3Client } from '@aws-sdk/client-s3';
+import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import S3rver from 's3rver';
 import { createPublishHandler } from '../../functions/handlers.ts';
 import type { BatchResult } from '../../index-builder/pipeline.ts';
@@ -16,6 +16,8 @@ import { testKey } from './fixtures.ts';
 export interface LocalS3 {
   readonly endpoint: string;
   readonly client: S3Client;
+  /** What `client` was made with, for a test that needs a client of its own. */
+  readonly config: S3ClientConfig;
   close(): Promise<void>;
 }
 
@@ -30,17 +32,19 @@ export async function startLocalS3(buckets: readonly string[]): Promise<LocalS3>
   });
   const { port } = await server.run();
   const endpoint = `http://127.0.0.1:${port}`;
-  const client = new S3Client({
+  const config: S3ClientConfig = {
     endpoint,
     region: 'us-east-1',
     forcePathStyle: true,
     credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
-  });
+  };
+  const client = new S3Client(config);
   return {
     endpoint,
     client,
+    config,
     async close() {
       client.destroy();
       await server.close();
