@@ -140,13 +140,16 @@ export async function loadCatalog(store: Store): Promise<Catalog> {
   return catalog;
 }
 
-/** Saves the catalog: the bins of `changed` plugins (every bin when undefined), then the meta file. */
+/**
+ * Saves the catalog: the bins of `changed` plugins (every bin when undefined), then the meta file. `names`
+ * is the catalog's names in order, when the caller has already sorted them.
+ */
 export async function saveCatalog(
   store: Store,
   catalog: Catalog,
   changed?: ReadonlySet<string>,
+  names: readonly string[] = sortedNames(catalog),
 ): Promise<void> {
-  const names = sortedNames(catalog);
   const byBin = new Map<string, string[]>();
   for (const name of names) {
     const bin = binOf(name);
@@ -179,32 +182,93 @@ export function sortedNames(catalog: Catalog): string[] {
   return [...catalog.plugins.keys()].sort();
 }
 
-/** `index.json`, compact, rendered by concatenation; equal to JSON.stringify of the whole document. */
-export function renderIndexJson(metadata: object, entries: readonly string[]): string {
-  return `{"registry_version":"1.0.0","registry_metadata":${JSON.stringify(metadata)},"plugins":[${entries.join(',')}]}\n`;
+interface LineBytes {
+  readonly entry: Uint8Array;
+  readonly search: Uint8Array;
+}
+
+/**
+ * A line's entry and search row as UTF-8, encoded once per line. Lines are replaced, never changed, when a
+ * plugin changes, so a warm process re-encodes only the changed plugins: encoding the whole 28 MB index
+ * again would cost more than writing it.
+ */
+const encodedLines = new WeakMap<CatalogLine, LineBytes>();
+const utf8 = new TextEncoder();
+
+export function lineBytes(line: CatalogLine): LineBytes {
+  let bytes = encodedLines.get(line);
+  if (!bytes) {
+    bytes = { entry: utf8.encode(line.entry), search: utf8.encode(line.search) };
+    encodedLines.set(line, bytes);
+  }
+  return bytes;
+}
+
+/** Joins byte pieces into one buffer, with `separator` between them. */
+function join(
+  prefix: Uint8Array,
+  parts: readonly Uint8Array[],
+  separator: Uint8Array,
+  suffix: Uint8Array,
+): Uint8Array {
+  let length = prefix.byteLength + suffix.byteLength + separator.byteLength * Math.max(0, parts.length - 1);
+  for (const part of parts) length += part.byteLength;
+  const out = new Uint8Array(length);
+  out.set(prefix, 0);
+  let at = prefix.byteLength;
+  for (let i = 0; i < parts.length; i++) {
+    if (i > 0) {
+      out.set(separator, at);
+      at += separator.byteLength;
+    }
+    const part = parts[i] as Uint8Array;
+    out.set(part, at);
+    at += part.byteLength;
+  }
+  out.set(suffix, at);
+  return out;
+}
+
+const COMMA = utf8.encode(',');
+const YAML_ITEM_SEPARATOR = utf8.encode('\n- ');
+
+/**
+ * `index.json`, compact, rendered by concatenating the plugins' serialized entries; equal to JSON.stringify
+ * of the whole document.
+ */
+export function renderIndexJson(metadata: object, entries: readonly Uint8Array[]): Uint8Array {
+  const prefix = `{"registry_version":"1.0.0","registry_metadata":${JSON.stringify(metadata)},"plugins":[`;
+  return join(utf8.encode(prefix), entries, COMMA, utf8.encode(']}\n'));
 }
 
 /**
  * `index.yaml`: the same document as index.json. The header is block YAML; each plugin is one flow mapping
  * (its JSON entry, which is valid YAML), so the file is written by concatenation at any size.
  */
-export function renderIndexYaml(header: string, entries: readonly string[]): string {
-  if (entries.length === 0) return `${header}plugins: []\n`;
-  let out = `${header}plugins:\n`;
-  for (const entry of entries) out += `- ${entry}\n`;
-  return out;
+export function renderIndexYaml(header: string, entries: readonly Uint8Array[]): Uint8Array {
+  if (entries.length === 0) return utf8.encode(`${header}plugins: []\n`);
+  return join(utf8.encode(`${header}plugins:\n- `), entries, YAML_ITEM_SEPARATOR, utf8.encode('\n'));
 }
 
-export function renderSearchJson(generated: string, rows: readonly string[]): string {
-  return `{"schema":"plugindex/search/v1","generated":${JSON.stringify(generated)},"plugins":[${rows.join(',')}]}\n`;
+export function renderSearchJson(generated: string, rows: readonly Uint8Array[]): Uint8Array {
+  const prefix = `{"schema":"plugindex/search/v1","generated":${JSON.stringify(generated)},"plugins":[`;
+  return join(utf8.encode(prefix), rows, COMMA, utf8.encode(']}\n'));
 }
 
 /** Number of snapshot bins: plugin documents are bound by digest in 256 small bin files (TUF's hashed bins). */
 export const BIN_COUNT = 256;
 
+/** Bins already computed: a rebuild asks for every name's bin several times. */
+const binsByName = new Map<string, string>();
+
 /** The bin a plugin's document is listed in: the first byte of sha256(name), as two hex digits. */
 export function binOf(name: string): string {
-  return createHash('sha256').update(name).digest('hex').slice(0, 2);
+  let bin = binsByName.get(name);
+  if (bin === undefined) {
+    bin = createHash('sha256').update(name).digest('hex').slice(0, 2);
+    binsByName.set(name, bin);
+  }
+  return bin;
 }
 
 export function binKey(bin: string): string {
@@ -215,9 +279,13 @@ export function binKey(bin: string): string {
  * The bin documents for `bins`: path -> digest of every plugin document whose name falls in the bin.
  * One pass over the catalog, however many bins are asked for.
  */
-export function renderBins(catalog: Catalog, bins: ReadonlySet<string>): Map<string, string> {
+export function renderBins(
+  catalog: Catalog,
+  bins: ReadonlySet<string>,
+  names: readonly string[] = sortedNames(catalog),
+): Map<string, string> {
   const grouped = new Map<string, Record<string, DocumentDigest>>([...bins].map((bin) => [bin, {}]));
-  for (const name of sortedNames(catalog)) {
+  for (const name of names) {
     const documents = grouped.get(binOf(name));
     if (documents)
       documents[`plugins/${name}/index.json`] = (catalog.plugins.get(name) as CatalogLine).document;

@@ -23,6 +23,7 @@ import {
   type CatalogLine,
   catalogLineOf,
   emptyCatalog,
+  lineBytes,
   loadCatalog,
   renderBins,
   renderIndexJson,
@@ -178,6 +179,14 @@ export function sha256Hex(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
+/** SHA-256 on the thread pool (WebCrypto), so a large document hashes while the main thread signs it. */
+async function sha256HexAsync(bytes: Uint8Array): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+  let hex = '';
+  for (const byte of digest) hex += byte.toString(16).padStart(2, '0');
+  return hex;
+}
+
 function digestOf(bytes: Uint8Array): DocumentDigest {
   return { sha256: sha256Hex(bytes), size: bytes.byteLength };
 }
@@ -206,16 +215,30 @@ function pluginDocKey(name: string): string {
 }
 
 /** Writes one object with the content type its name implies. */
-async function putFile(store: Store, key: string, body: Uint8Array, cacheControl: string): Promise<void> {
-  await store.put(key, body, { contentType: contentTypeFor(key), cacheControl });
+async function putFile(
+  store: Store,
+  key: string,
+  body: Uint8Array,
+  cacheControl: string,
+  sha256?: string,
+): Promise<void> {
+  await store.put(key, body, {
+    contentType: contentTypeFor(key),
+    cacheControl,
+    ...(sha256 ? { sha256 } : {}),
+  });
 }
 
-/** Writes a mutable document and its detached signature; returns its digest. */
+/**
+ * Writes a mutable document and its detached signature; returns its digest. The digest is computed off the
+ * main thread while the signature is made on it, and handed to the store so it need not hash again: at
+ * 10,000 plugins the global documents are tens of megabytes, and hashing them is most of a publish.
+ */
 async function putSigned(ctx: PipelineContext, key: string, body: Uint8Array): Promise<DocumentDigest> {
-  const signature = await ctx.signer.sign(body);
-  await putFile(ctx.site, key, body, CACHE_MUTABLE);
+  const [sha256, signature] = await Promise.all([sha256HexAsync(body), ctx.signer.sign(body)]);
+  await putFile(ctx.site, key, body, CACHE_MUTABLE, sha256);
   await putFile(ctx.site, `${key}.asc`, encoder.encode(signature), CACHE_MUTABLE);
-  return digestOf(body);
+  return { sha256, size: body.byteLength };
 }
 
 async function readJson<T>(store: Store, key: string): Promise<T | undefined> {
@@ -530,28 +553,31 @@ async function writeGlobals(
   const lines = names.map((n) => catalog.plugins.get(n) as CatalogLine);
   const apiVersions = [...new Set(lines.flatMap((l) => l.apiVersions))].sort();
   const metadata = buildRegistryMetadata(identityOf(ctx.config), apiVersions, updated);
-  const entries = lines.map((l) => l.entry);
-  const globals = catalog.globals;
-  globals.set(
-    'index.json',
-    await putSigned(ctx, 'index.json', encoder.encode(renderIndexJson(metadata, entries))),
-  );
+  const encoded = lines.map(lineBytes);
+  const entries = encoded.map((l) => l.entry);
   const header = toYaml({ registry_version: '1.0.0', registry_metadata: metadata });
-  globals.set(
-    'index.yaml',
-    await putSigned(ctx, 'index.yaml', encoder.encode(renderIndexYaml(header, entries))),
-  );
-  const search = renderSearchJson(
-    updated,
-    lines.map((l) => l.search),
-  );
-  globals.set('search.json', await putSigned(ctx, 'search.json', encoder.encode(search)));
-
   // Plugin documents are bound by digest through 256 bins, so the snapshot stays small at any size.
   const bins = changed ? new Set([...changed].map(binOf)) : new Set(names.map(binOf));
-  for (const [bin, body] of [...renderBins(catalog, bins)].sort(([a], [b]) => (a < b ? -1 : 1))) {
-    globals.set(binKey(bin), await putSigned(ctx, binKey(bin), encoder.encode(body)));
-  }
+  const signed: [string, Uint8Array][] = [
+    ['index.json', renderIndexJson(metadata, entries)],
+    ['index.yaml', renderIndexYaml(header, entries)],
+    [
+      'search.json',
+      renderSearchJson(
+        updated,
+        encoded.map((l) => l.search),
+      ),
+    ],
+    ...[...renderBins(catalog, bins, names)].map(([bin, body]): [string, Uint8Array] => [
+      binKey(bin),
+      encoder.encode(body),
+    ]),
+  ];
+  const globals = catalog.globals;
+  // Signed side by side: each digest runs on the thread pool while another document is signed.
+  await forEachLimited(signed, WRITE_CONCURRENCY, async ([key, body]) => {
+    globals.set(key, await putSigned(ctx, key, body));
+  });
   // Static files that change only with the registry's identity or key: rewritten only when they differ.
   const statics: [string, Uint8Array][] = [
     ['keys/registry.asc', encoder.encode(ctx.signer.publicKey)],

@@ -43,6 +43,10 @@ export type VerifyResult =
     };
 
 const upper = (s: string): string => s.toUpperCase();
+/**
+ * SHA-256 where the key allows it (RSA, NIST P-256). With an Ed25519 key openpgp.js signs with SHA-512
+ * whatever is asked (the curve's preferred hash); GnuPG verifies either.
+ */
 const SIGN_CONFIG = { preferredHashAlgorithm: openpgp.enums.hash.sha256 };
 
 function fingerprintsOf(key: openpgp.Key): string[] {
@@ -123,8 +127,6 @@ export async function createSigner(armoredSecretKey: string, passphrase?: string
     publicKey,
     async sign(data: Uint8Array): Promise<string> {
       const message = await openpgp.createMessage({ binary: data });
-      // SHA-256: what every OpenPGP implementation verifies, and twice as fast as openpgp.js's SHA-512 on the
-      // multi-megabyte global documents.
       return openpgp.sign({
         message,
         signingKeys: privateKey,

@@ -13,11 +13,18 @@ import {
 import { toYaml } from '../index-builder/render/yaml.ts';
 import { MemoryStore } from './support/memory-store.ts';
 
+const utf8 = (text: string) => new TextEncoder().encode(text);
+const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+
 const entry = (name: string) => ({
   name,
   latest_version: '1.0.0',
   versions: [
-    { version: '1.0.0', manifest_url: `https://r/${name}`, note: 'tab\there, newline\nthere: "quoted"' },
+    {
+      version: '1.0.0',
+      manifest_url: `https://r/${name}`,
+      note: 'tab\there, newline\nthere: "quoted", ünïcode ✓',
+    },
   ],
 });
 
@@ -30,33 +37,22 @@ describe('when rendering global documents by concatenation', () => {
   };
   const entries = [entry('a-one'), entry('b-two')];
 
-  it('writes index.json equal to the whole document serialized at once', () => {
-    const text = renderIndexJson(
+  it('writes index.json byte for byte as the whole document serialized at once', () => {
+    const rendered = renderIndexJson(
       metadata,
-      entries.map((e) => JSON.stringify(e)),
+      entries.map((e) => utf8(JSON.stringify(e))),
     );
-    expect(JSON.parse(text)).toEqual({
-      registry_version: '1.0.0',
-      registry_metadata: metadata,
-      plugins: entries,
-    });
+    const whole = { registry_version: '1.0.0', registry_metadata: metadata, plugins: entries };
+    expect(text(rendered)).toBe(`${JSON.stringify(whole)}\n`);
+    expect(text(renderIndexJson(metadata, []))).toBe(`${JSON.stringify({ ...whole, plugins: [] })}\n`);
   });
 
   it('writes index.yaml that parses to the same document, empty or not', () => {
     const header = toYaml({ registry_version: '1.0.0', registry_metadata: metadata });
-    const yaml = renderIndexYaml(
-      header,
-      entries.map((e) => JSON.stringify(e)),
-    );
-    expect(YAML.parse(yaml)).toEqual(
-      JSON.parse(
-        renderIndexJson(
-          metadata,
-          entries.map((e) => JSON.stringify(e)),
-        ),
-      ),
-    );
-    expect(YAML.parse(renderIndexYaml(header, []))).toEqual({
+    const encoded = entries.map((e) => utf8(JSON.stringify(e)));
+    const yaml = text(renderIndexYaml(header, encoded));
+    expect(YAML.parse(yaml)).toEqual(JSON.parse(text(renderIndexJson(metadata, encoded))));
+    expect(YAML.parse(text(renderIndexYaml(header, [])))).toEqual({
       registry_version: '1.0.0',
       registry_metadata: metadata,
       plugins: [],
@@ -64,7 +60,7 @@ describe('when rendering global documents by concatenation', () => {
   });
 
   it('writes search.json rows in order', () => {
-    expect(JSON.parse(renderSearchJson('t', ['{"name":"a"}', '{"name":"b"}']))).toEqual({
+    expect(JSON.parse(text(renderSearchJson('t', [utf8('{"name":"a"}'), utf8('{"name":"b"}')])))).toEqual({
       schema: 'plugindex/search/v1',
       generated: 't',
       plugins: [{ name: 'a' }, { name: 'b' }],

@@ -16,10 +16,15 @@ const work = mkdtempSync(path.join(tmpdir(), 'plugindex-signing-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 describe('when signing with the registry key', () => {
-  it('makes a detached signature that openpgp.js and GnuPG both verify', async () => {
+  // A multi-megabyte document of varied bytes, as the global documents are.
+  const large = new Uint8Array(3 * (1 << 20) + 7).map((_, i) => (i * 31 + (i >> 20)) & 0xff);
+
+  it.each([
+    ['a small document', encode('{"hello":"world"}\n')],
+    ['a multi-megabyte document', large],
+  ])('makes a detached signature over %s that openpgp.js and GnuPG both verify', async (_, data) => {
     const pair = await testKey('gpg');
     const signer = await createSigner(pair.secretKey);
-    const data = encode('{"hello":"world"}\n');
     const signature = await signer.sign(data);
     const key = await readPublicKey(pair.publicKey);
     await expect(verifyDetachedSignature(data, signature, [key.key])).resolves.toEqual({
@@ -51,6 +56,17 @@ describe('when signing with the registry key', () => {
       },
     ).toString();
     expect(status).toContain(`VALIDSIG ${pair.fingerprint}`);
+  });
+
+  it('binds every byte of a large document: one changed at its end breaks the signature', async () => {
+    const pair = await testKey('gpg');
+    const signer = await createSigner(pair.secretKey);
+    const signature = await signer.sign(large);
+    const tampered = large.slice();
+    tampered[tampered.length - 1] = (large[large.length - 1] as number) ^ 1;
+    const key = await readPublicKey(pair.publicKey);
+    const result = await verifyDetachedSignature(tampered, signature, [key.key]);
+    expect(result).toMatchObject({ ok: false, reason: 'bad-signature' });
   });
 
   it('makes v4 keys, which GnuPG 2.2 accepts', async () => {
