@@ -8,6 +8,8 @@
  * const site = new S3Store({ client: new S3Client({}), bucket: 'my-registry-site' });
  * await processSubmissions({ intake, site, signer, clock: systemClock, config });
  */
+
+import { Readable } from 'node:stream';
 import {
   DeleteObjectCommand,
   GetObjectCommand,
@@ -27,6 +29,7 @@ import {
   type PutOptions,
   type Store,
   type StoredObject,
+  type StoredStream,
 } from '../index-builder/store.ts';
 
 export interface S3StoreOptions {
@@ -42,6 +45,8 @@ export interface S3StoreOptions {
 
 const DEFAULT_MULTIPART_THRESHOLD = 16 * 1024 * 1024;
 const PART_SIZE = 8 * 1024 * 1024;
+
+async function* emptyStream(): AsyncIterable<Uint8Array> {}
 
 function isNotFound(error: unknown): boolean {
   if (!(error instanceof S3ServiceException)) return false;
@@ -140,6 +145,53 @@ export class S3Store implements Store {
           : {};
         await this.#client.send(new PutObjectCommand({ ...params, ...checksum }));
       }
+    } catch (error) {
+      this.#fail(key, 'write', error);
+    }
+  }
+
+  /** The response body as it arrives from S3: an oversized upload is copied or hashed in constant memory. */
+  async getStream(key: string): Promise<StoredStream | undefined> {
+    const Key = this.#objectKey(key);
+    try {
+      const response = await this.#client.send(new GetObjectCommand({ Bucket: this.#bucket, Key }));
+      const body = response.Body;
+      // In Node.js the SDK's body is an http.IncomingMessage: a Readable, hence an async iterable.
+      if (body !== undefined && !(Symbol.asyncIterator in body)) {
+        throw new StoreError('STORE_IO', key, 'the S3 response body is not a stream in this runtime');
+      }
+      return {
+        key,
+        body: (body as AsyncIterable<Uint8Array> | undefined) ?? emptyStream(),
+        // An unread body keeps its connection out of the client's pool until destroyed.
+        cancel: () => (body as Partial<Readable> | undefined)?.destroy?.(),
+        size: response.ContentLength ?? 0,
+        etag: response.ETag ?? '""',
+        contentType: response.ContentType ?? 'application/octet-stream',
+        cacheControl: response.CacheControl ?? '',
+        lastModified: response.LastModified ?? new Date(0),
+      };
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      this.#fail(key, 'read', error);
+    }
+  }
+
+  /**
+   * Streams through lib-storage's Upload: one PUT when the body is under a part, a multipart upload
+   * otherwise, never more than `queueSize` parts in memory. A body that fails midway aborts the upload, so
+   * nothing is published: S3 makes a multipart object visible only once it is completed.
+   */
+  async putStream(key: string, body: AsyncIterable<Uint8Array>, options: PutOptions): Promise<void> {
+    const params = {
+      Bucket: this.#bucket,
+      Key: this.#objectKey(key),
+      Body: Readable.from(body, { objectMode: false }),
+      ContentType: options.contentType,
+      CacheControl: options.cacheControl,
+    };
+    try {
+      await new Upload({ client: this.#client, params, partSize: PART_SIZE, queueSize: 4 }).done();
     } catch (error) {
       this.#fail(key, 'write', error);
     }

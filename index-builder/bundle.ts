@@ -144,6 +144,19 @@ async function readBody(entry: AsyncIterable<unknown>): Promise<Uint8Array> {
 }
 
 /**
+ * The problem with an upload of `size` bytes (compressed), if it is over the limit: the pipeline asks before
+ * it reads an upload, so an oversized one is refused without ever being held in memory.
+ */
+export function bundleSizeProblem(size: number, overrides: Partial<BundleLimits> = {}): Problem | undefined {
+  const limit = resolveLimits(overrides).maxCompressedBytes;
+  if (size <= limit) return undefined;
+  return problem('BUNDLE_TOO_LARGE', 'bundle:', 'the bundle is too large', {
+    expected: `at most ${limit} bytes`,
+    found: `${size} bytes`,
+  });
+}
+
+/**
  * Reads a submission bundle. A missing signature is not an error here; the trust check reports it.
  * Directory entries are ignored; every other regular file is returned by its normalized path.
  * @throws SubmissionError (INVALID_SUBMISSION) listing every problem found, at `bundle:<entry>` or `bundle:`.
@@ -156,14 +169,8 @@ export async function readBundle(
   overrides: Partial<BundleLimits> = {},
 ): Promise<BundleContents> {
   const limits = resolveLimits(overrides);
-  if (bytes.byteLength > limits.maxCompressedBytes) {
-    fail([
-      problem('BUNDLE_TOO_LARGE', 'bundle:', 'the bundle is too large', {
-        expected: `at most ${limits.maxCompressedBytes} bytes`,
-        found: `${bytes.byteLength} bytes`,
-      }),
-    ]);
-  }
+  const tooLarge = bundleSizeProblem(bytes.byteLength, limits);
+  if (tooLarge) fail([tooLarge]);
   if (bytes[0] !== 0x1f || bytes[1] !== 0x8b) {
     fail([
       problem('BUNDLE_NOT_GZIP', 'bundle:', 'the bundle is not a gzip file', {

@@ -50,7 +50,9 @@ export {
   type SubmissionOutcome,
   type SubmissionStatus,
   sha256Hex,
+  streamSha256,
   submissionId,
+  submissionIdOf,
 } from './pipeline.ts';
 export type {
   DocumentDigest,
@@ -77,6 +79,7 @@ export {
   type PutOptions,
   type Store,
   type StoredObject,
+  type StoredStream,
 } from './store.ts';
 export { inspectBundle, inspectManifest, packSubmission } from './submission.ts';
 export {

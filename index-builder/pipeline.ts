@@ -15,7 +15,13 @@
  */
 import { createHash } from 'node:crypto';
 import semver from 'semver';
-import { type BundleContents, type BundleLimits, checkBundleFiles, readBundle } from './bundle.ts';
+import {
+  type BundleContents,
+  type BundleLimits,
+  bundleSizeProblem,
+  checkBundleFiles,
+  readBundle,
+} from './bundle.ts';
 import {
   binKey,
   binOf,
@@ -52,6 +58,7 @@ import {
   CACHE_PRIVATE,
   contentTypeFor,
   isSafeKey,
+  type ListedObject,
   type PutOptions,
   type Store,
 } from './store.ts';
@@ -133,6 +140,15 @@ class WriteLog implements Store {
     if (options.cacheControl !== CACHE_IMMUTABLE) this.#keys.add(key);
   }
 
+  getStream(key: string) {
+    return this.inner.getStream(key);
+  }
+
+  async putStream(key: string, body: AsyncIterable<Uint8Array>, options: PutOptions): Promise<void> {
+    await this.inner.putStream(key, body, options);
+    if (options.cacheControl !== CACHE_IMMUTABLE) this.#keys.add(key);
+  }
+
   delete(key: string) {
     this.#keys.add(key);
     return this.inner.delete(key);
@@ -193,13 +209,25 @@ function digestOf(bytes: Uint8Array): DocumentDigest {
 
 /** A stable id for a submission: its file name and content digest, so a redelivered upload maps to itself. */
 export function submissionId(key: string, bytes: Uint8Array): string {
+  return submissionIdOf(key, sha256Hex(bytes));
+}
+
+/** `submissionId` from the upload's SHA-256 (hex), for an upload hashed as a stream. */
+export function submissionIdOf(key: string, sha256: string): string {
   const base = (key.split('/').pop() ?? 'submission').replace(/\.(tgz|tar\.gz)$/i, '');
   const safe =
     base
       .replace(/[^A-Za-z0-9._-]/g, '_')
       .replace(/^[.]+/, '_')
       .slice(0, 80) || 'submission';
-  return `${safe}-${sha256Hex(bytes).slice(0, 12)}`;
+  return `${safe}-${sha256.slice(0, 12)}`;
+}
+
+/** SHA-256 (hex) of a stream, read in constant memory. */
+export async function streamSha256(body: AsyncIterable<Uint8Array>): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of body) hash.update(chunk);
+  return hash.digest('hex');
 }
 
 function identityOf(config: RegistryConfig): RegistryIdentity {
@@ -265,6 +293,10 @@ type Evaluation =
       readonly manifest?: Manifest;
       readonly publisher?: string;
     };
+
+function rejection(problems: readonly Problem[]): Evaluation {
+  return { kind: 'rejected', problems };
+}
 
 /** Per-batch view of plugin documents: what is published plus what this batch accepted so far. */
 class PluginDocuments {
@@ -623,14 +655,14 @@ async function writeSnapshot(
  * Waiting submissions in upload order (then by key), so when two uploads claim the same version the earlier
  * one wins, whatever their names.
  */
-async function listIncoming(store: Store): Promise<string[]> {
-  const listed = [];
+async function listIncoming(store: Store): Promise<ListedObject[]> {
+  const listed: ListedObject[] = [];
   for await (const info of store.list(INCOMING_PREFIX)) listed.push(info);
   listed.sort(
     (a, b) =>
       a.lastModified.getTime() - b.lastModified.getTime() || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0),
   );
-  return listed.map((info) => info.key);
+  return listed;
 }
 
 /**
@@ -642,7 +674,9 @@ export async function processSubmissions(
   keys?: readonly string[],
 ): Promise<BatchResult> {
   const { ctx, log } = withWriteLog(context);
-  const submissionKeys = keys ?? (await listIncoming(ctx.intake));
+  const listed = keys ? undefined : await listIncoming(ctx.intake);
+  const submissionKeys = keys ?? (listed ?? []).map((info) => info.key);
+  const listedSizes = new Map((listed ?? []).map((info) => [info.key, info.size]));
   const trusted = await loadTrustedKeys(ctx.config, ctx.signer.fingerprints);
   const docs = new PluginDocuments(ctx.site);
   const catalog = await loadCatalog(ctx.intake);
@@ -651,21 +685,40 @@ export async function processSubmissions(
   interface Item {
     key: string;
     id: string;
-    bytes: Uint8Array;
+    sha256: string;
+    /** The upload's bytes; absent for one too large to read, which is moved as a stream. */
+    bytes?: Uint8Array;
     evaluation: Evaluation;
   }
   const items: Item[] = [];
+  const maxBatchBytes = ctx.maxBatchBytes ?? Number.POSITIVE_INFINITY;
   let batchBytes = 0;
   let deferred = 0;
   const unreadable: string[] = [];
   for (const key of submissionKeys) {
-    if (items.length > 0 && batchBytes >= (ctx.maxBatchBytes ?? Number.POSITIVE_INFINITY)) {
+    // Once one submission waits, every later one waits too: upload order decides conflicts.
+    if (deferred > 0 || (items.length > 0 && batchBytes >= maxBatchBytes)) {
       deferred += 1;
       continue;
     }
     if (!isSafeKey(key)) {
       // A folder marker (S3 consoles make them) is not an upload; any other odd name gets an outcome.
       if (!key.endsWith('/')) unreadable.push(key);
+      continue;
+    }
+    const size = listedSizes.get(key) ?? (await ctx.intake.head(key))?.size;
+    if (size === undefined) continue; // already handled by an earlier (redelivered) run
+    const tooLarge = bundleSizeProblem(size, ctx.bundleLimits);
+    if (tooLarge) {
+      // Refused by its listed size, never read into memory: hashed (for its id) and later moved as a stream.
+      const stream = await ctx.intake.getStream(key);
+      if (!stream) continue;
+      const sha256 = await streamSha256(stream.body).finally(() => stream.cancel());
+      items.push({ key, id: submissionIdOf(key, sha256), sha256, evaluation: rejection([tooLarge]) });
+      continue;
+    }
+    if (items.length > 0 && batchBytes + size > maxBatchBytes) {
+      deferred += 1;
       continue;
     }
     const object = await ctx.intake.get(key);
@@ -676,18 +729,16 @@ export async function processSubmissions(
       // Anything else is this submission's own doing (input a library choked on): reject it with the
       // reason, so one poisonous upload cannot block every later one.
       if (error instanceof StoreError) throw error;
-      return {
-        kind: 'rejected',
-        problems: [
-          problem(
-            'SUBMISSION_UNREADABLE',
-            'bundle:',
-            `the submission could not be checked: ${(error as Error).message}`,
-          ),
-        ],
-      };
+      return rejection([
+        problem(
+          'SUBMISSION_UNREADABLE',
+          'bundle:',
+          `the submission could not be checked: ${(error as Error).message}`,
+        ),
+      ]);
     });
-    items.push({ key, id: submissionId(key, object.body), bytes: object.body, evaluation });
+    const sha256 = sha256Hex(object.body);
+    items.push({ key, id: submissionIdOf(key, sha256), sha256, bytes: object.body, evaluation });
   }
 
   // 1. Immutable files of every accepted version.
@@ -724,16 +775,20 @@ export async function processSubmissions(
   // 5. Outcomes, then the submissions leave incoming/.
   const outcomes: SubmissionOutcome[] = [];
   for (const item of items) {
-    const outcome = outcomeOf(ctx, item.key, item.id, item.bytes, item.evaluation, processedAt, generation);
+    const outcome = outcomeOf(ctx, item.key, item.id, item.sha256, item.evaluation, processedAt, generation);
     await ctx.intake.put(`status/${item.id}.json`, encodeJson(outcome), {
       contentType: 'application/json',
       cacheControl: CACHE_PRIVATE,
     });
-    const destination = outcome.status === 'rejected' ? 'rejected' : 'processed';
-    await ctx.intake.put(`${destination}/${item.id}.tgz`, item.bytes, {
-      contentType: 'application/gzip',
-      cacheControl: CACHE_PRIVATE,
-    });
+    const destination = `${outcome.status === 'rejected' ? 'rejected' : 'processed'}/${item.id}.tgz`;
+    const options = { contentType: 'application/gzip', cacheControl: CACHE_PRIVATE };
+    if (item.bytes) {
+      await ctx.intake.put(destination, item.bytes, options);
+    } else {
+      const stream = await ctx.intake.getStream(item.key);
+      if (stream)
+        await ctx.intake.putStream(destination, stream.body, options).finally(() => stream.cancel());
+    }
     await ctx.intake.delete(item.key);
     outcomes.push(outcome);
   }
@@ -777,7 +832,7 @@ function outcomeOf(
   ctx: PipelineContext,
   key: string,
   id: string,
-  bytes: Uint8Array,
+  sha256: string,
   evaluation: Evaluation,
   processed: string,
   generation: number | null,
@@ -790,7 +845,7 @@ function outcomeOf(
     status: evaluation.kind,
     ...(manifest ? { plugin: manifest.name, version: manifest.version } : {}),
     ...(evaluation.publisher ? { publisher: evaluation.publisher } : {}),
-    submission_sha256: sha256Hex(bytes),
+    submission_sha256: sha256,
     processed,
   };
   if (evaluation.kind === 'rejected' || !manifest) {

@@ -32,6 +32,16 @@ export interface StoredObject extends ObjectInfo {
   readonly body: Uint8Array;
 }
 
+/**
+ * An object whose body is read as it is consumed, for objects too large to hold in memory (an oversized
+ * upload, a big artifact). The body holds a file handle or a connection until it is read to its end or
+ * cancelled: a caller that may not read it all calls `cancel()` when done (harmless after the end).
+ */
+export interface StoredStream extends ObjectInfo {
+  readonly body: AsyncIterable<Uint8Array>;
+  cancel(): void;
+}
+
 export interface Store {
   /** The object, or `undefined` when there is none. */
   get(key: string): Promise<StoredObject | undefined>;
@@ -39,6 +49,14 @@ export interface Store {
   head(key: string): Promise<ObjectInfo | undefined>;
   /** Writes atomically: a reader sees the old bytes or the new ones, never a mix. */
   put(key: string, body: Uint8Array, options: PutOptions): Promise<void>;
+  /** `get` without holding the body in memory. */
+  getStream(key: string): Promise<StoredStream | undefined>;
+  /**
+   * `put` from a stream, without holding it in memory (multipart on S3), as atomically as `put`: a stream
+   * that fails midway leaves the old object, or none. `options.sha256` may be ignored: it is only known once
+   * the stream has ended.
+   */
+  putStream(key: string, body: AsyncIterable<Uint8Array>, options: PutOptions): Promise<void>;
   /** Deleting a missing key is not an error. */
   delete(key: string): Promise<void>;
   /** Every object whose key starts with `prefix`, in lexicographic key order. */

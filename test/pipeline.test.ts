@@ -12,6 +12,7 @@ import {
   rebuildRegistry,
   refreshSnapshot,
   type SubmissionOutcome,
+  submissionId,
 } from '../index-builder/pipeline.ts';
 import type { SnapshotDocument } from '../index-builder/render/documents.ts';
 import { readPublicKey, verifyDetachedSignature } from '../index-builder/signing.ts';
@@ -412,6 +413,42 @@ describe('when an upload has a name the store cannot take', () => {
     });
     expect(registry.intake.objects.has(`status/${result.outcomes[0]?.id}.json`)).toBe(true);
     expect(result.generation).toBeNull();
+  });
+});
+
+describe('when an upload is larger than the bundle limit', () => {
+  it('rejects it by its listed size without reading it whole, moves it intact, and publishes the rest', async () => {
+    const registry = await makeRegistry();
+    const huge = new Uint8Array(64 * 1024).map((_, i) => (i * 7919) % 251);
+    const [hugeKey, goodKey] = await registry.submit(huge, await makeBundle());
+    const readWhole: string[] = [];
+    const realGet = registry.intake.get.bind(registry.intake);
+    registry.intake.get = async (k) => {
+      readWhole.push(k);
+      return realGet(k);
+    };
+    const context = { ...registry.context, bundleLimits: { maxCompressedBytes: 32 * 1024 } };
+    const result = await processSubmissions(context);
+
+    expect(result.outcomes.map((o) => [o.submission, o.status])).toEqual([
+      [hugeKey, 'rejected'],
+      [goodKey, 'accepted'],
+    ]);
+    const rejected = result.outcomes[0] as SubmissionOutcome;
+    expect(rejected.problems).toEqual([
+      expect.objectContaining({
+        code: 'BUNDLE_TOO_LARGE',
+        path: 'bundle:',
+        expected: 'at most 32768 bytes',
+        found: '65536 bytes',
+      }),
+    ]);
+    expect(rejected.id).toBe(submissionId(hugeKey as string, huge));
+    expect(rejected.submission_sha256).toBe(sha256(huge));
+    expect(readWhole).not.toContain(hugeKey);
+    expect(registry.intake.objects.get(`rejected/${rejected.id}.tgz`)?.body).toEqual(huge);
+    expect(registry.intake.objects.has(`status/${rejected.id}.json`)).toBe(true);
+    expect([...registry.intake.objects.keys()].filter((k) => k.startsWith('incoming/'))).toEqual([]);
   });
 });
 

@@ -17,6 +17,7 @@
  * await site.put('index.json', bytes, { contentType: 'application/json', cacheControl: CACHE_MUTABLE });
  * const object = await site.get('index.json'); // { body, etag: '"3f2a…"', contentType, … }
  */
+import { Buffer } from 'node:buffer';
 import { createHash, randomBytes } from 'node:crypto';
 import { constants, type Dirent } from 'node:fs';
 import { type FileHandle, mkdir, open, readdir, readFile, rename, rm, rmdir } from 'node:fs/promises';
@@ -29,6 +30,7 @@ import {
   type PutOptions,
   type Store,
   type StoredObject,
+  type StoredStream,
 } from '../../index-builder/store.ts';
 
 /** The sidecar tree; its name starts with a dot, which no safe key segment can. */
@@ -39,6 +41,8 @@ const FALLBACK_CACHE_CONTROL = 'no-cache';
 const READ_FLAGS = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0);
 /** Attempts at a write whose folder a concurrent delete pruned in between. */
 const WRITE_ATTEMPTS = 3;
+/** Read size for streams and hashing. */
+const STREAM_CHUNK = 1024 * 1024;
 
 interface FileIdentity {
   readonly size: number;
@@ -128,7 +132,8 @@ export class FsStore implements Store {
         await handle.close();
       }
       const sidecar = await this.#readSidecar(key);
-      return { ...this.#info(key, stats, sidecar, body), body };
+      const etag = sidecar && describes(sidecar, stats) ? undefined : etagOf(body);
+      return { ...this.#info(key, stats, sidecar, etag), body };
     });
   }
 
@@ -142,9 +147,9 @@ export class FsStore implements Store {
         if (!stats.isFile()) return undefined;
         const sidecar = await this.#readSidecar(key);
         // Only a file without a sidecar that describes it costs a read and a hash.
-        const body =
-          sidecar && describes(sidecar, stats) ? undefined : new Uint8Array(await handle.readFile());
-        return this.#info(key, stats, sidecar, body);
+        const etag =
+          sidecar && describes(sidecar, stats) ? undefined : etagFromSha256(await hashFile(handle));
+        return this.#info(key, stats, sidecar, etag);
       } finally {
         await handle.close();
       }
@@ -152,16 +157,53 @@ export class FsStore implements Store {
   }
 
   async put(key: string, body: Uint8Array, options: PutOptions): Promise<void> {
+    await this.#write(key, body, options);
+  }
+
+  /** Streams the file from disk; the handle closes when the body is read to its end or abandoned. */
+  async getStream(key: string): Promise<StoredStream | undefined> {
+    const file = this.#file(key);
+    return this.#io(key, 'read', async () => {
+      const handle = await openForRead(file);
+      if (!handle) return undefined;
+      try {
+        const stats = await handle.stat({ bigint: true });
+        if (!stats.isFile()) {
+          await handle.close();
+          return undefined;
+        }
+        const sidecar = await this.#readSidecar(key);
+        const etag =
+          sidecar && describes(sidecar, stats) ? undefined : etagFromSha256(await hashFile(handle));
+        // Positional reads from 0: the same bytes the stat and the ETag describe, whatever the hash read.
+        const body = handle.createReadStream({ start: 0, highWaterMark: STREAM_CHUNK });
+        return { ...this.#info(key, stats, sidecar, etag), body, cancel: () => body.destroy() };
+      } catch (error) {
+        await handle.close();
+        throw error;
+      }
+    });
+  }
+
+  async putStream(key: string, body: AsyncIterable<Uint8Array>, options: PutOptions): Promise<void> {
+    await this.#write(key, body, options);
+  }
+
+  async #write(
+    key: string,
+    body: Uint8Array | AsyncIterable<Uint8Array>,
+    options: PutOptions,
+  ): Promise<void> {
     const file = this.#file(key);
     const meta = this.#metaFile(key);
     await this.#io(key, 'write', async () => {
-      const { temp, stats } = await writeTemp(file, body);
+      const { temp, stats, sha256 } = await writeTemp(file, body);
       try {
         const sidecar: Sidecar = {
           contentType: options.contentType,
           cacheControl: options.cacheControl,
           // A digest the caller already has is taken as given: the pipeline hashes every document it signs.
-          etag: options.sha256 ? etagFromSha256(options.sha256) : etagOf(body),
+          etag: etagFromSha256(options.sha256 ?? sha256),
           ...identityOf(stats),
         };
         // Metadata first: once the body is visible, its sidecar already is.
@@ -225,13 +267,16 @@ export class FsStore implements Store {
     return parseSidecar(text);
   }
 
-  /** ObjectInfo from a stat and a sidecar; `body` must be given when the sidecar does not describe the file. */
-  #info(key: string, stats: BigStats, sidecar: Sidecar | undefined, body?: Uint8Array): ObjectInfo {
+  /**
+   * ObjectInfo from a stat and a sidecar; `etag` (hashed from the bytes) must be given when the sidecar does
+   * not describe the file.
+   */
+  #info(key: string, stats: BigStats, sidecar: Sidecar | undefined, etag?: string): ObjectInfo {
     const current = sidecar !== undefined && describes(sidecar, stats);
     return {
       key,
       size: Number(stats.size),
-      etag: current ? sidecar.etag : etagOf(body ?? new Uint8Array()),
+      etag: current ? sidecar.etag : (etag ?? etagOf(new Uint8Array())),
       contentType: sidecar?.contentType ?? contentTypeFor(key),
       cacheControl: sidecar?.cacheControl ?? FALLBACK_CACHE_CONTROL,
       lastModified: new Date(Number(stats.mtimeMs)),
@@ -283,9 +328,13 @@ function tempNameFor(file: string): string {
 
 /**
  * Writes `body` to a new temp file beside `file` and returns it with its stats (taken after the last write,
- * so they are what the renamed file will show). Retries when a concurrent delete pruned the folder.
+ * so they are what the renamed file will show) and its SHA-256. Retries when a concurrent delete pruned the
+ * folder: that happens at open, before a stream body has been read.
  */
-async function writeTemp(file: string, body: Uint8Array): Promise<{ temp: string; stats: BigStats }> {
+async function writeTemp(
+  file: string,
+  body: Uint8Array | AsyncIterable<Uint8Array>,
+): Promise<{ temp: string; stats: BigStats; sha256: string }> {
   for (let attempt = 1; ; attempt++) {
     await mkdir(path.dirname(file), { recursive: true });
     const temp = tempNameFor(file);
@@ -297,15 +346,43 @@ async function writeTemp(file: string, body: Uint8Array): Promise<{ temp: string
       throw error;
     }
     try {
-      await handle.writeFile(body);
+      const hash = createHash('sha256');
+      if (body instanceof Uint8Array) {
+        hash.update(body);
+        await handle.writeFile(body);
+      } else {
+        for await (const chunk of body) {
+          hash.update(chunk);
+          await writeAll(handle, chunk);
+        }
+      }
       const stats = await handle.stat({ bigint: true });
       await handle.close();
-      return { temp, stats };
+      return { temp, stats, sha256: hash.digest('hex') };
     } catch (error) {
       await handle.close().catch(() => undefined);
       await rm(temp, { force: true });
       throw error;
     }
+  }
+}
+
+async function writeAll(handle: FileHandle, chunk: Uint8Array): Promise<void> {
+  for (let offset = 0; offset < chunk.byteLength; ) {
+    const { bytesWritten } = await handle.write(chunk, offset, chunk.byteLength - offset);
+    offset += bytesWritten;
+  }
+}
+
+/** SHA-256 of an open file, read positionally in chunks (never the whole file in memory). */
+async function hashFile(handle: FileHandle): Promise<string> {
+  const hash = createHash('sha256');
+  const buffer = Buffer.allocUnsafe(STREAM_CHUNK);
+  for (let position = 0; ; ) {
+    const { bytesRead } = await handle.read(buffer, 0, buffer.byteLength, position);
+    if (bytesRead === 0) return hash.digest('hex');
+    hash.update(buffer.subarray(0, bytesRead));
+    position += bytesRead;
   }
 }
 

@@ -15,8 +15,9 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { pipeline } from 'node:stream/promises';
 import { StoreError } from '../../index-builder/errors.ts';
-import { isSafeKey, type ObjectInfo, type Store, type StoredObject } from '../../index-builder/store.ts';
+import { isSafeKey, type ObjectInfo, type Store, type StoredStream } from '../../index-builder/store.ts';
 
 export interface RegistryServerOptions {
   /** The published tree. */
@@ -203,9 +204,15 @@ async function respond(
   }
   const { pathname } = decoded;
   const route = routeFor(pathname, req.headers.accept);
-  let object: ObjectInfo | StoredObject | undefined;
+  // Bodies are streamed from the store: an artifact of hundreds of megabytes is never held in memory.
+  let object: ObjectInfo | undefined;
+  let stream: StoredStream | undefined;
   try {
-    object = route ? await (head ? options.site.head(route.key) : options.site.get(route.key)) : undefined;
+    if (route && head) object = await options.site.head(route.key);
+    else if (route) {
+      stream = await options.site.getStream(route.key);
+      object = stream;
+    }
   } catch (error) {
     // routeFor only returns safe keys; should a store be stricter still, its refusal is a 404, not a 500.
     if (!(error instanceof StoreError && error.code === 'STORE_INVALID_KEY')) throw error;
@@ -217,14 +224,19 @@ async function respond(
     return;
   }
   const headers = objectHeaders(object, route);
-  if (etagMatches(req.headers['if-none-match'], object.etag)) {
-    res.writeHead(304, headers);
-    res.end();
-    return;
+  try {
+    if (etagMatches(req.headers['if-none-match'], object.etag)) {
+      res.writeHead(304, headers);
+      res.end();
+      return;
+    }
+    headers['content-length'] = object.size;
+    res.writeHead(200, headers);
+    if (stream) await pipeline(stream.body, res);
+    else res.end();
+  } finally {
+    stream?.cancel();
   }
-  headers['content-length'] = object.size;
-  res.writeHead(200, headers);
-  res.end('body' in object && !head ? object.body : undefined);
 }
 
 /** A request listener over the Store; see the module comment for the routes. */

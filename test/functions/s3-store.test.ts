@@ -18,6 +18,7 @@ import { createSigner, readPublicKey, verifyDetachedSignature } from '../../inde
 import { CACHE_IMMUTABLE, listAll } from '../../index-builder/store.ts';
 import { encode, makeBundle, sha256, testKey, validManifest } from '../support/fixtures.ts';
 import { type LocalS3, startLocalS3 } from '../support/s3.ts';
+import { chunksOf, collect, patternBytes } from '../support/streams.ts';
 
 const REFERENCE = path.resolve(import.meta.dirname, '../../../shared/reference/pulumicost-spec');
 const opts = { contentType: 'application/json', cacheControl: 'public, max-age=60' };
@@ -99,6 +100,68 @@ describe('when storing objects in S3', () => {
     expect(back?.size).toBe(big.byteLength);
     expect(sha256(back?.body as Uint8Array)).toBe(sha256(big));
     expect(back?.cacheControl).toBe(CACHE_IMMUTABLE);
+  });
+
+  it('streams a large body up in parts and back down, and a small one as a single PUT', async () => {
+    const client = new S3Client({ ...s3.config });
+    const commands: string[] = [];
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        commands.push(context.commandName as string);
+        return next(args);
+      },
+      { step: 'initialize', name: 'captureCommands' },
+    );
+    const store = new S3Store({ client, bucket: 'store-test' });
+    const big = patternBytes(20 * 1024 * 1024 + 5);
+    await store.putStream('stream/big.bin', chunksOf(big, 1024 * 1024), {
+      contentType: 'application/octet-stream',
+      cacheControl: CACHE_IMMUTABLE,
+    });
+    // 8 MiB parts: three of them.
+    expect(commands).toEqual([
+      'CreateMultipartUploadCommand',
+      'UploadPartCommand',
+      'UploadPartCommand',
+      'UploadPartCommand',
+      'CompleteMultipartUploadCommand',
+    ]);
+    const stream = await store.getStream('stream/big.bin');
+    expect(stream).toMatchObject({
+      size: big.byteLength,
+      contentType: 'application/octet-stream',
+      cacheControl: CACHE_IMMUTABLE,
+    });
+    // By digest: a deep equality over megabytes takes seconds.
+    expect(sha256(await collect((stream as NonNullable<typeof stream>).body))).toBe(sha256(big));
+
+    commands.length = 0;
+    await store.putStream('stream/small.json', chunksOf(encode('{"small":true}'), 4), opts);
+    expect(commands).toEqual(['PutObjectCommand']);
+    const small = await store.getStream('stream/small.json');
+    expect(small).toMatchObject({ size: 14, contentType: 'application/json' });
+    expect(new TextDecoder().decode(await collect((small as NonNullable<typeof small>).body))).toBe(
+      '{"small":true}',
+    );
+    expect(await store.getStream('stream/missing.json')).toBeUndefined();
+    client.destroy();
+  });
+
+  it('publishes nothing when a streamed body fails midway, and keeps the old object', async () => {
+    const store = new S3Store({ client: s3.client, bucket: 'store-test' });
+    await store.put('stream/kept.bin', encode('old'), opts);
+    for (const [key, size] of [
+      ['stream/kept.bin', 256 * 1024],
+      ['stream/never.bin', 20 * 1024 * 1024],
+    ] as const) {
+      const failure = await store
+        .putStream(key, chunksOf(patternBytes(size), 64 * 1024, size / 2), opts)
+        .catch((e: unknown) => e);
+      expect(failure, key).toBeInstanceOf(StoreError);
+      expect(failure, key).toMatchObject({ code: 'STORE_IO', cause: expect.any(Error) });
+    }
+    expect(new TextDecoder().decode((await store.get('stream/kept.bin'))?.body)).toBe('old');
+    expect(await store.head('stream/never.bin')).toBeUndefined();
   });
 
   it('translates SDK failures into StoreError with the cause, and refuses unsafe keys', async () => {

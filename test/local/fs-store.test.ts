@@ -6,6 +6,7 @@ import { FsStore } from '../../cli/local/fs-store.ts';
 import { StoreError } from '../../index-builder/errors.ts';
 import { listAll } from '../../index-builder/store.ts';
 import { encode, sha256 } from '../support/fixtures.ts';
+import { chunksOf, collect, patternBytes } from '../support/streams.ts';
 
 const opts = { contentType: 'application/json', cacheControl: 'public, max-age=60' };
 const text = (body: Uint8Array | undefined): string => new TextDecoder().decode(body);
@@ -148,6 +149,45 @@ describe('when storing objects', () => {
     } finally {
       await rm(outside, { recursive: true, force: true });
     }
+  });
+});
+
+describe('when streaming', () => {
+  it('writes a stream in pieces and reads it back as one, with the metadata of head', async () => {
+    const bytes = patternBytes(3 * 1024 * 1024 + 17);
+
+    await store.putStream('big/artifact.bin', chunksOf(bytes, 64 * 1024), opts);
+    const stream = await store.getStream('big/artifact.bin');
+
+    expect(stream).toBeDefined();
+    const { body, cancel: _cancel, ...info } = stream as NonNullable<typeof stream>;
+    // By digest: a deep equality over megabytes takes seconds.
+    expect(sha256(await collect(body))).toBe(sha256(bytes));
+    expect(info).toEqual(await store.head('big/artifact.bin'));
+    expect(info).toMatchObject({ size: bytes.byteLength, etag: `"${sha256(bytes).slice(0, 32)}"` });
+  });
+
+  it('leaves the old object, and no temp file, when the stream fails midway', async () => {
+    await store.put('doc.bin', encode('old'), opts);
+
+    const error = await store
+      .putStream('doc.bin', chunksOf(patternBytes(256 * 1024), 16 * 1024, 128 * 1024), opts)
+      .catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(StoreError);
+    expect(error).toMatchObject({ code: 'STORE_IO', cause: expect.any(Error) });
+    expect(text((await store.get('doc.bin'))?.body)).toBe('old');
+    expect((await allFiles(root)).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+  });
+
+  it('hashes a file without a sidecar for its ETag, and answers undefined for a missing key', async () => {
+    await writeFile(path.join(root, 'by-hand.txt'), 'hello');
+
+    const stream = await store.getStream('by-hand.txt');
+
+    expect(stream?.etag).toBe(etagFor('hello'));
+    expect(text(await collect((stream as NonNullable<typeof stream>).body))).toBe('hello');
+    expect(await store.getStream('missing.txt')).toBeUndefined();
   });
 });
 

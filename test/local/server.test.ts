@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -7,7 +7,8 @@ import { FsStore } from '../../cli/local/fs-store.ts';
 import { createRegistryServer, listenRegistryServer, prefersHtml, routeFor } from '../../cli/local/server.ts';
 import type { Store } from '../../index-builder/store.ts';
 import { CACHE_IMMUTABLE, CACHE_MUTABLE, contentTypeFor } from '../../index-builder/store.ts';
-import { encode } from '../support/fixtures.ts';
+import { encode, sha256 } from '../support/fixtures.ts';
+import { patternBytes } from '../support/streams.ts';
 
 const BROWSER_ACCEPT = 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8';
 const HTML_CSP =
@@ -163,6 +164,38 @@ describe('when a client revalidates', () => {
   });
 });
 
+describe('when serving large files', () => {
+  it('streams an artifact of megabytes whole, with its length', async () => {
+    const site = new FsStore(path.join(root, 'public'));
+    const big = patternBytes(6 * 1024 * 1024 + 3);
+    await site.put('plugins/demo/1.0.0/artifacts/linux-amd64/demo', big, {
+      contentType: 'application/octet-stream',
+      cacheControl: CACHE_IMMUTABLE,
+    });
+
+    const response = await fetch(`${base}/plugins/demo/1.0.0/artifacts/linux-amd64/demo`);
+    const body = new Uint8Array(await response.arrayBuffer());
+
+    expect(response.headers.get('content-length')).toBe(String(big.byteLength));
+    expect(sha256(body)).toBe(sha256(big));
+  });
+
+  it('closes the file of every response, a 304 included', async () => {
+    const openFiles = async (): Promise<number> => (await readdir('/proc/self/fd')).length;
+    const etag = (await fetch(`${base}/index.json`)).headers.get('etag') as string;
+    const before = await openFiles();
+
+    for (let i = 0; i < 50; i++) {
+      const fresh = await fetch(`${base}/index.json`, { headers: { 'if-none-match': etag } });
+      expect(fresh.status).toBe(304);
+      await fresh.text();
+    }
+
+    // Sockets may linger in keep-alive; 50 leaked file handles would not hide among them.
+    expect(await openFiles()).toBeLessThan(before + 10);
+  });
+});
+
 describe('when mapping the spec endpoints', () => {
   it('serves the home page at / and a folder index for a path ending in /', async () => {
     expect(await (await fetch(`${base}/`)).text()).toBe(SITE['index.html']);
@@ -290,6 +323,8 @@ describe('when the store fails', () => {
       get: () => Promise.reject(new Error('EACCES: /srv/registry/private/key.asc')),
       head: () => Promise.reject(new Error('EACCES: /srv/registry/private/key.asc')),
       put: () => Promise.resolve(),
+      getStream: () => Promise.reject(new Error('EACCES: /srv/registry/private/key.asc')),
+      putStream: () => Promise.resolve(),
       delete: () => Promise.resolve(),
       list: () => ({
         [Symbol.asyncIterator]: () => ({ next: () => Promise.resolve({ done: true, value: undefined }) }),

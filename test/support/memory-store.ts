@@ -2,8 +2,9 @@
  * An in-memory Store for core unit tests: a complete implementation of the interface (not a mock), so
  * the pipeline runs exactly as it does over the filesystem or S3.
  */
+import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
-import type { ObjectInfo, PutOptions, Store, StoredObject } from '../../index-builder/store.ts';
+import type { ObjectInfo, PutOptions, Store, StoredObject, StoredStream } from '../../index-builder/store.ts';
 
 export class MemoryStore implements Store {
   readonly objects = new Map<string, StoredObject>();
@@ -32,6 +33,26 @@ export class MemoryStore implements Store {
       cacheControl: options.cacheControl,
       lastModified: new Date(),
     });
+  }
+
+  async getStream(key: string): Promise<StoredStream | undefined> {
+    const object = this.objects.get(key);
+    if (!object) return undefined;
+    const { body, ...info } = object;
+    // In chunks, so readers meet a body split across reads as they do from a file or a socket.
+    return {
+      ...info,
+      body: (async function* () {
+        for (let at = 0; at < body.byteLength; at += 4096) yield body.subarray(at, at + 4096);
+      })(),
+      cancel: () => undefined,
+    };
+  }
+
+  async putStream(key: string, body: AsyncIterable<Uint8Array>, options: PutOptions): Promise<void> {
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of body) chunks.push(chunk);
+    await this.put(key, Buffer.concat(chunks), options);
   }
 
   async delete(key: string): Promise<void> {
