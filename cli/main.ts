@@ -4,6 +4,7 @@
  * arguments, reads and writes files, and calls the core; the logic lives in index-builder/.
  */
 import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseRegistryConfig } from '../index-builder/config.ts';
@@ -15,7 +16,8 @@ import {
   rebuildRegistry,
   refreshSnapshot,
   type SubmissionOutcome,
-  submissionId,
+  streamSha256,
+  submissionIdOf,
 } from '../index-builder/pipeline.ts';
 import { generateKeyPair, readPublicKey } from '../index-builder/signing.ts';
 import { inspectBundle, inspectManifest, packSubmission } from '../index-builder/submission.ts';
@@ -78,6 +80,15 @@ function printOutcome(outcome: SubmissionOutcome): void {
 async function readInput(file: string): Promise<Uint8Array> {
   try {
     return new Uint8Array(await readFile(file));
+  } catch (cause) {
+    throw new CliError('FILE_NOT_FOUND', `cannot read ${file}: ${(cause as Error).message}`, { cause });
+  }
+}
+
+/** SHA-256 (hex) of a file, read as a stream. */
+async function fileSha256(file: string): Promise<string> {
+  try {
+    return await streamSha256(createReadStream(file));
   } catch (cause) {
     throw new CliError('FILE_NOT_FOUND', `cannot read ${file}: ${(cause as Error).message}`, { cause });
   }
@@ -222,13 +233,14 @@ const commands: Record<string, CommandSpec> = {
       const bucket = stringOption(parsed, 'bucket');
       if ((dir === undefined) === (bucket === undefined))
         throw usage('give exactly one of --registry DIR or --bucket NAME');
-      const bytes = await readInput(file);
+      // Streamed, never read whole: a bundle may be large. The digest names the outcome to wait for.
+      const sha256 = await fileSha256(file);
       const key = `${INCOMING_PREFIX}${new Date().toISOString().replace(/[:.]/g, '')}-${randomBytes(4).toString('hex')}-${path.basename(file).replace(/[^A-Za-z0-9._-]/g, '_')}`;
       let outcome: SubmissionOutcome | undefined;
       if (dir !== undefined) {
         const registry = await openRegistry(dir);
         const result = await withRegistryLock(dir, async () => {
-          await registry.context.intake.put(key, bytes, {
+          await registry.context.intake.putStream(key, createReadStream(file), {
             contentType: 'application/gzip',
             cacheControl: 'no-store',
           });
@@ -243,14 +255,15 @@ const commands: Record<string, CommandSpec> = {
         outcome = await publishToBucket({
           bucket: bucket as string,
           key,
-          bytes,
+          file,
+          sha256,
           timeoutSeconds: timeout,
           ...(endpoint ? { endpoint } : {}),
           log: err,
         });
         if (!outcome) {
           err(
-            `submitted s3://${bucket}/${key}; no outcome after ${timeout} s: read status/${submissionId(key, bytes)}.json later`,
+            `submitted s3://${bucket}/${key}; no outcome after ${timeout} s: read status/${submissionIdOf(key, sha256)}.json later`,
           );
           return 1;
         }

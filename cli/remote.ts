@@ -3,16 +3,20 @@
  * for the publish function to record its outcome under status/<submission id>.json. The id is computed the
  * way the pipeline computes it, from the key and the bytes, so the command knows where to look.
  */
+import { createReadStream } from 'node:fs';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { REBUILD_REQUEST } from '../functions/events.ts';
 import { S3Store } from '../functions/s3-store.ts';
-import { type SubmissionOutcome, submissionId } from '../index-builder/pipeline.ts';
+import { type SubmissionOutcome, submissionIdOf } from '../index-builder/pipeline.ts';
 
 export async function publishToBucket(options: {
   readonly bucket: string;
   readonly key: string;
-  readonly bytes: Uint8Array;
+  /** The bundle file, uploaded as a stream (multipart when large). */
+  readonly file: string;
+  /** Its SHA-256 (hex), which names the outcome to wait for. */
+  readonly sha256: string;
   readonly timeoutSeconds: number;
   /** An S3-compatible endpoint (path-style), e.g. a local test server; AWS otherwise. */
   readonly endpoint?: string;
@@ -22,11 +26,11 @@ export async function publishToBucket(options: {
   const client = new S3Client(options.endpoint ? { endpoint: options.endpoint, forcePathStyle: true } : {});
   try {
     const store = new S3Store({ client, bucket: options.bucket });
-    await store.put(options.key, options.bytes, {
+    await store.putStream(options.key, createReadStream(options.file), {
       contentType: 'application/gzip',
       cacheControl: 'no-store',
     });
-    const statusKey = `status/${submissionId(options.key, options.bytes)}.json`;
+    const statusKey = `status/${submissionIdOf(options.key, options.sha256)}.json`;
     options.log(`uploaded s3://${options.bucket}/${options.key}; waiting for ${statusKey}`);
     const deadline = Date.now() + options.timeoutSeconds * 1000;
     for (;;) {
