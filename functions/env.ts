@@ -2,7 +2,13 @@
  * Typed access to the environment of a Lambda function, read once at cold start. A missing or malformed
  * variable fails fast with its name and what was expected, instead of surfacing later as `undefined`.
  */
+import { readFileSync } from 'node:fs';
+import { parseRegistryConfig, type TrustedPublisher } from '../index-builder/config.ts';
+import { PlugindexError } from '../index-builder/errors.ts';
 import { AwsAdapterError } from './errors.ts';
+
+/** The deployed trust list, beside each function's bundle (written at synth by infra/publishers.ts). */
+export const PUBLISHERS_FILE = 'publishers.json';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -49,10 +55,20 @@ export interface FunctionConfig {
    * first-come registry with this name, URL and snapshot lifetime. The config object, when present, wins.
    */
   readonly defaults: { readonly name?: string; readonly url?: string; readonly snapshotTtlSeconds?: number };
+  /**
+   * Trusted publishers deployed with the functions (`-c publishers=FILE`), or undefined. When set, the
+   * registry is restricted to them whatever the config object says: trust is deployed as code.
+   */
+  readonly publishers: readonly TrustedPublisher[] | undefined;
 }
 
-export function readFunctionConfig(env: Env): FunctionConfig {
+/**
+ * Settings from the environment, and the deployed trust list from `publishersFile` when that file exists.
+ * @example const config = readFunctionConfig(process.env, new URL('./publishers.json', import.meta.url));
+ */
+export function readFunctionConfig(env: Env, publishersFile?: string | URL): FunctionConfig {
   return {
+    publishers: publishersFile === undefined ? undefined : readDeployedPublishers(publishersFile),
     intakeBucket: requireString(env, 'INTAKE_BUCKET'),
     siteBucket: requireString(env, 'SITE_BUCKET'),
     signingKeySecretId: requireString(env, 'SIGNING_KEY_SECRET_ID'),
@@ -67,4 +83,27 @@ export function readFunctionConfig(env: Env): FunctionConfig {
         : {}),
     },
   };
+}
+
+/** The deployed trust list, or undefined when no file was deployed; anything unreadable fails the cold start. */
+export function readDeployedPublishers(file: string | URL): readonly TrustedPublisher[] | undefined {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new AwsAdapterError('ENV_INVALID', `cannot read ${String(file)}: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  try {
+    const { publishers } = JSON.parse(text) as { publishers?: unknown };
+    return parseRegistryConfig({ name: 'deployed', url: 'https://deployed.invalid', publishers }).publishers;
+  } catch (error) {
+    const detail =
+      error instanceof PlugindexError || error instanceof SyntaxError ? error.message : String(error);
+    throw new AwsAdapterError('ENV_INVALID', `deployed trust list ${String(file)} is invalid: ${detail}`, {
+      cause: error,
+    });
+  }
 }

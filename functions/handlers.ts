@@ -48,7 +48,10 @@ async function pipelineContext(deps: HandlerDeps): Promise<PipelineContext> {
       `no registry config at s3://${deps.config.intakeBucket}/${deps.config.configKey}, and no REGISTRY_NAME/REGISTRY_URL defaults`,
     );
   }
-  const config: unknown = stored ? JSON.parse(new TextDecoder().decode(stored.body)) : defaults;
+  const base = (stored ? JSON.parse(new TextDecoder().decode(stored.body)) : defaults) as object;
+  // A deployed trust list wins over the config object: whoever can write the bucket cannot widen trust.
+  const publishers = deps.config.publishers;
+  const config = publishers ? { ...base, policy: 'restricted', publishers } : base;
   return {
     intake,
     site: new S3Store({ client: deps.s3, bucket: deps.config.siteBucket }),

@@ -2,12 +2,12 @@
 import { CloudFrontClient } from '@aws-sdk/client-cloudfront';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { readFunctionConfig } from './env.ts';
+import { PUBLISHERS_FILE, readFunctionConfig } from './env.ts';
 import { createRefreshHandler } from './handlers.ts';
 import { jsonLogger } from './logger.ts';
 import { cachedSigner } from './secrets.ts';
 
-const config = readFunctionConfig(process.env);
+const config = readFunctionConfig(process.env, new URL(`./${PUBLISHERS_FILE}`, import.meta.url));
 
 export const handler = createRefreshHandler({
   config,

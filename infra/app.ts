@@ -3,11 +3,13 @@
  * and runs the cdk-nag AwsSolutions checks on every synth.
  *   -c domainName=plugins.example.com -c certificateArn=arn:aws:acm:us-east-1:...   (optional)
  *   -c stackName=Plugindex -c registryName="My Registry" -c snapshotTtlSeconds=604800  (optional)
+ *   -c publishers=deploy/publishers.json   (optional: restrict publishing to these keys; infra/publishers.ts)
  */
 import path from 'node:path';
 import { App, Duration, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { bundleFunctions } from '../functions/bundle.ts';
+import { loadTrustedPublishers } from './publishers.ts';
 import { PlugindexStack } from './stack.ts';
 
 const app = new App();
@@ -21,11 +23,14 @@ const registryName = context('registryName');
 const snapshotTtlSeconds = context('snapshotTtlSeconds');
 const domainName = context('domainName');
 const certificateArn = context('certificateArn');
+const publishersFile = context('publishers');
+const trustedPublishers = publishersFile ? await loadTrustedPublishers(publishersFile) : undefined;
 new PlugindexStack(app, context('stackName') ?? 'Plugindex', {
   functionsDir,
   ...(registryName ? { registryName } : {}),
   ...(snapshotTtlSeconds ? { snapshotTtl: Duration.seconds(Number(snapshotTtlSeconds)) } : {}),
   ...(domainName ? { domainName } : {}),
   ...(certificateArn ? { certificateArn } : {}),
+  ...(trustedPublishers ? { trustedPublishers } : {}),
 });
 Validations.of(app).addPlugins(new AwsSolutionsChecks(app));

@@ -1,6 +1,7 @@
 /** The plugindex stack: one construct per concern; the stack only connects them and names the outputs. */
 import { CfnOutput, Duration, Stack, type StackProps, Validations } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
+import type { TrustedPublisher } from '../index-builder/config.ts';
 import { RegistryAlarms } from './constructs/alarms.ts';
 import { RegistryDistribution } from './constructs/distribution.ts';
 import { PublishingPipeline } from './constructs/publishing.ts';
@@ -16,6 +17,8 @@ export interface PlugindexStackProps extends StackProps {
   readonly registryName?: string;
   /** How long a signed snapshot stays valid; the refresh schedule runs at a quarter of it at most. */
   readonly snapshotTtl?: Duration;
+  /** Publishers the registry is restricted to (infra/publishers.ts); open, first-come when undefined. */
+  readonly trustedPublishers?: readonly TrustedPublisher[];
 }
 
 export class PlugindexStack extends Stack {
@@ -31,6 +34,7 @@ export class PlugindexStack extends Stack {
       registryName: props.registryName ?? 'plugindex registry',
       snapshotTtl: props.snapshotTtl ?? Duration.days(7),
       ...(props.refreshEvery ? { refreshEvery: props.refreshEvery } : {}),
+      ...(props.trustedPublishers ? { trustedPublishers: props.trustedPublishers } : {}),
     });
     const cdn = new RegistryDistribution(this, 'Distribution', {
       siteBucket: storage.siteBucket,

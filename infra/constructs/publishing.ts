@@ -7,7 +7,7 @@
  * snapshot well before it expires.
  */
 import path from 'node:path';
-import { Duration, Stack, Validations } from 'aws-cdk-lib';
+import { AssetHashType, DockerImage, Duration, Stack, Validations } from 'aws-cdk-lib';
 import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction, SqsQueue } from 'aws-cdk-lib/aws-events-targets';
 import { Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
@@ -18,6 +18,8 @@ import type { Bucket, CfnBucket } from 'aws-cdk-lib/aws-s3';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import type { TrustedPublisher } from '../../index-builder/config.ts';
+import { stageFunction } from '../publishers.ts';
 
 export interface PublishingPipelineProps {
   readonly uploadBucket: Bucket;
@@ -30,6 +32,32 @@ export interface PublishingPipelineProps {
   /** Registry name and snapshot lifetime used until a config object is uploaded (config/plugindex.json). */
   readonly registryName: string;
   readonly snapshotTtl: Duration;
+  /**
+   * Trusted publishers deployed with the functions (infra/publishers.ts): the registry is restricted to
+   * them, whatever the config object in the bucket says. Open, first-come publishing when undefined.
+   */
+  readonly trustedPublishers?: readonly TrustedPublisher[];
+}
+
+/**
+ * A function's code asset: its bundle folder, plus the trust list when there is one. The list is added by
+ * CDK's local bundling (no Docker), and the asset is hashed from that output, so a changed list deploys.
+ */
+function functionCode(bundleDir: string, publishers: readonly TrustedPublisher[] | undefined): Code {
+  if (!publishers) return Code.fromAsset(bundleDir);
+  return Code.fromAsset(bundleDir, {
+    assetHashType: AssetHashType.OUTPUT,
+    bundling: {
+      // Required by the type, never pulled: local bundling below always succeeds.
+      image: DockerImage.fromRegistry('plugindex-local-bundling-only'),
+      local: {
+        tryBundle(outputDir: string): boolean {
+          stageFunction(bundleDir, outputDir, publishers);
+          return true;
+        },
+      },
+    },
+  });
 }
 
 export class PublishingPipeline extends Construct {
@@ -74,7 +102,7 @@ export class PublishingPipeline extends Construct {
         runtime: Runtime.NODEJS_22_X,
         architecture: Architecture.ARM_64,
         handler: 'index.handler',
-        code: Code.fromAsset(path.join(props.functionsDir, name)),
+        code: functionCode(path.join(props.functionsDir, name), props.trustedPublishers),
         // The publish function holds a batch of bundles in memory (bounded in functions/handlers.ts).
         memorySize: name === 'publish' ? 2048 : 512,
         timeout,

@@ -14,6 +14,7 @@ import { type BundleResult, bundleFunctions } from '../../functions/bundle.ts';
 import { S3Store } from '../../functions/s3-store.ts';
 import { readPublicKey, verifyDetachedSignature } from '../../index-builder/signing.ts';
 import { listAll } from '../../index-builder/store.ts';
+import { stageFunction } from '../../infra/publishers.ts';
 import { type FakeSecretsManager, startFakeSecretsManager } from '../support/fake-secrets-manager.ts';
 import { encode, makeBundle, testKey, validManifest } from '../support/fixtures.ts';
 import { type LocalS3, startLocalS3 } from '../support/s3.ts';
@@ -104,5 +105,45 @@ describe('when the functions are bundled for Lambda', () => {
       handler: () => Promise<{ generation: number }>;
     };
     await expect(handler()).resolves.toMatchObject({ generation: 2 });
+  });
+});
+
+describe('when the deployment restricts publishing to a trust list', () => {
+  it('enforces the list even though the config object in the bucket says open', async () => {
+    const publisher = await readPublicKey((await testKey('publisher')).publicKey);
+    const staged = path.join(outdir, 'publish-with-trust');
+    stageFunction(path.dirname(bundle.files.publish), staged, [
+      { fingerprint: publisher.fingerprint, names: ['trusted-*'], key: publisher.armored },
+    ]);
+    const { handler } = (await import(pathToFileURL(path.join(staged, 'index.mjs')).href)) as {
+      handler: (event: unknown) => Promise<{
+        outcomes: { submission: string; status: string; problems: { code: string }[] }[];
+      }>;
+    };
+    const uploads: [string, Uint8Array][] = [
+      ['incoming/trusted.tgz', await makeBundle({ manifest: validManifest({ name: 'trusted-one' }) })],
+      [
+        'incoming/rogue.tgz',
+        await makeBundle({
+          manifest: validManifest({ name: 'trusted-two' }),
+          signer: await testKey('rogue'),
+        }),
+      ],
+      ['incoming/elsewhere.tgz', await makeBundle({ manifest: validManifest({ name: 'other-name' }) })],
+    ];
+    for (const [key, body] of uploads) {
+      await s3.client.send(new PutObjectCommand({ Bucket: 'bundle-intake', Key: key, Body: body }));
+    }
+
+    const result = await handler({ source: 'aws.events', 'detail-type': 'Scheduled Event' });
+
+    const byKey = Object.fromEntries(
+      result.outcomes.map((o) => [o.submission, [o.status, ...o.problems.map((p) => p.code)]]),
+    );
+    expect(byKey).toEqual({
+      'incoming/trusted.tgz': ['accepted'],
+      'incoming/rogue.tgz': ['rejected', 'PUBLISHER_UNTRUSTED'],
+      'incoming/elsewhere.tgz': ['rejected', 'PUBLISHER_NAME_NOT_ALLOWED'],
+    });
   });
 });

@@ -31,6 +31,7 @@ const config: FunctionConfig = {
   distributionId: 'E2EXAMPLE',
   s3Endpoint: undefined,
   defaults: {},
+  publishers: undefined,
 };
 
 const sqsEvent = (...keys: string[]) => ({

@@ -69,6 +69,7 @@ export async function localPublishHandler(
       distributionId: undefined,
       s3Endpoint: undefined,
       defaults: {},
+      publishers: undefined,
     },
     s3: s3.client,
     cloudfront: undefined as never, // no distribution configured: never called

@@ -1,0 +1,128 @@
+/**
+ * The deployed trust list: read and checked at synth (infra/publishers.ts), carried in the function assets,
+ * and read back by the functions at cold start (functions/env.ts).
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { App } from 'aws-cdk-lib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bundleFunctions } from '../../functions/bundle.ts';
+import { readDeployedPublishers } from '../../functions/env.ts';
+import { readPublicKey } from '../../index-builder/signing.ts';
+import { InfraError } from '../../infra/errors.ts';
+import { loadTrustedPublishers } from '../../infra/publishers.ts';
+import { PlugindexStack } from '../../infra/stack.ts';
+import { testKey } from '../support/fixtures.ts';
+
+let dir: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'plugindex-publishers-'));
+  await mkdir(path.join(dir, 'keys'));
+  await writeFile(path.join(dir, 'keys/acme.asc'), (await testKey('publisher')).publicKey);
+  await writeFile(path.join(dir, 'keys/other.asc'), (await testKey('other')).publicKey);
+  await writeFile(path.join(dir, 'keys/secret.asc'), (await testKey('publisher')).secretKey);
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function listFile(name: string, value: unknown): Promise<string> {
+  const file = path.join(dir, name);
+  await writeFile(file, typeof value === 'string' ? value : JSON.stringify(value));
+  return file;
+}
+
+describe('when the deployment names trusted publishers', () => {
+  it('reads each public key relative to the file and records its fingerprint', async () => {
+    const file = await listFile('good.json', {
+      publishers: [
+        { key: 'keys/acme.asc', names: ['acme-*'], label: 'ACME' },
+        { key: 'keys/other.asc', names: ['*'] },
+      ],
+    });
+
+    const publishers = await loadTrustedPublishers(file);
+
+    const acme = await readPublicKey((await testKey('publisher')).publicKey);
+    const other = await readPublicKey((await testKey('other')).publicKey);
+    expect(publishers).toEqual([
+      { fingerprint: acme.fingerprint, names: ['acme-*'], key: acme.armored, label: 'ACME' },
+      { fingerprint: other.fingerprint, names: ['*'], key: other.armored },
+    ]);
+  });
+
+  it.each([
+    ['not JSON', '{"publishers": [', 'cannot read it as JSON'],
+    ['no list', { publishers: [] }, '#/publishers: expected a non-empty array'],
+    ['no names', { publishers: [{ key: 'keys/acme.asc' }] }, '#/publishers/0/names: expected'],
+    ['a blank name', { publishers: [{ key: 'keys/acme.asc', names: [''] }] }, '#/publishers/0/names'],
+    ['a missing key file', { publishers: [{ key: 'keys/none.asc', names: ['*'] }] }, 'cannot read'],
+    ['a secret key', { publishers: [{ key: 'keys/secret.asc', names: ['*'] }] }, 'is a secret key'],
+    [
+      'a key twice',
+      {
+        publishers: [
+          { key: 'keys/acme.asc', names: ['a-*'] },
+          { key: 'keys/acme.asc', names: ['b-*'] },
+        ],
+      },
+      '#/publishers/1/key: key',
+    ],
+  ])('refuses %s at synth, naming the place', async (name, value, message) => {
+    const file = await listFile(`${name.replaceAll(' ', '-')}.json`, value);
+
+    const error = await loadTrustedPublishers(file).catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(InfraError);
+    expect(error).toMatchObject({ code: 'PUBLISHERS_INVALID' });
+    expect((error as Error).message).toContain(message.startsWith('#') ? `${file}${message}` : message);
+  });
+});
+
+describe('when the stack deploys a trust list', () => {
+  let functionsDir: string;
+  let outdir: string;
+
+  beforeAll(async () => {
+    functionsDir = await mkdtemp(path.join(tmpdir(), 'plugindex-trust-bundle-'));
+    outdir = await mkdtemp(path.join(tmpdir(), 'plugindex-trust-out-'));
+    await bundleFunctions(functionsDir);
+  });
+  afterAll(async () => {
+    await rm(functionsDir, { recursive: true, force: true });
+    await rm(outdir, { recursive: true, force: true });
+  });
+
+  it('puts it beside both functions, where the functions read it back', async () => {
+    const trustedPublishers = await loadTrustedPublishers(
+      await listFile('deployed.json', { publishers: [{ key: 'keys/acme.asc', names: ['acme-*'] }] }),
+    );
+    const app = new App({ outdir });
+    new PlugindexStack(app, 'Plugindex', { functionsDir, trustedPublishers });
+    app.synth();
+
+    const assets = readdirSync(outdir).filter((name) => name.startsWith('asset.'));
+    const staged = assets.filter((name) => readdirSync(path.join(outdir, name)).includes('publishers.json'));
+    expect(staged).toHaveLength(2);
+    for (const name of staged) {
+      const files = readdirSync(path.join(outdir, name)).sort();
+      expect(files).toEqual(['index.mjs', 'publishers.json']);
+      const deployed = readDeployedPublishers(path.join(outdir, name, 'publishers.json'));
+      expect(deployed).toEqual(trustedPublishers);
+      expect(readFileSync(path.join(outdir, name, 'publishers.json'), 'utf8')).not.toContain('PRIVATE');
+    }
+  });
+});
+
+describe('when a function reads its deployed trust list', () => {
+  it('treats a missing file as none, and fails fast on a broken one', async () => {
+    expect(readDeployedPublishers(path.join(dir, 'absent.json'))).toBeUndefined();
+    const broken = await listFile('broken.json', { publishers: [{ fingerprint: 'nope', names: ['*'] }] });
+    expect(() => readDeployedPublishers(broken)).toThrow(
+      expect.objectContaining({ code: 'ENV_INVALID', message: expect.stringContaining('/publishers/0') }),
+    );
+  });
+});
