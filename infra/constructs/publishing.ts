@@ -115,13 +115,26 @@ export class PublishingPipeline extends Construct {
         reason: 'Pinned to Node.js 22, the runtime the bundles target and the tests run; moved deliberately.',
       });
       props.signingKey.grantRead(f);
-      props.uploadBucket.grantReadWrite(f);
-      props.uploadBucket.grantDelete(f);
-      props.siteBucket.grantReadWrite(f);
+      // The site: read and write (never delete; versions are immutable and documents are replaced).
+      props.siteBucket.grantRead(f);
+      props.siteBucket.grantPut(f);
       return f;
     };
     this.publishFunction = fn('publish', Duration.minutes(15));
     this.refreshFunction = fn('refresh', Duration.minutes(5));
+    // The upload bucket, by folder. Publish: reads everything (incoming/, config/, state/), records
+    // outcomes, files submissions away, keeps the catalog, and deletes only what it took from incoming/.
+    // Publishers' uploads are never deleted before they are copied to processed/ or rejected/.
+    const upload = props.uploadBucket;
+    upload.grantRead(this.publishFunction);
+    for (const folder of ['status/*', 'processed/*', 'rejected/*', 'state/*']) {
+      upload.grantPut(this.publishFunction, folder);
+    }
+    upload.grantDelete(this.publishFunction, 'incoming/*');
+    // Refresh: reads the config and the catalog, writes the catalog's generation; no submission at all.
+    upload.grantRead(this.refreshFunction, 'config/*');
+    upload.grantRead(this.refreshFunction, 'state/*');
+    upload.grantPut(this.refreshFunction, 'state/*');
     this.publishFunction.addEventSource(new SqsEventSource(this.queue, { batchSize: 10 }));
 
     new Rule(this, 'UploadCreated', {
@@ -146,13 +159,17 @@ export class PublishingPipeline extends Construct {
     // know in advance (submissions, versions), in these buckets and nowhere else.
     const logicalId = (bucket: Bucket): string =>
       Stack.of(this).getLogicalId(bucket.node.defaultChild as CfnBucket);
+    const uploads = logicalId(props.uploadBucket);
     const findings = [
       'Action::s3:GetObject*',
       'Action::s3:GetBucket*',
       'Action::s3:List*',
       'Action::s3:DeleteObject*',
       'Action::s3:Abort*',
-      `Resource::<${logicalId(props.uploadBucket)}.Arn>/*`,
+      `Resource::<${uploads}.Arn>/*`,
+      ...['incoming', 'status', 'processed', 'rejected', 'state', 'config'].map(
+        (folder) => `Resource::<${uploads}.Arn>/${folder}/*`,
+      ),
       `Resource::<${logicalId(props.siteBucket)}.Arn>/*`,
     ];
     for (const f of [this.publishFunction, this.refreshFunction]) {
@@ -160,7 +177,7 @@ export class PublishingPipeline extends Construct {
         Validations.of(f).acknowledge({
           id: `AwsSolutions::AwsSolutions-IAM5[${finding}]`,
           reason:
-            'Object-level access to the registry buckets only: submission and version keys are not known in advance.',
+            'Object-level access to the registry buckets only, by folder where the function needs no more: submission and version keys are not known in advance.',
         });
       }
     }

@@ -52,13 +52,16 @@ export class RegistryStorage extends Construct {
         { prefix: 'processed/', expiration: Duration.days(props.processedRetentionDays ?? 90) },
         { prefix: 'rejected/', expiration: Duration.days(props.processedRetentionDays ?? 90) },
         { noncurrentVersionExpiration: Duration.days(30) },
+        // Large bundles go up in parts: parts of an upload nobody completed or aborted are dropped.
+        { abortIncompleteMultipartUploadAfter: Duration.days(7) },
       ],
     });
     this.publisherPolicy = new ManagedPolicy(this, 'PublisherPolicy', {
       description: 'plugindex publishers: upload submissions and read their outcomes',
       statements: [
         new PolicyStatement({
-          actions: ['s3:PutObject'],
+          // Abort: a multipart upload that fails cleans up after itself.
+          actions: ['s3:PutObject', 's3:AbortMultipartUpload'],
           resources: [this.uploadBucket.arnForObjects('incoming/*')],
         }),
         new PolicyStatement({
@@ -79,7 +82,10 @@ export class RegistryStorage extends Construct {
       ...common,
       serverAccessLogsBucket: this.logBucket,
       serverAccessLogsPrefix: 'site/',
-      lifecycleRules: [{ noncurrentVersionExpiration: Duration.days(30) }],
+      lifecycleRules: [
+        { noncurrentVersionExpiration: Duration.days(30) },
+        { abortIncompleteMultipartUploadAfter: Duration.days(7) },
+      ],
     });
   }
 }

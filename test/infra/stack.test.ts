@@ -61,6 +61,18 @@ describe('when the stack is synthesized', () => {
         Rules: Match.arrayWith([Match.objectLike({ Prefix: 'processed/', Status: 'Enabled' })]),
       },
     });
+    // Parts of multipart uploads nobody completed (a publisher's dropped connection) do not linger.
+    template.resourcePropertiesCountIs(
+      'AWS::S3::Bucket',
+      {
+        LifecycleConfiguration: {
+          Rules: Match.arrayWith([
+            Match.objectLike({ AbortIncompleteMultipartUpload: { DaysAfterInitiation: 7 } }),
+          ]),
+        },
+      },
+      2,
+    );
     template.hasResourceProperties('Custom::S3BucketNotifications', {
       NotificationConfiguration: { EventBridgeConfiguration: {} },
     });
@@ -164,6 +176,33 @@ describe('when the stack is synthesized', () => {
     });
   });
 
+  it('gives each function the bucket folders it needs: delete only in incoming/, never on the site', () => {
+    const statementsOf = (prefix: string) =>
+      Object.entries(template.findResources('AWS::IAM::Policy'))
+        .filter(([id]) => id.startsWith(prefix))
+        .flatMap(([, p]) => p.Properties.PolicyDocument.Statement as { Action: unknown; Resource: unknown }[])
+        .filter((s) => JSON.stringify(s.Action).includes('s3:'));
+    const folders = (statements: { Resource: unknown }[]) =>
+      [...JSON.stringify(statements.map((st) => st.Resource)).matchAll(/"\/([a-z]+)\/\*"/g)]
+        .map((m) => m[1])
+        .sort();
+    const deletes = (statements: { Action: unknown; Resource: unknown }[]) =>
+      statements.filter((st) => JSON.stringify(st.Action).includes('s3:DeleteObject'));
+
+    const publish = statementsOf('PublishingPublish');
+    const publishDeletes = deletes(publish);
+    expect(publishDeletes).toHaveLength(1);
+    expect(JSON.stringify(publishDeletes[0]?.Resource)).toMatch(/StorageUploads.*\/incoming\/\*/);
+    expect(JSON.stringify(publishDeletes[0]?.Resource)).not.toContain('StorageSite');
+    expect(new Set(folders(publish))).toEqual(
+      new Set(['incoming', 'processed', 'rejected', 'state', 'status']),
+    );
+
+    const refresh = statementsOf('PublishingRefresh');
+    expect(deletes(refresh)).toEqual([]);
+    expect(new Set(folders(refresh))).toEqual(new Set(['config', 'state']));
+  });
+
   it('lets the functions invalidate the distribution and nothing else in CloudFront', () => {
     const statements = Object.values(template.findResources('AWS::IAM::Policy')).flatMap(
       (p) => p.Properties.PolicyDocument.Statement as { Action: unknown; Resource: unknown }[],
@@ -186,7 +225,7 @@ describe('when the stack is synthesized', () => {
       PolicyDocument: {
         Statement: [
           Match.objectLike({
-            Action: 's3:PutObject',
+            Action: ['s3:PutObject', 's3:AbortMultipartUpload'],
             Resource: { 'Fn::Join': ['', [Match.anyValue(), '/incoming/*']] },
           }),
           Match.objectLike({
