@@ -88,21 +88,30 @@ export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Pro
     const notices = parseObjectCreated(event).filter((n) => n.bucket === deps.config.intakeBucket);
     deps.logger.info('woken', { notices: notices.length, keys: notices.map((n) => n.key).slice(0, 20) });
     const ctx = await pipelineContext(deps);
+    const setupMs = Date.now() - started;
     // Batches are bounded in bytes (memory); keep going while uploads are left over, for a few rounds.
-    const results: BatchResult[] = [await processSubmissions(ctx)];
-    while ((results.at(-1) as BatchResult).deferred > 0 && results.length < MAX_ROUNDS) {
+    const results: BatchResult[] = [];
+    const roundMs: number[] = [];
+    do {
+      const roundStarted = Date.now();
       results.push(await processSubmissions(ctx));
-    }
+      roundMs.push(Date.now() - roundStarted);
+    } while ((results.at(-1) as BatchResult).deferred > 0 && results.length < MAX_ROUNDS);
     const outcomes = results.flatMap((r) => r.outcomes);
-    for (const outcome of outcomes) {
-      deps.logger.info('submission', {
-        submission: outcome.id,
-        key: outcome.submission,
-        plugin: outcome.plugin,
-        version: outcome.version,
-        outcome: outcome.status,
-        problems: outcome.problems.map((p) => `${p.code} ${p.path}`),
-      });
+    for (const [round, result] of results.entries()) {
+      for (const outcome of result.outcomes) {
+        deps.logger.info('submission', {
+          submission: outcome.id,
+          key: outcome.submission,
+          plugin: outcome.plugin,
+          version: outcome.version,
+          outcome: outcome.status,
+          problems: outcome.problems.map((p) => `${p.code} ${p.path}`),
+          // The round that decided it, and how long that round took (checks, writes, one rebuild).
+          round: round + 1,
+          roundMs: roundMs[round],
+        });
+      }
     }
     const invalidateKeys = new Set(results.flatMap((r) => r.invalidate));
     let generation = results.findLast((r) => r.generation !== null)?.generation ?? null;
@@ -112,6 +121,7 @@ export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Pro
       generation = rebuilt.generation;
       deps.logger.info('rebuilt', { plugins: rebuilt.plugins, generation });
     }
+    const invalidationStarted = Date.now();
     await invalidate(deps, [...invalidateKeys].sort());
     const last = results.at(-1) as BatchResult;
     deps.logger.info('batch done', {
@@ -119,6 +129,8 @@ export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Pro
       rounds: results.length,
       deferred: last.deferred,
       generation,
+      setupMs,
+      invalidationMs: Date.now() - invalidationStarted,
       durationMs: Date.now() - started,
     });
     return {

@@ -148,10 +148,32 @@ describe('when uploads arrive in the intake bucket', () => {
       expect.arrayContaining(['/index.json', '/snapshot.json', '/plugins/cloud-plugin/index.json']),
     );
     expect(invalidation?.InvalidationBatch?.Paths?.Items?.some((p) => p.includes('/1.0.0/'))).toBe(false);
-    expect(logs.filter((l) => l.message === 'submission').map((l) => l.outcome)).toEqual([
-      'rejected',
-      'accepted',
+    expect(logs.filter((l) => l.message === 'submission')).toEqual([
+      expect.objectContaining({
+        key: 'incoming/bad.tgz',
+        outcome: 'rejected',
+        problems: ['BUNDLE_NOT_GZIP bundle:'],
+        round: 1,
+        roundMs: expect.any(Number),
+      }),
+      expect.objectContaining({
+        key: 'incoming/good.tgz',
+        plugin: 'cloud-plugin',
+        version: '1.0.0',
+        outcome: 'accepted',
+        submission: result.outcomes[1]?.id,
+        round: 1,
+        roundMs: expect.any(Number),
+      }),
     ]);
+    expect(logs.find((l) => l.message === 'batch done')).toMatchObject({
+      submissions: 2,
+      rounds: 1,
+      generation: result.generation,
+      setupMs: expect.any(Number),
+      invalidationMs: expect.any(Number),
+      durationMs: expect.any(Number),
+    });
   });
 
   it('treats a redelivered event as harmless: nothing changes', async () => {
