@@ -2,15 +2,17 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import * as openpgp from 'openpgp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { KeyError } from '../index-builder/errors.ts';
 import {
   createSigner,
   generateKeyPair,
+  type KeyPair,
   readPublicKey,
   verifyDetachedSignature,
 } from '../index-builder/signing.ts';
-import { encode, testKey } from './support/fixtures.ts';
+import { encode, sha256, testKey } from './support/fixtures.ts';
 
 const work = mkdtempSync(path.join(tmpdir(), 'plugindex-signing-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -19,19 +21,23 @@ describe('when signing with the registry key', () => {
   // A multi-megabyte document of varied bytes, as the global documents are.
   const large = new Uint8Array(3 * (1 << 20) + 7).map((_, i) => (i * 31 + (i >> 20)) & 0xff);
 
-  it.each([
-    ['a small document', encode('{"hello":"world"}\n')],
-    ['a multi-megabyte document', large],
-  ])('makes a detached signature over %s that openpgp.js and GnuPG both verify', async (_, data) => {
-    const pair = await testKey('gpg');
-    const signer = await createSigner(pair.secretKey);
-    const signature = await signer.sign(data);
-    const key = await readPublicKey(pair.publicKey);
-    await expect(verifyDetachedSignature(data, signature, [key.key])).resolves.toEqual({
-      ok: true,
-      fingerprint: pair.fingerprint,
+  /** A NIST P-256 key, as an operator might bring: signed by openpgp.js rather than the one-pass signer. */
+  async function nistKey(): Promise<KeyPair> {
+    const generated = await openpgp.generateKey({
+      type: 'ecc',
+      curve: 'nistP256',
+      userIDs: [{ name: 'nist registry' }],
+      format: 'armored',
     });
+    const key = await openpgp.readKey({ armoredKey: generated.publicKey });
+    return {
+      secretKey: generated.privateKey,
+      publicKey: generated.publicKey,
+      fingerprint: key.getFingerprint().toUpperCase(),
+    };
+  }
 
+  function gpgVerify(pair: KeyPair, data: Uint8Array, signature: string): string {
     const home = mkdtempSync(path.join(work, 'gnupg-'));
     writeFileSync(path.join(work, 'data'), data);
     writeFileSync(path.join(work, 'data.asc'), signature);
@@ -39,7 +45,7 @@ describe('when signing with the registry key', () => {
     execFileSync('gpg', ['--homedir', home, '--batch', '--quiet', '--import', path.join(work, 'key.asc')], {
       stdio: 'pipe',
     });
-    const status = execFileSync(
+    return execFileSync(
       'gpg',
       [
         '--homedir',
@@ -51,12 +57,35 @@ describe('when signing with the registry key', () => {
         path.join(work, 'data.asc'),
         path.join(work, 'data'),
       ],
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
+      { stdio: ['ignore', 'pipe', 'pipe'] },
     ).toString();
-    expect(status).toContain(`VALIDSIG ${pair.fingerprint}`);
-  });
+  }
+
+  it.each([
+    ['a small document', 'an Ed25519 key', encode('{"hello":"world"}\n')],
+    ['a multi-megabyte document', 'an Ed25519 key', large],
+    ['a small document', 'a NIST P-256 key', encode('{"hello":"world"}\n')],
+    ['a multi-megabyte document', 'a NIST P-256 key', large],
+  ])(
+    'makes a detached signature over %s with %s that openpgp.js and GnuPG both verify',
+    async (_, kind, data) => {
+      const pair = kind === 'an Ed25519 key' ? await testKey('gpg') : await nistKey();
+      const signer = await createSigner(pair.secretKey);
+      const { signature, sha256: digest } = await signer.signWithDigest(data);
+
+      expect(digest).toBe(sha256(data));
+      // SHA-256 either way: hashed once with the digest (Ed25519), or asked of openpgp.js (NIST).
+      const packet = (await openpgp.readSignature({ armoredSignature: signature })).packets[0];
+      expect(packet?.hashAlgorithm).toBe(openpgp.enums.hash.sha256);
+      const key = await readPublicKey(pair.publicKey);
+      await expect(verifyDetachedSignature(data, signature, [key.key])).resolves.toEqual({
+        ok: true,
+        fingerprint: pair.fingerprint,
+      });
+      expect(gpgVerify(pair, data, signature)).toContain(`VALIDSIG ${pair.fingerprint}`);
+      expect(await signer.sign(data)).toMatch(/^-----BEGIN PGP SIGNATURE-----/);
+    },
+  );
 
   it('binds every byte of a large document: one changed at its end breaks the signature', async () => {
     const pair = await testKey('gpg');
@@ -117,8 +146,12 @@ describe('when loading keys', () => {
     const pair = await generateKeyPair({ name: 'locked', passphrase: 'correct horse' });
     await expect(createSigner(pair.secretKey)).rejects.toMatchObject({ code: 'KEY_PASSPHRASE' });
     await expect(createSigner(pair.secretKey, 'wrong')).rejects.toMatchObject({ code: 'KEY_PASSPHRASE' });
-    await expect(createSigner(pair.secretKey, 'correct horse')).resolves.toMatchObject({
-      fingerprint: pair.fingerprint,
+    const signer = await createSigner(pair.secretKey, 'correct horse');
+    expect(signer.fingerprint).toBe(pair.fingerprint);
+    const signature = await signer.sign(encode('unlocked'));
+    const key = await readPublicKey(pair.publicKey);
+    await expect(verifyDetachedSignature(encode('unlocked'), signature, [key.key])).resolves.toMatchObject({
+      ok: true,
     });
   });
 });

@@ -197,13 +197,13 @@ export class FsStore implements Store {
     const file = this.#file(key);
     const meta = this.#metaFile(key);
     await this.#io(key, 'write', async () => {
-      const { temp, stats, sha256 } = await writeTemp(file, body);
+      // A digest the caller already has is taken as given: the pipeline hashes every document it signs.
+      const { temp, stats, sha256 } = await writeTemp(file, body, options.sha256);
       try {
         const sidecar: Sidecar = {
           contentType: options.contentType,
           cacheControl: options.cacheControl,
-          // A digest the caller already has is taken as given: the pipeline hashes every document it signs.
-          etag: etagFromSha256(options.sha256 ?? sha256),
+          etag: etagFromSha256(sha256),
           ...identityOf(stats),
         };
         // Metadata first: once the body is visible, its sidecar already is.
@@ -328,12 +328,14 @@ function tempNameFor(file: string): string {
 
 /**
  * Writes `body` to a new temp file beside `file` and returns it with its stats (taken after the last write,
- * so they are what the renamed file will show) and its SHA-256. Retries when a concurrent delete pruned the
- * folder: that happens at open, before a stream body has been read.
+ * so they are what the renamed file will show) and its SHA-256 (`knownSha256` when given: not hashed
+ * again). Retries when a concurrent delete pruned the folder: that happens at open, before a stream body
+ * has been read.
  */
 async function writeTemp(
   file: string,
   body: Uint8Array | AsyncIterable<Uint8Array>,
+  knownSha256?: string,
 ): Promise<{ temp: string; stats: BigStats; sha256: string }> {
   for (let attempt = 1; ; attempt++) {
     await mkdir(path.dirname(file), { recursive: true });
@@ -346,19 +348,19 @@ async function writeTemp(
       throw error;
     }
     try {
-      const hash = createHash('sha256');
+      const hash = knownSha256 === undefined ? createHash('sha256') : undefined;
       if (body instanceof Uint8Array) {
-        hash.update(body);
+        hash?.update(body);
         await handle.writeFile(body);
       } else {
         for await (const chunk of body) {
-          hash.update(chunk);
+          hash?.update(chunk);
           await writeAll(handle, chunk);
         }
       }
       const stats = await handle.stat({ bigint: true });
       await handle.close();
-      return { temp, stats, sha256: hash.digest('hex') };
+      return { temp, stats, sha256: hash ? hash.digest('hex') : (knownSha256 as string) };
     } catch (error) {
       await handle.close().catch(() => undefined);
       await rm(temp, { force: true });
