@@ -4,9 +4,11 @@
  * For 100, 1,000 and 10,000 plugins of 10 versions each: seed the plugin documents, time a full rebuild,
  * then time publishing one new version (median of several runs). Then a batch of 100 submissions into the
  * 1,000-plugin registry. Prints medians and the 10,000/100 ratio (goal: within 3x).
- * Sizes can be overridden: `npm run bench -- 100 1000`.
+ * Sizes can be overridden: `npm run bench -- 100 1000`; PLUGINDEX_BENCH_PROFILE=DIR profiles the publishes.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { FsStore } from '../cli/local/fs-store.ts';
@@ -108,6 +110,28 @@ function manifestFor(name: string, version: string): Uint8Array {
   );
 }
 
+/**
+ * With PLUGINDEX_BENCH_PROFILE=DIR, a V8 CPU profile of the timed publishes only (not the setup or the
+ * rebuild), written as DIR/publish-<size>.cpuprofile for Chrome DevTools or speedscope.
+ */
+async function startProfile(): Promise<{ stop(name: string): Promise<void> } | undefined> {
+  const dir = process.env.PLUGINDEX_BENCH_PROFILE;
+  if (!dir) return undefined;
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 200 });
+  await session.post('Profiler.start');
+  return {
+    async stop(name) {
+      const { profile } = await session.post('Profiler.stop');
+      await mkdir(dir, { recursive: true });
+      await writeFile(path.join(dir, `${name}.cpuprofile`), JSON.stringify(profile));
+      session.disconnect();
+    },
+  };
+}
+
 async function main(): Promise<void> {
   const sizes = process.argv
     .slice(2)
@@ -157,6 +181,7 @@ async function main(): Promise<void> {
       bundles.push(packed.bundle);
     }
     const times: number[] = [];
+    const profiler = await startProfile();
     for (const [r, bundle] of bundles.entries()) {
       const key = `incoming/bench-${r}.tgz`;
       await ctx.intake.put(key, bundle, { contentType: 'application/gzip', cacheControl: 'no-store' });
@@ -166,6 +191,7 @@ async function main(): Promise<void> {
       if (result.outcomes[0]?.status !== 'accepted')
         throw new Error(`bench publish rejected: ${JSON.stringify(result.outcomes[0]?.problems)}`);
     }
+    await profiler?.stop(`publish-${size}`);
     const entry: (typeof results)[number] = { size, rebuild, publish: median(times) };
 
     if (size === 1000 || (plan.length === 1 && size === plan[0])) {

@@ -23,6 +23,7 @@ import {
   readBundle,
 } from './bundle.ts';
 import {
+  BufferPool,
   binKey,
   binOf,
   type Catalog,
@@ -195,14 +196,6 @@ export function sha256Hex(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-/** SHA-256 on the thread pool (WebCrypto), so a large document hashes while the main thread signs it. */
-async function sha256HexAsync(bytes: Uint8Array): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
-  let hex = '';
-  for (const byte of digest) hex += byte.toString(16).padStart(2, '0');
-  return hex;
-}
-
 function digestOf(bytes: Uint8Array): DocumentDigest {
   return { sha256: sha256Hex(bytes), size: bytes.byteLength };
 }
@@ -258,12 +251,12 @@ async function putFile(
 }
 
 /**
- * Writes a mutable document and its detached signature; returns its digest. The digest is computed off the
- * main thread while the signature is made on it, and handed to the store so it need not hash again: at
- * 10,000 plugins the global documents are tens of megabytes, and hashing them is most of a publish.
+ * Writes a mutable document and its detached signature; returns its digest. The signer hashes the bytes once
+ * for both, and the store takes the digest rather than hashing again: at 10,000 plugins the global
+ * documents are tens of megabytes, and hashing them is most of a publish.
  */
 async function putSigned(ctx: PipelineContext, key: string, body: Uint8Array): Promise<DocumentDigest> {
-  const [sha256, signature] = await Promise.all([sha256HexAsync(body), ctx.signer.sign(body)]);
+  const { signature, sha256 } = await ctx.signer.signWithDigest(body);
   await putFile(ctx.site, key, body, CACHE_MUTABLE, sha256);
   await putFile(ctx.site, `${key}.asc`, encoder.encode(signature), CACHE_MUTABLE);
   return { sha256, size: body.byteLength };
@@ -571,6 +564,9 @@ async function writePluginDocument(ctx: PipelineContext, doc: PluginDocument): P
   return catalogLineOf(doc, digest);
 }
 
+/** Memory for the three large global documents, kept between publishes (see BufferPool). */
+const renderBuffers = new BufferPool(3);
+
 /**
  * Rewrites the global documents, the snapshot bins of the changed plugins (all bins when `changed` is
  * undefined), and the snapshot; bumps the generation.
@@ -590,26 +586,34 @@ async function writeGlobals(
   const header = toYaml({ registry_version: '1.0.0', registry_metadata: metadata });
   // Plugin documents are bound by digest through 256 bins, so the snapshot stays small at any size.
   const bins = changed ? new Set([...changed].map(binOf)) : new Set(names.map(binOf));
-  const signed: [string, Uint8Array][] = [
-    ['index.json', renderIndexJson(metadata, entries)],
-    ['index.yaml', renderIndexYaml(header, entries)],
+  const take = renderBuffers.take;
+  const large: [string, Uint8Array][] = [
+    ['index.json', renderIndexJson(metadata, entries, take)],
+    ['index.yaml', renderIndexYaml(header, entries, take)],
     [
       'search.json',
       renderSearchJson(
         updated,
         encoded.map((l) => l.search),
+        take,
       ),
     ],
+  ];
+  const signed: [string, Uint8Array][] = [
+    ...large,
     ...[...renderBins(catalog, bins, names)].map(([bin, body]): [string, Uint8Array] => [
       binKey(bin),
       encoder.encode(body),
     ]),
   ];
   const globals = catalog.globals;
-  // Signed side by side: each digest runs on the thread pool while another document is signed.
+  // Side by side: one document is written while the next is hashed and signed.
   await forEachLimited(signed, WRITE_CONCURRENCY, async ([key, body]) => {
     globals.set(key, await putSigned(ctx, key, body));
   });
+  // Written, so no longer read: the next publish renders into the same memory. (After a failure they are
+  // not given back: a store may still be reading one.)
+  renderBuffers.give(large.map(([, body]) => body));
   // Static files that change only with the registry's identity or key: rewritten only when they differ.
   const statics: [string, Uint8Array][] = [
     ['keys/registry.asc', encoder.encode(ctx.signer.publicKey)],

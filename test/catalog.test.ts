@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import {
+  BufferPool,
   binKey,
   binOf,
   emptyCatalog,
@@ -65,6 +66,42 @@ describe('when rendering global documents by concatenation', () => {
       generated: 't',
       plugins: [{ name: 'a' }, { name: 'b' }],
     });
+  });
+});
+
+describe('when rendering into kept buffers', () => {
+  it('renders the same bytes into a kept buffer as into a fresh one, and reuses it next time', () => {
+    const pool = new BufferPool(2);
+    const entries = ['a', 'b', 'c'].map((n) => utf8(JSON.stringify(entry(n))));
+    const first = renderIndexJson({ name: 'r' }, entries, pool.take);
+    expect(first).toEqual(renderIndexJson({ name: 'r' }, entries));
+
+    pool.give([first]);
+    const second = renderIndexJson({ name: 'r' }, entries.slice(0, 2), pool.take);
+    expect(second.buffer).toBe(first.buffer);
+    expect(text(second)).toBe(text(renderIndexJson({ name: 'r' }, entries.slice(0, 2))));
+  });
+
+  it('never hands out a buffer twice before it is given back, nor takes back one it did not make', () => {
+    const pool = new BufferPool(4);
+    const a = pool.take(1024);
+    const b = pool.take(1024);
+    expect(b.buffer).not.toBe(a.buffer);
+
+    const foreign = new Uint8Array(4096);
+    pool.give([foreign, a]);
+    const c = pool.take(1024);
+    const d = pool.take(1024);
+    expect(c.buffer).toBe(a.buffer);
+    expect([foreign.buffer, a.buffer, b.buffer]).not.toContain(d.buffer);
+  });
+
+  it('keeps at most as many buffers as it was told', () => {
+    const pool = new BufferPool(1);
+    const views = [pool.take(64), pool.take(64)];
+    pool.give(views);
+    expect(pool.take(64).buffer).toBe(views[0]?.buffer);
+    expect([views[0]?.buffer, views[1]?.buffer]).not.toContain(pool.take(64).buffer);
   });
 });
 
