@@ -351,7 +351,8 @@ async function writeTemp(
       const hash = knownSha256 === undefined ? createHash('sha256') : undefined;
       if (body instanceof Uint8Array) {
         hash?.update(body);
-        await handle.writeFile(body);
+        // One write call, where writeFile would cut a large body into 512 KiB calls.
+        await writeAll(handle, body);
       } else {
         for await (const chunk of body) {
           hash?.update(chunk);
