@@ -4,7 +4,7 @@
  * against the reference PulumiCost registry schema.
  */
 
-import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -16,6 +16,7 @@ import YAML from 'yaml';
 import type { PluginDocument } from '../index-builder/model.ts';
 import type { SnapshotDocument } from '../index-builder/render/documents.ts';
 import { readPublicKey, verifyDetachedSignature } from '../index-builder/signing.ts';
+import { gpgKeyring } from './support/gpg.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const BIN = path.join(ROOT, 'cli/bin.mjs');
@@ -177,13 +178,7 @@ describe('when a publisher ships a plugin to a local registry', () => {
       new URL(doc.versions[0]?.manifest_url ?? '').pathname.slice(1),
     ];
 
-    const gnupg = mkdtempSync(path.join(work, 'gnupg-'));
-    writeFileSync(path.join(work, 'registry.asc'), keyText);
-    execFileSync(
-      'gpg',
-      ['--homedir', gnupg, '--batch', '--quiet', '--import', path.join(work, 'registry.asc')],
-      { stdio: 'pipe' },
-    );
+    const gpg = gpgKeyring(keyText);
     for (const p of new Set(paths)) {
       const body = new Uint8Array(await (await fetch(`${base}/${p}`)).arrayBuffer());
       const signature = await (await fetch(`${base}/${p}.asc`)).text();
@@ -191,21 +186,14 @@ describe('when a publisher ships a plugin to a local registry', () => {
         ok: true,
         fingerprint: key.fingerprint,
       });
-      const file = path.join(work, 'doc');
-      writeFileSync(file, body);
-      writeFileSync(`${file}.asc`, signature);
-      const status = execFileSync(
-        'gpg',
-        ['--homedir', gnupg, '--batch', '--status-fd', '1', '--verify', `${file}.asc`, file],
-        { stdio: ['ignore', 'pipe', 'pipe'] },
-      ).toString();
-      expect(status, p).toContain(`VALIDSIG ${key.fingerprint}`);
+      expect(gpg.verify(body, signature), p).toContain(`VALIDSIG ${key.fingerprint}`);
       const digest = snapshot.documents[p];
       if (digest) {
         const { createHash } = await import('node:crypto');
         expect(createHash('sha256').update(body).digest('hex'), p).toBe(digest.sha256);
       }
     }
+    gpg.close();
   });
 
   it('serves an index that validates against the reference registry schema, and the same as YAML', async () => {

@@ -1,9 +1,5 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import * as openpgp from 'openpgp';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { KeyError } from '../index-builder/errors.ts';
 import {
   createSigner,
@@ -13,9 +9,7 @@ import {
   verifyDetachedSignature,
 } from '../index-builder/signing.ts';
 import { encode, sha256, testKey } from './support/fixtures.ts';
-
-const work = mkdtempSync(path.join(tmpdir(), 'plugindex-signing-'));
-afterAll(() => rmSync(work, { recursive: true, force: true }));
+import { gpgKeyring } from './support/gpg.ts';
 
 describe('when signing with the registry key', () => {
   // A multi-megabyte document of varied bytes, as the global documents are.
@@ -35,30 +29,6 @@ describe('when signing with the registry key', () => {
       publicKey: generated.publicKey,
       fingerprint: key.getFingerprint().toUpperCase(),
     };
-  }
-
-  function gpgVerify(pair: KeyPair, data: Uint8Array, signature: string): string {
-    const home = mkdtempSync(path.join(work, 'gnupg-'));
-    writeFileSync(path.join(work, 'data'), data);
-    writeFileSync(path.join(work, 'data.asc'), signature);
-    writeFileSync(path.join(work, 'key.asc'), pair.publicKey);
-    execFileSync('gpg', ['--homedir', home, '--batch', '--quiet', '--import', path.join(work, 'key.asc')], {
-      stdio: 'pipe',
-    });
-    return execFileSync(
-      'gpg',
-      [
-        '--homedir',
-        home,
-        '--batch',
-        '--status-fd',
-        '1',
-        '--verify',
-        path.join(work, 'data.asc'),
-        path.join(work, 'data'),
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    ).toString();
   }
 
   it.each([
@@ -82,7 +52,9 @@ describe('when signing with the registry key', () => {
         ok: true,
         fingerprint: pair.fingerprint,
       });
-      expect(gpgVerify(pair, data, signature)).toContain(`VALIDSIG ${pair.fingerprint}`);
+      const gpg = gpgKeyring(pair.publicKey);
+      expect(gpg.verify(data, signature)).toContain(`VALIDSIG ${pair.fingerprint}`);
+      gpg.close();
       expect(await signer.sign(data)).toMatch(/^-----BEGIN PGP SIGNATURE-----/);
     },
   );

@@ -12,11 +12,13 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type BundleResult, bundleFunctions } from '../../functions/bundle.ts';
 import { S3Store } from '../../functions/s3-store.ts';
+import type { SnapshotDocument } from '../../index-builder/render/documents.ts';
 import { readPublicKey, verifyDetachedSignature } from '../../index-builder/signing.ts';
 import { listAll } from '../../index-builder/store.ts';
 import { stageFunction } from '../../infra/publishers.ts';
 import { type FakeSecretsManager, startFakeSecretsManager } from '../support/fake-secrets-manager.ts';
 import { encode, makeBundle, testKey, validManifest } from '../support/fixtures.ts';
+import { gpgKeyring } from '../support/gpg.ts';
 import { type LocalS3, startLocalS3 } from '../support/s3.ts';
 
 let outdir: string;
@@ -90,11 +92,32 @@ describe('when the functions are bundled for Lambda', () => {
     expect(result.outcomes.map((o) => o.status)).toEqual(['accepted']);
     expect(secrets.requests).toEqual(['secretsmanager.GetSecretValue plugindex/signing-key']);
 
+    // Read back through the S3 API; every signed document checked by openpgp.js and by GnuPG.
     const site = new S3Store({ client: s3.client, bucket: 'bundle-site' });
     const key = await readPublicKey((await testKey('registry')).publicKey);
-    const body = (await site.get('index.json'))?.body as Uint8Array;
-    const signature = new TextDecoder().decode((await site.get('index.json.asc'))?.body);
-    await expect(verifyDetachedSignature(body, signature, [key.key])).resolves.toMatchObject({ ok: true });
+    const snapshot = JSON.parse(
+      new TextDecoder().decode((await site.get('snapshot.json'))?.body),
+    ) as SnapshotDocument;
+    const signed = [
+      'snapshot.json',
+      // The key itself is listed by digest, not signed by itself.
+      ...Object.keys(snapshot.documents).filter((p) => !p.endsWith('.asc')),
+      'plugins/bundled-plugin/1.0.0/manifest.json',
+    ];
+    expect(signed).toEqual(expect.arrayContaining(['index.json', 'index.yaml', 'search.json']));
+    const gpg = gpgKeyring(key.armored);
+    try {
+      for (const path of signed) {
+        const body = (await site.get(path))?.body as Uint8Array;
+        const signature = new TextDecoder().decode((await site.get(`${path}.asc`))?.body);
+        await expect(verifyDetachedSignature(body, signature, [key.key]), path).resolves.toMatchObject({
+          ok: true,
+        });
+        expect(gpg.verify(body, signature), path).toContain(`VALIDSIG ${key.fingerprint}`);
+      }
+    } finally {
+      gpg.close();
+    }
     expect(await listAll(new S3Store({ client: s3.client, bucket: 'bundle-intake' }), 'incoming/')).toEqual(
       [],
     );

@@ -1,0 +1,37 @@
+/**
+ * GnuPG as a client would run it: a throwaway keyring holding one public key, and `gpg --verify` of
+ * detached signatures against it. Tests assert on its machine-readable status lines (`VALIDSIG <fpr>`).
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+export interface GpgKeyring {
+  /** `gpg --verify` of `signature` over `data`; the status lines. Throws when gpg exits non-zero. */
+  verify(data: Uint8Array, signature: string): string;
+  close(): void;
+}
+
+export function gpgKeyring(armoredPublicKey: string): GpgKeyring {
+  const home = mkdtempSync(path.join(tmpdir(), 'plugindex-gnupg-'));
+  const file = (name: string) => path.join(home, name);
+  writeFileSync(file('key.asc'), armoredPublicKey);
+  execFileSync('gpg', ['--homedir', home, '--batch', '--quiet', '--import', file('key.asc')], {
+    stdio: 'pipe',
+  });
+  return {
+    verify(data, signature) {
+      writeFileSync(file('data'), data);
+      writeFileSync(file('data.asc'), signature);
+      return execFileSync(
+        'gpg',
+        ['--homedir', home, '--batch', '--status-fd', '1', '--verify', file('data.asc'), file('data')],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      ).toString();
+    },
+    close() {
+      rmSync(home, { recursive: true, force: true });
+    },
+  };
+}
