@@ -8,6 +8,7 @@ import { Certificate } from 'aws-cdk-lib/aws-certificatemanager';
 import {
   AllowedMethods,
   CachePolicy,
+  CacheQueryStringBehavior,
   Distribution,
   Function as EdgeFunction,
   FunctionCode,
@@ -75,12 +76,16 @@ export class RegistryDistribution extends Construct {
         originOverride: true,
       },
     });
-    // Mutable documents: the origin's Cache-Control (max-age=60) decides, capped at five minutes.
+    // Mutable documents: the origin's Cache-Control (max-age=60) decides, capped at five minutes. `?v=` is part
+    // of the cache key (and nothing else of the query): a client that read the signed snapshot fetches each
+    // document as `<path>?v=<its sha256>`, a cache entry per content, so it never gets a document and a
+    // signature of two generations from two cache entries (TUF's consistent snapshots, by query).
     const mutable = new CachePolicy(this, 'Mutable', {
       comment: 'plugindex mutable documents',
       minTtl: Duration.seconds(0),
       defaultTtl: Duration.seconds(60),
       maxTtl: Duration.minutes(5),
+      queryStringBehavior: CacheQueryStringBehavior.allowList('v'),
       enableAcceptEncodingGzip: true,
       enableAcceptEncodingBrotli: true,
     });

@@ -213,6 +213,13 @@ describe('when mapping the spec endpoints', () => {
     expect(await (await fetch(`${base}/plugins/`)).text()).toBe(SITE['index.json']);
   });
 
+  it('ignores the query, so a client may add ?v=<digest> as it does through the CDN', async () => {
+    const response = await fetch(`${base}/index.json?v=0123abcd`);
+
+    expect(response.status).toBe(200);
+    expect(await response.text()).toBe(SITE['index.json']);
+  });
+
   it.each([
     [undefined, 'application/json', 'plugins/demo/index.json'],
     ['*/*', 'application/json', 'plugins/demo/index.json'],
