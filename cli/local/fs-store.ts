@@ -132,7 +132,7 @@ export class FsStore implements Store {
         await handle.close();
       }
       const sidecar = await this.#readSidecar(key);
-      const etag = sidecar && describes(sidecar, stats) ? undefined : etagOf(body);
+      const etag = sidecar && describes(sidecar, stats) ? sidecar.etag : etagOf(body);
       return { ...this.#info(key, stats, sidecar, etag), body };
     });
   }
@@ -148,7 +148,7 @@ export class FsStore implements Store {
         const sidecar = await this.#readSidecar(key);
         // Only a file without a sidecar that describes it costs a read and a hash.
         const etag =
-          sidecar && describes(sidecar, stats) ? undefined : etagFromSha256(await hashFile(handle));
+          sidecar && describes(sidecar, stats) ? sidecar.etag : etagFromSha256(await hashFile(handle));
         return this.#info(key, stats, sidecar, etag);
       } finally {
         await handle.close();
@@ -174,7 +174,7 @@ export class FsStore implements Store {
         }
         const sidecar = await this.#readSidecar(key);
         const etag =
-          sidecar && describes(sidecar, stats) ? undefined : etagFromSha256(await hashFile(handle));
+          sidecar && describes(sidecar, stats) ? sidecar.etag : etagFromSha256(await hashFile(handle));
         // Positional reads from 0: the same bytes the stat and the ETag describe, whatever the hash read.
         const body = handle.createReadStream({ start: 0, highWaterMark: STREAM_CHUNK });
         return { ...this.#info(key, stats, sidecar, etag), body, cancel: () => body.destroy() };
@@ -268,15 +268,14 @@ export class FsStore implements Store {
   }
 
   /**
-   * ObjectInfo from a stat and a sidecar; `etag` (hashed from the bytes) must be given when the sidecar does
-   * not describe the file.
+   * ObjectInfo from a stat, a sidecar and the ETag: the sidecar's when it describes the file, else hashed
+   * from the bytes by the caller.
    */
-  #info(key: string, stats: BigStats, sidecar: Sidecar | undefined, etag?: string): ObjectInfo {
-    const current = sidecar !== undefined && describes(sidecar, stats);
+  #info(key: string, stats: BigStats, sidecar: Sidecar | undefined, etag: string): ObjectInfo {
     return {
       key,
       size: Number(stats.size),
-      etag: current ? sidecar.etag : (etag ?? etagOf(new Uint8Array())),
+      etag,
       contentType: sidecar?.contentType ?? contentTypeFor(key),
       cacheControl: sidecar?.cacheControl ?? FALLBACK_CACHE_CONTROL,
       lastModified: new Date(Number(stats.mtimeMs)),
@@ -361,7 +360,7 @@ async function writeTemp(
       }
       const stats = await handle.stat({ bigint: true });
       await handle.close();
-      return { temp, stats, sha256: hash ? hash.digest('hex') : (knownSha256 as string) };
+      return { temp, stats, sha256: knownSha256 ?? hash?.digest('hex') ?? '' };
     } catch (error) {
       await handle.close().catch(() => undefined);
       await rm(temp, { force: true });
