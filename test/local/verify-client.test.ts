@@ -1,0 +1,121 @@
+/**
+ * `plugindex verify` as a client behind a CDN: every document by the digest that names it (`?v=<sha256>`),
+ * the snapshot pair fetched together and again when a publish came between them. Real HTTP, the local
+ * server over the in-memory site of a real pipeline.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
+import { verifyRegistry } from '../../cli/verify.ts';
+import { parseRegistryConfig } from '../../index-builder/config.ts';
+import { TrustError } from '../../index-builder/errors.ts';
+import { type PipelineContext, processSubmissions } from '../../index-builder/pipeline.ts';
+import type { SnapshotDocument } from '../../index-builder/render/documents.ts';
+import type { Store } from '../../index-builder/store.ts';
+import { makeBundle, makeRegistry, type TestRegistry, validManifest } from '../support/fixtures.ts';
+import { MemoryStore } from '../support/memory-store.ts';
+
+/** Within the snapshot lifetime of the test clock (which starts on 2026-11-01). */
+const NOW = new Date('2026-11-02T00:00:00Z');
+const site = new MemoryStore();
+/** Keys whose next reads are served from these bytes instead: a stale object in some cache. */
+const stale = new Map<string, Uint8Array[]>();
+const served: Store = {
+  get: (key) => site.get(key),
+  head: (key) => site.head(key),
+  put: (key, body, options) => site.put(key, body, options),
+  putStream: (key, body, options) => site.putStream(key, body, options),
+  delete: (key) => site.delete(key),
+  list: (prefix) => site.list(prefix),
+  async getStream(key) {
+    const body = stale.get(key)?.shift();
+    const object = await site.getStream(key);
+    if (!body || !object) return object;
+    object.cancel();
+
+    return {
+      ...object,
+      size: body.byteLength,
+      body: (async function* () {
+        yield body;
+      })(),
+      cancel: () => {},
+    };
+  },
+};
+const requests: string[] = [];
+let base: string;
+let close: () => Promise<void>;
+let registry: TestRegistry;
+let context: PipelineContext;
+
+beforeAll(async () => {
+  const listening = await listenRegistryServer(
+    createRegistryServer({ site: served, log: (line) => requests.push(line) }),
+    0,
+  );
+  base = listening.url;
+  close = listening.close;
+  registry = await makeRegistry();
+  context = {
+    ...registry.context,
+    site,
+    config: parseRegistryConfig({ name: 'Verified', url: base }),
+  };
+  await processSubmissions(context, await registry.submit(await makeBundle()));
+});
+afterAll(async () => {
+  await close();
+});
+
+const json = <T>(key: string): T => JSON.parse(new TextDecoder().decode(site.objects.get(key)?.body)) as T;
+
+describe('when a client verifies the registry', () => {
+  it('fetches each document as <path>?v=<its sha256>, and the snapshot pair under one fresh ?v=', async () => {
+    requests.length = 0;
+    const report = await verifyRegistry({ url: base, pinnedKey: registry.registryKey.publicKey, now: NOW });
+
+    expect(report).toMatchObject({ plugins: 1, manifests: 1, generation: 1 });
+    const snapshot = json<SnapshotDocument>('snapshot.json');
+    for (const [path, digest] of Object.entries(snapshot.documents)) {
+      expect(requests).toContain(`GET /${path}?v=${digest.sha256} 200`);
+    }
+    const bin = Object.keys(snapshot.documents).find((p) => p.startsWith('snapshot/bins/')) as string;
+    const listed = json<{ documents: Record<string, { sha256: string }> }>(bin).documents;
+    const plugin = listed['plugins/demo-plugin/index.json']?.sha256;
+    expect(requests).toContain(`GET /plugins/demo-plugin/index.json?v=${plugin} 200`);
+    const pair = requests.filter((r) => r.startsWith('GET /snapshot.json'));
+    expect(pair).toHaveLength(2);
+    const fresh = pair[0]?.match(/\?v=([^ ]+) /)?.[1];
+    expect(pair).toEqual([`GET /snapshot.json?v=${fresh} 200`, `GET /snapshot.json.asc?v=${fresh} 200`]);
+  });
+
+  it('fetches the pair again when its signature comes from another publish, and then succeeds', async () => {
+    const before = site.objects.get('snapshot.json.asc')?.body as Uint8Array;
+    await processSubmissions(
+      context,
+      await registry.submit(await makeBundle({ manifest: validManifest({ version: '1.1.0' }) })),
+    );
+    stale.set('snapshot.json.asc', [before]);
+    requests.length = 0;
+
+    const report = await verifyRegistry({ url: base, pinnedKey: registry.registryKey.publicKey, now: NOW });
+
+    expect(report.generation).toBe(2);
+    expect(requests.filter((r) => r.startsWith('GET /snapshot.json.asc'))).toHaveLength(2);
+  });
+
+  it('gives up with SNAPSHOT_BAD_SIGNATURE when the signature never matches', async () => {
+    const wrong = site.objects.get('index.json.asc')?.body as Uint8Array;
+    stale.set('snapshot.json.asc', [wrong, wrong, wrong, wrong]);
+
+    const error = await verifyRegistry({
+      url: base,
+      pinnedKey: registry.registryKey.publicKey,
+      now: NOW,
+    }).catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(TrustError);
+    expect(error).toMatchObject({ code: 'SNAPSHOT_BAD_SIGNATURE' });
+    expect(stale.get('snapshot.json.asc')).toHaveLength(1); // three attempts, then no more
+  });
+});
