@@ -226,4 +226,36 @@ describe('when the pipeline runs on S3', () => {
     const artifact = await context.site.get('plugins/s3-plugin/1.0.0/artifacts/linux-amd64/tool');
     expect(artifact?.cacheControl).toBe(CACHE_IMMUTABLE);
   });
+
+  it('refuses an upload over the size limit by its listing, and moves it to rejected/ as a stream', async () => {
+    const registryKey = await testKey('registry');
+    const intake = new S3Store({ client: s3.client, bucket: 'intake' });
+    const context: PipelineContext = {
+      intake,
+      site: new S3Store({ client: s3.client, bucket: 'site' }),
+      signer: await createSigner(registryKey.secretKey),
+      clock: fixedClock('2026-11-01T00:00:00Z', 1000),
+      config: parseRegistryConfig({ name: 'S3 Registry', url: 'https://registry.example.com' }),
+      // Small enough to exercise the path; the S3 streams are the ones a multi-GB upload would take.
+      bundleLimits: { maxCompressedBytes: 1024 * 1024 },
+    };
+    const huge = patternBytes(9 * 1024 * 1024 + 1);
+    await s3.client.send(new PutObjectCommand({ Bucket: 'intake', Key: 'incoming/huge.tgz', Body: huge }));
+
+    const result = await processSubmissions(context);
+
+    expect(result.outcomes).toEqual([
+      expect.objectContaining({
+        submission: 'incoming/huge.tgz',
+        status: 'rejected',
+        submission_sha256: sha256(huge),
+        problems: [expect.objectContaining({ code: 'BUNDLE_TOO_LARGE', found: `${huge.byteLength} bytes` })],
+      }),
+    ]);
+    const id = result.outcomes[0]?.id;
+    const moved = await intake.getStream(`rejected/${id}.tgz`);
+    expect(sha256(await collect((moved as NonNullable<typeof moved>).body))).toBe(sha256(huge));
+    expect(await intake.head(`status/${id}.json`)).toBeDefined();
+    expect(await listAll(intake, 'incoming/')).toEqual([]);
+  });
 });
