@@ -47,7 +47,10 @@ export interface Store {
   get(key: string): Promise<StoredObject | undefined>;
   /** Metadata without the body, or `undefined` when there is none. */
   head(key: string): Promise<ObjectInfo | undefined>;
-  /** Writes atomically: a reader sees the old bytes or the new ones, never a mix. */
+  /**
+   * Writes atomically: a reader sees the old bytes or the new ones, never a mix. Once the promise settles the
+   * store holds no reference to `body`: the caller reuses that memory (the pipeline's render buffers).
+   */
   put(key: string, body: Uint8Array, options: PutOptions): Promise<void>;
   /** `get` without holding the body in memory. */
   getStream(key: string): Promise<StoredStream | undefined>;
