@@ -15,12 +15,15 @@ describe('when signing with the registry key', () => {
   // A multi-megabyte document of varied bytes, as the global documents are.
   const large = new Uint8Array(3 * (1 << 20) + 7).map((_, i) => (i * 31 + (i >> 20)) & 0xff);
 
-  /** A NIST P-256 key, as an operator might bring: signed by openpgp.js rather than the one-pass signer. */
-  async function nistKey(): Promise<KeyPair> {
+  /**
+   * Keys an operator might bring: NIST P-256 (signed by openpgp.js rather than the one-pass signer), or
+   * Ed25519 with a separate signing subkey, as GnuPG makes them (the one-pass signer, as the subkey).
+   */
+  async function operatorKey(kind: 'nist' | 'subkey'): Promise<KeyPair> {
     const generated = await openpgp.generateKey({
       type: 'ecc',
-      curve: 'nistP256',
-      userIDs: [{ name: 'nist registry' }],
+      ...(kind === 'nist' ? { curve: 'nistP256' as const } : { subkeys: [{}, { sign: true }] }),
+      userIDs: [{ name: `${kind} registry` }],
       format: 'armored',
     });
     const key = await openpgp.readKey({ armoredKey: generated.publicKey });
@@ -31,15 +34,19 @@ describe('when signing with the registry key', () => {
     };
   }
 
+  const keyFor = async (kind: string): Promise<KeyPair> =>
+    kind === 'an Ed25519 key' ? testKey('gpg') : operatorKey(kind === 'a NIST P-256 key' ? 'nist' : 'subkey');
+
   it.each([
     ['a small document', 'an Ed25519 key', encode('{"hello":"world"}\n')],
     ['a multi-megabyte document', 'an Ed25519 key', large],
     ['a small document', 'a NIST P-256 key', encode('{"hello":"world"}\n')],
     ['a multi-megabyte document', 'a NIST P-256 key', large],
+    ['a small document', 'an Ed25519 signing subkey', encode('{"hello":"world"}\n')],
   ])(
     'makes a detached signature over %s with %s that openpgp.js and GnuPG both verify',
     async (_, kind, data) => {
-      const pair = kind === 'an Ed25519 key' ? await testKey('gpg') : await nistKey();
+      const pair = await keyFor(kind);
       const signer = await createSigner(pair.secretKey);
       const { signature, sha256: digest } = await signer.signWithDigest(data);
 
@@ -53,7 +60,10 @@ describe('when signing with the registry key', () => {
         fingerprint: pair.fingerprint,
       });
       const gpg = gpgKeyring(pair.publicKey);
-      expect(gpg.verify(data, signature)).toContain(`VALIDSIG ${pair.fingerprint}`);
+      // VALIDSIG <signing key> ... <primary key>: the signing key may be a subkey.
+      expect(gpg.verify(data, signature)).toMatch(
+        new RegExp(`VALIDSIG [0-9A-F]{40} .* ${pair.fingerprint}\\n`),
+      );
       gpg.close();
       expect(await signer.sign(data)).toMatch(/^-----BEGIN PGP SIGNATURE-----/);
     },
