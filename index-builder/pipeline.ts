@@ -50,7 +50,7 @@ import {
   encodeJson,
   type SnapshotDocument,
 } from './render/documents.ts';
-import { renderIndexPage, renderPluginPage } from './render/html.ts';
+import { FAVICON_SVG, renderIndexPage, renderPluginPage } from './render/html.ts';
 import { toYaml } from './render/yaml.ts';
 import type { Signer } from './signing.ts';
 import {
@@ -564,6 +564,9 @@ async function writePluginDocument(ctx: PipelineContext, doc: PluginDocument): P
   return catalogLineOf(doc, digest);
 }
 
+/** Files for browsers, not documents: the snapshot does not list them. */
+const PAGE_FILES = new Set(['index.html', 'favicon.svg']);
+
 /** Memory for the three large global documents, kept between publishes (see BufferPool). */
 const renderBuffers = new BufferPool(3);
 
@@ -618,6 +621,7 @@ async function writeGlobals(
   const statics: [string, Uint8Array][] = [
     ['keys/registry.asc', encoder.encode(ctx.signer.publicKey)],
     ['index.html', encoder.encode(renderIndexPage(identityOf(ctx.config)))],
+    ['favicon.svg', encoder.encode(FAVICON_SVG)],
   ];
   for (const [key, body] of statics) {
     const digest = digestOf(body);
@@ -628,7 +632,7 @@ async function writeGlobals(
   }
   const documents: Record<string, DocumentDigest> = {};
   for (const [key, digest] of [...globals].sort(([a], [b]) => (a < b ? -1 : 1))) {
-    if (key !== 'index.html') documents[key] = digest;
+    if (!PAGE_FILES.has(key)) documents[key] = digest;
   }
   const previous = await readJson<SnapshotDocument>(ctx.site, 'snapshot.json');
   const generation = Math.max(catalog.generation, previous?.generation ?? 0) + 1;

@@ -85,6 +85,7 @@ const CONTENT_TYPES: Record<string, string> = {
   '.css': 'text/css; charset=utf-8',
   '.js': 'text/javascript; charset=utf-8',
   '.txt': 'text/plain; charset=utf-8',
+  '.svg': 'image/svg+xml',
   '.tgz': 'application/gzip',
   '.gz': 'application/gzip',
   '.zip': 'application/zip',

@@ -6,6 +6,7 @@
  *   /plugins/{name}                     -> /plugins/{name}/index.json, or index.html by Accept
  *   /plugins/{name}/{version}/manifest  -> /plugins/{name}/{version}/manifest.json
  *   /search                             -> /search.json
+ *   /favicon.ico                        -> /favicon.svg (what browsers ask for on their own)
  *   a path ending in /                  -> that folder's index.html
  * The rewrite happens before the cache lookup, so JSON and HTML are cached under different keys.
  * Written for the cloudfront-js-2.0 runtime; tests run this same source in Node.
@@ -40,6 +41,7 @@ function handler(event) {
   if (uri === '/') request.uri = '/index.html';
   else if (uri === '/plugins' || uri === '/plugins/') request.uri = html ? '/index.html' : '/index.json';
   else if (uri === '/search') request.uri = '/search.json';
+  else if (uri === '/favicon.ico') request.uri = '/favicon.svg';
   else if (plugin) request.uri = '/plugins/' + plugin[1] + (html ? '/index.html' : '/index.json');
   else if (manifest) request.uri = '/plugins/' + manifest[1] + '/' + manifest[2] + '/manifest.json';
   else if (uri.charAt(uri.length - 1) === '/') request.uri = uri + 'index.html';

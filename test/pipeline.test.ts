@@ -73,10 +73,12 @@ describe('when a valid submission arrives', () => {
       'plugins/demo-plugin/index.json',
       'plugins/demo-plugin/index.html',
       'index.html',
+      'favicon.svg',
       'keys/registry.asc',
     ]) {
       expect(site.objects.get(key)?.cacheControl, key).toBe(CACHE_MUTABLE);
     }
+    expect(site.objects.get('favicon.svg')?.contentType).toBe('image/svg+xml');
     const doc = json<PluginDocument>(site, 'plugins/demo-plugin/index.json');
     expect(doc.latest_version).toBe('1.0.0');
     expect(doc.versions[0]?.artifacts).toEqual([

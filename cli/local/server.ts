@@ -6,6 +6,7 @@
  *   /plugins/{name}                      -> plugins/{name}/index.json, or index.html when Accept prefers HTML
  *   /plugins/{name}/{version}/manifest   -> plugins/{name}/{version}/manifest.json
  *   /search?q=...                        -> search.json (clients filter it themselves)
+ *   /favicon.ico                         -> favicon.svg (what browsers ask for on their own)
  * Every other path is the key of the same name. GET and HEAD only. Responses carry the stored Content-Type
  * and Cache-Control, Content-Length and the ETag, and answer If-None-Match with 304.
  *
@@ -121,6 +122,7 @@ function matchRoute(pathname: string, accept: string | undefined): Route | undef
   const page = prefersHtml(accept) ? 'index.html' : 'index.json';
   if (pathname === '/plugins' || pathname === '/plugins/') return { key: page, negotiated: true };
   if (pathname === '/search') return { key: 'search.json', negotiated: false };
+  if (pathname === '/favicon.ico') return { key: 'favicon.svg', negotiated: false };
   const plugin = PLUGIN_ROUTE.exec(pathname);
   if (plugin) return { key: `plugins/${plugin[1]}/${page}`, negotiated: true };
   const manifest = MANIFEST_ROUTE.exec(pathname);

@@ -82,12 +82,20 @@ ul.results li { border-bottom: 1px solid var(--line); padding: .75rem 0; }
 ul.results .name { font-weight: 700; font-size: 1.05rem; }
 `;
 
+/**
+ * The pages' icon, published as `favicon.svg` beside `index.html`: without one, every page view costs the
+ * browser a 404 on `/favicon.ico` (an inline `data:` icon would break the pages' content security policy).
+ */
+export const FAVICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="7" fill="#0b63ce"/><path d="M11 25V8h7a5.5 5.5 0 0 1 0 11h-7" fill="none" stroke="#fff" stroke-width="3.2" stroke-linejoin="round"/></svg>
+`;
+
 function page(title: string, body: string, registry: RegistryIdentity, home: string): string {
   return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" type="image/svg+xml" href="${home}favicon.svg">
 <title>${escapeHtml(title)}</title>
 <style>${STYLE}</style>
 </head>

@@ -25,6 +25,7 @@ describe('when CloudFront maps the spec endpoints', () => {
   it('maps manifests, search, the home page and folder indexes', () => {
     expect(route('/plugins/kubecost-lens/1.2.0/manifest')).toBe('/plugins/kubecost-lens/1.2.0/manifest.json');
     expect(route('/search')).toBe('/search.json');
+    expect(route('/favicon.ico')).toBe('/favicon.svg');
     expect(route('/')).toBe('/index.html');
     expect(route('/plugins/kubecost-lens/')).toBe('/plugins/kubecost-lens/index.html');
   });
