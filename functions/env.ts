@@ -3,7 +3,7 @@
  * variable fails fast with its name and what was expected, instead of surfacing later as `undefined`.
  */
 import { readFileSync } from 'node:fs';
-import { parseRegistryConfig, type TrustedPublisher } from '../index-builder/config.ts';
+import { parseTrustedPublishers, type TrustedPublisher } from '../index-builder/config.ts';
 import { PlugindexError } from '../index-builder/errors.ts';
 import { AwsAdapterError } from './errors.ts';
 
@@ -98,7 +98,7 @@ export function readDeployedPublishers(file: string | URL): readonly TrustedPubl
   }
   try {
     const { publishers } = JSON.parse(text) as { publishers?: unknown };
-    return parseRegistryConfig({ name: 'deployed', url: 'https://deployed.invalid', publishers }).publishers;
+    return parseTrustedPublishers(publishers);
   } catch (error) {
     const detail =
       error instanceof PlugindexError || error instanceof SyntaxError ? error.message : String(error);

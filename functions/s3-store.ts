@@ -17,6 +17,7 @@ import {
   ListObjectsV2Command,
   type ListObjectsV2CommandOutput,
   PutObjectCommand,
+  type PutObjectCommandInput,
   type S3Client,
   S3ServiceException,
 } from '@aws-sdk/client-s3';
@@ -47,6 +48,27 @@ const DEFAULT_MULTIPART_THRESHOLD = 16 * 1024 * 1024;
 const PART_SIZE = 8 * 1024 * 1024;
 
 async function* emptyStream(): AsyncIterable<Uint8Array> {}
+
+/** What a GetObject or HeadObject response says about the object. */
+function infoOf(
+  key: string,
+  response: {
+    ContentLength?: number;
+    ETag?: string;
+    ContentType?: string;
+    CacheControl?: string;
+    LastModified?: Date;
+  },
+): ObjectInfo {
+  return {
+    key,
+    size: response.ContentLength ?? 0,
+    etag: response.ETag ?? '""',
+    contentType: response.ContentType ?? 'application/octet-stream',
+    cacheControl: response.CacheControl ?? '',
+    lastModified: response.LastModified ?? new Date(0),
+  };
+}
 
 function isNotFound(error: unknown): boolean {
   if (!(error instanceof S3ServiceException)) return false;
@@ -93,15 +115,7 @@ export class S3Store implements Store {
     try {
       const response = await this.#client.send(new GetObjectCommand({ Bucket: this.#bucket, Key }));
       const body = response.Body ? await response.Body.transformToByteArray() : new Uint8Array();
-      return {
-        key,
-        body,
-        size: body.byteLength,
-        etag: response.ETag ?? '""',
-        contentType: response.ContentType ?? 'application/octet-stream',
-        cacheControl: response.CacheControl ?? '',
-        lastModified: response.LastModified ?? new Date(0),
-      };
+      return { ...infoOf(key, response), body, size: body.byteLength };
     } catch (error) {
       if (isNotFound(error)) return undefined;
       this.#fail(key, 'read', error);
@@ -112,14 +126,7 @@ export class S3Store implements Store {
     const Key = this.#objectKey(key);
     try {
       const response = await this.#client.send(new HeadObjectCommand({ Bucket: this.#bucket, Key }));
-      return {
-        key,
-        size: response.ContentLength ?? 0,
-        etag: response.ETag ?? '""',
-        contentType: response.ContentType ?? 'application/octet-stream',
-        cacheControl: response.CacheControl ?? '',
-        lastModified: response.LastModified ?? new Date(0),
-      };
+      return infoOf(key, response);
     } catch (error) {
       if (isNotFound(error)) return undefined;
       this.#fail(key, 'stat', error);
@@ -137,7 +144,7 @@ export class S3Store implements Store {
     };
     try {
       if (body.byteLength >= this.#multipartThreshold) {
-        await new Upload({ client: this.#client, params, partSize: PART_SIZE, queueSize: 4 }).done();
+        await this.#upload(params);
       } else {
         // A digest the core already computed makes S3 check the bytes on arrival, at no hashing cost here.
         const checksum = options.sha256
@@ -161,15 +168,10 @@ export class S3Store implements Store {
         throw new StoreError('STORE_IO', key, 'the S3 response body is not a stream in this runtime');
       }
       return {
-        key,
+        ...infoOf(key, response),
         body: (body as AsyncIterable<Uint8Array> | undefined) ?? emptyStream(),
         // An unread body keeps its connection out of the client's pool until destroyed.
         cancel: () => (body as Partial<Readable> | undefined)?.destroy?.(),
-        size: response.ContentLength ?? 0,
-        etag: response.ETag ?? '""',
-        contentType: response.ContentType ?? 'application/octet-stream',
-        cacheControl: response.CacheControl ?? '',
-        lastModified: response.LastModified ?? new Date(0),
       };
     } catch (error) {
       if (isNotFound(error)) return undefined;
@@ -191,10 +193,15 @@ export class S3Store implements Store {
       CacheControl: options.cacheControl,
     };
     try {
-      await new Upload({ client: this.#client, params, partSize: PART_SIZE, queueSize: 4 }).done();
+      await this.#upload(params);
     } catch (error) {
       this.#fail(key, 'write', error);
     }
+  }
+
+  /** A multipart upload (one PUT when the body fits one part), at most `queueSize` parts in memory. */
+  async #upload(params: PutObjectCommandInput): Promise<void> {
+    await new Upload({ client: this.#client, params, partSize: PART_SIZE, queueSize: 4 }).done();
   }
 
   async delete(key: string): Promise<void> {

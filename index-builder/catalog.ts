@@ -140,19 +140,18 @@ export async function loadCatalog(store: Store): Promise<Catalog> {
   return catalog;
 }
 
-/**
- * Saves the catalog: the bins of `changed` plugins (every bin when undefined), then the meta file. `names`
- * is the catalog's names in order, when the caller has already sorted them.
- */
+/** Saves the catalog: the bins of `changed` plugins (every bin when undefined), then the meta file. */
 export async function saveCatalog(
   store: Store,
   catalog: Catalog,
   changed?: ReadonlySet<string>,
-  names: readonly string[] = sortedNames(catalog),
 ): Promise<void> {
+  const wanted = changed ? new Set([...changed].map(binOf)) : undefined;
+  // Only the members of the bins written are gathered and sorted, not every name of the registry.
   const byBin = new Map<string, string[]>();
-  for (const name of names) {
+  for (const name of catalog.plugins.keys()) {
     const bin = binOf(name);
+    if (wanted && !wanted.has(bin)) continue;
     let list = byBin.get(bin);
     if (!list) {
       list = [];
@@ -160,11 +159,11 @@ export async function saveCatalog(
     }
     list.push(name);
   }
-  const bins = changed ? new Set([...changed].map(binOf)) : new Set(byBin.keys());
+  const bins = wanted ?? new Set(byBin.keys());
   const cache = cacheOf(store);
   const options = { contentType: 'text/tab-separated-values', cacheControl: CACHE_PRIVATE };
   for (const bin of [...bins].sort()) {
-    const members = byBin.get(bin) ?? [];
+    const members = (byBin.get(bin) ?? []).sort();
     const key = `${BINS_PREFIX}${bin}.tsv`;
     const body = new TextEncoder().encode(serializePlugins(members, catalog.plugins));
     await store.put(key, body, options);

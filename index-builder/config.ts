@@ -70,9 +70,25 @@ export function parseRegistryConfig(value: unknown): RegistryConfig {
   if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 60) {
     fail('/snapshotTtlSeconds', 'expected an integer number of seconds, at least 60');
   }
-  const list = raw.publishers ?? [];
+  const publishers = parseTrustedPublishers(raw.publishers ?? []);
+  return {
+    name,
+    url,
+    ...(typeof raw.description === 'string' ? { description: raw.description } : {}),
+    policy,
+    ownership,
+    publishers,
+    snapshotTtlSeconds: ttl as number,
+  };
+}
+
+/**
+ * Checks a list of trusted publishers (the `publishers` of a registry config, or a trust list deployed on
+ * its own); throws ConfigError('CONFIG_INVALID') naming the entry.
+ */
+export function parseTrustedPublishers(list: unknown): TrustedPublisher[] {
   if (!Array.isArray(list)) fail('/publishers', 'expected an array');
-  const publishers = list.map((entry: unknown, i): TrustedPublisher => {
+  return list.map((entry: unknown, i): TrustedPublisher => {
     if (typeof entry !== 'object' || entry === null) fail(`/publishers/${i}`, 'expected an object');
     const p = entry as Record<string, unknown>;
     const fingerprint = requireString(p.fingerprint, `/publishers/${i}/fingerprint`).toUpperCase();
@@ -93,13 +109,4 @@ export function parseRegistryConfig(value: unknown): RegistryConfig {
       ...(typeof p.label === 'string' ? { label: p.label } : {}),
     };
   });
-  return {
-    name,
-    url,
-    ...(typeof raw.description === 'string' ? { description: raw.description } : {}),
-    policy,
-    ownership,
-    publishers,
-    snapshotTtlSeconds: ttl as number,
-  };
 }

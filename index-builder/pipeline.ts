@@ -682,9 +682,10 @@ export async function processSubmissions(
   keys?: readonly string[],
 ): Promise<BatchResult> {
   const { ctx, log } = withWriteLog(context);
-  const listed = keys ? undefined : await listIncoming(ctx.intake);
-  const submissionKeys = keys ?? (listed ?? []).map((info) => info.key);
-  const listedSizes = new Map((listed ?? []).map((info) => [info.key, info.size]));
+  // A listing gives each upload's size; named keys are asked for theirs one by one below.
+  const waiting: readonly { key: string; size?: number }[] = keys
+    ? keys.map((key) => ({ key }))
+    : await listIncoming(ctx.intake);
   const trusted = await loadTrustedKeys(ctx.config, ctx.signer.fingerprints);
   const docs = new PluginDocuments(ctx.site);
   const catalog = await loadCatalog(ctx.intake);
@@ -703,7 +704,7 @@ export async function processSubmissions(
   let batchBytes = 0;
   let deferred = 0;
   const unreadable: string[] = [];
-  for (const key of submissionKeys) {
+  for (const { key, size: listedSize } of waiting) {
     // Once one submission waits, every later one waits too: upload order decides conflicts.
     if (deferred > 0 || (items.length > 0 && batchBytes >= maxBatchBytes)) {
       deferred += 1;
@@ -714,7 +715,7 @@ export async function processSubmissions(
       if (!key.endsWith('/')) unreadable.push(key);
       continue;
     }
-    const size = listedSizes.get(key) ?? (await ctx.intake.head(key))?.size;
+    const size = listedSize ?? (await ctx.intake.head(key))?.size;
     if (size === undefined) continue; // already handled by an earlier (redelivered) run
     const tooLarge = bundleSizeProblem(size, ctx.bundleLimits);
     if (tooLarge) {

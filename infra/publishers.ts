@@ -15,7 +15,7 @@ import { cpSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PUBLISHERS_FILE } from '../functions/env.ts';
-import { parseRegistryConfig, type TrustedPublisher } from '../index-builder/config.ts';
+import { parseTrustedPublishers, type TrustedPublisher } from '../index-builder/config.ts';
 import { readPublicKey } from '../index-builder/signing.ts';
 import { InfraError } from './errors.ts';
 
@@ -72,7 +72,7 @@ export async function loadTrustedPublishers(file: string): Promise<TrustedPublis
     });
   }
   // The functions check the list again at cold start with the same parser: fail here, not in production.
-  parseRegistryConfig({ name: 'synth', url: 'https://synth.invalid', policy: 'restricted', publishers });
+  parseTrustedPublishers(publishers);
   return publishers;
 }
 

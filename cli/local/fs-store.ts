@@ -143,17 +143,23 @@ export class FsStore implements Store {
       const handle = await openForRead(file);
       if (!handle) return undefined;
       try {
-        const stats = await handle.stat({ bigint: true });
-        if (!stats.isFile()) return undefined;
-        const sidecar = await this.#readSidecar(key);
-        // Only a file without a sidecar that describes it costs a read and a hash.
-        const etag =
-          sidecar && describes(sidecar, stats) ? sidecar.etag : etagFromSha256(await hashFile(handle));
-        return this.#info(key, stats, sidecar, etag);
+        return await this.#describe(key, handle);
       } finally {
         await handle.close();
       }
     });
+  }
+
+  /**
+   * What an open file is, or undefined when it is not a regular file. Only a file without a sidecar that
+   * describes it costs a read and a hash, in chunks.
+   */
+  async #describe(key: string, handle: FileHandle): Promise<ObjectInfo | undefined> {
+    const stats = await handle.stat({ bigint: true });
+    if (!stats.isFile()) return undefined;
+    const sidecar = await this.#readSidecar(key);
+    const etag = sidecar && describes(sidecar, stats) ? sidecar.etag : etagFromSha256(await hashFile(handle));
+    return this.#info(key, stats, sidecar, etag);
   }
 
   async put(key: string, body: Uint8Array, options: PutOptions): Promise<void> {
@@ -167,17 +173,14 @@ export class FsStore implements Store {
       const handle = await openForRead(file);
       if (!handle) return undefined;
       try {
-        const stats = await handle.stat({ bigint: true });
-        if (!stats.isFile()) {
+        const info = await this.#describe(key, handle);
+        if (!info) {
           await handle.close();
           return undefined;
         }
-        const sidecar = await this.#readSidecar(key);
-        const etag =
-          sidecar && describes(sidecar, stats) ? sidecar.etag : etagFromSha256(await hashFile(handle));
         // Positional reads from 0: the same bytes the stat and the ETag describe, whatever the hash read.
         const body = handle.createReadStream({ start: 0, highWaterMark: STREAM_CHUNK });
-        return { ...this.#info(key, stats, sidecar, etag), body, cancel: () => body.destroy() };
+        return { ...info, body, cancel: () => body.destroy() };
       } catch (error) {
         await handle.close();
         throw error;
