@@ -17,10 +17,10 @@ import type { PluginDocument } from '../index-builder/model.ts';
 import type { SnapshotDocument } from '../index-builder/render/documents.ts';
 import { readPublicKey, verifyDetachedSignature } from '../index-builder/signing.ts';
 import { gpgKeyring } from './support/gpg.ts';
+import { PULUMICOST_SPEC } from './support/reference.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const BIN = path.join(ROOT, 'cli/bin.mjs');
-const REFERENCE = path.resolve(ROOT, '../shared/reference/pulumicost-spec');
 const run = promisify(execFile);
 
 async function plugindex(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -201,7 +201,7 @@ describe('when a publisher ships a plugin to a local registry', () => {
     const ajv = new Ajv2020({ allErrors: true, strict: false });
     addFormats.default(ajv);
     const schema = JSON.parse(
-      readFileSync(path.join(REFERENCE, 'schemas/plugin_registry.schema.json'), 'utf8'),
+      readFileSync(path.join(PULUMICOST_SPEC, 'schemas/plugin_registry.schema.json'), 'utf8'),
     );
     expect(ajv.validate(schema, index), JSON.stringify(ajv.errors)).toBe(true);
     expect(YAML.parse(await (await fetch(`${base}/index.yaml`)).text())).toEqual(index);

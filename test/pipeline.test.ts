@@ -27,8 +27,7 @@ import {
   validManifest,
 } from './support/fixtures.ts';
 import type { MemoryStore } from './support/memory-store.ts';
-
-const REFERENCE = path.resolve(import.meta.dirname, '../../shared/reference/pulumicost-spec');
+import { PULUMICOST_SPEC } from './support/reference.ts';
 
 function json<T>(store: MemoryStore, key: string): T {
   const object = store.objects.get(key);
@@ -149,7 +148,7 @@ describe('when a valid submission arrives', () => {
     const ajv = new Ajv2020({ allErrors: true, strict: false });
     addFormats.default(ajv);
     const schema = JSON.parse(
-      readFileSync(path.join(REFERENCE, 'schemas/plugin_registry.schema.json'), 'utf8'),
+      readFileSync(path.join(PULUMICOST_SPEC, 'schemas/plugin_registry.schema.json'), 'utf8'),
     );
     const index = json<Record<string, unknown>>(registry.site, 'index.json');
     const valid = ajv.validate(schema, index);

@@ -17,10 +17,10 @@ import { type PipelineContext, processSubmissions } from '../../index-builder/pi
 import { createSigner, readPublicKey, verifyDetachedSignature } from '../../index-builder/signing.ts';
 import { CACHE_IMMUTABLE, listAll } from '../../index-builder/store.ts';
 import { encode, makeBundle, sha256, testKey, validManifest } from '../support/fixtures.ts';
+import { PULUMICOST_SPEC } from '../support/reference.ts';
 import { type LocalS3, startLocalS3 } from '../support/s3.ts';
 import { chunksOf, collect, patternBytes } from '../support/streams.ts';
 
-const REFERENCE = path.resolve(import.meta.dirname, '../../../shared/reference/pulumicost-spec');
 const opts = { contentType: 'application/json', cacheControl: 'public, max-age=60' };
 let s3: LocalS3;
 
@@ -206,7 +206,7 @@ describe('when the pipeline runs on S3', () => {
     const ajv = new Ajv2020({ allErrors: true, strict: false });
     addFormats.default(ajv);
     const schema = JSON.parse(
-      readFileSync(path.join(REFERENCE, 'schemas/plugin_registry.schema.json'), 'utf8'),
+      readFileSync(path.join(PULUMICOST_SPEC, 'schemas/plugin_registry.schema.json'), 'utf8'),
     );
     expect(ajv.validate(schema, JSON.parse(new TextDecoder().decode(index?.body)))).toBe(true);
 

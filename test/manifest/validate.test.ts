@@ -5,12 +5,10 @@ import YAML from 'yaml';
 import { type Problem, SubmissionError } from '../../index-builder/errors.ts';
 import { loadManifest, normalizeDigest, validateManifest } from '../../index-builder/manifest/index.ts';
 import { encode, validManifest } from '../support/fixtures.ts';
+import { PULUMICOST_SPEC } from '../support/reference.ts';
 
 // Real public data: the PulumiCost specification's example manifest (shared/reference, not copied here).
-const REFERENCE_EXAMPLE = path.resolve(
-  import.meta.dirname,
-  '../../../shared/reference/pulumicost-spec/examples/aws-cost-explorer-plugin.json',
-);
+const REFERENCE_EXAMPLE = path.join(PULUMICOST_SPEC, 'examples/aws-cost-explorer-plugin.json');
 
 const codes = (problems: readonly Problem[]): string[] => problems.map((p) => `${p.code} ${p.path}`);
 
