@@ -242,8 +242,12 @@ describe('when the pipeline runs on S3', () => {
     const huge = patternBytes(9 * 1024 * 1024 + 1);
     await s3.client.send(new PutObjectCommand({ Bucket: 'intake', Key: 'incoming/huge.tgz', Body: huge }));
 
+    const siteBefore = (await listAll(context.site, '')).map((o) => `${o.key} ${o.etag}`);
     const result = await processSubmissions(context);
 
+    // Nothing published changes for a rejection.
+    expect(result.generation).toBeNull();
+    expect((await listAll(context.site, '')).map((o) => `${o.key} ${o.etag}`)).toEqual(siteBefore);
     expect(result.outcomes).toEqual([
       expect.objectContaining({
         submission: 'incoming/huge.tgz',

@@ -10,6 +10,7 @@ import { App } from 'aws-cdk-lib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundleFunctions } from '../../functions/bundle.ts';
 import { readDeployedPublishers } from '../../functions/env.ts';
+import { AwsAdapterError } from '../../functions/errors.ts';
 import { readPublicKey } from '../../index-builder/signing.ts';
 import { InfraError } from '../../infra/errors.ts';
 import { loadTrustedPublishers } from '../../infra/publishers.ts';
@@ -121,6 +122,7 @@ describe('when a function reads its deployed trust list', () => {
   it('treats a missing file as none, and fails fast on a broken one', async () => {
     expect(readDeployedPublishers(path.join(dir, 'absent.json'))).toBeUndefined();
     const broken = await listFile('broken.json', { publishers: [{ fingerprint: 'nope', names: ['*'] }] });
+    expect(() => readDeployedPublishers(broken)).toThrow(AwsAdapterError);
     expect(() => readDeployedPublishers(broken)).toThrow(
       expect.objectContaining({ code: 'ENV_INVALID', message: expect.stringContaining('/publishers/0') }),
     );
