@@ -1,7 +1,7 @@
 /** `plugindex serve`: the published tree over HTTP, plus the incoming/ watcher. */
 import path from 'node:path';
 import type { BatchResult, SubmissionOutcome } from '../index-builder/pipeline.ts';
-import { processSubmissions } from '../index-builder/pipeline.ts';
+import { flushIndexes, processSubmissions } from '../index-builder/pipeline.ts';
 import { CliError } from './errors.ts';
 import { FsStore } from './local/fs-store.ts';
 import { openRegistry, readConfig, withRegistryLock } from './local/registry.ts';
@@ -47,11 +47,19 @@ export async function startService(options: {
         // The registry is reopened per batch so a changed config (publishers add) takes effect at once.
         process: async (): Promise<BatchResult> => {
           const registry = await openRegistry(options.dir);
-          return withRegistryLock(options.dir, () => processSubmissions(registry.context));
+          return withRegistryLock(options.dir, () =>
+            processSubmissions({ ...registry.context, deferIndexes: true }),
+          );
         },
         onResult: (result) => {
           for (const outcome of result.outcomes) options.log(`[incoming] ${describeOutcome(outcome)}`);
           if (result.generation !== null) options.log(`[incoming] published generation ${result.generation}`);
+        },
+        flush: async () => {
+          const registry = await openRegistry(options.dir);
+          const { generation } = await withRegistryLock(options.dir, () => flushIndexes(registry.context));
+          if (generation !== null)
+            options.log(`[incoming] index documents updated, generation ${generation}`);
         },
         onError: (error) => options.log(`[incoming] error: ${(error as Error).message}`),
       })

@@ -9,6 +9,7 @@ import { systemClock } from '../index-builder/clock.ts';
 import { parseRegistryConfig } from '../index-builder/config.ts';
 import {
   type BatchResult,
+  flushIndexes,
   type PipelineContext,
   processSubmissions,
   rebuildRegistry,
@@ -81,6 +82,10 @@ async function invalidate(deps: HandlerDeps, keys: readonly string[]): Promise<v
  * doorbells). Rejections are recorded and not retried; a storage or signing failure throws, so the queue
  * retries the message and, in the end, parks it in the dead-letter queue. A `{"plugindex": "rebuild"}`
  * message in the same queue re-renders and re-signs everything, serialized with the publishes.
+ *
+ * Every round publishes with the index documents deferred, so each submission's outcome and its live
+ * version cost what it changed; the index documents are rendered once, after the last round. A failure
+ * there throws like any other, and the retried message (finding incoming/ empty) flushes them.
  */
 export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Promise<BatchResult> {
   return async (event) => {
@@ -88,13 +93,14 @@ export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Pro
     const notices = parseObjectCreated(event).filter((n) => n.bucket === deps.config.intakeBucket);
     deps.logger.info('woken', { notices: notices.length, keys: notices.map((n) => n.key).slice(0, 20) });
     const ctx = await pipelineContext(deps);
+    const deferring: PipelineContext = { ...ctx, deferIndexes: true };
     const setupMs = Date.now() - started;
     // Batches are bounded in bytes (memory); keep going while uploads are left over, for a few rounds.
     const results: BatchResult[] = [];
     const roundMs: number[] = [];
     do {
       const roundStarted = Date.now();
-      results.push(await processSubmissions(ctx));
+      results.push(await processSubmissions(deferring));
       roundMs.push(Date.now() - roundStarted);
     } while ((results.at(-1) as BatchResult).deferred > 0 && results.length < MAX_ROUNDS);
     const outcomes = results.flatMap((r) => r.outcomes);
@@ -121,6 +127,11 @@ export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Pro
       generation = rebuilt.generation;
       deps.logger.info('rebuilt', { plugins: rebuilt.plugins, generation });
     }
+    const flushStarted = Date.now();
+    const flushed = await flushIndexes(ctx);
+    const flushMs = Date.now() - flushStarted;
+    for (const key of flushed.invalidate) invalidateKeys.add(key);
+    generation = flushed.generation ?? generation;
     const invalidationStarted = Date.now();
     await invalidate(deps, [...invalidateKeys].sort());
     const last = results.at(-1) as BatchResult;
@@ -130,6 +141,9 @@ export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Pro
       deferred: last.deferred,
       generation,
       setupMs,
+      // The index documents, rendered once for every round (null: nothing was pending).
+      indexesGeneration: flushed.generation,
+      flushMs,
       invalidationMs: Date.now() - invalidationStarted,
       durationMs: Date.now() - started,
     });
@@ -139,6 +153,7 @@ export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Pro
       changedPlugins: [...new Set(results.flatMap((r) => r.changedPlugins))].sort(),
       invalidate: [...invalidateKeys].sort(),
       deferred: last.deferred,
+      indexesPending: false,
     };
   };
 }

@@ -13,6 +13,7 @@
  *
  * Line format: fields separated by tabs (JSON never contains a raw tab or newline):
  *   generation <n>
+ *   pending indexes                      (only while the index documents lag: see Catalog.indexesPending)
  *   global <key> <sha256> <size>
  *   plugin <name> <doc sha256> <doc size> <api versions, comma-separated> <entry JSON> <search JSON>
  */
@@ -36,6 +37,11 @@ export interface Catalog {
   readonly globals: Map<string, DocumentDigest>;
   /** Bin -> sha256 of its catalog file, as last written: tells a warm process which bins to re-read. */
   readonly bins: Map<string, string>;
+  /**
+   * The index documents (index.json, index.yaml, search.json) lag the plugin documents: a publish deferred
+   * them (`PipelineContext.deferIndexes`) and no flush has rendered them since.
+   */
+  indexesPending: boolean;
 }
 
 const HEADER = 'plugindex-catalog 3';
@@ -43,7 +49,7 @@ const META_KEY = 'state/catalog/meta.tsv';
 const BINS_PREFIX = 'state/catalog/bins/';
 
 export function emptyCatalog(): Catalog {
-  return { generation: 0, plugins: new Map(), globals: new Map(), bins: new Map() };
+  return { generation: 0, plugins: new Map(), globals: new Map(), bins: new Map(), indexesPending: false };
 }
 
 export function catalogLineOf(doc: PluginDocument, document: DocumentDigest): CatalogLine {
@@ -62,6 +68,7 @@ export function parseCatalogLines(text: string, into: Catalog): void {
   for (let i = 1; i < lines.length; i++) {
     const fields = (lines[i] as string).split('\t');
     if (fields[0] === 'generation') into.generation = Number(fields[1]) || 0;
+    else if (fields[0] === 'pending' && fields[1] === 'indexes') into.indexesPending = true;
     else if (fields[0] === 'bin' && fields.length === 3)
       into.bins.set(fields[1] as string, fields[2] as string);
     else if (fields[0] === 'global' && fields.length === 4) {
@@ -79,6 +86,7 @@ export function parseCatalogLines(text: string, into: Catalog): void {
 
 function serializeMeta(catalog: Catalog): string {
   const out = [HEADER, `generation\t${catalog.generation}`];
+  if (catalog.indexesPending) out.push('pending\tindexes');
   for (const [bin, digest] of [...catalog.bins].sort(([a], [b]) => (a < b ? -1 : 1)))
     out.push(`bin\t${bin}\t${digest}`);
   for (const [key, d] of [...catalog.globals].sort(([a], [b]) => (a < b ? -1 : 1)))
@@ -179,6 +187,13 @@ export async function saveCatalog(
 
 export function sortedNames(catalog: Catalog): string[] {
   return [...catalog.plugins.keys()].sort();
+}
+
+/** Sorted names of the plugins in `bins` only: a publish renders its bins without sorting every name. */
+export function namesInBins(catalog: Catalog, bins: ReadonlySet<string>): string[] {
+  const names: string[] = [];
+  for (const name of catalog.plugins.keys()) if (bins.has(binOf(name))) names.push(name);
+  return names.sort();
 }
 
 interface LineBytes {

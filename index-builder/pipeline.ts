@@ -32,6 +32,7 @@ import {
   emptyCatalog,
   lineBytes,
   loadCatalog,
+  namesInBins,
   renderBins,
   renderIndexJson,
   renderIndexYaml,
@@ -81,6 +82,14 @@ export interface PipelineContext {
    * stay in incoming/ for the next batch (`BatchResult.deferred`). Bounds memory in a Lambda function.
    */
   readonly maxBatchBytes?: number;
+  /**
+   * Leave the index documents (index.json, index.yaml, search.json) for `flushIndexes`: a publish then
+   * writes only what it changed, and its versions are live (plugin documents, bins, snapshot) at once; the
+   * index documents follow at the flush, once for any number of batches. For callers that run on and flush
+   * when a burst is over (the local watcher, the publish function); a registry is never left pending by a
+   * caller that does not defer, since a batch without it renders whatever is pending.
+   */
+  readonly deferIndexes?: boolean;
 }
 
 export type SubmissionStatus = 'accepted' | 'already-published' | 'rejected';
@@ -117,6 +126,8 @@ export interface BatchResult {
   readonly invalidate: readonly string[];
   /** Submissions left in incoming/ for the next batch because of `maxBatchBytes`. */
   readonly deferred: number;
+  /** The index documents lag this batch (`deferIndexes`): `flushIndexes` renders them. */
+  readonly indexesPending: boolean;
 }
 
 /**
@@ -571,52 +582,65 @@ const PAGE_FILES = new Set(['index.html', 'favicon.svg']);
 const renderBuffers = new BufferPool(3);
 
 /**
- * Rewrites the global documents, the snapshot bins of the changed plugins (all bins when `changed` is
- * undefined), and the snapshot; bumps the generation.
+ * The index documents: registry-wide, rendered from every plugin's catalog line, so their cost grows with the
+ * registry (about 59 MB at 10,000 plugins of 10 versions). Everything else a publish writes is per plugin.
+ */
+export const INDEX_DOCUMENTS: readonly string[] = ['index.json', 'index.yaml', 'search.json'];
+
+/**
+ * Rewrites the snapshot bins of the changed plugins (all bins when `changed` is undefined), the index
+ * documents unless `deferIndexes` (then the catalog marks them pending, and the snapshot keeps listing the
+ * ones already published, which still match their digests), the static files when they differ, and the
+ * snapshot; bumps the generation.
  */
 async function writeGlobals(
   ctx: PipelineContext,
   catalog: Catalog,
   changed?: ReadonlySet<string>,
+  deferIndexes = false,
 ): Promise<number> {
-  const updated = ctx.clock.now().toISOString();
-  const names = sortedNames(catalog);
-  const lines = names.map((n) => catalog.plugins.get(n) as CatalogLine);
-  const apiVersions = [...new Set(lines.flatMap((l) => l.apiVersions))].sort();
-  const metadata = buildRegistryMetadata(identityOf(ctx.config), apiVersions, updated);
-  const encoded = lines.map(lineBytes);
-  const entries = encoded.map((l) => l.entry);
-  const header = toYaml({ registry_version: '1.0.0', registry_metadata: metadata });
   // Plugin documents are bound by digest through 256 bins, so the snapshot stays small at any size.
-  const bins = changed ? new Set([...changed].map(binOf)) : new Set(names.map(binOf));
-  const take = renderBuffers.take;
-  const large: [string, Uint8Array][] = [
-    ['index.json', renderIndexJson(metadata, entries, take)],
-    ['index.yaml', renderIndexYaml(header, entries, take)],
-    [
-      'search.json',
+  const bins = changed ? new Set([...changed].map(binOf)) : undefined;
+  const globals = catalog.globals;
+  // A registry never rendered has no index documents to keep listing: render them now.
+  const indexes = !deferIndexes || INDEX_DOCUMENTS.some((key) => !globals.has(key));
+  const signed: [string, Uint8Array][] = [];
+  let large: Uint8Array[] = [];
+  if (indexes) {
+    const updated = ctx.clock.now().toISOString();
+    const names = sortedNames(catalog);
+    const lines = names.map((n) => catalog.plugins.get(n) as CatalogLine);
+    const apiVersions = [...new Set(lines.flatMap((l) => l.apiVersions))].sort();
+    const metadata = buildRegistryMetadata(identityOf(ctx.config), apiVersions, updated);
+    const encoded = lines.map(lineBytes);
+    const entries = encoded.map((l) => l.entry);
+    const header = toYaml({ registry_version: '1.0.0', registry_metadata: metadata });
+    const take = renderBuffers.take;
+    large = [
+      renderIndexJson(metadata, entries, take),
+      renderIndexYaml(header, entries, take),
       renderSearchJson(
         updated,
         encoded.map((l) => l.search),
         take,
       ),
-    ],
-  ];
-  const signed: [string, Uint8Array][] = [
-    ...large,
-    ...[...renderBins(catalog, bins, names)].map(([bin, body]): [string, Uint8Array] => [
-      binKey(bin),
-      encoder.encode(body),
-    ]),
-  ];
-  const globals = catalog.globals;
+    ];
+    large.forEach((body, i) => {
+      signed.push([INDEX_DOCUMENTS[i] as string, body]);
+    });
+  }
+  const binNames = bins ? namesInBins(catalog, bins) : sortedNames(catalog);
+  const binsToWrite = bins ?? new Set(binNames.map(binOf));
+  for (const [bin, body] of renderBins(catalog, binsToWrite, binNames))
+    signed.push([binKey(bin), encoder.encode(body)]);
   // Side by side: one document is written while the next is hashed and signed.
   await forEachLimited(signed, WRITE_CONCURRENCY, async ([key, body]) => {
     globals.set(key, await putSigned(ctx, key, body));
   });
   // Written, so no longer read: the next publish renders into the same memory. (After a failure they are
   // not given back: a store may still be reading one.)
-  renderBuffers.give(large.map(([, body]) => body));
+  renderBuffers.give(large);
+  catalog.indexesPending = !indexes;
   // Static files that change only with the registry's identity or key: rewritten only when they differ.
   const statics: [string, Uint8Array][] = [
     ['keys/registry.asc', encoder.encode(ctx.signer.publicKey)],
@@ -777,8 +801,13 @@ export async function processSubmissions(
     catalog.plugins.set(name, await writePluginDocument(ctx, doc));
   });
 
-  // 3 and 4. Global documents and the snapshot, once for the whole batch.
-  const generation = changed.size > 0 ? await writeGlobals(ctx, catalog, changed) : null;
+  // 3 and 4. Global documents and the snapshot, once for the whole batch (index documents also when an
+  // earlier batch left them pending and this caller does not defer).
+  const defer = ctx.deferIndexes === true;
+  const generation =
+    changed.size > 0 || (!defer && catalog.indexesPending)
+      ? await writeGlobals(ctx, catalog, changed, defer)
+      : null;
   if (generation !== null) await saveCatalog(ctx.intake, catalog, changed);
 
   // 5. Outcomes, then the submissions leave incoming/.
@@ -834,6 +863,7 @@ export async function processSubmissions(
     changedPlugins: [...changed].sort(),
     invalidate: log.mutableKeys(),
     deferred,
+    indexesPending: catalog.indexesPending,
   };
 }
 
@@ -917,9 +947,32 @@ export async function refreshSnapshot(
     await saveCatalog(ctx.intake, catalog);
     return { generation, invalidate: log.mutableKeys() };
   }
+  if (catalog.indexesPending) {
+    // The re-signed snapshot might be the last for hours: bring the index documents up to date first.
+    const generation = await writeGlobals(ctx, catalog, new Set());
+    await saveCatalog(ctx.intake, catalog, new Set());
+    return { generation, invalidate: log.mutableKeys() };
+  }
   const generation = Math.max(catalog.generation, previous.generation) + 1;
   await writeSnapshot(ctx, generation, { ...previous.documents });
   catalog.generation = generation;
+  await saveCatalog(ctx.intake, catalog, new Set());
+  return { generation, invalidate: log.mutableKeys() };
+}
+
+/**
+ * Renders the index documents a deferred publish left pending (index.json, index.yaml, search.json), and a
+ * snapshot that lists them; does nothing when none are pending. The one step whose cost grows with the
+ * registry, so callers run it once a burst of publishes is over.
+ * @example const { generation } = await flushIndexes(ctx); // null: nothing was pending
+ */
+export async function flushIndexes(
+  context: PipelineContext,
+): Promise<{ generation: number | null; invalidate: readonly string[] }> {
+  const { ctx, log } = withWriteLog(context);
+  const catalog = await loadCatalog(ctx.intake);
+  if (!catalog.indexesPending) return { generation: null, invalidate: [] };
+  const generation = await writeGlobals(ctx, catalog, new Set());
   await saveCatalog(ctx.intake, catalog, new Set());
   return { generation, invalidate: log.mutableKeys() };
 }

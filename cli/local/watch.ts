@@ -2,6 +2,10 @@
  * Watches a registry's `incoming/` folder and publishes what lands there. Bundles are picked up once their
  * size and modification time have been still for a moment, so a slow copy is not read half-written
  * (writing to a dot-file and renaming it in is the safest way to drop one: dot-files are ignored).
+ *
+ * Batches are published with the index documents deferred (their cost grows with the registry); `flush`
+ * renders them once `incoming/` has been quiet for a moment, or at the latest a few seconds after the
+ * first deferred batch when uploads keep coming. A failed flush is tried again at the next poll.
  */
 import { type FSWatcher, watch } from 'node:fs';
 import { readdir, rename, stat } from 'node:fs/promises';
@@ -14,12 +18,21 @@ export interface IncomingWatcher {
 
 const SETTLE_MS = 300;
 const POLL_MS = 1000;
+/** Quiet time after a batch before the index documents are flushed: a burst shares one flush. */
+export const FLUSH_QUIET_MS = 500;
+/** The longest the index documents lag while uploads keep coming. */
+export const FLUSH_MAX_DELAY_MS = 5000;
 
-/** Calls `process` (serialized: never two at once) whenever settled files are waiting in `incoming/`. */
+/**
+ * Calls `process` (serialized: never two at once, nor beside `flush`) whenever settled files are waiting in
+ * `incoming/`, and `flush` when a batch left the index documents pending (and once at start, for a
+ * registry a stopped server left pending).
+ */
 export function watchIncoming(options: {
   readonly dir: string;
   readonly process: () => Promise<BatchResult>;
   readonly onResult: (result: BatchResult) => void;
+  readonly flush: () => Promise<void>;
   readonly onError: (error: unknown) => void;
 }): IncomingWatcher {
   const incoming = path.join(options.dir, 'incoming');
@@ -27,6 +40,14 @@ export function watchIncoming(options: {
   let again = false;
   let closed = false;
   let timer: NodeJS.Timeout | undefined;
+  /** When the index documents started to lag (0: unknown, flush at the first quiet moment). */
+  let pendingSince: number | undefined = 0;
+  let lastBatch = 0;
+
+  async function flush(): Promise<void> {
+    await options.flush();
+    pendingSince = undefined;
+  }
 
   /** Gives dropped files with odd names (spaces, brackets) a plain name the store accepts. */
   async function sanitizeNames(names: readonly string[]): Promise<string[]> {
@@ -62,8 +83,22 @@ export function watchIncoming(options: {
     running = true;
     try {
       const state = await settled();
-      if (state.waiting && !state.ready) schedule(SETTLE_MS);
-      else if (state.ready) options.onResult(await options.process());
+      const overdue = pendingSince !== undefined && Date.now() - pendingSince >= FLUSH_MAX_DELAY_MS;
+      if (state.ready) {
+        const result = await options.process();
+        lastBatch = Date.now();
+        options.onResult(result);
+        if (result.indexesPending) pendingSince ??= Date.now();
+        if (overdue) await flush();
+        else if (pendingSince !== undefined) schedule(FLUSH_QUIET_MS);
+      } else if (state.waiting) {
+        if (overdue) await flush();
+        schedule(SETTLE_MS);
+      } else if (pendingSince !== undefined) {
+        const quiet = Date.now() - lastBatch;
+        if (quiet >= FLUSH_QUIET_MS) await flush();
+        else schedule(FLUSH_QUIET_MS - quiet);
+      }
     } catch (error) {
       options.onError(error);
     } finally {

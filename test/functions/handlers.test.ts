@@ -12,6 +12,9 @@ import type { FunctionConfig } from '../../functions/env.ts';
 import { createPublishHandler, createRefreshHandler, type HandlerDeps } from '../../functions/handlers.ts';
 import { S3Store } from '../../functions/s3-store.ts';
 import { cachedSigner } from '../../functions/secrets.ts';
+import { systemClock } from '../../index-builder/clock.ts';
+import { parseRegistryConfig } from '../../index-builder/config.ts';
+import { processSubmissions } from '../../index-builder/pipeline.ts';
 import type { SnapshotDocument } from '../../index-builder/render/documents.ts';
 import { listAll } from '../../index-builder/store.ts';
 import { encode, makeBundle, testKey, validManifest } from '../support/fixtures.ts';
@@ -183,6 +186,65 @@ describe('when uploads arrive in the intake bucket', () => {
     expect(result.outcomes).toEqual([]);
     expect((await listAll(site, '')).map((o) => `${o.key} ${o.etag}`)).toEqual(before);
     expect(cloudfront.commandCalls(CreateInvalidationCommand)).toHaveLength(0);
+  });
+
+  it('publishes a later upload in its round, then renders the index documents once for the invocation', async () => {
+    await upload(
+      'incoming/later.tgz',
+      await makeBundle({ manifest: validManifest({ name: 'cloud-plugin', version: '1.1.0' }) }),
+    );
+    logs.length = 0;
+    const result = await createPublishHandler(deps)(sqsEvent('incoming/later.tgz'));
+    const [outcome] = result.outcomes;
+    expect(outcome).toMatchObject({ status: 'accepted', version: '1.1.0' });
+    // The round's generation makes the version live; the flush after it is the next one.
+    expect(result.generation).toBe((outcome?.generation as number) + 1);
+    expect(logs.find((l) => l.message === 'batch done')).toMatchObject({
+      rounds: 1,
+      generation: result.generation,
+      indexesGeneration: result.generation,
+      flushMs: expect.any(Number),
+    });
+    const site = new S3Store({ client: s3.client, bucket: config.siteBucket });
+    const index = JSON.parse(new TextDecoder().decode((await site.get('index.json'))?.body)) as {
+      plugins: { name: string; latest_version: string }[];
+    };
+    expect(index.plugins.find((p) => p.name === 'cloud-plugin')?.latest_version).toBe('1.1.0');
+    const paths =
+      cloudfront.commandCalls(CreateInvalidationCommand)[0]?.args[0].input.InvalidationBatch?.Paths?.Items ??
+      [];
+    expect(paths).toEqual(expect.arrayContaining(['/index.json', '/plugins/cloud-plugin/index.json']));
+    expect(cloudfront.commandCalls(CreateInvalidationCommand)).toHaveLength(1);
+  });
+
+  it('renders index documents that an invocation which died after its round left pending, on the retry', async () => {
+    const intake = new S3Store({ client: s3.client, bucket: config.intakeBucket });
+    const site = new S3Store({ client: s3.client, bucket: config.siteBucket });
+    await upload(
+      'incoming/died.tgz',
+      await makeBundle({ manifest: validManifest({ name: 'cloud-plugin', version: '1.2.0' }) }),
+    );
+    // The round of the invocation that died: published, the index documents still pending.
+    const round = await processSubmissions({
+      intake,
+      site,
+      signer: await deps.signer(),
+      clock: systemClock,
+      config: parseRegistryConfig({ name: 'Cloud Registry', url: 'https://plugins.example.com' }),
+      deferIndexes: true,
+    });
+    expect(round.indexesPending).toBe(true);
+    logs.length = 0;
+    const retried = await createPublishHandler(deps)(sqsEvent('incoming/died.tgz'));
+    expect(retried.outcomes).toEqual([]);
+    expect(retried.generation).toBe((round.generation as number) + 1);
+    const index = JSON.parse(new TextDecoder().decode((await site.get('index.json'))?.body)) as {
+      plugins: { name: string; latest_version: string }[];
+    };
+    expect(index.plugins.find((p) => p.name === 'cloud-plugin')?.latest_version).toBe('1.2.0');
+    expect(logs.find((l) => l.message === 'batch done')).toMatchObject({
+      indexesGeneration: retried.generation,
+    });
   });
 
   it('re-renders and re-signs everything when the queue carries a rebuild request', async () => {

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initRegistry } from '../../cli/local/registry.ts';
 import { type RunningService, startService } from '../../cli/serve.ts';
-import { makeBundle, validManifest } from '../support/fixtures.ts';
+import { makeBundle, sha256, validManifest } from '../support/fixtures.ts';
 
 let dir: string;
 let service: RunningService;
@@ -57,6 +57,44 @@ describe('when a bundle is dropped into incoming/', () => {
     // The outcome is logged once the whole batch is done, a moment after the documents are visible.
     await waitForLog('accepted dropped-plugin@1.0.0', 10_000);
     expect(log.some((line) => line.includes('accepted dropped-plugin@1.0.0'))).toBe(true);
+  });
+
+  it('publishes a burst at once and brings the index documents up to date in one flush after it', async () => {
+    const names = ['burst-one', 'burst-two', 'burst-three'];
+    for (const name of names) {
+      const bundle = await makeBundle({ manifest: validManifest({ name }) });
+      await writeFile(path.join(dir, 'incoming', `.${name}.partial`), bundle);
+    }
+    const flushesBefore = log.filter((line) => line.includes('index documents updated')).length;
+    for (const name of names)
+      await rename(path.join(dir, 'incoming', `.${name}.partial`), path.join(dir, 'incoming', `${name}.tgz`));
+    for (const name of names)
+      expect((await waitFor(`${service.url}/plugins/${name}`, 10_000))?.status).toBe(200);
+    await waitForLog('accepted burst-three@1.0.0', 10_000);
+    const deadline = Date.now() + 10_000;
+    while (
+      Date.now() < deadline &&
+      log.filter((line) => line.includes('index documents updated')).length === flushesBefore
+    )
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    const published = log
+      .filter((line) => line.includes('published generation'))
+      .map((l) => Number(l.split(' ').pop()));
+    const flushes = log.filter((line) => line.includes('index documents updated'));
+    expect(flushes).toHaveLength(flushesBefore + 1);
+    // The flush comes after the burst's batch, as the next generation, and the index served lists all three.
+    expect(Number(flushes.at(-1)?.split(' ').pop())).toBe(Math.max(...published) + 1);
+    const index = (await (await fetch(`${service.url}/index.json`)).json()) as {
+      plugins: { name: string }[];
+    };
+    expect(index.plugins.map((p) => p.name)).toEqual(expect.arrayContaining(names));
+    const snapshot = (await (await fetch(`${service.url}/snapshot.json`)).json()) as {
+      generation: number;
+      documents: Record<string, { sha256: string }>;
+    };
+    expect(snapshot.generation).toBe(Math.max(...published) + 1);
+    const indexBytes = new Uint8Array(await (await fetch(`${service.url}/index.json`)).arrayBuffer());
+    expect(snapshot.documents['index.json']?.sha256).toBe(sha256(indexBytes));
   });
 
   it('records a rejection without publishing anything', async () => {
