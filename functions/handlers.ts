@@ -10,12 +10,14 @@ import { parseRegistryConfig } from '../index-builder/config.ts';
 import {
   type BatchResult,
   flushIndexes,
+  INCOMING_PREFIX,
   type PipelineContext,
   processSubmissions,
   rebuildRegistry,
   refreshSnapshot,
 } from '../index-builder/pipeline.ts';
 import type { Signer } from '../index-builder/signing.ts';
+import type { Store } from '../index-builder/store.ts';
 import { invalidateKeys } from './cloudfront-invalidator.ts';
 import type { FunctionConfig } from './env.ts';
 import { AwsAdapterError } from './errors.ts';
@@ -78,6 +80,16 @@ async function invalidate(deps: HandlerDeps, keys: readonly string[]): Promise<v
 }
 
 /**
+ * Whether an upload other than `seen` waits in incoming/ (folder markers aside). Those already seen in this
+ * invocation do not count: an upload whose name the store refuses stays where it is, with its outcome.
+ */
+async function waitingBeyond(store: Store, seen: ReadonlySet<string>): Promise<boolean> {
+  for await (const { key } of store.list(INCOMING_PREFIX))
+    if (!key.endsWith('/') && !seen.has(key)) return true;
+  return false;
+}
+
+/**
  * Publishes everything waiting under incoming/ as one batch, whatever the event names (events are only
  * doorbells). Rejections are recorded and not retried; a storage or signing failure throws, so the queue
  * retries the message and, in the end, parks it in the dead-letter queue. A `{"plugindex": "rebuild"}`
@@ -95,14 +107,22 @@ export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Pro
     const ctx = await pipelineContext(deps);
     const deferring: PipelineContext = { ...ctx, deferIndexes: true };
     const setupMs = Date.now() - started;
-    // Batches are bounded in bytes (memory); keep going while uploads are left over, for a few rounds.
+    // Batches are bounded in bytes (memory); keep going, for a few rounds, while uploads are left over or
+    // new ones arrived during the round, so a burst shares the one rendering of the index documents below.
     const results: BatchResult[] = [];
     const roundMs: number[] = [];
+    const seen = new Set<string>();
+    let more: boolean;
     do {
       const roundStarted = Date.now();
-      results.push(await processSubmissions(deferring));
+      const result = await processSubmissions(deferring);
+      results.push(result);
       roundMs.push(Date.now() - roundStarted);
-    } while ((results.at(-1) as BatchResult).deferred > 0 && results.length < MAX_ROUNDS);
+      for (const outcome of result.outcomes) seen.add(outcome.submission);
+      more =
+        results.length < MAX_ROUNDS &&
+        (result.deferred > 0 || (result.outcomes.length > 0 && (await waitingBeyond(ctx.intake, seen))));
+    } while (more);
     const outcomes = results.flatMap((r) => r.outcomes);
     for (const [round, result] of results.entries()) {
       for (const outcome of result.outcomes) {

@@ -4,7 +4,7 @@
  * (named SDK mocks) stands in for them.
  */
 import { CloudFrontClient, CreateInvalidationCommand } from '@aws-sdk/client-cloudfront';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -217,12 +217,64 @@ describe('when uploads arrive in the intake bucket', () => {
     expect(cloudfront.commandCalls(CreateInvalidationCommand)).toHaveLength(1);
   });
 
+  it('takes uploads that arrive during a round in another round, and renders the index documents once for all', async () => {
+    // A client of its own whose middleware drops a second upload in as the first leaves incoming/, and
+    // counts the writes of index.json.
+    const client = new S3Client(s3.config);
+    let injected = false;
+    const indexWrites: string[] = [];
+    client.middlewareStack.add(
+      (next) => async (args) => {
+        const input = args.input as { Bucket?: string; Key?: string };
+        const result = await next(args);
+        if (input.Bucket === config.siteBucket && input.Key === 'index.json') indexWrites.push(input.Key);
+        if (!injected && input.Bucket === config.intakeBucket && input.Key === 'incoming/first.tgz') {
+          if ((args as { request?: { method?: string } }).request?.method === 'DELETE') {
+            injected = true;
+            await upload(
+              'incoming/second.tgz',
+              await makeBundle({ manifest: validManifest({ name: 'cloud-plugin', version: '1.4.0' }) }),
+            );
+          }
+        }
+        return result;
+      },
+      { step: 'finalizeRequest', name: 'injectUploadDuringRound' },
+    );
+    await upload(
+      'incoming/first.tgz',
+      await makeBundle({ manifest: validManifest({ name: 'cloud-plugin', version: '1.3.0' }) }),
+    );
+    logs.length = 0;
+    try {
+      const result = await createPublishHandler({ ...deps, s3: client })(sqsEvent('incoming/first.tgz'));
+      expect(injected).toBe(true);
+      expect(result.outcomes.map((o) => [o.submission, o.status])).toEqual([
+        ['incoming/first.tgz', 'accepted'],
+        ['incoming/second.tgz', 'accepted'],
+      ]);
+      expect(logs.filter((l) => l.message === 'submission').map((l) => l.round)).toEqual([1, 2]);
+      expect(logs.find((l) => l.message === 'batch done')).toMatchObject({
+        rounds: 2,
+        indexesGeneration: result.generation,
+      });
+      expect(indexWrites).toHaveLength(1);
+      const site = new S3Store({ client, bucket: config.siteBucket });
+      const index = JSON.parse(new TextDecoder().decode((await site.get('index.json'))?.body)) as {
+        plugins: { name: string; latest_version: string }[];
+      };
+      expect(index.plugins.find((p) => p.name === 'cloud-plugin')?.latest_version).toBe('1.4.0');
+    } finally {
+      client.destroy();
+    }
+  });
+
   it('renders index documents that an invocation which died after its round left pending, on the retry', async () => {
     const intake = new S3Store({ client: s3.client, bucket: config.intakeBucket });
     const site = new S3Store({ client: s3.client, bucket: config.siteBucket });
     await upload(
       'incoming/died.tgz',
-      await makeBundle({ manifest: validManifest({ name: 'cloud-plugin', version: '1.2.0' }) }),
+      await makeBundle({ manifest: validManifest({ name: 'cloud-plugin', version: '1.5.0' }) }),
     );
     // The round of the invocation that died: published, the index documents still pending.
     const round = await processSubmissions({
@@ -241,7 +293,7 @@ describe('when uploads arrive in the intake bucket', () => {
     const index = JSON.parse(new TextDecoder().decode((await site.get('index.json'))?.body)) as {
       plugins: { name: string; latest_version: string }[];
     };
-    expect(index.plugins.find((p) => p.name === 'cloud-plugin')?.latest_version).toBe('1.2.0');
+    expect(index.plugins.find((p) => p.name === 'cloud-plugin')?.latest_version).toBe('1.5.0');
     expect(logs.find((l) => l.message === 'batch done')).toMatchObject({
       indexesGeneration: retried.generation,
     });
@@ -268,6 +320,22 @@ describe('when uploads arrive in the intake bucket', () => {
         '/plugins/cloud-plugin/index.html',
       ]),
     );
+  });
+
+  it('does not go round again for an upload whose name the store refuses: it stays, with its outcome', async () => {
+    await upload('incoming/odd name.tgz', encode('whatever'));
+    logs.length = 0;
+    try {
+      const result = await createPublishHandler(deps)(sqsEvent('incoming/odd name.tgz'));
+      expect(result.outcomes.map((o) => [o.submission, o.status])).toEqual([
+        ['incoming/odd name.tgz', 'rejected'],
+      ]);
+      expect(logs.find((l) => l.message === 'batch done')).toMatchObject({ rounds: 1 });
+    } finally {
+      await s3.client.send(
+        new DeleteObjectCommand({ Bucket: config.intakeBucket, Key: 'incoming/odd name.tgz' }),
+      );
+    }
   });
 
   it('lets a scheduled refresh re-sign the snapshot with the next generation', async () => {
