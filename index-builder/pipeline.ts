@@ -604,11 +604,11 @@ async function writeGlobals(
   const globals = catalog.globals;
   // A registry never rendered has no index documents to keep listing: render them now.
   const indexes = !deferIndexes || INDEX_DOCUMENTS.some((key) => !globals.has(key));
+  // Every name, sorted, only when something registry-wide is rendered: a deferred publish sorts none.
+  const names = indexes || !bins ? sortedNames(catalog) : [];
   const signed: [string, Uint8Array][] = [];
-  let large: Uint8Array[] = [];
   if (indexes) {
     const updated = ctx.clock.now().toISOString();
-    const names = sortedNames(catalog);
     const lines = names.map((n) => catalog.plugins.get(n) as CatalogLine);
     const apiVersions = [...new Set(lines.flatMap((l) => l.apiVersions))].sort();
     const metadata = buildRegistryMetadata(identityOf(ctx.config), apiVersions, updated);
@@ -616,20 +616,15 @@ async function writeGlobals(
     const entries = encoded.map((l) => l.entry);
     const header = toYaml({ registry_version: '1.0.0', registry_metadata: metadata });
     const take = renderBuffers.take;
-    large = [
-      renderIndexJson(metadata, entries, take),
-      renderIndexYaml(header, entries, take),
-      renderSearchJson(
-        updated,
-        encoded.map((l) => l.search),
-        take,
-      ),
-    ];
-    large.forEach((body, i) => {
-      signed.push([INDEX_DOCUMENTS[i] as string, body]);
-    });
+    const searchRows = encoded.map((l) => l.search);
+    signed.push(
+      ['index.json', renderIndexJson(metadata, entries, take)],
+      ['index.yaml', renderIndexYaml(header, entries, take)],
+      ['search.json', renderSearchJson(updated, searchRows, take)],
+    );
   }
-  const binNames = bins ? namesInBins(catalog, bins) : sortedNames(catalog);
+  const large = signed.map(([, body]) => body);
+  const binNames = bins ? namesInBins(catalog, bins) : names;
   const binsToWrite = bins ?? new Set(binNames.map(binOf));
   for (const [bin, body] of renderBins(catalog, binsToWrite, binNames))
     signed.push([binKey(bin), encoder.encode(body)]);
