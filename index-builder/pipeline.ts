@@ -636,6 +636,12 @@ async function writeGlobals(
   // not given back: a store may still be reading one.)
   renderBuffers.give(large);
   catalog.indexesPending = !indexes;
+  // For what this call did not rewrite, the published snapshot (the commit point) is the truth: the
+  // catalog's copy of a digest is older when a run died after its snapshot but before the catalog was saved.
+  const previous = await readJson<SnapshotDocument>(ctx.site, 'snapshot.json');
+  const written = new Set(signed.map(([key]) => key));
+  for (const [key, digest] of Object.entries(previous?.documents ?? {}))
+    if (!written.has(key)) globals.set(key, digest);
   // Static files that change only with the registry's identity or key: rewritten only when they differ.
   const statics: [string, Uint8Array][] = [
     ['keys/registry.asc', encoder.encode(ctx.signer.publicKey)],
@@ -653,7 +659,6 @@ async function writeGlobals(
   for (const [key, digest] of [...globals].sort(([a], [b]) => (a < b ? -1 : 1))) {
     if (!PAGE_FILES.has(key)) documents[key] = digest;
   }
-  const previous = await readJson<SnapshotDocument>(ctx.site, 'snapshot.json');
   const generation = Math.max(catalog.generation, previous?.generation ?? 0) + 1;
   await writeSnapshot(ctx, generation, documents);
   catalog.generation = generation;
@@ -786,6 +791,13 @@ export async function processSubmissions(
     const name = item.evaluation.manifest.name;
     const current = await ctx.site.get(pluginDocKey(name));
     if (current && catalog.plugins.get(name)?.document.sha256 !== sha256Hex(current.body)) changed.add(name);
+  }
+  // A deferred batch marks the index documents pending before the first write they would lag behind, so a
+  // crash at any later step still leaves them to the next flush: the retry may find nothing else to do (the
+  // catalog bin, once written, says the plugin is up to date).
+  if (ctx.deferIndexes && changed.size > 0 && !catalog.indexesPending) {
+    catalog.indexesPending = true;
+    await saveCatalog(ctx.intake, catalog, new Set());
   }
   await forEachLimited([...changed].sort(), WRITE_CONCURRENCY, async (name) => {
     const existing = await docs.get(name);
