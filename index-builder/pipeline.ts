@@ -590,8 +590,8 @@ export const INDEX_DOCUMENTS: readonly string[] = ['index.json', 'index.yaml', '
 /**
  * Rewrites the snapshot bins of the changed plugins (all bins when `changed` is undefined), the index
  * documents unless `deferIndexes` (then the catalog marks them pending, and the snapshot keeps listing the
- * ones already published, which still match their digests), the static files when they differ, and the
- * snapshot; bumps the generation.
+ * ones already published, which still match their digests), the static files when they differ, the
+ * snapshot, and then the catalog (the same bins); bumps the generation.
  */
 async function writeGlobals(
   ctx: PipelineContext,
@@ -662,6 +662,7 @@ async function writeGlobals(
   const generation = Math.max(catalog.generation, previous?.generation ?? 0) + 1;
   await writeSnapshot(ctx, generation, documents);
   catalog.generation = generation;
+  await saveCatalog(ctx.intake, catalog, changed);
   return generation;
 }
 
@@ -795,7 +796,8 @@ export async function processSubmissions(
   // A deferred batch marks the index documents pending before the first write they would lag behind, so a
   // crash at any later step still leaves them to the next flush: the retry may find nothing else to do (the
   // catalog bin, once written, says the plugin is up to date).
-  if (ctx.deferIndexes && changed.size > 0 && !catalog.indexesPending) {
+  const defer = ctx.deferIndexes === true;
+  if (defer && changed.size > 0 && !catalog.indexesPending) {
     catalog.indexesPending = true;
     await saveCatalog(ctx.intake, catalog, new Set());
   }
@@ -810,12 +812,10 @@ export async function processSubmissions(
 
   // 3 and 4. Global documents and the snapshot, once for the whole batch (index documents also when an
   // earlier batch left them pending and this caller does not defer).
-  const defer = ctx.deferIndexes === true;
   const generation =
     changed.size > 0 || (!defer && catalog.indexesPending)
       ? await writeGlobals(ctx, catalog, changed, defer)
       : null;
-  if (generation !== null) await saveCatalog(ctx.intake, catalog, changed);
 
   // 5. Outcomes, then the submissions leave incoming/.
   const outcomes: SubmissionOutcome[] = [];
@@ -935,7 +935,6 @@ export async function rebuildRegistry(
     if (doc) catalog.plugins.set(doc.name, await writePluginDocument(ctx, doc));
   });
   const generation = await writeGlobals(ctx, catalog);
-  await saveCatalog(ctx.intake, catalog);
   return { generation, plugins: catalog.plugins.size, invalidate: log.mutableKeys() };
 }
 
@@ -949,15 +948,10 @@ export async function refreshSnapshot(
   const { ctx, log } = withWriteLog(context);
   const catalog = await loadCatalog(ctx.intake);
   const previous = await readJson<SnapshotDocument>(ctx.site, 'snapshot.json');
-  if (!previous) {
-    const generation = await writeGlobals(ctx, catalog);
-    await saveCatalog(ctx.intake, catalog);
-    return { generation, invalidate: log.mutableKeys() };
-  }
-  if (catalog.indexesPending) {
-    // The re-signed snapshot might be the last for hours: bring the index documents up to date first.
-    const generation = await writeGlobals(ctx, catalog, new Set());
-    await saveCatalog(ctx.intake, catalog, new Set());
+  if (!previous || catalog.indexesPending) {
+    // Nothing published yet: everything. Index documents pending: the re-signed snapshot might be the last
+    // for hours, so bring them up to date first.
+    const generation = await writeGlobals(ctx, catalog, previous ? new Set() : undefined);
     return { generation, invalidate: log.mutableKeys() };
   }
   const generation = Math.max(catalog.generation, previous.generation) + 1;
@@ -980,6 +974,5 @@ export async function flushIndexes(
   const catalog = await loadCatalog(ctx.intake);
   if (!catalog.indexesPending) return { generation: null, invalidate: [] };
   const generation = await writeGlobals(ctx, catalog, new Set());
-  await saveCatalog(ctx.intake, catalog, new Set());
   return { generation, invalidate: log.mutableKeys() };
 }
