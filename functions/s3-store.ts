@@ -24,7 +24,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { StoreError } from '../index-builder/errors.ts';
 import {
-  isSafeKey,
+  keyProblem,
   type ListedObject,
   type ObjectInfo,
   type PutOptions,
@@ -45,6 +45,22 @@ export interface S3StoreOptions {
 }
 
 const DEFAULT_MULTIPART_THRESHOLD = 16 * 1024 * 1024;
+/** A surrogate on its own: UTF-8, and so an S3 key, cannot hold one. */
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
+/** S3's longest object key, in UTF-8 bytes. */
+const MAX_OBJECT_KEY_BYTES = 1024;
+/**
+ * S3 errors that say "never" for this key or body: a retry fails the same way. Every other failure (denied
+ * while a policy is fixed, RequestTimeout and ExpiredToken, which are 400s too, throttling, 5xx, the network)
+ * may pass on a retry.
+ */
+const PERMANENT_ERRORS = new Set([
+  'KeyTooLongError',
+  'InvalidArgument',
+  'InvalidObjectName',
+  'EntityTooLarge',
+  'MetadataTooLarge',
+]);
 const PART_SIZE = 8 * 1024 * 1024;
 
 async function* emptyStream(): AsyncIterable<Uint8Array> {}
@@ -90,20 +106,34 @@ export class S3Store implements Store {
     this.#pageSize = options.pageSize ?? 1000;
   }
 
+  /**
+   * The object key of a key the store reads or deletes: anything S3 can hold (an upload may have any name),
+   * which is any non-empty UTF-8 text of at most 1,024 bytes with the prefix.
+   */
   #objectKey(key: string): string {
-    if (!isSafeKey(key))
-      throw new StoreError('STORE_INVALID_KEY', key, `unsafe storage key ${JSON.stringify(key)}`);
-    return `${this.#prefix}${key}`;
+    const objectKey = `${this.#prefix}${key}`;
+    if (key.length === 0 || LONE_SURROGATE.test(key) || Buffer.byteLength(objectKey) > MAX_OBJECT_KEY_BYTES)
+      throw new StoreError('STORE_INVALID_KEY', key, `no S3 object can have the key ${JSON.stringify(key)}`);
+    return objectKey;
   }
 
+  /** The object key of a key the store writes: only safe keys (layout.ts), as every store. */
+  #writeKey(key: string): string {
+    const problem = keyProblem(key);
+    if (problem)
+      throw new StoreError('STORE_INVALID_KEY', key, `unsafe storage key ${JSON.stringify(key)}: ${problem}`);
+    return this.#objectKey(key);
+  }
+
+  /** A failure as the core's StoreError: STORE_REFUSED when S3 says "never" (PERMANENT_ERRORS), else STORE_IO. */
   #fail(key: string, action: string, error: unknown): never {
     if (error instanceof StoreError) throw error;
-    const detail =
-      error instanceof S3ServiceException
-        ? `${error.name} (HTTP ${error.$metadata.httpStatusCode})`
-        : (error as Error).message;
+    const s3Error = error instanceof S3ServiceException ? error : undefined;
+    const detail = s3Error
+      ? `${s3Error.name} (HTTP ${s3Error.$metadata.httpStatusCode})`
+      : (error as Error).message;
     throw new StoreError(
-      'STORE_IO',
+      s3Error && PERMANENT_ERRORS.has(s3Error.name) ? 'STORE_REFUSED' : 'STORE_IO',
       key,
       `cannot ${action} s3://${this.#bucket}/${this.#prefix}${key}: ${detail}`,
       { cause: error },
@@ -137,7 +167,7 @@ export class S3Store implements Store {
   async put(key: string, body: Uint8Array, options: PutOptions): Promise<void> {
     const params = {
       Bucket: this.#bucket,
-      Key: this.#objectKey(key),
+      Key: this.#writeKey(key),
       Body: body,
       ContentType: options.contentType,
       CacheControl: options.cacheControl,
@@ -187,7 +217,7 @@ export class S3Store implements Store {
   async putStream(key: string, body: AsyncIterable<Uint8Array>, options: PutOptions): Promise<void> {
     const params = {
       Bucket: this.#bucket,
-      Key: this.#objectKey(key),
+      Key: this.#writeKey(key),
       Body: Readable.from(body, { objectMode: false }),
       ContentType: options.contentType,
       CacheControl: options.cacheControl,

@@ -21,6 +21,7 @@ import { createHash } from 'node:crypto';
 import type { PluginDocument } from './model.ts';
 import { buildIndexEntry, buildSearchEntry, type DocumentDigest } from './render/documents.ts';
 import { CACHE_PRIVATE, type Store } from './store.ts';
+import { stringifyJson } from './text.ts';
 
 export interface CatalogLine {
   readonly document: DocumentDigest;
@@ -56,8 +57,8 @@ export function catalogLineOf(doc: PluginDocument, document: DocumentDigest): Ca
   return {
     document,
     apiVersions: [...new Set(doc.versions.map((v) => v.api_version))],
-    entry: JSON.stringify(buildIndexEntry(doc)),
-    search: JSON.stringify(buildSearchEntry(doc)),
+    entry: stringifyJson(buildIndexEntry(doc)),
+    search: stringifyJson(buildSearchEntry(doc)),
   };
 }
 
@@ -294,7 +295,7 @@ export function renderIndexJson(
   entries: readonly Uint8Array[],
   allocate: Allocate = freshBuffer,
 ): Uint8Array {
-  const prefix = `{"registry_version":"1.0.0","registry_metadata":${JSON.stringify(metadata)},"plugins":[`;
+  const prefix = `{"registry_version":"1.0.0","registry_metadata":${stringifyJson(metadata)},"plugins":[`;
   return join(utf8.encode(prefix), entries, COMMA, utf8.encode(']}\n'), allocate);
 }
 
@@ -322,7 +323,7 @@ export function renderSearchJson(
   rows: readonly Uint8Array[],
   allocate: Allocate = freshBuffer,
 ): Uint8Array {
-  const prefix = `{"schema":"plugindex/search/v1","generated":${JSON.stringify(generated)},"plugins":[`;
+  const prefix = `{"schema":"plugindex/search/v1","generated":${stringifyJson(generated)},"plugins":[`;
   return join(utf8.encode(prefix), rows, COMMA, utf8.encode(']}\n'), allocate);
 }
 

@@ -12,10 +12,15 @@ export type ProblemCode =
   | 'MANIFEST_YAML_UNSAFE'
   | 'MANIFEST_NOT_OBJECT'
   | 'MANIFEST_DUPLICATE_KEY'
+  | 'MANIFEST_BYTE_ORDER_MARK'
+  | 'MANIFEST_YAML_AMBIGUOUS'
   // Manifest: structure and limits
   | 'MANIFEST_FORBIDDEN_KEY'
   | 'MANIFEST_TOO_DEEP'
   | 'MANIFEST_CONTROL_CHARACTER'
+  | 'MANIFEST_INVALID_UNICODE'
+  | 'MANIFEST_UNSAFE_CHARACTER'
+  | 'MANIFEST_NUMBER_UNSAFE'
   | 'MANIFEST_MISSING_FIELD'
   | 'MANIFEST_WRONG_TYPE'
   | 'MANIFEST_PATTERN_MISMATCH'
@@ -35,6 +40,9 @@ export type ProblemCode =
   | 'MANIFEST_INSECURE_URL'
   | 'MANIFEST_DUPLICATE_PLATFORM'
   | 'MANIFEST_ARTIFACT_SOURCE'
+  | 'MANIFEST_RESERVED_NAME'
+  | 'MANIFEST_RESERVED_PATH'
+  | 'MANIFEST_UNSAFE_PATH'
   // Bundle (the uploaded .tgz)
   | 'BUNDLE_TOO_LARGE'
   | 'BUNDLE_NOT_GZIP'
@@ -46,6 +54,7 @@ export type ProblemCode =
   | 'BUNDLE_SPECIAL_ENTRY'
   | 'BUNDLE_DUPLICATE_ENTRY'
   | 'BUNDLE_ENTRY_TOO_LARGE'
+  | 'BUNDLE_AMBIGUOUS_ARCHIVE'
   | 'BUNDLE_MISSING_MANIFEST'
   | 'BUNDLE_MULTIPLE_MANIFESTS'
   | 'BUNDLE_MISSING_SIGNATURE'
@@ -56,6 +65,11 @@ export type ProblemCode =
   | 'SIGNATURE_INVALID'
   | 'PUBLISHER_KEY_INVALID'
   | 'PUBLISHER_KEY_MISSING'
+  | 'PUBLISHER_KEY_EXPIRED'
+  | 'PUBLISHER_KEY_REVOKED'
+  | 'PUBLISHER_KEY_NOT_FOR_SIGNING'
+  | 'PUBLISHER_KEY_TOO_COMPLEX'
+  | 'SIGNATURE_TIME_INVALID'
   | 'PUBLISHER_UNTRUSTED'
   | 'PUBLISHER_IS_REGISTRY_KEY'
   | 'PUBLISHER_NAME_NOT_ALLOWED'
@@ -64,7 +78,8 @@ export type ProblemCode =
   | 'VERSION_EXISTS'
   | 'ARTIFACT_DIGEST_MISMATCH'
   | 'ARTIFACT_SIZE_MISMATCH'
-  | 'SUBMISSION_UNREADABLE';
+  | 'SUBMISSION_UNREADABLE'
+  | 'SUBMISSION_WRITE_FAILED';
 
 /** One thing wrong with a submission or manifest. */
 export interface Problem {
@@ -82,9 +97,11 @@ export type ErrorCode =
   | 'STORE_NOT_FOUND'
   | 'STORE_IO'
   | 'STORE_INVALID_KEY'
+  | 'STORE_REFUSED'
   | 'KEY_INVALID'
   | 'KEY_PASSPHRASE'
   | 'CONFIG_INVALID'
+  | 'RENDER_UNSAFE_TEXT'
   | 'SNAPSHOT_MALFORMED'
   | 'SNAPSHOT_BAD_SIGNATURE'
   | 'SNAPSHOT_WRONG_KEY'
@@ -117,12 +134,23 @@ export class SubmissionError extends PlugindexError {
   }
 }
 
+/**
+ * A storage failure. `STORE_IO` is the store being unavailable (a network error, throttling, a full disk):
+ * retrying later may succeed, so a batch that meets it fails and is retried. `STORE_INVALID_KEY` and
+ * `STORE_REFUSED` are the store refusing this key or body for good (a name too long for the filesystem, an
+ * S3 400): a retry would fail the same way, so the pipeline rejects the submission that caused it.
+ */
 export class StoreError extends PlugindexError {
   override readonly name = 'StoreError';
   readonly key: string;
 
+  /** True when the same request would fail again: the caller should give up on this key, not retry. */
+  get permanent(): boolean {
+    return this.code === 'STORE_INVALID_KEY' || this.code === 'STORE_REFUSED';
+  }
+
   constructor(
-    code: 'STORE_NOT_FOUND' | 'STORE_IO' | 'STORE_INVALID_KEY',
+    code: 'STORE_NOT_FOUND' | 'STORE_IO' | 'STORE_INVALID_KEY' | 'STORE_REFUSED',
     key: string,
     message: string,
     options?: { cause?: unknown },

@@ -14,7 +14,6 @@
  * date for that plugin, and rebuilds.
  */
 import { createHash } from 'node:crypto';
-import semver from 'semver';
 import {
   type BundleContents,
   type BundleLimits,
@@ -43,6 +42,15 @@ import {
 import type { Clock } from './clock.ts';
 import type { RegistryConfig } from './config.ts';
 import { type Problem, problem, StoreError, SubmissionError } from './errors.ts';
+import {
+  artifactKey,
+  manifestKey,
+  pluginDocumentKey,
+  pluginPageKey,
+  segmentProblem,
+  versionBase,
+  versionIdentity,
+} from './layout.ts';
 import { loadManifest, normalizeDigest } from './manifest/index.ts';
 import type { ArtifactRecord, Manifest, PluginDocument, RegistryIdentity, VersionRecord } from './model.ts';
 import {
@@ -59,7 +67,6 @@ import {
   CACHE_MUTABLE,
   CACHE_PRIVATE,
   contentTypeFor,
-  isSafeKey,
   type ListedObject,
   type PutOptions,
   type Store,
@@ -216,7 +223,11 @@ export function submissionId(key: string, bytes: Uint8Array): string {
   return submissionIdOf(key, sha256Hex(bytes));
 }
 
-/** `submissionId` from the upload's SHA-256 (hex), for an upload hashed as a stream. */
+/**
+ * `submissionId` from the upload's SHA-256 (hex), for an upload hashed as a stream. Whatever the upload's
+ * name, the id is a safe key segment (`status/<id>.json`, `rejected/<id>.tgz`): an upload named `con.x.tgz`
+ * or `a b.tgz` gets its outcome like any other.
+ */
 export function submissionIdOf(key: string, sha256: string): string {
   const base = (key.split('/').pop() ?? 'submission').replace(/\.(tgz|tar\.gz)$/i, '');
   const safe =
@@ -224,7 +235,8 @@ export function submissionIdOf(key: string, sha256: string): string {
       .replace(/[^A-Za-z0-9._-]/g, '_')
       .replace(/^[.]+/, '_')
       .slice(0, 80) || 'submission';
-  return `${safe}-${sha256.slice(0, 12)}`;
+  const id = `${safe}-${sha256.slice(0, 12)}`;
+  return segmentProblem(`${id}.json`) === undefined ? id : `submission-${sha256.slice(0, 12)}`;
 }
 
 /** SHA-256 (hex) of a stream, read in constant memory. */
@@ -240,10 +252,6 @@ function identityOf(config: RegistryConfig): RegistryIdentity {
     url: config.url,
     ...(config.description ? { description: config.description } : {}),
   };
-}
-
-function pluginDocKey(name: string): string {
-  return `plugins/${name}/index.json`;
 }
 
 /** Writes one object with the content type its name implies. */
@@ -279,6 +287,30 @@ async function readJson<T>(store: Store, key: string): Promise<T | undefined> {
   return JSON.parse(new TextDecoder().decode(object.body)) as T;
 }
 
+/**
+ * What becomes of an accepted submission whose files or documents could not be written or rendered: a
+ * rejection naming why, unless the store was only unavailable (StoreError STORE_IO), which fails the batch
+ * so the queue retries it (the upload stays in incoming/).
+ */
+function failedWrite(error: unknown, accepted: Accepted, what: string): Evaluation {
+  if (error instanceof StoreError && !error.permanent) throw error;
+  return {
+    kind: 'rejected',
+    manifest: accepted.manifest,
+    publisher: accepted.publisher,
+    problems: [
+      problem(
+        'SUBMISSION_WRITE_FAILED',
+        'bundle:',
+        `the registry failed ${what}: ${(error as Error).message}`,
+        {
+          expected: 'a submission every store can publish (please report this to the registry operator)',
+        },
+      ),
+    ],
+  };
+}
+
 /** One accepted submission, ready to be written. */
 interface Accepted {
   readonly kind: 'accepted';
@@ -302,16 +334,23 @@ function rejection(problems: readonly Problem[]): Evaluation {
   return { kind: 'rejected', problems };
 }
 
-/** Per-batch view of plugin documents: what is published plus what this batch accepted so far. */
+/**
+ * Per-batch view of plugin documents: what is published plus what this batch accepted so far, so a batch
+ * decides exactly as one submission per batch would: the same version twice, and a name's owner, are judged
+ * against earlier submissions of the batch as against published ones.
+ */
 class PluginDocuments {
   readonly #cache = new Map<string, PluginDocument | null>();
-  readonly #pending = new Map<string, Map<string, string>>();
+  /** Name -> version identity -> source digest, of versions accepted earlier in this batch. */
+  readonly #accepted = new Map<string, Map<string, string>>();
+  /** Name -> owners, for names this batch gave an owner (first come: the first accepted publisher). */
+  readonly #newOwners = new Map<string, readonly string[]>();
 
   constructor(private readonly site: Store) {}
 
   async get(name: string): Promise<PluginDocument | undefined> {
     if (!this.#cache.has(name))
-      this.#cache.set(name, (await readJson<PluginDocument>(this.site, pluginDocKey(name))) ?? null);
+      this.#cache.set(name, (await readJson<PluginDocument>(this.site, pluginDocumentKey(name))) ?? null);
     return this.#cache.get(name) ?? undefined;
   }
 
@@ -319,14 +358,24 @@ class PluginDocuments {
     this.#cache.set(name, doc);
   }
 
-  /** Versions accepted earlier in this batch: version -> source digest. */
-  pending(name: string): Map<string, string> {
-    let map = this.#pending.get(name);
-    if (!map) {
-      map = new Map();
-      this.#pending.set(name, map);
+  /** The owners a submission for `name` is judged against: the published ones, or those this batch made. */
+  owners(name: string, published: PluginDocument | undefined): readonly string[] | undefined {
+    return published?.owners.length ? published.owners : this.#newOwners.get(name);
+  }
+
+  /** The source digest of a version of `name` accepted earlier in this batch, by version identity. */
+  acceptedSource(name: string, identity: string): string | undefined {
+    return this.#accepted.get(name)?.get(identity);
+  }
+
+  accept(name: string, identity: string, sourceSha256: string, owners: readonly string[] | undefined): void {
+    let versions = this.#accepted.get(name);
+    if (!versions) {
+      versions = new Map();
+      this.#accepted.set(name, versions);
     }
-    return map;
+    versions.set(identity, sourceSha256);
+    if (owners && owners.length > 0 && !this.#newOwners.has(name)) this.#newOwners.set(name, owners);
   }
 }
 
@@ -375,29 +424,30 @@ async function evaluate(
   }
   const publisher = signer.fingerprint;
   const existing = await docs.get(manifest.name);
+  const owners = docs.owners(manifest.name, existing);
   problems.push(
-    ...authorizePublisher({
-      config: ctx.config,
-      fingerprint: publisher,
-      name: manifest.name,
-      owners: existing?.owners,
-    }),
+    ...authorizePublisher({ config: ctx.config, fingerprint: publisher, name: manifest.name, owners }),
   );
 
   // Versions are immutable: same name and version with other bytes is refused; the same bytes is a no-op.
+  // Versions that differ only in build metadata (one version to SemVer) or letter case (one folder on macOS
+  // and Windows) are the same version.
   const sourceSha256 = sha256Hex(contents.manifest);
-  const published = existing?.versions.find((v) => semver.eq(v.version, manifest.version));
-  const pendingSha = [...docs.pending(manifest.name)].find(([v]) => semver.eq(v, manifest.version))?.[1];
-  const knownSha = published?.source_sha256 ?? pendingSha;
+  const identity = versionIdentity(manifest.version);
+  const published = existing?.versions.find((v) => versionIdentity(v.version) === identity);
+  const knownSha = published?.source_sha256 ?? docs.acceptedSource(manifest.name, identity);
   if (knownSha !== undefined) {
     if (knownSha === sourceSha256 && problems.length === 0)
       return { kind: 'already-published', manifest, publisher };
     if (knownSha !== sourceSha256) {
+      const other = published && published.version !== manifest.version ? published.version : undefined;
       problems.push(
         problem(
           'VERSION_EXISTS',
           '/version',
-          `${manifest.name}@${manifest.version} is already published with different content`,
+          other
+            ? `${manifest.name}@${manifest.version} is the same version as ${other}, already published (versions that differ only in build metadata or letter case are one version)`
+            : `${manifest.name}@${manifest.version} is already published with different content`,
           {
             expected: 'a new version number (published versions are immutable)',
             found: manifest.version,
@@ -408,12 +458,10 @@ async function evaluate(
   }
   problems.push(...checkArtifactDigests(contents, manifest));
   if (problems.length > 0) return { kind: 'rejected', problems, manifest, publisher };
-  docs.pending(manifest.name).set(manifest.version, sourceSha256);
+  // The first accepted publisher of a name nobody owns owns it from now on, within this batch too.
+  const firstOwners = ctx.config.ownership === 'first-come' && !owners?.length ? [publisher] : undefined;
+  docs.accept(manifest.name, identity, sourceSha256, firstOwners);
   return { kind: 'accepted', manifest, contents, publisher, sourceSha256 };
-}
-
-function versionBase(name: string, version: string): string {
-  return `plugins/${name}/${version}`;
 }
 
 /** Writes the immutable files of an accepted version and returns its record. */
@@ -423,7 +471,6 @@ async function writeVersion(
   published: string,
 ): Promise<VersionRecord> {
   const { manifest, contents } = accepted;
-  const base = versionBase(manifest.name, manifest.version);
   const url = ctx.config.url;
   const artifacts: ArtifactRecord[] = [];
   for (const artifact of manifest.installation?.artifacts ?? []) {
@@ -431,8 +478,13 @@ async function writeVersion(
     if (artifact.file !== undefined) {
       const body = contents.files.get(artifact.file);
       if (!body) throw new Error(`artifact ${artifact.file} vanished after validation`);
-      const key = `${base}/${artifact.file}`;
-      await putFile(ctx.site, key, body, CACHE_IMMUTABLE);
+      const key = artifactKey(manifest.name, manifest.version, artifact.file);
+      // Opaque bytes whatever the file is called: an `.html` or `.svg` artifact is a download, never a page
+      // on the registry's origin (the servers say so too, for files published before this rule).
+      await ctx.site.put(key, body, {
+        contentType: 'application/octet-stream',
+        cacheControl: CACHE_IMMUTABLE,
+      });
       artifacts.push({
         os: artifact.os,
         arch: artifact.arch,
@@ -454,9 +506,9 @@ async function writeVersion(
   }
   // A JSON manifest is published byte for byte (unknown fields and all); YAML is rendered to JSON.
   const body = contents.manifestName.endsWith('.json') ? contents.manifest : encodeJson(manifest);
-  const manifestKey = `${base}/manifest.json`;
-  await putFile(ctx.site, manifestKey, body, CACHE_IMMUTABLE);
-  await putFile(ctx.site, `${manifestKey}.asc`, encoder.encode(await ctx.signer.sign(body)), CACHE_IMMUTABLE);
+  const manifestAt = manifestKey(manifest.name, manifest.version);
+  await putFile(ctx.site, manifestAt, body, CACHE_IMMUTABLE);
+  await putFile(ctx.site, `${manifestAt}.asc`, encoder.encode(await ctx.signer.sign(body)), CACHE_IMMUTABLE);
   const requirements = manifest.requirements ?? {};
   return {
     version: manifest.version,
@@ -467,8 +519,8 @@ async function writeVersion(
     api_version: manifest.api_version,
     ...(requirements.min_api_version ? { min_api_version: requirements.min_api_version } : {}),
     ...(requirements.max_api_version ? { max_api_version: requirements.max_api_version } : {}),
-    manifest_url: `${url}/${manifestKey}`,
-    manifest_signature_url: `${url}/${manifestKey}.asc`,
+    manifest_url: `${url}/${manifestAt}`,
+    manifest_signature_url: `${url}/${manifestAt}.asc`,
     manifest_sha256: sha256Hex(body),
     manifest_size: body.byteLength,
     source_sha256: accepted.sourceSha256,
@@ -567,12 +619,38 @@ function pickDisplay(doc: PluginDocument): DisplayFields {
   };
 }
 
+/** A plugin's document, page and catalog line, rendered and ready to write. */
+interface RenderedPlugin {
+  readonly doc: PluginDocument;
+  readonly body: Uint8Array;
+  readonly page: Uint8Array;
+  /** The catalog line, but for the document's digest, which its signing gives. */
+  readonly line: CatalogLine;
+}
+
+/**
+ * Renders everything a plugin publishes, before any of it is written: a document that cannot be rendered
+ * (RenderError) fails here, where the batch can still reject what changed it.
+ */
+function renderPlugin(ctx: PipelineContext, doc: PluginDocument): RenderedPlugin {
+  return {
+    doc,
+    body: encodeJson(doc),
+    page: encoder.encode(renderPluginPage(doc, identityOf(ctx.config))),
+    line: catalogLineOf(doc, { sha256: '', size: 0 }),
+  };
+}
+
 /** Writes a plugin's document, signature and page; returns its catalog line. */
+async function writePlugin(ctx: PipelineContext, rendered: RenderedPlugin): Promise<CatalogLine> {
+  const digest = await putSigned(ctx, pluginDocumentKey(rendered.doc.name), rendered.body);
+  await putFile(ctx.site, pluginPageKey(rendered.doc.name), rendered.page, CACHE_MUTABLE);
+  return { ...rendered.line, document: digest };
+}
+
+/** Writes a plugin's document, signature and page from the document alone (rebuilds). */
 async function writePluginDocument(ctx: PipelineContext, doc: PluginDocument): Promise<CatalogLine> {
-  const digest = await putSigned(ctx, pluginDocKey(doc.name), encodeJson(doc));
-  const page = encoder.encode(renderPluginPage(doc, identityOf(ctx.config)));
-  await putFile(ctx.site, `plugins/${doc.name}/index.html`, page, CACHE_MUTABLE);
-  return catalogLineOf(doc, digest);
+  return writePlugin(ctx, renderPlugin(ctx, doc));
 }
 
 /** Files for browsers, not documents: the snapshot does not list them. */
@@ -728,18 +806,14 @@ export async function processSubmissions(
   const maxBatchBytes = ctx.maxBatchBytes ?? Number.POSITIVE_INFINITY;
   let batchBytes = 0;
   let deferred = 0;
-  const unreadable: string[] = [];
   for (const { key, size: listedSize } of waiting) {
     // Once one submission waits, every later one waits too: upload order decides conflicts.
     if (deferred > 0 || (items.length > 0 && batchBytes >= maxBatchBytes)) {
       deferred += 1;
       continue;
     }
-    if (!isSafeKey(key)) {
-      // A folder marker (S3 consoles make them) is not an upload; any other odd name gets an outcome.
-      if (!key.endsWith('/')) unreadable.push(key);
-      continue;
-    }
+    // A folder marker (S3 consoles make them) is not an upload; anything else is, whatever its name.
+    if (key.endsWith('/') && listedSize === 0) continue;
     const size = listedSize ?? (await ctx.intake.head(key))?.size;
     if (size === undefined) continue; // already handled by an earlier (redelivered) run
     const tooLarge = bundleSizeProblem(size, ctx.bundleLimits);
@@ -775,14 +849,20 @@ export async function processSubmissions(
     items.push({ key, id: submissionIdOf(key, sha256), sha256, bytes: object.body, evaluation });
   }
 
-  // 1. Immutable files of every accepted version.
+  // 1. Immutable files of every accepted version. A store refusing one for good (a name the filesystem
+  // will not take) rejects that submission alone; the store being unavailable fails the batch, to retry.
   const added = new Map<string, { record: VersionRecord; manifest: Manifest }[]>();
   for (const item of items) {
-    if (item.evaluation.kind !== 'accepted') continue;
-    const record = await writeVersion(ctx, item.evaluation, processedAt);
-    const list = added.get(item.evaluation.manifest.name) ?? [];
-    list.push({ record, manifest: item.evaluation.manifest });
-    added.set(item.evaluation.manifest.name, list);
+    const evaluation = item.evaluation;
+    if (evaluation.kind !== 'accepted') continue;
+    try {
+      const record = await writeVersion(ctx, evaluation, processedAt);
+      const list = added.get(evaluation.manifest.name) ?? [];
+      list.push({ record, manifest: evaluation.manifest });
+      added.set(evaluation.manifest.name, list);
+    } catch (error) {
+      item.evaluation = failedWrite(error, evaluation, 'writing its files');
+    }
   }
 
   // 2. Changed plugins: new versions, or a document the catalog has not caught up with (crash recovery).
@@ -790,8 +870,32 @@ export async function processSubmissions(
   for (const item of items) {
     if (item.evaluation.kind !== 'already-published') continue;
     const name = item.evaluation.manifest.name;
-    const current = await ctx.site.get(pluginDocKey(name));
+    const current = await ctx.site.get(pluginDocumentKey(name));
     if (current && catalog.plugins.get(name)?.document.sha256 !== sha256Hex(current.body)) changed.add(name);
+  }
+  // Rendered before anything of theirs is written: a plugin whose documents cannot be rendered rejects the
+  // submissions that changed it, and the rest of the batch publishes.
+  const rendered = new Map<string, RenderedPlugin>();
+  for (const name of [...changed].sort()) {
+    const existing = await docs.get(name);
+    const newVersions = added.get(name);
+    const doc = newVersions ? mergePluginDocument(ctx, existing, newVersions) : existing;
+    if (!doc) {
+      changed.delete(name);
+      continue;
+    }
+    try {
+      rendered.set(name, renderPlugin(ctx, doc));
+    } catch (error) {
+      // A published document that no longer renders is the operator's to mend: nothing new is at fault.
+      if (!newVersions) throw error;
+      changed.delete(name);
+      for (const item of items) {
+        const evaluation = item.evaluation;
+        if (evaluation.kind === 'accepted' && evaluation.manifest.name === name)
+          item.evaluation = failedWrite(error, evaluation, "rendering the plugin's documents");
+      }
+    }
   }
   // A deferred batch marks the index documents pending before the first write they would lag behind, so a
   // crash at any later step still leaves them to the next flush: the retry may find nothing else to do (the
@@ -801,13 +905,9 @@ export async function processSubmissions(
     catalog.indexesPending = true;
     await saveCatalog(ctx.intake, catalog, new Set());
   }
-  await forEachLimited([...changed].sort(), WRITE_CONCURRENCY, async (name) => {
-    const existing = await docs.get(name);
-    const newVersions = added.get(name);
-    const doc = newVersions ? mergePluginDocument(ctx, existing, newVersions) : existing;
-    if (!doc) return;
-    docs.set(name, doc);
-    catalog.plugins.set(name, await writePluginDocument(ctx, doc));
+  await forEachLimited([...rendered.values()], WRITE_CONCURRENCY, async (plugin) => {
+    docs.set(plugin.doc.name, plugin.doc);
+    catalog.plugins.set(plugin.doc.name, await writePlugin(ctx, plugin));
   });
 
   // 3 and 4. Global documents and the snapshot, once for the whole batch (index documents also when an
@@ -821,7 +921,8 @@ export async function processSubmissions(
   const outcomes: SubmissionOutcome[] = [];
   for (const item of items) {
     const outcome = outcomeOf(ctx, item.key, item.id, item.sha256, item.evaluation, processedAt, generation);
-    await ctx.intake.put(`status/${item.id}.json`, encodeJson(outcome), {
+    // Plain JSON.stringify: an outcome must be recordable whatever text a rejected manifest held.
+    await ctx.intake.put(`status/${item.id}.json`, encoder.encode(`${JSON.stringify(outcome, null, 2)}\n`), {
       contentType: 'application/json',
       cacheControl: CACHE_PRIVATE,
     });
@@ -835,33 +936,6 @@ export async function processSubmissions(
         await ctx.intake.putStream(destination, stream.body, options).finally(() => stream.cancel());
     }
     await ctx.intake.delete(item.key);
-    outcomes.push(outcome);
-  }
-  // Names the store refuses to read cannot be moved either: the outcome says how to upload again.
-  for (const key of unreadable) {
-    const id = submissionId(key, encoder.encode(key));
-    const outcome: SubmissionOutcome = {
-      schema: 'plugindex/outcome/v1',
-      id,
-      submission: key,
-      status: 'rejected',
-      submission_sha256: '',
-      processed: processedAt,
-      problems: [
-        problem(
-          'SUBMISSION_UNREADABLE',
-          'bundle:',
-          `the file name ${JSON.stringify(key)} is not allowed; upload it again under a plain name`,
-          {
-            expected: 'letters, digits and . _ - + = , ~ @ (no spaces), not starting with a dot',
-          },
-        ),
-      ],
-    };
-    await ctx.intake.put(`status/${id}.json`, encodeJson(outcome), {
-      contentType: 'application/json',
-      cacheControl: CACHE_PRIVATE,
-    });
     outcomes.push(outcome);
   }
   return {
@@ -903,8 +977,8 @@ function outcomeOf(
     ...base,
     ...(evaluation.kind === 'accepted' && generation !== null ? { generation } : {}),
     urls: {
-      plugin: `${url}/${pluginDocKey(manifest.name)}`,
-      page: `${url}/plugins/${manifest.name}/index.html`,
+      plugin: `${url}/${pluginDocumentKey(manifest.name)}`,
+      page: `${url}/${pluginPageKey(manifest.name)}`,
       manifest: `${versionUrl}/manifest.json`,
       signature: `${versionUrl}/manifest.json.asc`,
       artifacts: (manifest.installation?.artifacts ?? []).map((a) =>

@@ -100,13 +100,14 @@ export function contentTypeFor(key: string): string {
   return CONTENT_TYPES[key.slice(dot).toLowerCase()] ?? 'application/octet-stream';
 }
 
-const SAFE_SEGMENT = /^[A-Za-z0-9_@+=,~-][A-Za-z0-9._@+=,~-]*$/;
-
-/** True when `key` is a relative path of safe segments: no empty, `.` or `..` segment, no backslash. */
-export function isSafeKey(key: string): boolean {
-  if (key.length === 0 || key.length > 1024) return false;
-  return key.split('/').every((segment) => segment !== '.' && segment !== '..' && SAFE_SEGMENT.test(segment));
-}
+/**
+ * Keys: a store writes only safe keys (layout.ts: relative paths of plain ASCII segments), the keys the
+ * registry makes. It reads, moves and deletes whatever it lists, though: an upload may arrive under any name
+ * its backend allows (`my plugin (1).tgz`, `plügin.tgz`), and every upload gets an outcome. Each store says
+ * which names it can hold (`isReadableKey` in the filesystem store); keys of the registry's own making pass
+ * both checks.
+ */
+export { isSafeKey, keyProblem } from './layout.ts';
 
 /** Reads every object of a listing into an array (for small prefixes). */
 export async function listAll(store: Store, prefix: string): Promise<ListedObject[]> {

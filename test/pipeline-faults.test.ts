@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { binKey, binOf, loadCatalog } from '../index-builder/catalog.ts';
+import { StoreError } from '../index-builder/errors.ts';
 import type { PluginDocument } from '../index-builder/model.ts';
 import { flushIndexes, processSubmissions } from '../index-builder/pipeline.ts';
 import type { SnapshotDocument } from '../index-builder/render/documents.ts';
@@ -89,7 +90,8 @@ function failAt(registry: TestRegistry, n: number): () => void {
   stores.forEach((store, i) => {
     store.put = async (key: string, body: Uint8Array, options: PutOptions) => {
       count += 1;
-      if (count === n) throw new Error(`injected failure at write ${n} (${key})`);
+      // What a store throws when it is unavailable (a network error, a full disk): worth a retry.
+      if (count === n) throw new StoreError('STORE_IO', key, `injected failure at write ${n} (${key})`);
       return (originals[i] as typeof store.put)(key, body, options);
     };
   });

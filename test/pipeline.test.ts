@@ -16,7 +16,7 @@ import {
 } from '../index-builder/pipeline.ts';
 import type { SnapshotDocument } from '../index-builder/render/documents.ts';
 import { readPublicKey, verifyDetachedSignature } from '../index-builder/signing.ts';
-import { CACHE_IMMUTABLE, CACHE_MUTABLE } from '../index-builder/store.ts';
+import { CACHE_IMMUTABLE, CACHE_MUTABLE, isSafeKey, type StoredObject } from '../index-builder/store.ts';
 import {
   encode,
   makeBundle,
@@ -26,7 +26,7 @@ import {
   testKey,
   validManifest,
 } from './support/fixtures.ts';
-import type { MemoryStore } from './support/memory-store.ts';
+import { MemoryStore } from './support/memory-store.ts';
 import { PULUMICOST_SPEC } from './support/reference.ts';
 
 function json<T>(store: MemoryStore, key: string): T {
@@ -394,28 +394,51 @@ describe('when the registry is restricted', () => {
   });
 });
 
-describe('when an upload has a name the store cannot take', () => {
-  it('records a rejection saying how to upload again, and ignores folder markers', async () => {
+describe('when uploads have names no key of the registry could have', () => {
+  it('publishes each like any other, under a safe id, and ignores folder markers', async () => {
     const registry = await makeRegistry();
-    await registry.intake.put('incoming/my plugin (1).tgz', await makeBundle(), {
-      contentType: 'application/gzip',
-      cacheControl: 'no-store',
-    });
-    await registry.intake.put('incoming/folder/', new Uint8Array(), {
-      contentType: 'application/x-directory',
-      cacheControl: 'no-store',
+    const names = [
+      'incoming/my plugin (1).tgz',
+      'incoming/line\nbreak.tgz',
+      'incoming/plügin-😀.tgz',
+      'incoming/con.x.tgz',
+      'incoming/.hidden.tgz',
+      'incoming/a/../b.tgz',
+    ];
+    for (const [i, name] of names.entries())
+      registry.intake.objects.set(name, {
+        ...(await storedBundle(validManifest({ name: `odd-name-${i}` }))),
+        key: name,
+      });
+    registry.intake.objects.set('incoming/folder/', {
+      ...(await storedBundle(validManifest())),
+      key: 'incoming/folder/',
+      body: new Uint8Array(),
+      size: 0,
     });
     const result = await processSubmissions(registry.context);
-    expect(result.outcomes).toHaveLength(1);
-    expect(result.outcomes[0]).toMatchObject({
-      status: 'rejected',
-      submission: 'incoming/my plugin (1).tgz',
-      problems: [expect.objectContaining({ code: 'SUBMISSION_UNREADABLE' })],
-    });
-    expect(registry.intake.objects.has(`status/${result.outcomes[0]?.id}.json`)).toBe(true);
-    expect(result.generation).toBeNull();
+    expect(result.outcomes.map((o) => o.submission).sort()).toEqual([...names].sort());
+    for (const outcome of result.outcomes) {
+      expect(outcome.status).toBe('accepted');
+      expect(isSafeKey(`status/${outcome.id}.json`)).toBe(true);
+      expect(registry.intake.objects.has(`status/${outcome.id}.json`)).toBe(true);
+      expect(registry.intake.objects.has(`processed/${outcome.id}.tgz`)).toBe(true);
+    }
+    expect([...registry.intake.objects.keys()].filter((k) => k.startsWith('incoming/'))).toEqual([
+      'incoming/folder/',
+    ]);
   });
 });
+
+/** A bundle as the memory store holds it, to be placed under a key no `put` would take. */
+async function storedBundle(manifest: Record<string, unknown>) {
+  const store = new MemoryStore();
+  await store.put('x', await makeBundle({ manifest }), {
+    contentType: 'application/gzip',
+    cacheControl: 'no-store',
+  });
+  return store.objects.get('x') as StoredObject;
+}
 
 describe('when an upload is larger than the bundle limit', () => {
   it('rejects it by its listed size without reading it whole, moves it intact, and publishes the rest', async () => {

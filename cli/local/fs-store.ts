@@ -12,6 +12,16 @@
  * that does not describe the body on disk (a crash between the two renames, two concurrent puts of one key,
  * a file copied in by hand) is ignored for the ETag, which is then recomputed from the bytes actually read.
  *
+ * Names: the store writes only safe keys (layout.ts), but lists and reads files under any name a filesystem
+ * allows (`my plugin (1).tgz`, a newline, bytes that are not UTF-8), so every upload dropped into
+ * `incoming/` can be read, moved and given an outcome. Names starting with a dot are the store's own
+ * (sidecars, temp files, the lock) or an upload still being written (write a dot-file, then rename it in):
+ * never listed, never read.
+ *
+ * Reads never leave the tree: a file whose real path (after every symbolic link on the way) is outside the
+ * store's real root does not exist for it, even behind a link an operator made; a link as the last
+ * segment is never followed at all.
+ *
  * @example
  * const site = new FsStore('registry/public');
  * await site.put('index.json', bytes, { contentType: 'application/json', cacheControl: CACHE_MUTABLE });
@@ -20,12 +30,24 @@
 import { Buffer } from 'node:buffer';
 import { createHash, randomBytes } from 'node:crypto';
 import { constants, type Dirent } from 'node:fs';
-import { type FileHandle, mkdir, open, readdir, readFile, rename, rm, rmdir } from 'node:fs/promises';
+import {
+  type FileHandle,
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  readlink,
+  realpath,
+  rename,
+  rm,
+  rmdir,
+} from 'node:fs/promises';
 import path from 'node:path';
 import { StoreError } from '../../index-builder/errors.ts';
 import {
   contentTypeFor,
   isSafeKey,
+  keyProblem,
   type ObjectInfo,
   type PutOptions,
   type Store,
@@ -43,6 +65,28 @@ const READ_FLAGS = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0);
 const WRITE_ATTEMPTS = 3;
 /** Read size for streams and hashing. */
 const STREAM_CHUNK = 1024 * 1024;
+/** Longest file name most filesystems take, in bytes. */
+const NAME_MAX = 255;
+/** Error codes that say the filesystem refuses this name or operation for good, not for now. */
+const REFUSED_CODES = new Set(['ENAMETOOLONG', 'EILSEQ', 'EINVAL', 'EISDIR', 'ENOTDIR', 'EEXIST']);
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+const lossyUtf8 = new TextDecoder('utf-8');
+
+/**
+ * Why `key` cannot name a file of this store for reading, or undefined: segments that are file names (not
+ * empty, `.` or `..`, not a dot-file, no NUL, at most 255 bytes), and on Windows no `\\` (a separator there).
+ */
+export function readableKeyProblem(key: string): string | undefined {
+  if (key.length === 0) return 'an empty key';
+  if (key.includes('\0')) return 'a NUL character';
+  if (path.sep === '\\' && key.includes('\\')) return 'a backslash';
+  for (const segment of key.split('/')) {
+    if (segment.length === 0) return 'an empty segment';
+    if (segment.startsWith('.')) return 'a segment starting with "."';
+    if (Buffer.byteLength(segment) > NAME_MAX) return `a segment longer than ${NAME_MAX} bytes`;
+  }
+  return undefined;
+}
 
 interface FileIdentity {
   readonly size: number;
@@ -110,6 +154,11 @@ function parseSidecar(text: string): Sidecar | undefined {
 export class FsStore implements Store {
   readonly root: string;
   readonly #metaRoot: string;
+  /** The root with every symbolic link resolved, and a separator: found at the first read (the folder may not
+   * exist before). */
+  #realRoot: Buffer | undefined;
+  /** Listed names that are not UTF-8: key (decoded with U+FFFD) -> the file's path as raw bytes. */
+  readonly #rawPaths = new Map<string, Buffer>();
 
   constructor(root: string) {
     this.root = path.resolve(root);
@@ -117,10 +166,9 @@ export class FsStore implements Store {
   }
 
   async get(key: string): Promise<StoredObject | undefined> {
-    const file = this.#file(key);
     return this.#io(key, 'read', async () => {
       // One handle for stat and read, so size, date and ETag all belong to exactly the bytes returned.
-      const handle = await openForRead(file);
+      const handle = await this.#openForRead(key);
       if (!handle) return undefined;
       let stats: BigStats;
       let body: Uint8Array;
@@ -138,9 +186,8 @@ export class FsStore implements Store {
   }
 
   async head(key: string): Promise<ObjectInfo | undefined> {
-    const file = this.#file(key);
     return this.#io(key, 'stat', async () => {
-      const handle = await openForRead(file);
+      const handle = await this.#openForRead(key);
       if (!handle) return undefined;
       try {
         return await this.#describe(key, handle);
@@ -168,9 +215,8 @@ export class FsStore implements Store {
 
   /** Streams the file from disk; the handle closes when the body is read to its end or abandoned. */
   async getStream(key: string): Promise<StoredStream | undefined> {
-    const file = this.#file(key);
     return this.#io(key, 'read', async () => {
-      const handle = await openForRead(file);
+      const handle = await this.#openForRead(key);
       if (!handle) return undefined;
       try {
         const info = await this.#describe(key, handle);
@@ -197,8 +243,8 @@ export class FsStore implements Store {
     body: Uint8Array | AsyncIterable<Uint8Array>,
     options: PutOptions,
   ): Promise<void> {
-    const file = this.#file(key);
-    const meta = this.#metaFile(key);
+    const file = resolveInside(this.root, key);
+    const meta = `${resolveInside(this.#metaRoot, key)}.json`;
     await this.#io(key, 'write', async () => {
       // A digest the caller already has is taken as given: the pipeline hashes every document it signs.
       const { temp, stats, sha256 } = await writeTemp(file, body, options.sha256);
@@ -220,14 +266,17 @@ export class FsStore implements Store {
   }
 
   async delete(key: string): Promise<void> {
-    const file = this.#file(key);
-    const meta = this.#metaFile(key);
     await this.#io(key, 'delete', async () => {
-      // Body first, so there is never a body without its sidecar.
+      const file = this.#readPath(key);
+      // Body first, so there is never a body without its sidecar. Only safe keys have sidecars.
       await rm(file, { force: true });
-      await rm(meta, { force: true });
-      await prune(path.dirname(file), this.root);
-      await prune(path.dirname(meta), this.#metaRoot);
+      this.#rawPaths.delete(key);
+      if (typeof file === 'string') await prune(path.dirname(file), this.root);
+      if (isSafeKey(key)) {
+        const meta = `${resolveInside(this.#metaRoot, key)}.json`;
+        await rm(meta, { force: true });
+        await prune(path.dirname(meta), this.#metaRoot);
+      }
     });
   }
 
@@ -236,33 +285,65 @@ export class FsStore implements Store {
     // `plugins/abc` matches `plugins/abc-def/x`). A prefix no key can start with lists nothing.
     const slash = prefix.lastIndexOf('/');
     const start = slash >= 0 ? prefix.slice(0, slash) : '';
-    if (start !== '' && !isSafeKey(start)) return;
-    const keys: string[] = [];
-    await this.#io(prefix, 'list', () =>
-      walk(path.join(this.root, ...start.split('/').filter(Boolean)), start, keys),
-    );
-    // Keys are ASCII (isSafeKey), so code-unit order is byte order, the order S3 lists in.
-    keys.sort();
-    for (const key of keys) {
+    if (start !== '' && readableKeyProblem(start) !== undefined) return;
+    const found: { key: string; raw?: Buffer }[] = [];
+    const dir = path.join(this.root, ...start.split('/').filter(Boolean));
+    await this.#io(prefix, 'list', () => walk(Buffer.from(dir), start, found));
+    // S3 lists in UTF-8 byte order; so does this.
+    found.sort((a, b) => Buffer.compare(Buffer.from(a.key), Buffer.from(b.key)));
+    for (const { key, raw } of found) {
       if (!key.startsWith(prefix)) continue;
+      if (raw) this.#rawPaths.set(key, raw);
       const info = await this.head(key);
       if (info) yield info; // deleted since the walk
     }
   }
 
-  /** The file of a key; refuses anything that is not a plain relative key inside the root. */
-  #file(key: string): string {
-    return resolveInside(this.root, key);
+  /**
+   * The file a key names for reading or deleting: a listed name that is not UTF-8 by its raw bytes, any
+   * other by its text. Refuses keys no file of this store can have.
+   */
+  #readPath(key: string): string | Buffer {
+    const raw = this.#rawPaths.get(key);
+    if (raw) return raw;
+    const problem = readableKeyProblem(key);
+    if (problem)
+      throw new StoreError(
+        'STORE_INVALID_KEY',
+        key,
+        `unusable storage key ${JSON.stringify(key)}: ${problem}`,
+      );
+    return path.join(this.root, ...key.split('/'));
   }
 
-  #metaFile(key: string): string {
-    return `${resolveInside(this.#metaRoot, key)}.json`;
+  /**
+   * A read handle on the regular file a key names, or undefined when there is none: missing, a folder, a
+   * link as the last segment (O_NOFOLLOW), or a file whose real path leaves the store's real root (a link
+   * to a folder elsewhere on the way).
+   */
+  async #openForRead(key: string): Promise<FileHandle | undefined> {
+    const file = this.#readPath(key);
+    const handle = await openForRead(file);
+    if (!handle) return undefined;
+    try {
+      const real = await realPathOf(handle, file);
+      this.#realRoot ??= Buffer.from(`${await realpath(this.root)}${path.sep}`);
+      const root = this.#realRoot;
+      if (real !== undefined && real.length > root.length && real.subarray(0, root.length).equals(root))
+        return handle;
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
+    await handle.close();
+    return undefined;
   }
 
   async #readSidecar(key: string): Promise<Sidecar | undefined> {
+    if (!isSafeKey(key)) return undefined; // never written: the store writes only safe keys
     let text: string;
     try {
-      text = await readFile(this.#metaFile(key), 'utf8');
+      text = await readFile(`${resolveInside(this.#metaRoot, key)}.json`, 'utf8');
     } catch (error) {
       if (isMissing(error) || errorCode(error) === 'EISDIR') return undefined;
       throw error;
@@ -290,8 +371,10 @@ export class FsStore implements Store {
       return await work();
     } catch (error) {
       if (error instanceof StoreError) throw error;
+      // A name or operation this filesystem refuses for good is not worth retrying; anything else may be.
+      const code = REFUSED_CODES.has(errorCode(error) ?? '') ? 'STORE_REFUSED' : 'STORE_IO';
       throw new StoreError(
-        'STORE_IO',
+        code,
         key,
         `cannot ${action} ${JSON.stringify(key)}: ${(error as Error).message}`,
         {
@@ -302,10 +385,12 @@ export class FsStore implements Store {
   }
 }
 
+/** The path of a key the store writes: only safe keys (layout.ts), and never outside `base`. */
 function resolveInside(base: string, key: string): string {
-  if (!isSafeKey(key))
-    throw new StoreError('STORE_INVALID_KEY', key, `unsafe storage key ${JSON.stringify(key)}`);
-  // isSafeKey already rules out `..`, absolute paths and backslashes; this is the belt to those braces.
+  const problem = keyProblem(key);
+  if (problem)
+    throw new StoreError('STORE_INVALID_KEY', key, `unsafe storage key ${JSON.stringify(key)}: ${problem}`);
+  // keyProblem already rules out `..`, absolute paths and backslashes; this is the belt to those braces.
   const file = path.resolve(base, ...key.split('/'));
   if (!file.startsWith(base + path.sep))
     throw new StoreError('STORE_INVALID_KEY', key, `storage key ${JSON.stringify(key)} leaves the store`);
@@ -313,7 +398,7 @@ function resolveInside(base: string, key: string): string {
 }
 
 /** A read handle, or undefined when there is no regular file there (missing, a folder on the way, a link). */
-async function openForRead(file: string): Promise<FileHandle | undefined> {
+async function openForRead(file: string | Buffer): Promise<FileHandle | undefined> {
   try {
     return await open(file, READ_FLAGS);
   } catch (error) {
@@ -323,9 +408,22 @@ async function openForRead(file: string): Promise<FileHandle | undefined> {
   }
 }
 
+/**
+ * The real path of an open file, as bytes: Linux names it in /proc (no race with a link swapped after the
+ * open); elsewhere the path is resolved again, which a concurrent swap could fool but an operator's link
+ * cannot.
+ */
+async function realPathOf(handle: FileHandle, file: string | Buffer): Promise<Buffer | undefined> {
+  try {
+    return await readlink(`/proc/self/fd/${handle.fd}`, { encoding: 'buffer' });
+  } catch {
+    return realpath(file, { encoding: 'buffer' }).catch(() => undefined);
+  }
+}
+
+/** A temp file beside `file`: short whatever the target's name, so it fits where the name itself fits. */
 function tempNameFor(file: string): string {
-  const name = `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
-  return path.join(path.dirname(file), name);
+  return path.join(path.dirname(file), `.${randomBytes(8).toString('hex')}.tmp`);
 }
 
 /**
@@ -419,20 +517,33 @@ async function prune(dir: string, stop: string): Promise<void> {
   }
 }
 
-async function walk(dir: string, keyPrefix: string, out: string[]): Promise<void> {
-  let entries: Dirent[];
+/**
+ * Collects the files under `dir` (raw bytes: a name need not be UTF-8) as keys under `keyPrefix`. A name that
+ * is not UTF-8 is keyed by its text with U+FFFD for what does not decode, and carries its raw path.
+ */
+async function walk(dir: Buffer, keyPrefix: string, out: { key: string; raw?: Buffer }[]): Promise<void> {
+  let entries: Dirent<Buffer>[];
   try {
-    entries = await readdir(dir, { withFileTypes: true });
+    entries = await readdir(dir, { withFileTypes: true, encoding: 'buffer' });
   } catch (error) {
     if (isMissing(error)) return;
     throw error;
   }
+  const separator = Buffer.from(path.sep);
   for (const entry of entries) {
-    // `.meta`, temp files, the registry lock: nothing whose name starts with a dot is a key.
-    if (entry.name.startsWith('.')) continue;
-    const key = keyPrefix ? `${keyPrefix}/${entry.name}` : entry.name;
-    if (!isSafeKey(key)) continue; // a file dropped in by hand under a name no key can have
-    if (entry.isDirectory()) await walk(path.join(dir, entry.name), key, out);
-    else if (entry.isFile()) out.push(key);
+    // `.meta`, temp files, the registry lock, an upload still being written: never a key.
+    if (entry.name[0] === 0x2e) continue;
+    let name: string;
+    let raw = false;
+    try {
+      name = strictUtf8.decode(entry.name);
+    } catch {
+      name = lossyUtf8.decode(entry.name);
+      raw = true;
+    }
+    const key = keyPrefix ? `${keyPrefix}/${name}` : name;
+    const file = Buffer.concat([dir, separator, entry.name]);
+    if (entry.isDirectory()) await walk(file, key, out);
+    else if (entry.isFile()) out.push(raw || keyPrefix.includes('\uFFFD') ? { key, raw: file } : { key });
   }
 }

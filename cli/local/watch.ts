@@ -8,7 +8,7 @@
  * first deferred batch when uploads keep coming. A failed flush is tried again at the next poll.
  */
 import { type FSWatcher, watch } from 'node:fs';
-import { readdir, rename, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { BatchResult } from '../../index-builder/pipeline.ts';
 
@@ -49,24 +49,17 @@ export function watchIncoming(options: {
     pendingSince = undefined;
   }
 
-  /** Gives dropped files with odd names (spaces, brackets) a plain name the store accepts. */
-  async function sanitizeNames(names: readonly string[]): Promise<string[]> {
-    const out: string[] = [];
-    for (const name of names) {
-      const plain = name.replace(/[^A-Za-z0-9._@+=,~-]/g, '_');
-      if (plain !== name)
-        await rename(path.join(incoming, name), path.join(incoming, plain)).catch(() => undefined);
-      out.push(plain);
-    }
-    return out;
-  }
-
   async function settled(): Promise<{ ready: boolean; waiting: boolean }> {
-    const found = (await readdir(incoming).catch(() => [] as string[])).filter((n) => !n.startsWith('.'));
-    const names = await sanitizeNames(found);
+    // Names as raw bytes: an upload may be called anything, and the store reads it under any name.
+    const names = (await readdir(incoming, { encoding: 'buffer' }).catch(() => [] as Buffer[])).filter(
+      (n) => n[0] !== 0x2e,
+    );
     if (names.length === 0) return { ready: false, waiting: false };
     const now = Date.now();
-    const stats = await Promise.all(names.map((n) => stat(path.join(incoming, n)).catch(() => undefined)));
+    const folder = Buffer.from(`${incoming}${path.sep}`);
+    const stats = await Promise.all(
+      names.map((n) => stat(Buffer.concat([folder, n])).catch(() => undefined)),
+    );
     // Only files count: a folder someone made in incoming/ must not hold up every bundle beside it.
     const files = stats.filter((s) => s?.isFile());
     if (files.length === 0) return { ready: false, waiting: false };

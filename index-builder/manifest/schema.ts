@@ -5,15 +5,21 @@
  * - `installation.checksum` (and artifact digests) accept both `<hex>` and `sha256:<hex>`, the two forms
  *   real publishers write;
  * - names are 2-64 characters of lowercase letters and digits separated by single hyphens;
- * plus limits on every string and list, and the `installation.artifacts` extension for per-platform binaries.
+ * plus limits on every string, number and list, and the `installation.artifacts` extension for per-platform
+ * binaries. An artifact's `file` is a safe path by the one definition stores use (layout.ts); the rules in
+ * validate.ts check every key a version would be written under with the stores' own check.
  */
+import { MAX_SEGMENT_LENGTH, SAFE_RELATIVE_PATH_PATTERN } from '../layout.ts';
 
 const SEMVER =
   '^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(?:-((?:0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\\.(?:0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\\+([0-9a-zA-Z-]+(?:\\.[0-9a-zA-Z-]+)*))?$';
 const API_VERSION = '^v[1-9]\\d*$';
 const DIGEST = '^(sha256:)?[a-fA-F0-9]{64}$';
-/** A relative path of plain segments: no leading slash, no `.` or `..`, no empty segment. */
-const RELATIVE_FILE = '^(?!.*(^|/)\\.{1,2}(/|$))[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$';
+/**
+ * Largest size a manifest may state: 2^53 - 1, the largest integer every JSON reader holds exactly (a
+ * JavaScript number, a Go float64 and an int64 alike).
+ */
+const MAX_SIZE_BYTES = Number.MAX_SAFE_INTEGER;
 
 export const OS_ENUM = ['linux', 'windows', 'darwin', 'freebsd'];
 export const ARCH_ENUM = ['amd64', 'arm64', '386', 'arm'];
@@ -70,7 +76,8 @@ export const MANIFEST_SCHEMA = {
     name: { type: 'string', minLength: 2, maxLength: 64, pattern: '^[a-z0-9]+(-[a-z0-9]+)*$' },
     display_name: text(128, 1),
     description: text(512, 1),
-    version: { type: 'string', maxLength: 256, pattern: SEMVER },
+    // The version (without build metadata) is a path segment: it must fit one.
+    version: { type: 'string', maxLength: MAX_SEGMENT_LENGTH, pattern: SEMVER },
     api_version: { type: 'string', maxLength: 16, pattern: API_VERSION },
     plugin_type: { type: 'string', enum: ['cost_source', 'observability', 'registry', 'aggregator'] },
     capabilities: list({ type: 'string', enum: CAPABILITIES }, { minItems: 1, uniqueItems: true }),
@@ -119,7 +126,7 @@ export const MANIFEST_SCHEMA = {
       properties: {
         binary_url: uri,
         checksum: { type: 'string', pattern: DIGEST },
-        size_bytes: { type: 'integer', minimum: 0 },
+        size_bytes: { type: 'integer', minimum: 0, maximum: MAX_SIZE_BYTES },
         install_script: uri,
         docker_image: {
           type: 'string',
@@ -136,10 +143,10 @@ export const MANIFEST_SCHEMA = {
             properties: {
               os: { type: 'string', enum: OS_ENUM },
               arch: { type: 'string', enum: ARCH_ENUM },
-              file: { type: 'string', maxLength: 255, pattern: RELATIVE_FILE },
+              file: { type: 'string', maxLength: 512, pattern: SAFE_RELATIVE_PATH_PATTERN },
               url: uri,
               sha256: { type: 'string', pattern: DIGEST },
-              size_bytes: { type: 'integer', minimum: 0 },
+              size_bytes: { type: 'integer', minimum: 0, maximum: MAX_SIZE_BYTES },
             },
           },
         },

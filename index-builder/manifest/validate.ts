@@ -1,20 +1,35 @@
 /**
- * Manifest validation: structural limits first (forbidden keys, depth, control characters), then our JSON
- * Schema through ajv, then the rules a schema cannot say. Every problem is reported at once, each with a
- * stable code and the JSON pointer of the field.
+ * Manifest validation: structural limits first (forbidden keys, depth, text every reader reads alike,
+ * numbers every reader holds exactly), then our JSON Schema through ajv, then the rules a schema cannot say
+ * (among them: every key the version would be written under passes the stores' own check). Every problem is
+ * reported at once, each with a stable code and the JSON pointer of the field.
  */
 import type { ErrorObject } from 'ajv';
 import semver from 'semver';
 import { type Problem, type ProblemCode, problem, SubmissionError } from '../errors.ts';
+import {
+  artifactKey,
+  artifactPathProblem,
+  keyProblem,
+  manifestKey,
+  pluginNameProblem,
+  SAFE_RELATIVE_PATH_PATTERN,
+} from '../layout.ts';
 import type { Manifest } from '../model.ts';
+import { type TextProblemKind, textProblem } from '../text.ts';
 import validateGenerated from './validator.generated.js';
 
 /** Deepest nesting of objects and arrays accepted. */
 export const MAX_MANIFEST_DEPTH = 16;
 /** Keys that could reach Object.prototype through careless merging downstream. */
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
-// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is refused
-const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
+const TEXT_CODES: Record<TextProblemKind, ProblemCode> = {
+  control: 'MANIFEST_CONTROL_CHARACTER',
+  unicode: 'MANIFEST_INVALID_UNICODE',
+  unsafe: 'MANIFEST_UNSAFE_CHARACTER',
+};
+const SAFE_RELATIVE_PATH = new RegExp(SAFE_RELATIVE_PATH_PATTERN);
+const PLUGIN_NAME = /^[a-z0-9]+(-[a-z0-9]+)*$/;
 
 // Precompiled by ajv at build time (standalone.ts, `npm run generate`): a cold start imports a function
 // instead of compiling the schema, and a test fails if it falls out of step with schema.ts.
@@ -51,10 +66,17 @@ function checkStructure(value: unknown): Problem[] {
   while (stack.length > 0) {
     const { node, path, depth } = stack.pop() as { node: unknown; path: string; depth: number };
     if (typeof node === 'string') {
-      if (CONTROL.test(node)) {
+      const text = textProblem(node);
+      if (text) problems.push(textIssue(text.kind, path, `${text.why} (${text.character}) in text`));
+      continue;
+    }
+    if (typeof node === 'number') {
+      // JSON.parse turned 1e400 into Infinity; past 2^53 integers are rounded by some readers, not others.
+      if (!Number.isFinite(node) || (Number.isInteger(node) && !Number.isSafeInteger(node))) {
         problems.push(
-          problem('MANIFEST_CONTROL_CHARACTER', path, 'control characters are not allowed in text', {
-            found: short(node),
+          problem('MANIFEST_NUMBER_UNSAFE', path, 'the number is beyond what every reader holds exactly', {
+            expected: `an integer within ±${Number.MAX_SAFE_INTEGER}, or a decimal a 64-bit float holds`,
+            found: String(node),
           }),
         );
       }
@@ -83,18 +105,19 @@ function checkStructure(value: unknown): Problem[] {
           );
           continue;
         }
-        if (CONTROL.test(key)) {
-          problems.push(
-            problem('MANIFEST_CONTROL_CHARACTER', childPath, 'control characters are not allowed in keys', {
-              found: short(key),
-            }),
-          );
-        }
+        const text = textProblem(key);
+        if (text) problems.push(textIssue(text.kind, childPath, `${text.why} (${text.character}) in a key`));
       }
       stack.push({ node: child, path: childPath, depth: depth + 1 });
     }
   }
   return problems.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+function textIssue(kind: TextProblemKind, path: string, message: string): Problem {
+  return problem(TEXT_CODES[kind], path, message, {
+    expected: 'printable Unicode text (tab, line feed and carriage return allowed)',
+  });
 }
 
 const KEYWORD_CODES: Record<string, ProblemCode> = {
@@ -198,6 +221,61 @@ function urlProblems(manifest: Record<string, unknown>): Problem[] {
   return problems;
 }
 
+/**
+ * The name, and every key the version would be written under, checked with the stores' own key check
+ * (layout.ts), so what validation accepts every store can write; artifact paths that collide with the
+ * registry's own files or routes are refused.
+ */
+function pathProblems(value: Record<string, unknown>): Problem[] {
+  const problems: Problem[] = [];
+  const { name, version } = value;
+  const nameOk = typeof name === 'string' && PLUGIN_NAME.test(name) && name.length <= 64;
+  if (nameOk) {
+    const reserved = pluginNameProblem(name);
+    if (reserved)
+      problems.push(
+        problem('MANIFEST_RESERVED_NAME', '/name', reserved, {
+          expected: 'another plugin name',
+          found: name,
+        }),
+      );
+  }
+  const versionOk = typeof version === 'string' && semver.valid(version) !== null;
+  if (nameOk && versionOk) {
+    const why = keyProblem(manifestKey(name, version));
+    if (why)
+      problems.push(
+        problem('MANIFEST_UNSAFE_PATH', '/version', `the version cannot be a folder name: ${why}`, {
+          found: short(version),
+        }),
+      );
+  }
+  const artifacts = valueAt(value, '/installation/artifacts');
+  if (!Array.isArray(artifacts)) return problems;
+  artifacts.forEach((raw, i) => {
+    const file = (raw as Record<string, unknown> | null)?.file;
+    if (typeof file !== 'string' || !SAFE_RELATIVE_PATH.test(file)) return; // the schema reports it
+    const at = `/installation/artifacts/${i}/file`;
+    const reserved = artifactPathProblem(file);
+    if (reserved)
+      problems.push(
+        problem('MANIFEST_RESERVED_PATH', at, reserved, {
+          expected: 'a file name the registry does not use itself',
+          found: short(file),
+        }),
+      );
+    const why = nameOk && versionOk ? keyProblem(artifactKey(name, version, file)) : undefined;
+    if (why)
+      problems.push(
+        problem('MANIFEST_UNSAFE_PATH', at, `the artifact cannot be stored under this path: ${why}`, {
+          expected: 'segments of letters, digits, ".", "_" and "-", not ending with "."',
+          found: short(file),
+        }),
+      );
+  });
+  return problems;
+}
+
 /** Rules beyond the schema; each looks only at fields of the right type, so it adds to schema errors. */
 function ruleProblems(value: Record<string, unknown>): Problem[] {
   const problems: Problem[] = [];
@@ -250,7 +328,7 @@ function ruleProblems(value: Record<string, unknown>): Problem[] {
       ),
     );
   }
-  problems.push(...urlProblems(value));
+  problems.push(...urlProblems(value), ...pathProblems(value));
   const artifacts = valueAt(value, '/installation/artifacts');
   if (Array.isArray(artifacts)) {
     const platforms = new Map<string, number>();

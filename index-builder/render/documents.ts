@@ -3,6 +3,7 @@
  * search rows, and the signed snapshot that binds every mutable document by digest.
  */
 import type { PluginDocument, RegistryIdentity, SearchEntry, VersionRecord } from '../model.ts';
+import { stringifyJson } from '../text.ts';
 
 /** One plugin in `index.json`, in the PulumiCost "Registry Structure". */
 export interface RegistryIndexEntry {
@@ -126,7 +127,11 @@ export function buildRegistryMetadata(
 
 const encoder = new TextEncoder();
 
-/** Documents people read are pretty-printed; the large global ones are concatenated (catalog.ts). */
+/**
+ * Documents people read are pretty-printed; the large global ones are concatenated (catalog.ts). Text no
+ * reader should get is escaped or refused (text.ts).
+ * @throws RenderError (RENDER_UNSAFE_TEXT) for a string that is not Unicode text.
+ */
 export function encodeJson(value: unknown): Uint8Array {
-  return encoder.encode(`${JSON.stringify(value, null, 2)}\n`);
+  return encoder.encode(`${stringifyJson(value, 2)}\n`);
 }

@@ -3,12 +3,14 @@
  * numbers, booleans, null). Why not `yaml.stringify`: at 10,000 plugins index.yaml is tens of megabytes and
  * the general-purpose stringifier costs seconds per publish; this costs about what JSON.stringify does.
  * Strings are written as JSON string literals, which are valid YAML double-quoted scalars, so no value can
- * be misread as another type, a tag, an anchor or a comment. Tests check it round-trips through `yaml`.
+ * be misread as another type, a tag, an anchor or a comment; characters a YAML 1.1 reader would take for line
+ * breaks are escaped (text.ts). Tests check it round-trips through `yaml`.
  */
+import { stringifyJson } from '../text.ts';
 
 function emitScalar(value: unknown): string {
   if (value === null || value === undefined) return 'null';
-  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'string') return stringifyJson(value);
   if (typeof value === 'number') {
     if (!Number.isFinite(value)) throw new TypeError('cannot write a non-finite number to YAML');
     return String(value);
@@ -22,7 +24,7 @@ const BARE_KEY = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 const RESERVED = /^(y|n|yes|no|on|off|true|false|null)$/i;
 
 function emitKey(key: string): string {
-  return BARE_KEY.test(key) && !RESERVED.test(key) ? key : JSON.stringify(key);
+  return BARE_KEY.test(key) && !RESERVED.test(key) ? key : stringifyJson(key);
 }
 
 const isContainer = (value: unknown): value is object => typeof value === 'object' && value !== null;

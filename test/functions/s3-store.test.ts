@@ -172,7 +172,11 @@ describe('when storing objects in S3', () => {
       code: 'STORE_IO',
       cause: expect.objectContaining({ name: 'NoSuchBucket' }),
     });
-    await expect(store.get('../escape')).rejects.toMatchObject({ code: 'STORE_INVALID_KEY' });
+    await expect(store.put('../escape', encode('x'), opts)).rejects.toMatchObject({
+      code: 'STORE_INVALID_KEY',
+    });
+    await expect(store.get('')).rejects.toMatchObject({ code: 'STORE_INVALID_KEY' });
+    await expect(store.get('\ud800')).rejects.toMatchObject({ code: 'STORE_INVALID_KEY' });
   });
 });
 

@@ -192,19 +192,7 @@ describe('when streaming', () => {
 });
 
 describe('when a key is unsafe', () => {
-  const unsafe = [
-    '../escape',
-    '/abs',
-    'a/../b',
-    'a/./b',
-    'a//b',
-    'a/',
-    '.meta/x',
-    'a/.hidden',
-    'a\\b',
-    'a\0b',
-    '',
-  ];
+  const unsafe = ['../escape', '/abs', 'a/../b', 'a/./b', 'a//b', 'a/', '.meta/x', 'a/.hidden', 'a\0b', ''];
 
   it.each(unsafe)('rejects %j for every operation', async (key) => {
     await expect(store.put(key, encode('x'), opts)).rejects.toBeInstanceOf(StoreError);
@@ -213,6 +201,23 @@ describe('when a key is unsafe', () => {
     await expect(store.head(key)).rejects.toMatchObject({ code: 'STORE_INVALID_KEY' });
     await expect(store.delete(key)).rejects.toMatchObject({ code: 'STORE_INVALID_KEY' });
   });
+
+  // Names an upload may have: read, moved and deleted like any file, but never written by the store.
+  it.each(['a\\b', 'my plugin (1).tgz', 'plügin.tgz', 'nul.tgz', 'x+y', 'tool.'])(
+    'writes no %j, but reads it when it is there',
+    async (key) => {
+      await expect(store.put(key, encode('x'), opts)).rejects.toMatchObject({
+        code: 'STORE_INVALID_KEY',
+        key,
+      });
+      expect(await store.get(key)).toBeUndefined();
+      await writeFile(path.join(root, key), 'dropped');
+      expect(new TextDecoder().decode((await store.get(key))?.body)).toBe('dropped');
+      expect((await listAll(store, '')).map((o) => o.key)).toEqual([key]);
+      await store.delete(key);
+      expect(await allFiles(root)).toEqual([]);
+    },
+  );
 
   it('writes nothing for a refused key', async () => {
     await expect(store.put('../escape', encode('x'), opts)).rejects.toBeInstanceOf(StoreError);
@@ -223,16 +228,17 @@ describe('when a key is unsafe', () => {
 });
 
 describe('when the filesystem fails', () => {
-  it('wraps the error as STORE_IO and keeps the cause', async () => {
+  it('says STORE_REFUSED for what would fail again, and keeps the cause', async () => {
     await store.put('file', encode('x'), opts);
 
     const put = store.put('file/below.json', encode('x'), opts);
 
     await expect(put).rejects.toBeInstanceOf(StoreError);
     await expect(put).rejects.toMatchObject({
-      code: 'STORE_IO',
+      code: 'STORE_REFUSED',
+      permanent: true,
       key: 'file/below.json',
-      cause: expect.objectContaining({ code: expect.stringMatching(/^E[A-Z]+$/) }),
+      cause: expect.objectContaining({ code: expect.stringMatching(/^E(NOTDIR|EXIST)$/) }),
     });
   });
 });

@@ -4,7 +4,15 @@
  */
 import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
-import type { ObjectInfo, PutOptions, Store, StoredObject, StoredStream } from '../../index-builder/store.ts';
+import { StoreError } from '../../index-builder/errors.ts';
+import {
+  keyProblem,
+  type ObjectInfo,
+  type PutOptions,
+  type Store,
+  type StoredObject,
+  type StoredStream,
+} from '../../index-builder/store.ts';
 
 export class MemoryStore implements Store {
   readonly objects = new Map<string, StoredObject>();
@@ -22,7 +30,10 @@ export class MemoryStore implements Store {
     return info;
   }
 
+  /** Like every store, writes only safe keys (index-builder/layout.ts); reads any key it holds. */
   async put(key: string, body: Uint8Array, options: PutOptions): Promise<void> {
+    const problem = keyProblem(key);
+    if (problem) throw new StoreError('STORE_INVALID_KEY', key, `unsafe storage key: ${problem}`);
     this.writes.push(key);
     this.objects.set(key, {
       key,

@@ -1,0 +1,149 @@
+/**
+ * Where things live in the published tree, and the one definition of a safe path. The manifest rules
+ * (manifest/validate.ts) check every key a version will be written under with the same `keyProblem` the
+ * stores apply before they write (cli/local/fs-store.ts, functions/s3-store.ts): whatever validation
+ * accepts, every store can write, so no accepted upload can fail later on its own name.
+ *
+ *   plugins/<name>/index.json, index.html            the plugin document and page (mutable)
+ *   plugins/<name>/<version folder>/manifest.json     the signed manifest, + .asc (immutable)
+ *   plugins/<name>/<version folder>/<artifact path>   hosted artifacts (immutable, served as downloads)
+ *
+ * The version folder is the version without its build metadata: SemVer says `1.0.0+a` and `1.0.0+b` are
+ * one version, and S3 reads a `+` in a URL path as a space.
+ */
+import semver from 'semver';
+
+/** Longest path segment: under every filesystem's name limit (eCryptfs: 143) with room for `.json`. */
+export const MAX_SEGMENT_LENGTH = 128;
+/** Longest key: S3's limit is 1,024 bytes, and keys are ASCII. */
+export const MAX_KEY_LENGTH = 1024;
+
+/**
+ * One segment as a pattern: letters, digits, `.`, `_` and `-`, not starting with a dot (dot-files are a
+ * store's own: sidecars, temp files, the lock). No `+` (S3 reads it as a space in a URL path), no `%`, `~`
+ * or other characters that URLs, shells or Windows treat specially.
+ */
+export const SAFE_SEGMENT_PATTERN = `[A-Za-z0-9_-][A-Za-z0-9._-]{0,${MAX_SEGMENT_LENGTH - 1}}`;
+/** A relative path of safe segments, as a JSON Schema pattern (the manifest's `artifacts[].file`). */
+export const SAFE_RELATIVE_PATH_PATTERN = `^${SAFE_SEGMENT_PATTERN}(?:/${SAFE_SEGMENT_PATTERN})*$`;
+
+const SAFE_SEGMENT = new RegExp(`^${SAFE_SEGMENT_PATTERN}$`);
+/** Names Windows gives to devices, with any extension: a file named `nul.txt` cannot be made there. */
+const WINDOWS_DEVICE = /^(con|prn|aux|nul|com[0-9]|lpt[0-9])$/i;
+
+/** Why `segment` is not a safe path segment, or undefined when it is. */
+export function segmentProblem(segment: string): string | undefined {
+  if (!SAFE_SEGMENT.test(segment)) {
+    if (segment.length === 0) return 'an empty segment';
+    if (segment.length > MAX_SEGMENT_LENGTH) return `a segment longer than ${MAX_SEGMENT_LENGTH} characters`;
+    if (segment.startsWith('.')) return `a segment starting with "." (${JSON.stringify(segment)})`;
+    return `a character other than letters, digits, ".", "_" and "-" (${JSON.stringify(segment)})`;
+  }
+  // Windows drops a trailing dot (`tool.` and `tool` are one file there) and reserves device names.
+  if (segment.endsWith('.')) return `a segment ending with "." (${JSON.stringify(segment)})`;
+  if (WINDOWS_DEVICE.test(segment.split('.')[0] ?? '')) return `a Windows device name (${segment})`;
+  return undefined;
+}
+
+/** Why `key` is not a safe store key, or undefined when it is: a relative path of safe segments. */
+export function keyProblem(key: string): string | undefined {
+  if (key.length === 0) return 'an empty key';
+  if (key.length > MAX_KEY_LENGTH) return `a key longer than ${MAX_KEY_LENGTH} characters`;
+  for (const segment of key.split('/')) {
+    const problem = segmentProblem(segment);
+    if (problem) return problem;
+  }
+  return undefined;
+}
+
+/** True when `key` is a relative path of safe segments: what every store writes without question. */
+export function isSafeKey(key: string): boolean {
+  return keyProblem(key) === undefined;
+}
+
+/**
+ * Plugin names the tree or a client's disk gives another meaning: Windows device names (the folder
+ * `plugins/nul/` cannot exist there), and the words the registry's own URLs and files use.
+ */
+const RESERVED_PLUGIN_NAMES = new Set(['index', 'search', 'snapshot', 'keys', 'plugins', 'favicon']);
+
+/** Why `name` (already a valid plugin name) cannot be published, or undefined. */
+export function pluginNameProblem(name: string): string | undefined {
+  if (RESERVED_PLUGIN_NAMES.has(name)) return `"${name}" is a name the registry's own paths use`;
+  if (WINDOWS_DEVICE.test(name)) return `"${name}" is a Windows device name`;
+  return undefined;
+}
+
+/** Files the registry writes beside the artifacts of a version, and names its routes give a meaning. */
+const RESERVED_TOP_LEVEL = new Set(['manifest', 'manifest.json', 'manifest.yaml', 'manifest.yml']);
+/** At any depth: a path ending in `/` is answered with its folder's index page. */
+const RESERVED_ANY_DEPTH = new Set(['index.html', 'index.htm', 'index.json', 'index.yaml']);
+
+/**
+ * Why an artifact path (relative to its version folder) collides with a file the registry writes or a
+ * route answers, or undefined. Case-insensitive: on macOS and Windows `Manifest.json` is `manifest.json`.
+ * `.asc` is the registry's: a detached signature beside a file is read as the registry's signature of it.
+ */
+export function artifactPathProblem(file: string): string | undefined {
+  const segments = file.toLowerCase().split('/');
+  if (segments.length === 1 && RESERVED_TOP_LEVEL.has(segments[0] as string))
+    return `"${file}" is the registry's own file in every version folder`;
+  const reserved = segments.find((s) => RESERVED_ANY_DEPTH.has(s));
+  if (reserved) return `"${reserved}" answers for its folder, so no artifact may be named so`;
+  if (segments.some((s) => s.endsWith('.asc'))) return '".asc" names the registry\'s detached signatures';
+  return undefined;
+}
+
+/**
+ * The folder of a version: the version without build metadata (`1.2.0-rc.1+b7` -> `1.2.0-rc.1`), which is
+ * also its identity (two versions that differ only there are one version).
+ */
+export function versionFolder(version: string): string {
+  return semver.parse(version)?.version ?? version;
+}
+
+/**
+ * The identity two versions share when every reader must treat them as one: build metadata dropped (SemVer)
+ * and letter case folded (`1.0.0-RC.1` and `1.0.0-rc.1` would be one folder on macOS and Windows).
+ */
+export function versionIdentity(version: string): string {
+  return versionFolder(version).toLowerCase();
+}
+
+export function pluginDocumentKey(name: string): string {
+  return `plugins/${name}/index.json`;
+}
+
+export function pluginPageKey(name: string): string {
+  return `plugins/${name}/index.html`;
+}
+
+export function versionBase(name: string, version: string): string {
+  return `plugins/${name}/${versionFolder(version)}`;
+}
+
+export function manifestKey(name: string, version: string): string {
+  return `${versionBase(name, version)}/manifest.json`;
+}
+
+export function artifactKey(name: string, version: string, file: string): string {
+  return `${versionBase(name, version)}/${file}`;
+}
+
+/** Every key an accepted version is written under: what validation checks with `keyProblem`. */
+export function versionKeys(name: string, version: string, files: readonly string[]): string[] {
+  const manifest = manifestKey(name, version);
+  return [manifest, `${manifest}.asc`, ...files.map((file) => artifactKey(name, version, file))];
+}
+
+/**
+ * True for a hosted artifact's key (`plugins/<name>/<version>/<path>` other than the manifest and its
+ * signature): served as a download, never as content a browser renders. The CloudFront Function
+ * (infra/edge-routing.ts) applies the same test; a test runs both over the same paths.
+ */
+export function isHostedArtifactKey(key: string): boolean {
+  const parts = key.split('/');
+  if (parts.length < 4 || parts[0] !== 'plugins') return false;
+  if (parts.length === 4 && (parts[3] === 'manifest.json' || parts[3] === 'manifest.json.asc')) return false;
+  return true;
+}

@@ -1,0 +1,97 @@
+/**
+ * Text every reader reads the same way. A signed document means one thing only if no reader can take its
+ * text for something else: a lone surrogate is not Unicode (strict JSON readers refuse it, lenient ones
+ * replace it), C1 controls and U+FFFE/U+FFFF are outside what YAML may contain, U+0085, U+2028 and U+2029
+ * are line breaks to YAML 1.1 readers (a double-quoted scalar holding one reads back changed) and to
+ * JavaScript before ES2019, and bidi controls make text display other than it reads. Manifests holding any
+ * of them are refused (manifest/validate.ts); the renderers escape what JSON can escape and refuse the rest
+ * (`stringifyJson`), so no published document can carry them even if a check upstream missed one.
+ */
+import { PlugindexError } from './errors.ts';
+
+export type TextProblemKind = 'control' | 'unicode' | 'unsafe';
+
+export interface TextProblem {
+  readonly kind: TextProblemKind;
+  /** The offending code point, as `U+XXXX`. */
+  readonly character: string;
+  readonly why: string;
+}
+
+/** C0 controls other than tab, LF and CR; DEL; C1 controls (U+0085 NEL among them). */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is refused
+const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/u;
+/** A surrogate on its own: in `u` mode a pair is one code point and does not match. */
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
+/** Noncharacters in the Basic Multilingual Plane: U+FDD0..U+FDEF, U+FFFE, U+FFFF. */
+const BMP_NONCHARACTER = /[\uFDD0-\uFDEF\uFFFE\uFFFF]/u;
+const ASTRAL = /[\u{10000}-\u{10FFFF}]/gu;
+
+/** The first noncharacter in `text`: the BMP ones, or the last two code points of another plane. */
+function nonCharacter(text: string): string | undefined {
+  const bmp = BMP_NONCHARACTER.exec(text);
+  if (bmp) return bmp[0];
+  for (const [char] of text.matchAll(ASTRAL))
+    if (((char.codePointAt(0) ?? 0) & 0xfffe) === 0xfffe) return char;
+  return undefined;
+}
+/** Line and paragraph separators, bidi embeddings, overrides and isolates, and the byte order mark. */
+const UNSAFE = /[\u2028\u2029\u202A-\u202E\u2066-\u2069\uFEFF]/u;
+
+const codePoint = (match: string): string =>
+  `U+${(match.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}`;
+
+/** What is wrong with `text` for a reader, or undefined when every reader reads it alike. */
+export function textProblem(text: string): TextProblem | undefined {
+  let match = CONTROL.exec(text);
+  if (match) return { kind: 'control', character: codePoint(match[0]), why: 'a control character' };
+  match = LONE_SURROGATE.exec(text);
+  if (match)
+    return { kind: 'unicode', character: codePoint(match[0]), why: 'a lone surrogate (not Unicode text)' };
+  const non = nonCharacter(text);
+  if (non) return { kind: 'unicode', character: codePoint(non), why: 'a Unicode noncharacter' };
+  match = UNSAFE.exec(text);
+  if (match) {
+    const character = codePoint(match[0]);
+    const why =
+      character === 'U+2028' || character === 'U+2029'
+        ? 'a line or paragraph separator (a line break to YAML 1.1 readers)'
+        : character === 'U+FEFF'
+          ? 'a byte order mark'
+          : 'a bidirectional control (text that displays other than it reads)';
+    return { kind: 'unsafe', character, why };
+  }
+  return undefined;
+}
+
+/** A document the registry was about to publish holds text no reader should get. */
+export class RenderError extends PlugindexError {
+  override readonly name = 'RenderError';
+}
+
+/** Characters JSON may carry raw that a strict YAML reader or an old JavaScript engine would misread. */
+const ESCAPE_IN_JSON =
+  /[\u007F-\u009F\u2028\u2029\u202A-\u202E\u2066-\u2069\uFEFF\uFDD0-\uFDEF\uFFFE\uFFFF]/g;
+/**
+ * The escape well-formed JSON.stringify writes for a lone surrogate (`\ud800`), preceded by an even number
+ * of backslashes (an odd number would make it literal text: `\\ud800` is a backslash and "ud800").
+ */
+const ESCAPED_SURROGATE = /(?<!\\)(?:\\\\)*\\ud[89a-f][0-9a-f]{2}/;
+
+const unicodeEscape = (c: string): string => `\\u${(c.codePointAt(0) ?? 0).toString(16).padStart(4, '0')}`;
+
+/**
+ * Makes serialized JSON text safe for every reader, and for embedding in YAML: escapes C1 controls, DEL,
+ * separators, bidi controls, the BOM and noncharacters as `\uXXXX` (the same string to any JSON reader; such
+ * characters can only occur inside strings), and throws RenderError (RENDER_UNSAFE_TEXT) on a lone surrogate.
+ */
+export function safeJsonText(json: string): string {
+  if (ESCAPED_SURROGATE.test(json))
+    throw new RenderError('RENDER_UNSAFE_TEXT', 'refusing to publish text with a lone surrogate');
+  return json.replace(ESCAPE_IN_JSON, unicodeEscape);
+}
+
+/** JSON.stringify for published documents: `safeJsonText` applied. */
+export function stringifyJson(value: unknown, space?: number): string {
+  return safeJsonText(JSON.stringify(value, null, space));
+}
