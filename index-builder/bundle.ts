@@ -48,6 +48,20 @@ export interface BundleContents {
 
 const MANIFEST_NAMES = ['manifest.json', 'manifest.yaml', 'manifest.yml'] as const;
 const PUBLISHER_KEY_NAME = 'publisher.asc';
+/** Largest detached signature: one armored signature packet is well under 2 KiB, even by an RSA-4096 key. */
+export const MAX_SIGNATURE_BYTES = 16 * 1024;
+/** Largest publisher key: a minimal export is a few KiB; a key past this is mostly third-party signatures. */
+export const MAX_PUBLISHER_KEY_BYTES = 64 * 1024;
+
+/**
+ * Files the registry parses get the cap their role needs, before they are read: the work a submission can
+ * cost (parsing a key, checking its signatures) is bounded by what it may carry, not by the bundle limit.
+ * (The manifest's own cap, MAX_MANIFEST_BYTES, is checked where it is parsed, as MANIFEST_TOO_LARGE.)
+ */
+const ROLE_LIMITS: ReadonlyMap<string, number> = new Map([
+  ...MANIFEST_NAMES.map((name): [string, number] => [`${name}.asc`, MAX_SIGNATURE_BYTES]),
+  [PUBLISHER_KEY_NAME, MAX_PUBLISHER_KEY_BYTES],
+]);
 const MiB = 1024 * 1024;
 const MAX_NAME_LENGTH = 255;
 /** Control, format (bidi overrides, zero-width), surrogate, private-use and unassigned code points, line and
@@ -268,10 +282,11 @@ export async function readBundle(
         }
       }
       const size = header.size ?? 0;
-      if (keep && size > limits.maxEntryBytes) {
+      const cap = Math.min(ROLE_LIMITS.get(name) ?? limits.maxEntryBytes, limits.maxEntryBytes);
+      if (keep && size > cap) {
         problems.push(
           problem('BUNDLE_ENTRY_TOO_LARGE', at, 'the file is too large', {
-            expected: `at most ${limits.maxEntryBytes} bytes`,
+            expected: `at most ${cap} bytes`,
             found: `${size} bytes`,
           }),
         );

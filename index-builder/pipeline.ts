@@ -389,6 +389,7 @@ async function evaluate(
   bytes: Uint8Array,
   trusted: TrustedKeys,
   docs: PluginDocuments,
+  now: Date,
 ): Promise<Evaluation> {
   let contents: BundleContents;
   try {
@@ -412,6 +413,7 @@ async function evaluate(
     manifest: contents.manifest,
     signature: contents.signature,
     publisherKey: contents.publisherKey,
+    now,
   });
   problems.push(...signer.problems);
   if (!manifest || problems.length > 0 || !signer.fingerprint) {
@@ -792,7 +794,9 @@ export async function processSubmissions(
   const trusted = await loadTrustedKeys(ctx.config, ctx.signer.fingerprints);
   const docs = new PluginDocuments(ctx.site);
   const catalog = await loadCatalog(ctx.intake);
-  const processedAt = ctx.clock.now().toISOString();
+  // The time of publishing, for the whole batch: publisher keys are judged valid (or not) at it.
+  const now = ctx.clock.now();
+  const processedAt = now.toISOString();
 
   interface Item {
     key: string;
@@ -832,19 +836,21 @@ export async function processSubmissions(
     const object = await ctx.intake.get(key);
     if (!object) continue; // already handled by an earlier (redelivered) run
     batchBytes += object.body.byteLength;
-    const evaluation = await evaluate(ctx, object.body, trusted, docs).catch((error: unknown): Evaluation => {
-      // Storage failures are transient: fail the batch, leave the submission in incoming/, retry later.
-      // Anything else is this submission's own doing (input a library choked on): reject it with the
-      // reason, so one poisonous upload cannot block every later one.
-      if (error instanceof StoreError) throw error;
-      return rejection([
-        problem(
-          'SUBMISSION_UNREADABLE',
-          'bundle:',
-          `the submission could not be checked: ${(error as Error).message}`,
-        ),
-      ]);
-    });
+    const evaluation = await evaluate(ctx, object.body, trusted, docs, now).catch(
+      (error: unknown): Evaluation => {
+        // Storage failures are transient: fail the batch, leave the submission in incoming/, retry later.
+        // Anything else is this submission's own doing (input a library choked on): reject it with the
+        // reason, so one poisonous upload cannot block every later one.
+        if (error instanceof StoreError) throw error;
+        return rejection([
+          problem(
+            'SUBMISSION_UNREADABLE',
+            'bundle:',
+            `the submission could not be checked: ${(error as Error).message}`,
+          ),
+        ]);
+      },
+    );
     const sha256 = sha256Hex(object.body);
     items.push({ key, id: submissionIdOf(key, sha256), sha256, bytes: object.body, evaluation });
   }

@@ -40,10 +40,29 @@ export interface PublicKeyInfo {
 }
 
 export type VerifyResult =
-  | { readonly ok: true; readonly fingerprint: string }
+  | {
+      readonly ok: true;
+      /** The signer's primary key fingerprint. */
+      readonly fingerprint: string;
+      /** The key (primary or subkey) that made the signature, uppercase hex key ID. */
+      readonly signingKeyId: string;
+      readonly key: openpgp.Key;
+      readonly created: Date;
+    }
   | {
       readonly ok: false;
-      readonly reason: 'malformed' | 'unknown-key' | 'bad-signature';
+      /**
+       * `time`: dated after the time it is judged at, or expired; `key-revoked`, `key-expired`,
+       * `not-for-signing`: the key (or the subkey that signed) could not sign when the signature was made.
+       */
+      readonly reason:
+        | 'malformed'
+        | 'unknown-key'
+        | 'bad-signature'
+        | 'time'
+        | 'key-revoked'
+        | 'key-expired'
+        | 'not-for-signing';
       readonly message: string;
       /** Issuer key IDs named by the signature (uppercase hex), to say who signed it. */
       readonly keyIds: readonly string[];
@@ -258,14 +277,31 @@ async function onePassSigner(privateKey: openpgp.PrivateKey): Promise<Signer['si
   };
 }
 
+const ARMOR_BEGIN = /-----BEGIN PGP [A-Z ]+-----/g;
+
+/** What is wrong with the shape of a detached signature, before any key is tried, or undefined. */
+function signatureShapeProblem(armored: string, signature: openpgp.Signature): string | undefined {
+  if ((armored.match(ARMOR_BEGIN) ?? []).length !== 1) return 'exactly one armored block is allowed';
+  const packets = signature.packets.length;
+  if (packets !== 1) return `the signature holds ${packets} signature packets; exactly one is allowed`;
+  const type = (signature.packets[0] as { signatureType?: number } | undefined)?.signatureType;
+  // A text-mode signature (0x01) also verifies other bytes (line endings canonicalized): refused.
+  if (type !== openpgp.enums.signature.binary)
+    return 'only a binary-document signature (type 0x00) over the exact bytes is allowed';
+  return undefined;
+}
+
 /**
  * Verifies an armored detached signature over `data` against candidate keys. Never throws for bad input:
- * the result says what is wrong, so callers can report it as a submission problem.
+ * the result says what is wrong, so callers can report it as a submission problem. The signature must be
+ * one binary-document signature in one armored block: anything more is read differently by other tools.
+ * `date` (default now) is when it is judged: a signature made after it is refused.
  */
 export async function verifyDetachedSignature(
   data: Uint8Array,
   armoredSignature: string,
   keys: readonly openpgp.Key[],
+  date: Date = new Date(),
 ): Promise<VerifyResult> {
   let signature: openpgp.Signature;
   try {
@@ -278,6 +314,8 @@ export async function verifyDetachedSignature(
       keyIds: [],
     };
   }
+  const shape = signatureShapeProblem(armoredSignature, signature);
+  if (shape) return { ok: false, reason: 'malformed', message: shape, keyIds: [] };
   const keyIds = Array.from(signature.getSigningKeyIDs(), (id) => upper(id.toHex()));
   const candidates = keys.filter((key) => key.getKeyIDs().some((id) => keyIds.includes(upper(id.toHex()))));
   if (candidates.length === 0) {
@@ -295,6 +333,7 @@ export async function verifyDetachedSignature(
       signature,
       verificationKeys: [...candidates],
       expectSigned: true,
+      date,
     });
     const first = result.signatures[0];
     if (!first) throw new Error('no signature packet');
@@ -302,13 +341,80 @@ export async function verifyDetachedSignature(
     const signerId = upper(first.keyID.toHex());
     const signer = candidates.find((key) => key.getKeyIDs().some((id) => upper(id.toHex()) === signerId));
     if (!signer) throw new Error('signer key not among candidates');
-    return { ok: true, fingerprint: upper(signer.getFingerprint()) };
+    const created = (await first.signature).packets[0]?.created ?? date;
+    return {
+      ok: true,
+      fingerprint: upper(signer.getFingerprint()),
+      signingKeyId: signerId,
+      key: signer,
+      created,
+    };
   } catch (cause) {
+    const message = (cause as Error).message;
     return {
       ok: false,
-      reason: 'bad-signature',
-      message: `signature does not verify: ${(cause as Error).message}`,
+      reason: failureReason(message),
+      message: `signature does not verify: ${message}`,
       keyIds,
     };
   }
+}
+
+/** Why openpgp.js refused a signature, from its message (it has no error codes). */
+function failureReason(message: string): Extract<VerifyResult, { ok: false }>['reason'] {
+  if (/creation time is in the future|signature is expired/i.test(message)) return 'time';
+  if (/revoked/i.test(message)) return 'key-revoked';
+  if (/key is expired/i.test(message)) return 'key-expired';
+  if (/could not find valid signing key/i.test(message)) return 'not-for-signing';
+  return 'bad-signature';
+}
+
+export type KeyUsability =
+  | { readonly usable: true }
+  | {
+      readonly usable: false;
+      readonly reason: 'revoked' | 'expired' | 'not-for-signing';
+      readonly message: string;
+    };
+
+/**
+ * May `key`, through its (sub)key `signingKeyId`, sign at `date`? Judged at the time given (the time of
+ * publishing), not at the time a signature claims: a key that has expired or been revoked since signs
+ * nothing, however its signature is dated. The subkey must be bound, unexpired, unrevoked and flagged for
+ * signing at that time too.
+ */
+export async function keyUsableAt(key: openpgp.Key, signingKeyId: string, date: Date): Promise<KeyUsability> {
+  if (await key.isRevoked(undefined, undefined, date).catch(() => false))
+    return { usable: false, reason: 'revoked', message: 'the key has been revoked' };
+  const expires = await key.getExpirationTime().catch(() => null);
+  if (expires instanceof Date && expires.getTime() <= date.getTime())
+    return { usable: false, reason: 'expired', message: `the key expired on ${expires.toISOString()}` };
+  const id = key.getKeyIDs().find((k) => upper(k.toHex()) === signingKeyId);
+  try {
+    await key.getSigningKey(id, date);
+    return { usable: true };
+  } catch (cause) {
+    const message = (cause as Error).message;
+    const reason = /revoked/i.test(message)
+      ? 'revoked'
+      : /expired/i.test(message)
+        ? 'expired'
+        : 'not-for-signing';
+    return { usable: false, reason, message: `the signing key ${signingKeyId} cannot sign now: ${message}` };
+  }
+}
+
+/** Most user IDs, subkeys and packets a publisher key may hold: bounds the work one submission costs. */
+export const PUBLISHER_KEY_LIMITS = { userIds: 16, subkeys: 16, packets: 128 } as const;
+
+/** Why a publisher key is too complex to check, or undefined. */
+export function keyComplexityProblem(key: openpgp.Key): string | undefined {
+  const packets = key.toPacketList().length;
+  if (key.users.length > PUBLISHER_KEY_LIMITS.userIds)
+    return `${key.users.length} user IDs (at most ${PUBLISHER_KEY_LIMITS.userIds})`;
+  if (key.subkeys.length > PUBLISHER_KEY_LIMITS.subkeys)
+    return `${key.subkeys.length} subkeys (at most ${PUBLISHER_KEY_LIMITS.subkeys})`;
+  if (packets > PUBLISHER_KEY_LIMITS.packets)
+    return `${packets} packets (at most ${PUBLISHER_KEY_LIMITS.packets})`;
+  return undefined;
 }

@@ -2,11 +2,17 @@
  * Publisher trust: who signed a submission, and may that key publish this name. The registry key is never a
  * publisher key, whatever the bundle or the config says.
  */
-import type { Key } from 'openpgp';
+import { type Key, readKeys } from 'openpgp';
 import picomatch from 'picomatch';
 import type { RegistryConfig } from './config.ts';
-import { type Problem, problem } from './errors.ts';
-import { type PublicKeyInfo, readPublicKey, verifyDetachedSignature } from './signing.ts';
+import { type Problem, type ProblemCode, problem } from './errors.ts';
+import {
+  keyComplexityProblem,
+  keyUsableAt,
+  type PublicKeyInfo,
+  readPublicKey,
+  verifyDetachedSignature,
+} from './signing.ts';
 
 /** The configured publisher keys, read once per batch. */
 export interface TrustedKeys {
@@ -30,8 +36,41 @@ export type SignerCheck =
   | { readonly fingerprint?: undefined; readonly problems: readonly Problem[] };
 
 /**
+ * Why `publisher.asc` is not one plain key, or undefined: one armored block holding one key, and no more
+ * user IDs, subkeys and signatures than a publisher needs (the work of checking a key grows with them).
+ */
+async function publisherKeyProblem(armored: string, key: Key): Promise<Problem | undefined> {
+  const blocks = (armored.match(/-----BEGIN PGP [A-Z ]+-----/g) ?? []).length;
+  const keys = blocks === 1 ? (await readKeys({ armoredKeys: armored }).catch(() => [])).length : blocks;
+  if (keys !== 1)
+    return problem(
+      'PUBLISHER_KEY_INVALID',
+      'bundle:publisher.asc',
+      'publisher.asc must hold exactly one key',
+      {
+        expected: 'one armored public key (gpg --export --armor FINGERPRINT)',
+        found: `${keys} keys`,
+      },
+    );
+  const complexity = keyComplexityProblem(key);
+  if (complexity)
+    return problem('PUBLISHER_KEY_TOO_COMPLEX', 'bundle:publisher.asc', `the key holds ${complexity}`, {
+      expected: 'a minimal export: gpg --export --armor --export-options export-minimal FINGERPRINT',
+    });
+  return undefined;
+}
+
+const UNUSABLE_CODES: Record<'revoked' | 'expired' | 'not-for-signing', ProblemCode> = {
+  revoked: 'PUBLISHER_KEY_REVOKED',
+  expired: 'PUBLISHER_KEY_EXPIRED',
+  'not-for-signing': 'PUBLISHER_KEY_NOT_FOR_SIGNING',
+};
+
+/**
  * Verifies the publisher's detached signature over the manifest bytes. Under the `open` policy the key may
- * travel in the bundle (`publisher.asc`); under `restricted` only configured keys count.
+ * travel in the bundle (`publisher.asc`); under `restricted` only configured keys count. The key is judged
+ * at `now`, the time of publishing: an expired or revoked key is refused whatever time its signature
+ * claims, and a signature dated after `now` is refused.
  */
 export async function checkPublisherSignature(options: {
   readonly config: RegistryConfig;
@@ -40,6 +79,7 @@ export async function checkPublisherSignature(options: {
   readonly manifest: Uint8Array;
   readonly signature: Uint8Array | undefined;
   readonly publisherKey: Uint8Array | undefined;
+  readonly now: Date;
 }): Promise<SignerCheck> {
   const { config, trusted } = options;
   const sigPath = `bundle:${options.manifestName}.asc`;
@@ -61,8 +101,9 @@ export async function checkPublisherSignature(options: {
   const candidates: Key[] = trusted.keys.map((k) => k.key);
   let bundled: PublicKeyInfo | undefined;
   if (options.publisherKey) {
+    const armored = new TextDecoder().decode(options.publisherKey);
     try {
-      bundled = await readPublicKey(new TextDecoder().decode(options.publisherKey));
+      bundled = await readPublicKey(armored);
     } catch {
       return {
         problems: [
@@ -74,6 +115,8 @@ export async function checkPublisherSignature(options: {
         ],
       };
     }
+    const shape = await publisherKeyProblem(armored, bundled.key);
+    if (shape) return { problems: [shape] };
     if (bundled.fingerprints.some(isRegistryFingerprint)) {
       return {
         problems: [
@@ -91,6 +134,7 @@ export async function checkPublisherSignature(options: {
     options.manifest,
     new TextDecoder().decode(options.signature),
     candidates,
+    options.now,
   );
   if (result.ok) {
     if (isRegistryFingerprint(result.fingerprint)) {
@@ -104,10 +148,48 @@ export async function checkPublisherSignature(options: {
         ],
       };
     }
+    const usable = await keyUsableAt(result.key, result.signingKeyId, options.now);
+    if (!usable.usable) {
+      return {
+        problems: [
+          problem(UNUSABLE_CODES[usable.reason], sigPath, `key ${result.fingerprint}: ${usable.message}`, {
+            expected: 'a signature by a key that is valid for signing now (not expired, not revoked)',
+          }),
+        ],
+      };
+    }
     return { fingerprint: result.fingerprint, problems: [] };
   }
   if (result.reason === 'malformed') {
     return { problems: [problem('SIGNATURE_MALFORMED', sigPath, result.message)] };
+  }
+  if (result.reason === 'time') {
+    return {
+      problems: [
+        problem('SIGNATURE_TIME_INVALID', sigPath, `the signature is not valid now: ${result.message}`, {
+          expected: `a signature made before ${options.now.toISOString()}, and not expired`,
+        }),
+      ],
+    };
+  }
+  if (
+    result.reason === 'key-revoked' ||
+    result.reason === 'key-expired' ||
+    result.reason === 'not-for-signing'
+  ) {
+    const why =
+      result.reason === 'key-revoked'
+        ? 'revoked'
+        : result.reason === 'key-expired'
+          ? 'expired'
+          : 'not-for-signing';
+    return {
+      problems: [
+        problem(UNUSABLE_CODES[why], sigPath, result.message, {
+          expected: 'a signature by a key that is valid for signing now (not expired, not revoked)',
+        }),
+      ],
+    };
   }
   if (result.reason === 'bad-signature') {
     return {

@@ -6,7 +6,6 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import type { ProblemCode } from '../index-builder/errors.ts';
 import { processSubmissions } from '../index-builder/pipeline.ts';
-import { createSigner } from '../index-builder/signing.ts';
 import {
   encode,
   makeBundle,
@@ -14,6 +13,7 @@ import {
   type RawEntry,
   rawTar,
   sha256,
+  signAsPublisher,
   type TestRegistry,
   testKey,
   validManifest,
@@ -23,7 +23,7 @@ import {
 async function signedEntries(manifest = validManifest({ version: '3.0.0' })): Promise<RawEntry[]> {
   const publisher = await testKey('publisher');
   const body = encode(`${JSON.stringify(manifest)}\n`);
-  const signature = await (await createSigner(publisher.secretKey)).sign(body);
+  const signature = await signAsPublisher(body, publisher.secretKey);
   return [
     { name: 'manifest.json', body },
     { name: 'manifest.json.asc', body: signature },
@@ -415,9 +415,7 @@ const cases: Case[] = [
     async () =>
       makeBundle({
         manifest: validManifest({ version: '3.0.0' }),
-        signature: await (await createSigner((await testKey('publisher')).secretKey)).sign(
-          encode('other bytes'),
-        ),
+        signature: await signAsPublisher(encode('other bytes'), (await testKey('publisher')).secretKey),
       }),
   ],
   [

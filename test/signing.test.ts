@@ -55,7 +55,7 @@ describe('when signing with the registry key', () => {
       const packet = (await openpgp.readSignature({ armoredSignature: signature })).packets[0];
       expect(packet?.hashAlgorithm).toBe(openpgp.enums.hash.sha256);
       const key = await readPublicKey(pair.publicKey);
-      await expect(verifyDetachedSignature(data, signature, [key.key])).resolves.toEqual({
+      await expect(verifyDetachedSignature(data, signature, [key.key])).resolves.toMatchObject({
         ok: true,
         fingerprint: pair.fingerprint,
       });

@@ -1,6 +1,7 @@
 /** Small factories for tests: keys, manifests, bundles, and a registry over in-memory stores. */
 import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
+import * as openpgp from 'openpgp';
 import { pack } from 'tar-stream';
 import { writeBundle } from '../../index-builder/bundle.ts';
 import { fixedClock } from '../../index-builder/clock.ts';
@@ -11,14 +12,32 @@ import { MemoryStore } from './memory-store.ts';
 
 const keyCache = new Map<string, Promise<KeyPair>>();
 
+/**
+ * When test keys are made and publishers sign, before the test registries' clock (2026-11-01): the
+ * registry judges a publisher key at the time of publishing, and refuses a signature dated after it.
+ */
+export const KEYS_CREATED = new Date('2026-01-01T00:00:00Z');
+export const PUBLISHER_SIGNS = new Date('2026-10-01T00:00:00Z');
+
 /** A key pair per label, generated once per test file. */
 export function testKey(label: string): Promise<KeyPair> {
   let pair = keyCache.get(label);
   if (!pair) {
-    pair = generateKeyPair({ name: `test ${label}`, email: `${label}@example.com` });
+    pair = generateKeyPair({ name: `test ${label}`, email: `${label}@example.com`, date: KEYS_CREATED });
     keyCache.set(label, pair);
   }
   return pair;
+}
+
+/** A publisher's armored detached signature over `data`, made at `date` (openpgp.js, binary document). */
+export async function signAsPublisher(
+  data: Uint8Array,
+  secretKey: string,
+  date: Date = PUBLISHER_SIGNS,
+): Promise<string> {
+  const signingKeys = await openpgp.readPrivateKey({ armoredKey: secretKey });
+  const message = await openpgp.createMessage({ binary: data });
+  return openpgp.sign({ message, signingKeys, detached: true, date, format: 'armored' });
 }
 
 export function sha256(bytes: Uint8Array | string): string {
@@ -88,7 +107,7 @@ export async function makeBundle(spec: BundleSpec = {}): Promise<Uint8Array> {
   const manifestBytes = encode(text);
   entries.push({ path: manifestName, body: manifestBytes });
   if (spec.signature !== null) {
-    const signature = spec.signature ?? (await (await createSigner(signer.secretKey)).sign(manifestBytes));
+    const signature = spec.signature ?? (await signAsPublisher(manifestBytes, signer.secretKey));
     entries.push({ path: `${manifestName}.asc`, body: encode(signature) });
   }
   if (spec.publisherKey !== null)

@@ -2,7 +2,7 @@
  * GnuPG as a client would run it: a throwaway keyring holding one public key, and `gpg --verify` of
  * detached signatures against it. Tests assert on its machine-readable status lines (`VALIDSIG <fpr>`).
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -10,6 +10,8 @@ import path from 'node:path';
 export interface GpgKeyring {
   /** `gpg --verify` of `signature` over `data`; the status lines. Throws when gpg exits non-zero. */
   verify(data: Uint8Array, signature: string): string;
+  /** `gpg --verify`'s status lines whatever its exit code (a bad or expired signature exits non-zero). */
+  status(data: Uint8Array, signature: string): string;
   close(): void;
 }
 
@@ -29,6 +31,15 @@ export function gpgKeyring(armoredPublicKey: string): GpgKeyring {
         ['--homedir', home, '--batch', '--status-fd', '1', '--verify', file('data.asc'), file('data')],
         { stdio: ['ignore', 'pipe', 'pipe'] },
       ).toString();
+    },
+    status(data, signature) {
+      writeFileSync(file('data'), data);
+      writeFileSync(file('data.asc'), signature);
+      return spawnSync(
+        'gpg',
+        ['--homedir', home, '--batch', '--status-fd', '1', '--verify', file('data.asc'), file('data')],
+        { encoding: 'utf8' },
+      ).stdout;
     },
     close() {
       rmSync(home, { recursive: true, force: true });
