@@ -1,9 +1,16 @@
 /** The manifest module: parse (JSON or YAML, safely), validate, and load in one call. */
-import type { Manifest } from '../model.ts';
-import { parseManifestDocument } from './parse.ts';
-import { assertManifest } from './validate.ts';
 
-export { MAX_MANIFEST_BYTES, MAX_YAML_ALIASES, parseManifestDocument } from './parse.ts';
+import { SubmissionError } from '../errors.ts';
+import type { Manifest } from '../model.ts';
+import { readManifestDocument } from './parse.ts';
+import { validateManifest } from './validate.ts';
+
+export {
+  MAX_MANIFEST_BYTES,
+  MAX_YAML_ALIASES,
+  parseManifestDocument,
+  readManifestDocument,
+} from './parse.ts';
 export { MANIFEST_SCHEMA, MANIFEST_SCHEMA_ID } from './schema.ts';
 export { assertManifest, MAX_MANIFEST_DEPTH, validateManifest } from './validate.ts';
 
@@ -13,9 +20,15 @@ export { assertManifest, MAX_MANIFEST_DEPTH, validateManifest } from './validate
  * @example const manifest = loadManifest(bytes, 'manifest.yaml');
  */
 export function loadManifest(bytes: Uint8Array, fileName: string): Manifest {
-  const value = parseManifestDocument(bytes, fileName);
-  assertManifest(value);
-  return value;
+  const { value, problems: parsing } = readManifestDocument(bytes, fileName);
+  // A number is judged once: by its text when the parser saw it, else by its value.
+  const numbers = new Set(parsing.filter((p) => p.code === 'MANIFEST_NUMBER_UNSAFE').map((p) => p.path));
+  const problems = [
+    ...parsing,
+    ...validateManifest(value).filter((p) => p.code !== 'MANIFEST_NUMBER_UNSAFE' || !numbers.has(p.path)),
+  ];
+  if (problems.length > 0) throw new SubmissionError('INVALID_MANIFEST', problems);
+  return value as Manifest;
 }
 
 /** `sha256:ABC...` and `abc...` name the same digest; the registry writes bare lowercase hex. */

@@ -1,8 +1,20 @@
 /**
- * Turns manifest bytes into a plain value, safely. JSON is parsed by JSON.parse; YAML by the `yaml` library
- * with its core schema only: any explicit tag (`!!js/function`, `!!binary`, `!custom`) is refused rather than
- * resolved, duplicate keys are errors, several documents are an error, and alias expansion is capped so an
- * alias bomb fails in microseconds instead of exhausting memory.
+ * Turns manifest bytes into a plain value, safely, and only when every reader would read the same value:
+ * the publisher signs bytes, and the signature must mean one thing to the registry and to every client.
+ *
+ * JSON is parsed by JSON.parse, then scanned once more (a scanner that only ever sees valid JSON) for what
+ * JSON.parse settles silently and other readers settle otherwise: a key repeated at any depth (JSON.parse
+ * keeps the last value, many readers the first) and a number that does not survive the trip into a 64-bit
+ * float (`12345678901234567890`, `0.1000000000000000000001`).
+ *
+ * YAML is parsed by the `yaml` library with its core schema only: any explicit tag (`!!js/function`,
+ * `!!binary`, `!custom`) is refused rather than resolved, duplicate keys are errors, several documents are an
+ * error, and alias expansion is capped so an alias bomb fails in microseconds instead of exhausting memory.
+ * The document is read a second time as YAML 1.1 (what PyYAML, Go's yaml.v2 and Ruby read) and refused where
+ * the two differ (`yes`, `010`, `1:20`, a `<<` merge): the publisher quotes the value. Directives
+ * (`%YAML 1.1`, `%TAG`), keys that are not strings and merge keys are refused outright.
+ *
+ * A UTF-8 byte order mark is refused, not stripped: a JSON manifest is published byte for byte, signed.
  */
 import YAML from 'yaml';
 import { type Problem, problem, SubmissionError } from '../errors.ts';
@@ -23,22 +35,181 @@ function lineAndColumn(text: string, offset: number): string {
   return `line ${line}, column ${column}`;
 }
 
-function parseJson(text: string): unknown {
+function parseJson(text: string): ParsedDocument {
+  let value: unknown;
   try {
-    return JSON.parse(text);
+    value = JSON.parse(text);
   } catch (error) {
     const message = (error as Error).message;
     const position = /position (\d+)/.exec(message);
     const where = position ? ` at ${lineAndColumn(text, Number(position[1]))}` : '';
     fail([problem('MANIFEST_PARSE_ERROR', '', `the manifest is not valid JSON${where}: ${message}`)]);
   }
+  return { value, problems: scanJson(text) };
+}
+
+const escapePointer = (segment: string): string => segment.replace(/~/g, '~0').replace(/\//g, '~1');
+
+type Frame =
+  | { readonly kind: 'object'; readonly keys: Set<string>; key: string; expectKey: boolean }
+  | { readonly kind: 'array'; index: number };
+
+const NUMBER_TOKEN = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+
+/**
+ * Duplicate keys and numbers that do not round-trip, in text JSON.parse has already accepted (so the scan
+ * need not judge syntax). Iterative: nesting depth costs no stack.
+ */
+function scanJson(text: string): Problem[] {
+  const problems: Problem[] = [];
+  const stack: Frame[] = [];
+  const pointer = (): string =>
+    stack.map((f) => `/${f.kind === 'object' ? escapePointer(f.key) : String(f.index)}`).join('');
+  let i = 0;
+  while (i < text.length) {
+    const c = text[i] as string;
+    const top = stack.at(-1);
+    if (c === '{') {
+      stack.push({ kind: 'object', keys: new Set(), key: '', expectKey: true });
+      i += 1;
+    } else if (c === '[') {
+      stack.push({ kind: 'array', index: 0 });
+      i += 1;
+    } else if (c === '}' || c === ']') {
+      stack.pop();
+      i += 1;
+    } else if (c === ',') {
+      if (top?.kind === 'array') top.index += 1;
+      else if (top?.kind === 'object') top.expectKey = true;
+      i += 1;
+    } else if (c === ':') {
+      if (top?.kind === 'object') top.expectKey = false;
+      i += 1;
+    } else if (c === '"') {
+      let end = i + 1;
+      while (text[end] !== '"') end += text[end] === '\\' ? 2 : 1;
+      if (top?.kind === 'object' && top.expectKey) {
+        const key = JSON.parse(text.slice(i, end + 1)) as string;
+        top.key = key;
+        if (top.keys.has(key)) {
+          problems.push(
+            problem('MANIFEST_DUPLICATE_KEY', pointer(), `the key ${JSON.stringify(key)} appears twice`, {
+              expected: 'each key once per object (readers disagree on which value a repeated key has)',
+            }),
+          );
+        }
+        top.keys.add(key);
+      }
+      i = end + 1;
+    } else if (c === '-' || (c >= '0' && c <= '9')) {
+      NUMBER_TOKEN.lastIndex = i;
+      const token = (NUMBER_TOKEN.exec(text) as RegExpExecArray)[0];
+      const why = numberProblem(token);
+      if (why) problems.push(numberIssue(pointer(), token, why));
+      i += token.length;
+    } else {
+      i += 1; // whitespace, and the letters of true, false and null
+    }
+  }
+  return problems;
+}
+
+/** A decimal numeral's value as digits and exponent, without leading or trailing zeros: equal iff equal. */
+function decimalValue(numeral: string): string | undefined {
+  const m = /^(-?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/.exec(numeral);
+  if (!m) return undefined;
+  const fraction = m[3] ?? '';
+  const digits = `${m[2]}${fraction}`.replace(/^0+/, '');
+  if (digits === '') return '0';
+  const trimmed = digits.replace(/0+$/, '');
+  const exponent = Number(m[4] ?? 0) - fraction.length + (digits.length - trimmed.length);
+  return `${m[1]}${trimmed}e${exponent}`;
+}
+
+/**
+ * Why a numeral is read differently by different readers, or undefined: beyond a double's range, an integer
+ * past 2^53 (rounded by some readers, exact or refused by others), or more digits than a double holds.
+ */
+function numberProblem(numeral: string): string | undefined {
+  const value = Number(numeral);
+  if (!Number.isFinite(value)) return 'beyond the range of a 64-bit float';
+  if (Number.isInteger(value) && !Number.isSafeInteger(value))
+    return `an integer beyond ±${Number.MAX_SAFE_INTEGER}`;
+  const exact = decimalValue(numeral);
+  if (exact !== undefined && exact !== decimalValue(String(value)))
+    return `more precision than a 64-bit float holds (read as ${String(value)})`;
+  return undefined;
+}
+
+function numberIssue(path: string, numeral: string, why: string): Problem {
+  return problem('MANIFEST_NUMBER_UNSAFE', path, `the number ${numeral} is ${why}`, {
+    expected: `an integer within ±${Number.MAX_SAFE_INTEGER}, or a decimal a 64-bit float holds exactly as written`,
+    found: numeral.length > 40 ? `${numeral.slice(0, 37)}...` : numeral,
+  });
 }
 
 function firstLine(message: string): string {
   return message.split('\n')[0] ?? message;
 }
 
-function parseYaml(text: string): unknown {
+/** The result of parsing: the value, and what makes readers disagree on it (reported with validation). */
+export interface ParsedDocument {
+  readonly value: unknown;
+  readonly problems: readonly Problem[];
+}
+
+/** The first place two readings differ, as a JSON pointer, with both values, or undefined when they agree. */
+function firstDifference(
+  a: unknown,
+  b: unknown,
+  path = '',
+): { path: string; a: unknown; b: unknown } | undefined {
+  // A YAML 1.1 timestamp and the same instant as text mean one thing; anything else must be equal.
+  if (b instanceof Date)
+    return typeof a === 'string' && Date.parse(a) === b.getTime() ? undefined : { path, a, b };
+  if (typeof a !== 'object' || a === null || typeof b !== 'object' || b === null)
+    return Object.is(a, b) || a === b ? undefined : { path, a, b };
+  if (Array.isArray(a) !== Array.isArray(b)) return { path, a, b };
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  for (const key of keys) {
+    if (!Object.hasOwn(a, key) || !Object.hasOwn(b, key))
+      return {
+        path: `${path}/${escapePointer(key)}`,
+        a: (a as Record<string, unknown>)[key],
+        b: (b as Record<string, unknown>)[key],
+      };
+    const found = firstDifference(
+      (a as Record<string, unknown>)[key],
+      (b as Record<string, unknown>)[key],
+      `${path}/${escapePointer(key)}`,
+    );
+    if (found) return found;
+  }
+  return undefined;
+}
+
+/** The JSON pointer of a node, from the ancestors `YAML.visit` gives. */
+function pointerOf(ancestors: readonly unknown[], node: unknown): string {
+  const chain = [...ancestors, node];
+  let pointer = '';
+  for (let i = 0; i < chain.length - 1; i++) {
+    const parent = chain[i];
+    const child = chain[i + 1];
+    if (YAML.isPair(parent) && parent.value === child && YAML.isScalar(parent.key))
+      pointer += `/${escapePointer(String(parent.key.value))}`;
+    else if (YAML.isSeq(parent)) pointer += `/${parent.items.indexOf(child as never)}`;
+  }
+  return pointer;
+}
+
+const shown = (value: unknown): string =>
+  value === undefined
+    ? 'no such key (it reads another key there)'
+    : value instanceof Date
+      ? `a timestamp ${value.toISOString()}`
+      : JSON.stringify(value);
+
+function parseYaml(text: string): ParsedDocument {
   const doc = YAML.parseDocument(text, {
     schema: 'core',
     uniqueKeys: true,
@@ -47,6 +218,15 @@ function parseYaml(text: string): unknown {
     prettyErrors: true,
   });
   const problems: Problem[] = [];
+  const ambiguous = (path: string, message: string): void => {
+    problems.push(
+      problem('MANIFEST_YAML_AMBIGUOUS', path, message, {
+        expected: 'plain YAML every reader reads alike: quote strings such as "yes", "010" or "1:20"',
+      }),
+    );
+  };
+  if (doc.directives?.yaml.explicit || /^%/m.test(text.split(/^---/m)[0] ?? ''))
+    ambiguous('', 'YAML directives (%YAML, %TAG) are not allowed: readers differ in honouring them');
   for (const error of doc.errors) {
     if (error.code === 'DUPLICATE_KEY') {
       problems.push(
@@ -70,18 +250,48 @@ function parseYaml(text: string): unknown {
       );
     }
   }
-  YAML.visit(doc, (_key, node) => {
-    if ((YAML.isScalar(node) || YAML.isMap(node) || YAML.isSeq(node)) && node.tag) {
-      problems.push(
-        problem('MANIFEST_YAML_UNSAFE', '', `YAML tags are not allowed (found ${node.tag})`, {
-          expected: 'plain YAML: mappings, lists, strings, numbers, booleans, null',
-        }),
-      );
-    }
+  const numbers: Problem[] = [];
+  YAML.visit(doc, {
+    Node(_key, node, path) {
+      if ((YAML.isScalar(node) || YAML.isMap(node) || YAML.isSeq(node)) && node.tag) {
+        problems.push(
+          problem('MANIFEST_YAML_UNSAFE', '', `YAML tags are not allowed (found ${node.tag})`, {
+            expected: 'plain YAML: mappings, lists, strings, numbers, booleans, null',
+          }),
+        );
+      }
+      // Beyond range and past 2^53 are judged on the value (validate.ts); precision only on the text.
+      const number = YAML.isScalar(node) && typeof node.value === 'number' ? node.value : undefined;
+      if (
+        number !== undefined &&
+        Number.isFinite(number) &&
+        (!Number.isInteger(number) || Number.isSafeInteger(number))
+      ) {
+        const source = (node as YAML.Scalar).source ?? '';
+        const why = /^[-+]?\d/.test(source) ? numberProblem(source.replace(/^\+/, '')) : undefined;
+        if (why) numbers.push(numberIssue(pointerOf(path, node), source, why));
+      }
+    },
+    Pair(_key, pair) {
+      const key = pair.key;
+      if (!YAML.isScalar(key) || typeof key.value !== 'string') {
+        const what = YAML.isScalar(key) ? `${typeof key.value} ${JSON.stringify(key.value)}` : 'a collection';
+        ambiguous(
+          '',
+          `a key must be a string (found ${what}); readers turn other keys into text differently`,
+        );
+      } else if (key.value === '<<') {
+        ambiguous(
+          '',
+          'merge keys (<<) are not allowed: YAML 1.1 readers merge them, YAML 1.2 readers do not',
+        );
+      }
+    },
   });
   if (problems.length > 0) fail(problems);
+  let value: unknown;
   try {
-    return doc.toJS({ maxAliasCount: MAX_YAML_ALIASES });
+    value = doc.toJS({ maxAliasCount: MAX_YAML_ALIASES });
   } catch (error) {
     if (error instanceof ReferenceError) {
       fail([
@@ -97,13 +307,45 @@ function parseYaml(text: string): unknown {
       problem('MANIFEST_PARSE_ERROR', '', `the manifest is not valid YAML: ${(error as Error).message}`),
     ]);
   }
+  // The same bytes as YAML 1.1 readers take them (booleans yes/no/on/off, octal 010, sexagesimal 1:20,
+  // timestamps, merges); an error there is a difference too.
+  let legacy: unknown;
+  try {
+    legacy = YAML.parse(text, {
+      version: '1.1',
+      merge: true,
+      uniqueKeys: false,
+      maxAliasCount: MAX_YAML_ALIASES,
+    });
+  } catch (error) {
+    ambiguous('', `YAML 1.1 readers cannot read this document: ${firstLine((error as Error).message)}`);
+    fail(problems);
+  }
+  const difference = firstDifference(value, legacy);
+  if (difference)
+    ambiguous(
+      difference.path,
+      `YAML 1.2 reads ${shown(difference.a)} here, YAML 1.1 reads ${shown(difference.b)}`,
+    );
+  return { value, problems: [...numbers, ...problems] };
 }
 
 /**
  * Parses a manifest file by its name: `.json` as JSON, `.yaml`/`.yml` as YAML.
- * @throws SubmissionError (INVALID_MANIFEST)
+ * @throws SubmissionError (INVALID_MANIFEST), for anything `readManifestDocument` finds.
  */
 export function parseManifestDocument(bytes: Uint8Array, fileName: string): unknown {
+  const { value, problems } = readManifestDocument(bytes, fileName);
+  if (problems.length > 0) fail(problems);
+  return value;
+}
+
+/**
+ * Parses a manifest file by its name, returning the value with what makes readers disagree on it
+ * (repeated keys, numbers, YAML 1.1 differences), so they are reported with the validation problems.
+ * @throws SubmissionError (INVALID_MANIFEST) when there is no value to validate.
+ */
+export function readManifestDocument(bytes: Uint8Array, fileName: string): ParsedDocument {
   if (bytes.byteLength > MAX_MANIFEST_BYTES) {
     fail([
       problem('MANIFEST_TOO_LARGE', '', 'the manifest is too large', {
@@ -112,15 +354,23 @@ export function parseManifestDocument(bytes: Uint8Array, fileName: string): unkn
       }),
     ]);
   }
+  // The decoder would drop a byte order mark silently; it is refused instead (below).
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
   } catch {
     fail([problem('MANIFEST_NOT_UTF8', '', 'the manifest is not valid UTF-8 text')]);
   }
-  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  if (text.charCodeAt(0) === 0xfeff) {
+    fail([
+      problem('MANIFEST_BYTE_ORDER_MARK', '', 'the manifest starts with a byte order mark', {
+        expected: 'UTF-8 without a byte order mark (it would be published inside the signed manifest)',
+      }),
+    ]);
+  }
   const isYaml = /\.ya?ml$/i.test(fileName);
-  const value = isYaml ? parseYaml(text) : parseJson(text);
+  const parsed = isYaml ? parseYaml(text) : parseJson(text);
+  const value = parsed.value;
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     const found = value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value;
     fail([
@@ -130,5 +380,5 @@ export function parseManifestDocument(bytes: Uint8Array, fileName: string): unkn
       }),
     ]);
   }
-  return value;
+  return parsed;
 }

@@ -52,10 +52,13 @@ describe('when parsing YAML', () => {
     expect(parseManifestDocument(encode(yaml), 'manifest.yml')).toEqual(validManifest());
   });
 
-  it('keeps YAML 1.1 words as strings under the core schema', () => {
-    expect(parseManifestDocument(encode(`${yaml}legacy: yes\ncountry: NO\n`), 'manifest.yaml')).toMatchObject(
-      { legacy: 'yes', country: 'NO' },
-    );
+  it('refuses YAML 1.1 words a 1.1 reader takes for booleans, and keeps them when quoted', () => {
+    expect(codesOf(encode(`${yaml}legacy: yes\ncountry: NO\n`), 'manifest.yaml')).toEqual([
+      'MANIFEST_YAML_AMBIGUOUS',
+    ]);
+    expect(
+      parseManifestDocument(encode(`${yaml}legacy: "yes"\ncountry: 'NO'\n`), 'manifest.yaml'),
+    ).toMatchObject({ legacy: 'yes', country: 'NO' });
   });
 
   it.each([
