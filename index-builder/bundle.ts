@@ -8,9 +8,10 @@
  */
 import { Buffer, constants as bufferConstants } from 'node:buffer';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { extract, pack } from 'tar-stream';
+import { pack } from 'tar-stream';
 import { type Problem, problem, SubmissionError } from './errors.ts';
 import type { Manifest } from './model.ts';
+import { readTar, type TarEntry, TarFormatError } from './tar.ts';
 
 export interface BundleLimits {
   /** Largest accepted upload (compressed). */
@@ -149,14 +150,6 @@ function inflate(bytes: Uint8Array, limits: BundleLimits): Buffer {
   }
 }
 
-/** One entry's body; a single chunk stays a view into the inflated tar, so big artifacts are not copied. */
-async function readBody(entry: AsyncIterable<unknown>): Promise<Uint8Array> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of entry) chunks.push(chunk as Buffer);
-  const whole = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
-  return new Uint8Array(whole.buffer, whole.byteOffset, whole.byteLength);
-}
-
 /**
  * The problem with an upload of `size` bytes (compressed), if it is over the limit: the pipeline asks before
  * it reads an upload, so an oversized one is refused without ever being held in memory.
@@ -201,107 +194,103 @@ export async function readBundle(
   /** Folded names of folders, explicit or implied by a file's path. */
   const folders = new Set<string>();
   let entries = 0;
-  const extractor = extract();
-  // The whole tar in one write: tar-stream then hands out bodies as views of it, and end() lets it report a
-  // truncated archive ("Unexpected end of data") instead of waiting for more.
-  extractor.end(tar);
+  let listed: TarEntry[] = [];
   try {
-    for await (const entry of extractor) {
-      const header = entry.header;
-      entries += 1;
-      if (entries > limits.maxEntries) {
-        problems.push(
-          problem('BUNDLE_TOO_MANY_ENTRIES', 'bundle:', 'the bundle has too many entries', {
-            expected: `at most ${limits.maxEntries}`,
-          }),
-        );
-        // Leaving the loop destroys the extractor; nothing past the cap is parsed.
-        break;
-      }
-      const isDirectory = header.type === 'directory';
-      const name = normalizeName(header.name, isDirectory);
-      // The archive's own root (`./` or `.`), as `tar -C dir .` writes it.
-      if (isDirectory && (name === '' || name === '.')) {
-        entry.resume();
-        continue;
-      }
-      const at = `bundle:${displayName(name)}`;
-      let keep = true;
-      const reason = unsafePathReason(name);
-      if (reason) {
-        problems.push(
-          problem('BUNDLE_UNSAFE_PATH', at, `unsafe entry name: ${reason}`, {
-            expected:
-              'a relative path of at most 255 printable characters without "..", "." or empty segments',
-            found: `"${displayName(header.name)}"`,
-          }),
-        );
-        keep = false;
-      }
-      if (header.type === 'symlink' || header.type === 'link') {
-        const target = displayName(header.linkname ?? '');
-        problems.push(
-          problem(
-            'BUNDLE_LINK_ENTRY',
-            at,
-            `links are not allowed (${header.type} to ${JSON.stringify(target)})`,
-          ),
-        );
-        keep = false;
-      } else if (header.type !== 'file' && header.type !== 'contiguous-file' && !isDirectory) {
-        problems.push(
-          problem(
-            'BUNDLE_SPECIAL_ENTRY',
-            at,
-            `only regular files and folders are allowed, found ${header.type ?? 'an unknown entry type'}`,
-          ),
-        );
-        keep = false;
-      }
-      if (keep && isDirectory) {
-        folders.add(foldName(name));
-        entry.resume();
-        continue;
-      }
-      if (keep) {
-        const folded = foldName(name);
-        const previous = seen.get(folded);
-        if (previous !== undefined) {
-          problems.push(
-            problem(
-              'BUNDLE_DUPLICATE_ENTRY',
-              at,
-              previous === name
-                ? 'the entry appears twice'
-                : `the entry collides with ${displayName(previous)} on case-insensitive filesystems`,
-            ),
-          );
-          keep = false;
-        } else {
-          seen.set(folded, name);
-        }
-      }
-      const size = header.size ?? 0;
-      const cap = Math.min(ROLE_LIMITS.get(name) ?? limits.maxEntryBytes, limits.maxEntryBytes);
-      if (keep && size > cap) {
-        problems.push(
-          problem('BUNDLE_ENTRY_TOO_LARGE', at, 'the file is too large', {
-            expected: `at most ${cap} bytes`,
-            found: `${size} bytes`,
-          }),
-        );
-        keep = false;
-      }
-      if (!keep) {
-        entry.resume();
-        continue;
-      }
-      files.set(name, await readBody(entry));
+    const read = readTar(tar, limits.maxEntries);
+    listed = read.entries;
+    if (read.truncated) {
+      problems.push(
+        problem('BUNDLE_TOO_MANY_ENTRIES', 'bundle:', 'the bundle has too many entries', {
+          expected: `at most ${limits.maxEntries}`,
+        }),
+      );
     }
   } catch (error) {
+    if (!(error instanceof TarFormatError)) throw error;
     problems.push(
-      problem('BUNDLE_CORRUPT', 'bundle:', `the tar archive is damaged: ${(error as Error).message}`),
+      error.kind === 'ambiguous'
+        ? problem(
+            'BUNDLE_AMBIGUOUS_ARCHIVE',
+            'bundle:',
+            `tar readers would read this archive differently: ${error.message}`,
+            {
+              expected: 'a plain tar archive, as `tar czf` or `plugindex pack` writes it',
+            },
+          )
+        : problem('BUNDLE_CORRUPT', 'bundle:', `the tar archive is damaged: ${error.message}`),
     );
+  }
+  for (const entry of listed) {
+    entries += 1;
+    const isDirectory = entry.type === 'directory';
+    const name = normalizeName(entry.name, isDirectory);
+    // The archive's own root (`./` or `.`), as `tar -C dir .` writes it.
+    if (isDirectory && (name === '' || name === '.')) continue;
+    const at = `bundle:${displayName(name)}`;
+    let keep = true;
+    const reason = unsafePathReason(name);
+    if (reason) {
+      problems.push(
+        problem('BUNDLE_UNSAFE_PATH', at, `unsafe entry name: ${reason}`, {
+          expected: 'a relative path of at most 255 printable characters without "..", "." or empty segments',
+          found: `"${displayName(entry.name)}"`,
+        }),
+      );
+      keep = false;
+    }
+    if (entry.type === 'symlink' || entry.type === 'link') {
+      const target = displayName(entry.linkname);
+      problems.push(
+        problem(
+          'BUNDLE_LINK_ENTRY',
+          at,
+          `links are not allowed (${entry.type} to ${JSON.stringify(target)})`,
+        ),
+      );
+      keep = false;
+    } else if (entry.type !== 'file' && !isDirectory) {
+      problems.push(
+        problem(
+          'BUNDLE_SPECIAL_ENTRY',
+          at,
+          `only regular files and folders are allowed, found ${entry.type === 'unknown' ? `an entry of type ${JSON.stringify(entry.typeflag)}` : entry.type}`,
+        ),
+      );
+      keep = false;
+    }
+    if (keep && isDirectory) {
+      folders.add(foldName(name));
+      continue;
+    }
+    if (keep) {
+      const folded = foldName(name);
+      const previous = seen.get(folded);
+      if (previous !== undefined) {
+        problems.push(
+          problem(
+            'BUNDLE_DUPLICATE_ENTRY',
+            at,
+            previous === name
+              ? 'the entry appears twice'
+              : `the entry collides with ${displayName(previous)} on case-insensitive filesystems`,
+          ),
+        );
+        keep = false;
+      } else {
+        seen.set(folded, name);
+      }
+    }
+    const cap = Math.min(ROLE_LIMITS.get(name) ?? limits.maxEntryBytes, limits.maxEntryBytes);
+    if (keep && entry.size > cap) {
+      problems.push(
+        problem('BUNDLE_ENTRY_TOO_LARGE', at, 'the file is too large', {
+          expected: `at most ${cap} bytes`,
+          found: `${entry.size} bytes`,
+        }),
+      );
+      keep = false;
+    }
+    if (keep) files.set(name, entry.body);
   }
 
   // A path that is a file and also a folder (`a` and `a/b`) cannot be extracted anywhere.
@@ -323,7 +312,10 @@ export async function readBundle(
   }
 
   const stoppedEarly = problems.some(
-    (p) => p.code === 'BUNDLE_CORRUPT' || p.code === 'BUNDLE_TOO_MANY_ENTRIES',
+    (p) =>
+      p.code === 'BUNDLE_CORRUPT' ||
+      p.code === 'BUNDLE_TOO_MANY_ENTRIES' ||
+      p.code === 'BUNDLE_AMBIGUOUS_ARCHIVE',
   );
   if (entries === 0 && !stoppedEarly) {
     problems.push(problem('BUNDLE_CORRUPT', 'bundle:', 'the archive holds no entries'));

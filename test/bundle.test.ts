@@ -146,7 +146,6 @@ describe('when an entry name is unsafe', () => {
     ['a drive-relative path', 'c:x'],
     ['an empty segment', 'a//b'],
     ['a "." segment', 'a/./b'],
-    ['a trailing slash on a file', 'a/'],
     ['a newline', 'a\nb'],
     ['a DEL character', 'a\u007fb'],
     ['a bidi override', 'tool\u202Eexe.sh'],
@@ -156,6 +155,12 @@ describe('when an entry name is unsafe', () => {
     await expect(readBundle(await tarOf([manifestEntry, { name, body: 'x' }]))).rejects.toMatchObject({
       problems: [expect.objectContaining({ code: 'BUNDLE_UNSAFE_PATH' })],
     });
+  });
+
+  it('rejects a file whose name ends in a slash, which readers take for a file or a folder', async () => {
+    expect(await problemCodes(await tarOf([manifestEntry, { name: 'a/', body: 'x' }]))).toEqual([
+      'BUNDLE_AMBIGUOUS_ARCHIVE',
+    ]);
   });
 
   it('rejects a NUL smuggled in through a pax header', async () => {
