@@ -136,6 +136,9 @@ export function versionKeys(name: string, version: string, files: readonly strin
   return [manifest, `${manifest}.asc`, ...files.map((file) => artifactKey(name, version, file))];
 }
 
+/** The files of a version folder that are the registry's, not artifacts (`manifest` is its route). */
+const VERSION_FILES = new Set(['manifest', 'manifest.json', 'manifest.json.asc']);
+
 /**
  * True for a hosted artifact's key (`plugins/<name>/<version>/<path>` other than the manifest and its
  * signature): served as a download, never as content a browser renders. The CloudFront Function
@@ -144,6 +147,5 @@ export function versionKeys(name: string, version: string, files: readonly strin
 export function isHostedArtifactKey(key: string): boolean {
   const parts = key.split('/');
   if (parts.length < 4 || parts[0] !== 'plugins') return false;
-  if (parts.length === 4 && (parts[3] === 'manifest.json' || parts[3] === 'manifest.json.asc')) return false;
-  return true;
+  return !(parts.length === 4 && VERSION_FILES.has(parts[3] as string));
 }

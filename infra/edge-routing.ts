@@ -1,17 +1,30 @@
 /**
- * The CloudFront Function (viewer request) that maps the spec's endpoints onto the static files, exactly
- * as the local server does (cli/local/server.ts):
- *   /                                   -> /index.html
- *   /plugins                            -> /index.json, or /index.html when Accept prefers HTML
- *   /plugins/{name}                     -> /plugins/{name}/index.json, or index.html by Accept
- *   /plugins/{name}/{version}/manifest  -> /plugins/{name}/{version}/manifest.json
- *   /search                             -> /search.json
- *   /favicon.ico                        -> /favicon.svg (what browsers ask for on their own)
- *   a path ending in /                  -> that folder's index.html
- * The rewrite happens before the cache lookup, so JSON and HTML are cached under different keys.
- * Written for the cloudfront-js-2.0 runtime; tests run this same source in Node.
+ * The CloudFront Functions that serve the tree exactly as the local server does (cli/local/server.ts), by
+ * the one serving policy (index-builder/serving.ts), whose constants they embed:
+ *
+ * - viewer request (`EDGE_ROUTING_SOURCE`): the spec's endpoints onto the static files, as `matchRoute`:
+ *     /                                   -> /index.html
+ *     /plugins                            -> /index.json, or /index.html when Accept prefers HTML
+ *     /plugins/{name}                     -> /plugins/{name}/index.json, or index.html by Accept
+ *     /plugins/{name}/                    -> /plugins/{name}/index.html
+ *     /plugins/{name}/{version}/manifest  -> its manifest.json (the folder drops build metadata)
+ *     /search                             -> /search.json
+ *     /favicon.ico                        -> /favicon.svg
+ *   and any other path ending in `/` is answered 404 here: no folder of artifacts has an index page.
+ *   The rewrite happens before the cache lookup, so JSON and HTML are cached under different keys.
+ * - viewer response (`EDGE_HEADERS_SOURCE`): the security headers of `securityHeaders`: a hosted artifact
+ *   is a download (octet-stream, attachment, sandbox) whatever its stored type, a page gets the hashed CSP,
+ *   everything else `default-src 'none'`. It runs on cached responses too, so objects stored before a
+ *   rule changed are served by the rule of today.
+ *
+ * Written for the cloudfront-js-2.0 runtime; tests run these same sources in Node beside the TypeScript
+ * policy, over the same paths and types.
  */
+import { ARTIFACT_CSP, COMMON_HEADERS, DATA_CSP, PAGE_CSP } from '../index-builder/serving.ts';
+
 export const EDGE_ROUTING_SOURCE = `
+var DATA_CSP = ${JSON.stringify(DATA_CSP)};
+var COMMON = ${JSON.stringify(COMMON_HEADERS)};
 function quality(accept, type) {
   var best = 0;
   var major = type.split('/')[0];
@@ -30,21 +43,58 @@ function quality(accept, type) {
   }
   return best;
 }
+function notFound() {
+  var headers = { 'content-type': { value: 'application/json' }, 'cache-control': { value: 'no-store' },
+    'content-security-policy': { value: DATA_CSP }, 'access-control-allow-origin': { value: '*' } };
+  for (var name in COMMON) headers[name] = { value: COMMON[name] };
+  return { statusCode: 404, statusDescription: 'Not Found', headers: headers,
+    body: { encoding: 'text', data: '{"error":"not_found"}' } };
+}
 function handler(event) {
   var request = event.request;
   var uri = request.uri;
   var accept = request.headers.accept ? request.headers.accept.value : '';
   var html = accept !== '' && quality(accept, 'text/html') > quality(accept, 'application/json');
   var name = '[a-z0-9]+(?:-[a-z0-9]+)*';
-  var plugin = new RegExp('^/plugins/(' + name + ')$').exec(uri);
+  var plugin = new RegExp('^/plugins/(' + name + ')(/?)$').exec(uri);
   var manifest = new RegExp('^/plugins/(' + name + ')/([^/]+)/manifest$').exec(uri);
   if (uri === '/') request.uri = '/index.html';
   else if (uri === '/plugins' || uri === '/plugins/') request.uri = html ? '/index.html' : '/index.json';
   else if (uri === '/search') request.uri = '/search.json';
   else if (uri === '/favicon.ico') request.uri = '/favicon.svg';
-  else if (plugin) request.uri = '/plugins/' + plugin[1] + (html ? '/index.html' : '/index.json');
-  else if (manifest) request.uri = '/plugins/' + manifest[1] + '/' + manifest[2] + '/manifest.json';
-  else if (uri.charAt(uri.length - 1) === '/') request.uri = uri + 'index.html';
+  else if (plugin) request.uri = '/plugins/' + plugin[1] + (plugin[2] || html ? '/index.html' : '/index.json');
+  else if (manifest) request.uri = '/plugins/' + manifest[1] + '/' + manifest[2].split('+')[0] + '/manifest.json';
+  else if (uri.charAt(uri.length - 1) === '/') return notFound();
   return request;
+}
+`;
+
+export const EDGE_HEADERS_SOURCE = `
+var PAGE_CSP = ${JSON.stringify(PAGE_CSP)};
+var DATA_CSP = ${JSON.stringify(DATA_CSP)};
+var ARTIFACT_CSP = ${JSON.stringify(ARTIFACT_CSP)};
+var COMMON = ${JSON.stringify(COMMON_HEADERS)};
+var VERSION_FILES = { 'manifest': true, 'manifest.json': true, 'manifest.json.asc': true };
+function isArtifact(uri) {
+  var parts = uri.slice(1).split('/');
+  if (parts.length < 4 || parts[0] !== 'plugins') return false;
+  return !(parts.length === 4 && VERSION_FILES[parts[3]] === true);
+}
+function handler(event) {
+  var response = event.response;
+  var headers = response.headers;
+  var uri = event.request.uri;
+  for (var name in COMMON) headers[name] = { value: COMMON[name] };
+  if (isArtifact(uri)) {
+    var file = uri.slice(uri.lastIndexOf('/') + 1);
+    var named = /^[A-Za-z0-9._-]+$/.test(file) ? '; filename="' + file + '"' : '';
+    headers['content-type'] = { value: 'application/octet-stream' };
+    headers['content-disposition'] = { value: 'attachment' + named };
+    headers['content-security-policy'] = { value: ARTIFACT_CSP };
+    return response;
+  }
+  var type = headers['content-type'] ? headers['content-type'].value.toLowerCase() : '';
+  headers['content-security-policy'] = { value: type.indexOf('text/html') === 0 ? PAGE_CSP : DATA_CSP };
+  return response;
 }
 `;

@@ -1,14 +1,10 @@
 /**
  * The local HTTP server: the published tree, read through the Store (never the filesystem directly, so no
- * path outside the registry can be served), with the spec's endpoints mapped onto the static files:
- *   /                                    -> index.html (any path ending in `/` -> that folder's index.html)
- *   /plugins                             -> index.json, or index.html when Accept prefers HTML
- *   /plugins/{name}                      -> plugins/{name}/index.json, or index.html when Accept prefers HTML
- *   /plugins/{name}/{version}/manifest   -> plugins/{name}/{version}/manifest.json
- *   /search?q=...                        -> search.json (clients filter it themselves)
- *   /favicon.ico                         -> favicon.svg (what browsers ask for on their own)
- * Every other path is the key of the same name. GET and HEAD only. Responses carry the stored Content-Type
- * and Cache-Control, Content-Length and the ETag, and answer If-None-Match with 304.
+ * path outside the registry can be served, and the filesystem store follows no link out of it), with the
+ * spec's endpoints mapped onto the static files and every security header set by the one serving policy
+ * the CloudFront Functions share (index-builder/serving.ts: routes, page CSP by hash, artifacts as
+ * downloads, `default-src 'none'` for data). GET and HEAD only. Responses carry the stored Cache-Control,
+ * Content-Length and the ETag, and answer If-None-Match with 304.
  *
  * @example
  * const server = createRegistryServer({ site: new FsStore('registry/public'), log: console.log });
@@ -18,7 +14,16 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pipeline } from 'node:stream/promises';
 import { StoreError } from '../../index-builder/errors.ts';
+import {
+  COMMON_HEADERS,
+  DATA_CSP,
+  matchRoute,
+  type Route,
+  securityHeaders,
+} from '../../index-builder/serving.ts';
 import { isSafeKey, type ObjectInfo, type Store, type StoredStream } from '../../index-builder/store.ts';
+
+export type { Route } from '../../index-builder/serving.ts';
 
 export interface RegistryServerOptions {
   /** The published tree. */
@@ -33,17 +38,7 @@ export interface ListeningRegistryServer {
   close(): Promise<void>;
 }
 
-/** A route: the store key a request path names, and whether the key depended on the Accept header. */
-export interface Route {
-  readonly key: string;
-  readonly negotiated: boolean;
-}
-
 const ALLOW = 'GET, HEAD';
-
-/** Pages are ours, but they show publisher text: nothing may load from elsewhere, frame or re-base them. */
-const HTML_CSP =
-  "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
 /** Control characters (NUL included) and backslashes have no place in a key; some filesystems read `\` as `/`. */
 function hasUnsafeCharacter(text: string): boolean {
@@ -53,11 +48,6 @@ function hasUnsafeCharacter(text: string): boolean {
   }
   return false;
 }
-
-/** A plugin name, as the manifest schema (index-builder/manifest/schema.ts) allows it. */
-const NAME = '[a-z0-9]+(?:-[a-z0-9]+)*';
-const PLUGIN_ROUTE = new RegExp(`^/plugins/(${NAME})$`);
-const MANIFEST_ROUTE = new RegExp(`^/plugins/(${NAME})/([^/]+)/manifest$`);
 
 interface MediaRange {
   readonly type: string;
@@ -113,22 +103,8 @@ export function prefersHtml(accept: string | undefined): boolean {
  * can match (every key returned passes isSafeKey, so the store never sees one it would refuse).
  */
 export function routeFor(pathname: string, accept: string | undefined): Route | undefined {
-  const route = matchRoute(pathname, accept);
+  const route = matchRoute(pathname, prefersHtml(accept));
   return route && isSafeKey(route.key) ? route : undefined;
-}
-
-function matchRoute(pathname: string, accept: string | undefined): Route | undefined {
-  if (!pathname.startsWith('/')) return undefined;
-  const page = prefersHtml(accept) ? 'index.html' : 'index.json';
-  if (pathname === '/plugins' || pathname === '/plugins/') return { key: page, negotiated: true };
-  if (pathname === '/search') return { key: 'search.json', negotiated: false };
-  if (pathname === '/favicon.ico') return { key: 'favicon.svg', negotiated: false };
-  const plugin = PLUGIN_ROUTE.exec(pathname);
-  if (plugin) return { key: `plugins/${plugin[1]}/${page}`, negotiated: true };
-  const manifest = MANIFEST_ROUTE.exec(pathname);
-  if (manifest) return { key: `plugins/${manifest[1]}/${manifest[2]}/manifest.json`, negotiated: false };
-  if (pathname.endsWith('/')) return { key: `${pathname.slice(1)}index.html`, negotiated: false };
-  return { key: pathname.slice(1), negotiated: false };
 }
 
 /** If-None-Match (RFC 9110 §13.1.2): `*`, or a list of entity tags compared weakly. */
@@ -165,27 +141,28 @@ function sendJson(
   const text = `${JSON.stringify(body)}\n`;
   res.writeHead(status, {
     ...options.headers,
+    ...COMMON_HEADERS,
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(text),
     'cache-control': 'no-store',
-    'x-content-type-options': 'nosniff',
+    'content-security-policy': DATA_CSP,
     'access-control-allow-origin': '*',
   });
   res.end(options.head ? undefined : text);
 }
 
 function objectHeaders(object: ObjectInfo, route: Route): http.OutgoingHttpHeaders {
+  const security = securityHeaders(route.key, object.contentType);
   const headers: http.OutgoingHttpHeaders = {
-    'content-type': object.contentType,
+    ...security,
     'cache-control': object.cacheControl,
     etag: object.etag,
     'last-modified': object.lastModified.toUTCString(),
-    'x-content-type-options': 'nosniff',
   };
   if (route.negotiated) headers.vary = 'Accept';
-  // Pages get a CSP; data (documents, signatures, artifacts) is public and readable from any origin.
-  if (object.contentType.toLowerCase().startsWith('text/html')) headers['content-security-policy'] = HTML_CSP;
-  else headers['access-control-allow-origin'] = '*';
+  // Data (documents, signatures, artifacts) is public and readable from any origin; pages are not data.
+  if (!security['content-type']?.toLowerCase().startsWith('text/html'))
+    headers['access-control-allow-origin'] = '*';
   return headers;
 }
 

@@ -4,6 +4,7 @@
  * loads `search.json` and builds the list with DOM calls and textContent, so it never needs rewriting when a
  * plugin is published and no manifest text is ever parsed as HTML.
  */
+import { createHash } from 'node:crypto';
 import type { ArtifactRecord, PluginDocument, RegistryIdentity, VersionRecord } from '../model.ts';
 
 const ESCAPES: Record<string, string> = {
@@ -275,6 +276,16 @@ const SEARCH_SCRIPT = `
   }).catch(function () { count.textContent = 'could not load search.json'; });
 })();
 `;
+
+/** A CSP source for an inline element's exact text. */
+const cspHash = (text: string): string => `sha256-${createHash('sha256').update(text).digest('base64')}`;
+
+/**
+ * The pages' one inline style sheet and one inline script, by hash: the pages' CSP (serving.ts) allows
+ * exactly these and no other inline code, so markup that slipped past escaping could still not run.
+ */
+export const PAGE_STYLE_HASHES: readonly string[] = [cspHash(STYLE)];
+export const PAGE_SCRIPT_HASHES: readonly string[] = [cspHash(SEARCH_SCRIPT)];
 
 /** `index.html`: the home page shell with client-side search over `search.json`. */
 export function renderIndexPage(registry: RegistryIdentity): string {

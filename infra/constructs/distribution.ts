@@ -25,7 +25,7 @@ import {
 import { S3BucketOrigin } from 'aws-cdk-lib/aws-cloudfront-origins';
 import type { Bucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { EDGE_ROUTING_SOURCE } from '../edge-routing.ts';
+import { EDGE_HEADERS_SOURCE, EDGE_ROUTING_SOURCE } from '../edge-routing.ts';
 
 export interface RegistryDistributionProps {
   readonly siteBucket: Bucket;
@@ -34,10 +34,6 @@ export interface RegistryDistributionProps {
   readonly domainName?: string;
   readonly certificateArn?: string;
 }
-
-/** The same policy the local server sends with pages (cli/local/server.ts). */
-const CONTENT_SECURITY_POLICY =
-  "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
 export class RegistryDistribution extends Construct {
   public readonly distribution: Distribution;
@@ -50,7 +46,18 @@ export class RegistryDistribution extends Construct {
       runtime: FunctionRuntime.JS_2_0,
       comment: 'plugindex: map /plugins endpoints to static files',
     });
-    const functionAssociations = [{ function: routing, eventType: FunctionEventType.VIEWER_REQUEST }];
+    // Content-Type, Content-Disposition and the CSP depend on what a path is (a page, data, a hosted
+    // artifact), which a response headers policy cannot tell apart: the viewer-response function sets them,
+    // as the local server does (index-builder/serving.ts).
+    const securityHeaders = new EdgeFunction(this, 'SecurityHeaders', {
+      code: FunctionCode.fromInline(EDGE_HEADERS_SOURCE),
+      runtime: FunctionRuntime.JS_2_0,
+      comment: 'plugindex: artifacts as downloads, a CSP per kind of response',
+    });
+    const functionAssociations = [
+      { function: routing, eventType: FunctionEventType.VIEWER_REQUEST },
+      { function: securityHeaders, eventType: FunctionEventType.VIEWER_RESPONSE },
+    ];
     const headers = new ResponseHeadersPolicy(this, 'Headers', {
       comment: 'plugindex security headers and CORS for public registry documents',
       securityHeadersBehavior: {
@@ -66,7 +73,6 @@ export class RegistryDistribution extends Construct {
           referrerPolicy: HeadersReferrerPolicy.STRICT_ORIGIN_WHEN_CROSS_ORIGIN,
           override: true,
         },
-        contentSecurityPolicy: { contentSecurityPolicy: CONTENT_SECURITY_POLICY, override: true },
       },
       corsBehavior: {
         accessControlAllowOrigins: ['*'],

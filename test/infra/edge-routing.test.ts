@@ -1,43 +1,121 @@
+/**
+ * The CloudFront Functions, evaluated here from the very source CloudFront runs, against the serving policy
+ * the local server applies (index-builder/serving.ts): over the same paths, Accept headers and stored types,
+ * both route to the same key and send the same security headers.
+ */
 import { describe, expect, it } from 'vitest';
-import { EDGE_ROUTING_SOURCE } from '../../infra/edge-routing.ts';
+import { routeFor } from '../../cli/local/server.ts';
+import { ARTIFACT_CSP, DATA_CSP, PAGE_CSP, securityHeaders } from '../../index-builder/serving.ts';
+import { EDGE_HEADERS_SOURCE, EDGE_ROUTING_SOURCE } from '../../infra/edge-routing.ts';
 
-type Handler = (event: { request: { uri: string; headers: Record<string, { value: string }> } }) => {
-  uri: string;
-};
-// The same source CloudFront runs, evaluated here.
-const handler = new Function(`${EDGE_ROUTING_SOURCE}; return handler;`)() as Handler;
-const route = (uri: string, accept?: string): string =>
-  handler({ request: { uri, headers: accept ? { accept: { value: accept } } : {} } }).uri;
+type Headers = Record<string, { value: string }>;
+interface EdgeResponse {
+  statusCode: number;
+  headers: Headers;
+}
+type RequestHandler = (event: {
+  request: { uri: string; headers: Headers };
+}) => { uri: string } | EdgeResponse;
+type ResponseHandler = (event: { request: { uri: string }; response: EdgeResponse }) => EdgeResponse;
+
+const requestHandler = new Function(`${EDGE_ROUTING_SOURCE}; return handler;`)() as RequestHandler;
+const responseHandler = new Function(`${EDGE_HEADERS_SOURCE}; return handler;`)() as ResponseHandler;
+
+/** The key CloudFront asks S3 for, or undefined when the function answers 404 itself. */
+function edgeKey(uri: string, accept?: string): string | undefined {
+  const result = requestHandler({ request: { uri, headers: accept ? { accept: { value: accept } } : {} } });
+  if ('statusCode' in result) {
+    expect(result.statusCode).toBe(404);
+    expect(result.headers['content-security-policy']?.value).toBe(DATA_CSP);
+    return undefined;
+  }
+  return result.uri.slice(1);
+}
+
+function edgeHeaders(uri: string, contentType: string): Record<string, string> {
+  const response = responseHandler({
+    request: { uri },
+    response: { statusCode: 200, headers: { 'content-type': { value: contentType } } },
+  });
+  return Object.fromEntries(Object.entries(response.headers).map(([k, v]) => [k, v.value]));
+}
+
 const BROWSER = 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8';
+const ACCEPTS = [undefined, BROWSER, '*/*', 'application/json', 'application/json;q=0.5, text/html'];
+const PATHS = [
+  '/',
+  '/plugins',
+  '/plugins/',
+  '/plugins/kubecost-lens',
+  '/plugins/kubecost-lens/',
+  '/plugins/kubecost-lens/1.2.0/manifest',
+  '/plugins/kubecost-lens/1.2.0+build.7/manifest',
+  '/plugins/kubecost-lens/1.2.0/manifest.json',
+  '/plugins/kubecost-lens/1.2.0/manifest.json.asc',
+  '/plugins/kubecost-lens/1.2.0/',
+  '/plugins/kubecost-lens/1.2.0/bin/',
+  '/plugins/kubecost-lens/1.2.0/page.html',
+  '/plugins/kubecost-lens/1.2.0/bin/image.svg',
+  '/plugins/Bad_Name',
+  '/search',
+  '/favicon.ico',
+  '/index.json',
+  '/snapshot.json.asc',
+  '/snapshot/bins/0a.json',
+  '/keys/registry.asc',
+  '/keys/',
+];
 
-describe('when CloudFront maps the spec endpoints', () => {
-  it('serves JSON to clients and HTML to browsers, like the local server', () => {
-    expect(route('/plugins')).toBe('/index.json');
-    expect(route('/plugins', BROWSER)).toBe('/index.html');
-    expect(route('/plugins/kubecost-lens')).toBe('/plugins/kubecost-lens/index.json');
-    expect(route('/plugins/kubecost-lens', '*/*')).toBe('/plugins/kubecost-lens/index.json');
-    expect(route('/plugins/kubecost-lens', BROWSER)).toBe('/plugins/kubecost-lens/index.html');
-    expect(route('/plugins/kubecost-lens', 'application/json;q=0.5, text/html')).toBe(
-      '/plugins/kubecost-lens/index.html',
-    );
+describe('when CloudFront routes a request', () => {
+  it.each(PATHS)('routes %s as the local server does, for every Accept header', (uri) => {
+    for (const accept of ACCEPTS)
+      expect(edgeKey(uri, accept), `${uri} ${accept}`).toBe(routeFor(uri, accept)?.key);
   });
 
-  it('maps manifests, search, the home page and folder indexes', () => {
-    expect(route('/plugins/kubecost-lens/1.2.0/manifest')).toBe('/plugins/kubecost-lens/1.2.0/manifest.json');
-    expect(route('/search')).toBe('/search.json');
-    expect(route('/favicon.ico')).toBe('/favicon.svg');
-    expect(route('/')).toBe('/index.html');
-    expect(route('/plugins/kubecost-lens/')).toBe('/plugins/kubecost-lens/index.html');
+  it('serves JSON to clients and HTML to browsers', () => {
+    expect(edgeKey('/plugins/kubecost-lens')).toBe('plugins/kubecost-lens/index.json');
+    expect(edgeKey('/plugins/kubecost-lens', BROWSER)).toBe('plugins/kubecost-lens/index.html');
   });
 
-  it('leaves every other path alone', () => {
-    for (const uri of [
-      '/index.json',
-      '/snapshot.json.asc',
-      '/plugins/x/1.0.0/artifacts/linux-amd64/x',
-      '/plugins/Bad_Name',
-    ]) {
-      expect(route(uri)).toBe(uri);
+  it('answers no folder of artifacts with an index page', () => {
+    expect(edgeKey('/plugins/kubecost-lens/1.2.0/')).toBeUndefined();
+    expect(routeFor('/plugins/kubecost-lens/1.2.0/', BROWSER)).toBeUndefined();
+  });
+});
+
+describe('when CloudFront answers', () => {
+  const TYPES = [
+    'text/html; charset=utf-8',
+    'application/json',
+    'image/svg+xml',
+    'application/pgp-signature',
+  ];
+
+  it.each(PATHS)('sends the headers of the serving policy for %s', (uri) => {
+    const key = routeFor(uri, BROWSER)?.key ?? uri.slice(1);
+    for (const type of TYPES) {
+      // The viewer-response event may carry the path as asked or as rewritten: both give the same headers.
+      expect(edgeHeaders(`/${key}`, type), `${key} ${type}`).toMatchObject(securityHeaders(key, type));
+      expect(edgeHeaders(uri, type), `${uri} ${type}`).toMatchObject(securityHeaders(key, type));
     }
+  });
+
+  it('serves a hosted artifact as a download whatever it is called or was stored as', () => {
+    for (const uri of ['/plugins/x/1.0.0/page.html', '/plugins/x/1.0.0/bin/logo.svg']) {
+      const headers = edgeHeaders(uri, 'text/html; charset=utf-8');
+      expect(headers['content-type']).toBe('application/octet-stream');
+      expect(headers['content-disposition']).toMatch(/^attachment; filename="(page\.html|logo\.svg)"$/);
+      expect(headers['content-security-policy']).toBe(ARTIFACT_CSP);
+      expect(headers['x-content-type-options']).toBe('nosniff');
+    }
+  });
+
+  it("gives pages the hashed policy, without 'unsafe-inline', and data default-src 'none'", () => {
+    expect(edgeHeaders('/index.html', 'text/html; charset=utf-8')['content-security-policy']).toBe(PAGE_CSP);
+    expect(PAGE_CSP).not.toContain('unsafe-inline');
+    expect(edgeHeaders('/index.json', 'application/json')['content-security-policy']).toBe(DATA_CSP);
+    expect(edgeHeaders('/plugins/x/1.0.0/manifest', 'application/json')['content-type']).toBe(
+      'application/json',
+    );
   });
 });

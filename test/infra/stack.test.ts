@@ -146,10 +146,21 @@ describe('when the stack is synthesized', () => {
         DefaultCacheBehavior: Match.objectLike({
           ViewerProtocolPolicy: 'https-only',
           Compress: true,
-          FunctionAssociations: [Match.objectLike({ EventType: 'viewer-request' })],
+          FunctionAssociations: [
+            Match.objectLike({ EventType: 'viewer-request' }),
+            Match.objectLike({ EventType: 'viewer-response' }),
+          ],
         }),
         CacheBehaviors: [
-          Match.objectLike({ PathPattern: 'plugins/*/*/*', ViewerProtocolPolicy: 'https-only' }),
+          Match.objectLike({
+            PathPattern: 'plugins/*/*/*',
+            ViewerProtocolPolicy: 'https-only',
+            // Artifacts live here: their download headers are set by the viewer-response function.
+            FunctionAssociations: [
+              Match.objectLike({ EventType: 'viewer-request' }),
+              Match.objectLike({ EventType: 'viewer-response' }),
+            ],
+          }),
         ],
       }),
     });
@@ -172,8 +183,10 @@ describe('when the stack is synthesized', () => {
         }),
       }),
     });
+    template.resourceCountIs('AWS::CloudFront::Function', 2);
     template.hasResourceProperties('AWS::CloudFront::Function', {
       FunctionConfig: Match.objectLike({ Runtime: 'cloudfront-js-2.0' }),
+      FunctionCode: Match.stringLikeRegexp('ARTIFACT_CSP'),
     });
     template.hasResourceProperties('AWS::CloudFront::ResponseHeadersPolicy', {
       ResponseHeadersPolicyConfig: Match.objectLike({
@@ -185,9 +198,8 @@ describe('when the stack is synthesized', () => {
           ContentTypeOptions: { Override: true },
           FrameOptions: { FrameOption: 'DENY', Override: true },
           ReferrerPolicy: Match.objectLike({ ReferrerPolicy: 'strict-origin-when-cross-origin' }),
-          ContentSecurityPolicy: Match.objectLike({
-            ContentSecurityPolicy: Match.stringLikeRegexp("frame-ancestors 'none'"),
-          }),
+          // Set per response by the viewer-response function instead (pages, data and artifacts differ).
+          ContentSecurityPolicy: Match.absent(),
         }),
       }),
     });

@@ -27,6 +27,13 @@ const CHROMIUM_FLAGS = [
 const HOSTILE_NAME = '<img src=x onerror="window.__pwned = 1">';
 const HOSTILE_DESCRIPTION = '<script>window.__pwned = 2</script> & "quotes"';
 const TOOL = encode('#!/bin/sh\necho costs\n');
+/** Artifacts that would run script if a browser rendered them on the registry's origin. */
+const ACTIVE_HTML = encode('<!doctype html><script>fetch("/beacon-html")</script><h1>pwned</h1>');
+const ACTIVE_SVG = encode(
+  '<svg xmlns="http://www.w3.org/2000/svg"><script>fetch("/beacon-svg")</script><rect width="9" height="9"/></svg>',
+);
+/** Every request the server answered. */
+const requests: string[] = [];
 
 let browser: Browser;
 let base: string;
@@ -36,7 +43,10 @@ const problems: string[] = [];
 
 beforeAll(async () => {
   const site = new MemoryStore();
-  const listening = await listenRegistryServer(createRegistryServer({ site }), 0);
+  const listening = await listenRegistryServer(
+    createRegistryServer({ site, log: (line) => requests.push(line) }),
+    0,
+  );
   base = listening.url;
   close = listening.close;
   const registry = await makeRegistry();
@@ -69,6 +79,10 @@ beforeAll(async () => {
         display_name: HOSTILE_NAME,
         description: HOSTILE_DESCRIPTION,
       }),
+      artifacts: [
+        { os: 'linux', arch: 'amd64', name: 'page.html', body: ACTIVE_HTML },
+        { os: 'darwin', arch: 'arm64', name: 'image.svg', body: ACTIVE_SVG },
+      ],
     }),
   ]);
   const result = await processSubmissions(context, await registry.submit(...bundles));
@@ -157,6 +171,28 @@ describe('when a person opens a plugin page', () => {
     expect(await page.locator('p.description').textContent()).toBe(HOSTILE_DESCRIPTION);
     expect(await page.locator('img').count()).toBe(0);
     expect(await page.evaluate(() => (globalThis as { __pwned?: number }).__pwned)).toBeUndefined();
+    await page.close();
+  });
+});
+
+describe('when a browser opens a hosted artifact that holds script', () => {
+  it.each([
+    ['an HTML page', 'linux-amd64/page.html', ACTIVE_HTML],
+    ['an SVG image', 'darwin-arm64/image.svg', ACTIVE_SVG],
+  ])('downloads %s instead of running it on the registry origin', async (_, file, body) => {
+    const page = await browser.newPage();
+    const url = `${base}/plugins/hostile-text/1.0.0/artifacts/${file}`;
+    const download = page.waitForEvent('download');
+    // Navigating to a download aborts the navigation: the browser saves the file instead.
+    await page.goto(url).catch(() => undefined);
+    const saved = await download;
+    expect(saved.suggestedFilename()).toBe(file.split('/')[1]);
+    const stream = await saved.createReadStream();
+    const chunks: Buffer[] = [];
+    for await (const chunk of stream) chunks.push(chunk as Buffer);
+    expect(new Uint8Array(Buffer.concat(chunks))).toEqual(body);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(requests.filter((line) => line.includes('/beacon'))).toEqual([]);
     await page.close();
   });
 });

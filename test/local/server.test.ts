@@ -5,14 +5,13 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FsStore } from '../../cli/local/fs-store.ts';
 import { createRegistryServer, listenRegistryServer, prefersHtml, routeFor } from '../../cli/local/server.ts';
+import { DATA_CSP, PAGE_CSP } from '../../index-builder/serving.ts';
 import type { Store } from '../../index-builder/store.ts';
 import { CACHE_IMMUTABLE, CACHE_MUTABLE, contentTypeFor } from '../../index-builder/store.ts';
 import { encode, sha256 } from '../support/fixtures.ts';
 import { patternBytes } from '../support/streams.ts';
 
 const BROWSER_ACCEPT = 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8';
-const HTML_CSP =
-  "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 /** Written next to the site, never inside it: no response may ever contain it. */
 const SECRET = 'outside the site';
 
@@ -42,6 +41,10 @@ beforeAll(async () => {
   await mkdir(path.join(root, 'etc'));
   await writeFile(path.join(root, 'etc', 'passwd'), SECRET);
   await symlink(path.join(root, 'secret.txt'), path.join(root, 'public', 'link.txt'));
+  // Links to folders, as an operator might make them: out of the tree (never followed), and within it.
+  await symlink(path.join(root, 'etc'), path.join(root, 'public', 'plugins', 'evil'));
+  await symlink(root, path.join(root, 'public', 'up'));
+  await symlink(path.join(root, 'public', 'plugins', 'demo'), path.join(root, 'public', 'alias'));
   const listening = await listenRegistryServer(createRegistryServer({ site }), 0);
   base = listening.url;
   close = listening.close;
@@ -89,15 +92,22 @@ describe('when serving the published tree', () => {
     expect(await response.text()).toBe(SITE['plugins/demo/1.0.0/manifest.json.asc']);
   });
 
-  it('lets any origin read data, and gives pages a content security policy instead', async () => {
+  it("lets any origin read data, under default-src 'none', and gives pages their hashed policy", async () => {
     const data = await fetch(`${base}/index.json`);
     const page = await fetch(`${base}/index.html`);
+    const missing = await fetch(`${base}/nothing.json`);
 
     expect(data.headers.get('access-control-allow-origin')).toBe('*');
-    expect(data.headers.get('content-security-policy')).toBeNull();
+    expect(data.headers.get('content-security-policy')).toBe(DATA_CSP);
+    expect(missing.headers.get('content-security-policy')).toBe(DATA_CSP);
     expect(page.headers.get('content-type')).toBe('text/html; charset=utf-8');
-    expect(page.headers.get('content-security-policy')).toBe(HTML_CSP);
+    expect(page.headers.get('content-security-policy')).toBe(PAGE_CSP);
+    expect(PAGE_CSP).not.toContain('unsafe-inline');
     expect(page.headers.get('access-control-allow-origin')).toBeNull();
+    for (const response of [data, page, missing]) {
+      expect(response.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(response.headers.get('x-frame-options')).toBe('DENY');
+    }
   });
 
   it('answers HEAD with the headers of GET and no body', async () => {
@@ -302,6 +312,9 @@ describe('when a path tries to leave the site', () => {
     '/%',
     '//etc/passwd',
     '/link.txt',
+    '/plugins/evil/passwd',
+    '/up/secret.txt',
+    '/up/etc/passwd',
     '/%252e%252e/secret.txt',
     'http://example.com/../secret.txt',
   ])('refuses %s without a 500 and without its contents', async (pathname) => {
@@ -310,6 +323,13 @@ describe('when a path tries to leave the site', () => {
     expect([400, 404]).toContain(response.status);
     expect(response.body).not.toContain(SECRET);
     expect(response.body).not.toContain('contentType'); // no sidecar either
+  });
+
+  it('follows a link to a folder only while it stays inside the tree', async () => {
+    const inside = await raw('/alias/index.json');
+    expect(inside.status).toBe(200);
+    expect(inside.body).toBe(SITE['plugins/demo/index.json']);
+    expect((await raw('/plugins/evil/passwd')).status).toBe(404);
   });
 
   it('maps only to keys the store accepts', () => {

@@ -1,0 +1,109 @@
+/**
+ * How the published tree is served: which request path names which key, and the security headers of every
+ * response. One policy for both servers: the local server (cli/local/server.ts) calls these functions, and
+ * the CloudFront Functions (infra/edge-routing.ts) embed the same constants and apply the same rules in
+ * CloudFront's JavaScript; test/infra/edge-routing.test.ts runs both over the same paths and types.
+ *
+ * - Pages (`text/html`, the registry's own) get a CSP with no `'unsafe-inline'`: their one style sheet and
+ *   one script are allowed by hash, nothing else runs.
+ * - Hosted artifacts are downloads, whatever they are called: `application/octet-stream`,
+ *   `Content-Disposition: attachment`, and a sandboxing CSP, so an `.html` or `.svg` artifact never runs
+ *   script on the registry's origin.
+ * - Everything else (documents, signatures, keys, errors) is data: `default-src 'none'`.
+ */
+import { isHostedArtifactKey, versionFolder } from './layout.ts';
+import { PAGE_SCRIPT_HASHES, PAGE_STYLE_HASHES } from './render/html.ts';
+
+/** Pages: their own style and script by hash; images (the icon) and `search.json` from the registry. */
+export const PAGE_CSP = [
+  "default-src 'none'",
+  `script-src ${PAGE_SCRIPT_HASHES.map((h) => `'${h}'`).join(' ')}`,
+  `style-src ${PAGE_STYLE_HASHES.map((h) => `'${h}'`).join(' ')}`,
+  "img-src 'self'",
+  "connect-src 'self'",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+/** Documents, signatures and errors: nothing in them may load or run, nor be framed. */
+export const DATA_CSP = "default-src 'none'; frame-ancestors 'none'";
+
+/** Hosted artifacts: opened in a browser anyway, they are a sandboxed document with no origin. */
+export const ARTIFACT_CSP = "default-src 'none'; sandbox";
+
+/** Headers every response carries. */
+export const COMMON_HEADERS: Readonly<Record<string, string>> = {
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'strict-origin-when-cross-origin',
+};
+
+/**
+ * The security headers of a response for `key`, stored as `contentType`: type, disposition and policy by
+ * what the key is, never by what its file name suggests.
+ */
+export function securityHeaders(key: string, contentType: string): Record<string, string> {
+  if (isHostedArtifactKey(key)) {
+    const file = key.slice(key.lastIndexOf('/') + 1);
+    const named = /^[A-Za-z0-9._-]+$/.test(file) ? `; filename="${file}"` : '';
+    return {
+      ...COMMON_HEADERS,
+      'content-type': 'application/octet-stream',
+      'content-disposition': `attachment${named}`,
+      'content-security-policy': ARTIFACT_CSP,
+    };
+  }
+  const page = contentType.toLowerCase().startsWith('text/html');
+  return {
+    ...COMMON_HEADERS,
+    'content-type': contentType,
+    'content-security-policy': page ? PAGE_CSP : DATA_CSP,
+  };
+}
+
+/** A route: the store key a request path names, and whether the key depended on the Accept header. */
+export interface Route {
+  readonly key: string;
+  readonly negotiated: boolean;
+}
+
+/** A plugin name, as the manifest schema (manifest/schema.ts) allows it. */
+const NAME = '[a-z0-9]+(?:-[a-z0-9]+)*';
+export const PLUGIN_ROUTE = new RegExp(`^/plugins/(${NAME})/?$`);
+export const MANIFEST_ROUTE = new RegExp(`^/plugins/(${NAME})/([^/]+)/manifest$`);
+
+/**
+ * Maps a decoded request path (starting with `/`) to the key it names, the spec's endpoints onto the
+ * static files:
+ *   /                                    -> index.html
+ *   /plugins                             -> index.json, or index.html when the client prefers HTML
+ *   /plugins/{name}                      -> plugins/{name}/index.json, or its index.html likewise
+ *   /plugins/{name}/                     -> plugins/{name}/index.html
+ *   /plugins/{name}/{version}/manifest   -> the manifest (the version's folder drops build metadata)
+ *   /search                              -> search.json
+ *   /favicon.ico                         -> favicon.svg
+ * Any other path ending in `/` names nothing: only the registry's own page folders have an index page, so
+ * no folder of artifacts can answer with one. Every other path is the key of the same name.
+ */
+export function matchRoute(pathname: string, html: boolean): Route | undefined {
+  if (!pathname.startsWith('/')) return undefined;
+  const page = html ? 'index.html' : 'index.json';
+  if (pathname === '/') return { key: 'index.html', negotiated: false };
+  if (pathname === '/plugins' || pathname === '/plugins/') return { key: page, negotiated: true };
+  if (pathname === '/search') return { key: 'search.json', negotiated: false };
+  if (pathname === '/favicon.ico') return { key: 'favicon.svg', negotiated: false };
+  const plugin = PLUGIN_ROUTE.exec(pathname);
+  if (plugin) {
+    if (pathname.endsWith('/')) return { key: `plugins/${plugin[1]}/index.html`, negotiated: false };
+    return { key: `plugins/${plugin[1]}/${page}`, negotiated: true };
+  }
+  const manifest = MANIFEST_ROUTE.exec(pathname);
+  if (manifest)
+    return {
+      key: `plugins/${manifest[1]}/${versionFolder(manifest[2] as string)}/manifest.json`,
+      negotiated: false,
+    };
+  if (pathname.endsWith('/')) return undefined;
+  return { key: pathname.slice(1), negotiated: false };
+}
