@@ -384,7 +384,8 @@ const commands: Record<string, CommandSpec> = {
     },
   },
   verify: {
-    summary: 'check a served registry as a client would: signatures, rollback, expiry, every digest',
+    summary:
+      'check a served registry as a client would: signatures, rollback, expiry, every digest and hosted artifact',
     usage: 'plugindex verify --url URL [--key REGISTRY_KEY.asc] [--state FILE]',
     options: { url: { type: 'string' }, key: { type: 'string' }, state: { type: 'string' } },
     async run(parsed) {
@@ -401,7 +402,7 @@ const commands: Record<string, CommandSpec> = {
           `verified ${url}: generation ${report.generation}, expires ${report.expires}, key ${report.fingerprint}`,
         );
         out(
-          `  ${report.documents} signed documents, ${report.plugins} plugins, ${report.manifests} manifests`,
+          `  ${report.documents} signed documents, ${report.plugins} plugins, ${report.manifests} manifests, ${report.artifacts} hosted artifacts`,
         );
         if (!keyFile)
           out('  (the key was taken from the registry itself: pin it with --key for real protection)');

@@ -1,14 +1,17 @@
 /**
  * `plugindex verify --url URL`: what a client does before trusting a registry, over plain HTTPS. It checks
  * the snapshot (signature by the pinned key, rollback against the last generation seen, expiry), then every
- * document the snapshot binds, every plugin document through its bin, and every manifest against the digest
- * its plugin document gives. Documents are fetched as `<path>?v=<sha256>`, the read that stays consistent
- * through a CDN (README, "Reading it safely"). The judging is index-builder/verify.ts; this file fetches.
+ * document the snapshot binds, every plugin document through its bin (every bin the snapshot lists: the
+ * bins, not search.json, say which plugins exist), every manifest against the digest its plugin document
+ * gives and its signature, and every hosted artifact against its sha256 and size, streamed and cut off at
+ * its size. Documents are fetched as `<path>?v=<sha256>`, the read that stays consistent through a CDN
+ * (README, "Reading it safely"). The judging is index-builder/verify.ts; this file fetches.
  */
+import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
-import { binKey, binOf } from '../index-builder/catalog.ts';
 import { TrustError } from '../index-builder/errors.ts';
-import type { PluginDocument, SearchDocument } from '../index-builder/model.ts';
+import { normalizeDigest } from '../index-builder/manifest/index.ts';
+import type { ArtifactRecord, Manifest, PluginDocument } from '../index-builder/model.ts';
 import { sha256Hex } from '../index-builder/pipeline.ts';
 import type { SnapshotDocument } from '../index-builder/render/documents.ts';
 import { readPublicKey, verifyDetachedSignature } from '../index-builder/signing.ts';
@@ -30,6 +33,41 @@ async function fetchBytes(url: string): Promise<Uint8Array> {
 }
 
 const text = (bytes: Uint8Array): string => new TextDecoder().decode(bytes);
+
+/**
+ * Checks a hosted artifact against the digest and size its signed plugin document gives, hashing it as it
+ * arrives: never held in memory, and never read past its size (a server that sends more is refused there).
+ */
+async function verifyArtifact(artifact: ArtifactRecord, where: string): Promise<void> {
+  const fail = (why: string): never => {
+    throw new TrustError('ARTIFACT_MISMATCH', `${artifact.url} (${where}): ${why}`);
+  };
+  const response = await fetch(artifact.url);
+  if (!response.ok || !response.body) fail(`HTTP ${response.status}`);
+  const hash = createHash('sha256');
+  let size = 0;
+  const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > artifact.size_bytes)
+        fail(`more than the ${artifact.size_bytes} bytes its plugin document gives`);
+      hash.update(value);
+    }
+  } finally {
+    await reader.cancel().catch(() => undefined);
+  }
+  if (size !== artifact.size_bytes)
+    fail(`${size} bytes, where its plugin document gives ${artifact.size_bytes}`);
+  if (hash.digest('hex') !== artifact.sha256) fail('its sha256 does not match its plugin document');
+}
+
+/** The plugin documents a bin lists, by path. */
+function binListing(bytes: Uint8Array): Record<string, { sha256: string }> {
+  return (JSON.parse(text(bytes)) as { documents?: Record<string, { sha256: string }> }).documents ?? {};
+}
 
 /** Attempts at a snapshot whose signature comes from another publish than its body (fetched in between). */
 const SNAPSHOT_ATTEMPTS = 3;
@@ -63,6 +101,8 @@ export interface VerifyReport {
   readonly documents: number;
   readonly plugins: number;
   readonly manifests: number;
+  /** Hosted artifacts checked against their digest and size. */
+  readonly artifacts: number;
 }
 
 export async function verifyRegistry(options: {
@@ -97,31 +137,47 @@ export async function verifyRegistry(options: {
     verifyListedDocument(snapshot, path, body);
     fetched.set(path, body);
   }
-  const search = JSON.parse(text(fetched.get('search.json') ?? new Uint8Array())) as SearchDocument;
   let manifests = 0;
-  for (const row of search.plugins) {
-    const bin = fetched.get(binKey(binOf(row.name))) ?? new Uint8Array();
-    const listed = (JSON.parse(text(bin)) as { documents?: Record<string, { sha256: string }> }).documents;
-    const digest = listed?.[`plugins/${row.name}/index.json`]?.sha256 ?? 'unlisted';
-    const docBytes = await fetchBytes(`${base}/plugins/${row.name}/index.json?v=${digest}`);
-    verifyPluginDocument(snapshot, row.name, bin, docBytes);
-    const doc = JSON.parse(text(docBytes)) as PluginDocument;
-    for (const version of doc.versions) {
-      const manifest = await fetchBytes(version.manifest_url);
-      if (sha256Hex(manifest) !== version.manifest_sha256) {
-        throw new TrustError(
-          'DOCUMENT_MISMATCH',
-          `${version.manifest_url} does not match its digest in plugins/${doc.name}/index.json`,
+  let artifacts = 0;
+  let plugins = 0;
+  for (const [binPath, binBytes] of fetched) {
+    if (!binPath.startsWith('snapshot/bins/')) continue;
+    for (const [docPath, digest] of Object.entries(binListing(binBytes))) {
+      const name = docPath.split('/')[1] as string;
+      const docBytes = await fetchBytes(`${base}/${docPath}?v=${digest.sha256}`);
+      verifyPluginDocument(snapshot, name, binBytes, docBytes);
+      const doc = JSON.parse(text(docBytes)) as PluginDocument;
+      plugins += 1;
+      for (const version of doc.versions) {
+        const manifest = await fetchBytes(version.manifest_url);
+        if (sha256Hex(manifest) !== version.manifest_sha256) {
+          throw new TrustError(
+            'DOCUMENT_MISMATCH',
+            `${version.manifest_url} does not match its digest in plugins/${doc.name}/index.json`,
+          );
+        }
+        const signed = await verifyDetachedSignature(
+          manifest,
+          text(await fetchBytes(version.manifest_signature_url)),
+          [key.key],
         );
+        if (!signed.ok)
+          throw new TrustError('DOCUMENT_MISMATCH', `${version.manifest_signature_url}: ${signed.message}`);
+        manifests += 1;
+        // The plugin document lists what the signed manifest says, platform by platform.
+        const declared = (JSON.parse(text(manifest)) as Manifest).installation?.artifacts ?? [];
+        for (const artifact of version.artifacts) {
+          const named = declared.find((a) => a.os === artifact.os && a.arch === artifact.arch);
+          if (!named || normalizeDigest(named.sha256) !== artifact.sha256)
+            throw new TrustError(
+              'ARTIFACT_MISMATCH',
+              `${doc.name}@${version.version} ${artifact.os}/${artifact.arch}: the plugin document and the signed manifest disagree`,
+            );
+          if (!artifact.hosted) continue;
+          await verifyArtifact(artifact, `${doc.name}@${version.version} ${artifact.os}/${artifact.arch}`);
+          artifacts += 1;
+        }
       }
-      const signed = await verifyDetachedSignature(
-        manifest,
-        text(await fetchBytes(version.manifest_signature_url)),
-        [key.key],
-      );
-      if (!signed.ok)
-        throw new TrustError('DOCUMENT_MISMATCH', `${version.manifest_signature_url}: ${signed.message}`);
-      manifests += 1;
     }
   }
   if (options.stateFile)
@@ -134,7 +190,8 @@ export async function verifyRegistry(options: {
     generation: snapshot.generation,
     expires: snapshot.expires,
     documents: fetched.size,
-    plugins: search.plugins.length,
+    plugins,
     manifests,
+    artifacts,
   };
 }

@@ -108,7 +108,8 @@ export type ErrorCode =
   | 'SNAPSHOT_ROLLBACK'
   | 'SNAPSHOT_EXPIRED'
   | 'DOCUMENT_NOT_LISTED'
-  | 'DOCUMENT_MISMATCH';
+  | 'DOCUMENT_MISMATCH'
+  | 'ARTIFACT_MISMATCH';
 
 export class PlugindexError extends Error {
   override readonly name: string = 'PlugindexError';

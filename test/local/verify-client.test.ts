@@ -10,8 +10,8 @@ import { parseRegistryConfig } from '../../index-builder/config.ts';
 import { TrustError } from '../../index-builder/errors.ts';
 import { type PipelineContext, processSubmissions } from '../../index-builder/pipeline.ts';
 import type { SnapshotDocument } from '../../index-builder/render/documents.ts';
-import type { Store } from '../../index-builder/store.ts';
-import { makeBundle, makeRegistry, type TestRegistry, validManifest } from '../support/fixtures.ts';
+import type { Store, StoredObject } from '../../index-builder/store.ts';
+import { encode, makeBundle, makeRegistry, type TestRegistry, validManifest } from '../support/fixtures.ts';
 import { MemoryStore } from '../support/memory-store.ts';
 
 /** Within the snapshot lifetime of the test clock (which starts on 2026-11-01). */
@@ -61,12 +61,18 @@ beforeAll(async () => {
     site,
     config: parseRegistryConfig({ name: 'Verified', url: base }),
   };
-  await processSubmissions(context, await registry.submit(await makeBundle()));
+  await processSubmissions(
+    context,
+    await registry.submit(
+      await makeBundle({ artifacts: [{ os: 'linux', arch: 'amd64', name: 'tool', body: TOOL }] }),
+    ),
+  );
 });
 afterAll(async () => {
   await close();
 });
 
+const TOOL = encode('#!/bin/sh\necho tool\n');
 const json = <T>(key: string): T => JSON.parse(new TextDecoder().decode(site.objects.get(key)?.body)) as T;
 
 describe('when a client verifies the registry', () => {
@@ -74,7 +80,7 @@ describe('when a client verifies the registry', () => {
     requests.length = 0;
     const report = await verifyRegistry({ url: base, pinnedKey: registry.registryKey.publicKey, now: NOW });
 
-    expect(report).toMatchObject({ plugins: 1, manifests: 1, generation: 1 });
+    expect(report).toMatchObject({ plugins: 1, manifests: 1, artifacts: 1, generation: 1 });
     const snapshot = json<SnapshotDocument>('snapshot.json');
     for (const [path, digest] of Object.entries(snapshot.documents)) {
       expect(requests).toContain(`GET /${path}?v=${digest.sha256} 200`);
@@ -117,5 +123,38 @@ describe('when a client verifies the registry', () => {
     expect(error).toBeInstanceOf(TrustError);
     expect(error).toMatchObject({ code: 'SNAPSHOT_BAD_SIGNATURE' });
     expect(stale.get('snapshot.json.asc')).toHaveLength(1); // three attempts, then no more
+  });
+});
+
+describe('when a hosted artifact was replaced', () => {
+  const artifactKey = 'plugins/demo-plugin/1.0.0/artifacts/linux-amd64/tool';
+  const replace = async (body: Uint8Array) =>
+    site.objects.set(artifactKey, {
+      ...(site.objects.get(artifactKey) as StoredObject),
+      body,
+      size: body.length,
+    });
+
+  it.each([
+    ['other bytes of the same size', () => encode('#!/bin/sh\necho evil\n')],
+    ['a longer file', () => encode(`${'#!/bin/sh\n'.repeat(1000)}`)],
+    ['a shorter file', () => encode('#!')],
+  ])('refuses the registry with ARTIFACT_MISMATCH for %s', async (_, body) => {
+    const original = site.objects.get(artifactKey) as StoredObject;
+    await replace(body());
+    try {
+      const error = await verifyRegistry({
+        url: base,
+        pinnedKey: registry.registryKey.publicKey,
+        now: NOW,
+      }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(TrustError);
+      expect(error).toMatchObject({ code: 'ARTIFACT_MISMATCH' });
+    } finally {
+      site.objects.set(artifactKey, original);
+    }
+    await expect(
+      verifyRegistry({ url: base, pinnedKey: registry.registryKey.publicKey, now: NOW }),
+    ).resolves.toMatchObject({ artifacts: 1 });
   });
 });
