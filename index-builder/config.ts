@@ -3,6 +3,7 @@
  * locally, deployment settings on AWS) and checked here.
  */
 import { ConfigError } from './errors.ts';
+import { textProblem } from './text.ts';
 
 export type PublishPolicy = 'open' | 'restricted';
 export type OwnershipRule = 'first-come' | 'none';
@@ -47,11 +48,18 @@ function requireString(value: unknown, path: string): string {
   return value;
 }
 
+/** Text the registry publishes (its name, its description): what every reader reads alike (text.ts). */
+function publishedText(value: string, path: string): string {
+  const problem = textProblem(value);
+  if (problem) fail(path, `${problem.why} (${problem.character}) is not allowed in published text`);
+  return value;
+}
+
 /** Checks an untrusted config value; throws ConfigError('CONFIG_INVALID') naming the field. */
 export function parseRegistryConfig(value: unknown): RegistryConfig {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) fail('/', 'expected an object');
   const raw = value as Record<string, unknown>;
-  const name = requireString(raw.name, '/name');
+  const name = publishedText(requireString(raw.name, '/name'), '/name');
   const url = requireString(raw.url, '/url').replace(/\/+$/, '');
   let parsed: URL;
   try {
@@ -74,7 +82,9 @@ export function parseRegistryConfig(value: unknown): RegistryConfig {
   return {
     name,
     url,
-    ...(typeof raw.description === 'string' ? { description: raw.description } : {}),
+    ...(typeof raw.description === 'string'
+      ? { description: publishedText(raw.description, '/description') }
+      : {}),
     policy,
     ownership,
     publishers,

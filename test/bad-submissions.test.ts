@@ -2,6 +2,7 @@
  * Bad submissions, each rejected with its own stable code, and the published tree byte-identical afterwards.
  * One registry serves every case, with a plugin already published, so "nothing changed" is meaningful.
  */
+import { gzipSync } from 'node:zlib';
 import { beforeAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import type { ProblemCode } from '../index-builder/errors.ts';
@@ -466,7 +467,159 @@ const cases: Case[] = [
     async () =>
       makeBundle({ manifest: validManifest({ version: '3.0.0' }), signer: await testKey('stranger') }),
   ],
+  // One upload, one meaning (the hardening review's classes, end to end through the pipeline)
+  [
+    'the published version again, with other build metadata',
+    'VERSION_EXISTS',
+    () => makeBundle({ manifest: validManifest({ version: '1.0.0+other.build' }) }),
+  ],
+  [
+    'a repeated key in the JSON manifest',
+    'MANIFEST_DUPLICATE_KEY',
+    () => makeBundle({ manifestText: jsonWith('"version":"3.0.0","version":"3.0.1"') }),
+  ],
+  [
+    'a number past 2^53',
+    'MANIFEST_NUMBER_UNSAFE',
+    () => makeBundle({ manifestText: jsonWith('"version":"3.0.0","x":9007199254740993') }),
+  ],
+  [
+    'a byte order mark',
+    'MANIFEST_BYTE_ORDER_MARK',
+    () => makeBundle({ manifestText: `\uFEFF${JSON.stringify(validManifest({ version: '3.0.0' }))}` }),
+  ],
+  [
+    'a lone surrogate in a description',
+    'MANIFEST_INVALID_UNICODE',
+    () => makeBundle({ manifestText: jsonWith('"version":"3.0.0","summary":"\\udfff"') }),
+  ],
+  [
+    'a line separator in a description',
+    'MANIFEST_UNSAFE_CHARACTER',
+    () => makeBundle({ manifest: validManifest({ version: '3.0.0', description: 'a\u2028b' }) }),
+  ],
+  [
+    'a YAML merge key',
+    'MANIFEST_YAML_AMBIGUOUS',
+    () =>
+      makeBundle({
+        manifestName: 'manifest.yaml',
+        manifestText: `${YAML.stringify(validManifest({ version: '3.0.0' }))}base: &b {x: 1}\nextra:\n  <<: *b\n`,
+      }),
+  ],
+  [
+    'a YAML value that YAML 1.1 reads as a boolean',
+    'MANIFEST_YAML_AMBIGUOUS',
+    () =>
+      makeBundle({
+        manifestName: 'manifest.yaml',
+        manifestText: `${YAML.stringify(validManifest({ version: '3.0.0' }))}enabled: on\n`,
+      }),
+  ],
+  [
+    'an artifact named like the manifest route',
+    'MANIFEST_RESERVED_PATH',
+    () =>
+      makeBundle({
+        manifest: validManifest({
+          version: '3.0.0',
+          installation: {
+            artifacts: [{ os: 'linux', arch: 'amd64', file: 'manifest', sha256: sha256('x'), size_bytes: 1 }],
+          },
+        }),
+        extraFiles: [{ path: 'manifest', body: encode('x') }],
+      }),
+  ],
+  [
+    'an artifact named index.html',
+    'MANIFEST_RESERVED_PATH',
+    () =>
+      makeBundle({
+        manifest: validManifest({ version: '3.0.0' }),
+        artifacts: [{ os: 'linux', arch: 'amd64', name: 'index.html', body: encode('<p>') }],
+      }),
+  ],
+  [
+    'an artifact path with a dot segment',
+    'MANIFEST_PATTERN_MISMATCH',
+    () =>
+      makeBundle({
+        manifest: validManifest({ version: '3.0.0' }),
+        artifacts: [{ os: 'linux', arch: 'amd64', name: '.hidden', body: encode('x') }],
+      }),
+  ],
+  [
+    'a plugin named like a Windows device',
+    'MANIFEST_RESERVED_NAME',
+    () => makeBundle({ manifest: validManifest({ name: 'aux' }) }),
+  ],
+  [
+    'a pax global header',
+    'BUNDLE_AMBIGUOUS_ARCHIVE',
+    async () => rawTarWithGlobalHeader(await signedEntries()),
+  ],
+  [
+    'a file hidden after a zero block',
+    'BUNDLE_AMBIGUOUS_ARCHIVE',
+    async () => {
+      const tar = await rawTar(await signedEntries(), false);
+      return new Uint8Array(gzipSync(Buffer.concat([tar, tar])));
+    },
+  ],
+  [
+    'a publisher key of 100 KiB',
+    'BUNDLE_ENTRY_TOO_LARGE',
+    async () =>
+      rawTar([
+        ...(await signedEntries()).filter((e) => e.name !== 'publisher.asc'),
+        { name: 'publisher.asc', body: `${(await testKey('publisher')).publicKey}${' '.repeat(100 * 1024)}` },
+      ]),
+  ],
+  [
+    'a signature dated after the publish',
+    'SIGNATURE_TIME_INVALID',
+    async () => {
+      const body = encode(`${JSON.stringify(validManifest({ version: '3.0.0' }))}\n`);
+      return makeBundle({
+        manifestText: new TextDecoder().decode(body),
+        signature: await signAsPublisher(
+          body,
+          (await testKey('publisher')).secretKey,
+          new Date('2030-01-01'),
+        ),
+      });
+    },
+  ],
 ];
+
+/** The valid manifest with `extra` members added, as JSON text. */
+function jsonWith(extra: string): string {
+  const manifest = validManifest();
+  delete manifest.version;
+  return `${JSON.stringify(manifest).slice(0, -1)},${extra}}`;
+}
+
+/** A bundle whose tar starts with a pax global header naming every entry after it "manifest.json". */
+async function rawTarWithGlobalHeader(entries: RawEntry[]): Promise<Uint8Array> {
+  const tar = await rawTar(entries, false);
+  const record = '26 path=manifest.json.asc\n';
+  const header = Buffer.alloc(512);
+  header.write('pax_global_header', 0);
+  header.write('0000644\0', 100);
+  header.write('0000000\0', 108);
+  header.write('0000000\0', 116);
+  header.write(`${record.length.toString(8).padStart(11, '0')}\0`, 124);
+  header.write('00000000000\0', 136);
+  header.write('g', 156);
+  header.write('ustar\u000000', 257);
+  header.fill(0x20, 148, 156);
+  let sum = 0;
+  for (const byte of header) sum += byte;
+  header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
+  const data = Buffer.alloc(512);
+  data.write(record);
+  return new Uint8Array(gzipSync(Buffer.concat([header, data, tar])));
+}
 
 describe('when a submission is bad', () => {
   let registry: TestRegistry;

@@ -21,6 +21,8 @@ describe('when reading a registry config', () => {
     [{ name: 'r', url: 'https://r', policy: 'anyone' }, '/policy'],
     [{ name: 'r', url: 'https://r', ownership: 'last-come' }, '/ownership'],
     [{ name: 'r', url: 'https://r', snapshotTtlSeconds: 5 }, '/snapshotTtlSeconds'],
+    [{ name: 'r\u2028', url: 'https://r' }, '/name'],
+    [{ name: 'r', url: 'https://r', description: 'a\ud800' }, '/description'],
     [
       { name: 'r', url: 'https://r', publishers: [{ fingerprint: 'XYZ', names: ['*'], key: 'k' }] },
       '/publishers/0/fingerprint',

@@ -8,7 +8,7 @@
  * first deferred batch when uploads keep coming. A failed flush is tried again at the next poll.
  */
 import { type FSWatcher, watch } from 'node:fs';
-import { readdir, stat } from 'node:fs/promises';
+import { lstat, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { BatchResult } from '../../index-builder/pipeline.ts';
 
@@ -58,7 +58,8 @@ export function watchIncoming(options: {
     const now = Date.now();
     const folder = Buffer.from(`${incoming}${path.sep}`);
     const stats = await Promise.all(
-      names.map((n) => stat(Buffer.concat([folder, n])).catch(() => undefined)),
+      // lstat: a link is not an upload the store reads, and must not keep the watcher calling process().
+      names.map((n) => lstat(Buffer.concat([folder, n])).catch(() => undefined)),
     );
     // Only files count: a folder someone made in incoming/ must not hold up every bundle beside it.
     const files = stats.filter((s) => s?.isFile());
