@@ -407,7 +407,7 @@ async function evaluate(
   if (manifest) problems.push(...checkBundleFiles(contents, manifest));
   // The signature is checked even when the manifest is invalid, so every problem is reported at once.
   const signer = await checkPublisherSignature({
-    config: ctx.config,
+    policy: ctx.config.policy,
     trusted,
     manifestName: contents.manifestName,
     manifest: contents.manifest,

@@ -373,7 +373,7 @@ export type KeyUsability =
   | { readonly usable: true }
   | {
       readonly usable: false;
-      readonly reason: 'revoked' | 'expired' | 'not-for-signing';
+      readonly reason: 'key-revoked' | 'key-expired' | 'not-for-signing';
       readonly message: string;
     };
 
@@ -385,10 +385,10 @@ export type KeyUsability =
  */
 export async function keyUsableAt(key: openpgp.Key, signingKeyId: string, date: Date): Promise<KeyUsability> {
   if (await key.isRevoked(undefined, undefined, date).catch(() => false))
-    return { usable: false, reason: 'revoked', message: 'the key has been revoked' };
+    return { usable: false, reason: 'key-revoked', message: 'the key has been revoked' };
   const expires = await key.getExpirationTime().catch(() => null);
   if (expires instanceof Date && expires.getTime() <= date.getTime())
-    return { usable: false, reason: 'expired', message: `the key expired on ${expires.toISOString()}` };
+    return { usable: false, reason: 'key-expired', message: `the key expired on ${expires.toISOString()}` };
   const id = key.getKeyIDs().find((k) => upper(k.toHex()) === signingKeyId);
   try {
     await key.getSigningKey(id, date);
@@ -396,9 +396,9 @@ export async function keyUsableAt(key: openpgp.Key, signingKeyId: string, date: 
   } catch (cause) {
     const message = (cause as Error).message;
     const reason = /revoked/i.test(message)
-      ? 'revoked'
+      ? 'key-revoked'
       : /expired/i.test(message)
-        ? 'expired'
+        ? 'key-expired'
         : 'not-for-signing';
     return { usable: false, reason, message: `the signing key ${signingKeyId} cannot sign now: ${message}` };
   }

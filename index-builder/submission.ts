@@ -8,7 +8,8 @@ import { type BundleContents, checkBundleFiles, readBundle, writeBundle } from '
 import { type Problem, problem, SubmissionError } from './errors.ts';
 import { loadManifest, normalizeDigest } from './manifest/index.ts';
 import type { Manifest, ManifestArtifact } from './model.ts';
-import { createSigner, readPublicKey, verifyDetachedSignature } from './signing.ts';
+import { createSigner } from './signing.ts';
+import { checkPublisherSignature } from './trust.ts';
 
 export interface ArtifactInput {
   readonly os: string;
@@ -160,52 +161,19 @@ export async function inspectBundle(bytes: Uint8Array): Promise<InspectionResult
     problems.push(...checkBundleFiles(contents, manifest));
     problems.push(...checkArtifactDigests(contents, manifest));
   }
-  let signer: string | undefined;
-  const sigPath = `bundle:${contents.manifestName}.asc`;
-  if (!contents.signature) {
-    problems.push(
-      problem(
-        'BUNDLE_MISSING_SIGNATURE',
-        sigPath,
-        `the bundle has no signature over ${contents.manifestName}`,
-      ),
-    );
-  } else if (!contents.publisherKey) {
-    problems.push(
-      problem(
-        'PUBLISHER_KEY_MISSING',
-        'bundle:publisher.asc',
-        'no publisher.asc to check the signature with',
-      ),
-    );
-  } else {
-    try {
-      const key = await readPublicKey(new TextDecoder().decode(contents.publisherKey));
-      const result = await verifyDetachedSignature(
-        contents.manifest,
-        new TextDecoder().decode(contents.signature),
-        [key.key],
-      );
-      if (result.ok) signer = result.fingerprint;
-      else {
-        const code =
-          result.reason === 'malformed'
-            ? 'SIGNATURE_MALFORMED'
-            : result.reason === 'bad-signature'
-              ? 'SIGNATURE_INVALID'
-              : 'PUBLISHER_UNTRUSTED';
-        problems.push(problem(code, sigPath, result.message));
-      }
-    } catch {
-      problems.push(
-        problem(
-          'PUBLISHER_KEY_INVALID',
-          'bundle:publisher.asc',
-          'publisher.asc is not an armored OpenPGP public key',
-        ),
-      );
-    }
-  }
+  // The registry's own check, as an open registry that knows no keys runs it: the publisher sees the
+  // verdict the registry would give (an expired key, a text-mode signature, a key too complex).
+  const signed = await checkPublisherSignature({
+    policy: 'open',
+    trusted: { keys: [], registryFingerprints: [] },
+    manifestName: contents.manifestName,
+    manifest: contents.manifest,
+    signature: contents.signature,
+    publisherKey: contents.publisherKey,
+    now: new Date(),
+  });
+  problems.push(...signed.problems);
+  const signer = signed.fingerprint;
   return {
     valid: problems.length === 0,
     problems,

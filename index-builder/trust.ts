@@ -4,7 +4,7 @@
  */
 import { type Key, readKeys } from 'openpgp';
 import picomatch from 'picomatch';
-import type { RegistryConfig } from './config.ts';
+import type { PublishPolicy, RegistryConfig } from './config.ts';
 import { type Problem, type ProblemCode, problem } from './errors.ts';
 import {
   keyComplexityProblem,
@@ -60,11 +60,13 @@ async function publisherKeyProblem(armored: string, key: Key): Promise<Problem |
   return undefined;
 }
 
-const UNUSABLE_CODES: Record<'revoked' | 'expired' | 'not-for-signing', ProblemCode> = {
-  revoked: 'PUBLISHER_KEY_REVOKED',
-  expired: 'PUBLISHER_KEY_EXPIRED',
+/** Why a key could not sign, whether at the signature's time (openpgp.js) or at the time of publishing. */
+const UNUSABLE_CODES: Record<'key-revoked' | 'key-expired' | 'not-for-signing', ProblemCode> = {
+  'key-revoked': 'PUBLISHER_KEY_REVOKED',
+  'key-expired': 'PUBLISHER_KEY_EXPIRED',
   'not-for-signing': 'PUBLISHER_KEY_NOT_FOR_SIGNING',
 };
+const UNUSABLE_EXPECTED = 'a signature by a key that is valid for signing now (not expired, not revoked)';
 
 /**
  * Verifies the publisher's detached signature over the manifest bytes. Under the `open` policy the key may
@@ -73,7 +75,8 @@ const UNUSABLE_CODES: Record<'revoked' | 'expired' | 'not-for-signing', ProblemC
  * claims, and a signature dated after `now` is refused.
  */
 export async function checkPublisherSignature(options: {
-  readonly config: RegistryConfig;
+  /** Whose keys count: `open` takes the bundled key too (the publisher-side check uses it alone). */
+  readonly policy: PublishPolicy;
   readonly trusted: TrustedKeys;
   readonly manifestName: string;
   readonly manifest: Uint8Array;
@@ -81,7 +84,7 @@ export async function checkPublisherSignature(options: {
   readonly publisherKey: Uint8Array | undefined;
   readonly now: Date;
 }): Promise<SignerCheck> {
-  const { config, trusted } = options;
+  const { policy, trusted } = options;
   const sigPath = `bundle:${options.manifestName}.asc`;
   if (!options.signature) {
     return {
@@ -128,7 +131,7 @@ export async function checkPublisherSignature(options: {
         ],
       };
     }
-    if (config.policy === 'open') candidates.push(bundled.key);
+    if (policy === 'open') candidates.push(bundled.key);
   }
   const result = await verifyDetachedSignature(
     options.manifest,
@@ -153,7 +156,7 @@ export async function checkPublisherSignature(options: {
       return {
         problems: [
           problem(UNUSABLE_CODES[usable.reason], sigPath, `key ${result.fingerprint}: ${usable.message}`, {
-            expected: 'a signature by a key that is valid for signing now (not expired, not revoked)',
+            expected: UNUSABLE_EXPECTED,
           }),
         ],
       };
@@ -177,17 +180,9 @@ export async function checkPublisherSignature(options: {
     result.reason === 'key-expired' ||
     result.reason === 'not-for-signing'
   ) {
-    const why =
-      result.reason === 'key-revoked'
-        ? 'revoked'
-        : result.reason === 'key-expired'
-          ? 'expired'
-          : 'not-for-signing';
     return {
       problems: [
-        problem(UNUSABLE_CODES[why], sigPath, result.message, {
-          expected: 'a signature by a key that is valid for signing now (not expired, not revoked)',
-        }),
+        problem(UNUSABLE_CODES[result.reason], sigPath, result.message, { expected: UNUSABLE_EXPECTED }),
       ],
     };
   }
@@ -214,7 +209,7 @@ export async function checkPublisherSignature(options: {
       ],
     };
   }
-  if (config.policy === 'open' && !bundled) {
+  if (policy === 'open' && !bundled) {
     return {
       problems: [
         problem(
@@ -236,7 +231,7 @@ export async function checkPublisherSignature(options: {
         `signed by key ${result.keyIds.join(', ') || '(unnamed)'}, which is not a trusted publisher`,
         {
           expected:
-            config.policy === 'restricted'
+            policy === 'restricted'
               ? 'a key listed by `plugindex publishers add`'
               : 'the key in publisher.asc',
         },

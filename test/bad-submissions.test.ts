@@ -18,6 +18,7 @@ import {
   type TestRegistry,
   testKey,
   validManifest,
+  withPaxGlobalPath,
 } from './support/fixtures.ts';
 
 /** The entries of a valid signed submission, for tests that add something hostile next to them. */
@@ -556,7 +557,7 @@ const cases: Case[] = [
   [
     'a pax global header',
     'BUNDLE_AMBIGUOUS_ARCHIVE',
-    async () => rawTarWithGlobalHeader(await signedEntries()),
+    async () => withPaxGlobalPath(await rawTar(await signedEntries(), false), 'manifest.json.asc'),
   ],
   [
     'a file hidden after a zero block',
@@ -597,28 +598,6 @@ function jsonWith(extra: string): string {
   const manifest = validManifest();
   delete manifest.version;
   return `${JSON.stringify(manifest).slice(0, -1)},${extra}}`;
-}
-
-/** A bundle whose tar starts with a pax global header naming every entry after it "manifest.json". */
-async function rawTarWithGlobalHeader(entries: RawEntry[]): Promise<Uint8Array> {
-  const tar = await rawTar(entries, false);
-  const record = '26 path=manifest.json.asc\n';
-  const header = Buffer.alloc(512);
-  header.write('pax_global_header', 0);
-  header.write('0000644\0', 100);
-  header.write('0000000\0', 108);
-  header.write('0000000\0', 116);
-  header.write(`${record.length.toString(8).padStart(11, '0')}\0`, 124);
-  header.write('00000000000\0', 136);
-  header.write('g', 156);
-  header.write('ustar\u000000', 257);
-  header.fill(0x20, 148, 156);
-  let sum = 0;
-  for (const byte of header) sum += byte;
-  header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
-  const data = Buffer.alloc(512);
-  data.write(record);
-  return new Uint8Array(gzipSync(Buffer.concat([header, data, tar])));
 }
 
 describe('when a submission is bad', () => {

@@ -19,7 +19,7 @@ import { stageFunction } from '../../infra/publishers.ts';
 import { type FakeSecretsManager, startFakeSecretsManager } from '../support/fake-secrets-manager.ts';
 import { encode, makeBundle, testKey, validManifest } from '../support/fixtures.ts';
 import { gpgKeyring } from '../support/gpg.ts';
-import { type LocalS3, startLocalS3 } from '../support/s3.ts';
+import { type LocalS3, setBundledFunctionEnv, startLocalS3 } from '../support/s3.ts';
 
 let outdir: string;
 let bundle: BundleResult;
@@ -35,17 +35,11 @@ beforeAll(async () => {
     'plugindex/signing-key': JSON.stringify({ armoredKey: registryKey.secretKey }),
   });
   // Exactly what the Lambda environment provides; this worker process is the "container".
-  Object.assign(process.env, {
-    INTAKE_BUCKET: 'bundle-intake',
-    SITE_BUCKET: 'bundle-site',
-    SIGNING_KEY_SECRET_ID: 'plugindex/signing-key',
-    S3_ENDPOINT: s3.endpoint,
-    AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.endpoint,
-    AWS_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: 'S3RVER',
-    AWS_SECRET_ACCESS_KEY: 'S3RVER',
-    AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
-    AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
+  setBundledFunctionEnv({
+    s3,
+    secretsEndpoint: secrets.endpoint,
+    intakeBucket: 'bundle-intake',
+    siteBucket: 'bundle-site',
   });
   const put = (key: string, body: Uint8Array) =>
     s3.client.send(new PutObjectCommand({ Bucket: 'bundle-intake', Key: key, Body: body }));

@@ -11,7 +11,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { gzipSync } from 'node:zlib';
 import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import * as openpgp from 'openpgp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,8 +26,9 @@ import {
   signAsPublisher,
   testKey,
   validManifest,
+  withPaxGlobalPath,
 } from '../support/fixtures.ts';
-import { type LocalS3, startLocalS3 } from '../support/s3.ts';
+import { type LocalS3, setBundledFunctionEnv, startLocalS3 } from '../support/s3.ts';
 
 let outdir: string;
 let s3: LocalS3;
@@ -44,17 +44,12 @@ beforeAll(async () => {
   secrets = await startFakeSecretsManager({
     'plugindex/signing-key': JSON.stringify({ armoredKey: (await testKey('registry')).secretKey }),
   });
-  Object.assign(process.env, {
-    INTAKE_BUCKET: 'hostile-intake',
-    SITE_BUCKET: 'hostile-site',
-    SIGNING_KEY_SECRET_ID: 'plugindex/signing-key',
-    S3_ENDPOINT: s3.endpoint,
-    AWS_ENDPOINT_URL_SECRETS_MANAGER: secrets.endpoint,
-    AWS_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: 'S3RVER',
-    AWS_SECRET_ACCESS_KEY: 'S3RVER',
-    AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
-    AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
+  // Exactly what the Lambda environment provides; this worker process is the "container".
+  setBundledFunctionEnv({
+    s3,
+    secretsEndpoint: secrets.endpoint,
+    intakeBucket: 'hostile-intake',
+    siteBucket: 'hostile-site',
   });
   await put(
     'config/plugindex.json',
@@ -137,9 +132,8 @@ describe('when a burst of hostile uploads reaches the publish function', () => {
       ],
     ];
     // A pax global header: tarfile would name every entry after it "manifest.json".
-    const ambiguous = await rawTar([{ name: 'manifest.json', body: '{}' }], false);
-    const global = Buffer.concat([globalHeader('path=manifest.json'), Buffer.from(ambiguous)]);
-    uploads.push(['incoming/ambiguous.tgz', new Uint8Array(gzipSync(global))]);
+    const plain = await rawTar([{ name: 'manifest.json', body: '{}' }], false);
+    uploads.push(['incoming/ambiguous.tgz', withPaxGlobalPath(plain, 'manifest.json')]);
     for (const [key, body] of uploads) await put(key, body);
 
     const result = await handler({ source: 'aws.events', 'detail-type': 'Scheduled Event' });
@@ -173,25 +167,3 @@ describe('when a burst of hostile uploads reaches the publish function', () => {
     expect(stored.ContentType).toBe('application/octet-stream');
   });
 });
-
-/** A pax global header block with one record, as tar writes it. */
-function globalHeader(record: string): Buffer {
-  let line = ` ${record}\n`;
-  line = `${line.length + String(line.length + 2).length}${line}`;
-  const data = Buffer.alloc(512);
-  data.write(line);
-  const header = Buffer.alloc(512);
-  header.write('pax_global_header', 0);
-  header.write('0000644\0', 100);
-  header.write('0000000\0', 108);
-  header.write('0000000\0', 116);
-  header.write(`${line.length.toString(8).padStart(11, '0')}\0`, 124);
-  header.write('00000000000\0', 136);
-  header.write('g', 156);
-  header.write('ustar\u000000', 257);
-  header.fill(0x20, 148, 156);
-  let sum = 0;
-  for (const byte of header) sum += byte;
-  header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
-  return Buffer.concat([header, data]);
-}

@@ -198,3 +198,31 @@ export async function rawTar(entries: readonly RawEntry[], gzip = true): Promise
   const bytes = Buffer.concat(chunks);
   return new Uint8Array(gzip ? gzipSync(bytes) : bytes);
 }
+
+/**
+ * A gzipped tar that starts with a pax global header setting `path` for every entry after it: what tarfile
+ * applies to all of them, and tar-stream only to entries with a local pax header.
+ */
+export function withPaxGlobalPath(tar: Uint8Array, globalPath: string): Uint8Array {
+  let record = ` path=${globalPath}\n`;
+  const digits = (n: number) => String(n).length;
+  let length = Buffer.byteLength(record) + 1;
+  while (Buffer.byteLength(record) + digits(length) !== length) length += 1;
+  record = `${length}${record}`;
+  const header = Buffer.alloc(512);
+  header.write('pax_global_header', 0);
+  header.write('0000644\0', 100);
+  header.write('0000000\0', 108);
+  header.write('0000000\0', 116);
+  header.write(`${Buffer.byteLength(record).toString(8).padStart(11, '0')}\0`, 124);
+  header.write('00000000000\0', 136);
+  header.write('g', 156);
+  header.write('ustar\u000000', 257);
+  header.fill(0x20, 148, 156);
+  let sum = 0;
+  for (const byte of header) sum += byte;
+  header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
+  const data = Buffer.alloc(512);
+  data.write(record);
+  return new Uint8Array(gzipSync(Buffer.concat([header, data, tar])));
+}

@@ -22,24 +22,20 @@ export function gpgKeyring(armoredPublicKey: string): GpgKeyring {
   execFileSync('gpg', ['--homedir', home, '--batch', '--quiet', '--import', file('key.asc')], {
     stdio: 'pipe',
   });
+  /** Writes the pair and returns gpg's arguments to verify it. */
+  const verifyArgs = (data: Uint8Array, signature: string): string[] => {
+    writeFileSync(file('data'), data);
+    writeFileSync(file('data.asc'), signature);
+    return ['--homedir', home, '--batch', '--status-fd', '1', '--verify', file('data.asc'), file('data')];
+  };
   return {
     verify(data, signature) {
-      writeFileSync(file('data'), data);
-      writeFileSync(file('data.asc'), signature);
-      return execFileSync(
-        'gpg',
-        ['--homedir', home, '--batch', '--status-fd', '1', '--verify', file('data.asc'), file('data')],
-        { stdio: ['ignore', 'pipe', 'pipe'] },
-      ).toString();
+      return execFileSync('gpg', verifyArgs(data, signature), {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }).toString();
     },
     status(data, signature) {
-      writeFileSync(file('data'), data);
-      writeFileSync(file('data.asc'), signature);
-      return spawnSync(
-        'gpg',
-        ['--homedir', home, '--batch', '--status-fd', '1', '--verify', file('data.asc'), file('data')],
-        { encoding: 'utf8' },
-      ).stdout;
+      return spawnSync('gpg', verifyArgs(data, signature), { encoding: 'utf8' }).stdout;
     },
     close() {
       rmSync(home, { recursive: true, force: true });

@@ -77,3 +77,27 @@ export async function localPublishHandler(
     logger: { info: () => {}, warn: () => {}, error: () => {} },
   });
 }
+
+/**
+ * The environment a bundled function reads on Lambda, pointing at a local S3 and a fake Secrets Manager
+ * (the signing key under `plugindex/signing-key`): set on this worker process, the function's "container".
+ */
+export function setBundledFunctionEnv(options: {
+  readonly s3: LocalS3;
+  readonly secretsEndpoint: string;
+  readonly intakeBucket: string;
+  readonly siteBucket: string;
+}): void {
+  Object.assign(process.env, {
+    INTAKE_BUCKET: options.intakeBucket,
+    SITE_BUCKET: options.siteBucket,
+    SIGNING_KEY_SECRET_ID: 'plugindex/signing-key',
+    S3_ENDPOINT: options.s3.endpoint,
+    AWS_ENDPOINT_URL_SECRETS_MANAGER: options.secretsEndpoint,
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: 'S3RVER',
+    AWS_SECRET_ACCESS_KEY: 'S3RVER',
+    AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
+    AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
+  });
+}
