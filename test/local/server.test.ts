@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FsStore } from '../../cli/local/fs-store.ts';
 import { createRegistryServer, listenRegistryServer, prefersHtml, routeFor } from '../../cli/local/server.ts';
-import { DATA_CSP, PAGE_CSP } from '../../index-builder/serving.ts';
+import { ARTIFACT_CSP, DATA_CSP, PAGE_CSP } from '../../index-builder/serving.ts';
 import type { Store } from '../../index-builder/store.ts';
 import { CACHE_IMMUTABLE, CACHE_MUTABLE, contentTypeFor } from '../../index-builder/store.ts';
 import { encode, sha256 } from '../support/fixtures.ts';
@@ -24,6 +24,8 @@ const SITE: Record<string, string> = {
   'plugins/demo/index.html': '<!doctype html><title>demo</title>',
   'plugins/demo/1.0.0/manifest.json': '{"name":"demo","version":"1.0.0"}',
   'plugins/demo/1.0.0/manifest.json.asc': '-----BEGIN PGP SIGNATURE-----',
+  // A hosted artifact stored as a page, as one published before artifacts were stored as opaque bytes.
+  'plugins/demo/1.0.0/bin/page.html': '<script>fetch("/beacon")</script>',
 };
 
 let root: string;
@@ -108,6 +110,15 @@ describe('when serving the published tree', () => {
       expect(response.headers.get('x-content-type-options')).toBe('nosniff');
       expect(response.headers.get('x-frame-options')).toBe('DENY');
     }
+  });
+
+  it('serves a hosted artifact as a download whatever type it was stored with', async () => {
+    const response = await fetch(`${base}/plugins/demo/1.0.0/bin/page.html`);
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toBe('application/octet-stream');
+    expect(response.headers.get('content-disposition')).toBe('attachment; filename="page.html"');
+    expect(response.headers.get('content-security-policy')).toBe(ARTIFACT_CSP);
+    expect(response.headers.get('x-content-type-options')).toBe('nosniff');
   });
 
   it('answers HEAD with the headers of GET and no body', async () => {
