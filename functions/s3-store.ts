@@ -32,6 +32,7 @@ import {
   type StoredObject,
   type StoredStream,
 } from '../index-builder/store.ts';
+import { hasLoneSurrogate } from '../index-builder/text.ts';
 
 export interface S3StoreOptions {
   readonly client: S3Client;
@@ -45,8 +46,6 @@ export interface S3StoreOptions {
 }
 
 const DEFAULT_MULTIPART_THRESHOLD = 16 * 1024 * 1024;
-/** A surrogate on its own: UTF-8, and so an S3 key, cannot hold one. */
-const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
 /** S3's longest object key, in UTF-8 bytes. */
 const MAX_OBJECT_KEY_BYTES = 1024;
 /**
@@ -112,7 +111,7 @@ export class S3Store implements Store {
    */
   #objectKey(key: string): string {
     const objectKey = `${this.#prefix}${key}`;
-    if (key.length === 0 || LONE_SURROGATE.test(key) || Buffer.byteLength(objectKey) > MAX_OBJECT_KEY_BYTES)
+    if (key.length === 0 || hasLoneSurrogate(key) || Buffer.byteLength(objectKey) > MAX_OBJECT_KEY_BYTES)
       throw new StoreError('STORE_INVALID_KEY', key, `no S3 object can have the key ${JSON.stringify(key)}`);
     return objectKey;
   }

@@ -384,13 +384,9 @@ export type KeyUsability =
  * signing at that time too.
  */
 export async function keyUsableAt(key: openpgp.Key, signingKeyId: string, date: Date): Promise<KeyUsability> {
-  if (await key.isRevoked(undefined, undefined, date).catch(() => false))
-    return { usable: false, reason: 'key-revoked', message: 'the key has been revoked' };
-  const expires = await key.getExpirationTime().catch(() => null);
-  if (expires instanceof Date && expires.getTime() <= date.getTime())
-    return { usable: false, reason: 'key-expired', message: `the key expired on ${expires.toISOString()}` };
   const id = key.getKeyIDs().find((k) => upper(k.toHex()) === signingKeyId);
   try {
+    // One call judges the primary key (revoked, expired) and the subkey (bound, flagged, unexpired) at `date`.
     await key.getSigningKey(id, date);
     return { usable: true };
   } catch (cause) {

@@ -23,6 +23,11 @@ export interface TextProblem {
 const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/u;
 /** A surrogate on its own: in `u` mode a pair is one code point and does not match. */
 const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
+
+/** True when `text` holds a surrogate on its own: not Unicode, and so not UTF-8 (an S3 key, say). */
+export function hasLoneSurrogate(text: string): boolean {
+  return LONE_SURROGATE.test(text);
+}
 /** Noncharacters in the Basic Multilingual Plane: U+FDD0..U+FDEF, U+FFFE, U+FFFF. */
 const BMP_NONCHARACTER = /[\uFDD0-\uFDEF\uFFFE\uFFFF]/u;
 const ASTRAL = /[\u{10000}-\u{10FFFF}]/gu;
@@ -62,6 +67,16 @@ export function textProblem(text: string): TextProblem | undefined {
     return { kind: 'unsafe', character, why };
   }
   return undefined;
+}
+
+/** Everything `textProblem` finds in the first plane, at once (astral noncharacters aside). */
+const UNSHOWABLE =
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is replaced
+  /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\uD800-\uDFFF\uFDD0-\uFDEF\uFFFE\uFFFF\u2028\u2029\u202A-\u202E\u2066-\u2069\uFEFF]/gu;
+
+/** `text` with what no page should show replaced by U+FFFD (the renderers' guard for HTML). */
+export function showableText(text: string): string {
+  return text.replace(UNSHOWABLE, '\uFFFD');
 }
 
 /** A document the registry was about to publish holds text no reader should get. */

@@ -21,12 +21,7 @@ export { assertManifest, MAX_MANIFEST_DEPTH, validateManifest } from './validate
  */
 export function loadManifest(bytes: Uint8Array, fileName: string): Manifest {
   const { value, problems: parsing } = readManifestDocument(bytes, fileName);
-  // A number is judged once: by its text when the parser saw it, else by its value.
-  const numbers = new Set(parsing.filter((p) => p.code === 'MANIFEST_NUMBER_UNSAFE').map((p) => p.path));
-  const problems = [
-    ...parsing,
-    ...validateManifest(value).filter((p) => p.code !== 'MANIFEST_NUMBER_UNSAFE' || !numbers.has(p.path)),
-  ];
+  const problems = [...parsing, ...validateManifest(value)];
   if (problems.length > 0) throw new SubmissionError('INVALID_MANIFEST', problems);
   return value as Manifest;
 }

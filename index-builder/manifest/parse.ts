@@ -104,7 +104,7 @@ function scanJson(text: string): Problem[] {
     } else if (c === '-' || (c >= '0' && c <= '9')) {
       NUMBER_TOKEN.lastIndex = i;
       const token = (NUMBER_TOKEN.exec(text) as RegExpExecArray)[0];
-      const why = numberProblem(token);
+      const why = precisionProblem(token);
       if (why) problems.push(numberIssue(pointer(), token, why));
       i += token.length;
     } else {
@@ -127,14 +127,13 @@ function decimalValue(numeral: string): string | undefined {
 }
 
 /**
- * Why a numeral is read differently by different readers, or undefined: beyond a double's range, an integer
- * past 2^53 (rounded by some readers, exact or refused by others), or more digits than a double holds.
+ * Why a decimal numeral means another number once read into a 64-bit float (`0.1000000000000000000001`),
+ * or undefined. Only the text can tell: the range of the value (past a double, past 2^53) is judged on the
+ * parsed value by validation, for JSON and YAML alike (validate.ts).
  */
-function numberProblem(numeral: string): string | undefined {
+function precisionProblem(numeral: string): string | undefined {
   const value = Number(numeral);
-  if (!Number.isFinite(value)) return 'beyond the range of a 64-bit float';
-  if (Number.isInteger(value) && !Number.isSafeInteger(value))
-    return `an integer beyond ±${Number.MAX_SAFE_INTEGER}`;
+  if (!Number.isFinite(value) || (Number.isInteger(value) && !Number.isSafeInteger(value))) return undefined;
   const exact = decimalValue(numeral);
   if (exact !== undefined && exact !== decimalValue(String(value)))
     return `more precision than a 64-bit float holds (read as ${String(value)})`;
@@ -260,15 +259,10 @@ function parseYaml(text: string): ParsedDocument {
           }),
         );
       }
-      // Beyond range and past 2^53 are judged on the value (validate.ts); precision only on the text.
-      const number = YAML.isScalar(node) && typeof node.value === 'number' ? node.value : undefined;
-      if (
-        number !== undefined &&
-        Number.isFinite(number) &&
-        (!Number.isInteger(number) || Number.isSafeInteger(number))
-      ) {
-        const source = (node as YAML.Scalar).source ?? '';
-        const why = /^[-+]?\d/.test(source) ? numberProblem(source.replace(/^\+/, '')) : undefined;
+      // Precision only on the text; the range is judged on the value (validate.ts).
+      if (YAML.isScalar(node) && typeof node.value === 'number') {
+        const source = node.source ?? '';
+        const why = /^[-+]?\d/.test(source) ? precisionProblem(source.replace(/^\+/, '')) : undefined;
         if (why) numbers.push(numberIssue(pointerOf(path, node), source, why));
       }
     },

@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { ArtifactRecord, PluginDocument, RegistryIdentity, VersionRecord } from '../model.ts';
+import { showableText } from '../text.ts';
 
 const ESCAPES: Record<string, string> = {
   '&': '&amp;',
@@ -16,15 +17,11 @@ const ESCAPES: Record<string, string> = {
 };
 
 /**
- * Text no reader should get (text.ts: controls, lone surrogates, noncharacters, separators, bidi controls)
- * shown as U+FFFD: a manifest holding it is refused, so this only guards what a check upstream missed.
+ * Escapes markup, and shows text no reader should get (text.ts) as U+FFFD: a manifest holding it is refused,
+ * so this only guards what a check upstream missed.
  */
-const UNSHOWABLE =
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is replaced
-  /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\uD800-\uDFFF\uFDD0-\uFDEF\uFFFE\uFFFF\u2028\u2029\u202A-\u202E\u2066-\u2069\uFEFF]/gu;
-
 export function escapeHtml(value: string): string {
-  return value.replace(/[&<>"']/g, (c) => ESCAPES[c] as string).replace(UNSHOWABLE, '\uFFFD');
+  return showableText(value.replace(/[&<>"']/g, (c) => ESCAPES[c] as string));
 }
 
 const isWebUrl = (url: string): boolean => /^https?:\/\//i.test(url);

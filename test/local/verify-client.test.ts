@@ -72,13 +72,15 @@ afterAll(async () => {
   await close();
 });
 
+/** The client's run: the registry key pinned, within the snapshot's lifetime. */
+const verifyPinned = () => verifyRegistry({ url: base, pinnedKey: registry.registryKey.publicKey, now: NOW });
 const TOOL = encode('#!/bin/sh\necho tool\n');
 const json = <T>(key: string): T => JSON.parse(new TextDecoder().decode(site.objects.get(key)?.body)) as T;
 
 describe('when a client verifies the registry', () => {
   it('fetches each document as <path>?v=<its sha256>, and the snapshot pair under one fresh ?v=', async () => {
     requests.length = 0;
-    const report = await verifyRegistry({ url: base, pinnedKey: registry.registryKey.publicKey, now: NOW });
+    const report = await verifyPinned();
 
     expect(report).toMatchObject({ plugins: 1, manifests: 1, artifacts: 1, generation: 1 });
     const snapshot = json<SnapshotDocument>('snapshot.json');
@@ -104,7 +106,7 @@ describe('when a client verifies the registry', () => {
     stale.set('snapshot.json.asc', [before]);
     requests.length = 0;
 
-    const report = await verifyRegistry({ url: base, pinnedKey: registry.registryKey.publicKey, now: NOW });
+    const report = await verifyPinned();
 
     expect(report.generation).toBe(2);
     expect(requests.filter((r) => r.startsWith('GET /snapshot.json.asc'))).toHaveLength(2);
@@ -114,11 +116,7 @@ describe('when a client verifies the registry', () => {
     const wrong = site.objects.get('index.json.asc')?.body as Uint8Array;
     stale.set('snapshot.json.asc', [wrong, wrong, wrong, wrong]);
 
-    const error = await verifyRegistry({
-      url: base,
-      pinnedKey: registry.registryKey.publicKey,
-      now: NOW,
-    }).catch((e: unknown) => e);
+    const error = await verifyPinned().catch((e: unknown) => e);
 
     expect(error).toBeInstanceOf(TrustError);
     expect(error).toMatchObject({ code: 'SNAPSHOT_BAD_SIGNATURE' });
@@ -143,18 +141,12 @@ describe('when a hosted artifact was replaced', () => {
     const original = site.objects.get(artifactKey) as StoredObject;
     await replace(body());
     try {
-      const error = await verifyRegistry({
-        url: base,
-        pinnedKey: registry.registryKey.publicKey,
-        now: NOW,
-      }).catch((e: unknown) => e);
+      const error = await verifyPinned().catch((e: unknown) => e);
       expect(error).toBeInstanceOf(TrustError);
       expect(error).toMatchObject({ code: 'ARTIFACT_MISMATCH' });
     } finally {
       site.objects.set(artifactKey, original);
     }
-    await expect(
-      verifyRegistry({ url: base, pinnedKey: registry.registryKey.publicKey, now: NOW }),
-    ).resolves.toMatchObject({ artifacts: 1 });
+    await expect(verifyPinned()).resolves.toMatchObject({ artifacts: 1 });
   });
 });
