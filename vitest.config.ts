@@ -3,6 +3,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    globalSetup: ['test/support/global-setup.ts'],
     // s3rver (the local S3 server the tests start) signs list continuation tokens with a cipher that
     // OpenSSL 3 moved to its legacy provider; the test workers need it enabled.
     execArgv: ['--openssl-legacy-provider'],

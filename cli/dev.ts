@@ -21,7 +21,8 @@ import {
   withRegistryLock,
   writeConfig,
 } from './local/registry.ts';
-import { describeOutcome, startService } from './serve.ts';
+import { describeOutcome } from './output.ts';
+import { startService } from './serve.ts';
 
 const exists = (file: string): Promise<boolean> =>
   access(file).then(
@@ -148,7 +149,7 @@ export async function runDev(options: {
     `examples: ${count('accepted')} published, ${examples.length - keys.length + count('already-published')} already published, ${count('rejected')} rejected`,
   );
   for (const outcome of result.outcomes.filter((o) => o.status === 'rejected'))
-    log(`  ${describeOutcome(outcome)}`);
+    log(`  ${describeOutcome(outcome, 'line').join(' ')}`);
 
   const service = await startService({ dir, port, watch: true, log });
   log('');

@@ -1,23 +1,17 @@
 /** `plugindex serve`: the published tree over HTTP, plus the incoming/ watcher. */
 import path from 'node:path';
-import type { BatchResult, SubmissionOutcome } from '../index-builder/pipeline.ts';
+import type { BatchResult } from '../index-builder/pipeline.ts';
 import { flushIndexes, processSubmissions } from '../index-builder/pipeline.ts';
 import { CliError } from './errors.ts';
 import { FsStore } from './local/fs-store.ts';
 import { openRegistry, readConfig, withRegistryLock } from './local/registry.ts';
 import { createRegistryServer, listenRegistryServer } from './local/server.ts';
 import { watchIncoming } from './local/watch.ts';
+import { describeOutcome } from './output.ts';
 
 export interface RunningService {
   readonly url: string;
   close(): Promise<void>;
-}
-
-export function describeOutcome(outcome: SubmissionOutcome): string {
-  const what = outcome.plugin ? `${outcome.plugin}@${outcome.version}` : outcome.submission;
-  if (outcome.status !== 'rejected') return `${outcome.status} ${what}`;
-  const codes = outcome.problems.map((p) => `${p.code} ${p.path}`).join('; ');
-  return `rejected ${what}: ${codes} (details: status/${outcome.id}.json)`;
 }
 
 export async function startService(options: {
@@ -52,7 +46,8 @@ export async function startService(options: {
           );
         },
         onResult: (result) => {
-          for (const outcome of result.outcomes) options.log(`[incoming] ${describeOutcome(outcome)}`);
+          for (const outcome of result.outcomes)
+            options.log(`[incoming] ${describeOutcome(outcome, 'line').join(' ')}`);
           if (result.generation !== null) options.log(`[incoming] published generation ${result.generation}`);
         },
         flush: async () => {

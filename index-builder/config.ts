@@ -120,3 +120,39 @@ export function parseTrustedPublishers(list: unknown): TrustedPublisher[] {
     };
   });
 }
+
+/** A publisher key as `publishers add` is given it: the primary fingerprint, every (sub)key's, the armor. */
+export interface PublisherKey {
+  readonly fingerprint: string;
+  readonly fingerprints: readonly string[];
+  readonly armored: string;
+}
+
+/**
+ * The config that trusts one more publisher for the given name globs (replacing that key's earlier entry):
+ * trusting anyone by name makes the registry `restricted`, since an open registry would trust every key
+ * anyway. The registry's own signing key (any of its subkeys) can never be a publisher key: its signature
+ * would make a submission indistinguishable from what the registry itself signs.
+ * @throws ConfigError CONFIG_REGISTRY_KEY_AS_PUBLISHER, or CONFIG_INVALID for empty globs.
+ */
+export function withTrustedPublisher(
+  config: RegistryConfig,
+  publisher: { readonly key: PublisherKey; readonly names: readonly string[]; readonly label?: string },
+  registryFingerprints: readonly string[],
+): RegistryConfig {
+  const { key } = publisher;
+  if (key.fingerprints.some((fp) => registryFingerprints.includes(fp))) {
+    throw new ConfigError(
+      'CONFIG_REGISTRY_KEY_AS_PUBLISHER',
+      `${key.fingerprint} is the registry's signing key; it can never be a publisher key`,
+    );
+  }
+  const entry = {
+    fingerprint: key.fingerprint,
+    names: publisher.names,
+    key: key.armored,
+    ...(publisher.label ? { label: publisher.label } : {}),
+  };
+  const publishers = [...config.publishers.filter((p) => p.fingerprint !== key.fingerprint), entry];
+  return parseRegistryConfig({ ...config, policy: 'restricted', publishers });
+}

@@ -9,7 +9,7 @@
  *   DIR/state/                    internal state (catalog)
  *   DIR/public/                   the published tree, served as static files
  */
-import { chmod, mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { systemClock } from '../../index-builder/clock.ts';
 import { parseRegistryConfig, type RegistryConfig } from '../../index-builder/config.ts';
@@ -52,7 +52,6 @@ export async function writeConfig(dir: string, config: RegistryConfig): Promise<
   const file = path.join(dir, CONFIG_FILE);
   const temp = `${file}.${process.pid}.tmp`;
   await writeFile(temp, `${JSON.stringify(config, null, 2)}\n`);
-  const { rename } = await import('node:fs/promises');
   await rename(temp, file);
 }
 

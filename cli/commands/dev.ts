@@ -1,0 +1,14 @@
+/** `plugindex dev`, behind `npm start`: a registry with the examples published, served and watched. */
+import { type Parsed, portOption, stringOption } from '../args.ts';
+import { runDev } from '../dev.ts';
+import { out } from '../output.ts';
+
+export async function run(parsed: Parsed): Promise<number> {
+  await runDev({
+    dir: stringOption(parsed, 'registry') ?? process.env.PLUGINDEX_HOME ?? '.plugindex',
+    port: portOption(parsed, Number(process.env.PORT ?? 8080)),
+    examples: stringOption(parsed, 'examples') ?? 'examples',
+    log: out,
+  });
+  return 0;
+}

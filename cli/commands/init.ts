@@ -1,0 +1,18 @@
+/** `plugindex init`: a new local registry (config, signing key, an empty signed published state). */
+import { type Parsed, requiredOption, stringOption } from '../args.ts';
+import { initRegistry } from '../local/registry.ts';
+import { out } from '../output.ts';
+
+export async function run(parsed: Parsed): Promise<number> {
+  const dir = requiredOption(parsed, 'registry');
+  const name = stringOption(parsed, 'name') ?? 'plugindex local registry';
+  const url = stringOption(parsed, 'url') ?? 'http://127.0.0.1:8080';
+  const description = stringOption(parsed, 'description');
+  const { fingerprint } = await initRegistry(dir, { name, url, ...(description ? { description } : {}) });
+  out(`created registry "${name}" in ${dir}`);
+  out(`  url:          ${url}`);
+  out(`  signing key:  ${fingerprint} (public key at ${url}/keys/registry.asc)`);
+  out('  policy:       open, first-come ownership (restrict with: plugindex publishers add)');
+  out(`  submit with:  plugindex publish BUNDLE.tgz --registry ${dir}`);
+  return 0;
+}

@@ -1,0 +1,44 @@
+/** `plugindex pack`: a manifest and its artifacts into a bundle signed by the publisher. */
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { ARCH_VALUES, OS_VALUES } from '../../index-builder/model.ts';
+import { type ArtifactInput, packSubmission } from '../../index-builder/submission.ts';
+import { listOption, type Parsed, requiredOption } from '../args.ts';
+import { usage } from '../errors.ts';
+import { readInput, readPassphrase, readTextInput } from '../inputs.ts';
+import { out } from '../output.ts';
+
+/** `--artifact OS/ARCH=PATH`, checked against the spec's platform values before any file is read. */
+async function readArtifact(spec: string): Promise<ArtifactInput> {
+  const match = /^([a-z0-9]+)\/([a-z0-9]+)=(.+)$/.exec(spec);
+  if (!match) throw usage(`--artifact must look like OS/ARCH=PATH, found ${spec}`);
+  const [, os = '', arch = '', file = ''] = match;
+  if (!(OS_VALUES as readonly string[]).includes(os))
+    throw usage(`--artifact ${spec}: os must be one of ${OS_VALUES.join(', ')}`);
+  if (!(ARCH_VALUES as readonly string[]).includes(arch))
+    throw usage(`--artifact ${spec}: arch must be one of ${ARCH_VALUES.join(', ')}`);
+  return { os, arch, fileName: path.basename(file), body: await readInput(file) };
+}
+
+export async function run(parsed: Parsed): Promise<number> {
+  const manifestFile = parsed.positionals[0];
+  if (!manifestFile || parsed.positionals.length > 1) throw usage('pack takes exactly one MANIFEST');
+  const keyFile = requiredOption(parsed, 'key');
+  const outFile = requiredOption(parsed, 'out');
+  const artifacts: ArtifactInput[] = [];
+  for (const spec of listOption(parsed, 'artifact')) artifacts.push(await readArtifact(spec));
+  const passphrase = await readPassphrase(parsed);
+  const packed = await packSubmission({
+    manifestName: path.basename(manifestFile),
+    manifest: await readInput(manifestFile),
+    artifacts,
+    secretKey: await readTextInput(keyFile),
+    ...(passphrase ? { passphrase } : {}),
+  });
+  await writeFile(outFile, packed.bundle);
+  const { name, version } = packed.manifest;
+  out(
+    `packed ${name}@${version} -> ${outFile} (${packed.bundle.byteLength} bytes, signed by ${packed.fingerprint})`,
+  );
+  return 0;
+}

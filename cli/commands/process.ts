@@ -1,0 +1,17 @@
+/** `plugindex process`: every submission waiting in the registry's incoming/ folder, as one batch. */
+import { processSubmissions } from '../../index-builder/pipeline.ts';
+import { type Parsed, requiredOption } from '../args.ts';
+import { openRegistry, withRegistryLock } from '../local/registry.ts';
+import { describeOutcome, out, outJson } from '../output.ts';
+
+export async function run(parsed: Parsed): Promise<number> {
+  const dir = requiredOption(parsed, 'registry');
+  const registry = await openRegistry(dir);
+  const result = await withRegistryLock(dir, () => processSubmissions(registry.context));
+  if (parsed.values.json) outJson(result);
+  else {
+    for (const outcome of result.outcomes) for (const line of describeOutcome(outcome)) out(line);
+    out(result.generation === null ? 'nothing to rebuild' : `rebuilt: generation ${result.generation}`);
+  }
+  return result.outcomes.some((o) => o.status === 'rejected') ? 1 : 0;
+}

@@ -1,0 +1,41 @@
+/**
+ * `plugindex publishers list|add`: who a local registry trusts. What adding a key means for the policy is
+ * the core's decision (`withTrustedPublisher` in index-builder/config.ts); this only reads and writes.
+ */
+import { withTrustedPublisher } from '../../index-builder/config.ts';
+import { readPublicKey } from '../../index-builder/signing.ts';
+import { listOption, type Parsed, requiredOption, stringOption } from '../args.ts';
+import { usage } from '../errors.ts';
+import { readTextInput } from '../inputs.ts';
+import { openRegistry, readConfig, writeConfig } from '../local/registry.ts';
+import { out } from '../output.ts';
+
+export async function run(parsed: Parsed): Promise<number> {
+  const [action, keyFile, ...extra] = parsed.positionals;
+  const dir = requiredOption(parsed, 'registry');
+  if (action === 'list' && keyFile === undefined) {
+    const config = await readConfig(dir);
+    out(`policy: ${config.policy}, ownership: ${config.ownership}`);
+    for (const p of config.publishers)
+      out(`${p.fingerprint} ${p.names.join(',')}${p.label ? ` (${p.label})` : ''}`);
+    return 0;
+  }
+  if (action !== 'add' || !keyFile || extra.length > 0)
+    throw usage('publishers takes "add KEYFILE --names GLOB" or "list"');
+  const names = listOption(parsed, 'names')
+    .flatMap((n) => n.split(','))
+    .map((n) => n.trim())
+    .filter(Boolean);
+  if (names.length === 0) throw usage('--names is required (for example --names "acme-*")');
+  const key = await readPublicKey(await readTextInput(keyFile));
+  const registry = await openRegistry(dir);
+  const label = stringOption(parsed, 'label') ?? key.userIds[0];
+  const config = withTrustedPublisher(
+    registry.config,
+    { key, names, ...(label ? { label } : {}) },
+    registry.context.signer.fingerprints,
+  );
+  await writeConfig(dir, config);
+  out(`trusted ${key.fingerprint} for ${names.join(', ')}; policy is now restricted`);
+  return 0;
+}

@@ -1,0 +1,26 @@
+/**
+ * `plugindex rebuild`: re-render and re-sign every document, locally under the registry's lock, or on AWS
+ * as a message in the submission queue, so it runs in order with the publishes ahead of it.
+ */
+import { type Parsed, stringOption } from '../args.ts';
+import { usage } from '../errors.ts';
+import { out } from '../output.ts';
+
+export async function run(parsed: Parsed): Promise<number> {
+  const dir = stringOption(parsed, 'registry');
+  const queueUrl = stringOption(parsed, 'queue-url');
+  if ((dir === undefined) === (queueUrl === undefined))
+    throw usage('give exactly one of --registry DIR or --queue-url URL');
+  if (queueUrl !== undefined) {
+    const { requestRebuild } = await import('../remote.ts');
+    const id = await requestRebuild(queueUrl);
+    out(`rebuild requested (message ${id}); the publish function runs it after the submissions ahead of it`);
+    return 0;
+  }
+  const { openRegistry, withRegistryLock } = await import('../local/registry.ts');
+  const { rebuildRegistry } = await import('../../index-builder/pipeline.ts');
+  const registry = await openRegistry(dir as string);
+  const result = await withRegistryLock(dir as string, () => rebuildRegistry(registry.context));
+  out(`rebuilt ${result.plugins} plugins: generation ${result.generation}`);
+  return 0;
+}

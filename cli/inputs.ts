@@ -1,0 +1,37 @@
+/** Files a command reads on the user's behalf, with errors that name the file. */
+import { open, readFile } from 'node:fs/promises';
+import { type Parsed, stringOption } from './args.ts';
+import { CliError } from './errors.ts';
+
+export async function readInput(file: string): Promise<Uint8Array> {
+  try {
+    return new Uint8Array(await readFile(file));
+  } catch (cause) {
+    throw new CliError('FILE_NOT_FOUND', `cannot read ${file}: ${(cause as Error).message}`, { cause });
+  }
+}
+
+export async function readTextInput(file: string): Promise<string> {
+  return new TextDecoder().decode(await readInput(file));
+}
+
+/** `--passphrase-file FILE`: the passphrase of a secret key, without its final line break. */
+export async function readPassphrase(parsed: Parsed): Promise<string | undefined> {
+  const file = stringOption(parsed, 'passphrase-file');
+  if (!file) return undefined;
+  return (await readTextInput(file)).replace(/\r?\n$/, '');
+}
+
+/** Fails with FILE_NOT_FOUND unless FILE is a regular file this process can read (before streaming it). */
+export async function requireFile(file: string): Promise<void> {
+  try {
+    const handle = await open(file, 'r');
+    try {
+      if (!(await handle.stat()).isFile()) throw new Error('not a regular file');
+    } finally {
+      await handle.close();
+    }
+  } catch (cause) {
+    throw new CliError('FILE_NOT_FOUND', `cannot read ${file}: ${(cause as Error).message}`, { cause });
+  }
+}

@@ -1,0 +1,54 @@
+/**
+ * Everything the CLI prints: lines to stdout and stderr, problems, submission outcomes and `--json`.
+ * One home, so a problem or an outcome reads the same from `publish`, `process`, `validate` and the
+ * watcher's log.
+ */
+import type { Problem } from '../index-builder/errors.ts';
+import type { SubmissionOutcome } from '../index-builder/pipeline.ts';
+
+export function out(line = ''): void {
+  process.stdout.write(`${line}\n`);
+}
+
+export function err(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+/** A machine-readable answer (`--json`): one JSON document on stdout. */
+export function outJson(value: unknown): void {
+  out(JSON.stringify(value, null, 2));
+}
+
+/** One indented line per problem: code, JSON pointer, message, and what was expected and found. */
+export function formatProblems(problems: readonly Problem[]): string[] {
+  return problems.map((p) => {
+    const detail = [p.expected ? `expected ${p.expected}` : '', p.found ? `found ${p.found}` : '']
+      .filter(Boolean)
+      .join('; ');
+    return `  ${p.code} ${p.path || '/'}: ${p.message}${detail ? ` (${detail})` : ''}`;
+  });
+}
+
+/**
+ * A submission's outcome as text. `full` (a command's answer): the headline, then the published URLs or
+ * every problem. `line` (a running service's log): one line, naming the problem codes and where the details
+ * are kept.
+ */
+export function describeOutcome(outcome: SubmissionOutcome, form: 'full' | 'line' = 'full'): string[] {
+  const what = outcome.plugin ? `${outcome.plugin}@${outcome.version}` : outcome.submission;
+  if (outcome.status === 'rejected') {
+    if (form === 'line') {
+      const codes = outcome.problems.map((p) => `${p.code} ${p.path}`).join('; ');
+      return [`rejected ${what}: ${codes} (details: status/${outcome.id}.json)`];
+    }
+    return [`rejected ${what} (submission ${outcome.id})`, ...formatProblems(outcome.problems)];
+  }
+  if (form === 'line') return [`${outcome.status} ${what}`];
+  const generation = outcome.generation ? `, generation ${outcome.generation}` : '';
+  const lines = [`${outcome.status} ${what} (submission ${outcome.id}${generation})`];
+  if (outcome.urls) {
+    lines.push(`  plugin:   ${outcome.urls.plugin}`, `  manifest: ${outcome.urls.manifest}`);
+    for (const url of outcome.urls.artifacts) lines.push(`  artifact: ${url}`);
+  }
+  return lines;
+}
