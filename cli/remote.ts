@@ -6,8 +6,8 @@
 import { createReadStream } from 'node:fs';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { S3Store } from '../adapters/s3-store.ts';
 import { REBUILD_REQUEST } from '../functions/events.ts';
-import { S3Store } from '../functions/s3-store.ts';
 import { type SubmissionOutcome, submissionIdOf } from '../index-builder/pipeline.ts';
 
 export async function publishToBucket(options: {

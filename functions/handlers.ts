@@ -5,6 +5,7 @@
  */
 import type { CloudFrontClient } from '@aws-sdk/client-cloudfront';
 import type { S3Client } from '@aws-sdk/client-s3';
+import { S3Store } from '../adapters/s3-store.ts';
 import { systemClock } from '../index-builder/clock.ts';
 import { parseRegistryConfig } from '../index-builder/config.ts';
 import {
@@ -23,7 +24,6 @@ import type { FunctionConfig } from './env.ts';
 import { AwsAdapterError } from './errors.ts';
 import { parseObjectCreated, wantsRebuild } from './events.ts';
 import type { Logger } from './logger.ts';
-import { S3Store } from './s3-store.ts';
 
 export interface HandlerDeps {
   readonly config: FunctionConfig;

@@ -8,9 +8,9 @@ import { DeleteObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { S3Store } from '../../adapters/s3-store.ts';
 import type { FunctionConfig } from '../../functions/env.ts';
 import { createPublishHandler, createRefreshHandler, type HandlerDeps } from '../../functions/handlers.ts';
-import { S3Store } from '../../functions/s3-store.ts';
 import { cachedSigner } from '../../functions/secrets.ts';
 import { systemClock } from '../../index-builder/clock.ts';
 import { parseRegistryConfig } from '../../index-builder/config.ts';

@@ -1,8 +1,8 @@
 /**
- * The core's Store over Amazon S3 (@aws-sdk/client-s3): the AWS deployment's intake and site buckets.
- * Only this file (and the other adapters in functions/) import the AWS SDK. SDK failures are translated to
- * the core's StoreError at the call site, the original kept as `cause`; a missing object is `undefined`,
- * as the Store interface says.
+ * The core's Store over Amazon S3 (@aws-sdk/client-s3): the AWS deployment's intake and site buckets, used
+ * by the functions and by the CLI's remote publish. Only adapters/ and functions/ import the AWS SDK. SDK
+ * failures are translated to the core's StoreError at the call site, the original kept as `cause`; a
+ * missing object is `undefined`, as the Store interface says.
  *
  * @example
  * const site = new S3Store({ client: new S3Client({}), bucket: 'my-registry-site' });
