@@ -18,7 +18,7 @@ import {
   type ListObjectsV2CommandOutput,
   PutObjectCommand,
   type PutObjectCommandInput,
-  type S3Client,
+  S3Client,
   S3ServiceException,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
@@ -43,6 +43,14 @@ export interface S3StoreOptions {
   readonly multipartThresholdBytes?: number;
   /** Keys per ListObjectsV2 page (S3's maximum is 1,000); smaller in tests to exercise pagination. */
   readonly pageSize?: number;
+}
+
+/**
+ * An S3 client for AWS (region and credentials from the environment), or for an S3-compatible endpoint
+ * such as a local test server, which needs path-style addressing.
+ */
+export function createS3Client(endpoint?: string): S3Client {
+  return new S3Client(endpoint ? { endpoint, forcePathStyle: true } : {});
 }
 
 const DEFAULT_MULTIPART_THRESHOLD = 16 * 1024 * 1024;
