@@ -15,8 +15,8 @@ import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import * as openpgp from 'openpgp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3Store } from '../../adapters/s3-store.ts';
-import { bundleFunctions } from '../../functions/bundle.ts';
 import { listAll } from '../../index-builder/store.ts';
+import { bundleFunctions } from '../../infra/bundle-functions.ts';
 import { type FakeSecretsManager, startFakeSecretsManager } from '../support/fake-secrets-manager.ts';
 import {
   encode,

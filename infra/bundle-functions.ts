@@ -1,7 +1,9 @@
 /**
  * Bundles the Lambda functions with esbuild, for the Node.js 22 runtime on arm64: one ESM file per
  * function, everything (AWS SDK included) inside, so a deploy pins exactly what the tests ran. The CDK
- * app deploys this output, and the integration tests run this very output against a local S3 server.
+ * app (infra/app.ts) runs it at synth and deploys its output, and the integration tests run this very
+ * output against a local S3 server. It is a build tool, so it lives with the infrastructure, not in
+ * functions/ beside the code it bundles.
  */
 import path from 'node:path';
 import { build, type Metafile } from 'esbuild';
