@@ -7,7 +7,7 @@ import type { CloudFrontClient } from '@aws-sdk/client-cloudfront';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { S3Store } from '../adapters/s3-store.ts';
 import { systemClock } from '../index-builder/clock.ts';
-import { parseRegistryConfig } from '../index-builder/config.ts';
+import { parseRegistryConfig, withDeployedTrustList } from '../index-builder/config.ts';
 import {
   type BatchResult,
   flushIndexes,
@@ -52,9 +52,7 @@ async function pipelineContext(deps: HandlerDeps): Promise<PipelineContext> {
     );
   }
   const base = (stored ? JSON.parse(new TextDecoder().decode(stored.body)) : defaults) as object;
-  // A deployed trust list wins over the config object: whoever can write the bucket cannot widen trust.
-  const publishers = deps.config.publishers;
-  const config = publishers ? { ...base, policy: 'restricted', publishers } : base;
+  const config = withDeployedTrustList(base, deps.config.publishers);
   return {
     intake,
     site: new S3Store({ client: deps.s3, bucket: deps.config.siteBucket }),

@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_SNAPSHOT_TTL_SECONDS, parseRegistryConfig } from '../index-builder/config.ts';
+import {
+  DEFAULT_SNAPSHOT_TTL_SECONDS,
+  parseRegistryConfig,
+  type TrustedPublisher,
+  withDeployedTrustList,
+} from '../index-builder/config.ts';
 import { ConfigError } from '../index-builder/errors.ts';
 
 describe('when reading a registry config', () => {
@@ -36,5 +41,44 @@ describe('when reading a registry config', () => {
     expect(() => parseRegistryConfig(value)).toThrow(
       expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining(pointer) }),
     );
+  });
+});
+
+const publisherEntry = (fingerprint: string, names: string[] = ['acme-*']): TrustedPublisher => ({
+  fingerprint,
+  names,
+  key: `-----BEGIN PGP PUBLIC KEY BLOCK----- ${fingerprint}`,
+});
+
+describe('when a trust list is deployed with the functions', () => {
+  const open = parseRegistryConfig({
+    name: 'r',
+    url: 'https://r.example.com',
+    publishers: [publisherEntry('B'.repeat(40), ['*'])],
+  });
+
+  it('restricts publishing to the list, whatever the config says', () => {
+    const list = [publisherEntry('A'.repeat(40))];
+    const config = withDeployedTrustList(open, list);
+    expect(config).toEqual({ ...open, policy: 'restricted', publishers: list });
+    expect(parseRegistryConfig(config)).toEqual(config);
+  });
+
+  it('trusts no one when the list is empty', () => {
+    expect(withDeployedTrustList(open, [])).toMatchObject({ policy: 'restricted', publishers: [] });
+  });
+
+  it('stands in for trust fields of the config object that would not parse', () => {
+    const stored = { name: 'r', url: 'https://r.example.com', policy: 'anyone', publishers: 'everyone' };
+    const list = [publisherEntry('A'.repeat(40))];
+    expect(() => parseRegistryConfig(stored)).toThrow(ConfigError);
+    expect(parseRegistryConfig(withDeployedTrustList(stored, list))).toMatchObject({
+      policy: 'restricted',
+      publishers: list,
+    });
+  });
+
+  it('leaves the config as it is when no list is deployed', () => {
+    expect(withDeployedTrustList(open, undefined)).toBe(open);
   });
 });
