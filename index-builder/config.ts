@@ -146,3 +146,21 @@ export function withDeployedTrustList<C extends object>(
 ): C | WithDeployedTrust<C> {
   return list === undefined ? config : { ...config, policy: 'restricted', publishers: list };
 }
+
+/**
+ * `plugindex publishers add`: trusts `publisher` for its names, in place of any entry for the same key,
+ * and makes the registry restricted (in an open registry any key may publish, so a trusted key only means
+ * something once the rest are shut out). The result is checked as a stored config is, so a bad entry
+ * throws ConfigError('CONFIG_INVALID') naming it.
+ *
+ * The registry's own key is never a publisher key; refusing it is the caller's part, since that takes the
+ * parsed key (its subkeys too) and the registry's signer, which a config does not hold.
+ *
+ * @example
+ * const restricted = withTrustedPublisher(config, { fingerprint, names: ['acme-*'], key: armored });
+ */
+export function withTrustedPublisher(config: RegistryConfig, publisher: TrustedPublisher): RegistryConfig {
+  const fingerprint = publisher.fingerprint.toUpperCase();
+  const publishers = [...config.publishers.filter((p) => p.fingerprint !== fingerprint), publisher];
+  return parseRegistryConfig({ ...config, policy: 'restricted', publishers });
+}

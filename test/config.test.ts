@@ -4,6 +4,7 @@ import {
   parseRegistryConfig,
   type TrustedPublisher,
   withDeployedTrustList,
+  withTrustedPublisher,
 } from '../index-builder/config.ts';
 import { ConfigError } from '../index-builder/errors.ts';
 
@@ -80,5 +81,39 @@ describe('when a trust list is deployed with the functions', () => {
 
   it('leaves the config as it is when no list is deployed', () => {
     expect(withDeployedTrustList(open, undefined)).toBe(open);
+  });
+});
+
+describe('when an operator trusts a publisher', () => {
+  const open = parseRegistryConfig({ name: 'r', url: 'https://r.example.com' });
+
+  it('adds the key for its names and makes the registry restricted', () => {
+    const acme = publisherEntry('A'.repeat(40));
+    const config = withTrustedPublisher(open, acme);
+    expect(config).toEqual({ ...open, policy: 'restricted', publishers: [acme] });
+    expect(open).toMatchObject({ policy: 'open', publishers: [] });
+  });
+
+  it('replaces the entry of the same key, whatever its letter case, and keeps the others', () => {
+    const other = publisherEntry('B'.repeat(40), ['*']);
+    const before = withTrustedPublisher(withTrustedPublisher(open, publisherEntry('a'.repeat(40))), other);
+    const config = withTrustedPublisher(before, publisherEntry('A'.repeat(40), ['acme-new-*']));
+    expect(config.publishers.map((p) => [p.fingerprint, p.names])).toEqual([
+      ['B'.repeat(40), ['*']],
+      ['A'.repeat(40), ['acme-new-*']],
+    ]);
+  });
+
+  it('keeps a label, and checks the entry as a stored config is', () => {
+    const labelled = { ...publisherEntry('C'.repeat(40)), label: 'Acme <release@acme.example>' };
+    expect(withTrustedPublisher(open, labelled).publishers).toEqual([labelled]);
+    const bad = publisherEntry('C'.repeat(40), []);
+    expect(() => withTrustedPublisher(open, bad)).toThrow(ConfigError);
+    expect(() => withTrustedPublisher(open, bad)).toThrow(
+      expect.objectContaining({
+        code: 'CONFIG_INVALID',
+        message: expect.stringContaining('/publishers/0/names'),
+      }),
+    );
   });
 });
