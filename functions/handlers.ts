@@ -8,6 +8,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { S3Store } from '../adapters/s3-store.ts';
 import { systemClock } from '../index-builder/clock.ts';
 import { parseRegistryConfig, withDeployedTrustList } from '../index-builder/config.ts';
+import { ConfigError } from '../index-builder/errors.ts';
 import {
   type BatchResult,
   flushIndexes,
@@ -41,6 +42,21 @@ const LAMBDA_BUNDLE_LIMITS = { maxUncompressedBytes: 512 * 1024 * 1024 };
 const MAX_BATCH_BYTES = 512 * 1024 * 1024;
 const MAX_ROUNDS = 10;
 
+/** The config object's JSON text; anything else is the operator's mistake, named with the object. */
+function parseConfigObject(body: Uint8Array, where: string): object {
+  try {
+    return JSON.parse(new TextDecoder().decode(body)) as object;
+  } catch (error) {
+    throw new ConfigError(
+      'CONFIG_INVALID',
+      `registry config ${where} is not JSON: ${(error as Error).message}`,
+      {
+        cause: error,
+      },
+    );
+  }
+}
+
 async function pipelineContext(deps: HandlerDeps): Promise<PipelineContext> {
   const intake = new S3Store({ client: deps.s3, bucket: deps.config.intakeBucket });
   const stored = await intake.get(deps.config.configKey);
@@ -51,7 +67,9 @@ async function pipelineContext(deps: HandlerDeps): Promise<PipelineContext> {
       `no registry config at s3://${deps.config.intakeBucket}/${deps.config.configKey}, and no REGISTRY_NAME/REGISTRY_URL defaults`,
     );
   }
-  const base = (stored ? JSON.parse(new TextDecoder().decode(stored.body)) : defaults) as object;
+  const base = stored
+    ? parseConfigObject(stored.body, `s3://${deps.config.intakeBucket}/${deps.config.configKey}`)
+    : defaults;
   const config = withDeployedTrustList(base, deps.config.publishers);
   return {
     intake,
@@ -137,21 +155,21 @@ export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Pro
         });
       }
     }
-    const invalidateKeys = new Set(results.flatMap((r) => r.invalidate));
+    const toInvalidate = new Set(results.flatMap((r) => r.invalidate));
     let generation = results.findLast((r) => r.generation !== null)?.generation ?? null;
     if (wantsRebuild(event)) {
       const rebuilt = await rebuildRegistry(ctx);
-      for (const key of rebuilt.invalidate) invalidateKeys.add(key);
+      for (const key of rebuilt.invalidate) toInvalidate.add(key);
       generation = rebuilt.generation;
       deps.logger.info('rebuilt', { plugins: rebuilt.plugins, generation });
     }
     const flushStarted = Date.now();
     const flushed = await flushIndexes(ctx);
     const flushMs = Date.now() - flushStarted;
-    for (const key of flushed.invalidate) invalidateKeys.add(key);
+    for (const key of flushed.invalidate) toInvalidate.add(key);
     generation = flushed.generation ?? generation;
     const invalidationStarted = Date.now();
-    await invalidate(deps, [...invalidateKeys].sort());
+    await invalidate(deps, [...toInvalidate].sort());
     const last = results.at(-1) as BatchResult;
     deps.logger.info('batch done', {
       submissions: outcomes.length,
@@ -169,7 +187,7 @@ export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Pro
       outcomes,
       generation,
       changedPlugins: [...new Set(results.flatMap((r) => r.changedPlugins))].sort(),
-      invalidate: [...invalidateKeys].sort(),
+      invalidate: [...toInvalidate].sort(),
       deferred: last.deferred,
       indexesPending: false,
     };

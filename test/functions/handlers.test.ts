@@ -14,6 +14,7 @@ import { createPublishHandler, createRefreshHandler, type HandlerDeps } from '..
 import { cachedSigner } from '../../functions/secrets.ts';
 import { systemClock } from '../../index-builder/clock.ts';
 import { parseRegistryConfig } from '../../index-builder/config.ts';
+import { ConfigError } from '../../index-builder/errors.ts';
 import { processSubmissions } from '../../index-builder/pipeline.ts';
 import type { SnapshotDocument } from '../../index-builder/render/documents.ts';
 import { listAll } from '../../index-builder/store.ts';
@@ -60,7 +61,14 @@ async function upload(key: string, body: Uint8Array): Promise<void> {
 }
 
 beforeAll(async () => {
-  s3 = await startLocalS3([config.intakeBucket, config.siteBucket, 'fn-intake-bare', 'fn-site-bare']);
+  s3 = await startLocalS3([
+    config.intakeBucket,
+    config.siteBucket,
+    'fn-intake-bare',
+    'fn-site-bare',
+    'fn-intake-broken',
+    'fn-site-broken',
+  ]);
   const registryKey = await testKey('registry');
   secrets
     .on(GetSecretValueCommand)
@@ -124,6 +132,24 @@ describe('when no config object has been uploaded yet', () => {
       ),
     );
     expect(index.registry_metadata).toMatchObject({ name: 'Bare', url: 'https://bare.example.com' });
+  });
+});
+
+describe('when the config object in the bucket is not JSON', () => {
+  it('fails with a config error that names the object', async () => {
+    const broken = { ...config, intakeBucket: 'fn-intake-broken', siteBucket: 'fn-site-broken' };
+    await s3.client.send(
+      new PutObjectCommand({ Bucket: broken.intakeBucket, Key: broken.configKey, Body: encode('{"name": ') }),
+    );
+    const quiet = { info: () => {}, warn: () => {}, error: () => {} };
+    const publish = createPublishHandler({ ...deps, logger: quiet, config: broken });
+
+    await expect(publish({})).rejects.toThrow(ConfigError);
+    await expect(publish({})).rejects.toMatchObject({
+      code: 'CONFIG_INVALID',
+      message: expect.stringContaining('s3://fn-intake-broken/config/plugindex.json is not JSON'),
+      cause: expect.any(SyntaxError),
+    });
   });
 });
 
