@@ -24,7 +24,7 @@ import { invalidateKeys } from './cloudfront-invalidator.ts';
 import type { FunctionConfig } from './env.ts';
 import { AwsAdapterError } from './errors.ts';
 import { parseObjectCreated, wantsRebuild } from './events.ts';
-import type { Logger } from './logger.ts';
+import { errorFields, type Logger } from './logger.ts';
 
 export interface HandlerDeps {
   readonly config: FunctionConfig;
@@ -96,6 +96,26 @@ async function invalidate(deps: HandlerDeps, keys: readonly string[]): Promise<v
 }
 
 /**
+ * A handler whose failure is logged as one JSON line, with its code and cause chain, then rethrown: the
+ * Lambda runtime alone would log only its text, and the rethrow is what makes SQS retry the message (and
+ * in the end park it in the dead-letter queue).
+ */
+function loggingFailure<A extends unknown[], R>(
+  logger: Logger,
+  message: string,
+  handler: (...args: A) => Promise<R>,
+): (...args: A) => Promise<R> {
+  return async (...args) => {
+    try {
+      return await handler(...args);
+    } catch (error) {
+      logger.error(message, errorFields(error));
+      throw error;
+    }
+  };
+}
+
+/**
  * Whether an upload other than `seen` waits in incoming/ (folder markers aside). Those already seen in this
  * invocation do not count: an upload whose name the store refuses stays where it is, with its outcome.
  */
@@ -116,7 +136,7 @@ async function waitingBeyond(store: Store, seen: ReadonlySet<string>): Promise<b
  * there throws like any other, and the retried message (finding incoming/ empty) flushes them.
  */
 export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Promise<BatchResult> {
-  return async (event) => {
+  return loggingFailure(deps.logger, 'publish failed', async (event: unknown) => {
     const started = Date.now();
     const notices = parseObjectCreated(event).filter((n) => n.bucket === deps.config.intakeBucket);
     deps.logger.info('woken', { notices: notices.length, keys: notices.map((n) => n.key).slice(0, 20) });
@@ -191,16 +211,16 @@ export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Pro
       deferred: last.deferred,
       indexesPending: false,
     };
-  };
+  });
 }
 
 /** Re-signs the snapshot with a fresh expiry (scheduled), so a quiet registry never goes stale. */
 export function createRefreshHandler(deps: HandlerDeps): () => Promise<{ generation: number }> {
-  return async () => {
+  return loggingFailure(deps.logger, 'refresh failed', async () => {
     const ctx = await pipelineContext(deps);
     const result = await refreshSnapshot(ctx);
     await invalidate(deps, result.invalidate);
     deps.logger.info('snapshot refreshed', { generation: result.generation });
     return { generation: result.generation };
-  };
+  });
 }

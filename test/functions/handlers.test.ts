@@ -136,13 +136,26 @@ describe('when no config object has been uploaded yet', () => {
 });
 
 describe('when the config object in the bucket is not JSON', () => {
-  it('fails with a config error that names the object', async () => {
-    const broken = { ...config, intakeBucket: 'fn-intake-broken', siteBucket: 'fn-site-broken' };
+  const broken = { ...config, intakeBucket: 'fn-intake-broken', siteBucket: 'fn-site-broken' };
+  const failures: Record<string, unknown>[] = [];
+  const capturing = {
+    info: () => {},
+    warn: () => {},
+    error: (message: string, fields?: Record<string, unknown>) => failures.push({ message, ...fields }),
+  };
+
+  beforeAll(async () => {
     await s3.client.send(
       new PutObjectCommand({ Bucket: broken.intakeBucket, Key: broken.configKey, Body: encode('{"name": ') }),
     );
-    const quiet = { info: () => {}, warn: () => {}, error: () => {} };
-    const publish = createPublishHandler({ ...deps, logger: quiet, config: broken });
+  });
+
+  beforeEach(() => {
+    failures.length = 0;
+  });
+
+  it('fails with a config error that names the object', async () => {
+    const publish = createPublishHandler({ ...deps, logger: capturing, config: broken });
 
     await expect(publish({})).rejects.toThrow(ConfigError);
     await expect(publish({})).rejects.toMatchObject({
@@ -150,6 +163,26 @@ describe('when the config object in the bucket is not JSON', () => {
       message: expect.stringContaining('s3://fn-intake-broken/config/plugindex.json is not JSON'),
       cause: expect.any(SyntaxError),
     });
+  });
+
+  it('logs the failure with its code and cause at the edge of each function, then rethrows it', async () => {
+    const publish = createPublishHandler({ ...deps, logger: capturing, config: broken });
+    const refresh = createRefreshHandler({ ...deps, logger: capturing, config: broken });
+
+    await expect(publish({})).rejects.toThrow(ConfigError);
+    await expect(refresh()).rejects.toThrow(ConfigError);
+
+    const described = {
+      name: 'ConfigError',
+      code: 'CONFIG_INVALID',
+      message: expect.stringContaining('is not JSON'),
+      stack: expect.stringContaining('ConfigError'),
+      cause: { name: 'SyntaxError', message: expect.any(String), stack: expect.any(String) },
+    };
+    expect(failures).toEqual([
+      { message: 'publish failed', error: described },
+      { message: 'refresh failed', error: described },
+    ]);
   });
 });
 
