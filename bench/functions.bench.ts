@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { bundleFunctions, type FunctionName } from '../functions/bundle.ts';
+import { bundleFunctions, type FunctionName } from '../infra/bundle-functions.ts';
 
 const RUNS = 7;
 

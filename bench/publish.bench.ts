@@ -15,7 +15,7 @@ import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { FsStore } from '../cli/local/fs-store.ts';
+import { FsStore } from '../adapters/fs-store.ts';
 import { systemClock } from '../index-builder/clock.ts';
 import { parseRegistryConfig } from '../index-builder/config.ts';
 import type { PluginDocument, VersionRecord } from '../index-builder/model.ts';

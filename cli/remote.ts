@@ -4,10 +4,7 @@
  * way the pipeline computes it, from the key and the bytes, so the command knows where to look.
  */
 import { createReadStream } from 'node:fs';
-import { S3Client } from '@aws-sdk/client-s3';
-import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { REBUILD_REQUEST } from '../functions/events.ts';
-import { S3Store } from '../functions/s3-store.ts';
+import { createS3Client, S3Store } from '../adapters/s3-store.ts';
 import { type SubmissionOutcome, submissionIdOf } from '../index-builder/pipeline.ts';
 
 export async function publishToBucket(options: {
@@ -23,7 +20,7 @@ export async function publishToBucket(options: {
   readonly pollMs?: number;
   readonly log: (line: string) => void;
 }): Promise<SubmissionOutcome | undefined> {
-  const client = new S3Client(options.endpoint ? { endpoint: options.endpoint, forcePathStyle: true } : {});
+  const client = createS3Client(options.endpoint);
   try {
     const store = new S3Store({ client, bucket: options.bucket });
     await store.putStream(options.key, createReadStream(options.file), {
@@ -39,28 +36,6 @@ export async function publishToBucket(options: {
       if (Date.now() >= deadline) return undefined;
       await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 1000));
     }
-  } finally {
-    client.destroy();
-  }
-}
-
-/**
- * Asks the deployed publish function for a full rebuild by queueing a message in the submission queue's
- * single message group, so it runs after (never alongside) the publishes already waiting.
- */
-export async function requestRebuild(queueUrl: string): Promise<string | undefined> {
-  const client = new SQSClient({});
-  try {
-    const response = await client.send(
-      new SendMessageCommand({
-        QueueUrl: queueUrl,
-        MessageBody: JSON.stringify(REBUILD_REQUEST),
-        MessageGroupId: 'publish',
-        // Each request is its own: the queue's content-based deduplication would merge two within 5 minutes.
-        MessageDeduplicationId: `rebuild-${Date.now()}`,
-      }),
-    );
-    return response.MessageId;
   } finally {
     client.destroy();
   }

@@ -2,8 +2,10 @@
  * The events that wake the publish function: SQS messages whose bodies are EventBridge "Object Created"
  * events from the intake bucket, or S3 event notifications (either directly or through SQS). They are
  * doorbells: the function then publishes everything waiting under incoming/, so a duplicated, retried or
- * out-of-order event is harmless and never the only record of an upload.
+ * out-of-order event is harmless and never the only record of an upload. The same queue carries an
+ * operator's rebuild requests (adapters/publish-queue.ts).
  */
+import { isRebuildRequest } from '../adapters/publish-queue.ts';
 
 export interface ObjectCreated {
   readonly bucket: string;
@@ -70,19 +72,11 @@ export function parseObjectCreated(event: unknown): ObjectCreated[] {
   return fromAny(event);
 }
 
-/** The message an operator sends through the queue to have every document re-rendered and re-signed. */
-export const REBUILD_REQUEST = { plugindex: 'rebuild' } as const;
-
-/** True when any SQS record asks for a full rebuild (after a key rotation, or to recover). */
+/** True when any SQS record asks for a full rebuild (adapters/publish-queue.ts says what such a message is). */
 export function wantsRebuild(event: unknown): boolean {
   const records = (event as { Records?: { eventSource?: string; body?: string }[] } | null)?.Records;
   if (!Array.isArray(records)) return false;
-  return records.some((r) => {
-    if (r.eventSource !== 'aws:sqs' || typeof r.body !== 'string') return false;
-    try {
-      return (JSON.parse(r.body) as { plugindex?: unknown }).plugindex === REBUILD_REQUEST.plugindex;
-    } catch {
-      return false;
-    }
-  });
+  return records.some(
+    (r) => r.eventSource === 'aws:sqs' && typeof r.body === 'string' && isRebuildRequest(r.body),
+  );
 }

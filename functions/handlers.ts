@@ -5,8 +5,10 @@
  */
 import type { CloudFrontClient } from '@aws-sdk/client-cloudfront';
 import type { S3Client } from '@aws-sdk/client-s3';
+import { S3Store } from '../adapters/s3-store.ts';
 import { systemClock } from '../index-builder/clock.ts';
-import { parseRegistryConfig } from '../index-builder/config.ts';
+import { parseRegistryConfig, withDeployedTrustList } from '../index-builder/config.ts';
+import { ConfigError } from '../index-builder/errors.ts';
 import {
   type BatchResult,
   flushIndexes,
@@ -22,8 +24,7 @@ import { invalidateKeys } from './cloudfront-invalidator.ts';
 import type { FunctionConfig } from './env.ts';
 import { AwsAdapterError } from './errors.ts';
 import { parseObjectCreated, wantsRebuild } from './events.ts';
-import type { Logger } from './logger.ts';
-import { S3Store } from './s3-store.ts';
+import { errorFields, type Logger } from './logger.ts';
 
 export interface HandlerDeps {
   readonly config: FunctionConfig;
@@ -41,6 +42,21 @@ const LAMBDA_BUNDLE_LIMITS = { maxUncompressedBytes: 512 * 1024 * 1024 };
 const MAX_BATCH_BYTES = 512 * 1024 * 1024;
 const MAX_ROUNDS = 10;
 
+/** The config object's JSON text; anything else is the operator's mistake, named with the object. */
+function parseConfigObject(body: Uint8Array, where: string): object {
+  try {
+    return JSON.parse(new TextDecoder().decode(body)) as object;
+  } catch (error) {
+    throw new ConfigError(
+      'CONFIG_INVALID',
+      `registry config ${where} is not JSON: ${(error as Error).message}`,
+      {
+        cause: error,
+      },
+    );
+  }
+}
+
 async function pipelineContext(deps: HandlerDeps): Promise<PipelineContext> {
   const intake = new S3Store({ client: deps.s3, bucket: deps.config.intakeBucket });
   const stored = await intake.get(deps.config.configKey);
@@ -51,10 +67,10 @@ async function pipelineContext(deps: HandlerDeps): Promise<PipelineContext> {
       `no registry config at s3://${deps.config.intakeBucket}/${deps.config.configKey}, and no REGISTRY_NAME/REGISTRY_URL defaults`,
     );
   }
-  const base = (stored ? JSON.parse(new TextDecoder().decode(stored.body)) : defaults) as object;
-  // A deployed trust list wins over the config object: whoever can write the bucket cannot widen trust.
-  const publishers = deps.config.publishers;
-  const config = publishers ? { ...base, policy: 'restricted', publishers } : base;
+  const base = stored
+    ? parseConfigObject(stored.body, `s3://${deps.config.intakeBucket}/${deps.config.configKey}`)
+    : defaults;
+  const config = withDeployedTrustList(base, deps.config.publishers);
   return {
     intake,
     site: new S3Store({ client: deps.s3, bucket: deps.config.siteBucket }),
@@ -80,6 +96,26 @@ async function invalidate(deps: HandlerDeps, keys: readonly string[]): Promise<v
 }
 
 /**
+ * A handler whose failure is logged as one JSON line, with its code and cause chain, then rethrown: the
+ * Lambda runtime alone would log only its text, and the rethrow is what makes SQS retry the message (and
+ * in the end park it in the dead-letter queue).
+ */
+function loggingFailure<A extends unknown[], R>(
+  logger: Logger,
+  message: string,
+  handler: (...args: A) => Promise<R>,
+): (...args: A) => Promise<R> {
+  return async (...args) => {
+    try {
+      return await handler(...args);
+    } catch (error) {
+      logger.error(message, errorFields(error));
+      throw error;
+    }
+  };
+}
+
+/**
  * Whether an upload other than `seen` waits in incoming/ (folder markers aside). Those already seen in this
  * invocation do not count: an upload whose name the store refuses stays where it is, with its outcome.
  */
@@ -100,7 +136,7 @@ async function waitingBeyond(store: Store, seen: ReadonlySet<string>): Promise<b
  * there throws like any other, and the retried message (finding incoming/ empty) flushes them.
  */
 export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Promise<BatchResult> {
-  return async (event) => {
+  return loggingFailure(deps.logger, 'publish failed', async (event: unknown) => {
     const started = Date.now();
     const notices = parseObjectCreated(event).filter((n) => n.bucket === deps.config.intakeBucket);
     deps.logger.info('woken', { notices: notices.length, keys: notices.map((n) => n.key).slice(0, 20) });
@@ -139,21 +175,21 @@ export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Pro
         });
       }
     }
-    const invalidateKeys = new Set(results.flatMap((r) => r.invalidate));
+    const toInvalidate = new Set(results.flatMap((r) => r.invalidate));
     let generation = results.findLast((r) => r.generation !== null)?.generation ?? null;
     if (wantsRebuild(event)) {
       const rebuilt = await rebuildRegistry(ctx);
-      for (const key of rebuilt.invalidate) invalidateKeys.add(key);
+      for (const key of rebuilt.invalidate) toInvalidate.add(key);
       generation = rebuilt.generation;
       deps.logger.info('rebuilt', { plugins: rebuilt.plugins, generation });
     }
     const flushStarted = Date.now();
     const flushed = await flushIndexes(ctx);
     const flushMs = Date.now() - flushStarted;
-    for (const key of flushed.invalidate) invalidateKeys.add(key);
+    for (const key of flushed.invalidate) toInvalidate.add(key);
     generation = flushed.generation ?? generation;
     const invalidationStarted = Date.now();
-    await invalidate(deps, [...invalidateKeys].sort());
+    await invalidate(deps, [...toInvalidate].sort());
     const last = results.at(-1) as BatchResult;
     deps.logger.info('batch done', {
       submissions: outcomes.length,
@@ -171,20 +207,20 @@ export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Pro
       outcomes,
       generation,
       changedPlugins: [...new Set(results.flatMap((r) => r.changedPlugins))].sort(),
-      invalidate: [...invalidateKeys].sort(),
+      invalidate: [...toInvalidate].sort(),
       deferred: last.deferred,
       indexesPending: false,
     };
-  };
+  });
 }
 
 /** Re-signs the snapshot with a fresh expiry (scheduled), so a quiet registry never goes stale. */
 export function createRefreshHandler(deps: HandlerDeps): () => Promise<{ generation: number }> {
-  return async () => {
+  return loggingFailure(deps.logger, 'refresh failed', async () => {
     const ctx = await pipelineContext(deps);
     const result = await refreshSnapshot(ctx);
     await invalidate(deps, result.invalidate);
     deps.logger.info('snapshot refreshed', { generation: result.generation });
     return { generation: result.generation };
-  };
+  });
 }

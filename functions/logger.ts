@@ -21,3 +21,51 @@ export function jsonLogger(
     error: (message, fields) => log('ERROR', message, fields),
   };
 }
+
+/** An error as a log entry holds it: what powertools' LogFormatter.formatError keeps, and our `code`. */
+export interface ErrorDescription {
+  readonly name: string;
+  /** Our errors' stable code (AwsAdapterError, the core's errors), or a Node.js system error's. */
+  readonly code?: string;
+  readonly message: string;
+  readonly stack?: string;
+  /** The error this one wraps, described the same way; a thrown value that is not an Error, as text. */
+  readonly cause?: ErrorDescription | string | number | boolean | null;
+}
+
+/** Causes followed before the chain is cut: an SDK error seldom wraps more than three. */
+const MAX_CAUSES = 8;
+
+function describeError(error: unknown, seen: Set<unknown>): ErrorDescription {
+  if (!(error instanceof Error)) return { name: typeof error, message: String(error) };
+  seen.add(error);
+  const code = (error as { code?: unknown }).code;
+  const cause = error.cause;
+  return {
+    name: error.name,
+    ...(typeof code === 'string' || typeof code === 'number' ? { code: String(code) } : {}),
+    message: error.message,
+    ...(error.stack === undefined ? {} : { stack: error.stack }),
+    ...(cause === undefined ? {} : { cause: describeCause(cause, seen) }),
+  };
+}
+
+function describeCause(cause: unknown, seen: Set<unknown>): ErrorDescription['cause'] {
+  // A cycle or a very long chain must not stop the one line that reports the failure.
+  if (seen.has(cause) || seen.size >= MAX_CAUSES) return '(cause chain cut here)';
+  if (cause instanceof Error) return describeError(cause, seen);
+  if (cause === null || ['string', 'number', 'boolean'].includes(typeof cause))
+    return cause as string | number | boolean | null;
+  return String(cause);
+}
+
+/**
+ * The fields of an error log entry: `error` with its name, code, message, stack and `cause` chain, each
+ * cause described the same way. JSON-safe whatever was thrown.
+ *
+ * @example
+ * logger.error('publish failed', errorFields(error)); // {"error": {"name": "StoreError", "code": "STORE_IO", …}}
+ */
+export function errorFields(error: unknown): LogFields {
+  return { error: describeError(error, new Set()) };
+}

@@ -3,8 +3,8 @@
  * signing key is fetched from Secrets Manager on the first invocation and kept in memory.
  */
 import { CloudFrontClient } from '@aws-sdk/client-cloudfront';
-import { S3Client } from '@aws-sdk/client-s3';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { createS3Client } from '../adapters/s3-store.ts';
 import { PUBLISHERS_FILE, readFunctionConfig } from './env.ts';
 import { createPublishHandler } from './handlers.ts';
 import { jsonLogger } from './logger.ts';
@@ -14,7 +14,7 @@ const config = readFunctionConfig(process.env, new URL(`./${PUBLISHERS_FILE}`, i
 
 export const handler = createPublishHandler({
   config,
-  s3: new S3Client(config.s3Endpoint ? { endpoint: config.s3Endpoint, forcePathStyle: true } : {}),
+  s3: createS3Client(config.s3Endpoint),
   cloudfront: new CloudFrontClient({}),
   signer: cachedSigner(new SecretsManagerClient({}), config.signingKeySecretId),
   logger: jsonLogger('plugindex-publish'),

@@ -1,7 +1,7 @@
 /** Lambda entry point of the scheduled snapshot refresh: wiring only. */
 import { CloudFrontClient } from '@aws-sdk/client-cloudfront';
-import { S3Client } from '@aws-sdk/client-s3';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { createS3Client } from '../adapters/s3-store.ts';
 import { PUBLISHERS_FILE, readFunctionConfig } from './env.ts';
 import { createRefreshHandler } from './handlers.ts';
 import { jsonLogger } from './logger.ts';
@@ -11,7 +11,7 @@ const config = readFunctionConfig(process.env, new URL(`./${PUBLISHERS_FILE}`, i
 
 export const handler = createRefreshHandler({
   config,
-  s3: new S3Client(config.s3Endpoint ? { endpoint: config.s3Endpoint, forcePathStyle: true } : {}),
+  s3: createS3Client(config.s3Endpoint),
   cloudfront: new CloudFrontClient({}),
   signer: cachedSigner(new SecretsManagerClient({}), config.signingKeySecretId),
   logger: jsonLogger('plugindex-refresh'),

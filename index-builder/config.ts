@@ -121,6 +121,32 @@ export function parseTrustedPublishers(list: unknown): TrustedPublisher[] {
   });
 }
 
+/** A config (parsed or not) with its trust replaced by a deployed list. */
+export type WithDeployedTrust<C extends object> = Omit<C, 'policy' | 'publishers'> & {
+  readonly policy: 'restricted';
+  readonly publishers: readonly TrustedPublisher[];
+};
+
+/**
+ * The trust a deployment runs with. A trust list deployed with the code (on AWS, `-c publishers=FILE`)
+ * wins over the config object's own policy and publishers, and restricts publishing to it: whoever can
+ * write the bucket that holds the config object cannot widen trust. An empty list trusts no one; no list
+ * (`undefined`) leaves the config as it is.
+ *
+ * It may be applied to the config object before parsing, as the functions do: the policy and publishers it
+ * replaces are then never read, so a deployed list also stands in for ones the object holds that would not
+ * parse.
+ *
+ * @example
+ * const config = parseRegistryConfig(withDeployedTrustList(JSON.parse(text), deployedPublishers));
+ */
+export function withDeployedTrustList<C extends object>(
+  config: C,
+  list: readonly TrustedPublisher[] | undefined,
+): C | WithDeployedTrust<C> {
+  return list === undefined ? config : { ...config, policy: 'restricted', publishers: list };
+}
+
 /** A publisher key as `publishers add` is given it: the primary fingerprint, every (sub)key's, the armor. */
 export interface PublisherKey {
   readonly fingerprint: string;
@@ -141,18 +167,20 @@ export function withTrustedPublisher(
   registryFingerprints: readonly string[],
 ): RegistryConfig {
   const { key } = publisher;
-  if (key.fingerprints.some((fp) => registryFingerprints.includes(fp))) {
+  const fingerprint = key.fingerprint.toUpperCase();
+  const registry = new Set(registryFingerprints.map((fp) => fp.toUpperCase()));
+  if (key.fingerprints.some((fp) => registry.has(fp.toUpperCase()))) {
     throw new ConfigError(
       'CONFIG_REGISTRY_KEY_AS_PUBLISHER',
       `${key.fingerprint} is the registry's signing key; it can never be a publisher key`,
     );
   }
   const entry = {
-    fingerprint: key.fingerprint,
+    fingerprint,
     names: publisher.names,
     key: key.armored,
     ...(publisher.label ? { label: publisher.label } : {}),
   };
-  const publishers = [...config.publishers.filter((p) => p.fingerprint !== key.fingerprint), entry];
+  const publishers = [...config.publishers.filter((p) => p.fingerprint !== fingerprint), entry];
   return parseRegistryConfig({ ...config, policy: 'restricted', publishers });
 }

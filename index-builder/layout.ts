@@ -1,7 +1,7 @@
 /**
  * Where things live in the published tree, and the one definition of a safe path. The manifest rules
  * (manifest/validate.ts) check every key a version will be written under with the same `keyProblem` the
- * stores apply before they write (cli/local/fs-store.ts, functions/s3-store.ts): whatever validation
+ * stores apply before they write (adapters/fs-store.ts, adapters/s3-store.ts): whatever validation
  * accepts, every store can write, so no accepted upload can fail later on its own name.
  *
  *   plugins/<name>/index.json, index.html            the plugin document and page (mutable)

@@ -1,6 +1,6 @@
 /**
  * The storage interface the core writes through. The local registry uses a filesystem implementation
- * (cli/local/fs-store.ts); the AWS deployment uses S3. Keys are `/`-separated relative paths, never starting
+ * (adapters/fs-store.ts); the AWS deployment uses S3. Keys are `/`-separated relative paths, never starting
  * with `/`, never containing `.` or `..` segments.
  */
 

@@ -8,7 +8,7 @@
 import path from 'node:path';
 import { App, Duration, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { bundleFunctions } from '../functions/bundle.ts';
+import { bundleFunctions } from './bundle-functions.ts';
 import { loadTrustedPublishers } from './publishers.ts';
 import { PlugindexStack } from './stack.ts';
 

@@ -9,7 +9,7 @@ import { SigningKey } from './constructs/signing-key.ts';
 import { RegistryStorage } from './constructs/storage.ts';
 
 export interface PlugindexStackProps extends StackProps {
-  /** Folder with the bundled functions (functions/bundle.ts output). */
+  /** Folder with the bundled functions (infra/bundle-functions.ts output). */
   readonly functionsDir: string;
   readonly domainName?: string;
   readonly certificateArn?: string;

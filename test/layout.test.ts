@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FsStore } from '../cli/local/fs-store.ts';
+import { FsStore } from '../adapters/fs-store.ts';
 import {
   artifactKey,
   artifactPathProblem,

@@ -12,7 +12,7 @@ export async function run(parsed: Parsed): Promise<number> {
   if ((dir === undefined) === (queueUrl === undefined))
     throw usage('give exactly one of --registry DIR or --queue-url URL');
   if (queueUrl !== undefined) {
-    const { requestRebuild } = await import('../remote.ts');
+    const { requestRebuild } = await import('../../adapters/publish-queue.ts');
     const id = await requestRebuild(queueUrl);
     out(`rebuild requested (message ${id}); the publish function runs it after the submissions ahead of it`);
     return 0;

@@ -11,12 +11,12 @@
  */
 import { chmod, mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { FsStore } from '../../adapters/fs-store.ts';
 import { systemClock } from '../../index-builder/clock.ts';
 import { parseRegistryConfig, type RegistryConfig } from '../../index-builder/config.ts';
 import { type PipelineContext, rebuildRegistry } from '../../index-builder/pipeline.ts';
 import { createSigner, generateKeyPair } from '../../index-builder/signing.ts';
 import { CliError } from '../errors.ts';
-import { FsStore } from './fs-store.ts';
 
 export const CONFIG_FILE = 'plugindex.json';
 const SECRET_KEY_FILE = path.join('keys', 'registry-secret.asc');

@@ -25,7 +25,7 @@ export interface PublishingPipelineProps {
   readonly uploadBucket: Bucket;
   readonly siteBucket: Bucket;
   readonly signingKey: ISecret;
-  /** Folder with `publish/index.mjs` and `refresh/index.mjs` (functions/bundle.ts). */
+  /** Folder with `publish/index.mjs` and `refresh/index.mjs` (infra/bundle-functions.ts). */
   readonly functionsDir: string;
   /** How often the snapshot is re-signed; keep it well under the snapshot lifetime. */
   readonly refreshEvery?: Duration;

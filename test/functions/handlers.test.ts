@@ -8,12 +8,13 @@ import { DeleteObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { S3Store } from '../../adapters/s3-store.ts';
 import type { FunctionConfig } from '../../functions/env.ts';
 import { createPublishHandler, createRefreshHandler, type HandlerDeps } from '../../functions/handlers.ts';
-import { S3Store } from '../../functions/s3-store.ts';
 import { cachedSigner } from '../../functions/secrets.ts';
 import { systemClock } from '../../index-builder/clock.ts';
 import { parseRegistryConfig } from '../../index-builder/config.ts';
+import { ConfigError } from '../../index-builder/errors.ts';
 import { processSubmissions } from '../../index-builder/pipeline.ts';
 import type { SnapshotDocument } from '../../index-builder/render/documents.ts';
 import { listAll } from '../../index-builder/store.ts';
@@ -60,7 +61,14 @@ async function upload(key: string, body: Uint8Array): Promise<void> {
 }
 
 beforeAll(async () => {
-  s3 = await startLocalS3([config.intakeBucket, config.siteBucket, 'fn-intake-bare', 'fn-site-bare']);
+  s3 = await startLocalS3([
+    config.intakeBucket,
+    config.siteBucket,
+    'fn-intake-bare',
+    'fn-site-bare',
+    'fn-intake-broken',
+    'fn-site-broken',
+  ]);
   const registryKey = await testKey('registry');
   secrets
     .on(GetSecretValueCommand)
@@ -124,6 +132,57 @@ describe('when no config object has been uploaded yet', () => {
       ),
     );
     expect(index.registry_metadata).toMatchObject({ name: 'Bare', url: 'https://bare.example.com' });
+  });
+});
+
+describe('when the config object in the bucket is not JSON', () => {
+  const broken = { ...config, intakeBucket: 'fn-intake-broken', siteBucket: 'fn-site-broken' };
+  const failures: Record<string, unknown>[] = [];
+  const capturing = {
+    info: () => {},
+    warn: () => {},
+    error: (message: string, fields?: Record<string, unknown>) => failures.push({ message, ...fields }),
+  };
+
+  beforeAll(async () => {
+    await s3.client.send(
+      new PutObjectCommand({ Bucket: broken.intakeBucket, Key: broken.configKey, Body: encode('{"name": ') }),
+    );
+  });
+
+  beforeEach(() => {
+    failures.length = 0;
+  });
+
+  it('fails with a config error that names the object', async () => {
+    const publish = createPublishHandler({ ...deps, logger: capturing, config: broken });
+
+    await expect(publish({})).rejects.toThrow(ConfigError);
+    await expect(publish({})).rejects.toMatchObject({
+      code: 'CONFIG_INVALID',
+      message: expect.stringContaining('s3://fn-intake-broken/config/plugindex.json is not JSON'),
+      cause: expect.any(SyntaxError),
+    });
+  });
+
+  it('logs the failure with its code and cause at the edge of each function, then rethrows it', async () => {
+    const publish = createPublishHandler({ ...deps, logger: capturing, config: broken });
+    const refresh = createRefreshHandler({ ...deps, logger: capturing, config: broken });
+
+    await expect(publish({})).rejects.toThrow(ConfigError);
+    await expect(refresh()).rejects.toThrow(ConfigError);
+
+    const described = {
+      name: 'ConfigError',
+      code: 'CONFIG_INVALID',
+      message: expect.stringContaining('is not JSON'),
+      stack: expect.stringContaining('ConfigError'),
+      cause: { name: 'SyntaxError', message: expect.any(String), stack: expect.any(String) },
+    };
+    expect(failures).toEqual([
+      { message: 'publish failed', error: described },
+      { message: 'refresh failed', error: described },
+    ]);
   });
 });
 

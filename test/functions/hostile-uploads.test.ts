@@ -14,9 +14,9 @@ import { pathToFileURL } from 'node:url';
 import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import * as openpgp from 'openpgp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bundleFunctions } from '../../functions/bundle.ts';
-import { S3Store } from '../../functions/s3-store.ts';
+import { S3Store } from '../../adapters/s3-store.ts';
 import { listAll } from '../../index-builder/store.ts';
+import { bundleFunctions } from '../../infra/bundle-functions.ts';
 import { type FakeSecretsManager, startFakeSecretsManager } from '../support/fake-secrets-manager.ts';
 import {
   encode,

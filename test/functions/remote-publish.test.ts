@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { S3Store } from '../../adapters/s3-store.ts';
 import { main } from '../../cli/main.ts';
-import { S3Store } from '../../functions/s3-store.ts';
 import { encode, makeBundle, validManifest } from '../support/fixtures.ts';
 import { type LocalS3, localPublishHandler, startLocalS3 } from '../support/s3.ts';
 

@@ -9,7 +9,7 @@ import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { S3Store } from '../../functions/s3-store.ts';
+import { S3Store } from '../../adapters/s3-store.ts';
 import { fixedClock } from '../../index-builder/clock.ts';
 import { parseRegistryConfig } from '../../index-builder/config.ts';
 import { StoreError } from '../../index-builder/errors.ts';

@@ -10,7 +10,7 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import { Bucket } from 'aws-cdk-lib/aws-s3';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bundleFunctions } from '../../functions/bundle.ts';
+import { bundleFunctions } from '../../infra/bundle-functions.ts';
 import { PlugindexStack } from '../../infra/stack.ts';
 
 let functionsDir: string;

@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FsStore } from '../../cli/local/fs-store.ts';
+import { FsStore } from '../../adapters/fs-store.ts';
 import { StoreError } from '../../index-builder/errors.ts';
 import { listAll } from '../../index-builder/store.ts';
 import { encode, sha256 } from '../support/fixtures.ts';

@@ -3,7 +3,7 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FsStore } from '../../cli/local/fs-store.ts';
+import { FsStore } from '../../adapters/fs-store.ts';
 import { createRegistryServer, listenRegistryServer, prefersHtml, routeFor } from '../../cli/local/server.ts';
 import { ARTIFACT_CSP, DATA_CSP, PAGE_CSP } from '../../index-builder/serving.ts';
 import type { Store } from '../../index-builder/store.ts';

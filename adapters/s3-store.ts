@@ -1,8 +1,8 @@
 /**
- * The core's Store over Amazon S3 (@aws-sdk/client-s3): the AWS deployment's intake and site buckets.
- * Only this file (and the other adapters in functions/) import the AWS SDK. SDK failures are translated to
- * the core's StoreError at the call site, the original kept as `cause`; a missing object is `undefined`,
- * as the Store interface says.
+ * The core's Store over Amazon S3 (@aws-sdk/client-s3): the AWS deployment's intake and site buckets, used
+ * by the functions and by the CLI's remote publish. Only adapters/ and functions/ import the AWS SDK. SDK
+ * failures are translated to the core's StoreError at the call site, the original kept as `cause`; a
+ * missing object is `undefined`, as the Store interface says.
  *
  * @example
  * const site = new S3Store({ client: new S3Client({}), bucket: 'my-registry-site' });
@@ -18,7 +18,7 @@ import {
   type ListObjectsV2CommandOutput,
   PutObjectCommand,
   type PutObjectCommandInput,
-  type S3Client,
+  S3Client,
   S3ServiceException,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
@@ -43,6 +43,14 @@ export interface S3StoreOptions {
   readonly multipartThresholdBytes?: number;
   /** Keys per ListObjectsV2 page (S3's maximum is 1,000); smaller in tests to exercise pagination. */
   readonly pageSize?: number;
+}
+
+/**
+ * An S3 client for AWS (region and credentials from the environment), or for an S3-compatible endpoint
+ * such as a local test server, which needs path-style addressing.
+ */
+export function createS3Client(endpoint?: string): S3Client {
+  return new S3Client(endpoint ? { endpoint, forcePathStyle: true } : {});
 }
 
 const DEFAULT_MULTIPART_THRESHOLD = 16 * 1024 * 1024;

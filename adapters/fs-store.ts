@@ -43,7 +43,7 @@ import {
   rmdir,
 } from 'node:fs/promises';
 import path from 'node:path';
-import { StoreError } from '../../index-builder/errors.ts';
+import { StoreError } from '../index-builder/errors.ts';
 import {
   contentTypeFor,
   isSafeKey,
@@ -53,7 +53,7 @@ import {
   type Store,
   type StoredObject,
   type StoredStream,
-} from '../../index-builder/store.ts';
+} from '../index-builder/store.ts';
 
 /** The sidecar tree; its name starts with a dot, which no safe key segment can. */
 const META_DIR = '.meta';

@@ -1,0 +1,68 @@
+/**
+ * The publish queue's own messages: the one an operator sends (`plugindex rebuild --queue-url`) to have the
+ * deployed registry re-render and re-sign everything, and the check by which the publish function tells it
+ * from the S3 doorbells in the same queue. The queue is FIFO with one message group, so a rebuild runs in
+ * order with the publishes queued before it, never alongside them.
+ *
+ * @example
+ * await requestRebuild('https://sqs.us-east-1.amazonaws.com/123456789012/Submissions.fifo');
+ * isRebuildRequest(rebuildMessage().body); // true, as the publish function reads it
+ */
+import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+
+/** The body of a rebuild request: every document re-rendered and re-signed (after a key rotation, or to recover). */
+export const REBUILD_REQUEST = { plugindex: 'rebuild' } as const;
+
+/**
+ * The queue's one message group. The upload events reach the queue in the same group (the EventBridge
+ * target in infra/constructs/publishing.ts), which is what serializes publishes and rebuilds.
+ */
+export const PUBLISH_MESSAGE_GROUP = 'publish';
+
+/** A message as SQS FIFO takes it. */
+export interface QueueMessage {
+  readonly body: string;
+  readonly groupId: string;
+  readonly deduplicationId: string;
+}
+
+/** A rebuild request, with a deduplication id of its own (from `now`, in milliseconds). */
+export function rebuildMessage(now: number = Date.now()): QueueMessage {
+  return {
+    body: JSON.stringify(REBUILD_REQUEST),
+    groupId: PUBLISH_MESSAGE_GROUP,
+    // Each request is its own: the queue's content-based deduplication would merge two within 5 minutes.
+    deduplicationId: `rebuild-${now}`,
+  };
+}
+
+/** True when a message body, as SQS delivers it, is a rebuild request; anything else (JSON or not) is not. */
+export function isRebuildRequest(body: string): boolean {
+  try {
+    return (JSON.parse(body) as { plugindex?: unknown } | null)?.plugindex === REBUILD_REQUEST.plugindex;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Queues a rebuild request (region and credentials from the environment); returns the SQS message id. An
+ * SQS failure is thrown as the SDK's error.
+ */
+export async function requestRebuild(queueUrl: string): Promise<string | undefined> {
+  const client = new SQSClient({});
+  try {
+    const message = rebuildMessage();
+    const response = await client.send(
+      new SendMessageCommand({
+        QueueUrl: queueUrl,
+        MessageBody: message.body,
+        MessageGroupId: message.groupId,
+        MessageDeduplicationId: message.deduplicationId,
+      }),
+    );
+    return response.MessageId;
+  } finally {
+    client.destroy();
+  }
+}
