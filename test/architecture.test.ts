@@ -1,0 +1,197 @@
+/**
+ * The import rules of the house (ARCHITECTURE.md), read from the real import graph: esbuild resolves every
+ * source file's imports, static and dynamic, exactly as the bundles do, so no rule can be dodged by how an
+ * import is spelled. Each rule is also run once against a graph that breaks it, so none passes vacuously.
+ */
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { build } from 'esbuild';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+const SOURCE_FOLDERS = ['index-builder', 'adapters', 'client', 'functions', 'infra', 'cli'] as const;
+
+/** One import: from a source file (relative to the root) to a source file, a package or a built-in. */
+interface Edge {
+  readonly from: string;
+  readonly to: string;
+  readonly dynamic: boolean;
+}
+
+async function sourceFiles(): Promise<string[]> {
+  const files: string[] = [];
+  for (const folder of SOURCE_FOLDERS) {
+    const entries = await readdir(path.join(ROOT, folder), { recursive: true }).catch(() => [] as string[]);
+    for (const entry of entries) {
+      if (/\.(ts|mts)$/.test(entry) && !entry.endsWith('.d.ts')) files.push(path.join(folder, entry));
+    }
+  }
+  return files.sort();
+}
+
+async function importGraph(files: readonly string[]): Promise<Edge[]> {
+  const result = await build({
+    absWorkingDir: ROOT,
+    entryPoints: [...files],
+    bundle: true,
+    write: false,
+    metafile: true,
+    platform: 'node',
+    format: 'esm',
+    outdir: 'out',
+    splitting: true,
+    // Packages stay packages: the graph shows which folder imports which package, not their insides.
+    packages: 'external',
+    logLevel: 'silent',
+  });
+  const edges: Edge[] = [];
+  for (const [from, input] of Object.entries(result.metafile.inputs)) {
+    for (const imported of input.imports) {
+      edges.push({ from, to: imported.path, dynamic: imported.kind === 'dynamic-import' });
+    }
+  }
+  return edges;
+}
+
+type Rule = (edge: Edge) => string | undefined;
+
+const under = (file: string, folder: string): boolean => file === folder || file.startsWith(`${folder}/`);
+const isAwsSdk = (to: string): boolean => to.startsWith('@aws-sdk/');
+/** What the pure core may use of Node.js: bytes, hashes and compression; never files, sockets or processes. */
+const CORE_BUILTINS = new Set([
+  'node:buffer',
+  'node:crypto',
+  'node:zlib',
+  'node:stream',
+  'node:stream/promises',
+]);
+/** What the consumer client must never reach: the publisher's pipeline and everything only it uses. */
+const PUBLISHER_ONLY = [
+  'index-builder/pipeline',
+  'index-builder/catalog.ts',
+  'index-builder/bundle.ts',
+  'index-builder/submission.ts',
+  'index-builder/render',
+  'index-builder/manifest',
+];
+
+const RULES: Readonly<Record<string, Rule>> = {
+  'index-builder imports no file system, network or process module, and no AWS SDK': ({ from, to }) => {
+    if (!under(from, 'index-builder')) return undefined;
+    if (isAwsSdk(to)) return 'the AWS SDK';
+    if (to.startsWith('node:') && !CORE_BUILTINS.has(to)) return `the built-in ${to}`;
+    for (const app of ['adapters', 'client', 'functions', 'infra', 'cli'])
+      if (under(to, app)) return `${app}/`;
+    return undefined;
+  },
+  'only adapters/ and functions/ import the AWS SDK': ({ from, to }) =>
+    isAwsSdk(to) && !under(from, 'adapters') && !under(from, 'functions') ? to : undefined,
+  'cli/ and functions/ never import each other': ({ from, to }) =>
+    (under(from, 'cli') && under(to, 'functions')) || (under(from, 'functions') && under(to, 'cli'))
+      ? to
+      : undefined,
+  'adapters/ import only the core and packages': ({ from, to }) =>
+    under(from, 'adapters') && ['client', 'functions', 'infra', 'cli'].some((app) => under(to, app))
+      ? to
+      : undefined,
+  'client/ imports nothing of the publisher': ({ from, to }) =>
+    under(from, 'client') &&
+    (PUBLISHER_ONLY.some((p) => under(to, p)) || ['functions', 'infra', 'cli'].some((app) => under(to, app)))
+      ? to
+      : undefined,
+};
+
+function violations(edges: readonly Edge[], rule: Rule): string[] {
+  return edges.flatMap((edge) => {
+    const what = rule(edge);
+    return what ? [`${edge.from} -> ${what}`] : [];
+  });
+}
+
+/** Every module a file loads before any code runs: its static imports, followed. */
+function staticClosure(edges: readonly Edge[], start: string): Set<string> {
+  const seen = new Set<string>([start]);
+  const queue = [start];
+  while (queue.length > 0) {
+    const file = queue.pop() as string;
+    for (const edge of edges) {
+      if (edge.from !== file || edge.dynamic || seen.has(edge.to)) continue;
+      seen.add(edge.to);
+      queue.push(edge.to);
+    }
+  }
+  return seen;
+}
+
+describe('when the source is read as an import graph', () => {
+  let edges: Edge[];
+  beforeAll(async () => {
+    edges = await importGraph(await sourceFiles());
+  });
+
+  it('sees the files and their imports (the graph is not empty)', () => {
+    const from = new Set(edges.map((e) => e.from));
+    for (const file of ['index-builder/config.ts', 'cli/main.ts', 'functions/handlers.ts']) {
+      expect(from.has(file), file).toBe(true);
+    }
+    expect(edges.some((e) => e.dynamic)).toBe(true);
+  });
+
+  for (const [name, rule] of Object.entries(RULES)) {
+    it(name, () => {
+      expect(violations(edges, rule)).toEqual([]);
+    });
+  }
+
+  it('runs --help and the command table without loading any package', () => {
+    const loaded = [...staticClosure(edges, 'cli/plugindex.ts')];
+    const packages = loaded.filter((file) => !file.startsWith('node:') && !/^[a-z-]+\//.test(file));
+    expect(packages).toEqual([]);
+    expect(loaded.filter((file) => file.startsWith('index-builder/'))).toEqual(['index-builder/errors.ts']);
+  });
+
+  it('finds no fetch in the core but the one in the pages it renders, which runs in the browser', async () => {
+    const calls: string[] = [];
+    for (const file of (await sourceFiles()).filter((f) => under(f, 'index-builder'))) {
+      if (/\bfetch\(/.test(await readFile(path.join(ROOT, file), 'utf8'))) calls.push(file);
+    }
+    expect(calls).toEqual(['index-builder/render/html.ts']);
+  });
+});
+
+describe('when a graph breaks a rule', () => {
+  const broken: Record<keyof typeof RULES & string, Edge> = {
+    'index-builder imports no file system, network or process module, and no AWS SDK': {
+      from: 'index-builder/x.ts',
+      to: 'node:fs/promises',
+      dynamic: false,
+    },
+    'only adapters/ and functions/ import the AWS SDK': {
+      from: 'cli/x.ts',
+      to: '@aws-sdk/client-s3',
+      dynamic: true,
+    },
+    'cli/ and functions/ never import each other': {
+      from: 'cli/x.ts',
+      to: 'functions/events.ts',
+      dynamic: false,
+    },
+    'adapters/ import only the core and packages': {
+      from: 'adapters/x.ts',
+      to: 'cli/args.ts',
+      dynamic: false,
+    },
+    'client/ imports nothing of the publisher': {
+      from: 'client/x.ts',
+      to: 'index-builder/pipeline/index.ts',
+      dynamic: false,
+    },
+  };
+  for (const [name, rule] of Object.entries(RULES)) {
+    it(`the rule "${name}" reports it`, () => {
+      const edge = broken[name];
+      expect(edge, name).toBeDefined();
+      expect(violations([edge as Edge], rule)).toHaveLength(1);
+    });
+  }
+});
