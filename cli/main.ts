@@ -8,6 +8,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseRegistryConfig } from '../index-builder/config.ts';
+import { streamSha256 } from '../index-builder/digest.ts';
 import { PlugindexError, type Problem, TrustError } from '../index-builder/errors.ts';
 import { ARCH_VALUES, OS_VALUES } from '../index-builder/model.ts';
 import {
@@ -16,7 +17,6 @@ import {
   rebuildRegistry,
   refreshSnapshot,
   type SubmissionOutcome,
-  streamSha256,
   submissionIdOf,
 } from '../index-builder/pipeline.ts';
 import { generateKeyPair, readPublicKey } from '../index-builder/signing.ts';

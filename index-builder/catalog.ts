@@ -17,7 +17,7 @@
  *   global <key> <sha256> <size>
  *   plugin <name> <doc sha256> <doc size> <api versions, comma-separated> <entry JSON> <search JSON>
  */
-import { createHash } from 'node:crypto';
+import { sha256Hex } from './digest.ts';
 import type { PluginDocument } from './model.ts';
 import { buildIndexEntry, buildSearchEntry, type DocumentDigest } from './render/documents.ts';
 import { CACHE_PRIVATE, type Store } from './store.ts';
@@ -123,8 +123,6 @@ function cacheOf(store: Store): Map<string, CachedBin> {
   return cache;
 }
 
-const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
-
 /**
  * Loads the catalog from the intake store. The meta file names every bin with its digest, so only bins
  * this process has not seen in that state are read. The result is the caller's to change.
@@ -141,7 +139,7 @@ export async function loadCatalog(store: Store): Promise<Catalog> {
       if (!object) continue;
       const part = emptyCatalog();
       parseCatalogLines(new TextDecoder().decode(object.body), part);
-      cached = { sha256: sha256(object.body), plugins: part.plugins };
+      cached = { sha256: sha256Hex(object.body), plugins: part.plugins };
       cache.set(bin, cached);
     }
     for (const [name, line] of cached.plugins) catalog.plugins.set(name, line);
@@ -176,7 +174,7 @@ export async function saveCatalog(
     const key = `${BINS_PREFIX}${bin}.tsv`;
     const body = new TextEncoder().encode(serializePlugins(members, catalog.plugins));
     await store.put(key, body, options);
-    const digest = sha256(body);
+    const digest = sha256Hex(body);
     catalog.bins.set(bin, digest);
     cache.set(bin, {
       sha256: digest,
@@ -337,7 +335,7 @@ const binsByName = new Map<string, string>();
 export function binOf(name: string): string {
   let bin = binsByName.get(name);
   if (bin === undefined) {
-    bin = createHash('sha256').update(name).digest('hex').slice(0, 2);
+    bin = sha256Hex(name).slice(0, 2);
     binsByName.set(name, bin);
   }
   return bin;

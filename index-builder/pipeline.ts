@@ -13,7 +13,6 @@
  * A retry after a crash finds the version already published with the same bytes, sees the catalog out of
  * date for that plugin, and rebuilds.
  */
-import { createHash } from 'node:crypto';
 import {
   type BundleContents,
   type BundleLimits,
@@ -41,6 +40,7 @@ import {
 } from './catalog.ts';
 import type { Clock } from './clock.ts';
 import type { RegistryConfig } from './config.ts';
+import { digestOf, sha256Hex, streamSha256 } from './digest.ts';
 import { type Problem, problem, StoreError, SubmissionError } from './errors.ts';
 import {
   artifactKey,
@@ -210,14 +210,6 @@ async function forEachLimited<T>(
 
 const encoder = new TextEncoder();
 
-export function sha256Hex(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
-}
-
-function digestOf(bytes: Uint8Array): DocumentDigest {
-  return { sha256: sha256Hex(bytes), size: bytes.byteLength };
-}
-
 /** A stable id for a submission: its file name and content digest, so a redelivered upload maps to itself. */
 export function submissionId(key: string, bytes: Uint8Array): string {
   return submissionIdOf(key, sha256Hex(bytes));
@@ -237,13 +229,6 @@ export function submissionIdOf(key: string, sha256: string): string {
       .slice(0, 80) || 'submission';
   const id = `${safe}-${sha256.slice(0, 12)}`;
   return segmentProblem(`${id}.json`) === undefined ? id : `submission-${sha256.slice(0, 12)}`;
-}
-
-/** SHA-256 (hex) of a stream, read in constant memory. */
-export async function streamSha256(body: AsyncIterable<Uint8Array>): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of body) hash.update(chunk);
-  return hash.digest('hex');
 }
 
 function identityOf(config: RegistryConfig): RegistryIdentity {

@@ -6,6 +6,7 @@
 import { Buffer } from 'node:buffer';
 import { createHash, createPrivateKey, sign as cryptoSign } from 'node:crypto';
 import * as openpgp from 'openpgp';
+import { sha256Hex } from './digest.ts';
 import { KeyError } from './errors.ts';
 
 /** Signs bytes with the registry key. */
@@ -156,7 +157,7 @@ export async function createSigner(armoredSecretKey: string, passphrase?: string
         format: 'armored',
         config: SIGN_CONFIG,
       });
-      return { signature, sha256: createHash('sha256').update(data).digest('hex') };
+      return { signature, sha256: sha256Hex(data) };
     });
   return {
     fingerprint: upper(privateKey.getFingerprint()),

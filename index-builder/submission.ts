@@ -2,9 +2,9 @@
  * The publisher's side of a submission: pack a manifest and its artifacts into a signed bundle, and check a
  * manifest or a bundle without publishing it (what `plugindex pack` and `plugindex validate` do).
  */
-import { createHash } from 'node:crypto';
 import YAML from 'yaml';
 import { type BundleContents, checkBundleFiles, readBundle, writeBundle } from './bundle.ts';
+import { sha256Hex } from './digest.ts';
 import { type Problem, problem, SubmissionError } from './errors.ts';
 import { loadManifest, normalizeDigest } from './manifest/index.ts';
 import type { Manifest, ManifestArtifact } from './model.ts';
@@ -18,8 +18,6 @@ export interface ArtifactInput {
   readonly fileName: string;
   readonly body: Uint8Array;
 }
-
-const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
 /** Adds `installation.artifacts` entries to a manifest's text, keeping YAML comments and layout. */
 function withArtifacts(manifestName: string, text: string, artifacts: readonly ManifestArtifact[]): string {
@@ -56,7 +54,7 @@ export async function packSubmission(options: {
   const records: ManifestArtifact[] = options.artifacts.map((a) => {
     const file = `artifacts/${a.os}-${a.arch}/${a.fileName}`;
     entries.push({ path: file, body: a.body });
-    return { os: a.os, arch: a.arch, file, sha256: sha256(a.body), size_bytes: a.body.byteLength };
+    return { os: a.os, arch: a.arch, file, sha256: sha256Hex(a.body), size_bytes: a.body.byteLength };
   });
   const text = new TextDecoder().decode(options.manifest);
   let manifestBytes = options.manifest;
@@ -95,7 +93,7 @@ export function checkArtifactDigests(contents: BundleContents, manifest: Manifes
   (manifest.installation?.artifacts ?? []).forEach((artifact, i) => {
     const body = artifact.file === undefined ? undefined : contents.files.get(artifact.file);
     if (!body) return; // a missing file is reported by checkBundleFiles
-    const actual = sha256(body);
+    const actual = sha256Hex(body);
     if (actual !== normalizeDigest(artifact.sha256)) {
       problems.push(
         problem(
