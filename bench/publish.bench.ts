@@ -18,6 +18,7 @@ import { createInterface } from 'node:readline';
 import { FsStore } from '../cli/local/fs-store.ts';
 import { systemClock } from '../index-builder/clock.ts';
 import { parseRegistryConfig } from '../index-builder/config.ts';
+import { pluginDocumentKey } from '../index-builder/layout.ts';
 import type { PluginDocument, VersionRecord } from '../index-builder/model.ts';
 import {
   flushIndexes,
@@ -205,7 +206,7 @@ async function main(): Promise<void> {
     };
     for (let i = 0; i < size; i++) {
       const doc = syntheticDocument(i, publisher.fingerprint);
-      await ctx.site.put(`plugins/${doc.name}/index.json`, encodeJson(doc), {
+      await ctx.site.put(pluginDocumentKey(doc.name), encodeJson(doc), {
         contentType: 'application/json',
         cacheControl: CACHE_MUTABLE,
       });

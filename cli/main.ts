@@ -10,14 +10,13 @@ import path from 'node:path';
 import { parseRegistryConfig } from '../index-builder/config.ts';
 import { streamSha256 } from '../index-builder/digest.ts';
 import { PlugindexError, type Problem, TrustError } from '../index-builder/errors.ts';
+import { INCOMING_PREFIX, statusKey, submissionIdFromDigest } from '../index-builder/layout.ts';
 import { ARCH_VALUES, OS_VALUES } from '../index-builder/model.ts';
 import {
-  INCOMING_PREFIX,
   processSubmissions,
   rebuildRegistry,
   refreshSnapshot,
   type SubmissionOutcome,
-  submissionIdOf,
 } from '../index-builder/pipeline.ts';
 import { generateKeyPair, readPublicKey } from '../index-builder/signing.ts';
 import { inspectBundle, inspectManifest, packSubmission } from '../index-builder/submission.ts';
@@ -263,7 +262,7 @@ const commands: Record<string, CommandSpec> = {
         });
         if (!outcome) {
           err(
-            `submitted s3://${bucket}/${key}; no outcome after ${timeout} s: read status/${submissionIdOf(key, sha256)}.json later`,
+            `submitted s3://${bucket}/${key}; no outcome after ${timeout} s: read ${statusKey(submissionIdFromDigest(key, sha256))} later`,
           );
           return 1;
         }

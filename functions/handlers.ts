@@ -7,10 +7,10 @@ import type { CloudFrontClient } from '@aws-sdk/client-cloudfront';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { systemClock } from '../index-builder/clock.ts';
 import { parseRegistryConfig } from '../index-builder/config.ts';
+import { INCOMING_PREFIX } from '../index-builder/layout.ts';
 import {
   type BatchResult,
   flushIndexes,
-  INCOMING_PREFIX,
   type PipelineContext,
   processSubmissions,
   rebuildRegistry,

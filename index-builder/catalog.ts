@@ -18,6 +18,7 @@
  *   plugin <name> <doc sha256> <doc size> <api versions, comma-separated> <entry JSON> <search JSON>
  */
 import { sha256Hex } from './digest.ts';
+import { binOf, CATALOG_META_KEY, catalogBinKey, pluginDocumentKey } from './layout.ts';
 import type { PluginDocument } from './model.ts';
 import { buildIndexEntry, buildSearchEntry, type DocumentDigest } from './render/documents.ts';
 import { CACHE_PRIVATE, type Store } from './store.ts';
@@ -46,8 +47,6 @@ export interface Catalog {
 }
 
 const HEADER = 'plugindex-catalog 3';
-const META_KEY = 'state/catalog/meta.tsv';
-const BINS_PREFIX = 'state/catalog/bins/';
 
 export function emptyCatalog(): Catalog {
   return { generation: 0, plugins: new Map(), globals: new Map(), bins: new Map(), indexesPending: false };
@@ -129,13 +128,13 @@ function cacheOf(store: Store): Map<string, CachedBin> {
  */
 export async function loadCatalog(store: Store): Promise<Catalog> {
   const catalog = emptyCatalog();
-  const meta = await store.get(META_KEY);
+  const meta = await store.get(CATALOG_META_KEY);
   if (meta) parseCatalogLines(new TextDecoder().decode(meta.body), catalog);
   const cache = cacheOf(store);
   for (const [bin, digest] of catalog.bins) {
     let cached = cache.get(bin);
     if (!cached || cached.sha256 !== digest) {
-      const object = await store.get(`${BINS_PREFIX}${bin}.tsv`);
+      const object = await store.get(catalogBinKey(bin));
       if (!object) continue;
       const part = emptyCatalog();
       parseCatalogLines(new TextDecoder().decode(object.body), part);
@@ -171,7 +170,7 @@ export async function saveCatalog(
   const options = { contentType: 'text/tab-separated-values', cacheControl: CACHE_PRIVATE };
   for (const bin of [...bins].sort()) {
     const members = (byBin.get(bin) ?? []).sort();
-    const key = `${BINS_PREFIX}${bin}.tsv`;
+    const key = catalogBinKey(bin);
     const body = new TextEncoder().encode(serializePlugins(members, catalog.plugins));
     await store.put(key, body, options);
     const digest = sha256Hex(body);
@@ -181,7 +180,7 @@ export async function saveCatalog(
       plugins: new Map(members.map((n) => [n, catalog.plugins.get(n) as CatalogLine])),
     });
   }
-  await store.put(META_KEY, new TextEncoder().encode(serializeMeta(catalog)), options);
+  await store.put(CATALOG_META_KEY, new TextEncoder().encode(serializeMeta(catalog)), options);
 }
 
 export function sortedNames(catalog: Catalog): string[] {
@@ -325,26 +324,6 @@ export function renderSearchJson(
   return join(utf8.encode(prefix), rows, COMMA, utf8.encode(']}\n'), allocate);
 }
 
-/** Number of snapshot bins: plugin documents are bound by digest in 256 small bin files (TUF's hashed bins). */
-export const BIN_COUNT = 256;
-
-/** Bins already computed: a rebuild asks for every name's bin several times. */
-const binsByName = new Map<string, string>();
-
-/** The bin a plugin's document is listed in: the first byte of sha256(name), as two hex digits. */
-export function binOf(name: string): string {
-  let bin = binsByName.get(name);
-  if (bin === undefined) {
-    bin = sha256Hex(name).slice(0, 2);
-    binsByName.set(name, bin);
-  }
-  return bin;
-}
-
-export function binKey(bin: string): string {
-  return `snapshot/bins/${bin}.json`;
-}
-
 /**
  * The bin documents for `bins`: path -> digest of every plugin document whose name falls in the bin.
  * One pass over the catalog, however many bins are asked for.
@@ -357,8 +336,7 @@ export function renderBins(
   const grouped = new Map<string, Record<string, DocumentDigest>>([...bins].map((bin) => [bin, {}]));
   for (const name of names) {
     const documents = grouped.get(binOf(name));
-    if (documents)
-      documents[`plugins/${name}/index.json`] = (catalog.plugins.get(name) as CatalogLine).document;
+    if (documents) documents[pluginDocumentKey(name)] = (catalog.plugins.get(name) as CatalogLine).document;
   }
   return new Map(
     [...grouped].map(([bin, documents]) => [

@@ -22,8 +22,6 @@ import {
 } from './bundle.ts';
 import {
   BufferPool,
-  binKey,
-  binOf,
   type Catalog,
   type CatalogLine,
   catalogLineOf,
@@ -44,10 +42,27 @@ import { digestOf, sha256Hex, streamSha256 } from './digest.ts';
 import { type Problem, problem, StoreError, SubmissionError } from './errors.ts';
 import {
   artifactKey,
+  binKey,
+  binOf,
+  FAVICON_KEY,
+  HOME_PAGE_KEY,
+  INCOMING_PREFIX,
+  INDEX_DOCUMENTS,
+  INDEX_JSON_KEY,
+  INDEX_YAML_KEY,
+  isPluginDocumentKey,
   manifestKey,
+  PLUGINS_PREFIX,
   pluginDocumentKey,
   pluginPageKey,
-  segmentProblem,
+  processedKey,
+  REGISTRY_PUBLIC_KEY_KEY,
+  rejectedKey,
+  SEARCH_KEY,
+  SNAPSHOT_KEY,
+  signatureKey,
+  statusKey,
+  submissionIdFromDigest,
   versionBase,
   versionIdentity,
 } from './layout.ts';
@@ -188,7 +203,6 @@ function withWriteLog(ctx: PipelineContext): { ctx: PipelineContext; log: WriteL
   return { ctx: { ...ctx, site: log }, log };
 }
 
-export const INCOMING_PREFIX = 'incoming/';
 /** Independent writes in flight at once: hides storage latency (an S3 PUT is tens of milliseconds). */
 const WRITE_CONCURRENCY = 8;
 
@@ -209,27 +223,6 @@ async function forEachLimited<T>(
 }
 
 const encoder = new TextEncoder();
-
-/** A stable id for a submission: its file name and content digest, so a redelivered upload maps to itself. */
-export function submissionId(key: string, bytes: Uint8Array): string {
-  return submissionIdOf(key, sha256Hex(bytes));
-}
-
-/**
- * `submissionId` from the upload's SHA-256 (hex), for an upload hashed as a stream. Whatever the upload's
- * name, the id is a safe key segment (`status/<id>.json`, `rejected/<id>.tgz`): an upload named `con.x.tgz`
- * or `a b.tgz` gets its outcome like any other.
- */
-export function submissionIdOf(key: string, sha256: string): string {
-  const base = (key.split('/').pop() ?? 'submission').replace(/\.(tgz|tar\.gz)$/i, '');
-  const safe =
-    base
-      .replace(/[^A-Za-z0-9._-]/g, '_')
-      .replace(/^[.]+/, '_')
-      .slice(0, 80) || 'submission';
-  const id = `${safe}-${sha256.slice(0, 12)}`;
-  return segmentProblem(`${id}.json`) === undefined ? id : `submission-${sha256.slice(0, 12)}`;
-}
 
 function identityOf(config: RegistryConfig): RegistryIdentity {
   return {
@@ -262,7 +255,7 @@ async function putFile(
 async function putSigned(ctx: PipelineContext, key: string, body: Uint8Array): Promise<DocumentDigest> {
   const { signature, sha256 } = await ctx.signer.signWithDigest(body);
   await putFile(ctx.site, key, body, CACHE_MUTABLE, sha256);
-  await putFile(ctx.site, `${key}.asc`, encoder.encode(signature), CACHE_MUTABLE);
+  await putFile(ctx.site, signatureKey(key), encoder.encode(signature), CACHE_MUTABLE);
   return { sha256, size: body.byteLength };
 }
 
@@ -495,7 +488,12 @@ async function writeVersion(
   const body = contents.manifestName.endsWith('.json') ? contents.manifest : encodeJson(manifest);
   const manifestAt = manifestKey(manifest.name, manifest.version);
   await putFile(ctx.site, manifestAt, body, CACHE_IMMUTABLE);
-  await putFile(ctx.site, `${manifestAt}.asc`, encoder.encode(await ctx.signer.sign(body)), CACHE_IMMUTABLE);
+  await putFile(
+    ctx.site,
+    signatureKey(manifestAt),
+    encoder.encode(await ctx.signer.sign(body)),
+    CACHE_IMMUTABLE,
+  );
   const requirements = manifest.requirements ?? {};
   return {
     version: manifest.version,
@@ -507,7 +505,7 @@ async function writeVersion(
     ...(requirements.min_api_version ? { min_api_version: requirements.min_api_version } : {}),
     ...(requirements.max_api_version ? { max_api_version: requirements.max_api_version } : {}),
     manifest_url: `${url}/${manifestAt}`,
-    manifest_signature_url: `${url}/${manifestAt}.asc`,
+    manifest_signature_url: `${url}/${signatureKey(manifestAt)}`,
     manifest_sha256: sha256Hex(body),
     manifest_size: body.byteLength,
     source_sha256: accepted.sourceSha256,
@@ -641,16 +639,10 @@ async function writePluginDocument(ctx: PipelineContext, doc: PluginDocument): P
 }
 
 /** Files for browsers, not documents: the snapshot does not list them. */
-const PAGE_FILES = new Set(['index.html', 'favicon.svg']);
+const PAGE_FILES = new Set([HOME_PAGE_KEY, FAVICON_KEY]);
 
 /** Memory for the three large global documents, kept between publishes (see BufferPool). */
 const renderBuffers = new BufferPool(3);
-
-/**
- * The index documents: registry-wide, rendered from every plugin's catalog line, so their cost grows with the
- * registry (about 59 MB at 10,000 plugins of 10 versions). Everything else a publish writes is per plugin.
- */
-export const INDEX_DOCUMENTS: readonly string[] = ['index.json', 'index.yaml', 'search.json'];
 
 /**
  * Rewrites the snapshot bins of the changed plugins (all bins when `changed` is undefined), the index
@@ -683,9 +675,9 @@ async function writeGlobals(
     const take = renderBuffers.take;
     const searchRows = encoded.map((l) => l.search);
     signed.push(
-      ['index.json', renderIndexJson(metadata, entries, take)],
-      ['index.yaml', renderIndexYaml(header, entries, take)],
-      ['search.json', renderSearchJson(updated, searchRows, take)],
+      [INDEX_JSON_KEY, renderIndexJson(metadata, entries, take)],
+      [INDEX_YAML_KEY, renderIndexYaml(header, entries, take)],
+      [SEARCH_KEY, renderSearchJson(updated, searchRows, take)],
     );
   }
   const large = signed.map(([, body]) => body);
@@ -703,15 +695,15 @@ async function writeGlobals(
   catalog.indexesPending = !indexes;
   // For what this call did not rewrite, the published snapshot (the commit point) is the truth: the
   // catalog's copy of a digest is older when a run died after its snapshot but before the catalog was saved.
-  const previous = await readJson<SnapshotDocument>(ctx.site, 'snapshot.json');
+  const previous = await readJson<SnapshotDocument>(ctx.site, SNAPSHOT_KEY);
   const written = new Set(signed.map(([key]) => key));
   for (const [key, digest] of Object.entries(previous?.documents ?? {}))
     if (!written.has(key)) globals.set(key, digest);
   // Static files that change only with the registry's identity or key: rewritten only when they differ.
   const statics: [string, Uint8Array][] = [
-    ['keys/registry.asc', encoder.encode(ctx.signer.publicKey)],
-    ['index.html', encoder.encode(renderIndexPage(identityOf(ctx.config)))],
-    ['favicon.svg', encoder.encode(FAVICON_SVG)],
+    [REGISTRY_PUBLIC_KEY_KEY, encoder.encode(ctx.signer.publicKey)],
+    [HOME_PAGE_KEY, encoder.encode(renderIndexPage(identityOf(ctx.config)))],
+    [FAVICON_KEY, encoder.encode(FAVICON_SVG)],
   ];
   for (const [key, body] of statics) {
     const digest = digestOf(body);
@@ -746,7 +738,7 @@ async function writeSnapshot(
     key_fingerprint: ctx.signer.fingerprint,
     documents,
   };
-  await putSigned(ctx, 'snapshot.json', encodeJson(snapshot));
+  await putSigned(ctx, SNAPSHOT_KEY, encodeJson(snapshot));
 }
 
 /**
@@ -811,7 +803,7 @@ export async function processSubmissions(
       const stream = await ctx.intake.getStream(key);
       if (!stream) continue;
       const sha256 = await streamSha256(stream.body).finally(() => stream.cancel());
-      items.push({ key, id: submissionIdOf(key, sha256), sha256, evaluation: rejection([tooLarge]) });
+      items.push({ key, id: submissionIdFromDigest(key, sha256), sha256, evaluation: rejection([tooLarge]) });
       continue;
     }
     if (items.length > 0 && batchBytes + size > maxBatchBytes) {
@@ -837,7 +829,7 @@ export async function processSubmissions(
       },
     );
     const sha256 = sha256Hex(object.body);
-    items.push({ key, id: submissionIdOf(key, sha256), sha256, bytes: object.body, evaluation });
+    items.push({ key, id: submissionIdFromDigest(key, sha256), sha256, bytes: object.body, evaluation });
   }
 
   // 1. Immutable files of every accepted version. A store refusing one for good (a name the filesystem
@@ -913,11 +905,11 @@ export async function processSubmissions(
   for (const item of items) {
     const outcome = outcomeOf(ctx, item.key, item.id, item.sha256, item.evaluation, processedAt, generation);
     // Plain JSON.stringify: an outcome must be recordable whatever text a rejected manifest held.
-    await ctx.intake.put(`status/${item.id}.json`, encoder.encode(`${JSON.stringify(outcome, null, 2)}\n`), {
+    await ctx.intake.put(statusKey(item.id), encoder.encode(`${JSON.stringify(outcome, null, 2)}\n`), {
       contentType: 'application/json',
       cacheControl: CACHE_PRIVATE,
     });
-    const destination = `${outcome.status === 'rejected' ? 'rejected' : 'processed'}/${item.id}.tgz`;
+    const destination = outcome.status === 'rejected' ? rejectedKey(item.id) : processedKey(item.id);
     const options = { contentType: 'application/gzip', cacheControl: CACHE_PRIVATE };
     if (item.bytes) {
       await ctx.intake.put(destination, item.bytes, options);
@@ -970,8 +962,8 @@ function outcomeOf(
     urls: {
       plugin: `${url}/${pluginDocumentKey(manifest.name)}`,
       page: `${url}/${pluginPageKey(manifest.name)}`,
-      manifest: `${versionUrl}/manifest.json`,
-      signature: `${versionUrl}/manifest.json.asc`,
+      manifest: `${url}/${manifestKey(manifest.name, manifest.version)}`,
+      signature: `${url}/${signatureKey(manifestKey(manifest.name, manifest.version))}`,
       artifacts: (manifest.installation?.artifacts ?? []).map((a) =>
         a.file !== undefined ? `${versionUrl}/${a.file}` : (a.url ?? ''),
       ),
@@ -991,9 +983,8 @@ export async function rebuildRegistry(
   const catalog = emptyCatalog();
   catalog.generation = (await loadCatalog(ctx.intake)).generation;
   const keys: string[] = [];
-  for await (const info of ctx.site.list('plugins/')) {
-    const parts = info.key.split('/');
-    if (parts.length === 3 && parts[2] === 'index.json') keys.push(info.key);
+  for await (const info of ctx.site.list(PLUGINS_PREFIX)) {
+    if (isPluginDocumentKey(info.key)) keys.push(info.key);
   }
   await forEachLimited(keys, WRITE_CONCURRENCY, async (key) => {
     const doc = await readJson<PluginDocument>(ctx.site, key);
@@ -1012,7 +1003,7 @@ export async function refreshSnapshot(
 ): Promise<{ generation: number; invalidate: readonly string[] }> {
   const { ctx, log } = withWriteLog(context);
   const catalog = await loadCatalog(ctx.intake);
-  const previous = await readJson<SnapshotDocument>(ctx.site, 'snapshot.json');
+  const previous = await readJson<SnapshotDocument>(ctx.site, SNAPSHOT_KEY);
   if (!previous || catalog.indexesPending) {
     // Nothing published yet: everything. Index documents pending: the re-signed snapshot might be the last
     // for hours, so bring them up to date first.

@@ -10,9 +10,9 @@
  *      - a plugin document is listed in its bin, and the bin in the snapshot.
  */
 import type { Key } from 'openpgp';
-import { binKey, binOf } from './catalog.ts';
 import { sha256Hex } from './digest.ts';
 import { TrustError } from './errors.ts';
+import { binKey, binOf, pluginDocumentKey } from './layout.ts';
 import type { DocumentDigest, SnapshotDocument } from './render/documents.ts';
 import { verifyDetachedSignature } from './signing.ts';
 
@@ -110,6 +110,6 @@ export function verifyPluginDocument(
   const bin = binKey(binOf(name));
   verifyListedDocument(snapshot, bin, binBytes);
   const listing = parseJson(binBytes, bin) as { documents?: Record<string, DocumentDigest> };
-  const path = `plugins/${name}/index.json`;
+  const path = pluginDocumentKey(name);
   checkDigest(path, docBytes, listing.documents?.[path], bin);
 }

@@ -2,8 +2,6 @@ import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import {
   BufferPool,
-  binKey,
-  binOf,
   emptyCatalog,
   loadCatalog,
   renderIndexJson,
@@ -11,6 +9,7 @@ import {
   renderSearchJson,
   saveCatalog,
 } from '../index-builder/catalog.ts';
+import { binKey, binOf } from '../index-builder/layout.ts';
 import { toYaml } from '../index-builder/render/yaml.ts';
 import { MemoryStore } from './support/memory-store.ts';
 

@@ -6,11 +6,11 @@
  */
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
-import { binKey, binOf, loadCatalog } from '../index-builder/catalog.ts';
+import { loadCatalog } from '../index-builder/catalog.ts';
+import { binKey, binOf, INDEX_DOCUMENTS } from '../index-builder/layout.ts';
 import type { PluginDocument } from '../index-builder/model.ts';
 import {
   flushIndexes,
-  INDEX_DOCUMENTS,
   type PipelineContext,
   processSubmissions,
   rebuildRegistry,

@@ -5,8 +5,9 @@
  * the index documents deferred, then flushed (the watcher and the publish function), failing in either step.
  */
 import { describe, expect, it } from 'vitest';
-import { binKey, binOf, loadCatalog } from '../index-builder/catalog.ts';
+import { loadCatalog } from '../index-builder/catalog.ts';
 import { StoreError } from '../index-builder/errors.ts';
+import { binKey, binOf } from '../index-builder/layout.ts';
 import type { PluginDocument } from '../index-builder/model.ts';
 import { flushIndexes, processSubmissions } from '../index-builder/pipeline.ts';
 import type { SnapshotDocument } from '../index-builder/render/documents.ts';

@@ -4,15 +4,14 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
-import { binKey, binOf } from '../index-builder/catalog.ts';
 import { StoreError } from '../index-builder/errors.ts';
+import { binKey, binOf, submissionIdFromBytes } from '../index-builder/layout.ts';
 import type { PluginDocument } from '../index-builder/model.ts';
 import {
   processSubmissions,
   rebuildRegistry,
   refreshSnapshot,
   type SubmissionOutcome,
-  submissionId,
 } from '../index-builder/pipeline.ts';
 import type { SnapshotDocument } from '../index-builder/render/documents.ts';
 import { readPublicKey, verifyDetachedSignature } from '../index-builder/signing.ts';
@@ -467,7 +466,7 @@ describe('when an upload is larger than the bundle limit', () => {
         found: '65536 bytes',
       }),
     ]);
-    expect(rejected.id).toBe(submissionId(hugeKey as string, huge));
+    expect(rejected.id).toBe(submissionIdFromBytes(hugeKey as string, huge));
     expect(rejected.submission_sha256).toBe(sha256(huge));
     expect(readWhole).not.toContain(hugeKey);
     expect(registry.intake.objects.get(`rejected/${rejected.id}.tgz`)?.body).toEqual(huge);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { binKey, binOf } from '../index-builder/catalog.ts';
 import { TrustError } from '../index-builder/errors.ts';
+import { binKey, binOf } from '../index-builder/layout.ts';
 import { processSubmissions } from '../index-builder/pipeline.ts';
 import { createSigner, readPublicKey } from '../index-builder/signing.ts';
 import { verifyListedDocument, verifyPluginDocument, verifySnapshot } from '../index-builder/verify.ts';
