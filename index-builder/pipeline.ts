@@ -21,7 +21,6 @@ import {
   readBundle,
 } from './bundle.ts';
 import {
-  BufferPool,
   type Catalog,
   type CatalogLine,
   catalogLineOf,
@@ -29,10 +28,6 @@ import {
   lineBytes,
   loadCatalog,
   namesInBins,
-  renderBins,
-  renderIndexJson,
-  renderIndexYaml,
-  renderSearchJson,
   saveCatalog,
   sortedNames,
 } from './catalog.ts';
@@ -75,6 +70,8 @@ import {
   type SnapshotDocument,
 } from './render/documents.ts';
 import { FAVICON_SVG, renderIndexPage, renderPluginPage } from './render/html.ts';
+import { BufferPool, renderIndexJson, renderIndexYaml, renderSearchJson } from './render/index-documents.ts';
+import { renderBins, renderSnapshot } from './render/snapshot.ts';
 import { toYaml } from './render/yaml.ts';
 import type { Signer } from './signing.ts';
 import {
@@ -683,7 +680,7 @@ async function writeGlobals(
   const large = signed.map(([, body]) => body);
   const binNames = bins ? namesInBins(catalog, bins) : names;
   const binsToWrite = bins ?? new Set(binNames.map(binOf));
-  for (const [bin, body] of renderBins(catalog, binsToWrite, binNames))
+  for (const [bin, body] of renderBins(catalog.plugins, binsToWrite, binNames))
     signed.push([binKey(bin), encoder.encode(body)]);
   // Side by side: one document is written while the next is hashed and signed.
   await forEachLimited(signed, WRITE_CONCURRENCY, async ([key, body]) => {
@@ -728,17 +725,15 @@ async function writeSnapshot(
   generation: number,
   documents: Record<string, DocumentDigest>,
 ): Promise<void> {
-  const now = ctx.clock.now();
-  const snapshot: SnapshotDocument = {
-    schema: 'plugindex/snapshot/v1',
+  const snapshot = renderSnapshot({
     registry: ctx.config.url,
     generation,
-    created: now.toISOString(),
-    expires: new Date(now.getTime() + ctx.config.snapshotTtlSeconds * 1000).toISOString(),
-    key_fingerprint: ctx.signer.fingerprint,
+    created: ctx.clock.now(),
+    ttlSeconds: ctx.config.snapshotTtlSeconds,
+    keyFingerprint: ctx.signer.fingerprint,
     documents,
-  };
-  await putSigned(ctx, SNAPSHOT_KEY, encodeJson(snapshot));
+  });
+  await putSigned(ctx, SNAPSHOT_KEY, snapshot);
 }
 
 /**

@@ -1,15 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
+import { emptyCatalog, loadCatalog, saveCatalog } from '../index-builder/catalog.ts';
+import { binKey, binOf } from '../index-builder/layout.ts';
 import {
   BufferPool,
-  emptyCatalog,
-  loadCatalog,
   renderIndexJson,
   renderIndexYaml,
   renderSearchJson,
-  saveCatalog,
-} from '../index-builder/catalog.ts';
-import { binKey, binOf } from '../index-builder/layout.ts';
+} from '../index-builder/render/index-documents.ts';
 import { toYaml } from '../index-builder/render/yaml.ts';
 import { MemoryStore } from './support/memory-store.ts';
 
