@@ -17,6 +17,7 @@ import {
   type BundleContents,
   type BundleLimits,
   bundleSizeProblem,
+  checkArtifactDigests,
   checkBundleFiles,
   readBundle,
 } from './bundle.ts';
@@ -34,7 +35,7 @@ import {
 import type { Clock } from './clock.ts';
 import type { RegistryConfig } from './config.ts';
 import { digestOf, sha256Hex, streamSha256 } from './digest.ts';
-import { type Problem, problem, StoreError, SubmissionError } from './errors.ts';
+import { type Problem, problem, problemsFrom, StoreError } from './errors.ts';
 import {
   artifactKey,
   binKey,
@@ -83,7 +84,6 @@ import {
   type PutOptions,
   type Store,
 } from './store.ts';
-import { checkArtifactDigests } from './submission.ts';
 import { authorizePublisher, checkPublisherSignature, loadTrustedKeys, type TrustedKeys } from './trust.ts';
 import { channelHeads, isPrerelease, latestVersion, sortVersionsDescending } from './versions.ts';
 
@@ -354,11 +354,6 @@ class PluginDocuments {
   }
 }
 
-function caught(error: unknown): readonly Problem[] {
-  if (error instanceof SubmissionError) return error.problems;
-  throw error;
-}
-
 async function evaluate(
   ctx: PipelineContext,
   bytes: Uint8Array,
@@ -370,14 +365,14 @@ async function evaluate(
   try {
     contents = await readBundle(bytes, ctx.bundleLimits);
   } catch (error) {
-    return { kind: 'rejected', problems: caught(error) };
+    return { kind: 'rejected', problems: problemsFrom(error) };
   }
   const problems: Problem[] = [];
   let manifest: Manifest | undefined;
   try {
     manifest = loadManifest(contents.manifest, contents.manifestName);
   } catch (error) {
-    problems.push(...caught(error));
+    problems.push(...problemsFrom(error));
   }
   if (manifest) problems.push(...checkBundleFiles(contents, manifest));
   // The signature is checked even when the manifest is invalid, so every problem is reported at once.

@@ -3,10 +3,10 @@
  * manifest or a bundle without publishing it (what `plugindex pack` and `plugindex validate` do).
  */
 import YAML from 'yaml';
-import { type BundleContents, checkBundleFiles, readBundle, writeBundle } from './bundle.ts';
+import { checkArtifactDigests, checkBundleFiles, readBundle, writeBundle } from './bundle.ts';
 import { sha256Hex } from './digest.ts';
-import { type Problem, problem, SubmissionError } from './errors.ts';
-import { loadManifest, normalizeDigest } from './manifest/index.ts';
+import { type Problem, problemsFrom } from './errors.ts';
+import { loadManifest } from './manifest/index.ts';
 import type { Manifest, ManifestArtifact } from './model.ts';
 import { createSigner } from './signing.ts';
 import { checkPublisherSignature } from './trust.ts';
@@ -87,55 +87,13 @@ export interface InspectionResult {
   readonly signer?: string;
 }
 
-/** Hosted artifacts must be exactly the bytes the manifest describes. */
-export function checkArtifactDigests(contents: BundleContents, manifest: Manifest): Problem[] {
-  const problems: Problem[] = [];
-  (manifest.installation?.artifacts ?? []).forEach((artifact, i) => {
-    const body = artifact.file === undefined ? undefined : contents.files.get(artifact.file);
-    if (!body) return; // a missing file is reported by checkBundleFiles
-    const actual = sha256Hex(body);
-    if (actual !== normalizeDigest(artifact.sha256)) {
-      problems.push(
-        problem(
-          'ARTIFACT_DIGEST_MISMATCH',
-          `/installation/artifacts/${i}/sha256`,
-          `the sha256 of ${artifact.file} does not match`,
-          {
-            expected: normalizeDigest(artifact.sha256),
-            found: actual,
-          },
-        ),
-      );
-    }
-    if (body.byteLength !== artifact.size_bytes) {
-      problems.push(
-        problem(
-          'ARTIFACT_SIZE_MISMATCH',
-          `/installation/artifacts/${i}/size_bytes`,
-          `the size of ${artifact.file} does not match`,
-          {
-            expected: String(artifact.size_bytes),
-            found: String(body.byteLength),
-          },
-        ),
-      );
-    }
-  });
-  return problems;
-}
-
-function problemsOf(error: unknown): readonly Problem[] {
-  if (error instanceof SubmissionError) return error.problems;
-  throw error;
-}
-
 /** Checks a manifest file without publishing. */
 export function inspectManifest(bytes: Uint8Array, fileName: string): InspectionResult {
   try {
     const manifest = loadManifest(bytes, fileName);
     return { valid: true, problems: [], manifest };
   } catch (error) {
-    return { valid: false, problems: problemsOf(error) };
+    return { valid: false, problems: problemsFrom(error) };
   }
 }
 
@@ -149,7 +107,7 @@ export async function inspectBundle(bytes: Uint8Array): Promise<InspectionResult
   try {
     contents = await readBundle(bytes);
   } catch (error) {
-    return { valid: false, problems: problemsOf(error) };
+    return { valid: false, problems: problemsFrom(error) };
   }
   const problems: Problem[] = [];
   const checked = inspectManifest(contents.manifest, contents.manifestName);
