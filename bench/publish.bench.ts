@@ -25,7 +25,7 @@ import {
   type PipelineContext,
   processSubmissions,
   rebuildRegistry,
-} from '../index-builder/pipeline.ts';
+} from '../index-builder/pipeline/index.ts';
 import { encodeJson } from '../index-builder/render/documents.ts';
 import { createSigner, generateKeyPair } from '../index-builder/signing.ts';
 import { CACHE_MUTABLE } from '../index-builder/store.ts';

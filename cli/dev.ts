@@ -11,7 +11,7 @@ import path from 'node:path';
 import { parseRegistryConfig } from '../index-builder/config.ts';
 import { pluginDocumentKey } from '../index-builder/layout.ts';
 import type { PluginDocument } from '../index-builder/model.ts';
-import { processSubmissions, rebuildRegistry } from '../index-builder/pipeline.ts';
+import { processSubmissions, rebuildRegistry } from '../index-builder/pipeline/index.ts';
 import { generateKeyPair } from '../index-builder/signing.ts';
 import { type ArtifactInput, packSubmission } from '../index-builder/submission.ts';
 import {

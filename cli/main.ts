@@ -17,7 +17,7 @@ import {
   rebuildRegistry,
   refreshSnapshot,
   type SubmissionOutcome,
-} from '../index-builder/pipeline.ts';
+} from '../index-builder/pipeline/index.ts';
 import { generateKeyPair, readPublicKey } from '../index-builder/signing.ts';
 import { inspectBundle, inspectManifest, packSubmission } from '../index-builder/submission.ts';
 import {

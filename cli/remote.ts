@@ -9,7 +9,7 @@ import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { REBUILD_REQUEST } from '../functions/events.ts';
 import { S3Store } from '../functions/s3-store.ts';
 import { statusKey, submissionIdFromDigest } from '../index-builder/layout.ts';
-import type { SubmissionOutcome } from '../index-builder/pipeline.ts';
+import type { SubmissionOutcome } from '../index-builder/pipeline/index.ts';
 
 export async function publishToBucket(options: {
   readonly bucket: string;

@@ -1,7 +1,7 @@
 /** `plugindex serve`: the published tree over HTTP, plus the incoming/ watcher. */
 import path from 'node:path';
-import type { BatchResult, SubmissionOutcome } from '../index-builder/pipeline.ts';
-import { flushIndexes, processSubmissions } from '../index-builder/pipeline.ts';
+import type { BatchResult, SubmissionOutcome } from '../index-builder/pipeline/index.ts';
+import { flushIndexes, processSubmissions } from '../index-builder/pipeline/index.ts';
 import { CliError } from './errors.ts';
 import { FsStore } from './local/fs-store.ts';
 import { openRegistry, readConfig, withRegistryLock } from './local/registry.ts';

@@ -15,7 +15,7 @@ import {
   processSubmissions,
   rebuildRegistry,
   refreshSnapshot,
-} from '../index-builder/pipeline.ts';
+} from '../index-builder/pipeline/index.ts';
 import type { Signer } from '../index-builder/signing.ts';
 import type { Store } from '../index-builder/store.ts';
 import { invalidateKeys } from './cloudfront-invalidator.ts';

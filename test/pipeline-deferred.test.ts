@@ -15,7 +15,7 @@ import {
   processSubmissions,
   rebuildRegistry,
   refreshSnapshot,
-} from '../index-builder/pipeline.ts';
+} from '../index-builder/pipeline/index.ts';
 import type { SnapshotDocument } from '../index-builder/render/documents.ts';
 import { readPublicKey } from '../index-builder/signing.ts';
 import { verifyListedDocument, verifyPluginDocument, verifySnapshot } from '../index-builder/verify.ts';

@@ -12,7 +12,7 @@ import {
   rebuildRegistry,
   refreshSnapshot,
   type SubmissionOutcome,
-} from '../index-builder/pipeline.ts';
+} from '../index-builder/pipeline/index.ts';
 import type { SnapshotDocument } from '../index-builder/render/documents.ts';
 import { readPublicKey, verifyDetachedSignature } from '../index-builder/signing.ts';
 import { CACHE_IMMUTABLE, CACHE_MUTABLE, isSafeKey, type StoredObject } from '../index-builder/store.ts';

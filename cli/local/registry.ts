@@ -13,7 +13,7 @@ import { chmod, mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promi
 import path from 'node:path';
 import { systemClock } from '../../index-builder/clock.ts';
 import { parseRegistryConfig, type RegistryConfig } from '../../index-builder/config.ts';
-import { type PipelineContext, rebuildRegistry } from '../../index-builder/pipeline.ts';
+import { type PipelineContext, rebuildRegistry } from '../../index-builder/pipeline/index.ts';
 import { createSigner, generateKeyPair } from '../../index-builder/signing.ts';
 import { CliError } from '../errors.ts';
 import { FsStore } from './fs-store.ts';
