@@ -121,7 +121,8 @@ export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Pro
       for (const outcome of result.outcomes) seen.add(outcome.submission);
       more =
         results.length < MAX_ROUNDS &&
-        (result.deferred > 0 || (result.outcomes.length > 0 && (await waitingBeyond(ctx.intake, seen))));
+        (result.leftInIncoming > 0 ||
+          (result.outcomes.length > 0 && (await waitingBeyond(ctx.intake, seen))));
     } while (more);
     const outcomes = results.flatMap((r) => r.outcomes);
     for (const [round, result] of results.entries()) {
@@ -158,7 +159,7 @@ export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Pro
     deps.logger.info('batch done', {
       submissions: outcomes.length,
       rounds: results.length,
-      deferred: last.deferred,
+      leftInIncoming: last.leftInIncoming,
       generation,
       setupMs,
       // The index documents, rendered once for every round (null: nothing was pending).
@@ -172,7 +173,7 @@ export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Pro
       generation,
       changedPlugins: [...new Set(results.flatMap((r) => r.changedPlugins))].sort(),
       invalidate: [...invalidateKeys].sort(),
-      deferred: last.deferred,
+      leftInIncoming: last.leftInIncoming,
       indexesPending: false,
     };
   };

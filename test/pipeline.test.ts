@@ -306,10 +306,10 @@ describe('when submissions arrive as a batch', () => {
     const context = { ...registry.context, maxBatchBytes: 1 };
     const first = await processSubmissions(context);
     expect(first.outcomes).toHaveLength(1);
-    expect(first.deferred).toBe(2);
+    expect(first.leftInIncoming).toBe(2);
     const second = await processSubmissions(context);
     const third = await processSubmissions(context);
-    expect([second.deferred, third.deferred]).toEqual([1, 0]);
+    expect([second.leftInIncoming, third.leftInIncoming]).toEqual([1, 0]);
     expect(json<{ plugins: unknown[] }>(registry.site, 'index.json').plugins).toHaveLength(3);
   });
 

@@ -21,7 +21,7 @@ export interface PipelineContext {
   readonly bundleLimits?: Partial<BundleLimits>;
   /**
    * Stop taking submissions into a batch once their bytes pass this (at least one is always taken); the rest
-   * stay in incoming/ for the next batch (`BatchResult.deferred`). Bounds memory in a Lambda function.
+   * stay in incoming/ for the next batch (`BatchResult.leftInIncoming`). Bounds memory in a Lambda function.
    */
   readonly maxBatchBytes?: number;
   /**
@@ -42,7 +42,7 @@ export interface BatchResult {
   /** Mutable site keys this batch rewrote: what a CDN must invalidate (immutable files never are). */
   readonly invalidate: readonly string[];
   /** Submissions left in incoming/ for the next batch because of `maxBatchBytes`. */
-  readonly deferred: number;
+  readonly leftInIncoming: number;
   /** The index documents lag this batch (`deferIndexes`): `flushIndexes` renders them. */
   readonly indexesPending: boolean;
 }

@@ -193,7 +193,7 @@ export async function processSubmissions(
     generation,
     changedPlugins: [...changed].sort(),
     invalidate: log.mutableKeys(),
-    deferred: leftInIncoming,
+    leftInIncoming,
     indexesPending: catalog.indexesPending,
   };
 }
