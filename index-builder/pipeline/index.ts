@@ -17,9 +17,6 @@
  *   7. each submission's outcome record, then the submission moves to processed/ or rejected/.
  * A retry after a crash finds the version already published with the same bytes, sees the catalog out of
  * date for that plugin, and rebuilds.
- *
- * @example
- * const result = await processSubmissions({ intake, site, signer, clock: systemClock, config });
  */
 import { type Catalog, emptyCatalog, loadCatalog, saveCatalog } from '../catalog.ts';
 import { sha256Hex } from '../digest.ts';
@@ -134,8 +131,9 @@ function renderChangedPlugins(
 }
 
 /**
- * Write steps 2 and 3: the changed plugins' documents, signatures and pages, their catalog lines updated
- * (the catalog itself is saved at the commit). Returns the names of the plugins changed.
+ * Write steps 2 and 3: the pending mark when `defer`, then the changed plugins' documents, signatures and
+ * pages, their catalog lines updated (the catalog itself is saved at the commit). Returns the names of the
+ * plugins changed.
  */
 async function writeChangedPlugins(
   ctx: PipelineContext,
@@ -143,6 +141,7 @@ async function writeChangedPlugins(
   added: ReadonlyMap<string, readonly AddedVersion[]>,
   view: BatchView,
   catalog: Catalog,
+  defer: boolean,
 ): Promise<Set<string>> {
   const changed = await changedPlugins(ctx, items, added, catalog);
   const published = new Map<string, PluginDocument | undefined>();
@@ -151,7 +150,7 @@ async function writeChangedPlugins(
   // A deferred batch marks the index documents pending before the first write they would lag behind, so a
   // crash at any later step still leaves them to the next flush: the retry may find nothing else to do (the
   // catalog bin, once written, says the plugin is up to date).
-  if (ctx.deferIndexes === true && changed.size > 0 && !catalog.indexesPending) {
+  if (defer && changed.size > 0 && !catalog.indexesPending) {
     catalog.indexesPending = true;
     await saveCatalog(ctx.intake, catalog, new Set());
   }
@@ -170,6 +169,7 @@ export async function processSubmissions(
   keys?: readonly string[],
 ): Promise<BatchResult> {
   const { ctx, log } = withWriteLog(context);
+  const defer = ctx.deferIndexes === true;
   const { uploads, leftInIncoming } = await takeBatch(ctx, keys);
   // The time of publishing, for the whole batch: publisher keys are judged valid (or not) at it.
   const now = ctx.clock.now();
@@ -178,10 +178,9 @@ export async function processSubmissions(
   const catalog = await loadCatalog(ctx.intake);
   const processed = now.toISOString();
   const added = await writeVersions(ctx, items, processed);
-  const changed = await writeChangedPlugins(ctx, items, added, view, catalog);
+  const changed = await writeChangedPlugins(ctx, items, added, view, catalog, defer);
   // Write steps 4 to 6, once for the whole batch (index documents also when an earlier batch left them
   // pending and this caller does not defer).
-  const defer = ctx.deferIndexes === true;
   const generation =
     changed.size > 0 || (!defer && catalog.indexesPending)
       ? await commitGeneration(ctx, catalog, changed, defer)
