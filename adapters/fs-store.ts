@@ -43,6 +43,7 @@ import {
   rmdir,
 } from 'node:fs/promises';
 import path from 'node:path';
+import { sha256Hex } from '../index-builder/digest.ts';
 import { StoreError } from '../index-builder/errors.ts';
 import {
   contentTypeFor,
@@ -111,7 +112,7 @@ interface BigStats {
 
 /** The strong ETag of some bytes: quoted, first 32 hex digits of SHA-256. */
 function etagOf(body: Uint8Array): string {
-  return etagFromSha256(createHash('sha256').update(body).digest('hex'));
+  return etagFromSha256(sha256Hex(body));
 }
 
 function etagFromSha256(hex: string): string {

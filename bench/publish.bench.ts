@@ -18,13 +18,14 @@ import { createInterface } from 'node:readline';
 import { FsStore } from '../adapters/fs-store.ts';
 import { systemClock } from '../index-builder/clock.ts';
 import { parseRegistryConfig } from '../index-builder/config.ts';
+import { pluginDocumentKey } from '../index-builder/layout.ts';
 import type { PluginDocument, VersionRecord } from '../index-builder/model.ts';
 import {
   flushIndexes,
   type PipelineContext,
   processSubmissions,
   rebuildRegistry,
-} from '../index-builder/pipeline.ts';
+} from '../index-builder/pipeline/index.ts';
 import { encodeJson } from '../index-builder/render/documents.ts';
 import { createSigner, generateKeyPair } from '../index-builder/signing.ts';
 import { CACHE_MUTABLE } from '../index-builder/store.ts';
@@ -205,7 +206,7 @@ async function main(): Promise<void> {
     };
     for (let i = 0; i < size; i++) {
       const doc = syntheticDocument(i, publisher.fingerprint);
-      await ctx.site.put(`plugins/${doc.name}/index.json`, encodeJson(doc), {
+      await ctx.site.put(pluginDocumentKey(doc.name), encodeJson(doc), {
         contentType: 'application/json',
         cacheControl: CACHE_MUTABLE,
       });

@@ -9,8 +9,9 @@
 import { access, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseRegistryConfig } from '../index-builder/config.ts';
+import { pluginDocumentKey } from '../index-builder/layout.ts';
 import type { PluginDocument } from '../index-builder/model.ts';
-import { processSubmissions, rebuildRegistry } from '../index-builder/pipeline.ts';
+import { processSubmissions, rebuildRegistry } from '../index-builder/pipeline/index.ts';
 import { generateKeyPair } from '../index-builder/signing.ts';
 import { type ArtifactInput, packSubmission } from '../index-builder/submission.ts';
 import {
@@ -116,7 +117,7 @@ export async function runDev(options: {
   for (const example of examples) {
     const [name, version] = example.label.split('@') as [string, string];
     // Already published: skip packing (a new signature would only produce an "already published" record).
-    const published = await registry.context.site.get(`plugins/${name}/index.json`);
+    const published = await registry.context.site.get(pluginDocumentKey(name));
     const doc = published
       ? (JSON.parse(new TextDecoder().decode(published.body)) as PluginDocument)
       : undefined;

@@ -1,13 +1,14 @@
 /**
  * The `plugindex` command as a dispatcher: help from the table (cli/commands.ts), argument parsing, the
  * command's module loaded only now, and every error turned into a message and an exit code. The commands
- * themselves live in cli/commands/, one file each; what they print, in cli/output.ts.
+ * themselves live in cli/commands/, one file each; what they print, in cli/output.ts (loaded here only to
+ * report a rejected submission's problems).
  */
 import { PlugindexError, SubmissionError } from '../index-builder/errors.ts';
 import { parse } from './args.ts';
 import { COMMANDS } from './commands.ts';
 import { CliError, usage } from './errors.ts';
-import { err, formatProblems, out } from './output.ts';
+import { err, out } from './terminal.ts';
 
 function help(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
@@ -45,7 +46,10 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     if (error instanceof PlugindexError) {
       err(`plugindex ${name}: ${error.code}: ${error.message}`);
-      if (error instanceof SubmissionError) for (const line of formatProblems(error.problems)) err(line);
+      if (error instanceof SubmissionError) {
+        const { formatProblems } = await import('./output.ts');
+        for (const line of formatProblems(error.problems)) err(line);
+      }
       return 1;
     }
     err(`plugindex ${name}: ${(error as Error).stack ?? String(error)}`);

@@ -1,18 +1,14 @@
 /**
- * Everything the CLI prints: lines to stdout and stderr, problems, submission outcomes and `--json`.
- * One home, so a problem or an outcome reads the same from `publish`, `process`, `validate` and the
+ * Everything the CLI prints: problems, submission outcomes and `--json` (the lines themselves go through
+ * terminal.ts). One home, so a problem or an outcome reads the same from `publish`, `process`, `validate` and the
  * watcher's log.
  */
 import type { Problem } from '../index-builder/errors.ts';
-import type { SubmissionOutcome } from '../index-builder/pipeline.ts';
+import { statusKey } from '../index-builder/layout.ts';
+import type { SubmissionOutcome } from '../index-builder/pipeline/index.ts';
+import { out } from './terminal.ts';
 
-export function out(line = ''): void {
-  process.stdout.write(`${line}\n`);
-}
-
-export function err(line: string): void {
-  process.stderr.write(`${line}\n`);
-}
+export { err, out } from './terminal.ts';
 
 /** A machine-readable answer (`--json`): one JSON document on stdout. */
 export function outJson(value: unknown): void {
@@ -39,7 +35,7 @@ export function describeOutcome(outcome: SubmissionOutcome, form: 'full' | 'line
   if (outcome.status === 'rejected') {
     if (form === 'line') {
       const codes = outcome.problems.map((p) => `${p.code} ${p.path}`).join('; ');
-      return [`rejected ${what}: ${codes} (details: status/${outcome.id}.json)`];
+      return [`rejected ${what}: ${codes} (details: ${statusKey(outcome.id)})`];
     }
     return [`rejected ${what} (submission ${outcome.id})`, ...formatProblems(outcome.problems)];
   }

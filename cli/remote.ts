@@ -5,7 +5,8 @@
  */
 import { createReadStream } from 'node:fs';
 import { createS3Client, S3Store } from '../adapters/s3-store.ts';
-import { type SubmissionOutcome, submissionIdOf } from '../index-builder/pipeline.ts';
+import { statusKey, submissionIdFromDigest } from '../index-builder/layout.ts';
+import type { SubmissionOutcome } from '../index-builder/pipeline/index.ts';
 
 export async function publishToBucket(options: {
   readonly bucket: string;
@@ -27,11 +28,11 @@ export async function publishToBucket(options: {
       contentType: 'application/gzip',
       cacheControl: 'no-store',
     });
-    const statusKey = `status/${submissionIdOf(options.key, options.sha256)}.json`;
-    options.log(`uploaded s3://${options.bucket}/${options.key}; waiting for ${statusKey}`);
+    const outcomeKey = statusKey(submissionIdFromDigest(options.key, options.sha256));
+    options.log(`uploaded s3://${options.bucket}/${options.key}; waiting for ${outcomeKey}`);
     const deadline = Date.now() + options.timeoutSeconds * 1000;
     for (;;) {
-      const status = await store.get(statusKey);
+      const status = await store.get(outcomeKey);
       if (status) return JSON.parse(new TextDecoder().decode(status.body)) as SubmissionOutcome;
       if (Date.now() >= deadline) return undefined;
       await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 1000));

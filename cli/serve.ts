@@ -1,8 +1,8 @@
 /** `plugindex serve`: the published tree over HTTP, plus the incoming/ watcher. */
 import path from 'node:path';
 import { FsStore } from '../adapters/fs-store.ts';
-import type { BatchResult } from '../index-builder/pipeline.ts';
-import { flushIndexes, processSubmissions } from '../index-builder/pipeline.ts';
+import type { BatchResult } from '../index-builder/pipeline/index.ts';
+import { flushIndexes, processSubmissions } from '../index-builder/pipeline/index.ts';
 import { CliError } from './errors.ts';
 import { openRegistry, readConfig, withRegistryLock } from './local/registry.ts';
 import { createRegistryServer, listenRegistryServer } from './local/server.ts';

@@ -9,10 +9,16 @@
  */
 import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
+import { sha256Hex } from '../index-builder/digest.ts';
 import { TrustError } from '../index-builder/errors.ts';
+import {
+  pluginDocumentKey,
+  SNAPSHOT_BINS_PREFIX,
+  SNAPSHOT_KEY,
+  signatureKey,
+} from '../index-builder/layout.ts';
 import { normalizeDigest } from '../index-builder/manifest/index.ts';
 import type { ArtifactRecord, Manifest, PluginDocument } from '../index-builder/model.ts';
-import { sha256Hex } from '../index-builder/pipeline.ts';
 import type { SnapshotDocument } from '../index-builder/render/documents.ts';
 import { readPublicKey, verifyDetachedSignature } from '../index-builder/signing.ts';
 import { verifyListedDocument, verifyPluginDocument, verifySnapshot } from '../index-builder/verify.ts';
@@ -83,8 +89,8 @@ async function fetchSnapshot(
 ): Promise<SnapshotDocument> {
   for (let attempt = 1; ; attempt++) {
     const fresh = `${Date.now().toString(36)}-${attempt}`;
-    const body = await fetchBytes(`${base}/snapshot.json?v=${fresh}`);
-    const signature = text(await fetchBytes(`${base}/snapshot.json.asc?v=${fresh}`));
+    const body = await fetchBytes(`${base}/${SNAPSHOT_KEY}?v=${fresh}`);
+    const signature = text(await fetchBytes(`${base}/${signatureKey(SNAPSHOT_KEY)}?v=${fresh}`));
     try {
       return await verify(body, signature);
     } catch (error) {
@@ -141,7 +147,7 @@ export async function verifyRegistry(options: {
   let artifacts = 0;
   let plugins = 0;
   for (const [binPath, binBytes] of fetched) {
-    if (!binPath.startsWith('snapshot/bins/')) continue;
+    if (!binPath.startsWith(SNAPSHOT_BINS_PREFIX)) continue;
     for (const [docPath, digest] of Object.entries(binListing(binBytes))) {
       const name = docPath.split('/')[1] as string;
       const docBytes = await fetchBytes(`${base}/${docPath}?v=${digest.sha256}`);
@@ -153,7 +159,7 @@ export async function verifyRegistry(options: {
         if (sha256Hex(manifest) !== version.manifest_sha256) {
           throw new TrustError(
             'DOCUMENT_MISMATCH',
-            `${version.manifest_url} does not match its digest in plugins/${doc.name}/index.json`,
+            `${version.manifest_url} does not match its digest in ${pluginDocumentKey(doc.name)}`,
           );
         }
         const signed = await verifyDetachedSignature(

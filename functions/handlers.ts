@@ -9,15 +9,15 @@ import { S3Store } from '../adapters/s3-store.ts';
 import { systemClock } from '../index-builder/clock.ts';
 import { parseRegistryConfig, withDeployedTrustList } from '../index-builder/config.ts';
 import { ConfigError } from '../index-builder/errors.ts';
+import { INCOMING_PREFIX } from '../index-builder/layout.ts';
 import {
   type BatchResult,
   flushIndexes,
-  INCOMING_PREFIX,
   type PipelineContext,
   processSubmissions,
   rebuildRegistry,
   refreshSnapshot,
-} from '../index-builder/pipeline.ts';
+} from '../index-builder/pipeline/index.ts';
 import type { Signer } from '../index-builder/signing.ts';
 import type { Store } from '../index-builder/store.ts';
 import { invalidateKeys } from './cloudfront-invalidator.ts';
@@ -157,7 +157,8 @@ export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Pro
       for (const outcome of result.outcomes) seen.add(outcome.submission);
       more =
         results.length < MAX_ROUNDS &&
-        (result.deferred > 0 || (result.outcomes.length > 0 && (await waitingBeyond(ctx.intake, seen))));
+        (result.leftInIncoming > 0 ||
+          (result.outcomes.length > 0 && (await waitingBeyond(ctx.intake, seen))));
     } while (more);
     const outcomes = results.flatMap((r) => r.outcomes);
     for (const [round, result] of results.entries()) {
@@ -194,7 +195,7 @@ export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Pro
     deps.logger.info('batch done', {
       submissions: outcomes.length,
       rounds: results.length,
-      deferred: last.deferred,
+      leftInIncoming: last.leftInIncoming,
       generation,
       setupMs,
       // The index documents, rendered once for every round (null: nothing was pending).
@@ -208,7 +209,7 @@ export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Pro
       generation,
       changedPlugins: [...new Set(results.flatMap((r) => r.changedPlugins))].sort(),
       invalidate: [...toInvalidate].sort(),
-      deferred: last.deferred,
+      leftInIncoming: last.leftInIncoming,
       indexesPending: false,
     };
   });

@@ -9,7 +9,9 @@
 import { Buffer, constants as bufferConstants } from 'node:buffer';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { pack } from 'tar-stream';
+import { sha256Hex } from './digest.ts';
 import { type Problem, problem, SubmissionError } from './errors.ts';
+import { normalizeDigest } from './manifest/index.ts';
 import type { Manifest } from './model.ts';
 import { readTar, type TarEntry, TarFormatError } from './tar.ts';
 
@@ -381,6 +383,46 @@ export function checkBundleFiles(contents: BundleContents, manifest: Manifest): 
           'BUNDLE_MISSING_ARTIFACT',
           `/installation/artifacts/${i}/file`,
           `the bundle does not contain ${artifact.file}`,
+        ),
+      );
+    }
+  });
+  return problems;
+}
+
+/**
+ * Hosted artifacts must be exactly the bytes the manifest describes: the digest and size the publisher
+ * signed. Returns the problems; a missing file is checkBundleFiles' to report.
+ */
+export function checkArtifactDigests(contents: BundleContents, manifest: Manifest): Problem[] {
+  const problems: Problem[] = [];
+  (manifest.installation?.artifacts ?? []).forEach((artifact, i) => {
+    const body = artifact.file === undefined ? undefined : contents.files.get(artifact.file);
+    if (!body) return; // a missing file is reported by checkBundleFiles
+    const actual = sha256Hex(body);
+    if (actual !== normalizeDigest(artifact.sha256)) {
+      problems.push(
+        problem(
+          'ARTIFACT_DIGEST_MISMATCH',
+          `/installation/artifacts/${i}/sha256`,
+          `the sha256 of ${artifact.file} does not match`,
+          {
+            expected: normalizeDigest(artifact.sha256),
+            found: actual,
+          },
+        ),
+      );
+    }
+    if (body.byteLength !== artifact.size_bytes) {
+      problems.push(
+        problem(
+          'ARTIFACT_SIZE_MISMATCH',
+          `/installation/artifacts/${i}/size_bytes`,
+          `the size of ${artifact.file} does not match`,
+          {
+            expected: String(artifact.size_bytes),
+            found: String(body.byteLength),
+          },
         ),
       );
     }

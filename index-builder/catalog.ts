@@ -1,9 +1,9 @@
 /**
- * The catalog: the registry's internal state, from which the global documents are rendered without reading
- * any plugin document. Each plugin has one line holding its index entry and search row already serialized,
- * so a publish parses only what changed and renders `index.json`, `index.yaml` and `search.json` by
- * concatenation: at 10,000 plugins the cost of a publish is writing the global files, not re-serializing
- * them.
+ * The catalog: the registry's internal state, from which the registry-wide documents are rendered without
+ * reading any plugin document. Each plugin has one line holding its index entry and search row already
+ * serialized, so a publish parses only what changed, and `index.json`, `index.yaml` and `search.json` are
+ * rendered by concatenating lines (render/index-documents.ts): at 10,000 plugins the cost of a publish is
+ * writing the global files, not re-serializing them.
  *
  * Storage (in the intake store, never published): `state/catalog/meta.tsv` holds the generation and the
  * digests of global documents; `state/catalog/bins/<bin>.tsv` holds the lines of the plugins whose names
@@ -17,7 +17,8 @@
  *   global <key> <sha256> <size>
  *   plugin <name> <doc sha256> <doc size> <api versions, comma-separated> <entry JSON> <search JSON>
  */
-import { createHash } from 'node:crypto';
+import { sha256Hex } from './digest.ts';
+import { binOf, CATALOG_META_KEY, catalogBinKey } from './layout.ts';
 import type { PluginDocument } from './model.ts';
 import { buildIndexEntry, buildSearchEntry, type DocumentDigest } from './render/documents.ts';
 import { CACHE_PRIVATE, type Store } from './store.ts';
@@ -46,8 +47,6 @@ export interface Catalog {
 }
 
 const HEADER = 'plugindex-catalog 3';
-const META_KEY = 'state/catalog/meta.tsv';
-const BINS_PREFIX = 'state/catalog/bins/';
 
 export function emptyCatalog(): Catalog {
   return { generation: 0, plugins: new Map(), globals: new Map(), bins: new Map(), indexesPending: false };
@@ -123,25 +122,23 @@ function cacheOf(store: Store): Map<string, CachedBin> {
   return cache;
 }
 
-const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
-
 /**
  * Loads the catalog from the intake store. The meta file names every bin with its digest, so only bins
  * this process has not seen in that state are read. The result is the caller's to change.
  */
 export async function loadCatalog(store: Store): Promise<Catalog> {
   const catalog = emptyCatalog();
-  const meta = await store.get(META_KEY);
+  const meta = await store.get(CATALOG_META_KEY);
   if (meta) parseCatalogLines(new TextDecoder().decode(meta.body), catalog);
   const cache = cacheOf(store);
   for (const [bin, digest] of catalog.bins) {
     let cached = cache.get(bin);
     if (!cached || cached.sha256 !== digest) {
-      const object = await store.get(`${BINS_PREFIX}${bin}.tsv`);
+      const object = await store.get(catalogBinKey(bin));
       if (!object) continue;
       const part = emptyCatalog();
       parseCatalogLines(new TextDecoder().decode(object.body), part);
-      cached = { sha256: sha256(object.body), plugins: part.plugins };
+      cached = { sha256: sha256Hex(object.body), plugins: part.plugins };
       cache.set(bin, cached);
     }
     for (const [name, line] of cached.plugins) catalog.plugins.set(name, line);
@@ -173,17 +170,17 @@ export async function saveCatalog(
   const options = { contentType: 'text/tab-separated-values', cacheControl: CACHE_PRIVATE };
   for (const bin of [...bins].sort()) {
     const members = (byBin.get(bin) ?? []).sort();
-    const key = `${BINS_PREFIX}${bin}.tsv`;
+    const key = catalogBinKey(bin);
     const body = new TextEncoder().encode(serializePlugins(members, catalog.plugins));
     await store.put(key, body, options);
-    const digest = sha256(body);
+    const digest = sha256Hex(body);
     catalog.bins.set(bin, digest);
     cache.set(bin, {
       sha256: digest,
       plugins: new Map(members.map((n) => [n, catalog.plugins.get(n) as CatalogLine])),
     });
   }
-  await store.put(META_KEY, new TextEncoder().encode(serializeMeta(catalog)), options);
+  await store.put(CATALOG_META_KEY, new TextEncoder().encode(serializeMeta(catalog)), options);
 }
 
 export function sortedNames(catalog: Catalog): string[] {
@@ -217,155 +214,4 @@ export function lineBytes(line: CatalogLine): LineBytes {
     encodedLines.set(line, bytes);
   }
   return bytes;
-}
-
-/** Gives a buffer of exactly `size` bytes to render into. */
-export type Allocate = (size: number) => Uint8Array;
-
-const freshBuffer: Allocate = (size) => new Uint8Array(size);
-
-/**
- * Buffers kept for the next render of the global documents. A fresh 28 MB buffer costs more in page faults
- * than the copy into it (about 11 ms against 2 ms here), and the documents are rendered at every publish.
- * `take` hands out a buffer no one else holds; `give` returns buffers once nothing reads them any more.
- */
-export class BufferPool {
-  readonly #free: ArrayBuffer[] = [];
-  /** Buffers this pool made: only those come back (never, say, a slice of Node's shared Buffer pool). */
-  readonly #own = new WeakSet<ArrayBufferLike>();
-
-  constructor(private readonly keep: number) {}
-
-  readonly take: Allocate = (size) => {
-    const index = this.#free.findIndex((buffer) => buffer.byteLength >= size);
-    let buffer = index >= 0 ? this.#free.splice(index, 1)[0] : undefined;
-    if (!buffer) {
-      // Headroom, so a registry that grows a little does not need a new buffer at every publish.
-      buffer = new ArrayBuffer(Math.ceil(size * 1.125));
-      this.#own.add(buffer);
-    }
-    return new Uint8Array(buffer, 0, size);
-  };
-
-  give(views: readonly Uint8Array[]): void {
-    for (const { buffer } of views) {
-      if (this.#free.length >= this.keep) return;
-      if (buffer instanceof ArrayBuffer && this.#own.has(buffer) && !this.#free.includes(buffer)) {
-        this.#free.push(buffer);
-      }
-    }
-  }
-}
-
-/** Joins byte pieces into one buffer, with `separator` between them. */
-function join(
-  prefix: Uint8Array,
-  parts: readonly Uint8Array[],
-  separator: Uint8Array,
-  suffix: Uint8Array,
-  allocate: Allocate,
-): Uint8Array {
-  let length = prefix.byteLength + suffix.byteLength + separator.byteLength * Math.max(0, parts.length - 1);
-  for (const part of parts) length += part.byteLength;
-  const out = allocate(length);
-  out.set(prefix, 0);
-  let at = prefix.byteLength;
-  for (let i = 0; i < parts.length; i++) {
-    if (i > 0) {
-      out.set(separator, at);
-      at += separator.byteLength;
-    }
-    const part = parts[i] as Uint8Array;
-    out.set(part, at);
-    at += part.byteLength;
-  }
-  out.set(suffix, at);
-  return out;
-}
-
-const COMMA = utf8.encode(',');
-const YAML_ITEM_SEPARATOR = utf8.encode('\n- ');
-
-/**
- * `index.json`, compact, rendered by concatenating the plugins' serialized entries; equal to JSON.stringify
- * of the whole document.
- */
-export function renderIndexJson(
-  metadata: object,
-  entries: readonly Uint8Array[],
-  allocate: Allocate = freshBuffer,
-): Uint8Array {
-  const prefix = `{"registry_version":"1.0.0","registry_metadata":${stringifyJson(metadata)},"plugins":[`;
-  return join(utf8.encode(prefix), entries, COMMA, utf8.encode(']}\n'), allocate);
-}
-
-/**
- * `index.yaml`: the same document as index.json. The header is block YAML; each plugin is one flow mapping
- * (its JSON entry, which is valid YAML), so the file is written by concatenation at any size.
- */
-export function renderIndexYaml(
-  header: string,
-  entries: readonly Uint8Array[],
-  allocate: Allocate = freshBuffer,
-): Uint8Array {
-  if (entries.length === 0) return utf8.encode(`${header}plugins: []\n`);
-  return join(
-    utf8.encode(`${header}plugins:\n- `),
-    entries,
-    YAML_ITEM_SEPARATOR,
-    utf8.encode('\n'),
-    allocate,
-  );
-}
-
-export function renderSearchJson(
-  generated: string,
-  rows: readonly Uint8Array[],
-  allocate: Allocate = freshBuffer,
-): Uint8Array {
-  const prefix = `{"schema":"plugindex/search/v1","generated":${stringifyJson(generated)},"plugins":[`;
-  return join(utf8.encode(prefix), rows, COMMA, utf8.encode(']}\n'), allocate);
-}
-
-/** Number of snapshot bins: plugin documents are bound by digest in 256 small bin files (TUF's hashed bins). */
-export const BIN_COUNT = 256;
-
-/** Bins already computed: a rebuild asks for every name's bin several times. */
-const binsByName = new Map<string, string>();
-
-/** The bin a plugin's document is listed in: the first byte of sha256(name), as two hex digits. */
-export function binOf(name: string): string {
-  let bin = binsByName.get(name);
-  if (bin === undefined) {
-    bin = createHash('sha256').update(name).digest('hex').slice(0, 2);
-    binsByName.set(name, bin);
-  }
-  return bin;
-}
-
-export function binKey(bin: string): string {
-  return `snapshot/bins/${bin}.json`;
-}
-
-/**
- * The bin documents for `bins`: path -> digest of every plugin document whose name falls in the bin.
- * One pass over the catalog, however many bins are asked for.
- */
-export function renderBins(
-  catalog: Catalog,
-  bins: ReadonlySet<string>,
-  names: readonly string[] = sortedNames(catalog),
-): Map<string, string> {
-  const grouped = new Map<string, Record<string, DocumentDigest>>([...bins].map((bin) => [bin, {}]));
-  for (const name of names) {
-    const documents = grouped.get(binOf(name));
-    if (documents)
-      documents[`plugins/${name}/index.json`] = (catalog.plugins.get(name) as CatalogLine).document;
-  }
-  return new Map(
-    [...grouped].map(([bin, documents]) => [
-      bin,
-      `${JSON.stringify({ schema: 'plugindex/bin/v1', bin, documents }, null, 2)}\n`,
-    ]),
-  );
 }

@@ -175,6 +175,15 @@ export class ConfigError extends PlugindexError {
   override readonly name = 'ConfigError';
 }
 
+/**
+ * The problems a SubmissionError carries: the submission's own faults, to report. Anything else is not the
+ * submission's to answer for (a store failing, a bug) and is thrown again.
+ */
+export function problemsFrom(error: unknown): readonly Problem[] {
+  if (error instanceof SubmissionError) return error.problems;
+  throw error;
+}
+
 /** Makes a Problem; `expected`/`found` only when known. */
 export function problem(
   code: ProblemCode,

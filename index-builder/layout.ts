@@ -1,17 +1,34 @@
 /**
- * Where things live in the published tree, and the one definition of a safe path. The manifest rules
- * (manifest/validate.ts) check every key a version will be written under with the same `keyProblem` the
- * stores apply before they write (adapters/fs-store.ts, adapters/s3-store.ts): whatever validation
+ * Where things live, and the one definition of a safe path. Every key the registry writes or reads is
+ * spelled here, so the publisher, the stores, the servers and a verifying client agree on it. The manifest
+ * rules (manifest/validate.ts) check every key a version will be written under with the same `keyProblem`
+ * the stores apply before they write (adapters/fs-store.ts, adapters/s3-store.ts): whatever validation
  * accepts, every store can write, so no accepted upload can fail later on its own name.
  *
- *   plugins/<name>/index.json, index.html            the plugin document and page (mutable)
+ * The published tree (the site store):
+ *   index.json, index.yaml, search.json               the index documents (registry-wide), + .asc
+ *   snapshot.json                                     the commit point: digests of every document, + .asc
+ *   snapshot/bins/<hh>.json                           the digests of the plugin documents in bin hh, + .asc
+ *   keys/registry.asc, index.html, favicon.svg        the registry key and the home page
+ *   plugins/<name>/index.json, index.html             the plugin document (+ .asc) and page (mutable)
  *   plugins/<name>/<version folder>/manifest.json     the signed manifest, + .asc (immutable)
  *   plugins/<name>/<version folder>/<artifact path>   hosted artifacts (immutable, served as downloads)
+ *
+ * The intake store (never published):
+ *   incoming/<any name>                               uploads waiting
+ *   status/<submission id>.json                       what became of each
+ *   processed/<submission id>.tgz, rejected/…         the uploads after processing
+ *   state/catalog/meta.tsv, state/catalog/bins/<hh>.tsv   the catalog (catalog.ts)
+ *
+ * The manifest rules (manifest/validate.ts) check every key a version will be written under with the same
+ * `keyProblem` the stores apply before they write (cli/local/fs-store.ts, functions/s3-store.ts): whatever
+ * validation accepts, every store can write, so no accepted upload can fail later on its own name.
  *
  * The version folder is the version without its build metadata: SemVer says `1.0.0+a` and `1.0.0+b` are
  * one version, and S3 reads a `+` in a URL path as a space.
  */
 import semver from 'semver';
+import { sha256Hex } from './digest.ts';
 
 /** Longest path segment: under every filesystem's name limit (eCryptfs: 143) with room for `.json`. */
 export const MAX_SEGMENT_LENGTH = 128;
@@ -110,16 +127,65 @@ export function versionIdentity(version: string): string {
   return versionFolder(version).toLowerCase();
 }
 
+/** The detached signature the registry publishes beside a document or manifest. */
+export function signatureKey(key: string): string {
+  return `${key}.asc`;
+}
+
+/** The index documents: registry-wide, rendered from every plugin's catalog line. */
+export const INDEX_JSON_KEY = 'index.json';
+export const INDEX_YAML_KEY = 'index.yaml';
+export const SEARCH_KEY = 'search.json';
+/** Their cost grows with the registry (about 59 MB at 10,000 plugins of 10 versions); all else is per plugin. */
+export const INDEX_DOCUMENTS: readonly string[] = [INDEX_JSON_KEY, INDEX_YAML_KEY, SEARCH_KEY];
+
+/** The signed record of every mutable document's digest: the commit point of a publish. */
+export const SNAPSHOT_KEY = 'snapshot.json';
+/** The registry's public key, which signs every document. */
+export const REGISTRY_PUBLIC_KEY_KEY = 'keys/registry.asc';
+export const HOME_PAGE_KEY = 'index.html';
+export const FAVICON_KEY = 'favicon.svg';
+
+/** Number of snapshot bins: plugin documents are bound by digest in 256 small bin files (TUF's hashed bins). */
+export const BIN_COUNT = 256;
+export const SNAPSHOT_BINS_PREFIX = 'snapshot/bins/';
+
+/** Bins already computed: a rebuild asks for every name's bin several times. */
+const binsByName = new Map<string, string>();
+
+/** The bin a plugin's document is listed in: the first byte of sha256(name), as two hex digits. */
+export function binOf(name: string): string {
+  let bin = binsByName.get(name);
+  if (bin === undefined) {
+    bin = sha256Hex(name).slice(0, 2);
+    binsByName.set(name, bin);
+  }
+  return bin;
+}
+
+/** The snapshot bin document of `bin` (two hex digits). */
+export function binKey(bin: string): string {
+  return `${SNAPSHOT_BINS_PREFIX}${bin}.json`;
+}
+
+export const PLUGINS_PREFIX = 'plugins/';
+
 export function pluginDocumentKey(name: string): string {
-  return `plugins/${name}/index.json`;
+  return `${PLUGINS_PREFIX}${name}/index.json`;
+}
+
+/** True for `plugins/<name>/index.json`, a plugin document (not a file of one of its versions). */
+export function isPluginDocumentKey(key: string): boolean {
+  const parts = key.split('/');
+  return parts.length === 3 && `${parts[0]}/` === PLUGINS_PREFIX && parts[2] === 'index.json';
 }
 
 export function pluginPageKey(name: string): string {
-  return `plugins/${name}/index.html`;
+  return `${PLUGINS_PREFIX}${name}/index.html`;
 }
 
 export function versionBase(name: string, version: string): string {
-  return `plugins/${name}/${versionFolder(version)}`;
+  return `${PLUGINS_PREFIX}${name}/${versionFolder(version)}`;
 }
 
 export function manifestKey(name: string, version: string): string {
@@ -133,7 +199,7 @@ export function artifactKey(name: string, version: string, file: string): string
 /** Every key an accepted version is written under: what validation checks with `keyProblem`. */
 export function versionKeys(name: string, version: string, files: readonly string[]): string[] {
   const manifest = manifestKey(name, version);
-  return [manifest, `${manifest}.asc`, ...files.map((file) => artifactKey(name, version, file))];
+  return [manifest, signatureKey(manifest), ...files.map((file) => artifactKey(name, version, file))];
 }
 
 /** The files of a version folder that are the registry's, not artifacts (`manifest` is its route). */
@@ -148,4 +214,51 @@ export function isHostedArtifactKey(key: string): boolean {
   const parts = key.split('/');
   if (parts.length < 4 || parts[0] !== 'plugins') return false;
   return !(parts.length === 4 && VERSION_FILES.has(parts[3] as string));
+}
+
+/** Where uploads wait, under any name, until a batch takes them. */
+export const INCOMING_PREFIX = 'incoming/';
+
+/** `status/<id>.json`: what became of one submission. */
+export function statusKey(id: string): string {
+  return `status/${id}.json`;
+}
+
+/** Where an accepted (or already published) upload is kept once processed. */
+export function processedKey(id: string): string {
+  return `processed/${id}.tgz`;
+}
+
+/** Where a rejected upload is kept: nothing is dropped. */
+export function rejectedKey(id: string): string {
+  return `rejected/${id}.tgz`;
+}
+
+/**
+ * A stable id for a submission from its upload's key and SHA-256 (hex): its file name and the start of its
+ * digest, so a redelivered upload maps to itself, and an upload hashed as a stream gets the same id as one
+ * read whole. Whatever the upload's name, the id is a safe key segment (`status/<id>.json`,
+ * `rejected/<id>.tgz`): an upload named `con.x.tgz` or `a b.tgz` gets its outcome like any other.
+ */
+export function submissionIdFromDigest(key: string, sha256: string): string {
+  const base = (key.split('/').pop() ?? 'submission').replace(/\.(tgz|tar\.gz)$/i, '');
+  const safe =
+    base
+      .replace(/[^A-Za-z0-9._-]/g, '_')
+      .replace(/^[.]+/, '_')
+      .slice(0, 80) || 'submission';
+  const id = `${safe}-${sha256.slice(0, 12)}`;
+  return segmentProblem(`${id}.json`) === undefined ? id : `submission-${sha256.slice(0, 12)}`;
+}
+
+/** `submissionIdFromDigest` for an upload's bytes. */
+export function submissionIdFromBytes(key: string, bytes: Uint8Array): string {
+  return submissionIdFromDigest(key, sha256Hex(bytes));
+}
+
+/** The catalog, the publisher's own state (catalog.ts): the meta file, and one file per bin. */
+export const CATALOG_META_KEY = 'state/catalog/meta.tsv';
+
+export function catalogBinKey(bin: string): string {
+  return `state/catalog/bins/${bin}.tsv`;
 }

@@ -11,7 +11,16 @@
  *   script on the registry's origin.
  * - Everything else (documents, signatures, keys, errors) is data: `default-src 'none'`.
  */
-import { isHostedArtifactKey, versionFolder } from './layout.ts';
+import {
+  FAVICON_KEY,
+  HOME_PAGE_KEY,
+  INDEX_JSON_KEY,
+  isHostedArtifactKey,
+  manifestKey,
+  pluginDocumentKey,
+  pluginPageKey,
+  SEARCH_KEY,
+} from './layout.ts';
 import { PAGE_SCRIPT_HASHES, PAGE_STYLE_HASHES } from './render/html.ts';
 
 /** Pages: their own style and script by hash; images (the icon) and `search.json` from the registry. */
@@ -88,22 +97,19 @@ export const MANIFEST_ROUTE = new RegExp(`^/plugins/(${NAME})/([^/]+)/manifest$`
  */
 export function matchRoute(pathname: string, html: boolean): Route | undefined {
   if (!pathname.startsWith('/')) return undefined;
-  const page = html ? 'index.html' : 'index.json';
-  if (pathname === '/') return { key: 'index.html', negotiated: false };
-  if (pathname === '/plugins' || pathname === '/plugins/') return { key: page, negotiated: true };
-  if (pathname === '/search') return { key: 'search.json', negotiated: false };
-  if (pathname === '/favicon.ico') return { key: 'favicon.svg', negotiated: false };
+  if (pathname === '/') return { key: HOME_PAGE_KEY, negotiated: false };
+  if (pathname === '/plugins' || pathname === '/plugins/')
+    return { key: html ? HOME_PAGE_KEY : INDEX_JSON_KEY, negotiated: true };
+  if (pathname === '/search') return { key: SEARCH_KEY, negotiated: false };
+  if (pathname === '/favicon.ico') return { key: FAVICON_KEY, negotiated: false };
   const plugin = PLUGIN_ROUTE.exec(pathname);
   if (plugin) {
-    if (pathname.endsWith('/')) return { key: `plugins/${plugin[1]}/index.html`, negotiated: false };
-    return { key: `plugins/${plugin[1]}/${page}`, negotiated: true };
+    const name = plugin[1] as string;
+    if (pathname.endsWith('/')) return { key: pluginPageKey(name), negotiated: false };
+    return { key: html ? pluginPageKey(name) : pluginDocumentKey(name), negotiated: true };
   }
   const manifest = MANIFEST_ROUTE.exec(pathname);
-  if (manifest)
-    return {
-      key: `plugins/${manifest[1]}/${versionFolder(manifest[2] as string)}/manifest.json`,
-      negotiated: false,
-    };
+  if (manifest) return { key: manifestKey(manifest[1] as string, manifest[2] as string), negotiated: false };
   if (pathname.endsWith('/')) return undefined;
   return { key: pathname.slice(1), negotiated: false };
 }

@@ -6,6 +6,8 @@
 import { Buffer } from 'node:buffer';
 import { createHash, createPrivateKey, sign as cryptoSign } from 'node:crypto';
 import * as openpgp from 'openpgp';
+import { type Clock, systemClock } from './clock.ts';
+import { sha256Hex } from './digest.ts';
 import { KeyError } from './errors.ts';
 
 /** Signs bytes with the registry key. */
@@ -122,10 +124,16 @@ export async function readPublicKey(armored: string): Promise<PublicKeyInfo> {
 }
 
 /**
- * Builds the registry's signer from an armored secret key.
+ * Builds the registry's signer from an armored secret key. Each signature is dated by `clock` (its creation
+ * time, which a verifier compares with the key's validity and its own time).
  * @throws KeyError KEY_INVALID (not a secret key) or KEY_PASSPHRASE (wrong or missing passphrase).
+ * @example const signer = await createSigner(armored, process.env.PLUGINDEX_KEY_PASSPHRASE, systemClock);
  */
-export async function createSigner(armoredSecretKey: string, passphrase?: string): Promise<Signer> {
+export async function createSigner(
+  armoredSecretKey: string,
+  passphrase?: string,
+  clock: Clock = systemClock,
+): Promise<Signer> {
   let privateKey: openpgp.PrivateKey;
   try {
     privateKey = await openpgp.readPrivateKey({ armoredKey: armoredSecretKey });
@@ -144,7 +152,7 @@ export async function createSigner(armoredSecretKey: string, passphrase?: string
     }
   }
   const publicKey = privateKey.toPublic().armor();
-  const onePass = await onePassSigner(privateKey);
+  const onePass = await onePassSigner(privateKey, clock);
   const signWithDigest =
     onePass ??
     (async (data: Uint8Array) => {
@@ -154,9 +162,10 @@ export async function createSigner(armoredSecretKey: string, passphrase?: string
         signingKeys: privateKey,
         detached: true,
         format: 'armored',
+        date: clock.now(),
         config: SIGN_CONFIG,
       });
-      return { signature, sha256: createHash('sha256').update(data).digest('hex') };
+      return { signature, sha256: sha256Hex(data) };
     });
   return {
     fingerprint: upper(privateKey.getFingerprint()),
@@ -210,7 +219,10 @@ function packetHeader(tag: number, length: number): number[] {
  * signatures with openpgp.js and with GnuPG. Other key types (an operator's RSA or NIST key) return undefined
  * and are signed by openpgp.js.
  */
-async function onePassSigner(privateKey: openpgp.PrivateKey): Promise<Signer['signWithDigest'] | undefined> {
+async function onePassSigner(
+  privateKey: openpgp.PrivateKey,
+  clock: Clock,
+): Promise<Signer['signWithDigest'] | undefined> {
   const signingKey = await privateKey.getSigningKey().catch(() => undefined);
   const packet = signingKey?.keyPacket as
     | {
@@ -242,7 +254,7 @@ async function onePassSigner(privateKey: openpgp.PrivateKey): Promise<Signer['si
   const fingerprint = [...Buffer.from(packet.getFingerprint(), 'hex')];
   const keyId = fingerprint.slice(-8);
   return async (data) => {
-    const created = Math.floor(Date.now() / 1000);
+    const created = Math.floor(clock.now().getTime() / 1000);
     const hashedSubpackets = [
       ...[5, SUBPACKET_CREATION_TIME, ...uint32(created)],
       ...[2 + fingerprint.length, SUBPACKET_ISSUER_FINGERPRINT, 4, ...fingerprint],

@@ -2,11 +2,11 @@
  * The publisher's side of a submission: pack a manifest and its artifacts into a signed bundle, and check a
  * manifest or a bundle without publishing it (what `plugindex pack` and `plugindex validate` do).
  */
-import { createHash } from 'node:crypto';
 import YAML from 'yaml';
-import { type BundleContents, checkBundleFiles, readBundle, writeBundle } from './bundle.ts';
-import { type Problem, problem, SubmissionError } from './errors.ts';
-import { loadManifest, normalizeDigest } from './manifest/index.ts';
+import { checkArtifactDigests, checkBundleFiles, readBundle, writeBundle } from './bundle.ts';
+import { sha256Hex } from './digest.ts';
+import { type Problem, problemsFrom } from './errors.ts';
+import { loadManifest } from './manifest/index.ts';
 import type { Manifest, ManifestArtifact } from './model.ts';
 import { createSigner } from './signing.ts';
 import { checkPublisherSignature } from './trust.ts';
@@ -18,8 +18,6 @@ export interface ArtifactInput {
   readonly fileName: string;
   readonly body: Uint8Array;
 }
-
-const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
 /** Adds `installation.artifacts` entries to a manifest's text, keeping YAML comments and layout. */
 function withArtifacts(manifestName: string, text: string, artifacts: readonly ManifestArtifact[]): string {
@@ -56,7 +54,7 @@ export async function packSubmission(options: {
   const records: ManifestArtifact[] = options.artifacts.map((a) => {
     const file = `artifacts/${a.os}-${a.arch}/${a.fileName}`;
     entries.push({ path: file, body: a.body });
-    return { os: a.os, arch: a.arch, file, sha256: sha256(a.body), size_bytes: a.body.byteLength };
+    return { os: a.os, arch: a.arch, file, sha256: sha256Hex(a.body), size_bytes: a.body.byteLength };
   });
   const text = new TextDecoder().decode(options.manifest);
   let manifestBytes = options.manifest;
@@ -89,55 +87,13 @@ export interface InspectionResult {
   readonly signer?: string;
 }
 
-/** Hosted artifacts must be exactly the bytes the manifest describes. */
-export function checkArtifactDigests(contents: BundleContents, manifest: Manifest): Problem[] {
-  const problems: Problem[] = [];
-  (manifest.installation?.artifacts ?? []).forEach((artifact, i) => {
-    const body = artifact.file === undefined ? undefined : contents.files.get(artifact.file);
-    if (!body) return; // a missing file is reported by checkBundleFiles
-    const actual = sha256(body);
-    if (actual !== normalizeDigest(artifact.sha256)) {
-      problems.push(
-        problem(
-          'ARTIFACT_DIGEST_MISMATCH',
-          `/installation/artifacts/${i}/sha256`,
-          `the sha256 of ${artifact.file} does not match`,
-          {
-            expected: normalizeDigest(artifact.sha256),
-            found: actual,
-          },
-        ),
-      );
-    }
-    if (body.byteLength !== artifact.size_bytes) {
-      problems.push(
-        problem(
-          'ARTIFACT_SIZE_MISMATCH',
-          `/installation/artifacts/${i}/size_bytes`,
-          `the size of ${artifact.file} does not match`,
-          {
-            expected: String(artifact.size_bytes),
-            found: String(body.byteLength),
-          },
-        ),
-      );
-    }
-  });
-  return problems;
-}
-
-function problemsOf(error: unknown): readonly Problem[] {
-  if (error instanceof SubmissionError) return error.problems;
-  throw error;
-}
-
 /** Checks a manifest file without publishing. */
 export function inspectManifest(bytes: Uint8Array, fileName: string): InspectionResult {
   try {
     const manifest = loadManifest(bytes, fileName);
     return { valid: true, problems: [], manifest };
   } catch (error) {
-    return { valid: false, problems: problemsOf(error) };
+    return { valid: false, problems: problemsFrom(error) };
   }
 }
 
@@ -151,7 +107,7 @@ export async function inspectBundle(bytes: Uint8Array): Promise<InspectionResult
   try {
     contents = await readBundle(bytes);
   } catch (error) {
-    return { valid: false, problems: problemsOf(error) };
+    return { valid: false, problems: problemsFrom(error) };
   }
   const problems: Problem[] = [];
   const checked = inspectManifest(contents.manifest, contents.manifestName);

@@ -9,14 +9,12 @@
  *      - global documents are listed in the snapshot itself;
  *      - a plugin document is listed in its bin, and the bin in the snapshot.
  */
-import { createHash } from 'node:crypto';
 import type { Key } from 'openpgp';
-import { binKey, binOf } from './catalog.ts';
+import { sha256Hex } from './digest.ts';
 import { TrustError } from './errors.ts';
+import { binKey, binOf, pluginDocumentKey } from './layout.ts';
 import type { DocumentDigest, SnapshotDocument } from './render/documents.ts';
 import { verifyDetachedSignature } from './signing.ts';
-
-const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
 function parseJson(bytes: Uint8Array, what: string): unknown {
   try {
@@ -89,7 +87,7 @@ function checkDigest(
   listedIn: string,
 ): void {
   if (!expected) throw new TrustError('DOCUMENT_NOT_LISTED', `${path} is not listed in ${listedIn}`);
-  if (bytes.byteLength !== expected.size || sha256(bytes) !== expected.sha256) {
+  if (bytes.byteLength !== expected.size || sha256Hex(bytes) !== expected.sha256) {
     throw new TrustError(
       'DOCUMENT_MISMATCH',
       `${path} does not match the digest in ${listedIn} (a mix of generations, or tampering)`,
@@ -112,6 +110,6 @@ export function verifyPluginDocument(
   const bin = binKey(binOf(name));
   verifyListedDocument(snapshot, bin, binBytes);
   const listing = parseJson(binBytes, bin) as { documents?: Record<string, DocumentDigest> };
-  const path = `plugins/${name}/index.json`;
+  const path = pluginDocumentKey(name);
   checkDigest(path, docBytes, listing.documents?.[path], bin);
 }

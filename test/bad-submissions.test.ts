@@ -6,7 +6,7 @@ import { gzipSync } from 'node:zlib';
 import { beforeAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import type { ProblemCode } from '../index-builder/errors.ts';
-import { processSubmissions } from '../index-builder/pipeline.ts';
+import { processSubmissions } from '../index-builder/pipeline/index.ts';
 import {
   encode,
   makeBundle,

@@ -1,16 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
+import { emptyCatalog, loadCatalog, saveCatalog } from '../index-builder/catalog.ts';
+import { binKey, binOf } from '../index-builder/layout.ts';
 import {
   BufferPool,
-  binKey,
-  binOf,
-  emptyCatalog,
-  loadCatalog,
   renderIndexJson,
   renderIndexYaml,
   renderSearchJson,
-  saveCatalog,
-} from '../index-builder/catalog.ts';
+} from '../index-builder/render/index-documents.ts';
 import { toYaml } from '../index-builder/render/yaml.ts';
 import { MemoryStore } from './support/memory-store.ts';
 

@@ -9,13 +9,19 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FsStore } from '../adapters/fs-store.ts';
+import { sha256Hex } from '../index-builder/digest.ts';
 import {
   artifactKey,
   artifactPathProblem,
   isHostedArtifactKey,
+  isPluginDocumentKey,
   isSafeKey,
   MAX_SEGMENT_LENGTH,
+  pluginDocumentKey,
   pluginNameProblem,
+  statusKey,
+  submissionIdFromBytes,
+  submissionIdFromDigest,
   versionBase,
   versionIdentity,
   versionKeys,
@@ -155,5 +161,44 @@ describe('when a name or a path has a meaning of its own', () => {
     expect(isHostedArtifactKey('plugins/x/1.0.0/manifest.json.asc')).toBe(false);
     expect(isHostedArtifactKey('plugins/x/index.html')).toBe(false);
     expect(isHostedArtifactKey('index.html')).toBe(false);
+  });
+});
+
+describe('when a submission is named', () => {
+  const bytes = new TextEncoder().encode('an upload');
+  const digest = 'ab12cd34ef56'.padEnd(64, '0');
+
+  it('gives the same id from the bytes as from their digest', () => {
+    expect(submissionIdFromBytes('incoming/my-plugin.tgz', bytes)).toBe(
+      submissionIdFromDigest('incoming/my-plugin.tgz', sha256Hex(bytes)),
+    );
+  });
+
+  it('keeps the file name and the start of the digest', () => {
+    expect(submissionIdFromDigest('incoming/my-plugin-1.0.0.tar.gz', digest)).toBe(
+      'my-plugin-1.0.0-ab12cd34ef56',
+    );
+  });
+
+  it('makes a safe key segment of any name', () => {
+    for (const key of [
+      'incoming/a b.tgz',
+      'incoming/.hidden.tgz',
+      'incoming/con.x.tgz',
+      'incoming/é\n.tgz',
+      'incoming/',
+    ]) {
+      const id = submissionIdFromDigest(key, digest);
+      expect(isSafeKey(statusKey(id)), id).toBe(true);
+      expect(id.endsWith(digest.slice(0, 12))).toBe(true);
+    }
+  });
+});
+
+describe('when the published tree is listed', () => {
+  it('tells plugin documents from the files of their versions', () => {
+    expect(isPluginDocumentKey(pluginDocumentKey('demo'))).toBe(true);
+    expect(isPluginDocumentKey('plugins/demo/1.0.0/manifest.json')).toBe(false);
+    expect(isPluginDocumentKey('plugins/demo/index.html')).toBe(false);
   });
 });

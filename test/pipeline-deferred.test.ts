@@ -6,16 +6,16 @@
  */
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
-import { binKey, binOf, loadCatalog } from '../index-builder/catalog.ts';
+import { loadCatalog } from '../index-builder/catalog.ts';
+import { binKey, binOf, INDEX_DOCUMENTS } from '../index-builder/layout.ts';
 import type { PluginDocument } from '../index-builder/model.ts';
 import {
   flushIndexes,
-  INDEX_DOCUMENTS,
   type PipelineContext,
   processSubmissions,
   rebuildRegistry,
   refreshSnapshot,
-} from '../index-builder/pipeline.ts';
+} from '../index-builder/pipeline/index.ts';
 import type { SnapshotDocument } from '../index-builder/render/documents.ts';
 import { readPublicKey } from '../index-builder/signing.ts';
 import { verifyListedDocument, verifyPluginDocument, verifySnapshot } from '../index-builder/verify.ts';

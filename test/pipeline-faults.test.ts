@@ -5,10 +5,11 @@
  * the index documents deferred, then flushed (the watcher and the publish function), failing in either step.
  */
 import { describe, expect, it } from 'vitest';
-import { binKey, binOf, loadCatalog } from '../index-builder/catalog.ts';
+import { loadCatalog } from '../index-builder/catalog.ts';
 import { StoreError } from '../index-builder/errors.ts';
+import { binKey, binOf } from '../index-builder/layout.ts';
 import type { PluginDocument } from '../index-builder/model.ts';
-import { flushIndexes, processSubmissions } from '../index-builder/pipeline.ts';
+import { flushIndexes, processSubmissions } from '../index-builder/pipeline/index.ts';
 import type { SnapshotDocument } from '../index-builder/render/documents.ts';
 import { readPublicKey, verifyDetachedSignature } from '../index-builder/signing.ts';
 import type { PutOptions } from '../index-builder/store.ts';

@@ -9,7 +9,7 @@
 import { describe, expect, it } from 'vitest';
 import { StoreError } from '../index-builder/errors.ts';
 import type { PluginDocument } from '../index-builder/model.ts';
-import { processSubmissions, type SubmissionOutcome } from '../index-builder/pipeline.ts';
+import { processSubmissions, type SubmissionOutcome } from '../index-builder/pipeline/index.ts';
 import type { StoredObject } from '../index-builder/store.ts';
 import {
   encode,

@@ -4,16 +4,15 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
-import { binKey, binOf } from '../index-builder/catalog.ts';
 import { StoreError } from '../index-builder/errors.ts';
+import { binKey, binOf, submissionIdFromBytes } from '../index-builder/layout.ts';
 import type { PluginDocument } from '../index-builder/model.ts';
 import {
   processSubmissions,
   rebuildRegistry,
   refreshSnapshot,
   type SubmissionOutcome,
-  submissionId,
-} from '../index-builder/pipeline.ts';
+} from '../index-builder/pipeline/index.ts';
 import type { SnapshotDocument } from '../index-builder/render/documents.ts';
 import { readPublicKey, verifyDetachedSignature } from '../index-builder/signing.ts';
 import { CACHE_IMMUTABLE, CACHE_MUTABLE, isSafeKey, type StoredObject } from '../index-builder/store.ts';
@@ -307,10 +306,10 @@ describe('when submissions arrive as a batch', () => {
     const context = { ...registry.context, maxBatchBytes: 1 };
     const first = await processSubmissions(context);
     expect(first.outcomes).toHaveLength(1);
-    expect(first.deferred).toBe(2);
+    expect(first.leftInIncoming).toBe(2);
     const second = await processSubmissions(context);
     const third = await processSubmissions(context);
-    expect([second.deferred, third.deferred]).toEqual([1, 0]);
+    expect([second.leftInIncoming, third.leftInIncoming]).toEqual([1, 0]);
     expect(json<{ plugins: unknown[] }>(registry.site, 'index.json').plugins).toHaveLength(3);
   });
 
@@ -467,7 +466,7 @@ describe('when an upload is larger than the bundle limit', () => {
         found: '65536 bytes',
       }),
     ]);
-    expect(rejected.id).toBe(submissionId(hugeKey as string, huge));
+    expect(rejected.id).toBe(submissionIdFromBytes(hugeKey as string, huge));
     expect(rejected.submission_sha256).toBe(sha256(huge));
     expect(readWhole).not.toContain(hugeKey);
     expect(registry.intake.objects.get(`rejected/${rejected.id}.tgz`)?.body).toEqual(huge);

@@ -8,7 +8,7 @@
 import * as openpgp from 'openpgp';
 import { describe, expect, it } from 'vitest';
 import type { ProblemCode } from '../index-builder/errors.ts';
-import { processSubmissions } from '../index-builder/pipeline.ts';
+import { processSubmissions } from '../index-builder/pipeline/index.ts';
 import { readPublicKey } from '../index-builder/signing.ts';
 import {
   encode,

@@ -1,5 +1,6 @@
 import * as openpgp from 'openpgp';
 import { describe, expect, it } from 'vitest';
+import { fixedClock } from '../index-builder/clock.ts';
 import { KeyError } from '../index-builder/errors.ts';
 import {
   createSigner,
@@ -66,6 +67,19 @@ describe('when signing with the registry key', () => {
       );
       gpg.close();
       expect(await signer.sign(data)).toMatch(/^-----BEGIN PGP SIGNATURE-----/);
+    },
+  );
+
+  it.each(['an Ed25519 key', 'a NIST P-256 key'])(
+    'dates a signature by %s by the clock it is given',
+    async (kind) => {
+      const pair = await keyFor(kind);
+      // After the key was made (now, for the NIST key): openpgp.js signs only with a key valid at the date.
+      const at = new Date(Math.ceil(Date.now() / 1000) * 1000 + 86_400_000);
+      const signer = await createSigner(pair.secretKey, undefined, fixedClock(at));
+      const signature = await signer.sign(encode('dated'));
+      const packet = (await openpgp.readSignature({ armoredSignature: signature })).packets[0];
+      expect(packet?.created).toEqual(at);
     },
   );
 

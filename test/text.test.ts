@@ -7,7 +7,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { processSubmissions, rebuildRegistry } from '../index-builder/pipeline.ts';
+import { processSubmissions, rebuildRegistry } from '../index-builder/pipeline/index.ts';
 import { escapeHtml } from '../index-builder/render/html.ts';
 import { toYaml } from '../index-builder/render/yaml.ts';
 import type { StoredObject } from '../index-builder/store.ts';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { binKey, binOf } from '../index-builder/catalog.ts';
 import { TrustError } from '../index-builder/errors.ts';
-import { processSubmissions } from '../index-builder/pipeline.ts';
+import { binKey, binOf } from '../index-builder/layout.ts';
+import { processSubmissions } from '../index-builder/pipeline/index.ts';
 import { createSigner, readPublicKey } from '../index-builder/signing.ts';
 import { verifyListedDocument, verifyPluginDocument, verifySnapshot } from '../index-builder/verify.ts';
 import { makeBundle, makeRegistry, type TestRegistry, testKey, validManifest } from './support/fixtures.ts';

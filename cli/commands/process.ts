@@ -1,5 +1,5 @@
 /** `plugindex process`: every submission waiting in the registry's incoming/ folder, as one batch. */
-import { processSubmissions } from '../../index-builder/pipeline.ts';
+import { processSubmissions } from '../../index-builder/pipeline/index.ts';
 import { type Parsed, requiredOption } from '../args.ts';
 import { openRegistry, withRegistryLock } from '../local/registry.ts';
 import { describeOutcome, out, outJson } from '../output.ts';

@@ -6,8 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import path from 'node:path';
-import type { SubmissionOutcome } from '../../index-builder/pipeline.ts';
-import { INCOMING_PREFIX } from '../../index-builder/pipeline.ts'; // TODO(merge): layout.ts
+import { INCOMING_PREFIX, statusKey, submissionIdFromDigest } from '../../index-builder/layout.ts';
+import type { SubmissionOutcome } from '../../index-builder/pipeline/index.ts';
 import { type Parsed, stringOption } from '../args.ts';
 import { usage } from '../errors.ts';
 import { requireFile } from '../inputs.ts';
@@ -22,7 +22,7 @@ function uploadKey(file: string): string {
 
 async function publishLocally(dir: string, key: string, file: string): Promise<SubmissionOutcome> {
   const { openRegistry, withRegistryLock } = await import('../local/registry.ts');
-  const { processSubmissions } = await import('../../index-builder/pipeline.ts');
+  const { processSubmissions } = await import('../../index-builder/pipeline/index.ts');
   const registry = await openRegistry(dir);
   const result = await withRegistryLock(dir, async () => {
     await registry.context.intake.putStream(key, createReadStream(file), {
@@ -40,7 +40,7 @@ async function publishToBucket(parsed: Parsed, bucket: string, key: string, file
   const timeout = Number(stringOption(parsed, 'timeout') ?? '120');
   if (!Number.isFinite(timeout) || timeout < 0) throw usage('--timeout must be a number of seconds');
   const endpoint = stringOption(parsed, 'endpoint');
-  const { streamSha256, submissionIdOf } = await import('../../index-builder/pipeline.ts');
+  const { streamSha256 } = await import('../../index-builder/digest.ts');
   const remote = await import('../remote.ts');
   // The digest and the key name the outcome to wait for, as the pipeline names it.
   const sha256 = await streamSha256(createReadStream(file));
@@ -54,7 +54,7 @@ async function publishToBucket(parsed: Parsed, bucket: string, key: string, file
     log: err,
   });
   if (!outcome) {
-    const status = `status/${submissionIdOf(key, sha256)}.json`;
+    const status = statusKey(submissionIdFromDigest(key, sha256));
     err(`submitted s3://${bucket}/${key}; no outcome after ${timeout} s: read ${status} later`);
   }
   return outcome;

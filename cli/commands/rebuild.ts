@@ -18,7 +18,7 @@ export async function run(parsed: Parsed): Promise<number> {
     return 0;
   }
   const { openRegistry, withRegistryLock } = await import('../local/registry.ts');
-  const { rebuildRegistry } = await import('../../index-builder/pipeline.ts');
+  const { rebuildRegistry } = await import('../../index-builder/pipeline/index.ts');
   const registry = await openRegistry(dir as string);
   const result = await withRegistryLock(dir as string, () => rebuildRegistry(registry.context));
   out(`rebuilt ${result.plugins} plugins: generation ${result.generation}`);

@@ -1,5 +1,5 @@
 /** `plugindex refresh`: snapshot.json re-signed with a fresh expiry (run it on a schedule). */
-import { refreshSnapshot } from '../../index-builder/pipeline.ts';
+import { refreshSnapshot } from '../../index-builder/pipeline/index.ts';
 import { type Parsed, requiredOption } from '../args.ts';
 import { openRegistry, withRegistryLock } from '../local/registry.ts';
 import { out } from '../output.ts';

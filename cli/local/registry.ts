@@ -14,7 +14,7 @@ import path from 'node:path';
 import { FsStore } from '../../adapters/fs-store.ts';
 import { systemClock } from '../../index-builder/clock.ts';
 import { parseRegistryConfig, type RegistryConfig } from '../../index-builder/config.ts';
-import { type PipelineContext, rebuildRegistry } from '../../index-builder/pipeline.ts';
+import { type PipelineContext, rebuildRegistry } from '../../index-builder/pipeline/index.ts';
 import { createSigner, generateKeyPair } from '../../index-builder/signing.ts';
 import { CliError } from '../errors.ts';
 

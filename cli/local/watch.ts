@@ -10,7 +10,7 @@
 import { type FSWatcher, watch } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
 import path from 'node:path';
-import type { BatchResult } from '../../index-builder/pipeline.ts';
+import type { BatchResult } from '../../index-builder/pipeline/index.ts';
 
 export interface IncomingWatcher {
   close(): void;

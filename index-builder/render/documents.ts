@@ -110,7 +110,7 @@ export function buildSearchEntry(doc: PluginDocument): SearchEntry {
   };
 }
 
-/** `registry_metadata` of index.json; the plugin list is concatenated from the catalog (catalog.ts). */
+/** `registry_metadata` of index.json; the plugin list is concatenated from the catalog (index-documents.ts). */
 export function buildRegistryMetadata(
   identity: RegistryIdentity,
   apiVersions: readonly string[],
@@ -128,7 +128,7 @@ export function buildRegistryMetadata(
 const encoder = new TextEncoder();
 
 /**
- * Documents people read are pretty-printed; the large global ones are concatenated (catalog.ts). Text no
+ * Documents people read are pretty-printed; the large global ones are concatenated (index-documents.ts). Text no
  * reader should get is escaped or refused (text.ts).
  * @throws RenderError (RENDER_UNSAFE_TEXT) for a string that is not Unicode text.
  */

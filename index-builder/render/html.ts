@@ -4,7 +4,7 @@
  * loads `search.json` and builds the list with DOM calls and textContent, so it never needs rewriting when a
  * plugin is published and no manifest text is ever parsed as HTML.
  */
-import { createHash } from 'node:crypto';
+import { sha256Base64 } from '../digest.ts';
 import type { ArtifactRecord, PluginDocument, RegistryIdentity, VersionRecord } from '../model.ts';
 import { showableText } from '../text.ts';
 
@@ -275,7 +275,7 @@ const SEARCH_SCRIPT = `
 `;
 
 /** A CSP source for an inline element's exact text. */
-const cspHash = (text: string): string => `sha256-${createHash('sha256').update(text).digest('base64')}`;
+const cspHash = (text: string): string => `sha256-${sha256Base64(text)}`;
 
 /**
  * The pages' one inline style sheet and one inline script, by hash: the pages' CSP (serving.ts) allows

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { submissionId } from '../../index-builder/pipeline.ts';
+import { submissionIdFromBytes } from '../../index-builder/layout.ts';
 import { encode, makeBundle, validManifest } from '../support/fixtures.ts';
 import { type LocalS3, localPublishHandler, startLocalS3 } from '../support/s3.ts';
 
@@ -59,7 +59,7 @@ describe('when an operator uploads with the AWS CLI', () => {
       await aws(
         's3',
         'cp',
-        `s3://cli-intake/status/${submissionId('incoming/cli-plugin.tgz', bytes)}.json`,
+        `s3://cli-intake/status/${submissionIdFromBytes('incoming/cli-plugin.tgz', bytes)}.json`,
         '-',
       ),
     ) as { status: string; plugin: string };

@@ -6,7 +6,7 @@
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3Store } from '../../adapters/s3-store.ts';
-import { binKey, binOf } from '../../index-builder/catalog.ts';
+import { binKey, binOf } from '../../index-builder/layout.ts';
 import type { PluginDocument } from '../../index-builder/model.ts';
 import type { SnapshotDocument } from '../../index-builder/render/documents.ts';
 import { readPublicKey, verifyDetachedSignature } from '../../index-builder/signing.ts';

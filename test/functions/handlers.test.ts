@@ -15,7 +15,7 @@ import { cachedSigner } from '../../functions/secrets.ts';
 import { systemClock } from '../../index-builder/clock.ts';
 import { parseRegistryConfig } from '../../index-builder/config.ts';
 import { ConfigError } from '../../index-builder/errors.ts';
-import { processSubmissions } from '../../index-builder/pipeline.ts';
+import { processSubmissions } from '../../index-builder/pipeline/index.ts';
 import type { SnapshotDocument } from '../../index-builder/render/documents.ts';
 import { listAll } from '../../index-builder/store.ts';
 import { encode, makeBundle, testKey, validManifest } from '../support/fixtures.ts';

@@ -13,7 +13,7 @@ import { S3Store } from '../../adapters/s3-store.ts';
 import { fixedClock } from '../../index-builder/clock.ts';
 import { parseRegistryConfig } from '../../index-builder/config.ts';
 import { StoreError } from '../../index-builder/errors.ts';
-import { type PipelineContext, processSubmissions } from '../../index-builder/pipeline.ts';
+import { type PipelineContext, processSubmissions } from '../../index-builder/pipeline/index.ts';
 import { createSigner, readPublicKey, verifyDetachedSignature } from '../../index-builder/signing.ts';
 import { CACHE_IMMUTABLE, listAll } from '../../index-builder/store.ts';
 import { encode, makeBundle, sha256, testKey, validManifest } from '../support/fixtures.ts';

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initRegistry } from '../../cli/local/registry.ts';
-import type { SubmissionOutcome } from '../../index-builder/pipeline.ts';
+import type { SubmissionOutcome } from '../../index-builder/pipeline/index.ts';
 import { makeBundle, validManifest } from '../support/fixtures.ts';
 
 const BIN = path.resolve(import.meta.dirname, '../../cli/bin.mjs');

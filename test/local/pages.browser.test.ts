@@ -7,7 +7,7 @@ import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
 import { parseRegistryConfig } from '../../index-builder/config.ts';
-import { processSubmissions } from '../../index-builder/pipeline.ts';
+import { processSubmissions } from '../../index-builder/pipeline/index.ts';
 import { encode, makeBundle, makeRegistry, sha256, validManifest } from '../support/fixtures.ts';
 import { MemoryStore } from '../support/memory-store.ts';
 

@@ -6,7 +6,7 @@ import { pack } from 'tar-stream';
 import { writeBundle } from '../../index-builder/bundle.ts';
 import { fixedClock } from '../../index-builder/clock.ts';
 import { parseRegistryConfig, type RegistryConfig } from '../../index-builder/config.ts';
-import type { PipelineContext } from '../../index-builder/pipeline.ts';
+import type { PipelineContext } from '../../index-builder/pipeline/index.ts';
 import { createSigner, generateKeyPair, type KeyPair, type Signer } from '../../index-builder/signing.ts';
 import { MemoryStore } from './memory-store.ts';
 

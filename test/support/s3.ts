@@ -9,7 +9,7 @@ import path from 'node:path';
 import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import S3rver from 's3rver';
 import { createPublishHandler } from '../../functions/handlers.ts';
-import type { BatchResult } from '../../index-builder/pipeline.ts';
+import type { BatchResult } from '../../index-builder/pipeline/index.ts';
 import { createSigner } from '../../index-builder/signing.ts';
 import { testKey } from './fixtures.ts';
 

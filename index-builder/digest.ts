@@ -1,0 +1,36 @@
+/**
+ * SHA-256, the one digest the registry uses: snapshot and bin digests, manifest and artifact digests,
+ * submission ids, the hashed bins, the pages' CSP hashes. One home, so every reader of a digest (the
+ * publisher, the pipeline, a verifying client) computes it the same way, and a client needs only this
+ * module, not the publisher's code.
+ *
+ * The one-pass signer (signing.ts) keeps its own hash state: it finishes one copy as the document's digest
+ * and continues the other over the signature trailer, so a large document is read once.
+ */
+import { createHash } from 'node:crypto';
+import type { DocumentDigest } from './render/documents.ts';
+
+/**
+ * SHA-256 of `data` as 64 lowercase hex digits; a string is hashed as its UTF-8 bytes.
+ * @example sha256Hex(new Uint8Array()) // 'e3b0c442…b855'
+ */
+export function sha256Hex(data: Uint8Array | string): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** SHA-256 of `text`'s UTF-8 bytes in base64: the form a CSP `'sha256-…'` source takes. */
+export function sha256Base64(text: string): string {
+  return createHash('sha256').update(text).digest('base64');
+}
+
+/** A document's digest and size, as the snapshot and the bins list them. */
+export function digestOf(bytes: Uint8Array): DocumentDigest {
+  return { sha256: sha256Hex(bytes), size: bytes.byteLength };
+}
+
+/** SHA-256 (hex) of a stream, read in constant memory: for an upload too large to hold. */
+export async function streamSha256(body: AsyncIterable<Uint8Array>): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of body) hash.update(chunk);
+  return hash.digest('hex');
+}

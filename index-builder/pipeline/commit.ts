@@ -1,0 +1,156 @@
+/**
+ * Committing a generation: everything registry-wide a publish writes after the plugin documents, ending
+ * with the snapshot, the commit point for clients, and then the catalog that records it. The snapshot is
+ * also the record of digests: what a call does not rewrite keeps the digest the published snapshot gives
+ * it, never the catalog's, which lags the snapshot when a run died between the two.
+ */
+import {
+  type Catalog,
+  type CatalogLine,
+  lineBytes,
+  namesInBins,
+  saveCatalog,
+  sortedNames,
+} from '../catalog.ts';
+import { digestOf } from '../digest.ts';
+import {
+  binKey,
+  binOf,
+  FAVICON_KEY,
+  HOME_PAGE_KEY,
+  INDEX_DOCUMENTS,
+  INDEX_JSON_KEY,
+  INDEX_YAML_KEY,
+  REGISTRY_PUBLIC_KEY_KEY,
+  SEARCH_KEY,
+  SNAPSHOT_KEY,
+} from '../layout.ts';
+import { buildRegistryMetadata, type DocumentDigest, type SnapshotDocument } from '../render/documents.ts';
+import { FAVICON_SVG, renderIndexPage } from '../render/html.ts';
+import { BufferPool, renderIndexJson, renderIndexYaml, renderSearchJson } from '../render/index-documents.ts';
+import { renderBins, renderSnapshot } from '../render/snapshot.ts';
+import { toYaml } from '../render/yaml.ts';
+import { CACHE_MUTABLE } from '../store.ts';
+import { identityOf, type PipelineContext } from './context.ts';
+import { forEachLimited, putFile, putSigned, readJson, WRITE_CONCURRENCY } from './site-writer.ts';
+
+const encoder = new TextEncoder();
+
+/** Files for browsers, not documents: the snapshot does not list them. */
+const PAGE_FILES = new Set([HOME_PAGE_KEY, FAVICON_KEY]);
+
+/** Memory for the three large index documents, kept between publishes (see BufferPool). */
+const renderBuffers = new BufferPool(3);
+
+/**
+ * The index documents, from every plugin's catalog line (`names`, sorted): their cost grows with the
+ * registry, so each line's bytes are encoded once and copied once, into the kept buffers.
+ */
+function renderIndexDocuments(
+  ctx: PipelineContext,
+  catalog: Catalog,
+  names: readonly string[],
+): [string, Uint8Array][] {
+  const updated = ctx.clock.now().toISOString();
+  const lines = names.map((n) => catalog.plugins.get(n) as CatalogLine);
+  const apiVersions = [...new Set(lines.flatMap((l) => l.apiVersions))].sort();
+  const metadata = buildRegistryMetadata(identityOf(ctx.config), apiVersions, updated);
+  const encoded = lines.map(lineBytes);
+  const entries = encoded.map((l) => l.entry);
+  const header = toYaml({ registry_version: '1.0.0', registry_metadata: metadata });
+  const take = renderBuffers.take;
+  const searchRows = encoded.map((l) => l.search);
+  return [
+    [INDEX_JSON_KEY, renderIndexJson(metadata, entries, take)],
+    [INDEX_YAML_KEY, renderIndexYaml(header, entries, take)],
+    [SEARCH_KEY, renderSearchJson(updated, searchRows, take)],
+  ];
+}
+
+/**
+ * Static files that change only with the registry's identity or key: rewritten only when they differ from
+ * what `globals` records (or are missing); their digests go into `globals`.
+ */
+async function writeStatics(ctx: PipelineContext, globals: Map<string, DocumentDigest>): Promise<void> {
+  const statics: [string, Uint8Array][] = [
+    [REGISTRY_PUBLIC_KEY_KEY, encoder.encode(ctx.signer.publicKey)],
+    [HOME_PAGE_KEY, encoder.encode(renderIndexPage(identityOf(ctx.config)))],
+    [FAVICON_KEY, encoder.encode(FAVICON_SVG)],
+  ];
+  for (const [key, body] of statics) {
+    const digest = digestOf(body);
+    if (globals.get(key)?.sha256 !== digest.sha256 || !(await ctx.site.head(key))) {
+      await putFile(ctx.site, key, body, CACHE_MUTABLE);
+    }
+    globals.set(key, digest);
+  }
+}
+
+/**
+ * Commits a new generation: rewrites the snapshot bins of the changed plugins (all bins when `changed` is
+ * undefined), the index documents unless `deferIndexes` (then the catalog marks them pending, and the
+ * snapshot keeps listing the ones already published, which still match their digests), the static files
+ * when they differ, then the snapshot (the commit point), then the catalog (the same bins). Returns the
+ * new generation.
+ */
+export async function commitGeneration(
+  ctx: PipelineContext,
+  catalog: Catalog,
+  changed?: ReadonlySet<string>,
+  deferIndexes = false,
+): Promise<number> {
+  // Plugin documents are bound by digest through 256 bins, so the snapshot stays small at any size.
+  const bins = changed ? new Set([...changed].map(binOf)) : undefined;
+  const globals = catalog.globals;
+  // A registry never rendered has no index documents to keep listing: render them now.
+  const indexes = !deferIndexes || INDEX_DOCUMENTS.some((key) => !globals.has(key));
+  // Every name, sorted, only when something registry-wide is rendered: a deferred publish sorts none.
+  const names = indexes || !bins ? sortedNames(catalog) : [];
+  const signed = indexes ? renderIndexDocuments(ctx, catalog, names) : [];
+  const large = signed.map(([, body]) => body);
+  const binNames = bins ? namesInBins(catalog, bins) : names;
+  const binsToWrite = bins ?? new Set(binNames.map(binOf));
+  for (const [bin, body] of renderBins(catalog.plugins, binsToWrite, binNames))
+    signed.push([binKey(bin), encoder.encode(body)]);
+  // Side by side: one document is written while the next is hashed and signed.
+  await forEachLimited(signed, WRITE_CONCURRENCY, async ([key, body]) => {
+    globals.set(key, await putSigned(ctx, key, body));
+  });
+  // Written, so no longer read: the next publish renders into the same memory. (After a failure they are
+  // not given back: a store may still be reading one.)
+  renderBuffers.give(large);
+  catalog.indexesPending = !indexes;
+  // For what this call did not rewrite, the published snapshot (the commit point) is the truth: the
+  // catalog's copy of a digest is older when a run died after its snapshot but before the catalog was saved.
+  const previous = await readJson<SnapshotDocument>(ctx.site, SNAPSHOT_KEY);
+  const written = new Set(signed.map(([key]) => key));
+  for (const [key, digest] of Object.entries(previous?.documents ?? {}))
+    if (!written.has(key)) globals.set(key, digest);
+  await writeStatics(ctx, globals);
+  const documents: Record<string, DocumentDigest> = {};
+  for (const [key, digest] of [...globals].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    if (!PAGE_FILES.has(key)) documents[key] = digest;
+  }
+  const generation = Math.max(catalog.generation, previous?.generation ?? 0) + 1;
+  await writeSnapshot(ctx, generation, documents);
+  catalog.generation = generation;
+  await saveCatalog(ctx.intake, catalog, changed);
+  return generation;
+}
+
+/** Signs and writes `snapshot.json` for `generation`, listing `documents`, expiring after the configured TTL. */
+export async function writeSnapshot(
+  ctx: PipelineContext,
+  generation: number,
+  documents: Record<string, DocumentDigest>,
+): Promise<void> {
+  const snapshot = renderSnapshot({
+    registry: ctx.config.url,
+    generation,
+    created: ctx.clock.now(),
+    ttlSeconds: ctx.config.snapshotTtlSeconds,
+    keyFingerprint: ctx.signer.fingerprint,
+    documents,
+  });
+  await putSigned(ctx, SNAPSHOT_KEY, snapshot);
+}

@@ -1,0 +1,57 @@
+/**
+ * What a publish is given (PipelineContext) and what it returns (BatchResult): the pipeline's public types,
+ * shared by its phases.
+ */
+import type { BundleLimits } from '../bundle.ts';
+import type { Clock } from '../clock.ts';
+import type { RegistryConfig } from '../config.ts';
+import type { RegistryIdentity } from '../model.ts';
+import type { Signer } from '../signing.ts';
+import type { Store } from '../store.ts';
+import type { SubmissionOutcome } from './outcomes.ts';
+
+export interface PipelineContext {
+  /** Submissions and bookkeeping: `incoming/`, `processed/`, `rejected/`, `status/`, `state/`. */
+  readonly intake: Store;
+  /** The published tree, served as static files. */
+  readonly site: Store;
+  readonly signer: Signer;
+  readonly clock: Clock;
+  readonly config: RegistryConfig;
+  readonly bundleLimits?: Partial<BundleLimits>;
+  /**
+   * Stop taking submissions into a batch once their bytes pass this (at least one is always taken); the rest
+   * stay in incoming/ for the next batch (`BatchResult.leftInIncoming`). Bounds memory in a Lambda function.
+   */
+  readonly maxBatchBytes?: number;
+  /**
+   * Leave the index documents (index.json, index.yaml, search.json) for `flushIndexes`: a publish then
+   * writes only what it changed, and its versions are live (plugin documents, bins, snapshot) at once; the
+   * index documents follow at the flush, once for any number of batches. For callers that run on and flush
+   * when a burst is over (the local watcher, the publish function); a registry is never left pending by a
+   * caller that does not defer, since a batch without it renders whatever is pending.
+   */
+  readonly deferIndexes?: boolean;
+}
+
+export interface BatchResult {
+  readonly outcomes: readonly SubmissionOutcome[];
+  /** The new snapshot generation, or null when nothing was rebuilt (e.g. every submission rejected). */
+  readonly generation: number | null;
+  readonly changedPlugins: readonly string[];
+  /** Mutable site keys this batch rewrote: what a CDN must invalidate (immutable files never are). */
+  readonly invalidate: readonly string[];
+  /** Submissions left in incoming/ for the next batch because of `maxBatchBytes`. */
+  readonly leftInIncoming: number;
+  /** The index documents lag this batch (`deferIndexes`): `flushIndexes` renders them. */
+  readonly indexesPending: boolean;
+}
+
+/** The registry as its pages and index documents name it. */
+export function identityOf(config: RegistryConfig): RegistryIdentity {
+  return {
+    name: config.name,
+    url: config.url,
+    ...(config.description ? { description: config.description } : {}),
+  };
+}

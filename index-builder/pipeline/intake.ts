@@ -1,0 +1,99 @@
+/**
+ * Taking a batch from the intake store: which uploads, in what order, and how many bytes. Nothing here
+ * judges an upload; it is only read (or, when too large to read, hashed as a stream) and named.
+ */
+import { bundleSizeProblem } from '../bundle.ts';
+import { sha256Hex, streamSha256 } from '../digest.ts';
+import type { Problem } from '../errors.ts';
+import { INCOMING_PREFIX, submissionIdFromDigest } from '../layout.ts';
+import type { ListedObject, Store } from '../store.ts';
+import type { PipelineContext } from './context.ts';
+
+/** One upload taken into a batch, named by its key and digest. */
+export type Upload =
+  | {
+      readonly kind: 'read';
+      readonly key: string;
+      readonly id: string;
+      readonly sha256: string;
+      readonly bytes: Uint8Array;
+    }
+  | {
+      /** Refused by its size, never read into memory: moved out of incoming/ as a stream. */
+      readonly kind: 'too-large';
+      readonly key: string;
+      readonly id: string;
+      readonly sha256: string;
+      readonly problem: Problem;
+    };
+
+export interface Batch {
+  readonly uploads: readonly Upload[];
+  /** Uploads left in incoming/ for the next batch because of `maxBatchBytes`. */
+  readonly leftInIncoming: number;
+}
+
+/**
+ * Waiting submissions in upload order (then by key), so when two uploads claim the same version the earlier
+ * one wins, whatever their names.
+ */
+async function listIncoming(store: Store): Promise<ListedObject[]> {
+  const listed: ListedObject[] = [];
+  for await (const info of store.list(INCOMING_PREFIX)) listed.push(info);
+  listed.sort(
+    (a, b) =>
+      a.lastModified.getTime() - b.lastModified.getTime() || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0),
+  );
+  return listed;
+}
+
+/**
+ * Reads the uploads of one batch (by default everything under `incoming/`, else the named keys), in upload
+ * order, until their bytes pass `maxBatchBytes` (at least one is always taken). An upload larger than the
+ * bundle limit is not read: it is hashed as a stream, for its id, and refused.
+ */
+export async function takeBatch(ctx: PipelineContext, keys?: readonly string[]): Promise<Batch> {
+  // A listing gives each upload's size; named keys are asked for theirs one by one below.
+  const waiting: readonly { key: string; size?: number }[] = keys
+    ? keys.map((key) => ({ key }))
+    : await listIncoming(ctx.intake);
+  const uploads: Upload[] = [];
+  const maxBatchBytes = ctx.maxBatchBytes ?? Number.POSITIVE_INFINITY;
+  let batchBytes = 0;
+  let leftInIncoming = 0;
+  for (const { key, size: listedSize } of waiting) {
+    // Once one submission waits, every later one waits too: upload order decides conflicts.
+    if (leftInIncoming > 0 || (uploads.length > 0 && batchBytes >= maxBatchBytes)) {
+      leftInIncoming += 1;
+      continue;
+    }
+    // A folder marker (S3 consoles make them) is not an upload; anything else is, whatever its name.
+    if (key.endsWith('/') && listedSize === 0) continue;
+    const size = listedSize ?? (await ctx.intake.head(key))?.size;
+    if (size === undefined) continue; // already handled by an earlier (redelivered) run
+    const tooLarge = bundleSizeProblem(size, ctx.bundleLimits);
+    if (tooLarge) {
+      const stream = await ctx.intake.getStream(key);
+      if (!stream) continue;
+      const sha256 = await streamSha256(stream.body).finally(() => stream.cancel());
+      uploads.push({
+        kind: 'too-large',
+        key,
+        id: submissionIdFromDigest(key, sha256),
+        sha256,
+        problem: tooLarge,
+      });
+      continue;
+    }
+    if (uploads.length > 0 && batchBytes + size > maxBatchBytes) {
+      leftInIncoming += 1;
+      continue;
+    }
+    const object = await ctx.intake.get(key);
+    if (!object) continue; // already handled by an earlier (redelivered) run
+    batchBytes += object.body.byteLength;
+    const sha256 = sha256Hex(object.body);
+    uploads.push({ kind: 'read', key, id: submissionIdFromDigest(key, sha256), sha256, bytes: object.body });
+  }
+  return { uploads, leftInIncoming };
+}

@@ -1,0 +1,126 @@
+/**
+ * What became of each submission: its outcome record (`status/<id>.json`), then the upload itself moved
+ * out of `incoming/` (to `processed/` or `rejected/`: nothing is dropped). Written last in a publish, after
+ * the commit, so an outcome never names a version clients cannot see yet; a crash before leaves the upload
+ * in incoming/, and the retry records it.
+ */
+import type { Problem } from '../errors.ts';
+import {
+  manifestKey,
+  pluginDocumentKey,
+  pluginPageKey,
+  processedKey,
+  rejectedKey,
+  signatureKey,
+  statusKey,
+  versionBase,
+} from '../layout.ts';
+import { CACHE_PRIVATE } from '../store.ts';
+import type { PipelineContext } from './context.ts';
+import type { BatchItem } from './evaluate.ts';
+
+export type SubmissionStatus = 'accepted' | 'already-published' | 'rejected';
+
+/** `status/<id>.json`: what became of one submission. */
+export interface SubmissionOutcome {
+  readonly schema: 'plugindex/outcome/v1';
+  readonly id: string;
+  readonly submission: string;
+  readonly status: SubmissionStatus;
+  readonly plugin?: string;
+  readonly version?: string;
+  readonly publisher?: string;
+  readonly submission_sha256: string;
+  readonly processed: string;
+  /** The snapshot generation that first includes this version (accepted only). */
+  readonly generation?: number;
+  readonly urls?: {
+    readonly plugin: string;
+    readonly page: string;
+    readonly manifest: string;
+    readonly signature: string;
+    readonly artifacts: readonly string[];
+  };
+  readonly problems: readonly Problem[];
+}
+
+/** What every outcome of a batch shares. */
+export interface BatchRecord {
+  /** The registry's URL, which the outcome's URLs start with. */
+  readonly url: string;
+  /** The time of publishing (ISO 8601). */
+  readonly processed: string;
+  /** The generation the batch committed, or null when it committed none. */
+  readonly generation: number | null;
+}
+
+/** The outcome of one submission of a batch. */
+export function outcomeOf(item: BatchItem, batch: BatchRecord): SubmissionOutcome {
+  const { upload, evaluation } = item;
+  const manifest = evaluation.manifest;
+  const base = {
+    schema: 'plugindex/outcome/v1' as const,
+    id: upload.id,
+    submission: upload.key,
+    status: evaluation.kind,
+    ...(manifest ? { plugin: manifest.name, version: manifest.version } : {}),
+    ...(evaluation.publisher ? { publisher: evaluation.publisher } : {}),
+    submission_sha256: upload.sha256,
+    processed: batch.processed,
+  };
+  if (evaluation.kind === 'rejected' || !manifest) {
+    return { ...base, problems: evaluation.kind === 'rejected' ? evaluation.problems : [] };
+  }
+  const { url, generation } = batch;
+  const versionUrl = `${url}/${versionBase(manifest.name, manifest.version)}`;
+  const manifestAt = manifestKey(manifest.name, manifest.version);
+  return {
+    ...base,
+    ...(evaluation.kind === 'accepted' && generation !== null ? { generation } : {}),
+    urls: {
+      plugin: `${url}/${pluginDocumentKey(manifest.name)}`,
+      page: `${url}/${pluginPageKey(manifest.name)}`,
+      manifest: `${url}/${manifestAt}`,
+      signature: `${url}/${signatureKey(manifestAt)}`,
+      artifacts: (manifest.installation?.artifacts ?? []).map((a) =>
+        a.file !== undefined ? `${versionUrl}/${a.file}` : (a.url ?? ''),
+      ),
+    },
+    problems: [],
+  };
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * Records every submission's outcome, then moves it out of incoming/: copied to processed/ or rejected/
+ * (as a stream when it was too large to read), then deleted. Returns the outcomes, in batch order.
+ */
+export async function recordOutcomes(
+  ctx: PipelineContext,
+  items: readonly BatchItem[],
+  batch: BatchRecord,
+): Promise<SubmissionOutcome[]> {
+  const outcomes: SubmissionOutcome[] = [];
+  for (const item of items) {
+    const { upload } = item;
+    const outcome = outcomeOf(item, batch);
+    // Plain JSON.stringify: an outcome must be recordable whatever text a rejected manifest held.
+    await ctx.intake.put(statusKey(upload.id), encoder.encode(`${JSON.stringify(outcome, null, 2)}\n`), {
+      contentType: 'application/json',
+      cacheControl: CACHE_PRIVATE,
+    });
+    const destination = outcome.status === 'rejected' ? rejectedKey(upload.id) : processedKey(upload.id);
+    const options = { contentType: 'application/gzip', cacheControl: CACHE_PRIVATE };
+    if (upload.kind === 'read') {
+      await ctx.intake.put(destination, upload.bytes, options);
+    } else {
+      const stream = await ctx.intake.getStream(upload.key);
+      if (stream)
+        await ctx.intake.putStream(destination, stream.body, options).finally(() => stream.cancel());
+    }
+    await ctx.intake.delete(upload.key);
+    outcomes.push(outcome);
+  }
+  return outcomes;
+}

@@ -1,0 +1,134 @@
+/**
+ * A plugin's document: newly accepted versions folded into the published one, and everything the plugin
+ * publishes rendered from it. Pure: no store, no clock.
+ */
+import { type CatalogLine, catalogLineOf } from '../catalog.ts';
+import type { OwnershipRule } from '../config.ts';
+import type { Manifest, PluginDocument, RegistryIdentity, VersionRecord } from '../model.ts';
+import { encodeJson } from '../render/documents.ts';
+import { renderPluginPage } from '../render/html.ts';
+import { channelHeads, latestVersion, sortVersionsDescending } from '../versions.ts';
+
+/** A version accepted in this batch, with the manifest that describes it. */
+export interface AddedVersion {
+  readonly record: VersionRecord;
+  readonly manifest: Manifest;
+}
+
+type DisplayFields = Pick<
+  PluginDocument,
+  | 'display_name'
+  | 'description'
+  | 'plugin_type'
+  | 'capabilities'
+  | 'supported_providers'
+  | 'tags'
+  | 'license'
+  | 'homepage'
+  | 'repository'
+>;
+
+function displayFieldsOf(manifest: Manifest): DisplayFields {
+  const meta = manifest.metadata ?? {};
+  return {
+    ...(manifest.display_name ? { display_name: manifest.display_name } : {}),
+    ...(manifest.description ? { description: manifest.description } : {}),
+    plugin_type: manifest.plugin_type,
+    capabilities: manifest.capabilities,
+    supported_providers: manifest.supported_providers ?? [],
+    tags: meta.tags ?? [],
+    ...(meta.license ? { license: meta.license } : {}),
+    ...(meta.homepage ? { homepage: meta.homepage } : {}),
+    ...(meta.repository ? { repository: meta.repository } : {}),
+  };
+}
+
+function pickDisplay(doc: PluginDocument): DisplayFields {
+  const {
+    display_name,
+    description,
+    plugin_type,
+    capabilities,
+    supported_providers,
+    tags,
+    license,
+    homepage,
+    repository,
+  } = doc;
+  return {
+    ...(display_name ? { display_name } : {}),
+    ...(description ? { description } : {}),
+    plugin_type,
+    capabilities,
+    supported_providers,
+    tags,
+    ...(license ? { license } : {}),
+    ...(homepage ? { homepage } : {}),
+    ...(repository ? { repository } : {}),
+  };
+}
+
+/** The version whose manifest describes the plugin on pages and in search: latest, else newest. */
+function displayVersion(versions: readonly VersionRecord[]): string | undefined {
+  return latestVersion(versions) ?? versions.find((v) => !v.yanked)?.version ?? versions[0]?.version;
+}
+
+/**
+ * Folds newly accepted versions into a plugin document (a new one when `existing` is undefined). The plugin
+ * is described by its displayed version's manifest; under first-come ownership a new plugin is owned by
+ * the publisher of its first version.
+ */
+export function mergePluginDocument(
+  existing: PluginDocument | undefined,
+  added: readonly AddedVersion[],
+  ownership: OwnershipRule,
+): PluginDocument {
+  const first = added[0];
+  if (!first) throw new Error('mergePluginDocument needs at least one version');
+  const versions = sortVersionsDescending([...(existing?.versions ?? []), ...added.map((a) => a.record)]);
+  const shown = displayVersion(versions);
+  const fromAdded = added.find((a) => a.record.version === shown)?.manifest;
+  const fields: DisplayFields = fromAdded
+    ? displayFieldsOf(fromAdded)
+    : existing
+      ? pickDisplay(existing)
+      : displayFieldsOf(first.manifest);
+  const owners = existing?.owners.length
+    ? existing.owners
+    : ownership === 'first-come'
+      ? [first.record.publisher]
+      : [];
+  return {
+    schema: 'plugindex/plugin/v1',
+    name: first.manifest.name,
+    ...fields,
+    latest_version: latestVersion(versions),
+    channels: channelHeads(versions),
+    owners,
+    versions,
+  };
+}
+
+/** A plugin's document, page and catalog line, rendered and ready to write. */
+export interface RenderedPlugin {
+  readonly doc: PluginDocument;
+  readonly body: Uint8Array;
+  readonly page: Uint8Array;
+  /** The catalog line, but for the document's digest, which its signing gives. */
+  readonly line: CatalogLine;
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * Renders everything a plugin publishes, before any of it is written: a document that cannot be rendered
+ * (RenderError) fails here, where the batch can still reject what changed it.
+ */
+export function renderPlugin(doc: PluginDocument, registry: RegistryIdentity): RenderedPlugin {
+  return {
+    doc,
+    body: encodeJson(doc),
+    page: encoder.encode(renderPluginPage(doc, registry)),
+    line: catalogLineOf(doc, { sha256: '', size: 0 }),
+  };
+}

@@ -1,0 +1,207 @@
+/**
+ * Writing the published tree: the store wrapper that records what a CDN must invalidate, signed documents
+ * (hashed once for digest and signature), the immutable files of a version, and a plugin's documents.
+ */
+import type { CatalogLine } from '../catalog.ts';
+import { sha256Hex } from '../digest.ts';
+import { artifactKey, manifestKey, pluginDocumentKey, pluginPageKey, signatureKey } from '../layout.ts';
+import { normalizeDigest } from '../manifest/index.ts';
+import type { ArtifactRecord, PluginDocument, VersionRecord } from '../model.ts';
+import { type DocumentDigest, encodeJson } from '../render/documents.ts';
+import { CACHE_IMMUTABLE, CACHE_MUTABLE, contentTypeFor, type PutOptions, type Store } from '../store.ts';
+import { isPrerelease } from '../versions.ts';
+import { identityOf, type PipelineContext } from './context.ts';
+import type { Accepted } from './evaluate.ts';
+import { type RenderedPlugin, renderPlugin } from './plugin-document.ts';
+
+/**
+ * A Store that passes everything through and remembers which mutable keys were written, so a deployment can
+ * invalidate exactly those in its CDN.
+ */
+export class WriteLog implements Store {
+  readonly #keys = new Set<string>();
+
+  constructor(private readonly inner: Store) {}
+
+  get(key: string) {
+    return this.inner.get(key);
+  }
+
+  head(key: string) {
+    return this.inner.head(key);
+  }
+
+  async put(key: string, body: Uint8Array, options: PutOptions): Promise<void> {
+    await this.inner.put(key, body, options);
+    if (options.cacheControl !== CACHE_IMMUTABLE) this.#keys.add(key);
+  }
+
+  getStream(key: string) {
+    return this.inner.getStream(key);
+  }
+
+  async putStream(key: string, body: AsyncIterable<Uint8Array>, options: PutOptions): Promise<void> {
+    await this.inner.putStream(key, body, options);
+    if (options.cacheControl !== CACHE_IMMUTABLE) this.#keys.add(key);
+  }
+
+  delete(key: string) {
+    this.#keys.add(key);
+    return this.inner.delete(key);
+  }
+
+  list(prefix: string) {
+    return this.inner.list(prefix);
+  }
+
+  /** Sorted keys of mutable objects written or deleted. */
+  mutableKeys(): string[] {
+    return [...this.#keys].sort();
+  }
+}
+
+/** The context with its site store wrapped in a WriteLog, and the log. */
+export function withWriteLog(ctx: PipelineContext): { ctx: PipelineContext; log: WriteLog } {
+  const log = new WriteLog(ctx.site);
+  return { ctx: { ...ctx, site: log }, log };
+}
+
+/** Independent writes in flight at once: hides storage latency (an S3 PUT is tens of milliseconds). */
+export const WRITE_CONCURRENCY = 8;
+
+/** Runs `work` over `items`, at most `limit` at a time; the first failure rejects (after in-flight work). */
+export async function forEachLimited<T>(
+  items: readonly T[],
+  limit: number,
+  work: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const runners = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      await work(item);
+    }
+  });
+  await Promise.all(runners);
+}
+
+const encoder = new TextEncoder();
+
+/** Writes one object with the content type its name implies. */
+export async function putFile(
+  store: Store,
+  key: string,
+  body: Uint8Array,
+  cacheControl: string,
+  sha256?: string,
+): Promise<void> {
+  await store.put(key, body, {
+    contentType: contentTypeFor(key),
+    cacheControl,
+    ...(sha256 ? { sha256 } : {}),
+  });
+}
+
+/**
+ * Writes a mutable document and its detached signature; returns its digest. The signer hashes the bytes once
+ * for both, and the store takes the digest rather than hashing again: at 10,000 plugins the global
+ * documents are tens of megabytes, and hashing them is most of a publish.
+ */
+export async function putSigned(
+  ctx: PipelineContext,
+  key: string,
+  body: Uint8Array,
+): Promise<DocumentDigest> {
+  const { signature, sha256 } = await ctx.signer.signWithDigest(body);
+  await putFile(ctx.site, key, body, CACHE_MUTABLE, sha256);
+  await putFile(ctx.site, signatureKey(key), encoder.encode(signature), CACHE_MUTABLE);
+  return { sha256, size: body.byteLength };
+}
+
+export async function readJson<T>(store: Store, key: string): Promise<T | undefined> {
+  const object = await store.get(key);
+  if (!object) return undefined;
+  return JSON.parse(new TextDecoder().decode(object.body)) as T;
+}
+
+/** Writes the immutable files of an accepted version and returns its record. */
+export async function writeVersion(
+  ctx: PipelineContext,
+  accepted: Accepted,
+  published: string,
+): Promise<VersionRecord> {
+  const { manifest, contents } = accepted;
+  const url = ctx.config.url;
+  const artifacts: ArtifactRecord[] = [];
+  for (const artifact of manifest.installation?.artifacts ?? []) {
+    const digest = normalizeDigest(artifact.sha256);
+    if (artifact.file !== undefined) {
+      const body = contents.files.get(artifact.file);
+      if (!body) throw new Error(`artifact ${artifact.file} vanished after validation`);
+      const key = artifactKey(manifest.name, manifest.version, artifact.file);
+      // Opaque bytes whatever the file is called: an `.html` or `.svg` artifact is a download, never a page
+      // on the registry's origin (the servers say so too, for files published before this rule).
+      await ctx.site.put(key, body, {
+        contentType: 'application/octet-stream',
+        cacheControl: CACHE_IMMUTABLE,
+      });
+      artifacts.push({
+        os: artifact.os,
+        arch: artifact.arch,
+        url: `${url}/${key}`,
+        sha256: digest,
+        size_bytes: body.byteLength,
+        hosted: true,
+      });
+    } else if (artifact.url !== undefined) {
+      artifacts.push({
+        os: artifact.os,
+        arch: artifact.arch,
+        url: artifact.url,
+        sha256: digest,
+        size_bytes: artifact.size_bytes,
+        hosted: false,
+      });
+    }
+  }
+  // A JSON manifest is published byte for byte (unknown fields and all); YAML is rendered to JSON.
+  const body = contents.manifestName.endsWith('.json') ? contents.manifest : encodeJson(manifest);
+  const manifestAt = manifestKey(manifest.name, manifest.version);
+  await putFile(ctx.site, manifestAt, body, CACHE_IMMUTABLE);
+  await putFile(
+    ctx.site,
+    signatureKey(manifestAt),
+    encoder.encode(await ctx.signer.sign(body)),
+    CACHE_IMMUTABLE,
+  );
+  const requirements = manifest.requirements ?? {};
+  return {
+    version: manifest.version,
+    published,
+    prerelease: isPrerelease(manifest.version),
+    yanked: false,
+    deprecated: false,
+    api_version: manifest.api_version,
+    ...(requirements.min_api_version ? { min_api_version: requirements.min_api_version } : {}),
+    ...(requirements.max_api_version ? { max_api_version: requirements.max_api_version } : {}),
+    manifest_url: `${url}/${manifestAt}`,
+    manifest_signature_url: `${url}/${signatureKey(manifestAt)}`,
+    manifest_sha256: sha256Hex(body),
+    manifest_size: body.byteLength,
+    source_sha256: accepted.sourceSha256,
+    publisher: accepted.publisher,
+    artifacts,
+  };
+}
+
+/** Writes a plugin's document, signature and page; returns its catalog line. */
+export async function writePlugin(ctx: PipelineContext, rendered: RenderedPlugin): Promise<CatalogLine> {
+  const digest = await putSigned(ctx, pluginDocumentKey(rendered.doc.name), rendered.body);
+  await putFile(ctx.site, pluginPageKey(rendered.doc.name), rendered.page, CACHE_MUTABLE);
+  return { ...rendered.line, document: digest };
+}
+
+/** Writes a plugin's document, signature and page from the document alone (rebuilds). */
+export async function writePluginDocument(ctx: PipelineContext, doc: PluginDocument): Promise<CatalogLine> {
+  return writePlugin(ctx, renderPlugin(doc, identityOf(ctx.config)));
+}
