@@ -1,6 +1,6 @@
 /** `plugindex dev`, behind `npm start`: a registry with the examples published, served and watched. */
 import { type Parsed, portOption, stringOption } from '../args.ts';
-import { runDev } from '../dev.ts';
+import { runDev } from '../local/demo.ts';
 import { out } from '../output.ts';
 
 export async function run(parsed: Parsed): Promise<number> {

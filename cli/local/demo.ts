@@ -1,0 +1,177 @@
+/**
+ * `npm start`: one command from a fresh clone to a working registry. Creates the registry once, publishes
+ * every example under examples/ as one batch (a second start finds them already published), serves it, and
+ * publishes whatever is dropped into incoming/.
+ *
+ * Example layout: examples/<name>/<version>/manifest.(json|yaml) and
+ * examples/<name>/<version>/artifacts/<os>-<arch>/<file>.
+ */
+import { access, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parseRegistryConfig } from '../../index-builder/config.ts';
+import { pluginDocumentKey } from '../../index-builder/layout.ts';
+import type { PluginDocument } from '../../index-builder/model.ts';
+import { processSubmissions, rebuildRegistry } from '../../index-builder/pipeline/index.ts';
+import { generateKeyPair } from '../../index-builder/signing.ts';
+import { type ArtifactInput, packSubmission } from '../../index-builder/submission.ts';
+import { describeOutcome } from '../output.ts';
+import {
+  initRegistry,
+  isRegistry,
+  openRegistry,
+  readConfig,
+  withRegistryLock,
+  writeConfig,
+} from './registry.ts';
+import { startService } from './service.ts';
+
+const exists = (file: string): Promise<boolean> =>
+  access(file).then(
+    () => true,
+    () => false,
+  );
+
+async function subdirectories(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  return entries
+    .filter((e) => e.isDirectory())
+    .map((e) => e.name)
+    .sort();
+}
+
+export interface ExampleVersion {
+  readonly label: string;
+  readonly manifestFile: string;
+  readonly artifacts: readonly { os: string; arch: string; file: string }[];
+}
+
+/** Finds every example version and its per-platform artifacts. */
+export async function findExamples(root: string): Promise<ExampleVersion[]> {
+  const found: ExampleVersion[] = [];
+  for (const name of await subdirectories(root)) {
+    for (const version of await subdirectories(path.join(root, name))) {
+      const dir = path.join(root, name, version);
+      let manifestFile: string | undefined;
+      for (const candidate of ['manifest.json', 'manifest.yaml', 'manifest.yml']) {
+        if (await exists(path.join(dir, candidate))) manifestFile = path.join(dir, candidate);
+      }
+      if (!manifestFile) continue;
+      const artifacts = [];
+      for (const platform of await subdirectories(path.join(dir, 'artifacts'))) {
+        const [os, arch] = platform.split('-');
+        if (!os || !arch) continue;
+        for (const file of (await readdir(path.join(dir, 'artifacts', platform))).sort()) {
+          artifacts.push({ os, arch, file: path.join(dir, 'artifacts', platform, file) });
+        }
+      }
+      found.push({ label: `${name}@${version}`, manifestFile, artifacts });
+    }
+  }
+  return found;
+}
+
+async function demoPublisherKey(dir: string): Promise<string> {
+  const keyDir = path.join(dir, 'demo-publisher');
+  const secretFile = path.join(keyDir, 'secret.asc');
+  if (!(await exists(secretFile))) {
+    const pair = await generateKeyPair({
+      name: 'plugindex example publisher',
+      email: 'examples@plugindex.invalid',
+    });
+    await mkdir(keyDir, { recursive: true });
+    await writeFile(secretFile, pair.secretKey, { mode: 0o600 });
+    await writeFile(path.join(keyDir, 'public.asc'), pair.publicKey);
+  }
+  return readFile(secretFile, 'utf8');
+}
+
+export async function runDev(options: {
+  readonly dir: string;
+  readonly port: number;
+  readonly examples: string;
+  readonly log: (line: string) => void;
+}): Promise<void> {
+  const { dir, port, log } = options;
+  const url = `http://127.0.0.1:${port}`;
+  if (!(await isRegistry(dir))) {
+    const { fingerprint } = await initRegistry(dir, {
+      name: 'plugindex demo registry',
+      url,
+      description: 'A local plugindex registry with example plugins',
+    });
+    log(`created registry in ${dir} (signing key ${fingerprint})`);
+  } else {
+    const config = await readConfig(dir);
+    if (config.url !== url) {
+      // Links in published documents are absolute: follow the port this run serves on.
+      await writeConfig(dir, parseRegistryConfig({ ...config, url }));
+      const reopened = await openRegistry(dir);
+      await withRegistryLock(dir, () => rebuildRegistry(reopened.context));
+      log(`registry URL changed to ${url}; documents rebuilt`);
+    }
+  }
+  const registry = await openRegistry(dir);
+  const secretKey = await demoPublisherKey(dir);
+  const examples = await findExamples(options.examples);
+  const keys: string[] = [];
+  for (const example of examples) {
+    const [name, version] = example.label.split('@') as [string, string];
+    // Already published: skip packing (a new signature would only produce an "already published" record).
+    const published = await registry.context.site.get(pluginDocumentKey(name));
+    const doc = published
+      ? (JSON.parse(new TextDecoder().decode(published.body)) as PluginDocument)
+      : undefined;
+    if (doc?.versions.some((v) => v.version === version)) continue;
+    const artifacts: ArtifactInput[] = [];
+    for (const a of example.artifacts) {
+      artifacts.push({
+        os: a.os,
+        arch: a.arch,
+        fileName: path.basename(a.file),
+        body: new Uint8Array(await readFile(a.file)),
+      });
+    }
+    const packed = await packSubmission({
+      manifestName: path.basename(example.manifestFile),
+      manifest: new Uint8Array(await readFile(example.manifestFile)),
+      artifacts,
+      secretKey,
+    });
+    const key = `incoming/example-${example.label.replace('@', '-')}.tgz`;
+    await registry.context.intake.put(key, packed.bundle, {
+      contentType: 'application/gzip',
+      cacheControl: 'no-store',
+    });
+    keys.push(key);
+  }
+  const result = await withRegistryLock(dir, () => processSubmissions(registry.context, keys));
+  const count = (status: string): number => result.outcomes.filter((o) => o.status === status).length;
+  log(
+    `examples: ${count('accepted')} published, ${examples.length - keys.length + count('already-published')} already published, ${count('rejected')} rejected`,
+  );
+  for (const outcome of result.outcomes.filter((o) => o.status === 'rejected'))
+    log(`  ${describeOutcome(outcome, 'line').join(' ')}`);
+
+  const service = await startService({ dir, port, watch: true, log });
+  log('');
+  log(`plugindex registry at ${service.url}/`);
+  log(`  home (search):   ${service.url}/`);
+  log(`  registry index:  ${service.url}/index.json  (also /index.yaml, /plugins)`);
+  log(`  signed snapshot: ${service.url}/snapshot.json (+ .asc), key at ${service.url}/keys/registry.asc`);
+  const first = examples[0]?.label.split('@')[0];
+  if (first) log(`  a plugin:        ${service.url}/plugins/${first}  (JSON or HTML by Accept)`);
+  log('');
+  log(`Drop a bundle into ${path.join(dir, 'incoming')}/ and it is published within a second or two:`);
+  log(`  npx plugindex keygen --out my-key`);
+  log(
+    `  npx plugindex pack MANIFEST --key my-key/secret.asc --out my.tgz && mv my.tgz ${path.join(dir, 'incoming')}/`,
+  );
+  log(`Outcomes land in ${path.join(dir, 'status')}/. Ctrl-C stops.`);
+  await new Promise<void>((resolve) => {
+    const stop = (): void => {
+      void service.close().then(resolve);
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+}

@@ -1,0 +1,95 @@
+/**
+ * `plugindex publish --bucket`: upload to a deployed registry and wait for the outcome. The publish function
+ * runs meanwhile against the same S3 protocol server (s3rver on 127.0.0.1), as the queue would trigger it.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { S3Store } from '../../../adapters/s3-store.ts';
+import { main } from '../../../cli/main.ts';
+import { encode, makeBundle, validManifest } from '../../support/fixtures.ts';
+import { type LocalS3, localPublishHandler, startLocalS3 } from '../../support/s3.ts';
+
+let s3: LocalS3;
+let work: string;
+
+beforeAll(async () => {
+  s3 = await startLocalS3(['rp-intake', 'rp-site']);
+  work = await mkdtemp(path.join(tmpdir(), 'plugindex-remote-'));
+  // The credentials and checksum setting the CLI's S3 client reads from the environment, as with AWS.
+  Object.assign(process.env, {
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: 'S3RVER',
+    AWS_SECRET_ACCESS_KEY: 'S3RVER',
+    AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
+    AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
+  });
+  await s3.client.send(
+    new PutObjectCommand({
+      Bucket: 'rp-intake',
+      Key: 'config/plugindex.json',
+      Body: encode(JSON.stringify({ name: 'Remote', url: 'https://plugins.example.com' })),
+    }),
+  );
+});
+
+afterAll(async () => {
+  await s3?.close();
+  await rm(work, { recursive: true, force: true });
+});
+
+async function publishWhileTheFunctionRuns(args: string[]): Promise<number> {
+  const handler = await localPublishHandler(s3, 'rp-intake', 'rp-site');
+  let done = false;
+  const cli = main(args).finally(() => {
+    done = true;
+  });
+  while (!done) {
+    await handler({});
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return cli;
+}
+
+describe('when a publisher publishes to a deployed registry', () => {
+  it('uploads to incoming/, waits for the outcome, and exits 0 once accepted', async () => {
+    const file = path.join(work, 'remote.tgz');
+    await writeFile(file, await makeBundle({ manifest: validManifest({ name: 'remote-plugin' }) }));
+    const code = await publishWhileTheFunctionRuns([
+      'publish',
+      file,
+      '--bucket',
+      'rp-intake',
+      '--endpoint',
+      s3.endpoint,
+      '--timeout',
+      '20',
+    ]);
+    expect(code).toBe(0);
+    expect(
+      await new S3Store({ client: s3.client, bucket: 'rp-site' }).head('plugins/remote-plugin/index.json'),
+    ).toBeDefined();
+  });
+
+  it('exits 1 when the registry rejects the submission', async () => {
+    const file = path.join(work, 'broken.tgz');
+    await writeFile(file, 'not a bundle');
+    const code = await publishWhileTheFunctionRuns([
+      'publish',
+      file,
+      '--bucket',
+      'rp-intake',
+      '--endpoint',
+      s3.endpoint,
+      '--timeout',
+      '20',
+    ]);
+    expect(code).toBe(1);
+  });
+
+  it('refuses --registry and --bucket together, as a usage error', async () => {
+    expect(await main(['publish', 'x.tgz', '--registry', work, '--bucket', 'rp-intake'])).toBe(2);
+  });
+});

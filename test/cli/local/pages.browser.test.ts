@@ -1,0 +1,213 @@
+/**
+ * The human pages in headless Chromium (Debian's, driven by playwright-core), served by the local server
+ * over a registry the real pipeline published: the home page's client-side search, a plugin page, the
+ * spec's endpoints as a browser asks for them, and manifest text that tries to run script.
+ */
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRegistryServer, listenRegistryServer } from '../../../cli/local/server.ts';
+import { parseRegistryConfig } from '../../../index-builder/config.ts';
+import { processSubmissions } from '../../../index-builder/pipeline/index.ts';
+import { encode, makeBundle, makeRegistry, sha256, validManifest } from '../../support/fixtures.ts';
+import { MemoryStore } from '../../support/memory-store.ts';
+
+/** Installed by .ci/run (Debian's chromium): a missing browser fails the test, it is not skipped. */
+const CHROMIUM = '/usr/bin/chromium';
+/** What this closed network needs: no background connections, no sandbox as root, no GPU. */
+const CHROMIUM_FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+const HOSTILE_NAME = '<img src=x onerror="window.__pwned = 1">';
+const HOSTILE_DESCRIPTION = '<script>window.__pwned = 2</script> & "quotes"';
+const TOOL = encode('#!/bin/sh\necho costs\n');
+/** Artifacts that would run script if a browser rendered them on the registry's origin. */
+const ACTIVE_HTML = encode('<!doctype html><script>fetch("/beacon-html")</script><h1>pwned</h1>');
+const ACTIVE_SVG = encode(
+  '<svg xmlns="http://www.w3.org/2000/svg"><script>fetch("/beacon-svg")</script><rect width="9" height="9"/></svg>',
+);
+/** Every request the server answered. */
+const requests: string[] = [];
+
+let browser: Browser;
+let base: string;
+let close: () => Promise<void>;
+/** Script errors and console errors (a CSP violation among them) of every page opened. */
+const problems: string[] = [];
+
+beforeAll(async () => {
+  const site = new MemoryStore();
+  const listening = await listenRegistryServer(
+    createRegistryServer({ site, log: (line) => requests.push(line) }),
+    0,
+  );
+  base = listening.url;
+  close = listening.close;
+  const registry = await makeRegistry();
+  const context = {
+    ...registry.context,
+    site,
+    config: parseRegistryConfig({ name: 'Browser Registry', url: base }),
+  };
+  // Plugin-level text comes from the latest version's manifest, so every version carries the same.
+  const aws = { name: 'aws-costs', display_name: 'AWS Costs', metadata: { tags: ['billing'] } };
+  const bundles = await Promise.all([
+    makeBundle({
+      manifest: validManifest(aws),
+      artifacts: [{ os: 'linux', arch: 'amd64', name: 'aws-costs', body: TOOL }],
+    }),
+    makeBundle({ manifest: validManifest({ ...aws, version: '1.1.0' }) }),
+    makeBundle({ manifest: validManifest({ ...aws, version: '2.0.0-beta.1' }) }),
+    makeBundle({
+      manifest: validManifest({
+        name: 'gcp-metrics',
+        display_name: 'GCP Metrics',
+        plugin_type: 'observability',
+        supported_providers: ['gcp'],
+        capabilities: ['custom_metrics'],
+      }),
+    }),
+    makeBundle({
+      manifest: validManifest({
+        name: 'hostile-text',
+        display_name: HOSTILE_NAME,
+        description: HOSTILE_DESCRIPTION,
+      }),
+      artifacts: [
+        { os: 'linux', arch: 'amd64', name: 'page.html', body: ACTIVE_HTML },
+        { os: 'darwin', arch: 'arm64', name: 'image.svg', body: ACTIVE_SVG },
+      ],
+    }),
+  ]);
+  const result = await processSubmissions(context, await registry.submit(...bundles));
+  if (result.outcomes.some((o) => o.status !== 'accepted')) {
+    throw new Error(`setup: ${JSON.stringify(result.outcomes.map((o) => o.problems))}`);
+  }
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_FLAGS });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await close?.();
+});
+
+async function open(path: string): Promise<Page> {
+  const page = await browser.newPage();
+  page.on('pageerror', (error) => problems.push(`${path}: ${error.message}`));
+  page.on('console', (message) => {
+    if (message.type() === 'error') problems.push(`${path}: ${message.text()}`);
+  });
+  await page.goto(`${base}${path}`);
+  return page;
+}
+
+const names = (page: Page) =>
+  page.locator('#results li.plugin').evaluateAll((items) => items.map((li) => li.getAttribute('data-name')));
+
+describe('when a person opens the home page', () => {
+  it('lists every plugin from search.json and filters as they type, keeping the query in the URL', async () => {
+    const page = await open('/');
+    await expect.poll(() => page.locator('#count').textContent()).toBe('3 of 3 plugins');
+    expect(await names(page)).toEqual(['aws-costs', 'gcp-metrics', 'hostile-text']);
+
+    await page.fill('#q', 'gcp');
+    expect(await names(page)).toEqual(['gcp-metrics']);
+    expect(new URL(page.url()).searchParams.get('q')).toBe('gcp');
+
+    await page.fill('#q', '');
+    await page.selectOption('#type', 'cost_source');
+    expect(await names(page)).toEqual(['aws-costs', 'hostile-text']);
+    await page.fill('#capability', 'actual');
+    await page.fill('#q', 'billing');
+    expect(await names(page)).toEqual(['aws-costs']);
+    await page.close();
+  });
+
+  it('opens a search from a shared link, and reaches a plugin page by its link', async () => {
+    const page = await open('/?q=metrics');
+    await expect.poll(() => names(page)).toEqual(['gcp-metrics']);
+    await page.click('#results li.plugin a.name');
+    await page.waitForURL(`${base}/plugins/gcp-metrics/index.html`);
+    expect(await page.locator('h1.display-name').textContent()).toBe('GCP Metrics');
+    await page.close();
+  });
+});
+
+describe('when a person opens a plugin page', () => {
+  it('shows every version with its marks, platforms with digests, and an install recipe for the latest', async () => {
+    const page = await open('/plugins/aws-costs');
+    expect(await page.locator('h1.display-name').textContent()).toBe('AWS Costs');
+    const versions = await page
+      .locator('table.versions tr[data-version]:not(.platforms)')
+      .evaluateAll((rows) => rows.map((r) => r.getAttribute('data-version')));
+    expect(versions).toEqual(['2.0.0-beta.1', '1.1.0', '1.0.0']);
+    expect(await page.locator('tr[data-version="2.0.0-beta.1"]:not(.platforms)').textContent()).toContain(
+      'prerelease',
+    );
+    const platforms = await page.locator('tr.platforms[data-version="1.0.0"]').textContent();
+    expect(platforms).toContain('linux/amd64');
+    expect(platforms).toContain(sha256(TOOL));
+    const recipe = await page.locator('code.install').textContent();
+    expect(recipe).toContain(`${base}/plugins/aws-costs/1.1.0/manifest.json`);
+    expect(recipe).toContain('gpg --verify manifest.json.asc manifest.json');
+    await page.close();
+  });
+
+  it('shows manifest text that looks like markup as text, and runs none of it', async () => {
+    const home = await open('/?q=hostile');
+    await expect.poll(() => names(home)).toEqual(['hostile-text']);
+    expect(await home.locator('#results .display-name').textContent()).toBe(HOSTILE_NAME);
+    expect(await home.evaluate(() => (globalThis as { __pwned?: number }).__pwned)).toBeUndefined();
+    await home.close();
+
+    const page = await open('/plugins/hostile-text');
+    expect(await page.locator('h1.display-name').textContent()).toBe(HOSTILE_NAME);
+    expect(await page.locator('p.description').textContent()).toBe(HOSTILE_DESCRIPTION);
+    expect(await page.locator('img').count()).toBe(0);
+    expect(await page.evaluate(() => (globalThis as { __pwned?: number }).__pwned)).toBeUndefined();
+    await page.close();
+  });
+});
+
+describe('when a browser opens a hosted artifact that holds script', () => {
+  it.each([
+    ['an HTML page', 'linux-amd64/page.html', ACTIVE_HTML],
+    ['an SVG image', 'darwin-arm64/image.svg', ACTIVE_SVG],
+  ])('downloads %s instead of running it on the registry origin', async (_, file, body) => {
+    const page = await browser.newPage();
+    const url = `${base}/plugins/hostile-text/1.0.0/artifacts/${file}`;
+    const download = page.waitForEvent('download');
+    // Navigating to a download aborts the navigation: the browser saves the file instead.
+    await page.goto(url).catch(() => undefined);
+    const saved = await download;
+    expect(saved.suggestedFilename()).toBe(file.split('/')[1]);
+    const stream = await saved.createReadStream();
+    const chunks: Buffer[] = [];
+    for await (const chunk of stream) chunks.push(chunk as Buffer);
+    expect(new Uint8Array(Buffer.concat(chunks))).toEqual(body);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(requests.filter((line) => line.includes('/beacon'))).toEqual([]);
+    await page.close();
+  });
+});
+
+describe('when a browser asks for the spec endpoints', () => {
+  it('gets pages where a client gets JSON, and no page logs an error', async () => {
+    const list = await open('/plugins');
+    await expect.poll(() => list.locator('#count').textContent()).toBe('3 of 3 plugins');
+    await list.close();
+    const manifest = await open('/plugins/aws-costs/1.1.0/manifest');
+    expect(JSON.parse((await manifest.locator('body').textContent()) ?? '')).toMatchObject({
+      name: 'aws-costs',
+      version: '1.1.0',
+    });
+    await manifest.close();
+    expect(problems).toEqual([]);
+  });
+});

@@ -1,0 +1,393 @@
+import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FsStore } from '../../../adapters/fs-store.ts';
+import {
+  createRegistryServer,
+  listenRegistryServer,
+  prefersHtml,
+  routeFor,
+} from '../../../cli/local/server.ts';
+import { ARTIFACT_CSP, DATA_CSP, PAGE_CSP } from '../../../index-builder/serving.ts';
+import type { Store } from '../../../index-builder/store.ts';
+import { CACHE_IMMUTABLE, CACHE_MUTABLE, contentTypeFor } from '../../../index-builder/store.ts';
+import { encode, sha256 } from '../../support/fixtures.ts';
+import { patternBytes } from '../../support/streams.ts';
+
+const BROWSER_ACCEPT = 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8';
+/** Written next to the site, never inside it: no response may ever contain it. */
+const SECRET = 'outside the site';
+
+/** The published tree the server is started over: key -> body. */
+const SITE: Record<string, string> = {
+  'index.html': '<!doctype html><title>home</title>',
+  'index.json': '{"plugins":[]}',
+  'search.json': '{"plugins":["demo"]}',
+  'plugins/demo/index.json': '{"name":"demo"}',
+  'plugins/demo/index.html': '<!doctype html><title>demo</title>',
+  'plugins/demo/1.0.0/manifest.json': '{"name":"demo","version":"1.0.0"}',
+  'plugins/demo/1.0.0/manifest.json.asc': '-----BEGIN PGP SIGNATURE-----',
+  // A hosted artifact stored as a page, as one published before artifacts were stored as opaque bytes.
+  'plugins/demo/1.0.0/bin/page.html': '<script>fetch("/beacon")</script>',
+};
+
+let root: string;
+let base: string;
+let close: () => Promise<void>;
+
+beforeAll(async () => {
+  root = await mkdtemp(path.join(tmpdir(), 'plugindex-serve-'));
+  const site = new FsStore(path.join(root, 'public'));
+  for (const [key, body] of Object.entries(SITE)) {
+    const cacheControl = key.includes('/1.0.0/') ? CACHE_IMMUTABLE : CACHE_MUTABLE;
+    await site.put(key, encode(body), { contentType: contentTypeFor(key), cacheControl });
+  }
+  await writeFile(path.join(root, 'secret.txt'), SECRET);
+  await mkdir(path.join(root, 'etc'));
+  await writeFile(path.join(root, 'etc', 'passwd'), SECRET);
+  await symlink(path.join(root, 'secret.txt'), path.join(root, 'public', 'link.txt'));
+  // Links to folders, as an operator might make them: out of the tree (never followed), and within it.
+  await symlink(path.join(root, 'etc'), path.join(root, 'public', 'plugins', 'evil'));
+  await symlink(root, path.join(root, 'public', 'up'));
+  await symlink(path.join(root, 'public', 'plugins', 'demo'), path.join(root, 'public', 'alias'));
+  const listening = await listenRegistryServer(createRegistryServer({ site }), 0);
+  base = listening.url;
+  close = listening.close;
+});
+
+afterAll(async () => {
+  await close();
+  await rm(root, { recursive: true, force: true });
+});
+
+interface RawResponse {
+  readonly status: number;
+  readonly headers: http.IncomingHttpHeaders;
+  readonly body: string;
+}
+
+/** A raw request, so the path reaches the server exactly as written (fetch would normalize it). */
+function raw(pathname: string, method = 'GET'): Promise<RawResponse> {
+  const url = new URL(base);
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: url.hostname, port: url.port, path: pathname, method }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        body += chunk;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('when serving the published tree', () => {
+  it('sends the stored content type and cache control, the length, and nosniff', async () => {
+    const response = await fetch(`${base}/plugins/demo/1.0.0/manifest.json.asc`);
+
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toBe('application/pgp-signature');
+    expect(response.headers.get('cache-control')).toBe(CACHE_IMMUTABLE);
+    expect(response.headers.get('content-length')).toBe(
+      String(SITE['plugins/demo/1.0.0/manifest.json.asc']?.length),
+    );
+    expect(response.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(await response.text()).toBe(SITE['plugins/demo/1.0.0/manifest.json.asc']);
+  });
+
+  it("lets any origin read data, under default-src 'none', and gives pages their hashed policy", async () => {
+    const data = await fetch(`${base}/index.json`);
+    const page = await fetch(`${base}/index.html`);
+    const missing = await fetch(`${base}/nothing.json`);
+
+    expect(data.headers.get('access-control-allow-origin')).toBe('*');
+    expect(data.headers.get('content-security-policy')).toBe(DATA_CSP);
+    expect(missing.headers.get('content-security-policy')).toBe(DATA_CSP);
+    expect(page.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    expect(page.headers.get('content-security-policy')).toBe(PAGE_CSP);
+    expect(PAGE_CSP).not.toContain('unsafe-inline');
+    expect(page.headers.get('access-control-allow-origin')).toBeNull();
+    for (const response of [data, page, missing]) {
+      expect(response.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(response.headers.get('x-frame-options')).toBe('DENY');
+    }
+  });
+
+  it('serves a hosted artifact as a download whatever type it was stored with', async () => {
+    const response = await fetch(`${base}/plugins/demo/1.0.0/bin/page.html`);
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toBe('application/octet-stream');
+    expect(response.headers.get('content-disposition')).toBe('attachment; filename="page.html"');
+    expect(response.headers.get('content-security-policy')).toBe(ARTIFACT_CSP);
+    expect(response.headers.get('x-content-type-options')).toBe('nosniff');
+  });
+
+  it('answers HEAD with the headers of GET and no body', async () => {
+    const get = await fetch(`${base}/index.json`);
+    const head = await raw('/index.json', 'HEAD');
+
+    expect(head.status).toBe(200);
+    expect(head.headers['content-length']).toBe('14');
+    expect(head.headers.etag).toBe(get.headers.get('etag'));
+    expect(head.headers['content-type']).toBe('application/json');
+    expect(head.body).toBe('');
+  });
+
+  it.each(['POST', 'PUT', 'DELETE', 'OPTIONS'])('refuses %s with 405 and Allow', async (method) => {
+    const response = await raw('/index.json', method);
+
+    expect(response.status).toBe(405);
+    expect(response.headers.allow).toBe('GET, HEAD');
+  });
+
+  it('answers 404 with a small JSON body', async () => {
+    const response = await fetch(`${base}/plugins/missing`);
+
+    expect(response.status).toBe(404);
+    expect(response.headers.get('content-type')).toBe('application/json');
+    expect(await response.json()).toEqual({ error: 'not_found', path: '/plugins/missing' });
+  });
+});
+
+describe('when a client revalidates', () => {
+  async function etagOf(pathname: string): Promise<string> {
+    return (await fetch(`${base}${pathname}`)).headers.get('etag') as string;
+  }
+
+  it('sends a strong ETag', async () => {
+    expect(await etagOf('/index.json')).toMatch(/^"[0-9a-f]{32}"$/);
+  });
+
+  it.each([
+    ['the tag itself', (etag: string) => etag],
+    ['a list holding it', (etag: string) => `"other", ${etag} , "more"`],
+    ['its weak form', (etag: string) => `W/${etag}`],
+    ['*', () => '*'],
+  ])('answers If-None-Match with %s with 304 and no body', async (_, header) => {
+    const etag = await etagOf('/plugins/demo/1.0.0/manifest.json');
+
+    const response = await fetch(`${base}/plugins/demo/1.0.0/manifest.json`, {
+      headers: { 'if-none-match': header(etag) },
+    });
+
+    expect(response.status).toBe(304);
+    expect(response.headers.get('etag')).toBe(etag);
+    expect(response.headers.get('cache-control')).toBe(CACHE_IMMUTABLE);
+    expect(await response.text()).toBe('');
+  });
+
+  it('sends the body when no tag matches', async () => {
+    const response = await fetch(`${base}/index.json`, {
+      headers: { 'if-none-match': '"stale", W/"older"' },
+    });
+
+    expect(response.status).toBe(200);
+    expect(await response.text()).toBe(SITE['index.json']);
+  });
+});
+
+describe('when serving large files', () => {
+  it('streams an artifact of megabytes whole, with its length', async () => {
+    const site = new FsStore(path.join(root, 'public'));
+    const big = patternBytes(6 * 1024 * 1024 + 3);
+    await site.put('plugins/demo/1.0.0/artifacts/linux-amd64/demo', big, {
+      contentType: 'application/octet-stream',
+      cacheControl: CACHE_IMMUTABLE,
+    });
+
+    const response = await fetch(`${base}/plugins/demo/1.0.0/artifacts/linux-amd64/demo`);
+    const body = new Uint8Array(await response.arrayBuffer());
+
+    expect(response.headers.get('content-length')).toBe(String(big.byteLength));
+    expect(sha256(body)).toBe(sha256(big));
+  });
+
+  it('closes the file of every response, a 304 included', async () => {
+    const openFiles = async (): Promise<number> => (await readdir('/proc/self/fd')).length;
+    const etag = (await fetch(`${base}/index.json`)).headers.get('etag') as string;
+    const before = await openFiles();
+
+    for (let i = 0; i < 50; i++) {
+      const fresh = await fetch(`${base}/index.json`, { headers: { 'if-none-match': etag } });
+      expect(fresh.status).toBe(304);
+      await fresh.text();
+    }
+
+    // Sockets may linger in keep-alive; 50 leaked file handles would not hide among them.
+    expect(await openFiles()).toBeLessThan(before + 10);
+  });
+});
+
+describe('when mapping the spec endpoints', () => {
+  it('serves the home page at / and a folder index for a path ending in /', async () => {
+    expect(await (await fetch(`${base}/`)).text()).toBe(SITE['index.html']);
+    expect(await (await fetch(`${base}/plugins/demo/`)).text()).toBe(SITE['plugins/demo/index.html']);
+  });
+
+  it('serves /plugins as JSON, or as the home page to a browser', async () => {
+    const json = await fetch(`${base}/plugins`);
+    const html = await fetch(`${base}/plugins`, { headers: { accept: BROWSER_ACCEPT } });
+
+    expect(await json.text()).toBe(SITE['index.json']);
+    expect(json.headers.get('vary')).toBe('Accept');
+    expect(await html.text()).toBe(SITE['index.html']);
+    expect(html.headers.get('vary')).toBe('Accept');
+    expect(await (await fetch(`${base}/plugins/`)).text()).toBe(SITE['index.json']);
+  });
+
+  it('ignores the query, so a client may add ?v=<digest> as it does through the CDN', async () => {
+    const response = await fetch(`${base}/index.json?v=0123abcd`);
+
+    expect(response.status).toBe(200);
+    expect(await response.text()).toBe(SITE['index.json']);
+  });
+
+  it.each([
+    [undefined, 'application/json', 'plugins/demo/index.json'],
+    ['*/*', 'application/json', 'plugins/demo/index.json'],
+    ['application/json', 'application/json', 'plugins/demo/index.json'],
+    ['text/html', 'text/html; charset=utf-8', 'plugins/demo/index.html'],
+    [BROWSER_ACCEPT, 'text/html; charset=utf-8', 'plugins/demo/index.html'],
+  ])('serves /plugins/{name} for Accept %j as %s', async (accept, contentType, key) => {
+    const response = await fetch(`${base}/plugins/demo`, { headers: accept ? { accept } : {} });
+
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toBe(contentType);
+    expect(response.headers.get('vary')).toBe('Accept');
+    expect(await response.text()).toBe(SITE[key]);
+  });
+
+  it('serves a version manifest at /plugins/{name}/{version}/manifest', async () => {
+    const response = await fetch(`${base}/plugins/demo/1.0.0/manifest`);
+
+    expect(response.headers.get('content-type')).toBe('application/json');
+    expect(response.headers.get('vary')).toBeNull();
+    expect(await response.json()).toEqual({ name: 'demo', version: '1.0.0' });
+  });
+
+  it('serves search.json at /search whatever the query', async () => {
+    for (const query of ['', '?q=demo', '?q=%ZZ&type=cost_source']) {
+      const response = await raw(`/search${query}`);
+      expect(response.status, query).toBe(200);
+      expect(response.body, query).toBe(SITE['search.json']);
+    }
+  });
+
+  it('serves every other path as the key of the same name', async () => {
+    expect(await (await fetch(`${base}/plugins/demo/index.json`)).text()).toBe(
+      SITE['plugins/demo/index.json'],
+    );
+    expect((await fetch(`${base}/plugins/demo/1.0.0/manifest.json`)).status).toBe(200);
+  });
+});
+
+describe('when judging Accept headers', () => {
+  it.each([
+    [undefined, false],
+    ['', false],
+    ['*/*', false],
+    ['application/json', false],
+    ['text/html', true],
+    ['text/*', true],
+    [BROWSER_ACCEPT, true],
+    ['application/json;q=0.5, text/html', true],
+    ['text/html;q=0.1, application/json', false],
+    ['text/html, application/json', false],
+    // The most specific range decides: JSON is explicitly ranked below anything else.
+    ['application/json;q=0.5, */*', true],
+    ['text/html;q=0, */*', false],
+    ['TEXT/HTML;Q=0.9, application/json;q=0.8', true],
+    ['text/html;q=abc, application/json;q=0.1', false],
+  ])('prefers HTML for %j: %s', (accept, expected) => {
+    expect(prefersHtml(accept)).toBe(expected);
+  });
+});
+
+describe('when a path tries to leave the site', () => {
+  it.each([
+    '/../secret.txt',
+    '/../etc/passwd',
+    '/%2e%2e/%2e%2e/etc/passwd',
+    '/%2E%2E/secret.txt',
+    '/plugins/..%2f..%2f..%2fsecret.txt',
+    '/plugins/demo/..%2f..%2f..%2fsecret.txt/manifest',
+    '/plugins/demo/%2e%2e/manifest',
+    '/plugins/demo/./manifest',
+    '/.meta/index.json.json',
+    '/.meta/',
+    '/%2emeta/index.json.json',
+    '/index.json%00',
+    '/index.json%00.html',
+    '/plugins\\..\\..\\secret.txt',
+    '/plugins%5c..%5c..%5csecret.txt',
+    '/%zz',
+    '/%',
+    '//etc/passwd',
+    '/link.txt',
+    '/plugins/evil/passwd',
+    '/up/secret.txt',
+    '/up/etc/passwd',
+    '/%252e%252e/secret.txt',
+    'http://example.com/../secret.txt',
+  ])('refuses %s without a 500 and without its contents', async (pathname) => {
+    const response = await raw(pathname);
+
+    expect([400, 404]).toContain(response.status);
+    expect(response.body).not.toContain(SECRET);
+    expect(response.body).not.toContain('contentType'); // no sidecar either
+  });
+
+  it('follows a link to a folder only while it stays inside the tree', async () => {
+    const inside = await raw('/alias/index.json');
+    expect(inside.status).toBe(200);
+    expect(inside.body).toBe(SITE['plugins/demo/index.json']);
+    expect((await raw('/plugins/evil/passwd')).status).toBe(404);
+  });
+
+  it('maps only to keys the store accepts', () => {
+    for (const pathname of [
+      '/plugins/demo/./manifest',
+      '/plugins/demo/.meta/manifest',
+      '/a//b',
+      '/.meta/x',
+    ]) {
+      expect(routeFor(pathname, undefined), pathname).toBeUndefined();
+    }
+  });
+});
+
+describe('when the store fails', () => {
+  it('answers 500 without the details', async () => {
+    const failing: Store = {
+      get: () => Promise.reject(new Error('EACCES: /srv/registry/private/key.asc')),
+      head: () => Promise.reject(new Error('EACCES: /srv/registry/private/key.asc')),
+      put: () => Promise.resolve(),
+      getStream: () => Promise.reject(new Error('EACCES: /srv/registry/private/key.asc')),
+      putStream: () => Promise.resolve(),
+      delete: () => Promise.resolve(),
+      list: () => ({
+        [Symbol.asyncIterator]: () => ({ next: () => Promise.resolve({ done: true, value: undefined }) }),
+      }),
+    };
+    const logged: string[] = [];
+    const listening = await listenRegistryServer(
+      createRegistryServer({ site: failing, log: (line) => logged.push(line) }),
+      0,
+    );
+    try {
+      const response = await fetch(`${listening.url}/index.json`);
+
+      expect(response.status).toBe(500);
+      const body = await response.text();
+      expect(JSON.parse(body)).toEqual({ error: 'internal' });
+      expect(body).not.toContain('/srv/registry');
+      expect(logged.join('\n')).toContain('EACCES');
+    } finally {
+      await listening.close();
+    }
+  });
+});

@@ -1,0 +1,106 @@
+/**
+ * The local drop folder: a bundle renamed into incoming/ is published by a running service within seconds,
+ * over the same HTTP server clients use.
+ */
+import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initRegistry } from '../../../cli/local/registry.ts';
+import { type RunningService, startService } from '../../../cli/local/service.ts';
+import { makeBundle, sha256, validManifest } from '../../support/fixtures.ts';
+
+let dir: string;
+let service: RunningService;
+const log: string[] = [];
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'plugindex-watch-'));
+  await initRegistry(dir, { name: 'Watch', url: 'http://127.0.0.1:9' });
+  service = await startService({ dir, port: 0, watch: true, log: (line) => log.push(line) });
+});
+
+afterAll(async () => {
+  await service.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function waitFor(url: string, timeoutMs: number): Promise<Response | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const response = await fetch(url);
+    if (response.status === 200) return response;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return undefined;
+}
+
+async function waitForLog(text: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline && !log.some((line) => line.includes(text))) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe('when a bundle is dropped into incoming/', () => {
+  it('publishes it within a few seconds and records the outcome', async () => {
+    // A stray folder in incoming/ must not hold up the bundles beside it.
+    await mkdir(path.join(dir, 'incoming', 'stray-folder'));
+    const bundle = await makeBundle({ manifest: validManifest({ name: 'dropped-plugin' }) });
+    const temp = path.join(dir, 'incoming', '.dropped.tgz.partial');
+    await writeFile(temp, bundle);
+    await rename(temp, path.join(dir, 'incoming', 'dropped plugin (1).tgz')); // renamed to a plain name
+    const response = await waitFor(`${service.url}/plugins/dropped-plugin`, 10_000);
+    expect(response?.status).toBe(200);
+    const doc = (await (response as Response).json()) as { latest_version: string };
+    expect(doc.latest_version).toBe('1.0.0');
+    // The outcome is logged once the whole batch is done, a moment after the documents are visible.
+    await waitForLog('accepted dropped-plugin@1.0.0', 10_000);
+    expect(log.some((line) => line.includes('accepted dropped-plugin@1.0.0'))).toBe(true);
+  });
+
+  it('publishes a burst at once and brings the index documents up to date in one flush after it', async () => {
+    const names = ['burst-one', 'burst-two', 'burst-three'];
+    for (const name of names) {
+      const bundle = await makeBundle({ manifest: validManifest({ name }) });
+      await writeFile(path.join(dir, 'incoming', `.${name}.partial`), bundle);
+    }
+    const flushesBefore = log.filter((line) => line.includes('index documents updated')).length;
+    for (const name of names)
+      await rename(path.join(dir, 'incoming', `.${name}.partial`), path.join(dir, 'incoming', `${name}.tgz`));
+    for (const name of names)
+      expect((await waitFor(`${service.url}/plugins/${name}`, 10_000))?.status).toBe(200);
+    await waitForLog('accepted burst-three@1.0.0', 10_000);
+    const deadline = Date.now() + 10_000;
+    while (
+      Date.now() < deadline &&
+      log.filter((line) => line.includes('index documents updated')).length === flushesBefore
+    )
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    const published = log
+      .filter((line) => line.includes('published generation'))
+      .map((l) => Number(l.split(' ').pop()));
+    const flushes = log.filter((line) => line.includes('index documents updated'));
+    expect(flushes).toHaveLength(flushesBefore + 1);
+    // The flush comes after the burst's batch, as the next generation, and the index served lists all three.
+    expect(Number(flushes.at(-1)?.split(' ').pop())).toBe(Math.max(...published) + 1);
+    const index = (await (await fetch(`${service.url}/index.json`)).json()) as {
+      plugins: { name: string }[];
+    };
+    expect(index.plugins.map((p) => p.name)).toEqual(expect.arrayContaining(names));
+    const snapshot = (await (await fetch(`${service.url}/snapshot.json`)).json()) as {
+      generation: number;
+      documents: Record<string, { sha256: string }>;
+    };
+    expect(snapshot.generation).toBe(Math.max(...published) + 1);
+    const indexBytes = new Uint8Array(await (await fetch(`${service.url}/index.json`)).arrayBuffer());
+    expect(snapshot.documents['index.json']?.sha256).toBe(sha256(indexBytes));
+  });
+
+  it('records a rejection without publishing anything', async () => {
+    await writeFile(path.join(dir, 'incoming', '.junk.partial'), 'not a bundle');
+    await rename(path.join(dir, 'incoming', '.junk.partial'), path.join(dir, 'incoming', 'junk.tgz'));
+    await waitForLog('BUNDLE_NOT_GZIP', 10_000);
+    expect(log.find((line) => line.includes('rejected'))).toContain('BUNDLE_NOT_GZIP');
+  });
+});

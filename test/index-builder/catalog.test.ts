@@ -1,0 +1,159 @@
+import { describe, expect, it } from 'vitest';
+import YAML from 'yaml';
+import { emptyCatalog, loadCatalog, saveCatalog } from '../../index-builder/catalog.ts';
+import { binKey, binOf } from '../../index-builder/layout.ts';
+import {
+  BufferPool,
+  renderIndexJson,
+  renderIndexYaml,
+  renderSearchJson,
+} from '../../index-builder/render/index-documents.ts';
+import { toYaml } from '../../index-builder/render/yaml.ts';
+import { MemoryStore } from '../support/memory-store.ts';
+
+const utf8 = (text: string) => new TextEncoder().encode(text);
+const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+
+const entry = (name: string) => ({
+  name,
+  latest_version: '1.0.0',
+  versions: [
+    {
+      version: '1.0.0',
+      manifest_url: `https://r/${name}`,
+      note: 'tab\there, newline\nthere: "quoted", ünïcode ✓',
+    },
+  ],
+});
+
+describe('when rendering global documents by concatenation', () => {
+  const metadata = {
+    name: 'R',
+    url: 'https://r',
+    last_updated: '2026-11-01T00:00:00.000Z',
+    supported_api_versions: ['v1'],
+  };
+  const entries = [entry('a-one'), entry('b-two')];
+
+  it('writes index.json byte for byte as the whole document serialized at once', () => {
+    const rendered = renderIndexJson(
+      metadata,
+      entries.map((e) => utf8(JSON.stringify(e))),
+    );
+    const whole = { registry_version: '1.0.0', registry_metadata: metadata, plugins: entries };
+    expect(text(rendered)).toBe(`${JSON.stringify(whole)}\n`);
+    expect(text(renderIndexJson(metadata, []))).toBe(`${JSON.stringify({ ...whole, plugins: [] })}\n`);
+  });
+
+  it('writes index.yaml that parses to the same document, empty or not', () => {
+    const header = toYaml({ registry_version: '1.0.0', registry_metadata: metadata });
+    const encoded = entries.map((e) => utf8(JSON.stringify(e)));
+    const yaml = text(renderIndexYaml(header, encoded));
+    expect(YAML.parse(yaml)).toEqual(JSON.parse(text(renderIndexJson(metadata, encoded))));
+    expect(YAML.parse(text(renderIndexYaml(header, [])))).toEqual({
+      registry_version: '1.0.0',
+      registry_metadata: metadata,
+      plugins: [],
+    });
+  });
+
+  it('writes search.json rows in order', () => {
+    expect(JSON.parse(text(renderSearchJson('t', [utf8('{"name":"a"}'), utf8('{"name":"b"}')])))).toEqual({
+      schema: 'plugindex/search/v1',
+      generated: 't',
+      plugins: [{ name: 'a' }, { name: 'b' }],
+    });
+  });
+});
+
+describe('when rendering into kept buffers', () => {
+  it('renders the same bytes into a kept buffer as into a fresh one, and reuses it next time', () => {
+    const pool = new BufferPool(2);
+    const entries = ['a', 'b', 'c'].map((n) => utf8(JSON.stringify(entry(n))));
+    const first = renderIndexJson({ name: 'r' }, entries, pool.take);
+    expect(first).toEqual(renderIndexJson({ name: 'r' }, entries));
+
+    pool.give([first]);
+    const second = renderIndexJson({ name: 'r' }, entries.slice(0, 2), pool.take);
+    expect(second.buffer).toBe(first.buffer);
+    expect(text(second)).toBe(text(renderIndexJson({ name: 'r' }, entries.slice(0, 2))));
+  });
+
+  it('never hands out a buffer twice before it is given back, nor takes back one it did not make', () => {
+    const pool = new BufferPool(4);
+    const a = pool.take(1024);
+    const b = pool.take(1024);
+    expect(b.buffer).not.toBe(a.buffer);
+
+    const foreign = new Uint8Array(4096);
+    pool.give([foreign, a]);
+    const c = pool.take(1024);
+    const d = pool.take(1024);
+    expect(c.buffer).toBe(a.buffer);
+    expect([foreign.buffer, a.buffer, b.buffer]).not.toContain(d.buffer);
+  });
+
+  it('keeps at most as many buffers as it was told', () => {
+    const pool = new BufferPool(1);
+    const views = [pool.take(64), pool.take(64)];
+    pool.give(views);
+    expect(pool.take(64).buffer).toBe(views[0]?.buffer);
+    expect([views[0]?.buffer, views[1]?.buffer]).not.toContain(pool.take(64).buffer);
+  });
+});
+
+describe('when storing the catalog', () => {
+  function catalogOf(names: string[]) {
+    const catalog = emptyCatalog();
+    catalog.generation = 7;
+    catalog.globals.set('index.json', { sha256: 'a'.repeat(64), size: 10 });
+    for (const name of names) {
+      catalog.plugins.set(name, {
+        document: { sha256: 'b'.repeat(64), size: 5 },
+        apiVersions: ['v1'],
+        entry: JSON.stringify(entry(name)),
+        search: JSON.stringify({ name }),
+      });
+    }
+    return catalog;
+  }
+
+  it('round-trips through the store, strings with tabs and newlines included', async () => {
+    const store = new MemoryStore();
+    const catalog = catalogOf(['a-one', 'b-two', 'c-three']);
+    await saveCatalog(store, catalog);
+    const loaded = await loadCatalog(store);
+    expect(loaded.generation).toBe(7);
+    expect([...loaded.plugins.keys()].sort()).toEqual(['a-one', 'b-two', 'c-three']);
+    expect(JSON.parse(loaded.plugins.get('b-two')?.entry ?? '')).toEqual(entry('b-two'));
+    expect(loaded.globals.get('index.json')).toEqual({ sha256: 'a'.repeat(64), size: 10 });
+  });
+
+  it('rewrites only the bins of changed plugins, plus the meta file', async () => {
+    const store = new MemoryStore();
+    const catalog = catalogOf(['a-one', 'b-two', 'c-three']);
+    await saveCatalog(store, catalog);
+    store.writes.length = 0;
+    await saveCatalog(store, catalog, new Set(['b-two']));
+    expect(store.writes).toEqual([`state/catalog/bins/${binOf('b-two')}.tsv`, 'state/catalog/meta.tsv']);
+  });
+
+  it('sees a change made by another writer', async () => {
+    const store = new MemoryStore();
+    await saveCatalog(store, catalogOf(['a-one']));
+    expect((await loadCatalog(store)).plugins.has('a-one')).toBe(true);
+    // Another process (a second store object over the same objects) adds a plugin.
+    const other = new MemoryStore();
+    for (const [key, object] of store.objects) other.objects.set(key, object);
+    const theirs = await loadCatalog(other);
+    theirs.plugins.set('zz-new', theirs.plugins.get('a-one') as never);
+    await saveCatalog(other, theirs, new Set(['zz-new']));
+    for (const [key, object] of other.objects) store.objects.set(key, object);
+    expect((await loadCatalog(store)).plugins.has('zz-new')).toBe(true);
+  });
+
+  it('names snapshot bins by the first byte of the name digest', () => {
+    expect(binOf('demo-plugin')).toMatch(/^[0-9a-f]{2}$/);
+    expect(binKey('0a')).toBe('snapshot/bins/0a.json');
+  });
+});

@@ -1,0 +1,204 @@
+/**
+ * One definition of a safe path: whatever manifest validation accepts as an artifact path and a version,
+ * every store writes. Checked over hand-picked names and over thousands of generated ones, against the
+ * filesystem store on a real disk (the stricter of the two: NAME_MAX, dot-files, sidecars) and the key
+ * check the S3 store and the in-memory store apply.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FsStore } from '../../adapters/fs-store.ts';
+import { sha256Hex } from '../../index-builder/digest.ts';
+import {
+  artifactKey,
+  artifactPathProblem,
+  isHostedArtifactKey,
+  isPluginDocumentKey,
+  isSafeKey,
+  MAX_SEGMENT_LENGTH,
+  pluginDocumentKey,
+  pluginNameProblem,
+  statusKey,
+  submissionIdFromBytes,
+  submissionIdFromDigest,
+  versionBase,
+  versionIdentity,
+  versionKeys,
+} from '../../index-builder/layout.ts';
+import { validateManifest } from '../../index-builder/manifest/index.ts';
+import { validManifest } from '../support/fixtures.ts';
+
+let root: string;
+let store: FsStore;
+
+beforeAll(async () => {
+  root = await mkdtemp(path.join(tmpdir(), 'plugindex-layout-'));
+  store = new FsStore(root);
+});
+
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+function manifestWith(file: string, version = '1.0.0'): Record<string, unknown> {
+  return validManifest({
+    version,
+    installation: {
+      artifacts: [{ os: 'linux', arch: 'amd64', file, sha256: 'a'.repeat(64), size_bytes: 1 }],
+    },
+  });
+}
+
+const opts = { contentType: 'application/octet-stream', cacheControl: 'no-store' };
+
+/** Accepted by validation implies written by the store, for every key of the version. */
+let folders = 0;
+
+async function assertWritableIfValid(file: string, version = '1.0.0'): Promise<boolean> {
+  const problems = validateManifest(manifestWith(file, version));
+  if (problems.length > 0) return false;
+  folders += 1; // a plugin folder of its own, so paths of earlier cases cannot be in the way
+  for (const key of versionKeys(`p${folders}`, version, [file])) {
+    expect(isSafeKey(key), key).toBe(true);
+    await store.put(key, new Uint8Array([1]), opts);
+    expect((await store.head(key))?.size, key).toBe(1);
+  }
+  return true;
+}
+
+describe('when validation and the stores judge a path', () => {
+  it.each([
+    ['.hidden', 'MANIFEST_PATTERN_MISMATCH'],
+    ['bin/.config', 'MANIFEST_PATTERN_MISMATCH'],
+    ['a/../b', 'MANIFEST_PATTERN_MISMATCH'],
+    ['a//b', 'MANIFEST_PATTERN_MISMATCH'],
+    ['tool+x', 'MANIFEST_PATTERN_MISMATCH'],
+    ['tool.', 'MANIFEST_UNSAFE_PATH'],
+    ['bin/nul', 'MANIFEST_UNSAFE_PATH'],
+    ['COM1.exe', 'MANIFEST_UNSAFE_PATH'],
+    ['x'.repeat(MAX_SEGMENT_LENGTH + 1), 'MANIFEST_PATTERN_MISMATCH'],
+    ['manifest.json', 'MANIFEST_RESERVED_PATH'],
+    ['Manifest.JSON', 'MANIFEST_RESERVED_PATH'],
+    ['manifest.json.asc', 'MANIFEST_RESERVED_PATH'],
+    ['manifest', 'MANIFEST_RESERVED_PATH'],
+    ['index.html', 'MANIFEST_RESERVED_PATH'],
+    ['docs/INDEX.HTML', 'MANIFEST_RESERVED_PATH'],
+    ['tool.asc', 'MANIFEST_RESERVED_PATH'],
+  ])('refuses the artifact path %j with %s', async (file, code) => {
+    const problems = validateManifest(manifestWith(file));
+    expect(problems.map((p) => [p.code, p.path])).toContainEqual([code, '/installation/artifacts/0/file']);
+    expect(await assertWritableIfValid(file)).toBe(false);
+  });
+
+  it.each([
+    'tool',
+    'artifacts/linux-amd64/tool',
+    'x'.repeat(MAX_SEGMENT_LENGTH),
+    `a/${'y'.repeat(MAX_SEGMENT_LENGTH)}/b`,
+    'tool.exe',
+    'bin/manifest.json',
+    'nul-tool',
+    '_x-y.z',
+  ])('accepts %j, and every store writes it', async (file) => {
+    expect(await assertWritableIfValid(file)).toBe(true);
+  });
+
+  it('writes whatever it accepts, over 3,000 generated paths and versions', async () => {
+    // A small generator with the characters that matter: dots, separators, case, device names.
+    let seed = 7;
+    const random = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const pieces = ['a', 'Z', '0', '.', '..', '-', '_', '/', 'nul', 'con', 'index.html', '.asc', '+', ' '];
+    const versions = ['1.0.0', '1.0.0-RC.1', '2.0.0+build.7', '0.0.1-a.b-c.d+x.y'];
+    let accepted = 0;
+    for (let i = 0; i < 3000; i++) {
+      const length = 1 + random(8);
+      const file = Array.from({ length }, () => pieces[random(pieces.length)]).join('');
+      const version = versions[random(versions.length)] as string;
+      if (await assertWritableIfValid(file, version)) accepted += 1;
+    }
+    // The generator reaches both sides of the line.
+    expect(accepted).toBeGreaterThan(300);
+    expect(accepted).toBeLessThan(2700);
+  });
+});
+
+describe('when a version becomes a folder', () => {
+  it('drops build metadata, which S3 would read as a space and SemVer ignores', () => {
+    expect(versionBase('x', '1.2.0-rc.1+b7')).toBe('plugins/x/1.2.0-rc.1');
+    expect(artifactKey('x', '1.0.0+a', 'tool')).toBe('plugins/x/1.0.0/tool');
+  });
+
+  it('treats versions that differ only in build metadata or letter case as one', () => {
+    expect(versionIdentity('1.0.0+a')).toBe(versionIdentity('1.0.0+b'));
+    expect(versionIdentity('1.0.0-RC.1')).toBe(versionIdentity('1.0.0-rc.1'));
+    expect(versionIdentity('1.0.0-rc.1')).not.toBe(versionIdentity('1.0.0-rc.2'));
+  });
+});
+
+describe('when a name or a path has a meaning of its own', () => {
+  it('reserves the registry words and Windows device names as plugin names', () => {
+    for (const name of ['index', 'search', 'snapshot', 'keys', 'plugins', 'con', 'nul', 'com1', 'lpt9'])
+      expect(pluginNameProblem(name), name).toBeDefined();
+    for (const name of ['indexer', 'search-tools', 'console', 'nul-cost'])
+      expect(pluginNameProblem(name)).toBeUndefined();
+  });
+
+  it('refuses artifact paths the registry writes or routes answer, case-insensitively', () => {
+    expect(artifactPathProblem('MANIFEST.json')).toBeDefined();
+    expect(artifactPathProblem('a/b/index.htm')).toBeDefined();
+    expect(artifactPathProblem('sig/tool.ASC')).toBeDefined();
+    expect(artifactPathProblem('bin/manifest.json')).toBeUndefined();
+  });
+
+  it('tells hosted artifacts from the files the registry writes', () => {
+    expect(isHostedArtifactKey('plugins/x/1.0.0/tool')).toBe(true);
+    expect(isHostedArtifactKey('plugins/x/1.0.0/bin/tool.html')).toBe(true);
+    expect(isHostedArtifactKey('plugins/x/1.0.0/manifest.json')).toBe(false);
+    expect(isHostedArtifactKey('plugins/x/1.0.0/manifest.json.asc')).toBe(false);
+    expect(isHostedArtifactKey('plugins/x/index.html')).toBe(false);
+    expect(isHostedArtifactKey('index.html')).toBe(false);
+  });
+});
+
+describe('when a submission is named', () => {
+  const bytes = new TextEncoder().encode('an upload');
+  const digest = 'ab12cd34ef56'.padEnd(64, '0');
+
+  it('gives the same id from the bytes as from their digest', () => {
+    expect(submissionIdFromBytes('incoming/my-plugin.tgz', bytes)).toBe(
+      submissionIdFromDigest('incoming/my-plugin.tgz', sha256Hex(bytes)),
+    );
+  });
+
+  it('keeps the file name and the start of the digest', () => {
+    expect(submissionIdFromDigest('incoming/my-plugin-1.0.0.tar.gz', digest)).toBe(
+      'my-plugin-1.0.0-ab12cd34ef56',
+    );
+  });
+
+  it('makes a safe key segment of any name', () => {
+    for (const key of [
+      'incoming/a b.tgz',
+      'incoming/.hidden.tgz',
+      'incoming/con.x.tgz',
+      'incoming/é\n.tgz',
+      'incoming/',
+    ]) {
+      const id = submissionIdFromDigest(key, digest);
+      expect(isSafeKey(statusKey(id)), id).toBe(true);
+      expect(id.endsWith(digest.slice(0, 12))).toBe(true);
+    }
+  });
+});
+
+describe('when the published tree is listed', () => {
+  it('tells plugin documents from the files of their versions', () => {
+    expect(isPluginDocumentKey(pluginDocumentKey('demo'))).toBe(true);
+    expect(isPluginDocumentKey('plugins/demo/1.0.0/manifest.json')).toBe(false);
+    expect(isPluginDocumentKey('plugins/demo/index.html')).toBe(false);
+  });
+});

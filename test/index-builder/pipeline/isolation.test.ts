@@ -1,0 +1,206 @@
+/**
+ * One submission cannot take a batch down with it, and a batch decides as one submission per batch would.
+ * - A store refusing one submission's files for good, or failing unexpectedly, rejects that submission with
+ *   an outcome; the rest of the batch publishes and incoming/ is left empty (a thrown error would leave the
+ *   upload in incoming/ and fail every later batch on it, on AWS until the message is dead-lettered).
+ * - A plugin whose documents cannot be rendered rejects what changed it, not the batch.
+ * - Ownership and version identity are decided within a batch exactly as across batches.
+ */
+import { describe, expect, it } from 'vitest';
+import { StoreError } from '../../../index-builder/errors.ts';
+import type { PluginDocument } from '../../../index-builder/model.ts';
+import { processSubmissions, type SubmissionOutcome } from '../../../index-builder/pipeline/index.ts';
+import type { StoredObject } from '../../../index-builder/store.ts';
+import {
+  encode,
+  makeBundle,
+  makeRegistry,
+  type TestRegistry,
+  testKey,
+  validManifest,
+} from '../../support/fixtures.ts';
+
+const incoming = (registry: TestRegistry): string[] =>
+  [...registry.intake.objects.keys()].filter((k) => k.startsWith('incoming/'));
+
+function pluginDoc(registry: TestRegistry, name: string): PluginDocument {
+  return JSON.parse(
+    new TextDecoder().decode(registry.site.objects.get(`plugins/${name}/index.json`)?.body),
+  ) as PluginDocument;
+}
+
+const statusOf = (outcomes: readonly SubmissionOutcome[]) =>
+  outcomes.map((o) => [o.plugin, o.version, o.status, ...o.problems.map((p) => p.code)]);
+
+/** Makes the site store fail every write of a key containing `marker`, with `error`. */
+function poison(registry: TestRegistry, marker: string, error: () => Error): void {
+  const put = registry.site.put.bind(registry.site);
+  registry.site.put = async (key, body, options) => {
+    if (key.includes(marker)) throw error();
+    return put(key, body, options);
+  };
+}
+
+describe('when a store cannot write one submission of a batch', () => {
+  it.each([
+    ['refuses it for good', () => new StoreError('STORE_REFUSED', 'k', 'File name too long')],
+    ['fails unexpectedly', () => new TypeError('Cannot read properties of undefined')],
+  ])('rejects that one when the store %s, and publishes the rest', async (_, error) => {
+    const registry = await makeRegistry();
+    poison(registry, 'poisoned', error);
+    await registry.submit(
+      await makeBundle({ manifest: validManifest({ name: 'first-plugin' }) }),
+      await makeBundle({
+        manifest: validManifest({ name: 'poisoned-plugin' }),
+        artifacts: [{ os: 'linux', arch: 'amd64', name: 'tool', body: encode('bytes') }],
+      }),
+      await makeBundle({ manifest: validManifest({ name: 'last-plugin' }) }),
+    );
+
+    const result = await processSubmissions(registry.context);
+
+    expect(statusOf(result.outcomes)).toEqual([
+      ['first-plugin', '1.0.0', 'accepted'],
+      ['poisoned-plugin', '1.0.0', 'rejected', 'SUBMISSION_WRITE_FAILED'],
+      ['last-plugin', '1.0.0', 'accepted'],
+    ]);
+    expect(incoming(registry)).toEqual([]);
+    expect(result.changedPlugins).toEqual(['first-plugin', 'last-plugin']);
+    expect(registry.site.objects.has('plugins/poisoned-plugin/index.json')).toBe(false);
+    const index = JSON.parse(new TextDecoder().decode(registry.site.objects.get('index.json')?.body)) as {
+      plugins: { name: string }[];
+    };
+    expect(index.plugins.map((p) => p.name)).toEqual(['first-plugin', 'last-plugin']);
+
+    // The next batch is not held up by it.
+    await registry.submit(await makeBundle({ manifest: validManifest({ name: 'later-plugin' }) }));
+    expect(statusOf((await processSubmissions(registry.context)).outcomes)).toEqual([
+      ['later-plugin', '1.0.0', 'accepted'],
+    ]);
+  });
+
+  it('fails the batch, keeping every upload for the retry, when the store is only unavailable', async () => {
+    const registry = await makeRegistry();
+    poison(registry, 'flaky', () => new StoreError('STORE_IO', 'k', 'connection reset'));
+    const keys = await registry.submit(
+      await makeBundle({ manifest: validManifest({ name: 'flaky-plugin' }) }),
+      await makeBundle({ manifest: validManifest({ name: 'other-plugin' }) }),
+    );
+    await expect(processSubmissions(registry.context)).rejects.toMatchObject({ code: 'STORE_IO' });
+    expect(incoming(registry)).toEqual(keys);
+  });
+});
+
+describe('when a plugin document cannot be rendered', () => {
+  it('rejects the submission that changed it and publishes the rest of the batch', async () => {
+    const registry = await makeRegistry();
+    await registry.submit(await makeBundle({ manifest: validManifest({ version: '2.0.0' }) }));
+    await processSubmissions(registry.context);
+    // A document published before text was checked, holding what no renderer may emit.
+    const doc = pluginDoc(registry, 'demo-plugin');
+    const planted = { ...doc, description: 'broken \ud800 text' };
+    const stored = registry.site.objects.get('plugins/demo-plugin/index.json') as StoredObject;
+    registry.site.objects.set('plugins/demo-plugin/index.json', {
+      ...stored,
+      body: encode(JSON.stringify(planted)),
+    });
+
+    await registry.submit(
+      // An older version: the document keeps describing 2.0.0, with the planted text.
+      await makeBundle({ manifest: validManifest({ version: '1.0.0' }) }),
+      await makeBundle({ manifest: validManifest({ name: 'healthy-plugin' }) }),
+    );
+    const result = await processSubmissions(registry.context);
+
+    expect(statusOf(result.outcomes)).toEqual([
+      ['demo-plugin', '1.0.0', 'rejected', 'SUBMISSION_WRITE_FAILED'],
+      ['healthy-plugin', '1.0.0', 'accepted'],
+    ]);
+    expect(result.outcomes[0]?.problems[0]?.message).toMatch(/rendering the plugin's documents/);
+    expect(incoming(registry)).toEqual([]);
+    expect(pluginDoc(registry, 'demo-plugin').versions.map((v) => v.version)).toEqual(['2.0.0']);
+  });
+});
+
+describe('when two publishers claim one new name', () => {
+  async function claim(together: boolean) {
+    const registry = await makeRegistry();
+    const first = await makeBundle({ manifest: validManifest({ name: 'contested', version: '1.0.0' }) });
+    const second = await makeBundle({
+      manifest: validManifest({ name: 'contested', version: '9.0.0' }),
+      signer: await testKey('rival'),
+    });
+    let outcomes: SubmissionOutcome[];
+    if (together) {
+      await registry.submit(first, second);
+      outcomes = [...(await processSubmissions(registry.context)).outcomes];
+    } else {
+      await registry.submit(first);
+      outcomes = [...(await processSubmissions(registry.context)).outcomes];
+      await registry.submit(second);
+      outcomes.push(...(await processSubmissions(registry.context)).outcomes);
+    }
+    return { outcomes: statusOf(outcomes), doc: pluginDoc(registry, 'contested') };
+  }
+
+  it('decides within a batch exactly as across batches: the first owns it', async () => {
+    const publisher = (await testKey('publisher')).fingerprint;
+    const apart = await claim(false);
+    const together = await claim(true);
+    expect(together.outcomes).toEqual([
+      ['contested', '1.0.0', 'accepted'],
+      ['contested', '9.0.0', 'rejected', 'PUBLISHER_NOT_OWNER'],
+    ]);
+    expect(together.outcomes).toEqual(apart.outcomes);
+    expect(together.doc.owners).toEqual([publisher]);
+    expect(together.doc.latest_version).toBe('1.0.0');
+    expect(together.doc.versions.map((v) => v.publisher)).toEqual([publisher]);
+  });
+
+  it('lets the new owner publish more versions in the same batch', async () => {
+    const registry = await makeRegistry();
+    await registry.submit(
+      await makeBundle({ manifest: validManifest({ name: 'fresh', version: '1.0.0' }) }),
+      await makeBundle({ manifest: validManifest({ name: 'fresh', version: '1.1.0' }) }),
+    );
+    expect(statusOf((await processSubmissions(registry.context)).outcomes)).toEqual([
+      ['fresh', '1.0.0', 'accepted'],
+      ['fresh', '1.1.0', 'accepted'],
+    ]);
+    expect(pluginDoc(registry, 'fresh').latest_version).toBe('1.1.0');
+  });
+});
+
+describe('when versions differ only in build metadata or letter case', () => {
+  it.each([
+    ['1.0.0+a', '1.0.0+b'],
+    ['1.0.0', '1.0.0+build.5'],
+    ['1.0.0-RC.1', '1.0.0-rc.1'],
+    ['2.0.0-Beta', '2.0.0-beta+x'],
+  ])('publishes %s once and refuses %s, in one batch and in two', async (a, b) => {
+    for (const together of [true, false]) {
+      const registry = await makeRegistry();
+      const first = await makeBundle({ manifest: validManifest({ version: a }) });
+      const second = await makeBundle({ manifest: validManifest({ version: b }) });
+      const outcomes: SubmissionOutcome[] = [];
+      if (together) {
+        await registry.submit(first, second);
+        outcomes.push(...(await processSubmissions(registry.context)).outcomes);
+      } else {
+        await registry.submit(first);
+        outcomes.push(...(await processSubmissions(registry.context)).outcomes);
+        await registry.submit(second);
+        outcomes.push(...(await processSubmissions(registry.context)).outcomes);
+      }
+      expect(statusOf(outcomes), `together: ${together}`).toEqual([
+        ['demo-plugin', a, 'accepted'],
+        ['demo-plugin', b, 'rejected', 'VERSION_EXISTS'],
+      ]);
+      const doc = pluginDoc(registry, 'demo-plugin');
+      expect(doc.versions.map((v) => v.version)).toEqual([a]);
+      // The folder is the version without build metadata: no `+` in any published key or URL.
+      expect(doc.versions[0]?.manifest_url).not.toContain('+');
+      expect([...registry.site.objects.keys()].filter((k) => k.includes('+'))).toEqual([]);
+    }
+  });
+});

@@ -1,0 +1,568 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
+import { describe, expect, it } from 'vitest';
+import YAML from 'yaml';
+import { StoreError } from '../../../index-builder/errors.ts';
+import { binKey, binOf, submissionIdFromBytes } from '../../../index-builder/layout.ts';
+import type { PluginDocument } from '../../../index-builder/model.ts';
+import {
+  processSubmissions,
+  rebuildRegistry,
+  refreshSnapshot,
+  type SubmissionOutcome,
+} from '../../../index-builder/pipeline/index.ts';
+import type { SnapshotDocument } from '../../../index-builder/render/documents.ts';
+import { readPublicKey, verifyDetachedSignature } from '../../../index-builder/signing.ts';
+import {
+  CACHE_IMMUTABLE,
+  CACHE_MUTABLE,
+  isSafeKey,
+  type StoredObject,
+} from '../../../index-builder/store.ts';
+import {
+  encode,
+  makeBundle,
+  makeRegistry,
+  sha256,
+  type TestRegistry,
+  testKey,
+  validManifest,
+} from '../../support/fixtures.ts';
+import { MemoryStore } from '../../support/memory-store.ts';
+import { PULUMICOST_SPEC } from '../../support/reference.ts';
+
+function json<T>(store: MemoryStore, key: string): T {
+  const object = store.objects.get(key);
+  if (!object) throw new Error(`missing ${key}`);
+  return JSON.parse(new TextDecoder().decode(object.body)) as T;
+}
+
+async function publish(registry: TestRegistry, ...bundles: Uint8Array[]): Promise<SubmissionOutcome[]> {
+  const keys = await registry.submit(...bundles);
+  return [...(await processSubmissions(registry.context, keys)).outcomes];
+}
+
+describe('when a valid submission arrives', () => {
+  it('publishes the manifest, documents, signatures and snapshot', async () => {
+    const registry = await makeRegistry();
+    const artifact = encode('#!/bin/sh\necho demo\n');
+    const [outcome] = await publish(
+      registry,
+      await makeBundle({ artifacts: [{ os: 'linux', arch: 'amd64', name: 'demo', body: artifact }] }),
+    );
+    expect(outcome).toMatchObject({
+      status: 'accepted',
+      plugin: 'demo-plugin',
+      version: '1.0.0',
+      generation: 1,
+      problems: [],
+    });
+
+    const site = registry.site;
+    for (const key of [
+      'plugins/demo-plugin/1.0.0/manifest.json',
+      'plugins/demo-plugin/1.0.0/manifest.json.asc',
+      'plugins/demo-plugin/1.0.0/artifacts/linux-amd64/demo',
+    ]) {
+      expect(site.objects.get(key)?.cacheControl).toBe(CACHE_IMMUTABLE);
+    }
+    for (const key of [
+      'index.json',
+      'index.yaml',
+      'search.json',
+      'snapshot.json',
+      'plugins/demo-plugin/index.json',
+      'plugins/demo-plugin/index.html',
+      'index.html',
+      'favicon.svg',
+      'keys/registry.asc',
+    ]) {
+      expect(site.objects.get(key)?.cacheControl, key).toBe(CACHE_MUTABLE);
+    }
+    expect(site.objects.get('favicon.svg')?.contentType).toBe('image/svg+xml');
+    const doc = json<PluginDocument>(site, 'plugins/demo-plugin/index.json');
+    expect(doc.latest_version).toBe('1.0.0');
+    expect(doc.versions[0]?.artifacts).toEqual([
+      {
+        os: 'linux',
+        arch: 'amd64',
+        url: 'https://registry.example.com/plugins/demo-plugin/1.0.0/artifacts/linux-amd64/demo',
+        sha256: sha256(artifact),
+        size_bytes: artifact.byteLength,
+        hosted: true,
+      },
+    ]);
+    expect(site.objects.get('plugins/demo-plugin/1.0.0/manifest.json')?.contentType).toBe('application/json');
+    expect(registry.intake.objects.has(`status/${outcome?.id}.json`)).toBe(true);
+    expect([...registry.intake.objects.keys()].filter((k) => k.startsWith('incoming/'))).toEqual([]);
+    expect([...registry.intake.objects.keys()].filter((k) => k.startsWith('processed/'))).toHaveLength(1);
+  });
+
+  it('signs every JSON and YAML document, and the snapshot binds their digests', async () => {
+    const registry = await makeRegistry();
+    await publish(registry, await makeBundle());
+    const key = await readPublicKey(registry.registryKey.publicKey);
+    const signed = [...registry.site.objects.keys()].filter((k) => /\.(json|yaml)$/.test(k));
+    expect(signed.length).toBeGreaterThanOrEqual(6);
+    for (const name of signed) {
+      const body = registry.site.objects.get(name)?.body as Uint8Array;
+      const signature = new TextDecoder().decode(registry.site.objects.get(`${name}.asc`)?.body);
+      await expect(verifyDetachedSignature(body, signature, [key.key]), name).resolves.toMatchObject({
+        ok: true,
+      });
+    }
+    const snapshot = json<SnapshotDocument>(registry.site, 'snapshot.json');
+    expect(snapshot.key_fingerprint).toBe(registry.registryKey.fingerprint);
+    expect(new Date(snapshot.expires).getTime()).toBeGreaterThan(new Date(snapshot.created).getTime());
+    for (const [name, digest] of Object.entries(snapshot.documents)) {
+      const body = registry.site.objects.get(name)?.body as Uint8Array;
+      expect(digest, name).toEqual({ sha256: sha256(body), size: body.byteLength });
+    }
+    const bin = binKey(binOf('demo-plugin'));
+    expect(Object.keys(snapshot.documents).sort()).toEqual([
+      'index.json',
+      'index.yaml',
+      'keys/registry.asc',
+      'search.json',
+      bin,
+    ]);
+    // The plugin document is bound through its bin: snapshot -> bin -> document.
+    const doc = registry.site.objects.get('plugins/demo-plugin/index.json')?.body as Uint8Array;
+    expect(json<{ documents: Record<string, unknown> }>(registry.site, bin).documents).toEqual({
+      'plugins/demo-plugin/index.json': { sha256: sha256(doc), size: doc.byteLength },
+    });
+  });
+
+  it('writes an index.json that validates against the reference registry schema, and the same document as YAML', async () => {
+    const registry = await makeRegistry();
+    await publish(
+      registry,
+      await makeBundle(),
+      await makeBundle({ manifest: validManifest({ version: '1.1.0-beta.1' }) }),
+      await makeBundle({
+        manifest: validManifest({
+          name: 'other-plugin',
+          plugin_type: 'observability',
+          capabilities: ['custom_metrics'],
+        }),
+      }),
+    );
+    const ajv = new Ajv2020({ allErrors: true, strict: false });
+    addFormats.default(ajv);
+    const schema = JSON.parse(
+      readFileSync(path.join(PULUMICOST_SPEC, 'schemas/plugin_registry.schema.json'), 'utf8'),
+    );
+    const index = json<Record<string, unknown>>(registry.site, 'index.json');
+    const valid = ajv.validate(schema, index);
+    expect(ajv.errors ?? []).toEqual([]);
+    expect(valid).toBe(true);
+    expect(YAML.parse(new TextDecoder().decode(registry.site.objects.get('index.yaml')?.body))).toEqual(
+      index,
+    );
+  });
+
+  it('keeps unknown manifest fields in the published manifest', async () => {
+    const registry = await makeRegistry();
+    await publish(registry, await makeBundle({ manifest: validManifest({ x_future: { nested: [1, 2] } }) }));
+    expect(
+      json<Record<string, unknown>>(registry.site, 'plugins/demo-plugin/1.0.0/manifest.json').x_future,
+    ).toEqual({ nested: [1, 2] });
+  });
+
+  it('publishes a YAML manifest as JSON', async () => {
+    const registry = await makeRegistry();
+    const manifest = validManifest({ name: 'yaml-plugin' });
+    const [outcome] = await publish(
+      registry,
+      await makeBundle({ manifestName: 'manifest.yaml', manifestText: YAML.stringify(manifest) }),
+    );
+    expect(outcome?.status).toBe('accepted');
+    expect(json(registry.site, 'plugins/yaml-plugin/1.0.0/manifest.json')).toEqual(manifest);
+  });
+});
+
+describe('when versions accumulate', () => {
+  it('resolves latest and channels, newest first', async () => {
+    const registry = await makeRegistry();
+    const versions = ['1.0.0', '1.2.0', '2.0.0-beta.1', '1.10.0', '2.0.0-beta.2'];
+    await publish(
+      registry,
+      ...(await Promise.all(versions.map((version) => makeBundle({ manifest: validManifest({ version }) })))),
+    );
+    const doc = json<PluginDocument>(registry.site, 'plugins/demo-plugin/index.json');
+    expect(doc.versions.map((v) => v.version)).toEqual([
+      '2.0.0-beta.2',
+      '2.0.0-beta.1',
+      '1.10.0',
+      '1.2.0',
+      '1.0.0',
+    ]);
+    expect(doc.latest_version).toBe('1.10.0');
+    expect(doc.channels).toEqual({ beta: '2.0.0-beta.2' });
+    expect(doc.versions.find((v) => v.version === '2.0.0-beta.1')?.prerelease).toBe(true);
+  });
+
+  it('takes display fields from the latest stable version, not from an older one published later', async () => {
+    const registry = await makeRegistry();
+    await publish(
+      registry,
+      await makeBundle({ manifest: validManifest({ version: '2.0.0', description: 'new' }) }),
+    );
+    await publish(
+      registry,
+      await makeBundle({ manifest: validManifest({ version: '1.5.0', description: 'old backport' }) }),
+    );
+    const doc = json<PluginDocument>(registry.site, 'plugins/demo-plugin/index.json');
+    expect(doc.description).toBe('new');
+    expect(doc.latest_version).toBe('2.0.0');
+  });
+});
+
+describe('when the same submission comes again', () => {
+  it('is an idempotent success and changes nothing published', async () => {
+    const registry = await makeRegistry();
+    const bundle = await makeBundle();
+    await publish(registry, bundle);
+    const before = registry.site.fingerprint();
+    const [again] = await publish(registry, bundle);
+    expect(again?.status).toBe('already-published');
+    expect(registry.site.fingerprint()).toEqual(before);
+  });
+
+  it('accepts a re-signed bundle of the same manifest bytes as the same version', async () => {
+    const registry = await makeRegistry();
+    await publish(registry, await makeBundle());
+    const [again] = await publish(registry, await makeBundle());
+    expect(again?.status).toBe('already-published');
+  });
+});
+
+describe('when submissions arrive as a batch', () => {
+  it('rebuilds once: one new generation for the whole batch', async () => {
+    const registry = await makeRegistry();
+    const bundles = await Promise.all(
+      Array.from({ length: 5 }, (_, i) => makeBundle({ manifest: validManifest({ name: `batch-${i}` }) })),
+    );
+    const keys = await registry.submit(...bundles);
+    const result = await processSubmissions(registry.context, keys);
+    expect(result.generation).toBe(1);
+    expect(result.outcomes.map((o) => o.status)).toEqual(Array(5).fill('accepted'));
+    expect(registry.site.writes.filter((k) => k === 'index.json')).toHaveLength(1);
+    expect(registry.site.writes.filter((k) => k === 'snapshot.json')).toHaveLength(1);
+  });
+
+  it('names exactly the mutable keys it rewrote, for CDN invalidation, and never an immutable one', async () => {
+    const registry = await makeRegistry();
+    await publish(registry, await makeBundle());
+    const result = await processSubmissions(
+      registry.context,
+      await registry.submit(await makeBundle({ manifest: validManifest({ version: '1.1.0' }) })),
+    );
+    const bin = binKey(binOf('demo-plugin'));
+    expect(result.invalidate).toEqual(
+      [
+        'index.json',
+        'index.json.asc',
+        'index.yaml',
+        'index.yaml.asc',
+        'plugins/demo-plugin/index.html',
+        'plugins/demo-plugin/index.json',
+        'plugins/demo-plugin/index.json.asc',
+        'search.json',
+        'search.json.asc',
+        bin,
+        `${bin}.asc`,
+        'snapshot.json',
+        'snapshot.json.asc',
+      ].sort(),
+    );
+    expect(result.invalidate.some((k) => k.includes('/1.1.0/'))).toBe(false);
+  });
+
+  it('rewrites only the changed plugin documents on a later publish', async () => {
+    const registry = await makeRegistry();
+    await publish(
+      registry,
+      ...(await Promise.all(
+        ['a-one', 'b-two', 'c-three'].map((name) => makeBundle({ manifest: validManifest({ name }) })),
+      )),
+    );
+    registry.site.writes.length = 0;
+    await publish(
+      registry,
+      await makeBundle({ manifest: validManifest({ name: 'b-two', version: '1.1.0' }) }),
+    );
+    const pluginWrites = registry.site.writes
+      .filter((k) => k.startsWith('plugins/'))
+      .map((k) => k.split('/')[1]);
+    expect(new Set(pluginWrites)).toEqual(new Set(['b-two']));
+    const index = json<{ plugins: { name: string }[] }>(registry.site, 'index.json');
+    expect(index.plugins.map((p) => p.name)).toEqual(['a-one', 'b-two', 'c-three']);
+  });
+
+  it('defers submissions past maxBatchBytes to the next batch, always taking at least one', async () => {
+    const registry = await makeRegistry();
+    const bundles = await Promise.all(
+      ['a-one', 'b-two', 'c-three'].map((name) => makeBundle({ manifest: validManifest({ name }) })),
+    );
+    await registry.submit(...bundles);
+    const context = { ...registry.context, maxBatchBytes: 1 };
+    const first = await processSubmissions(context);
+    expect(first.outcomes).toHaveLength(1);
+    expect(first.leftInIncoming).toBe(2);
+    const second = await processSubmissions(context);
+    const third = await processSubmissions(context);
+    expect([second.leftInIncoming, third.leftInIncoming]).toEqual([1, 0]);
+    expect(json<{ plugins: unknown[] }>(registry.site, 'index.json').plugins).toHaveLength(3);
+  });
+
+  it('takes waiting uploads in upload order, so the earlier of two conflicting versions wins', async () => {
+    const registry = await makeRegistry();
+    const [late, early] = await registry.submit(
+      await makeBundle({ manifest: validManifest({ description: 'a' }) }),
+      await makeBundle({ manifest: validManifest({ description: 'b' }) }),
+    );
+    // Names say one order, upload times the other.
+    for (const [key, at] of [
+      [late, '2026-11-01T10:00:05Z'],
+      [early, '2026-11-01T10:00:01Z'],
+    ] as const) {
+      const object = registry.intake.objects.get(key as string);
+      if (object) registry.intake.objects.set(key as string, { ...object, lastModified: new Date(at) });
+    }
+    const result = await processSubmissions(registry.context);
+    expect(result.outcomes.map((o) => [o.submission, o.status])).toEqual([
+      [early, 'accepted'],
+      [late, 'rejected'],
+    ]);
+  });
+
+  it('accepts one and rejects another of the same version within a batch', async () => {
+    const registry = await makeRegistry();
+    const outcomes = await publish(
+      registry,
+      await makeBundle(),
+      await makeBundle({ manifest: validManifest({ description: 'different bytes' }) }),
+    );
+    expect(outcomes.map((o) => o.status)).toEqual(['accepted', 'rejected']);
+    expect(outcomes[1]?.problems.map((p) => p.code)).toEqual(['VERSION_EXISTS']);
+  });
+
+  it('leaves the published tree alone when every submission is rejected', async () => {
+    const registry = await makeRegistry();
+    await publish(registry, await makeBundle());
+    const before = registry.site.fingerprint();
+    const result = await processSubmissions(registry.context, await registry.submit(encode('garbage')));
+    expect(result.generation).toBeNull();
+    expect(registry.site.fingerprint()).toEqual(before);
+    expect(result.outcomes[0]?.status).toBe('rejected');
+  });
+});
+
+describe('when ownership is first-come', () => {
+  it('lets the first key own a name and refuses another key', async () => {
+    const registry = await makeRegistry();
+    await publish(registry, await makeBundle());
+    const intruder = await testKey('intruder');
+    const [outcome] = await publish(
+      registry,
+      await makeBundle({ manifest: validManifest({ version: '9.9.9' }), signer: intruder }),
+    );
+    expect(outcome?.problems.map((p) => p.code)).toEqual(['PUBLISHER_NOT_OWNER']);
+    const doc = json<PluginDocument>(registry.site, 'plugins/demo-plugin/index.json');
+    expect(doc.owners).toEqual([(await testKey('publisher')).fingerprint]);
+  });
+});
+
+describe('when the registry is restricted', () => {
+  it('accepts a listed key for its names only', async () => {
+    const publisher = await testKey('publisher');
+    const registry = await makeRegistry({
+      policy: 'restricted',
+      publishers: [{ fingerprint: publisher.fingerprint, names: ['acme-*'], key: publisher.publicKey }],
+    });
+    const outcomes = await publish(
+      registry,
+      await makeBundle({ manifest: validManifest({ name: 'acme-costs' }) }),
+      await makeBundle({ manifest: validManifest({ name: 'other-costs' }) }),
+      await makeBundle({
+        manifest: validManifest({ name: 'acme-stranger' }),
+        signer: await testKey('stranger'),
+      }),
+    );
+    expect(outcomes.map((o) => o.status)).toEqual(['accepted', 'rejected', 'rejected']);
+    expect(outcomes[1]?.problems.map((p) => p.code)).toEqual(['PUBLISHER_NAME_NOT_ALLOWED']);
+    expect(outcomes[2]?.problems.map((p) => p.code)).toEqual(['PUBLISHER_UNTRUSTED']);
+  });
+});
+
+describe('when uploads have names no key of the registry could have', () => {
+  it('publishes each like any other, under a safe id, and ignores folder markers', async () => {
+    const registry = await makeRegistry();
+    const names = [
+      'incoming/my plugin (1).tgz',
+      'incoming/line\nbreak.tgz',
+      'incoming/plügin-😀.tgz',
+      'incoming/con.x.tgz',
+      'incoming/.hidden.tgz',
+      'incoming/a/../b.tgz',
+    ];
+    for (const [i, name] of names.entries())
+      registry.intake.objects.set(name, {
+        ...(await storedBundle(validManifest({ name: `odd-name-${i}` }))),
+        key: name,
+      });
+    registry.intake.objects.set('incoming/folder/', {
+      ...(await storedBundle(validManifest())),
+      key: 'incoming/folder/',
+      body: new Uint8Array(),
+      size: 0,
+    });
+    const result = await processSubmissions(registry.context);
+    expect(result.outcomes.map((o) => o.submission).sort()).toEqual([...names].sort());
+    for (const outcome of result.outcomes) {
+      expect(outcome.status).toBe('accepted');
+      expect(isSafeKey(`status/${outcome.id}.json`)).toBe(true);
+      expect(registry.intake.objects.has(`status/${outcome.id}.json`)).toBe(true);
+      expect(registry.intake.objects.has(`processed/${outcome.id}.tgz`)).toBe(true);
+    }
+    expect([...registry.intake.objects.keys()].filter((k) => k.startsWith('incoming/'))).toEqual([
+      'incoming/folder/',
+    ]);
+  });
+});
+
+/** A bundle as the memory store holds it, to be placed under a key no `put` would take. */
+async function storedBundle(manifest: Record<string, unknown>) {
+  const store = new MemoryStore();
+  await store.put('x', await makeBundle({ manifest }), {
+    contentType: 'application/gzip',
+    cacheControl: 'no-store',
+  });
+  return store.objects.get('x') as StoredObject;
+}
+
+describe('when an upload is larger than the bundle limit', () => {
+  it('rejects it by its listed size without reading it whole, moves it intact, and publishes the rest', async () => {
+    const registry = await makeRegistry();
+    const huge = new Uint8Array(64 * 1024).map((_, i) => (i * 7919) % 251);
+    const [hugeKey, goodKey] = await registry.submit(huge, await makeBundle());
+    const readWhole: string[] = [];
+    const realGet = registry.intake.get.bind(registry.intake);
+    registry.intake.get = async (k) => {
+      readWhole.push(k);
+      return realGet(k);
+    };
+    const context = { ...registry.context, bundleLimits: { maxCompressedBytes: 32 * 1024 } };
+    const result = await processSubmissions(context);
+
+    expect(result.outcomes.map((o) => [o.submission, o.status])).toEqual([
+      [hugeKey, 'rejected'],
+      [goodKey, 'accepted'],
+    ]);
+    const rejected = result.outcomes[0] as SubmissionOutcome;
+    expect(rejected.problems).toEqual([
+      expect.objectContaining({
+        code: 'BUNDLE_TOO_LARGE',
+        path: 'bundle:',
+        expected: 'at most 32768 bytes',
+        found: '65536 bytes',
+      }),
+    ]);
+    expect(rejected.id).toBe(submissionIdFromBytes(hugeKey as string, huge));
+    expect(rejected.submission_sha256).toBe(sha256(huge));
+    expect(readWhole).not.toContain(hugeKey);
+    expect(registry.intake.objects.get(`rejected/${rejected.id}.tgz`)?.body).toEqual(huge);
+    expect(registry.intake.objects.has(`status/${rejected.id}.json`)).toBe(true);
+    expect([...registry.intake.objects.keys()].filter((k) => k.startsWith('incoming/'))).toEqual([]);
+  });
+});
+
+describe('when checking a submission fails unexpectedly', () => {
+  it('fails the batch on a storage error and keeps the submission for a retry', async () => {
+    const registry = await makeRegistry();
+    const [key] = await registry.submit(await makeBundle());
+    registry.site.get = async (k) => {
+      throw new StoreError('STORE_IO', k, 'disk on fire');
+    };
+    await expect(processSubmissions(registry.context, [key as string])).rejects.toMatchObject({
+      code: 'STORE_IO',
+    });
+    expect(registry.intake.objects.has(key as string)).toBe(true);
+  });
+
+  it('rejects the one submission that breaks the checks, with the reason, and goes on', async () => {
+    const registry = await makeRegistry();
+    const realGet = registry.site.get.bind(registry.site);
+    registry.site.get = async (k) => {
+      if (k === 'plugins/poison/index.json') throw new TypeError('unexpected shape');
+      return realGet(k);
+    };
+    const outcomes = await publish(
+      registry,
+      await makeBundle({ manifest: validManifest({ name: 'poison' }) }),
+      await makeBundle(),
+    );
+    expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'accepted']);
+    expect(outcomes[0]?.problems[0]).toMatchObject({
+      code: 'SUBMISSION_UNREADABLE',
+      message: expect.stringContaining('unexpected shape'),
+    });
+  });
+});
+
+describe('when recovering and maintaining', () => {
+  it('a full rebuild reproduces the same documents and a higher generation', async () => {
+    const registry = await makeRegistry();
+    await publish(
+      registry,
+      await makeBundle(),
+      await makeBundle({ manifest: validManifest({ name: 'second-one' }) }),
+    );
+    const index = json<{ plugins: unknown[] }>(registry.site, 'index.json');
+    const result = await rebuildRegistry(registry.context);
+    expect(result).toMatchObject({ generation: 2, plugins: 2 });
+    expect(result.invalidate).toContain('index.json');
+    expect(json<{ plugins: unknown[] }>(registry.site, 'index.json').plugins).toEqual(index.plugins);
+  });
+
+  it('refreshing the snapshot extends its expiry and bumps the generation only', async () => {
+    const registry = await makeRegistry();
+    await publish(registry, await makeBundle());
+    const before = json<SnapshotDocument>(registry.site, 'snapshot.json');
+    const { generation, invalidate } = await refreshSnapshot(registry.context);
+    expect(invalidate).toEqual(['snapshot.json', 'snapshot.json.asc']);
+    const after = json<SnapshotDocument>(registry.site, 'snapshot.json');
+    expect(generation).toBe(before.generation + 1);
+    expect(after.documents).toEqual(before.documents);
+    expect(new Date(after.expires).getTime()).toBeGreaterThan(new Date(before.expires).getTime());
+  });
+
+  it('converges when a publish died after the plugin document but before the globals', async () => {
+    const registry = await makeRegistry();
+    const bundle = await makeBundle();
+    const [key] = await registry.submit(bundle);
+    // Simulate the crash: run the pipeline on a store that fails the first write of index.json.
+    const site = registry.site;
+    const realPut = site.put.bind(site);
+    let failed = false;
+    site.put = async (k, body, options) => {
+      if (k === 'index.json' && !failed) {
+        failed = true;
+        throw new Error('injected failure');
+      }
+      return realPut(k, body, options);
+    };
+    await expect(processSubmissions(registry.context, [key as string])).rejects.toThrow('injected failure');
+    expect(registry.intake.objects.has(key as string)).toBe(true); // not lost: still waiting
+    const [outcome] = (await processSubmissions(registry.context)).outcomes;
+    expect(outcome?.status).toBe('already-published');
+    const index = json<{ plugins: { name: string }[] }>(site, 'index.json');
+    expect(index.plugins.map((p) => p.name)).toEqual(['demo-plugin']);
+    const bin = json<{ documents: Record<string, { sha256: string }> }>(site, binKey(binOf('demo-plugin')));
+    const doc = site.objects.get('plugins/demo-plugin/index.json')?.body as Uint8Array;
+    expect(bin.documents['plugins/demo-plugin/index.json']?.sha256).toBe(sha256(doc));
+  });
+});

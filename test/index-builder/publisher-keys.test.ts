@@ -1,0 +1,258 @@
+/**
+ * Publisher keys are judged at the time of publishing, not at the time a signature claims: an expired or
+ * revoked key (or signing subkey) is refused however its signature is dated, a subkey not flagged for
+ * signing signs nothing, and a signature dated after the publish is refused. GnuPG reaches the same verdict
+ * on the same key and signature. Keys, signatures and their work are bounded: a huge or complex key is
+ * refused before any signature is checked.
+ */
+import * as openpgp from 'openpgp';
+import { describe, expect, it } from 'vitest';
+import type { ProblemCode } from '../../index-builder/errors.ts';
+import { processSubmissions } from '../../index-builder/pipeline/index.ts';
+import { readPublicKey } from '../../index-builder/signing.ts';
+import {
+  encode,
+  makeBundle,
+  makeRegistry,
+  type RawEntry,
+  rawTar,
+  signAsPublisher,
+  testKey,
+  validManifest,
+} from '../support/fixtures.ts';
+import { gpgKeyring } from '../support/gpg.ts';
+
+const DAY = 24 * 3600 * 1000;
+/** The test registries publish at 2026-11-01 (fixtures.ts). */
+const CREATED = new Date('2026-01-01T00:00:00Z');
+const WHILE_VALID = new Date('2026-01-05T00:00:00Z');
+
+interface Publisher {
+  readonly secretKey: string;
+  readonly publicKey: string;
+}
+
+type GenerateOptions = Partial<Parameters<typeof openpgp.generateKey>[0]>;
+
+/** The low-level calls openpgp.js keeps out of its public types: to sign with a key not meant for it. */
+interface RawSigning {
+  setBytes(bytes: Uint8Array, format: number): void;
+}
+interface RawSignature {
+  sign(key: unknown, data: unknown, date: Date, detached: boolean, config: unknown): Promise<void>;
+}
+
+async function generate(options: GenerateOptions = {}): Promise<openpgp.PrivateKey> {
+  const { privateKey } = await openpgp.generateKey({
+    type: 'ecc',
+    userIDs: [{ name: 'publisher', email: 'p@example.com' }],
+    date: CREATED,
+    format: 'object',
+    ...options,
+  });
+  return privateKey as unknown as openpgp.PrivateKey;
+}
+
+const asPublisher = (key: openpgp.PrivateKey): Publisher => ({
+  secretKey: key.armor(),
+  publicKey: key.toPublic().armor(),
+});
+
+const manifestBytes = (manifest = validManifest({ name: 'keyed-plugin' })): Uint8Array =>
+  encode(`${JSON.stringify(manifest, null, 2)}\n`);
+
+/** A bundle signed at `signedAt` by `signer`, carrying `publicKey` as publisher.asc. */
+async function bundleSigned(signer: Publisher, signedAt: Date, publicKey = signer.publicKey) {
+  const body = manifestBytes();
+  const signature = await signAsPublisher(body, signer.secretKey, signedAt);
+  return {
+    signature,
+    body,
+    bundle: await makeBundle({
+      manifestText: new TextDecoder().decode(body),
+      signature,
+      publisherKey: publicKey,
+    }),
+  };
+}
+
+async function outcomeOf(bundle: Uint8Array, config = {}) {
+  const registry = await makeRegistry(config);
+  await registry.submit(bundle);
+  const [outcome] = (await processSubmissions(registry.context)).outcomes;
+  expect(registry.site.objects.has('plugins/keyed-plugin/index.json')).toBe(false);
+  return outcome;
+}
+
+const codes = (outcome: { problems: readonly { code: ProblemCode }[] } | undefined) =>
+  outcome?.problems.map((p) => p.code);
+
+describe('when a publisher key is no longer valid at the time of publishing', () => {
+  it('refuses an expired key, whatever time the signature claims, as GnuPG does', async () => {
+    const key = await generate({ keyExpirationTime: 30 * 24 * 3600 });
+    const publisher = asPublisher(key);
+    const { bundle, body, signature } = await bundleSigned(publisher, WHILE_VALID);
+    expect(codes(await outcomeOf(bundle))).toEqual(['PUBLISHER_KEY_EXPIRED']);
+    const gpg = gpgKeyring(publisher.publicKey);
+    expect(gpg.status(body, signature)).toMatch(/EXPKEYSIG/);
+    gpg.close();
+  });
+
+  it('refuses a revoked key, even for a signature made before the revocation, as GnuPG does', async () => {
+    const key = await generate();
+    const signed = await bundleSigned(asPublisher(key), WHILE_VALID);
+    const { publicKey: revoked } = await openpgp.revokeKey({
+      key,
+      date: new Date(WHILE_VALID.getTime() + DAY),
+      format: 'armored',
+    });
+    const { bundle } = await bundleSigned(asPublisher(key), WHILE_VALID, revoked);
+    expect(codes(await outcomeOf(bundle))).toEqual(['PUBLISHER_KEY_REVOKED']);
+    const gpg = gpgKeyring(revoked);
+    expect(gpg.status(signed.body, signed.signature)).toMatch(/REVKEYSIG/);
+    gpg.close();
+  });
+
+  it('refuses a signing subkey that has expired since', async () => {
+    const key = await generate({ subkeys: [{ sign: true, keyExpirationTime: 30 * 24 * 3600 }] });
+    const { bundle } = await bundleSigned(asPublisher(key), WHILE_VALID);
+    expect(codes(await outcomeOf(bundle))).toEqual(['PUBLISHER_KEY_EXPIRED']);
+  });
+
+  it('refuses a signing subkey that has been revoked', async () => {
+    const key = await generate({ subkeys: [{ sign: true }] });
+    const publisher = asPublisher(key);
+    const subkey = key.subkeys[0] as openpgp.Subkey;
+    key.subkeys[0] = await subkey.revoke(key.keyPacket as never, {}, new Date(WHILE_VALID.getTime() + DAY));
+    const { bundle } = await bundleSigned(publisher, WHILE_VALID, key.toPublic().armor());
+    expect(codes(await outcomeOf(bundle))).toEqual(['PUBLISHER_KEY_REVOKED']);
+  });
+
+  it('refuses a signature by a subkey not flagged for signing', async () => {
+    // An RSA encryption subkey can make a signature mathematically; its flags say it may not.
+    const key = await generate({ type: 'rsa', rsaBits: 2048 });
+    const subkey = key.subkeys[0] as openpgp.Subkey;
+    const body = manifestBytes();
+    const literal = new openpgp.LiteralDataPacket();
+    (literal as unknown as RawSigning).setBytes(body, openpgp.enums.literal.binary);
+    const packet = new openpgp.SignaturePacket();
+    packet.signatureType = openpgp.enums.signature.binary;
+    packet.publicKeyAlgorithm = subkey.keyPacket.algorithm;
+    packet.hashAlgorithm = openpgp.enums.hash.sha256;
+    await (packet as unknown as RawSignature).sign(
+      subkey.keyPacket,
+      literal,
+      WHILE_VALID,
+      true,
+      openpgp.config,
+    );
+    const list = new openpgp.PacketList<openpgp.AnyPacket>();
+    list.push(packet);
+    const signature = new openpgp.Signature(list as never).armor();
+    const bundle = await makeBundle({
+      manifestText: new TextDecoder().decode(body),
+      signature,
+      publisherKey: key.toPublic().armor(),
+    });
+    expect(codes(await outcomeOf(bundle))).toEqual(['PUBLISHER_KEY_NOT_FOR_SIGNING']);
+  });
+
+  it('refuses a signature dated after the time of publishing', async () => {
+    const key = await generate();
+    const { bundle } = await bundleSigned(asPublisher(key), new Date('2027-06-01T00:00:00Z'));
+    expect(codes(await outcomeOf(bundle))).toEqual(['SIGNATURE_TIME_INVALID']);
+  });
+
+  it('refuses a trusted key of a restricted registry once it has expired', async () => {
+    const key = await generate({ keyExpirationTime: 30 * 24 * 3600 });
+    const publisher = asPublisher(key);
+    const info = await readPublicKey(publisher.publicKey);
+    const { bundle } = await bundleSigned(publisher, WHILE_VALID);
+    const outcome = await outcomeOf(bundle, {
+      policy: 'restricted',
+      publishers: [{ fingerprint: info.fingerprint, names: ['*'], key: info.armored }],
+    });
+    expect(codes(outcome)).toEqual(['PUBLISHER_KEY_EXPIRED']);
+  });
+
+  it('accepts the same key, dated and judged within its validity', async () => {
+    const key = await generate({ keyExpirationTime: 365 * 24 * 3600 });
+    const { bundle } = await bundleSigned(asPublisher(key), WHILE_VALID);
+    const registry = await makeRegistry();
+    await registry.submit(bundle);
+    expect((await processSubmissions(registry.context)).outcomes[0]?.status).toBe('accepted');
+  });
+});
+
+describe('when a key or signature is larger or more complex than a publisher needs', () => {
+  async function entries(extra: { publisher?: string; signature?: string } = {}): Promise<RawEntry[]> {
+    const publisher = await testKey('publisher');
+    const body = manifestBytes();
+    return [
+      { name: 'manifest.json', body },
+      {
+        name: 'manifest.json.asc',
+        body: extra.signature ?? (await signAsPublisher(body, publisher.secretKey)),
+      },
+      { name: 'publisher.asc', body: extra.publisher ?? publisher.publicKey },
+    ];
+  }
+
+  it.each([
+    [
+      'a publisher key past 64 KiB',
+      async () => ({ publisher: `${'x'.repeat(70 * 1024)}` }),
+      'bundle:publisher.asc',
+    ],
+    [
+      'a signature past 16 KiB',
+      async () => ({ signature: `${'x'.repeat(17 * 1024)}` }),
+      'bundle:manifest.json.asc',
+    ],
+  ])('refuses %s by its size, before reading it', async (_, extra, at) => {
+    const outcome = await outcomeOf(await rawTar(await entries(await extra())));
+    expect(outcome?.problems).toEqual([
+      expect.objectContaining({ code: 'BUNDLE_ENTRY_TOO_LARGE', path: at }),
+    ]);
+  });
+
+  it('refuses a key with more user IDs than a publisher needs', async () => {
+    const userIDs = Array.from({ length: 20 }, (_, i) => ({ name: `name ${i}`, email: `${i}@example.com` }));
+    const key = await generate({ userIDs });
+    const { bundle } = await bundleSigned(asPublisher(key), WHILE_VALID);
+    expect(codes(await outcomeOf(bundle))).toEqual(['PUBLISHER_KEY_TOO_COMPLEX']);
+  });
+
+  it('refuses a publisher.asc holding two keys, which gpg --import would both take', async () => {
+    const publisher = await testKey('publisher');
+    const other = await testKey('other');
+    const outcome = await outcomeOf(
+      await rawTar(await entries({ publisher: `${publisher.publicKey}\n${other.publicKey}` })),
+    );
+    expect(codes(outcome)).toEqual(['PUBLISHER_KEY_INVALID']);
+  });
+
+  it('refuses a signature file holding two signatures, or a text-mode signature', async () => {
+    const publisher = await testKey('publisher');
+    const body = manifestBytes();
+    const one = await openpgp.readSignature({
+      armoredSignature: await signAsPublisher(body, publisher.secretKey),
+    });
+    const list = new openpgp.PacketList<openpgp.AnyPacket>();
+    list.push(...one.packets, ...one.packets);
+    const twice = new openpgp.Signature(list as never).armor();
+    expect(codes(await outcomeOf(await rawTar(await entries({ signature: twice }))))).toEqual([
+      'SIGNATURE_MALFORMED',
+    ]);
+
+    const text = await openpgp.sign({
+      message: await openpgp.createMessage({ text: new TextDecoder().decode(body) }),
+      signingKeys: await openpgp.readPrivateKey({ armoredKey: publisher.secretKey }),
+      detached: true,
+      date: WHILE_VALID,
+    });
+    expect(codes(await outcomeOf(await rawTar(await entries({ signature: text }))))).toEqual([
+      'SIGNATURE_MALFORMED',
+    ]);
+  });
+});

@@ -1,0 +1,144 @@
+import { describe, expect, it } from 'vitest';
+import type { PluginDocument, VersionRecord } from '../../../index-builder/model.ts';
+import { escapeHtml, renderIndexPage, renderPluginPage } from '../../../index-builder/render/html.ts';
+
+const HOSTILE = ['<script>alert(1)</script>', '"><img src=x onerror=alert(1)>', "' onmouseover='x"];
+const registry = { name: 'Test <Registry>', url: 'https://r.example.com' };
+
+function version(overrides: Partial<VersionRecord> = {}): VersionRecord {
+  return {
+    version: '1.0.0',
+    published: '2026-11-01T00:00:00.000Z',
+    prerelease: false,
+    yanked: false,
+    deprecated: false,
+    api_version: 'v1',
+    manifest_url: 'https://r.example.com/plugins/p/1.0.0/manifest.json',
+    manifest_signature_url: 'https://r.example.com/plugins/p/1.0.0/manifest.json.asc',
+    manifest_sha256: 'e'.repeat(64),
+    manifest_size: 100,
+    source_sha256: 'f'.repeat(64),
+    publisher: 'A'.repeat(40),
+    artifacts: [
+      {
+        os: 'linux',
+        arch: 'amd64',
+        url: 'https://r.example.com/x',
+        sha256: '1'.repeat(64),
+        size_bytes: 2048,
+        hosted: true,
+      },
+    ],
+    ...overrides,
+  };
+}
+
+function pluginDoc(overrides: Partial<PluginDocument> = {}): PluginDocument {
+  return {
+    schema: 'plugindex/plugin/v1',
+    name: 'p',
+    display_name: 'P',
+    description: 'desc',
+    plugin_type: 'cost_source',
+    latest_version: '1.0.0',
+    channels: {},
+    capabilities: ['actual_cost'],
+    supported_providers: ['aws'],
+    tags: ['t'],
+    owners: [],
+    versions: [version()],
+    ...overrides,
+  };
+}
+
+describe('when rendering a plugin page', () => {
+  it('escapes every manifest string', () => {
+    for (const evil of HOSTILE) {
+      const html = renderPluginPage(
+        pluginDoc({
+          display_name: evil,
+          description: evil,
+          tags: [evil],
+          license: evil,
+          capabilities: [evil],
+          versions: [
+            version({ yanked: true, yanked_reason: evil, deprecated: true, deprecation_message: evil }),
+          ],
+        }),
+        registry,
+      );
+      expect(html).not.toContain(evil);
+      expect(html).toContain(escapeHtml(evil));
+      expect(html).not.toMatch(/<script>alert/);
+    }
+  });
+
+  it('links only http(s) URLs', () => {
+    const html = renderPluginPage(
+      pluginDoc({ homepage: 'javascript:alert(1)', repository: 'https://github.com/x/y' }),
+      registry,
+    );
+    expect(html).not.toContain('href="javascript:');
+    expect(html).toContain('javascript:alert(1)');
+    expect(html).toContain('href="https://github.com/x/y"');
+  });
+
+  it('marks yanked, deprecated and prerelease versions, and shows every digest', () => {
+    const versions = [
+      version({ version: '2.0.0-beta.1', prerelease: true }),
+      version({ version: '1.1.0', yanked: true, yanked_reason: 'broken build' }),
+      version({
+        version: '1.0.0',
+        deprecated: true,
+        deprecation_message: 'use 2.x',
+        artifacts: [
+          {
+            os: 'darwin',
+            arch: 'arm64',
+            url: 'https://x',
+            sha256: '9'.repeat(64),
+            size_bytes: 5,
+            hosted: false,
+          },
+        ],
+      }),
+    ];
+    const html = renderPluginPage(
+      pluginDoc({ versions, latest_version: '1.0.0', channels: { beta: '2.0.0-beta.1' } }),
+      registry,
+    );
+    expect(html).toMatch(/<tr class="version prerelease" data-version="2\.0\.0-beta\.1">/);
+    expect(html).toMatch(/<tr class="version yanked" data-version="1\.1\.0">/);
+    expect(html).toMatch(/<tr class="version deprecated" data-version="1\.0\.0">/);
+    expect(html).toContain('Yanked: broken build');
+    expect(html).toContain('Deprecated: use 2.x');
+    expect(html).toContain('9'.repeat(64));
+    expect(html).toContain('e'.repeat(64));
+    expect(html).toContain('gpg --verify manifest.json.asc manifest.json');
+    expect(html).toContain(`echo "${'9'.repeat(64)}  p" | sha256sum -c -`);
+  });
+
+  it('links with root-relative paths, so the page works at /plugins/<name> too', () => {
+    const html = renderPluginPage(pluginDoc(), { name: 'R', url: 'https://cdn.example.com/registry/' });
+    expect(html).toContain('href="/registry/plugins/p/index.json"');
+    expect(html).toContain('href="/registry/index.html"');
+    expect(html).not.toContain('href="../');
+  });
+
+  it('says when there is no stable release', () => {
+    expect(renderPluginPage(pluginDoc({ latest_version: null }), registry)).toContain('no stable release');
+  });
+});
+
+describe('when rendering the home page', () => {
+  it('embeds no plugin data and loads search.json instead', () => {
+    const html = renderIndexPage(registry);
+    expect(html).toContain("fetch('search.json'");
+    expect(html).toContain('Test &lt;Registry&gt;');
+    expect(html).not.toContain('Test <Registry>');
+  });
+
+  it('builds the list with DOM calls only', () => {
+    expect(renderIndexPage(registry)).not.toMatch(/innerHTML|outerHTML|insertAdjacentHTML|document\.write/);
+  });
+});

@@ -1,0 +1,153 @@
+import * as openpgp from 'openpgp';
+import { describe, expect, it } from 'vitest';
+import { fixedClock } from '../../index-builder/clock.ts';
+import { KeyError } from '../../index-builder/errors.ts';
+import {
+  createSigner,
+  generateKeyPair,
+  type KeyPair,
+  readPublicKey,
+  verifyDetachedSignature,
+} from '../../index-builder/signing.ts';
+import { encode, sha256, testKey } from '../support/fixtures.ts';
+import { gpgKeyring } from '../support/gpg.ts';
+
+describe('when signing with the registry key', () => {
+  // A multi-megabyte document of varied bytes, as the global documents are.
+  const large = new Uint8Array(3 * (1 << 20) + 7).map((_, i) => (i * 31 + (i >> 20)) & 0xff);
+
+  /**
+   * Keys an operator might bring: NIST P-256 (signed by openpgp.js rather than the one-pass signer), or
+   * Ed25519 with a separate signing subkey, as GnuPG makes them (the one-pass signer, as the subkey).
+   */
+  async function operatorKey(kind: 'nist' | 'subkey'): Promise<KeyPair> {
+    const generated = await openpgp.generateKey({
+      type: 'ecc',
+      ...(kind === 'nist' ? { curve: 'nistP256' as const } : { subkeys: [{}, { sign: true }] }),
+      userIDs: [{ name: `${kind} registry` }],
+      format: 'armored',
+    });
+    const key = await openpgp.readKey({ armoredKey: generated.publicKey });
+    return {
+      secretKey: generated.privateKey,
+      publicKey: generated.publicKey,
+      fingerprint: key.getFingerprint().toUpperCase(),
+    };
+  }
+
+  const keyFor = async (kind: string): Promise<KeyPair> =>
+    kind === 'an Ed25519 key' ? testKey('gpg') : operatorKey(kind === 'a NIST P-256 key' ? 'nist' : 'subkey');
+
+  it.each([
+    ['a small document', 'an Ed25519 key', encode('{"hello":"world"}\n')],
+    ['a multi-megabyte document', 'an Ed25519 key', large],
+    ['a small document', 'a NIST P-256 key', encode('{"hello":"world"}\n')],
+    ['a multi-megabyte document', 'a NIST P-256 key', large],
+    ['a small document', 'an Ed25519 signing subkey', encode('{"hello":"world"}\n')],
+  ])(
+    'makes a detached signature over %s with %s that openpgp.js and GnuPG both verify',
+    async (_, kind, data) => {
+      const pair = await keyFor(kind);
+      const signer = await createSigner(pair.secretKey);
+      const { signature, sha256: digest } = await signer.signWithDigest(data);
+
+      expect(digest).toBe(sha256(data));
+      // SHA-256 either way: hashed once with the digest (Ed25519), or asked of openpgp.js (NIST).
+      const packet = (await openpgp.readSignature({ armoredSignature: signature })).packets[0];
+      expect(packet?.hashAlgorithm).toBe(openpgp.enums.hash.sha256);
+      const key = await readPublicKey(pair.publicKey);
+      await expect(verifyDetachedSignature(data, signature, [key.key])).resolves.toMatchObject({
+        ok: true,
+        fingerprint: pair.fingerprint,
+      });
+      const gpg = gpgKeyring(pair.publicKey);
+      // VALIDSIG <signing key> ... <primary key>: the signing key may be a subkey.
+      expect(gpg.verify(data, signature)).toMatch(
+        new RegExp(`VALIDSIG [0-9A-F]{40} .* ${pair.fingerprint}\\n`),
+      );
+      gpg.close();
+      expect(await signer.sign(data)).toMatch(/^-----BEGIN PGP SIGNATURE-----/);
+    },
+  );
+
+  it.each(['an Ed25519 key', 'a NIST P-256 key'])(
+    'dates a signature by %s by the clock it is given',
+    async (kind) => {
+      const pair = await keyFor(kind);
+      // After the key was made (now, for the NIST key): openpgp.js signs only with a key valid at the date.
+      const at = new Date(Math.ceil(Date.now() / 1000) * 1000 + 86_400_000);
+      const signer = await createSigner(pair.secretKey, undefined, fixedClock(at));
+      const signature = await signer.sign(encode('dated'));
+      const packet = (await openpgp.readSignature({ armoredSignature: signature })).packets[0];
+      expect(packet?.created).toEqual(at);
+    },
+  );
+
+  it('binds every byte of a large document: one changed at its end breaks the signature', async () => {
+    const pair = await testKey('gpg');
+    const signer = await createSigner(pair.secretKey);
+    const signature = await signer.sign(large);
+    const tampered = large.slice();
+    tampered[tampered.length - 1] = (large[large.length - 1] as number) ^ 1;
+    const key = await readPublicKey(pair.publicKey);
+    const result = await verifyDetachedSignature(tampered, signature, [key.key]);
+    expect(result).toMatchObject({ ok: false, reason: 'bad-signature' });
+  });
+
+  it('makes v4 keys, which GnuPG 2.2 accepts', async () => {
+    const pair = await testKey('v4');
+    const key = await readPublicKey(pair.publicKey);
+    expect(key.key.keyPacket.version).toBe(4);
+    expect(key.fingerprint).toMatch(/^[0-9A-F]{40}$/);
+  });
+});
+
+describe('when verifying', () => {
+  it('reports tampered data as a bad signature', async () => {
+    const pair = await testKey('tamper');
+    const signature = await (await createSigner(pair.secretKey)).sign(encode('original'));
+    const key = await readPublicKey(pair.publicKey);
+    await expect(verifyDetachedSignature(encode('tampered'), signature, [key.key])).resolves.toMatchObject({
+      ok: false,
+      reason: 'bad-signature',
+    });
+  });
+
+  it('reports a signature by a key not among the candidates as unknown, naming its key id', async () => {
+    const signerPair = await testKey('someone');
+    const other = await readPublicKey((await testKey('other')).publicKey);
+    const signature = await (await createSigner(signerPair.secretKey)).sign(encode('x'));
+    await expect(verifyDetachedSignature(encode('x'), signature, [other.key])).resolves.toMatchObject({
+      ok: false,
+      reason: 'unknown-key',
+      keyIds: [signerPair.fingerprint.slice(-16)],
+    });
+  });
+
+  it('reports garbage as malformed', async () => {
+    await expect(verifyDetachedSignature(encode('x'), 'not a signature', [])).resolves.toMatchObject({
+      ok: false,
+      reason: 'malformed',
+    });
+  });
+});
+
+describe('when loading keys', () => {
+  it('rejects a non-key with KEY_INVALID', async () => {
+    await expect(readPublicKey('hello')).rejects.toBeInstanceOf(KeyError);
+    await expect(createSigner('hello')).rejects.toMatchObject({ code: 'KEY_INVALID' });
+  });
+
+  it('needs the right passphrase for an encrypted key', async () => {
+    const pair = await generateKeyPair({ name: 'locked', passphrase: 'correct horse' });
+    await expect(createSigner(pair.secretKey)).rejects.toMatchObject({ code: 'KEY_PASSPHRASE' });
+    await expect(createSigner(pair.secretKey, 'wrong')).rejects.toMatchObject({ code: 'KEY_PASSPHRASE' });
+    const signer = await createSigner(pair.secretKey, 'correct horse');
+    expect(signer.fingerprint).toBe(pair.fingerprint);
+    const signature = await signer.sign(encode('unlocked'));
+    const key = await readPublicKey(pair.publicKey);
+    await expect(verifyDetachedSignature(encode('unlocked'), signature, [key.key])).resolves.toMatchObject({
+      ok: true,
+    });
+  });
+});
