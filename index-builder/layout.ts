@@ -20,10 +20,6 @@
  *   processed/<submission id>.tgz, rejected/…         the uploads after processing
  *   state/catalog/meta.tsv, state/catalog/bins/<hh>.tsv   the catalog (catalog.ts)
  *
- * The manifest rules (manifest/validate.ts) check every key a version will be written under with the same
- * `keyProblem` the stores apply before they write (cli/local/fs-store.ts, functions/s3-store.ts): whatever
- * validation accepts, every store can write, so no accepted upload can fail later on its own name.
- *
  * The version folder is the version without its build metadata: SemVer says `1.0.0+a` and `1.0.0+b` are
  * one version, and S3 reads a `+` in a URL path as a space.
  */

@@ -58,13 +58,7 @@ type Rule = (edge: Edge) => string | undefined;
 const under = (file: string, folder: string): boolean => file === folder || file.startsWith(`${folder}/`);
 const isAwsSdk = (to: string): boolean => to.startsWith('@aws-sdk/');
 /** What the pure core may use of Node.js: bytes, hashes and compression; never files, sockets or processes. */
-const CORE_BUILTINS = new Set([
-  'node:buffer',
-  'node:crypto',
-  'node:zlib',
-  'node:stream',
-  'node:stream/promises',
-]);
+const CORE_BUILTINS = new Set(['node:buffer', 'node:crypto', 'node:zlib']);
 /** What the consumer client must never reach: the publisher's pipeline and everything only it uses. */
 const PUBLISHER_ONLY = [
   'index-builder/pipeline',
