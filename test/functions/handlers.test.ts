@@ -188,11 +188,12 @@ describe('when the config object in the bucket is not JSON', () => {
 
 describe('when uploads arrive in the intake bucket', () => {
   it('publishes them as one batch, records every outcome, and invalidates what changed', async () => {
+    // Uploaded in key order too: a batch runs in upload order, then by key, and S3 keeps times to the second.
+    await upload('incoming/bad.tgz', encode('not a bundle'));
     await upload(
       'incoming/good.tgz',
       await makeBundle({ manifest: validManifest({ name: 'cloud-plugin' }) }),
     );
-    await upload('incoming/bad.tgz', encode('not a bundle'));
     const result = await createPublishHandler(deps)(sqsEvent('incoming/good.tgz', 'incoming/bad.tgz'));
 
     expect(result.outcomes.map((o) => [o.submission, o.status])).toEqual([
