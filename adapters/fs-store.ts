@@ -28,7 +28,7 @@
  * const object = await site.get('index.json'); // { body, etag: '"3f2a…"', contentType, … }
  */
 import { Buffer } from 'node:buffer';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { constants, type Dirent } from 'node:fs';
 import {
   type FileHandle,
@@ -43,12 +43,11 @@ import {
   rmdir,
 } from 'node:fs/promises';
 import path from 'node:path';
-import { sha256Hex } from '../index-builder/digest.ts';
+import { createSha256, sha256Hex } from '../index-builder/digest.ts';
 import { StoreError } from '../index-builder/errors.ts';
+import { isSafeKey, keyProblem } from '../index-builder/layout.ts';
 import {
   contentTypeFor,
-  isSafeKey,
-  keyProblem,
   type ObjectInfo,
   type PutOptions,
   type Store,
@@ -449,7 +448,7 @@ async function writeTemp(
       throw error;
     }
     try {
-      const hash = knownSha256 === undefined ? createHash('sha256') : undefined;
+      const hash = knownSha256 === undefined ? createSha256() : undefined;
       if (body instanceof Uint8Array) {
         hash?.update(body);
         // One write call, where writeFile would cut a large body into 512 KiB calls.
@@ -462,7 +461,7 @@ async function writeTemp(
       }
       const stats = await handle.stat({ bigint: true });
       await handle.close();
-      return { temp, stats, sha256: knownSha256 ?? hash?.digest('hex') ?? '' };
+      return { temp, stats, sha256: knownSha256 ?? hash?.hex() ?? '' };
     } catch (error) {
       await handle.close().catch(() => undefined);
       await rm(temp, { force: true });
@@ -480,11 +479,11 @@ async function writeAll(handle: FileHandle, chunk: Uint8Array): Promise<void> {
 
 /** SHA-256 of an open file, read positionally in chunks (never the whole file in memory). */
 async function hashFile(handle: FileHandle): Promise<string> {
-  const hash = createHash('sha256');
+  const hash = createSha256();
   const buffer = Buffer.allocUnsafe(STREAM_CHUNK);
   for (let position = 0; ; ) {
     const { bytesRead } = await handle.read(buffer, 0, buffer.byteLength, position);
-    if (bytesRead === 0) return hash.digest('hex');
+    if (bytesRead === 0) return hash.hex();
     hash.update(buffer.subarray(0, bytesRead));
     position += bytesRead;
   }

@@ -23,14 +23,14 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { StoreError } from '../index-builder/errors.ts';
-import {
-  keyProblem,
-  type ListedObject,
-  type ObjectInfo,
-  type PutOptions,
-  type Store,
-  type StoredObject,
-  type StoredStream,
+import { keyProblem } from '../index-builder/layout.ts';
+import type {
+  ListedObject,
+  ObjectInfo,
+  PutOptions,
+  Store,
+  StoredObject,
+  StoredStream,
 } from '../index-builder/store.ts';
 import { hasLoneSurrogate } from '../index-builder/text.ts';
 

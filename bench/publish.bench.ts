@@ -18,7 +18,7 @@ import { createInterface } from 'node:readline';
 import { FsStore } from '../adapters/fs-store.ts';
 import { systemClock } from '../index-builder/clock.ts';
 import { parseRegistryConfig } from '../index-builder/config.ts';
-import { pluginDocumentKey } from '../index-builder/layout.ts';
+import { artifactKey, manifestKey, pluginDocumentKey } from '../index-builder/layout.ts';
 import type { PluginDocument, VersionRecord } from '../index-builder/model.ts';
 import {
   flushIndexes,
@@ -28,7 +28,7 @@ import {
 } from '../index-builder/pipeline/index.ts';
 import { encodeJson } from '../index-builder/render/documents.ts';
 import { createSigner, generateKeyPair } from '../index-builder/signing.ts';
-import { CACHE_MUTABLE } from '../index-builder/store.ts';
+import { CACHE_MUTABLE, CACHE_PRIVATE } from '../index-builder/store.ts';
 import { packSubmission } from '../index-builder/submission.ts';
 
 const VERSIONS_PER_PLUGIN = 10;
@@ -53,7 +53,7 @@ function syntheticDocument(i: number, publisher: string): PluginDocument {
   const versions: VersionRecord[] = [];
   for (let v = VERSIONS_PER_PLUGIN - 1; v >= 0; v--) {
     const version = `1.${v}.0`;
-    const manifest = `${URL_BASE}/plugins/${name}/${version}/manifest.json`;
+    const manifest = `${URL_BASE}/${manifestKey(name, version)}`;
     versions.push({
       version,
       published: new Date(Date.UTC(2026, 0, 1 + v)).toISOString(),
@@ -73,7 +73,7 @@ function syntheticDocument(i: number, publisher: string): PluginDocument {
         {
           os: 'linux',
           arch: 'amd64',
-          url: `${URL_BASE}/plugins/${name}/${version}/artifacts/linux-amd64/${name}`,
+          url: `${URL_BASE}/${artifactKey(name, version, `artifacts/linux-amd64/${name}`)}`,
           sha256: 'c'.repeat(64),
           size_bytes: 1024,
           hosted: true,
@@ -81,7 +81,7 @@ function syntheticDocument(i: number, publisher: string): PluginDocument {
         {
           os: 'darwin',
           arch: 'arm64',
-          url: `${URL_BASE}/plugins/${name}/${version}/artifacts/darwin-arm64/${name}`,
+          url: `${URL_BASE}/${artifactKey(name, version, `artifacts/darwin-arm64/${name}`)}`,
           sha256: 'd'.repeat(64),
           size_bytes: 1024,
           hosted: true,
@@ -236,7 +236,7 @@ async function main(): Promise<void> {
     const profiler = await startProfile();
     for (const [r, bundle] of bundles.entries()) {
       const key = `incoming/bench-${r}.tgz`;
-      await ctx.intake.put(key, bundle, { contentType: 'application/gzip', cacheControl: 'no-store' });
+      await ctx.intake.put(key, bundle, { contentType: 'application/gzip', cacheControl: CACHE_PRIVATE });
       // Every timed step starts from a flushed disk, so none pays for writing back what came before
       // (the 10,000-plugin rebuild leaves gigabytes of dirty pages; a publish leaves tens of megabytes).
       await syncer.sync();
@@ -277,7 +277,7 @@ async function main(): Promise<void> {
         const key = `incoming/batch-${String(b).padStart(3, '0')}.tgz`;
         await ctx.intake.put(key, packed.bundle, {
           contentType: 'application/gzip',
-          cacheControl: 'no-store',
+          cacheControl: CACHE_PRIVATE,
         });
         keys.push(key);
       }

@@ -12,7 +12,8 @@ export async function readInput(file: string): Promise<Uint8Array> {
 }
 
 export async function readTextInput(file: string): Promise<string> {
-  return new TextDecoder().decode(await readInput(file));
+  // Every byte as given, a byte order mark included (a passphrase is compared byte for byte).
+  return new TextDecoder('utf-8', { ignoreBOM: true }).decode(await readInput(file));
 }
 
 /** `--passphrase-file FILE`: the passphrase of a secret key, without its final line break. */

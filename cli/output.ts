@@ -3,16 +3,21 @@
  * terminal.ts). One home, so a problem or an outcome reads the same from `publish`, `process`, `validate` and the
  * watcher's log.
  */
-import type { Problem } from '../index-builder/errors.ts';
+import { type Problem, problemRef } from '../index-builder/errors.ts';
 import { statusKey } from '../index-builder/layout.ts';
 import type { SubmissionOutcome } from '../index-builder/pipeline/index.ts';
 import { out } from './terminal.ts';
 
-export { err, out } from './terminal.ts';
-
 /** A machine-readable answer (`--json`): one JSON document on stdout. */
 export function outJson(value: unknown): void {
   out(JSON.stringify(value, null, 2));
+}
+
+/** Problems as `--json` gives them: code, JSON pointer, message. */
+export function problemsJson(
+  problems: readonly Problem[],
+): { code: string; path: string; message: string }[] {
+  return problems.map(({ code, path, message }) => ({ code, path, message }));
 }
 
 /** One indented line per problem: code, JSON pointer, message, and what was expected and found. */
@@ -34,7 +39,7 @@ export function describeOutcome(outcome: SubmissionOutcome, form: 'full' | 'line
   const what = outcome.plugin ? `${outcome.plugin}@${outcome.version}` : outcome.submission;
   if (outcome.status === 'rejected') {
     if (form === 'line') {
-      const codes = outcome.problems.map((p) => `${p.code} ${p.path}`).join('; ');
+      const codes = outcome.problems.map(problemRef).join('; ');
       return [`rejected ${what}: ${codes} (details: ${statusKey(outcome.id)})`];
     }
     return [`rejected ${what} (submission ${outcome.id})`, ...formatProblems(outcome.problems)];

@@ -3,10 +3,12 @@
  * for the publish function to record its outcome under status/<submission id>.json. The id is computed the
  * way the pipeline computes it, from the key and the bytes, so the command knows where to look.
  */
+
 import { createReadStream } from 'node:fs';
 import { createS3Client, S3Store } from '../adapters/s3-store.ts';
 import { statusKey, submissionIdFromDigest } from '../index-builder/layout.ts';
 import type { SubmissionOutcome } from '../index-builder/pipeline/index.ts';
+import { CACHE_PRIVATE } from '../index-builder/store.ts';
 
 export async function publishToBucket(options: {
   readonly bucket: string;
@@ -26,7 +28,7 @@ export async function publishToBucket(options: {
     const store = new S3Store({ client, bucket: options.bucket });
     await store.putStream(options.key, createReadStream(options.file), {
       contentType: 'application/gzip',
-      cacheControl: 'no-store',
+      cacheControl: CACHE_PRIVATE,
     });
     const outcomeKey = statusKey(submissionIdFromDigest(options.key, options.sha256));
     options.log(`uploaded s3://${options.bucket}/${options.key}; waiting for ${outcomeKey}`);

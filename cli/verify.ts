@@ -7,9 +7,8 @@
  * its size. Documents are fetched as `<path>?v=<sha256>`, the read that stays consistent through a CDN
  * (README, "Reading it safely"). The judging is index-builder/verify.ts; this file fetches.
  */
-import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
-import { sha256Hex } from '../index-builder/digest.ts';
+import { createSha256, normalizeDigest, sha256Hex } from '../index-builder/digest.ts';
 import { TrustError } from '../index-builder/errors.ts';
 import {
   pluginDocumentKey,
@@ -17,7 +16,6 @@ import {
   SNAPSHOT_KEY,
   signatureKey,
 } from '../index-builder/layout.ts';
-import { normalizeDigest } from '../index-builder/manifest/index.ts';
 import type { ArtifactRecord, Manifest, PluginDocument } from '../index-builder/model.ts';
 import type { SnapshotDocument } from '../index-builder/render/documents.ts';
 import { readPublicKey, verifyDetachedSignature } from '../index-builder/signing.ts';
@@ -50,7 +48,7 @@ async function verifyArtifact(artifact: ArtifactRecord, where: string): Promise<
   };
   const response = await fetch(artifact.url);
   if (!response.ok || !response.body) fail(`HTTP ${response.status}`);
-  const hash = createHash('sha256');
+  const hash = createSha256();
   let size = 0;
   const reader = (response.body as ReadableStream<Uint8Array>).getReader();
   try {
@@ -67,7 +65,7 @@ async function verifyArtifact(artifact: ArtifactRecord, where: string): Promise<
   }
   if (size !== artifact.size_bytes)
     fail(`${size} bytes, where its plugin document gives ${artifact.size_bytes}`);
-  if (hash.digest('hex') !== artifact.sha256) fail('its sha256 does not match its plugin document');
+  if (hash.hex() !== artifact.sha256) fail('its sha256 does not match its plugin document');
 }
 
 /** The plugin documents a bin lists, by path. */

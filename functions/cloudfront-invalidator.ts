@@ -5,8 +5,8 @@
  * flight (TooManyInvalidationsInProgress) the request is retried with exponential backoff.
  */
 
-import { createHash } from 'node:crypto';
 import { type CloudFrontClient, CreateInvalidationCommand } from '@aws-sdk/client-cloudfront';
+import { sha256Hex } from '../index-builder/digest.ts';
 import { AwsAdapterError } from './errors.ts';
 
 export interface InvalidationOptions {
@@ -53,10 +53,7 @@ export async function invalidateKeys(
   const sleep = options.sleep ?? realSleep;
   // One reference for all attempts of this call: if a response is lost and the request retried, CloudFront
   // recognises it and does not start a second invalidation.
-  const callerReference = createHash('sha256')
-    .update(`${Date.now()}\n${paths.join('\n')}`)
-    .digest('hex')
-    .slice(0, 32);
+  const callerReference = sha256Hex(`${Date.now()}\n${paths.join('\n')}`).slice(0, 32);
   for (let attempt = 1; ; attempt++) {
     try {
       const response = await options.client.send(

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { parseTrustedPublishers, type TrustedPublisher } from '../index-builder/config.ts';
 import { PlugindexError } from '../index-builder/errors.ts';
+import { CONFIG_KEY } from '../index-builder/layout.ts';
 import { AwsAdapterError } from './errors.ts';
 
 /** The deployed trust list, beside each function's bundle (written at synth by infra/publishers.ts). */
@@ -72,7 +73,7 @@ export function readFunctionConfig(env: Env, publishersFile?: string | URL): Fun
     intakeBucket: requireString(env, 'INTAKE_BUCKET'),
     siteBucket: requireString(env, 'SITE_BUCKET'),
     signingKeySecretId: requireString(env, 'SIGNING_KEY_SECRET_ID'),
-    configKey: optionalString(env, 'REGISTRY_CONFIG_KEY') ?? 'config/plugindex.json',
+    configKey: optionalString(env, 'REGISTRY_CONFIG_KEY') ?? CONFIG_KEY,
     distributionId: optionalString(env, 'DISTRIBUTION_ID'),
     s3Endpoint: optionalString(env, 'S3_ENDPOINT'),
     defaults: {

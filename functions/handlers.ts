@@ -8,7 +8,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { S3Store } from '../adapters/s3-store.ts';
 import { systemClock } from '../index-builder/clock.ts';
 import { parseRegistryConfig, withDeployedTrustList } from '../index-builder/config.ts';
-import { ConfigError } from '../index-builder/errors.ts';
+import { ConfigError, problemRef } from '../index-builder/errors.ts';
 import { INCOMING_PREFIX } from '../index-builder/layout.ts';
 import {
   type BatchResult,
@@ -169,7 +169,7 @@ export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Pro
           plugin: outcome.plugin,
           version: outcome.version,
           outcome: outcome.status,
-          problems: outcome.problems.map((p) => `${p.code} ${p.path}`),
+          problems: outcome.problems.map(problemRef),
           // The round that decided it, and how long that round took (checks, writes, one rebuild).
           round: round + 1,
           roundMs: roundMs[round],

@@ -9,9 +9,8 @@
 import { Buffer, constants as bufferConstants } from 'node:buffer';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { pack } from 'tar-stream';
-import { sha256Hex } from './digest.ts';
+import { normalizeDigest, sha256Hex } from './digest.ts';
 import { type Problem, problem, SubmissionError } from './errors.ts';
-import { normalizeDigest } from './manifest/index.ts';
 import type { Manifest } from './model.ts';
 import { readTar, type TarEntry, TarFormatError } from './tar.ts';
 

@@ -28,6 +28,28 @@ export function digestOf(bytes: Uint8Array): DocumentDigest {
   return { sha256: sha256Hex(bytes), size: bytes.byteLength };
 }
 
+/** A SHA-256 fed in pieces, for bytes hashed as they pass (a file being written, a download being read). */
+export interface Sha256 {
+  update(chunk: Uint8Array): void;
+  /** The digest as 64 lowercase hex digits; the hash takes no more input after it. */
+  hex(): string;
+}
+
+export function createSha256(): Sha256 {
+  const hash = createHash('sha256');
+  return {
+    update: (chunk) => {
+      hash.update(chunk);
+    },
+    hex: () => hash.digest('hex'),
+  };
+}
+
+/** `sha256:ABC...` and `abc...` name the same digest; the registry writes bare lowercase hex. */
+export function normalizeDigest(digest: string): string {
+  return digest.replace(/^sha256:/i, '').toLowerCase();
+}
+
 /** SHA-256 (hex) of a stream, read in constant memory: for an upload too large to hold. */
 export async function streamSha256(body: AsyncIterable<Uint8Array>): Promise<string> {
   const hash = createHash('sha256');

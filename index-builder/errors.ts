@@ -184,6 +184,11 @@ export function problemsFrom(error: unknown): readonly Problem[] {
   throw error;
 }
 
+/** A problem in a few words, as logs and one-line reports name it: its code, then its JSON pointer or file. */
+export function problemRef(p: Problem): string {
+  return `${p.code} ${p.path}`;
+}
+
 /** Makes a Problem; `expected`/`found` only when known. */
 export function problem(
   code: ProblemCode,

@@ -208,9 +208,12 @@ const VERSION_FILES = new Set(['manifest', 'manifest.json', 'manifest.json.asc']
  */
 export function isHostedArtifactKey(key: string): boolean {
   const parts = key.split('/');
-  if (parts.length < 4 || parts[0] !== 'plugins') return false;
+  if (parts.length < 4 || !key.startsWith(PLUGINS_PREFIX)) return false;
   return !(parts.length === 4 && VERSION_FILES.has(parts[3] as string));
 }
+
+/** The registry config object in the intake store (AWS); locally it is the registry folder's plugindex.json. */
+export const CONFIG_KEY = 'config/plugindex.json';
 
 /** Where uploads wait, under any name, until a batch takes them. */
 export const INCOMING_PREFIX = 'incoming/';

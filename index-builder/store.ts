@@ -100,14 +100,11 @@ export function contentTypeFor(key: string): string {
   return CONTENT_TYPES[key.slice(dot).toLowerCase()] ?? 'application/octet-stream';
 }
 
-/**
- * Keys: a store writes only safe keys (layout.ts: relative paths of plain ASCII segments), the keys the
- * registry makes. It reads, moves and deletes whatever it lists, though: an upload may arrive under any name
- * its backend allows (`my plugin (1).tgz`, `plügin.tgz`), and every upload gets an outcome. Each store says
- * which names it can hold (`isReadableKey` in the filesystem store); keys of the registry's own making pass
- * both checks.
- */
-export { isSafeKey, keyProblem } from './layout.ts';
+// Keys: a store writes only safe keys (`isSafeKey` and `keyProblem` in layout.ts: relative paths of plain
+// ASCII segments), the keys the registry makes. It reads, moves and deletes whatever it lists, though: an
+// upload may arrive under any name its backend allows (`my plugin (1).tgz`, `plügin.tgz`), and every upload
+// gets an outcome. Each store says which names it can hold (`isReadableKey` in the filesystem store); keys of
+// the registry's own making pass both checks.
 
 /** Reads every object of a listing into an array (for small prefixes). */
 export async function listAll(store: Store, prefix: string): Promise<ListedObject[]> {

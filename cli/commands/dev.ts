@@ -1,7 +1,7 @@
 /** `plugindex dev`, behind `npm start`: a registry with the examples published, served and watched. */
 import { type Parsed, portOption, stringOption } from '../args.ts';
 import { runDev } from '../local/demo.ts';
-import { out } from '../output.ts';
+import { out } from '../terminal.ts';
 
 export async function run(parsed: Parsed): Promise<number> {
   await runDev({

@@ -1,7 +1,8 @@
 /** `plugindex init`: a new local registry (config, signing key, an empty signed published state). */
+import { REGISTRY_PUBLIC_KEY_KEY } from '../../index-builder/layout.ts';
 import { type Parsed, requiredOption, stringOption } from '../args.ts';
 import { initRegistry } from '../local/registry.ts';
-import { out } from '../output.ts';
+import { out } from '../terminal.ts';
 
 export async function run(parsed: Parsed): Promise<number> {
   const dir = requiredOption(parsed, 'registry');
@@ -11,7 +12,7 @@ export async function run(parsed: Parsed): Promise<number> {
   const { fingerprint } = await initRegistry(dir, { name, url, ...(description ? { description } : {}) });
   out(`created registry "${name}" in ${dir}`);
   out(`  url:          ${url}`);
-  out(`  signing key:  ${fingerprint} (public key at ${url}/keys/registry.asc)`);
+  out(`  signing key:  ${fingerprint} (public key at ${url}/${REGISTRY_PUBLIC_KEY_KEY})`);
   out('  policy:       open, first-come ownership (restrict with: plugindex publishers add)');
   out(`  submit with:  plugindex publish BUNDLE.tgz --registry ${dir}`);
   return 0;

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { generateKeyPair } from '../../index-builder/signing.ts';
 import { type Parsed, requiredOption, stringOption } from '../args.ts';
 import { readPassphrase } from '../inputs.ts';
-import { out } from '../output.ts';
+import { out } from '../terminal.ts';
 
 export async function run(parsed: Parsed): Promise<number> {
   const dir = requiredOption(parsed, 'out');

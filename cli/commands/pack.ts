@@ -6,7 +6,7 @@ import { type ArtifactInput, packSubmission } from '../../index-builder/submissi
 import { listOption, type Parsed, requiredOption } from '../args.ts';
 import { usage } from '../errors.ts';
 import { readInput, readPassphrase, readTextInput } from '../inputs.ts';
-import { out } from '../output.ts';
+import { out } from '../terminal.ts';
 
 /** `--artifact OS/ARCH=PATH`, checked against the spec's platform values before any file is read. */
 async function readArtifact(spec: string): Promise<ArtifactInput> {

@@ -3,15 +3,18 @@
  * or to a deployed one (the upload bucket; then wait for the outcome the publish function records). The
  * bundle is streamed, never read whole, and only the side asked for is loaded: the AWS SDK for --bucket.
  */
+
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import path from 'node:path';
 import { INCOMING_PREFIX, statusKey, submissionIdFromDigest } from '../../index-builder/layout.ts';
 import type { SubmissionOutcome } from '../../index-builder/pipeline/index.ts';
+import { CACHE_PRIVATE } from '../../index-builder/store.ts';
 import { type Parsed, stringOption } from '../args.ts';
 import { usage } from '../errors.ts';
 import { requireFile } from '../inputs.ts';
-import { describeOutcome, err, out, outJson } from '../output.ts';
+import { describeOutcome, outJson } from '../output.ts';
+import { err, out } from '../terminal.ts';
 
 /** A fresh, safe key under incoming/: the time, a nonce, and the file's own name made safe. */
 function uploadKey(file: string): string {
@@ -27,7 +30,7 @@ async function publishLocally(dir: string, key: string, file: string): Promise<S
   const result = await withRegistryLock(dir, async () => {
     await registry.context.intake.putStream(key, createReadStream(file), {
       contentType: 'application/gzip',
-      cacheControl: 'no-store',
+      cacheControl: CACHE_PRIVATE,
     });
     return processSubmissions(registry.context, [key]);
   });

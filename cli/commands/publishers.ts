@@ -8,7 +8,7 @@ import { listOption, type Parsed, requiredOption, stringOption } from '../args.t
 import { usage } from '../errors.ts';
 import { readTextInput } from '../inputs.ts';
 import { openRegistry, readConfig, writeConfig } from '../local/registry.ts';
-import { out } from '../output.ts';
+import { out } from '../terminal.ts';
 
 export async function run(parsed: Parsed): Promise<number> {
   const [action, keyFile, ...extra] = parsed.positionals;

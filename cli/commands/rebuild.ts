@@ -4,7 +4,7 @@
  */
 import { type Parsed, stringOption } from '../args.ts';
 import { usage } from '../errors.ts';
-import { out } from '../output.ts';
+import { out } from '../terminal.ts';
 
 export async function run(parsed: Parsed): Promise<number> {
   const dir = stringOption(parsed, 'registry');

@@ -2,7 +2,7 @@
 import { refreshSnapshot } from '../../index-builder/pipeline/index.ts';
 import { type Parsed, requiredOption } from '../args.ts';
 import { openRegistry, withRegistryLock } from '../local/registry.ts';
-import { out } from '../output.ts';
+import { out } from '../terminal.ts';
 
 export async function run(parsed: Parsed): Promise<number> {
   const dir = requiredOption(parsed, 'registry');

@@ -1,7 +1,7 @@
 /** `plugindex serve`: the published tree over HTTP, and bundles dropped into incoming/ published. */
 import { type Parsed, portOption, requiredOption, stringOption } from '../args.ts';
 import { serveRegistry } from '../local/service.ts';
-import { out } from '../output.ts';
+import { out } from '../terminal.ts';
 
 export async function run(parsed: Parsed): Promise<number> {
   await serveRegistry({

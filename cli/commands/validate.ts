@@ -8,7 +8,8 @@ import type { Manifest } from '../../index-builder/model.ts';
 import type { Parsed } from '../args.ts';
 import { usage } from '../errors.ts';
 import { readInput } from '../inputs.ts';
-import { formatProblems, out } from '../output.ts';
+import { formatProblems, problemsJson } from '../output.ts';
+import { out } from '../terminal.ts';
 
 interface Verdict {
   readonly valid: boolean;
@@ -39,8 +40,7 @@ export async function run(parsed: Parsed): Promise<number> {
   const isBundle = /\.(tgz|tar\.gz)$/i.test(file) || (bytes[0] === 0x1f && bytes[1] === 0x8b);
   const result = isBundle ? await judgeBundle(bytes) : await judgeManifest(bytes, path.basename(file));
   if (parsed.values.json) {
-    const errors = result.problems.map((p) => ({ code: p.code, path: p.path, message: p.message }));
-    out(JSON.stringify({ valid: result.valid, errors }));
+    out(JSON.stringify({ valid: result.valid, errors: problemsJson(result.problems) }));
   } else if (result.valid) {
     const m = result.manifest;
     const signer = result.signer ? `, signed by ${result.signer}` : '';

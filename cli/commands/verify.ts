@@ -5,7 +5,7 @@
 import { TrustError } from '../../index-builder/errors.ts';
 import { type Parsed, requiredOption, stringOption } from '../args.ts';
 import { readTextInput } from '../inputs.ts';
-import { out } from '../output.ts';
+import { out } from '../terminal.ts';
 import { verifyRegistry } from '../verify.ts';
 
 export async function run(parsed: Parsed): Promise<number> {

@@ -6,13 +6,15 @@
  * Example layout: examples/<name>/<version>/manifest.(json|yaml) and
  * examples/<name>/<version>/artifacts/<os>-<arch>/<file>.
  */
+
 import { access, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseRegistryConfig } from '../../index-builder/config.ts';
-import { pluginDocumentKey } from '../../index-builder/layout.ts';
+import { INCOMING_PREFIX, pluginDocumentKey, REGISTRY_PUBLIC_KEY_KEY } from '../../index-builder/layout.ts';
 import type { PluginDocument } from '../../index-builder/model.ts';
 import { processSubmissions, rebuildRegistry } from '../../index-builder/pipeline/index.ts';
 import { generateKeyPair } from '../../index-builder/signing.ts';
+import { CACHE_PRIVATE } from '../../index-builder/store.ts';
 import { type ArtifactInput, packSubmission } from '../../index-builder/submission.ts';
 import { describeOutcome } from '../output.ts';
 import {
@@ -23,7 +25,7 @@ import {
   withRegistryLock,
   writeConfig,
 } from './registry.ts';
-import { startService } from './service.ts';
+import { startService, untilInterrupted } from './service.ts';
 
 const exists = (file: string): Promise<boolean> =>
   access(file).then(
@@ -137,10 +139,10 @@ export async function runDev(options: {
       artifacts,
       secretKey,
     });
-    const key = `incoming/example-${example.label.replace('@', '-')}.tgz`;
+    const key = `${INCOMING_PREFIX}example-${example.label.replace('@', '-')}.tgz`;
     await registry.context.intake.put(key, packed.bundle, {
       contentType: 'application/gzip',
-      cacheControl: 'no-store',
+      cacheControl: CACHE_PRIVATE,
     });
     keys.push(key);
   }
@@ -157,7 +159,9 @@ export async function runDev(options: {
   log(`plugindex registry at ${service.url}/`);
   log(`  home (search):   ${service.url}/`);
   log(`  registry index:  ${service.url}/index.json  (also /index.yaml, /plugins)`);
-  log(`  signed snapshot: ${service.url}/snapshot.json (+ .asc), key at ${service.url}/keys/registry.asc`);
+  log(
+    `  signed snapshot: ${service.url}/snapshot.json (+ .asc), key at ${service.url}/${REGISTRY_PUBLIC_KEY_KEY}`,
+  );
   const first = examples[0]?.label.split('@')[0];
   if (first) log(`  a plugin:        ${service.url}/plugins/${first}  (JSON or HTML by Accept)`);
   log('');
@@ -167,11 +171,5 @@ export async function runDev(options: {
     `  npx plugindex pack MANIFEST --key my-key/secret.asc --out my.tgz && mv my.tgz ${path.join(dir, 'incoming')}/`,
   );
   log(`Outcomes land in ${path.join(dir, 'status')}/. Ctrl-C stops.`);
-  await new Promise<void>((resolve) => {
-    const stop = (): void => {
-      void service.close().then(resolve);
-    };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
+  await untilInterrupted(service);
 }

@@ -14,6 +14,7 @@ import path from 'node:path';
 import { FsStore } from '../../adapters/fs-store.ts';
 import { systemClock } from '../../index-builder/clock.ts';
 import { parseRegistryConfig, type RegistryConfig } from '../../index-builder/config.ts';
+import { ConfigError } from '../../index-builder/errors.ts';
 import { type PipelineContext, rebuildRegistry } from '../../index-builder/pipeline/index.ts';
 import { createSigner, generateKeyPair } from '../../index-builder/signing.ts';
 import { CliError } from '../errors.ts';
@@ -45,7 +46,14 @@ export async function readConfig(dir: string): Promise<RegistryConfig> {
       { cause },
     );
   }
-  return parseRegistryConfig(JSON.parse(text));
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (cause) {
+    const file = path.join(dir, CONFIG_FILE);
+    throw new ConfigError('CONFIG_INVALID', `${file} is not JSON: ${(cause as Error).message}`, { cause });
+  }
+  return parseRegistryConfig(value);
 }
 
 export async function writeConfig(dir: string, config: RegistryConfig): Promise<void> {

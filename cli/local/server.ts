@@ -14,6 +14,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pipeline } from 'node:stream/promises';
 import { StoreError } from '../../index-builder/errors.ts';
+import { isSafeKey } from '../../index-builder/layout.ts';
 import {
   COMMON_HEADERS,
   DATA_CSP,
@@ -21,7 +22,7 @@ import {
   type Route,
   securityHeaders,
 } from '../../index-builder/serving.ts';
-import { isSafeKey, type ObjectInfo, type Store, type StoredStream } from '../../index-builder/store.ts';
+import type { ObjectInfo, Store, StoredStream } from '../../index-builder/store.ts';
 
 export type { Route } from '../../index-builder/serving.ts';
 

@@ -79,6 +79,11 @@ export async function serveRegistry(options: {
   const service = await startService(options);
   options.log(`serving ${options.dir} at ${service.url}/`);
   if (options.watch) options.log(`watching ${path.join(options.dir, 'incoming')}/ for bundles`);
+  await untilInterrupted(service);
+}
+
+/** Runs until the process is interrupted (Ctrl-C) or asked to stop, then closes the service. */
+export async function untilInterrupted(service: RunningService): Promise<void> {
   await new Promise<void>((resolve) => {
     const stop = (): void => {
       void service.close().then(resolve);

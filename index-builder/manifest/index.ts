@@ -25,8 +25,3 @@ export function loadManifest(bytes: Uint8Array, fileName: string): Manifest {
   if (problems.length > 0) throw new SubmissionError('INVALID_MANIFEST', problems);
   return value as Manifest;
 }
-
-/** `sha256:ABC...` and `abc...` name the same digest; the registry writes bare lowercase hex. */
-export function normalizeDigest(digest: string): string {
-  return digest.replace(/^sha256:/i, '').toLowerCase();
-}

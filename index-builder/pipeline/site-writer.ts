@@ -3,9 +3,8 @@
  * (hashed once for digest and signature), the immutable files of a version, and a plugin's documents.
  */
 import type { CatalogLine } from '../catalog.ts';
-import { sha256Hex } from '../digest.ts';
+import { normalizeDigest, sha256Hex } from '../digest.ts';
 import { artifactKey, manifestKey, pluginDocumentKey, pluginPageKey, signatureKey } from '../layout.ts';
-import { normalizeDigest } from '../manifest/index.ts';
 import type { ArtifactRecord, PluginDocument, VersionRecord } from '../model.ts';
 import { type DocumentDigest, encodeJson } from '../render/documents.ts';
 import { CACHE_IMMUTABLE, CACHE_MUTABLE, contentTypeFor, type PutOptions, type Store } from '../store.ts';

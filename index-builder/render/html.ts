@@ -5,6 +5,7 @@
  * plugin is published and no manifest text is ever parsed as HTML.
  */
 import { sha256Base64 } from '../digest.ts';
+import { pluginDocumentKey } from '../layout.ts';
 import type { ArtifactRecord, PluginDocument, RegistryIdentity, VersionRecord } from '../model.ts';
 import { showableText } from '../text.ts';
 
@@ -208,7 +209,7 @@ echo "${escapeHtml(artifact.sha256)}  ${escapeHtml(doc.name)}" | sha256sum -c - 
           : ''
       }</code></pre>`
     : '';
-  const body = `<p class="muted"><a href="${root}/index.html">all plugins</a> · <a href="${root}/plugins/${escapeHtml(doc.name)}/index.json">JSON</a></p>
+  const body = `<p class="muted"><a href="${root}/index.html">all plugins</a> · <a href="${root}/${escapeHtml(pluginDocumentKey(doc.name))}">JSON</a></p>
 <h1 class="display-name">${escapeHtml(doc.display_name ?? doc.name)}</h1>
 <p class="mono name">${escapeHtml(doc.name)}</p>
 ${doc.description ? `<p class="description">${escapeHtml(doc.description)}</p>` : ''}

@@ -19,6 +19,7 @@ import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { TrustedPublisher } from '../../index-builder/config.ts';
+import { INCOMING_PREFIX } from '../../index-builder/layout.ts';
 import { stageFunction } from '../publishers.ts';
 
 export interface PublishingPipelineProps {
@@ -130,7 +131,7 @@ export class PublishingPipeline extends Construct {
     for (const folder of ['status/*', 'processed/*', 'rejected/*', 'state/*']) {
       upload.grantPut(this.publishFunction, folder);
     }
-    upload.grantDelete(this.publishFunction, 'incoming/*');
+    upload.grantDelete(this.publishFunction, `${INCOMING_PREFIX}*`);
     // Refresh: reads the config and the catalog, writes the catalog's generation; no submission at all.
     upload.grantRead(this.refreshFunction, 'config/*');
     upload.grantRead(this.refreshFunction, 'state/*');
@@ -144,7 +145,7 @@ export class PublishingPipeline extends Construct {
         detailType: ['Object Created'],
         detail: {
           bucket: { name: [props.uploadBucket.bucketName] },
-          object: { key: [{ prefix: 'incoming/' }] },
+          object: { key: [{ prefix: INCOMING_PREFIX }] },
         },
       },
       targets: [new SqsQueue(this.queue, { messageGroupId: 'publish' })],

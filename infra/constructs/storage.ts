@@ -9,6 +9,7 @@ import {
   ObjectOwnership,
 } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
+import { INCOMING_PREFIX } from '../../index-builder/layout.ts';
 
 export interface RegistryStorageProps {
   /** Days processed submissions are kept (their outcome records stay). */
@@ -62,7 +63,7 @@ export class RegistryStorage extends Construct {
         new PolicyStatement({
           // Abort: a multipart upload that fails cleans up after itself.
           actions: ['s3:PutObject', 's3:AbortMultipartUpload'],
-          resources: [this.uploadBucket.arnForObjects('incoming/*')],
+          resources: [this.uploadBucket.arnForObjects(`${INCOMING_PREFIX}*`)],
         }),
         new PolicyStatement({
           actions: ['s3:GetObject'],

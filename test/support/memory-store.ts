@@ -5,14 +5,8 @@
 import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { StoreError } from '../../index-builder/errors.ts';
-import {
-  keyProblem,
-  type ObjectInfo,
-  type PutOptions,
-  type Store,
-  type StoredObject,
-  type StoredStream,
-} from '../../index-builder/store.ts';
+import { keyProblem } from '../../index-builder/layout.ts';
+import type { ObjectInfo, PutOptions, Store, StoredObject, StoredStream } from '../../index-builder/store.ts';
 
 export class MemoryStore implements Store {
   readonly objects = new Map<string, StoredObject>();

@@ -5,7 +5,7 @@ import addFormats from 'ajv-formats';
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { StoreError } from '../../../index-builder/errors.ts';
-import { binKey, binOf, submissionIdFromBytes } from '../../../index-builder/layout.ts';
+import { binKey, binOf, isSafeKey, submissionIdFromBytes } from '../../../index-builder/layout.ts';
 import type { PluginDocument } from '../../../index-builder/model.ts';
 import {
   processSubmissions,
@@ -15,12 +15,7 @@ import {
 } from '../../../index-builder/pipeline/index.ts';
 import type { SnapshotDocument } from '../../../index-builder/render/documents.ts';
 import { readPublicKey, verifyDetachedSignature } from '../../../index-builder/signing.ts';
-import {
-  CACHE_IMMUTABLE,
-  CACHE_MUTABLE,
-  isSafeKey,
-  type StoredObject,
-} from '../../../index-builder/store.ts';
+import { CACHE_IMMUTABLE, CACHE_MUTABLE, type StoredObject } from '../../../index-builder/store.ts';
 import {
   encode,
   makeBundle,

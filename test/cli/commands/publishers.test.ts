@@ -1,0 +1,104 @@
+/** `plugindex publishers`: trusting a key for names, in a real local registry, through the command itself. */
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { initRegistry } from '../../../cli/local/registry.ts';
+import { main } from '../../../cli/main.ts';
+import { testKey } from '../../support/fixtures.ts';
+
+let work: string;
+let dir: string;
+
+/** Runs the command in this process, and returns its exit code with what it printed. */
+async function plugindex(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => stdout.push(String(chunk)) > 0);
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => stderr.push(String(chunk)) > 0);
+  try {
+    const code = await main(argv);
+    return { code, stdout: stdout.join(''), stderr: stderr.join('') };
+  } finally {
+    out.mockRestore();
+    err.mockRestore();
+  }
+}
+
+const configOf = async (): Promise<{
+  policy: string;
+  publishers: { fingerprint: string; names: string[] }[];
+}> => JSON.parse(await readFile(path.join(dir, 'plugindex.json'), 'utf8'));
+
+beforeAll(async () => {
+  work = await mkdtemp(path.join(tmpdir(), 'plugindex-publishers-'));
+  dir = path.join(work, 'registry');
+  await initRegistry(dir, { name: 'r', url: 'http://127.0.0.1:8080' });
+});
+afterAll(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+describe('when an operator trusts publishers', () => {
+  it('trusts a key for its names and makes the registry restricted', async () => {
+    const key = await testKey('acme');
+    await writeFile(path.join(work, 'acme.asc'), key.publicKey);
+    const added = await plugindex(
+      'publishers',
+      'add',
+      '--registry',
+      dir,
+      path.join(work, 'acme.asc'),
+      '--names',
+      'acme-*',
+    );
+    expect(added.code).toBe(0);
+    expect(added.stdout).toContain(`trusted ${key.fingerprint} for acme-*; policy is now restricted`);
+    expect(await configOf()).toMatchObject({
+      policy: 'restricted',
+      publishers: [{ fingerprint: key.fingerprint, names: ['acme-*'] }],
+    });
+    const listed = await plugindex('publishers', 'list', '--registry', dir);
+    expect(listed.stdout).toContain(`${key.fingerprint} acme-*`);
+  });
+
+  it("refuses the registry's own key with its code, exit 1, and leaves the config as it was", async () => {
+    const before = await readFile(path.join(dir, 'plugindex.json'), 'utf8');
+    const own = path.join(dir, 'public', 'keys', 'registry.asc');
+    const refused = await plugindex('publishers', 'add', '--registry', dir, own, '--names', '*');
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('CONFIG_REGISTRY_KEY_AS_PUBLISHER');
+    expect(await readFile(path.join(dir, 'plugindex.json'), 'utf8')).toBe(before);
+  });
+
+  it('answers a malformed request with a usage error (exit 2)', async () => {
+    expect((await plugindex('publishers', 'list', 'extra', '--registry', dir)).code).toBe(2);
+    expect((await plugindex('publishers', '--registry', dir)).code).toBe(2);
+    expect((await plugindex('publishers', 'add', '--registry', dir, path.join(work, 'acme.asc'))).code).toBe(
+      2,
+    );
+  });
+
+  it('names the file when the key cannot be read (exit 1)', async () => {
+    const missing = await plugindex(
+      'publishers',
+      'add',
+      '--registry',
+      dir,
+      path.join(work, 'nope.asc'),
+      '--names',
+      'x-*',
+    );
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain(`cannot read ${path.join(work, 'nope.asc')}`);
+  });
+
+  it('says which file is broken when the registry config is not JSON (exit 1)', async () => {
+    const broken = path.join(work, 'broken');
+    await initRegistry(broken, { name: 'b', url: 'http://127.0.0.1:8080' });
+    await writeFile(path.join(broken, 'plugindex.json'), '{ not json');
+    const listed = await plugindex('publishers', 'list', '--registry', broken);
+    expect(listed.code).toBe(1);
+    expect(listed.stderr).toContain(`CONFIG_INVALID: ${path.join(broken, 'plugindex.json')} is not JSON`);
+  });
+});
