@@ -1,12 +1,11 @@
 /**
  * Publishing to a deployed registry: upload the bundle to the upload bucket's incoming/ folder, then wait
- * for the publish function to record its outcome under status/<submission id>.json. The id is computed the
- * way the pipeline computes it, from the key and the bytes, so the command knows where to look.
+ * for the publish function to record its outcome under status/<submission id>.json. The caller names that
+ * key the way the pipeline does, from the upload's key and bytes.
  */
 
 import { createReadStream } from 'node:fs';
 import { createS3Client, S3Store } from '../adapters/s3-store.ts';
-import { statusKey, submissionIdFromDigest } from '../index-builder/layout.ts';
 import type { SubmissionOutcome } from '../index-builder/pipeline/index.ts';
 import { CACHE_PRIVATE } from '../index-builder/store.ts';
 
@@ -15,8 +14,8 @@ export async function publishToBucket(options: {
   readonly key: string;
   /** The bundle file, uploaded as a stream (multipart when large). */
   readonly file: string;
-  /** Its SHA-256 (hex), which names the outcome to wait for. */
-  readonly sha256: string;
+  /** Where the publish function will record the outcome (`status/<submission id>.json`). */
+  readonly outcomeKey: string;
   readonly timeoutSeconds: number;
   /** An S3-compatible endpoint (path-style), e.g. a local test server; AWS otherwise. */
   readonly endpoint?: string;
@@ -30,7 +29,7 @@ export async function publishToBucket(options: {
       contentType: 'application/gzip',
       cacheControl: CACHE_PRIVATE,
     });
-    const outcomeKey = statusKey(submissionIdFromDigest(options.key, options.sha256));
+    const { outcomeKey } = options;
     options.log(`uploaded s3://${options.bucket}/${options.key}; waiting for ${outcomeKey}`);
     const deadline = Date.now() + options.timeoutSeconds * 1000;
     for (;;) {

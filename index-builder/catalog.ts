@@ -36,7 +36,11 @@ export interface CatalogLine {
 export interface Catalog {
   generation: number;
   readonly plugins: Map<string, CatalogLine>;
-  readonly globals: Map<string, DocumentDigest>;
+  /**
+   * Key -> digest of every registry-wide document the snapshot lists beside the plugin documents: the index
+   * documents, the snapshot bins, the home page, the favicon, the registry key (stored as `global` lines).
+   */
+  readonly registryDigests: Map<string, DocumentDigest>;
   /** Bin -> sha256 of its catalog file, as last written: tells a warm process which bins to re-read. */
   readonly bins: Map<string, string>;
   /**
@@ -49,7 +53,13 @@ export interface Catalog {
 const HEADER = 'plugindex-catalog 3';
 
 export function emptyCatalog(): Catalog {
-  return { generation: 0, plugins: new Map(), globals: new Map(), bins: new Map(), indexesPending: false };
+  return {
+    generation: 0,
+    plugins: new Map(),
+    registryDigests: new Map(),
+    bins: new Map(),
+    indexesPending: false,
+  };
 }
 
 export function catalogLineOf(doc: PluginDocument, document: DocumentDigest): CatalogLine {
@@ -72,7 +82,7 @@ export function parseCatalogLines(text: string, into: Catalog): void {
     else if (fields[0] === 'bin' && fields.length === 3)
       into.bins.set(fields[1] as string, fields[2] as string);
     else if (fields[0] === 'global' && fields.length === 4) {
-      into.globals.set(fields[1] as string, { sha256: fields[2] as string, size: Number(fields[3]) });
+      into.registryDigests.set(fields[1] as string, { sha256: fields[2] as string, size: Number(fields[3]) });
     } else if (fields[0] === 'plugin' && fields.length === 7) {
       into.plugins.set(fields[1] as string, {
         document: { sha256: fields[2] as string, size: Number(fields[3]) },
@@ -89,7 +99,7 @@ function serializeMeta(catalog: Catalog): string {
   if (catalog.indexesPending) out.push('pending\tindexes');
   for (const [bin, digest] of [...catalog.bins].sort(([a], [b]) => (a < b ? -1 : 1)))
     out.push(`bin\t${bin}\t${digest}`);
-  for (const [key, d] of [...catalog.globals].sort(([a], [b]) => (a < b ? -1 : 1)))
+  for (const [key, d] of [...catalog.registryDigests].sort(([a], [b]) => (a < b ? -1 : 1)))
     out.push(`global\t${key}\t${d.sha256}\t${d.size}`);
   return `${out.join('\n')}\n`;
 }

@@ -45,20 +45,19 @@ async function publishToBucket(parsed: Parsed, bucket: string, key: string, file
   const endpoint = stringOption(parsed, 'endpoint');
   const { streamSha256 } = await import('../../index-builder/digest.ts');
   const remote = await import('../remote.ts');
-  // The digest and the key name the outcome to wait for, as the pipeline names it.
-  const sha256 = await streamSha256(createReadStream(file));
+  // The upload's key and digest name the outcome to wait for, as the pipeline names it.
+  const outcomeKey = statusKey(submissionIdFromDigest(key, await streamSha256(createReadStream(file))));
   const outcome = await remote.publishToBucket({
     bucket,
     key,
     file,
-    sha256,
+    outcomeKey,
     timeoutSeconds: timeout,
     ...(endpoint ? { endpoint } : {}),
     log: err,
   });
   if (!outcome) {
-    const status = statusKey(submissionIdFromDigest(key, sha256));
-    err(`submitted s3://${bucket}/${key}; no outcome after ${timeout} s: read ${status} later`);
+    err(`submitted s3://${bucket}/${key}; no outcome after ${timeout} s: read ${outcomeKey} later`);
   }
   return outcome;
 }

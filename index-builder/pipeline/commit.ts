@@ -69,9 +69,12 @@ function renderIndexDocuments(
 
 /**
  * Static files that change only with the registry's identity or key: rewritten only when they differ from
- * what `globals` records (or are missing); their digests go into `globals`.
+ * what `registryDigests` records (or are missing); their digests go into it.
  */
-async function writeStatics(ctx: PipelineContext, globals: Map<string, DocumentDigest>): Promise<void> {
+async function writeStatics(
+  ctx: PipelineContext,
+  registryDigests: Map<string, DocumentDigest>,
+): Promise<void> {
   const statics: [string, Uint8Array][] = [
     [REGISTRY_PUBLIC_KEY_KEY, encoder.encode(ctx.signer.publicKey)],
     [HOME_PAGE_KEY, encoder.encode(renderIndexPage(identityOf(ctx.config)))],
@@ -79,10 +82,10 @@ async function writeStatics(ctx: PipelineContext, globals: Map<string, DocumentD
   ];
   for (const [key, body] of statics) {
     const digest = digestOf(body);
-    if (globals.get(key)?.sha256 !== digest.sha256 || !(await ctx.site.head(key))) {
+    if (registryDigests.get(key)?.sha256 !== digest.sha256 || !(await ctx.site.head(key))) {
       await putFile(ctx.site, key, body, CACHE_MUTABLE);
     }
-    globals.set(key, digest);
+    registryDigests.set(key, digest);
   }
 }
 
@@ -101,9 +104,9 @@ export async function commitGeneration(
 ): Promise<number> {
   // Plugin documents are bound by digest through 256 bins, so the snapshot stays small at any size.
   const bins = changed ? new Set([...changed].map(binOf)) : undefined;
-  const globals = catalog.globals;
+  const registryDigests = catalog.registryDigests;
   // A registry never rendered has no index documents to keep listing: render them now.
-  const indexes = !deferIndexes || INDEX_DOCUMENTS.some((key) => !globals.has(key));
+  const indexes = !deferIndexes || INDEX_DOCUMENTS.some((key) => !registryDigests.has(key));
   // Every name, sorted, only when something registry-wide is rendered: a deferred publish sorts none.
   const names = indexes || !bins ? sortedNames(catalog) : [];
   const signed = indexes ? renderIndexDocuments(ctx, catalog, names) : [];
@@ -114,7 +117,7 @@ export async function commitGeneration(
     signed.push([binKey(bin), encoder.encode(body)]);
   // Side by side: one document is written while the next is hashed and signed.
   await forEachLimited(signed, WRITE_CONCURRENCY, async ([key, body]) => {
-    globals.set(key, await putSigned(ctx, key, body));
+    registryDigests.set(key, await putSigned(ctx, key, body));
   });
   // Written, so no longer read: the next publish renders into the same memory. (After a failure they are
   // not given back: a store may still be reading one.)
@@ -125,10 +128,10 @@ export async function commitGeneration(
   const previous = await readJson<SnapshotDocument>(ctx.site, SNAPSHOT_KEY);
   const written = new Set(signed.map(([key]) => key));
   for (const [key, digest] of Object.entries(previous?.documents ?? {}))
-    if (!written.has(key)) globals.set(key, digest);
-  await writeStatics(ctx, globals);
+    if (!written.has(key)) registryDigests.set(key, digest);
+  await writeStatics(ctx, registryDigests);
   const documents: Record<string, DocumentDigest> = {};
-  for (const [key, digest] of [...globals].sort(([a], [b]) => (a < b ? -1 : 1))) {
+  for (const [key, digest] of [...registryDigests].sort(([a], [b]) => (a < b ? -1 : 1))) {
     if (!PAGE_FILES.has(key)) documents[key] = digest;
   }
   const generation = Math.max(catalog.generation, previous?.generation ?? 0) + 1;

@@ -106,7 +106,7 @@ describe('when storing the catalog', () => {
   function catalogOf(names: string[]) {
     const catalog = emptyCatalog();
     catalog.generation = 7;
-    catalog.globals.set('index.json', { sha256: 'a'.repeat(64), size: 10 });
+    catalog.registryDigests.set('index.json', { sha256: 'a'.repeat(64), size: 10 });
     for (const name of names) {
       catalog.plugins.set(name, {
         document: { sha256: 'b'.repeat(64), size: 5 },
@@ -126,7 +126,7 @@ describe('when storing the catalog', () => {
     expect(loaded.generation).toBe(7);
     expect([...loaded.plugins.keys()].sort()).toEqual(['a-one', 'b-two', 'c-three']);
     expect(JSON.parse(loaded.plugins.get('b-two')?.entry ?? '')).toEqual(entry('b-two'));
-    expect(loaded.globals.get('index.json')).toEqual({ sha256: 'a'.repeat(64), size: 10 });
+    expect(loaded.registryDigests.get('index.json')).toEqual({ sha256: 'a'.repeat(64), size: 10 });
   });
 
   it('rewrites only the bins of changed plugins, plus the meta file', async () => {
