@@ -52,6 +52,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       }
       return 1;
     }
+    // Not one of ours: a defect, so its stack (source lines with NODE_OPTIONS=--enable-source-maps).
     err(`plugindex ${name}: ${(error as Error).stack ?? String(error)}`);
     return 1;
   }
