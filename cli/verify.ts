@@ -16,8 +16,7 @@ import {
   SNAPSHOT_KEY,
   signatureKey,
 } from '../index-builder/layout.ts';
-import type { ArtifactRecord, Manifest, PluginDocument } from '../index-builder/model.ts';
-import type { SnapshotDocument } from '../index-builder/render/documents.ts';
+import type { ArtifactRecord, Manifest, PluginDocument, SnapshotDocument } from '../index-builder/model.ts';
 import { readPublicKey, verifyDetachedSignature } from '../index-builder/signing.ts';
 import { verifyListedDocument, verifyPluginDocument, verifySnapshot } from '../index-builder/verify.ts';
 

@@ -19,8 +19,8 @@
  */
 import { sha256Hex } from './digest.ts';
 import { binOf, CATALOG_META_KEY, catalogBinKey } from './layout.ts';
-import type { PluginDocument } from './model.ts';
-import { buildIndexEntry, buildSearchEntry, type DocumentDigest } from './render/documents.ts';
+import type { DocumentDigest, PluginDocument } from './model.ts';
+import { buildIndexEntry, buildSearchEntry } from './render/documents.ts';
 import { CACHE_PRIVATE, type Store } from './store.ts';
 import { stringifyJson } from './text.ts';
 

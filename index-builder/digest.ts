@@ -8,7 +8,7 @@
  * and continues the other over the signature trailer, so a large document is read once.
  */
 import { createHash } from 'node:crypto';
-import type { DocumentDigest } from './render/documents.ts';
+import type { DocumentDigest } from './model.ts';
 
 /**
  * SHA-256 of `data` as 64 lowercase hex digits; a string is hashed as its UTF-8 bytes.

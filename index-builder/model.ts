@@ -148,6 +148,34 @@ export interface SearchEntry {
   readonly keywords: readonly string[];
 }
 
+/** A document's sha256 (hex) and size in bytes, as the snapshot and its bins list them. */
+export interface DocumentDigest {
+  readonly sha256: string;
+  readonly size: number;
+}
+
+/** `snapshot.json`: what a client checks before it trusts any mutable document. */
+export interface SnapshotDocument {
+  readonly schema: 'plugindex/snapshot/v1';
+  readonly registry: string;
+  /** Strictly increasing with every rebuild: a client refuses a generation lower than one it has seen. */
+  readonly generation: number;
+  readonly created: string;
+  /** A client refuses a snapshot past this time: a frozen mirror cannot replay an old view forever. */
+  readonly expires: string;
+  /** Fingerprint of the registry key that signs this snapshot and every document. */
+  readonly key_fingerprint: string;
+  /** Path -> digest of every mutable JSON/YAML document, so documents cannot be mixed across generations. */
+  readonly documents: Readonly<Record<string, DocumentDigest>>;
+}
+
+/** `snapshot/bins/<hh>.json`: the digest of every plugin document whose name falls in the bin. */
+export interface BinDocument {
+  readonly schema: 'plugindex/bin/v1';
+  readonly bin: string;
+  readonly documents: Readonly<Record<string, DocumentDigest>>;
+}
+
 /** `search.json`. */
 export interface SearchDocument {
   readonly schema: 'plugindex/search/v1';

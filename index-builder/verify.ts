@@ -13,7 +13,7 @@ import type { Key } from 'openpgp';
 import { sha256Hex } from './digest.ts';
 import { TrustError } from './errors.ts';
 import { binKey, binOf, pluginDocumentKey } from './layout.ts';
-import type { DocumentDigest, SnapshotDocument } from './render/documents.ts';
+import type { DocumentDigest, SnapshotDocument } from './model.ts';
 import { verifyDetachedSignature } from './signing.ts';
 
 function parseJson(bytes: Uint8Array, what: string): unknown {

@@ -25,7 +25,8 @@ import {
   SEARCH_KEY,
   SNAPSHOT_KEY,
 } from '../layout.ts';
-import { buildRegistryMetadata, type DocumentDigest, type SnapshotDocument } from '../render/documents.ts';
+import type { DocumentDigest, SnapshotDocument } from '../model.ts';
+import { buildRegistryMetadata } from '../render/documents.ts';
 import { FAVICON_SVG, renderIndexPage } from '../render/html.ts';
 import { BufferPool, renderIndexJson, renderIndexYaml, renderSearchJson } from '../render/index-documents.ts';
 import { renderBins, renderSnapshot } from '../render/snapshot.ts';

@@ -21,8 +21,7 @@
 import { type Catalog, emptyCatalog, loadCatalog, saveCatalog } from '../catalog.ts';
 import { sha256Hex } from '../digest.ts';
 import { isPluginDocumentKey, PLUGINS_PREFIX, pluginDocumentKey, SNAPSHOT_KEY } from '../layout.ts';
-import type { PluginDocument } from '../model.ts';
-import type { SnapshotDocument } from '../render/documents.ts';
+import type { PluginDocument, SnapshotDocument } from '../model.ts';
 import { commitGeneration, writeSnapshot } from './commit.ts';
 import { type BatchResult, identityOf, type PipelineContext } from './context.ts';
 import { type BatchItem, BatchView, evaluateBatch, failedWrite } from './evaluate.ts';

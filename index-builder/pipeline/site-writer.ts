@@ -5,8 +5,8 @@
 import type { CatalogLine } from '../catalog.ts';
 import { normalizeDigest, sha256Hex } from '../digest.ts';
 import { artifactKey, manifestKey, pluginDocumentKey, pluginPageKey, signatureKey } from '../layout.ts';
-import type { ArtifactRecord, PluginDocument, VersionRecord } from '../model.ts';
-import { type DocumentDigest, encodeJson } from '../render/documents.ts';
+import type { ArtifactRecord, DocumentDigest, PluginDocument, VersionRecord } from '../model.ts';
+import { encodeJson } from '../render/documents.ts';
 import { CACHE_IMMUTABLE, CACHE_MUTABLE, contentTypeFor, type PutOptions, type Store } from '../store.ts';
 import { isPrerelease } from '../versions.ts';
 import { identityOf, type PipelineContext } from './context.ts';

@@ -37,26 +37,6 @@ export interface RegistryIndexDocument {
   readonly plugins: readonly RegistryIndexEntry[];
 }
 
-export interface DocumentDigest {
-  readonly sha256: string;
-  readonly size: number;
-}
-
-/** `snapshot.json`: what a client checks before it trusts any mutable document. */
-export interface SnapshotDocument {
-  readonly schema: 'plugindex/snapshot/v1';
-  readonly registry: string;
-  /** Strictly increasing with every rebuild: a client refuses a generation lower than one it has seen. */
-  readonly generation: number;
-  readonly created: string;
-  /** A client refuses a snapshot past this time: a frozen mirror cannot replay an old view forever. */
-  readonly expires: string;
-  /** Fingerprint of the registry key that signs this snapshot and every document. */
-  readonly key_fingerprint: string;
-  /** Path -> digest of every mutable JSON/YAML document, so documents cannot be mixed across generations. */
-  readonly documents: Readonly<Record<string, DocumentDigest>>;
-}
-
 function apiCompatibility(
   record: VersionRecord,
 ): RegistryIndexEntry['versions'][number]['api_compatibility'] {

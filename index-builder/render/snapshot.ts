@@ -5,7 +5,8 @@
  * in them is verify.ts.
  */
 import { binOf, pluginDocumentKey } from '../layout.ts';
-import { type DocumentDigest, encodeJson, type SnapshotDocument } from './documents.ts';
+import type { DocumentDigest, SnapshotDocument } from '../model.ts';
+import { encodeJson } from './documents.ts';
 
 /**
  * The bin documents for `bins`: path -> digest of every plugin document whose name falls in the bin, the

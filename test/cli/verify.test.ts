@@ -8,8 +8,8 @@ import { createRegistryServer, listenRegistryServer } from '../../cli/local/serv
 import { verifyRegistry } from '../../cli/verify.ts';
 import { parseRegistryConfig } from '../../index-builder/config.ts';
 import { TrustError } from '../../index-builder/errors.ts';
+import type { SnapshotDocument } from '../../index-builder/model.ts';
 import { type PipelineContext, processSubmissions } from '../../index-builder/pipeline/index.ts';
-import type { SnapshotDocument } from '../../index-builder/render/documents.ts';
 import type { Store, StoredObject } from '../../index-builder/store.ts';
 import { encode, makeBundle, makeRegistry, type TestRegistry, validManifest } from '../support/fixtures.ts';
 import { MemoryStore } from '../support/memory-store.ts';

@@ -11,7 +11,7 @@ import { pathToFileURL } from 'node:url';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3Store } from '../../adapters/s3-store.ts';
-import type { SnapshotDocument } from '../../index-builder/render/documents.ts';
+import type { SnapshotDocument } from '../../index-builder/model.ts';
 import { readPublicKey, verifyDetachedSignature } from '../../index-builder/signing.ts';
 import { listAll } from '../../index-builder/store.ts';
 import { type BundleResult, bundleFunctions, type FunctionName } from '../../infra/bundle-functions.ts';

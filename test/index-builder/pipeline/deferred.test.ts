@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { loadCatalog } from '../../../index-builder/catalog.ts';
 import { binKey, binOf, INDEX_DOCUMENTS } from '../../../index-builder/layout.ts';
-import type { PluginDocument } from '../../../index-builder/model.ts';
+import type { PluginDocument, SnapshotDocument } from '../../../index-builder/model.ts';
 import {
   flushIndexes,
   type PipelineContext,
@@ -16,7 +16,6 @@ import {
   rebuildRegistry,
   refreshSnapshot,
 } from '../../../index-builder/pipeline/index.ts';
-import type { SnapshotDocument } from '../../../index-builder/render/documents.ts';
 import { readPublicKey } from '../../../index-builder/signing.ts';
 import { verifyListedDocument, verifyPluginDocument, verifySnapshot } from '../../../index-builder/verify.ts';
 import { makeBundle, makeRegistry, type TestRegistry, validManifest } from '../../support/fixtures.ts';

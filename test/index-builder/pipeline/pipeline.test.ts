@@ -6,14 +6,13 @@ import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { StoreError } from '../../../index-builder/errors.ts';
 import { binKey, binOf, isSafeKey, submissionIdFromBytes } from '../../../index-builder/layout.ts';
-import type { PluginDocument } from '../../../index-builder/model.ts';
+import type { PluginDocument, SnapshotDocument } from '../../../index-builder/model.ts';
 import {
   processSubmissions,
   rebuildRegistry,
   refreshSnapshot,
   type SubmissionOutcome,
 } from '../../../index-builder/pipeline/index.ts';
-import type { SnapshotDocument } from '../../../index-builder/render/documents.ts';
 import { readPublicKey, verifyDetachedSignature } from '../../../index-builder/signing.ts';
 import { CACHE_IMMUTABLE, CACHE_MUTABLE, type StoredObject } from '../../../index-builder/store.ts';
 import {
