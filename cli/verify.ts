@@ -8,17 +8,13 @@
  * (README, "Reading it safely"). The judging is index-builder/verify.ts; this file fetches.
  */
 import { readFile, writeFile } from 'node:fs/promises';
+import { TrustedSnapshot } from '../client/trusted-snapshot.ts';
+import { fixedClock, systemClock } from '../index-builder/clock.ts';
 import { createSha256, normalizeDigest, sha256Hex } from '../index-builder/digest.ts';
 import { TrustError } from '../index-builder/errors.ts';
-import {
-  pluginDocumentKey,
-  SNAPSHOT_BINS_PREFIX,
-  SNAPSHOT_KEY,
-  signatureKey,
-} from '../index-builder/layout.ts';
-import type { ArtifactRecord, Manifest, PluginDocument, SnapshotDocument } from '../index-builder/model.ts';
+import { binOfKey, pluginDocumentKey, SNAPSHOT_KEY, signatureKey } from '../index-builder/layout.ts';
+import type { ArtifactRecord, BinDocument, Manifest, SnapshotDocument } from '../index-builder/model.ts';
 import { readPublicKey, verifyDetachedSignature } from '../index-builder/signing.ts';
-import { verifyListedDocument, verifyPluginDocument, verifySnapshot } from '../index-builder/verify.ts';
 
 /** Largest document fetched; a hostile server cannot make the client read without end. */
 const MAX_DOCUMENT_BYTES = 256 * 1024 * 1024;
@@ -68,10 +64,6 @@ async function verifyArtifact(artifact: ArtifactRecord, where: string): Promise<
 }
 
 /** The plugin documents a bin lists, by path. */
-function binListing(bytes: Uint8Array): Record<string, { sha256: string }> {
-  return (JSON.parse(text(bytes)) as { documents?: Record<string, { sha256: string }> }).documents ?? {};
-}
-
 /** Attempts at a snapshot whose signature comes from another publish than its body (fetched in between). */
 const SNAPSHOT_ATTEMPTS = 3;
 
@@ -123,33 +115,32 @@ export async function verifyRegistry(options: {
     const saved = await readFile(options.stateFile, 'utf8').catch(() => undefined);
     if (saved) lastGeneration = (JSON.parse(saved) as { generation?: number }).generation;
   }
-  const snapshot = await fetchSnapshot(base, async (snapshotBytes, signature) =>
-    verifySnapshot({
-      snapshot: snapshotBytes,
-      signature,
-      key: key.key,
-      now: options.now ?? new Date(),
-      ...(lastGeneration !== undefined ? { lastGeneration } : {}),
-    }),
+  // Trust in TUF's order, which the trusted snapshot enforces: the snapshot, then the documents it lists
+  // (the bins among them), then each plugin document against its verified bin.
+  const trusted = new TrustedSnapshot({
+    key: key.key,
+    clock: options.now ? fixedClock(options.now) : systemClock,
+    ...(lastGeneration !== undefined ? { highestGeneration: lastGeneration } : {}),
+  });
+  const snapshot = await fetchSnapshot(base, (snapshotBytes, signature) =>
+    trusted.updateSnapshot(snapshotBytes, signature),
   );
   // Every document by the digest the snapshot (or a bin) gives it: `?v=<sha256>` is its own CDN cache entry,
   // so no cache can hand back an older generation than the snapshot names.
-  const fetched = new Map<string, Uint8Array>();
+  const bins: BinDocument[] = [];
   for (const [path, digest] of Object.entries(snapshot.documents)) {
     const body = await fetchBytes(`${base}/${path}?v=${digest.sha256}`);
-    verifyListedDocument(snapshot, path, body);
-    fetched.set(path, body);
+    const bin = binOfKey(path);
+    if (bin === undefined) trusted.verifyDocument(path, body);
+    else bins.push(trusted.updateBin(bin, body));
   }
   let manifests = 0;
   let artifacts = 0;
   let plugins = 0;
-  for (const [binPath, binBytes] of fetched) {
-    if (!binPath.startsWith(SNAPSHOT_BINS_PREFIX)) continue;
-    for (const [docPath, digest] of Object.entries(binListing(binBytes))) {
+  for (const listing of bins) {
+    for (const [docPath, digest] of Object.entries(listing.documents)) {
       const name = docPath.split('/')[1] as string;
-      const docBytes = await fetchBytes(`${base}/${docPath}?v=${digest.sha256}`);
-      verifyPluginDocument(snapshot, name, binBytes, docBytes);
-      const doc = JSON.parse(text(docBytes)) as PluginDocument;
+      const doc = trusted.pluginDocument(name, await fetchBytes(`${base}/${docPath}?v=${digest.sha256}`));
       plugins += 1;
       for (const version of doc.versions) {
         const manifest = await fetchBytes(version.manifest_url);
@@ -192,7 +183,7 @@ export async function verifyRegistry(options: {
     fingerprint: key.fingerprint,
     generation: snapshot.generation,
     expires: snapshot.expires,
-    documents: fetched.size,
+    documents: Object.keys(snapshot.documents).length,
     plugins,
     manifests,
     artifacts,

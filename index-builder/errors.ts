@@ -110,6 +110,7 @@ export type ErrorCode =
   | 'SNAPSHOT_EXPIRED'
   | 'DOCUMENT_NOT_LISTED'
   | 'DOCUMENT_MISMATCH'
+  | 'DOCUMENT_MALFORMED'
   | 'ARTIFACT_MISMATCH';
 
 export class PlugindexError extends Error {

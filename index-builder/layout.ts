@@ -164,6 +164,13 @@ export function binKey(bin: string): string {
   return `${SNAPSHOT_BINS_PREFIX}${bin}.json`;
 }
 
+/** The bin a key names (`snapshot/bins/<bin>.json`), or undefined for any other key. */
+export function binOfKey(key: string): string | undefined {
+  if (!key.startsWith(SNAPSHOT_BINS_PREFIX) || !key.endsWith('.json')) return undefined;
+  const bin = key.slice(SNAPSHOT_BINS_PREFIX.length, -'.json'.length);
+  return /^[0-9a-f]{2}$/.test(bin) ? bin : undefined;
+}
+
 export const PLUGINS_PREFIX = 'plugins/';
 
 export function pluginDocumentKey(name: string): string {

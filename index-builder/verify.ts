@@ -13,7 +13,7 @@ import type { Key } from 'openpgp';
 import { sha256Hex } from './digest.ts';
 import { TrustError } from './errors.ts';
 import { binKey, binOf, pluginDocumentKey } from './layout.ts';
-import type { DocumentDigest, SnapshotDocument } from './model.ts';
+import type { BinDocument, DocumentDigest, SnapshotDocument } from './model.ts';
 import { verifyDetachedSignature } from './signing.ts';
 
 function parseJson(bytes: Uint8Array, what: string): unknown {
@@ -100,6 +100,34 @@ export function verifyListedDocument(snapshot: SnapshotDocument, path: string, b
   checkDigest(path, bytes, snapshot.documents[path], 'snapshot.json');
 }
 
+/**
+ * Step 4 for a bin (`snapshot/bins/<hh>.json`): it must match the snapshot; returns its listing, against
+ * which the plugin documents in it are then checked (`verifyInBin`).
+ */
+export function verifyBin(snapshot: SnapshotDocument, bin: string, bytes: Uint8Array): BinDocument {
+  const path = binKey(bin);
+  verifyListedDocument(snapshot, path, bytes);
+  const listing = parseJson(bytes, path) as Partial<BinDocument> | null;
+  if (
+    typeof listing !== 'object' ||
+    listing === null ||
+    typeof listing.documents !== 'object' ||
+    !listing.documents
+  )
+    throw new TrustError('SNAPSHOT_MALFORMED', `${path} lacks its documents`);
+  return listing as BinDocument;
+}
+
+/** Step 4 for a plugin document, against the listing of its bin (already verified by `verifyBin`). */
+export function verifyInBin(listing: BinDocument, name: string, bytes: Uint8Array): void {
+  checkDigest(
+    pluginDocumentKey(name),
+    bytes,
+    listing.documents[pluginDocumentKey(name)],
+    binKey(binOf(name)),
+  );
+}
+
 /** Step 4 for a plugin document: its bin must match the snapshot, and the document its bin. */
 export function verifyPluginDocument(
   snapshot: SnapshotDocument,
@@ -107,9 +135,5 @@ export function verifyPluginDocument(
   binBytes: Uint8Array,
   docBytes: Uint8Array,
 ): void {
-  const bin = binKey(binOf(name));
-  verifyListedDocument(snapshot, bin, binBytes);
-  const listing = parseJson(binBytes, bin) as { documents?: Record<string, DocumentDigest> };
-  const path = pluginDocumentKey(name);
-  checkDigest(path, docBytes, listing.documents?.[path], bin);
+  verifyInBin(verifyBin(snapshot, binOf(name), binBytes), name, docBytes);
 }

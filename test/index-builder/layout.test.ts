@@ -13,6 +13,9 @@ import { sha256Hex } from '../../index-builder/digest.ts';
 import {
   artifactKey,
   artifactPathProblem,
+  binKey,
+  binOf,
+  binOfKey,
   isHostedArtifactKey,
   isPluginDocumentKey,
   isSafeKey,
@@ -200,5 +203,20 @@ describe('when the published tree is listed', () => {
     expect(isPluginDocumentKey(pluginDocumentKey('demo'))).toBe(true);
     expect(isPluginDocumentKey('plugins/demo/1.0.0/manifest.json')).toBe(false);
     expect(isPluginDocumentKey('plugins/demo/index.html')).toBe(false);
+  });
+});
+
+describe('when a key names a snapshot bin', () => {
+  it('gives the bin back for the bin documents, and nothing for any other key', () => {
+    for (const name of ['demo-plugin', 'kubecost-lens', 'a'])
+      expect(binOfKey(binKey(binOf(name)))).toBe(binOf(name));
+    for (const key of [
+      'snapshot.json',
+      'snapshot/bins/0g.json',
+      'snapshot/bins/abc.json',
+      'snapshot/bins/ab.json.asc',
+      'x/snapshot/bins/ab.json',
+    ])
+      expect(binOfKey(key), key).toBeUndefined();
   });
 });
