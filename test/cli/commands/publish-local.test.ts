@@ -1,0 +1,58 @@
+/** `plugindex publish --registry`: what it refuses before anything reaches the registry. */
+import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { initRegistry } from '../../../cli/local/registry.ts';
+import { main } from '../../../cli/main.ts';
+
+let work: string;
+let dir: string;
+
+async function plugindex(...argv: string[]): Promise<{ code: number; stderr: string }> {
+  const stderr: string[] = [];
+  const out = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => stderr.push(String(chunk)) > 0);
+  try {
+    return { code: await main(argv), stderr: stderr.join('') };
+  } finally {
+    out.mockRestore();
+    err.mockRestore();
+  }
+}
+
+/** Every file of the registry folder with its bytes: the whole state a refused command must leave alone. */
+async function tree(): Promise<Map<string, string>> {
+  const files = new Map<string, string>();
+  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const file = path.join(entry.parentPath, entry.name);
+    files.set(path.relative(dir, file), await readFile(file, 'base64'));
+  }
+  return files;
+}
+
+beforeAll(async () => {
+  work = await mkdtemp(path.join(tmpdir(), 'plugindex-publish-local-'));
+  dir = path.join(work, 'registry');
+  await initRegistry(dir, { name: 'r', url: 'http://127.0.0.1:8080' });
+  await mkdir(path.join(work, 'a-folder.tgz'));
+});
+afterAll(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+describe('when the bundle to publish cannot be read', () => {
+  it.each([
+    ['a missing file', 'missing.tgz', 'ENOENT'],
+    ['a folder', 'a-folder.tgz', 'not a regular file'],
+  ])('refuses %s naming it (exit 1), and the registry is unchanged', async (_, name, why) => {
+    const before = await tree();
+    const file = path.join(work, name);
+    const result = await plugindex('publish', file, '--registry', dir);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(`plugindex publish: cannot read ${file}`);
+    expect(result.stderr).toContain(why);
+    expect(await tree()).toEqual(before);
+  });
+});
