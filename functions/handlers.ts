@@ -7,8 +7,8 @@ import type { CloudFrontClient } from '@aws-sdk/client-cloudfront';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { S3Store } from '../adapters/s3-store.ts';
 import { systemClock } from '../index-builder/clock.ts';
-import { parseRegistryConfig, withDeployedTrustList } from '../index-builder/config.ts';
-import { ConfigError, problemRef } from '../index-builder/errors.ts';
+import { parseRegistryConfig, readConfigJson, withDeployedTrustList } from '../index-builder/config.ts';
+import { problemRef } from '../index-builder/errors.ts';
 import { INCOMING_PREFIX } from '../index-builder/layout.ts';
 import {
   type BatchResult,
@@ -42,21 +42,6 @@ const LAMBDA_BUNDLE_LIMITS = { maxUncompressedBytes: 512 * 1024 * 1024 };
 const MAX_BATCH_BYTES = 512 * 1024 * 1024;
 const MAX_ROUNDS = 10;
 
-/** The config object's JSON text; anything else is the operator's mistake, named with the object. */
-function parseConfigObject(body: Uint8Array, where: string): object {
-  try {
-    return JSON.parse(new TextDecoder().decode(body)) as object;
-  } catch (error) {
-    throw new ConfigError(
-      'CONFIG_INVALID',
-      `registry config ${where} is not JSON: ${(error as Error).message}`,
-      {
-        cause: error,
-      },
-    );
-  }
-}
-
 async function pipelineContext(deps: HandlerDeps): Promise<PipelineContext> {
   const intake = new S3Store({ client: deps.s3, bucket: deps.config.intakeBucket });
   const stored = await intake.get(deps.config.configKey);
@@ -68,7 +53,10 @@ async function pipelineContext(deps: HandlerDeps): Promise<PipelineContext> {
     );
   }
   const base = stored
-    ? parseConfigObject(stored.body, `s3://${deps.config.intakeBucket}/${deps.config.configKey}`)
+    ? (readConfigJson(
+        new TextDecoder().decode(stored.body),
+        `registry config s3://${deps.config.intakeBucket}/${deps.config.configKey}`,
+      ) as object)
     : defaults;
   const config = withDeployedTrustList(base, deps.config.publishers);
   return {

@@ -55,6 +55,19 @@ function publishedText(value: string, path: string): string {
   return value;
 }
 
+/**
+ * A stored config's JSON text as a value for `parseRegistryConfig`; text that is not JSON is the operator's
+ * mistake, named by `where` (a file, an object's URL).
+ * @throws ConfigError CONFIG_INVALID
+ */
+export function readConfigJson(text: string, where: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (cause) {
+    throw new ConfigError('CONFIG_INVALID', `${where} is not JSON: ${(cause as Error).message}`, { cause });
+  }
+}
+
 /** Checks an untrusted config value; throws ConfigError('CONFIG_INVALID') naming the field. */
 export function parseRegistryConfig(value: unknown): RegistryConfig {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) fail('/', 'expected an object');

@@ -6,7 +6,7 @@ import YAML from 'yaml';
 import { checkArtifactDigests, checkBundleFiles, readBundle, writeBundle } from './bundle.ts';
 import { sha256Hex } from './digest.ts';
 import { type Problem, problemsFrom } from './errors.ts';
-import { loadManifest } from './manifest/index.ts';
+import { inspectManifest, loadManifest, type ManifestInspection } from './manifest/index.ts';
 import type { Manifest, ManifestArtifact } from './model.ts';
 import { createSigner } from './signing.ts';
 import { checkPublisherSignature } from './trust.ts';
@@ -79,22 +79,9 @@ export async function packSubmission(options: {
   return { bundle: await writeBundle(entries), manifest, fingerprint: signer.fingerprint };
 }
 
-export interface InspectionResult {
-  readonly valid: boolean;
-  readonly problems: readonly Problem[];
-  readonly manifest?: Manifest;
+export interface InspectionResult extends ManifestInspection {
   /** Fingerprint of the key in publisher.asc that signed the manifest, when it verifies. */
   readonly signer?: string;
-}
-
-/** Checks a manifest file without publishing. */
-export function inspectManifest(bytes: Uint8Array, fileName: string): InspectionResult {
-  try {
-    const manifest = loadManifest(bytes, fileName);
-    return { valid: true, problems: [], manifest };
-  } catch (error) {
-    return { valid: false, problems: problemsFrom(error) };
-  }
 }
 
 /**

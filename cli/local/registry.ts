@@ -13,8 +13,7 @@ import { chmod, mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:
 import path from 'node:path';
 import { FsStore } from '../../adapters/fs-store.ts';
 import { systemClock } from '../../index-builder/clock.ts';
-import { parseRegistryConfig, type RegistryConfig } from '../../index-builder/config.ts';
-import { ConfigError } from '../../index-builder/errors.ts';
+import { parseRegistryConfig, type RegistryConfig, readConfigJson } from '../../index-builder/config.ts';
 import { type PipelineContext, rebuildRegistry } from '../../index-builder/pipeline/index.ts';
 import { createSigner, generateKeyPair } from '../../index-builder/signing.ts';
 import { CliError } from '../errors.ts';
@@ -46,14 +45,7 @@ export async function readConfig(dir: string): Promise<RegistryConfig> {
       { cause },
     );
   }
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (cause) {
-    const file = path.join(dir, CONFIG_FILE);
-    throw new ConfigError('CONFIG_INVALID', `${file} is not JSON: ${(cause as Error).message}`, { cause });
-  }
-  return parseRegistryConfig(value);
+  return parseRegistryConfig(readConfigJson(text, path.join(dir, CONFIG_FILE)));
 }
 
 export async function writeConfig(dir: string, config: RegistryConfig): Promise<void> {

@@ -1,6 +1,6 @@
 /** The manifest module: parse (JSON or YAML, safely), validate, and load in one call. */
 
-import { SubmissionError } from '../errors.ts';
+import { type Problem, problemsFrom, SubmissionError } from '../errors.ts';
 import type { Manifest } from '../model.ts';
 import { readManifestDocument } from './parse.ts';
 import { validateManifest } from './validate.ts';
@@ -13,6 +13,22 @@ export {
 } from './parse.ts';
 export { MANIFEST_SCHEMA, MANIFEST_SCHEMA_ID } from './schema.ts';
 export { assertManifest, MAX_MANIFEST_DEPTH, validateManifest } from './validate.ts';
+
+/** A manifest judged without publishing it: every problem, or the manifest when there are none. */
+export interface ManifestInspection {
+  readonly valid: boolean;
+  readonly problems: readonly Problem[];
+  readonly manifest?: Manifest;
+}
+
+/** Checks a manifest file without publishing (`plugindex validate`, and the manifest in a bundle). */
+export function inspectManifest(bytes: Uint8Array, fileName: string): ManifestInspection {
+  try {
+    return { valid: true, problems: [], manifest: loadManifest(bytes, fileName) };
+  } catch (error) {
+    return { valid: false, problems: problemsFrom(error) };
+  }
+}
 
 /**
  * Parses and validates a manifest file.

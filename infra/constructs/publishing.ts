@@ -18,6 +18,7 @@ import type { Bucket, CfnBucket } from 'aws-cdk-lib/aws-s3';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { PUBLISH_MESSAGE_GROUP } from '../../adapters/publish-queue.ts';
 import type { TrustedPublisher } from '../../index-builder/config.ts';
 import { INCOMING_PREFIX } from '../../index-builder/layout.ts';
 import { stageFunction } from '../publishers.ts';
@@ -148,7 +149,7 @@ export class PublishingPipeline extends Construct {
           object: { key: [{ prefix: INCOMING_PREFIX }] },
         },
       },
-      targets: [new SqsQueue(this.queue, { messageGroupId: 'publish' })],
+      targets: [new SqsQueue(this.queue, { messageGroupId: PUBLISH_MESSAGE_GROUP })],
     });
     new Rule(this, 'RefreshSchedule', {
       description: 'plugindex: re-sign snapshot.json before it expires',

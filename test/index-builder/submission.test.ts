@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { readBundle } from '../../index-builder/bundle.ts';
 import { SubmissionError } from '../../index-builder/errors.ts';
-import { inspectBundle, inspectManifest, packSubmission } from '../../index-builder/submission.ts';
+import { inspectManifest } from '../../index-builder/manifest/index.ts';
+import { inspectBundle, packSubmission } from '../../index-builder/submission.ts';
 import { encode, makeBundle, sha256, testKey, validManifest } from '../support/fixtures.ts';
 
 describe('when packing a submission', () => {
