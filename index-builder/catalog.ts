@@ -72,7 +72,7 @@ export function catalogLineOf(doc: PluginDocument, document: DocumentDigest): Ca
 }
 
 /** Reads catalog lines; a file with an unknown header reads as empty (the next full rebuild recreates it). */
-export function parseCatalogLines(text: string, into: Catalog): void {
+function parseCatalogLines(text: string, into: Catalog): void {
   const lines = text.split('\n');
   if (lines[0] !== HEADER) return;
   for (let i = 1; i < lines.length; i++) {
@@ -182,8 +182,8 @@ export async function saveCatalog(
     const members = (byBin.get(bin) ?? []).sort();
     const key = catalogBinKey(bin);
     const body = new TextEncoder().encode(serializePlugins(members, catalog.plugins));
-    await store.put(key, body, options);
     const digest = sha256Hex(body);
+    await store.put(key, body, { ...options, sha256: digest });
     catalog.bins.set(bin, digest);
     cache.set(bin, {
       sha256: digest,

@@ -29,7 +29,7 @@ import { sha256Hex } from './digest.ts';
 /** Longest path segment: under every filesystem's name limit (eCryptfs: 143) with room for `.json`. */
 export const MAX_SEGMENT_LENGTH = 128;
 /** Longest key: S3's limit is 1,024 bytes, and keys are ASCII. */
-export const MAX_KEY_LENGTH = 1024;
+const MAX_KEY_LENGTH = 1024;
 
 /**
  * One segment as a pattern: letters, digits, `.`, `_` and `-`, not starting with a dot (dot-files are a
@@ -45,7 +45,7 @@ const SAFE_SEGMENT = new RegExp(`^${SAFE_SEGMENT_PATTERN}$`);
 const WINDOWS_DEVICE = /^(con|prn|aux|nul|com[0-9]|lpt[0-9])$/i;
 
 /** Why `segment` is not a safe path segment, or undefined when it is. */
-export function segmentProblem(segment: string): string | undefined {
+function segmentProblem(segment: string): string | undefined {
   if (!SAFE_SEGMENT.test(segment)) {
     if (segment.length === 0) return 'an empty segment';
     if (segment.length > MAX_SEGMENT_LENGTH) return `a segment longer than ${MAX_SEGMENT_LENGTH} characters`;

@@ -6,7 +6,7 @@ import { bundleSizeProblem } from '../bundle.ts';
 import { sha256Hex, streamSha256 } from '../digest.ts';
 import type { Problem } from '../errors.ts';
 import { INCOMING_PREFIX, submissionIdFromDigest } from '../layout.ts';
-import type { ListedObject, Store } from '../store.ts';
+import { type ListedObject, listAll, type Store } from '../store.ts';
 import type { PipelineContext } from './context.ts';
 
 /** One upload taken into a batch, named by its key and digest. */
@@ -38,8 +38,7 @@ export interface Batch {
  * one wins, whatever their names.
  */
 async function listIncoming(store: Store): Promise<ListedObject[]> {
-  const listed: ListedObject[] = [];
-  for await (const info of store.list(INCOMING_PREFIX)) listed.push(info);
+  const listed = await listAll(store, INCOMING_PREFIX);
   listed.sort(
     (a, b) =>
       a.lastModified.getTime() - b.lastModified.getTime() || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0),

@@ -113,7 +113,7 @@ export async function recordOutcomes(
     const destination = outcome.status === 'rejected' ? rejectedKey(upload.id) : processedKey(upload.id);
     const options = { contentType: 'application/gzip', cacheControl: CACHE_PRIVATE };
     if (upload.kind === 'read') {
-      await ctx.intake.put(destination, upload.bytes, options);
+      await ctx.intake.put(destination, upload.bytes, { ...options, sha256: upload.sha256 });
     } else {
       const stream = await ctx.intake.getStream(upload.key);
       if (stream)

@@ -3,7 +3,7 @@
  * (hashed once for digest and signature), the immutable files of a version, and a plugin's documents.
  */
 import type { CatalogLine } from '../catalog.ts';
-import { normalizeDigest, sha256Hex } from '../digest.ts';
+import { normalizeDigest } from '../digest.ts';
 import { artifactKey, manifestKey, pluginDocumentKey, pluginPageKey, signatureKey } from '../layout.ts';
 import type { ArtifactRecord, DocumentDigest, PluginDocument, VersionRecord } from '../model.ts';
 import { encodeJson } from '../render/documents.ts';
@@ -140,9 +140,11 @@ export async function writeVersion(
       const key = artifactKey(manifest.name, manifest.version, artifact.file);
       // Opaque bytes whatever the file is called: an `.html` or `.svg` artifact is a download, never a page
       // on the registry's origin (the servers say so too, for files published before this rule).
+      // Its digest was checked against these bytes in evaluation: the store need not hash them again.
       await ctx.site.put(key, body, {
         contentType: 'application/octet-stream',
         cacheControl: CACHE_IMMUTABLE,
+        sha256: digest,
       });
       artifacts.push({
         os: artifact.os,
@@ -166,13 +168,10 @@ export async function writeVersion(
   // A JSON manifest is published byte for byte (unknown fields and all); YAML is rendered to JSON.
   const body = contents.manifestName.endsWith('.json') ? contents.manifest : encodeJson(manifest);
   const manifestAt = manifestKey(manifest.name, manifest.version);
-  await putFile(ctx.site, manifestAt, body, CACHE_IMMUTABLE);
-  await putFile(
-    ctx.site,
-    signatureKey(manifestAt),
-    encoder.encode(await ctx.signer.sign(body)),
-    CACHE_IMMUTABLE,
-  );
+  // One pass over the manifest gives its signature and the digest its record and the store take.
+  const signed = await ctx.signer.signWithDigest(body);
+  await putFile(ctx.site, manifestAt, body, CACHE_IMMUTABLE, signed.sha256);
+  await putFile(ctx.site, signatureKey(manifestAt), encoder.encode(signed.signature), CACHE_IMMUTABLE);
   const requirements = manifest.requirements ?? {};
   return {
     version: manifest.version,
@@ -185,7 +184,7 @@ export async function writeVersion(
     ...(requirements.max_api_version ? { max_api_version: requirements.max_api_version } : {}),
     manifest_url: `${url}/${manifestAt}`,
     manifest_signature_url: `${url}/${signatureKey(manifestAt)}`,
-    manifest_sha256: sha256Hex(body),
+    manifest_sha256: signed.sha256,
     manifest_size: body.byteLength,
     source_sha256: accepted.sourceSha256,
     publisher: accepted.publisher,

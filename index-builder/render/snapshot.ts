@@ -6,6 +6,7 @@
  */
 import { binOf, pluginDocumentKey } from '../layout.ts';
 import type { DocumentDigest, SnapshotDocument } from '../model.ts';
+import { stringifyJson } from '../text.ts';
 import { encodeJson } from './documents.ts';
 
 /**
@@ -26,7 +27,7 @@ export function renderBins(
   return new Map(
     [...grouped].map(([bin, documents]) => [
       bin,
-      `${JSON.stringify({ schema: 'plugindex/bin/v1', bin, documents }, null, 2)}\n`,
+      `${stringifyJson({ schema: 'plugindex/bin/v1', bin, documents }, 2)}\n`,
     ]),
   );
 }
