@@ -1,11 +1,62 @@
 /**
- * Errors of the consumer library that are not trust failures (those are the core's `TrustError`, with the
- * codes of index-builder/verify.ts): each with a stable code, the original failure kept as `cause`.
+ * Errors of the consumer library, one stable code each. Trust failures of the published documents
+ * themselves are the core's `TrustError` (index-builder/verify.ts codes); the codes here marked as refusals
+ * are the client's own trust checks (a response over its cap, an install or lock that no longer matches
+ * what was signed), and a command exits 3 for them as for any TrustError.
  */
 
 export type ClientErrorCode =
   /** A document asked of the trusted snapshot before what it hangs on was verified (a caller's defect). */
-  'CLIENT_OUT_OF_ORDER';
+  | 'CLIENT_OUT_OF_ORDER'
+  /** The client configuration (config.json) is not what this version reads; names the JSON pointer. */
+  | 'CLIENT_CONFIG_INVALID'
+  /** No configured registry has that name. */
+  | 'REGISTRY_NOT_FOUND'
+  /** `registry add` of a name already configured with another URL or key, without `--force`. */
+  | 'REGISTRY_EXISTS'
+  /** A registry URL that is not https: (loopback http: and file: excepted), or not a URL at all. */
+  | 'REGISTRY_URL_INVALID'
+  /** The registry and every mirror failed (network error, timeout, 5xx after retries, or an HTTP error). */
+  | 'FETCH_FAILED'
+  /** The registry answered 404 for a document it should have (after every mirror). */
+  | 'FETCH_NOT_FOUND'
+  /** A redirect to another origin while credentials are configured: refused rather than leak them. */
+  | 'FETCH_CROSS_ORIGIN_REDIRECT'
+  /** A secret named by the config (`${ENV}` or `file:PATH`) is not there. */
+  | 'CREDENTIALS_MISSING'
+  /** `--offline` (or `--frozen`) and something needed is not in the cache. */
+  | 'OFFLINE_MISSING'
+  /** No configured registry has a plugin of that name. */
+  | 'PLUGIN_NOT_FOUND'
+  /** The plugin exists but no version matches the request (the message says why each was left out). */
+  | 'NO_MATCHING_VERSION'
+  /** The chosen version has no artifact for the platform (the message lists those it has). */
+  | 'NO_ARTIFACT_FOR_PLATFORM'
+  /** A `NAME[@SPEC]` or `OS/ARCH` that does not parse. */
+  | 'REQUEST_INVALID'
+  /** plugindex.lock does not parse or has the wrong shape; names the JSON pointer. */
+  | 'LOCKFILE_INVALID'
+  /** `--locked`/`--frozen` and the lock is missing or would change; names the entries. */
+  | 'LOCK_OUT_OF_SYNC'
+  /** Nothing installed under that name (or version). */
+  | 'NOT_INSTALLED'
+  /** Another install holds the lock on the same target for too long. */
+  | 'INSTALL_BUSY'
+  // Refusals (exit 3):
+  /** More bytes arrived than the cap for that kind of document (or the signed size of an artifact). */
+  | 'RESPONSE_TOO_LARGE'
+  /** What the registry signs now differs from the lock (manifest digest, publisher, artifact, key). */
+  | 'LOCK_MISMATCH'
+  /** An installed file no longer matches its record (rehashed by `plugindex verify`). */
+  | 'INSTALLED_MODIFIED';
+
+/** The codes that are trust refusals: a command exits 3 for them, as for a TrustError. */
+export const REFUSAL_CODES: ReadonlySet<ClientErrorCode> = new Set([
+  'RESPONSE_TOO_LARGE',
+  'LOCK_MISMATCH',
+  'INSTALLED_MODIFIED',
+  'FETCH_CROSS_ORIGIN_REDIRECT',
+]);
 
 export class ClientError extends Error {
   override readonly name = 'ClientError';
@@ -14,5 +65,10 @@ export class ClientError extends Error {
   constructor(code: ClientErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.code = code;
+  }
+
+  /** True when the client refused what it was served (exit 3), not merely failed to find or fetch it. */
+  get refusal(): boolean {
+    return REFUSAL_CODES.has(this.code);
   }
 }
