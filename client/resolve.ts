@@ -1,0 +1,311 @@
+/**
+ * From a request (`kubecost-lens@^1.2`) and a plugin's verified document to the one version and artifact a
+ * client installs. The version rules are the registry's own (index-builder/versions.ts), applied to the
+ * versions this host can run; what this module adds is the host's side (its API version and platform) and
+ * messages that say why nothing matched, so a user can fix the request instead of guessing.
+ *
+ * Pure: no I/O. The caller passes the host's platform and API version.
+ *
+ * @example
+ * const { name, spec } = parseRequest('kubecost-lens@^1.2');
+ * const platform = hostPlatform(process.platform, process.arch);
+ * const { version, artifact, warnings } = resolvePlugin(doc, { spec, platform, apiVersion: 'v1' });
+ */
+import semver from 'semver';
+import { pluginNameProblem, versionIdentity } from '../index-builder/layout.ts';
+import {
+  ARCH_VALUES,
+  type ArtifactRecord,
+  OS_VALUES,
+  type PluginDocument,
+  type VersionRecord,
+} from '../index-builder/model.ts';
+import {
+  channelOf,
+  isPrerelease,
+  resolveVersion,
+  sortVersionsDescending,
+} from '../index-builder/versions.ts';
+import { ClientError } from './errors.ts';
+
+export interface Platform {
+  readonly os: string;
+  readonly arch: string;
+}
+
+/** Node's names where they differ from the registry's (Go's, which the manifests use). */
+const NODE_OS: Readonly<Record<string, string>> = { win32: 'windows' };
+const NODE_ARCH: Readonly<Record<string, string>> = { x64: 'amd64', ia32: '386' };
+
+/**
+ * Node's `process.platform`/`process.arch` -> the registry's names (`win32`/`x64` -> `windows`/`amd64`).
+ * Unknown values pass through unchanged: such a host then finds no artifact, and is told which exist.
+ *
+ * @example hostPlatform('win32', 'x64') // { os: 'windows', arch: 'amd64' }
+ */
+export function hostPlatform(platform: string, arch: string): Platform {
+  return { os: NODE_OS[platform] ?? platform, arch: NODE_ARCH[arch] ?? arch };
+}
+
+/**
+ * `linux/amd64` (or `linux-amd64`, the lock file's spelling) -> Platform. Case-insensitive; Node's names
+ * (`win32/x64`) are accepted too. Only the registry's OS and architecture names are: a typo is caught here
+ * rather than reported later as a missing artifact.
+ * @throws ClientError REQUEST_INVALID naming what was given and the form expected.
+ */
+export function parsePlatform(text: string): Platform {
+  const expected = `OS/ARCH with OS one of ${OS_VALUES.join(', ')} and ARCH one of ${ARCH_VALUES.join(', ')} (e.g. linux/amd64)`;
+  // No OS name holds a '-', so the first separator splits `linux-amd64` as it does `linux/amd64`.
+  const match = /^([^/-]+)[/-]([^/-]+)$/.exec(text.trim().toLowerCase());
+  if (!match) throw new ClientError('REQUEST_INVALID', `platform ${JSON.stringify(text)} is not ${expected}`);
+  const platform = hostPlatform(match[1] as string, match[2] as string);
+  const knownOs = (OS_VALUES as readonly string[]).includes(platform.os);
+  const knownArch = (ARCH_VALUES as readonly string[]).includes(platform.arch);
+  if (!knownOs || !knownArch) {
+    const unknown = knownOs ? `architecture "${platform.arch}"` : `OS "${platform.os}"`;
+    throw new ClientError(
+      'REQUEST_INVALID',
+      `platform ${JSON.stringify(text)} names an unknown ${unknown}: expected ${expected}`,
+    );
+  }
+  return platform;
+}
+
+/** `linux-amd64`: the key used in lock files and install folders (a '/' would make a folder level). */
+export function platformKey(platform: Platform): string {
+  return `${platform.os}-${platform.arch}`;
+}
+
+/** How platforms read in messages: the form `--platform` takes. */
+function platformText(platform: Platform): string {
+  return `${platform.os}/${platform.arch}`;
+}
+
+/** The manifest's name rule (manifest/validate.ts, schema.ts): a request for any other name cannot match. */
+const PLUGIN_NAME = /^[a-z0-9]+(-[a-z0-9]+)*$/;
+const MAX_NAME_LENGTH = 64;
+/** A channel, as versions.ts reads it: `latest` and `beta` alike (it tries this before a range). */
+const CHANNEL = /^[a-z][a-z0-9-]*$/i;
+
+/** Why `spec` is none of the forms resolveVersion reads, or undefined when it is one. */
+function specProblem(spec: string): string | undefined {
+  if (spec.trim() === '') return "the version after '@' is empty";
+  if (semver.valid(spec.trim()) || CHANNEL.test(spec.trim()) || semver.validRange(spec.trim()) !== null)
+    return undefined;
+  return `version ${JSON.stringify(spec)} is not a version (1.2.3), a range (^1.2.0, ~1.2, ">=1 <2"), "latest" or a channel (beta)`;
+}
+
+/**
+ * `name` or `name@SPEC` -> `{ name, spec }`, spec `latest` when absent.
+ * @throws ClientError REQUEST_INVALID for a name no plugin can have (the manifest's rule, and the names the
+ *   registry reserves: layout.ts `pluginNameProblem`), an empty spec after `@`, or a spec that does not parse.
+ * @example parseRequest('kubecost-lens@^1.2') // { name: 'kubecost-lens', spec: '^1.2' }
+ */
+export function parseRequest(text: string): { readonly name: string; readonly spec: string } {
+  const trimmed = text.trim();
+  const at = trimmed.indexOf('@');
+  const name = at === -1 ? trimmed : trimmed.slice(0, at);
+  const spec = at === -1 ? 'latest' : trimmed.slice(at + 1).trim();
+  const form = 'expected NAME or NAME@VERSION (e.g. kubecost-lens@^1.2)';
+  if (name === '')
+    throw new ClientError('REQUEST_INVALID', `request ${JSON.stringify(text)} has no plugin name: ${form}`);
+  if (!PLUGIN_NAME.test(name) || name.length < 2 || name.length > MAX_NAME_LENGTH)
+    throw new ClientError(
+      'REQUEST_INVALID',
+      `plugin name ${JSON.stringify(name)} in ${JSON.stringify(text)} is not a plugin name: expected 2 to ${MAX_NAME_LENGTH} lowercase letters and digits, with single '-' between them`,
+    );
+  const reserved = pluginNameProblem(name);
+  if (reserved) throw new ClientError('REQUEST_INVALID', `request ${JSON.stringify(text)}: ${reserved}`);
+  const problem = specProblem(spec);
+  if (problem)
+    throw new ClientError('REQUEST_INVALID', `request ${JSON.stringify(text)}: ${problem}; ${form}`);
+  return { name, spec };
+}
+
+/** `v2`, `v2.1` or `2` -> its numbers; undefined for anything else. */
+function parseApiVersion(text: string): { readonly major: number; readonly minor?: number } | undefined {
+  const match = /^v?(\d+)(?:\.(\d+))?$/i.exec(text.trim());
+  if (!match) return undefined;
+  return match[2] === undefined
+    ? { major: Number(match[1]) }
+    : { major: Number(match[1]), minor: Number(match[2]) };
+}
+
+/**
+ * True when the host's API version is within the version's `min_api_version`..`max_api_version` (each
+ * optional). Compared as numbers (`v10` is above `v9`); a bound of only a major covers every minor of it
+ * (`max v2` admits a `v2.3` host). An unparsable bound excludes the version, and so does an unparsable host
+ * version against any bound: nothing says the plugin can run there.
+ * @example apiVersionAllows({ ...record, min_api_version: 'v2' }, 'v1') // false
+ */
+export function apiVersionAllows(record: VersionRecord, apiVersion: string): boolean {
+  if (record.min_api_version === undefined && record.max_api_version === undefined) return true;
+  const host = parseApiVersion(apiVersion);
+  if (!host) return false;
+  if (record.min_api_version !== undefined) {
+    const min = parseApiVersion(record.min_api_version);
+    if (!min) return false;
+    if (host.major !== min.major ? host.major < min.major : (host.minor ?? 0) < (min.minor ?? 0))
+      return false;
+  }
+  if (record.max_api_version !== undefined) {
+    const max = parseApiVersion(record.max_api_version);
+    if (!max) return false;
+    if (host.major !== max.major) return host.major < max.major;
+    if (max.minor !== undefined && (host.minor ?? 0) > max.minor) return false;
+  }
+  return true;
+}
+
+/** The version's artifact for `platform`, or undefined. */
+export function artifactFor(record: VersionRecord, platform: Platform): ArtifactRecord | undefined {
+  return record.artifacts.find((a) => a.os === platform.os && a.arch === platform.arch);
+}
+
+export interface ResolveOptions {
+  /** An exact version, a range, `latest` or a channel name (see parseRequest). */
+  readonly spec: string;
+  readonly platform: Platform;
+  /** The plugin API the host speaks, e.g. `v1`. */
+  readonly apiVersion: string;
+}
+
+export interface Resolution {
+  readonly version: VersionRecord;
+  readonly artifact: ArtifactRecord;
+  /** For the user, not errors: a deprecated (or, from a lock, yanked) version was chosen. */
+  readonly warnings: readonly string[];
+}
+
+/** How many versions a message lists before it says how many more there are. */
+const LISTED_VERSIONS = 6;
+
+function listed(items: readonly string[], separator = ', '): string {
+  const shown = items.slice(0, LISTED_VERSIONS).join(separator);
+  return items.length > LISTED_VERSIONS ? `${shown} and ${items.length - LISTED_VERSIONS} more` : shown;
+}
+
+/** True when `spec` asks for `version`, read as resolveVersion reads it (yanked and API aside). */
+function specAsks(spec: string, version: string): boolean {
+  const wanted = spec.trim();
+  if (wanted === '' || wanted === 'latest') return !isPrerelease(version);
+  const exact = semver.valid(wanted);
+  if (exact) return semver.eq(version, exact);
+  if (CHANNEL.test(wanted)) return channelOf(version) === wanted.toLowerCase();
+  return semver.validRange(wanted) !== null && semver.satisfies(version, wanted);
+}
+
+function apiBounds(record: VersionRecord): string {
+  const { min_api_version: min, max_api_version: max } = record;
+  if (min !== undefined && max !== undefined) return `${min}..${max}`;
+  return min !== undefined ? `${min} or later` : `${max} or earlier`;
+}
+
+/** Why `record` was left out for this host, or undefined when it was not. */
+function exclusion(record: VersionRecord, apiVersion: string): string | undefined {
+  if (record.yanked)
+    return `${record.version} is yanked${record.yanked_reason ? ` (${record.yanked_reason})` : ''}`;
+  if (!apiVersionAllows(record, apiVersion))
+    return `${record.version} needs API ${apiBounds(record)}, the host is ${apiVersion}`;
+  return undefined;
+}
+
+function noMatch(
+  doc: PluginDocument,
+  options: ResolveOptions,
+  candidates: readonly VersionRecord[],
+): ClientError {
+  const newest = sortVersionsDescending(doc.versions);
+  const reasons = newest
+    .filter((r) => specAsks(options.spec, r.version))
+    .map((r) => exclusion(r, options.apiVersion))
+    .filter((why): why is string => why !== undefined);
+  const why =
+    reasons.length > 0
+      ? `left out: ${listed(reasons, '; ')}`
+      : options.spec.trim() === 'latest' && candidates.length > 0
+        ? 'there is no release yet, only prereleases: ask for a channel or an exact version'
+        : 'no version matches';
+  const available = newest.filter((r) => !r.yanked).map((r) => r.version);
+  const there =
+    available.length > 0 ? `Versions there are: ${listed(available)}` : 'Every version of it is yanked';
+  return new ClientError('NO_MATCHING_VERSION', `${doc.name}@${options.spec}: ${why}. ${there}`);
+}
+
+function noArtifact(doc: PluginDocument, record: VersionRecord, platform: Platform, hint = ''): ClientError {
+  const platforms = record.artifacts.map((a) => platformText(a));
+  const has = platforms.length > 0 ? `it has ${platforms.join(', ')}` : 'it has no artifacts at all';
+  return new ClientError(
+    'NO_ARTIFACT_FOR_PLATFORM',
+    `${doc.name}@${record.version} has no artifact for ${platformText(platform)}; ${has}${hint}`,
+  );
+}
+
+function deprecation(doc: PluginDocument, record: VersionRecord): string[] {
+  if (!record.deprecated) return [];
+  const message = record.deprecation_message ? `: ${record.deprecation_message}` : '';
+  return [`${doc.name}@${record.version} is deprecated${message}`];
+}
+
+/**
+ * Chooses the version and artifact to install for a request.
+ *
+ * spec: an exact version, a range (`^1.2.0`, `~1.2`, `>=1 <2`), `latest` (highest non-prerelease non-yanked)
+ * or a channel (`beta`). Versions whose API bounds exclude `apiVersion` are not chosen; yanked versions are
+ * never chosen, not even when asked for exactly (a lock file still installs one: resolveLocked); a
+ * deprecated version is chosen with a warning. The registry's rules (versions.ts resolveVersion) choose among
+ * what is left. A version without the platform's artifact is not skipped for an older one: that would install
+ * something other than what the request resolves to on every other host.
+ *
+ * @throws ClientError REQUEST_INVALID for a spec that does not parse.
+ * @throws ClientError NO_MATCHING_VERSION naming the plugin and spec, why each version the spec asks for
+ *   was left out (`1.3.0 is yanked`, `2.0.0 needs API v2..v3, the host is v1`) and a few of the versions
+ *   there are, newest first.
+ * @throws ClientError NO_ARTIFACT_FOR_PLATFORM naming plugin@version, the platform and those it has.
+ * @example resolvePlugin(doc, { spec: '^1.2.0', platform: { os: 'linux', arch: 'amd64' }, apiVersion: 'v1' })
+ */
+export function resolvePlugin(doc: PluginDocument, options: ResolveOptions): Resolution {
+  const problem = specProblem(options.spec);
+  if (problem) throw new ClientError('REQUEST_INVALID', `${doc.name}: ${problem}`);
+  const candidates = doc.versions.filter((r) => exclusion(r, options.apiVersion) === undefined);
+  const chosen = resolveVersion(candidates, options.spec);
+  const version = chosen === undefined ? undefined : candidates.find((r) => r.version === chosen);
+  if (!version) throw noMatch(doc, options, candidates);
+  const artifact = artifactFor(version, options.platform);
+  if (!artifact) {
+    // Say where the platform can be had, so the user can pin that version rather than search for it.
+    const older = sortVersionsDescending(candidates).find(
+      (r) => specAsks(options.spec, r.version) && artifactFor(r, options.platform),
+    );
+    const hint = older ? ` (${older.version} has it: ask for ${doc.name}@${older.version})` : '';
+    throw noArtifact(doc, version, options.platform, hint);
+  }
+  return { version, artifact, warnings: deprecation(doc, version) };
+}
+
+/**
+ * The exact version a lock file holds, whatever has happened to it since: a yanked one still resolves, with
+ * a warning (`yanked: <reason>`), as Cargo does for a lock, and no API filter applies (the lock decided).
+ * Versions are compared as the registry identifies them (build metadata and letter case aside).
+ * @throws ClientError NO_MATCHING_VERSION when the version is no longer in the document.
+ * @throws ClientError NO_ARTIFACT_FOR_PLATFORM naming plugin@version, the platform and those it has.
+ */
+export function resolveLocked(doc: PluginDocument, version: string, platform: Platform): Resolution {
+  const identity = versionIdentity(version);
+  const record = doc.versions.find((r) => versionIdentity(r.version) === identity);
+  if (!record) {
+    const there = sortVersionsDescending(doc.versions).map((r) => r.version);
+    throw new ClientError(
+      'NO_MATCHING_VERSION',
+      `${doc.name}@${version}, which the lock holds, is no longer in the registry; ${
+        there.length > 0 ? `versions there are: ${listed(there)}` : 'it has no versions'
+      }`,
+    );
+  }
+  const artifact = artifactFor(record, platform);
+  if (!artifact) throw noArtifact(doc, record, platform);
+  const warnings = record.yanked
+    ? [`${doc.name}@${record.version} is yanked: ${record.yanked_reason ?? 'no reason given'}`]
+    : [];
+  return { version: record, artifact, warnings: [...warnings, ...deprecation(doc, record)] };
+}
