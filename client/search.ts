@@ -1,0 +1,152 @@
+/**
+ * Search over the `search.json` of every configured registry, ranked the way a user expects: a plugin whose
+ * name is the word typed first, then names that start with it, contain it, then keywords, descriptions, and
+ * last names one typo away. Pure: the caller fetches and verifies each registry's `search.json`.
+ *
+ * @example
+ * searchPlugins([{ registry: 'main', priority: 1, entries: doc.plugins }], { terms: ['cost'], provider: 'aws' });
+ */
+import type { SearchEntry } from '../index-builder/model.ts';
+
+export interface SearchSource {
+  readonly registry: string;
+  /** Lower wins a tie (priority 1 before 2), as in the client configuration. */
+  readonly priority: number;
+  readonly entries: readonly SearchEntry[];
+}
+
+export interface SearchQuery {
+  readonly terms: readonly string[];
+  /** `--type`: the plugin_type. */
+  readonly type?: string;
+  /** `--provider`: one of the entry's providers. */
+  readonly provider?: string;
+  /** `--capability`: one of the entry's capabilities. */
+  readonly capability?: string;
+}
+
+export type MatchKind = 'exact' | 'prefix' | 'substring' | 'keyword' | 'description' | 'typo' | 'all';
+
+export interface SearchHit {
+  readonly registry: string;
+  readonly priority: number;
+  /** The weakest of the terms' best matches: what the entry ranks by. */
+  readonly match: MatchKind;
+  readonly entry: SearchEntry;
+}
+
+/** Strongest first; an entry ranks by its index here. */
+const TIERS: readonly MatchKind[] = ['exact', 'prefix', 'substring', 'keyword', 'description', 'typo', 'all'];
+
+/**
+ * The Levenshtein distance of `a` and `b`, or `bound + 1` as soon as it is sure to exceed `bound`: search
+ * compares every term against every name, and almost all pairs are far apart.
+ */
+function boundedLevenshtein(a: string, b: string, bound: number): number {
+  if (Math.abs(a.length - b.length) > bound) return bound + 1;
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    let rowMin = i;
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = (previous[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1);
+      const cell = Math.min((previous[j] as number) + 1, (current[j - 1] as number) + 1, substitution);
+      current.push(cell);
+      rowMin = Math.min(rowMin, cell);
+    }
+    // Every later cell descends from this row, and distances never shrink along a path.
+    if (rowMin > bound) return bound + 1;
+    previous = current;
+  }
+  return Math.min(previous[b.length] as number, bound + 1);
+}
+
+/** How many edits a term may be from a name: none for short terms, where one edit reaches most names. */
+function typoBound(term: string): number {
+  if (term.length < 4) return 0;
+  return term.length <= 7 ? 1 : 2;
+}
+
+/**
+ * The best tier one (lowercased) term reaches in one entry, or undefined when it matches nothing. The
+ * display name counts with the name, in the substring tier: people search by the name they see on a page
+ * ("Kubecost Lens"), and a word of it says as much as a piece of the name does, more than a keyword.
+ */
+function termTier(term: string, entry: SearchEntry): number | undefined {
+  const name = entry.name.toLowerCase();
+  if (name === term) return TIERS.indexOf('exact');
+  if (name.startsWith(term)) return TIERS.indexOf('prefix');
+  if (name.includes(term) || entry.display_name?.toLowerCase().includes(term))
+    return TIERS.indexOf('substring');
+  if (entry.keywords.some((k) => k.toLowerCase().includes(term))) return TIERS.indexOf('keyword');
+  if (entry.description?.toLowerCase().includes(term)) return TIERS.indexOf('description');
+  const bound = typoBound(term);
+  if (bound > 0 && [name, ...name.split('-')].some((part) => boundedLevenshtein(term, part, bound) <= bound))
+    return TIERS.indexOf('typo');
+  return undefined;
+}
+
+/** The entry's tier for all terms (the weakest term's), or undefined when a term matches nothing. */
+function entryTier(terms: readonly string[], entry: SearchEntry): number | undefined {
+  let weakest = 0;
+  for (const term of terms) {
+    const tier = termTier(term, entry);
+    if (tier === undefined) return undefined;
+    weakest = Math.max(weakest, tier);
+  }
+  return weakest;
+}
+
+const sameText = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCase();
+
+function passesFilters(entry: SearchEntry, query: SearchQuery): boolean {
+  const { type, provider, capability } = query;
+  if (type !== undefined && !sameText(entry.plugin_type, type)) return false;
+  if (provider !== undefined && !entry.providers.some((p) => sameText(p, provider))) return false;
+  if (capability !== undefined && !entry.capabilities.some((c) => sameText(c, capability))) return false;
+  return true;
+}
+
+/** Code-unit order: names are ASCII, and a locale must not change the order of a listing. */
+const byText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/**
+ * Searches the entries of every source, best first.
+ *
+ * Tiers, strongest first: exact name, name prefix, name (or display name) substring, keyword, description,
+ * then a typo-tolerant name match (Levenshtein distance <= 1 for terms of 4-7 characters, <= 2 for longer,
+ * against the name and each of its '-'-separated parts). Case-insensitive; terms are split on whitespace.
+ * Several terms: every term must match something (AND), and the entry ranks by its weakest term. The
+ * `type`, `provider` and `capability` filters must all hold. No terms: every entry passing the filters, as
+ * match `all`, sorted by name, then priority, then registry name. Ties within a tier: by priority (1 before
+ * 2), then name, then registry name. The same name in
+ * two registries gives two hits: the user picks one with `--registry`.
+ *
+ * @example searchPlugins(sources, { terms: ['kubecots'] }) // kubecost-lens, match 'typo'
+ */
+export function searchPlugins(sources: readonly SearchSource[], query: SearchQuery): SearchHit[] {
+  const terms = query.terms.flatMap((t) => t.toLowerCase().split(/\s+/)).filter((t) => t !== '');
+  const ranked: { readonly tier: number; readonly hit: SearchHit }[] = [];
+  for (const source of sources) {
+    for (const entry of source.entries) {
+      if (!passesFilters(entry, query)) continue;
+      const tier = terms.length === 0 ? TIERS.indexOf('all') : entryTier(terms, entry);
+      if (tier === undefined) continue;
+      const match = TIERS[tier] as MatchKind;
+      ranked.push({ tier, hit: { registry: source.registry, priority: source.priority, match, entry } });
+    }
+  }
+  const byName = (a: SearchHit, b: SearchHit): number => byText(a.entry.name, b.entry.name);
+  const byPriority = (a: SearchHit, b: SearchHit): number => a.priority - b.priority;
+  // A listing reads as a catalog (by name, one registry's copy beside the other's); a search puts the
+  // preferred registry's hits first within a tier.
+  const [first, second] = terms.length === 0 ? [byName, byPriority] : [byPriority, byName];
+  ranked.sort(
+    (a, b) =>
+      a.tier - b.tier ||
+      first(a.hit, b.hit) ||
+      second(a.hit, b.hit) ||
+      byText(a.hit.registry, b.hit.registry),
+  );
+  return ranked.map((r) => r.hit);
+}

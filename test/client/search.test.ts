@@ -1,0 +1,213 @@
+/**
+ * Search over hand-built `search.json` rows (model.ts SearchEntry) of two registries: the tiers in order,
+ * typos, several terms, the filters, and ties across registries.
+ */
+import { describe, expect, it } from 'vitest';
+import { type SearchHit, type SearchSource, searchPlugins } from '../../client/search.ts';
+import type { SearchEntry } from '../../index-builder/model.ts';
+
+function entry(name: string, overrides: Partial<SearchEntry> = {}): SearchEntry {
+  return {
+    name,
+    latest_version: '1.0.0',
+    plugin_type: 'cost_source',
+    providers: [],
+    capabilities: [],
+    keywords: [],
+    ...overrides,
+  };
+}
+
+const main: SearchSource = {
+  registry: 'main',
+  priority: 1,
+  entries: [
+    entry('cost', { description: 'The reference cost source', providers: ['aws'] }),
+    entry('cost-explorer', { providers: ['AWS'], capabilities: ['cost_retrieval', 'forecasting'] }),
+    entry('aws-cost', { providers: ['aws'], capabilities: ['cost_retrieval'] }),
+    entry('lens', { display_name: 'Cost Lens', plugin_type: 'observability' }),
+    entry('finops-tags', { keywords: ['Cost', 'tagging'], providers: ['azure'] }),
+    entry('budget-alerts', { description: 'Alerts when the cost of a project passes its budget' }),
+    entry('kubecost-lens', {
+      display_name: 'Kubecost Lens',
+      description: 'Kubernetes spend per namespace',
+      providers: ['kubernetes'],
+      keywords: ['k8s'],
+    }),
+    entry('metrics-bridge', { plugin_type: 'observability', providers: ['gcp'], keywords: ['prometheus'] }),
+  ],
+};
+
+const mirror: SearchSource = {
+  registry: 'acme',
+  priority: 2,
+  entries: [
+    entry('cost', { description: "Acme's fork" }),
+    entry('acme-cost', { providers: ['aws'] }),
+    entry('costs-acme', { providers: ['aws'] }),
+  ],
+};
+
+const names = (hits: readonly SearchHit[]): string[] =>
+  hits.map((h) => `${h.registry}/${h.entry.name}:${h.match}`);
+
+describe('when searching by one term', () => {
+  it('ranks exact, prefix, substring, keyword, description; priority then name within a tier', () => {
+    expect(names(searchPlugins([main, mirror], { terms: ['cost'] }))).toEqual([
+      'main/cost:exact',
+      'acme/cost:exact',
+      'main/cost-explorer:prefix',
+      'acme/costs-acme:prefix',
+      'main/aws-cost:substring',
+      'main/kubecost-lens:substring',
+      'main/lens:substring',
+      'acme/acme-cost:substring',
+      'main/finops-tags:keyword',
+      'main/budget-alerts:description',
+    ]);
+  });
+
+  it('reads the display name with the name (substring tier)', () => {
+    expect(names(searchPlugins([main], { terms: ['LENS'] }))).toEqual([
+      'main/lens:exact',
+      'main/kubecost-lens:substring',
+    ]);
+  });
+
+  it('ignores case in names, keywords and descriptions', () => {
+    expect(names(searchPlugins([main], { terms: ['KUBECOST-Lens'] }))).toEqual(['main/kubecost-lens:exact']);
+    expect(names(searchPlugins([main], { terms: ['K8S'] }))).toEqual(['main/kubecost-lens:keyword']);
+    expect(names(searchPlugins([main], { terms: ['NAMESPACE'] }))).toEqual([
+      'main/kubecost-lens:description',
+    ]);
+  });
+});
+
+describe('when a term has a typo', () => {
+  it('finds kubecost-lens from "kubecots" (two edits from its part "kubecost")', () => {
+    expect(names(searchPlugins([main], { terms: ['kubecots'] }))).toEqual(['main/kubecost-lens:typo']);
+  });
+
+  it('allows one edit for terms of 4 to 7 characters, against the whole name too', () => {
+    expect(names(searchPlugins([main], { terms: ['lenz'] }))).toEqual([
+      'main/kubecost-lens:typo',
+      'main/lens:typo',
+    ]);
+    expect(names(searchPlugins([main], { terms: ['metrix-bridge'] }))).toEqual(['main/metrics-bridge:typo']);
+    expect(searchPlugins([main], { terms: ['lnzz'] })).toEqual([]);
+  });
+
+  it('allows none for terms under 4 characters, and no more than the bound for longer ones', () => {
+    expect(searchPlugins([main], { terms: ['aws-cots-x'] })).toEqual([]);
+    expect(searchPlugins([main], { terms: ['cot'] })).toEqual([]);
+    expect(searchPlugins([main], { terms: ['kbcots'] })).toEqual([]);
+  });
+
+  it('ranks a typo below every other tier', () => {
+    const sources: SearchSource[] = [
+      {
+        registry: 'main',
+        priority: 1,
+        entries: [entry('alpha-toll'), entry('tools'), entry('zeta', { description: 'a tool' })],
+      },
+    ];
+    expect(names(searchPlugins(sources, { terms: ['tool'] }))).toEqual([
+      'main/tools:prefix',
+      'main/zeta:description',
+      'main/alpha-toll:typo',
+    ]);
+  });
+});
+
+describe('when searching by several terms', () => {
+  it('keeps only entries every term matches, ranked by the weakest term', () => {
+    expect(names(searchPlugins([main, mirror], { terms: ['cost', 'reference'] }))).toEqual([
+      'main/cost:description',
+    ]);
+    expect(names(searchPlugins([main, mirror], { terms: ['aws', 'cost'] }))).toEqual([
+      'main/aws-cost:substring',
+    ]);
+    expect(names(searchPlugins([main], { terms: ['kubecost', 'namespace'] }))).toEqual([
+      'main/kubecost-lens:description',
+    ]);
+  });
+
+  it('splits a quoted phrase into its words', () => {
+    expect(searchPlugins([main], { terms: ['kubecost  namespace'] })).toEqual(
+      searchPlugins([main], { terms: ['kubecost', 'namespace'] }),
+    );
+  });
+
+  it('finds nothing when one term matches nothing', () => {
+    expect(searchPlugins([main, mirror], { terms: ['cost', 'zzzzzz'] })).toEqual([]);
+  });
+});
+
+describe('when filtering', () => {
+  it('keeps entries of the type, provider (any case) and capability, all at once', () => {
+    expect(names(searchPlugins([main], { terms: ['cost'], provider: 'aws' }))).toEqual([
+      'main/cost:exact',
+      'main/cost-explorer:prefix',
+      'main/aws-cost:substring',
+    ]);
+    expect(
+      names(searchPlugins([main], { terms: ['cost'], provider: 'AWS', capability: 'forecasting' })),
+    ).toEqual(['main/cost-explorer:prefix']);
+    expect(names(searchPlugins([main], { terms: ['cost'], type: 'observability' }))).toEqual([
+      'main/lens:substring',
+    ]);
+  });
+
+  it('lists every entry passing the filters when there are no terms, by name', () => {
+    expect(names(searchPlugins([main], { terms: [], type: 'observability' }))).toEqual([
+      'main/lens:all',
+      'main/metrics-bridge:all',
+    ]);
+    expect(names(searchPlugins([main], { terms: ['  '], provider: 'kubernetes' }))).toEqual([
+      'main/kubecost-lens:all',
+    ]);
+  });
+
+  it('finds nothing when no entry passes', () => {
+    expect(searchPlugins([main, mirror], { terms: [], capability: 'teleportation' })).toEqual([]);
+  });
+});
+
+describe('when two registries hold the same name', () => {
+  it('gives a hit for each, the lower priority number first', () => {
+    const hits = searchPlugins([mirror, main], { terms: ['cost'] });
+    expect(names(hits).slice(0, 2)).toEqual(['main/cost:exact', 'acme/cost:exact']);
+    expect(hits[0]).toEqual({ registry: 'main', priority: 1, match: 'exact', entry: main.entries[0] });
+  });
+
+  it('orders equal priorities by registry name', () => {
+    const twin: SearchSource = { ...mirror, priority: 1 };
+    expect(names(searchPlugins([main, twin], { terms: ['cost'] })).slice(0, 2)).toEqual([
+      'acme/cost:exact',
+      'main/cost:exact',
+    ]);
+  });
+
+  it('lists by name first when there are no terms, each registry beside the other', () => {
+    expect(names(searchPlugins([main, mirror], { terms: [] }))).toEqual([
+      'acme/acme-cost:all',
+      'main/aws-cost:all',
+      'main/budget-alerts:all',
+      'main/cost:all',
+      'acme/cost:all',
+      'main/cost-explorer:all',
+      'acme/costs-acme:all',
+      'main/finops-tags:all',
+      'main/kubecost-lens:all',
+      'main/lens:all',
+      'main/metrics-bridge:all',
+    ]);
+  });
+});
+
+describe('when nothing matches', () => {
+  it('returns no hits', () => {
+    expect(searchPlugins([main, mirror], { terms: ['quantum'] })).toEqual([]);
+    expect(searchPlugins([], { terms: ['cost'] })).toEqual([]);
+  });
+});
