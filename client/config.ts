@@ -1,0 +1,574 @@
+/**
+ * The client configuration, kept as JSON at `<config dir>/config.json` (client/paths.ts). Its registry
+ * entries follow the PulumiCost spec's `discovery.registries` (name, url, priority, timeout, auth with
+ * `api_key: "${ENV}"`), so the spec's YAML maps onto it one to one later; it is JSON because the client must
+ * start fast, with no YAML parser on the hot path.
+ *
+ * A secret is never written here: every credential is a reference, `${ENV_NAME}` or `file:PATH`, resolved
+ * only when a request needs it (`resolveSecret`). A registry's key is pinned by fingerprint; its armored copy
+ * lives in the data directory.
+ *
+ * Pure: text in, values out; the caller reads and writes the file.
+ *
+ * @example
+ * const config = parseClientConfig(text, '/home/me/.config/plugindex/config.json');
+ * const { config: next, change } = addRegistry(config, entry, { force: false });
+ * if (change !== 'unchanged') writeFile(path, serializeClientConfig(next));
+ */
+import { ClientError } from './errors.ts';
+
+export const CLIENT_CONFIG_SCHEMA = 'plugindex/client-config/v1';
+
+/** A secret is never written in config: it is a reference, '${ENV_NAME}' or 'file:PATH'. */
+export type RegistryAuth =
+  | { readonly type: 'bearer_token'; readonly bearer_token: string }
+  /** `header` defaults to 'X-API-Key'. */
+  | { readonly type: 'api_key'; readonly api_key: string; readonly header?: string }
+  /** `username` is plain; `password` is a reference. */
+  | { readonly type: 'basic_auth'; readonly username: string; readonly password: string };
+
+export interface RegistryEntry {
+  /** `[a-z0-9][a-z0-9._-]{0,63}`. */
+  readonly name: string;
+  /** Normalized: no trailing slash. */
+  readonly url: string;
+  /** Integer >= 0; lower is tried and ranked first (the spec's priority: 1 before 2). */
+  readonly priority: number;
+  /** The pinned registry key, 40 uppercase hex digits (its armored copy lives in the data dir, not here). */
+  readonly key_fingerprint: string;
+  /** Other URLs serving the same registry, tried in order; normalized like `url`. */
+  readonly mirrors: readonly string[];
+  readonly ca_file?: string;
+  /** Positive. */
+  readonly timeout_seconds?: number;
+  readonly auth?: RegistryAuth;
+}
+
+export interface ClientConfig {
+  readonly schema: typeof CLIENT_CONFIG_SCHEMA;
+  readonly registries: readonly RegistryEntry[];
+}
+
+export const EMPTY_CLIENT_CONFIG: ClientConfig = Object.freeze({
+  schema: CLIENT_CONFIG_SCHEMA,
+  registries: Object.freeze([]),
+});
+
+const REGISTRY_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+const FINGERPRINT = /^[0-9A-F]{40}$/;
+const ENV_REFERENCE = /^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$/;
+/** An HTTP header name (RFC 9110 token). */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+const AUTH_TYPES = ['bearer_token', 'api_key', 'basic_auth'] as const;
+const DEFAULT_API_KEY_HEADER = 'X-API-Key';
+
+/** The fields each object may hold, in the order `serializeClientConfig` writes them. */
+const CONFIG_FIELDS = ['schema', 'registries'] as const;
+const ENTRY_FIELDS = [
+  'name',
+  'url',
+  'priority',
+  'key_fingerprint',
+  'mirrors',
+  'ca_file',
+  'timeout_seconds',
+  'auth',
+] as const;
+const AUTH_FIELDS: Readonly<Record<RegistryAuth['type'], readonly string[]>> = {
+  bearer_token: ['type', 'bearer_token'],
+  api_key: ['type', 'api_key', 'header'],
+  basic_auth: ['type', 'username', 'password'],
+};
+
+/**
+ * Reads `config.json`. Every field is checked and every problem reported, one line each as
+ * `file#/json/pointer: expected X, found Y`. Fields this version does not know are refused rather than
+ * ignored: a misspelt `ca_file` or `auth` silently dropped would send requests without the CA or the
+ * credentials the user meant.
+ * @throws ClientError CLIENT_CONFIG_INVALID; a literal secret is refused with the hint to use `${ENV}` or
+ *   `file:PATH` (and is never repeated in the message); two registries of one name are invalid.
+ */
+export function parseClientConfig(text: string, file: string): ClientConfig {
+  const problems = new Problems(file);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    problems.add('', 'a JSON document', `text that is not JSON (${(error as Error).message})`);
+    throw problems.error('CLIENT_CONFIG_INVALID');
+  }
+  if (!isObject(value)) {
+    problems.add('', 'a JSON object', describe(value));
+    throw problems.error('CLIENT_CONFIG_INVALID');
+  }
+  // A config of another schema means other fields: checking them against this one would only be noise.
+  if (value.schema !== CLIENT_CONFIG_SCHEMA) {
+    problems.expect(
+      '/schema',
+      `"${CLIENT_CONFIG_SCHEMA}" (the only client configuration this version reads)`,
+      value.schema,
+    );
+    throw problems.error('CLIENT_CONFIG_INVALID');
+  }
+  problems.unknownFields('', value, CONFIG_FIELDS);
+  const registries: RegistryEntry[] = [];
+  if (!Array.isArray(value.registries)) {
+    problems.expect('/registries', 'an array of registries', value.registries);
+  } else {
+    const firstByName = new Map<string, number>();
+    value.registries.forEach((item: unknown, index) => {
+      const entry = readEntry(problems, `/registries/${index}`, item);
+      // Checked apart from the entry's other fields, so a duplicate is reported even beside other problems.
+      const name = isObject(item) && typeof item.name === 'string' ? item.name : undefined;
+      const first = name === undefined ? undefined : firstByName.get(name);
+      if (name !== undefined && first !== undefined) {
+        problems.add(
+          `/registries/${index}/name`,
+          'a name no other registry has',
+          `${JSON.stringify(name)}, already the name of /registries/${first}`,
+        );
+        return;
+      }
+      if (name !== undefined) firstByName.set(name, index);
+      if (entry) registries.push(entry);
+    });
+  }
+  if (problems.any()) throw problems.error('CLIENT_CONFIG_INVALID');
+  return { schema: CLIENT_CONFIG_SCHEMA, registries };
+}
+
+/** JSON, 2-space indent, trailing newline, registries in stored order, keys in a fixed order; parse(serialize(c)) deep-equals c. */
+export function serializeClientConfig(config: ClientConfig): string {
+  const out = { schema: config.schema, registries: config.registries.map(plainEntry) };
+  return `${JSON.stringify(out, null, 2)}\n`;
+}
+
+/**
+ * Why a registry or mirror URL is refused, or undefined when it is fine: https:, http: only for a loopback
+ * host (127.0.0.0/8, ::1, localhost; a test or a local mirror, where nothing crosses a network), or file:.
+ * Credentials in the URL are refused (they would be written to config.json and shown in every message),
+ * and so are a query or fragment (document paths are appended to the URL).
+ */
+export function registryUrlProblem(url: string): string | undefined {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return 'it is not an absolute URL';
+  }
+  if (parsed.username !== '' || parsed.password !== '')
+    return `credentials in a URL are refused: configure the registry auth with \${ENV} or file:PATH instead`;
+  if (parsed.search !== '' || parsed.hash !== '' || /[?#]/.test(url))
+    return 'a registry URL has no query or fragment: document paths are appended to it';
+  switch (parsed.protocol) {
+    case 'https:':
+    case 'file:':
+      return undefined;
+    case 'http:':
+      return isLoopback(parsed.hostname)
+        ? undefined
+        : `http: is allowed only for a loopback host (127.0.0.0/8, ::1, localhost), not ${parsed.hostname}: use https:`;
+    default:
+      return `the scheme ${parsed.protocol} is not allowed: use https: (http: only for a loopback host, or file:)`;
+  }
+}
+
+/**
+ * The URL in its canonical form (as WHATWG URL writes it: host in lower case, default port dropped)
+ * without trailing slashes, so `https://Example.com/reg/` and `https://example.com/reg` are one registry.
+ * @throws ClientError REGISTRY_URL_INVALID with the problem (credentials in the URL are not repeated).
+ */
+export function normalizeRegistryUrl(url: string): string {
+  const problem = registryUrlProblem(url);
+  if (problem) throw new ClientError('REGISTRY_URL_INVALID', `registry URL ${redactUrl(url)}: ${problem}`);
+  return new URL(url).href.replace(/\/+$/, '');
+}
+
+/**
+ * Adds a registry, as Helm's `repo add` does. The same name with the same entry is 'unchanged' (a no-op).
+ * The same name with another `url` or `key_fingerprint` is another registry, or another key trusted for it:
+ * that needs `force` ('replaced'), else ClientError REGISTRY_EXISTS names what differs and `--force`.
+ * Differing only in the other fields (priority, mirrors, ca_file, timeout_seconds, auth) simply updates
+ * the entry ('replaced'): they change how the registry is reached, never what is trusted.
+ * A replaced entry keeps its place; a new one goes last. The URLs are normalized and every field checked,
+ * so whatever this returns serializes to a file `parseClientConfig` reads.
+ * @throws ClientError REGISTRY_URL_INVALID for a URL or mirror refused; CLIENT_CONFIG_INVALID for another
+ *   field; REGISTRY_EXISTS as above.
+ */
+export function addRegistry(
+  config: ClientConfig,
+  entry: RegistryEntry,
+  options: { readonly force: boolean },
+): { readonly config: ClientConfig; readonly change: 'added' | 'unchanged' | 'replaced' } {
+  const normalized: RegistryEntry = {
+    ...entry,
+    url: normalizeRegistryUrl(entry.url),
+    mirrors: entry.mirrors.map(normalizeRegistryUrl),
+  };
+  const problems = new Problems(`registry ${JSON.stringify(entry.name)}`);
+  const checked = readEntry(problems, '', plainEntry(normalized));
+  if (!checked || problems.any()) throw problems.error('CLIENT_CONFIG_INVALID');
+  const index = config.registries.findIndex((r) => r.name === checked.name);
+  const existing = config.registries[index];
+  if (!existing) {
+    return { config: { ...config, registries: [...config.registries, checked] }, change: 'added' };
+  }
+  if (sameEntry(existing, checked)) return { config, change: 'unchanged' };
+  if (!options.force) {
+    const differences = [
+      ...(existing.url === checked.url ? [] : [`url ${existing.url} -> ${checked.url}`]),
+      ...(existing.key_fingerprint === checked.key_fingerprint
+        ? []
+        : [`key_fingerprint ${existing.key_fingerprint} -> ${checked.key_fingerprint}`]),
+    ];
+    if (differences.length > 0) {
+      throw new ClientError(
+        'REGISTRY_EXISTS',
+        `registry ${checked.name} is already configured with another ${differences.join(' and ')}; ` +
+          'add it again with --force to replace it (or remove it first)',
+      );
+    }
+  }
+  const registries = config.registries.map((r, i) => (i === index ? checked : r));
+  return { config: { ...config, registries }, change: 'replaced' };
+}
+
+/** The configuration without the registry `name`. @throws ClientError REGISTRY_NOT_FOUND naming the configured names. */
+export function removeRegistry(config: ClientConfig, name: string): ClientConfig {
+  findRegistry(config, name);
+  return { ...config, registries: config.registries.filter((r) => r.name !== name) };
+}
+
+/**
+ * The registry named `name`.
+ * @throws ClientError REGISTRY_NOT_FOUND naming the configured names, or saying none is configured with the
+ *   `plugindex registry add` hint.
+ */
+export function findRegistry(config: ClientConfig, name: string): RegistryEntry {
+  const found = config.registries.find((r) => r.name === name);
+  if (found) return found;
+  if (config.registries.length === 0) {
+    throw new ClientError(
+      'REGISTRY_NOT_FOUND',
+      `no registry named ${JSON.stringify(name)}: no registry is configured; add one with ` +
+        '`plugindex registry add NAME URL`',
+    );
+  }
+  const names = config.registries.map((r) => r.name).join(', ');
+  throw new ClientError(
+    'REGISTRY_NOT_FOUND',
+    `no registry named ${JSON.stringify(name)}; the configured registries are ${names}`,
+  );
+}
+
+/** Registries by priority (lower first), then name: the order they are tried and their results ranked. */
+export function registriesByPriority(config: ClientConfig): RegistryEntry[] {
+  return [...config.registries].sort((a, b) =>
+    a.priority !== b.priority ? a.priority - b.priority : compareStrings(a.name, b.name),
+  );
+}
+
+/**
+ * Why a secret reference is refused, or undefined when it is `${NAME}` (NAME `[A-Za-z_][A-Za-z0-9_]*`) or
+ * `file:PATH` (PATH non-empty). The value itself is never repeated: it may be the secret.
+ */
+export function secretRefProblem(value: string): string | undefined {
+  if (ENV_REFERENCE.test(value)) return undefined;
+  if (value.startsWith('file:')) return value.length > 'file:'.length ? undefined : 'file: names no path';
+  if (value.startsWith('${'))
+    return `an environment reference is \${NAME}, NAME made of letters, digits and "_", not starting with a digit`;
+  if (/^\$[A-Za-z_]/.test(value)) return `an environment reference is written with braces: \${NAME}`;
+  return `a literal secret: config.json never holds a secret; write "\${ENV_NAME}" or "file:PATH" instead`;
+}
+
+/**
+ * The secret a reference names: the environment variable (set and non-empty), or the file's content read
+ * through `readFile` (undefined when it cannot be read) with trailing newlines trimmed. A relative PATH is
+ * read as `readFile` reads it.
+ * @throws ClientError CREDENTIALS_MISSING naming the reference, never the secret; CLIENT_CONFIG_INVALID for a
+ *   value that is not a reference.
+ */
+export function resolveSecret(
+  ref: string,
+  env: Readonly<Record<string, string | undefined>>,
+  readFile: (path: string) => string | undefined,
+): string {
+  const problem = secretRefProblem(ref);
+  if (problem) throw new ClientError('CLIENT_CONFIG_INVALID', `a secret reference is refused: ${problem}`);
+  const variable = ENV_REFERENCE.exec(ref)?.[1];
+  if (variable !== undefined) {
+    const value = Object.hasOwn(env, variable) ? env[variable] : undefined;
+    if (value === undefined || value === '') {
+      throw new ClientError(
+        'CREDENTIALS_MISSING',
+        `the secret ${ref} is missing: the environment variable ${variable} is ${value === '' ? 'empty' : 'not set'}`,
+      );
+    }
+    return value;
+  }
+  const path = ref.slice('file:'.length);
+  let content: string | undefined;
+  try {
+    content = readFile(path);
+  } catch (cause) {
+    throw new ClientError('CREDENTIALS_MISSING', `the secret ${ref} is missing: ${path} cannot be read`, {
+      cause,
+    });
+  }
+  if (content === undefined)
+    throw new ClientError('CREDENTIALS_MISSING', `the secret ${ref} is missing: ${path} cannot be read`);
+  const secret = content.replace(/[\r\n]+$/, '');
+  if (secret === '')
+    throw new ClientError('CREDENTIALS_MISSING', `the secret ${ref} is missing: ${path} is empty`);
+  return secret;
+}
+
+/** One registry entry, every problem added to `problems`; undefined when it has any. */
+function readEntry(problems: Problems, at: string, value: unknown): RegistryEntry | undefined {
+  if (!isObject(value)) {
+    problems.expect(at, 'a registry (an object)', value);
+    return undefined;
+  }
+  const before = problems.count();
+  problems.unknownFields(at, value, ENTRY_FIELDS);
+  const { name, url, priority, key_fingerprint, mirrors, ca_file, timeout_seconds, auth } = value;
+  if (typeof name !== 'string' || !REGISTRY_NAME.test(name))
+    problems.expect(`${at}/name`, 'a registry name ([a-z0-9][a-z0-9._-]{0,63})', name);
+  const readUrl = (pointer: string, item: unknown): string | undefined => {
+    if (typeof item !== 'string') {
+      problems.expect(pointer, 'a registry URL (a string)', item);
+      return undefined;
+    }
+    const problem = registryUrlProblem(item);
+    if (problem) {
+      problems.add(pointer, 'a registry URL', `${JSON.stringify(redactUrl(item))} (${problem})`);
+      return undefined;
+    }
+    return normalizeRegistryUrl(item);
+  };
+  const base = readUrl(`${at}/url`, url);
+  if (!isNonNegativeInteger(priority))
+    problems.expect(`${at}/priority`, 'an integer >= 0 (lower is tried first)', priority);
+  if (typeof key_fingerprint !== 'string' || !FINGERPRINT.test(key_fingerprint))
+    problems.expect(`${at}/key_fingerprint`, 'a key fingerprint (40 uppercase hex digits)', key_fingerprint);
+  const mirrorUrls: string[] = [];
+  if (mirrors !== undefined && !Array.isArray(mirrors)) {
+    problems.expect(`${at}/mirrors`, 'an array of mirror URLs', mirrors);
+  } else {
+    (mirrors ?? []).forEach((item: unknown, index) => {
+      const mirror = readUrl(`${at}/mirrors/${index}`, item);
+      if (mirror === undefined) return;
+      if (mirror === base || mirrorUrls.includes(mirror)) {
+        problems.add(
+          `${at}/mirrors/${index}`,
+          'a URL not already the registry or another mirror',
+          JSON.stringify(mirror),
+        );
+        return;
+      }
+      mirrorUrls.push(mirror);
+    });
+  }
+  if (ca_file !== undefined && (typeof ca_file !== 'string' || ca_file === ''))
+    problems.expect(`${at}/ca_file`, 'a path to a CA bundle (a non-empty string)', ca_file);
+  if (
+    timeout_seconds !== undefined &&
+    !(typeof timeout_seconds === 'number' && Number.isFinite(timeout_seconds) && timeout_seconds > 0)
+  )
+    problems.expect(`${at}/timeout_seconds`, 'a number of seconds > 0', timeout_seconds);
+  const readAuth = auth === undefined ? undefined : readRegistryAuth(problems, `${at}/auth`, auth);
+  if (problems.count() > before) return undefined;
+  return {
+    name: name as string,
+    url: base as string,
+    priority: priority as number,
+    key_fingerprint: key_fingerprint as string,
+    mirrors: mirrorUrls,
+    ...(ca_file === undefined ? {} : { ca_file: ca_file as string }),
+    ...(timeout_seconds === undefined ? {} : { timeout_seconds: timeout_seconds as number }),
+    ...(readAuth === undefined ? {} : { auth: readAuth }),
+  };
+}
+
+function readRegistryAuth(problems: Problems, at: string, value: unknown): RegistryAuth | undefined {
+  if (!isObject(value)) {
+    problems.expect(at, 'an auth object', value);
+    return undefined;
+  }
+  const type = value.type;
+  if (!AUTH_TYPES.includes(type as RegistryAuth['type'])) {
+    problems.expect(`${at}/type`, `one of ${AUTH_TYPES.map((t) => `"${t}"`).join(', ')}`, type);
+    return undefined;
+  }
+  const before = problems.count();
+  const kind = type as RegistryAuth['type'];
+  problems.unknownFields(at, value, AUTH_FIELDS[kind]);
+  const reference = (field: string): string => {
+    const item = value[field];
+    if (typeof item !== 'string') {
+      problems.expect(`${at}/${field}`, `a secret reference ("\${ENV_NAME}" or "file:PATH")`, item);
+    } else {
+      const problem = secretRefProblem(item);
+      // The value is not shown: it may be the secret itself.
+      if (problem)
+        problems.add(`${at}/${field}`, `a secret reference ("\${ENV_NAME}" or "file:PATH")`, problem);
+    }
+    return item as string;
+  };
+  let auth: RegistryAuth;
+  switch (kind) {
+    case 'bearer_token':
+      auth = { type: kind, bearer_token: reference('bearer_token') };
+      break;
+    case 'api_key': {
+      const header = value.header;
+      if (header !== undefined && (typeof header !== 'string' || !HEADER_NAME.test(header)))
+        problems.expect(`${at}/header`, `an HTTP header name (default ${DEFAULT_API_KEY_HEADER})`, header);
+      auth = {
+        type: kind,
+        api_key: reference('api_key'),
+        ...(header === undefined ? {} : { header: header as string }),
+      };
+      break;
+    }
+    case 'basic_auth': {
+      const username = value.username;
+      if (typeof username !== 'string' || username === '' || username.includes(':'))
+        problems.expect(`${at}/username`, 'a user name (a non-empty string without ":")', username);
+      auth = { type: kind, username: username as string, password: reference('password') };
+      break;
+    }
+  }
+  return problems.count() > before ? undefined : auth;
+}
+
+/** The entry as a plain object with its keys in the written order, optional fields only when set. */
+function plainEntry(entry: RegistryEntry): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    name: entry.name,
+    url: entry.url,
+    priority: entry.priority,
+    key_fingerprint: entry.key_fingerprint,
+    mirrors: [...entry.mirrors],
+  };
+  if (entry.ca_file !== undefined) out.ca_file = entry.ca_file;
+  if (entry.timeout_seconds !== undefined) out.timeout_seconds = entry.timeout_seconds;
+  if (entry.auth !== undefined) out.auth = plainAuth(entry.auth);
+  return out;
+}
+
+function plainAuth(auth: RegistryAuth): Record<string, unknown> {
+  switch (auth.type) {
+    case 'bearer_token':
+      return { type: auth.type, bearer_token: auth.bearer_token };
+    case 'api_key':
+      return {
+        type: auth.type,
+        api_key: auth.api_key,
+        ...(auth.header === undefined ? {} : { header: auth.header }),
+      };
+    case 'basic_auth':
+      return { type: auth.type, username: auth.username, password: auth.password };
+  }
+}
+
+function sameEntry(a: RegistryEntry, b: RegistryEntry): boolean {
+  return JSON.stringify(plainEntry(a)) === JSON.stringify(plainEntry(b));
+}
+
+function isLoopback(hostname: string): boolean {
+  // WHATWG URL has already normalized the host: `127.1` is `127.0.0.1`, `[0::1]` is `[::1]`.
+  return (
+    hostname === 'localhost' || hostname === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname)
+  );
+}
+
+/** The URL with any user name or password masked, for messages. */
+function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.username === '' && parsed.password === '') return url;
+    parsed.username = '***';
+    parsed.password = '';
+    return parsed.href;
+  } catch {
+    return url;
+  }
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isNonNegativeInteger(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** What a value is, for "found ...": a missing field and a field of the wrong type read differently. */
+function describe(value: unknown): string {
+  if (value === undefined) return 'nothing (the field is missing)';
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  switch (typeof value) {
+    case 'string':
+      return value.length > 80 ? `${JSON.stringify(value.slice(0, 80))}… (a string)` : JSON.stringify(value);
+    case 'number':
+      return `the number ${value}`;
+    case 'boolean':
+      return `the boolean ${value}`;
+    default:
+      return 'an object';
+  }
+}
+
+const escapePointer = (segment: string): string => segment.replace(/~/g, '~0').replace(/\//g, '~1');
+
+/** Every problem of one file, each as `file#/pointer: expected X, found Y`. */
+class Problems {
+  readonly #file: string;
+  readonly #lines: string[] = [];
+
+  constructor(file: string) {
+    this.#file = file;
+  }
+
+  add(pointer: string, expected: string, found: string): void {
+    this.#lines.push(`${this.#file}#${pointer}: expected ${expected}, found ${found}`);
+  }
+
+  expect(pointer: string, expected: string, value: unknown): void {
+    this.add(pointer, expected, describe(value));
+  }
+
+  unknownFields(at: string, value: Record<string, unknown>, known: readonly string[]): void {
+    for (const key of Object.keys(value)) {
+      if (!known.includes(key))
+        this.add(
+          `${at}/${escapePointer(key)}`,
+          `only the fields ${known.join(', ')}`,
+          'a field this version does not know',
+        );
+    }
+  }
+
+  count(): number {
+    return this.#lines.length;
+  }
+
+  any(): boolean {
+    return this.#lines.length > 0;
+  }
+
+  error(code: 'CLIENT_CONFIG_INVALID'): ClientError {
+    const [first] = this.#lines;
+    const message =
+      this.#lines.length === 1 && first !== undefined
+        ? first
+        : `${this.#file} has ${this.#lines.length} problems:\n${this.#lines.map((l) => `  ${l}`).join('\n')}`;
+    return new ClientError(code, message);
+  }
+}

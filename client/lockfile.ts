@@ -1,0 +1,524 @@
+/**
+ * `plugindex.lock`: JSON, machine-owned. For each installed plugin it records what the signed plugin
+ * document said of the chosen version: the manifest's digest, the publisher key, and the digest and size of
+ * the artifact of EVERY platform (Terraform records every signed `zh:` hash for the same reason: a lock made
+ * on Linux must install on macOS without another resolution). For each registry it records the pinned key
+ * and the lowest snapshot generation a frozen install may accept, which carries TUF's rollback protection
+ * to a fresh CI machine. URLs are left out on purpose: the digest is the identity, so a mirror may serve
+ * the bytes.
+ *
+ * The file is written with sorted keys and a fixed layout, so equal content is equal bytes, and it is
+ * rewritten only when it changes (cargo's `write_pkg_lockfile`); `withPlugin` returns the same object when
+ * nothing changed so a caller can tell without comparing.
+ *
+ * Pure: text in, values out.
+ *
+ * @example
+ * let lock = parseLockfile(text, 'plugindex.lock');
+ * lock = withPlugin(lock, 'kubecost-lens', lockedPluginFrom('community', '^1.2.0', record),
+ *   { key_fingerprint: snapshot.key_fingerprint, generation: snapshot.generation });
+ */
+import semver from 'semver';
+import { TrustError } from '../index-builder/errors.ts';
+import { pluginNameProblem } from '../index-builder/layout.ts';
+import type { VersionRecord } from '../index-builder/model.ts';
+import { ClientError } from './errors.ts';
+
+export interface LockedArtifact {
+  readonly sha256: string;
+  readonly size: number;
+}
+
+export interface LockedPlugin {
+  readonly registry: string;
+  /** What was asked for (`^1.2.0`, `latest`, `beta`): `update` and `outdated` compute "wanted" from it. */
+  readonly requested: string;
+  readonly version: string;
+  readonly manifest_sha256: string;
+  /** Fingerprint of the publisher key that signed the version. */
+  readonly publisher: string;
+  /** 'os-arch' -> digest and size, for EVERY platform the version has (so a lock made on Linux installs on macOS). */
+  readonly artifacts: Readonly<Record<string, LockedArtifact>>;
+}
+
+export interface LockedRegistry {
+  readonly key_fingerprint: string;
+  /** The lowest snapshot generation a frozen install may accept. */
+  readonly min_generation: number;
+}
+
+export interface Lockfile {
+  readonly lockfile_version: 1;
+  readonly registries: Readonly<Record<string, LockedRegistry>>;
+  readonly plugins: Readonly<Record<string, LockedPlugin>>;
+}
+
+export const EMPTY_LOCKFILE: Lockfile = Object.freeze({
+  lockfile_version: 1,
+  registries: Object.freeze({}),
+  plugins: Object.freeze({}),
+});
+
+/** The lockfile versions this client reads. */
+const LOCKFILE_VERSIONS: readonly number[] = [1];
+/** The same rule as a registry's name in config.json (client/config.ts). */
+const REGISTRY_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+/** The manifest's name rule (index-builder/manifest/schema.ts), which the client does not import. */
+const PLUGIN_NAME = /^[a-z0-9]+(-[a-z0-9]+)*$/;
+const PLUGIN_NAME_LENGTH = { min: 2, max: 64 };
+const FINGERPRINT = /^[0-9A-F]{40}$/;
+const SHA256 = /^[0-9a-f]{64}$/;
+/** `os-arch`, as the manifest's enums spell them (`linux-amd64`); any such pair, so a new OS is not refused. */
+const PLATFORM = /^[a-z0-9]+-[a-z0-9]+$/;
+
+const LOCK_FIELDS = ['lockfile_version', 'registries', 'plugins'] as const;
+const REGISTRY_FIELDS = ['key_fingerprint', 'min_generation'] as const;
+const PLUGIN_FIELDS = [
+  'registry',
+  'requested',
+  'version',
+  'manifest_sha256',
+  'publisher',
+  'artifacts',
+] as const;
+const ARTIFACT_FIELDS = ['sha256', 'size'] as const;
+
+/**
+ * Reads `plugindex.lock`. Every field is checked and every problem reported, one line each as
+ * `file#/json/pointer: expected X, found Y`; fields this version does not know are refused, since a
+ * rewrite would drop them.
+ * @throws ClientError LOCKFILE_INVALID; an unknown lockfile_version says which versions this client reads.
+ */
+export function parseLockfile(text: string, file: string): Lockfile {
+  const problems = new Problems(file);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    problems.add('', 'a JSON document', `text that is not JSON (${(error as Error).message})`);
+    throw problems.error();
+  }
+  if (!isObject(value)) {
+    problems.expect('', 'a JSON object', value);
+    throw problems.error();
+  }
+  // A lock of another version means other fields: checking them against this one would only be noise.
+  if (!LOCKFILE_VERSIONS.includes(value.lockfile_version as number)) {
+    problems.expect(
+      '/lockfile_version',
+      `${LOCKFILE_VERSIONS.join(' or ')} (the lockfile versions this client reads)`,
+      value.lockfile_version,
+    );
+    throw problems.error();
+  }
+  problems.unknownFields('', value, LOCK_FIELDS);
+  const registries = readRecord(problems, '/registries', value.registries, 'registry', (at, key, item) => {
+    if (!REGISTRY_NAME.test(key))
+      problems.add(at, 'a registry name ([a-z0-9][a-z0-9._-]{0,63})', JSON.stringify(key));
+    return readRegistry(problems, at, item);
+  });
+  const plugins = readRecord(problems, '/plugins', value.plugins, 'plugin', (at, key, item) => {
+    const nameProblem = pluginNameFormProblem(key);
+    if (nameProblem) problems.add(at, 'a plugin name', `${JSON.stringify(key)} (${nameProblem})`);
+    const plugin = readPlugin(problems, at, item);
+    if (plugin && registries && !Object.hasOwn(registries, plugin.registry))
+      problems.add(
+        `${at}/registry`,
+        'a registry the lock lists under /registries',
+        `${JSON.stringify(plugin.registry)}, which it does not`,
+      );
+    return plugin;
+  });
+  if (problems.any() || !registries || !plugins) throw problems.error();
+  return { lockfile_version: 1, registries, plugins };
+}
+
+/**
+ * The lock as text: sorted keys at every level, 2-space indent, trailing newline, so equal content is
+ * byte-identical whatever order it was built in. Only the lock's own fields are written.
+ */
+export function serializeLockfile(lock: Lockfile): string {
+  const registries: Record<string, unknown> = {};
+  for (const [name, r] of Object.entries(lock.registries))
+    registries[name] = { key_fingerprint: r.key_fingerprint, min_generation: r.min_generation };
+  const plugins: Record<string, unknown> = {};
+  for (const [name, p] of Object.entries(lock.plugins)) {
+    const artifacts: Record<string, unknown> = {};
+    for (const [platform, a] of Object.entries(p.artifacts))
+      artifacts[platform] = { sha256: a.sha256, size: a.size };
+    plugins[name] = {
+      registry: p.registry,
+      requested: p.requested,
+      version: p.version,
+      manifest_sha256: p.manifest_sha256,
+      publisher: p.publisher,
+      artifacts,
+    };
+  }
+  return `${canonicalJson({ lockfile_version: lock.lockfile_version, registries, plugins }, '')}\n`;
+}
+
+/**
+ * The lock entry for one resolved version, artifacts keyed by 'os-arch' from `record.artifacts`: every
+ * platform, not only the one installing.
+ * @throws TrustError DOCUMENT_MALFORMED when the record lists two artifacts for one platform: a document
+ *   the registry should never have signed (its validation refuses that), and which one is meant cannot be told.
+ */
+export function lockedPluginFrom(registry: string, requested: string, record: VersionRecord): LockedPlugin {
+  const artifacts: Record<string, LockedArtifact> = {};
+  for (const artifact of [...record.artifacts].sort((a, b) => compareStrings(platformOf(a), platformOf(b)))) {
+    const platform = platformOf(artifact);
+    if (Object.hasOwn(artifacts, platform)) {
+      throw new TrustError(
+        'DOCUMENT_MALFORMED',
+        `version ${record.version} lists two artifacts for ${platform}: nothing can be locked for it`,
+      );
+    }
+    artifacts[platform] = { sha256: artifact.sha256, size: artifact.size_bytes };
+  }
+  return {
+    registry,
+    requested,
+    version: record.version,
+    manifest_sha256: record.manifest_sha256,
+    publisher: record.publisher,
+    artifacts,
+  };
+}
+
+/**
+ * The lock with `name` set to `entry`. Returns the SAME object (===) when the entry is deep-equal to the one
+ * there and the registry's key is the one locked: a newer generation alone does not rewrite the lock, but a
+ * rotated key does (a frozen install would otherwise refuse the key the registry signs with now).
+ * Otherwise sets it and `registries[entry.registry]` = { key_fingerprint, min_generation: the higher of the
+ * one locked (if under the same key) and `generation` }. A registry no plugin uses any more is dropped.
+ */
+export function withPlugin(
+  lock: Lockfile,
+  name: string,
+  entry: LockedPlugin,
+  registry: { readonly key_fingerprint: string; readonly generation: number },
+): Lockfile {
+  const existing = own(lock.plugins, name);
+  const locked = own(lock.registries, entry.registry);
+  if (existing && samePlugin(existing, entry) && locked?.key_fingerprint === registry.key_fingerprint)
+    return lock;
+  const min_generation =
+    locked?.key_fingerprint === registry.key_fingerprint
+      ? Math.max(locked.min_generation, registry.generation)
+      : registry.generation;
+  const plugins = { ...lock.plugins, [name]: entry };
+  const registries = {
+    ...lock.registries,
+    [entry.registry]: { key_fingerprint: registry.key_fingerprint, min_generation },
+  };
+  return { lockfile_version: 1, registries: usedRegistries(registries, plugins), plugins };
+}
+
+/** The lock without `name`; registries no remaining plugin uses are dropped. The same object when absent. */
+export function withoutPlugin(lock: Lockfile, name: string): Lockfile {
+  if (!Object.hasOwn(lock.plugins, name)) return lock;
+  const plugins = { ...lock.plugins };
+  delete plugins[name];
+  return { lockfile_version: 1, registries: usedRegistries(lock.registries, plugins), plugins };
+}
+
+export interface LockChange {
+  /** 'plugins/<name>' or 'registries/<name>'. */
+  readonly entry: string;
+  readonly change: 'added' | 'removed' | 'changed';
+  /** e.g. 'version 1.2.0 -> 1.2.3', 'manifest_sha256 ab12… -> cd34…' (several joined with '; '). */
+  readonly detail: string;
+}
+
+/** Every difference between two locks, sorted by entry: what `--locked` names when it refuses. */
+export function lockChanges(before: Lockfile, after: Lockfile): LockChange[] {
+  const changes: LockChange[] = [];
+  const compare = <T>(
+    kind: 'plugins' | 'registries',
+    a: Readonly<Record<string, T>>,
+    b: Readonly<Record<string, T>>,
+    summary: (value: T) => string,
+    differences: (from: T, to: T) => string[],
+  ): void => {
+    for (const name of new Set([...Object.keys(a), ...Object.keys(b)])) {
+      const from = own(a, name);
+      const to = own(b, name);
+      const entry = `${kind}/${name}`;
+      if (from === undefined && to !== undefined)
+        changes.push({ entry, change: 'added', detail: summary(to) });
+      else if (from !== undefined && to === undefined)
+        changes.push({ entry, change: 'removed', detail: summary(from) });
+      else if (from !== undefined && to !== undefined) {
+        const detail = differences(from, to);
+        if (detail.length > 0) changes.push({ entry, change: 'changed', detail: detail.join('; ') });
+      }
+    }
+  };
+  compare('plugins', before.plugins, after.plugins, pluginSummary, pluginDifferences);
+  compare('registries', before.registries, after.registries, registrySummary, registryDifferences);
+  return changes.sort((x, y) => compareStrings(x.entry, y.entry));
+}
+
+function pluginSummary(p: LockedPlugin): string {
+  const platforms = Object.keys(p.artifacts).sort(compareStrings);
+  return `${p.version} from ${p.registry} (requested ${p.requested}; ${platforms.length === 0 ? 'no artifacts' : platforms.join(', ')})`;
+}
+
+function registrySummary(r: LockedRegistry): string {
+  return `key_fingerprint ${short(r.key_fingerprint)}, min_generation ${r.min_generation}`;
+}
+
+function pluginDifferences(a: LockedPlugin, b: LockedPlugin): string[] {
+  const out: string[] = [];
+  for (const field of ['registry', 'requested', 'version'] as const)
+    if (a[field] !== b[field]) out.push(`${field} ${a[field]} -> ${b[field]}`);
+  for (const field of ['manifest_sha256', 'publisher'] as const)
+    if (a[field] !== b[field]) out.push(`${field} ${short(a[field])} -> ${short(b[field])}`);
+  const platforms = [...new Set([...Object.keys(a.artifacts), ...Object.keys(b.artifacts)])].sort(
+    compareStrings,
+  );
+  for (const platform of platforms) {
+    const from = own(a.artifacts, platform);
+    const to = own(b.artifacts, platform);
+    if (!from && to) out.push(`artifact ${platform} added (sha256 ${short(to.sha256)}, ${to.size} bytes)`);
+    else if (from && !to) out.push(`artifact ${platform} removed`);
+    else if (from && to) {
+      if (from.sha256 !== to.sha256)
+        out.push(`artifact ${platform} sha256 ${short(from.sha256)} -> ${short(to.sha256)}`);
+      if (from.size !== to.size) out.push(`artifact ${platform} size ${from.size} -> ${to.size}`);
+    }
+  }
+  return out;
+}
+
+function registryDifferences(a: LockedRegistry, b: LockedRegistry): string[] {
+  const out: string[] = [];
+  if (a.key_fingerprint !== b.key_fingerprint)
+    out.push(`key_fingerprint ${short(a.key_fingerprint)} -> ${short(b.key_fingerprint)}`);
+  if (a.min_generation !== b.min_generation)
+    out.push(`min_generation ${a.min_generation} -> ${b.min_generation}`);
+  return out;
+}
+
+/** A digest or fingerprint cut for a one-line detail: enough to tell two apart by eye. */
+function short(hex: string): string {
+  return hex.length > 12 ? `${hex.slice(0, 12)}…` : hex;
+}
+
+function samePlugin(a: LockedPlugin, b: LockedPlugin): boolean {
+  return pluginDifferences(a, b).length === 0;
+}
+
+/** `registries` without those no plugin in `plugins` names. */
+function usedRegistries(
+  registries: Readonly<Record<string, LockedRegistry>>,
+  plugins: Readonly<Record<string, LockedPlugin>>,
+): Record<string, LockedRegistry> {
+  const used = new Set(Object.values(plugins).map((p) => p.registry));
+  return Object.fromEntries(Object.entries(registries).filter(([name]) => used.has(name)));
+}
+
+function platformOf(artifact: { readonly os: string; readonly arch: string }): string {
+  return `${artifact.os}-${artifact.arch}`;
+}
+
+/** Why `name` is not a plugin name a registry could have published, or undefined. */
+function pluginNameFormProblem(name: string): string | undefined {
+  if (name.length < PLUGIN_NAME_LENGTH.min || name.length > PLUGIN_NAME_LENGTH.max)
+    return `${PLUGIN_NAME_LENGTH.min} to ${PLUGIN_NAME_LENGTH.max} characters`;
+  if (!PLUGIN_NAME.test(name)) return 'lower-case letters and digits in words joined by "-"';
+  return pluginNameProblem(name);
+}
+
+function readRegistry(problems: Problems, at: string, value: unknown): LockedRegistry | undefined {
+  if (!isObject(value)) {
+    problems.expect(at, 'a locked registry (an object)', value);
+    return undefined;
+  }
+  const before = problems.count();
+  problems.unknownFields(at, value, REGISTRY_FIELDS);
+  const { key_fingerprint, min_generation } = value;
+  if (typeof key_fingerprint !== 'string' || !FINGERPRINT.test(key_fingerprint))
+    problems.expect(`${at}/key_fingerprint`, 'a key fingerprint (40 uppercase hex digits)', key_fingerprint);
+  if (!isNonNegativeInteger(min_generation))
+    problems.expect(`${at}/min_generation`, 'a snapshot generation (an integer >= 0)', min_generation);
+  if (problems.count() > before) return undefined;
+  return { key_fingerprint: key_fingerprint as string, min_generation: min_generation as number };
+}
+
+function readPlugin(problems: Problems, at: string, value: unknown): LockedPlugin | undefined {
+  if (!isObject(value)) {
+    problems.expect(at, 'a locked plugin (an object)', value);
+    return undefined;
+  }
+  const before = problems.count();
+  problems.unknownFields(at, value, PLUGIN_FIELDS);
+  const { registry, requested, version, manifest_sha256, publisher } = value;
+  if (typeof registry !== 'string' || !REGISTRY_NAME.test(registry))
+    problems.expect(`${at}/registry`, 'a registry name ([a-z0-9][a-z0-9._-]{0,63})', registry);
+  if (typeof requested !== 'string' || requested === '')
+    problems.expect(`${at}/requested`, 'the version requested (a non-empty string)', requested);
+  if (typeof version !== 'string' || semver.valid(version) === null)
+    problems.expect(`${at}/version`, 'a SemVer version', version);
+  if (typeof manifest_sha256 !== 'string' || !SHA256.test(manifest_sha256))
+    problems.expect(`${at}/manifest_sha256`, 'a sha256 digest (64 lowercase hex digits)', manifest_sha256);
+  if (typeof publisher !== 'string' || !FINGERPRINT.test(publisher))
+    problems.expect(`${at}/publisher`, 'a key fingerprint (40 uppercase hex digits)', publisher);
+  const artifacts = readRecord(
+    problems,
+    `${at}/artifacts`,
+    value.artifacts,
+    'artifact',
+    (path, key, item) => {
+      if (!PLATFORM.test(key))
+        problems.add(path, 'a platform "os-arch" (e.g. "linux-amd64")', JSON.stringify(key));
+      return readArtifact(problems, path, item);
+    },
+  );
+  if (problems.count() > before || !artifacts) return undefined;
+  return {
+    registry: registry as string,
+    requested: requested as string,
+    version: version as string,
+    manifest_sha256: manifest_sha256 as string,
+    publisher: publisher as string,
+    artifacts,
+  };
+}
+
+function readArtifact(problems: Problems, at: string, value: unknown): LockedArtifact | undefined {
+  if (!isObject(value)) {
+    problems.expect(at, 'a locked artifact (an object)', value);
+    return undefined;
+  }
+  const before = problems.count();
+  problems.unknownFields(at, value, ARTIFACT_FIELDS);
+  const { sha256, size } = value;
+  if (typeof sha256 !== 'string' || !SHA256.test(sha256))
+    problems.expect(`${at}/sha256`, 'a sha256 digest (64 lowercase hex digits)', sha256);
+  if (!isNonNegativeInteger(size)) problems.expect(`${at}/size`, 'a size in bytes (an integer >= 0)', size);
+  if (problems.count() > before) return undefined;
+  return { sha256: sha256 as string, size: size as number };
+}
+
+/** An object of entries, each read by `read`; undefined when the object or any entry has a problem. */
+function readRecord<T>(
+  problems: Problems,
+  at: string,
+  value: unknown,
+  what: string,
+  read: (pointer: string, key: string, item: unknown) => T | undefined,
+): Record<string, T> | undefined {
+  if (!isObject(value)) {
+    problems.expect(at, `an object of ${what} entries`, value);
+    return undefined;
+  }
+  const before = problems.count();
+  const out: Record<string, T> = {};
+  for (const [key, item] of Object.entries(value)) {
+    const entry = read(`${at}/${escapePointer(key)}`, key, item);
+    if (entry !== undefined) out[key] = entry;
+  }
+  return problems.count() > before ? undefined : out;
+}
+
+/**
+ * JSON with the keys of every object sorted, 2-space indent. Not JSON.stringify over sorted objects: it
+ * writes integer-like keys ("10", "9") first in numeric order whatever the insertion order.
+ */
+function canonicalJson(value: unknown, indent: string): string {
+  if (typeof value !== 'object' || value === null) return JSON.stringify(value);
+  const inner = `${indent}  `;
+  if (Array.isArray(value)) {
+    if (value.length === 0) return '[]';
+    return `[\n${value.map((v) => `${inner}${canonicalJson(v, inner)}`).join(',\n')}\n${indent}]`;
+  }
+  const keys = Object.keys(value).sort(compareStrings);
+  if (keys.length === 0) return '{}';
+  const record = value as Record<string, unknown>;
+  const lines = keys.map((k) => `${inner}${JSON.stringify(k)}: ${canonicalJson(record[k], inner)}`);
+  return `{\n${lines.join(',\n')}\n${indent}}`;
+}
+
+/** The value of an object's own property: a plugin named `constructor` must not find Object.prototype's. */
+function own<T>(record: Readonly<Record<string, T>>, key: string): T | undefined {
+  return Object.hasOwn(record, key) ? record[key] : undefined;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isNonNegativeInteger(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** What a value is, for "found ...": a missing field and a field of the wrong type read differently. */
+function describe(value: unknown): string {
+  if (value === undefined) return 'nothing (the field is missing)';
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  switch (typeof value) {
+    case 'string':
+      return value.length > 80 ? `${JSON.stringify(value.slice(0, 80))}… (a string)` : JSON.stringify(value);
+    case 'number':
+      return `the number ${value}`;
+    case 'boolean':
+      return `the boolean ${value}`;
+    default:
+      return 'an object';
+  }
+}
+
+const escapePointer = (segment: string): string => segment.replace(/~/g, '~0').replace(/\//g, '~1');
+
+/** Every problem of one file, each as `file#/pointer: expected X, found Y`. */
+class Problems {
+  readonly #file: string;
+  readonly #lines: string[] = [];
+
+  constructor(file: string) {
+    this.#file = file;
+  }
+
+  add(pointer: string, expected: string, found: string): void {
+    this.#lines.push(`${this.#file}#${pointer}: expected ${expected}, found ${found}`);
+  }
+
+  expect(pointer: string, expected: string, value: unknown): void {
+    this.add(pointer, expected, describe(value));
+  }
+
+  unknownFields(at: string, value: Record<string, unknown>, known: readonly string[]): void {
+    for (const key of Object.keys(value)) {
+      if (!known.includes(key))
+        this.add(
+          `${at}/${escapePointer(key)}`,
+          `only the fields ${known.join(', ')}`,
+          'a field this version does not know',
+        );
+    }
+  }
+
+  count(): number {
+    return this.#lines.length;
+  }
+
+  any(): boolean {
+    return this.#lines.length > 0;
+  }
+
+  error(): ClientError {
+    const [first] = this.#lines;
+    const message =
+      this.#lines.length === 1 && first !== undefined
+        ? first
+        : `${this.#file} has ${this.#lines.length} problems:\n${this.#lines.map((l) => `  ${l}`).join('\n')}`;
+    return new ClientError('LOCKFILE_INVALID', message);
+  }
+}
