@@ -1,0 +1,823 @@
+/**
+ * The consumer's only network code (tuf-js `Fetcher`, sigstore `external/fetch.ts`): documents and
+ * artifacts from a registry's URL, then its mirrors in order, each response capped in bytes before it is
+ * trusted with anything. Everything else in client/ takes the bytes this returns.
+ *
+ * Transport is undici 7's own `fetch` with its own dispatcher (the global fetch refuses a dispatcher of
+ * another undici). One `EnvHttpProxyAgent` per distinct set of trusted CAs carries the proxy settings of
+ * the environment it was given, not of `process.env` behind its back. Redirects are followed here, not by
+ * undici, so that credentials never follow one to another origin. Timeouts are ours too (an abort per
+ * request), so the headers wait and each body wait are measured the same way for every agent.
+ *
+ * @example
+ * const fetcher = createHttpFetcher();
+ * const endpoint = { name: 'acme', bases: ['https://plugins.example'], timeoutMs: 30_000 };
+ * const snapshot = await fetcher.document(endpoint, { path: 'snapshot.json', maxBytes: UNLISTED_LIMITS.snapshot });
+ * await fetcher.close();
+ */
+import { Buffer } from 'node:buffer';
+import { open, readFile, stat } from 'node:fs/promises';
+import { rootCertificates } from 'node:tls';
+import { fileURLToPath } from 'node:url';
+import { type Dispatcher, EnvHttpProxyAgent, fetch, type Response } from 'undici';
+import { ClientError } from './errors.ts';
+
+export type Credentials =
+  | { readonly type: 'bearer_token'; readonly token: string }
+  | { readonly type: 'api_key'; readonly key: string; readonly header: string }
+  | { readonly type: 'basic_auth'; readonly username: string; readonly password: string };
+
+export interface Endpoint {
+  /** The registry's name, for messages. */
+  readonly name: string;
+  /** The registry's URL, then its mirrors, in the order tried; no trailing slash. https:, loopback http:, or file:. */
+  readonly bases: readonly string[];
+  /** Per request: the wait for the headers, and each wait for more of the body. */
+  readonly timeoutMs: number;
+  /** PEM text of extra CAs for this registry, trusted beside the system roots and NODE_EXTRA_CA_CERTS. */
+  readonly ca?: string;
+  /** Sent only to the origin of bases[0]: never to a mirror, never after a redirect to another origin. */
+  readonly credentials?: Credentials;
+}
+
+export interface DocumentRequest {
+  /** Relative to a base, e.g. 'snapshot.json', 'plugins/x/index.json'. */
+  readonly path: string;
+  /** Cap on the bytes actually received (the signed size when known). */
+  readonly maxBytes: number;
+  /** Appended as ?v=<version> (the read that stays consistent behind a CDN); not to file: bases. */
+  readonly version?: string;
+  /** Sent as If-None-Match. */
+  readonly etag?: string;
+}
+
+export type DocumentResponse =
+  | { readonly status: 200; readonly bytes: Uint8Array; readonly etag?: string; readonly url: string }
+  | { readonly status: 304; readonly url: string };
+
+export interface DownloadRequest {
+  readonly url: string;
+  readonly maxBytes: number;
+}
+
+export interface Download {
+  readonly url: string;
+  /** The content-length, when the server gave one (and the body is not content-encoded). */
+  readonly size?: number;
+  /** Iterate it to the end (or break out of the loop): until then the connection stays open. */
+  readonly body: AsyncIterable<Uint8Array>;
+}
+
+export interface Fetcher {
+  /** One document from the first base that answers: mirrors tried in order on a network error, timeout, 404 or 5xx (after retries). */
+  document(endpoint: Endpoint, request: DocumentRequest): Promise<DocumentResponse>;
+  /**
+   * An artifact by absolute URL. When the URL lies under bases[0], the same path under each mirror is tried in turn as for
+   * documents. The body is streamed (never buffered whole) and throws RESPONSE_TOO_LARGE as soon as more than maxBytes
+   * arrive (whatever content-length said); a content-length above maxBytes is refused before reading.
+   */
+  download(endpoint: Endpoint, request: DownloadRequest): Promise<Download>;
+  /** Closes the agents (keep-alive sockets), so a CLI exits at once. */
+  close(): Promise<void>;
+}
+
+export interface HttpFetcherOptions {
+  /** Environment for HTTPS_PROXY/HTTP_PROXY/NO_PROXY (either case) and NODE_EXTRA_CA_CERTS; default process.env. */
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** Extra attempts on network errors, timeouts and 5xx; default 2. */
+  readonly retries?: number;
+  /** First backoff, doubled each time, with jitter; default 200. */
+  readonly retryDelayMs?: number;
+  /** Default 'plugindex-client'. */
+  readonly userAgent?: string;
+}
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+/** Caps for documents the snapshot does not list (their size is not known in advance). */
+export const UNLISTED_LIMITS: {
+  readonly snapshot: number;
+  readonly signature: number;
+  readonly key: number;
+  readonly manifest: number;
+} = Object.freeze({ snapshot: 16 * MiB, signature: 64 * KiB, key: 1 * MiB, manifest: 4 * MiB });
+
+const MAX_REDIRECTS = 5;
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+const FILE_CHUNK = 64 * KiB;
+/** RFC 9110 `token`: what a header name may be. */
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** Bytes a header value may not hold (undici's error for them would quote the secret). */
+const HEADER_VALUE_FORBIDDEN = /[\0\r\n]/;
+/** Error codes of a certificate that did not verify (OpenSSL's and Node's). */
+const TLS_CODE = /^(ERR_TLS_|ERR_SSL_|ERR_OSSL_|UNABLE_TO_|CERT_|DEPTH_ZERO_|SELF_SIGNED_|HOSTNAME_MISMATCH)/;
+
+/**
+ * How one URL failed: `transient` is retried then the next mirror tried, `missing` (404) and `unusable`
+ * (a certificate, a bad redirect) go to the next mirror at once, `fatal` (another 4xx) stops there.
+ */
+class Failure {
+  constructor(
+    readonly url: string,
+    readonly what: string,
+    readonly kind: 'transient' | 'missing' | 'unusable' | 'fatal',
+    readonly cause?: unknown,
+    readonly tls = false,
+  ) {}
+
+  after(attempts: number): Failure {
+    return attempts > 1
+      ? new Failure(this.url, `${this.what} (${attempts} attempts)`, this.kind, this.cause, this.tls)
+      : this;
+  }
+}
+
+/** A body that broke off while being read: a Failure for the mirror loop, a FETCH_FAILED for a download. */
+class BodyFailed extends Error {
+  constructor(readonly failure: Failure) {
+    super(failure.what, { cause: failure.cause });
+  }
+}
+
+/** The abort and timer of one request: armed while waiting on the server, never while the caller holds a chunk. */
+class Deadline {
+  readonly #controller = new AbortController();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #expired = false;
+
+  constructor(readonly ms: number) {}
+
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  get expired(): boolean {
+    return this.#expired;
+  }
+
+  arm(): void {
+    this.disarm();
+    this.#timer = setTimeout(() => {
+      this.#expired = true;
+      this.#controller.abort(new Error(`timed out after ${seconds(this.ms)}`));
+    }, this.ms);
+  }
+
+  disarm(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** Drops the connection (a body refused or left unread). */
+  abort(): void {
+    this.disarm();
+    this.#controller.abort();
+  }
+}
+
+/**
+ * The fetcher over undici with the proxy and CA settings of `options.env`.
+ * @example const fetcher = createHttpFetcher({ env: process.env, retries: 2 });
+ */
+export function createHttpFetcher(options: HttpFetcherOptions = {}): Fetcher {
+  return new HttpFetcher(options);
+}
+
+class HttpFetcher implements Fetcher {
+  readonly #env: Readonly<Record<string, string | undefined>>;
+  readonly #retries: number;
+  readonly #retryDelayMs: number;
+  readonly #userAgent: string;
+  readonly #proxy: { readonly http: string; readonly https: string; readonly no: string };
+  /** CA set -> its agent ('' for Node's defaults). */
+  readonly #agents = new Map<string, EnvHttpProxyAgent>();
+  #extraCa: Promise<string | undefined> | undefined;
+
+  constructor(options: HttpFetcherOptions) {
+    this.#env = options.env ?? process.env;
+    this.#retries = options.retries ?? 2;
+    this.#retryDelayMs = options.retryDelayMs ?? 200;
+    this.#userAgent = options.userAgent ?? 'plugindex-client';
+    // Lower case first, as undici and curl read them. An empty string, never undefined, goes to undici:
+    // undefined would make it read process.env itself.
+    const env = this.#env;
+    this.#proxy = {
+      http: env.http_proxy ?? env.HTTP_PROXY ?? '',
+      https: env.https_proxy ?? env.HTTPS_PROXY ?? '',
+      no: env.no_proxy ?? env.NO_PROXY ?? '',
+    };
+  }
+
+  async document(endpoint: Endpoint, request: DocumentRequest): Promise<DocumentResponse> {
+    const bases = checkEndpoint(endpoint);
+    const urls = bases.map((base) => {
+      const url = new URL(`${prefixOf(base)}${request.path.replace(/^\/+/, '')}`);
+      if (request.version !== undefined && url.protocol !== 'file:')
+        url.searchParams.set('v', request.version);
+      return url;
+    });
+    return this.#firstAnswer(endpoint, request.path, urls, async (url) => {
+      if (url.protocol === 'file:') {
+        const bytes = await readFileDocument(endpoint, url, request.maxBytes);
+        return bytes instanceof Failure ? bytes : { status: 200, bytes, url: url.href };
+      }
+      return this.#httpDocument(endpoint, url, request);
+    });
+  }
+
+  async download(endpoint: Endpoint, request: DownloadRequest): Promise<Download> {
+    const bases = checkEndpoint(endpoint);
+    const target = checkDownloadUrl(endpoint, bases, request.url);
+    // The same path under each mirror, when the artifact is hosted by the registry itself.
+    const prefix = prefixOf(bases[0] as URL);
+    const urls = target.href.startsWith(prefix)
+      ? bases.map((base) => new URL(`${prefixOf(base)}${target.href.slice(prefix.length)}`))
+      : [target];
+    return this.#firstAnswer(endpoint, display(target), urls, (url) =>
+      url.protocol === 'file:'
+        ? openFileDownload(endpoint, url, request.maxBytes)
+        : this.#httpDownload(endpoint, url, request.maxBytes),
+    );
+  }
+
+  async close(): Promise<void> {
+    const agents = [...this.#agents.values()];
+    this.#agents.clear();
+    await Promise.all(agents.map((agent) => agent.close()));
+  }
+
+  /** The first URL that answers, each tried with retries; the failures of all of them otherwise. */
+  async #firstAnswer<T>(
+    endpoint: Endpoint,
+    what: string,
+    urls: readonly URL[],
+    attempt: (url: URL) => Promise<T | Failure>,
+  ): Promise<T> {
+    const failures: Failure[] = [];
+    for (const url of urls) {
+      const result = await this.#withRetries(() => attempt(url));
+      if (!(result instanceof Failure)) return result;
+      failures.push(result);
+      if (result.kind === 'fatal') break;
+    }
+    throw this.#failed(endpoint, what, failures);
+  }
+
+  async #withRetries<T>(attempt: () => Promise<T | Failure>): Promise<T | Failure> {
+    for (let done = 1; ; done++) {
+      const result = await attempt();
+      if (!(result instanceof Failure)) return result;
+      if (result.kind !== 'transient' || done > this.#retries) return result.after(done);
+      // Exponential backoff with jitter (half to all of the doubled delay), so clients that failed
+      // together do not come back together.
+      const delay = this.#retryDelayMs * 2 ** (done - 1) * (0.5 + Math.random() / 2);
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+
+  #failed(endpoint: Endpoint, what: string, failures: readonly Failure[]): ClientError {
+    const cause = failures.find((failure) => failure.cause !== undefined)?.cause;
+    if (failures.every((failure) => failure.kind === 'missing')) {
+      const tried = failures.map((failure) => `${failure.url} (${failure.what})`).join(', ');
+      return new ClientError('FETCH_NOT_FOUND', `Registry "${endpoint.name}" has no ${what}: ${tried}`, {
+        cause,
+      });
+    }
+    const tried = failures.map((failure) => `${failure.url}: ${failure.what}`).join('; ');
+    const tls = failures.find((failure) => failure.tls);
+    let hint = '';
+    if (tls) {
+      const proxy = this.#proxyFor(new URL(tls.url));
+      hint =
+        `. A TLS certificate was not trusted: if "${endpoint.name}" uses a private CA, give its certificate ` +
+        `with --ca FILE or set NODE_EXTRA_CA_CERTS to a PEM file` +
+        (proxy ? `; requests went through the proxy ${proxy}, which may be replacing certificates` : '');
+    }
+    return new ClientError(
+      'FETCH_FAILED',
+      `Could not fetch ${what} from registry "${endpoint.name}": ${tried}${hint}`,
+      {
+        cause,
+      },
+    );
+  }
+
+  async #httpDocument(
+    endpoint: Endpoint,
+    url: URL,
+    request: DocumentRequest,
+  ): Promise<DocumentResponse | Failure> {
+    const deadline = new Deadline(endpoint.timeoutMs);
+    const headers: Record<string, string> = { 'user-agent': this.#userAgent };
+    if (request.etag !== undefined) headers['if-none-match'] = request.etag;
+    const opened = await this.#open(endpoint, url, headers, deadline);
+    if (opened instanceof Failure) return opened;
+    const { response, at } = opened;
+    if (response.status === 304 && request.etag !== undefined) {
+      deadline.abort();
+      return { status: 304, url: at };
+    }
+    if (response.status !== 200) {
+      deadline.abort();
+      return statusFailure(display(url), response.status);
+    }
+    refuseDeclared(endpoint, response, at, request.maxBytes, deadline);
+    let bytes: Uint8Array;
+    try {
+      bytes = await collect(readBody(response, deadline, at, request.maxBytes, endpoint));
+    } catch (error) {
+      if (error instanceof BodyFailed) return error.failure;
+      throw error;
+    }
+    const etag = response.headers.get('etag');
+    return etag === null ? { status: 200, bytes, url: at } : { status: 200, bytes, etag, url: at };
+  }
+
+  async #httpDownload(endpoint: Endpoint, url: URL, maxBytes: number): Promise<Download | Failure> {
+    const deadline = new Deadline(endpoint.timeoutMs);
+    // Artifacts are compressed already; identity keeps content-length the size of what is counted.
+    const headers = { 'user-agent': this.#userAgent, 'accept-encoding': 'identity' };
+    const opened = await this.#open(endpoint, url, headers, deadline);
+    if (opened instanceof Failure) return opened;
+    const { response, at } = opened;
+    if (response.status !== 200) {
+      deadline.abort();
+      return statusFailure(display(url), response.status);
+    }
+    const declared = refuseDeclared(endpoint, response, at, maxBytes, deadline);
+    const encoding = response.headers.get('content-encoding');
+    const size = encoding === null || encoding === 'identity' ? declared : undefined;
+    const body = surfaced(endpoint, at, readBody(response, deadline, at, maxBytes, endpoint));
+    return size === undefined ? { url: at, body } : { url: at, size, body };
+  }
+
+  /**
+   * The response to `url` after its redirects (up to five), any status. Credentials go with a request
+   * only to the origin of bases[0]; a redirect from there to another origin is refused, not followed.
+   */
+  async #open(
+    endpoint: Endpoint,
+    start: URL,
+    headers: Readonly<Record<string, string>>,
+    deadline: Deadline,
+  ): Promise<{ readonly response: Response; readonly at: string } | Failure> {
+    const shown = display(start);
+    const credentialed = endpoint.credentials ? new URL(endpoint.bases[0] as string).origin : undefined;
+    const dispatcher = await this.#agentFor(endpoint);
+    let url = start;
+    for (let hop = 0; ; hop++) {
+      const via = hop === 0 ? '' : `redirected to ${display(url)}: `;
+      const sendCredentials = endpoint.credentials !== undefined && url.origin === credentialed;
+      const sent = sendCredentials ? { ...headers, ...credentialHeaders(endpoint.credentials) } : headers;
+      let response: Response;
+      deadline.arm();
+      try {
+        response = await fetch(url, {
+          redirect: 'manual',
+          headers: sent,
+          signal: deadline.signal,
+          dispatcher,
+        });
+      } catch (error) {
+        if (deadline.expired)
+          return new Failure(shown, `${via}timed out after ${seconds(deadline.ms)}`, 'transient');
+        return networkFailure(shown, error, via);
+      } finally {
+        deadline.disarm();
+      }
+      if (!REDIRECT_STATUSES.has(response.status)) return { response, at: display(url) };
+      await response.body?.cancel().catch(() => {});
+      const location = response.headers.get('location');
+      const next = location === null ? undefined : parseUrl(location, url);
+      if (next === undefined) {
+        return new Failure(shown, `${via}HTTP ${response.status} without a usable Location`, 'unusable');
+      }
+      if (sendCredentials && next.origin !== url.origin) {
+        throw new ClientError(
+          'FETCH_CROSS_ORIGIN_REDIRECT',
+          `${display(url)} of registry "${endpoint.name}" redirects to another origin (${display(next)}): refused, ` +
+            `as the registry's credentials may only go to ${credentialed}`,
+        );
+      }
+      const problem = redirectProblem(url, next);
+      if (problem !== undefined) {
+        return new Failure(
+          shown,
+          `${via}HTTP ${response.status} to ${display(next)}, refused: ${problem}`,
+          'unusable',
+        );
+      }
+      if (hop === MAX_REDIRECTS)
+        return new Failure(shown, `more than ${MAX_REDIRECTS} redirects`, 'unusable');
+      url = next;
+    }
+  }
+
+  /** The agent for the endpoint's CA set, made once and kept until close(). */
+  async #agentFor(endpoint: Endpoint): Promise<Dispatcher> {
+    this.#extraCa ??= readExtraCa(this.#env);
+    const extra = await this.#extraCa;
+    const key =
+      extra === undefined && endpoint.ca === undefined ? '' : `${extra ?? ''}\0${endpoint.ca ?? ''}`;
+    const known = this.#agents.get(key);
+    if (known) return known;
+    const { http, https, no } = this.#proxy;
+    for (const [name, value] of [
+      ['HTTP_PROXY', http],
+      ['HTTPS_PROXY', https],
+    ] as const) {
+      if (value !== '' && parseUrl(withScheme(value)) === undefined) {
+        throw new ClientError('FETCH_FAILED', `${name} is set but is not a proxy URL (http://HOST:PORT)`);
+      }
+    }
+    // `ca` replaces Node's roots rather than adding to them, hence the union; through a proxy the
+    // origin's TLS options are `requestTls`, the proxy's own `proxyTls`.
+    const ca =
+      key === ''
+        ? undefined
+        : [...rootCertificates, ...[extra, endpoint.ca].filter((pem) => pem !== undefined)];
+    const agent = new EnvHttpProxyAgent({
+      httpProxy: http === '' ? '' : withScheme(http),
+      httpsProxy: https === '' ? '' : withScheme(https),
+      noProxy: no,
+      // A plain GET with the absolute URL for http: targets, as curl sends; CONNECT only for https:.
+      proxyTunnel: false,
+      // Ours (Deadline) measure every request; undici's would only add a second, different clock.
+      headersTimeout: 0,
+      bodyTimeout: 0,
+      ...(ca === undefined ? {} : { connect: { ca }, requestTls: { ca }, proxyTls: { ca } }),
+    });
+    this.#agents.set(key, agent);
+    return agent;
+  }
+
+  /** The proxy (without any credentials in it) that a request to `url` goes through, if any. */
+  #proxyFor(url: URL): string | undefined {
+    const proxy = url.protocol === 'https:' ? this.#proxy.https || this.#proxy.http : this.#proxy.http;
+    if (proxy === '' || bypassesProxy(this.#proxy.no, url)) return undefined;
+    const parsed = parseUrl(withScheme(proxy));
+    return parsed ? display(parsed).replace(/\/$/, '') : undefined;
+  }
+}
+
+/** The endpoint's bases as URLs, or REGISTRY_URL_INVALID before any request is made. */
+function checkEndpoint(endpoint: Endpoint): URL[] {
+  if (endpoint.bases.length === 0) {
+    throw new ClientError('REGISTRY_URL_INVALID', `Registry "${endpoint.name}" has no URL`);
+  }
+  if (endpoint.credentials) checkCredentials(endpoint.name, endpoint.credentials);
+  return endpoint.bases.map((base, index) => {
+    const role = index === 0 ? 'URL' : `mirror ${index}`;
+    const url = parseUrl(base);
+    if (url === undefined) {
+      throw new ClientError(
+        'REGISTRY_URL_INVALID',
+        `Registry "${endpoint.name}": ${role} "${base}" is not a URL`,
+      );
+    }
+    const problem = urlProblem(url) ?? (url.search || url.hash ? 'it has a query or fragment' : undefined);
+    if (problem !== undefined) {
+      throw new ClientError(
+        'REGISTRY_URL_INVALID',
+        `Registry "${endpoint.name}": ${role} ${display(url)} is refused: ${problem}`,
+      );
+    }
+    return url;
+  });
+}
+
+/** The artifact URL, refused unless its scheme is one the client reads (file: only for a file: registry). */
+function checkDownloadUrl(endpoint: Endpoint, bases: readonly URL[], raw: string): URL {
+  const url = parseUrl(raw);
+  const problem =
+    url === undefined
+      ? 'it is not a URL'
+      : url.protocol === 'file:' && bases[0]?.protocol !== 'file:'
+        ? 'a file: URL from a registry that is not on this machine'
+        : urlProblem(url);
+  if (problem !== undefined) {
+    throw new ClientError(
+      'REGISTRY_URL_INVALID',
+      `Registry "${endpoint.name}": artifact URL ${url ? display(url) : JSON.stringify(raw)} is refused: ${problem}`,
+    );
+  }
+  return url as URL;
+}
+
+/** Why the client will not read `url`, or undefined. */
+function urlProblem(url: URL): string | undefined {
+  if (url.username !== '' || url.password !== '') {
+    return 'it has credentials in it (they belong in the registry configuration)';
+  }
+  if (url.protocol === 'https:') return undefined;
+  if (url.protocol === 'http:')
+    return isLoopback(url) ? undefined : 'http: is allowed only for loopback hosts';
+  if (url.protocol === 'file:') {
+    try {
+      fileURLToPath(url);
+      return undefined;
+    } catch {
+      return 'not a file: URL of this machine';
+    }
+  }
+  return `the scheme ${url.protocol} is not https:, loopback http: or file:`;
+}
+
+/** Why a redirect from `from` to `to` is not followed: no downgrade from https, nothing but http(s). */
+function redirectProblem(from: URL, to: URL): string | undefined {
+  if (to.protocol === 'file:') return 'a redirect to a file: URL';
+  if (from.protocol === 'https:' && to.protocol !== 'https:')
+    return 'a redirect from https: to another scheme';
+  return urlProblem(to);
+}
+
+function isLoopback(url: URL): boolean {
+  const host = url.hostname;
+  return host === 'localhost' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+/**
+ * Refuses credentials that cannot be sent as a header before undici sees them: its own error would
+ * quote the header value, secret and all.
+ */
+function checkCredentials(name: string, credentials: Credentials): void {
+  const invalid = (what: string) =>
+    new ClientError('CLIENT_CONFIG_INVALID', `Registry "${name}": the ${credentials.type} ${what}`);
+  if (credentials.type === 'api_key' && !HEADER_NAME.test(credentials.header)) {
+    throw invalid(`header name ${JSON.stringify(credentials.header)} is not an HTTP header name`);
+  }
+  const secrets =
+    credentials.type === 'bearer_token'
+      ? [credentials.token]
+      : credentials.type === 'api_key'
+        ? [credentials.key]
+        : [credentials.username, credentials.password];
+  if (secrets.some((secret) => HEADER_VALUE_FORBIDDEN.test(secret))) {
+    throw invalid('holds a line break or NUL, which no HTTP header may carry');
+  }
+}
+
+function credentialHeaders(credentials: Credentials | undefined): Record<string, string> {
+  switch (credentials?.type) {
+    case 'bearer_token':
+      return { authorization: `Bearer ${credentials.token}` };
+    case 'api_key':
+      return { [credentials.header.toLowerCase()]: credentials.key };
+    case 'basic_auth':
+      return {
+        authorization: `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`,
+      };
+    default:
+      return {};
+  }
+}
+
+/** The content-length, after refusing one over the cap (the body is never read then). */
+function refuseDeclared(
+  endpoint: Endpoint,
+  response: Response,
+  url: string,
+  maxBytes: number,
+  deadline: Deadline,
+): number | undefined {
+  const header = response.headers.get('content-length');
+  const declared = header !== null && /^\d+$/.test(header) ? Number(header) : undefined;
+  if (declared !== undefined && declared > maxBytes) {
+    deadline.abort();
+    throw tooLarge(endpoint, url, maxBytes, `it declares ${declared} bytes (content-length)`);
+  }
+  return declared;
+}
+
+/**
+ * The body, chunk by chunk as it arrives, cut off (and the connection dropped) as soon as more than
+ * `maxBytes` came, whatever content-length said. The timer runs only while waiting on the server.
+ */
+async function* readBody(
+  response: Response,
+  deadline: Deadline,
+  url: string,
+  maxBytes: number,
+  endpoint: Endpoint,
+): AsyncGenerator<Uint8Array> {
+  const body = response.body;
+  if (body === null) return;
+  const reader = body.getReader();
+  let received = 0;
+  let finished = false;
+  try {
+    for (;;) {
+      let next: Awaited<ReturnType<typeof reader.read>>;
+      deadline.arm();
+      try {
+        next = await reader.read();
+      } catch (error) {
+        const what = deadline.expired
+          ? `timed out after ${seconds(deadline.ms)} with ${received} bytes received`
+          : `${describe(error)} after ${received} bytes`;
+        throw new BodyFailed(new Failure(url, what, 'transient', deadline.expired ? undefined : error));
+      } finally {
+        deadline.disarm();
+      }
+      if (next.done) {
+        finished = true;
+        return;
+      }
+      received += next.value.byteLength;
+      if (received > maxBytes) {
+        throw tooLarge(endpoint, url, maxBytes, `${received} bytes had arrived when it was cut off`);
+      }
+      yield next.value;
+    }
+  } finally {
+    if (!finished) {
+      deadline.abort();
+      reader.cancel().catch(() => {});
+    }
+  }
+}
+
+/** A download's body as the caller sees it: a break in the stream is a FETCH_FAILED naming the URL. */
+async function* surfaced(
+  endpoint: Endpoint,
+  url: string,
+  chunks: AsyncGenerator<Uint8Array>,
+): AsyncGenerator<Uint8Array> {
+  try {
+    yield* chunks;
+  } catch (error) {
+    if (!(error instanceof BodyFailed)) throw error;
+    throw new ClientError(
+      'FETCH_FAILED',
+      `Download of ${url} from registry "${endpoint.name}" broke off: ${error.failure.what}`,
+      { cause: error.failure.cause },
+    );
+  }
+}
+
+/** A file: document, read with the same cap; a missing file is a 404. */
+async function readFileDocument(
+  endpoint: Endpoint,
+  url: URL,
+  maxBytes: number,
+): Promise<Uint8Array | Failure> {
+  const checked = await checkFile(endpoint, url, maxBytes);
+  if (checked instanceof Failure) return checked;
+  try {
+    return await collect(readFileChunks(endpoint, url, maxBytes));
+  } catch (error) {
+    if (error instanceof BodyFailed) return error.failure;
+    throw error;
+  }
+}
+
+async function openFileDownload(endpoint: Endpoint, url: URL, maxBytes: number): Promise<Download | Failure> {
+  const size = await checkFile(endpoint, url, maxBytes);
+  if (size instanceof Failure) return size;
+  // Opened only once iterated, so a body never read holds no file handle.
+  return { url: url.href, size, body: surfaced(endpoint, url.href, readFileChunks(endpoint, url, maxBytes)) };
+}
+
+/** The file's size, after refusing a missing file (404), a folder, or a size over the cap. */
+async function checkFile(endpoint: Endpoint, url: URL, maxBytes: number): Promise<number | Failure> {
+  try {
+    const info = await stat(fileURLToPath(url));
+    if (!info.isFile()) return new Failure(url.href, 'not a regular file', 'unusable');
+    if (info.size > maxBytes) throw tooLarge(endpoint, url.href, maxBytes, `the file has ${info.size} bytes`);
+    return info.size;
+  } catch (error) {
+    if (error instanceof ClientError) throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR')
+      return new Failure(url.href, 'no such file', 'missing', error);
+    return new Failure(url.href, describe(error), 'unusable', error);
+  }
+}
+
+/** The file in chunks, cut off past the cap (it may have grown since it was checked). */
+async function* readFileChunks(endpoint: Endpoint, url: URL, maxBytes: number): AsyncGenerator<Uint8Array> {
+  let handle: Awaited<ReturnType<typeof open>> | undefined;
+  let received = 0;
+  try {
+    handle = await open(fileURLToPath(url), 'r');
+    for (;;) {
+      const chunk = new Uint8Array(FILE_CHUNK);
+      const { bytesRead } = await handle.read(chunk, 0, FILE_CHUNK, null);
+      if (bytesRead === 0) return;
+      received += bytesRead;
+      if (received > maxBytes) {
+        throw tooLarge(endpoint, url.href, maxBytes, `${received} bytes had been read when it was cut off`);
+      }
+      yield chunk.subarray(0, bytesRead);
+    }
+  } catch (error) {
+    if (error instanceof ClientError) throw error;
+    throw new BodyFailed(new Failure(url.href, describe(error), 'unusable', error));
+  } finally {
+    await handle?.close();
+  }
+}
+
+/** NODE_EXTRA_CA_CERTS's PEM text, or undefined when it is not set. */
+async function readExtraCa(env: Readonly<Record<string, string | undefined>>): Promise<string | undefined> {
+  const path = env.NODE_EXTRA_CA_CERTS;
+  if (path === undefined || path === '') return undefined;
+  try {
+    return await readFile(path, 'utf8');
+  } catch (error) {
+    throw new ClientError(
+      'FETCH_FAILED',
+      `NODE_EXTRA_CA_CERTS names ${path}, which could not be read (${describe(error)})`,
+      { cause: error },
+    );
+  }
+}
+
+/** Whether NO_PROXY exempts `url`: undici's own rule (EnvHttpProxyAgent), for naming the proxy in a hint. */
+function bypassesProxy(noProxy: string, url: URL): boolean {
+  const entries = noProxy.split(/[,\s]/).filter((entry) => entry !== '');
+  if (entries.length === 0) return false;
+  if (noProxy === '*') return true;
+  const host = url.host.replace(/:\d*$/, '').toLowerCase();
+  const port = Number(url.port) || (url.protocol === 'https:' ? 443 : 80);
+  return entries.some((entry) => {
+    const parsed = /^(.+):(\d+)$/.exec(entry);
+    const name = (parsed?.[1] ?? entry).replace(/^\*?\./, '').toLowerCase();
+    if (parsed && Number(parsed[2]) !== port) return false;
+    return host === name || host.endsWith(`.${name}`);
+  });
+}
+
+function statusFailure(url: string, status: number): Failure {
+  const kind = status === 404 ? 'missing' : status >= 500 ? 'transient' : 'fatal';
+  return new Failure(url, `HTTP ${status}`, kind);
+}
+
+function networkFailure(url: string, error: unknown, via: string): Failure {
+  const code = rootCause(error).code;
+  const tls = typeof code === 'string' && TLS_CODE.test(code);
+  // A certificate that did not verify will not verify on a second try; a mirror may have another.
+  return new Failure(url, `${via}${describe(error)}`, tls ? 'unusable' : 'transient', error, tls);
+}
+
+/** The innermost error: undici's "fetch failed" wraps the socket's, which may be an AggregateError of addresses. */
+function rootCause(error: unknown): { readonly code?: unknown; readonly message?: unknown } {
+  let current: unknown = error;
+  for (let depth = 0; depth < 8; depth++) {
+    if (current instanceof AggregateError && current.errors.length > 0) current = current.errors[0];
+    else if (current instanceof Error && current.cause !== undefined) current = current.cause;
+    else break;
+  }
+  return typeof current === 'object' && current !== null ? current : { message: String(current) };
+}
+
+function describe(error: unknown): string {
+  const { code, message } = rootCause(error);
+  const text = typeof message === 'string' && message !== '' ? message : String(code ?? error);
+  return typeof code === 'string' && !text.includes(code) ? `${text} (${code})` : text;
+}
+
+function tooLarge(endpoint: Endpoint, url: string, maxBytes: number, found: string): ClientError {
+  return new ClientError(
+    'RESPONSE_TOO_LARGE',
+    `${url} of registry "${endpoint.name}" is over its cap of ${maxBytes} bytes: ${found}`,
+  );
+}
+
+/** A base as the prefix its paths are appended to: always ending in one slash. */
+function prefixOf(base: URL): string {
+  return base.href.endsWith('/') ? base.href : `${base.href}/`;
+}
+
+/** `url` for a message: never with credentials in it. */
+function display(url: URL): string {
+  if (url.username === '' && url.password === '') return url.href;
+  const copy = new URL(url.href);
+  copy.username = '';
+  copy.password = '';
+  return copy.href;
+}
+
+/** A proxy given as HOST:PORT, as curl accepts it, is an http: proxy. */
+function withScheme(proxy: string): string {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(proxy) ? proxy : `http://${proxy}`;
+}
+
+function parseUrl(text: string, base?: URL): URL | undefined {
+  try {
+    return new URL(text, base);
+  } catch {
+    return undefined;
+  }
+}
+
+function seconds(ms: number): string {
+  return `${ms / 1000} s`;
+}
+
+async function collect(chunks: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  for await (const part of chunks) parts.push(part);
+  return new Uint8Array(Buffer.concat(parts));
+}

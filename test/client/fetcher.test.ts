@@ -1,0 +1,713 @@
+/**
+ * The fetcher against real servers on 127.0.0.1 (no mocks): plain HTTP, HTTPS with a CA the test makes
+ * with the openssl CLI, and an HTTP proxy the test runs, which counts what passed through it.
+ */
+import { Buffer } from 'node:buffer';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http, { type IncomingHttpHeaders, type RequestListener, type ServerResponse } from 'node:http';
+import https from 'node:https';
+import net, { type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  createHttpFetcher,
+  type Endpoint,
+  type Fetcher,
+  type HttpFetcherOptions,
+  UNLISTED_LIMITS,
+} from '../../client/fetcher.ts';
+import { collect, patternBytes } from '../support/streams.ts';
+
+const MiB = 1024 * 1024;
+const SNAPSHOT = '{"generation":1}';
+const TOKEN = 'token-that-must-stay-secret';
+
+/** A request as a test server saw it. */
+interface Seen {
+  readonly method: string;
+  readonly url: string;
+  readonly headers: IncomingHttpHeaders;
+}
+
+interface TestServer {
+  readonly origin: string;
+  readonly seen: Seen[];
+}
+
+const cleanups: (() => Promise<void>)[] = [];
+const fetchers: Fetcher[] = [];
+
+afterEach(async () => {
+  await Promise.all(cleanups.splice(0).map((cleanup) => cleanup()));
+});
+
+afterAll(async () => {
+  await Promise.all(fetchers.map((fetcher) => fetcher.close()));
+});
+
+/** A fetcher isolated from this machine's proxy and CA settings, with quick retries. */
+function makeFetcher(options: HttpFetcherOptions = {}): Fetcher {
+  const fetcher = createHttpFetcher({ env: {}, retryDelayMs: 1, ...options });
+  fetchers.push(fetcher);
+  return fetcher;
+}
+
+function endpointOf(bases: readonly string[], extra: Partial<Endpoint> = {}): Endpoint {
+  return { name: 'acme', bases, timeoutMs: 2000, ...extra };
+}
+
+async function listen(server: net.Server, close: () => void): Promise<number> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanups.push(async () => {
+    close();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  return (server.address() as AddressInfo).port;
+}
+
+/** An HTTP (or, with `tls`, HTTPS) server recording every request before `handler` answers it. */
+async function serve(handler: RequestListener, tls?: { key: string; cert: string }): Promise<TestServer> {
+  const seen: Seen[] = [];
+  const listener: RequestListener = (request, response) => {
+    seen.push({ method: request.method ?? '', url: request.url ?? '', headers: request.headers });
+    handler(request, response);
+  };
+  const server = tls ? https.createServer(tls, listener) : http.createServer(listener);
+  const port = await listen(server, () => server.closeAllConnections());
+  return { origin: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`, seen };
+}
+
+/** An origin nothing listens on (a port just released). */
+async function refusedOrigin(): Promise<string> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return `http://127.0.0.1:${port}`;
+}
+
+function send(
+  response: ServerResponse,
+  status: number,
+  body = '',
+  headers: http.OutgoingHttpHeaders = {},
+): void {
+  response.writeHead(status, { 'content-length': Buffer.byteLength(body), ...headers });
+  response.end(body);
+}
+
+/** A body with no length that never ends, written as fast as the client takes it; `closed` when the client hangs up. */
+function endlessBody(): { handler: RequestListener; closed: Promise<void>; written: () => number } {
+  let written = 0;
+  let hungUp: () => void = () => {};
+  const closed = new Promise<void>((resolve) => {
+    hungUp = resolve;
+  });
+  const chunk = Buffer.alloc(16 * 1024, 0x61);
+  const handler: RequestListener = (_request, response) => {
+    response.writeHead(200, { 'content-type': 'application/octet-stream' });
+    response.on('close', hungUp);
+    const pump = (): void => {
+      while (!response.destroyed && written < 512 * MiB) {
+        written += chunk.byteLength;
+        if (!response.write(chunk)) {
+          response.once('drain', pump);
+          return;
+        }
+      }
+    };
+    pump();
+  };
+  return { handler, closed, written: () => written };
+}
+
+/** An HTTP proxy: CONNECT tunnels (for https:) and absolute-URI requests (for http:), each recorded. */
+async function startProxy(): Promise<{
+  readonly url: string;
+  readonly tunnels: string[];
+  readonly forwarded: string[];
+}> {
+  const tunnels: string[] = [];
+  const forwarded: string[] = [];
+  const sockets = new Set<net.Socket>();
+  const server = http.createServer((request, response) => {
+    forwarded.push(request.url ?? '');
+    const upstream = http.request(
+      new URL(request.url ?? ''),
+      { method: request.method, headers: request.headers },
+      (answer) => {
+        response.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(response);
+      },
+    );
+    upstream.on('error', () => response.destroy());
+    request.pipe(upstream);
+  });
+  server.on('connect', (request: http.IncomingMessage, client: net.Socket, head: Buffer) => {
+    tunnels.push(request.url ?? '');
+    const [host, port] = (request.url ?? '').split(':');
+    const upstream = net.connect(Number(port), host ?? '', () => {
+      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      upstream.write(head);
+      upstream.pipe(client);
+      client.pipe(upstream);
+    });
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on('error', () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+  });
+  const port = await listen(server, () => {
+    server.closeAllConnections();
+    for (const socket of sockets) socket.destroy();
+  });
+  return { url: `http://127.0.0.1:${port}`, tunnels, forwarded };
+}
+
+describe('when a registry serves documents over http', () => {
+  it('returns the bytes, the ETag and the URL, with ?v= in the URL and its user agent', async () => {
+    const server = await serve((_request, response) => send(response, 200, SNAPSHOT, { etag: '"g1"' }));
+    const response = await makeFetcher().document(endpointOf([server.origin]), {
+      path: 'snapshot.json',
+      maxBytes: UNLISTED_LIMITS.snapshot,
+      version: '7',
+    });
+    expect(response).toMatchObject({ status: 200, etag: '"g1"', url: `${server.origin}/snapshot.json?v=7` });
+    expect(response.status === 200 && new TextDecoder().decode(response.bytes)).toBe(SNAPSHOT);
+    expect(server.seen.map((seen) => seen.url)).toEqual(['/snapshot.json?v=7']);
+    expect(server.seen[0]?.headers['user-agent']).toBe('plugindex-client');
+  });
+
+  it('sends If-None-Match and reports 304 when the document has not changed', async () => {
+    const server = await serve((request, response) =>
+      request.headers['if-none-match'] === '"g1"'
+        ? send(response, 304)
+        : send(response, 200, SNAPSHOT, { etag: '"g1"' }),
+    );
+    const response = await makeFetcher().document(endpointOf([server.origin]), {
+      path: 'plugins/demo/index.json',
+      maxBytes: 1024,
+      etag: '"g1"',
+    });
+    expect(response).toEqual({ status: 304, url: `${server.origin}/plugins/demo/index.json` });
+    expect(server.seen[0]?.headers['if-none-match']).toBe('"g1"');
+  });
+
+  it('accepts a body of exactly maxBytes, with or without a content-length', async () => {
+    const body = 'x'.repeat(100);
+    const server = await serve((request, response) => {
+      if (request.url === '/declared') return send(response, 200, body);
+      response.writeHead(200);
+      response.write(body.slice(0, 50));
+      response.end(body.slice(50));
+    });
+    const fetcher = makeFetcher();
+    for (const path of ['declared', 'chunked']) {
+      const response = await fetcher.document(endpointOf([server.origin]), { path, maxBytes: 100 });
+      expect(response.status === 200 && response.bytes.byteLength).toBe(100);
+    }
+  });
+
+  it('refuses a content-length over the cap before reading the body (RESPONSE_TOO_LARGE)', async () => {
+    const server = await serve((_request, response) => send(response, 200, 'x'.repeat(1000)));
+    await expect(
+      makeFetcher().document(endpointOf([server.origin]), { path: 'index.json', maxBytes: 999 }),
+    ).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'RESPONSE_TOO_LARGE',
+      message: expect.stringMatching(/index\.json.*999 bytes.*declares 1000 bytes/),
+    });
+  });
+
+  it('cuts off a body without a length that keeps coming, and hangs up (RESPONSE_TOO_LARGE)', async () => {
+    const endless = endlessBody();
+    const server = await serve(endless.handler);
+    await expect(
+      makeFetcher().document(endpointOf([server.origin]), { path: 'snapshot.json', maxBytes: 64 * 1024 }),
+    ).rejects.toMatchObject({ name: 'ClientError', code: 'RESPONSE_TOO_LARGE' });
+    await endless.closed;
+    expect(endless.written()).toBeLessThan(32 * MiB);
+  });
+});
+
+describe('when a registry fails', () => {
+  it('retries a 503 and returns the answer of the third attempt', async () => {
+    let count = 0;
+    const server = await serve((_request, response) =>
+      ++count <= 2 ? send(response, 503, 'busy') : send(response, 200, SNAPSHOT),
+    );
+    const response = await makeFetcher().document(endpointOf([server.origin]), {
+      path: 'snapshot.json',
+      maxBytes: 1024,
+    });
+    expect(response.status).toBe(200);
+    expect(server.seen).toHaveLength(3);
+  });
+
+  it('does not retry a 400, nor try the mirror (FETCH_FAILED)', async () => {
+    const registry = await serve((_request, response) => send(response, 400, 'no'));
+    const mirror = await serve((_request, response) => send(response, 200, SNAPSHOT));
+    await expect(
+      makeFetcher().document(endpointOf([registry.origin, mirror.origin]), {
+        path: 'snapshot.json',
+        maxBytes: 1024,
+      }),
+    ).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'FETCH_FAILED',
+      message: expect.stringContaining('HTTP 400'),
+    });
+    expect(registry.seen).toHaveLength(1);
+    expect(mirror.seen).toHaveLength(0);
+  });
+
+  it('moves to the mirror when the registry does not answer in time', async () => {
+    const silent = await serve(() => {});
+    const mirror = await serve((_request, response) => send(response, 200, SNAPSHOT));
+    const response = await makeFetcher({ retries: 1 }).document(
+      endpointOf([silent.origin, mirror.origin], { timeoutMs: 200 }),
+      { path: 'snapshot.json', maxBytes: 1024 },
+    );
+    expect(response.url).toBe(`${mirror.origin}/snapshot.json`);
+    expect(silent.seen).toHaveLength(2);
+  });
+
+  it('times out a body that stops arriving, and says so (FETCH_FAILED)', async () => {
+    const server = await serve((_request, response) => {
+      response.writeHead(200, { 'content-length': 100 });
+      response.write('x'.repeat(10));
+    });
+    const error = makeFetcher({ retries: 0 }).document(endpointOf([server.origin], { timeoutMs: 200 }), {
+      path: 'snapshot.json',
+      maxBytes: 1024,
+    });
+    await expect(error).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'FETCH_FAILED',
+      message: expect.stringContaining('timed out after 0.2 s with 10 bytes received'),
+    });
+  });
+
+  it('uses the mirror when the registry refuses the connection', async () => {
+    const mirror = await serve((_request, response) => send(response, 200, SNAPSHOT));
+    const response = await makeFetcher().document(endpointOf([await refusedOrigin(), mirror.origin]), {
+      path: 'snapshot.json',
+      maxBytes: 1024,
+    });
+    expect(response.url).toBe(`${mirror.origin}/snapshot.json`);
+  });
+
+  it('uses the mirror on a 404, without retrying the registry', async () => {
+    const registry = await serve((_request, response) => send(response, 404));
+    const mirror = await serve((_request, response) => send(response, 200, SNAPSHOT));
+    const response = await makeFetcher().document(endpointOf([registry.origin, mirror.origin]), {
+      path: 'snapshot.json',
+      maxBytes: 1024,
+    });
+    expect(response.url).toBe(`${mirror.origin}/snapshot.json`);
+    expect(registry.seen).toHaveLength(1);
+  });
+
+  it('reports FETCH_NOT_FOUND when every base answers 404', async () => {
+    const registry = await serve((_request, response) => send(response, 404));
+    const mirror = await serve((_request, response) => send(response, 404));
+    await expect(
+      makeFetcher().document(endpointOf([registry.origin, mirror.origin]), {
+        path: 'plugins/x/index.json',
+        maxBytes: 9,
+      }),
+    ).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'FETCH_NOT_FOUND',
+      message: expect.stringContaining(`${mirror.origin}/plugins/x/index.json (HTTP 404)`),
+    });
+  });
+
+  it('reports FETCH_FAILED naming each URL tried and what happened, without the credentials', async () => {
+    const registry = await serve((_request, response) => send(response, 503));
+    const refused = await refusedOrigin();
+    const request = makeFetcher().document(
+      endpointOf([registry.origin, refused], { credentials: { type: 'bearer_token', token: TOKEN } }),
+      { path: 'snapshot.json', maxBytes: 1024 },
+    );
+    await expect(request).rejects.toMatchObject({ name: 'ClientError', code: 'FETCH_FAILED' });
+    const message = String(await request.catch((error: Error) => error.message));
+    expect(message).toContain(`${registry.origin}/snapshot.json: HTTP 503 (3 attempts)`);
+    expect(message).toMatch(new RegExp(`${refused}/snapshot.json: .*ECONNREFUSED`));
+    expect(message).not.toContain(TOKEN);
+    expect(registry.seen).toHaveLength(3);
+  });
+
+  it('refuses a base that is not https:, loopback http: or file: before any request (REGISTRY_URL_INVALID)', async () => {
+    const server = await serve((_request, response) => send(response, 200, SNAPSHOT));
+    const fetcher = makeFetcher();
+    for (const bad of [
+      'http://registry.example',
+      'ftp://127.0.0.1/x',
+      'https://user:pw@registry.example',
+      'nope',
+    ]) {
+      await expect(
+        fetcher.document(endpointOf([server.origin, bad]), { path: 'snapshot.json', maxBytes: 1024 }),
+      ).rejects.toMatchObject({ name: 'ClientError', code: 'REGISTRY_URL_INVALID' });
+    }
+    expect(server.seen).toHaveLength(0);
+  });
+});
+
+describe('when a registry has credentials', () => {
+  it('sends them to the origin of the registry and not to its mirror', async () => {
+    const registry = await serve((_request, response) => send(response, 404));
+    const mirror = await serve((_request, response) => send(response, 200, SNAPSHOT));
+    await makeFetcher().document(
+      endpointOf([registry.origin, mirror.origin], { credentials: { type: 'bearer_token', token: TOKEN } }),
+      { path: 'snapshot.json', maxBytes: 1024 },
+    );
+    expect(registry.seen[0]?.headers.authorization).toBe(`Bearer ${TOKEN}`);
+    expect(mirror.seen[0]?.headers.authorization).toBeUndefined();
+  });
+
+  it('sends an API key in its header and basic credentials encoded', async () => {
+    const server = await serve((_request, response) => send(response, 200, SNAPSHOT));
+    const fetcher = makeFetcher();
+    const request = { path: 'snapshot.json', maxBytes: 1024 };
+    await fetcher.document(
+      endpointOf([server.origin], { credentials: { type: 'api_key', header: 'X-Api-Key', key: TOKEN } }),
+      request,
+    );
+    await fetcher.document(
+      endpointOf([server.origin], { credentials: { type: 'basic_auth', username: 'ann', password: 'pw:1' } }),
+      request,
+    );
+    expect(server.seen[0]?.headers['x-api-key']).toBe(TOKEN);
+    expect(server.seen[1]?.headers.authorization).toBe(`Basic ${Buffer.from('ann:pw:1').toString('base64')}`);
+  });
+
+  it('refuses credentials no header can carry without quoting them (CLIENT_CONFIG_INVALID)', async () => {
+    const server = await serve((_request, response) => send(response, 200, SNAPSHOT));
+    const request = makeFetcher().document(
+      endpointOf([server.origin], { credentials: { type: 'bearer_token', token: `${TOKEN}\r\nx: y` } }),
+      { path: 'snapshot.json', maxBytes: 1024 },
+    );
+    await expect(request).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'CLIENT_CONFIG_INVALID',
+      message: expect.not.stringContaining(TOKEN),
+    });
+    expect(server.seen).toHaveLength(0);
+  });
+
+  it('keeps them across a redirect within the origin', async () => {
+    const server = await serve((request, response) =>
+      request.url === '/snapshot.json'
+        ? send(response, 302, '', { location: '/current/snapshot.json' })
+        : send(response, 200, SNAPSHOT),
+    );
+    const response = await makeFetcher().document(
+      endpointOf([server.origin], { credentials: { type: 'bearer_token', token: TOKEN } }),
+      { path: 'snapshot.json', maxBytes: 1024 },
+    );
+    expect(response.url).toBe(`${server.origin}/current/snapshot.json`);
+    expect(server.seen.map((seen) => seen.headers.authorization)).toEqual([
+      `Bearer ${TOKEN}`,
+      `Bearer ${TOKEN}`,
+    ]);
+  });
+
+  it('refuses a redirect to another origin, which sees no request (FETCH_CROSS_ORIGIN_REDIRECT)', async () => {
+    const other = await serve((_request, response) => send(response, 200, SNAPSHOT));
+    const registry = await serve((_request, response) =>
+      send(response, 302, '', { location: `${other.origin}/snapshot.json` }),
+    );
+    const request = makeFetcher().document(
+      endpointOf([registry.origin], { credentials: { type: 'bearer_token', token: TOKEN } }),
+      { path: 'snapshot.json', maxBytes: 1024 },
+    );
+    await expect(request).rejects.toMatchObject({ name: 'ClientError', code: 'FETCH_CROSS_ORIGIN_REDIRECT' });
+    expect(other.seen).toHaveLength(0);
+  });
+});
+
+describe('when a registry without credentials redirects', () => {
+  it('follows a redirect to another origin', async () => {
+    const other = await serve((_request, response) => send(response, 200, SNAPSHOT));
+    const registry = await serve((request, response) =>
+      send(response, 301, '', { location: `${other.origin}${request.url}` }),
+    );
+    const response = await makeFetcher().document(endpointOf([registry.origin]), {
+      path: 'snapshot.json',
+      maxBytes: 1024,
+      version: '3',
+    });
+    expect(response.url).toBe(`${other.origin}/snapshot.json?v=3`);
+  });
+
+  it('gives up after five redirects (FETCH_FAILED)', async () => {
+    const server = await serve((request, response) =>
+      send(response, 302, '', { location: `${request.url}x` }),
+    );
+    await expect(
+      makeFetcher().document(endpointOf([server.origin]), { path: 'r', maxBytes: 1024 }),
+    ).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'FETCH_FAILED',
+      message: expect.stringContaining('more than 5 redirects'),
+    });
+    expect(server.seen).toHaveLength(6);
+  });
+});
+
+describe('when artifacts are downloaded', () => {
+  it('streams a 5 MiB body in several chunks, with its size', async () => {
+    const bytes = patternBytes(5 * MiB);
+    const server = await serve((_request, response) => {
+      response.writeHead(200, { 'content-length': bytes.byteLength });
+      response.end(bytes);
+    });
+    const download = await makeFetcher().download(endpointOf([server.origin]), {
+      url: `${server.origin}/plugins/demo/1.0.0/demo.tgz`,
+      maxBytes: 5 * MiB,
+    });
+    expect(download.size).toBe(5 * MiB);
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of download.body) chunks.push(chunk);
+    expect(chunks.length).toBeGreaterThan(1);
+    expect(Buffer.concat(chunks).equals(bytes)).toBe(true);
+    expect(server.seen[0]?.headers['accept-encoding']).toBe('identity');
+  });
+
+  it('stops an oversized stream early: RESPONSE_TOO_LARGE, and the server sees the client hang up', async () => {
+    const endless = endlessBody();
+    const server = await serve(endless.handler);
+    const download = await makeFetcher().download(endpointOf([server.origin]), {
+      url: `${server.origin}/big.tgz`,
+      maxBytes: MiB,
+    });
+    await expect(collect(download.body)).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'RESPONSE_TOO_LARGE',
+    });
+    await endless.closed;
+    expect(endless.written()).toBeLessThan(64 * MiB);
+  });
+
+  it('refuses a content-length over the cap before reading (RESPONSE_TOO_LARGE)', async () => {
+    const server = await serve((_request, response) => send(response, 200, 'x'.repeat(2000)));
+    await expect(
+      makeFetcher().download(endpointOf([server.origin]), { url: `${server.origin}/a.tgz`, maxBytes: 1000 }),
+    ).rejects.toMatchObject({ name: 'ClientError', code: 'RESPONSE_TOO_LARGE' });
+  });
+
+  it('tries the same path under the mirror when the URL lies under the registry', async () => {
+    const registry = await serve((_request, response) => send(response, 503));
+    const mirror = await serve((_request, response) => send(response, 200, 'artifact'));
+    const download = await makeFetcher({ retries: 0 }).download(
+      endpointOf([registry.origin, mirror.origin]),
+      {
+        url: `${registry.origin}/plugins/demo/1.0.0/demo.tgz`,
+        maxBytes: 100,
+      },
+    );
+    expect(download.url).toBe(`${mirror.origin}/plugins/demo/1.0.0/demo.tgz`);
+    expect(new TextDecoder().decode(await collect(download.body))).toBe('artifact');
+  });
+
+  it('refuses an artifact URL over plain http: to another host (REGISTRY_URL_INVALID)', async () => {
+    const server = await serve((_request, response) => send(response, 200, 'artifact'));
+    await expect(
+      makeFetcher().download(endpointOf([server.origin]), { url: 'http://cdn.example/a.tgz', maxBytes: 100 }),
+    ).rejects.toMatchObject({ name: 'ClientError', code: 'REGISTRY_URL_INVALID' });
+  });
+});
+
+describe('when a registry is a folder (file: base)', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'plugindex-fetcher-site-'));
+    writeFileSync(join(dir, 'snapshot.json'), SNAPSHOT);
+    writeFileSync(join(dir, 'demo.tgz'), patternBytes(200 * 1024));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('reads a document from the file, without ?v=', async () => {
+    const base = pathToFileURL(dir).href;
+    const response = await makeFetcher().document(endpointOf([base]), {
+      path: 'snapshot.json',
+      maxBytes: 1024,
+      version: '9',
+    });
+    expect(response).toMatchObject({ status: 200, url: `${base}/snapshot.json` });
+    expect(response.status === 200 && new TextDecoder().decode(response.bytes)).toBe(SNAPSHOT);
+  });
+
+  it('treats a missing file as a 404: the mirror is tried, and FETCH_NOT_FOUND when none has it', async () => {
+    const base = pathToFileURL(dir).href;
+    const mirror = await serve((_request, response) => send(response, 200, SNAPSHOT));
+    const fetcher = makeFetcher();
+    const response = await fetcher.document(endpointOf([base, mirror.origin]), {
+      path: 'index.json',
+      maxBytes: 1024,
+    });
+    expect(response.url).toBe(`${mirror.origin}/index.json`);
+    await expect(
+      fetcher.document(endpointOf([base]), { path: 'index.json', maxBytes: 1024 }),
+    ).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'FETCH_NOT_FOUND',
+    });
+  });
+
+  it('caps a file like a response (RESPONSE_TOO_LARGE)', async () => {
+    await expect(
+      makeFetcher().document(endpointOf([pathToFileURL(dir).href]), { path: 'snapshot.json', maxBytes: 5 }),
+    ).rejects.toMatchObject({ name: 'ClientError', code: 'RESPONSE_TOO_LARGE' });
+  });
+
+  it('downloads a file: artifact in chunks, with its size', async () => {
+    const base = pathToFileURL(dir).href;
+    const download = await makeFetcher().download(endpointOf([base]), {
+      url: `${base}/demo.tgz`,
+      maxBytes: MiB,
+    });
+    expect(download.size).toBe(200 * 1024);
+    expect(Buffer.from(await collect(download.body)).equals(patternBytes(200 * 1024))).toBe(true);
+  });
+});
+
+describe('when a registry is served over https with a private CA', () => {
+  let dir: string;
+  let caPem: string;
+  let tls: { key: string; cert: string };
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'plugindex-fetcher-ca-'));
+    const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+    const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+    openssl(
+      'req',
+      '-x509',
+      ...ec,
+      '-keyout',
+      'ca.key',
+      '-out',
+      'ca.pem',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=fetcher test CA',
+    );
+    openssl('req', ...ec, '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1');
+    writeFileSync(
+      join(dir, 'server.ext'),
+      'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n',
+    );
+    openssl(
+      'x509',
+      '-req',
+      '-in',
+      'server.csr',
+      '-CA',
+      'ca.pem',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-out',
+      'server.pem',
+      '-days',
+      '2',
+      '-extfile',
+      'server.ext',
+    );
+    const read = (name: string) => readFileSync(join(dir, name), 'utf8');
+    caPem = read('ca.pem');
+    tls = { key: read('server.key'), cert: read('server.pem') };
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  const request = { path: 'snapshot.json', maxBytes: 1024 };
+  const answer: RequestListener = (_request, response) => send(response, 200, SNAPSHOT);
+
+  it('fails without the CA, with a hint naming --ca FILE and NODE_EXTRA_CA_CERTS (FETCH_FAILED)', async () => {
+    const server = await serve(answer, tls);
+    const failure = makeFetcher().document(endpointOf([server.origin]), request);
+    await expect(failure).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'FETCH_FAILED',
+      message: expect.stringMatching(/--ca FILE.*NODE_EXTRA_CA_CERTS/),
+      cause: expect.anything(),
+    });
+    expect(String(await failure.catch((error: Error) => error.message))).not.toContain('proxy');
+  });
+
+  it('works with the CA given to the endpoint', async () => {
+    const server = await serve(answer, tls);
+    const response = await makeFetcher().document(endpointOf([server.origin], { ca: caPem }), request);
+    expect(response).toMatchObject({ status: 200, url: `${server.origin}/snapshot.json` });
+  });
+
+  it('works with the CA named by NODE_EXTRA_CA_CERTS in the environment given', async () => {
+    const server = await serve(answer, tls);
+    const fetcher = makeFetcher({ env: { NODE_EXTRA_CA_CERTS: join(dir, 'ca.pem') } });
+    expect((await fetcher.document(endpointOf([server.origin]), request)).status).toBe(200);
+  });
+
+  it('names NODE_EXTRA_CA_CERTS when the file it names cannot be read (FETCH_FAILED)', async () => {
+    const server = await serve(answer, tls);
+    const fetcher = makeFetcher({ env: { NODE_EXTRA_CA_CERTS: join(dir, 'absent.pem') } });
+    await expect(fetcher.document(endpointOf([server.origin]), request)).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'FETCH_FAILED',
+      message: expect.stringContaining('NODE_EXTRA_CA_CERTS names'),
+    });
+  });
+
+  describe('through a proxy', () => {
+    it('downloads over https through the proxy (CONNECT), trusting the CA', async () => {
+      const proxy = await startProxy();
+      const server = await serve((_request, response) => send(response, 200, 'artifact'), tls);
+      const fetcher = makeFetcher({ env: { HTTPS_PROXY: proxy.url } });
+      const download = await fetcher.download(endpointOf([server.origin], { ca: caPem }), {
+        url: `${server.origin}/a.tgz`,
+        maxBytes: 100,
+      });
+      expect(new TextDecoder().decode(await collect(download.body))).toBe('artifact');
+      expect(proxy.tunnels).toEqual([server.origin.replace('https://', '')]);
+    });
+
+    it('names the proxy in the hint when the certificate is not trusted', async () => {
+      const proxy = await startProxy();
+      const server = await serve(answer, tls);
+      const fetcher = makeFetcher({ env: { HTTPS_PROXY: proxy.url } });
+      await expect(fetcher.document(endpointOf([server.origin]), request)).rejects.toMatchObject({
+        name: 'ClientError',
+        code: 'FETCH_FAILED',
+        message: expect.stringContaining(`through the proxy ${proxy.url}`),
+      });
+      expect(proxy.tunnels).toHaveLength(1);
+    });
+
+    it('bypasses the proxy for a host NO_PROXY names', async () => {
+      const proxy = await startProxy();
+      const server = await serve(answer, tls);
+      const fetcher = makeFetcher({ env: { HTTPS_PROXY: proxy.url, NO_PROXY: '127.0.0.1' } });
+      expect((await fetcher.document(endpointOf([server.origin], { ca: caPem }), request)).status).toBe(200);
+      expect(proxy.tunnels).toHaveLength(0);
+      expect(server.seen).toHaveLength(1);
+    });
+
+    it('sends an http: request to the proxy with the absolute URL (lower-case http_proxy)', async () => {
+      const proxy = await startProxy();
+      const server = await serve(answer);
+      const fetcher = makeFetcher({ env: { http_proxy: proxy.url } });
+      const response = await fetcher.document(endpointOf([server.origin]), { ...request, version: '2' });
+      expect(response.status).toBe(200);
+      expect(proxy.forwarded).toEqual([`${server.origin}/snapshot.json?v=2`]);
+    });
+  });
+});
