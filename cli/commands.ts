@@ -19,6 +19,12 @@ export interface Command {
 }
 
 const REGISTRY = { registry: { type: 'string' } } as const;
+/** Every consumer command: machine output, and never touching the network. */
+const CLIENT = { json: { type: 'boolean' }, offline: { type: 'boolean' } } as const;
+/** Where plugins are installed and locked. */
+const INSTALLS = { dir: { type: 'string' }, lockfile: { type: 'string' } } as const;
+/** How a spec is resolved for this host. */
+const RESOLVE = { platform: { type: 'string' }, 'api-version': { type: 'string' } } as const;
 
 export const COMMANDS: Readonly<Record<string, Command>> = {
   init: {
@@ -114,10 +120,113 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
   },
   verify: {
     summary:
-      'check a served registry as a client would: signatures, rollback, expiry, every digest and hosted artifact',
-    usage: 'plugindex verify --url URL [--key REGISTRY_KEY.asc] [--state FILE]',
-    options: { url: { type: 'string' }, key: { type: 'string' }, state: { type: 'string' } },
+      'without --url: rehash every installed plugin against its record and the lock, recheck its signatures; with --url: check a served registry whole',
+    usage:
+      'plugindex verify [--dir DIR] [--lockfile FILE] [--json]\n       plugindex verify --url URL [--key REGISTRY_KEY.asc] [--state FILE]',
+    options: {
+      ...INSTALLS,
+      json: { type: 'boolean' },
+      url: { type: 'string' },
+      key: { type: 'string' },
+      state: { type: 'string' },
+    },
     load: () => import('./commands/verify.ts'),
+  },
+  registry: {
+    summary: 'the registries this client installs from: add (pinning its key), list, remove, update',
+    usage: [
+      'plugindex registry add NAME URL (--key FILE | --fingerprint FP | --trust-on-first-use) [--priority N]',
+      '         [--ca FILE] [--mirror URL ...] [--timeout SECONDS] [--auth TYPE --secret REF [--username U]] [--force] [--json]',
+      '       plugindex registry list [--json]',
+      '       plugindex registry remove NAME [--json]',
+      '       plugindex registry update [NAME ...] [--json]',
+      `  TYPE: bearer_token | api_key | basic_auth; REF: '\${ENV_VAR}' or file:PATH (a secret is never written in config)`,
+    ].join('\n'),
+    options: {
+      ...CLIENT,
+      key: { type: 'string' },
+      fingerprint: { type: 'string' },
+      'trust-on-first-use': { type: 'boolean' },
+      priority: { type: 'string' },
+      ca: { type: 'string' },
+      mirror: { type: 'string', multiple: true },
+      timeout: { type: 'string' },
+      auth: { type: 'string' },
+      secret: { type: 'string' },
+      username: { type: 'string' },
+      force: { type: 'boolean' },
+    },
+    load: () => import('./commands/registry.ts'),
+  },
+  search: {
+    summary: 'search the verified search.json of every configured registry',
+    usage:
+      'plugindex search [TERMS ...] [--type T] [--provider P] [--capability C] [--registry NAME] [--offline] [--json]',
+    options: {
+      ...CLIENT,
+      registry: { type: 'string' },
+      type: { type: 'string' },
+      provider: { type: 'string' },
+      capability: { type: 'string' },
+    },
+    load: () => import('./commands/search.ts'),
+  },
+  info: {
+    summary:
+      'a plugin: versions (yanked, deprecated, prerelease), channels, platforms, capabilities, publisher',
+    usage:
+      'plugindex info NAME[@SPEC] [--registry NAME] [--platform OS/ARCH] [--api-version V] [--offline] [--json]',
+    options: { ...CLIENT, ...RESOLVE, registry: { type: 'string' } },
+    load: () => import('./commands/info.ts'),
+  },
+  install: {
+    summary:
+      'install plugins (verified end to end) and record them in plugindex.lock; no names: what the lock holds',
+    usage: [
+      'plugindex install [NAME[@SPEC] ...] [--registry NAME] [--platform OS/ARCH] [--dir DIR] [--lockfile FILE]',
+      '         [--locked] [--frozen] [--offline] [--api-version V] [--json]',
+      '  SPEC: 1.2.3 | ^1.2.0 | ~1.2 | ">=1 <2" | latest | a channel (beta)',
+    ].join('\n'),
+    options: {
+      ...CLIENT,
+      ...RESOLVE,
+      ...INSTALLS,
+      registry: { type: 'string' },
+      locked: { type: 'boolean' },
+      frozen: { type: 'boolean' },
+    },
+    load: () => import('./commands/install.ts'),
+  },
+  update: {
+    summary: 'move installed plugins to the newest version their spec (or the one given) allows',
+    usage:
+      'plugindex update [NAME[@SPEC] ...] [--platform OS/ARCH] [--dir DIR] [--lockfile FILE] [--api-version V] [--json]',
+    options: { ...CLIENT, ...RESOLVE, ...INSTALLS },
+    load: () => import('./commands/update.ts'),
+  },
+  list: {
+    summary: 'installed plugins; --outdated: those with a newer version (exit 1 if any)',
+    usage: 'plugindex list [--outdated] [--dir DIR] [--lockfile FILE] [--api-version V] [--offline] [--json]',
+    options: { ...CLIENT, ...INSTALLS, 'api-version': { type: 'string' }, outdated: { type: 'boolean' } },
+    load: () => import('./commands/list.ts'),
+  },
+  remove: {
+    summary: 'remove an installed plugin (or one version); --clean also drops its cached downloads',
+    usage: 'plugindex remove NAME[@VERSION] [--clean] [--dir DIR] [--lockfile FILE] [--json]',
+    options: { ...CLIENT, ...INSTALLS, clean: { type: 'boolean' } },
+    load: () => import('./commands/remove.ts'),
+  },
+  enable: {
+    summary: 'mark an installed plugin enabled (hosts load it)',
+    usage: 'plugindex enable NAME [--dir DIR] [--json]',
+    options: { ...CLIENT, ...INSTALLS },
+    load: () => import('./commands/enable.ts'),
+  },
+  disable: {
+    summary: 'mark an installed plugin disabled (it stays installed; hosts skip it)',
+    usage: 'plugindex disable NAME [--dir DIR] [--json]',
+    options: { ...CLIENT, ...INSTALLS },
+    load: () => import('./commands/disable.ts'),
   },
   dev: {
     summary: 'the local demo behind `npm start`: create, publish the examples, serve, watch incoming/',

@@ -1,4 +1,9 @@
-/** Errors of the command line: a usage error exits 2, everything the core rejects exits 1. */
+/**
+ * Errors of the command line: a usage error exits 2, a trust refusal 3, everything else the core or the
+ * client rejects 1.
+ */
+import { ClientError } from '../client/errors.ts';
+import { TrustError } from '../index-builder/errors.ts';
 
 export type CliErrorCode =
   | 'USAGE'
@@ -22,4 +27,12 @@ export class CliError extends Error {
 
 export function usage(message: string): CliError {
   return new CliError('USAGE', message);
+}
+
+/**
+ * True for a trust refusal: a TrustError from the core's checks, or a client refusal (an oversized
+ * response, a lock or install that no longer matches what was signed). Commands exit 3 for these.
+ */
+export function isRefusal(error: unknown): boolean {
+  return error instanceof TrustError || (error instanceof ClientError && error.refusal);
 }

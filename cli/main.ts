@@ -4,10 +4,12 @@
  * themselves live in cli/commands/, one file each; what they print, in cli/output.ts (loaded here only to
  * report a rejected submission's problems).
  */
+
+import { ClientError } from '../client/errors.ts';
 import { PlugindexError, SubmissionError } from '../index-builder/errors.ts';
 import { parse } from './args.ts';
 import { COMMANDS } from './commands.ts';
-import { CliError, usage } from './errors.ts';
+import { CliError, isRefusal, usage } from './errors.ts';
 import { err, out } from './terminal.ts';
 
 function help(): string {
@@ -21,7 +23,7 @@ function help(): string {
   ].join('\n');
 }
 
-/** Runs the CLI; returns the exit code (0 ok, 1 rejected or failed, 2 usage error). */
+/** Runs the CLI; returns the exit code (0 ok, 1 rejected, not found or failed, 2 usage error, 3 refused by a trust check). */
 export async function main(argv: readonly string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
@@ -44,13 +46,13 @@ export async function main(argv: readonly string[]): Promise<number> {
       if (error.code === 'USAGE' && spec) err(`usage: ${spec.usage}`);
       return error.exitCode;
     }
-    if (error instanceof PlugindexError) {
+    if (error instanceof PlugindexError || error instanceof ClientError) {
       err(`plugindex ${name}: ${error.code}: ${error.message}`);
       if (error instanceof SubmissionError) {
         const { formatProblems } = await import('./output.ts');
         for (const line of formatProblems(error.problems)) err(line);
       }
-      return 1;
+      return isRefusal(error) ? 3 : 1;
     }
     // Not one of ours: a defect, so its stack (source lines with NODE_OPTIONS=--enable-source-maps).
     err(`plugindex ${name}: ${(error as Error).stack ?? String(error)}`);

@@ -10,11 +10,12 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { TrustedSnapshot } from '../client/trusted-snapshot.ts';
 import { fixedClock, systemClock } from '../index-builder/clock.ts';
-import { createSha256, normalizeDigest, sha256Hex } from '../index-builder/digest.ts';
+import { createSha256 } from '../index-builder/digest.ts';
 import { TrustError } from '../index-builder/errors.ts';
-import { binOfKey, pluginDocumentKey, SNAPSHOT_KEY, signatureKey } from '../index-builder/layout.ts';
-import type { ArtifactRecord, BinDocument, Manifest, SnapshotDocument } from '../index-builder/model.ts';
-import { readPublicKey, verifyDetachedSignature } from '../index-builder/signing.ts';
+import { binOfKey, SNAPSHOT_KEY, signatureKey } from '../index-builder/layout.ts';
+import type { ArtifactRecord, BinDocument, SnapshotDocument } from '../index-builder/model.ts';
+import { readPublicKey } from '../index-builder/signing.ts';
+import { verifyManifest } from '../index-builder/verify.ts';
 
 /** Largest document fetched; a hostile server cannot make the client read without end. */
 const MAX_DOCUMENT_BYTES = 256 * 1024 * 1024;
@@ -143,30 +144,16 @@ export async function verifyRegistry(options: {
       const doc = trusted.pluginDocument(name, await fetchBytes(`${base}/${docPath}?v=${digest.sha256}`));
       plugins += 1;
       for (const version of doc.versions) {
-        const manifest = await fetchBytes(version.manifest_url);
-        if (sha256Hex(manifest) !== version.manifest_sha256) {
-          throw new TrustError(
-            'DOCUMENT_MISMATCH',
-            `${version.manifest_url} does not match its digest in ${pluginDocumentKey(doc.name)}`,
-          );
-        }
-        const signed = await verifyDetachedSignature(
-          manifest,
-          text(await fetchBytes(version.manifest_signature_url)),
-          [key.key],
-        );
-        if (!signed.ok)
-          throw new TrustError('DOCUMENT_MISMATCH', `${version.manifest_signature_url}: ${signed.message}`);
+        await verifyManifest({
+          name: doc.name,
+          version,
+          manifest: await fetchBytes(version.manifest_url),
+          signature: text(await fetchBytes(version.manifest_signature_url)),
+          key: key.key,
+          url: version.manifest_url,
+        });
         manifests += 1;
-        // The plugin document lists what the signed manifest says, platform by platform.
-        const declared = (JSON.parse(text(manifest)) as Manifest).installation?.artifacts ?? [];
         for (const artifact of version.artifacts) {
-          const named = declared.find((a) => a.os === artifact.os && a.arch === artifact.arch);
-          if (!named || normalizeDigest(named.sha256) !== artifact.sha256)
-            throw new TrustError(
-              'ARTIFACT_MISMATCH',
-              `${doc.name}@${version.version} ${artifact.os}/${artifact.arch}: the plugin document and the signed manifest disagree`,
-            );
           if (!artifact.hosted) continue;
           await verifyArtifact(artifact, `${doc.name}@${version.version} ${artifact.os}/${artifact.arch}`);
           artifacts += 1;

@@ -38,6 +38,8 @@ export type ClientErrorCode =
   | 'LOCKFILE_INVALID'
   /** `--locked`/`--frozen` and the lock is missing or would change; names the entries. */
   | 'LOCK_OUT_OF_SYNC'
+  /** DIR/installed.json does not parse or has the wrong shape; names the JSON pointer. */
+  | 'INSTALLED_INVALID'
   /** Nothing installed under that name (or version). */
   | 'NOT_INSTALLED'
   /** Another install holds the lock on the same target for too long. */

@@ -8,12 +8,14 @@
  *   4. every document's sha256 and size match the snapshot         (mix and match)
  *      - global documents are listed in the snapshot itself;
  *      - a plugin document is listed in its bin, and the bin in the snapshot.
+ *   5. a version's manifest matches the digest its plugin document gives, carries the registry's signature,
+ *      and names the same artifacts (platform, sha256) the plugin document lists
  */
 import type { Key } from 'openpgp';
-import { sha256Hex } from './digest.ts';
+import { normalizeDigest, sha256Hex } from './digest.ts';
 import { TrustError } from './errors.ts';
 import { binKey, binOf, pluginDocumentKey } from './layout.ts';
-import type { BinDocument, DocumentDigest, SnapshotDocument } from './model.ts';
+import type { BinDocument, DocumentDigest, Manifest, SnapshotDocument, VersionRecord } from './model.ts';
 import { verifyDetachedSignature } from './signing.ts';
 
 function parseJson(bytes: Uint8Array, what: string): unknown {
@@ -136,4 +138,46 @@ export function verifyPluginDocument(
   docBytes: Uint8Array,
 ): void {
   verifyInBin(verifyBin(snapshot, binOf(name), binBytes), name, docBytes);
+}
+
+/**
+ * Step 5: a version's manifest, fetched beside its plugin document, is the one the registry signed and the
+ * one the plugin document describes. Returns it parsed.
+ * @throws TrustError DOCUMENT_MISMATCH (digest, size or signature), ARTIFACT_MISMATCH (the plugin document and
+ *   the signed manifest disagree on a platform's artifact), DOCUMENT_MALFORMED (signed bytes that are not JSON).
+ */
+export async function verifyManifest(options: {
+  readonly name: string;
+  readonly version: VersionRecord;
+  readonly manifest: Uint8Array;
+  readonly signature: string;
+  readonly key: Key;
+  /** Where the manifest came from, for messages. */
+  readonly url: string;
+}): Promise<Manifest> {
+  const { name, version, manifest, url } = options;
+  const actual = sha256Hex(manifest);
+  if (actual !== version.manifest_sha256 || manifest.byteLength !== version.manifest_size)
+    throw new TrustError(
+      'DOCUMENT_MISMATCH',
+      `${url}: sha256 ${actual} (${manifest.byteLength} bytes), where ${pluginDocumentKey(name)} gives ${version.manifest_sha256} (${version.manifest_size} bytes)`,
+    );
+  const signed = await verifyDetachedSignature(manifest, options.signature, [options.key]);
+  if (!signed.ok) throw new TrustError('DOCUMENT_MISMATCH', `${url}.asc: ${signed.message}`);
+  let parsed: Manifest;
+  try {
+    parsed = JSON.parse(new TextDecoder().decode(manifest)) as Manifest;
+  } catch (cause) {
+    throw new TrustError('DOCUMENT_MALFORMED', `${url} is signed but is not JSON`, { cause });
+  }
+  const declared = parsed.installation?.artifacts ?? [];
+  for (const artifact of version.artifacts) {
+    const named = declared.find((a) => a.os === artifact.os && a.arch === artifact.arch);
+    if (!named || normalizeDigest(named.sha256) !== artifact.sha256)
+      throw new TrustError(
+        'ARTIFACT_MISMATCH',
+        `${name}@${version.version} ${artifact.os}/${artifact.arch}: the plugin document and the signed manifest disagree`,
+      );
+  }
+  return parsed;
 }

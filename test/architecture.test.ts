@@ -70,6 +70,19 @@ const PUBLISHER_ONLY = [
   'index-builder/manifest',
 ];
 
+/** Node's network modules and the one HTTP client package. */
+const NETWORK = new Set([
+  'node:http',
+  'node:https',
+  'node:net',
+  'node:tls',
+  'node:dns',
+  'node:http2',
+  'undici',
+]);
+const FILE_SYSTEM = new Set(['node:fs', 'node:fs/promises']);
+const builtinName = (to: string): string => (isBuiltin(to) && !to.startsWith('node:') ? `node:${to}` : to);
+
 const RULES: Readonly<Record<string, Rule>> = {
   'index-builder imports no file system, network or process module, and no AWS SDK': ({ from, to }) => {
     if (!under(from, 'index-builder')) return undefined;
@@ -93,6 +106,19 @@ const RULES: Readonly<Record<string, Rule>> = {
   'client/ imports nothing of the publisher': ({ from, to }) =>
     under(from, 'client') &&
     (PUBLISHER_ONLY.some((p) => under(to, p)) || ['functions', 'infra', 'cli'].some((app) => under(to, app)))
+      ? to
+      : undefined,
+  'in client/, only fetcher.ts touches the network': ({ from, to }) =>
+    under(from, 'client') && from !== 'client/fetcher.ts' && NETWORK.has(builtinName(to)) ? to : undefined,
+  // The fetcher reads file: registries (a folder served as a registry), with the same caps as HTTP.
+  'in client/, only client/disk/ (and the fetcher, for file: registries) touches the file system': ({
+    from,
+    to,
+  }) =>
+    under(from, 'client') &&
+    !under(from, 'client/disk') &&
+    from !== 'client/fetcher.ts' &&
+    FILE_SYSTEM.has(builtinName(to))
       ? to
       : undefined,
 };
@@ -153,6 +179,14 @@ describe('when the source is read as an import graph', () => {
     }
     expect(calls).toEqual(['index-builder/render/html.ts']);
   });
+
+  it('finds no fetch in the client but through the fetcher', async () => {
+    const calls: string[] = [];
+    for (const file of (await sourceFiles()).filter((f) => under(f, 'client'))) {
+      if (/\bfetch\(/.test(await readFile(path.join(ROOT, file), 'utf8'))) calls.push(file);
+    }
+    expect(calls).toEqual(['client/fetcher.ts']);
+  });
 });
 
 describe('when the core names a built-in without its node: prefix', () => {
@@ -190,6 +224,16 @@ describe('when a graph breaks a rule', () => {
     'client/ imports nothing of the publisher': {
       from: 'client/x.ts',
       to: 'index-builder/pipeline/index.ts',
+      dynamic: false,
+    },
+    'in client/, only fetcher.ts touches the network': {
+      from: 'client/session.ts',
+      to: 'undici',
+      dynamic: false,
+    },
+    'in client/, only client/disk/ (and the fetcher, for file: registries) touches the file system': {
+      from: 'client/resolve.ts',
+      to: 'fs',
       dynamic: false,
     },
   };

@@ -248,12 +248,12 @@ describe('when a publisher ships a plugin to a local registry', () => {
     writeFileSync(searchFile, original.toString().replace('E2E Costs', 'E2E C0sts'));
     const tampered = await plugindex('verify', '--url', base, '--state', state);
     writeFileSync(searchFile, original);
-    expect(tampered.code).toBe(1);
+    expect(tampered.code).toBe(3);
     expect(tampered.stdout).toContain('DOCUMENT_MISMATCH');
 
     writeFileSync(state, JSON.stringify({ generation: 10_000 }));
     const rolledBack = await plugindex('verify', '--url', base, '--state', state);
-    expect(rolledBack.code).toBe(1);
+    expect(rolledBack.code).toBe(3);
     expect(rolledBack.stdout).toContain('SNAPSHOT_ROLLBACK');
   });
 

@@ -1,15 +1,40 @@
 /**
- * `plugindex verify --url`: a served registry checked as a client would. Exit 1 with the trust check that
- * failed (its code) when it does not verify.
+ * `plugindex verify`: without --url, every installed plugin rehashed against its record and the lock, and
+ * its signature chain checked again (offline); with --url, a served registry checked whole as a client
+ * would. Exit 3 with the trust check that failed (its code) when something does not verify.
  */
 import { TrustError } from '../../index-builder/errors.ts';
-import { type Parsed, requiredOption, stringOption } from '../args.ts';
+import { type Parsed, stringOption } from '../args.ts';
+import { dirOption, lockfileOption, withClient } from '../client.ts';
 import { readTextInput } from '../inputs.ts';
+import { outJson } from '../output.ts';
 import { out } from '../terminal.ts';
 import { verifyRegistry } from '../verify.ts';
 
 export async function run(parsed: Parsed): Promise<number> {
-  const url = requiredOption(parsed, 'url');
+  const url = stringOption(parsed, 'url');
+  return url === undefined ? verifyInstalled(parsed) : verifyServed(parsed, url);
+}
+
+async function verifyInstalled(parsed: Parsed): Promise<number> {
+  return withClient(parsed, async ({ client, json }) => {
+    const findings = await client.verifyInstalled({ ...dirOption(parsed), lockfile: lockfileOption(parsed) });
+    const failed = findings.filter((f) => !f.ok);
+    if (json) outJson({ ok: failed.length === 0, plugins: findings });
+    else {
+      for (const f of findings)
+        out(
+          f.ok
+            ? `verified ${f.name}@${f.version}`
+            : `NOT verified ${f.name}@${f.version}: ${f.code}: ${f.message}`,
+        );
+      if (findings.length === 0) out('nothing is installed');
+    }
+    return failed.length === 0 ? 0 : 3;
+  });
+}
+
+async function verifyServed(parsed: Parsed, url: string): Promise<number> {
   const keyFile = stringOption(parsed, 'key');
   const stateFile = stringOption(parsed, 'state');
   try {
@@ -18,6 +43,10 @@ export async function run(parsed: Parsed): Promise<number> {
       ...(keyFile ? { pinnedKey: await readTextInput(keyFile) } : {}),
       ...(stateFile ? { stateFile } : {}),
     });
+    if (parsed.values.json === true) {
+      outJson({ ok: true, url, ...report });
+      return 0;
+    }
     out(
       `verified ${url}: generation ${report.generation}, expires ${report.expires}, key ${report.fingerprint}`,
     );
@@ -29,7 +58,8 @@ export async function run(parsed: Parsed): Promise<number> {
     return 0;
   } catch (error) {
     if (!(error instanceof TrustError)) throw error;
-    out(`NOT verified ${url}: ${error.code}: ${error.message}`);
-    return 1;
+    if (parsed.values.json === true) outJson({ ok: false, url, code: error.code, message: error.message });
+    else out(`NOT verified ${url}: ${error.code}: ${error.message}`);
+    return 3;
   }
 }

@@ -194,11 +194,14 @@ export function renderPluginPage(doc: PluginDocument, registry: RegistryIdentity
   ]
     .map(([k, v]) => `<dt>${k}</dt><dd>${v}</dd>`)
     .join('');
-  // What works with nothing but curl and gpg: fetch the signed manifest of the version, verify it, and
-  // fetch a platform's artifact against its published digest.
+  // The client first (it verifies the whole chain and records the lock); beneath it, what works with
+  // nothing but curl and gpg: fetch the signed manifest of the version, verify it, and fetch a platform's
+  // artifact against its published digest.
   const artifact = shown?.artifacts[0];
   const snippet = shown
-    ? `<p class="muted">${escapeHtml(doc.name)}@${escapeHtml(shown.version)}, verified with the <a href="${root}/keys/registry.asc">registry key</a>:</p>
+    ? `<p class="muted">With the plugindex client, once this registry is added (<code>plugindex registry add NAME ${escapeHtml(registry.url)} --key registry.asc</code>):</p>
+<pre><code class="client-install">plugindex install ${escapeHtml(doc.name)}@${escapeHtml(shown.version)}</code></pre>
+<p class="muted">Without it: ${escapeHtml(doc.name)}@${escapeHtml(shown.version)}, verified with the <a href="${root}/keys/registry.asc">registry key</a>:</p>
 <pre><code class="install">curl -fsSL ${escapeHtml(shown.manifest_url)} -o manifest.json
 curl -fsSL ${escapeHtml(shown.manifest_signature_url)} -o manifest.json.asc
 gpg --verify manifest.json.asc manifest.json${

@@ -153,6 +153,7 @@ describe('when a person opens a plugin page', () => {
     const platforms = await page.locator('tr.platforms[data-version="1.0.0"]').textContent();
     expect(platforms).toContain('linux/amd64');
     expect(platforms).toContain(sha256(TOOL));
+    expect(await page.locator('code.client-install').textContent()).toBe('plugindex install aws-costs@1.1.0');
     const recipe = await page.locator('code.install').textContent();
     expect(recipe).toContain(`${base}/plugins/aws-costs/1.1.0/manifest.json`);
     expect(recipe).toContain('gpg --verify manifest.json.asc manifest.json');

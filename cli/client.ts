@@ -1,0 +1,79 @@
+/**
+ * What every consumer command shares: the client built from this machine (its directories, the one HTTP
+ * fetcher, a progress bar when a person is watching), the options that mean the same everywhere, and the
+ * client's answers turned into exit codes (README: 0 done, 1 not found or failed, 2 usage, 3 refused by
+ * a trust check).
+ */
+import { homedir } from 'node:os';
+import { resolve } from 'node:path';
+import { createClient, type PlugindexClient, type ProgressEvent } from '../client/client.ts';
+import { createHttpFetcher } from '../client/fetcher.ts';
+import { clientDirectories } from '../client/paths.ts';
+import { type Platform, parsePlatform } from '../client/resolve.ts';
+import { type Parsed, stringOption } from './args.ts';
+
+export const LOCKFILE = 'plugindex.lock';
+
+export interface ClientRun {
+  readonly client: PlugindexClient;
+  readonly json: boolean;
+}
+
+/** Runs `body` with a client, closing its connections after (so the command exits at once). */
+export async function withClient<T>(parsed: Parsed, body: (run: ClientRun) => Promise<T>): Promise<T> {
+  const json = parsed.values.json === true;
+  const offline = parsed.values.offline === true || parsed.values.frozen === true;
+  const client = createClient({
+    dirs: clientDirectories(process.env, process.platform, homedir()),
+    fetcher: createHttpFetcher({ env: process.env }),
+    env: process.env,
+    offline,
+    ...progressOption(json),
+  });
+  try {
+    return await body({ client, json });
+  } finally {
+    await client.close();
+  }
+}
+
+export function lockfileOption(parsed: Parsed): string {
+  return resolve(stringOption(parsed, 'lockfile') ?? LOCKFILE);
+}
+
+export function dirOption(parsed: Parsed): { dir?: string } {
+  const dir = stringOption(parsed, 'dir');
+  return dir ? { dir: resolve(dir) } : {};
+}
+
+export function platformOption(parsed: Parsed): { platform?: Platform } {
+  const text = stringOption(parsed, 'platform');
+  return text ? { platform: parsePlatform(text) } : {};
+}
+
+export function apiVersionOption(parsed: Parsed): { apiVersion?: string } {
+  const value = stringOption(parsed, 'api-version');
+  return value ? { apiVersion: value } : {};
+}
+
+/**
+ * A one-line bar on stderr, byte-exact from the signed sizes: only for a person at a terminal (never with
+ * --json, never under CI), so logs and pipes stay clean.
+ */
+function progressOption(json: boolean): { onProgress?: (event: ProgressEvent) => void } {
+  if (json || !process.stderr.isTTY || process.env.CI) return {};
+  let last = 0;
+  return {
+    onProgress: ({ name, received, total }) => {
+      const now = Date.now();
+      if (received < total && now - last < 100) return;
+      last = now;
+      const width = 30;
+      const done = total === 0 ? width : Math.round((received / total) * width);
+      const bar = `${'#'.repeat(done)}${'.'.repeat(width - done)}`;
+      const mib = (n: number): string => (n / 1048576).toFixed(1);
+      process.stderr.write(`\r${name} [${bar}] ${mib(received)}/${mib(total)} MiB`);
+      if (received >= total) process.stderr.write('\n');
+    },
+  };
+}

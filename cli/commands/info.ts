@@ -1,0 +1,70 @@
+/** `plugindex info NAME[@SPEC]`: what a registry signs about a plugin, and what SPEC resolves to here. */
+import { channelOf } from '../../index-builder/versions.ts';
+import { type Parsed, stringOption } from '../args.ts';
+import { apiVersionOption, platformOption, withClient } from '../client.ts';
+import { usage } from '../errors.ts';
+import { outJson } from '../output.ts';
+import { out } from '../terminal.ts';
+
+export async function run(parsed: Parsed): Promise<number> {
+  const [request, ...extra] = parsed.positionals;
+  if (!request || extra.length) throw usage('info takes one NAME[@SPEC]');
+  const registry = stringOption(parsed, 'registry');
+  return withClient(parsed, async ({ client, json }) => {
+    const info = await client.info(request, {
+      ...(registry ? { registry } : {}),
+      ...platformOption(parsed),
+      ...apiVersionOption(parsed),
+    });
+    const doc = info.document;
+    if (json) {
+      outJson({
+        registry: info.registry,
+        registry_key: info.fingerprint,
+        ...(info.resolution
+          ? {
+              resolved: {
+                version: info.resolution.version.version,
+                platform: `${info.resolution.artifact.os}/${info.resolution.artifact.arch}`,
+                warnings: info.resolution.warnings,
+              },
+            }
+          : {}),
+        plugin: doc,
+      });
+      return 0;
+    }
+    out(`${doc.name}${doc.display_name ? ` (${doc.display_name})` : ''}  from ${info.registry}`);
+    if (doc.description) out(`  ${doc.description}`);
+    out(`  type ${doc.plugin_type}; latest ${doc.latest_version ?? '(none)'}`);
+    const channels = Object.entries(doc.channels);
+    if (channels.length) out(`  channels: ${channels.map(([c, v]) => `${c} ${v}`).join(', ')}`);
+    if (doc.capabilities.length) out(`  capabilities: ${doc.capabilities.join(', ')}`);
+    if (doc.supported_providers.length) out(`  providers: ${doc.supported_providers.join(', ')}`);
+    if (doc.license) out(`  license: ${doc.license}`);
+    out(`  owners (publisher keys): ${doc.owners.join(', ')}`);
+    out(`  registry key: ${info.fingerprint}`);
+    out('  versions:');
+    for (const v of doc.versions) {
+      const marks = [
+        v.yanked ? `yanked${v.yanked_reason ? `: ${v.yanked_reason}` : ''}` : '',
+        v.deprecated ? `deprecated${v.deprecation_message ? `: ${v.deprecation_message}` : ''}` : '',
+        v.prerelease ? `prerelease${channelOf(v.version) ? ` (${channelOf(v.version)})` : ''}` : '',
+      ].filter(Boolean);
+      const api = [v.min_api_version, v.max_api_version].some(Boolean)
+        ? ` api ${v.min_api_version ?? ''}..${v.max_api_version ?? ''}`
+        : '';
+      const platforms = v.artifacts.map((a) => `${a.os}/${a.arch}`).join(' ');
+      out(
+        `    ${v.version}  ${v.published.slice(0, 10)}  ${platforms}${api}  publisher ${v.publisher}${marks.length ? `  [${marks.join('; ')}]` : ''}`,
+      );
+    }
+    if (info.resolution) {
+      out(
+        `  ${request} resolves to ${info.resolution.version.version} for ${info.resolution.artifact.os}/${info.resolution.artifact.arch}`,
+      );
+      for (const w of info.resolution.warnings) out(`  warning: ${w}`);
+    }
+    return 0;
+  });
+}

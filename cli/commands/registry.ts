@@ -1,0 +1,164 @@
+/**
+ * `plugindex registry add|list|remove|update`: the registries this client trusts, each pinned to its key at
+ * `add` (from a file, or checked against a fingerprint, or, only when asked, trusted on first use with the
+ * fingerprint printed). Adding the same registry again changes nothing; another URL or key needs --force.
+ */
+import type { KeyPin } from '../../client/client.ts';
+import type { RegistryAuth } from '../../client/config.ts';
+import { listOption, type Parsed, stringOption } from '../args.ts';
+import { withClient } from '../client.ts';
+import { isRefusal, usage } from '../errors.ts';
+import { readTextInput } from '../inputs.ts';
+import { outJson } from '../output.ts';
+import { err, out } from '../terminal.ts';
+
+export async function run(parsed: Parsed): Promise<number> {
+  const [action, ...rest] = parsed.positionals;
+  switch (action) {
+    case 'add':
+      return add(parsed, rest);
+    case 'list':
+      return list(parsed);
+    case 'remove':
+      return remove(parsed, rest);
+    case 'update':
+      return update(parsed, rest);
+    default:
+      throw usage(action ? `unknown action "${action}"` : 'which action: add, list, remove or update?');
+  }
+}
+
+async function pinOf(parsed: Parsed): Promise<KeyPin> {
+  const keyFile = stringOption(parsed, 'key');
+  const fingerprint = stringOption(parsed, 'fingerprint');
+  const tofu = parsed.values['trust-on-first-use'] === true;
+  const given = [keyFile, fingerprint, tofu || undefined].filter((v) => v !== undefined).length;
+  if (given !== 1) throw usage('give exactly one of --key FILE, --fingerprint FP or --trust-on-first-use');
+  if (keyFile) return { armored: await readTextInput(keyFile) };
+  if (fingerprint) return { fingerprint };
+  return { trustOnFirstUse: true };
+}
+
+function positiveNumber(parsed: Parsed, name: string, integer: boolean): number | undefined {
+  const raw = stringOption(parsed, name);
+  if (raw === undefined) return undefined;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < 0 || (integer && !Number.isInteger(value)))
+    throw usage(`--${name} must be a ${integer ? 'whole ' : ''}number of 0 or more, found ${raw}`);
+  return value;
+}
+
+function authOf(parsed: Parsed): RegistryAuth | undefined {
+  const type = stringOption(parsed, 'auth');
+  const secret = stringOption(parsed, 'secret');
+  if (type === undefined) {
+    if (secret !== undefined) throw usage('--secret needs --auth TYPE');
+    return undefined;
+  }
+  if (secret === undefined) throw usage(`--auth needs --secret '\${ENV_VAR}' or --secret file:PATH`);
+  switch (type) {
+    case 'bearer_token':
+      return { type, bearer_token: secret };
+    case 'api_key':
+      return { type, api_key: secret };
+    case 'basic_auth': {
+      const username = stringOption(parsed, 'username');
+      if (!username) throw usage('--auth basic_auth needs --username');
+      return { type, username, password: secret };
+    }
+    default:
+      throw usage(`--auth must be bearer_token, api_key or basic_auth, found ${type}`);
+  }
+}
+
+async function add(parsed: Parsed, rest: readonly string[]): Promise<number> {
+  const [name, url, ...extra] = rest;
+  if (!name || !url || extra.length) throw usage('registry add takes NAME and URL');
+  const pin = await pinOf(parsed);
+  const priority = positiveNumber(parsed, 'priority', true);
+  const timeout = positiveNumber(parsed, 'timeout', false);
+  const caFile = stringOption(parsed, 'ca');
+  const auth = authOf(parsed);
+  return withClient(parsed, async ({ client, json }) => {
+    const result = await client.addRegistry({
+      name,
+      url,
+      pin,
+      mirrors: listOption(parsed, 'mirror'),
+      force: parsed.values.force === true,
+      ...(priority !== undefined ? { priority } : {}),
+      ...(timeout !== undefined ? { timeoutSeconds: timeout } : {}),
+      ...(caFile ? { caFile } : {}),
+      ...(auth ? { auth } : {}),
+    });
+    if (json) outJson({ name, url, ...result });
+    else {
+      const verb = { added: 'added', unchanged: 'already configured, unchanged:', replaced: 'replaced' }[
+        result.change
+      ];
+      out(`${verb} ${name} ${url} (key ${result.fingerprint}, generation ${result.generation})`);
+      if (result.trustedOnFirstUse)
+        err(
+          `plugindex registry: trusted key ${result.fingerprint} on first use; check it with the registry's owner`,
+        );
+    }
+    return 0;
+  });
+}
+
+async function list(parsed: Parsed): Promise<number> {
+  return withClient(parsed, async ({ client, json }) => {
+    const registries = await client.listRegistries();
+    if (json) {
+      outJson({
+        registries: registries.map((r) => ({ ...r.entry, generation: r.generation ?? null })),
+      });
+      return 0;
+    }
+    if (registries.length === 0)
+      out('no registry is configured (plugindex registry add NAME URL --key FILE)');
+    for (const { entry, generation } of registries) {
+      const mirrors = entry.mirrors.length ? ` mirrors ${entry.mirrors.join(', ')}` : '';
+      out(
+        `${entry.name}  ${entry.url}  priority ${entry.priority}  key ${entry.key_fingerprint}  generation ${generation ?? '-'}${mirrors}`,
+      );
+    }
+    return 0;
+  });
+}
+
+async function remove(parsed: Parsed, rest: readonly string[]): Promise<number> {
+  const [name, ...extra] = rest;
+  if (!name || extra.length) throw usage('registry remove takes one NAME');
+  return withClient(parsed, async ({ client, json }) => {
+    await client.removeRegistry(name);
+    if (json) outJson({ removed: name });
+    else out(`removed ${name} (its pinned key, trust state and cache too)`);
+    return 0;
+  });
+}
+
+async function update(parsed: Parsed, names: readonly string[]): Promise<number> {
+  return withClient(parsed, async ({ client, json }) => {
+    const reports = await client.updateRegistries(names);
+    const failed = reports.filter((r) => r.error);
+    if (json)
+      outJson({
+        registries: reports.map((r) =>
+          r.error
+            ? { name: r.name, ok: false, code: (r.error as { code?: string }).code, message: r.error.message }
+            : { name: r.name, ok: true, ...r.report },
+        ),
+      });
+    else
+      for (const r of reports) {
+        if (r.error) err(`${r.name}: ${(r.error as { code?: string }).code}: ${r.error.message}`);
+        else
+          out(
+            `${r.name}: generation ${r.report?.generation}, expires ${r.report?.expires}${r.report?.changed ? '' : ' (unchanged)'}`,
+          );
+      }
+    if (failed.length === 0) return 0;
+    return failed.some((r) => isRefusal(r.error)) ? 3 : 1;
+  });
+}

@@ -1,0 +1,110 @@
+/**
+ * How the client writes: every file by temp file and rename in the same folder, so a killed install never
+ * leaves half a file where a digest or a document is expected; and a per-target lock file (O_EXCL, holding
+ * the PID, broken when its process is gone) where two processes edit the same file, as OpenTofu locks each
+ * target in its plugin cache. Two writers of one content-addressed blob need no lock: both rename the same
+ * bytes into place.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { ClientError } from '../errors.ts';
+
+/** A temp name beside `path`: same folder, so same filesystem, so rename(2) replaces atomically. */
+export function tempPathFor(path: string): string {
+  return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+}
+
+export async function writeFileAtomic(
+  path: string,
+  data: string | Uint8Array,
+  options: { readonly mode?: number } = {},
+): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const temp = tempPathFor(path);
+  try {
+    await writeFile(temp, data, { mode: options.mode ?? 0o644 });
+    await rename(temp, path);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
+}
+
+/** The file's bytes, or undefined when it does not exist (any other failure is thrown). */
+export async function readIfExists(path: string): Promise<Buffer | undefined> {
+  try {
+    return await readFile(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+export async function readTextIfExists(path: string): Promise<string | undefined> {
+  return (await readIfExists(path))?.toString('utf8');
+}
+
+/** For secrets named `file:PATH`: read when the request is built, never kept. undefined when missing. */
+export function readSecretFileSync(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it exists, owned by someone else.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Runs `fn` holding `<target>.lock`. A lock whose PID is no longer running is stale (a killed install) and
+ * is broken; a live one is waited for, up to `timeoutMs`.
+ * @throws ClientError INSTALL_BUSY naming the lock file and the PID holding it.
+ */
+export async function withFileLock<T>(
+  target: string,
+  fn: () => Promise<T>,
+  options: { readonly timeoutMs?: number } = {},
+): Promise<T> {
+  const lock = `${target}.lock`;
+  const deadline = Date.now() + (options.timeoutMs ?? 30_000);
+  await mkdir(dirname(lock), { recursive: true });
+  for (let wait = 5; ; wait = Math.min(wait * 2, 200)) {
+    try {
+      const handle = await open(lock, 'wx');
+      await handle.writeFile(String(process.pid));
+      await handle.close();
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const holder = Number.parseInt((await readTextIfExists(lock)) ?? '', 10);
+      // No PID yet: its writer is between open and write; give it a moment before judging it stale.
+      if (Number.isInteger(holder) && !processAlive(holder)) {
+        await rm(lock, { force: true });
+        continue;
+      }
+      if (Date.now() > deadline)
+        throw new ClientError(
+          'INSTALL_BUSY',
+          `${lock} is held by process ${Number.isInteger(holder) ? holder : '(unknown)'}; another plugindex is installing here`,
+        );
+      await sleep(wait);
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    await rm(lock, { force: true });
+  }
+}

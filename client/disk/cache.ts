@@ -1,0 +1,171 @@
+/**
+ * The client's cache, deletable at any time: documents and artifacts addressed by their sha256 (verified
+ * again on every read, as pacote reads cacache by integrity), and each registry's last verified snapshot
+ * with its signature and ETag, for the conditional request that makes a warm `registry update` one 304.
+ *
+ *   <cache>/docs/sha256/<ab>/<rest>            documents fetched as ?v=<sha256>; <rest>.asc for a manifest's signature
+ *   <cache>/blobs/sha256/<ab>/<rest>           artifacts, renamed into place only once their digest and size match
+ *   <cache>/registries/<host>-<hash16>/        snapshot.json, snapshot.json.asc, snapshot.etag (cargo's short_name)
+ *   <cache>/tmp/                               same filesystem as blobs/, so rename(2) is atomic
+ *
+ * Nothing here is trusted for being here: a document whose bytes no longer hash to their name is deleted
+ * and fetched again; the snapshot is verified again by its signature before use.
+ */
+import { createReadStream } from 'node:fs';
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createSha256, sha256Hex } from '../../index-builder/digest.ts';
+import { TrustError } from '../../index-builder/errors.ts';
+import { readIfExists, readTextIfExists, tempPathFor, writeFileAtomic } from './atomic.ts';
+
+/** The last snapshot a registry served and the client verified. */
+export interface CachedSnapshot {
+  readonly bytes: Uint8Array;
+  readonly signature: string;
+  readonly etag?: string;
+}
+
+export interface BlobWrite {
+  readonly sha256: string;
+  readonly size: number;
+  /** Where the bytes came from, for the refusal message. */
+  readonly url: string;
+  readonly body: AsyncIterable<Uint8Array>;
+  readonly onProgress?: (received: number) => void;
+}
+
+const shard = (sha256: string): string => join(sha256.slice(0, 2), sha256.slice(2));
+
+export class ContentCache {
+  readonly root: string;
+
+  constructor(root: string) {
+    this.root = root;
+  }
+
+  #docPath(sha256: string): string {
+    return join(this.root, 'docs', 'sha256', shard(sha256));
+  }
+
+  blobPath(sha256: string): string {
+    return join(this.root, 'blobs', 'sha256', shard(sha256));
+  }
+
+  /** Bytes held under this digest, rehashed; a damaged entry is dropped (undefined: fetch it again). */
+  async document(sha256: string): Promise<Uint8Array | undefined> {
+    const path = this.#docPath(sha256);
+    const bytes = await readIfExists(path);
+    if (bytes === undefined) return undefined;
+    if (sha256Hex(bytes) === sha256) return bytes;
+    await rm(path, { force: true });
+    return undefined;
+  }
+
+  /** Keeps bytes the caller has verified against `sha256`. */
+  async putDocument(sha256: string, bytes: Uint8Array): Promise<void> {
+    await writeFileAtomic(this.#docPath(sha256), bytes);
+  }
+
+  /** A manifest's detached signature, kept beside the manifest it signs (verified again on use). */
+  async signature(sha256: string): Promise<string | undefined> {
+    return readTextIfExists(`${this.#docPath(sha256)}.asc`);
+  }
+
+  async putSignature(sha256: string, armored: string): Promise<void> {
+    await writeFileAtomic(`${this.#docPath(sha256)}.asc`, armored);
+  }
+
+  /** True when a blob of this digest is held with the right size (its bytes are rehashed when installed). */
+  async hasBlob(sha256: string, size: number): Promise<boolean> {
+    const info = await stat(this.blobPath(sha256)).catch(() => undefined);
+    return info?.isFile() === true && info.size === size;
+  }
+
+  /**
+   * Streams an artifact into tmp/, hashing as it goes and stopping past its signed size, and renames it into
+   * place only when size and sha256 match. Returns the blob's path.
+   * @throws TrustError ARTIFACT_MISMATCH naming the URL, the expected and the received digest or size.
+   */
+  async writeBlob(write: BlobWrite): Promise<string> {
+    const target = this.blobPath(write.sha256);
+    const tmpDir = join(this.root, 'tmp');
+    await mkdir(tmpDir, { recursive: true });
+    const temp = tempPathFor(join(tmpDir, write.sha256));
+    const handle = await open(temp, 'w', 0o644);
+    const hash = createSha256();
+    let size = 0;
+    try {
+      for await (const chunk of write.body) {
+        size += chunk.byteLength;
+        if (size > write.size)
+          throw new TrustError(
+            'ARTIFACT_MISMATCH',
+            `${write.url}: more than the ${write.size} bytes its signed plugin document gives`,
+          );
+        hash.update(chunk);
+        await handle.write(chunk);
+        write.onProgress?.(size);
+      }
+      await handle.close();
+      const actual = hash.hex();
+      if (size !== write.size)
+        throw new TrustError(
+          'ARTIFACT_MISMATCH',
+          `${write.url}: ${size} bytes arrived, its signed plugin document gives ${write.size}`,
+        );
+      if (actual !== write.sha256)
+        throw new TrustError(
+          'ARTIFACT_MISMATCH',
+          `${write.url}: sha256 ${actual} arrived, its signed plugin document gives ${write.sha256} (${size} bytes; a proxy or mirror that rewrites downloads causes this too)`,
+        );
+      await mkdir(join(target, '..'), { recursive: true });
+      await rename(temp, target);
+      return target;
+    } catch (error) {
+      await handle.close().catch(() => undefined);
+      await rm(temp, { force: true });
+      throw error;
+    }
+  }
+
+  /** Reads a blob as a stream (the installer rehashes what it copies). */
+  readBlob(sha256: string): AsyncIterable<Buffer> {
+    return createReadStream(this.blobPath(sha256));
+  }
+
+  async removeBlob(sha256: string): Promise<void> {
+    await rm(this.blobPath(sha256), { force: true });
+  }
+
+  #registryDir(url: string): string {
+    const host = new URL(url).host.replace(/[^A-Za-z0-9.-]/g, '_') || 'file';
+    return join(this.root, 'registries', `${host}-${sha256Hex(url).slice(0, 16)}`);
+  }
+
+  async snapshot(url: string): Promise<CachedSnapshot | undefined> {
+    const dir = this.#registryDir(url);
+    const [bytes, signature, etag] = await Promise.all([
+      readIfExists(join(dir, 'snapshot.json')),
+      readTextIfExists(join(dir, 'snapshot.json.asc')),
+      readTextIfExists(join(dir, 'snapshot.etag')),
+    ]);
+    if (!bytes || signature === undefined) return undefined;
+    return { bytes, signature, ...(etag ? { etag } : {}) };
+  }
+
+  /**
+   * Keeps a verified snapshot. The signature goes first and the ETag last: a reader that finds a body and
+   * signature of different publishes refuses them (bad signature) and fetches again without an ETag.
+   */
+  async putSnapshot(url: string, snapshot: CachedSnapshot): Promise<void> {
+    const dir = this.#registryDir(url);
+    await rm(join(dir, 'snapshot.etag'), { force: true });
+    await writeFileAtomic(join(dir, 'snapshot.json.asc'), snapshot.signature);
+    await writeFileAtomic(join(dir, 'snapshot.json'), snapshot.bytes);
+    if (snapshot.etag) await writeFileAtomic(join(dir, 'snapshot.etag'), snapshot.etag);
+  }
+
+  async removeRegistry(url: string): Promise<void> {
+    await rm(this.#registryDir(url), { recursive: true, force: true });
+  }
+}

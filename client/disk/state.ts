@@ -1,0 +1,243 @@
+/**
+ * What the client keeps that is not cache: the configuration (config dir), each registry's pinned key and
+ * the highest generation accepted from it (data dir: `cache clean` never touches trust, as sigstore-js keeps
+ * its TUF root in data), the install folder with its installed.json, and the lock file. Every write is a
+ * temp file and a rename; the files two processes may edit at once are edited under a lock.
+ *
+ *   <config>/config.json                       registries (client/config.ts), mode 0600
+ *   <data>/trust/<registry>/registry.asc       the pinned key
+ *   <data>/trust/<registry>/state.json         {fingerprint, highest_generation, snapshot_sha256}
+ *   <data>/plugins/                            the default install folder
+ *   DIR/<name>/<version>/<os>-<arch>/<file>    an installed executable
+ *   DIR/<name>/<version>/manifest.json(.asc)   its verified manifest, where the spec's filesystem discovery looks
+ *   DIR/installed.json                         what is installed and enabled (client/installed.ts)
+ */
+import { createReadStream } from 'node:fs';
+import { mkdir, open, rename, rm, rmdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { createSha256 } from '../../index-builder/digest.ts';
+import { TrustError } from '../../index-builder/errors.ts';
+import {
+  type ClientConfig,
+  EMPTY_CLIENT_CONFIG,
+  parseClientConfig,
+  serializeClientConfig,
+} from '../config.ts';
+import {
+  EMPTY_INSTALLED,
+  INSTALLED_FILE,
+  type InstalledFile,
+  parseInstalled,
+  serializeInstalled,
+} from '../installed.ts';
+import { type Lockfile, parseLockfile, serializeLockfile } from '../lockfile.ts';
+import type { ClientDirectories } from '../paths.ts';
+import { readTextIfExists, tempPathFor, withFileLock, writeFileAtomic } from './atomic.ts';
+
+/** A registry's trust state: its pinned key and what the client has accepted from it. */
+export interface TrustRecord {
+  readonly fingerprint: string;
+  readonly armoredKey: string;
+  readonly highestGeneration?: number;
+  /** sha256 of the last snapshot verified, so a later run can tell its cached copy is that very snapshot. */
+  readonly snapshotSha256?: string;
+}
+
+export class ClientState {
+  readonly dirs: ClientDirectories;
+
+  constructor(dirs: ClientDirectories) {
+    this.dirs = dirs;
+  }
+
+  get configFile(): string {
+    return join(this.dirs.config, 'config.json');
+  }
+
+  get defaultInstallDir(): string {
+    return join(this.dirs.data, 'plugins');
+  }
+
+  async readConfig(): Promise<ClientConfig> {
+    const text = await readTextIfExists(this.configFile);
+    return text === undefined ? EMPTY_CLIENT_CONFIG : parseClientConfig(text, this.configFile);
+  }
+
+  /** Edits the configuration under its lock, so two `registry add` never lose one another's entry. */
+  async editConfig<T>(
+    edit: (config: ClientConfig) => Promise<{ config: ClientConfig; result: T }>,
+  ): Promise<T> {
+    return withFileLock(this.configFile, async () => {
+      const before = await this.readConfig();
+      const { config, result } = await edit(before);
+      if (config !== before)
+        await writeFileAtomic(this.configFile, serializeClientConfig(config), { mode: 0o600 });
+      return result;
+    });
+  }
+
+  #trustDir(registry: string): string {
+    return join(this.dirs.data, 'trust', registry);
+  }
+
+  async trust(registry: string): Promise<TrustRecord | undefined> {
+    const dir = this.#trustDir(registry);
+    const [armoredKey, state] = await Promise.all([
+      readTextIfExists(join(dir, 'registry.asc')),
+      readTextIfExists(join(dir, 'state.json')),
+    ]);
+    if (armoredKey === undefined || state === undefined) return undefined;
+    let parsed: { fingerprint?: unknown; highest_generation?: unknown; snapshot_sha256?: unknown };
+    try {
+      parsed = JSON.parse(state);
+    } catch (cause) {
+      throw new TrustError('SNAPSHOT_MALFORMED', `${join(dir, 'state.json')} is not JSON`, { cause });
+    }
+    if (typeof parsed.fingerprint !== 'string')
+      throw new TrustError(
+        'SNAPSHOT_MALFORMED',
+        `${join(dir, 'state.json')}#/fingerprint: expected a string`,
+      );
+    return {
+      fingerprint: parsed.fingerprint,
+      armoredKey,
+      ...(Number.isInteger(parsed.highest_generation)
+        ? { highestGeneration: parsed.highest_generation as number }
+        : {}),
+      ...(typeof parsed.snapshot_sha256 === 'string' ? { snapshotSha256: parsed.snapshot_sha256 } : {}),
+    };
+  }
+
+  /** Pins a key (at `registry add`) or records a newer generation; never lowers the generation kept. */
+  async writeTrust(registry: string, record: TrustRecord): Promise<void> {
+    const dir = this.#trustDir(registry);
+    await withFileLock(join(dir, 'state.json'), async () => {
+      const before = await this.trust(registry).catch(() => undefined);
+      const sameKey = before?.fingerprint === record.fingerprint;
+      const highest = Math.max(record.highestGeneration ?? 0, sameKey ? (before?.highestGeneration ?? 0) : 0);
+      if (!sameKey || before?.armoredKey !== record.armoredKey)
+        await writeFileAtomic(join(dir, 'registry.asc'), record.armoredKey);
+      const state = {
+        fingerprint: record.fingerprint,
+        ...(highest > 0 ? { highest_generation: highest } : {}),
+        ...(record.snapshotSha256 ? { snapshot_sha256: record.snapshotSha256 } : {}),
+      };
+      await writeFileAtomic(join(dir, 'state.json'), `${JSON.stringify(state, null, 2)}\n`);
+    });
+  }
+
+  async removeTrust(registry: string): Promise<void> {
+    await rm(this.#trustDir(registry), { recursive: true, force: true });
+  }
+}
+
+/** An install folder: its installed.json and the files under it. */
+export class InstallTree {
+  readonly dir: string;
+
+  constructor(dir: string) {
+    this.dir = dir;
+  }
+
+  get file(): string {
+    return join(this.dir, INSTALLED_FILE);
+  }
+
+  async read(): Promise<InstalledFile> {
+    const text = await readTextIfExists(this.file);
+    return text === undefined ? EMPTY_INSTALLED : parseInstalled(text, this.file);
+  }
+
+  /** Edits installed.json under its lock: concurrent installs into one folder each keep their record. */
+  async update<T>(
+    edit: (installed: InstalledFile) => Promise<{ installed: InstalledFile; result: T }>,
+  ): Promise<T> {
+    return withFileLock(this.file, async () => {
+      const before = await this.read();
+      const { installed, result } = await edit(before);
+      if (installed !== before) await writeFileAtomic(this.file, serializeInstalled(installed));
+      return result;
+    });
+  }
+
+  path(relative: string): string {
+    return join(this.dir, ...relative.split('/'));
+  }
+
+  /**
+   * Copies an artifact into place from a verified blob, hashing what it copies (the cache is not trusted
+   * for being there), executable, by temp file and rename.
+   * @throws TrustError ARTIFACT_MISMATCH when the copy does not hash to what was signed.
+   */
+  async placeExecutable(
+    relative: string,
+    source: AsyncIterable<Uint8Array>,
+    expected: { readonly sha256: string; readonly size: number },
+  ): Promise<void> {
+    const target = this.path(relative);
+    await mkdir(dirname(target), { recursive: true });
+    const temp = tempPathFor(target);
+    const handle = await open(temp, 'w', 0o755);
+    const hash = createSha256();
+    let size = 0;
+    try {
+      for await (const chunk of source) {
+        size += chunk.byteLength;
+        hash.update(chunk);
+        await handle.write(chunk);
+      }
+      await handle.chmod(0o755);
+      await handle.close();
+      if (size !== expected.size || hash.hex() !== expected.sha256)
+        throw new TrustError(
+          'ARTIFACT_MISMATCH',
+          `${relative}: the cached copy hashes to ${hash.hex()} (${size} bytes), not the signed ${expected.sha256} (${expected.size} bytes)`,
+        );
+      await rename(temp, target);
+    } catch (error) {
+      await handle.close().catch(() => undefined);
+      await rm(temp, { force: true });
+      throw error;
+    }
+  }
+
+  /** sha256 and size of an installed file, or undefined when it is gone. */
+  async hashFile(relative: string): Promise<{ sha256: string; size: number } | undefined> {
+    const hash = createSha256();
+    let size = 0;
+    try {
+      for await (const chunk of createReadStream(this.path(relative))) {
+        size += (chunk as Buffer).byteLength;
+        hash.update(chunk as Buffer);
+      }
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
+    return { sha256: hash.hex(), size };
+  }
+
+  async placeFile(relative: string, data: string | Uint8Array): Promise<void> {
+    await writeFileAtomic(this.path(relative), data);
+  }
+
+  async removeVersion(name: string, version: string): Promise<void> {
+    await rm(this.path(`${name}/${version}`), { recursive: true, force: true });
+    // The plugin's folder goes too once its last version has (rmdir refuses a folder that is not empty).
+    await rmdir(this.path(name)).catch(() => undefined);
+  }
+}
+
+/** The lock file, or undefined when there is none. */
+export async function readLockfile(path: string): Promise<Lockfile | undefined> {
+  const text = await readTextIfExists(path);
+  return text === undefined ? undefined : parseLockfile(text, path);
+}
+
+/** Writes the lock only when its bytes change (cargo: helpful on read-only trees). Returns whether it did. */
+export async function writeLockfile(path: string, lock: Lockfile): Promise<boolean> {
+  const text = serializeLockfile(lock);
+  if ((await readTextIfExists(path)) === text) return false;
+  await writeFileAtomic(path, text);
+  return true;
+}

@@ -1,0 +1,200 @@
+/**
+ * `DIR/installed.json`: the one file a host program reads to learn what is installed, enabled and where
+ * (the spec's filesystem discovery finds the same versions by their `manifest.json`, but a host should not
+ * scan folders to learn which is enabled or verified). Pure: parse, serialize and the edits the client makes.
+ *
+ * @example
+ * {
+ *   "schema": "plugindex/installed/v1",
+ *   "plugins": {
+ *     "kubecost-lens": {
+ *       "enabled": true,
+ *       "current": "1.2.0",
+ *       "versions": {
+ *         "1.2.0": {
+ *           "registry": "community", "registry_key": "<fingerprint>", "manifest_sha256": "<hex>",
+ *           "publisher": "<fingerprint>", "installed": "2026-12-02T10:00:00.000Z",
+ *           "artifacts": { "linux-amd64": { "path": "kubecost-lens/1.2.0/linux-amd64/kubecost-lens", "sha256": "<hex>", "size": 123 } }
+ *         }
+ *       }
+ *     }
+ *   }
+ * }
+ */
+import { ClientError } from './errors.ts';
+
+export const INSTALLED_SCHEMA = 'plugindex/installed/v1';
+export const INSTALLED_FILE = 'installed.json';
+
+export interface InstalledArtifact {
+  /** Relative to DIR, with `/` separators. */
+  readonly path: string;
+  readonly sha256: string;
+  readonly size: number;
+}
+
+export interface InstalledVersion {
+  readonly registry: string;
+  /** Fingerprint of the registry key that signed the chain it was installed through. */
+  readonly registry_key: string;
+  readonly manifest_sha256: string;
+  readonly publisher: string;
+  readonly installed: string;
+  /** `os-arch` -> the installed executable. */
+  readonly artifacts: Readonly<Record<string, InstalledArtifact>>;
+  readonly yanked?: boolean;
+  readonly deprecated?: boolean;
+}
+
+export interface InstalledPlugin {
+  /** The spec's enable/disable: a disabled plugin stays installed and a host does not load it. */
+  readonly enabled: boolean;
+  /** The version a host should run: the last one installed or updated to. */
+  readonly current: string;
+  readonly versions: Readonly<Record<string, InstalledVersion>>;
+}
+
+export interface InstalledFile {
+  readonly schema: typeof INSTALLED_SCHEMA;
+  readonly plugins: Readonly<Record<string, InstalledPlugin>>;
+}
+
+export const EMPTY_INSTALLED: InstalledFile = { schema: INSTALLED_SCHEMA, plugins: {} };
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * Reads installed.json. Only the client writes it, so a wrong shape means damage or another version of the
+ * client: refused with the pointer rather than guessed at.
+ * @throws ClientError INSTALLED_INVALID naming this file and the JSON pointer.
+ */
+export function parseInstalled(text: string, file: string): InstalledFile {
+  const fail = (pointer: string, expected: string): never => {
+    throw new ClientError('INSTALLED_INVALID', `${file}#${pointer}: expected ${expected}`);
+  };
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (cause) {
+    throw new ClientError('INSTALLED_INVALID', `${file}: not JSON (${(cause as Error).message})`, {
+      cause,
+    });
+  }
+  if (!isObject(value) || value.schema !== INSTALLED_SCHEMA) fail('/schema', `"${INSTALLED_SCHEMA}"`);
+  const plugins = (value as Record<string, unknown>).plugins;
+  if (!isObject(plugins)) return fail('/plugins', 'an object');
+  for (const [name, plugin] of Object.entries(plugins)) {
+    const at = `/plugins/${name}`;
+    if (!isObject(plugin)) fail(at, 'an object');
+    const p = plugin as Record<string, unknown>;
+    if (typeof p.enabled !== 'boolean') fail(`${at}/enabled`, 'true or false');
+    if (typeof p.current !== 'string') fail(`${at}/current`, 'a version');
+    if (!isObject(p.versions)) fail(`${at}/versions`, 'an object');
+    for (const [version, record] of Object.entries(p.versions as Record<string, unknown>)) {
+      const vat = `${at}/versions/${version}`;
+      if (!isObject(record) || !isObject(record.artifacts)) fail(`${vat}/artifacts`, 'an object');
+      for (const key of ['registry', 'registry_key', 'manifest_sha256', 'publisher', 'installed']) {
+        if (typeof (record as Record<string, unknown>)[key] !== 'string') fail(`${vat}/${key}`, 'a string');
+      }
+      for (const [platform, artifact] of Object.entries((record as { artifacts: object }).artifacts)) {
+        const a = artifact as Partial<InstalledArtifact> | null;
+        const ok =
+          isObject(a) &&
+          typeof a.path === 'string' &&
+          typeof a.sha256 === 'string' &&
+          Number.isInteger(a.size);
+        if (!ok) fail(`${vat}/artifacts/${platform}`, '{path, sha256, size}');
+      }
+    }
+  }
+  return value as unknown as InstalledFile;
+}
+
+/** Sorted by plugin and version, so the file changes only where an install did. */
+export function serializeInstalled(installed: InstalledFile): string {
+  return `${JSON.stringify(installed, sortedReplacer, 2)}\n`;
+}
+
+function sortedReplacer(_key: string, value: unknown): unknown {
+  if (!isObject(value)) return value;
+  return Object.fromEntries(
+    Object.keys(value)
+      .sort()
+      .map((k) => [k, value[k]]),
+  );
+}
+
+/**
+ * Records one installed version (adding its platform to those already there) and makes it current. A plugin
+ * installed again keeps its enabled flag.
+ */
+export function withInstalledVersion(
+  installed: InstalledFile,
+  name: string,
+  version: string,
+  record: InstalledVersion,
+): InstalledFile {
+  const plugin = installed.plugins[name];
+  const before = plugin?.versions[version];
+  const merged: InstalledVersion =
+    before && before.manifest_sha256 === record.manifest_sha256
+      ? { ...record, artifacts: { ...before.artifacts, ...record.artifacts } }
+      : record;
+  return {
+    ...installed,
+    plugins: {
+      ...installed.plugins,
+      [name]: {
+        enabled: plugin?.enabled ?? true,
+        current: version,
+        versions: { ...plugin?.versions, [version]: merged },
+      },
+    },
+  };
+}
+
+/**
+ * Drops one version (or every version), keeping the highest left as current. Returns what was removed.
+ * @throws ClientError NOT_INSTALLED naming what is installed.
+ */
+export function withoutInstalled(
+  installed: InstalledFile,
+  name: string,
+  version: string | undefined,
+  compare: (a: string, b: string) => number,
+): { readonly installed: InstalledFile; readonly removed: readonly string[] } {
+  const plugin = requireInstalled(installed, name);
+  if (version !== undefined && !Object.hasOwn(plugin.versions, version)) {
+    throw new ClientError(
+      'NOT_INSTALLED',
+      `${name}@${version} is not installed (installed: ${Object.keys(plugin.versions).join(', ')})`,
+    );
+  }
+  const removed = version === undefined ? Object.keys(plugin.versions) : [version];
+  const left = Object.fromEntries(Object.entries(plugin.versions).filter(([v]) => !removed.includes(v)));
+  const plugins = { ...installed.plugins };
+  const remaining = Object.keys(left).sort(compare);
+  if (remaining.length === 0) delete plugins[name];
+  else {
+    const current = remaining.includes(plugin.current) ? plugin.current : (remaining.at(-1) as string);
+    plugins[name] = { ...plugin, current, versions: left };
+  }
+  return { installed: { ...installed, plugins }, removed };
+}
+
+/** @throws ClientError NOT_INSTALLED naming what is installed. */
+export function withEnabled(installed: InstalledFile, name: string, enabled: boolean): InstalledFile {
+  const plugin = requireInstalled(installed, name);
+  return { ...installed, plugins: { ...installed.plugins, [name]: { ...plugin, enabled } } };
+}
+
+export function requireInstalled(installed: InstalledFile, name: string): InstalledPlugin {
+  const plugin = installed.plugins[name];
+  if (plugin) return plugin;
+  const names = Object.keys(installed.plugins);
+  throw new ClientError(
+    'NOT_INSTALLED',
+    `${name} is not installed (${names.length ? `installed: ${names.join(', ')}` : 'nothing is installed'})`,
+  );
+}

@@ -1,0 +1,276 @@
+/**
+ * One registry as one run of the client sees it: its pinned key, a trusted snapshot, and the documents read
+ * through it in TUF's order (snapshot, then bin, then plugin document, then a version's manifest), each
+ * from the cache when the cache holds the bytes its digest names and from the network otherwise, verified
+ * either way before use, and kept in the cache only once verified.
+ *
+ * The snapshot is the one request that asks "what is new": sent with If-None-Match, so an unchanged registry
+ * costs one 304. Everything else is addressed by digest (`<path>?v=<sha256>`) and never asked twice.
+ */
+import type { Key } from 'openpgp';
+import type { Clock } from '../index-builder/clock.ts';
+import { sha256Hex } from '../index-builder/digest.ts';
+import { TrustError } from '../index-builder/errors.ts';
+import {
+  binKey,
+  binOf,
+  manifestKey,
+  pluginDocumentKey,
+  SEARCH_KEY,
+  SNAPSHOT_KEY,
+  signatureKey,
+} from '../index-builder/layout.ts';
+import type {
+  Manifest,
+  PluginDocument,
+  SearchDocument,
+  SnapshotDocument,
+  VersionRecord,
+} from '../index-builder/model.ts';
+import { verifyManifest } from '../index-builder/verify.ts';
+import type { RegistryEntry } from './config.ts';
+import type { ContentCache } from './disk/cache.ts';
+import type { ClientState, TrustRecord } from './disk/state.ts';
+import { ClientError } from './errors.ts';
+import { type Endpoint, type Fetcher, UNLISTED_LIMITS } from './fetcher.ts';
+import { TrustedSnapshot } from './trusted-snapshot.ts';
+
+/** Attempts at a snapshot whose signature belongs to another publish than its body (one in between). */
+const SNAPSHOT_ATTEMPTS = 3;
+
+export interface SessionDeps {
+  readonly fetcher: Fetcher;
+  readonly cache: ContentCache;
+  readonly state: ClientState;
+  readonly clock: Clock;
+  /** Never touch the network: the cached snapshot (if unexpired) and cached documents only. */
+  readonly offline: boolean;
+}
+
+/** How `open` went: whether the registry changed since the cached snapshot. */
+export interface SnapshotReport {
+  readonly generation: number;
+  readonly expires: string;
+  /** False when the registry answered 304 (or offline): nothing new. */
+  readonly changed: boolean;
+}
+
+/** A version's verified manifest, with the bytes and signature an install writes beside it. */
+export interface VerifiedManifest {
+  readonly manifest: Manifest;
+  readonly bytes: Uint8Array;
+  readonly signature: string;
+}
+
+export class RegistrySession {
+  readonly entry: RegistryEntry;
+  readonly endpoint: Endpoint;
+  readonly key: Key;
+  readonly trust: TrustRecord;
+  readonly #deps: SessionDeps;
+  readonly #trusted: TrustedSnapshot;
+  #report: SnapshotReport | undefined;
+
+  constructor(entry: RegistryEntry, endpoint: Endpoint, key: Key, trust: TrustRecord, deps: SessionDeps) {
+    this.entry = entry;
+    this.endpoint = endpoint;
+    this.key = key;
+    this.trust = trust;
+    this.#deps = deps;
+    this.#trusted = new TrustedSnapshot({
+      key,
+      clock: deps.clock,
+      ...(trust.highestGeneration !== undefined ? { highestGeneration: trust.highestGeneration } : {}),
+    });
+  }
+
+  get snapshot(): SnapshotDocument {
+    return this.#trusted.snapshot;
+  }
+
+  /**
+   * Trusts the registry's current snapshot (once per session): a conditional request against the cached
+   * one, or the cached one alone when offline. Records the generation accepted, so no later run goes back.
+   * @throws TrustError (SNAPSHOT_*) when it does not verify; ClientError OFFLINE_MISSING, FETCH_*.
+   */
+  async open(): Promise<SnapshotReport> {
+    if (this.#report) return this.#report;
+    const { cache } = this.#deps;
+    const cached = await cache.snapshot(this.entry.url);
+    let body: Uint8Array;
+    let signature: string;
+    let etag: string | undefined;
+    let changed = true;
+    if (this.#deps.offline) {
+      if (!cached)
+        throw new ClientError(
+          'OFFLINE_MISSING',
+          `${this.entry.name}: no snapshot of ${this.entry.url} is cached; run \`plugindex registry update ${this.entry.name}\` online first`,
+        );
+      await this.#trusted.updateSnapshot(cached.bytes, cached.signature);
+      body = cached.bytes;
+      signature = cached.signature;
+      changed = false;
+    } else {
+      ({ body, signature, etag, changed } = await this.#fetchSnapshot(cached));
+    }
+    const snapshot = this.#trusted.snapshot;
+    if (changed || !cached)
+      await cache.putSnapshot(this.entry.url, { bytes: body, signature, ...(etag ? { etag } : {}) });
+    await this.#deps.state.writeTrust(this.entry.name, {
+      ...this.trust,
+      highestGeneration: snapshot.generation,
+      snapshotSha256: sha256Hex(body),
+    });
+    this.#report = { generation: snapshot.generation, expires: snapshot.expires, changed };
+    return this.#report;
+  }
+
+  async #fetchSnapshot(
+    cached: { bytes: Uint8Array; signature: string; etag?: string } | undefined,
+  ): Promise<{ body: Uint8Array; signature: string; etag?: string; changed: boolean }> {
+    const { fetcher } = this.#deps;
+    for (let attempt = 1; ; attempt++) {
+      // After a failed attempt: no ETag and a fresh ?v=, past every cache to the origin.
+      const fresh = attempt > 1 ? { version: `${Date.now().toString(36)}-${attempt}` } : {};
+      const conditional = attempt === 1 && cached?.etag ? { etag: cached.etag } : {};
+      const response = await fetcher.document(this.endpoint, {
+        path: SNAPSHOT_KEY,
+        maxBytes: UNLISTED_LIMITS.snapshot,
+        ...fresh,
+        ...conditional,
+      });
+      let body: Uint8Array;
+      let signature: string;
+      let changed: boolean;
+      if (response.status === 304 && cached) {
+        body = cached.bytes;
+        signature = cached.signature;
+        changed = false;
+      } else if (response.status === 200) {
+        body = response.bytes;
+        changed = !cached || sha256Hex(body) !== sha256Hex(cached.bytes);
+        signature = changed
+          ? await this.#text(signatureKey(SNAPSHOT_KEY), UNLISTED_LIMITS.signature, sha256Hex(body))
+          : (cached as { signature: string }).signature;
+      } else continue;
+      try {
+        await this.#trusted.updateSnapshot(body, signature);
+        const etag = response.status === 200 ? response.etag : cached?.etag;
+        return { body, signature, changed, ...(etag ? { etag } : {}) };
+      } catch (error) {
+        const retry = error instanceof TrustError && error.code === 'SNAPSHOT_BAD_SIGNATURE';
+        if (!retry || attempt >= SNAPSHOT_ATTEMPTS) throw error;
+      }
+    }
+  }
+
+  async #text(path: string, maxBytes: number, version: string): Promise<string> {
+    const response = await this.#deps.fetcher.document(this.endpoint, { path, maxBytes, version });
+    if (response.status !== 200)
+      throw new ClientError(
+        'FETCH_FAILED',
+        `${this.entry.url}/${path}: answered 304 to an unconditional GET`,
+      );
+    return new TextDecoder().decode(response.bytes);
+  }
+
+  /**
+   * A document the snapshot (or a bin) lists, by its digest: from the cache when held, else fetched as
+   * `<path>?v=<sha256>`, capped at its listed size. The caller verifies; `keep` caches it once it has.
+   */
+  async #listed(
+    path: string,
+    digest: { sha256: string; size: number },
+  ): Promise<{ bytes: Uint8Array; keep: () => Promise<void> }> {
+    const held = await this.#deps.cache.document(digest.sha256);
+    if (held) return { bytes: held, keep: async () => undefined };
+    if (this.#deps.offline)
+      throw new ClientError(
+        'OFFLINE_MISSING',
+        `${this.entry.name}: ${path} (sha256 ${digest.sha256}) is not cached, and --offline forbids fetching it`,
+      );
+    const response = await this.#deps.fetcher.document(this.endpoint, {
+      path,
+      maxBytes: digest.size,
+      version: digest.sha256,
+    });
+    if (response.status !== 200)
+      throw new ClientError(
+        'FETCH_FAILED',
+        `${this.entry.url}/${path}: answered 304 to an unconditional GET`,
+      );
+    const bytes = response.bytes;
+    return { bytes, keep: () => this.#deps.cache.putDocument(digest.sha256, bytes) };
+  }
+
+  /**
+   * The plugin's signed document, or undefined when this registry does not list it (its bin says so).
+   * @throws TrustError when the bin or the document does not match what the snapshot binds.
+   */
+  async pluginDocument(name: string): Promise<PluginDocument | undefined> {
+    await this.open();
+    const bin = binOf(name);
+    const path = binKey(bin);
+    const binDigest = this.snapshot.documents[path];
+    if (!binDigest) return undefined;
+    const binBytes = await this.#listed(path, binDigest);
+    const listing = this.#trusted.updateBin(bin, binBytes.bytes);
+    await binBytes.keep();
+    const docDigest = listing.documents[pluginDocumentKey(name)];
+    if (!docDigest) return undefined;
+    const docBytes = await this.#listed(pluginDocumentKey(name), docDigest);
+    const doc = this.#trusted.pluginDocument(name, docBytes.bytes);
+    await docBytes.keep();
+    return doc;
+  }
+
+  /** The registry's verified `search.json`. */
+  async searchDocument(): Promise<SearchDocument> {
+    await this.open();
+    const digest = this.snapshot.documents[SEARCH_KEY];
+    if (!digest)
+      throw new TrustError('DOCUMENT_NOT_LISTED', `${this.entry.url}: ${SEARCH_KEY} is not in snapshot.json`);
+    const fetched = await this.#listed(SEARCH_KEY, digest);
+    this.#trusted.verifyDocument(SEARCH_KEY, fetched.bytes);
+    await fetched.keep();
+    const parsed = JSON.parse(new TextDecoder().decode(fetched.bytes)) as SearchDocument;
+    if (!Array.isArray(parsed?.plugins))
+      throw new TrustError('DOCUMENT_MALFORMED', `${this.entry.url}/${SEARCH_KEY} lacks its plugins`);
+    return parsed;
+  }
+
+  /**
+   * A version's manifest and its signature, verified against the plugin document (digest, signature by the
+   * pinned key, the same artifacts). Cached by its digest, the signature beside it.
+   */
+  async manifest(name: string, version: VersionRecord): Promise<VerifiedManifest> {
+    const path = manifestKey(name, version.version);
+    const url = `${this.entry.url}/${path}`;
+    const fetched = await this.#listed(path, {
+      sha256: version.manifest_sha256,
+      size: version.manifest_size,
+    });
+    const heldSignature = await this.#deps.cache.signature(version.manifest_sha256);
+    let signature = heldSignature;
+    if (signature === undefined) {
+      if (this.#deps.offline)
+        throw new ClientError(
+          'OFFLINE_MISSING',
+          `${url}.asc is not cached, and --offline forbids fetching it`,
+        );
+      signature = await this.#text(signatureKey(path), UNLISTED_LIMITS.signature, version.manifest_sha256);
+    }
+    const manifest = await verifyManifest({
+      name,
+      version,
+      manifest: fetched.bytes,
+      signature,
+      key: this.key,
+      url,
+    });
+    await fetched.keep();
+    if (heldSignature === undefined) await this.#deps.cache.putSignature(version.manifest_sha256, signature);
+    return { manifest, bytes: fetched.bytes, signature };
+  }
+}

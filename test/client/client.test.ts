@@ -1,0 +1,434 @@
+/**
+ * The consumer end to end, as a library: a registry the pipeline published, served over real HTTP by the
+ * local server, and a client with its own config, data and cache folders installing from it. Registries,
+ * install and lock, the warm path (one conditional request), frozen installs with the server gone, the
+ * installed tree (list, enable, remove, verify), and a tamper suite: each attack refused with its code,
+ * nothing installed, and the cache not poisoned (the next honest install works).
+ */
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
+import { createClient, type PlugindexClient } from '../../client/client.ts';
+import { createHttpFetcher } from '../../client/fetcher.ts';
+import { parseLockfile } from '../../client/lockfile.ts';
+import type { ClientDirectories } from '../../client/paths.ts';
+import { fixedClock } from '../../index-builder/clock.ts';
+import { sha256Hex } from '../../index-builder/digest.ts';
+import { binKey, binOf, manifestKey, pluginDocumentKey, SNAPSHOT_KEY } from '../../index-builder/layout.ts';
+import { processSubmissions } from '../../index-builder/pipeline/index.ts';
+import type { StoredObject } from '../../index-builder/store.ts';
+import {
+  encode,
+  makeBundle,
+  makeRegistry,
+  type TestRegistry,
+  testKey,
+  validManifest,
+} from '../support/fixtures.ts';
+
+const NAME = 'demo-plugin';
+const NOW = new Date('2026-11-02T00:00:00Z');
+const TOOL_1 = encode('#!/bin/sh\necho demo 1.0.0\n');
+const TOOL_1_MAC = encode('#!/bin/sh\necho demo 1.0.0 mac\n');
+const TOOL_2 = encode('#!/bin/sh\necho demo 1.1.0\n');
+const LINUX = { os: 'linux', arch: 'amd64' } as const;
+
+let registry: TestRegistry;
+let base: string;
+let close: () => Promise<void>;
+const requests: string[] = [];
+let root: string;
+
+function bundle(version: string, artifacts: { os: string; arch: string; body: Uint8Array }[]) {
+  return makeBundle({
+    manifest: validManifest({ name: NAME, version, description: 'A demo cost source' }),
+    artifacts: artifacts.map((a) => ({ ...a, name: NAME })),
+  });
+}
+
+beforeAll(async () => {
+  registry = await makeRegistry();
+  await processSubmissions(
+    registry.context,
+    await registry.submit(
+      await bundle('1.0.0', [
+        { ...LINUX, body: TOOL_1 },
+        { os: 'darwin', arch: 'arm64', body: TOOL_1_MAC },
+      ]),
+      await bundle('1.1.0', [{ ...LINUX, body: TOOL_2 }]),
+      await makeBundle({ manifest: validManifest({ name: 'other-tool', version: '0.1.0' }) }),
+    ),
+  );
+  const listening = await listenRegistryServer(
+    createRegistryServer({ site: registry.site, log: (line) => requests.push(line) }),
+    0,
+  );
+  base = listening.url;
+  close = listening.close;
+  root = await mkdtemp(join(tmpdir(), 'plugindex-client-'));
+});
+afterAll(async () => {
+  await close();
+  await rm(root, { recursive: true, force: true });
+});
+
+interface Machine {
+  readonly dirs: ClientDirectories;
+  readonly dir: string;
+  readonly lockfile: string;
+  client(options?: { offline?: boolean; clock?: Date }): PlugindexClient;
+}
+
+let machines = 0;
+/** A fresh client machine: its own config, data and cache folders, install folder and lock file. */
+async function machine(): Promise<Machine> {
+  machines += 1;
+  const home = join(root, `m${machines}`);
+  const dirs = { config: join(home, 'config'), data: join(home, 'data'), cache: join(home, 'cache') };
+  return {
+    dirs,
+    dir: join(home, 'plugins'),
+    lockfile: join(home, 'plugindex.lock'),
+    client: (options = {}) =>
+      createClient({
+        dirs,
+        fetcher: createHttpFetcher({ env: {}, retries: 0 }),
+        env: {},
+        clock: fixedClock(options.clock ?? NOW),
+        platform: LINUX,
+        offline: options.offline ?? false,
+      }),
+  };
+}
+
+async function withClient<T>(
+  m: Machine,
+  body: (client: PlugindexClient) => Promise<T>,
+  options?: { offline?: boolean; clock?: Date },
+): Promise<T> {
+  const client = m.client(options);
+  try {
+    return await body(client);
+  } finally {
+    await client.close();
+  }
+}
+
+async function addRegistry(m: Machine): Promise<void> {
+  await withClient(m, (c) =>
+    c.addRegistry({ name: 'test', url: base, pin: { armored: registry.registryKey.publicKey } }),
+  );
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+describe('when a registry is added', () => {
+  it('pins the key it was given, and adding it again changes nothing', async () => {
+    const m = await machine();
+    const first = await withClient(m, (c) =>
+      c.addRegistry({ name: 'test', url: `${base}/`, pin: { armored: registry.registryKey.publicKey } }),
+    );
+    expect(first).toMatchObject({ change: 'added', trustedOnFirstUse: false });
+    const again = await withClient(m, (c) =>
+      c.addRegistry({ name: 'test', url: base, pin: { fingerprint: first.fingerprint } }),
+    );
+    expect(again.change).toBe('unchanged');
+    const listed = await withClient(m, (c) => c.listRegistries());
+    expect(listed.map((r) => [r.entry.name, r.entry.url, r.entry.key_fingerprint])).toEqual([
+      ['test', base, first.fingerprint],
+    ]);
+  });
+
+  it('refuses another key under the same name without --force, and a fingerprint the registry does not serve', async () => {
+    const m = await machine();
+    await addRegistry(m);
+    const other = await testKey('another');
+    await expect(
+      withClient(m, (c) => c.addRegistry({ name: 'test', url: base, pin: { armored: other.publicKey } })),
+    ).rejects.toMatchObject({ name: 'TrustError', code: 'SNAPSHOT_BAD_SIGNATURE' });
+    await expect(
+      withClient(m, (c) => c.addRegistry({ name: 'fp', url: base, pin: { fingerprint: '0'.repeat(40) } })),
+    ).rejects.toMatchObject({ name: 'TrustError', code: 'SNAPSHOT_WRONG_KEY' });
+    expect((await withClient(m, (c) => c.listRegistries())).map((r) => r.entry.name)).toEqual(['test']);
+  });
+
+  it('trusts on first use only when asked, with the fingerprint reported', async () => {
+    const m = await machine();
+    const added = await withClient(m, (c) =>
+      c.addRegistry({ name: 'tofu', url: base, pin: { trustOnFirstUse: true } }),
+    );
+    expect(added.trustedOnFirstUse).toBe(true);
+    expect(added.fingerprint).toMatch(/^[0-9A-F]{40}$/);
+  });
+});
+
+describe('when a plugin is installed', () => {
+  it('installs the resolved version verified end to end, with its signed manifest, and locks every platform', async () => {
+    const m = await machine();
+    await addRegistry(m);
+    const result = await withClient(m, (c) =>
+      c.install({ requests: [`${NAME}@^1.0.0`], dir: m.dir, lockfile: m.lockfile }),
+    );
+    expect(result.items.map((i) => [i.name, i.version, i.platform, i.unchanged])).toEqual([
+      [NAME, '1.1.0', 'linux-amd64', false],
+    ]);
+    const file = join(m.dir, NAME, '1.1.0', 'linux-amd64', NAME);
+    expect(await readFile(file)).toEqual(Buffer.from(TOOL_2));
+    expect((await stat(file)).mode & 0o111).toBe(0o111);
+    expect(await readFile(join(m.dir, NAME, '1.1.0', 'manifest.json'))).toEqual(
+      Buffer.from(registry.site.objects.get(manifestKey(NAME, '1.1.0'))?.body as Uint8Array),
+    );
+    expect(await exists(join(m.dir, NAME, '1.1.0', 'manifest.json.asc'))).toBe(true);
+    const lock = parseLockfile(await readFile(m.lockfile, 'utf8'), m.lockfile);
+    expect(lock.plugins[NAME]).toMatchObject({ registry: 'test', requested: '^1.0.0', version: '1.1.0' });
+    expect(lock.plugins[NAME]?.artifacts['linux-amd64']).toEqual({
+      sha256: sha256Hex(TOOL_2),
+      size: TOOL_2.byteLength,
+    });
+    const installed = await withClient(m, (c) => c.installed({ dir: m.dir }));
+    expect(installed.plugins[NAME]).toMatchObject({ enabled: true, current: '1.1.0' });
+  });
+
+  it('refuses an unknown plugin, a version that does not exist and a platform it lacks, installing nothing', async () => {
+    const m = await machine();
+    await addRegistry(m);
+    await expect(
+      withClient(m, (c) => c.install({ requests: ['no-such-plugin'], dir: m.dir, lockfile: m.lockfile })),
+    ).rejects.toMatchObject({ name: 'ClientError', code: 'PLUGIN_NOT_FOUND' });
+    await expect(
+      withClient(m, (c) => c.install({ requests: [`${NAME}@9.0.0`], dir: m.dir, lockfile: m.lockfile })),
+    ).rejects.toMatchObject({ name: 'ClientError', code: 'NO_MATCHING_VERSION' });
+    await expect(
+      withClient(m, (c) =>
+        c.install({
+          requests: [`${NAME}@1.1.0`],
+          dir: m.dir,
+          lockfile: m.lockfile,
+          platform: { os: 'darwin', arch: 'arm64' },
+        }),
+      ),
+    ).rejects.toMatchObject({ name: 'ClientError', code: 'NO_ARTIFACT_FOR_PLATFORM' });
+    expect(await exists(m.dir)).toBe(false);
+    expect(await exists(m.lockfile)).toBe(false);
+  });
+
+  it('installs from a warm cache with one conditional request and no download', async () => {
+    const m = await machine();
+    await addRegistry(m);
+    await withClient(m, (c) => c.install({ requests: [`${NAME}@1.0.0`], dir: m.dir, lockfile: m.lockfile }));
+    await rm(m.dir, { recursive: true });
+    requests.length = 0;
+    const again = await withClient(m, (c) => c.install({ requests: [], dir: m.dir, lockfile: m.lockfile }));
+    expect(again.lockfileChanged).toBe(false);
+    expect(again.items[0]).toMatchObject({ version: '1.0.0', unchanged: false });
+    expect(requests).toEqual([`GET /${SNAPSHOT_KEY} 304`]);
+  });
+
+  it('keeps the lock: a second install is up to date, --locked refuses a change naming the entry', async () => {
+    const m = await machine();
+    await addRegistry(m);
+    await withClient(m, (c) => c.install({ requests: [`${NAME}@1.0.0`], dir: m.dir, lockfile: m.lockfile }));
+    const lockBytes = await readFile(m.lockfile);
+    const again = await withClient(m, (c) =>
+      c.install({ requests: [NAME], dir: m.dir, lockfile: m.lockfile }),
+    );
+    expect(again.items[0]).toMatchObject({ version: '1.0.0', unchanged: true });
+    expect(await readFile(m.lockfile)).toEqual(lockBytes);
+    await expect(
+      withClient(m, (c) =>
+        c.install({ requests: [`${NAME}@1.1.0`], dir: m.dir, lockfile: m.lockfile, locked: true }),
+      ),
+    ).rejects.toMatchObject({
+      code: 'LOCK_OUT_OF_SYNC',
+      message: expect.stringContaining(`plugins/${NAME}`),
+    });
+    expect(await readFile(m.lockfile)).toEqual(lockBytes);
+  });
+
+  it('installs what a lock made for another platform holds (every platform is in the lock)', async () => {
+    const m = await machine();
+    await addRegistry(m);
+    await withClient(m, (c) => c.install({ requests: [`${NAME}@1.0.0`], dir: m.dir, lockfile: m.lockfile }));
+    const mac = await withClient(m, (c) =>
+      c.install({
+        requests: [],
+        dir: m.dir,
+        lockfile: m.lockfile,
+        locked: true,
+        platform: { os: 'darwin', arch: 'arm64' },
+      }),
+    );
+    expect(mac.items[0]).toMatchObject({ version: '1.0.0', platform: 'darwin-arm64' });
+    expect(await readFile(join(m.dir, NAME, '1.0.0', 'darwin-arm64', NAME))).toEqual(Buffer.from(TOOL_1_MAC));
+  });
+
+  it('installs frozen (offline, from the lock and the cache) with no request at all', async () => {
+    const m = await machine();
+    await addRegistry(m);
+    await withClient(m, (c) => c.install({ requests: [`${NAME}@1.0.0`], dir: m.dir, lockfile: m.lockfile }));
+    await rm(m.dir, { recursive: true });
+    requests.length = 0;
+    const frozen = await withClient(
+      m,
+      (c) => c.install({ requests: [], dir: m.dir, lockfile: m.lockfile, locked: true }),
+      { offline: true },
+    );
+    expect(frozen.items[0]).toMatchObject({ version: '1.0.0', unchanged: false });
+    expect(requests).toEqual([]);
+  });
+
+  it('lets two installs of the same plugin into one folder both finish, each recorded', async () => {
+    const m = await machine();
+    await addRegistry(m);
+    const lockA = join(root, 'concurrent-a.lock');
+    const lockB = join(root, 'concurrent-b.lock');
+    const [a, b] = await Promise.all([
+      withClient(m, (c) => c.install({ requests: [`${NAME}@1.0.0`], dir: m.dir, lockfile: lockA })),
+      withClient(m, (c) => c.install({ requests: [`${NAME}@1.1.0`], dir: m.dir, lockfile: lockB })),
+    ]);
+    expect([a.items[0]?.version, b.items[0]?.version]).toEqual(['1.0.0', '1.1.0']);
+    const installed = await withClient(m, (c) => c.installed({ dir: m.dir }));
+    expect(Object.keys(installed.plugins[NAME]?.versions ?? {}).sort()).toEqual(['1.0.0', '1.1.0']);
+  });
+});
+
+describe('when the installed tree is managed', () => {
+  it('lists, disables, verifies, detects a changed file, and removes', async () => {
+    const m = await machine();
+    await addRegistry(m);
+    await withClient(m, (c) => c.install({ requests: [`${NAME}@1.0.0`], dir: m.dir, lockfile: m.lockfile }));
+    await withClient(m, (c) => c.setEnabled(NAME, false, { dir: m.dir }));
+    const listed = await withClient(m, (c) => c.list({ dir: m.dir }));
+    expect(listed).toMatchObject([
+      { name: NAME, current: '1.0.0', enabled: false, platforms: ['linux-amd64'] },
+    ]);
+    const outdated = await withClient(m, (c) => c.list({ dir: m.dir, outdated: true, lockfile: m.lockfile }));
+    expect(outdated[0]).toMatchObject({ latest: '1.1.0', wanted: '1.0.0' });
+
+    expect(await withClient(m, (c) => c.verifyInstalled({ dir: m.dir, lockfile: m.lockfile }))).toEqual([
+      { name: NAME, version: '1.0.0', ok: true },
+    ]);
+    const file = join(m.dir, NAME, '1.0.0', 'linux-amd64', NAME);
+    await writeFile(file, 'tampered');
+    expect(await withClient(m, (c) => c.verifyInstalled({ dir: m.dir, lockfile: m.lockfile }))).toMatchObject(
+      [{ name: NAME, ok: false, code: 'INSTALLED_MODIFIED' }],
+    );
+
+    expect(
+      await withClient(m, (c) => c.remove(NAME, { dir: m.dir, lockfile: m.lockfile, clean: true })),
+    ).toEqual(['1.0.0']);
+    expect(await exists(join(m.dir, NAME))).toBe(false);
+    expect(parseLockfile(await readFile(m.lockfile, 'utf8'), m.lockfile).plugins).toEqual({});
+    await expect(withClient(m, (c) => c.setEnabled(NAME, true, { dir: m.dir }))).rejects.toMatchObject({
+      code: 'NOT_INSTALLED',
+    });
+  });
+
+  it('searches and describes what the registries sign', async () => {
+    const m = await machine();
+    await addRegistry(m);
+    const hits = await withClient(m, (c) => c.search({ terms: ['demo-plug'] }));
+    expect(hits.map((h) => [h.registry, h.entry.name, h.match])).toEqual([['test', NAME, 'prefix']]);
+    expect(await withClient(m, (c) => c.search({ terms: ['no-such-thing'] }))).toEqual([]);
+    const info = await withClient(m, (c) => c.info(`${NAME}@^1`));
+    expect(info.document.versions.map((v) => v.version)).toEqual(['1.1.0', '1.0.0']);
+    expect(info.resolution?.version.version).toBe('1.1.0');
+  });
+});
+
+/** Replaces a published object's bytes for one test, restoring it after. */
+async function tampered<T>(
+  key: string,
+  edit: (bytes: Uint8Array) => Uint8Array,
+  body: () => Promise<T>,
+): Promise<T> {
+  const original = registry.site.objects.get(key) as StoredObject;
+  // A new ETag with the new bytes, as a server (or an attacker) serving them would give.
+  registry.site.objects.set(key, { ...original, body: edit(original.body), etag: `"tampered-${key}"` });
+  try {
+    return await body();
+  } finally {
+    registry.site.objects.set(key, original);
+  }
+}
+
+const flipLast = (bytes: Uint8Array): Uint8Array => {
+  const copy = new Uint8Array(bytes);
+  copy[copy.length - 2] = (copy[copy.length - 2] as number) ^ 1;
+  return copy;
+};
+
+describe('when what is served was tampered with', () => {
+  let m: Machine;
+  beforeEach(async () => {
+    m = await machine();
+    await addRegistry(m);
+  });
+
+  const install = (options: { clock?: Date } = {}) =>
+    withClient(
+      m,
+      (c) => c.install({ requests: [`${NAME}@1.0.0`], dir: m.dir, lockfile: m.lockfile }),
+      options,
+    );
+
+  async function expectNothingInstalledThenHonest(): Promise<void> {
+    expect(await exists(m.dir)).toBe(false);
+    expect(await exists(m.lockfile)).toBe(false);
+    const honest = await install();
+    expect(honest.items[0]).toMatchObject({ version: '1.0.0' });
+  }
+
+  it.each([
+    ['the bin', () => binKey(binOf(NAME)), 'DOCUMENT_MISMATCH'],
+    ['the plugin document', () => pluginDocumentKey(NAME), 'DOCUMENT_MISMATCH'],
+    ['the manifest', () => manifestKey(NAME, '1.0.0'), 'DOCUMENT_MISMATCH'],
+    ['the artifact', () => `plugins/${NAME}/1.0.0/artifacts/linux-amd64/${NAME}`, 'ARTIFACT_MISMATCH'],
+    ['the snapshot', () => SNAPSHOT_KEY, 'SNAPSHOT_BAD_SIGNATURE'],
+  ])(
+    'refuses a modified %s, installs nothing, and the next honest install works',
+    async (_what, key, code) => {
+      // A fresh cache each time: the bytes come from the server.
+      await tampered(key(), flipLast, async () => {
+        await expect(install()).rejects.toMatchObject({ name: 'TrustError', code });
+      });
+      await expectNothingInstalledThenHonest();
+    },
+  );
+
+  it('refuses an expired snapshot (a frozen registry or mirror)', async () => {
+    await expect(install({ clock: new Date('2027-06-01T00:00:00Z') })).rejects.toMatchObject({
+      name: 'TrustError',
+      code: 'SNAPSHOT_EXPIRED',
+    });
+    await expectNothingInstalledThenHonest();
+  });
+
+  it('refuses a replayed older snapshot once a newer one was seen', async () => {
+    const oldSnapshot = registry.site.objects.get(SNAPSHOT_KEY) as StoredObject;
+    const oldSignature = registry.site.objects.get(`${SNAPSHOT_KEY}.asc`) as StoredObject;
+    await processSubmissions(
+      registry.context,
+      await registry.submit(await bundle('1.2.0', [{ ...LINUX, body: encode('1.2.0') }])),
+    );
+    await withClient(m, (c) => c.updateRegistries([]));
+    const newSnapshot = registry.site.objects.get(SNAPSHOT_KEY) as StoredObject;
+    const newSignature = registry.site.objects.get(`${SNAPSHOT_KEY}.asc`) as StoredObject;
+    registry.site.objects.set(SNAPSHOT_KEY, oldSnapshot);
+    registry.site.objects.set(`${SNAPSHOT_KEY}.asc`, oldSignature);
+    try {
+      const [report] = await withClient(m, (c) => c.updateRegistries([]));
+      expect(report?.error).toMatchObject({ name: 'TrustError', code: 'SNAPSHOT_ROLLBACK' });
+    } finally {
+      registry.site.objects.set(SNAPSHOT_KEY, newSnapshot);
+      registry.site.objects.set(`${SNAPSHOT_KEY}.asc`, newSignature);
+    }
+  });
+});
