@@ -17,8 +17,6 @@ import { systemClock } from '../index-builder/clock.ts';
 import { TrustError } from '../index-builder/errors.ts';
 import { versionBase } from '../index-builder/layout.ts';
 import type { ArtifactRecord, PluginDocument, VersionRecord } from '../index-builder/model.ts';
-import { readPublicKey } from '../index-builder/signing.ts';
-import { verifyManifest } from '../index-builder/verify.ts';
 import { sortVersionsDescending } from '../index-builder/versions.ts';
 import {
   addRegistry,
@@ -31,7 +29,7 @@ import {
   removeRegistry,
   resolveSecret,
 } from './config.ts';
-import { readSecretFileSync, readTextIfExists } from './disk/atomic.ts';
+import { readIfExists, readSecretFileSync, readTextIfExists } from './disk/atomic.ts';
 import { ContentCache } from './disk/cache.ts';
 import { ClientState, InstallTree, readLockfile, writeLockfile } from './disk/state.ts';
 import { ClientError } from './errors.ts';
@@ -65,7 +63,22 @@ import {
   resolvePlugin,
 } from './resolve.ts';
 import { type SearchHit, type SearchQuery, searchPlugins } from './search.ts';
-import { RegistrySession, type SnapshotReport, type VerifiedManifest } from './session.ts';
+import type { RegistrySession, SnapshotReport, VerifiedManifest } from './session.ts';
+
+/**
+ * The signature checks (openpgp) and the session over them, loaded when a registry is first read: an
+ * install that already matches its lock never reads one, and starts without their ~80 ms.
+ */
+const trustModules = () =>
+  Promise.all([
+    import('../index-builder/signing.ts'),
+    import('../index-builder/verify.ts'),
+    import('./session.ts'),
+  ]).then(([signing, verify, session]) => ({
+    readPublicKey: signing.readPublicKey,
+    verifyManifest: verify.verifyManifest,
+    RegistrySession: session.RegistrySession,
+  }));
 
 export interface ClientOptions {
   readonly dirs: ClientDirectories;
@@ -318,11 +331,12 @@ class Client implements PlugindexClient {
         'SNAPSHOT_WRONG_KEY',
         `${entry.name}: no pinned key with fingerprint ${entry.key_fingerprint} in ${this.#state.dirs.data}; run \`plugindex registry add ${entry.name} ${entry.url} --force\` with its key`,
       );
+    const { readPublicKey, RegistrySession } = await trustModules();
     const key = await readPublicKey(trust.armoredKey);
     return new RegistrySession(entry, await this.#endpoint(entry), key.key, trust, {
       fetcher: this.#options.fetcher,
       cache: this.#cache,
-      state: this.#state,
+      recordTrust: (record) => this.#state.writeTrust(entry.name, record),
       clock: this.#clock,
       offline: this.#options.offline ?? false,
     });
@@ -355,6 +369,7 @@ class Client implements PlugindexClient {
       if (response.status !== 200) throw new ClientError('FETCH_FAILED', `${url}/keys/registry.asc: no body`);
       armored = new TextDecoder().decode(response.bytes);
     }
+    const { readPublicKey, RegistrySession } = await trustModules();
     const key = await readPublicKey(armored);
     if ('fingerprint' in pin) {
       const wanted = pin.fingerprint.replace(/\s+/g, '').toUpperCase();
@@ -370,7 +385,8 @@ class Client implements PlugindexClient {
     const session = new RegistrySession(entry, endpoint, key.key, trust, {
       fetcher: this.#options.fetcher,
       cache: this.#cache,
-      state: { writeTrust: async () => undefined } as unknown as ClientState,
+      // Nothing is kept until the configuration takes the registry (below).
+      recordTrust: async () => undefined,
       clock: this.#clock,
       offline: false,
     });
@@ -856,12 +872,12 @@ class Client implements PlugindexClient {
         `${name}@${version} was installed through key ${record.registry_key}, but ${record.registry} is pinned to ${trust?.fingerprint ?? 'nothing'} now`,
       );
     const manifestPath = `${name}/${version}/manifest.json`;
-    const bytes = await readTextIfExists(tree.path(manifestPath));
+    const manifestBytes = await readIfExists(tree.path(manifestPath));
     const signature = await readTextIfExists(tree.path(`${manifestPath}.asc`));
-    if (bytes === undefined || signature === undefined)
+    if (manifestBytes === undefined || signature === undefined)
       throw new ClientError('INSTALLED_MODIFIED', `${tree.path(manifestPath)} or its .asc is missing`);
+    const { readPublicKey, verifyManifest } = await trustModules();
     const key = await readPublicKey(trust.armoredKey);
-    const manifestBytes = new TextEncoder().encode(bytes);
     await verifyManifest({
       name,
       version: {
@@ -869,10 +885,10 @@ class Client implements PlugindexClient {
         manifest_sha256: record.manifest_sha256,
         manifest_size: manifestBytes.byteLength,
         artifacts: Object.entries(record.artifacts).map(([platform, a]) => {
-          const [os, arch] = platform.split('-') as [string, string];
-          return { os, arch, sha256: a.sha256, size_bytes: a.size, url: a.path, hosted: true };
+          const [os = '', arch = ''] = platform.split('-');
+          return { os, arch, sha256: a.sha256 };
         }),
-      } as unknown as VersionRecord,
+      },
       manifest: manifestBytes,
       signature,
       key: key.key,

@@ -19,7 +19,7 @@ import { Buffer } from 'node:buffer';
 import { open, readFile, stat } from 'node:fs/promises';
 import { rootCertificates } from 'node:tls';
 import { fileURLToPath } from 'node:url';
-import { type Dispatcher, EnvHttpProxyAgent, fetch, type Response } from 'undici';
+import type { Dispatcher, EnvHttpProxyAgent, Response } from 'undici';
 import { ClientError } from './errors.ts';
 
 export type Credentials =
@@ -180,6 +180,16 @@ class Deadline {
  * The fetcher over undici with the proxy and CA settings of `options.env`.
  * @example const fetcher = createHttpFetcher({ env: process.env, retries: 2 });
  */
+/**
+ * undici, loaded at the first request: a command that finds everything it needs on disk (an install that
+ * already matches its lock) never pays the ~100 ms its import costs.
+ */
+let undiciModule: Promise<typeof import('undici')> | undefined;
+function undici(): Promise<typeof import('undici')> {
+  undiciModule ??= import('undici');
+  return undiciModule;
+}
+
 export function createHttpFetcher(options: HttpFetcherOptions = {}): Fetcher {
   return new HttpFetcher(options);
 }
@@ -373,7 +383,7 @@ class HttpFetcher implements Fetcher {
       let response: Response;
       deadline.arm();
       try {
-        response = await fetch(url, {
+        response = await (await undici()).fetch(url, {
           redirect: 'manual',
           headers: sent,
           signal: deadline.signal,
@@ -437,7 +447,7 @@ class HttpFetcher implements Fetcher {
       key === ''
         ? undefined
         : [...rootCertificates, ...[extra, endpoint.ca].filter((pem) => pem !== undefined)];
-    const agent = new EnvHttpProxyAgent({
+    const agent = new (await undici()).EnvHttpProxyAgent({
       httpProxy: http === '' ? '' : withScheme(http),
       httpsProxy: https === '' ? '' : withScheme(https),
       noProxy: no,

@@ -30,7 +30,7 @@ import type {
 import { verifyManifest } from '../index-builder/verify.ts';
 import type { RegistryEntry } from './config.ts';
 import type { ContentCache } from './disk/cache.ts';
-import type { ClientState, TrustRecord } from './disk/state.ts';
+import type { TrustRecord } from './disk/state.ts';
 import { ClientError } from './errors.ts';
 import { type Endpoint, type Fetcher, UNLISTED_LIMITS } from './fetcher.ts';
 import { TrustedSnapshot } from './trusted-snapshot.ts';
@@ -41,7 +41,8 @@ const SNAPSHOT_ATTEMPTS = 3;
 export interface SessionDeps {
   readonly fetcher: Fetcher;
   readonly cache: ContentCache;
-  readonly state: ClientState;
+  /** Keeps the generation accepted (and the snapshot's digest), so no later run goes back. */
+  readonly recordTrust: (record: TrustRecord) => Promise<void>;
   readonly clock: Clock;
   /** Never touch the network: the cached snapshot (if unexpired) and cached documents only. */
   readonly offline: boolean;
@@ -117,7 +118,7 @@ export class RegistrySession {
     const snapshot = this.#trusted.snapshot;
     if (changed || !cached)
       await cache.putSnapshot(this.entry.url, { bytes: body, signature, ...(etag ? { etag } : {}) });
-    await this.#deps.state.writeTrust(this.entry.name, {
+    await this.#deps.recordTrust({
       ...this.trust,
       highestGeneration: snapshot.generation,
       snapshotSha256: sha256Hex(body),

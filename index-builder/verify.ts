@@ -15,7 +15,14 @@ import type { Key } from 'openpgp';
 import { normalizeDigest, sha256Hex } from './digest.ts';
 import { TrustError } from './errors.ts';
 import { binKey, binOf, pluginDocumentKey } from './layout.ts';
-import type { BinDocument, DocumentDigest, Manifest, SnapshotDocument, VersionRecord } from './model.ts';
+import type {
+  ArtifactRecord,
+  BinDocument,
+  DocumentDigest,
+  Manifest,
+  SnapshotDocument,
+  VersionRecord,
+} from './model.ts';
 import { verifyDetachedSignature } from './signing.ts';
 
 function parseJson(bytes: Uint8Array, what: string): unknown {
@@ -148,7 +155,10 @@ export function verifyPluginDocument(
  */
 export async function verifyManifest(options: {
   readonly name: string;
-  readonly version: VersionRecord;
+  /** What the plugin document (or an install's record of it) says of the version. */
+  readonly version: Pick<VersionRecord, 'version' | 'manifest_sha256' | 'manifest_size'> & {
+    readonly artifacts: readonly Pick<ArtifactRecord, 'os' | 'arch' | 'sha256'>[];
+  };
   readonly manifest: Uint8Array;
   readonly signature: string;
   readonly key: Key;
