@@ -553,6 +553,8 @@ class Client implements PlugindexClient {
     const items: InstalledItem[] = [];
     for (const plan of planned) await this.#download(plan);
     for (const plan of planned) items.push(await this.#place(tree, plan, platform));
+    // An update replaces: the versions it moved away from go, once the new one is in place.
+    if (options.upgrade) for (const item of items) await this.#removeOtherVersions(tree, item);
     const lockfileChanged = await writeLockfile(options.lockfile, lock);
     return { items, lockfileChanged, lockChanges: changes };
   }
@@ -580,6 +582,19 @@ class Client implements PlugindexClient {
       const keep = entry && !options.upgrade && (!explicit || entry.requested === spec);
       return { name, spec: explicit ? spec : (entry?.requested ?? spec), ...(keep ? { locked: entry } : {}) };
     });
+  }
+
+  async #removeOtherVersions(tree: InstallTree, item: InstalledItem): Promise<void> {
+    const others = await tree.update(async (installed) => {
+      const versions = Object.keys(installed.plugins[item.name]?.versions ?? {}).filter(
+        (v) => v !== item.version,
+      );
+      let next = installed;
+      for (const version of versions)
+        next = withoutInstalled(next, item.name, version, compareVersions).installed;
+      return { installed: next, result: versions };
+    });
+    for (const version of others) await tree.removeVersion(item.name, version);
   }
 
   async #alreadyInstalled(

@@ -186,7 +186,10 @@ class Deadline {
  */
 let undiciModule: Promise<typeof import('undici')> | undefined;
 function undici(): Promise<typeof import('undici')> {
-  undiciModule ??= import('undici');
+  // Bundled, a dynamic import of this CommonJS package may carry its exports under `default` only.
+  undiciModule ??= import('undici').then((m) =>
+    'EnvHttpProxyAgent' in m ? m : (m as unknown as { default: typeof import('undici') }).default,
+  );
   return undiciModule;
 }
 

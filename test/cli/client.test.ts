@@ -1,0 +1,273 @@
+/**
+ * The consumer commands as a user runs them: the built `plugindex` as a process, its own config, data and
+ * cache folders (PLUGINDEX_*_HOME), against a registry `plugindex serve` serves over real HTTP. Exit codes
+ * (0 done, 1 not found or failed, 2 usage, 3 refused by a trust check), `--json` on every command, and
+ * `install --frozen` with the server stopped.
+ */
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initRegistry } from '../../cli/local/registry.ts';
+import { main } from '../../cli/main.ts';
+import { encode, makeBundle, validManifest } from '../support/fixtures.ts';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+const BIN = path.join(ROOT, 'cli/bin.mjs');
+const run = promisify(execFile);
+const NAME = 'cli-demo';
+const TOOL = encode('#!/bin/sh\necho cli-demo\n');
+
+let work: string;
+let registryDir: string;
+let base: string;
+let server: ChildProcess | undefined;
+let keyFile: string;
+let homes = 0;
+
+interface Result {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** A fresh client machine: its own folders, and a working directory for its lock file. */
+async function home(): Promise<(...args: string[]) => Promise<Result>> {
+  homes += 1;
+  const dir = path.join(work, `home${homes}`);
+  const env = {
+    ...process.env,
+    PLUGINDEX_CONFIG_HOME: path.join(dir, 'config'),
+    PLUGINDEX_DATA_HOME: path.join(dir, 'data'),
+    PLUGINDEX_CACHE_HOME: path.join(dir, 'cache'),
+    CI: '1',
+  };
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  return async (...args) => {
+    try {
+      const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { cwd: dir, env });
+      return { code: 0, stdout, stderr };
+    } catch (error) {
+      const e = error as { code: number; stdout: string; stderr: string };
+      return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+    }
+  };
+}
+
+async function startServer(): Promise<void> {
+  const port = await new Promise<number>((resolve) => {
+    const probe = createServer();
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      probe.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+  server = spawn(
+    process.execPath,
+    [BIN, 'serve', '--registry', registryDir, '--port', String(port), '--no-watch'],
+    {
+      stdio: 'pipe',
+    },
+  );
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('serve did not start')), 20_000);
+    server?.stdout?.on('data', (chunk: Buffer) => {
+      if (chunk.toString().includes('serving')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+  base = `http://127.0.0.1:${port}`;
+}
+
+async function stopServer(): Promise<void> {
+  const child = server;
+  server = undefined;
+  if (!child || child.exitCode !== null) return;
+  await new Promise<void>((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+  });
+}
+
+beforeAll(async () => {
+  work = await mkdtemp(path.join(tmpdir(), 'plugindex-cli-client-'));
+  registryDir = path.join(work, 'registry');
+  await initRegistry(registryDir, { name: 'CLI Registry', url: 'http://127.0.0.1:1' });
+  keyFile = path.join(registryDir, 'public/keys/registry.asc');
+  for (const version of ['1.0.0', '1.1.0']) {
+    const file = path.join(work, `${version}.tgz`);
+    await writeFile(
+      file,
+      await makeBundle({
+        manifest: validManifest({ name: NAME, version, description: 'A plugin for the command line test' }),
+        artifacts: [{ os: 'linux', arch: 'amd64', name: NAME, body: TOOL }],
+      }),
+    );
+    expect(await main(['publish', file, '--registry', registryDir, '--json']).catch(() => -1)).toBe(0);
+  }
+  await startServer();
+}, 60_000);
+afterAll(async () => {
+  await stopServer();
+  await rm(work, { recursive: true, force: true });
+});
+
+describe('when a registry is managed from the command line', () => {
+  it('adds (exit 0, --json), lists, refuses a wrong fingerprint (exit 3) and a missing pin (exit 2)', async () => {
+    const plugindex = await home();
+    const added = await plugindex('registry', 'add', 'main', base, '--key', keyFile, '--json');
+    expect(added.code, added.stderr).toBe(0);
+    expect(JSON.parse(added.stdout)).toMatchObject({ name: 'main', change: 'added' });
+    const listed = await plugindex('registry', 'list', '--json');
+    expect(JSON.parse(listed.stdout).registries).toMatchObject([{ name: 'main', url: base }]);
+
+    const wrong = await plugindex('registry', 'add', 'other', base, '--fingerprint', 'AB'.repeat(20));
+    expect(wrong.code).toBe(3);
+    expect(wrong.stderr).toContain('SNAPSHOT_WRONG_KEY');
+    const unpinned = await plugindex('registry', 'add', 'other', base);
+    expect(unpinned.code).toBe(2);
+    expect(unpinned.stderr).toContain('--trust-on-first-use');
+    const unknown = await plugindex('registry', 'remove', 'nope');
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('REGISTRY_NOT_FOUND');
+
+    const tofu = await plugindex('registry', 'add', 'tofu', base, '--trust-on-first-use');
+    expect(tofu.code, tofu.stderr).toBe(0);
+    expect(tofu.stderr).toMatch(/trusted key [0-9A-F]{40} on first use/);
+    const updated = await plugindex('registry', 'update', '--json');
+    expect(JSON.parse(updated.stdout).registries.map((r: { ok: boolean }) => r.ok)).toEqual([true, true]);
+    expect((await plugindex('registry', 'remove', 'tofu')).code).toBe(0);
+  });
+});
+
+describe('when a user searches, installs and manages plugins', () => {
+  it('searches (no match: exit 1), describes, installs and locks', async () => {
+    const plugindex = await home();
+    expect((await plugindex('registry', 'add', 'main', base, '--key', keyFile)).code).toBe(0);
+    const found = await plugindex('search', 'cli', '--json');
+    expect(JSON.parse(found.stdout).results.map((r: { name: string }) => r.name)).toEqual([NAME]);
+    expect((await plugindex('search', 'zzzz-nothing')).code).toBe(1);
+
+    const info = await plugindex('info', `${NAME}@^1`, '--json');
+    expect(JSON.parse(info.stdout)).toMatchObject({ registry: 'main', resolved: { version: '1.1.0' } });
+
+    const installed = await plugindex(
+      'install',
+      `${NAME}@1.0.0`,
+      '--dir',
+      'plugins',
+      '--platform',
+      'linux/amd64',
+      '--json',
+    );
+    expect(installed.code, installed.stderr).toBe(0);
+    expect(JSON.parse(installed.stdout).items).toMatchObject([{ name: NAME, version: '1.0.0' }]);
+    const cwd = path.join(work, `home${homes}`);
+    const file = path.join(cwd, 'plugins', NAME, '1.0.0', 'linux-amd64', NAME);
+    expect(await readFile(file)).toEqual(Buffer.from(TOOL));
+    expect(JSON.parse(await readFile(path.join(cwd, 'plugindex.lock'), 'utf8')).plugins[NAME].version).toBe(
+      '1.0.0',
+    );
+
+    const missing = await plugindex('install', 'no-such-plugin', '--dir', 'plugins');
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('PLUGIN_NOT_FOUND');
+    const badSpec = await plugindex('install', `${NAME}@not a version!`, '--dir', 'plugins');
+    expect(badSpec.code).toBe(1);
+    expect(badSpec.stderr).toContain('REQUEST_INVALID');
+    const locked = await plugindex('install', `${NAME}@1.1.0`, '--dir', 'plugins', '--locked');
+    expect(locked.code).toBe(1);
+    expect(locked.stderr).toContain('LOCK_OUT_OF_SYNC');
+
+    const outdated = await plugindex('list', '--outdated', '--dir', 'plugins', '--json');
+    expect(outdated.code).toBe(1);
+    expect(JSON.parse(outdated.stdout).plugins).toMatchObject([{ name: NAME, latest: '1.1.0' }]);
+    expect((await plugindex('disable', NAME, '--dir', 'plugins')).code).toBe(0);
+    const listed = await plugindex('list', '--dir', 'plugins', '--json');
+    expect(JSON.parse(listed.stdout).plugins).toMatchObject([{ name: NAME, enabled: false }]);
+
+    const verified = await plugindex('verify', '--dir', 'plugins', '--json');
+    expect(verified.code, verified.stdout).toBe(0);
+    await writeFile(file, 'changed');
+    const refused = await plugindex('verify', '--dir', 'plugins', '--json');
+    expect(refused.code).toBe(3);
+    expect(JSON.parse(refused.stdout)).toMatchObject({
+      ok: false,
+      plugins: [{ code: 'INSTALLED_MODIFIED' }],
+    });
+
+    // Within its spec (the exact 1.0.0 it was installed as) there is nothing newer: it is put back as signed.
+    const within = await plugindex('update', NAME, '--dir', 'plugins', '--platform', 'linux/amd64');
+    expect(within.code, within.stderr).toBe(0);
+    expect(within.stdout).toContain(`updated to ${NAME}@1.0.0`);
+    expect(await readFile(file)).toEqual(Buffer.from(TOOL));
+    const updated = await plugindex(
+      'update',
+      `${NAME}@latest`,
+      '--dir',
+      'plugins',
+      '--platform',
+      'linux/amd64',
+    );
+    expect(updated.code, updated.stderr).toBe(0);
+    expect(updated.stdout).toContain(`updated to ${NAME}@1.1.0`);
+    await expect(stat(path.join(cwd, 'plugins', NAME, '1.0.0'))).rejects.toMatchObject({ code: 'ENOENT' });
+    expect((await plugindex('remove', NAME, '--dir', 'plugins', '--clean')).code).toBe(0);
+    await expect(stat(path.join(cwd, 'plugins', NAME))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('refuses a tampered artifact with exit 3 and installs nothing', async () => {
+    const plugindex = await home();
+    expect((await plugindex('registry', 'add', 'main', base, '--key', keyFile)).code).toBe(0);
+    const artifact = path.join(registryDir, 'public/plugins', NAME, '1.1.0/artifacts/linux-amd64', NAME);
+    const original = await readFile(artifact);
+    await writeFile(artifact, 'not what was signed');
+    try {
+      const refused = await plugindex(
+        'install',
+        `${NAME}@1.1.0`,
+        '--dir',
+        'plugins',
+        '--platform',
+        'linux/amd64',
+      );
+      expect(refused.code).toBe(3);
+      expect(refused.stderr).toContain('ARTIFACT_MISMATCH');
+      await expect(stat(path.join(work, `home${homes}`, 'plugins'))).rejects.toMatchObject({
+        code: 'ENOENT',
+      });
+    } finally {
+      await writeFile(artifact, original);
+    }
+  });
+
+  it('installs --frozen from the lock and the cache with the server stopped', async () => {
+    const plugindex = await home();
+    expect((await plugindex('registry', 'add', 'main', base, '--key', keyFile)).code).toBe(0);
+    expect(
+      (await plugindex('install', `${NAME}@1.1.0`, '--dir', 'plugins', '--platform', 'linux/amd64')).code,
+    ).toBe(0);
+    const cwd = path.join(work, `home${homes}`);
+    await rm(path.join(cwd, 'plugins'), { recursive: true });
+    await stopServer();
+    try {
+      const frozen = await plugindex('install', '--frozen', '--dir', 'plugins', '--platform', 'linux/amd64');
+      expect(frozen.code, frozen.stderr).toBe(0);
+      expect(await readFile(path.join(cwd, 'plugins', NAME, '1.1.0', 'linux-amd64', NAME))).toEqual(
+        Buffer.from(TOOL),
+      );
+      // Not in the cache, and --frozen forbids the network: refused by name.
+      const other = await plugindex('install', '--frozen', '--dir', 'plugins', '--platform', 'darwin/arm64');
+      expect(other.code).toBe(1);
+      expect(other.stderr).toMatch(/NO_ARTIFACT_FOR_PLATFORM|OFFLINE_MISSING/);
+    } finally {
+      await startServer();
+    }
+  });
+});
