@@ -8,13 +8,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { bundleFunctions, type FunctionName } from '../infra/bundle-functions.ts';
+import { median } from './stats.ts';
 
 const RUNS = 7;
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] as number;
-}
 
 const outdir = await mkdtemp(path.join(tmpdir(), 'plugindex-bench-bundle-'));
 const bundle = await bundleFunctions(outdir);

@@ -18,8 +18,7 @@ import { createInterface } from 'node:readline';
 import { FsStore } from '../adapters/fs-store.ts';
 import { systemClock } from '../index-builder/clock.ts';
 import { parseRegistryConfig } from '../index-builder/config.ts';
-import { artifactKey, manifestKey, pluginDocumentKey } from '../index-builder/layout.ts';
-import type { PluginDocument, VersionRecord } from '../index-builder/model.ts';
+import { pluginDocumentKey } from '../index-builder/layout.ts';
 import {
   flushIndexes,
   type PipelineContext,
@@ -30,97 +29,14 @@ import { encodeJson } from '../index-builder/render/documents.ts';
 import { createSigner, generateKeyPair } from '../index-builder/signing.ts';
 import { CACHE_MUTABLE, CACHE_PRIVATE } from '../index-builder/store.ts';
 import { packSubmission } from '../index-builder/submission.ts';
+import { median } from './stats.ts';
+import { manifestFor, pluginName, syntheticDocument, URL_BASE, VERSIONS_PER_PLUGIN } from './synthetic.ts';
 
-const VERSIONS_PER_PLUGIN = 10;
 const RUNS = 7;
 /** Untimed publishes first at every size, so no size pays for the JIT and caches warming up. */
 const WARMUP = 2;
-const URL_BASE = 'https://registry.example.com';
-const TYPES = ['cost_source', 'observability', 'registry', 'aggregator'];
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2
-    ? (sorted[mid] as number)
-    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-}
 
 const ms = (n: number): string => `${n.toFixed(1)} ms`;
-
-function syntheticDocument(i: number, publisher: string): PluginDocument {
-  const name = `plugin-${String(i).padStart(5, '0')}`;
-  const versions: VersionRecord[] = [];
-  for (let v = VERSIONS_PER_PLUGIN - 1; v >= 0; v--) {
-    const version = `1.${v}.0`;
-    const manifest = `${URL_BASE}/${manifestKey(name, version)}`;
-    versions.push({
-      version,
-      published: new Date(Date.UTC(2026, 0, 1 + v)).toISOString(),
-      prerelease: false,
-      yanked: false,
-      deprecated: false,
-      api_version: 'v1',
-      min_api_version: 'v1',
-      max_api_version: 'v1',
-      manifest_url: manifest,
-      manifest_signature_url: `${manifest}.asc`,
-      manifest_sha256: 'a'.repeat(64),
-      manifest_size: 900,
-      source_sha256: 'b'.repeat(64),
-      publisher,
-      artifacts: [
-        {
-          os: 'linux',
-          arch: 'amd64',
-          url: `${URL_BASE}/${artifactKey(name, version, `artifacts/linux-amd64/${name}`)}`,
-          sha256: 'c'.repeat(64),
-          size_bytes: 1024,
-          hosted: true,
-        },
-        {
-          os: 'darwin',
-          arch: 'arm64',
-          url: `${URL_BASE}/${artifactKey(name, version, `artifacts/darwin-arm64/${name}`)}`,
-          sha256: 'd'.repeat(64),
-          size_bytes: 1024,
-          hosted: true,
-        },
-      ],
-    });
-  }
-  return {
-    schema: 'plugindex/plugin/v1',
-    name,
-    display_name: `Plugin ${i}`,
-    description: `Synthetic plugin number ${i} for the publish benchmark`,
-    plugin_type: TYPES[i % TYPES.length] as string,
-    latest_version: versions[0]?.version ?? null,
-    channels: {},
-    capabilities: ['actual_cost', 'projected_cost'],
-    supported_providers: ['aws', 'kubernetes'],
-    tags: ['bench', `group-${i % 17}`],
-    license: 'Apache-2.0',
-    owners: [publisher],
-    versions,
-  };
-}
-
-function manifestFor(name: string, version: string): Uint8Array {
-  return new TextEncoder().encode(
-    JSON.stringify({
-      name,
-      display_name: name,
-      description: 'Benchmark plugin',
-      version,
-      api_version: 'v1',
-      plugin_type: 'cost_source',
-      capabilities: ['actual_cost'],
-      supported_providers: ['aws'],
-      requirements: { min_api_version: 'v1', max_api_version: 'v1', os: ['linux'], arch: ['amd64'] },
-    }),
-  );
-}
 
 /**
  * With PLUGINDEX_BENCH_PROFILE=DIR, a V8 CPU profile of the timed publishes only (not the setup or the
@@ -218,7 +134,7 @@ async function main(): Promise<void> {
     // Bundles are packed before timing: packing is the publisher's cost, not the registry's.
     const bundles = [];
     for (let r = 0; r < WARMUP + RUNS; r++) {
-      const name = `plugin-${String((r * 37) % size).padStart(5, '0')}`;
+      const name = pluginName((r * 37) % size);
       const packed = await packSubmission({
         manifestName: 'manifest.json',
         manifest: manifestFor(name, `2.${r}.0`),

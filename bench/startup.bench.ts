@@ -10,16 +10,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { buildCli } from '../build/cli.mjs';
+import { median } from './stats.ts';
 
 const ROUNDS = 21;
 const ROOT = path.resolve(import.meta.dirname, '..');
 const BIN = path.join(ROOT, 'cli', 'bin.mjs');
 const MANIFEST = path.join(ROOT, 'examples', 'kubecost-lens', '1.2.0', 'manifest.json');
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)] as number;
-}
 
 /** Wall time of one process, in milliseconds; a failing command stops the bench (it measures nothing). */
 function timeProcess(args: readonly string[]): number {

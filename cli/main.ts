@@ -48,6 +48,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     if (error instanceof PlugindexError || error instanceof ClientError) {
       err(`plugindex ${name}: ${error.code}: ${error.message}`);
+      // A program reading --json gets the failure on stdout too, in the same shape every command uses.
+      if (rest.includes('--json') && !(error instanceof SubmissionError))
+        out(JSON.stringify({ ok: false, error: { code: error.code, message: error.message } }, null, 2));
       if (error instanceof SubmissionError) {
         const { formatProblems } = await import('./output.ts');
         for (const line of formatProblems(error.problems)) err(line);

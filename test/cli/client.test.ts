@@ -175,9 +175,10 @@ describe('when a user searches, installs and manages plugins', () => {
       '1.0.0',
     );
 
-    const missing = await plugindex('install', 'no-such-plugin', '--dir', 'plugins');
+    const missing = await plugindex('install', 'no-such-plugin', '--dir', 'plugins', '--json');
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('PLUGIN_NOT_FOUND');
+    expect(JSON.parse(missing.stdout)).toMatchObject({ ok: false, error: { code: 'PLUGIN_NOT_FOUND' } });
     const badSpec = await plugindex('install', `${NAME}@not a version!`, '--dir', 'plugins');
     expect(badSpec.code).toBe(1);
     expect(badSpec.stderr).toContain('REQUEST_INVALID');
