@@ -3,13 +3,12 @@
  * with the openssl CLI, and an HTTP proxy the test runs, which counts what passed through it.
  */
 import { Buffer } from 'node:buffer';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http, { type IncomingHttpHeaders, type RequestListener, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import net, { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -20,6 +19,7 @@ import {
   UNLISTED_LIMITS,
 } from '../../client/fetcher.ts';
 import { collect, patternBytes } from '../support/streams.ts';
+import { makeTestCa, startProxy as startTestProxy, type TestCa, type TestProxy } from '../support/tls.ts';
 
 const MiB = 1024 * 1024;
 const SNAPSHOT = '{"generation":1}';
@@ -124,50 +124,11 @@ function endlessBody(): { handler: RequestListener; closed: Promise<void>; writt
   return { handler, closed, written: () => written };
 }
 
-/** An HTTP proxy: CONNECT tunnels (for https:) and absolute-URI requests (for http:), each recorded. */
-async function startProxy(): Promise<{
-  readonly url: string;
-  readonly tunnels: string[];
-  readonly forwarded: string[];
-}> {
-  const tunnels: string[] = [];
-  const forwarded: string[] = [];
-  const sockets = new Set<net.Socket>();
-  const server = http.createServer((request, response) => {
-    forwarded.push(request.url ?? '');
-    const upstream = http.request(
-      new URL(request.url ?? ''),
-      { method: request.method, headers: request.headers },
-      (answer) => {
-        response.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(response);
-      },
-    );
-    upstream.on('error', () => response.destroy());
-    request.pipe(upstream);
-  });
-  server.on('connect', (request: http.IncomingMessage, client: net.Socket, head: Buffer) => {
-    tunnels.push(request.url ?? '');
-    const [host, port] = (request.url ?? '').split(':');
-    const upstream = net.connect(Number(port), host ?? '', () => {
-      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-      upstream.write(head);
-      upstream.pipe(client);
-      client.pipe(upstream);
-    });
-    for (const socket of [client, upstream]) {
-      sockets.add(socket);
-      socket.on('error', () => {
-        client.destroy();
-        upstream.destroy();
-      });
-    }
-  });
-  const port = await listen(server, () => {
-    server.closeAllConnections();
-    for (const socket of sockets) socket.destroy();
-  });
-  return { url: `http://127.0.0.1:${port}`, tunnels, forwarded };
+/** The test proxy, closed after the test. */
+async function startProxy(): Promise<TestProxy> {
+  const proxy = await startTestProxy();
+  cleanups.push(proxy.close);
+  return proxy;
 }
 
 describe('when a registry serves documents over http', () => {
@@ -581,54 +542,15 @@ describe('when a registry is a folder (file: base)', () => {
 });
 
 describe('when a registry is served over https with a private CA', () => {
-  let dir: string;
+  let ca: TestCa;
   let caPem: string;
   let tls: { key: string; cert: string };
 
   beforeAll(() => {
-    dir = mkdtempSync(join(tmpdir(), 'plugindex-fetcher-ca-'));
-    const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-    const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-    openssl(
-      'req',
-      '-x509',
-      ...ec,
-      '-keyout',
-      'ca.key',
-      '-out',
-      'ca.pem',
-      '-days',
-      '2',
-      '-subj',
-      '/CN=fetcher test CA',
-    );
-    openssl('req', ...ec, '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1');
-    writeFileSync(
-      join(dir, 'server.ext'),
-      'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n',
-    );
-    openssl(
-      'x509',
-      '-req',
-      '-in',
-      'server.csr',
-      '-CA',
-      'ca.pem',
-      '-CAkey',
-      'ca.key',
-      '-CAcreateserial',
-      '-out',
-      'server.pem',
-      '-days',
-      '2',
-      '-extfile',
-      'server.ext',
-    );
-    const read = (name: string) => readFileSync(join(dir, name), 'utf8');
-    caPem = read('ca.pem');
-    tls = { key: read('server.key'), cert: read('server.pem') };
+    ca = makeTestCa('fetcher');
+    ({ caPem, tls } = ca);
   });
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  afterAll(() => ca.remove());
 
   const request = { path: 'snapshot.json', maxBytes: 1024 };
   const answer: RequestListener = (_request, response) => send(response, 200, SNAPSHOT);
@@ -653,13 +575,13 @@ describe('when a registry is served over https with a private CA', () => {
 
   it('works with the CA named by NODE_EXTRA_CA_CERTS in the environment given', async () => {
     const server = await serve(answer, tls);
-    const fetcher = makeFetcher({ env: { NODE_EXTRA_CA_CERTS: join(dir, 'ca.pem') } });
+    const fetcher = makeFetcher({ env: { NODE_EXTRA_CA_CERTS: ca.caFile } });
     expect((await fetcher.document(endpointOf([server.origin]), request)).status).toBe(200);
   });
 
   it('names NODE_EXTRA_CA_CERTS when the file it names cannot be read (FETCH_FAILED)', async () => {
     const server = await serve(answer, tls);
-    const fetcher = makeFetcher({ env: { NODE_EXTRA_CA_CERTS: join(dir, 'absent.pem') } });
+    const fetcher = makeFetcher({ env: { NODE_EXTRA_CA_CERTS: join(dirname(ca.caFile), 'absent.pem') } });
     await expect(fetcher.document(endpointOf([server.origin]), request)).rejects.toMatchObject({
       name: 'ClientError',
       code: 'FETCH_FAILED',
