@@ -15,12 +15,13 @@
  * size (bench/apt-side.ts; skipped with a note when reprepro cannot be installed).
  * Size: `node --import tsx bench/client.bench.ts 1000` (default 10000).
  */
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { FsStore } from '../adapters/fs-store.ts';
 import { createRegistryServer, listenRegistryServer } from '../cli/local/server.ts';
 import { systemClock } from '../index-builder/clock.ts';
@@ -39,10 +40,12 @@ import { median } from './stats.ts';
 import { manifestFor, syntheticDocument, URL_BASE, VERSIONS_PER_PLUGIN } from './synthetic.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
+const run = promisify(execFile);
 const BIN = path.join(ROOT, 'cli', 'bin.mjs');
 const RUNS = 5;
 const TARGET = 'bench-target';
-const ARTIFACT_BYTES = 256 * 1024;
+/** The same payload as each apt package of the side-by-side run carries. */
+const ARTIFACT_BYTES = 1024;
 
 interface Measure {
   readonly ms: number;
@@ -136,14 +139,16 @@ async function main(): Promise<void> {
   );
   const server = await serve(registry.site);
 
-  /** One command as a process, timed; a failure stops the benchmark (it would measure nothing). */
-  const plugindex = (...args: string[]): number => {
+  /**
+   * One command as a process, timed; a failure stops the benchmark (it would measure nothing). Never a
+   * synchronous spawn: the server answering it runs in this process.
+   */
+  const plugindex = async (...args: string[]): Promise<number> => {
     const started = performance.now();
-    const result = spawnSync(process.execPath, [BIN, ...args], { cwd: home, env, encoding: 'utf8' });
-    const elapsed = performance.now() - started;
-    if (result.status !== 0)
-      throw new Error(`plugindex ${args.join(' ')} exited ${result.status}: ${result.stderr}`);
-    return elapsed;
+    await run(process.execPath, [BIN, ...args], { cwd: home, env }).catch((error: { stderr?: string }) => {
+      throw new Error(`plugindex ${args.join(' ')} failed: ${error.stderr ?? String(error)}`);
+    });
+    return performance.now() - started;
   };
   const clear = async (...what: ('cache' | 'plugins' | 'lock')[]): Promise<void> => {
     for (const w of what)
@@ -165,7 +170,7 @@ async function main(): Promise<void> {
       await prepare();
       const read = server.start();
       let ms = 0;
-      for (const command of commands) ms += plugindex(...command);
+      for (const command of commands) ms += await plugindex(...command);
       runs.push({ ms, ...read() });
     }
     return {
@@ -175,7 +180,7 @@ async function main(): Promise<void> {
     };
   };
 
-  plugindex('registry', 'add', 'bench', server.url, '--key', registry.keyFile);
+  await plugindex('registry', 'add', 'bench', server.url, '--key', registry.keyFile);
   const update = ['registry', 'update'];
   const install = ['install', TARGET, '--dir', 'plugins', '--platform', 'linux/amd64'];
   const results: [string, Measure][] = [];

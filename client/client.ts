@@ -31,7 +31,7 @@ import {
 } from './config.ts';
 import { readIfExists, readSecretFileSync, readTextIfExists } from './disk/atomic.ts';
 import { ContentCache } from './disk/cache.ts';
-import { ClientState, InstallTree, readLockfile, writeLockfile } from './disk/state.ts';
+import { ClientState, InstallTree, readLockfile, type TrustRecord, writeLockfile } from './disk/state.ts';
 import { ClientError } from './errors.ts';
 import type { Credentials, Endpoint, Fetcher } from './fetcher.ts';
 import { UNLISTED_LIMITS } from './fetcher.ts';
@@ -88,6 +88,8 @@ export interface ClientOptions {
   readonly clock?: Clock;
   /** Never touch the network. */
   readonly offline?: boolean;
+  /** How long a snapshot just checked with its registry is used without asking again (default 60 s). */
+  readonly freshForMs?: number;
   /** The platform installs default to (default: this machine's). */
   readonly platform?: Platform;
   /** Download progress, from the signed sizes (a command draws it; a host may ignore it). */
@@ -248,6 +250,8 @@ export interface PlugindexClient {
 }
 
 const DEFAULT_TIMEOUT_SECONDS = 30;
+/** A snapshot checked this recently is not asked for again (`registry update` then `install`: one request). */
+const DEFAULT_FRESH_MS = 60_000;
 
 export function createClient(options: ClientOptions): PlugindexClient {
   return new Client(options);
@@ -339,6 +343,7 @@ class Client implements PlugindexClient {
       recordTrust: (record) => this.#state.writeTrust(entry.name, record),
       clock: this.#clock,
       offline: this.#options.offline ?? false,
+      freshForMs: this.#options.freshForMs ?? DEFAULT_FRESH_MS,
     });
   }
 
@@ -381,20 +386,27 @@ class Client implements PlugindexClient {
     }
     const entry: RegistryEntry = { ...draft, key_fingerprint: key.fingerprint };
     const trust = { fingerprint: key.fingerprint, armoredKey: key.armored };
+    let checked: TrustRecord | undefined;
     // Read the registry through the key before anything is saved: a wrong URL or key saves nothing.
     const session = new RegistrySession(entry, endpoint, key.key, trust, {
       fetcher: this.#options.fetcher,
       cache: this.#cache,
       // Nothing is kept until the configuration takes the registry (below).
-      recordTrust: async () => undefined,
+      recordTrust: async (record) => {
+        checked = record;
+      },
       clock: this.#clock,
       offline: false,
+      freshForMs: 0,
     });
-    const report = await session.open();
+    const report = await session.open({ refresh: true });
     const change = await this.#state.editConfig(async (config) => {
       const added = addRegistry(config, entry, { force: options.force ?? false });
       if (added.change !== 'unchanged' || !(await this.#state.trust(entry.name)))
-        await this.#state.writeTrust(entry.name, { ...trust, highestGeneration: report.generation });
+        await this.#state.writeTrust(
+          entry.name,
+          checked ?? { ...trust, highestGeneration: report.generation },
+        );
       return { config: added.config, result: added.change };
     });
     this.#config = undefined;
@@ -437,7 +449,7 @@ class Client implements PlugindexClient {
       entries.map(async (entry): Promise<UpdateReport> => {
         try {
           const session = await this.#session(entry);
-          return { name: entry.name, report: await session.open() };
+          return { name: entry.name, report: await session.open({ refresh: true }) };
         } catch (error) {
           if (!(error instanceof ClientError || error instanceof TrustError)) throw error;
           return { name: entry.name, error };

@@ -46,6 +46,11 @@ export interface SessionDeps {
   readonly clock: Clock;
   /** Never touch the network: the cached snapshot (if unexpired) and cached documents only. */
   readonly offline: boolean;
+  /**
+   * How long a snapshot checked with the registry stays current without asking again: `registry update`
+   * then `install` ask once, not twice. 0 asks every time; `open({ refresh: true })` always asks.
+   */
+  readonly freshForMs: number;
 }
 
 /** How `open` went: whether the registry changed since the cached snapshot. */
@@ -94,7 +99,7 @@ export class RegistrySession {
    * one, or the cached one alone when offline. Records the generation accepted, so no later run goes back.
    * @throws TrustError (SNAPSHOT_*) when it does not verify; ClientError OFFLINE_MISSING, FETCH_*.
    */
-  async open(): Promise<SnapshotReport> {
+  async open(options: { readonly refresh?: boolean } = {}): Promise<SnapshotReport> {
     if (this.#report) return this.#report;
     const { cache } = this.#deps;
     const cached = await cache.snapshot(this.entry.url);
@@ -102,7 +107,16 @@ export class RegistrySession {
     let signature: string;
     let etag: string | undefined;
     let changed = true;
-    if (this.#deps.offline) {
+    const now = this.#deps.clock.now();
+    // The cached snapshot is the one last checked with the registry (its digest is in the trust state) and
+    // that check is recent: it is verified again, but not asked for again.
+    const current =
+      cached !== undefined &&
+      !options.refresh &&
+      this.trust.snapshotSha256 === sha256Hex(cached.bytes) &&
+      this.trust.checkedAt !== undefined &&
+      now.getTime() - Date.parse(this.trust.checkedAt) < this.#deps.freshForMs;
+    if (this.#deps.offline || current) {
       if (!cached)
         throw new ClientError(
           'OFFLINE_MISSING',
@@ -118,11 +132,13 @@ export class RegistrySession {
     const snapshot = this.#trusted.snapshot;
     if (changed || !cached)
       await cache.putSnapshot(this.entry.url, { bytes: body, signature, ...(etag ? { etag } : {}) });
-    await this.#deps.recordTrust({
-      ...this.trust,
-      highestGeneration: snapshot.generation,
-      snapshotSha256: sha256Hex(body),
-    });
+    if (!this.#deps.offline && !current)
+      await this.#deps.recordTrust({
+        ...this.trust,
+        highestGeneration: snapshot.generation,
+        snapshotSha256: sha256Hex(body),
+        checkedAt: now.toISOString(),
+      });
     this.#report = { generation: snapshot.generation, expires: snapshot.expires, changed };
     return this.#report;
   }

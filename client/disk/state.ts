@@ -6,7 +6,7 @@
  *
  *   <config>/config.json                       registries (client/config.ts), mode 0600
  *   <data>/trust/<registry>/registry.asc       the pinned key
- *   <data>/trust/<registry>/state.json         {fingerprint, highest_generation, snapshot_sha256}
+ *   <data>/trust/<registry>/state.json         {fingerprint, highest_generation, snapshot_sha256, checked_at}
  *   <data>/plugins/                            the default install folder
  *   DIR/<name>/<version>/<os>-<arch>/<file>    an installed executable
  *   DIR/<name>/<version>/manifest.json(.asc)   its verified manifest, where the spec's filesystem discovery looks
@@ -41,6 +41,8 @@ export interface TrustRecord {
   readonly highestGeneration?: number;
   /** sha256 of the last snapshot verified, so a later run can tell its cached copy is that very snapshot. */
   readonly snapshotSha256?: string;
+  /** When that snapshot was last checked with the registry (ISO 8601). */
+  readonly checkedAt?: string;
 }
 
 export class ClientState {
@@ -87,7 +89,12 @@ export class ClientState {
       readTextIfExists(join(dir, 'state.json')),
     ]);
     if (armoredKey === undefined || state === undefined) return undefined;
-    let parsed: { fingerprint?: unknown; highest_generation?: unknown; snapshot_sha256?: unknown };
+    let parsed: {
+      fingerprint?: unknown;
+      highest_generation?: unknown;
+      snapshot_sha256?: unknown;
+      checked_at?: unknown;
+    };
     try {
       parsed = JSON.parse(state);
     } catch (cause) {
@@ -105,6 +112,7 @@ export class ClientState {
         ? { highestGeneration: parsed.highest_generation as number }
         : {}),
       ...(typeof parsed.snapshot_sha256 === 'string' ? { snapshotSha256: parsed.snapshot_sha256 } : {}),
+      ...(typeof parsed.checked_at === 'string' ? { checkedAt: parsed.checked_at } : {}),
     };
   }
 
@@ -121,6 +129,7 @@ export class ClientState {
         fingerprint: record.fingerprint,
         ...(highest > 0 ? { highest_generation: highest } : {}),
         ...(record.snapshotSha256 ? { snapshot_sha256: record.snapshotSha256 } : {}),
+        ...(record.checkedAt ? { checked_at: record.checkedAt } : {}),
       };
       await writeFileAtomic(join(dir, 'state.json'), `${JSON.stringify(state, null, 2)}\n`);
     });

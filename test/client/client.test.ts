@@ -78,7 +78,7 @@ interface Machine {
   readonly dirs: ClientDirectories;
   readonly dir: string;
   readonly lockfile: string;
-  client(options?: { offline?: boolean; clock?: Date }): PlugindexClient;
+  client(options?: { offline?: boolean; clock?: Date; freshForMs?: number }): PlugindexClient;
 }
 
 let machines = 0;
@@ -99,6 +99,8 @@ async function machine(): Promise<Machine> {
         clock: fixedClock(options.clock ?? NOW),
         platform: LINUX,
         offline: options.offline ?? false,
+        // Every run asks the registry, unless a test is about not asking.
+        freshForMs: options.freshForMs ?? 0,
       }),
   };
 }
@@ -106,7 +108,7 @@ async function machine(): Promise<Machine> {
 async function withClient<T>(
   m: Machine,
   body: (client: PlugindexClient) => Promise<T>,
-  options?: { offline?: boolean; clock?: Date },
+  options?: { offline?: boolean; clock?: Date; freshForMs?: number },
 ): Promise<T> {
   const client = m.client(options);
   try {
@@ -228,6 +230,24 @@ describe('when a plugin is installed', () => {
     const again = await withClient(m, (c) => c.install({ requests: [], dir: m.dir, lockfile: m.lockfile }));
     expect(again.lockfileChanged).toBe(false);
     expect(again.items[0]).toMatchObject({ version: '1.0.0', unchanged: false });
+    expect(requests).toEqual([`GET /${SNAPSHOT_KEY} 304`]);
+  });
+
+  it('does not ask again for a snapshot checked moments ago (registry update, then install)', async () => {
+    const m = await machine();
+    await addRegistry(m);
+    requests.length = 0;
+    await withClient(m, (c) => c.install({ requests: [`${NAME}@1.0.0`], dir: m.dir, lockfile: m.lockfile }), {
+      freshForMs: 60_000,
+    });
+    expect(requests.filter((r) => r.includes(SNAPSHOT_KEY))).toEqual([]);
+    // A minute later it asks: with the clock past the window, the one request is the conditional one.
+    await rm(m.dir, { recursive: true });
+    requests.length = 0;
+    await withClient(m, (c) => c.install({ requests: [], dir: m.dir, lockfile: m.lockfile }), {
+      freshForMs: 60_000,
+      clock: new Date(NOW.getTime() + 61_000),
+    });
     expect(requests).toEqual([`GET /${SNAPSHOT_KEY} 304`]);
   });
 
