@@ -16,6 +16,15 @@
  * if (change !== 'unchanged') writeFile(path, serializeClientConfig(next));
  */
 import { ClientError } from './errors.ts';
+import {
+  compareStrings,
+  describe,
+  FINGERPRINT,
+  isNonNegativeInteger,
+  isObject,
+  Problems,
+  REGISTRY_NAME,
+} from './json-input.ts';
 
 export const CLIENT_CONFIG_SCHEMA = 'plugindex/client-config/v1';
 
@@ -54,8 +63,6 @@ export const EMPTY_CLIENT_CONFIG: ClientConfig = Object.freeze({
   registries: Object.freeze([]),
 });
 
-const REGISTRY_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
-const FINGERPRINT = /^[0-9A-F]{40}$/;
 const ENV_REFERENCE = /^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$/;
 /** An HTTP header name (RFC 9110 token). */
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -89,17 +96,17 @@ const AUTH_FIELDS: Readonly<Record<RegistryAuth['type'], readonly string[]>> = {
  *   `file:PATH` (and is never repeated in the message); two registries of one name are invalid.
  */
 export function parseClientConfig(text: string, file: string): ClientConfig {
-  const problems = new Problems(file);
+  const problems = new Problems(file, 'CLIENT_CONFIG_INVALID');
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (error) {
     problems.add('', 'a JSON document', `text that is not JSON (${(error as Error).message})`);
-    throw problems.error('CLIENT_CONFIG_INVALID');
+    throw problems.error();
   }
   if (!isObject(value)) {
     problems.add('', 'a JSON object', describe(value));
-    throw problems.error('CLIENT_CONFIG_INVALID');
+    throw problems.error();
   }
   // A config of another schema means other fields: checking them against this one would only be noise.
   if (value.schema !== CLIENT_CONFIG_SCHEMA) {
@@ -108,7 +115,7 @@ export function parseClientConfig(text: string, file: string): ClientConfig {
       `"${CLIENT_CONFIG_SCHEMA}" (the only client configuration this version reads)`,
       value.schema,
     );
-    throw problems.error('CLIENT_CONFIG_INVALID');
+    throw problems.error();
   }
   problems.unknownFields('', value, CONFIG_FIELDS);
   const registries: RegistryEntry[] = [];
@@ -133,7 +140,7 @@ export function parseClientConfig(text: string, file: string): ClientConfig {
       if (entry) registries.push(entry);
     });
   }
-  if (problems.any()) throw problems.error('CLIENT_CONFIG_INVALID');
+  if (problems.any()) throw problems.error();
   return { schema: CLIENT_CONFIG_SCHEMA, registries };
 }
 
@@ -205,9 +212,9 @@ export function addRegistry(
     url: normalizeRegistryUrl(entry.url),
     mirrors: entry.mirrors.map(normalizeRegistryUrl),
   };
-  const problems = new Problems(`registry ${JSON.stringify(entry.name)}`);
+  const problems = new Problems(`registry ${JSON.stringify(entry.name)}`, 'CLIENT_CONFIG_INVALID');
   const checked = readEntry(problems, '', plainEntry(normalized));
-  if (!checked || problems.any()) throw problems.error('CLIENT_CONFIG_INVALID');
+  if (!checked || problems.any()) throw problems.error();
   const index = config.registries.findIndex((r) => r.name === checked.name);
   const existing = config.registries[index];
   if (!existing) {
@@ -493,82 +500,5 @@ function redactUrl(url: string): string {
     return parsed.href;
   } catch {
     return url;
-  }
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function isNonNegativeInteger(value: unknown): value is number {
-  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
-}
-
-function compareStrings(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-/** What a value is, for "found ...": a missing field and a field of the wrong type read differently. */
-function describe(value: unknown): string {
-  if (value === undefined) return 'nothing (the field is missing)';
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  switch (typeof value) {
-    case 'string':
-      return value.length > 80 ? `${JSON.stringify(value.slice(0, 80))}… (a string)` : JSON.stringify(value);
-    case 'number':
-      return `the number ${value}`;
-    case 'boolean':
-      return `the boolean ${value}`;
-    default:
-      return 'an object';
-  }
-}
-
-const escapePointer = (segment: string): string => segment.replace(/~/g, '~0').replace(/\//g, '~1');
-
-/** Every problem of one file, each as `file#/pointer: expected X, found Y`. */
-class Problems {
-  readonly #file: string;
-  readonly #lines: string[] = [];
-
-  constructor(file: string) {
-    this.#file = file;
-  }
-
-  add(pointer: string, expected: string, found: string): void {
-    this.#lines.push(`${this.#file}#${pointer}: expected ${expected}, found ${found}`);
-  }
-
-  expect(pointer: string, expected: string, value: unknown): void {
-    this.add(pointer, expected, describe(value));
-  }
-
-  unknownFields(at: string, value: Record<string, unknown>, known: readonly string[]): void {
-    for (const key of Object.keys(value)) {
-      if (!known.includes(key))
-        this.add(
-          `${at}/${escapePointer(key)}`,
-          `only the fields ${known.join(', ')}`,
-          'a field this version does not know',
-        );
-    }
-  }
-
-  count(): number {
-    return this.#lines.length;
-  }
-
-  any(): boolean {
-    return this.#lines.length > 0;
-  }
-
-  error(code: 'CLIENT_CONFIG_INVALID'): ClientError {
-    const [first] = this.#lines;
-    const message =
-      this.#lines.length === 1 && first !== undefined
-        ? first
-        : `${this.#file} has ${this.#lines.length} problems:\n${this.#lines.map((l) => `  ${l}`).join('\n')}`;
-    return new ClientError(code, message);
   }
 }

@@ -20,9 +20,17 @@
  */
 import semver from 'semver';
 import { TrustError } from '../index-builder/errors.ts';
-import { pluginNameProblem } from '../index-builder/layout.ts';
+import { pluginNameFormProblem, pluginNameProblem } from '../index-builder/layout.ts';
 import type { VersionRecord } from '../index-builder/model.ts';
-import { ClientError } from './errors.ts';
+import {
+  compareStrings,
+  escapePointer,
+  FINGERPRINT,
+  isNonNegativeInteger,
+  isObject,
+  Problems,
+  REGISTRY_NAME,
+} from './json-input.ts';
 
 export interface LockedArtifact {
   readonly sha256: string;
@@ -62,11 +70,7 @@ export const EMPTY_LOCKFILE: Lockfile = Object.freeze({
 /** The lockfile versions this client reads. */
 const LOCKFILE_VERSIONS: readonly number[] = [1];
 /** The same rule as a registry's name in config.json (client/config.ts). */
-const REGISTRY_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 /** The manifest's name rule (index-builder/manifest/schema.ts), which the client does not import. */
-const PLUGIN_NAME = /^[a-z0-9]+(-[a-z0-9]+)*$/;
-const PLUGIN_NAME_LENGTH = { min: 2, max: 64 };
-const FINGERPRINT = /^[0-9A-F]{40}$/;
 const SHA256 = /^[0-9a-f]{64}$/;
 /** `os-arch`, as the manifest's enums spell them (`linux-amd64`); any such pair, so a new OS is not refused. */
 const PLATFORM = /^[a-z0-9]+-[a-z0-9]+$/;
@@ -90,7 +94,7 @@ const ARTIFACT_FIELDS = ['sha256', 'size'] as const;
  * @throws ClientError LOCKFILE_INVALID; an unknown lockfile_version says which versions this client reads.
  */
 export function parseLockfile(text: string, file: string): Lockfile {
-  const problems = new Problems(file);
+  const problems = new Problems(file, 'LOCKFILE_INVALID');
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -118,7 +122,7 @@ export function parseLockfile(text: string, file: string): Lockfile {
     return readRegistry(problems, at, item);
   });
   const plugins = readRecord(problems, '/plugins', value.plugins, 'plugin', (at, key, item) => {
-    const nameProblem = pluginNameFormProblem(key);
+    const nameProblem = publishableNameProblem(key);
     if (nameProblem) problems.add(at, 'a plugin name', `${JSON.stringify(key)} (${nameProblem})`);
     const plugin = readPlugin(problems, at, item);
     if (plugin && registries && !Object.hasOwn(registries, plugin.registry))
@@ -324,11 +328,8 @@ function platformOf(artifact: { readonly os: string; readonly arch: string }): s
 }
 
 /** Why `name` is not a plugin name a registry could have published, or undefined. */
-function pluginNameFormProblem(name: string): string | undefined {
-  if (name.length < PLUGIN_NAME_LENGTH.min || name.length > PLUGIN_NAME_LENGTH.max)
-    return `${PLUGIN_NAME_LENGTH.min} to ${PLUGIN_NAME_LENGTH.max} characters`;
-  if (!PLUGIN_NAME.test(name)) return 'lower-case letters and digits in words joined by "-"';
-  return pluginNameProblem(name);
+function publishableNameProblem(name: string): string | undefined {
+  return pluginNameFormProblem(name) ?? pluginNameProblem(name);
 }
 
 function readRegistry(problems: Problems, at: string, value: unknown): LockedRegistry | undefined {
@@ -444,81 +445,4 @@ function canonicalJson(value: unknown, indent: string): string {
 /** The value of an object's own property: a plugin named `constructor` must not find Object.prototype's. */
 function own<T>(record: Readonly<Record<string, T>>, key: string): T | undefined {
   return Object.hasOwn(record, key) ? record[key] : undefined;
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function isNonNegativeInteger(value: unknown): value is number {
-  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
-}
-
-function compareStrings(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-/** What a value is, for "found ...": a missing field and a field of the wrong type read differently. */
-function describe(value: unknown): string {
-  if (value === undefined) return 'nothing (the field is missing)';
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  switch (typeof value) {
-    case 'string':
-      return value.length > 80 ? `${JSON.stringify(value.slice(0, 80))}… (a string)` : JSON.stringify(value);
-    case 'number':
-      return `the number ${value}`;
-    case 'boolean':
-      return `the boolean ${value}`;
-    default:
-      return 'an object';
-  }
-}
-
-const escapePointer = (segment: string): string => segment.replace(/~/g, '~0').replace(/\//g, '~1');
-
-/** Every problem of one file, each as `file#/pointer: expected X, found Y`. */
-class Problems {
-  readonly #file: string;
-  readonly #lines: string[] = [];
-
-  constructor(file: string) {
-    this.#file = file;
-  }
-
-  add(pointer: string, expected: string, found: string): void {
-    this.#lines.push(`${this.#file}#${pointer}: expected ${expected}, found ${found}`);
-  }
-
-  expect(pointer: string, expected: string, value: unknown): void {
-    this.add(pointer, expected, describe(value));
-  }
-
-  unknownFields(at: string, value: Record<string, unknown>, known: readonly string[]): void {
-    for (const key of Object.keys(value)) {
-      if (!known.includes(key))
-        this.add(
-          `${at}/${escapePointer(key)}`,
-          `only the fields ${known.join(', ')}`,
-          'a field this version does not know',
-        );
-    }
-  }
-
-  count(): number {
-    return this.#lines.length;
-  }
-
-  any(): boolean {
-    return this.#lines.length > 0;
-  }
-
-  error(): ClientError {
-    const [first] = this.#lines;
-    const message =
-      this.#lines.length === 1 && first !== undefined
-        ? first
-        : `${this.#file} has ${this.#lines.length} problems:\n${this.#lines.map((l) => `  ${l}`).join('\n')}`;
-    return new ClientError('LOCKFILE_INVALID', message);
-  }
 }

@@ -12,7 +12,7 @@
  * const { version, artifact, warnings } = resolvePlugin(doc, { spec, platform, apiVersion: 'v1' });
  */
 import semver from 'semver';
-import { pluginNameProblem, versionIdentity } from '../index-builder/layout.ts';
+import { pluginNameFormProblem, pluginNameProblem, versionIdentity } from '../index-builder/layout.ts';
 import {
   ARCH_VALUES,
   type ArtifactRecord,
@@ -81,9 +81,6 @@ function platformText(platform: Platform): string {
   return `${platform.os}/${platform.arch}`;
 }
 
-/** The manifest's name rule (manifest/validate.ts, schema.ts): a request for any other name cannot match. */
-const PLUGIN_NAME = /^[a-z0-9]+(-[a-z0-9]+)*$/;
-const MAX_NAME_LENGTH = 64;
 /** A channel, as versions.ts reads it: `latest` and `beta` alike (it tries this before a range). */
 const CHANNEL = /^[a-z][a-z0-9-]*$/i;
 
@@ -109,10 +106,12 @@ export function parseRequest(text: string): { readonly name: string; readonly sp
   const form = 'expected NAME or NAME@VERSION (e.g. kubecost-lens@^1.2)';
   if (name === '')
     throw new ClientError('REQUEST_INVALID', `request ${JSON.stringify(text)} has no plugin name: ${form}`);
-  if (!PLUGIN_NAME.test(name) || name.length < 2 || name.length > MAX_NAME_LENGTH)
+  // The manifest's rule: a request for any other name cannot match.
+  const formProblem = pluginNameFormProblem(name);
+  if (formProblem)
     throw new ClientError(
       'REQUEST_INVALID',
-      `plugin name ${JSON.stringify(name)} in ${JSON.stringify(text)} is not a plugin name: expected 2 to ${MAX_NAME_LENGTH} lowercase letters and digits, with single '-' between them`,
+      `plugin name ${JSON.stringify(name)} in ${JSON.stringify(text)} is not a plugin name: expected ${formProblem}`,
     );
   const reserved = pluginNameProblem(name);
   if (reserved) throw new ClientError('REQUEST_INVALID', `request ${JSON.stringify(text)}: ${reserved}`);

@@ -80,6 +80,21 @@ export function isSafeKey(key: string): boolean {
  */
 const RESERVED_PLUGIN_NAMES = new Set(['index', 'search', 'snapshot', 'keys', 'plugins', 'favicon']);
 
+/** The manifest's plugin name rule (schema.ts says the same): words of lowercase letters and digits joined by single `-`. */
+export const PLUGIN_NAME_PATTERN = /^[a-z0-9]+(-[a-z0-9]+)*$/;
+export const PLUGIN_NAME_LENGTH = { min: 2, max: 64 } as const;
+
+/**
+ * What a name lacks to be a plugin name at all (form and length), or undefined; `pluginNameProblem` then
+ * says whether it is one the registry reserves. A client refuses such a name before asking any registry.
+ */
+export function pluginNameFormProblem(name: string): string | undefined {
+  if (name.length < PLUGIN_NAME_LENGTH.min || name.length > PLUGIN_NAME_LENGTH.max)
+    return `${PLUGIN_NAME_LENGTH.min} to ${PLUGIN_NAME_LENGTH.max} characters`;
+  if (!PLUGIN_NAME_PATTERN.test(name)) return "lowercase letters and digits, in words joined by single '-'";
+  return undefined;
+}
+
 /** Why `name` (already a valid plugin name) cannot be published, or undefined. */
 export function pluginNameProblem(name: string): string | undefined {
   if (RESERVED_PLUGIN_NAMES.has(name)) return `"${name}" is a name the registry's own paths use`;

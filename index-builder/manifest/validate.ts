@@ -12,6 +12,7 @@ import {
   artifactPathProblem,
   keyProblem,
   manifestKey,
+  pluginNameFormProblem,
   pluginNameProblem,
   SAFE_RELATIVE_PATH_PATTERN,
 } from '../layout.ts';
@@ -29,7 +30,6 @@ const TEXT_CODES: Record<TextProblemKind, ProblemCode> = {
   unsafe: 'MANIFEST_UNSAFE_CHARACTER',
 };
 const SAFE_RELATIVE_PATH = new RegExp(SAFE_RELATIVE_PATH_PATTERN);
-const PLUGIN_NAME = /^[a-z0-9]+(-[a-z0-9]+)*$/;
 
 // Precompiled by ajv at build time (standalone.ts, `npm run generate`): a cold start imports a function
 // instead of compiling the schema, and a test fails if it falls out of step with schema.ts.
@@ -229,7 +229,7 @@ function urlProblems(manifest: Record<string, unknown>): Problem[] {
 function pathProblems(value: Record<string, unknown>): Problem[] {
   const problems: Problem[] = [];
   const { name, version } = value;
-  const nameOk = typeof name === 'string' && PLUGIN_NAME.test(name) && name.length <= 64;
+  const nameOk = typeof name === 'string' && pluginNameFormProblem(name) === undefined;
   if (nameOk) {
     const reserved = pluginNameProblem(name);
     if (reserved)

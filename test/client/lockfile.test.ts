@@ -256,7 +256,7 @@ describe('when a lock is invalid', () => {
       text: edited((l) => {
         l.plugins.Kubecost_Lens = l.plugins['kubecost-lens'];
       }),
-      message: `${FILE}#/plugins/Kubecost_Lens: expected a plugin name, found "Kubecost_Lens" (lower-case letters and digits in words joined by "-")`,
+      message: `${FILE}#/plugins/Kubecost_Lens: expected a plugin name, found "Kubecost_Lens" (lowercase letters and digits, in words joined by single '-')`,
     },
     {
       what: 'a plugin name the registry reserves',

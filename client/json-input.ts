@@ -1,0 +1,90 @@
+/**
+ * Reading the JSON files only the client writes (config.json, plugindex.lock) by hand, not with a schema
+ * library, so the client starts fast: every problem of a file as `file#/pointer: expected X, found Y`, a
+ * missing field and a field of the wrong type told apart.
+ */
+import { ClientError, type ClientErrorCode } from './errors.ts';
+
+/** A configured registry's name: what commands and lock files call it. */
+export const REGISTRY_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+/** An OpenPGP v4 fingerprint, as index-builder/signing.ts gives it. */
+export const FINGERPRINT = /^[0-9A-F]{40}$/;
+
+export function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+export function isNonNegativeInteger(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+export function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** What a value is, for "found ...": a missing field and a field of the wrong type read differently. */
+export function describe(value: unknown): string {
+  if (value === undefined) return 'nothing (the field is missing)';
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  switch (typeof value) {
+    case 'string':
+      return value.length > 80 ? `${JSON.stringify(value.slice(0, 80))}… (a string)` : JSON.stringify(value);
+    case 'number':
+      return `the number ${value}`;
+    case 'boolean':
+      return `the boolean ${value}`;
+    default:
+      return 'an object';
+  }
+}
+
+export const escapePointer = (segment: string): string => segment.replace(/~/g, '~0').replace(/\//g, '~1');
+
+/** Every problem of one file, each as `file#/pointer: expected X, found Y`. */
+export class Problems {
+  readonly #file: string;
+  readonly #code: ClientErrorCode;
+  readonly #lines: string[] = [];
+
+  constructor(file: string, code: ClientErrorCode) {
+    this.#file = file;
+    this.#code = code;
+  }
+
+  add(pointer: string, expected: string, found: string): void {
+    this.#lines.push(`${this.#file}#${pointer}: expected ${expected}, found ${found}`);
+  }
+
+  expect(pointer: string, expected: string, value: unknown): void {
+    this.add(pointer, expected, describe(value));
+  }
+
+  unknownFields(at: string, value: Record<string, unknown>, known: readonly string[]): void {
+    for (const key of Object.keys(value)) {
+      if (!known.includes(key))
+        this.add(
+          `${at}/${escapePointer(key)}`,
+          `only the fields ${known.join(', ')}`,
+          'a field this version does not know',
+        );
+    }
+  }
+
+  count(): number {
+    return this.#lines.length;
+  }
+
+  any(): boolean {
+    return this.#lines.length > 0;
+  }
+
+  error(): ClientError {
+    const [first] = this.#lines;
+    const message =
+      this.#lines.length === 1 && first !== undefined
+        ? first
+        : `${this.#file} has ${this.#lines.length} problems:\n${this.#lines.map((l) => `  ${l}`).join('\n')}`;
+    return new ClientError(this.#code, message);
+  }
+}
