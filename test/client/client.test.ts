@@ -16,8 +16,16 @@ import { parseLockfile } from '../../client/lockfile.ts';
 import type { ClientDirectories } from '../../client/paths.ts';
 import { fixedClock } from '../../index-builder/clock.ts';
 import { sha256Hex } from '../../index-builder/digest.ts';
-import { binKey, binOf, manifestKey, pluginDocumentKey, SNAPSHOT_KEY } from '../../index-builder/layout.ts';
+import {
+  binKey,
+  binOf,
+  manifestKey,
+  pluginDocumentKey,
+  SEARCH_KEY,
+  SNAPSHOT_KEY,
+} from '../../index-builder/layout.ts';
 import { processSubmissions } from '../../index-builder/pipeline/index.ts';
+import { createSigner } from '../../index-builder/signing.ts';
 import type { StoredObject } from '../../index-builder/store.ts';
 import {
   encode,
@@ -73,6 +81,15 @@ afterAll(async () => {
   await close();
   await rm(root, { recursive: true, force: true });
 });
+
+/** plugindex.lock as the tests edit it. */
+interface LockShape {
+  plugins: Record<
+    string,
+    { manifest_sha256: string; publisher: string; artifacts: Record<string, { sha256: string }> }
+  >;
+  registries: Record<string, { key_fingerprint: string; min_generation: number }>;
+}
 
 interface Machine {
   readonly dirs: ClientDirectories;
@@ -159,6 +176,25 @@ describe('when a registry is added', () => {
       withClient(m, (c) => c.addRegistry({ name: 'fp', url: base, pin: { fingerprint: '0'.repeat(40) } })),
     ).rejects.toMatchObject({ name: 'TrustError', code: 'SNAPSHOT_WRONG_KEY' });
     expect((await withClient(m, (c) => c.listRegistries())).map((r) => r.entry.name)).toEqual(['test']);
+  });
+
+  it('refuses the same name with another URL unless forced, then takes the new one', async () => {
+    const m = await machine();
+    await addRegistry(m);
+    const elsewhere = base.replace('127.0.0.1', 'localhost');
+    const pin = { armored: registry.registryKey.publicKey };
+    await expect(
+      withClient(m, (c) => c.addRegistry({ name: 'test', url: elsewhere, pin })),
+    ).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'REGISTRY_EXISTS',
+      message: expect.stringContaining('--force'),
+    });
+    const forced = await withClient(m, (c) =>
+      c.addRegistry({ name: 'test', url: elsewhere, pin, force: true }),
+    );
+    expect(forced.change).toBe('replaced');
+    expect((await withClient(m, (c) => c.listRegistries())).map((r) => r.entry.url)).toEqual([elsewhere]);
   });
 
   it('trusts on first use only when asked, with the fingerprint reported', async () => {
@@ -271,6 +307,71 @@ describe('when a plugin is installed', () => {
     });
     expect(await readFile(m.lockfile)).toEqual(lockBytes);
   });
+
+  it.each([
+    [
+      'a manifest digest',
+      (lock: LockShape) => {
+        (lock.plugins[NAME] as LockShape['plugins'][string]).manifest_sha256 = 'f'.repeat(64);
+      },
+      'LOCK_MISMATCH',
+      'manifest sha256',
+    ],
+    [
+      'a publisher key',
+      (lock: LockShape) => {
+        (lock.plugins[NAME] as LockShape['plugins'][string]).publisher = 'A'.repeat(40);
+      },
+      'LOCK_MISMATCH',
+      'publisher key',
+    ],
+    [
+      'an artifact digest',
+      (lock: LockShape) => {
+        (lock.plugins[NAME]?.artifacts['linux-amd64'] as { sha256: string }).sha256 = 'e'.repeat(64);
+      },
+      'LOCK_MISMATCH',
+      'linux-amd64 artifact',
+    ],
+    [
+      'the registry key',
+      (lock: LockShape) => {
+        (lock.registries.test as LockShape['registries'][string]).key_fingerprint = 'B'.repeat(40);
+      },
+      'LOCK_MISMATCH',
+      'registries/test',
+    ],
+    [
+      'a generation the registry has not reached',
+      (lock: LockShape) => {
+        (lock.registries.test as LockShape['registries'][string]).min_generation = 1_000_000;
+      },
+      'SNAPSHOT_ROLLBACK',
+      'the lowest',
+    ],
+  ])(
+    'refuses a lock whose %s differs from what the registry signs, naming the entry',
+    async (_what, edit, code, names) => {
+      const m = await machine();
+      await addRegistry(m);
+      await withClient(m, (c) =>
+        c.install({ requests: [`${NAME}@1.0.0`], dir: m.dir, lockfile: m.lockfile }),
+      );
+      await rm(m.dir, { recursive: true });
+      const lock = JSON.parse(await readFile(m.lockfile, 'utf8')) as LockShape;
+      edit(lock);
+      await writeFile(m.lockfile, JSON.stringify(lock));
+      const error = await withClient(m, (c) =>
+        c.install({ requests: [], dir: m.dir, lockfile: m.lockfile }),
+      ).catch((e: unknown) => e);
+      expect(error).toMatchObject({ code, message: expect.stringContaining(names) });
+      expect(
+        (error as { refusal?: boolean; name: string }).name === 'TrustError' ||
+          (error as { refusal?: boolean }).refusal,
+      ).toBe(true);
+      expect(await exists(m.dir)).toBe(false);
+    },
+  );
 
   it('installs what a lock made for another platform holds (every platform is in the lock)', async () => {
     const m = await machine();
@@ -422,6 +523,42 @@ describe('when what is served was tampered with', () => {
       await expectNothingInstalledThenHonest();
     },
   );
+
+  it('refuses a modified search.json, and searches again once it is honest', async () => {
+    await tampered(SEARCH_KEY, flipLast, async () => {
+      await expect(withClient(m, (c) => c.search({ terms: ['demo'] }))).rejects.toMatchObject({
+        name: 'TrustError',
+        code: 'DOCUMENT_MISMATCH',
+      });
+    });
+    expect((await withClient(m, (c) => c.search({ terms: ['demo-plugin'] }))).length).toBe(1);
+  });
+
+  it('refuses a snapshot signed by another key (a registry re-keyed without a rotation the client follows)', async () => {
+    const other = await createSigner((await testKey('another')).secretKey);
+    const snapshot = registry.site.objects.get(SNAPSHOT_KEY) as StoredObject;
+    const signature = registry.site.objects.get(`${SNAPSHOT_KEY}.asc`) as StoredObject;
+    const rekeyed = JSON.parse(new TextDecoder().decode(snapshot.body)) as {
+      key_fingerprint: string;
+      generation: number;
+    };
+    rekeyed.key_fingerprint = other.fingerprint;
+    rekeyed.generation += 1;
+    const body = encode(JSON.stringify(rekeyed));
+    registry.site.objects.set(SNAPSHOT_KEY, { ...snapshot, body, size: body.byteLength, etag: '"rekeyed"' });
+    registry.site.objects.set(`${SNAPSHOT_KEY}.asc`, {
+      ...signature,
+      body: encode(await other.sign(body)),
+      etag: '"rekeyed-asc"',
+    });
+    try {
+      await expect(install()).rejects.toMatchObject({ name: 'TrustError', code: 'SNAPSHOT_BAD_SIGNATURE' });
+    } finally {
+      registry.site.objects.set(SNAPSHOT_KEY, snapshot);
+      registry.site.objects.set(`${SNAPSHOT_KEY}.asc`, signature);
+    }
+    await expectNothingInstalledThenHonest();
+  });
 
   it('refuses an expired snapshot (a frozen registry or mirror)', async () => {
     await expect(install({ clock: new Date('2027-06-01T00:00:00Z') })).rejects.toMatchObject({
