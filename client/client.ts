@@ -41,6 +41,7 @@ import {
   withEnabled,
   withInstalledVersion,
   withoutInstalled,
+  withVerification,
 } from './installed.ts';
 import {
   EMPTY_LOCKFILE,
@@ -728,6 +729,7 @@ class Client implements PlugindexClient {
       manifest_sha256: version.manifest_sha256,
       publisher: version.publisher,
       installed: this.#clock.now().toISOString(),
+      verified: this.#clock.now().toISOString(),
       artifacts: { [key]: { path: relative, sha256: artifact.sha256, size: artifact.size_bytes } },
       ...(version.yanked ? { yanked: true } : {}),
       ...(version.deprecated ? { deprecated: true } : {}),
@@ -859,6 +861,21 @@ class Client implements PlugindexClient {
         }
       }
     }
+    // What was found goes into installed.json, where a host reads it.
+    const now = this.#clock.now().toISOString();
+    await tree.update(async (current) => ({
+      installed: findings.reduce(
+        (next, f) =>
+          withVerification(
+            next,
+            f.name,
+            f.version,
+            f.ok ? { verified: now } : { problem: { code: f.code ?? '', message: f.message ?? '' } },
+          ),
+        current,
+      ),
+      result: undefined,
+    }));
     return findings;
   }
 

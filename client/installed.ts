@@ -13,7 +13,7 @@
  *       "versions": {
  *         "1.2.0": {
  *           "registry": "community", "registry_key": "<fingerprint>", "manifest_sha256": "<hex>",
- *           "publisher": "<fingerprint>", "installed": "2026-12-02T10:00:00.000Z",
+ *           "publisher": "<fingerprint>", "installed": "2026-12-02T10:00:00.000Z", "verified": "2026-12-02T10:00:00.000Z",
  *           "artifacts": { "linux-amd64": { "path": "kubecost-lens/1.2.0/linux-amd64/kubecost-lens", "sha256": "<hex>", "size": 123 } }
  *         }
  *       }
@@ -44,6 +44,10 @@ export interface InstalledVersion {
   readonly artifacts: Readonly<Record<string, InstalledArtifact>>;
   readonly yanked?: boolean;
   readonly deprecated?: boolean;
+  /** When its files and signature chain last checked out: at install, and at each `plugindex verify`. */
+  readonly verified?: string;
+  /** Why the last `plugindex verify` refused it (absent once it verifies again): a host should not run it. */
+  readonly problem?: { readonly code: string; readonly message: string };
 }
 
 export interface InstalledPlugin {
@@ -181,6 +185,33 @@ export function withoutInstalled(
     plugins[name] = { ...plugin, current, versions: left };
   }
   return { installed: { ...installed, plugins }, removed };
+}
+
+/**
+ * Records what `plugindex verify` found for one installed version: when it checked out, or why not. Keeps
+ * the same object when nothing changes.
+ */
+export function withVerification(
+  installed: InstalledFile,
+  name: string,
+  version: string,
+  outcome:
+    | { readonly verified: string }
+    | { readonly problem: { readonly code: string; readonly message: string } },
+): InstalledFile {
+  const plugin = installed.plugins[name];
+  const record = plugin?.versions[version];
+  if (!plugin || !record) return installed;
+  const { problem: _problem, ...rest } = record;
+  const next: InstalledVersion =
+    'verified' in outcome ? { ...rest, verified: outcome.verified } : { ...rest, problem: outcome.problem };
+  return {
+    ...installed,
+    plugins: {
+      ...installed.plugins,
+      [name]: { ...plugin, versions: { ...plugin.versions, [version]: next } },
+    },
+  };
 }
 
 /** @throws ClientError NOT_INSTALLED naming what is installed. */
