@@ -14,6 +14,11 @@ export function sortVersionsDescending<T extends Versioned>(records: readonly T[
   return [...records].sort((a, b) => semver.rcompare(a.version, b.version));
 }
 
+/** Ascending SemVer precedence, for sorting (build metadata ignored). */
+export function compareVersions(a: string, b: string): number {
+  return semver.compare(a, b);
+}
+
 export function isPrerelease(version: string): boolean {
   return semver.prerelease(version) !== null;
 }

@@ -1,0 +1,56 @@
+/**
+ * What the consumer's operations share, as the composition root (client.ts) wires it: the cache, the clock,
+ * the platform, the fetcher, the install folders, and the registries read through their sessions. The
+ * install (install.ts) and the installed tree's upkeep (maintain.ts) take it rather than the whole client.
+ */
+import type { Clock } from '../index-builder/clock.ts';
+import type { PluginDocument } from '../index-builder/model.ts';
+import type { ContentCache } from './disk/cache.ts';
+import type { InstallTree, TrustRecord } from './disk/state.ts';
+import type { Fetcher } from './fetcher.ts';
+import type { Platform } from './resolve.ts';
+import type { RegistrySession } from './session.ts';
+
+export interface ProgressEvent {
+  readonly name: string;
+  readonly received: number;
+  readonly total: number;
+}
+
+export interface ClientContext {
+  readonly cache: ContentCache;
+  readonly clock: Clock;
+  /** Never touch the network. */
+  readonly offline: boolean;
+  /** The platform installs default to. */
+  readonly platform: Platform;
+  readonly fetcher: Fetcher;
+  readonly onProgress: ((event: ProgressEvent) => void) | undefined;
+  /** The install folder `dir` (default `<data>/plugins`). */
+  tree(dir: string | undefined): InstallTree;
+  /**
+   * The first registry by priority that lists the plugin (or the one named), with its verified document.
+   * @throws ClientError PLUGIN_NOT_FOUND naming the registries asked.
+   */
+  find(
+    name: string,
+    registry: string | undefined,
+  ): Promise<{ readonly session: RegistrySession; readonly document: PluginDocument }>;
+  /** A registry's pinned key and trust state. */
+  trust(registry: string): Promise<TrustRecord | undefined>;
+}
+
+/**
+ * The signature checks (openpgp) and the session over them, loaded when a registry or a signature is first
+ * read: an install that already matches its lock never reads one, and starts without their ~80 ms.
+ */
+export const loadTrust = () =>
+  Promise.all([
+    import('../index-builder/signing.ts'),
+    import('../index-builder/verify.ts'),
+    import('./session.ts'),
+  ]).then(([signing, verify, session]) => ({
+    readPublicKey: signing.readPublicKey,
+    verifyManifest: verify.verifyManifest,
+    RegistrySession: session.RegistrySession,
+  }));

@@ -1,0 +1,246 @@
+/**
+ * The installed tree's upkeep: what installed.json holds (list, with what is outdated), removal (files,
+ * record, lock entry, and with `clean` the cached downloads), the spec's enable/disable, and `verify`:
+ * every installed file rehashed against its record and the lock, its manifest's signature checked again by
+ * the pinned key, and what was found written back where a host reads it.
+ */
+import { TrustError } from '../index-builder/errors.ts';
+import { compareVersions, sortVersionsDescending } from '../index-builder/versions.ts';
+import { type ClientContext, loadTrust } from './context.ts';
+import { readIfExists, readTextIfExists } from './disk/atomic.ts';
+import { type InstallTree, readLockfile, writeLockfile } from './disk/state.ts';
+import { ClientError } from './errors.ts';
+import {
+  type InstalledFile,
+  type InstalledVersion,
+  withEnabled,
+  withoutInstalled,
+  withVerification,
+} from './installed.ts';
+import { type Lockfile, withoutPlugin } from './lockfile.ts';
+import { resolvePlugin } from './resolve.ts';
+
+export interface ListedPlugin {
+  readonly name: string;
+  readonly current: string;
+  readonly versions: readonly string[];
+  readonly enabled: boolean;
+  readonly registry: string;
+  readonly platforms: readonly string[];
+  readonly yanked: boolean;
+  readonly deprecated: boolean;
+  /** With `outdated`: what the requested spec resolves to now, and the latest. */
+  readonly wanted?: string;
+  readonly latest?: string | null;
+}
+
+export interface VerifyFinding {
+  readonly name: string;
+  readonly version: string;
+  readonly ok: boolean;
+  /** The refusal's code and message when not ok. */
+  readonly code?: string;
+  readonly message?: string;
+}
+
+export function readInstalled(ctx: ClientContext, options: { dir?: string }): Promise<InstalledFile> {
+  return ctx.tree(options.dir).read();
+}
+
+export async function listInstalled(
+  ctx: ClientContext,
+  options: {
+    dir?: string;
+    outdated?: boolean;
+    lockfile?: string;
+    apiVersion?: string;
+  },
+): Promise<ListedPlugin[]> {
+  const installed = await ctx.tree(options.dir).read();
+  const lock = options.lockfile ? await readLockfile(options.lockfile) : undefined;
+  const rows: ListedPlugin[] = [];
+  for (const [name, plugin] of Object.entries(installed.plugins).sort(([a], [b]) => a.localeCompare(b))) {
+    const current = plugin.versions[plugin.current] as InstalledVersion;
+    const row: ListedPlugin = {
+      name,
+      current: plugin.current,
+      versions: sortVersionsDescending(
+        Object.keys(plugin.versions).map((v) => ({ version: v, yanked: false })),
+      ).map((r) => r.version),
+      enabled: plugin.enabled,
+      registry: current.registry,
+      platforms: Object.keys(current.artifacts).sort(),
+      yanked: current.yanked ?? false,
+      deprecated: current.deprecated ?? false,
+    };
+    if (!options.outdated) {
+      rows.push(row);
+      continue;
+    }
+    const { document } = await ctx.find(name, current.registry);
+    const requested = lock?.plugins[name]?.requested ?? 'latest';
+    const versionNow = document.versions.find((v) => v.version === plugin.current);
+    let wanted: string | undefined;
+    try {
+      wanted = resolvePlugin(document, {
+        spec: requested,
+        platform: ctx.platform,
+        apiVersion: options.apiVersion ?? 'v1',
+      }).version.version;
+    } catch (error) {
+      if (!(error instanceof ClientError)) throw error;
+    }
+    rows.push({
+      ...row,
+      yanked: versionNow?.yanked ?? row.yanked,
+      deprecated: versionNow?.deprecated ?? row.deprecated,
+      ...(wanted ? { wanted } : {}),
+      latest: document.latest_version,
+    });
+  }
+  return rows;
+}
+
+export async function removeInstalled(
+  ctx: ClientContext,
+  request: string,
+  options: { dir?: string; clean?: boolean; lockfile?: string },
+): Promise<readonly string[]> {
+  const at = request.lastIndexOf('@');
+  const name = at > 0 ? request.slice(0, at) : request;
+  const version = at > 0 ? request.slice(at + 1) : undefined;
+  const tree = ctx.tree(options.dir);
+  const removed = await tree.update(async (installed) => {
+    const plugin = installed.plugins[name];
+    const result = withoutInstalled(installed, name, version, compareVersions);
+    const blobs = result.removed.flatMap((v) =>
+      Object.values(plugin?.versions[v]?.artifacts ?? {}).map((a) => a.sha256),
+    );
+    return {
+      installed: result.installed,
+      result: { versions: result.removed, blobs, gone: !result.installed.plugins[name] },
+    };
+  });
+  for (const v of removed.versions) await tree.removeVersion(name, v);
+  if (options.clean) for (const blob of removed.blobs) await ctx.cache.removeBlob(blob);
+  if (removed.gone && options.lockfile) {
+    const lock = await readLockfile(options.lockfile);
+    if (lock) await writeLockfile(options.lockfile, withoutPlugin(lock, name));
+  }
+  return removed.versions;
+}
+
+export async function setEnabled(
+  ctx: ClientContext,
+  name: string,
+  enabled: boolean,
+  options: { dir?: string },
+): Promise<void> {
+  await ctx.tree(options.dir).update(async (installed) => ({
+    installed: withEnabled(installed, name, enabled),
+    result: undefined,
+  }));
+}
+
+/**
+ * Rehashes every installed file against its record and the lock, and rechecks the signature chain that
+ * installed it (the manifest beside it, signed by the pinned key, naming the same artifact). Offline.
+ */
+export async function verifyInstalled(
+  ctx: ClientContext,
+  options: { dir?: string; lockfile?: string },
+): Promise<VerifyFinding[]> {
+  const tree = ctx.tree(options.dir);
+  const installed = await tree.read();
+  const lock = options.lockfile ? await readLockfile(options.lockfile) : undefined;
+  const findings: VerifyFinding[] = [];
+  for (const [name, plugin] of Object.entries(installed.plugins)) {
+    for (const [version, record] of Object.entries(plugin.versions)) {
+      try {
+        await verifyOne(ctx, tree, name, version, record, lock, options.lockfile ?? '');
+        findings.push({ name, version, ok: true });
+      } catch (error) {
+        if (!(error instanceof ClientError || error instanceof TrustError)) throw error;
+        findings.push({ name, version, ok: false, code: error.code, message: error.message });
+      }
+    }
+  }
+  // What was found goes into installed.json, where a host reads it.
+  const now = ctx.clock.now().toISOString();
+  await tree.update(async (current) => ({
+    installed: findings.reduce(
+      (next, f) =>
+        withVerification(
+          next,
+          f.name,
+          f.version,
+          f.ok ? { verified: now } : { problem: { code: f.code ?? '', message: f.message ?? '' } },
+        ),
+      current,
+    ),
+    result: undefined,
+  }));
+  return findings;
+}
+
+async function verifyOne(
+  ctx: ClientContext,
+  tree: InstallTree,
+  name: string,
+  version: string,
+  record: InstalledVersion,
+  lock: Lockfile | undefined,
+  lockfile: string,
+): Promise<void> {
+  for (const [platform, artifact] of Object.entries(record.artifacts)) {
+    const actual = await tree.hashFile(artifact.path);
+    if (!actual)
+      throw new ClientError(
+        'INSTALLED_MODIFIED',
+        `${tree.path(artifact.path)} is missing (${name}@${version} ${platform})`,
+      );
+    if (actual.sha256 !== artifact.sha256 || actual.size !== artifact.size)
+      throw new ClientError(
+        'INSTALLED_MODIFIED',
+        `${tree.path(artifact.path)}: sha256 ${actual.sha256} (${actual.size} bytes), installed as ${artifact.sha256} (${artifact.size} bytes)`,
+      );
+    const locked = lock?.plugins[name];
+    if (locked && locked.version === version) {
+      const lockedArtifact = locked.artifacts[platform];
+      if (locked.manifest_sha256 !== record.manifest_sha256 || lockedArtifact?.sha256 !== artifact.sha256)
+        throw new ClientError(
+          'LOCK_MISMATCH',
+          `${lockfile}: plugins/${name} locks manifest ${locked.manifest_sha256} and ${platform} ${lockedArtifact?.sha256 ?? '(none)'}, installed are ${record.manifest_sha256} and ${artifact.sha256}`,
+        );
+    }
+  }
+  const trust = await ctx.trust(record.registry);
+  if (!trust || trust.fingerprint !== record.registry_key)
+    throw new TrustError(
+      'SNAPSHOT_WRONG_KEY',
+      `${name}@${version} was installed through key ${record.registry_key}, but ${record.registry} is pinned to ${trust?.fingerprint ?? 'nothing'} now`,
+    );
+  const manifestPath = `${name}/${version}/manifest.json`;
+  const manifestBytes = await readIfExists(tree.path(manifestPath));
+  const signature = await readTextIfExists(tree.path(`${manifestPath}.asc`));
+  if (manifestBytes === undefined || signature === undefined)
+    throw new ClientError('INSTALLED_MODIFIED', `${tree.path(manifestPath)} or its .asc is missing`);
+  const { readPublicKey, verifyManifest } = await loadTrust();
+  const key = await readPublicKey(trust.armoredKey);
+  await verifyManifest({
+    name,
+    version: {
+      version,
+      manifest_sha256: record.manifest_sha256,
+      manifest_size: manifestBytes.byteLength,
+      artifacts: Object.entries(record.artifacts).map(([platform, a]) => {
+        const [os = '', arch = ''] = platform.split('-');
+        return { os, arch, sha256: a.sha256 };
+      }),
+    },
+    manifest: manifestBytes,
+    signature,
+    key: key.key,
+    url: tree.path(manifestPath),
+  });
+}
