@@ -18,11 +18,11 @@
 import { ClientError } from './errors.ts';
 import {
   compareStrings,
-  describe,
   FINGERPRINT,
   isNonNegativeInteger,
   isObject,
   Problems,
+  parseJsonObject,
   REGISTRY_NAME,
 } from './json-input.ts';
 
@@ -97,17 +97,7 @@ const AUTH_FIELDS: Readonly<Record<RegistryAuth['type'], readonly string[]>> = {
  */
 export function parseClientConfig(text: string, file: string): ClientConfig {
   const problems = new Problems(file, 'CLIENT_CONFIG_INVALID');
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    problems.add('', 'a JSON document', `text that is not JSON (${(error as Error).message})`);
-    throw problems.error();
-  }
-  if (!isObject(value)) {
-    problems.add('', 'a JSON object', describe(value));
-    throw problems.error();
-  }
+  const value = parseJsonObject(text, problems);
   // A config of another schema means other fields: checking them against this one would only be noise.
   if (value.schema !== CLIENT_CONFIG_SCHEMA) {
     problems.expect(

@@ -88,3 +88,19 @@ export class Problems {
     return new ClientError(this.#code, message);
   }
 }
+
+/** The file's top-level JSON object. @throws ClientError (the Problems' code) when it is not JSON or not an object. */
+export function parseJsonObject(text: string, problems: Problems): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    problems.add('', 'a JSON document', `text that is not JSON (${(error as Error).message})`);
+    throw problems.error();
+  }
+  if (!isObject(value)) {
+    problems.expect('', 'a JSON object', value);
+    throw problems.error();
+  }
+  return value;
+}

@@ -29,6 +29,7 @@ import {
   isNonNegativeInteger,
   isObject,
   Problems,
+  parseJsonObject,
   REGISTRY_NAME,
 } from './json-input.ts';
 
@@ -95,17 +96,7 @@ const ARTIFACT_FIELDS = ['sha256', 'size'] as const;
  */
 export function parseLockfile(text: string, file: string): Lockfile {
   const problems = new Problems(file, 'LOCKFILE_INVALID');
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    problems.add('', 'a JSON document', `text that is not JSON (${(error as Error).message})`);
-    throw problems.error();
-  }
-  if (!isObject(value)) {
-    problems.expect('', 'a JSON object', value);
-    throw problems.error();
-  }
+  const value = parseJsonObject(text, problems);
   // A lock of another version means other fields: checking them against this one would only be noise.
   if (!LOCKFILE_VERSIONS.includes(value.lockfile_version as number)) {
     problems.expect(

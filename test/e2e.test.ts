@@ -4,7 +4,7 @@
  * against the reference PulumiCost registry schema.
  */
 
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -17,6 +17,7 @@ import type { PluginDocument, SnapshotDocument } from '../index-builder/model.ts
 import { readPublicKey, verifyDetachedSignature } from '../index-builder/signing.ts';
 import { gpgKeyring } from './support/gpg.ts';
 import { PULUMICOST_SPEC } from './support/reference.ts';
+import { freePort, type ServingRegistry, startServe } from './support/serve.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const BIN = path.join(ROOT, 'cli/bin.mjs');
@@ -32,23 +33,12 @@ async function plugindex(...args: string[]): Promise<{ code: number; stdout: str
   }
 }
 
-async function freePort(): Promise<number> {
-  const net = await import('node:net');
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
-
 describe('when a publisher ships a plugin to a local registry', () => {
   const work = mkdtempSync(path.join(tmpdir(), 'plugindex-e2e-'));
   const registryDir = path.join(work, 'registry');
   let port = 0;
   let base = '';
-  let server: ChildProcess | undefined;
+  let server: ServingRegistry | undefined;
 
   beforeAll(async () => {
     port = await freePort();
@@ -56,7 +46,7 @@ describe('when a publisher ships a plugin to a local registry', () => {
   });
 
   afterAll(async () => {
-    server?.kill('SIGTERM');
+    await server?.stop();
     rmSync(work, { recursive: true, force: true });
   });
 
@@ -126,21 +116,7 @@ describe('when a publisher ships a plugin to a local registry', () => {
   });
 
   it('serves the registry over HTTP with the spec endpoints', async () => {
-    server = spawn(
-      process.execPath,
-      [BIN, 'serve', '--registry', registryDir, '--port', String(port), '--no-watch'],
-      { cwd: ROOT, stdio: 'pipe' },
-    );
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('serve did not start')), 20_000);
-      server?.stdout?.on('data', (chunk: Buffer) => {
-        if (chunk.toString().includes('serving')) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      server?.on('exit', (code) => reject(new Error(`serve exited with ${code}`)));
-    });
+    server = await startServe(registryDir, port);
     const list = await fetch(`${base}/plugins`);
     expect(list.status).toBe(200);
     expect(list.headers.get('content-type')).toContain('application/json');

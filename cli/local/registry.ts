@@ -9,9 +9,10 @@
  *   DIR/state/                    internal state (catalog)
  *   DIR/public/                   the published tree, served as static files
  */
-import { chmod, mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { FsStore } from '../../adapters/fs-store.ts';
+import { withLockFile } from '../../client/disk/atomic.ts';
 import { systemClock } from '../../index-builder/clock.ts';
 import { parseRegistryConfig, type RegistryConfig, readConfigJson } from '../../index-builder/config.ts';
 import { type PipelineContext, rebuildRegistry } from '../../index-builder/pipeline/index.ts';
@@ -104,43 +105,9 @@ export async function initRegistry(
  * An exclusive lock on the registry, so `publish` and a running `serve --watch` never rebuild at once
  * (the local stand-in for the single-consumer queue of the AWS deployment).
  */
-export async function withRegistryLock<T>(
-  dir: string,
-  work: () => Promise<T>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const lockFile = path.join(dir, '.lock');
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const handle = await open(lockFile, 'wx');
-      await handle.writeFile(String(process.pid));
-      await handle.close();
-      break;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      const holder = Number(await readFile(lockFile, 'utf8').catch(() => ''));
-      if (Number.isInteger(holder) && holder > 0 && !isAlive(holder)) {
-        await rm(lockFile, { force: true }); // left behind by a process that died
-        continue;
-      }
-      if (Date.now() > deadline)
-        throw new CliError('LOCKED', `registry ${dir} is busy (lock held by process ${holder})`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
-  try {
-    return await work();
-  } finally {
-    await rm(lockFile, { force: true });
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
+export function withRegistryLock<T>(dir: string, work: () => Promise<T>, timeoutMs = 30_000): Promise<T> {
+  return withLockFile(path.join(dir, '.lock'), work, {
+    timeoutMs,
+    busy: (holder) => new CliError('LOCKED', `registry ${dir} is busy (lock held by process ${holder})`),
+  });
 }

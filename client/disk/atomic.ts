@@ -68,16 +68,16 @@ function processAlive(pid: number): boolean {
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
- * Runs `fn` holding `<target>.lock`. A lock whose PID is no longer running is stale (a killed install) and
- * is broken; a live one is waited for, up to `timeoutMs`.
- * @throws ClientError INSTALL_BUSY naming the lock file and the PID holding it.
+ * Runs `fn` holding the lock file `lock` (O_EXCL, holding this PID). A lock whose PID is no longer running
+ * is stale (a killed process) and is broken; a live one is waited for, up to `timeoutMs`, then `busy`
+ * names the holder. The client locks `<target>.lock` beside what it edits; the local registry locks its
+ * folder with the same code.
  */
-export async function withFileLock<T>(
-  target: string,
+export async function withLockFile<T>(
+  lock: string,
   fn: () => Promise<T>,
-  options: { readonly timeoutMs?: number } = {},
+  options: { readonly timeoutMs?: number; readonly busy: (holder: string) => Error },
 ): Promise<T> {
-  const lock = `${target}.lock`;
   const deadline = Date.now() + (options.timeoutMs ?? 30_000);
   await mkdir(dirname(lock), { recursive: true });
   for (let wait = 5; ; wait = Math.min(wait * 2, 200)) {
@@ -94,11 +94,7 @@ export async function withFileLock<T>(
         await rm(lock, { force: true });
         continue;
       }
-      if (Date.now() > deadline)
-        throw new ClientError(
-          'INSTALL_BUSY',
-          `${lock} is held by process ${Number.isInteger(holder) ? holder : '(unknown)'}; another plugindex is installing here`,
-        );
+      if (Date.now() > deadline) throw options.busy(Number.isInteger(holder) ? String(holder) : '(unknown)');
       await sleep(wait);
     }
   }
@@ -107,4 +103,19 @@ export async function withFileLock<T>(
   } finally {
     await rm(lock, { force: true });
   }
+}
+
+/**
+ * Runs `fn` holding `<target>.lock`, so two processes editing `target` take turns.
+ * @throws ClientError INSTALL_BUSY naming the lock file and the PID holding it.
+ */
+export function withFileLock<T>(target: string, fn: () => Promise<T>): Promise<T> {
+  const lock = `${target}.lock`;
+  return withLockFile(lock, fn, {
+    busy: (holder) =>
+      new ClientError(
+        'INSTALL_BUSY',
+        `${lock} is held by process ${holder}; another plugindex is installing here`,
+      ),
+  });
 }

@@ -4,9 +4,8 @@
  * (0 done, 1 not found or failed, 2 usage, 3 refused by a trust check), `--json` on every command, and
  * `install --frozen` with the server stopped.
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -14,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initRegistry } from '../../cli/local/registry.ts';
 import { main } from '../../cli/main.ts';
 import { encode, makeBundle, validManifest } from '../support/fixtures.ts';
+import { type ServingRegistry, startServe } from '../support/serve.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const BIN = path.join(ROOT, 'cli/bin.mjs');
@@ -24,7 +24,7 @@ const TOOL = encode('#!/bin/sh\necho cli-demo\n');
 let work: string;
 let registryDir: string;
 let base: string;
-let server: ChildProcess | undefined;
+let served: ServingRegistry | undefined;
 let keyFile: string;
 let homes = 0;
 
@@ -59,40 +59,13 @@ async function home(): Promise<(...args: string[]) => Promise<Result>> {
 }
 
 async function startServer(): Promise<void> {
-  const port = await new Promise<number>((resolve) => {
-    const probe = createServer();
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      probe.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-  server = spawn(
-    process.execPath,
-    [BIN, 'serve', '--registry', registryDir, '--port', String(port), '--no-watch'],
-    {
-      stdio: 'pipe',
-    },
-  );
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('serve did not start')), 20_000);
-    server?.stdout?.on('data', (chunk: Buffer) => {
-      if (chunk.toString().includes('serving')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-  });
-  base = `http://127.0.0.1:${port}`;
+  served = await startServe(registryDir);
+  base = served.url;
 }
 
 async function stopServer(): Promise<void> {
-  const child = server;
-  server = undefined;
-  if (!child || child.exitCode !== null) return;
-  await new Promise<void>((resolve) => {
-    child.once('exit', () => resolve());
-    child.kill('SIGTERM');
-  });
+  await served?.stop();
+  served = undefined;
 }
 
 beforeAll(async () => {
