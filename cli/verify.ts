@@ -12,16 +12,19 @@ import { TrustedSnapshot } from '../client/trusted-snapshot.ts';
 import { fixedClock, systemClock } from '../index-builder/clock.ts';
 import { createSha256 } from '../index-builder/digest.ts';
 import { TrustError } from '../index-builder/errors.ts';
-import { binOfKey, SNAPSHOT_KEY, signatureKey } from '../index-builder/layout.ts';
+import { binOfKey, SIGNED_SNAPSHOT_KEY, SNAPSHOT_KEY, signatureKey } from '../index-builder/layout.ts';
 import type { ArtifactRecord, BinDocument, SnapshotDocument } from '../index-builder/model.ts';
 import { readPublicKey } from '../index-builder/signing.ts';
-import { verifyManifest } from '../index-builder/verify.ts';
+import { openSignedSnapshot, verifyManifest } from '../index-builder/verify.ts';
 
 /** Largest document fetched; a hostile server cannot make the client read without end. */
 const MAX_DOCUMENT_BYTES = 256 * 1024 * 1024;
 
-async function fetchBytes(url: string): Promise<Uint8Array> {
+async function fetchBytes(url: string): Promise<Uint8Array>;
+async function fetchBytes(url: string, options: { missing: 'undefined' }): Promise<Uint8Array | undefined>;
+async function fetchBytes(url: string, options?: { missing: 'undefined' }): Promise<Uint8Array | undefined> {
   const response = await fetch(url);
+  if (response.status === 404 && options) return undefined;
   if (!response.ok) throw new TrustError('DOCUMENT_NOT_LISTED', `GET ${url}: HTTP ${response.status}`);
   const declared = Number(response.headers.get('content-length') ?? '0');
   if (declared > MAX_DOCUMENT_BYTES)
@@ -81,8 +84,19 @@ async function fetchSnapshot(
     const fresh = `${Date.now().toString(36)}-${attempt}`;
     const body = await fetchBytes(`${base}/${SNAPSHOT_KEY}?v=${fresh}`);
     const signature = text(await fetchBytes(`${base}/${signatureKey(SNAPSHOT_KEY)}?v=${fresh}`));
+    // What installing clients read instead of the pair must say the same (registries from before it: none).
+    const envelope = await fetchBytes(`${base}/${SIGNED_SNAPSHOT_KEY}?v=${fresh}`, { missing: 'undefined' });
     try {
-      return await verify(body, signature);
+      const snapshot = await verify(body, signature);
+      if (envelope) {
+        const signed = openSignedSnapshot(envelope);
+        if (text(signed.snapshot) !== text(body) || signed.signature !== signature)
+          throw new TrustError(
+            'SNAPSHOT_BAD_SIGNATURE',
+            `${SIGNED_SNAPSHOT_KEY} does not hold snapshot.json and its signature`,
+          );
+      }
+      return snapshot;
     } catch (error) {
       const retry = error instanceof TrustError && error.code === 'SNAPSHOT_BAD_SIGNATURE';
       if (!retry || attempt >= SNAPSHOT_ATTEMPTS) throw error;

@@ -17,6 +17,7 @@ import {
   manifestKey,
   pluginDocumentKey,
   SEARCH_KEY,
+  SIGNED_SNAPSHOT_KEY,
   SNAPSHOT_KEY,
   signatureKey,
 } from '../index-builder/layout.ts';
@@ -27,9 +28,9 @@ import type {
   SnapshotDocument,
   VersionRecord,
 } from '../index-builder/model.ts';
-import { verifyManifest } from '../index-builder/verify.ts';
+import { openSignedSnapshot, verifyManifest } from '../index-builder/verify.ts';
 import type { RegistryEntry } from './config.ts';
-import type { ContentCache } from './disk/cache.ts';
+import type { CachedSnapshot, ContentCache } from './disk/cache.ts';
 import type { TrustRecord } from './disk/state.ts';
 import { ClientError } from './errors.ts';
 import { type Endpoint, type Fetcher, UNLISTED_LIMITS } from './fetcher.ts';
@@ -68,6 +69,17 @@ export interface VerifiedManifest {
   readonly signature: string;
 }
 
+interface SnapshotRequest {
+  readonly version?: string;
+  readonly etag?: string;
+}
+interface Fetched {
+  readonly body: Uint8Array;
+  readonly signature: string;
+  readonly etag?: string;
+}
+type FetchedSnapshot = Fetched | 'not-modified';
+
 export class RegistrySession {
   readonly entry: RegistryEntry;
   readonly endpoint: Endpoint;
@@ -76,6 +88,8 @@ export class RegistrySession {
   readonly #deps: SessionDeps;
   readonly #trusted: TrustedSnapshot;
   #report: SnapshotReport | undefined;
+  /** Set once the registry answered 404 for `snapshot.signed.json` (published before it existed). */
+  #pairOnly = false;
 
   constructor(entry: RegistryEntry, endpoint: Endpoint, key: Key, trust: TrustRecord, deps: SessionDeps) {
     this.entry = entry;
@@ -143,43 +157,74 @@ export class RegistrySession {
     return this.#report;
   }
 
+  /**
+   * The registry's current snapshot: `snapshot.signed.json`, the snapshot and its signature in one request
+   * (with the cached ETag, so an unchanged registry answers 304); from a registry that does not publish it
+   * (404), the pair `snapshot.json` and `.asc`. A signature that does not verify is asked for again past
+   * every cache (a fresh `?v=`): the pair may straddle a publish, and a cache may hold a damaged copy.
+   */
   async #fetchSnapshot(
-    cached: { bytes: Uint8Array; signature: string; etag?: string } | undefined,
+    cached: CachedSnapshot | undefined,
   ): Promise<{ body: Uint8Array; signature: string; etag?: string; changed: boolean }> {
-    const { fetcher } = this.#deps;
     for (let attempt = 1; ; attempt++) {
-      // After a failed attempt: no ETag and a fresh ?v=, past every cache to the origin.
-      const fresh = attempt > 1 ? { version: `${Date.now().toString(36)}-${attempt}` } : {};
-      const conditional = attempt === 1 && cached?.etag ? { etag: cached.etag } : {};
-      const response = await fetcher.document(this.endpoint, {
-        path: SNAPSHOT_KEY,
-        maxBytes: UNLISTED_LIMITS.snapshot,
-        ...fresh,
-        ...conditional,
-      });
-      let body: Uint8Array;
-      let signature: string;
-      let changed: boolean;
-      if (response.status === 304 && cached) {
-        body = cached.bytes;
-        signature = cached.signature;
-        changed = false;
-      } else if (response.status === 200) {
-        body = response.bytes;
-        changed = !cached || sha256Hex(body) !== sha256Hex(cached.bytes);
-        signature = changed
-          ? await this.#text(signatureKey(SNAPSHOT_KEY), UNLISTED_LIMITS.signature, sha256Hex(body))
-          : (cached as { signature: string }).signature;
-      } else continue;
+      const request: SnapshotRequest =
+        attempt > 1
+          ? { version: `${Date.now().toString(36)}-${attempt}` }
+          : cached?.etag
+            ? { etag: cached.etag }
+            : {};
+      let fetched: FetchedSnapshot;
+      if (this.#pairOnly) fetched = await this.#fetchPair(request, cached);
+      else {
+        try {
+          fetched = await this.#fetchSigned(request);
+        } catch (error) {
+          if (!(error instanceof ClientError && error.code === 'FETCH_NOT_FOUND')) throw error;
+          this.#pairOnly = true;
+          fetched = await this.#fetchPair(request, cached);
+        }
+      }
+      const current = fetched === 'not-modified' ? (cached as CachedSnapshot) : undefined;
+      const body = current?.bytes ?? (fetched as Fetched).body;
+      const signature = current?.signature ?? (fetched as Fetched).signature;
+      const etag = current ? cached?.etag : (fetched as Fetched).etag;
+      const changed = !current && (!cached || sha256Hex(body) !== sha256Hex(cached.bytes));
       try {
         await this.#trusted.updateSnapshot(body, signature);
-        const etag = response.status === 200 ? response.etag : cached?.etag;
         return { body, signature, changed, ...(etag ? { etag } : {}) };
       } catch (error) {
         const retry = error instanceof TrustError && error.code === 'SNAPSHOT_BAD_SIGNATURE';
         if (!retry || attempt >= SNAPSHOT_ATTEMPTS) throw error;
       }
     }
+  }
+
+  async #fetchSigned(request: SnapshotRequest): Promise<FetchedSnapshot> {
+    const response = await this.#deps.fetcher.document(this.endpoint, {
+      path: SIGNED_SNAPSHOT_KEY,
+      maxBytes: UNLISTED_LIMITS.snapshot,
+      ...request,
+    });
+    if (response.status === 304) return 'not-modified';
+    const { snapshot, signature } = openSignedSnapshot(response.bytes);
+    return { body: snapshot, signature, ...(response.etag ? { etag: response.etag } : {}) };
+  }
+
+  async #fetchPair(request: SnapshotRequest, cached: CachedSnapshot | undefined): Promise<FetchedSnapshot> {
+    const response = await this.#deps.fetcher.document(this.endpoint, {
+      path: SNAPSHOT_KEY,
+      maxBytes: UNLISTED_LIMITS.snapshot,
+      ...(request.version ? { version: request.version } : {}),
+      ...(request.etag ? { etag: request.etag } : {}),
+    });
+    if (response.status === 304) return 'not-modified';
+    const body = response.bytes;
+    // The very snapshot verified before: its signature is the one kept with it.
+    const signature =
+      cached && sha256Hex(body) === sha256Hex(cached.bytes)
+        ? cached.signature
+        : await this.#text(signatureKey(SNAPSHOT_KEY), UNLISTED_LIMITS.signature, sha256Hex(body));
+    return { body, signature, ...(response.etag ? { etag: response.etag } : {}) };
   }
 
   async #text(path: string, maxBytes: number, version: string): Promise<string> {
@@ -268,7 +313,9 @@ export class RegistrySession {
       sha256: version.manifest_sha256,
       size: version.manifest_size,
     });
-    const heldSignature = await this.#deps.cache.signature(version.manifest_sha256);
+    // In the plugin document itself since it carries it; else kept beside the cached manifest, or fetched.
+    const heldSignature =
+      version.manifest_signature ?? (await this.#deps.cache.signature(version.manifest_sha256));
     let signature = heldSignature;
     if (signature === undefined) {
       if (this.#deps.offline)

@@ -152,6 +152,11 @@ export const INDEX_DOCUMENTS: readonly string[] = [INDEX_JSON_KEY, INDEX_YAML_KE
 
 /** The signed record of every mutable document's digest: the commit point of a publish. */
 export const SNAPSHOT_KEY = 'snapshot.json';
+/**
+ * The snapshot and its signature in one object, written after the pair: what a client reads, in one
+ * request that cannot mix the body of one publish with the signature of another.
+ */
+export const SIGNED_SNAPSHOT_KEY = 'snapshot.signed.json';
 /** The registry's public key, which signs every document. */
 export const REGISTRY_PUBLIC_KEY_KEY = 'keys/registry.asc';
 export const HOME_PAGE_KEY = 'index.html';

@@ -106,6 +106,11 @@ export interface VersionRecord {
   /** sha256 and size of the published (registry-rendered) manifest.json. */
   readonly manifest_sha256: string;
   readonly manifest_size: number;
+  /**
+   * The registry's detached signature of the manifest (the text of `manifest.json.asc`), so an install
+   * reads it with the plugin document instead of asking for it. Absent in documents published before it.
+   */
+  readonly manifest_signature?: string;
   /** sha256 of the bytes the publisher signed; the same bytes again is an idempotent success. */
   readonly source_sha256: string;
   /** Fingerprint of the publisher key that signed this version. */
@@ -167,6 +172,15 @@ export interface SnapshotDocument {
   readonly key_fingerprint: string;
   /** Path -> digest of every mutable JSON/YAML document, so documents cannot be mixed across generations. */
   readonly documents: Readonly<Record<string, DocumentDigest>>;
+}
+
+/** `snapshot.signed.json`: `snapshot.json`'s exact text and its signature, one object for one request. */
+export interface SignedSnapshotDocument {
+  readonly schema: 'plugindex/signed-snapshot/v1';
+  /** The bytes of `snapshot.json`, as UTF-8 text (it is ASCII JSON): the signature is over exactly these. */
+  readonly snapshot: string;
+  /** The armored detached signature, the text of `snapshot.json.asc`. */
+  readonly signature: string;
 }
 
 /** `snapshot/bins/<hh>.json`: the digest of every plugin document whose name falls in the bin. */

@@ -14,12 +14,13 @@
 import type { Key } from 'openpgp';
 import { normalizeDigest, sha256Hex } from './digest.ts';
 import { TrustError } from './errors.ts';
-import { binKey, binOf, pluginDocumentKey } from './layout.ts';
+import { binKey, binOf, pluginDocumentKey, SIGNED_SNAPSHOT_KEY } from './layout.ts';
 import type {
   ArtifactRecord,
   BinDocument,
   DocumentDigest,
   Manifest,
+  SignedSnapshotDocument,
   SnapshotDocument,
   VersionRecord,
 } from './model.ts';
@@ -49,6 +50,24 @@ function assertSnapshot(value: unknown): asserts value is SnapshotDocument {
       'SNAPSHOT_MALFORMED',
       'snapshot.json lacks schema, generation, expires or documents',
     );
+}
+
+/**
+ * `snapshot.signed.json` opened: the snapshot's bytes and their signature, for `verifySnapshot`. Nothing in
+ * it is trusted before that check; this only refuses what is not the envelope.
+ * @throws TrustError SNAPSHOT_MALFORMED
+ */
+export function openSignedSnapshot(bytes: Uint8Array): { readonly snapshot: Uint8Array; readonly signature: string } {
+  const envelope = parseJson(bytes, SIGNED_SNAPSHOT_KEY) as Partial<SignedSnapshotDocument> | null;
+  if (
+    typeof envelope !== 'object' ||
+    envelope === null ||
+    envelope.schema !== 'plugindex/signed-snapshot/v1' ||
+    typeof envelope.snapshot !== 'string' ||
+    typeof envelope.signature !== 'string'
+  )
+    throw new TrustError('SNAPSHOT_MALFORMED', `${SIGNED_SNAPSHOT_KEY} lacks schema, snapshot or signature`);
+  return { snapshot: new TextEncoder().encode(envelope.snapshot), signature: envelope.signature };
 }
 
 /**

@@ -23,13 +23,15 @@ import {
   INDEX_YAML_KEY,
   REGISTRY_PUBLIC_KEY_KEY,
   SEARCH_KEY,
+  SIGNED_SNAPSHOT_KEY,
   SNAPSHOT_KEY,
+  signatureKey,
 } from '../layout.ts';
 import type { DocumentDigest, SnapshotDocument } from '../model.ts';
 import { buildRegistryMetadata } from '../render/documents.ts';
 import { FAVICON_SVG, renderIndexPage } from '../render/html.ts';
 import { BufferPool, renderIndexJson, renderIndexYaml, renderSearchJson } from '../render/index-documents.ts';
-import { renderBins, renderSnapshot } from '../render/snapshot.ts';
+import { renderBins, renderSignedSnapshot, renderSnapshot } from '../render/snapshot.ts';
 import { toYaml } from '../render/yaml.ts';
 import { CACHE_MUTABLE } from '../store.ts';
 import { identityOf, type PipelineContext } from './context.ts';
@@ -156,5 +158,9 @@ export async function writeSnapshot(
     keyFingerprint: ctx.signer.fingerprint,
     documents,
   });
-  await putSigned(ctx, SNAPSHOT_KEY, snapshot);
+  // The pair first (what gpg users and `verify --url` read), then the one object clients read.
+  const { signature, sha256 } = await ctx.signer.signWithDigest(snapshot);
+  await putFile(ctx.site, SNAPSHOT_KEY, snapshot, CACHE_MUTABLE, sha256);
+  await putFile(ctx.site, signatureKey(SNAPSHOT_KEY), new TextEncoder().encode(signature), CACHE_MUTABLE);
+  await putFile(ctx.site, SIGNED_SNAPSHOT_KEY, renderSignedSnapshot(snapshot, signature), CACHE_MUTABLE);
 }

@@ -186,6 +186,7 @@ export async function writeVersion(
     manifest_signature_url: `${url}/${signatureKey(manifestAt)}`,
     manifest_sha256: signed.sha256,
     manifest_size: body.byteLength,
+    manifest_signature: signed.signature,
     source_sha256: accepted.sourceSha256,
     publisher: accepted.publisher,
     artifacts,

@@ -5,7 +5,7 @@
  * in them is verify.ts.
  */
 import { binOf, pluginDocumentKey } from '../layout.ts';
-import type { DocumentDigest, SnapshotDocument } from '../model.ts';
+import type { DocumentDigest, SignedSnapshotDocument, SnapshotDocument } from '../model.ts';
 import { stringifyJson } from '../text.ts';
 import { encodeJson } from './documents.ts';
 
@@ -57,4 +57,14 @@ export function renderSnapshot(options: SnapshotOptions): Uint8Array {
     documents: options.documents,
   };
   return encodeJson(snapshot);
+}
+
+/** `snapshot.signed.json`: the snapshot's bytes and their signature in one document. */
+export function renderSignedSnapshot(snapshot: Uint8Array, signature: string): Uint8Array {
+  const signed: SignedSnapshotDocument = {
+    schema: 'plugindex/signed-snapshot/v1',
+    snapshot: new TextDecoder().decode(snapshot),
+    signature,
+  };
+  return encodeJson(signed);
 }

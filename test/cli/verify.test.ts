@@ -124,6 +124,26 @@ describe('when a client verifies the registry', () => {
   });
 });
 
+describe('when snapshot.signed.json disagrees with the snapshot.json pair', () => {
+  it('refuses the registry with SNAPSHOT_BAD_SIGNATURE (installing clients would read another snapshot)', async () => {
+    const envelope = site.objects.get('snapshot.signed.json') as StoredObject;
+    const parsed = JSON.parse(new TextDecoder().decode(envelope.body)) as { snapshot: string };
+    const edited = encode(
+      JSON.stringify({ ...parsed, snapshot: parsed.snapshot.replace('"generation": ', '"generation": 7') }),
+    );
+    site.objects.set('snapshot.signed.json', { ...envelope, body: edited, size: edited.byteLength });
+    try {
+      await expect(verifyPinned()).rejects.toMatchObject({
+        name: 'TrustError',
+        code: 'SNAPSHOT_BAD_SIGNATURE',
+      });
+    } finally {
+      site.objects.set('snapshot.signed.json', envelope);
+    }
+    await expect(verifyPinned()).resolves.toMatchObject({ plugins: 1 });
+  });
+});
+
 describe('when a hosted artifact was replaced', () => {
   const artifactKey = 'plugins/demo-plugin/1.0.0/artifacts/linux-amd64/tool';
   const replace = async (body: Uint8Array) =>

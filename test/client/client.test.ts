@@ -22,6 +22,7 @@ import {
   manifestKey,
   pluginDocumentKey,
   SEARCH_KEY,
+  SIGNED_SNAPSHOT_KEY,
   SNAPSHOT_KEY,
 } from '../../index-builder/layout.ts';
 import { processSubmissions } from '../../index-builder/pipeline/index.ts';
@@ -266,7 +267,27 @@ describe('when a plugin is installed', () => {
     const again = await withClient(m, (c) => c.install({ requests: [], dir: m.dir, lockfile: m.lockfile }));
     expect(again.lockfileChanged).toBe(false);
     expect(again.items[0]).toMatchObject({ version: '1.0.0', unchanged: false });
-    expect(requests).toEqual([`GET /${SNAPSHOT_KEY} 304`]);
+    expect(requests).toEqual([`GET /${SIGNED_SNAPSHOT_KEY} 304`]);
+  });
+
+  it('reads a registry that publishes no snapshot.signed.json through the snapshot.json pair', async () => {
+    const m = await machine();
+    const envelope = registry.site.objects.get(SIGNED_SNAPSHOT_KEY) as StoredObject;
+    registry.site.objects.delete(SIGNED_SNAPSHOT_KEY);
+    try {
+      await addRegistry(m);
+      requests.length = 0;
+      const result = await withClient(m, (c) =>
+        c.install({ requests: [`${NAME}@1.0.0`], dir: m.dir, lockfile: m.lockfile }),
+      );
+      expect(result.items[0]).toMatchObject({ version: '1.0.0' });
+      expect(requests.filter((r) => r.includes('snapshot.'))).toEqual([
+        `GET /${SIGNED_SNAPSHOT_KEY} 404`,
+        `GET /${SNAPSHOT_KEY} 304`,
+      ]);
+    } finally {
+      registry.site.objects.set(SIGNED_SNAPSHOT_KEY, envelope);
+    }
   });
 
   it('does not ask again for a snapshot checked moments ago (registry update, then install)', async () => {
@@ -276,7 +297,7 @@ describe('when a plugin is installed', () => {
     await withClient(m, (c) => c.install({ requests: [`${NAME}@1.0.0`], dir: m.dir, lockfile: m.lockfile }), {
       freshForMs: 60_000,
     });
-    expect(requests.filter((r) => r.includes(SNAPSHOT_KEY))).toEqual([]);
+    expect(requests.filter((r) => r.includes('snapshot.'))).toEqual([]);
     // A minute later it asks: with the clock past the window, the one request is the conditional one.
     await rm(m.dir, { recursive: true });
     requests.length = 0;
@@ -284,7 +305,7 @@ describe('when a plugin is installed', () => {
       freshForMs: 60_000,
       clock: new Date(NOW.getTime() + 61_000),
     });
-    expect(requests).toEqual([`GET /${SNAPSHOT_KEY} 304`]);
+    expect(requests).toEqual([`GET /${SIGNED_SNAPSHOT_KEY} 304`]);
   });
 
   it('keeps the lock: a second install is up to date, --locked refuses a change naming the entry', async () => {
@@ -480,6 +501,34 @@ async function tampered<T>(
   }
 }
 
+interface Envelope {
+  readonly schema: string;
+  readonly snapshot: string;
+  readonly signature: string;
+}
+
+/** Serves another snapshot.signed.json (a new ETag with it) for one test, restoring it after. */
+async function withEnvelope<T>(
+  edit: (envelope: Envelope) => Envelope | Promise<Envelope>,
+  body: () => Promise<T>,
+): Promise<T> {
+  const original = registry.site.objects.get(SIGNED_SNAPSHOT_KEY) as StoredObject;
+  const edited = encode(
+    JSON.stringify(await edit(JSON.parse(new TextDecoder().decode(original.body)) as Envelope)),
+  );
+  registry.site.objects.set(SIGNED_SNAPSHOT_KEY, {
+    ...original,
+    body: edited,
+    size: edited.byteLength,
+    etag: '"edited"',
+  });
+  try {
+    return await body();
+  } finally {
+    registry.site.objects.set(SIGNED_SNAPSHOT_KEY, original);
+  }
+}
+
 const flipLast = (bytes: Uint8Array): Uint8Array => {
   const copy = new Uint8Array(bytes);
   copy[copy.length - 2] = (copy[copy.length - 2] as number) ^ 1;
@@ -512,7 +561,7 @@ describe('when what is served was tampered with', () => {
     ['the plugin document', () => pluginDocumentKey(NAME), 'DOCUMENT_MISMATCH'],
     ['the manifest', () => manifestKey(NAME, '1.0.0'), 'DOCUMENT_MISMATCH'],
     ['the artifact', () => `plugins/${NAME}/1.0.0/artifacts/linux-amd64/${NAME}`, 'ARTIFACT_MISMATCH'],
-    ['the snapshot', () => SNAPSHOT_KEY, 'SNAPSHOT_BAD_SIGNATURE'],
+    ['the signed snapshot (no longer JSON)', () => SIGNED_SNAPSHOT_KEY, 'SNAPSHOT_MALFORMED'],
   ])(
     'refuses a modified %s, installs nothing, and the next honest install works',
     async (_what, key, code) => {
@@ -534,29 +583,31 @@ describe('when what is served was tampered with', () => {
     expect((await withClient(m, (c) => c.search({ terms: ['demo-plugin'] }))).length).toBe(1);
   });
 
+  it('refuses a snapshot whose text was changed under its signature', async () => {
+    await withEnvelope(
+      (envelope) => ({
+        ...envelope,
+        snapshot: envelope.snapshot.replace('"generation": ', '"generation": 9'),
+      }),
+      async () => {
+        await expect(install()).rejects.toMatchObject({ name: 'TrustError', code: 'SNAPSHOT_BAD_SIGNATURE' });
+      },
+    );
+    await expectNothingInstalledThenHonest();
+  });
+
   it('refuses a snapshot signed by another key (a registry re-keyed without a rotation the client follows)', async () => {
     const other = await createSigner((await testKey('another')).secretKey);
-    const snapshot = registry.site.objects.get(SNAPSHOT_KEY) as StoredObject;
-    const signature = registry.site.objects.get(`${SNAPSHOT_KEY}.asc`) as StoredObject;
-    const rekeyed = JSON.parse(new TextDecoder().decode(snapshot.body)) as {
-      key_fingerprint: string;
-      generation: number;
+    const rekeyed = async (envelope: Envelope): Promise<Envelope> => {
+      const snapshot = JSON.parse(envelope.snapshot) as { key_fingerprint: string; generation: number };
+      snapshot.key_fingerprint = other.fingerprint;
+      snapshot.generation += 1;
+      const text = JSON.stringify(snapshot);
+      return { ...envelope, snapshot: text, signature: await other.sign(encode(text)) };
     };
-    rekeyed.key_fingerprint = other.fingerprint;
-    rekeyed.generation += 1;
-    const body = encode(JSON.stringify(rekeyed));
-    registry.site.objects.set(SNAPSHOT_KEY, { ...snapshot, body, size: body.byteLength, etag: '"rekeyed"' });
-    registry.site.objects.set(`${SNAPSHOT_KEY}.asc`, {
-      ...signature,
-      body: encode(await other.sign(body)),
-      etag: '"rekeyed-asc"',
-    });
-    try {
+    await withEnvelope(rekeyed, async () => {
       await expect(install()).rejects.toMatchObject({ name: 'TrustError', code: 'SNAPSHOT_BAD_SIGNATURE' });
-    } finally {
-      registry.site.objects.set(SNAPSHOT_KEY, snapshot);
-      registry.site.objects.set(`${SNAPSHOT_KEY}.asc`, signature);
-    }
+    });
     await expectNothingInstalledThenHonest();
   });
 
@@ -569,23 +620,19 @@ describe('when what is served was tampered with', () => {
   });
 
   it('refuses a replayed older snapshot once a newer one was seen', async () => {
-    const oldSnapshot = registry.site.objects.get(SNAPSHOT_KEY) as StoredObject;
-    const oldSignature = registry.site.objects.get(`${SNAPSHOT_KEY}.asc`) as StoredObject;
+    const old = registry.site.objects.get(SIGNED_SNAPSHOT_KEY) as StoredObject;
     await processSubmissions(
       registry.context,
       await registry.submit(await bundle('1.2.0', [{ ...LINUX, body: encode('1.2.0') }])),
     );
     await withClient(m, (c) => c.updateRegistries([]));
-    const newSnapshot = registry.site.objects.get(SNAPSHOT_KEY) as StoredObject;
-    const newSignature = registry.site.objects.get(`${SNAPSHOT_KEY}.asc`) as StoredObject;
-    registry.site.objects.set(SNAPSHOT_KEY, oldSnapshot);
-    registry.site.objects.set(`${SNAPSHOT_KEY}.asc`, oldSignature);
+    const current = registry.site.objects.get(SIGNED_SNAPSHOT_KEY) as StoredObject;
+    registry.site.objects.set(SIGNED_SNAPSHOT_KEY, old);
     try {
       const [report] = await withClient(m, (c) => c.updateRegistries([]));
       expect(report?.error).toMatchObject({ name: 'TrustError', code: 'SNAPSHOT_ROLLBACK' });
     } finally {
-      registry.site.objects.set(SNAPSHOT_KEY, newSnapshot);
-      registry.site.objects.set(`${SNAPSHOT_KEY}.asc`, newSignature);
+      registry.site.objects.set(SIGNED_SNAPSHOT_KEY, current);
     }
   });
 });

@@ -30,8 +30,7 @@ import {
   binOf,
   manifestKey,
   pluginDocumentKey,
-  SNAPSHOT_KEY,
-  signatureKey,
+  SIGNED_SNAPSHOT_KEY,
 } from '../../index-builder/layout.ts';
 import { processSubmissions } from '../../index-builder/pipeline/index.ts';
 import type { Store, StoredObject } from '../../index-builder/store.ts';
@@ -47,14 +46,15 @@ const TOOL = encode('#!/bin/sh\necho demo 1.0.0\n');
 const LINUX = { os: 'linux', arch: 'amd64' } as const;
 const TOKEN = 'token-that-must-stay-with-the-registry';
 const ARTIFACT = artifactKey(NAME, '1.0.0', `artifacts/linux-amd64/${NAME}`);
-/** Every object one install of NAME@1.0.0 reads, in the order it reads them. */
+/**
+ * Every object one install of NAME@1.0.0 reads, in the order it reads them: the snapshot with its signature
+ * in one object, and the manifest's signature inside the plugin document.
+ */
 const INSTALL_READS = [
-  SNAPSHOT_KEY,
-  signatureKey(SNAPSHOT_KEY),
+  SIGNED_SNAPSHOT_KEY,
   binKey(binOf(NAME)),
   pluginDocumentKey(NAME),
   manifestKey(NAME, '1.0.0'),
-  signatureKey(manifestKey(NAME, '1.0.0')),
   ARTIFACT,
 ];
 

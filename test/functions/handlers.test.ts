@@ -408,6 +408,6 @@ describe('when uploads arrive in the intake bucket', () => {
     expect((await read()).documents).toEqual(before.documents);
     expect(
       cloudfront.commandCalls(CreateInvalidationCommand)[0]?.args[0].input.InvalidationBatch?.Paths?.Items,
-    ).toEqual(['/snapshot.json', '/snapshot.json.asc']);
+    ).toEqual(['/snapshot.json', '/snapshot.json.asc', '/snapshot.signed.json']);
   });
 });

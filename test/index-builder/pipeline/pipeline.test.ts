@@ -98,7 +98,10 @@ describe('when a valid submission arrives', () => {
     const registry = await makeRegistry();
     await publish(registry, await makeBundle());
     const key = await readPublicKey(registry.registryKey.publicKey);
-    const signed = [...registry.site.objects.keys()].filter((k) => /\.(json|yaml)$/.test(k));
+    // snapshot.signed.json carries its signature inside (below).
+    const signed = [...registry.site.objects.keys()].filter(
+      (k) => /\.(json|yaml)$/.test(k) && k !== 'snapshot.signed.json',
+    );
     expect(signed.length).toBeGreaterThanOrEqual(6);
     for (const name of signed) {
       const body = registry.site.objects.get(name)?.body as Uint8Array;
@@ -107,6 +110,10 @@ describe('when a valid submission arrives', () => {
         ok: true,
       });
     }
+    // The one-object form a client reads: the same bytes as snapshot.json, and the same signature.
+    const envelope = json<{ snapshot: string; signature: string }>(registry.site, 'snapshot.signed.json');
+    expect(envelope.snapshot).toBe(new TextDecoder().decode(registry.site.objects.get('snapshot.json')?.body));
+    expect(envelope.signature).toBe(new TextDecoder().decode(registry.site.objects.get('snapshot.json.asc')?.body));
     const snapshot = json<SnapshotDocument>(registry.site, 'snapshot.json');
     expect(snapshot.key_fingerprint).toBe(registry.registryKey.fingerprint);
     expect(new Date(snapshot.expires).getTime()).toBeGreaterThan(new Date(snapshot.created).getTime());
@@ -270,6 +277,7 @@ describe('when submissions arrive as a batch', () => {
         `${bin}.asc`,
         'snapshot.json',
         'snapshot.json.asc',
+        'snapshot.signed.json',
       ].sort(),
     );
     expect(result.invalidate.some((k) => k.includes('/1.1.0/'))).toBe(false);
@@ -527,7 +535,7 @@ describe('when recovering and maintaining', () => {
     await publish(registry, await makeBundle());
     const before = json<SnapshotDocument>(registry.site, 'snapshot.json');
     const { generation, invalidate } = await refreshSnapshot(registry.context);
-    expect(invalidate).toEqual(['snapshot.json', 'snapshot.json.asc']);
+    expect(invalidate).toEqual(['snapshot.json', 'snapshot.json.asc', 'snapshot.signed.json']);
     const after = json<SnapshotDocument>(registry.site, 'snapshot.json');
     expect(generation).toBe(before.generation + 1);
     expect(after.documents).toEqual(before.documents);
