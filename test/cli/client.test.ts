@@ -35,10 +35,10 @@ interface Result {
 }
 
 /** A fresh client machine: its own folders, and a working directory for its lock file. */
-async function home(): Promise<(...args: string[]) => Promise<Result>> {
+async function home(options: { terminal?: boolean } = {}): Promise<(...args: string[]) => Promise<Result>> {
   homes += 1;
   const dir = path.join(work, `home${homes}`);
-  const env = {
+  const env: NodeJS.ProcessEnv = {
     ...process.env,
     PLUGINDEX_CONFIG_HOME: path.join(dir, 'config'),
     PLUGINDEX_DATA_HOME: path.join(dir, 'data'),
@@ -49,7 +49,11 @@ async function home(): Promise<(...args: string[]) => Promise<Result>> {
   await mkdir(dir, { recursive: true });
   return async (...args) => {
     try {
-      const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { cwd: dir, env });
+      // With `terminal`, the command runs on a pseudo-terminal (util-linux `script`), as a person runs it:
+      // stdout and stderr both arrive as stdout, and CI is whatever the arguments set.
+      const { stdout, stderr } = options.terminal
+        ? await run('script', ['-qec', args.map((a) => `'${a}'`).join(' '), '/dev/null'], { cwd: dir, env })
+        : await run(process.execPath, [BIN, ...args], { cwd: dir, env });
       return { code: 0, stdout, stderr };
     } catch (error) {
       const e = error as { code: number; stdout: string; stderr: string };
@@ -219,6 +223,37 @@ describe('when a user searches, installs and manages plugins', () => {
     } finally {
       await writeFile(artifact, original);
     }
+  });
+
+  it('draws a progress bar on a terminal from the signed size, and never with --json or under CI', async () => {
+    const onTerminal = await home({ terminal: true });
+    const cli = (...args: string[]) => ['env', '-u', 'CI', process.execPath, BIN, ...args];
+    expect((await onTerminal(...cli('registry', 'add', 'main', base, '--key', keyFile))).code).toBe(0);
+    const install = ['install', `${NAME}@1.1.0`, '--dir', 'plugins', '--platform', 'linux/amd64'];
+    const drawn = await onTerminal(...cli(...install));
+    expect(drawn.code, drawn.stdout).toBe(0);
+    expect(drawn.stdout).toContain(`${NAME}@1.1.0 [${'#'.repeat(30)}] 0.0/0.0 MiB`);
+    await rm(path.join(work, `home${homes}`, 'plugins'), { recursive: true });
+    await rm(path.join(work, `home${homes}`, 'cache'), { recursive: true });
+    const json = await onTerminal(...cli(...install, '--json'));
+    expect(json.code, json.stdout).toBe(0);
+    expect(json.stdout).not.toContain('[#');
+    await rm(path.join(work, `home${homes}`, 'plugins'), { recursive: true });
+    await rm(path.join(work, `home${homes}`, 'cache'), { recursive: true });
+    // stderr a pipe, not the terminal: no bar either.
+    const piped = await onTerminal(
+      'sh',
+      '-c',
+      `env -u CI ${[process.execPath, BIN, ...install].join(' ')} 2>&1 | cat`,
+    );
+    expect(piped.code, piped.stdout).toBe(0);
+    expect(piped.stdout).not.toContain('[#');
+    await rm(path.join(work, `home${homes}`, 'plugins'), { recursive: true });
+    await rm(path.join(work, `home${homes}`, 'cache'), { recursive: true });
+    const ci = await onTerminal('env', 'CI=1', process.execPath, BIN, ...install);
+    expect(ci.code, ci.stdout).toBe(0);
+    expect(ci.stdout).toContain(`installed ${NAME}@1.1.0`);
+    expect(ci.stdout).not.toContain('[#');
   });
 
   it('installs --frozen from the lock and the cache with the server stopped', async () => {
