@@ -57,7 +57,10 @@ function assertSnapshot(value: unknown): asserts value is SnapshotDocument {
  * it is trusted before that check; this only refuses what is not the envelope.
  * @throws TrustError SNAPSHOT_MALFORMED
  */
-export function openSignedSnapshot(bytes: Uint8Array): { readonly snapshot: Uint8Array; readonly signature: string } {
+export function openSignedSnapshot(bytes: Uint8Array): {
+  readonly snapshot: Uint8Array;
+  readonly signature: string;
+} {
   const envelope = parseJson(bytes, SIGNED_SNAPSHOT_KEY) as Partial<SignedSnapshotDocument> | null;
   if (
     typeof envelope !== 'object' ||

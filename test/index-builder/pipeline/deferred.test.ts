@@ -102,7 +102,12 @@ describe('when a publish defers the index documents', () => {
     expect(flushed.generation).toBe(6);
     expect(registry.site.writes.filter((k) => k === 'index.json')).toHaveLength(1);
     expect(flushed.invalidate).toEqual(
-      [...INDEX_DOCUMENTS.flatMap((k) => [k, `${k}.asc`]), 'snapshot.json', 'snapshot.json.asc', 'snapshot.signed.json'].sort(),
+      [
+        ...INDEX_DOCUMENTS.flatMap((k) => [k, `${k}.asc`]),
+        'snapshot.json',
+        'snapshot.json.asc',
+        'snapshot.signed.json',
+      ].sort(),
     );
     expect(indexedVersions(registry, 'demo-plugin')).toEqual(['1.3.0', '1.2.0', '1.1.0', '1.0.0']);
     expect(indexedVersions(registry, 'other-plugin')).toEqual(['0.1.0']);

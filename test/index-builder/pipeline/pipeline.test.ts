@@ -112,8 +112,12 @@ describe('when a valid submission arrives', () => {
     }
     // The one-object form a client reads: the same bytes as snapshot.json, and the same signature.
     const envelope = json<{ snapshot: string; signature: string }>(registry.site, 'snapshot.signed.json');
-    expect(envelope.snapshot).toBe(new TextDecoder().decode(registry.site.objects.get('snapshot.json')?.body));
-    expect(envelope.signature).toBe(new TextDecoder().decode(registry.site.objects.get('snapshot.json.asc')?.body));
+    expect(envelope.snapshot).toBe(
+      new TextDecoder().decode(registry.site.objects.get('snapshot.json')?.body),
+    );
+    expect(envelope.signature).toBe(
+      new TextDecoder().decode(registry.site.objects.get('snapshot.json.asc')?.body),
+    );
     const snapshot = json<SnapshotDocument>(registry.site, 'snapshot.json');
     expect(snapshot.key_fingerprint).toBe(registry.registryKey.fingerprint);
     expect(new Date(snapshot.expires).getTime()).toBeGreaterThan(new Date(snapshot.created).getTime());
