@@ -6,7 +6,7 @@
  * the lock is checked on disk and left as it is, without a request.
  */
 import { TrustError } from '../index-builder/errors.ts';
-import { versionBase } from '../index-builder/layout.ts';
+import { versionBase, versionFolder } from '../index-builder/layout.ts';
 import type { ArtifactRecord, VersionRecord } from '../index-builder/model.ts';
 import { compareVersions } from '../index-builder/versions.ts';
 import type { ClientContext } from './context.ts';
@@ -281,14 +281,16 @@ async function place(
   const version = plan.resolution.version;
   const artifact = plan.resolution.artifact;
   const key = platformKey(platform);
-  const relative = `${name}/${version.version}/${key}/${artifactFileName(name, artifact)}`;
+  // The version's folder as the registry names it (build metadata dropped): a `+` has no place in a path.
+  const folder = `${name}/${versionFolder(version.version)}`;
+  const relative = `${folder}/${key}/${artifactFileName(name, artifact)}`;
   await tree.placeExecutable(relative, ctx.cache.readBlob(artifact.sha256), {
     sha256: artifact.sha256,
     size: artifact.size_bytes,
   });
   // The signed manifest where the spec's filesystem discovery looks for it, its signature beside it.
-  await tree.placeFile(`${name}/${version.version}/manifest.json.asc`, plan.manifest.signature);
-  await tree.placeFile(`${name}/${version.version}/manifest.json`, plan.manifest.bytes);
+  await tree.placeFile(`${folder}/manifest.json.asc`, plan.manifest.signature);
+  await tree.placeFile(`${folder}/manifest.json`, plan.manifest.bytes);
   const record: InstalledVersion = {
     registry: plan.session.entry.name,
     registry_key: plan.session.trust.fingerprint,

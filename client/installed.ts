@@ -21,7 +21,11 @@
  *   }
  * }
  */
+import semver from 'semver';
+import { pluginNameFormProblem, SAFE_RELATIVE_PATH_PATTERN } from '../index-builder/layout.ts';
 import { ClientError } from './errors.ts';
+
+const SAFE_PATH = new RegExp(SAFE_RELATIVE_PATH_PATTERN);
 
 export const INSTALLED_SCHEMA = 'plugindex/installed/v1';
 export const INSTALLED_FILE = 'installed.json';
@@ -90,6 +94,8 @@ export function parseInstalled(text: string, file: string): InstalledFile {
   if (!isObject(plugins)) return fail('/plugins', 'an object');
   for (const [name, plugin] of Object.entries(plugins)) {
     const at = `/plugins/${name}`;
+    // Names, versions and paths become paths the client writes and removes: nothing may lead out of DIR.
+    if (pluginNameFormProblem(name)) fail(at, 'a plugin name as key');
     if (!isObject(plugin)) fail(at, 'an object');
     const p = plugin as Record<string, unknown>;
     if (typeof p.enabled !== 'boolean') fail(`${at}/enabled`, 'true or false');
@@ -97,6 +103,7 @@ export function parseInstalled(text: string, file: string): InstalledFile {
     if (!isObject(p.versions)) fail(`${at}/versions`, 'an object');
     for (const [version, record] of Object.entries(p.versions as Record<string, unknown>)) {
       const vat = `${at}/versions/${version}`;
+      if (semver.valid(version) !== version) fail(vat, 'a SemVer version as key');
       if (!isObject(record) || !isObject(record.artifacts)) fail(`${vat}/artifacts`, 'an object');
       for (const key of ['registry', 'registry_key', 'manifest_sha256', 'publisher', 'installed']) {
         if (typeof (record as Record<string, unknown>)[key] !== 'string') fail(`${vat}/${key}`, 'a string');
@@ -106,9 +113,11 @@ export function parseInstalled(text: string, file: string): InstalledFile {
         const ok =
           isObject(a) &&
           typeof a.path === 'string' &&
+          SAFE_PATH.test(a.path) &&
+          a.path.startsWith(`${name}/`) &&
           typeof a.sha256 === 'string' &&
           Number.isInteger(a.size);
-        if (!ok) fail(`${vat}/artifacts/${platform}`, '{path, sha256, size}');
+        if (!ok) fail(`${vat}/artifacts/${platform}`, `{path (a safe path under ${name}/), sha256, size}`);
       }
     }
   }

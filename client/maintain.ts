@@ -5,6 +5,7 @@
  * the pinned key, and what was found written back where a host reads it.
  */
 import { TrustError } from '../index-builder/errors.ts';
+import { versionFolder } from '../index-builder/layout.ts';
 import { compareVersions, sortVersionsDescending } from '../index-builder/versions.ts';
 import { type ClientContext, loadTrust } from './context.ts';
 import { readIfExists, readTextIfExists } from './disk/atomic.ts';
@@ -220,7 +221,7 @@ async function verifyOne(
       'SNAPSHOT_WRONG_KEY',
       `${name}@${version} was installed through key ${record.registry_key}, but ${record.registry} is pinned to ${trust?.fingerprint ?? 'nothing'} now`,
     );
-  const manifestPath = `${name}/${version}/manifest.json`;
+  const manifestPath = `${name}/${versionFolder(version)}/manifest.json`;
   const manifestBytes = await readIfExists(tree.path(manifestPath));
   const signature = await readTextIfExists(tree.path(`${manifestPath}.asc`));
   if (manifestBytes === undefined || signature === undefined)

@@ -17,6 +17,7 @@ import { mkdir, open, rename, rm, rmdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { createSha256 } from '../../index-builder/digest.ts';
 import { TrustError } from '../../index-builder/errors.ts';
+import { versionFolder } from '../../index-builder/layout.ts';
 import {
   type ClientConfig,
   EMPTY_CLIENT_CONFIG,
@@ -231,7 +232,7 @@ export class InstallTree {
   }
 
   async removeVersion(name: string, version: string): Promise<void> {
-    await rm(this.path(`${name}/${version}`), { recursive: true, force: true });
+    await rm(this.path(`${name}/${versionFolder(version)}`), { recursive: true, force: true });
     // The plugin's folder goes too once its last version has (rmdir refuses a folder that is not empty).
     await rmdir(this.path(name)).catch(() => undefined);
   }

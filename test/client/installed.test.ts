@@ -1,0 +1,171 @@
+/** installed.json, the file a host reads: its edits, and what a damaged or hostile copy cannot make the client do. */
+import { describe, expect, it } from 'vitest';
+import {
+  EMPTY_INSTALLED,
+  type InstalledVersion,
+  parseInstalled,
+  serializeInstalled,
+  withEnabled,
+  withInstalledVersion,
+  withoutInstalled,
+  withVerification,
+} from '../../client/installed.ts';
+import { compareVersions } from '../../index-builder/versions.ts';
+
+const FILE = '/plugins/installed.json';
+const record = (platform: string, path: string): InstalledVersion => ({
+  registry: 'main',
+  registry_key: 'A'.repeat(40),
+  manifest_sha256: 'a'.repeat(64),
+  publisher: 'B'.repeat(40),
+  installed: '2026-12-02T00:00:00.000Z',
+  artifacts: { [platform]: { path, sha256: 'c'.repeat(64), size: 3 } },
+});
+
+describe('when versions are installed and removed', () => {
+  it('adds a platform to a version already there, makes the last installed current, and keeps enabled', () => {
+    let installed = withInstalledVersion(
+      EMPTY_INSTALLED,
+      'demo',
+      '1.0.0',
+      record('linux-amd64', 'demo/1.0.0/linux-amd64/demo'),
+    );
+    installed = withEnabled(installed, 'demo', false);
+    installed = withInstalledVersion(
+      installed,
+      'demo',
+      '1.0.0',
+      record('darwin-arm64', 'demo/1.0.0/darwin-arm64/demo'),
+    );
+    installed = withInstalledVersion(
+      installed,
+      'demo',
+      '1.1.0',
+      record('linux-amd64', 'demo/1.1.0/linux-amd64/demo'),
+    );
+    expect(installed.plugins.demo).toMatchObject({ enabled: false, current: '1.1.0' });
+    expect(Object.keys(installed.plugins.demo?.versions['1.0.0']?.artifacts ?? {}).sort()).toEqual([
+      'darwin-arm64',
+      'linux-amd64',
+    ]);
+    expect(parseInstalled(serializeInstalled(installed), FILE)).toEqual(installed);
+  });
+
+  it('keeps the highest version left current after a removal, and drops the plugin with its last version', () => {
+    let installed = withInstalledVersion(
+      EMPTY_INSTALLED,
+      'demo',
+      '1.0.0',
+      record('linux-amd64', 'demo/1.0.0/linux-amd64/demo'),
+    );
+    installed = withInstalledVersion(
+      installed,
+      'demo',
+      '2.0.0',
+      record('linux-amd64', 'demo/2.0.0/linux-amd64/demo'),
+    );
+    const once = withoutInstalled(installed, 'demo', '2.0.0', compareVersions);
+    expect(once.removed).toEqual(['2.0.0']);
+    expect(once.installed.plugins.demo?.current).toBe('1.0.0');
+    expect(withoutInstalled(once.installed, 'demo', undefined, compareVersions).installed.plugins).toEqual(
+      {},
+    );
+    expect(() => withoutInstalled(installed, 'demo', '3.0.0', compareVersions)).toThrow(
+      expect.objectContaining({
+        name: 'ClientError',
+        code: 'NOT_INSTALLED',
+        message: expect.stringContaining('1.0.0, 2.0.0'),
+      }),
+    );
+    expect(() => withEnabled(installed, 'other', true)).toThrow(
+      expect.objectContaining({ code: 'NOT_INSTALLED' }),
+    );
+  });
+
+  it('records a failed verification, and clears it once the version verifies again', () => {
+    const installed = withInstalledVersion(
+      EMPTY_INSTALLED,
+      'demo',
+      '1.0.0',
+      record('linux-amd64', 'demo/1.0.0/linux-amd64/demo'),
+    );
+    const failed = withVerification(installed, 'demo', '1.0.0', {
+      problem: { code: 'INSTALLED_MODIFIED', message: 'm' },
+    });
+    expect(failed.plugins.demo?.versions['1.0.0']?.problem?.code).toBe('INSTALLED_MODIFIED');
+    const fixed = withVerification(failed, 'demo', '1.0.0', { verified: '2026-12-03T00:00:00.000Z' });
+    expect(fixed.plugins.demo?.versions['1.0.0']).toMatchObject({ verified: '2026-12-03T00:00:00.000Z' });
+    expect(fixed.plugins.demo?.versions['1.0.0']?.problem).toBeUndefined();
+  });
+});
+
+describe('when installed.json is damaged or hostile', () => {
+  const valid = (): Record<string, unknown> =>
+    JSON.parse(
+      serializeInstalled(
+        withInstalledVersion(
+          EMPTY_INSTALLED,
+          'demo',
+          '1.0.0',
+          record('linux-amd64', 'demo/1.0.0/linux-amd64/demo'),
+        ),
+      ),
+    ) as Record<string, unknown>;
+  const edit = (
+    change: (v: {
+      plugins: Record<string, { versions: Record<string, { artifacts: Record<string, { path: string }> }> }>;
+    }) => void,
+  ): string => {
+    const value = valid() as unknown as Parameters<typeof change>[0];
+    change(value);
+    return JSON.stringify(value);
+  };
+
+  it.each([
+    ['not JSON', () => '{', 'not JSON'],
+    ['another schema', () => JSON.stringify({ ...valid(), schema: 'x' }), '#/schema'],
+    [
+      'an artifact path leading out of the folder',
+      () =>
+        edit((v) => {
+          (v.plugins.demo?.versions['1.0.0']?.artifacts['linux-amd64'] as { path: string }).path =
+            'demo/../../etc/passwd';
+        }),
+      '#/plugins/demo/versions/1.0.0/artifacts/linux-amd64',
+    ],
+    [
+      'an artifact path under another plugin',
+      () =>
+        edit((v) => {
+          (v.plugins.demo?.versions['1.0.0']?.artifacts['linux-amd64'] as { path: string }).path =
+            'other/1.0.0/x';
+        }),
+      '#/plugins/demo/versions/1.0.0/artifacts/linux-amd64',
+    ],
+    [
+      'a plugin name that is a path',
+      () =>
+        edit((v) => {
+          v.plugins['../escape'] = v.plugins.demo as never;
+        }),
+      '#/plugins/../escape',
+    ],
+    [
+      'a version that is a path',
+      () =>
+        edit((v) => {
+          const demo = v.plugins.demo as { versions: Record<string, unknown> };
+          demo.versions['../../x'] = demo.versions['1.0.0'];
+        }),
+      '#/plugins/demo/versions/../../x',
+    ],
+  ])('refuses %s with INSTALLED_INVALID naming where', (_what, text, where) => {
+    expect(() => parseInstalled(text(), FILE)).toThrow(
+      expect.objectContaining({
+        name: 'ClientError',
+        code: 'INSTALLED_INVALID',
+        message: expect.stringContaining(where),
+      }),
+    );
+  });
+});
