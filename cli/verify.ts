@@ -12,7 +12,13 @@ import { TrustedSnapshot } from '../client/trusted-snapshot.ts';
 import { fixedClock, systemClock } from '../index-builder/clock.ts';
 import { createSha256 } from '../index-builder/digest.ts';
 import { TrustError } from '../index-builder/errors.ts';
-import { binOfKey, SIGNED_SNAPSHOT_KEY, SNAPSHOT_KEY, signatureKey } from '../index-builder/layout.ts';
+import {
+  binOfKey,
+  pluginDocumentKey,
+  SIGNED_SNAPSHOT_KEY,
+  SNAPSHOT_KEY,
+  signatureKey,
+} from '../index-builder/layout.ts';
 import type { ArtifactRecord, BinDocument, SnapshotDocument } from '../index-builder/model.ts';
 import { readPublicKey } from '../index-builder/signing.ts';
 import { openSignedSnapshot, verifyManifest } from '../index-builder/verify.ts';
@@ -158,11 +164,18 @@ export async function verifyRegistry(options: {
       const doc = trusted.pluginDocument(name, await fetchBytes(`${base}/${docPath}?v=${digest.sha256}`));
       plugins += 1;
       for (const version of doc.versions) {
+        // The signature installs read (in the plugin document) and the one gpg users fetch must be one.
+        const asc = text(await fetchBytes(version.manifest_signature_url));
+        if (version.manifest_signature !== undefined && version.manifest_signature !== asc)
+          throw new TrustError(
+            'DOCUMENT_MISMATCH',
+            `${version.manifest_signature_url} is not the signature ${pluginDocumentKey(doc.name)} carries for ${version.version}`,
+          );
         await verifyManifest({
           name: doc.name,
           version,
           manifest: await fetchBytes(version.manifest_url),
-          signature: text(await fetchBytes(version.manifest_signature_url)),
+          signature: asc,
           key: key.key,
           url: version.manifest_url,
         });

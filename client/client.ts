@@ -27,7 +27,7 @@ import {
   removeRegistry,
   resolveSecret,
 } from './config.ts';
-import { type ClientContext, loadTrust, type ProgressEvent } from './context.ts';
+import { type ClientContext, loadTrust, type ProgressEvent, readPinnedKey } from './context.ts';
 import { readSecretFileSync, readTextIfExists } from './disk/atomic.ts';
 import { ContentCache } from './disk/cache.ts';
 import { ClientState, InstallTree, type TrustRecord } from './disk/state.ts';
@@ -199,7 +199,8 @@ class Client implements PlugindexClient {
         'CLIENT_CONFIG_INVALID',
         `${entry.name}: ca_file ${entry.ca_file} does not exist`,
       );
-    const credentials = entry.auth ? this.#credentials(entry.auth) : undefined;
+    // Offline, nothing is sent: a secret that is not there must not stop an install from the cache.
+    const credentials = entry.auth && !this.#options.offline ? this.#credentials(entry.auth) : undefined;
     return {
       name: entry.name,
       bases: [entry.url, ...entry.mirrors],
@@ -234,13 +235,13 @@ class Client implements PlugindexClient {
   async #newSession(entry: RegistryEntry): Promise<RegistrySession> {
     const trust = await this.#state.trust(entry.name);
     if (!trust || trust.fingerprint !== entry.key_fingerprint)
-      throw new TrustError(
-        'SNAPSHOT_WRONG_KEY',
+      throw new ClientError(
+        'REGISTRY_NOT_PINNED',
         `${entry.name}: no pinned key with fingerprint ${entry.key_fingerprint} in ${this.#state.dirs.data}; run \`plugindex registry add ${entry.name} ${entry.url} --force\` with its key`,
       );
-    const { readPublicKey, RegistrySession } = await loadTrust();
-    const key = await readPublicKey(trust.armoredKey);
-    return new RegistrySession(entry, await this.#endpoint(entry), key.key, trust, {
+    const { RegistrySession } = await loadTrust();
+    const key = await readPinnedKey(trust);
+    return new RegistrySession(entry, await this.#endpoint(entry), key, trust, {
       fetcher: this.#options.fetcher,
       cache: this.#cache,
       recordTrust: (record) => this.#state.writeTrust(entry.name, record),

@@ -5,7 +5,7 @@
  * start fast, with no YAML parser on the hot path.
  *
  * A secret is never written here: every credential is a reference, `${ENV_NAME}` or `file:PATH`, resolved
- * only when a request needs it (`resolveSecret`). A registry's key is pinned by fingerprint; its armored copy
+ * when a registry is read online (`resolveSecret`), never for an offline run. A registry's key is pinned by fingerprint; its armored copy
  * lives in the data directory.
  *
  * Pure: text in, values out; the caller reads and writes the file.
@@ -65,7 +65,8 @@ export const EMPTY_CLIENT_CONFIG: ClientConfig = Object.freeze({
 
 const ENV_REFERENCE = /^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$/;
 /** An HTTP header name (RFC 9110 token). */
-const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** An HTTP header name (RFC 9110 token): what an `api_key` header may be called. */
+export const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const AUTH_TYPES = ['bearer_token', 'api_key', 'basic_auth'] as const;
 const DEFAULT_API_KEY_HEADER = 'X-API-Key';
 
@@ -162,7 +163,7 @@ export function registryUrlProblem(url: string): string | undefined {
     case 'file:':
       return undefined;
     case 'http:':
-      return isLoopback(parsed.hostname)
+      return isLoopbackHost(parsed.hostname)
         ? undefined
         : `http: is allowed only for a loopback host (127.0.0.0/8, ::1, localhost), not ${parsed.hostname}: use https:`;
     default:
@@ -473,7 +474,8 @@ function sameEntry(a: RegistryEntry, b: RegistryEntry): boolean {
   return JSON.stringify(plainEntry(a)) === JSON.stringify(plainEntry(b));
 }
 
-function isLoopback(hostname: string): boolean {
+/** A loopback host, where plain http: is allowed (a registry served on this machine). */
+export function isLoopbackHost(hostname: string): boolean {
   // WHATWG URL has already normalized the host: `127.1` is `127.0.0.1`, `[0::1]` is `[::1]`.
   return (
     hostname === 'localhost' || hostname === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname)

@@ -3,7 +3,9 @@
  * the platform, the fetcher, the install folders, and the registries read through their sessions. The
  * install (install.ts) and the installed tree's upkeep (maintain.ts) take it rather than the whole client.
  */
+import type { Key } from 'openpgp';
 import type { Clock } from '../index-builder/clock.ts';
+import { TrustError } from '../index-builder/errors.ts';
 import type { PluginDocument } from '../index-builder/model.ts';
 import type { ContentCache } from './disk/cache.ts';
 import type { InstallTree, TrustRecord } from './disk/state.ts';
@@ -54,3 +56,19 @@ export const loadTrust = () =>
     verifyManifest: verify.verifyManifest,
     RegistrySession: session.RegistrySession,
   }));
+
+/**
+ * A registry's pinned key, parsed and checked against the fingerprint its trust state records: a key file
+ * replaced (or a write of the two cut short) is refused, never trusted for being in the data directory.
+ * @throws TrustError SNAPSHOT_WRONG_KEY
+ */
+export async function readPinnedKey(trust: TrustRecord): Promise<Key> {
+  const { readPublicKey } = await loadTrust();
+  const key = await readPublicKey(trust.armoredKey);
+  if (key.fingerprint !== trust.fingerprint)
+    throw new TrustError(
+      'SNAPSHOT_WRONG_KEY',
+      `the pinned key file holds key ${key.fingerprint}, but its trust state records ${trust.fingerprint}`,
+    );
+  return key.key;
+}

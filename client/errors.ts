@@ -12,6 +12,10 @@ export type ClientErrorCode =
   | 'CLIENT_CONFIG_INVALID'
   /** No configured registry has that name. */
   | 'REGISTRY_NOT_FOUND'
+  /** A configured registry whose pinned key is missing from the data directory (or is not the one configured). */
+  | 'REGISTRY_NOT_PINNED'
+  /** A registry's trust state (`<data>/trust/<name>/state.json`) does not parse. */
+  | 'TRUST_STATE_INVALID'
   /** `registry add` of a name already configured with another URL or key, without `--force`. */
   | 'REGISTRY_EXISTS'
   /** A registry URL that is not https: (loopback http: and file: excepted), or not a URL at all. */
@@ -53,7 +57,7 @@ export type ClientErrorCode =
   | 'INSTALLED_MODIFIED';
 
 /** The codes that are trust refusals: a command exits 3 for them, as for a TrustError. */
-export const REFUSAL_CODES: ReadonlySet<ClientErrorCode> = new Set([
+const REFUSAL_CODES: ReadonlySet<ClientErrorCode> = new Set([
   'RESPONSE_TOO_LARGE',
   'LOCK_MISMATCH',
   'INSTALLED_MODIFIED',

@@ -1,5 +1,5 @@
 /**
- * The consumer's only network code (tuf-js `Fetcher`, sigstore `external/fetch.ts`): documents and
+ * The consumer library's only network code (tuf-js `Fetcher`, sigstore `external/fetch.ts`): documents and
  * artifacts from a registry's URL, then its mirrors in order, each response capped in bytes before it is
  * trusted with anything. Everything else in client/ takes the bytes this returns.
  *
@@ -20,6 +20,7 @@ import { open, readFile, stat } from 'node:fs/promises';
 import { rootCertificates } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import type { Dispatcher, EnvHttpProxyAgent, Response } from 'undici';
+import { HEADER_NAME, isLoopbackHost } from './config.ts';
 import { ClientError } from './errors.ts';
 
 export type Credentials =
@@ -100,14 +101,11 @@ export const UNLISTED_LIMITS: {
   readonly snapshot: number;
   readonly signature: number;
   readonly key: number;
-  readonly manifest: number;
-} = Object.freeze({ snapshot: 16 * MiB, signature: 64 * KiB, key: 1 * MiB, manifest: 4 * MiB });
+} = Object.freeze({ snapshot: 16 * MiB, signature: 64 * KiB, key: 1 * MiB });
 
 const MAX_REDIRECTS = 5;
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 const FILE_CHUNK = 64 * KiB;
-/** RFC 9110 `token`: what a header name may be. */
-const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** Bytes a header value may not hold (undici's error for them would quote the secret). */
 const HEADER_VALUE_FORBIDDEN = /[\0\r\n]/;
 /** Error codes of a certificate that did not verify (OpenSSL's and Node's). */
@@ -525,7 +523,7 @@ function urlProblem(url: URL): string | undefined {
   }
   if (url.protocol === 'https:') return undefined;
   if (url.protocol === 'http:')
-    return isLoopback(url) ? undefined : 'http: is allowed only for loopback hosts';
+    return isLoopbackHost(url.hostname) ? undefined : 'http: is allowed only for loopback hosts';
   if (url.protocol === 'file:') {
     try {
       fileURLToPath(url);
@@ -543,11 +541,6 @@ function redirectProblem(from: URL, to: URL): string | undefined {
   if (from.protocol === 'https:' && to.protocol !== 'https:')
     return 'a redirect from https: to another scheme';
   return urlProblem(to);
-}
-
-function isLoopback(url: URL): boolean {
-  const host = url.hostname;
-  return host === 'localhost' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
 /**

@@ -6,13 +6,15 @@
  * the lock is checked on disk and left as it is, without a request.
  */
 import { TrustError } from '../index-builder/errors.ts';
-import { versionBase, versionFolder } from '../index-builder/layout.ts';
+import { keyProblem, versionBase, versionFolder } from '../index-builder/layout.ts';
 import type { ArtifactRecord, VersionRecord } from '../index-builder/model.ts';
 import { compareVersions } from '../index-builder/versions.ts';
 import type { ClientContext } from './context.ts';
+import { withFileLock } from './disk/atomic.ts';
 import { type InstallTree, readLockfile, writeLockfile } from './disk/state.ts';
 import { ClientError } from './errors.ts';
 import { type InstalledVersion, withInstalledVersion, withoutInstalled } from './installed.ts';
+import { own } from './json-input.ts';
 import {
   EMPTY_LOCKFILE,
   type LockChange,
@@ -70,7 +72,10 @@ export interface InstallResult {
 interface Target {
   readonly name: string;
   readonly spec: string;
+  /** The lock's entry when it decides the version. */
   readonly locked?: LockedPlugin;
+  /** The registry the lock has it from, even when re-resolving: a plugin never moves registry silently. */
+  readonly registry?: string;
 }
 
 /** One target resolved and verified, ready to download and place. */
@@ -82,7 +87,13 @@ interface Planned {
   readonly entry: LockedPlugin;
 }
 
-export async function installPlugins(ctx: ClientContext, options: InstallOptions): Promise<InstallResult> {
+export function installPlugins(ctx: ClientContext, options: InstallOptions): Promise<InstallResult> {
+  // Two installs in one project take turns on its lock file; one that may not write it (--locked, a
+  // read-only checkout in CI) takes no lock either.
+  return options.locked ? install(ctx, options) : withFileLock(options.lockfile, () => install(ctx, options));
+}
+
+async function install(ctx: ClientContext, options: InstallOptions): Promise<InstallResult> {
   const platform = options.platform ?? ctx.platform;
   const tree = ctx.tree(options.dir);
   const before = await readLockfile(options.lockfile);
@@ -117,14 +128,42 @@ export async function installPlugins(ctx: ClientContext, options: InstallOptions
       `${options.lockfile} would change, and --locked/--frozen forbid it: ${changes.map((c) => `${c.entry} ${c.change} (${c.detail})`).join('; ')}`,
     );
 
-  // 2. Download what the cache lacks (each artifact verified while it streams), then 3. place and record.
-  const items: InstalledItem[] = [];
-  for (const plan of planned) await download(ctx, plan);
-  for (const plan of planned) items.push(await place(ctx, tree, plan, platform));
-  // An update replaces: the versions it moved away from go, once the new one is in place.
-  if (options.upgrade) for (const item of items) await removeOtherVersions(tree, item);
+  // 2. Download what the cache lacks (each artifact verified while it streams).
+  const downloaded = new Set<Planned>();
+  for (const plan of planned) if (await download(ctx, plan)) downloaded.add(plan);
+  // 3. Place every file (each by temp file and rename), then record them all at once; a failure part way
+  // removes what this run placed for versions that were not installed before.
+  const installedBefore = await tree.read();
+  const placed: Placed[] = [];
+  try {
+    for (const plan of planned) placed.push(await place(ctx, tree, plan, platform, downloaded.has(plan)));
+  } catch (error) {
+    for (const { item } of placed)
+      if (!own(installedBefore.plugins, item.name)?.versions[item.version])
+        await tree.removeVersion(item.name, item.version);
+    throw error;
+  }
+  await tree.update(async (current) => {
+    let next = current;
+    const replaced: [string, string][] = [];
+    for (const { item, record } of placed) {
+      next = withInstalledVersion(next, item.name, item.version, record);
+      // An update replaces: the versions it moved away from go, once the new one is in place.
+      if (!options.upgrade) continue;
+      for (const version of Object.keys(own(next.plugins, item.name)?.versions ?? {})) {
+        if (version === item.version) continue;
+        next = withoutInstalled(next, item.name, version, compareVersions).installed;
+        replaced.push([item.name, version]);
+      }
+    }
+    // Removed while the folder is still held, after installed.json no longer names them.
+    const afterWrite = async () => {
+      for (const [name, version] of replaced) await tree.removeVersion(name, version);
+    };
+    return { installed: next, result: undefined, afterWrite };
+  });
   const lockfileChanged = await writeLockfile(options.lockfile, lock);
-  return { items, lockfileChanged, lockChanges: changes };
+  return { items: placed.map((p) => p.item), lockfileChanged, lockChanges: changes };
 }
 
 function installTargets(options: InstallOptions, lock: Lockfile | undefined): Target[] {
@@ -133,12 +172,13 @@ function installTargets(options: InstallOptions, lock: Lockfile | undefined): Ta
   if (options.requests.length === 0) {
     if (!lock)
       throw new ClientError(
-        'LOCK_OUT_OF_SYNC',
+        'REQUEST_INVALID',
         `nothing to install: no names given and no ${options.lockfile}`,
       );
     return Object.entries(lock.plugins).map(([name, entry]) => ({
       name,
       spec: entry.requested,
+      registry: entry.registry,
       ...(options.upgrade ? {} : { locked: entry }),
     }));
   }
@@ -148,21 +188,13 @@ function installTargets(options: InstallOptions, lock: Lockfile | undefined): Ta
     const explicit = request.includes('@');
     // The lock decides unless asked to upgrade or asked for another spec than the one it was made for.
     const keep = entry && !options.upgrade && (!explicit || entry.requested === spec);
-    return { name, spec: explicit ? spec : (entry?.requested ?? spec), ...(keep ? { locked: entry } : {}) };
+    return {
+      name,
+      spec: explicit ? spec : (entry?.requested ?? spec),
+      ...(keep ? { locked: entry } : {}),
+      ...(entry ? { registry: entry.registry } : {}),
+    };
   });
-}
-
-async function removeOtherVersions(tree: InstallTree, item: InstalledItem): Promise<void> {
-  const others = await tree.update(async (installed) => {
-    const versions = Object.keys(installed.plugins[item.name]?.versions ?? {}).filter(
-      (v) => v !== item.version,
-    );
-    let next = installed;
-    for (const version of versions)
-      next = withoutInstalled(next, item.name, version, compareVersions).installed;
-    return { installed: next, result: versions };
-  });
-  for (const version of others) await tree.removeVersion(item.name, version);
 }
 
 async function alreadyInstalled(
@@ -175,7 +207,8 @@ async function alreadyInstalled(
   const items: InstalledItem[] = [];
   for (const target of targets) {
     const entry = target.locked as LockedPlugin;
-    const record = installed.plugins[target.name]?.versions[entry.version];
+    const plugin = own(installed.plugins, target.name);
+    const record = plugin ? own(plugin.versions, entry.version) : undefined;
     const artifact = record?.artifacts[key];
     const lockedArtifact = entry.artifacts[key];
     if (
@@ -184,7 +217,7 @@ async function alreadyInstalled(
       !lockedArtifact ||
       record.manifest_sha256 !== entry.manifest_sha256 ||
       artifact.sha256 !== lockedArtifact.sha256 ||
-      installed.plugins[target.name]?.current !== entry.version
+      plugin?.current !== entry.version
     )
       return undefined;
     const actual = await tree.hashFile(artifact.path);
@@ -209,7 +242,7 @@ async function planTarget(
   platform: Platform,
   lock: Lockfile,
 ): Promise<Planned> {
-  const registry = target.locked?.registry ?? options.registry;
+  const registry = options.registry ?? target.registry;
   const { session, document } = await ctx.find(target.name, registry);
   let resolution: Resolution;
   if (target.locked) {
@@ -245,9 +278,10 @@ function checkLockedRegistry(lock: Lockfile, session: RegistrySession, lockfile:
     );
 }
 
-async function download(ctx: ClientContext, plan: Planned): Promise<void> {
+/** Downloads the artifact into the cache unless it is held there; true when it downloaded it now. */
+async function download(ctx: ClientContext, plan: Planned): Promise<boolean> {
   const artifact = plan.resolution.artifact;
-  if (await ctx.cache.hasBlob(artifact.sha256, artifact.size_bytes)) return;
+  if (await ctx.cache.hasBlob(artifact.sha256, artifact.size_bytes)) return false;
   const name = `${plan.target.name}@${plan.resolution.version.version}`;
   if (ctx.offline)
     throw new ClientError(
@@ -269,6 +303,13 @@ async function download(ctx: ClientContext, plan: Planned): Promise<void> {
       ? { onProgress: (received: number) => progress({ name, received, total: artifact.size_bytes }) }
       : {}),
   });
+  return true;
+}
+
+/** One version's files in the tree, and the record installed.json will hold for them. */
+interface Placed {
+  readonly item: InstalledItem;
+  readonly record: InstalledVersion;
 }
 
 async function place(
@@ -276,7 +317,8 @@ async function place(
   tree: InstallTree,
   plan: Planned,
   platform: Platform,
-): Promise<InstalledItem> {
+  justDownloaded: boolean,
+): Promise<Placed> {
   const { name } = plan.target;
   const version = plan.resolution.version;
   const artifact = plan.resolution.artifact;
@@ -284,10 +326,16 @@ async function place(
   // The version's folder as the registry names it (build metadata dropped): a `+` has no place in a path.
   const folder = `${name}/${versionFolder(version.version)}`;
   const relative = `${folder}/${key}/${artifactFileName(name, artifact)}`;
-  await tree.placeExecutable(relative, ctx.cache.readBlob(artifact.sha256), {
-    sha256: artifact.sha256,
-    size: artifact.size_bytes,
-  });
+  const expected = { sha256: artifact.sha256, size: artifact.size_bytes };
+  try {
+    await tree.placeExecutable(relative, ctx.cache.readBlob(artifact.sha256), expected);
+  } catch (error) {
+    // A cached blob that no longer hashes to its name was damaged on disk: drop it and download it once more.
+    if (justDownloaded || !(error instanceof TrustError && error.code === 'ARTIFACT_MISMATCH')) throw error;
+    await ctx.cache.removeBlob(artifact.sha256);
+    await download(ctx, plan);
+    await tree.placeExecutable(relative, ctx.cache.readBlob(artifact.sha256), expected);
+  }
   // The signed manifest where the spec's filesystem discovery looks for it, its signature beside it.
   await tree.placeFile(`${folder}/manifest.json.asc`, plan.manifest.signature);
   await tree.placeFile(`${folder}/manifest.json`, plan.manifest.bytes);
@@ -302,18 +350,17 @@ async function place(
     ...(version.yanked ? { yanked: true } : {}),
     ...(version.deprecated ? { deprecated: true } : {}),
   };
-  await tree.update(async (installed) => ({
-    installed: withInstalledVersion(installed, name, version.version, record),
-    result: undefined,
-  }));
   return {
-    name,
-    version: version.version,
-    registry: plan.session.entry.name,
-    platform: key,
-    path: tree.path(relative),
-    warnings: plan.resolution.warnings,
-    unchanged: false,
+    record,
+    item: {
+      name,
+      version: version.version,
+      registry: plan.session.entry.name,
+      platform: key,
+      path: tree.path(relative),
+      warnings: plan.resolution.warnings,
+      unchanged: false,
+    },
   };
 }
 
@@ -351,14 +398,32 @@ function artifactUrl(
 ): string {
   if (!artifact.hosted) return artifact.url;
   const base = `/${versionBase(name, version.version)}/`;
-  const path = new URL(artifact.url).pathname;
-  const at = path.lastIndexOf(base);
-  if (at < 0) return artifact.url;
+  const path = pathOf(artifact.url);
+  const at = path?.lastIndexOf(base) ?? -1;
+  if (path === undefined || at < 0) return artifact.url;
   return `${registryUrl}${path.slice(at)}`;
 }
 
-/** The installed file's name: the artifact's own, when it is a safe single segment; else the plugin's. */
+/**
+ * The installed file's name: the artifact's own when it is one safe segment (layout.ts's rule: no path,
+ * no Windows device name), else the plugin's.
+ */
 function artifactFileName(name: string, artifact: ArtifactRecord): string {
-  const last = decodeURIComponent(new URL(artifact.url).pathname.split('/').pop() ?? '');
-  return /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/.test(last) ? last : name;
+  const last = pathOf(artifact.url)?.split('/').pop() ?? '';
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(last);
+  } catch {
+    return name;
+  }
+  return decoded.includes('/') || keyProblem(decoded) ? name : decoded;
+}
+
+/** A URL's path, or undefined for text that is not a URL (a registry's defect must not be a crash). */
+function pathOf(url: string): string | undefined {
+  try {
+    return new URL(url).pathname;
+  } catch {
+    return undefined;
+  }
 }

@@ -24,10 +24,11 @@
 import semver from 'semver';
 import { pluginNameFormProblem, SAFE_RELATIVE_PATH_PATTERN } from '../index-builder/layout.ts';
 import { ClientError } from './errors.ts';
+import { isObject, own } from './json-input.ts';
 
 const SAFE_PATH = new RegExp(SAFE_RELATIVE_PATH_PATTERN);
 
-export const INSTALLED_SCHEMA = 'plugindex/installed/v1';
+const INSTALLED_SCHEMA = 'plugindex/installed/v1';
 export const INSTALLED_FILE = 'installed.json';
 
 export interface InstalledArtifact {
@@ -68,9 +69,6 @@ export interface InstalledFile {
 }
 
 export const EMPTY_INSTALLED: InstalledFile = { schema: INSTALLED_SCHEMA, plugins: {} };
-
-const isObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**
  * Reads installed.json. Only the client writes it, so a wrong shape means damage or another version of the
@@ -148,8 +146,8 @@ export function withInstalledVersion(
   version: string,
   record: InstalledVersion,
 ): InstalledFile {
-  const plugin = installed.plugins[name];
-  const before = plugin?.versions[version];
+  const plugin = own(installed.plugins, name);
+  const before = plugin ? own(plugin.versions, version) : undefined;
   const merged: InstalledVersion =
     before && before.manifest_sha256 === record.manifest_sha256
       ? { ...record, artifacts: { ...before.artifacts, ...record.artifacts } }
@@ -208,8 +206,8 @@ export function withVerification(
     | { readonly verified: string }
     | { readonly problem: { readonly code: string; readonly message: string } },
 ): InstalledFile {
-  const plugin = installed.plugins[name];
-  const record = plugin?.versions[version];
+  const plugin = own(installed.plugins, name);
+  const record = plugin ? own(plugin.versions, version) : undefined;
   if (!plugin || !record) return installed;
   const { problem: _problem, ...rest } = record;
   const next: InstalledVersion =
@@ -229,8 +227,8 @@ export function withEnabled(installed: InstalledFile, name: string, enabled: boo
   return { ...installed, plugins: { ...installed.plugins, [name]: { ...plugin, enabled } } };
 }
 
-export function requireInstalled(installed: InstalledFile, name: string): InstalledPlugin {
-  const plugin = installed.plugins[name];
+function requireInstalled(installed: InstalledFile, name: string): InstalledPlugin {
+  const plugin = own(installed.plugins, name);
   if (plugin) return plugin;
   const names = Object.keys(installed.plugins);
   throw new ClientError(

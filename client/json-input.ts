@@ -10,6 +10,11 @@ export const REGISTRY_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 /** An OpenPGP v4 fingerprint, as index-builder/signing.ts gives it. */
 export const FINGERPRINT = /^[0-9A-F]{40}$/;
 
+/** The value of an object's own property: a plugin named `constructor` must not find Object.prototype's. */
+export function own<T>(record: Readonly<Record<string, T>>, key: string): T | undefined {
+  return Object.hasOwn(record, key) ? record[key] : undefined;
+}
+
 export function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

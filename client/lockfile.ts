@@ -28,6 +28,7 @@ import {
   FINGERPRINT,
   isNonNegativeInteger,
   isObject,
+  own,
   Problems,
   parseJsonObject,
   REGISTRY_NAME,
@@ -70,8 +71,6 @@ export const EMPTY_LOCKFILE: Lockfile = Object.freeze({
 
 /** The lockfile versions this client reads. */
 const LOCKFILE_VERSIONS: readonly number[] = [1];
-/** The same rule as a registry's name in config.json (client/config.ts). */
-/** The manifest's name rule (index-builder/manifest/schema.ts), which the client does not import. */
 const SHA256 = /^[0-9a-f]{64}$/;
 /** `os-arch`, as the manifest's enums spell them (`linux-amd64`); any such pair, so a new OS is not refused. */
 const PLATFORM = /^[a-z0-9]+-[a-z0-9]+$/;
@@ -431,9 +430,4 @@ function canonicalJson(value: unknown, indent: string): string {
   const record = value as Record<string, unknown>;
   const lines = keys.map((k) => `${inner}${JSON.stringify(k)}: ${canonicalJson(record[k], inner)}`);
   return `{\n${lines.join(',\n')}\n${indent}}`;
-}
-
-/** The value of an object's own property: a plugin named `constructor` must not find Object.prototype's. */
-function own<T>(record: Readonly<Record<string, T>>, key: string): T | undefined {
-  return Object.hasOwn(record, key) ? record[key] : undefined;
 }

@@ -7,8 +7,8 @@
 import { TrustError } from '../index-builder/errors.ts';
 import { versionFolder } from '../index-builder/layout.ts';
 import { compareVersions, sortVersionsDescending } from '../index-builder/versions.ts';
-import { type ClientContext, loadTrust } from './context.ts';
-import { readIfExists, readTextIfExists } from './disk/atomic.ts';
+import { type ClientContext, loadTrust, readPinnedKey } from './context.ts';
+import { readIfExists, readTextIfExists, withFileLock } from './disk/atomic.ts';
 import { type InstallTree, readLockfile, writeLockfile } from './disk/state.ts';
 import { ClientError } from './errors.ts';
 import {
@@ -18,6 +18,7 @@ import {
   withoutInstalled,
   withVerification,
 } from './installed.ts';
+import { own } from './json-input.ts';
 import { type Lockfile, withoutPlugin } from './lockfile.ts';
 import { resolvePlugin } from './resolve.ts';
 
@@ -79,7 +80,7 @@ export async function listInstalled(
       continue;
     }
     const { document } = await ctx.find(name, current.registry);
-    const requested = lock?.plugins[name]?.requested ?? 'latest';
+    const requested = (lock ? own(lock.plugins, name) : undefined)?.requested ?? 'latest';
     const versionNow = document.versions.find((v) => v.version === plugin.current);
     let wanted: string | undefined;
     try {
@@ -112,22 +113,24 @@ export async function removeInstalled(
   const version = at > 0 ? request.slice(at + 1) : undefined;
   const tree = ctx.tree(options.dir);
   const removed = await tree.update(async (installed) => {
-    const plugin = installed.plugins[name];
+    const plugin = own(installed.plugins, name);
     const result = withoutInstalled(installed, name, version, compareVersions);
     const blobs = result.removed.flatMap((v) =>
-      Object.values(plugin?.versions[v]?.artifacts ?? {}).map((a) => a.sha256),
+      Object.values((plugin ? own(plugin.versions, v) : undefined)?.artifacts ?? {}).map((a) => a.sha256),
     );
     return {
       installed: result.installed,
-      result: { versions: result.removed, blobs, gone: !result.installed.plugins[name] },
+      result: { versions: result.removed, blobs, gone: own(result.installed.plugins, name) === undefined },
     };
   });
   for (const v of removed.versions) await tree.removeVersion(name, v);
   if (options.clean) for (const blob of removed.blobs) await ctx.cache.removeBlob(blob);
-  if (removed.gone && options.lockfile) {
-    const lock = await readLockfile(options.lockfile);
-    if (lock) await writeLockfile(options.lockfile, withoutPlugin(lock, name));
-  }
+  const lockfile = options.lockfile;
+  if (removed.gone && lockfile)
+    await withFileLock(lockfile, async () => {
+      const lock = await readLockfile(lockfile);
+      if (lock) await writeLockfile(lockfile, withoutPlugin(lock, name));
+    });
   return removed.versions;
 }
 
@@ -205,7 +208,7 @@ async function verifyOne(
         'INSTALLED_MODIFIED',
         `${tree.path(artifact.path)}: sha256 ${actual.sha256} (${actual.size} bytes), installed as ${artifact.sha256} (${artifact.size} bytes)`,
       );
-    const locked = lock?.plugins[name];
+    const locked = lock ? own(lock.plugins, name) : undefined;
     if (locked && locked.version === version) {
       const lockedArtifact = locked.artifacts[platform];
       if (locked.manifest_sha256 !== record.manifest_sha256 || lockedArtifact?.sha256 !== artifact.sha256)
@@ -226,8 +229,8 @@ async function verifyOne(
   const signature = await readTextIfExists(tree.path(`${manifestPath}.asc`));
   if (manifestBytes === undefined || signature === undefined)
     throw new ClientError('INSTALLED_MODIFIED', `${tree.path(manifestPath)} or its .asc is missing`);
-  const { readPublicKey, verifyManifest } = await loadTrust();
-  const key = await readPublicKey(trust.armoredKey);
+  const { verifyManifest } = await loadTrust();
+  const key = await readPinnedKey(trust);
   await verifyManifest({
     name,
     version: {
@@ -241,7 +244,7 @@ async function verifyOne(
     },
     manifest: manifestBytes,
     signature,
-    key: key.key,
+    key,
     url: tree.path(manifestPath),
   });
 }

@@ -7,6 +7,7 @@
  * searchPlugins([{ registry: 'main', priority: 1, entries: doc.plugins }], { terms: ['cost'], provider: 'aws' });
  */
 import type { SearchEntry } from '../index-builder/model.ts';
+import { compareStrings } from './json-input.ts';
 
 export interface SearchSource {
   readonly registry: string;
@@ -108,7 +109,6 @@ function passesFilters(entry: SearchEntry, query: SearchQuery): boolean {
 }
 
 /** Code-unit order: names are ASCII, and a locale must not change the order of a listing. */
-const byText = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 /**
  * Searches the entries of every source, best first.
@@ -136,7 +136,7 @@ export function searchPlugins(sources: readonly SearchSource[], query: SearchQue
       ranked.push({ tier, hit: { registry: source.registry, priority: source.priority, match, entry } });
     }
   }
-  const byName = (a: SearchHit, b: SearchHit): number => byText(a.entry.name, b.entry.name);
+  const byName = (a: SearchHit, b: SearchHit): number => compareStrings(a.entry.name, b.entry.name);
   const byPriority = (a: SearchHit, b: SearchHit): number => a.priority - b.priority;
   // A listing reads as a catalog (by name, one registry's copy beside the other's); a search puts the
   // preferred registry's hits first within a tier.
@@ -146,7 +146,7 @@ export function searchPlugins(sources: readonly SearchSource[], query: SearchQue
       a.tier - b.tier ||
       first(a.hit, b.hit) ||
       second(a.hit, b.hit) ||
-      byText(a.hit.registry, b.hit.registry),
+      compareStrings(a.hit.registry, b.hit.registry),
   );
   return ranked.map((r) => r.hit);
 }

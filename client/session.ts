@@ -139,12 +139,14 @@ export class RegistrySession {
       await this.#trusted.updateSnapshot(cached.bytes, cached.signature);
       body = cached.bytes;
       signature = cached.signature;
+      etag = cached.etag;
       changed = false;
     } else {
       ({ body, signature, etag, changed } = await this.#fetchSnapshot(cached));
     }
     const snapshot = this.#trusted.snapshot;
-    if (changed || !cached)
+    // A new ETag for the same bytes (another CDN edge) is kept too, or every later run would get a 200.
+    if (changed || !cached || etag !== cached.etag)
       await cache.putSnapshot(this.entry.url, { bytes: body, signature, ...(etag ? { etag } : {}) });
     if (!this.#deps.offline && !current)
       await this.#deps.recordTrust({
@@ -313,28 +315,31 @@ export class RegistrySession {
       sha256: version.manifest_sha256,
       size: version.manifest_size,
     });
-    // In the plugin document itself since it carries it; else kept beside the cached manifest, or fetched.
-    const heldSignature =
-      version.manifest_signature ?? (await this.#deps.cache.signature(version.manifest_sha256));
-    let signature = heldSignature;
-    if (signature === undefined) {
+    const verify = (signature: string) =>
+      verifyManifest({ name, version, manifest: fetched.bytes, signature, key: this.key, url });
+    // The plugin document carries it (since manifest_signature exists); else it was kept beside the cached
+    // manifest, or it is fetched. A kept one that no longer verifies was damaged on disk: fetched again.
+    let signature = version.manifest_signature ?? (await this.#deps.cache.signature(version.manifest_sha256));
+    let manifest: Manifest | undefined;
+    if (signature !== undefined) {
+      try {
+        manifest = await verify(signature);
+      } catch (error) {
+        if (version.manifest_signature !== undefined || !(error instanceof TrustError)) throw error;
+        signature = undefined;
+      }
+    }
+    if (signature === undefined || manifest === undefined) {
       if (this.#deps.offline)
         throw new ClientError(
           'OFFLINE_MISSING',
           `${url}.asc is not cached, and --offline forbids fetching it`,
         );
       signature = await this.#text(signatureKey(path), UNLISTED_LIMITS.signature, version.manifest_sha256);
+      manifest = await verify(signature);
+      await this.#deps.cache.putSignature(version.manifest_sha256, signature);
     }
-    const manifest = await verifyManifest({
-      name,
-      version,
-      manifest: fetched.bytes,
-      signature,
-      key: this.key,
-      url,
-    });
     await fetched.keep();
-    if (heldSignature === undefined) await this.#deps.cache.putSignature(version.manifest_sha256, signature);
     return { manifest, bytes: fetched.bytes, signature };
   }
 }

@@ -6,8 +6,8 @@
  * out of that order, and a newer snapshot drops the bins of the one before, so no document of one
  * generation is ever checked against another's listing.
  *
- * Pure: bytes in, verified values out. The caller fetches (client/fetcher.ts, to come) and keeps the
- * highest generation across runs (in the data directory).
+ * Pure: bytes in, verified values out. The caller (client/session.ts) fetches, and keeps the highest
+ * generation across runs in the data directory.
  *
  * @example
  * const trusted = new TrustedSnapshot({ key, highestGeneration: 41, clock: systemClock });
@@ -20,7 +20,13 @@ import type { Clock } from '../index-builder/clock.ts';
 import { TrustError } from '../index-builder/errors.ts';
 import { binKey, binOf, pluginDocumentKey } from '../index-builder/layout.ts';
 import type { BinDocument, PluginDocument, SnapshotDocument } from '../index-builder/model.ts';
-import { verifyBin, verifyInBin, verifyListedDocument, verifySnapshot } from '../index-builder/verify.ts';
+import {
+  assertPluginDocument,
+  verifyBin,
+  verifyInBin,
+  verifyListedDocument,
+  verifySnapshot,
+} from '../index-builder/verify.ts';
 import { ClientError } from './errors.ts';
 
 export interface TrustedSnapshotOptions {
@@ -98,16 +104,14 @@ export class TrustedSnapshot {
     const listing = this.#bins.get(bin);
     if (!listing) throw outOfOrder(`${pluginDocumentKey(name)} before its bin ${binKey(bin)}`);
     verifyInBin(listing, name, bytes);
-    let doc: Partial<PluginDocument> | null;
+    let doc: unknown;
     try {
-      doc = JSON.parse(new TextDecoder().decode(bytes)) as Partial<PluginDocument> | null;
+      doc = JSON.parse(new TextDecoder().decode(bytes));
     } catch (cause) {
       throw new TrustError('DOCUMENT_MALFORMED', `${pluginDocumentKey(name)} is not JSON`, { cause });
     }
-    if (typeof doc !== 'object' || doc === null || doc.name !== name || !Array.isArray(doc.versions)) {
-      throw new TrustError('DOCUMENT_MALFORMED', `${pluginDocumentKey(name)} is not the document of ${name}`);
-    }
-    return doc as PluginDocument;
+    assertPluginDocument(doc, name);
+    return doc;
   }
 }
 

@@ -81,8 +81,8 @@ export function isSafeKey(key: string): boolean {
 const RESERVED_PLUGIN_NAMES = new Set(['index', 'search', 'snapshot', 'keys', 'plugins', 'favicon']);
 
 /** The manifest's plugin name rule (schema.ts says the same): words of lowercase letters and digits joined by single `-`. */
-export const PLUGIN_NAME_PATTERN = /^[a-z0-9]+(-[a-z0-9]+)*$/;
-export const PLUGIN_NAME_LENGTH = { min: 2, max: 64 } as const;
+const PLUGIN_NAME_PATTERN = /^[a-z0-9]+(-[a-z0-9]+)*$/;
+const PLUGIN_NAME_LENGTH = { min: 2, max: 64 } as const;
 
 /**
  * What a name lacks to be a plugin name at all (form and length), or undefined; `pluginNameProblem` then

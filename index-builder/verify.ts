@@ -12,6 +12,7 @@
  *      and names the same artifacts (platform, sha256) the plugin document lists
  */
 import type { Key } from 'openpgp';
+import semver from 'semver';
 import { normalizeDigest, sha256Hex } from './digest.ts';
 import { TrustError } from './errors.ts';
 import { binKey, binOf, pluginDocumentKey, SIGNED_SNAPSHOT_KEY } from './layout.ts';
@@ -20,6 +21,7 @@ import type {
   BinDocument,
   DocumentDigest,
   Manifest,
+  PluginDocument,
   SignedSnapshotDocument,
   SnapshotDocument,
   VersionRecord,
@@ -212,4 +214,59 @@ export async function verifyManifest(options: {
       );
   }
   return parsed;
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+const PLATFORM_WORD = /^[a-z0-9]+$/;
+
+/**
+ * A plugin document that matched its digest is the registry's, but a client still reads it as data: every
+ * version a SemVer version (it becomes a folder name), every digest and size of the right form, every
+ * artifact's platform a plain word. A registry's defect, or a stolen key, must not become a path or a crash.
+ * @throws TrustError DOCUMENT_MALFORMED naming the plugin document and the JSON pointer.
+ */
+export function assertPluginDocument(value: unknown, name: string): asserts value is PluginDocument {
+  const where = pluginDocumentKey(name);
+  const fail = (pointer: string, expected: string): never => {
+    throw new TrustError('DOCUMENT_MALFORMED', `${where}#${pointer}: expected ${expected}`);
+  };
+  const doc = value as Partial<PluginDocument> | null;
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return fail('', 'an object');
+  if (doc.name !== name) fail('/name', JSON.stringify(name));
+  if (!Array.isArray(doc.versions)) return fail('/versions', 'an array');
+  for (const [i, record] of doc.versions.entries()) {
+    const at = `/versions/${i}`;
+    const r = record as Partial<VersionRecord> | null;
+    if (typeof r !== 'object' || r === null) fail(at, 'an object');
+    const v = r as Partial<VersionRecord>;
+    if (typeof v.version !== 'string' || semver.valid(v.version) !== v.version)
+      fail(`${at}/version`, 'a SemVer version');
+    if (typeof v.manifest_sha256 !== 'string' || !HEX64.test(v.manifest_sha256))
+      fail(`${at}/manifest_sha256`, 'a sha256');
+    if (!Number.isSafeInteger(v.manifest_size) || (v.manifest_size as number) < 0)
+      fail(`${at}/manifest_size`, 'a size');
+    if (typeof v.publisher !== 'string') fail(`${at}/publisher`, 'a fingerprint');
+    if (typeof v.yanked !== 'boolean' || typeof v.deprecated !== 'boolean')
+      fail(at, 'yanked and deprecated as booleans');
+    if (v.manifest_signature !== undefined && typeof v.manifest_signature !== 'string')
+      fail(`${at}/manifest_signature`, 'an armored signature');
+    if (!Array.isArray(v.artifacts)) fail(`${at}/artifacts`, 'an array');
+    for (const [j, artifact] of (v.artifacts as unknown[]).entries()) {
+      const a = artifact as Partial<ArtifactRecord> | null;
+      const ok =
+        typeof a === 'object' &&
+        a !== null &&
+        typeof a.os === 'string' &&
+        PLATFORM_WORD.test(a.os) &&
+        typeof a.arch === 'string' &&
+        PLATFORM_WORD.test(a.arch) &&
+        typeof a.url === 'string' &&
+        typeof a.sha256 === 'string' &&
+        HEX64.test(a.sha256) &&
+        Number.isSafeInteger(a.size_bytes) &&
+        (a.size_bytes as number) >= 0 &&
+        typeof a.hosted === 'boolean';
+      if (!ok) fail(`${at}/artifacts/${j}`, '{os, arch, url, sha256, size_bytes, hosted} of the right forms');
+    }
+  }
 }

@@ -3,6 +3,7 @@
  * `add` (from a file, or checked against a fingerprint, or, only when asked, trusted on first use with the
  * fingerprint printed). Adding the same registry again changes nothing; another URL or key needs --force.
  */
+import { resolve } from 'node:path';
 import type { KeyPin } from '../../client/client.ts';
 import type { RegistryAuth } from '../../client/config.ts';
 import { listOption, type Parsed, stringOption } from '../args.ts';
@@ -77,7 +78,9 @@ async function add(parsed: Parsed, rest: readonly string[]): Promise<number> {
   const pin = await pinOf(parsed);
   const priority = positiveNumber(parsed, 'priority', true);
   const timeout = positiveNumber(parsed, 'timeout', false);
-  const caFile = stringOption(parsed, 'ca');
+  // Kept as an absolute path: later commands run from other folders.
+  const ca = stringOption(parsed, 'ca');
+  const caFile = ca ? resolve(ca) : undefined;
   const auth = authOf(parsed);
   return withClient(parsed, async ({ client, json }) => {
     const result = await client.addRegistry({

@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { ClientError } from '../errors.ts';
 
@@ -65,6 +65,14 @@ function processAlive(pid: number): boolean {
   }
 }
 
+/** A lock with no PID in it this long was left by a writer killed before it wrote one. */
+const EMPTY_LOCK_STALE_MS = 10_000;
+
+async function ageMs(path: string): Promise<number> {
+  const info = await stat(path).catch(() => undefined);
+  return info ? Date.now() - info.mtimeMs : 0;
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
@@ -88,10 +96,17 @@ export async function withLockFile<T>(
       break;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      const holder = Number.parseInt((await readTextIfExists(lock)) ?? '', 10);
-      // No PID yet: its writer is between open and write; give it a moment before judging it stale.
-      if (Number.isInteger(holder) && !processAlive(holder)) {
-        await rm(lock, { force: true });
+      const content = await readTextIfExists(lock);
+      if (content === undefined) continue; // released between the two calls
+      const holder = Number.parseInt(content ?? '', 10);
+      // Stale: its process is gone (killed), or it never got a PID written (killed between open and write)
+      // and is older than any writer could take.
+      const stale = Number.isInteger(holder)
+        ? !processAlive(holder)
+        : content === '' && (await ageMs(lock)) > EMPTY_LOCK_STALE_MS;
+      if (stale) {
+        // Broken only if it still holds what was judged: another waiter may have broken it and taken its own.
+        if ((await readTextIfExists(lock)) === content) await rm(lock, { force: true });
         continue;
       }
       if (Date.now() > deadline) throw options.busy(Number.isInteger(holder) ? String(holder) : '(unknown)');

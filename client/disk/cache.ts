@@ -9,7 +9,8 @@
  *   <cache>/tmp/                               same filesystem as blobs/, so rename(2) is atomic
  *
  * Nothing here is trusted for being here: a document whose bytes no longer hash to their name is deleted
- * and fetched again; the snapshot is verified again by its signature before use.
+ * and fetched again; an artifact is rehashed as it is copied into place (and, damaged, dropped and
+ * downloaded again); a kept manifest signature and the snapshot are verified again before use.
  */
 import { createReadStream } from 'node:fs';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';

@@ -17,13 +17,14 @@ import { mkdir, open, rename, rm, rmdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { createSha256 } from '../../index-builder/digest.ts';
 import { TrustError } from '../../index-builder/errors.ts';
-import { versionFolder } from '../../index-builder/layout.ts';
+import { keyProblem, versionFolder } from '../../index-builder/layout.ts';
 import {
   type ClientConfig,
   EMPTY_CLIENT_CONFIG,
   parseClientConfig,
   serializeClientConfig,
 } from '../config.ts';
+import { ClientError } from '../errors.ts';
 import {
   EMPTY_INSTALLED,
   INSTALLED_FILE,
@@ -99,7 +100,7 @@ export class ClientState {
     try {
       parsed = JSON.parse(state);
     } catch (cause) {
-      throw new TrustError('SNAPSHOT_MALFORMED', `${join(dir, 'state.json')} is not JSON`, { cause });
+      throw new ClientError('TRUST_STATE_INVALID', `${join(dir, 'state.json')} is not JSON`, { cause });
     }
     if (typeof parsed.fingerprint !== 'string')
       throw new TrustError(
@@ -158,19 +159,37 @@ export class InstallTree {
     return text === undefined ? EMPTY_INSTALLED : parseInstalled(text, this.file);
   }
 
-  /** Edits installed.json under its lock: concurrent installs into one folder each keep their record. */
+  /**
+   * Edits installed.json under its lock: concurrent installs into one folder each keep their record.
+   * `afterWrite` runs once the file is written, still holding the lock (removing what it no longer names).
+   */
   async update<T>(
-    edit: (installed: InstalledFile) => Promise<{ installed: InstalledFile; result: T }>,
+    edit: (
+      installed: InstalledFile,
+    ) => Promise<{ installed: InstalledFile; result: T; afterWrite?: () => Promise<void> }>,
   ): Promise<T> {
     return withFileLock(this.file, async () => {
       const before = await this.read();
-      const { installed, result } = await edit(before);
+      const { installed, result, afterWrite } = await edit(before);
       if (installed !== before) await writeFileAtomic(this.file, serializeInstalled(installed));
+      await afterWrite?.();
       return result;
     });
   }
 
+  /**
+   * The absolute path of `relative` in this folder. Every write and removal goes through here, so this is
+   * where nothing a registry or a damaged installed.json says can lead outside the folder: `relative` must
+   * be a path of safe segments (layout.ts, the same rule the registry's stores keep).
+   * @throws TrustError DOCUMENT_MALFORMED naming the path and why.
+   */
   path(relative: string): string {
+    const problem = keyProblem(relative);
+    if (problem)
+      throw new TrustError(
+        'DOCUMENT_MALFORMED',
+        `${JSON.stringify(relative)} is not a path inside ${this.dir}: ${problem}`,
+      );
     return join(this.dir, ...relative.split('/'));
   }
 
@@ -198,10 +217,11 @@ export class InstallTree {
       }
       await handle.chmod(0o755);
       await handle.close();
-      if (size !== expected.size || hash.hex() !== expected.sha256)
+      const actual = hash.hex();
+      if (size !== expected.size || actual !== expected.sha256)
         throw new TrustError(
           'ARTIFACT_MISMATCH',
-          `${relative}: the cached copy hashes to ${hash.hex()} (${size} bytes), not the signed ${expected.sha256} (${expected.size} bytes)`,
+          `${relative}: the cached copy hashes to ${actual} (${size} bytes), not the signed ${expected.sha256} (${expected.size} bytes)`,
         );
       await rename(temp, target);
     } catch (error) {

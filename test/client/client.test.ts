@@ -426,6 +426,35 @@ describe('when a plugin is installed', () => {
     expect(requests).toEqual([]);
   });
 
+  it('downloads again a cached artifact damaged on disk, and installs what was signed', async () => {
+    const m = await machine();
+    await addRegistry(m);
+    await withClient(m, (c) => c.install({ requests: [`${NAME}@1.0.0`], dir: m.dir, lockfile: m.lockfile }));
+    const blob = join(
+      m.dirs.cache,
+      'blobs',
+      'sha256',
+      sha256Hex(TOOL_1).slice(0, 2),
+      sha256Hex(TOOL_1).slice(2),
+    );
+    await writeFile(blob, Buffer.alloc(TOOL_1.byteLength, 0x21)); // same size, other bytes
+    await rm(m.dir, { recursive: true });
+    const again = await withClient(m, (c) => c.install({ requests: [], dir: m.dir, lockfile: m.lockfile }));
+    expect(again.items[0]).toMatchObject({ version: '1.0.0', unchanged: false });
+    expect(await readFile(join(m.dir, NAME, '1.0.0', 'linux-amd64', NAME))).toEqual(Buffer.from(TOOL_1));
+    expect(await readFile(blob)).toEqual(Buffer.from(TOOL_1));
+  });
+
+  it('refuses a pinned key file that is not the key its trust state records', async () => {
+    const m = await machine();
+    await addRegistry(m);
+    await writeFile(join(m.dirs.data, 'trust', 'test', 'registry.asc'), (await testKey('another')).publicKey);
+    await expect(
+      withClient(m, (c) => c.install({ requests: [`${NAME}@1.0.0`], dir: m.dir, lockfile: m.lockfile })),
+    ).rejects.toMatchObject({ name: 'TrustError', code: 'SNAPSHOT_WRONG_KEY' });
+    expect(await exists(m.dir)).toBe(false);
+  });
+
   it('lets two installs of the same plugin into one folder both finish, each recorded', async () => {
     const m = await machine();
     await addRegistry(m);

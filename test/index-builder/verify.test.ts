@@ -3,7 +3,12 @@ import { TrustError } from '../../index-builder/errors.ts';
 import { binKey, binOf } from '../../index-builder/layout.ts';
 import { processSubmissions } from '../../index-builder/pipeline/index.ts';
 import { createSigner, readPublicKey } from '../../index-builder/signing.ts';
-import { verifyListedDocument, verifyPluginDocument, verifySnapshot } from '../../index-builder/verify.ts';
+import {
+  assertPluginDocument,
+  verifyListedDocument,
+  verifyPluginDocument,
+  verifySnapshot,
+} from '../../index-builder/verify.ts';
 import { makeBundle, makeRegistry, type TestRegistry, testKey, validManifest } from '../support/fixtures.ts';
 
 const bytesOf = (registry: TestRegistry, key: string): Uint8Array =>
@@ -129,6 +134,69 @@ describe('when documents come from different generations', () => {
     });
     expect(() => verifyListedDocument(snapshot, 'extra.json', new Uint8Array())).toThrow(
       expect.objectContaining({ code: 'DOCUMENT_NOT_LISTED' }),
+    );
+  });
+});
+
+describe('when a plugin document that matched its digest is read as data', () => {
+  const record = (overrides: Record<string, unknown> = {}) => ({
+    version: '1.0.0',
+    published: '2026-11-01T00:00:00Z',
+    prerelease: false,
+    yanked: false,
+    deprecated: false,
+    api_version: 'v1',
+    manifest_url: 'https://r.example/plugins/demo/1.0.0/manifest.json',
+    manifest_signature_url: 'https://r.example/plugins/demo/1.0.0/manifest.json.asc',
+    manifest_sha256: 'a'.repeat(64),
+    manifest_size: 10,
+    source_sha256: 'b'.repeat(64),
+    publisher: 'C'.repeat(40),
+    artifacts: [
+      {
+        os: 'linux',
+        arch: 'amd64',
+        url: 'https://r.example/x',
+        sha256: 'd'.repeat(64),
+        size_bytes: 3,
+        hosted: true,
+      },
+    ],
+    ...overrides,
+  });
+  const doc = (versions: unknown[]) => ({ schema: 'plugindex/plugin/v1', name: 'demo', versions });
+
+  it('accepts the document the pipeline writes', () => {
+    expect(() => assertPluginDocument(doc([record()]), 'demo')).not.toThrow();
+  });
+
+  it.each([
+    ['a version that is a path', record({ version: '../../escape' }), '/versions/0/version'],
+    ['a version with a leading v', record({ version: 'v1.0.0' }), '/versions/0/version'],
+    ['a manifest digest that is not hex', record({ manifest_sha256: 'zz' }), '/versions/0/manifest_sha256'],
+    [
+      'an artifact platform that is a path',
+      record({ artifacts: [{ ...record().artifacts[0], os: '../x' }] }),
+      '/versions/0/artifacts/0',
+    ],
+    [
+      'an artifact size that is not a size',
+      record({ artifacts: [{ ...record().artifacts[0], size_bytes: -1 }] }),
+      '/versions/0/artifacts/0',
+    ],
+  ])('refuses %s with DOCUMENT_MALFORMED naming the pointer', (_what, version, pointer) => {
+    expect(() => assertPluginDocument(doc([version]), 'demo')).toThrow(
+      expect.objectContaining({
+        name: 'TrustError',
+        code: 'DOCUMENT_MALFORMED',
+        message: expect.stringContaining(pointer),
+      }),
+    );
+  });
+
+  it('refuses the document of another plugin', () => {
+    expect(() => assertPluginDocument({ ...doc([]), name: 'other' }, 'demo')).toThrow(
+      expect.objectContaining({ code: 'DOCUMENT_MALFORMED', message: expect.stringContaining('/name') }),
     );
   });
 });

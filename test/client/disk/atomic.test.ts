@@ -1,0 +1,77 @@
+/** The client's lock files: taken in turn, a dead holder's broken, a live one waited for and then named. */
+import { spawn } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { withLockFile, writeFileAtomic } from '../../../client/disk/atomic.ts';
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'plugindex-atomic-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const busy = (holder: string) => Object.assign(new Error(`busy: ${holder}`), { code: 'BUSY' });
+
+/** The PID of a process that has exited (and so holds nothing). */
+async function deadPid(): Promise<number> {
+  const child = spawn(process.execPath, ['-e', '0']);
+  await new Promise((resolve) => child.once('exit', resolve));
+  return child.pid as number;
+}
+
+describe('when two holders want one lock', () => {
+  it('runs them one after the other, never together', async () => {
+    const lock = path.join(dir, 'turns.lock');
+    let inside = 0;
+    let most = 0;
+    const hold = () =>
+      withLockFile(
+        lock,
+        async () => {
+          inside += 1;
+          most = Math.max(most, inside);
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          inside -= 1;
+        },
+        { busy },
+      );
+    await Promise.all([hold(), hold(), hold()]);
+    expect(most).toBe(1);
+    await expect(stat(lock)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('breaks a lock whose process is gone, and one left empty long ago', async () => {
+    const dead = path.join(dir, 'dead.lock');
+    await writeFile(dead, String(await deadPid()));
+    await expect(withLockFile(dead, async () => 'ran', { busy, timeoutMs: 500 })).resolves.toBe('ran');
+    const empty = path.join(dir, 'empty.lock');
+    await writeFile(empty, '');
+    const old = new Date(Date.now() - 60_000);
+    await utimes(empty, old, old);
+    await expect(withLockFile(empty, async () => 'ran', { busy, timeoutMs: 500 })).resolves.toBe('ran');
+  });
+
+  it('waits for a live holder, then names it', async () => {
+    const live = path.join(dir, 'live.lock');
+    await writeFile(live, String(process.pid));
+    await expect(withLockFile(live, async () => 'ran', { busy, timeoutMs: 100 })).rejects.toMatchObject({
+      code: 'BUSY',
+      message: `busy: ${process.pid}`,
+    });
+    expect(await readFile(live, 'utf8')).toBe(String(process.pid));
+  });
+});
+
+describe('when a file is written', () => {
+  it('replaces it whole, leaving no temporary file beside it', async () => {
+    const file = path.join(dir, 'nested', 'file.json');
+    await writeFileAtomic(file, 'one');
+    await writeFileAtomic(file, 'two');
+    expect(await readFile(file, 'utf8')).toBe('two');
+    expect(await readdir(path.dirname(file))).toEqual(['file.json']);
+  });
+});
