@@ -4,11 +4,14 @@
  * every installed file rehashed against its record and the lock, its manifest's signature checked again by
  * the pinned key, and what was found written back where a host reads it.
  */
+
+import type { Key } from 'openpgp';
 import { TrustError } from '../index-builder/errors.ts';
 import { versionFolder } from '../index-builder/layout.ts';
 import { compareVersions, sortVersionsDescending } from '../index-builder/versions.ts';
 import { type ClientContext, loadTrust, readPinnedKey } from './context.ts';
 import { readIfExists, readTextIfExists, withFileLock } from './disk/atomic.ts';
+import type { TrustRecord } from './disk/state.ts';
 import { type InstallTree, readLockfile, writeLockfile } from './disk/state.ts';
 import { ClientError } from './errors.ts';
 import {
@@ -158,10 +161,25 @@ export async function verifyInstalled(
   const installed = await tree.read();
   const lock = options.lockfile ? await readLockfile(options.lockfile) : undefined;
   const findings: VerifyFinding[] = [];
+  // Each registry's pinned key, read and checked once however many versions came through it.
+  const keys = new Map<string, Promise<Key>>();
+  const pinnedKey = (trust: TrustRecord): Promise<Key> => {
+    let key = keys.get(trust.fingerprint);
+    if (!key) {
+      key = readPinnedKey(trust);
+      keys.set(trust.fingerprint, key);
+    }
+    return key;
+  };
   for (const [name, plugin] of Object.entries(installed.plugins)) {
     for (const [version, record] of Object.entries(plugin.versions)) {
       try {
-        await verifyOne(ctx, tree, name, version, record, lock, options.lockfile ?? '');
+        await verifyOne(
+          ctx,
+          tree,
+          { name, version, record },
+          { lock, lockfile: options.lockfile ?? '', pinnedKey },
+        );
         findings.push({ name, version, ok: true });
       } catch (error) {
         if (!(error instanceof ClientError || error instanceof TrustError)) throw error;
@@ -190,11 +208,12 @@ export async function verifyInstalled(
 async function verifyOne(
   ctx: ClientContext,
   tree: InstallTree,
-  name: string,
-  version: string,
-  record: InstalledVersion,
-  lock: Lockfile | undefined,
-  lockfile: string,
+  { name, version, record }: { name: string; version: string; record: InstalledVersion },
+  {
+    lock,
+    lockfile,
+    pinnedKey,
+  }: { lock: Lockfile | undefined; lockfile: string; pinnedKey: (trust: TrustRecord) => Promise<Key> },
 ): Promise<void> {
   for (const [platform, artifact] of Object.entries(record.artifacts)) {
     const actual = await tree.hashFile(artifact.path);
@@ -230,7 +249,7 @@ async function verifyOne(
   if (manifestBytes === undefined || signature === undefined)
     throw new ClientError('INSTALLED_MODIFIED', `${tree.path(manifestPath)} or its .asc is missing`);
   const { verifyManifest } = await loadTrust();
-  const key = await readPinnedKey(trust);
+  const key = await pinnedKey(trust);
   await verifyManifest({
     name,
     version: {

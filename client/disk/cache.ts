@@ -5,7 +5,7 @@
  *
  *   <cache>/docs/sha256/<ab>/<rest>            documents fetched as ?v=<sha256>; <rest>.asc for a manifest's signature
  *   <cache>/blobs/sha256/<ab>/<rest>           artifacts, renamed into place only once their digest and size match
- *   <cache>/registries/<host>-<hash16>/        snapshot.json, snapshot.json.asc, snapshot.etag (cargo's short_name)
+ *   <cache>/registries/<host>-<hash16>/        snapshot.json: the snapshot, its signature, its ETag (cargo's short_name)
  *   <cache>/tmp/                               same filesystem as blobs/, so rename(2) is atomic
  *
  * Nothing here is trusted for being here: a document whose bytes no longer hash to their name is deleted
@@ -34,6 +34,9 @@ export interface BlobWrite {
   readonly body: AsyncIterable<Uint8Array>;
   readonly onProgress?: (received: number) => void;
 }
+
+/** The last verified snapshot of a registry, in its folder. */
+const SNAPSHOT_FILE = 'snapshot.json';
 
 const shard = (sha256: string): string => join(sha256.slice(0, 2), sha256.slice(2));
 
@@ -143,27 +146,34 @@ export class ContentCache {
     return join(this.root, 'registries', `${host}-${sha256Hex(url).slice(0, 16)}`);
   }
 
+  /** The last snapshot verified from `url`, or undefined (none, or a file this version cannot read). */
   async snapshot(url: string): Promise<CachedSnapshot | undefined> {
-    const dir = this.#registryDir(url);
-    const [bytes, signature, etag] = await Promise.all([
-      readIfExists(join(dir, 'snapshot.json')),
-      readTextIfExists(join(dir, 'snapshot.json.asc')),
-      readTextIfExists(join(dir, 'snapshot.etag')),
-    ]);
-    if (!bytes || signature === undefined) return undefined;
-    return { bytes, signature, ...(etag ? { etag } : {}) };
+    const text = await readTextIfExists(join(this.#registryDir(url), SNAPSHOT_FILE));
+    if (text === undefined) return undefined;
+    try {
+      const kept = JSON.parse(text) as { snapshot?: unknown; signature?: unknown; etag?: unknown };
+      if (typeof kept.snapshot !== 'string' || typeof kept.signature !== 'string') return undefined;
+      return {
+        bytes: new TextEncoder().encode(kept.snapshot),
+        signature: kept.signature,
+        ...(typeof kept.etag === 'string' ? { etag: kept.etag } : {}),
+      };
+    } catch {
+      return undefined; // damaged: the next online run fetches it whole
+    }
   }
 
   /**
-   * Keeps a verified snapshot. The signature goes first and the ETag last: a reader that finds a body and
-   * signature of different publishes refuses them (bad signature) and fetches again without an ETag.
+   * Keeps a verified snapshot, its signature and its ETag in one file written by rename, so a killed run
+   * never leaves a body beside another publish's signature (which an offline run could not repair).
    */
   async putSnapshot(url: string, snapshot: CachedSnapshot): Promise<void> {
-    const dir = this.#registryDir(url);
-    await rm(join(dir, 'snapshot.etag'), { force: true });
-    await writeFileAtomic(join(dir, 'snapshot.json.asc'), snapshot.signature);
-    await writeFileAtomic(join(dir, 'snapshot.json'), snapshot.bytes);
-    if (snapshot.etag) await writeFileAtomic(join(dir, 'snapshot.etag'), snapshot.etag);
+    const kept = {
+      snapshot: new TextDecoder().decode(snapshot.bytes),
+      signature: snapshot.signature,
+      ...(snapshot.etag ? { etag: snapshot.etag } : {}),
+    };
+    await writeFileAtomic(join(this.#registryDir(url), SNAPSHOT_FILE), `${JSON.stringify(kept)}\n`);
   }
 
   async removeRegistry(url: string): Promise<void> {
