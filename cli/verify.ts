@@ -1,79 +1,98 @@
 /**
- * `plugindex verify --url URL`: what a client does before trusting a registry, over plain HTTPS. It checks
- * the snapshot (signature by the pinned key, rollback against the last generation seen, expiry), then every
- * document the snapshot binds, every plugin document through its bin (every bin the snapshot lists: the
- * bins, not search.json, say which plugins exist), every manifest against the digest its plugin document
- * gives and its signature, and every hosted artifact against its sha256 and size, streamed and cut off at
- * its size. Documents are fetched as `<path>?v=<sha256>`, the read that stays consistent through a CDN
- * (README, "Reading it safely"). The judging is index-builder/verify.ts; this file fetches.
+ * `plugindex verify --url URL`: what a client does before trusting a registry, for the whole registry at
+ * once. It checks the snapshot (signature by the pinned key, rollback against the last generation seen,
+ * expiry, and that `snapshot.signed.json` says the same), then every document the snapshot binds, every
+ * plugin document through its bin (every bin the snapshot lists: the bins, not search.json, say which
+ * plugins exist), every manifest against the digest its plugin document gives and its signature, and every
+ * hosted artifact against its sha256 and size, streamed and cut off at its size. Documents are fetched as
+ * `<path>?v=<sha256>`, the read that stays consistent through a CDN (README, "Reading it safely"), through
+ * the client's one fetcher (proxies, CAs, caps on every response). The judging is index-builder/verify.ts.
  */
 import { readFile, writeFile } from 'node:fs/promises';
+import { ClientError } from '../client/errors.ts';
+import { createHttpFetcher, type Endpoint, type Fetcher, UNLISTED_LIMITS } from '../client/fetcher.ts';
 import { TrustedSnapshot } from '../client/trusted-snapshot.ts';
 import { fixedClock, systemClock } from '../index-builder/clock.ts';
 import { createSha256 } from '../index-builder/digest.ts';
 import { TrustError } from '../index-builder/errors.ts';
 import {
   binOfKey,
+  manifestKey,
   pluginDocumentKey,
+  REGISTRY_PUBLIC_KEY_KEY,
   SIGNED_SNAPSHOT_KEY,
   SNAPSHOT_KEY,
   signatureKey,
+  versionBase,
 } from '../index-builder/layout.ts';
 import type { ArtifactRecord, BinDocument, SnapshotDocument } from '../index-builder/model.ts';
 import { readPublicKey } from '../index-builder/signing.ts';
 import { openSignedSnapshot, verifyManifest } from '../index-builder/verify.ts';
 
-/** Largest document fetched; a hostile server cannot make the client read without end. */
-const MAX_DOCUMENT_BYTES = 256 * 1024 * 1024;
-
-async function fetchBytes(url: string): Promise<Uint8Array>;
-async function fetchBytes(url: string, options: { missing: 'undefined' }): Promise<Uint8Array | undefined>;
-async function fetchBytes(url: string, options?: { missing: 'undefined' }): Promise<Uint8Array | undefined> {
-  const response = await fetch(url);
-  if (response.status === 404 && options) return undefined;
-  if (!response.ok) throw new TrustError('DOCUMENT_NOT_LISTED', `GET ${url}: HTTP ${response.status}`);
-  const declared = Number(response.headers.get('content-length') ?? '0');
-  if (declared > MAX_DOCUMENT_BYTES)
-    throw new TrustError('DOCUMENT_MISMATCH', `GET ${url}: ${declared} bytes is over the limit`);
-  const body = new Uint8Array(await response.arrayBuffer());
-  if (body.byteLength > MAX_DOCUMENT_BYTES)
-    throw new TrustError('DOCUMENT_MISMATCH', `GET ${url}: over the size limit`);
-  return body;
-}
-
 const text = (bytes: Uint8Array): string => new TextDecoder().decode(bytes);
 
-/**
- * Checks a hosted artifact against the digest and size its signed plugin document gives, hashing it as it
- * arrives: never held in memory, and never read past its size (a server that sends more is refused there).
- */
-async function verifyArtifact(artifact: ArtifactRecord, where: string): Promise<void> {
-  const fail = (why: string): never => {
-    throw new TrustError('ARTIFACT_MISMATCH', `${artifact.url} (${where}): ${why}`);
-  };
-  const response = await fetch(artifact.url);
-  if (!response.ok || !response.body) fail(`HTTP ${response.status}`);
-  const hash = createSha256();
-  let size = 0;
-  const reader = (response.body as ReadableStream<Uint8Array>).getReader();
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      size += value.byteLength;
-      if (size > artifact.size_bytes)
-        fail(`more than the ${artifact.size_bytes} bytes its plugin document gives`);
-      hash.update(value);
-    }
-  } finally {
-    await reader.cancel().catch(() => undefined);
+/** Reads a whole registry through one endpoint of the client's fetcher. */
+class Reader {
+  readonly #fetcher: Fetcher;
+  readonly #endpoint: Endpoint;
+
+  constructor(fetcher: Fetcher, base: string) {
+    this.#fetcher = fetcher;
+    this.#endpoint = { name: base, bases: [base], timeoutMs: 30_000 };
   }
-  if (size !== artifact.size_bytes)
-    fail(`${size} bytes, where its plugin document gives ${artifact.size_bytes}`);
-  if (hash.hex() !== artifact.sha256) fail('its sha256 does not match its plugin document');
+
+  get base(): string {
+    return this.#endpoint.bases[0] as string;
+  }
+
+  /** A document under the base, capped at `maxBytes`; `version` is its `?v=`. */
+  async get(path: string, maxBytes: number, version?: string): Promise<Uint8Array> {
+    const response = await this.#fetcher.document(this.#endpoint, {
+      path,
+      maxBytes,
+      ...(version ? { version } : {}),
+    });
+    if (response.status !== 200)
+      throw new ClientError('FETCH_FAILED', `${response.url}: 304 to an unconditional GET`);
+    return response.bytes;
+  }
+
+  /** The same, or undefined when the registry has no such document (404). */
+  async getOptional(path: string, maxBytes: number, version: string): Promise<Uint8Array | undefined> {
+    try {
+      return await this.get(path, maxBytes, version);
+    } catch (error) {
+      if (error instanceof ClientError && error.code === 'FETCH_NOT_FOUND') return undefined;
+      throw error;
+    }
+  }
+
+  /**
+   * A hosted artifact against the digest and size its signed plugin document gives, hashed as it arrives:
+   * never held in memory, never read past its size (the fetcher refuses more: RESPONSE_TOO_LARGE).
+   */
+  async checkArtifact(name: string, version: string, artifact: ArtifactRecord): Promise<void> {
+    const where = `${name}@${version} ${artifact.os}/${artifact.arch}`;
+    // Under the URL being verified, wherever the registry says it publishes (as an install reads it).
+    const published = new URL(artifact.url).pathname;
+    const at = published.lastIndexOf(`/${versionBase(name, version)}/`);
+    const url = at < 0 ? artifact.url : `${this.base}${published.slice(at)}`;
+    const download = await this.#fetcher.download(this.#endpoint, { url, maxBytes: artifact.size_bytes });
+    const hash = createSha256();
+    let size = 0;
+    for await (const chunk of download.body) {
+      size += chunk.byteLength;
+      hash.update(chunk);
+    }
+    const fail = (why: string): never => {
+      throw new TrustError('ARTIFACT_MISMATCH', `${download.url} (${where}): ${why}`);
+    };
+    if (size !== artifact.size_bytes)
+      fail(`${size} bytes, where its plugin document gives ${artifact.size_bytes}`);
+    if (hash.hex() !== artifact.sha256) fail('its sha256 does not match its plugin document');
+  }
 }
 
-/** The plugin documents a bin lists, by path. */
 /** Attempts at a snapshot whose signature comes from another publish than its body (fetched in between). */
 const SNAPSHOT_ATTEMPTS = 3;
 
@@ -83,15 +102,15 @@ const SNAPSHOT_ATTEMPTS = 3;
  * requests causes. Any other failure is final.
  */
 async function fetchSnapshot(
-  base: string,
+  reader: Reader,
   verify: (snapshot: Uint8Array, signature: string) => Promise<SnapshotDocument>,
 ): Promise<SnapshotDocument> {
   for (let attempt = 1; ; attempt++) {
     const fresh = `${Date.now().toString(36)}-${attempt}`;
-    const body = await fetchBytes(`${base}/${SNAPSHOT_KEY}?v=${fresh}`);
-    const signature = text(await fetchBytes(`${base}/${signatureKey(SNAPSHOT_KEY)}?v=${fresh}`));
+    const body = await reader.get(SNAPSHOT_KEY, UNLISTED_LIMITS.snapshot, fresh);
+    const signature = text(await reader.get(signatureKey(SNAPSHOT_KEY), UNLISTED_LIMITS.signature, fresh));
     // What installing clients read instead of the pair must say the same (registries from before it: none).
-    const envelope = await fetchBytes(`${base}/${SIGNED_SNAPSHOT_KEY}?v=${fresh}`, { missing: 'undefined' });
+    const envelope = await reader.getOptional(SIGNED_SNAPSHOT_KEY, UNLISTED_LIMITS.snapshot, fresh);
     try {
       const snapshot = await verify(body, signature);
       if (envelope) {
@@ -128,9 +147,24 @@ export async function verifyRegistry(options: {
   /** A file keeping the highest generation seen, for rollback protection across runs. */
   readonly stateFile?: string;
   readonly now?: Date;
+  /** The transport (default: the client's, with this process's proxy and CA settings). */
+  readonly fetcher?: Fetcher;
 }): Promise<VerifyReport> {
-  const base = options.url.replace(/\/+$/, '');
-  const key = await readPublicKey(options.pinnedKey ?? text(await fetchBytes(`${base}/keys/registry.asc`)));
+  const fetcher = options.fetcher ?? createHttpFetcher({ env: process.env });
+  try {
+    return await verifyWith(new Reader(fetcher, options.url.replace(/\/+$/, '')), options);
+  } finally {
+    if (!options.fetcher) await fetcher.close();
+  }
+}
+
+async function verifyWith(
+  reader: Reader,
+  options: { readonly pinnedKey?: string; readonly stateFile?: string; readonly now?: Date },
+): Promise<VerifyReport> {
+  const key = await readPublicKey(
+    options.pinnedKey ?? text(await reader.get(REGISTRY_PUBLIC_KEY_KEY, UNLISTED_LIMITS.key)),
+  );
   let lastGeneration: number | undefined;
   if (options.stateFile) {
     const saved = await readFile(options.stateFile, 'utf8').catch(() => undefined);
@@ -143,14 +177,14 @@ export async function verifyRegistry(options: {
     clock: options.now ? fixedClock(options.now) : systemClock,
     ...(lastGeneration !== undefined ? { highestGeneration: lastGeneration } : {}),
   });
-  const snapshot = await fetchSnapshot(base, (snapshotBytes, signature) =>
+  const snapshot = await fetchSnapshot(reader, (snapshotBytes, signature) =>
     trusted.updateSnapshot(snapshotBytes, signature),
   );
   // Every document by the digest the snapshot (or a bin) gives it: `?v=<sha256>` is its own CDN cache entry,
   // so no cache can hand back an older generation than the snapshot names.
   const bins: BinDocument[] = [];
   for (const [path, digest] of Object.entries(snapshot.documents)) {
-    const body = await fetchBytes(`${base}/${path}?v=${digest.sha256}`);
+    const body = await reader.get(path, digest.size, digest.sha256);
     const bin = binOfKey(path);
     if (bin === undefined) trusted.verifyDocument(path, body);
     else bins.push(trusted.updateBin(bin, body));
@@ -161,28 +195,31 @@ export async function verifyRegistry(options: {
   for (const listing of bins) {
     for (const [docPath, digest] of Object.entries(listing.documents)) {
       const name = docPath.split('/')[1] as string;
-      const doc = trusted.pluginDocument(name, await fetchBytes(`${base}/${docPath}?v=${digest.sha256}`));
+      const doc = trusted.pluginDocument(name, await reader.get(docPath, digest.size, digest.sha256));
       plugins += 1;
       for (const version of doc.versions) {
+        const manifestPath = manifestKey(doc.name, version.version);
         // The signature installs read (in the plugin document) and the one gpg users fetch must be one.
-        const asc = text(await fetchBytes(version.manifest_signature_url));
+        const asc = text(
+          await reader.get(signatureKey(manifestPath), UNLISTED_LIMITS.signature, version.manifest_sha256),
+        );
         if (version.manifest_signature !== undefined && version.manifest_signature !== asc)
           throw new TrustError(
             'DOCUMENT_MISMATCH',
-            `${version.manifest_signature_url} is not the signature ${pluginDocumentKey(doc.name)} carries for ${version.version}`,
+            `${reader.base}/${signatureKey(manifestPath)} is not the signature ${pluginDocumentKey(doc.name)} carries for ${version.version}`,
           );
         await verifyManifest({
           name: doc.name,
           version,
-          manifest: await fetchBytes(version.manifest_url),
+          manifest: await reader.get(manifestPath, version.manifest_size, version.manifest_sha256),
           signature: asc,
           key: key.key,
-          url: version.manifest_url,
+          url: `${reader.base}/${manifestPath}`,
         });
         manifests += 1;
         for (const artifact of version.artifacts) {
           if (!artifact.hosted) continue;
-          await verifyArtifact(artifact, `${doc.name}@${version.version} ${artifact.os}/${artifact.arch}`);
+          await reader.checkArtifact(doc.name, version.version, artifact);
           artifacts += 1;
         }
       }

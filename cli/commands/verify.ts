@@ -3,9 +3,10 @@
  * its signature chain checked again (offline); with --url, a served registry checked whole as a client
  * would. Exit 3 with the trust check that failed (its code) when something does not verify.
  */
-import { TrustError } from '../../index-builder/errors.ts';
+import type { TrustError } from '../../index-builder/errors.ts';
 import { type Parsed, stringOption } from '../args.ts';
 import { dirOption, lockfileOption, withClient } from '../client.ts';
+import { isRefusal } from '../errors.ts';
 import { readTextInput } from '../inputs.ts';
 import { outJson } from '../output.ts';
 import { out } from '../terminal.ts';
@@ -57,9 +58,10 @@ async function verifyServed(parsed: Parsed, url: string): Promise<number> {
       out('  (the key was taken from the registry itself: pin it with --key for real protection)');
     return 0;
   } catch (error) {
-    if (!(error instanceof TrustError)) throw error;
-    if (parsed.values.json === true) outJson({ ok: false, url, code: error.code, message: error.message });
-    else out(`NOT verified ${url}: ${error.code}: ${error.message}`);
+    if (!isRefusal(error)) throw error;
+    const { code, message } = error as TrustError;
+    if (parsed.values.json === true) outJson({ ok: false, url, code, message });
+    else out(`NOT verified ${url}: ${code}: ${message}`);
     return 3;
   }
 }
