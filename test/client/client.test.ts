@@ -445,6 +445,54 @@ describe('when a plugin is installed', () => {
     expect(await readFile(blob)).toEqual(Buffer.from(TOOL_1));
   });
 
+  it('keeps a new ETag for the same snapshot, so the next run is a 304 again', async () => {
+    const m = await machine();
+    await addRegistry(m);
+    const envelope = registry.site.objects.get(SIGNED_SNAPSHOT_KEY) as StoredObject;
+    registry.site.objects.set(SIGNED_SNAPSHOT_KEY, { ...envelope, etag: '"another-edge"' });
+    try {
+      requests.length = 0;
+      await withClient(m, (c) => c.updateRegistries([]));
+      await withClient(m, (c) => c.updateRegistries([]));
+      expect(requests).toEqual([`GET /${SIGNED_SNAPSHOT_KEY} 200`, `GET /${SIGNED_SNAPSHOT_KEY} 304`]);
+    } finally {
+      registry.site.objects.set(SIGNED_SNAPSHOT_KEY, envelope);
+    }
+  });
+
+  it.each([
+    [
+      'its trust state is damaged',
+      'TRUST_STATE_INVALID',
+      (m: Machine) => writeFile(join(m.dirs.data, 'trust', 'test', 'state.json'), '{'),
+    ],
+    [
+      'its pinned key is gone',
+      'REGISTRY_NOT_PINNED',
+      (m: Machine) => rm(join(m.dirs.data, 'trust'), { recursive: true }),
+    ],
+  ])('refuses a registry whose %s (%s), naming it, and installs nothing', async (_what, code, damage) => {
+    const m = await machine();
+    await addRegistry(m);
+    await damage(m);
+    await expect(
+      withClient(m, (c) => c.install({ requests: [`${NAME}@1.0.0`], dir: m.dir, lockfile: m.lockfile })),
+    ).rejects.toMatchObject({ name: 'ClientError', code });
+    expect(await exists(m.dir)).toBe(false);
+  });
+
+  it('refuses an install with no names and no lock file (REQUEST_INVALID)', async () => {
+    const m = await machine();
+    await addRegistry(m);
+    await expect(
+      withClient(m, (c) => c.install({ requests: [], dir: m.dir, lockfile: m.lockfile })),
+    ).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'REQUEST_INVALID',
+      message: expect.stringContaining(m.lockfile),
+    });
+  });
+
   it('refuses a pinned key file that is not the key its trust state records', async () => {
     const m = await machine();
     await addRegistry(m);

@@ -80,6 +80,13 @@ describe('when versions are installed and removed', () => {
     expect(() => withEnabled(installed, 'other', true)).toThrow(
       expect.objectContaining({ code: 'NOT_INSTALLED' }),
     );
+    // A name that is also a property of every object is just a name that is not installed.
+    expect(() => withEnabled(installed, 'constructor', true)).toThrow(
+      expect.objectContaining({ code: 'NOT_INSTALLED' }),
+    );
+    expect(() => withoutInstalled(installed, 'toString', undefined, compareVersions)).toThrow(
+      expect.objectContaining({ code: 'NOT_INSTALLED' }),
+    );
   });
 
   it('records a failed verification, and clears it once the version verifies again', () => {

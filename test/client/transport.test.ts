@@ -198,6 +198,8 @@ interface Transport {
   readonly fetcherEnv?: Env;
   /** The client's environment, for `${ENV}` secrets. */
   readonly env?: Env;
+  /** Never touch the network. */
+  readonly offline?: boolean;
 }
 
 interface Machine {
@@ -227,6 +229,7 @@ function machine(transport: Transport = {}): Machine {
         env: override.env ?? {},
         clock: fixedClock(NOW),
         platform: LINUX,
+        offline: override.offline ?? false,
       });
       try {
         return await body(client);
@@ -404,6 +407,17 @@ describe('when the registry wants a bearer token', () => {
       code: 'FETCH_FAILED',
       message: expect.stringContaining('HTTP 401'),
     });
+  });
+
+  it('needs no secret for an offline install from the cache, which sends nothing', async () => {
+    const front = await guarded();
+    const m = machine(withToken);
+    await add(m, { url: front.origin, auth });
+    await install(m);
+    await rm(m.dir, { recursive: true });
+    const seen = front.seen.length;
+    await expectInstalled(m, await install(m, { offline: true }));
+    expect(front.seen.length).toBe(seen);
   });
 
   it('never sends it to a mirror', async () => {
