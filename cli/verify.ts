@@ -17,13 +17,13 @@ import { createSha256 } from '../index-builder/digest.ts';
 import { TrustError } from '../index-builder/errors.ts';
 import {
   binOfKey,
+  hostedArtifactKey,
   manifestKey,
   pluginDocumentKey,
   REGISTRY_PUBLIC_KEY_KEY,
   SIGNED_SNAPSHOT_KEY,
   SNAPSHOT_KEY,
   signatureKey,
-  versionBase,
 } from '../index-builder/layout.ts';
 import type { ArtifactRecord, BinDocument, SnapshotDocument } from '../index-builder/model.ts';
 import { readPublicKey } from '../index-builder/signing.ts';
@@ -74,9 +74,8 @@ class Reader {
   async checkArtifact(name: string, version: string, artifact: ArtifactRecord): Promise<void> {
     const where = `${name}@${version} ${artifact.os}/${artifact.arch}`;
     // Under the URL being verified, wherever the registry says it publishes (as an install reads it).
-    const published = new URL(artifact.url).pathname;
-    const at = published.lastIndexOf(`/${versionBase(name, version)}/`);
-    const url = at < 0 ? artifact.url : `${this.base}${published.slice(at)}`;
+    const key = hostedArtifactKey(name, version, artifact.url);
+    const url = key === undefined ? artifact.url : `${this.base}/${key}`;
     const download = await this.#fetcher.download(this.#endpoint, { url, maxBytes: artifact.size_bytes });
     const hash = createSha256();
     let size = 0;

@@ -179,6 +179,21 @@ class Deadline {
  * @example const fetcher = createHttpFetcher({ env: process.env, retries: 2 });
  */
 /**
+ * A document's bytes, for a request without an ETag: a 304 to it can only be a server's defect.
+ * @throws ClientError FETCH_FAILED for that 304, and what `document` throws.
+ */
+export async function fetchBody(
+  fetcher: Fetcher,
+  endpoint: Endpoint,
+  request: Omit<DocumentRequest, 'etag'>,
+): Promise<Uint8Array> {
+  const response = await fetcher.document(endpoint, request);
+  if (response.status !== 200)
+    throw new ClientError('FETCH_FAILED', `${response.url}: answered 304 to an unconditional GET`);
+  return response.bytes;
+}
+
+/**
  * undici, loaded at the first request: a command that finds everything it needs on disk (an install that
  * already matches its lock) never pays the ~100 ms its import costs.
  */

@@ -6,9 +6,8 @@
  * the lock is checked on disk and left as it is, without a request.
  */
 import { TrustError } from '../index-builder/errors.ts';
-import { keyProblem, versionBase, versionFolder } from '../index-builder/layout.ts';
+import { hostedArtifactKey, keyProblem, versionFolder } from '../index-builder/layout.ts';
 import type { ArtifactRecord, VersionRecord } from '../index-builder/model.ts';
-import { compareVersions } from '../index-builder/versions.ts';
 import type { ClientContext } from './context.ts';
 import { withFileLock } from './disk/atomic.ts';
 import { type InstallTree, readLockfile, writeLockfile } from './disk/state.ts';
@@ -152,7 +151,7 @@ async function install(ctx: ClientContext, options: InstallOptions): Promise<Ins
       if (!options.upgrade) continue;
       for (const version of Object.keys(own(next.plugins, item.name)?.versions ?? {})) {
         if (version === item.version) continue;
-        next = withoutInstalled(next, item.name, version, compareVersions).installed;
+        next = withoutInstalled(next, item.name, version).installed;
         replaced.push([item.name, version]);
       }
     }
@@ -396,12 +395,8 @@ function artifactUrl(
   version: VersionRecord,
   artifact: ArtifactRecord,
 ): string {
-  if (!artifact.hosted) return artifact.url;
-  const base = `/${versionBase(name, version.version)}/`;
-  const path = pathOf(artifact.url);
-  const at = path?.lastIndexOf(base) ?? -1;
-  if (path === undefined || at < 0) return artifact.url;
-  return `${registryUrl}${path.slice(at)}`;
+  const key = artifact.hosted ? hostedArtifactKey(name, version.version, artifact.url) : undefined;
+  return key === undefined ? artifact.url : `${registryUrl}/${key}`;
 }
 
 /**

@@ -23,6 +23,7 @@
  */
 import semver from 'semver';
 import { pluginNameFormProblem, SAFE_RELATIVE_PATH_PATTERN } from '../index-builder/layout.ts';
+import { compareVersions } from '../index-builder/versions.ts';
 import { ClientError } from './errors.ts';
 import { isObject, own } from './json-input.ts';
 
@@ -173,7 +174,6 @@ export function withoutInstalled(
   installed: InstalledFile,
   name: string,
   version: string | undefined,
-  compare: (a: string, b: string) => number,
 ): { readonly installed: InstalledFile; readonly removed: readonly string[] } {
   const plugin = requireInstalled(installed, name);
   if (version !== undefined && !Object.hasOwn(plugin.versions, version)) {
@@ -185,7 +185,7 @@ export function withoutInstalled(
   const removed = version === undefined ? Object.keys(plugin.versions) : [version];
   const left = Object.fromEntries(Object.entries(plugin.versions).filter(([v]) => !removed.includes(v)));
   const plugins = { ...installed.plugins };
-  const remaining = Object.keys(left).sort(compare);
+  const remaining = Object.keys(left).sort(compareVersions);
   if (remaining.length === 0) delete plugins[name];
   else {
     const current = remaining.includes(plugin.current) ? plugin.current : (remaining.at(-1) as string);

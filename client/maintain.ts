@@ -8,7 +8,7 @@
 import type { Key } from 'openpgp';
 import { TrustError } from '../index-builder/errors.ts';
 import { versionFolder } from '../index-builder/layout.ts';
-import { compareVersions, sortVersionsDescending } from '../index-builder/versions.ts';
+import { sortVersionsDescending } from '../index-builder/versions.ts';
 import { type ClientContext, loadTrust, readPinnedKey } from './context.ts';
 import { readIfExists, readTextIfExists, withFileLock } from './disk/atomic.ts';
 import type { TrustRecord } from './disk/state.ts';
@@ -117,7 +117,7 @@ export async function removeInstalled(
   const tree = ctx.tree(options.dir);
   const removed = await tree.update(async (installed) => {
     const plugin = own(installed.plugins, name);
-    const result = withoutInstalled(installed, name, version, compareVersions);
+    const result = withoutInstalled(installed, name, version);
     const blobs = result.removed.flatMap((v) =>
       Object.values((plugin ? own(plugin.versions, v) : undefined)?.artifacts ?? {}).map((a) => a.sha256),
     );

@@ -33,7 +33,7 @@ import type { RegistryEntry } from './config.ts';
 import type { CachedSnapshot, ContentCache } from './disk/cache.ts';
 import type { TrustRecord } from './disk/state.ts';
 import { ClientError } from './errors.ts';
-import { type Endpoint, type Fetcher, UNLISTED_LIMITS } from './fetcher.ts';
+import { type Endpoint, type Fetcher, fetchBody, UNLISTED_LIMITS } from './fetcher.ts';
 import { TrustedSnapshot } from './trusted-snapshot.ts';
 
 /** Attempts at a snapshot whose signature belongs to another publish than its body (one in between). */
@@ -230,13 +230,8 @@ export class RegistrySession {
   }
 
   async #text(path: string, maxBytes: number, version: string): Promise<string> {
-    const response = await this.#deps.fetcher.document(this.endpoint, { path, maxBytes, version });
-    if (response.status !== 200)
-      throw new ClientError(
-        'FETCH_FAILED',
-        `${this.entry.url}/${path}: answered 304 to an unconditional GET`,
-      );
-    return new TextDecoder().decode(response.bytes);
+    const bytes = await fetchBody(this.#deps.fetcher, this.endpoint, { path, maxBytes, version });
+    return new TextDecoder().decode(bytes);
   }
 
   /**
@@ -254,17 +249,11 @@ export class RegistrySession {
         'OFFLINE_MISSING',
         `${this.entry.name}: ${path} (sha256 ${digest.sha256}) is not cached, and --offline forbids fetching it`,
       );
-    const response = await this.#deps.fetcher.document(this.endpoint, {
+    const bytes = await fetchBody(this.#deps.fetcher, this.endpoint, {
       path,
       maxBytes: digest.size,
       version: digest.sha256,
     });
-    if (response.status !== 200)
-      throw new ClientError(
-        'FETCH_FAILED',
-        `${this.entry.url}/${path}: answered 304 to an unconditional GET`,
-      );
-    const bytes = response.bytes;
     return { bytes, keep: () => this.#deps.cache.putDocument(digest.sha256, bytes) };
   }
 

@@ -219,6 +219,23 @@ export function artifactKey(name: string, version: string, file: string): string
   return `${versionBase(name, version)}/${file}`;
 }
 
+/**
+ * The key under a version's folder that a published artifact URL names (`<registry url>/plugins/<n>/<v>/…`),
+ * wherever the registry says it is published: a client reads it under the URL it was given (a mirror, a
+ * local server), not the one in the document. Undefined for a URL outside the version's folder or not a URL.
+ */
+export function hostedArtifactKey(name: string, version: string, url: string): string | undefined {
+  let path: string;
+  try {
+    path = new URL(url).pathname;
+  } catch {
+    return undefined;
+  }
+  const folder = `/${versionBase(name, version)}/`;
+  const at = path.lastIndexOf(folder);
+  return at < 0 ? undefined : path.slice(at + 1);
+}
+
 /** Every key an accepted version is written under: what validation checks with `keyProblem`. */
 export function versionKeys(name: string, version: string, files: readonly string[]): string[] {
   const manifest = manifestKey(name, version);

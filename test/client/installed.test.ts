@@ -10,7 +10,6 @@ import {
   withoutInstalled,
   withVerification,
 } from '../../client/installed.ts';
-import { compareVersions } from '../../index-builder/versions.ts';
 
 const FILE = '/plugins/installed.json';
 const record = (platform: string, path: string): InstalledVersion => ({
@@ -64,13 +63,11 @@ describe('when versions are installed and removed', () => {
       '2.0.0',
       record('linux-amd64', 'demo/2.0.0/linux-amd64/demo'),
     );
-    const once = withoutInstalled(installed, 'demo', '2.0.0', compareVersions);
+    const once = withoutInstalled(installed, 'demo', '2.0.0');
     expect(once.removed).toEqual(['2.0.0']);
     expect(once.installed.plugins.demo?.current).toBe('1.0.0');
-    expect(withoutInstalled(once.installed, 'demo', undefined, compareVersions).installed.plugins).toEqual(
-      {},
-    );
-    expect(() => withoutInstalled(installed, 'demo', '3.0.0', compareVersions)).toThrow(
+    expect(withoutInstalled(once.installed, 'demo', undefined).installed.plugins).toEqual({});
+    expect(() => withoutInstalled(installed, 'demo', '3.0.0')).toThrow(
       expect.objectContaining({
         name: 'ClientError',
         code: 'NOT_INSTALLED',
@@ -84,7 +81,7 @@ describe('when versions are installed and removed', () => {
     expect(() => withEnabled(installed, 'constructor', true)).toThrow(
       expect.objectContaining({ code: 'NOT_INSTALLED' }),
     );
-    expect(() => withoutInstalled(installed, 'toString', undefined, compareVersions)).toThrow(
+    expect(() => withoutInstalled(installed, 'toString', undefined)).toThrow(
       expect.objectContaining({ code: 'NOT_INSTALLED' }),
     );
   });

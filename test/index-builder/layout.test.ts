@@ -16,6 +16,7 @@ import {
   binKey,
   binOf,
   binOfKey,
+  hostedArtifactKey,
   isHostedArtifactKey,
   isPluginDocumentKey,
   isSafeKey,
@@ -218,5 +219,22 @@ describe('when a key names a snapshot bin', () => {
       'x/snapshot/bins/ab.json',
     ])
       expect(binOfKey(key), key).toBeUndefined();
+  });
+});
+
+describe('when a client reads a published artifact URL', () => {
+  it('finds the key under the version folder, wherever the registry says it publishes', () => {
+    expect(
+      hostedArtifactKey(
+        'demo',
+        '1.0.0+b7',
+        'https://cdn.example/sub/plugins/demo/1.0.0/artifacts/linux-amd64/demo',
+      ),
+    ).toBe('plugins/demo/1.0.0/artifacts/linux-amd64/demo');
+  });
+
+  it('gives nothing for a URL outside the version folder, or text that is not a URL', () => {
+    expect(hostedArtifactKey('demo', '1.0.0', 'https://cdn.example/elsewhere/demo')).toBeUndefined();
+    expect(hostedArtifactKey('demo', '1.0.0', 'not a url')).toBeUndefined();
   });
 });
