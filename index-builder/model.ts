@@ -9,12 +9,24 @@ export type PluginType = (typeof PLUGIN_TYPES)[number];
 export const OS_VALUES = ['linux', 'windows', 'darwin', 'freebsd'] as const;
 export const ARCH_VALUES = ['amd64', 'arm64', '386', 'arm'] as const;
 
-/** One per-platform binary. Exactly one of `file` (carried in the bundle) or `url` (hosted elsewhere). */
+/**
+ * An artifact kept in an OCI registry (Diginfra's distribution): where to pull it, and the digest that pins
+ * the exact blob (a tag alone can move, so the digest is required and equals the artifact's sha256).
+ */
+export interface OciArtifact {
+  /** `registry[:port]/repository[:tag]`, e.g. `ghcr.io/acme/kubecost-lens:1.2.0`. */
+  readonly reference: string;
+  /** `sha256:<hex>` of the blob the publisher pushed. */
+  readonly digest: string;
+}
+
+/** One per-platform binary. Exactly one of `file` (carried in the bundle), `url` (hosted elsewhere) or `oci`. */
 export interface ManifestArtifact {
   os: string;
   arch: string;
   file?: string;
   url?: string;
+  oci?: OciArtifact;
   sha256: string;
   size_bytes: number;
   [unknown: string]: unknown;
@@ -74,6 +86,10 @@ export interface Manifest {
     updated?: string;
     [unknown: string]: unknown;
   };
+  /** The permissions the plugin needs (validated extension, known names only). */
+  permissions?: Permission[];
+  /** Its resource limits (validated extension, known names only, bounded integers). */
+  resources?: Partial<Record<ResourceName, number>>;
   /** Forward compatibility: unknown fields are preserved in the published manifest and ignored here. */
   [unknown: string]: unknown;
 }
@@ -88,7 +104,55 @@ export interface ArtifactRecord {
   readonly size_bytes: number;
   /** True when the registry hosts the bytes (immutable path under the version folder). */
   readonly hosted: boolean;
+  /** Set when the bytes live in an OCI registry; `url` is then `oci://<registry>/<repository>@<digest>`. */
+  readonly oci?: OciArtifact;
 }
+
+/** Permission names a plugin may ask for (NexCage's capability system), the manifest's `permissions`. */
+export const PERMISSIONS = [
+  'filesystem_read',
+  'filesystem_write',
+  'filesystem_execute',
+  'network_client',
+  'network_server',
+  'network_raw',
+  'process_spawn',
+  'process_signal',
+  'process_ptrace',
+  'container_create',
+  'container_start',
+  'container_stop',
+  'container_delete',
+  'container_exec',
+  'container_list',
+  'container_info',
+  'host_command',
+  'host_mount',
+  'host_device',
+  'system_info',
+  'system_metrics',
+  'config_read',
+  'config_write',
+  'logging',
+  'metrics',
+  'tracing',
+  'api_server',
+  'api_client',
+] as const;
+export type Permission = (typeof PERMISSIONS)[number];
+
+/** Resource limits a plugin declares (the manifest's `resources`), each a positive integer up to its bound. */
+export const RESOURCE_LIMITS = {
+  max_memory_mb: 1_048_576,
+  max_cpu_percent: 100,
+  max_file_descriptors: 1_048_576,
+  max_threads: 65_536,
+  timeout_seconds: 86_400,
+  max_network_connections: 65_536,
+  max_disk_usage_mb: 1_048_576,
+} as const;
+export type ResourceName = keyof typeof RESOURCE_LIMITS;
+export type Resources = Readonly<Partial<Record<ResourceName, number>>>;
 
 export interface VersionRecord {
   readonly version: string;
@@ -116,6 +180,10 @@ export interface VersionRecord {
   /** Fingerprint of the publisher key that signed this version. */
   readonly publisher: string;
   readonly artifacts: readonly ArtifactRecord[];
+  /** What the version asks the host to allow (sorted); absent when it declares none. */
+  readonly permissions?: readonly Permission[];
+  /** The resource limits the version declares; absent when it declares none. */
+  readonly resources?: Resources;
 }
 
 /** `plugins/<name>/index.json`: everything a client needs about one plugin. */
