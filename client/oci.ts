@@ -1,0 +1,443 @@
+/**
+ * The OCI side of an artifact, without the network: reading references (`registry.example/acme/lens:1.2`,
+ * `…@sha256:<hex>`), the command line's artifact references (falcoctl's forms beside our `NAME@SPEC`), the
+ * `WWW-Authenticate` challenges of a registry, and choosing from a manifest or an index the descriptor to
+ * pull next. client/fetcher.ts does the requests with what this returns.
+ *
+ * Grammar after the distribution project's `reference` package (the one docker, oras and falcoctl share),
+ * so a reference means the same registry, repository and tag to them as to us; a form they would read
+ * otherwise (a first component that docker takes for a repository of its default registry) is refused.
+ *
+ * @example
+ * const ref = parseOciReference('registry.example:5000/acme/kubecost-lens:1.2.0');
+ * // { registry: 'registry.example:5000', repository: 'acme/kubecost-lens', tag: '1.2.0' }
+ */
+import { TrustError } from '../index-builder/errors.ts';
+import { ClientError } from './errors.ts';
+import { isObject } from './json-input.ts';
+import { parseRequest } from './resolve.ts';
+
+export interface OciReference {
+  /** `host[:port]`, as written (an IPv6 host in brackets). */
+  readonly registry: string;
+  /** Path components joined by `/`, e.g. `acme/kubecost-lens`. */
+  readonly repository: string;
+  readonly tag?: string;
+  /** `sha256:<64 lowercase hex>`: pins the manifest whatever the tag now names. */
+  readonly digest?: string;
+}
+
+export type ArtifactReference =
+  | { readonly kind: 'name'; readonly name: string; readonly tag?: string; readonly spec?: string }
+  | ({ readonly kind: 'oci' } & OciReference);
+
+export interface AuthChallenge {
+  /** Lower case, as schemes compare case-insensitively. */
+  readonly scheme: 'bearer' | 'basic';
+  /** Every parameter, names in lower case, quoted strings unquoted. */
+  readonly params: Readonly<Record<string, string>>;
+  readonly realm?: string;
+  readonly service?: string;
+  readonly scope?: string;
+}
+
+/** A content descriptor of a manifest or an index (OCI image-spec `descriptor.md`). */
+export interface OciDescriptor {
+  readonly mediaType: string;
+  readonly digest: string;
+  readonly size: number;
+  readonly platform?: { readonly os: string; readonly architecture: string; readonly variant?: string };
+}
+
+/** What a manifest leads to: another manifest (from an index, for the platform) or the layer to pull. */
+export type ManifestPick =
+  | { readonly kind: 'manifest'; readonly descriptor: OciDescriptor }
+  | { readonly kind: 'layer'; readonly descriptor: OciDescriptor };
+
+export interface PickOptions {
+  /** For an index: the platform whose manifest to take (the registry's names, Go's: amd64, arm64, 386, arm). */
+  readonly platform?: { readonly os: string; readonly arch: string };
+  /** For a manifest: the layer to take (`sha256:<hex>`); without it, the manifest must have exactly one layer. */
+  readonly digest?: string;
+  /** Where the manifest came from, for messages (e.g. the reference). */
+  readonly source?: string;
+  /** The Content-Type it was served with, used when the document does not name its own mediaType. */
+  readonly mediaType?: string;
+}
+
+export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+export const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
+export const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
+export const DOCKER_MANIFEST_LIST = 'application/vnd.docker.distribution.manifest.list.v2+json';
+
+/** The manifest types this client reads, for the `Accept` header of a manifest GET (a registry converts nothing then). */
+export const MANIFEST_MEDIA_TYPES: readonly string[] = Object.freeze([
+  OCI_MANIFEST,
+  OCI_INDEX,
+  DOCKER_MANIFEST,
+  DOCKER_MANIFEST_LIST,
+]);
+
+const INDEX_TYPES = new Set([OCI_INDEX, DOCKER_MANIFEST_LIST]);
+const IMAGE_TYPES = new Set([OCI_MANIFEST, DOCKER_MANIFEST]);
+
+/** One label of a host name: letters, digits and inner hyphens. */
+const HOST_LABEL = '(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])';
+const REGISTRY = new RegExp(
+  `^(?:${HOST_LABEL}(?:\\.${HOST_LABEL})*|\\[[0-9a-fA-F:.]+\\])(?::([0-9]{1,5}))?$`,
+);
+/** A path component: lower-case words joined by `.`, `_`, `__` or runs of `-`. */
+const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
+const TAG = /^[\w][\w.-]{0,127}$/;
+const SHA256_DIGEST = /^sha256:[a-f0-9]{64}$/;
+/** The distribution project's limit on a repository name. */
+const MAX_REPOSITORY = 255;
+
+const REFERENCE_FORM =
+  'REGISTRY[:PORT]/REPOSITORY[:TAG][@sha256:HEX] (e.g. registry.example/acme/lens:1.2.0)';
+
+/**
+ * `registry[:port]/repo/path[:tag][@sha256:hex]` -> its parts. The first component must name a registry
+ * (hold a `.` or a `:port`, or be `localhost`), as docker decides: a reference docker would send to its
+ * default registry is refused rather than read as a host.
+ * @throws ClientError REQUEST_INVALID naming the text, what was expected and what was found.
+ * @example parseOciReference('127.0.0.1:5000/acme/lens@sha256:…') // { registry: '127.0.0.1:5000', repository: 'acme/lens', digest: 'sha256:…' }
+ */
+export function parseOciReference(text: string): OciReference {
+  const invalid = (found: string) =>
+    new ClientError(
+      'REQUEST_INVALID',
+      `OCI reference ${JSON.stringify(text)} is not ${REFERENCE_FORM}: ${found}`,
+    );
+  let rest = text;
+  let digest: string | undefined;
+  const at = rest.indexOf('@');
+  if (at !== -1) {
+    digest = rest.slice(at + 1);
+    rest = rest.slice(0, at);
+    if (!SHA256_DIGEST.test(digest)) {
+      throw invalid(
+        /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:/.test(digest) && !digest.startsWith('sha256:')
+          ? `its digest ${JSON.stringify(digest)} is not sha256 (the only algorithm the registry's digests use)`
+          : `its digest ${JSON.stringify(digest)} is not sha256: and 64 lower-case hex digits`,
+      );
+    }
+  }
+  const slash = rest.indexOf('/');
+  if (slash === -1) throw invalid('it has no REGISTRY/ before the repository');
+  const registry = rest.slice(0, slash);
+  let path = rest.slice(slash + 1);
+  const registryMatch = REGISTRY.exec(registry);
+  if (!registryMatch) throw invalid(`its registry ${JSON.stringify(registry)} is not a host name[:port]`);
+  const port = registryMatch[1];
+  if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) {
+    throw invalid(`its registry's port ${port} is not between 1 and 65535`);
+  }
+  if (!looksLikeRegistry(registry)) {
+    throw invalid(
+      `its first component ${JSON.stringify(registry)} is not a registry (one holds a '.' or a ':port', or is ` +
+        'localhost): other tools would read it as a repository of their default registry',
+    );
+  }
+  // A ':' after the last '/' starts the tag; one before it would be in the registry, already split off.
+  let tag: string | undefined;
+  const colon = path.lastIndexOf(':');
+  if (colon !== -1) {
+    tag = path.slice(colon + 1);
+    path = path.slice(0, colon);
+    if (!TAG.test(tag)) {
+      throw invalid(
+        `its tag ${JSON.stringify(tag)} is not 1 to 128 letters, digits, '_', '.' or '-' (not first)`,
+      );
+    }
+  }
+  if (path === '') throw invalid('it names no repository after the registry');
+  if (path.length > MAX_REPOSITORY) {
+    throw invalid(`its repository has ${path.length} characters, over the limit of ${MAX_REPOSITORY}`);
+  }
+  const bad = path.split('/').find((component) => !PATH_COMPONENT.test(component));
+  if (bad !== undefined) {
+    throw invalid(
+      `its repository component ${JSON.stringify(bad)} is not lower-case letters and digits joined by '.', '_', '__' or '-'`,
+    );
+  }
+  return {
+    registry,
+    repository: path,
+    ...(tag === undefined ? {} : { tag }),
+    ...(digest === undefined ? {} : { digest }),
+  };
+}
+
+/**
+ * A command line's artifact reference, in falcoctl's forms and ours:
+ * `NAME` and `NAME:TAG` (a plugin of the configured registries), `NAME@SPEC` (ours: a version range, e.g.
+ * `kubecost-lens@^1.2`), and `REGISTRY/REPO[:TAG]` or `REGISTRY/REPO@sha256:…` (pulled from that registry;
+ * without a tag or digest, the tag `latest`). A first component is a registry when it holds `.` or `:` or
+ * is `localhost`, as docker decides.
+ * @throws ClientError REQUEST_INVALID naming the text and the forms expected.
+ * @example parseArtifactReference('kubecost-lens:1.2.0') // { kind: 'name', name: 'kubecost-lens', tag: '1.2.0' }
+ */
+export function parseArtifactReference(text: string): ArtifactReference {
+  const forms =
+    'NAME, NAME:TAG, NAME@VERSION-RANGE, REGISTRY/REPOSITORY[:TAG] or REGISTRY/REPOSITORY@sha256:HEX';
+  const trimmed = text.trim();
+  const slash = trimmed.indexOf('/');
+  if (slash !== -1) {
+    const first = trimmed.slice(0, slash);
+    if (!looksLikeRegistry(first.replace(/@.*$/, ''))) {
+      throw new ClientError(
+        'REQUEST_INVALID',
+        `artifact reference ${JSON.stringify(text)} is not one of ${forms}: its first component ` +
+          `${JSON.stringify(first)} is not a registry (one holds a '.' or a ':port', or is localhost)`,
+      );
+    }
+    const reference = parseOciReference(trimmed);
+    return reference.tag === undefined && reference.digest === undefined
+      ? { kind: 'oci', ...reference, tag: 'latest' }
+      : { kind: 'oci', ...reference };
+  }
+  const at = trimmed.indexOf('@');
+  if (at !== -1) {
+    const after = trimmed.slice(at + 1);
+    if (after.startsWith('sha256:')) {
+      throw new ClientError(
+        'REQUEST_INVALID',
+        `artifact reference ${JSON.stringify(text)} pins a digest without a registry: a digest names a blob of ` +
+          `one registry, so write REGISTRY/REPOSITORY@${after}`,
+      );
+    }
+    const { name, spec } = parseRequest(trimmed);
+    return { kind: 'name', name, spec };
+  }
+  const colon = trimmed.indexOf(':');
+  const name = colon === -1 ? trimmed : trimmed.slice(0, colon);
+  const tag = colon === -1 ? undefined : trimmed.slice(colon + 1);
+  if (tag !== undefined && !TAG.test(tag)) {
+    throw new ClientError(
+      'REQUEST_INVALID',
+      `artifact reference ${JSON.stringify(text)} is not one of ${forms}: its tag ${JSON.stringify(tag)} is not ` +
+        "1 to 128 letters, digits, '_', '.' or '-' (not first)",
+    );
+  }
+  // parseRequest holds the plugin name rules (and says which one a name breaks).
+  parseRequest(name);
+  return tag === undefined ? { kind: 'name', name } : { kind: 'name', name, tag };
+}
+
+/**
+ * A `WWW-Authenticate` header -> its Bearer challenge (preferred: it is what registries answer anonymous
+ * pulls with) or else its Basic one; undefined when it holds neither or does not parse (RFC 9110 §11.6.1:
+ * `scheme param=value, param="quoted, with commas"`, several challenges separated by commas).
+ * @example parseBearerChallenge('Bearer realm="https://auth.example/token",service="registry.example"')
+ */
+export function parseBearerChallenge(header: string | null | undefined): AuthChallenge | undefined {
+  if (header === null || header === undefined) return undefined;
+  const challenges = parseChallenges(header);
+  if (challenges === undefined) return undefined;
+  const chosen =
+    challenges.find((challenge) => challenge.scheme === 'bearer') ??
+    challenges.find((challenge) => challenge.scheme === 'basic');
+  if (chosen === undefined) return undefined;
+  const { scheme, params } = chosen;
+  return {
+    scheme: scheme as 'bearer' | 'basic',
+    params,
+    ...(params.realm === undefined ? {} : { realm: params.realm }),
+    ...(params.service === undefined ? {} : { service: params.service }),
+    ...(params.scope === undefined ? {} : { scope: params.scope }),
+  };
+}
+
+/** Every challenge of the header, or undefined when it does not parse. */
+function parseChallenges(header: string): { scheme: string; params: Record<string, string> }[] | undefined {
+  const challenges: { scheme: string; params: Record<string, string> }[] = [];
+  const token = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+/;
+  let rest = header.trim();
+  let current: { scheme: string; params: Record<string, string> } | undefined;
+  while (rest !== '') {
+    const name = token.exec(rest)?.[0];
+    if (name === undefined) return undefined;
+    rest = rest.slice(name.length);
+    const afterSpace = rest.replace(/^[ \t]*/, '');
+    if (current !== undefined && afterSpace.startsWith('=')) {
+      // A parameter of the current challenge.
+      rest = afterSpace.slice(1).replace(/^[ \t]*/, '');
+      let value: string;
+      if (rest.startsWith('"')) {
+        const quoted = /^"((?:[^"\\]|\\.)*)"/.exec(rest);
+        if (!quoted) return undefined;
+        value = (quoted[1] as string).replace(/\\(.)/g, '$1');
+        rest = rest.slice(quoted[0].length);
+      } else {
+        const bare = token.exec(rest)?.[0];
+        if (bare === undefined) return undefined;
+        value = bare;
+        rest = rest.slice(bare.length);
+      }
+      const key = name.toLowerCase();
+      // A repeated parameter has two readings; none is chosen.
+      if (Object.hasOwn(current.params, key)) return undefined;
+      current.params[key] = value;
+    } else {
+      // A new challenge: `scheme` then its parameters (a token68 form is not used by registries).
+      current = { scheme: name.toLowerCase(), params: Object.create(null) as Record<string, string> };
+      challenges.push(current);
+      rest = afterSpace;
+      continue;
+    }
+    rest = rest.replace(/^[ \t]*/, '');
+    if (rest.startsWith(',')) rest = rest.slice(1).replace(/^[ \t]*/, '');
+    else if (rest !== '') return undefined;
+  }
+  return challenges;
+}
+
+/**
+ * From a parsed manifest or index, what to fetch next: for an index (OCI image index, Docker manifest
+ * list), the manifest of the platform; for a manifest, the layer whose digest is asked (or its single layer).
+ * A document that holds both `manifests` and `layers`, or whose declared type disagrees with its shape, is
+ * refused: readers would differ on what it is.
+ * @throws TrustError DOCUMENT_MALFORMED (not a manifest or index, naming the JSON pointer), ARTIFACT_MISMATCH
+ *   (no layer has the digest asked: the tag no longer names what was signed); ClientError
+ *   NO_ARTIFACT_FOR_PLATFORM (no manifest, or several, for the platform: the message lists those there are).
+ * @example pickFromManifest(JSON.parse(text), { digest: artifact.oci.digest })
+ */
+export function pickFromManifest(json: unknown, options: PickOptions = {}): ManifestPick {
+  const source = options.source ?? 'the manifest';
+  const malformed = (pointer: string, expected: string) =>
+    new TrustError('DOCUMENT_MALFORMED', `${source}#${pointer}: expected ${expected}`);
+  if (!isObject(json)) throw malformed('', 'a JSON object (an OCI manifest or index)');
+  const declared = json.mediaType ?? options.mediaType?.split(';')[0]?.trim().toLowerCase();
+  if (declared !== undefined && typeof declared !== 'string') throw malformed('/mediaType', 'a string');
+  const hasManifests = json.manifests !== undefined;
+  const hasLayers = json.layers !== undefined;
+  if (hasManifests && hasLayers) {
+    throw malformed('', 'either "manifests" (an index) or "layers" (a manifest), not both');
+  }
+  const isIndex = declared !== undefined && declared !== '' ? INDEX_TYPES.has(declared) : hasManifests;
+  const isImage = declared !== undefined && declared !== '' ? IMAGE_TYPES.has(declared) : hasLayers;
+  if (!isIndex && !isImage) {
+    throw malformed(
+      '/mediaType',
+      `one of ${MANIFEST_MEDIA_TYPES.join(', ')} (found ${JSON.stringify(declared)})`,
+    );
+  }
+  if (isIndex) {
+    if (!hasManifests) throw malformed('/manifests', `an array (the document is declared ${declared})`);
+    const descriptors = readDescriptors(json.manifests, '/manifests', malformed);
+    return { kind: 'manifest', descriptor: pickPlatform(descriptors, options, source) };
+  }
+  if (!hasLayers) throw malformed('/layers', `an array (the document is declared ${declared})`);
+  const layers = readDescriptors(json.layers, '/layers', malformed);
+  if (options.digest !== undefined) {
+    const layer = layers.find((descriptor) => descriptor.digest === options.digest);
+    if (layer === undefined) {
+      throw new TrustError(
+        'ARTIFACT_MISMATCH',
+        `${source} lists no layer ${options.digest}: it lists ${listOf(layers.map((d) => d.digest))}`,
+      );
+    }
+    return { kind: 'layer', descriptor: layer };
+  }
+  const [only] = layers;
+  if (only === undefined || layers.length > 1) {
+    throw new TrustError(
+      'ARTIFACT_MISMATCH',
+      `${source} has ${layers.length} layers (${listOf(layers.map((d) => d.digest))}): without a digest to ` +
+        'choose by, a manifest of exactly one layer is expected',
+    );
+  }
+  return { kind: 'layer', descriptor: only };
+}
+
+function readDescriptors(
+  value: unknown,
+  pointer: string,
+  malformed: (pointer: string, expected: string) => TrustError,
+): OciDescriptor[] {
+  if (!Array.isArray(value)) throw malformed(pointer, 'an array of descriptors');
+  return value.map((item: unknown, index) => {
+    const at = `${pointer}/${index}`;
+    if (!isObject(item)) throw malformed(at, 'a descriptor object');
+    const { mediaType, digest, size, platform } = item;
+    if (typeof mediaType !== 'string') throw malformed(`${at}/mediaType`, 'a string');
+    if (typeof digest !== 'string' || !/^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/.test(digest)) {
+      throw malformed(`${at}/digest`, 'a digest (algorithm:hex)');
+    }
+    if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
+      throw malformed(`${at}/size`, 'a non-negative integer');
+    }
+    if (platform === undefined) return { mediaType, digest, size };
+    if (!isObject(platform) || typeof platform.os !== 'string' || typeof platform.architecture !== 'string') {
+      throw malformed(`${at}/platform`, 'an object with the strings "os" and "architecture"');
+    }
+    if (platform.variant !== undefined && typeof platform.variant !== 'string') {
+      throw malformed(`${at}/platform/variant`, 'a string');
+    }
+    return {
+      mediaType,
+      digest,
+      size,
+      platform: {
+        os: platform.os,
+        architecture: platform.architecture,
+        ...(platform.variant === undefined ? {} : { variant: platform.variant }),
+      },
+    };
+  });
+}
+
+/** The index's one manifest for the platform (Go's names are the registry's: amd64, arm64, 386, arm). */
+function pickPlatform(
+  descriptors: readonly OciDescriptor[],
+  options: PickOptions,
+  source: string,
+): OciDescriptor {
+  const offered = () =>
+    listOf(
+      descriptors.map((d) =>
+        d.platform
+          ? `${d.platform.os}/${d.platform.architecture}${d.platform.variant ? `/${d.platform.variant}` : ''}`
+          : `${d.digest} (no platform)`,
+      ),
+    );
+  const platform = options.platform;
+  if (platform === undefined) {
+    const [only] = descriptors;
+    if (only !== undefined && descriptors.length === 1) return only;
+    throw new ClientError(
+      'NO_ARTIFACT_FOR_PLATFORM',
+      `${source} is an index of ${descriptors.length} manifests (${offered()}): a platform is needed to choose one`,
+    );
+  }
+  const wanted = `${platform.os}/${platform.arch}`;
+  const matches = descriptors.filter(
+    (d) => d.platform?.os === platform.os && d.platform.architecture === platform.arch,
+  );
+  const [match] = matches;
+  if (match === undefined) {
+    throw new ClientError(
+      'NO_ARTIFACT_FOR_PLATFORM',
+      `${source} has no manifest for ${wanted}: it has ${offered()}`,
+    );
+  }
+  if (matches.length > 1) {
+    // Our platforms name no variant (arm v6 or v7): picking one would be a guess.
+    throw new ClientError(
+      'NO_ARTIFACT_FOR_PLATFORM',
+      `${source} has ${matches.length} manifests for ${wanted} (${offered()}): a platform names no variant, ` +
+        'so none is chosen',
+    );
+  }
+  return match;
+}
+
+/** Whether a reference's first component names a registry rather than a repository (docker's rule). */
+function looksLikeRegistry(component: string): boolean {
+  return component.includes('.') || component.includes(':') || component === 'localhost';
+}
+
+function listOf(items: readonly string[]): string {
+  return items.length === 0 ? 'none' : items.join(', ');
+}

@@ -1,0 +1,338 @@
+import { describe, expect, it } from 'vitest';
+import {
+  DOCKER_MANIFEST,
+  DOCKER_MANIFEST_LIST,
+  MANIFEST_MEDIA_TYPES,
+  OCI_INDEX,
+  OCI_MANIFEST,
+  parseArtifactReference,
+  parseBearerChallenge,
+  parseOciReference,
+  pickFromManifest,
+} from '../../client/oci.ts';
+
+const HEX = 'a'.repeat(64);
+const DIGEST = `sha256:${HEX}`;
+const OTHER = `sha256:${'b'.repeat(64)}`;
+
+function descriptor(digest: string, extra: Record<string, unknown> = {}) {
+  return { mediaType: 'application/octet-stream', digest, size: 10, ...extra };
+}
+
+function imageManifest(layers: unknown[], mediaType: string | undefined = OCI_MANIFEST) {
+  return {
+    schemaVersion: 2,
+    ...(mediaType === undefined ? {} : { mediaType }),
+    config: descriptor(OTHER, { mediaType: 'application/vnd.oci.image.config.v1+json' }),
+    layers,
+  };
+}
+
+function index(manifests: unknown[], mediaType = OCI_INDEX) {
+  return { schemaVersion: 2, mediaType, manifests };
+}
+
+function onPlatform(digest: string, os: string, architecture: string, variant?: string) {
+  return descriptor(digest, {
+    mediaType: OCI_MANIFEST,
+    platform: { os, architecture, ...(variant === undefined ? {} : { variant }) },
+  });
+}
+
+describe('when an OCI reference is parsed', () => {
+  it('reads a registry with a port, a nested repository and a tag', () => {
+    expect(parseOciReference('registry.example:5000/acme/tools/lens:1.2.0')).toEqual({
+      registry: 'registry.example:5000',
+      repository: 'acme/tools/lens',
+      tag: '1.2.0',
+    });
+  });
+
+  it('reads a digest, alone or after a tag', () => {
+    expect(parseOciReference(`127.0.0.1:5000/acme/lens@${DIGEST}`)).toEqual({
+      registry: '127.0.0.1:5000',
+      repository: 'acme/lens',
+      digest: DIGEST,
+    });
+    expect(parseOciReference(`registry.example/lens:1.0@${DIGEST}`)).toEqual({
+      registry: 'registry.example',
+      repository: 'lens',
+      tag: '1.0',
+      digest: DIGEST,
+    });
+  });
+
+  it('reads localhost and a bracketed IPv6 host as registries', () => {
+    expect(parseOciReference('localhost/lens')).toEqual({ registry: 'localhost', repository: 'lens' });
+    expect(parseOciReference('[::1]:5000/acme/lens:v1')).toEqual({
+      registry: '[::1]:5000',
+      repository: 'acme/lens',
+      tag: 'v1',
+    });
+  });
+
+  it('reads repository components joined by ., _, __ and runs of -', () => {
+    expect(parseOciReference('registry.example/a.b/c_d/e__f/g--h').repository).toBe('a.b/c_d/e__f/g--h');
+  });
+
+  for (const [text, why] of [
+    ['lens:1.0', 'no REGISTRY/'],
+    ['acme/lens:1.0', 'is not a registry'],
+    ['registry.example/', 'no repository'],
+    ['registry.example/:1.0', 'no repository'],
+    ['registry.example/Acme/lens', 'component "Acme"'],
+    ['registry.example/acme//lens', 'component ""'],
+    ['registry.example/acme/-lens', 'component "-lens"'],
+    ['registry.example/lens:.bad', 'its tag ".bad"'],
+    [`registry.example/lens:${'x'.repeat(129)}`, 'its tag'],
+    ['registry.example/lens@sha256:abc', 'not sha256: and 64'],
+    [`registry.example/lens@sha256:${'A'.repeat(64)}`, 'not sha256: and 64'],
+    [`registry.example/lens@sha512:${'a'.repeat(128)}`, 'is not sha256'],
+    ['registry.example:99999/lens', 'port 99999'],
+    ['bad_host.example/lens', 'is not a host name'],
+    [`registry.example/${'a'.repeat(256)}`, 'over the limit of 255'],
+  ] as const) {
+    it(`refuses ${JSON.stringify(text.slice(0, 40))} (${why})`, () => {
+      expect(() => parseOciReference(text)).toThrow(
+        expect.objectContaining({
+          name: 'ClientError',
+          code: 'REQUEST_INVALID',
+          message: expect.stringContaining(why),
+        }),
+      );
+    });
+  }
+
+  it('names the text and the form expected', () => {
+    expect(() => parseOciReference('acme/lens')).toThrow(
+      expect.objectContaining({ message: expect.stringMatching(/"acme\/lens" is not REGISTRY\[:PORT\]\//) }),
+    );
+  });
+});
+
+describe('when a command-line artifact reference is parsed', () => {
+  it('reads NAME and NAME:TAG as a plugin of the configured registries', () => {
+    expect(parseArtifactReference('kubecost-lens')).toEqual({ kind: 'name', name: 'kubecost-lens' });
+    expect(parseArtifactReference('kubecost-lens:1.2.0')).toEqual({
+      kind: 'name',
+      name: 'kubecost-lens',
+      tag: '1.2.0',
+    });
+  });
+
+  it('keeps our NAME@SPEC form apart, as a version range', () => {
+    expect(parseArtifactReference('kubecost-lens@^1.2')).toEqual({
+      kind: 'name',
+      name: 'kubecost-lens',
+      spec: '^1.2',
+    });
+  });
+
+  it('reads REGISTRY/REPO:TAG and REGISTRY/REPO@sha256 as an OCI pull', () => {
+    expect(parseArtifactReference('registry.example/acme/lens:1.2.0')).toEqual({
+      kind: 'oci',
+      registry: 'registry.example',
+      repository: 'acme/lens',
+      tag: '1.2.0',
+    });
+    expect(parseArtifactReference(`localhost:5000/lens@${DIGEST}`)).toEqual({
+      kind: 'oci',
+      registry: 'localhost:5000',
+      repository: 'lens',
+      digest: DIGEST,
+    });
+  });
+
+  it('reads REGISTRY/REPO without a tag as the tag latest', () => {
+    expect(parseArtifactReference('localhost/acme/lens')).toEqual({
+      kind: 'oci',
+      registry: 'localhost',
+      repository: 'acme/lens',
+      tag: 'latest',
+    });
+  });
+
+  for (const [text, why] of [
+    ['acme/lens:1.0', 'is not a registry'],
+    [`kubecost-lens@${DIGEST}`, 'without a registry'],
+    ['Kubecost-Lens', 'is not a plugin name'],
+    ['kubecost-lens:', 'its tag ""'],
+    ['kubecost-lens@not a range!', 'kubecost-lens@not a range!'],
+    ['', 'no plugin name'],
+  ] as const) {
+    it(`refuses ${JSON.stringify(text.slice(0, 40))} (${why})`, () => {
+      expect(() => parseArtifactReference(text)).toThrow(
+        expect.objectContaining({
+          name: 'ClientError',
+          code: 'REQUEST_INVALID',
+          message: expect.stringContaining(why),
+        }),
+      );
+    });
+  }
+});
+
+describe('when a WWW-Authenticate challenge is parsed', () => {
+  it('reads a Bearer challenge with quoted parameters, commas inside quotes and escapes', () => {
+    const challenge = parseBearerChallenge(
+      'Bearer realm="https://auth.example/token",service="registry.example",' +
+        'scope="repository:acme/lens:pull,push", error="insufficient_scope",note="a \\"quoted\\" word"',
+    );
+    expect(challenge).toMatchObject({
+      scheme: 'bearer',
+      realm: 'https://auth.example/token',
+      service: 'registry.example',
+      scope: 'repository:acme/lens:pull,push',
+      params: { error: 'insufficient_scope', note: 'a "quoted" word' },
+    });
+  });
+
+  it('reads the scheme and parameter names in any case, and unquoted values', () => {
+    expect(parseBearerChallenge('bEaReR Realm="https://auth.example/token" , Service=reg')).toMatchObject({
+      scheme: 'bearer',
+      realm: 'https://auth.example/token',
+      service: 'reg',
+    });
+  });
+
+  it('reads a Basic challenge', () => {
+    expect(parseBearerChallenge('Basic realm="Registry Realm"')).toEqual({
+      scheme: 'basic',
+      params: { realm: 'Registry Realm' },
+      realm: 'Registry Realm',
+    });
+  });
+
+  it('prefers Bearer when the header offers both', () => {
+    expect(
+      parseBearerChallenge('Basic realm="r", Bearer realm="https://auth.example/t",service="s"')?.scheme,
+    ).toBe('bearer');
+  });
+
+  for (const header of [
+    null,
+    '',
+    'Negotiate',
+    'Bearer realm="unterminated',
+    'Bearer realm="a",realm="b"',
+    'Bearer realm="a" service="b"',
+  ]) {
+    it(`finds nothing usable in ${JSON.stringify(header)}`, () => {
+      expect(parseBearerChallenge(header)).toBeUndefined();
+    });
+  }
+});
+
+describe('when a manifest or index is chosen from', () => {
+  it('accepts the four manifest media types', () => {
+    expect(MANIFEST_MEDIA_TYPES).toEqual([OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST]);
+  });
+
+  it('takes the layer whose digest is asked', () => {
+    const pick = pickFromManifest(imageManifest([descriptor(OTHER), descriptor(DIGEST)]), { digest: DIGEST });
+    expect(pick).toEqual({ kind: 'layer', descriptor: descriptor(DIGEST) });
+  });
+
+  it('takes the single layer when no digest is asked, from a Docker manifest too', () => {
+    expect(pickFromManifest(imageManifest([descriptor(DIGEST)], DOCKER_MANIFEST))).toEqual({
+      kind: 'layer',
+      descriptor: descriptor(DIGEST),
+    });
+  });
+
+  it('uses the Content-Type when the document names no mediaType', () => {
+    const pick = pickFromManifest(imageManifest([descriptor(DIGEST)], undefined), {
+      mediaType: `${OCI_MANIFEST}; charset=utf-8`,
+    });
+    expect(pick.kind).toBe('layer');
+  });
+
+  it('refuses a manifest without the layer asked, naming those it has', () => {
+    expect(() =>
+      pickFromManifest(imageManifest([descriptor(OTHER)]), {
+        digest: DIGEST,
+        source: 'registry.example/lens:1',
+      }),
+    ).toThrow(
+      expect.objectContaining({
+        name: 'TrustError',
+        code: 'ARTIFACT_MISMATCH',
+        message: `registry.example/lens:1 lists no layer ${DIGEST}: it lists ${OTHER}`,
+      }),
+    );
+  });
+
+  it('refuses to guess between several layers when no digest is asked', () => {
+    expect(() => pickFromManifest(imageManifest([descriptor(OTHER), descriptor(DIGEST)]))).toThrow(
+      expect.objectContaining({ name: 'TrustError', code: 'ARTIFACT_MISMATCH' }),
+    );
+  });
+
+  it("takes an index's manifest for the platform, in our architecture names", () => {
+    const doc = index([onPlatform(OTHER, 'linux', 'amd64'), onPlatform(DIGEST, 'linux', 'arm64')]);
+    expect(pickFromManifest(doc, { platform: { os: 'linux', arch: 'arm64' } })).toEqual({
+      kind: 'manifest',
+      descriptor: onPlatform(DIGEST, 'linux', 'arm64'),
+    });
+    const list = index([onPlatform(DIGEST, 'windows', '386')], DOCKER_MANIFEST_LIST);
+    expect(pickFromManifest(list, { platform: { os: 'windows', arch: '386' } }).descriptor.digest).toBe(
+      DIGEST,
+    );
+  });
+
+  it('refuses an index without the platform, listing those it has', () => {
+    const doc = index([onPlatform(OTHER, 'linux', 'amd64'), onPlatform(DIGEST, 'linux', 'arm', 'v7')]);
+    expect(() => pickFromManifest(doc, { platform: { os: 'darwin', arch: 'arm64' } })).toThrow(
+      expect.objectContaining({
+        name: 'ClientError',
+        code: 'NO_ARTIFACT_FOR_PLATFORM',
+        message: 'the manifest has no manifest for darwin/arm64: it has linux/amd64, linux/arm/v7',
+      }),
+    );
+  });
+
+  it('refuses to choose between variants of one platform, or without a platform', () => {
+    const doc = index([onPlatform(OTHER, 'linux', 'arm', 'v6'), onPlatform(DIGEST, 'linux', 'arm', 'v7')]);
+    expect(() => pickFromManifest(doc, { platform: { os: 'linux', arch: 'arm' } })).toThrow(
+      expect.objectContaining({
+        code: 'NO_ARTIFACT_FOR_PLATFORM',
+        message: expect.stringContaining('variant'),
+      }),
+    );
+    expect(() => pickFromManifest(doc)).toThrow(
+      expect.objectContaining({
+        code: 'NO_ARTIFACT_FOR_PLATFORM',
+        message: expect.stringContaining('a platform'),
+      }),
+    );
+  });
+
+  it('takes the one manifest of an index when no platform is asked', () => {
+    expect(pickFromManifest(index([onPlatform(DIGEST, 'linux', 'amd64')])).descriptor.digest).toBe(DIGEST);
+  });
+
+  for (const [what, doc, pointer] of [
+    ['an array', [], '#: expected a JSON object'],
+    ['both manifests and layers', { ...imageManifest([]), manifests: [] }, 'not both'],
+    ['an unknown media type', { mediaType: 'text/plain', layers: [] }, '#/mediaType'],
+    ['an index declared without manifests', { mediaType: OCI_INDEX, layers: [] }, '#/manifests'],
+    ['a manifest declared without layers', { mediaType: OCI_MANIFEST, manifests: [] }, '#/layers'],
+    ['a layer without a digest', imageManifest([{ mediaType: 'x', size: 1 }]), '#/layers/0/digest'],
+    ['a layer with a negative size', imageManifest([descriptor(DIGEST, { size: -1 })]), '#/layers/0/size'],
+    [
+      'a platform without architecture',
+      index([descriptor(DIGEST, { platform: { os: 'linux' } })]),
+      '#/manifests/0/platform',
+    ],
+  ] as const) {
+    it(`refuses ${what} as DOCUMENT_MALFORMED, naming ${pointer}`, () => {
+      expect(() => pickFromManifest(doc, { digest: DIGEST })).toThrow(
+        expect.objectContaining({
+          name: 'TrustError',
+          code: 'DOCUMENT_MALFORMED',
+          message: expect.stringContaining(pointer),
+        }),
+      );
+    });
+  }
+});
