@@ -9,6 +9,10 @@
  * undici, so that credentials never follow one to another origin. Timeouts are ours too (an abort per
  * request), so the headers wait and each body wait are measured the same way for every agent.
  *
+ * Artifacts kept in an OCI registry come through `ociBlob` (and `ociManifest`): the Distribution API's GETs,
+ * the registry's token dance (a Bearer token from the realm its 401 names, pull scope only), the same caps,
+ * CAs and proxies, and a token that never follows a redirect to another origin (see `#open`).
+ *
  * @example
  * const fetcher = createHttpFetcher();
  * const endpoint = { name: 'acme', bases: ['https://plugins.example'], timeoutMs: 30_000 };
@@ -16,12 +20,21 @@
  * await fetcher.close();
  */
 import { Buffer } from 'node:buffer';
+import { createHash } from 'node:crypto';
 import { open, readFile, stat } from 'node:fs/promises';
 import { rootCertificates } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import type { Dispatcher, EnvHttpProxyAgent, Response } from 'undici';
+import { TrustError } from '../index-builder/errors.ts';
 import { HEADER_NAME, isLoopbackHost } from './config.ts';
 import { ClientError } from './errors.ts';
+import {
+  type AuthChallenge,
+  MANIFEST_MEDIA_TYPES,
+  type OciReference,
+  parseBearerChallenge,
+  parseOciReference,
+} from './oci.ts';
 
 export type Credentials =
   | { readonly type: 'bearer_token'; readonly token: string }
@@ -69,6 +82,38 @@ export interface Download {
   readonly body: AsyncIterable<Uint8Array>;
 }
 
+/** A user name and password for an OCI registry: sent to its token service (or as Basic, if it asks for that). */
+export interface OciCredentials {
+  readonly username: string;
+  readonly password: string;
+}
+
+export interface OciRequest {
+  /** `registry[:port]/repository[:tag][@sha256:…]`: an artifact's `oci.reference`. */
+  readonly reference: string;
+  /** Per request: the wait for the headers, and each wait for more of the body; default 30 s. */
+  readonly timeoutMs?: number;
+  /** PEM text of extra CAs for the registry (and its token service); with it, a loopback registry is reached over https:. */
+  readonly ca?: string;
+  /** Without them a pull is anonymous (an anonymous token where the registry hands them out). */
+  readonly credentials?: OciCredentials;
+}
+
+export interface OciBlobRequest extends OciRequest {
+  /** `sha256:<hex>` of the blob: the artifact's `oci.digest`. */
+  readonly digest: string;
+  /** Cap on the bytes received (the artifact's signed size). */
+  readonly maxBytes: number;
+}
+
+export interface OciManifest {
+  /** `sha256:<hex>` of the bytes received (checked against the reference's digest when it pins one). */
+  readonly digest: string;
+  /** The Content-Type served (parameters dropped), or '' when the registry sent none. */
+  readonly mediaType: string;
+  readonly bytes: Uint8Array;
+}
+
 export interface Fetcher {
   /** One document from the first base that answers: mirrors tried in order on a network error, timeout, 404 or 5xx (after retries). */
   document(endpoint: Endpoint, request: DocumentRequest): Promise<DocumentResponse>;
@@ -78,6 +123,20 @@ export interface Fetcher {
    * arrive (whatever content-length said); a content-length above maxBytes is refused before reading.
    */
   download(endpoint: Endpoint, request: DownloadRequest): Promise<Download>;
+  /**
+   * A blob of an OCI registry (`GET /v2/<repository>/blobs/<digest>`), with the registry's token dance when it
+   * asks for one. The body is streamed and capped as `download`'s is; the caller checks its digest.
+   * @throws ClientError FETCH_NOT_FOUND (404), CREDENTIALS_MISSING (the registry wants credentials none were
+   *   given for), RESPONSE_TOO_LARGE, REQUEST_INVALID (a reference or digest that does not parse), FETCH_FAILED.
+   */
+  ociBlob(request: OciBlobRequest): Promise<Download>;
+  /**
+   * The manifest (or index) a reference names, by its digest when it pins one, else by its tag
+   * (`latest` without either), accepting every manifest type `MANIFEST_MEDIA_TYPES` lists; capped at 4 MiB.
+   * @throws TrustError DOCUMENT_MISMATCH when the bytes do not hash to the digest pinned (or to the
+   *   Docker-Content-Digest served); what `ociBlob` throws otherwise.
+   */
+  ociManifest(request: OciRequest): Promise<OciManifest>;
   /** Closes the agents (keep-alive sockets), so a CLI exits at once. */
   close(): Promise<void>;
 }
@@ -104,6 +163,12 @@ export const UNLISTED_LIMITS: {
 } = Object.freeze({ snapshot: 16 * MiB, signature: 64 * KiB, key: 1 * MiB });
 
 const MAX_REDIRECTS = 5;
+/** OCI manifests: the distribution project refuses to store one over 4 MiB. */
+const OCI_MANIFEST_LIMIT = 4 * MiB;
+/** A token service's answer: a JWT or an opaque token, with a little JSON around it. */
+const OCI_TOKEN_LIMIT = 64 * KiB;
+const OCI_TIMEOUT_MS = 30_000;
+const SHA256_DIGEST = /^sha256:[a-f0-9]{64}$/;
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 const FILE_CHUNK = 64 * KiB;
 /** Bytes a header value may not hold (undici's error for them would quote the secret). */
@@ -381,21 +446,33 @@ class HttpFetcher implements Fetcher {
   /**
    * The response to `url` after its redirects (up to five), any status. Credentials go with a request
    * only to the origin of bases[0]; a redirect from there to another origin is refused, not followed.
+   *
+   * `scoped` headers (an OCI registry's token, or the Basic credentials sent to its token service) are the
+   * other policy: they go only while the chain stays on their origin, and a redirect elsewhere is followed
+   * WITHOUT them. Registries answer a blob GET with a redirect to their storage (a CDN, a presigned bucket
+   * URL), so refusing it, as for a registry's credentials, would make most registries unusable; sending the
+   * token along would hand it to a third party (and a presigned URL refuses a second form of auth anyway).
+   * Once dropped they stay dropped, even if a later hop comes back to their origin: that URL was chosen by
+   * the other origin, which must not be able to aim our token at a request of its choosing.
    */
   async #open(
     endpoint: Endpoint,
     start: URL,
     headers: Readonly<Record<string, string>>,
     deadline: Deadline,
+    scoped?: ScopedHeaders,
   ): Promise<{ readonly response: Response; readonly at: string } | Failure> {
     const shown = display(start);
     const credentialed = endpoint.credentials ? new URL(endpoint.bases[0] as string).origin : undefined;
     const dispatcher = await this.#agentFor(endpoint);
     let url = start;
+    let sendScoped = scoped !== undefined;
     for (let hop = 0; ; hop++) {
       const via = hop === 0 ? '' : `redirected to ${display(url)}: `;
       const sendCredentials = endpoint.credentials !== undefined && url.origin === credentialed;
-      const sent = sendCredentials ? { ...headers, ...credentialHeaders(endpoint.credentials) } : headers;
+      if (url.origin !== scoped?.origin) sendScoped = false;
+      const base = sendScoped && scoped ? { ...headers, ...scoped.headers } : headers;
+      const sent = sendCredentials ? { ...base, ...credentialHeaders(endpoint.credentials) } : base;
       let response: Response;
       deadline.arm();
       try {
@@ -438,6 +515,199 @@ class HttpFetcher implements Fetcher {
         return new Failure(shown, `more than ${MAX_REDIRECTS} redirects`, 'unusable');
       url = next;
     }
+  }
+
+  async ociBlob(request: OciBlobRequest): Promise<Download> {
+    const target = ociTarget(request);
+    if (!SHA256_DIGEST.test(request.digest)) {
+      throw new ClientError(
+        'REQUEST_INVALID',
+        `OCI blob digest ${JSON.stringify(request.digest)} of ${request.reference} is not sha256: and 64 lower-case hex digits`,
+      );
+    }
+    const what = `blob ${request.digest} of ${request.reference}`;
+    const url = new URL(`${target.base}/v2/${target.ref.repository}/blobs/${request.digest}`);
+    // Blobs are compressed already; identity keeps content-length the size of what is counted.
+    const { response, at, deadline } = await this.#ociGet(
+      target,
+      url,
+      { 'accept-encoding': 'identity' },
+      what,
+    );
+    const declared = refuseDeclared(target.endpoint, response, at, request.maxBytes, deadline);
+    const encoding = response.headers.get('content-encoding');
+    const size = encoding === null || encoding === 'identity' ? declared : undefined;
+    const body = surfaced(
+      target.endpoint,
+      at,
+      readBody(response, deadline, at, request.maxBytes, target.endpoint),
+    );
+    return size === undefined ? { url: at, body } : { url: at, size, body };
+  }
+
+  async ociManifest(request: OciRequest): Promise<OciManifest> {
+    const target = ociTarget(request);
+    const { ref, endpoint } = target;
+    const name = ref.digest ?? ref.tag ?? 'latest';
+    const what = `manifest ${name} of ${request.reference}`;
+    const url = new URL(`${target.base}/v2/${ref.repository}/manifests/${name}`);
+    const { response, at, deadline } = await this.#ociGet(
+      target,
+      url,
+      { accept: MANIFEST_MEDIA_TYPES.join(', ') },
+      what,
+    );
+    refuseDeclared(endpoint, response, at, OCI_MANIFEST_LIMIT, deadline);
+    let bytes: Uint8Array;
+    try {
+      bytes = await collect(readBody(response, deadline, at, OCI_MANIFEST_LIMIT, endpoint));
+    } catch (error) {
+      if (error instanceof BodyFailed) throw this.#failed(endpoint, what, [error.failure]);
+      throw error;
+    }
+    const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    // A manifest by digest is content-addressed: bytes of another digest are another manifest.
+    if (ref.digest !== undefined && digest !== ref.digest) {
+      throw new TrustError(
+        'DOCUMENT_MISMATCH',
+        `${at} (${what}) does not match its digest: expected ${ref.digest}, received ${digest} (${bytes.byteLength} bytes)`,
+      );
+    }
+    // The registry's own statement of what it served, when it makes one in our algorithm, must agree too.
+    const served = response.headers.get('docker-content-digest')?.trim();
+    if (served?.startsWith('sha256:') && served !== digest) {
+      throw new TrustError(
+        'DOCUMENT_MISMATCH',
+        `${at} (${what}) is served as ${served} (Docker-Content-Digest) but its bytes hash to ${digest}`,
+      );
+    }
+    const mediaType = (response.headers.get('content-type') ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+    return { digest, mediaType, bytes };
+  }
+
+  /**
+   * A 200 to a GET of an OCI registry, after the token dance it asks for: anonymous first; on a 401, a
+   * Bearer token from the realm it names (or Basic, if that is its challenge), then once more with it.
+   */
+  async #ociGet(
+    target: OciTarget,
+    url: URL,
+    headers: Readonly<Record<string, string>>,
+    what: string,
+  ): Promise<{ readonly response: Response; readonly at: string; readonly deadline: Deadline }> {
+    let authorization: string | undefined;
+    for (;;) {
+      const sent = authorization;
+      const result = await this.#withRetries(async () => {
+        const deadline = new Deadline(target.timeoutMs);
+        const opened = await this.#open(
+          target.endpoint,
+          url,
+          { 'user-agent': this.#userAgent, ...headers },
+          deadline,
+          sent === undefined ? undefined : { origin: target.origin, headers: { authorization: sent } },
+        );
+        if (opened instanceof Failure) return opened;
+        if (opened.response.status >= 500) {
+          deadline.abort();
+          return statusFailure(display(url), opened.response.status);
+        }
+        return { ...opened, deadline };
+      });
+      if (result instanceof Failure) throw this.#failed(target.endpoint, what, [result]);
+      const { response, deadline } = result;
+      if (response.status === 200) return result;
+      deadline.abort();
+      if (response.status !== 401)
+        throw this.#failed(target.endpoint, what, [statusFailure(display(url), response.status)]);
+      if (authorization !== undefined)
+        throw refusedCredentials(target, what, `${display(url)} answered HTTP 401 again with them`);
+      const header = response.headers.get('www-authenticate');
+      const challenge = parseBearerChallenge(header);
+      if (challenge === undefined) {
+        throw new ClientError(
+          'FETCH_FAILED',
+          `Could not fetch ${what}: ${display(url)} answered HTTP 401 without a Bearer or Basic challenge ` +
+            `(WWW-Authenticate: ${header === null ? 'none' : JSON.stringify(header)})`,
+        );
+      }
+      authorization = await this.#ociAuthorization(target, what, challenge);
+    }
+  }
+
+  /** The Authorization value a challenge asks for: a token from its realm, or the credentials as Basic. */
+  async #ociAuthorization(target: OciTarget, what: string, challenge: AuthChallenge): Promise<string> {
+    if (challenge.scheme === 'basic') {
+      if (target.credentials === undefined) {
+        throw missingCredentials(target, what, 'it asks for a user name and password (Basic)');
+      }
+      return basicAuthorization(target.credentials);
+    }
+    const realm = challenge.realm === undefined ? undefined : parseUrl(challenge.realm);
+    const problem =
+      realm === undefined
+        ? `its realm ${JSON.stringify(challenge.realm ?? null)} is not a URL`
+        : realm.protocol === 'file:'
+          ? 'its realm is a file: URL'
+          : urlProblem(realm);
+    if (realm === undefined || problem !== undefined) {
+      throw new ClientError(
+        'FETCH_FAILED',
+        `Could not fetch ${what}: registry "${target.endpoint.name}" sent a Bearer challenge this client will not follow: ${problem}`,
+      );
+    }
+    if (challenge.service !== undefined) realm.searchParams.set('service', challenge.service);
+    // Pull only, whatever scope the challenge names: the least a token may allow.
+    realm.searchParams.set('scope', `repository:${target.ref.repository}:pull`);
+    const tokenWhat = `a token for ${what} from ${display(realm)}`;
+    // The token service is the registry's to name, so the registry's credentials go to it (as docker sends
+    // them), but only there: never after a redirect to another origin.
+    const scoped =
+      target.credentials === undefined
+        ? undefined
+        : { origin: realm.origin, headers: { authorization: basicAuthorization(target.credentials) } };
+    const endpoint: Endpoint = { ...target.endpoint, bases: [realm.origin] };
+    const result = await this.#withRetries(async () => {
+      const deadline = new Deadline(target.timeoutMs);
+      const opened = await this.#open(
+        endpoint,
+        realm,
+        { 'user-agent': this.#userAgent, accept: 'application/json' },
+        deadline,
+        scoped,
+      );
+      if (opened instanceof Failure) return opened;
+      if (opened.response.status !== 200) {
+        deadline.abort();
+        const { status } = opened.response;
+        return status === 401 || status === 403
+          ? new Failure(display(realm), `HTTP ${status}`, 'fatal')
+          : statusFailure(display(realm), status);
+      }
+      try {
+        return await collect(readBody(opened.response, deadline, opened.at, OCI_TOKEN_LIMIT, endpoint));
+      } catch (error) {
+        if (error instanceof BodyFailed) return error.failure;
+        throw error;
+      }
+    });
+    if (result instanceof Failure) {
+      if (result.what.startsWith('HTTP 401') || result.what.startsWith('HTTP 403')) {
+        throw target.credentials === undefined
+          ? missingCredentials(target, what, `its token service refused an anonymous token (${result.what})`)
+          : refusedCredentials(target, what, `its token service answered ${result.what} to them`);
+      }
+      throw this.#failed(endpoint, tokenWhat, [result]);
+    }
+    const token = tokenOf(result);
+    if (token === undefined) {
+      throw new ClientError(
+        'FETCH_FAILED',
+        `Could not fetch ${tokenWhat}: the answer is not JSON with a "token" or "access_token" string that an ` +
+          'HTTP header can carry',
+      );
+    }
+    return `Bearer ${token}`;
   }
 
   /** The agent for the endpoint's CA set, made once and kept until close(). */
@@ -485,6 +755,101 @@ class HttpFetcher implements Fetcher {
     const parsed = parseUrl(withScheme(proxy));
     return parsed ? display(parsed).replace(/\/$/, '') : undefined;
   }
+}
+
+/** Headers sent only while a request's redirects stay on `origin` (see #open). */
+interface ScopedHeaders {
+  readonly origin: string;
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+/** An OCI request's registry, as the rest of the fetcher sees one: an endpoint and the URL its API is under. */
+interface OciTarget {
+  readonly ref: OciReference;
+  readonly endpoint: Endpoint;
+  /** `https://host[:port]` (or http: for a loopback registry without a CA); no trailing slash. */
+  readonly base: string;
+  readonly origin: string;
+  readonly timeoutMs: number;
+  readonly credentials?: OciCredentials;
+}
+
+/**
+ * The reference's registry as a URL: https:, except a loopback registry given no CA, which is reached over
+ * http: (the rule the client applies to registry URLs: cleartext only where nothing leaves the machine).
+ */
+function ociTarget(request: OciRequest): OciTarget {
+  const ref = parseOciReference(request.reference);
+  const timeoutMs = request.timeoutMs ?? OCI_TIMEOUT_MS;
+  const { credentials } = request;
+  if (credentials !== undefined) {
+    const problem = credentials.username.includes(':')
+      ? "its user name holds a ':', which Basic authentication cannot carry"
+      : [credentials.username, credentials.password].some((secret) => HEADER_VALUE_FORBIDDEN.test(secret))
+        ? 'they hold a line break or NUL, which no HTTP header may carry'
+        : undefined;
+    if (problem !== undefined) {
+      throw new ClientError(
+        'CLIENT_CONFIG_INVALID',
+        `The credentials for ${ref.registry} are refused: ${problem}`,
+      );
+    }
+  }
+  const hostname = new URL(`http://${ref.registry}`).hostname;
+  const scheme = isLoopbackHost(hostname) && request.ca === undefined ? 'http' : 'https';
+  const url = new URL(`${scheme}://${ref.registry}`);
+  const endpoint: Endpoint = {
+    name: ref.registry,
+    bases: [url.origin],
+    timeoutMs,
+    ...(request.ca === undefined ? {} : { ca: request.ca }),
+  };
+  return {
+    ref,
+    endpoint,
+    base: url.origin,
+    origin: url.origin,
+    timeoutMs,
+    ...(credentials === undefined ? {} : { credentials }),
+  };
+}
+
+function basicAuthorization(credentials: OciCredentials): string {
+  return `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
+}
+
+/** The token of a token service's JSON answer (`token`, or OAuth2's `access_token`), if it can be a header. */
+function tokenOf(bytes: Uint8Array): string | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(bytes).toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== 'object' || value === null) return undefined;
+  const { token, access_token: accessToken } = value as { token?: unknown; access_token?: unknown };
+  const found = typeof token === 'string' && token !== '' ? token : accessToken;
+  return typeof found === 'string' && found !== '' && !HEADER_VALUE_FORBIDDEN.test(found) && !/\s/.test(found)
+    ? found
+    : undefined;
+}
+
+function missingCredentials(target: OciTarget, what: string, why: string): ClientError {
+  return new ClientError(
+    'CREDENTIALS_MISSING',
+    `Could not fetch ${what}: registry "${target.endpoint.name}" requires credentials to pull ` +
+      `${target.ref.repository} (${why}), and none were given for it`,
+  );
+}
+
+function refusedCredentials(target: OciTarget, what: string, why: string): ClientError {
+  return target.credentials === undefined
+    ? missingCredentials(target, what, `${why}, after an anonymous token`)
+    : new ClientError(
+        'FETCH_FAILED',
+        `Could not fetch ${what}: registry "${target.endpoint.name}" refused the credentials given for ` +
+          `${target.ref.repository} (${why})`,
+      );
 }
 
 /** The endpoint's bases as URLs, or REGISTRY_URL_INVALID before any request is made. */

@@ -1,0 +1,369 @@
+/**
+ * The fetcher's OCI pulls against a real registry (the distribution project's, started by the test on
+ * 127.0.0.1: open, behind a token service, and private), and, for what that registry never does (serve
+ * bytes that do not match their digest, redirect a blob to another origin, ask for Basic), small node:http
+ * servers named as such.
+ */
+import { Buffer } from 'node:buffer';
+import { createHash } from 'node:crypto';
+import http, { type IncomingHttpHeaders, type RequestListener } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHttpFetcher, type Fetcher } from '../../client/fetcher.ts';
+import { MANIFEST_MEDIA_TYPES, OCI_INDEX, OCI_MANIFEST, pickFromManifest } from '../../client/oci.ts';
+import {
+  type OciRegistry,
+  type Pushed,
+  pushBlob,
+  putManifest,
+  REGISTRY_USER,
+  startOciRegistry,
+} from '../support/oci-registry.ts';
+import { collect, patternBytes } from '../support/streams.ts';
+
+const ARTIFACT = patternBytes(300 * 1024 + 7);
+const MISSING = `sha256:${'0'.repeat(64)}`;
+
+const registries: OciRegistry[] = [];
+const servers: http.Server[] = [];
+let fetcher: Fetcher;
+
+beforeAll(() => {
+  fetcher = createHttpFetcher({ env: {}, retryDelayMs: 1 });
+});
+
+afterAll(async () => {
+  await fetcher.close();
+  await Promise.all(registries.map((registry) => registry.stop()));
+  for (const server of servers) server.closeAllConnections();
+  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+});
+
+async function registry(mode: 'open' | 'token' | 'private'): Promise<OciRegistry> {
+  const started = await startOciRegistry(mode);
+  registries.push(started);
+  return started;
+}
+
+/** A node:http server on 127.0.0.1, for what the real registry never does. */
+async function server(handler: RequestListener): Promise<string> {
+  const started = http.createServer(handler);
+  servers.push(started);
+  await new Promise<void>((resolve) => started.listen(0, '127.0.0.1', resolve));
+  return `127.0.0.1:${(started.address() as AddressInfo).port}`;
+}
+
+function sha256(bytes: Uint8Array): string {
+  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+}
+
+describe('when a blob is pulled from an open registry', () => {
+  let open: OciRegistry;
+  let pushed: Pushed;
+  beforeAll(async () => {
+    open = await registry('open');
+    pushed = await pushBlob(open, 'acme/kubecost-lens', ARTIFACT, { tag: '1.2.0' });
+  });
+
+  it('streams the bytes pushed, with their size', async () => {
+    const download = await fetcher.ociBlob({
+      reference: `${open.host}/acme/kubecost-lens:1.2.0`,
+      digest: pushed.digest,
+      maxBytes: ARTIFACT.byteLength,
+    });
+    expect(download.size).toBe(ARTIFACT.byteLength);
+    expect(download.url).toBe(`${open.url}/v2/acme/kubecost-lens/blobs/${pushed.digest}`);
+    expect(Buffer.from(await collect(download.body)).equals(Buffer.from(ARTIFACT))).toBe(true);
+  });
+
+  it('refuses a blob over maxBytes before reading it', async () => {
+    await expect(
+      fetcher.ociBlob({
+        reference: `${open.host}/acme/kubecost-lens:1.2.0`,
+        digest: pushed.digest,
+        maxBytes: ARTIFACT.byteLength - 1,
+      }),
+    ).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'RESPONSE_TOO_LARGE',
+      message: expect.stringContaining(`declares ${ARTIFACT.byteLength} bytes`),
+    });
+  });
+
+  it('answers FETCH_NOT_FOUND naming the reference and the digest for a blob it does not have', async () => {
+    const reference = `${open.host}/acme/kubecost-lens:1.2.0`;
+    const error = await fetcher
+      .ociBlob({ reference, digest: MISSING, maxBytes: 10 })
+      .catch((e: unknown) => e);
+    expect(error).toMatchObject({ name: 'ClientError', code: 'FETCH_NOT_FOUND' });
+    expect((error as Error).message).toContain(`blob ${MISSING} of ${reference}`);
+  });
+
+  it('refuses a digest that is not sha256 before any request', async () => {
+    await expect(
+      fetcher.ociBlob({ reference: `${open.host}/acme/kubecost-lens`, digest: 'sha256:abc', maxBytes: 10 }),
+    ).rejects.toMatchObject({ name: 'ClientError', code: 'REQUEST_INVALID' });
+  });
+
+  it('gets the manifest by tag with every manifest type accepted, and finds the pushed layer in it', async () => {
+    const manifest = await fetcher.ociManifest({ reference: `${open.host}/acme/kubecost-lens:1.2.0` });
+    expect(manifest.digest).toBe(pushed.manifestDigest);
+    expect(manifest.mediaType).toBe(OCI_MANIFEST);
+    expect(Buffer.from(manifest.bytes).equals(Buffer.from(pushed.manifest))).toBe(true);
+    const pick = pickFromManifest(JSON.parse(Buffer.from(manifest.bytes).toString('utf8')), {
+      digest: pushed.digest,
+      mediaType: manifest.mediaType,
+    });
+    expect(pick).toEqual({
+      kind: 'layer',
+      descriptor: expect.objectContaining({ digest: pushed.digest, size: ARTIFACT.byteLength }),
+    });
+  });
+
+  it('gets the manifest by its digest', async () => {
+    const manifest = await fetcher.ociManifest({
+      reference: `${open.host}/acme/kubecost-lens@${pushed.manifestDigest}`,
+    });
+    expect(manifest.digest).toBe(pushed.manifestDigest);
+  });
+
+  it("follows an index to the platform's manifest, then to its layer", async () => {
+    const arm = await pushBlob(open, 'acme/multi', patternBytes(1000), { tag: 'arm64-only' });
+    const amd = await pushBlob(open, 'acme/multi', patternBytes(2000), { tag: 'amd64-only' });
+    const entry = (pushedManifest: Pushed, architecture: string) => ({
+      mediaType: OCI_MANIFEST,
+      digest: pushedManifest.manifestDigest,
+      size: pushedManifest.manifest.byteLength,
+      platform: { os: 'linux', architecture },
+    });
+    const index = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: OCI_INDEX,
+        manifests: [entry(amd, 'amd64'), entry(arm, 'arm64')],
+      }),
+    );
+    await putManifest(open, 'acme/multi', '2.0.0', index, OCI_INDEX);
+
+    const fetched = await fetcher.ociManifest({ reference: `${open.host}/acme/multi:2.0.0` });
+    expect(fetched.mediaType).toBe(OCI_INDEX);
+    const forArm = pickFromManifest(JSON.parse(Buffer.from(fetched.bytes).toString('utf8')), {
+      platform: { os: 'linux', arch: 'arm64' },
+    });
+    expect(forArm.descriptor.digest).toBe(arm.manifestDigest);
+    const manifest = await fetcher.ociManifest({
+      reference: `${open.host}/acme/multi@${forArm.descriptor.digest}`,
+    });
+    const layer = pickFromManifest(JSON.parse(Buffer.from(manifest.bytes).toString('utf8')));
+    const download = await fetcher.ociBlob({
+      reference: `${open.host}/acme/multi:2.0.0`,
+      digest: layer.descriptor.digest,
+      maxBytes: layer.descriptor.size,
+    });
+    expect(Buffer.from(await collect(download.body)).equals(Buffer.from(patternBytes(1000)))).toBe(true);
+  });
+});
+
+describe('when the registry hands out tokens', () => {
+  let token: OciRegistry;
+  let pushed: Pushed;
+  beforeAll(async () => {
+    token = await registry('token');
+    pushed = await pushBlob(token, 'acme/kubecost-lens', ARTIFACT, { tag: '1.2.0' });
+  });
+
+  it('pulls with an anonymous token asked for pull only', async () => {
+    token.tokenRequests.length = 0;
+    const download = await fetcher.ociBlob({
+      reference: `${token.host}/acme/kubecost-lens:1.2.0`,
+      digest: pushed.digest,
+      maxBytes: ARTIFACT.byteLength,
+    });
+    expect(Buffer.from(await collect(download.body)).equals(Buffer.from(ARTIFACT))).toBe(true);
+    expect(token.tokenRequests).toEqual([
+      { url: '/token?service=plugindex-test-registry&scope=repository%3Aacme%2Fkubecost-lens%3Apull' },
+    ]);
+  });
+
+  it('gets the manifest through the same dance', async () => {
+    const manifest = await fetcher.ociManifest({ reference: `${token.host}/acme/kubecost-lens:1.2.0` });
+    expect(manifest.digest).toBe(pushed.manifestDigest);
+  });
+});
+
+describe('when the registry is private', () => {
+  let privateRegistry: OciRegistry;
+  let pushed: Pushed;
+  let reference: string;
+  beforeAll(async () => {
+    privateRegistry = await registry('private');
+    pushed = await pushBlob(privateRegistry, 'acme/kubecost-lens', ARTIFACT, { tag: '1.2.0' });
+    reference = `${privateRegistry.host}/acme/kubecost-lens:1.2.0`;
+  });
+
+  it('pulls with the credentials given, sent to the token service as Basic', async () => {
+    privateRegistry.tokenRequests.length = 0;
+    const download = await fetcher.ociBlob({
+      reference,
+      digest: pushed.digest,
+      maxBytes: ARTIFACT.byteLength,
+      credentials: REGISTRY_USER,
+    });
+    expect(Buffer.from(await collect(download.body)).equals(Buffer.from(ARTIFACT))).toBe(true);
+    expect(privateRegistry.tokenRequests).toEqual([
+      {
+        url: expect.stringContaining('scope=repository%3Aacme%2Fkubecost-lens%3Apull'),
+        authorization: `Basic ${Buffer.from(`${REGISTRY_USER.username}:${REGISTRY_USER.password}`).toString('base64')}`,
+      },
+    ]);
+  });
+
+  it('answers CREDENTIALS_MISSING without credentials (the anonymous token grants nothing)', async () => {
+    await expect(
+      fetcher.ociBlob({ reference, digest: pushed.digest, maxBytes: ARTIFACT.byteLength }),
+    ).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'CREDENTIALS_MISSING',
+      message: expect.stringContaining(`requires credentials to pull acme/kubecost-lens`),
+    });
+  });
+
+  it('answers FETCH_FAILED, not CREDENTIALS_MISSING, when the credentials given are refused', async () => {
+    await expect(
+      fetcher.ociManifest({
+        reference,
+        credentials: { username: REGISTRY_USER.username, password: 'wrong' },
+      }),
+    ).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'FETCH_FAILED',
+      message: expect.stringContaining('refused the credentials given'),
+    });
+  });
+});
+
+describe('when a server answers a manifest with bytes of another digest (a node:http stand-in)', () => {
+  const served = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, layers: [] }));
+  let host: string;
+  let accepted: string | undefined;
+  beforeAll(async () => {
+    host = await server((request, response) => {
+      accepted = request.headers.accept;
+      const byTag = request.url === '/v2/acme/lens/manifests/1.0';
+      response.writeHead(200, {
+        'content-type': OCI_MANIFEST,
+        // By tag: a Docker-Content-Digest that is not the bytes'.
+        ...(byTag ? { 'docker-content-digest': MISSING } : {}),
+      });
+      response.end(served);
+    });
+  });
+
+  it('refuses them when the reference pins the digest', async () => {
+    await expect(fetcher.ociManifest({ reference: `${host}/acme/lens@${MISSING}` })).rejects.toMatchObject({
+      name: 'TrustError',
+      code: 'DOCUMENT_MISMATCH',
+      message: expect.stringContaining(`expected ${MISSING}, received ${sha256(served)}`),
+    });
+    expect(accepted).toBe(MANIFEST_MEDIA_TYPES.join(', '));
+  });
+
+  it('refuses them when its Docker-Content-Digest says otherwise', async () => {
+    await expect(fetcher.ociManifest({ reference: `${host}/acme/lens:1.0` })).rejects.toMatchObject({
+      name: 'TrustError',
+      code: 'DOCUMENT_MISMATCH',
+      message: expect.stringContaining('Docker-Content-Digest'),
+    });
+  });
+});
+
+describe('when a registry redirects a blob to its storage on another origin (node:http stand-ins)', () => {
+  const TOKEN = 'registry-token-that-must-not-leave';
+  const bytes = patternBytes(5000);
+  const digest = sha256(bytes);
+  const seen: { where: string; headers: IncomingHttpHeaders }[] = [];
+  let registryHost: string;
+
+  beforeAll(async () => {
+    let storageHost = '';
+    // The registry: a Bearer challenge, its token service, and a redirect of the blob to the storage.
+    registryHost = await server((request, response) => {
+      seen.push({ where: `registry ${request.url}`, headers: request.headers });
+      if (request.url?.startsWith('/token')) {
+        response.writeHead(200, { 'content-type': 'application/json' });
+        response.end(JSON.stringify({ access_token: TOKEN }));
+      } else if (request.url === '/back-again') {
+        response.writeHead(200, { 'content-length': String(bytes.byteLength) });
+        response.end(bytes);
+      } else if (request.headers.authorization !== `Bearer ${TOKEN}`) {
+        response.writeHead(401, {
+          'www-authenticate': `Bearer realm="http://${registryHost}/token",service="stand-in"`,
+        });
+        response.end();
+      } else {
+        response.writeHead(307, { location: `http://${storageHost}/bucket/blob?signature=presigned` });
+        response.end();
+      }
+    });
+    // The storage: takes no token (a presigned URL), and sends the client back to the registry's origin.
+    storageHost = await server((request, response) => {
+      seen.push({ where: `storage ${request.url}`, headers: request.headers });
+      response.writeHead(302, { location: `http://${registryHost}/back-again` });
+      response.end();
+    });
+  });
+
+  it('follows the redirect without the token, and does not send it again when a hop comes back', async () => {
+    const download = await fetcher.ociBlob({
+      reference: `${registryHost}/acme/lens:1.0`,
+      digest,
+      maxBytes: bytes.byteLength,
+    });
+    expect(Buffer.from(await collect(download.body)).equals(Buffer.from(bytes))).toBe(true);
+    expect(download.url).toBe(`http://${registryHost}/back-again`);
+    expect(seen.map(({ where, headers }) => [where, headers.authorization])).toEqual([
+      [`registry /v2/acme/lens/blobs/${digest}`, undefined],
+      ['registry /token?service=stand-in&scope=repository%3Aacme%2Flens%3Apull', undefined],
+      [`registry /v2/acme/lens/blobs/${digest}`, `Bearer ${TOKEN}`],
+      ['storage /bucket/blob?signature=presigned', undefined],
+      ['registry /back-again', undefined],
+    ]);
+  });
+});
+
+describe('when a registry asks for Basic credentials (a node:http stand-in)', () => {
+  const bytes = patternBytes(100);
+  const digest = sha256(bytes);
+  const expected = `Basic ${Buffer.from('reader:secret').toString('base64')}`;
+  let host: string;
+  beforeAll(async () => {
+    host = await server((request, response) => {
+      if (request.headers.authorization === expected) {
+        response.writeHead(200);
+        response.end(bytes);
+      } else {
+        response.writeHead(401, { 'www-authenticate': 'Basic realm="stand-in"' });
+        response.end();
+      }
+    });
+  });
+
+  it('sends them when given', async () => {
+    const download = await fetcher.ociBlob({
+      reference: `${host}/acme/lens`,
+      digest,
+      maxBytes: 100,
+      credentials: { username: 'reader', password: 'secret' },
+    });
+    expect(Buffer.from(await collect(download.body)).equals(Buffer.from(bytes))).toBe(true);
+  });
+
+  it('answers CREDENTIALS_MISSING when none are given', async () => {
+    await expect(
+      fetcher.ociBlob({ reference: `${host}/acme/lens`, digest, maxBytes: 100 }),
+    ).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'CREDENTIALS_MISSING',
+    });
+  });
+});
