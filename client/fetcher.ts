@@ -620,8 +620,14 @@ class HttpFetcher implements Fetcher {
       deadline.abort();
       if (response.status !== 401)
         throw this.#failed(target.endpoint, what, [statusFailure(display(url), response.status)]);
-      if (authorization !== undefined)
-        throw refusedCredentials(target, what, `${display(url)} answered HTTP 401 again with them`);
+      if (authorization !== undefined) {
+        const offered = authorization.startsWith('Basic ')
+          ? 'them'
+          : target.credentials === undefined
+            ? 'an anonymous token'
+            : 'the token issued for them';
+        throw refusedCredentials(target, what, `${display(url)} answered HTTP 401 to ${offered}`);
+      }
       const header = response.headers.get('www-authenticate');
       const challenge = parseBearerChallenge(header);
       if (challenge === undefined) {
@@ -844,7 +850,7 @@ function missingCredentials(target: OciTarget, what: string, why: string): Clien
 
 function refusedCredentials(target: OciTarget, what: string, why: string): ClientError {
   return target.credentials === undefined
-    ? missingCredentials(target, what, `${why}, after an anonymous token`)
+    ? missingCredentials(target, what, why)
     : new ClientError(
         'FETCH_FAILED',
         `Could not fetch ${what}: registry "${target.endpoint.name}" refused the credentials given for ` +

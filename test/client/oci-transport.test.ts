@@ -367,3 +367,103 @@ describe('when a registry asks for Basic credentials (a node:http stand-in)', ()
     });
   });
 });
+
+describe('when a registry stand-in (node:http) misbehaves', () => {
+  const bytes = patternBytes(4096);
+  const digest = sha256(bytes);
+  let host: string;
+  let failuresLeft = 0;
+  beforeAll(async () => {
+    host = await server((request, response) => {
+      if (request.url?.startsWith('/v2/chunked/')) {
+        // No content-length: only the count of what arrives can cut it off.
+        response.writeHead(200);
+        response.write(bytes.subarray(0, 2048));
+        response.end(bytes.subarray(2048));
+      } else if (request.url?.startsWith('/v2/flaky/')) {
+        if (failuresLeft-- > 0) {
+          response.writeHead(503);
+          response.end();
+        } else {
+          response.writeHead(200);
+          response.end(bytes);
+        }
+      } else if (request.url?.startsWith('/v2/cleartext-realm/')) {
+        response.writeHead(401, {
+          'www-authenticate': 'Bearer realm="http://auth.example/token",service="s"',
+        });
+        response.end();
+      } else {
+        response.writeHead(401, { 'www-authenticate': 'Negotiate' });
+        response.end();
+      }
+    });
+  });
+
+  it('cuts off a body without content-length as soon as it passes maxBytes', async () => {
+    const download = await fetcher.ociBlob({ reference: `${host}/chunked`, digest, maxBytes: 3000 });
+    expect(download.size).toBeUndefined();
+    await expect(collect(download.body)).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'RESPONSE_TOO_LARGE',
+    });
+  });
+
+  it('retries a 5xx', async () => {
+    failuresLeft = 2;
+    const download = await fetcher.ociBlob({
+      reference: `${host}/flaky`,
+      digest,
+      maxBytes: bytes.byteLength,
+    });
+    expect(Buffer.from(await collect(download.body)).equals(Buffer.from(bytes))).toBe(true);
+    expect(failuresLeft).toBe(-1);
+  });
+
+  it('fails with FETCH_FAILED, naming the attempts, when the 5xx persists', async () => {
+    failuresLeft = 10;
+    await expect(
+      fetcher.ociBlob({ reference: `${host}/flaky`, digest, maxBytes: bytes.byteLength }),
+    ).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'FETCH_FAILED',
+      message: expect.stringContaining('HTTP 503 (3 attempts)'),
+    });
+  });
+
+  it('will not ask a token of a realm over cleartext http: off this machine', async () => {
+    await expect(
+      fetcher.ociBlob({
+        reference: `${host}/cleartext-realm`,
+        digest,
+        maxBytes: 10,
+        credentials: REGISTRY_USER,
+      }),
+    ).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'FETCH_FAILED',
+      message: expect.stringContaining('http: is allowed only for loopback hosts'),
+    });
+  });
+
+  it('fails with FETCH_FAILED, quoting the header, on a 401 without a Bearer or Basic challenge', async () => {
+    await expect(fetcher.ociBlob({ reference: `${host}/other`, digest, maxBytes: 10 })).rejects.toMatchObject(
+      {
+        name: 'ClientError',
+        code: 'FETCH_FAILED',
+        message: expect.stringContaining('(WWW-Authenticate: "Negotiate")'),
+      },
+    );
+  });
+
+  it('refuses credentials that Basic or a header cannot carry, before any request', async () => {
+    for (const credentials of [
+      { username: 'a:b', password: 'x' },
+      { username: 'a', password: 'x\r\nx-injected: 1' },
+    ]) {
+      await expect(
+        fetcher.ociBlob({ reference: `${host}/other`, digest, maxBytes: 10, credentials }),
+      ).rejects.toMatchObject({ name: 'ClientError', code: 'CLIENT_CONFIG_INVALID' });
+    }
+  });
+});
