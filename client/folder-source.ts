@@ -351,6 +351,8 @@ function artifactOf(artifact: ManifestArtifact, folderUrl: string): ArtifactReco
  */
 function ociUrl(oci: OciArtifact): string {
   const slash = oci.reference.indexOf('/');
+  // No '/': no registry named (the manifest's validation asks for one); the reference stays whole.
+  if (slash <= 0) return `oci://${oci.reference.replace(/@.*$/, '')}@${oci.digest}`;
   const registry = oci.reference.slice(0, slash);
   const repository = oci.reference
     .slice(slash + 1)
