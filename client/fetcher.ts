@@ -21,7 +21,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
-import { open, readFile, stat } from 'node:fs/promises';
+import { open, readdir, readFile, stat } from 'node:fs/promises';
 import { rootCertificates } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import type { Dispatcher, EnvHttpProxyAgent, Response } from 'undici';
@@ -35,6 +35,7 @@ import {
   parseBearerChallenge,
   parseOciReference,
 } from './oci.ts';
+import type { S3Failure, S3Object, S3Transport } from './transport/s3.ts';
 
 export type Credentials =
   | { readonly type: 'bearer_token'; readonly token: string }
@@ -44,7 +45,10 @@ export type Credentials =
 export interface Endpoint {
   /** The registry's name, for messages. */
   readonly name: string;
-  /** The registry's URL, then its mirrors, in the order tried; no trailing slash. https:, loopback http:, or file:. */
+  /**
+   * The registry's URL, then its mirrors, in the order tried; no trailing slash. https:, loopback http:,
+   * file:, or s3: (`s3://bucket/optional/prefix`, read with the standard AWS credential chain).
+   */
   readonly bases: readonly string[];
   /** Per request: the wait for the headers, and each wait for more of the body. */
   readonly timeoutMs: number;
@@ -52,6 +56,8 @@ export interface Endpoint {
   readonly ca?: string;
   /** Sent only to the origin of bases[0]: never to a mirror, never after a redirect to another origin. */
   readonly credentials?: Credentials;
+  /** For s3: bases: the region (else AWS_REGION, AWS_DEFAULT_REGION, us-east-1) and a custom S3 endpoint URL. */
+  readonly s3?: { readonly region?: string; readonly endpoint?: string; readonly forcePathStyle?: boolean };
 }
 
 export interface DocumentRequest {
@@ -59,7 +65,7 @@ export interface DocumentRequest {
   readonly path: string;
   /** Cap on the bytes actually received (the signed size when known). */
   readonly maxBytes: number;
-  /** Appended as ?v=<version> (the read that stays consistent behind a CDN); not to file: bases. */
+  /** Appended as ?v=<version> (the read that stays consistent behind a CDN); not to file: or s3: bases. */
   readonly version?: string;
   /** Sent as If-None-Match. */
   readonly etag?: string;
@@ -137,6 +143,12 @@ export interface Fetcher {
    *   Docker-Content-Digest served); what `ociBlob` throws otherwise.
    */
   ociManifest(request: OciRequest): Promise<OciManifest>;
+  /**
+   * The names of the folders directly under `path` of a file: or s3: base (mirrors in order), sorted.
+   * @throws ClientError REQUEST_INVALID for a web (http/https) base, which cannot be listed; FETCH_NOT_FOUND
+   *   when nothing is there.
+   */
+  list(endpoint: Endpoint, path: string): Promise<string[]>;
   /** Closes the agents (keep-alive sockets), so a CLI exits at once. */
   close(): Promise<void>;
 }
@@ -283,6 +295,8 @@ class HttpFetcher implements Fetcher {
   readonly #proxy: { readonly http: string; readonly https: string; readonly no: string };
   /** CA set -> its agent ('' for Node's defaults). */
   readonly #agents = new Map<string, EnvHttpProxyAgent>();
+  /** The s3: transport, imported at the first s3: URL (the AWS SDK takes long to load). */
+  #s3: Promise<{ readonly transport: S3Transport; readonly Failed: typeof S3Failure }> | undefined;
   #extraCa: Promise<string | undefined> | undefined;
 
   constructor(options: HttpFetcherOptions) {
@@ -304,11 +318,17 @@ class HttpFetcher implements Fetcher {
     const bases = checkEndpoint(endpoint);
     const urls = bases.map((base) => {
       const url = new URL(`${prefixOf(base)}${request.path.replace(/^\/+/, '')}`);
-      if (request.version !== undefined && url.protocol !== 'file:')
+      if (request.version !== undefined && url.protocol !== 'file:' && url.protocol !== 's3:')
         url.searchParams.set('v', request.version);
       return url;
     });
     return this.#firstAnswer(endpoint, request.path, urls, async (url) => {
+      if (url.protocol === 's3:') {
+        const object = await this.#s3Object(endpoint, url, request.maxBytes);
+        if (object instanceof Failure) return object;
+        const bytes = await collect(object.body).catch((error) => bodyFailure(error));
+        return bytes instanceof Failure ? bytes : { status: 200, bytes, url: url.href };
+      }
       if (url.protocol === 'file:') {
         const bytes = await readFileDocument(endpoint, url, request.maxBytes);
         return bytes instanceof Failure ? bytes : { status: 200, bytes, url: url.href };
@@ -325,17 +345,76 @@ class HttpFetcher implements Fetcher {
     const urls = target.href.startsWith(prefix)
       ? bases.map((base) => new URL(`${prefixOf(base)}${target.href.slice(prefix.length)}`))
       : [target];
-    return this.#firstAnswer(endpoint, display(target), urls, (url) =>
-      url.protocol === 'file:'
+    return this.#firstAnswer(endpoint, display(target), urls, async (url) => {
+      if (url.protocol === 's3:') {
+        const object = await this.#s3Object(endpoint, url, request.maxBytes);
+        if (object instanceof Failure) return object;
+        const body = surfaced(endpoint, url.href, object.body);
+        return object.size === undefined
+          ? { url: url.href, body }
+          : { url: url.href, size: object.size, body };
+      }
+      return url.protocol === 'file:'
         ? openFileDownload(endpoint, url, request.maxBytes)
-        : this.#httpDownload(endpoint, url, request.maxBytes),
+        : this.#httpDownload(endpoint, url, request.maxBytes);
+    });
+  }
+
+  async list(endpoint: Endpoint, path: string): Promise<string[]> {
+    const listable = checkEndpoint(endpoint).filter(
+      (base) => base.protocol === 'file:' || base.protocol === 's3:',
     );
+    if (listable.length === 0) {
+      throw new ClientError(
+        'REQUEST_INVALID',
+        `Registry "${endpoint.name}" (${endpoint.bases[0]}) is a web folder, which cannot be listed: name an exact version (or an exact manifest URL)`,
+      );
+    }
+    const urls = listable.map((base) => new URL(`${prefixOf(base)}${path.replace(/^\/+|\/+$/g, '')}`));
+    return this.#firstAnswer(endpoint, `folder ${path}`, urls, async (url) => {
+      if (url.protocol === 'file:') return listFileFolder(url);
+      const { transport, Failed } = await this.#s3Transport();
+      return transport.list(endpoint, url).catch((error) => s3Failure(url, error, Failed));
+    });
   }
 
   async close(): Promise<void> {
     const agents = [...this.#agents.values()];
     this.#agents.clear();
-    await Promise.all(agents.map((agent) => agent.close()));
+    const s3 = this.#s3;
+    this.#s3 = undefined;
+    await Promise.all([
+      ...agents.map((agent) => agent.close()),
+      s3?.then(({ transport }) => transport.close()).catch(() => {}),
+    ]);
+  }
+
+  #s3Transport(): Promise<{ readonly transport: S3Transport; readonly Failed: typeof S3Failure }> {
+    this.#s3 ??= import('./transport/s3.ts').then((m) => ({
+      transport: new m.S3Transport({ env: this.#env }),
+      Failed: m.S3Failure,
+    }));
+    return this.#s3;
+  }
+
+  /** An s3: object opened, its body throwing BodyFailed where it breaks off, as the HTTP bodies do. */
+  async #s3Object(endpoint: Endpoint, url: URL, maxBytes: number): Promise<S3Object | Failure> {
+    const { transport, Failed } = await this.#s3Transport();
+    const tooBig = (found: string) => tooLarge(endpoint, url.href, maxBytes, found);
+    let object: S3Object;
+    try {
+      object = await transport.open(endpoint, url, maxBytes, tooBig);
+    } catch (error) {
+      return s3Failure(url, error, Failed);
+    }
+    async function* body(): AsyncGenerator<Uint8Array> {
+      try {
+        yield* object.body;
+      } catch (error) {
+        throw new BodyFailed(s3Failure(url, error, Failed));
+      }
+    }
+    return object.size === undefined ? { body: body() } : { size: object.size, body: body() };
   }
 
   /** The first URL that answers, each tried with retries; the failures of all of them otherwise. */
@@ -892,7 +971,10 @@ function checkDownloadUrl(endpoint: Endpoint, bases: readonly URL[], raw: string
       ? 'it is not a URL'
       : url.protocol === 'file:' && bases[0]?.protocol !== 'file:'
         ? 'a file: URL from a registry that is not on this machine'
-        : urlProblem(url);
+        : url.protocol === 's3:' && bases[0]?.protocol !== 's3:'
+          ? // Else any registry could have the user's AWS credentials read a bucket of its choosing.
+            'an s3: URL from a registry that is not in S3'
+          : urlProblem(url);
   if (problem !== undefined) {
     throw new ClientError(
       'REGISTRY_URL_INVALID',
@@ -918,12 +1000,17 @@ function urlProblem(url: URL): string | undefined {
       return 'not a file: URL of this machine';
     }
   }
-  return `the scheme ${url.protocol} is not https:, loopback http: or file:`;
+  if (url.protocol === 's3:') {
+    return /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(url.hostname) && url.port === ''
+      ? undefined
+      : 'an s3: URL must be s3://BUCKET/optional/prefix, with a valid bucket name';
+  }
+  return `the scheme ${url.protocol} is not https:, loopback http:, file: or s3:`;
 }
 
 /** Why a redirect from `from` to `to` is not followed: no downgrade from https, nothing but http(s). */
 function redirectProblem(from: URL, to: URL): string | undefined {
-  if (to.protocol === 'file:') return 'a redirect to a file: URL';
+  if (to.protocol === 'file:' || to.protocol === 's3:') return `a redirect to a ${to.protocol} URL`;
   if (from.protocol === 'https:' && to.protocol !== 'https:')
     return 'a redirect from https: to another scheme';
   return urlProblem(to);
@@ -1109,6 +1196,39 @@ async function* readFileChunks(endpoint: Endpoint, url: URL, maxBytes: number): 
   } finally {
     await handle?.close();
   }
+}
+
+/** The folders in a file: folder, sorted (links to folders too); a missing folder is a 404. */
+async function listFileFolder(url: URL): Promise<string[] | Failure> {
+  const folder = fileURLToPath(url);
+  try {
+    const names: string[] = [];
+    for (const entry of await readdir(folder, { withFileTypes: true })) {
+      const isFolder =
+        entry.isDirectory() ||
+        (entry.isSymbolicLink() &&
+          (await stat(`${folder}/${entry.name}`).catch(() => undefined))?.isDirectory());
+      if (isFolder) names.push(entry.name);
+    }
+    return names.sort();
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR')
+      return new Failure(url.href, 'no such folder', 'missing', error);
+    return new Failure(url.href, describe(error), 'unusable', error);
+  }
+}
+
+/** An S3Failure as the mirror loop's Failure; anything else (a RESPONSE_TOO_LARGE, a defect) is thrown again. */
+function s3Failure(url: URL, error: unknown, Failed: typeof S3Failure): Failure {
+  if (!(error instanceof Failed)) throw error;
+  return new Failure(url.href, error.what, error.kind, error.cause ?? error);
+}
+
+/** A body that broke off as the mirror loop's Failure; anything else is thrown again. */
+function bodyFailure(error: unknown): Failure {
+  if (error instanceof BodyFailed) return error.failure;
+  throw error;
 }
 
 /** NODE_EXTRA_CA_CERTS's PEM text, or undefined when it is not set. */

@@ -69,6 +69,14 @@ const PUBLISHER_ONLY = [
   'index-builder/render',
   'index-builder/manifest',
 ];
+/**
+ * What of the publisher's manifest module the client may use: reading a manifest strictly (one meaning) and
+ * validating it, pure functions both, for the plugins a client reads from a publisher's own folder
+ * (client/folder-source.ts), which no registry has checked. Never `manifest/index.ts`, the bundle or the pipeline.
+ */
+const CLIENT_MAY_USE = new Set(['index-builder/manifest/parse.ts', 'index-builder/manifest/validate.ts']);
+/** The one client file that may import the AWS SDK (S3 only), for s3: folders and registries. */
+const CLIENT_S3_TRANSPORT = 'client/transport/s3.ts';
 
 /** Node's network modules and the one HTTP client package. */
 const NETWORK = new Set([
@@ -93,8 +101,16 @@ const RULES: Readonly<Record<string, Rule>> = {
       if (under(to, app)) return `${app}/`;
     return undefined;
   },
-  'only adapters/ and functions/ import the AWS SDK': ({ from, to }) =>
-    isAwsSdk(to) && !under(from, 'adapters') && !under(from, 'functions') ? to : undefined,
+  "only adapters/, functions/ and the client's s3 transport (S3 only) import the AWS SDK": ({ from, to }) =>
+    isAwsSdk(to) &&
+    !under(from, 'adapters') &&
+    !under(from, 'functions') &&
+    !(from === CLIENT_S3_TRANSPORT && to === '@aws-sdk/client-s3')
+      ? to
+      : undefined,
+  // The SDK takes long to load: only an s3: URL may cost it, through the fetcher's dynamic import.
+  'the client loads its s3 transport only lazily, from the fetcher': ({ from, to, dynamic }) =>
+    to === CLIENT_S3_TRANSPORT && !(from === 'client/fetcher.ts' && dynamic) ? from : undefined,
   'cli/ and functions/ never import each other': ({ from, to }) =>
     (under(from, 'cli') && under(to, 'functions')) || (under(from, 'functions') && under(to, 'cli'))
       ? to
@@ -103,13 +119,22 @@ const RULES: Readonly<Record<string, Rule>> = {
     under(from, 'adapters') && ['client', 'functions', 'infra', 'cli'].some((app) => under(to, app))
       ? to
       : undefined,
-  'client/ imports nothing of the publisher': ({ from, to }) =>
+  "client/ imports nothing of the publisher (but the manifest's pure reading and validation)": ({
+    from,
+    to,
+  }) =>
     under(from, 'client') &&
-    (PUBLISHER_ONLY.some((p) => under(to, p)) || ['functions', 'infra', 'cli'].some((app) => under(to, app)))
+    ((PUBLISHER_ONLY.some((p) => under(to, p)) && !CLIENT_MAY_USE.has(to)) ||
+      ['functions', 'infra', 'cli'].some((app) => under(to, app)))
       ? to
       : undefined,
-  'in client/, only fetcher.ts touches the network': ({ from, to }) =>
-    under(from, 'client') && from !== 'client/fetcher.ts' && NETWORK.has(builtinName(to)) ? to : undefined,
+  'in client/, only fetcher.ts and client/transport/ touch the network': ({ from, to }) =>
+    under(from, 'client') &&
+    from !== 'client/fetcher.ts' &&
+    !under(from, 'client/transport') &&
+    NETWORK.has(builtinName(to))
+      ? to
+      : undefined,
   // The fetcher reads file: registries (a folder served as a registry), with the same caps as HTTP.
   'in client/, only client/disk/ (and the fetcher, for file: registries) touches the file system': ({
     from,
@@ -206,10 +231,15 @@ describe('when a graph breaks a rule', () => {
       to: 'node:fs/promises',
       dynamic: false,
     },
-    'only adapters/ and functions/ import the AWS SDK': {
+    "only adapters/, functions/ and the client's s3 transport (S3 only) import the AWS SDK": {
       from: 'cli/x.ts',
       to: '@aws-sdk/client-s3',
       dynamic: true,
+    },
+    'the client loads its s3 transport only lazily, from the fetcher': {
+      from: 'client/fetcher.ts',
+      to: 'client/transport/s3.ts',
+      dynamic: false,
     },
     'cli/ and functions/ never import each other': {
       from: 'cli/x.ts',
@@ -221,12 +251,12 @@ describe('when a graph breaks a rule', () => {
       to: 'cli/args.ts',
       dynamic: false,
     },
-    'client/ imports nothing of the publisher': {
+    "client/ imports nothing of the publisher (but the manifest's pure reading and validation)": {
       from: 'client/x.ts',
       to: 'index-builder/pipeline/index.ts',
       dynamic: false,
     },
-    'in client/, only fetcher.ts touches the network': {
+    'in client/, only fetcher.ts and client/transport/ touch the network': {
       from: 'client/session.ts',
       to: 'undici',
       dynamic: false,
@@ -244,4 +274,36 @@ describe('when a graph breaks a rule', () => {
       expect(violations([edge as Edge], rule)).toHaveLength(1);
     });
   }
+});
+
+describe('when the client reaches past the exceptions made for it', () => {
+  const reported = (name: string, edge: Edge): number => violations([edge], RULES[name] as Rule).length;
+
+  it('reports another AWS SDK in the s3 transport, and the S3 SDK anywhere else in client/', () => {
+    const rule = "only adapters/, functions/ and the client's s3 transport (S3 only) import the AWS SDK";
+    expect(reported(rule, { from: CLIENT_S3_TRANSPORT, to: '@aws-sdk/client-s3', dynamic: false })).toBe(0);
+    expect(reported(rule, { from: CLIENT_S3_TRANSPORT, to: '@aws-sdk/client-sqs', dynamic: false })).toBe(1);
+    expect(reported(rule, { from: 'client/fetcher.ts', to: '@aws-sdk/client-s3', dynamic: true })).toBe(1);
+  });
+
+  it('reports the s3 transport imported by another file, even lazily', () => {
+    const rule = 'the client loads its s3 transport only lazily, from the fetcher';
+    expect(reported(rule, { from: 'client/fetcher.ts', to: CLIENT_S3_TRANSPORT, dynamic: true })).toBe(0);
+    expect(reported(rule, { from: 'client/client.ts', to: CLIENT_S3_TRANSPORT, dynamic: true })).toBe(1);
+  });
+
+  it('reports the manifest module as a whole, and the bundle, while its reading and validation pass', () => {
+    const rule = "client/ imports nothing of the publisher (but the manifest's pure reading and validation)";
+    const from = 'client/folder-source.ts';
+    expect(reported(rule, { from, to: 'index-builder/manifest/validate.ts', dynamic: false })).toBe(0);
+    expect(reported(rule, { from, to: 'index-builder/manifest/parse.ts', dynamic: false })).toBe(0);
+    expect(reported(rule, { from, to: 'index-builder/manifest/index.ts', dynamic: false })).toBe(1);
+    expect(reported(rule, { from, to: 'index-builder/bundle.ts', dynamic: false })).toBe(1);
+  });
+
+  it('reports the network touched from client/ outside the fetcher and client/transport/', () => {
+    const rule = 'in client/, only fetcher.ts and client/transport/ touch the network';
+    expect(reported(rule, { from: CLIENT_S3_TRANSPORT, to: 'node:https', dynamic: false })).toBe(0);
+    expect(reported(rule, { from: 'client/transportation.ts', to: 'node:https', dynamic: false })).toBe(1);
+  });
 });

@@ -1,0 +1,362 @@
+/**
+ * Plugins read from a folder laid out as the PulumiCost spec's filesystem discovery shows
+ * (`BASE/<name>/<version>/manifest.json`, the binaries beside it), with `manifest.json.asc`, a detached
+ * signature of manifest.json by a key the user pins (a publisher's or a registry's). The folder may be on
+ * disk (file:), behind any static web server (https:, or loopback http:), or in an S3 bucket (s3:); every
+ * byte comes through the Fetcher, so the same caps, mirrors, retries and URL rules apply as for a registry.
+ *
+ * No registry has checked such a folder: the manifest is judged here as a registry judges a submission
+ * (signature first, then the strict reading and validation of the manifest), and a one-version plugin
+ * document is made from it, so resolve, install and lock read it as they read a registry's.
+ *
+ * An unpacked `plugindex pack` bundle (manifest.json, its .asc, publisher.asc, artifacts/<os>-<arch>/FILE)
+ * is exactly one such version folder.
+ *
+ * @example
+ * const source = new FolderSource({ name: 'team', endpoint, fetcher, keys: [publisherKey] });
+ * const [newest] = await source.versions('kubecost');
+ * const { document, manifest } = await source.read('kubecost', newest);
+ */
+import type { Key } from 'openpgp';
+import semver from 'semver';
+import { normalizeDigest, sha256Hex } from '../index-builder/digest.ts';
+import { type Problem, SubmissionError, TrustError } from '../index-builder/errors.ts';
+import { pluginNameFormProblem, signatureKey, versionFolder } from '../index-builder/layout.ts';
+import { MAX_MANIFEST_BYTES, readManifestDocument } from '../index-builder/manifest/parse.ts';
+import { validateManifest } from '../index-builder/manifest/validate.ts';
+import type {
+  ArtifactRecord,
+  Manifest,
+  ManifestArtifact,
+  OciArtifact,
+  PluginDocument,
+  VersionRecord,
+} from '../index-builder/model.ts';
+import { verifyDetachedSignature } from '../index-builder/signing.ts';
+import { assertPluginDocument } from '../index-builder/verify.ts';
+import { channelHeads, compareVersions, isPrerelease, latestVersion } from '../index-builder/versions.ts';
+import { ClientError } from './errors.ts';
+import { type Endpoint, type Fetcher, UNLISTED_LIMITS } from './fetcher.ts';
+import type { VerifiedManifest } from './session.ts';
+
+export interface FolderSourceOptions {
+  /** The source's name, for messages. */
+  readonly name: string;
+  /** The folder (and its mirrors): `bases` of file:, https:, loopback http: or s3: URLs. */
+  readonly endpoint: Endpoint;
+  readonly fetcher: Fetcher;
+  /** OpenPGP keys trusted for this source: a manifest must be signed by one of them. */
+  readonly keys: readonly Key[];
+}
+
+export interface SourceVersion {
+  /** Synthesized from the manifest: this one version. It passes `assertPluginDocument`. */
+  readonly document: PluginDocument;
+  readonly manifest: VerifiedManifest;
+}
+
+/**
+ * A manifest's signing time is the only time a folder vouches for: neither a file's mtime nor an HTTP
+ * Last-Modified is signed, and each transport gives another. The epoch, when the manifest names no date,
+ * keeps the same bytes the same document wherever they are read from.
+ */
+const NO_DATE = new Date(0).toISOString();
+const MANIFEST_FILE = 'manifest.json';
+/** Problems quoted in a refusal; the rest are counted. */
+const PROBLEMS_SHOWN = 5;
+
+export class FolderSource {
+  readonly name: string;
+  readonly #endpoint: Endpoint;
+  readonly #fetcher: Fetcher;
+  readonly #keys: readonly Key[];
+
+  constructor(options: FolderSourceOptions) {
+    if (options.keys.length === 0)
+      throw new ClientError(
+        'CLIENT_CONFIG_INVALID',
+        `Source "${options.name}" trusts no key: a folder's manifests are accepted only when signed by a pinned key`,
+      );
+    this.name = options.name;
+    this.#endpoint = options.endpoint;
+    this.#fetcher = options.fetcher;
+    this.#keys = options.keys;
+  }
+
+  /**
+   * The SemVer folder names under `<plugin>/` (other folders ignored), newest first.
+   * @throws ClientError REQUEST_INVALID for a web folder (it cannot be listed: name an exact version) or a name
+   *   that is not a plugin name; FETCH_NOT_FOUND when the folder has no `<plugin>/`.
+   */
+  async versions(plugin: string): Promise<string[]> {
+    this.#checkName(plugin);
+    const names = await this.#fetcher.list(this.#endpoint, plugin);
+    return names.filter((name) => semver.valid(name) === name).sort((a, b) => compareVersions(b, a));
+  }
+
+  /**
+   * `<plugin>/<version>/manifest.json` and its `.asc`, verified, and the one-version plugin document made from it.
+   * @throws TrustError DOCUMENT_MISMATCH (no trusted signature, or a manifest of another name or version than
+   *   its folder), DOCUMENT_MALFORMED (not a valid manifest); ClientError FETCH_NOT_FOUND, FETCH_FAILED,
+   *   RESPONSE_TOO_LARGE, REQUEST_INVALID.
+   */
+  async read(plugin: string, version: string): Promise<SourceVersion> {
+    this.#checkName(plugin);
+    if (semver.valid(version) !== version)
+      throw new ClientError(
+        'REQUEST_INVALID',
+        `Source "${this.name}": ${JSON.stringify(version)} is not a SemVer version (a version folder of ${plugin})`,
+      );
+    const base = (this.#endpoint.bases[0] ?? '').replace(/\/+$/, '');
+    const folderUrl = `${base}/${plugin}/${version}`;
+    const read = await this.#readVerified(this.#endpoint, `${plugin}/${version}/`, MANIFEST_FILE, folderUrl);
+    const { manifest } = read.verified;
+    // The registry's own tree drops build metadata from a version's folder (layout.ts versionFolder).
+    if (
+      manifest.name !== plugin ||
+      (manifest.version !== version && versionFolder(manifest.version) !== version)
+    )
+      throw new TrustError(
+        'DOCUMENT_MISMATCH',
+        `${folderUrl}/${MANIFEST_FILE}: the manifest is of ${manifest.name}@${manifest.version}, but its folder is ${plugin}/${version}`,
+      );
+    return { document: read.document, manifest: read.verified };
+  }
+
+  /**
+   * An exact manifest URL and its `.asc` beside it (`<url>.asc`); the folder of the URL is where its `file`
+   * artifacts are. Read with this source's endpoint settings; its credentials go only to their own origin.
+   * @throws what `read` throws.
+   */
+  async readUrl(manifestUrl: string): Promise<SourceVersion> {
+    let url: URL;
+    try {
+      url = new URL(manifestUrl);
+    } catch {
+      throw new ClientError(
+        'REQUEST_INVALID',
+        `Source "${this.name}": ${JSON.stringify(manifestUrl)} is not a URL`,
+      );
+    }
+    const slash = url.pathname.lastIndexOf('/');
+    const file = url.pathname.slice(slash + 1);
+    if (url.search !== '' || url.hash !== '' || file === '')
+      throw new ClientError(
+        'REQUEST_INVALID',
+        `Source "${this.name}": ${manifestUrl} is not the URL of a manifest file (no query, no fragment, not a folder)`,
+      );
+    const folderUrl = url.href.slice(0, url.href.length - file.length - 1);
+    const { credentials, ...rest } = this.#endpoint;
+    const origin = url.origin;
+    const sameOrigin =
+      origin !== 'null' &&
+      this.#endpoint.bases[0] !== undefined &&
+      sameOriginAs(origin, this.#endpoint.bases[0]);
+    const endpoint: Endpoint = {
+      ...rest,
+      bases: [folderUrl],
+      ...(credentials !== undefined && sameOrigin ? { credentials } : {}),
+    };
+    // Still percent-encoded, as the fetcher joins it to the folder's URL again.
+    const read = await this.#readVerified(endpoint, '', file, folderUrl);
+    return { document: read.document, manifest: read.verified };
+  }
+
+  /** The manifest at `<folder>/<file>` and its signature, verified, validated and made into a document. */
+  async #readVerified(
+    endpoint: Endpoint,
+    folder: string,
+    file: string,
+    folderUrl: string,
+  ): Promise<{ document: PluginDocument; verified: VerifiedManifest }> {
+    const manifestUrl = `${folderUrl}/${file}`;
+    const [bytes, signatureBytes] = await Promise.all([
+      this.#body(endpoint, `${folder}${file}`, MAX_MANIFEST_BYTES),
+      this.#body(endpoint, signatureKey(`${folder}${file}`), UNLISTED_LIMITS.signature),
+    ]);
+    const signature = new TextDecoder().decode(signatureBytes);
+    // The signature before anything else: nothing of the bytes is read until a trusted key vouches for them.
+    const signed = await verifyDetachedSignature(bytes, signature, this.#keys);
+    if (!signed.ok)
+      throw new TrustError(
+        'DOCUMENT_MISMATCH',
+        `${signatureKey(manifestUrl)}: the signature of ${manifestUrl} is not by a key trusted for source "${this.name}" (${signed.message})`,
+      );
+    const manifest = checkManifest(bytes, manifestUrl);
+    const verified: VerifiedManifest = { manifest, bytes, signature };
+    const document = folderPluginDocument({
+      manifest: verified,
+      manifestUrl,
+      folderUrl,
+      publisher: signed.fingerprint,
+    });
+    return { document, verified };
+  }
+
+  async #body(endpoint: Endpoint, path: string, maxBytes: number): Promise<Uint8Array> {
+    const response = await this.#fetcher.document(endpoint, { path, maxBytes });
+    if (response.status !== 200)
+      throw new ClientError('FETCH_FAILED', `${response.url}: answered 304 to an unconditional GET`);
+    return response.bytes;
+  }
+
+  #checkName(plugin: string): void {
+    const problem = pluginNameFormProblem(plugin);
+    if (problem !== undefined)
+      throw new ClientError(
+        'REQUEST_INVALID',
+        `Source "${this.name}": ${JSON.stringify(plugin)} is not a plugin name (expected ${problem})`,
+      );
+  }
+}
+
+function isRecord(value: unknown): value is Record<string, number> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function sameOriginAs(origin: string, base: string): boolean {
+  try {
+    return new URL(base).origin === origin;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Signed bytes read as a manifest, strictly (JSON with one meaning: no repeated key, no number a reader
+ * rounds) and validated as a registry validates a submission.
+ * @throws TrustError DOCUMENT_MALFORMED listing the problems with their JSON pointers.
+ */
+function checkManifest(bytes: Uint8Array, url: string): Manifest {
+  let problems: readonly Problem[];
+  let value: unknown;
+  try {
+    const parsed = readManifestDocument(bytes, MANIFEST_FILE);
+    value = parsed.value;
+    problems = parsed.problems;
+  } catch (error) {
+    if (!(error instanceof SubmissionError)) throw error;
+    problems = error.problems;
+  }
+  if (problems.length === 0) problems = validateManifest(value);
+  if (problems.length > 0) {
+    const shown = problems
+      .slice(0, PROBLEMS_SHOWN)
+      .map(
+        (p) => `${p.code} at ${p.path || '/'}: ${p.message}${p.expected ? ` (expected ${p.expected})` : ''}`,
+      )
+      .join('; ');
+    const more = problems.length > PROBLEMS_SHOWN ? ` (and ${problems.length - PROBLEMS_SHOWN} more)` : '';
+    throw new TrustError(
+      'DOCUMENT_MALFORMED',
+      `${url} is signed but is not a valid manifest: ${shown}${more}`,
+    );
+  }
+  return value as Manifest;
+}
+
+/**
+ * The plugin document a registry would publish for this one version, from a verified manifest: where its
+ * manifest and artifacts are, their digests, and who signed it. Exported for the tests of its artifact
+ * kinds; sources call FolderSource.
+ * @throws TrustError DOCUMENT_MALFORMED when the result is not a plugin document a client can read.
+ */
+export function folderPluginDocument(options: {
+  readonly manifest: VerifiedManifest;
+  /** Absolute URL of the manifest; its signature is `<url>.asc`. */
+  readonly manifestUrl: string;
+  /** Absolute URL of the folder that holds the manifest and its `file` artifacts, without a trailing slash. */
+  readonly folderUrl: string;
+  /** Fingerprint of the key that verified the manifest. */
+  readonly publisher: string;
+}): PluginDocument {
+  const { manifest, bytes, signature } = options.manifest;
+  const metadata = manifest.metadata ?? {};
+  const requirements = manifest.requirements ?? {};
+  const digest = sha256Hex(bytes);
+  const record: VersionRecord = {
+    version: manifest.version,
+    published: metadata.updated ?? metadata.created ?? NO_DATE,
+    prerelease: isPrerelease(manifest.version),
+    yanked: false,
+    deprecated: false,
+    api_version: manifest.api_version,
+    ...(requirements.min_api_version ? { min_api_version: requirements.min_api_version } : {}),
+    ...(requirements.max_api_version ? { max_api_version: requirements.max_api_version } : {}),
+    manifest_url: options.manifestUrl,
+    manifest_signature_url: signatureKey(options.manifestUrl),
+    manifest_sha256: digest,
+    manifest_size: bytes.byteLength,
+    manifest_signature: signature,
+    // No registry rendered these bytes: what the publisher signed is what is served.
+    source_sha256: digest,
+    publisher: options.publisher,
+    artifacts: (manifest.installation?.artifacts ?? []).map((artifact) =>
+      artifactOf(artifact, options.folderUrl),
+    ),
+    // Checked by the manifest's validation where it knows them; guarded here so a shape it lets through
+    // cannot become a string spread into letters.
+    ...(Array.isArray(manifest.permissions) && manifest.permissions.length > 0
+      ? { permissions: [...manifest.permissions].sort() }
+      : {}),
+    ...(isRecord(manifest.resources) && Object.keys(manifest.resources).length > 0
+      ? { resources: { ...manifest.resources } }
+      : {}),
+  };
+  const document: PluginDocument = {
+    schema: 'plugindex/plugin/v1',
+    name: manifest.name,
+    ...(manifest.display_name ? { display_name: manifest.display_name } : {}),
+    ...(manifest.description ? { description: manifest.description } : {}),
+    plugin_type: manifest.plugin_type,
+    latest_version: latestVersion([record]),
+    channels: channelHeads([record]),
+    capabilities: manifest.capabilities,
+    supported_providers: manifest.supported_providers ?? [],
+    tags: metadata.tags ?? [],
+    ...(metadata.license ? { license: metadata.license } : {}),
+    ...(metadata.homepage ? { homepage: metadata.homepage } : {}),
+    ...(metadata.repository ? { repository: metadata.repository } : {}),
+    owners: [options.publisher],
+    versions: [record],
+  };
+  assertPluginDocument(document, manifest.name);
+  return document;
+}
+
+/** An artifact as a plugin document lists it; none is hosted by a registry. */
+function artifactOf(artifact: ManifestArtifact, folderUrl: string): ArtifactRecord {
+  const common = {
+    os: artifact.os,
+    arch: artifact.arch,
+    sha256: normalizeDigest(artifact.sha256),
+    size_bytes: artifact.size_bytes,
+    hosted: false,
+  };
+  // `file` is a safe relative path (the manifest's validation): joined, it stays inside the version folder.
+  if (artifact.file !== undefined) return { ...common, url: `${folderUrl}/${artifact.file}` };
+  if (artifact.oci !== undefined) {
+    const oci: OciArtifact = {
+      reference: artifact.oci.reference,
+      digest: `sha256:${normalizeDigest(artifact.oci.digest)}`,
+    };
+    return { ...common, url: ociUrl(oci), oci };
+  }
+  return { ...common, url: artifact.url as string };
+}
+
+/**
+ * `oci://<registry>/<repository>@<digest>` from `registry[:port]/repository[:tag]`: the registry is the text
+ * before the first '/', the repository the rest without its tag (or digest); the digest pins the blob.
+ */
+function ociUrl(oci: OciArtifact): string {
+  const slash = oci.reference.indexOf('/');
+  // No '/': no registry named (the manifest's validation asks for one); the reference stays whole.
+  if (slash <= 0) return `oci://${oci.reference.replace(/@.*$/, '')}@${oci.digest}`;
+  const registry = oci.reference.slice(0, slash);
+  const repository = oci.reference
+    .slice(slash + 1)
+    .replace(/@.*$/, '')
+    .replace(/:[^/]*$/, '');
+  return `oci://${registry}/${repository}@${oci.digest}`;
+}

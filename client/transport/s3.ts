@@ -1,0 +1,261 @@
+/**
+ * The fetcher's `s3:` transport: `s3://bucket/prefix` bases read with GetObject and listed with
+ * ListObjectsV2, through the AWS SDK. Loaded by client/fetcher.ts only when an s3: URL is used, so no
+ * other command pays for the SDK's load time.
+ *
+ * The SDK's own retries are off (maxAttempts 1): the fetcher retries every transport alike, and a failure
+ * here only says how it failed (`S3Failure.kind`, the fetcher's vocabulary). Timeouts are ours too, as for
+ * HTTP: one for the response, then one for each wait on the body.
+ *
+ * Credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (/ AWS_SESSION_TOKEN) of the environment the
+ * fetcher was given, when set there; otherwise the SDK's default Node chain (which reads the process's
+ * own environment, profiles, SSO, instance and container roles).
+ *
+ * @example
+ * const s3 = new S3Transport({ env: process.env });
+ * const names = await s3.list(endpoint, new URL('s3://plugins-bucket/team/kubecost/'));
+ * await s3.close();
+ */
+import {
+  GetObjectCommand,
+  type GetObjectCommandOutput,
+  ListObjectsV2Command,
+  type ListObjectsV2CommandOutput,
+  S3Client,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3';
+import type { Endpoint } from '../fetcher.ts';
+
+/** How one S3 request failed, in the fetcher's terms (see its Failure): retried, next mirror, or stop. */
+export class S3Failure extends Error {
+  override readonly name = 'S3Failure';
+  constructor(
+    readonly what: string,
+    readonly kind: 'transient' | 'missing' | 'unusable' | 'fatal',
+    options?: { cause?: unknown },
+  ) {
+    super(what, options);
+  }
+}
+
+/** An object being read: its size when S3 gave one, and its bytes (which throw S3Failure if the stream breaks). */
+export interface S3Object {
+  readonly size?: number;
+  readonly body: AsyncGenerator<Uint8Array>;
+}
+
+export interface S3TransportOptions {
+  readonly env: Readonly<Record<string, string | undefined>>;
+}
+
+/** ListObjectsV2's largest page. */
+const MAX_PAGE = 1000;
+const DEFAULT_REGION = 'us-east-1';
+
+/** The bucket and key (or key prefix) an s3: URL names; the key without its leading slash, decoded. */
+export function s3Location(url: URL): { readonly bucket: string; readonly key: string } {
+  return { bucket: url.hostname, key: decodeURIComponent(url.pathname.replace(/^\/+/, '')) };
+}
+
+export class S3Transport {
+  readonly #env: Readonly<Record<string, string | undefined>>;
+  /** One client per (region, endpoint, addressing style), made at first use and destroyed by close(). */
+  readonly #clients = new Map<string, S3Client>();
+
+  constructor(options: S3TransportOptions) {
+    this.#env = options.env;
+  }
+
+  /**
+   * GetObject of `url`: refused (RESPONSE_TOO_LARGE, through `tooLarge`) past `maxBytes`, by its declared
+   * size before reading and by the bytes that arrive while reading.
+   * @throws S3Failure for a request that failed; what `tooLarge` returns.
+   */
+  async open(
+    endpoint: Endpoint,
+    url: URL,
+    maxBytes: number,
+    tooLarge: (found: string) => Error,
+  ): Promise<S3Object> {
+    const { bucket, key } = s3Location(url);
+    const client = this.#client(endpoint);
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), endpoint.timeoutMs);
+    let output: GetObjectCommandOutput;
+    try {
+      output = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }), {
+        abortSignal: abort.signal,
+      });
+    } catch (error) {
+      throw failureOf(error, bucket, key, abort.signal.aborted ? endpoint.timeoutMs : undefined);
+    } finally {
+      clearTimeout(timer);
+    }
+    const body = output.Body as
+      | (AsyncIterable<Uint8Array> & { destroy?: (error?: Error) => void })
+      | undefined;
+    const size = output.ContentLength;
+    if (size !== undefined && size > maxBytes) {
+      body?.destroy?.();
+      throw tooLarge(`it declares ${size} bytes (ContentLength)`);
+    }
+    const chunks = body === undefined ? empty() : capped(body, endpoint.timeoutMs, maxBytes, tooLarge);
+    return size === undefined ? { body: chunks } : { size, body: chunks };
+  }
+
+  /**
+   * The names of the "folders" directly under `url` (a key prefix): ListObjectsV2 with the delimiter '/',
+   * every page followed. `pageSize` (at most 1000) is S3's MaxKeys.
+   * @throws S3Failure `missing` when nothing at all is stored under the prefix.
+   */
+  async list(endpoint: Endpoint, url: URL, pageSize = MAX_PAGE): Promise<string[]> {
+    const { bucket, key } = s3Location(url);
+    const prefix = key === '' || key.endsWith('/') ? key : `${key}/`;
+    const client = this.#client(endpoint);
+    const names = new Set<string>();
+    let any = false;
+    let token: string | undefined;
+    do {
+      const abort = new AbortController();
+      const timer = setTimeout(() => abort.abort(), endpoint.timeoutMs);
+      let page: ListObjectsV2CommandOutput;
+      try {
+        page = await client.send(
+          new ListObjectsV2Command({
+            Bucket: bucket,
+            Prefix: prefix,
+            Delimiter: '/',
+            MaxKeys: Math.min(Math.max(1, pageSize), MAX_PAGE),
+            ...(token === undefined ? {} : { ContinuationToken: token }),
+          }),
+          { abortSignal: abort.signal },
+        );
+      } catch (error) {
+        throw failureOf(error, bucket, prefix, abort.signal.aborted ? endpoint.timeoutMs : undefined);
+      } finally {
+        clearTimeout(timer);
+      }
+      any ||= (page.KeyCount ?? 0) > 0 || (page.Contents?.length ?? 0) > 0;
+      for (const common of page.CommonPrefixes ?? []) {
+        const name = common.Prefix?.slice(prefix.length).replace(/\/$/, '');
+        if (name) names.add(name);
+        any = true;
+      }
+      // A truncated page without a token would loop forever on a faulty server: stop at what was listed.
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token !== undefined);
+    // S3 has no folders: an empty prefix is the "no such folder" of a file system.
+    if (!any)
+      throw new S3Failure(`nothing is stored under prefix "${prefix}" of bucket "${bucket}"`, 'missing');
+    return [...names].sort();
+  }
+
+  /** Destroys the clients (their keep-alive sockets). */
+  async close(): Promise<void> {
+    for (const client of this.#clients.values()) client.destroy();
+    this.#clients.clear();
+  }
+
+  #client(endpoint: Endpoint): S3Client {
+    const env = this.#env;
+    const region = endpoint.s3?.region ?? (env.AWS_REGION || env.AWS_DEFAULT_REGION || DEFAULT_REGION);
+    const custom = endpoint.s3?.endpoint;
+    const pathStyle = endpoint.s3?.forcePathStyle ?? false;
+    const id = `${region}\0${custom ?? ''}\0${pathStyle}`;
+    const known = this.#clients.get(id);
+    if (known) return known;
+    const accessKeyId = env.AWS_ACCESS_KEY_ID;
+    const secretAccessKey = env.AWS_SECRET_ACCESS_KEY;
+    const sessionToken = env.AWS_SESSION_TOKEN;
+    const config: S3ClientConfig = {
+      region,
+      maxAttempts: 1,
+      // A bucket in another region than the one guessed (us-east-1 by default) is followed, not refused.
+      followRegionRedirects: true,
+      ...(custom === undefined ? {} : { endpoint: custom }),
+      ...(pathStyle ? { forcePathStyle: true } : {}),
+      ...(accessKeyId && secretAccessKey
+        ? { credentials: { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) } }
+        : {}),
+    };
+    const client = new S3Client(config);
+    this.#clients.set(id, client);
+    return client;
+  }
+}
+
+async function* empty(): AsyncGenerator<Uint8Array> {}
+
+/** The body chunk by chunk, cut off past `maxBytes`; each wait on S3 is timed, and the stream dropped on exit. */
+async function* capped(
+  body: AsyncIterable<Uint8Array> & { destroy?: (error?: Error) => void },
+  timeoutMs: number,
+  maxBytes: number,
+  tooLarge: (found: string) => Error,
+): AsyncGenerator<Uint8Array> {
+  const iterator = body[Symbol.asyncIterator]();
+  let received = 0;
+  let finished = false;
+  try {
+    for (;;) {
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        body.destroy?.(new Error(`timed out after ${timeoutMs / 1000} s`));
+      }, timeoutMs);
+      let next: IteratorResult<Uint8Array>;
+      try {
+        next = await iterator.next();
+      } catch (error) {
+        const what = timedOut
+          ? `timed out after ${timeoutMs / 1000} s with ${received} bytes received`
+          : `${(error as Error).message} after ${received} bytes`;
+        throw new S3Failure(what, 'transient', { cause: error });
+      } finally {
+        clearTimeout(timer);
+      }
+      if (next.done) {
+        finished = true;
+        return;
+      }
+      received += next.value.byteLength;
+      if (received > maxBytes) throw tooLarge(`${received} bytes had arrived when it was cut off`);
+      yield next.value;
+    }
+  } finally {
+    if (!finished) body.destroy?.();
+  }
+}
+
+/** The SDK's error as a failure of the fetcher's kinds, naming the bucket and key. */
+function failureOf(
+  error: unknown,
+  bucket: string,
+  key: string,
+  timedOutAfter: number | undefined,
+): S3Failure {
+  const where = `bucket "${bucket}", key "${key}"`;
+  if (timedOutAfter !== undefined)
+    return new S3Failure(`${where}: timed out after ${timedOutAfter / 1000} s`, 'transient', {
+      cause: error,
+    });
+  const e = error as { name?: string; message?: string; $metadata?: { httpStatusCode?: number } };
+  const status = e.$metadata?.httpStatusCode;
+  const name = e.name ?? 'Error';
+  const detail = `${name}${status === undefined ? '' : ` (HTTP ${status})`}: ${e.message ?? String(error)}`;
+  if (name === 'NoSuchKey' || (status === 404 && name !== 'NoSuchBucket'))
+    return new S3Failure(`${where}: no such key`, 'missing', { cause: error });
+  if (name === 'CredentialsProviderError')
+    return new S3Failure(`${where}: no AWS credentials were found (${e.message})`, 'fatal', { cause: error });
+  if (status === 403)
+    return new S3Failure(
+      // S3 answers 403, not 404, for a missing key to credentials that may not list the bucket.
+      `${where}: access denied, ${detail} (the key may also be missing, if these credentials may not list the bucket)`,
+      'fatal',
+      { cause: error },
+    );
+  // No status: the request never got an answer (refused, reset, DNS): worth another try.
+  if (status === undefined || status >= 500 || status === 429)
+    return new S3Failure(`${where}: ${detail}`, 'transient', { cause: error });
+  return new S3Failure(`${where}: ${detail}`, 'fatal', { cause: error });
+}

@@ -1,0 +1,193 @@
+/**
+ * The fetcher's s3: transport against a real S3 API (s3rver on 127.0.0.1, started here): documents,
+ * streamed and capped downloads, folder listings across pages, and each failure as the fetcher reports it.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHttpFetcher, type Endpoint, type Fetcher } from '../../client/fetcher.ts';
+import { S3Transport } from '../../client/transport/s3.ts';
+import { type LocalS3, startLocalS3 } from '../support/s3.ts';
+import { collect, patternBytes } from '../support/streams.ts';
+
+const BUCKET = 'team-plugins';
+const CREDENTIALS = { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER' };
+/** Folders under `many/`, more than one listing page of PAGE names. */
+const MANY = 7;
+const PAGE = 2;
+
+let s3: LocalS3;
+let fetcher: Fetcher;
+const fetchers: Fetcher[] = [];
+
+function makeFetcher(env: Record<string, string> = CREDENTIALS): Fetcher {
+  const made = createHttpFetcher({ env, retryDelayMs: 1 });
+  fetchers.push(made);
+  return made;
+}
+
+function endpointOf(bases: readonly string[] = [`s3://${BUCKET}/team`]): Endpoint {
+  return { name: 'team', bases, timeoutMs: 5000, s3: { endpoint: s3.endpoint, forcePathStyle: true } };
+}
+
+async function put(key: string, body: Uint8Array | string): Promise<void> {
+  await s3.client.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: body }));
+}
+
+beforeAll(async () => {
+  s3 = await startLocalS3([BUCKET]);
+  fetcher = makeFetcher();
+  await put('team/index.txt', 'hello');
+  await put('team/big.bin', patternBytes(300 * 1024));
+  // s3rver finds a common prefix only through an object directly inside it (it does not walk deeper under
+  // the delimiter), so each folder listed here holds an object of its own; S3 itself has no such limit.
+  await put('team/folder/b/manifest.json', '{}');
+  await put('team/folder/a/manifest.json', '{}');
+  await put('team/folder/a/2.0.0/manifest.json', '{}');
+  await put('team/folder/a/1.0.0/manifest.json', '{}');
+  await put('team/folder/readme.txt', 'not a folder');
+  for (let i = 0; i < MANY; i++) await put(`team/many/m${i}/x`, 'x');
+});
+
+afterAll(async () => {
+  await Promise.all(fetchers.map((made) => made.close()));
+  await s3?.close();
+});
+
+describe('when a document is read from an s3: base', () => {
+  it('returns its bytes, with the s3: URL it came from', async () => {
+    const response = await fetcher.document(endpointOf(), { path: 'index.txt', maxBytes: 1024 });
+    expect(response).toMatchObject({ status: 200, url: `s3://${BUCKET}/team/index.txt` });
+    expect(response.status === 200 && new TextDecoder().decode(response.bytes)).toBe('hello');
+  });
+
+  it('leaves the version query out of the key (it is for CDNs)', async () => {
+    const response = await fetcher.document(endpointOf(), {
+      path: 'index.txt',
+      maxBytes: 1024,
+      version: 'abc',
+    });
+    expect(response.url).toBe(`s3://${BUCKET}/team/index.txt`);
+  });
+
+  it('reports a missing key as FETCH_NOT_FOUND, naming it', async () => {
+    const request = fetcher.document(endpointOf(), { path: 'nothing.json', maxBytes: 1024 });
+    await expect(request).rejects.toMatchObject({ name: 'ClientError', code: 'FETCH_NOT_FOUND' });
+    await expect(request).rejects.toThrow(`s3://${BUCKET}/team/nothing.json`);
+  });
+
+  it('refuses an object over the cap by its size, before reading it (RESPONSE_TOO_LARGE)', async () => {
+    await expect(fetcher.document(endpointOf(), { path: 'big.bin', maxBytes: 1000 })).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'RESPONSE_TOO_LARGE',
+    });
+  });
+
+  it('falls back to the next mirror when the key is missing there', async () => {
+    const folder = await mkdtemp(path.join(tmpdir(), 'plugindex-s3-mirror-'));
+    try {
+      await writeFile(path.join(folder, 'only-here.txt'), 'mirror');
+      const endpoint = endpointOf([`s3://${BUCKET}/team`, pathToFileURL(folder).href]);
+      const response = await fetcher.document(endpoint, { path: 'only-here.txt', maxBytes: 1024 });
+      expect(response.url).toBe(pathToFileURL(path.join(folder, 'only-here.txt')).href);
+    } finally {
+      await rm(folder, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('when an artifact is downloaded from an s3: base', () => {
+  const url = `s3://${BUCKET}/team/big.bin`;
+
+  it('streams it whole with its size', async () => {
+    const download = await fetcher.download(endpointOf(), { url, maxBytes: 300 * 1024 });
+    expect(download.size).toBe(300 * 1024);
+    expect(Buffer.from(await collect(download.body)).equals(Buffer.from(patternBytes(300 * 1024)))).toBe(
+      true,
+    );
+  });
+
+  it('refuses it past the cap (RESPONSE_TOO_LARGE)', async () => {
+    await expect(fetcher.download(endpointOf(), { url, maxBytes: 300 * 1024 - 1 })).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'RESPONSE_TOO_LARGE',
+    });
+  });
+
+  it('refuses an s3: artifact URL named by a registry that is not in S3 (REGISTRY_URL_INVALID)', async () => {
+    const endpoint = endpointOf(['https://plugins.example']);
+    await expect(fetcher.download(endpoint, { url, maxBytes: 1024 })).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'REGISTRY_URL_INVALID',
+    });
+  });
+});
+
+describe('when an s3: folder is listed', () => {
+  it('gives the folder names under the path, sorted, and no objects', async () => {
+    expect(await fetcher.list(endpointOf(), 'folder')).toEqual(['a', 'b']);
+    expect(await fetcher.list(endpointOf(), 'folder/a/')).toEqual(['1.0.0', '2.0.0']);
+  });
+
+  it('lists from the root of a bucket', async () => {
+    expect(await fetcher.list(endpointOf([`s3://${BUCKET}`]), '')).toEqual(['team']);
+  });
+
+  it('follows the continuation tokens past the first page', async () => {
+    const transport = new S3Transport({ env: CREDENTIALS });
+    try {
+      const names = await transport.list(endpointOf(), new URL(`s3://${BUCKET}/team/many`), PAGE);
+      expect(names).toEqual(Array.from({ length: MANY }, (_, i) => `m${i}`));
+    } finally {
+      await transport.close();
+    }
+  });
+
+  it('reports a prefix with nothing under it as FETCH_NOT_FOUND', async () => {
+    await expect(fetcher.list(endpointOf(), 'nothing')).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'FETCH_NOT_FOUND',
+    });
+  });
+});
+
+describe('when the credentials are wrong', () => {
+  it('fails with FETCH_FAILED naming the bucket and key, without retrying', async () => {
+    const wrong = makeFetcher({ AWS_ACCESS_KEY_ID: 'SOMEONE-ELSE', AWS_SECRET_ACCESS_KEY: 'wrong' });
+    const request = wrong.document(endpointOf(), { path: 'index.txt', maxBytes: 1024 });
+    await expect(request).rejects.toMatchObject({ name: 'ClientError', code: 'FETCH_FAILED' });
+    const message = await request.catch((error: Error) => error.message);
+    expect(message).toContain(`bucket "${BUCKET}", key "team/index.txt"`);
+    expect(message).not.toContain('attempts');
+  });
+
+  it('fails a listing the same way', async () => {
+    const wrong = makeFetcher({ AWS_ACCESS_KEY_ID: 'SOMEONE-ELSE', AWS_SECRET_ACCESS_KEY: 'wrong' });
+    await expect(wrong.list(endpointOf(), 'folder')).rejects.toThrow(`bucket "${BUCKET}"`);
+  });
+});
+
+describe('when the S3 endpoint does not answer', () => {
+  it('retries, then fails with FETCH_FAILED', async () => {
+    const endpoint: Endpoint = {
+      ...endpointOf(),
+      s3: { endpoint: 'http://127.0.0.1:9', forcePathStyle: true },
+    };
+    const request = fetcher.document(endpoint, { path: 'index.txt', maxBytes: 1024 });
+    await expect(request).rejects.toMatchObject({ name: 'ClientError', code: 'FETCH_FAILED' });
+    await expect(request).rejects.toThrow('(3 attempts)');
+  });
+});
+
+describe('when a fetcher that read from S3 is closed', () => {
+  it('reads again afterwards with new clients', async () => {
+    const made = makeFetcher();
+    await made.document(endpointOf(), { path: 'index.txt', maxBytes: 1024 });
+    await made.close();
+    const again = await made.document(endpointOf(), { path: 'index.txt', maxBytes: 1024 });
+    expect(again.status).toBe(200);
+  });
+});
