@@ -227,7 +227,18 @@ export function parsePluginSet(text: string, file: string, options: { readonly h
   const providers = block?.providers ?? [];
   const plugins = block?.plugins ?? [];
   checkProviderNames(context, [...providers, ...(discovery?.registries ?? [])]);
-  checkPlugins(context, plugins, [...providers, ...(discovery?.registries ?? [])]);
+  // Names as written, so a provider with problems of its own does not also make its plugins unknown ones.
+  const written = [
+    ...writtenNames(isObject(root.plugins) ? root.plugins.providers : undefined),
+    ...writtenNames(isObject(root.discovery) ? root.discovery.registries : undefined),
+  ];
+  checkPlugins(
+    context,
+    block?.references ?? [],
+    plugins,
+    [...providers, ...(discovery?.registries ?? [])],
+    written,
+  );
   if (problems.any()) throw problems.error();
   return {
     file,
@@ -505,7 +516,14 @@ function readPluginsBlock(
   context: Context,
   at: string,
   value: unknown,
-): { installLocation?: string; providers: SetProvider[]; plugins: SetPlugin[] } | undefined {
+):
+  | {
+      installLocation?: string;
+      providers: SetProvider[];
+      plugins: SetPlugin[];
+      references: PluginReference[];
+    }
+  | undefined {
   const { problems } = context;
   if (!isObject(value)) {
     problems.expect(at, 'a mapping with install_location, providers and plugins', value);
@@ -525,7 +543,21 @@ function readPluginsBlock(
     true,
   );
   const plugins = list(context, `${at}/plugins`, value.plugins, 'a list of plugins', readPlugin, false);
-  return { ...(installLocation === undefined ? {} : { installLocation }), providers, plugins };
+  // What each plugin names, even one with problems of its own: a duplicate or an unknown provider is reported with them.
+  const references: PluginReference[] = Array.isArray(value.plugins)
+    ? value.plugins.flatMap((item: unknown, index) =>
+        isObject(item)
+          ? [
+              {
+                pointer: `${at}/plugins/${index}`,
+                ...(typeof item.provider === 'string' ? { provider: item.provider } : {}),
+                ...(typeof item.name === 'string' ? { name: item.name } : {}),
+              },
+            ]
+          : [],
+      )
+    : [];
+  return { ...(installLocation === undefined ? {} : { installLocation }), providers, plugins, references };
 }
 
 /** Each item of a list read by `read`, those with problems left out; a missing list is [] when `optional`. */
@@ -1037,46 +1069,69 @@ function checkProviderNames(context: Context, providers: readonly SetProvider[])
   }
 }
 
-/** What a plugin's fields mean only with its provider: that it exists, and what its type needs. */
+/** The provider and plugin names a plugin entry is written with, whether or not the entry reads. */
+interface PluginReference {
+  readonly pointer: string;
+  readonly provider?: string;
+  readonly name?: string;
+}
+
+/** The `name` of each mapping of a list, as written. */
+function writtenNames(value: unknown): string[] {
+  if (!Array.isArray(value)) return [];
+  return value.flatMap((item: unknown) =>
+    isObject(item) && typeof item.name === 'string' ? [item.name] : [],
+  );
+}
+
+/**
+ * What a plugin means only beside the others and its provider: each plugin once, a provider that exists
+ * (among the names `written`, so a provider with problems of its own is not reported twice), and what the
+ * provider's type needs.
+ */
 function checkPlugins(
   context: Context,
+  references: readonly PluginReference[],
   plugins: readonly SetPlugin[],
   providers: readonly SetProvider[],
+  written: readonly string[],
 ): void {
   const { problems } = context;
-  const byName = new Map(providers.map((p) => [p.name, p]));
   const first = new Map<string, string>();
-  for (const plugin of plugins) {
-    const earlier = first.get(plugin.name);
-    if (earlier !== undefined) {
-      problems.add(
-        `${plugin.pointer}/name`,
-        'each plugin once in a set',
-        `${JSON.stringify(plugin.name)}, already listed at ${earlier}`,
-      );
-    } else {
-      first.set(plugin.name, plugin.pointer);
+  for (const reference of references) {
+    if (reference.name !== undefined) {
+      const earlier = first.get(reference.name);
+      if (earlier !== undefined) {
+        problems.add(
+          `${reference.pointer}/name`,
+          'each plugin once in a set',
+          `${JSON.stringify(reference.name)}, already listed at ${earlier}`,
+        );
+      } else {
+        first.set(reference.name, reference.pointer);
+      }
     }
-    const provider = byName.get(plugin.provider);
-    if (provider === undefined) {
-      const names = [...byName.keys()];
+    if (reference.provider !== undefined && !written.includes(reference.provider)) {
       problems.add(
-        `${plugin.pointer}/provider`,
-        names.length === 0
+        `${reference.pointer}/provider`,
+        written.length === 0
           ? 'the name of a provider, but the set has none (plugins.providers or discovery.registries)'
-          : `the name of a provider in plugins.providers or discovery.registries (${names.join(', ')})`,
-        JSON.stringify(plugin.provider),
+          : `the name of a provider in plugins.providers or discovery.registries (${[...new Set(written)].join(', ')})`,
+        JSON.stringify(reference.provider),
       );
-      continue;
     }
-    if (provider.type === 'url' && plugin.path === undefined && semver.valid(plugin.version) === null) {
+  }
+  const byName = new Map(providers.map((p) => [p.name, p]));
+  for (const plugin of plugins) {
+    const provider = byName.get(plugin.provider);
+    if (provider?.type === 'url' && plugin.path === undefined && semver.valid(plugin.version) === null) {
       problems.add(
         `${plugin.pointer}/version`,
         `a path or an exact version (the url provider ${provider.name} lists no versions to choose from)`,
         `${JSON.stringify(plugin.version)} and no path`,
       );
     }
-    if (provider.type === 'registry' && plugin.path !== undefined) {
+    if (provider?.type === 'registry' && plugin.path !== undefined) {
       problems.add(
         `${plugin.pointer}/path`,
         `no path (the registry ${provider.name} resolves NAME@VERSION itself)`,

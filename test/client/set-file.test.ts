@@ -547,6 +547,20 @@ describe('when a provider or plugin is wrong', () => {
     );
   });
 
+  it('reports an unknown provider beside other problems of the plugin, and none for a provider with problems', () => {
+    const { message } = errorOf(`plugins:
+  providers:
+    - { type: url, name: broken, key: k.asc }
+  plugins:
+    - { provider: nowhere, name: A }
+    - { provider: broken, name: kubecost-lens, version: "1.0.0" }
+`);
+    expect(message).toContain(at('/plugins/providers/0/url', 3));
+    expect(message).toContain(at('/plugins/plugins/0/name', 5));
+    expect(message).toContain(at('/plugins/plugins/0/provider', 5));
+    expect(message).not.toContain('/plugins/plugins/1');
+  });
+
   it('refuses a provider named twice, naming the first', () => {
     expectInvalid(
       withPlugins('    - { provider: local, name: kubecost-lens }\n').replace(
