@@ -48,6 +48,21 @@ export type ClientErrorCode =
   | 'NOT_INSTALLED'
   /** Another install holds the lock on the same target for too long. */
   | 'INSTALL_BUSY'
+  /**
+   * A plugin set file (plugins, discovery, policy: client/set-file.ts) does not parse or has the wrong
+   * shape; the message lists every problem as `FILE#/pointer (line N): expected X, found Y`.
+   */
+  | 'PLUGIN_SET_INVALID'
+  /**
+   * The team policy of the plugin set refuses the chosen version (a denied permission, a publisher or
+   * registry not allowed, a prerelease, a resource limit above its bound); the message names each reason.
+   */
+  | 'POLICY_DENIED'
+  /**
+   * The chosen version asks for permissions the installed (or locked) one did not; installing it needs
+   * `--accept-permissions`. The message names the permissions added.
+   */
+  | 'PERMISSIONS_NOT_ACCEPTED'
   // Refusals (exit 3):
   /** More bytes arrived than the cap for that kind of document (or the signed size of an artifact). */
   | 'RESPONSE_TOO_LARGE'
