@@ -22,7 +22,7 @@ export interface ClientRun {
 /** Runs `body` with a client, closing its connections after (so the command exits at once). */
 export async function withClient<T>(parsed: Parsed, body: (run: ClientRun) => Promise<T>): Promise<T> {
   const json = parsed.values.json === true;
-  const offline = parsed.values.offline === true || parsed.values.frozen === true;
+  const offline = parsed.values.offline === true;
   const client = createClient({
     dirs: clientDirectories(process.env, process.platform, homedir()),
     fetcher: createHttpFetcher({ env: process.env }),

@@ -25,6 +25,8 @@ const CLIENT = { json: { type: 'boolean' }, offline: { type: 'boolean' } } as co
 const INSTALLS = { dir: { type: 'string' }, lockfile: { type: 'string' } } as const;
 /** How a spec is resolved for this host. */
 const RESOLVE = { platform: { type: 'string' }, 'api-version': { type: 'string' } } as const;
+/** A plugin set file (`-c plugins.yaml`). */
+const SET = { config: { type: 'string', short: 'c' } } as const;
 
 export const COMMANDS: Readonly<Record<string, Command>> = {
   init: {
@@ -184,30 +186,70 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
       'install plugins (verified end to end) and record them in plugindex.lock; no names: what the lock holds',
     usage: [
       'plugindex install [NAME[@SPEC] ...] [--registry NAME] [--platform OS/ARCH] [--dir DIR] [--lockfile FILE]',
-      '         [--locked] [--frozen] [--offline] [--api-version V] [--json]',
+      '         [--locked] [--frozen] [--offline] [--accept-permissions] [--api-version V] [--json]',
+      'plugindex install -c FILE [--locked | --frozen] [--accept-permissions]   exactly a plugin set',
+      'plugindex install URL/…/manifest.json [--key FILE]   a manifest by URL (--key unless under a configured registry)',
+      'plugindex install NAME:TAG | REGISTRY/REPO:TAG | REGISTRY/REPO@sha256:…   falcoctl-style references',
       '  SPEC: 1.2.3 | ^1.2.0 | ~1.2 | ">=1 <2" | latest | a channel (beta)',
+      '  --frozen: exactly the lock, reading no registry (artifacts from the cache or where the lock found them)',
     ].join('\n'),
     options: {
       ...CLIENT,
       ...RESOLVE,
       ...INSTALLS,
+      ...SET,
       registry: { type: 'string' },
       locked: { type: 'boolean' },
       frozen: { type: 'boolean' },
+      'accept-permissions': { type: 'boolean' },
+      key: { type: 'string' },
     },
     load: () => import('./commands/install.ts'),
   },
+  diff: {
+    summary:
+      'what `install -c FILE` would add, upgrade, downgrade, remove or find changed (exit 0 none, 1 some, 2 trouble)',
+    usage: 'plugindex diff -c FILE [--api-version V] [--offline] [--json]',
+    options: { ...CLIENT, ...SET, 'api-version': { type: 'string' } },
+    load: () => import('./commands/diff.ts'),
+  },
+  clean: {
+    summary: 'remove installs a plugin set does not name, and cached artifacts nothing uses',
+    usage: 'plugindex clean -c FILE [--json]',
+    options: { ...CLIENT, ...SET },
+    load: () => import('./commands/clean.ts'),
+  },
+  'init-config': {
+    summary: 'write a commented starter plugin set (default plugins.yaml)',
+    usage: 'plugindex init-config [FILE] [--force]',
+    options: { force: { type: 'boolean' } },
+    load: () => import('./commands/init-config.ts'),
+  },
   update: {
     summary: 'move installed plugins to the newest version their spec (or the one given) allows',
-    usage:
-      'plugindex update [NAME[@SPEC] ...] [--platform OS/ARCH] [--dir DIR] [--lockfile FILE] [--api-version V] [--json]',
-    options: { ...CLIENT, ...RESOLVE, ...INSTALLS },
+    usage: [
+      'plugindex update [NAME[@SPEC] ...] [--platform OS/ARCH] [--dir DIR] [--lockfile FILE] [--api-version V]',
+      '         [--accept-permissions] [--json]',
+      'plugindex update -c FILE [--accept-permissions]   every plugin of a set',
+    ].join('\n'),
+    options: { ...CLIENT, ...RESOLVE, ...INSTALLS, ...SET, 'accept-permissions': { type: 'boolean' } },
     load: () => import('./commands/update.ts'),
   },
   list: {
-    summary: 'installed plugins; --outdated: those with a newer version (exit 1 if any)',
-    usage: 'plugindex list [--outdated] [--dir DIR] [--lockfile FILE] [--api-version V] [--offline] [--json]',
-    options: { ...CLIENT, ...INSTALLS, 'api-version': { type: 'string' }, outdated: { type: 'boolean' } },
+    summary:
+      'installed plugins; --outdated: those with a newer version (exit 1 if any); -c FILE: also those found on disk, verified',
+    usage: [
+      'plugindex list [--outdated] [--dir DIR] [--lockfile FILE] [--api-version V] [--offline] [--json]',
+      "plugindex list -c FILE [--watch] [--json]   the set's filesystem discovery (exit 1 if any does not verify)",
+    ].join('\n'),
+    options: {
+      ...CLIENT,
+      ...INSTALLS,
+      ...SET,
+      'api-version': { type: 'string' },
+      outdated: { type: 'boolean' },
+      watch: { type: 'boolean' },
+    },
     load: () => import('./commands/list.ts'),
   },
   remove: {

@@ -11,7 +11,8 @@ export type CliErrorCode =
   | 'REGISTRY_EXISTS'
   | 'LOCKED'
   | 'FILE_NOT_FOUND'
-  | 'PORT_IN_USE';
+  | 'PORT_IN_USE'
+  | 'FILE_EXISTS';
 
 export class CliError extends Error {
   override readonly name = 'CliError';

@@ -15,6 +15,7 @@
 import type { Clock } from '../index-builder/clock.ts';
 import { systemClock } from '../index-builder/clock.ts';
 import { TrustError } from '../index-builder/errors.ts';
+import { FALCOCTL_INDEX_KEY } from '../index-builder/layout.ts';
 import type { PluginDocument } from '../index-builder/model.ts';
 import {
   addRegistry,
@@ -46,11 +47,24 @@ import {
   verifyInstalled,
 } from './maintain.ts';
 import type { ClientDirectories } from './paths.ts';
+import type { CleanReport, DiscoveryReport, SetDiff, SetInstallOptions } from './plugin-set.ts';
 import { hostPlatform, type Platform, parseRequest, type Resolution, resolvePlugin } from './resolve.ts';
 import { type SearchHit, type SearchQuery, searchPlugins } from './search.ts';
 import type { RegistrySession, SnapshotReport } from './session.ts';
+import type { Source } from './source.ts';
 
-export type { InstalledItem, InstallOptions, InstallResult, ListedPlugin, ProgressEvent, VerifyFinding };
+export type {
+  CleanReport,
+  DiscoveryReport,
+  InstalledItem,
+  InstallOptions,
+  InstallResult,
+  ListedPlugin,
+  ProgressEvent,
+  SetDiff,
+  SetInstallOptions,
+  VerifyFinding,
+};
 
 export interface ClientOptions {
   readonly dirs: ClientDirectories;
@@ -115,6 +129,14 @@ export interface InfoResult {
   readonly resolution?: Resolution;
 }
 
+/** What a reference resolves to: the request to install and where from. */
+export interface ReferenceTarget {
+  readonly request: string;
+  readonly registry: string;
+  /** A source beyond the configured registries (a manifest URL verified by a given key). */
+  readonly source?: Source;
+}
+
 export interface PlugindexClient {
   addRegistry(options: AddRegistryOptions): Promise<AddRegistryResult>;
   listRegistries(): Promise<RegistryStatus[]>;
@@ -126,6 +148,27 @@ export interface PlugindexClient {
     options?: { registry?: string; platform?: Platform; apiVersion?: string },
   ): Promise<InfoResult>;
   install(options: InstallOptions): Promise<InstallResult>;
+  /**
+   * What a command-line reference that is not `NAME[@SPEC]` means, as install options: a manifest URL
+   * (under a configured registry: that registry; elsewhere: verified by `key`, a publisher's or a
+   * registry's armored public key), `NAME:TAG`, or an OCI reference (`REGISTRY/REPO:TAG`, `…@sha256:…`)
+   * looked up in the configured registries' falcoctl indexes. Undefined for a plain request.
+   */
+  reference(text: string, options?: { readonly key?: string }): Promise<ReferenceTarget | undefined>;
+  /** `install -c FILE`: exactly a plugin set, locked beside the file (plugin-set.ts). */
+  installSet(
+    file: string,
+    options: SetInstallOptions,
+  ): Promise<InstallResult & { readonly lockfile: string }>;
+  /** `diff -c FILE`: what installing the set would change. */
+  diffSet(file: string, options: SetInstallOptions): Promise<SetDiff>;
+  /**
+   * The spec's filesystem discovery: plugin folders under the set's `discovery.filesystem.paths` (and its
+   * install folders), each verified against every key this client trusts.
+   */
+  discover(file: string, options: { readonly home: string }): Promise<DiscoveryReport>;
+  /** `clean -c FILE`: installs the set no longer names, and cached artifacts nothing uses. */
+  cleanSet(file: string, options: SetInstallOptions): Promise<CleanReport>;
   list(options: {
     dir?: string;
     outdated?: boolean;
@@ -175,7 +218,23 @@ class Client implements PlugindexClient {
       onProgress: options.onProgress,
       tree: (dir) => new InstallTree(dir ?? state.defaultInstallDir),
       find: (name, registry) => this.#find(name, registry),
+      endpoint: async (registry) => {
+        const entry = (await this.#config_()).registries.find((r) => r.name === registry);
+        return entry ? this.#endpoint(entry) : undefined;
+      },
       trust: (registry) => state.trust(registry),
+      endpointOf: (entry) => this.#endpoint(entry),
+      openSession: async (entry, trust, recordTrust) => {
+        const { RegistrySession } = await loadTrust();
+        return new RegistrySession(entry, await this.#endpoint(entry), await readPinnedKey(trust), trust, {
+          fetcher: options.fetcher,
+          cache: this.#cache,
+          recordTrust,
+          clock: this.#clock,
+          offline: options.offline ?? false,
+          freshForMs: options.freshForMs ?? DEFAULT_FRESH_MS,
+        });
+      },
     };
   }
 
@@ -434,8 +493,155 @@ class Client implements PlugindexClient {
     return installPlugins(this.#context, options);
   }
 
+  async reference(
+    text: string,
+    options: { readonly key?: string } = {},
+  ): Promise<ReferenceTarget | undefined> {
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(text)) return this.#urlReference(text, options.key);
+    const { parseArtifactReference } = await import('./oci.ts');
+    const parsed = parseArtifactReference(text);
+    if (parsed.kind === 'name') {
+      if (parsed.tag === undefined) return undefined;
+      const entries = await this.#entries(undefined);
+      const { session } = await this.#find(parsed.name, entries.length === 1 ? entries[0]?.name : undefined);
+      return { request: `${parsed.name}@${parsed.tag}`, registry: session.entry.name };
+    }
+    return this.#ociReference(parsed);
+  }
+
+  /**
+   * An OCI reference: the plugin whose falcoctl index entry (signed, bound by the snapshot) names that
+   * registry and repository, in the first configured registry that has one; then the version a tag names
+   * (a version, or the tag of one of its OCI artifacts) or whose artifact has the digest.
+   */
+  async #ociReference(ref: {
+    readonly registry: string;
+    readonly repository: string;
+    readonly tag?: string;
+    readonly digest?: string;
+  }): Promise<ReferenceTarget> {
+    const { parse } = await import('yaml');
+    const shown = `${ref.registry}/${ref.repository}${ref.digest ? `@${ref.digest}` : `:${ref.tag ?? 'latest'}`}`;
+    for (const entry of await this.#entries(undefined)) {
+      const session = await this.#session(entry);
+      const bytes = await session.listedDocument(FALCOCTL_INDEX_KEY);
+      if (!bytes) continue;
+      const index = parse(new TextDecoder().decode(bytes)) as unknown;
+      const found = Array.isArray(index)
+        ? index.find(
+            (e: { registry?: unknown; repository?: unknown }) =>
+              e?.registry === ref.registry && e?.repository === ref.repository,
+          )
+        : undefined;
+      if (!found || typeof found.name !== 'string') continue;
+      const document = await session.pluginDocument(found.name);
+      if (!document) continue;
+      const repository = `${ref.registry}/${ref.repository}`;
+      const version = document.versions.find((v) =>
+        v.artifacts.some((a) => {
+          if (!a.oci?.reference.startsWith(repository)) return false;
+          if (ref.digest) return a.oci.digest === ref.digest;
+          const tag = ref.tag ?? 'latest';
+          return a.oci.reference === `${repository}:${tag}` || v.version === tag;
+        }),
+      );
+      if (ref.digest && !version)
+        throw new ClientError(
+          'NO_MATCHING_VERSION',
+          `${shown}: no version of ${found.name} in ${entry.name} has an artifact with that digest`,
+        );
+      const spec = version?.version ?? ref.tag ?? 'latest';
+      return { request: `${found.name}@${spec}`, registry: entry.name };
+    }
+    throw new ClientError(
+      'PLUGIN_NOT_FOUND',
+      `${shown}: no configured registry's falcoctl index names that repository`,
+    );
+  }
+
+  /**
+   * A manifest URL: under a configured registry, the version it names there (verified through that
+   * registry's snapshot); anywhere else, only with a key that signs it.
+   */
+  async #urlReference(url: string, armoredKey: string | undefined): Promise<ReferenceTarget> {
+    const config = await this.#config_();
+    for (const entry of registriesByPriority(config)) {
+      for (const base of [entry.url, ...entry.mirrors]) {
+        if (!url.startsWith(`${base}/`)) continue;
+        const match = /^plugins\/([^/]+)\/([^/]+)\/manifest\.json$/.exec(url.slice(base.length + 1));
+        if (!match)
+          throw new ClientError(
+            'REQUEST_INVALID',
+            `${url} is under registry ${entry.name} but is not a version's manifest (${base}/plugins/NAME/VERSION/manifest.json)`,
+          );
+        return { request: `${match[1]}@${match[2]}`, registry: entry.name };
+      }
+    }
+    if (armoredKey === undefined)
+      throw new ClientError(
+        'REQUEST_INVALID',
+        `${url} is not under a configured registry: give --key FILE (the publisher's or the registry's public key) to verify its signature, or add its registry with \`plugindex registry add\``,
+      );
+    const { readPublicKey } = await loadTrust();
+    const key = await readPublicKey(armoredKey);
+    const [{ FolderSource }, { folderSource }] = await Promise.all([
+      import('./folder-source.ts'),
+      import('./source.ts'),
+    ]);
+    const parsed = new URL(url);
+    const name = `url-${parsed.host.toLowerCase().replace(/[^a-z0-9.-]/g, '-')}`.slice(0, 64);
+    const endpoint: Endpoint = {
+      name,
+      bases: [url.slice(0, url.lastIndexOf('/'))],
+      timeoutMs: DEFAULT_TIMEOUT_SECONDS * 1000,
+    };
+    const folder = new FolderSource({ name, endpoint, fetcher: this.#options.fetcher, keys: [key.key] });
+    const found = await folder.readUrl(url);
+    const plugin = found.document.name;
+    const version = found.document.versions[0]?.version as string;
+    const source = folderSource({
+      name,
+      folder,
+      endpoint,
+      fingerprint: key.fingerprint,
+      cache: this.#cache,
+      manifestPaths: new Map([[plugin, url]]),
+    });
+    return { request: `${plugin}@${version}`, registry: name, source };
+  }
+
   installed(options: { dir?: string }): Promise<InstalledFile> {
     return readInstalled(this.#context, options);
+  }
+
+  // A plugin set's sources (folders, buckets) load only when a set is used.
+  async installSet(file: string, options: SetInstallOptions) {
+    return (await import('./plugin-set.ts')).installSet(this.#context, file, options);
+  }
+
+  async diffSet(file: string, options: SetInstallOptions): Promise<SetDiff> {
+    return (await import('./plugin-set.ts')).diffSet(this.#context, file, options);
+  }
+
+  async discover(file: string, options: { readonly home: string }): Promise<DiscoveryReport> {
+    const configured = await Promise.all(
+      (await this.#config_()).registries.map(async (entry) => {
+        const trust = await this.#state.trust(entry.name);
+        return trust
+          ? {
+              fingerprint: trust.fingerprint,
+              key: await readPinnedKey(trust),
+              label: `registry ${entry.name}`,
+            }
+          : undefined;
+      }),
+    );
+    const keys = configured.filter((k) => k !== undefined);
+    return (await import('./plugin-set.ts')).discoverSet(file, { ...options, keys });
+  }
+
+  async cleanSet(file: string, options: SetInstallOptions): Promise<CleanReport> {
+    return (await import('./plugin-set.ts')).cleanSet(this.#context, file, options);
   }
 
   list(options: {

@@ -7,9 +7,10 @@ import type { Key } from 'openpgp';
 import type { Clock } from '../index-builder/clock.ts';
 import { TrustError } from '../index-builder/errors.ts';
 import type { PluginDocument } from '../index-builder/model.ts';
+import type { RegistryEntry } from './config.ts';
 import type { ContentCache } from './disk/cache.ts';
 import type { InstallTree, TrustRecord } from './disk/state.ts';
-import type { Fetcher } from './fetcher.ts';
+import type { Endpoint, Fetcher } from './fetcher.ts';
 import type { Platform } from './resolve.ts';
 import type { RegistrySession } from './session.ts';
 
@@ -38,6 +39,19 @@ export interface ClientContext {
     name: string,
     registry: string | undefined,
   ): Promise<{ readonly session: RegistrySession; readonly document: PluginDocument }>;
+  /** A configured registry's endpoint (URL, mirrors, CA, credentials), or undefined when none has the name. */
+  endpoint(registry: string): Promise<Endpoint | undefined>;
+  /** A registry's endpoint as an entry describes it (a plugin set's registries are not configured). */
+  endpointOf(entry: RegistryEntry): Promise<Endpoint>;
+  /**
+   * A session over a registry the configuration does not hold (a plugin set's), trusting `key` from
+   * `trust`; what it accepts goes to `recordTrust`, not to the data directory.
+   */
+  openSession(
+    entry: RegistryEntry,
+    trust: TrustRecord,
+    recordTrust: (record: TrustRecord) => Promise<void>,
+  ): Promise<RegistrySession>;
   /** A registry's pinned key and trust state. */
   trust(registry: string): Promise<TrustRecord | undefined>;
 }

@@ -1,17 +1,23 @@
 /**
- * Installing: every target resolved and verified first (its registry's snapshot, bin, plugin document and
- * the version's manifest, and against the lock when it holds the plugin), the new lock computed and checked
- * (`--locked`), then each artifact downloaded into the cache (checked while it streams), and only then
- * placed and recorded in installed.json. A refusal at any step installs nothing. A tree that already is
- * the lock is checked on disk and left as it is, without a request.
+ * Installing: every target resolved and verified first (its source's snapshot, bin, plugin document and the
+ * version's manifest, and against the lock when it holds the plugin), checked against the team's policy and
+ * the permissions already accepted, the new lock computed and checked (`--locked`), then each artifact
+ * downloaded into the cache (checked while it streams), and only then placed and recorded in installed.json.
+ * A refusal at any step installs nothing. A tree that already is the lock is checked on disk and left as it
+ * is, without a request; `--frozen` installs exactly the lock without reading any source at all.
+ *
+ * The targets come from the command line (`install NAME@SPEC`) or whole from a plugin set (plugin-set.ts),
+ * each with its source, its platforms, its install folder and its file name; the sources are the configured
+ * registries or those the set names (source.ts). `planInstall` stops before the first write: `diff` is it.
  */
 import { TrustError } from '../index-builder/errors.ts';
-import { hostedArtifactKey, keyProblem, versionFolder } from '../index-builder/layout.ts';
-import type { ArtifactRecord, VersionRecord } from '../index-builder/model.ts';
+import { keyProblem, versionFolder } from '../index-builder/layout.ts';
+import type { ArtifactRecord, OciArtifact, Resources } from '../index-builder/model.ts';
 import type { ClientContext } from './context.ts';
 import { withFileLock } from './disk/atomic.ts';
 import { type InstallTree, readLockfile, writeLockfile } from './disk/state.ts';
 import { ClientError } from './errors.ts';
+import type { Endpoint } from './fetcher.ts';
 import { type InstalledVersion, withInstalledVersion, withoutInstalled } from './installed.ts';
 import { own } from './json-input.ts';
 import {
@@ -21,21 +27,39 @@ import {
   type Lockfile,
   lockChanges,
   lockedPluginFrom,
+  withoutPlugin,
   withPlugin,
 } from './lockfile.ts';
-import {
-  type Platform,
-  parseRequest,
-  platformKey,
-  type Resolution,
-  resolveLocked,
-  resolvePlugin,
-} from './resolve.ts';
-import type { RegistrySession, VerifiedManifest } from './session.ts';
+import { type Policy, permissionChanges, policyProblems } from './policy.ts';
+import { type Platform, parseRequest, platformKey, resolveLocked, resolvePlugin } from './resolve.ts';
+import type { VerifiedManifest } from './session.ts';
+import { registrySource, type Source } from './source.ts';
+
+/** One plugin to install, as a plugin set names it. */
+export interface InstallTarget {
+  readonly name: string;
+  /** An exact version, a range, `latest` or a channel. */
+  readonly spec: string;
+  /** The source's name (a configured registry, or one of `InstallOptions.sources`). */
+  readonly registry?: string;
+  /** Every platform to install (default: the install's platform). */
+  readonly platforms?: readonly Platform[];
+  /** Install folder (default: the install's). */
+  readonly dir?: string;
+  /** The installed file's name (default: the artifact's own). */
+  readonly output?: string;
+}
 
 export interface InstallOptions {
-  /** `NAME[@SPEC]` each; none: exactly what the lock file holds (as `npm ci`). */
-  readonly requests: readonly string[];
+  /**
+   * `NAME[@SPEC]` each (or with the source it is to come from, as a reference resolves it); none (and no
+   * targets): exactly what the lock file holds (as `npm ci`).
+   */
+  readonly requests: readonly (string | { readonly request: string; readonly registry: string })[];
+  /** Targets given whole (a plugin set): `requests` is then ignored, and the lock holds exactly these. */
+  readonly targets?: readonly InstallTarget[];
+  /** Sources beyond the configured registries, by name (a plugin set's providers). */
+  readonly sources?: ReadonlyMap<string, Source>;
   readonly registry?: string;
   readonly platform?: Platform;
   /** Install folder; default `<data>/plugins`. */
@@ -43,19 +67,34 @@ export interface InstallOptions {
   readonly lockfile: string;
   /** Refuse to change the lock file. */
   readonly locked?: boolean;
+  /**
+   * Exactly the lock, reading no source: each artifact from the cache or from where the lock recorded it,
+   * checked against the lock's digest. Implies `locked`.
+   */
+  readonly frozen?: boolean;
   /** The host's plugin API version (`v1`): versions whose bounds exclude it are not chosen. */
   readonly apiVersion?: string;
   /** Re-resolve the named plugins (all of them when none is named) ignoring the lock: `update`. */
   readonly upgrade?: boolean;
+  /** What the team allows (a plugin set's `policy:`). */
+  readonly policy?: Policy;
+  /** Install versions that ask for permissions the locked ones did not. */
+  readonly acceptPermissions?: boolean;
+  /** The plugin set file's sha256, recorded in the lock. */
+  readonly configSha256?: string;
 }
 
 export interface InstalledItem {
   readonly name: string;
   readonly version: string;
   readonly registry: string;
+  /** The first platform installed (`os-arch`); `paths` has them all. */
   readonly platform: string;
-  /** Absolute path of the installed executable. */
+  /** Absolute path of the installed executable (of the first platform). */
   readonly path: string;
+  /** `os-arch` -> absolute path, one per platform installed. */
+  readonly paths: Readonly<Record<string, string>>;
+  readonly permissions: readonly string[];
   readonly warnings: readonly string[];
   /** True when nothing was fetched: already installed as recorded. */
   readonly unchanged: boolean;
@@ -75,80 +114,560 @@ interface Target {
   readonly locked?: LockedPlugin;
   /** The registry the lock has it from, even when re-resolving: a plugin never moves registry silently. */
   readonly registry?: string;
+  readonly platforms: readonly Platform[];
+  readonly dir: string | undefined;
+  readonly output?: string;
 }
 
-/** One target resolved and verified, ready to download and place. */
-interface Planned {
-  readonly target: Target;
-  readonly session: RegistrySession;
-  readonly resolution: Resolution;
-  readonly manifest: VerifiedManifest;
+/** One platform's file of a planned version: what to fetch, from where, and what it must hash to. */
+export interface PlannedFile {
+  readonly platform: string;
+  readonly sha256: string;
+  readonly size: number;
+  readonly url?: string;
+  readonly oci?: OciArtifact;
+  /** Relative to the install folder. */
+  readonly path: string;
+}
+
+/** One target resolved and verified (or, frozen, taken from the lock), ready to download and place. */
+export interface Planned {
+  readonly name: string;
+  readonly version: string;
+  readonly registry: string;
+  readonly dir: string | undefined;
+  /** The source's key fingerprint. */
+  readonly fingerprint: string;
+  readonly endpoint: Endpoint;
+  readonly files: readonly PlannedFile[];
+  /** The signed manifest and its signature; absent only for a frozen install whose cache lacks them. */
+  readonly manifest?: VerifiedManifest;
   readonly entry: LockedPlugin;
+  readonly yanked: boolean;
+  readonly deprecated: boolean;
+  readonly warnings: readonly string[];
+  /** Permissions this version asks for that the lock's version did not. */
+  readonly newPermissions: readonly string[];
+  /** The resource limits the version declares (from its document; unknown when frozen). */
+  readonly resources?: Resources;
+  readonly generation: number;
+}
+
+export interface InstallPlan {
+  readonly planned: readonly Planned[];
+  readonly before: Lockfile | undefined;
+  readonly lock: Lockfile;
+  readonly changes: readonly LockChange[];
+  /** Set when every target already is installed as the lock says (nothing to fetch or place). */
+  readonly unchanged?: readonly InstalledItem[];
 }
 
 export function installPlugins(ctx: ClientContext, options: InstallOptions): Promise<InstallResult> {
   // Two installs in one project take turns on its lock file; one that may not write it (--locked, a
   // read-only checkout in CI) takes no lock either.
-  return options.locked ? install(ctx, options) : withFileLock(options.lockfile, () => install(ctx, options));
+  return options.locked || options.frozen
+    ? install(ctx, options)
+    : withFileLock(options.lockfile, () => install(ctx, options));
 }
 
 async function install(ctx: ClientContext, options: InstallOptions): Promise<InstallResult> {
-  const platform = options.platform ?? ctx.platform;
-  const tree = ctx.tree(options.dir);
+  const plan = await planInstall(ctx, options);
+  if (plan.unchanged) return { items: plan.unchanged, lockfileChanged: false, lockChanges: [] };
+
+  // 2. Download what the cache lacks (each artifact verified while it streams).
+  const downloaded = new Set<PlannedFile>();
+  for (const planned of plan.planned)
+    for (const file of planned.files) if (await download(ctx, planned, file)) downloaded.add(file);
+
+  // 3. Place every file (each by temp file and rename), then record them all at once per folder; a failure
+  // part way removes what this run placed for versions that were not installed before.
+  const byDir = new Map<string, { tree: InstallTree; placed: Placed[] }>();
+  const treeOf = (dir: string | undefined) => {
+    const tree = ctx.tree(dir ?? options.dir);
+    let group = byDir.get(tree.dir);
+    if (!group) {
+      group = { tree, placed: [] };
+      byDir.set(tree.dir, group);
+    }
+    return group;
+  };
+  const before = new Map<string, Awaited<ReturnType<InstallTree['read']>>>();
+  try {
+    for (const planned of plan.planned) {
+      const group = treeOf(planned.dir);
+      if (!before.has(group.tree.dir)) before.set(group.tree.dir, await group.tree.read());
+      group.placed.push(await place(ctx, group.tree, planned, downloaded));
+    }
+  } catch (error) {
+    for (const { tree, placed } of byDir.values())
+      for (const { item } of placed)
+        if (!own(before.get(tree.dir)?.plugins ?? {}, item.name)?.versions[item.version])
+          await tree.removeVersion(item.name, item.version);
+    throw error;
+  }
+  // An update, or a plugin set (one version per plugin), replaces: the versions it moved away from go,
+  // once the new one is in place.
+  const replace = options.upgrade === true || options.targets !== undefined;
+  for (const { tree, placed } of byDir.values()) await record(tree, placed, replace);
+  const lockfileChanged = await writeLockfile(options.lockfile, plan.lock);
+  return {
+    items: plan.planned.map((p) => itemOf(p, treeOf(p.dir).tree, false)),
+    lockfileChanged,
+    lockChanges: plan.changes,
+  };
+}
+
+/**
+ * Everything an install decides, before it writes anything: the targets resolved and verified (or, frozen,
+ * taken from the lock), the policy and the permissions checked, and the lock it would write.
+ * @throws ClientError LOCK_OUT_OF_SYNC, POLICY_DENIED, PERMISSIONS_NOT_ACCEPTED, and what resolving and
+ *   verifying throw.
+ */
+export async function planInstall(ctx: ClientContext, options: InstallOptions): Promise<InstallPlan> {
+  const locked = options.locked === true || options.frozen === true;
   const before = await readLockfile(options.lockfile);
-  const targets = installTargets(options, before);
-  if (options.locked && !before)
+  const targets = installTargets(options, before, options.platform ?? ctx.platform);
+  if (locked && !before)
     throw new ClientError(
       'LOCK_OUT_OF_SYNC',
       `${options.lockfile} does not exist, and --locked/--frozen forbid creating it (run \`plugindex install\` without them once)`,
     );
+  if (options.frozen) {
+    const missing = targets.filter((t) => !t.locked).map((t) => `${t.name}@${t.spec}`);
+    if (missing.length > 0)
+      throw new ClientError(
+        'LOCK_OUT_OF_SYNC',
+        `${options.lockfile} does not lock ${missing.join(', ')} as asked, and --frozen installs only what it locks`,
+      );
+  }
 
   // Fast path (an installed tree that already is the lock): nothing to fetch, nothing to verify online.
   if (!options.upgrade && targets.every((t) => t.locked)) {
-    const unchanged = await alreadyInstalled(tree, targets, platform);
-    if (unchanged) return { items: unchanged, lockfileChanged: false, lockChanges: [] };
+    const unchanged = await alreadyInstalled(ctx, targets, options);
+    if (unchanged) {
+      const lock = setLock(before ?? EMPTY_LOCKFILE, targets, options);
+      const changes = lockChanges(before ?? EMPTY_LOCKFILE, lock);
+      if (changes.length === 0 && lock === before) return { planned: [], before, lock, changes, unchanged };
+    }
   }
 
   // 1. Resolve and verify every target (and compute the lock) before anything is written.
   const planned: Planned[] = [];
   for (const target of targets)
-    planned.push(await planTarget(ctx, target, options, platform, before ?? EMPTY_LOCKFILE));
+    planned.push(
+      options.frozen
+        ? await planFrozen(ctx, target, options, before as Lockfile)
+        : await planTarget(ctx, target, options, before ?? EMPTY_LOCKFILE),
+    );
+  const refused = planned.flatMap((p) =>
+    policyProblems(options.policy, {
+      name: p.name,
+      version: p.version,
+      prerelease: p.version.includes('-'),
+      permissions: p.entry.permissions ?? [],
+      ...(p.resources ? { resources: p.resources } : {}),
+      publisher: p.entry.publisher,
+      source: p.registry,
+    }),
+  );
+  if (refused.length > 0) throw new ClientError('POLICY_DENIED', `the policy refuses: ${refused.join('; ')}`);
+  const asking = planned.filter((p) => p.newPermissions.length > 0);
+  if (asking.length > 0 && !options.acceptPermissions)
+    throw new ClientError(
+      'PERMISSIONS_NOT_ACCEPTED',
+      `${asking.map((p) => `${p.name}@${p.version} asks for ${p.newPermissions.join(', ')}, which ${p.name}@${own(before?.plugins ?? {}, p.name)?.version} did not`).join('; ')}: review them, then install with --accept-permissions`,
+    );
   let lock = before ?? EMPTY_LOCKFILE;
-  for (const plan of planned) {
-    lock = withPlugin(lock, plan.target.name, plan.entry, {
-      key_fingerprint: plan.session.trust.fingerprint,
-      generation: plan.session.snapshot.generation,
-    });
-  }
+  for (const p of planned)
+    lock = withPlugin(lock, p.name, p.entry, { key_fingerprint: p.fingerprint, generation: p.generation });
+  lock = setLock(lock, targets, options);
   const changes = lockChanges(before ?? EMPTY_LOCKFILE, lock);
-  if (options.locked && changes.length > 0)
+  if (locked && changes.length > 0)
     throw new ClientError(
       'LOCK_OUT_OF_SYNC',
       `${options.lockfile} would change, and --locked/--frozen forbid it: ${changes.map((c) => `${c.entry} ${c.change} (${c.detail})`).join('; ')}`,
     );
+  return { planned, before, lock, changes };
+}
 
-  // 2. Download what the cache lacks (each artifact verified while it streams).
-  const downloaded = new Set<Planned>();
-  for (const plan of planned) if (await download(ctx, plan)) downloaded.add(plan);
-  // 3. Place every file (each by temp file and rename), then record them all at once; a failure part way
-  // removes what this run placed for versions that were not installed before.
-  const installedBefore = await tree.read();
-  const placed: Placed[] = [];
-  try {
-    for (const plan of planned) placed.push(await place(ctx, tree, plan, platform, downloaded.has(plan)));
-  } catch (error) {
-    for (const { item } of placed)
-      if (!own(installedBefore.plugins, item.name)?.versions[item.version])
-        await tree.removeVersion(item.name, item.version);
-    throw error;
+/** A plugin set's lock holds exactly its plugins, and the digest of the file it was made from. */
+function setLock(lock: Lockfile, targets: readonly Target[], options: InstallOptions): Lockfile {
+  if (options.targets === undefined) return lock;
+  const named = new Set(targets.map((t) => t.name));
+  let next = lock;
+  for (const name of Object.keys(lock.plugins)) if (!named.has(name)) next = withoutPlugin(next, name);
+  if (options.configSha256 !== undefined && next.config_sha256 !== options.configSha256)
+    next = { ...next, config_sha256: options.configSha256 };
+  return next;
+}
+
+function installTargets(options: InstallOptions, lock: Lockfile | undefined, platform: Platform): Target[] {
+  const locked = (name: string): LockedPlugin | undefined =>
+    lock && Object.hasOwn(lock.plugins, name) ? lock.plugins[name] : undefined;
+  if (options.targets) {
+    return options.targets.map((t) => {
+      const entry = locked(t.name);
+      // The lock decides while it was made for this request from this source.
+      const keep = entry && !options.upgrade && entry.requested === t.spec && entry.registry === t.registry;
+      return {
+        name: t.name,
+        spec: t.spec,
+        platforms: t.platforms && t.platforms.length > 0 ? t.platforms : [platform],
+        dir: t.dir ?? options.dir,
+        ...(t.output !== undefined ? { output: t.output } : {}),
+        ...(t.registry !== undefined ? { registry: t.registry } : {}),
+        ...(keep ? { locked: entry } : {}),
+      };
+    });
   }
+  const base = { platforms: [platform], dir: options.dir };
+  if (options.requests.length === 0) {
+    if (!lock)
+      throw new ClientError(
+        'REQUEST_INVALID',
+        `nothing to install: no names given and no ${options.lockfile}`,
+      );
+    return Object.entries(lock.plugins).map(([name, entry]) => ({
+      ...base,
+      name,
+      spec: entry.requested,
+      registry: entry.registry,
+      ...(options.upgrade ? {} : { locked: entry }),
+    }));
+  }
+  return options.requests.map((given) => {
+    const request = typeof given === 'string' ? given : given.request;
+    const from = typeof given === 'string' ? undefined : given.registry;
+    const { name, spec } = parseRequest(request);
+    const entry = locked(name);
+    const explicit = request.includes('@');
+    // The lock decides unless asked to upgrade, or asked for another spec or source than it was made for.
+    const keep =
+      entry &&
+      !options.upgrade &&
+      (!explicit || entry.requested === spec) &&
+      (from === undefined || from === entry.registry);
+    const registry = from ?? entry?.registry;
+    return {
+      ...base,
+      name,
+      spec: explicit ? spec : (entry?.requested ?? spec),
+      ...(keep ? { locked: entry } : {}),
+      ...(registry !== undefined ? { registry } : {}),
+    };
+  });
+}
+
+/** The installed file's path in its folder: `<name>/<version folder>/<os-arch>/<file>`. */
+function filePath(name: string, version: string, platform: string, fileName: string): string {
+  // The version's folder as the registry names it (build metadata dropped): a `+` has no place in a path.
+  return `${name}/${versionFolder(version)}/${platform}/${fileName}`;
+}
+
+async function alreadyInstalled(
+  ctx: ClientContext,
+  targets: readonly Target[],
+  options: InstallOptions,
+): Promise<InstalledItem[] | undefined> {
+  const items: InstalledItem[] = [];
+  for (const target of targets) {
+    const tree = ctx.tree(target.dir ?? options.dir);
+    const entry = target.locked as LockedPlugin;
+    const plugin = own((await tree.read()).plugins, target.name);
+    const record = plugin ? own(plugin.versions, entry.version) : undefined;
+    if (!record || record.manifest_sha256 !== entry.manifest_sha256 || plugin?.current !== entry.version)
+      return undefined;
+    const paths: Record<string, string> = {};
+    for (const platform of target.platforms) {
+      const key = platformKey(platform);
+      const artifact = own(record.artifacts, key);
+      const lockedArtifact = own(entry.artifacts, key);
+      if (!artifact || !lockedArtifact || artifact.sha256 !== lockedArtifact.sha256) return undefined;
+      const fileName = target.output ?? artifactFileName(target.name, lockedArtifact.url);
+      if (artifact.path !== filePath(target.name, entry.version, key, fileName)) return undefined;
+      const actual = await tree.hashFile(artifact.path);
+      if (actual?.sha256 !== artifact.sha256 || actual.size !== artifact.size) return undefined;
+      paths[key] = tree.path(artifact.path);
+    }
+    const first = platformKey(target.platforms[0] as Platform);
+    items.push({
+      name: target.name,
+      version: entry.version,
+      registry: entry.registry,
+      platform: first,
+      path: paths[first] as string,
+      paths,
+      permissions: entry.permissions ?? [],
+      warnings: [],
+      unchanged: true,
+    });
+  }
+  return items;
+}
+
+/** The source a target is read from: one the install was given by name, or the configured registries. */
+async function findSource(
+  ctx: ClientContext,
+  target: Target,
+  options: InstallOptions,
+  spec: string,
+): Promise<{ source: Source; document: Awaited<ReturnType<Source['document']>> & object }> {
+  const registry = options.registry ?? target.registry;
+  const given = registry === undefined ? undefined : options.sources?.get(registry);
+  if (given) {
+    const document = await given.document(target.name, spec);
+    if (!document)
+      throw new ClientError('PLUGIN_NOT_FOUND', `no plugin named ${target.name} in ${given.name}`);
+    return { source: given, document };
+  }
+  const { session, document } = await ctx.find(target.name, registry);
+  return { source: registrySource(session), document };
+}
+
+async function planTarget(
+  ctx: ClientContext,
+  target: Target,
+  options: InstallOptions,
+  lock: Lockfile,
+): Promise<Planned> {
+  const { source, document } = await findSource(ctx, target, options, target.locked?.version ?? target.spec);
+  const [first, ...others] = target.platforms as [Platform, ...Platform[]];
+  if (target.locked) checkLockedSource(lock, source, options.lockfile);
+  const resolution = target.locked
+    ? resolveLocked(document, target.locked.version, first)
+    : resolvePlugin(document, { spec: target.spec, platform: first, apiVersion: options.apiVersion ?? 'v1' });
+  const version = resolution.version;
+  const warnings = new Set(resolution.warnings);
+  const artifacts: [string, ArtifactRecord][] = [[platformKey(first), resolution.artifact]];
+  for (const platform of others) {
+    const other = resolveLocked(document, version.version, platform);
+    for (const warning of other.warnings) warnings.add(warning);
+    artifacts.push([platformKey(platform), other.artifact]);
+  }
+  const entry = lockedPluginFrom(source.name, target.spec, version, (a) =>
+    source.artifactUrl(target.name, version, a),
+  );
+  if (target.locked) checkAgainstLock(target.name, target.locked, entry, options.lockfile);
+  const manifest = await source.manifest(target.name, version);
+  const previous = own(lock.plugins, target.name);
+  return {
+    name: target.name,
+    version: version.version,
+    registry: source.name,
+    dir: target.dir,
+    fingerprint: source.fingerprint,
+    endpoint: source.endpoint,
+    files: artifacts.map(([platform, artifact]) => {
+      const url = artifact.oci ? undefined : source.artifactUrl(target.name, version, artifact);
+      const fileName = target.output ?? artifactFileName(target.name, url);
+      return {
+        platform,
+        sha256: artifact.sha256,
+        size: artifact.size_bytes,
+        ...(url !== undefined ? { url } : {}),
+        ...(artifact.oci ? { oci: artifact.oci } : {}),
+        path: filePath(target.name, version.version, platform, fileName),
+      };
+    }),
+    manifest,
+    entry,
+    yanked: version.yanked,
+    deprecated: version.deprecated,
+    warnings: [...warnings],
+    newPermissions: previous ? permissionChanges(previous.permissions, entry.permissions ?? []).added : [],
+    generation: source.generation,
+    ...(version.resources ? { resources: version.resources } : {}),
+  };
+}
+
+/**
+ * A frozen target: the lock's entry as it is, no source asked. The manifest is placed when the cache holds
+ * the bytes the lock names (it was verified when cached); the artifacts come from the cache or from where
+ * the lock recorded them, checked against the lock's digests.
+ */
+async function planFrozen(
+  ctx: ClientContext,
+  target: Target,
+  options: InstallOptions,
+  lock: Lockfile,
+): Promise<Planned> {
+  const entry = target.locked as LockedPlugin;
+  const registry = own(lock.registries, entry.registry);
+  const files = target.platforms.map((platform): PlannedFile => {
+    const key = platformKey(platform);
+    const artifact = own(entry.artifacts, key);
+    if (!artifact)
+      throw new ClientError(
+        'NO_ARTIFACT_FOR_PLATFORM',
+        `${options.lockfile}: ${target.name}@${entry.version} locks no artifact for ${key} (it locks ${Object.keys(entry.artifacts).join(', ') || 'none'})`,
+      );
+    const fileName = target.output ?? artifactFileName(target.name, artifact.url);
+    return {
+      platform: key,
+      sha256: artifact.sha256,
+      size: artifact.size,
+      ...(artifact.url !== undefined ? { url: artifact.url } : {}),
+      ...(artifact.oci ? { oci: artifact.oci } : {}),
+      path: filePath(target.name, entry.version, key, fileName),
+    };
+  });
+  const bytes = await ctx.cache.document(entry.manifest_sha256);
+  const signature = bytes ? await ctx.cache.signature(entry.manifest_sha256) : undefined;
+  let manifest: VerifiedManifest | undefined;
+  if (bytes && signature !== undefined) {
+    try {
+      manifest = { manifest: JSON.parse(new TextDecoder().decode(bytes)), bytes, signature };
+    } catch {
+      manifest = undefined;
+    }
+  }
+  return {
+    name: target.name,
+    version: entry.version,
+    registry: entry.registry,
+    dir: target.dir,
+    fingerprint: registry?.key_fingerprint ?? '',
+    endpoint: await endpointFor(ctx, options, entry.registry, files),
+    files,
+    ...(manifest ? { manifest } : {}),
+    entry,
+    yanked: false,
+    deprecated: false,
+    warnings: [],
+    newPermissions: [],
+    generation: registry?.min_generation ?? 0,
+  };
+}
+
+/**
+ * The endpoint a frozen download goes through: the source's (its credentials, CA and mirrors) when the
+ * install knows it, else one for the origin of where the lock recorded the artifact, with no credentials.
+ */
+async function endpointFor(
+  ctx: ClientContext,
+  options: InstallOptions,
+  registry: string,
+  files: readonly PlannedFile[],
+): Promise<Endpoint> {
+  const given = options.sources?.get(registry)?.endpoint ?? (await ctx.endpoint(registry));
+  if (given) return given;
+  const url = files.find((f) => f.url !== undefined)?.url;
+  return { name: registry, bases: url ? [new URL(url).origin] : [], timeoutMs: 30_000 };
+}
+
+/** The lock's record of the source: the key it was made with, and the generation it may not go below. */
+function checkLockedSource(lock: Lockfile, source: Source, lockfile: string): void {
+  const registry = own(lock.registries, source.name);
+  if (!registry) return;
+  if (registry.key_fingerprint !== source.fingerprint)
+    throw new ClientError(
+      'LOCK_MISMATCH',
+      `${lockfile}: registries/${source.name} was locked with key ${registry.key_fingerprint}, but ${source.name} is pinned to ${source.fingerprint} here`,
+    );
+  if (source.kind === 'registry' && source.generation < registry.min_generation)
+    throw new TrustError(
+      'SNAPSHOT_ROLLBACK',
+      `${source.endpoint.bases[0]}: generation ${source.generation} is older than ${registry.min_generation}, the lowest ${lockfile} accepts`,
+    );
+}
+
+/** Downloads one artifact into the cache unless it is held there; true when it downloaded it now. */
+async function download(ctx: ClientContext, plan: Planned, file: PlannedFile): Promise<boolean> {
+  if (await ctx.cache.hasBlob(file.sha256, file.size)) return false;
+  const name = `${plan.name}@${plan.version}`;
+  if (ctx.offline)
+    throw new ClientError(
+      'OFFLINE_MISSING',
+      `${name} ${file.platform} (sha256 ${file.sha256}) is not cached, and --offline forbids downloading it`,
+    );
+  let body: AsyncIterable<Uint8Array>;
+  let from: string;
+  if (file.oci) {
+    const pulled = await ctx.fetcher.ociBlob({
+      reference: file.oci.reference,
+      digest: file.oci.digest,
+      maxBytes: file.size,
+      timeoutMs: plan.endpoint.timeoutMs,
+    });
+    body = pulled.body;
+    from = pulled.url;
+  } else if (file.url !== undefined) {
+    const fetched = await ctx.fetcher.download(plan.endpoint, { url: file.url, maxBytes: file.size });
+    body = fetched.body;
+    from = fetched.url;
+  } else {
+    throw new ClientError(
+      'LOCK_OUT_OF_SYNC',
+      `${name} ${file.platform} is not cached, and the lock records no location for it (it was written before locations were); run install without --frozen once`,
+    );
+  }
+  const progress = ctx.onProgress;
+  await ctx.cache.writeBlob({
+    sha256: file.sha256,
+    size: file.size,
+    url: from,
+    body,
+    ...(progress ? { onProgress: (received: number) => progress({ name, received, total: file.size }) } : {}),
+  });
+  return true;
+}
+
+/** One version's files in the tree, and the record installed.json will hold for them. */
+interface Placed {
+  readonly item: { readonly name: string; readonly version: string };
+  readonly record: InstalledVersion;
+}
+
+async function place(
+  ctx: ClientContext,
+  tree: InstallTree,
+  plan: Planned,
+  downloaded: ReadonlySet<PlannedFile>,
+): Promise<Placed> {
+  for (const file of plan.files) {
+    const expected = { sha256: file.sha256, size: file.size };
+    try {
+      await tree.placeExecutable(file.path, ctx.cache.readBlob(file.sha256), expected);
+    } catch (error) {
+      // A cached blob that no longer hashes to its name was damaged on disk: drop it and download it once more.
+      if (downloaded.has(file) || !(error instanceof TrustError && error.code === 'ARTIFACT_MISMATCH'))
+        throw error;
+      await ctx.cache.removeBlob(file.sha256);
+      await download(ctx, plan, file);
+      await tree.placeExecutable(file.path, ctx.cache.readBlob(file.sha256), expected);
+    }
+  }
+  // The signed manifest where the spec's filesystem discovery looks for it, its signature beside it.
+  const folder = `${plan.name}/${versionFolder(plan.version)}`;
+  if (plan.manifest) {
+    await tree.placeFile(`${folder}/manifest.json.asc`, plan.manifest.signature);
+    await tree.placeFile(`${folder}/manifest.json`, plan.manifest.bytes);
+  }
+  const now = ctx.clock.now().toISOString();
+  const record: InstalledVersion = {
+    registry: plan.registry,
+    registry_key: plan.fingerprint,
+    manifest_sha256: plan.entry.manifest_sha256,
+    publisher: plan.entry.publisher,
+    installed: now,
+    verified: now,
+    artifacts: Object.fromEntries(
+      plan.files.map((f) => [f.platform, { path: f.path, sha256: f.sha256, size: f.size }]),
+    ),
+    ...(plan.yanked ? { yanked: true } : {}),
+    ...(plan.deprecated ? { deprecated: true } : {}),
+  };
+  return { record, item: { name: plan.name, version: plan.version } };
+}
+
+/** Records what was placed in one folder's installed.json, in one edit. */
+async function record(tree: InstallTree, placed: readonly Placed[], replace: boolean): Promise<void> {
   await tree.update(async (current) => {
     let next = current;
     const replaced: [string, string][] = [];
     for (const { item, record } of placed) {
       next = withInstalledVersion(next, item.name, item.version, record);
-      // An update replaces: the versions it moved away from go, once the new one is in place.
-      if (!options.upgrade) continue;
+      if (!replace) continue;
       for (const version of Object.keys(own(next.plugins, item.name)?.versions ?? {})) {
         if (version === item.version) continue;
         next = withoutInstalled(next, item.name, version).installed;
@@ -161,205 +680,21 @@ async function install(ctx: ClientContext, options: InstallOptions): Promise<Ins
     };
     return { installed: next, result: undefined, afterWrite };
   });
-  const lockfileChanged = await writeLockfile(options.lockfile, lock);
-  return { items: placed.map((p) => p.item), lockfileChanged, lockChanges: changes };
 }
 
-function installTargets(options: InstallOptions, lock: Lockfile | undefined): Target[] {
-  const locked = (name: string): LockedPlugin | undefined =>
-    lock && Object.hasOwn(lock.plugins, name) ? lock.plugins[name] : undefined;
-  if (options.requests.length === 0) {
-    if (!lock)
-      throw new ClientError(
-        'REQUEST_INVALID',
-        `nothing to install: no names given and no ${options.lockfile}`,
-      );
-    return Object.entries(lock.plugins).map(([name, entry]) => ({
-      name,
-      spec: entry.requested,
-      registry: entry.registry,
-      ...(options.upgrade ? {} : { locked: entry }),
-    }));
-  }
-  return options.requests.map((request) => {
-    const { name, spec } = parseRequest(request);
-    const entry = locked(name);
-    const explicit = request.includes('@');
-    // The lock decides unless asked to upgrade or asked for another spec than the one it was made for.
-    const keep = entry && !options.upgrade && (!explicit || entry.requested === spec);
-    return {
-      name,
-      spec: explicit ? spec : (entry?.requested ?? spec),
-      ...(keep ? { locked: entry } : {}),
-      ...(entry ? { registry: entry.registry } : {}),
-    };
-  });
-}
-
-async function alreadyInstalled(
-  tree: InstallTree,
-  targets: readonly Target[],
-  platform: Platform,
-): Promise<InstalledItem[] | undefined> {
-  const installed = await tree.read();
-  const key = platformKey(platform);
-  const items: InstalledItem[] = [];
-  for (const target of targets) {
-    const entry = target.locked as LockedPlugin;
-    const plugin = own(installed.plugins, target.name);
-    const record = plugin ? own(plugin.versions, entry.version) : undefined;
-    const artifact = record?.artifacts[key];
-    const lockedArtifact = entry.artifacts[key];
-    if (
-      !record ||
-      !artifact ||
-      !lockedArtifact ||
-      record.manifest_sha256 !== entry.manifest_sha256 ||
-      artifact.sha256 !== lockedArtifact.sha256 ||
-      plugin?.current !== entry.version
-    )
-      return undefined;
-    const actual = await tree.hashFile(artifact.path);
-    if (actual?.sha256 !== artifact.sha256 || actual.size !== artifact.size) return undefined;
-    items.push({
-      name: target.name,
-      version: entry.version,
-      registry: entry.registry,
-      platform: key,
-      path: tree.path(artifact.path),
-      warnings: [],
-      unchanged: true,
-    });
-  }
-  return items;
-}
-
-async function planTarget(
-  ctx: ClientContext,
-  target: Target,
-  options: InstallOptions,
-  platform: Platform,
-  lock: Lockfile,
-): Promise<Planned> {
-  const registry = options.registry ?? target.registry;
-  const { session, document } = await ctx.find(target.name, registry);
-  let resolution: Resolution;
-  if (target.locked) {
-    checkLockedRegistry(lock, session, options.lockfile);
-    resolution = resolveLocked(document, target.locked.version, platform);
-  } else {
-    resolution = resolvePlugin(document, {
-      spec: target.spec,
-      platform,
-      apiVersion: options.apiVersion ?? 'v1',
-    });
-  }
-  const entry = lockedPluginFrom(session.entry.name, target.spec, resolution.version);
-  if (target.locked) checkAgainstLock(target.name, target.locked, entry, options.lockfile);
-  const manifest = await session.manifest(target.name, resolution.version);
-  return { target, session, resolution, manifest, entry };
-}
-
-/** The lock's record of the registry: the key it was made with, and the generation it may not go below. */
-function checkLockedRegistry(lock: Lockfile, session: RegistrySession, lockfile: string): void {
-  const name = session.entry.name;
-  const registry = Object.hasOwn(lock.registries, name) ? lock.registries[name] : undefined;
-  if (!registry) return;
-  if (registry.key_fingerprint !== session.trust.fingerprint)
-    throw new ClientError(
-      'LOCK_MISMATCH',
-      `${lockfile}: registries/${session.entry.name} was locked with key ${registry.key_fingerprint}, but ${session.entry.name} is pinned to ${session.trust.fingerprint} here`,
-    );
-  if (session.snapshot.generation < registry.min_generation)
-    throw new TrustError(
-      'SNAPSHOT_ROLLBACK',
-      `${session.entry.url}: generation ${session.snapshot.generation} is older than ${registry.min_generation}, the lowest ${lockfile} accepts`,
-    );
-}
-
-/** Downloads the artifact into the cache unless it is held there; true when it downloaded it now. */
-async function download(ctx: ClientContext, plan: Planned): Promise<boolean> {
-  const artifact = plan.resolution.artifact;
-  if (await ctx.cache.hasBlob(artifact.sha256, artifact.size_bytes)) return false;
-  const name = `${plan.target.name}@${plan.resolution.version.version}`;
-  if (ctx.offline)
-    throw new ClientError(
-      'OFFLINE_MISSING',
-      `${name} ${artifact.os}/${artifact.arch} (sha256 ${artifact.sha256}) is not cached, and --offline forbids downloading it`,
-    );
-  const url = artifactUrl(plan.session.entry.url, plan.target.name, plan.resolution.version, artifact);
-  const download = await ctx.fetcher.download(plan.session.endpoint, {
-    url,
-    maxBytes: artifact.size_bytes,
-  });
-  const progress = ctx.onProgress;
-  await ctx.cache.writeBlob({
-    sha256: artifact.sha256,
-    size: artifact.size_bytes,
-    url: download.url,
-    body: download.body,
-    ...(progress
-      ? { onProgress: (received: number) => progress({ name, received, total: artifact.size_bytes }) }
-      : {}),
-  });
-  return true;
-}
-
-/** One version's files in the tree, and the record installed.json will hold for them. */
-interface Placed {
-  readonly item: InstalledItem;
-  readonly record: InstalledVersion;
-}
-
-async function place(
-  ctx: ClientContext,
-  tree: InstallTree,
-  plan: Planned,
-  platform: Platform,
-  justDownloaded: boolean,
-): Promise<Placed> {
-  const { name } = plan.target;
-  const version = plan.resolution.version;
-  const artifact = plan.resolution.artifact;
-  const key = platformKey(platform);
-  // The version's folder as the registry names it (build metadata dropped): a `+` has no place in a path.
-  const folder = `${name}/${versionFolder(version.version)}`;
-  const relative = `${folder}/${key}/${artifactFileName(name, artifact)}`;
-  const expected = { sha256: artifact.sha256, size: artifact.size_bytes };
-  try {
-    await tree.placeExecutable(relative, ctx.cache.readBlob(artifact.sha256), expected);
-  } catch (error) {
-    // A cached blob that no longer hashes to its name was damaged on disk: drop it and download it once more.
-    if (justDownloaded || !(error instanceof TrustError && error.code === 'ARTIFACT_MISMATCH')) throw error;
-    await ctx.cache.removeBlob(artifact.sha256);
-    await download(ctx, plan);
-    await tree.placeExecutable(relative, ctx.cache.readBlob(artifact.sha256), expected);
-  }
-  // The signed manifest where the spec's filesystem discovery looks for it, its signature beside it.
-  await tree.placeFile(`${folder}/manifest.json.asc`, plan.manifest.signature);
-  await tree.placeFile(`${folder}/manifest.json`, plan.manifest.bytes);
-  const record: InstalledVersion = {
-    registry: plan.session.entry.name,
-    registry_key: plan.session.trust.fingerprint,
-    manifest_sha256: version.manifest_sha256,
-    publisher: version.publisher,
-    installed: ctx.clock.now().toISOString(),
-    verified: ctx.clock.now().toISOString(),
-    artifacts: { [key]: { path: relative, sha256: artifact.sha256, size: artifact.size_bytes } },
-    ...(version.yanked ? { yanked: true } : {}),
-    ...(version.deprecated ? { deprecated: true } : {}),
-  };
+function itemOf(plan: Planned, tree: InstallTree, unchanged: boolean): InstalledItem {
+  const paths = Object.fromEntries(plan.files.map((f) => [f.platform, tree.path(f.path)]));
+  const first = plan.files[0] as PlannedFile;
   return {
-    record,
-    item: {
-      name,
-      version: version.version,
-      registry: plan.session.entry.name,
-      platform: key,
-      path: tree.path(relative),
-      warnings: plan.resolution.warnings,
-      unchanged: false,
-    },
+    name: plan.name,
+    version: plan.version,
+    registry: plan.registry,
+    platform: first.platform,
+    path: paths[first.platform] as string,
+    paths,
+    permissions: plan.entry.permissions ?? [],
+    warnings: plan.warnings,
+    unchanged,
   };
 }
 
@@ -386,32 +721,18 @@ function checkAgainstLock(name: string, locked: LockedPlugin, now: LockedPlugin,
 }
 
 /**
- * Where an artifact is fetched from: a hosted one under the client's configured URL (so a mirror or a
- * registry served elsewhere than the URL it publishes under still works), a publisher-hosted one as given.
+ * The installed file's name: the last segment of where the artifact is fetched from when it is one safe
+ * segment (layout.ts's rule: no path, no Windows device name), else the plugin's (an OCI blob has none).
  */
-function artifactUrl(
-  registryUrl: string,
-  name: string,
-  version: VersionRecord,
-  artifact: ArtifactRecord,
-): string {
-  const key = artifact.hosted ? hostedArtifactKey(name, version.version, artifact.url) : undefined;
-  return key === undefined ? artifact.url : `${registryUrl}/${key}`;
-}
-
-/**
- * The installed file's name: the artifact's own when it is one safe segment (layout.ts's rule: no path,
- * no Windows device name), else the plugin's.
- */
-function artifactFileName(name: string, artifact: ArtifactRecord): string {
-  const last = pathOf(artifact.url)?.split('/').pop() ?? '';
+function artifactFileName(name: string, url: string | undefined): string {
+  const last = url === undefined ? '' : (pathOf(url)?.split('/').pop() ?? '');
   let decoded: string;
   try {
     decoded = decodeURIComponent(last);
   } catch {
     return name;
   }
-  return decoded.includes('/') || keyProblem(decoded) ? name : decoded;
+  return decoded === '' || decoded.includes('/') || keyProblem(decoded) ? name : decoded;
 }
 
 /** A URL's path, or undefined for text that is not a URL (a registry's defect must not be a crash). */

@@ -21,7 +21,7 @@
 import semver from 'semver';
 import { TrustError } from '../index-builder/errors.ts';
 import { pluginNameFormProblem, pluginNameProblem } from '../index-builder/layout.ts';
-import type { VersionRecord } from '../index-builder/model.ts';
+import type { ArtifactRecord, OciArtifact, VersionRecord } from '../index-builder/model.ts';
 import {
   compareStrings,
   escapePointer,
@@ -37,6 +37,13 @@ import {
 export interface LockedArtifact {
   readonly sha256: string;
   readonly size: number;
+  /**
+   * Where the bytes were found when locked (absolute), so `install --frozen` fetches them without reading
+   * any registry: the digest above, not the URL, is what is trusted. Absent in locks written before it.
+   */
+  readonly url?: string;
+  /** For an artifact kept in an OCI registry: the reference and digest it is pulled by. */
+  readonly oci?: OciArtifact;
 }
 
 export interface LockedPlugin {
@@ -49,6 +56,8 @@ export interface LockedPlugin {
   readonly publisher: string;
   /** 'os-arch' -> digest and size, for EVERY platform the version has (so a lock made on Linux installs on macOS). */
   readonly artifacts: Readonly<Record<string, LockedArtifact>>;
+  /** The permissions the version asks for (sorted): a newer version asking for more needs --accept-permissions. */
+  readonly permissions?: readonly string[];
 }
 
 export interface LockedRegistry {
@@ -59,6 +68,8 @@ export interface LockedRegistry {
 
 export interface Lockfile {
   readonly lockfile_version: 1;
+  /** The sha256 of the plugin set file the lock was made from (`install -c`), so `diff` can say it changed. */
+  readonly config_sha256?: string;
   readonly registries: Readonly<Record<string, LockedRegistry>>;
   readonly plugins: Readonly<Record<string, LockedPlugin>>;
 }
@@ -75,7 +86,7 @@ const SHA256 = /^[0-9a-f]{64}$/;
 /** `os-arch`, as the manifest's enums spell them (`linux-amd64`); any such pair, so a new OS is not refused. */
 const PLATFORM = /^[a-z0-9]+-[a-z0-9]+$/;
 
-const LOCK_FIELDS = ['lockfile_version', 'registries', 'plugins'] as const;
+const LOCK_FIELDS = ['lockfile_version', 'config_sha256', 'registries', 'plugins'] as const;
 const REGISTRY_FIELDS = ['key_fingerprint', 'min_generation'] as const;
 const PLUGIN_FIELDS = [
   'registry',
@@ -84,8 +95,12 @@ const PLUGIN_FIELDS = [
   'manifest_sha256',
   'publisher',
   'artifacts',
+  'permissions',
 ] as const;
-const ARTIFACT_FIELDS = ['sha256', 'size'] as const;
+const ARTIFACT_FIELDS = ['sha256', 'size', 'url', 'oci'] as const;
+const OCI_FIELDS = ['reference', 'digest'] as const;
+/** A permission word as the manifest spells them; any such word, so a newer registry's names are read. */
+const PERMISSION = /^[a-z][a-z0-9_]{0,63}$/;
 
 /**
  * Reads `plugindex.lock`. Every field is checked and every problem reported, one line each as
@@ -123,8 +138,16 @@ export function parseLockfile(text: string, file: string): Lockfile {
       );
     return plugin;
   });
+  const { config_sha256 } = value;
+  if (config_sha256 !== undefined && (typeof config_sha256 !== 'string' || !SHA256.test(config_sha256)))
+    problems.expect('/config_sha256', 'a sha256 digest (64 lowercase hex digits)', config_sha256);
   if (problems.any() || !registries || !plugins) throw problems.error();
-  return { lockfile_version: 1, registries, plugins };
+  return {
+    lockfile_version: 1,
+    ...(typeof config_sha256 === 'string' ? { config_sha256 } : {}),
+    registries,
+    plugins,
+  };
 }
 
 /**
@@ -139,7 +162,12 @@ export function serializeLockfile(lock: Lockfile): string {
   for (const [name, p] of Object.entries(lock.plugins)) {
     const artifacts: Record<string, unknown> = {};
     for (const [platform, a] of Object.entries(p.artifacts))
-      artifacts[platform] = { sha256: a.sha256, size: a.size };
+      artifacts[platform] = {
+        sha256: a.sha256,
+        size: a.size,
+        ...(a.url !== undefined ? { url: a.url } : {}),
+        ...(a.oci !== undefined ? { oci: { reference: a.oci.reference, digest: a.oci.digest } } : {}),
+      };
     plugins[name] = {
       registry: p.registry,
       requested: p.requested,
@@ -147,9 +175,14 @@ export function serializeLockfile(lock: Lockfile): string {
       manifest_sha256: p.manifest_sha256,
       publisher: p.publisher,
       artifacts,
+      ...(p.permissions && p.permissions.length > 0 ? { permissions: [...p.permissions] } : {}),
     };
   }
-  return `${canonicalJson({ lockfile_version: lock.lockfile_version, registries, plugins }, '')}\n`;
+  const head = {
+    lockfile_version: lock.lockfile_version,
+    ...(lock.config_sha256 !== undefined ? { config_sha256: lock.config_sha256 } : {}),
+  };
+  return `${canonicalJson({ ...head, registries, plugins }, '')}\n`;
 }
 
 /**
@@ -158,7 +191,13 @@ export function serializeLockfile(lock: Lockfile): string {
  * @throws TrustError DOCUMENT_MALFORMED when the record lists two artifacts for one platform: a document
  *   the registry should never have signed (its validation refuses that), and which one is meant cannot be told.
  */
-export function lockedPluginFrom(registry: string, requested: string, record: VersionRecord): LockedPlugin {
+export function lockedPluginFrom(
+  registry: string,
+  requested: string,
+  record: VersionRecord,
+  /** Where each artifact is fetched from (the registry's configured URL for hosted ones); default its url. */
+  locate: (artifact: ArtifactRecord) => string = (artifact) => artifact.url,
+): LockedPlugin {
   const artifacts: Record<string, LockedArtifact> = {};
   for (const artifact of [...record.artifacts].sort((a, b) => compareStrings(platformOf(a), platformOf(b)))) {
     const platform = platformOf(artifact);
@@ -168,8 +207,15 @@ export function lockedPluginFrom(registry: string, requested: string, record: Ve
         `version ${record.version} lists two artifacts for ${platform}: nothing can be locked for it`,
       );
     }
-    artifacts[platform] = { sha256: artifact.sha256, size: artifact.size_bytes };
+    artifacts[platform] = {
+      sha256: artifact.sha256,
+      size: artifact.size_bytes,
+      ...(artifact.oci
+        ? { oci: { reference: artifact.oci.reference, digest: artifact.oci.digest } }
+        : { url: locate(artifact) }),
+    };
   }
+  const permissions = [...(record.permissions ?? [])].sort(compareStrings);
   return {
     registry,
     requested,
@@ -177,6 +223,7 @@ export function lockedPluginFrom(registry: string, requested: string, record: Ve
     manifest_sha256: record.manifest_sha256,
     publisher: record.publisher,
     artifacts,
+    ...(permissions.length > 0 ? { permissions } : {}),
   };
 }
 
@@ -206,7 +253,7 @@ export function withPlugin(
     ...lock.registries,
     [entry.registry]: { key_fingerprint: registry.key_fingerprint, min_generation },
   };
-  return { lockfile_version: 1, registries: usedRegistries(registries, plugins), plugins };
+  return { ...lock, registries: usedRegistries(registries, plugins), plugins };
 }
 
 /** The lock without `name`; registries no remaining plugin uses are dropped. The same object when absent. */
@@ -214,7 +261,7 @@ export function withoutPlugin(lock: Lockfile, name: string): Lockfile {
   if (!Object.hasOwn(lock.plugins, name)) return lock;
   const plugins = { ...lock.plugins };
   delete plugins[name];
-  return { lockfile_version: 1, registries: usedRegistries(lock.registries, plugins), plugins };
+  return { ...lock, registries: usedRegistries(lock.registries, plugins), plugins };
 }
 
 export interface LockChange {
@@ -249,7 +296,7 @@ export function lockChanges(before: Lockfile, after: Lockfile): LockChange[] {
       }
     }
   };
-  compare('plugins', before.plugins, after.plugins, pluginSummary, pluginDifferences);
+  compare('plugins', before.plugins, after.plugins, pluginSummary, (a, b) => pluginDifferences(a, b, false));
   compare('registries', before.registries, after.registries, registrySummary, registryDifferences);
   return changes.sort((x, y) => compareStrings(x.entry, y.entry));
 }
@@ -263,7 +310,11 @@ function registrySummary(r: LockedRegistry): string {
   return `key_fingerprint ${short(r.key_fingerprint)}, min_generation ${r.min_generation}`;
 }
 
-function pluginDifferences(a: LockedPlugin, b: LockedPlugin): string[] {
+/**
+ * What differs between two entries. Where an artifact was found (`url`) is not what is locked, so only
+ * `samePlugin` (whether to rewrite the lock) counts it; `--locked` does not refuse a registry that moved.
+ */
+function pluginDifferences(a: LockedPlugin, b: LockedPlugin, withLocations: boolean): string[] {
   const out: string[] = [];
   for (const field of ['registry', 'requested', 'version'] as const)
     if (a[field] !== b[field]) out.push(`${field} ${a[field]} -> ${b[field]}`);
@@ -281,8 +332,15 @@ function pluginDifferences(a: LockedPlugin, b: LockedPlugin): string[] {
       if (from.sha256 !== to.sha256)
         out.push(`artifact ${platform} sha256 ${short(from.sha256)} -> ${short(to.sha256)}`);
       if (from.size !== to.size) out.push(`artifact ${platform} size ${from.size} -> ${to.size}`);
+      if (from.oci?.reference !== to.oci?.reference)
+        out.push(
+          `artifact ${platform} oci ${from.oci?.reference ?? '(none)'} -> ${to.oci?.reference ?? '(none)'}`,
+        );
+      if (withLocations && from.url !== to.url) out.push(`artifact ${platform} url ${from.url} -> ${to.url}`);
     }
   }
+  const permissions = (p: LockedPlugin): string => (p.permissions ?? []).join(',') || '(none)';
+  if (permissions(a) !== permissions(b)) out.push(`permissions ${permissions(a)} -> ${permissions(b)}`);
   return out;
 }
 
@@ -301,7 +359,7 @@ function short(hex: string): string {
 }
 
 function samePlugin(a: LockedPlugin, b: LockedPlugin): boolean {
-  return pluginDifferences(a, b).length === 0;
+  return pluginDifferences(a, b, true).length === 0;
 }
 
 /** `registries` without those no plugin in `plugins` names. */
@@ -367,6 +425,20 @@ function readPlugin(problems: Problems, at: string, value: unknown): LockedPlugi
       return readArtifact(problems, path, item);
     },
   );
+  const { permissions } = value;
+  if (
+    permissions !== undefined &&
+    !(
+      Array.isArray(permissions) &&
+      permissions.every((p) => typeof p === 'string' && PERMISSION.test(p)) &&
+      new Set(permissions).size === permissions.length
+    )
+  )
+    problems.expect(
+      `${at}/permissions`,
+      'a list of unique permission names (e.g. network_client)',
+      permissions,
+    );
   if (problems.count() > before || !artifacts) return undefined;
   return {
     registry: registry as string,
@@ -375,6 +447,7 @@ function readPlugin(problems: Problems, at: string, value: unknown): LockedPlugi
     manifest_sha256: manifest_sha256 as string,
     publisher: publisher as string,
     artifacts,
+    ...(Array.isArray(permissions) ? { permissions: permissions as string[] } : {}),
   };
 }
 
@@ -385,12 +458,31 @@ function readArtifact(problems: Problems, at: string, value: unknown): LockedArt
   }
   const before = problems.count();
   problems.unknownFields(at, value, ARTIFACT_FIELDS);
-  const { sha256, size } = value;
+  const { sha256, size, url, oci } = value;
   if (typeof sha256 !== 'string' || !SHA256.test(sha256))
     problems.expect(`${at}/sha256`, 'a sha256 digest (64 lowercase hex digits)', sha256);
   if (!isNonNegativeInteger(size)) problems.expect(`${at}/size`, 'a size in bytes (an integer >= 0)', size);
+  if (url !== undefined && (typeof url !== 'string' || !URL.canParse(url)))
+    problems.expect(`${at}/url`, 'an absolute URL', url);
+  let locatedOci: OciArtifact | undefined;
+  if (oci !== undefined) {
+    if (!isObject(oci)) problems.expect(`${at}/oci`, 'an object {reference, digest}', oci);
+    else {
+      problems.unknownFields(`${at}/oci`, oci, OCI_FIELDS);
+      if (typeof oci.reference !== 'string' || oci.reference === '')
+        problems.expect(`${at}/oci/reference`, 'an OCI reference (registry/repository:tag)', oci.reference);
+      if (oci.digest !== `sha256:${String(sha256)}`)
+        problems.expect(`${at}/oci/digest`, `"sha256:" followed by the artifact's sha256`, oci.digest);
+      locatedOci = { reference: String(oci.reference), digest: String(oci.digest) };
+    }
+  }
   if (problems.count() > before) return undefined;
-  return { sha256: sha256 as string, size: size as number };
+  return {
+    sha256: sha256 as string,
+    size: size as number,
+    ...(typeof url === 'string' ? { url } : {}),
+    ...(locatedOci ? { oci: locatedOci } : {}),
+  };
 }
 
 /** An object of entries, each read by `read`; undefined when the object or any entry has a problem. */

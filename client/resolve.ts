@@ -184,8 +184,8 @@ function listed(items: readonly string[], separator = ', '): string {
   return items.length > LISTED_VERSIONS ? `${shown} and ${items.length - LISTED_VERSIONS} more` : shown;
 }
 
-/** True when `spec` asks for `version`, read as resolveVersion reads it (yanked and API aside). */
-function specAsks(spec: string, version: string): boolean {
+/** True when `spec` asks for `version`, read as resolveVersion reads it (yanked and API aside); a folder source picks by it. */
+export function specAsks(spec: string, version: string): boolean {
   const wanted = spec.trim();
   if (wanted === '' || wanted === 'latest') return !isPrerelease(version);
   const exact = semver.valid(wanted);

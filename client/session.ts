@@ -294,6 +294,20 @@ export class RegistrySession {
   }
 
   /**
+   * Any other document the snapshot lists (the falcoctl index), its bytes verified against the snapshot;
+   * undefined when this registry does not publish it.
+   */
+  async listedDocument(path: string): Promise<Uint8Array | undefined> {
+    await this.open();
+    const digest = this.snapshot.documents[path];
+    if (!digest) return undefined;
+    const fetched = await this.#listed(path, digest);
+    this.#trusted.verifyDocument(path, fetched.bytes);
+    await fetched.keep();
+    return fetched.bytes;
+  }
+
+  /**
    * A version's manifest and its signature, verified against the plugin document (digest, signature by the
    * pinned key, the same artifacts). Cached by its digest, the signature beside it.
    */

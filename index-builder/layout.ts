@@ -147,6 +147,12 @@ export function signatureKey(key: string): string {
 export const INDEX_JSON_KEY = 'index.json';
 export const INDEX_YAML_KEY = 'index.yaml';
 export const SEARCH_KEY = 'search.json';
+/**
+ * The registry as a falcoctl index (Diginfra's distribution: a YAML list of artifacts, one entry per
+ * plugin), for tools that find plugins through such an index. In a folder of its own, as such tools are
+ * given an index URL and read the whole file.
+ */
+export const FALCOCTL_INDEX_KEY = 'falcoctl/index.yaml';
 /** Their cost grows with the registry (about 59 MB at 10,000 plugins of 10 versions); all else is per plugin. */
 export const INDEX_DOCUMENTS: readonly string[] = [INDEX_JSON_KEY, INDEX_YAML_KEY, SEARCH_KEY];
 

@@ -1,21 +1,65 @@
 /**
  * `plugindex install [NAME[@SPEC] ...]`: resolve, verify end to end, install, and record in the lock file;
- * with no names, exactly what the lock holds. `--locked` refuses to change the lock; `--frozen` is that
- * plus `--offline`.
+ * with no names, exactly what the lock holds. `-c FILE`: exactly a plugin set, locked beside the file.
+ * `--locked` refuses to change the lock; `--frozen` installs exactly the lock without reading any registry
+ * (artifacts from the cache or from where the lock recorded them); `--offline` touches no network at all.
  */
+
+import { readFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { resolve } from 'node:path';
 import type { InstallResult } from '../../client/client.ts';
+import type { Source } from '../../client/source.ts';
 import { type Parsed, stringOption } from '../args.ts';
 import { apiVersionOption, dirOption, lockfileOption, platformOption, withClient } from '../client.ts';
+import { usage } from '../errors.ts';
 import { outJson } from '../output.ts';
 import { err, out } from '../terminal.ts';
 
 export async function run(parsed: Parsed): Promise<number> {
   const registry = stringOption(parsed, 'registry');
+  const config = stringOption(parsed, 'config');
+  const locked = parsed.values.locked === true;
+  const frozen = parsed.values.frozen === true;
+  const acceptPermissions = parsed.values['accept-permissions'] === true;
+  if (config !== undefined) {
+    if (parsed.positionals.length > 0 || registry || parsed.values.dir || parsed.values.lockfile)
+      throw usage(
+        '-c FILE installs exactly the set: names, --registry, --dir and --lockfile come from the file',
+      );
+    return withClient(parsed, async ({ client, json }) => {
+      const result = await client.installSet(resolve(config), {
+        home: homedir(),
+        locked,
+        frozen,
+        acceptPermissions,
+        ...apiVersionOption(parsed),
+      });
+      report(result, json, 'installed', result.lockfile);
+      return 0;
+    });
+  }
+  const keyFile = stringOption(parsed, 'key');
   return withClient(parsed, async ({ client, json }) => {
+    const key = keyFile === undefined ? undefined : await readFile(resolve(keyFile), 'utf8');
+    // URLs, NAME:TAG and OCI references become a request and the source it comes from.
+    const requests: (string | { request: string; registry: string })[] = [];
+    const sources = new Map<string, Source>();
+    for (const text of parsed.positionals) {
+      const target = await client.reference(text, key === undefined ? {} : { key });
+      if (!target) requests.push(text);
+      else {
+        requests.push({ request: target.request, registry: target.registry });
+        if (target.source) sources.set(target.registry, target.source);
+      }
+    }
     const result = await client.install({
-      requests: parsed.positionals,
+      requests,
+      ...(sources.size > 0 ? { sources } : {}),
       lockfile: lockfileOption(parsed),
-      locked: parsed.values.locked === true || parsed.values.frozen === true,
+      locked,
+      frozen,
+      acceptPermissions,
       ...(registry ? { registry } : {}),
       ...dirOption(parsed),
       ...platformOption(parsed),
@@ -27,17 +71,22 @@ export async function run(parsed: Parsed): Promise<number> {
 }
 
 /** What install and update print: one line per plugin, warnings on stderr, and whether the lock changed. */
-export function report(result: InstallResult, json: boolean, verb: string): void {
+export function report(result: InstallResult, json: boolean, verb: string, lockfile?: string): void {
   if (json) {
-    outJson(result);
+    outJson(lockfile ? { ...result, lockfile } : result);
     return;
   }
   for (const item of result.items) {
+    const platforms = Object.keys(item.paths);
+    const where = platforms.length > 1 ? platforms.join(', ') : item.platform;
     out(
-      `${item.unchanged ? 'up to date' : verb} ${item.name}@${item.version} (${item.platform}) from ${item.registry}: ${item.path}`,
+      `${item.unchanged ? 'up to date' : verb} ${item.name}@${item.version} (${where}) from ${item.registry}: ${item.path}`,
     );
+    if (item.permissions.length > 0 && !item.unchanged) out(`  permissions: ${item.permissions.join(', ')}`);
     for (const warning of item.warnings) err(`warning: ${warning}`);
   }
-  if (result.lockfileChanged)
+  if (result.lockfileChanged) {
+    if (lockfile) out(`lock: ${lockfile}`);
     for (const change of result.lockChanges) out(`lock: ${change.entry} ${change.change} (${change.detail})`);
+  }
 }

@@ -1,12 +1,24 @@
-/** `plugindex list [--outdated]`: what installed.json says; with --outdated, what could move (exit 1 if any). */
+/**
+ * `plugindex list [--outdated]`: what installed.json says; with --outdated, what could move (exit 1 if any).
+ * `-c FILE`: also the plugin folders the set's discovery finds on disk (the spec's filesystem discovery),
+ * each with whether it verifies; `--watch` prints them again whenever those folders change.
+ */
+import { homedir } from 'node:os';
+import { resolve } from 'node:path';
+import type { DiscoveryReport } from '../../client/client.ts';
 import { type Parsed, stringOption } from '../args.ts';
 import { dirOption, lockfileOption, withClient } from '../client.ts';
+import { usage } from '../errors.ts';
 import { outJson } from '../output.ts';
 import { out } from '../terminal.ts';
 
 export async function run(parsed: Parsed): Promise<number> {
   const outdated = parsed.values.outdated === true;
   const apiVersion = stringOption(parsed, 'api-version');
+  const config = stringOption(parsed, 'config');
+  if (parsed.values.watch === true && config === undefined)
+    throw usage('--watch needs -c FILE (what to watch)');
+  if (config !== undefined) return listSet(parsed, resolve(config));
   return withClient(parsed, async ({ client, json }) => {
     const rows = await client.list({
       ...dirOption(parsed),
@@ -39,5 +51,33 @@ export async function run(parsed: Parsed): Promise<number> {
         );
       }
     return outdated && shown.length > 0 ? 1 : 0;
+  });
+}
+
+/** Discovered plugins of a set, once or (--watch) each time their folders change, until interrupted. */
+async function listSet(parsed: Parsed, file: string): Promise<number> {
+  const watch = parsed.values.watch === true;
+  return withClient(parsed, async ({ client, json }) => {
+    const show = async (): Promise<DiscoveryReport> => {
+      const report = await client.discover(file, { home: homedir() });
+      if (json) outJson(report);
+      else if (report.plugins.length === 0) out(`no plugin folders under ${report.paths.join(', ')}`);
+      else
+        for (const p of report.plugins)
+          out(`${p.name ?? '?'}  ${p.version ?? '?'}  ${p.status}  ${p.dir}  (${p.detail})`);
+      return report;
+    };
+    const report = await show();
+    if (!watch) return report.plugins.every((p) => p.status === 'verified') ? 0 : 1;
+    const { watchPaths } = await import('../../client/disk/discover.ts');
+    const stop = await watchPaths(report.paths, () => {
+      void show().catch((error: Error) => out(`error: ${error.message}`));
+    });
+    await new Promise<void>((done) => {
+      process.once('SIGINT', done);
+      process.once('SIGTERM', done);
+    });
+    stop();
+    return 0;
   });
 }

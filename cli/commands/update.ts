@@ -1,11 +1,30 @@
-/** `plugindex update [NAME[@SPEC] ...]`: re-resolve (ignoring the lock) and install; the lock follows. */
-
-import type { Parsed } from '../args.ts';
+/**
+ * `plugindex update [NAME[@SPEC] ...]`: re-resolve (ignoring the lock) and install; the lock follows.
+ * `-c FILE`: every plugin of a set. A version asking for permissions the locked one did not is refused
+ * (naming them) unless `--accept-permissions`.
+ */
+import { homedir } from 'node:os';
+import { resolve } from 'node:path';
+import { type Parsed, stringOption } from '../args.ts';
 import { apiVersionOption, dirOption, lockfileOption, platformOption, withClient } from '../client.ts';
+import { usage } from '../errors.ts';
 import { report } from './install.ts';
 
 export async function run(parsed: Parsed): Promise<number> {
+  const config = stringOption(parsed, 'config');
+  const acceptPermissions = parsed.values['accept-permissions'] === true;
   return withClient(parsed, async ({ client, json }) => {
+    if (config !== undefined) {
+      if (parsed.positionals.length > 0) throw usage('-c FILE updates the whole set: no names');
+      const result = await client.installSet(resolve(config), {
+        home: homedir(),
+        upgrade: true,
+        acceptPermissions,
+        ...apiVersionOption(parsed),
+      });
+      report(result, json, 'updated to', result.lockfile);
+      return 0;
+    }
     const requests =
       parsed.positionals.length > 0
         ? parsed.positionals
@@ -14,6 +33,7 @@ export async function run(parsed: Parsed): Promise<number> {
       requests,
       lockfile: lockfileOption(parsed),
       upgrade: true,
+      acceptPermissions,
       ...dirOption(parsed),
       ...platformOption(parsed),
       ...apiVersionOption(parsed),

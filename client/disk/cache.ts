@@ -13,7 +13,7 @@
  * downloaded again); a kept manifest signature and the snapshot are verified again before use.
  */
 import { createReadStream } from 'node:fs';
-import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createSha256, sha256Hex } from '../../index-builder/digest.ts';
 import { TrustError } from '../../index-builder/errors.ts';
@@ -139,6 +139,21 @@ export class ContentCache {
 
   async removeBlob(sha256: string): Promise<void> {
     await rm(this.blobPath(sha256), { force: true });
+  }
+
+  /** Every artifact held, by digest and size (what `clean` weighs against what is still referenced). */
+  async blobs(): Promise<{ readonly sha256: string; readonly size: number }[]> {
+    const root = join(this.root, 'blobs', 'sha256');
+    const found: { sha256: string; size: number }[] = [];
+    for (const shardName of await readdir(root).catch(() => [] as string[])) {
+      for (const rest of await readdir(join(root, shardName)).catch(() => [] as string[])) {
+        const sha256 = `${shardName}${rest}`;
+        if (!/^[0-9a-f]{64}$/.test(sha256)) continue;
+        const info = await stat(join(root, shardName, rest)).catch(() => undefined);
+        if (info?.isFile()) found.push({ sha256, size: info.size });
+      }
+    }
+    return found;
   }
 
   #registryDir(url: string): string {

@@ -230,6 +230,8 @@ describe('when a plugin is installed', () => {
     expect(lock.plugins[NAME]?.artifacts['linux-amd64']).toEqual({
       sha256: sha256Hex(TOOL_2),
       size: TOOL_2.byteLength,
+      // Where a frozen install fetches it: under the URL this client reads the registry at.
+      url: `${base}/plugins/${NAME}/1.1.0/artifacts/linux-amd64/${NAME}`,
     });
     const installed = await withClient(m, (c) => c.installed({ dir: m.dir }));
     expect(installed.plugins[NAME]).toMatchObject({ enabled: true, current: '1.1.0' });

@@ -214,9 +214,9 @@ describe('when a lock is invalid', () => {
     {
       what: 'an unknown top-level field',
       text: edited((l) => {
-        l.config_sha256 = hex('c');
+        l.generated_by = 'another tool';
       }),
-      message: `${FILE}#/config_sha256: expected only the fields lockfile_version, registries, plugins, found a field this version does not know`,
+      message: `${FILE}#/generated_by: expected only the fields lockfile_version, config_sha256, registries, plugins, found a field this version does not know`,
     },
     {
       what: 'plugins missing',
@@ -348,9 +348,9 @@ describe('when a lock is invalid', () => {
     {
       what: 'an unknown artifact field',
       text: edited((l) => {
-        l.plugins['kubecost-lens'].artifacts['linux-amd64'].url = 'https://x.example';
+        l.plugins['kubecost-lens'].artifacts['linux-amd64'].mirror = 'https://x.example';
       }),
-      message: `${FILE}#${lens}/artifacts/linux-amd64/url: expected only the fields sha256, size, found a field this version does not know`,
+      message: `${FILE}#${lens}/artifacts/linux-amd64/mirror: expected only the fields sha256, size, url, oci, found a field this version does not know`,
     },
   ];
 
@@ -403,10 +403,10 @@ describe('when a lock entry is made from a version record', () => {
       manifest_sha256: hex('a'),
       publisher: PUBLISHER,
       artifacts: {
-        'darwin-arm64': { sha256: hex('d'), size: 20 },
-        'linux-amd64': { sha256: hex('1'), size: 10 },
-        'linux-arm64': { sha256: hex('2'), size: 11 },
-        'windows-amd64': { sha256: hex('e'), size: 30 },
+        'darwin-arm64': { sha256: hex('d'), size: 20, url: 'https://plugins.example.com/darwin-arm64' },
+        'linux-amd64': { sha256: hex('1'), size: 10, url: 'https://plugins.example.com/linux-amd64' },
+        'linux-arm64': { sha256: hex('2'), size: 11, url: 'https://plugins.example.com/linux-arm64' },
+        'windows-amd64': { sha256: hex('e'), size: 30, url: 'https://plugins.example.com/windows-amd64' },
       },
     });
   });
@@ -582,3 +582,100 @@ describe('when two locks are compared', () => {
     ]);
   });
 });
+
+describe('when a lock records where artifacts are, their permissions and its set file', () => {
+  const located = lockOf(
+    {
+      'kubecost-lens': plugin({
+        artifacts: {
+          'linux-amd64': { sha256: hex('1'), size: 1024, url: 'https://plugins.example.com/a' },
+          'linux-arm64': {
+            sha256: hex('2'),
+            size: 11,
+            oci: { reference: 'registry.example:5000/acme/lens:1.2.3', digest: `sha256:${hex('2')}` },
+          },
+        },
+        permissions: ['filesystem_read', 'network_client'],
+      }),
+    },
+    { community: { key_fingerprint: KEY_A, min_generation: 41 } },
+  );
+  const withConfig: Lockfile = { ...located, config_sha256: hex('c') };
+
+  it('reads back what it wrote, byte for byte', () => {
+    const text = serializeLockfile(withConfig);
+    expect(parseLockfile(text, FILE)).toEqual(withConfig);
+    expect(serializeLockfile(parseLockfile(text, FILE))).toBe(text);
+    expect(text).toContain(`"config_sha256": "${hex('c')}"`);
+  });
+
+  it('takes an oci artifact from the record and the url of any other from the locator', () => {
+    const record = {
+      ...versionRecord([
+        artifact('linux', 'amd64', '1', 10),
+        {
+          ...artifact('linux', 'arm64', '2', 11),
+          url: `oci://registry.example/acme/lens@sha256:${hex('2')}`,
+          hosted: false,
+          oci: { reference: 'registry.example/acme/lens:1.2.3', digest: `sha256:${hex('2')}` },
+        },
+      ]),
+      permissions: ['network_client', 'filesystem_read'] as VersionRecord['permissions'],
+    };
+    const entry = lockedPluginFrom('community', 'latest', record, () => 'https://mirror.example/a');
+    expect(entry.artifacts).toEqual({
+      'linux-amd64': { sha256: hex('1'), size: 10, url: 'https://mirror.example/a' },
+      'linux-arm64': {
+        sha256: hex('2'),
+        size: 11,
+        oci: { reference: 'registry.example/acme/lens:1.2.3', digest: `sha256:${hex('2')}` },
+      },
+    });
+    expect(entry.permissions).toEqual(['filesystem_read', 'network_client']);
+  });
+
+  it('rewrites the lock when only a location moved, but --locked does not count it as a change', () => {
+    const entry = own(located.plugins, 'kubecost-lens');
+    const moved = {
+      ...entry,
+      artifacts: {
+        ...entry.artifacts,
+        'linux-amd64': { sha256: hex('1'), size: 1024, url: 'https://elsewhere.example/a' },
+      },
+    };
+    const after = withPlugin(located, 'kubecost-lens', moved, { key_fingerprint: KEY_A, generation: 41 });
+    expect(after).not.toBe(located);
+    expect(lockChanges(located, after)).toEqual([]);
+  });
+
+  it('names new permissions as a change', () => {
+    const entry = own(located.plugins, 'kubecost-lens');
+    const more = { ...entry, permissions: [...(entry.permissions ?? []), 'process_spawn'] };
+    const after = withPlugin(located, 'kubecost-lens', more, { key_fingerprint: KEY_A, generation: 41 });
+    expect(lockChanges(located, after)).toEqual([
+      {
+        entry: 'plugins/kubecost-lens',
+        change: 'changed',
+        detail: 'permissions filesystem_read,network_client -> filesystem_read,network_client,process_spawn',
+      },
+    ]);
+  });
+
+  it('refuses an oci digest that is not the artifact sha256, a bad url and a bad permission (LOCKFILE_INVALID)', () => {
+    const text = serializeLockfile(located)
+      .replace(`"digest": "sha256:${hex('2')}"`, `"digest": "sha256:${hex('3')}"`)
+      .replace('"https://plugins.example.com/a"', '"not a url"')
+      .replace('"network_client"', '"Network Client"');
+    const error = thrown(() => parseLockfile(text, FILE));
+    expect(error.code).toBe('LOCKFILE_INVALID');
+    expect(error.message).toContain('/artifacts/linux-arm64/oci/digest: expected "sha256:" followed by');
+    expect(error.message).toContain('/artifacts/linux-amd64/url: expected an absolute URL');
+    expect(error.message).toContain('/permissions: expected a list of unique permission names');
+  });
+});
+
+function own<T>(record: Readonly<Record<string, T>>, key: string): T {
+  const value = record[key];
+  if (value === undefined) throw new Error(`no ${key}`);
+  return value;
+}

@@ -1,0 +1,21 @@
+/** `plugindex clean -c FILE`: removes installs the set does not name, and cached artifacts nothing uses. */
+import { homedir } from 'node:os';
+import { resolve } from 'node:path';
+import { type Parsed, requiredOption } from '../args.ts';
+import { withClient } from '../client.ts';
+import { outJson } from '../output.ts';
+import { out } from '../terminal.ts';
+
+export async function run(parsed: Parsed): Promise<number> {
+  const file = resolve(requiredOption(parsed, 'config'));
+  return withClient(parsed, async ({ client, json }) => {
+    const report = await client.cleanSet(file, { home: homedir() });
+    if (json) outJson(report);
+    else {
+      for (const r of report.removed) out(`removed ${r.name}@${r.version} from ${r.dir}`);
+      const mib = (report.bytesFreed / 1048576).toFixed(1);
+      out(`cache: removed ${report.blobsRemoved} artifact(s) nothing uses (${mib} MiB)`);
+    }
+    return 0;
+  });
+}

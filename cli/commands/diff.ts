@@ -1,0 +1,48 @@
+/**
+ * `plugindex diff -c FILE`: what `install -c FILE` would add, upgrade, downgrade or find changed on disk,
+ * and the installs the set no longer names. Exits as diff(1) does: 0 nothing would change, 1 something
+ * would, 2 trouble (the set, a source or a check failed), so a CI step can gate on it.
+ */
+import { homedir } from 'node:os';
+import { resolve } from 'node:path';
+import { ClientError } from '../../client/errors.ts';
+import { PlugindexError } from '../../index-builder/errors.ts';
+import { type Parsed, requiredOption } from '../args.ts';
+import { apiVersionOption, withClient } from '../client.ts';
+import { outJson } from '../output.ts';
+import { err, out } from '../terminal.ts';
+
+const MARKS = { add: '+', upgrade: '^', downgrade: 'v', remove: '-', changed: '!' } as const;
+
+export async function run(parsed: Parsed): Promise<number> {
+  const file = resolve(requiredOption(parsed, 'config'));
+  try {
+    return await withClient(parsed, async ({ client, json }) => {
+      const diff = await client.diffSet(file, { home: homedir(), ...apiVersionOption(parsed) });
+      const changed = diff.changes.length > 0 || diff.lockChanges.length > 0;
+      if (json) outJson({ ok: true, changed, ...diff });
+      else {
+        for (const c of diff.changes) {
+          const versions = c.from && c.to ? `${c.from} -> ${c.to}` : (c.to ?? c.from ?? '');
+          out(`${MARKS[c.change]} ${c.change} ${c.name} ${versions}${c.detail ? `: ${c.detail}` : ''}`);
+          if (c.newPermissions)
+            out(
+              `    asks for new permissions: ${c.newPermissions.join(', ')} (install needs --accept-permissions)`,
+            );
+        }
+        for (const change of diff.lockChanges)
+          out(`~ lock ${change.entry} ${change.change} (${change.detail})`);
+        if (diff.fileChanged) out(`~ ${file} changed since ${diff.lockfile} was written`);
+        if (!changed) out(`nothing would change: ${file} is installed as ${diff.lockfile} locks it`);
+      }
+      return changed ? 1 : 0;
+    });
+  } catch (error) {
+    // Trouble is 2, as diff(1)'s; 1 means "differs" here, never "failed".
+    if (!(error instanceof ClientError || error instanceof PlugindexError)) throw error;
+    err(`plugindex diff: ${error.code}: ${error.message}`);
+    if (parsed.values.json === true)
+      out(JSON.stringify({ ok: false, error: { code: error.code, message: error.message } }, null, 2));
+    return 2;
+  }
+}

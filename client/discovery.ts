@@ -1,0 +1,105 @@
+/**
+ * Whether a plugin folder found on disk (disk/discover.ts) can be trusted: its manifest signed by a key
+ * this client trusts (a configured registry's pinned key, or a key a plugin set pins), and every artifact
+ * present beside it hashing to what that manifest signed. `plugindex list` shows the answer beside what
+ * installed.json records, so a plugin copied in by hand is seen, and seen to be unverified.
+ */
+import type { Key } from 'openpgp';
+import { normalizeDigest } from '../index-builder/digest.ts';
+import type { FoundFolder } from './disk/discover.ts';
+import { isObject } from './json-input.ts';
+
+export type DiscoveryStatus = 'verified' | 'unsigned' | 'untrusted' | 'modified' | 'invalid';
+
+export interface DiscoveredPlugin {
+  readonly name?: string;
+  readonly version?: string;
+  /** The version folder. */
+  readonly dir: string;
+  /** The configured path it was found under. */
+  readonly root: string;
+  readonly status: DiscoveryStatus;
+  /** Why, in a sentence: who signed it, or what does not match. */
+  readonly detail: string;
+  /** The fingerprint of the key that verified the manifest. */
+  readonly signer?: string;
+  /** `os-arch` of the artifacts present that match. */
+  readonly platforms: readonly string[];
+}
+
+export interface TrustedKey {
+  readonly fingerprint: string;
+  readonly key: Key;
+  /** Whose key it is, for messages (`registry community`, `plugins.yaml provider local`). */
+  readonly label: string;
+}
+
+/** Verifies one found folder against the trusted keys. Never throws for what it finds: it says it. */
+export async function verifyFound(
+  found: FoundFolder,
+  keys: readonly TrustedKey[],
+): Promise<DiscoveredPlugin> {
+  const base = { dir: found.dir, root: found.root };
+  let manifest: unknown;
+  try {
+    manifest = JSON.parse(new TextDecoder().decode(found.manifest));
+  } catch {
+    return { ...base, status: 'invalid', detail: 'manifest.json is not JSON', platforms: [] };
+  }
+  if (!isObject(manifest) || typeof manifest.name !== 'string' || typeof manifest.version !== 'string')
+    return { ...base, status: 'invalid', detail: 'manifest.json has no name and version', platforms: [] };
+  const named = { ...base, name: manifest.name, version: manifest.version };
+  const artifacts =
+    isObject(manifest.installation) && Array.isArray(manifest.installation.artifacts)
+      ? (manifest.installation.artifacts as unknown[]).filter(isObject)
+      : [];
+  const platforms: string[] = [];
+  const mismatched: string[] = [];
+  for (const artifact of artifacts) {
+    const platform = `${String(artifact.os)}-${String(artifact.arch)}`;
+    const sha256 = typeof artifact.sha256 === 'string' ? normalizeDigest(artifact.sha256) : '';
+    // A publisher's folder keeps `file` where the manifest says; an install keeps `<os>-<arch>/<file>`.
+    const candidates =
+      typeof artifact.file === 'string'
+        ? [artifact.file]
+        : Object.keys(found.files).filter((path) => path.startsWith(`${platform}/`));
+    const present = candidates.filter((path) => found.files[path] !== undefined);
+    if (present.length === 0) continue;
+    if (present.some((path) => found.files[path]?.sha256 === sha256)) platforms.push(platform);
+    else mismatched.push(`${present.join(', ')} (${platform})`);
+  }
+  if (found.signature === undefined)
+    return { ...named, status: 'unsigned', detail: 'no manifest.json.asc beside the manifest', platforms };
+  const { verifyDetachedSignature } = await import('../index-builder/signing.ts');
+  const result = await verifyDetachedSignature(
+    found.manifest,
+    found.signature,
+    keys.map((k) => k.key),
+  );
+  if (!result.ok)
+    return {
+      ...named,
+      status: 'untrusted',
+      detail:
+        result.reason === 'unknown-key'
+          ? `signed by ${result.keyIds.join(', ') || 'an unknown key'}, which no configured registry or plugin set trusts`
+          : `its signature does not verify: ${result.message}`,
+      platforms,
+    };
+  const signer = keys.find((k) => k.fingerprint === result.fingerprint);
+  if (mismatched.length > 0)
+    return {
+      ...named,
+      status: 'modified',
+      detail: `${mismatched.join('; ')} no longer hash to what the signed manifest gives`,
+      signer: result.fingerprint,
+      platforms,
+    };
+  return {
+    ...named,
+    status: 'verified',
+    detail: `signed by ${signer?.label ?? result.fingerprint}${platforms.length === 0 ? '; no artifact present' : ''}`,
+    signer: result.fingerprint,
+    platforms,
+  };
+}

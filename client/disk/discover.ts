@@ -1,0 +1,116 @@
+/**
+ * The spec's filesystem discovery: plugin version folders under configured paths, each a folder holding a
+ * `manifest.json` (`<path>/<name>/<version>/manifest.json`, or at any depth with `recursive`), read with
+ * its signature and the digest of every file beside it, for discovery.ts to verify. Nothing here trusts
+ * what it reads; it only gathers it. `watch` reports changes under the paths (`list --watch`).
+ */
+import { createReadStream, type FSWatcher, watch as watchFs } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
+import { join, relative, sep } from 'node:path';
+import { createSha256 } from '../../index-builder/digest.ts';
+import { MAX_MANIFEST_BYTES } from '../../index-builder/manifest/parse.ts';
+import { readIfExists, readTextIfExists } from './atomic.ts';
+
+/** A version folder found on disk, as read (not yet verified). */
+export interface FoundFolder {
+  /** The configured path it was found under. */
+  readonly root: string;
+  /** The version folder, absolute. */
+  readonly dir: string;
+  readonly manifest: Uint8Array;
+  /** The text of manifest.json.asc, when there is one. */
+  readonly signature?: string;
+  /** Every other file in the folder (any depth), by path relative to it with `/`: its sha256 and size. */
+  readonly files: Readonly<Record<string, { readonly sha256: string; readonly size: number }>>;
+}
+
+/** Folders deeper than this are not scanned, even with `recursive` (a link loop must end). */
+const MAX_DEPTH = 8;
+/** Files hashed per version folder at most; a folder holding more is not a plugin version. */
+const MAX_FILES = 256;
+
+/**
+ * Every version folder under `paths`: without `recursive`, exactly `<path>/<name>/<version>/`; with it, any
+ * folder holding a manifest.json down to MAX_DEPTH. A path that does not exist is skipped (the spec's
+ * defaults name folders most machines lack).
+ */
+export async function scanPluginFolders(
+  paths: readonly string[],
+  options: { readonly recursive: boolean },
+): Promise<FoundFolder[]> {
+  const found: FoundFolder[] = [];
+  const seen = new Set<string>();
+  const visit = async (root: string, dir: string, depth: number): Promise<void> => {
+    if (seen.has(dir)) return;
+    seen.add(dir);
+    const isVersion = options.recursive ? depth >= 1 : depth === 2;
+    if (isVersion) {
+      const manifest = await readIfExists(join(dir, 'manifest.json'));
+      if (manifest !== undefined && manifest.byteLength <= MAX_MANIFEST_BYTES) {
+        found.push(await readFolder(root, dir, manifest));
+        return;
+      }
+    }
+    if (depth >= (options.recursive ? MAX_DEPTH : 2)) return;
+    const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+    for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : 1)))
+      if (entry.isDirectory() && !entry.name.startsWith('.'))
+        await visit(root, join(dir, entry.name), depth + 1);
+  };
+  for (const root of paths) {
+    const info = await stat(root).catch(() => undefined);
+    if (info?.isDirectory()) await visit(root, root, 0);
+  }
+  return found;
+}
+
+async function readFolder(root: string, dir: string, manifest: Uint8Array): Promise<FoundFolder> {
+  const signature = await readTextIfExists(join(dir, 'manifest.json.asc'));
+  const files: Record<string, { sha256: string; size: number }> = {};
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => []);
+  let count = 0;
+  for (const entry of entries) {
+    if (!entry.isFile()) continue;
+    const path = join(entry.parentPath, entry.name);
+    const name = relative(dir, path).split(sep).join('/');
+    if (name === 'manifest.json' || name === 'manifest.json.asc') continue;
+    if (++count > MAX_FILES) break;
+    files[name] = await hashFile(path);
+  }
+  return { root, dir, manifest, ...(signature !== undefined ? { signature } : {}), files };
+}
+
+async function hashFile(path: string): Promise<{ sha256: string; size: number }> {
+  const hash = createSha256();
+  let size = 0;
+  for await (const chunk of createReadStream(path)) {
+    size += (chunk as Buffer).byteLength;
+    hash.update(chunk as Buffer);
+  }
+  return { sha256: hash.hex(), size };
+}
+
+/**
+ * Calls `onChange` (at most every `quietMs`) when anything under `paths` changes, until the returned stop
+ * is called. Paths that do not exist are not watched.
+ */
+export async function watchPaths(
+  paths: readonly string[],
+  onChange: () => void,
+  quietMs = 200,
+): Promise<() => void> {
+  const watchers: FSWatcher[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  const changed = () => {
+    clearTimeout(timer);
+    timer = setTimeout(onChange, quietMs);
+  };
+  for (const path of paths) {
+    const info = await stat(path).catch(() => undefined);
+    if (info?.isDirectory()) watchers.push(watchFs(path, { recursive: true }, changed));
+  }
+  return () => {
+    clearTimeout(timer);
+    for (const watcher of watchers) watcher.close();
+  };
+}

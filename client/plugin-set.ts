@@ -1,0 +1,460 @@
+/**
+ * A plugin set file (`install -c plugins.yaml`, Optimus's plugin manager): the sources it names made into
+ * sources an install reads (registries by URL and pinned key, folders of signed manifests on disk, on a
+ * web server or in a bucket), its plugins into install targets, and the three things a team does with it:
+ * install exactly the set (and lock it beside the file), see what an install would change (`diff`), and
+ * remove what the set no longer names (`clean`). Every decision is install.ts's; this file only wires.
+ */
+import { basename, dirname, extname, join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { sha256Hex } from '../index-builder/digest.ts';
+import { compareVersions } from '../index-builder/versions.ts';
+import type { RegistryEntry } from './config.ts';
+import { type ClientContext, loadTrust } from './context.ts';
+import { type DiscoveredPlugin, type TrustedKey, verifyFound } from './discovery.ts';
+import { readTextIfExists, withFileLock } from './disk/atomic.ts';
+import { scanPluginFolders } from './disk/discover.ts';
+import { type InstallTree, readLockfile } from './disk/state.ts';
+import { ClientError } from './errors.ts';
+import type { Endpoint } from './fetcher.ts';
+import { FolderSource } from './folder-source.ts';
+import {
+  type InstallOptions,
+  type InstallResult,
+  type InstallTarget,
+  installPlugins,
+  type Planned,
+  planInstall,
+} from './install.ts';
+import { type InstalledFile, withoutInstalled } from './installed.ts';
+import { own } from './json-input.ts';
+import type { LockChange, Lockfile } from './lockfile.ts';
+import { type PluginSet, parsePluginSet, type SetProvider } from './set-file.ts';
+import { folderSource, registrySource, type Source } from './source.ts';
+
+const DEFAULT_TIMEOUT_SECONDS = 30;
+
+/** A plugin set read and made ready: its sources, its targets, and the lock beside it. */
+export interface OpenedSet {
+  readonly set: PluginSet;
+  /** The sha256 of the file's bytes, recorded in the lock. */
+  readonly sha256: string;
+  /** `<folder>/<file name without extension>.lock`: beside the file, one per set. */
+  readonly lockfile: string;
+  readonly sources: ReadonlyMap<string, Source>;
+  readonly targets: readonly InstallTarget[];
+  /** Every folder the set installs into. */
+  readonly dirs: readonly string[];
+}
+
+/** The lock of a set file: `plugins.yaml` -> `plugins.lock`, in the same folder. */
+export function lockfileFor(file: string): string {
+  return join(dirname(file), `${basename(file, extname(file))}.lock`);
+}
+
+/**
+ * Reads and checks the set file, its keys, and the sources it names (nothing is fetched yet).
+ * @throws ClientError PLUGIN_SET_INVALID (the file, its pointers), and a key that does not read.
+ */
+export async function openPluginSet(
+  ctx: ClientContext,
+  file: string,
+  options: { readonly home: string },
+): Promise<OpenedSet> {
+  const text = await readTextIfExists(file);
+  if (text === undefined)
+    throw new ClientError(
+      'PLUGIN_SET_INVALID',
+      `${file} does not exist (\`plugindex init-config\` writes a starter)`,
+    );
+  const set = parsePluginSet(text, file, options);
+  const lockfile = lockfileFor(file);
+  const lock = await readLockfile(lockfile);
+  const sources = new Map<string, Source>();
+  for (const provider of [...set.providers, ...(set.discovery?.registries ?? [])]) {
+    const source = await sourceOf(ctx, set, provider, lock);
+    if (source) sources.set(provider.name, source);
+  }
+  const targets = set.plugins.map(
+    (p): InstallTarget => ({
+      name: p.name,
+      spec: p.version,
+      registry: p.provider,
+      dir: p.install_location ?? set.installLocation,
+      ...(p.platforms ? { platforms: p.platforms } : {}),
+      ...(p.output !== undefined ? { output: p.output } : {}),
+    }),
+  );
+  const dirs = [...new Set([set.installLocation, ...targets.map((t) => t.dir as string)])];
+  return { set, sha256: sha256Hex(new TextEncoder().encode(text)), lockfile, sources, targets, dirs };
+}
+
+/**
+ * The source a provider names, or undefined for a registry named without a URL or key: that one is the
+ * configured registry of that name, found as `install NAME --registry` finds it.
+ */
+async function sourceOf(
+  ctx: ClientContext,
+  set: PluginSet,
+  provider: SetProvider,
+  lock: Lockfile | undefined,
+): Promise<Source | undefined> {
+  if (provider.type === 'registry' && (provider.url === undefined || provider.key === undefined))
+    return undefined;
+  const key = await readKey(provider.key as string, `${set.file}#${provider.pointer}/key`);
+  const timeoutMs =
+    ((provider.type === 'registry' ? provider.timeout_seconds : undefined) ?? DEFAULT_TIMEOUT_SECONDS) * 1000;
+  switch (provider.type) {
+    case 'registry': {
+      const entry: RegistryEntry = {
+        name: provider.name,
+        url: provider.url as string,
+        priority: provider.priority,
+        key_fingerprint: key.fingerprint,
+        mirrors: provider.mirrors,
+        ...(provider.ca_file ? { ca_file: provider.ca_file } : {}),
+        ...(provider.timeout_seconds ? { timeout_seconds: provider.timeout_seconds } : {}),
+        ...(provider.auth ? { auth: provider.auth } : {}),
+      };
+      // The lock beside the file is this registry's trust state: its generation is the floor.
+      const locked = lock ? own(lock.registries, provider.name) : undefined;
+      const trust = {
+        fingerprint: key.fingerprint,
+        armoredKey: key.armored,
+        ...(locked?.key_fingerprint === key.fingerprint ? { highestGeneration: locked.min_generation } : {}),
+      };
+      return registrySource(await ctx.openSession(entry, trust, async () => undefined));
+    }
+    case 'url': {
+      const endpoint = await ctx.endpointOf({
+        name: provider.name,
+        url: provider.url,
+        priority: 0,
+        key_fingerprint: key.fingerprint,
+        mirrors: [],
+        ...(provider.ca_file ? { ca_file: provider.ca_file } : {}),
+        ...(provider.auth ? { auth: provider.auth } : {}),
+      });
+      return folderOf(ctx, set, provider.name, endpoint, key);
+    }
+    case 's3': {
+      const endpoint: Endpoint = {
+        name: provider.name,
+        bases: [`s3://${provider.bucket}${provider.prefix === '' ? '' : `/${provider.prefix}`}`],
+        timeoutMs,
+        s3: {
+          ...(provider.region ? { region: provider.region } : {}),
+          ...(provider.endpoint ? { endpoint: provider.endpoint, forcePathStyle: true } : {}),
+        },
+      };
+      return folderOf(ctx, set, provider.name, endpoint, key);
+    }
+    case 'file': {
+      const endpoint: Endpoint = {
+        name: provider.name,
+        bases: [pathToFileURL(provider.path).href.replace(/\/+$/, '')],
+        timeoutMs,
+      };
+      return folderOf(ctx, set, provider.name, endpoint, key);
+    }
+  }
+}
+
+function folderOf(
+  ctx: ClientContext,
+  set: PluginSet,
+  name: string,
+  endpoint: Endpoint,
+  key: { readonly fingerprint: string; readonly key: import('openpgp').Key },
+): Source {
+  const manifestPaths = new Map<string, string>();
+  for (const plugin of set.plugins)
+    if (plugin.provider === name && plugin.path !== undefined) manifestPaths.set(plugin.name, plugin.path);
+  return folderSource({
+    name,
+    folder: new FolderSource({ name, endpoint, fetcher: ctx.fetcher, keys: [key.key] }),
+    endpoint,
+    fingerprint: key.fingerprint,
+    cache: ctx.cache,
+    manifestPaths,
+  });
+}
+
+async function readKey(file: string, where: string) {
+  const armored = await readTextIfExists(file);
+  if (armored === undefined)
+    throw new ClientError('PLUGIN_SET_INVALID', `${where}: the key file ${file} does not exist`);
+  const { readPublicKey } = await loadTrust();
+  try {
+    return await readPublicKey(armored);
+  } catch (cause) {
+    throw new ClientError(
+      'PLUGIN_SET_INVALID',
+      `${where}: ${file} is not an OpenPGP public key (${(cause as Error).message})`,
+      { cause },
+    );
+  }
+}
+
+export interface SetInstallOptions {
+  readonly home: string;
+  readonly locked?: boolean;
+  readonly frozen?: boolean;
+  readonly acceptPermissions?: boolean;
+  readonly apiVersion?: string;
+  /** Re-resolve every plugin ignoring the lock (`update -c`). */
+  readonly upgrade?: boolean;
+}
+
+function installOptions(opened: OpenedSet, options: SetInstallOptions): InstallOptions {
+  return {
+    requests: [],
+    targets: opened.targets,
+    sources: opened.sources,
+    lockfile: opened.lockfile,
+    configSha256: opened.sha256,
+    dir: opened.set.installLocation,
+    ...(opened.set.policy ? { policy: opened.set.policy } : {}),
+    ...(options.locked ? { locked: true } : {}),
+    ...(options.frozen ? { frozen: true } : {}),
+    ...(options.acceptPermissions ? { acceptPermissions: true } : {}),
+    ...(options.apiVersion ? { apiVersion: options.apiVersion } : {}),
+    ...(options.upgrade ? { upgrade: true } : {}),
+  };
+}
+
+/** `install -c FILE`: exactly the set, every listed platform, locked beside the file. */
+export async function installSet(
+  ctx: ClientContext,
+  file: string,
+  options: SetInstallOptions,
+): Promise<InstallResult & { readonly lockfile: string }> {
+  const opened = await openPluginSet(ctx, file, options);
+  const result = await installPlugins(ctx, installOptions(opened, options));
+  return { ...result, lockfile: opened.lockfile };
+}
+
+export type SetChangeKind = 'add' | 'upgrade' | 'downgrade' | 'remove' | 'changed';
+
+export interface SetChange {
+  readonly name: string;
+  readonly change: SetChangeKind;
+  /** The installed version (absent for `add`). */
+  readonly from?: string;
+  /** The version an install would leave (absent for `remove`). */
+  readonly to?: string;
+  /** The install folder. */
+  readonly dir: string;
+  /** What differs, for `changed` and `remove`. */
+  readonly detail?: string;
+  /** Permissions the new version asks for that the locked one did not (install needs --accept-permissions). */
+  readonly newPermissions?: readonly string[];
+}
+
+export interface SetDiff {
+  readonly lockfile: string;
+  readonly changes: readonly SetChange[];
+  readonly lockChanges: readonly LockChange[];
+  /** The set file differs from the one the lock was made from. */
+  readonly fileChanged: boolean;
+}
+
+/**
+ * `diff -c FILE`: what `install -c FILE` would add, upgrade, downgrade or find changed on disk, and the
+ * installs the set does not name (which `clean` removes). A tree that already is the lock costs no request.
+ */
+export async function diffSet(
+  ctx: ClientContext,
+  file: string,
+  options: SetInstallOptions,
+): Promise<SetDiff> {
+  const opened = await openPluginSet(ctx, file, options);
+  const plan = await planInstall(ctx, { ...installOptions(opened, options), acceptPermissions: true });
+  const changes: SetChange[] = [];
+  const trees = new Map<string, { tree: InstallTree; installed: InstalledFile }>();
+  const treeAt = async (dir: string) => {
+    let held = trees.get(dir);
+    if (!held) {
+      const tree = ctx.tree(dir);
+      held = { tree, installed: await tree.read() };
+      trees.set(dir, held);
+    }
+    return held;
+  };
+  for (const planned of plan.planned) {
+    const dir = planned.dir ?? opened.set.installLocation;
+    const change = await compareInstalled(planned, dir, await treeAt(dir));
+    if (change) changes.push(change);
+  }
+  const named = new Set(opened.targets.map((t) => t.name));
+  for (const dir of opened.dirs) {
+    const { installed } = await treeAt(dir);
+    for (const [name, plugin] of Object.entries(installed.plugins))
+      if (!named.has(name))
+        changes.push({
+          name,
+          change: 'remove',
+          from: plugin.current,
+          dir,
+          detail: 'not in the set (`plugindex clean -c` removes it)',
+        });
+  }
+  const lock = plan.before;
+  return {
+    lockfile: opened.lockfile,
+    changes: changes.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
+    lockChanges: plan.changes,
+    fileChanged: lock?.config_sha256 !== undefined && lock.config_sha256 !== opened.sha256,
+  };
+}
+
+/** How one planned version stands against what its folder holds; undefined when it is installed as planned. */
+async function compareInstalled(
+  planned: Planned,
+  dir: string,
+  { tree, installed }: { tree: InstallTree; installed: InstalledFile },
+): Promise<SetChange | undefined> {
+  const base = {
+    name: planned.name,
+    to: planned.version,
+    dir,
+    ...(planned.newPermissions.length > 0 ? { newPermissions: planned.newPermissions } : {}),
+  };
+  const plugin = own(installed.plugins, planned.name);
+  if (!plugin) return { ...base, change: 'add' };
+  if (plugin.current !== planned.version) {
+    const order = compareVersions(planned.version, plugin.current);
+    return { ...base, from: plugin.current, change: order < 0 ? 'downgrade' : 'upgrade' };
+  }
+  const record = own(plugin.versions, planned.version);
+  const problems: string[] = [];
+  if (record && record.manifest_sha256 !== planned.entry.manifest_sha256)
+    problems.push(`its manifest is now ${planned.entry.manifest_sha256.slice(0, 12)}…`);
+  for (const file of planned.files) {
+    const held = record ? own(record.artifacts, file.platform) : undefined;
+    if (!held) {
+      problems.push(`${file.platform} is not installed`);
+      continue;
+    }
+    if (held.path !== file.path)
+      problems.push(`${file.platform} would move from ${held.path} to ${file.path}`);
+    const actual = await tree.hashFile(held.path);
+    if (!actual) problems.push(`${held.path} is missing`);
+    else if (actual.sha256 !== file.sha256 || actual.size !== file.size)
+      problems.push(
+        `${held.path} no longer matches its digest (sha256 ${actual.sha256.slice(0, 12)}…, signed ${file.sha256.slice(0, 12)}…)`,
+      );
+  }
+  return problems.length === 0
+    ? undefined
+    : { ...base, from: plugin.current, change: 'changed', detail: problems.join('; ') };
+}
+
+export interface CleanReport {
+  /** Installed versions removed, `name@version` with their folder. */
+  readonly removed: readonly { readonly name: string; readonly version: string; readonly dir: string }[];
+  readonly blobsRemoved: number;
+  readonly bytesFreed: number;
+}
+
+/**
+ * `clean -c FILE`: removes from the set's folders every installed version the set's lock does not hold,
+ * then every cached artifact that neither that lock nor any of those folders (nor the default one) uses.
+ */
+export async function cleanSet(
+  ctx: ClientContext,
+  file: string,
+  options: SetInstallOptions,
+): Promise<CleanReport> {
+  const opened = await openPluginSet(ctx, file, options);
+  return withFileLock(opened.lockfile, async () => {
+    const lock = await readLockfile(opened.lockfile);
+    const keep = (name: string, version: string): boolean => {
+      const entry = lock ? own(lock.plugins, name) : undefined;
+      const named = opened.targets.some((t) => t.name === name);
+      // Without a lock, a plugin the set names keeps every version: nothing says which one is meant.
+      return named && (entry === undefined || entry.version === version);
+    };
+    const removed: { name: string; version: string; dir: string }[] = [];
+    const referenced = new Set<string>();
+    for (const entry of Object.values(lock?.plugins ?? {}))
+      for (const artifact of Object.values(entry.artifacts)) referenced.add(artifact.sha256);
+    for (const dir of opened.dirs) {
+      const tree = ctx.tree(dir);
+      const after = await tree.update(async (installed) => {
+        let next = installed;
+        const gone: [string, string][] = [];
+        for (const [name, plugin] of Object.entries(installed.plugins))
+          for (const version of Object.keys(plugin.versions))
+            if (!keep(name, version)) {
+              next = withoutInstalled(next, name, version).installed;
+              gone.push([name, version]);
+            }
+        for (const [name, version] of gone) removed.push({ name, version, dir });
+        const afterWrite = async () => {
+          for (const [name, version] of gone) await tree.removeVersion(name, version);
+        };
+        return { installed: next, result: next, afterWrite };
+      });
+      addReferences(referenced, after);
+    }
+    addReferences(referenced, await ctx.tree(undefined).read());
+    let blobsRemoved = 0;
+    let bytesFreed = 0;
+    for (const blob of await ctx.cache.blobs()) {
+      if (referenced.has(blob.sha256)) continue;
+      await ctx.cache.removeBlob(blob.sha256);
+      blobsRemoved++;
+      bytesFreed += blob.size;
+    }
+    return { removed, blobsRemoved, bytesFreed };
+  });
+}
+
+function addReferences(referenced: Set<string>, installed: InstalledFile): void {
+  for (const plugin of Object.values(installed.plugins))
+    for (const version of Object.values(plugin.versions))
+      for (const artifact of Object.values(version.artifacts)) referenced.add(artifact.sha256);
+}
+
+export interface DiscoveryReport {
+  /** The folders scanned (those that do not exist are skipped). */
+  readonly paths: readonly string[];
+  readonly watch: boolean;
+  readonly plugins: readonly DiscoveredPlugin[];
+}
+
+/**
+ * The spec's filesystem discovery for a set: its `discovery.filesystem.paths` (when enabled) and its install
+ * folders, every version folder found verified against `keys` and the keys the set's providers pin.
+ */
+export async function discoverSet(
+  file: string,
+  options: { readonly home: string; readonly keys: readonly TrustedKey[] },
+): Promise<DiscoveryReport> {
+  const text = await readTextIfExists(file);
+  if (text === undefined) throw new ClientError('PLUGIN_SET_INVALID', `${file} does not exist`);
+  const set = parsePluginSet(text, file, options);
+  const keys = [...options.keys];
+  for (const provider of [...set.providers, ...(set.discovery?.registries ?? [])]) {
+    if (provider.key === undefined) continue;
+    const key = await readKey(provider.key, `${set.file}#${provider.pointer}/key`);
+    keys.push({
+      fingerprint: key.fingerprint,
+      key: key.key,
+      label: `${basename(file)} provider ${provider.name}`,
+    });
+  }
+  const filesystem = set.discovery?.filesystem;
+  const installDirs = [
+    set.installLocation,
+    ...set.plugins.flatMap((p) => (p.install_location ? [p.install_location] : [])),
+  ];
+  const paths = [
+    ...new Set([...(filesystem?.enabled === false ? [] : (filesystem?.paths ?? [])), ...installDirs]),
+  ];
+  const found = await scanPluginFolders(paths, { recursive: filesystem?.recursive ?? false });
+  const plugins: DiscoveredPlugin[] = [];
+  for (const folder of found) plugins.push(await verifyFound(folder, keys));
+  return { paths, watch: filesystem?.watch_for_changes ?? false, plugins };
+}

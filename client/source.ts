@@ -1,0 +1,137 @@
+/**
+ * Where a plugin comes from, as an install sees it: a configured registry read through its session (TUF's
+ * order, snapshot then bin then document), or a folder the spec's filesystem discovery lays out (on disk,
+ * on a web server, in a bucket) whose manifests a pinned key signs. Both give the same verified plugin
+ * document and manifest, so one resolver, one verifier, one cache and one lock serve every kind of source.
+ */
+import { hostedArtifactKey } from '../index-builder/layout.ts';
+import type { ArtifactRecord, PluginDocument, VersionRecord } from '../index-builder/model.ts';
+import type { ContentCache } from './disk/cache.ts';
+import { ClientError } from './errors.ts';
+import type { Endpoint } from './fetcher.ts';
+import type { FolderSource, SourceVersion } from './folder-source.ts';
+import { specAsks } from './resolve.ts';
+import type { RegistrySession, VerifiedManifest } from './session.ts';
+
+export interface Source {
+  /** The name the lock and installed.json record it under. */
+  readonly name: string;
+  readonly kind: 'registry' | 'folder';
+  readonly endpoint: Endpoint;
+  /** The key that vouches for what it serves: the registry's, or the one pinned for the folder. */
+  readonly fingerprint: string;
+  /** The snapshot generation read (after `document`); 0 for a source without snapshots. */
+  readonly generation: number;
+  /**
+   * The plugin's verified document, or undefined when the source does not hold it. A folder cannot list
+   * everything at once, so its document holds the one version `spec` picks (the newest it asks for).
+   */
+  document(name: string, spec: string): Promise<PluginDocument | undefined>;
+  /** A version's manifest, verified by the source's key. */
+  manifest(name: string, version: VersionRecord): Promise<VerifiedManifest>;
+  /** Where an artifact is downloaded from. */
+  artifactUrl(name: string, version: VersionRecord, artifact: ArtifactRecord): string;
+}
+
+/** A configured registry, through its session. */
+export function registrySource(session: RegistrySession): Source {
+  return {
+    name: session.entry.name,
+    kind: 'registry',
+    endpoint: session.endpoint,
+    fingerprint: session.trust.fingerprint,
+    get generation() {
+      return session.snapshot.generation;
+    },
+    document: (name) => session.pluginDocument(name),
+    manifest: (name, version) => session.manifest(name, version),
+    artifactUrl: (name, version, artifact) => {
+      // A hosted artifact under the configured URL, so a mirror or a registry served elsewhere than the
+      // URL it publishes under still works; a publisher-hosted one as given.
+      const key = artifact.hosted ? hostedArtifactKey(name, version.version, artifact.url) : undefined;
+      return key === undefined ? artifact.url : `${session.entry.url}/${key}`;
+    },
+  };
+}
+
+export interface FolderSourceBinding {
+  readonly name: string;
+  readonly folder: FolderSource;
+  readonly endpoint: Endpoint;
+  readonly fingerprint: string;
+  readonly cache: ContentCache;
+  /** Exact manifest paths (relative to the folder's URL) per plugin, from a set file's `path`. */
+  readonly manifestPaths?: ReadonlyMap<string, string>;
+}
+
+/**
+ * A folder of signed manifests. A spec that is an exact version reads that version's folder (any transport,
+ * a web server too); anything else lists the plugin's version folders (disk and buckets can be listed) and
+ * reads the newest the spec asks for. Verified manifests are kept in the cache by digest, so a later frozen
+ * install places them without asking the source.
+ */
+export function folderSource(binding: FolderSourceBinding): Source {
+  const read = new Map<string, SourceVersion>();
+  const { folder, cache } = binding;
+  const remember = async (name: string, found: SourceVersion): Promise<SourceVersion> => {
+    const record = found.document.versions[0] as VersionRecord;
+    read.set(`${name}@${record.version}`, found);
+    await cache.putDocument(record.manifest_sha256, found.manifest.bytes);
+    await cache.putSignature(record.manifest_sha256, found.manifest.signature);
+    return found;
+  };
+  return {
+    name: binding.name,
+    kind: 'folder',
+    endpoint: binding.endpoint,
+    fingerprint: binding.fingerprint,
+    generation: 0,
+    async document(name, spec) {
+      const path = binding.manifestPaths?.get(name);
+      if (path !== undefined) {
+        const base = binding.endpoint.bases[0] as string;
+        const found = await remember(name, await folder.readUrl(new URL(path, `${base}/`).href));
+        if (found.document.name !== name)
+          throw new ClientError(
+            'PLUGIN_NOT_FOUND',
+            `${path} in ${binding.name} is a manifest of ${found.document.name}, not of ${name}`,
+          );
+        return found.document;
+      }
+      const wanted = spec.trim();
+      const versions = isExact(wanted) ? [wanted] : await folder.versions(name);
+      const version = versions.find((v) => specAsks(wanted, v));
+      if (version === undefined) {
+        if (versions.length === 0) return undefined;
+        throw noMatch(binding.name, name, wanted, versions);
+      }
+      try {
+        return (await remember(name, await folder.read(name, version))).document;
+      } catch (error) {
+        if (error instanceof ClientError && error.code === 'FETCH_NOT_FOUND' && isExact(wanted))
+          return undefined;
+        throw error;
+      }
+    },
+    async manifest(name, version) {
+      const found = read.get(`${name}@${version.version}`);
+      if (found) return found.manifest;
+      return (await remember(name, await folder.read(name, version.version))).manifest;
+    },
+    artifactUrl: (_name, _version, artifact) => artifact.url,
+  };
+}
+
+function isExact(spec: string): boolean {
+  return /^\d+\.\d+\.\d+(?:[-+].*)?$/.test(spec);
+}
+
+/** No version the folder holds is one the spec asks for: say which it holds, as the resolver does. */
+function noMatch(source: string, name: string, spec: string, versions: readonly string[]): ClientError {
+  const shown =
+    versions.slice(0, 6).join(', ') + (versions.length > 6 ? ` and ${versions.length - 6} more` : '');
+  return new ClientError(
+    'NO_MATCHING_VERSION',
+    `${name}@${spec}: ${source} holds ${shown}, none of which ${spec} asks for`,
+  );
+}

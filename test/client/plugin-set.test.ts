@@ -1,0 +1,367 @@
+/**
+ * Plugin sets end to end, as a library: one set file naming every kind of source, each served for real on
+ * 127.0.0.1 — a registry the pipeline published (the local server), a folder of signed manifests on disk,
+ * the same folder behind a plain static web server and in s3rver — installed exactly, locked beside the
+ * file, reproduced with `frozen` on a clean cache, compared (`diffSet`), cleaned (`cleanSet`), held to a
+ * policy and to the permissions already accepted, and discovered on disk with whether each verifies.
+ */
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative, sep } from 'node:path';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
+import { createClient, type PlugindexClient } from '../../client/client.ts';
+import { createHttpFetcher } from '../../client/fetcher.ts';
+import { parseLockfile } from '../../client/lockfile.ts';
+import { fixedClock } from '../../index-builder/clock.ts';
+import { processSubmissions } from '../../index-builder/pipeline/index.ts';
+import { createSigner } from '../../index-builder/signing.ts';
+import {
+  encode,
+  makeBundle,
+  makeRegistry,
+  sha256,
+  type TestRegistry,
+  testKey,
+  validManifest,
+} from '../support/fixtures.ts';
+import { type LocalS3, startLocalS3 } from '../support/s3.ts';
+import { type StaticServer, startStaticServer } from '../support/static-server.ts';
+
+const NOW = new Date('2026-11-02T00:00:00Z');
+const LINUX = { os: 'linux', arch: 'amd64' } as const;
+const BUCKET = 'team-plugins';
+const S3_ENV = { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_REGION: 'us-east-1' };
+const LENS_1_1 = encode('#!/bin/sh\necho lens 1.1.0\n');
+const LENS_1_2 = encode('#!/bin/sh\necho lens 1.2.0\n');
+const LENS_1_2_MAC = encode('#!/bin/sh\necho lens 1.2.0 mac\n');
+const ROLLUP = encode('#!/bin/sh\necho rollup beta\n');
+/** The executable of a folder plugin's version. */
+const tool = (name: string, version: string): Uint8Array => encode(`#!/bin/sh\necho ${name} ${version}\n`);
+
+let registry: TestRegistry;
+let base: string;
+let closeRegistry: () => Promise<void>;
+let root: string;
+let folder: string;
+let web: StaticServer;
+let s3: LocalS3;
+const requests: string[] = [];
+
+function lensBundle(version: string, body: Uint8Array, permissions: string[], mac?: Uint8Array) {
+  return makeBundle({
+    manifest: validManifest({ name: 'kubecost-lens', version, permissions }),
+    artifacts: [
+      { ...LINUX, name: 'kubecost-lens', body },
+      ...(mac ? [{ os: 'darwin', arch: 'arm64', name: 'kubecost-lens', body: mac }] : []),
+    ],
+  });
+}
+
+/** A folder as the spec's filesystem discovery lays it out: `<name>/<version>/manifest.json(.asc)` and the file. */
+async function writeFolderVersion(
+  dir: string,
+  name: string,
+  version: string,
+  body: Uint8Array,
+): Promise<void> {
+  const at = join(dir, name, version);
+  await mkdir(join(at, 'bin'), { recursive: true });
+  const manifest = validManifest({
+    name,
+    version,
+    permissions: ['filesystem_read'],
+    installation: {
+      artifacts: [{ ...LINUX, file: `bin/${name}`, sha256: sha256(body), size_bytes: body.byteLength }],
+    },
+  });
+  const bytes = encode(`${JSON.stringify(manifest, null, 2)}\n`);
+  const signer = await createSigner((await testKey('publisher')).secretKey);
+  await writeFile(join(at, 'manifest.json.asc'), await signer.sign(bytes));
+  await writeFile(join(at, 'manifest.json'), bytes);
+  await writeFile(join(at, 'bin', name), body);
+}
+
+async function uploadTree(dir: string, prefix: string): Promise<void> {
+  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const file = join(entry.parentPath, entry.name);
+    const key = `${prefix}/${relative(dir, file).split(sep).join('/')}`;
+    await s3.client.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: await readFile(file) }));
+  }
+}
+
+beforeAll(async () => {
+  registry = await makeRegistry();
+  await processSubmissions(
+    registry.context,
+    await registry.submit(
+      await lensBundle('1.1.0', LENS_1_1, ['network_client']),
+      await lensBundle('1.2.0', LENS_1_2, ['network_client', 'process_spawn'], LENS_1_2_MAC),
+      await makeBundle({
+        manifest: validManifest({ name: 'multicloud-rollup', version: '2.0.0-beta.1' }),
+        artifacts: [{ ...LINUX, name: 'multicloud-rollup', body: ROLLUP }],
+      }),
+    ),
+  );
+  const listening = await listenRegistryServer(
+    createRegistryServer({ site: registry.site, log: (line) => requests.push(line) }),
+    0,
+  );
+  base = listening.url;
+  closeRegistry = listening.close;
+  root = await mkdtemp(join(tmpdir(), 'plugindex-set-'));
+  folder = join(root, 'team-folder');
+  for (const [name, version] of [
+    ['team-tool', '1.0.0'],
+    ['team-tool', '1.1.0'],
+    ['web-tool', '1.0.0'],
+    ['bucket-tool', '1.0.0'],
+    ['bucket-tool', '1.0.2'],
+    ['disk-tool', '1.0.0'],
+    ['disk-tool', '1.0.3'],
+    ['disk-tool', '2.0.0'],
+  ] as const)
+    await writeFolderVersion(folder, name, version, tool(name, version));
+  web = await startStaticServer(folder);
+  s3 = await startLocalS3([BUCKET]);
+  await uploadTree(folder, 'shared/plugins');
+});
+
+afterAll(async () => {
+  await closeRegistry();
+  await web.close();
+  await s3.close();
+  await rm(root, { recursive: true, force: true });
+});
+
+interface Project {
+  readonly dir: string;
+  readonly file: string;
+  readonly lockfile: string;
+  client(options?: { offline?: boolean }): PlugindexClient;
+}
+
+let projects = 0;
+/** A checkout holding a set file and the keys it pins, with its own client folders. */
+async function project(setText: string): Promise<Project> {
+  projects += 1;
+  const dir = join(root, `p${projects}`);
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'registry.asc'), registry.registryKey.publicKey);
+  await writeFile(join(dir, 'publisher.asc'), (await testKey('publisher')).publicKey);
+  const file = join(dir, 'plugins.yaml');
+  await writeFile(file, setText);
+  const home = join(dir, '.home');
+  const dirs = { config: join(home, 'config'), data: join(home, 'data'), cache: join(home, 'cache') };
+  return {
+    dir,
+    file,
+    lockfile: join(dir, 'plugins.lock'),
+    client: (options = {}) =>
+      createClient({
+        dirs,
+        fetcher: createHttpFetcher({ env: S3_ENV, retries: 0 }),
+        env: {},
+        clock: fixedClock(NOW),
+        platform: LINUX,
+        offline: options.offline ?? false,
+        freshForMs: 0,
+      }),
+  };
+}
+
+async function using<T>(p: Project, body: (client: PlugindexClient) => Promise<T>): Promise<T> {
+  const client = p.client();
+  try {
+    return await body(client);
+  } finally {
+    await client.close();
+  }
+}
+
+const HOME = { home: '/nonexistent-home' };
+
+/** The issue's example, as written, against the served registry. */
+function exampleSet(url: string): string {
+  return `plugins:
+  install_location: ./plugins
+  providers:
+    - type: registry            # also: url, s3, file
+      name: local
+      url: ${url}
+      key: ./registry.asc       # the pinned registry key
+  plugins:
+    - provider: local
+      name: kubecost-lens
+      version: "^1.1"
+      platforms: [linux/amd64, darwin/arm64]
+    - provider: local
+      name: multicloud-rollup
+      version: beta
+`;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+describe('when the issue\u2019s example set is installed', () => {
+  it('installs every listed platform under install_location and locks the set beside the file', async () => {
+    const p = await project(exampleSet(base));
+    const result = await using(p, (c) => c.installSet(p.file, HOME));
+    expect(result.lockfile).toBe(p.lockfile);
+    expect(result.items.map((i) => [i.name, i.version, Object.keys(i.paths)])).toEqual([
+      ['kubecost-lens', '1.2.0', ['linux-amd64', 'darwin-arm64']],
+      ['multicloud-rollup', '2.0.0-beta.1', ['linux-amd64']],
+    ]);
+    expect(await readFile(join(p.dir, 'plugins/kubecost-lens/1.2.0/linux-amd64/kubecost-lens'))).toEqual(
+      Buffer.from(LENS_1_2),
+    );
+    expect(await readFile(join(p.dir, 'plugins/kubecost-lens/1.2.0/darwin-arm64/kubecost-lens'))).toEqual(
+      Buffer.from(LENS_1_2_MAC),
+    );
+    expect(await exists(join(p.dir, 'plugins/kubecost-lens/1.2.0/manifest.json.asc'))).toBe(true);
+    const lock = parseLockfile(await readFile(p.lockfile, 'utf8'), p.lockfile);
+    expect(lock.config_sha256).toBe(sha256(await readFile(p.file)));
+    expect(Object.keys(lock.plugins)).toEqual(['kubecost-lens', 'multicloud-rollup']);
+    expect(lock.plugins['kubecost-lens']?.permissions).toEqual(['network_client', 'process_spawn']);
+    expect(lock.plugins['kubecost-lens']?.artifacts['linux-amd64']?.url).toBe(
+      `${base}/plugins/kubecost-lens/1.2.0/artifacts/linux-amd64/kubecost-lens`,
+    );
+  });
+
+  it('installs nothing again and asks nothing when the tree already is the lock; diff says nothing would change', async () => {
+    const p = await project(exampleSet(base));
+    await using(p, (c) => c.installSet(p.file, HOME));
+    const before = requests.length;
+    const again = await using(p, (c) => c.installSet(p.file, HOME));
+    expect(again.items.every((i) => i.unchanged)).toBe(true);
+    const diff = await using(p, (c) => c.diffSet(p.file, HOME));
+    expect(diff).toMatchObject({ changes: [], lockChanges: [], fileChanged: false });
+    expect(requests.length).toBe(before);
+  });
+});
+
+/** One set naming every kind of source. */
+function mixedSet(): string {
+  return `plugins:
+  install_location: ./plugins
+  providers:
+    - { type: registry, name: local, url: ${base}, key: ./registry.asc }
+    - { type: url, name: web, url: ${web.url}, key: ./publisher.asc }
+    - { type: s3, name: bucket, bucket: ${BUCKET}, prefix: shared/plugins, region: us-east-1, endpoint: ${s3.endpoint}, key: ./publisher.asc }
+    - { type: file, name: disk, path: ${folder}, key: ./publisher.asc }
+  plugins:
+    - { provider: local, name: kubecost-lens, version: "1.1.0" }
+    - { provider: web, name: web-tool, version: "1.0.0", output: web-tool-bin, install_location: ./web-plugins }
+    - { provider: web, name: team-tool, path: team-tool/1.1.0/manifest.json }
+    - { provider: bucket, name: bucket-tool, version: "^1.0" }
+    - { provider: disk, name: disk-tool, version: "~1.0" }
+`;
+}
+
+describe('when a set mixes every kind of source', () => {
+  it('installs from a registry, a web folder, a bucket and a disk folder, each verified by its pinned key', async () => {
+    const p = await project(mixedSet());
+    const result = await using(p, (c) => c.installSet(p.file, HOME));
+    expect(result.items.map((i) => [i.name, i.version, i.registry, relative(p.dir, i.path)])).toEqual([
+      ['kubecost-lens', '1.1.0', 'local', 'plugins/kubecost-lens/1.1.0/linux-amd64/kubecost-lens'],
+      ['web-tool', '1.0.0', 'web', 'web-plugins/web-tool/1.0.0/linux-amd64/web-tool-bin'],
+      ['team-tool', '1.1.0', 'web', 'plugins/team-tool/1.1.0/linux-amd64/team-tool'],
+      ['bucket-tool', '1.0.2', 'bucket', 'plugins/bucket-tool/1.0.2/linux-amd64/bucket-tool'],
+      ['disk-tool', '1.0.3', 'disk', 'plugins/disk-tool/1.0.3/linux-amd64/disk-tool'],
+    ]);
+    for (const item of result.items.slice(1))
+      expect(await readFile(item.path)).toEqual(Buffer.from(tool(item.name, item.version)));
+    const lock = parseLockfile(await readFile(p.lockfile, 'utf8'), p.lockfile);
+    expect(Object.keys(lock.registries).sort()).toEqual(['bucket', 'disk', 'local', 'web']);
+    expect(lock.plugins['bucket-tool']?.artifacts['linux-amd64']?.url).toBe(
+      `s3://${BUCKET}/shared/plugins/bucket-tool/1.0.2/bin/bucket-tool`,
+    );
+  });
+
+  it('reproduces the lock with frozen on a clean cache with the registry stopped, from where the lock found each artifact', async () => {
+    const p = await project(mixedSet());
+    await using(p, (c) => c.installSet(p.file, HOME));
+    const lockText = await readFile(p.lockfile, 'utf8');
+    // Another checkout of the same set and lock, on a machine with nothing cached.
+    const q = await project(mixedSet());
+    await writeFile(q.lockfile, lockText);
+    const before = requests.length;
+    const frozen = await using(q, (c) => c.installSet(q.file, { ...HOME, frozen: true }));
+    expect(frozen.lockfileChanged).toBe(false);
+    expect(frozen.items.map((i) => [i.name, i.version])).toEqual(
+      (await using(p, (c) => c.installSet(p.file, HOME))).items.map((i) => [i.name, i.version]),
+    );
+    // Only the registry-hosted artifact was asked of the registry: no snapshot, bin, document or manifest.
+    expect(requests.slice(before).filter((line) => !line.includes('/artifacts/'))).toEqual([]);
+    expect(await readFile(q.lockfile, 'utf8')).toBe(lockText);
+  });
+
+  it('refuses a frozen install of a set the lock does not match, naming the plugin', async () => {
+    const p = await project(mixedSet());
+    await using(p, (c) => c.installSet(p.file, HOME));
+    await writeFile(p.file, (await readFile(p.file, 'utf8')).replace('version: "~1.0"', 'version: "^2"'));
+    await expect(using(p, (c) => c.installSet(p.file, { ...HOME, frozen: true }))).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'LOCK_OUT_OF_SYNC',
+      message: expect.stringContaining('disk-tool@^2'),
+    });
+  });
+});
+
+describe('when a set is compared with what is installed (diff)', () => {
+  it('names what an install would add, upgrade, downgrade, find changed on disk, and what clean would remove', async () => {
+    const p = await project(mixedSet());
+    expect((await using(p, (c) => c.diffSet(p.file, HOME))).changes.map((c) => [c.name, c.change])).toEqual([
+      ['bucket-tool', 'add'],
+      ['disk-tool', 'add'],
+      ['kubecost-lens', 'add'],
+      ['team-tool', 'add'],
+      ['web-tool', 'add'],
+    ]);
+    await using(p, (c) => c.installSet(p.file, HOME));
+    const text = await readFile(p.file, 'utf8');
+    await writeFile(
+      p.file,
+      text
+        .replace('version: "~1.0"', 'version: "^2"')
+        .replace('version: "1.1.0"', 'version: "1.2.0"')
+        .replace('version: "^1.0" }', 'version: "1.0.0" }')
+        .replace(/\n {4}- \{ provider: web, name: team-tool[^\n]*/, ''),
+    );
+    const installed = join(p.dir, 'web-plugins/web-tool/1.0.0/linux-amd64/web-tool-bin');
+    await writeFile(installed, 'tampered');
+    const diff = await using(p, (c) => c.diffSet(p.file, HOME));
+    expect(diff.changes.map((c) => [c.name, c.change, c.from, c.to])).toEqual([
+      ['bucket-tool', 'downgrade', '1.0.2', '1.0.0'],
+      ['disk-tool', 'upgrade', '1.0.3', '2.0.0'],
+      ['kubecost-lens', 'upgrade', '1.1.0', '1.2.0'],
+      ['team-tool', 'remove', '1.1.0', undefined],
+      ['web-tool', 'changed', '1.0.0', '1.0.0'],
+    ]);
+    expect(diff.changes.find((c) => c.name === 'web-tool')?.detail).toContain('no longer matches its digest');
+    expect(diff.fileChanged).toBe(true);
+  });
+
+  it('cleans what the set no longer names, and cached artifacts nothing uses', async () => {
+    const p = await project(mixedSet());
+    await using(p, (c) => c.installSet(p.file, HOME));
+    await writeFile(
+      p.file,
+      (await readFile(p.file, 'utf8')).replace(/\n {4}- \{ provider: web, name: team-tool[^\n]*/, ''),
+    );
+    await using(p, (c) => c.installSet(p.file, HOME));
+    const report = await using(p, (c) => c.cleanSet(p.file, HOME));
+    expect(report.removed.map((r) => `${r.name}@${r.version}`)).toEqual(['team-tool@1.1.0']);
+    expect(report.blobsRemoved).toBe(1);
+    expect(await exists(join(p.dir, 'plugins/team-tool'))).toBe(false);
+    expect(await exists(join(p.dir, 'plugins/disk-tool/1.0.3/linux-amd64/disk-tool'))).toBe(true);
+    expect((await using(p, (c) => c.cleanSet(p.file, HOME))).removed).toEqual([]);
+  });
+});
