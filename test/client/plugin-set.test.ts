@@ -365,3 +365,147 @@ describe('when a set is compared with what is installed (diff)', () => {
     expect((await using(p, (c) => c.cleanSet(p.file, HOME))).removed).toEqual([]);
   });
 });
+
+describe('when a set carries a policy', () => {
+  const withPolicy = (policy: string, version = '~1.0') => `plugins:
+  providers:
+    - { type: file, name: disk, path: ${folder}, key: ./publisher.asc }
+  plugins:
+    - { provider: disk, name: disk-tool, version: "${version}" }
+policy:
+${policy}
+`;
+
+  it('refuses a plugin that asks for a permission the policy denies, naming it, and installs nothing', async () => {
+    const p = await project(withPolicy('  permissions: { deny: [filesystem_read] }'));
+    await expect(using(p, (c) => c.installSet(p.file, HOME))).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'POLICY_DENIED',
+      message: expect.stringContaining('disk-tool@1.0.3 asks for filesystem_read'),
+    });
+    expect(await exists(join(p.dir, 'plugins'))).toBe(false);
+    expect(await exists(p.lockfile)).toBe(false);
+  });
+
+  it('refuses a publisher key and a source the policy does not list, and a prerelease unless allowed', async () => {
+    const p = await project(withPolicy(`  publishers: ["${'A'.repeat(40)}"]\n  registries: [elsewhere]`));
+    const error = (await using(p, (c) => c.installSet(p.file, HOME)).then(
+      () => undefined,
+      (e: unknown) => e,
+    )) as Error;
+    expect(error).toMatchObject({ code: 'POLICY_DENIED' });
+    expect(error.message).toContain('publisher');
+    expect(error.message).toContain('disk');
+  });
+
+  it('installs what the policy allows', async () => {
+    const p = await project(withPolicy('  permissions: { allow: [filesystem_read, network_client] }'));
+    const result = await using(p, (c) => c.installSet(p.file, HOME));
+    expect(result.items.map((i) => [i.name, i.version, i.permissions])).toEqual([
+      ['disk-tool', '1.0.3', ['filesystem_read']],
+    ]);
+  });
+});
+
+describe('when a newer version asks for more permissions than the locked one', () => {
+  it('diff names them, install and update refuse without --accept-permissions, and take them with it', async () => {
+    const p = await project(`plugins:
+  providers:
+    - { type: registry, name: local, url: ${base}, key: ./registry.asc }
+  plugins:
+    - { provider: local, name: kubecost-lens, version: "1.1.0" }
+`);
+    await using(p, (c) => c.installSet(p.file, HOME));
+    await writeFile(p.file, (await readFile(p.file, 'utf8')).replace('"1.1.0"', '"^1.1"'));
+    const diff = await using(p, (c) => c.diffSet(p.file, HOME));
+    expect(diff.changes).toMatchObject([
+      {
+        name: 'kubecost-lens',
+        change: 'upgrade',
+        from: '1.1.0',
+        to: '1.2.0',
+        newPermissions: ['process_spawn'],
+      },
+    ]);
+    await expect(using(p, (c) => c.installSet(p.file, HOME))).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'PERMISSIONS_NOT_ACCEPTED',
+      message: expect.stringContaining('kubecost-lens@1.2.0 asks for process_spawn'),
+    });
+    expect(
+      parseLockfile(await readFile(p.lockfile, 'utf8'), p.lockfile).plugins['kubecost-lens']?.version,
+    ).toBe('1.1.0');
+    const accepted = await using(p, (c) => c.installSet(p.file, { ...HOME, acceptPermissions: true }));
+    expect(accepted.items.map((i) => [i.name, i.version])).toEqual([['kubecost-lens', '1.2.0']]);
+    expect(await exists(join(p.dir, 'plugins/kubecost-lens/1.1.0'))).toBe(false);
+  });
+});
+
+describe('when a plugin is installed from a manifest URL', () => {
+  it('verifies a URL off any configured registry with the key given, and refuses it without one', async () => {
+    const p = await project('plugins: {}\n');
+    const url = `${web.url}/team-tool/1.0.0/manifest.json`;
+    await expect(using(p, (c) => c.reference(url))).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'REQUEST_INVALID',
+      message: expect.stringContaining('--key'),
+    });
+    const stranger = (await testKey('stranger')).publicKey;
+    await expect(using(p, (c) => c.reference(url, { key: stranger }))).rejects.toMatchObject({
+      name: 'TrustError',
+      code: 'DOCUMENT_MISMATCH',
+    });
+    const lockfile = join(p.dir, 'plugindex.lock');
+    const result = await using(p, async (c) => {
+      const target = await c.reference(url, { key: (await testKey('publisher')).publicKey });
+      if (!target?.source) throw new Error('expected a source');
+      return c.install({
+        requests: [{ request: target.request, registry: target.registry }],
+        sources: new Map([[target.registry, target.source]]),
+        dir: join(p.dir, 'plugins'),
+        lockfile,
+      });
+    });
+    expect(result.items.map((i) => [i.name, i.version])).toEqual([['team-tool', '1.0.0']]);
+    expect(await readFile(result.items[0]?.path as string)).toEqual(Buffer.from(tool('team-tool', '1.0.0')));
+  });
+
+  it('reads a URL under a configured registry through that registry', async () => {
+    const p = await project('plugins: {}\n');
+    await using(p, (c) =>
+      c.addRegistry({ name: 'test', url: base, pin: { armored: registry.registryKey.publicKey } }),
+    );
+    const target = await using(p, (c) => c.reference(`${base}/plugins/kubecost-lens/1.1.0/manifest.json`));
+    expect(target).toEqual({ request: 'kubecost-lens@1.1.0', registry: 'test' });
+  });
+});
+
+describe('when plugins are discovered on disk', () => {
+  it('lists every version folder under the discovery paths and install folders, each with whether it verifies', async () => {
+    const p = await project(`plugins:
+  providers:
+    - { type: file, name: disk, path: ${folder}, key: ./publisher.asc }
+  plugins:
+    - { provider: disk, name: disk-tool, version: "1.0.0" }
+discovery:
+  filesystem:
+    paths: [./more]
+`);
+    await using(p, (c) => c.installSet(p.file, HOME));
+    // A folder copied in by hand, unsigned; and one whose file was changed after it was signed.
+    await mkdir(join(p.dir, 'more/hand-made/0.1.0'), { recursive: true });
+    await writeFile(
+      join(p.dir, 'more/hand-made/0.1.0/manifest.json'),
+      '{"name":"hand-made","version":"0.1.0"}',
+    );
+    await writeFolderVersion(join(p.dir, 'more'), 'edited-tool', '1.0.0', tool('edited-tool', '1.0.0'));
+    await writeFile(join(p.dir, 'more/edited-tool/1.0.0/bin/edited-tool'), 'changed');
+    const report = await using(p, (c) => c.discover(p.file, HOME));
+    expect(report.plugins.map((d) => [d.name, d.version, d.status])).toEqual([
+      ['edited-tool', '1.0.0', 'modified'],
+      ['hand-made', '0.1.0', 'unsigned'],
+      ['disk-tool', '1.0.0', 'verified'],
+    ]);
+    expect(report.plugins[2]?.detail).toContain('provider disk');
+  });
+});
