@@ -188,6 +188,58 @@ describe('when a valid submission arrives', () => {
   });
 });
 
+describe('when a version declares permissions, resources and an OCI artifact', () => {
+  const hex = 'ab'.repeat(32);
+  const oci = { reference: 'registry.example:5000/acme/demo-plugin:1.0.0', digest: `sha256:${hex}` };
+  const manifest = validManifest({
+    permissions: ['network_client', 'filesystem_read'],
+    resources: { timeout_seconds: 30, max_memory_mb: 256 },
+    installation: {
+      artifacts: [{ os: 'linux', arch: 'arm64', oci, sha256: `sha256:${hex}`, size_bytes: 42 }],
+    },
+  });
+
+  it('records them in the plugin document (permissions sorted) and keeps oci as is in the manifest', async () => {
+    const registry = await makeRegistry();
+    const [outcome] = await publish(registry, await makeBundle({ manifest }));
+    expect(outcome?.status).toBe('accepted');
+    expect(outcome?.urls?.artifacts).toEqual([`oci://registry.example:5000/acme/demo-plugin@sha256:${hex}`]);
+    const doc = json<PluginDocument>(registry.site, 'plugins/demo-plugin/index.json');
+    const [version] = doc.versions;
+    expect(version?.permissions).toEqual(['filesystem_read', 'network_client']);
+    expect(version?.resources).toEqual({ max_memory_mb: 256, timeout_seconds: 30 });
+    expect(Object.keys(version?.resources ?? {})).toEqual(['max_memory_mb', 'timeout_seconds']);
+    expect(version?.artifacts).toEqual([
+      {
+        os: 'linux',
+        arch: 'arm64',
+        url: `oci://registry.example:5000/acme/demo-plugin@sha256:${hex}`,
+        sha256: hex,
+        size_bytes: 42,
+        hosted: false,
+        oci,
+      },
+    ]);
+    const published = json<{ installation: { artifacts: unknown[] } }>(
+      registry.site,
+      'plugins/demo-plugin/1.0.0/manifest.json',
+    );
+    expect(published.installation.artifacts[0]).toMatchObject({ oci });
+  });
+
+  it('leaves both out of a version that declares neither', async () => {
+    const registry = await makeRegistry();
+    await publish(
+      registry,
+      await makeBundle({ manifest: validManifest({ permissions: [], resources: {} }) }),
+    );
+    const [version] = json<PluginDocument>(registry.site, 'plugins/demo-plugin/index.json').versions;
+    expect(version).toBeDefined();
+    expect(version).not.toHaveProperty('permissions');
+    expect(version).not.toHaveProperty('resources');
+  });
+});
+
 describe('when versions accumulate', () => {
   it('resolves latest and channels, newest first', async () => {
     const registry = await makeRegistry();
