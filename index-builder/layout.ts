@@ -147,8 +147,19 @@ export function signatureKey(key: string): string {
 export const INDEX_JSON_KEY = 'index.json';
 export const INDEX_YAML_KEY = 'index.yaml';
 export const SEARCH_KEY = 'search.json';
+/**
+ * The registry as a falcoctl index (Diginfra's distribution: a YAML list of artifacts, one entry per
+ * plugin), for tools that find plugins through such an index. In a folder of its own, as such tools are
+ * given an index URL and read the whole file.
+ */
+export const FALCOCTL_INDEX_KEY = 'falcoctl/index.yaml';
 /** Their cost grows with the registry (about 59 MB at 10,000 plugins of 10 versions); all else is per plugin. */
-export const INDEX_DOCUMENTS: readonly string[] = [INDEX_JSON_KEY, INDEX_YAML_KEY, SEARCH_KEY];
+export const INDEX_DOCUMENTS: readonly string[] = [
+  INDEX_JSON_KEY,
+  INDEX_YAML_KEY,
+  SEARCH_KEY,
+  FALCOCTL_INDEX_KEY,
+];
 
 /** The signed record of every mutable document's digest: the commit point of a publish. */
 export const SNAPSHOT_KEY = 'snapshot.json';

@@ -10,8 +10,8 @@
  *   2. when the index documents are deferred, their pending mark in the catalog, before anything they
  *      would lag behind;
  *   3. each changed plugin's document, its signature and page;
- *   4. the snapshot bins of the changed plugins and the index documents (index.json/.yaml, search.json;
- *      unless deferred), each with its signature, then the registry key and pages when they differ;
+ *   4. the snapshot bins of the changed plugins and the index documents (index.json/.yaml, search.json,
+ *      falcoctl/index.yaml; unless deferred), each with its signature, then the registry key and pages when they differ;
  *   5. snapshot.json and its signature: the commit point for clients;
  *   6. the catalog (its changed bins, then its meta file);
  *   7. each submission's outcome record, then the submission moves to processed/ or rejected/.
@@ -242,9 +242,9 @@ export async function refreshSnapshot(
 }
 
 /**
- * Renders the index documents a deferred publish left pending (index.json, index.yaml, search.json), and a
- * snapshot that lists them; does nothing when none are pending. The one step whose cost grows with the
- * registry, so callers run it once a burst of publishes is over.
+ * Renders the index documents a deferred publish left pending (index.json, index.yaml, search.json,
+ * falcoctl/index.yaml), and a snapshot that lists them; does nothing when none are pending. The one step
+ * whose cost grows with the registry, so callers run it once a burst of publishes is over.
  * @example const { generation } = await flushIndexes(ctx); // null: nothing was pending
  */
 export async function flushIndexes(

@@ -335,6 +335,7 @@ ${registry.description ? `<p class="muted">${escapeHtml(registry.description)}</
 <ul id="results" class="results"></ul>
 <h2>For clients</h2>
 <p><a href="index.json">index.json</a> · <a href="index.yaml">index.yaml</a> · <a href="search.json">search.json</a> ·
+<a href="falcoctl/index.yaml">falcoctl/index.yaml</a> ·
 <a href="snapshot.json">snapshot.json</a> · <a href="keys/registry.asc">keys/registry.asc</a></p>
 <script>${SEARCH_SCRIPT}</script>`;
   return page(registry.name, body, registry, '');

@@ -47,7 +47,13 @@ describe('when a client checks the snapshot', () => {
       lastGeneration: 1,
     });
     expect(snapshot.generation).toBe(2);
-    for (const path of ['index.json', 'index.yaml', 'search.json', 'keys/registry.asc'])
+    for (const path of [
+      'index.json',
+      'index.yaml',
+      'search.json',
+      'falcoctl/index.yaml',
+      'keys/registry.asc',
+    ])
       verifyListedDocument(snapshot, path, bytesOf(registry, path));
     const bin = binKey(binOf('demo-plugin'));
     expect(() =>

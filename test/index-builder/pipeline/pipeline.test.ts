@@ -127,6 +127,7 @@ describe('when a valid submission arrives', () => {
     }
     const bin = binKey(binOf('demo-plugin'));
     expect(Object.keys(snapshot.documents).sort()).toEqual([
+      'falcoctl/index.yaml',
       'index.json',
       'index.yaml',
       'keys/registry.asc',
@@ -227,6 +228,55 @@ describe('when a version declares permissions, resources and an OCI artifact', (
     expect(published.installation.artifacts[0]).toMatchObject({ oci });
   });
 
+  it('lists the plugin in falcoctl/index.yaml, re-rendered at each publish and bound by the snapshot', async () => {
+    const registry = await makeRegistry();
+    const meta = {
+      tags: ['billing'],
+      license: 'MIT',
+      homepage: 'https://lens.example.com',
+      repository: 'https://git.example.com/acme/demo-plugin',
+    };
+    await publish(registry, await makeBundle({ manifest: validManifest({ metadata: meta }) }));
+    const falcoctl = () =>
+      YAML.parse(new TextDecoder().decode(registry.site.objects.get('falcoctl/index.yaml')?.body)) as unknown;
+    expect(falcoctl()).toEqual([
+      {
+        name: 'demo-plugin',
+        type: 'plugin',
+        registry: 'registry.example.com',
+        description: 'A plugin used in tests',
+        keywords: ['billing', 'actual_cost'],
+        license: 'MIT',
+        home: 'https://lens.example.com',
+        sources: ['https://git.example.com/acme/demo-plugin'],
+      },
+    ]);
+
+    const [outcome] = await publish(
+      registry,
+      await makeBundle({ manifest: { ...manifest, version: '1.1.0', metadata: meta } }),
+      await makeBundle({
+        manifest: validManifest({ name: 'another', description: undefined, metadata: {} }),
+      }),
+    );
+    expect(outcome?.status).toBe('accepted');
+    expect(falcoctl()).toEqual([
+      { name: 'another', type: 'plugin', registry: 'registry.example.com', keywords: ['actual_cost'] },
+      expect.objectContaining({
+        name: 'demo-plugin',
+        registry: 'registry.example:5000',
+        repository: 'acme/demo-plugin',
+      }),
+    ]);
+    const snapshot = json<SnapshotDocument>(registry.site, 'snapshot.json');
+    const body = registry.site.objects.get('falcoctl/index.yaml')?.body as Uint8Array;
+    expect(snapshot.documents['falcoctl/index.yaml']).toEqual({
+      sha256: sha256(body),
+      size: body.byteLength,
+    });
+    expect(registry.site.objects.get('falcoctl/index.yaml')?.contentType).toBe('application/yaml');
+  });
+
   it('leaves both out of a version that declares neither', async () => {
     const registry = await makeRegistry();
     await publish(
@@ -320,6 +370,8 @@ describe('when submissions arrive as a batch', () => {
     const bin = binKey(binOf('demo-plugin'));
     expect(result.invalidate).toEqual(
       [
+        'falcoctl/index.yaml',
+        'falcoctl/index.yaml.asc',
         'index.json',
         'index.json.asc',
         'index.yaml',
