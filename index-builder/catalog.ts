@@ -52,10 +52,15 @@ export interface Catalog {
    * them (`PipelineContext.deferIndexes`) and no flush has rendered them since.
    */
   indexesPending: boolean;
+  /**
+   * The meta file is of another catalog format (one written before an upgrade): what it holds was not read,
+   * and the registry must be rebuilt from its plugin documents before a publish renders anything from it.
+   */
+  outdated: boolean;
 }
 
-// 4: lines gained the falcoctl entry. A catalog of another version reads as empty, as the format says: run
-// `plugindex rebuild` after upgrading a registry across it.
+// 4: lines gained the falcoctl entry. A catalog of another format reads as empty and outdated; the pipeline
+// then rebuilds it from the plugin documents before it publishes.
 const HEADER = 'plugindex-catalog 4';
 
 export function emptyCatalog(): Catalog {
@@ -65,6 +70,7 @@ export function emptyCatalog(): Catalog {
     registryDigests: new Map(),
     bins: new Map(),
     indexesPending: false,
+    outdated: false,
   };
 }
 
@@ -83,10 +89,13 @@ export function catalogLineOf(
   };
 }
 
-/** Reads catalog lines; a file with an unknown header reads as empty (the next full rebuild recreates it). */
+/** Reads catalog lines; a file with an unknown header reads as empty and marks the catalog outdated. */
 function parseCatalogLines(text: string, into: Catalog): void {
   const lines = text.split('\n');
-  if (lines[0] !== HEADER) return;
+  if (lines[0] !== HEADER) {
+    into.outdated = true;
+    return;
+  }
   for (let i = 1; i < lines.length; i++) {
     const fields = (lines[i] as string).split('\t');
     if (fields[0] === 'generation') into.generation = Number(fields[1]) || 0;

@@ -174,7 +174,7 @@ export async function processSubmissions(
   const now = ctx.clock.now();
   const view = new BatchView(ctx.site);
   const items = await evaluateBatch(ctx, uploads, view, now);
-  const catalog = await loadCatalog(ctx.intake);
+  const catalog = await currentCatalog(ctx);
   const processed = now.toISOString();
   const added = await writeVersions(ctx, items, processed);
   const changed = await writeChangedPlugins(ctx, items, added, view, catalog, defer);
@@ -204,6 +204,12 @@ export async function rebuildRegistry(
   context: PipelineContext,
 ): Promise<{ generation: number; plugins: number; invalidate: readonly string[] }> {
   const { ctx, log } = withWriteLog(context);
+  const { generation, plugins } = await rebuildAll(ctx);
+  return { generation, plugins, invalidate: log.mutableKeys() };
+}
+
+/** The rebuild, through the caller's write log. */
+async function rebuildAll(ctx: PipelineContext): Promise<{ generation: number; plugins: number }> {
   const catalog = emptyCatalog();
   catalog.generation = (await loadCatalog(ctx.intake)).generation;
   const keys: string[] = [];
@@ -215,7 +221,19 @@ export async function rebuildRegistry(
     if (doc) catalog.plugins.set(doc.name, await writePluginDocument(ctx, doc));
   });
   const generation = await commitGeneration(ctx, catalog);
-  return { generation, plugins: catalog.plugins.size, invalidate: log.mutableKeys() };
+  return { generation, plugins: catalog.plugins.size };
+}
+
+/**
+ * The catalog, rebuilt first from the published plugin documents when it is of another format (written
+ * before an upgrade): rendered from as it is, it would read as empty, and the next index documents would
+ * list only the plugins a publish changed.
+ */
+async function currentCatalog(ctx: PipelineContext): Promise<Catalog> {
+  const catalog = await loadCatalog(ctx.intake);
+  if (!catalog.outdated) return catalog;
+  await rebuildAll(ctx);
+  return loadCatalog(ctx.intake);
 }
 
 /**
@@ -227,6 +245,8 @@ export async function refreshSnapshot(
 ): Promise<{ generation: number; invalidate: readonly string[] }> {
   const { ctx, log } = withWriteLog(context);
   const catalog = await loadCatalog(ctx.intake);
+  if (catalog.outdated)
+    return { generation: (await rebuildAll(ctx)).generation, invalidate: log.mutableKeys() };
   const previous = await readJson<SnapshotDocument>(ctx.site, SNAPSHOT_KEY);
   if (!previous || catalog.indexesPending) {
     // Nothing published yet: everything. Index documents pending: the re-signed snapshot might be the last
@@ -252,6 +272,8 @@ export async function flushIndexes(
 ): Promise<{ generation: number | null; invalidate: readonly string[] }> {
   const { ctx, log } = withWriteLog(context);
   const catalog = await loadCatalog(ctx.intake);
+  if (catalog.outdated)
+    return { generation: (await rebuildAll(ctx)).generation, invalidate: log.mutableKeys() };
   if (!catalog.indexesPending) return { generation: null, invalidate: [] };
   const generation = await commitGeneration(ctx, catalog, new Set());
   return { generation, invalidate: log.mutableKeys() };

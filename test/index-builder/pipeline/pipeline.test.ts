@@ -8,6 +8,7 @@ import { StoreError } from '../../../index-builder/errors.ts';
 import { binKey, binOf, isSafeKey, submissionIdFromBytes } from '../../../index-builder/layout.ts';
 import type { PluginDocument, SnapshotDocument } from '../../../index-builder/model.ts';
 import {
+  flushIndexes,
   processSubmissions,
   rebuildRegistry,
   refreshSnapshot,
@@ -636,6 +637,49 @@ describe('when recovering and maintaining', () => {
     expect(result).toMatchObject({ generation: 2, plugins: 2 });
     expect(result.invalidate).toContain('index.json');
     expect(json<{ plugins: unknown[] }>(registry.site, 'index.json').plugins).toEqual(index.plugins);
+  });
+
+  it.each([
+    [
+      'a publish',
+      (registry: TestRegistry) => registry.submit().then(() => processSubmissions(registry.context)),
+    ],
+    ['a refresh', (registry: TestRegistry) => refreshSnapshot(registry.context)],
+    ['a flush', (registry: TestRegistry) => flushIndexes(registry.context)],
+  ])('rebuilds a catalog of an older format before %s renders from it', async (_, act) => {
+    const registry = await makeRegistry();
+    await publish(
+      registry,
+      await makeBundle(),
+      await makeBundle({ manifest: validManifest({ name: 'second-one' }) }),
+    );
+    // What a registry published before the catalog gained the falcoctl entry holds.
+    const meta = registry.intake.objects.get('state/catalog/meta.tsv') as StoredObject;
+    const older = new TextDecoder()
+      .decode(meta.body)
+      .replace(/^plugindex-catalog \d+/, 'plugindex-catalog 3');
+    registry.intake.objects.set('state/catalog/meta.tsv', { ...meta, body: encode(older) });
+    const before = json<SnapshotDocument>(registry.site, 'snapshot.json').generation;
+
+    await act(registry);
+
+    const names = (key: string) =>
+      (YAML.parse(new TextDecoder().decode(registry.site.objects.get(key)?.body)) as { name: string }[]).map(
+        (e) => e.name,
+      );
+    expect(names('falcoctl/index.yaml')).toEqual(['demo-plugin', 'second-one']);
+    expect(
+      json<{ plugins: { name: string }[] }>(registry.site, 'index.json').plugins.map((p) => p.name),
+    ).toEqual(['demo-plugin', 'second-one']);
+    expect(json<SnapshotDocument>(registry.site, 'snapshot.json').generation).toBeGreaterThan(before);
+    const upgraded = new TextDecoder().decode(registry.intake.objects.get('state/catalog/meta.tsv')?.body);
+    expect(upgraded.split('\n')[0]).toBe('plugindex-catalog 4');
+    const later = await publish(
+      registry,
+      await makeBundle({ manifest: validManifest({ name: 'third-one' }) }),
+    );
+    expect(later[0]?.status).toBe('accepted');
+    expect(names('falcoctl/index.yaml')).toEqual(['demo-plugin', 'second-one', 'third-one']);
   });
 
   it('refreshing the snapshot extends its expiry and bumps the generation only', async () => {
