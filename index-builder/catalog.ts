@@ -1,8 +1,8 @@
 /**
  * The catalog: the registry's internal state, from which the registry-wide documents are rendered without
- * reading any plugin document. Each plugin has one line holding its index entry and search row already
- * serialized, so a publish parses only what changed, and `index.json`, `index.yaml` and `search.json` are
- * rendered by concatenating lines (render/index-documents.ts): at 10,000 plugins the cost of a publish is
+ * reading any plugin document. Each plugin has one line holding its index entry, search row and falcoctl
+ * index entry already serialized, so a publish parses only what changed, and `index.json`, `index.yaml`,
+ * `search.json` and `falcoctl/index.yaml` are rendered by concatenating lines (render/index-documents.ts): at 10,000 plugins the cost of a publish is
  * writing the global files, not re-serializing them.
  *
  * Storage (in the intake store, never published): `state/catalog/meta.tsv` holds the generation and the
@@ -16,11 +16,13 @@
  *   pending indexes                      (only while the index documents lag: see Catalog.indexesPending)
  *   global <key> <sha256> <size>
  *   plugin <name> <doc sha256> <doc size> <api versions, comma-separated> <entry JSON> <search JSON>
+ *          <falcoctl entry JSON>
  */
 import { sha256Hex } from './digest.ts';
 import { binOf, CATALOG_META_KEY, catalogBinKey } from './layout.ts';
 import type { DocumentDigest, PluginDocument } from './model.ts';
-import { buildIndexEntry, buildSearchEntry } from './render/documents.ts';
+import { buildFalcoctlEntry, buildIndexEntry, buildSearchEntry } from './render/documents.ts';
+import { toYaml } from './render/yaml.ts';
 import { CACHE_PRIVATE, type Store } from './store.ts';
 import { stringifyJson } from './text.ts';
 
@@ -31,6 +33,8 @@ export interface CatalogLine {
   readonly entry: string;
   /** The plugin's row in search.json, serialized. */
   readonly search: string;
+  /** The plugin's entry in falcoctl/index.yaml, serialized as JSON (rendered as a YAML item: falcoctlItem). */
+  readonly falcoctl: string;
 }
 
 export interface Catalog {
@@ -44,13 +48,20 @@ export interface Catalog {
   /** Bin -> sha256 of its catalog file, as last written: tells a warm process which bins to re-read. */
   readonly bins: Map<string, string>;
   /**
-   * The index documents (index.json, index.yaml, search.json) lag the plugin documents: a publish deferred
+   * The index documents (index.json, index.yaml, search.json, falcoctl/index.yaml) lag the plugin documents: a publish deferred
    * them (`PipelineContext.deferIndexes`) and no flush has rendered them since.
    */
   indexesPending: boolean;
+  /**
+   * The meta file is of another catalog format (one written before an upgrade): what it holds was not read,
+   * and the registry must be rebuilt from its plugin documents before a publish renders anything from it.
+   */
+  outdated: boolean;
 }
 
-const HEADER = 'plugindex-catalog 3';
+// 4: lines gained the falcoctl entry. A catalog of another format reads as empty and outdated; the pipeline
+// then rebuilds it from the plugin documents before it publishes.
+const HEADER = 'plugindex-catalog 4';
 
 export function emptyCatalog(): Catalog {
   return {
@@ -59,22 +70,32 @@ export function emptyCatalog(): Catalog {
     registryDigests: new Map(),
     bins: new Map(),
     indexesPending: false,
+    outdated: false,
   };
 }
 
-export function catalogLineOf(doc: PluginDocument, document: DocumentDigest): CatalogLine {
+/** A plugin's catalog line; `registryUrl` is this registry's, where a plugin without OCI artifacts is found. */
+export function catalogLineOf(
+  doc: PluginDocument,
+  document: DocumentDigest,
+  registryUrl: string,
+): CatalogLine {
   return {
     document,
     apiVersions: [...new Set(doc.versions.map((v) => v.api_version))],
     entry: stringifyJson(buildIndexEntry(doc)),
     search: stringifyJson(buildSearchEntry(doc)),
+    falcoctl: stringifyJson(buildFalcoctlEntry(doc, registryUrl)),
   };
 }
 
-/** Reads catalog lines; a file with an unknown header reads as empty (the next full rebuild recreates it). */
+/** Reads catalog lines; a file with an unknown header reads as empty and marks the catalog outdated. */
 function parseCatalogLines(text: string, into: Catalog): void {
   const lines = text.split('\n');
-  if (lines[0] !== HEADER) return;
+  if (lines[0] !== HEADER) {
+    into.outdated = true;
+    return;
+  }
   for (let i = 1; i < lines.length; i++) {
     const fields = (lines[i] as string).split('\t');
     if (fields[0] === 'generation') into.generation = Number(fields[1]) || 0;
@@ -83,12 +104,13 @@ function parseCatalogLines(text: string, into: Catalog): void {
       into.bins.set(fields[1] as string, fields[2] as string);
     else if (fields[0] === 'global' && fields.length === 4) {
       into.registryDigests.set(fields[1] as string, { sha256: fields[2] as string, size: Number(fields[3]) });
-    } else if (fields[0] === 'plugin' && fields.length === 7) {
+    } else if (fields[0] === 'plugin' && fields.length === 8) {
       into.plugins.set(fields[1] as string, {
         document: { sha256: fields[2] as string, size: Number(fields[3]) },
         apiVersions: fields[4] ? (fields[4] as string).split(',') : [],
         entry: fields[5] as string,
         search: fields[6] as string,
+        falcoctl: fields[7] as string,
       });
     }
   }
@@ -109,7 +131,7 @@ function serializePlugins(names: readonly string[], plugins: ReadonlyMap<string,
   for (const name of names) {
     const p = plugins.get(name) as CatalogLine;
     out.push(
-      `plugin\t${name}\t${p.document.sha256}\t${p.document.size}\t${p.apiVersions.join(',')}\t${p.entry}\t${p.search}`,
+      `plugin\t${name}\t${p.document.sha256}\t${p.document.size}\t${p.apiVersions.join(',')}\t${p.entry}\t${p.search}\t${p.falcoctl}`,
     );
   }
   return `${out.join('\n')}\n`;
@@ -222,6 +244,22 @@ export function lineBytes(line: CatalogLine): LineBytes {
   if (!bytes) {
     bytes = { entry: utf8.encode(line.entry), search: utf8.encode(line.search) };
     encodedLines.set(line, bytes);
+  }
+  return bytes;
+}
+
+/**
+ * A line's falcoctl entry as a block-style YAML list item, rendered once per line (lines are replaced, never
+ * changed), and only when the falcoctl index is rendered: the catalog stores JSON, as a tab-separated line
+ * cannot hold the item's line breaks.
+ */
+const falcoctlItems = new WeakMap<CatalogLine, Uint8Array>();
+
+export function falcoctlItem(line: CatalogLine): Uint8Array {
+  let bytes = falcoctlItems.get(line);
+  if (!bytes) {
+    bytes = utf8.encode(toYaml([JSON.parse(line.falcoctl) as object]));
+    falcoctlItems.set(line, bytes);
   }
   return bytes;
 }

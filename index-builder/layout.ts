@@ -154,7 +154,12 @@ export const SEARCH_KEY = 'search.json';
  */
 export const FALCOCTL_INDEX_KEY = 'falcoctl/index.yaml';
 /** Their cost grows with the registry (about 59 MB at 10,000 plugins of 10 versions); all else is per plugin. */
-export const INDEX_DOCUMENTS: readonly string[] = [INDEX_JSON_KEY, INDEX_YAML_KEY, SEARCH_KEY];
+export const INDEX_DOCUMENTS: readonly string[] = [
+  INDEX_JSON_KEY,
+  INDEX_YAML_KEY,
+  SEARCH_KEY,
+  FALCOCTL_INDEX_KEY,
+];
 
 /** The signed record of every mutable document's digest: the commit point of a publish. */
 export const SNAPSHOT_KEY = 'snapshot.json';

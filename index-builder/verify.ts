@@ -21,6 +21,7 @@ import type {
   BinDocument,
   DocumentDigest,
   Manifest,
+  OciArtifact,
   PluginDocument,
   SignedSnapshotDocument,
   SnapshotDocument,
@@ -267,6 +268,31 @@ export function assertPluginDocument(value: unknown, name: string): asserts valu
         (a.size_bytes as number) >= 0 &&
         typeof a.hosted === 'boolean';
       if (!ok) fail(`${at}/artifacts/${j}`, '{os, arch, url, sha256, size_bytes, hosted} of the right forms');
+      const oci = (a as Partial<ArtifactRecord>).oci;
+      if (oci !== undefined) {
+        const o = oci as Partial<OciArtifact> | null;
+        if (typeof o !== 'object' || o === null || Array.isArray(o) || typeof o.reference !== 'string')
+          fail(`${at}/artifacts/${j}/oci`, '{reference, digest} with a string reference');
+        // The digest a client pulls is the one it checks the bytes against.
+        if ((o as Partial<OciArtifact>).digest !== `sha256:${(a as ArtifactRecord).sha256}`)
+          fail(`${at}/artifacts/${j}/oci/digest`, `"sha256:" and the artifact's sha256`);
+      }
+    }
+    if (v.permissions !== undefined) {
+      const permissions = v.permissions as unknown;
+      if (!Array.isArray(permissions)) fail(`${at}/permissions`, 'an array of permission names');
+      for (const [k, permission] of (permissions as unknown[]).entries())
+        if (typeof permission !== 'string') fail(`${at}/permissions/${k}`, 'a permission name');
+    }
+    if (v.resources !== undefined) {
+      const resources = v.resources as unknown;
+      if (typeof resources !== 'object' || resources === null || Array.isArray(resources))
+        fail(`${at}/resources`, 'an object of resource limits');
+      for (const [limit, value] of Object.entries(resources as object))
+        if (!Number.isSafeInteger(value) || value < 0)
+          fail(`${at}/resources/${escapePointer(limit)}`, 'a non-negative integer');
     }
   }
 }
+
+const escapePointer = (segment: string): string => segment.replace(/~/g, '~0').replace(/\//g, '~1');

@@ -59,6 +59,20 @@ export async function run(parsed: Parsed): Promise<number> {
         `    ${v.version}  ${v.published.slice(0, 10)}  ${platforms}${api}  publisher ${v.publisher}${marks.length ? `  [${marks.join('; ')}]` : ''}`,
       );
     }
+    // What the chosen version (else the latest, else the newest) asks of the host and where its bytes are.
+    const chosen =
+      info.resolution?.version ??
+      doc.versions.find((v) => v.version === doc.latest_version) ??
+      doc.versions[0];
+    if (chosen) {
+      if (chosen.permissions?.length)
+        out(`  ${chosen.version} permissions: ${chosen.permissions.join(', ')}`);
+      const limits = Object.entries(chosen.resources ?? {});
+      if (limits.length)
+        out(`  ${chosen.version} resource limits: ${limits.map(([k, v]) => `${k} ${v}`).join(', ')}`);
+      for (const a of chosen.artifacts)
+        if (a.oci) out(`  ${chosen.version} ${a.os}/${a.arch} from OCI ${a.oci.reference} (${a.oci.digest})`);
+    }
     if (info.resolution) {
       out(
         `  ${request} resolves to ${info.resolution.version.version} for ${info.resolution.artifact.os}/${info.resolution.artifact.arch}`,

@@ -5,11 +5,15 @@
  * - `installation.checksum` (and artifact digests) accept both `<hex>` and `sha256:<hex>`, the two forms
  *   real publishers write;
  * - names are 2-64 characters of lowercase letters and digits separated by single hyphens;
- * plus limits on every string, number and list, and the `installation.artifacts` extension for per-platform
- * binaries. An artifact's `file` is a safe path by the one definition stores use (layout.ts); the rules in
+ * plus limits on every string, number and list, and our extensions: `installation.artifacts` for per-platform
+ * binaries (carried in the bundle, at a URL, or in an OCI registry pinned by digest), and the top-level
+ * `permissions` and `resources` a plugin declares (known names only: a name the host does not know would be
+ * granted or limited by no one). An artifact's `file` is a safe path by the one definition stores use (layout.ts); the rules in
  * validate.ts check every key a version would be written under with the stores' own check.
  */
 import { MAX_SEGMENT_LENGTH, SAFE_RELATIVE_PATH_PATTERN } from '../layout.ts';
+import { PERMISSIONS, RESOURCE_LIMITS } from '../model.ts';
+import { OCI_DIGEST_PATTERN, OCI_REFERENCE_PATTERN } from '../oci.ts';
 
 const SEMVER =
   '^(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(?:-((?:0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\\.(?:0|[1-9]\\d*|\\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\\+([0-9a-zA-Z-]+(?:\\.[0-9a-zA-Z-]+)*))?$';
@@ -63,6 +67,29 @@ const text = (maxLength = MAX_STRING, minLength?: number) => ({
 const uri = { type: 'string', format: 'uri', maxLength: 2048 };
 const list = (items: object, extra: object = {}) => ({ type: 'array', items, maxItems: MAX_ITEMS, ...extra });
 const enumList = (values: readonly string[]) => list({ type: 'string', enum: values }, { uniqueItems: true });
+
+/** Each resource limit a positive integer up to its bound; no other key (a misspelt limit would limit nothing). */
+const RESOURCES = {
+  type: 'object',
+  additionalProperties: false,
+  properties: Object.fromEntries(
+    Object.entries(RESOURCE_LIMITS).map(([name, max]) => [
+      name,
+      { type: 'integer', minimum: 1, maximum: max },
+    ]),
+  ),
+};
+
+/** Where an artifact is kept in an OCI registry; the digest is required, as a tag alone can move. */
+const OCI = {
+  type: 'object',
+  required: ['reference', 'digest'],
+  additionalProperties: false,
+  properties: {
+    reference: { type: 'string', maxLength: 512, pattern: OCI_REFERENCE_PATTERN },
+    digest: { type: 'string', pattern: OCI_DIGEST_PATTERN },
+  },
+};
 
 export const MANIFEST_SCHEMA_ID = 'https://plugindex.dev/schemas/manifest/v1.json';
 
@@ -145,6 +172,7 @@ export const MANIFEST_SCHEMA = {
               arch: { type: 'string', enum: ARCH_ENUM },
               file: { type: 'string', maxLength: 512, pattern: SAFE_RELATIVE_PATH_PATTERN },
               url: uri,
+              oci: OCI,
               sha256: { type: 'string', pattern: DIGEST },
               size_bytes: { type: 'integer', minimum: 0, maximum: MAX_SIZE_BYTES },
             },
@@ -152,6 +180,8 @@ export const MANIFEST_SCHEMA = {
         },
       },
     },
+    permissions: enumList(PERMISSIONS),
+    resources: RESOURCES,
     configuration: {
       type: 'object',
       properties: {

@@ -6,6 +6,7 @@
  */
 import type { ErrorObject } from 'ajv';
 import semver from 'semver';
+import { normalizeDigest } from '../digest.ts';
 import { type Problem, type ProblemCode, problem, SubmissionError } from '../errors.ts';
 import {
   artifactKey,
@@ -16,7 +17,8 @@ import {
   pluginNameProblem,
   SAFE_RELATIVE_PATH_PATTERN,
 } from '../layout.ts';
-import type { Manifest } from '../model.ts';
+import { type Manifest, RESOURCE_LIMITS } from '../model.ts';
+import { OCI_DIGEST_PATTERN, parseOciReference } from '../oci.ts';
 import { type TextProblemKind, textProblem } from '../text.ts';
 import validateGenerated from './validator.generated.js';
 
@@ -30,6 +32,9 @@ const TEXT_CODES: Record<TextProblemKind, ProblemCode> = {
   unsafe: 'MANIFEST_UNSAFE_CHARACTER',
 };
 const SAFE_RELATIVE_PATH = new RegExp(SAFE_RELATIVE_PATH_PATTERN);
+/** An artifact's `sha256` as the schema accepts it (the rules compare only well-formed digests). */
+const DIGEST_FORM = /^(sha256:)?[a-fA-F0-9]{64}$/;
+const OCI_DIGEST = new RegExp(OCI_DIGEST_PATTERN);
 
 // Precompiled by ajv at build time (standalone.ts, `npm run generate`): a cold start imports a function
 // instead of compiling the schema, and a test fails if it falls out of step with schema.ts.
@@ -134,18 +139,49 @@ const KEYWORD_CODES: Record<string, ProblemCode> = {
   format: 'MANIFEST_INVALID_FORMAT',
   minimum: 'MANIFEST_OUT_OF_RANGE',
   maximum: 'MANIFEST_OUT_OF_RANGE',
+  additionalProperties: 'MANIFEST_UNKNOWN_FIELD',
 };
+
+/** An OCI artifact's missing digest: a tag alone is not enough, and the message says why. */
+const OCI_POINTER = /^\/installation\/artifacts\/\d+\/oci$/;
 
 function fromAjv(error: ErrorObject, root: unknown): Problem {
   const code = KEYWORD_CODES[error.keyword] ?? 'MANIFEST_INVALID';
   const params = error.params as Record<string, unknown>;
   if (error.keyword === 'required') {
     const field = String(params.missingProperty);
+    const ociDigest = field === 'digest' && OCI_POINTER.test(error.instancePath);
     return problem(
       code,
       `${error.instancePath}/${escapePointer(field)}`,
-      `the required field "${field}" is missing`,
-      { expected: `a value for ${field}` },
+      ociDigest
+        ? 'the required field "digest" is missing: a tag alone can move, so an OCI artifact is pinned by its digest'
+        : `the required field "${field}" is missing`,
+      {
+        expected: ociDigest
+          ? 'sha256:<64 lowercase hex>, the digest of the pushed blob'
+          : `a value for ${field}`,
+      },
+    );
+  }
+  if (error.keyword === 'additionalProperties') {
+    // Only where we close an object (resources, oci): elsewhere unknown fields are the spec's forward
+    // compatibility. The pointer names the unknown key itself.
+    const field = String(params.additionalProperty);
+    const allowed =
+      error.instancePath === '/resources'
+        ? Object.keys(RESOURCE_LIMITS)
+        : OCI_POINTER.test(error.instancePath)
+          ? ['reference', 'digest']
+          : [];
+    return problem(
+      code,
+      `${error.instancePath}/${escapePointer(field)}`,
+      `"${field}" is not a known field here`,
+      {
+        expected: allowed.length > 0 ? `one of ${allowed.join(', ')}` : 'no other field',
+        found: short(field),
+      },
     );
   }
   const found = short(valueAt(root, error.instancePath));
@@ -276,6 +312,51 @@ function pathProblems(value: Record<string, unknown>): Problem[] {
   return problems;
 }
 
+/**
+ * An OCI artifact names one blob three times: its `sha256` (what a client checks the bytes against), its
+ * `oci.digest` (what it pulls), and perhaps a digest in `oci.reference`. All three must agree, or a client
+ * would pull one blob and check it against another.
+ */
+function ociProblems(artifact: Record<string, unknown>, i: number): Problem[] {
+  const oci = artifact.oci as Record<string, unknown> | undefined;
+  if (typeof oci !== 'object' || oci === null) return [];
+  const at = `/installation/artifacts/${i}/oci`;
+  const { digest, reference } = oci;
+  const problems: Problem[] = [];
+  const sha256 = artifact.sha256;
+  if (
+    typeof digest === 'string' &&
+    OCI_DIGEST.test(digest) &&
+    typeof sha256 === 'string' &&
+    DIGEST_FORM.test(sha256)
+  ) {
+    const expected = `sha256:${normalizeDigest(sha256)}`;
+    if (digest !== expected)
+      problems.push(
+        problem(
+          'MANIFEST_OCI_DIGEST_MISMATCH',
+          `${at}/digest`,
+          "the OCI digest is not the artifact's sha256",
+          {
+            expected,
+            found: short(digest),
+          },
+        ),
+      );
+  }
+  const pinned = typeof reference === 'string' ? parseOciReference(reference)?.digest : undefined;
+  if (pinned !== undefined && typeof digest === 'string' && OCI_DIGEST.test(digest) && pinned !== digest)
+    problems.push(
+      problem(
+        'MANIFEST_OCI_REFERENCE_DIGEST',
+        `${at}/reference`,
+        'the reference pins another digest than oci.digest',
+        { expected: `@${digest}`, found: `@${pinned}` },
+      ),
+    );
+  return problems;
+}
+
 /** Rules beyond the schema; each looks only at fields of the right type, so it adds to schema errors. */
 function ruleProblems(value: Record<string, unknown>): Problem[] {
   const problems: Problem[] = [];
@@ -335,20 +416,24 @@ function ruleProblems(value: Record<string, unknown>): Problem[] {
     artifacts.forEach((raw, i) => {
       if (typeof raw !== 'object' || raw === null) return;
       const a = raw as Record<string, unknown>;
-      const hasFile = a.file !== undefined;
-      const hasUrl = a.url !== undefined;
-      if (hasFile === hasUrl) {
+      const sources = (['file', 'url', 'oci'] as const).filter((k) => a[k] !== undefined);
+      if (sources.length !== 1) {
         problems.push(
           problem(
             'MANIFEST_ARTIFACT_SOURCE',
             `/installation/artifacts/${i}`,
-            hasFile ? 'an artifact has both file and url' : 'an artifact has neither file nor url',
+            sources.length === 0
+              ? 'an artifact has none of file, url and oci'
+              : `an artifact has both ${sources.join(' and ')}`,
             {
-              expected: 'exactly one of file (carried in the bundle) or url (hosted elsewhere)',
+              expected:
+                'exactly one of file (carried in the bundle), url (hosted elsewhere) or oci (in an OCI registry)',
+              found: sources.length === 0 ? 'none' : sources.join(', '),
             },
           ),
         );
       }
+      problems.push(...ociProblems(a, i));
       if (typeof a.os === 'string' && typeof a.arch === 'string') {
         const platform = `${a.os}/${a.arch}`;
         const first = platforms.get(platform);

@@ -7,6 +7,7 @@
 import {
   type Catalog,
   type CatalogLine,
+  falcoctlItem,
   lineBytes,
   namesInBins,
   saveCatalog,
@@ -16,6 +17,7 @@ import { digestOf } from '../digest.ts';
 import {
   binKey,
   binOf,
+  FALCOCTL_INDEX_KEY,
   FAVICON_KEY,
   HOME_PAGE_KEY,
   INDEX_DOCUMENTS,
@@ -30,7 +32,13 @@ import {
 import type { DocumentDigest, SnapshotDocument } from '../model.ts';
 import { buildRegistryMetadata } from '../render/documents.ts';
 import { FAVICON_SVG, renderIndexPage } from '../render/html.ts';
-import { BufferPool, renderIndexJson, renderIndexYaml, renderSearchJson } from '../render/index-documents.ts';
+import {
+  BufferPool,
+  renderFalcoctlIndex,
+  renderIndexJson,
+  renderIndexYaml,
+  renderSearchJson,
+} from '../render/index-documents.ts';
 import { renderBins, renderSignedSnapshot, renderSnapshot } from '../render/snapshot.ts';
 import { toYaml } from '../render/yaml.ts';
 import { CACHE_MUTABLE } from '../store.ts';
@@ -42,8 +50,8 @@ const encoder = new TextEncoder();
 /** Files for browsers, not documents: the snapshot does not list them. */
 const PAGE_FILES = new Set([HOME_PAGE_KEY, FAVICON_KEY]);
 
-/** Memory for the three large index documents, kept between publishes (see BufferPool). */
-const renderBuffers = new BufferPool(3);
+/** Memory for the four large index documents, kept between publishes (see BufferPool). */
+const renderBuffers = new BufferPool(4);
 
 /**
  * The index documents, from every plugin's catalog line (`names`, sorted): their cost grows with the
@@ -67,6 +75,7 @@ function renderIndexDocuments(
     [INDEX_JSON_KEY, renderIndexJson(metadata, entries, take)],
     [INDEX_YAML_KEY, renderIndexYaml(header, entries, take)],
     [SEARCH_KEY, renderSearchJson(updated, searchRows, take)],
+    [FALCOCTL_INDEX_KEY, renderFalcoctlIndex(lines.map(falcoctlItem), take)],
   ];
 }
 

@@ -25,11 +25,12 @@ export interface PipelineContext {
    */
   readonly maxBatchBytes?: number;
   /**
-   * Leave the index documents (index.json, index.yaml, search.json) for `flushIndexes`: a publish then
-   * writes only what it changed, and its versions are live (plugin documents, bins, snapshot) at once; the
-   * index documents follow at the flush, once for any number of batches. For callers that run on and flush
-   * when a burst is over (the local watcher, the publish function); a registry is never left pending by a
-   * caller that does not defer, since a batch without it renders whatever is pending.
+   * Leave the index documents (index.json, index.yaml, search.json, falcoctl/index.yaml) for
+   * `flushIndexes`: a publish then writes only what it changed, and its versions are live (plugin
+   * documents, bins, snapshot) at once; the index documents follow at the flush, once for any number of
+   * batches. For callers that run on and flush when a burst is over (the local watcher, the publish
+   * function); a registry is never left pending by a caller that does not defer, since a batch without it
+   * renders whatever is pending.
    */
   readonly deferIndexes?: boolean;
 }

@@ -10,8 +10,8 @@
  *   2. when the index documents are deferred, their pending mark in the catalog, before anything they
  *      would lag behind;
  *   3. each changed plugin's document, its signature and page;
- *   4. the snapshot bins of the changed plugins and the index documents (index.json/.yaml, search.json;
- *      unless deferred), each with its signature, then the registry key and pages when they differ;
+ *   4. the snapshot bins of the changed plugins and the index documents (index.json/.yaml, search.json,
+ *      falcoctl/index.yaml; unless deferred), each with its signature, then the registry key and pages when they differ;
  *   5. snapshot.json and its signature: the commit point for clients;
  *   6. the catalog (its changed bins, then its meta file);
  *   7. each submission's outcome record, then the submission moves to processed/ or rejected/.
@@ -174,7 +174,7 @@ export async function processSubmissions(
   const now = ctx.clock.now();
   const view = new BatchView(ctx.site);
   const items = await evaluateBatch(ctx, uploads, view, now);
-  const catalog = await loadCatalog(ctx.intake);
+  const catalog = await currentCatalog(ctx);
   const processed = now.toISOString();
   const added = await writeVersions(ctx, items, processed);
   const changed = await writeChangedPlugins(ctx, items, added, view, catalog, defer);
@@ -204,6 +204,12 @@ export async function rebuildRegistry(
   context: PipelineContext,
 ): Promise<{ generation: number; plugins: number; invalidate: readonly string[] }> {
   const { ctx, log } = withWriteLog(context);
+  const { generation, plugins } = await rebuildAll(ctx);
+  return { generation, plugins, invalidate: log.mutableKeys() };
+}
+
+/** The rebuild, through the caller's write log. */
+async function rebuildAll(ctx: PipelineContext): Promise<{ generation: number; plugins: number }> {
   const catalog = emptyCatalog();
   catalog.generation = (await loadCatalog(ctx.intake)).generation;
   const keys: string[] = [];
@@ -215,7 +221,19 @@ export async function rebuildRegistry(
     if (doc) catalog.plugins.set(doc.name, await writePluginDocument(ctx, doc));
   });
   const generation = await commitGeneration(ctx, catalog);
-  return { generation, plugins: catalog.plugins.size, invalidate: log.mutableKeys() };
+  return { generation, plugins: catalog.plugins.size };
+}
+
+/**
+ * The catalog, rebuilt first from the published plugin documents when it is of another format (written
+ * before an upgrade): rendered from as it is, it would read as empty, and the next index documents would
+ * list only the plugins a publish changed.
+ */
+async function currentCatalog(ctx: PipelineContext): Promise<Catalog> {
+  const catalog = await loadCatalog(ctx.intake);
+  if (!catalog.outdated) return catalog;
+  await rebuildAll(ctx);
+  return loadCatalog(ctx.intake);
 }
 
 /**
@@ -227,6 +245,8 @@ export async function refreshSnapshot(
 ): Promise<{ generation: number; invalidate: readonly string[] }> {
   const { ctx, log } = withWriteLog(context);
   const catalog = await loadCatalog(ctx.intake);
+  if (catalog.outdated)
+    return { generation: (await rebuildAll(ctx)).generation, invalidate: log.mutableKeys() };
   const previous = await readJson<SnapshotDocument>(ctx.site, SNAPSHOT_KEY);
   if (!previous || catalog.indexesPending) {
     // Nothing published yet: everything. Index documents pending: the re-signed snapshot might be the last
@@ -242,9 +262,9 @@ export async function refreshSnapshot(
 }
 
 /**
- * Renders the index documents a deferred publish left pending (index.json, index.yaml, search.json), and a
- * snapshot that lists them; does nothing when none are pending. The one step whose cost grows with the
- * registry, so callers run it once a burst of publishes is over.
+ * Renders the index documents a deferred publish left pending (index.json, index.yaml, search.json,
+ * falcoctl/index.yaml), and a snapshot that lists them; does nothing when none are pending. The one step
+ * whose cost grows with the registry, so callers run it once a burst of publishes is over.
  * @example const { generation } = await flushIndexes(ctx); // null: nothing was pending
  */
 export async function flushIndexes(
@@ -252,6 +272,8 @@ export async function flushIndexes(
 ): Promise<{ generation: number | null; invalidate: readonly string[] }> {
   const { ctx, log } = withWriteLog(context);
   const catalog = await loadCatalog(ctx.intake);
+  if (catalog.outdated)
+    return { generation: (await rebuildAll(ctx)).generation, invalidate: log.mutableKeys() };
   if (!catalog.indexesPending) return { generation: null, invalidate: [] };
   const generation = await commitGeneration(ctx, catalog, new Set());
   return { generation, invalidate: log.mutableKeys() };

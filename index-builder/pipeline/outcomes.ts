@@ -15,6 +15,7 @@ import {
   statusKey,
   versionBase,
 } from '../layout.ts';
+import { ociArtifactUrl } from '../oci.ts';
 import { CACHE_PRIVATE } from '../store.ts';
 import type { PipelineContext } from './context.ts';
 import type { BatchItem } from './evaluate.ts';
@@ -83,7 +84,9 @@ export function outcomeOf(item: BatchItem, batch: BatchRecord): SubmissionOutcom
       manifest: `${url}/${manifestAt}`,
       signature: `${url}/${signatureKey(manifestAt)}`,
       artifacts: (manifest.installation?.artifacts ?? []).map((a) =>
-        a.file !== undefined ? `${versionUrl}/${a.file}` : (a.url ?? ''),
+        a.file !== undefined
+          ? `${versionUrl}/${a.file}`
+          : (a.url ?? (a.oci ? (ociArtifactUrl(a.oci) ?? '') : '')),
       ),
     },
     problems: [],

@@ -129,6 +129,6 @@ export function renderPlugin(doc: PluginDocument, registry: RegistryIdentity): R
     doc,
     body: encodeJson(doc),
     page: encoder.encode(renderPluginPage(doc, registry)),
-    line: catalogLineOf(doc, { sha256: '', size: 0 }),
+    line: catalogLineOf(doc, { sha256: '', size: 0 }, registry.url),
   };
 }

@@ -5,7 +5,16 @@
 import type { CatalogLine } from '../catalog.ts';
 import { normalizeDigest } from '../digest.ts';
 import { artifactKey, manifestKey, pluginDocumentKey, pluginPageKey, signatureKey } from '../layout.ts';
-import type { ArtifactRecord, DocumentDigest, PluginDocument, VersionRecord } from '../model.ts';
+import {
+  type ArtifactRecord,
+  type DocumentDigest,
+  type PluginDocument,
+  RESOURCE_LIMITS,
+  type ResourceName,
+  type Resources,
+  type VersionRecord,
+} from '../model.ts';
+import { ociArtifactUrl } from '../oci.ts';
 import { encodeJson } from '../render/documents.ts';
 import { CACHE_IMMUTABLE, CACHE_MUTABLE, contentTypeFor, type PutOptions, type Store } from '../store.ts';
 import { isPrerelease } from '../versions.ts';
@@ -123,6 +132,16 @@ export async function readJson<T>(store: Store, key: string): Promise<T | undefi
   return JSON.parse(new TextDecoder().decode(object.body)) as T;
 }
 
+/** The limits in a fixed order (RESOURCE_LIMITS'), so the same declaration renders the same bytes. */
+function sortedResources(resources: Resources): Resources {
+  const out: Partial<Record<ResourceName, number>> = {};
+  for (const name of Object.keys(RESOURCE_LIMITS) as ResourceName[]) {
+    const value = resources[name];
+    if (value !== undefined) out[name] = value;
+  }
+  return out;
+}
+
 /** Writes the immutable files of an accepted version and returns its record. */
 export async function writeVersion(
   ctx: PipelineContext,
@@ -163,6 +182,18 @@ export async function writeVersion(
         size_bytes: artifact.size_bytes,
         hosted: false,
       });
+    } else if (artifact.oci !== undefined) {
+      // Validation parsed the reference and matched its digest to the sha256: the URL is pinned by it.
+      const { reference, digest: ociDigest } = artifact.oci;
+      artifacts.push({
+        os: artifact.os,
+        arch: artifact.arch,
+        url: ociArtifactUrl(artifact.oci) ?? `oci://${reference}`,
+        sha256: digest,
+        size_bytes: artifact.size_bytes,
+        hosted: false,
+        oci: { reference, digest: ociDigest },
+      });
     }
   }
   // A JSON manifest is published byte for byte (unknown fields and all); YAML is rendered to JSON.
@@ -190,6 +221,10 @@ export async function writeVersion(
     source_sha256: accepted.sourceSha256,
     publisher: accepted.publisher,
     artifacts,
+    ...(manifest.permissions?.length ? { permissions: [...manifest.permissions].sort() } : {}),
+    ...(manifest.resources && Object.keys(manifest.resources).length > 0
+      ? { resources: sortedResources(manifest.resources) }
+      : {}),
   };
 }
 

@@ -3,6 +3,7 @@
  * search rows, and the signed snapshot that binds every mutable document by digest.
  */
 import type { PluginDocument, RegistryIdentity, SearchEntry, VersionRecord } from '../model.ts';
+import { parseOciReference } from '../oci.ts';
 import { stringifyJson } from '../text.ts';
 
 /** One plugin in `index.json`, in the PulumiCost "Registry Structure". */
@@ -87,6 +88,49 @@ export function buildSearchEntry(doc: PluginDocument): SearchEntry {
     providers: doc.supported_providers,
     capabilities: doc.capabilities,
     keywords: doc.tags,
+  };
+}
+
+/**
+ * One plugin in `falcoctl/index.yaml`, in falcoctl's index format (Diginfra's rules and plugin
+ * distribution): where to find the plugin, and what a search matches. Absent fields are left out.
+ */
+export interface FalcoctlIndexEntry {
+  readonly name: string;
+  readonly type: 'plugin';
+  /** The OCI registry (`host[:port]`) of the plugin's artifacts, else this registry's host. */
+  readonly registry: string;
+  /** The OCI repository, without tag; only for a plugin whose artifacts are kept in an OCI registry. */
+  readonly repository?: string;
+  readonly description?: string;
+  readonly keywords: readonly string[];
+  readonly license?: string;
+  readonly home?: string;
+  readonly sources?: readonly string[];
+}
+
+/**
+ * The plugin's entry in `falcoctl/index.yaml`. Registry and repository come from the first OCI artifact of
+ * the version a client installs by default (latest, else the newest not yanked); a plugin with none is
+ * found at this registry (`registryUrl`'s host), and names no repository.
+ */
+export function buildFalcoctlEntry(doc: PluginDocument, registryUrl: string): FalcoctlIndexEntry {
+  const shown =
+    doc.versions.find((v) => v.version === doc.latest_version) ??
+    doc.versions.find((v) => !v.yanked) ??
+    doc.versions[0];
+  const oci = shown?.artifacts.find((a) => a.oci !== undefined)?.oci;
+  const parts = oci ? parseOciReference(oci.reference) : undefined;
+  return {
+    name: doc.name,
+    type: 'plugin',
+    registry: parts?.registry ?? new URL(registryUrl).host,
+    ...(parts ? { repository: parts.repository } : {}),
+    ...(doc.description ? { description: doc.description } : {}),
+    keywords: [...new Set([...doc.tags, ...doc.capabilities])],
+    ...(doc.license ? { license: doc.license } : {}),
+    ...(doc.homepage ? { home: doc.homepage } : {}),
+    ...(doc.repository ? { sources: [doc.repository] } : {}),
   };
 }
 

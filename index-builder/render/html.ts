@@ -123,16 +123,35 @@ function chips(values: readonly string[], cls: string): string {
   return `<ul class="chips ${cls}">${values.map((v) => `<li>${escapeHtml(v)}</li>`).join('')}</ul>`;
 }
 
+/** Where an artifact is fetched: a link for a web URL, the reference and digest for an OCI artifact. */
+function artifactSource(a: ArtifactRecord): string {
+  if (a.oci)
+    return `<div class="oci" data-testid="oci">OCI <code class="oci-reference">${escapeHtml(a.oci.reference)}</code><div class="oci-digest digest mono">${escapeHtml(a.oci.digest)}</div></div>`;
+  return link(a.url, a.hosted ? 'download' : 'download (external)');
+}
+
 function artifactRows(artifacts: readonly ArtifactRecord[]): string {
   if (artifacts.length === 0) return '<p class="muted">No per-platform artifacts.</p>';
   const rows = artifacts
     .map(
       (a) => `<tr class="artifact" data-platform="${escapeHtml(`${a.os}/${a.arch}`)}">
 <td>${escapeHtml(a.os)}/${escapeHtml(a.arch)}</td><td>${escapeHtml(humanSize(a.size_bytes))}</td>
-<td class="digest mono">${escapeHtml(a.sha256)}</td><td>${link(a.url, a.hosted ? 'download' : 'download (external)')}</td></tr>`,
+<td class="digest mono">${escapeHtml(a.sha256)}</td><td>${artifactSource(a)}</td></tr>`,
     )
     .join('\n');
   return `<table class="artifacts"><thead><tr><th>platform</th><th>size</th><th>sha256</th><th></th></tr></thead><tbody>${rows}</tbody></table>`;
+}
+
+/** What a version asks the host to allow and the limits it declares; nothing when it declares neither. */
+function policyFacts(v: VersionRecord): string {
+  const permissions = v.permissions?.length
+    ? `<div class="permissions-line">Permissions: <ul class="chips permissions" data-testid="permissions">${v.permissions.map((p) => `<li>${escapeHtml(p)}</li>`).join('')}</ul></div>`
+    : '';
+  const limits = Object.entries(v.resources ?? {});
+  const resources = limits.length
+    ? `<div class="resources-line">Resource limits: <dl class="facts resources" data-testid="resources">${limits.map(([name, value]) => `<dt>${escapeHtml(name)}</dt><dd data-resource="${escapeHtml(name)}">${escapeHtml(String(value))}</dd>`).join('')}</dl></div>`
+    : '';
+  return `${permissions}${resources}`;
 }
 
 function versionRow(v: VersionRecord): string {
@@ -169,7 +188,17 @@ function versionRow(v: VersionRecord): string {
 <td>${escapeHtml(v.published.slice(0, 10))}</td><td>${api}</td>
 <td>${link(v.manifest_url, 'manifest')} · ${link(v.manifest_signature_url, 'signature')}<div class="digest mono">${escapeHtml(v.manifest_sha256)}</div></td>
 </tr>
-<tr class="platforms" data-version="${escapeHtml(v.version)}"><td colspan="4">${artifactRows(v.artifacts)}</td></tr>`;
+<tr class="platforms" data-version="${escapeHtml(v.version)}"><td colspan="4">${policyFacts(v)}${artifactRows(v.artifacts)}</td></tr>`;
+}
+
+/**
+ * The recipe's line that fetches an artifact: curl for a URL; for an OCI artifact, its blob by digest
+ * (`registry/repository@digest` from the record's URL), whatever tag the reference names.
+ */
+function fetchLine(a: ArtifactRecord, file: string): string {
+  if (!a.oci) return `curl -fsSL ${escapeHtml(a.url)} -o ${escapeHtml(file)}`;
+  const pinned = a.url.startsWith('oci://') ? a.url.slice('oci://'.length) : a.oci.reference;
+  return `oras blob fetch --output ${escapeHtml(file)} ${escapeHtml(pinned)}   # from an OCI registry`;
 }
 
 /** `plugins/<name>/index.html`. */
@@ -207,7 +236,7 @@ curl -fsSL ${escapeHtml(shown.manifest_signature_url)} -o manifest.json.asc
 gpg --verify manifest.json.asc manifest.json${
         artifact
           ? `
-curl -fsSL ${escapeHtml(artifact.url)} -o ${escapeHtml(doc.name)}
+${fetchLine(artifact, doc.name)}
 echo "${escapeHtml(artifact.sha256)}  ${escapeHtml(doc.name)}" | sha256sum -c -   # ${escapeHtml(artifact.os)}/${escapeHtml(artifact.arch)}`
           : ''
       }</code></pre>`
@@ -306,6 +335,7 @@ ${registry.description ? `<p class="muted">${escapeHtml(registry.description)}</
 <ul id="results" class="results"></ul>
 <h2>For clients</h2>
 <p><a href="index.json">index.json</a> · <a href="index.yaml">index.yaml</a> · <a href="search.json">search.json</a> ·
+<a href="falcoctl/index.yaml">falcoctl/index.yaml</a> ·
 <a href="snapshot.json">snapshot.json</a> · <a href="keys/registry.asc">keys/registry.asc</a></p>
 <script>${SEARCH_SCRIPT}</script>`;
   return page(registry.name, body, registry, '');

@@ -1,5 +1,5 @@
 /**
- * The index documents (`index.json`, `index.yaml`, `search.json`), rendered by concatenation: each plugin's
+ * The index documents (`index.json`, `index.yaml`, `search.json`, `falcoctl/index.yaml`), rendered by concatenation: each plugin's
  * entry and search row are serialized once, when the plugin changes (the catalog's lines), and a render
  * joins those bytes between a header and a footer. At 10,000 plugins of 10 versions these are about 59 MB,
  * rendered at every publish that does not defer them, so every byte is copied once, into a buffer kept
@@ -115,4 +115,18 @@ export function renderSearchJson(
 ): Uint8Array {
   const prefix = `{"schema":"plugindex/search/v1","generated":${stringifyJson(generated)},"plugins":[`;
   return join(utf8.encode(prefix), rows, COMMA, utf8.encode(']}\n'), allocate);
+}
+
+const NOTHING = new Uint8Array();
+
+/**
+ * `falcoctl/index.yaml`: a YAML list, one block-style item per plugin (each item rendered once per plugin
+ * change, catalog.ts), concatenated; an empty registry is the empty list.
+ */
+export function renderFalcoctlIndex(
+  items: readonly Uint8Array[],
+  allocate: Allocate = freshBuffer,
+): Uint8Array {
+  if (items.length === 0) return utf8.encode('[]\n');
+  return join(NOTHING, items, NOTHING, NOTHING, allocate);
 }

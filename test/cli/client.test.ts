@@ -82,7 +82,14 @@ beforeAll(async () => {
     await writeFile(
       file,
       await makeBundle({
-        manifest: validManifest({ name: NAME, version, description: 'A plugin for the command line test' }),
+        manifest: validManifest({
+          name: NAME,
+          version,
+          description: 'A plugin for the command line test',
+          ...(version === '1.1.0'
+            ? { permissions: ['network_client', 'config_read'], resources: { max_memory_mb: 64 } }
+            : {}),
+        }),
         artifacts: [{ os: 'linux', arch: 'amd64', name: NAME, body: TOOL }],
       }),
     );
@@ -133,6 +140,10 @@ describe('when a user searches, installs and manages plugins', () => {
 
     const info = await plugindex('info', `${NAME}@^1`, '--json');
     expect(JSON.parse(info.stdout)).toMatchObject({ registry: 'main', resolved: { version: '1.1.0' } });
+    const described = await plugindex('info', `${NAME}@^1`);
+    expect(described.stdout).toContain('1.1.0 permissions: config_read, network_client');
+    expect(described.stdout).toContain('1.1.0 resource limits: max_memory_mb 64');
+    expect((await plugindex('info', `${NAME}@1.0.0`)).stdout).not.toContain('permissions:');
 
     const installed = await plugindex(
       'install',

@@ -1,9 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
-import { emptyCatalog, loadCatalog, saveCatalog } from '../../index-builder/catalog.ts';
+import {
+  catalogLineOf,
+  emptyCatalog,
+  falcoctlItem,
+  loadCatalog,
+  saveCatalog,
+} from '../../index-builder/catalog.ts';
 import { binKey, binOf } from '../../index-builder/layout.ts';
+import type { PluginDocument, VersionRecord } from '../../index-builder/model.ts';
 import {
   BufferPool,
+  renderFalcoctlIndex,
   renderIndexJson,
   renderIndexYaml,
   renderSearchJson,
@@ -66,6 +74,114 @@ describe('when rendering global documents by concatenation', () => {
   });
 });
 
+describe('when rendering the falcoctl index', () => {
+  const hex = 'ab'.repeat(32);
+  const record = (version: string, artifacts: VersionRecord['artifacts'] = []): VersionRecord => ({
+    version,
+    published: '2026-11-01T00:00:00.000Z',
+    prerelease: false,
+    yanked: false,
+    deprecated: false,
+    api_version: 'v1',
+    manifest_url: 'https://r.example/m',
+    manifest_signature_url: 'https://r.example/m.asc',
+    manifest_sha256: 'e'.repeat(64),
+    manifest_size: 1,
+    source_sha256: 'f'.repeat(64),
+    publisher: 'A'.repeat(40),
+    artifacts,
+  });
+  const oci = (reference: string): VersionRecord['artifacts'][number] => ({
+    os: 'linux',
+    arch: 'amd64',
+    url: `oci://${reference}`,
+    sha256: hex,
+    size_bytes: 1,
+    hosted: false,
+    oci: { reference, digest: `sha256:${hex}` },
+  });
+  const plugin = (name: string, overrides: Partial<PluginDocument>): PluginDocument => ({
+    schema: 'plugindex/plugin/v1',
+    name,
+    plugin_type: 'cost_source',
+    latest_version: '1.0.0',
+    channels: {},
+    capabilities: ['actual_cost'],
+    supported_providers: ['aws'],
+    tags: [],
+    owners: [],
+    versions: [record('1.0.0')],
+    ...overrides,
+  });
+  const docs = [
+    plugin('a-lens', {
+      description: 'Reads: "costs"',
+      tags: ['billing', 'actual_cost'],
+      license: 'Apache-2.0',
+      homepage: 'https://lens.example.com',
+      repository: 'https://git.example.com/acme/a-lens',
+      latest_version: '1.1.0',
+      versions: [
+        record('2.0.0-rc.1', [oci('next.example/acme/a-lens:2.0.0-rc.1')]),
+        record('1.1.0', [
+          { ...oci('x.example/x'), oci: undefined, url: 'https://dl.example.com/a', os: 'darwin' },
+          oci('registry.example:5000/acme/a-lens:1.1.0'),
+        ]),
+      ],
+    }),
+    plugin('b-plain', {}),
+  ];
+  const render = (registryUrl: string) =>
+    new TextDecoder().decode(
+      renderFalcoctlIndex(
+        docs.map((doc) => falcoctlItem(catalogLineOf(doc, { sha256: '', size: 0 }, registryUrl))),
+      ),
+    );
+
+  it("writes one entry per plugin: the latest version's first OCI registry and repository, else this registry's host", () => {
+    expect(render('https://plugins.example.org:8443/base')).toBe(
+      [
+        '- name: "a-lens"',
+        '  type: "plugin"',
+        '  registry: "registry.example:5000"',
+        '  repository: "acme/a-lens"',
+        '  description: "Reads: \\"costs\\""',
+        '  keywords:',
+        '  - "billing"',
+        '  - "actual_cost"',
+        '  license: "Apache-2.0"',
+        '  home: "https://lens.example.com"',
+        '  sources:',
+        '  - "https://git.example.com/acme/a-lens"',
+        '- name: "b-plain"',
+        '  type: "plugin"',
+        '  registry: "plugins.example.org:8443"',
+        '  keywords:',
+        '  - "actual_cost"',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('is a list a YAML reader reads as those entries, and the empty list for an empty registry', () => {
+    expect(YAML.parse(render('https://r.example'))).toEqual([
+      {
+        name: 'a-lens',
+        type: 'plugin',
+        registry: 'registry.example:5000',
+        repository: 'acme/a-lens',
+        description: 'Reads: "costs"',
+        keywords: ['billing', 'actual_cost'],
+        license: 'Apache-2.0',
+        home: 'https://lens.example.com',
+        sources: ['https://git.example.com/acme/a-lens'],
+      },
+      { name: 'b-plain', type: 'plugin', registry: 'r.example', keywords: ['actual_cost'] },
+    ]);
+    expect(YAML.parse(new TextDecoder().decode(renderFalcoctlIndex([])))).toEqual([]);
+  });
+});
+
 describe('when rendering into kept buffers', () => {
   it('renders the same bytes into a kept buffer as into a fresh one, and reuses it next time', () => {
     const pool = new BufferPool(2);
@@ -113,6 +229,7 @@ describe('when storing the catalog', () => {
         apiVersions: ['v1'],
         entry: JSON.stringify(entry(name)),
         search: JSON.stringify({ name }),
+        falcoctl: JSON.stringify({ name, type: 'plugin', description: 'tab\there, newline\nthere' }),
       });
     }
     return catalog;
@@ -126,6 +243,7 @@ describe('when storing the catalog', () => {
     expect(loaded.generation).toBe(7);
     expect([...loaded.plugins.keys()].sort()).toEqual(['a-one', 'b-two', 'c-three']);
     expect(JSON.parse(loaded.plugins.get('b-two')?.entry ?? '')).toEqual(entry('b-two'));
+    expect(loaded.plugins.get('c-three')?.falcoctl).toBe(catalog.plugins.get('c-three')?.falcoctl);
     expect(loaded.registryDigests.get('index.json')).toEqual({ sha256: 'a'.repeat(64), size: 10 });
   });
 

@@ -58,7 +58,7 @@ describe('when serializing text for a published document', () => {
 });
 
 describe('when a published plugin document holds such text', () => {
-  it('renders index.json and index.yaml that PyYAML and JSON readers read alike', async () => {
+  it('renders index.json, index.yaml and falcoctl/index.yaml that PyYAML and JSON readers read alike', async () => {
     const registry = await makeRegistry();
     await registry.submit(await makeBundle({ manifest: validManifest() }));
     await processSubmissions(registry.context);
@@ -78,5 +78,8 @@ describe('when a published plugin document holds such text', () => {
     expect(index.plugins[0]?.description).toBe(HOSTILE);
     expect(text('index.json')).not.toMatch(/[\u2028\u2029\u0085]/);
     expect(pyyamlAsJson(text('index.yaml'))).toEqual(index);
+    expect(pyyamlAsJson(text('falcoctl/index.yaml'))).toEqual([
+      expect.objectContaining({ name: 'demo-plugin', description: HOSTILE }),
+    ]);
   });
 });

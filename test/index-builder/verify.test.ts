@@ -47,7 +47,13 @@ describe('when a client checks the snapshot', () => {
       lastGeneration: 1,
     });
     expect(snapshot.generation).toBe(2);
-    for (const path of ['index.json', 'index.yaml', 'search.json', 'keys/registry.asc'])
+    for (const path of [
+      'index.json',
+      'index.yaml',
+      'search.json',
+      'falcoctl/index.yaml',
+      'keys/registry.asc',
+    ])
       verifyListedDocument(snapshot, path, bytesOf(registry, path));
     const bin = binKey(binOf('demo-plugin'));
     expect(() =>
@@ -170,8 +176,53 @@ describe('when a plugin document that matched its digest is read as data', () =>
     expect(() => assertPluginDocument(doc([record()]), 'demo')).not.toThrow();
   });
 
+  const ociArtifact = (oci: unknown) => ({
+    ...record().artifacts[0],
+    url: `oci://registry.example/acme/demo@sha256:${'d'.repeat(64)}`,
+    hosted: false,
+    oci,
+  });
+
+  it('accepts permissions, resources and an OCI artifact pinned by its sha256', () => {
+    const version = record({
+      permissions: ['filesystem_read', 'network_client'],
+      resources: { max_memory_mb: 256, timeout_seconds: 30 },
+      artifacts: [
+        ociArtifact({ reference: 'registry.example/acme/demo:1.0.0', digest: `sha256:${'d'.repeat(64)}` }),
+      ],
+    });
+    expect(() => assertPluginDocument(doc([version]), 'demo')).not.toThrow();
+  });
+
   it.each([
     ['a version that is a path', record({ version: '../../escape' }), '/versions/0/version'],
+    ['permissions that are not a list', record({ permissions: 'network_client' }), '/versions/0/permissions'],
+    ['a permission that is not text', record({ permissions: ['logging', 7] }), '/versions/0/permissions/1'],
+    ['resources that are a list', record({ resources: [1] }), '/versions/0/resources'],
+    ['a negative limit', record({ resources: { max_threads: -1 } }), '/versions/0/resources/max_threads'],
+    ['a limit that is text', record({ resources: { 'a/b': '1' } }), '/versions/0/resources/a~1b'],
+    [
+      'an oci that is text',
+      record({ artifacts: [ociArtifact('registry.example/a')] }),
+      '/versions/0/artifacts/0/oci',
+    ],
+    [
+      'an oci without a reference',
+      record({ artifacts: [ociArtifact({ digest: `sha256:${'d'.repeat(64)}` })] }),
+      '/versions/0/artifacts/0/oci',
+    ],
+    [
+      "an oci digest that is not the artifact's sha256",
+      record({
+        artifacts: [ociArtifact({ reference: 'registry.example/a', digest: `sha256:${'e'.repeat(64)}` })],
+      }),
+      '/versions/0/artifacts/0/oci/digest',
+    ],
+    [
+      'an oci digest without its algorithm',
+      record({ artifacts: [ociArtifact({ reference: 'registry.example/a', digest: 'd'.repeat(64) })] }),
+      '/versions/0/artifacts/0/oci/digest',
+    ],
     ['a version with a leading v', record({ version: 'v1.0.0' }), '/versions/0/version'],
     ['a manifest digest that is not hex', record({ manifest_sha256: 'zz' }), '/versions/0/manifest_sha256'],
     [
@@ -189,7 +240,7 @@ describe('when a plugin document that matched its digest is read as data', () =>
       expect.objectContaining({
         name: 'TrustError',
         code: 'DOCUMENT_MALFORMED',
-        message: expect.stringContaining(pointer),
+        message: expect.stringContaining(`#${pointer}: `),
       }),
     );
   });

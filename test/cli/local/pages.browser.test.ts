@@ -32,6 +32,9 @@ const ACTIVE_HTML = encode('<!doctype html><script>fetch("/beacon-html")</script
 const ACTIVE_SVG = encode(
   '<svg xmlns="http://www.w3.org/2000/svg"><script>fetch("/beacon-svg")</script><rect width="9" height="9"/></svg>',
 );
+/** An artifact kept in an OCI registry: the page shows where, and the recipe fetches it by digest. */
+const OCI_HEX = 'c0'.repeat(32);
+const OCI = { reference: 'registry.example:5000/acme/gcp-metrics:1.0.0', digest: `sha256:${OCI_HEX}` };
 /** Every request the server answered. */
 const requests: string[] = [];
 
@@ -62,7 +65,14 @@ beforeAll(async () => {
       manifest: validManifest(aws),
       artifacts: [{ os: 'linux', arch: 'amd64', name: 'aws-costs', body: TOOL }],
     }),
-    makeBundle({ manifest: validManifest({ ...aws, version: '1.1.0' }) }),
+    makeBundle({
+      manifest: validManifest({
+        ...aws,
+        version: '1.1.0',
+        permissions: ['network_client', 'config_read'],
+        resources: { max_memory_mb: 256, timeout_seconds: 60 },
+      }),
+    }),
     makeBundle({ manifest: validManifest({ ...aws, version: '2.0.0-beta.1' }) }),
     makeBundle({
       manifest: validManifest({
@@ -71,6 +81,9 @@ beforeAll(async () => {
         plugin_type: 'observability',
         supported_providers: ['gcp'],
         capabilities: ['custom_metrics'],
+        installation: {
+          artifacts: [{ os: 'linux', arch: 'amd64', oci: OCI, sha256: OCI_HEX, size_bytes: 4096 }],
+        },
       }),
     }),
     makeBundle({
@@ -157,6 +170,43 @@ describe('when a person opens a plugin page', () => {
     const recipe = await page.locator('code.install').textContent();
     expect(recipe).toContain(`${base}/plugins/aws-costs/1.1.0/manifest.json`);
     expect(recipe).toContain('gpg --verify manifest.json.asc manifest.json');
+    await page.close();
+  });
+
+  it("shows each version's permissions and resource limits, and none for a version that declares none", async () => {
+    const page = await open('/plugins/aws-costs');
+    const declared = page.locator('tr.platforms[data-version="1.1.0"]');
+    expect(await declared.locator('[data-testid="permissions"] li').allTextContents()).toEqual([
+      'config_read',
+      'network_client',
+    ]);
+    const limits = declared.locator('[data-testid="resources"]');
+    expect(await limits.locator('dt').allTextContents()).toEqual(['max_memory_mb', 'timeout_seconds']);
+    expect(await limits.locator('dd').allTextContents()).toEqual(['256', '60']);
+    expect(await limits.isVisible()).toBe(true);
+    const bare = page.locator('tr.platforms[data-version="1.0.0"]');
+    expect(await bare.locator('[data-testid="permissions"], [data-testid="resources"]').count()).toBe(0);
+    await page.close();
+  });
+
+  it('shows an OCI artifact by reference and digest, the plugindex install line first', async () => {
+    const page = await open('/plugins/gcp-metrics');
+    const artifact = page.locator('tr.artifact[data-platform="linux/amd64"]');
+    expect(await artifact.locator('[data-testid="oci"] .oci-reference').textContent()).toBe(OCI.reference);
+    expect(await artifact.locator('[data-testid="oci"] .oci-digest').textContent()).toBe(OCI.digest);
+    expect(await artifact.locator('a').count()).toBe(0);
+    expect(await page.locator('code.client-install').textContent()).toBe(
+      'plugindex install gcp-metrics@1.0.0',
+    );
+    const recipe = await page.locator('code.install').textContent();
+    expect(recipe).toContain(
+      `oras blob fetch --output gcp-metrics registry.example:5000/acme/gcp-metrics@${OCI.digest}`,
+    );
+    expect(recipe).toContain(`echo "${OCI_HEX}  gcp-metrics" | sha256sum -c -`);
+    const [client, install] = await page
+      .locator('code.client-install, code.install')
+      .evaluateAll((codes) => codes.map((c) => c.className));
+    expect([client, install]).toEqual(['client-install', 'install']);
     await page.close();
   });
 

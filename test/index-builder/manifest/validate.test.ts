@@ -5,6 +5,7 @@ import YAML from 'yaml';
 import { normalizeDigest } from '../../../index-builder/digest.ts';
 import type { Problem } from '../../../index-builder/errors.ts';
 import { loadManifest, validateManifest } from '../../../index-builder/manifest/index.ts';
+import { RESOURCE_LIMITS } from '../../../index-builder/model.ts';
 import { encode, validManifest } from '../../support/fixtures.ts';
 import { submissionErrorFrom } from '../../support/problems.ts';
 import { PULUMICOST_SPEC } from '../../support/reference.ts';
@@ -157,6 +158,153 @@ describe('when rules go beyond the schema', () => {
       );
       expect(codes(problems), file).toContain('MANIFEST_PATTERN_MISMATCH /installation/artifacts/0/file');
     }
+  });
+});
+
+describe('when a manifest declares permissions and resources', () => {
+  it('accepts known permission names and limits within their bounds', () => {
+    const manifest = validManifest({
+      permissions: ['network_client', 'filesystem_read'],
+      resources: { max_memory_mb: 512, max_cpu_percent: 100, timeout_seconds: 1 },
+    });
+    expect(validateManifest(manifest)).toEqual([]);
+  });
+
+  it('refuses an unknown permission, a repeated one, and a list that is not one', () => {
+    const problems = validateManifest(
+      validManifest({ permissions: ['network_client', 'root', 'network_client'] }),
+    );
+    expect(codes(problems)).toEqual(
+      expect.arrayContaining([
+        'MANIFEST_NOT_ALLOWED_VALUE /permissions/1',
+        'MANIFEST_DUPLICATE_ITEMS /permissions',
+      ]),
+    );
+    expect(problems.find((p) => p.path === '/permissions/1')?.expected).toContain('network_raw');
+    expect(codes(validateManifest(validManifest({ permissions: 'network_client' })))).toEqual([
+      'MANIFEST_WRONG_TYPE /permissions',
+    ]);
+  });
+
+  it('refuses an unknown resource by its pointer, naming the known ones', () => {
+    const problems = validateManifest(validManifest({ resources: { max_memory_mb: 1, max_gpus: 2 } }));
+    expect(codes(problems)).toEqual(['MANIFEST_UNKNOWN_FIELD /resources/max_gpus']);
+    expect(problems[0]?.expected).toContain('max_memory_mb');
+  });
+
+  it.each([
+    ['max_cpu_percent', 0, 'MANIFEST_OUT_OF_RANGE'],
+    ['max_cpu_percent', 101, 'MANIFEST_OUT_OF_RANGE'],
+    ['max_threads', 65_537, 'MANIFEST_OUT_OF_RANGE'],
+    ['timeout_seconds', 1.5, 'MANIFEST_WRONG_TYPE'],
+    ['max_memory_mb', '512', 'MANIFEST_WRONG_TYPE'],
+  ])('refuses %s: %s (%s)', (name, value, code) => {
+    expect(codes(validateManifest(validManifest({ resources: { [name]: value } })))).toEqual([
+      `${code} /resources/${name}`,
+    ]);
+  });
+
+  it('accepts every limit at its bound', () => {
+    const resources = Object.fromEntries(Object.entries(RESOURCE_LIMITS));
+    expect(validateManifest(validManifest({ resources }))).toEqual([]);
+  });
+});
+
+describe('when an artifact is kept in an OCI registry', () => {
+  const hex = 'ab'.repeat(32);
+  const artifact = (oci: unknown, extra: Record<string, unknown> = {}) =>
+    validManifest({
+      installation: {
+        artifacts: [{ os: 'linux', arch: 'amd64', sha256: hex, size_bytes: 10, oci, ...extra }],
+      },
+    });
+
+  it.each([
+    'registry.example/acme/lens',
+    'registry.example/acme/lens:1.2.0',
+    'registry.example:5000/acme/sub/lens_x:v1.2.0-rc.1',
+    '127.0.0.1:5000/lens',
+    '[::1]:5000/acme/lens',
+    'localhost/a.b_c-d',
+    `registry.example/acme/lens@sha256:${hex}`,
+    `registry.example/acme/lens:1.2.0@sha256:${hex}`,
+  ])('accepts the reference %s', (reference) => {
+    expect(validateManifest(artifact({ reference, digest: `sha256:${hex}` }))).toEqual([]);
+  });
+
+  it('accepts the artifact sha256 written with or without sha256:, in either case', () => {
+    for (const sha256 of [hex, `sha256:${hex}`, hex.toUpperCase()])
+      expect(
+        validateManifest(
+          artifact({ reference: 'registry.example/acme/lens:1', digest: `sha256:${hex}` }, { sha256 }),
+        ),
+      ).toEqual([]);
+  });
+
+  it.each([
+    ['no registry', 'lens'],
+    ['an uppercase repository', 'registry.example/Acme/lens'],
+    ['a tag that starts with a dot', 'registry.example/acme/lens:.x'],
+    ['a tag too long', `registry.example/acme/lens:${'a'.repeat(129)}`],
+    ['a separator at the end', 'registry.example/acme/lens-'],
+    ['a scheme', 'https://registry.example/acme/lens'],
+    ['a short digest', 'registry.example/acme/lens@sha256:abc'],
+    ['two separators in a row', 'registry.example/acme/a__b'],
+  ])('refuses a reference with %s', (_, reference) => {
+    expect(codes(validateManifest(artifact({ reference, digest: `sha256:${hex}` })))).toEqual([
+      'MANIFEST_PATTERN_MISMATCH /installation/artifacts/0/oci/reference',
+    ]);
+  });
+
+  it('refuses a tag alone: the digest is required, and the message says why', () => {
+    const problems = validateManifest(artifact({ reference: 'registry.example/acme/lens:1.2.0' }));
+    expect(codes(problems)).toEqual(['MANIFEST_MISSING_FIELD /installation/artifacts/0/oci/digest']);
+    expect(problems[0]?.message).toContain('a tag alone can move');
+  });
+
+  it('refuses a digest of another form, and other keys in oci', () => {
+    expect(
+      codes(
+        validateManifest(
+          artifact({ reference: 'registry.example/a', digest: `sha256:${hex.toUpperCase()}` }),
+        ),
+      ),
+    ).toEqual(['MANIFEST_PATTERN_MISMATCH /installation/artifacts/0/oci/digest']);
+    const problems = validateManifest(
+      artifact({ reference: 'registry.example/a', digest: `sha256:${hex}`, mediaType: 'x' }),
+    );
+    expect(codes(problems)).toEqual(['MANIFEST_UNKNOWN_FIELD /installation/artifacts/0/oci/mediaType']);
+    expect(problems[0]?.expected).toBe('one of reference, digest');
+  });
+
+  it("refuses a digest that is not the artifact's sha256, saying which was expected", () => {
+    const other = `sha256:${'cd'.repeat(32)}`;
+    const problems = validateManifest(artifact({ reference: 'registry.example/a:1', digest: other }));
+    expect(codes(problems)).toEqual(['MANIFEST_OCI_DIGEST_MISMATCH /installation/artifacts/0/oci/digest']);
+    expect(problems[0]).toMatchObject({ expected: `sha256:${hex}`, found: `"${other}"` });
+  });
+
+  it('refuses a reference that pins another digest than oci.digest', () => {
+    const other = `sha256:${'cd'.repeat(32)}`;
+    const problems = validateManifest(
+      artifact({ reference: `registry.example/a@${other}`, digest: `sha256:${hex}` }),
+    );
+    expect(codes(problems)).toEqual([
+      'MANIFEST_OCI_REFERENCE_DIGEST /installation/artifacts/0/oci/reference',
+    ]);
+    expect(problems[0]).toMatchObject({ expected: `@sha256:${hex}`, found: `@${other}` });
+  });
+
+  it('needs exactly one of file, url and oci', () => {
+    const oci = { reference: 'registry.example/a:1', digest: `sha256:${hex}` };
+    for (const extra of [{ file: 'bin/x' }, { url: 'https://dl.example.com/x' }]) {
+      const problems = validateManifest(artifact(oci, extra));
+      expect(codes(problems)).toEqual(['MANIFEST_ARTIFACT_SOURCE /installation/artifacts/0']);
+      expect(problems[0]?.message).toContain('oci');
+    }
+    const none = validateManifest(artifact(undefined));
+    expect(codes(none)).toEqual(['MANIFEST_ARTIFACT_SOURCE /installation/artifacts/0']);
+    expect(none[0]?.message).toBe('an artifact has none of file, url and oci');
   });
 });
 

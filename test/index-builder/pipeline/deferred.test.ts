@@ -1,7 +1,7 @@
 /**
  * Publishing with the index documents deferred (`deferIndexes`), as the local watcher and the publish
  * function do: the version is live at once through its plugin document, bin and snapshot; index.json,
- * index.yaml and search.json follow at `flushIndexes`, once for any number of batches; and at every point
+ * index.yaml, search.json and falcoctl/index.yaml follow at `flushIndexes`, once for any number of batches; and at every point
  * the snapshot binds documents that are really there.
  */
 import { describe, expect, it } from 'vitest';
@@ -66,6 +66,11 @@ const indexedVersions = (registry: TestRegistry, name: string): string[] =>
     .plugins.find((p) => p.name === name)
     ?.versions.map((v) => v.version) ?? [];
 
+const falcoctlNames = (registry: TestRegistry): string[] =>
+  (YAML.parse(decoder.decode(body(registry, 'falcoctl/index.yaml'))) as { name: string }[]).map(
+    (e) => e.name,
+  );
+
 describe('when a publish defers the index documents', () => {
   it('makes the version live in its plugin document, bin and snapshot, and leaves the index documents as they were', async () => {
     const registry = await makeRegistry();
@@ -95,6 +100,7 @@ describe('when a publish defers the index documents', () => {
     for (const version of ['1.1.0', '1.2.0', '1.3.0'])
       expect((await publishDeferred(registry, 'demo-plugin', version)).indexesPending).toBe(true);
     await publishDeferred(registry, 'other-plugin', '0.1.0');
+    expect(falcoctlNames(registry)).toEqual(['demo-plugin']);
     registry.site.writes.length = 0;
 
     const flushed = await flushIndexes(registry.context);
@@ -113,6 +119,7 @@ describe('when a publish defers the index documents', () => {
     expect(indexedVersions(registry, 'other-plugin')).toEqual(['0.1.0']);
     const yaml = YAML.parse(decoder.decode(body(registry, 'index.yaml'))) as unknown;
     expect(yaml).toEqual(json(registry, 'index.json'));
+    expect(falcoctlNames(registry)).toEqual(['demo-plugin', 'other-plugin']);
     const search = json<{ plugins: { name: string; latest_version: string }[] }>(registry, 'search.json');
     expect(search.plugins.map((p) => [p.name, p.latest_version])).toEqual([
       ['demo-plugin', '1.3.0'],

@@ -8,6 +8,7 @@ import { StoreError } from '../../../index-builder/errors.ts';
 import { binKey, binOf, isSafeKey, submissionIdFromBytes } from '../../../index-builder/layout.ts';
 import type { PluginDocument, SnapshotDocument } from '../../../index-builder/model.ts';
 import {
+  flushIndexes,
   processSubmissions,
   rebuildRegistry,
   refreshSnapshot,
@@ -127,6 +128,7 @@ describe('when a valid submission arrives', () => {
     }
     const bin = binKey(binOf('demo-plugin'));
     expect(Object.keys(snapshot.documents).sort()).toEqual([
+      'falcoctl/index.yaml',
       'index.json',
       'index.yaml',
       'keys/registry.asc',
@@ -185,6 +187,107 @@ describe('when a valid submission arrives', () => {
     );
     expect(outcome?.status).toBe('accepted');
     expect(json(registry.site, 'plugins/yaml-plugin/1.0.0/manifest.json')).toEqual(manifest);
+  });
+});
+
+describe('when a version declares permissions, resources and an OCI artifact', () => {
+  const hex = 'ab'.repeat(32);
+  const oci = { reference: 'registry.example:5000/acme/demo-plugin:1.0.0', digest: `sha256:${hex}` };
+  const manifest = validManifest({
+    permissions: ['network_client', 'filesystem_read'],
+    resources: { timeout_seconds: 30, max_memory_mb: 256 },
+    installation: {
+      artifacts: [{ os: 'linux', arch: 'arm64', oci, sha256: `sha256:${hex}`, size_bytes: 42 }],
+    },
+  });
+
+  it('records them in the plugin document (permissions sorted) and keeps oci as is in the manifest', async () => {
+    const registry = await makeRegistry();
+    const [outcome] = await publish(registry, await makeBundle({ manifest }));
+    expect(outcome?.status).toBe('accepted');
+    expect(outcome?.urls?.artifacts).toEqual([`oci://registry.example:5000/acme/demo-plugin@sha256:${hex}`]);
+    const doc = json<PluginDocument>(registry.site, 'plugins/demo-plugin/index.json');
+    const [version] = doc.versions;
+    expect(version?.permissions).toEqual(['filesystem_read', 'network_client']);
+    expect(version?.resources).toEqual({ max_memory_mb: 256, timeout_seconds: 30 });
+    expect(Object.keys(version?.resources ?? {})).toEqual(['max_memory_mb', 'timeout_seconds']);
+    expect(version?.artifacts).toEqual([
+      {
+        os: 'linux',
+        arch: 'arm64',
+        url: `oci://registry.example:5000/acme/demo-plugin@sha256:${hex}`,
+        sha256: hex,
+        size_bytes: 42,
+        hosted: false,
+        oci,
+      },
+    ]);
+    const published = json<{ installation: { artifacts: unknown[] } }>(
+      registry.site,
+      'plugins/demo-plugin/1.0.0/manifest.json',
+    );
+    expect(published.installation.artifacts[0]).toMatchObject({ oci });
+  });
+
+  it('lists the plugin in falcoctl/index.yaml, re-rendered at each publish and bound by the snapshot', async () => {
+    const registry = await makeRegistry();
+    const meta = {
+      tags: ['billing'],
+      license: 'MIT',
+      homepage: 'https://lens.example.com',
+      repository: 'https://git.example.com/acme/demo-plugin',
+    };
+    await publish(registry, await makeBundle({ manifest: validManifest({ metadata: meta }) }));
+    const falcoctl = () =>
+      YAML.parse(new TextDecoder().decode(registry.site.objects.get('falcoctl/index.yaml')?.body)) as unknown;
+    expect(falcoctl()).toEqual([
+      {
+        name: 'demo-plugin',
+        type: 'plugin',
+        registry: 'registry.example.com',
+        description: 'A plugin used in tests',
+        keywords: ['billing', 'actual_cost'],
+        license: 'MIT',
+        home: 'https://lens.example.com',
+        sources: ['https://git.example.com/acme/demo-plugin'],
+      },
+    ]);
+
+    const [outcome] = await publish(
+      registry,
+      await makeBundle({ manifest: { ...manifest, version: '1.1.0', metadata: meta } }),
+      await makeBundle({
+        manifest: validManifest({ name: 'another', description: undefined, metadata: {} }),
+      }),
+    );
+    expect(outcome?.status).toBe('accepted');
+    expect(falcoctl()).toEqual([
+      { name: 'another', type: 'plugin', registry: 'registry.example.com', keywords: ['actual_cost'] },
+      expect.objectContaining({
+        name: 'demo-plugin',
+        registry: 'registry.example:5000',
+        repository: 'acme/demo-plugin',
+      }),
+    ]);
+    const snapshot = json<SnapshotDocument>(registry.site, 'snapshot.json');
+    const body = registry.site.objects.get('falcoctl/index.yaml')?.body as Uint8Array;
+    expect(snapshot.documents['falcoctl/index.yaml']).toEqual({
+      sha256: sha256(body),
+      size: body.byteLength,
+    });
+    expect(registry.site.objects.get('falcoctl/index.yaml')?.contentType).toBe('application/yaml');
+  });
+
+  it('leaves both out of a version that declares neither', async () => {
+    const registry = await makeRegistry();
+    await publish(
+      registry,
+      await makeBundle({ manifest: validManifest({ permissions: [], resources: {} }) }),
+    );
+    const [version] = json<PluginDocument>(registry.site, 'plugins/demo-plugin/index.json').versions;
+    expect(version).toBeDefined();
+    expect(version).not.toHaveProperty('permissions');
+    expect(version).not.toHaveProperty('resources');
   });
 });
 
@@ -268,6 +371,8 @@ describe('when submissions arrive as a batch', () => {
     const bin = binKey(binOf('demo-plugin'));
     expect(result.invalidate).toEqual(
       [
+        'falcoctl/index.yaml',
+        'falcoctl/index.yaml.asc',
         'index.json',
         'index.json.asc',
         'index.yaml',
@@ -532,6 +637,49 @@ describe('when recovering and maintaining', () => {
     expect(result).toMatchObject({ generation: 2, plugins: 2 });
     expect(result.invalidate).toContain('index.json');
     expect(json<{ plugins: unknown[] }>(registry.site, 'index.json').plugins).toEqual(index.plugins);
+  });
+
+  it.each([
+    [
+      'a publish',
+      (registry: TestRegistry) => registry.submit().then(() => processSubmissions(registry.context)),
+    ],
+    ['a refresh', (registry: TestRegistry) => refreshSnapshot(registry.context)],
+    ['a flush', (registry: TestRegistry) => flushIndexes(registry.context)],
+  ])('rebuilds a catalog of an older format before %s renders from it', async (_, act) => {
+    const registry = await makeRegistry();
+    await publish(
+      registry,
+      await makeBundle(),
+      await makeBundle({ manifest: validManifest({ name: 'second-one' }) }),
+    );
+    // What a registry published before the catalog gained the falcoctl entry holds.
+    const meta = registry.intake.objects.get('state/catalog/meta.tsv') as StoredObject;
+    const older = new TextDecoder()
+      .decode(meta.body)
+      .replace(/^plugindex-catalog \d+/, 'plugindex-catalog 3');
+    registry.intake.objects.set('state/catalog/meta.tsv', { ...meta, body: encode(older) });
+    const before = json<SnapshotDocument>(registry.site, 'snapshot.json').generation;
+
+    await act(registry);
+
+    const names = (key: string) =>
+      (YAML.parse(new TextDecoder().decode(registry.site.objects.get(key)?.body)) as { name: string }[]).map(
+        (e) => e.name,
+      );
+    expect(names('falcoctl/index.yaml')).toEqual(['demo-plugin', 'second-one']);
+    expect(
+      json<{ plugins: { name: string }[] }>(registry.site, 'index.json').plugins.map((p) => p.name),
+    ).toEqual(['demo-plugin', 'second-one']);
+    expect(json<SnapshotDocument>(registry.site, 'snapshot.json').generation).toBeGreaterThan(before);
+    const upgraded = new TextDecoder().decode(registry.intake.objects.get('state/catalog/meta.tsv')?.body);
+    expect(upgraded.split('\n')[0]).toBe('plugindex-catalog 4');
+    const later = await publish(
+      registry,
+      await makeBundle({ manifest: validManifest({ name: 'third-one' }) }),
+    );
+    expect(later[0]?.status).toBe('accepted');
+    expect(names('falcoctl/index.yaml')).toEqual(['demo-plugin', 'second-one', 'third-one']);
   });
 
   it('refreshing the snapshot extends its expiry and bumps the generation only', async () => {

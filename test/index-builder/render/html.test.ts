@@ -125,6 +125,89 @@ describe('when rendering a plugin page', () => {
     expect(html).not.toContain('href="../');
   });
 
+  it("shows a version's permissions and resource limits, and nothing for a version without", () => {
+    const html = renderPluginPage(
+      pluginDoc({
+        versions: [
+          version({
+            version: '1.1.0',
+            permissions: ['filesystem_read', 'network_client'],
+            resources: { max_memory_mb: 512, timeout_seconds: 30 },
+          }),
+          version({ version: '1.0.0' }),
+        ],
+        latest_version: '1.1.0',
+      }),
+      registry,
+    );
+    const row = (v: string) =>
+      html.slice(html.indexOf(`<tr class="platforms" data-version="${v}">`)).split('</tr>')[0];
+    expect(row('1.1.0')).toContain(
+      '<ul class="chips permissions" data-testid="permissions"><li>filesystem_read</li><li>network_client</li></ul>',
+    );
+    expect(row('1.1.0')).toContain('<dt>max_memory_mb</dt><dd data-resource="max_memory_mb">512</dd>');
+    expect(row('1.1.0')).toContain('<dd data-resource="timeout_seconds">30</dd>');
+    expect(row('1.0.0')).not.toContain('permissions');
+    expect(row('1.0.0')).not.toContain('resources');
+  });
+
+  it('shows an OCI artifact by reference and digest, and fetches it by digest in the recipe after plugindex install', () => {
+    const hex = '1'.repeat(64);
+    const html = renderPluginPage(
+      pluginDoc({
+        versions: [
+          version({
+            artifacts: [
+              {
+                os: 'linux',
+                arch: 'amd64',
+                url: `oci://registry.example:5000/acme/p@sha256:${hex}`,
+                sha256: hex,
+                size_bytes: 2048,
+                hosted: false,
+                oci: { reference: 'registry.example:5000/acme/p:1.0.0', digest: `sha256:${hex}` },
+              },
+            ],
+          }),
+        ],
+      }),
+      registry,
+    );
+    expect(html).toContain('<code class="oci-reference">registry.example:5000/acme/p:1.0.0</code>');
+    expect(html).toContain(`<div class="oci-digest digest mono">sha256:${hex}</div>`);
+    expect(html).not.toContain('href="oci:');
+    const client = html.indexOf('plugindex install p@1.0.0');
+    const fetch = html.indexOf(`oras blob fetch --output p registry.example:5000/acme/p@sha256:${hex}`);
+    expect(client).toBeGreaterThan(0);
+    expect(fetch).toBeGreaterThan(client);
+    expect(html).toContain(`echo "${hex}  p" | sha256sum -c -`);
+  });
+
+  it('escapes an OCI reference and permission names', () => {
+    const evil = HOSTILE[0] as string;
+    const html = renderPluginPage(
+      pluginDoc({
+        versions: [
+          version({
+            permissions: [evil as 'logging'],
+            resources: { [evil]: 1 } as never,
+            artifacts: [
+              {
+                ...version().artifacts[0],
+                hosted: false,
+                url: `oci://${evil}`,
+                oci: { reference: evil, digest: evil },
+              } as never,
+            ],
+          }),
+        ],
+      }),
+      registry,
+    );
+    expect(html).not.toContain(evil);
+    expect(html).toContain(escapeHtml(evil));
+  });
+
   it('says when there is no stable release', () => {
     expect(renderPluginPage(pluginDoc({ latest_version: null }), registry)).toContain('no stable release');
   });

@@ -1,0 +1,59 @@
+/**
+ * OCI artifact references (Diginfra's distribution: plugins kept in OCI registries), read one way wherever
+ * the registry meets them: the manifest schema and rules, the artifact records, the falcoctl index. Pure.
+ *
+ * A reference is `registry[:port]/repository[:tag]` or `registry[:port]/repository@sha256:<hex>`: the
+ * registry is always written out (a bare `acme/x` would be read as Docker Hub's by some tools and as a host
+ * `acme` by others), the repository is lowercase path components by the OCI distribution spec.
+ */
+import type { OciArtifact } from './model.ts';
+
+/** A host name or IPv4 address, or an IPv6 address in brackets, with an optional port. */
+const REGISTRY =
+  '(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\\[[0-9A-Fa-f:.]+\\])(?::[0-9]{1,5})?';
+/** The OCI distribution spec's repository name: lowercase components separated by `/`. */
+const REPOSITORY = '[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*';
+const TAG = '[A-Za-z0-9_][A-Za-z0-9._-]{0,127}';
+/** The digest an OCI artifact is pinned by: SHA-256, lowercase hex, as registries write it. */
+export const OCI_DIGEST_PATTERN = '^sha256:[a-f0-9]{64}$';
+/** The whole reference, as a JSON Schema pattern (the manifest's `artifacts[].oci.reference`). */
+export const OCI_REFERENCE_PATTERN = `^(${REGISTRY})/(${REPOSITORY})(?::(${TAG}))?(?:@(sha256:[a-f0-9]{64}))?$`;
+
+const REFERENCE = new RegExp(OCI_REFERENCE_PATTERN);
+
+/** A reference taken apart. */
+export interface OciReferenceParts {
+  /** `host[:port]`. */
+  readonly registry: string;
+  readonly repository: string;
+  readonly tag?: string;
+  /** `sha256:<hex>`, when the reference pins one itself. */
+  readonly digest?: string;
+}
+
+/**
+ * Takes a reference apart, or undefined when it is not one (the schema has already said why).
+ * @example parseOciReference('registry.example:5000/acme/lens:1.2.0') // {registry: 'registry.example:5000', repository: 'acme/lens', tag: '1.2.0'}
+ */
+export function parseOciReference(reference: string): OciReferenceParts | undefined {
+  const match = REFERENCE.exec(reference);
+  if (!match) return undefined;
+  const [, registry, repository, tag, digest] = match;
+  return {
+    registry: registry as string,
+    repository: repository as string,
+    ...(tag ? { tag } : {}),
+    ...(digest ? { digest } : {}),
+  };
+}
+
+/**
+ * The URL an OCI artifact's record gives: `oci://<registry>/<repository>@<digest>`, pinned by the digest
+ * whatever tag the reference names (a tag can move, the digest cannot). Undefined for a reference that
+ * does not parse.
+ * @example ociArtifactUrl({reference: 'registry.example/acme/lens:1.2.0', digest: 'sha256:ab…'}) // 'oci://registry.example/acme/lens@sha256:ab…'
+ */
+export function ociArtifactUrl(oci: OciArtifact): string | undefined {
+  const parts = parseOciReference(oci.reference);
+  return parts ? `oci://${parts.registry}/${parts.repository}@${oci.digest}` : undefined;
+}
