@@ -6,6 +6,8 @@
  * policy and to the permissions already accepted, and discovered on disk with whether each verifies.
  */
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, relative, sep } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
@@ -26,6 +28,7 @@ import {
   testKey,
   validManifest,
 } from '../support/fixtures.ts';
+import { type OciRegistry, pushBlob, startOciRegistry } from '../support/oci-registry.ts';
 import { type LocalS3, startLocalS3 } from '../support/s3.ts';
 import { type StaticServer, startStaticServer } from '../support/static-server.ts';
 
@@ -507,5 +510,127 @@ discovery:
       ['disk-tool', '1.0.0', 'verified'],
     ]);
     expect(report.plugins[2]?.detail).toContain('provider disk');
+  });
+});
+
+describe('when artifacts live in an OCI registry', () => {
+  const OCI_TOOL = encode('#!/bin/sh\necho oci-lens 1.0.0\n');
+  let oci: OciRegistry;
+  let stranger: Server;
+  let strangerHost: string;
+
+  /** A bundle whose only artifact is kept in an OCI registry, pinned by digest. */
+  function ociBundle(name: string, reference: string, sha: string, size: number) {
+    return makeBundle({
+      manifest: validManifest({
+        name,
+        version: '1.0.0',
+        installation: {
+          artifacts: [
+            { ...LINUX, oci: { reference, digest: `sha256:${sha}` }, sha256: sha, size_bytes: size },
+          ],
+        },
+      }),
+    });
+  }
+
+  beforeAll(async () => {
+    oci = await startOciRegistry('open');
+    const pushed = await pushBlob(oci, 'acme/oci-lens', OCI_TOOL, { tag: '1.0.0' });
+    // A stand-in registry (node:http, named as such) that answers every blob with other bytes of the same
+    // size: what a compromised or broken registry would do.
+    stranger = createServer((request, response) => {
+      if (request.url === '/v2/') response.writeHead(200).end('{}');
+      else
+        response
+          .writeHead(200, { 'content-length': OCI_TOOL.byteLength })
+          .end(Buffer.alloc(OCI_TOOL.byteLength, 0x41));
+    });
+    await new Promise<void>((done) => stranger.listen(0, '127.0.0.1', done));
+    strangerHost = `127.0.0.1:${(stranger.address() as AddressInfo).port}`;
+    await processSubmissions(
+      registry.context,
+      await registry.submit(
+        await ociBundle('oci-lens', `${oci.host}/acme/oci-lens:1.0.0`, pushed.digest.slice(7), pushed.size),
+        await ociBundle('bad-oci', `${strangerHost}/acme/bad:1.0.0`, sha256(OCI_TOOL), OCI_TOOL.byteLength),
+      ),
+    );
+  });
+
+  afterAll(async () => {
+    await oci.stop();
+    await new Promise((done) => stranger.close(done));
+  });
+
+  const ociSet = (url: string, name = 'oci-lens') => `plugins:
+  providers:
+    - { type: registry, name: local, url: ${url}, key: ./registry.asc }
+  plugins:
+    - { provider: local, name: ${name}, version: "1.0.0" }
+`;
+
+  it('pulls the blob by digest through the Distribution API and installs it like any other artifact', async () => {
+    const p = await project(ociSet(base));
+    const result = await using(p, (c) => c.installSet(p.file, HOME));
+    expect(relative(p.dir, result.items[0]?.path as string)).toBe(
+      'plugins/oci-lens/1.0.0/linux-amd64/oci-lens',
+    );
+    expect(await readFile(result.items[0]?.path as string)).toEqual(Buffer.from(OCI_TOOL));
+    const lock = parseLockfile(await readFile(p.lockfile, 'utf8'), p.lockfile);
+    expect(lock.plugins['oci-lens']?.artifacts['linux-amd64']?.oci).toEqual({
+      reference: `${oci.host}/acme/oci-lens:1.0.0`,
+      digest: `sha256:${sha256(OCI_TOOL)}`,
+    });
+  });
+
+  it('reproduces the lock with frozen on a clean cache with the registry server stopped, the OCI registry alone up', async () => {
+    const own = await listenRegistryServer(createRegistryServer({ site: registry.site }), 0);
+    const p = await project(ociSet(own.url));
+    await using(p, (c) => c.installSet(p.file, HOME));
+    await own.close();
+    await expect(fetch(`${own.url}/snapshot.json`)).rejects.toThrow();
+    const q = await project(ociSet(own.url));
+    await writeFile(q.lockfile, await readFile(p.lockfile));
+    await expect(using(q, (c) => c.installSet(q.file, HOME))).rejects.toMatchObject({ code: 'FETCH_FAILED' });
+    const frozen = await using(q, (c) => c.installSet(q.file, { ...HOME, frozen: true }));
+    expect(await readFile(frozen.items[0]?.path as string)).toEqual(Buffer.from(OCI_TOOL));
+  });
+
+  it('refuses a blob whose bytes do not hash to the signed digest, and installs nothing', async () => {
+    const p = await project(ociSet(base, 'bad-oci'));
+    await expect(using(p, (c) => c.installSet(p.file, HOME))).rejects.toMatchObject({
+      name: 'TrustError',
+      code: 'ARTIFACT_MISMATCH',
+    });
+    expect(await exists(join(p.dir, 'plugins'))).toBe(false);
+    expect(await exists(p.lockfile)).toBe(false);
+  });
+
+  it('resolves falcoctl-style references through the registry\u2019s signed falcoctl index', async () => {
+    const p = await project('plugins: {}\n');
+    await using(p, (c) =>
+      c.addRegistry({ name: 'test', url: base, pin: { armored: registry.registryKey.publicKey } }),
+    );
+    const byTag = await using(p, (c) => c.reference(`${oci.host}/acme/oci-lens:1.0.0`));
+    expect(byTag).toEqual({ request: 'oci-lens@1.0.0', registry: 'test' });
+    const byDigest = await using(p, (c) =>
+      c.reference(`${oci.host}/acme/oci-lens@sha256:${sha256(OCI_TOOL)}`),
+    );
+    expect(byDigest).toEqual({ request: 'oci-lens@1.0.0', registry: 'test' });
+    expect(await using(p, (c) => c.reference('kubecost-lens:1.1.0'))).toEqual({
+      request: 'kubecost-lens@1.1.0',
+      registry: 'test',
+    });
+    await expect(using(p, (c) => c.reference(`${oci.host}/acme/unknown:1.0.0`))).rejects.toMatchObject({
+      code: 'PLUGIN_NOT_FOUND',
+    });
+    const installed = await using(p, (c) =>
+      c.install({
+        requests: [byTag as { request: string; registry: string }],
+        dir: join(p.dir, 'plugins'),
+        lockfile: join(p.dir, 'plugindex.lock'),
+      }),
+    );
+    expect(await readFile(installed.items[0]?.path as string)).toEqual(Buffer.from(OCI_TOOL));
   });
 });
