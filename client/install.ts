@@ -271,12 +271,6 @@ export async function planInstall(ctx: ClientContext, options: InstallOptions): 
     }),
   );
   if (refused.length > 0) throw new ClientError('POLICY_DENIED', `the policy refuses: ${refused.join('; ')}`);
-  const asking = planned.filter((p) => p.newPermissions.length > 0);
-  if (asking.length > 0 && !options.acceptPermissions)
-    throw new ClientError(
-      'PERMISSIONS_NOT_ACCEPTED',
-      `${asking.map((p) => `${p.name}@${p.version} asks for ${p.newPermissions.join(', ')}, which ${p.name}@${own(before?.plugins ?? {}, p.name)?.version} did not`).join('; ')}: review them, then install with --accept-permissions`,
-    );
   let lock = before ?? EMPTY_LOCKFILE;
   for (const p of planned)
     lock = withPlugin(lock, p.name, p.entry, { key_fingerprint: p.fingerprint, generation: p.generation });
@@ -286,6 +280,13 @@ export async function planInstall(ctx: ClientContext, options: InstallOptions): 
     throw new ClientError(
       'LOCK_OUT_OF_SYNC',
       `${options.lockfile} would change, and --locked/--frozen forbid it: ${changes.map((c) => `${c.entry} ${c.change} (${c.detail})`).join('; ')}`,
+    );
+  // After --locked: a lock that may not change is the first thing to say; new permissions come next.
+  const asking = planned.filter((p) => p.newPermissions.length > 0);
+  if (asking.length > 0 && !options.acceptPermissions)
+    throw new ClientError(
+      'PERMISSIONS_NOT_ACCEPTED',
+      `${asking.map((p) => `${p.name}@${p.version} asks for ${p.newPermissions.join(', ')}, which ${p.name}@${own(before?.plugins ?? {}, p.name)?.version} did not`).join('; ')}: review them, then install with --accept-permissions`,
     );
   return { planned, before, lock, changes };
 }

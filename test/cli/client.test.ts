@@ -196,15 +196,15 @@ describe('when a user searches, installs and manages plugins', () => {
     expect(within.code, within.stderr).toBe(0);
     expect(within.stdout).toContain(`updated to ${NAME}@1.0.0`);
     expect(await readFile(file)).toEqual(Buffer.from(TOOL));
-    const updated = await plugindex(
-      'update',
-      `${NAME}@latest`,
-      '--dir',
-      'plugins',
-      '--platform',
-      'linux/amd64',
-    );
+    // 1.1.0 asks for permissions 1.0.0 did not: named, and taken only with --accept-permissions.
+    const update = ['update', `${NAME}@latest`, '--dir', 'plugins', '--platform', 'linux/amd64'];
+    const asks = await plugindex(...update);
+    expect(asks.code).toBe(1);
+    expect(asks.stderr).toContain('PERMISSIONS_NOT_ACCEPTED');
+    expect(asks.stderr).toContain('asks for config_read, network_client');
+    const updated = await plugindex(...update, '--accept-permissions');
     expect(updated.code, updated.stderr).toBe(0);
+    expect(updated.stdout).toContain('permissions: config_read, network_client');
     expect(updated.stdout).toContain(`updated to ${NAME}@1.1.0`);
     await expect(stat(path.join(cwd, 'plugins', NAME, '1.0.0'))).rejects.toMatchObject({ code: 'ENOENT' });
     expect((await plugindex('remove', NAME, '--dir', 'plugins', '--clean')).code).toBe(0);
