@@ -167,6 +167,8 @@ export interface PlugindexClient {
    * install folders), each verified against every key this client trusts.
    */
   discover(file: string, options: { readonly home: string }): Promise<DiscoveryReport>;
+  /** `verify -c FILE`: what the set's folders hold, checked by the keys the set pins. */
+  verifySet(file: string, options: { readonly home: string }): Promise<VerifyFinding[]>;
   /** `clean -c FILE`: installs the set no longer names, and cached artifacts nothing uses. */
   cleanSet(file: string, options: SetInstallOptions): Promise<CleanReport>;
   list(options: {
@@ -638,6 +640,10 @@ class Client implements PlugindexClient {
     );
     const keys = configured.filter((k) => k !== undefined);
     return (await import('./plugin-set.ts')).discoverSet(file, { ...options, keys });
+  }
+
+  async verifySet(file: string, options: { readonly home: string }): Promise<VerifyFinding[]> {
+    return (await import('./plugin-set.ts')).verifySet(this.#context, file, options);
   }
 
   async cleanSet(file: string, options: SetInstallOptions): Promise<CleanReport> {

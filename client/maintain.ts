@@ -155,7 +155,12 @@ export async function setEnabled(
  */
 export async function verifyInstalled(
   ctx: ClientContext,
-  options: { dir?: string; lockfile?: string },
+  options: {
+    dir?: string;
+    lockfile?: string;
+    /** The trust of sources the configuration does not hold (a plugin set's), by name. */
+    trust?: ReadonlyMap<string, TrustRecord>;
+  },
 ): Promise<VerifyFinding[]> {
   const tree = ctx.tree(options.dir);
   const installed = await tree.read();
@@ -178,7 +183,12 @@ export async function verifyInstalled(
           ctx,
           tree,
           { name, version, record },
-          { lock, lockfile: options.lockfile ?? '', pinnedKey },
+          {
+            lock,
+            lockfile: options.lockfile ?? '',
+            pinnedKey,
+            ...(options.trust ? { given: options.trust } : {}),
+          },
         );
         findings.push({ name, version, ok: true });
       } catch (error) {
@@ -213,7 +223,13 @@ async function verifyOne(
     lock,
     lockfile,
     pinnedKey,
-  }: { lock: Lockfile | undefined; lockfile: string; pinnedKey: (trust: TrustRecord) => Promise<Key> },
+    given,
+  }: {
+    lock: Lockfile | undefined;
+    lockfile: string;
+    pinnedKey: (trust: TrustRecord) => Promise<Key>;
+    given?: ReadonlyMap<string, TrustRecord>;
+  },
 ): Promise<void> {
   for (const [platform, artifact] of Object.entries(record.artifacts)) {
     const actual = await tree.hashFile(artifact.path);
@@ -237,7 +253,7 @@ async function verifyOne(
         );
     }
   }
-  const trust = await ctx.trust(record.registry);
+  const trust = given?.get(record.registry) ?? (await ctx.trust(record.registry));
   if (!trust || trust.fingerprint !== record.registry_key)
     throw new TrustError(
       'SNAPSHOT_WRONG_KEY',

@@ -14,7 +14,7 @@ import { type ClientContext, loadTrust } from './context.ts';
 import { type DiscoveredPlugin, type TrustedKey, verifyFound } from './discovery.ts';
 import { readTextIfExists, withFileLock } from './disk/atomic.ts';
 import { scanPluginFolders } from './disk/discover.ts';
-import { type InstallTree, readLockfile } from './disk/state.ts';
+import { type InstallTree, readLockfile, type TrustRecord } from './disk/state.ts';
 import { ClientError } from './errors.ts';
 import type { Endpoint } from './fetcher.ts';
 import { FolderSource } from './folder-source.ts';
@@ -29,6 +29,7 @@ import {
 import { type InstalledFile, withoutInstalled } from './installed.ts';
 import { own } from './json-input.ts';
 import type { LockChange, Lockfile } from './lockfile.ts';
+import { type VerifyFinding, verifyInstalled } from './maintain.ts';
 import { type PluginSet, parsePluginSet, type SetProvider } from './set-file.ts';
 import { folderSource, registrySource, type Source } from './source.ts';
 
@@ -457,4 +458,34 @@ export async function discoverSet(
   const plugins: DiscoveredPlugin[] = [];
   for (const folder of found) plugins.push(await verifyFound(folder, keys));
   return { paths, watch: filesystem?.watch_for_changes ?? false, plugins };
+}
+
+/**
+ * `verify -c FILE`: every version installed in the set's folders rehashed and its signature chain checked
+ * again, by the keys the set pins for its own sources (and the configured registries' for the others).
+ */
+export async function verifySet(
+  ctx: ClientContext,
+  file: string,
+  options: { readonly home: string },
+): Promise<VerifyFinding[]> {
+  const text = await readTextIfExists(file);
+  if (text === undefined) throw new ClientError('PLUGIN_SET_INVALID', `${file} does not exist`);
+  const set = parsePluginSet(text, file, options);
+  const trust = new Map<string, TrustRecord>();
+  for (const provider of [...set.providers, ...(set.discovery?.registries ?? [])]) {
+    if (provider.key === undefined) continue;
+    const key = await readKey(provider.key, `${set.file}#${provider.pointer}/key`);
+    trust.set(provider.name, { fingerprint: key.fingerprint, armoredKey: key.armored });
+  }
+  const dirs = [
+    ...new Set([
+      set.installLocation,
+      ...set.plugins.flatMap((p) => (p.install_location ? [p.install_location] : [])),
+    ]),
+  ];
+  const findings: VerifyFinding[] = [];
+  for (const dir of dirs)
+    findings.push(...(await verifyInstalled(ctx, { dir, lockfile: lockfileFor(file), trust })));
+  return findings;
 }

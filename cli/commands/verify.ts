@@ -3,6 +3,8 @@
  * its signature chain checked again (offline); with --url, a served registry checked whole as a client
  * would. Exit 3 with the trust check that failed (its code) when something does not verify.
  */
+import { homedir } from 'node:os';
+import { resolve } from 'node:path';
 import type { TrustError } from '../../index-builder/errors.ts';
 import { type Parsed, stringOption } from '../args.ts';
 import { dirOption, lockfileOption, withClient } from '../client.ts';
@@ -19,7 +21,11 @@ export async function run(parsed: Parsed): Promise<number> {
 
 async function verifyInstalled(parsed: Parsed): Promise<number> {
   return withClient(parsed, async ({ client, json }) => {
-    const findings = await client.verifyInstalled({ ...dirOption(parsed), lockfile: lockfileOption(parsed) });
+    const config = stringOption(parsed, 'config');
+    const findings =
+      config === undefined
+        ? await client.verifyInstalled({ ...dirOption(parsed), lockfile: lockfileOption(parsed) })
+        : await client.verifySet(resolve(config), { home: homedir() });
     const failed = findings.filter((f) => !f.ok);
     if (json) outJson({ ok: failed.length === 0, plugins: findings });
     else {

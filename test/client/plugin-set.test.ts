@@ -318,6 +318,26 @@ describe('when a set mixes every kind of source', () => {
   });
 });
 
+describe('when what a set installed is verified', () => {
+  it('checks every version in the set\u2019s folders by the keys the set pins, and names a changed file', async () => {
+    const p = await project(mixedSet());
+    await using(p, (c) => c.installSet(p.file, HOME));
+    const findings = await using(p, (c) => c.verifySet(p.file, HOME));
+    expect(findings.map((f) => [f.name, f.ok])).toEqual([
+      ['bucket-tool', true],
+      ['disk-tool', true],
+      ['kubecost-lens', true],
+      ['team-tool', true],
+      ['web-tool', true],
+    ]);
+    await writeFile(join(p.dir, 'plugins/disk-tool/1.0.3/linux-amd64/disk-tool'), 'changed');
+    const after = await using(p, (c) => c.verifySet(p.file, HOME));
+    expect(after.filter((f) => !f.ok).map((f) => [f.name, f.code])).toEqual([
+      ['disk-tool', 'INSTALLED_MODIFIED'],
+    ]);
+  });
+});
+
 describe('when a set is compared with what is installed (diff)', () => {
   it('names what an install would add, upgrade, downgrade, find changed on disk, and what clean would remove', async () => {
     const p = await project(mixedSet());
