@@ -203,6 +203,8 @@ export interface PluginDocument {
   readonly license?: string;
   readonly homepage?: string;
   readonly repository?: string;
+  /** The displayed version's maintainers (name and email only), for indexes that list them. */
+  readonly maintainers?: readonly { readonly name: string; readonly email?: string }[];
   /** Publisher key fingerprints allowed to publish new versions (first-come ownership). */
   readonly owners: readonly string[];
   /** Newest first (SemVer precedence). */

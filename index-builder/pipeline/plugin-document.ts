@@ -26,6 +26,7 @@ type DisplayFields = Pick<
   | 'license'
   | 'homepage'
   | 'repository'
+  | 'maintainers'
 >;
 
 function displayFieldsOf(manifest: Manifest): DisplayFields {
@@ -40,6 +41,14 @@ function displayFieldsOf(manifest: Manifest): DisplayFields {
     ...(meta.license ? { license: meta.license } : {}),
     ...(meta.homepage ? { homepage: meta.homepage } : {}),
     ...(meta.repository ? { repository: meta.repository } : {}),
+    ...(manifest.contacts?.maintainers?.length
+      ? {
+          maintainers: manifest.contacts.maintainers.map((m) => ({
+            name: m.name,
+            ...(m.email ? { email: m.email } : {}),
+          })),
+        }
+      : {}),
   };
 }
 
@@ -54,6 +63,7 @@ function pickDisplay(doc: PluginDocument): DisplayFields {
     license,
     homepage,
     repository,
+    maintainers,
   } = doc;
   return {
     ...(display_name ? { display_name } : {}),
@@ -65,6 +75,7 @@ function pickDisplay(doc: PluginDocument): DisplayFields {
     ...(license ? { license } : {}),
     ...(homepage ? { homepage } : {}),
     ...(repository ? { repository } : {}),
+    ...(maintainers ? { maintainers } : {}),
   };
 }
 

@@ -107,6 +107,7 @@ export interface FalcoctlIndexEntry {
   readonly license?: string;
   readonly home?: string;
   readonly sources?: readonly string[];
+  readonly maintainers?: readonly { readonly name: string; readonly email?: string }[];
 }
 
 /**
@@ -131,6 +132,7 @@ export function buildFalcoctlEntry(doc: PluginDocument, registryUrl: string): Fa
     ...(doc.license ? { license: doc.license } : {}),
     ...(doc.homepage ? { home: doc.homepage } : {}),
     ...(doc.repository ? { sources: [doc.repository] } : {}),
+    ...(doc.maintainers?.length ? { maintainers: doc.maintainers } : {}),
   };
 }
 

@@ -120,6 +120,7 @@ describe('when rendering the falcoctl index', () => {
       license: 'Apache-2.0',
       homepage: 'https://lens.example.com',
       repository: 'https://git.example.com/acme/a-lens',
+      maintainers: [{ name: 'The Lens Authors', email: 'lens@example.com' }, { name: 'Solo' }],
       latest_version: '1.1.0',
       versions: [
         record('2.0.0-rc.1', [oci('next.example/acme/a-lens:2.0.0-rc.1')]),
@@ -153,6 +154,10 @@ describe('when rendering the falcoctl index', () => {
         '  home: "https://lens.example.com"',
         '  sources:',
         '  - "https://git.example.com/acme/a-lens"',
+        '  maintainers:',
+        '  - name: "The Lens Authors"',
+        '    email: "lens@example.com"',
+        '  - name: "Solo"',
         '- name: "b-plain"',
         '  type: "plugin"',
         '  registry: "plugins.example.org:8443"',
@@ -175,6 +180,7 @@ describe('when rendering the falcoctl index', () => {
         license: 'Apache-2.0',
         home: 'https://lens.example.com',
         sources: ['https://git.example.com/acme/a-lens'],
+        maintainers: [{ name: 'The Lens Authors', email: 'lens@example.com' }, { name: 'Solo' }],
       },
       { name: 'b-plain', type: 'plugin', registry: 'r.example', keywords: ['actual_cost'] },
     ]);

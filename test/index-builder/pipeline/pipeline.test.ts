@@ -237,7 +237,10 @@ describe('when a version declares permissions, resources and an OCI artifact', (
       homepage: 'https://lens.example.com',
       repository: 'https://git.example.com/acme/demo-plugin',
     };
-    await publish(registry, await makeBundle({ manifest: validManifest({ metadata: meta }) }));
+    const contacts = {
+      maintainers: [{ name: 'Acme Costs', email: 'costs@example.com', url: 'https://acme.example' }],
+    };
+    await publish(registry, await makeBundle({ manifest: validManifest({ metadata: meta, contacts }) }));
     const falcoctl = () =>
       YAML.parse(new TextDecoder().decode(registry.site.objects.get('falcoctl/index.yaml')?.body)) as unknown;
     expect(falcoctl()).toEqual([
@@ -250,6 +253,7 @@ describe('when a version declares permissions, resources and an OCI artifact', (
         license: 'MIT',
         home: 'https://lens.example.com',
         sources: ['https://git.example.com/acme/demo-plugin'],
+        maintainers: [{ name: 'Acme Costs', email: 'costs@example.com' }],
       },
     ]);
 
