@@ -38,8 +38,12 @@ export async function run(parsed: Parsed): Promise<number> {
       return changed ? 1 : 0;
     });
   } catch (error) {
-    // Trouble is 2, as diff(1)'s; 1 means "differs" here, never "failed".
-    if (!(error instanceof ClientError || error instanceof PlugindexError)) throw error;
+    // Trouble is 2, as diff(1)'s; 1 means "differs" here, never "failed": so even a defect (not one of
+    // our errors: its stack, as main prints one) exits 2, where main would give it 1.
+    if (!(error instanceof ClientError || error instanceof PlugindexError)) {
+      err(`plugindex diff: ${(error as Error).stack ?? String(error)}`);
+      return 2;
+    }
     err(`plugindex diff: ${error.code}: ${error.message}`);
     if (parsed.values.json === true)
       out(JSON.stringify({ ok: false, error: { code: error.code, message: error.message } }, null, 2));

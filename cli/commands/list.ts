@@ -58,21 +58,27 @@ export async function run(parsed: Parsed): Promise<number> {
 async function listSet(parsed: Parsed, file: string): Promise<number> {
   const watch = parsed.values.watch === true;
   return withClient(parsed, async ({ client, json }) => {
-    const show = async (): Promise<DiscoveryReport> => {
-      const report = await client.discover(file, { home: homedir() });
+    const print = (report: DiscoveryReport): void => {
       if (json) outJson(report);
       else if (report.plugins.length === 0) out(`no plugin folders under ${report.paths.join(', ')}`);
       else
         for (const p of report.plugins)
           out(`${p.name ?? '?'}  ${p.version ?? '?'}  ${p.status}  ${p.dir}  (${p.detail})`);
-      return report;
     };
-    const report = await show();
-    if (!watch) return report.plugins.every((p) => p.status === 'verified') ? 0 : 1;
+    const report = await client.discover(file, { home: homedir() });
+    if (!watch) {
+      print(report);
+      return report.plugins.every((p) => p.status === 'verified') ? 0 : 1;
+    }
+    // Armed before the first listing is printed: whatever changes after a reader sees a listing is listed again.
     const { watchPaths } = await import('../../client/disk/discover.ts');
     const stop = await watchPaths(report.paths, () => {
-      void show().catch((error: Error) => out(`error: ${error.message}`));
+      void client
+        .discover(file, { home: homedir() })
+        .then(print)
+        .catch((error: Error) => out(`error: ${error.message}`));
     });
+    print(report);
     await new Promise<void>((done) => {
       process.once('SIGINT', done);
       process.once('SIGTERM', done);

@@ -1,0 +1,604 @@
+/**
+ * Plugin sets from the command line, as a user runs them: the built `plugindex` as a process, each
+ * checkout with its own client folders (PLUGINDEX_*_HOME) and a set file whose install_location is
+ * relative to it, against a registry `plugindex serve` serves over real HTTP and a folder of signed
+ * manifests behind a plain static web server. `init-config`, `install -c` (and `--frozen`, `--locked`),
+ * `diff -c` with diff(1)'s exit codes, `clean -c`, `list -c` (and `--watch`), and `install URL --key`.
+ */
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { cp, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { initRegistry } from '../../cli/local/registry.ts';
+import { main } from '../../cli/main.ts';
+import { createSigner } from '../../index-builder/signing.ts';
+import { encode, makeBundle, sha256, testKey, validManifest } from '../support/fixtures.ts';
+import { type ServingRegistry, startServe } from '../support/serve.ts';
+import { type StaticServer, startStaticServer } from '../support/static-server.ts';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+const BIN = path.join(ROOT, 'cli/bin.mjs');
+const run = promisify(execFile);
+const ALPHA = 'cli-alpha';
+const BETA = 'cli-beta';
+const LOOSE = 'loose-tool';
+/** The executable of a version. */
+const tool = (name: string, version: string): Uint8Array => encode(`#!/bin/sh\necho ${name} ${version}\n`);
+/** Every platform the starter's plugin is published for, so its default (this machine's) finds one. */
+const EVERY_PLATFORM = [
+  ['linux', 'amd64'],
+  ['linux', 'arm64'],
+  ['darwin', 'amd64'],
+  ['darwin', 'arm64'],
+] as const;
+/** How long a wait on a running command may take before the test fails. */
+const WAIT_MS = 10_000;
+
+let work: string;
+let served: ServingRegistry;
+let base: string;
+let registryKey: string;
+let publisherKey: string;
+/** A folder of signed manifests (`<name>/<version>/manifest.json(.asc)` and the file), as a team keeps one. */
+let folder: string;
+let web: StaticServer;
+
+interface Result {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+interface Checkout {
+  /** The folder holding the set file, the keys it pins, and where the command runs. */
+  readonly dir: string;
+  /** `<dir>/plugins.yaml`. */
+  readonly file: string;
+  readonly env: NodeJS.ProcessEnv;
+  plugindex(...args: string[]): Promise<Result>;
+}
+
+let checkouts = 0;
+/**
+ * A fresh checkout on a fresh machine: a folder holding the registry's public key (registry.asc), the
+ * publisher's (publisher.asc) and, when given, the set file; its own client folders.
+ */
+async function checkout(setText?: string): Promise<Checkout> {
+  checkouts += 1;
+  const dir = path.join(work, `checkout${checkouts}`);
+  await mkdir(dir, { recursive: true });
+  await writeFile(path.join(dir, 'registry.asc'), registryKey);
+  await writeFile(path.join(dir, 'publisher.asc'), publisherKey);
+  const file = path.join(dir, 'plugins.yaml');
+  if (setText !== undefined) await writeFile(file, setText);
+  const machine = path.join(work, `machine${checkouts}`);
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    PLUGINDEX_CONFIG_HOME: path.join(machine, 'config'),
+    PLUGINDEX_DATA_HOME: path.join(machine, 'data'),
+    PLUGINDEX_CACHE_HOME: path.join(machine, 'cache'),
+    CI: '1',
+  };
+  return {
+    dir,
+    file,
+    env,
+    plugindex: async (...args) => {
+      try {
+        const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { cwd: dir, env });
+        return { code: 0, stdout, stderr };
+      } catch (error) {
+        const e = error as { code: number; stdout: string; stderr: string };
+        return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+      }
+    },
+  };
+}
+
+/** A set of the served registry's plugins, each for linux/amd64 whatever machine runs the test. */
+function setOf(plugins: readonly { name: string; version?: string }[]): string {
+  return [
+    'plugins:',
+    '  install_location: ./plugins',
+    '  providers:',
+    `    - { type: registry, name: local, url: ${base}, key: ./registry.asc }`,
+    '  plugins:',
+    ...plugins.map(
+      (p) =>
+        `    - { provider: local, name: ${p.name}${p.version ? `, version: "${p.version}"` : ''}, platforms: [linux/amd64] }`,
+    ),
+    '',
+  ].join('\n');
+}
+
+/** Where an install of the set puts a version's linux/amd64 file. */
+function installed(c: Checkout, name: string, version: string): string {
+  return path.join(c.dir, 'plugins', name, version, 'linux-amd64', name);
+}
+
+async function exists(file: string): Promise<boolean> {
+  return stat(file).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Publishes one version into the registry folder, as `plugindex publish` does. */
+async function publish(
+  registryDir: string,
+  name: string,
+  version: string,
+  platforms: readonly (readonly [string, string])[] = [['linux', 'amd64']],
+): Promise<void> {
+  const file = path.join(work, `${name}-${version}.tgz`);
+  const requirements = {
+    min_api_version: 'v1',
+    max_api_version: 'v1',
+    os: [...new Set(platforms.map(([os]) => os))],
+    arch: [...new Set(platforms.map(([, arch]) => arch))],
+  };
+  await writeFile(
+    file,
+    await makeBundle({
+      manifest: validManifest({ name, version, requirements }),
+      artifacts: platforms.map(([os, arch]) => ({ os, arch, name, body: tool(name, version) })),
+    }),
+  );
+  // The outcome document publish prints is not what this file tests: kept out of the test's output.
+  const quiet = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+  try {
+    expect(await main(['publish', file, '--registry', registryDir, '--json']).catch(() => -1)).toBe(0);
+  } finally {
+    quiet.mockRestore();
+  }
+}
+
+/** A version folder as a publisher keeps one: the manifest signed by the publisher key, the file beside it. */
+async function writeFolderVersion(dir: string, name: string, version: string): Promise<void> {
+  const at = path.join(dir, name, version);
+  const body = tool(name, version);
+  await mkdir(path.join(at, 'bin'), { recursive: true });
+  const manifest = validManifest({
+    name,
+    version,
+    installation: {
+      artifacts: [
+        {
+          os: 'linux',
+          arch: 'amd64',
+          file: `bin/${name}`,
+          sha256: sha256(body),
+          size_bytes: body.byteLength,
+        },
+      ],
+    },
+  });
+  const bytes = encode(`${JSON.stringify(manifest, null, 2)}\n`);
+  const signer = await createSigner((await testKey('publisher')).secretKey);
+  await writeFile(path.join(at, 'manifest.json.asc'), await signer.sign(bytes));
+  await writeFile(path.join(at, 'manifest.json'), bytes);
+  await writeFile(path.join(at, 'bin', name), body);
+}
+
+beforeAll(async () => {
+  work = await mkdtemp(path.join(tmpdir(), 'plugindex-cli-set-'));
+  const registryDir = path.join(work, 'registry');
+  await initRegistry(registryDir, { name: 'Set Registry', url: 'http://127.0.0.1:1' });
+  registryKey = await readFile(path.join(registryDir, 'public/keys/registry.asc'), 'utf8');
+  publisherKey = (await testKey('publisher')).publicKey;
+  await publish(registryDir, ALPHA, '1.0.0');
+  await publish(registryDir, ALPHA, '1.1.0');
+  await publish(registryDir, BETA, '2.0.0');
+  await publish(registryDir, 'kubecost-lens', '1.2.0', EVERY_PLATFORM);
+  served = await startServe(registryDir);
+  base = served.url;
+  folder = path.join(work, 'team-folder');
+  await writeFolderVersion(folder, LOOSE, '1.0.0');
+  await writeFolderVersion(folder, 'other-tool', '3.0.0');
+  web = await startStaticServer(folder);
+}, 60_000);
+
+afterAll(async () => {
+  await served?.stop();
+  await web?.close();
+  await rm(work, { recursive: true, force: true });
+});
+
+describe('when init-config writes a starter set', () => {
+  it('writes plugins.yaml, leaves it as it is without --force (exit 1), and replaces it with --force', async () => {
+    const c = await checkout();
+    const written = await c.plugindex('init-config');
+    expect(written.code, written.stderr).toBe(0);
+    expect(written.stdout).toContain(`wrote ${c.file}`);
+    const starter = await readFile(c.file, 'utf8');
+    expect(starter).toMatch(/^# A plugin set/);
+
+    await writeFile(c.file, 'plugins: {}\n# my edits\n');
+    const again = await c.plugindex('init-config');
+    expect(again.code).toBe(1);
+    // The CLI prints a CliError's message without its code (FILE_EXISTS): the message is what a user sees.
+    expect(again.stderr).toContain(`${c.file} exists; pass --force to replace it`);
+    expect(await readFile(c.file, 'utf8')).toBe('plugins: {}\n# my edits\n');
+
+    const forced = await c.plugindex('init-config', '--force');
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(await readFile(c.file, 'utf8')).toBe(starter);
+
+    const named = await c.plugindex('init-config', 'team.yaml');
+    expect(named.code, named.stderr).toBe(0);
+    expect(await readFile(path.join(c.dir, 'team.yaml'), 'utf8')).toBe(starter);
+  });
+
+  it('writes a set that parses: diff names only the key file it asks for, then what an install would add', async () => {
+    const c = await checkout();
+    await rm(path.join(c.dir, 'registry.asc'));
+    expect((await c.plugindex('init-config')).code).toBe(0);
+    // As written: the one registry provider pins ./registry.asc, which a user puts beside it.
+    const unkeyed = await c.plugindex('diff', '-c', 'plugins.yaml', '--json');
+    expect(unkeyed.code).toBe(2);
+    const { error } = JSON.parse(unkeyed.stdout);
+    expect(error).toMatchObject({ code: 'PLUGIN_SET_INVALID' });
+    expect(error.message).toBe(
+      `${c.file}#/plugins/providers/0/key: the key file ${path.join(c.dir, 'registry.asc')} does not exist`,
+    );
+
+    // With the key beside it and the URL of a running registry, the starter's plugin resolves.
+    await writeFile(path.join(c.dir, 'registry.asc'), registryKey);
+    const starter = await readFile(c.file, 'utf8');
+    expect(starter).toContain('url: http://127.0.0.1:8080');
+    await writeFile(c.file, starter.replace('http://127.0.0.1:8080', base));
+    const diff = await c.plugindex('diff', '-c', 'plugins.yaml');
+    expect(diff.code, diff.stderr).toBe(1);
+    expect(diff.stdout).toContain('+ add kubecost-lens 1.2.0');
+  });
+});
+
+describe('when a set is installed (install -c)', () => {
+  it('installs each plugin, says so line by line and locks the set beside the file', async () => {
+    const c = await checkout(setOf([{ name: ALPHA, version: '1.0.0' }, { name: BETA }]));
+    const result = await c.plugindex('install', '-c', 'plugins.yaml');
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout.split('\n').filter((line) => line.startsWith('installed '))).toEqual([
+      `installed ${ALPHA}@1.0.0 (linux-amd64) from local: ${installed(c, ALPHA, '1.0.0')}`,
+      `installed ${BETA}@2.0.0 (linux-amd64) from local: ${installed(c, BETA, '2.0.0')}`,
+    ]);
+    expect(result.stdout).toContain(`lock: ${path.join(c.dir, 'plugins.lock')}`);
+    expect(await readFile(installed(c, ALPHA, '1.0.0'))).toEqual(Buffer.from(tool(ALPHA, '1.0.0')));
+    const lock = JSON.parse(await readFile(path.join(c.dir, 'plugins.lock'), 'utf8'));
+    expect(lock.config_sha256).toBe(sha256(await readFile(c.file)));
+    expect(Object.keys(lock.plugins)).toEqual([ALPHA, BETA]);
+    expect(lock.plugins[ALPHA]).toMatchObject({ version: '1.0.0', registry: 'local' });
+
+    const again = await c.plugindex('install', '-c', 'plugins.yaml');
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toContain(`up to date ${ALPHA}@1.0.0 (linux-amd64) from local`);
+    expect(again.stdout).not.toContain('lock:');
+  });
+
+  it('answers --json with the items, the lock file and what changed in it', async () => {
+    const c = await checkout(setOf([{ name: ALPHA, version: '1.0.0' }, { name: BETA }]));
+    expect((await c.plugindex('install', '-c', 'plugins.yaml')).code).toBe(0);
+    await writeFile(c.file, setOf([{ name: ALPHA, version: '1.1.0' }, { name: BETA }]));
+    const result = await c.plugindex('install', '-c', 'plugins.yaml', '--json');
+    expect(result.code, result.stderr).toBe(0);
+    const answer = JSON.parse(result.stdout);
+    expect(answer).toMatchObject({
+      lockfile: path.join(c.dir, 'plugins.lock'),
+      lockfileChanged: true,
+      items: [
+        { name: ALPHA, version: '1.1.0', registry: 'local', unchanged: false },
+        // Not `unchanged: true` though nothing of it was fetched or changed (reported): the client sets that
+        // flag only when every item is unchanged.
+        { name: BETA, version: '2.0.0', registry: 'local' },
+      ],
+    });
+    expect(answer.items[0].paths).toEqual({ 'linux-amd64': installed(c, ALPHA, '1.1.0') });
+    expect(answer.lockChanges).toEqual([
+      { entry: `plugins/${ALPHA}`, change: 'changed', detail: expect.stringContaining('1.0.0 -> 1.1.0') },
+    ]);
+  });
+});
+
+describe('when a set is compared with what is installed (diff -c)', () => {
+  it('says nothing would change after an install (exit 0), and exits 1 naming a changed file, an add and an upgrade', async () => {
+    const c = await checkout(setOf([{ name: ALPHA, version: '1.0.0' }]));
+    expect((await c.plugindex('install', '-c', 'plugins.yaml')).code).toBe(0);
+    const same = await c.plugindex('diff', '-c', 'plugins.yaml');
+    expect(same.code, same.stderr).toBe(0);
+    expect(same.stdout.trim()).toBe(
+      `nothing would change: ${c.file} is installed as ${path.join(c.dir, 'plugins.lock')} locks it`,
+    );
+
+    await writeFile(installed(c, ALPHA, '1.0.0'), 'tampered');
+    const tampered = await c.plugindex('diff', '-c', 'plugins.yaml');
+    expect(tampered.code, tampered.stderr).toBe(1);
+    expect(tampered.stdout).toMatch(
+      new RegExp(`^! changed ${ALPHA} 1\\.0\\.0 -> 1\\.0\\.0: .*no longer matches its digest`, 'm'),
+    );
+    const json = await c.plugindex('diff', '-c', 'plugins.yaml', '--json');
+    expect(json.code).toBe(1);
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      ok: true,
+      changed: true,
+      changes: [{ name: ALPHA, change: 'changed', from: '1.0.0', to: '1.0.0' }],
+      lockChanges: [],
+      fileChanged: false,
+      lockfile: path.join(c.dir, 'plugins.lock'),
+    });
+
+    await writeFile(c.file, setOf([{ name: ALPHA, version: '^1' }, { name: BETA }]));
+    const edited = await c.plugindex('diff', '-c', 'plugins.yaml');
+    expect(edited.code, edited.stderr).toBe(1);
+    const lines = edited.stdout.split('\n');
+    expect(lines).toContain(`^ upgrade ${ALPHA} 1.0.0 -> 1.1.0`);
+    expect(lines).toContain(`+ add ${BETA} 2.0.0`);
+    expect(lines).toContain(`~ ${c.file} changed since ${path.join(c.dir, 'plugins.lock')} was written`);
+    expect(edited.stdout).toMatch(new RegExp(`^~ lock plugins/${BETA} added `, 'm'));
+    // diff only looks: the tree and the lock are as they were.
+    expect(await readFile(installed(c, ALPHA, '1.0.0'), 'utf8')).toBe('tampered');
+    expect(await exists(path.join(c.dir, 'plugins', BETA))).toBe(false);
+  });
+
+  it('exits 2 with PLUGIN_SET_INVALID and the JSON pointer for an unknown key, and for a missing file', async () => {
+    const c = await checkout(
+      setOf([{ name: ALPHA, version: '1.0.0' }]).replace('platforms: [linux/amd64] }', 'colour: red }'),
+    );
+    const unknown = await c.plugindex('diff', '-c', 'plugins.yaml');
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain(
+      `plugindex diff: PLUGIN_SET_INVALID: ${c.file}#/plugins/plugins/0/colour (line 6): expected only the fields`,
+    );
+    expect(unknown.stdout).toBe('');
+    const json = await c.plugindex('diff', '-c', 'plugins.yaml', '--json');
+    expect(json.code).toBe(2);
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      ok: false,
+      error: { code: 'PLUGIN_SET_INVALID', message: expect.stringContaining('#/plugins/plugins/0/colour') },
+    });
+
+    const missing = await c.plugindex('diff', '-c', 'nowhere.yaml', '--json');
+    expect(missing.code).toBe(2);
+    expect(JSON.parse(missing.stdout)).toMatchObject({
+      ok: false,
+      error: {
+        code: 'PLUGIN_SET_INVALID',
+        message: `${path.join(c.dir, 'nowhere.yaml')} does not exist (\`plugindex init-config\` writes a starter)`,
+      },
+    });
+  });
+
+  it('exits 2, never 1 ("differs"), when the set cannot be read at all', async () => {
+    const c = await checkout();
+    // A folder where the file should be: the client fails on it with a plain EISDIR (reported: it is no
+    // ClientError), and diff must still call it trouble.
+    const folderAsFile = await c.plugindex('diff', '-c', '.');
+    expect(folderAsFile.code).toBe(2);
+    expect(folderAsFile.stdout).toBe('');
+    expect(folderAsFile.stderr).toContain('EISDIR');
+  });
+});
+
+describe('when a set no longer names an install (clean -c)', () => {
+  it('removes it and keeps what the set names', async () => {
+    const c = await checkout(setOf([{ name: ALPHA, version: '1.0.0' }, { name: BETA }]));
+    expect((await c.plugindex('install', '-c', 'plugins.yaml')).code).toBe(0);
+    await writeFile(c.file, setOf([{ name: ALPHA, version: '1.0.0' }]));
+    const cleaned = await c.plugindex('clean', '-c', 'plugins.yaml');
+    expect(cleaned.code, cleaned.stderr).toBe(0);
+    expect(cleaned.stdout).toContain(`removed ${BETA}@2.0.0 from ${path.join(c.dir, 'plugins')}`);
+    expect(await exists(path.join(c.dir, 'plugins', BETA))).toBe(false);
+    expect(await readFile(installed(c, ALPHA, '1.0.0'))).toEqual(Buffer.from(tool(ALPHA, '1.0.0')));
+
+    const json = await c.plugindex('clean', '-c', 'plugins.yaml', '--json');
+    expect(json.code, json.stderr).toBe(0);
+    expect(JSON.parse(json.stdout)).toMatchObject({ removed: [] });
+  });
+});
+
+describe('when a set is installed from its lock (install -c --frozen)', () => {
+  it('installs exactly the lock on a machine with nothing cached, and refuses a set the lock does not match', async () => {
+    const setText = setOf([{ name: ALPHA, version: '1.0.0' }, { name: BETA }]);
+    const first = await checkout(setText);
+    expect((await first.plugindex('install', '-c', 'plugins.yaml')).code).toBe(0);
+    const lockText = await readFile(path.join(first.dir, 'plugins.lock'), 'utf8');
+
+    // Another checkout of the same set and lock, on a machine whose cache is empty.
+    const c = await checkout(setText);
+    await writeFile(path.join(c.dir, 'plugins.lock'), lockText);
+    const frozen = await c.plugindex('install', '-c', 'plugins.yaml', '--frozen');
+    expect(frozen.code, frozen.stderr).toBe(0);
+    expect(frozen.stdout).toContain(`installed ${ALPHA}@1.0.0 (linux-amd64) from local`);
+    expect(await readFile(installed(c, ALPHA, '1.0.0'))).toEqual(Buffer.from(tool(ALPHA, '1.0.0')));
+    expect(await readFile(installed(c, BETA, '2.0.0'))).toEqual(Buffer.from(tool(BETA, '2.0.0')));
+    expect(await readFile(path.join(c.dir, 'plugins.lock'), 'utf8')).toBe(lockText);
+    expect((await c.plugindex('diff', '-c', 'plugins.yaml')).code).toBe(0);
+
+    await writeFile(c.file, setOf([{ name: ALPHA, version: '1.1.0' }, { name: BETA }]));
+    const outOfSync = await c.plugindex('install', '-c', 'plugins.yaml', '--frozen', '--json');
+    expect(outOfSync.code).toBe(1);
+    expect(outOfSync.stderr).toContain(`LOCK_OUT_OF_SYNC: ${path.join(c.dir, 'plugins.lock')}`);
+    expect(outOfSync.stderr).toContain(`${ALPHA}@1.1.0`);
+    expect(JSON.parse(outOfSync.stdout)).toMatchObject({ ok: false, error: { code: 'LOCK_OUT_OF_SYNC' } });
+    const locked = await c.plugindex('install', '-c', 'plugins.yaml', '--locked');
+    expect(locked.code).toBe(1);
+    expect(locked.stderr).toContain('LOCK_OUT_OF_SYNC');
+    expect(await readFile(path.join(c.dir, 'plugins.lock'), 'utf8')).toBe(lockText);
+    expect(await exists(path.join(c.dir, 'plugins', ALPHA, '1.1.0'))).toBe(false);
+  });
+});
+
+/** Lines of `list -c` for a version folder: name, version, status, folder. */
+function listed(c: Checkout, name: string, version: string, status: string): string {
+  return `${name}  ${version}  ${status}  ${path.join(c.dir, 'plugins', name, version)}  (`;
+}
+
+describe('when the plugin folders of a set are discovered (list -c)', () => {
+  it('shows installs as verified, and a folder copied in by hand without a signature as unsigned (exit 1)', async () => {
+    const c = await checkout(setOf([{ name: ALPHA, version: '1.0.0' }, { name: BETA }]));
+    expect((await c.plugindex('install', '-c', 'plugins.yaml')).code).toBe(0);
+    const clean = await c.plugindex('list', '-c', 'plugins.yaml');
+    expect(clean.code, clean.stderr).toBe(0);
+    expect(clean.stdout.split('\n').filter(Boolean)).toEqual([
+      expect.stringContaining(listed(c, ALPHA, '1.0.0', 'verified')),
+      expect.stringContaining(listed(c, BETA, '2.0.0', 'verified')),
+    ]);
+
+    await cp(path.join(folder, LOOSE), path.join(c.dir, 'plugins', LOOSE), { recursive: true });
+    await rm(path.join(c.dir, 'plugins', LOOSE, '1.0.0', 'manifest.json.asc'));
+    const copied = await c.plugindex('list', '-c', 'plugins.yaml');
+    expect(copied.code).toBe(1);
+    expect(copied.stdout).toContain(
+      `${listed(c, LOOSE, '1.0.0', 'unsigned')}no manifest.json.asc beside the manifest)`,
+    );
+    const json = await c.plugindex('list', '-c', 'plugins.yaml', '--json');
+    expect(json.code).toBe(1);
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      paths: [path.join(c.dir, 'plugins')],
+      plugins: [
+        { name: ALPHA, version: '1.0.0', status: 'verified' },
+        { name: BETA, version: '2.0.0', status: 'verified' },
+        { name: LOOSE, version: '1.0.0', status: 'unsigned' },
+      ],
+    });
+  });
+
+  // Fails today (reported): discovery checks the file the signed manifest names (`artifacts/linux-amd64/…`
+  // in a registry's manifest, `bin/…` in a publisher's folder), but an install keeps it at
+  // `<os>-<arch>/<file>`, so an installed version is listed verified with "no artifact present" and a
+  // changed executable goes unseen (client/discovery.ts). `it.fails` turns red once that is fixed.
+  it.fails('shows an installed version whose executable was changed as modified (exit 1)', async () => {
+    const c = await checkout(setOf([{ name: ALPHA, version: '1.0.0' }]));
+    expect((await c.plugindex('install', '-c', 'plugins.yaml')).code).toBe(0);
+    await writeFile(installed(c, ALPHA, '1.0.0'), 'tampered');
+    const listing = await c.plugindex('list', '-c', 'plugins.yaml');
+    expect(listing.stdout).toContain(listed(c, ALPHA, '1.0.0', 'modified'));
+    expect(listing.code).toBe(1);
+  });
+
+  it('lists again with --watch when a folder is copied in, and exits 0 on SIGINT', async () => {
+    const c = await checkout(setOf([{ name: ALPHA, version: '1.0.0' }]));
+    expect((await c.plugindex('install', '-c', 'plugins.yaml')).code).toBe(0);
+    const child = spawn(process.execPath, [BIN, 'list', '-c', 'plugins.yaml', '--watch'], {
+      cwd: c.dir,
+      env: c.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      await waitFor(
+        () => stdout.includes(listed(c, ALPHA, '1.0.0', 'verified')),
+        child,
+        () => stderr,
+      );
+      expect(stdout).not.toContain(LOOSE);
+      const before = stdout.length;
+      await cp(path.join(folder, LOOSE), path.join(c.dir, 'plugins', LOOSE), { recursive: true });
+      // Signed, but by the publisher's key, which neither the set nor a configured registry pins.
+      await waitFor(
+        () => stdout.slice(before).includes(listed(c, LOOSE, '1.0.0', 'untrusted')),
+        child,
+        () => stderr,
+      );
+      expect(stdout.slice(before)).toContain(listed(c, ALPHA, '1.0.0', 'verified'));
+      child.kill('SIGINT');
+      expect(await exited).toBe(0);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  });
+});
+
+/** Polls until `done()` holds, failing after WAIT_MS or as soon as the process exits. */
+async function waitFor(done: () => boolean, child: ChildProcess, stderr: () => string): Promise<void> {
+  const deadline = Date.now() + WAIT_MS;
+  while (!done()) {
+    if (child.exitCode !== null) throw new Error(`exited with ${child.exitCode}: ${stderr()}`);
+    if (Date.now() > deadline) throw new Error(`timed out after ${WAIT_MS} ms: ${stderr()}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe('when a manifest is installed by its URL (install URL)', () => {
+  it('installs one from a static server with --key, and refuses it without a key or with another key', async () => {
+    const c = await checkout();
+    const url = `${web.url}/${LOOSE}/1.0.0/manifest.json`;
+    const keyless = await c.plugindex('install', url, '--dir', 'plugins', '--json');
+    expect(keyless.code).toBe(1);
+    expect(keyless.stderr).toContain(`REQUEST_INVALID: ${url} is not under a configured registry`);
+    expect(JSON.parse(keyless.stdout)).toMatchObject({ ok: false, error: { code: 'REQUEST_INVALID' } });
+
+    const otherKey = await c.plugindex('install', url, '--key', 'registry.asc', '--dir', 'plugins');
+    expect(otherKey.code).toBe(3);
+    expect(otherKey.stderr).toContain('DOCUMENT_MISMATCH');
+    expect(await exists(path.join(c.dir, 'plugins'))).toBe(false);
+
+    const result = await c.plugindex(
+      'install',
+      url,
+      '--key',
+      'publisher.asc',
+      '--dir',
+      'plugins',
+      '--platform',
+      'linux/amd64',
+    );
+    expect(result.code, result.stderr).toBe(0);
+    const host = new URL(web.url).host.replace(':', '-');
+    expect(result.stdout).toContain(
+      `installed ${LOOSE}@1.0.0 (linux-amd64) from url-${host}: ${installed(c, LOOSE, '1.0.0')}`,
+    );
+    expect(await readFile(installed(c, LOOSE, '1.0.0'))).toEqual(Buffer.from(tool(LOOSE, '1.0.0')));
+    const lock = JSON.parse(await readFile(path.join(c.dir, 'plugindex.lock'), 'utf8'));
+    expect(lock.plugins[LOOSE].artifacts['linux-amd64'].url).toBe(`${web.url}/${LOOSE}/1.0.0/bin/${LOOSE}`);
+  });
+
+  it('needs no key for a manifest under a configured registry, and refuses a URL there that is no manifest', async () => {
+    const c = await checkout();
+    expect((await c.plugindex('registry', 'add', 'main', base, '--key', 'registry.asc')).code).toBe(0);
+    const url = `${base}/plugins/${BETA}/2.0.0/manifest.json`;
+    const result = await c.plugindex('install', url, '--dir', 'plugins', '--platform', 'linux/amd64');
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain(
+      `installed ${BETA}@2.0.0 (linux-amd64) from main: ${installed(c, BETA, '2.0.0')}`,
+    );
+    const document = await c.plugindex('install', `${base}/plugins/${BETA}/index.json`, '--dir', 'plugins');
+    expect(document.code).toBe(1);
+    expect(document.stderr).toContain(
+      `REQUEST_INVALID: ${base}/plugins/${BETA}/index.json is under registry main`,
+    );
+  });
+});
+
+describe('when a set command is given the wrong arguments', () => {
+  it('exits 2 with the usage for names beside -c, and for diff, clean or list --watch without -c', async () => {
+    const c = await checkout(setOf([{ name: ALPHA }]));
+    const named = await c.plugindex('install', '-c', 'plugins.yaml', ALPHA);
+    expect(named.code).toBe(2);
+    expect(named.stderr).toContain('-c FILE installs exactly the set');
+    expect(named.stderr).toContain('usage: plugindex install');
+    const withDir = await c.plugindex('install', '-c', 'plugins.yaml', '--dir', 'elsewhere');
+    expect(withDir.code).toBe(2);
+    for (const args of [['diff'], ['clean'], ['diff', '--json']]) {
+      const bare = await c.plugindex(...args);
+      expect(bare.code, args.join(' ')).toBe(2);
+      expect(bare.stderr).toContain(`usage: plugindex ${args[0]} -c FILE`);
+    }
+    const watch = await c.plugindex('list', '--watch');
+    expect(watch.code).toBe(2);
+    expect(watch.stderr).toContain('--watch needs -c FILE');
+    const twoFiles = await c.plugindex('init-config', 'a.yaml', 'b.yaml');
+    expect(twoFiles.code).toBe(2);
+    expect(await exists(path.join(c.dir, 'plugins'))).toBe(false);
+    expect(await exists(path.join(c.dir, 'a.yaml'))).toBe(false);
+  });
+});
