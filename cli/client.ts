@@ -11,6 +11,7 @@ import { createHttpFetcher } from '../client/fetcher.ts';
 import { clientDirectories } from '../client/paths.ts';
 import { type Platform, parsePlatform } from '../client/resolve.ts';
 import { type Parsed, stringOption } from './args.ts';
+import { usage } from './errors.ts';
 
 export const LOCKFILE = 'plugindex.lock';
 
@@ -35,6 +36,13 @@ export async function withClient<T>(parsed: Parsed, body: (run: ClientRun) => Pr
   } finally {
     await client.close();
   }
+}
+
+/** `-c FILE` (`--config`), absolute; a usage error naming `-c FILE` when absent. */
+export function setFileOption(parsed: Parsed): string {
+  const file = stringOption(parsed, 'config');
+  if (file === undefined || file === '') throw usage('-c FILE is required (the plugin set file)');
+  return resolve(file);
 }
 
 export function lockfileOption(parsed: Parsed): string {

@@ -42,7 +42,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     return await command.run(parsed);
   } catch (error) {
     if (error instanceof CliError) {
-      err(`plugindex ${name}: ${error.message}`);
+      err(`plugindex ${name}: ${error.code === 'USAGE' ? '' : `${error.code}: `}${error.message}`);
       if (error.code === 'USAGE' && spec) err(`usage: ${spec.usage}`);
       return error.exitCode;
     }

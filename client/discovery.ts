@@ -59,10 +59,8 @@ export async function verifyFound(
     const platform = `${String(artifact.os)}-${String(artifact.arch)}`;
     const sha256 = typeof artifact.sha256 === 'string' ? normalizeDigest(artifact.sha256) : '';
     // A publisher's folder keeps `file` where the manifest says; an install keeps `<os>-<arch>/<file>`.
-    const candidates =
-      typeof artifact.file === 'string'
-        ? [artifact.file]
-        : Object.keys(found.files).filter((path) => path.startsWith(`${platform}/`));
+    const installed = Object.keys(found.files).filter((path) => path.startsWith(`${platform}/`));
+    const candidates = typeof artifact.file === 'string' ? [artifact.file, ...installed] : installed;
     const present = candidates.filter((path) => found.files[path] !== undefined);
     if (present.length === 0) continue;
     if (present.some((path) => found.files[path]?.sha256 === sha256)) platforms.push(platform);

@@ -174,9 +174,15 @@ async function install(ctx: ClientContext, options: InstallOptions): Promise<Ins
   const plan = await planInstall(ctx, options);
   if (plan.unchanged) return { items: plan.unchanged, lockfileChanged: false, lockChanges: [] };
 
+  // A target already installed as planned is left as it is (a set where one plugin moved touches only it).
+  const unchanged = new Set<Planned>();
+  for (const planned of plan.planned)
+    if (await installedAsPlanned(ctx.tree(planned.dir ?? options.dir), planned)) unchanged.add(planned);
+  const changing = plan.planned.filter((p) => !unchanged.has(p));
+
   // 2. Download what the cache lacks (each artifact verified while it streams).
   const downloaded = new Set<PlannedFile>();
-  for (const planned of plan.planned)
+  for (const planned of changing)
     for (const file of planned.files) if (await download(ctx, planned, file)) downloaded.add(file);
 
   // 3. Place every file (each by temp file and rename), then record them all at once per folder; a failure
@@ -193,7 +199,7 @@ async function install(ctx: ClientContext, options: InstallOptions): Promise<Ins
   };
   const before = new Map<string, Awaited<ReturnType<InstallTree['read']>>>();
   try {
-    for (const planned of plan.planned) {
+    for (const planned of changing) {
       const group = treeOf(planned.dir);
       if (!before.has(group.tree.dir)) before.set(group.tree.dir, await group.tree.read());
       group.placed.push(await place(ctx, group.tree, planned, downloaded));
@@ -211,7 +217,7 @@ async function install(ctx: ClientContext, options: InstallOptions): Promise<Ins
   for (const { tree, placed } of byDir.values()) await record(tree, placed, replace);
   const lockfileChanged = await writeLockfile(options.lockfile, plan.lock);
   return {
-    items: plan.planned.map((p) => itemOf(p, treeOf(p.dir).tree, false)),
+    items: plan.planned.map((p) => itemOf(p, ctx.tree(p.dir ?? options.dir), unchanged.has(p))),
     lockfileChanged,
     lockChanges: plan.changes,
   };
@@ -570,6 +576,20 @@ function checkLockedSource(lock: Lockfile, source: Source, lockfile: string): vo
       'SNAPSHOT_ROLLBACK',
       `${source.endpoint.bases[0]}: generation ${source.generation} is older than ${registry.min_generation}, the lowest ${lockfile} accepts`,
     );
+}
+
+/** True when the folder already holds the planned version as current, every file in place and intact. */
+async function installedAsPlanned(tree: InstallTree, plan: Planned): Promise<boolean> {
+  const plugin = own((await tree.read()).plugins, plan.name);
+  const record = plugin?.current === plan.version ? own(plugin.versions, plan.version) : undefined;
+  if (!record || record.manifest_sha256 !== plan.entry.manifest_sha256) return false;
+  for (const file of plan.files) {
+    const held = own(record.artifacts, file.platform);
+    if (!held || held.path !== file.path || held.sha256 !== file.sha256) return false;
+    const actual = await tree.hashFile(held.path);
+    if (actual?.sha256 !== file.sha256 || actual.size !== file.size) return false;
+  }
+  return true;
 }
 
 /** Downloads one artifact into the cache unless it is held there; true when it downloaded it now. */

@@ -48,6 +48,26 @@ export interface OpenedSet {
   readonly dirs: readonly string[];
 }
 
+/**
+ * The set file's text.
+ * @throws ClientError PLUGIN_SET_INVALID when it does not exist or is not a file.
+ */
+async function readSetFile(file: string): Promise<string> {
+  let text: string | undefined;
+  try {
+    text = await readTextIfExists(file);
+  } catch (cause) {
+    if ((cause as NodeJS.ErrnoException).code !== 'EISDIR') throw cause;
+    throw new ClientError('PLUGIN_SET_INVALID', `${file} is a folder, not a plugin set file`, { cause });
+  }
+  if (text === undefined)
+    throw new ClientError(
+      'PLUGIN_SET_INVALID',
+      `${file} does not exist (\`plugindex init-config\` writes a starter)`,
+    );
+  return text;
+}
+
 /** The lock of a set file: `plugins.yaml` -> `plugins.lock`, in the same folder. */
 export function lockfileFor(file: string): string {
   return join(dirname(file), `${basename(file, extname(file))}.lock`);
@@ -62,12 +82,7 @@ export async function openPluginSet(
   file: string,
   options: { readonly home: string },
 ): Promise<OpenedSet> {
-  const text = await readTextIfExists(file);
-  if (text === undefined)
-    throw new ClientError(
-      'PLUGIN_SET_INVALID',
-      `${file} does not exist (\`plugindex init-config\` writes a starter)`,
-    );
+  const text = await readSetFile(file);
   const set = parsePluginSet(text, file, options);
   const lockfile = lockfileFor(file);
   const lock = await readLockfile(lockfile);
@@ -433,9 +448,7 @@ export async function discoverSet(
   file: string,
   options: { readonly home: string; readonly keys: readonly TrustedKey[] },
 ): Promise<DiscoveryReport> {
-  const text = await readTextIfExists(file);
-  if (text === undefined) throw new ClientError('PLUGIN_SET_INVALID', `${file} does not exist`);
-  const set = parsePluginSet(text, file, options);
+  const set = parsePluginSet(await readSetFile(file), file, options);
   const keys = [...options.keys];
   for (const provider of [...set.providers, ...(set.discovery?.registries ?? [])]) {
     if (provider.key === undefined) continue;
@@ -469,9 +482,7 @@ export async function verifySet(
   file: string,
   options: { readonly home: string },
 ): Promise<VerifyFinding[]> {
-  const text = await readTextIfExists(file);
-  if (text === undefined) throw new ClientError('PLUGIN_SET_INVALID', `${file} does not exist`);
-  const set = parsePluginSet(text, file, options);
+  const set = parsePluginSet(await readSetFile(file), file, options);
   const trust = new Map<string, TrustRecord>();
   for (const provider of [...set.providers, ...(set.discovery?.registries ?? [])]) {
     if (provider.key === undefined) continue;

@@ -1,13 +1,12 @@
 /** `plugindex clean -c FILE`: removes installs the set does not name, and cached artifacts nothing uses. */
 import { homedir } from 'node:os';
-import { resolve } from 'node:path';
-import { type Parsed, requiredOption } from '../args.ts';
-import { withClient } from '../client.ts';
+import type { Parsed } from '../args.ts';
+import { setFileOption, withClient } from '../client.ts';
 import { outJson } from '../output.ts';
 import { out } from '../terminal.ts';
 
 export async function run(parsed: Parsed): Promise<number> {
-  const file = resolve(requiredOption(parsed, 'config'));
+  const file = setFileOption(parsed);
   return withClient(parsed, async ({ client, json }) => {
     const report = await client.cleanSet(file, { home: homedir() });
     if (json) outJson(report);

@@ -4,18 +4,17 @@
  * would, 2 trouble (the set, a source or a check failed), so a CI step can gate on it.
  */
 import { homedir } from 'node:os';
-import { resolve } from 'node:path';
 import { ClientError } from '../../client/errors.ts';
 import { PlugindexError } from '../../index-builder/errors.ts';
-import { type Parsed, requiredOption } from '../args.ts';
-import { apiVersionOption, withClient } from '../client.ts';
+import type { Parsed } from '../args.ts';
+import { apiVersionOption, setFileOption, withClient } from '../client.ts';
 import { outJson } from '../output.ts';
 import { err, out } from '../terminal.ts';
 
 const MARKS = { add: '+', upgrade: '^', downgrade: 'v', remove: '-', changed: '!' } as const;
 
 export async function run(parsed: Parsed): Promise<number> {
-  const file = resolve(requiredOption(parsed, 'config'));
+  const file = setFileOption(parsed);
   try {
     return await withClient(parsed, async ({ client, json }) => {
       const diff = await client.diffSet(file, { home: homedir(), ...apiVersionOption(parsed) });

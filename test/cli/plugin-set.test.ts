@@ -218,8 +218,7 @@ describe('when init-config writes a starter set', () => {
     await writeFile(c.file, 'plugins: {}\n# my edits\n');
     const again = await c.plugindex('init-config');
     expect(again.code).toBe(1);
-    // The CLI prints a CliError's message without its code (FILE_EXISTS): the message is what a user sees.
-    expect(again.stderr).toContain(`${c.file} exists; pass --force to replace it`);
+    expect(again.stderr).toContain(`FILE_EXISTS: ${c.file} exists; pass --force to replace it`);
     expect(await readFile(c.file, 'utf8')).toBe('plugins: {}\n# my edits\n');
 
     const forced = await c.plugindex('init-config', '--force');
@@ -289,9 +288,8 @@ describe('when a set is installed (install -c)', () => {
       lockfileChanged: true,
       items: [
         { name: ALPHA, version: '1.1.0', registry: 'local', unchanged: false },
-        // Not `unchanged: true` though nothing of it was fetched or changed (reported): the client sets that
-        // flag only when every item is unchanged.
-        { name: BETA, version: '2.0.0', registry: 'local' },
+        // Nothing of it was fetched or changed: it is left as it is.
+        { name: BETA, version: '2.0.0', registry: 'local', unchanged: true },
       ],
     });
     expect(answer.items[0].paths).toEqual({ 'linux-amd64': installed(c, ALPHA, '1.1.0') });
@@ -371,12 +369,12 @@ describe('when a set is compared with what is installed (diff -c)', () => {
 
   it('exits 2, never 1 ("differs"), when the set cannot be read at all', async () => {
     const c = await checkout();
-    // A folder where the file should be: the client fails on it with a plain EISDIR (reported: it is no
-    // ClientError), and diff must still call it trouble.
+    // A folder where the file should be: named as such, and trouble to diff.
     const folderAsFile = await c.plugindex('diff', '-c', '.');
     expect(folderAsFile.code).toBe(2);
     expect(folderAsFile.stdout).toBe('');
-    expect(folderAsFile.stderr).toContain('EISDIR');
+    expect(folderAsFile.stderr).toContain('PLUGIN_SET_INVALID');
+    expect(folderAsFile.stderr).toContain('is a folder, not a plugin set file');
   });
 });
 
@@ -464,11 +462,9 @@ describe('when the plugin folders of a set are discovered (list -c)', () => {
     });
   });
 
-  // Fails today (reported): discovery checks the file the signed manifest names (`artifacts/linux-amd64/…`
-  // in a registry's manifest, `bin/…` in a publisher's folder), but an install keeps it at
-  // `<os>-<arch>/<file>`, so an installed version is listed verified with "no artifact present" and a
-  // changed executable goes unseen (client/discovery.ts). `it.fails` turns red once that is fixed.
-  it.fails('shows an installed version whose executable was changed as modified (exit 1)', async () => {
+  // An install keeps the file at `<os>-<arch>/<file>`, not where the signed manifest names it: discovery
+  // looks there too, so a changed executable is seen.
+  it('shows an installed version whose executable was changed as modified (exit 1)', async () => {
     const c = await checkout(setOf([{ name: ALPHA, version: '1.0.0' }]));
     expect((await c.plugindex('install', '-c', 'plugins.yaml')).code).toBe(0);
     await writeFile(installed(c, ALPHA, '1.0.0'), 'tampered');

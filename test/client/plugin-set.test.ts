@@ -529,7 +529,10 @@ discovery:
       ['hand-made', '0.1.0', 'unsigned'],
       ['disk-tool', '1.0.0', 'verified'],
     ]);
-    expect(report.plugins[2]?.detail).toContain('provider disk');
+    expect(report.plugins[2]).toMatchObject({
+      detail: expect.stringContaining('provider disk'),
+      platforms: ['linux-amd64'],
+    });
   });
 });
 

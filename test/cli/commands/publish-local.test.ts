@@ -51,7 +51,7 @@ describe('when the bundle to publish cannot be read', () => {
     const file = path.join(work, name);
     const result = await plugindex('publish', file, '--registry', dir);
     expect(result.code).toBe(1);
-    expect(result.stderr).toContain(`plugindex publish: cannot read ${file}`);
+    expect(result.stderr).toContain(`plugindex publish: FILE_NOT_FOUND: cannot read ${file}`);
     expect(result.stderr).toContain(why);
     expect(await tree()).toEqual(before);
   });
