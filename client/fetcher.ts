@@ -172,7 +172,10 @@ export const UNLISTED_LIMITS: {
   readonly snapshot: number;
   readonly signature: number;
   readonly key: number;
-} = Object.freeze({ snapshot: 16 * MiB, signature: 64 * KiB, key: 1 * MiB });
+  /** A manifest read by where a lock found it: the manifest's own cap (MAX_MANIFEST_BYTES, not imported
+   * here: the manifest reader would bring its YAML parser into every install). */
+  readonly manifest: number;
+} = Object.freeze({ snapshot: 16 * MiB, signature: 64 * KiB, key: 1 * MiB, manifest: 256 * KiB });
 
 const MAX_REDIRECTS = 5;
 /** OCI manifests: the distribution project refuses to store one over 4 MiB. */

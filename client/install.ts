@@ -10,6 +10,8 @@
  * each with its source, its platforms, its install folder and its file name; the sources are the configured
  * registries or those the set names (source.ts). `planInstall` stops before the first write: `diff` is it.
  */
+import { Buffer } from 'node:buffer';
+import { sha256Hex } from '../index-builder/digest.ts';
 import { TrustError } from '../index-builder/errors.ts';
 import { keyProblem, versionFolder } from '../index-builder/layout.ts';
 import type { ArtifactRecord, OciArtifact, Resources } from '../index-builder/model.ts';
@@ -17,7 +19,7 @@ import type { ClientContext } from './context.ts';
 import { withFileLock } from './disk/atomic.ts';
 import { type InstallTree, readLockfile, writeLockfile } from './disk/state.ts';
 import { ClientError } from './errors.ts';
-import type { Endpoint } from './fetcher.ts';
+import { type Endpoint, UNLISTED_LIMITS } from './fetcher.ts';
 import { type InstalledVersion, withInstalledVersion, withoutInstalled } from './installed.ts';
 import { own } from './json-input.ts';
 import {
@@ -451,9 +453,12 @@ async function planTarget(
     for (const warning of other.warnings) warnings.add(warning);
     artifacts.push([platformKey(platform), other.artifact]);
   }
-  const entry = lockedPluginFrom(source.name, target.spec, version, (a) =>
-    source.artifactUrl(target.name, version, a),
-  );
+  const entry = {
+    ...lockedPluginFrom(source.name, target.spec, version, (a) =>
+      source.artifactUrl(target.name, version, a),
+    ),
+    manifest_url: source.manifestUrl(target.name, version),
+  };
   if (target.locked) checkAgainstLock(target.name, target.locked, entry, options.lockfile);
   const manifest = await source.manifest(target.name, version);
   const previous = own(lock.plugins, target.name);
@@ -518,32 +523,64 @@ async function planFrozen(
       path: filePath(target.name, entry.version, key, fileName),
     };
   });
-  const bytes = await ctx.cache.document(entry.manifest_sha256);
-  const signature = bytes ? await ctx.cache.signature(entry.manifest_sha256) : undefined;
-  let manifest: VerifiedManifest | undefined;
-  if (bytes && signature !== undefined) {
-    try {
-      manifest = { manifest: JSON.parse(new TextDecoder().decode(bytes)), bytes, signature };
-    } catch {
-      manifest = undefined;
-    }
-  }
+  const endpoint = await endpointFor(ctx, options, entry.registry, files);
+  const warnings: string[] = [];
+  const manifest = await frozenManifest(ctx, entry, endpoint).catch((error: Error) => {
+    warnings.push(
+      `${target.name}@${entry.version}: its signed manifest was not placed beside it (${error.message})`,
+    );
+    return undefined;
+  });
   return {
     name: target.name,
     version: entry.version,
     registry: entry.registry,
     dir: target.dir,
     fingerprint: registry?.key_fingerprint ?? '',
-    endpoint: await endpointFor(ctx, options, entry.registry, files),
+    endpoint,
     files,
     ...(manifest ? { manifest } : {}),
     entry,
     yanked: false,
     deprecated: false,
-    warnings: [],
+    warnings,
     newPermissions: [],
     generation: registry?.min_generation ?? 0,
   };
+}
+
+/**
+ * A frozen install's manifest: the cache's copy, else the one where the lock found it (and its `.asc`),
+ * taken only if it hashes to the lock's digest (the signature is checked later by `plugindex verify`).
+ * @throws when neither is at hand: the install goes on without it, with a warning.
+ */
+async function frozenManifest(
+  ctx: ClientContext,
+  entry: LockedPlugin,
+  endpoint: Endpoint,
+): Promise<VerifiedManifest> {
+  let bytes = await ctx.cache.document(entry.manifest_sha256);
+  let signature = bytes ? await ctx.cache.signature(entry.manifest_sha256) : undefined;
+  if (!bytes || signature === undefined) {
+    if (entry.manifest_url === undefined) throw new Error('the lock records no location for it');
+    if (ctx.offline) throw new Error('it is not cached, and --offline forbids fetching it');
+    const url = entry.manifest_url;
+    const read = async (at: string, maxBytes: number) =>
+      collectBody((await ctx.fetcher.download(endpoint, { url: at, maxBytes })).body);
+    bytes = await read(url, UNLISTED_LIMITS.manifest);
+    if (sha256Hex(bytes) !== entry.manifest_sha256)
+      throw new Error(`${url} is not the manifest the lock records (sha256 ${entry.manifest_sha256})`);
+    signature = new TextDecoder().decode(await read(`${url}.asc`, UNLISTED_LIMITS.signature));
+    await ctx.cache.putDocument(entry.manifest_sha256, bytes);
+    await ctx.cache.putSignature(entry.manifest_sha256, signature);
+  }
+  return { manifest: JSON.parse(new TextDecoder().decode(bytes)), bytes, signature };
+}
+
+async function collectBody(body: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of body) chunks.push(chunk);
+  return Buffer.concat(chunks);
 }
 
 /**

@@ -54,6 +54,11 @@ export interface LockedPlugin {
   readonly manifest_sha256: string;
   /** Fingerprint of the publisher key that signed the version. */
   readonly publisher: string;
+  /**
+   * Where the signed manifest was found (its `.asc` beside it), so a frozen install with a clean cache can
+   * still place it; the digest above, not the URL, is what is trusted.
+   */
+  readonly manifest_url?: string;
   /** 'os-arch' -> digest and size, for EVERY platform the version has (so a lock made on Linux installs on macOS). */
   readonly artifacts: Readonly<Record<string, LockedArtifact>>;
   /** The permissions the version asks for (sorted): a newer version asking for more needs --accept-permissions. */
@@ -94,6 +99,7 @@ const PLUGIN_FIELDS = [
   'version',
   'manifest_sha256',
   'publisher',
+  'manifest_url',
   'artifacts',
   'permissions',
 ] as const;
@@ -174,6 +180,7 @@ export function serializeLockfile(lock: Lockfile): string {
       version: p.version,
       manifest_sha256: p.manifest_sha256,
       publisher: p.publisher,
+      ...(p.manifest_url !== undefined ? { manifest_url: p.manifest_url } : {}),
       artifacts,
       ...(p.permissions && p.permissions.length > 0 ? { permissions: [...p.permissions] } : {}),
     };
@@ -339,6 +346,8 @@ function pluginDifferences(a: LockedPlugin, b: LockedPlugin, withLocations: bool
       if (withLocations && from.url !== to.url) out.push(`artifact ${platform} url ${from.url} -> ${to.url}`);
     }
   }
+  if (withLocations && a.manifest_url !== b.manifest_url)
+    out.push(`manifest_url ${a.manifest_url} -> ${b.manifest_url}`);
   const permissions = (p: LockedPlugin): string => (p.permissions ?? []).join(',') || '(none)';
   if (permissions(a) !== permissions(b)) out.push(`permissions ${permissions(a)} -> ${permissions(b)}`);
   return out;
@@ -425,7 +434,9 @@ function readPlugin(problems: Problems, at: string, value: unknown): LockedPlugi
       return readArtifact(problems, path, item);
     },
   );
-  const { permissions } = value;
+  const { permissions, manifest_url } = value;
+  if (manifest_url !== undefined && (typeof manifest_url !== 'string' || !URL.canParse(manifest_url)))
+    problems.expect(`${at}/manifest_url`, 'an absolute URL', manifest_url);
   if (
     permissions !== undefined &&
     !(
@@ -446,6 +457,7 @@ function readPlugin(problems: Problems, at: string, value: unknown): LockedPlugi
     version: version as string,
     manifest_sha256: manifest_sha256 as string,
     publisher: publisher as string,
+    ...(typeof manifest_url === 'string' ? { manifest_url } : {}),
     artifacts,
     ...(Array.isArray(permissions) ? { permissions: permissions as string[] } : {}),
   };

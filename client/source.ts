@@ -4,7 +4,7 @@
  * on a web server, in a bucket) whose manifests a pinned key signs. Both give the same verified plugin
  * document and manifest, so one resolver, one verifier, one cache and one lock serve every kind of source.
  */
-import { hostedArtifactKey } from '../index-builder/layout.ts';
+import { hostedArtifactKey, manifestKey } from '../index-builder/layout.ts';
 import type { ArtifactRecord, PluginDocument, VersionRecord } from '../index-builder/model.ts';
 import type { ContentCache } from './disk/cache.ts';
 import { ClientError } from './errors.ts';
@@ -31,6 +31,8 @@ export interface Source {
   manifest(name: string, version: VersionRecord): Promise<VerifiedManifest>;
   /** Where an artifact is downloaded from. */
   artifactUrl(name: string, version: VersionRecord, artifact: ArtifactRecord): string;
+  /** Where a version's signed manifest is read from (its `.asc` beside it). */
+  manifestUrl(name: string, version: VersionRecord): string;
 }
 
 /** A configured registry, through its session. */
@@ -51,6 +53,7 @@ export function registrySource(session: RegistrySession): Source {
       const key = artifact.hosted ? hostedArtifactKey(name, version.version, artifact.url) : undefined;
       return key === undefined ? artifact.url : `${session.entry.url}/${key}`;
     },
+    manifestUrl: (name, version) => `${session.entry.url}/${manifestKey(name, version.version)}`,
   };
 }
 
@@ -119,6 +122,7 @@ export function folderSource(binding: FolderSourceBinding): Source {
       return (await remember(name, await folder.read(name, version.version))).manifest;
     },
     artifactUrl: (_name, _version, artifact) => artifact.url,
+    manifestUrl: (_name, version) => version.manifest_url,
   };
 }
 

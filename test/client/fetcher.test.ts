@@ -633,3 +633,10 @@ describe('when a registry is served over https with a private CA', () => {
     });
   });
 });
+
+describe('when a manifest is read by where a lock found it', () => {
+  it('is capped at the manifest reader\u2019s own limit', async () => {
+    const { MAX_MANIFEST_BYTES } = await import('../../index-builder/manifest/parse.ts');
+    expect(UNLISTED_LIMITS.manifest).toBe(MAX_MANIFEST_BYTES);
+  });
+});

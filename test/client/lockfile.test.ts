@@ -596,6 +596,7 @@ describe('when a lock records where artifacts are, their permissions and its set
           },
         },
         permissions: ['filesystem_read', 'network_client'],
+        manifest_url: 'https://plugins.example.com/plugins/kubecost-lens/1.2.3/manifest.json',
       }),
     },
     { community: { key_fingerprint: KEY_A, min_generation: 41 } },
@@ -665,11 +666,13 @@ describe('when a lock records where artifacts are, their permissions and its set
     const text = serializeLockfile(located)
       .replace(`"digest": "sha256:${hex('2')}"`, `"digest": "sha256:${hex('3')}"`)
       .replace('"https://plugins.example.com/a"', '"not a url"')
+      .replace('"https://plugins.example.com/plugins/kubecost-lens/1.2.3/manifest.json"', '"elsewhere"')
       .replace('"network_client"', '"Network Client"');
     const error = thrown(() => parseLockfile(text, FILE));
     expect(error.code).toBe('LOCKFILE_INVALID');
     expect(error.message).toContain('/artifacts/linux-arm64/oci/digest: expected "sha256:" followed by');
     expect(error.message).toContain('/artifacts/linux-amd64/url: expected an absolute URL');
+    expect(error.message).toContain('/manifest_url: expected an absolute URL');
     expect(error.message).toContain('/permissions: expected a list of unique permission names');
   });
 });

@@ -9,7 +9,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, relative, sep } from 'node:path';
+import { dirname, join, relative, sep } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
@@ -301,9 +301,17 @@ describe('when a set mixes every kind of source', () => {
     expect(frozen.items.map((i) => [i.name, i.version])).toEqual(
       (await using(p, (c) => c.installSet(p.file, HOME))).items.map((i) => [i.name, i.version]),
     );
-    // Only the registry-hosted artifact was asked of the registry: no snapshot, bin, document or manifest.
-    expect(requests.slice(before).filter((line) => !line.includes('/artifacts/'))).toEqual([]);
+    // Only immutable files were asked of the registry (the artifact, the manifest and its signature, placed
+    // beside it): no snapshot, bin or plugin document.
+    expect(
+      requests.slice(before).filter((line) => !/\/artifacts\/|\/manifest\.json(\.asc)?\b/.test(line)),
+    ).toEqual([]);
     expect(await readFile(q.lockfile, 'utf8')).toBe(lockText);
+    for (const item of frozen.items) {
+      expect(item.warnings).toEqual([]);
+      expect(await exists(join(dirname(dirname(item.path)), 'manifest.json.asc'))).toBe(true);
+    }
+    expect((await using(q, (c) => c.verifySet(q.file, HOME))).every((f) => f.ok)).toBe(true);
   });
 
   it('refuses a frozen install of a set the lock does not match, naming the plugin', async () => {
@@ -617,6 +625,10 @@ describe('when artifacts live in an OCI registry', () => {
     await expect(using(q, (c) => c.installSet(q.file, HOME))).rejects.toMatchObject({ code: 'FETCH_FAILED' });
     const frozen = await using(q, (c) => c.installSet(q.file, { ...HOME, frozen: true }));
     expect(await readFile(frozen.items[0]?.path as string)).toEqual(Buffer.from(OCI_TOOL));
+    // The manifest's host is down: installed all the same, and said.
+    expect(frozen.items[0]?.warnings).toEqual([
+      expect.stringContaining('oci-lens@1.0.0: its signed manifest was not placed beside it'),
+    ]);
   });
 
   it('refuses a blob whose bytes do not hash to the signed digest, and installs nothing', async () => {
