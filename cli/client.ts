@@ -28,6 +28,7 @@ export async function withClient<T>(parsed: Parsed, body: (run: ClientRun) => Pr
     dirs: clientDirectories(process.env, process.platform, homedir()),
     fetcher: createHttpFetcher({ env: process.env }),
     env: process.env,
+    home: homedir(),
     offline,
     ...progressOption(json),
   });

@@ -33,7 +33,7 @@ import { readSecretFileSync, readTextIfExists } from './disk/atomic.ts';
 import { ContentCache } from './disk/cache.ts';
 import { ClientState, InstallTree, type TrustRecord } from './disk/state.ts';
 import { ClientError } from './errors.ts';
-import type { Credentials, Endpoint, Fetcher } from './fetcher.ts';
+import type { Credentials, Endpoint, Fetcher, OciCredentials } from './fetcher.ts';
 import { UNLISTED_LIMITS } from './fetcher.ts';
 import { type InstalledItem, type InstallOptions, type InstallResult, installPlugins } from './install.ts';
 import type { InstalledFile } from './installed.ts';
@@ -78,6 +78,8 @@ export interface ClientOptions {
   readonly freshForMs?: number;
   /** The platform installs default to (default: this machine's). */
   readonly platform?: Platform;
+  /** The user's home folder, for `~/.docker/config.json` (default: `HOME` of `env`). */
+  readonly home?: string;
   /** Download progress, from the signed sizes (a command draws it; a host may ignore it). */
   readonly onProgress?: (event: ProgressEvent) => void;
 }
@@ -202,6 +204,7 @@ class Client implements PlugindexClient {
   readonly #clock: Clock;
   readonly #sessions = new Map<string, Promise<RegistrySession>>();
   #config: Promise<ClientConfig> | undefined;
+  #dockerConfig: Promise<string | undefined> | undefined;
   /** What install.ts and maintain.ts work with. */
   readonly #context: ClientContext;
 
@@ -226,6 +229,7 @@ class Client implements PlugindexClient {
       },
       trust: (registry) => state.trust(registry),
       endpointOf: (entry) => this.#endpoint(entry),
+      ociCredentials: (reference) => this.#ociCredentials(reference),
       openSession: async (entry, trust, recordTrust) => {
         const { RegistrySession } = await loadTrust();
         return new RegistrySession(entry, await this.#endpoint(entry), await readPinnedKey(trust), trust, {
@@ -269,6 +273,20 @@ class Client implements PlugindexClient {
       ...(ca ? { ca } : {}),
       ...(credentials ? { credentials } : {}),
     };
+  }
+
+  /** `docker login`'s credentials for the reference's registry, the file read once per client. */
+  async #ociCredentials(reference: string): Promise<OciCredentials | undefined> {
+    const [{ dockerConfigPath, ociCredentialsFor }, { parseOciReference }] = await Promise.all([
+      import('./oci-auth.ts'),
+      import('./oci.ts'),
+    ]);
+    const file = dockerConfigPath(this.#options.env, this.#options.home ?? this.#options.env.HOME ?? '');
+    this.#dockerConfig ??= readTextIfExists(file);
+    const text = await this.#dockerConfig;
+    return text === undefined
+      ? undefined
+      : ociCredentialsFor(text, file, parseOciReference(reference).registry);
   }
 
   #credentials(auth: RegistryAuth): Credentials {

@@ -10,7 +10,7 @@ import type { PluginDocument } from '../index-builder/model.ts';
 import type { RegistryEntry } from './config.ts';
 import type { ContentCache } from './disk/cache.ts';
 import type { InstallTree, TrustRecord } from './disk/state.ts';
-import type { Endpoint, Fetcher } from './fetcher.ts';
+import type { Endpoint, Fetcher, OciCredentials } from './fetcher.ts';
 import type { Platform } from './resolve.ts';
 import type { RegistrySession } from './session.ts';
 
@@ -52,6 +52,8 @@ export interface ClientContext {
     trust: TrustRecord,
     recordTrust: (record: TrustRecord) => Promise<void>,
   ): Promise<RegistrySession>;
+  /** The credentials `docker login` keeps for an OCI reference's registry, if any (oci-auth.ts). */
+  ociCredentials(reference: string): Promise<OciCredentials | undefined>;
   /** A registry's pinned key and trust state. */
   trust(registry: string): Promise<TrustRecord | undefined>;
 }

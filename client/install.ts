@@ -641,12 +641,24 @@ async function download(ctx: ClientContext, plan: Planned, file: PlannedFile): P
   let body: AsyncIterable<Uint8Array>;
   let from: string;
   if (file.oci) {
-    const pulled = await ctx.fetcher.ociBlob({
-      reference: file.oci.reference,
-      digest: file.oci.digest,
-      maxBytes: file.size,
-      timeoutMs: plan.endpoint.timeoutMs,
-    });
+    const credentials = await ctx.ociCredentials(file.oci.reference);
+    const pulled = await ctx.fetcher
+      .ociBlob({
+        reference: file.oci.reference,
+        digest: file.oci.digest,
+        maxBytes: file.size,
+        timeoutMs: plan.endpoint.timeoutMs,
+        ...(credentials ? { credentials } : {}),
+      })
+      .catch((error: unknown) => {
+        if (error instanceof ClientError && error.code === 'CREDENTIALS_MISSING' && !credentials)
+          throw new ClientError(
+            'CREDENTIALS_MISSING',
+            `${error.message}: log in to it as docker does (\`docker login\`, \`oras login\`), which keeps them in $DOCKER_CONFIG/config.json or ~/.docker/config.json`,
+            { cause: error },
+          );
+        throw error;
+      });
     body = pulled.body;
     from = pulled.url;
   } else if (file.url !== undefined) {

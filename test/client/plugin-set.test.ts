@@ -28,7 +28,7 @@ import {
   testKey,
   validManifest,
 } from '../support/fixtures.ts';
-import { type OciRegistry, pushBlob, startOciRegistry } from '../support/oci-registry.ts';
+import { type OciRegistry, pushBlob, REGISTRY_USER, startOciRegistry } from '../support/oci-registry.ts';
 import { type LocalS3, startLocalS3 } from '../support/s3.ts';
 import { type StaticServer, startStaticServer } from '../support/static-server.ts';
 
@@ -148,7 +148,7 @@ interface Project {
 
 let projects = 0;
 /** A checkout holding a set file and the keys it pins, with its own client folders. */
-async function project(setText: string): Promise<Project> {
+async function project(setText: string, env: Readonly<Record<string, string>> = {}): Promise<Project> {
   projects += 1;
   const dir = join(root, `p${projects}`);
   await mkdir(dir, { recursive: true });
@@ -166,7 +166,8 @@ async function project(setText: string): Promise<Project> {
       createClient({
         dirs,
         fetcher: createHttpFetcher({ env: S3_ENV, retries: 0 }),
-        env: {},
+        env,
+        home: join(home, 'user'),
         clock: fixedClock(NOW),
         platform: LINUX,
         offline: options.offline ?? false,
@@ -547,6 +548,7 @@ discovery:
 describe('when artifacts live in an OCI registry', () => {
   const OCI_TOOL = encode('#!/bin/sh\necho oci-lens 1.0.0\n');
   let oci: OciRegistry;
+  let privateOci: OciRegistry;
   let stranger: Server;
   let strangerHost: string;
 
@@ -568,6 +570,8 @@ describe('when artifacts live in an OCI registry', () => {
   beforeAll(async () => {
     oci = await startOciRegistry('open');
     const pushed = await pushBlob(oci, 'acme/oci-lens', OCI_TOOL, { tag: '1.0.0' });
+    privateOci = await startOciRegistry('private');
+    const kept = await pushBlob(privateOci, 'acme/private-lens', OCI_TOOL, { tag: '1.0.0' });
     // A stand-in registry (node:http, named as such) that answers every blob with other bytes of the same
     // size: what a compromised or broken registry would do.
     stranger = createServer((request, response) => {
@@ -584,12 +588,19 @@ describe('when artifacts live in an OCI registry', () => {
       await registry.submit(
         await ociBundle('oci-lens', `${oci.host}/acme/oci-lens:1.0.0`, pushed.digest.slice(7), pushed.size),
         await ociBundle('bad-oci', `${strangerHost}/acme/bad:1.0.0`, sha256(OCI_TOOL), OCI_TOOL.byteLength),
+        await ociBundle(
+          'private-lens',
+          `${privateOci.host}/acme/private-lens:1.0.0`,
+          kept.digest.slice(7),
+          kept.size,
+        ),
       ),
     );
   });
 
   afterAll(async () => {
     await oci.stop();
+    await privateOci.stop();
     await new Promise((done) => stranger.close(done));
   });
 
@@ -629,6 +640,25 @@ describe('when artifacts live in an OCI registry', () => {
     expect(frozen.items[0]?.warnings).toEqual([
       expect.stringContaining('oci-lens@1.0.0: its signed manifest was not placed beside it'),
     ]);
+  });
+
+  it('pulls from a private registry with the credentials docker login keeps, and says where to put them without', async () => {
+    const without = await project(ociSet(base, 'private-lens'));
+    await expect(using(without, (c) => c.installSet(without.file, HOME))).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'CREDENTIALS_MISSING',
+      message: expect.stringContaining('docker login'),
+    });
+    const dockerDir = join(root, 'docker-config');
+    await mkdir(dockerDir, { recursive: true });
+    const auth = Buffer.from(`${REGISTRY_USER.username}:${REGISTRY_USER.password}`).toString('base64');
+    await writeFile(
+      join(dockerDir, 'config.json'),
+      JSON.stringify({ auths: { [privateOci.host]: { auth } } }),
+    );
+    const p = await project(ociSet(base, 'private-lens'), { DOCKER_CONFIG: dockerDir });
+    const result = await using(p, (c) => c.installSet(p.file, HOME));
+    expect(await readFile(result.items[0]?.path as string)).toEqual(Buffer.from(OCI_TOOL));
   });
 
   it('refuses a blob whose bytes do not hash to the signed digest, and installs nothing', async () => {

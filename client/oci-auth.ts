@@ -1,0 +1,58 @@
+/**
+ * Credentials for OCI registries, from where `docker login` (and oras, helm registry login, falcoctl's
+ * basic auth) keep them: `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`, under `auths` by
+ * registry host, as `auth` (base64 of `user:password`) or `username` and `password`. Credential helpers
+ * (`credsStore`, `credHelpers`) run other programs: they are not used, and a registry they hold is pulled
+ * anonymously (a private one then answers CREDENTIALS_MISSING, which names this file).
+ *
+ * Pure: the caller reads the file.
+ */
+import { Buffer } from 'node:buffer';
+import { join } from 'node:path';
+import { ClientError } from './errors.ts';
+import type { OciCredentials } from './fetcher.ts';
+import { isObject } from './json-input.ts';
+
+/** Where the Docker configuration is, from the environment and the home folder. */
+export function dockerConfigPath(env: Readonly<Record<string, string | undefined>>, home: string): string {
+  return join(env.DOCKER_CONFIG || join(home, '.docker'), 'config.json');
+}
+
+/**
+ * The credentials `config.json` holds for `host` (`registry.example.com`, `127.0.0.1:5000`), matched as
+ * docker matches them: the host itself, or an `https://host` (or `http://host`) key, with or without a path.
+ * @throws ClientError CLIENT_CONFIG_INVALID for a file that is not JSON, or an `auth` that is not
+ *   base64 of `user:password`, naming the file and the key.
+ */
+export function ociCredentialsFor(text: string, file: string, host: string): OciCredentials | undefined {
+  let config: unknown;
+  try {
+    config = JSON.parse(text);
+  } catch {
+    throw new ClientError('CLIENT_CONFIG_INVALID', `${file} is not JSON`);
+  }
+  const auths = isObject(config) && isObject(config.auths) ? config.auths : {};
+  const wanted = host.toLowerCase();
+  for (const [key, value] of Object.entries(auths)) {
+    if (hostOf(key) !== wanted || !isObject(value)) continue;
+    if (typeof value.auth === 'string' && value.auth !== '') {
+      const decoded = Buffer.from(value.auth, 'base64').toString('utf8');
+      const colon = decoded.indexOf(':');
+      if (colon <= 0)
+        throw new ClientError(
+          'CLIENT_CONFIG_INVALID',
+          `${file}#/auths/${key}/auth: expected base64 of "user:password"`,
+        );
+      return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+    }
+    if (typeof value.username === 'string' && typeof value.password === 'string')
+      return { username: value.username, password: value.password };
+  }
+  return undefined;
+}
+
+/** `https://host/v1/` and `host` alike -> `host` (lower case). */
+function hostOf(key: string): string {
+  const bare = key.replace(/^[a-z]+:\/\//i, '');
+  return (bare.split('/')[0] ?? '').toLowerCase();
+}

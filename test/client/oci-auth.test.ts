@@ -1,0 +1,52 @@
+/** Credentials for OCI registries as `docker login` keeps them: where the file is, and what it holds. */
+import { Buffer } from 'node:buffer';
+import { describe, expect, it } from 'vitest';
+import { dockerConfigPath, ociCredentialsFor } from '../../client/oci-auth.ts';
+
+const FILE = '/home/u/.docker/config.json';
+const b64 = (text: string): string => Buffer.from(text).toString('base64');
+
+describe('when the Docker configuration is found', () => {
+  it('is $DOCKER_CONFIG/config.json, else ~/.docker/config.json', () => {
+    expect(dockerConfigPath({ DOCKER_CONFIG: '/etc/ci-docker' }, '/home/u')).toBe(
+      '/etc/ci-docker/config.json',
+    );
+    expect(dockerConfigPath({}, '/home/u')).toBe(FILE);
+    expect(dockerConfigPath({ DOCKER_CONFIG: '' }, '/home/u')).toBe(FILE);
+  });
+});
+
+describe('when credentials are looked up for a registry', () => {
+  it('reads `auth` (base64 of user:password, the password may hold a colon) by host, with or without a scheme', () => {
+    const text = JSON.stringify({
+      auths: {
+        'https://registry.example.com/v1/': { auth: b64('alice:s3cret:with:colons') },
+        '127.0.0.1:5000': { username: 'bob', password: 'pw' },
+      },
+    });
+    expect(ociCredentialsFor(text, FILE, 'registry.example.com')).toEqual({
+      username: 'alice',
+      password: 's3cret:with:colons',
+    });
+    expect(ociCredentialsFor(text, FILE, '127.0.0.1:5000')).toEqual({ username: 'bob', password: 'pw' });
+    expect(ociCredentialsFor(text, FILE, 'other.example')).toBeUndefined();
+  });
+
+  it('uses no credential helper: a registry only a helper holds is pulled anonymously', () => {
+    const text = JSON.stringify({ credsStore: 'desktop', auths: { 'registry.example.com': {} } });
+    expect(ociCredentialsFor(text, FILE, 'registry.example.com')).toBeUndefined();
+  });
+
+  it('refuses a file that is not JSON and an auth that is not user:password, naming the file (CLIENT_CONFIG_INVALID)', () => {
+    expect(() => ociCredentialsFor('{', FILE, 'registry.example.com')).toThrow(
+      expect.objectContaining({ code: 'CLIENT_CONFIG_INVALID', message: `${FILE} is not JSON` }),
+    );
+    const text = JSON.stringify({ auths: { 'registry.example.com': { auth: b64('no-colon') } } });
+    expect(() => ociCredentialsFor(text, FILE, 'registry.example.com')).toThrow(
+      expect.objectContaining({
+        code: 'CLIENT_CONFIG_INVALID',
+        message: `${FILE}#/auths/registry.example.com/auth: expected base64 of "user:password"`,
+      }),
+    );
+  });
+});
