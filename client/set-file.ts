@@ -256,7 +256,8 @@ export function parsePluginSet(text: string, file: string, options: { readonly h
  */
 export function initConfigText(): string {
   return `# A plugin set: the plugins this project installs, and where each comes from.
-# Check it in; \`plugindex install -c <this file>\` installs exactly this, and plugindex.lock pins it.
+# Check it in; \`plugindex install -c <this file>\` installs exactly this, and the lock written beside it
+# (plugins.lock for plugins.yaml) pins it: check that in too.
 # Paths are relative to this file's folder ("~/" is your home folder). Never write a secret here:
 # credentials are references, "\${ENV_NAME}" or "file:PATH".
 plugins:
@@ -279,22 +280,22 @@ plugins:
     # - type: registry               # a registry already configured with \`plugindex registry add\`
     #   name: shared
 
-    # - type: url                    # manifests at fixed URLs under a base
+    # - type: url                    # a web folder of signed manifests: <name>/<version>/manifest.json(.asc)
     #   name: releases
     #   url: https://releases.registry.example/plugins
     #   key: ./releases.asc
 
-    # - type: s3                     # a bucket holding plugindex's published tree
+    # - type: s3                     # a bucket laid out the same way
     #   name: team-bucket
     #   bucket: team-plugins
-    #   prefix: registry
+    #   prefix: plugins
     #   region: eu-west-1
     #   # endpoint: http://127.0.0.1:4569   # an S3-compatible server
     #   key: ./team.asc
 
-    # - type: file                   # a folder holding plugindex's published tree
+    # - type: file                   # a folder laid out the same way
     #   name: vendored
-    #   path: ./vendor/registry
+    #   path: ./vendor/plugins
     #   key: ./vendored.asc
 
   # The plugins, each from one provider.
@@ -623,7 +624,7 @@ function readProvider(context: Context, at: string, value: unknown): SetProvider
       provider = readS3Fields(context, at, value);
       break;
     case 'file': {
-      const folder = localPath(context, `${at}/path`, value.path, 'the folder holding the published tree');
+      const folder = localPath(context, `${at}/path`, value.path, 'the folder of plugin versions (<name>/<version>/manifest.json)');
       const key = keyFile(context, `${at}/key`, value.key);
       provider = {
         type: kind,
