@@ -20,6 +20,7 @@ import path from 'node:path';
 import semver from 'semver';
 import YAML, { LineCounter } from 'yaml';
 import { keyProblem, pluginNameFormProblem, pluginNameProblem } from '../index-builder/layout.ts';
+import { yamlPointerOf } from '../index-builder/manifest/parse.ts';
 import {
   PERMISSIONS,
   type Permission,
@@ -34,7 +35,6 @@ import {
   registryUrlProblem,
   secretRefProblem,
 } from './config.ts';
-import type { ClientError } from './errors.ts';
 import {
   describe,
   escapePointer,
@@ -350,36 +350,20 @@ interface Context {
  * Problems as `FILE#/pointer (line N): expected X, found Y`: json-input's Problems, with the line where the
  * pointer is written (or its nearest written ancestor, for a field that is missing).
  */
-class SetProblems {
-  readonly #problems: Problems;
+class SetProblems extends Problems {
   readonly #lines: ReadonlyMap<string, number>;
 
   constructor(file: string, lines: ReadonlyMap<string, number>) {
-    this.#problems = new Problems(file, 'PLUGIN_SET_INVALID');
+    super(file, 'PLUGIN_SET_INVALID');
     this.#lines = lines;
   }
 
-  add(pointer: string, expected: string, found: string): void {
+  override add(pointer: string, expected: string, found: string): void {
     this.atLine(this.line(pointer), pointer, expected, found);
   }
 
   atLine(line: number, pointer: string, expected: string, found: string): void {
-    this.#problems.add(`${pointer} (line ${line})`, expected, found);
-  }
-
-  expect(pointer: string, expected: string, value: unknown): void {
-    this.add(pointer, expected, describe(value));
-  }
-
-  unknownFields(at: string, value: Record<string, unknown>, known: readonly string[]): void {
-    for (const key of Object.keys(value)) {
-      if (!known.includes(key))
-        this.add(
-          `${at}/${escapePointer(key)}`,
-          `only the fields ${known.join(', ')}`,
-          `${JSON.stringify(key)}, a field this version does not know`,
-        );
-    }
+    super.add(`${pointer} (line ${line})`, expected, found);
   }
 
   line(pointer: string): number {
@@ -390,18 +374,6 @@ class SetProblems {
       if (at === '') return 1;
       at = at.slice(0, at.lastIndexOf('/'));
     }
-  }
-
-  count(): number {
-    return this.#problems.count();
-  }
-
-  any(): boolean {
-    return this.#problems.any();
-  }
-
-  error(): ClientError {
-    return this.#problems.error();
   }
 }
 
@@ -447,7 +419,7 @@ function readYaml(text: string, file: string): { readonly value: unknown; readon
     Node(_key, node, ancestors) {
       if ((YAML.isScalar(node) || YAML.isMap(node) || YAML.isSeq(node)) && node.tag) {
         const line = node.range ? counter.linePos(node.range[0]).line : 1;
-        problems.atLine(line, pointerOf(ancestors, node), 'plain YAML (no tags)', `the tag ${node.tag}`);
+        problems.atLine(line, yamlPointerOf(ancestors, node), 'plain YAML (no tags)', `the tag ${node.tag}`);
       }
     },
   });
@@ -497,20 +469,6 @@ function locate(
   mark('', doc.contents);
   walk(doc.contents, '');
   return { lines, pointerAt };
-}
-
-/** The JSON pointer of a node, from the ancestors `YAML.visit` gives. */
-function pointerOf(ancestors: readonly unknown[], node: unknown): string {
-  const chain = [...ancestors, node];
-  let pointer = '';
-  for (let i = 0; i < chain.length - 1; i++) {
-    const parent = chain[i];
-    const child = chain[i + 1];
-    if (YAML.isPair(parent) && parent.value === child && YAML.isScalar(parent.key))
-      pointer += `/${escapePointer(String(parent.key.value))}`;
-    else if (YAML.isSeq(parent)) pointer += `/${parent.items.indexOf(child as never)}`;
-  }
-  return pointer;
 }
 
 function readPluginsBlock(
@@ -624,7 +582,12 @@ function readProvider(context: Context, at: string, value: unknown): SetProvider
       provider = readS3Fields(context, at, value);
       break;
     case 'file': {
-      const folder = localPath(context, `${at}/path`, value.path, 'the folder of plugin versions (<name>/<version>/manifest.json)');
+      const folder = localPath(
+        context,
+        `${at}/path`,
+        value.path,
+        'the folder of plugin versions (<name>/<version>/manifest.json)',
+      );
       const key = keyFile(context, `${at}/key`, value.key);
       provider = {
         type: kind,

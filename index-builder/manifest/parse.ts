@@ -187,8 +187,8 @@ function firstDifference(
   return undefined;
 }
 
-/** The JSON pointer of a node, from the ancestors `YAML.visit` gives. */
-function pointerOf(ancestors: readonly unknown[], node: unknown): string {
+/** The JSON pointer of a node, from the ancestors `YAML.visit` gives (the client's set file reads it too). */
+export function yamlPointerOf(ancestors: readonly unknown[], node: unknown): string {
   const chain = [...ancestors, node];
   let pointer = '';
   for (let i = 0; i < chain.length - 1; i++) {
@@ -263,7 +263,7 @@ function parseYaml(text: string): ParsedDocument {
       if (YAML.isScalar(node) && typeof node.value === 'number') {
         const source = node.source ?? '';
         const why = /^[-+]?\d/.test(source) ? precisionProblem(source.replace(/^\+/, '')) : undefined;
-        if (why) numbers.push(numberIssue(pointerOf(path, node), source, why));
+        if (why) numbers.push(numberIssue(yamlPointerOf(path, node), source, why));
       }
     },
     Pair(_key, pair) {
