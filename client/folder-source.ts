@@ -17,6 +17,7 @@
  * const [newest] = await source.versions('kubecost');
  * const { document, manifest } = await source.read('kubecost', newest);
  */
+
 import type { Key } from 'openpgp';
 import semver from 'semver';
 import { normalizeDigest, sha256Hex } from '../index-builder/digest.ts';
@@ -32,6 +33,7 @@ import type {
   PluginDocument,
   VersionRecord,
 } from '../index-builder/model.ts';
+import { ociArtifactUrl } from '../index-builder/oci.ts';
 import { verifyDetachedSignature } from '../index-builder/signing.ts';
 import { assertPluginDocument } from '../index-builder/verify.ts';
 import { channelHeads, compareVersions, isPrerelease, latestVersion } from '../index-builder/versions.ts';
@@ -340,23 +342,8 @@ function artifactOf(artifact: ManifestArtifact, folderUrl: string): ArtifactReco
       reference: artifact.oci.reference,
       digest: `sha256:${normalizeDigest(artifact.oci.digest)}`,
     };
-    return { ...common, url: ociUrl(oci), oci };
+    // The manifest's validation has checked the reference's form: it takes apart.
+    return { ...common, url: ociArtifactUrl(oci) as string, oci };
   }
   return { ...common, url: artifact.url as string };
-}
-
-/**
- * `oci://<registry>/<repository>@<digest>` from `registry[:port]/repository[:tag]`: the registry is the text
- * before the first '/', the repository the rest without its tag (or digest); the digest pins the blob.
- */
-function ociUrl(oci: OciArtifact): string {
-  const slash = oci.reference.indexOf('/');
-  // No '/': no registry named (the manifest's validation asks for one); the reference stays whole.
-  if (slash <= 0) return `oci://${oci.reference.replace(/@.*$/, '')}@${oci.digest}`;
-  const registry = oci.reference.slice(0, slash);
-  const repository = oci.reference
-    .slice(slash + 1)
-    .replace(/@.*$/, '')
-    .replace(/:[^/]*$/, '');
-  return `oci://${registry}/${repository}@${oci.digest}`;
 }

@@ -12,7 +12,9 @@
  * const ref = parseOciReference('registry.example:5000/acme/kubecost-lens:1.2.0');
  * // { registry: 'registry.example:5000', repository: 'acme/kubecost-lens', tag: '1.2.0' }
  */
+
 import { TrustError } from '../index-builder/errors.ts';
+import { parseOciReference as parseRegistryReference } from '../index-builder/oci.ts';
 import { ClientError } from './errors.ts';
 import { isObject } from './json-input.ts';
 import { parseRequest } from './resolve.ts';
@@ -161,6 +163,9 @@ export function parseOciReference(text: string): OciReference {
       `its repository component ${JSON.stringify(bad)} is not lower-case letters and digits joined by '.', '_', '__' or '-'`,
     );
   }
+  // The checks above say what is wrong; the registry's own grammar (the one its manifests are held to)
+  // decides, so a reference is read the same way on both sides.
+  if (!parseRegistryReference(text)) throw invalid('it is not a reference a registry manifest may name');
   return {
     registry,
     repository: path,

@@ -11,13 +11,22 @@ import type { OciArtifact } from './model.ts';
 /** A host name or IPv4 address, or an IPv6 address in brackets, with an optional port. */
 const REGISTRY =
   '(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*|\\[[0-9A-Fa-f:.]+\\])(?::[0-9]{1,5})?';
-/** The OCI distribution spec's repository name: lowercase components separated by `/`. */
-const REPOSITORY = '[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*';
+/**
+ * The OCI distribution spec's repository name: `/`-separated components of lowercase letters and digits
+ * joined by `.`, `_`, `__` or a run of `-`.
+ */
+const COMPONENT = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
+const REPOSITORY = `${COMPONENT}(?:/${COMPONENT})*`;
+/**
+ * The first component must name a registry as docker decides (it holds a `.` or a `:`, or is `localhost`):
+ * `acme/lens` would be read as a repository of some tool's default registry, and as a host `acme` by others.
+ */
+const NAMES_A_REGISTRY = '(?=localhost[:/]|[^/]*[.:])';
 const TAG = '[A-Za-z0-9_][A-Za-z0-9._-]{0,127}';
 /** The digest an OCI artifact is pinned by: SHA-256, lowercase hex, as registries write it. */
 export const OCI_DIGEST_PATTERN = '^sha256:[a-f0-9]{64}$';
 /** The whole reference, as a JSON Schema pattern (the manifest's `artifacts[].oci.reference`). */
-export const OCI_REFERENCE_PATTERN = `^(${REGISTRY})/(${REPOSITORY})(?::(${TAG}))?(?:@(sha256:[a-f0-9]{64}))?$`;
+export const OCI_REFERENCE_PATTERN = `^${NAMES_A_REGISTRY}(${REGISTRY})/(${REPOSITORY})(?::(${TAG}))?(?:@(sha256:[a-f0-9]{64}))?$`;
 
 const REFERENCE = new RegExp(OCI_REFERENCE_PATTERN);
 

@@ -226,6 +226,7 @@ describe('when an artifact is kept in an OCI registry', () => {
     '127.0.0.1:5000/lens',
     '[::1]:5000/acme/lens',
     'localhost/a.b_c-d',
+    'registry.example/acme/a__b--c',
     `registry.example/acme/lens@sha256:${hex}`,
     `registry.example/acme/lens:1.2.0@sha256:${hex}`,
   ])('accepts the reference %s', (reference) => {
@@ -249,7 +250,8 @@ describe('when an artifact is kept in an OCI registry', () => {
     ['a separator at the end', 'registry.example/acme/lens-'],
     ['a scheme', 'https://registry.example/acme/lens'],
     ['a short digest', 'registry.example/acme/lens@sha256:abc'],
-    ['two separators in a row', 'registry.example/acme/a__b'],
+    ['two separators in a row', 'registry.example/acme/a._b'],
+    ['a first component that names no registry', 'acme/lens:1.0.0'],
   ])('refuses a reference with %s', (_, reference) => {
     expect(codes(validateManifest(artifact({ reference, digest: `sha256:${hex}` })))).toEqual([
       'MANIFEST_PATTERN_MISMATCH /installation/artifacts/0/oci/reference',
