@@ -63,8 +63,10 @@ export async function verifyFound(
     const candidates = typeof artifact.file === 'string' ? [artifact.file, ...installed] : installed;
     const present = candidates.filter((path) => found.files[path] !== undefined);
     if (present.length === 0) continue;
-    if (present.some((path) => found.files[path]?.sha256 === sha256)) platforms.push(platform);
-    else mismatched.push(`${present.join(', ')} (${platform})`);
+    // Every file there must be what was signed: a copy of the original beside a replaced one proves nothing.
+    const wrong = present.filter((path) => found.files[path]?.sha256 !== sha256);
+    if (wrong.length === 0) platforms.push(platform);
+    else mismatched.push(`${wrong.join(', ')} (${platform})`);
   }
   if (found.signature === undefined)
     return { ...named, status: 'unsigned', detail: 'no manifest.json.asc beside the manifest', platforms };

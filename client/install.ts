@@ -15,6 +15,7 @@ import { sha256Hex } from '../index-builder/digest.ts';
 import { TrustError } from '../index-builder/errors.ts';
 import { keyProblem, versionFolder } from '../index-builder/layout.ts';
 import type { ArtifactRecord, OciArtifact, Resources } from '../index-builder/model.ts';
+import { isPrerelease } from '../index-builder/versions.ts';
 import type { ClientContext } from './context.ts';
 import { withFileLock } from './disk/atomic.ts';
 import { type InstallTree, readLockfile, writeLockfile } from './disk/state.ts';
@@ -150,6 +151,8 @@ export interface Planned {
   readonly warnings: readonly string[];
   /** Permissions this version asks for that the lock's version did not. */
   readonly newPermissions: readonly string[];
+  /** True when the signature chain was checked now (not for a frozen install, which trusts the lock). */
+  readonly checked: boolean;
   /** The resource limits the version declares (from its document; unknown when frozen). */
   readonly resources?: Resources;
   readonly generation: number;
@@ -165,7 +168,7 @@ export interface InstallPlan {
 }
 
 export function installPlugins(ctx: ClientContext, options: InstallOptions): Promise<InstallResult> {
-  // Two installs in one project take turns on its lock file; one that may not write it (--locked, a
+  // Two installs in one project take turns on its lock file; one that does not write it (--locked, a
   // read-only checkout in CI) takes no lock either.
   return options.locked || options.frozen
     ? install(ctx, options)
@@ -217,7 +220,10 @@ async function install(ctx: ClientContext, options: InstallOptions): Promise<Ins
   // once the new one is in place.
   const replace = options.upgrade === true || options.targets !== undefined;
   for (const { tree, placed } of byDir.values()) await record(tree, placed, replace);
-  const lockfileChanged = await writeLockfile(options.lockfile, plan.lock);
+  // --locked and --frozen leave the lock as it is, even where only its record of the set file or of where
+  // artifacts were found would change (what they lock is checked above: it does not).
+  const lockfileChanged =
+    options.locked || options.frozen ? false : await writeLockfile(options.lockfile, plan.lock);
   return {
     items: plan.planned.map((p) => itemOf(p, ctx.tree(p.dir ?? options.dir), unchanged.has(p))),
     lockfileChanged,
@@ -271,7 +277,7 @@ export async function planInstall(ctx: ClientContext, options: InstallOptions): 
     policyProblems(options.policy, {
       name: p.name,
       version: p.version,
-      prerelease: p.version.includes('-'),
+      prerelease: isPrerelease(p.version),
       permissions: p.entry.permissions ?? [],
       ...(p.resources ? { resources: p.resources } : {}),
       publisher: p.entry.publisher,
@@ -486,6 +492,7 @@ async function planTarget(
     yanked: version.yanked,
     deprecated: version.deprecated,
     warnings: [...warnings],
+    checked: true,
     newPermissions: previous ? permissionChanges(previous.permissions, entry.permissions ?? []).added : [],
     generation: source.generation,
     ...(version.resources ? { resources: version.resources } : {}),
@@ -544,6 +551,7 @@ async function planFrozen(
     yanked: false,
     deprecated: false,
     warnings,
+    checked: false,
     newPermissions: [],
     generation: registry?.min_generation ?? 0,
   };
@@ -720,7 +728,8 @@ async function place(
     manifest_sha256: plan.entry.manifest_sha256,
     publisher: plan.entry.publisher,
     installed: now,
-    verified: now,
+    // Frozen, nothing signed was checked (the lock's digests were): `plugindex verify` checks it later.
+    ...(plan.checked ? { verified: now } : {}),
     artifacts: Object.fromEntries(
       plan.files.map((f) => [f.platform, { path: f.path, sha256: f.sha256, size: f.size }]),
     ),

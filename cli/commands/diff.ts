@@ -18,7 +18,8 @@ export async function run(parsed: Parsed): Promise<number> {
   try {
     return await withClient(parsed, async ({ client, json }) => {
       const diff = await client.diffSet(file, { home: homedir(), ...apiVersionOption(parsed) });
-      const changed = diff.changes.length > 0 || diff.lockChanges.length > 0;
+      // A set file edited since its lock (even a comment) is a change: install would record it in the lock.
+      const changed = diff.changes.length > 0 || diff.lockChanges.length > 0 || diff.fileChanged;
       if (json) outJson({ ok: true, changed, ...diff });
       else {
         for (const c of diff.changes) {
@@ -31,7 +32,8 @@ export async function run(parsed: Parsed): Promise<number> {
         }
         for (const change of diff.lockChanges)
           out(`~ lock ${change.entry} ${change.change} (${change.detail})`);
-        if (diff.fileChanged) out(`~ ${file} changed since ${diff.lockfile} was written`);
+        if (diff.fileChanged)
+          out(`~ ${file} changed since ${diff.lockfile} was written (install -c records it in the lock)`);
         if (!changed) out(`nothing would change: ${file} is installed as ${diff.lockfile} locks it`);
       }
       return changed ? 1 : 0;

@@ -23,9 +23,12 @@ export async function run(parsed: Parsed): Promise<number> {
   const frozen = parsed.values.frozen === true;
   const acceptPermissions = parsed.values['accept-permissions'] === true;
   if (config !== undefined) {
-    if (parsed.positionals.length > 0 || registry || parsed.values.dir || parsed.values.lockfile)
+    const fromFile = ['registry', 'dir', 'lockfile', 'platform', 'key'].filter(
+      (o) => parsed.values[o] !== undefined,
+    );
+    if (parsed.positionals.length > 0 || fromFile.length > 0)
       throw usage(
-        '-c FILE installs exactly the set: names, --registry, --dir and --lockfile come from the file',
+        `-c FILE installs exactly the set: its names, sources, folders, platforms and keys come from the file (not ${parsed.positionals.length > 0 ? 'names' : fromFile.map((o) => `--${o}`).join(', ')})`,
       );
     return withClient(parsed, async ({ client, json }) => {
       const result = await client.installSet(resolve(config), {

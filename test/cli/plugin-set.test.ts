@@ -332,7 +332,9 @@ describe('when a set is compared with what is installed (diff -c)', () => {
     const lines = edited.stdout.split('\n');
     expect(lines).toContain(`^ upgrade ${ALPHA} 1.0.0 -> 1.1.0`);
     expect(lines).toContain(`+ add ${BETA} 2.0.0`);
-    expect(lines).toContain(`~ ${c.file} changed since ${path.join(c.dir, 'plugins.lock')} was written`);
+    expect(lines).toContain(
+      `~ ${c.file} changed since ${path.join(c.dir, 'plugins.lock')} was written (install -c records it in the lock)`,
+    );
     expect(edited.stdout).toMatch(new RegExp(`^~ lock plugins/${BETA} added `, 'm'));
     // diff only looks: the tree and the lock are as they were.
     expect(await readFile(installed(c, ALPHA, '1.0.0'), 'utf8')).toBe('tampered');

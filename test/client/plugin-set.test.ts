@@ -315,6 +315,20 @@ describe('when a set mixes every kind of source', () => {
     expect((await using(q, (c) => c.verifySet(q.file, HOME))).every((f) => f.ok)).toBe(true);
   });
 
+  it('never rewrites the lock when frozen or locked, even for a set file changed only in a comment', async () => {
+    const p = await project(mixedSet());
+    await using(p, (c) => c.installSet(p.file, HOME));
+    const lockText = await readFile(p.lockfile, 'utf8');
+    await writeFile(p.file, `# reviewed\n${await readFile(p.file, 'utf8')}`);
+    for (const flags of [{ frozen: true }, { locked: true }]) {
+      const result = await using(p, (c) => c.installSet(p.file, { ...HOME, ...flags }));
+      expect(result.lockfileChanged).toBe(false);
+      expect(await readFile(p.lockfile, 'utf8')).toBe(lockText);
+    }
+    expect((await using(p, (c) => c.diffSet(p.file, HOME))).fileChanged).toBe(true);
+    expect((await using(p, (c) => c.installSet(p.file, HOME))).lockfileChanged).toBe(true);
+  });
+
   it('refuses a frozen install of a set the lock does not match, naming the plugin', async () => {
     const p = await project(mixedSet());
     await using(p, (c) => c.installSet(p.file, HOME));
@@ -532,13 +546,21 @@ discovery:
     );
     await writeFolderVersion(join(p.dir, 'more'), 'edited-tool', '1.0.0', tool('edited-tool', '1.0.0'));
     await writeFile(join(p.dir, 'more/edited-tool/1.0.0/bin/edited-tool'), 'changed');
+    // An installed executable replaced, the original kept beside it under another name.
+    const installedTool = join(p.dir, 'plugins/disk-tool/1.0.0/linux-amd64/disk-tool');
+    await writeFile(`${installedTool}.orig`, await readFile(installedTool));
+    await writeFile(installedTool, '#!/bin/sh\necho not the signed tool\n');
     const report = await using(p, (c) => c.discover(p.file, HOME));
     expect(report.plugins.map((d) => [d.name, d.version, d.status])).toEqual([
       ['edited-tool', '1.0.0', 'modified'],
       ['hand-made', '0.1.0', 'unsigned'],
-      ['disk-tool', '1.0.0', 'verified'],
+      ['disk-tool', '1.0.0', 'modified'],
     ]);
-    expect(report.plugins[2]).toMatchObject({
+    expect(report.plugins[2]?.detail).toContain('linux-amd64/disk-tool (linux-amd64) no longer hash');
+    await writeFile(installedTool, await readFile(`${installedTool}.orig`));
+    const restored = await using(p, (c) => c.discover(p.file, HOME));
+    expect(restored.plugins[2]).toMatchObject({
+      status: 'verified',
       detail: expect.stringContaining('provider disk'),
       platforms: ['linux-amd64'],
     });
