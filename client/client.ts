@@ -16,7 +16,7 @@ import type { Clock } from '../index-builder/clock.ts';
 import { systemClock } from '../index-builder/clock.ts';
 import { TrustError } from '../index-builder/errors.ts';
 import { FALCOCTL_INDEX_KEY } from '../index-builder/layout.ts';
-import type { PluginDocument } from '../index-builder/model.ts';
+import type { PluginDocument, VersionRecord } from '../index-builder/model.ts';
 import {
   addRegistry,
   type ClientConfig,
@@ -530,9 +530,10 @@ class Client implements PlugindexClient {
   }
 
   /**
-   * An OCI reference: the plugin whose falcoctl index entry (signed, bound by the snapshot) names that
-   * registry and repository, in the first configured registry that has one; then the version a tag names
-   * (a version, or the tag of one of its OCI artifacts) or whose artifact has the digest.
+   * An OCI reference: the one plugin whose falcoctl index entry (signed, bound by the snapshot) names that
+   * registry and repository, in the first configured registry that has one; then the version whose artifact
+   * for this platform is kept in exactly that repository, under the tag given (or a version of that name),
+   * or with the digest given. Anything looser could install another plugin's bytes for a reference.
    */
   async #ociReference(ref: {
     readonly registry: string;
@@ -540,38 +541,52 @@ class Client implements PlugindexClient {
     readonly tag?: string;
     readonly digest?: string;
   }): Promise<ReferenceTarget> {
-    const { parse } = await import('yaml');
+    const [{ parse }, { parseOciReference: partsOf }] = await Promise.all([
+      import('yaml'),
+      import('../index-builder/oci.ts'),
+    ]);
     const shown = `${ref.registry}/${ref.repository}${ref.digest ? `@${ref.digest}` : `:${ref.tag ?? 'latest'}`}`;
+    const platform = this.#platform;
     for (const entry of await this.#entries(undefined)) {
       const session = await this.#session(entry);
       const bytes = await session.listedDocument(FALCOCTL_INDEX_KEY);
       if (!bytes) continue;
       const index = parse(new TextDecoder().decode(bytes)) as unknown;
-      const found = Array.isArray(index)
-        ? index.find(
-            (e: { registry?: unknown; repository?: unknown }) =>
-              e?.registry === ref.registry && e?.repository === ref.repository,
-          )
-        : undefined;
-      if (!found || typeof found.name !== 'string') continue;
-      const document = await session.pluginDocument(found.name);
+      const names = (Array.isArray(index) ? index : [])
+        .filter(
+          (e: { registry?: unknown; repository?: unknown; name?: unknown }) =>
+            e?.registry === ref.registry && e?.repository === ref.repository && typeof e.name === 'string',
+        )
+        .map((e: { name: string }) => e.name);
+      if (names.length === 0) continue;
+      if (names.length > 1)
+        throw new ClientError(
+          'REQUEST_INVALID',
+          `${shown}: registry ${entry.name} lists ${names.join(', ')} in that repository; install one by name`,
+        );
+      const name = names[0] as string;
+      const document = await session.pluginDocument(name);
       if (!document) continue;
-      const repository = `${ref.registry}/${ref.repository}`;
-      const version = document.versions.find((v) =>
-        v.artifacts.some((a) => {
-          if (!a.oci?.reference.startsWith(repository)) return false;
-          if (ref.digest) return a.oci.digest === ref.digest;
-          const tag = ref.tag ?? 'latest';
-          return a.oci.reference === `${repository}:${tag}` || v.version === tag;
-        }),
-      );
-      if (ref.digest && !version)
+      const inRepository = (v: VersionRecord) => {
+        const artifact = v.artifacts.find((a) => a.os === platform.os && a.arch === platform.arch);
+        const parts = artifact?.oci ? partsOf(artifact.oci.reference) : undefined;
+        return parts?.registry === ref.registry && parts.repository === ref.repository ? artifact : undefined;
+      };
+      const tag = ref.tag ?? 'latest';
+      const version = document.versions.find((v) => {
+        const artifact = inRepository(v);
+        if (!artifact?.oci || v.yanked) return false;
+        if (ref.digest) return artifact.oci.digest === ref.digest;
+        // `latest` (written, or meant by no tag) is also the latest release, as a registry's tag would be.
+        if (tag === 'latest' && v.version === document.latest_version) return true;
+        return partsOf(artifact.oci.reference)?.tag === tag || v.version === tag;
+      });
+      if (!version)
         throw new ClientError(
           'NO_MATCHING_VERSION',
-          `${shown}: no version of ${found.name} in ${entry.name} has an artifact with that digest`,
+          `${shown}: no version of ${name} in ${entry.name} keeps its ${platform.os}/${platform.arch} artifact there${ref.digest ? ' with that digest' : ` under tag ${tag}`}`,
         );
-      const spec = version?.version ?? ref.tag ?? 'latest';
-      return { request: `${found.name}@${spec}`, registry: entry.name };
+      return { request: `${name}@${version.version}`, registry: entry.name };
     }
     throw new ClientError(
       'PLUGIN_NOT_FOUND',

@@ -711,6 +711,18 @@ describe('when artifacts live in an OCI registry', () => {
     await expect(using(p, (c) => c.reference(`${oci.host}/acme/unknown:1.0.0`))).rejects.toMatchObject({
       code: 'PLUGIN_NOT_FOUND',
     });
+    // Only exactly that repository, and only a version kept there under that tag.
+    await expect(using(p, (c) => c.reference(`${oci.host}/acme/oci-len:1.0.0`))).rejects.toMatchObject({
+      code: 'PLUGIN_NOT_FOUND',
+    });
+    await expect(using(p, (c) => c.reference(`${oci.host}/acme/oci-lens:9.9.9`))).rejects.toMatchObject({
+      code: 'NO_MATCHING_VERSION',
+      message: expect.stringContaining('linux/amd64 artifact there under tag 9.9.9'),
+    });
+    expect(await using(p, (c) => c.reference(`${oci.host}/acme/oci-lens`))).toEqual({
+      request: 'oci-lens@1.0.0',
+      registry: 'test',
+    });
     const installed = await using(p, (c) =>
       c.install({
         requests: [byTag as { request: string; registry: string }],
