@@ -229,6 +229,8 @@ class Client implements PlugindexClient {
       },
       trust: (registry) => state.trust(registry),
       endpointOf: (entry) => this.#endpoint(entry),
+      writeTrust: (registry, record) => state.writeTrust(registry, record),
+      registryEntry: async (name) => (await this.#config_()).registries.find((r) => r.name === name),
       ociCredentials: (reference) => this.#ociCredentials(reference),
       openSession: async (entry, trust, recordTrust) => {
         const { RegistrySession } = await loadTrust();

@@ -56,6 +56,10 @@ export interface ClientContext {
   ociCredentials(reference: string): Promise<OciCredentials | undefined>;
   /** A registry's pinned key and trust state. */
   trust(registry: string): Promise<TrustRecord | undefined>;
+  /** Keeps a trust state (a plugin set's registry keeps its own, under a name of its URL and key). */
+  writeTrust(registry: string, record: TrustRecord): Promise<void>;
+  /** The configured registry of that name, if any. */
+  registryEntry(name: string): Promise<RegistryEntry | undefined>;
 }
 
 /**

@@ -115,8 +115,24 @@ async function sourceOf(
   provider: SetProvider,
   lock: Lockfile | undefined,
 ): Promise<Source | undefined> {
-  if (provider.type === 'registry' && (provider.url === undefined || provider.key === undefined))
+  if (provider.type === 'registry' && provider.key === undefined) {
+    if (provider.url === undefined) return undefined;
+    // A discovery registry written without a key: the configured registry of that name, at that URL, or
+    // nothing (never another registry that happens to have the name).
+    const configured = await ctx.registryEntry(provider.name);
+    const where = `${set.file}#${provider.pointer}`;
+    if (!configured)
+      throw new ClientError(
+        'REGISTRY_NOT_PINNED',
+        `${where}: registry ${provider.name} (${provider.url}) has no key, and no registry of that name is configured: give it key: FILE, or run \`plugindex registry add ${provider.name} ${provider.url} --key FILE\``,
+      );
+    if (configured.url !== provider.url)
+      throw new ClientError(
+        'REGISTRY_NOT_PINNED',
+        `${where}: registry ${provider.name} is configured at ${configured.url}, not at ${provider.url} as the set says; give it key: FILE, or fix either URL`,
+      );
     return undefined;
+  }
   const key = await readKey(provider.key as string, `${set.file}#${provider.pointer}/key`);
   const timeoutMs =
     ((provider.type === 'registry' ? provider.timeout_seconds : undefined) ?? DEFAULT_TIMEOUT_SECONDS) * 1000;
@@ -132,14 +148,25 @@ async function sourceOf(
         ...(provider.timeout_seconds ? { timeout_seconds: provider.timeout_seconds } : {}),
         ...(provider.auth ? { auth: provider.auth } : {}),
       };
-      // The lock beside the file is this registry's trust state: its generation is the floor.
+      // Its trust state is kept as a configured registry's is, under a name of its URL and key (the set
+      // names it, the configuration does not): the highest generation seen is the floor, and no lower than
+      // the lock's.
+      const trustName = `set-${sha256Hex(new TextEncoder().encode(`${entry.url}\n${key.fingerprint}`)).slice(0, 16)}`;
+      const kept = await ctx.trust(trustName);
       const locked = lock ? own(lock.registries, provider.name) : undefined;
+      const floor = Math.max(
+        kept?.fingerprint === key.fingerprint ? (kept.highestGeneration ?? 0) : 0,
+        locked?.key_fingerprint === key.fingerprint ? locked.min_generation : 0,
+      );
       const trust = {
+        ...(kept?.fingerprint === key.fingerprint ? kept : {}),
         fingerprint: key.fingerprint,
         armoredKey: key.armored,
-        ...(locked?.key_fingerprint === key.fingerprint ? { highestGeneration: locked.min_generation } : {}),
+        ...(floor > 0 ? { highestGeneration: floor } : {}),
       };
-      return registrySource(await ctx.openSession(entry, trust, async () => undefined));
+      return registrySource(
+        await ctx.openSession(entry, trust, (record) => ctx.writeTrust(trustName, record)),
+      );
     }
     case 'url': {
       const endpoint = await ctx.endpointOf({

@@ -17,8 +17,10 @@ import { createClient, type PlugindexClient } from '../../client/client.ts';
 import { createHttpFetcher } from '../../client/fetcher.ts';
 import { parseLockfile } from '../../client/lockfile.ts';
 import { fixedClock } from '../../index-builder/clock.ts';
+import { SIGNED_SNAPSHOT_KEY } from '../../index-builder/layout.ts';
 import { processSubmissions } from '../../index-builder/pipeline/index.ts';
 import { createSigner } from '../../index-builder/signing.ts';
+import type { StoredObject } from '../../index-builder/store.ts';
 import {
   encode,
   makeBundle,
@@ -268,6 +270,59 @@ function mixedSet(): string {
     - { provider: disk, name: disk-tool, version: "~1.0" }
 `;
 }
+
+describe('when a set names a registry by URL', () => {
+  it('keeps the highest generation it saw, so a replayed older snapshot is refused though the lock is older still', async () => {
+    const p = await project(exampleSet(base));
+    await using(p, (c) => c.installSet(p.file, HOME));
+    const old = registry.site.objects.get(SIGNED_SNAPSHOT_KEY) as StoredObject;
+    await processSubmissions(
+      registry.context,
+      await registry.submit(await makeBundle({ manifest: validManifest({ name: 'unrelated-tool' }) })),
+    );
+    // Nothing of the set moved: the lock keeps its generation, the client's trust state the newer one.
+    const lockText = await readFile(p.lockfile, 'utf8');
+    await using(p, (c) => c.installSet(p.file, { ...HOME, upgrade: true }));
+    expect(await readFile(p.lockfile, 'utf8')).toBe(lockText);
+    const current = registry.site.objects.get(SIGNED_SNAPSHOT_KEY) as StoredObject;
+    registry.site.objects.set(SIGNED_SNAPSHOT_KEY, old);
+    try {
+      await expect(using(p, (c) => c.installSet(p.file, { ...HOME, upgrade: true }))).rejects.toMatchObject({
+        name: 'TrustError',
+        code: 'SNAPSHOT_ROLLBACK',
+      });
+    } finally {
+      registry.site.objects.set(SIGNED_SNAPSHOT_KEY, current);
+    }
+  });
+
+  it('takes a discovery registry without a key only as the configured registry of that name and URL', async () => {
+    const set = (url: string) => `discovery:
+  registries:
+    - { name: shared, url: "${url}" }
+plugins:
+  plugins:
+    - { provider: shared, name: kubecost-lens, version: "1.1.0" }
+`;
+    const p = await project(set(base));
+    await expect(using(p, (c) => c.installSet(p.file, HOME))).rejects.toMatchObject({
+      code: 'REGISTRY_NOT_PINNED',
+      message: expect.stringContaining('#/discovery/registries/0: registry shared'),
+    });
+    await using(p, (c) =>
+      c.addRegistry({ name: 'shared', url: base, pin: { armored: registry.registryKey.publicKey } }),
+    );
+    const result = await using(p, (c) => c.installSet(p.file, HOME));
+    expect(result.items.map((i) => [i.name, i.version, i.registry])).toEqual([
+      ['kubecost-lens', '1.1.0', 'shared'],
+    ]);
+    await writeFile(p.file, set(base.replace('127.0.0.1', 'localhost')));
+    await expect(using(p, (c) => c.installSet(p.file, HOME))).rejects.toMatchObject({
+      code: 'REGISTRY_NOT_PINNED',
+      message: expect.stringContaining(`is configured at ${base}, not at`),
+    });
+  });
+});
 
 describe('when a set mixes every kind of source', () => {
   it('installs from a registry, a web folder, a bucket and a disk folder, each verified by its pinned key', async () => {
