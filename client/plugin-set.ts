@@ -8,6 +8,7 @@
 import { basename, dirname, extname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { sha256Hex } from '../index-builder/digest.ts';
+import type { PublicKeyInfo } from '../index-builder/signing.ts';
 import { compareVersions } from '../index-builder/versions.ts';
 import type { RegistryEntry } from './config.ts';
 import { type ClientContext, loadTrust } from './context.ts';
@@ -68,6 +69,30 @@ async function readSetFile(file: string): Promise<string> {
   return text;
 }
 
+/** Every folder a set installs into: its install_location, then each plugin's own. */
+function installDirs(set: PluginSet): string[] {
+  return [
+    ...new Set([
+      set.installLocation,
+      ...set.plugins.flatMap((p) => (p.install_location ? [p.install_location] : [])),
+    ]),
+  ];
+}
+
+/** True when the set installs `name` into `dir` (a plugin moved to another folder is not named in the old). */
+function namesIn(opened: OpenedSet, name: string, dir: string): boolean {
+  return opened.targets.some((t) => t.name === name && t.dir === dir);
+}
+
+/** The key each provider of the set pins, read once, by provider name. */
+async function providerKeys(set: PluginSet): Promise<Map<string, PublicKeyInfo>> {
+  const keys = new Map<string, PublicKeyInfo>();
+  for (const provider of [...set.providers, ...(set.discovery?.registries ?? [])])
+    if (provider.key !== undefined)
+      keys.set(provider.name, await readKey(provider.key, `${set.file}#${provider.pointer}/key`));
+  return keys;
+}
+
 /** The lock of a set file: `plugins.yaml` -> `plugins.lock`, in the same folder. */
 export function lockfileFor(file: string): string {
   return join(dirname(file), `${basename(file, extname(file))}.lock`);
@@ -101,7 +126,7 @@ export async function openPluginSet(
       ...(p.output !== undefined ? { output: p.output } : {}),
     }),
   );
-  const dirs = [...new Set([set.installLocation, ...targets.map((t) => t.dir as string)])];
+  const dirs = installDirs(set);
   return { set, sha256: sha256Hex(new TextEncoder().encode(text)), lockfile, sources, targets, dirs };
 }
 
@@ -329,17 +354,18 @@ export async function diffSet(
     const change = await compareInstalled(planned, dir, await treeAt(dir));
     if (change) changes.push(change);
   }
-  const named = new Set(opened.targets.map((t) => t.name));
   for (const dir of opened.dirs) {
     const { installed } = await treeAt(dir);
     for (const [name, plugin] of Object.entries(installed.plugins))
-      if (!named.has(name))
+      if (!namesIn(opened, name, dir))
         changes.push({
           name,
           change: 'remove',
           from: plugin.current,
           dir,
-          detail: 'not in the set (`plugindex clean -c` removes it)',
+          detail: opened.targets.some((t) => t.name === name)
+            ? 'the set installs it in another folder now (`plugindex clean -c` removes this copy)'
+            : 'not in the set (`plugindex clean -c` removes it)',
         });
   }
   const lock = plan.before;
@@ -412,11 +438,10 @@ export async function cleanSet(
   const opened = await openPluginSet(ctx, file, options);
   return withFileLock(opened.lockfile, async () => {
     const lock = await readLockfile(opened.lockfile);
-    const keep = (name: string, version: string): boolean => {
+    const keep = (name: string, version: string, dir: string): boolean => {
       const entry = lock ? own(lock.plugins, name) : undefined;
-      const named = opened.targets.some((t) => t.name === name);
       // Without a lock, a plugin the set names keeps every version: nothing says which one is meant.
-      return named && (entry === undefined || entry.version === version);
+      return namesIn(opened, name, dir) && (entry === undefined || entry.version === version);
     };
     const removed: { name: string; version: string; dir: string }[] = [];
     const referenced = new Set<string>();
@@ -429,7 +454,7 @@ export async function cleanSet(
         const gone: [string, string][] = [];
         for (const [name, plugin] of Object.entries(installed.plugins))
           for (const version of Object.keys(plugin.versions))
-            if (!keep(name, version)) {
+            if (!keep(name, version, dir)) {
               next = withoutInstalled(next, name, version).installed;
               gone.push([name, version]);
             }
@@ -477,22 +502,11 @@ export async function discoverSet(
 ): Promise<DiscoveryReport> {
   const set = parsePluginSet(await readSetFile(file), file, options);
   const keys = [...options.keys];
-  for (const provider of [...set.providers, ...(set.discovery?.registries ?? [])]) {
-    if (provider.key === undefined) continue;
-    const key = await readKey(provider.key, `${set.file}#${provider.pointer}/key`);
-    keys.push({
-      fingerprint: key.fingerprint,
-      key: key.key,
-      label: `${basename(file)} provider ${provider.name}`,
-    });
-  }
+  for (const [name, key] of await providerKeys(set))
+    keys.push({ fingerprint: key.fingerprint, key: key.key, label: `${basename(file)} provider ${name}` });
   const filesystem = set.discovery?.filesystem;
-  const installDirs = [
-    set.installLocation,
-    ...set.plugins.flatMap((p) => (p.install_location ? [p.install_location] : [])),
-  ];
   const paths = [
-    ...new Set([...(filesystem?.enabled === false ? [] : (filesystem?.paths ?? [])), ...installDirs]),
+    ...new Set([...(filesystem?.enabled === false ? [] : (filesystem?.paths ?? [])), ...installDirs(set)]),
   ];
   const found = await scanPluginFolders(paths, { recursive: filesystem?.recursive ?? false });
   const plugins: DiscoveredPlugin[] = [];
@@ -511,19 +525,10 @@ export async function verifySet(
 ): Promise<VerifyFinding[]> {
   const set = parsePluginSet(await readSetFile(file), file, options);
   const trust = new Map<string, TrustRecord>();
-  for (const provider of [...set.providers, ...(set.discovery?.registries ?? [])]) {
-    if (provider.key === undefined) continue;
-    const key = await readKey(provider.key, `${set.file}#${provider.pointer}/key`);
-    trust.set(provider.name, { fingerprint: key.fingerprint, armoredKey: key.armored });
-  }
-  const dirs = [
-    ...new Set([
-      set.installLocation,
-      ...set.plugins.flatMap((p) => (p.install_location ? [p.install_location] : [])),
-    ]),
-  ];
+  for (const [name, key] of await providerKeys(set))
+    trust.set(name, { fingerprint: key.fingerprint, armoredKey: key.armored });
   const findings: VerifyFinding[] = [];
-  for (const dir of dirs)
+  for (const dir of installDirs(set))
     findings.push(...(await verifyInstalled(ctx, { dir, lockfile: lockfileFor(file), trust })));
   return findings;
 }

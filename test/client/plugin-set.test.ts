@@ -465,6 +465,32 @@ describe('when a set is compared with what is installed (diff)', () => {
     expect(await exists(join(p.dir, 'plugins/disk-tool/1.0.3/linux-amd64/disk-tool'))).toBe(true);
     expect((await using(p, (c) => c.cleanSet(p.file, HOME))).removed).toEqual([]);
   });
+
+  it('finds the old copy of a plugin moved to another folder, and cleans it', async () => {
+    const p = await project(mixedSet());
+    await using(p, (c) => c.installSet(p.file, HOME));
+    await writeFile(
+      p.file,
+      (await readFile(p.file, 'utf8')).replace(
+        'version: "~1.0" }',
+        'version: "~1.0", install_location: ./tools }',
+      ),
+    );
+    await using(p, (c) => c.installSet(p.file, HOME));
+    const diff = await using(p, (c) => c.diffSet(p.file, HOME));
+    expect(diff.changes).toMatchObject([
+      {
+        name: 'disk-tool',
+        change: 'remove',
+        dir: join(p.dir, 'plugins'),
+        detail: expect.stringContaining('another folder'),
+      },
+    ]);
+    const report = await using(p, (c) => c.cleanSet(p.file, HOME));
+    expect(report.removed).toEqual([{ name: 'disk-tool', version: '1.0.3', dir: join(p.dir, 'plugins') }]);
+    expect(await exists(join(p.dir, 'tools/disk-tool/1.0.3/linux-amd64/disk-tool'))).toBe(true);
+    expect(await exists(join(p.dir, 'plugins/disk-tool'))).toBe(false);
+  });
 });
 
 describe('when a set carries a policy', () => {
