@@ -14,7 +14,7 @@ import { Buffer } from 'node:buffer';
 import { sha256Hex } from '../index-builder/digest.ts';
 import { TrustError } from '../index-builder/errors.ts';
 import { keyProblem, versionFolder } from '../index-builder/layout.ts';
-import type { ArtifactRecord, OciArtifact, Resources } from '../index-builder/model.ts';
+import type { ArtifactRecord, OciArtifact, Resources, VersionRecord } from '../index-builder/model.ts';
 import { isPrerelease } from '../index-builder/versions.ts';
 import type { ClientContext } from './context.ts';
 import { withFileLock } from './disk/atomic.ts';
@@ -34,7 +34,15 @@ import {
   withPlugin,
 } from './lockfile.ts';
 import { type Policy, permissionChanges, policyProblems } from './policy.ts';
-import { type Platform, parseRequest, platformKey, resolveLocked, resolvePlugin } from './resolve.ts';
+import {
+  apiVersionAllows,
+  artifactFor,
+  type Platform,
+  parseRequest,
+  platformKey,
+  resolveLocked,
+  resolvePlugin,
+} from './resolve.ts';
 import type { VerifiedManifest } from './session.ts';
 import { registrySource, type Source } from './source.ts';
 
@@ -426,11 +434,12 @@ async function findSource(
   target: Target,
   options: InstallOptions,
   spec: string,
+  fits: (version: VersionRecord) => boolean,
 ): Promise<{ source: Source; document: Awaited<ReturnType<Source['document']>> & object }> {
   const registry = options.registry ?? target.registry;
   const given = registry === undefined ? undefined : options.sources?.get(registry);
   if (given) {
-    const document = await given.document(target.name, spec);
+    const document = await given.document(target.name, spec, fits);
     if (!document)
       throw new ClientError('PLUGIN_NOT_FOUND', `no plugin named ${target.name} in ${given.name}`);
     return { source: given, document };
@@ -445,12 +454,21 @@ async function planTarget(
   options: InstallOptions,
   lock: Lockfile,
 ): Promise<Planned> {
-  const { source, document } = await findSource(ctx, target, options, target.locked?.version ?? target.spec);
   const [first, ...others] = target.platforms as [Platform, ...Platform[]];
+  const apiVersion = options.apiVersion ?? 'v1';
+  const fits = (v: VersionRecord) =>
+    apiVersionAllows(v, apiVersion) && target.platforms.every((p) => artifactFor(v, p) !== undefined);
+  const { source, document } = await findSource(
+    ctx,
+    target,
+    options,
+    target.locked?.version ?? target.spec,
+    fits,
+  );
   if (target.locked) checkLockedSource(lock, source, options.lockfile);
   const resolution = target.locked
     ? resolveLocked(document, target.locked.version, first)
-    : resolvePlugin(document, { spec: target.spec, platform: first, apiVersion: options.apiVersion ?? 'v1' });
+    : resolvePlugin(document, { spec: target.spec, platform: first, apiVersion });
   const version = resolution.version;
   const warnings = new Set(resolution.warnings);
   const artifacts: [string, ArtifactRecord][] = [[platformKey(first), resolution.artifact]];

@@ -23,10 +23,15 @@ export interface Source {
   /** The snapshot generation read (after `document`); 0 for a source without snapshots. */
   readonly generation: number;
   /**
-   * The plugin's verified document, or undefined when the source does not hold it. A folder cannot list
-   * everything at once, so its document holds the one version `spec` picks (the newest it asks for).
+   * The plugin's verified document, or undefined when the source does not hold it. A folder's manifests
+   * are read one by one, so its document holds one version: the newest `spec` asks for that `fits` (this
+   * host's platform and API), else the newest it asks for, for the resolver to say why it does not fit.
    */
-  document(name: string, spec: string): Promise<PluginDocument | undefined>;
+  document(
+    name: string,
+    spec: string,
+    fits?: (version: VersionRecord) => boolean,
+  ): Promise<PluginDocument | undefined>;
   /** A version's manifest, verified by the source's key. */
   manifest(name: string, version: VersionRecord): Promise<VerifiedManifest>;
   /** Where an artifact is downloaded from. */
@@ -89,7 +94,7 @@ export function folderSource(binding: FolderSourceBinding): Source {
     endpoint: binding.endpoint,
     fingerprint: binding.fingerprint,
     generation: 0,
-    async document(name, spec) {
+    async document(name, spec, fits) {
       const path = binding.manifestPaths?.get(name);
       if (path !== undefined) {
         const base = binding.endpoint.bases[0] as string;
@@ -102,19 +107,33 @@ export function folderSource(binding: FolderSourceBinding): Source {
         return found.document;
       }
       const wanted = spec.trim();
-      const versions = isExact(wanted) ? [wanted] : await folder.versions(name);
-      const version = versions.find((v) => specAsks(wanted, v));
-      if (version === undefined) {
+      if (isExact(wanted)) {
+        try {
+          return (await remember(name, await folder.read(name, wanted))).document;
+        } catch (error) {
+          if (!(error instanceof ClientError && error.code === 'FETCH_NOT_FOUND')) throw error;
+          throw new ClientError(
+            'NO_MATCHING_VERSION',
+            `${name}@${wanted} is not in ${binding.name}: ${error.message}`,
+            { cause: error },
+          );
+        }
+      }
+      const versions = await folder.versions(name);
+      const asked = versions.filter((v) => specAsks(wanted, v));
+      if (asked.length === 0) {
         if (versions.length === 0) return undefined;
         throw noMatch(binding.name, name, wanted, versions);
       }
-      try {
-        return (await remember(name, await folder.read(name, version))).document;
-      } catch (error) {
-        if (error instanceof ClientError && error.code === 'FETCH_NOT_FOUND' && isExact(wanted))
-          return undefined;
-        throw error;
+      // Newest first, until one fits this host: a newer version for another API must not hide an older
+      // one that runs here. Bounded, as each costs a read.
+      let first: PluginDocument | undefined;
+      for (const version of asked.slice(0, MAX_READS)) {
+        const document = (await remember(name, await folder.read(name, version))).document;
+        first ??= document;
+        if (!fits || fits(document.versions[0] as VersionRecord)) return document;
       }
+      return first;
     },
     async manifest(name, version) {
       const found = read.get(`${name}@${version.version}`);
@@ -125,6 +144,9 @@ export function folderSource(binding: FolderSourceBinding): Source {
     manifestUrl: (_name, version) => version.manifest_url,
   };
 }
+
+/** Versions a folder source reads at most to find one that fits the host. */
+const MAX_READS = 16;
 
 function isExact(spec: string): boolean {
   return /^\d+\.\d+\.\d+(?:[-+].*)?$/.test(spec);

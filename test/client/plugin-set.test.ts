@@ -70,6 +70,7 @@ async function writeFolderVersion(
   name: string,
   version: string,
   body: Uint8Array,
+  overrides: Record<string, unknown> = {},
 ): Promise<void> {
   const at = join(dir, name, version);
   await mkdir(join(at, 'bin'), { recursive: true });
@@ -80,6 +81,7 @@ async function writeFolderVersion(
     installation: {
       artifacts: [{ ...LINUX, file: `bin/${name}`, sha256: sha256(body), size_bytes: body.byteLength }],
     },
+    ...overrides,
   });
   const bytes = encode(`${JSON.stringify(manifest, null, 2)}\n`);
   const signer = await createSigner((await testKey('publisher')).secretKey);
@@ -129,6 +131,10 @@ beforeAll(async () => {
     ['disk-tool', '2.0.0'],
   ] as const)
     await writeFolderVersion(folder, name, version, tool(name, version));
+  // Newer than 2.0.0 but for another host API: a range must still find 2.0.0.
+  await writeFolderVersion(folder, 'disk-tool', '2.1.0', tool('disk-tool', '2.1.0'), {
+    requirements: { min_api_version: 'v2' },
+  });
   web = await startStaticServer(folder);
   s3 = await startLocalS3([BUCKET]);
   await uploadTree(folder, 'shared/plugins');
@@ -382,6 +388,14 @@ describe('when a set mixes every kind of source', () => {
     }
     expect((await using(p, (c) => c.diffSet(p.file, HOME))).fileChanged).toBe(true);
     expect((await using(p, (c) => c.installSet(p.file, HOME))).lockfileChanged).toBe(true);
+  });
+
+  it('says a version the folder does not hold is not there, naming the source', async () => {
+    const p = await project(mixedSet().replace('version: "~1.0"', 'version: "9.9.9"'));
+    await expect(using(p, (c) => c.installSet(p.file, HOME))).rejects.toMatchObject({
+      code: 'NO_MATCHING_VERSION',
+      message: expect.stringContaining('disk-tool@9.9.9 is not in disk'),
+    });
   });
 
   it('refuses a frozen install of a set the lock does not match, naming the plugin', async () => {
