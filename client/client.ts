@@ -231,6 +231,12 @@ class Client implements PlugindexClient {
       endpointOf: (entry) => this.#endpoint(entry),
       writeTrust: (registry, record) => state.writeTrust(registry, record),
       registryEntry: async (name) => (await this.#config_()).registries.find((r) => r.name === name),
+      manifestSource: async (name, url) => {
+        const trust = await state.trust(name);
+        if (!trust) return undefined;
+        const key = { fingerprint: trust.fingerprint, key: await readPinnedKey(trust) };
+        return (await this.#manifestSource(name, url, key)).source;
+      },
       ociCredentials: (reference) => this.#ociCredentials(reference),
       openSession: async (entry, trust, recordTrust) => {
         const { RegistrySession } = await loadTrust();
@@ -621,30 +627,43 @@ class Client implements PlugindexClient {
       );
     const { readPublicKey } = await loadTrust();
     const key = await readPublicKey(armoredKey);
+    // One source per host and key, named for both: the lock records it, and the key given is kept as its
+    // pin (as `registry add` keeps one), so `verify` and a later install from the lock find it.
+    const host = new URL(url).host.toLowerCase().replace(/[^a-z0-9.-]/g, '-') || 'file';
+    const name = `url-${host.slice(0, 46)}-${key.fingerprint.slice(-16).toLowerCase()}`;
+    const { folder, source } = await this.#manifestSource(name, url, key);
+    const found = await folder.readUrl(url);
+    await this.#state.writeTrust(name, { fingerprint: key.fingerprint, armoredKey: key.armored });
+    const version = found.document.versions[0]?.version as string;
+    return { request: `${found.document.name}@${version}`, registry: name, source };
+  }
+
+  /** A manifest URL as a source, verified by `key`. */
+  async #manifestSource(
+    name: string,
+    url: string,
+    key: { readonly fingerprint: string; readonly key: import('openpgp').Key },
+  ) {
     const [{ FolderSource }, { folderSource }] = await Promise.all([
       import('./folder-source.ts'),
       import('./source.ts'),
     ]);
-    const parsed = new URL(url);
-    const name = `url-${parsed.host.toLowerCase().replace(/[^a-z0-9.-]/g, '-')}`.slice(0, 64);
     const endpoint: Endpoint = {
       name,
       bases: [url.slice(0, url.lastIndexOf('/'))],
       timeoutMs: DEFAULT_TIMEOUT_SECONDS * 1000,
     };
     const folder = new FolderSource({ name, endpoint, fetcher: this.#options.fetcher, keys: [key.key] });
-    const found = await folder.readUrl(url);
-    const plugin = found.document.name;
-    const version = found.document.versions[0]?.version as string;
     const source = folderSource({
       name,
       folder,
       endpoint,
       fingerprint: key.fingerprint,
       cache: this.#cache,
-      manifestPaths: new Map([[plugin, url]]),
+      // Any plugin read through it is read at this URL: a URL names one manifest.
+      manifestPaths: { get: () => url },
     });
-    return { request: `${plugin}@${version}`, registry: name, source };
+    return { folder, source };
   }
 
   installed(options: { dir?: string }): Promise<InstalledFile> {

@@ -13,6 +13,7 @@ import type { InstallTree, TrustRecord } from './disk/state.ts';
 import type { Endpoint, Fetcher, OciCredentials } from './fetcher.ts';
 import type { Platform } from './resolve.ts';
 import type { RegistrySession } from './session.ts';
+import type { Source } from './source.ts';
 
 export interface ProgressEvent {
   readonly name: string;
@@ -58,6 +59,11 @@ export interface ClientContext {
   trust(registry: string): Promise<TrustRecord | undefined>;
   /** Keeps a trust state (a plugin set's registry keeps its own, under a name of its URL and key). */
   writeTrust(registry: string, record: TrustRecord): Promise<void>;
+  /**
+   * A source installed from by manifest URL (`install URL --key`), from the pin kept for it then; undefined
+   * when no pin is kept under that name.
+   */
+  manifestSource(name: string, manifestUrl: string): Promise<Source | undefined>;
   /** The configured registry of that name, if any. */
   registryEntry(name: string): Promise<RegistryEntry | undefined>;
 }

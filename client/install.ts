@@ -128,6 +128,8 @@ interface Target {
   readonly platforms: readonly Platform[];
   readonly dir: string | undefined;
   readonly output?: string;
+  /** Where the lock found its manifest: a source installed from by URL is found again there. */
+  readonly manifestUrl?: string;
 }
 
 /** One platform's file of a planned version: what to fetch, from where, and what it must hash to. */
@@ -355,6 +357,7 @@ function installTargets(options: InstallOptions, lock: Lockfile | undefined, pla
       name,
       spec: entry.requested,
       registry: entry.registry,
+      ...(entry.manifest_url !== undefined ? { manifestUrl: entry.manifest_url } : {}),
       ...(options.upgrade ? {} : { locked: entry }),
     }));
   }
@@ -377,6 +380,7 @@ function installTargets(options: InstallOptions, lock: Lockfile | undefined, pla
       spec: explicit ? spec : (entry?.requested ?? spec),
       ...(keep ? { locked: entry } : {}),
       ...(registry !== undefined ? { registry } : {}),
+      ...(entry?.manifest_url !== undefined && from === undefined ? { manifestUrl: entry.manifest_url } : {}),
     };
   });
 }
@@ -437,7 +441,10 @@ async function findSource(
   fits: (version: VersionRecord) => boolean,
 ): Promise<{ source: Source; document: Awaited<ReturnType<Source['document']>> & object }> {
   const registry = options.registry ?? target.registry;
-  const given = registry === undefined ? undefined : options.sources?.get(registry);
+  let given = registry === undefined ? undefined : options.sources?.get(registry);
+  // Not a configured registry, but installed from by URL before: read it where the lock found it.
+  if (!given && registry !== undefined && target.manifestUrl && !(await ctx.registryEntry(registry)))
+    given = await ctx.manifestSource(registry, target.manifestUrl);
   if (given) {
     const document = await given.document(target.name, spec, fits);
     if (!document)
@@ -548,7 +555,7 @@ async function planFrozen(
       path: filePath(target.name, entry.version, key, fileName),
     };
   });
-  const endpoint = await endpointFor(ctx, options, entry.registry, files);
+  const endpoint = await endpointFor(ctx, options, entry.registry, files, entry.manifest_url);
   const warnings: string[] = [];
   const manifest = await frozenManifest(ctx, entry, endpoint).catch((error: Error) => {
     warnings.push(
@@ -618,11 +625,13 @@ async function endpointFor(
   options: InstallOptions,
   registry: string,
   files: readonly PlannedFile[],
+  manifestUrl: string | undefined,
 ): Promise<Endpoint> {
   const given = options.sources?.get(registry)?.endpoint ?? (await ctx.endpoint(registry));
   if (given) return given;
-  const url = files.find((f) => f.url !== undefined)?.url;
-  return { name: registry, bases: url ? [new URL(url).origin] : [], timeoutMs: 30_000 };
+  // Its folder, not its origin: a file: or s3: URL has no origin to speak of.
+  const url = files.find((f) => f.url !== undefined)?.url ?? manifestUrl;
+  return { name: registry, bases: url ? [url.slice(0, url.lastIndexOf('/'))] : [], timeoutMs: 30_000 };
 }
 
 /** The lock's record of the source: the key it was made with, and the generation it may not go below. */

@@ -69,7 +69,7 @@ export interface FolderSourceBinding {
   readonly fingerprint: string;
   readonly cache: ContentCache;
   /** Exact manifest paths (relative to the folder's URL) per plugin, from a set file's `path`. */
-  readonly manifestPaths?: ReadonlyMap<string, string>;
+  readonly manifestPaths?: { get(name: string): string | undefined };
 }
 
 /**

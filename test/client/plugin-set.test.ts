@@ -10,6 +10,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, sep } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
@@ -609,6 +610,34 @@ describe('when a plugin is installed from a manifest URL', () => {
     });
     expect(result.items.map((i) => [i.name, i.version])).toEqual([['team-tool', '1.0.0']]);
     expect(await readFile(result.items[0]?.path as string)).toEqual(Buffer.from(tool('team-tool', '1.0.0')));
+  });
+
+  it('keeps the key given as the source\u2019s pin: installed again from the lock, and verified, with no key given', async () => {
+    const p = await project('plugins: {}\n');
+    const lockfile = join(p.dir, 'plugindex.lock');
+    const dir = join(p.dir, 'plugins');
+    const url = pathToFileURL(join(folder, 'team-tool/1.1.0/manifest.json')).href;
+    await using(p, async (c) => {
+      const target = await c.reference(url, { key: (await testKey('publisher')).publicKey });
+      if (!target?.source) throw new Error('expected a source');
+      expect(target.registry).toMatch(/^url-file-[0-9a-f]{16}$/);
+      return c.install({
+        requests: [{ request: target.request, registry: target.registry }],
+        sources: new Map([[target.registry, target.source]]),
+        dir,
+        lockfile,
+      });
+    });
+    expect((await using(p, (c) => c.verifyInstalled({ dir, lockfile }))).map((f) => [f.name, f.ok])).toEqual([
+      ['team-tool', true],
+    ]);
+    const elsewhere = join(p.dir, 'elsewhere');
+    const again = await using(p, (c) => c.install({ requests: [], dir: elsewhere, lockfile }));
+    expect(again.items.map((i) => [i.name, i.version])).toEqual([['team-tool', '1.1.0']]);
+    const frozen = await using(p, (c) =>
+      c.install({ requests: [], dir: join(p.dir, 'frozen'), lockfile, frozen: true }),
+    );
+    expect(await readFile(frozen.items[0]?.path as string)).toEqual(Buffer.from(tool('team-tool', '1.1.0')));
   });
 
   it('reads a URL under a configured registry through that registry', async () => {
