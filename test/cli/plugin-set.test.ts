@@ -554,7 +554,9 @@ describe('when a manifest is installed by its URL (install URL)', () => {
     // The source is named for the host and the key that verified it.
     const host = new URL(web.url).host.replace(':', '-');
     expect(result.stdout).toMatch(
-      new RegExp(`installed ${LOOSE}@1\\.0\\.0 \\(linux-amd64\\) from url-${host.replace(/\./g, '\\.')}-[0-9a-f]{16}: `),
+      new RegExp(
+        `installed ${LOOSE}@1\\.0\\.0 \\(linux-amd64\\) from url-${host.replace(/\./g, '\\.')}-[0-9a-f]{16}: `,
+      ),
     );
     expect(await readFile(installed(c, LOOSE, '1.0.0'))).toEqual(Buffer.from(tool(LOOSE, '1.0.0')));
     const lock = JSON.parse(await readFile(path.join(c.dir, 'plugindex.lock'), 'utf8'));
