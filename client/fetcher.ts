@@ -1331,7 +1331,8 @@ function seconds(ms: number): string {
   return `${ms / 1000} s`;
 }
 
-async function collect(chunks: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
+/** A body read whole (for what is small and capped already). */
+export async function collect(chunks: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
   for await (const part of chunks) parts.push(part);
   return new Uint8Array(Buffer.concat(parts));

@@ -1,16 +1,3 @@
-/**
- * Installing: every target resolved and verified first (its source's snapshot, bin, plugin document and the
- * version's manifest, and against the lock when it holds the plugin), checked against the team's policy and
- * the permissions already accepted, the new lock computed and checked (`--locked`), then each artifact
- * downloaded into the cache (checked while it streams), and only then placed and recorded in installed.json.
- * A refusal at any step installs nothing. A tree that already is the lock is checked on disk and left as it
- * is, without a request; `--frozen` installs exactly the lock without reading any source at all.
- *
- * The targets come from the command line (`install NAME@SPEC`) or whole from a plugin set (plugin-set.ts),
- * each with its source, its platforms, its install folder and its file name; the sources are the configured
- * registries or those the set names (source.ts). `planInstall` stops before the first write: `diff` is it.
- */
-import { Buffer } from 'node:buffer';
 import { sha256Hex } from '../index-builder/digest.ts';
 import { TrustError } from '../index-builder/errors.ts';
 import { keyProblem, versionFolder } from '../index-builder/layout.ts';
@@ -20,7 +7,7 @@ import type { ClientContext } from './context.ts';
 import { withFileLock } from './disk/atomic.ts';
 import { type InstallTree, readLockfile, writeLockfile } from './disk/state.ts';
 import { ClientError } from './errors.ts';
-import { type Endpoint, UNLISTED_LIMITS } from './fetcher.ts';
+import { collect, type Endpoint, UNLISTED_LIMITS } from './fetcher.ts';
 import { type InstalledVersion, withInstalledVersion, withoutInstalled } from './installed.ts';
 import { own } from './json-input.ts';
 import {
@@ -599,7 +586,7 @@ async function frozenManifest(
     if (ctx.offline) throw new Error('it is not cached, and --offline forbids fetching it');
     const url = entry.manifest_url;
     const read = async (at: string, maxBytes: number) =>
-      collectBody((await ctx.fetcher.download(endpoint, { url: at, maxBytes })).body);
+      collect((await ctx.fetcher.download(endpoint, { url: at, maxBytes })).body);
     bytes = await read(url, UNLISTED_LIMITS.manifest);
     if (sha256Hex(bytes) !== entry.manifest_sha256)
       throw new Error(`${url} is not the manifest the lock records (sha256 ${entry.manifest_sha256})`);
@@ -608,12 +595,6 @@ async function frozenManifest(
     await ctx.cache.putSignature(entry.manifest_sha256, signature);
   }
   return { manifest: JSON.parse(new TextDecoder().decode(bytes)), bytes, signature };
-}
-
-async function collectBody(body: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  for await (const chunk of body) chunks.push(chunk);
-  return Buffer.concat(chunks);
 }
 
 /**

@@ -3,6 +3,7 @@
  * library, so the client starts fast: every problem of a file as `file#/pointer: expected X, found Y`, a
  * missing field and a field of the wrong type told apart.
  */
+import { escapePointer } from '../index-builder/errors.ts';
 import { ClientError, type ClientErrorCode } from './errors.ts';
 
 /** A configured registry's name: what commands and lock files call it. */
@@ -43,8 +44,6 @@ export function describe(value: unknown): string {
       return 'an object';
   }
 }
-
-export const escapePointer = (segment: string): string => segment.replace(/~/g, '~0').replace(/\//g, '~1');
 
 /** Every problem of one file, each as `file#/pointer: expected X, found Y`. */
 export class Problems {

@@ -19,12 +19,11 @@
  *   { key_fingerprint: snapshot.key_fingerprint, generation: snapshot.generation });
  */
 import semver from 'semver';
-import { TrustError } from '../index-builder/errors.ts';
+import { escapePointer, TrustError } from '../index-builder/errors.ts';
 import { pluginNameFormProblem, pluginNameProblem } from '../index-builder/layout.ts';
 import type { ArtifactRecord, OciArtifact, VersionRecord } from '../index-builder/model.ts';
 import {
   compareStrings,
-  escapePointer,
   FINGERPRINT,
   isNonNegativeInteger,
   isObject,

@@ -19,6 +19,7 @@
 import path from 'node:path';
 import semver from 'semver';
 import YAML, { LineCounter } from 'yaml';
+import { escapePointer } from '../index-builder/errors.ts';
 import { keyProblem, pluginNameFormProblem, pluginNameProblem } from '../index-builder/layout.ts';
 import { yamlPointerOf } from '../index-builder/manifest/parse.ts';
 import {
@@ -35,14 +36,7 @@ import {
   registryUrlProblem,
   secretRefProblem,
 } from './config.ts';
-import {
-  describe,
-  escapePointer,
-  isNonNegativeInteger,
-  isObject,
-  Problems,
-  REGISTRY_NAME,
-} from './json-input.ts';
+import { describe, isNonNegativeInteger, isObject, Problems, REGISTRY_NAME } from './json-input.ts';
 import type { Policy } from './policy.ts';
 import { type Platform, parsePlatform, platformKey } from './resolve.ts';
 

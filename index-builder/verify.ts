@@ -14,7 +14,7 @@
 import type { Key } from 'openpgp';
 import semver from 'semver';
 import { normalizeDigest, sha256Hex } from './digest.ts';
-import { TrustError } from './errors.ts';
+import { escapePointer, TrustError } from './errors.ts';
 import { binKey, binOf, pluginDocumentKey, SIGNED_SNAPSHOT_KEY } from './layout.ts';
 import type {
   ArtifactRecord,
@@ -294,5 +294,3 @@ export function assertPluginDocument(value: unknown, name: string): asserts valu
     }
   }
 }
-
-const escapePointer = (segment: string): string => segment.replace(/~/g, '~0').replace(/\//g, '~1');

@@ -17,7 +17,7 @@
  * A UTF-8 byte order mark is refused, not stripped: a JSON manifest is published byte for byte, signed.
  */
 import YAML from 'yaml';
-import { type Problem, problem, SubmissionError } from '../errors.ts';
+import { escapePointer, type Problem, problem, SubmissionError } from '../errors.ts';
 
 /** Largest manifest accepted, in bytes. */
 export const MAX_MANIFEST_BYTES = 256 * 1024;
@@ -47,8 +47,6 @@ function parseJson(text: string): ParsedDocument {
   }
   return { value, problems: scanJson(text) };
 }
-
-const escapePointer = (segment: string): string => segment.replace(/~/g, '~0').replace(/\//g, '~1');
 
 type Frame =
   | { readonly kind: 'object'; readonly keys: Set<string>; key: string; expectKey: boolean }

@@ -7,7 +7,7 @@
 import type { ErrorObject } from 'ajv';
 import semver from 'semver';
 import { normalizeDigest } from '../digest.ts';
-import { type Problem, type ProblemCode, problem, SubmissionError } from '../errors.ts';
+import { escapePointer, type Problem, type ProblemCode, problem, SubmissionError } from '../errors.ts';
 import {
   artifactKey,
   artifactPathProblem,
@@ -39,9 +39,6 @@ const OCI_DIGEST = new RegExp(OCI_DIGEST_PATTERN);
 // Precompiled by ajv at build time (standalone.ts, `npm run generate`): a cold start imports a function
 // instead of compiling the schema, and a test fails if it falls out of step with schema.ts.
 const validateSchema = validateGenerated;
-
-const escapePointer = (segment: string | number): string =>
-  String(segment).replace(/~/g, '~0').replace(/\//g, '~1');
 
 function short(value: unknown): string {
   let text: string;
