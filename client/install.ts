@@ -565,6 +565,7 @@ async function planFrozen(
     warnings,
     checked: false,
     newPermissions: [],
+    ...(entry.resources ? { resources: entry.resources } : {}),
     generation: registry?.min_generation ?? 0,
   };
 }

@@ -62,6 +62,8 @@ export interface LockedPlugin {
   readonly artifacts: Readonly<Record<string, LockedArtifact>>;
   /** The permissions the version asks for (sorted): a newer version asking for more needs --accept-permissions. */
   readonly permissions?: readonly string[];
+  /** The resource limits it declares, so a frozen install still holds them to a policy. */
+  readonly resources?: Readonly<Record<string, number>>;
 }
 
 export interface LockedRegistry {
@@ -101,6 +103,7 @@ const PLUGIN_FIELDS = [
   'manifest_url',
   'artifacts',
   'permissions',
+  'resources',
 ] as const;
 const ARTIFACT_FIELDS = ['sha256', 'size', 'url', 'oci'] as const;
 const OCI_FIELDS = ['reference', 'digest'] as const;
@@ -182,6 +185,7 @@ export function serializeLockfile(lock: Lockfile): string {
       ...(p.manifest_url !== undefined ? { manifest_url: p.manifest_url } : {}),
       artifacts,
       ...(p.permissions && p.permissions.length > 0 ? { permissions: [...p.permissions] } : {}),
+      ...(p.resources && Object.keys(p.resources).length > 0 ? { resources: { ...p.resources } } : {}),
     };
   }
   const head = {
@@ -230,6 +234,9 @@ export function lockedPluginFrom(
     publisher: record.publisher,
     artifacts,
     ...(permissions.length > 0 ? { permissions } : {}),
+    ...(record.resources && Object.keys(record.resources).length > 0
+      ? { resources: { ...record.resources } as Record<string, number> }
+      : {}),
   };
 }
 
@@ -349,6 +356,12 @@ function pluginDifferences(a: LockedPlugin, b: LockedPlugin, withLocations: bool
     out.push(`manifest_url ${a.manifest_url} -> ${b.manifest_url}`);
   const permissions = (p: LockedPlugin): string => (p.permissions ?? []).join(',') || '(none)';
   if (permissions(a) !== permissions(b)) out.push(`permissions ${permissions(a)} -> ${permissions(b)}`);
+  const resources = (p: LockedPlugin): string =>
+    Object.entries(p.resources ?? {})
+      .sort(([x], [y]) => compareStrings(x, y))
+      .map(([k, v]) => `${k}=${v}`)
+      .join(',') || '(none)';
+  if (resources(a) !== resources(b)) out.push(`resources ${resources(a)} -> ${resources(b)}`);
   return out;
 }
 
@@ -433,7 +446,15 @@ function readPlugin(problems: Problems, at: string, value: unknown): LockedPlugi
       return readArtifact(problems, path, item);
     },
   );
-  const { permissions, manifest_url } = value;
+  const { permissions, manifest_url, resources } = value;
+  if (
+    resources !== undefined &&
+    !(
+      isObject(resources) &&
+      Object.entries(resources).every(([k, v]) => PERMISSION.test(k) && isNonNegativeInteger(v))
+    )
+  )
+    problems.expect(`${at}/resources`, 'resource limits (names to integers >= 0)', resources);
   if (manifest_url !== undefined && (typeof manifest_url !== 'string' || !URL.canParse(manifest_url)))
     problems.expect(`${at}/manifest_url`, 'an absolute URL', manifest_url);
   if (
@@ -459,6 +480,7 @@ function readPlugin(problems: Problems, at: string, value: unknown): LockedPlugi
     ...(typeof manifest_url === 'string' ? { manifest_url } : {}),
     artifacts,
     ...(Array.isArray(permissions) ? { permissions: permissions as string[] } : {}),
+    ...(isObject(resources) ? { resources: resources as Record<string, number> } : {}),
   };
 }
 

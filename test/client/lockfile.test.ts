@@ -597,6 +597,7 @@ describe('when a lock records where artifacts are, their permissions and its set
         },
         permissions: ['filesystem_read', 'network_client'],
         manifest_url: 'https://plugins.example.com/plugins/kubecost-lens/1.2.3/manifest.json',
+        resources: { max_memory_mb: 64, timeout_seconds: 30 },
       }),
     },
     { community: { key_fingerprint: KEY_A, min_generation: 41 } },

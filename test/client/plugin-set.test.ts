@@ -79,6 +79,7 @@ async function writeFolderVersion(
     name,
     version,
     permissions: ['filesystem_read'],
+    resources: { max_memory_mb: 64 },
     installation: {
       artifacts: [{ ...LINUX, file: `bin/${name}`, sha256: sha256(body), size_bytes: body.byteLength }],
     },
@@ -538,6 +539,20 @@ ${policy}
     expect(error).toMatchObject({ code: 'POLICY_DENIED' });
     expect(error.message).toContain('publisher');
     expect(error.message).toContain('disk');
+  });
+
+  it('holds resource limits to the policy, from the lock when frozen', async () => {
+    const p = await project(withPolicy('  resources: { max_memory_mb: 128 }'));
+    await using(p, (c) => c.installSet(p.file, HOME));
+    await writeFile(
+      p.file,
+      (await readFile(p.file, 'utf8')).replace('max_memory_mb: 128', 'max_memory_mb: 32'),
+    );
+    for (const flags of [{}, { frozen: true }])
+      await expect(using(p, (c) => c.installSet(p.file, { ...HOME, ...flags }))).rejects.toMatchObject({
+        code: 'POLICY_DENIED',
+        message: expect.stringContaining('max_memory_mb'),
+      });
   });
 
   it('installs what the policy allows', async () => {
