@@ -164,6 +164,31 @@ export interface InstallPlan {
   readonly unchanged?: readonly InstalledItem[];
 }
 
+/** Downloads in flight at once: enough to hide a round trip, few enough not to crowd a registry. */
+const DOWNLOADS_AT_ONCE = 4;
+
+/** Runs `work` over `items`, at most `limit` at a time; the first failure is thrown once all have stopped. */
+async function eachLimited<T>(
+  items: readonly T[],
+  limit: number,
+  work: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const failures: unknown[] = [];
+  const worker = async () => {
+    while (next < items.length && failures.length === 0) {
+      const item = items[next++] as T;
+      try {
+        await work(item);
+      } catch (error) {
+        failures.push(error);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  if (failures.length > 0) throw failures[0];
+}
+
 export function installPlugins(ctx: ClientContext, options: InstallOptions): Promise<InstallResult> {
   // Two installs in one project take turns on its lock file; one that does not write it (--locked, a
   // read-only checkout in CI) takes no lock either.
@@ -184,8 +209,10 @@ async function install(ctx: ClientContext, options: InstallOptions): Promise<Ins
 
   // 2. Download what the cache lacks (each artifact verified while it streams).
   const downloaded = new Set<PlannedFile>();
-  for (const planned of changing)
-    for (const file of planned.files) if (await download(ctx, planned, file)) downloaded.add(file);
+  const files = changing.flatMap((planned) => planned.files.map((file) => ({ planned, file })));
+  await eachLimited(files, DOWNLOADS_AT_ONCE, async ({ planned, file }) => {
+    if (await download(ctx, planned, file)) downloaded.add(file);
+  });
 
   // 3. Place every file (each by temp file and rename), then record them all at once per folder; a failure
   // part way removes what this run placed for versions that were not installed before.
@@ -264,12 +291,18 @@ export async function planInstall(ctx: ClientContext, options: InstallOptions): 
 
   // 1. Resolve and verify every target (and compute the lock) before anything is written.
   const planned: Planned[] = [];
-  for (const target of targets)
-    planned.push(
-      options.frozen
-        ? await planFrozen(ctx, target, options, before as Lockfile)
-        : await planTarget(ctx, target, options, before ?? EMPTY_LOCKFILE),
-    );
+  if (options.frozen) {
+    // Each from the lock alone, so side by side (a manifest to fetch each, at most).
+    const frozen = new Map<Target, Planned>();
+    await eachLimited(targets, DOWNLOADS_AT_ONCE, async (target) => {
+      frozen.set(target, await planFrozen(ctx, target, options, before as Lockfile));
+    });
+    for (const target of targets) planned.push(frozen.get(target) as Planned);
+  } else {
+    // One after another: the targets share their registries' sessions, which open once.
+    for (const target of targets)
+      planned.push(await planTarget(ctx, target, options, before ?? EMPTY_LOCKFILE));
+  }
   const refused = planned.flatMap((p) =>
     policyProblems(options.policy, {
       name: p.name,
