@@ -21,7 +21,7 @@ import semver from 'semver';
 import YAML, { LineCounter } from 'yaml';
 import { escapePointer } from '../index-builder/errors.ts';
 import { keyProblem, pluginNameFormProblem, pluginNameProblem } from '../index-builder/layout.ts';
-import { yamlPointerOf } from '../index-builder/manifest/parse.ts';
+import { STRICT_YAML, yamlPointerOf } from '../index-builder/manifest/parse.ts';
 import {
   PERMISSIONS,
   type Permission,
@@ -383,14 +383,7 @@ function readYaml(text: string, file: string): { readonly value: unknown; readon
     throw problems.error();
   }
   const counter = new LineCounter();
-  const doc = YAML.parseDocument(text, {
-    schema: 'core',
-    uniqueKeys: true,
-    merge: false,
-    strict: true,
-    prettyErrors: true,
-    lineCounter: counter,
-  });
+  const doc = YAML.parseDocument(text, { ...STRICT_YAML, lineCounter: counter });
   const { lines, pointerAt } = locate(doc, counter);
   const problems = new SetProblems(file, lines);
   for (const error of [...doc.errors, ...doc.warnings]) {

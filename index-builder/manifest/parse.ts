@@ -206,14 +206,20 @@ const shown = (value: unknown): string =>
       ? `a timestamp ${value.toISOString()}`
       : JSON.stringify(value);
 
+/**
+ * How YAML is read where it is signed or trusted (manifests, the client's plugin sets): the 1.2 core schema
+ * (no `yes` for true, no sexagesimal numbers), keys unique, no merge keys, errors with their place.
+ */
+export const STRICT_YAML = {
+  schema: 'core',
+  uniqueKeys: true,
+  merge: false,
+  strict: true,
+  prettyErrors: true,
+} as const;
+
 function parseYaml(text: string): ParsedDocument {
-  const doc = YAML.parseDocument(text, {
-    schema: 'core',
-    uniqueKeys: true,
-    merge: false,
-    strict: true,
-    prettyErrors: true,
-  });
+  const doc = YAML.parseDocument(text, STRICT_YAML);
   const problems: Problem[] = [];
   const ambiguous = (path: string, message: string): void => {
     problems.push(
