@@ -46,6 +46,8 @@ export interface InstallTarget {
   readonly dir?: string;
   /** The installed file's name (default: the artifact's own). */
   readonly output?: string;
+  /** Where the target is written (`plugins.yaml#/plugins/plugins/0`), named by any error about it. */
+  readonly where?: string;
 }
 
 export interface InstallOptions {
@@ -117,6 +119,8 @@ interface Target {
   readonly output?: string;
   /** Where the lock found its manifest: a source installed from by URL is found again there. */
   readonly manifestUrl?: string;
+  /** Where the target is written, for messages. */
+  readonly where?: string;
 }
 
 /** One platform's file of a planned version: what to fetch, from where, and what it must hash to. */
@@ -162,6 +166,23 @@ export interface InstallPlan {
   readonly changes: readonly LockChange[];
   /** Set when every target already is installed as the lock says (nothing to fetch or place). */
   readonly unchanged?: readonly InstalledItem[];
+}
+
+/**
+ * What planning a target of a plugin set throws, with the place in the set that names it: a missing
+ * plugin or version is then found in the file, not guessed at. Same class and code, the original as cause.
+ */
+async function naming<T>(target: Target, work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (error) {
+    if (target.where === undefined || !(error instanceof ClientError || error instanceof TrustError))
+      throw error;
+    const message = `${target.where} (${target.name}): ${error.message}`;
+    throw error instanceof ClientError
+      ? new ClientError(error.code, message, { cause: error })
+      : new TrustError(error.code, message, { cause: error });
+  }
 }
 
 /** Downloads in flight at once: enough to hide a round trip, few enough not to crowd a registry. */
@@ -301,7 +322,7 @@ export async function planInstall(ctx: ClientContext, options: InstallOptions): 
   } else {
     // One after another: the targets share their registries' sessions, which open once.
     for (const target of targets)
-      planned.push(await planTarget(ctx, target, options, before ?? EMPTY_LOCKFILE));
+      planned.push(await naming(target, planTarget(ctx, target, options, before ?? EMPTY_LOCKFILE)));
   }
   const refused = planned.flatMap((p) =>
     policyProblems(options.policy, {
@@ -360,6 +381,7 @@ function installTargets(options: InstallOptions, lock: Lockfile | undefined, pla
         platforms: t.platforms && t.platforms.length > 0 ? t.platforms : [platform],
         dir: t.dir ?? options.dir,
         ...(t.output !== undefined ? { output: t.output } : {}),
+        ...(t.where !== undefined ? { where: t.where } : {}),
         ...(t.registry !== undefined ? { registry: t.registry } : {}),
         ...(keep ? { locked: entry } : {}),
       };

@@ -124,6 +124,7 @@ export async function openPluginSet(
       dir: p.install_location ?? set.installLocation,
       ...(p.platforms ? { platforms: p.platforms } : {}),
       ...(p.output !== undefined ? { output: p.output } : {}),
+      where: `${file}#${p.pointer}`,
     }),
   );
   const dirs = installDirs(set);

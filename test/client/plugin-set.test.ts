@@ -398,6 +398,10 @@ describe('when a set mixes every kind of source', () => {
       code: 'NO_MATCHING_VERSION',
       message: expect.stringContaining('disk-tool@9.9.9 is not in disk'),
     });
+    // The place in the set that asks for it is named first.
+    await expect(using(p, (c) => c.installSet(p.file, HOME))).rejects.toMatchObject({
+      message: expect.stringMatching(new RegExp(`^${p.file}#/plugins/plugins/4 \\(disk-tool\\): `)),
+    });
   });
 
   it('refuses a frozen install of a set the lock does not match, naming the plugin', async () => {
