@@ -71,13 +71,21 @@ async function listSet(parsed: Parsed, file: string): Promise<number> {
       return report.plugins.every((p) => p.status === 'verified') ? 0 : 1;
     }
     // Armed before the first listing is printed: whatever changes after a reader sees a listing is listed again.
+    // Watched again after each change: a path that did not exist may exist now, and is watched inside.
     const { watchPaths } = await import('../../client/disk/discover.ts');
-    const stop = await watchPaths(report.paths, () => {
-      void client
-        .discover(file, { home: homedir() })
-        .then(print)
-        .catch((error: Error) => out(`error: ${error.message}`));
-    });
+    let stop = (): void => {};
+    const arm = async (): Promise<void> => {
+      const next = await watchPaths(report.paths, () => {
+        void client
+          .discover(file, { home: homedir() })
+          .then(print)
+          .then(arm)
+          .catch((error: Error) => out(`error: ${error.message}`));
+      });
+      stop();
+      stop = next;
+    };
+    await arm();
     print(report);
     await new Promise<void>((done) => {
       process.once('SIGINT', done);

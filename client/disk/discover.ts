@@ -6,7 +6,7 @@
  */
 import { createReadStream, type FSWatcher, watch as watchFs } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
-import { join, relative, sep } from 'node:path';
+import { dirname, join, relative, sep } from 'node:path';
 import { createSha256 } from '../../index-builder/digest.ts';
 import { MAX_MANIFEST_BYTES } from '../../index-builder/manifest/parse.ts';
 import { readIfExists, readTextIfExists } from './atomic.ts';
@@ -92,7 +92,8 @@ async function hashFile(path: string): Promise<{ sha256: string; size: number }>
 
 /**
  * Calls `onChange` (at most every `quietMs`) when anything under `paths` changes, until the returned stop
- * is called. Paths that do not exist are not watched.
+ * is called. A path that does not exist yet is watched through its nearest existing parent (not below it),
+ * so its creation is seen; the caller watches again then, to see inside it.
  */
 export async function watchPaths(
   paths: readonly string[],
@@ -107,7 +108,14 @@ export async function watchPaths(
   };
   for (const path of paths) {
     const info = await stat(path).catch(() => undefined);
-    if (info?.isDirectory()) watchers.push(watchFs(path, { recursive: true }, changed));
+    if (info?.isDirectory()) {
+      watchers.push(watchFs(path, { recursive: true }, changed));
+      continue;
+    }
+    let parent = dirname(path);
+    while (parent !== dirname(parent) && !(await stat(parent).catch(() => undefined))?.isDirectory())
+      parent = dirname(parent);
+    watchers.push(watchFs(parent, { recursive: false }, changed));
   }
   return () => {
     clearTimeout(timer);

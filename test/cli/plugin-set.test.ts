@@ -514,6 +514,41 @@ describe('when the plugin folders of a set are discovered (list -c)', () => {
       if (child.exitCode === null) child.kill('SIGKILL');
     }
   });
+
+  it('sees with --watch a folder that did not exist when it started, once an install makes it', async () => {
+    const c = await checkout(setOf([{ name: ALPHA, version: '1.0.0' }]));
+    const child = spawn(process.execPath, [BIN, 'list', '-c', 'plugins.yaml', '--watch'], {
+      cwd: c.dir,
+      env: c.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      await waitFor(
+        () => stdout.includes('no plugin folders under'),
+        child,
+        () => stderr,
+      );
+      expect((await c.plugindex('install', '-c', 'plugins.yaml')).code).toBe(0);
+      await waitFor(
+        () => stdout.includes(listed(c, ALPHA, '1.0.0', 'verified')),
+        child,
+        () => stderr,
+      );
+      child.kill('SIGINT');
+      expect(await exited).toBe(0);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  });
 });
 
 /** Polls until `done()` holds, failing after WAIT_MS or as soon as the process exits. */
