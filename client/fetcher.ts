@@ -183,6 +183,11 @@ const OCI_MANIFEST_LIMIT = 4 * MiB;
 /** A token service's answer: a JWT or an opaque token, with a little JSON around it. */
 const OCI_TOKEN_LIMIT = 64 * KiB;
 const OCI_TIMEOUT_MS = 30_000;
+/**
+ * How long a registry token is used again: under the 60 s the distribution spec gives a token at the least
+ * (a registry that revokes one sooner answers 401, and a new one is asked for).
+ */
+const OCI_TOKEN_REUSE_MS = 50_000;
 const SHA256_DIGEST = /^sha256:[a-f0-9]{64}$/;
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 const FILE_CHUNK = 64 * KiB;
@@ -297,6 +302,8 @@ class HttpFetcher implements Fetcher {
   readonly #userAgent: string;
   readonly #proxy: { readonly http: string; readonly https: string; readonly no: string };
   /** CA set -> its agent ('' for Node's defaults). */
+  /** Registry tokens (or Basic values) by origin, repository and credentials, with when to stop using them. */
+  readonly #ociTokens = new Map<string, { readonly authorization: string; readonly until: number }>();
   readonly #agents = new Map<string, EnvHttpProxyAgent>();
   /** The s3: transport, imported at the first s3: URL (the AWS SDK takes long to load). */
   #s3: Promise<{ readonly transport: S3Transport; readonly Failed: typeof S3Failure }> | undefined;
@@ -677,7 +684,16 @@ class HttpFetcher implements Fetcher {
     headers: Readonly<Record<string, string>>,
     what: string,
   ): Promise<{ readonly response: Response; readonly at: string; readonly deadline: Deadline }> {
-    let authorization: string | undefined;
+    // A token is asked for once per registry, repository and credentials in a run, not once per blob.
+    const who = target.credentials
+      ? createHash('sha256')
+          .update(`${target.credentials.username}:${target.credentials.password}`)
+          .digest('hex')
+      : '';
+    const key = `${target.origin}\n${target.ref.repository}\n${who}`;
+    const held = this.#ociTokens.get(key);
+    let authorization = held !== undefined && held.until > Date.now() ? held.authorization : undefined;
+    let reused = authorization !== undefined;
     for (;;) {
       const sent = authorization;
       const result = await this.#withRetries(async () => {
@@ -702,6 +718,13 @@ class HttpFetcher implements Fetcher {
       deadline.abort();
       if (response.status !== 401)
         throw this.#failed(target.endpoint, what, [statusFailure(display(url), response.status)]);
+      if (reused) {
+        // Expired or revoked since it was issued: one new dance, as for the first request.
+        this.#ociTokens.delete(key);
+        authorization = undefined;
+        reused = false;
+        continue;
+      }
       if (authorization !== undefined) {
         const offered = authorization.startsWith('Basic ')
           ? 'them'
@@ -720,6 +743,7 @@ class HttpFetcher implements Fetcher {
         );
       }
       authorization = await this.#ociAuthorization(target, what, challenge);
+      this.#ociTokens.set(key, { authorization, until: Date.now() + OCI_TOKEN_REUSE_MS });
     }
   }
 

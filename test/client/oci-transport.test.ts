@@ -189,6 +189,66 @@ describe('when the registry hands out tokens', () => {
     const manifest = await fetcher.ociManifest({ reference: `${token.host}/acme/kubecost-lens:1.2.0` });
     expect(manifest.digest).toBe(pushed.manifestDigest);
   });
+
+  it('asks for a token once per repository in a run, not once per pull', async () => {
+    const own = createHttpFetcher({ env: {}, retryDelayMs: 1 });
+    try {
+      token.tokenRequests.length = 0;
+      for (let i = 0; i < 3; i++) {
+        const download = await own.ociBlob({
+          reference: `${token.host}/acme/kubecost-lens:1.2.0`,
+          digest: pushed.digest,
+          maxBytes: ARTIFACT.byteLength,
+        });
+        await collect(download.body);
+      }
+      expect(token.tokenRequests).toHaveLength(1);
+    } finally {
+      await own.close();
+    }
+  });
+});
+
+describe('when a registry stops taking the token it issued (a node:http stand-in)', () => {
+  const bytes = patternBytes(64);
+  const digest = sha256(bytes);
+  let issued = 0;
+  let accepted = '';
+  let host: string;
+  beforeAll(async () => {
+    host = await server((request, response) => {
+      if (request.url?.startsWith('/token')) {
+        issued += 1;
+        accepted = `t${issued}`;
+        response.writeHead(200, { 'content-type': 'application/json' });
+        response.end(JSON.stringify({ token: accepted }));
+      } else if (request.headers.authorization === `Bearer ${accepted}`) {
+        response.writeHead(200);
+        response.end(bytes);
+      } else {
+        response.writeHead(401, {
+          'www-authenticate': `Bearer realm="http://${host}/token",service="stand-in"`,
+        });
+        response.end();
+      }
+    });
+  });
+
+  it('asks for a new one once, and pulls with it', async () => {
+    const own = createHttpFetcher({ env: {}, retryDelayMs: 1 });
+    try {
+      const pull = async () =>
+        Buffer.from(
+          await collect((await own.ociBlob({ reference: `${host}/acme/lens`, digest, maxBytes: 64 })).body),
+        );
+      expect((await pull()).equals(Buffer.from(bytes))).toBe(true);
+      accepted = 'revoked';
+      expect((await pull()).equals(Buffer.from(bytes))).toBe(true);
+      expect(issued).toBe(2);
+    } finally {
+      await own.close();
+    }
+  });
 });
 
 describe('when the registry is private', () => {
