@@ -478,36 +478,22 @@ describe('when the plugin folders of a set are discovered (list -c)', () => {
   it('lists again with --watch when a folder is copied in, and exits 0 on SIGINT', async () => {
     const c = await checkout(setOf([{ name: ALPHA, version: '1.0.0' }]));
     expect((await c.plugindex('install', '-c', 'plugins.yaml')).code).toBe(0);
-    const child = spawn(process.execPath, [BIN, 'list', '-c', 'plugins.yaml', '--watch'], {
-      cwd: c.dir,
-      env: c.env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const { child, out, err, exited } = watching(c);
     try {
-      await waitFor(
-        () => stdout.includes(listed(c, ALPHA, '1.0.0', 'verified')),
-        child,
-        () => stderr,
-      );
-      expect(stdout).not.toContain(LOOSE);
-      const before = stdout.length;
+      await waitFor(() => out().includes(listed(c, ALPHA, '1.0.0', 'verified')), child, err);
+      expect(out()).not.toContain(LOOSE);
+      const before = out().length;
       await cp(path.join(folder, LOOSE), path.join(c.dir, 'plugins', LOOSE), { recursive: true });
       // Signed, but by the publisher's key, which neither the set nor a configured registry pins.
       await waitFor(
-        () => stdout.slice(before).includes(listed(c, LOOSE, '1.0.0', 'untrusted')),
+        () =>
+          out()
+            .slice(before)
+            .includes(listed(c, LOOSE, '1.0.0', 'untrusted')),
         child,
-        () => stderr,
+        err,
       );
-      expect(stdout.slice(before)).toContain(listed(c, ALPHA, '1.0.0', 'verified'));
+      expect(out().slice(before)).toContain(listed(c, ALPHA, '1.0.0', 'verified'));
       child.kill('SIGINT');
       expect(await exited).toBe(0);
     } finally {
@@ -517,32 +503,11 @@ describe('when the plugin folders of a set are discovered (list -c)', () => {
 
   it('sees with --watch a folder that did not exist when it started, once an install makes it', async () => {
     const c = await checkout(setOf([{ name: ALPHA, version: '1.0.0' }]));
-    const child = spawn(process.execPath, [BIN, 'list', '-c', 'plugins.yaml', '--watch'], {
-      cwd: c.dir,
-      env: c.env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const { child, out, err, exited } = watching(c);
     try {
-      await waitFor(
-        () => stdout.includes('no plugin folders under'),
-        child,
-        () => stderr,
-      );
+      await waitFor(() => out().includes('no plugin folders under'), child, err);
       expect((await c.plugindex('install', '-c', 'plugins.yaml')).code).toBe(0);
-      await waitFor(
-        () => stdout.includes(listed(c, ALPHA, '1.0.0', 'verified')),
-        child,
-        () => stderr,
-      );
+      await waitFor(() => out().includes(listed(c, ALPHA, '1.0.0', 'verified')), child, err);
       child.kill('SIGINT');
       expect(await exited).toBe(0);
     } finally {
@@ -550,6 +515,25 @@ describe('when the plugin folders of a set are discovered (list -c)', () => {
     }
   });
 });
+
+/** `list -c plugins.yaml --watch` running in the checkout, what it has printed so far, and its exit. */
+function watching(c: { readonly dir: string; readonly env: NodeJS.ProcessEnv }) {
+  const child = spawn(process.execPath, [BIN, 'list', '-c', 'plugins.yaml', '--watch'], {
+    cwd: c.dir,
+    env: c.env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { child, out: () => stdout, err: () => stderr, exited };
+}
 
 /** Polls until `done()` holds, failing after WAIT_MS or as soon as the process exits. */
 async function waitFor(done: () => boolean, child: ChildProcess, stderr: () => string): Promise<void> {
