@@ -14,7 +14,7 @@ export const ARCH_VALUES = ['amd64', 'arm64', '386', 'arm'] as const;
  * the exact blob (a tag alone can move, so the digest is required and equals the artifact's sha256).
  */
 export interface OciArtifact {
-  /** `registry[:port]/repository[:tag]`, e.g. `ghcr.io/acme/kubecost-lens:1.2.0`. */
+  /** `registry[:port]/repository[:tag]`, e.g. `registry.example/acme/kubecost-lens:1.2.0`. */
   readonly reference: string;
   /** `sha256:<hex>` of the blob the publisher pushed. */
   readonly digest: string;
