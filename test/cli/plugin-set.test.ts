@@ -608,10 +608,15 @@ describe('when a set command is given the wrong arguments', () => {
     expect(named.stderr).toContain('usage: plugindex install');
     const withDir = await c.plugindex('install', '-c', 'plugins.yaml', '--dir', 'elsewhere');
     expect(withDir.code).toBe(2);
+    // The set says which platforms and keys: an option saying otherwise is refused, not ignored.
+    const withPlatform = await c.plugindex('install', '-c', 'plugins.yaml', '--platform', 'darwin/arm64');
+    expect(withPlatform.code).toBe(2);
+    expect(withPlatform.stderr).toContain('(not --platform)');
     for (const args of [['diff'], ['clean'], ['diff', '--json']]) {
       const bare = await c.plugindex(...args);
       expect(bare.code, args.join(' ')).toBe(2);
       expect(bare.stderr).toContain(`usage: plugindex ${args[0]} -c FILE`);
+      expect(bare.stderr).toContain('-c FILE is required');
     }
     const watch = await c.plugindex('list', '--watch');
     expect(watch.code).toBe(2);

@@ -718,11 +718,11 @@ describe('when artifacts live in an OCI registry', () => {
   let strangerHost: string;
 
   /** A bundle whose only artifact is kept in an OCI registry, pinned by digest. */
-  function ociBundle(name: string, reference: string, sha: string, size: number) {
+  function ociBundle(name: string, reference: string, sha: string, size: number, version = '1.0.0') {
     return makeBundle({
       manifest: validManifest({
         name,
-        version: '1.0.0',
+        version,
         installation: {
           artifacts: [
             { ...LINUX, oci: { reference, digest: `sha256:${sha}` }, sha256: sha, size_bytes: size },
@@ -753,6 +753,15 @@ describe('when artifacts live in an OCI registry', () => {
       await registry.submit(
         await ociBundle('oci-lens', `${oci.host}/acme/oci-lens:1.0.0`, pushed.digest.slice(7), pushed.size),
         await ociBundle('bad-oci', `${strangerHost}/acme/bad:1.0.0`, sha256(OCI_TOOL), OCI_TOOL.byteLength),
+        // Moved: 1.0.0 kept in another repository than the one the index names (its latest's).
+        await ociBundle(
+          'moving-lens',
+          `${oci.host}/acme/moving-lens-old:1.0.0`,
+          sha256(OCI_TOOL),
+          1,
+          '1.0.0',
+        ),
+        await ociBundle('moving-lens', `${oci.host}/acme/moving-lens:2.0.0`, sha256(OCI_TOOL), 1, '2.0.0'),
         await ociBundle(
           'private-lens',
           `${privateOci.host}/acme/private-lens:1.0.0`,
@@ -861,6 +870,14 @@ describe('when artifacts live in an OCI registry', () => {
     await expect(using(p, (c) => c.reference(`${oci.host}/acme/oci-lens:9.9.9`))).rejects.toMatchObject({
       code: 'NO_MATCHING_VERSION',
       message: expect.stringContaining('linux/amd64 artifact there under tag 9.9.9'),
+    });
+    // A version whose artifact is kept in another repository is not that repository's, whatever its tag.
+    await expect(using(p, (c) => c.reference(`${oci.host}/acme/moving-lens:1.0.0`))).rejects.toMatchObject({
+      code: 'NO_MATCHING_VERSION',
+    });
+    expect(await using(p, (c) => c.reference(`${oci.host}/acme/moving-lens:2.0.0`))).toEqual({
+      request: 'moving-lens@2.0.0',
+      registry: 'test',
     });
     expect(await using(p, (c) => c.reference(`${oci.host}/acme/oci-lens`))).toEqual({
       request: 'oci-lens@1.0.0',
