@@ -282,20 +282,17 @@ async function main(): Promise<void> {
     );
     return performance.now() - started;
   };
-  const clear = async (...what: ('cache' | 'plugins' | 'lock')[]): Promise<void> => {
-    for (const w of what)
-      await rm(
-        w === 'lock'
-          ? path.join(home, 'plugindex.lock')
-          : w === 'cache'
-            ? env.PLUGINDEX_CACHE_HOME
-            : path.join(home, 'plugins'),
-        {
-          recursive: true,
-          force: true,
-        },
-      );
-  };
+  /** Empties the cache, and a checkout's install folder and lock (named `lock`), as a scenario asks. */
+  const clearIn =
+    (dir: string, lock: string) =>
+    async (...what: ('cache' | 'plugins' | 'lock')[]): Promise<void> => {
+      for (const w of what) {
+        const target =
+          w === 'cache' ? env.PLUGINDEX_CACHE_HOME : path.join(dir, w === 'lock' ? lock : 'plugins');
+        await rm(target, { recursive: true, force: true });
+      }
+    };
+  const clear = clearIn(home, 'plugindex.lock');
   const measure = async (prepare: () => Promise<void>, ...commands: string[][]): Promise<Measure> => {
     const runs: Measure[] = [];
     for (let r = 0; r < RUNS; r++) {
@@ -334,17 +331,7 @@ async function main(): Promise<void> {
   await copyFile(registry.keyFile, path.join(project, 'registry.asc'));
   const setFile = path.join(project, 'plugins.yaml');
   await writeFile(setFile, setFileText(server.url));
-  const clearSet = async (...what: ('cache' | 'plugins' | 'lock')[]): Promise<void> => {
-    for (const w of what)
-      await rm(
-        w === 'lock'
-          ? path.join(project, 'plugins.lock')
-          : w === 'cache'
-            ? env.PLUGINDEX_CACHE_HOME
-            : path.join(project, 'plugins'),
-        { recursive: true, force: true },
-      );
-  };
+  const clearSet = clearIn(project, 'plugins.lock');
   const installSet = ['install', '-c', setFile];
   const sets: [string, Measure][] = [];
   sets.push(['set cold: install -c', await measure(() => clearSet('cache', 'plugins', 'lock'), installSet)]);

@@ -31,12 +31,12 @@ import type {
   ManifestArtifact,
   OciArtifact,
   PluginDocument,
-  VersionRecord,
 } from '../index-builder/model.ts';
 import { ociArtifactUrl } from '../index-builder/oci.ts';
+import { descriptionOf, versionRecordOf } from '../index-builder/records.ts';
 import { verifyDetachedSignature } from '../index-builder/signing.ts';
 import { assertPluginDocument } from '../index-builder/verify.ts';
-import { channelHeads, compareVersions, isPrerelease, latestVersion } from '../index-builder/versions.ts';
+import { channelHeads, compareVersions, latestVersion } from '../index-builder/versions.ts';
 import { ClientError } from './errors.ts';
 import { type Endpoint, type Fetcher, UNLISTED_LIMITS } from './fetcher.ts';
 import type { VerifiedManifest } from './session.ts';
@@ -212,10 +212,6 @@ export class FolderSource {
   }
 }
 
-function isRecord(value: unknown): value is Record<string, number> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
 function sameOriginAs(origin: string, base: string): boolean {
   try {
     return new URL(base).origin === origin;
@@ -274,17 +270,9 @@ export function folderPluginDocument(options: {
 }): PluginDocument {
   const { manifest, bytes, signature } = options.manifest;
   const metadata = manifest.metadata ?? {};
-  const requirements = manifest.requirements ?? {};
   const digest = sha256Hex(bytes);
-  const record: VersionRecord = {
-    version: manifest.version,
+  const record = versionRecordOf(manifest, {
     published: metadata.updated ?? metadata.created ?? NO_DATE,
-    prerelease: isPrerelease(manifest.version),
-    yanked: false,
-    deprecated: false,
-    api_version: manifest.api_version,
-    ...(requirements.min_api_version ? { min_api_version: requirements.min_api_version } : {}),
-    ...(requirements.max_api_version ? { max_api_version: requirements.max_api_version } : {}),
     manifest_url: options.manifestUrl,
     manifest_signature_url: signatureKey(options.manifestUrl),
     manifest_sha256: digest,
@@ -296,29 +284,13 @@ export function folderPluginDocument(options: {
     artifacts: (manifest.installation?.artifacts ?? []).map((artifact) =>
       artifactOf(artifact, options.folderUrl),
     ),
-    // Checked by the manifest's validation where it knows them; guarded here so a shape it lets through
-    // cannot become a string spread into letters.
-    ...(Array.isArray(manifest.permissions) && manifest.permissions.length > 0
-      ? { permissions: [...manifest.permissions].sort() }
-      : {}),
-    ...(isRecord(manifest.resources) && Object.keys(manifest.resources).length > 0
-      ? { resources: { ...manifest.resources } }
-      : {}),
-  };
+  });
   const document: PluginDocument = {
     schema: 'plugindex/plugin/v1',
     name: manifest.name,
-    ...(manifest.display_name ? { display_name: manifest.display_name } : {}),
-    ...(manifest.description ? { description: manifest.description } : {}),
-    plugin_type: manifest.plugin_type,
+    ...descriptionOf(manifest),
     latest_version: latestVersion([record]),
     channels: channelHeads([record]),
-    capabilities: manifest.capabilities,
-    supported_providers: manifest.supported_providers ?? [],
-    tags: metadata.tags ?? [],
-    ...(metadata.license ? { license: metadata.license } : {}),
-    ...(metadata.homepage ? { homepage: metadata.homepage } : {}),
-    ...(metadata.repository ? { repository: metadata.repository } : {}),
     owners: [options.publisher],
     versions: [record],
   };

@@ -5,6 +5,7 @@
 import { type CatalogLine, catalogLineOf } from '../catalog.ts';
 import type { OwnershipRule } from '../config.ts';
 import type { Manifest, PluginDocument, RegistryIdentity, VersionRecord } from '../model.ts';
+import { type Description, descriptionOf } from '../records.ts';
 import { encodeJson } from '../render/documents.ts';
 import { renderPluginPage } from '../render/html.ts';
 import { channelHeads, latestVersion, sortVersionsDescending } from '../versions.ts';
@@ -15,44 +16,7 @@ export interface AddedVersion {
   readonly manifest: Manifest;
 }
 
-type DisplayFields = Pick<
-  PluginDocument,
-  | 'display_name'
-  | 'description'
-  | 'plugin_type'
-  | 'capabilities'
-  | 'supported_providers'
-  | 'tags'
-  | 'license'
-  | 'homepage'
-  | 'repository'
-  | 'maintainers'
->;
-
-function displayFieldsOf(manifest: Manifest): DisplayFields {
-  const meta = manifest.metadata ?? {};
-  return {
-    ...(manifest.display_name ? { display_name: manifest.display_name } : {}),
-    ...(manifest.description ? { description: manifest.description } : {}),
-    plugin_type: manifest.plugin_type,
-    capabilities: manifest.capabilities,
-    supported_providers: manifest.supported_providers ?? [],
-    tags: meta.tags ?? [],
-    ...(meta.license ? { license: meta.license } : {}),
-    ...(meta.homepage ? { homepage: meta.homepage } : {}),
-    ...(meta.repository ? { repository: meta.repository } : {}),
-    ...(manifest.contacts?.maintainers?.length
-      ? {
-          maintainers: manifest.contacts.maintainers.map((m) => ({
-            name: m.name,
-            ...(m.email ? { email: m.email } : {}),
-          })),
-        }
-      : {}),
-  };
-}
-
-function pickDisplay(doc: PluginDocument): DisplayFields {
+function pickDisplay(doc: PluginDocument): Description {
   const {
     display_name,
     description,
@@ -99,11 +63,11 @@ export function mergePluginDocument(
   const versions = sortVersionsDescending([...(existing?.versions ?? []), ...added.map((a) => a.record)]);
   const shown = displayVersion(versions);
   const fromAdded = added.find((a) => a.record.version === shown)?.manifest;
-  const fields: DisplayFields = fromAdded
-    ? displayFieldsOf(fromAdded)
+  const fields: Description = fromAdded
+    ? descriptionOf(fromAdded)
     : existing
       ? pickDisplay(existing)
-      : displayFieldsOf(first.manifest);
+      : descriptionOf(first.manifest);
   const owners = existing?.owners.length
     ? existing.owners
     : ownership === 'first-come'

@@ -5,19 +5,11 @@
 import type { CatalogLine } from '../catalog.ts';
 import { normalizeDigest } from '../digest.ts';
 import { artifactKey, manifestKey, pluginDocumentKey, pluginPageKey, signatureKey } from '../layout.ts';
-import {
-  type ArtifactRecord,
-  type DocumentDigest,
-  type PluginDocument,
-  RESOURCE_LIMITS,
-  type ResourceName,
-  type Resources,
-  type VersionRecord,
-} from '../model.ts';
+import type { ArtifactRecord, DocumentDigest, PluginDocument, VersionRecord } from '../model.ts';
 import { ociArtifactUrl } from '../oci.ts';
+import { versionRecordOf } from '../records.ts';
 import { encodeJson } from '../render/documents.ts';
 import { CACHE_IMMUTABLE, CACHE_MUTABLE, contentTypeFor, type PutOptions, type Store } from '../store.ts';
-import { isPrerelease } from '../versions.ts';
 import { identityOf, type PipelineContext } from './context.ts';
 import type { Accepted } from './evaluate.ts';
 import { type RenderedPlugin, renderPlugin } from './plugin-document.ts';
@@ -132,16 +124,6 @@ export async function readJson<T>(store: Store, key: string): Promise<T | undefi
   return JSON.parse(new TextDecoder().decode(object.body)) as T;
 }
 
-/** The limits in a fixed order (RESOURCE_LIMITS'), so the same declaration renders the same bytes. */
-function sortedResources(resources: Resources): Resources {
-  const out: Partial<Record<ResourceName, number>> = {};
-  for (const name of Object.keys(RESOURCE_LIMITS) as ResourceName[]) {
-    const value = resources[name];
-    if (value !== undefined) out[name] = value;
-  }
-  return out;
-}
-
 /** Writes the immutable files of an accepted version and returns its record. */
 export async function writeVersion(
   ctx: PipelineContext,
@@ -203,16 +185,8 @@ export async function writeVersion(
   const signed = await ctx.signer.signWithDigest(body);
   await putFile(ctx.site, manifestAt, body, CACHE_IMMUTABLE, signed.sha256);
   await putFile(ctx.site, signatureKey(manifestAt), encoder.encode(signed.signature), CACHE_IMMUTABLE);
-  const requirements = manifest.requirements ?? {};
-  return {
-    version: manifest.version,
+  return versionRecordOf(manifest, {
     published,
-    prerelease: isPrerelease(manifest.version),
-    yanked: false,
-    deprecated: false,
-    api_version: manifest.api_version,
-    ...(requirements.min_api_version ? { min_api_version: requirements.min_api_version } : {}),
-    ...(requirements.max_api_version ? { max_api_version: requirements.max_api_version } : {}),
     manifest_url: `${url}/${manifestAt}`,
     manifest_signature_url: `${url}/${signatureKey(manifestAt)}`,
     manifest_sha256: signed.sha256,
@@ -221,11 +195,7 @@ export async function writeVersion(
     source_sha256: accepted.sourceSha256,
     publisher: accepted.publisher,
     artifacts,
-    ...(manifest.permissions?.length ? { permissions: [...manifest.permissions].sort() } : {}),
-    ...(manifest.resources && Object.keys(manifest.resources).length > 0
-      ? { resources: sortedResources(manifest.resources) }
-      : {}),
-  };
+  });
 }
 
 /** Writes a plugin's document, signature and page; returns its catalog line. */

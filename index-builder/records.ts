@@ -1,0 +1,106 @@
+/**
+ * What a plugin document says of a manifest, in one place for every side that makes one: the registry's
+ * pipeline (site-writer.ts, plugin-document.ts) and a client reading a folder of signed manifests no
+ * registry published (client/folder-source.ts). A version's record and the plugin's description then
+ * mean the same wherever they were made. Pure.
+ */
+import type {
+  ArtifactRecord,
+  Manifest,
+  PluginDocument,
+  ResourceName,
+  Resources,
+  VersionRecord,
+} from './model.ts';
+import { RESOURCE_LIMITS } from './model.ts';
+import { isPrerelease } from './versions.ts';
+
+/** The fields of a version's record that are not read from its manifest: where it is and who signed it. */
+export type VersionPlacement = Pick<
+  VersionRecord,
+  | 'published'
+  | 'manifest_url'
+  | 'manifest_signature_url'
+  | 'manifest_sha256'
+  | 'manifest_size'
+  | 'manifest_signature'
+  | 'source_sha256'
+  | 'publisher'
+> & { readonly artifacts: readonly ArtifactRecord[] };
+
+/** A version's record: what its manifest declares, and where the version is. */
+export function versionRecordOf(manifest: Manifest, placement: VersionPlacement): VersionRecord {
+  const requirements = manifest.requirements ?? {};
+  const { artifacts, ...where } = placement;
+  return {
+    version: manifest.version,
+    published: where.published,
+    prerelease: isPrerelease(manifest.version),
+    yanked: false,
+    deprecated: false,
+    api_version: manifest.api_version,
+    ...(requirements.min_api_version ? { min_api_version: requirements.min_api_version } : {}),
+    ...(requirements.max_api_version ? { max_api_version: requirements.max_api_version } : {}),
+    manifest_url: where.manifest_url,
+    manifest_signature_url: where.manifest_signature_url,
+    manifest_sha256: where.manifest_sha256,
+    manifest_size: where.manifest_size,
+    ...(where.manifest_signature !== undefined ? { manifest_signature: where.manifest_signature } : {}),
+    source_sha256: where.source_sha256,
+    publisher: where.publisher,
+    artifacts: [...artifacts],
+    ...(manifest.permissions?.length ? { permissions: [...manifest.permissions].sort() } : {}),
+    ...(manifest.resources && Object.keys(manifest.resources).length > 0
+      ? { resources: sortedResources(manifest.resources) }
+      : {}),
+  };
+}
+
+/** The limits in a fixed order (RESOURCE_LIMITS'), so the same declaration renders the same bytes. */
+function sortedResources(resources: Resources): Resources {
+  const out: Partial<Record<ResourceName, number>> = {};
+  for (const name of Object.keys(RESOURCE_LIMITS) as ResourceName[]) {
+    const value = resources[name];
+    if (value !== undefined) out[name] = value;
+  }
+  return out;
+}
+
+/** The fields of a plugin document that describe the plugin, taken from one version's manifest. */
+export type Description = Pick<
+  PluginDocument,
+  | 'display_name'
+  | 'description'
+  | 'plugin_type'
+  | 'capabilities'
+  | 'supported_providers'
+  | 'tags'
+  | 'license'
+  | 'homepage'
+  | 'repository'
+  | 'maintainers'
+>;
+
+/** How a manifest describes its plugin (the displayed version's, in a registry's document). */
+export function descriptionOf(manifest: Manifest): Description {
+  const meta = manifest.metadata ?? {};
+  return {
+    ...(manifest.display_name ? { display_name: manifest.display_name } : {}),
+    ...(manifest.description ? { description: manifest.description } : {}),
+    plugin_type: manifest.plugin_type,
+    capabilities: manifest.capabilities,
+    supported_providers: manifest.supported_providers ?? [],
+    tags: meta.tags ?? [],
+    ...(meta.license ? { license: meta.license } : {}),
+    ...(meta.homepage ? { homepage: meta.homepage } : {}),
+    ...(meta.repository ? { repository: meta.repository } : {}),
+    ...(manifest.contacts?.maintainers?.length
+      ? {
+          maintainers: manifest.contacts.maintainers.map((m) => ({
+            name: m.name,
+            ...(m.email ? { email: m.email } : {}),
+          })),
+        }
+      : {}),
+  };
+}
