@@ -238,16 +238,22 @@ class Client implements PlugindexClient {
         return (await this.#manifestSource(name, url, key)).source;
       },
       ociCredentials: (reference) => this.#ociCredentials(reference),
-      openSession: async (entry, trust, recordTrust) => {
+      openSession: async (entry, trust, recordTrust, key) => {
         const { RegistrySession } = await loadTrust();
-        return new RegistrySession(entry, await this.#endpoint(entry), await readPinnedKey(trust), trust, {
-          fetcher: options.fetcher,
-          cache: this.#cache,
-          recordTrust,
-          clock: this.#clock,
-          offline: options.offline ?? false,
-          freshForMs: options.freshForMs ?? DEFAULT_FRESH_MS,
-        });
+        return new RegistrySession(
+          entry,
+          await this.#endpoint(entry),
+          key ?? (await readPinnedKey(trust)),
+          trust,
+          {
+            fetcher: options.fetcher,
+            cache: this.#cache,
+            recordTrust,
+            clock: this.#clock,
+            offline: options.offline ?? false,
+            freshForMs: options.freshForMs ?? DEFAULT_FRESH_MS,
+          },
+        );
       },
     };
   }

@@ -52,6 +52,8 @@ export interface ClientContext {
     entry: RegistryEntry,
     trust: TrustRecord,
     recordTrust: (record: TrustRecord) => Promise<void>,
+    /** `trust`'s key already parsed (else it is parsed from the armored text). */
+    key?: Key,
   ): Promise<RegistrySession>;
   /** The credentials `docker login` keeps for an OCI reference's registry, if any (oci-auth.ts). */
   ociCredentials(reference: string): Promise<OciCredentials | undefined>;

@@ -31,7 +31,7 @@ import {
   resolvePlugin,
 } from './resolve.ts';
 import type { VerifiedManifest } from './session.ts';
-import { registrySource, type Source } from './source.ts';
+import { registrySource, type Source, type SourceLookup } from './source.ts';
 
 /** One plugin to install, as a plugin set names it. */
 export interface InstallTarget {
@@ -59,7 +59,7 @@ export interface InstallOptions {
   /** Targets given whole (a plugin set): `requests` is then ignored, and the lock holds exactly these. */
   readonly targets?: readonly InstallTarget[];
   /** Sources beyond the configured registries, by name (a plugin set's providers). */
-  readonly sources?: ReadonlyMap<string, Source>;
+  readonly sources?: SourceLookup;
   readonly registry?: string;
   readonly platform?: Platform;
   /** Install folder; default `<data>/plugins`. */
@@ -483,7 +483,7 @@ async function findSource(
   fits: (version: VersionRecord) => boolean,
 ): Promise<{ source: Source; document: Awaited<ReturnType<Source['document']>> & object }> {
   const registry = options.registry ?? target.registry;
-  let given = registry === undefined ? undefined : options.sources?.get(registry);
+  let given = registry === undefined ? undefined : await options.sources?.get(registry);
   // Not a configured registry, but installed from by URL before: read it where the lock found it.
   if (!given && registry !== undefined && target.manifestUrl && !(await ctx.registryEntry(registry)))
     given = await ctx.manifestSource(registry, target.manifestUrl);
@@ -664,7 +664,7 @@ async function endpointFor(
   files: readonly PlannedFile[],
   manifestUrl: string | undefined,
 ): Promise<Endpoint> {
-  const given = options.sources?.get(registry)?.endpoint ?? (await ctx.endpoint(registry));
+  const given = (await options.sources?.get(registry))?.endpoint ?? (await ctx.endpoint(registry));
   if (given) return given;
   // Its folder, not its origin: a file: or s3: URL has no origin to speak of.
   const url = files.find((f) => f.url !== undefined)?.url ?? manifestUrl;

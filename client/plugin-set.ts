@@ -18,7 +18,6 @@ import { scanPluginFolders } from './disk/discover.ts';
 import { type InstallTree, readLockfile, type TrustRecord } from './disk/state.ts';
 import { ClientError } from './errors.ts';
 import type { Endpoint } from './fetcher.ts';
-import { FolderSource } from './folder-source.ts';
 import {
   type InstallOptions,
   type InstallResult,
@@ -32,7 +31,7 @@ import { own } from './json-input.ts';
 import type { LockChange, Lockfile } from './lockfile.ts';
 import { type VerifyFinding, verifyInstalled } from './maintain.ts';
 import { type PluginSet, parsePluginSet, type SetProvider } from './set-file.ts';
-import { folderSource, registrySource, type Source } from './source.ts';
+import { folderSource, registrySource, type Source, type SourceLookup } from './source.ts';
 
 const DEFAULT_TIMEOUT_SECONDS = 30;
 
@@ -43,7 +42,7 @@ export interface OpenedSet {
   readonly sha256: string;
   /** `<folder>/<file name without extension>.lock`: beside the file, one per set. */
   readonly lockfile: string;
-  readonly sources: ReadonlyMap<string, Source>;
+  readonly sources: SourceLookup;
   readonly targets: readonly InstallTarget[];
   /** Every folder the set installs into. */
   readonly dirs: readonly string[];
@@ -99,8 +98,9 @@ export function lockfileFor(file: string): string {
 }
 
 /**
- * Reads and checks the set file, its keys, and the sources it names (nothing is fetched yet).
- * @throws ClientError PLUGIN_SET_INVALID (the file, its pointers), and a key that does not read.
+ * Reads and checks the set file and the key files it names; each source is opened (its key parsed) when
+ * an install first asks for it, so a tree that already is the lock loads no signature code at all.
+ * @throws ClientError PLUGIN_SET_INVALID (the file, its pointers, a key file missing), REGISTRY_NOT_PINNED.
  */
 export async function openPluginSet(
   ctx: ClientContext,
@@ -111,11 +111,25 @@ export async function openPluginSet(
   const set = parsePluginSet(text, file, options);
   const lockfile = lockfileFor(file);
   const lock = await readLockfile(lockfile);
-  const sources = new Map<string, Source>();
+  const armored = new Map<string, string>();
   for (const provider of [...set.providers, ...(set.discovery?.registries ?? [])]) {
-    const source = await sourceOf(ctx, set, provider, lock);
-    if (source) sources.set(provider.name, source);
+    const text = await checkProvider(ctx, set, provider);
+    if (text !== undefined) armored.set(provider.name, text);
   }
+  const opening = new Map<string, Promise<Source>>();
+  const sources: SourceLookup = {
+    get(name) {
+      const provider = [...set.providers, ...(set.discovery?.registries ?? [])].find((p) => p.name === name);
+      const text = armored.get(name);
+      if (!provider || text === undefined) return undefined;
+      let source = opening.get(name);
+      if (!source) {
+        source = sourceOf(ctx, set, provider, text, lock);
+        opening.set(name, source);
+      }
+      return source;
+    },
+  };
   const targets = set.plugins.map(
     (p): InstallTarget => ({
       name: p.name,
@@ -128,19 +142,19 @@ export async function openPluginSet(
     }),
   );
   const dirs = installDirs(set);
-  return { set, sha256: sha256Hex(new TextEncoder().encode(text)), lockfile, sources, targets, dirs };
+  return { set, sha256: sha256Hex(text), lockfile, sources, targets, dirs };
 }
 
 /**
- * The source a provider names, or undefined for a registry named without a URL or key: that one is the
+ * The armored key a provider pins, or undefined for a registry named without a key: that one is the
  * configured registry of that name, found as `install NAME --registry` finds it.
+ * @throws ClientError PLUGIN_SET_INVALID (the key file is missing), REGISTRY_NOT_PINNED.
  */
-async function sourceOf(
+async function checkProvider(
   ctx: ClientContext,
   set: PluginSet,
   provider: SetProvider,
-  lock: Lockfile | undefined,
-): Promise<Source | undefined> {
+): Promise<string | undefined> {
   if (provider.type === 'registry' && provider.key === undefined) {
     if (provider.url === undefined) return undefined;
     // A discovery registry written without a key: the configured registry of that name, at that URL, or
@@ -159,9 +173,19 @@ async function sourceOf(
       );
     return undefined;
   }
-  const key = await readKey(provider.key as string, `${set.file}#${provider.pointer}/key`);
-  const timeoutMs =
-    ((provider.type === 'registry' ? provider.timeout_seconds : undefined) ?? DEFAULT_TIMEOUT_SECONDS) * 1000;
+  return readKeyText(provider.key as string, `${set.file}#${provider.pointer}/key`);
+}
+
+/** The source a provider names, verified by the key it pins. */
+async function sourceOf(
+  ctx: ClientContext,
+  set: PluginSet,
+  provider: SetProvider,
+  armored: string,
+  lock: Lockfile | undefined,
+): Promise<Source> {
+  const key = await parseKey(armored, provider.key as string, `${set.file}#${provider.pointer}/key`);
+  const timeoutMs = DEFAULT_TIMEOUT_SECONDS * 1000;
   switch (provider.type) {
     case 'registry': {
       const entry: RegistryEntry = {
@@ -177,7 +201,7 @@ async function sourceOf(
       // Its trust state is kept as a configured registry's is, under a name of its URL and key (the set
       // names it, the configuration does not): the highest generation seen is the floor, and no lower than
       // the lock's.
-      const trustName = `set-${sha256Hex(new TextEncoder().encode(`${entry.url}\n${key.fingerprint}`)).slice(0, 16)}`;
+      const trustName = `set-${sha256Hex(`${entry.url}\n${key.fingerprint}`).slice(0, 16)}`;
       const kept = await ctx.trust(trustName);
       const locked = lock ? own(lock.registries, provider.name) : undefined;
       const floor = Math.max(
@@ -191,7 +215,7 @@ async function sourceOf(
         ...(floor > 0 ? { highestGeneration: floor } : {}),
       };
       return registrySource(
-        await ctx.openSession(entry, trust, (record) => ctx.writeTrust(trustName, record)),
+        await ctx.openSession(entry, trust, (record) => ctx.writeTrust(trustName, record), key.key),
       );
     }
     case 'url': {
@@ -204,7 +228,7 @@ async function sourceOf(
         ...(provider.ca_file ? { ca_file: provider.ca_file } : {}),
         ...(provider.auth ? { auth: provider.auth } : {}),
       });
-      return folderOf(ctx, set, provider.name, endpoint, key);
+      return await folderOf(ctx, set, provider.name, endpoint, key);
     }
     case 's3': {
       const endpoint: Endpoint = {
@@ -216,7 +240,7 @@ async function sourceOf(
           ...(provider.endpoint ? { endpoint: provider.endpoint, forcePathStyle: true } : {}),
         },
       };
-      return folderOf(ctx, set, provider.name, endpoint, key);
+      return await folderOf(ctx, set, provider.name, endpoint, key);
     }
     case 'file': {
       const endpoint: Endpoint = {
@@ -224,18 +248,20 @@ async function sourceOf(
         bases: [pathToFileURL(provider.path).href.replace(/\/+$/, '')],
         timeoutMs,
       };
-      return folderOf(ctx, set, provider.name, endpoint, key);
+      return await folderOf(ctx, set, provider.name, endpoint, key);
     }
   }
 }
 
-function folderOf(
+/** A folder of signed manifests; its reader (and through it the signature code) loads only now. */
+async function folderOf(
   ctx: ClientContext,
   set: PluginSet,
   name: string,
   endpoint: Endpoint,
   key: { readonly fingerprint: string; readonly key: import('openpgp').Key },
-): Source {
+): Promise<Source> {
+  const { FolderSource } = await import('./folder-source.ts');
   const manifestPaths = new Map<string, string>();
   for (const plugin of set.plugins)
     if (plugin.provider === name && plugin.path !== undefined) manifestPaths.set(plugin.name, plugin.path);
@@ -250,9 +276,17 @@ function folderOf(
 }
 
 async function readKey(file: string, where: string) {
+  return parseKey(await readKeyText(file, where), file, where);
+}
+
+async function readKeyText(file: string, where: string): Promise<string> {
   const armored = await readTextIfExists(file);
   if (armored === undefined)
     throw new ClientError('PLUGIN_SET_INVALID', `${where}: the key file ${file} does not exist`);
+  return armored;
+}
+
+async function parseKey(armored: string, file: string, where: string) {
   const { readPublicKey } = await loadTrust();
   try {
     return await readPublicKey(armored);

@@ -40,6 +40,11 @@ export interface Source {
   manifestUrl(name: string, version: VersionRecord): string;
 }
 
+/** Sources by name, beyond the configured registries: a map, or sources opened when first asked for. */
+export interface SourceLookup {
+  get(name: string): Source | undefined | Promise<Source | undefined>;
+}
+
 /** A configured registry, through its session. */
 export function registrySource(session: RegistrySession): Source {
   return {
