@@ -15,11 +15,13 @@
 import type { Clock } from '../index-builder/clock.ts';
 import { systemClock } from '../index-builder/clock.ts';
 import { TrustError } from '../index-builder/errors.ts';
-import { FALCOCTL_INDEX_KEY } from '../index-builder/layout.ts';
+import { FALCOCTL_INDEX_KEY, REGISTRY_PUBLIC_KEY_KEY } from '../index-builder/layout.ts';
 import type { PluginDocument, VersionRecord } from '../index-builder/model.ts';
 import {
   addRegistry,
   type ClientConfig,
+  DEFAULT_API_KEY_HEADER,
+  DEFAULT_TIMEOUT_SECONDS,
   findRegistry,
   normalizeRegistryUrl,
   type RegistryAuth,
@@ -189,7 +191,6 @@ export interface PlugindexClient {
   close(): Promise<void>;
 }
 
-const DEFAULT_TIMEOUT_SECONDS = 30;
 /** A snapshot checked this recently is not asked for again (`registry update` then `install`: one request). */
 const DEFAULT_FRESH_MS = 60_000;
 
@@ -309,7 +310,7 @@ class Client implements PlugindexClient {
       case 'bearer_token':
         return { type: 'bearer_token', token: secret(auth.bearer_token) };
       case 'api_key':
-        return { type: 'api_key', key: secret(auth.api_key), header: auth.header ?? 'X-API-Key' };
+        return { type: 'api_key', key: secret(auth.api_key), header: auth.header ?? DEFAULT_API_KEY_HEADER };
       case 'basic_auth':
         return { type: 'basic_auth', username: auth.username, password: secret(auth.password) };
     }
@@ -365,10 +366,11 @@ class Client implements PlugindexClient {
     if ('armored' in pin) armored = pin.armored;
     else {
       const response = await this.#options.fetcher.document(endpoint, {
-        path: 'keys/registry.asc',
+        path: REGISTRY_PUBLIC_KEY_KEY,
         maxBytes: UNLISTED_LIMITS.key,
       });
-      if (response.status !== 200) throw new ClientError('FETCH_FAILED', `${url}/keys/registry.asc: no body`);
+      if (response.status !== 200)
+        throw new ClientError('FETCH_FAILED', `${url}/${REGISTRY_PUBLIC_KEY_KEY}: no body`);
       armored = new TextDecoder().decode(response.bytes);
     }
     const { readPublicKey, RegistrySession } = await loadTrust();
@@ -378,7 +380,7 @@ class Client implements PlugindexClient {
       if (key.fingerprint !== wanted)
         throw new TrustError(
           'SNAPSHOT_WRONG_KEY',
-          `${url}/keys/registry.asc is key ${key.fingerprint}, not the ${wanted} you asked to pin`,
+          `${url}/${REGISTRY_PUBLIC_KEY_KEY} is key ${key.fingerprint}, not the ${wanted} you asked to pin`,
         );
     }
     const entry: RegistryEntry = { ...draft, key_fingerprint: key.fingerprint };

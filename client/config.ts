@@ -68,7 +68,9 @@ const ENV_REFERENCE = /^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$/;
 /** An HTTP header name (RFC 9110 token): what an `api_key` header may be called. */
 export const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const AUTH_TYPES = ['bearer_token', 'api_key', 'basic_auth'] as const;
-const DEFAULT_API_KEY_HEADER = 'X-API-Key';
+export const DEFAULT_API_KEY_HEADER = 'X-API-Key';
+/** A registry's wait for headers, and for each part of a body, unless its entry says otherwise. */
+export const DEFAULT_TIMEOUT_SECONDS = 30;
 
 /** The fields each object may hold, in the order `serializeClientConfig` writes them. */
 const CONFIG_FIELDS = ['schema', 'registries'] as const;

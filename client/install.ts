@@ -3,6 +3,7 @@ import { TrustError } from '../index-builder/errors.ts';
 import { keyProblem, versionFolder } from '../index-builder/layout.ts';
 import type { ArtifactRecord, OciArtifact, Resources, VersionRecord } from '../index-builder/model.ts';
 import { isPrerelease } from '../index-builder/versions.ts';
+import { DEFAULT_TIMEOUT_SECONDS } from './config.ts';
 import type { ClientContext } from './context.ts';
 import { withFileLock } from './disk/atomic.ts';
 import { type InstallTree, readLockfile, writeLockfile } from './disk/state.ts';
@@ -668,7 +669,11 @@ async function endpointFor(
   if (given) return given;
   // Its folder, not its origin: a file: or s3: URL has no origin to speak of.
   const url = files.find((f) => f.url !== undefined)?.url ?? manifestUrl;
-  return { name: registry, bases: url ? [url.slice(0, url.lastIndexOf('/'))] : [], timeoutMs: 30_000 };
+  return {
+    name: registry,
+    bases: url ? [url.slice(0, url.lastIndexOf('/'))] : [],
+    timeoutMs: DEFAULT_TIMEOUT_SECONDS * 1000,
+  };
 }
 
 /** The lock's record of the source: the key it was made with, and the generation it may not go below. */

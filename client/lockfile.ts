@@ -32,6 +32,7 @@ import {
   parseJsonObject,
   REGISTRY_NAME,
 } from './json-input.ts';
+import { platformKey } from './resolve.ts';
 
 export interface LockedArtifact {
   readonly sha256: string;
@@ -209,8 +210,10 @@ export function lockedPluginFrom(
   locate: (artifact: ArtifactRecord) => string = (artifact) => artifact.url,
 ): LockedPlugin {
   const artifacts: Record<string, LockedArtifact> = {};
-  for (const artifact of [...record.artifacts].sort((a, b) => compareStrings(platformOf(a), platformOf(b)))) {
-    const platform = platformOf(artifact);
+  for (const artifact of [...record.artifacts].sort((a, b) =>
+    compareStrings(platformKey(a), platformKey(b)),
+  )) {
+    const platform = platformKey(artifact);
     if (Object.hasOwn(artifacts, platform)) {
       throw new TrustError(
         'DOCUMENT_MALFORMED',
@@ -390,10 +393,6 @@ function usedRegistries(
 ): Record<string, LockedRegistry> {
   const used = new Set(Object.values(plugins).map((p) => p.registry));
   return Object.fromEntries(Object.entries(registries).filter(([name]) => used.has(name)));
-}
-
-function platformOf(artifact: { readonly os: string; readonly arch: string }): string {
-  return `${artifact.os}-${artifact.arch}`;
 }
 
 /** Why `name` is not a plugin name a registry could have published, or undefined. */

@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { sha256Hex } from '../index-builder/digest.ts';
 import type { PublicKeyInfo } from '../index-builder/signing.ts';
 import { compareVersions } from '../index-builder/versions.ts';
-import type { RegistryEntry } from './config.ts';
+import { DEFAULT_TIMEOUT_SECONDS, type RegistryEntry } from './config.ts';
 import { type ClientContext, loadTrust } from './context.ts';
 import { type DiscoveredPlugin, type TrustedKey, verifyFound } from './discovery.ts';
 import { readTextIfExists, withFileLock } from './disk/atomic.ts';
@@ -32,8 +32,6 @@ import type { LockChange, Lockfile } from './lockfile.ts';
 import { type VerifyFinding, verifyInstalled } from './maintain.ts';
 import { type PluginSet, parsePluginSet, type SetProvider } from './set-file.ts';
 import { folderSource, registrySource, type Source, type SourceLookup } from './source.ts';
-
-const DEFAULT_TIMEOUT_SECONDS = 30;
 
 /** A plugin set read and made ready: its sources, its targets, and the lock beside it. */
 export interface OpenedSet {

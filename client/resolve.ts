@@ -179,7 +179,8 @@ export interface Resolution {
 /** How many versions a message lists before it says how many more there are. */
 const LISTED_VERSIONS = 6;
 
-function listed(items: readonly string[], separator = ', '): string {
+/** Items for a message: the first few, then how many more. */
+export function listed(items: readonly string[], separator = ', '): string {
   const shown = items.slice(0, LISTED_VERSIONS).join(separator);
   return items.length > LISTED_VERSIONS ? `${shown} and ${items.length - LISTED_VERSIONS} more` : shown;
 }

@@ -4,13 +4,14 @@
  * on a web server, in a bucket) whose manifests a pinned key signs. Both give the same verified plugin
  * document and manifest, so one resolver, one verifier, one cache and one lock serve every kind of source.
  */
+import semver from 'semver';
 import { hostedArtifactKey, manifestKey } from '../index-builder/layout.ts';
 import type { ArtifactRecord, PluginDocument, VersionRecord } from '../index-builder/model.ts';
 import type { ContentCache } from './disk/cache.ts';
 import { ClientError } from './errors.ts';
 import type { Endpoint } from './fetcher.ts';
 import type { FolderSource, SourceVersion } from './folder-source.ts';
-import { specAsks } from './resolve.ts';
+import { listed, specAsks } from './resolve.ts';
 import type { RegistrySession, VerifiedManifest } from './session.ts';
 
 export interface Source {
@@ -153,16 +154,15 @@ export function folderSource(binding: FolderSourceBinding): Source {
 /** Versions a folder source reads at most to find one that fits the host. */
 const MAX_READS = 16;
 
+/** An exact version (the resolver's reading of a spec): read from its own folder, no listing needed. */
 function isExact(spec: string): boolean {
-  return /^\d+\.\d+\.\d+(?:[-+].*)?$/.test(spec);
+  return semver.valid(spec) !== null;
 }
 
 /** No version the folder holds is one the spec asks for: say which it holds, as the resolver does. */
 function noMatch(source: string, name: string, spec: string, versions: readonly string[]): ClientError {
-  const shown =
-    versions.slice(0, 6).join(', ') + (versions.length > 6 ? ` and ${versions.length - 6} more` : '');
   return new ClientError(
     'NO_MATCHING_VERSION',
-    `${name}@${spec}: ${source} holds ${shown}, none of which ${spec} asks for`,
+    `${name}@${spec}: ${source} holds ${listed(versions)}, none of which ${spec} asks for`,
   );
 }

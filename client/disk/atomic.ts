@@ -6,12 +6,29 @@
  * bytes into place.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { createSha256 } from '../../index-builder/digest.ts';
 import { ClientError } from '../errors.ts';
 
 /** A temp name beside `path`: same folder, so same filesystem, so rename(2) replaces atomically. */
+/** sha256 and size of a file, read as a stream; undefined when it does not exist. */
+export async function hashFileAt(path: string): Promise<{ sha256: string; size: number } | undefined> {
+  const hash = createSha256();
+  let size = 0;
+  try {
+    for await (const chunk of createReadStream(path)) {
+      size += (chunk as Buffer).byteLength;
+      hash.update(chunk as Buffer);
+    }
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+  return { sha256: hash.hex(), size };
+}
+
 export function tempPathFor(path: string): string {
   return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
 }

@@ -4,12 +4,11 @@
  * its signature and the digest of every file beside it, for discovery.ts to verify. Nothing here trusts
  * what it reads; it only gathers it. `watch` reports changes under the paths (`list --watch`).
  */
-import { createReadStream, type FSWatcher, watch as watchFs } from 'node:fs';
+import { type FSWatcher, watch as watchFs } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
-import { createSha256 } from '../../index-builder/digest.ts';
 import { MAX_MANIFEST_BYTES } from '../../index-builder/manifest/parse.ts';
-import { readIfExists, readTextIfExists } from './atomic.ts';
+import { hashFileAt, readIfExists, readTextIfExists } from './atomic.ts';
 
 /** A version folder found on disk, as read (not yet verified). */
 export interface FoundFolder {
@@ -75,19 +74,10 @@ async function readFolder(root: string, dir: string, manifest: Uint8Array): Prom
     const name = relative(dir, path).split(sep).join('/');
     if (name === 'manifest.json' || name === 'manifest.json.asc') continue;
     if (++count > MAX_FILES) break;
-    files[name] = await hashFile(path);
+    const hashed = await hashFileAt(path);
+    if (hashed) files[name] = hashed;
   }
   return { root, dir, manifest, ...(signature !== undefined ? { signature } : {}), files };
-}
-
-async function hashFile(path: string): Promise<{ sha256: string; size: number }> {
-  const hash = createSha256();
-  let size = 0;
-  for await (const chunk of createReadStream(path)) {
-    size += (chunk as Buffer).byteLength;
-    hash.update(chunk as Buffer);
-  }
-  return { sha256: hash.hex(), size };
 }
 
 /**

@@ -1,18 +1,3 @@
-/**
- * What the client keeps that is not cache: the configuration (config dir), each registry's pinned key and
- * the highest generation accepted from it (data dir: `cache clean` never touches trust, as sigstore-js keeps
- * its TUF root in data), the install folder with its installed.json, and the lock file. Every write is a
- * temp file and a rename; the files two processes may edit at once are edited under a lock.
- *
- *   <config>/config.json                       registries (client/config.ts), mode 0600
- *   <data>/trust/<registry>/registry.asc       the pinned key
- *   <data>/trust/<registry>/state.json         {fingerprint, highest_generation, snapshot_sha256, checked_at}
- *   <data>/plugins/                            the default install folder
- *   DIR/<name>/<version>/<os>-<arch>/<file>    an installed executable
- *   DIR/<name>/<version>/manifest.json(.asc)   its verified manifest, where the spec's filesystem discovery looks
- *   DIR/installed.json                         what is installed and enabled (client/installed.ts)
- */
-import { createReadStream } from 'node:fs';
 import { mkdir, open, rename, rm, rmdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { createSha256 } from '../../index-builder/digest.ts';
@@ -34,7 +19,7 @@ import {
 } from '../installed.ts';
 import { type Lockfile, parseLockfile, serializeLockfile } from '../lockfile.ts';
 import type { ClientDirectories } from '../paths.ts';
-import { readTextIfExists, tempPathFor, withFileLock, writeFileAtomic } from './atomic.ts';
+import { hashFileAt, readTextIfExists, tempPathFor, withFileLock, writeFileAtomic } from './atomic.ts';
 
 /** A registry's trust state: its pinned key and what the client has accepted from it. */
 export interface TrustRecord {
@@ -232,19 +217,8 @@ export class InstallTree {
   }
 
   /** sha256 and size of an installed file, or undefined when it is gone. */
-  async hashFile(relative: string): Promise<{ sha256: string; size: number } | undefined> {
-    const hash = createSha256();
-    let size = 0;
-    try {
-      for await (const chunk of createReadStream(this.path(relative))) {
-        size += (chunk as Buffer).byteLength;
-        hash.update(chunk as Buffer);
-      }
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw error;
-    }
-    return { sha256: hash.hex(), size };
+  hashFile(relative: string): Promise<{ sha256: string; size: number } | undefined> {
+    return hashFileAt(this.path(relative));
   }
 
   async placeFile(relative: string, data: string | Uint8Array): Promise<void> {
