@@ -23,6 +23,8 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { gzipSync } from 'node:zlib';
 import { pack } from 'tar-stream';
+import { median } from './stats.ts';
+import { pluginName } from './synthetic.ts';
 
 export interface AptMeasure {
   readonly ms: number;
@@ -96,15 +98,8 @@ async function run(command: string, args: readonly string[], options: RunOptions
   return { stdout: Buffer.concat(stdout), stderr: errText, ms };
 }
 
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2
-    ? (sorted[mid] as number)
-    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-}
-
-const packageName = (i: number): string => `plugin-${String(i).padStart(5, '0')}`;
+// The packages carry the plugins' names, so both sides hold the same registry.
+const packageName = pluginName;
 const debFileName = (name: string): string => `${name}_${VERSION}_all.deb`;
 
 // --- Tools ---------------------------------------------------------------------------------------------------

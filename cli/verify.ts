@@ -10,7 +10,13 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { ClientError } from '../client/errors.ts';
-import { createHttpFetcher, type Endpoint, type Fetcher, UNLISTED_LIMITS } from '../client/fetcher.ts';
+import {
+  createHttpFetcher,
+  type Endpoint,
+  type Fetcher,
+  fetchBody,
+  UNLISTED_LIMITS,
+} from '../client/fetcher.ts';
 import { TrustedSnapshot } from '../client/trusted-snapshot.ts';
 import { fixedClock, systemClock } from '../index-builder/clock.ts';
 import { createSha256 } from '../index-builder/digest.ts';
@@ -46,15 +52,8 @@ class Reader {
   }
 
   /** A document under the base, capped at `maxBytes`; `version` is its `?v=`. */
-  async get(path: string, maxBytes: number, version?: string): Promise<Uint8Array> {
-    const response = await this.#fetcher.document(this.#endpoint, {
-      path,
-      maxBytes,
-      ...(version ? { version } : {}),
-    });
-    if (response.status !== 200)
-      throw new ClientError('FETCH_FAILED', `${response.url}: 304 to an unconditional GET`);
-    return response.bytes;
+  get(path: string, maxBytes: number, version?: string): Promise<Uint8Array> {
+    return fetchBody(this.#fetcher, this.#endpoint, { path, maxBytes, ...(version ? { version } : {}) });
   }
 
   /** The same, or undefined when the registry has no such document (404). */

@@ -36,7 +36,7 @@ import { ContentCache } from './disk/cache.ts';
 import { ClientState, InstallTree, type TrustRecord } from './disk/state.ts';
 import { ClientError } from './errors.ts';
 import type { Credentials, Endpoint, Fetcher, OciCredentials } from './fetcher.ts';
-import { UNLISTED_LIMITS } from './fetcher.ts';
+import { fetchBody, UNLISTED_LIMITS } from './fetcher.ts';
 import { type InstalledItem, type InstallOptions, type InstallResult, installPlugins } from './install.ts';
 import type { InstalledFile } from './installed.ts';
 import {
@@ -365,13 +365,11 @@ class Client implements PlugindexClient {
     let armored: string;
     if ('armored' in pin) armored = pin.armored;
     else {
-      const response = await this.#options.fetcher.document(endpoint, {
+      const bytes = await fetchBody(this.#options.fetcher, endpoint, {
         path: REGISTRY_PUBLIC_KEY_KEY,
         maxBytes: UNLISTED_LIMITS.key,
       });
-      if (response.status !== 200)
-        throw new ClientError('FETCH_FAILED', `${url}/${REGISTRY_PUBLIC_KEY_KEY}: no body`);
-      armored = new TextDecoder().decode(response.bytes);
+      armored = new TextDecoder().decode(bytes);
     }
     const { readPublicKey, RegistrySession } = await loadTrust();
     const key = await readPublicKey(armored);

@@ -20,11 +20,11 @@
  * await fetcher.close();
  */
 import { Buffer } from 'node:buffer';
-import { createHash } from 'node:crypto';
 import { open, readdir, readFile, stat } from 'node:fs/promises';
 import { rootCertificates } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import type { Dispatcher, EnvHttpProxyAgent, Response } from 'undici';
+import { sha256Hex } from '../index-builder/digest.ts';
 import { TrustError } from '../index-builder/errors.ts';
 import { HEADER_NAME, isLoopbackHost } from './config.ts';
 import { ClientError } from './errors.ts';
@@ -336,7 +336,7 @@ class HttpFetcher implements Fetcher {
       if (url.protocol === 's3:') {
         const object = await this.#s3Object(endpoint, url, request.maxBytes);
         if (object instanceof Failure) return object;
-        const bytes = await collect(object.body).catch((error) => bodyFailure(error));
+        const bytes = await collect(object.body).catch(bodyFailure);
         return bytes instanceof Failure ? bytes : { status: 200, bytes, url: url.href };
       }
       if (url.protocol === 'file:') {
@@ -503,13 +503,10 @@ class HttpFetcher implements Fetcher {
       return statusFailure(display(url), response.status);
     }
     refuseDeclared(endpoint, response, at, request.maxBytes, deadline);
-    let bytes: Uint8Array;
-    try {
-      bytes = await collect(readBody(response, deadline, at, request.maxBytes, endpoint));
-    } catch (error) {
-      if (error instanceof BodyFailed) return error.failure;
-      throw error;
-    }
+    const bytes = await collect(readBody(response, deadline, at, request.maxBytes, endpoint)).catch(
+      bodyFailure,
+    );
+    if (bytes instanceof Failure) return bytes;
     const etag = response.headers.get('etag');
     return etag === null ? { status: 200, bytes, url: at } : { status: 200, bytes, etag, url: at };
   }
@@ -654,7 +651,7 @@ class HttpFetcher implements Fetcher {
       if (error instanceof BodyFailed) throw this.#failed(endpoint, what, [error.failure]);
       throw error;
     }
-    const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    const digest = `sha256:${sha256Hex(bytes)}`;
     // A manifest by digest is content-addressed: bytes of another digest are another manifest.
     if (ref.digest !== undefined && digest !== ref.digest) {
       throw new TrustError(
@@ -686,9 +683,7 @@ class HttpFetcher implements Fetcher {
   ): Promise<{ readonly response: Response; readonly at: string; readonly deadline: Deadline }> {
     // A token is asked for once per registry, repository and credentials in a run, not once per blob.
     const who = target.credentials
-      ? createHash('sha256')
-          .update(`${target.credentials.username}:${target.credentials.password}`)
-          .digest('hex')
+      ? sha256Hex(`${target.credentials.username}:${target.credentials.password}`)
       : '';
     const key = `${target.origin}\n${target.ref.repository}\n${who}`;
     const held = this.#ociTokens.get(key);
@@ -796,12 +791,9 @@ class HttpFetcher implements Fetcher {
           ? new Failure(display(realm), `HTTP ${status}`, 'fatal')
           : statusFailure(display(realm), status);
       }
-      try {
-        return await collect(readBody(opened.response, deadline, opened.at, OCI_TOKEN_LIMIT, endpoint));
-      } catch (error) {
-        if (error instanceof BodyFailed) return error.failure;
-        throw error;
-      }
+      return collect(readBody(opened.response, deadline, opened.at, OCI_TOKEN_LIMIT, endpoint)).catch(
+        bodyFailure,
+      );
     });
     if (result instanceof Failure) {
       if (result.what.startsWith('HTTP 401') || result.what.startsWith('HTTP 403')) {
@@ -1071,9 +1063,7 @@ function credentialHeaders(credentials: Credentials | undefined): Record<string,
     case 'api_key':
       return { [credentials.header.toLowerCase()]: credentials.key };
     case 'basic_auth':
-      return {
-        authorization: `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`,
-      };
+      return { authorization: basicAuthorization(credentials) };
     default:
       return {};
   }
@@ -1170,12 +1160,7 @@ async function readFileDocument(
 ): Promise<Uint8Array | Failure> {
   const checked = await checkFile(endpoint, url, maxBytes);
   if (checked instanceof Failure) return checked;
-  try {
-    return await collect(readFileChunks(endpoint, url, maxBytes));
-  } catch (error) {
-    if (error instanceof BodyFailed) return error.failure;
-    throw error;
-  }
+  return collect(readFileChunks(endpoint, url, maxBytes)).catch(bodyFailure);
 }
 
 async function openFileDownload(endpoint: Endpoint, url: URL, maxBytes: number): Promise<Download | Failure> {

@@ -38,7 +38,7 @@ import { verifyDetachedSignature } from '../index-builder/signing.ts';
 import { assertPluginDocument } from '../index-builder/verify.ts';
 import { channelHeads, compareVersions, latestVersion } from '../index-builder/versions.ts';
 import { ClientError } from './errors.ts';
-import { type Endpoint, type Fetcher, UNLISTED_LIMITS } from './fetcher.ts';
+import { type Endpoint, type Fetcher, fetchBody, UNLISTED_LIMITS } from './fetcher.ts';
 import type { VerifiedManifest } from './session.ts';
 
 export interface FolderSourceOptions {
@@ -195,11 +195,8 @@ export class FolderSource {
     return { document, verified };
   }
 
-  async #body(endpoint: Endpoint, path: string, maxBytes: number): Promise<Uint8Array> {
-    const response = await this.#fetcher.document(endpoint, { path, maxBytes });
-    if (response.status !== 200)
-      throw new ClientError('FETCH_FAILED', `${response.url}: answered 304 to an unconditional GET`);
-    return response.bytes;
+  #body(endpoint: Endpoint, path: string, maxBytes: number): Promise<Uint8Array> {
+    return fetchBody(this.#fetcher, endpoint, { path, maxBytes });
   }
 
   #checkName(plugin: string): void {
