@@ -16,6 +16,8 @@ export interface Command {
   readonly usage: string;
   readonly options: Options;
   readonly load: () => Promise<CommandModule>;
+  /** The exit code of any failure but a usage error, when the command gives 1 another meaning (diff). */
+  readonly failureExit?: number;
 }
 
 const REGISTRY = { registry: { type: 'string' } } as const;
@@ -213,6 +215,8 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     usage: 'plugindex diff -c FILE [--api-version V] [--offline] [--json]',
     options: { ...CLIENT, ...SET, 'api-version': { type: 'string' } },
     load: () => import('./commands/diff.ts'),
+    // As diff(1): 1 means "differs", so trouble (a refusal or a defect alike) is 2.
+    failureExit: 2,
   },
   clean: {
     summary: 'remove installs a plugin set does not name, and cached artifacts nothing uses',

@@ -55,10 +55,10 @@ export async function main(argv: readonly string[]): Promise<number> {
         const { formatProblems } = await import('./output.ts');
         for (const line of formatProblems(error.problems)) err(line);
       }
-      return isRefusal(error) ? 3 : 1;
+      return spec?.failureExit ?? (isRefusal(error) ? 3 : 1);
     }
     // Not one of ours: a defect, so its stack (source lines with NODE_OPTIONS=--enable-source-maps).
     err(`plugindex ${name}: ${(error as Error).stack ?? String(error)}`);
-    return 1;
+    return spec?.failureExit ?? 1;
   }
 }

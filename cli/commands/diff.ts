@@ -4,50 +4,35 @@
  * would, 2 trouble (the set, a source or a check failed), so a CI step can gate on it.
  */
 import { homedir } from 'node:os';
-import { ClientError } from '../../client/errors.ts';
-import { PlugindexError } from '../../index-builder/errors.ts';
 import type { Parsed } from '../args.ts';
 import { apiVersionOption, setFileOption, withClient } from '../client.ts';
 import { outJson } from '../output.ts';
-import { err, out } from '../terminal.ts';
+import { out } from '../terminal.ts';
 
 const MARKS = { add: '+', upgrade: '^', downgrade: 'v', remove: '-', changed: '!' } as const;
 
 export async function run(parsed: Parsed): Promise<number> {
   const file = setFileOption(parsed);
-  try {
-    return await withClient(parsed, async ({ client, json }) => {
-      const diff = await client.diffSet(file, { home: homedir(), ...apiVersionOption(parsed) });
-      // A set file edited since its lock (even a comment) is a change: install would record it in the lock.
-      const changed = diff.changes.length > 0 || diff.lockChanges.length > 0 || diff.fileChanged;
-      if (json) outJson({ ok: true, changed, ...diff });
-      else {
-        for (const c of diff.changes) {
-          const versions = c.from && c.to ? `${c.from} -> ${c.to}` : (c.to ?? c.from ?? '');
-          out(`${MARKS[c.change]} ${c.change} ${c.name} ${versions}${c.detail ? `: ${c.detail}` : ''}`);
-          if (c.newPermissions)
-            out(
-              `    asks for new permissions: ${c.newPermissions.join(', ')} (install needs --accept-permissions)`,
-            );
-        }
-        for (const change of diff.lockChanges)
-          out(`~ lock ${change.entry} ${change.change} (${change.detail})`);
-        if (diff.fileChanged)
-          out(`~ ${file} changed since ${diff.lockfile} was written (install -c records it in the lock)`);
-        if (!changed) out(`nothing would change: ${file} is installed as ${diff.lockfile} locks it`);
+  return withClient(parsed, async ({ client, json }) => {
+    const diff = await client.diffSet(file, { home: homedir(), ...apiVersionOption(parsed) });
+    // A set file edited since its lock (even a comment) is a change: install would record it in the lock.
+    const changed = diff.changes.length > 0 || diff.lockChanges.length > 0 || diff.fileChanged;
+    if (json) outJson({ ok: true, changed, ...diff });
+    else {
+      for (const c of diff.changes) {
+        const versions = c.from && c.to ? `${c.from} -> ${c.to}` : (c.to ?? c.from ?? '');
+        out(`${MARKS[c.change]} ${c.change} ${c.name} ${versions}${c.detail ? `: ${c.detail}` : ''}`);
+        if (c.newPermissions)
+          out(
+            `    asks for new permissions: ${c.newPermissions.join(', ')} (install needs --accept-permissions)`,
+          );
       }
-      return changed ? 1 : 0;
-    });
-  } catch (error) {
-    // Trouble is 2, as diff(1)'s; 1 means "differs" here, never "failed": so even a defect (not one of
-    // our errors: its stack, as main prints one) exits 2, where main would give it 1.
-    if (!(error instanceof ClientError || error instanceof PlugindexError)) {
-      err(`plugindex diff: ${(error as Error).stack ?? String(error)}`);
-      return 2;
+      for (const change of diff.lockChanges)
+        out(`~ lock ${change.entry} ${change.change} (${change.detail})`);
+      if (diff.fileChanged)
+        out(`~ ${file} changed since ${diff.lockfile} was written (install -c records it in the lock)`);
+      if (!changed) out(`nothing would change: ${file} is installed as ${diff.lockfile} locks it`);
     }
-    err(`plugindex diff: ${error.code}: ${error.message}`);
-    if (parsed.values.json === true)
-      out(JSON.stringify({ ok: false, error: { code: error.code, message: error.message } }, null, 2));
-    return 2;
-  }
+    return changed ? 1 : 0;
+  });
 }
