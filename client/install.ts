@@ -9,7 +9,12 @@ import { withFileLock } from './disk/atomic.ts';
 import { type InstallTree, readLockfile, writeLockfile } from './disk/state.ts';
 import { ClientError } from './errors.ts';
 import { collect, type Endpoint, UNLISTED_LIMITS } from './fetcher.ts';
-import { type InstalledVersion, withInstalledVersion, withoutInstalled } from './installed.ts';
+import {
+  type InstalledFile,
+  type InstalledVersion,
+  withInstalledVersion,
+  withoutInstalled,
+} from './installed.ts';
 import { own } from './json-input.ts';
 import {
   EMPTY_LOCKFILE,
@@ -186,6 +191,34 @@ async function naming<T>(target: Target, work: Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * What one install has read of its folders before it writes: each installed.json read once, each file
+ * hashed once, however many targets and checks ask (the fast path, then "installed as planned").
+ */
+class OnDisk {
+  readonly #reads = new Map<string, Promise<InstalledFile>>();
+  readonly #hashes = new Map<string, Promise<{ sha256: string; size: number } | undefined>>();
+
+  read(tree: InstallTree): Promise<InstalledFile> {
+    let read = this.#reads.get(tree.dir);
+    if (!read) {
+      read = tree.read();
+      this.#reads.set(tree.dir, read);
+    }
+    return read;
+  }
+
+  hash(tree: InstallTree, relative: string): Promise<{ sha256: string; size: number } | undefined> {
+    const path = tree.path(relative);
+    let hash = this.#hashes.get(path);
+    if (!hash) {
+      hash = tree.hashFile(relative);
+      this.#hashes.set(path, hash);
+    }
+    return hash;
+  }
+}
+
 /** Downloads in flight at once: enough to hide a round trip, few enough not to crowd a registry. */
 const DOWNLOADS_AT_ONCE = 4;
 
@@ -220,13 +253,14 @@ export function installPlugins(ctx: ClientContext, options: InstallOptions): Pro
 }
 
 async function install(ctx: ClientContext, options: InstallOptions): Promise<InstallResult> {
-  const plan = await planInstall(ctx, options);
+  const seen = new OnDisk();
+  const plan = await planInstall(ctx, options, seen);
   if (plan.unchanged) return { items: plan.unchanged, lockfileChanged: false, lockChanges: [] };
 
   // A target already installed as planned is left as it is (a set where one plugin moved touches only it).
   const unchanged = new Set<Planned>();
   for (const planned of plan.planned)
-    if (await installedAsPlanned(ctx.tree(planned.dir ?? options.dir), planned)) unchanged.add(planned);
+    if (await installedAsPlanned(ctx.tree(planned.dir ?? options.dir), planned, seen)) unchanged.add(planned);
   const changing = plan.planned.filter((p) => !unchanged.has(p));
 
   // 2. Download what the cache lacks (each artifact verified while it streams).
@@ -252,7 +286,7 @@ async function install(ctx: ClientContext, options: InstallOptions): Promise<Ins
   try {
     for (const planned of changing) {
       const group = treeOf(planned.dir);
-      if (!before.has(group.tree.dir)) before.set(group.tree.dir, await group.tree.read());
+      if (!before.has(group.tree.dir)) before.set(group.tree.dir, await seen.read(group.tree));
       group.placed.push(await place(ctx, group.tree, planned, downloaded));
     }
   } catch (error) {
@@ -283,7 +317,11 @@ async function install(ctx: ClientContext, options: InstallOptions): Promise<Ins
  * @throws ClientError LOCK_OUT_OF_SYNC, POLICY_DENIED, PERMISSIONS_NOT_ACCEPTED, and what resolving and
  *   verifying throw.
  */
-export async function planInstall(ctx: ClientContext, options: InstallOptions): Promise<InstallPlan> {
+export async function planInstall(
+  ctx: ClientContext,
+  options: InstallOptions,
+  seen: OnDisk = new OnDisk(),
+): Promise<InstallPlan> {
   const locked = options.locked === true || options.frozen === true;
   const before = await readLockfile(options.lockfile);
   const targets = installTargets(options, before, options.platform ?? ctx.platform);
@@ -303,7 +341,7 @@ export async function planInstall(ctx: ClientContext, options: InstallOptions): 
 
   // Fast path (an installed tree that already is the lock): nothing to fetch, nothing to verify online.
   if (!options.upgrade && targets.every((t) => t.locked)) {
-    const unchanged = await alreadyInstalled(ctx, targets, options);
+    const unchanged = await alreadyInstalled(ctx, targets, options, seen);
     if (unchanged) {
       const lock = setLock(before ?? EMPTY_LOCKFILE, targets, options);
       const changes = lockChanges(before ?? EMPTY_LOCKFILE, lock);
@@ -438,12 +476,13 @@ async function alreadyInstalled(
   ctx: ClientContext,
   targets: readonly Target[],
   options: InstallOptions,
+  seen: OnDisk,
 ): Promise<InstalledItem[] | undefined> {
   const items: InstalledItem[] = [];
   for (const target of targets) {
     const tree = ctx.tree(target.dir ?? options.dir);
     const entry = target.locked as LockedPlugin;
-    const plugin = own((await tree.read()).plugins, target.name);
+    const plugin = own((await seen.read(tree)).plugins, target.name);
     const record = plugin ? own(plugin.versions, entry.version) : undefined;
     if (!record || record.manifest_sha256 !== entry.manifest_sha256 || plugin?.current !== entry.version)
       return undefined;
@@ -455,7 +494,7 @@ async function alreadyInstalled(
       if (!artifact || !lockedArtifact || artifact.sha256 !== lockedArtifact.sha256) return undefined;
       const fileName = target.output ?? artifactFileName(target.name, lockedArtifact.url);
       if (artifact.path !== filePath(target.name, entry.version, key, fileName)) return undefined;
-      const actual = await tree.hashFile(artifact.path);
+      const actual = await seen.hash(tree, artifact.path);
       if (actual?.sha256 !== artifact.sha256 || actual.size !== artifact.size) return undefined;
       paths[key] = tree.path(artifact.path);
     }
@@ -693,14 +732,14 @@ function checkLockedSource(lock: Lockfile, source: Source, lockfile: string): vo
 }
 
 /** True when the folder already holds the planned version as current, every file in place and intact. */
-async function installedAsPlanned(tree: InstallTree, plan: Planned): Promise<boolean> {
-  const plugin = own((await tree.read()).plugins, plan.name);
+async function installedAsPlanned(tree: InstallTree, plan: Planned, seen: OnDisk): Promise<boolean> {
+  const plugin = own((await seen.read(tree)).plugins, plan.name);
   const record = plugin?.current === plan.version ? own(plugin.versions, plan.version) : undefined;
   if (!record || record.manifest_sha256 !== plan.entry.manifest_sha256) return false;
   for (const file of plan.files) {
     const held = own(record.artifacts, file.platform);
     if (!held || held.path !== file.path || held.sha256 !== file.sha256) return false;
-    const actual = await tree.hashFile(held.path);
+    const actual = await seen.hash(tree, held.path);
     if (actual?.sha256 !== file.sha256 || actual.size !== file.size) return false;
   }
   return true;
