@@ -333,16 +333,7 @@ class Client implements PlugindexClient {
         'REGISTRY_NOT_PINNED',
         `${entry.name}: no pinned key with fingerprint ${entry.key_fingerprint} in ${this.#state.dirs.data}; run \`plugindex registry add ${entry.name} ${entry.url} --force\` with its key`,
       );
-    const { RegistrySession } = await loadTrust();
-    const key = await readPinnedKey(trust);
-    return new RegistrySession(entry, await this.#endpoint(entry), key, trust, {
-      fetcher: this.#options.fetcher,
-      cache: this.#cache,
-      recordTrust: (record) => this.#state.writeTrust(entry.name, record),
-      clock: this.#clock,
-      offline: this.#options.offline ?? false,
-      freshForMs: this.#options.freshForMs ?? DEFAULT_FRESH_MS,
-    });
+    return this.#context.openSession(entry, trust, (record) => this.#state.writeTrust(entry.name, record));
   }
 
   // --- registries --------------------------------------------------------------------------------------

@@ -260,10 +260,6 @@ class Deadline {
 }
 
 /**
- * The fetcher over undici with the proxy and CA settings of `options.env`.
- * @example const fetcher = createHttpFetcher({ env: process.env, retries: 2 });
- */
-/**
  * A document's bytes, for a request without an ETag: a 304 to it can only be a server's defect.
  * @throws ClientError FETCH_FAILED for that 304, and what `document` throws.
  */
@@ -291,6 +287,10 @@ function undici(): Promise<typeof import('undici')> {
   return undiciModule;
 }
 
+/**
+ * The fetcher over undici with the proxy and CA settings of `options.env`.
+ * @example const fetcher = createHttpFetcher({ env: process.env, retries: 2 });
+ */
 export function createHttpFetcher(options: HttpFetcherOptions = {}): Fetcher {
   return new HttpFetcher(options);
 }
@@ -301,9 +301,9 @@ class HttpFetcher implements Fetcher {
   readonly #retryDelayMs: number;
   readonly #userAgent: string;
   readonly #proxy: { readonly http: string; readonly https: string; readonly no: string };
-  /** CA set -> its agent ('' for Node's defaults). */
   /** Registry tokens (or Basic values) by origin, repository and credentials, with when to stop using them. */
   readonly #ociTokens = new Map<string, { readonly authorization: string; readonly until: number }>();
+  /** CA set -> its agent ('' for Node's defaults). */
   readonly #agents = new Map<string, EnvHttpProxyAgent>();
   /** The s3: transport, imported at the first s3: URL (the AWS SDK takes long to load). */
   #s3: Promise<{ readonly transport: S3Transport; readonly Failed: typeof S3Failure }> | undefined;

@@ -108,8 +108,6 @@ function passesFilters(entry: SearchEntry, query: SearchQuery): boolean {
   return true;
 }
 
-/** Code-unit order: names are ASCII, and a locale must not change the order of a listing. */
-
 /**
  * Searches the entries of every source, best first.
  *

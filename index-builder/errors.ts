@@ -84,12 +84,12 @@ export type ProblemCode =
   | 'SUBMISSION_UNREADABLE'
   | 'SUBMISSION_WRITE_FAILED';
 
-/** One thing wrong with a submission or manifest. */
 /** One segment of a JSON pointer (RFC 6901): `~` and `/` escaped, so a key holding them stays one segment. */
 export function escapePointer(segment: string | number): string {
   return String(segment).replace(/~/g, '~0').replace(/\//g, '~1');
 }
 
+/** One thing wrong with a submission or manifest. */
 export interface Problem {
   readonly code: ProblemCode;
   /** JSON pointer into the manifest (`/requirements/os/0`), or `bundle:<entry>` for a bundle entry. */

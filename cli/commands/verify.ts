@@ -12,7 +12,6 @@ import { isRefusal } from '../errors.ts';
 import { readTextInput } from '../inputs.ts';
 import { outJson } from '../output.ts';
 import { out } from '../terminal.ts';
-import { verifyRegistry } from '../verify.ts';
 
 export async function run(parsed: Parsed): Promise<number> {
   const url = stringOption(parsed, 'url');
@@ -45,6 +44,8 @@ async function verifyServed(parsed: Parsed, url: string): Promise<number> {
   const keyFile = stringOption(parsed, 'key');
   const stateFile = stringOption(parsed, 'state');
   try {
+    // The served registry's checks (and openpgp) load only for --url.
+    const { verifyRegistry } = await import('../verify.ts');
     const report = await verifyRegistry({
       url,
       ...(keyFile ? { pinnedKey: await readTextInput(keyFile) } : {}),
