@@ -91,7 +91,7 @@ async function providerKeys(set: PluginSet): Promise<Map<string, PublicKeyInfo>>
 }
 
 /** The lock of a set file: `plugins.yaml` -> `plugins.lock`, in the same folder. */
-export function lockfileFor(file: string): string {
+function lockfileFor(file: string): string {
   return join(dirname(file), `${basename(file, extname(file))}.lock`);
 }
 
@@ -100,7 +100,7 @@ export function lockfileFor(file: string): string {
  * an install first asks for it, so a tree that already is the lock loads no signature code at all.
  * @throws ClientError PLUGIN_SET_INVALID (the file, its pointers, a key file missing), REGISTRY_NOT_PINNED.
  */
-export async function openPluginSet(
+async function openPluginSet(
   ctx: ClientContext,
   file: string,
   options: { readonly home: string },

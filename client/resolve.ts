@@ -84,11 +84,16 @@ function platformText(platform: Platform): string {
 /** A channel, as versions.ts reads it: `latest` and `beta` alike (it tries this before a range). */
 const CHANNEL = /^[a-z][a-z0-9-]*$/i;
 
+/** True when `spec` is one of the forms resolveVersion reads: a version, a range, `latest` or a channel. */
+export function isVersionSpec(spec: string): boolean {
+  const trimmed = spec.trim();
+  return semver.valid(trimmed) !== null || CHANNEL.test(trimmed) || semver.validRange(trimmed) !== null;
+}
+
 /** Why `spec` is none of the forms resolveVersion reads, or undefined when it is one. */
 function specProblem(spec: string): string | undefined {
   if (spec.trim() === '') return "the version after '@' is empty";
-  if (semver.valid(spec.trim()) || CHANNEL.test(spec.trim()) || semver.validRange(spec.trim()) !== null)
-    return undefined;
+  if (isVersionSpec(spec)) return undefined;
   return `version ${JSON.stringify(spec)} is not a version (1.2.3), a range (^1.2.0, ~1.2, ">=1 <2"), "latest" or a channel (beta)`;
 }
 

@@ -21,7 +21,7 @@ import semver from 'semver';
 import YAML, { LineCounter } from 'yaml';
 import { escapePointer } from '../index-builder/errors.ts';
 import { keyProblem, pluginNameFormProblem, pluginNameProblem } from '../index-builder/layout.ts';
-import { STRICT_YAML, yamlPointerOf } from '../index-builder/manifest/parse.ts';
+import { MAX_YAML_ALIASES, STRICT_YAML, yamlPointerOf } from '../index-builder/manifest/parse.ts';
 import {
   PERMISSIONS,
   type Permission,
@@ -38,7 +38,7 @@ import {
 } from './config.ts';
 import { describe, isNonNegativeInteger, isObject, Problems, REGISTRY_NAME } from './json-input.ts';
 import type { Policy } from './policy.ts';
-import { type Platform, parsePlatform, platformKey } from './resolve.ts';
+import { isVersionSpec, type Platform, parsePlatform, platformKey } from './resolve.ts';
 
 export interface PluginSet {
   /** The absolute path of the set file. */
@@ -140,9 +140,7 @@ export interface Discovery {
 }
 
 /** Largest set file read, in characters: a set lists plugins, not data. */
-export const MAX_SET_FILE_CHARS = 1_048_576;
-/** Largest number of YAML alias expansions: enough to share a platform list, far too few for a bomb. */
-export const MAX_SET_FILE_ALIASES = 50;
+const MAX_SET_FILE_CHARS = 1_048_576;
 
 const TOP_FIELDS = ['plugins', 'discovery', 'policy'] as const;
 const PLUGINS_BLOCK_FIELDS = ['install_location', 'providers', 'plugins'] as const;
@@ -179,7 +177,6 @@ const AUTH_FIELDS: Readonly<Record<(typeof AUTH_TYPES)[number], readonly string[
 };
 
 /** A channel, as index-builder/versions.ts reads one: `latest`, `beta`. */
-const CHANNEL = /^[a-z][a-z0-9-]*$/i;
 const VERSION_SPEC =
   'a version spec: an exact version ("1.2.3"), a range ("^1.1", "~1.2", ">=1 <2"), "latest" or a channel ("beta")';
 /** A duration as the spec writes it (Go's form): `30s`, `2m`, `1m30s`, `500ms`, `1h`. */
@@ -412,11 +409,11 @@ function readYaml(text: string, file: string): { readonly value: unknown; readon
   });
   if (problems.any()) throw problems.error();
   try {
-    return { value: doc.toJS({ maxAliasCount: MAX_SET_FILE_ALIASES }), problems };
+    return { value: doc.toJS({ maxAliasCount: MAX_YAML_ALIASES }), problems };
   } catch (error) {
     problems.add(
       '',
-      `YAML of at most ${MAX_SET_FILE_ALIASES} alias expansions`,
+      `YAML of at most ${MAX_YAML_ALIASES} alias expansions`,
       error instanceof ReferenceError
         ? `more (an alias bomb?): ${error.message}`
         : `YAML that cannot be read: ${(error as Error).message}`,
@@ -771,7 +768,7 @@ function readPlugin(context: Context, at: string, value: unknown): SetPlugin | u
 function specProblem(spec: string): string | undefined {
   const trimmed = spec.trim();
   if (trimmed === '') return 'an empty version';
-  if (semver.valid(trimmed) || CHANNEL.test(trimmed) || semver.validRange(trimmed) !== null) return undefined;
+  if (isVersionSpec(trimmed)) return undefined;
   return 'not a version, range or channel';
 }
 

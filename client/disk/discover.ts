@@ -80,21 +80,20 @@ async function readFolder(root: string, dir: string, manifest: Uint8Array): Prom
   return { root, dir, manifest, ...(signature !== undefined ? { signature } : {}), files };
 }
 
+/** How long changes settle before `onChange` runs: a copied folder is many events, one listing. */
+const QUIET_MS = 200;
+
 /**
- * Calls `onChange` (at most every `quietMs`) when anything under `paths` changes, until the returned stop
+ * Calls `onChange` (at most every QUIET_MS) when anything under `paths` changes, until the returned stop
  * is called. A path that does not exist yet is watched through its nearest existing parent (not below it),
  * so its creation is seen; the caller watches again then, to see inside it.
  */
-export async function watchPaths(
-  paths: readonly string[],
-  onChange: () => void,
-  quietMs = 200,
-): Promise<() => void> {
+export async function watchPaths(paths: readonly string[], onChange: () => void): Promise<() => void> {
   const watchers: FSWatcher[] = [];
   let timer: NodeJS.Timeout | undefined;
   const changed = () => {
     clearTimeout(timer);
-    timer = setTimeout(onChange, quietMs);
+    timer = setTimeout(onChange, QUIET_MS);
   };
   for (const path of paths) {
     const info = await stat(path).catch(() => undefined);
