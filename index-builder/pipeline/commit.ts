@@ -27,7 +27,6 @@ import {
   SEARCH_KEY,
   SIGNED_SNAPSHOT_KEY,
   SNAPSHOT_KEY,
-  signatureKey,
 } from '../layout.ts';
 import type { DocumentDigest, SnapshotDocument } from '../model.ts';
 import { buildRegistryMetadata } from '../render/documents.ts';
@@ -129,7 +128,8 @@ export async function commitGeneration(
     signed.push([binKey(bin), encoder.encode(body)]);
   // Side by side: one document is written while the next is hashed and signed.
   await forEachLimited(signed, WRITE_CONCURRENCY, async ([key, body]) => {
-    registryDigests.set(key, await putSigned(ctx, key, body));
+    const { sha256, size } = await putSigned(ctx, key, body);
+    registryDigests.set(key, { sha256, size });
   });
   // Written, so no longer read: the next publish renders into the same memory. (After a failure they are
   // not given back: a store may still be reading one.)
@@ -168,8 +168,6 @@ export async function writeSnapshot(
     documents,
   });
   // The pair first (what gpg users and `verify --url` read), then the one object clients read.
-  const { signature, sha256 } = await ctx.signer.signWithDigest(snapshot);
-  await putFile(ctx.site, SNAPSHOT_KEY, snapshot, CACHE_MUTABLE, sha256);
-  await putFile(ctx.site, signatureKey(SNAPSHOT_KEY), new TextEncoder().encode(signature), CACHE_MUTABLE);
+  const { signature } = await putSigned(ctx, SNAPSHOT_KEY, snapshot);
   await putFile(ctx.site, SIGNED_SNAPSHOT_KEY, renderSignedSnapshot(snapshot, signature), CACHE_MUTABLE);
 }

@@ -111,11 +111,11 @@ export async function putSigned(
   ctx: PipelineContext,
   key: string,
   body: Uint8Array,
-): Promise<DocumentDigest> {
+): Promise<DocumentDigest & { readonly signature: string }> {
   const { signature, sha256 } = await ctx.signer.signWithDigest(body);
   await putFile(ctx.site, key, body, CACHE_MUTABLE, sha256);
   await putFile(ctx.site, signatureKey(key), encoder.encode(signature), CACHE_MUTABLE);
-  return { sha256, size: body.byteLength };
+  return { sha256, size: body.byteLength, signature };
 }
 
 export async function readJson<T>(store: Store, key: string): Promise<T | undefined> {
@@ -200,9 +200,9 @@ export async function writeVersion(
 
 /** Writes a plugin's document, signature and page; returns its catalog line. */
 export async function writePlugin(ctx: PipelineContext, rendered: RenderedPlugin): Promise<CatalogLine> {
-  const digest = await putSigned(ctx, pluginDocumentKey(rendered.doc.name), rendered.body);
+  const { sha256, size } = await putSigned(ctx, pluginDocumentKey(rendered.doc.name), rendered.body);
   await putFile(ctx.site, pluginPageKey(rendered.doc.name), rendered.page, CACHE_MUTABLE);
-  return { ...rendered.line, document: digest };
+  return { ...rendered.line, document: { sha256, size } };
 }
 
 /** Writes a plugin's document, signature and page from the document alone (rebuilds). */
