@@ -82,7 +82,26 @@ export type ProblemCode =
   | 'ARTIFACT_DIGEST_MISMATCH'
   | 'ARTIFACT_SIZE_MISMATCH'
   | 'SUBMISSION_UNREADABLE'
-  | 'SUBMISSION_WRITE_FAILED';
+  | 'SUBMISSION_WRITE_FAILED'
+  | 'VERSION_REMOVED'
+  // Lifecycle actions (index-builder/actions.ts) and key rotations (rotation.ts)
+  | 'ACTION_TOO_LARGE'
+  | 'ACTION_MALFORMED'
+  | 'ACTION_WRONG_REGISTRY'
+  | 'ACTION_EXPIRED'
+  | 'ACTION_REPLAYED'
+  | 'ACTION_NOT_OWNER'
+  | 'ACTION_NOT_OPERATOR'
+  | 'ACTION_KEY_REVOKED'
+  | 'ACTION_UNKNOWN_PLUGIN'
+  | 'ACTION_UNKNOWN_VERSION'
+  | 'ACTION_LAST_OWNER'
+  | 'ACTION_NO_EFFECT'
+  | 'ADVISORY_EXISTS'
+  | 'ADVISORY_UNKNOWN'
+  | 'ROTATION_INVALID'
+  | 'ROTATION_NOT_CURRENT_KEY'
+  | 'ROTATION_NOT_SIGNING_KEY';
 
 /** One segment of a JSON pointer (RFC 6901): `~` and `/` escaped, so a key holding them stays one segment. */
 export function escapePointer(segment: string | number): string {
@@ -119,7 +138,15 @@ export type ErrorCode =
   | 'DOCUMENT_NOT_LISTED'
   | 'DOCUMENT_MISMATCH'
   | 'DOCUMENT_MALFORMED'
-  | 'ARTIFACT_MISMATCH';
+  | 'ARTIFACT_MISMATCH'
+  // The transparency log, as a client checks it (index-builder/log.ts)
+  | 'LOG_MALFORMED'
+  | 'LOG_TRUNCATED'
+  | 'LOG_FORKED'
+  | 'LOG_REORDERED'
+  | 'LOG_ENTRY_ALTERED'
+  // A registry key rotation chain (index-builder/rotation.ts)
+  | 'KEY_ROTATION_BROKEN';
 
 export class PlugindexError extends Error {
   override readonly name: string = 'PlugindexError';

@@ -154,6 +154,40 @@ export const RESOURCE_LIMITS = {
 export type ResourceName = keyof typeof RESOURCE_LIMITS;
 export type Resources = Readonly<Partial<Record<ResourceName, number>>>;
 
+/** How bad an advisory says a vulnerability is (OSV's and GitHub's words); install refuses `high` and up. */
+export const SEVERITIES = ['low', 'moderate', 'high', 'critical'] as const;
+export type Severity = (typeof SEVERITIES)[number];
+
+/** A security advisory an owner or operator published for a plugin (`plugindex advisory add`). */
+export interface Advisory {
+  /** Unique within the plugin, e.g. `PDX-2026-0001`, `GHSA-xxxx-xxxx-xxxx`, `CVE-2026-12345`. */
+  readonly id: string;
+  readonly severity: Severity;
+  /** The versions affected, a SemVer range (`<1.2.3`, `>=1.0.0 <1.2.3`). */
+  readonly affected: string;
+  /** The first version with the fix, when there is one. */
+  readonly fixed?: string;
+  readonly summary: string;
+  readonly url?: string;
+  /** When the registry accepted it (ISO 8601). */
+  readonly published: string;
+  /** Set once withdrawn (`advisory withdraw`): kept, so history stays, but no longer affects installs. */
+  readonly withdrawn?: { readonly at: string; readonly reason?: string };
+}
+
+/** The spec's `security_scan_results`, as a manifest declares it and the plugin document carries it. */
+export interface SecurityScan {
+  readonly status: 'secure' | 'vulnerable' | 'unknown';
+  readonly vulnerabilities: readonly {
+    readonly id: string;
+    readonly severity?: Severity;
+    readonly summary?: string;
+    readonly url?: string;
+  }[];
+  readonly last_scan?: string;
+  readonly scan_version?: string;
+}
+
 export interface VersionRecord {
   readonly version: string;
   readonly published: string;
@@ -162,6 +196,17 @@ export interface VersionRecord {
   readonly yanked_reason?: string;
   readonly deprecated: boolean;
   readonly deprecation_message?: string;
+  /** The plugin to use instead, when a deprecation names one. */
+  readonly deprecation_replacement?: string;
+  /**
+   * Removed by the operator (legal or security reasons): its files are deleted, the version is listed with
+   * why, and it can never be published again (`yanked` is true as well, for clients that read only that).
+   */
+  readonly removed?: { readonly reason: string; readonly at: string };
+  /** The key that published it was revoked after it did (the version stays, marked). */
+  readonly publisher_revoked?: { readonly at: string; readonly reason?: string };
+  /** The manifest's `security_scan_results`, carried through. */
+  readonly security_scan?: SecurityScan;
   readonly api_version: string;
   readonly min_api_version?: string;
   readonly max_api_version?: string;
@@ -207,6 +252,10 @@ export interface PluginDocument {
   readonly maintainers?: readonly { readonly name: string; readonly email?: string }[];
   /** Publisher key fingerprints allowed to publish new versions (first-come ownership). */
   readonly owners: readonly string[];
+  /** The whole plugin deprecated (`deprecate NAME` without a range): every version, later ones too. */
+  readonly deprecation?: { readonly message: string; readonly replacement?: string; readonly at: string };
+  /** Advisories, oldest first; withdrawn ones stay listed. */
+  readonly advisories?: readonly Advisory[];
   /** Newest first (SemVer precedence). */
   readonly versions: readonly VersionRecord[];
 }
@@ -242,6 +291,19 @@ export interface SnapshotDocument {
   readonly key_fingerprint: string;
   /** Path -> digest of every mutable JSON/YAML document, so documents cannot be mixed across generations. */
   readonly documents: Readonly<Record<string, DocumentDigest>>;
+  /**
+   * The transparency log's length and the hash of its last entry (index-builder/log.ts): a client that
+   * remembers an earlier head refuses a log that does not extend it. Absent before the log existed.
+   */
+  readonly log?: LogHead;
+  /** How many registry key rotations (`keys/rotation/<N>.json`) led to the key that signs this snapshot. */
+  readonly key_rotations?: number;
+}
+
+/** The log's length (entries) and the hash of its last entry (64 zeros when empty). */
+export interface LogHead {
+  readonly length: number;
+  readonly head: string;
 }
 
 /** `snapshot.signed.json`: `snapshot.json`'s exact text and its signature, one object for one request. */

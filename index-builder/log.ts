@@ -1,0 +1,259 @@
+/**
+ * The registry's transparency log: every accepted publish and action, and every key rotation, as one entry
+ * in an append-only, hash-chained list (the idea of sigstore's Rekor, not its code). Each entry names the
+ * hash of the one before it, and the snapshot carries the log's length and the hash of its last entry, so
+ * a client that remembers an earlier head can tell a log that extends it from one whose history was
+ * rewritten, cut short or reordered.
+ *
+ * Layout: `log/<segment>.jsonl`, 256 entries per segment, one JSON line per entry; an append rewrites only
+ * the last segment (tens of kilobytes at most), and a full segment never changes again. An entry's hash
+ * is the sha256 of its line's bytes as published (no newline), so a reader checks exactly what it read.
+ *
+ * Pure: this module renders and judges; the pipeline writes (pipeline/log-writer.ts) and the client fetches.
+ */
+import { sha256Hex } from './digest.ts';
+import { TrustError } from './errors.ts';
+import type { LogHead } from './model.ts';
+import { stringifyJson } from './text.ts';
+
+export const LOG_PREFIX = 'log/';
+export const LOG_SEGMENT_ENTRIES = 256;
+/** The `prev` of the first entry, and the head of an empty log. */
+export const ZERO_HASH = '0'.repeat(64);
+export const EMPTY_LOG: LogHead = { length: 0, head: ZERO_HASH };
+
+/** What an entry records: a publish, an action (by its kind), or a registry key rotation. */
+export type LogEntryType =
+  | 'publish'
+  | 'yank'
+  | 'unyank'
+  | 'deprecate'
+  | 'undeprecate'
+  | 'advisory-add'
+  | 'advisory-withdraw'
+  | 'owners-add'
+  | 'owners-remove'
+  | 'remove'
+  | 'transfer'
+  | 'revoke-key'
+  | 'rotate-key';
+
+export interface LogEntry {
+  /** 0-based position in the log. */
+  readonly seq: number;
+  /** When the registry accepted it (ISO 8601): the batch's time of publishing. */
+  readonly time: string;
+  readonly type: LogEntryType;
+  readonly plugin?: string;
+  readonly version?: string;
+  /** Fingerprint of the key that signed what was accepted (the publisher, the owner, the operator). */
+  readonly signer: string;
+  /** sha256 (hex) of the bytes that key signed: the manifest, the action's text, the rotation's text. */
+  readonly digest: string;
+  /** A few words of what it did, for `audit`: reason, message, replacement, range, advisory id, a key. */
+  readonly detail?: Readonly<Record<string, string>>;
+  /** The hash of the entry before (ZERO_HASH for the first). */
+  readonly prev: string;
+}
+
+/** An entry as read, with its line and that line's hash. */
+export interface ReadEntry {
+  readonly entry: LogEntry;
+  readonly line: string;
+  readonly hash: string;
+}
+
+/** The key of the segment holding entry `seq`'s segment `index`: `log/000000.jsonl`. */
+export function logSegmentKey(index: number): string {
+  return `${LOG_PREFIX}${String(index).padStart(6, '0')}.jsonl`;
+}
+
+export function segmentOf(seq: number): number {
+  return Math.floor(seq / LOG_SEGMENT_ENTRIES);
+}
+
+/** The segments holding entries `from` to `to - 1`. */
+export function segmentsBetween(from: number, to: number): number[] {
+  if (to <= from) return [];
+  const out: number[] = [];
+  for (let s = segmentOf(from); s <= segmentOf(to - 1); s++) out.push(s);
+  return out;
+}
+
+/** One entry's line: fixed key order (as the LogEntry type lists them), no spaces, no newline. */
+export function entryLine(entry: LogEntry): string {
+  const ordered: Record<string, unknown> = { seq: entry.seq, time: entry.time, type: entry.type };
+  if (entry.plugin !== undefined) ordered.plugin = entry.plugin;
+  if (entry.version !== undefined) ordered.version = entry.version;
+  ordered.signer = entry.signer;
+  ordered.digest = entry.digest;
+  if (entry.detail && Object.keys(entry.detail).length > 0) {
+    const detail: Record<string, string> = {};
+    for (const key of Object.keys(entry.detail).sort()) detail[key] = entry.detail[key] as string;
+    ordered.detail = detail;
+  }
+  ordered.prev = entry.prev;
+  return stringifyJson(ordered);
+}
+
+export function lineHash(line: string): string {
+  return sha256Hex(line);
+}
+
+/** The next entry after `head`, its line, and the head it makes. */
+export function nextEntry(
+  head: LogHead,
+  fields: Omit<LogEntry, 'seq' | 'prev'>,
+): { readonly entry: LogEntry; readonly line: string; readonly head: LogHead } {
+  const entry: LogEntry = { ...fields, seq: head.length, prev: head.head };
+  const line = entryLine(entry);
+  return { entry, line, head: { length: head.length + 1, head: lineHash(line) } };
+}
+
+/** A segment's bytes from its lines, in order. */
+export function renderSegment(lines: readonly string[]): Uint8Array {
+  return new TextEncoder().encode(lines.length === 0 ? '' : `${lines.join('\n')}\n`);
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+
+function malformed(where: string, why: string): never {
+  throw new TrustError('LOG_MALFORMED', `${where}: ${why}`);
+}
+
+/**
+ * Reads a segment: one entry per line, each of the right form. Order and links are `verifyLogRange`'s.
+ * @throws TrustError LOG_MALFORMED naming the segment and line.
+ */
+export function parseSegment(bytes: Uint8Array, index: number): ReadEntry[] {
+  const key = logSegmentKey(index);
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    return malformed(key, 'not UTF-8');
+  }
+  if (text.length === 0) return [];
+  if (!text.endsWith('\n')) malformed(key, 'the last line is not complete');
+  const lines = text.slice(0, -1).split('\n');
+  if (lines.length > LOG_SEGMENT_ENTRIES) malformed(key, `more than ${LOG_SEGMENT_ENTRIES} entries`);
+  return lines.map((line, i) => {
+    const where = `${key} line ${i + 1}`;
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch {
+      return malformed(where, 'not JSON');
+    }
+    const e = value as Partial<LogEntry> | null;
+    if (
+      typeof e !== 'object' ||
+      e === null ||
+      !Number.isSafeInteger(e.seq) ||
+      typeof e.time !== 'string' ||
+      typeof e.type !== 'string' ||
+      typeof e.signer !== 'string' ||
+      typeof e.digest !== 'string' ||
+      typeof e.prev !== 'string' ||
+      !HEX64.test(e.prev) ||
+      (e.plugin !== undefined && typeof e.plugin !== 'string') ||
+      (e.version !== undefined && typeof e.version !== 'string') ||
+      (e.detail !== undefined &&
+        (typeof e.detail !== 'object' || e.detail === null || Array.isArray(e.detail)))
+    )
+      malformed(where, 'expected {seq, time, type, signer, digest, prev} of the right forms');
+    return { entry: e as LogEntry, line, hash: lineHash(line) };
+  });
+}
+
+/**
+ * Checks that `entries` are exactly entries `from` to `to.length - 1` of a chain whose entry `from - 1`
+ * hashes to `prev`, ending at `to.head`.
+ * @throws TrustError LOG_TRUNCATED (fewer entries than the head counts), LOG_REORDERED (an entry out of its
+ *   place), LOG_ENTRY_ALTERED (an entry whose hash its successor, or the head, does not name).
+ */
+export function verifyLogRange(
+  entries: readonly ReadEntry[],
+  options: { readonly from: number; readonly prev: string; readonly to: LogHead },
+): void {
+  const { from, to } = options;
+  const expected = to.length - from;
+  let prev = options.prev;
+  for (const [i, read] of entries.slice(0, Math.max(expected, 0)).entries()) {
+    const seq = from + i;
+    if (read.entry.seq !== seq)
+      throw new TrustError(
+        'LOG_REORDERED',
+        `log entry ${seq} holds entry ${read.entry.seq}: the log was reordered`,
+      );
+    if (read.entry.prev !== prev)
+      throw new TrustError(
+        'LOG_ENTRY_ALTERED',
+        `log entry ${seq} does not follow entry ${seq - 1} (its prev is not that entry's hash): an entry was altered`,
+      );
+    prev = read.hash;
+  }
+  if (entries.length < expected)
+    throw new TrustError(
+      'LOG_TRUNCATED',
+      `the log holds ${from + entries.length} entries where the snapshot counts ${to.length}: it was cut short`,
+    );
+  if (expected > 0 && prev !== to.head)
+    throw new TrustError(
+      'LOG_ENTRY_ALTERED',
+      `log entry ${to.length - 1} does not hash to the head the snapshot signs: an entry was altered`,
+    );
+}
+
+/**
+ * How a new head stands to one a client remembers: `same`, or `extends` (then the caller fetches entries
+ * from `remembered.length - 1` and checks them with `verifyExtension`).
+ * @throws TrustError LOG_TRUNCATED (shorter, or gone), LOG_FORKED (as long, another head).
+ */
+export function compareLogHeads(remembered: LogHead, current: LogHead | undefined): 'same' | 'extends' {
+  if (!current || current.length < remembered.length)
+    throw new TrustError(
+      'LOG_TRUNCATED',
+      `the registry's log holds ${current?.length ?? 0} entries, fewer than the ${remembered.length} this client saw: its history was cut`,
+    );
+  if (current.length === remembered.length) {
+    if (current.head !== remembered.head)
+      throw new TrustError(
+        'LOG_FORKED',
+        `the registry's log of ${current.length} entries ends at ${current.head}, not at ${remembered.head} as this client saw it: its history was rewritten`,
+      );
+    return 'same';
+  }
+  return 'extends';
+}
+
+/**
+ * Checks that the log at `current` extends the one a client remembered: `entries` start at entry
+ * `remembered.length - 1` (the last one it saw, which must still hash to its head) when it saw any, else at 0.
+ * @throws TrustError LOG_FORKED (the remembered entry changed), and what `verifyLogRange` throws.
+ */
+export function verifyExtension(remembered: LogHead, entries: readonly ReadEntry[], current: LogHead): void {
+  if (remembered.length === 0) {
+    verifyLogRange(entries, { from: 0, prev: ZERO_HASH, to: current });
+    return;
+  }
+  const last = entries[0];
+  if (!last || last.entry.seq !== remembered.length - 1 || last.hash !== remembered.head)
+    throw new TrustError(
+      'LOG_FORKED',
+      `log entry ${remembered.length - 1} is not the one this client saw: the registry's history was rewritten`,
+    );
+  verifyLogRange(entries.slice(1), { from: remembered.length, prev: last.hash, to: current });
+}
+
+export function isLogHead(value: unknown): value is LogHead {
+  const v = value as Partial<LogHead> | null;
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    Number.isSafeInteger(v.length) &&
+    (v.length as number) >= 0 &&
+    typeof v.head === 'string' &&
+    HEX64.test(v.head)
+  );
+}
