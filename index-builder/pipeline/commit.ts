@@ -42,6 +42,7 @@ import { renderBins, renderSignedSnapshot, renderSnapshot } from '../render/snap
 import { toYaml } from '../render/yaml.ts';
 import { CACHE_MUTABLE } from '../store.ts';
 import { identityOf, type PipelineContext } from './context.ts';
+import { readLogHead } from './log-writer.ts';
 import { forEachLimited, putFile, putSigned, readJson, WRITE_CONCURRENCY } from './site-writer.ts';
 
 const encoder = new TextEncoder();
@@ -153,13 +154,22 @@ export async function commitGeneration(
   return generation;
 }
 
-/** Signs and writes `snapshot.json` for `generation`, listing `documents`, expiring after the configured TTL. */
+/**
+ * Signs and writes `snapshot.json` for `generation`, listing `documents`, expiring after the configured TTL,
+ * vouching for the log as `state/log.json` records it, and counting the key rotations (`keyRotations`, else
+ * as many as the published snapshot counts).
+ */
 export async function writeSnapshot(
   ctx: PipelineContext,
   generation: number,
   documents: Record<string, DocumentDigest>,
+  options: { readonly keyRotations?: number } = {},
 ): Promise<void> {
+  const keyRotations =
+    options.keyRotations ?? (await readJson<SnapshotDocument>(ctx.site, SNAPSHOT_KEY))?.key_rotations;
   const snapshot = renderSnapshot({
+    log: await readLogHead(ctx.intake),
+    ...(keyRotations ? { keyRotations } : {}),
     registry: ctx.config.url,
     generation,
     created: ctx.clock.now(),

@@ -5,7 +5,7 @@
  * in them is verify.ts.
  */
 import { binOf, pluginDocumentKey } from '../layout.ts';
-import type { DocumentDigest, SignedSnapshotDocument, SnapshotDocument } from '../model.ts';
+import type { DocumentDigest, LogHead, SignedSnapshotDocument, SnapshotDocument } from '../model.ts';
 import { stringifyJson } from '../text.ts';
 import { encodeJson } from './documents.ts';
 
@@ -43,6 +43,10 @@ export interface SnapshotOptions {
   readonly keyFingerprint: string;
   /** Path -> digest of every document listed, in the order they are to appear (sorted). */
   readonly documents: Readonly<Record<string, DocumentDigest>>;
+  /** The transparency log's length and head, when it has entries. */
+  readonly log?: LogHead;
+  /** Registry key rotations so far, when there were any. */
+  readonly keyRotations?: number;
 }
 
 /** `snapshot.json`, pretty-printed: a few kilobytes, read by people as well as clients. */
@@ -55,6 +59,8 @@ export function renderSnapshot(options: SnapshotOptions): Uint8Array {
     expires: new Date(options.created.getTime() + options.ttlSeconds * 1000).toISOString(),
     key_fingerprint: options.keyFingerprint,
     documents: options.documents,
+    ...(options.log && options.log.length > 0 ? { log: options.log } : {}),
+    ...(options.keyRotations ? { key_rotations: options.keyRotations } : {}),
   };
   return encodeJson(snapshot);
 }
