@@ -188,7 +188,7 @@ function buildLog(n: number): { entries: ReadEntry[]; head: LogHead } {
   return { entries, head };
 }
 
-function withLine(read: ReadEntry, entry: LogEntry): ReadEntry {
+function withLine(entry: LogEntry): ReadEntry {
   const line = JSON.stringify(entry);
   return parseSegment(renderSegment([line]), 0)[0] as ReadEntry;
 }
@@ -206,12 +206,12 @@ describe('the log', () => {
   it('refuses an altered entry, a reordered one, and a log cut short, each by its code', () => {
     const { entries, head } = buildLog(4);
     const altered = [...entries];
-    altered[1] = withLine(entries[1] as ReadEntry, { ...(entries[1]?.entry as LogEntry), version: '9.9.9' });
+    altered[1] = withLine({ ...(entries[1]?.entry as LogEntry), version: '9.9.9' });
     expect(trustCode(() => verifyLogRange(altered, { from: 0, prev: ZERO_HASH, to: head }))).toBe(
       'LOG_ENTRY_ALTERED',
     );
     const lastAltered = [...entries];
-    lastAltered[3] = withLine(entries[3] as ReadEntry, {
+    lastAltered[3] = withLine({
       ...(entries[3]?.entry as LogEntry),
       plugin: 'other',
     });
@@ -244,7 +244,7 @@ describe('the log', () => {
     // Another history of the same length and more: the entry the client saw is not there.
     const other = buildLog(7);
     const forked = [...other.entries];
-    forked[2] = withLine(other.entries[2] as ReadEntry, {
+    forked[2] = withLine({
       ...(other.entries[2]?.entry as LogEntry),
       digest: 'f'.repeat(64),
     });
