@@ -26,9 +26,9 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 /** A plugin document as a test edits it. */
-export type EditableDocument = { -readonly [K in keyof PluginDocument]: PluginDocument[K] } & {
-  versions: Record<string, unknown>[];
-};
+export type EditableDocument = {
+  -readonly [K in Exclude<keyof PluginDocument, 'versions'>]: PluginDocument[K];
+} & { versions: Record<string, unknown>[] };
 
 /**
  * Edits a published plugin document in place, then re-renders and re-signs the registry from the published
