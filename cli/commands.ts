@@ -189,12 +189,16 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
       'install plugins (verified end to end) and record them in plugindex.lock; no names: what the lock holds',
     usage: [
       'plugindex install [NAME[@SPEC] ...] [--registry NAME] [--platform OS/ARCH] [--dir DIR] [--lockfile FILE]',
-      '         [--locked] [--frozen] [--offline] [--accept-permissions] [--api-version V] [--json]',
-      'plugindex install -c FILE [--locked | --frozen] [--accept-permissions]   exactly a plugin set',
+      '         [--locked] [--frozen] [--offline] [--accept-permissions] [--deny-yanked] [--allow-vulnerable]',
+      '         [--api-version V] [--json]',
+      'plugindex install -c FILE [--locked | --frozen] [--accept-permissions] [--deny-yanked] [--allow-vulnerable]',
       'plugindex install URL/…/manifest.json [--key FILE]   a manifest by URL (--key unless under a configured registry)',
       'plugindex install NAME:TAG | REGISTRY/REPO:TAG | REGISTRY/REPO@sha256:…   falcoctl-style references',
       '  SPEC: 1.2.3 | ^1.2.0 | ~1.2 | ">=1 <2" | latest | a channel (beta)',
-      '  --frozen: exactly the lock, reading no registry (artifacts from the cache or where the lock found them)',
+      '  --frozen: exactly the lock, reading no registry (artifacts from the cache or where the lock found them);',
+      '            so no advisory or yank since is checked: `plugindex audit` checks a frozen tree',
+      '  --allow-vulnerable: install a version a high or critical advisory affects (else refused)',
+      '  --deny-yanked: refuse a locked version yanked since (else installed with a warning)',
     ].join('\n'),
     options: {
       ...CLIENT,
@@ -205,6 +209,8 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
       locked: { type: 'boolean' },
       frozen: { type: 'boolean' },
       'accept-permissions': { type: 'boolean' },
+      'deny-yanked': { type: 'boolean' },
+      'allow-vulnerable': { type: 'boolean' },
       key: { type: 'string' },
     },
     load: () => import('./commands/install.ts'),
@@ -234,15 +240,22 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     summary: 'move installed plugins to the newest version their spec (or the one given) allows',
     usage: [
       'plugindex update [NAME[@SPEC] ...] [--platform OS/ARCH] [--dir DIR] [--lockfile FILE] [--api-version V]',
-      '         [--accept-permissions] [--json]',
-      'plugindex update -c FILE [--accept-permissions]   every plugin of a set',
+      '         [--accept-permissions] [--allow-vulnerable] [--json]',
+      'plugindex update -c FILE [--accept-permissions] [--allow-vulnerable]   every plugin of a set',
     ].join('\n'),
-    options: { ...CLIENT, ...RESOLVE, ...INSTALLS, ...SET, 'accept-permissions': { type: 'boolean' } },
+    options: {
+      ...CLIENT,
+      ...RESOLVE,
+      ...INSTALLS,
+      ...SET,
+      'accept-permissions': { type: 'boolean' },
+      'allow-vulnerable': { type: 'boolean' },
+    },
     load: () => import('./commands/update.ts'),
   },
   list: {
     summary:
-      'installed plugins; --outdated: those with a newer version (exit 1 if any); -c FILE: also those found on disk, verified',
+      'installed plugins; --outdated: those with a newer version, yanked, deprecated, removed or under an advisory (exit 1 if any); -c FILE: also those found on disk, verified',
     usage: [
       'plugindex list [--outdated] [--dir DIR] [--lockfile FILE] [--api-version V] [--offline] [--json]',
       "plugindex list -c FILE [--watch] [--json]   the set's filesystem discovery (exit 1 if any does not verify)",
@@ -256,6 +269,16 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
       watch: { type: 'boolean' },
     },
     load: () => import('./commands/list.ts'),
+  },
+  audit: {
+    summary:
+      "installed plugins' advisories (exit 1 if any affects one); NAME: its history from the registry's verified log",
+    usage: [
+      'plugindex audit [--dir DIR] [--offline] [--json]   every installed version against its advisories',
+      "plugindex audit NAME [--registry NAME] [--json]   the plugin's log entries (the whole log checked) and advisories",
+    ].join('\n'),
+    options: { ...CLIENT, dir: { type: 'string' }, registry: { type: 'string' } },
+    load: () => import('./commands/audit.ts'),
   },
   remove: {
     summary: 'remove an installed plugin (or one version); --clean also drops its cached downloads',

@@ -4,7 +4,10 @@
  * expiry, and that `snapshot.signed.json` says the same), then every document the snapshot binds, every
  * plugin document through its bin (every bin the snapshot lists: the bins, not search.json, say which
  * plugins exist), every manifest against the digest its plugin document gives and its signature, and every
- * hosted artifact against its sha256 and size, streamed and cut off at its size. Documents are fetched as
+ * hosted artifact against its sha256 and size, streamed and cut off at its size (a version the operator
+ * removed has no files left: its record is checked, not them), and the transparency log whole, from its
+ * first entry to the head the snapshot signs (and, with `--state`, that it extends the head seen last
+ * time). Documents are fetched as
  * `<path>?v=<sha256>`, the read that stays consistent through a CDN (README, "Reading it safely"), through
  * the client's one fetcher (proxies, CAs, caps on every response). The judging is index-builder/verify.ts.
  */
@@ -31,7 +34,18 @@ import {
   SNAPSHOT_KEY,
   signatureKey,
 } from '../index-builder/layout.ts';
-import type { ArtifactRecord, BinDocument, SnapshotDocument } from '../index-builder/model.ts';
+import {
+  compareLogHeads,
+  isLogHead,
+  LOG_SEGMENT_ENTRIES,
+  logSegmentKey,
+  parseSegment,
+  type ReadEntry,
+  segmentsBetween,
+  verifyLogRange,
+  ZERO_HASH,
+} from '../index-builder/log.ts';
+import type { ArtifactRecord, BinDocument, LogHead, SnapshotDocument } from '../index-builder/model.ts';
 import { readPublicKey } from '../index-builder/signing.ts';
 import { openSignedSnapshot, verifyManifest } from '../index-builder/verify.ts';
 
@@ -136,6 +150,10 @@ export interface VerifyReport {
   readonly manifests: number;
   /** Hosted artifacts checked against their digest and size. */
   readonly artifacts: number;
+  /** Versions the operator removed (their files gone, not fetched). */
+  readonly removed: number;
+  /** The transparency log checked whole: its length (0 when the registry keeps none yet) and head. */
+  readonly log: LogHead;
 }
 
 export async function verifyRegistry(options: {
@@ -164,9 +182,14 @@ async function verifyWith(
     options.pinnedKey ?? text(await reader.get(REGISTRY_PUBLIC_KEY_KEY, UNLISTED_LIMITS.key)),
   );
   let lastGeneration: number | undefined;
+  let lastLog: LogHead | undefined;
   if (options.stateFile) {
     const saved = await readFile(options.stateFile, 'utf8').catch(() => undefined);
-    if (saved) lastGeneration = (JSON.parse(saved) as { generation?: number }).generation;
+    if (saved) {
+      const state = JSON.parse(saved) as { generation?: number; log?: unknown };
+      lastGeneration = state.generation;
+      if (isLogHead(state.log)) lastLog = state.log;
+    }
   }
   // Trust in TUF's order, which the trusted snapshot enforces: the snapshot, then the documents it lists
   // (the bins among them), then each plugin document against its verified bin.
@@ -190,12 +213,18 @@ async function verifyWith(
   let manifests = 0;
   let artifacts = 0;
   let plugins = 0;
+  let removed = 0;
   for (const listing of bins) {
     for (const [docPath, digest] of Object.entries(listing.documents)) {
       const name = docPath.split('/')[1] as string;
       const doc = trusted.pluginDocument(name, await reader.get(docPath, digest.size, digest.sha256));
       plugins += 1;
       for (const version of doc.versions) {
+        // Removed for legal or security reasons: its files are deleted on purpose, its record says why.
+        if (version.removed) {
+          removed += 1;
+          continue;
+        }
         const manifestPath = manifestKey(doc.name, version.version);
         // The signature installs read (in the plugin document) and the one gpg users fetch must be one.
         const asc = text(
@@ -223,10 +252,11 @@ async function verifyWith(
       }
     }
   }
+  const log = await verifyLog(reader, snapshot, lastLog);
   if (options.stateFile)
     await writeFile(
       options.stateFile,
-      `${JSON.stringify({ generation: snapshot.generation, fingerprint: key.fingerprint })}\n`,
+      `${JSON.stringify({ generation: snapshot.generation, fingerprint: key.fingerprint, ...(log.length > 0 ? { log } : {}) })}\n`,
     );
   return {
     fingerprint: key.fingerprint,
@@ -236,5 +266,49 @@ async function verifyWith(
     plugins,
     manifests,
     artifacts,
+    removed,
+    log,
   };
+}
+
+/**
+ * The registry's log whole: every segment as `?v=<head>`, each entry in its place and linked to the one
+ * before, the last hashing to the head the snapshot signs; and when a head was seen before (`--state`),
+ * that this log extends it.
+ * @throws TrustError LOG_MALFORMED, LOG_TRUNCATED, LOG_FORKED, LOG_REORDERED, LOG_ENTRY_ALTERED.
+ */
+async function verifyLog(
+  reader: Reader,
+  snapshot: SnapshotDocument,
+  last: LogHead | undefined,
+): Promise<LogHead> {
+  const head = snapshot.log;
+  if (head !== undefined && !isLogHead(head))
+    throw new TrustError(
+      'LOG_MALFORMED',
+      `${reader.base}/${SNAPSHOT_KEY}#/log: expected {"length": a count, "head": 64 hex digits}`,
+    );
+  if (last) compareLogHeads(last, head);
+  if (!head) return { length: 0, head: ZERO_HASH };
+  const entries: ReadEntry[] = [];
+  for (const index of segmentsBetween(0, head.length)) {
+    const bytes = await reader
+      .get(logSegmentKey(index), UNLISTED_LIMITS.logSegment, head.head)
+      .catch((error: unknown) => {
+        if (error instanceof ClientError && error.code === 'FETCH_NOT_FOUND') return undefined;
+        throw error;
+      });
+    if (!bytes) break;
+    const read = parseSegment(bytes, index);
+    entries.push(...read);
+    // A segment short of full before the last: the entries after it would be out of place.
+    if (read.length < LOG_SEGMENT_ENTRIES) break;
+  }
+  verifyLogRange(entries, { from: 0, prev: ZERO_HASH, to: head });
+  if (last && last.length > 0 && entries[last.length - 1]?.hash !== last.head)
+    throw new TrustError(
+      'LOG_FORKED',
+      `log entry ${last.length - 1} is not the one seen last time (${last.head}): the registry's history was rewritten`,
+    );
+  return head;
 }

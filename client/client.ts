@@ -18,6 +18,14 @@ import { TrustError } from '../index-builder/errors.ts';
 import { FALCOCTL_INDEX_KEY, REGISTRY_PUBLIC_KEY_KEY } from '../index-builder/layout.ts';
 import type { PluginDocument, VersionRecord } from '../index-builder/model.ts';
 import {
+  type AuditFinding,
+  type AuditSkipped,
+  auditInstalled,
+  auditPlugin,
+  type InstalledAudit,
+  type PluginHistory,
+} from './audit.ts';
+import {
   addRegistry,
   type ClientConfig,
   DEFAULT_API_KEY_HEADER,
@@ -56,12 +64,16 @@ import type { RegistrySession, SnapshotReport } from './session.ts';
 import type { Source } from './source.ts';
 
 export type {
+  AuditFinding,
+  AuditSkipped,
   CleanReport,
   DiscoveryReport,
+  InstalledAudit,
   InstalledItem,
   InstallOptions,
   InstallResult,
   ListedPlugin,
+  PluginHistory,
   ProgressEvent,
   SetDiff,
   SetInstallOptions,
@@ -187,6 +199,10 @@ export interface PlugindexClient {
   ): Promise<readonly string[]>;
   setEnabled(name: string, enabled: boolean, options: { dir?: string }): Promise<void>;
   verifyInstalled(options: { dir?: string; lockfile?: string }): Promise<VerifyFinding[]>;
+  /** `audit`: the advisories affecting every installed version, by its registry's current documents. */
+  auditInstalled(options: { dir?: string }): Promise<InstalledAudit>;
+  /** `audit NAME`: the plugin's history from its registry's log (the whole chain checked) and advisories. */
+  auditPlugin(name: string, options: { registry?: string }): Promise<PluginHistory>;
   installed(options: { dir?: string }): Promise<InstalledFile>;
   close(): Promise<void>;
 }
@@ -373,7 +389,12 @@ class Client implements PlugindexClient {
         );
     }
     const entry: RegistryEntry = { ...draft, key_fingerprint: key.fingerprint };
-    const trust = { fingerprint: key.fingerprint, armoredKey: key.armored };
+    // The same registry added again (another priority, say) keeps the log head it remembers: a forced re-add
+    // must not be a way to take a rewritten history on first use again. Another URL or key starts afresh.
+    const kept = await this.#state.trust(options.name).catch(() => undefined);
+    const configured = (await this.#config_()).registries.find((r) => r.name === options.name);
+    const log = kept?.fingerprint === key.fingerprint && configured?.url === url ? kept.log : undefined;
+    const trust = { fingerprint: key.fingerprint, armoredKey: key.armored, ...(log ? { log } : {}) };
     let checked: TrustRecord | undefined;
     // Read the registry through the key before anything is saved: a wrong URL or key saves nothing.
     const session = new RegistrySession(entry, endpoint, key.key, trust, {
@@ -723,5 +744,13 @@ class Client implements PlugindexClient {
 
   verifyInstalled(options: { dir?: string; lockfile?: string }): Promise<VerifyFinding[]> {
     return verifyInstalled(this.#context, options);
+  }
+
+  auditInstalled(options: { dir?: string }): Promise<InstalledAudit> {
+    return auditInstalled(this.#context, options);
+  }
+
+  auditPlugin(name: string, options: { registry?: string }): Promise<PluginHistory> {
+    return auditPlugin(this.#context, parseRequest(name).name, options);
   }
 }

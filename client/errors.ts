@@ -63,6 +63,15 @@ export type ClientErrorCode =
    * `--accept-permissions`. The message names the permissions added.
    */
   | 'PERMISSIONS_NOT_ACCEPTED'
+  /** `--deny-yanked` and the lock holds a version yanked since (the message names it and why). */
+  | 'YANKED'
+  /** The version was removed by the registry's operator; the message gives the reason (never installable). */
+  | 'VERSION_REMOVED'
+  /**
+   * An advisory at `high` or `critical` affects the chosen version; installing it needs `--allow-vulnerable`.
+   * The message names each advisory: id, severity, summary, the fixed version.
+   */
+  | 'VULNERABLE'
   // Refusals (exit 3):
   /** More bytes arrived than the cap for that kind of document (or the signed size of an artifact). */
   | 'RESPONSE_TOO_LARGE'

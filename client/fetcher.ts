@@ -175,7 +175,18 @@ export const UNLISTED_LIMITS: {
   /** A manifest read by where a lock found it: the manifest's own cap (MAX_MANIFEST_BYTES, not imported
    * here: the manifest reader would bring its YAML parser into every install). */
   readonly manifest: number;
-} = Object.freeze({ snapshot: 16 * MiB, signature: 64 * KiB, key: 1 * MiB, manifest: 256 * KiB });
+  /**
+   * A transparency log segment (index-builder/log.ts): 256 entries of a few hundred bytes each, their
+   * detail (a reason, a summary) included; 16 KiB an entry at most is far above what any holds.
+   */
+  readonly logSegment: number;
+} = Object.freeze({
+  snapshot: 16 * MiB,
+  signature: 64 * KiB,
+  key: 1 * MiB,
+  manifest: 256 * KiB,
+  logSegment: 4 * MiB,
+});
 
 const MAX_REDIRECTS = 5;
 /** OCI manifests: the distribution project refuses to store one over 4 MiB. */

@@ -1,7 +1,13 @@
 import { sha256Hex } from '../index-builder/digest.ts';
 import { TrustError } from '../index-builder/errors.ts';
 import { keyProblem, versionFolder } from '../index-builder/layout.ts';
-import type { ArtifactRecord, OciArtifact, Resources, VersionRecord } from '../index-builder/model.ts';
+import type {
+  Advisory,
+  ArtifactRecord,
+  OciArtifact,
+  Resources,
+  VersionRecord,
+} from '../index-builder/model.ts';
 import { isPrerelease } from '../index-builder/versions.ts';
 import { DEFAULT_TIMEOUT_SECONDS } from './config.ts';
 import type { ClientContext } from './context.ts';
@@ -16,6 +22,7 @@ import {
   withoutInstalled,
 } from './installed.ts';
 import { own } from './json-input.ts';
+import { checkAdvisories, deprecationOf } from './lifecycle.ts';
 import {
   EMPTY_LOCKFILE,
   type LockChange,
@@ -86,6 +93,14 @@ export interface InstallOptions {
   readonly policy?: Policy;
   /** Install versions that ask for permissions the locked ones did not. */
   readonly acceptPermissions?: boolean;
+  /** Refuse a locked version yanked since (YANKED) instead of installing it with a warning. */
+  readonly denyYanked?: boolean;
+  /**
+   * Install a version an advisory at `high` or `critical` affects (warned of) instead of refusing it
+   * (VULNERABLE). Advisories are read from the plugin document, so a `frozen` install, which reads none,
+   * checks none: `plugindex audit` is how a frozen tree is checked.
+   */
+  readonly allowVulnerable?: boolean;
   /** The plugin set file's sha256, recorded in the lock. */
   readonly configSha256?: string;
 }
@@ -102,6 +117,8 @@ export interface InstalledItem {
   readonly paths: Readonly<Record<string, string>>;
   readonly permissions: readonly string[];
   readonly warnings: readonly string[];
+  /** The advisories affecting the version, worst first (each also among the warnings). */
+  readonly advisories: readonly Advisory[];
   /** True when nothing was fetched: already installed as recorded. */
   readonly unchanged: boolean;
 }
@@ -156,6 +173,8 @@ export interface Planned {
   readonly yanked: boolean;
   readonly deprecated: boolean;
   readonly warnings: readonly string[];
+  /** The advisories affecting it (none known for a frozen install, which reads no plugin document). */
+  readonly advisories: readonly Advisory[];
   /** Permissions this version asks for that the lock's version did not. */
   readonly newPermissions: readonly string[];
   /** True when the signature chain was checked now (not for a frozen install, which trusts the lock). */
@@ -339,7 +358,9 @@ export async function planInstall(
       );
   }
 
-  // Fast path (an installed tree that already is the lock): nothing to fetch, nothing to verify online.
+  // Fast path (an installed tree that already is the lock): nothing to fetch, nothing to verify online, and
+  // so, as for --frozen, no plugin document read for what happened since (yanks, advisories): nothing is
+  // installed either. `plugindex audit` and `list --outdated` ask the registries.
   if (!options.upgrade && targets.every((t) => t.locked)) {
     const unchanged = await alreadyInstalled(ctx, targets, options, seen);
     if (unchanged) {
@@ -508,6 +529,7 @@ async function alreadyInstalled(
       paths,
       permissions: entry.permissions ?? [],
       warnings: [],
+      advisories: [],
       unchanged: true,
     });
   }
@@ -555,8 +577,9 @@ async function planTarget(
     fits,
   );
   if (target.locked) checkLockedSource(lock, source, options.lockfile);
+  const denyYanked = options.denyYanked === true;
   const resolution = target.locked
-    ? resolveLocked(document, target.locked.version, first)
+    ? resolveLocked(document, target.locked.version, first, { denyYanked })
     : resolvePlugin(document, { spec: target.spec, platform: first, apiVersion });
   const version = resolution.version;
   const warnings = new Set(resolution.warnings);
@@ -573,6 +596,12 @@ async function planTarget(
     manifest_url: source.manifestUrl(target.name, version),
   };
   if (target.locked) checkAgainstLock(target.name, target.locked, entry, options.lockfile);
+  // After the trust checks (a lock the registry contradicts is the first thing to say), before the manifest
+  // is fetched: a version the install refuses costs no more requests.
+  const vulnerable = checkAdvisories(document, version.version, {
+    allowVulnerable: options.allowVulnerable === true,
+  });
+  for (const warning of vulnerable.warnings) warnings.add(warning);
   const manifest = await source.manifest(target.name, version);
   const previous = own(lock.plugins, target.name);
   return {
@@ -597,8 +626,9 @@ async function planTarget(
     manifest,
     entry,
     yanked: version.yanked,
-    deprecated: version.deprecated,
+    deprecated: deprecationOf(document, version) !== undefined,
     warnings: [...warnings],
+    advisories: vulnerable.advisories,
     checked: true,
     newPermissions: previous ? permissionChanges(previous.permissions, entry.permissions ?? []).added : [],
     generation: source.generation,
@@ -610,6 +640,10 @@ async function planTarget(
  * A frozen target: the lock's entry as it is, no source asked. The manifest is placed when the cache holds
  * the bytes the lock names (it was verified when cached); the artifacts come from the cache or from where
  * the lock recorded them, checked against the lock's digests.
+ *
+ * No plugin document is read, so nothing that happened since the lock is known here: a version yanked,
+ * removed or deprecated since, or an advisory against it, is neither warned of nor refused (and
+ * `--deny-yanked` and `--allow-vulnerable` change nothing). `plugindex audit` checks a frozen tree.
  */
 async function planFrozen(
   ctx: ClientContext,
@@ -658,6 +692,7 @@ async function planFrozen(
     yanked: false,
     deprecated: false,
     warnings,
+    advisories: [],
     checked: false,
     newPermissions: [],
     ...(entry.resources ? { resources: entry.resources } : {}),
@@ -881,6 +916,7 @@ function itemOf(plan: Planned, tree: InstallTree, unchanged: boolean): Installed
     paths,
     permissions: plan.entry.permissions ?? [],
     warnings: plan.warnings,
+    advisories: plan.advisories,
     unchanged,
   };
 }

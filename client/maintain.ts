@@ -7,7 +7,8 @@
 
 import type { Key } from 'openpgp';
 import { TrustError } from '../index-builder/errors.ts';
-import { versionFolder } from '../index-builder/layout.ts';
+import { versionFolder, versionIdentity } from '../index-builder/layout.ts';
+import type { Advisory } from '../index-builder/model.ts';
 import { sortVersionsDescending } from '../index-builder/versions.ts';
 import { type ClientContext, loadTrust, readPinnedKey } from './context.ts';
 import { readIfExists, readTextIfExists, withFileLock } from './disk/atomic.ts';
@@ -22,6 +23,7 @@ import {
   withVerification,
 } from './installed.ts';
 import { own } from './json-input.ts';
+import { affectingAdvisories, deprecationOf } from './lifecycle.ts';
 import { type Lockfile, withoutPlugin } from './lockfile.ts';
 import { resolvePlugin } from './resolve.ts';
 
@@ -37,6 +39,14 @@ export interface ListedPlugin {
   /** With `outdated`: what the requested spec resolves to now, and the latest. */
   readonly wanted?: string;
   readonly latest?: string | null;
+  /** With `outdated`, what the registry says of the current version now: why it was yanked, */
+  readonly yanked_reason?: string;
+  /** the deprecation that applies to it (its own or the plugin's), */
+  readonly deprecation?: { readonly message?: string; readonly replacement?: string };
+  /** its removal by the operator, */
+  readonly removed?: { readonly reason: string; readonly at: string };
+  /** and the advisories affecting it, worst first. */
+  readonly advisories?: readonly Advisory[];
 }
 
 export interface VerifyFinding {
@@ -84,7 +94,9 @@ export async function listInstalled(
     }
     const { document } = await ctx.find(name, current.registry);
     const requested = (lock ? own(lock.plugins, name) : undefined)?.requested ?? 'latest';
-    const versionNow = document.versions.find((v) => v.version === plugin.current);
+    const identity = versionIdentity(plugin.current);
+    const versionNow = document.versions.find((v) => versionIdentity(v.version) === identity);
+    const deprecation = versionNow ? deprecationOf(document, versionNow) : undefined;
     let wanted: string | undefined;
     try {
       wanted = resolvePlugin(document, {
@@ -98,9 +110,13 @@ export async function listInstalled(
     rows.push({
       ...row,
       yanked: versionNow?.yanked ?? row.yanked,
-      deprecated: versionNow?.deprecated ?? row.deprecated,
+      deprecated: versionNow ? deprecation !== undefined : row.deprecated,
       ...(wanted ? { wanted } : {}),
       latest: document.latest_version,
+      ...(versionNow?.yanked_reason ? { yanked_reason: versionNow.yanked_reason } : {}),
+      ...(deprecation ? { deprecation } : {}),
+      ...(versionNow?.removed ? { removed: versionNow.removed } : {}),
+      advisories: affectingAdvisories(document, plugin.current),
     });
   }
   return rows;

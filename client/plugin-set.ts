@@ -302,6 +302,10 @@ export interface SetInstallOptions {
   readonly locked?: boolean;
   readonly frozen?: boolean;
   readonly acceptPermissions?: boolean;
+  /** A locked version yanked since is refused (YANKED), not installed with a warning. */
+  readonly denyYanked?: boolean;
+  /** A version a `high`/`critical` advisory affects is installed with a warning, not refused. */
+  readonly allowVulnerable?: boolean;
   readonly apiVersion?: string;
   /** Re-resolve every plugin ignoring the lock (`update -c`). */
   readonly upgrade?: boolean;
@@ -319,6 +323,8 @@ function installOptions(opened: OpenedSet, options: SetInstallOptions): InstallO
     ...(options.locked ? { locked: true } : {}),
     ...(options.frozen ? { frozen: true } : {}),
     ...(options.acceptPermissions ? { acceptPermissions: true } : {}),
+    ...(options.denyYanked ? { denyYanked: true } : {}),
+    ...(options.allowVulnerable ? { allowVulnerable: true } : {}),
     ...(options.apiVersion ? { apiVersion: options.apiVersion } : {}),
     ...(options.upgrade ? { upgrade: true } : {}),
   };
@@ -370,7 +376,12 @@ export async function diffSet(
   options: SetInstallOptions,
 ): Promise<SetDiff> {
   const opened = await openPluginSet(ctx, file, options);
-  const plan = await planInstall(ctx, { ...installOptions(opened, options), acceptPermissions: true });
+  // What an install would change, whatever it would then refuse for permissions or advisories.
+  const plan = await planInstall(ctx, {
+    ...installOptions(opened, options),
+    acceptPermissions: true,
+    allowVulnerable: true,
+  });
   const changes: SetChange[] = [];
   const trees = new Map<string, { tree: InstallTree; installed: InstalledFile }>();
   const treeAt = async (dir: string) => {

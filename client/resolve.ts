@@ -27,6 +27,7 @@ import {
   sortVersionsDescending,
 } from '../index-builder/versions.ts';
 import { ClientError } from './errors.ts';
+import { checkNotRemoved, deprecationWarning, revocationWarning } from './lifecycle.ts';
 
 export interface Platform {
   readonly os: string;
@@ -177,7 +178,10 @@ export interface ResolveOptions {
 export interface Resolution {
   readonly version: VersionRecord;
   readonly artifact: ArtifactRecord;
-  /** For the user, not errors: a deprecated (or, from a lock, yanked) version was chosen. */
+  /**
+   * For the user, not errors: a deprecated (or, from a lock, yanked) version was chosen, or one whose
+   * publisher key was revoked since. Advisories are the install's to judge (lifecycle.ts).
+   */
   readonly warnings: readonly string[];
 }
 
@@ -208,6 +212,7 @@ function apiBounds(record: VersionRecord): string {
 
 /** Why `record` was left out for this host, or undefined when it was not. */
 function exclusion(record: VersionRecord, apiVersion: string): string | undefined {
+  if (record.removed) return `${record.version} was removed (${record.removed.reason})`;
   if (record.yanked)
     return `${record.version} is yanked${record.yanked_reason ? ` (${record.yanked_reason})` : ''}`;
   if (!apiVersionAllows(record, apiVersion))
@@ -246,10 +251,9 @@ function noArtifact(doc: PluginDocument, record: VersionRecord, platform: Platfo
   );
 }
 
-function deprecation(doc: PluginDocument, record: VersionRecord): string[] {
-  if (!record.deprecated) return [];
-  const message = record.deprecation_message ? `: ${record.deprecation_message}` : '';
-  return [`${doc.name}@${record.version} is deprecated${message}`];
+/** What a chosen version's record says to warn of: deprecated (its own or the plugin's), a key revoked. */
+function notes(doc: PluginDocument, record: VersionRecord): string[] {
+  return [...deprecationWarning(doc, record), ...revocationWarning(doc, record)];
 }
 
 /**
@@ -258,11 +262,14 @@ function deprecation(doc: PluginDocument, record: VersionRecord): string[] {
  * spec: an exact version, a range (`^1.2.0`, `~1.2`, `>=1 <2`), `latest` (highest non-prerelease non-yanked)
  * or a channel (`beta`). Versions whose API bounds exclude `apiVersion` are not chosen; yanked versions are
  * never chosen, not even when asked for exactly (a lock file still installs one: resolveLocked); a
- * deprecated version is chosen with a warning. The registry's rules (versions.ts resolveVersion) choose among
+ * removed one is refused with its reason when asked for exactly, and left out of a range; a deprecated
+ * version (or any version of a deprecated plugin) is chosen with a warning naming the message and the
+ * replacement. The registry's rules (versions.ts resolveVersion) choose among
  * what is left. A version without the platform's artifact is not skipped for an older one: that would install
  * something other than what the request resolves to on every other host.
  *
  * @throws ClientError REQUEST_INVALID for a spec that does not parse.
+ * @throws ClientError VERSION_REMOVED for an exact version the operator removed, with the reason.
  * @throws ClientError NO_MATCHING_VERSION naming the plugin and spec, why each version the spec asks for
  *   was left out (`1.3.0 is yanked`, `2.0.0 needs API v2..v3, the host is v1`) and a few of the versions
  *   there are, newest first.
@@ -275,7 +282,13 @@ export function resolvePlugin(doc: PluginDocument, options: ResolveOptions): Res
   const candidates = doc.versions.filter((r) => exclusion(r, options.apiVersion) === undefined);
   const chosen = resolveVersion(candidates, options.spec);
   const version = chosen === undefined ? undefined : candidates.find((r) => r.version === chosen);
-  if (!version) throw noMatch(doc, options, candidates);
+  if (!version) {
+    // Asked for exactly, a removed version says why it is gone rather than merely that nothing matched.
+    const exact = semver.valid(options.spec.trim());
+    const removed = exact ? doc.versions.find((r) => r.removed && semver.eq(r.version, exact)) : undefined;
+    if (removed) checkNotRemoved(doc, removed, '');
+    throw noMatch(doc, options, candidates);
+  }
   const artifact = artifactFor(version, options.platform);
   if (!artifact) {
     // Say where the platform can be had, so the user can pin that version rather than search for it.
@@ -285,17 +298,25 @@ export function resolvePlugin(doc: PluginDocument, options: ResolveOptions): Res
     const hint = older ? ` (${older.version} has it: ask for ${doc.name}@${older.version})` : '';
     throw noArtifact(doc, version, options.platform, hint);
   }
-  return { version, artifact, warnings: deprecation(doc, version) };
+  return { version, artifact, warnings: notes(doc, version) };
 }
 
 /**
  * The exact version a lock file holds, whatever has happened to it since: a yanked one still resolves, with
- * a warning (`yanked: <reason>`), as Cargo does for a lock, and no API filter applies (the lock decided).
+ * a warning (`yanked: <reason>`), as Cargo does for a lock, unless `denyYanked`; a removed one does not (its
+ * files are gone, and so is the registry's word for it). No API filter applies (the lock decided).
  * Versions are compared as the registry identifies them (build metadata and letter case aside).
  * @throws ClientError NO_MATCHING_VERSION when the version is no longer in the document.
+ * @throws ClientError VERSION_REMOVED when the operator removed it, with the reason.
+ * @throws ClientError YANKED when it is yanked and `denyYanked`, with the reason.
  * @throws ClientError NO_ARTIFACT_FOR_PLATFORM naming plugin@version, the platform and those it has.
  */
-export function resolveLocked(doc: PluginDocument, version: string, platform: Platform): Resolution {
+export function resolveLocked(
+  doc: PluginDocument,
+  version: string,
+  platform: Platform,
+  options: { readonly denyYanked?: boolean } = {},
+): Resolution {
   const identity = versionIdentity(version);
   const record = doc.versions.find((r) => versionIdentity(r.version) === identity);
   if (!record) {
@@ -307,10 +328,15 @@ export function resolveLocked(doc: PluginDocument, version: string, platform: Pl
       }`,
     );
   }
+  checkNotRemoved(doc, record, ', which the lock holds,');
+  const yanked = `${doc.name}@${record.version} is yanked: ${record.yanked_reason ?? 'no reason given'}`;
+  if (record.yanked && options.denyYanked)
+    throw new ClientError(
+      'YANKED',
+      `${yanked}; the lock holds it, and --deny-yanked refuses it (\`plugindex update ${doc.name}\` moves to a version that is not)`,
+    );
   const artifact = artifactFor(record, platform);
   if (!artifact) throw noArtifact(doc, record, platform);
-  const warnings = record.yanked
-    ? [`${doc.name}@${record.version} is yanked: ${record.yanked_reason ?? 'no reason given'}`]
-    : [];
-  return { version: record, artifact, warnings: [...warnings, ...deprecation(doc, record)] };
+  const warnings = record.yanked ? [yanked] : [];
+  return { version: record, artifact, warnings: [...warnings, ...notes(doc, record)] };
 }

@@ -6,6 +6,14 @@
  *
  * The snapshot is the one request that asks "what is new": sent with If-None-Match, so an unchanged registry
  * costs one 304. Everything else is addressed by digest (`<path>?v=<sha256>`) and never asked twice.
+ *
+ * The snapshot also vouches for the registry's transparency log (index-builder/log.ts: its length and head
+ * hash). The head last accepted is kept in the trust state; a new snapshot is accepted only if its log
+ * extends that one: the same head costs nothing, a longer log costs the segments holding the new entries
+ * (and the last one remembered, which must still hash to the head remembered), and anything else (a log
+ * cut short or gone, another history of the same length or longer) is refused before anything of that
+ * snapshot is kept. A registry seen for the first time has its head remembered as it is (trust on first
+ * use, no request more: a cold install stays five requests).
  */
 import type { Key } from 'openpgp';
 import type { Clock } from '../index-builder/clock.ts';
@@ -21,7 +29,21 @@ import {
   SNAPSHOT_KEY,
   signatureKey,
 } from '../index-builder/layout.ts';
+import {
+  compareLogHeads,
+  isLogHead,
+  LOG_SEGMENT_ENTRIES,
+  logSegmentKey,
+  parseSegment,
+  type ReadEntry,
+  segmentOf,
+  segmentsBetween,
+  verifyExtension,
+  verifyLogRange,
+  ZERO_HASH,
+} from '../index-builder/log.ts';
 import type {
+  LogHead,
   Manifest,
   PluginDocument,
   SearchDocument,
@@ -145,6 +167,9 @@ export class RegistrySession {
       ({ body, signature, etag, changed } = await this.#fetchSnapshot(cached));
     }
     const snapshot = this.#trusted.snapshot;
+    // Before anything of this snapshot is kept (cache, trust state): a refused log leaves both as they were.
+    // A snapshot not asked for again (offline, or checked moments ago) is the one whose log was accepted.
+    const log = this.#deps.offline || current ? this.trust.log : await this.#acceptLog(snapshot);
     // A new ETag for the same bytes (another CDN edge) is kept too, or every later run would get a 200.
     if (changed || !cached || etag !== cached.etag)
       await cache.putSnapshot(this.entry.url, { bytes: body, signature, ...(etag ? { etag } : {}) });
@@ -154,9 +179,90 @@ export class RegistrySession {
         highestGeneration: snapshot.generation,
         snapshotSha256: sha256Hex(body),
         checkedAt: now.toISOString(),
+        ...(log ? { log } : {}),
       });
     this.#report = { generation: snapshot.generation, expires: snapshot.expires, changed };
     return this.#report;
+  }
+
+  /**
+   * The log head to remember once `snapshot` is accepted: the one it vouches for, when that extends the one
+   * remembered (checked against the entries in between), or is the first seen.
+   * @throws TrustError LOG_MALFORMED, LOG_TRUNCATED, LOG_FORKED, LOG_REORDERED, LOG_ENTRY_ALTERED.
+   */
+  async #acceptLog(snapshot: SnapshotDocument): Promise<LogHead | undefined> {
+    const current = this.#snapshotLog(snapshot);
+    const remembered = this.trust.log;
+    // First seen: remembered as it is; the next snapshot must extend it.
+    if (!remembered) return current;
+    if (compareLogHeads(remembered, current) === 'same') return remembered;
+    const head = current as LogHead;
+    const entries = await this.#logEntries(Math.max(remembered.length - 1, 0), head);
+    if (entries.length === 0 && remembered.length > 0)
+      throw new TrustError(
+        'LOG_TRUNCATED',
+        `${this.entry.url}/${logSegmentKey(segmentOf(remembered.length - 1))} no longer holds entry ${remembered.length - 1}, which this client saw: the registry's log was cut short`,
+      );
+    verifyExtension(remembered, entries, head);
+    return head;
+  }
+
+  /** The snapshot's `log`, checked for its form (it is signed, but a client must not trip on it). */
+  #snapshotLog(snapshot: SnapshotDocument): LogHead | undefined {
+    if (snapshot.log !== undefined && !isLogHead(snapshot.log))
+      throw new TrustError(
+        'LOG_MALFORMED',
+        `${this.entry.url}/${SNAPSHOT_KEY}#/log: expected {"length": a count, "head": 64 hex digits}`,
+      );
+    return snapshot.log;
+  }
+
+  /**
+   * Entries `from` to `to.length - 1` as the segments hold them, fetched as `?v=<head>` (a new head is a
+   * new cache entry, so no CDN hands back a segment older than the snapshot), each under its cap. Not
+   * judged here: the caller checks them against the heads. A segment short of full before the last ends
+   * the entries there (the check then says how many are missing), as does one the registry does not have.
+   * @throws TrustError LOG_MALFORMED (a segment that does not parse); ClientError OFFLINE_MISSING, FETCH_*.
+   */
+  async #logEntries(from: number, to: LogHead): Promise<ReadEntry[]> {
+    if (this.#deps.offline)
+      throw new ClientError(
+        'OFFLINE_MISSING',
+        `${this.entry.name}: the registry's log is not kept offline; run without --offline`,
+      );
+    const entries: ReadEntry[] = [];
+    const segments = segmentsBetween(from, to.length);
+    for (const index of segments) {
+      let bytes: Uint8Array;
+      try {
+        bytes = await fetchBody(this.#deps.fetcher, this.endpoint, {
+          path: logSegmentKey(index),
+          maxBytes: UNLISTED_LIMITS.logSegment,
+          version: to.head,
+        });
+      } catch (error) {
+        if (!(error instanceof ClientError && error.code === 'FETCH_NOT_FOUND')) throw error;
+        break;
+      }
+      const read = parseSegment(bytes, index);
+      entries.push(...read.slice(Math.max(0, from - index * LOG_SEGMENT_ENTRIES)));
+      if (read.length < LOG_SEGMENT_ENTRIES) break;
+    }
+    return entries;
+  }
+
+  /**
+   * The registry's whole log as the snapshot vouches for it, every entry checked from the first to the
+   * head (`audit`): empty when the snapshot carries no log.
+   * @throws TrustError LOG_* when the served log is not the one the snapshot signs.
+   */
+  async log(): Promise<{ readonly head: LogHead | undefined; readonly entries: readonly ReadEntry[] }> {
+    await this.open();
+    const head = this.#snapshotLog(this.snapshot);
+    if (!head) return { head, entries: [] };
+    const entries = await this.#logEntries(0, head);
+    verifyLogRange(entries, { from: 0, prev: ZERO_HASH, to: head });
+    return { head, entries: entries.slice(0, head.length) };
   }
 
   /**

@@ -3,6 +3,8 @@
  * with no names, exactly what the lock holds. `-c FILE`: exactly a plugin set, locked beside the file.
  * `--locked` refuses to change the lock; `--frozen` installs exactly the lock without reading any registry
  * (artifacts from the cache or from where the lock recorded them); `--offline` touches no network at all.
+ * A version a high or critical advisory affects is refused unless `--allow-vulnerable`; a locked version
+ * yanked since installs with a warning, or with `--deny-yanked` not at all; a removed one never does.
  */
 
 import { readFile } from 'node:fs/promises';
@@ -22,6 +24,7 @@ export async function run(parsed: Parsed): Promise<number> {
   const locked = parsed.values.locked === true;
   const frozen = parsed.values.frozen === true;
   const acceptPermissions = parsed.values['accept-permissions'] === true;
+  const lifecycle = lifecycleOptions(parsed);
   if (config !== undefined) {
     const fromFile = ['registry', 'dir', 'lockfile', 'platform', 'key'].filter(
       (o) => parsed.values[o] !== undefined,
@@ -36,6 +39,7 @@ export async function run(parsed: Parsed): Promise<number> {
         locked,
         frozen,
         acceptPermissions,
+        ...lifecycle,
         ...apiVersionOption(parsed),
       });
       report(result, json, 'installed', result.lockfile);
@@ -63,6 +67,7 @@ export async function run(parsed: Parsed): Promise<number> {
       locked,
       frozen,
       acceptPermissions,
+      ...lifecycle,
       ...(registry ? { registry } : {}),
       ...dirOption(parsed),
       ...platformOption(parsed),
@@ -71,6 +76,17 @@ export async function run(parsed: Parsed): Promise<number> {
     report(result, json, 'installed');
     return 0;
   });
+}
+
+/**
+ * `--deny-yanked` (a locked version yanked since is an error, not a warning) and `--allow-vulnerable` (a
+ * version a high or critical advisory affects is installed with a warning, not refused).
+ */
+export function lifecycleOptions(parsed: Parsed): { denyYanked?: true; allowVulnerable?: true } {
+  return {
+    ...(parsed.values['deny-yanked'] === true ? { denyYanked: true } : {}),
+    ...(parsed.values['allow-vulnerable'] === true ? { allowVulnerable: true } : {}),
+  };
 }
 
 /** What install and update print: one line per plugin, warnings on stderr, and whether the lock changed. */

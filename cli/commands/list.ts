@@ -1,11 +1,14 @@
 /**
- * `plugindex list [--outdated]`: what installed.json says; with --outdated, what could move (exit 1 if any).
+ * `plugindex list [--outdated]`: what installed.json says; with --outdated, what could move or needs a look
+ * (a newer version, the installed one yanked, deprecated or removed since, an advisory affecting it; exit 1
+ * if any).
  * `-c FILE`: also the plugin folders the set's discovery finds on disk (the spec's filesystem discovery),
  * each with whether it verifies; `--watch` prints them again whenever those folders change.
  */
 import { homedir } from 'node:os';
 import { resolve } from 'node:path';
-import type { DiscoveryReport } from '../../client/client.ts';
+import type { DiscoveryReport, ListedPlugin } from '../../client/client.ts';
+import { advisoryText } from '../../client/lifecycle.ts';
 import { type Parsed, stringOption } from '../args.ts';
 import { dirOption, lockfileOption, withClient } from '../client.ts';
 import { usage } from '../errors.ts';
@@ -31,7 +34,10 @@ export async function run(parsed: Parsed): Promise<number> {
           (r) =>
             (r.wanted !== undefined && r.wanted !== r.current) ||
             (r.latest != null && r.latest !== r.current) ||
-            r.yanked,
+            r.yanked ||
+            r.deprecated ||
+            r.removed !== undefined ||
+            (r.advisories?.length ?? 0) > 0,
         )
       : rows;
     if (json) outJson({ plugins: shown });
@@ -40,8 +46,11 @@ export async function run(parsed: Parsed): Promise<number> {
       for (const r of shown) {
         const marks = [
           r.enabled ? '' : 'disabled',
-          r.yanked ? 'yanked' : '',
+          r.removed ? 'removed' : r.yanked ? 'yanked' : '',
           r.deprecated ? 'deprecated' : '',
+          r.advisories?.length
+            ? `${r.advisories.length} advisor${r.advisories.length === 1 ? 'y' : 'ies'}`
+            : '',
         ]
           .filter(Boolean)
           .join(', ');
@@ -49,9 +58,22 @@ export async function run(parsed: Parsed): Promise<number> {
         out(
           `${r.name}  ${r.current}${moves}  ${r.platforms.join(' ')}  from ${r.registry}${marks ? `  [${marks}]` : ''}`,
         );
+        for (const line of lifecycleLines(r)) out(`  ${line}`);
       }
     return outdated && shown.length > 0 ? 1 : 0;
   });
+}
+
+/** What the registry says of an installed version now, a line each (worst advisory first). */
+function lifecycleLines(r: ListedPlugin): string[] {
+  const lines = (r.advisories ?? []).map((a) => `advisory ${advisoryText(a)}`);
+  if (r.removed) lines.push(`removed on ${r.removed.at}: ${r.removed.reason}`);
+  else if (r.yanked && r.yanked_reason) lines.push(`yanked: ${r.yanked_reason}`);
+  if (r.deprecation) {
+    const instead = r.deprecation.replacement ? `; use ${r.deprecation.replacement} instead` : '';
+    lines.push(`deprecated${r.deprecation.message ? `: ${r.deprecation.message}` : ''}${instead}`);
+  }
+  return lines;
 }
 
 /** Discovered plugins of a set, once or (--watch) each time their folders change, until interrupted. */

@@ -1,14 +1,15 @@
 /**
  * `plugindex update [NAME[@SPEC] ...]`: re-resolve (ignoring the lock) and install; the lock follows.
  * `-c FILE`: every plugin of a set. A version asking for permissions the locked one did not is refused
- * (naming them) unless `--accept-permissions`.
+ * (naming them) unless `--accept-permissions`, and one a high or critical advisory affects unless
+ * `--allow-vulnerable`.
  */
 import { homedir } from 'node:os';
 import { resolve } from 'node:path';
 import { type Parsed, stringOption } from '../args.ts';
 import { apiVersionOption, dirOption, lockfileOption, platformOption, withClient } from '../client.ts';
 import { usage } from '../errors.ts';
-import { report } from './install.ts';
+import { lifecycleOptions, report } from './install.ts';
 
 export async function run(parsed: Parsed): Promise<number> {
   const config = stringOption(parsed, 'config');
@@ -20,6 +21,7 @@ export async function run(parsed: Parsed): Promise<number> {
         home: homedir(),
         upgrade: true,
         acceptPermissions,
+        ...lifecycleOptions(parsed),
         ...apiVersionOption(parsed),
       });
       report(result, json, 'updated to', result.lockfile);
@@ -34,6 +36,7 @@ export async function run(parsed: Parsed): Promise<number> {
       lockfile: lockfileOption(parsed),
       upgrade: true,
       acceptPermissions,
+      ...lifecycleOptions(parsed),
       ...dirOption(parsed),
       ...platformOption(parsed),
       ...apiVersionOption(parsed),

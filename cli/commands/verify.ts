@@ -59,7 +59,12 @@ async function verifyServed(parsed: Parsed, url: string): Promise<number> {
       `verified ${url}: generation ${report.generation}, expires ${report.expires}, key ${report.fingerprint}`,
     );
     out(
-      `  ${report.documents} signed documents, ${report.plugins} plugins, ${report.manifests} manifests, ${report.artifacts} hosted artifacts`,
+      `  ${report.documents} signed documents, ${report.plugins} plugins, ${report.manifests} manifests, ${report.artifacts} hosted artifacts${report.removed > 0 ? `, ${report.removed} removed versions (files gone, on purpose)` : ''}`,
+    );
+    out(
+      report.log.length > 0
+        ? `  log: ${report.log.length} entries, every link checked from the first to head ${report.log.head}`
+        : '  log: none yet',
     );
     if (!keyFile)
       out('  (the key was taken from the registry itself: pin it with --key for real protection)');

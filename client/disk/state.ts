@@ -3,6 +3,8 @@ import { dirname, join } from 'node:path';
 import { createSha256 } from '../../index-builder/digest.ts';
 import { TrustError } from '../../index-builder/errors.ts';
 import { keyProblem, versionFolder } from '../../index-builder/layout.ts';
+import { isLogHead } from '../../index-builder/log.ts';
+import type { LogHead } from '../../index-builder/model.ts';
 import {
   type ClientConfig,
   EMPTY_CLIENT_CONFIG,
@@ -30,6 +32,11 @@ export interface TrustRecord {
   readonly snapshotSha256?: string;
   /** When that snapshot was last checked with the registry (ISO 8601). */
   readonly checkedAt?: string;
+  /**
+   * The registry's transparency log as last accepted (its length and head hash): a later snapshot must
+   * vouch for a log that extends it (session.ts). Absent until a snapshot carried one.
+   */
+  readonly log?: LogHead;
 }
 
 export class ClientState {
@@ -81,6 +88,7 @@ export class ClientState {
       highest_generation?: unknown;
       snapshot_sha256?: unknown;
       checked_at?: unknown;
+      log?: unknown;
     };
     try {
       parsed = JSON.parse(state);
@@ -92,6 +100,12 @@ export class ClientState {
         'SNAPSHOT_MALFORMED',
         `${join(dir, 'state.json')}#/fingerprint: expected a string`,
       );
+    // A damaged head must not pass as none: that would trust whatever log comes next, on first use again.
+    if (parsed.log !== undefined && !isLogHead(parsed.log))
+      throw new ClientError(
+        'TRUST_STATE_INVALID',
+        `${join(dir, 'state.json')}#/log: expected {"length": a count, "head": 64 hex digits}`,
+      );
     return {
       fingerprint: parsed.fingerprint,
       armoredKey,
@@ -100,6 +114,7 @@ export class ClientState {
         : {}),
       ...(typeof parsed.snapshot_sha256 === 'string' ? { snapshotSha256: parsed.snapshot_sha256 } : {}),
       ...(typeof parsed.checked_at === 'string' ? { checkedAt: parsed.checked_at } : {}),
+      ...(parsed.log !== undefined ? { log: { length: parsed.log.length, head: parsed.log.head } } : {}),
     };
   }
 
@@ -117,6 +132,8 @@ export class ClientState {
         ...(highest > 0 ? { highest_generation: highest } : {}),
         ...(record.snapshotSha256 ? { snapshot_sha256: record.snapshotSha256 } : {}),
         ...(record.checkedAt ? { checked_at: record.checkedAt } : {}),
+        // As given, not merged with what was kept: the record's session judged it against that.
+        ...(record.log ? { log: { length: record.log.length, head: record.log.head } } : {}),
       };
       await writeFileAtomic(join(dir, 'state.json'), `${JSON.stringify(state, null, 2)}\n`);
     });

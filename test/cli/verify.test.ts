@@ -1,8 +1,12 @@
 /**
  * `plugindex verify` as a client behind a CDN: every document by the digest that names it (`?v=<sha256>`),
- * the snapshot pair fetched together and again when a publish came between them. Real HTTP, the local
+ * the snapshot pair fetched together and again when a publish came between them, and the transparency log
+ * checked whole (and, with `--state`, against the head seen last time). Real HTTP, the local
  * server over the in-memory site of a real pipeline.
  */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
 import { verifyRegistry } from '../../cli/verify.ts';
@@ -12,6 +16,15 @@ import type { SnapshotDocument } from '../../index-builder/model.ts';
 import { type PipelineContext, processSubmissions } from '../../index-builder/pipeline/index.ts';
 import type { Store, StoredObject } from '../../index-builder/store.ts';
 import { encode, makeBundle, makeRegistry, type TestRegistry, validManifest } from '../support/fixtures.ts';
+import {
+  alterLine,
+  appendLog,
+  editPlugin,
+  rewriteLog,
+  segmentLines,
+  serveSegment,
+  versionOf,
+} from '../support/lifecycle.ts';
 import { MemoryStore } from '../support/memory-store.ts';
 
 /** Within the snapshot lifetime of the test clock (which starts on 2026-11-01). */
@@ -173,5 +186,80 @@ describe('when a hosted artifact was replaced', () => {
       site.objects.set(artifactKey, original);
     }
     await expect(verifyPinned()).resolves.toMatchObject({ artifacts: 1 });
+  });
+});
+
+describe("when the registry's log is checked", () => {
+  const lines = () => segmentLines(context);
+
+  it('checks every entry from the first to the signed head, fetched as ?v=<head>, and reports it', async () => {
+    const head = await appendLog(context, 5);
+    requests.length = 0;
+    const report = await verifyPinned();
+    expect(report.log).toEqual(head);
+    expect(requests.filter((r) => r.startsWith('GET /log/'))).toEqual([
+      `GET /log/000000.jsonl?v=${head.head} 200`,
+    ]);
+  });
+
+  it.each([
+    ['two entries swapped', (l: string[]) => [l[0], l[2], l[1], ...l.slice(3)], 'LOG_REORDERED'],
+    [
+      'an entry altered by one byte',
+      (l: string[]) => [l[0], alterLine(l[1] as string), ...l.slice(2)],
+      'LOG_ENTRY_ALTERED',
+    ],
+    ['the last entries cut off', (l: string[]) => l.slice(0, 3), 'LOG_TRUNCATED'],
+    ['the first entry gone', (l: string[]) => l.slice(1), 'LOG_REORDERED'],
+  ])('refuses a log with %s under the signed head', async (_what, edit, code) => {
+    const original = await lines();
+    await serveSegment(context, edit(original) as string[]);
+    try {
+      const error = await verifyPinned().catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(TrustError);
+      expect(error).toMatchObject({ code });
+    } finally {
+      await serveSegment(context, original);
+    }
+    await expect(verifyPinned()).resolves.toMatchObject({ log: { length: 5 } });
+  });
+
+  it('skips the files of a version the operator removed (deleted on purpose), counting it', async () => {
+    await editPlugin(context, 'demo-plugin', (doc) => {
+      Object.assign(versionOf(doc, '1.1.0'), {
+        yanked: true,
+        removed: { reason: 'legal request', at: '2026-11-01T12:00:00Z' },
+      });
+    });
+    for (const key of [...site.objects.keys()])
+      if (key.startsWith('plugins/demo-plugin/1.1.0/')) site.objects.delete(key);
+    await expect(verifyPinned()).resolves.toMatchObject({ plugins: 1, manifests: 1, removed: 1 });
+  });
+
+  it('with --state, remembers the head and refuses a history the registry rewrote and re-signed (LOG_FORKED)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'plugindex-verify-state-'));
+    const stateFile = join(dir, 'state.json');
+    try {
+      const first = await verifyRegistry({
+        url: base,
+        pinnedKey: registry.registryKey.publicKey,
+        now: NOW,
+        stateFile,
+      });
+      expect(JSON.parse(await readFile(stateFile, 'utf8')).log).toEqual(first.log);
+      const kept = await readFile(stateFile, 'utf8');
+      await rewriteLog(context, 6);
+      const error = await verifyRegistry({
+        url: base,
+        pinnedKey: registry.registryKey.publicKey,
+        now: NOW,
+        stateFile,
+      }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(TrustError);
+      expect(error).toMatchObject({ code: 'LOG_FORKED' });
+      expect(await readFile(stateFile, 'utf8')).toBe(kept);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,0 +1,109 @@
+/**
+ * `plugindex audit`: what the registries now say of what is installed, and a plugin's history.
+ *
+ * - Every installed version against its registry's current plugin document (verified through the session,
+ *   as an install reads it): the advisories affecting it, worst first. This is how a tree installed
+ *   `--frozen` (which reads no plugin document) is checked.
+ * - One plugin's history from the registry's transparency log: every segment fetched and the whole chain
+ *   checked against the head the snapshot signs (session.ts `log`), then the plugin's entries, and its
+ *   advisories as the plugin document has them now.
+ */
+import type { LogEntry } from '../index-builder/log.ts';
+import type { Advisory, LogHead, PluginDocument } from '../index-builder/model.ts';
+import type { ClientContext } from './context.ts';
+import { ClientError } from './errors.ts';
+import { affectingAdvisories, bySeverity, compareAdvisories } from './lifecycle.ts';
+
+export interface AuditFinding {
+  readonly name: string;
+  readonly version: string;
+  readonly registry: string;
+  readonly advisory: Advisory;
+}
+
+/** An installed version that could not be checked, and why (its source is not a configured registry...). */
+export interface AuditSkipped {
+  readonly name: string;
+  readonly version: string;
+  readonly registry: string;
+  readonly reason: string;
+}
+
+export interface InstalledAudit {
+  /** Every advisory affecting an installed version: `high` and `critical` first, then by plugin. */
+  readonly findings: readonly AuditFinding[];
+  readonly skipped: readonly AuditSkipped[];
+  /** Installed versions checked. */
+  readonly checked: number;
+}
+
+/**
+ * The advisories affecting every installed version (every version installed.json holds, not only the
+ * current one: each is on disk, and a host may run it).
+ * @throws TrustError when a registry's documents do not verify (a refusal, not a finding).
+ */
+export async function auditInstalled(
+  ctx: ClientContext,
+  options: { readonly dir?: string },
+): Promise<InstalledAudit> {
+  const installed = await ctx.tree(options.dir).read();
+  const findings: AuditFinding[] = [];
+  const skipped: AuditSkipped[] = [];
+  const documents = new Map<string, Promise<PluginDocument>>();
+  let checked = 0;
+  for (const [name, plugin] of Object.entries(installed.plugins).sort(([a], [b]) => a.localeCompare(b))) {
+    for (const [version, record] of Object.entries(plugin.versions)) {
+      const key = `${record.registry}\n${name}`;
+      let document = documents.get(key);
+      if (!document) {
+        document = ctx.find(name, record.registry).then((found) => found.document);
+        documents.set(key, document);
+      }
+      try {
+        const doc = await document;
+        checked += 1;
+        for (const advisory of affectingAdvisories(doc, version))
+          findings.push({ name, version, registry: record.registry, advisory });
+      } catch (error) {
+        // Only what says "no such source or plugin here"; a refusal of what was served stops the audit.
+        if (!(error instanceof ClientError)) throw error;
+        if (error.code !== 'REGISTRY_NOT_FOUND' && error.code !== 'PLUGIN_NOT_FOUND') throw error;
+        skipped.push({ name, version, registry: record.registry, reason: error.message });
+      }
+    }
+  }
+  // Worst first across every plugin (`high` and `critical` named first), then by plugin (a stable sort).
+  findings.sort((a, b) => compareAdvisories(a.advisory, b.advisory));
+  return { findings, skipped, checked };
+}
+
+export interface PluginHistory {
+  readonly name: string;
+  readonly registry: string;
+  /** The log the snapshot vouches for (absent when the registry keeps none yet). */
+  readonly log?: LogHead;
+  /** The plugin's entries, oldest first, each with its hash. */
+  readonly entries: readonly (LogEntry & { readonly hash: string })[];
+  /** Every advisory of the plugin, withdrawn ones included (they are history too), worst first. */
+  readonly advisories: readonly Advisory[];
+}
+
+/**
+ * A plugin's history from its registry's log, the whole chain checked against the snapshot's head.
+ * @throws ClientError PLUGIN_NOT_FOUND, REGISTRY_NOT_FOUND; TrustError LOG_* when the log does not verify.
+ */
+export async function auditPlugin(
+  ctx: ClientContext,
+  name: string,
+  options: { readonly registry?: string },
+): Promise<PluginHistory> {
+  const { session, document } = await ctx.find(name, options.registry);
+  const { head, entries } = await session.log();
+  return {
+    name,
+    registry: session.entry.name,
+    ...(head ? { log: head } : {}),
+    entries: entries.filter((e) => e.entry.plugin === name).map((e) => ({ ...e.entry, hash: e.hash })),
+    advisories: bySeverity(document.advisories ?? []),
+  };
+}

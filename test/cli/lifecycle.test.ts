@@ -1,0 +1,296 @@
+/**
+ * Lifecycle and the log from the command line: the built `plugindex` as a process, against a local
+ * registry `plugindex serve` serves over real HTTP, whose plugin documents are edited as lifecycle actions
+ * leave them (then re-signed by `rebuildRegistry`) and whose log the LogWriter appends to (then vouched for
+ * by `refreshSnapshot`). `install` refusing a high advisory and `--allow-vulnerable`, a yanked lock entry
+ * and `--deny-yanked`, `list --outdated`, `audit` and `audit NAME` (exit codes and `--json`), and
+ * `verify --url` over a good log and a tampered one.
+ */
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initRegistry, type LocalRegistry, openRegistry } from '../../cli/local/registry.ts';
+import { main } from '../../cli/main.ts';
+import type { LogHead } from '../../index-builder/model.ts';
+import { encode, makeBundle, validManifest } from '../support/fixtures.ts';
+import {
+  alterLine,
+  appendLog,
+  editPlugin,
+  segmentLines,
+  serveSegment,
+  versionOf,
+} from '../support/lifecycle.ts';
+import { type ServingRegistry, startServe } from '../support/serve.ts';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+const BIN = path.join(ROOT, 'cli/bin.mjs');
+const run = promisify(execFile);
+const ADVISORY = {
+  id: 'PDX-2026-0042',
+  severity: 'critical',
+  affected: '<2.0.0',
+  fixed: '2.0.0',
+  summary: 'runs any command the cost API returns',
+  published: '2026-11-01T00:00:00Z',
+};
+const LOW = {
+  id: 'PDX-2026-0043',
+  severity: 'low',
+  affected: '>=2.0.0',
+  summary: 'verbose logging',
+  published: '2026-11-01T00:00:00Z',
+};
+
+let work: string;
+let registryDir: string;
+let local: LocalRegistry;
+let served: ServingRegistry;
+let base: string;
+let keyFile: string;
+let head: LogHead;
+let publisher: string;
+let homes = 0;
+
+interface Result {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** A fresh client machine with the registry added; runs the built command in its own folders. */
+async function home(): Promise<(...args: string[]) => Promise<Result>> {
+  homes += 1;
+  const dir = path.join(work, `home${homes}`);
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    PLUGINDEX_CONFIG_HOME: path.join(dir, 'config'),
+    PLUGINDEX_DATA_HOME: path.join(dir, 'data'),
+    PLUGINDEX_CACHE_HOME: path.join(dir, 'cache'),
+    CI: '1',
+  };
+  await mkdir(dir, { recursive: true });
+  const plugindex = async (...args: string[]): Promise<Result> => {
+    try {
+      const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { cwd: dir, env });
+      return { code: 0, stdout, stderr };
+    } catch (error) {
+      const e = error as { code: number; stdout: string; stderr: string };
+      return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+    }
+  };
+  const added = await plugindex('registry', 'add', 'main', base, '--key', keyFile);
+  expect(added.code, added.stderr).toBe(0);
+  return plugindex;
+}
+
+async function publish(name: string, version: string): Promise<void> {
+  const file = path.join(work, `${name}-${version}.tgz`);
+  await writeFile(
+    file,
+    await makeBundle({
+      manifest: validManifest({ name, version }),
+      artifacts: [{ os: 'linux', arch: 'amd64', name, body: encode(`#!/bin/sh\necho ${name} ${version}\n`) }],
+    }),
+  );
+  expect(await main(['publish', file, '--registry', registryDir, '--json'])).toBe(0);
+}
+
+beforeAll(async () => {
+  work = await mkdtemp(path.join(tmpdir(), 'plugindex-cli-lifecycle-'));
+  registryDir = path.join(work, 'registry');
+  await initRegistry(registryDir, { name: 'Lifecycle Registry', url: 'http://127.0.0.1:1' });
+  keyFile = path.join(registryDir, 'public/keys/registry.asc');
+  for (const [name, version] of [
+    ['risky-scan', '1.0.0'],
+    ['risky-scan', '2.0.0'],
+    ['steady-tool', '1.0.0'],
+    ['steady-tool', '1.1.0'],
+  ] as const)
+    await publish(name, version);
+  local = await openRegistry(registryDir);
+  const doc = JSON.parse(
+    await readFile(path.join(registryDir, 'public/plugins/risky-scan/index.json'), 'utf8'),
+  );
+  publisher = doc.versions[0].publisher;
+  await editPlugin(local.context, 'risky-scan', (d) => {
+    d.advisories = [ADVISORY, LOW] as typeof d.advisories;
+  });
+  // The history the pipeline's actions would have logged.
+  head = await appendLog(local.context, [
+    { type: 'publish', plugin: 'risky-scan', version: '1.0.0', signer: publisher },
+    { type: 'publish', plugin: 'risky-scan', version: '2.0.0', signer: publisher },
+    { type: 'publish', plugin: 'steady-tool', version: '1.0.0', signer: publisher },
+    {
+      type: 'advisory-add',
+      plugin: 'risky-scan',
+      signer: publisher,
+      detail: { id: ADVISORY.id, severity: 'critical', affected: '<2.0.0' },
+    },
+  ]);
+  served = await startServe(registryDir);
+  base = served.url;
+}, 60_000);
+afterAll(async () => {
+  await served?.stop();
+  await rm(work, { recursive: true, force: true });
+});
+
+describe('when an install meets an advisory', () => {
+  it('refuses a critical one (exit 1, VULNERABLE), installs with --allow-vulnerable and a warning, and lists it', async () => {
+    const plugindex = await home();
+    const refused = await plugindex('install', 'risky-scan@1.0.0');
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('VULNERABLE');
+    expect(refused.stderr).toContain(`PDX-2026-0042 (critical): ${ADVISORY.summary}; fixed in 2.0.0`);
+    const json = await plugindex('install', 'risky-scan@1.0.0', '--json');
+    expect(JSON.parse(json.stdout)).toMatchObject({ ok: false, error: { code: 'VULNERABLE' } });
+
+    const allowed = await plugindex('install', 'risky-scan@1.0.0', '--allow-vulnerable', '--json');
+    expect(allowed.code, allowed.stderr).toBe(0);
+    expect(JSON.parse(allowed.stdout).items[0]).toMatchObject({
+      version: '1.0.0',
+      advisories: [{ id: 'PDX-2026-0042', severity: 'critical' }],
+      warnings: [expect.stringContaining('PDX-2026-0042 (critical)')],
+    });
+
+    const outdated = await plugindex('list', '--outdated');
+    expect(outdated.code).toBe(1);
+    expect(outdated.stdout).toContain('[1 advisory]');
+    expect(outdated.stdout).toContain(
+      `  advisory PDX-2026-0042 (critical): ${ADVISORY.summary}; fixed in 2.0.0`,
+    );
+  });
+
+  it('warns of a low one on stderr, and installs', async () => {
+    const plugindex = await home();
+    const installed = await plugindex('install', 'risky-scan');
+    expect(installed.code, installed.stderr).toBe(0);
+    expect(installed.stdout).toContain('installed risky-scan@2.0.0');
+    expect(installed.stderr).toContain(
+      'warning: risky-scan@2.0.0 is affected by advisory PDX-2026-0043 (low)',
+    );
+  });
+});
+
+describe('when a locked version is yanked since', () => {
+  it('installs it with a warning, and --deny-yanked refuses it (exit 1, YANKED)', async () => {
+    const plugindex = await home();
+    expect((await plugindex('install', 'steady-tool@^1')).code).toBe(0);
+    await editPlugin(local.context, 'steady-tool', (doc) => {
+      Object.assign(versionOf(doc, '1.1.0'), { yanked: true, yanked_reason: 'wrong totals' });
+    });
+    try {
+      // Past the minute a snapshot just checked is used without asking again.
+      expect((await plugindex('registry', 'update')).code).toBe(0);
+      const dir = path.join(work, `home${homes}`, 'data', 'plugins');
+      await rm(dir, { recursive: true });
+      const warned = await plugindex('install');
+      expect(warned.code, warned.stderr).toBe(0);
+      expect(warned.stderr).toContain('warning: steady-tool@1.1.0 is yanked: wrong totals');
+      await rm(dir, { recursive: true });
+      const denied = await plugindex('install', '--deny-yanked');
+      expect(denied.code).toBe(1);
+      expect(denied.stderr).toContain('YANKED');
+      expect(denied.stderr).toContain('wrong totals');
+    } finally {
+      await editPlugin(local.context, 'steady-tool', (doc) => {
+        Object.assign(versionOf(doc, '1.1.0'), { yanked: false, yanked_reason: undefined });
+      });
+    }
+  });
+});
+
+describe('when installed plugins are audited', () => {
+  it('names every advisory affecting what is installed, critical first (exit 1), and --json', async () => {
+    const plugindex = await home();
+    expect((await plugindex('install', 'steady-tool@1.0.0')).code).toBe(0);
+    expect((await plugindex('install', 'risky-scan@2.0.0')).code).toBe(0);
+    expect((await plugindex('install', 'risky-scan@1.0.0', '--allow-vulnerable')).code).toBe(0);
+    const audit = await plugindex('audit');
+    expect(audit.code).toBe(1);
+    const lines = audit.stdout.trim().split('\n');
+    expect(lines[0]).toBe(
+      `critical  risky-scan@1.0.0 from main: PDX-2026-0042 (critical): ${ADVISORY.summary}; fixed in 2.0.0`,
+    );
+    expect(lines[1]).toMatch(/^low {2}risky-scan@2\.0\.0 from main: PDX-2026-0043 \(low\)/);
+    expect(lines.at(-1)).toBe('2 advisories affect installed versions (1 high or critical)');
+    const json = JSON.parse((await plugindex('audit', '--json')).stdout);
+    expect(json).toMatchObject({ ok: false, checked: 3 });
+    expect(json.findings.map((f: { advisory: { id: string } }) => f.advisory.id)).toEqual([
+      'PDX-2026-0042',
+      'PDX-2026-0043',
+    ]);
+  });
+
+  it('exits 0 when no advisory affects anything installed', async () => {
+    const plugindex = await home();
+    expect((await plugindex('install', 'steady-tool@1.0.0')).code).toBe(0);
+    const audit = await plugindex('audit');
+    expect(audit.code, audit.stderr).toBe(0);
+    expect(audit.stdout).toContain('no advisory affects the 1 installed version checked');
+  });
+});
+
+describe("when a plugin's history is audited", () => {
+  it('prints its entries from the verified log, then its advisories (--json too)', async () => {
+    const plugindex = await home();
+    const text = await plugindex('audit', 'risky-scan');
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toContain(
+      `risky-scan in main: the registry's log of ${head.length} entries (head ${head.head}) verified from its first entry`,
+    );
+    expect(text.stdout).toMatch(new RegExp(`#0 {2}\\S+ {2}publish {2}1\\.0\\.0 {2}signer ${publisher}`));
+    expect(text.stdout).toContain(
+      `advisory-add  -  signer ${publisher}  affected="<2.0.0" id="PDX-2026-0042"`,
+    );
+    expect(text.stdout).not.toContain('steady-tool');
+    expect(text.stdout).toContain(
+      `  PDX-2026-0042 (critical): ${ADVISORY.summary}; fixed in 2.0.0  affects <2.0.0`,
+    );
+
+    const json = JSON.parse((await plugindex('audit', 'risky-scan', '--registry', 'main', '--json')).stdout);
+    expect(json).toMatchObject({ name: 'risky-scan', registry: 'main', log: head });
+    expect(json.entries.map((e: { seq: number; type: string }) => [e.seq, e.type])).toEqual([
+      [0, 'publish'],
+      [1, 'publish'],
+      [3, 'advisory-add'],
+    ]);
+    expect(json.advisories.map((a: { id: string }) => a.id)).toEqual(['PDX-2026-0042', 'PDX-2026-0043']);
+    expect((await plugindex('audit', 'risky-scan@1.0.0')).code).toBe(2);
+  });
+
+  it('refuses a tampered log (exit 3), and verify --url checks the whole chain', async () => {
+    const plugindex = await home();
+    const good = await run(process.execPath, [BIN, 'verify', '--url', base, '--key', keyFile]);
+    expect(good.stdout).toContain(
+      `log: ${head.length} entries, every link checked from the first to head ${head.head}`,
+    );
+    const goodJson = await run(process.execPath, [BIN, 'verify', '--url', base, '--key', keyFile, '--json']);
+    expect(JSON.parse(goodJson.stdout)).toMatchObject({ ok: true, log: head });
+
+    const lines = await segmentLines(local.context);
+    await serveSegment(local.context, [lines[0] as string, alterLine(lines[1] as string), ...lines.slice(2)]);
+    try {
+      const audit = await plugindex('audit', 'risky-scan');
+      expect(audit.code).toBe(3);
+      expect(audit.stderr).toContain('LOG_ENTRY_ALTERED');
+      const verify = await run(process.execPath, [
+        BIN,
+        'verify',
+        '--url',
+        base,
+        '--key',
+        keyFile,
+        '--json',
+      ]).catch((e: { code: number; stdout: string }) => e);
+      expect((verify as { code?: number }).code).toBe(3);
+      expect(JSON.parse(verify.stdout)).toMatchObject({ ok: false, code: 'LOG_ENTRY_ALTERED' });
+    } finally {
+      await serveSegment(local.context, lines);
+    }
+  });
+});

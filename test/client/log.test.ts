@@ -1,0 +1,329 @@
+/**
+ * The registry's transparency log as a client follows it: a registry the pipeline published, its log
+ * appended by the LogWriter and vouched for by re-signed snapshots, served over real HTTP by the local
+ * server. The head is remembered on first use (no request more), followed when the log grows (only the
+ * segments from the last entry seen), kept offline, and every rewrite of history refused with its code,
+ * whether the registry re-signed it or only the served bytes changed: the trust state as it was, nothing
+ * installed, and the refusal standing on the next run.
+ */
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
+import { createClient, type PlugindexClient } from '../../client/client.ts';
+import { createHttpFetcher } from '../../client/fetcher.ts';
+import type { ClientDirectories } from '../../client/paths.ts';
+import { fixedClock } from '../../index-builder/clock.ts';
+import { TrustError } from '../../index-builder/errors.ts';
+import type { LogHead } from '../../index-builder/model.ts';
+import { processSubmissions, refreshSnapshot } from '../../index-builder/pipeline/index.ts';
+import { LOG_STATE_KEY } from '../../index-builder/pipeline/log-writer.ts';
+import { encode, makeBundle, makeRegistry, type TestRegistry, validManifest } from '../support/fixtures.ts';
+import {
+  alterLine,
+  appendLog,
+  rewriteLog,
+  segmentLines,
+  serveSegment,
+  truncateLog,
+} from '../support/lifecycle.ts';
+
+const NAME = 'logged-plugin';
+const NOW = new Date('2026-11-02T00:00:00Z');
+const LINUX = { os: 'linux', arch: 'amd64' } as const;
+const TOOL = encode('#!/bin/sh\necho logged\n');
+
+let root: string;
+let registry: TestRegistry;
+let base: string;
+let close: () => Promise<void>;
+const requests: string[] = [];
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), 'plugindex-log-'));
+});
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+// A registry of its own for every test: the attacks rewrite its history.
+beforeEach(async () => {
+  registry = await makeRegistry();
+  await processSubmissions(
+    registry.context,
+    await registry.submit(
+      await makeBundle({
+        manifest: validManifest({ name: NAME, version: '1.0.0' }),
+        artifacts: [{ ...LINUX, name: NAME, body: TOOL }],
+      }),
+    ),
+  );
+  const listening = await listenRegistryServer(
+    createRegistryServer({ site: registry.site, log: (line) => requests.push(line) }),
+    0,
+  );
+  base = listening.url;
+  close = listening.close;
+  requests.length = 0;
+});
+afterEach(async () => {
+  await close();
+});
+
+interface Machine {
+  readonly dirs: ClientDirectories;
+  readonly dir: string;
+  readonly lockfile: string;
+  readonly stateFile: string;
+}
+
+let machines = 0;
+function machine(): Machine {
+  machines += 1;
+  const home = join(root, `m${machines}`);
+  const dirs = { config: join(home, 'config'), data: join(home, 'data'), cache: join(home, 'cache') };
+  return {
+    dirs,
+    dir: join(home, 'plugins'),
+    lockfile: join(home, 'plugindex.lock'),
+    stateFile: join(dirs.data, 'trust', 'test', 'state.json'),
+  };
+}
+
+async function withClient<T>(
+  m: Machine,
+  body: (client: PlugindexClient) => Promise<T>,
+  options: { offline?: boolean } = {},
+): Promise<T> {
+  const client = createClient({
+    dirs: m.dirs,
+    fetcher: createHttpFetcher({ env: {}, retries: 0 }),
+    env: {},
+    clock: fixedClock(NOW),
+    platform: LINUX,
+    offline: options.offline ?? false,
+    freshForMs: 0,
+  });
+  try {
+    return await body(client);
+  } finally {
+    await client.close();
+  }
+}
+
+const addRegistry = (m: Machine, options: { priority?: number; force?: boolean } = {}) =>
+  withClient(m, (c) =>
+    c.addRegistry({ name: 'test', url: base, pin: { armored: registry.registryKey.publicKey }, ...options }),
+  );
+
+const install = (m: Machine, options: { offline?: boolean } = {}) =>
+  withClient(m, (c) => c.install({ requests: [`${NAME}@1.0.0`], dir: m.dir, lockfile: m.lockfile }), options);
+
+async function remembered(m: Machine): Promise<LogHead | undefined> {
+  return (JSON.parse(await readFile(m.stateFile, 'utf8')) as { log?: LogHead }).log;
+}
+
+const exists = (path: string) =>
+  stat(path).then(
+    () => true,
+    () => false,
+  );
+
+const logRequests = () => requests.filter((r) => r.startsWith('GET /log/'));
+
+describe('when a client meets a registry log', () => {
+  it('remembers the head on first use without asking for the log: a cold install is five requests', async () => {
+    const head = await appendLog(registry.context, 3);
+    const m = machine();
+    await addRegistry(m);
+    expect(await remembered(m)).toEqual(head);
+    requests.length = 0;
+    await install(m);
+    expect(requests.map((r) => r.replace(/\?v=[0-9a-f]{64}/, '?v=…'))).toEqual([
+      'GET /snapshot.signed.json 304',
+      expect.stringMatching(/^GET \/snapshot\/bins\/[0-9a-f]{2}\.json\?v=… 200$/),
+      `GET /plugins/${NAME}/index.json?v=… 200`,
+      `GET /plugins/${NAME}/1.0.0/manifest.json?v=… 200`,
+      `GET /plugins/${NAME}/1.0.0/artifacts/linux-amd64/${NAME} 200`,
+    ]);
+    expect(await remembered(m)).toEqual(head);
+  });
+
+  it('follows a longer log, fetching only the segment from the last entry it saw, and remembers the new head', async () => {
+    await appendLog(registry.context, 3);
+    const m = machine();
+    await addRegistry(m);
+    const longer = await appendLog(registry.context, 3);
+    requests.length = 0;
+    const [report] = await withClient(m, (c) => c.updateRegistries([]));
+    expect(report?.error).toBeUndefined();
+    expect(logRequests()).toEqual([`GET /log/000000.jsonl?v=${longer.head} 200`]);
+    expect(await remembered(m)).toEqual(longer);
+  });
+
+  it('across segments, asks only for those holding the entries it has not seen (and the last it has)', async () => {
+    await appendLog(registry.context, 300);
+    const m = machine();
+    await addRegistry(m);
+    const longer = await appendLog(registry.context, 5);
+    requests.length = 0;
+    await withClient(m, (c) => c.updateRegistries([]));
+    expect(logRequests()).toEqual([`GET /log/000001.jsonl?v=${longer.head} 200`]);
+    expect(await remembered(m)).toEqual({ length: 305, head: longer.head });
+  });
+
+  it('offline, asks for nothing and keeps the head it remembers; online again, follows the log', async () => {
+    const first = await appendLog(registry.context, 3);
+    const m = machine();
+    await addRegistry(m);
+    await install(m);
+    await rm(m.dir, { recursive: true });
+    const longer = await appendLog(registry.context, 2);
+    requests.length = 0;
+    await install(m, { offline: true });
+    expect(requests).toEqual([]);
+    expect(await remembered(m)).toEqual(first);
+    await rm(m.dir, { recursive: true });
+    await install(m);
+    expect(await remembered(m)).toEqual(longer);
+  });
+
+  it('takes a log that starts after one was remembered as an extension of an empty one', async () => {
+    const m = machine();
+    await addRegistry(m);
+    expect(await remembered(m)).toBeUndefined();
+    const head = await appendLog(registry.context, 2);
+    await withClient(m, (c) => c.updateRegistries([]));
+    expect(await remembered(m)).toEqual(head);
+  });
+});
+
+/** How each attack is made, once the client remembers a log of three entries. */
+const ATTACKS: [string, string, () => Promise<unknown>][] = [
+  [
+    'cut short under the signed head (fewer entries served than it counts)',
+    'LOG_TRUNCATED',
+    async () => {
+      await appendLog(registry.context, 3);
+      await serveSegment(registry.context, (await segmentLines(registry.context)).slice(0, 4));
+    },
+  ],
+  [
+    'cut short and re-signed by the registry (a shorter head)',
+    'LOG_TRUNCATED',
+    () => truncateLog(registry.context, 2),
+  ],
+  [
+    'gone from a re-signed snapshot',
+    'LOG_TRUNCATED',
+    async () => {
+      await registry.intake.delete(LOG_STATE_KEY);
+      await refreshSnapshot(registry.context);
+    },
+  ],
+  [
+    'rewritten at the same length and re-signed (forked)',
+    'LOG_FORKED',
+    () => rewriteLog(registry.context, 3),
+  ],
+  ['rewritten longer and re-signed (forked)', 'LOG_FORKED', () => rewriteLog(registry.context, 5)],
+  [
+    'reordered: two new entries swapped in the segment',
+    'LOG_REORDERED',
+    async () => {
+      await appendLog(registry.context, 3);
+      const lines = await segmentLines(registry.context);
+      [lines[3], lines[4]] = [lines[4] as string, lines[3] as string];
+      await serveSegment(registry.context, lines);
+    },
+  ],
+  [
+    'an entry altered by one byte',
+    'LOG_ENTRY_ALTERED',
+    async () => {
+      await appendLog(registry.context, 3);
+      const lines = await segmentLines(registry.context);
+      lines[4] = alterLine(lines[4] as string);
+      await serveSegment(registry.context, lines);
+    },
+  ],
+  [
+    'the newest entry altered by one byte (it no longer hashes to the signed head)',
+    'LOG_ENTRY_ALTERED',
+    async () => {
+      await appendLog(registry.context, 3);
+      const lines = await segmentLines(registry.context);
+      lines[5] = alterLine(lines[5] as string);
+      await serveSegment(registry.context, lines);
+    },
+  ],
+  [
+    'a seen entry altered by one byte under a longer head',
+    'LOG_FORKED',
+    async () => {
+      await appendLog(registry.context, 3);
+      const lines = await segmentLines(registry.context);
+      lines[2] = alterLine(lines[2] as string);
+      await serveSegment(registry.context, lines);
+    },
+  ],
+  [
+    'a segment that is not log lines',
+    'LOG_MALFORMED',
+    async () => {
+      await appendLog(registry.context, 3);
+      await serveSegment(registry.context, ['{"seq": "zero"}']);
+    },
+  ],
+];
+
+describe('when a registry log no longer extends the one a client remembers', () => {
+  it.each(ATTACKS)(
+    'refuses a log %s (%s), keeps its trust state, installs nothing, and refuses again on the next run',
+    async (_what, code, attack) => {
+      await appendLog(registry.context, 3);
+      const m = machine();
+      await addRegistry(m);
+      const before = await readFile(m.stateFile, 'utf8');
+      await attack();
+      for (let run = 1; run <= 2; run++) {
+        const error = await install(m).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(TrustError);
+        expect(error).toMatchObject({ code });
+        expect(await readFile(m.stateFile, 'utf8')).toBe(before);
+        expect(await exists(m.dir)).toBe(false);
+        expect(await exists(m.lockfile)).toBe(false);
+      }
+      const [report] = await withClient(m, (c) => c.updateRegistries([]));
+      expect(report?.error).toMatchObject({ name: 'TrustError', code });
+      expect(await readFile(m.stateFile, 'utf8')).toBe(before);
+    },
+  );
+
+  it('refuses a rewritten history on a forced re-add of the same registry (its head is kept)', async () => {
+    await appendLog(registry.context, 3);
+    const m = machine();
+    await addRegistry(m);
+    const before = await readFile(m.stateFile, 'utf8');
+    await rewriteLog(registry.context, 3);
+    await expect(addRegistry(m, { priority: 2, force: true })).rejects.toMatchObject({
+      name: 'TrustError',
+      code: 'LOG_FORKED',
+    });
+    expect(await readFile(m.stateFile, 'utf8')).toBe(before);
+  });
+
+  it('refuses a trust state whose remembered head is damaged, rather than trusting a log on first use again', async () => {
+    await appendLog(registry.context, 3);
+    const m = machine();
+    await addRegistry(m);
+    const state = JSON.parse(await readFile(m.stateFile, 'utf8')) as Record<string, unknown>;
+    await writeFile(m.stateFile, JSON.stringify({ ...state, log: { length: 'three', head: 'x' } }));
+    await expect(install(m)).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'TRUST_STATE_INVALID',
+      message: expect.stringContaining('#/log'),
+    });
+  });
+});

@@ -1,0 +1,146 @@
+/**
+ * Lifecycle states and log histories for client tests, made with the real pipeline over any Store (in
+ * memory, or a local registry's folder): a published plugin document edited as a lifecycle action will
+ * leave it (yanked, removed, deprecated, advisories...) and re-rendered and re-signed by `rebuildRegistry`;
+ * log entries appended by the `LogWriter` and vouched for by `refreshSnapshot`, which signs the head into
+ * the snapshot. The attacks on the log (cut short, rewritten, reordered, altered) are made here too: either
+ * re-signed by the registry's own key (the registry lies), or as served bytes changed under the signed head.
+ */
+import { createHash } from 'node:crypto';
+import { pluginDocumentKey } from '../../index-builder/layout.ts';
+import {
+  LOG_PREFIX,
+  type LogEntry,
+  lineHash,
+  logSegmentKey,
+  parseSegment,
+  renderSegment,
+} from '../../index-builder/log.ts';
+import type { LogHead, PluginDocument } from '../../index-builder/model.ts';
+import type { PipelineContext } from '../../index-builder/pipeline/index.ts';
+import { rebuildRegistry, refreshSnapshot } from '../../index-builder/pipeline/index.ts';
+import { LOG_STATE_KEY, LogWriter } from '../../index-builder/pipeline/log-writer.ts';
+import { CACHE_MUTABLE, CACHE_PRIVATE } from '../../index-builder/store.ts';
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** A plugin document as a test edits it. */
+export type EditableDocument = {
+  -readonly [K in Exclude<keyof PluginDocument, 'versions'>]: PluginDocument[K];
+} & { versions: Record<string, unknown>[] };
+
+/**
+ * Edits a published plugin document in place, then re-renders and re-signs the registry from the published
+ * plugin documents (`rebuildRegistry`): what the client then reads is signed like any publish.
+ */
+export async function editPlugin(
+  ctx: PipelineContext,
+  name: string,
+  edit: (doc: EditableDocument) => void,
+): Promise<void> {
+  const key = pluginDocumentKey(name);
+  const object = await ctx.site.get(key);
+  if (!object) throw new Error(`${key} is not published`);
+  const doc = JSON.parse(decoder.decode(object.body)) as EditableDocument;
+  edit(doc);
+  await ctx.site.put(key, encoder.encode(JSON.stringify(doc)), {
+    contentType: 'application/json',
+    cacheControl: CACHE_MUTABLE,
+  });
+  await rebuildRegistry(ctx);
+}
+
+/** The record of `version` in an editable document. */
+export function versionOf(doc: EditableDocument, version: string): Record<string, unknown> {
+  const record = doc.versions.find((v) => v.version === version);
+  if (!record) throw new Error(`${doc.name} has no version ${version}`);
+  return record;
+}
+
+export type EntryFields = Partial<Omit<LogEntry, 'seq' | 'prev'>>;
+
+let entries = 0;
+/** A distinct entry (its digest differs from every other this process made) with `fields` over it. */
+function entryOf(fields: EntryFields): Omit<LogEntry, 'seq' | 'prev'> {
+  entries += 1;
+  return {
+    time: '2026-11-01T00:00:00.000Z',
+    type: 'publish',
+    signer: 'A'.repeat(40),
+    digest: createHash('sha256').update(`entry ${entries}`).digest('hex'),
+    ...fields,
+  };
+}
+
+/** Appends entries (`count` made up ones, or those given) and signs a snapshot that vouches for them. */
+export async function appendLog(
+  ctx: PipelineContext,
+  given: number | readonly EntryFields[],
+): Promise<LogHead> {
+  const fields = typeof given === 'number' ? Array.from({ length: given }, () => ({})) : given;
+  const writer = await LogWriter.open(ctx);
+  for (const f of fields) writer.append(entryOf(f));
+  await writer.flush();
+  await refreshSnapshot(ctx);
+  return writer.head;
+}
+
+/** Every published segment's key, in order. */
+async function segmentKeys(ctx: PipelineContext): Promise<string[]> {
+  const keys: string[] = [];
+  for await (const info of ctx.site.list(LOG_PREFIX)) keys.push(info.key);
+  return keys.sort();
+}
+
+/**
+ * The registry rewrites its history: the log deleted and `count` other entries written in its place, and
+ * a snapshot vouching for them signed by its own key.
+ */
+export async function rewriteLog(ctx: PipelineContext, count: number): Promise<LogHead> {
+  for (const key of await segmentKeys(ctx)) await ctx.site.delete(key);
+  await ctx.intake.delete(LOG_STATE_KEY);
+  return appendLog(ctx, count);
+}
+
+/** The registry cuts its log to its first `length` entries, and signs a snapshot that says so. */
+export async function truncateLog(ctx: PipelineContext, length: number): Promise<LogHead> {
+  const segment = await ctx.site.get(logSegmentKey(0));
+  if (!segment) throw new Error('no log to cut');
+  const lines = parseSegment(segment.body, 0)
+    .slice(0, length)
+    .map((r) => r.line);
+  await ctx.site.put(logSegmentKey(0), renderSegment(lines), {
+    contentType: 'application/jsonl',
+    cacheControl: CACHE_MUTABLE,
+  });
+  const head: LogHead = { length, head: lineHash(lines[length - 1] as string) };
+  await ctx.intake.put(LOG_STATE_KEY, encoder.encode(`${JSON.stringify(head)}\n`), {
+    contentType: 'application/json',
+    cacheControl: CACHE_PRIVATE,
+  });
+  await refreshSnapshot(ctx);
+  return head;
+}
+
+/** The lines of the first segment as published (to change what is served under the signed head). */
+export async function segmentLines(ctx: PipelineContext): Promise<string[]> {
+  const segment = await ctx.site.get(logSegmentKey(0));
+  if (!segment) throw new Error('no log');
+  return decoder.decode(segment.body).slice(0, -1).split('\n');
+}
+
+/** Serves other lines as the first segment (the snapshot, and its head, unchanged). */
+export async function serveSegment(ctx: PipelineContext, lines: readonly string[]): Promise<void> {
+  await ctx.site.put(logSegmentKey(0), encoder.encode(`${lines.join('\n')}\n`), {
+    contentType: 'application/jsonl',
+    cacheControl: CACHE_MUTABLE,
+  });
+}
+
+/** One byte of a line changed where the JSON stays well formed: a hex digit of its digest. */
+export function alterLine(line: string): string {
+  const at = line.indexOf('"digest":"') + '"digest":"'.length;
+  const digit = line[at] === 'a' ? 'b' : 'a';
+  return `${line.slice(0, at)}${digit}${line.slice(at + 1)}`;
+}
