@@ -275,6 +275,8 @@ export interface SearchEntry {
   readonly providers: readonly string[];
   readonly capabilities: readonly string[];
   readonly keywords: readonly string[];
+  /** Present (true) when the whole plugin is deprecated, so a list can say so without its document. */
+  readonly deprecated?: true;
 }
 
 /** A document's sha256 (hex) and size in bytes, as the snapshot and its bins list them. */
