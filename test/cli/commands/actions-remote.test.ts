@@ -11,11 +11,11 @@ import path from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { S3Store } from '../../../adapters/s3-store.ts';
-import { listAll } from '../../../index-builder/store.ts';
 import { main } from '../../../cli/main.ts';
 import { readSignedAction } from '../../../index-builder/actions.ts';
 import { processedKey, rejectedKey, statusKey } from '../../../index-builder/layout.ts';
 import type { SubmissionOutcome } from '../../../index-builder/pipeline/index.ts';
+import { listAll } from '../../../index-builder/store.ts';
 import { encode, makeBundle, testKey, validManifest } from '../../support/fixtures.ts';
 import { type LocalS3, localPublishHandler, startLocalS3 } from '../../support/s3.ts';
 
