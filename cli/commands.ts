@@ -29,6 +29,29 @@ const INSTALLS = { dir: { type: 'string' }, lockfile: { type: 'string' } } as co
 const RESOLVE = { platform: { type: 'string' }, 'api-version': { type: 'string' } } as const;
 /** A plugin set file (`-c plugins.yaml`). */
 const SET = { config: { type: 'string', short: 'c' } } as const;
+/** Where a submission goes (cli/submit.ts): a local registry, or a deployed one's upload bucket. */
+const SUBMIT = {
+  ...REGISTRY,
+  bucket: { type: 'string' },
+  endpoint: { type: 'string' },
+  timeout: { type: 'string' },
+  json: { type: 'boolean' },
+} as const;
+/** A signed action (cli/action.ts): the key that signs it, and where it goes or is written. */
+const ACTION = {
+  ...SUBMIT,
+  key: { type: 'string' },
+  'passphrase-file': { type: 'string' },
+  output: { type: 'string' },
+  'registry-url': { type: 'string' },
+} as const;
+/** How an action is signed and sent, as every action command's usage ends. */
+const ACTION_USAGE = [
+  '  --key SECRET_KEY [--passphrase-file FILE]   (or PLUGINDEX_KEY_PASSPHRASE for an encrypted key)',
+  '  (--registry DIR | --bucket UPLOAD_BUCKET [--endpoint URL] [--timeout SECONDS]) [--json]',
+  '  or --output FILE [--registry DIR | --bucket UPLOAD_BUCKET | --registry-url URL]: write the signed',
+  '     action instead, for plugindex submit (the registry URL it names is read from the config otherwise)',
+].join('\n');
 
 export const COMMANDS: Readonly<Record<string, Command>> = {
   init: {
@@ -75,13 +98,7 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     summary: 'submit a bundle: to a local registry (runs the pipeline once), or to a deployed one (--bucket)',
     usage:
       'plugindex publish FILE.tgz --registry DIR [--json]\n       plugindex publish FILE.tgz --bucket UPLOAD_BUCKET [--endpoint URL] [--timeout SECONDS] [--json]',
-    options: {
-      ...REGISTRY,
-      bucket: { type: 'string' },
-      endpoint: { type: 'string' },
-      timeout: { type: 'string' },
-      json: { type: 'boolean' },
-    },
+    options: SUBMIT,
     load: () => import('./commands/publish.ts'),
   },
   process: {
@@ -107,6 +124,81 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
       'plugindex publishers add --registry DIR KEYFILE --names GLOB[,GLOB...] [--label TEXT]\n       plugindex publishers list --registry DIR',
     options: { ...REGISTRY, names: { type: 'string', multiple: true }, label: { type: 'string' } },
     load: () => import('./commands/publishers.ts'),
+  },
+  yank: {
+    summary: 'take a version out of resolution (a signed action; installs from a lock still find it)',
+    usage: `plugindex yank NAME@VERSION [--reason TEXT]\n${ACTION_USAGE}`,
+    options: { ...ACTION, reason: { type: 'string' } },
+    load: () => import('./commands/yank.ts'),
+  },
+  unyank: {
+    summary: 'put a yanked version back (a signed action)',
+    usage: `plugindex unyank NAME@VERSION\n${ACTION_USAGE}`,
+    options: ACTION,
+    load: () => import('./commands/unyank.ts'),
+  },
+  deprecate: {
+    summary: 'deprecate a plugin, or the versions in RANGE, with a message (a signed action)',
+    usage: `plugindex deprecate NAME[@RANGE] --message TEXT [--replacement NAME]\n${ACTION_USAGE}`,
+    options: { ...ACTION, message: { type: 'string' }, replacement: { type: 'string' } },
+    load: () => import('./commands/deprecate.ts'),
+  },
+  undeprecate: {
+    summary: 'lift a deprecation of a plugin, or of the versions in RANGE (a signed action)',
+    usage: `plugindex undeprecate NAME[@RANGE]\n${ACTION_USAGE}`,
+    options: ACTION,
+    load: () => import('./commands/undeprecate.ts'),
+  },
+  advisory: {
+    summary: 'publish a security advisory for a plugin, or withdraw one (signed actions)',
+    usage: [
+      'plugindex advisory add NAME --id ID --severity LEVEL --affected RANGE [--fixed VERSION] --summary TEXT [--url URL]',
+      '       plugindex advisory withdraw NAME --id ID [--reason TEXT]',
+      '  LEVEL: low | moderate | high | critical; RANGE: a SemVer range (">=1.0.0 <1.2.3"); URL: https',
+      ACTION_USAGE,
+    ].join('\n'),
+    options: {
+      ...ACTION,
+      id: { type: 'string' },
+      severity: { type: 'string' },
+      affected: { type: 'string' },
+      fixed: { type: 'string' },
+      summary: { type: 'string' },
+      url: { type: 'string' },
+      reason: { type: 'string' },
+    },
+    load: () => import('./commands/advisory.ts'),
+  },
+  owners: {
+    summary: "a plugin's owners: add or remove a key (signed actions by an owner), or list them",
+    usage: [
+      'plugindex owners add NAME KEYFILE        (a publisher rotating its key: the new public key, signed by the old)',
+      '       plugindex owners remove NAME FINGERPRINT   (never the last owner)',
+      '       plugindex owners list NAME (--registry DIR | --url URL) [--json]   (--url: a registry added with registry add)',
+      ACTION_USAGE,
+    ].join('\n'),
+    options: { ...ACTION, url: { type: 'string' } },
+    load: () => import('./commands/owners.ts'),
+  },
+  operator: {
+    summary:
+      "the operator's actions, signed by the registry key: remove a version, transfer a name, revoke a key",
+    usage: [
+      'plugindex operator remove NAME@VERSION --reason TEXT   (its files deleted; never publishable again)',
+      "       plugindex operator transfer NAME KEYFILE [--reason TEXT]   (the new owner's public key)",
+      '       plugindex operator revoke FINGERPRINT --reason TEXT   (its later submissions refused; what it published stays, marked)',
+      "  --key: the registry's secret key (DIR/keys/registry-secret.asc locally)",
+      ACTION_USAGE,
+    ].join('\n'),
+    options: { ...ACTION, reason: { type: 'string' } },
+    load: () => import('./commands/operator.ts'),
+  },
+  submit: {
+    summary: 'submit a signed action written with --output (made on another machine, say)',
+    usage:
+      'plugindex submit FILE --registry DIR [--json]\n       plugindex submit FILE --bucket UPLOAD_BUCKET [--endpoint URL] [--timeout SECONDS] [--json]',
+    options: SUBMIT,
+    load: () => import('./commands/submit.ts'),
   },
   rebuild: {
     summary:

@@ -12,7 +12,9 @@ export type CliErrorCode =
   | 'LOCKED'
   | 'FILE_NOT_FOUND'
   | 'PORT_IN_USE'
-  | 'FILE_EXISTS';
+  | 'FILE_EXISTS'
+  | 'PLUGIN_NOT_FOUND'
+  | 'REGISTRY_NOT_CONFIGURED';
 
 export class CliError extends Error {
   override readonly name = 'CliError';

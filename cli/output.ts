@@ -36,7 +36,10 @@ export function formatProblems(problems: readonly Problem[]): string[] {
  * are kept.
  */
 export function describeOutcome(outcome: SubmissionOutcome, form: 'full' | 'line' = 'full'): string[] {
-  const what = outcome.plugin ? `${outcome.plugin}@${outcome.version}` : outcome.submission;
+  // An action may name a plugin without a version (deprecate NAME, owners add NAME).
+  const what = outcome.plugin
+    ? `${outcome.plugin}${outcome.version ? `@${outcome.version}` : ''}`
+    : outcome.submission;
   if (outcome.status === 'rejected') {
     if (form === 'line') {
       const codes = outcome.problems.map(problemRef).join('; ');

@@ -46,6 +46,7 @@ export type ProblemCode =
   | 'MANIFEST_RESERVED_NAME'
   | 'MANIFEST_RESERVED_PATH'
   | 'MANIFEST_UNSAFE_PATH'
+  | 'MANIFEST_SCAN_INCONSISTENT'
   // Bundle (the uploaded .tgz)
   | 'BUNDLE_TOO_LARGE'
   | 'BUNDLE_NOT_GZIP'

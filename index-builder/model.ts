@@ -90,6 +90,8 @@ export interface Manifest {
   permissions?: Permission[];
   /** Its resource limits (validated extension, known names only, bounded integers). */
   resources?: Partial<Record<ResourceName, number>>;
+  /** The spec's security scan of this version (validated: known fields only, bounded). */
+  security_scan_results?: SecurityScan;
   /** Forward compatibility: unknown fields are preserved in the published manifest and ignored here. */
   [unknown: string]: unknown;
 }
@@ -175,9 +177,12 @@ export interface Advisory {
   readonly withdrawn?: { readonly at: string; readonly reason?: string };
 }
 
+/** What a security scan concluded (the spec's `security_scan_results.status`). */
+export const SCAN_STATUSES = ['secure', 'vulnerable', 'unknown'] as const;
+
 /** The spec's `security_scan_results`, as a manifest declares it and the plugin document carries it. */
 export interface SecurityScan {
-  readonly status: 'secure' | 'vulnerable' | 'unknown';
+  readonly status: (typeof SCAN_STATUSES)[number];
   readonly vulnerabilities: readonly {
     readonly id: string;
     readonly severity?: Severity;
@@ -270,6 +275,8 @@ export interface SearchEntry {
   readonly providers: readonly string[];
   readonly capabilities: readonly string[];
   readonly keywords: readonly string[];
+  /** Present (true) when the whole plugin is deprecated, so a list can say so without its document. */
+  readonly deprecated?: true;
 }
 
 /** A document's sha256 (hex) and size in bytes, as the snapshot and its bins list them. */

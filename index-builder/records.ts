@@ -10,6 +10,7 @@ import type {
   PluginDocument,
   ResourceName,
   Resources,
+  SecurityScan,
   VersionRecord,
 } from './model.ts';
 import { RESOURCE_LIMITS } from './model.ts';
@@ -53,6 +54,27 @@ export function versionRecordOf(manifest: Manifest, placement: VersionPlacement)
     ...(manifest.resources && Object.keys(manifest.resources).length > 0
       ? { resources: sortedResources(manifest.resources) }
       : {}),
+    ...(manifest.security_scan_results
+      ? { security_scan: securityScanOf(manifest.security_scan_results) }
+      : {}),
+  };
+}
+
+/**
+ * The scan as the record carries it: the known fields only (the schema closes the block, but a record is
+ * also made from manifests read elsewhere), in one order, so the same scan renders the same bytes.
+ */
+function securityScanOf(scan: SecurityScan): SecurityScan {
+  return {
+    status: scan.status,
+    vulnerabilities: scan.vulnerabilities.map((v) => ({
+      id: v.id,
+      ...(v.severity !== undefined ? { severity: v.severity } : {}),
+      ...(v.summary !== undefined ? { summary: v.summary } : {}),
+      ...(v.url !== undefined ? { url: v.url } : {}),
+    })),
+    ...(scan.last_scan !== undefined ? { last_scan: scan.last_scan } : {}),
+    ...(scan.scan_version !== undefined ? { scan_version: scan.scan_version } : {}),
   };
 }
 

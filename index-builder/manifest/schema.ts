@@ -8,11 +8,11 @@
  * plus limits on every string, number and list, and our extensions: `installation.artifacts` for per-platform
  * binaries (carried in the bundle, at a URL, or in an OCI registry pinned by digest), and the top-level
  * `permissions` and `resources` a plugin declares (known names only: a name the host does not know would be
- * granted or limited by no one). An artifact's `file` is a safe path by the one definition stores use (layout.ts); the rules in
+ * granted or limited by no one); the spec's `security_scan_results` is closed too (known fields only). An artifact's `file` is a safe path by the one definition stores use (layout.ts); the rules in
  * validate.ts check every key a version would be written under with the stores' own check.
  */
 import { MAX_SEGMENT_LENGTH, SAFE_RELATIVE_PATH_PATTERN } from '../layout.ts';
-import { PERMISSIONS, RESOURCE_LIMITS } from '../model.ts';
+import { PERMISSIONS, RESOURCE_LIMITS, SCAN_STATUSES, SEVERITIES } from '../model.ts';
 import { OCI_DIGEST_PATTERN, OCI_REFERENCE_PATTERN } from '../oci.ts';
 
 const SEMVER =
@@ -78,6 +78,39 @@ const RESOURCES = {
       { type: 'integer', minimum: 1, maximum: max },
     ]),
   ),
+};
+
+/** Most vulnerabilities a scan result may list: a scan that finds more says `vulnerable` and links its report. */
+export const MAX_SCAN_VULNERABILITIES = 256;
+
+/**
+ * The spec's `security_scan_results`, carried into the version's record and shown on its page. Closed, as
+ * `resources` is: a misspelt field (`vulnerabilites`) would silently show a scan without its findings.
+ */
+const SECURITY_SCAN = {
+  type: 'object',
+  required: ['status', 'vulnerabilities'],
+  additionalProperties: false,
+  properties: {
+    status: { type: 'string', enum: SCAN_STATUSES },
+    vulnerabilities: {
+      type: 'array',
+      maxItems: MAX_SCAN_VULNERABILITIES,
+      items: {
+        type: 'object',
+        required: ['id'],
+        additionalProperties: false,
+        properties: {
+          id: text(128, 1),
+          severity: { type: 'string', enum: SEVERITIES },
+          summary: text(1024, 1),
+          url: uri,
+        },
+      },
+    },
+    last_scan: { type: 'string', format: 'date-time' },
+    scan_version: text(128, 1),
+  },
 };
 
 /** Where an artifact is kept in an OCI registry; the digest is required, as a tag alone can move. */
@@ -182,6 +215,7 @@ export const MANIFEST_SCHEMA = {
     },
     permissions: enumList(PERMISSIONS),
     resources: RESOURCES,
+    security_scan_results: SECURITY_SCAN,
     configuration: {
       type: 'object',
       properties: {

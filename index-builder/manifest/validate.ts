@@ -141,6 +141,16 @@ const KEYWORD_CODES: Record<string, ProblemCode> = {
 
 /** An OCI artifact's missing digest: a tag alone is not enough, and the message says why. */
 const OCI_POINTER = /^\/installation\/artifacts\/\d+\/oci$/;
+const SCAN_POINTER = '/security_scan_results';
+const SCAN_VULNERABILITY_POINTER = /^\/security_scan_results\/vulnerabilities\/\d+$/;
+/** The fields of the closed objects, named when an unknown one is refused. */
+function knownFields(pointer: string): readonly string[] {
+  if (pointer === '/resources') return Object.keys(RESOURCE_LIMITS);
+  if (OCI_POINTER.test(pointer)) return ['reference', 'digest'];
+  if (pointer === SCAN_POINTER) return ['status', 'vulnerabilities', 'last_scan', 'scan_version'];
+  if (SCAN_VULNERABILITY_POINTER.test(pointer)) return ['id', 'severity', 'summary', 'url'];
+  return [];
+}
 
 function fromAjv(error: ErrorObject, root: unknown): Problem {
   const code = KEYWORD_CODES[error.keyword] ?? 'MANIFEST_INVALID';
@@ -162,15 +172,10 @@ function fromAjv(error: ErrorObject, root: unknown): Problem {
     );
   }
   if (error.keyword === 'additionalProperties') {
-    // Only where we close an object (resources, oci): elsewhere unknown fields are the spec's forward
-    // compatibility. The pointer names the unknown key itself.
+    // Only where we close an object (resources, oci, the security scan): elsewhere unknown fields are the
+    // spec's forward compatibility. The pointer names the unknown key itself.
     const field = String(params.additionalProperty);
-    const allowed =
-      error.instancePath === '/resources'
-        ? Object.keys(RESOURCE_LIMITS)
-        : OCI_POINTER.test(error.instancePath)
-          ? ['reference', 'digest']
-          : [];
+    const allowed = knownFields(error.instancePath);
     return problem(
       code,
       `${error.instancePath}/${escapePointer(field)}`,
@@ -232,6 +237,12 @@ function urlProblems(manifest: Record<string, unknown>): Problem[] {
   if (Array.isArray(artifacts)) {
     artifacts.forEach((a, i) => {
       candidates.push([`/installation/artifacts/${i}/url`, (a as Record<string, unknown>)?.url]);
+    });
+  }
+  const vulnerabilities = valueAt(manifest, `${SCAN_POINTER}/vulnerabilities`);
+  if (Array.isArray(vulnerabilities)) {
+    vulnerabilities.forEach((v, i) => {
+      candidates.push([`${SCAN_POINTER}/vulnerabilities/${i}/url`, (v as Record<string, unknown>)?.url]);
     });
   }
   const problems: Problem[] = [];
@@ -354,6 +365,47 @@ function ociProblems(artifact: Record<string, unknown>, i: number): Problem[] {
   return problems;
 }
 
+/**
+ * A scan result says one thing: a vulnerability listed twice would be counted twice, and a `secure` scan
+ * that lists vulnerabilities contradicts itself (a page would show both).
+ */
+function scanProblems(value: Record<string, unknown>): Problem[] {
+  const scan = value.security_scan_results;
+  if (typeof scan !== 'object' || scan === null || Array.isArray(scan)) return [];
+  const { status, vulnerabilities } = scan as Record<string, unknown>;
+  if (!Array.isArray(vulnerabilities)) return [];
+  const problems: Problem[] = [];
+  const seen = new Map<string, number>();
+  vulnerabilities.forEach((raw, i) => {
+    const id = (raw as Record<string, unknown> | null)?.id;
+    if (typeof id !== 'string') return;
+    const first = seen.get(id);
+    if (first === undefined) seen.set(id, i);
+    else
+      problems.push(
+        problem(
+          'MANIFEST_DUPLICATE_ITEMS',
+          `${SCAN_POINTER}/vulnerabilities/${i}/id`,
+          `"${id}" is listed twice`,
+          {
+            expected: `each vulnerability once (the first is ${SCAN_POINTER}/vulnerabilities/${first})`,
+            found: short(id),
+          },
+        ),
+      );
+  });
+  if (status === 'secure' && vulnerabilities.length > 0)
+    problems.push(
+      problem(
+        'MANIFEST_SCAN_INCONSISTENT',
+        `${SCAN_POINTER}/status`,
+        `the scan says "secure" but lists ${vulnerabilities.length} vulnerabilit${vulnerabilities.length === 1 ? 'y' : 'ies'}`,
+        { expected: '"vulnerable" (or no vulnerabilities listed)', found: '"secure"' },
+      ),
+    );
+  return problems;
+}
+
 /** Rules beyond the schema; each looks only at fields of the right type, so it adds to schema errors. */
 function ruleProblems(value: Record<string, unknown>): Problem[] {
   const problems: Problem[] = [];
@@ -406,7 +458,7 @@ function ruleProblems(value: Record<string, unknown>): Problem[] {
       ),
     );
   }
-  problems.push(...urlProblems(value), ...pathProblems(value));
+  problems.push(...urlProblems(value), ...pathProblems(value), ...scanProblems(value));
   const artifacts = valueAt(value, '/installation/artifacts');
   if (Array.isArray(artifacts)) {
     const platforms = new Map<string, number>();

@@ -88,6 +88,7 @@ export function buildSearchEntry(doc: PluginDocument): SearchEntry {
     providers: doc.supported_providers,
     capabilities: doc.capabilities,
     keywords: doc.tags,
+    ...(doc.deprecation ? { deprecated: true as const } : {}),
   };
 }
 

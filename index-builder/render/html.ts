@@ -4,9 +4,17 @@
  * loads `search.json` and builds the list with DOM calls and textContent, so it never needs rewriting when a
  * plugin is published and no manifest text is ever parsed as HTML.
  */
+import semver from 'semver';
 import { sha256Base64 } from '../digest.ts';
-import { pluginDocumentKey } from '../layout.ts';
-import type { ArtifactRecord, PluginDocument, RegistryIdentity, VersionRecord } from '../model.ts';
+import { pluginDocumentKey, pluginNameFormProblem } from '../layout.ts';
+import type {
+  Advisory,
+  ArtifactRecord,
+  PluginDocument,
+  RegistryIdentity,
+  SecurityScan,
+  VersionRecord,
+} from '../model.ts';
 import { showableText } from '../text.ts';
 
 const ESCAPES: Record<string, string> = {
@@ -43,6 +51,38 @@ function link(url: string, label = url): string {
     : `<span>${escapeHtml(label)}</span>`;
 }
 
+/**
+ * A link only for an https URL (what an advisory or a scan finding may link), escaped text otherwise: a
+ * security reference is followed by people deciding what to trust, so not over plain http.
+ */
+function httpsLink(url: string, label = url): string {
+  return /^https:\/\//i.test(url) ? link(url, label) : `<span class="url">${escapeHtml(label)}</span>`;
+}
+
+/** The day of an ISO 8601 time, as the pages show dates. */
+const day = (time: string): string => escapeHtml(time.slice(0, 10));
+
+/** Another plugin's page on this registry (a deprecation's replacement); text when it is not a plugin name. */
+function pluginLink(root: string, name: string): string {
+  if (pluginNameFormProblem(name) !== undefined) return `<span class="mono">${escapeHtml(name)}</span>`;
+  return `<a class="replacement" href="${root}/plugins/${escapeHtml(name)}/index.html">${escapeHtml(name)}</a>`;
+}
+
+/**
+ * The advisories that affect a version: not withdrawn, and its range admits the version (prereleases
+ * included: a page errs on the side of marking).
+ */
+function advisoriesOf(advisories: readonly Advisory[], version: string): Advisory[] {
+  return advisories.filter((a) => {
+    if (a.withdrawn) return false;
+    try {
+      return semver.satisfies(version, a.affected, { includePrerelease: true });
+    } catch {
+      return false;
+    }
+  });
+}
+
 function humanSize(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`;
   const units = ['KiB', 'MiB', 'GiB'];
@@ -74,7 +114,15 @@ pre { background: var(--card); border: 1px solid var(--line); border-radius: 6px
 .chips li { background: var(--card); border: 1px solid var(--line); border-radius: 999px; padding: 0 .6rem; font-size: .85em; }
 .badge { display: inline-block; border-radius: 4px; padding: 0 .4rem; font-size: .75em; font-weight: 600; border: 1px solid currentColor; }
 .badge.prerelease { color: var(--accent); } .badge.deprecated { color: var(--warn); } .badge.yanked { color: var(--bad); }
-tr.yanked td.version { text-decoration: line-through; }
+.badge.removed, .badge.revoked, .badge.critical, .badge.high, .badge.vulnerable { color: var(--bad); }
+.badge.moderate, .badge.low, .badge.unknown { color: var(--warn); } .badge.secure { color: var(--accent); }
+.badge.withdrawn { color: var(--muted); }
+tr.yanked td.version strong, tr.removed td.version strong { text-decoration: line-through; }
+.banner { border: 1px solid var(--warn); border-left-width: 6px; border-radius: 6px; padding: .6rem 1rem; margin: .75rem 0; }
+.note { margin-top: .2rem; font-size: .9em; } .note.removed, .note.revoked { color: var(--bad); }
+.advisory { border-left: 4px solid var(--bad); } .advisory.withdrawn { border-left-color: var(--line); color: var(--muted); }
+.advisory h3 { margin: 0 0 .25rem; font-size: 1rem; }
+ul.vulnerabilities { margin: .25rem 0; padding-left: 1.25rem; }
 table { border-collapse: collapse; width: 100%; margin: .5rem 0; }
 th, td { text-align: left; padding: .4rem .5rem; border-bottom: 1px solid var(--line); vertical-align: top; }
 td.digest { word-break: break-all; }
@@ -130,13 +178,13 @@ function artifactSource(a: ArtifactRecord): string {
   return link(a.url, a.hosted ? 'download' : 'download (external)');
 }
 
-function artifactRows(artifacts: readonly ArtifactRecord[]): string {
+function artifactRows(artifacts: readonly ArtifactRecord[], removed = false): string {
   if (artifacts.length === 0) return '<p class="muted">No per-platform artifacts.</p>';
   const rows = artifacts
     .map(
       (a) => `<tr class="artifact" data-platform="${escapeHtml(`${a.os}/${a.arch}`)}">
 <td>${escapeHtml(a.os)}/${escapeHtml(a.arch)}</td><td>${escapeHtml(humanSize(a.size_bytes))}</td>
-<td class="digest mono">${escapeHtml(a.sha256)}</td><td>${artifactSource(a)}</td></tr>`,
+<td class="digest mono">${escapeHtml(a.sha256)}</td><td>${removed ? '<span class="muted">removed</span>' : artifactSource(a)}</td></tr>`,
     )
     .join('\n');
   return `<table class="artifacts"><thead><tr><th>platform</th><th>size</th><th>sha256</th><th></th></tr></thead><tbody>${rows}</tbody></table>`;
@@ -154,28 +202,66 @@ function policyFacts(v: VersionRecord): string {
   return `${permissions}${resources}`;
 }
 
-function versionRow(v: VersionRecord): string {
+/** A version's security scan (the manifest's `security_scan_results`): status, scanner, findings. */
+function scanFacts(scan: SecurityScan): string {
+  const about = [
+    scan.scan_version ? escapeHtml(scan.scan_version) : '',
+    scan.last_scan ? `scanned ${day(scan.last_scan)}` : '',
+  ]
+    .filter(Boolean)
+    .join(', ');
+  const findings = scan.vulnerabilities
+    .map(
+      (f) =>
+        `<li class="vulnerability" data-vulnerability="${escapeHtml(f.id)}"><span class="mono vulnerability-id">${escapeHtml(f.id)}</span>${f.severity ? ` <span class="badge ${escapeHtml(f.severity)}">${escapeHtml(f.severity)}</span>` : ''}${f.summary ? ` <span class="vulnerability-summary">${escapeHtml(f.summary)}</span>` : ''}${f.url ? ` ${httpsLink(f.url, 'details')}` : ''}</li>`,
+    )
+    .join('');
+  return `<div class="scan" data-testid="security-scan" data-status="${escapeHtml(scan.status)}">Security scan: <span class="badge ${escapeHtml(scan.status)} scan-status">${escapeHtml(scan.status)}</span>${about ? ` <span class="muted">(${about})</span>` : ''}${findings ? `<ul class="vulnerabilities">${findings}</ul>` : ''}</div>`;
+}
+
+function versionRow(v: VersionRecord, advisories: readonly Advisory[], root: string): string {
+  const affecting = advisoriesOf(advisories, v.version);
   const classes = [
     'version',
     v.prerelease ? 'prerelease' : '',
     v.yanked ? 'yanked' : '',
     v.deprecated ? 'deprecated' : '',
+    v.removed ? 'removed' : '',
+    v.publisher_revoked ? 'revoked' : '',
+    affecting.length > 0 ? 'advised' : '',
   ]
     .filter(Boolean)
     .join(' ');
   const badges = [
     v.prerelease ? '<span class="badge prerelease">prerelease</span>' : '',
-    v.yanked ? `<span class="badge yanked" title="${escapeHtml(v.yanked_reason ?? '')}">yanked</span>` : '',
+    // A removed version is yanked too (for clients that read only that); its own mark says more.
+    v.removed
+      ? '<span class="badge removed">removed</span>'
+      : v.yanked
+        ? `<span class="badge yanked" title="${escapeHtml(v.yanked_reason ?? '')}">yanked</span>`
+        : '',
     v.deprecated
       ? `<span class="badge deprecated" title="${escapeHtml(v.deprecation_message ?? '')}">deprecated</span>`
       : '',
-  ].join(' ');
+    v.publisher_revoked ? '<span class="badge revoked">publisher key revoked</span>' : '',
+    ...affecting.map(
+      (a) =>
+        `<a class="badge ${escapeHtml(a.severity)} advisory-mark" data-advisory="${escapeHtml(a.id)}" href="#advisory-${escapeHtml(a.id)}">${escapeHtml(a.id)} (${escapeHtml(a.severity)})</a>`,
+    ),
+  ]
+    .filter(Boolean)
+    .join(' ');
   const notes = [
-    v.yanked && v.yanked_reason
-      ? `<div class="yanked-reason">Yanked: ${escapeHtml(v.yanked_reason)}</div>`
+    v.removed
+      ? `<div class="note removed" data-testid="removed">Removed ${day(v.removed.at)}: ${escapeHtml(v.removed.reason)}. Its files are no longer published.</div>`
+      : v.yanked
+        ? `<div class="note yanked-reason" data-testid="yanked">Yanked${v.yanked_reason ? `: ${escapeHtml(v.yanked_reason)}` : ''}</div>`
+        : '',
+    v.deprecated
+      ? `<div class="note deprecation" data-testid="deprecated">Deprecated${v.deprecation_message ? `: ${escapeHtml(v.deprecation_message)}` : ''}${v.deprecation_replacement ? ` — use ${pluginLink(root, v.deprecation_replacement)} instead.` : ''}</div>`
       : '',
-    v.deprecated && v.deprecation_message
-      ? `<div class="deprecation">Deprecated: ${escapeHtml(v.deprecation_message)}</div>`
+    v.publisher_revoked
+      ? `<div class="note revoked" data-testid="revoked">The key that published it was revoked ${day(v.publisher_revoked.at)}${v.publisher_revoked.reason ? `: ${escapeHtml(v.publisher_revoked.reason)}` : ''}</div>`
       : '',
   ].join('');
   const api =
@@ -183,12 +269,47 @@ function versionRow(v: VersionRecord): string {
       .filter(Boolean)
       .map((x) => escapeHtml(x as string))
       .join(' – ') || escapeHtml(v.api_version);
+  // A removed version's files are deleted: no link to them, only what was published of them.
+  const files = v.removed
+    ? '<span class="muted">removed</span>'
+    : `${link(v.manifest_url, 'manifest')} · ${link(v.manifest_signature_url, 'signature')}`;
   return `<tr class="${classes}" data-version="${escapeHtml(v.version)}">
 <td class="version"><strong>${escapeHtml(v.version)}</strong> ${badges}${notes}</td>
 <td>${escapeHtml(v.published.slice(0, 10))}</td><td>${api}</td>
-<td>${link(v.manifest_url, 'manifest')} · ${link(v.manifest_signature_url, 'signature')}<div class="digest mono">${escapeHtml(v.manifest_sha256)}</div></td>
+<td>${files}<div class="digest mono">${escapeHtml(v.manifest_sha256)}</div></td>
 </tr>
-<tr class="platforms" data-version="${escapeHtml(v.version)}"><td colspan="4">${policyFacts(v)}${artifactRows(v.artifacts)}</td></tr>`;
+<tr class="platforms" data-version="${escapeHtml(v.version)}"><td colspan="4">${policyFacts(v)}${v.security_scan ? scanFacts(v.security_scan) : ''}${artifactRows(v.artifacts, v.removed !== undefined)}</td></tr>`;
+}
+
+/** The plugin's advisories, newest first; a withdrawn one stays listed, marked. */
+function advisorySection(advisories: readonly Advisory[]): string {
+  if (advisories.length === 0) return '';
+  const items = [...advisories]
+    .reverse()
+    .map((a) => {
+      const withdrawn = a.withdrawn
+        ? `<p class="withdrawn-note" data-testid="withdrawn"><span class="badge withdrawn">withdrawn</span> ${day(a.withdrawn.at)}${a.withdrawn.reason ? `: ${escapeHtml(a.withdrawn.reason)}` : ''}</p>`
+        : '';
+      const facts = [
+        ['affected', `<code class="affected">${escapeHtml(a.affected)}</code>`],
+        [
+          'fixed in',
+          a.fixed
+            ? `<code class="fixed">${escapeHtml(a.fixed)}</code>`
+            : '<span class="muted">no fix yet</span>',
+        ],
+        ['published', day(a.published)],
+        ...(a.url ? [['details', httpsLink(a.url)]] : []),
+      ]
+        .map(([k, v]) => `<dt>${k}</dt><dd>${v}</dd>`)
+        .join('');
+      return `<div class="card advisory${a.withdrawn ? ' withdrawn' : ''}" id="advisory-${escapeHtml(a.id)}" data-advisory="${escapeHtml(a.id)}">
+<h3><span class="mono advisory-id">${escapeHtml(a.id)}</span> <span class="badge ${escapeHtml(a.severity)} severity">${escapeHtml(a.severity)}</span></h3>
+<p class="summary">${escapeHtml(a.summary)}</p>${withdrawn}
+<dl class="facts">${facts}</dl></div>`;
+    })
+    .join('\n');
+  return `<h2>Advisories</h2>\n${items}`;
 }
 
 /**
@@ -205,8 +326,14 @@ function fetchLine(a: ArtifactRecord, file: string): string {
 export function renderPluginPage(doc: PluginDocument, registry: RegistryIdentity): string {
   // Root-relative links: the page is reached as /plugins/<name> (by Accept) as well as by its own path.
   const root = escapeHtml(rootPathOf(registry.url));
-  const install = doc.latest_version ?? doc.versions[0]?.version;
-  const shown = doc.versions.find((v) => v.version === install);
+  // The recipe installs what a client would choose: latest, else the newest that is neither yanked nor
+  // removed; a plugin with none gets no recipe.
+  const install = doc.latest_version ?? doc.versions.find((v) => !v.yanked && !v.removed)?.version;
+  const shown = doc.versions.find((v) => v.version === install && !v.removed);
+  const advisories = doc.advisories ?? [];
+  const deprecation = doc.deprecation
+    ? `<div class="banner deprecated" role="note" data-testid="plugin-deprecation"><strong>This plugin is deprecated</strong> (${day(doc.deprecation.at)}): <span class="message">${escapeHtml(doc.deprecation.message)}</span>${doc.deprecation.replacement ? ` — use ${pluginLink(root, doc.deprecation.replacement)} instead.` : ''}</div>`
+    : '';
   const facts = [
     ['type', escapeHtml(doc.plugin_type)],
     [
@@ -245,15 +372,17 @@ echo "${escapeHtml(artifact.sha256)}  ${escapeHtml(doc.name)}" | sha256sum -c - 
 <h1 class="display-name">${escapeHtml(doc.display_name ?? doc.name)}</h1>
 <p class="mono name">${escapeHtml(doc.name)}</p>
 ${doc.description ? `<p class="description">${escapeHtml(doc.description)}</p>` : ''}
+${deprecation}
 <div class="card"><dl class="facts">${facts}</dl></div>
 <h2>Capabilities</h2>${chips(doc.capabilities, 'capabilities')}
 <h2>Providers</h2>${chips(doc.supported_providers, 'providers')}
 <h2>Tags</h2>${chips(doc.tags, 'tags')}
 <h2>Install</h2>${snippet}
+${advisorySection(advisories)}
 <h2>Versions</h2>
 <table class="versions"><thead><tr><th>version</th><th>published</th><th>API</th><th>manifest (sha256)</th></tr></thead>
 <tbody>
-${doc.versions.map(versionRow).join('\n')}
+${doc.versions.map((v) => versionRow(v, advisories, root)).join('\n')}
 </tbody></table>`;
   return page(`${doc.name} — ${registry.name}`, body, registry, `${root}/`);
 }
@@ -287,6 +416,7 @@ const SEARCH_SCRIPT = `
       var a = el('a', 'name', p.name);
       a.href = 'plugins/' + encodeURIComponent(p.name) + '/index.html';
       li.append(a, ' ', el('span', 'version muted', p.latest_version ? p.latest_version : 'prerelease only'), ' ', el('span', 'badge', p.plugin_type));
+      if (p.deprecated) li.append(' ', el('span', 'badge deprecated', 'deprecated'));
       if (p.display_name) li.append(el('div', 'display-name', p.display_name));
       if (p.description) li.append(el('div', 'description muted', p.description));
       var chips = el('ul', 'chips');

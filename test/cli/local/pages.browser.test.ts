@@ -8,22 +8,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRegistryServer, listenRegistryServer } from '../../../cli/local/server.ts';
 import { parseRegistryConfig } from '../../../index-builder/config.ts';
 import { processSubmissions } from '../../../index-builder/pipeline/index.ts';
+import { CHROMIUM, CHROMIUM_FLAGS } from '../../support/chromium.ts';
 import { encode, makeBundle, makeRegistry, sha256, validManifest } from '../../support/fixtures.ts';
 import { MemoryStore } from '../../support/memory-store.ts';
 
-/** Installed by .ci/run (Debian's chromium): a missing browser fails the test, it is not skipped. */
-const CHROMIUM = '/usr/bin/chromium';
-/** What this closed network needs: no background connections, no sandbox as root, no GPU. */
-const CHROMIUM_FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const HOSTILE_NAME = '<img src=x onerror="window.__pwned = 1">';
 const HOSTILE_DESCRIPTION = '<script>window.__pwned = 2</script> & "quotes"';
 const TOOL = encode('#!/bin/sh\necho costs\n');

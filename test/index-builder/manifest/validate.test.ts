@@ -210,6 +210,109 @@ describe('when a manifest declares permissions and resources', () => {
   });
 });
 
+describe('when a manifest declares security_scan_results', () => {
+  const scan = (value: Record<string, unknown>) => validManifest({ security_scan_results: value });
+  const full = {
+    status: 'vulnerable',
+    vulnerabilities: [
+      { id: 'CVE-2026-1234', severity: 'high', summary: 'A bad thing', url: 'https://sec.example/1' },
+      { id: 'GHSA-aaaa-bbbb-cccc' },
+    ],
+    last_scan: '2026-10-30T12:00:00Z',
+    scan_version: 'trivy 0.60.0',
+  };
+
+  it('accepts a full result, a bare one, and every status', () => {
+    expect(validateManifest(scan(full))).toEqual([]);
+    for (const status of ['secure', 'vulnerable', 'unknown'])
+      expect(validateManifest(scan({ status, vulnerabilities: [] })), status).toEqual([]);
+  });
+
+  it('refuses an unknown field of the block and of a vulnerability by its pointer, naming the known ones', () => {
+    const problems = validateManifest(
+      scan({ ...full, vulnerabilites: [], vulnerabilities: [{ id: 'X-1', cvss: 9.8 }] }),
+    );
+    expect(codes(problems)).toEqual([
+      'MANIFEST_UNKNOWN_FIELD /security_scan_results/vulnerabilites',
+      'MANIFEST_UNKNOWN_FIELD /security_scan_results/vulnerabilities/0/cvss',
+    ]);
+    expect(problems[0]?.expected).toBe('one of status, vulnerabilities, last_scan, scan_version');
+    expect(problems[1]?.expected).toBe('one of id, severity, summary, url');
+  });
+
+  it.each([
+    ['a missing status', { vulnerabilities: [] }, 'MANIFEST_MISSING_FIELD /security_scan_results/status'],
+    [
+      'missing vulnerabilities',
+      { status: 'unknown' },
+      'MANIFEST_MISSING_FIELD /security_scan_results/vulnerabilities',
+    ],
+    [
+      'an unknown status',
+      { status: 'clean', vulnerabilities: [] },
+      'MANIFEST_NOT_ALLOWED_VALUE /security_scan_results/status',
+    ],
+    [
+      'an unknown severity',
+      { status: 'vulnerable', vulnerabilities: [{ id: 'X-1', severity: 'medium' }] },
+      'MANIFEST_NOT_ALLOWED_VALUE /security_scan_results/vulnerabilities/0/severity',
+    ],
+    [
+      'a vulnerability without an id',
+      { status: 'vulnerable', vulnerabilities: [{ summary: 'x' }] },
+      'MANIFEST_MISSING_FIELD /security_scan_results/vulnerabilities/0/id',
+    ],
+    [
+      'a long id',
+      { status: 'vulnerable', vulnerabilities: [{ id: 'x'.repeat(129) }] },
+      'MANIFEST_STRING_TOO_LONG /security_scan_results/vulnerabilities/0/id',
+    ],
+    [
+      'a long summary',
+      { status: 'vulnerable', vulnerabilities: [{ id: 'X-1', summary: 's'.repeat(1025) }] },
+      'MANIFEST_STRING_TOO_LONG /security_scan_results/vulnerabilities/0/summary',
+    ],
+    [
+      'an http link',
+      { status: 'vulnerable', vulnerabilities: [{ id: 'X-1', url: 'http://sec.example/1' }] },
+      'MANIFEST_INSECURE_URL /security_scan_results/vulnerabilities/0/url',
+    ],
+    [
+      'a scan time that is not a date-time',
+      { status: 'unknown', vulnerabilities: [], last_scan: 'yesterday' },
+      'MANIFEST_INVALID_FORMAT /security_scan_results/last_scan',
+    ],
+    [
+      'a long scanner version',
+      { status: 'unknown', vulnerabilities: [], scan_version: 'v'.repeat(129) },
+      'MANIFEST_STRING_TOO_LONG /security_scan_results/scan_version',
+    ],
+    ['a list', [], 'MANIFEST_WRONG_TYPE /security_scan_results'],
+  ])('refuses %s', (_, value, expected) => {
+    expect(codes(validateManifest(validManifest({ security_scan_results: value })))).toEqual([expected]);
+  });
+
+  it('caps the vulnerabilities listed', () => {
+    const vulnerabilities = Array.from({ length: 257 }, (_, i) => ({ id: `X-${i}` }));
+    expect(codes(validateManifest(scan({ status: 'vulnerable', vulnerabilities })))).toEqual([
+      'MANIFEST_TOO_MANY_ITEMS /security_scan_results/vulnerabilities',
+    ]);
+  });
+
+  it('refuses a vulnerability listed twice, naming the first', () => {
+    const problems = validateManifest(
+      scan({ status: 'vulnerable', vulnerabilities: [{ id: 'X-1' }, { id: 'X-2' }, { id: 'X-1' }] }),
+    );
+    expect(codes(problems)).toEqual(['MANIFEST_DUPLICATE_ITEMS /security_scan_results/vulnerabilities/2/id']);
+    expect(problems[0]?.expected).toContain('/security_scan_results/vulnerabilities/0');
+  });
+
+  it('refuses a "secure" scan that lists vulnerabilities', () => {
+    const problems = validateManifest(scan({ status: 'secure', vulnerabilities: [{ id: 'X-1' }] }));
+    expect(codes(problems)).toEqual(['MANIFEST_SCAN_INCONSISTENT /security_scan_results/status']);
+  });
+});
+
 describe('when an artifact is kept in an OCI registry', () => {
   const hex = 'ab'.repeat(32);
   const artifact = (oci: unknown, extra: Record<string, unknown> = {}) =>

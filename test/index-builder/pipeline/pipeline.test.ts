@@ -295,6 +295,59 @@ describe('when a version declares permissions, resources and an OCI artifact', (
   });
 });
 
+describe("when a version declares the spec's security_scan_results", () => {
+  it("records it as the version's security_scan, and keeps it when later versions are published", async () => {
+    const registry = await makeRegistry();
+    const scanned = {
+      status: 'vulnerable',
+      vulnerabilities: [{ id: 'CVE-2026-1234', severity: 'critical', summary: 'remote code execution' }],
+      last_scan: '2026-10-30T12:00:00Z',
+      scan_version: 'trivy 0.60.0',
+    };
+    const [first] = await publish(
+      registry,
+      await makeBundle({ manifest: validManifest({ security_scan_results: scanned }) }),
+    );
+    expect(first?.status).toBe('accepted');
+    const [second] = await publish(
+      registry,
+      await makeBundle({
+        manifest: validManifest({
+          version: '1.1.0',
+          security_scan_results: { status: 'secure', vulnerabilities: [] },
+        }),
+      }),
+      await makeBundle({ manifest: validManifest({ version: '1.2.0' }) }),
+    );
+    expect(second?.status).toBe('accepted');
+    const doc = json<PluginDocument>(registry.site, 'plugins/demo-plugin/index.json');
+    const scans = Object.fromEntries(doc.versions.map((v) => [v.version, v.security_scan]));
+    expect(scans).toEqual({
+      '1.2.0': undefined,
+      '1.1.0': { status: 'secure', vulnerabilities: [] },
+      '1.0.0': scanned,
+    });
+    expect(doc.versions.find((v) => v.version === '1.2.0')).not.toHaveProperty('security_scan');
+  });
+
+  it('rejects a scan block with an unknown field, by its pointer, and publishes nothing', async () => {
+    const registry = await makeRegistry();
+    const [outcome] = await publish(
+      registry,
+      await makeBundle({
+        manifest: validManifest({
+          security_scan_results: { status: 'unknown', vulnerabilities: [], scanner: 'x' },
+        }),
+      }),
+    );
+    expect(outcome?.status).toBe('rejected');
+    expect(outcome?.problems.map((p) => `${p.code} ${p.path}`)).toEqual([
+      'MANIFEST_UNKNOWN_FIELD /security_scan_results/scanner',
+    ]);
+    expect(registry.site.objects.has('plugins/demo-plugin/index.json')).toBe(false);
+  });
+});
+
 describe('when versions accumulate', () => {
   it('resolves latest and channels, newest first', async () => {
     const registry = await makeRegistry();

@@ -213,6 +213,95 @@ describe('when rendering a plugin page', () => {
   });
 });
 
+describe("when rendering a plugin's lifecycle", () => {
+  it('escapes every text an action carries: reasons, messages, summaries, ids, links', () => {
+    for (const evil of HOSTILE) {
+      const html = renderPluginPage(
+        pluginDoc({
+          deprecation: { message: evil, replacement: evil, at: evil },
+          advisories: [
+            {
+              id: evil,
+              severity: evil as 'high',
+              affected: evil,
+              fixed: evil,
+              summary: evil,
+              url: `https://x.example/${evil}`,
+              published: evil,
+              withdrawn: { at: evil, reason: evil },
+            },
+          ],
+          versions: [
+            version({
+              deprecated: true,
+              deprecation_message: evil,
+              deprecation_replacement: evil,
+              removed: { reason: evil, at: evil },
+              publisher_revoked: { at: evil, reason: evil },
+              security_scan: {
+                status: evil as 'unknown',
+                vulnerabilities: [{ id: evil, severity: evil as 'low', summary: evil, url: evil }],
+                last_scan: evil,
+                scan_version: evil,
+              },
+            }),
+          ],
+        }),
+        registry,
+      );
+      expect(html).not.toContain(evil);
+      expect(html).not.toMatch(/<script>alert|<img src=x|' onmouseover=/);
+      expect(html).toContain(escapeHtml(evil));
+    }
+  });
+
+  it('links a replacement only when it is a plugin name, and an advisory only over https', () => {
+    const html = renderPluginPage(
+      pluginDoc({
+        deprecation: { message: 'm', replacement: '../../etc', at: '2026-11-01T00:00:00Z' },
+        advisories: [
+          {
+            id: 'A-1',
+            severity: 'low',
+            affected: '*',
+            summary: 's',
+            url: 'http://plain.example/a',
+            published: '2026-11-01T00:00:00Z',
+          },
+        ],
+      }),
+      registry,
+    );
+    expect(html).not.toContain('href="/plugins/../../etc');
+    expect(html).toContain('<span class="mono">../../etc</span>');
+    expect(html).not.toContain('href="http://plain.example/a"');
+    expect(html).toContain('http://plain.example/a');
+  });
+
+  it('offers no install recipe for a removed version, and the newest installable one when none is latest', () => {
+    const removedOnly = renderPluginPage(
+      pluginDoc({
+        latest_version: null,
+        versions: [version({ yanked: true, removed: { reason: 'legal', at: '2026-11-02T00:00:00Z' } })],
+      }),
+      registry,
+    );
+    expect(removedOnly).not.toContain('plugindex install p@');
+    expect(removedOnly).not.toContain('href="https://r.example.com/plugins/p/1.0.0/manifest.json"');
+    const html = renderPluginPage(
+      pluginDoc({
+        latest_version: null,
+        versions: [
+          version({ version: '2.0.0-rc.1', prerelease: true, yanked: true }),
+          version({ version: '1.0.0-rc.1', prerelease: true }),
+        ],
+      }),
+      registry,
+    );
+    expect(html).toContain('plugindex install p@1.0.0-rc.1');
+  });
+});
+
 describe('when rendering the home page', () => {
   it('embeds no plugin data and loads search.json instead', () => {
     const html = renderIndexPage(registry);

@@ -1,0 +1,102 @@
+/**
+ * A plugin's owners, the keys that may publish it and act on it: `owners add NAME KEYFILE` and
+ * `owners remove NAME FINGERPRINT` are signed actions (by an owner's key; a publisher rotating its key adds
+ * the new one signed by the old), `owners list NAME` reads the plugin document: a local registry's
+ * published tree (`--registry DIR`), or a served registry this client has added (`--url URL`), read and
+ * verified through the client's session as an install reads it.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { pluginDocumentKey, pluginNameFormProblem } from '../../index-builder/layout.ts';
+import type { PluginDocument } from '../../index-builder/model.ts';
+import { allowOnly, fingerprintArg, positionals, runAction } from '../action.ts';
+import { type Parsed, stringOption } from '../args.ts';
+import { CliError, usage } from '../errors.ts';
+import { outJson } from '../output.ts';
+import { out } from '../terminal.ts';
+
+export async function run(parsed: Parsed): Promise<number> {
+  const [sub] = parsed.positionals;
+  if (sub === 'add') {
+    allowOnly(parsed, 'owners add', []);
+    const [, plugin, keyFile] = positionals(parsed, 3, 'owners add NAME KEYFILE');
+    return runAction(parsed, {
+      body: { action: 'owners-add', plugin: plugin as string, key: '' },
+      keyFile: keyFile as string,
+    });
+  }
+  if (sub === 'remove') {
+    allowOnly(parsed, 'owners remove', []);
+    const [, plugin, fingerprint] = positionals(parsed, 3, 'owners remove NAME FINGERPRINT');
+    return runAction(parsed, {
+      body: {
+        action: 'owners-remove',
+        plugin: plugin as string,
+        fingerprint: fingerprintArg(fingerprint as string),
+      },
+    });
+  }
+  if (sub === 'list') return list(parsed);
+  throw usage(sub === undefined ? 'owners takes add, remove or list' : `unknown owners action "${sub}"`);
+}
+
+async function list(parsed: Parsed): Promise<number> {
+  const [, name] = positionals(parsed, 2, 'owners list NAME');
+  for (const option of ['key', 'passphrase-file', 'bucket', 'endpoint', 'timeout', 'output', 'registry-url'])
+    if (parsed.values[option] !== undefined) throw usage(`--${option} is not an option of owners list`);
+  const plugin = name as string;
+  const why = pluginNameFormProblem(plugin);
+  if (why) throw usage(`NAME must be a plugin name (${why}), found ${JSON.stringify(plugin)}`);
+  const dir = stringOption(parsed, 'registry');
+  const url = stringOption(parsed, 'url');
+  if ((dir === undefined) === (url === undefined))
+    throw usage('give exactly one of --registry DIR or --url URL');
+  const { document, source } =
+    dir !== undefined ? await readLocal(dir, plugin) : await readServed(parsed, url as string, plugin);
+  if (parsed.values.json) outJson({ plugin, source, owners: document.owners });
+  else {
+    out(`owners of ${plugin} (${source}):`);
+    for (const fingerprint of document.owners) out(`  ${fingerprint}`);
+    if (document.owners.length === 0) out('  none');
+  }
+  return 0;
+}
+
+/** The plugin document of a local registry's published tree, as it is on disk. */
+async function readLocal(dir: string, plugin: string): Promise<{ document: PluginDocument; source: string }> {
+  const { readConfig } = await import('../local/registry.ts');
+  await readConfig(dir); // NOT_A_REGISTRY for a folder that is not one
+  const file = path.join(dir, 'public', pluginDocumentKey(plugin));
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (cause) {
+    throw new CliError('PLUGIN_NOT_FOUND', `the registry at ${dir} has no plugin ${plugin}`, { cause });
+  }
+  return { document: JSON.parse(text) as PluginDocument, source: dir };
+}
+
+/**
+ * The plugin document of a served registry, verified: through the configured registry with that URL (its
+ * pinned key, its trusted snapshot, the bin, the document's digest), as `info` reads it.
+ */
+async function readServed(
+  parsed: Parsed,
+  url: string,
+  plugin: string,
+): Promise<{ document: PluginDocument; source: string }> {
+  const wanted = url.replace(/\/+$/, '');
+  const { withClient } = await import('../client.ts');
+  return withClient(parsed, async ({ client }) => {
+    const entry = (await client.listRegistries()).find(
+      (r) => r.entry.url.replace(/\/+$/, '') === wanted,
+    )?.entry;
+    if (!entry)
+      throw new CliError(
+        'REGISTRY_NOT_CONFIGURED',
+        `no configured registry is at ${wanted}: add it first (plugindex registry add NAME ${wanted} --key REGISTRY_KEY.asc), so its documents are verified`,
+      );
+    const info = await client.info(plugin, { registry: entry.name });
+    return { document: info.document, source: `${entry.name} ${entry.url}` };
+  });
+}

@@ -1,0 +1,142 @@
+/**
+ * The one way a command submits something to a registry, a bundle (`publish`) or a signed action (`yank`,
+ * `deprecate`, ..., `submit`): put under `incoming/` like any upload, then its recorded outcome read back.
+ * Locally (`--registry DIR`) the pipeline runs at once on that one upload, under the registry's lock; on a
+ * deployed registry (`--bucket NAME`) it is uploaded to the upload bucket and the outcome the publish
+ * function records under `status/<id>.json` is waited for. Every submitter prints the outcome and exits the
+ * same way: 0 accepted or already published, 1 rejected or no outcome in time, 2 a usage error.
+ */
+
+import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import path from 'node:path';
+import { INCOMING_PREFIX, statusKey, submissionIdFromDigest } from '../index-builder/layout.ts';
+import type { SubmissionOutcome } from '../index-builder/pipeline/index.ts';
+import { CACHE_PRIVATE } from '../index-builder/store.ts';
+import { type Parsed, stringOption } from './args.ts';
+import { usage } from './errors.ts';
+import { describeOutcome, outJson } from './output.ts';
+import type { UploadBody } from './remote.ts';
+import { err, out } from './terminal.ts';
+
+/** Where a submission goes. */
+export type SubmitTarget =
+  | { readonly kind: 'registry'; readonly dir: string }
+  | {
+      readonly kind: 'bucket';
+      readonly bucket: string;
+      readonly endpoint?: string;
+      /** How long to wait for the outcome. */
+      readonly timeoutSeconds: number;
+    };
+
+/** What is submitted: a name for its upload key, its content type, and its bytes or file. */
+export interface Submission {
+  /** Made safe and put after the time and a nonce in the upload's key (`incoming/<time>-<nonce>-<name>`). */
+  readonly name: string;
+  readonly contentType: string;
+  readonly body: UploadBody;
+}
+
+export const DEFAULT_TIMEOUT_SECONDS = 120;
+
+/**
+ * `--registry DIR` or `--bucket NAME [--endpoint URL] [--timeout SECONDS]`, exactly one.
+ * @throws CliError USAGE for both, neither, or a timeout that is not a number of seconds.
+ */
+export function submitTarget(parsed: Parsed): SubmitTarget {
+  const dir = stringOption(parsed, 'registry');
+  const bucket = stringOption(parsed, 'bucket');
+  if ((dir === undefined) === (bucket === undefined))
+    throw usage('give exactly one of --registry DIR or --bucket NAME');
+  if (dir !== undefined) return { kind: 'registry', dir };
+  const endpoint = stringOption(parsed, 'endpoint');
+  return {
+    kind: 'bucket',
+    bucket: bucket as string,
+    ...(endpoint ? { endpoint } : {}),
+    timeoutSeconds: timeoutOption(parsed),
+  };
+}
+
+function timeoutOption(parsed: Parsed): number {
+  const raw = stringOption(parsed, 'timeout');
+  if (raw === undefined) return DEFAULT_TIMEOUT_SECONDS;
+  const timeout = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(timeout) || timeout < 0)
+    throw usage(`--timeout must be a number of seconds, found ${raw}`);
+  return timeout;
+}
+
+/** A fresh, safe key under incoming/: the time, a nonce, and the name made safe. */
+function uploadKey(name: string): string {
+  const time = new Date().toISOString().replace(/[:.]/g, '');
+  const safe = path.basename(name).replace(/[^A-Za-z0-9._-]/g, '_');
+  return `${INCOMING_PREFIX}${time}-${randomBytes(4).toString('hex')}-${safe}`;
+}
+
+async function submitLocally(dir: string, key: string, submission: Submission): Promise<SubmissionOutcome> {
+  const { openRegistry, withRegistryLock } = await import('./local/registry.ts');
+  const { processSubmissions } = await import('../index-builder/pipeline/index.ts');
+  const registry = await openRegistry(dir);
+  const result = await withRegistryLock(dir, async () => {
+    const put = { contentType: submission.contentType, cacheControl: CACHE_PRIVATE };
+    const { body } = submission;
+    if ('file' in body) await registry.context.intake.putStream(key, createReadStream(body.file), put);
+    else await registry.context.intake.put(key, body.bytes, put);
+    return processSubmissions(registry.context, [key]);
+  });
+  const outcome = result.outcomes[0];
+  if (!outcome) throw new Error('the pipeline recorded no outcome');
+  return outcome;
+}
+
+async function submitToBucket(
+  target: Extract<SubmitTarget, { kind: 'bucket' }>,
+  key: string,
+  submission: Submission,
+): Promise<SubmissionOutcome | undefined> {
+  const { sha256Hex, streamSha256 } = await import('../index-builder/digest.ts');
+  const remote = await import('./remote.ts');
+  const { body } = submission;
+  // The upload's key and digest name the outcome to wait for, as the pipeline names it.
+  const sha256 = 'file' in body ? await streamSha256(createReadStream(body.file)) : sha256Hex(body.bytes);
+  const outcomeKey = statusKey(submissionIdFromDigest(key, sha256));
+  const outcome = await remote.submitToBucket({
+    bucket: target.bucket,
+    key,
+    body,
+    contentType: submission.contentType,
+    outcomeKey,
+    timeoutSeconds: target.timeoutSeconds,
+    ...(target.endpoint ? { endpoint: target.endpoint } : {}),
+    log: err,
+  });
+  if (!outcome)
+    err(
+      `submitted s3://${target.bucket}/${key}; no outcome after ${target.timeoutSeconds} s: read ${outcomeKey} later`,
+    );
+  return outcome;
+}
+
+/**
+ * Submits and returns the outcome the registry recorded (undefined: none within the timeout).
+ * @throws CliError NOT_A_REGISTRY / LOCKED for a local registry; StoreError when a store fails.
+ */
+export async function submit(
+  target: SubmitTarget,
+  submission: Submission,
+): Promise<SubmissionOutcome | undefined> {
+  const key = uploadKey(submission.name);
+  return target.kind === 'registry'
+    ? submitLocally(target.dir, key, submission)
+    : submitToBucket(target, key, submission);
+}
+
+/** Prints the outcome (`--json`: the outcome record itself) and returns the exit code. */
+export function reportOutcome(parsed: Parsed, outcome: SubmissionOutcome | undefined): number {
+  if (!outcome) return 1;
+  if (parsed.values.json) outJson(outcome);
+  else for (const line of describeOutcome(outcome)) out(line);
+  return outcome.status === 'rejected' ? 1 : 0;
+}

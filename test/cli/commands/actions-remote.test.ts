@@ -1,0 +1,243 @@
+/**
+ * Lifecycle actions sent to a deployed registry (`--bucket`): the registry URL the action names read from
+ * the config object the publish function reads (`config/plugindex.json` in the upload bucket), or given
+ * with `--registry-url` where it cannot be read; the action uploaded to incoming/ and its outcome waited
+ * for, while the publish function runs against the same S3 protocol server (s3rver on 127.0.0.1), as the
+ * queue would trigger it. Whatever the function decides, the command exits by the outcome it recorded.
+ */
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { S3Store } from '../../../adapters/s3-store.ts';
+import { main } from '../../../cli/main.ts';
+import { readSignedAction } from '../../../index-builder/actions.ts';
+import { processedKey, rejectedKey, statusKey } from '../../../index-builder/layout.ts';
+import type { SubmissionOutcome } from '../../../index-builder/pipeline/index.ts';
+import { listAll } from '../../../index-builder/store.ts';
+import { encode, makeBundle, testKey, validManifest } from '../../support/fixtures.ts';
+import { type LocalS3, localPublishHandler, startLocalS3 } from '../../support/s3.ts';
+
+const INTAKE = 'ra-intake';
+const SITE = 'ra-site';
+/** A deployment that keeps no config object (its URL is the function's REGISTRY_URL). */
+const BARE = 'ra-bare';
+const URL_IN_CONFIG = 'https://plugins.example.com';
+const PLUGIN = 'remote-demo';
+
+let s3: LocalS3;
+let work: string;
+let secretKey: string;
+
+interface Run {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs the command in this process (the AWS settings are this process's environment), capturing output. */
+async function plugindex(args: string[], whileRunning?: () => Promise<unknown>): Promise<Run> {
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => stdout.push(String(chunk)) > 0);
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => stderr.push(String(chunk)) > 0);
+  try {
+    let done = false;
+    const cli = main(args).finally(() => {
+      done = true;
+    });
+    // The publish function, as each upload's queue message would run it.
+    while (whileRunning && !done) {
+      await whileRunning();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    return { code: await cli, stdout: stdout.join(''), stderr: stderr.join('') };
+  } finally {
+    out.mockRestore();
+    err.mockRestore();
+  }
+}
+
+const store = (bucket: string) => new S3Store({ client: s3.client, bucket });
+
+beforeAll(async () => {
+  s3 = await startLocalS3([INTAKE, SITE, BARE]);
+  work = await mkdtemp(path.join(tmpdir(), 'plugindex-actions-remote-'));
+  Object.assign(process.env, {
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: 'S3RVER',
+    AWS_SECRET_ACCESS_KEY: 'S3RVER',
+    AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
+    AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
+  });
+  // As an operator stores it: with a trailing slash, which the registry drops.
+  await s3.client.send(
+    new PutObjectCommand({
+      Bucket: INTAKE,
+      Key: 'config/plugindex.json',
+      Body: encode(JSON.stringify({ name: 'Remote', url: `${URL_IN_CONFIG}/` })),
+    }),
+  );
+  secretKey = path.join(work, 'secret.asc');
+  await writeFile(secretKey, (await testKey('publisher')).secretKey);
+  const bundle = path.join(work, 'remote.tgz');
+  await writeFile(bundle, await makeBundle({ manifest: validManifest({ name: PLUGIN }) }));
+  const handler = await localPublishHandler(s3, INTAKE, SITE);
+  const published = await plugindex(
+    ['publish', bundle, '--bucket', INTAKE, '--endpoint', s3.endpoint, '--timeout', '20'],
+    () => handler({}),
+  );
+  expect(published.code, published.stderr).toBe(0);
+}, 60_000);
+
+afterAll(async () => {
+  await s3?.close();
+  await rm(work, { recursive: true, force: true });
+});
+
+describe('when an action for a deployed registry is written with --output', () => {
+  it("names the URL in the upload bucket's config object", async () => {
+    const file = path.join(work, 'from-config.json');
+    const result = await plugindex([
+      'yank',
+      `${PLUGIN}@1.0.0`,
+      '--key',
+      secretKey,
+      '--bucket',
+      INTAKE,
+      '--endpoint',
+      s3.endpoint,
+      '--output',
+      file,
+    ]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(readSignedAction(new Uint8Array(await readFile(file))).action.registry).toBe(URL_IN_CONFIG);
+    // Written, not uploaded.
+    expect(await listAll(store(INTAKE), 'incoming/')).toEqual([]);
+  });
+
+  it('asks for --registry-url where the bucket keeps no config (exit 2), and names the URL given', async () => {
+    const args = [
+      'unyank',
+      `${PLUGIN}@1.0.0`,
+      '--key',
+      secretKey,
+      '--bucket',
+      BARE,
+      '--endpoint',
+      s3.endpoint,
+    ];
+    const missing = await plugindex([...args, '--output', path.join(work, 'never.json')]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain(`cannot read the registry config s3://${BARE}/config/plugindex.json`);
+    expect(missing.stderr).toContain('--registry-url URL');
+    const file = path.join(work, 'given.json');
+    const given = await plugindex([...args, '--registry-url', 'https://cdn.example.org/', '--output', file]);
+    expect(given.code, given.stderr).toBe(0);
+    expect(readSignedAction(new Uint8Array(await readFile(file))).action.registry).toBe(
+      'https://cdn.example.org',
+    );
+  });
+});
+
+/** The outcome the function recorded, and the upload it kept (moved out of incoming/). */
+async function recorded(outcome: SubmissionOutcome): Promise<{ status: unknown; upload: Uint8Array }> {
+  const status = await store(INTAKE).get(statusKey(outcome.id));
+  const kept = await store(INTAKE).get(
+    outcome.status === 'rejected' ? rejectedKey(outcome.id) : processedKey(outcome.id),
+  );
+  if (!status || !kept) throw new Error(`no record of ${outcome.id}`);
+  return { status: JSON.parse(new TextDecoder().decode(status.body)), upload: kept.body };
+}
+
+describe('when an action is submitted to a deployed registry', () => {
+  it('uploads it to incoming/, waits for the outcome the function records, prints it and exits by it', async () => {
+    const handler = await localPublishHandler(s3, INTAKE, SITE);
+    const result = await plugindex(
+      [
+        'deprecate',
+        PLUGIN,
+        '--message',
+        'use remote-demo-2',
+        '--key',
+        secretKey,
+        '--bucket',
+        INTAKE,
+        '--endpoint',
+        s3.endpoint,
+        '--timeout',
+        '20',
+        '--json',
+      ],
+      () => handler({}),
+    );
+    const outcome = JSON.parse(result.stdout) as SubmissionOutcome;
+    expect(result.code, result.stderr).toBe(outcome.status === 'rejected' ? 1 : 0);
+    expect(result.stderr).toContain(`uploaded s3://${INTAKE}/incoming/`);
+    const { status, upload } = await recorded(outcome);
+    expect(status).toEqual(outcome);
+    expect(readSignedAction(upload).action).toMatchObject({
+      action: 'deprecate',
+      plugin: PLUGIN,
+      message: 'use remote-demo-2',
+      registry: URL_IN_CONFIG,
+    });
+  });
+
+  it('submits a written envelope with submit FILE --bucket, byte for byte', async () => {
+    const file = path.join(work, 'to-submit.json');
+    const written = await plugindex([
+      'advisory',
+      'add',
+      PLUGIN,
+      '--id',
+      'PDX-2026-0009',
+      '--severity',
+      'critical',
+      '--affected',
+      '<=1.0.0',
+      '--summary',
+      'remote code execution',
+      '--key',
+      secretKey,
+      '--bucket',
+      INTAKE,
+      '--endpoint',
+      s3.endpoint,
+      '--output',
+      file,
+    ]);
+    expect(written.code, written.stderr).toBe(0);
+    const handler = await localPublishHandler(s3, INTAKE, SITE);
+    const result = await plugindex(
+      ['submit', file, '--bucket', INTAKE, '--endpoint', s3.endpoint, '--timeout', '20', '--json'],
+      () => handler({}),
+    );
+    const outcome = JSON.parse(result.stdout) as SubmissionOutcome;
+    expect(result.code, result.stderr).toBe(outcome.status === 'rejected' ? 1 : 0);
+    const { upload } = await recorded(outcome);
+    expect(upload).toEqual(new Uint8Array(await readFile(file)));
+  });
+
+  it('exits 1 when no outcome is recorded in time, saying where to read it later', async () => {
+    // No function runs: the outcome never comes.
+    const result = await plugindex([
+      'unyank',
+      `${PLUGIN}@1.0.0`,
+      '--key',
+      secretKey,
+      '--bucket',
+      INTAKE,
+      '--endpoint',
+      s3.endpoint,
+      '--timeout',
+      '0',
+    ]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/no outcome after 0 s: read status\/.+\.json later/);
+    // Left for the function: it is taken at the next doorbell.
+    expect(await listAll(store(INTAKE), 'incoming/')).toHaveLength(1);
+    await (await localPublishHandler(s3, INTAKE, SITE))({});
+  });
+});

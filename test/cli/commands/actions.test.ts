@@ -1,0 +1,807 @@
+/**
+ * The lifecycle action commands as a user runs them (the built `plugindex` as a process): the signed
+ * envelope `--output` writes (read back as the registry reads it, its signature checked by openpgp.js and
+ * by GnuPG), the registry URL it names taken from the registry's config, every usage error before any file
+ * is read (exit 2), the other failures (exit 1), a local submission's recorded outcome, `submit` of a
+ * written envelope, `owners list` of a published registry, and the help of every new command.
+ *
+ * Whether the registry applies an action is the pipeline's part: here the outcome is whatever it records,
+ * and the exit code must agree with it (0 accepted or already published, 1 rejected), as for `publish`.
+ * test/cli/commands/actions-applied.test.ts holds the end-to-end tests that need actions applied.
+ */
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initRegistry } from '../../../cli/local/registry.ts';
+import { main } from '../../../cli/main.ts';
+import { ACTION_SCHEMA, type Action, readSignedAction } from '../../../index-builder/actions.ts';
+import { SubmissionError } from '../../../index-builder/errors.ts';
+import { processedKey, rejectedKey, statusKey } from '../../../index-builder/layout.ts';
+import type { SubmissionOutcome } from '../../../index-builder/pipeline/index.ts';
+import { readPublicKey, verifyDetachedSignature } from '../../../index-builder/signing.ts';
+import { makeBundle, testKey, validManifest } from '../../support/fixtures.ts';
+import { gpgKeyring } from '../../support/gpg.ts';
+import { type ServingRegistry, startServe } from '../../support/serve.ts';
+
+const ROOT = path.resolve(import.meta.dirname, '../../..');
+const BIN = path.join(ROOT, 'cli/bin.mjs');
+const execute = promisify(execFile);
+const PLUGIN = 'demo-plugin';
+/** As `plugindex init` was given it: the config keeps it without the trailing slash. */
+const REGISTRY_URL = 'http://127.0.0.1:1/reg';
+
+interface Result {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+let work: string;
+let dir: string;
+let publisherSecret: string;
+let publisherFingerprint: string;
+let newOwnerSecret: string;
+let newOwnerFingerprint: string;
+let registrySecret: string;
+let registryFingerprint: string;
+let outputs = 0;
+
+async function plugindex(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<Result> {
+  try {
+    const { stdout, stderr } = await execute(process.execPath, [BIN, ...args], {
+      cwd: work,
+      env: { ...process.env, CI: '1', ...env },
+    });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+/** Every file of the registry folder with its bytes: what a refused command must leave alone. */
+async function tree(): Promise<Map<string, string>> {
+  const files = new Map<string, string>();
+  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const file = path.join(entry.parentPath, entry.name);
+    files.set(path.relative(dir, file), await readFile(file, 'base64'));
+  }
+  return files;
+}
+
+const outputFile = () => path.join(work, `action-${++outputs}.json`);
+
+beforeAll(async () => {
+  work = await mkdtemp(path.join(tmpdir(), 'plugindex-actions-'));
+  dir = path.join(work, 'registry');
+  await initRegistry(dir, { name: 'Actions Registry', url: `${REGISTRY_URL}/` });
+  const publisher = await testKey('publisher');
+  const newOwner = await testKey('new-owner');
+  publisherSecret = path.join(work, 'publisher-secret.asc');
+  newOwnerSecret = path.join(work, 'new-owner-secret.asc');
+  publisherFingerprint = publisher.fingerprint;
+  newOwnerFingerprint = newOwner.fingerprint;
+  await writeFile(publisherSecret, publisher.secretKey);
+  await writeFile(path.join(work, 'publisher-public.asc'), publisher.publicKey);
+  await writeFile(newOwnerSecret, newOwner.secretKey);
+  await writeFile(path.join(work, 'new-owner-public.asc'), newOwner.publicKey);
+  registrySecret = path.join(dir, 'keys/registry-secret.asc');
+  registryFingerprint = (await readPublicKey(await readFile(registrySecret, 'utf8'))).fingerprint;
+  const bundle = path.join(work, 'demo.tgz');
+  await writeFile(bundle, await makeBundle({ manifest: validManifest({ name: PLUGIN }) }));
+  expect(await main(['publish', bundle, '--registry', dir, '--json'])).toBe(0);
+}, 60_000);
+
+afterAll(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+/** The action a command line asks for, the key that signs it, and the fields the envelope must carry. */
+const ACTIONS: readonly {
+  readonly title: string;
+  readonly args: () => string[];
+  readonly key: () => string;
+  readonly signer: () => string;
+  readonly fields: () => Record<string, unknown>;
+}[] = [
+  {
+    title: 'yank NAME@VERSION --reason',
+    args: () => ['yank', `${PLUGIN}@1.0.0`, '--reason', 'broken build'],
+    key: () => publisherSecret,
+    signer: () => publisherFingerprint,
+    fields: () => ({ action: 'yank', plugin: PLUGIN, version: '1.0.0', reason: 'broken build' }),
+  },
+  {
+    title: 'unyank NAME@VERSION',
+    args: () => ['unyank', `${PLUGIN}@1.0.0`],
+    key: () => publisherSecret,
+    signer: () => publisherFingerprint,
+    fields: () => ({ action: 'unyank', plugin: PLUGIN, version: '1.0.0' }),
+  },
+  {
+    title: 'deprecate NAME@RANGE --message --replacement',
+    args: () => [
+      'deprecate',
+      `${PLUGIN}@>=1.0.0 <2.0.0`,
+      '--message',
+      'use the new one',
+      '--replacement',
+      'new-plugin',
+    ],
+    key: () => publisherSecret,
+    signer: () => publisherFingerprint,
+    fields: () => ({
+      action: 'deprecate',
+      plugin: PLUGIN,
+      range: '>=1.0.0 <2.0.0',
+      message: 'use the new one',
+      replacement: 'new-plugin',
+    }),
+  },
+  {
+    title: 'undeprecate NAME (the whole plugin)',
+    args: () => ['undeprecate', PLUGIN],
+    key: () => publisherSecret,
+    signer: () => publisherFingerprint,
+    fields: () => ({ action: 'undeprecate', plugin: PLUGIN }),
+  },
+  {
+    title: 'advisory add',
+    args: () => [
+      'advisory',
+      'add',
+      PLUGIN,
+      '--id',
+      'PDX-2026-0001',
+      '--severity',
+      'high',
+      '--affected',
+      '<1.1.0',
+      '--fixed',
+      '1.1.0',
+      '--summary',
+      'Credentials in the log',
+      '--url',
+      'https://advisories.example/PDX-2026-0001',
+    ],
+    key: () => publisherSecret,
+    signer: () => publisherFingerprint,
+    fields: () => ({
+      action: 'advisory-add',
+      plugin: PLUGIN,
+      advisory: {
+        id: 'PDX-2026-0001',
+        severity: 'high',
+        affected: '<1.1.0',
+        fixed: '1.1.0',
+        summary: 'Credentials in the log',
+        url: 'https://advisories.example/PDX-2026-0001',
+      },
+    }),
+  },
+  {
+    title: 'advisory withdraw',
+    args: () => ['advisory', 'withdraw', PLUGIN, '--id', 'PDX-2026-0001', '--reason', 'a false alarm'],
+    key: () => publisherSecret,
+    signer: () => publisherFingerprint,
+    fields: () => ({
+      action: 'advisory-withdraw',
+      plugin: PLUGIN,
+      id: 'PDX-2026-0001',
+      reason: 'a false alarm',
+    }),
+  },
+  {
+    title: 'owners remove NAME FINGERPRINT (as gpg prints it: groups, lowercase)',
+    args: () => [
+      'owners',
+      'remove',
+      PLUGIN,
+      (newOwnerFingerprint.match(/.{4}/g) as string[]).join(' ').toLowerCase(),
+    ],
+    key: () => publisherSecret,
+    signer: () => publisherFingerprint,
+    fields: () => ({ action: 'owners-remove', plugin: PLUGIN, fingerprint: newOwnerFingerprint }),
+  },
+  {
+    title: 'operator remove NAME@VERSION --reason (the registry key)',
+    args: () => ['operator', 'remove', `${PLUGIN}@1.0.0`, '--reason', 'a court order'],
+    key: () => registrySecret,
+    signer: () => registryFingerprint,
+    fields: () => ({ action: 'remove', plugin: PLUGIN, version: '1.0.0', reason: 'a court order' }),
+  },
+  {
+    title: 'operator revoke FINGERPRINT --reason',
+    args: () => ['operator', 'revoke', publisherFingerprint, '--reason', 'the key leaked'],
+    key: () => registrySecret,
+    signer: () => registryFingerprint,
+    fields: () => ({ action: 'revoke-key', fingerprint: publisherFingerprint, reason: 'the key leaked' }),
+  },
+];
+
+/** Reads an envelope as the registry does, and checks its signature with openpgp.js and GnuPG. */
+async function verifiedEnvelope(file: string, signer: string): Promise<Action> {
+  const read = readSignedAction(new Uint8Array(await readFile(file)));
+  const key = await readPublicKey(read.key);
+  expect(key.fingerprint).toBe(signer);
+  expect(read.key).not.toContain('PRIVATE KEY');
+  const verified = await verifyDetachedSignature(read.text, read.signature, [key.key]);
+  expect(verified.ok && verified.fingerprint).toBe(signer);
+  const gpg = gpgKeyring(read.key);
+  try {
+    expect(gpg.verify(read.text, read.signature)).toContain(`VALIDSIG ${signer}`);
+  } finally {
+    gpg.close();
+  }
+  return read.action;
+}
+
+describe('when an action is written with --output instead of submitted', () => {
+  it.each(ACTIONS)(
+    '$title: an envelope the registry reads, signed by --key, naming the registry from its config',
+    async (c) => {
+      const before = await tree();
+      const file = outputFile();
+      const started = Date.now();
+      const result = await plugindex([...c.args(), '--key', c.key(), '--registry', dir, '--output', file]);
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stdout).toContain(`by ${c.signer()} -> ${file}`);
+      const action = await verifiedEnvelope(file, c.signer());
+      const { schema, registry, created, nonce, ...fields } = action;
+      expect(schema).toBe(ACTION_SCHEMA);
+      expect(registry).toBe(REGISTRY_URL);
+      expect(Date.parse(created)).toBeGreaterThanOrEqual(started - 1000);
+      expect(Date.parse(created)).toBeLessThanOrEqual(Date.now());
+      expect(nonce).toMatch(/^[0-9a-f]{32}$/);
+      expect(fields).toEqual(c.fields());
+      // Written, not submitted: the registry is as it was.
+      expect(await tree()).toEqual(before);
+    },
+  );
+
+  it.each([
+    ['owners add NAME KEYFILE', 'owners', ['add', PLUGIN], 'owners-add', {}],
+    [
+      'operator transfer NAME KEYFILE --reason',
+      'operator',
+      ['transfer', PLUGIN],
+      'transfer',
+      { reason: 'sold' },
+    ],
+  ] as const)(
+    '%s: carries the public part of KEYFILE only, even from a secret key file',
+    async (_, command, args, kind, extra) => {
+      const file = outputFile();
+      const signer = command === 'operator' ? registrySecret : publisherSecret;
+      const result = await plugindex([
+        command,
+        ...args,
+        newOwnerSecret,
+        ...('reason' in extra ? ['--reason', extra.reason] : []),
+        '--key',
+        signer,
+        '--registry',
+        dir,
+        '--output',
+        file,
+      ]);
+      expect(result.code, result.stderr).toBe(0);
+      const action = await verifiedEnvelope(
+        file,
+        command === 'operator' ? registryFingerprint : publisherFingerprint,
+      );
+      expect(action).toMatchObject({ action: kind, plugin: PLUGIN, ...extra });
+      const key = (action as Action & { key: string }).key;
+      expect(key).not.toContain('PRIVATE KEY');
+      expect((await readPublicKey(key)).fingerprint).toBe(newOwnerFingerprint);
+    },
+  );
+
+  it('signs with an encrypted key given PLUGINDEX_KEY_PASSPHRASE (or --passphrase-file), and fails without (exit 1)', async () => {
+    const keyDir = path.join(work, 'encrypted');
+    await writeFile(path.join(work, 'passphrase'), 'correct horse\n');
+    const made = await plugindex([
+      'keygen',
+      '--out',
+      keyDir,
+      '--passphrase-file',
+      path.join(work, 'passphrase'),
+    ]);
+    expect(made.code, made.stderr).toBe(0);
+    const fingerprint = made.stdout.trim();
+    const args = ['yank', `${PLUGIN}@1.0.0`, '--key', path.join(keyDir, 'secret.asc'), '--registry', dir];
+    const file = outputFile();
+    const byEnv = await plugindex([...args, '--output', file], { PLUGINDEX_KEY_PASSPHRASE: 'correct horse' });
+    expect(byEnv.code, byEnv.stderr).toBe(0);
+    await verifiedEnvelope(file, fingerprint);
+    const byFile = await plugindex([
+      ...args,
+      '--output',
+      outputFile(),
+      '--passphrase-file',
+      path.join(work, 'passphrase'),
+    ]);
+    expect(byFile.code, byFile.stderr).toBe(0);
+    const without = await plugindex([...args, '--output', outputFile()]);
+    expect(without.code).toBe(1);
+    expect(without.stderr).toContain('KEY_PASSPHRASE');
+  });
+
+  it('takes the URL from --registry-url without a registry folder, and refuses one the folder contradicts', async () => {
+    const file = outputFile();
+    const given = await plugindex([
+      'unyank',
+      `${PLUGIN}@1.0.0`,
+      '--key',
+      publisherSecret,
+      '--registry-url',
+      'https://plugins.example.com/',
+      '--output',
+      file,
+      '--json',
+    ]);
+    expect(given.code, given.stderr).toBe(0);
+    const answer = JSON.parse(given.stdout) as {
+      file: string;
+      signer: string;
+      digest: string;
+      action: Action;
+    };
+    expect(answer).toMatchObject({ file, signer: publisherFingerprint });
+    expect(answer.action.registry).toBe('https://plugins.example.com');
+    const read = readSignedAction(new Uint8Array(await readFile(file)));
+    expect(read.digest).toBe(answer.digest);
+    expect(read.action).toEqual(answer.action);
+
+    const contradicted = await plugindex([
+      'unyank',
+      `${PLUGIN}@1.0.0`,
+      '--key',
+      publisherSecret,
+      '--registry',
+      dir,
+      '--registry-url',
+      'https://plugins.example.com',
+      '--output',
+      outputFile(),
+    ]);
+    expect(contradicted.code).toBe(2);
+    expect(contradicted.stderr).toContain(
+      `the registry at ${dir} is ${REGISTRY_URL}, not https://plugins.example.com`,
+    );
+  });
+});
+
+describe('when an action command is used wrongly', () => {
+  /** A key file that does not exist: a usage error must come before any file is read. */
+  const missingKey = () => path.join(work, 'no-such-key.asc');
+  const cases: readonly (readonly [string, () => string[], string])[] = [
+    [
+      'no NAME@VERSION',
+      () => ['yank', '--key', missingKey(), '--registry', dir],
+      'expected one NAME@VERSION',
+    ],
+    [
+      'NAME without @VERSION',
+      () => ['yank', PLUGIN, '--key', missingKey(), '--registry', dir],
+      'expected NAME@VERSION, found "demo-plugin"',
+    ],
+    [
+      'a version that is not SemVer',
+      () => ['yank', `${PLUGIN}@1.0`, '--key', missingKey(), '--registry', dir],
+      'VERSION: expected a SemVer version (found "1.0")',
+    ],
+    [
+      'a name that is not a plugin name',
+      () => ['unyank', 'Demo_Plugin@1.0.0', '--key', missingKey(), '--registry', dir],
+      'NAME: expected a plugin name',
+    ],
+    [
+      'two specs',
+      () => ['yank', `${PLUGIN}@1.0.0`, `${PLUGIN}@1.1.0`, '--key', missingKey(), '--registry', dir],
+      'expected one NAME@VERSION',
+    ],
+    [
+      'an empty range',
+      () => ['deprecate', `${PLUGIN}@`, '--message', 'm', '--key', missingKey(), '--registry', dir],
+      'the range after "@" is empty',
+    ],
+    [
+      'a range that is not one',
+      () => ['undeprecate', `${PLUGIN}@one two three`, '--key', missingKey(), '--registry', dir],
+      'RANGE: expected a SemVer range',
+    ],
+    [
+      'deprecate without --message',
+      () => ['deprecate', PLUGIN, '--key', missingKey(), '--registry', dir],
+      '--message TEXT',
+    ],
+    [
+      'an empty --reason',
+      () => ['yank', `${PLUGIN}@1.0.0`, '--reason', ' ', '--key', missingKey(), '--registry', dir],
+      '--reason: expected non-empty text',
+    ],
+    [
+      'an unknown severity',
+      () => [
+        'advisory',
+        'add',
+        PLUGIN,
+        '--id',
+        'A-1',
+        '--severity',
+        'urgent',
+        '--affected',
+        '<2.0.0',
+        '--summary',
+        's',
+        '--key',
+        missingKey(),
+        '--registry',
+        dir,
+      ],
+      '--severity: expected one of low, moderate, high, critical (found "urgent")',
+    ],
+    [
+      'an advisory without --summary',
+      () => [
+        'advisory',
+        'add',
+        PLUGIN,
+        '--id',
+        'A-1',
+        '--severity',
+        'low',
+        '--affected',
+        '<2.0.0',
+        '--key',
+        missingKey(),
+        '--registry',
+        dir,
+      ],
+      '--summary TEXT is required',
+    ],
+    [
+      'an advisory link over http',
+      () => [
+        'advisory',
+        'add',
+        PLUGIN,
+        '--id',
+        'A-1',
+        '--severity',
+        'low',
+        '--affected',
+        '<2.0.0',
+        '--summary',
+        's',
+        '--url',
+        'http://x.example/a',
+        '--key',
+        missingKey(),
+        '--registry',
+        dir,
+      ],
+      '--url: expected an https URL',
+    ],
+    [
+      'a fixed version that is not one',
+      () => [
+        'advisory',
+        'add',
+        PLUGIN,
+        '--id',
+        'A-1',
+        '--severity',
+        'low',
+        '--affected',
+        '<2.0.0',
+        '--fixed',
+        'soon',
+        '--summary',
+        's',
+        '--key',
+        missingKey(),
+        '--registry',
+        dir,
+      ],
+      '--fixed: expected a SemVer version',
+    ],
+    [
+      'an option of another subcommand',
+      () => [
+        'advisory',
+        'withdraw',
+        PLUGIN,
+        '--id',
+        'A-1',
+        '--severity',
+        'high',
+        '--key',
+        missingKey(),
+        '--registry',
+        dir,
+      ],
+      '--severity is not an option of advisory withdraw',
+    ],
+    [
+      'an unknown subcommand',
+      () => ['advisory', 'publish', PLUGIN, '--key', missingKey(), '--registry', dir],
+      'unknown advisory action "publish"',
+    ],
+    [
+      'owners remove without FINGERPRINT',
+      () => ['owners', 'remove', PLUGIN, '--key', missingKey(), '--registry', dir],
+      'expected owners remove NAME FINGERPRINT',
+    ],
+    [
+      'a fingerprint that is not one',
+      () => ['operator', 'revoke', 'ABCD', '--reason', 'r', '--key', missingKey(), '--registry', dir],
+      'FINGERPRINT: expected a key fingerprint',
+    ],
+    [
+      'operator remove without --reason',
+      () => ['operator', 'remove', `${PLUGIN}@1.0.0`, '--key', missingKey(), '--registry', dir],
+      '--reason TEXT',
+    ],
+    ['no --key', () => ['yank', `${PLUGIN}@1.0.0`, '--registry', dir], '--key SECRET_KEY is required'],
+    [
+      'neither --registry nor --bucket',
+      () => ['yank', `${PLUGIN}@1.0.0`, '--key', missingKey()],
+      'give exactly one of --registry DIR or --bucket NAME',
+    ],
+    [
+      'both --registry and --bucket',
+      () => ['yank', `${PLUGIN}@1.0.0`, '--key', missingKey(), '--registry', dir, '--bucket', 'b'],
+      'give exactly one of --registry DIR or --bucket NAME',
+    ],
+    [
+      '--output with both --registry and --bucket',
+      () => [
+        'yank',
+        `${PLUGIN}@1.0.0`,
+        '--key',
+        missingKey(),
+        '--registry',
+        dir,
+        '--bucket',
+        'b',
+        '--output',
+        'x.json',
+      ],
+      'give at most one of --registry DIR or --bucket NAME',
+    ],
+    [
+      'a --timeout that is not seconds',
+      () => ['unyank', `${PLUGIN}@1.0.0`, '--key', missingKey(), '--bucket', 'b', '--timeout', 'soon'],
+      '--timeout must be a number of seconds',
+    ],
+    [
+      'a --registry-url that is not http(s)',
+      () => [
+        'unyank',
+        `${PLUGIN}@1.0.0`,
+        '--key',
+        missingKey(),
+        '--registry-url',
+        'ftp://x.example',
+        '--output',
+        'x.json',
+      ],
+      '--registry-url must be an http(s) URL',
+    ],
+    [
+      'an unknown option',
+      () => ['yank', `${PLUGIN}@1.0.0`, '--bogus', '--key', missingKey(), '--registry', dir],
+      "Unknown option '--bogus'",
+    ],
+    [
+      'owners list with neither --registry nor --url',
+      () => ['owners', 'list', PLUGIN],
+      'give exactly one of --registry DIR or --url URL',
+    ],
+    [
+      'owners list with --key',
+      () => ['owners', 'list', PLUGIN, '--registry', dir, '--key', missingKey()],
+      '--key is not an option of owners list',
+    ],
+    [
+      'owners list of a name that is not one',
+      () => ['owners', 'list', '../etc', '--registry', dir],
+      'NAME must be a plugin name',
+    ],
+    ['submit without FILE', () => ['submit', '--registry', dir], 'expected one FILE'],
+    [
+      'submit without a target',
+      () => ['submit', path.join(work, 'x.json')],
+      'give exactly one of --registry DIR or --bucket NAME',
+    ],
+  ];
+
+  it.each(cases)(
+    '%s: exit 2, saying what is wrong, and the registry is unchanged',
+    async (_, args, message) => {
+      const before = await tree();
+      const result = await plugindex(args());
+      expect(result.code, result.stderr).toBe(2);
+      expect(result.stderr).toContain(message);
+      expect(result.stderr).toContain('usage: plugindex');
+      expect(await tree()).toEqual(before);
+    },
+  );
+
+  it('needs a registry URL to write an action for: exit 2 without --registry, --bucket or --registry-url', async () => {
+    const result = await plugindex([
+      'yank',
+      `${PLUGIN}@1.0.0`,
+      '--key',
+      publisherSecret,
+      '--output',
+      outputFile(),
+    ]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('the action must name its registry: give --registry-url URL');
+  });
+
+  it.each([
+    [
+      'a key file that is not there',
+      (): [string, string] => [path.join(work, 'no-such-key.asc'), dir],
+      'FILE_NOT_FOUND',
+    ],
+    [
+      'a public key as --key',
+      (): [string, string] => [path.join(work, 'publisher-public.asc'), dir],
+      'KEY_INVALID',
+    ],
+    ['a folder that is not a registry', (): [string, string] => [publisherSecret, work], 'NOT_A_REGISTRY'],
+  ] as const)('fails (exit 1) for %s, naming its code, and submits nothing', async (_, given, code) => {
+    const [key, registry] = given();
+    const before = await tree();
+    const result = await plugindex(['yank', `${PLUGIN}@1.0.0`, '--key', key, '--registry', registry]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(code);
+    expect(await tree()).toEqual(before);
+  });
+});
+
+/** What the registry keeps of a submission: its outcome record and the upload moved out of incoming/. */
+async function recorded(outcome: SubmissionOutcome): Promise<{ status: unknown; upload: Uint8Array }> {
+  const status = JSON.parse(await readFile(path.join(dir, statusKey(outcome.id)), 'utf8')) as unknown;
+  const kept = outcome.status === 'rejected' ? rejectedKey(outcome.id) : processedKey(outcome.id);
+  const upload = new Uint8Array(await readFile(path.join(dir, kept)));
+  return { status, upload };
+}
+
+describe('when an action is submitted to a local registry', () => {
+  it('puts the signed action under incoming/, processes it at once, prints the recorded outcome and exits by it', async () => {
+    const result = await plugindex([
+      'yank',
+      `${PLUGIN}@1.0.0`,
+      '--reason',
+      'broken build',
+      '--key',
+      publisherSecret,
+      '--registry',
+      dir,
+      '--json',
+    ]);
+    const outcome = JSON.parse(result.stdout) as SubmissionOutcome;
+    expect(result.code, result.stderr).toBe(outcome.status === 'rejected' ? 1 : 0);
+    expect(result.stderr).toContain(
+      `signed yank ${PLUGIN}@1.0.0 for ${REGISTRY_URL} by ${publisherFingerprint}`,
+    );
+    expect(outcome.submission).toMatch(new RegExp(`^incoming/.*-yank-${PLUGIN}$`));
+    const { status, upload } = await recorded(outcome);
+    expect(status).toEqual(outcome);
+    const read = readSignedAction(upload);
+    expect(read.action).toMatchObject({
+      action: 'yank',
+      plugin: PLUGIN,
+      version: '1.0.0',
+      registry: REGISTRY_URL,
+    });
+    expect(await readdir(path.join(dir, 'incoming'))).toEqual([]);
+  });
+
+  it('submits a written envelope with submit FILE, byte for byte, and prints its outcome', async () => {
+    const file = outputFile();
+    const written = await plugindex([
+      'unyank',
+      `${PLUGIN}@1.0.0`,
+      '--key',
+      publisherSecret,
+      '--registry',
+      dir,
+      '--output',
+      file,
+    ]);
+    expect(written.code, written.stderr).toBe(0);
+    const result = await plugindex(['submit', file, '--registry', dir, '--json']);
+    const outcome = JSON.parse(result.stdout) as SubmissionOutcome;
+    expect(result.code, result.stderr).toBe(outcome.status === 'rejected' ? 1 : 0);
+    const { status, upload } = await recorded(outcome);
+    expect(status).toEqual(outcome);
+    expect(upload).toEqual(new Uint8Array(await readFile(file)));
+
+    const text = await plugindex(['submit', file, '--registry', dir]);
+    expect(text.code).toBe(result.code);
+    expect(text.stdout).toMatch(/^(accepted|already-published|rejected) /);
+  });
+
+  it('refuses to submit a file that is not a signed action (exit 1), naming each fault, and uploads nothing', async () => {
+    const file = path.join(work, 'not-an-action.json');
+    await writeFile(file, JSON.stringify({ schema: 'plugindex/signed-action/v1', action: '{}', extra: 1 }));
+    const before = await tree();
+    const result = await plugindex(['submit', file, '--registry', dir]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('ACTION_MALFORMED envelope:/signature');
+    expect(result.stderr).toContain('ACTION_MALFORMED envelope:/extra');
+    expect(await tree()).toEqual(before);
+    // The same reading the registry does.
+    expect(() => readSignedAction(new TextEncoder().encode(JSON.stringify({})))).toThrow(SubmissionError);
+  });
+});
+
+describe('when the owners of a plugin are listed', () => {
+  let served: ServingRegistry | undefined;
+  afterAll(async () => {
+    await served?.stop();
+  });
+
+  it("reads a local registry's published plugin document (text and --json)", async () => {
+    const text = await plugindex(['owners', 'list', PLUGIN, '--registry', dir]);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toBe(`owners of ${PLUGIN} (${dir}):\n  ${publisherFingerprint}\n`);
+    const json = await plugindex(['owners', 'list', PLUGIN, '--registry', dir, '--json']);
+    expect(JSON.parse(json.stdout)).toEqual({ plugin: PLUGIN, source: dir, owners: [publisherFingerprint] });
+  });
+
+  it('says a plugin the registry does not have is not found (exit 1)', async () => {
+    const result = await plugindex(['owners', 'list', 'no-such-plugin', '--registry', dir]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('PLUGIN_NOT_FOUND');
+  });
+
+  it('reads a served registry through the client, verified by the key it pinned, and only one it added', async () => {
+    served = await startServe(dir);
+    const home = path.join(work, 'client-home');
+    await mkdir(home, { recursive: true });
+    const env = {
+      PLUGINDEX_CONFIG_HOME: path.join(home, 'config'),
+      PLUGINDEX_DATA_HOME: path.join(home, 'data'),
+      PLUGINDEX_CACHE_HOME: path.join(home, 'cache'),
+    };
+    const unknown = await plugindex(['owners', 'list', PLUGIN, '--url', served.url], env);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('REGISTRY_NOT_CONFIGURED');
+    const added = await plugindex(
+      ['registry', 'add', 'local', served.url, '--key', path.join(dir, 'public/keys/registry.asc')],
+      env,
+    );
+    expect(added.code, added.stderr).toBe(0);
+    const result = await plugindex(['owners', 'list', PLUGIN, '--url', `${served.url}/`, '--json'], env);
+    expect(result.code, result.stderr).toBe(0);
+    expect(JSON.parse(result.stdout)).toEqual({
+      plugin: PLUGIN,
+      source: `local ${served.url}`,
+      owners: [publisherFingerprint],
+    });
+  });
+});
+
+describe('when a person asks for help', () => {
+  it.each(['yank', 'unyank', 'deprecate', 'undeprecate', 'advisory', 'owners', 'operator', 'submit'])(
+    '%s --help prints its usage (exit 0), and plugindex --help lists it',
+    async (command) => {
+      const help = await plugindex([command, '--help']);
+      expect(help.code).toBe(0);
+      expect(help.stdout).toContain(`usage: plugindex ${command}`);
+      expect((await plugindex(['--help'])).stdout).toMatch(new RegExp(`^  ${command} +\\S`, 'm'));
+    },
+  );
+});
