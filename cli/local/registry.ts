@@ -20,7 +20,7 @@ import { createSigner, generateKeyPair } from '../../index-builder/signing.ts';
 import { CliError } from '../errors.ts';
 
 export const CONFIG_FILE = 'plugindex.json';
-const SECRET_KEY_FILE = path.join('keys', 'registry-secret.asc');
+export const SECRET_KEY_FILE = path.join('keys', 'registry-secret.asc');
 
 export interface LocalRegistry {
   readonly dir: string;

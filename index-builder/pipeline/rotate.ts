@@ -51,6 +51,21 @@ export function rotationOutcomeKey(uploadKey: string): string {
   return `status/rotation-${name}.json`;
 }
 
+/**
+ * What became of a rotation uploaded to a deployed registry, as the publish function records it at
+ * `rotationOutcomeKey` and `plugindex rotate-key --bucket` reads it.
+ */
+export interface RotationOutcome {
+  readonly rotation: string;
+  readonly status: 'rotated' | 'already-rotated' | 'rejected';
+  readonly sequence?: number;
+  readonly previous?: string;
+  readonly fingerprint?: string;
+  readonly generation?: number;
+  readonly problems: readonly Problem[];
+  readonly processed: string;
+}
+
 /** A rotation checked against the published registry. */
 export interface CheckedRotation {
   readonly read: ReadRotation;
