@@ -24,10 +24,9 @@ function uploadKey(file: string): string {
 }
 
 async function publishLocally(dir: string, key: string, file: string): Promise<SubmissionOutcome> {
-  const { openRegistry, withRegistryLock } = await import('../local/registry.ts');
+  const { withOpenRegistry } = await import('../local/registry.ts');
   const { processSubmissions } = await import('../../index-builder/pipeline/index.ts');
-  const registry = await openRegistry(dir);
-  const result = await withRegistryLock(dir, async () => {
+  const result = await withOpenRegistry(dir, async (registry) => {
     await registry.context.intake.putStream(key, createReadStream(file), {
       contentType: 'application/gzip',
       cacheControl: CACHE_PRIVATE,
