@@ -5,7 +5,7 @@
  * pin on disk and installs; locks and frozen installs accept a key the chain links and refuse one it does
  * not; a forged step is refused (KEY_ROTATION_BROKEN, naming it) and nothing is pinned.
  */
-import { mkdtemp, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -269,6 +269,46 @@ describe('when a registry rotates its key twice', () => {
     );
     expect(added).toMatchObject({ fingerprint: third.fingerprint, rotated: { steps: 2 } });
     expect(await trustState(late)).toMatchObject({ fingerprint: third.fingerprint, rotations: 2 });
+  });
+});
+
+describe('when a plugin set pins a registry that then rotates its key', () => {
+  it('follows the rotation, keeps the set lock, and installs it frozen before and after', async () => {
+    const registry = await servedRegistry(['1.0.0']);
+    const project = join(root, 'set-project');
+    await mkdir(project, { recursive: true });
+    await writeFile(join(project, 'registry.asc'), registry.firstKey);
+    const file = join(project, 'plugins.yaml');
+    await writeFile(
+      file,
+      `plugins:
+  install_location: ./plugins
+  providers:
+    - { type: registry, name: local, url: ${registry.url}, key: ./registry.asc }
+  plugins:
+    - { provider: local, name: ${NAME}, version: "^1.0" }
+`,
+    );
+    const m = await machine();
+    const home = { home: join(project, '.home') };
+    const installed = await m.run((c) => c.installSet(file, home));
+    const lockBefore = await readFile(installed.lockfile, 'utf8');
+    const next = await newKey();
+    await rotateLocalRegistry(registry.dir, next.secretKey);
+
+    // The set still pins the first key: the chain leads to the new one, and the lock moves to it (an
+    // update reads the registry; an install that already is the lock would not ask it anything).
+    const again = await m.run((c) => c.installSet(file, { ...home, upgrade: true }));
+    expect(again.items.map((i) => i.version)).toEqual(['1.0.0']);
+    const lockAfter = await readFile(installed.lockfile, 'utf8');
+    expect(parseLockfile(lockAfter, '').registries.local?.key_fingerprint).toBe(next.fingerprint);
+    // Frozen, reading no registry: the lock of either key, the chain this client followed linking them.
+    for (const lock of [lockAfter, lockBefore]) {
+      await writeFile(installed.lockfile, lock);
+      await rm(join(project, 'plugins'), { recursive: true, force: true });
+      const frozen = await m.run((c) => c.installSet(file, { ...home, frozen: true }));
+      expect(frozen.items.map((i) => `${i.version} ${i.unchanged}`)).toEqual(['1.0.0 false']);
+    }
   });
 });
 
