@@ -28,6 +28,7 @@ import {
 import { createSigner, generateKeyPair, type KeyPair, type Signer } from '../../index-builder/signing.ts';
 import { CACHE_PRIVATE } from '../../index-builder/store.ts';
 import { encode, makeBundle, validManifest } from '../support/fixtures.ts';
+import { gpgKeyring } from '../support/gpg.ts';
 
 const NAME = 'rotating-tool';
 const LINUX = { os: 'linux', arch: 'amd64' } as const;
@@ -168,6 +169,28 @@ describe('when a registry rotates its key twice', () => {
       expect(result).toMatchObject({ status: 'rotated', fingerprint: key.fingerprint });
     }
     await publish(registry.dir, ['1.1.0']);
+  });
+
+  it('serves everything signed again by the last key: GnuPG accepts it, and no longer by the first key', async () => {
+    const signed = [
+      `plugins/${NAME}/1.0.0/manifest.json`,
+      `plugins/${NAME}/1.1.0/manifest.json`,
+      `plugins/${NAME}/index.json`,
+      'index.json',
+      'snapshot.json',
+    ];
+    const [now, before] = [gpgKeyring(third.publicKey), gpgKeyring(registry.firstKey)];
+    try {
+      for (const key of signed) {
+        const body = await readFile(join(registry.dir, 'public', key));
+        const signature = await readFile(join(registry.dir, 'public', `${key}.asc`), 'utf8');
+        expect(now.verify(body, signature), key).toContain(`VALIDSIG ${third.fingerprint}`);
+        expect(before.status(body, signature), key).not.toMatch(/GOODSIG|VALIDSIG/);
+      }
+    } finally {
+      now.close();
+      before.close();
+    }
   });
 
   it('follows both rotations, pins the last key on disk and in the configuration, and installs', async () => {
