@@ -110,7 +110,7 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
   },
   rebuild: {
     summary:
-      're-render and re-sign every document (after a key rotation): locally, or on AWS through the queue',
+      're-render and re-sign every document (recovery; a new key: rotate-key): locally, or on AWS through the queue',
     usage:
       'plugindex rebuild --registry DIR\n       plugindex rebuild --queue-url URL   (the deployed submission queue; runs in order with publishes)',
     options: { ...REGISTRY, 'queue-url': { type: 'string' } },

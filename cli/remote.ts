@@ -10,6 +10,7 @@ import { createS3Client, S3Store } from '../adapters/s3-store.ts';
 import type { SubmissionOutcome } from '../index-builder/pipeline/index.ts';
 import type { RotationOutcome } from '../index-builder/pipeline/rotate.ts';
 import { CACHE_PRIVATE } from '../index-builder/store.ts';
+import { usage } from './errors.ts';
 
 export async function publishToBucket(options: {
   readonly bucket: string;
@@ -118,7 +119,7 @@ export async function rotateThroughQueue(options: {
         ? (JSON.parse(new TextDecoder().decode(config.body)) as { url?: unknown }).url
         : undefined;
       if (typeof configured !== 'string')
-        throw new Error(
+        throw usage(
           `s3://${options.bucket}/${layout.CONFIG_KEY} names no registry URL: give the registry's --url`,
         );
       url = configured;
