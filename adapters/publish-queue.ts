@@ -1,12 +1,14 @@
 /**
- * The publish queue's own messages: the one an operator sends (`plugindex rebuild --queue-url`) to have the
- * deployed registry re-render and re-sign everything, and the check by which the publish function tells it
- * from the S3 doorbells in the same queue. The queue is FIFO with one message group, so a rebuild runs in
- * order with the publishes queued before it, never alongside them.
+ * The publish queue's own messages: the ones an operator sends to have the deployed registry re-render and
+ * re-sign everything (`plugindex rebuild --queue-url`) or publish a key rotation uploaded under
+ * `rotations/` (`plugindex rotate-key --bucket`), and the checks by which the publish function tells them
+ * from the S3 doorbells in the same queue. The queue is FIFO with one message group, so they run in order
+ * with the publishes queued before them, never alongside them.
  *
  * @example
  * await requestRebuild('https://sqs.us-east-1.amazonaws.com/123456789012/Submissions.fifo');
  * isRebuildRequest(rebuildMessage().body); // true, as the publish function reads it
+ * rotationRequestKey(rotationMessage('rotations/ab12.json').body); // 'rotations/ab12.json'
  */
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 
@@ -45,14 +47,44 @@ export function isRebuildRequest(body: string): boolean {
   }
 }
 
+/** What a rotation request says: publish the signed rotation uploaded at `key`. */
+export const ROTATION_REQUEST = 'rotate-key';
+
+/** A rotation request for the signed rotation uploaded at `key`, with a deduplication id of its own. */
+export function rotationMessage(key: string, now: number = Date.now()): QueueMessage {
+  return {
+    body: JSON.stringify({ plugindex: ROTATION_REQUEST, key }),
+    groupId: PUBLISH_MESSAGE_GROUP,
+    deduplicationId: `rotate-key-${now}`,
+  };
+}
+
+/** The upload key a rotation request names, or undefined when the body is not one. */
+export function rotationRequestKey(body: string): string | undefined {
+  try {
+    const value = JSON.parse(body) as { plugindex?: unknown; key?: unknown } | null;
+    return value?.plugindex === ROTATION_REQUEST && typeof value.key === 'string' ? value.key : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * Queues a rebuild request (region and credentials from the environment); returns the SQS message id. An
  * SQS failure is thrown as the SDK's error.
  */
-export async function requestRebuild(queueUrl: string): Promise<string | undefined> {
+export function requestRebuild(queueUrl: string): Promise<string | undefined> {
+  return send(queueUrl, rebuildMessage());
+}
+
+/** Queues a rotation request for the rotation uploaded at `key`; returns the SQS message id. */
+export function requestRotation(queueUrl: string, key: string): Promise<string | undefined> {
+  return send(queueUrl, rotationMessage(key));
+}
+
+async function send(queueUrl: string, message: QueueMessage): Promise<string | undefined> {
   const client = new SQSClient({});
   try {
-    const message = rebuildMessage();
     const response = await client.send(
       new SendMessageCommand({
         QueueUrl: queueUrl,

@@ -202,11 +202,30 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
   },
   rebuild: {
     summary:
-      're-render and re-sign every document (after a key rotation): locally, or on AWS through the queue',
+      're-render and re-sign every document (recovery; a new key: rotate-key): locally, or on AWS through the queue',
     usage:
       'plugindex rebuild --registry DIR\n       plugindex rebuild --queue-url URL   (the deployed submission queue; runs in order with publishes)',
     options: { ...REGISTRY, 'queue-url': { type: 'string' } },
     load: () => import('./commands/rebuild.ts'),
+  },
+  'rotate-key': {
+    summary:
+      'move the registry to a new signing key: a rotation signed by both keys, then everything signed again',
+    usage:
+      'plugindex rotate-key --registry DIR --new-key SECRET_KEY [--output FILE] [--json]\n       plugindex rotate-key --bucket UPLOAD_BUCKET --queue-url URL --old-key SECRET_KEY --new-key SECRET_KEY\n         [--url REGISTRY_URL] [--endpoint URL] [--timeout SECONDS] [--json]   (the new key already in the signing secret)\n  Encrypted keys: PLUGINDEX_KEY_PASSPHRASE. --output: only write the signed rotation.',
+    options: {
+      ...REGISTRY,
+      'new-key': { type: 'string' },
+      'old-key': { type: 'string' },
+      output: { type: 'string' },
+      bucket: { type: 'string' },
+      'queue-url': { type: 'string' },
+      url: { type: 'string' },
+      endpoint: { type: 'string' },
+      timeout: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    load: () => import('./commands/rotate-key.ts'),
   },
   refresh: {
     summary: 're-sign snapshot.json with a fresh expiry (run it on a schedule)',

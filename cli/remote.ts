@@ -2,14 +2,17 @@
  * A deployed registry's upload bucket: a submission (a bundle or a signed action) uploaded to incoming/,
  * then the outcome the publish function records under status/<submission id>.json waited for; and the
  * registry config object read, for the URL an action names. The caller names the outcome key the way the
- * pipeline does, from the upload's key and bytes. Only this module (and the adapters) loads the AWS SDK.
+ * pipeline does, from the upload's key and bytes. A key rotation goes under rotations/ and through the
+ * queue (`rotateThroughQueue`). Only this module (and the adapters) loads the AWS SDK.
  */
 
 import { createReadStream } from 'node:fs';
 import { createS3Client, S3Store } from '../adapters/s3-store.ts';
 import { StoreError } from '../index-builder/errors.ts';
 import type { SubmissionOutcome } from '../index-builder/pipeline/index.ts';
+import type { RotationOutcome } from '../index-builder/pipeline/rotate.ts';
 import { CACHE_PRIVATE } from '../index-builder/store.ts';
+import { usage } from './errors.ts';
 
 /** What is uploaded: a file streamed (a bundle is never read whole), or bytes already in memory. */
 export type UploadBody = { readonly file: string } | { readonly bytes: Uint8Array };
@@ -70,6 +73,161 @@ export async function readBucketText(options: {
       if (error instanceof StoreError && status === 403) return undefined;
       throw error;
     }
+  } finally {
+    client.destroy();
+  }
+}
+
+/** What `rotateThroughQueue` did: the rotation signed and where it went, and its outcome once recorded. */
+export interface QueuedRotation {
+  readonly registry: string;
+  readonly sequence: number;
+  readonly previous: string;
+  readonly fingerprint: string;
+  readonly uploadKey: string;
+  readonly outcomeKey: string;
+  readonly messageId: string | undefined;
+  /** Undefined when none was recorded within the timeout. */
+  readonly outcome: RotationOutcome | undefined;
+}
+
+/**
+ * Rotating a deployed registry's key. The operator has put the new key into the signing key secret; this
+ * signs rotation N (the published snapshot's count + 1, read at the registry's URL and checked to be
+ * signed by the old key) with the old key and the new one, uploads it to the upload bucket under
+ * `rotations/` (not `incoming/`), asks the publish function for it through the queue, and waits for the
+ * outcome the function records.
+ * @throws SubmissionError ROTATION_INVALID (the same key twice), ROTATION_NOT_CURRENT_KEY (the registry does
+ *   not sign with the old key), having uploaded nothing.
+ */
+export async function rotateThroughQueue(options: {
+  readonly bucket: string;
+  readonly queueUrl: string;
+  readonly oldSecretKey: string;
+  readonly newSecretKey: string;
+  readonly passphrase?: string;
+  /** The registry's public URL; default: the `url` of the config object in the upload bucket. */
+  readonly url?: string;
+  readonly endpoint?: string;
+  readonly timeoutSeconds: number;
+  readonly pollMs?: number;
+  readonly log: (line: string) => void;
+}): Promise<QueuedRotation> {
+  const [
+    { createSigner, readPublicKey, verifyDetachedSignature },
+    rotation,
+    rotate,
+    errors,
+    layout,
+    verify,
+    fetcher,
+    queue,
+  ] = await Promise.all([
+    import('../index-builder/signing.ts'),
+    import('../index-builder/rotation.ts'),
+    import('../index-builder/pipeline/rotate.ts'),
+    import('../index-builder/errors.ts'),
+    import('../index-builder/layout.ts'),
+    import('../index-builder/verify.ts'),
+    import('../client/fetcher.ts'),
+    import('../adapters/publish-queue.ts'),
+  ]);
+  const refuse = (...args: Parameters<typeof errors.problem>): never => {
+    throw new errors.SubmissionError('INVALID_SUBMISSION', [errors.problem(...args)]);
+  };
+  const previous = await createSigner(options.oldSecretKey, options.passphrase);
+  const next = await createSigner(options.newSecretKey, options.passphrase);
+  if (previous.fingerprint === next.fingerprint)
+    refuse('ROTATION_INVALID', '/rotation/next/fingerprint', 'the new key is the old key', {
+      found: next.fingerprint,
+    });
+  const client = createS3Client(options.endpoint);
+  try {
+    const store = new S3Store({ client, bucket: options.bucket });
+    let url = options.url;
+    if (url === undefined) {
+      const config = await store.get(layout.CONFIG_KEY);
+      const configured = config
+        ? (JSON.parse(new TextDecoder().decode(config.body)) as { url?: unknown }).url
+        : undefined;
+      if (typeof configured !== 'string')
+        throw usage(
+          `s3://${options.bucket}/${layout.CONFIG_KEY} names no registry URL: give the registry's --url`,
+        );
+      url = configured;
+    }
+    // The published snapshot, past every cache: which rotation is next, and that the old key is current.
+    const http = fetcher.createHttpFetcher({ env: process.env });
+    let snapshot: { key_fingerprint?: string; key_rotations?: number };
+    try {
+      const bytes = await fetcher.fetchBody(
+        http,
+        { name: url, bases: [url], timeoutMs: 30_000 },
+        {
+          path: layout.SIGNED_SNAPSHOT_KEY,
+          maxBytes: fetcher.UNLISTED_LIMITS.snapshot,
+          version: Date.now().toString(36),
+        },
+      );
+      const signed = verify.openSignedSnapshot(bytes);
+      const keys = await Promise.all(
+        [previous, next].map(async (s) => (await readPublicKey(s.publicKey)).key),
+      );
+      const check = await verifyDetachedSignature(signed.snapshot, signed.signature, keys);
+      snapshot = JSON.parse(new TextDecoder().decode(signed.snapshot));
+      if (!check.ok || check.fingerprint !== snapshot.key_fingerprint)
+        refuse(
+          'ROTATION_NOT_CURRENT_KEY',
+          '/rotation/previous/fingerprint',
+          `${url}/${layout.SIGNED_SNAPSHOT_KEY} is signed by neither key given`,
+          { expected: previous.fingerprint, found: snapshot.key_fingerprint ?? '(none)' },
+        );
+    } finally {
+      await http.close();
+    }
+    if (snapshot.key_fingerprint === next.fingerprint)
+      refuse(
+        'ROTATION_NOT_CURRENT_KEY',
+        '/rotation/previous/fingerprint',
+        `${url} already signs with the new key (rotation ${snapshot.key_rotations ?? 0}): nothing to rotate`,
+        { expected: previous.fingerprint, found: next.fingerprint },
+      );
+    const sequence = (snapshot.key_rotations ?? 0) + 1;
+    const { bytes } = await rotation.signRotation({
+      registry: url,
+      sequence,
+      previous,
+      next,
+      now: new Date(),
+    });
+    const uploadKey = rotate.rotationUploadKey(bytes);
+    const outcomeKey = rotate.rotationOutcomeKey(uploadKey);
+    await store.put(uploadKey, bytes, { contentType: 'application/json', cacheControl: CACHE_PRIVATE });
+    const messageId = await queue.requestRotation(options.queueUrl, uploadKey);
+    options.log(
+      `uploaded rotation ${sequence} to s3://${options.bucket}/${uploadKey} (message ${messageId}); waiting for ${outcomeKey}`,
+    );
+    const deadline = Date.now() + options.timeoutSeconds * 1000;
+    let outcome: RotationOutcome | undefined;
+    for (;;) {
+      const status = await store.get(outcomeKey);
+      if (status) {
+        outcome = JSON.parse(new TextDecoder().decode(status.body)) as RotationOutcome;
+        break;
+      }
+      if (Date.now() >= deadline) break;
+      await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 1000));
+    }
+    return {
+      registry: url,
+      sequence,
+      previous: previous.fingerprint,
+      fingerprint: next.fingerprint,
+      uploadKey,
+      outcomeKey,
+      messageId,
+      outcome,
+    };
   } finally {
     client.destroy();
   }

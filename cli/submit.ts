@@ -76,10 +76,10 @@ function uploadKey(name: string): string {
 }
 
 async function submitLocally(dir: string, key: string, submission: Submission): Promise<SubmissionOutcome> {
-  const { openRegistry, withRegistryLock } = await import('./local/registry.ts');
+  const { withOpenRegistry } = await import('./local/registry.ts');
   const { processSubmissions } = await import('../index-builder/pipeline/index.ts');
-  const registry = await openRegistry(dir);
-  const result = await withRegistryLock(dir, async () => {
+  // Opened under the lock: a rotate-key that held it may have replaced the key this would sign with.
+  const result = await withOpenRegistry(dir, async (registry) => {
     const put = { contentType: submission.contentType, cacheControl: CACHE_PRIVATE };
     const { body } = submission;
     if ('file' in body) await registry.context.intake.putStream(key, createReadStream(body.file), put);

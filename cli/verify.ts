@@ -7,11 +7,15 @@
  * hosted artifact against its sha256 and size, streamed and cut off at its size (a version the operator
  * removed has no files left: its record is checked, not them), and the transparency log whole, from its
  * first entry to the head the snapshot signs (and, with `--state`, that it extends the head seen last
- * time). Documents are fetched as
+ * time).
+ A registry that rotated its
+ * key since the one pinned is followed through its signed rotations (client/key-chain.ts), and the report
+ * says so. Documents are fetched as
  * `<path>?v=<sha256>`, the read that stays consistent through a CDN (README, "Reading it safely"), through
  * the client's one fetcher (proxies, CAs, caps on every response). The judging is index-builder/verify.ts.
  */
 import { readFile, writeFile } from 'node:fs/promises';
+import type { Key } from 'openpgp';
 import { ClientError } from '../client/errors.ts';
 import {
   createHttpFetcher,
@@ -20,6 +24,7 @@ import {
   fetchBody,
   UNLISTED_LIMITS,
 } from '../client/fetcher.ts';
+import { checkRotatedSnapshot, followRotations } from '../client/key-chain.ts';
 import { TrustedSnapshot } from '../client/trusted-snapshot.ts';
 import { fixedClock, systemClock } from '../index-builder/clock.ts';
 import { createSha256 } from '../index-builder/digest.ts';
@@ -46,6 +51,7 @@ import {
   ZERO_HASH,
 } from '../index-builder/log.ts';
 import type { ArtifactRecord, BinDocument, LogHead, SnapshotDocument } from '../index-builder/model.ts';
+import { MAX_ROTATION_BYTES, rotationKey } from '../index-builder/rotation.ts';
 import { readPublicKey } from '../index-builder/signing.ts';
 import { openSignedSnapshot, verifyManifest } from '../index-builder/verify.ts';
 
@@ -71,7 +77,7 @@ class Reader {
   }
 
   /** The same, or undefined when the registry has no such document (404). */
-  async getOptional(path: string, maxBytes: number, version: string): Promise<Uint8Array | undefined> {
+  async getOptional(path: string, maxBytes: number, version?: string): Promise<Uint8Array | undefined> {
     try {
       return await this.get(path, maxBytes, version);
     } catch (error) {
@@ -142,7 +148,10 @@ async function fetchSnapshot(
 }
 
 export interface VerifyReport {
+  /** The key the registry signs with: the one pinned, or the one its rotations lead to from it. */
   readonly fingerprint: string;
+  /** The key rotations followed from the key pinned, in order, when the registry rotated since. */
+  readonly rotations?: readonly { readonly sequence: number; readonly from: string; readonly to: string }[];
   readonly generation: number;
   readonly expires: string;
   readonly documents: number;
@@ -178,29 +187,50 @@ async function verifyWith(
   reader: Reader,
   options: { readonly pinnedKey?: string; readonly stateFile?: string; readonly now?: Date },
 ): Promise<VerifyReport> {
-  const key = await readPublicKey(
+  const pinned = await readPublicKey(
     options.pinnedKey ?? text(await reader.get(REGISTRY_PUBLIC_KEY_KEY, UNLISTED_LIMITS.key)),
   );
-  let lastGeneration: number | undefined;
-  let lastLog: LogHead | undefined;
+  let saved: { generation?: number; fingerprint?: string; rotations?: number; log?: unknown } | undefined;
   if (options.stateFile) {
-    const saved = await readFile(options.stateFile, 'utf8').catch(() => undefined);
-    if (saved) {
-      const state = JSON.parse(saved) as { generation?: number; log?: unknown };
-      lastGeneration = state.generation;
-      if (isLogHead(state.log)) lastLog = state.log;
-    }
+    const kept = await readFile(options.stateFile, 'utf8').catch(() => undefined);
+    if (kept) saved = JSON.parse(kept) as typeof saved;
   }
+  const lastGeneration = saved?.generation;
+  const lastLog: LogHead | undefined = isLogHead(saved?.log) ? saved.log : undefined;
   // Trust in TUF's order, which the trusted snapshot enforces: the snapshot, then the documents it lists
   // (the bins among them), then each plugin document against its verified bin.
-  const trusted = new TrustedSnapshot({
-    key: key.key,
-    clock: options.now ? fixedClock(options.now) : systemClock,
-    ...(lastGeneration !== undefined ? { highestGeneration: lastGeneration } : {}),
-  });
-  const snapshot = await fetchSnapshot(reader, (snapshotBytes, signature) =>
-    trusted.updateSnapshot(snapshotBytes, signature),
-  );
+  const trustedBy = (key: Key) =>
+    new TrustedSnapshot({
+      key,
+      clock: options.now ? fixedClock(options.now) : systemClock,
+      ...(lastGeneration !== undefined ? { highestGeneration: lastGeneration } : {}),
+    });
+  let key = { key: pinned.key, fingerprint: pinned.fingerprint };
+  let trusted = trustedBy(key.key);
+  let snapshot: SnapshotDocument;
+  let rotations: VerifyReport['rotations'];
+  try {
+    snapshot = await fetchSnapshot(reader, (bytes, signature) => trusted.updateSnapshot(bytes, signature));
+  } catch (error) {
+    // Not signed by the key pinned: the registry may have rotated its key since (a key taken from the
+    // registry itself has nothing to follow from).
+    const mismatch =
+      error instanceof TrustError &&
+      (error.code === 'SNAPSHOT_BAD_SIGNATURE' || error.code === 'SNAPSHOT_WRONG_KEY');
+    if (!mismatch || options.pinnedKey === undefined) throw error;
+    const from = saved?.fingerprint === pinned.fingerprint ? saved.rotations : undefined;
+    const chain = await followRotations({
+      held: { key: pinned.key, fingerprint: pinned.fingerprint, armoredKey: pinned.armored },
+      ...(from !== undefined ? { from } : {}),
+      load: (sequence) => reader.getOptional(rotationKey(sequence), MAX_ROTATION_BYTES),
+    });
+    if (!chain) throw error;
+    trusted = trustedBy(chain.key);
+    snapshot = await fetchSnapshot(reader, (bytes, signature) => trusted.updateSnapshot(bytes, signature));
+    checkRotatedSnapshot(chain, snapshot);
+    key = { key: chain.key, fingerprint: chain.fingerprint };
+    rotations = chain.steps.map(({ sequence, from: before, to }) => ({ sequence, from: before, to }));
+  }
   // Every document by the digest the snapshot (or a bin) gives it: `?v=<sha256>` is its own CDN cache entry,
   // so no cache can hand back an older generation than the snapshot names.
   const bins: BinDocument[] = [];
@@ -256,10 +286,11 @@ async function verifyWith(
   if (options.stateFile)
     await writeFile(
       options.stateFile,
-      `${JSON.stringify({ generation: snapshot.generation, fingerprint: key.fingerprint, ...(log.length > 0 ? { log } : {}) })}\n`,
+      `${JSON.stringify({ generation: snapshot.generation, fingerprint: key.fingerprint, rotations: snapshot.key_rotations ?? 0, ...(log.length > 0 ? { log } : {}) })}\n`,
     );
   return {
     fingerprint: key.fingerprint,
+    ...(rotations ? { rotations } : {}),
     generation: snapshot.generation,
     expires: snapshot.expires,
     documents: Object.keys(snapshot.documents).length,

@@ -122,6 +122,8 @@ export interface AddRegistryResult {
   readonly generation: number;
   /** True when the key was taken from the registry itself (trust on first use). */
   readonly trustedOnFirstUse: boolean;
+  /** Set when the key given was an earlier key of the registry's, and its rotations were followed. */
+  readonly rotated?: SnapshotReport['rotated'];
 }
 
 export interface RegistryStatus {
@@ -344,12 +346,32 @@ class Client implements PlugindexClient {
 
   async #newSession(entry: RegistryEntry): Promise<RegistrySession> {
     const trust = await this.#state.trust(entry.name);
-    if (!trust || trust.fingerprint !== entry.key_fingerprint)
+    // The configuration names the key pinned, or one the pin was rotated from (a run that stopped between
+    // keeping the new pin and naming it in the configuration).
+    const pinned =
+      trust?.fingerprint === entry.key_fingerprint ||
+      trust?.chain?.some((link) => link.fingerprint === entry.key_fingerprint) === true;
+    if (!trust || !pinned)
       throw new ClientError(
         'REGISTRY_NOT_PINNED',
         `${entry.name}: no pinned key with fingerprint ${entry.key_fingerprint} in ${this.#state.dirs.data}; run \`plugindex registry add ${entry.name} ${entry.url} --force\` with its key`,
       );
-    return this.#context.openSession(entry, trust, (record) => this.#state.writeTrust(entry.name, record));
+    return this.#context.openSession(entry, trust, async (record) => {
+      await this.#state.writeTrust(entry.name, record);
+      if (record.fingerprint !== entry.key_fingerprint) await this.#repin(entry.name, record.fingerprint);
+    });
+  }
+
+  /** The configuration names the key a rotation led to (after the trust state keeps it). */
+  async #repin(name: string, fingerprint: string): Promise<void> {
+    await this.#state.editConfig(async (config) => {
+      const registries = config.registries.map((r) =>
+        r.name === name && r.key_fingerprint !== fingerprint ? { ...r, key_fingerprint: fingerprint } : r,
+      );
+      const changed = registries.some((r, i) => r !== config.registries[i]);
+      return { config: changed ? { ...config, registries } : config, result: undefined };
+    });
+    this.#config = undefined;
   }
 
   // --- registries --------------------------------------------------------------------------------------
@@ -388,7 +410,7 @@ class Client implements PlugindexClient {
           `${url}/${REGISTRY_PUBLIC_KEY_KEY} is key ${key.fingerprint}, not the ${wanted} you asked to pin`,
         );
     }
-    const entry: RegistryEntry = { ...draft, key_fingerprint: key.fingerprint };
+    const given: RegistryEntry = { ...draft, key_fingerprint: key.fingerprint };
     // The same registry added again (another priority, say) keeps the log head it remembers: a forced re-add
     // must not be a way to take a rewritten history on first use again. Another URL or key starts afresh.
     const kept = await this.#state.trust(options.name).catch(() => undefined);
@@ -397,7 +419,7 @@ class Client implements PlugindexClient {
     const trust = { fingerprint: key.fingerprint, armoredKey: key.armored, ...(log ? { log } : {}) };
     let checked: TrustRecord | undefined;
     // Read the registry through the key before anything is saved: a wrong URL or key saves nothing.
-    const session = new RegistrySession(entry, endpoint, key.key, trust, {
+    const session = new RegistrySession(given, endpoint, key.key, trust, {
       fetcher: this.#options.fetcher,
       cache: this.#cache,
       // Nothing is kept until the configuration takes the registry (below).
@@ -409,21 +431,24 @@ class Client implements PlugindexClient {
       freshForMs: 0,
     });
     const report = await session.open({ refresh: true });
+    // A key the registry rotated from since leads, through its rotations, to the key it signs with now.
+    const entry: RegistryEntry = { ...given, key_fingerprint: report.fingerprint };
     const change = await this.#state.editConfig(async (config) => {
       const added = addRegistry(config, entry, { force: options.force ?? false });
       if (added.change !== 'unchanged' || !(await this.#state.trust(entry.name)))
         await this.#state.writeTrust(
           entry.name,
-          checked ?? { ...trust, highestGeneration: report.generation },
+          checked ?? { ...session.trust, highestGeneration: report.generation },
         );
       return { config: added.config, result: added.change };
     });
     this.#config = undefined;
     return {
       change,
-      fingerprint: key.fingerprint,
+      fingerprint: report.fingerprint,
       generation: report.generation,
       trustedOnFirstUse: 'trustOnFirstUse' in pin,
+      ...(report.rotated ? { rotated: report.rotated } : {}),
     };
   }
 

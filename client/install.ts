@@ -653,6 +653,7 @@ async function planFrozen(
 ): Promise<Planned> {
   const entry = target.locked as LockedPlugin;
   const registry = own(lock.registries, entry.registry);
+  await checkFrozenKey(ctx, options, entry.registry, registry?.key_fingerprint);
   const files = target.platforms.map((platform): PlannedFile => {
     const key = platformKey(platform);
     const artifact = own(entry.artifacts, key);
@@ -750,19 +751,52 @@ async function endpointFor(
   };
 }
 
-/** The lock's record of the source: the key it was made with, and the generation it may not go below. */
+/**
+ * The lock's record of the source: the key it was made with (or one the source's key succeeds through
+ * verified rotations), and the generation it may not go below.
+ */
 function checkLockedSource(lock: Lockfile, source: Source, lockfile: string): void {
   const registry = own(lock.registries, source.name);
   if (!registry) return;
-  if (registry.key_fingerprint !== source.fingerprint)
+  if (!keyLinked(registry.key_fingerprint, source.fingerprint, source.previousKeys))
     throw new ClientError(
       'LOCK_MISMATCH',
-      `${lockfile}: registries/${source.name} was locked with key ${registry.key_fingerprint}, but ${source.name} is pinned to ${source.fingerprint} here`,
+      `${lockfile}: registries/${source.name} was locked with key ${registry.key_fingerprint}, but ${source.name} is pinned to ${source.fingerprint} here, and no key rotation this client followed leads from one to the other`,
     );
   if (source.kind === 'registry' && source.generation < registry.min_generation)
     throw new TrustError(
       'SNAPSHOT_ROLLBACK',
       `${source.endpoint.bases[0]}: generation ${source.generation} is older than ${registry.min_generation}, the lowest ${lockfile} accepts`,
+    );
+}
+
+/** True when `locked` is the key pinned, or one it succeeds through the rotations the client followed. */
+function keyLinked(locked: string, pinned: string, previous: readonly string[] = []): boolean {
+  return locked === pinned || previous.includes(locked);
+}
+
+/**
+ * A frozen install reads no registry, but the key its lock was made with must still be the one this client
+ * pins for that source (a plugin set's, or a configured registry's), or one the pin was rotated from
+ * (client/key-chain.ts): a lock of another key is refused. A source this client does not know is the
+ * lock's alone to vouch for.
+ */
+async function checkFrozenKey(
+  ctx: ClientContext,
+  options: InstallOptions,
+  name: string,
+  locked: string | undefined,
+): Promise<void> {
+  if (locked === undefined) return;
+  const given = await options.sources?.get(name);
+  const trust = given ? undefined : await ctx.trust(name);
+  const pinned = given?.fingerprint ?? trust?.fingerprint;
+  if (pinned === undefined) return;
+  const previous = given?.previousKeys ?? (trust?.chain ?? []).map((link) => link.fingerprint);
+  if (!keyLinked(locked, pinned, previous))
+    throw new ClientError(
+      'LOCK_MISMATCH',
+      `${options.lockfile}: registries/${name} was locked with key ${locked}, but ${name} is pinned to ${pinned} here, and no key rotation this client followed leads from one to the other (if the registry rotated its key since, \`plugindex registry update ${name}\` follows the rotation)`,
     );
 }
 

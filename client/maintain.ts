@@ -270,7 +270,10 @@ async function verifyOne(
     }
   }
   const trust = given?.get(record.registry) ?? (await ctx.trust(record.registry));
-  if (!trust || trust.fingerprint !== record.registry_key)
+  // Installed through the key pinned, or through one the pin was rotated from since: the manifest beside
+  // it is then signed by that key or (re-signed by the registry at the rotation) by one after it.
+  const rotatedFrom = trust?.chain?.findIndex((link) => link.fingerprint === record.registry_key) ?? -1;
+  if (!trust || (trust.fingerprint !== record.registry_key && rotatedFrom < 0))
     throw new TrustError(
       'SNAPSHOT_WRONG_KEY',
       `${name}@${version} was installed through key ${record.registry_key}, but ${record.registry} is pinned to ${trust?.fingerprint ?? 'nothing'} now`,
@@ -281,21 +284,35 @@ async function verifyOne(
   if (manifestBytes === undefined || signature === undefined)
     throw new ClientError('INSTALLED_MODIFIED', `${tree.path(manifestPath)} or its .asc is missing`);
   const { verifyManifest } = await loadTrust();
-  const key = await pinnedKey(trust);
-  await verifyManifest({
-    name,
-    version: {
-      version,
-      manifest_sha256: record.manifest_sha256,
-      manifest_size: manifestBytes.byteLength,
-      artifacts: Object.entries(record.artifacts).map(([platform, a]) => {
-        const [os = '', arch = ''] = platform.split('-');
-        return { os, arch, sha256: a.sha256 };
-      }),
-    },
-    manifest: manifestBytes,
-    signature,
-    key,
-    url: tree.path(manifestPath),
-  });
+  const later = rotatedFrom < 0 ? [] : (trust.chain ?? []).slice(rotatedFrom);
+  const keys = [
+    ...(await Promise.all(later.map((link) => pinnedKey({ ...trust, ...link })))),
+    await pinnedKey(trust),
+  ];
+  const verify = (key: Key) =>
+    verifyManifest({
+      name,
+      version: {
+        version,
+        manifest_sha256: record.manifest_sha256,
+        manifest_size: manifestBytes.byteLength,
+        artifacts: Object.entries(record.artifacts).map(([platform, a]) => {
+          const [os = '', arch = ''] = platform.split('-');
+          return { os, arch, sha256: a.sha256 };
+        }),
+      },
+      manifest: manifestBytes,
+      signature,
+      key,
+      url: tree.path(manifestPath),
+    });
+  // The first key in the chain that signs it; else the pinned key's refusal.
+  for (const key of keys.slice(0, -1)) {
+    const signs = await verify(key).then(
+      () => true,
+      () => false,
+    );
+    if (signs) return;
+  }
+  await verify(keys.at(-1) as Key);
 }

@@ -201,19 +201,28 @@ async function sourceOf(
       // the lock's.
       const trustName = `set-${sha256Hex(`${entry.url}\n${key.fingerprint}`).slice(0, 16)}`;
       const kept = await ctx.trust(trustName);
+      // The key the set pins, or the one its registry rotated to from it, as an earlier run followed.
+      const rotated = kept?.chain?.some((link) => link.fingerprint === key.fingerprint) === true;
+      const current = kept?.fingerprint === key.fingerprint || rotated ? kept : undefined;
+      const pinned = current?.fingerprint ?? key.fingerprint;
       const locked = lock ? own(lock.registries, provider.name) : undefined;
       const floor = Math.max(
-        kept?.fingerprint === key.fingerprint ? (kept.highestGeneration ?? 0) : 0,
-        locked?.key_fingerprint === key.fingerprint ? locked.min_generation : 0,
+        current?.highestGeneration ?? 0,
+        locked?.key_fingerprint === pinned ? locked.min_generation : 0,
       );
       const trust = {
-        ...(kept?.fingerprint === key.fingerprint ? kept : {}),
-        fingerprint: key.fingerprint,
-        armoredKey: key.armored,
+        ...(current ?? {}),
+        fingerprint: pinned,
+        armoredKey: current?.armoredKey ?? key.armored,
         ...(floor > 0 ? { highestGeneration: floor } : {}),
       };
       return registrySource(
-        await ctx.openSession(entry, trust, (record) => ctx.writeTrust(trustName, record), key.key),
+        await ctx.openSession(
+          entry,
+          trust,
+          (record) => ctx.writeTrust(trustName, record),
+          rotated ? undefined : key.key,
+        ),
       );
     }
     case 'url': {

@@ -14,6 +14,10 @@
  * cut short or gone, another history of the same length or longer) is refused before anything of that
  * snapshot is kept. A registry seen for the first time has its head remembered as it is (trust on first
  * use, no request more: a cold install stays five requests).
+ *
+ * A snapshot the pinned key does not sign may be the registry's after a key rotation: the session then
+ * follows the published rotations from the pinned key (client/key-chain.ts), verifies the snapshot by the
+ * last key, and pins that key in the trust state, with the chain it followed; a break refuses the registry.
  */
 import type { Key } from 'openpgp';
 import type { Clock } from '../index-builder/clock.ts';
@@ -50,12 +54,14 @@ import type {
   SnapshotDocument,
   VersionRecord,
 } from '../index-builder/model.ts';
+import { MAX_ROTATION_BYTES, rotationKey } from '../index-builder/rotation.ts';
 import { openSignedSnapshot, verifyManifest } from '../index-builder/verify.ts';
 import type { RegistryEntry } from './config.ts';
 import type { CachedSnapshot, ContentCache } from './disk/cache.ts';
 import type { TrustRecord } from './disk/state.ts';
 import { ClientError } from './errors.ts';
 import { type Endpoint, type Fetcher, fetchBody, UNLISTED_LIMITS } from './fetcher.ts';
+import { checkRotatedSnapshot, type FollowedChain, followRotations } from './key-chain.ts';
 import { TrustedSnapshot } from './trusted-snapshot.ts';
 
 /** Attempts at a snapshot whose signature belongs to another publish than its body (one in between). */
@@ -82,6 +88,10 @@ export interface SnapshotReport {
   readonly expires: string;
   /** False when the registry answered 304 (or offline): nothing new. */
   readonly changed: boolean;
+  /** The key the snapshot is signed by: the one pinned now. */
+  readonly fingerprint: string;
+  /** Set when the registry's key rotated since the key pinned before, and this run followed it. */
+  readonly rotated?: { readonly from: string; readonly to: string; readonly steps: number };
 }
 
 /** A version's verified manifest, with the bytes and signature an install writes beside it. */
@@ -105,10 +115,10 @@ type FetchedSnapshot = Fetched | 'not-modified';
 export class RegistrySession {
   readonly entry: RegistryEntry;
   readonly endpoint: Endpoint;
-  readonly key: Key;
-  readonly trust: TrustRecord;
   readonly #deps: SessionDeps;
-  readonly #trusted: TrustedSnapshot;
+  #key: Key;
+  #trust: TrustRecord;
+  #trusted: TrustedSnapshot;
   #report: SnapshotReport | undefined;
   /** Set once the registry answered 404 for `snapshot.signed.json` (published before it existed). */
   #pairOnly = false;
@@ -116,24 +126,40 @@ export class RegistrySession {
   constructor(entry: RegistryEntry, endpoint: Endpoint, key: Key, trust: TrustRecord, deps: SessionDeps) {
     this.entry = entry;
     this.endpoint = endpoint;
-    this.key = key;
-    this.trust = trust;
+    this.#key = key;
+    this.#trust = trust;
     this.#deps = deps;
-    this.#trusted = new TrustedSnapshot({
-      key,
-      clock: deps.clock,
-      ...(trust.highestGeneration !== undefined ? { highestGeneration: trust.highestGeneration } : {}),
-    });
+    this.#trusted = this.#trustedBy(key, trust);
+  }
+
+  /** The registry key trusted: the one pinned, or the one a key rotation led to in this session. */
+  get key(): Key {
+    return this.#key;
+  }
+
+  /** The trust state this session works under (a followed rotation replaces it). */
+  get trust(): TrustRecord {
+    return this.#trust;
   }
 
   get snapshot(): SnapshotDocument {
     return this.#trusted.snapshot;
   }
 
+  #trustedBy(key: Key, trust: TrustRecord): TrustedSnapshot {
+    return new TrustedSnapshot({
+      key,
+      clock: this.#deps.clock,
+      ...(trust.highestGeneration !== undefined ? { highestGeneration: trust.highestGeneration } : {}),
+    });
+  }
+
   /**
    * Trusts the registry's current snapshot (once per session): a conditional request against the cached
-   * one, or the cached one alone when offline. Records the generation accepted, so no later run goes back.
-   * @throws TrustError (SNAPSHOT_*) when it does not verify; ClientError OFFLINE_MISSING, FETCH_*.
+   * one, or the cached one alone when offline. Records the generation accepted, so no later run goes back;
+   * a key rotation followed is recorded as the new pin.
+   * @throws TrustError (SNAPSHOT_*) when it does not verify, KEY_ROTATION_BROKEN when a rotation published
+   *   from the pinned key does not; ClientError OFFLINE_MISSING, FETCH_*.
    */
   async open(options: { readonly refresh?: boolean } = {}): Promise<SnapshotReport> {
     if (this.#report) return this.#report;
@@ -143,6 +169,7 @@ export class RegistrySession {
     let signature: string;
     let etag: string | undefined;
     let changed = true;
+    let rotated: SnapshotReport['rotated'];
     const now = this.#deps.clock.now();
     // The cached snapshot is the one last checked with the registry (its digest is in the trust state) and
     // that check is recent: it is verified again, but not asked for again.
@@ -164,7 +191,30 @@ export class RegistrySession {
       etag = cached.etag;
       changed = false;
     } else {
-      ({ body, signature, etag, changed } = await this.#fetchSnapshot(cached));
+      try {
+        ({ body, signature, etag, changed } = await this.#fetchSnapshot(cached, this.#trusted));
+      } catch (error) {
+        // Not signed by the pinned key: perhaps the registry rotated its key since.
+        const mismatch =
+          error instanceof TrustError &&
+          (error.code === 'SNAPSHOT_BAD_SIGNATURE' || error.code === 'SNAPSHOT_WRONG_KEY');
+        if (!mismatch) throw error;
+        const chain = await this.#followRotations();
+        if (!chain) throw error;
+        const trusted = this.#trustedBy(chain.key, this.#trust);
+        ({ body, signature, etag, changed } = await this.#fetchSnapshot(cached, trusted));
+        checkRotatedSnapshot(chain, trusted.snapshot);
+        // Only now, with the snapshot verified by the last key, is that key trusted.
+        rotated = { from: this.#trust.fingerprint, to: chain.fingerprint, steps: chain.steps.length };
+        this.#trust = {
+          ...this.#trust,
+          fingerprint: chain.fingerprint,
+          armoredKey: chain.armoredKey,
+          chain: [...(this.#trust.chain ?? []), ...chain.links],
+        };
+        this.#key = chain.key;
+        this.#trusted = trusted;
+      }
     }
     const snapshot = this.#trusted.snapshot;
     // Before anything of this snapshot is kept (cache, trust state): a refused log leaves both as they were.
@@ -173,15 +223,24 @@ export class RegistrySession {
     // A new ETag for the same bytes (another CDN edge) is kept too, or every later run would get a 200.
     if (changed || !cached || etag !== cached.etag)
       await cache.putSnapshot(this.entry.url, { bytes: body, signature, ...(etag ? { etag } : {}) });
-    if (!this.#deps.offline && !current)
-      await this.#deps.recordTrust({
-        ...this.trust,
+    if (!this.#deps.offline && !current) {
+      this.#trust = {
+        ...this.#trust,
         highestGeneration: snapshot.generation,
         snapshotSha256: sha256Hex(body),
         checkedAt: now.toISOString(),
         ...(log ? { log } : {}),
-      });
-    this.#report = { generation: snapshot.generation, expires: snapshot.expires, changed };
+        rotations: snapshot.key_rotations ?? 0,
+      };
+      await this.#deps.recordTrust(this.#trust);
+    }
+    this.#report = {
+      generation: snapshot.generation,
+      expires: snapshot.expires,
+      changed,
+      fingerprint: this.#trust.fingerprint,
+      ...(rotated ? { rotated } : {}),
+    };
     return this.#report;
   }
 
@@ -266,6 +325,28 @@ export class RegistrySession {
   }
 
   /**
+   * The rotations published after the pinned key (client/key-chain.ts), each fetched by its fixed name
+   * (rotations are never rewritten) and capped at MAX_ROTATION_BYTES; undefined when none is.
+   */
+  async #followRotations(): Promise<FollowedChain | undefined> {
+    return followRotations({
+      held: { key: this.#key, fingerprint: this.#trust.fingerprint, armoredKey: this.#trust.armoredKey },
+      ...(this.#trust.rotations !== undefined ? { from: this.#trust.rotations } : {}),
+      load: async (sequence) => {
+        try {
+          return await fetchBody(this.#deps.fetcher, this.endpoint, {
+            path: rotationKey(sequence),
+            maxBytes: MAX_ROTATION_BYTES,
+          });
+        } catch (error) {
+          if (error instanceof ClientError && error.code === 'FETCH_NOT_FOUND') return undefined;
+          throw error;
+        }
+      },
+    });
+  }
+
+  /**
    * The registry's current snapshot: `snapshot.signed.json`, the snapshot and its signature in one request
    * (with the cached ETag, so an unchanged registry answers 304); from a registry that does not publish it
    * (404), the pair `snapshot.json` and `.asc`. A signature that does not verify is asked for again past
@@ -273,6 +354,7 @@ export class RegistrySession {
    */
   async #fetchSnapshot(
     cached: CachedSnapshot | undefined,
+    trusted: TrustedSnapshot,
   ): Promise<{ body: Uint8Array; signature: string; etag?: string; changed: boolean }> {
     for (let attempt = 1; ; attempt++) {
       const request: SnapshotRequest =
@@ -298,7 +380,7 @@ export class RegistrySession {
       const etag = current ? cached?.etag : (fetched as Fetched).etag;
       const changed = !current && (!cached || sha256Hex(body) !== sha256Hex(cached.bytes));
       try {
-        await this.#trusted.updateSnapshot(body, signature);
+        await trusted.updateSnapshot(body, signature);
         return { body, signature, changed, ...(etag ? { etag } : {}) };
       } catch (error) {
         const retry = error instanceof TrustError && error.code === 'SNAPSHOT_BAD_SIGNATURE';

@@ -21,6 +21,8 @@ export interface Source {
   readonly endpoint: Endpoint;
   /** The key that vouches for what it serves: the registry's, or the one pinned for the folder. */
   readonly fingerprint: string;
+  /** Keys that key succeeds through verified rotations (a registry's; client/key-chain.ts), oldest first. */
+  readonly previousKeys?: readonly string[];
   /** The snapshot generation read (after `document`); 0 for a source without snapshots. */
   readonly generation: number;
   /**
@@ -52,7 +54,13 @@ export function registrySource(session: RegistrySession): Source {
     name: session.entry.name,
     kind: 'registry',
     endpoint: session.endpoint,
-    fingerprint: session.trust.fingerprint,
+    // Read when asked: a session that follows a key rotation changes both.
+    get fingerprint() {
+      return session.trust.fingerprint;
+    },
+    get previousKeys() {
+      return (session.trust.chain ?? []).map((link) => link.fingerprint);
+    },
     get generation() {
       return session.snapshot.generation;
     },

@@ -5,7 +5,9 @@ export type AwsErrorCode =
   | 'INVALIDATION_THROTTLED'
   | 'ENV_MISSING'
   | 'ENV_INVALID'
-  | 'SECRET_UNAVAILABLE';
+  | 'SECRET_UNAVAILABLE'
+  /** The signing secret holds a key the registry does not publish (a rotation not published yet). */
+  | 'SIGNING_KEY_NOT_PUBLISHED';
 
 export class AwsAdapterError extends Error {
   override readonly name = 'AwsAdapterError';

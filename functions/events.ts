@@ -3,9 +3,9 @@
  * events from the intake bucket, or S3 event notifications (either directly or through SQS). They are
  * doorbells: the function then publishes everything waiting under incoming/, so a duplicated, retried or
  * out-of-order event is harmless and never the only record of an upload. The same queue carries an
- * operator's rebuild requests (adapters/publish-queue.ts).
+ * operator's rebuild and key rotation requests (adapters/publish-queue.ts).
  */
-import { isRebuildRequest } from '../adapters/publish-queue.ts';
+import { isRebuildRequest, rotationRequestKey } from '../adapters/publish-queue.ts';
 
 export interface ObjectCreated {
   readonly bucket: string;
@@ -79,4 +79,14 @@ export function wantsRebuild(event: unknown): boolean {
   return records.some(
     (r) => r.eventSource === 'aws:sqs' && typeof r.body === 'string' && isRebuildRequest(r.body),
   );
+}
+
+/** The upload keys of the key rotations an event's SQS records ask for, in order, each once. */
+export function rotationRequests(event: unknown): string[] {
+  const records = (event as { Records?: { eventSource?: string; body?: string }[] } | null)?.Records;
+  if (!Array.isArray(records)) return [];
+  const keys = records.flatMap((r) =>
+    r.eventSource === 'aws:sqs' && typeof r.body === 'string' ? (rotationRequestKey(r.body) ?? []) : [],
+  );
+  return [...new Set(keys)];
 }

@@ -8,8 +8,9 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { S3Store } from '../adapters/s3-store.ts';
 import { systemClock } from '../index-builder/clock.ts';
 import { parseRegistryConfig, readConfigJson, withDeployedTrustList } from '../index-builder/config.ts';
-import { problemRef } from '../index-builder/errors.ts';
-import { INCOMING_PREFIX } from '../index-builder/layout.ts';
+import { type Problem, problem, problemRef, SubmissionError } from '../index-builder/errors.ts';
+import { INCOMING_PREFIX, SNAPSHOT_KEY } from '../index-builder/layout.ts';
+import type { SnapshotDocument } from '../index-builder/model.ts';
 import {
   type BatchResult,
   flushIndexes,
@@ -18,19 +19,29 @@ import {
   rebuildRegistry,
   refreshSnapshot,
 } from '../index-builder/pipeline/index.ts';
-import type { Signer } from '../index-builder/signing.ts';
-import type { Store } from '../index-builder/store.ts';
+import {
+  checkRotation,
+  ROTATION_UPLOADS_PREFIX,
+  type RotationOutcome,
+  rotateRegistryKey,
+  rotationOutcomeKey,
+} from '../index-builder/pipeline/rotate.ts';
+import { readJson } from '../index-builder/pipeline/site-writer.ts';
+import { MAX_ROTATION_BYTES } from '../index-builder/rotation.ts';
+import { CACHE_PRIVATE, type Store } from '../index-builder/store.ts';
 import { invalidateKeys } from './cloudfront-invalidator.ts';
 import type { FunctionConfig } from './env.ts';
 import { AwsAdapterError } from './errors.ts';
-import { parseObjectCreated, wantsRebuild } from './events.ts';
+import { parseObjectCreated, rotationRequests, wantsRebuild } from './events.ts';
 import { errorFields, type Logger } from './logger.ts';
+import type { SignerSource } from './secrets.ts';
 
 export interface HandlerDeps {
   readonly config: FunctionConfig;
   readonly s3: S3Client;
   readonly cloudfront: CloudFrontClient;
-  readonly signer: () => Promise<Signer>;
+  /** The registry's signing key (Secrets Manager); `fresh` reads the secret again past any cache. */
+  readonly signer: SignerSource;
   readonly logger: Logger;
 }
 
@@ -113,11 +124,144 @@ async function waitingBeyond(store: Store, seen: ReadonlySet<string>): Promise<b
   return false;
 }
 
+/** The key the registry publishes now (its snapshot names it), or undefined before its first publish. */
+async function publishedKey(ctx: PipelineContext): Promise<string | undefined> {
+  return (await readJson<SnapshotDocument>(ctx.site, SNAPSHOT_KEY))?.key_fingerprint;
+}
+
+/**
+ * Publishes the rotation uploaded at `key` with the context's signer (pipeline/rotate.ts) and records its
+ * outcome where `plugindex rotate-key --bucket` waits for it; returns the keys to invalidate. A refusal is
+ * recorded, final like a rejected submission's, and not thrown; a store or signing failure is (retried).
+ */
+async function applyRotation(
+  deps: HandlerDeps,
+  ctx: PipelineContext,
+  key: string,
+): Promise<readonly string[]> {
+  const processed = ctx.clock.now().toISOString();
+  const refused = (problems: readonly Problem[]): RotationOutcome => ({
+    rotation: key,
+    status: 'rejected',
+    problems,
+    processed,
+  });
+  let outcome: RotationOutcome;
+  let invalidate: readonly string[] = [];
+  const info = await ctx.intake.head(key);
+  if (!info) outcome = refused([problem('ROTATION_INVALID', '', `${key} is not in the upload bucket`)]);
+  else if (info.size > MAX_ROTATION_BYTES)
+    outcome = refused([
+      problem(
+        'ROTATION_INVALID',
+        '',
+        `${key} is larger than ${MAX_ROTATION_BYTES} bytes: not a key rotation`,
+      ),
+    ]);
+  else {
+    try {
+      const object = await ctx.intake.get(key);
+      const result = await rotateRegistryKey(ctx, object?.body ?? new Uint8Array());
+      invalidate = result.invalidate;
+      outcome = {
+        rotation: key,
+        status: result.status,
+        sequence: result.sequence,
+        previous: result.previous,
+        fingerprint: result.fingerprint,
+        generation: result.generation,
+        problems: [],
+        processed,
+      };
+    } catch (error) {
+      if (!(error instanceof SubmissionError)) throw error;
+      outcome = refused(error.problems);
+    }
+  }
+  await ctx.intake.put(
+    rotationOutcomeKey(key),
+    new TextEncoder().encode(`${JSON.stringify(outcome, null, 2)}\n`),
+    {
+      contentType: 'application/json',
+      cacheControl: CACHE_PRIVATE,
+    },
+  );
+  deps.logger.info('rotation', {
+    rotation: key,
+    outcome: outcome.status,
+    sequence: outcome.sequence,
+    fingerprint: outcome.fingerprint,
+    problems: outcome.problems.map(problemRef),
+  });
+  return invalidate;
+}
+
+/**
+ * A rotation uploaded under rotations/ that is the registry's next one, to the key the context signs with:
+ * its request may still wait in the queue behind the message being handled.
+ */
+async function pendingRotation(ctx: PipelineContext): Promise<string | undefined> {
+  for await (const info of ctx.intake.list(ROTATION_UPLOADS_PREFIX)) {
+    if (info.size > MAX_ROTATION_BYTES) continue;
+    const object = await ctx.intake.get(info.key);
+    if (!object) continue;
+    const checked = await checkRotation(ctx, object.body).catch((error: unknown) => {
+      if (error instanceof SubmissionError) return undefined;
+      throw error;
+    });
+    if (checked && checked.state !== 'done') return info.key;
+  }
+  return undefined;
+}
+
+/**
+ * The context to sign with: never a key other than the one the registry publishes, which is all clients
+ * trust. The secret is read again (past the 15-minute cache) for a rotation request, and whenever the key
+ * held is not the published one: a warm container may hold the key from before a rotation. The rotations
+ * requested are published first (`apply`: also one uploaded whose request is still queued, when the secret
+ * already holds its key). A secret holding a key no published rotation leads to fails the invocation,
+ * before anything is signed with it.
+ * @throws AwsAdapterError SIGNING_KEY_NOT_PUBLISHED
+ */
+async function signingContext(
+  deps: HandlerDeps,
+  base: PipelineContext,
+  requested: readonly string[],
+  apply: boolean,
+): Promise<{ readonly ctx: PipelineContext; readonly invalidate: readonly string[] }> {
+  const published = await publishedKey(base);
+  const stale = published !== undefined && published !== base.signer.fingerprint;
+  const ctx = requested.length > 0 || stale ? { ...base, signer: await deps.signer({ fresh: true }) } : base;
+  const invalidate: string[] = [];
+  for (const key of requested) {
+    if (!key.startsWith(ROTATION_UPLOADS_PREFIX)) {
+      deps.logger.warn('rotation request ignored', { key, reason: `not under ${ROTATION_UPLOADS_PREFIX}` });
+      continue;
+    }
+    invalidate.push(...(await applyRotation(deps, ctx, key)));
+  }
+  let current = await publishedKey(ctx);
+  if (apply && current !== undefined && current !== ctx.signer.fingerprint) {
+    const pending = await pendingRotation(ctx);
+    if (pending) {
+      invalidate.push(...(await applyRotation(deps, ctx, pending)));
+      current = await publishedKey(ctx);
+    }
+  }
+  if (current !== undefined && current !== ctx.signer.fingerprint)
+    throw new AwsAdapterError(
+      'SIGNING_KEY_NOT_PUBLISHED',
+      `the signing key secret holds key ${ctx.signer.fingerprint}, but the registry publishes key ${current}: nothing is signed with a key clients do not trust until a rotation to it is published (plugindex rotate-key --bucket ...), or the secret holds key ${current} again`,
+    );
+  return { ctx, invalidate };
+}
+
 /**
  * Publishes everything waiting under incoming/ as one batch, whatever the event names (events are only
  * doorbells). Rejections are recorded and not retried; a storage or signing failure throws, so the queue
  * retries the message and, in the end, parks it in the dead-letter queue. A `{"plugindex": "rebuild"}`
- * message in the same queue re-renders and re-signs everything, serialized with the publishes.
+ * message in the same queue re-renders and re-signs everything, serialized with the publishes; a
+ * `{"plugindex": "rotate-key", "key": "rotations/…"}` message publishes that key rotation first.
  *
  * Every round publishes with the index documents deferred, so each submission's outcome and its live
  * version cost what it changed; the index documents are rendered once, after the last round. A failure
@@ -128,7 +272,9 @@ export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Pro
     const started = Date.now();
     const notices = parseObjectCreated(event).filter((n) => n.bucket === deps.config.intakeBucket);
     deps.logger.info('woken', { notices: notices.length, keys: notices.map((n) => n.key).slice(0, 20) });
-    const ctx = await pipelineContext(deps);
+    // Key rotations first: the publishes after them are signed by the key they publish.
+    const signing = await signingContext(deps, await pipelineContext(deps), rotationRequests(event), true);
+    const ctx = signing.ctx;
     const deferring: PipelineContext = { ...ctx, deferIndexes: true };
     const setupMs = Date.now() - started;
     // Batches are bounded in bytes (memory); keep going, for a few rounds, while uploads are left over or
@@ -164,7 +310,7 @@ export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Pro
         });
       }
     }
-    const toInvalidate = new Set(results.flatMap((r) => r.invalidate));
+    const toInvalidate = new Set([...signing.invalidate, ...results.flatMap((r) => r.invalidate)]);
     let generation = results.findLast((r) => r.generation !== null)?.generation ?? null;
     if (wantsRebuild(event)) {
       const rebuilt = await rebuildRegistry(ctx);
@@ -206,7 +352,8 @@ export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Pro
 /** Re-signs the snapshot with a fresh expiry (scheduled), so a quiet registry never goes stale. */
 export function createRefreshHandler(deps: HandlerDeps): () => Promise<{ generation: number }> {
   return loggingFailure(deps.logger, 'refresh failed', async () => {
-    const ctx = await pipelineContext(deps);
+    // Never a snapshot signed by a key clients do not trust (rotations are the publish function's).
+    const { ctx } = await signingContext(deps, await pipelineContext(deps), [], false);
     const result = await refreshSnapshot(ctx);
     await invalidate(deps, result.invalidate);
     deps.logger.info('snapshot refreshed', { generation: result.generation });

@@ -49,27 +49,33 @@ export async function loadSigner(client: SecretsManagerClient, secretId: string)
   return createSigner(secret.armoredKey, secret.passphrase);
 }
 
+/** How the functions ask for the signer: `fresh` reads the secret again, past the cache. */
+export type SignerSource = (options?: { readonly fresh?: boolean }) => Promise<Signer>;
+
 /**
  * One fetch per cold start, shared by every invocation of a warm container, and again after `maxAgeMs` so
- * a rotated key reaches warm containers without a redeploy.
+ * a rotated key reaches warm containers without a redeploy. A key rotation cannot wait for that: it asks
+ * for a `fresh` read, which also replaces what the cache serves from then on (functions/handlers.ts asks
+ * for one whenever the cached key is not the one the registry publishes).
  */
 export function cachedSigner(
   client: SecretsManagerClient,
   secretId: string,
   options: { readonly maxAgeMs?: number; readonly now?: () => number } = {},
-): () => Promise<Signer> {
+): SignerSource {
   const maxAge = options.maxAgeMs ?? 15 * 60 * 1000;
   const now = options.now ?? Date.now;
   let pending: Promise<Signer> | undefined;
   let fetchedAt = 0;
-  return () => {
-    if (pending && now() - fetchedAt > maxAge) pending = undefined;
+  return (request = {}) => {
+    if (pending && (request.fresh || now() - fetchedAt > maxAge)) pending = undefined;
     if (!pending) {
       fetchedAt = now();
-      pending = loadSigner(client, secretId).catch((error: unknown) => {
-        pending = undefined; // a failed fetch is retried by the next invocation
+      const loading = loadSigner(client, secretId).catch((error: unknown) => {
+        if (pending === loading) pending = undefined; // a failed fetch is retried by the next invocation
         throw error;
       });
+      pending = loading;
     }
     return pending;
   };

@@ -17,10 +17,9 @@ export async function run(parsed: Parsed): Promise<number> {
     out(`rebuild requested (message ${id}); the publish function runs it after the submissions ahead of it`);
     return 0;
   }
-  const { openRegistry, withRegistryLock } = await import('../local/registry.ts');
+  const { withOpenRegistry } = await import('../local/registry.ts');
   const { rebuildRegistry } = await import('../../index-builder/pipeline/index.ts');
-  const registry = await openRegistry(dir as string);
-  const result = await withRegistryLock(dir as string, () => rebuildRegistry(registry.context));
+  const result = await withOpenRegistry(dir as string, (registry) => rebuildRegistry(registry.context));
   out(`rebuilt ${result.plugins} plugins: generation ${result.generation}`);
   return 0;
 }

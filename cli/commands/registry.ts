@@ -100,6 +100,8 @@ async function add(parsed: Parsed, rest: readonly string[]): Promise<number> {
         result.change
       ];
       out(`${verb} ${name} ${url} (key ${result.fingerprint}, generation ${result.generation})`);
+      if (result.rotated)
+        out(`  followed ${result.rotated.steps} key rotation(s) from the key given, ${result.rotated.from}`);
       if (result.trustedOnFirstUse)
         err(
           `plugindex registry: trusted key ${result.fingerprint} on first use; check it with the registry's owner`,
@@ -156,10 +158,16 @@ async function update(parsed: Parsed, names: readonly string[]): Promise<number>
     else
       for (const r of reports) {
         if (r.error) err(`${r.name}: ${(r.error as { code?: string }).code}: ${r.error.message}`);
-        else
+        else {
           out(
-            `${r.name}: generation ${r.report?.generation}, expires ${r.report?.expires}${r.report?.changed ? '' : ' (unchanged)'}`,
+            `${r.name}: generation ${r.report?.generation}, expires ${r.report?.expires}, key ${r.report?.fingerprint}${r.report?.changed ? '' : ' (unchanged)'}`,
           );
+          const rotated = r.report?.rotated;
+          if (rotated)
+            out(
+              `  the registry's key rotated: followed ${rotated.steps} signed rotation(s) from ${rotated.from} to ${rotated.to}, now pinned`,
+            );
+        }
       }
     if (failed.length === 0) return 0;
     return failed.some((r) => isRefusal(r.error)) ? 3 : 1;

@@ -58,6 +58,10 @@ async function verifyServed(parsed: Parsed, url: string): Promise<number> {
     out(
       `verified ${url}: generation ${report.generation}, expires ${report.expires}, key ${report.fingerprint}`,
     );
+    if (report.rotations)
+      out(
+        `  the registry's key rotated since the key given: followed ${report.rotations.length} signed rotation(s), ${[report.rotations[0]?.from, ...report.rotations.map((r) => r.to)].join(' -> ')}`,
+      );
     out(
       `  ${report.documents} signed documents, ${report.plugins} plugins, ${report.manifests} manifests, ${report.artifacts} hosted artifacts${report.removed > 0 ? `, ${report.removed} removed versions (files gone, on purpose)` : ''}`,
     );

@@ -20,7 +20,7 @@ import { createSigner, generateKeyPair } from '../../index-builder/signing.ts';
 import { CliError } from '../errors.ts';
 
 export const CONFIG_FILE = 'plugindex.json';
-const SECRET_KEY_FILE = path.join('keys', 'registry-secret.asc');
+export const SECRET_KEY_FILE = path.join('keys', 'registry-secret.asc');
 
 export interface LocalRegistry {
   readonly dir: string;
@@ -110,4 +110,12 @@ export function withRegistryLock<T>(dir: string, work: () => Promise<T>, timeout
     timeoutMs,
     busy: (holder) => new CliError('LOCKED', `registry ${dir} is busy (lock held by process ${holder})`),
   });
+}
+
+/**
+ * Opens the registry under its lock and runs `work` with it: the signing key is read once the lock is held,
+ * so a `rotate-key` that held it before cannot leave this run signing with the key it replaced.
+ */
+export function withOpenRegistry<T>(dir: string, work: (registry: LocalRegistry) => Promise<T>): Promise<T> {
+  return withRegistryLock(dir, async () => work(await openRegistry(dir)));
 }

@@ -5,7 +5,7 @@ import type { BatchResult } from '../../index-builder/pipeline/index.ts';
 import { flushIndexes, processSubmissions } from '../../index-builder/pipeline/index.ts';
 import { CliError } from '../errors.ts';
 import { describeOutcome } from '../output.ts';
-import { openRegistry, readConfig, withRegistryLock } from './registry.ts';
+import { readConfig, withOpenRegistry } from './registry.ts';
 import { createRegistryServer, listenRegistryServer } from './server.ts';
 import { watchIncoming } from './watch.ts';
 
@@ -38,21 +38,21 @@ export async function startService(options: {
   const watcher = options.watch
     ? watchIncoming({
         dir: options.dir,
-        // The registry is reopened per batch so a changed config (publishers add) takes effect at once.
-        process: async (): Promise<BatchResult> => {
-          const registry = await openRegistry(options.dir);
-          return withRegistryLock(options.dir, () =>
+        // The registry is reopened per batch, under its lock, so a changed config (publishers add) or a
+        // rotated key (rotate-key) takes effect at once.
+        process: (): Promise<BatchResult> =>
+          withOpenRegistry(options.dir, (registry) =>
             processSubmissions({ ...registry.context, deferIndexes: true }),
-          );
-        },
+          ),
         onResult: (result) => {
           for (const outcome of result.outcomes)
             options.log(`[incoming] ${describeOutcome(outcome, 'line').join(' ')}`);
           if (result.generation !== null) options.log(`[incoming] published generation ${result.generation}`);
         },
         flush: async () => {
-          const registry = await openRegistry(options.dir);
-          const { generation } = await withRegistryLock(options.dir, () => flushIndexes(registry.context));
+          const { generation } = await withOpenRegistry(options.dir, (registry) =>
+            flushIndexes(registry.context),
+          );
           if (generation !== null)
             options.log(`[incoming] index documents updated, generation ${generation}`);
         },

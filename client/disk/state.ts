@@ -19,6 +19,7 @@ import {
   parseInstalled,
   serializeInstalled,
 } from '../installed.ts';
+import type { ChainLink } from '../key-chain.ts';
 import { type Lockfile, parseLockfile, serializeLockfile } from '../lockfile.ts';
 import type { ClientDirectories } from '../paths.ts';
 import { hashFileAt, readTextIfExists, tempPathFor, withFileLock, writeFileAtomic } from './atomic.ts';
@@ -37,6 +38,27 @@ export interface TrustRecord {
    * vouch for a log that extends it (session.ts). Absent until a snapshot carried one.
    */
   readonly log?: LogHead;
+  /**
+   * The registry key rotations the pinned key is at (the `key_rotations` of the last snapshot it verified):
+   * the next one to follow is `keys/rotation/<rotations + 1>.json`. Unknown for a key pinned by hand.
+   */
+  readonly rotations?: number;
+  /** The keys pinned before this one, oldest first, each left through a verified rotation (client/key-chain.ts). */
+  readonly chain?: readonly ChainLink[];
+}
+
+/** `state.json#/chain`: each link `{fingerprint, key}`. */
+function parseChain(value: unknown, file: string): ChainLink[] {
+  if (!Array.isArray(value))
+    throw new ClientError('TRUST_STATE_INVALID', `${file}#/chain: expected a list of earlier keys`);
+  return value.map((link: { fingerprint?: unknown; key?: unknown } | null, i) => {
+    if (typeof link?.fingerprint !== 'string' || typeof link.key !== 'string')
+      throw new ClientError(
+        'TRUST_STATE_INVALID',
+        `${file}#/chain/${i}: expected {fingerprint, key} strings`,
+      );
+    return { fingerprint: link.fingerprint, armoredKey: link.key };
+  });
 }
 
 export class ClientState {
@@ -89,6 +111,8 @@ export class ClientState {
       snapshot_sha256?: unknown;
       checked_at?: unknown;
       log?: unknown;
+      rotations?: unknown;
+      chain?: unknown;
     };
     try {
       parsed = JSON.parse(state);
@@ -115,10 +139,17 @@ export class ClientState {
       ...(typeof parsed.snapshot_sha256 === 'string' ? { snapshotSha256: parsed.snapshot_sha256 } : {}),
       ...(typeof parsed.checked_at === 'string' ? { checkedAt: parsed.checked_at } : {}),
       ...(parsed.log !== undefined ? { log: { length: parsed.log.length, head: parsed.log.head } } : {}),
+      ...(Number.isSafeInteger(parsed.rotations) && (parsed.rotations as number) >= 0
+        ? { rotations: parsed.rotations as number }
+        : {}),
+      ...(parsed.chain !== undefined ? { chain: parseChain(parsed.chain, join(dir, 'state.json')) } : {}),
     };
   }
 
-  /** Pins a key (at `registry add`) or records a newer generation; never lowers the generation kept. */
+  /**
+   * Pins a key (at `registry add`, or followed through a rotation) or records a newer generation; never
+   * lowers the generation kept under the same key. The key file first, then the state naming it.
+   */
   async writeTrust(registry: string, record: TrustRecord): Promise<void> {
     const dir = this.#trustDir(registry);
     await withFileLock(join(dir, 'state.json'), async () => {
@@ -134,6 +165,10 @@ export class ClientState {
         ...(record.checkedAt ? { checked_at: record.checkedAt } : {}),
         // As given, not merged with what was kept: the record's session judged it against that.
         ...(record.log ? { log: { length: record.log.length, head: record.log.head } } : {}),
+        ...(record.rotations !== undefined ? { rotations: record.rotations } : {}),
+        ...(record.chain?.length
+          ? { chain: record.chain.map((l) => ({ fingerprint: l.fingerprint, key: l.armoredKey })) }
+          : {}),
       };
       await writeFileAtomic(join(dir, 'state.json'), `${JSON.stringify(state, null, 2)}\n`);
     });

@@ -106,13 +106,14 @@ async function writeStatics(
  * undefined), the index documents unless `deferIndexes` (then the catalog marks them pending, and the
  * snapshot keeps listing the ones already published, which still match their digests), the static files
  * when they differ, then the snapshot (the commit point), then the catalog (the same bins). Returns the
- * new generation.
+ * new generation. `keyRotations` is for a key rotation's snapshot (else the published count stands).
  */
 export async function commitGeneration(
   ctx: PipelineContext,
   catalog: Catalog,
   changed?: ReadonlySet<string>,
   deferIndexes = false,
+  snapshot: { readonly keyRotations?: number } = {},
 ): Promise<number> {
   // Plugin documents are bound by digest through 256 bins, so the snapshot stays small at any size.
   const bins = changed ? new Set([...changed].map(binOf)) : undefined;
@@ -148,7 +149,7 @@ export async function commitGeneration(
     if (!PAGE_FILES.has(key)) documents[key] = digest;
   }
   const generation = Math.max(catalog.generation, previous?.generation ?? 0) + 1;
-  await writeSnapshot(ctx, generation, documents);
+  await writeSnapshot(ctx, generation, documents, snapshot);
   catalog.generation = generation;
   await saveCatalog(ctx.intake, catalog, changed);
   return generation;

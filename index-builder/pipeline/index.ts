@@ -36,6 +36,7 @@ import {
 import {
   forEachLimited,
   readJson,
+  resignManifests,
   WRITE_CONCURRENCY,
   withWriteLog,
   writePlugin,
@@ -196,32 +197,55 @@ export async function processSubmissions(
   };
 }
 
+/** What a rebuild does beyond re-rendering and re-signing the documents (a key rotation asks for both). */
+export interface RebuildOptions {
+  /** Sign every version's manifest again too (`manifest.json.asc` and the documents' `manifest_signature`). */
+  readonly resignManifests?: boolean;
+  /** The snapshot's `key_rotations` (else the published snapshot's count stands). */
+  readonly keyRotations?: number;
+}
+
 /**
  * Re-renders every plugin document, page and registry-wide document from the published plugin documents,
- * and re-signs everything. For key rotation, a changed registry URL or name, and recovery.
+ * and re-signs everything (with `resignManifests`, the manifests too). For key rotation
+ * (pipeline/rotate.ts), a changed registry URL or name, and recovery. `invalidate` holds every key
+ * rewritten that a CDN caches, the re-signed manifest signatures among them (cached as immutable).
  */
 export async function rebuildRegistry(
   context: PipelineContext,
-): Promise<{ generation: number; plugins: number; invalidate: readonly string[] }> {
+  options: RebuildOptions = {},
+): Promise<{ generation: number; plugins: number; manifests: number; invalidate: readonly string[] }> {
   const { ctx, log } = withWriteLog(context);
-  const { generation, plugins } = await rebuildAll(ctx);
-  return { generation, plugins, invalidate: log.mutableKeys() };
+  const { generation, plugins, resigned } = await rebuildAll(ctx, options);
+  const invalidate = [...new Set([...log.mutableKeys(), ...resigned])].sort();
+  return { generation, plugins, manifests: resigned.length, invalidate };
 }
 
-/** The rebuild, through the caller's write log. */
-async function rebuildAll(ctx: PipelineContext): Promise<{ generation: number; plugins: number }> {
+/** The rebuild, through the caller's write log. Returns the manifest signatures it rewrote. */
+async function rebuildAll(
+  ctx: PipelineContext,
+  options: RebuildOptions = {},
+): Promise<{ generation: number; plugins: number; resigned: readonly string[] }> {
   const catalog = emptyCatalog();
   catalog.generation = (await loadCatalog(ctx.intake)).generation;
   const keys: string[] = [];
   for await (const info of ctx.site.list(PLUGINS_PREFIX)) {
     if (isPluginDocumentKey(info.key)) keys.push(info.key);
   }
+  const resigned: string[] = [];
   await forEachLimited(keys, WRITE_CONCURRENCY, async (key) => {
-    const doc = await readJson<PluginDocument>(ctx.site, key);
-    if (doc) catalog.plugins.set(doc.name, await writePluginDocument(ctx, doc));
+    let doc = await readJson<PluginDocument>(ctx.site, key);
+    if (!doc) return;
+    if (options.resignManifests) {
+      const signed = await resignManifests(ctx, doc);
+      doc = signed.doc;
+      resigned.push(...signed.rewritten);
+    }
+    catalog.plugins.set(doc.name, await writePluginDocument(ctx, doc));
   });
-  const generation = await commitGeneration(ctx, catalog);
-  return { generation, plugins: catalog.plugins.size };
+  const snapshot = options.keyRotations === undefined ? {} : { keyRotations: options.keyRotations };
+  const generation = await commitGeneration(ctx, catalog, undefined, false, snapshot);
+  return { generation, plugins: catalog.plugins.size, resigned: resigned.sort() };
 }
 
 /**

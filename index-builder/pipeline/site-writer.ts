@@ -209,3 +209,37 @@ export async function writePlugin(ctx: PipelineContext, rendered: RenderedPlugin
 export async function writePluginDocument(ctx: PipelineContext, doc: PluginDocument): Promise<CatalogLine> {
   return writePlugin(ctx, renderPlugin(doc, identityOf(ctx.config)));
 }
+
+/**
+ * Signs every version's manifest of `doc` again with the context's signer (after a registry key rotation):
+ * each `manifest.json.asc` is rewritten, and the `manifest_signature` the document carries with it. The
+ * bytes re-signed are checked against the digest the document gives, so the new key vouches for exactly
+ * what the old one did. A removed version has no manifest left to sign and is kept as it is. Returns the
+ * document to render and the signatures rewritten: immutable objects, which a CDN must be told of.
+ * @throws Error when a manifest is missing or differs from its record: the operator's to mend.
+ */
+export async function resignManifests(
+  ctx: PipelineContext,
+  doc: PluginDocument,
+): Promise<{ readonly doc: PluginDocument; readonly rewritten: readonly string[] }> {
+  const rewritten: string[] = [];
+  const versions: VersionRecord[] = [];
+  for (const version of doc.versions) {
+    if (version.removed) {
+      versions.push(version);
+      continue;
+    }
+    const key = manifestKey(doc.name, version.version);
+    const object = await ctx.site.get(key);
+    if (!object) throw new Error(`${key}, a published manifest, is missing: it cannot be signed again`);
+    const signed = await ctx.signer.signWithDigest(object.body);
+    if (signed.sha256 !== version.manifest_sha256)
+      throw new Error(
+        `${key} hashes to ${signed.sha256}, not the ${version.manifest_sha256} its plugin document gives`,
+      );
+    await putFile(ctx.site, signatureKey(key), encoder.encode(signed.signature), CACHE_IMMUTABLE);
+    rewritten.push(signatureKey(key));
+    versions.push({ ...version, manifest_signature: signed.signature });
+  }
+  return { doc: { ...doc, versions }, rewritten };
+}

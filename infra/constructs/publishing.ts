@@ -124,9 +124,11 @@ export class PublishingPipeline extends Construct {
     };
     this.publishFunction = fn('publish', Duration.minutes(15));
     this.refreshFunction = fn('refresh', Duration.minutes(5));
-    // The upload bucket, by folder. Publish: reads everything (incoming/, config/, state/), records
-    // outcomes, files submissions away, keeps the catalog, and deletes only what it took from incoming/.
-    // Publishers' uploads are never deleted before they are copied to processed/ or rejected/.
+    // The upload bucket, by folder. Publish: reads everything (incoming/, config/, state/, and the key
+    // rotations an operator uploads under rotations/), records outcomes (a rotation's too, under status/),
+    // files submissions away, keeps the catalog, and deletes only what it took from incoming/.
+    // Publishers' uploads are never deleted before they are copied to processed/ or rejected/; an
+    // operator's rotation stays where it was uploaded (the function never writes rotations/).
     const upload = props.uploadBucket;
     upload.grantRead(this.publishFunction);
     for (const folder of ['status/*', 'processed/*', 'rejected/*', 'state/*']) {

@@ -4,7 +4,10 @@ import {
   PUBLISH_MESSAGE_GROUP,
   REBUILD_REQUEST,
   rebuildMessage,
+  rotationMessage,
+  rotationRequestKey,
 } from '../../adapters/publish-queue.ts';
+import { rotationRequests } from '../../functions/events.ts';
 
 describe('when a rebuild request is made', () => {
   it('goes to the publish group with a deduplication id of its own', () => {
@@ -31,5 +34,31 @@ describe('when a message is not a rebuild request', () => {
     ['a JSON string', '"rebuild"'],
   ])('rejects %s', (_what, body) => {
     expect(isRebuildRequest(body)).toBe(false);
+  });
+});
+
+describe('when a key rotation is requested', () => {
+  it('goes to the publish group, names its upload, and is read back by the function, not as a rebuild', () => {
+    const message = rotationMessage('rotations/ab.json', 5);
+    expect(message).toEqual({
+      body: '{"plugindex":"rotate-key","key":"rotations/ab.json"}',
+      groupId: PUBLISH_MESSAGE_GROUP,
+      deduplicationId: 'rotate-key-5',
+    });
+    expect(rotationRequestKey(message.body)).toBe('rotations/ab.json');
+    expect(isRebuildRequest(message.body)).toBe(false);
+    const event = {
+      Records: [message, message, rebuildMessage()].map((m) => ({ eventSource: 'aws:sqs', body: m.body })),
+    };
+    expect(rotationRequests(event)).toEqual(['rotations/ab.json']);
+  });
+
+  it.each([
+    ['a rebuild request', '{"plugindex":"rebuild"}'],
+    ['no key', '{"plugindex":"rotate-key"}'],
+    ['a key that is not text', '{"plugindex":"rotate-key","key":7}'],
+    ['not JSON', 'rotate-key'],
+  ])('reads no rotation in %s', (_what, body) => {
+    expect(rotationRequestKey(body)).toBeUndefined();
   });
 });

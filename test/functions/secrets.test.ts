@@ -62,6 +62,20 @@ describe('when the signing key comes from Secrets Manager', () => {
     expect(secrets.commandCalls(GetSecretValueCommand)).toHaveLength(2);
   });
 
+  it('reads the secret again when asked for a fresh key, and serves that key from then on', async () => {
+    const [before, after] = [await testKey('registry'), await testKey('rotated')];
+    secrets
+      .on(GetSecretValueCommand)
+      .resolvesOnce({ SecretString: JSON.stringify({ armoredKey: before.secretKey }) })
+      .resolves({ SecretString: JSON.stringify({ armoredKey: after.secretKey }) });
+    const signer = cachedSigner(client, 'plugindex/key');
+    expect((await signer()).fingerprint).toBe(before.fingerprint);
+    expect((await signer()).fingerprint).toBe(before.fingerprint); // cached: the rotation not seen yet
+    expect((await signer({ fresh: true })).fingerprint).toBe(after.fingerprint);
+    expect((await signer()).fingerprint).toBe(after.fingerprint);
+    expect(secrets.commandCalls(GetSecretValueCommand)).toHaveLength(2);
+  });
+
   it('says what is wrong with a malformed secret, without echoing it', async () => {
     secrets
       .on(GetSecretValueCommand)

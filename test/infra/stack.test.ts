@@ -232,6 +232,20 @@ describe('when the stack is synthesized', () => {
     expect(new Set(folders(refresh))).toEqual(new Set(['config', 'state']));
   });
 
+  it('lets the publish function read the key rotations operators upload under rotations/, and record their outcomes', () => {
+    const publish = Object.entries(template.findResources('AWS::IAM::Policy'))
+      .filter(([id]) => id.startsWith('PublishingPublish'))
+      .flatMap(([, p]) => p.Properties.PolicyDocument.Statement as { Action: unknown; Resource: unknown }[]);
+    const on = (action: string, folder: RegExp) =>
+      publish.some(
+        (st) => JSON.stringify(st.Action).includes(action) && folder.test(JSON.stringify(st.Resource)),
+      );
+    // Its read of the upload bucket covers every folder, rotations/ among them; outcomes go to status/.
+    expect(on('s3:GetObject', /StorageUploads\w*","Arn"\]\},"\/\*"/)).toBe(true);
+    expect(on('s3:PutObject', /StorageUploads\w*","Arn"\]\},"\/status\/\*"/)).toBe(true);
+    expect(on('s3:PutObject', /\/rotations\//)).toBe(false);
+  });
+
   it('lets the functions invalidate the distribution and nothing else in CloudFront', () => {
     const statements = Object.values(template.findResources('AWS::IAM::Policy')).flatMap(
       (p) => p.Properties.PolicyDocument.Statement as { Action: unknown; Resource: unknown }[],

@@ -1,0 +1,105 @@
+/**
+ * `plugindex rotate-key`: move a registry to a new signing key, published as a rotation signed by the old
+ * key and the new one, after which everything is signed again by the new key and clients that pinned the
+ * old one follow the rotation. Locally (`--registry DIR --new-key FILE`, cli/local/rotate-key.ts), or on a
+ * deployed registry (`--bucket ... --queue-url ...`, cli/remote.ts) once the new key is in the signing key
+ * secret. Secret keys are decrypted with PLUGINDEX_KEY_PASSPHRASE, as the registry's own is. Exit codes as
+ * `publish`: 0 done, 1 refused (the problems say why) or no outcome in time, 2 usage.
+ */
+import { type Parsed, requiredOption, stringOption } from '../args.ts';
+import { usage } from '../errors.ts';
+import { readTextInput } from '../inputs.ts';
+import { formatProblems, outJson } from '../output.ts';
+import { err, out } from '../terminal.ts';
+
+export async function run(parsed: Parsed): Promise<number> {
+  if (parsed.positionals.length > 0) throw usage('rotate-key takes no positional arguments');
+  const dir = stringOption(parsed, 'registry');
+  const bucket = stringOption(parsed, 'bucket');
+  if ((dir === undefined) === (bucket === undefined))
+    throw usage('give exactly one of --registry DIR or --bucket UPLOAD_BUCKET');
+  const newKey = await readTextInput(requiredOption(parsed, 'new-key'));
+  const passphrase = process.env.PLUGINDEX_KEY_PASSPHRASE;
+  return dir !== undefined
+    ? rotateLocally(parsed, dir, newKey, passphrase)
+    : rotateDeployed(parsed, bucket as string, newKey, passphrase);
+}
+
+async function rotateLocally(
+  parsed: Parsed,
+  dir: string,
+  newKey: string,
+  passphrase: string | undefined,
+): Promise<number> {
+  for (const option of ['queue-url', 'old-key', 'url'])
+    if (stringOption(parsed, option) !== undefined) throw usage(`--${option} is for --bucket`);
+  const output = stringOption(parsed, 'output');
+  const { rotateLocalRegistry } = await import('../local/rotate-key.ts');
+  const result = await rotateLocalRegistry(dir, newKey, {
+    ...(passphrase ? { passphrase } : {}),
+    ...(output !== undefined ? { output } : {}),
+  });
+  if (parsed.values.json) {
+    outJson(result);
+    return 0;
+  }
+  if ('written' in result) {
+    out(`wrote rotation ${result.sequence} to key ${result.fingerprint} in ${result.written}`);
+    return 0;
+  }
+  if (result.status === 'already-rotated') {
+    out(`rotation ${result.sequence} to key ${result.fingerprint} was already complete`);
+    return 0;
+  }
+  out(
+    `${result.resumed ? 'finished' : 'published'} rotation ${result.sequence}: key ${result.previous} -> ${result.fingerprint}`,
+  );
+  out(
+    `  signed again: ${result.plugins} plugins, ${result.manifests} manifests; generation ${result.generation}`,
+  );
+  out(`  the old secret key is kept in ${result.retired}`);
+  return 0;
+}
+
+async function rotateDeployed(
+  parsed: Parsed,
+  bucket: string,
+  newKey: string,
+  passphrase: string | undefined,
+): Promise<number> {
+  if (stringOption(parsed, 'output') !== undefined) throw usage('--output is for --registry');
+  const queueUrl = requiredOption(parsed, 'queue-url');
+  const oldKey = await readTextInput(requiredOption(parsed, 'old-key'));
+  const timeout = Number(stringOption(parsed, 'timeout') ?? '300');
+  if (!Number.isFinite(timeout) || timeout < 0) throw usage('--timeout must be a number of seconds');
+  const endpoint = stringOption(parsed, 'endpoint');
+  const url = stringOption(parsed, 'url');
+  const { rotateThroughQueue } = await import('../remote.ts');
+  const result = await rotateThroughQueue({
+    bucket,
+    queueUrl,
+    oldSecretKey: oldKey,
+    newSecretKey: newKey,
+    ...(passphrase ? { passphrase } : {}),
+    ...(url !== undefined ? { url } : {}),
+    ...(endpoint !== undefined ? { endpoint } : {}),
+    timeoutSeconds: timeout,
+    log: err,
+  });
+  const { outcome } = result;
+  if (parsed.values.json) outJson(result);
+  if (!outcome) {
+    err(`no outcome after ${timeout} s: read s3://${bucket}/${result.outcomeKey} later`);
+    return 1;
+  }
+  if (parsed.values.json) return outcome.status === 'rejected' ? 1 : 0;
+  if (outcome.status === 'rejected') {
+    out(`rejected rotation ${result.sequence} (${result.uploadKey})`);
+    for (const line of formatProblems(outcome.problems)) out(line);
+    return 1;
+  }
+  out(
+    `${outcome.status === 'rotated' ? 'published' : 'already published'} rotation ${outcome.sequence}: key ${outcome.previous} -> ${outcome.fingerprint}, generation ${outcome.generation}`,
+  );
+  return 0;
+}

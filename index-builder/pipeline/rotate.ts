@@ -1,0 +1,274 @@
+/**
+ * Registry key rotation, the publisher's side. The operator signs rotation N (index-builder/rotation.ts)
+ * with the key the registry signs with now and with the next one, makes the next one the registry's signing
+ * key (`ctx.signer`), and hands the signed rotation to `rotateRegistryKey`, which checks it against what is
+ * published and then:
+ *
+ *   1. writes `keys/rotation/<N>.json` (never rewritten: clients follow it from the key they pinned);
+ *   2. appends a `rotate-key` entry to the transparency log (signer: the old key; digest: the rotation's);
+ *   3. re-signs everything with the new key, through the rebuild (pipeline/index.ts): every version's
+ *      `manifest.json.asc` and the `manifest_signature` its plugin document carries, every plugin document
+ *      and page, every bin and index document, `keys/registry.asc`, and last the snapshot, which counts
+ *      N rotations and is the commit point, as for a publish.
+ *
+ * Until that snapshot is written, clients trust the old key's snapshot, as during any rebuild (a document
+ * rewritten before it does not match the digest the old snapshot gives, and is refused until it does); a
+ * client takes a manifest's signature from its plugin document, never from the rewritten `.asc` alone.
+ * A run that dies part way is finished by running it again with the same bytes: the rotation is then
+ * found published with those bytes, its log entry found unvouched (LogWriter.logged), and the re-signing
+ * redone whole. A refusal writes nothing.
+ *
+ * @example
+ * const result = await rotateRegistryKey({ ...ctx, signer: newSigner }, signedRotationBytes);
+ */
+import type { Key } from 'openpgp';
+import { sha256Hex } from '../digest.ts';
+import { type Problem, problem, SubmissionError, TrustError } from '../errors.ts';
+import { REGISTRY_PUBLIC_KEY_KEY, SNAPSHOT_KEY } from '../layout.ts';
+import type { SnapshotDocument } from '../model.ts';
+import { type ReadRotation, readSignedRotation, rotationKey, verifyRotationStep } from '../rotation.ts';
+import { readPublicKey } from '../signing.ts';
+import { CACHE_IMMUTABLE } from '../store.ts';
+import type { PipelineContext } from './context.ts';
+import { rebuildRegistry } from './index.ts';
+import { LogWriter } from './log-writer.ts';
+import { putFile, readJson, withWriteLog } from './site-writer.ts';
+
+/**
+ * Where a rotation submitted to a deployed registry waits in the intake store (the upload bucket), under a
+ * name of the sha256 of its bytes: not `incoming/`, which holds bundles and actions.
+ */
+export const ROTATION_UPLOADS_PREFIX = 'rotations/';
+
+/** `rotations/<sha256>.json` for a signed rotation's bytes. */
+export function rotationUploadKey(bytes: Uint8Array): string {
+  return `${ROTATION_UPLOADS_PREFIX}${sha256Hex(bytes)}.json`;
+}
+
+/** `status/rotation-<sha256>.json`: the outcome the publish function records for an uploaded rotation. */
+export function rotationOutcomeKey(uploadKey: string): string {
+  const name = uploadKey.slice(uploadKey.lastIndexOf('/') + 1).replace(/\.json$/, '');
+  return `status/rotation-${name}.json`;
+}
+
+/**
+ * What became of a rotation uploaded to a deployed registry, as the publish function records it at
+ * `rotationOutcomeKey` and `plugindex rotate-key --bucket` reads it.
+ */
+export interface RotationOutcome {
+  readonly rotation: string;
+  readonly status: 'rotated' | 'already-rotated' | 'rejected';
+  readonly sequence?: number;
+  readonly previous?: string;
+  readonly fingerprint?: string;
+  readonly generation?: number;
+  readonly problems: readonly Problem[];
+  readonly processed: string;
+}
+
+/** A rotation checked against the published registry. */
+export interface CheckedRotation {
+  readonly read: ReadRotation;
+  readonly sequence: number;
+  /** Fingerprints of the key rotated from and the key rotated to. */
+  readonly previous: string;
+  readonly next: string;
+  /**
+   * `new`: to publish; `resume`: `keys/rotation/<N>.json` is published with these bytes, the re-signing is
+   * not finished; `done`: the published snapshot counts it, signed by its new key.
+   */
+  readonly state: 'new' | 'resume' | 'done';
+  /** The published snapshot. */
+  readonly snapshot: SnapshotDocument;
+}
+
+export interface RotationResult {
+  /** `already-rotated`: nothing was written, the rotation was complete. */
+  readonly status: 'rotated' | 'already-rotated';
+  readonly sequence: number;
+  readonly previous: string;
+  readonly fingerprint: string;
+  readonly generation: number;
+  readonly plugins: number;
+  /** Manifest signatures rewritten. */
+  readonly manifests: number;
+  /** Every key rewritten that a CDN caches: documents, the re-signed `.asc` files, the rotation itself. */
+  readonly invalidate: readonly string[];
+}
+
+function refuse(
+  code: 'ROTATION_INVALID' | 'ROTATION_NOT_CURRENT_KEY' | 'ROTATION_NOT_SIGNING_KEY',
+  path: string,
+  message: string,
+  detail: { expected?: string; found?: string } = {},
+): never {
+  const problems: Problem[] = [problem(code, path, message, detail)];
+  throw new SubmissionError('INVALID_SUBMISSION', problems);
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.byteLength === b.byteLength && sha256Hex(a) === sha256Hex(b);
+}
+
+/**
+ * The published key with fingerprint `fingerprint`, as an openpgp key: `keys/registry.asc`, or (a run that
+ * died after that file was rewritten, before the snapshot) the rotation's own copy of its previous key,
+ * which the fingerprint binds all the same.
+ */
+async function keyWithFingerprint(
+  ctx: PipelineContext,
+  fingerprint: string,
+  read: ReadRotation,
+): Promise<Key> {
+  const published = await ctx.site.get(REGISTRY_PUBLIC_KEY_KEY);
+  const candidates = [published ? new TextDecoder().decode(published.body) : '', read.rotation.previous.key];
+  for (const armored of candidates) {
+    const info = await readPublicKey(armored).catch(() => undefined);
+    if (info?.fingerprint === fingerprint) return info.key;
+  }
+  return refuse(
+    'ROTATION_NOT_CURRENT_KEY',
+    '/rotation/previous/key',
+    `neither ${REGISTRY_PUBLIC_KEY_KEY} nor the rotation holds key ${fingerprint}, the key the snapshot names`,
+  );
+}
+
+/**
+ * Checks a signed rotation against the published registry, writing nothing: its form, that it is the next
+ * rotation (the published snapshot's `key_rotations` + 1) of this registry, from the key the snapshot
+ * names to the key `ctx.signer` signs with, signed by both.
+ * @throws SubmissionError INVALID_SUBMISSION with one problem: ROTATION_INVALID (form, registry, sequence,
+ *   signatures, the same key, a rotation N already published with other bytes), ROTATION_NOT_CURRENT_KEY
+ *   (not from the key the registry signs with), ROTATION_NOT_SIGNING_KEY (not to the key `ctx.signer` holds).
+ */
+export async function checkRotation(ctx: PipelineContext, bytes: Uint8Array): Promise<CheckedRotation> {
+  let read: ReadRotation;
+  try {
+    read = readSignedRotation(bytes);
+  } catch (error) {
+    if (!(error instanceof TrustError)) throw error;
+    return refuse('ROTATION_INVALID', '', error.message);
+  }
+  const { rotation } = read;
+  const snapshot = await readJson<SnapshotDocument>(ctx.site, SNAPSHOT_KEY);
+  if (!snapshot)
+    return refuse(
+      'ROTATION_NOT_CURRENT_KEY',
+      '/rotation/previous',
+      'the registry has published nothing yet: there is no key to rotate from',
+    );
+  const url = ctx.config.url;
+  if (rotation.registry !== url)
+    refuse('ROTATION_INVALID', '/rotation/registry', `the rotation is of another registry`, {
+      expected: url,
+      found: rotation.registry,
+    });
+  const published = snapshot.key_rotations ?? 0;
+  const sequence = rotation.sequence;
+  const existing = await ctx.site.get(rotationKey(sequence));
+  const same = existing !== undefined && sameBytes(existing.body, bytes);
+  const base = { read, sequence, previous: rotation.previous.fingerprint, next: rotation.next.fingerprint };
+  if (sequence <= published) {
+    // A redelivered request, or a run repeated after it finished: nothing to do.
+    if (sequence === published && same && snapshot.key_fingerprint === rotation.next.fingerprint)
+      return { ...base, state: 'done', snapshot };
+    refuse(
+      'ROTATION_INVALID',
+      '/rotation/sequence',
+      `rotation ${sequence} is already published: the registry is at rotation ${published}`,
+      { expected: String(published + 1), found: String(sequence) },
+    );
+  }
+  if (sequence !== published + 1)
+    refuse(
+      'ROTATION_INVALID',
+      '/rotation/sequence',
+      `the registry is at rotation ${published}: the next rotation is ${published + 1}`,
+      { expected: String(published + 1), found: String(sequence) },
+    );
+  if (rotation.previous.fingerprint !== snapshot.key_fingerprint)
+    refuse(
+      'ROTATION_NOT_CURRENT_KEY',
+      '/rotation/previous/fingerprint',
+      'the rotation is not from the key the registry signs with',
+      { expected: snapshot.key_fingerprint, found: rotation.previous.fingerprint },
+    );
+  if (rotation.next.fingerprint === snapshot.key_fingerprint)
+    refuse(
+      'ROTATION_INVALID',
+      '/rotation/next/fingerprint',
+      'the rotation is to the key it rotates from: a new key is needed',
+      { found: rotation.next.fingerprint },
+    );
+  if (existing && !same)
+    refuse(
+      'ROTATION_INVALID',
+      '/rotation/sequence',
+      `${rotationKey(sequence)} is already published with other bytes, and is never rewritten: finish that rotation (run it again with the key it names)`,
+    );
+  if (rotation.next.fingerprint !== ctx.signer.fingerprint)
+    refuse(
+      'ROTATION_NOT_SIGNING_KEY',
+      '/rotation/next/fingerprint',
+      "the rotation is not to the key the registry now signs with: make the new key the registry's signing key first",
+      { expected: ctx.signer.fingerprint, found: rotation.next.fingerprint },
+    );
+  const current = await keyWithFingerprint(ctx, snapshot.key_fingerprint, read);
+  try {
+    await verifyRotationStep(read, { current, sequence, registry: url });
+  } catch (error) {
+    if (!(error instanceof TrustError)) throw error;
+    refuse('ROTATION_INVALID', '/signatures', error.message);
+  }
+  return { ...base, state: existing ? 'resume' : 'new', snapshot };
+}
+
+/**
+ * Publishes a signed rotation and re-signs the registry with the new key (`ctx.signer`). Idempotent: the
+ * same bytes again finish an interrupted rotation, or do nothing once it is complete.
+ * @throws SubmissionError as `checkRotation` does, having written nothing; a store or signing failure as
+ *   thrown (run it again).
+ */
+export async function rotateRegistryKey(
+  context: PipelineContext,
+  signedRotation: Uint8Array,
+): Promise<RotationResult> {
+  const { ctx, log } = withWriteLog(context);
+  const checked = await checkRotation(ctx, signedRotation);
+  const { read, sequence, previous, next } = checked;
+  const summary = { sequence, previous, fingerprint: next };
+  if (checked.state === 'done')
+    return {
+      status: 'already-rotated',
+      ...summary,
+      generation: checked.snapshot.generation,
+      plugins: 0,
+      manifests: 0,
+      invalidate: [],
+    };
+  const key = rotationKey(sequence);
+  if (checked.state === 'new') await putFile(ctx.site, key, signedRotation, CACHE_IMMUTABLE);
+  // Once in the log, even when a run died after appending it (its entry is then past what the snapshot vouches).
+  const writer = await LogWriter.open(ctx);
+  if (!writer.logged('rotate-key', read.digest)) {
+    writer.append({
+      time: ctx.clock.now().toISOString(),
+      type: 'rotate-key',
+      signer: previous,
+      digest: read.digest,
+      detail: { fingerprint: next, sequence: String(sequence) },
+    });
+    await writer.flush();
+  }
+  const rebuilt = await rebuildRegistry(ctx, { resignManifests: true, keyRotations: sequence });
+  // The rotation too, though immutable: a client that asked for it before it existed may have a 404 cached.
+  const invalidate = [...new Set([...log.mutableKeys(), ...rebuilt.invalidate, key])].sort();
+  return {
+    status: 'rotated',
+    ...summary,
+    generation: rebuilt.generation,
+    plugins: rebuilt.plugins,
+    manifests: rebuilt.manifests,
+    invalidate,
+  };
+}

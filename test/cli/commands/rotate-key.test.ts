@@ -1,0 +1,270 @@
+/**
+ * `plugindex rotate-key` as a user runs it: the built command as a process, on a local registry that
+ * `plugindex serve` serves over HTTP, and a client machine (its own PLUGINDEX_* folders) that pinned the
+ * first key. Two rotations, the client following them (`registry update`, `list`, `install`, `verify
+ * --url`), refusals that change nothing, `--output`, and a rotation interrupted part way then finished by
+ * running the command again.
+ */
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initRegistry, openRegistry, SECRET_KEY_FILE } from '../../../cli/local/registry.ts';
+import { PENDING_ROTATION_FILE, RETIRED_KEYS_DIR } from '../../../cli/local/rotate-key.ts';
+import { SNAPSHOT_KEY } from '../../../index-builder/layout.ts';
+import type { SnapshotDocument } from '../../../index-builder/model.ts';
+import { rotateRegistryKey } from '../../../index-builder/pipeline/rotate.ts';
+import { readSignedRotation, signRotation } from '../../../index-builder/rotation.ts';
+import { createSigner, generateKeyPair } from '../../../index-builder/signing.ts';
+import type { PutOptions, Store } from '../../../index-builder/store.ts';
+import { encode, makeBundle, validManifest } from '../../support/fixtures.ts';
+import { type ServingRegistry, startServe } from '../../support/serve.ts';
+
+const BIN = path.resolve(import.meta.dirname, '../../../cli/bin.mjs');
+const run = promisify(execFile);
+const NAME = 'rotate-demo';
+
+let work: string;
+let served: ServingRegistry | undefined;
+
+interface Result {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** The built command, with this test's client folders. */
+async function plugindex(...args: string[]): Promise<Result> {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    PLUGINDEX_CONFIG_HOME: path.join(work, 'client/config'),
+    PLUGINDEX_DATA_HOME: path.join(work, 'client/data'),
+    PLUGINDEX_CACHE_HOME: path.join(work, 'client/cache'),
+    CI: '1',
+  };
+  try {
+    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { cwd: work, env });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+/** Every file of a folder with its bytes: the whole state a refused command must leave alone. */
+async function tree(dir: string): Promise<Map<string, string>> {
+  const files = new Map<string, string>();
+  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const file = path.join(entry.parentPath, entry.name);
+    files.set(path.relative(dir, file), await readFile(file, 'base64'));
+  }
+  return files;
+}
+
+async function keyFile(name: string): Promise<{ file: string; fingerprint: string; secretKey: string }> {
+  const pair = await generateKeyPair({ name: `operator ${name}` });
+  const file = path.join(work, `${name}.asc`);
+  await writeFile(file, pair.secretKey, { mode: 0o600 });
+  return { file, fingerprint: pair.fingerprint, secretKey: pair.secretKey };
+}
+
+async function registryWithPlugin(dir: string, versions: readonly string[]): Promise<string> {
+  const { fingerprint } = await initRegistry(dir, { name: 'Rotating', url: 'http://127.0.0.1:1' });
+  await publish(dir, versions);
+  return fingerprint;
+}
+
+async function publish(dir: string, versions: readonly string[]): Promise<void> {
+  for (const version of versions) {
+    const file = path.join(work, `${NAME}-${version}.tgz`);
+    await writeFile(
+      file,
+      await makeBundle({
+        manifest: validManifest({ name: NAME, version }),
+        artifacts: [{ os: 'linux', arch: 'amd64', name: NAME, body: encode(`#!/bin/sh\necho ${version}\n`) }],
+      }),
+    );
+    const published = await plugindex('publish', file, '--registry', dir);
+    expect(published.code, published.stderr).toBe(0);
+  }
+}
+
+async function snapshotOf(dir: string): Promise<SnapshotDocument> {
+  return JSON.parse(await readFile(path.join(dir, 'public', SNAPSHOT_KEY), 'utf8'));
+}
+
+beforeAll(async () => {
+  work = await mkdtemp(path.join(tmpdir(), 'plugindex-rotate-key-'));
+});
+afterAll(async () => {
+  await served?.stop();
+  await rm(work, { recursive: true, force: true });
+});
+
+describe('when an operator rotates a served registry key twice', () => {
+  let dir: string;
+  let first: string;
+  let firstKey: string;
+
+  beforeAll(async () => {
+    dir = path.join(work, 'registry');
+    first = await registryWithPlugin(dir, ['1.0.0']);
+    firstKey = path.join(work, 'first-public.asc');
+    await writeFile(firstKey, await readFile(path.join(dir, 'public/keys/registry.asc')));
+    served = await startServe(dir);
+    const added = await plugindex('registry', 'add', 'main', served.url, '--key', firstKey);
+    expect(added.code, added.stderr).toBe(0);
+    const installed = await plugindex('install', NAME);
+    expect(installed.code, installed.stderr).toBe(0);
+  }, 60_000);
+
+  it('publishes each rotation, keeps each old key retired (0600), and the client follows both', async () => {
+    const keys = [await keyFile('second'), await keyFile('third')];
+    let previous = first;
+    for (const [i, key] of keys.entries()) {
+      const rotated = await plugindex('rotate-key', '--registry', dir, '--new-key', key.file);
+      expect(rotated.code, rotated.stderr).toBe(0);
+      expect(rotated.stdout).toContain(`published rotation ${i + 1}: key ${previous} -> ${key.fingerprint}`);
+      const retired = path.join(dir, RETIRED_KEYS_DIR, `${previous}.asc`);
+      expect((await stat(retired)).mode & 0o777).toBe(0o600);
+      expect(await readFile(path.join(dir, SECRET_KEY_FILE), 'utf8')).toBe(key.secretKey);
+      previous = key.fingerprint;
+    }
+    expect(await snapshotOf(dir)).toMatchObject({ key_rotations: 2, key_fingerprint: previous });
+    await publish(dir, ['1.1.0']);
+
+    const updated = await plugindex('registry', 'update', 'main');
+    expect(updated.code, updated.stderr).toBe(0);
+    expect(updated.stdout).toContain(`key ${previous}`);
+    expect(updated.stdout).toContain(`followed 2 signed rotation(s) from ${first} to ${previous}`);
+    const listed = await plugindex('registry', 'list');
+    expect(listed.stdout).toContain(`key ${previous}`);
+    const installed = await plugindex('install', `${NAME}@1.1.0`);
+    expect(installed.code, installed.stderr).toBe(0);
+    const verified = await plugindex('verify');
+    expect(verified.code, verified.stdout).toBe(0);
+
+    const whole = await plugindex('verify', '--url', served?.url as string, '--key', firstKey);
+    expect(whole.code, whole.stderr).toBe(0);
+    expect(whole.stdout).toContain(`key ${previous}`);
+    expect(whole.stdout).toContain(
+      `followed 2 signed rotation(s), ${first} -> ${keys[0]?.fingerprint} -> ${previous}`,
+    );
+  });
+
+  it('refuses the current key as the new one, and a missing key file, changing nothing', async () => {
+    const before = await tree(dir);
+    const current = path.join(work, 'current.asc');
+    await writeFile(current, await readFile(path.join(dir, SECRET_KEY_FILE)));
+    const same = await plugindex('rotate-key', '--registry', dir, '--new-key', current);
+    expect(same.code).toBe(1);
+    expect(same.stderr).toContain('ROTATION_INVALID /rotation/next/fingerprint');
+    const missing = await plugindex(
+      'rotate-key',
+      '--registry',
+      dir,
+      '--new-key',
+      path.join(work, 'nope.asc'),
+    );
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('FILE_NOT_FOUND');
+    const unnamed = await plugindex('rotate-key', '--registry', dir);
+    expect(unnamed.code).toBe(2);
+    expect(await tree(dir)).toEqual(before);
+  });
+
+  it('with --output, only writes the signed rotation', async () => {
+    const before = await tree(dir);
+    const next = await keyFile('fourth');
+    const output = path.join(work, 'rotation-3.json');
+    const written = await plugindex(
+      'rotate-key',
+      '--registry',
+      dir,
+      '--new-key',
+      next.file,
+      '--output',
+      output,
+    );
+    expect(written.code, written.stderr).toBe(0);
+    expect(readSignedRotation(await readFile(output)).rotation).toMatchObject({
+      sequence: 3,
+      next: { fingerprint: next.fingerprint },
+    });
+    expect(await tree(dir)).toEqual(before);
+  });
+});
+
+/** A site store that fails every write of `key`, as a full disk or a killed process would stop there. */
+function failingOn(store: Store, key: string): Store {
+  return new Proxy(store, {
+    get(target, property, receiver) {
+      if (property === 'put')
+        return async (k: string, body: Uint8Array, options: PutOptions) => {
+          if (k === key) throw new Error(`interrupted before writing ${k}`);
+          return target.put(k, body, options);
+        };
+      const value = Reflect.get(target, property, receiver);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
+
+describe('when a rotation is interrupted part way', () => {
+  it('is finished by running the command again, and refuses another key meanwhile', async () => {
+    const dir = path.join(work, 'interrupted');
+    const first = await registryWithPlugin(dir, ['1.0.0', '2.0.0']);
+    const next = await keyFile('interrupted-next');
+    // The state a run of rotate-key leaves when it dies re-signing: the rotation kept as pending, the old
+    // key retired and the new one installed, the rotation published and half the registry re-signed.
+    const { context } = await openRegistry(dir);
+    const newSigner = await createSigner(next.secretKey);
+    const { bytes } = await signRotation({
+      registry: context.config.url,
+      sequence: 1,
+      previous: context.signer,
+      next: newSigner,
+      now: new Date(),
+    });
+    await writeFile(path.join(dir, PENDING_ROTATION_FILE), bytes);
+    await mkdir(path.join(dir, RETIRED_KEYS_DIR), { recursive: true });
+    await writeFile(
+      path.join(dir, RETIRED_KEYS_DIR, `${first}.asc`),
+      await readFile(path.join(dir, SECRET_KEY_FILE)),
+      { mode: 0o600 },
+    );
+    await writeFile(path.join(dir, SECRET_KEY_FILE), next.secretKey, { mode: 0o600 });
+    await expect(
+      rotateRegistryKey(
+        { ...context, site: failingOn(context.site, SNAPSHOT_KEY), signer: newSigner },
+        bytes,
+      ),
+    ).rejects.toThrow(/interrupted/);
+    expect(await snapshotOf(dir)).toMatchObject({ key_fingerprint: first });
+
+    const other = await keyFile('interrupted-other');
+    const refused = await plugindex('rotate-key', '--registry', dir, '--new-key', other.file);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('under way');
+
+    const finished = await plugindex('rotate-key', '--registry', dir, '--new-key', next.file);
+    expect(finished.code, finished.stderr).toBe(0);
+    expect(finished.stdout).toContain(`finished rotation 1: key ${first} -> ${next.fingerprint}`);
+    expect(await snapshotOf(dir)).toMatchObject({ key_fingerprint: next.fingerprint, key_rotations: 1 });
+    await expect(stat(path.join(dir, PENDING_ROTATION_FILE))).rejects.toThrow(/ENOENT/);
+
+    const server = await startServe(dir);
+    try {
+      const firstKey = path.join(work, 'interrupted-first.asc');
+      await writeFile(firstKey, await readFile(path.join(dir, RETIRED_KEYS_DIR, `${first}.asc`), 'utf8'));
+      const whole = await plugindex('verify', '--url', server.url, '--key', firstKey);
+      expect(whole.code, whole.stderr).toBe(0);
+      expect(whole.stdout).toContain('2 manifests');
+    } finally {
+      await server.stop();
+    }
+  }, 60_000);
+});

@@ -1,0 +1,106 @@
+/**
+ * Following a chain of key rotations (client/key-chain.ts), pure: rotations signed by openpgp.js keys,
+ * "fetched" from a map. Where the client stands known or not, the count the snapshot must carry, and the
+ * cap on how many it follows.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import { checkRotatedSnapshot, followRotations, type HeldKey } from '../../client/key-chain.ts';
+import type { SnapshotDocument } from '../../index-builder/model.ts';
+import { MAX_ROTATIONS, signRotation } from '../../index-builder/rotation.ts';
+import { createSigner, readPublicKey, type Signer } from '../../index-builder/signing.ts';
+import { testKey } from '../support/fixtures.ts';
+
+const URL = 'https://plugins.registry.example';
+let signers: Signer[];
+let chain: Map<number, Uint8Array>;
+
+async function held(signer: Signer): Promise<HeldKey> {
+  const info = await readPublicKey(signer.publicKey);
+  return { key: info.key, fingerprint: info.fingerprint, armoredKey: info.armored };
+}
+
+const snapshot = (fingerprint: string, rotations?: number): SnapshotDocument => ({
+  schema: 'plugindex/snapshot/v1',
+  registry: URL,
+  generation: 9,
+  created: '2026-11-01T00:00:00Z',
+  expires: '2026-11-08T00:00:00Z',
+  key_fingerprint: fingerprint,
+  documents: {},
+  ...(rotations === undefined ? {} : { key_rotations: rotations }),
+});
+
+beforeAll(async () => {
+  signers = await Promise.all(
+    ['a', 'b', 'c'].map(async (l) => createSigner((await testKey(`chain-${l}`)).secretKey)),
+  );
+  chain = new Map();
+  for (let i = 1; i < signers.length; i++) {
+    const { bytes } = await signRotation({
+      registry: URL,
+      sequence: i,
+      previous: signers[i - 1] as Signer,
+      next: signers[i] as Signer,
+      now: new Date('2026-11-01T00:00:00Z'),
+    });
+    chain.set(i, bytes);
+  }
+});
+
+const load = async (n: number) => chain.get(n);
+
+describe('when a client follows a registry key chain', () => {
+  it('follows from where its key stands to the last key, and the snapshot must count those steps', async () => {
+    const [a, b, c] = signers as [Signer, Signer, Signer];
+    const followed = await followRotations({ load, held: await held(a), from: 0 });
+    expect(followed).toMatchObject({ fingerprint: c.fingerprint, rotations: 2 });
+    expect(followed?.links.map((l) => l.fingerprint)).toEqual([a.fingerprint, b.fingerprint]);
+    expect(() => checkRotatedSnapshot(followed as never, snapshot(c.fingerprint, 2))).not.toThrow();
+    expect(() => checkRotatedSnapshot(followed as never, snapshot(c.fingerprint, 3))).toThrow(
+      expect.objectContaining({ code: 'KEY_ROTATION_BROKEN', message: expect.stringContaining('counts 3') }),
+    );
+    expect(() =>
+      checkRotatedSnapshot(followed as never, {
+        ...snapshot(c.fingerprint, 2),
+        registry: 'https://other.example',
+      }),
+    ).toThrow(expect.objectContaining({ code: 'KEY_ROTATION_BROKEN' }));
+  });
+
+  it('from the middle of the chain when it knows where it stands, or finds its place when it does not', async () => {
+    const [, b, c] = signers as [Signer, Signer, Signer];
+    expect(await followRotations({ load, held: await held(b), from: 1 })).toMatchObject({
+      fingerprint: c.fingerprint,
+      steps: [{ sequence: 2 }],
+    });
+    expect(await followRotations({ load, held: await held(b) })).toMatchObject({ steps: [{ sequence: 2 }] });
+    // Known to be at 0 while holding the second key: the first step is not from it.
+    await expect(followRotations({ load, held: await held(b), from: 0 })).rejects.toMatchObject({
+      code: 'KEY_ROTATION_BROKEN',
+      message: expect.stringContaining('keys/rotation/1.json rotates from key'),
+    });
+  });
+
+  it('has nothing to follow past the last rotation, or from a key the chain never held', async () => {
+    const [, , c] = signers as [Signer, Signer, Signer];
+    expect(await followRotations({ load, held: await held(c), from: 2 })).toBeUndefined();
+    const stranger = await createSigner((await testKey('chain-stranger')).secretKey);
+    expect(await followRotations({ load, held: await held(stranger) })).toBeUndefined();
+  });
+
+  it(`stops after ${MAX_ROTATIONS} rotations in one go`, async () => {
+    // A registry that answers every sequence (never a 404) with a rotation not from the key held: read and
+    // skipped, as a client that does not know its place skips them, but not forever.
+    let asked = 0;
+    const endless = async () => {
+      asked += 1;
+      return chain.get(2);
+    };
+    const stranger = await createSigner((await testKey('chain-x')).secretKey);
+    await expect(followRotations({ load: endless, held: await held(stranger) })).rejects.toMatchObject({
+      code: 'KEY_ROTATION_BROKEN',
+      message: expect.stringContaining(`more than ${MAX_ROTATIONS}`),
+    });
+    expect(asked).toBe(MAX_ROTATIONS);
+  });
+});

@@ -1,0 +1,430 @@
+/**
+ * Registry key rotation as a client meets it: a local registry (the pipeline on the filesystem, rotated by
+ * `rotateLocalRegistry` as `plugindex rotate-key` does) served over real HTTP by the local server, and
+ * clients with their own folders. A client that pinned the first key follows both rotations, keeps the new
+ * pin on disk and installs; locks and frozen installs accept a key the chain links and refuse one it does
+ * not; a forged step is refused (KEY_ROTATION_BROKEN, naming it) and nothing is pinned.
+ */
+import { mkdir, mkdtemp, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FsStore } from '../../adapters/fs-store.ts';
+import { initRegistry, openRegistry } from '../../cli/local/registry.ts';
+import { rotateLocalRegistry } from '../../cli/local/rotate-key.ts';
+import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
+import { verifyRegistry } from '../../cli/verify.ts';
+import { createClient, type PlugindexClient } from '../../client/client.ts';
+import { createHttpFetcher } from '../../client/fetcher.ts';
+import { parseLockfile } from '../../client/lockfile.ts';
+import { TrustError } from '../../index-builder/errors.ts';
+import { processSubmissions } from '../../index-builder/pipeline/index.ts';
+import {
+  readSignedRotation,
+  rotationKey,
+  SIGNED_ROTATION_SCHEMA,
+  signRotation,
+} from '../../index-builder/rotation.ts';
+import { createSigner, generateKeyPair, type KeyPair, type Signer } from '../../index-builder/signing.ts';
+import { CACHE_PRIVATE } from '../../index-builder/store.ts';
+import { encode, makeBundle, validManifest } from '../support/fixtures.ts';
+import { gpgKeyring } from '../support/gpg.ts';
+
+const NAME = 'rotating-tool';
+const LINUX = { os: 'linux', arch: 'amd64' } as const;
+
+let root: string;
+const closers: (() => Promise<void>)[] = [];
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), 'plugindex-rotation-'));
+});
+afterAll(async () => {
+  for (const close of closers) await close();
+  await rm(root, { recursive: true, force: true });
+});
+
+interface Served {
+  readonly dir: string;
+  readonly url: string;
+  /** The key the registry was created with: what its first clients pin. */
+  readonly firstKey: string;
+  readonly firstFingerprint: string;
+}
+
+let registries = 0;
+/** A local registry with `versions` of one plugin, served over HTTP from its folder. */
+async function servedRegistry(versions: readonly string[]): Promise<Served> {
+  registries += 1;
+  const dir = join(root, `registry${registries}`);
+  const { fingerprint } = await initRegistry(dir, {
+    name: 'Rotating',
+    url: 'https://plugins.registry.example',
+  });
+  await publish(dir, versions);
+  const listening = await listenRegistryServer(
+    createRegistryServer({ site: new FsStore(join(dir, 'public')) }),
+    0,
+  );
+  closers.push(listening.close);
+  const firstKey = await readFile(join(dir, 'public/keys/registry.asc'), 'utf8');
+  return { dir, url: listening.url, firstKey, firstFingerprint: fingerprint };
+}
+
+async function publish(dir: string, versions: readonly string[]): Promise<void> {
+  const { context } = await openRegistry(dir);
+  const keys: string[] = [];
+  for (const version of versions) {
+    const key = `incoming/${NAME}-${version}.tgz`;
+    const bundle = await makeBundle({
+      manifest: validManifest({ name: NAME, version }),
+      artifacts: [{ ...LINUX, name: NAME, body: encode(`#!/bin/sh\necho ${version}\n`) }],
+    });
+    await context.intake.put(key, bundle, { contentType: 'application/gzip', cacheControl: CACHE_PRIVATE });
+    keys.push(key);
+  }
+  const result = await processSubmissions(context, keys);
+  expect(result.outcomes.map((o) => o.status)).toEqual(versions.map(() => 'accepted'));
+}
+
+let keyFiles = 0;
+/** A new registry key, as an operator makes one: its secret key in a file. */
+async function newKey(): Promise<KeyPair & { file: string }> {
+  keyFiles += 1;
+  const pair = await generateKeyPair({ name: `rotation key ${keyFiles}` });
+  const file = join(root, `key${keyFiles}.asc`);
+  await writeFile(file, pair.secretKey, { mode: 0o600 });
+  return { ...pair, file };
+}
+
+interface Machine {
+  readonly data: string;
+  readonly lockfile: string;
+  readonly dir: string;
+  run<T>(body: (client: PlugindexClient) => Promise<T>): Promise<T>;
+}
+
+let machines = 0;
+async function machine(): Promise<Machine> {
+  machines += 1;
+  const home = join(root, `m${machines}`);
+  const dirs = { config: join(home, 'config'), data: join(home, 'data'), cache: join(home, 'cache') };
+  return {
+    data: dirs.data,
+    lockfile: join(home, 'plugindex.lock'),
+    dir: join(home, 'plugins'),
+    async run(body) {
+      const client = createClient({
+        dirs,
+        fetcher: createHttpFetcher({ env: {}, retries: 0 }),
+        env: {},
+        platform: LINUX,
+        freshForMs: 0,
+      });
+      try {
+        return await body(client);
+      } finally {
+        await client.close();
+      }
+    },
+  };
+}
+
+async function trustState(m: Machine, name = 'main'): Promise<Record<string, unknown>> {
+  return JSON.parse(await readFile(join(m.data, 'trust', name, 'state.json'), 'utf8'));
+}
+
+describe('when a registry rotates its key twice', () => {
+  let registry: Served;
+  let second: KeyPair & { file: string };
+  let third: KeyPair & { file: string };
+  let early: Machine;
+  let lockBefore: string;
+  let lagging: Machine;
+
+  beforeAll(async () => {
+    registry = await servedRegistry(['1.0.0']);
+    second = await newKey();
+    third = await newKey();
+  });
+
+  it('lets a client that pinned the first key install before the rotation', async () => {
+    early = await machine();
+    await early.run(async (c) => {
+      await c.addRegistry({ name: 'main', url: registry.url, pin: { armored: registry.firstKey } });
+      await c.install({ requests: [`${NAME}@1.0.0`], lockfile: early.lockfile, dir: early.dir });
+    });
+    lockBefore = await readFile(early.lockfile, 'utf8');
+    expect(parseLockfile(lockBefore, early.lockfile).registries.main?.key_fingerprint).toBe(
+      registry.firstFingerprint,
+    );
+    lagging = await machine();
+    await lagging.run((c) =>
+      c.addRegistry({ name: 'main', url: registry.url, pin: { armored: registry.firstKey } }),
+    );
+    expect(await trustState(early)).toMatchObject({ fingerprint: registry.firstFingerprint, rotations: 0 });
+
+    for (const key of [second, third]) {
+      const result = await rotateLocalRegistry(registry.dir, key.secretKey);
+      expect(result).toMatchObject({ status: 'rotated', fingerprint: key.fingerprint });
+    }
+    await publish(registry.dir, ['1.1.0']);
+  });
+
+  it('serves everything signed again by the last key: GnuPG accepts it, and no longer by the first key', async () => {
+    const signed = [
+      `plugins/${NAME}/1.0.0/manifest.json`,
+      `plugins/${NAME}/1.1.0/manifest.json`,
+      `plugins/${NAME}/index.json`,
+      'index.json',
+      'snapshot.json',
+    ];
+    const [now, before] = [gpgKeyring(third.publicKey), gpgKeyring(registry.firstKey)];
+    try {
+      for (const key of signed) {
+        const body = await readFile(join(registry.dir, 'public', key));
+        const signature = await readFile(join(registry.dir, 'public', `${key}.asc`), 'utf8');
+        expect(now.verify(body, signature), key).toContain(`VALIDSIG ${third.fingerprint}`);
+        expect(before.status(body, signature), key).not.toMatch(/GOODSIG|VALIDSIG/);
+      }
+    } finally {
+      now.close();
+      before.close();
+    }
+  });
+
+  it('follows both rotations, pins the last key on disk and in the configuration, and installs', async () => {
+    const reports = await early.run((c) => c.updateRegistries(['main']));
+    expect(reports[0]?.error).toBeUndefined();
+    expect(reports[0]?.report).toMatchObject({
+      fingerprint: third.fingerprint,
+      rotated: { from: registry.firstFingerprint, to: third.fingerprint, steps: 2 },
+    });
+    const state = await trustState(early);
+    expect(state).toMatchObject({ fingerprint: third.fingerprint, rotations: 2 });
+    expect((state.chain as { fingerprint: string }[]).map((l) => l.fingerprint)).toEqual([
+      registry.firstFingerprint,
+      second.fingerprint,
+    ]);
+    expect(await readFile(join(early.data, 'trust/main/registry.asc'), 'utf8')).toBe(third.publicKey);
+    const listed = await early.run((c) => c.listRegistries());
+    expect(listed.map((r) => r.entry.key_fingerprint)).toEqual([third.fingerprint]);
+
+    // The lock made under the first key: the chain links it to the key pinned now, so installing from it
+    // (the manifests and documents now signed by the third key) and updating past it go on.
+    const fromLock = await early.run((c) =>
+      c.install({ requests: [], lockfile: early.lockfile, dir: early.dir }),
+    );
+    expect(fromLock.items.map((i) => `${i.version} ${i.unchanged}`)).toEqual(['1.0.0 true']);
+    const reinstalled = await early.run((c) =>
+      c.install({ requests: [], lockfile: early.lockfile, dir: join(root, 'from-lock') }),
+    );
+    expect(reinstalled.items.map((i) => `${i.version} ${i.unchanged}`)).toEqual(['1.0.0 false']);
+    const result = await early.run((c) =>
+      c.install({ requests: [`${NAME}@1.1.0`], lockfile: early.lockfile, dir: early.dir }),
+    );
+    expect(result.items.map((i) => `${i.name}@${i.version}`)).toEqual([`${NAME}@1.1.0`]);
+    expect(parseLockfile(await readFile(early.lockfile, 'utf8'), '').registries.main?.key_fingerprint).toBe(
+      third.fingerprint,
+    );
+    // What was installed through the first key still verifies, by the keys the chain kept.
+    const findings = await early.run((c) => c.verifyInstalled({ dir: early.dir }));
+    expect(findings.map((f) => [`${f.name}@${f.version}`, f.ok])).toEqual([
+      [`${NAME}@1.0.0`, true],
+      [`${NAME}@1.1.0`, true],
+    ]);
+    // A later run finds the new pin: no rotation to follow.
+    const again = await early.run((c) => c.updateRegistries(['main']));
+    expect(again[0]?.report?.rotated).toBeUndefined();
+  });
+
+  it('installs frozen from a lock of the first key once the client followed, and refuses it otherwise', async () => {
+    // The client that followed: the lock made before the rotation installs frozen.
+    const lockfile = join(root, 'frozen-before.lock');
+    await writeFile(lockfile, lockBefore);
+    const frozen = await early.run((c) =>
+      c.install({ requests: [], lockfile, frozen: true, dir: join(root, 'frozen-plugins') }),
+    );
+    expect(frozen.items.map((i) => i.version)).toEqual(['1.0.0']);
+
+    // A client that pinned the third key by hand knows no chain: the first key's lock is another key's.
+    const fresh = await machine();
+    await fresh.run((c) =>
+      c.addRegistry({ name: 'main', url: registry.url, pin: { armored: third.publicKey } }),
+    );
+    await expect(
+      fresh.run((c) => c.install({ requests: [], lockfile, frozen: true, dir: fresh.dir })),
+    ).rejects.toMatchObject({ name: 'ClientError', code: 'LOCK_MISMATCH' });
+
+    // A client still on the first key refuses a lock of the third until it follows the rotation.
+    const lockAfter = join(root, 'frozen-after.lock');
+    await writeFile(lockAfter, await readFile(early.lockfile, 'utf8'));
+    await expect(
+      lagging.run((c) => c.install({ requests: [], lockfile: lockAfter, frozen: true, dir: lagging.dir })),
+    ).rejects.toMatchObject({
+      code: 'LOCK_MISMATCH',
+      message: expect.stringContaining('plugindex registry update main'),
+    });
+    await lagging.run((c) => c.updateRegistries([]));
+    const installed = await lagging.run((c) =>
+      c.install({ requests: [], lockfile: lockAfter, frozen: true, dir: lagging.dir }),
+    );
+    expect(installed.items.map((i) => i.version)).toEqual(['1.1.0']);
+  });
+
+  it('is followed by verify --url from the first key, which says so', async () => {
+    const report = await verifyRegistry({ url: registry.url, pinnedKey: registry.firstKey });
+    expect(report).toMatchObject({
+      fingerprint: third.fingerprint,
+      rotations: [
+        { sequence: 1, from: registry.firstFingerprint, to: second.fingerprint },
+        { sequence: 2, from: second.fingerprint, to: third.fingerprint },
+      ],
+      plugins: 1,
+      manifests: 2,
+    });
+  });
+
+  it('is followed by a client given the first key at registry add', async () => {
+    const late = await machine();
+    const added = await late.run((c) =>
+      c.addRegistry({ name: 'main', url: registry.url, pin: { armored: registry.firstKey } }),
+    );
+    expect(added).toMatchObject({ fingerprint: third.fingerprint, rotated: { steps: 2 } });
+    expect(await trustState(late)).toMatchObject({ fingerprint: third.fingerprint, rotations: 2 });
+  });
+});
+
+describe('when a plugin set pins a registry that then rotates its key', () => {
+  it('follows the rotation, keeps the set lock, and installs it frozen before and after', async () => {
+    const registry = await servedRegistry(['1.0.0']);
+    const project = join(root, 'set-project');
+    await mkdir(project, { recursive: true });
+    await writeFile(join(project, 'registry.asc'), registry.firstKey);
+    const file = join(project, 'plugins.yaml');
+    await writeFile(
+      file,
+      `plugins:
+  install_location: ./plugins
+  providers:
+    - { type: registry, name: local, url: ${registry.url}, key: ./registry.asc }
+  plugins:
+    - { provider: local, name: ${NAME}, version: "^1.0" }
+`,
+    );
+    const m = await machine();
+    const home = { home: join(project, '.home') };
+    const installed = await m.run((c) => c.installSet(file, home));
+    const lockBefore = await readFile(installed.lockfile, 'utf8');
+    const next = await newKey();
+    await rotateLocalRegistry(registry.dir, next.secretKey);
+
+    // The set still pins the first key: the chain leads to the new one, and the lock moves to it (an
+    // update reads the registry; an install that already is the lock would not ask it anything).
+    const again = await m.run((c) => c.installSet(file, { ...home, upgrade: true }));
+    expect(again.items.map((i) => i.version)).toEqual(['1.0.0']);
+    const lockAfter = await readFile(installed.lockfile, 'utf8');
+    expect(parseLockfile(lockAfter, '').registries.local?.key_fingerprint).toBe(next.fingerprint);
+    // Frozen, reading no registry: the lock of either key, the chain this client followed linking them.
+    for (const lock of [lockAfter, lockBefore]) {
+      await writeFile(installed.lockfile, lock);
+      await rm(join(project, 'plugins'), { recursive: true, force: true });
+      const frozen = await m.run((c) => c.installSet(file, { ...home, frozen: true }));
+      expect(frozen.items.map((i) => `${i.version} ${i.unchanged}`)).toEqual(['1.0.0 false']);
+    }
+  });
+});
+
+describe('when a published rotation is forged', () => {
+  interface Forging {
+    readonly old: Signer;
+    readonly next: Signer;
+    readonly stranger: Signer;
+    /** The honest rotation 1's text and the registry it names. */
+    readonly text: Uint8Array;
+    readonly url: string;
+  }
+  /** The honest rotation's text with two signatures. */
+  const signedBy = async (f: Forging, first: Signer, second: Signer): Promise<Uint8Array> =>
+    encode(
+      JSON.stringify({
+        schema: SIGNED_ROTATION_SCHEMA,
+        rotation: new TextDecoder().decode(f.text),
+        signatures: [await first.sign(f.text), await second.sign(f.text)],
+      }),
+    );
+  const forgeries: [string, (f: Forging) => Promise<Uint8Array>][] = [
+    ['signed by the old key only', (f) => signedBy(f, f.old, f.stranger)],
+    ['signed by the new key only', (f) => signedBy(f, f.stranger, f.next)],
+    [
+      'a skipped sequence',
+      async (f) =>
+        (await signRotation({ registry: f.url, sequence: 2, previous: f.old, next: f.next, now: new Date() }))
+          .bytes,
+    ],
+    [
+      'a rotation from another key',
+      async (f) =>
+        (
+          await signRotation({
+            registry: f.url,
+            sequence: 1,
+            previous: f.stranger,
+            next: f.next,
+            now: new Date(),
+          })
+        ).bytes,
+    ],
+  ];
+
+  it.each(forgeries)(
+    'refuses %s (KEY_ROTATION_BROKEN, naming the step) and pins nothing',
+    async (_, forge) => {
+      const registry = await servedRegistry(['1.0.0']);
+      const m = await machine();
+      await m.run((c) =>
+        c.addRegistry({ name: 'main', url: registry.url, pin: { armored: registry.firstKey } }),
+      );
+      const next = await newKey();
+      await rotateLocalRegistry(registry.dir, next.secretKey);
+      const published = join(registry.dir, 'public', rotationKey(1));
+      const honest = readSignedRotation(await readFile(published));
+      const retired = join(registry.dir, 'keys/retired', `${registry.firstFingerprint}.asc`);
+      await writeFile(
+        published,
+        await forge({
+          old: await createSigner(await readFile(retired, 'utf8')),
+          next: await createSigner(next.secretKey),
+          stranger: await createSigner((await generateKeyPair({ name: 'stranger' })).secretKey),
+          text: honest.text,
+          url: honest.rotation.registry,
+        }),
+      );
+      const stateBefore = await trustState(m);
+
+      const [report] = await m.run((c) => c.updateRegistries(['main']));
+      expect(report?.error).toBeInstanceOf(TrustError);
+      expect(report?.error).toMatchObject({
+        code: 'KEY_ROTATION_BROKEN',
+        message: expect.stringContaining(rotationKey(1)),
+      });
+      expect(await trustState(m)).toEqual(stateBefore);
+      expect((await m.run((c) => c.listRegistries()))[0]?.entry.key_fingerprint).toBe(
+        registry.firstFingerprint,
+      );
+    },
+  );
+
+  it('keeps the original refusal when no rotation is published', async () => {
+    const registry = await servedRegistry(['1.0.0']);
+    const m = await machine();
+    await m.run((c) =>
+      c.addRegistry({ name: 'main', url: registry.url, pin: { armored: registry.firstKey } }),
+    );
+    await rotateLocalRegistry(registry.dir, (await newKey()).secretKey);
+    await unlink(join(registry.dir, 'public', rotationKey(1)));
+    const [report] = await m.run((c) => c.updateRegistries(['main']));
+    expect(report?.error).toMatchObject({ name: 'TrustError', code: 'SNAPSHOT_BAD_SIGNATURE' });
+    expect(await trustState(m)).toMatchObject({ fingerprint: registry.firstFingerprint });
+  });
+});

@@ -1,0 +1,329 @@
+/**
+ * Key rotation through the publish function, on a real S3 protocol server (s3rver on 127.0.0.1): the
+ * rotation uploaded under rotations/, the queue's `rotate-key` message, the outcome recorded under status/,
+ * and `plugindex rotate-key --bucket` doing all of it and waiting for that outcome. Secrets Manager, SQS and
+ * CloudFront cannot run here: aws-sdk-client-mock (named SDK mocks) stands in for them, the secret's value
+ * changed by the test as an operator changes it.
+ */
+
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { CloudFrontClient, CreateInvalidationCommand } from '@aws-sdk/client-cloudfront';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { rotationMessage } from '../../adapters/publish-queue.ts';
+import { S3Store } from '../../adapters/s3-store.ts';
+import { main } from '../../cli/main.ts';
+import type { FunctionConfig } from '../../functions/env.ts';
+import { createPublishHandler, createRefreshHandler, type HandlerDeps } from '../../functions/handlers.ts';
+import { cachedSigner } from '../../functions/secrets.ts';
+import type { SnapshotDocument } from '../../index-builder/model.ts';
+import {
+  type RotationOutcome,
+  rotationOutcomeKey,
+  rotationUploadKey,
+} from '../../index-builder/pipeline/rotate.ts';
+import { signRotation } from '../../index-builder/rotation.ts';
+import { createSigner, type KeyPair, readPublicKey, type Signer } from '../../index-builder/signing.ts';
+import { openSignedSnapshot, verifySnapshot } from '../../index-builder/verify.ts';
+import { makeBundle, testKey, validManifest } from '../support/fixtures.ts';
+import { type LocalS3, startLocalS3 } from '../support/s3.ts';
+
+const secrets = mockClient(SecretsManagerClient);
+const cloudfront = mockClient(CloudFrontClient);
+const sqs = mockClient(SQSClient);
+let s3: LocalS3;
+let config: FunctionConfig;
+let keys: Record<'a' | 'b' | 'c', KeyPair>;
+let signers: Record<'a' | 'b' | 'c', Signer>;
+const logs: Record<string, unknown>[] = [];
+let work: string;
+
+/** What the signing key secret holds now (the mock answers with it). */
+function secretHolds(pair: KeyPair): void {
+  secrets
+    .on(GetSecretValueCommand)
+    .resolves({ SecretString: JSON.stringify({ armoredKey: pair.secretKey }) });
+}
+
+/** The publish function as one warm container runs it: its own secret cache. */
+function container(): HandlerDeps {
+  return {
+    config,
+    s3: s3.client,
+    cloudfront: new CloudFrontClient({ region: 'us-east-1' }),
+    signer: cachedSigner(new SecretsManagerClient({ region: 'us-east-1' }), config.signingKeySecretId),
+    logger: {
+      info: (message, fields) => logs.push({ level: 'INFO', message, ...fields }),
+      warn: (message, fields) => logs.push({ level: 'WARN', message, ...fields }),
+      error: (message, fields) => logs.push({ level: 'ERROR', message, ...fields }),
+    },
+  };
+}
+
+const intake = () => new S3Store({ client: s3.client, bucket: config.intakeBucket });
+const site = () => new S3Store({ client: s3.client, bucket: config.siteBucket });
+
+async function published(): Promise<SnapshotDocument> {
+  const object = await site().get('snapshot.signed.json');
+  return JSON.parse(new TextDecoder().decode(openSignedSnapshot(object?.body as Uint8Array).snapshot));
+}
+
+/** Verifies what clients read against `signer`'s key. */
+async function verifiesBy(signer: Signer): Promise<SnapshotDocument> {
+  const signed = openSignedSnapshot((await site().get('snapshot.signed.json'))?.body as Uint8Array);
+  return verifySnapshot({ ...signed, key: (await readPublicKey(signer.publicKey)).key, now: new Date() });
+}
+
+async function uploadRotation(from: Signer, to: Signer, sequence: number): Promise<string> {
+  const { bytes } = await signRotation({
+    registry: config.defaults.url as string,
+    sequence,
+    previous: from,
+    next: to,
+    now: new Date(),
+  });
+  const key = rotationUploadKey(bytes);
+  await intake().put(key, bytes, { contentType: 'application/json', cacheControl: 'no-store' });
+  return key;
+}
+
+async function outcomeOf(key: string): Promise<RotationOutcome | undefined> {
+  const object = await intake().get(rotationOutcomeKey(key));
+  return object ? (JSON.parse(new TextDecoder().decode(object.body)) as RotationOutcome) : undefined;
+}
+
+const rotationRequest = (key: string) => ({
+  Records: [{ messageId: 'r-1', eventSource: 'aws:sqs', body: rotationMessage(key).body }],
+});
+
+let uploads = 0;
+async function uploadBundle(version: string): Promise<{ Records: unknown[] }> {
+  uploads += 1;
+  const key = `incoming/u${uploads}.tgz`;
+  await s3.client.send(
+    new PutObjectCommand({
+      Bucket: config.intakeBucket,
+      Key: key,
+      Body: await makeBundle({ manifest: validManifest({ name: 'cloud-plugin', version }) }),
+    }),
+  );
+  return {
+    Records: [
+      {
+        eventSource: 'aws:sqs',
+        body: JSON.stringify({
+          source: 'aws.s3',
+          'detail-type': 'Object Created',
+          detail: { bucket: { name: config.intakeBucket }, object: { key } },
+        }),
+      },
+    ],
+  };
+}
+
+function mockInvalidations(): void {
+  cloudfront.reset();
+  cloudfront.on(CreateInvalidationCommand).resolves({ Invalidation: { Id: 'I1' } as never });
+}
+
+beforeAll(async () => {
+  mockInvalidations();
+  s3 = await startLocalS3(['rot-intake', 'rot-site']);
+  work = await mkdtemp(path.join(tmpdir(), 'plugindex-fn-rotation-'));
+  config = {
+    intakeBucket: 'rot-intake',
+    siteBucket: 'rot-site',
+    signingKeySecretId: 'plugindex/signing-key',
+    configKey: 'config/plugindex.json',
+    distributionId: 'E2EXAMPLE',
+    s3Endpoint: undefined,
+    // The site bucket as s3rver serves it over HTTP: where `rotate-key --bucket` reads the snapshot.
+    defaults: { name: 'Rotating Cloud', url: `${s3.endpoint}/rot-site` },
+    publishers: undefined,
+  };
+  keys = { a: await testKey('fn-a'), b: await testKey('fn-b'), c: await testKey('fn-c') };
+  signers = {
+    a: await createSigner(keys.a.secretKey),
+    b: await createSigner(keys.b.secretKey),
+    c: await createSigner(keys.c.secretKey),
+  };
+  secretHolds(keys.a);
+  await createPublishHandler(container())(await uploadBundle('1.0.0'));
+  await verifiesBy(signers.a);
+});
+afterAll(async () => {
+  await s3?.close();
+  await rm(work, { recursive: true, force: true });
+});
+beforeEach(() => {
+  mockInvalidations();
+  logs.length = 0;
+});
+
+describe('when the queue carries a key rotation', () => {
+  // One warm container across the tests: its cached key is the one from before each rotation.
+  let warm: HandlerDeps;
+
+  it('refuses it clearly while the secret still holds the old key, and signs on with that key', async () => {
+    warm = container();
+    await createPublishHandler(warm)(await uploadBundle('1.1.0')); // caches key a
+    const key = await uploadRotation(signers.a, signers.b, 1);
+    await createPublishHandler(warm)(rotationRequest(key));
+    expect(await outcomeOf(key)).toMatchObject({
+      status: 'rejected',
+      problems: [{ code: 'ROTATION_NOT_SIGNING_KEY', path: '/rotation/next/fingerprint' }],
+    });
+    expect(await verifiesBy(signers.a)).toMatchObject({ key_fingerprint: signers.a.fingerprint });
+    expect(await site().get('keys/rotation/1.json')).toBeUndefined();
+  });
+
+  it('publishes it once the secret holds the new key, past the cache of a warm container', async () => {
+    secretHolds(keys.b);
+    const key = await uploadRotation(signers.a, signers.b, 1);
+    await createPublishHandler(warm)(rotationRequest(key));
+    expect(await outcomeOf(key)).toMatchObject({
+      status: 'rotated',
+      sequence: 1,
+      previous: signers.a.fingerprint,
+      fingerprint: signers.b.fingerprint,
+      problems: [],
+    });
+    expect(await verifiesBy(signers.b)).toMatchObject({ key_rotations: 1 });
+    expect(await site().get('keys/rotation/1.json')).toBeDefined();
+    const paths =
+      cloudfront.commandCalls(CreateInvalidationCommand)[0]?.args[0].input.InvalidationBatch?.Paths?.Items ??
+      [];
+    expect(paths).toEqual(
+      expect.arrayContaining([
+        '/keys/rotation/1.json',
+        '/keys/registry.asc',
+        '/snapshot.json',
+        '/plugins/cloud-plugin/1.0.0/manifest.json.asc',
+      ]),
+    );
+    // Redelivered: nothing to do, and it says so.
+    await createPublishHandler(warm)(rotationRequest(key));
+    expect(await outcomeOf(key)).toMatchObject({ status: 'already-rotated', sequence: 1 });
+  });
+
+  it('never signs with a key the registry does not publish: another container re-reads a stale cache', async () => {
+    const stale = container();
+    secretHolds(keys.a);
+    await stale.signer(); // this container cached key a before the rotation
+    secretHolds(keys.b);
+    await createPublishHandler(stale)(await uploadBundle('1.2.0'));
+    expect(await verifiesBy(signers.b)).toMatchObject({ key_fingerprint: signers.b.fingerprint });
+  });
+
+  it('fails, signing nothing, when the secret holds a key no published rotation leads to', async () => {
+    secretHolds(keys.c);
+    const before = await published();
+    const doorbell = await uploadBundle('1.3.0');
+    await expect(createPublishHandler(container())(doorbell)).rejects.toMatchObject({
+      code: 'SIGNING_KEY_NOT_PUBLISHED',
+    });
+    await expect(createRefreshHandler(container())()).rejects.toMatchObject({
+      code: 'SIGNING_KEY_NOT_PUBLISHED',
+    });
+    expect(await published()).toEqual(before);
+  });
+
+  it('publishes a rotation uploaded whose request is still queued, then what waits', async () => {
+    // The secret holds key c (above), and upload 1.3.0 waits: the rotation to c arrives under rotations/.
+    const key = await uploadRotation(signers.b, signers.c, 2);
+    const result = await createPublishHandler(container())(await uploadBundle('1.4.0'));
+    expect(result.outcomes.map((o) => o.status)).toEqual(['accepted', 'accepted']);
+    expect(await outcomeOf(key)).toMatchObject({ status: 'rotated', sequence: 2 });
+    expect(await verifiesBy(signers.c)).toMatchObject({ key_rotations: 2 });
+    // Its request, when it comes, finds it done.
+    await createPublishHandler(container())(rotationRequest(key));
+    expect(await outcomeOf(key)).toMatchObject({ status: 'already-rotated' });
+  });
+});
+
+describe('when an operator runs plugindex rotate-key --bucket', () => {
+  async function plugindex(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    const stdout: string[] = [];
+    const stderr: string[] = [];
+    const out = vi.spyOn(process.stdout, 'write').mockImplementation((c) => stdout.push(String(c)) > 0);
+    const err = vi.spyOn(process.stderr, 'write').mockImplementation((c) => stderr.push(String(c)) > 0);
+    try {
+      return { code: await main(argv), stdout: stdout.join(''), stderr: stderr.join('') };
+    } finally {
+      out.mockRestore();
+      err.mockRestore();
+    }
+  }
+
+  it('uploads the rotation under rotations/, queues its request and reports the outcome', async () => {
+    process.env.AWS_REGION ??= 'us-east-1';
+    process.env.AWS_ACCESS_KEY_ID ??= 'S3RVER';
+    process.env.AWS_SECRET_ACCESS_KEY ??= 'S3RVER';
+    const d = await testKey('fn-d');
+    const files: Record<string, string> = {};
+    for (const [name, pair] of Object.entries({ c: keys.c, d })) {
+      files[name] = path.join(work, `${name}.asc`);
+      await writeFile(files[name] as string, pair.secretKey);
+    }
+    // The operator has put key d into the secret; the queue delivers to the function at once.
+    secretHolds(d);
+    const fn = createPublishHandler(container());
+    sqs.reset();
+    sqs.on(SendMessageCommand).callsFake(async (input: { MessageBody: string }) => {
+      await fn({ Records: [{ messageId: 'q-1', eventSource: 'aws:sqs', body: input.MessageBody }] });
+      return { MessageId: 'q-1' };
+    });
+    const queueUrl = 'https://sqs.us-east-1.amazonaws.com/123456789012/Submissions.fifo';
+    const common = ['--bucket', config.intakeBucket, '--queue-url', queueUrl, '--endpoint', s3.endpoint];
+    const run = await plugindex(
+      'rotate-key',
+      ...common,
+      '--url',
+      config.defaults.url as string,
+      '--old-key',
+      files.c as string,
+      '--new-key',
+      files.d as string,
+    );
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toContain(`published rotation 3: key ${signers.c.fingerprint} -> ${d.fingerprint}`);
+    const sent = sqs.commandCalls(SendMessageCommand)[0]?.args[0].input;
+    expect(JSON.parse(sent?.MessageBody as string)).toMatchObject({
+      plugindex: 'rotate-key',
+      key: expect.stringMatching(/^rotations\/[0-9a-f]{64}\.json$/),
+    });
+    expect(sent?.MessageGroupId).toBe('publish');
+    expect(await published()).toMatchObject({ key_fingerprint: d.fingerprint, key_rotations: 3 });
+
+    // The same keys again: the registry no longer signs with the old one. Nothing is uploaded or sent.
+    sqs.resetHistory();
+    const again = await plugindex(
+      'rotate-key',
+      ...common,
+      '--url',
+      config.defaults.url as string,
+      '--old-key',
+      files.c as string,
+      '--new-key',
+      files.d as string,
+    );
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('ROTATION_NOT_CURRENT_KEY');
+    expect(sqs.commandCalls(SendMessageCommand)).toHaveLength(0);
+    const same = await plugindex(
+      'rotate-key',
+      ...common,
+      '--old-key',
+      files.d as string,
+      '--new-key',
+      files.d as string,
+    );
+    expect(same.code).toBe(1);
+    expect(same.stderr).toContain('ROTATION_INVALID');
+  });
+});

@@ -1,0 +1,386 @@
+/**
+ * Registry key rotation on the publisher's side (pipeline/rotate.ts): the rotation published and logged,
+ * everything signed again by the new key (checked by openpgp.js and by GnuPG, which must also no longer
+ * accept the old key's signatures), every refusal with its code and nothing written, and a rotation that
+ * fails at any write step finished by running it again.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SubmissionError } from '../../../index-builder/errors.ts';
+import { SIGNED_SNAPSHOT_KEY } from '../../../index-builder/layout.ts';
+import { EMPTY_LOG, logSegmentKey, parseSegment } from '../../../index-builder/log.ts';
+import type { LogHead, PluginDocument, SnapshotDocument } from '../../../index-builder/model.ts';
+import { processSubmissions } from '../../../index-builder/pipeline/index.ts';
+import { LOG_STATE_KEY } from '../../../index-builder/pipeline/log-writer.ts';
+import { checkRotation, rotateRegistryKey } from '../../../index-builder/pipeline/rotate.ts';
+import {
+  readSignedRotation,
+  rotationKey,
+  SIGNED_ROTATION_SCHEMA,
+  signRotation,
+} from '../../../index-builder/rotation.ts';
+import {
+  createSigner,
+  readPublicKey,
+  type Signer,
+  verifyDetachedSignature,
+} from '../../../index-builder/signing.ts';
+import { CACHE_IMMUTABLE, type PutOptions } from '../../../index-builder/store.ts';
+import { openSignedSnapshot, verifySnapshot } from '../../../index-builder/verify.ts';
+import { encode, makeBundle, makeRegistry, type TestRegistry, testKey } from '../../support/fixtures.ts';
+import { type GpgKeyring, gpgKeyring } from '../../support/gpg.ts';
+import type { MemoryStore } from '../../support/memory-store.ts';
+
+const NOW = new Date('2026-11-02T00:00:00Z');
+/** When a client checks the snapshot: within its lifetime (the test registries' clock starts 2026-11-01). */
+const CLIENT_NOW = new Date('2026-11-02T00:00:00Z');
+const text = (store: MemoryStore, key: string): string =>
+  new TextDecoder().decode(store.objects.get(key)?.body);
+const json = <T>(store: MemoryStore, key: string): T => JSON.parse(text(store, key)) as T;
+
+let newSigner: Signer;
+let thirdSigner: Signer;
+let strangerSigner: Signer;
+
+beforeAll(async () => {
+  newSigner = await createSigner((await testKey('registry-2')).secretKey);
+  thirdSigner = await createSigner((await testKey('registry-3')).secretKey);
+  strangerSigner = await createSigner((await testKey('stranger')).secretKey);
+});
+
+/** A registry with two plugins, three versions in all. */
+async function publishedRegistry(): Promise<TestRegistry> {
+  const registry = await makeRegistry();
+  const bundles = await Promise.all(
+    [
+      ['demo-plugin', '1.0.0'],
+      ['demo-plugin', '1.1.0'],
+      ['other-plugin', '2.0.0'],
+    ].map(([name, version]) =>
+      makeBundle({
+        manifest: baseManifest(name as string, version as string),
+        artifacts: [{ os: 'linux', arch: 'amd64', name: 'tool', body: encode(`${name} ${version}`) }],
+      }),
+    ),
+  );
+  const result = await processSubmissions(registry.context, await registry.submit(...bundles));
+  expect(result.outcomes.map((o) => o.status)).toEqual(['accepted', 'accepted', 'accepted']);
+  return registry;
+}
+
+function baseManifest(name: string, version: string): Record<string, unknown> {
+  return {
+    name,
+    display_name: name,
+    description: 'A plugin whose registry rotates its key',
+    version,
+    api_version: 'v1',
+    plugin_type: 'cost_source',
+    capabilities: ['actual_cost'],
+    supported_providers: ['aws'],
+    requirements: { min_api_version: 'v1', max_api_version: 'v1', os: ['linux'], arch: ['amd64'] },
+    metadata: { tags: ['test'], license: 'Apache-2.0' },
+  };
+}
+
+async function rotation(
+  registry: TestRegistry,
+  options: { sequence?: number; previous?: Signer; next?: Signer; url?: string } = {},
+): Promise<Uint8Array> {
+  const signed = await signRotation({
+    registry: options.url ?? registry.context.config.url,
+    sequence: options.sequence ?? 1,
+    previous: options.previous ?? registry.signer,
+    next: options.next ?? newSigner,
+    now: NOW,
+  });
+  return signed.bytes;
+}
+
+/** Every manifest and plugin document of the site, with its signature. */
+function signedFiles(site: MemoryStore): { key: string; body: Uint8Array; signature: string }[] {
+  return [...site.objects.keys()]
+    .filter((k) => /^plugins\/[^/]+\/(index\.json|[^/]+\/manifest\.json)$/.test(k))
+    .map((key) => ({
+      key,
+      body: site.objects.get(key)?.body as Uint8Array,
+      signature: text(site, `${key}.asc`),
+    }));
+}
+
+function logEntries(registry: TestRegistry) {
+  const head = registry.intake.objects.has(LOG_STATE_KEY)
+    ? json<LogHead>(registry.intake, LOG_STATE_KEY)
+    : EMPTY_LOG;
+  const segment = registry.site.objects.get(logSegmentKey(0));
+  return { head, entries: segment ? parseSegment(segment.body, 0).slice(0, head.length) : [] };
+}
+
+describe('when a registry rotates its key', () => {
+  let oldKeyring: GpgKeyring;
+  let newKeyring: GpgKeyring;
+  beforeAll(async () => {
+    oldKeyring = gpgKeyring((await testKey('registry')).publicKey);
+    newKeyring = gpgKeyring((await testKey('registry-2')).publicKey);
+  });
+  afterAll(() => {
+    oldKeyring.close();
+    newKeyring.close();
+  });
+
+  it('publishes the rotation, logs it, and signs everything again with the new key only', async () => {
+    const registry = await publishedRegistry();
+    const bytes = await rotation(registry);
+    const read = readSignedRotation(bytes);
+    const result = await rotateRegistryKey({ ...registry.context, signer: newSigner }, bytes);
+    expect(result).toMatchObject({
+      status: 'rotated',
+      sequence: 1,
+      previous: registry.signer.fingerprint,
+      fingerprint: newSigner.fingerprint,
+      plugins: 2,
+      manifests: 3,
+    });
+    const site = registry.site;
+    expect(site.objects.get(rotationKey(1))?.body).toEqual(bytes);
+    expect(site.objects.get(rotationKey(1))?.cacheControl).toBe(CACHE_IMMUTABLE);
+    expect(text(site, 'keys/registry.asc')).toBe(newSigner.publicKey);
+
+    // The snapshot: the new key's, counting one rotation, vouching for the log with its rotate-key entry.
+    const snapshot = json<SnapshotDocument>(site, 'snapshot.json');
+    expect(snapshot).toMatchObject({ key_fingerprint: newSigner.fingerprint, key_rotations: 1 });
+    const newKey = (await readPublicKey(newSigner.publicKey)).key;
+    await verifySnapshot({
+      snapshot: site.objects.get('snapshot.json')?.body as Uint8Array,
+      signature: text(site, 'snapshot.json.asc'),
+      key: newKey,
+      now: CLIENT_NOW,
+    });
+    const { head, entries } = logEntries(registry);
+    expect(snapshot.log).toEqual(head);
+    expect(entries.at(-1)?.entry).toMatchObject({
+      type: 'rotate-key',
+      signer: registry.signer.fingerprint,
+      digest: read.digest,
+      detail: { fingerprint: newSigner.fingerprint, sequence: '1' },
+    });
+
+    // Every manifest and plugin document: GnuPG accepts the new key's signature, and the old key's no more.
+    const files = signedFiles(site);
+    expect(files).toHaveLength(5);
+    for (const file of files) {
+      expect(newKeyring.verify(file.body, file.signature), file.key).toContain(
+        `VALIDSIG ${newSigner.fingerprints.at(0)}`,
+      );
+      expect(oldKeyring.status(file.body, file.signature), file.key).not.toMatch(/GOODSIG|VALIDSIG/);
+    }
+    for (const key of ['snapshot.json', 'index.json', 'search.json', 'snapshot/bins/00.json']) {
+      if (!site.objects.has(key)) continue;
+      expect(
+        newKeyring.verify(site.objects.get(key)?.body as Uint8Array, text(site, `${key}.asc`)),
+      ).toContain('VALIDSIG');
+    }
+    // The signature an install reads from the plugin document is the one gpg users fetch.
+    for (const name of ['demo-plugin', 'other-plugin']) {
+      const doc = json<PluginDocument>(site, `plugins/${name}/index.json`);
+      for (const v of doc.versions)
+        expect(v.manifest_signature).toBe(text(site, `plugins/${name}/${v.version}/manifest.json.asc`));
+    }
+    // A CDN is told of the rewritten signatures though they are cached as immutable, and of the rotation.
+    expect(result.invalidate).toEqual(
+      expect.arrayContaining([
+        'plugins/demo-plugin/1.0.0/manifest.json.asc',
+        'plugins/other-plugin/2.0.0/manifest.json.asc',
+        'plugins/demo-plugin/index.json',
+        'snapshot.json',
+        'keys/registry.asc',
+        rotationKey(1),
+        logSegmentKey(0),
+      ]),
+    );
+  });
+
+  it('rotates again from the new key, and a repeated request changes nothing', async () => {
+    const registry = await publishedRegistry();
+    const first = await rotation(registry);
+    await rotateRegistryKey({ ...registry.context, signer: newSigner }, first);
+    const second = await rotation(registry, { sequence: 2, previous: newSigner, next: thirdSigner });
+    const result = await rotateRegistryKey({ ...registry.context, signer: thirdSigner }, second);
+    expect(result).toMatchObject({ status: 'rotated', sequence: 2, fingerprint: thirdSigner.fingerprint });
+    expect(json<SnapshotDocument>(registry.site, 'snapshot.json')).toMatchObject({
+      key_fingerprint: thirdSigner.fingerprint,
+      key_rotations: 2,
+    });
+
+    const before = [registry.site.fingerprint(), registry.intake.fingerprint()];
+    const again = await rotateRegistryKey({ ...registry.context, signer: thirdSigner }, second);
+    expect(again).toMatchObject({ status: 'already-rotated', sequence: 2, invalidate: [] });
+    expect([registry.site.fingerprint(), registry.intake.fingerprint()]).toEqual(before);
+    expect(logEntries(registry).entries.filter((e) => e.entry.type === 'rotate-key')).toHaveLength(2);
+  });
+});
+
+describe('when a rotation cannot be accepted', () => {
+  const forged = async (registry: TestRegistry, signatures: [Signer, Signer]) => {
+    const honest = readSignedRotation(await rotation(registry));
+    return encode(
+      JSON.stringify({
+        schema: SIGNED_ROTATION_SCHEMA,
+        rotation: new TextDecoder().decode(honest.text),
+        signatures: await Promise.all(signatures.map((s) => s.sign(honest.text))),
+      }),
+    );
+  };
+
+  it.each<[string, (r: TestRegistry) => Promise<Uint8Array>, string, string, Signer?]>([
+    ['not a rotation at all', async () => encode('{"schema":"x"}'), 'ROTATION_INVALID', ''],
+    [
+      'signed by the old key only',
+      (r) => forged(r, [r.signer, strangerSigner]),
+      'ROTATION_INVALID',
+      '/signatures',
+    ],
+    [
+      'signed by the new key only',
+      (r) => forged(r, [strangerSigner, newSigner]),
+      'ROTATION_INVALID',
+      '/signatures',
+    ],
+    ['a skipped sequence', (r) => rotation(r, { sequence: 2 }), 'ROTATION_INVALID', '/rotation/sequence'],
+    [
+      'another registry',
+      (r) => rotation(r, { url: 'https://elsewhere.example.com' }),
+      'ROTATION_INVALID',
+      '/rotation/registry',
+    ],
+    [
+      'from a key the registry does not sign with',
+      (r) => rotation(r, { previous: strangerSigner }),
+      'ROTATION_NOT_CURRENT_KEY',
+      '/rotation/previous/fingerprint',
+    ],
+    [
+      'to the key it rotates from',
+      (r) => rotation(r, { next: r.signer }),
+      'ROTATION_INVALID',
+      '/rotation/next/fingerprint',
+    ],
+    [
+      'to a key the registry does not sign with yet',
+      (r) => rotation(r),
+      'ROTATION_NOT_SIGNING_KEY',
+      '/rotation/next/fingerprint',
+      undefined,
+    ],
+  ])('refuses %s, naming the code and place, and writes nothing', async (_, make, code, path, signer) => {
+    const registry = await publishedRegistry();
+    const bytes = await make(registry);
+    const before = [registry.site.fingerprint(), registry.intake.fingerprint()];
+    // The last case keeps the old signing key: the new key was not installed first.
+    const ctx = {
+      ...registry.context,
+      signer: signer ?? (code === 'ROTATION_NOT_SIGNING_KEY' ? registry.signer : newSigner),
+    };
+    const error = await rotateRegistryKey(ctx, bytes).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SubmissionError);
+    expect((error as SubmissionError).problems).toEqual([expect.objectContaining({ code, path })]);
+    expect([registry.site.fingerprint(), registry.intake.fingerprint()]).toEqual(before);
+  });
+
+  it('refuses a registry that has published nothing', async () => {
+    const registry = await makeRegistry();
+    const error = await checkRotation(
+      { ...registry.context, signer: newSigner },
+      await rotation(registry),
+    ).catch((e: unknown) => e);
+    expect((error as SubmissionError).problems[0]?.code).toBe('ROTATION_NOT_CURRENT_KEY');
+  });
+
+  it('never rewrites a published rotation with other bytes', async () => {
+    const registry = await publishedRegistry();
+    const bytes = await rotation(registry);
+    // A run that died right after publishing keys/rotation/1.json.
+    await registry.site.put(rotationKey(1), bytes, {
+      contentType: 'application/json',
+      cacheControl: CACHE_IMMUTABLE,
+    });
+    const other = (
+      await signRotation({
+        registry: registry.context.config.url,
+        sequence: 1,
+        previous: registry.signer,
+        next: newSigner,
+        now: new Date('2026-11-03T00:00:00Z'),
+      })
+    ).bytes;
+    const error = await rotateRegistryKey({ ...registry.context, signer: newSigner }, other).catch(
+      (e: unknown) => e,
+    );
+    expect((error as SubmissionError).problems[0]).toMatchObject({
+      code: 'ROTATION_INVALID',
+      path: '/rotation/sequence',
+      message: expect.stringContaining('never rewritten'),
+    });
+    // The rotation as published finishes.
+    expect((await rotateRegistryKey({ ...registry.context, signer: newSigner }, bytes)).status).toBe(
+      'rotated',
+    );
+  });
+});
+
+/** Fails the `n`th write to either store, as an unavailable store does. */
+function failAt(registry: TestRegistry, n: number): () => void {
+  let count = 0;
+  const stores = [registry.site, registry.intake];
+  const originals = stores.map((s) => s.put.bind(s));
+  stores.forEach((store, i) => {
+    store.put = async (key: string, body: Uint8Array, options: PutOptions) => {
+      count += 1;
+      if (count === n) throw new Error(`injected failure at write ${n} (${key})`);
+      return (originals[i] as typeof store.put)(key, body, options);
+    };
+  });
+  return () =>
+    stores.forEach((store, i) => {
+      store.put = originals[i] as typeof store.put;
+    });
+}
+
+describe('when a rotation fails part way', () => {
+  it('is finished by running it again, whatever write failed, with one log entry', async () => {
+    const probe = await publishedRegistry();
+    const writesBefore = probe.site.writes.length + probe.intake.writes.length;
+    await rotateRegistryKey({ ...probe.context, signer: newSigner }, await rotation(probe));
+    const steps = probe.site.writes.length + probe.intake.writes.length - writesBefore;
+    expect(steps).toBeGreaterThan(20);
+    const newKey = (await readPublicKey(newSigner.publicKey)).key;
+    const oldKey = (await readPublicKey(probe.signer.publicKey)).key;
+    for (let n = 1; n <= steps; n++) {
+      const registry = await publishedRegistry();
+      const bytes = await rotation(registry);
+      const ctx = { ...registry.context, signer: newSigner };
+      const restore = failAt(registry, n);
+      await expect(rotateRegistryKey(ctx, bytes), `step ${n}`).rejects.toThrow(/injected failure/);
+      restore();
+      // What clients read (snapshot.signed.json, written after the pair) is the old key's until the commit.
+      const signed = openSignedSnapshot(registry.site.objects.get(SIGNED_SNAPSHOT_KEY)?.body as Uint8Array);
+      const committed = (JSON.parse(new TextDecoder().decode(signed.snapshot)) as SnapshotDocument)
+        .key_rotations;
+      await verifySnapshot({ ...signed, key: committed === 1 ? newKey : oldKey, now: CLIENT_NOW });
+
+      const result = await rotateRegistryKey(ctx, bytes);
+      expect(['rotated', 'already-rotated'], `step ${n}`).toContain(result.status);
+      expect(json<SnapshotDocument>(registry.site, 'snapshot.json'), `step ${n}`).toMatchObject({
+        key_fingerprint: newSigner.fingerprint,
+        key_rotations: 1,
+      });
+      const rotations = logEntries(registry).entries.filter((e) => e.entry.type === 'rotate-key');
+      expect(rotations, `step ${n}`).toHaveLength(1);
+      for (const file of signedFiles(registry.site)) {
+        expect(
+          (await verifyDetachedSignature(file.body, file.signature, [newKey])).ok,
+          `${n} ${file.key}`,
+        ).toBe(true);
+      }
+    }
+  }, 120_000);
+});
