@@ -39,8 +39,10 @@ export class LogWriter {
   /** Segment index -> its lines, for the segments read or appended to in this run. */
   readonly #segments = new Map<number, string[]>();
   readonly #dirty = new Set<number>();
-  /** `type digest` of every entry the snapshot does not vouch for yet (a crashed run's), to append once. */
-  readonly #unvouched = new Set<string>();
+  /** `type digest` -> every entry the snapshot does not vouch for yet (a crashed run's), to append once. */
+  readonly #unvouched = new Map<string, LogEntry>();
+  /** How many entries the published snapshot vouches for. */
+  #vouched = 0;
 
   private constructor(
     private readonly ctx: PipelineContext,
@@ -59,13 +61,14 @@ export class LogWriter {
     if (head.length === 0) return writer;
     const snapshot = await readJson<SnapshotDocument>(ctx.site, 'snapshot.json');
     const vouched = Math.min(snapshot?.log?.length ?? 0, head.length);
+    writer.#vouched = vouched;
     for (let s = segmentOf(Math.max(vouched, head.length - 1)); s >= 0 && s >= segmentOf(vouched); s--) {
       const lines = await writer.#segment(s);
       lines.forEach((line, i) => {
         const seq = s * LOG_SEGMENT_ENTRIES + i;
         if (seq < vouched || seq >= head.length) return;
         const entry = JSON.parse(line) as LogEntry;
-        writer.#unvouched.add(`${entry.type} ${entry.digest}`);
+        writer.#unvouched.set(`${entry.type} ${entry.digest}`, entry);
       });
     }
     return writer;
@@ -80,6 +83,16 @@ export class LogWriter {
     return this.#unvouched.has(`${type} ${digest}`);
   }
 
+  /** The entry `logged` finds (its seq and time: what a run that died recorded), or undefined. */
+  entry(type: LogEntry['type'], digest: string): LogEntry | undefined {
+    return this.#unvouched.get(`${type} ${digest}`);
+  }
+
+  /** True when the log holds entries the published snapshot does not vouch for: a snapshot is owed. */
+  get unvouched(): boolean {
+    return this.#head.length > this.#vouched;
+  }
+
   /** Appends an entry (written at `flush`). Returns it. */
   append(fields: Omit<LogEntry, 'seq' | 'prev'>): LogEntry {
     const { entry, line, head } = nextEntry(this.#head, fields);
@@ -90,7 +103,7 @@ export class LogWriter {
     lines.length = entry.seq - index * LOG_SEGMENT_ENTRIES;
     lines.push(line);
     this.#dirty.add(index);
-    this.#unvouched.add(`${entry.type} ${entry.digest}`);
+    this.#unvouched.set(`${entry.type} ${entry.digest}`, entry);
     this.#head = head;
     return entry;
   }
