@@ -199,7 +199,6 @@ export async function processSubmissions(
   keys?: readonly string[],
 ): Promise<BatchResult> {
   const { ctx, log: writeLog } = withWriteLog(context);
-  const defer = ctx.deferIndexes === true;
   const { uploads, leftInIncoming } = await takeBatch(ctx, keys);
   // The time of publishing, for the whole batch: publisher keys are judged valid (or not) at it.
   const now = ctx.clock.now();
@@ -210,6 +209,9 @@ export async function processSubmissions(
   const processed = now.toISOString();
   const written = await writeVersions(ctx, items, processed);
   const { folded, rendered, changed } = await foldAndRender(ctx, items, written, view, catalog, processed);
+  // The index documents list every version's manifest: a batch that removes versions renders them at once,
+  // so none still names a file once it is deleted.
+  const defer = ctx.deferIndexes === true && folded.removedFiles.length === 0;
   // Write step 2, the log: the accepted actions' envelopes (immutable; nothing points at them yet), one
   // entry per accepted publish and action in batch order, flushed before any document shows their effect
   // (log-writer.ts), then the actions' markers (a replay meets them; a retry resumes from them).
