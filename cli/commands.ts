@@ -108,6 +108,14 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     options: { ...REGISTRY, names: { type: 'string', multiple: true }, label: { type: 'string' } },
     load: () => import('./commands/publishers.ts'),
   },
+  operators: {
+    summary:
+      "list the operator's keys, or add one (it may sign every action: remove, transfer, revoke-key too)",
+    usage:
+      'plugindex operators add --registry DIR KEYFILE [--label TEXT]\n       plugindex operators list --registry DIR',
+    options: { ...REGISTRY, label: { type: 'string' } },
+    load: () => import('./commands/operators.ts'),
+  },
   rebuild: {
     summary:
       're-render and re-sign every document (after a key rotation): locally, or on AWS through the queue',
