@@ -58,7 +58,7 @@ async function pipelineContext(deps: HandlerDeps): Promise<PipelineContext> {
         `registry config s3://${deps.config.intakeBucket}/${deps.config.configKey}`,
       ) as object)
     : defaults;
-  const config = withDeployedTrustList(base, deps.config.publishers);
+  const config = withDeployedTrustList(base, deps.config.publishers, deps.config.operators);
   return {
     intake,
     site: new S3Store({ client: deps.s3, bucket: deps.config.siteBucket }),
