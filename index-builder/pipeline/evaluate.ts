@@ -140,6 +140,7 @@ export function failedWrite(error: unknown, accepted: Accepted, what: string): R
 export class BatchView {
   readonly #published = new Map<string, PluginDocument | null>();
   readonly #current = new Map<string, PluginDocument>();
+  #listed: string[] | undefined;
   #revokedPublished: RevokedKeysDocument | undefined;
   #revoked: RevokedKeysDocument | undefined;
   /** Digests of the actions accepted in this batch: the same one again is a replay. */
@@ -164,12 +165,15 @@ export class BatchView {
     this.#current.set(doc.name, doc);
   }
 
-  /** The name of every plugin, published or made in this batch (a revocation marks them all). */
+  /** The name of every plugin, published (listed once per batch) or made in this batch: a revocation marks them all. */
   async allNames(): Promise<string[]> {
-    const names = new Set(this.#current.keys());
-    for await (const info of this.site.list(PLUGINS_PREFIX))
-      if (isPluginDocumentKey(info.key)) names.add(info.key.split('/')[1] as string);
-    return [...names].sort();
+    if (!this.#listed) {
+      const listed: string[] = [];
+      for await (const info of this.site.list(PLUGINS_PREFIX))
+        if (isPluginDocumentKey(info.key)) listed.push(info.key.split('/')[1] as string);
+      this.#listed = listed;
+    }
+    return [...new Set([...this.#listed, ...this.#current.keys()])].sort();
   }
 
   /** `keys/revoked.json` as published (empty when there is none), read once per batch. */

@@ -203,7 +203,7 @@ export async function processSubmissions(
   // The time of publishing, for the whole batch: publisher keys are judged valid (or not) at it.
   const now = ctx.clock.now();
   const view = new BatchView(ctx.site);
-  const log = await LogWriter.open(ctx);
+  const log = await LogWriter.open(ctx, { recent: uploads.length });
   const items = await evaluateBatch(ctx, uploads, view, now, log);
   const catalog = await currentCatalog(ctx);
   const processed = now.toISOString();

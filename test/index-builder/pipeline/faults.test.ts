@@ -9,7 +9,7 @@ import { loadCatalog } from '../../../index-builder/catalog.ts';
 import { StoreError } from '../../../index-builder/errors.ts';
 import { binKey, binOf, REVOKED_KEYS_KEY, submissionIdFromBytes } from '../../../index-builder/layout.ts';
 import type { PluginDocument, SnapshotDocument } from '../../../index-builder/model.ts';
-import { flushIndexes, processSubmissions } from '../../../index-builder/pipeline/index.ts';
+import { flushIndexes, processSubmissions, refreshSnapshot } from '../../../index-builder/pipeline/index.ts';
 import { readPublicKey, verifyDetachedSignature } from '../../../index-builder/signing.ts';
 import type { PutOptions } from '../../../index-builder/store.ts';
 import { verifyListedDocument, verifyPluginDocument } from '../../../index-builder/verify.ts';
@@ -367,61 +367,81 @@ async function stepsOf(scenario: ActionScenario, publish: Publish): Promise<numb
   return registry.site.writes.length + registry.intake.writes.length - writes + deletes;
 }
 
-describe.each(modes)('when a batch of actions %s fails at any write or delete', (_, publish) => {
-  it.each(scenarios)('converges on retry for $title, each log entry once and in order', async (scenario) => {
-    const steps = await stepsOf(scenario, publish);
-    expect(steps).toBeGreaterThan(10);
-    for (let n = 1; n <= steps; n++) {
-      const step = `${scenario.title}, step ${n} of ${steps}`;
-      const registry = await operatorRegistry();
-      await scenario.prepare(registry);
-      const before = (await vouchedLog(registry.site, registry.registryKey.publicKey)).length;
-      const { keys, entries, actions } = await scenario.submit(registry);
-      const ids = keys.map((key) =>
-        submissionIdFromBytes(key, registry.intake.objects.get(key)?.body as Uint8Array),
-      );
-      const restore = failWriteOrDeleteAt(registry, n);
-      await expect(publish(registry, keys), step).rejects.toThrow(/injected failure/);
-      restore();
-      expect(danglingReferences(registry, { skipRemoved: true }), step).toEqual([]);
+/**
+ * Each way of publishing, and at once with a snapshot signed between the failure and the retry (the
+ * scheduled refresh): that snapshot vouches for what the dead run logged, and the retry must still not log
+ * it twice.
+ */
+const actionModes: [string, Publish, boolean][] = [
+  ...modes.map(([title, publish]): [string, Publish, boolean] => [title, publish, false]),
+  ['at once, with a snapshot refresh before the retry,', publishAtOnce, true],
+];
 
-      // The retry (the queue redelivers; locally, the next run) finishes the job.
-      await publish(registry);
-      expect(
-        [...registry.intake.objects.keys()].filter((k) => k.startsWith('incoming/')),
-        step,
-      ).toEqual([]);
-      const outcomes = ids.map(
-        (id) => JSON.parse(text(registry.intake, `status/${id}.json`)) as { status: string; seq?: number },
-      );
-      // A bundle whose version a dead run's document already shows is found published: that is its outcome.
-      expect(
-        outcomes.map((o, i) =>
-          o.status === 'already-published' && !keys[i]?.endsWith('.json') ? 'accepted' : o.status,
-        ),
-        step,
-      ).toEqual(keys.map(() => 'accepted'));
-      const log = await vouchedLog(registry.site, registry.registryKey.publicKey);
-      expect(
-        log.slice(before).map((e) => [e.type, e.type === 'publish' ? (e.version as string) : e.digest]),
-        step,
-      ).toEqual(entries);
-      expect(log, step).toHaveLength(before + entries.length);
-      // An action's outcome names its entry.
-      const actionSeqs = outcomes.slice(keys.length - actions.length).map((o) => o.seq);
-      expect(actionSeqs, step).toEqual(log.slice(before + entries.length - actions.length).map((e) => e.seq));
-      await scenario.check(registry, step);
-      expect(danglingReferences(registry, { skipRemoved: true }), step).toEqual([]);
-      // Applied once: the same actions again, under new names, are replays, and change nothing.
-      const published = registry.site.fingerprint();
-      const replays = [];
-      for (const bytes of actions) replays.push(await upload(registry.intake, bytes, 'replay'));
-      const replayed = await processSubmissions(registry.context, replays);
-      expect(
-        replayed.outcomes.map((o) => o.problems.map((p) => p.code)),
-        step,
-      ).toEqual(actions.map(() => ['ACTION_REPLAYED']));
-      expect(registry.site.fingerprint(), step).toEqual(published);
-    }
-  });
-});
+describe.each(actionModes)(
+  'when a batch of actions %s fails at any write or delete',
+  (_, publish, refresh) => {
+    it.each(scenarios)(
+      'converges on retry for $title, each log entry once and in order',
+      async (scenario) => {
+        const steps = await stepsOf(scenario, publish);
+        expect(steps).toBeGreaterThan(10);
+        for (let n = 1; n <= steps; n++) {
+          const step = `${scenario.title}, step ${n} of ${steps}`;
+          const registry = await operatorRegistry();
+          await scenario.prepare(registry);
+          const before = (await vouchedLog(registry.site, registry.registryKey.publicKey)).length;
+          const { keys, entries, actions } = await scenario.submit(registry);
+          const ids = keys.map((key) =>
+            submissionIdFromBytes(key, registry.intake.objects.get(key)?.body as Uint8Array),
+          );
+          const restore = failWriteOrDeleteAt(registry, n);
+          await expect(publish(registry, keys), step).rejects.toThrow(/injected failure/);
+          restore();
+          expect(danglingReferences(registry, { skipRemoved: true }), step).toEqual([]);
+          if (refresh) await refreshSnapshot(registry.context);
+
+          // The retry (the queue redelivers; locally, the next run) finishes the job.
+          await publish(registry);
+          expect(
+            [...registry.intake.objects.keys()].filter((k) => k.startsWith('incoming/')),
+            step,
+          ).toEqual([]);
+          const outcomes = ids.map(
+            (id) =>
+              JSON.parse(text(registry.intake, `status/${id}.json`)) as { status: string; seq?: number },
+          );
+          // A bundle whose version a dead run's document already shows is found published: that is its outcome.
+          expect(
+            outcomes.map((o, i) =>
+              o.status === 'already-published' && !keys[i]?.endsWith('.json') ? 'accepted' : o.status,
+            ),
+            step,
+          ).toEqual(keys.map(() => 'accepted'));
+          const log = await vouchedLog(registry.site, registry.registryKey.publicKey);
+          expect(
+            log.slice(before).map((e) => [e.type, e.type === 'publish' ? (e.version as string) : e.digest]),
+            step,
+          ).toEqual(entries);
+          expect(log, step).toHaveLength(before + entries.length);
+          // An action's outcome names its entry.
+          const actionSeqs = outcomes.slice(keys.length - actions.length).map((o) => o.seq);
+          expect(actionSeqs, step).toEqual(
+            log.slice(before + entries.length - actions.length).map((e) => e.seq),
+          );
+          await scenario.check(registry, step);
+          expect(danglingReferences(registry, { skipRemoved: true }), step).toEqual([]);
+          // Applied once: the same actions again, under new names, are replays, and change nothing.
+          const published = registry.site.fingerprint();
+          const replays = [];
+          for (const bytes of actions) replays.push(await upload(registry.intake, bytes, 'replay'));
+          const replayed = await processSubmissions(registry.context, replays);
+          expect(
+            replayed.outcomes.map((o) => o.problems.map((p) => p.code)),
+            step,
+          ).toEqual(actions.map(() => ['ACTION_REPLAYED']));
+          expect(registry.site.fingerprint(), step).toEqual(published);
+        }
+      },
+    );
+  },
+);
