@@ -16,7 +16,11 @@ import {
 } from '../../../index-builder/layout.ts';
 import { LOG_SEGMENT_ENTRIES, logSegmentKey } from '../../../index-builder/log.ts';
 import type { PluginDocument, RevokedKeysDocument } from '../../../index-builder/model.ts';
-import { processSubmissions, type SubmissionOutcome } from '../../../index-builder/pipeline/index.ts';
+import {
+  processSubmissions,
+  rebuildRegistry,
+  type SubmissionOutcome,
+} from '../../../index-builder/pipeline/index.ts';
 import { signRotation } from '../../../index-builder/rotation.ts';
 import {
   createSigner,
@@ -477,6 +481,22 @@ describe('when the operator revokes a publisher key', () => {
       heir,
     );
     expect(codes(asOwner)).toEqual(['ACTION_KEY_REVOKED']);
+
+    // Later publishes keep listing the list as it is; a rebuild signs it anew with the rest.
+    const listed = registry.site.objects.get(REVOKED_KEYS_KEY)?.body as Uint8Array;
+    await publishVersions(registry, ['0.2.0'], { name: 'third-plugin', signer: heir });
+    verifyListedDocument(
+      await trustedSnapshot(registry.site, registry.registryKey.publicKey),
+      REVOKED_KEYS_KEY,
+      listed,
+    );
+    await rebuildRegistry(registry.context);
+    const rebuilt = await trustedSnapshot(registry.site, registry.registryKey.publicKey);
+    verifyListedDocument(rebuilt, REVOKED_KEYS_KEY, listed);
+    await expect(
+      verifyDetachedSignature(listed, text(registry, `${REVOKED_KEYS_KEY}.asc`), [key.key]),
+    ).resolves.toMatchObject({ ok: true });
+    expect(registry.site.writes.filter((k) => k === `${REVOKED_KEYS_KEY}.asc`)).toHaveLength(2);
   });
 });
 
