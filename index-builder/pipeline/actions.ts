@@ -26,6 +26,7 @@ import {
   applyAction,
   findVersion,
   type NamedKey,
+  revocationOf,
   revokeInDocument,
   versionFiles,
   withRevokedKey,
@@ -122,7 +123,8 @@ async function replayOrResume(
   ): Promise<Evaluation> => {
     judging.view.applied.add(read.digest);
     const { key } = await namedKey(read.action, judging);
-    if (read.action.action === 'revoke-key') await loadEveryPlugin(judging.view);
+    // What comes after it in the batch is judged with its effect, as the run that died judged it.
+    if (!resumed.finished) await applyAgain(judging, read, resumed.time, key);
     return { kind: 'action-accepted', read, signer, ...(key ? { key } : {}), resumed: { ...resumed, from } };
   };
   if (marker) {
@@ -147,6 +149,44 @@ async function replayOrResume(
   });
   if (signer.fingerprint !== entry.signer) return replayed();
   return resume({ seq: entry.seq, time: entry.time }, entry.signer, 'log');
+}
+
+/**
+ * Applies an action a run that died accepted to the view, as far as it still applies (an effect already
+ * published is no error), so the submissions after it are judged with its effect.
+ */
+async function applyAgain(
+  judging: Judging,
+  read: ReadAction,
+  at: string,
+  key: NamedKey | undefined,
+): Promise<void> {
+  const { view, trusted } = judging;
+  const action = read.action;
+  const revoked = await view.revoked();
+  if (action.action === 'revoke-key') {
+    const listed = withRevokedKey(
+      revoked,
+      { fingerprint: action.fingerprint, revoked: at, reason: action.reason, action: read.digest },
+      trusted.registryFingerprints,
+    );
+    if (listed.ok) view.changeRevoked(listed.list);
+    for (const name of await loadEveryPlugin(view)) {
+      const doc = await view.current(name);
+      const marked = doc && revokeInDocument(doc, action.fingerprint, { at, reason: action.reason });
+      if (marked) view.change(marked);
+    }
+    return;
+  }
+  const doc = await view.current(action.plugin);
+  if (!doc) return;
+  const applied = applyAction(doc, action, {
+    at,
+    ...(key ? { key } : {}),
+    registryFingerprints: trusted.registryFingerprints,
+    isRevoked: (fp) => revocationOf(revoked, fp) !== undefined,
+  });
+  if (applied.ok) view.change(applied.doc);
 }
 
 /** Reads every plugin document into the view: a revocation marks versions across the registry. */

@@ -6,6 +6,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ActionBody } from '../../../index-builder/actions.ts';
+import { StoreError } from '../../../index-builder/errors.ts';
 import {
   actionEnvelopeKey,
   actionMarkerKey,
@@ -744,5 +745,46 @@ describe('when the log grows past a segment', () => {
     expect((await trustedSnapshot(registry.site, registry.registryKey.publicKey)).log?.length).toBe(261);
     expect(registry.site.objects.has(binKey(binOf('demo-plugin')))).toBe(true);
     expect(registry.site.objects.has(pluginDocumentKey('demo-plugin'))).toBe(true);
+  });
+});
+
+describe('when a run died after logging an action, and another upload arrived since', () => {
+  it('judges the new upload with the logged action applied, and logs each once', async () => {
+    const registry = await registryWithOperator();
+    await publishVersions(registry, ['1.0.0']);
+    const added = await submitAction(
+      registry.intake,
+      { action: 'owners-add', plugin: 'demo-plugin', key: heir.publicKey },
+      publisher,
+    );
+    // The run dies writing the plugin document: after the log and the marker, before anything shows it.
+    const put = registry.site.put.bind(registry.site);
+    registry.site.put = async (key, body, options) => {
+      if (key === pluginDocumentKey('demo-plugin')) throw new StoreError('STORE_IO', key, 'injected failure');
+      return put(key, body, options);
+    };
+    await expect(run(registry, added.key)).rejects.toThrow(/injected failure/);
+    registry.site.put = put;
+    expect((await bound(registry)).owners).toEqual([publisher.fingerprint]);
+
+    // The new owner's first action, uploaded after: judged once the owner is added again.
+    const yank = await submitAction(
+      registry.intake,
+      { action: 'yank', plugin: 'demo-plugin', version: '1.0.0' },
+      heir,
+    );
+    const outcomes = await run(registry, added.key, yank.key);
+    expect(outcomes.map((o) => [o.action, o.status, o.seq])).toEqual([
+      ['owners-add', 'accepted', 1],
+      ['yank', 'accepted', 2],
+    ]);
+    const doc = await bound(registry);
+    expect(doc.owners).toEqual([publisher.fingerprint, heir.fingerprint]);
+    expect(version(doc, '1.0.0')?.yanked).toBe(true);
+    expect((await logOf(registry)).map((e) => [e.type, e.digest])).toEqual([
+      ['publish', doc.versions[0]?.source_sha256],
+      ['owners-add', added.digest],
+      ['yank', yank.digest],
+    ]);
   });
 });
