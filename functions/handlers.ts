@@ -154,6 +154,8 @@ export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Pro
         deps.logger.info('submission', {
           submission: outcome.id,
           key: outcome.submission,
+          // For a lifecycle action: its kind, who signed it, its log entry.
+          ...(outcome.action ? { action: outcome.action, signer: outcome.signer, seq: outcome.seq } : {}),
           plugin: outcome.plugin,
           version: outcome.version,
           outcome: outcome.status,

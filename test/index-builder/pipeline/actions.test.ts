@@ -368,13 +368,20 @@ describe('when the operator removes a version', () => {
       publisher,
     );
     expect(codes(byOwner)).toEqual(['ACTION_NOT_OPERATOR']);
-    const removed = await act(
-      registry,
+    const removal = await submitAction(
+      registry.intake,
       { action: 'remove', plugin: 'demo-plugin', version: '1.1.0', reason: 'malware' },
       operator,
     );
-    expect(removed).toMatchObject({ status: 'accepted', action: 'remove', signer: operator.fingerprint });
+    const result = await processSubmissions(registry.context, [removal.key]);
+    expect(result.outcomes[0]).toMatchObject({
+      status: 'accepted',
+      action: 'remove',
+      signer: operator.fingerprint,
+    });
     for (const key of files) expect(registry.site.objects.has(key), key).toBe(false);
+    // Cached for a year as immutable: a CDN is told to drop them.
+    expect(result.invalidate).toEqual(expect.arrayContaining(files));
     expect(registry.site.objects.has('plugins/demo-plugin/1.0.0/manifest.json')).toBe(true);
     const doc = await bound(registry);
     expect(version(doc, '1.1.0')).toMatchObject({ yanked: true, removed: { reason: 'malware' } });
