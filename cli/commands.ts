@@ -182,12 +182,12 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
   },
   operator: {
     summary:
-      "the operator's actions, signed by the registry key: remove a version, transfer a name, revoke a key",
+      "the operator's actions, signed by an operator key: remove a version, transfer a name, revoke a key",
     usage: [
       'plugindex operator remove NAME@VERSION --reason TEXT   (its files deleted; never publishable again)',
       "       plugindex operator transfer NAME KEYFILE [--reason TEXT]   (the new owner's public key)",
       '       plugindex operator revoke FINGERPRINT --reason TEXT   (its later submissions refused; what it published stays, marked)',
-      "  --key: the registry's secret key (DIR/keys/registry-secret.asc locally)",
+      "  --key: an operator's secret key (one `plugindex operators add` listed; never the registry's own key)",
       ACTION_USAGE,
     ].join('\n'),
     options: { ...ACTION, reason: { type: 'string' } },
@@ -199,6 +199,14 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
       'plugindex submit FILE --registry DIR [--json]\n       plugindex submit FILE --bucket UPLOAD_BUCKET [--endpoint URL] [--timeout SECONDS] [--json]',
     options: SUBMIT,
     load: () => import('./commands/submit.ts'),
+  },
+  operators: {
+    summary:
+      "list the operator's keys, or add one (it may sign every action: remove, transfer, revoke-key too)",
+    usage:
+      'plugindex operators add --registry DIR KEYFILE [--label TEXT]\n       plugindex operators list --registry DIR',
+    options: { ...REGISTRY, label: { type: 'string' } },
+    load: () => import('./commands/operators.ts'),
   },
   rebuild: {
     summary:

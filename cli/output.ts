@@ -36,10 +36,11 @@ export function formatProblems(problems: readonly Problem[]): string[] {
  * are kept.
  */
 export function describeOutcome(outcome: SubmissionOutcome, form: 'full' | 'line' = 'full'): string[] {
-  // An action may name a plugin without a version (deprecate NAME, owners add NAME).
-  const what = outcome.plugin
-    ? `${outcome.plugin}${outcome.version ? `@${outcome.version}` : ''}`
+  const subject = outcome.plugin
+    ? `${outcome.plugin}${outcome.version !== undefined ? `@${outcome.version}` : ''}`
     : outcome.submission;
+  // An action says what it did: `yank acme@1.2.0`, `revoke-key incoming/x.json`.
+  const what = outcome.action ? `${outcome.action} ${subject}` : subject;
   if (outcome.status === 'rejected') {
     if (form === 'line') {
       const codes = outcome.problems.map(problemRef).join('; ');

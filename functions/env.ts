@@ -3,7 +3,12 @@
  * variable fails fast with its name and what was expected, instead of surfacing later as `undefined`.
  */
 import { readFileSync } from 'node:fs';
-import { parseTrustedPublishers, type TrustedPublisher } from '../index-builder/config.ts';
+import {
+  parseTrustedOperators,
+  parseTrustedPublishers,
+  type TrustedOperator,
+  type TrustedPublisher,
+} from '../index-builder/config.ts';
 import { PlugindexError } from '../index-builder/errors.ts';
 import { CONFIG_KEY } from '../index-builder/layout.ts';
 import { AwsAdapterError } from './errors.ts';
@@ -61,6 +66,8 @@ export interface FunctionConfig {
    * registry is restricted to them whatever the config object says: trust is deployed as code.
    */
   readonly publishers: readonly TrustedPublisher[] | undefined;
+  /** The operator's keys deployed with the trust list (none when it lists none), or undefined without one. */
+  readonly operators: readonly TrustedOperator[] | undefined;
 }
 
 /**
@@ -68,8 +75,10 @@ export interface FunctionConfig {
  * @example const config = readFunctionConfig(process.env, new URL('./publishers.json', import.meta.url));
  */
 export function readFunctionConfig(env: Env, publishersFile?: string | URL): FunctionConfig {
+  const trust = publishersFile === undefined ? undefined : readDeployedTrust(publishersFile);
   return {
-    publishers: publishersFile === undefined ? undefined : readDeployedPublishers(publishersFile),
+    publishers: trust?.publishers,
+    operators: trust?.operators,
     intakeBucket: requireString(env, 'INTAKE_BUCKET'),
     siteBucket: requireString(env, 'SITE_BUCKET'),
     signingKeySecretId: requireString(env, 'SIGNING_KEY_SECRET_ID'),
@@ -86,8 +95,20 @@ export function readFunctionConfig(env: Env, publishersFile?: string | URL): Fun
   };
 }
 
-/** The deployed trust list, or undefined when no file was deployed; anything unreadable fails the cold start. */
+/** The deployed publishers, or undefined when no file was deployed; anything unreadable fails the cold start. */
 export function readDeployedPublishers(file: string | URL): readonly TrustedPublisher[] | undefined {
+  return readDeployedTrust(file)?.publishers;
+}
+
+/**
+ * The deployed trust list (publishers and operators), or undefined when no file was deployed; anything
+ * unreadable fails the cold start.
+ */
+export function readDeployedTrust(
+  file: string | URL,
+):
+  | { readonly publishers: readonly TrustedPublisher[]; readonly operators: readonly TrustedOperator[] }
+  | undefined {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -98,8 +119,11 @@ export function readDeployedPublishers(file: string | URL): readonly TrustedPubl
     });
   }
   try {
-    const { publishers } = JSON.parse(text) as { publishers?: unknown };
-    return parseTrustedPublishers(publishers);
+    const { publishers, operators } = JSON.parse(text) as { publishers?: unknown; operators?: unknown };
+    return {
+      publishers: parseTrustedPublishers(publishers),
+      operators: parseTrustedOperators(operators ?? []),
+    };
   } catch (error) {
     const detail =
       error instanceof PlugindexError || error instanceof SyntaxError ? error.message : String(error);

@@ -69,7 +69,7 @@ async function pipelineContext(deps: HandlerDeps): Promise<PipelineContext> {
         `registry config s3://${deps.config.intakeBucket}/${deps.config.configKey}`,
       ) as object)
     : defaults;
-  const config = withDeployedTrustList(base, deps.config.publishers);
+  const config = withDeployedTrustList(base, deps.config.publishers, deps.config.operators);
   return {
     intake,
     site: new S3Store({ client: deps.s3, bucket: deps.config.siteBucket }),
@@ -300,6 +300,8 @@ export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Pro
         deps.logger.info('submission', {
           submission: outcome.id,
           key: outcome.submission,
+          // For a lifecycle action: its kind, who signed it, its log entry.
+          ...(outcome.action ? { action: outcome.action, signer: outcome.signer, seq: outcome.seq } : {}),
           plugin: outcome.plugin,
           version: outcome.version,
           outcome: outcome.status,

@@ -11,6 +11,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import semver from 'semver';
+import { fixedClock } from './clock.ts';
 import { sha256Hex } from './digest.ts';
 import { escapePointer, type Problem, problem, SubmissionError } from './errors.ts';
 import { pluginNameFormProblem } from './layout.ts';
@@ -419,7 +420,12 @@ export async function signAction(
   const problems = actionProblems(action);
   if (problems.length > 0) throw new SubmissionError('INVALID_SUBMISSION', problems);
   const text = new TextEncoder().encode(stringifyJson(action, 2));
-  const signer = await createSigner(options.secretKey, options.passphrase);
+  // The signature is dated when the action is: a registry refuses a signature from its future.
+  const signer = await createSigner(
+    options.secretKey,
+    options.passphrase,
+    options.now ? fixedClock(options.now) : undefined,
+  );
   const signed: SignedAction = {
     schema: SIGNED_ACTION_SCHEMA,
     action: new TextDecoder().decode(text),

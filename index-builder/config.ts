@@ -18,6 +18,18 @@ export interface TrustedPublisher {
   readonly label?: string;
 }
 
+/**
+ * A key of the registry's operator: it may sign every lifecycle action (index-builder/actions.ts), the
+ * operator-only ones too (remove a version, transfer a name, revoke a key). Never the registry's own key.
+ */
+export interface TrustedOperator {
+  /** Primary key fingerprint, 40 uppercase hex digits. */
+  readonly fingerprint: string;
+  /** The armored public key. */
+  readonly key: string;
+  readonly label?: string;
+}
+
 export interface RegistryConfig {
   readonly name: string;
   /** Base URL of the published tree, no trailing slash. */
@@ -31,6 +43,8 @@ export interface RegistryConfig {
   /** `first-come`: the first key to publish a name owns it; later versions need an owner's signature. */
   readonly ownership: OwnershipRule;
   readonly publishers: readonly TrustedPublisher[];
+  /** The operator's keys (`plugindex operators add`): who may sign operator actions, and any action. */
+  readonly operators: readonly TrustedOperator[];
   /** How long a signed snapshot stays valid (seconds). */
   readonly snapshotTtlSeconds: number;
 }
@@ -92,6 +106,7 @@ export function parseRegistryConfig(value: unknown): RegistryConfig {
     fail('/snapshotTtlSeconds', 'expected an integer number of seconds, at least 60');
   }
   const publishers = parseTrustedPublishers(raw.publishers ?? []);
+  const operators = parseTrustedOperators(raw.operators ?? []);
   return {
     name,
     url,
@@ -101,6 +116,7 @@ export function parseRegistryConfig(value: unknown): RegistryConfig {
     policy,
     ownership,
     publishers,
+    operators,
     snapshotTtlSeconds: ttl as number,
   };
 }
@@ -134,10 +150,29 @@ export function parseTrustedPublishers(list: unknown): TrustedPublisher[] {
   });
 }
 
+/**
+ * Checks a list of operator keys (the `operators` of a registry config, or of a deployed trust list);
+ * throws ConfigError('CONFIG_INVALID') naming the entry.
+ */
+export function parseTrustedOperators(list: unknown): TrustedOperator[] {
+  if (!Array.isArray(list)) fail('/operators', 'expected an array');
+  return list.map((entry: unknown, i): TrustedOperator => {
+    if (typeof entry !== 'object' || entry === null) fail(`/operators/${i}`, 'expected an object');
+    const o = entry as Record<string, unknown>;
+    const fingerprint = requireString(o.fingerprint, `/operators/${i}/fingerprint`).toUpperCase();
+    if (!FINGERPRINT.test(fingerprint)) fail(`/operators/${i}/fingerprint`, 'expected 40 hex digits');
+    const key = requireString(o.key, `/operators/${i}/key`);
+    if (o.label !== undefined && typeof o.label !== 'string')
+      fail(`/operators/${i}/label`, 'expected a string');
+    return { fingerprint, key, ...(typeof o.label === 'string' ? { label: o.label } : {}) };
+  });
+}
+
 /** A config (parsed or not) with its trust replaced by a deployed list. */
-export type WithDeployedTrust<C extends object> = Omit<C, 'policy' | 'publishers'> & {
+export type WithDeployedTrust<C extends object> = Omit<C, 'policy' | 'publishers' | 'operators'> & {
   readonly policy: 'restricted';
   readonly publishers: readonly TrustedPublisher[];
+  readonly operators: readonly TrustedOperator[];
 };
 
 /**
@@ -146,9 +181,12 @@ export type WithDeployedTrust<C extends object> = Omit<C, 'policy' | 'publishers
  * write the bucket that holds the config object cannot widen trust. An empty list trusts no one; no list
  * (`undefined`) leaves the config as it is.
  *
- * It may be applied to the config object before parsing, as the functions do: the policy and publishers it
- * replaces are then never read, so a deployed list also stands in for ones the object holds that would not
- * parse.
+ * The operators come with it: a deployed list names every operator key (none when it lists none), so bucket
+ * access cannot add one either.
+ *
+ * It may be applied to the config object before parsing, as the functions do: the policy, publishers and
+ * operators it replaces are then never read, so a deployed list also stands in for ones the object holds
+ * that would not parse.
  *
  * @example
  * const config = parseRegistryConfig(withDeployedTrustList(JSON.parse(text), deployedPublishers));
@@ -156,8 +194,9 @@ export type WithDeployedTrust<C extends object> = Omit<C, 'policy' | 'publishers
 export function withDeployedTrustList<C extends object>(
   config: C,
   list: readonly TrustedPublisher[] | undefined,
+  operators: readonly TrustedOperator[] = [],
 ): C | WithDeployedTrust<C> {
-  return list === undefined ? config : { ...config, policy: 'restricted', publishers: list };
+  return list === undefined ? config : { ...config, policy: 'restricted', publishers: list, operators };
 }
 
 /** A publisher key as `publishers add` is given it: the primary fingerprint, every (sub)key's, the armor. */
@@ -196,4 +235,29 @@ export function withTrustedPublisher(
   };
   const publishers = [...config.publishers.filter((p) => p.fingerprint !== fingerprint), entry];
   return parseRegistryConfig({ ...config, policy: 'restricted', publishers });
+}
+
+/**
+ * The config that trusts one more operator key (replacing that key's earlier entry). The registry's own
+ * signing key (any of its subkeys) can never be an operator key, as it can never be a publisher's: an
+ * action it signed would be indistinguishable from what the registry itself signs.
+ * @throws ConfigError CONFIG_REGISTRY_KEY_AS_OPERATOR.
+ */
+export function withOperator(
+  config: RegistryConfig,
+  operator: { readonly key: PublisherKey; readonly label?: string },
+  registryFingerprints: readonly string[],
+): RegistryConfig {
+  const { key } = operator;
+  const fingerprint = key.fingerprint.toUpperCase();
+  const registry = new Set(registryFingerprints.map((fp) => fp.toUpperCase()));
+  if (key.fingerprints.some((fp) => registry.has(fp.toUpperCase()))) {
+    throw new ConfigError(
+      'CONFIG_REGISTRY_KEY_AS_OPERATOR',
+      `${key.fingerprint} is the registry's signing key; it can never be an operator key`,
+    );
+  }
+  const entry = { fingerprint, key: key.armored, ...(operator.label ? { label: operator.label } : {}) };
+  const operators = [...config.operators.filter((o) => o.fingerprint !== fingerprint), entry];
+  return parseRegistryConfig({ ...config, operators });
 }

@@ -170,6 +170,18 @@ export const SNAPSHOT_KEY = 'snapshot.json';
 export const SIGNED_SNAPSHOT_KEY = 'snapshot.signed.json';
 /** The registry's public key, which signs every document. */
 export const REGISTRY_PUBLIC_KEY_KEY = 'keys/registry.asc';
+/** The publisher keys the operator revoked (signed, listed in the snapshot). */
+export const REVOKED_KEYS_KEY = 'keys/revoked.json';
+
+/** The envelope of an applied action, as submitted (immutable): anyone can check a logged action's signature. */
+export function actionEnvelopeKey(digest: string): string {
+  return `log/actions/${digest}.json`;
+}
+
+/** In the intake store: the record that an action (by its digest) was applied, which a replay meets. */
+export function actionMarkerKey(digest: string): string {
+  return `state/actions/${digest}.json`;
+}
 export const HOME_PAGE_KEY = 'index.html';
 export const FAVICON_KEY = 'favicon.svg';
 
@@ -278,14 +290,14 @@ export function statusKey(id: string): string {
   return `status/${id}.json`;
 }
 
-/** Where an accepted (or already published) upload is kept once processed. */
-export function processedKey(id: string): string {
-  return `processed/${id}.tgz`;
+/** Where an accepted (or already published) upload is kept once processed (`json` for an action). */
+export function processedKey(id: string, extension: 'tgz' | 'json' = 'tgz'): string {
+  return `processed/${id}.${extension}`;
 }
 
-/** Where a rejected upload is kept: nothing is dropped. */
-export function rejectedKey(id: string): string {
-  return `rejected/${id}.tgz`;
+/** Where a rejected upload is kept: nothing is dropped (`json` for an action). */
+export function rejectedKey(id: string, extension: 'tgz' | 'json' = 'tgz'): string {
+  return `rejected/${id}.${extension}`;
 }
 
 /**

@@ -307,6 +307,24 @@ export interface SnapshotDocument {
   readonly key_rotations?: number;
 }
 
+/**
+ * `keys/revoked.json` (signed, listed in the snapshot): the publisher keys the operator revoked
+ * (`revoke-key`). A revoked key's bundles and actions are refused from its revocation on; what it published
+ * before stays, each version marked `publisher_revoked`.
+ */
+export interface RevokedKeysDocument {
+  readonly schema: 'plugindex/revoked-keys/v1';
+  /** In the order they were revoked. */
+  readonly keys: readonly {
+    readonly fingerprint: string;
+    /** When the registry applied the revocation (ISO 8601). */
+    readonly revoked: string;
+    readonly reason: string;
+    /** The digest of the action that revoked it: its log entry, and `log/actions/<digest>.json`. */
+    readonly action: string;
+  }[];
+}
+
 /** The log's length (entries) and the hash of its last entry (64 zeros when empty). */
 export interface LogHead {
   readonly length: number;

@@ -14,9 +14,11 @@ import {
   verifyDetachedSignature,
 } from './signing.ts';
 
-/** The configured publisher keys, read once per batch. */
+/** The configured publisher and operator keys, read once per batch. */
 export interface TrustedKeys {
   readonly keys: readonly PublicKeyInfo[];
+  /** The operator's keys (config `operators`), the registry's own key never among them. */
+  readonly operators: readonly PublicKeyInfo[];
   /** Every fingerprint (primary and subkeys) of the registry's own key. */
   readonly registryFingerprints: readonly string[];
 }
@@ -26,7 +28,12 @@ export async function loadTrustedKeys(
   registryFingerprints: readonly string[],
 ): Promise<TrustedKeys> {
   const keys = await Promise.all(config.publishers.map((p) => readPublicKey(p.key)));
-  return { keys, registryFingerprints };
+  // `operators add` refuses the registry key; a config edited by hand gets no further: it is dropped here,
+  // so its signatures meet PUBLISHER_IS_REGISTRY_KEY like any other.
+  const operators = (await Promise.all((config.operators ?? []).map((o) => readPublicKey(o.key)))).filter(
+    (o) => !o.fingerprints.some((fp) => registryFingerprints.includes(fp)),
+  );
+  return { keys, operators, registryFingerprints };
 }
 
 const keyIdOf = (fingerprint: string): string => fingerprint.slice(-16);
@@ -36,28 +43,58 @@ export type SignerCheck =
   | { readonly fingerprint?: undefined; readonly problems: readonly Problem[] };
 
 /**
- * Why `publisher.asc` is not one plain key, or undefined: one armored block holding one key, and no more
- * user IDs, subkeys and signatures than a publisher needs (the work of checking a key grows with them).
+ * Why a submitted key (`publisher.asc`, an action's `key`) is not one plain key, or undefined: one armored
+ * block holding one key, and no more user IDs, subkeys and signatures than a publisher needs (the work of
+ * checking a key grows with them).
  */
-async function publisherKeyProblem(armored: string, key: Key): Promise<Problem | undefined> {
+async function submittedKeyShapeProblem(
+  armored: string,
+  key: Key,
+  at: string,
+  name: string,
+): Promise<Problem | undefined> {
   const blocks = (armored.match(/-----BEGIN PGP [A-Z ]+-----/g) ?? []).length;
   const keys = blocks === 1 ? (await readKeys({ armoredKeys: armored }).catch(() => [])).length : blocks;
   if (keys !== 1)
-    return problem(
-      'PUBLISHER_KEY_INVALID',
-      'bundle:publisher.asc',
-      'publisher.asc must hold exactly one key',
-      {
-        expected: 'one armored public key (gpg --export --armor FINGERPRINT)',
-        found: `${keys} keys`,
-      },
-    );
+    return problem('PUBLISHER_KEY_INVALID', at, `${name} must hold exactly one key`, {
+      expected: 'one armored public key (gpg --export --armor FINGERPRINT)',
+      found: `${keys} keys`,
+    });
   const complexity = keyComplexityProblem(key);
   if (complexity)
-    return problem('PUBLISHER_KEY_TOO_COMPLEX', 'bundle:publisher.asc', `the key holds ${complexity}`, {
+    return problem('PUBLISHER_KEY_TOO_COMPLEX', at, `the key holds ${complexity}`, {
       expected: 'a minimal export: gpg --export --armor --export-options export-minimal FINGERPRINT',
     });
   return undefined;
+}
+
+/**
+ * Reads a key a submission carries (`publisher.asc`, an action's `key`; `name` for messages, found at
+ * `at`): one plain key, never the registry's own.
+ */
+export async function readSubmittedKey(
+  armored: string,
+  where: { readonly at: string; readonly name: string },
+  registryFingerprints: readonly string[],
+): Promise<{ readonly key: PublicKeyInfo; readonly problem?: undefined } | { readonly problem: Problem }> {
+  const { at, name } = where;
+  let key: PublicKeyInfo;
+  try {
+    key = await readPublicKey(armored);
+  } catch {
+    return { problem: problem('PUBLISHER_KEY_INVALID', at, `${name} is not an armored OpenPGP public key`) };
+  }
+  const shape = await submittedKeyShapeProblem(armored, key.key, at, name);
+  if (shape) return { problem: shape };
+  if (key.fingerprints.some((fp) => registryFingerprints.includes(fp)))
+    return {
+      problem: problem(
+        'PUBLISHER_IS_REGISTRY_KEY',
+        at,
+        'the registry signing key cannot be used as a publisher key',
+      ),
+    };
+  return { key };
 }
 
 /** Why a key could not sign, whether at the signature's time (openpgp.js) or at the time of publishing. */
@@ -67,6 +104,88 @@ const UNUSABLE_CODES: Record<'key-revoked' | 'key-expired' | 'not-for-signing', 
   'not-for-signing': 'PUBLISHER_KEY_NOT_FOR_SIGNING',
 };
 const UNUSABLE_EXPECTED = 'a signature by a key that is valid for signing now (not expired, not revoked)';
+
+/** What a detached signature by one of a few candidate keys comes to, judged at the time of publishing. */
+type SignatureJudgement =
+  | { readonly ok: true; readonly fingerprint: string; readonly key: Key }
+  | { readonly ok: false; readonly problem: Problem }
+  /** By no candidate, and not by the registry key: who may sign is the caller's to say. */
+  | { readonly ok: false; readonly problem?: undefined; readonly keyIds: readonly string[] };
+
+/**
+ * Verifies a detached signature (at `sigPath`) over `data` by one of `candidates`, as every submission's
+ * signature is judged: one binary signature, by a key that is not the registry's, usable for signing at
+ * `now` (the time of publishing, not the time the signature claims: an expired or revoked key signs
+ * nothing, however its signature is dated), and not dated after `now`.
+ */
+export async function judgeSignature(options: {
+  readonly data: Uint8Array;
+  readonly signature: string;
+  readonly candidates: readonly Key[];
+  readonly now: Date;
+  readonly sigPath: string;
+  /** What was signed, for messages (`manifest.json`, `the action`). */
+  readonly what: string;
+  readonly registryFingerprints: readonly string[];
+}): Promise<SignatureJudgement> {
+  const { sigPath, now } = options;
+  const fail = (p: Problem): SignatureJudgement => ({ ok: false, problem: p });
+  const result = await verifyDetachedSignature(options.data, options.signature, options.candidates, now);
+  if (result.ok) {
+    if (options.registryFingerprints.includes(result.fingerprint))
+      return fail(
+        problem(
+          'PUBLISHER_IS_REGISTRY_KEY',
+          sigPath,
+          'the registry signing key cannot be used as a publisher key',
+        ),
+      );
+    const usable = await keyUsableAt(result.key, result.signingKeyId, now);
+    if (!usable.usable)
+      return fail(
+        problem(UNUSABLE_CODES[usable.reason], sigPath, `key ${result.fingerprint}: ${usable.message}`, {
+          expected: UNUSABLE_EXPECTED,
+        }),
+      );
+    return { ok: true, fingerprint: result.fingerprint, key: result.key };
+  }
+  switch (result.reason) {
+    case 'malformed':
+      return fail(problem('SIGNATURE_MALFORMED', sigPath, result.message));
+    case 'time':
+      return fail(
+        problem('SIGNATURE_TIME_INVALID', sigPath, `the signature is not valid now: ${result.message}`, {
+          expected: `a signature made before ${now.toISOString()}, and not expired`,
+        }),
+      );
+    case 'key-revoked':
+    case 'key-expired':
+    case 'not-for-signing':
+      return fail(
+        problem(UNUSABLE_CODES[result.reason], sigPath, result.message, { expected: UNUSABLE_EXPECTED }),
+      );
+    case 'bad-signature':
+      return fail(
+        problem(
+          'SIGNATURE_INVALID',
+          sigPath,
+          `the signature does not match ${options.what}: ${result.message}`,
+        ),
+      );
+    case 'unknown-key': {
+      const registryKeyIds = options.registryFingerprints.map(keyIdOf);
+      if (result.keyIds.some((id) => registryKeyIds.includes(id)))
+        return fail(
+          problem(
+            'PUBLISHER_IS_REGISTRY_KEY',
+            sigPath,
+            'signed with the registry key, which is never a publisher key',
+          ),
+        );
+      return { ok: false, keyIds: result.keyIds };
+    }
+  }
+}
 
 /**
  * Verifies the publisher's detached signature over the manifest bytes. Under the `open` policy the key may
@@ -100,122 +219,36 @@ export async function checkPublisherSignature(options: {
       ],
     };
   }
-  const isRegistryFingerprint = (fp: string): boolean => trusted.registryFingerprints.includes(fp);
   const candidates: Key[] = trusted.keys.map((k) => k.key);
   let bundled: PublicKeyInfo | undefined;
   if (options.publisherKey) {
-    const armored = new TextDecoder().decode(options.publisherKey);
-    try {
-      bundled = await readPublicKey(armored);
-    } catch {
-      return {
-        problems: [
-          problem(
-            'PUBLISHER_KEY_INVALID',
-            'bundle:publisher.asc',
-            'publisher.asc is not an armored OpenPGP public key',
-          ),
-        ],
-      };
-    }
-    const shape = await publisherKeyProblem(armored, bundled.key);
-    if (shape) return { problems: [shape] };
-    if (bundled.fingerprints.some(isRegistryFingerprint)) {
-      return {
-        problems: [
-          problem(
-            'PUBLISHER_IS_REGISTRY_KEY',
-            'bundle:publisher.asc',
-            'the registry signing key cannot be used as a publisher key',
-          ),
-        ],
-      };
-    }
+    const read = await readSubmittedKey(
+      new TextDecoder().decode(options.publisherKey),
+      { at: 'bundle:publisher.asc', name: 'publisher.asc' },
+      trusted.registryFingerprints,
+    );
+    if (read.problem) return { problems: [read.problem] };
+    bundled = read.key;
     if (policy === 'open') candidates.push(bundled.key);
   }
-  const result = await verifyDetachedSignature(
-    options.manifest,
-    new TextDecoder().decode(options.signature),
+  const judged = await judgeSignature({
+    data: options.manifest,
+    signature: new TextDecoder().decode(options.signature),
     candidates,
-    options.now,
-  );
-  if (result.ok) {
-    if (isRegistryFingerprint(result.fingerprint)) {
-      return {
-        problems: [
-          problem(
-            'PUBLISHER_IS_REGISTRY_KEY',
-            sigPath,
-            'the registry signing key cannot be used as a publisher key',
-          ),
-        ],
-      };
-    }
-    const usable = await keyUsableAt(result.key, result.signingKeyId, options.now);
-    if (!usable.usable) {
-      return {
-        problems: [
-          problem(UNUSABLE_CODES[usable.reason], sigPath, `key ${result.fingerprint}: ${usable.message}`, {
-            expected: UNUSABLE_EXPECTED,
-          }),
-        ],
-      };
-    }
-    return { fingerprint: result.fingerprint, problems: [] };
-  }
-  if (result.reason === 'malformed') {
-    return { problems: [problem('SIGNATURE_MALFORMED', sigPath, result.message)] };
-  }
-  if (result.reason === 'time') {
-    return {
-      problems: [
-        problem('SIGNATURE_TIME_INVALID', sigPath, `the signature is not valid now: ${result.message}`, {
-          expected: `a signature made before ${options.now.toISOString()}, and not expired`,
-        }),
-      ],
-    };
-  }
-  if (
-    result.reason === 'key-revoked' ||
-    result.reason === 'key-expired' ||
-    result.reason === 'not-for-signing'
-  ) {
-    return {
-      problems: [
-        problem(UNUSABLE_CODES[result.reason], sigPath, result.message, { expected: UNUSABLE_EXPECTED }),
-      ],
-    };
-  }
-  if (result.reason === 'bad-signature') {
-    return {
-      problems: [
-        problem(
-          'SIGNATURE_INVALID',
-          sigPath,
-          `the signature does not match ${options.manifestName}: ${result.message}`,
-        ),
-      ],
-    };
-  }
-  const registryKeyIds = trusted.registryFingerprints.map(keyIdOf);
-  if (result.keyIds.some((id) => registryKeyIds.includes(id))) {
-    return {
-      problems: [
-        problem(
-          'PUBLISHER_IS_REGISTRY_KEY',
-          sigPath,
-          'signed with the registry key, which is never a publisher key',
-        ),
-      ],
-    };
-  }
+    now: options.now,
+    sigPath,
+    what: options.manifestName,
+    registryFingerprints: trusted.registryFingerprints,
+  });
+  if (judged.ok) return { fingerprint: judged.fingerprint, problems: [] };
+  if (judged.problem) return { problems: [judged.problem] };
   if (policy === 'open' && !bundled) {
     return {
       problems: [
         problem(
           'PUBLISHER_KEY_MISSING',
           'bundle:publisher.asc',
-          `signed by key ${result.keyIds.join(', ')}, which the registry does not know`,
+          `signed by key ${judged.keyIds.join(', ')}, which the registry does not know`,
           {
             expected: 'the publisher public key in the bundle as publisher.asc (plugindex pack adds it)',
           },
@@ -228,7 +261,7 @@ export async function checkPublisherSignature(options: {
       problem(
         'PUBLISHER_UNTRUSTED',
         sigPath,
-        `signed by key ${result.keyIds.join(', ') || '(unnamed)'}, which is not a trusted publisher`,
+        `signed by key ${judged.keyIds.join(', ') || '(unnamed)'}, which is not a trusted publisher`,
         {
           expected:
             policy === 'restricted'
@@ -238,6 +271,85 @@ export async function checkPublisherSignature(options: {
       ),
     ],
   };
+}
+
+/**
+ * Verifies an action's signature (index-builder/actions.ts) by the key its envelope carries, judged as a
+ * publisher's is (`judgeSignature`). When the registry holds its own copy of that key (an operator's, a
+ * configured publisher's), that copy is the one used: a revocation the registry was given counts, whatever
+ * older copy the envelope carries.
+ */
+export async function checkActionSignature(options: {
+  readonly text: Uint8Array;
+  readonly signature: string;
+  readonly key: string;
+  readonly trusted: TrustedKeys;
+  readonly now: Date;
+}): Promise<SignerCheck> {
+  const { trusted } = options;
+  const read = await readSubmittedKey(
+    options.key,
+    { at: 'envelope:/key', name: "the action's key" },
+    trusted.registryFingerprints,
+  );
+  if (read.problem) return { problems: [read.problem] };
+  const fingerprint = read.key.fingerprint;
+  const held = [...trusted.operators, ...trusted.keys].find((k) => k.fingerprint === fingerprint);
+  const judged = await judgeSignature({
+    data: options.text,
+    signature: options.signature,
+    candidates: [(held ?? read.key).key],
+    now: options.now,
+    sigPath: 'envelope:/signature',
+    what: 'the action',
+    registryFingerprints: trusted.registryFingerprints,
+  });
+  if (judged.ok) return { fingerprint: judged.fingerprint, problems: [] };
+  if (judged.problem) return { problems: [judged.problem] };
+  return {
+    problems: [
+      problem(
+        'SIGNATURE_INVALID',
+        'envelope:/signature',
+        `signed by key ${judged.keyIds.join(', ') || '(unnamed)'}, not by the key in the envelope (${fingerprint})`,
+        { expected: "a signature by the envelope's key" },
+      ),
+    ],
+  };
+}
+
+/** Is this key one of the operator's? */
+export function isOperator(trusted: TrustedKeys, fingerprint: string): boolean {
+  return trusted.operators.some((o) => o.fingerprint === fingerprint);
+}
+
+/**
+ * May `signer` take this action on this plugin? Operators may take every action; an owner action needs an
+ * owner of the plugin (its `owners`) or an operator; the operator-only ones (remove, transfer,
+ * revoke-key) need an operator. `owners` is undefined for a registry-wide action.
+ */
+export function authorizeAction(options: {
+  readonly trusted: TrustedKeys;
+  readonly signer: string;
+  readonly operatorOnly: boolean;
+  readonly plugin?: string;
+  readonly owners?: readonly string[];
+}): Problem[] {
+  const { signer } = options;
+  if (isOperator(options.trusted, signer)) return [];
+  if (options.operatorOnly)
+    return [
+      problem('ACTION_NOT_OPERATOR', '/action', `key ${signer} is not an operator key of this registry`, {
+        expected: 'a signature by an operator key (plugindex operators add)',
+      }),
+    ];
+  if (!options.owners?.includes(signer))
+    return [
+      problem('ACTION_NOT_OWNER', '/plugin', `key ${signer} does not own "${options.plugin ?? ''}"`, {
+        expected: `a signature by an owner (${options.owners?.join(', ') || 'none'}) or an operator`,
+      }),
+    ];
+  return [];
 }
 
 /** May `fingerprint` publish a version of `name`, given the config and the plugin's current owners? */

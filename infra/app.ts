@@ -9,7 +9,7 @@ import path from 'node:path';
 import { App, Duration, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { bundleFunctions } from './bundle-functions.ts';
-import { loadTrustedPublishers } from './publishers.ts';
+import { loadTrustList } from './publishers.ts';
 import { PlugindexStack } from './stack.ts';
 
 const app = new App();
@@ -24,13 +24,13 @@ const snapshotTtlSeconds = context('snapshotTtlSeconds');
 const domainName = context('domainName');
 const certificateArn = context('certificateArn');
 const publishersFile = context('publishers');
-const trustedPublishers = publishersFile ? await loadTrustedPublishers(publishersFile) : undefined;
+const trust = publishersFile ? await loadTrustList(publishersFile) : undefined;
 new PlugindexStack(app, context('stackName') ?? 'Plugindex', {
   functionsDir,
   ...(registryName ? { registryName } : {}),
   ...(snapshotTtlSeconds ? { snapshotTtl: Duration.seconds(Number(snapshotTtlSeconds)) } : {}),
   ...(domainName ? { domainName } : {}),
   ...(certificateArn ? { certificateArn } : {}),
-  ...(trustedPublishers ? { trustedPublishers } : {}),
+  ...(trust ? { trustedPublishers: trust.publishers, trustedOperators: trust.operators } : {}),
 });
 Validations.of(app).addPlugins(new AwsSolutionsChecks(app));

@@ -1,7 +1,7 @@
 /** The plugindex stack: one construct per concern; the stack only connects them and names the outputs. */
 import { CfnOutput, Duration, Stack, type StackProps, Validations } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
-import type { TrustedPublisher } from '../index-builder/config.ts';
+import type { TrustedOperator, TrustedPublisher } from '../index-builder/config.ts';
 import { RegistryAlarms } from './constructs/alarms.ts';
 import { RegistryDistribution } from './constructs/distribution.ts';
 import { PublishingPipeline } from './constructs/publishing.ts';
@@ -19,6 +19,8 @@ export interface PlugindexStackProps extends StackProps {
   readonly snapshotTtl?: Duration;
   /** Publishers the registry is restricted to (infra/publishers.ts); open, first-come when undefined. */
   readonly trustedPublishers?: readonly TrustedPublisher[];
+  /** The operator's keys deployed with that list (infra/publishers.ts): who may sign every action. */
+  readonly trustedOperators?: readonly TrustedOperator[];
 }
 
 export class PlugindexStack extends Stack {
@@ -35,6 +37,7 @@ export class PlugindexStack extends Stack {
       snapshotTtl: props.snapshotTtl ?? Duration.days(7),
       ...(props.refreshEvery ? { refreshEvery: props.refreshEvery } : {}),
       ...(props.trustedPublishers ? { trustedPublishers: props.trustedPublishers } : {}),
+      ...(props.trustedOperators ? { trustedOperators: props.trustedOperators } : {}),
     });
     const cdn = new RegistryDistribution(this, 'Distribution', {
       siteBucket: storage.siteBucket,

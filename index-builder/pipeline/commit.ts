@@ -104,15 +104,17 @@ async function writeStatics(
 /**
  * Commits a new generation: rewrites the snapshot bins of the changed plugins (all bins when `changed` is
  * undefined), the index documents unless `deferIndexes` (then the catalog marks them pending, and the
- * snapshot keeps listing the ones already published, which still match their digests), the static files
- * when they differ, then the snapshot (the commit point), then the catalog (the same bins). Returns the
- * new generation. `keyRotations` is for a key rotation's snapshot (else the published count stands).
+ * snapshot keeps listing the ones already published, which still match their digests), `documents` (other
+ * signed documents the caller changed, such as `keys/revoked.json`), the static files when they differ,
+ * then the snapshot (the commit point), then the catalog (the same bins). Returns the new generation.
+ * `keyRotations` is for a key rotation's snapshot (else the published count stands).
  */
 export async function commitGeneration(
   ctx: PipelineContext,
   catalog: Catalog,
   changed?: ReadonlySet<string>,
   deferIndexes = false,
+  documents: readonly (readonly [string, Uint8Array])[] = [],
   snapshot: { readonly keyRotations?: number } = {},
 ): Promise<number> {
   // Plugin documents are bound by digest through 256 bins, so the snapshot stays small at any size.
@@ -128,6 +130,7 @@ export async function commitGeneration(
   const binsToWrite = bins ?? new Set(binNames.map(binOf));
   for (const [bin, body] of renderBins(catalog.plugins, binsToWrite, binNames))
     signed.push([binKey(bin), encoder.encode(body)]);
+  for (const [key, body] of documents) signed.push([key, body]);
   // Side by side: one document is written while the next is hashed and signed.
   await forEachLimited(signed, WRITE_CONCURRENCY, async ([key, body]) => {
     const { sha256, size } = await putSigned(ctx, key, body);
@@ -144,12 +147,12 @@ export async function commitGeneration(
   for (const [key, digest] of Object.entries(previous?.documents ?? {}))
     if (!written.has(key)) registryDigests.set(key, digest);
   await writeStatics(ctx, registryDigests);
-  const documents: Record<string, DocumentDigest> = {};
+  const listed: Record<string, DocumentDigest> = {};
   for (const [key, digest] of [...registryDigests].sort(([a], [b]) => (a < b ? -1 : 1))) {
-    if (!PAGE_FILES.has(key)) documents[key] = digest;
+    if (!PAGE_FILES.has(key)) listed[key] = digest;
   }
   const generation = Math.max(catalog.generation, previous?.generation ?? 0) + 1;
-  await writeSnapshot(ctx, generation, documents, snapshot);
+  await writeSnapshot(ctx, generation, listed, snapshot);
   catalog.generation = generation;
   await saveCatalog(ctx.intake, catalog, changed);
   return generation;

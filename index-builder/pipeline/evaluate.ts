@@ -1,19 +1,32 @@
 /**
  * Judging each submission of a batch, before anything is written: a safe archive, a valid manifest, the
- * files it names and no others, a publisher signature by a key valid at the time of publishing, the
- * publisher's right to the name, an unchanged version, and artifacts that match their digests. Every
- * problem is reported at once. A batch decides exactly as one submission per batch would (BatchView).
+ * files it names and no others, a publisher signature by a key valid at the time of publishing (and not
+ * revoked), the publisher's right to the name, an unchanged version (never a removed one), and artifacts
+ * that match their digests. Every problem is reported at once. An action is judged by pipeline/actions.ts.
+ * A batch decides exactly as one submission per batch would (BatchView).
  */
+import { type ActionKind, isJsonSubmission, type ReadAction } from '../actions.ts';
 import { type BundleContents, checkArtifactDigests, checkBundleFiles, readBundle } from '../bundle.ts';
 import { sha256Hex } from '../digest.ts';
 import { type Problem, problem, problemsFrom, StoreError } from '../errors.ts';
-import { pluginDocumentKey, versionIdentity } from '../layout.ts';
+import {
+  isPluginDocumentKey,
+  PLUGINS_PREFIX,
+  pluginDocumentKey,
+  REVOKED_KEYS_KEY,
+  versionIdentity,
+} from '../layout.ts';
+import { EMPTY_REVOKED_KEYS, type NamedKey, parseRevokedKeys, revocationOf } from '../lifecycle.ts';
 import { loadManifest } from '../manifest/index.ts';
-import type { Manifest, PluginDocument } from '../model.ts';
+import type { Manifest, PluginDocument, RevokedKeysDocument } from '../model.ts';
+import { versionRecordOf } from '../records.ts';
 import type { Store } from '../store.ts';
 import { authorizePublisher, checkPublisherSignature, loadTrustedKeys, type TrustedKeys } from '../trust.ts';
+import { evaluateAction } from './actions.ts';
 import type { PipelineContext } from './context.ts';
 import type { Upload } from './intake.ts';
+import type { LogWriter } from './log-writer.ts';
+import { mergePluginDocument } from './plugin-document.ts';
 import { readJson } from './site-writer.ts';
 
 /** One accepted submission, ready to be written. */
@@ -26,34 +39,72 @@ export interface Accepted {
   readonly sourceSha256: string;
 }
 
+/** What an outcome says of an action: its kind, what it is about, who signed it. */
+export interface ActionInfo {
+  readonly kind: ActionKind;
+  readonly plugin?: string;
+  readonly version?: string;
+  readonly signer?: string;
+}
+
+/** One accepted action (index-builder/actions.ts), ready to be applied (pipeline/actions.ts). */
+export interface AcceptedAction {
+  readonly kind: 'action-accepted';
+  readonly read: ReadAction;
+  readonly signer: string;
+  /** The key the action names (`owners-add`, `transfer`). */
+  readonly key?: NamedKey;
+  /**
+   * Accepted by a run that died before it recorded the outcome: its log entry is written already (seq,
+   * time), and its effects are applied again, idempotently; `finished` when they all were (its outcome was
+   * recorded), so nothing is applied again.
+   */
+  readonly resumed?: {
+    readonly seq: number;
+    readonly time: string;
+    readonly finished?: boolean;
+    /** Where the run that died left its record: the marker, or only the log entry (no marker yet). */
+    readonly from: 'marker' | 'log';
+  };
+}
+
 export interface Rejected {
   readonly kind: 'rejected';
   readonly problems: readonly Problem[];
   readonly manifest?: Manifest;
   readonly publisher?: string;
+  readonly action?: ActionInfo;
 }
 
 export type Evaluation =
   | Accepted
   | { readonly kind: 'already-published'; readonly manifest: Manifest; readonly publisher: string }
+  | AcceptedAction
   | Rejected;
 
 /** One submission of a batch and what became of it so far (a write can still turn it into a rejection). */
 export interface BatchItem {
   readonly upload: Upload;
   evaluation: Evaluation;
+  /** Its entry in the log, once appended (or found appended by a run that died). */
+  seq?: number;
 }
 
-/** A rejection, naming the manifest and publisher when they are known. */
+/** A rejection, naming the manifest and publisher (or the action) when they are known. */
 export function rejected(
   problems: readonly Problem[],
-  known: { readonly manifest?: Manifest | undefined; readonly publisher?: string | undefined } = {},
+  known: {
+    readonly manifest?: Manifest | undefined;
+    readonly publisher?: string | undefined;
+    readonly action?: ActionInfo | undefined;
+  } = {},
 ): Rejected {
   return {
     kind: 'rejected',
     problems,
     ...(known.manifest ? { manifest: known.manifest } : {}),
     ...(known.publisher ? { publisher: known.publisher } : {}),
+    ...(known.action ? { action: known.action } : {}),
   };
 }
 
@@ -80,16 +131,20 @@ export function failedWrite(error: unknown, accepted: Accepted, what: string): R
 }
 
 /**
- * Per-batch view of plugin documents: what is published plus what this batch accepted so far, so a batch
- * decides exactly as one submission per batch would: the same version twice, and a name's owner, are judged
- * against earlier submissions of the batch as against published ones.
+ * Per-batch view of plugin documents: what is published, and each document as this batch has changed it so
+ * far (versions accepted, actions applied), so a batch decides exactly as one submission per batch would:
+ * the same version twice, a name's owner, an action after a publish of the same plugin, two actions on one
+ * plugin, are judged against earlier submissions of the batch as against published ones. Versions accepted
+ * in the batch are held as provisional records (their files are not written yet), enough to judge by.
  */
 export class BatchView {
   readonly #published = new Map<string, PluginDocument | null>();
-  /** Name -> version identity -> source digest, of versions accepted earlier in this batch. */
-  readonly #acceptedEarlier = new Map<string, Map<string, string>>();
-  /** Name -> owners, for names this batch gave an owner (first come: the first accepted publisher). */
-  readonly #newOwners = new Map<string, readonly string[]>();
+  readonly #current = new Map<string, PluginDocument>();
+  #listed: string[] | undefined;
+  #revokedPublished: RevokedKeysDocument | undefined;
+  #revoked: RevokedKeysDocument | undefined;
+  /** Digests of the actions accepted in this batch: the same one again is a replay. */
+  readonly applied = new Set<string>();
 
   constructor(private readonly site: Store) {}
 
@@ -100,33 +155,75 @@ export class BatchView {
     return this.#published.get(name) ?? undefined;
   }
 
-  /** The owners a submission for `name` is judged against: the published ones, or those this batch made. */
-  owners(name: string, published: PluginDocument | undefined): readonly string[] | undefined {
-    return published?.owners.length ? published.owners : this.#newOwners.get(name);
+  /** The document of `name` as this batch has changed it so far (the published one when unchanged). */
+  async current(name: string): Promise<PluginDocument | undefined> {
+    return this.#current.get(name) ?? (await this.published(name));
   }
 
-  /** The source digest of a version of `name` accepted earlier in this batch, by version identity. */
-  acceptedEarlier(name: string, identity: string): string | undefined {
-    return this.#acceptedEarlier.get(name)?.get(identity);
+  /** Records a change this batch made to a document (judged, not yet written). */
+  change(doc: PluginDocument): void {
+    this.#current.set(doc.name, doc);
   }
 
-  accept(name: string, identity: string, sourceSha256: string, owners: readonly string[] | undefined): void {
-    let versions = this.#acceptedEarlier.get(name);
-    if (!versions) {
-      versions = new Map();
-      this.#acceptedEarlier.set(name, versions);
+  /** The name of every plugin, published (listed once per batch) or made in this batch: a revocation marks them all. */
+  async allNames(): Promise<string[]> {
+    if (!this.#listed) {
+      const listed: string[] = [];
+      for await (const info of this.site.list(PLUGINS_PREFIX))
+        if (isPluginDocumentKey(info.key)) listed.push(info.key.split('/')[1] as string);
+      this.#listed = listed;
     }
-    versions.set(identity, sourceSha256);
-    if (owners && owners.length > 0 && !this.#newOwners.has(name)) this.#newOwners.set(name, owners);
+    return [...new Set([...this.#listed, ...this.#current.keys()])].sort();
+  }
+
+  /** `keys/revoked.json` as published (empty when there is none), read once per batch. */
+  async publishedRevoked(): Promise<RevokedKeysDocument> {
+    if (!this.#revokedPublished) {
+      const object = await this.site.get(REVOKED_KEYS_KEY);
+      this.#revokedPublished = object
+        ? parseRevokedKeys(new TextDecoder().decode(object.body))
+        : EMPTY_REVOKED_KEYS;
+    }
+    return this.#revokedPublished;
+  }
+
+  /** The revoked keys as this batch has changed them so far. */
+  async revoked(): Promise<RevokedKeysDocument> {
+    return this.#revoked ?? (await this.publishedRevoked());
+  }
+
+  changeRevoked(list: RevokedKeysDocument): void {
+    this.#revoked = list;
+  }
+
+  /** Is this fingerprint revoked, as this batch stands? */
+  async isRevoked(fingerprint: string): Promise<boolean> {
+    return revocationOf(await this.revoked(), fingerprint) !== undefined;
   }
 }
 
 /** What every submission of a batch is judged against. */
-interface Judging {
+export interface Judging {
   readonly trusted: TrustedKeys;
   readonly view: BatchView;
   /** The time of publishing, for the whole batch: publisher keys are judged valid (or not) at it. */
   readonly now: Date;
+  /** The log, for what a run that died appended already. */
+  readonly log: LogWriter;
+}
+
+/** The record a version accepted in this batch is judged by until its files are written. */
+function provisionalRecord(manifest: Manifest, accepted: Omit<Accepted, 'kind' | 'contents'>, now: Date) {
+  return versionRecordOf(manifest, {
+    published: now.toISOString(),
+    manifest_url: '',
+    manifest_signature_url: '',
+    manifest_sha256: '',
+    manifest_size: 0,
+    source_sha256: accepted.sourceSha256,
+    publisher: accepted.publisher,
+    artifacts: [],
+  });
 }
 
 async function evaluate(ctx: PipelineContext, bytes: Uint8Array, judging: Judging): Promise<Evaluation> {
@@ -156,23 +253,44 @@ async function evaluate(ctx: PipelineContext, bytes: Uint8Array, judging: Judgin
     now,
   });
   problems.push(...signer.problems);
+  // A key the operator revoked publishes nothing from the revocation on (what it published stays).
+  if (signer.fingerprint && (await view.isRevoked(signer.fingerprint)))
+    problems.push(
+      problem(
+        'PUBLISHER_KEY_REVOKED',
+        `bundle:${contents.manifestName}.asc`,
+        `key ${signer.fingerprint} was revoked by the registry's operator`,
+        { expected: 'a signature by a key that is not revoked' },
+      ),
+    );
   if (!manifest || problems.length > 0 || !signer.fingerprint) {
     return rejected(problems, { manifest, publisher: signer.fingerprint });
   }
   const publisher = signer.fingerprint;
-  const existing = await view.published(manifest.name);
-  const owners = view.owners(manifest.name, existing);
+  const existing = await view.current(manifest.name);
+  const owners = existing?.owners.length ? existing.owners : undefined;
   problems.push(
     ...authorizePublisher({ config: ctx.config, fingerprint: publisher, name: manifest.name, owners }),
   );
 
   // Versions are immutable: same name and version with other bytes is refused; the same bytes is a no-op.
   // Versions that differ only in build metadata (one version to SemVer) or letter case (one folder on macOS
-  // and Windows) are the same version.
+  // and Windows) are the same version. A version the operator removed is never published again.
   const sourceSha256 = sha256Hex(contents.manifest);
   const identity = versionIdentity(manifest.version);
   const published = existing?.versions.find((v) => versionIdentity(v.version) === identity);
-  const knownSha = published?.source_sha256 ?? view.acceptedEarlier(manifest.name, identity);
+  if (published?.removed) {
+    problems.push(
+      problem(
+        'VERSION_REMOVED',
+        '/version',
+        `${manifest.name}@${published.version} was removed by the registry's operator (${published.removed.reason}) and can never be published again`,
+        { expected: 'a new version number', found: manifest.version },
+      ),
+    );
+    return rejected(problems, { manifest, publisher });
+  }
+  const knownSha = published?.source_sha256;
   if (knownSha !== undefined) {
     if (knownSha === sourceSha256 && problems.length === 0)
       return { kind: 'already-published', manifest, publisher };
@@ -196,8 +314,8 @@ async function evaluate(ctx: PipelineContext, bytes: Uint8Array, judging: Judgin
   problems.push(...checkArtifactDigests(contents, manifest));
   if (problems.length > 0) return rejected(problems, { manifest, publisher });
   // The first accepted publisher of a name nobody owns owns it from now on, within this batch too.
-  const firstOwners = ctx.config.ownership === 'first-come' && !owners?.length ? [publisher] : undefined;
-  view.accept(manifest.name, identity, sourceSha256, firstOwners);
+  const record = provisionalRecord(manifest, { manifest, publisher, sourceSha256 }, now);
+  view.change(mergePluginDocument(existing, [{ record, manifest }], ctx.config.ownership));
   return { kind: 'accepted', manifest, contents, publisher, sourceSha256 };
 }
 
@@ -212,15 +330,25 @@ export async function evaluateBatch(
   uploads: readonly Upload[],
   view: BatchView,
   now: Date,
+  log: LogWriter,
 ): Promise<BatchItem[]> {
-  const judging: Judging = { trusted: await loadTrustedKeys(ctx.config, ctx.signer.fingerprints), view, now };
+  const judging: Judging = {
+    trusted: await loadTrustedKeys(ctx.config, ctx.signer.fingerprints),
+    view,
+    now,
+    log,
+  };
   const items: BatchItem[] = [];
   for (const upload of uploads) {
     if (upload.kind === 'too-large') {
       items.push({ upload, evaluation: rejected([upload.problem]) });
       continue;
     }
-    const evaluation = await evaluate(ctx, upload.bytes, judging).catch((error: unknown): Evaluation => {
+    // An action (or a rotation) is a JSON envelope; anything else is read as a bundle.
+    const judged = isJsonSubmission(upload.bytes)
+      ? evaluateAction(ctx, upload, judging)
+      : evaluate(ctx, upload.bytes, judging);
+    const evaluation = await judged.catch((error: unknown): Evaluation => {
       if (error instanceof StoreError) throw error;
       return rejected([
         problem(

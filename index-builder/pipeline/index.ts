@@ -4,35 +4,49 @@
  * only the changed plugins' documents plus the registry-wide documents. Every submission gets an outcome
  * record and is moved out of `incoming/`, so nothing is lost or dropped silently.
  *
+ * A lifecycle action (index-builder/actions.ts) is an upload like a bundle: judged in upload order against
+ * the registry as the batch has changed it so far, and folded with the batch's publishes into the plugin
+ * documents (pipeline/actions.ts). Every accepted publish and action appends one entry to the log.
+ *
  * Write order (a crash at any point leaves clients a consistent, signed view, and a retry converges):
  *   1. the immutable files of accepted versions (artifacts, manifest, its signature): nothing points at
  *      them yet;
- *   2. when the index documents are deferred, their pending mark in the catalog, before anything they
+ *   2. the log: the envelopes of accepted actions (`log/actions/<digest>.json`, immutable), the entries
+ *      (segments, then `state/log.json`), then each action's marker (`state/actions/<digest>.json`);
+ *   3. when the index documents are deferred, their pending mark in the catalog, before anything they
  *      would lag behind;
- *   3. each changed plugin's document, its signature and page;
- *   4. the snapshot bins of the changed plugins and the index documents (index.json/.yaml, search.json,
- *      falcoctl/index.yaml; unless deferred), each with its signature, then the registry key and pages when they differ;
- *   5. snapshot.json and its signature: the commit point for clients;
- *   6. the catalog (its changed bins, then its meta file);
- *   7. each submission's outcome record, then the submission moves to processed/ or rejected/.
- * A retry after a crash finds the version already published with the same bytes, sees the catalog out of
- * date for that plugin, and rebuilds.
+ *   4. each changed plugin's document, its signature and page;
+ *   5. the snapshot bins of the changed plugins, the index documents (index.json/.yaml, search.json,
+ *      falcoctl/index.yaml; unless deferred) and `keys/revoked.json` when it changed, each with its
+ *      signature, then the registry key and pages when they differ;
+ *   6. snapshot.json and its signature: the commit point for clients (it vouches for the log's head);
+ *   7. the catalog (its changed bins, then its meta file); then the files of removed versions are deleted;
+ *   8. each submission's outcome record, then the submission moves to processed/ or rejected/.
+ * A retry after a crash finds the version already published with the same bytes (or the action's marker
+ * or log entry: it is applied again, idempotently, and not logged twice), sees the catalog out of date for
+ * that plugin, and rebuilds.
  */
+import { actionSubject } from '../actions.ts';
 import { type Catalog, emptyCatalog, loadCatalog, saveCatalog } from '../catalog.ts';
 import { sha256Hex } from '../digest.ts';
-import { isPluginDocumentKey, PLUGINS_PREFIX, pluginDocumentKey, SNAPSHOT_KEY } from '../layout.ts';
+import { problem, StoreError } from '../errors.ts';
+import {
+  isPluginDocumentKey,
+  PLUGINS_PREFIX,
+  pluginDocumentKey,
+  REVOKED_KEYS_KEY,
+  SNAPSHOT_KEY,
+} from '../layout.ts';
 import type { PluginDocument, SnapshotDocument } from '../model.ts';
+import { encodeJson } from '../render/documents.ts';
+import { appendToLog, type Folded, foldBatch, writeEnvelopes, writeMarkers } from './actions.ts';
 import { commitGeneration, writeSnapshot } from './commit.ts';
 import { type BatchResult, identityOf, type PipelineContext } from './context.ts';
-import { type BatchItem, BatchView, evaluateBatch, failedWrite } from './evaluate.ts';
+import { type BatchItem, BatchView, evaluateBatch, failedWrite, rejected } from './evaluate.ts';
 import { takeBatch } from './intake.ts';
+import { LogWriter } from './log-writer.ts';
 import { recordOutcomes } from './outcomes.ts';
-import {
-  type AddedVersion,
-  mergePluginDocument,
-  type RenderedPlugin,
-  renderPlugin,
-} from './plugin-document.ts';
+import { type AddedVersion, type RenderedPlugin, renderPlugin } from './plugin-document.ts';
 import {
   forEachLimited,
   readJson,
@@ -48,7 +62,7 @@ export type { BatchResult, PipelineContext } from './context.ts';
 export type { SubmissionOutcome, SubmissionStatus } from './outcomes.ts';
 
 /**
- * Write step 1: the immutable files of every accepted version; returns the new versions by plugin name. A
+ * Write step 1: the immutable files of every accepted version; returns each accepted item's new version. A
  * store refusing one for good (a name the filesystem will not take) rejects that submission alone; the
  * store being unavailable fails the batch, to retry whole.
  */
@@ -56,16 +70,14 @@ async function writeVersions(
   ctx: PipelineContext,
   items: readonly BatchItem[],
   published: string,
-): Promise<Map<string, AddedVersion[]>> {
-  const added = new Map<string, AddedVersion[]>();
+): Promise<Map<BatchItem, AddedVersion>> {
+  const added = new Map<BatchItem, AddedVersion>();
   for (const item of items) {
     const evaluation = item.evaluation;
     if (evaluation.kind !== 'accepted') continue;
     try {
       const record = await writeVersion(ctx, evaluation, published);
-      const list = added.get(evaluation.manifest.name) ?? [];
-      list.push({ record, manifest: evaluation.manifest });
-      added.set(evaluation.manifest.name, list);
+      added.set(item, { record, manifest: evaluation.manifest });
     } catch (error) {
       item.evaluation = failedWrite(error, evaluation, 'writing its files');
     }
@@ -73,125 +85,160 @@ async function writeVersions(
   return added;
 }
 
-/**
- * The plugins whose documents this batch rewrites: those with new versions, and those whose published
- * document the catalog has not caught up with (a run that died after writing it: crash recovery).
- */
-async function changedPlugins(
-  ctx: PipelineContext,
-  items: readonly BatchItem[],
-  added: ReadonlyMap<string, readonly AddedVersion[]>,
-  catalog: Catalog,
-): Promise<Set<string>> {
-  const changed = new Set(added.keys());
-  for (const item of items) {
-    if (item.evaluation.kind !== 'already-published') continue;
-    const name = item.evaluation.manifest.name;
-    const current = await ctx.site.get(pluginDocumentKey(name));
-    if (current && catalog.plugins.get(name)?.document.sha256 !== sha256Hex(current.body)) changed.add(name);
+/** An accepted item (publish or action) turned into a rejection: the registry failed `what` for it. */
+function failedItem(item: BatchItem, error: unknown, what: string): void {
+  const evaluation = item.evaluation;
+  if (evaluation.kind === 'accepted') item.evaluation = failedWrite(error, evaluation, what);
+  else if (evaluation.kind === 'action-accepted') {
+    // Its log entry is written already: the run that accepted it rendered this document.
+    if (evaluation.resumed) throw error;
+    if (error instanceof StoreError && !error.permanent) throw error;
+    const action = evaluation.read.action;
+    item.evaluation = rejected(
+      [
+        problem(
+          'SUBMISSION_WRITE_FAILED',
+          'envelope:',
+          `the registry failed ${what}: ${(error as Error).message}`,
+          {
+            expected: 'an action every store can publish (please report this to the registry operator)',
+          },
+        ),
+      ],
+      { action: { kind: action.action, ...actionSubject(action), signer: evaluation.signer } },
+    );
   }
-  return changed;
+}
+
+/** A batch folded into documents, and the documents it rewrites, rendered. */
+interface Rendered {
+  readonly folded: Folded;
+  readonly rendered: readonly RenderedPlugin[];
+  /** The plugins whose documents the batch rewrites. */
+  readonly changed: Set<string>;
 }
 
 /**
- * Renders the changed plugins' documents before anything of theirs is written: a plugin whose documents
- * cannot be rendered rejects the submissions that changed it (and leaves `changed`), and the rest of the
- * batch publishes.
+ * Folds the batch into its plugin documents and renders every one it rewrites, before anything of theirs
+ * is written: those it changed, and those whose published document the catalog has not caught up with (a
+ * run that died after writing it: crash recovery). A plugin whose documents cannot be rendered rejects the
+ * submissions that changed it, and the batch is folded again without them (an action after a rejected
+ * publish then no longer applies); the rest of the batch publishes.
  */
-function renderChangedPlugins(
+async function foldAndRender(
   ctx: PipelineContext,
   items: readonly BatchItem[],
-  added: ReadonlyMap<string, readonly AddedVersion[]>,
-  published: ReadonlyMap<string, PluginDocument | undefined>,
-  changed: Set<string>,
-): RenderedPlugin[] {
-  const rendered: RenderedPlugin[] = [];
-  for (const name of [...changed].sort()) {
-    const existing = published.get(name);
-    const newVersions = added.get(name);
-    const doc = newVersions ? mergePluginDocument(existing, newVersions, ctx.config.ownership) : existing;
-    if (!doc) {
-      changed.delete(name);
-      continue;
+  written: ReadonlyMap<BatchItem, AddedVersion>,
+  view: BatchView,
+  catalog: Catalog,
+  processed: string,
+): Promise<Rendered> {
+  for (;;) {
+    const folded = await foldBatch(ctx, items, written, view, processed);
+    const changed = new Set(folded.docs.keys());
+    const behind = new Set(folded.resumedOn);
+    for (const item of items)
+      if (item.evaluation.kind === 'already-published') behind.add(item.evaluation.manifest.name);
+    for (const name of behind) {
+      if (changed.has(name)) continue;
+      const current = await ctx.site.get(pluginDocumentKey(name));
+      if (current && catalog.plugins.get(name)?.document.sha256 !== sha256Hex(current.body))
+        changed.add(name);
     }
-    try {
-      rendered.push(renderPlugin(doc, identityOf(ctx.config)));
-    } catch (error) {
-      // A published document that no longer renders is the operator's to mend: nothing new is at fault.
-      if (!newVersions) throw error;
-      changed.delete(name);
-      for (const item of items) {
-        const evaluation = item.evaluation;
-        if (evaluation.kind === 'accepted' && evaluation.manifest.name === name)
-          item.evaluation = failedWrite(error, evaluation, "rendering the plugin's documents");
+    const rendered: RenderedPlugin[] = [];
+    let refolded = false;
+    for (const name of [...changed].sort()) {
+      const doc = folded.docs.get(name) ?? (await view.published(name));
+      if (!doc) {
+        changed.delete(name);
+        continue;
+      }
+      try {
+        rendered.push(renderPlugin(doc, identityOf(ctx.config)));
+      } catch (error) {
+        // A published document that no longer renders is the operator's to mend: nothing new is at fault.
+        const culprits = folded.changedBy.get(name);
+        if (!culprits) throw error;
+        for (const item of culprits) failedItem(item, error, "rendering the plugin's documents");
+        refolded = true;
+        break;
       }
     }
+    if (!refolded) return { folded, rendered, changed };
   }
-  return rendered;
 }
 
 /**
- * Write steps 2 and 3: the pending mark when `defer`, then the changed plugins' documents, signatures and
- * pages, their catalog lines updated (the catalog itself is saved at the commit). Returns the names of the
- * plugins changed.
+ * Write steps 3 and 4: the pending mark when `defer`, then the changed plugins' documents, signatures and
+ * pages, their catalog lines updated (the catalog itself is saved at the commit).
  */
 async function writeChangedPlugins(
   ctx: PipelineContext,
-  items: readonly BatchItem[],
-  added: ReadonlyMap<string, readonly AddedVersion[]>,
-  view: BatchView,
+  rendered: readonly RenderedPlugin[],
   catalog: Catalog,
   defer: boolean,
-): Promise<Set<string>> {
-  const changed = await changedPlugins(ctx, items, added, catalog);
-  const published = new Map<string, PluginDocument | undefined>();
-  for (const name of changed) published.set(name, await view.published(name));
-  const rendered = renderChangedPlugins(ctx, items, added, published, changed);
+): Promise<void> {
   // A deferred batch marks the index documents pending before the first write they would lag behind, so a
   // crash at any later step still leaves them to the next flush: the retry may find nothing else to do (the
   // catalog bin, once written, says the plugin is up to date).
-  if (defer && changed.size > 0 && !catalog.indexesPending) {
+  if (defer && rendered.length > 0 && !catalog.indexesPending) {
     catalog.indexesPending = true;
     await saveCatalog(ctx.intake, catalog, new Set());
   }
   await forEachLimited(rendered, WRITE_CONCURRENCY, async (plugin) => {
     catalog.plugins.set(plugin.doc.name, await writePlugin(ctx, plugin));
   });
-  return changed;
 }
 
 /**
- * Processes submissions (by default everything under `incoming/`) as one batch with one rebuild.
+ * Processes submissions (by default everything under `incoming/`) as one batch with one rebuild: bundles
+ * and lifecycle actions alike, in upload order.
  * @example const result = await processSubmissions({ intake, site, signer, clock: systemClock, config });
  */
 export async function processSubmissions(
   context: PipelineContext,
   keys?: readonly string[],
 ): Promise<BatchResult> {
-  const { ctx, log } = withWriteLog(context);
-  const defer = ctx.deferIndexes === true;
+  const { ctx, log: writeLog } = withWriteLog(context);
   const { uploads, leftInIncoming } = await takeBatch(ctx, keys);
   // The time of publishing, for the whole batch: publisher keys are judged valid (or not) at it.
   const now = ctx.clock.now();
   const view = new BatchView(ctx.site);
-  const items = await evaluateBatch(ctx, uploads, view, now);
+  const log = await LogWriter.open(ctx, { recent: uploads.length });
+  const items = await evaluateBatch(ctx, uploads, view, now, log);
   const catalog = await currentCatalog(ctx);
   const processed = now.toISOString();
-  const added = await writeVersions(ctx, items, processed);
-  const changed = await writeChangedPlugins(ctx, items, added, view, catalog, defer);
-  // Write steps 4 to 6, once for the whole batch (index documents also when an earlier batch left them
-  // pending and this caller does not defer).
+  const written = await writeVersions(ctx, items, processed);
+  const { folded, rendered, changed } = await foldAndRender(ctx, items, written, view, catalog, processed);
+  // The index documents list every version's manifest: a batch that removes versions renders them at once,
+  // so none still names a file once it is deleted.
+  const defer = ctx.deferIndexes === true && folded.removedFiles.length === 0;
+  // Write step 2, the log: the accepted actions' envelopes (immutable; nothing points at them yet), one
+  // entry per accepted publish and action in batch order, flushed before any document shows their effect
+  // (log-writer.ts), then the actions' markers (a replay meets them; a retry resumes from them).
+  await writeEnvelopes(ctx, items);
+  appendToLog(log, items, processed);
+  await log.flush();
+  await writeMarkers(ctx, items, processed);
+  await writeChangedPlugins(ctx, rendered, catalog, defer);
+  // Write steps 5 to 7, once for the whole batch (index documents also when an earlier batch left them
+  // pending and this caller does not defer); a snapshot is owed too when the log grew past the published one.
+  const documents: [string, Uint8Array][] = folded.revoked
+    ? [[REVOKED_KEYS_KEY, encodeJson(folded.revoked)]]
+    : [];
   const generation =
-    changed.size > 0 || (!defer && catalog.indexesPending)
-      ? await commitGeneration(ctx, catalog, changed, defer)
+    changed.size > 0 || documents.length > 0 || log.unvouched || (!defer && catalog.indexesPending)
+      ? await commitGeneration(ctx, catalog, changed, defer, documents)
       : null;
-  // Write step 7: outcomes, then the submissions leave incoming/.
+  // The files of removed versions, once no document the snapshot binds points at them.
+  for (const key of folded.removedFiles) await ctx.site.delete(key);
+  // Write step 8: outcomes, then the submissions leave incoming/.
   const outcomes = await recordOutcomes(ctx, items, { url: ctx.config.url, processed, generation });
   return {
     outcomes,
     generation,
     changedPlugins: [...changed].sort(),
-    invalidate: log.mutableKeys(),
+    invalidate: writeLog.mutableKeys(),
     leftInIncoming,
     indexesPending: catalog.indexesPending,
   };
@@ -244,7 +291,16 @@ async function rebuildAll(
     catalog.plugins.set(doc.name, await writePluginDocument(ctx, doc));
   });
   const snapshot = options.keyRotations === undefined ? {} : { keyRotations: options.keyRotations };
-  const generation = await commitGeneration(ctx, catalog, undefined, false, snapshot);
+  // Signed anew like every document (after a key rotation, by the new key).
+  const revoked = await ctx.site.get(REVOKED_KEYS_KEY);
+  const generation = await commitGeneration(
+    ctx,
+    catalog,
+    undefined,
+    false,
+    revoked ? [[REVOKED_KEYS_KEY, revoked.body]] : [],
+    snapshot,
+  );
   return { generation, plugins: catalog.plugins.size, resigned: resigned.sort() };
 }
 

@@ -39,8 +39,13 @@ export class LogWriter {
   /** Segment index -> its lines, for the segments read or appended to in this run. */
   readonly #segments = new Map<number, string[]>();
   readonly #dirty = new Set<number>();
-  /** `type digest` of every entry the snapshot does not vouch for yet (a crashed run's), to append once. */
-  readonly #unvouched = new Set<string>();
+  /**
+   * `type digest` -> every entry a run that died may have appended (those the snapshot does not vouch for
+   * yet, and the last `recent`), to append once.
+   */
+  readonly #unvouched = new Map<string, LogEntry>();
+  /** How many entries the published snapshot vouches for. */
+  #vouched = 0;
 
   private constructor(
     private readonly ctx: PipelineContext,
@@ -50,22 +55,27 @@ export class LogWriter {
   }
 
   /**
-   * Opens the log for appending: its recorded head, its last segment, and the entries past what the
-   * published snapshot vouches for.
+   * Opens the log for appending: its recorded head, its last segment, and the entries a run that died may
+   * have appended: those past what the published snapshot vouches for, and the last `recent` entries
+   * whatever it vouches for. A snapshot written in between (a scheduled refresh, a flush) vouches for a
+   * dead run's entries too, so a batch passes as `recent` how many uploads it holds: a dead run appended at
+   * most one entry per upload it held, and those still waiting are the oldest, so taken first again.
    */
-  static async open(ctx: PipelineContext): Promise<LogWriter> {
+  static async open(ctx: PipelineContext, options: { readonly recent?: number } = {}): Promise<LogWriter> {
     const head = await readLogHead(ctx.intake);
     const writer = new LogWriter(ctx, head);
     if (head.length === 0) return writer;
     const snapshot = await readJson<SnapshotDocument>(ctx.site, 'snapshot.json');
     const vouched = Math.min(snapshot?.log?.length ?? 0, head.length);
-    for (let s = segmentOf(Math.max(vouched, head.length - 1)); s >= 0 && s >= segmentOf(vouched); s--) {
+    writer.#vouched = vouched;
+    const from = Math.max(0, Math.min(vouched, head.length - (options.recent ?? 0)));
+    for (let s = segmentOf(Math.max(from, head.length - 1)); s >= 0 && s >= segmentOf(from); s--) {
       const lines = await writer.#segment(s);
       lines.forEach((line, i) => {
         const seq = s * LOG_SEGMENT_ENTRIES + i;
-        if (seq < vouched || seq >= head.length) return;
+        if (seq < from || seq >= head.length) return;
         const entry = JSON.parse(line) as LogEntry;
-        writer.#unvouched.add(`${entry.type} ${entry.digest}`);
+        writer.#unvouched.set(`${entry.type} ${entry.digest}`, entry);
       });
     }
     return writer;
@@ -75,9 +85,19 @@ export class LogWriter {
     return this.#head;
   }
 
-  /** True when an entry of this type and digest is already in the log past what the snapshot vouches for. */
+  /** True when an entry of this type and digest is among those a run that died may have appended (`open`). */
   logged(type: LogEntry['type'], digest: string): boolean {
     return this.#unvouched.has(`${type} ${digest}`);
+  }
+
+  /** The entry `logged` finds (its seq and time: what a run that died recorded), or undefined. */
+  entry(type: LogEntry['type'], digest: string): LogEntry | undefined {
+    return this.#unvouched.get(`${type} ${digest}`);
+  }
+
+  /** True when the log holds entries the published snapshot does not vouch for: a snapshot is owed. */
+  get unvouched(): boolean {
+    return this.#head.length > this.#vouched;
   }
 
   /** Appends an entry (written at `flush`). Returns it. */
@@ -90,7 +110,7 @@ export class LogWriter {
     lines.length = entry.seq - index * LOG_SEGMENT_ENTRIES;
     lines.push(line);
     this.#dirty.add(index);
-    this.#unvouched.add(`${entry.type} ${entry.digest}`);
+    this.#unvouched.set(`${entry.type} ${entry.digest}`, entry);
     this.#head = head;
     return entry;
   }

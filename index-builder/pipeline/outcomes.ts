@@ -4,6 +4,7 @@
  * the commit, so an outcome never names a version clients cannot see yet; a crash before leaves the upload
  * in incoming/, and the retry records it.
  */
+import { type ActionKind, actionSubject, isJsonSubmission } from '../actions.ts';
 import type { Problem } from '../errors.ts';
 import {
   manifestKey,
@@ -18,7 +19,7 @@ import {
 import { ociArtifactUrl } from '../oci.ts';
 import { CACHE_PRIVATE } from '../store.ts';
 import type { PipelineContext } from './context.ts';
-import type { BatchItem } from './evaluate.ts';
+import type { AcceptedAction, BatchItem, Evaluation } from './evaluate.ts';
 
 export type SubmissionStatus = 'accepted' | 'already-published' | 'rejected';
 
@@ -28,13 +29,19 @@ export interface SubmissionOutcome {
   readonly id: string;
   readonly submission: string;
   readonly status: SubmissionStatus;
+  /** For an action: its kind (`yank`, `owners-add`...). */
+  readonly action?: ActionKind;
   readonly plugin?: string;
   readonly version?: string;
   readonly publisher?: string;
+  /** For an action: the fingerprint of the key that signed it. */
+  readonly signer?: string;
   readonly submission_sha256: string;
   readonly processed: string;
-  /** The snapshot generation that first includes this version (accepted only). */
+  /** The snapshot generation that first includes this version or action's effect (accepted only). */
   readonly generation?: number;
+  /** Its entry in the registry's log (`log/`), for an accepted publish or action. */
+  readonly seq?: number;
   readonly urls?: {
     readonly plugin: string;
     readonly page: string;
@@ -55,9 +62,44 @@ export interface BatchRecord {
   readonly generation: number | null;
 }
 
+/** The outcome of an action: accepted or rejected, what it was, who signed it, its log entry. */
+function actionOutcomeOf(item: BatchItem, batch: BatchRecord): SubmissionOutcome | undefined {
+  const { upload, evaluation } = item;
+  const info =
+    evaluation.kind === 'action-accepted'
+      ? {
+          kind: evaluation.read.action.action,
+          ...actionSubject(evaluation.read.action),
+          signer: evaluation.signer,
+        }
+      : evaluation.kind === 'rejected'
+        ? evaluation.action
+        : undefined;
+  if (!info) return undefined;
+  const accepted = evaluation.kind === 'action-accepted';
+  return {
+    schema: 'plugindex/outcome/v1' as const,
+    id: upload.id,
+    submission: upload.key,
+    status: accepted ? 'accepted' : 'rejected',
+    action: info.kind,
+    ...(info.plugin !== undefined ? { plugin: info.plugin } : {}),
+    ...(info.version !== undefined ? { version: info.version } : {}),
+    ...(info.signer !== undefined ? { signer: info.signer } : {}),
+    submission_sha256: upload.sha256,
+    processed: batch.processed,
+    ...(accepted && batch.generation !== null ? { generation: batch.generation } : {}),
+    ...(accepted && item.seq !== undefined ? { seq: item.seq } : {}),
+    problems: evaluation.kind === 'rejected' ? evaluation.problems : [],
+  };
+}
+
 /** The outcome of one submission of a batch. */
 export function outcomeOf(item: BatchItem, batch: BatchRecord): SubmissionOutcome {
-  const { upload, evaluation } = item;
+  const actionOutcome = actionOutcomeOf(item, batch);
+  if (actionOutcome) return actionOutcome;
+  const { upload } = item;
+  const evaluation = item.evaluation as Exclude<Evaluation, AcceptedAction>;
   const manifest = evaluation.manifest;
   const base = {
     schema: 'plugindex/outcome/v1' as const,
@@ -78,6 +120,7 @@ export function outcomeOf(item: BatchItem, batch: BatchRecord): SubmissionOutcom
   return {
     ...base,
     ...(evaluation.kind === 'accepted' && generation !== null ? { generation } : {}),
+    ...(evaluation.kind === 'accepted' && item.seq !== undefined ? { seq: item.seq } : {}),
     urls: {
       plugin: `${url}/${pluginDocumentKey(manifest.name)}`,
       page: `${url}/${pluginPageKey(manifest.name)}`,
@@ -113,8 +156,15 @@ export async function recordOutcomes(
       contentType: 'application/json',
       cacheControl: CACHE_PRIVATE,
     });
-    const destination = outcome.status === 'rejected' ? rejectedKey(upload.id) : processedKey(upload.id);
-    const options = { contentType: 'application/gzip', cacheControl: CACHE_PRIVATE };
+    // An action (a JSON envelope) is kept as what it is; anything else as the bundle it was taken for.
+    const json = upload.kind === 'read' && isJsonSubmission(upload.bytes);
+    const extension = json ? 'json' : 'tgz';
+    const destination =
+      outcome.status === 'rejected' ? rejectedKey(upload.id, extension) : processedKey(upload.id, extension);
+    const options = {
+      contentType: json ? 'application/json' : 'application/gzip',
+      cacheControl: CACHE_PRIVATE,
+    };
     if (upload.kind === 'read') {
       await ctx.intake.put(destination, upload.bytes, { ...options, sha256: upload.sha256 });
     } else {

@@ -4,11 +4,12 @@
  */
 import { type CatalogLine, catalogLineOf } from '../catalog.ts';
 import type { OwnershipRule } from '../config.ts';
+import { deprecatedRecord, recomputed } from '../lifecycle.ts';
 import type { Manifest, PluginDocument, RegistryIdentity, VersionRecord } from '../model.ts';
 import { type Description, descriptionOf } from '../records.ts';
 import { encodeJson } from '../render/documents.ts';
 import { renderPluginPage } from '../render/html.ts';
-import { channelHeads, latestVersion, sortVersionsDescending } from '../versions.ts';
+import { latestVersion, sortVersionsDescending } from '../versions.ts';
 
 /** A version accepted in this batch, with the manifest that describes it. */
 export interface AddedVersion {
@@ -51,7 +52,8 @@ function displayVersion(versions: readonly VersionRecord[]): string | undefined 
 /**
  * Folds newly accepted versions into a plugin document (a new one when `existing` is undefined). The plugin
  * is described by its displayed version's manifest; under first-come ownership a new plugin is owned by
- * the publisher of its first version.
+ * the publisher of its first version. A plugin deprecated as a whole deprecates the versions published
+ * after it too; its advisories and deprecation carry over.
  */
 export function mergePluginDocument(
   existing: PluginDocument | undefined,
@@ -60,7 +62,11 @@ export function mergePluginDocument(
 ): PluginDocument {
   const first = added[0];
   if (!first) throw new Error('mergePluginDocument needs at least one version');
-  const versions = sortVersionsDescending([...(existing?.versions ?? []), ...added.map((a) => a.record)]);
+  const deprecation = existing?.deprecation;
+  const records = added.map((a) =>
+    deprecation ? deprecatedRecord(a.record, deprecation.message, deprecation.replacement) : a.record,
+  );
+  const versions = sortVersionsDescending([...(existing?.versions ?? []), ...records]);
   const shown = displayVersion(versions);
   const fromAdded = added.find((a) => a.record.version === shown)?.manifest;
   const fields: Description = fromAdded
@@ -73,15 +79,17 @@ export function mergePluginDocument(
     : ownership === 'first-come'
       ? [first.record.publisher]
       : [];
-  return {
+  return recomputed({
     schema: 'plugindex/plugin/v1',
     name: first.manifest.name,
     ...fields,
-    latest_version: latestVersion(versions),
-    channels: channelHeads(versions),
+    latest_version: null,
+    channels: {},
     owners,
+    ...(deprecation ? { deprecation } : {}),
+    ...(existing?.advisories ? { advisories: existing.advisories } : {}),
     versions,
-  };
+  });
 }
 
 /** A plugin's document, page and catalog line, rendered and ready to write. */

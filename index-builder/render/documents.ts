@@ -63,17 +63,20 @@ export function buildIndexEntry(doc: PluginDocument): RegistryIndexEntry {
     plugin_type: doc.plugin_type,
     supported_providers: doc.supported_providers,
     capabilities: doc.capabilities,
-    versions: doc.versions.map((record) => {
-      const api = apiCompatibility(record);
-      return {
-        version: record.version,
-        manifest_url: record.manifest_url,
-        published: record.published,
-        deprecated: record.deprecated,
-        yanked: record.yanked,
-        ...(api ? { api_compatibility: api } : {}),
-      };
-    }),
+    // A version the operator removed has no manifest any more: only its plugin document lists it, with why.
+    versions: doc.versions
+      .filter((record) => !record.removed)
+      .map((record) => {
+        const api = apiCompatibility(record);
+        return {
+          version: record.version,
+          manifest_url: record.manifest_url,
+          published: record.published,
+          deprecated: record.deprecated,
+          yanked: record.yanked,
+          ...(api ? { api_compatibility: api } : {}),
+        };
+      }),
     tags: doc.tags,
   };
 }

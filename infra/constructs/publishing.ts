@@ -19,7 +19,7 @@ import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { PUBLISH_MESSAGE_GROUP } from '../../adapters/publish-queue.ts';
-import type { TrustedPublisher } from '../../index-builder/config.ts';
+import type { TrustedOperator, TrustedPublisher } from '../../index-builder/config.ts';
 import { INCOMING_PREFIX } from '../../index-builder/layout.ts';
 import { stageFunction } from '../publishers.ts';
 
@@ -39,13 +39,19 @@ export interface PublishingPipelineProps {
    * them, whatever the config object in the bucket says. Open, first-come publishing when undefined.
    */
   readonly trustedPublishers?: readonly TrustedPublisher[];
+  /** The operator's keys deployed with that list (infra/publishers.ts); only with `trustedPublishers`. */
+  readonly trustedOperators?: readonly TrustedOperator[];
 }
 
 /**
  * A function's code asset: its bundle folder, plus the trust list when there is one. The list is added by
  * CDK's local bundling (no Docker), and the asset is hashed from that output, so a changed list deploys.
  */
-function functionCode(bundleDir: string, publishers: readonly TrustedPublisher[] | undefined): Code {
+function functionCode(
+  bundleDir: string,
+  publishers: readonly TrustedPublisher[] | undefined,
+  operators: readonly TrustedOperator[] = [],
+): Code {
   if (!publishers) return Code.fromAsset(bundleDir);
   return Code.fromAsset(bundleDir, {
     assetHashType: AssetHashType.OUTPUT,
@@ -54,7 +60,7 @@ function functionCode(bundleDir: string, publishers: readonly TrustedPublisher[]
       image: DockerImage.fromRegistry('plugindex-local-bundling-only'),
       local: {
         tryBundle(outputDir: string): boolean {
-          stageFunction(bundleDir, outputDir, publishers);
+          stageFunction(bundleDir, outputDir, publishers, operators);
           return true;
         },
       },
@@ -104,7 +110,11 @@ export class PublishingPipeline extends Construct {
         runtime: Runtime.NODEJS_22_X,
         architecture: Architecture.ARM_64,
         handler: 'index.handler',
-        code: functionCode(path.join(props.functionsDir, name), props.trustedPublishers),
+        code: functionCode(
+          path.join(props.functionsDir, name),
+          props.trustedPublishers,
+          props.trustedOperators,
+        ),
         // The publish function holds a batch of bundles in memory (bounded in functions/handlers.ts).
         memorySize: name === 'publish' ? 2048 : 512,
         timeout,
@@ -117,13 +127,17 @@ export class PublishingPipeline extends Construct {
         reason: 'Pinned to Node.js 22, the runtime the bundles target and the tests run; moved deliberately.',
       });
       props.signingKey.grantRead(f);
-      // The site: read and write (never delete; versions are immutable and documents are replaced).
+      // The site: read and write (documents are replaced; versions are immutable, and deleted only when the
+      // operator removes one: below).
       props.siteBucket.grantRead(f);
       props.siteBucket.grantPut(f);
       return f;
     };
     this.publishFunction = fn('publish', Duration.minutes(15));
     this.refreshFunction = fn('refresh', Duration.minutes(5));
+    // But for one thing: the operator's removal of a version (a lifecycle action) deletes its files, which
+    // are under plugins/ only; the publish function alone takes actions.
+    props.siteBucket.grantDelete(this.publishFunction, 'plugins/*');
     // The upload bucket, by folder. Publish: reads everything (incoming/, config/, state/, and the key
     // rotations an operator uploads under rotations/), records outcomes (a rotation's too, under status/),
     // files submissions away, keeps the catalog, and deletes only what it took from incoming/.
@@ -175,6 +189,7 @@ export class PublishingPipeline extends Construct {
         (folder) => `Resource::<${uploads}.Arn>/${folder}/*`,
       ),
       `Resource::<${logicalId(props.siteBucket)}.Arn>/*`,
+      `Resource::<${logicalId(props.siteBucket)}.Arn>/plugins/*`,
     ];
     for (const f of [this.publishFunction, this.refreshFunction]) {
       for (const finding of findings) {

@@ -11,11 +11,14 @@ import { pathToFileURL } from 'node:url';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3Store } from '../../adapters/s3-store.ts';
+import type { ActionBody } from '../../index-builder/actions.ts';
 import type { SnapshotDocument } from '../../index-builder/model.ts';
-import { readPublicKey, verifyDetachedSignature } from '../../index-builder/signing.ts';
+import type { SubmissionOutcome } from '../../index-builder/pipeline/index.ts';
+import { type KeyPair, readPublicKey, verifyDetachedSignature } from '../../index-builder/signing.ts';
 import { listAll } from '../../index-builder/store.ts';
 import { type BundleResult, bundleFunctions, type FunctionName } from '../../infra/bundle-functions.ts';
 import { stageFunction } from '../../infra/publishers.ts';
+import { boundDocument, signedAction, vouchedLog } from '../support/actions.ts';
 import { type FakeSecretsManager, startFakeSecretsManager } from '../support/fake-secrets-manager.ts';
 import { encode, makeBundle, testKey, validManifest } from '../support/fixtures.ts';
 import { gpgKeyring } from '../support/gpg.ts';
@@ -200,5 +203,92 @@ describe('when the deployment restricts publishing to a trust list', () => {
       'incoming/rogue.tgz': ['rejected', 'PUBLISHER_UNTRUSTED'],
       'incoming/elsewhere.tgz': ['rejected', 'PUBLISHER_NAME_NOT_ALLOWED'],
     });
+  });
+});
+
+describe('when lifecycle actions reach the bundled publish function', () => {
+  type Handler = (event: unknown) => Promise<{ outcomes: SubmissionOutcome[] }>;
+  const intake = () => new S3Store({ client: s3.client, bucket: 'bundle-intake' });
+  const site = () => new S3Store({ client: s3.client, bucket: 'bundle-site' });
+  const json = async <T>(store: S3Store, key: string): Promise<T> =>
+    JSON.parse(new TextDecoder().decode((await store.get(key))?.body)) as T;
+  const doorbell = { source: 'aws.events', 'detail-type': 'Scheduled Event' };
+  const submit = async (key: string, body: ActionBody, signer: KeyPair) => {
+    // The function judges by the real clock: the action is made now.
+    const signed = await signedAction(body, signer, {
+      registry: 'https://plugins.example.com',
+      now: new Date(),
+    });
+    await s3.client.send(new PutObjectCommand({ Bucket: 'bundle-intake', Key: key, Body: signed.bytes }));
+    return signed;
+  };
+
+  it('applies an owner action from incoming/, records its outcome, logs it and publishes its envelope', async () => {
+    const { handler } = (await import(pathToFileURL(bundle.files.publish).href)) as { handler: Handler };
+    const signed = await submit(
+      'incoming/yank.json',
+      { action: 'yank', plugin: 'bundled-plugin', version: '1.0.0', reason: 'broken' },
+      await testKey('publisher'),
+    );
+    const { outcomes } = await handler(doorbell);
+    expect(outcomes).toEqual([
+      expect.objectContaining({ status: 'accepted', action: 'yank', plugin: 'bundled-plugin' }),
+    ]);
+    const seq = outcomes[0]?.seq;
+    const id = outcomes[0]?.id as string;
+    expect(await json<SubmissionOutcome>(intake(), `status/${id}.json`)).toMatchObject({
+      status: 'accepted',
+      seq,
+    });
+    expect((await intake().head(`processed/${id}.json`))?.contentType).toBe('application/json');
+    expect(await intake().head(`state/actions/${signed.digest}.json`)).toBeDefined();
+    expect((await site().get(`log/actions/${signed.digest}.json`))?.body).toEqual(signed.bytes);
+
+    const registryKey = (await testKey('registry')).publicKey;
+    const doc = await boundDocument(site(), registryKey, 'bundled-plugin');
+    expect(doc.versions[0]).toMatchObject({ yanked: true, yanked_reason: 'broken' });
+    const log = await vouchedLog(site(), registryKey);
+    // Every publish before it (this file's), then the yank, at the seq its outcome names.
+    expect(log.filter((e) => e.plugin === 'bundled-plugin').map((e) => e.type)).toEqual(['publish', 'yank']);
+    expect(log.at(-1)).toMatchObject({ seq, type: 'yank', digest: signed.digest });
+    expect(log).toHaveLength((seq as number) + 1);
+    expect(await listAll(intake(), 'incoming/')).toEqual([]);
+  });
+
+  it("applies the operator's removal through the deployed trust list, deleting the version's files", async () => {
+    const publisher = await readPublicKey((await testKey('publisher')).publicKey);
+    const operator = await testKey('operator');
+    const staged = path.join(outdir, 'publish-with-operator');
+    stageFunction(
+      path.dirname(bundle.files.publish),
+      staged,
+      [{ fingerprint: publisher.fingerprint, names: ['*'], key: publisher.armored }],
+      [{ fingerprint: operator.fingerprint, key: operator.publicKey }],
+    );
+    const { handler } = (await import(pathToFileURL(path.join(staged, 'index.mjs')).href)) as {
+      handler: Handler;
+    };
+    const body = { action: 'remove', plugin: 'bundled-plugin', version: '1.0.0', reason: 'legal' } as const;
+    await submit('incoming/remove-by-owner.json', body, await testKey('publisher'));
+    await submit('incoming/remove.json', body, operator);
+    const { outcomes } = await handler(doorbell);
+    expect(outcomes.map((o) => [o.submission, o.status, ...o.problems.map((p) => p.code)])).toEqual([
+      ['incoming/remove-by-owner.json', 'rejected', 'ACTION_NOT_OPERATOR'],
+      ['incoming/remove.json', 'accepted'],
+    ]);
+    for (const key of [
+      'plugins/bundled-plugin/1.0.0/manifest.json',
+      'plugins/bundled-plugin/1.0.0/manifest.json.asc',
+    ])
+      expect(await site().head(key), key).toBeUndefined();
+    const registryKey = (await testKey('registry')).publicKey;
+    const doc = await boundDocument(site(), registryKey, 'bundled-plugin');
+    expect(doc.versions[0]?.removed?.reason).toBe('legal');
+    expect((await vouchedLog(site(), registryKey)).at(-1)).toMatchObject({
+      type: 'remove',
+      signer: operator.fingerprint,
+    });
+    const rejectedId = outcomes[0]?.id as string;
+    expect((await intake().head(`rejected/${rejectedId}.json`))?.contentType).toBe('application/json');
   });
 });

@@ -36,6 +36,7 @@ const config: FunctionConfig = {
   s3Endpoint: undefined,
   defaults: {},
   publishers: undefined,
+  operators: undefined,
 };
 
 const sqsEvent = (...keys: string[]) => ({

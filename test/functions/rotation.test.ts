@@ -145,6 +145,7 @@ beforeAll(async () => {
     // The site bucket as s3rver serves it over HTTP: where `rotate-key --bucket` reads the snapshot.
     defaults: { name: 'Rotating Cloud', url: `${s3.endpoint}/rot-site` },
     publishers: undefined,
+    operators: undefined,
   };
   keys = { a: await testKey('fn-a'), b: await testKey('fn-b'), c: await testKey('fn-c') };
   signers = {

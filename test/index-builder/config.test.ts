@@ -4,6 +4,7 @@ import {
   parseRegistryConfig,
   type TrustedPublisher,
   withDeployedTrustList,
+  withOperator,
   withTrustedPublisher,
 } from '../../index-builder/config.ts';
 import { ConfigError } from '../../index-builder/errors.ts';
@@ -81,6 +82,56 @@ describe('when a trust list is deployed with the functions', () => {
 
   it('leaves the config as it is when no list is deployed', () => {
     expect(withDeployedTrustList(open, undefined)).toBe(open);
+  });
+
+  it("names every operator: the deployed ones, or none, never the config object's", () => {
+    const stored = parseRegistryConfig({
+      name: 'r',
+      url: 'https://r.example.com',
+      operators: [{ fingerprint: 'C'.repeat(40), key: 'k' }],
+    });
+    const list = [publisherEntry('A'.repeat(40))];
+    expect(withDeployedTrustList(stored, list).operators).toEqual([]);
+    const deployed = [{ fingerprint: 'D'.repeat(40), key: 'k', label: 'ops' }];
+    expect(parseRegistryConfig(withDeployedTrustList(stored, list, deployed)).operators).toEqual(deployed);
+  });
+});
+
+describe("when a registry names its operator's keys", () => {
+  const open = parseRegistryConfig({ name: 'r', url: 'https://r.example.com' });
+  const REGISTRY = ['E'.repeat(40), 'F'.repeat(40)];
+  const keyOf = (fingerprint: string, subkey = '0'.repeat(40)) => ({
+    fingerprint,
+    fingerprints: [fingerprint, subkey],
+    armored: `key ${fingerprint}`,
+  });
+
+  it('adds a key (replacing its earlier entry) and leaves the policy alone', () => {
+    expect(open.operators).toEqual([]);
+    const once = withOperator(open, { key: keyOf('a'.repeat(40)), label: 'first' }, REGISTRY);
+    const config = withOperator(once, { key: keyOf('A'.repeat(40)) }, REGISTRY);
+    expect(config).toEqual({
+      ...open,
+      operators: [{ fingerprint: 'A'.repeat(40), key: `key ${'A'.repeat(40)}` }],
+    });
+  });
+
+  it("refuses the registry's key, by any of its subkeys", () => {
+    const add = () => withOperator(open, { key: keyOf('C'.repeat(40), REGISTRY[1]) }, REGISTRY);
+    expect(add).toThrow(ConfigError);
+    expect(add).toThrow(expect.objectContaining({ code: 'CONFIG_REGISTRY_KEY_AS_OPERATOR' }));
+  });
+
+  it.each([
+    [{ operators: 'x' }, '/operators'],
+    [{ operators: [{ key: 'k' }] }, '/operators/0/fingerprint'],
+    [{ operators: [{ fingerprint: 'A'.repeat(40) }] }, '/operators/0/key'],
+    [{ operators: [{ fingerprint: 'A'.repeat(40), key: 'k', label: 1 }] }, '/operators/0/label'],
+  ])('refuses %j naming %s', (extra, pointer) => {
+    const parse = () => parseRegistryConfig({ name: 'r', url: 'https://r.example.com', ...extra });
+    expect(parse).toThrow(
+      expect.objectContaining({ code: 'CONFIG_INVALID', message: expect.stringContaining(pointer) }),
+    );
   });
 });
 

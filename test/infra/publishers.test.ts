@@ -8,12 +8,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { App } from 'aws-cdk-lib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readDeployedPublishers } from '../../functions/env.ts';
+import { readDeployedPublishers, readDeployedTrust } from '../../functions/env.ts';
 import { AwsAdapterError } from '../../functions/errors.ts';
 import { readPublicKey } from '../../index-builder/signing.ts';
 import { bundleFunctions } from '../../infra/bundle-functions.ts';
 import { InfraError } from '../../infra/errors.ts';
-import { loadTrustedPublishers } from '../../infra/publishers.ts';
+import { loadTrustedPublishers, loadTrustList, stageFunction } from '../../infra/publishers.ts';
 import { PlugindexStack } from '../../infra/stack.ts';
 import { testKey } from '../support/fixtures.ts';
 
@@ -79,6 +79,50 @@ describe('when the deployment names trusted publishers', () => {
 
     expect(error).toBeInstanceOf(InfraError);
     expect(error).toMatchObject({ code: 'PUBLISHERS_INVALID' });
+    expect((error as Error).message).toContain(message.startsWith('#') ? `${file}${message}` : message);
+  });
+});
+
+describe('when the trust list names the operator', () => {
+  it('reads the operator keys beside the publishers, and stages them for the functions', async () => {
+    const file = await listFile('with-operators.json', {
+      publishers: [{ key: 'keys/acme.asc', names: ['acme-*'] }],
+      operators: [{ key: 'keys/other.asc', label: 'ops' }],
+    });
+    const trust = await loadTrustList(file);
+    const other = await readPublicKey((await testKey('other')).publicKey);
+    expect(trust.operators).toEqual([{ fingerprint: other.fingerprint, key: other.armored, label: 'ops' }]);
+    expect(trust.publishers).toHaveLength(1);
+
+    const bundleDir = path.join(dir, 'bundle');
+    await mkdir(bundleDir, { recursive: true });
+    await writeFile(path.join(bundleDir, 'index.mjs'), 'export {}\n');
+    stageFunction(bundleDir, path.join(dir, 'staged'), trust.publishers, trust.operators);
+    expect(readDeployedTrust(path.join(dir, 'staged', 'publishers.json'))).toEqual(trust);
+    // Without operators the staged list is what it always was.
+    stageFunction(bundleDir, path.join(dir, 'staged-plain'), trust.publishers);
+    expect(readDeployedTrust(path.join(dir, 'staged-plain', 'publishers.json'))).toEqual({
+      publishers: trust.publishers,
+      operators: [],
+    });
+  });
+
+  it.each([
+    ['operators that are not a list', { operators: {} }, '#/operators: expected an array'],
+    ['an operator without a key', { operators: [{ label: 'x' }] }, '#/operators/0/key'],
+    ['an operator secret key', { operators: [{ key: 'keys/secret.asc' }] }, 'is a secret key'],
+    [
+      'an operator twice',
+      { operators: [{ key: 'keys/other.asc' }, { key: 'keys/other.asc' }] },
+      '#/operators/1/key',
+    ],
+  ])('refuses %s at synth, naming the place', async (name, extra, message) => {
+    const file = await listFile(`${name.replaceAll(' ', '-')}.json`, {
+      publishers: [{ key: 'keys/acme.asc', names: ['*'] }],
+      ...extra,
+    });
+    const error = await loadTrustList(file).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(InfraError);
     expect((error as Error).message).toContain(message.startsWith('#') ? `${file}${message}` : message);
   });
 });

@@ -205,7 +205,7 @@ describe('when the stack is synthesized', () => {
     });
   });
 
-  it('gives each function the bucket folders it needs: delete only in incoming/, never on the site', () => {
+  it('gives each function the bucket folders it needs: delete only in incoming/, and plugins/ of the site (removal)', () => {
     const statementsOf = (prefix: string) =>
       Object.entries(template.findResources('AWS::IAM::Policy'))
         .filter(([id]) => id.startsWith(prefix))
@@ -219,12 +219,15 @@ describe('when the stack is synthesized', () => {
       statements.filter((st) => JSON.stringify(st.Action).includes('s3:DeleteObject'));
 
     const publish = statementsOf('PublishingPublish');
-    const publishDeletes = deletes(publish);
-    expect(publishDeletes).toHaveLength(1);
-    expect(JSON.stringify(publishDeletes[0]?.Resource)).toMatch(/StorageUploads.*\/incoming\/\*/);
-    expect(JSON.stringify(publishDeletes[0]?.Resource)).not.toContain('StorageSite');
+    const publishDeletes = deletes(publish).map((st) => JSON.stringify(st.Resource));
+    expect(publishDeletes).toHaveLength(2);
+    // Submissions once filed away, and the files of a version the operator removed: nothing else.
+    expect(publishDeletes.filter((r) => /StorageUploads.*\/incoming\/\*/.test(r))).toHaveLength(1);
+    const siteDeletes = publishDeletes.filter((r) => r.includes('StorageSite'));
+    expect(siteDeletes).toHaveLength(1);
+    expect(siteDeletes[0]).toMatch(/"\/plugins\/\*"/);
     expect(new Set(folders(publish))).toEqual(
-      new Set(['incoming', 'processed', 'rejected', 'state', 'status']),
+      new Set(['incoming', 'plugins', 'processed', 'rejected', 'state', 'status']),
     );
 
     const refresh = statementsOf('PublishingRefresh');

@@ -70,6 +70,7 @@ export async function localPublishHandler(
       s3Endpoint: undefined,
       defaults: {},
       publishers: undefined,
+      operators: undefined,
     },
     s3: s3.client,
     cloudfront: undefined as never, // no distribution configured: never called

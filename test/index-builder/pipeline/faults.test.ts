@@ -7,12 +7,13 @@
 import { describe, expect, it } from 'vitest';
 import { loadCatalog } from '../../../index-builder/catalog.ts';
 import { StoreError } from '../../../index-builder/errors.ts';
-import { binKey, binOf } from '../../../index-builder/layout.ts';
+import { binKey, binOf, REVOKED_KEYS_KEY, submissionIdFromBytes } from '../../../index-builder/layout.ts';
 import type { PluginDocument, SnapshotDocument } from '../../../index-builder/model.ts';
-import { flushIndexes, processSubmissions } from '../../../index-builder/pipeline/index.ts';
+import { flushIndexes, processSubmissions, refreshSnapshot } from '../../../index-builder/pipeline/index.ts';
 import { readPublicKey, verifyDetachedSignature } from '../../../index-builder/signing.ts';
 import type { PutOptions } from '../../../index-builder/store.ts';
 import { verifyListedDocument, verifyPluginDocument } from '../../../index-builder/verify.ts';
+import { boundDocument, submitAction, trustedSnapshot, upload, vouchedLog } from '../../support/actions.ts';
 import {
   encode,
   makeBundle,
@@ -26,8 +27,11 @@ import type { MemoryStore } from '../../support/memory-store.ts';
 const text = (store: MemoryStore, key: string): string =>
   new TextDecoder().decode(store.objects.get(key)?.body);
 
-/** Every URL a published document names must resolve in the site. */
-function danglingReferences(registry: TestRegistry): string[] {
+/**
+ * Every URL a published document names must resolve in the site (but a removed version's, whose files the
+ * operator deleted on purpose, when `skipRemoved`).
+ */
+function danglingReferences(registry: TestRegistry, options: { skipRemoved?: boolean } = {}): string[] {
   const site = registry.site;
   const missing: string[] = [];
   const base = 'https://registry.example.com/';
@@ -38,6 +42,7 @@ function danglingReferences(registry: TestRegistry): string[] {
     if (!/^plugins\/[^/]+\/index\.json$/.test(key)) continue;
     const doc = JSON.parse(text(site, key)) as PluginDocument;
     for (const v of doc.versions) {
+      if (options.skipRemoved && v.removed) continue;
       check(v.manifest_url);
       check(v.manifest_signature_url);
       for (const a of v.artifacts) check(a.url);
@@ -45,9 +50,10 @@ function danglingReferences(registry: TestRegistry): string[] {
   }
   if (site.objects.has('index.json')) {
     const index = JSON.parse(text(site, 'index.json')) as {
-      plugins: { versions: { manifest_url: string }[] }[];
+      plugins: { versions: { manifest_url: string; removed?: unknown }[] }[];
     };
-    for (const p of index.plugins) for (const v of p.versions) check(v.manifest_url);
+    for (const p of index.plugins)
+      for (const v of p.versions) if (!(options.skipRemoved && v.removed)) check(v.manifest_url);
   }
   return missing;
 }
@@ -180,3 +186,262 @@ describe.each(modes)('when a publish %s fails at any write step', (_, publish) =
     }
   });
 });
+
+/** Like failAt, deletes too: removing a version deletes its files from the site. */
+function failWriteOrDeleteAt(registry: TestRegistry, n: number): () => void {
+  let count = 0;
+  const stores = [registry.site, registry.intake];
+  const puts = stores.map((s) => s.put.bind(s));
+  const deletes = stores.map((s) => s.delete.bind(s));
+  const step = (key: string) => {
+    count += 1;
+    if (count === n) throw new StoreError('STORE_IO', key, `injected failure at write ${n} (${key})`);
+  };
+  stores.forEach((store, i) => {
+    store.put = async (key: string, body: Uint8Array, options: PutOptions) => {
+      step(key);
+      return (puts[i] as typeof store.put)(key, body, options);
+    };
+    store.delete = async (key: string) => {
+      step(key);
+      return (deletes[i] as typeof store.delete)(key);
+    };
+  });
+  return () =>
+    stores.forEach((store, i) => {
+      store.put = puts[i] as typeof store.put;
+      store.delete = deletes[i] as typeof store.delete;
+    });
+}
+
+/** One batch of publishes and actions that a failure interrupts, and what it must come to. */
+interface ActionScenario {
+  readonly title: string;
+  /** Publishes what the batch acts on (not interrupted). */
+  prepare(registry: TestRegistry): Promise<void>;
+  /**
+   * Puts the batch's uploads under incoming/, in order; returns their keys, the log entries they make
+   * (type, then the version for a publish, the digest for an action) and the actions' envelopes.
+   */
+  submit(
+    registry: TestRegistry,
+  ): Promise<{ keys: string[]; entries: [string, string][]; actions: Uint8Array[] }>;
+  /** What the published registry says once the batch is done. */
+  check(registry: TestRegistry, step: string): Promise<void>;
+}
+
+const publishAtOnce: Publish = (registry, keys) => processSubmissions(registry.context, keys);
+
+const scenarios: ActionScenario[] = [
+  {
+    title: 'a publish and actions on it',
+    async prepare(registry) {
+      await publishOnce(registry, '1.0.0', publishAtOnce);
+    },
+    async submit(registry) {
+      const publisher = await testKey('publisher');
+      const bundle = await makeBundle({
+        manifest: validManifest({ version: '1.1.0' }),
+        artifacts: [{ os: 'linux', arch: 'amd64', name: 'tool', body: encode('v1.1.0') }],
+      });
+      const [bundleKey] = await registry.submit(bundle);
+      // The yank acts on the version published before it in the same batch.
+      const yank = await submitAction(
+        registry.intake,
+        { action: 'yank', plugin: 'demo-plugin', version: '1.1.0', reason: 'broken' },
+        publisher,
+      );
+      const advisory = await submitAction(
+        registry.intake,
+        {
+          action: 'advisory-add',
+          plugin: 'demo-plugin',
+          advisory: { id: 'PDX-1', severity: 'high', affected: '<1.1.0', summary: 'leaks' },
+        },
+        publisher,
+      );
+      return {
+        keys: [bundleKey as string, yank.key, advisory.key],
+        entries: [
+          ['publish', '1.1.0'],
+          ['yank', yank.digest],
+          ['advisory-add', advisory.digest],
+        ],
+        actions: [yank.bytes, advisory.bytes],
+      };
+    },
+    async check(registry, step) {
+      const doc = await boundDocument(registry.site, registry.registryKey.publicKey, 'demo-plugin');
+      expect(
+        doc.versions.map((v) => [v.version, v.yanked]),
+        step,
+      ).toEqual([
+        ['1.1.0', true],
+        ['1.0.0', false],
+      ]);
+      expect(doc.latest_version, step).toBe('1.0.0');
+      expect(
+        doc.advisories?.map((a) => a.id),
+        step,
+      ).toEqual(['PDX-1']);
+    },
+  },
+  {
+    title: "the operator's removal of a version",
+    async prepare(registry) {
+      for (const version of ['1.0.0', '1.1.0']) await publishOnce(registry, version, publishAtOnce);
+    },
+    async submit(registry) {
+      const removal = await submitAction(
+        registry.intake,
+        { action: 'remove', plugin: 'demo-plugin', version: '1.1.0', reason: 'malware' },
+        await testKey('operator'),
+      );
+      return { keys: [removal.key], entries: [['remove', removal.digest]], actions: [removal.bytes] };
+    },
+    async check(registry, step) {
+      const doc = await boundDocument(registry.site, registry.registryKey.publicKey, 'demo-plugin');
+      expect(doc.versions[0]?.removed?.reason, step).toBe('malware');
+      expect(doc.latest_version, step).toBe('1.0.0');
+      expect(
+        [...registry.site.objects.keys()].filter((k) => k.startsWith('plugins/demo-plugin/1.1.0/')),
+        step,
+      ).toEqual([]);
+    },
+  },
+  {
+    title: "the operator's revocation of a publisher key",
+    async prepare(registry) {
+      await publishOnce(registry, '1.0.0', publishAtOnce);
+      await publishAtOnce(
+        registry,
+        await registry.submit(await makeBundle({ manifest: validManifest({ name: 'other-plugin' }) })),
+      );
+    },
+    async submit(registry) {
+      const revoke = await submitAction(
+        registry.intake,
+        { action: 'revoke-key', fingerprint: (await testKey('publisher')).fingerprint, reason: 'leaked' },
+        await testKey('operator'),
+      );
+      return { keys: [revoke.key], entries: [['revoke-key', revoke.digest]], actions: [revoke.bytes] };
+    },
+    async check(registry, step) {
+      for (const name of ['demo-plugin', 'other-plugin']) {
+        const doc = await boundDocument(registry.site, registry.registryKey.publicKey, name);
+        expect(doc.versions[0]?.publisher_revoked?.reason, `${step} ${name}`).toBe('leaked');
+      }
+      const snapshot = await trustedSnapshot(registry.site, registry.registryKey.publicKey);
+      verifyListedDocument(
+        snapshot,
+        REVOKED_KEYS_KEY,
+        registry.site.objects.get(REVOKED_KEYS_KEY)?.body as Uint8Array,
+      );
+    },
+  },
+];
+
+async function operatorRegistry(): Promise<TestRegistry> {
+  const operator = await testKey('operator');
+  return makeRegistry({ operators: [{ fingerprint: operator.fingerprint, key: operator.publicKey }] });
+}
+
+/** How many writes and deletes (site and intake) one run of the scenario's batch makes. */
+async function stepsOf(scenario: ActionScenario, publish: Publish): Promise<number> {
+  const registry = await operatorRegistry();
+  await scenario.prepare(registry);
+  const { keys } = await scenario.submit(registry);
+  const writes = registry.site.writes.length + registry.intake.writes.length;
+  let deletes = 0;
+  const del = registry.site.delete.bind(registry.site);
+  registry.site.delete = (key) => {
+    deletes += 1;
+    return del(key);
+  };
+  const delIntake = registry.intake.delete.bind(registry.intake);
+  registry.intake.delete = (key) => {
+    deletes += 1;
+    return delIntake(key);
+  };
+  await publish(registry, keys);
+  return registry.site.writes.length + registry.intake.writes.length - writes + deletes;
+}
+
+/**
+ * Each way of publishing, and at once with a snapshot signed between the failure and the retry (the
+ * scheduled refresh): that snapshot vouches for what the dead run logged, and the retry must still not log
+ * it twice.
+ */
+const actionModes: [string, Publish, boolean][] = [
+  ...modes.map(([title, publish]): [string, Publish, boolean] => [title, publish, false]),
+  ['at once, with a snapshot refresh before the retry,', publishAtOnce, true],
+];
+
+describe.each(actionModes)(
+  'when a batch of actions %s fails at any write or delete',
+  (_, publish, refresh) => {
+    it.each(scenarios)(
+      'converges on retry for $title, each log entry once and in order',
+      async (scenario) => {
+        const steps = await stepsOf(scenario, publish);
+        expect(steps).toBeGreaterThan(10);
+        for (let n = 1; n <= steps; n++) {
+          const step = `${scenario.title}, step ${n} of ${steps}`;
+          const registry = await operatorRegistry();
+          await scenario.prepare(registry);
+          const before = (await vouchedLog(registry.site, registry.registryKey.publicKey)).length;
+          const { keys, entries, actions } = await scenario.submit(registry);
+          const ids = keys.map((key) =>
+            submissionIdFromBytes(key, registry.intake.objects.get(key)?.body as Uint8Array),
+          );
+          const restore = failWriteOrDeleteAt(registry, n);
+          await expect(publish(registry, keys), step).rejects.toThrow(/injected failure/);
+          restore();
+          expect(danglingReferences(registry, { skipRemoved: true }), step).toEqual([]);
+          if (refresh) await refreshSnapshot(registry.context);
+
+          // The retry (the queue redelivers; locally, the next run) finishes the job.
+          await publish(registry);
+          expect(
+            [...registry.intake.objects.keys()].filter((k) => k.startsWith('incoming/')),
+            step,
+          ).toEqual([]);
+          const outcomes = ids.map(
+            (id) =>
+              JSON.parse(text(registry.intake, `status/${id}.json`)) as { status: string; seq?: number },
+          );
+          // A bundle whose version a dead run's document already shows is found published: that is its outcome.
+          expect(
+            outcomes.map((o, i) =>
+              o.status === 'already-published' && !keys[i]?.endsWith('.json') ? 'accepted' : o.status,
+            ),
+            step,
+          ).toEqual(keys.map(() => 'accepted'));
+          const log = await vouchedLog(registry.site, registry.registryKey.publicKey);
+          expect(
+            log.slice(before).map((e) => [e.type, e.type === 'publish' ? (e.version as string) : e.digest]),
+            step,
+          ).toEqual(entries);
+          expect(log, step).toHaveLength(before + entries.length);
+          // An action's outcome names its entry.
+          const actionSeqs = outcomes.slice(keys.length - actions.length).map((o) => o.seq);
+          expect(actionSeqs, step).toEqual(
+            log.slice(before + entries.length - actions.length).map((e) => e.seq),
+          );
+          await scenario.check(registry, step);
+          expect(danglingReferences(registry, { skipRemoved: true }), step).toEqual([]);
+          // Applied once: the same actions again, under new names, are replays, and change nothing.
+          const published = registry.site.fingerprint();
+          const replays = [];
+          for (const bytes of actions) replays.push(await upload(registry.intake, bytes, 'replay'));
+          const replayed = await processSubmissions(registry.context, replays);
+          expect(
+            replayed.outcomes.map((o) => o.problems.map((p) => p.code)),
+            step,
+          ).toEqual(actions.map(() => ['ACTION_REPLAYED']));
+          expect(registry.site.fingerprint(), step).toEqual(published);
+        }
+      },
+    );
+  },
+);

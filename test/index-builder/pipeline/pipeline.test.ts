@@ -434,6 +434,8 @@ describe('when submissions arrive as a batch', () => {
         'index.json.asc',
         'index.yaml',
         'index.yaml.asc',
+        // The log's last segment, which grows until it is full (then immutable).
+        'log/000000.jsonl',
         'plugins/demo-plugin/index.html',
         'plugins/demo-plugin/index.json',
         'plugins/demo-plugin/index.json.asc',

@@ -1,0 +1,484 @@
+/**
+ * What a lifecycle action (index-builder/actions.ts) does to a plugin document: yank and unyank, deprecate
+ * and undeprecate, advisories, owners, and the operator's remove and transfer; and what a revoked key does
+ * to the versions it published and to `keys/revoked.json`. Pure: a document and an action in, the new
+ * document or the problems out, each with its code and the action's JSON pointer. Who may act (the signer,
+ * the owners, the operator) is decided before (trust.ts); here only what the action means.
+ *
+ * An action that changes nothing is refused (ACTION_NO_EFFECT), so every accepted action has an effect
+ * and its log entry says something; a crash retry that re-applies an accepted action takes that refusal to
+ * mean "already done" (pipeline/actions.ts).
+ */
+import semver from 'semver';
+import type { ActionBody } from './actions.ts';
+import { type Problem, problem } from './errors.ts';
+import { hostedArtifactKey, manifestKey, signatureKey, versionIdentity } from './layout.ts';
+import type { Advisory, PluginDocument, RevokedKeysDocument, VersionRecord } from './model.ts';
+import { channelHeads, latestVersion } from './versions.ts';
+
+/** An action on one plugin: every kind but `revoke-key`, which is registry-wide. */
+export type PluginAction = Exclude<ActionBody, { readonly action: 'revoke-key' }>;
+
+/** A key as an action names it (`owners-add`, `transfer`): read by the caller, which has the key parser. */
+export interface NamedKey {
+  /** Primary key fingerprint. */
+  readonly fingerprint: string;
+  /** Every fingerprint of the key (primary and subkeys). */
+  readonly fingerprints: readonly string[];
+}
+
+export interface LifecycleOptions {
+  /** When the registry applies the action (ISO 8601): deprecations, advisories and removals carry it. */
+  readonly at: string;
+  /** The key the action names (`owners-add`, `transfer`), read from its `key`. */
+  readonly key?: NamedKey;
+  /** Every fingerprint of the registry's own key: never an owner. */
+  readonly registryFingerprints: readonly string[];
+  /** Is this fingerprint revoked (`keys/revoked.json`)? A revoked key never becomes an owner. */
+  readonly isRevoked?: (fingerprint: string) => boolean;
+}
+
+export type LifecycleResult =
+  | { readonly ok: true; readonly doc: PluginDocument }
+  | { readonly ok: false; readonly problems: readonly Problem[] };
+
+/** The fields of a version's record an action changes, first and in this order; then the rest as they were. */
+const STATE_FIELDS = [
+  'version',
+  'published',
+  'prerelease',
+  'yanked',
+  'yanked_reason',
+  'deprecated',
+  'deprecation_message',
+  'deprecation_replacement',
+  'removed',
+  'publisher_revoked',
+] as const;
+
+/** A version's record in one key order, whatever changed, so one state always renders the same bytes. */
+function orderedRecord(record: Record<string, unknown>): VersionRecord {
+  const out: Record<string, unknown> = {};
+  for (const key of STATE_FIELDS) if (record[key] !== undefined) out[key] = record[key];
+  for (const [key, value] of Object.entries(record))
+    if (!(STATE_FIELDS as readonly string[]).includes(key) && value !== undefined) out[key] = value;
+  return out as unknown as VersionRecord;
+}
+
+/** `record` with `changes` applied; a field set to undefined is dropped. */
+function changed(
+  record: VersionRecord,
+  changes: Partial<Record<keyof VersionRecord, unknown>>,
+): VersionRecord {
+  return orderedRecord({ ...record, ...changes });
+}
+
+/**
+ * A plugin document in its one key order, with `latest_version` and `channels` recomputed from its versions
+ * (a yanked or removed version is never latest): every change to a document ends here.
+ */
+export function recomputed(doc: PluginDocument): PluginDocument {
+  const {
+    schema,
+    name,
+    latest_version: _latest,
+    channels: _channels,
+    owners,
+    deprecation,
+    advisories,
+    versions,
+    ...description
+  } = doc;
+  return {
+    schema,
+    name,
+    ...description,
+    latest_version: latestVersion(versions),
+    channels: channelHeads(versions),
+    owners,
+    ...(deprecation ? { deprecation } : {}),
+    ...(advisories && advisories.length > 0 ? { advisories } : {}),
+    versions,
+  };
+}
+
+/** A version's record deprecated with this message and replacement (none: the replacement is dropped). */
+export function deprecatedRecord(
+  record: VersionRecord,
+  message: string,
+  replacement?: string,
+): VersionRecord {
+  return changed(record, {
+    deprecated: true,
+    deprecation_message: message,
+    deprecation_replacement: replacement,
+  });
+}
+
+/** The record of `version` (build metadata and letter case aside, as versions are one), or undefined. */
+export function findVersion(doc: PluginDocument, version: string): VersionRecord | undefined {
+  const identity = versionIdentity(version);
+  return doc.versions.find((v) => versionIdentity(v.version) === identity);
+}
+
+/**
+ * The site keys of a version's immutable files: its manifest, the manifest's signature and the artifacts
+ * the registry hosts. What `remove` deletes.
+ */
+export function versionFiles(name: string, record: VersionRecord): string[] {
+  const manifest = manifestKey(name, record.version);
+  const hosted = record.artifacts
+    .filter((a) => a.hosted)
+    .map((a) => hostedArtifactKey(name, record.version, a.url))
+    .filter((key): key is string => key !== undefined);
+  return [manifest, signatureKey(manifest), ...hosted];
+}
+
+const noEffect = (path: string, message: string): LifecycleResult => ({
+  ok: false,
+  problems: [problem('ACTION_NO_EFFECT', path, message, { expected: 'an action that changes something' })],
+});
+const refused = (...problems: Problem[]): LifecycleResult => ({ ok: false, problems });
+const done = (doc: PluginDocument): LifecycleResult => ({ ok: true, doc: recomputed(doc) });
+
+function unknownVersion(doc: PluginDocument, version: string): Problem {
+  return problem('ACTION_UNKNOWN_VERSION', '/version', `${doc.name} has no version ${version}`, {
+    expected: `one of ${doc.versions.map((v) => v.version).join(', ') || '(no versions)'}`,
+    found: version,
+  });
+}
+
+function removedVersion(doc: PluginDocument, record: VersionRecord): Problem {
+  return problem(
+    'VERSION_REMOVED',
+    '/version',
+    `${doc.name}@${record.version} was removed by the registry's operator (${record.removed?.reason ?? ''})`,
+  );
+}
+
+/** The versions a range names (prereleases included: `<2.0.0` deprecates `1.5.0-beta.1` too), removed ones aside. */
+function matching(doc: PluginDocument, range: string | undefined): Set<string> {
+  return new Set(
+    doc.versions
+      .filter((v) => !v.removed)
+      .filter((v) => range === undefined || semver.satisfies(v.version, range, { includePrerelease: true }))
+      .map((v) => v.version),
+  );
+}
+
+function rangeMatchesNothing(doc: PluginDocument, range: string): Problem {
+  return problem('ACTION_UNKNOWN_VERSION', '/range', `no version of ${doc.name} is in ${range}`, {
+    expected: `a range matching one of ${doc.versions.map((v) => v.version).join(', ') || '(no versions)'}`,
+    found: range,
+  });
+}
+
+/** Why `key` cannot be an owner (the registry's key, a revoked key), or undefined. */
+function ownerKeyProblem(key: NamedKey | undefined, options: LifecycleOptions): Problem | undefined {
+  if (!key) return problem('ACTION_MALFORMED', '/key', 'the key the action names could not be read');
+  if (key.fingerprints.some((fp) => options.registryFingerprints.includes(fp)))
+    return problem('PUBLISHER_IS_REGISTRY_KEY', '/key', "the registry's signing key can never own a plugin");
+  if (options.isRevoked?.(key.fingerprint))
+    return problem(
+      'ACTION_KEY_REVOKED',
+      '/key',
+      `key ${key.fingerprint} was revoked; it cannot own a plugin`,
+    );
+  return undefined;
+}
+
+/**
+ * Applies one action to a plugin document. The document returned has `latest_version` and `channels`
+ * recomputed; the problems name the action's pointer.
+ * @example const result = applyAction(doc, { action: 'yank', plugin: 'x', version: '1.0.0' }, { at, registryFingerprints });
+ */
+export function applyAction(
+  doc: PluginDocument,
+  action: PluginAction,
+  options: LifecycleOptions,
+): LifecycleResult {
+  const at = options.at;
+  switch (action.action) {
+    case 'yank':
+    case 'unyank':
+    case 'remove': {
+      const record = findVersion(doc, action.version);
+      if (!record) return refused(unknownVersion(doc, action.version));
+      let next: VersionRecord;
+      if (action.action === 'yank') {
+        if (record.yanked) return noEffect('/version', `${doc.name}@${record.version} is already yanked`);
+        next = changed(record, { yanked: true, yanked_reason: action.reason });
+      } else if (action.action === 'unyank') {
+        if (record.removed) return refused(removedVersion(doc, record));
+        if (!record.yanked) return noEffect('/version', `${doc.name}@${record.version} is not yanked`);
+        next = changed(record, { yanked: false, yanked_reason: undefined });
+      } else {
+        if (record.removed) return noEffect('/version', `${doc.name}@${record.version} is already removed`);
+        // Yanked as well, for clients that read only that flag: never chosen, never latest.
+        next = changed(record, { yanked: true, removed: { reason: action.reason, at } });
+      }
+      return done({ ...doc, versions: doc.versions.map((v) => (v === record ? next : v)) });
+    }
+    case 'deprecate': {
+      const targets = matching(doc, action.range);
+      if (action.range !== undefined && targets.size === 0)
+        return refused(rangeMatchesNothing(doc, action.range));
+      const same = (v: VersionRecord) =>
+        v.deprecated &&
+        v.deprecation_message === action.message &&
+        v.deprecation_replacement === action.replacement;
+      const versions = doc.versions.map((v) =>
+        targets.has(v.version) && !same(v) ? deprecatedRecord(v, action.message, action.replacement) : v,
+      );
+      const whole = action.range === undefined;
+      const plugin = doc.deprecation;
+      const pluginSame =
+        !whole || (plugin?.message === action.message && plugin?.replacement === action.replacement);
+      if (pluginSame && versions.every((v, i) => v === doc.versions[i]))
+        return noEffect(
+          whole ? '' : '/range',
+          `${doc.name}${whole ? '' : ` ${action.range}`} is already deprecated with this message`,
+        );
+      // Without a range, the plugin itself: versions published later are deprecated too (mergePluginDocument).
+      const deprecation = whole
+        ? {
+            message: action.message,
+            ...(action.replacement !== undefined ? { replacement: action.replacement } : {}),
+            at,
+          }
+        : doc.deprecation;
+      return done({ ...doc, ...(deprecation ? { deprecation } : {}), versions });
+    }
+    case 'undeprecate': {
+      const targets = matching(doc, action.range);
+      if (action.range !== undefined && targets.size === 0)
+        return refused(rangeMatchesNothing(doc, action.range));
+      const versions = doc.versions.map((v) =>
+        targets.has(v.version) && v.deprecated
+          ? changed(v, {
+              deprecated: false,
+              deprecation_message: undefined,
+              deprecation_replacement: undefined,
+            })
+          : v,
+      );
+      const whole = action.range === undefined;
+      if ((!whole || !doc.deprecation) && versions.every((v, i) => v === doc.versions[i]))
+        return noEffect(whole ? '' : '/range', `nothing of ${doc.name} is deprecated there`);
+      const { deprecation: _gone, ...rest } = doc;
+      return done({ ...(whole ? rest : doc), versions } as PluginDocument);
+    }
+    case 'advisory-add': {
+      const advisories = doc.advisories ?? [];
+      const existing = advisories.find((a) => a.id === action.advisory.id);
+      if (existing && !existing.withdrawn)
+        return refused(
+          problem('ADVISORY_EXISTS', '/advisory/id', `${doc.name} already has advisory ${existing.id}`, {
+            expected: 'a new advisory id (withdraw the published one first to replace it)',
+            found: existing.id,
+          }),
+        );
+      const { id, severity, affected, fixed, summary, url } = action.advisory;
+      const advisory: Advisory = {
+        id,
+        severity,
+        affected,
+        ...(fixed !== undefined ? { fixed } : {}),
+        summary,
+        ...(url !== undefined ? { url } : {}),
+        published: at,
+      };
+      // Ids stay unique: a withdrawn advisory published again takes its place (the log keeps both).
+      const next = existing
+        ? advisories.map((a) => (a === existing ? advisory : a))
+        : [...advisories, advisory];
+      return done({ ...doc, advisories: next });
+    }
+    case 'advisory-withdraw': {
+      const advisories = doc.advisories ?? [];
+      const existing = advisories.find((a) => a.id === action.id);
+      if (!existing)
+        return refused(
+          problem('ADVISORY_UNKNOWN', '/id', `${doc.name} has no advisory ${action.id}`, {
+            expected: `one of ${advisories.map((a) => a.id).join(', ') || '(no advisories)'}`,
+            found: action.id,
+          }),
+        );
+      if (existing.withdrawn) return noEffect('/id', `advisory ${action.id} is already withdrawn`);
+      const withdrawn = { at, ...(action.reason !== undefined ? { reason: action.reason } : {}) };
+      return done({
+        ...doc,
+        advisories: advisories.map((a) => (a === existing ? { ...a, withdrawn } : a)),
+      });
+    }
+    case 'owners-add': {
+      const bad = ownerKeyProblem(options.key, options);
+      if (bad || !options.key) return refused(bad as Problem);
+      const fingerprint = options.key.fingerprint;
+      if (doc.owners.includes(fingerprint))
+        return noEffect('/key', `${fingerprint} already owns ${doc.name}`);
+      return done({ ...doc, owners: [...doc.owners, fingerprint] });
+    }
+    case 'owners-remove': {
+      if (!doc.owners.includes(action.fingerprint))
+        return noEffect('/fingerprint', `${action.fingerprint} does not own ${doc.name}`);
+      if (doc.owners.length === 1)
+        return refused(
+          problem(
+            'ACTION_LAST_OWNER',
+            '/fingerprint',
+            `${action.fingerprint} is the last owner of ${doc.name}`,
+            {
+              expected: 'another owner added first (plugindex owners add), or a transfer by the operator',
+            },
+          ),
+        );
+      return done({ ...doc, owners: doc.owners.filter((fp) => fp !== action.fingerprint) });
+    }
+    case 'transfer': {
+      const bad = ownerKeyProblem(options.key, options);
+      if (bad || !options.key) return refused(bad as Problem);
+      const fingerprint = options.key.fingerprint;
+      if (doc.owners.length === 1 && doc.owners[0] === fingerprint)
+        return noEffect('/key', `${fingerprint} already is the only owner of ${doc.name}`);
+      return done({ ...doc, owners: [fingerprint] });
+    }
+  }
+}
+
+/**
+ * Marks every version of `doc` that `fingerprint` published and that is not marked yet: the document with
+ * the marks, or undefined when there is none to mark.
+ */
+export function revokeInDocument(
+  doc: PluginDocument,
+  fingerprint: string,
+  revocation: { readonly at: string; readonly reason?: string },
+): PluginDocument | undefined {
+  let marked = false;
+  const versions = doc.versions.map((v) => {
+    if (v.publisher !== fingerprint || v.publisher_revoked) return v;
+    marked = true;
+    return changed(v, {
+      publisher_revoked: {
+        at: revocation.at,
+        ...(revocation.reason !== undefined ? { reason: revocation.reason } : {}),
+      },
+    });
+  });
+  return marked ? recomputed({ ...doc, versions }) : undefined;
+}
+
+export const EMPTY_REVOKED_KEYS: RevokedKeysDocument = { schema: 'plugindex/revoked-keys/v1', keys: [] };
+
+/** The revocation of `fingerprint` in the list, or undefined. */
+export function revocationOf(
+  list: RevokedKeysDocument,
+  fingerprint: string,
+): RevokedKeysDocument['keys'][number] | undefined {
+  return list.keys.find((k) => k.fingerprint === fingerprint);
+}
+
+/**
+ * The list with one more revoked key, or the problems: the registry's own key is never revoked this way
+ * (that is a key rotation), and a key revoked already is no effect.
+ */
+export function withRevokedKey(
+  list: RevokedKeysDocument,
+  entry: RevokedKeysDocument['keys'][number],
+  registryFingerprints: readonly string[],
+):
+  | { readonly ok: true; readonly list: RevokedKeysDocument }
+  | { readonly ok: false; readonly problems: readonly Problem[] } {
+  if (registryFingerprints.includes(entry.fingerprint))
+    return {
+      ok: false,
+      problems: [
+        problem(
+          'PUBLISHER_IS_REGISTRY_KEY',
+          '/fingerprint',
+          "the registry's own key is not revoked by an action",
+          {
+            expected: 'a publisher key (the registry key changes by plugindex rotate-key)',
+          },
+        ),
+      ],
+    };
+  if (revocationOf(list, entry.fingerprint))
+    return {
+      ok: false,
+      problems: [
+        problem('ACTION_NO_EFFECT', '/fingerprint', `key ${entry.fingerprint} is already revoked`, {
+          expected: 'an action that changes something',
+        }),
+      ],
+    };
+  return { ok: true, list: { ...list, keys: [...list.keys, entry] } };
+}
+
+/**
+ * Reads `keys/revoked.json` as published.
+ * @throws Error when it is not such a document: the registry's own file, the operator's to mend.
+ */
+export function parseRevokedKeys(text: string): RevokedKeysDocument {
+  const value = JSON.parse(text) as Partial<RevokedKeysDocument> | null;
+  if (
+    typeof value !== 'object' ||
+    value === null ||
+    value.schema !== 'plugindex/revoked-keys/v1' ||
+    !Array.isArray(value.keys) ||
+    !value.keys.every((k) => typeof k?.fingerprint === 'string')
+  )
+    throw new Error('keys/revoked.json is not a plugindex/revoked-keys/v1 document');
+  return value as RevokedKeysDocument;
+}
+
+/** A few words of what an action did, for its log entry (`plugindex audit`). */
+export function actionDetail(action: ActionBody, key?: NamedKey): Record<string, string> {
+  const detail: Record<string, string | undefined> = {};
+  switch (action.action) {
+    case 'yank':
+      detail.reason = action.reason;
+      break;
+    case 'deprecate':
+      detail.message = action.message;
+      detail.replacement = action.replacement;
+      detail.range = action.range;
+      break;
+    case 'undeprecate':
+      detail.range = action.range;
+      break;
+    case 'advisory-add':
+      detail.id = action.advisory.id;
+      detail.severity = action.advisory.severity;
+      detail.affected = action.advisory.affected;
+      break;
+    case 'advisory-withdraw':
+      detail.id = action.id;
+      detail.reason = action.reason;
+      break;
+    case 'owners-add':
+      detail.added = key?.fingerprint;
+      break;
+    case 'owners-remove':
+      detail.removed = action.fingerprint;
+      break;
+    case 'remove':
+      detail.reason = action.reason;
+      break;
+    case 'transfer':
+      detail.owner = key?.fingerprint;
+      detail.reason = action.reason;
+      break;
+    case 'revoke-key':
+      detail.fingerprint = action.fingerprint;
+      detail.reason = action.reason;
+      break;
+    case 'unyank':
+      break;
+  }
+  return Object.fromEntries(Object.entries(detail).filter(([, v]) => v !== undefined)) as Record<
+    string,
+    string
+  >;
+}

@@ -1,0 +1,509 @@
+/**
+ * Lifecycle actions in the pipeline: judging an action envelope that landed in `incoming/` (its registry
+ * and time, its signature, the signer's rights, replay, the plugin), folding a batch's accepted publishes
+ * and actions into the plugin documents in upload order, and the writes only actions make: the envelope at
+ * `log/actions/<digest>.json`, the marker that an action was applied (`state/actions/<digest>.json`, in the
+ * intake store), `keys/revoked.json`, and the files of a removed version deleted.
+ *
+ * A crash retry converges. The marker is written right after the log entry (both before the plugin
+ * documents), and names the upload that applied it: the same upload met again while its outcome is not
+ * recorded is a run that died, whose action is applied again idempotently (an effect found already there is
+ * no error) and not logged again; any other upload of the same action is a replay (ACTION_REPLAYED). Between
+ * the log's flush and the marker, the log itself says it (`LogWriter.entry`).
+ */
+import {
+  type ActionKind,
+  actionSubject,
+  actionTimeAndPlaceProblems,
+  isOperatorAction,
+  type ReadAction,
+  readSignedAction,
+} from '../actions.ts';
+import { type Problem, problem, problemsFrom } from '../errors.ts';
+import { actionEnvelopeKey, actionMarkerKey, statusKey } from '../layout.ts';
+import {
+  actionDetail,
+  applyAction,
+  findVersion,
+  type NamedKey,
+  revocationOf,
+  revokeInDocument,
+  versionFiles,
+  withRevokedKey,
+} from '../lifecycle.ts';
+import type { PluginDocument, RevokedKeysDocument, VersionRecord } from '../model.ts';
+import { MAX_ROTATION_BYTES, SIGNED_ROTATION_SCHEMA } from '../rotation.ts';
+import { CACHE_IMMUTABLE, CACHE_PRIVATE } from '../store.ts';
+import { authorizeAction, checkActionSignature, readSubmittedKey } from '../trust.ts';
+import type { PipelineContext } from './context.ts';
+import type { AcceptedAction, ActionInfo, BatchItem, BatchView, Evaluation, Judging } from './evaluate.ts';
+import { rejected } from './evaluate.ts';
+import type { Upload } from './intake.ts';
+import type { LogWriter } from './log-writer.ts';
+import { type AddedVersion, mergePluginDocument } from './plugin-document.ts';
+import { readJson } from './site-writer.ts';
+
+/** `state/actions/<digest>.json`: an action was applied, by which upload, at which log entry. */
+export interface ActionMarker {
+  readonly schema: 'plugindex/applied-action/v1';
+  readonly digest: string;
+  readonly action: ActionKind;
+  readonly plugin?: string;
+  readonly version?: string;
+  readonly signer: string;
+  readonly seq: number;
+  /** When the registry applied it (the batch's time): a retry applies it again with this time. */
+  readonly time: string;
+  /** The id of the submission that applied it (`status/<id>.json`). */
+  readonly submission: string;
+}
+
+const decoder = new TextDecoder();
+const encoder = new TextEncoder();
+
+type ReadUpload = Extract<Upload, { kind: 'read' }>;
+
+/** The `schema` of a JSON upload, when it is a JSON object small enough to be a rotation; else undefined. */
+function envelopeSchema(bytes: Uint8Array): unknown {
+  if (bytes.byteLength > MAX_ROTATION_BYTES) return undefined;
+  try {
+    return (JSON.parse(decoder.decode(bytes)) as { schema?: unknown } | null)?.schema;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The key an `owners-add` or `transfer` names, read as a submitted key is; or why it cannot be read. */
+async function namedKey(
+  action: ReadAction['action'],
+  judging: Judging,
+): Promise<{ readonly key?: NamedKey; readonly problem?: Problem }> {
+  if (action.action !== 'owners-add' && action.action !== 'transfer') return {};
+  const read = await readSubmittedKey(
+    action.key,
+    { at: '/key', name: 'the key the action names' },
+    judging.trusted.registryFingerprints,
+  );
+  if (read.problem) return { problem: read.problem };
+  return { key: { fingerprint: read.key.fingerprint, fingerprints: read.key.fingerprints } };
+}
+
+/** Has this submission's accepted outcome been recorded (a run that died after it, or the same upload again)? */
+async function outcomeRecorded(ctx: PipelineContext, id: string): Promise<boolean> {
+  const outcome = await readJson<{ status?: string }>(ctx.intake, statusKey(id));
+  return outcome?.status === 'accepted';
+}
+
+/**
+ * An action applied before, met again: a run that died (the same upload, its outcome not recorded, or the
+ * log's own entry between the flush and the marker) resumes; anything else is a replay.
+ */
+async function replayOrResume(
+  ctx: PipelineContext,
+  upload: ReadUpload,
+  read: ReadAction,
+  judging: Judging,
+  info: ActionInfo,
+): Promise<Evaluation | undefined> {
+  const replayed = (): Evaluation =>
+    rejected(
+      [
+        problem('ACTION_REPLAYED', 'envelope:/action', `this action (${read.digest}) was applied already`, {
+          expected: 'a new action (plugindex makes each with a fresh nonce)',
+        }),
+      ],
+      { action: info },
+    );
+  if (judging.view.applied.has(read.digest)) return replayed();
+  const marker = await readJson<ActionMarker>(ctx.intake, actionMarkerKey(read.digest));
+  const resume = async (
+    resumed: Omit<NonNullable<AcceptedAction['resumed']>, 'from'>,
+    signer: string,
+    from: 'marker' | 'log',
+  ): Promise<Evaluation> => {
+    judging.view.applied.add(read.digest);
+    const { key } = await namedKey(read.action, judging);
+    // What comes after it in the batch is judged with its effect, as the run that died judged it.
+    if (!resumed.finished) await applyAgain(judging, read, resumed.time, key);
+    return { kind: 'action-accepted', read, signer, ...(key ? { key } : {}), resumed: { ...resumed, from } };
+  };
+  if (marker) {
+    if (marker.submission !== upload.id) return replayed();
+    const finished = await outcomeRecorded(ctx, upload.id);
+    return resume(
+      { seq: marker.seq, time: marker.time, ...(finished ? { finished } : {}) },
+      marker.signer,
+      'marker',
+    );
+  }
+  const entry = judging.log.entry(read.action.action, read.digest);
+  if (!entry) return undefined;
+  // Logged by a run that died before its marker: the same action, signed by the key the log names, as
+  // judged then.
+  const signer = await checkActionSignature({
+    text: read.text,
+    signature: read.signature,
+    key: read.key,
+    trusted: judging.trusted,
+    now: new Date(entry.time),
+  });
+  if (signer.fingerprint !== entry.signer) return replayed();
+  return resume({ seq: entry.seq, time: entry.time }, entry.signer, 'log');
+}
+
+/**
+ * Applies an action a run that died accepted to the view, as far as it still applies (an effect already
+ * published is no error), so the submissions after it are judged with its effect.
+ */
+async function applyAgain(
+  judging: Judging,
+  read: ReadAction,
+  at: string,
+  key: NamedKey | undefined,
+): Promise<void> {
+  const { view, trusted } = judging;
+  const action = read.action;
+  const revoked = await view.revoked();
+  if (action.action === 'revoke-key') {
+    const listed = withRevokedKey(
+      revoked,
+      { fingerprint: action.fingerprint, revoked: at, reason: action.reason, action: read.digest },
+      trusted.registryFingerprints,
+    );
+    if (listed.ok) view.changeRevoked(listed.list);
+    for (const name of await loadEveryPlugin(view)) {
+      const doc = await view.current(name);
+      const marked = doc && revokeInDocument(doc, action.fingerprint, { at, reason: action.reason });
+      if (marked) view.change(marked);
+    }
+    return;
+  }
+  const doc = await view.current(action.plugin);
+  if (!doc) return;
+  const applied = applyAction(doc, action, {
+    at,
+    ...(key ? { key } : {}),
+    registryFingerprints: trusted.registryFingerprints,
+    isRevoked: (fp) => revocationOf(revoked, fp) !== undefined,
+  });
+  if (applied.ok) view.change(applied.doc);
+}
+
+/** Reads every plugin document into the view: a revocation marks versions across the registry. */
+async function loadEveryPlugin(view: BatchView): Promise<string[]> {
+  const names = await view.allNames();
+  for (const name of names) await view.current(name);
+  return names;
+}
+
+/**
+ * Judges one action envelope, in batch order, against the view (published, and as the batch changed it):
+ * its form, replay, registry and time, signature (judged as a publisher's is), a revoked signer, the
+ * signer's rights, the plugin, and what the action does to it. An accepted action is applied to the view.
+ */
+export async function evaluateAction(
+  ctx: PipelineContext,
+  upload: ReadUpload,
+  judging: Judging,
+): Promise<Evaluation> {
+  const { view, now, trusted } = judging;
+  if (envelopeSchema(upload.bytes) === SIGNED_ROTATION_SCHEMA)
+    return rejected([
+      problem('ROTATION_INVALID', 'envelope:/schema', 'a registry key rotation is not an action', {
+        expected: 'submit rotations with plugindex rotate-key',
+      }),
+    ]);
+  let read: ReadAction;
+  try {
+    read = readSignedAction(upload.bytes);
+  } catch (error) {
+    return rejected(problemsFrom(error));
+  }
+  const action = read.action;
+  const info: ActionInfo = { kind: action.action, ...actionSubject(action) };
+  const again = await replayOrResume(ctx, upload, read, judging, info);
+  if (again) return again;
+
+  const problems: Problem[] = [...actionTimeAndPlaceProblems(action, ctx.config.url, now)];
+  const checked = await checkActionSignature({
+    text: read.text,
+    signature: read.signature,
+    key: read.key,
+    trusted,
+    now,
+  });
+  problems.push(...checked.problems);
+  const signer = checked.fingerprint;
+  const known = { action: { ...info, ...(signer ? { signer } : {}) } };
+  if (problems.length > 0 || !signer) return rejected(problems, known);
+  if (await view.isRevoked(signer))
+    return rejected(
+      [
+        problem(
+          'ACTION_KEY_REVOKED',
+          'envelope:/signature',
+          `key ${signer} was revoked by the registry's operator`,
+          {
+            expected: 'a signature by a key that is not revoked',
+          },
+        ),
+      ],
+      known,
+    );
+  const operatorOnly = isOperatorAction(action.action);
+  const at = now.toISOString();
+  const registryFingerprints = trusted.registryFingerprints;
+  const refuse = (found: readonly Problem[]) => rejected(found, known);
+
+  if (action.action === 'revoke-key') {
+    const denied = authorizeAction({ trusted, signer, operatorOnly });
+    if (denied.length > 0) return refuse(denied);
+    const listed = withRevokedKey(
+      await view.revoked(),
+      { fingerprint: action.fingerprint, revoked: at, reason: action.reason, action: read.digest },
+      registryFingerprints,
+    );
+    if (!listed.ok) return refuse(listed.problems);
+    for (const name of await loadEveryPlugin(view)) {
+      const doc = await view.current(name);
+      const marked = doc && revokeInDocument(doc, action.fingerprint, { at, reason: action.reason });
+      if (marked) view.change(marked);
+    }
+    view.changeRevoked(listed.list);
+    view.applied.add(read.digest);
+    return { kind: 'action-accepted', read, signer };
+  }
+
+  if (operatorOnly) {
+    const denied = authorizeAction({ trusted, signer, operatorOnly });
+    if (denied.length > 0) return refuse(denied);
+  }
+  const doc = await view.current(action.plugin);
+  if (!doc)
+    return refuse([
+      problem('ACTION_UNKNOWN_PLUGIN', '/plugin', `this registry has no plugin "${action.plugin}"`, {
+        found: action.plugin,
+      }),
+    ]);
+  const denied = authorizeAction({
+    trusted,
+    signer,
+    operatorOnly,
+    plugin: doc.name,
+    owners: doc.owners,
+  });
+  if (denied.length > 0) return refuse(denied);
+  const named = await namedKey(action, judging);
+  if (named.problem) return refuse([named.problem]);
+  const revoked = await view.revoked();
+  const applied = applyAction(doc, action, {
+    at,
+    ...(named.key ? { key: named.key } : {}),
+    registryFingerprints,
+    isRevoked: (fp) => revoked.keys.some((k) => k.fingerprint === fp),
+  });
+  if (!applied.ok) return refuse(applied.problems);
+  view.change(applied.doc);
+  view.applied.add(read.digest);
+  return { kind: 'action-accepted', read, signer, ...(named.key ? { key: named.key } : {}) };
+}
+
+/** A batch's publishes and actions folded into the plugin documents, in upload order. */
+export interface Folded {
+  /** The documents the batch changed, by name. */
+  readonly docs: Map<string, PluginDocument>;
+  /** The items that changed each document: a document that cannot be rendered rejects them. */
+  readonly changedBy: Map<string, BatchItem[]>;
+  /**
+   * Plugins a resumed action (a run that died) touched without changing them now: their published
+   * document may be ahead of the catalog, which the batch then catches up.
+   */
+  readonly resumedOn: Set<string>;
+  /** `keys/revoked.json` to write (changed, or rewritten for a resumed revocation), or undefined. */
+  readonly revoked?: RevokedKeysDocument;
+  /** The site keys of the files of versions removed (deleted after the snapshot). */
+  readonly removedFiles: string[];
+}
+
+/**
+ * Folds the batch's accepted items into the published documents, in upload order: each version written
+ * (`written`, by item) merged, each action applied. The view judged the same sequence already; an action
+ * that no longer applies (the publish it followed failed to write) is rejected here. A resumed action is
+ * never rejected: an effect already there, or one no longer possible, is no error for it.
+ */
+export async function foldBatch(
+  ctx: PipelineContext,
+  items: readonly BatchItem[],
+  written: ReadonlyMap<BatchItem, AddedVersion>,
+  view: BatchView,
+  processed: string,
+): Promise<Folded> {
+  const docs = new Map<string, PluginDocument>();
+  const changedBy = new Map<string, BatchItem[]>();
+  const resumedOn = new Set<string>();
+  const removals: { name: string; version: string }[] = [];
+  const registryFingerprints = ctx.signer.fingerprints;
+  let revoked = await view.publishedRevoked();
+  let revokedTouched = false;
+  const current = async (name: string) => docs.get(name) ?? (await view.published(name));
+  const change = (doc: PluginDocument, item: BatchItem) => {
+    docs.set(doc.name, doc);
+    const list = changedBy.get(doc.name) ?? [];
+    if (!list.includes(item)) list.push(item);
+    changedBy.set(doc.name, list);
+  };
+  for (const item of items) {
+    const evaluation = item.evaluation;
+    if (evaluation.kind === 'accepted') {
+      const added = written.get(item);
+      if (!added) continue;
+      const existing = await current(evaluation.manifest.name);
+      change(mergePluginDocument(existing, [added], ctx.config.ownership), item);
+      continue;
+    }
+    if (evaluation.kind !== 'action-accepted' || evaluation.resumed?.finished) continue;
+    const { read, resumed } = evaluation;
+    const action = read.action;
+    const at = resumed?.time ?? processed;
+    const reject = (problems: readonly Problem[]) => {
+      item.evaluation = rejected(problems, {
+        action: { kind: action.action, ...actionSubject(action), signer: evaluation.signer },
+      });
+    };
+    if (action.action === 'revoke-key') {
+      const listed = withRevokedKey(
+        revoked,
+        { fingerprint: action.fingerprint, revoked: at, reason: action.reason, action: read.digest },
+        registryFingerprints,
+      );
+      if (listed.ok) revoked = listed.list;
+      else if (!resumed) {
+        reject(listed.problems);
+        continue;
+      }
+      revokedTouched = true;
+      for (const name of await view.allNames()) {
+        const doc = await current(name);
+        if (!doc) continue;
+        const marked = revokeInDocument(doc, action.fingerprint, { at, reason: action.reason });
+        if (marked) change(marked, item);
+        else if (resumed && doc.versions.some((v) => v.publisher === action.fingerprint)) resumedOn.add(name);
+      }
+      continue;
+    }
+    const doc = await current(action.plugin);
+    if (!doc) {
+      if (!resumed)
+        reject([
+          problem('ACTION_UNKNOWN_PLUGIN', '/plugin', `this registry has no plugin "${action.plugin}"`),
+        ]);
+      continue;
+    }
+    const applied = applyAction(doc, action, {
+      at,
+      ...(evaluation.key ? { key: evaluation.key } : {}),
+      registryFingerprints,
+      isRevoked: (fp) => revoked.keys.some((k) => k.fingerprint === fp),
+    });
+    if (applied.ok) change(applied.doc, item);
+    else if (resumed) resumedOn.add(doc.name);
+    else {
+      reject(applied.problems);
+      continue;
+    }
+    // Deleted whether removed now or by a run that died: deleting what is gone already is nothing.
+    if (action.action === 'remove') removals.push({ name: doc.name, version: action.version });
+  }
+  const removedFiles: string[] = [];
+  for (const { name, version } of removals) {
+    const doc = await current(name);
+    const record: VersionRecord | undefined = doc && findVersion(doc, version);
+    if (doc && record?.removed) removedFiles.push(...versionFiles(doc.name, record));
+  }
+  return { docs, changedBy, resumedOn, ...(revokedTouched ? { revoked } : {}), removedFiles };
+}
+
+/** The envelope of every action accepted now, at `log/actions/<digest>.json` (immutable). */
+export async function writeEnvelopes(ctx: PipelineContext, items: readonly BatchItem[]): Promise<void> {
+  for (const item of items) {
+    const evaluation = item.evaluation;
+    if (evaluation.kind !== 'action-accepted' || evaluation.resumed || item.upload.kind !== 'read') continue;
+    await ctx.site.put(actionEnvelopeKey(evaluation.read.digest), item.upload.bytes, {
+      contentType: 'application/json',
+      cacheControl: CACHE_IMMUTABLE,
+    });
+  }
+}
+
+/**
+ * One log entry per accepted publish and action, in batch order (written at the log's flush): each item's
+ * `seq`. What a run that died appended already is found, not appended again.
+ */
+export function appendToLog(log: LogWriter, items: readonly BatchItem[], processed: string): void {
+  for (const item of items) {
+    const evaluation = item.evaluation;
+    if (evaluation.kind === 'accepted') {
+      const { manifest, publisher, sourceSha256 } = evaluation;
+      item.seq =
+        log.entry('publish', sourceSha256)?.seq ??
+        log.append({
+          time: processed,
+          type: 'publish',
+          plugin: manifest.name,
+          version: manifest.version,
+          signer: publisher,
+          digest: sourceSha256,
+        }).seq;
+    } else if (evaluation.kind === 'action-accepted') {
+      if (evaluation.resumed) {
+        item.seq = evaluation.resumed.seq;
+        continue;
+      }
+      const action = evaluation.read.action;
+      const detail = actionDetail(action, evaluation.key);
+      item.seq = log.append({
+        time: processed,
+        type: action.action,
+        ...actionSubject(action),
+        signer: evaluation.signer,
+        digest: evaluation.read.digest,
+        ...(Object.keys(detail).length > 0 ? { detail } : {}),
+      }).seq;
+    }
+  }
+}
+
+/**
+ * The marker of every action accepted now (after the log's flush, before the documents): a replay meets
+ * it, and a retry of the same upload resumes from it.
+ */
+export async function writeMarkers(
+  ctx: PipelineContext,
+  items: readonly BatchItem[],
+  processed: string,
+): Promise<void> {
+  for (const item of items) {
+    const evaluation = item.evaluation;
+    if (evaluation.kind !== 'action-accepted' || item.seq === undefined) continue;
+    if (evaluation.resumed?.from === 'marker') continue;
+    const action = evaluation.read.action;
+    const marker: ActionMarker = {
+      schema: 'plugindex/applied-action/v1',
+      digest: evaluation.read.digest,
+      action: action.action,
+      ...actionSubject(action),
+      signer: evaluation.signer,
+      seq: item.seq,
+      time: evaluation.resumed?.time ?? processed,
+      submission: item.upload.id,
+    };
+    await ctx.intake.put(
+      actionMarkerKey(marker.digest),
+      encoder.encode(`${JSON.stringify(marker, null, 2)}\n`),
+      {
+        contentType: 'application/json',
+        cacheControl: CACHE_PRIVATE,
+      },
+    );
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * `plugindex operators`: trusting an operator key in a real local registry, through the command itself,
+ * then an operator action dropped into incoming/ and processed by `plugindex process`.
+ */
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { initRegistry } from '../../../cli/local/registry.ts';
+import { main } from '../../../cli/main.ts';
+import type { PluginDocument } from '../../../index-builder/model.ts';
+import { signedAction } from '../../support/actions.ts';
+import { makeBundle, testKey } from '../../support/fixtures.ts';
+
+let work: string;
+let dir: string;
+const URL = 'http://127.0.0.1:8080';
+
+/** Runs the command in this process, and returns its exit code with what it printed. */
+async function plugindex(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => stdout.push(String(chunk)) > 0);
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => stderr.push(String(chunk)) > 0);
+  try {
+    const code = await main(argv);
+    return { code, stdout: stdout.join(''), stderr: stderr.join('') };
+  } finally {
+    out.mockRestore();
+    err.mockRestore();
+  }
+}
+
+beforeAll(async () => {
+  work = await mkdtemp(path.join(tmpdir(), 'plugindex-operators-'));
+  dir = path.join(work, 'registry');
+  await initRegistry(dir, { name: 'r', url: URL });
+});
+afterAll(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+describe('when a registry names its operator', () => {
+  it('adds the key, lists it, and leaves publishing as it was', async () => {
+    const key = await testKey('operator');
+    await writeFile(path.join(work, 'operator.asc'), key.publicKey);
+    const added = await plugindex(
+      'operators',
+      'add',
+      '--registry',
+      dir,
+      path.join(work, 'operator.asc'),
+      '--label',
+      'ops',
+    );
+    expect(added.code).toBe(0);
+    expect(added.stdout).toContain(`${key.fingerprint} is an operator key`);
+    const config = JSON.parse(await readFile(path.join(dir, 'plugindex.json'), 'utf8')) as {
+      policy: string;
+      operators: { fingerprint: string; label?: string }[];
+    };
+    expect(config.policy).toBe('open');
+    expect(config.operators).toEqual([
+      { fingerprint: key.fingerprint, key: expect.any(String), label: 'ops' },
+    ]);
+    const listed = await plugindex('operators', 'list', '--registry', dir);
+    expect(listed.stdout.trim()).toBe(`${key.fingerprint} (ops)`);
+  });
+
+  it("refuses the registry's own key with its code, exit 1, and leaves the config as it was", async () => {
+    const before = await readFile(path.join(dir, 'plugindex.json'), 'utf8');
+    const own = path.join(dir, 'public', 'keys', 'registry.asc');
+    const refused = await plugindex('operators', 'add', '--registry', dir, own);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('CONFIG_REGISTRY_KEY_AS_OPERATOR');
+    expect(await readFile(path.join(dir, 'plugindex.json'), 'utf8')).toBe(before);
+  });
+
+  it('answers a malformed request with a usage error (exit 2)', async () => {
+    expect((await plugindex('operators', 'list', 'extra', '--registry', dir)).code).toBe(2);
+    expect((await plugindex('operators', '--registry', dir)).code).toBe(2);
+  });
+
+  it("takes the operator's action from incoming/, and refuses it signed by an owner", async () => {
+    const publisher = await testKey('publisher');
+    await writeFile(path.join(dir, 'incoming', 'demo.tgz'), await makeBundle({ signer: publisher }));
+    expect((await plugindex('process', '--registry', dir)).code).toBe(0);
+    const body = { action: 'remove', plugin: 'demo-plugin', version: '1.0.0', reason: 'legal' } as const;
+    const now = new Date();
+    await writeFile(
+      path.join(dir, 'incoming', 'by-owner.json'),
+      (await signedAction(body, publisher, { registry: URL, now })).bytes,
+    );
+    const byOwner = await plugindex('process', '--registry', dir);
+    expect(byOwner.code).toBe(1);
+    expect(byOwner.stdout).toContain('rejected remove demo-plugin@1.0.0');
+    expect(byOwner.stdout).toContain('ACTION_NOT_OPERATOR');
+    await writeFile(
+      path.join(dir, 'incoming', 'by-operator.json'),
+      (await signedAction(body, await testKey('operator'), { registry: URL, now })).bytes,
+    );
+    const byOperator = await plugindex('process', '--registry', dir);
+    expect(byOperator.code).toBe(0);
+    expect(byOperator.stdout).toContain('accepted remove demo-plugin@1.0.0');
+    const doc = JSON.parse(
+      await readFile(path.join(dir, 'public', 'plugins', 'demo-plugin', 'index.json'), 'utf8'),
+    ) as PluginDocument;
+    expect(doc.versions[0]?.removed?.reason).toBe('legal');
+    await expect(
+      readFile(path.join(dir, 'public', 'plugins', 'demo-plugin', '1.0.0', 'manifest.json')),
+    ).rejects.toThrow(/ENOENT/);
+  });
+});

@@ -1,0 +1,797 @@
+/**
+ * Lifecycle actions end to end through processSubmissions: envelopes signed with real keys by signAction
+ * (what the CLI submits) put under incoming/, applied to the published plugin documents, bound through
+ * their bins to the signed snapshot, recorded in the log (its chain verified up to the snapshot's head) and
+ * in each submission's outcome; and every refusal with its code, leaving what is published as it was.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { ActionBody } from '../../../index-builder/actions.ts';
+import { StoreError } from '../../../index-builder/errors.ts';
+import {
+  actionEnvelopeKey,
+  actionMarkerKey,
+  binKey,
+  binOf,
+  pluginDocumentKey,
+  REVOKED_KEYS_KEY,
+} from '../../../index-builder/layout.ts';
+import { LOG_SEGMENT_ENTRIES, logSegmentKey } from '../../../index-builder/log.ts';
+import type { PluginDocument, RevokedKeysDocument } from '../../../index-builder/model.ts';
+import {
+  processSubmissions,
+  rebuildRegistry,
+  type SubmissionOutcome,
+} from '../../../index-builder/pipeline/index.ts';
+import { signRotation } from '../../../index-builder/rotation.ts';
+import {
+  createSigner,
+  type KeyPair,
+  readPublicKey,
+  verifyDetachedSignature,
+} from '../../../index-builder/signing.ts';
+import { CACHE_IMMUTABLE, CACHE_MUTABLE } from '../../../index-builder/store.ts';
+import { verifyListedDocument } from '../../../index-builder/verify.ts';
+import {
+  boundDocument,
+  signedAction,
+  submitAction,
+  trustedSnapshot,
+  upload,
+  vouchedLog,
+} from '../../support/actions.ts';
+import {
+  encode,
+  makeBundle,
+  makeRegistry,
+  type TestRegistry,
+  testKey,
+  validManifest,
+} from '../../support/fixtures.ts';
+
+let publisher: KeyPair;
+let operator: KeyPair;
+let stranger: KeyPair;
+let heir: KeyPair;
+
+beforeAll(async () => {
+  publisher = await testKey('publisher');
+  operator = await testKey('operator');
+  stranger = await testKey('stranger');
+  heir = await testKey('heir');
+});
+
+/** A registry with the operator's key configured, and what a client reads of it. */
+async function registryWithOperator(): Promise<TestRegistry> {
+  return makeRegistry({ operators: [{ fingerprint: operator.fingerprint, key: operator.publicKey }] });
+}
+
+const text = (registry: TestRegistry, key: string): string =>
+  new TextDecoder().decode(registry.site.objects.get(key)?.body);
+
+/** Runs one batch of the named uploads, in that order. */
+async function run(registry: TestRegistry, ...keys: string[]): Promise<SubmissionOutcome[]> {
+  return [...(await processSubmissions(registry.context, keys)).outcomes];
+}
+
+/** Publishes versions of a plugin (each its own batch), signed by `signer`. */
+async function publishVersions(
+  registry: TestRegistry,
+  versions: readonly string[],
+  options: { readonly name?: string; readonly signer?: KeyPair } = {},
+): Promise<void> {
+  for (const version of versions) {
+    const bundle = await makeBundle({
+      manifest: validManifest({ version, ...(options.name ? { name: options.name } : {}) }),
+      artifacts: [
+        { os: 'linux', arch: 'amd64', name: 'tool', body: encode(`${options.name ?? 'demo'} ${version}`) },
+      ],
+      signer: options.signer ?? publisher,
+    });
+    const [outcome] = await run(registry, ...(await registry.submit(bundle)));
+    expect(outcome?.status, version).toBe('accepted');
+  }
+}
+
+/** Signs, submits and runs one action alone in its batch. */
+async function act(registry: TestRegistry, body: ActionBody, signer: KeyPair): Promise<SubmissionOutcome> {
+  const submitted = await submitAction(registry.intake, body, signer);
+  const [outcome] = await run(registry, submitted.key);
+  return outcome as SubmissionOutcome;
+}
+
+const bound = (registry: TestRegistry, name = 'demo-plugin'): Promise<PluginDocument> =>
+  boundDocument(registry.site, registry.registryKey.publicKey, name);
+const logOf = (registry: TestRegistry) => vouchedLog(registry.site, registry.registryKey.publicKey);
+const codes = (outcome: SubmissionOutcome | undefined) => outcome?.problems.map((p) => p.code);
+const version = (doc: PluginDocument, v: string) => doc.versions.find((r) => r.version === v);
+
+describe('when an owner yanks and unyanks a version', () => {
+  it('applies it, binds the document to the snapshot, logs it, and keeps the envelope and outcome', async () => {
+    const registry = await registryWithOperator();
+    await publishVersions(registry, ['1.0.0', '1.1.0']);
+    const submitted = await submitAction(
+      registry.intake,
+      { action: 'yank', plugin: 'demo-plugin', version: '1.1.0', reason: 'corrupts the cache' },
+      publisher,
+    );
+    const [outcome] = await run(registry, submitted.key);
+
+    expect(outcome).toMatchObject({
+      status: 'accepted',
+      action: 'yank',
+      plugin: 'demo-plugin',
+      version: '1.1.0',
+      signer: publisher.fingerprint,
+      seq: 2,
+      generation: 3,
+      problems: [],
+    });
+    const doc = await bound(registry);
+    expect(version(doc, '1.1.0')).toMatchObject({ yanked: true, yanked_reason: 'corrupts the cache' });
+    expect(doc.latest_version).toBe('1.0.0');
+    // The snapshot lists the bin that binds the document (checked by boundDocument), and the log's head.
+    const log = await logOf(registry);
+    expect(log.map((e) => [e.type, e.version, e.signer])).toEqual([
+      ['publish', '1.0.0', publisher.fingerprint],
+      ['publish', '1.1.0', publisher.fingerprint],
+      ['yank', '1.1.0', publisher.fingerprint],
+    ]);
+    expect(log[2]).toMatchObject({ digest: submitted.digest, detail: { reason: 'corrupts the cache' } });
+    expect(log[0]?.digest).toBe(doc.versions.find((v) => v.version === '1.0.0')?.source_sha256);
+    // Anyone can check the logged action's signature: its envelope is published as it was submitted.
+    const envelope = registry.site.objects.get(actionEnvelopeKey(submitted.digest));
+    expect(envelope?.body).toEqual(submitted.bytes);
+    expect(envelope?.cacheControl).toBe(CACHE_IMMUTABLE);
+    const signed = JSON.parse(new TextDecoder().decode(envelope?.body)) as {
+      action: string;
+      signature: string;
+    };
+    const key = await readPublicKey(publisher.publicKey);
+    await expect(
+      verifyDetachedSignature(encode(signed.action), signed.signature, [key.key]),
+    ).resolves.toMatchObject({ ok: true, fingerprint: publisher.fingerprint });
+    // The outcome and the envelope are kept like a bundle's, as JSON; the marker stops a replay.
+    const id = outcome?.id as string;
+    expect(
+      JSON.parse(new TextDecoder().decode(registry.intake.objects.get(`status/${id}.json`)?.body)),
+    ).toEqual(outcome);
+    expect(registry.intake.objects.get(`processed/${id}.json`)?.contentType).toBe('application/json');
+    expect(registry.intake.objects.has(submitted.key)).toBe(false);
+    expect(registry.intake.objects.has(actionMarkerKey(submitted.digest))).toBe(true);
+
+    const again = await act(registry, { action: 'yank', plugin: 'demo-plugin', version: '1.1.0' }, publisher);
+    expect(again).toMatchObject({ status: 'rejected', action: 'yank', signer: publisher.fingerprint });
+    expect(codes(again)).toEqual(['ACTION_NO_EFFECT']);
+    expect(registry.intake.objects.has(`rejected/${again.id}.json`)).toBe(true);
+
+    const unyank = await act(
+      registry,
+      { action: 'unyank', plugin: 'demo-plugin', version: '1.1.0' },
+      publisher,
+    );
+    expect(unyank).toMatchObject({ status: 'accepted', seq: 3 });
+    const after = await bound(registry);
+    expect(version(after, '1.1.0')).toMatchObject({ yanked: false });
+    expect(version(after, '1.1.0')).not.toHaveProperty('yanked_reason');
+    expect(after.latest_version).toBe('1.1.0');
+    expect((await logOf(registry)).map((e) => e.type)).toEqual(['publish', 'publish', 'yank', 'unyank']);
+  });
+});
+
+describe('when an owner deprecates', () => {
+  it('deprecates a range, then the whole plugin (later versions too), then lifts it', async () => {
+    const registry = await registryWithOperator();
+    await publishVersions(registry, ['1.0.0', '1.1.0', '2.0.0-beta.1']);
+    const ranged = await act(
+      registry,
+      {
+        action: 'deprecate',
+        plugin: 'demo-plugin',
+        range: '<1.1.0',
+        message: 'use 1.1',
+        replacement: 'demo-next',
+      },
+      publisher,
+    );
+    expect(ranged.status).toBe('accepted');
+    let doc = await bound(registry);
+    expect(version(doc, '1.0.0')).toMatchObject({
+      deprecated: true,
+      deprecation_message: 'use 1.1',
+      deprecation_replacement: 'demo-next',
+    });
+    expect(version(doc, '1.1.0')?.deprecated).toBe(false);
+    expect(doc).not.toHaveProperty('deprecation');
+
+    const whole = await act(
+      registry,
+      { action: 'deprecate', plugin: 'demo-plugin', message: 'unmaintained' },
+      publisher,
+    );
+    expect(whole.status).toBe('accepted');
+    doc = await bound(registry);
+    expect(doc.deprecation).toMatchObject({ message: 'unmaintained' });
+    expect(doc.versions.map((v) => [v.version, v.deprecated, v.deprecation_message])).toEqual([
+      ['2.0.0-beta.1', true, 'unmaintained'],
+      ['1.1.0', true, 'unmaintained'],
+      ['1.0.0', true, 'unmaintained'],
+    ]);
+    expect(version(doc, '1.0.0')).not.toHaveProperty('deprecation_replacement');
+    // A version published after a plugin-level deprecation is deprecated as it lands.
+    await publishVersions(registry, ['1.2.0']);
+    doc = await bound(registry);
+    expect(version(doc, '1.2.0')).toMatchObject({ deprecated: true, deprecation_message: 'unmaintained' });
+
+    const repeated = await act(
+      registry,
+      { action: 'deprecate', plugin: 'demo-plugin', message: 'unmaintained' },
+      publisher,
+    );
+    expect(codes(repeated)).toEqual(['ACTION_NO_EFFECT']);
+    const nothing = await act(
+      registry,
+      { action: 'deprecate', plugin: 'demo-plugin', range: '>=9', message: 'x' },
+      publisher,
+    );
+    expect(codes(nothing)).toEqual(['ACTION_UNKNOWN_VERSION']);
+
+    const lifted = await act(registry, { action: 'undeprecate', plugin: 'demo-plugin' }, publisher);
+    expect(lifted.status).toBe('accepted');
+    doc = await bound(registry);
+    expect(doc).not.toHaveProperty('deprecation');
+    expect(doc.versions.every((v) => !v.deprecated && v.deprecation_message === undefined)).toBe(true);
+    expect(
+      (await logOf(registry)).filter((e) => e.type !== 'publish').map((e) => [e.type, e.detail]),
+    ).toEqual([
+      ['deprecate', { message: 'use 1.1', range: '<1.1.0', replacement: 'demo-next' }],
+      ['deprecate', { message: 'unmaintained' }],
+      ['undeprecate', undefined],
+    ]);
+  });
+});
+
+describe('when an owner publishes and withdraws an advisory', () => {
+  it('lists it, refuses a live duplicate, keeps it withdrawn, and refuses an unknown id', async () => {
+    const registry = await registryWithOperator();
+    await publishVersions(registry, ['1.0.0']);
+    const advisory = {
+      id: 'PDX-2026-0001',
+      severity: 'high',
+      affected: '<1.0.1',
+      fixed: '1.0.1',
+      summary: 'leaks credentials to the log',
+      url: 'https://security.example.com/PDX-2026-0001',
+    } as const;
+    expect(
+      (await act(registry, { action: 'advisory-add', plugin: 'demo-plugin', advisory }, publisher)).status,
+    ).toBe('accepted');
+    expect((await bound(registry)).advisories).toEqual([{ ...advisory, published: expect.any(String) }]);
+    const duplicate = await act(
+      registry,
+      { action: 'advisory-add', plugin: 'demo-plugin', advisory },
+      publisher,
+    );
+    expect(codes(duplicate)).toEqual(['ADVISORY_EXISTS']);
+    expect(duplicate.problems[0]?.path).toBe('/advisory/id');
+
+    const withdrawn = await act(
+      registry,
+      { action: 'advisory-withdraw', plugin: 'demo-plugin', id: advisory.id, reason: 'not exploitable' },
+      publisher,
+    );
+    expect(withdrawn.status).toBe('accepted');
+    expect((await bound(registry)).advisories?.[0]?.withdrawn).toMatchObject({ reason: 'not exploitable' });
+    const unknown = await act(
+      registry,
+      { action: 'advisory-withdraw', plugin: 'demo-plugin', id: 'PDX-0' },
+      publisher,
+    );
+    expect(codes(unknown)).toEqual(['ADVISORY_UNKNOWN']);
+    expect((await logOf(registry)).at(-2)).toMatchObject({
+      type: 'advisory-add',
+      detail: { id: advisory.id, severity: 'high', affected: '<1.0.1' },
+    });
+  });
+});
+
+describe('when owners change', () => {
+  it('adds an owner who may then act, removes one, and refuses to remove the last', async () => {
+    const registry = await registryWithOperator();
+    await publishVersions(registry, ['1.0.0']);
+    const added = await act(
+      registry,
+      { action: 'owners-add', plugin: 'demo-plugin', key: heir.publicKey },
+      publisher,
+    );
+    expect(added.status).toBe('accepted');
+    expect((await bound(registry)).owners).toEqual([publisher.fingerprint, heir.fingerprint]);
+    expect((await logOf(registry)).at(-1)).toMatchObject({
+      type: 'owners-add',
+      detail: { added: heir.fingerprint },
+    });
+    // The new owner may act, and publish.
+    expect(
+      (await act(registry, { action: 'yank', plugin: 'demo-plugin', version: '1.0.0' }, heir)).status,
+    ).toBe('accepted');
+    await publishVersions(registry, ['1.0.1'], { signer: heir });
+
+    const removed = await act(
+      registry,
+      { action: 'owners-remove', plugin: 'demo-plugin', fingerprint: publisher.fingerprint },
+      heir,
+    );
+    expect(removed.status).toBe('accepted');
+    expect((await bound(registry)).owners).toEqual([heir.fingerprint]);
+    const formerOwner = await act(
+      registry,
+      { action: 'unyank', plugin: 'demo-plugin', version: '1.0.0' },
+      publisher,
+    );
+    expect(codes(formerOwner)).toEqual(['ACTION_NOT_OWNER']);
+    const last = await act(
+      registry,
+      { action: 'owners-remove', plugin: 'demo-plugin', fingerprint: heir.fingerprint },
+      heir,
+    );
+    expect(codes(last)).toEqual(['ACTION_LAST_OWNER']);
+    // The registry's key can never own a plugin.
+    const registryAsOwner = await act(
+      registry,
+      { action: 'owners-add', plugin: 'demo-plugin', key: registry.registryKey.publicKey },
+      heir,
+    );
+    expect(codes(registryAsOwner)).toEqual(['PUBLISHER_IS_REGISTRY_KEY']);
+    expect((await bound(registry)).owners).toEqual([heir.fingerprint]);
+  });
+});
+
+describe('when the operator removes a version', () => {
+  it('deletes its files, lists it removed, and refuses it ever after, even with the same bytes', async () => {
+    const registry = await registryWithOperator();
+    await publishVersions(registry, ['1.0.0']);
+    const republish = await makeBundle({
+      manifest: validManifest({ version: '1.1.0' }),
+      artifacts: [{ os: 'linux', arch: 'amd64', name: 'tool', body: encode('demo 1.1.0') }],
+      signer: publisher,
+    });
+    await run(registry, ...(await registry.submit(republish)));
+    const files = [
+      'plugins/demo-plugin/1.1.0/manifest.json',
+      'plugins/demo-plugin/1.1.0/manifest.json.asc',
+      'plugins/demo-plugin/1.1.0/artifacts/linux-amd64/tool',
+    ];
+    for (const key of files) expect(registry.site.objects.has(key), key).toBe(true);
+
+    const byOwner = await act(
+      registry,
+      { action: 'remove', plugin: 'demo-plugin', version: '1.1.0', reason: 'malware' },
+      publisher,
+    );
+    expect(codes(byOwner)).toEqual(['ACTION_NOT_OPERATOR']);
+    const removal = await submitAction(
+      registry.intake,
+      { action: 'remove', plugin: 'demo-plugin', version: '1.1.0', reason: 'malware' },
+      operator,
+    );
+    const result = await processSubmissions(registry.context, [removal.key]);
+    expect(result.outcomes[0]).toMatchObject({
+      status: 'accepted',
+      action: 'remove',
+      signer: operator.fingerprint,
+    });
+    for (const key of files) expect(registry.site.objects.has(key), key).toBe(false);
+    // Cached for a year as immutable: a CDN is told to drop them.
+    expect(result.invalidate).toEqual(expect.arrayContaining(files));
+    expect(registry.site.objects.has('plugins/demo-plugin/1.0.0/manifest.json')).toBe(true);
+    const doc = await bound(registry);
+    expect(version(doc, '1.1.0')).toMatchObject({ yanked: true, removed: { reason: 'malware' } });
+    expect(doc.latest_version).toBe('1.0.0');
+
+    const [again] = await run(registry, ...(await registry.submit(republish)));
+    expect(codes(again)).toEqual(['VERSION_REMOVED']);
+    for (const key of files) expect(registry.site.objects.has(key), key).toBe(false);
+    const unyank = await act(
+      registry,
+      { action: 'unyank', plugin: 'demo-plugin', version: '1.1.0' },
+      operator,
+    );
+    expect(codes(unyank)).toEqual(['VERSION_REMOVED']);
+  });
+});
+
+describe('when the operator transfers a name', () => {
+  it('makes the key in the action the only owner', async () => {
+    const registry = await registryWithOperator();
+    await publishVersions(registry, ['1.0.0']);
+    const byOwner = await act(
+      registry,
+      { action: 'transfer', plugin: 'demo-plugin', key: heir.publicKey },
+      publisher,
+    );
+    expect(codes(byOwner)).toEqual(['ACTION_NOT_OPERATOR']);
+    const moved = await act(
+      registry,
+      { action: 'transfer', plugin: 'demo-plugin', key: heir.publicKey, reason: 'maintainer left' },
+      operator,
+    );
+    expect(moved.status).toBe('accepted');
+    expect((await bound(registry)).owners).toEqual([heir.fingerprint]);
+    expect((await logOf(registry)).at(-1)).toMatchObject({
+      type: 'transfer',
+      signer: operator.fingerprint,
+      detail: { owner: heir.fingerprint, reason: 'maintainer left' },
+    });
+    expect(
+      codes(await act(registry, { action: 'yank', plugin: 'demo-plugin', version: '1.0.0' }, publisher)),
+    ).toEqual(['ACTION_NOT_OWNER']);
+    await publishVersions(registry, ['1.0.1'], { signer: heir });
+  });
+});
+
+describe('when the operator revokes a publisher key', () => {
+  it('lists it in a signed keys/revoked.json, marks what it published, and refuses what it signs next', async () => {
+    const registry = await registryWithOperator();
+    await publishVersions(registry, ['1.0.0']);
+    await publishVersions(registry, ['0.1.0'], { name: 'other-plugin' });
+    await publishVersions(registry, ['0.1.0'], { name: 'third-plugin', signer: heir });
+    const revoked = await act(
+      registry,
+      { action: 'revoke-key', fingerprint: publisher.fingerprint, reason: 'key leaked' },
+      operator,
+    );
+    expect(revoked).toMatchObject({ status: 'accepted', action: 'revoke-key', signer: operator.fingerprint });
+    expect(revoked).not.toHaveProperty('plugin');
+
+    const snapshot = await trustedSnapshot(registry.site, registry.registryKey.publicKey);
+    const list = registry.site.objects.get(REVOKED_KEYS_KEY);
+    verifyListedDocument(snapshot, REVOKED_KEYS_KEY, list?.body as Uint8Array);
+    expect(list?.cacheControl).toBe(CACHE_MUTABLE);
+    const key = await readPublicKey(registry.registryKey.publicKey);
+    await expect(
+      verifyDetachedSignature(list?.body as Uint8Array, text(registry, `${REVOKED_KEYS_KEY}.asc`), [key.key]),
+    ).resolves.toMatchObject({ ok: true });
+    expect(JSON.parse(text(registry, REVOKED_KEYS_KEY)) as RevokedKeysDocument).toMatchObject({
+      keys: [{ fingerprint: publisher.fingerprint, reason: 'key leaked' }],
+    });
+    // What it published stays, marked, across the registry; another publisher's versions are untouched.
+    for (const name of ['demo-plugin', 'other-plugin']) {
+      const doc = await bound(registry, name);
+      expect(doc.versions[0]?.publisher_revoked, name).toMatchObject({ reason: 'key leaked' });
+      expect(registry.site.objects.has(`plugins/${name}/${doc.versions[0]?.version}/manifest.json`)).toBe(
+        true,
+      );
+    }
+    expect((await bound(registry, 'third-plugin')).versions[0]).not.toHaveProperty('publisher_revoked');
+
+    const [bundle] = await run(
+      registry,
+      ...(await registry.submit(
+        await makeBundle({ manifest: validManifest({ version: '1.0.1' }), signer: publisher }),
+      )),
+    );
+    expect(codes(bundle)).toEqual(['PUBLISHER_KEY_REVOKED']);
+    const action = await act(
+      registry,
+      { action: 'yank', plugin: 'demo-plugin', version: '1.0.0' },
+      publisher,
+    );
+    expect(codes(action)).toEqual(['ACTION_KEY_REVOKED']);
+    const twice = await act(
+      registry,
+      { action: 'revoke-key', fingerprint: publisher.fingerprint, reason: 'again' },
+      operator,
+    );
+    expect(codes(twice)).toEqual(['ACTION_NO_EFFECT']);
+    // A revoked key cannot be made an owner either.
+    const asOwner = await act(
+      registry,
+      { action: 'owners-add', plugin: 'third-plugin', key: publisher.publicKey },
+      heir,
+    );
+    expect(codes(asOwner)).toEqual(['ACTION_KEY_REVOKED']);
+
+    // Later publishes keep listing the list as it is; a rebuild signs it anew with the rest.
+    const listed = registry.site.objects.get(REVOKED_KEYS_KEY)?.body as Uint8Array;
+    await publishVersions(registry, ['0.2.0'], { name: 'third-plugin', signer: heir });
+    verifyListedDocument(
+      await trustedSnapshot(registry.site, registry.registryKey.publicKey),
+      REVOKED_KEYS_KEY,
+      listed,
+    );
+    await rebuildRegistry(registry.context);
+    const rebuilt = await trustedSnapshot(registry.site, registry.registryKey.publicKey);
+    verifyListedDocument(rebuilt, REVOKED_KEYS_KEY, listed);
+    await expect(
+      verifyDetachedSignature(listed, text(registry, `${REVOKED_KEYS_KEY}.asc`), [key.key]),
+    ).resolves.toMatchObject({ ok: true });
+    expect(registry.site.writes.filter((k) => k === `${REVOKED_KEYS_KEY}.asc`)).toHaveLength(2);
+  });
+});
+
+describe('when an action is not authorized or not possible', () => {
+  let registry: TestRegistry;
+  beforeAll(async () => {
+    registry = await registryWithOperator();
+    await publishVersions(registry, ['1.0.0']);
+  });
+
+  /** Runs one refused action and checks nothing published changed. */
+  async function refused(body: ActionBody, signer: KeyPair, options: { now?: Date; registry?: string } = {}) {
+    const before = registry.site.fingerprint();
+    const submitted = await submitAction(registry.intake, body, signer, options);
+    const [outcome] = await run(registry, submitted.key);
+    expect(registry.site.fingerprint()).toEqual(before);
+    expect(outcome?.status).toBe('rejected');
+    expect(registry.intake.objects.has(`rejected/${outcome?.id}.json`)).toBe(true);
+    return outcome as SubmissionOutcome;
+  }
+  const yank = { action: 'yank', plugin: 'demo-plugin', version: '1.0.0' } as const;
+
+  it.each([
+    ['a non-owner', () => stranger, yank, 'ACTION_NOT_OWNER', '/plugin'],
+    [
+      'a version the plugin does not have',
+      () => publisher,
+      { ...yank, version: '9.9.9' },
+      'ACTION_UNKNOWN_VERSION',
+      '/version',
+    ],
+    [
+      'a plugin that does not exist',
+      () => publisher,
+      { ...yank, plugin: 'no-such-plugin' },
+      'ACTION_UNKNOWN_PLUGIN',
+      '/plugin',
+    ],
+    [
+      'an operator action by an owner',
+      () => publisher,
+      { action: 'revoke-key', fingerprint: 'A'.repeat(40), reason: 'x' },
+      'ACTION_NOT_OPERATOR',
+      '/action',
+    ],
+  ] as const)('refuses %s with its code', async (_, signer, body, code, path) => {
+    const outcome = await refused(body as ActionBody, signer());
+    expect(outcome.problems.map((p) => [p.code, p.path])).toEqual([[code, path]]);
+  });
+
+  it('refuses the registry key posing as a publisher', async () => {
+    const outcome = await refused(yank, registry.registryKey);
+    expect(codes(outcome)).toEqual(['PUBLISHER_IS_REGISTRY_KEY']);
+    expect(outcome.problems[0]?.path).toBe('envelope:/key');
+  });
+
+  it('refuses an expired action, and another registry’s', async () => {
+    const old = await refused(yank, publisher, { now: new Date('2026-10-01T00:00:00Z') });
+    expect(codes(old)).toEqual(['ACTION_EXPIRED']);
+    const elsewhere = await refused(yank, publisher, { registry: 'https://other.example.com' });
+    expect(codes(elsewhere)).toEqual(['ACTION_WRONG_REGISTRY']);
+  });
+
+  it('refuses a signature that is not by the key in the envelope', async () => {
+    const signed = await signedAction(yank, publisher);
+    const envelope = JSON.parse(new TextDecoder().decode(signed.bytes)) as Record<string, string>;
+    envelope.key = stranger.publicKey;
+    const key = await upload(registry.intake, encode(JSON.stringify(envelope)));
+    const before = registry.site.fingerprint();
+    const [outcome] = await run(registry, key);
+    expect(codes(outcome)).toEqual(['SIGNATURE_INVALID']);
+    expect(registry.site.fingerprint()).toEqual(before);
+  });
+
+  it('refuses a replayed action, under another name or in the same batch', async () => {
+    const registry2 = await registryWithOperator();
+    await publishVersions(registry2, ['1.0.0']);
+    const signed = await signedAction(yank, publisher);
+    const first = await upload(registry2.intake, signed.bytes);
+    const twin = await upload(registry2.intake, signed.bytes);
+    const outcomes = await run(registry2, first, twin);
+    expect(outcomes.map((o) => [o.status, ...o.problems.map((p) => p.code)])).toEqual([
+      ['accepted'],
+      ['rejected', 'ACTION_REPLAYED'],
+    ]);
+    // Undone, then replayed: the replay must not yank it again.
+    expect(
+      (await act(registry2, { action: 'unyank', plugin: 'demo-plugin', version: '1.0.0' }, publisher)).status,
+    ).toBe('accepted');
+    const before = registry2.site.fingerprint();
+    const [later] = await run(registry2, await upload(registry2.intake, signed.bytes));
+    expect(codes(later)).toEqual(['ACTION_REPLAYED']);
+    // The very upload again (same name, same bytes) is the same submission: nothing is applied twice.
+    await registry2.intake.put(first, signed.bytes, {
+      contentType: 'application/json',
+      cacheControl: 'no-store',
+    });
+    const [same] = await run(registry2, first);
+    expect(same?.status).toBe('accepted');
+    expect(registry2.site.fingerprint()).toEqual(before);
+    expect(version(await bound(registry2), '1.0.0')?.yanked).toBe(false);
+    expect((await logOf(registry2)).map((e) => e.type)).toEqual(['publish', 'yank', 'unyank']);
+  });
+
+  it('refuses a key rotation submitted as an upload, pointing at rotate-key', async () => {
+    const next = await testKey('next-registry');
+    const { bytes } = await signRotation({
+      registry: 'https://registry.example.com',
+      sequence: 1,
+      previous: registry.signer,
+      next: await createSigner(next.secretKey),
+      now: new Date('2026-10-31T12:00:00Z'),
+    });
+    const [outcome] = await run(registry, await upload(registry.intake, bytes, 'rotation'));
+    expect(outcome?.problems.map((p) => [p.code, p.expected])).toEqual([
+      ['ROTATION_INVALID', 'submit rotations with plugindex rotate-key'],
+    ]);
+  });
+
+  it('refuses an action by an operator key that is the registry key, even when configured', async () => {
+    const own = await testKey('registry');
+    const misconfigured = await makeRegistry({
+      operators: [{ fingerprint: own.fingerprint, key: own.publicKey }],
+    });
+    await publishVersions(misconfigured, ['1.0.0']);
+    const [outcome] = await run(
+      misconfigured,
+      (await submitAction(misconfigured.intake, { ...yank, version: '1.0.0' }, misconfigured.registryKey))
+        .key,
+    );
+    expect(codes(outcome)).toEqual(['PUBLISHER_IS_REGISTRY_KEY']);
+  });
+});
+
+describe('when a batch holds publishes and actions', () => {
+  it('decides them in upload order, as one submission per batch would, and logs them in that order', async () => {
+    const registry = await registryWithOperator();
+    await publishVersions(registry, ['1.0.0']);
+    const yankEarly = await submitAction(
+      registry.intake,
+      { action: 'yank', plugin: 'demo-plugin', version: '2.0.0' },
+      publisher,
+    );
+    const [bundleKey] = await registry.submit(
+      await makeBundle({ manifest: validManifest({ version: '2.0.0' }), signer: publisher }),
+    );
+    const yank = await submitAction(
+      registry.intake,
+      { action: 'yank', plugin: 'demo-plugin', version: '2.0.0', reason: 'broken' },
+      publisher,
+    );
+    const addOwner = await submitAction(
+      registry.intake,
+      { action: 'owners-add', plugin: 'demo-plugin', key: heir.publicKey },
+      publisher,
+    );
+    // The new owner's action sees the owner added before it in the batch.
+    const unyank = await submitAction(
+      registry.intake,
+      { action: 'unyank', plugin: 'demo-plugin', version: '2.0.0' },
+      heir,
+    );
+    const brandNew = await submitAction(
+      registry.intake,
+      { action: 'deprecate', plugin: 'fresh-plugin', message: 'never mind' },
+      stranger,
+    );
+    const [freshBundle] = await registry.submit(
+      await makeBundle({ manifest: validManifest({ name: 'fresh-plugin' }), signer: stranger }),
+    );
+    const deprecateFresh = await submitAction(
+      registry.intake,
+      { action: 'deprecate', plugin: 'fresh-plugin', message: 'never mind' },
+      stranger,
+    );
+    const outcomes = await run(
+      registry,
+      yankEarly.key,
+      bundleKey as string,
+      yank.key,
+      addOwner.key,
+      unyank.key,
+      brandNew.key,
+      freshBundle as string,
+      deprecateFresh.key,
+    );
+    expect(outcomes.map((o) => [o.action ?? 'publish', o.status, ...o.problems.map((p) => p.code)])).toEqual([
+      ['yank', 'rejected', 'ACTION_UNKNOWN_VERSION'],
+      ['publish', 'accepted'],
+      ['yank', 'accepted'],
+      ['owners-add', 'accepted'],
+      ['unyank', 'accepted'],
+      ['deprecate', 'rejected', 'ACTION_UNKNOWN_PLUGIN'],
+      ['publish', 'accepted'],
+      ['deprecate', 'accepted'],
+    ]);
+    expect(outcomes.map((o) => o.seq)).toEqual([undefined, 1, 2, 3, 4, undefined, 5, 6]);
+    expect(new Set(outcomes.filter((o) => o.status === 'accepted').map((o) => o.generation))).toEqual(
+      new Set([2]),
+    );
+    const doc = await bound(registry);
+    expect(version(doc, '2.0.0')).toMatchObject({ yanked: false });
+    expect(doc.latest_version).toBe('2.0.0');
+    expect(doc.owners).toEqual([publisher.fingerprint, heir.fingerprint]);
+    expect((await bound(registry, 'fresh-plugin')).deprecation).toMatchObject({ message: 'never mind' });
+    expect((await logOf(registry)).map((e) => [e.seq, e.type, e.plugin])).toEqual([
+      [0, 'publish', 'demo-plugin'],
+      [1, 'publish', 'demo-plugin'],
+      [2, 'yank', 'demo-plugin'],
+      [3, 'owners-add', 'demo-plugin'],
+      [4, 'unyank', 'demo-plugin'],
+      [5, 'publish', 'fresh-plugin'],
+      [6, 'deprecate', 'fresh-plugin'],
+    ]);
+  });
+});
+
+describe('when the log grows past a segment', () => {
+  it('rolls over at 256 entries, the full segment immutable, the chain verifying across both', async () => {
+    const registry = await registryWithOperator();
+    await publishVersions(registry, ['1.0.0']);
+    const batch = async (count: number, start: number) => {
+      const keys: string[] = [];
+      for (let i = start; i < start + count; i++) {
+        const body: ActionBody =
+          i % 2 === 0
+            ? { action: 'yank', plugin: 'demo-plugin', version: '1.0.0' }
+            : { action: 'unyank', plugin: 'demo-plugin', version: '1.0.0' };
+        keys.push((await submitAction(registry.intake, body, publisher)).key);
+      }
+      const outcomes = await run(registry, ...keys);
+      expect(outcomes.every((o) => o.status === 'accepted')).toBe(true);
+    };
+    await batch(200, 0);
+    await batch(60, 200);
+    const log = await logOf(registry);
+    expect(log).toHaveLength(261);
+    expect(log.map((e) => e.seq)).toEqual([...Array(261).keys()]);
+    expect(registry.site.objects.get(logSegmentKey(0))?.cacheControl).toBe(CACHE_IMMUTABLE);
+    expect(registry.site.objects.get(logSegmentKey(1))?.cacheControl).toBe(CACHE_MUTABLE);
+    expect(text(registry, logSegmentKey(0)).split('\n').filter(Boolean)).toHaveLength(LOG_SEGMENT_ENTRIES);
+    expect(text(registry, logSegmentKey(1)).split('\n').filter(Boolean)).toHaveLength(
+      261 - LOG_SEGMENT_ENTRIES,
+    );
+    expect((await trustedSnapshot(registry.site, registry.registryKey.publicKey)).log?.length).toBe(261);
+    expect(registry.site.objects.has(binKey(binOf('demo-plugin')))).toBe(true);
+    expect(registry.site.objects.has(pluginDocumentKey('demo-plugin'))).toBe(true);
+  });
+});
+
+describe('when a run died after logging an action, and another upload arrived since', () => {
+  it('judges the new upload with the logged action applied, and logs each once', async () => {
+    const registry = await registryWithOperator();
+    await publishVersions(registry, ['1.0.0']);
+    const added = await submitAction(
+      registry.intake,
+      { action: 'owners-add', plugin: 'demo-plugin', key: heir.publicKey },
+      publisher,
+    );
+    // The run dies writing the plugin document: after the log and the marker, before anything shows it.
+    const put = registry.site.put.bind(registry.site);
+    registry.site.put = async (key, body, options) => {
+      if (key === pluginDocumentKey('demo-plugin')) throw new StoreError('STORE_IO', key, 'injected failure');
+      return put(key, body, options);
+    };
+    await expect(run(registry, added.key)).rejects.toThrow(/injected failure/);
+    registry.site.put = put;
+    expect((await bound(registry)).owners).toEqual([publisher.fingerprint]);
+
+    // The new owner's first action, uploaded after: judged once the owner is added again.
+    const yank = await submitAction(
+      registry.intake,
+      { action: 'yank', plugin: 'demo-plugin', version: '1.0.0' },
+      heir,
+    );
+    const outcomes = await run(registry, added.key, yank.key);
+    expect(outcomes.map((o) => [o.action, o.status, o.seq])).toEqual([
+      ['owners-add', 'accepted', 1],
+      ['yank', 'accepted', 2],
+    ]);
+    const doc = await bound(registry);
+    expect(doc.owners).toEqual([publisher.fingerprint, heir.fingerprint]);
+    expect(version(doc, '1.0.0')?.yanked).toBe(true);
+    expect((await logOf(registry)).map((e) => [e.type, e.digest])).toEqual([
+      ['publish', doc.versions[0]?.source_sha256],
+      ['owners-add', added.digest],
+      ['yank', yank.digest],
+    ]);
+  });
+});
