@@ -1,12 +1,3 @@
-/**
- * What a plugin's life after publishing means to a consumer: a version yanked, removed, deprecated, or
- * published by a key revoked since, and the advisories that affect it. The registry records these in the
- * signed plugin document (model.ts); this module reads them the one way install, `list --outdated` and
- * `audit` all use, and words them.
- *
- * Pure: no I/O.
- */
-import semver from 'semver';
 import {
   type Advisory,
   type PluginDocument,
@@ -14,6 +5,7 @@ import {
   type Severity,
   type VersionRecord,
 } from '../index-builder/model.ts';
+import { advisoryAffects } from '../index-builder/versions.ts';
 import { ClientError } from './errors.ts';
 
 /** Severities an install refuses unless `--allow-vulnerable`. */
@@ -39,16 +31,8 @@ export function bySeverity(advisories: readonly Advisory[]): Advisory[] {
   return [...advisories].sort(compareAdvisories);
 }
 
-/**
- * True when `advisory` affects `version`: it is not withdrawn, and the version satisfies its `affected`
- * range, prereleases included (`<1.2.3` affects `1.2.3-rc.1`: a prerelease of the fix is not the fix). A
- * range this client cannot read affects every version: a signed warning must not pass unread.
- */
-export function affects(advisory: Advisory, version: string): boolean {
-  if (advisory.withdrawn) return false;
-  if (semver.validRange(advisory.affected) === null) return true;
-  return semver.satisfies(version, advisory.affected, { includePrerelease: true });
-}
+/** True when `advisory` affects `version` (the core's one definition, which the pages use too). */
+export const affects = advisoryAffects;
 
 /** The advisories of `doc` that affect `version`, worst first. */
 export function affectingAdvisories(doc: PluginDocument, version: string): Advisory[] {

@@ -67,3 +67,18 @@ export function resolveVersion(records: readonly Versioned[], request: string): 
   const candidates = records.filter((r) => !r.yanked).map((r) => r.version);
   return semver.maxSatisfying(candidates, wanted) ?? undefined;
 }
+
+/**
+ * True when an advisory affects `version`: it is not withdrawn, and the version satisfies its `affected`
+ * range, prereleases included (`<1.2.3` affects `1.2.3-rc.1`: a prerelease of the fix is not the fix). A
+ * range that does not parse affects every version: a signed warning must not pass unread. One definition
+ * for the pages and the client.
+ */
+export function advisoryAffects(
+  advisory: { readonly affected: string; readonly withdrawn?: unknown },
+  version: string,
+): boolean {
+  if (advisory.withdrawn) return false;
+  if (semver.validRange(advisory.affected) === null) return true;
+  return semver.satisfies(version, advisory.affected, { includePrerelease: true });
+}

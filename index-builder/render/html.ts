@@ -1,10 +1,3 @@
-/**
- * Human pages. Every string that comes from a manifest or document is escaped; links are rendered only for
- * http(s) URLs (a `javascript:` homepage becomes text). The home page embeds no plugin data: its script
- * loads `search.json` and builds the list with DOM calls and textContent, so it never needs rewriting when a
- * plugin is published and no manifest text is ever parsed as HTML.
- */
-import semver from 'semver';
 import { sha256Base64 } from '../digest.ts';
 import { pluginDocumentKey, pluginNameFormProblem } from '../layout.ts';
 import type {
@@ -16,6 +9,7 @@ import type {
   VersionRecord,
 } from '../model.ts';
 import { showableText } from '../text.ts';
+import { advisoryAffects } from '../versions.ts';
 
 const ESCAPES: Record<string, string> = {
   '&': '&amp;',
@@ -68,19 +62,9 @@ function pluginLink(root: string, name: string): string {
   return `<a class="replacement" href="${root}/plugins/${escapeHtml(name)}/index.html">${escapeHtml(name)}</a>`;
 }
 
-/**
- * The advisories that affect a version: not withdrawn, and its range admits the version (prereleases
- * included: a page errs on the side of marking).
- */
+/** The advisories that affect a version, as the client judges them (versions.ts `advisoryAffects`). */
 function advisoriesOf(advisories: readonly Advisory[], version: string): Advisory[] {
-  return advisories.filter((a) => {
-    if (a.withdrawn) return false;
-    try {
-      return semver.satisfies(version, a.affected, { includePrerelease: true });
-    } catch {
-      return false;
-    }
-  });
+  return advisories.filter((a) => advisoryAffects(a, version));
 }
 
 function humanSize(bytes: number): string {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  advisoryAffects,
   channelHeads,
   channelOf,
   latestVersion,
@@ -75,5 +76,15 @@ describe('when resolving a request', () => {
     expect(resolveVersion(history, '^3.0.0')).toBeUndefined();
     expect(resolveVersion(history, 'nightly')).toBeUndefined();
     expect(resolveVersion(history, '!!')).toBeUndefined();
+  });
+});
+
+describe('whether an advisory affects a version (one rule for pages and the client)', () => {
+  it('takes prereleases in its range, never a withdrawn one, and an unreadable range as every version', () => {
+    expect(advisoryAffects({ affected: '<1.2.3' }, '1.2.2')).toBe(true);
+    expect(advisoryAffects({ affected: '<1.2.3' }, '1.2.3-rc.1')).toBe(true);
+    expect(advisoryAffects({ affected: '<1.2.3' }, '1.2.3')).toBe(false);
+    expect(advisoryAffects({ affected: '>=1.0.0 <2.0.0', withdrawn: { at: 'x' } }, '1.5.0')).toBe(false);
+    expect(advisoryAffects({ affected: 'not a range ~~' }, '9.9.9')).toBe(true);
   });
 });
