@@ -1,7 +1,9 @@
 /**
  * `npm start`: one command from a fresh clone to a working registry. Creates the registry once, publishes
- * every example under examples/ as one batch (a second start finds them already published), serves it, and
- * publishes whatever is dropped into incoming/.
+ * every example under examples/ as one batch (a second start finds them already published), applies the
+ * lifecycle actions of examples/lifecycle.json once (a yank, an advisory, a deprecation, signed by the example
+ * publisher, so the pages and the client show them), serves it, and publishes whatever is dropped into
+ * incoming/.
  *
  * Example layout: examples/<name>/<version>/manifest.(json|yaml) and
  * examples/<name>/<version>/artifacts/<os>-<arch>/<file>.
@@ -9,6 +11,7 @@
 
 import { access, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { type ActionBody, signAction } from '../../index-builder/actions.ts';
 import { parseRegistryConfig } from '../../index-builder/config.ts';
 import { INCOMING_PREFIX, pluginDocumentKey, REGISTRY_PUBLIC_KEY_KEY } from '../../index-builder/layout.ts';
 import type { PluginDocument } from '../../index-builder/model.ts';
@@ -87,6 +90,56 @@ async function demoPublisherKey(dir: string): Promise<string> {
   return readFile(secretFile, 'utf8');
 }
 
+/** Whether the plugin document already shows what `body` would do (so a restart does not repeat it). */
+function shows(doc: PluginDocument | undefined, body: ActionBody): boolean {
+  if (!doc || body.action === 'revoke-key') return true;
+  const record = 'version' in body ? doc.versions.find((v) => v.version === body.version) : undefined;
+  switch (body.action) {
+    case 'yank':
+      return record?.yanked !== false;
+    case 'advisory-add':
+      return (doc.advisories ?? []).some((a) => a.id === body.advisory.id);
+    case 'deprecate':
+      return doc.versions.some((v) => v.deprecated);
+    default:
+      return true;
+  }
+}
+
+/**
+ * Applies the example lifecycle actions the registry does not show yet, as one batch, each signed by the
+ * example publisher as `plugindex yank` and the rest would sign it.
+ */
+async function applyExampleActions(
+  dir: string,
+  registry: Awaited<ReturnType<typeof openRegistry>>,
+  secretKey: string,
+  file: string,
+  log: (line: string) => void,
+): Promise<void> {
+  if (!(await exists(file))) return;
+  const { actions } = JSON.parse(await readFile(file, 'utf8')) as { actions: ActionBody[] };
+  const keys: string[] = [];
+  for (const [i, body] of actions.entries()) {
+    if (body.action === 'revoke-key') continue;
+    const published = await registry.context.site.get(pluginDocumentKey(body.plugin));
+    const doc = published
+      ? (JSON.parse(new TextDecoder().decode(published.body)) as PluginDocument)
+      : undefined;
+    if (shows(doc, body)) continue;
+    const { bytes } = await signAction(body, { registry: registry.context.config.url, secretKey });
+    const key = `${INCOMING_PREFIX}example-action-${i}-${body.action}.json`;
+    await registry.context.intake.put(key, bytes, {
+      contentType: 'application/json',
+      cacheControl: CACHE_PRIVATE,
+    });
+    keys.push(key);
+  }
+  if (keys.length === 0) return;
+  const result = await withRegistryLock(dir, () => processSubmissions(registry.context, keys));
+  for (const outcome of result.outcomes) log(`  ${describeOutcome(outcome, 'line').join(' ')}`);
+}
+
 export async function runDev(options: {
   readonly dir: string;
   readonly port: number;
@@ -153,6 +206,8 @@ export async function runDev(options: {
   );
   for (const outcome of result.outcomes.filter((o) => o.status === 'rejected'))
     log(`  ${describeOutcome(outcome, 'line').join(' ')}`);
+
+  await applyExampleActions(dir, registry, secretKey, path.join(options.examples, 'lifecycle.json'), log);
 
   const service = await startService({ dir, port, watch: true, log });
   log('');
