@@ -1,10 +1,10 @@
 /**
- * Lifecycle and the log from the command line: the built `plugindex` as a process, against a local
- * registry `plugindex serve` serves over real HTTP, whose plugin documents are edited as lifecycle actions
- * leave them (then re-signed by `rebuildRegistry`) and whose log the LogWriter appends to (then vouched for
- * by `refreshSnapshot`). `install` refusing a high advisory and `--allow-vulnerable`, a yanked lock entry
- * and `--deny-yanked`, `list --outdated`, `audit` and `audit NAME` (exit codes and `--json`), and
- * `verify --url` over a good log and a tampered one.
+ * Lifecycle and the log from the command line: the built `plugindex` as a process, against a local registry
+ * `plugindex serve` serves over real HTTP, whose publishes and advisories went through the pipeline
+ * (`plugindex publish`, `plugindex advisory add`: each applied and logged), and whose plugin documents are
+ * edited as a yank would leave them (then re-signed by `rebuildRegistry`). `install` refusing a high
+ * advisory and `--allow-vulnerable`, a yanked lock entry and `--deny-yanked`, `list --outdated`, `audit` and
+ * `audit NAME` (exit codes and `--json`), and `verify --url` over a good log and a tampered one.
  */
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -14,35 +14,34 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initRegistry, type LocalRegistry, openRegistry } from '../../cli/local/registry.ts';
 import { main } from '../../cli/main.ts';
-import type { LogHead } from '../../index-builder/model.ts';
-import { encode, makeBundle, validManifest } from '../support/fixtures.ts';
-import {
-  alterLine,
-  appendLog,
-  editPlugin,
-  segmentLines,
-  serveSegment,
-  versionOf,
-} from '../support/lifecycle.ts';
+import type { LogHead, SnapshotDocument } from '../../index-builder/model.ts';
+import { encode, makeBundle, testKey, validManifest } from '../support/fixtures.ts';
+import { alterLine, editPlugin, segmentLines, serveSegment, versionOf } from '../support/lifecycle.ts';
 import { type ServingRegistry, startServe } from '../support/serve.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const BIN = path.join(ROOT, 'cli/bin.mjs');
 const run = promisify(execFile);
-const ADVISORY = {
+/** An advisory as `plugindex advisory add` takes it. */
+interface AdvisoryArgs {
+  readonly id: string;
+  readonly severity: string;
+  readonly affected: string;
+  readonly fixed?: string;
+  readonly summary: string;
+}
+const ADVISORY: AdvisoryArgs = {
   id: 'PDX-2026-0042',
   severity: 'critical',
   affected: '<2.0.0',
   fixed: '2.0.0',
   summary: 'runs any command the cost API returns',
-  published: '2026-11-01T00:00:00Z',
 };
-const LOW = {
+const LOW: AdvisoryArgs = {
   id: 'PDX-2026-0043',
   severity: 'low',
   affected: '>=2.0.0',
   summary: 'verbose logging',
-  published: '2026-11-01T00:00:00Z',
 };
 
 let work: string;
@@ -111,26 +110,28 @@ beforeAll(async () => {
     ['steady-tool', '1.1.0'],
   ] as const)
     await publish(name, version);
+  // The owner (the key the bundles are signed with) publishes both advisories: log entries 4 and 5.
+  const ownerKey = path.join(work, 'owner.asc');
+  await writeFile(ownerKey, (await testKey('publisher')).secretKey);
+  for (const a of [ADVISORY, LOW]) {
+    const args = ['--id', a.id, '--severity', a.severity, '--affected', a.affected, '--summary', a.summary];
+    if (a.fixed) args.push('--fixed', a.fixed);
+    expect(
+      await main(['advisory', 'add', 'risky-scan', ...args, '--key', ownerKey, '--registry', registryDir]),
+    ).toBe(0);
+  }
   local = await openRegistry(registryDir);
   const doc = JSON.parse(
     await readFile(path.join(registryDir, 'public/plugins/risky-scan/index.json'), 'utf8'),
   );
   publisher = doc.versions[0].publisher;
-  await editPlugin(local.context, 'risky-scan', (d) => {
-    d.advisories = [ADVISORY, LOW] as typeof d.advisories;
-  });
-  // The history the pipeline's actions would have logged.
-  head = await appendLog(local.context, [
-    { type: 'publish', plugin: 'risky-scan', version: '1.0.0', signer: publisher },
-    { type: 'publish', plugin: 'risky-scan', version: '2.0.0', signer: publisher },
-    { type: 'publish', plugin: 'steady-tool', version: '1.0.0', signer: publisher },
-    {
-      type: 'advisory-add',
-      plugin: 'risky-scan',
-      signer: publisher,
-      detail: { id: ADVISORY.id, severity: 'critical', affected: '<2.0.0' },
-    },
-  ]);
+  expect(doc.advisories.map((a: { id: string }) => a.id)).toEqual([ADVISORY.id, LOW.id]);
+  const snapshot: SnapshotDocument = JSON.parse(
+    await readFile(path.join(registryDir, 'public/snapshot.json'), 'utf8'),
+  );
+  // Four publishes and two advisories, each logged by the pipeline.
+  expect(snapshot.log?.length).toBe(6);
+  head = snapshot.log as LogHead;
   served = await startServe(registryDir);
   base = served.url;
 }, 60_000);
@@ -254,10 +255,12 @@ describe("when a plugin's history is audited", () => {
 
     const json = JSON.parse((await plugindex('audit', 'risky-scan', '--registry', 'main', '--json')).stdout);
     expect(json).toMatchObject({ name: 'risky-scan', registry: 'main', log: head });
+    // Entries 2 and 3 are steady-tool's publishes.
     expect(json.entries.map((e: { seq: number; type: string }) => [e.seq, e.type])).toEqual([
       [0, 'publish'],
       [1, 'publish'],
-      [3, 'advisory-add'],
+      [4, 'advisory-add'],
+      [5, 'advisory-add'],
     ]);
     expect(json.advisories.map((a: { id: string }) => a.id)).toEqual(['PDX-2026-0042', 'PDX-2026-0043']);
     expect((await plugindex('audit', 'risky-scan@1.0.0')).code).toBe(2);

@@ -1,10 +1,11 @@
 /**
- * The registry's transparency log as a client follows it: a registry the pipeline published, its log
- * appended by the LogWriter and vouched for by re-signed snapshots, served over real HTTP by the local
- * server. The head is remembered on first use (no request more), followed when the log grows (only the
- * segments from the last entry seen), kept offline, and every rewrite of history refused with its code,
- * whether the registry re-signed it or only the served bytes changed: the trust state as it was, nothing
- * installed, and the refusal standing on the next run.
+ * The registry's transparency log as a client follows it: a registry the pipeline published (its publish
+ * logged as entry 0), its log grown by owners' actions the pipeline applies and logs, or appended by the
+ * LogWriter and vouched for by re-signed snapshots, served over real HTTP by the local server. The head is
+ * remembered on first use (no request more), followed when the log grows (only the segments from the last
+ * entry seen), kept offline, and every rewrite of history refused with its code, whether the registry
+ * re-signed it or only the served bytes changed: the trust state as it was, nothing installed, and the
+ * refusal standing on the next run.
  */
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -18,11 +19,20 @@ import { fixedClock } from '../../index-builder/clock.ts';
 import { TrustError } from '../../index-builder/errors.ts';
 import type { LogHead } from '../../index-builder/model.ts';
 import { processSubmissions, refreshSnapshot } from '../../index-builder/pipeline/index.ts';
-import { LOG_STATE_KEY } from '../../index-builder/pipeline/log-writer.ts';
-import { encode, makeBundle, makeRegistry, type TestRegistry, validManifest } from '../support/fixtures.ts';
+import { LOG_STATE_KEY, readLogHead } from '../../index-builder/pipeline/log-writer.ts';
+import { submitAction } from '../support/actions.ts';
+import {
+  encode,
+  makeBundle,
+  makeRegistry,
+  type TestRegistry,
+  testKey,
+  validManifest,
+} from '../support/fixtures.ts';
 import {
   alterLine,
   appendLog,
+  dropLog,
   rewriteLog,
   segmentLines,
   serveSegment,
@@ -47,18 +57,45 @@ afterAll(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-// A registry of its own for every test: the attacks rewrite its history.
-beforeEach(async () => {
-  registry = await makeRegistry();
-  await processSubmissions(
+/** Publishes a version of the plugin, signed by the fixtures' publisher key (so its owner). */
+async function publish(version: string): Promise<void> {
+  const { outcomes } = await processSubmissions(
     registry.context,
     await registry.submit(
       await makeBundle({
-        manifest: validManifest({ name: NAME, version: '1.0.0' }),
+        manifest: validManifest({ name: NAME, version }),
         artifacts: [{ ...LINUX, name: NAME, body: TOOL }],
       }),
     ),
   );
+  expect(outcomes.map((o) => o.status)).toEqual(['accepted']);
+}
+
+/**
+ * Three entries the pipeline logs itself, in one batch: the owner yanks 1.0.0, unyanks it and deprecates
+ * the plugin (signed actions, as the CLI submits them). Returns the head the snapshot now vouches for.
+ */
+async function ownerActions(): Promise<LogHead> {
+  const owner = await testKey('publisher');
+  const keys: string[] = [];
+  for (const body of [
+    { action: 'yank', plugin: NAME, version: '1.0.0', reason: 'wrong totals' },
+    { action: 'unyank', plugin: NAME, version: '1.0.0' },
+    { action: 'deprecate', plugin: NAME, message: 'use logged-plugin-next' },
+  ] as const)
+    keys.push((await submitAction(registry.intake, body, owner)).key);
+  const before = await readLogHead(registry.intake);
+  const { outcomes } = await processSubmissions(registry.context, keys);
+  expect(outcomes.map((o) => o.status)).toEqual(['accepted', 'accepted', 'accepted']);
+  const head = await readLogHead(registry.intake);
+  expect(head.length).toBe(before.length + 3);
+  return head;
+}
+
+// A registry of its own for every test: the attacks rewrite its history. Its publish is log entry 0.
+beforeEach(async () => {
+  registry = await makeRegistry();
+  await publish('1.0.0');
   const listening = await listenRegistryServer(
     createRegistryServer({ site: registry.site, log: (line) => requests.push(line) }),
     0,
@@ -163,6 +200,7 @@ describe('when a client meets a registry log', () => {
   });
 
   it('across segments, asks only for those holding the entries it has not seen (and the last it has)', async () => {
+    // After the publish's entry: 301 entries remembered, the last seen (300) in the second segment.
     await appendLog(registry.context, 300);
     const m = machine();
     await addRegistry(m);
@@ -170,7 +208,7 @@ describe('when a client meets a registry log', () => {
     requests.length = 0;
     await withClient(m, (c) => c.updateRegistries([]));
     expect(logRequests()).toEqual([`GET /log/000001.jsonl?v=${longer.head} 200`]);
-    expect(await remembered(m)).toEqual({ length: 305, head: longer.head });
+    expect(await remembered(m)).toEqual({ length: 1 + 300 + 5, head: longer.head });
   });
 
   it('offline, asks for nothing and keeps the head it remembers; online again, follows the log', async () => {
@@ -189,30 +227,38 @@ describe('when a client meets a registry log', () => {
     expect(await remembered(m)).toEqual(longer);
   });
 
-  it('takes a log that starts after one was remembered as an extension of an empty one', async () => {
+  it('takes a log that starts after the registry was remembered (one from before logs) as an extension of an empty one', async () => {
+    await dropLog(registry.context);
     const m = machine();
     await addRegistry(m);
     expect(await remembered(m)).toBeUndefined();
-    const head = await appendLog(registry.context, 2);
-    await withClient(m, (c) => c.updateRegistries([]));
+    // The next publish starts the log; an action extends it.
+    await publish('1.1.0');
+    const head = await ownerActions();
+    expect(head.length).toBe(4);
+    const [report] = await withClient(m, (c) => c.updateRegistries([]));
+    expect(report?.error).toBeUndefined();
     expect(await remembered(m)).toEqual(head);
   });
 });
 
-/** How each attack is made, once the client remembers a log of three entries. */
-const ATTACKS: [string, string, () => Promise<unknown>][] = [
+/**
+ * How each attack is made, once the client remembers `seen` (the publish's entry and three more). New
+ * entries are the owner's actions, as the pipeline logs them: entries `seen.length` to `seen.length + 2`.
+ */
+const ATTACKS: [string, string, (seen: LogHead) => Promise<unknown>][] = [
   [
     'cut short under the signed head (fewer entries served than it counts)',
     'LOG_TRUNCATED',
-    async () => {
-      await appendLog(registry.context, 3);
-      await serveSegment(registry.context, (await segmentLines(registry.context)).slice(0, 4));
+    async (seen) => {
+      await ownerActions();
+      await serveSegment(registry.context, (await segmentLines(registry.context)).slice(0, seen.length + 1));
     },
   ],
   [
     'cut short and re-signed by the registry (a shorter head)',
     'LOG_TRUNCATED',
-    () => truncateLog(registry.context, 2),
+    (seen) => truncateLog(registry.context, seen.length - 2),
   ],
   [
     'gone from a re-signed snapshot',
@@ -225,26 +271,31 @@ const ATTACKS: [string, string, () => Promise<unknown>][] = [
   [
     'rewritten at the same length and re-signed (forked)',
     'LOG_FORKED',
-    () => rewriteLog(registry.context, 3),
+    (seen) => rewriteLog(registry.context, seen.length),
   ],
-  ['rewritten longer and re-signed (forked)', 'LOG_FORKED', () => rewriteLog(registry.context, 5)],
+  [
+    'rewritten longer and re-signed (forked)',
+    'LOG_FORKED',
+    (seen) => rewriteLog(registry.context, seen.length + 2),
+  ],
   [
     'reordered: two new entries swapped in the segment',
     'LOG_REORDERED',
-    async () => {
-      await appendLog(registry.context, 3);
+    async (seen) => {
+      await ownerActions();
       const lines = await segmentLines(registry.context);
-      [lines[3], lines[4]] = [lines[4] as string, lines[3] as string];
+      const at = seen.length;
+      [lines[at], lines[at + 1]] = [lines[at + 1] as string, lines[at] as string];
       await serveSegment(registry.context, lines);
     },
   ],
   [
     'an entry altered by one byte',
     'LOG_ENTRY_ALTERED',
-    async () => {
-      await appendLog(registry.context, 3);
+    async (seen) => {
+      await ownerActions();
       const lines = await segmentLines(registry.context);
-      lines[4] = alterLine(lines[4] as string);
+      lines[seen.length + 1] = alterLine(lines[seen.length + 1] as string);
       await serveSegment(registry.context, lines);
     },
   ],
@@ -252,19 +303,21 @@ const ATTACKS: [string, string, () => Promise<unknown>][] = [
     'the newest entry altered by one byte (it no longer hashes to the signed head)',
     'LOG_ENTRY_ALTERED',
     async () => {
-      await appendLog(registry.context, 3);
+      const head = await ownerActions();
       const lines = await segmentLines(registry.context);
-      lines[5] = alterLine(lines[5] as string);
+      lines[head.length - 1] = alterLine(lines[head.length - 1] as string);
       await serveSegment(registry.context, lines);
     },
   ],
   [
+    // The last entry it saw: the one its remembered head is the hash of, where the check of a longer log
+    // starts (the entries before it are bound by that hash, and checked whole by verify --url and audit).
     'a seen entry altered by one byte under a longer head',
     'LOG_FORKED',
-    async () => {
-      await appendLog(registry.context, 3);
+    async (seen) => {
+      await ownerActions();
       const lines = await segmentLines(registry.context);
-      lines[2] = alterLine(lines[2] as string);
+      lines[seen.length - 1] = alterLine(lines[seen.length - 1] as string);
       await serveSegment(registry.context, lines);
     },
   ],
@@ -272,7 +325,7 @@ const ATTACKS: [string, string, () => Promise<unknown>][] = [
     'a segment that is not log lines',
     'LOG_MALFORMED',
     async () => {
-      await appendLog(registry.context, 3);
+      await ownerActions();
       await serveSegment(registry.context, ['{"seq": "zero"}']);
     },
   ],
@@ -282,11 +335,13 @@ describe('when a registry log no longer extends the one a client remembers', () 
   it.each(ATTACKS)(
     'refuses a log %s (%s), keeps its trust state, installs nothing, and refuses again on the next run',
     async (_what, code, attack) => {
-      await appendLog(registry.context, 3);
+      const seen = await appendLog(registry.context, 3);
+      expect(seen.length).toBe(4);
       const m = machine();
       await addRegistry(m);
+      expect(await remembered(m)).toEqual(seen);
       const before = await readFile(m.stateFile, 'utf8');
-      await attack();
+      await attack(seen);
       for (let run = 1; run <= 2; run++) {
         const error = await install(m).catch((e: unknown) => e);
         expect(error).toBeInstanceOf(TrustError);
@@ -302,11 +357,11 @@ describe('when a registry log no longer extends the one a client remembers', () 
   );
 
   it('refuses a rewritten history on a forced re-add of the same registry (its head is kept)', async () => {
-    await appendLog(registry.context, 3);
+    const seen = await appendLog(registry.context, 3);
     const m = machine();
     await addRegistry(m);
     const before = await readFile(m.stateFile, 'utf8');
-    await rewriteLog(registry.context, 3);
+    await rewriteLog(registry.context, seen.length);
     await expect(addRegistry(m, { priority: 2, force: true })).rejects.toMatchObject({
       name: 'TrustError',
       code: 'LOG_FORKED',

@@ -2,8 +2,8 @@
  * Lifecycle states and log histories for client tests, made with the real pipeline over any Store (in
  * memory, or a local registry's folder): a published plugin document edited as a lifecycle action will
  * leave it (yanked, removed, deprecated, advisories...) and re-rendered and re-signed by `rebuildRegistry`;
- * log entries appended by the `LogWriter` and vouched for by `refreshSnapshot`, which signs the head into
- * the snapshot. The attacks on the log (cut short, rewritten, reordered, altered) are made here too: either
+ * log entries appended by the `LogWriter` (after the entries the pipeline logged for every accepted publish
+ * and action) and vouched for by `refreshSnapshot`, which signs the head into the snapshot. The attacks on the log (cut short, rewritten, reordered, altered) are made here too: either
  * re-signed by the registry's own key (the registry lies), or as served bytes changed under the signed head.
  */
 import { createHash } from 'node:crypto';
@@ -73,7 +73,10 @@ function entryOf(fields: EntryFields): Omit<LogEntry, 'seq' | 'prev'> {
   };
 }
 
-/** Appends entries (`count` made up ones, or those given) and signs a snapshot that vouches for them. */
+/**
+ * Appends entries (`count` made up ones, or those given) after those the registry's own publishes and
+ * actions logged, and signs a snapshot that vouches for them.
+ */
 export async function appendLog(
   ctx: PipelineContext,
   given: number | readonly EntryFields[],
@@ -93,13 +96,27 @@ async function segmentKeys(ctx: PipelineContext): Promise<string[]> {
   return keys.sort();
 }
 
+/** Deletes the log: its segments from the site, its recorded head from the intake. */
+async function deleteLog(ctx: PipelineContext): Promise<void> {
+  for (const key of await segmentKeys(ctx)) await ctx.site.delete(key);
+  await ctx.intake.delete(LOG_STATE_KEY);
+}
+
+/**
+ * The registry as it was before it kept a log (every publish is logged now, so a registry that published
+ * has one): no segment, no recorded head, and a snapshot signed without a `log`.
+ */
+export async function dropLog(ctx: PipelineContext): Promise<void> {
+  await deleteLog(ctx);
+  await refreshSnapshot(ctx);
+}
+
 /**
  * The registry rewrites its history: the log deleted and `count` other entries written in its place, and
  * a snapshot vouching for them signed by its own key.
  */
 export async function rewriteLog(ctx: PipelineContext, count: number): Promise<LogHead> {
-  for (const key of await segmentKeys(ctx)) await ctx.site.delete(key);
-  await ctx.intake.delete(LOG_STATE_KEY);
+  await deleteLog(ctx);
   return appendLog(ctx, count);
 }
 
