@@ -101,9 +101,7 @@ beforeAll(async () => {
   operatorFingerprint = operator.fingerprint;
   await writeFile(operatorSecret, operator.secretKey);
   await writeFile(path.join(work, 'operator-public.asc'), operator.publicKey);
-  expect(
-    await main(['operators', 'add', path.join(work, 'operator-public.asc'), '--registry', dir]),
-  ).toBe(0);
+  expect(await main(['operators', 'add', path.join(work, 'operator-public.asc'), '--registry', dir])).toBe(0);
   const bundle = path.join(work, 'demo.tgz');
   await writeFile(bundle, await makeBundle({ manifest: validManifest({ name: PLUGIN }) }));
   expect(await main(['publish', bundle, '--registry', dir, '--json'])).toBe(0);
@@ -742,9 +740,9 @@ describe('when an action is submitted to a local registry', () => {
       yanked: true,
       yanked_reason: 'broken build',
     });
-    expect(
-      new Uint8Array(await readFile(path.join(dir, 'public', actionEnvelopeKey(read.digest)))),
-    ).toEqual(upload);
+    expect(new Uint8Array(await readFile(path.join(dir, 'public', actionEnvelopeKey(read.digest))))).toEqual(
+      upload,
+    );
   });
 
   it('submits a written envelope with submit FILE, byte for byte, prints its outcome, and refuses it again as a replay', async () => {
@@ -864,4 +862,26 @@ describe('when a person asks for help', () => {
       expect((await plugindex(['--help'])).stdout).toMatch(new RegExp(`^  ${command} +\\S`, 'm'));
     },
   );
+
+  it("operator --help names an operator key as the signer, never the registry's own", async () => {
+    const help = await plugindex(['operator', '--help']);
+    expect(help.stdout).toContain('signed by an operator key');
+    expect(help.stdout).toContain(
+      "--key: an operator's secret key (one `plugindex operators add` listed; never the registry's own key)",
+    );
+  });
+
+  it("says --key is missing naming an operator key for operator actions, not the registry's", async () => {
+    const result = await plugindex([
+      'operator',
+      'revoke',
+      publisherFingerprint,
+      '--reason',
+      'r',
+      '--registry',
+      dir,
+    ]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('for operator actions an operator key, never the registry');
+  });
 });
