@@ -218,7 +218,7 @@ export async function runAction(parsed: Parsed, request: ActionRequest): Promise
   const keyFile = stringOption(parsed, 'key');
   if (keyFile === undefined || keyFile === '')
     throw usage(
-      "--key SECRET_KEY is required: the key that signs the action (an owner's, or for operator actions the registry's)",
+      "--key SECRET_KEY is required: the key that signs the action (an owner's; for operator actions an operator key, never the registry's own)",
     );
   const output = stringOption(parsed, 'output');
   if (output === undefined) submitTarget(parsed);

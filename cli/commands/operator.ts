@@ -1,8 +1,9 @@
 /**
- * The registry operator's actions, signed by the registry's own key (`--key` its secret key), never a
- * publisher's: `operator remove NAME@VERSION --reason TEXT` (legal or security: its files deleted, the
- * version listed as removed), `operator transfer NAME KEYFILE [--reason TEXT]` (the name to another key),
- * `operator revoke FINGERPRINT --reason TEXT` (a publisher key's later submissions refused).
+ * The registry operator's actions, signed by an operator key (`--key` its secret key): one the registry
+ * lists (`plugindex operators add`, or the deployed trust list), never the registry's own signing key, which
+ * the registry refuses as a signer. `operator remove NAME@VERSION --reason TEXT` (legal or security: its
+ * files deleted, the version listed as removed), `operator transfer NAME KEYFILE [--reason TEXT]` (the name
+ * to another key), `operator revoke FINGERPRINT --reason TEXT` (a publisher key's later submissions refused).
  */
 
 import {

@@ -3,7 +3,8 @@
  * the config object the publish function reads (`config/plugindex.json` in the upload bucket), or given
  * with `--registry-url` where it cannot be read; the action uploaded to incoming/ and its outcome waited
  * for, while the publish function runs against the same S3 protocol server (s3rver on 127.0.0.1), as the
- * queue would trigger it. Whatever the function decides, the command exits by the outcome it recorded.
+ * queue would trigger it. The function applies the action (the plugin document in the site bucket shows
+ * it), and the command prints the outcome it recorded and exits by it.
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,7 +14,8 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { S3Store } from '../../../adapters/s3-store.ts';
 import { main } from '../../../cli/main.ts';
 import { readSignedAction } from '../../../index-builder/actions.ts';
-import { processedKey, rejectedKey, statusKey } from '../../../index-builder/layout.ts';
+import { pluginDocumentKey, processedKey, rejectedKey, statusKey } from '../../../index-builder/layout.ts';
+import type { PluginDocument } from '../../../index-builder/model.ts';
 import type { SubmissionOutcome } from '../../../index-builder/pipeline/index.ts';
 import { listAll } from '../../../index-builder/store.ts';
 import { encode, makeBundle, testKey, validManifest } from '../../support/fixtures.ts';
@@ -141,14 +143,21 @@ describe('when an action for a deployed registry is written with --output', () =
   });
 });
 
-/** The outcome the function recorded, and the upload it kept (moved out of incoming/). */
+/** The outcome the function recorded, and the upload it kept (moved out of incoming/, as the JSON it is). */
 async function recorded(outcome: SubmissionOutcome): Promise<{ status: unknown; upload: Uint8Array }> {
   const status = await store(INTAKE).get(statusKey(outcome.id));
   const kept = await store(INTAKE).get(
-    outcome.status === 'rejected' ? rejectedKey(outcome.id) : processedKey(outcome.id),
+    outcome.status === 'rejected' ? rejectedKey(outcome.id, 'json') : processedKey(outcome.id, 'json'),
   );
   if (!status || !kept) throw new Error(`no record of ${outcome.id}`);
   return { status: JSON.parse(new TextDecoder().decode(status.body)), upload: kept.body };
+}
+
+/** The plugin document the function published in the site bucket. */
+async function published(): Promise<PluginDocument> {
+  const object = await store(SITE).get(pluginDocumentKey(PLUGIN));
+  if (!object) throw new Error(`no plugin document for ${PLUGIN}`);
+  return JSON.parse(new TextDecoder().decode(object.body)) as PluginDocument;
 }
 
 describe('when an action is submitted to a deployed registry', () => {
@@ -172,8 +181,10 @@ describe('when an action is submitted to a deployed registry', () => {
       ],
       () => handler({}),
     );
+    expect(result.code, result.stderr).toBe(0);
     const outcome = JSON.parse(result.stdout) as SubmissionOutcome;
-    expect(result.code, result.stderr).toBe(outcome.status === 'rejected' ? 1 : 0);
+    expect(outcome).toMatchObject({ status: 'accepted', action: 'deprecate', plugin: PLUGIN, problems: [] });
+    expect(outcome.seq).toEqual(expect.any(Number));
     expect(result.stderr).toContain(`uploaded s3://${INTAKE}/incoming/`);
     const { status, upload } = await recorded(outcome);
     expect(status).toEqual(outcome);
@@ -182,6 +193,13 @@ describe('when an action is submitted to a deployed registry', () => {
       plugin: PLUGIN,
       message: 'use remote-demo-2',
       registry: URL_IN_CONFIG,
+    });
+    // Applied: the whole plugin deprecated, its version too.
+    const doc = await published();
+    expect(doc.deprecation).toMatchObject({ message: 'use remote-demo-2' });
+    expect(doc.versions.find((v) => v.version === '1.0.0')).toMatchObject({
+      deprecated: true,
+      deprecation_message: 'use remote-demo-2',
     });
   });
 
@@ -214,10 +232,14 @@ describe('when an action is submitted to a deployed registry', () => {
       ['submit', file, '--bucket', INTAKE, '--endpoint', s3.endpoint, '--timeout', '20', '--json'],
       () => handler({}),
     );
+    expect(result.code, result.stderr).toBe(0);
     const outcome = JSON.parse(result.stdout) as SubmissionOutcome;
-    expect(result.code, result.stderr).toBe(outcome.status === 'rejected' ? 1 : 0);
+    expect(outcome).toMatchObject({ status: 'accepted', action: 'advisory-add', plugin: PLUGIN });
     const { upload } = await recorded(outcome);
     expect(upload).toEqual(new Uint8Array(await readFile(file)));
+    expect((await published()).advisories).toEqual([
+      expect.objectContaining({ id: 'PDX-2026-0009', severity: 'critical', affected: '<=1.0.0' }),
+    ]);
   });
 
   it('exits 1 when no outcome is recorded in time, saying where to read it later', async () => {

@@ -5,9 +5,9 @@
  * is read (exit 2), the other failures (exit 1), a local submission's recorded outcome, `submit` of a
  * written envelope, `owners list` of a published registry, and the help of every new command.
  *
- * Whether the registry applies an action is the pipeline's part: here the outcome is whatever it records,
- * and the exit code must agree with it (0 accepted or already published, 1 rejected), as for `publish`.
- * test/cli/commands/actions-applied.test.ts holds the end-to-end tests that need actions applied.
+ * A submitted action is judged and applied by the pipeline: here one accepted action's outcome, record
+ * and effect, and a replayed one refused; test/cli/commands/actions-applied.test.ts applies every kind.
+ * Operator actions are signed by an operator key (`plugindex operators add`), never the registry's own.
  */
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -19,7 +19,14 @@ import { initRegistry } from '../../../cli/local/registry.ts';
 import { main } from '../../../cli/main.ts';
 import { ACTION_SCHEMA, type Action, readSignedAction } from '../../../index-builder/actions.ts';
 import { SubmissionError } from '../../../index-builder/errors.ts';
-import { processedKey, rejectedKey, statusKey } from '../../../index-builder/layout.ts';
+import {
+  actionEnvelopeKey,
+  pluginDocumentKey,
+  processedKey,
+  rejectedKey,
+  statusKey,
+} from '../../../index-builder/layout.ts';
+import type { PluginDocument } from '../../../index-builder/model.ts';
 import type { SubmissionOutcome } from '../../../index-builder/pipeline/index.ts';
 import { readPublicKey, verifyDetachedSignature } from '../../../index-builder/signing.ts';
 import { makeBundle, testKey, validManifest } from '../../support/fixtures.ts';
@@ -45,8 +52,8 @@ let publisherSecret: string;
 let publisherFingerprint: string;
 let newOwnerSecret: string;
 let newOwnerFingerprint: string;
-let registrySecret: string;
-let registryFingerprint: string;
+let operatorSecret: string;
+let operatorFingerprint: string;
 let outputs = 0;
 
 async function plugindex(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<Result> {
@@ -89,8 +96,12 @@ beforeAll(async () => {
   await writeFile(path.join(work, 'publisher-public.asc'), publisher.publicKey);
   await writeFile(newOwnerSecret, newOwner.secretKey);
   await writeFile(path.join(work, 'new-owner-public.asc'), newOwner.publicKey);
-  registrySecret = path.join(dir, 'keys/registry-secret.asc');
-  registryFingerprint = (await readPublicKey(await readFile(registrySecret, 'utf8'))).fingerprint;
+  const operator = await testKey('operator');
+  operatorSecret = path.join(work, 'operator-secret.asc');
+  operatorFingerprint = operator.fingerprint;
+  await writeFile(operatorSecret, operator.secretKey);
+  await writeFile(path.join(work, 'operator-public.asc'), operator.publicKey);
+  expect(await main(['operators', 'add', path.join(work, 'operator-public.asc'), '--registry', dir])).toBe(0);
   const bundle = path.join(work, 'demo.tgz');
   await writeFile(bundle, await makeBundle({ manifest: validManifest({ name: PLUGIN }) }));
   expect(await main(['publish', bundle, '--registry', dir, '--json'])).toBe(0);
@@ -208,17 +219,17 @@ const ACTIONS: readonly {
     fields: () => ({ action: 'owners-remove', plugin: PLUGIN, fingerprint: newOwnerFingerprint }),
   },
   {
-    title: 'operator remove NAME@VERSION --reason (the registry key)',
+    title: 'operator remove NAME@VERSION --reason (an operator key)',
     args: () => ['operator', 'remove', `${PLUGIN}@1.0.0`, '--reason', 'a court order'],
-    key: () => registrySecret,
-    signer: () => registryFingerprint,
+    key: () => operatorSecret,
+    signer: () => operatorFingerprint,
     fields: () => ({ action: 'remove', plugin: PLUGIN, version: '1.0.0', reason: 'a court order' }),
   },
   {
     title: 'operator revoke FINGERPRINT --reason',
     args: () => ['operator', 'revoke', publisherFingerprint, '--reason', 'the key leaked'],
-    key: () => registrySecret,
-    signer: () => registryFingerprint,
+    key: () => operatorSecret,
+    signer: () => operatorFingerprint,
     fields: () => ({ action: 'revoke-key', fingerprint: publisherFingerprint, reason: 'the key leaked' }),
   },
 ];
@@ -276,7 +287,7 @@ describe('when an action is written with --output instead of submitted', () => {
     '%s: carries the public part of KEYFILE only, even from a secret key file',
     async (_, command, args, kind, extra) => {
       const file = outputFile();
-      const signer = command === 'operator' ? registrySecret : publisherSecret;
+      const signer = command === 'operator' ? operatorSecret : publisherSecret;
       const result = await plugindex([
         command,
         ...args,
@@ -292,7 +303,7 @@ describe('when an action is written with --output instead of submitted', () => {
       expect(result.code, result.stderr).toBe(0);
       const action = await verifiedEnvelope(
         file,
-        command === 'operator' ? registryFingerprint : publisherFingerprint,
+        command === 'operator' ? operatorFingerprint : publisherFingerprint,
       );
       expect(action).toMatchObject({ action: kind, plugin: PLUGIN, ...extra });
       const key = (action as Action & { key: string }).key;
@@ -669,12 +680,21 @@ describe('when an action command is used wrongly', () => {
   });
 });
 
-/** What the registry keeps of a submission: its outcome record and the upload moved out of incoming/. */
+/**
+ * What the registry keeps of a submission: its outcome record and the upload moved out of incoming/ (an
+ * action kept as the JSON it is, under processed/ or rejected/).
+ */
 async function recorded(outcome: SubmissionOutcome): Promise<{ status: unknown; upload: Uint8Array }> {
   const status = JSON.parse(await readFile(path.join(dir, statusKey(outcome.id)), 'utf8')) as unknown;
-  const kept = outcome.status === 'rejected' ? rejectedKey(outcome.id) : processedKey(outcome.id);
+  const kept =
+    outcome.status === 'rejected' ? rejectedKey(outcome.id, 'json') : processedKey(outcome.id, 'json');
   const upload = new Uint8Array(await readFile(path.join(dir, kept)));
   return { status, upload };
+}
+
+/** The plugin document as the registry published it. */
+async function published(): Promise<PluginDocument> {
+  return JSON.parse(await readFile(path.join(dir, 'public', pluginDocumentKey(PLUGIN)), 'utf8'));
 }
 
 describe('when an action is submitted to a local registry', () => {
@@ -690,8 +710,17 @@ describe('when an action is submitted to a local registry', () => {
       dir,
       '--json',
     ]);
+    expect(result.code, result.stderr).toBe(0);
     const outcome = JSON.parse(result.stdout) as SubmissionOutcome;
-    expect(result.code, result.stderr).toBe(outcome.status === 'rejected' ? 1 : 0);
+    expect(outcome).toMatchObject({
+      status: 'accepted',
+      action: 'yank',
+      plugin: PLUGIN,
+      version: '1.0.0',
+      signer: publisherFingerprint,
+      problems: [],
+    });
+    expect(outcome.seq).toEqual(expect.any(Number));
     expect(result.stderr).toContain(
       `signed yank ${PLUGIN}@1.0.0 for ${REGISTRY_URL} by ${publisherFingerprint}`,
     );
@@ -706,13 +735,30 @@ describe('when an action is submitted to a local registry', () => {
       registry: REGISTRY_URL,
     });
     expect(await readdir(path.join(dir, 'incoming'))).toEqual([]);
+    // Applied: the version is yanked with its reason, and the envelope is published beside the log.
+    expect((await published()).versions.find((v) => v.version === '1.0.0')).toMatchObject({
+      yanked: true,
+      yanked_reason: 'broken build',
+    });
+    expect(new Uint8Array(await readFile(path.join(dir, 'public', actionEnvelopeKey(read.digest))))).toEqual(
+      upload,
+    );
   });
 
-  it('submits a written envelope with submit FILE, byte for byte, and prints its outcome', async () => {
+  it('submits a written envelope with submit FILE, byte for byte, prints its outcome, and refuses it again as a replay', async () => {
     const file = outputFile();
     const written = await plugindex([
-      'unyank',
-      `${PLUGIN}@1.0.0`,
+      'advisory',
+      'add',
+      PLUGIN,
+      '--id',
+      'PDX-2026-0042',
+      '--severity',
+      'low',
+      '--affected',
+      '<=1.0.0',
+      '--summary',
+      'verbose logs',
       '--key',
       publisherSecret,
       '--registry',
@@ -721,16 +767,28 @@ describe('when an action is submitted to a local registry', () => {
       file,
     ]);
     expect(written.code, written.stderr).toBe(0);
+    // Written, not applied: the document has no such advisory yet.
+    expect((await published()).advisories ?? []).not.toContainEqual(
+      expect.objectContaining({ id: 'PDX-2026-0042' }),
+    );
     const result = await plugindex(['submit', file, '--registry', dir, '--json']);
+    expect(result.code, result.stderr).toBe(0);
     const outcome = JSON.parse(result.stdout) as SubmissionOutcome;
-    expect(result.code, result.stderr).toBe(outcome.status === 'rejected' ? 1 : 0);
+    expect(outcome).toMatchObject({ status: 'accepted', action: 'advisory-add', plugin: PLUGIN });
     const { status, upload } = await recorded(outcome);
     expect(status).toEqual(outcome);
     expect(upload).toEqual(new Uint8Array(await readFile(file)));
+    expect((await published()).advisories).toContainEqual(
+      expect.objectContaining({ id: 'PDX-2026-0042', severity: 'low', affected: '<=1.0.0' }),
+    );
 
+    // The same envelope again: applied already, so refused (exit 1), and kept under rejected/.
+    const before = await published();
     const text = await plugindex(['submit', file, '--registry', dir]);
-    expect(text.code).toBe(result.code);
-    expect(text.stdout).toMatch(/^(accepted|already-published|rejected) /);
+    expect(text.code).toBe(1);
+    expect(text.stdout).toMatch(new RegExp(`^rejected advisory-add ${PLUGIN} `));
+    expect(text.stdout).toContain('ACTION_REPLAYED');
+    expect(await published()).toEqual(before);
   });
 
   it('refuses to submit a file that is not a signed action (exit 1), naming each fault, and uploads nothing', async () => {
@@ -804,4 +862,26 @@ describe('when a person asks for help', () => {
       expect((await plugindex(['--help'])).stdout).toMatch(new RegExp(`^  ${command} +\\S`, 'm'));
     },
   );
+
+  it("operator --help names an operator key as the signer, never the registry's own", async () => {
+    const help = await plugindex(['operator', '--help']);
+    expect(help.stdout).toContain('signed by an operator key');
+    expect(help.stdout).toContain(
+      "--key: an operator's secret key (one `plugindex operators add` listed; never the registry's own key)",
+    );
+  });
+
+  it("says --key is missing naming an operator key for operator actions, not the registry's", async () => {
+    const result = await plugindex([
+      'operator',
+      'revoke',
+      publisherFingerprint,
+      '--reason',
+      'r',
+      '--registry',
+      dir,
+    ]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('for operator actions an operator key, never the registry');
+  });
 });
