@@ -14,7 +14,8 @@ export type CliErrorCode =
   | 'PORT_IN_USE'
   | 'FILE_EXISTS'
   | 'PLUGIN_NOT_FOUND'
-  | 'REGISTRY_NOT_CONFIGURED';
+  | 'REGISTRY_NOT_CONFIGURED'
+  | 'ROTATION_PENDING';
 
 export class CliError extends Error {
   override readonly name = 'CliError';

@@ -148,7 +148,9 @@ export type ErrorCode =
   | 'LOG_REORDERED'
   | 'LOG_ENTRY_ALTERED'
   // A registry key rotation chain (index-builder/rotation.ts)
-  | 'KEY_ROTATION_BROKEN';
+  | 'KEY_ROTATION_BROKEN'
+  // The publisher would sign with a key the published snapshot does not name, outside a rotation
+  | 'SIGNING_KEY_NOT_CURRENT';
 
 export class PlugindexError extends Error {
   override readonly name: string = 'PlugindexError';

@@ -21,6 +21,8 @@ import { CliError } from '../errors.ts';
 
 export const CONFIG_FILE = 'plugindex.json';
 export const SECRET_KEY_FILE = path.join('keys', 'registry-secret.asc');
+/** A rotate-key under way, kept until it is complete (cli/local/rotate-key.ts). */
+export const PENDING_ROTATION_FILE = path.join('state', 'rotation-pending.json');
 
 export interface LocalRegistry {
   readonly dir: string;
@@ -30,6 +32,13 @@ export interface LocalRegistry {
 
 export async function isRegistry(dir: string): Promise<boolean> {
   return stat(path.join(dir, CONFIG_FILE)).then(
+    () => true,
+    () => false,
+  );
+}
+
+async function isFile(file: string): Promise<boolean> {
+  return stat(file).then(
     () => true,
     () => false,
   );
@@ -117,5 +126,14 @@ export function withRegistryLock<T>(dir: string, work: () => Promise<T>, timeout
  * so a `rotate-key` that held it before cannot leave this run signing with the key it replaced.
  */
 export function withOpenRegistry<T>(dir: string, work: (registry: LocalRegistry) => Promise<T>): Promise<T> {
-  return withRegistryLock(dir, async () => work(await openRegistry(dir)));
+  return withRegistryLock(dir, async () => {
+    // The new key may already be installed while the rotation is unfinished: anything signed now would be
+    // signed by a key no published rotation names yet.
+    if (await isFile(path.join(dir, PENDING_ROTATION_FILE)))
+      throw new CliError(
+        'ROTATION_PENDING',
+        `a registry key rotation is under way in ${dir} (${PENDING_ROTATION_FILE}): finish it first by running plugindex rotate-key --registry ${dir} --new-key FILE again with the same new key`,
+      );
+    return work(await openRegistry(dir));
+  });
 }

@@ -31,10 +31,10 @@ import {
 import { readJson } from '../../index-builder/pipeline/site-writer.ts';
 import { readSignedRotation, signRotation } from '../../index-builder/rotation.ts';
 import { createSigner } from '../../index-builder/signing.ts';
-import { openRegistry, SECRET_KEY_FILE, withRegistryLock } from './registry.ts';
+import { openRegistry, PENDING_ROTATION_FILE, SECRET_KEY_FILE, withRegistryLock } from './registry.ts';
 
 /** The rotation under way, kept until it is complete (in DIR/state/, the registry's own bookkeeping). */
-export const PENDING_ROTATION_FILE = path.join('state', 'rotation-pending.json');
+export { PENDING_ROTATION_FILE };
 /** Old secret keys, by fingerprint. */
 export const RETIRED_KEYS_DIR = path.join('keys', 'retired');
 

@@ -14,6 +14,7 @@ import {
   sortedNames,
 } from '../catalog.ts';
 import { digestOf } from '../digest.ts';
+import { KeyError } from '../errors.ts';
 import {
   binKey,
   binOf,
@@ -102,6 +103,30 @@ async function writeStatics(
 }
 
 /**
+ * Refuses to sign a snapshot with a key other than the one the published snapshot names, unless the caller
+ * is a key rotation's rebuild (`keyRotations`): a snapshot signed by a new key with the old `key_rotations`
+ * is one no client can follow (an interrupted local rotate-key leaves the new key installed; only the
+ * rotation may finish the move). `previous` is the published snapshot.
+ * @throws KeyError SIGNING_KEY_NOT_CURRENT, before anything is signed.
+ */
+export function assertSigningKeyCurrent(
+  ctx: PipelineContext,
+  previous: SnapshotDocument | undefined,
+  keyRotations?: number,
+): void {
+  if (keyRotations !== undefined || !previous || previous.key_fingerprint === ctx.signer.fingerprint) return;
+  throw new KeyError(
+    'SIGNING_KEY_NOT_CURRENT',
+    `the registry signs with key ${ctx.signer.fingerprint} but the published snapshot names ${previous.key_fingerprint}: a key rotation is under way (finish it with plugindex rotate-key), or the wrong key is configured`,
+  );
+}
+
+/** `assertSigningKeyCurrent` against the published snapshot, for a caller about to sign anything. */
+export async function checkSigningKeyCurrent(ctx: PipelineContext): Promise<void> {
+  assertSigningKeyCurrent(ctx, await readJson<SnapshotDocument>(ctx.site, SNAPSHOT_KEY));
+}
+
+/**
  * Commits a new generation: rewrites the snapshot bins of the changed plugins (all bins when `changed` is
  * undefined), the index documents unless `deferIndexes` (then the catalog marks them pending, and the
  * snapshot keeps listing the ones already published, which still match their digests), `documents` (other
@@ -117,6 +142,8 @@ export async function commitGeneration(
   documents: readonly (readonly [string, Uint8Array])[] = [],
   snapshot: { readonly keyRotations?: number } = {},
 ): Promise<number> {
+  const previous = await readJson<SnapshotDocument>(ctx.site, SNAPSHOT_KEY);
+  assertSigningKeyCurrent(ctx, previous, snapshot.keyRotations);
   // Plugin documents are bound by digest through 256 bins, so the snapshot stays small at any size.
   const bins = changed ? new Set([...changed].map(binOf)) : undefined;
   const registryDigests = catalog.registryDigests;
@@ -142,7 +169,6 @@ export async function commitGeneration(
   catalog.indexesPending = !indexes;
   // For what this call did not rewrite, the published snapshot (the commit point) is the truth: the
   // catalog's copy of a digest is older when a run died after its snapshot but before the catalog was saved.
-  const previous = await readJson<SnapshotDocument>(ctx.site, SNAPSHOT_KEY);
   const written = new Set(signed.map(([key]) => key));
   for (const [key, digest] of Object.entries(previous?.documents ?? {}))
     if (!written.has(key)) registryDigests.set(key, digest);
@@ -169,8 +195,9 @@ export async function writeSnapshot(
   documents: Record<string, DocumentDigest>,
   options: { readonly keyRotations?: number } = {},
 ): Promise<void> {
-  const keyRotations =
-    options.keyRotations ?? (await readJson<SnapshotDocument>(ctx.site, SNAPSHOT_KEY))?.key_rotations;
+  const published = await readJson<SnapshotDocument>(ctx.site, SNAPSHOT_KEY);
+  assertSigningKeyCurrent(ctx, published, options.keyRotations);
+  const keyRotations = options.keyRotations ?? published?.key_rotations;
   const snapshot = renderSnapshot({
     log: await readLogHead(ctx.intake),
     ...(keyRotations ? { keyRotations } : {}),

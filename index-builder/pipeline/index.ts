@@ -40,7 +40,7 @@ import {
 import type { PluginDocument, SnapshotDocument } from '../model.ts';
 import { encodeJson } from '../render/documents.ts';
 import { appendToLog, type Folded, foldBatch, writeEnvelopes, writeMarkers } from './actions.ts';
-import { commitGeneration, writeSnapshot } from './commit.ts';
+import { checkSigningKeyCurrent, commitGeneration, writeSnapshot } from './commit.ts';
 import { type BatchResult, identityOf, type PipelineContext } from './context.ts';
 import { type BatchItem, BatchView, evaluateBatch, failedWrite, rejected } from './evaluate.ts';
 import { takeBatch } from './intake.ts';
@@ -200,6 +200,8 @@ export async function processSubmissions(
   keys?: readonly string[],
 ): Promise<BatchResult> {
   const { ctx, log: writeLog } = withWriteLog(context);
+  // Before any manifest is signed: a batch signed by a key the snapshot does not name fails whole.
+  await checkSigningKeyCurrent(ctx);
   const { uploads, leftInIncoming } = await takeBatch(ctx, keys);
   // The time of publishing, for the whole batch: publisher keys are judged valid (or not) at it.
   const now = ctx.clock.now();

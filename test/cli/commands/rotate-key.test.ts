@@ -15,6 +15,7 @@ import { initRegistry, openRegistry, SECRET_KEY_FILE } from '../../../cli/local/
 import { PENDING_ROTATION_FILE, RETIRED_KEYS_DIR } from '../../../cli/local/rotate-key.ts';
 import { SNAPSHOT_KEY } from '../../../index-builder/layout.ts';
 import type { SnapshotDocument } from '../../../index-builder/model.ts';
+import { processSubmissions, refreshSnapshot } from '../../../index-builder/pipeline/index.ts';
 import { rotateRegistryKey } from '../../../index-builder/pipeline/rotate.ts';
 import { readSignedRotation, signRotation } from '../../../index-builder/rotation.ts';
 import { createSigner, generateKeyPair } from '../../../index-builder/signing.ts';
@@ -244,6 +245,23 @@ describe('when a rotation is interrupted part way', () => {
       ),
     ).rejects.toThrow(/interrupted/);
     expect(await snapshotOf(dir)).toMatchObject({ key_fingerprint: first });
+
+    // Meanwhile nothing else signs: the command refuses while the rotation is pending, and the core
+    // refuses to sign a snapshot with a key the published one does not name, outside the rotation.
+    const before = await tree(path.join(dir, 'public'));
+    const refresh = await plugindex('refresh', '--registry', dir);
+    expect(refresh.code).toBe(1);
+    expect(refresh.stderr).toContain('plugindex rotate-key');
+    const installed = { ...context, signer: newSigner };
+    await expect(refreshSnapshot(installed)).rejects.toMatchObject({
+      name: 'KeyError',
+      code: 'SIGNING_KEY_NOT_CURRENT',
+    });
+    await expect(processSubmissions(installed)).rejects.toMatchObject({
+      name: 'KeyError',
+      code: 'SIGNING_KEY_NOT_CURRENT',
+    });
+    expect(await tree(path.join(dir, 'public'))).toEqual(before);
 
     const other = await keyFile('interrupted-other');
     const refused = await plugindex('rotate-key', '--registry', dir, '--new-key', other.file);
