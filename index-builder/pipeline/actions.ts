@@ -446,14 +446,17 @@ export function appendToLog(log: LogWriter, items: readonly BatchItem[], process
       const { manifest, publisher, sourceSha256 } = evaluation;
       item.seq =
         log.entry('publish', sourceSha256)?.seq ??
-        log.append({
-          time: processed,
-          type: 'publish',
-          plugin: manifest.name,
-          version: manifest.version,
-          signer: publisher,
-          digest: sourceSha256,
-        }).seq;
+        log.append(
+          {
+            time: processed,
+            type: 'publish',
+            plugin: manifest.name,
+            version: manifest.version,
+            signer: publisher,
+            digest: sourceSha256,
+          },
+          item.upload.id,
+        ).seq;
     } else if (evaluation.kind === 'action-accepted') {
       if (evaluation.resumed) {
         item.seq = evaluation.resumed.seq;
@@ -461,14 +464,17 @@ export function appendToLog(log: LogWriter, items: readonly BatchItem[], process
       }
       const action = evaluation.read.action;
       const detail = actionDetail(action, evaluation.key);
-      item.seq = log.append({
-        time: processed,
-        type: action.action,
-        ...actionSubject(action),
-        signer: evaluation.signer,
-        digest: evaluation.read.digest,
-        ...(Object.keys(detail).length > 0 ? { detail } : {}),
-      }).seq;
+      item.seq = log.append(
+        {
+          time: processed,
+          type: action.action,
+          ...actionSubject(action),
+          signer: evaluation.signer,
+          digest: evaluation.read.digest,
+          ...(Object.keys(detail).length > 0 ? { detail } : {}),
+        },
+        item.upload.id,
+      ).seq;
     }
   }
 }

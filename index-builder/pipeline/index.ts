@@ -206,7 +206,7 @@ export async function processSubmissions(
   // The time of publishing, for the whole batch: publisher keys are judged valid (or not) at it.
   const now = ctx.clock.now();
   const view = new BatchView(ctx.site);
-  const log = await LogWriter.open(ctx, { recent: uploads.length });
+  const log = await LogWriter.open(ctx, { intents: uploads.map((u) => u.id) });
   const items = await evaluateBatch(ctx, uploads, view, now, log);
   const catalog = await currentCatalog(ctx);
   const processed = now.toISOString();
@@ -236,6 +236,8 @@ export async function processSubmissions(
   for (const key of folded.removedFiles) await ctx.site.delete(key);
   // Write step 8: outcomes, then the submissions leave incoming/.
   const outcomes = await recordOutcomes(ctx, items, { url: ctx.config.url, processed, generation });
+  // Finished: their log entries need finding no more.
+  await log.forget(items.map((i) => i.upload.id));
   return {
     outcomes,
     generation,

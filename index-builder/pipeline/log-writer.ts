@@ -3,11 +3,19 @@
  *
  * The segments are the log's truth; `state/log.json` (intake) says how long it is and its head, and the
  * snapshot vouches for a prefix of it (its `log`). Entries are appended after a batch's immutable files and
- * before the plugin documents that show their effect, so a crash leaves at worst entries the snapshot does
- * not vouch for yet: the retry finds them (`logged`) instead of appending them twice, and the next snapshot
- * vouches for them. Write order within an append: the segments, then `state/log.json`; a crash between the
- * two leaves an entry past the recorded length, which the next append overwrites (its submission, not yet
- * shown anywhere, is then logged again by the retry).
+ * before the plugin documents that show their effect, so a crash leaves entries whose submission is not
+ * finished: the retry must find them (`logged`) instead of appending them twice.
+ *
+ * How the retry finds them: by exact lookup, never by a window of recent entries (anything appended in
+ * between, another batch or a rotation, would push a dead run's entries out of it). Before its entries are
+ * written, an append names them in an intent record per submission, `state/log-intents/<id>.json` (intake,
+ * beside the action markers): the upload id (or a rotation's `rotation-<N>`) -> the entry's seq, type and
+ * digest. `open` with the ids of the submissions at hand reads their records, and an entry is logged when
+ * the log holds, at that seq (below the recorded length), an entry of that type and digest. A record is
+ * deleted once its submission is finished (`forget`). The entries the published snapshot does not vouch for
+ * are found too (a record lost with its run is then still caught). Write order within a flush: the intent
+ * records, the segments, then `state/log.json`; a crash before the last leaves entries past the recorded
+ * length, which the next append overwrites (its submission, not yet shown anywhere, is then logged again).
  */
 import {
   EMPTY_LOG,
@@ -29,6 +37,18 @@ import { readJson } from './site-writer.ts';
 export const LOG_STATE_KEY = 'state/log.json';
 export const LOG_CONTENT_TYPE = 'application/jsonl';
 
+/** `state/log-intents/<id>.json`: the entry appended for submission `id`, written before the entry. */
+export function logIntentKey(id: string): string {
+  return `state/log-intents/${id}.json`;
+}
+
+/** An intent record: the entry a submission was given. */
+interface LogIntent {
+  readonly seq: number;
+  readonly type: LogEntry['type'];
+  readonly digest: string;
+}
+
 /** The log's length and head as recorded (an empty log when nothing was ever appended). */
 export async function readLogHead(intake: Store): Promise<LogHead> {
   return (await readJson<LogHead>(intake, LOG_STATE_KEY)) ?? EMPTY_LOG;
@@ -41,9 +61,13 @@ export class LogWriter {
   readonly #dirty = new Set<number>();
   /**
    * `type digest` -> every entry a run that died may have appended (those the snapshot does not vouch for
-   * yet, and the last `recent`), to append once.
+   * yet, and those the intent records of the submissions at hand name), to append once.
    */
   readonly #unvouched = new Map<string, LogEntry>();
+  /** Intent records to write at the next flush, by submission id. */
+  readonly #intents = new Map<string, LogIntent>();
+  /** Submission ids whose intent record exists (found at open or written since): `forget` deletes them. */
+  readonly #recorded = new Set<string>();
   /** How many entries the published snapshot vouches for. */
   #vouched = 0;
 
@@ -56,29 +80,40 @@ export class LogWriter {
 
   /**
    * Opens the log for appending: its recorded head, its last segment, and the entries a run that died may
-   * have appended: those past what the published snapshot vouches for, and the last `recent` entries
-   * whatever it vouches for. A snapshot written in between (a scheduled refresh, a flush) vouches for a
-   * dead run's entries too, so a batch passes as `recent` how many uploads it holds: a dead run appended at
-   * most one entry per upload it held, and those still waiting are the oldest, so taken first again.
+   * have appended: those past what the published snapshot vouches for, and those the intent records of
+   * `intents` (the ids of the submissions at hand) name, wherever they are.
    */
-  static async open(ctx: PipelineContext, options: { readonly recent?: number } = {}): Promise<LogWriter> {
+  static async open(
+    ctx: PipelineContext,
+    options: { readonly intents?: readonly string[] } = {},
+  ): Promise<LogWriter> {
     const head = await readLogHead(ctx.intake);
     const writer = new LogWriter(ctx, head);
     if (head.length === 0) return writer;
     const snapshot = await readJson<SnapshotDocument>(ctx.site, 'snapshot.json');
     const vouched = Math.min(snapshot?.log?.length ?? 0, head.length);
     writer.#vouched = vouched;
-    const from = Math.max(0, Math.min(vouched, head.length - (options.recent ?? 0)));
-    for (let s = segmentOf(Math.max(from, head.length - 1)); s >= 0 && s >= segmentOf(from); s--) {
+    for (let s = segmentOf(head.length - 1); s >= 0 && s >= segmentOf(vouched); s--) {
       const lines = await writer.#segment(s);
       lines.forEach((line, i) => {
-        const seq = s * LOG_SEGMENT_ENTRIES + i;
-        if (seq < from || seq >= head.length) return;
-        const entry = JSON.parse(line) as LogEntry;
-        writer.#unvouched.set(`${entry.type} ${entry.digest}`, entry);
+        if (s * LOG_SEGMENT_ENTRIES + i >= vouched) writer.#remember(JSON.parse(line) as LogEntry);
       });
     }
+    for (const id of options.intents ?? []) {
+      const intent = await readJson<LogIntent>(ctx.intake, logIntentKey(id));
+      if (!intent) continue;
+      writer.#recorded.add(id);
+      if (intent.seq >= head.length) continue;
+      const segment = segmentOf(intent.seq);
+      const line = (await writer.#segment(segment))[intent.seq - segment * LOG_SEGMENT_ENTRIES];
+      const entry = line === undefined ? undefined : (JSON.parse(line) as LogEntry);
+      if (entry?.type === intent.type && entry.digest === intent.digest) writer.#remember(entry);
+    }
     return writer;
+  }
+
+  #remember(entry: LogEntry): void {
+    this.#unvouched.set(`${entry.type} ${entry.digest}`, entry);
   }
 
   get head(): LogHead {
@@ -100,8 +135,11 @@ export class LogWriter {
     return this.#head.length > this.#vouched;
   }
 
-  /** Appends an entry (written at `flush`). Returns it. */
-  append(fields: Omit<LogEntry, 'seq' | 'prev'>): LogEntry {
+  /**
+   * Appends an entry (written at `flush`), for the submission `intent` names (its intent record is written
+   * first, so a retry finds the entry). Returns it.
+   */
+  append(fields: Omit<LogEntry, 'seq' | 'prev'>, intent?: string): LogEntry {
     const { entry, line, head } = nextEntry(this.#head, fields);
     const index = segmentOf(entry.seq);
     const lines = this.#segments.get(index) ?? [];
@@ -110,7 +148,9 @@ export class LogWriter {
     lines.length = entry.seq - index * LOG_SEGMENT_ENTRIES;
     lines.push(line);
     this.#dirty.add(index);
-    this.#unvouched.set(`${entry.type} ${entry.digest}`, entry);
+    this.#remember(entry);
+    if (intent !== undefined)
+      this.#intents.set(intent, { seq: entry.seq, type: entry.type, digest: entry.digest });
     this.#head = head;
     return entry;
   }
@@ -118,6 +158,14 @@ export class LogWriter {
   /** Writes the segments appended to, then the recorded head. A full segment is immutable from then on. */
   async flush(): Promise<void> {
     if (this.#dirty.size === 0) return;
+    for (const [id, intent] of this.#intents) {
+      this.#recorded.add(id);
+      await this.ctx.intake.put(logIntentKey(id), new TextEncoder().encode(`${JSON.stringify(intent)}\n`), {
+        contentType: 'application/json',
+        cacheControl: CACHE_PRIVATE,
+      });
+    }
+    this.#intents.clear();
     for (const index of [...this.#dirty].sort((a, b) => a - b)) {
       const lines = this.#segments.get(index) as string[];
       await this.ctx.site.put(logSegmentKey(index), renderSegment(lines), {
@@ -130,6 +178,14 @@ export class LogWriter {
       contentType: 'application/json',
       cacheControl: CACHE_PRIVATE,
     });
+  }
+
+  /** Deletes the intent records of finished submissions (`ids`; those without one are skipped). */
+  async forget(ids: readonly string[]): Promise<void> {
+    for (const id of ids) {
+      if (!this.#recorded.delete(id)) continue;
+      await this.ctx.intake.delete(logIntentKey(id));
+    }
   }
 
   /** A segment's lines up to the recorded length, read once. */

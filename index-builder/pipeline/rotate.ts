@@ -249,18 +249,24 @@ export async function rotateRegistryKey(
   const key = rotationKey(sequence);
   if (checked.state === 'new') await putFile(ctx.site, key, signedRotation, CACHE_IMMUTABLE);
   // Once in the log, even when a run died after appending it (its entry is then past what the snapshot vouches).
-  const writer = await LogWriter.open(ctx);
+  // Found by its intent record, wherever other entries put it since (log-writer.ts).
+  const intent = `rotation-${sequence}`;
+  const writer = await LogWriter.open(ctx, { intents: [intent] });
   if (!writer.logged('rotate-key', read.digest)) {
-    writer.append({
-      time: ctx.clock.now().toISOString(),
-      type: 'rotate-key',
-      signer: previous,
-      digest: read.digest,
-      detail: { fingerprint: next, sequence: String(sequence) },
-    });
+    writer.append(
+      {
+        time: ctx.clock.now().toISOString(),
+        type: 'rotate-key',
+        signer: previous,
+        digest: read.digest,
+        detail: { fingerprint: next, sequence: String(sequence) },
+      },
+      intent,
+    );
     await writer.flush();
   }
   const rebuilt = await rebuildRegistry(ctx, { resignManifests: true, keyRotations: sequence });
+  await writer.forget([intent]);
   // The rotation too, though immutable: a client that asked for it before it existed may have a 404 cached.
   const invalidate = [...new Set([...log.mutableKeys(), ...rebuilt.invalidate, key])].sort();
   return {

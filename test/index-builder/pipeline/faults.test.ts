@@ -445,3 +445,41 @@ describe.each(actionModes)(
     );
   },
 );
+
+describe('when a batch dies after its log entries and another batch runs before the retry', () => {
+  it('logs each publish once: the retry finds them by their intent records, not by a window', async () => {
+    const registry = await makeRegistry();
+    await publishOnce(registry, '1.0.0', publishAtOnce);
+    const keys = [
+      ...(await registry.submit(await makeBundle({ manifest: validManifest({ name: 'alpha' }) }))),
+      ...(await registry.submit(await makeBundle({ manifest: validManifest({ name: 'beta' }) }))),
+    ];
+    // Dies writing the plugin documents, after the log is written.
+    const put = registry.site.put.bind(registry.site);
+    registry.site.put = async (key: string, body: Uint8Array, options: PutOptions) => {
+      if (key === 'plugins/alpha/index.json') throw new StoreError('STORE_IO', key, 'injected failure');
+      return put(key, body, options);
+    };
+    await expect(processSubmissions(registry.context, keys)).rejects.toThrow(/injected failure/);
+    registry.site.put = put;
+    // A batch of only a yank runs in between (plugindex yank --registry processes only its key).
+    const yank = await submitAction(
+      registry.intake,
+      { action: 'yank', plugin: 'demo-plugin', version: '1.0.0', reason: 'broken' },
+      await testKey('publisher'),
+    );
+    await processSubmissions(registry.context, [yank.key]);
+    const retried = await processSubmissions(registry.context);
+    // beta's document may be written before alpha's failed: then it is found published.
+    expect(retried.outcomes.map((o) => o.status === 'rejected')).toEqual([false, false]);
+    const log = await vouchedLog(registry.site, registry.registryKey.publicKey);
+    expect(log.map((e) => [e.type, e.plugin])).toEqual([
+      ['publish', 'demo-plugin'],
+      ['publish', 'alpha'],
+      ['publish', 'beta'],
+      ['yank', 'demo-plugin'],
+    ]);
+    // Finished: no intent record is left behind.
+    expect([...registry.intake.objects.keys()].filter((k) => k.startsWith('state/log-intents/'))).toEqual([]);
+  });
+});
