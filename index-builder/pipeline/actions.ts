@@ -264,9 +264,33 @@ export async function evaluateAction(
       registryFingerprints,
     );
     if (!listed.ok) return refuse(listed.problems);
+    const docs: PluginDocument[] = [];
     for (const name of await loadEveryPlugin(view)) {
       const doc = await view.current(name);
-      const marked = doc && revokeInDocument(doc, action.fingerprint, { at, reason: action.reason });
+      if (doc) docs.push(doc);
+    }
+    // Only a primary key the registry knows: signers are judged, and versions marked, by their primary
+    // fingerprint, so a subkey's (or a mistyped) fingerprint would be listed and do nothing. The registry
+    // holds no key that would map a subkey to its primary; refusing tells the operator to name the primary.
+    const fingerprint = action.fingerprint;
+    const known =
+      ctx.config.publishers.some((p) => p.fingerprint === fingerprint) ||
+      ctx.config.operators.some((o) => o.fingerprint === fingerprint) ||
+      docs.some((d) => d.owners.includes(fingerprint) || d.versions.some((v) => v.publisher === fingerprint));
+    if (!known)
+      return refuse([
+        problem(
+          'ACTION_UNKNOWN_KEY',
+          '/fingerprint',
+          `key ${fingerprint} is not the primary key of any publisher, owner or operator this registry knows (a subkey's fingerprint is not revoked: name its primary key)`,
+          {
+            expected: 'the primary fingerprint of a key that published, owns a plugin, or is configured',
+            found: fingerprint,
+          },
+        ),
+      ]);
+    for (const doc of docs) {
+      const marked = revokeInDocument(doc, fingerprint, { at, reason: action.reason });
       if (marked) view.change(marked);
     }
     view.changeRevoked(listed.list);

@@ -4,6 +4,7 @@
  * their bins to the signed snapshot, recorded in the log (its chain verified up to the snapshot's head) and
  * in each submission's outcome; and every refusal with its code, leaving what is published as it was.
  */
+import * as openpgp from 'openpgp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ActionBody } from '../../../index-builder/actions.ts';
 import { StoreError } from '../../../index-builder/errors.ts';
@@ -41,6 +42,7 @@ import {
 } from '../../support/actions.ts';
 import {
   encode,
+  KEYS_CREATED,
   makeBundle,
   makeRegistry,
   type TestRegistry,
@@ -505,6 +507,63 @@ describe('when the operator revokes a publisher key', () => {
       verifyDetachedSignature(listed, text(registry, `${REVOKED_KEYS_KEY}.asc`), [key.key]),
     ).resolves.toMatchObject({ ok: true });
     expect(registry.site.writes.filter((k) => k === `${REVOKED_KEYS_KEY}.asc`)).toHaveLength(2);
+  });
+});
+
+describe('when the operator revokes a key that signs with a subkey', () => {
+  it("refuses the subkey's fingerprint (ACTION_UNKNOWN_KEY), and revoking the primary stops the subkey's signatures", async () => {
+    const generated = await openpgp.generateKey({
+      type: 'ecc',
+      subkeys: [{}, { sign: true }],
+      userIDs: [{ name: 'subkey publisher' }],
+      date: KEYS_CREATED,
+      format: 'armored',
+    });
+    const key = await openpgp.readKey({ armoredKey: generated.publicKey });
+    const withSubkey: KeyPair = {
+      secretKey: generated.privateKey,
+      publicKey: generated.publicKey,
+      fingerprint: key.getFingerprint().toUpperCase(),
+    };
+    const signing = key
+      .getSubkeys()
+      .find(
+        (k) =>
+          k.getAlgorithmInfo() &&
+          k.bindingSignatures[0]?.keyFlags?.[0] &&
+          (k.bindingSignatures[0].keyFlags[0] & openpgp.enums.keyFlags.signData) !== 0,
+      );
+    const subkeyFingerprint = (signing?.getFingerprint() ?? '').toUpperCase();
+    expect(subkeyFingerprint).toMatch(/^[0-9A-F]{40}$/);
+    const registry = await registryWithOperator();
+    await publishVersions(registry, ['1.0.0'], { name: 'sub-plugin', signer: withSubkey });
+    const before = registry.site.fingerprint();
+    const bySubkey = await act(
+      registry,
+      { action: 'revoke-key', fingerprint: subkeyFingerprint, reason: 'leaked' },
+      operator,
+    );
+    expect(bySubkey.problems.map((p) => [p.code, p.path])).toEqual([['ACTION_UNKNOWN_KEY', '/fingerprint']]);
+    expect(registry.site.fingerprint()).toEqual(before);
+    const byPrimary = await act(
+      registry,
+      { action: 'revoke-key', fingerprint: withSubkey.fingerprint, reason: 'leaked' },
+      operator,
+    );
+    expect(byPrimary.status).toBe('accepted');
+    expect((await bound(registry, 'sub-plugin')).versions[0]?.publisher_revoked).toMatchObject({
+      reason: 'leaked',
+    });
+    const [next] = await run(
+      registry,
+      ...(await registry.submit(
+        await makeBundle({
+          manifest: validManifest({ name: 'sub-plugin', version: '1.0.1' }),
+          signer: withSubkey,
+        }),
+      )),
+    );
+    expect(codes(next)).toEqual(['PUBLISHER_KEY_REVOKED']);
   });
 });
 
