@@ -334,6 +334,8 @@ export function authorizeAction(options: {
   readonly operatorOnly: boolean;
   readonly plugin?: string;
   readonly owners?: readonly string[];
+  /** The trust list, judged under `restricted` for a signer that is not an operator. */
+  readonly config?: Pick<RegistryConfig, 'policy' | 'publishers'>;
 }): Problem[] {
   const { signer } = options;
   if (isOperator(options.trusted, signer)) return [];
@@ -349,6 +351,34 @@ export function authorizeAction(options: {
         expected: `a signature by an owner (${options.owners?.join(', ') || 'none'}) or an operator`,
       }),
     ];
+  // Under `restricted`, an owner acts only while the trust list still lets it publish the name.
+  if (options.config?.policy === 'restricted' && options.plugin !== undefined)
+    return trustListProblems(options.config, signer, options.plugin, '/plugin');
+  return [];
+}
+
+/**
+ * What the trust list says of `fingerprint` acting on `name`: under `restricted`, only a configured
+ * publisher; a configured publisher, only for the names it is given. Problems at `path`.
+ */
+export function trustListProblems(
+  config: Pick<RegistryConfig, 'policy' | 'publishers'>,
+  fingerprint: string,
+  name: string,
+  path: string,
+): Problem[] {
+  const listed = config.publishers.find((p) => p.fingerprint === fingerprint);
+  if (config.policy === 'restricted' && !listed)
+    return [
+      problem('PUBLISHER_UNTRUSTED', path, `key ${fingerprint} is not a trusted publisher of this registry`),
+    ];
+  if (listed && !picomatch.isMatch(name, [...listed.names]))
+    return [
+      problem('PUBLISHER_NAME_NOT_ALLOWED', path, `key ${fingerprint} may not publish "${name}"`, {
+        expected: `a name matching ${listed.names.join(', ')}`,
+        found: name,
+      }),
+    ];
   return [];
 }
 
@@ -360,24 +390,8 @@ export function authorizePublisher(options: {
   readonly owners: readonly string[] | undefined;
 }): Problem[] {
   const { config, fingerprint, name } = options;
-  const listed = config.publishers.find((p) => p.fingerprint === fingerprint);
-  if (config.policy === 'restricted' && !listed) {
-    return [
-      problem(
-        'PUBLISHER_UNTRUSTED',
-        '/name',
-        `key ${fingerprint} is not a trusted publisher of this registry`,
-      ),
-    ];
-  }
-  if (listed && !picomatch.isMatch(name, [...listed.names])) {
-    return [
-      problem('PUBLISHER_NAME_NOT_ALLOWED', '/name', `key ${fingerprint} may not publish "${name}"`, {
-        expected: `a name matching ${listed.names.join(', ')}`,
-        found: name,
-      }),
-    ];
-  }
+  const listed = trustListProblems(config, fingerprint, name, '/name');
+  if (listed.length > 0) return listed;
   if (
     config.ownership === 'first-come' &&
     options.owners &&

@@ -34,7 +34,7 @@ import {
 import type { PluginDocument, RevokedKeysDocument, VersionRecord } from '../model.ts';
 import { MAX_ROTATION_BYTES, SIGNED_ROTATION_SCHEMA } from '../rotation.ts';
 import { CACHE_IMMUTABLE, CACHE_PRIVATE } from '../store.ts';
-import { authorizeAction, checkActionSignature, readSubmittedKey } from '../trust.ts';
+import { authorizeAction, checkActionSignature, readSubmittedKey, trustListProblems } from '../trust.ts';
 import type { PipelineContext } from './context.ts';
 import type { AcceptedAction, ActionInfo, BatchItem, BatchView, Evaluation, Judging } from './evaluate.ts';
 import { rejected } from './evaluate.ts';
@@ -315,10 +315,16 @@ export async function evaluateAction(
     operatorOnly,
     plugin: doc.name,
     owners: doc.owners,
+    config: ctx.config,
   });
   if (denied.length > 0) return refuse(denied);
   const named = await namedKey(action, judging);
   if (named.problem) return refuse([named.problem]);
+  // Under `restricted`, a new owner is one the trust list lets publish the name, whoever signs.
+  if (named.key && ctx.config.policy === 'restricted') {
+    const untrusted = trustListProblems(ctx.config, named.key.fingerprint, doc.name, '/key');
+    if (untrusted.length > 0) return refuse(untrusted);
+  }
   const revoked = await view.revoked();
   const applied = applyAction(doc, action, {
     at,

@@ -567,6 +567,47 @@ describe('when the operator revokes a key that signs with a subkey', () => {
   });
 });
 
+describe('when the registry is restricted', () => {
+  it('refuses an owner adding a key the trust list does not allow, and an owner the list no longer allows', async () => {
+    const registry = await makeRegistry({
+      policy: 'restricted',
+      publishers: [
+        { fingerprint: publisher.fingerprint, names: ['demo-*'], key: publisher.publicKey },
+        { fingerprint: heir.fingerprint, names: ['other-*'], key: heir.publicKey },
+      ],
+    });
+    await publishVersions(registry, ['1.0.0']);
+    const before = registry.site.fingerprint();
+    // The reviewer's sequence: a listed owner adds an unlisted key (which could then remove it).
+    const unlisted = await act(
+      registry,
+      { action: 'owners-add', plugin: 'demo-plugin', key: stranger.publicKey },
+      publisher,
+    );
+    expect(unlisted.problems.map((p) => [p.code, p.path])).toEqual([['PUBLISHER_UNTRUSTED', '/key']]);
+    // A listed key, but not for this name.
+    const otherNames = await act(
+      registry,
+      { action: 'owners-add', plugin: 'demo-plugin', key: heir.publicKey },
+      publisher,
+    );
+    expect(otherNames.problems.map((p) => [p.code, p.path])).toEqual([
+      ['PUBLISHER_NAME_NOT_ALLOWED', '/key'],
+    ]);
+    expect(registry.site.fingerprint()).toEqual(before);
+    // An owner the trust list no longer names acts no more.
+    const delisted = { ...registry.context, config: { ...registry.context.config, publishers: [] } };
+    const yank = await submitAction(
+      registry.intake,
+      { action: 'yank', plugin: 'demo-plugin', version: '1.0.0' },
+      publisher,
+    );
+    const [outcome] = (await processSubmissions(delisted, [yank.key])).outcomes;
+    expect(outcome?.problems.map((p) => [p.code, p.path])).toEqual([['PUBLISHER_UNTRUSTED', '/plugin']]);
+    expect(registry.site.fingerprint()).toEqual(before);
+  });
+});
+
 describe('when an action is not authorized or not possible', () => {
   let registry: TestRegistry;
   beforeAll(async () => {
