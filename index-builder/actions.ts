@@ -15,6 +15,7 @@ import { fixedClock } from './clock.ts';
 import { sha256Hex } from './digest.ts';
 import { escapePointer, type Problem, problem, SubmissionError } from './errors.ts';
 import { pluginNameFormProblem } from './layout.ts';
+import { duplicateKeyPointers } from './manifest/parse.ts';
 import { type Advisory, SEVERITIES, type Severity } from './model.ts';
 import { createSigner } from './signing.ts';
 import { stringifyJson, textProblem } from './text.ts';
@@ -289,6 +290,19 @@ export function actionProblems(value: unknown): Problem[] {
   return problems;
 }
 
+/** Refuses JSON with a key repeated within an object: ACTION_MALFORMED at `prefix` + the key's pointer. */
+function refuseDuplicateKeys(text: string, prefix: string, fail: (problems: Problem[]) => never): void {
+  const repeated = duplicateKeyPointers(text);
+  if (repeated.length > 0)
+    fail(
+      repeated.map((at) =>
+        problem('ACTION_MALFORMED', `${prefix}${at}`, `the key at ${at} appears twice`, {
+          expected: 'each key once per object (readers disagree on which value a repeated key has)',
+        }),
+      ),
+    );
+}
+
 /**
  * Reads an action submission: the envelope, then the action it carries. Nothing is trusted yet: the
  * caller checks the signature, the signer's rights, the registry, the time and replay.
@@ -306,11 +320,14 @@ export function readSignedAction(bytes: Uint8Array): ReadAction {
       }),
     ]);
   let envelope: unknown;
+  let envelopeText = '';
   try {
-    envelope = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+    envelopeText = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    envelope = JSON.parse(envelopeText);
   } catch (error) {
     fail([problem('ACTION_MALFORMED', 'envelope:', `not UTF-8 JSON: ${(error as Error).message}`)]);
   }
+  refuseDuplicateKeys(envelopeText, 'envelope:', fail);
   if (!isObject(envelope)) return fail([problem('ACTION_MALFORMED', 'envelope:', 'expected a JSON object')]);
   const problems: Problem[] = [];
   if (envelope.schema !== SIGNED_ACTION_SCHEMA)
@@ -348,6 +365,7 @@ export function readSignedAction(bytes: Uint8Array): ReadAction {
       problem('ACTION_MALFORMED', 'envelope:/action', `the action is not JSON: ${(error as Error).message}`),
     ]);
   }
+  refuseDuplicateKeys(actionText, '', fail);
   const found = actionProblems(action);
   if (found.length > 0) fail(found);
   const text = new TextEncoder().encode(actionText);

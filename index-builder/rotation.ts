@@ -7,6 +7,7 @@
 import type { Key } from 'openpgp';
 import { sha256Hex } from './digest.ts';
 import { TrustError } from './errors.ts';
+import { duplicateKeyPointers } from './manifest/parse.ts';
 import { readPublicKey, type Signer, verifyDetachedSignature } from './signing.ts';
 import { stringifyJson } from './text.ts';
 
@@ -62,14 +63,20 @@ export function readSignedRotation(bytes: Uint8Array, where = 'the key rotation'
   if (bytes.byteLength > MAX_ROTATION_BYTES) broken(`${where} is larger than ${MAX_ROTATION_BYTES} bytes`);
   let envelope: Partial<SignedKeyRotation> | null;
   let rotation: Partial<KeyRotation> | null;
+  let envelopeText: string;
   try {
-    envelope = JSON.parse(
-      new TextDecoder('utf-8', { fatal: true }).decode(bytes),
-    ) as Partial<SignedKeyRotation>;
+    envelopeText = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    envelope = JSON.parse(envelopeText) as Partial<SignedKeyRotation>;
     rotation = JSON.parse(String(envelope?.rotation)) as Partial<KeyRotation>;
   } catch {
     return broken(`${where} is not a signed key rotation (JSON)`);
   }
+  // A repeated key is read differently by different readers: refused, in the envelope or the rotation.
+  const repeated = [
+    ...duplicateKeyPointers(envelopeText),
+    ...duplicateKeyPointers(String(envelope?.rotation)),
+  ];
+  if (repeated.length > 0) broken(`${where} repeats the key at ${repeated.join(', ')}`);
   const sigs = envelope?.signatures;
   const part = (p: unknown): p is { fingerprint: string; key: string } =>
     typeof p === 'object' &&

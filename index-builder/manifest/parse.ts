@@ -112,6 +112,16 @@ function scanJson(text: string): Problem[] {
   return problems;
 }
 
+/**
+ * The JSON pointers of the keys repeated within an object in `text` (text JSON.parse accepts): for any JSON
+ * a signature covers, where readers disagree on which value a repeated key has.
+ */
+export function duplicateKeyPointers(text: string): string[] {
+  return scanJson(text)
+    .filter((p) => p.code === 'MANIFEST_DUPLICATE_KEY')
+    .map((p) => p.path);
+}
+
 /** A decimal numeral's value as digits and exponent, without leading or trailing zeros: equal iff equal. */
 function decimalValue(numeral: string): string | undefined {
   const m = /^(-?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/.exec(numeral);

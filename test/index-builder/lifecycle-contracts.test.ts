@@ -142,6 +142,21 @@ describe('a signed action', () => {
     expect(submissionProblems(() => readSignedAction(encode(inner))).map((p) => p.path)).toContain('/schema');
   });
 
+  it('refuses a key repeated in the action or the envelope, naming it', () => {
+    const envelope = (action: string, extra = '') =>
+      encode(
+        `{"schema":"plugindex/signed-action/v1",${extra}"action":${JSON.stringify(action)},"signature":"","key":""}`,
+      );
+    const repeated = `{"schema":"plugindex/action/v1","action":"yank","plugin":"kubecost-lens","version":"1.0.0","version":"2.0.0"}`;
+    expect(submissionProblems(() => readSignedAction(envelope(repeated)))).toEqual([
+      { code: 'ACTION_MALFORMED', path: '/version' },
+    ]);
+    const once = repeated.replace(',"version":"2.0.0"', '');
+    expect(submissionProblems(() => readSignedAction(envelope(once, '"signature":"x",')))).toEqual([
+      { code: 'ACTION_MALFORMED', path: 'envelope:/signature' },
+    ]);
+  });
+
   it('is refused by another registry, and when older than a week or from the future', async () => {
     const owner = await testKey('owner');
     const { action } = await signAction(
@@ -324,5 +339,17 @@ describe('a registry key rotation', () => {
       'KEY_ROTATION_BROKEN',
     );
     expect(() => readSignedRotation(encode('{}'))).toThrow(TrustError);
+    // A key repeated, in the envelope or in the rotation it carries.
+    const text = new TextDecoder().decode(good.bytes);
+    const doubled = text.replace('"schema":', '"schema":"other","schema":');
+    expect(doubled).not.toBe(text);
+    expect(() => readSignedRotation(encode(doubled))).toThrow(/repeats the key at \/schema/);
+    const inner = JSON.parse(text) as { rotation: string };
+    const twice = JSON.stringify({
+      ...JSON.parse(text),
+      rotation: inner.rotation.replace('"sequence":', '"sequence":2,"sequence":'),
+    });
+    expect(twice).not.toBe(text);
+    expect(() => readSignedRotation(encode(twice))).toThrow(/repeats the key at \/sequence/);
   });
 });
