@@ -2,8 +2,10 @@
  * Publisher trust: who signed a submission, and may that key publish this name. The registry key is never a
  * publisher key, whatever the bundle or the config says.
  */
+
 import { type Key, readKeys } from 'openpgp';
 import picomatch from 'picomatch';
+import { ACTION_CLOCK_SKEW_MS } from './actions.ts';
 import type { PublishPolicy, RegistryConfig } from './config.ts';
 import { type Problem, type ProblemCode, problem } from './errors.ts';
 import {
@@ -127,10 +129,20 @@ export async function judgeSignature(options: {
   /** What was signed, for messages (`manifest.json`, `the action`). */
   readonly what: string;
   readonly registryFingerprints: readonly string[];
+  /**
+   * The time the signature is verified at, when later than `now` (an allowance for the signer's clock
+   * running ahead); the key is still judged usable at `now`.
+   */
+  readonly verifyAt?: Date;
 }): Promise<SignatureJudgement> {
   const { sigPath, now } = options;
   const fail = (p: Problem): SignatureJudgement => ({ ok: false, problem: p });
-  const result = await verifyDetachedSignature(options.data, options.signature, options.candidates, now);
+  const result = await verifyDetachedSignature(
+    options.data,
+    options.signature,
+    options.candidates,
+    options.verifyAt ?? now,
+  );
   if (result.ok) {
     if (options.registryFingerprints.includes(result.fingerprint))
       return fail(
@@ -303,6 +315,8 @@ export async function checkActionSignature(options: {
     sigPath: 'envelope:/signature',
     what: 'the action',
     registryFingerprints: trusted.registryFingerprints,
+    // An action may be made up to the allowed skew ahead of the registry's clock (actionTimeAndPlaceProblems).
+    verifyAt: new Date(options.now.getTime() + ACTION_CLOCK_SKEW_MS),
   });
   if (judged.ok) return { fingerprint: judged.fingerprint, problems: [] };
   if (judged.problem) return { problems: [judged.problem] };

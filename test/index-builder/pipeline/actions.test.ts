@@ -608,6 +608,23 @@ describe('when the registry is restricted', () => {
   });
 });
 
+describe("when the signer's clock runs ahead", () => {
+  it('accepts an action made within the allowed skew ahead of the registry clock', async () => {
+    const registry = await registryWithOperator();
+    await publishVersions(registry, ['1.0.0']);
+    const ahead = new Date(registry.context.clock.now().getTime() + 60_000);
+    const submitted = await submitAction(
+      registry.intake,
+      { action: 'yank', plugin: 'demo-plugin', version: '1.0.0' },
+      publisher,
+      { now: ahead },
+    );
+    const [outcome] = await run(registry, submitted.key);
+    expect(outcome?.problems).toEqual([]);
+    expect(outcome?.status).toBe('accepted');
+  });
+});
+
 describe('when an action is not authorized or not possible', () => {
   let registry: TestRegistry;
   beforeAll(async () => {
