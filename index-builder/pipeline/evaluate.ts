@@ -338,6 +338,9 @@ export async function evaluateBatch(
     now,
     log,
   };
+  // Read before any upload is judged: an unreadable keys/revoked.json is the operator's to mend and fails
+  // the batch (its uploads stay in incoming/), rather than rejecting each upload that met it.
+  if (uploads.length > 0) await view.publishedRevoked();
   const items: BatchItem[] = [];
   for (const upload of uploads) {
     if (upload.kind === 'too-large') {

@@ -625,6 +625,21 @@ describe("when the signer's clock runs ahead", () => {
   });
 });
 
+describe('when keys/revoked.json is unreadable', () => {
+  it('fails the batch and leaves its uploads in incoming/, rejecting none', async () => {
+    const registry = await registryWithOperator();
+    await publishVersions(registry, ['1.0.0']);
+    await registry.site.put(REVOKED_KEYS_KEY, encode('{not json'), {
+      contentType: 'application/json',
+      cacheControl: CACHE_MUTABLE,
+    });
+    const keys = await registry.submit(await makeBundle({ manifest: validManifest({ version: '1.0.1' }) }));
+    await expect(processSubmissions(registry.context, keys)).rejects.toThrow();
+    expect(registry.intake.objects.has(keys[0] as string)).toBe(true);
+    expect([...registry.intake.objects.keys()].filter((k) => k.startsWith('rejected/'))).toEqual([]);
+  });
+});
+
 describe('when an action is not authorized or not possible', () => {
   let registry: TestRegistry;
   beforeAll(async () => {
