@@ -633,9 +633,13 @@ describe('when keys/revoked.json is unreadable', () => {
       contentType: 'application/json',
       cacheControl: CACHE_MUTABLE,
     });
-    const keys = await registry.submit(await makeBundle({ manifest: validManifest({ version: '1.0.1' }) }));
-    await expect(processSubmissions(registry.context, keys)).rejects.toThrow();
-    expect(registry.intake.objects.has(keys[0] as string)).toBe(true);
+    const yank = await submitAction(
+      registry.intake,
+      { action: 'yank', plugin: 'demo-plugin', version: '1.0.0' },
+      publisher,
+    );
+    await expect(processSubmissions(registry.context, [yank.key])).rejects.toThrow(/JSON/);
+    expect(registry.intake.objects.has(yank.key)).toBe(true);
     expect([...registry.intake.objects.keys()].filter((k) => k.startsWith('rejected/'))).toEqual([]);
   });
 });
