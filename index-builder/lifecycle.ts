@@ -206,6 +206,8 @@ export function applyAction(
       if (!record) return refused(unknownVersion(doc, action.version));
       let next: VersionRecord;
       if (action.action === 'yank') {
+        // Removed is yanked too, but saying so would hide why: the operator removed it.
+        if (record.removed) return refused(removedVersion(doc, record));
         if (record.yanked) return noEffect('/version', `${doc.name}@${record.version} is already yanked`);
         next = changed(record, { yanked: true, yanked_reason: action.reason });
       } else if (action.action === 'unyank') {

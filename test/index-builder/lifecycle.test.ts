@@ -296,6 +296,9 @@ describe('remove', () => {
     expect(problems(apply(doc, { action: 'unyank', plugin: 'demo', version: '1.1.0' }))).toEqual([
       ['VERSION_REMOVED', '/version'],
     ]);
+    expect(problems(apply(doc, { action: 'yank', plugin: 'demo', version: '1.1.0' }))).toEqual([
+      ['VERSION_REMOVED', '/version'],
+    ]);
     // A removed version is out of a deprecation's reach.
     const deprecated = applied(apply(doc, { action: 'deprecate', plugin: 'demo', message: 'm' }));
     expect(at(deprecated, '1.1.0').deprecated).toBe(false);
