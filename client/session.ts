@@ -185,6 +185,14 @@ export class RegistrySession {
           'OFFLINE_MISSING',
           `${this.entry.name}: no snapshot of ${this.entry.url} is cached; run \`plugindex registry update ${this.entry.name}\` online first`,
         );
+      // The cache is per URL, shared by every registry name, plugin set and `registry add` of that URL: a
+      // snapshot cached by another is one this trust record never checked the log of (it may be a fork).
+      // Offline, only the snapshot this record accepted is trusted; not a refusal, as online may accept it.
+      if (this.trust.snapshotSha256 !== sha256Hex(cached.bytes))
+        throw new ClientError(
+          'OFFLINE_MISSING',
+          `${this.entry.name}: the snapshot of ${this.entry.url} cached is not the one this client last checked for ${this.entry.name}; run \`plugindex registry update ${this.entry.name}\` online first`,
+        );
       await this.#trusted.updateSnapshot(cached.bytes, cached.signature);
       body = cached.bytes;
       signature = cached.signature;
