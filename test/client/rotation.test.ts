@@ -29,6 +29,7 @@ import { createSigner, generateKeyPair, type KeyPair, type Signer } from '../../
 import { CACHE_PRIVATE } from '../../index-builder/store.ts';
 import { encode, makeBundle, validManifest } from '../support/fixtures.ts';
 import { gpgKeyring } from '../support/gpg.ts';
+import { rewriteLog } from '../support/lifecycle.ts';
 
 const NAME = 'rotating-tool';
 const LINUX = { os: 'linux', arch: 'amd64' } as const;
@@ -426,5 +427,29 @@ describe('when a published rotation is forged', () => {
     const [report] = await m.run((c) => c.updateRegistries(['main']));
     expect(report?.error).toMatchObject({ name: 'TrustError', code: 'SNAPSHOT_BAD_SIGNATURE' });
     expect(await trustState(m)).toMatchObject({ fingerprint: registry.firstFingerprint });
+  });
+});
+
+describe('when a registry rotated from is added again by the key it rotated from', () => {
+  it('keeps the remembered log head and chain, so a history rewritten since is refused (LOG_FORKED)', async () => {
+    const registry = await servedRegistry(['1.0.0']);
+    const m = await machine();
+    await m.run((c) =>
+      c.addRegistry({ name: 'main', url: registry.url, pin: { armored: registry.firstKey } }),
+    );
+    const second = await newKey();
+    await rotateLocalRegistry(registry.dir, second.secretKey);
+    const [followed] = await m.run((c) => c.updateRegistries(['main']));
+    expect(followed?.report?.fingerprint).toBe(second.fingerprint);
+    const before = await trustState(m);
+    expect(before).toMatchObject({ fingerprint: second.fingerprint, rotations: 1 });
+    const { context } = await openRegistry(registry.dir);
+    await rewriteLog(context, (before.log as { length: number }).length);
+    await expect(
+      m.run((c) =>
+        c.addRegistry({ name: 'main', url: registry.url, pin: { armored: registry.firstKey }, priority: 2 }),
+      ),
+    ).rejects.toMatchObject({ name: 'TrustError', code: 'LOG_FORKED' });
+    expect(await trustState(m)).toEqual(before);
   });
 });
