@@ -32,6 +32,7 @@ import {
 import {
   alterLine,
   appendLog,
+  claimLogLength,
   dropLog,
   rewriteLog,
   segmentLines,
@@ -267,6 +268,12 @@ const ATTACKS: [string, string, (seen: LogHead) => Promise<unknown>][] = [
       await registry.intake.delete(LOG_STATE_KEY);
       await refreshSnapshot(registry.context);
     },
+  ],
+  [
+    // Its segments are not even listed: the first short one ends the reading (a hang or a crash otherwise).
+    'whose signed head counts 2**40 entries, far more than are served',
+    'LOG_TRUNCATED',
+    () => claimLogLength(registry.context, 2 ** 40),
   ],
   [
     'rewritten at the same length and re-signed (forked)',
