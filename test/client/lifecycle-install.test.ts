@@ -187,6 +187,17 @@ describe('when a version is yanked after it was locked', () => {
     expect(await readFile(m.lockfile, 'utf8')).toBe(lock);
   });
 
+  it('refuses it with --deny-yanked when the installed tree already is the lock (no fast path then)', async () => {
+    await m.use((c) => c.install({ requests: [], dir: m.dir, lockfile: m.lockfile }));
+    const error = await failure(
+      m.use((c) => c.install({ requests: [], dir: m.dir, lockfile: m.lockfile, denyYanked: true })),
+    );
+    expect(error).toMatchObject({ code: 'YANKED', message: expect.stringContaining('crashes on start') });
+    expect(await readFile(m.lockfile, 'utf8')).toBe(lock);
+    const installed = await m.use((c) => c.installed({ dir: m.dir }));
+    expect(Object.keys(installed.plugins['yank-tool']?.versions ?? {})).toEqual(['1.1.0']);
+  });
+
   it('never chooses it anew: a range takes the version below, an exact request is refused', async () => {
     const fresh = await machine();
     const result = await fresh.use((c) =>
