@@ -20,6 +20,7 @@ import type { PluginDocument, VersionRecord } from '../index-builder/model.ts';
 import {
   type AuditFinding,
   type AuditSkipped,
+  type AuditState,
   auditInstalled,
   auditPlugin,
   type InstalledAudit,
@@ -66,6 +67,7 @@ import type { Source } from './source.ts';
 export type {
   AuditFinding,
   AuditSkipped,
+  AuditState,
   CleanReport,
   DiscoveryReport,
   InstalledAudit,
