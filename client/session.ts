@@ -61,7 +61,7 @@ import type { CachedSnapshot, ContentCache } from './disk/cache.ts';
 import type { TrustRecord } from './disk/state.ts';
 import { ClientError } from './errors.ts';
 import { type Endpoint, type Fetcher, fetchBody, UNLISTED_LIMITS } from './fetcher.ts';
-import { checkRotatedSnapshot, type FollowedChain, followRotations } from './key-chain.ts';
+import { checkRotatedSnapshot, extendChain, type FollowedChain, followRotations } from './key-chain.ts';
 import { TrustedSnapshot } from './trusted-snapshot.ts';
 
 /** Attempts at a snapshot whose signature belongs to another publish than its body (one in between). */
@@ -218,7 +218,7 @@ export class RegistrySession {
           ...this.#trust,
           fingerprint: chain.fingerprint,
           armoredKey: chain.armoredKey,
-          chain: [...(this.#trust.chain ?? []), ...chain.links],
+          chain: extendChain(this.#trust.chain, chain.links),
         };
         this.#key = chain.key;
         this.#trusted = trusted;
@@ -340,6 +340,7 @@ export class RegistrySession {
     return followRotations({
       held: { key: this.#key, fingerprint: this.#trust.fingerprint, armoredKey: this.#trust.armoredKey },
       ...(this.#trust.rotations !== undefined ? { from: this.#trust.rotations } : {}),
+      retired: (this.#trust.chain ?? []).map((l) => l.fingerprint),
       load: async (sequence) => {
         try {
           return await fetchBody(this.#deps.fetcher, this.endpoint, {
