@@ -225,6 +225,18 @@ export class RegistrySession {
       }
     }
     const snapshot = this.#trusted.snapshot;
+    // Signed by the key pinned (no rotation followed): it must count the rotations that key is at. A lower
+    // count would reset where the next rotation is looked for (and a higher one names a rotation whose key
+    // did not sign), so either is refused before anything is kept.
+    if (
+      !rotated &&
+      this.#trust.rotations !== undefined &&
+      (snapshot.key_rotations ?? 0) !== this.#trust.rotations
+    )
+      throw new TrustError(
+        'KEY_ROTATION_BROKEN',
+        `${this.entry.url}/${SNAPSHOT_KEY}, signed by key ${this.#trust.fingerprint}, counts ${snapshot.key_rotations ?? 0} key rotations, but that key is at ${this.#trust.rotations}`,
+      );
     // Before anything of this snapshot is kept (cache, trust state): a refused log leaves both as they were.
     // A snapshot not asked for again (offline, or checked moments ago) is the one whose log was accepted.
     const log = this.#deps.offline || current ? this.trust.log : await this.#acceptLog(snapshot);

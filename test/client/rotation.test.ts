@@ -18,7 +18,7 @@ import { createClient, type PlugindexClient } from '../../client/client.ts';
 import { createHttpFetcher } from '../../client/fetcher.ts';
 import { parseLockfile } from '../../client/lockfile.ts';
 import { TrustError } from '../../index-builder/errors.ts';
-import { processSubmissions } from '../../index-builder/pipeline/index.ts';
+import { processSubmissions, rebuildRegistry } from '../../index-builder/pipeline/index.ts';
 import {
   readSignedRotation,
   rotationKey,
@@ -450,6 +450,31 @@ describe('when a registry rotated from is added again by the key it rotated from
         c.addRegistry({ name: 'main', url: registry.url, pin: { armored: registry.firstKey }, priority: 2 }),
       ),
     ).rejects.toMatchObject({ name: 'TrustError', code: 'LOG_FORKED' });
+    expect(await trustState(m)).toEqual(before);
+  });
+});
+
+describe('when a snapshot signed by the pinned key counts fewer rotations than that key is at', () => {
+  it('refuses it (KEY_ROTATION_BROKEN) and keeps the trust state, so where rotations are looked for is not reset', async () => {
+    const registry = await servedRegistry(['1.0.0']);
+    const m = await machine();
+    await m.run((c) =>
+      c.addRegistry({ name: 'main', url: registry.url, pin: { armored: registry.firstKey } }),
+    );
+    const second = await newKey();
+    await rotateLocalRegistry(registry.dir, second.secretKey);
+    await m.run((c) => c.updateRegistries(['main']));
+    const before = await trustState(m);
+    expect(before).toMatchObject({ fingerprint: second.fingerprint, rotations: 1 });
+    // Signed by the second key, as every snapshot now is, but counting no rotation.
+    const { context } = await openRegistry(registry.dir);
+    await rebuildRegistry(context, { keyRotations: 0 });
+    const [report] = await m.run((c) => c.updateRegistries(['main']));
+    expect(report?.error).toBeInstanceOf(TrustError);
+    expect(report?.error).toMatchObject({
+      code: 'KEY_ROTATION_BROKEN',
+      message: expect.stringContaining('counts 0'),
+    });
     expect(await trustState(m)).toEqual(before);
   });
 });
