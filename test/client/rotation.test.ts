@@ -478,3 +478,40 @@ describe('when a snapshot signed by the pinned key counts fewer rotations than t
     expect(await trustState(m)).toEqual(before);
   });
 });
+
+describe('when verify --url --state is given a key the registry rotated from', () => {
+  it('keeps the key it followed and starts from it next time; a damaged saved log is refused', async () => {
+    const registry = await servedRegistry(['1.0.0']);
+    const stateFile = join(root, `verify-state-${registries}.json`);
+    const verify = () => verifyRegistry({ url: registry.url, pinnedKey: registry.firstKey, stateFile });
+    await verify();
+    const second = await newKey();
+    await rotateLocalRegistry(registry.dir, second.secretKey);
+    expect(await verify()).toMatchObject({ fingerprint: second.fingerprint, rotations: [{ sequence: 1 }] });
+    const saved = JSON.parse(await readFile(stateFile, 'utf8'));
+    expect(saved).toMatchObject({
+      fingerprint: second.fingerprint,
+      key: second.publicKey,
+      rotations: 1,
+      chain: [registry.firstFingerprint],
+    });
+    const third = await newKey();
+    await rotateLocalRegistry(registry.dir, third.secretKey);
+    // From the second key, saved: only the rotation since is followed.
+    const report = await verify();
+    expect(report).toMatchObject({ fingerprint: third.fingerprint });
+    expect(report.rotations).toEqual([{ sequence: 2, from: second.fingerprint, to: third.fingerprint }]);
+    expect(JSON.parse(await readFile(stateFile, 'utf8'))).toMatchObject({
+      key: third.publicKey,
+      chain: [registry.firstFingerprint, second.fingerprint],
+    });
+
+    const state = JSON.parse(await readFile(stateFile, 'utf8'));
+    await writeFile(stateFile, JSON.stringify({ ...state, log: { length: 'three' } }));
+    await expect(verify()).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'TRUST_STATE_INVALID',
+      message: expect.stringContaining('#/log'),
+    });
+  });
+});
