@@ -393,7 +393,7 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     summary:
       "installed plugins' advisories (exit 1 if any affects one); NAME: its history from the registry's verified log",
     usage: [
-      'plugindex audit [--dir DIR] [--offline] [--json]   every installed version against its advisories',
+      'plugindex audit [--dir DIR] [--offline] [--json]   every installed version against its advisories, removals and yanks',
       "plugindex audit NAME [--registry NAME] [--json]   the plugin's log entries (the whole log checked) and advisories",
     ].join('\n'),
     options: { ...CLIENT, dir: { type: 'string' }, registry: { type: 'string' } },

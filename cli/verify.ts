@@ -183,20 +183,76 @@ export async function verifyRegistry(options: {
   }
 }
 
+/** What `--state` keeps between runs. */
+interface VerifyState {
+  readonly generation?: number;
+  /** The key followed last (armored), and its fingerprint. */
+  readonly fingerprint?: string;
+  readonly key?: string;
+  /** Where that key stands among the registry's rotations. */
+  readonly rotations?: number;
+  /** The fingerprints of the keys rotated away from, oldest first. */
+  readonly chain?: readonly string[];
+  readonly log?: LogHead;
+}
+
+/**
+ * The state file as saved: a damaged one is refused rather than read as none (a damaged `log` would
+ * otherwise let a rewritten history be taken on first use again).
+ * @throws ClientError TRUST_STATE_INVALID naming the file and the field.
+ */
+function readVerifyState(textOf: string, file: string): VerifyState {
+  let value: unknown;
+  try {
+    value = JSON.parse(textOf);
+  } catch {
+    throw new ClientError('TRUST_STATE_INVALID', `${file}: not JSON`);
+  }
+  const state = value as Record<string, unknown> | null;
+  if (typeof state !== 'object' || state === null || Array.isArray(state))
+    throw new ClientError('TRUST_STATE_INVALID', `${file}: expected an object`);
+  if (state.log !== undefined && !isLogHead(state.log))
+    throw new ClientError(
+      'TRUST_STATE_INVALID',
+      `${file}#/log: expected {"length": a count, "head": 64 hex digits}`,
+    );
+  if (state.key !== undefined && typeof state.key !== 'string')
+    throw new ClientError('TRUST_STATE_INVALID', `${file}#/key: expected an armored key`);
+  if (
+    state.chain !== undefined &&
+    !(Array.isArray(state.chain) && state.chain.every((f) => typeof f === 'string'))
+  )
+    throw new ClientError('TRUST_STATE_INVALID', `${file}#/chain: expected a list of fingerprints`);
+  return state as VerifyState;
+}
+
 async function verifyWith(
   reader: Reader,
   options: { readonly pinnedKey?: string; readonly stateFile?: string; readonly now?: Date },
 ): Promise<VerifyReport> {
-  const pinned = await readPublicKey(
+  const given = await readPublicKey(
     options.pinnedKey ?? text(await reader.get(REGISTRY_PUBLIC_KEY_KEY, UNLISTED_LIMITS.key)),
   );
-  let saved: { generation?: number; fingerprint?: string; rotations?: number; log?: unknown } | undefined;
+  let saved: VerifyState | undefined;
   if (options.stateFile) {
     const kept = await readFile(options.stateFile, 'utf8').catch(() => undefined);
-    if (kept) saved = JSON.parse(kept) as typeof saved;
+    if (kept) saved = readVerifyState(kept, options.stateFile);
+  }
+  // A key given that the registry rotated from (in the chain saved): start from the key followed last time,
+  // with where it stands, so a rotation is not followed again from an older key nor its count mistaken.
+  let pinned = given;
+  let chainSaved: readonly string[] = [];
+  if (saved?.key !== undefined && saved.chain?.includes(given.fingerprint)) {
+    pinned = await readPublicKey(saved.key);
+    if (pinned.fingerprint !== saved.fingerprint)
+      throw new ClientError(
+        'TRUST_STATE_INVALID',
+        `${options.stateFile}#/key: is key ${pinned.fingerprint}, not ${saved.fingerprint} as #/fingerprint says`,
+      );
+    chainSaved = saved.chain;
   }
   const lastGeneration = saved?.generation;
-  const lastLog: LogHead | undefined = isLogHead(saved?.log) ? saved.log : undefined;
+  const lastLog = saved?.log;
   // Trust in TUF's order, which the trusted snapshot enforces: the snapshot, then the documents it lists
   // (the bins among them), then each plugin document against its verified bin.
   const trustedBy = (key: Key) =>
@@ -205,7 +261,7 @@ async function verifyWith(
       clock: options.now ? fixedClock(options.now) : systemClock,
       ...(lastGeneration !== undefined ? { highestGeneration: lastGeneration } : {}),
     });
-  let key = { key: pinned.key, fingerprint: pinned.fingerprint };
+  let key = { key: pinned.key, fingerprint: pinned.fingerprint, armored: pinned.armored };
   let trusted = trustedBy(key.key);
   let snapshot: SnapshotDocument;
   let rotations: VerifyReport['rotations'];
@@ -228,7 +284,8 @@ async function verifyWith(
     trusted = trustedBy(chain.key);
     snapshot = await fetchSnapshot(reader, (bytes, signature) => trusted.updateSnapshot(bytes, signature));
     checkRotatedSnapshot(chain, snapshot);
-    key = { key: chain.key, fingerprint: chain.fingerprint };
+    key = { key: chain.key, fingerprint: chain.fingerprint, armored: chain.armoredKey };
+    chainSaved = [...chainSaved, ...chain.links.map((l) => l.fingerprint)];
     rotations = chain.steps.map(({ sequence, from: before, to }) => ({ sequence, from: before, to }));
   }
   // Every document by the digest the snapshot (or a bin) gives it: `?v=<sha256>` is its own CDN cache entry,
@@ -286,7 +343,7 @@ async function verifyWith(
   if (options.stateFile)
     await writeFile(
       options.stateFile,
-      `${JSON.stringify({ generation: snapshot.generation, fingerprint: key.fingerprint, rotations: snapshot.key_rotations ?? 0, ...(log.length > 0 ? { log } : {}) })}\n`,
+      `${JSON.stringify({ generation: snapshot.generation, fingerprint: key.fingerprint, key: key.armored, rotations: snapshot.key_rotations ?? 0, ...(chainSaved.length > 0 ? { chain: chainSaved } : {}), ...(log.length > 0 ? { log } : {}) })}\n`,
     );
   return {
     fingerprint: key.fingerprint,

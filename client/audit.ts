@@ -2,8 +2,8 @@
  * `plugindex audit`: what the registries now say of what is installed, and a plugin's history.
  *
  * - Every installed version against its registry's current plugin document (verified through the session,
- *   as an install reads it): the advisories affecting it, worst first. This is how a tree installed
- *   `--frozen` (which reads no plugin document) is checked.
+ *   as an install reads it): the advisories affecting it, worst first, and whether it has been removed or
+ *   yanked since. This is how a tree installed `--frozen` (which reads no plugin document) is checked.
  * - One plugin's history from the registry's transparency log: every segment fetched and the whole chain
  *   checked against the head the snapshot signs (session.ts `log`), then the plugin's entries, and its
  *   advisories as the plugin document has them now.
@@ -21,6 +21,15 @@ export interface AuditFinding {
   readonly advisory: Advisory;
 }
 
+/** An installed version its registry has since removed (with the operator's reason) or yanked. */
+export interface AuditState {
+  readonly name: string;
+  readonly version: string;
+  readonly registry: string;
+  readonly state: 'removed' | 'yanked';
+  readonly reason?: string;
+}
+
 /** An installed version that could not be checked, and why (its source is not a configured registry...). */
 export interface AuditSkipped {
   readonly name: string;
@@ -32,6 +41,8 @@ export interface AuditSkipped {
 export interface InstalledAudit {
   /** Every advisory affecting an installed version: `high` and `critical` first, then by plugin. */
   readonly findings: readonly AuditFinding[];
+  /** Installed versions removed (first) or yanked since, by plugin. */
+  readonly states: readonly AuditState[];
   readonly skipped: readonly AuditSkipped[];
   /** Installed versions checked. */
   readonly checked: number;
@@ -48,6 +59,7 @@ export async function auditInstalled(
 ): Promise<InstalledAudit> {
   const installed = await ctx.tree(options.dir).read();
   const findings: AuditFinding[] = [];
+  const states: AuditState[] = [];
   const skipped: AuditSkipped[] = [];
   const documents = new Map<string, Promise<PluginDocument>>();
   let checked = 0;
@@ -64,6 +76,23 @@ export async function auditInstalled(
         checked += 1;
         for (const advisory of affectingAdvisories(doc, version))
           findings.push({ name, version, registry: record.registry, advisory });
+        const published = doc.versions.find((v) => v.version === version);
+        if (published?.removed)
+          states.push({
+            name,
+            version,
+            registry: record.registry,
+            state: 'removed',
+            reason: published.removed.reason,
+          });
+        else if (published?.yanked)
+          states.push({
+            name,
+            version,
+            registry: record.registry,
+            state: 'yanked',
+            ...(published.yanked_reason ? { reason: published.yanked_reason } : {}),
+          });
       } catch (error) {
         // Only what says "no such source or plugin here"; a refusal of what was served stops the audit.
         if (!(error instanceof ClientError)) throw error;
@@ -74,7 +103,9 @@ export async function auditInstalled(
   }
   // Worst first across every plugin (`high` and `critical` named first), then by plugin (a stable sort).
   findings.sort((a, b) => compareAdvisories(a.advisory, b.advisory));
-  return { findings, skipped, checked };
+  // Removed first (what no install would give now), then yanked; by plugin within each (a stable sort).
+  states.sort((a, b) => (a.state === b.state ? 0 : a.state === 'removed' ? -1 : 1));
+  return { findings, states, skipped, checked };
 }
 
 export interface PluginHistory {

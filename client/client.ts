@@ -20,6 +20,7 @@ import type { PluginDocument, VersionRecord } from '../index-builder/model.ts';
 import {
   type AuditFinding,
   type AuditSkipped,
+  type AuditState,
   auditInstalled,
   auditPlugin,
   type InstalledAudit,
@@ -66,6 +67,7 @@ import type { Source } from './source.ts';
 export type {
   AuditFinding,
   AuditSkipped,
+  AuditState,
   CleanReport,
   DiscoveryReport,
   InstalledAudit,
@@ -412,14 +414,29 @@ class Client implements PlugindexClient {
     }
     const given: RegistryEntry = { ...draft, key_fingerprint: key.fingerprint };
     // The same registry added again (another priority, say) keeps the log head it remembers: a forced re-add
-    // must not be a way to take a rewritten history on first use again. Another URL or key starts afresh.
+    // must not be a way to take a rewritten history on first use again. That holds for a key it rotated from
+    // too (one in its chain): the session then starts from the key held, with its chain and rotations, since
+    // the rotations count is that key's. Another URL or key starts afresh.
     const kept = await this.#state.trust(options.name).catch(() => undefined);
     const configured = (await this.#config_()).registries.find((r) => r.name === options.name);
-    const log = kept?.fingerprint === key.fingerprint && configured?.url === url ? kept.log : undefined;
-    const trust = { fingerprint: key.fingerprint, armoredKey: key.armored, ...(log ? { log } : {}) };
+    const same =
+      kept !== undefined &&
+      configured?.url === url &&
+      (kept.fingerprint === key.fingerprint ||
+        (kept.chain ?? []).some((l) => l.fingerprint === key.fingerprint));
+    const held = same ? await readPublicKey(kept.armoredKey) : key;
+    const trust: TrustRecord = same
+      ? {
+          fingerprint: kept.fingerprint,
+          armoredKey: kept.armoredKey,
+          ...(kept.log ? { log: kept.log } : {}),
+          ...(kept.chain ? { chain: kept.chain } : {}),
+          ...(kept.rotations !== undefined ? { rotations: kept.rotations } : {}),
+        }
+      : { fingerprint: key.fingerprint, armoredKey: key.armored };
     let checked: TrustRecord | undefined;
     // Read the registry through the key before anything is saved: a wrong URL or key saves nothing.
-    const session = new RegistrySession(given, endpoint, key.key, trust, {
+    const session = new RegistrySession(given, endpoint, held.key, trust, {
       fetcher: this.#options.fetcher,
       cache: this.#cache,
       // Nothing is kept until the configuration takes the registry (below).

@@ -359,9 +359,10 @@ export async function planInstall(
   }
 
   // Fast path (an installed tree that already is the lock): nothing to fetch, nothing to verify online, and
-  // so, as for --frozen, no plugin document read for what happened since (yanks, advisories): nothing is
-  // installed either. `plugindex audit` and `list --outdated` ask the registries.
-  if (!options.upgrade && targets.every((t) => t.locked)) {
+  // so, as for --frozen, no plugin document read for what happened since (yanks, removals, advisories):
+  // nothing is installed either. `plugindex audit` and `list --outdated` ask the registries. Not taken with
+  // --deny-yanked, which asks for exactly that document read (a yank since must refuse).
+  if (!options.upgrade && !options.denyYanked && targets.every((t) => t.locked)) {
     const unchanged = await alreadyInstalled(ctx, targets, options, seen);
     if (unchanged) {
       const lock = setLock(before ?? EMPTY_LOCKFILE, targets, options);

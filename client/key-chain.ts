@@ -62,10 +62,14 @@ export async function followRotations(options: {
   readonly load: (sequence: number) => Promise<Uint8Array | undefined>;
   readonly held: HeldKey;
   readonly from?: number;
+  /** The keys rotated away from before the held one (the trust state's chain): retired, never back. */
+  readonly retired?: readonly string[];
 }): Promise<FollowedChain | undefined> {
   let current = options.held;
   const steps: FollowedChain['steps'][number][] = [];
   const links: ChainLink[] = [];
+  // A rotation back to a key already left (K1 -> K2 -> K1...) would loop and grow the chain kept.
+  const seen = new Set([...(options.retired ?? []), current.fingerprint]);
   const first = (options.from ?? 0) + 1;
   for (let sequence = first; ; sequence++) {
     if (sequence - first >= MAX_ROTATIONS)
@@ -77,6 +81,11 @@ export async function followRotations(options: {
     if (options.from === undefined && steps.length === 0)
       if (read.rotation.previous.fingerprint !== current.fingerprint) continue;
     const next = await verifyRotationStep(read, { current: current.key, sequence });
+    if (seen.has(next.fingerprint))
+      broken(
+        `${rotationKey(sequence)} rotates to key ${next.fingerprint}, which was already rotated away from or is held: a retired key never comes back`,
+      );
+    seen.add(next.fingerprint);
     steps.push({
       sequence,
       from: current.fingerprint,
@@ -88,6 +97,16 @@ export async function followRotations(options: {
   }
   if (steps.length === 0) return undefined;
   return { ...current, rotations: (steps.at(-1) as { sequence: number }).sequence, steps, links };
+}
+
+/** `chain` extended by `links`, a key already in it not appended again. */
+export function extendChain(
+  chain: readonly ChainLink[] | undefined,
+  links: readonly ChainLink[],
+): ChainLink[] {
+  const out = [...(chain ?? [])];
+  for (const link of links) if (!out.some((l) => l.fingerprint === link.fingerprint)) out.push(link);
+  return out;
 }
 
 /**

@@ -61,7 +61,7 @@ import type { CachedSnapshot, ContentCache } from './disk/cache.ts';
 import type { TrustRecord } from './disk/state.ts';
 import { ClientError } from './errors.ts';
 import { type Endpoint, type Fetcher, fetchBody, UNLISTED_LIMITS } from './fetcher.ts';
-import { checkRotatedSnapshot, type FollowedChain, followRotations } from './key-chain.ts';
+import { checkRotatedSnapshot, extendChain, type FollowedChain, followRotations } from './key-chain.ts';
 import { TrustedSnapshot } from './trusted-snapshot.ts';
 
 /** Attempts at a snapshot whose signature belongs to another publish than its body (one in between). */
@@ -185,6 +185,14 @@ export class RegistrySession {
           'OFFLINE_MISSING',
           `${this.entry.name}: no snapshot of ${this.entry.url} is cached; run \`plugindex registry update ${this.entry.name}\` online first`,
         );
+      // The cache is per URL, shared by every registry name, plugin set and `registry add` of that URL: a
+      // snapshot cached by another is one this trust record never checked the log of (it may be a fork).
+      // Offline, only the snapshot this record accepted is trusted; not a refusal, as online may accept it.
+      if (this.trust.snapshotSha256 !== sha256Hex(cached.bytes))
+        throw new ClientError(
+          'OFFLINE_MISSING',
+          `${this.entry.name}: the snapshot of ${this.entry.url} cached is not the one this client last checked for ${this.entry.name}; run \`plugindex registry update ${this.entry.name}\` online first`,
+        );
       await this.#trusted.updateSnapshot(cached.bytes, cached.signature);
       body = cached.bytes;
       signature = cached.signature;
@@ -210,13 +218,25 @@ export class RegistrySession {
           ...this.#trust,
           fingerprint: chain.fingerprint,
           armoredKey: chain.armoredKey,
-          chain: [...(this.#trust.chain ?? []), ...chain.links],
+          chain: extendChain(this.#trust.chain, chain.links),
         };
         this.#key = chain.key;
         this.#trusted = trusted;
       }
     }
     const snapshot = this.#trusted.snapshot;
+    // Signed by the key pinned (no rotation followed): it must count the rotations that key is at. A lower
+    // count would reset where the next rotation is looked for (and a higher one names a rotation whose key
+    // did not sign), so either is refused before anything is kept.
+    if (
+      !rotated &&
+      this.#trust.rotations !== undefined &&
+      (snapshot.key_rotations ?? 0) !== this.#trust.rotations
+    )
+      throw new TrustError(
+        'KEY_ROTATION_BROKEN',
+        `${this.entry.url}/${SNAPSHOT_KEY}, signed by key ${this.#trust.fingerprint}, counts ${snapshot.key_rotations ?? 0} key rotations, but that key is at ${this.#trust.rotations}`,
+      );
     // Before anything of this snapshot is kept (cache, trust state): a refused log leaves both as they were.
     // A snapshot not asked for again (offline, or checked moments ago) is the one whose log was accepted.
     const log = this.#deps.offline || current ? this.trust.log : await this.#acceptLog(snapshot);
@@ -332,6 +352,7 @@ export class RegistrySession {
     return followRotations({
       held: { key: this.#key, fingerprint: this.#trust.fingerprint, armoredKey: this.#trust.armoredKey },
       ...(this.#trust.rotations !== undefined ? { from: this.#trust.rotations } : {}),
+      retired: (this.#trust.chain ?? []).map((l) => l.fingerprint),
       load: async (sequence) => {
         try {
           return await fetchBody(this.#deps.fetcher, this.endpoint, {

@@ -72,12 +72,14 @@ export function segmentOf(seq: number): number {
   return Math.floor(seq / LOG_SEGMENT_ENTRIES);
 }
 
-/** The segments holding entries `from` to `to - 1`. */
-export function segmentsBetween(from: number, to: number): number[] {
-  if (to <= from) return [];
-  const out: number[] = [];
-  for (let s = segmentOf(from); s <= segmentOf(to - 1); s++) out.push(s);
-  return out;
+/**
+ * The segments holding entries `from` to `to - 1`, one at a time: `to` comes from a signed head, which may
+ * count far more entries than are served (2**40, say), so a reader stops at the first segment missing or
+ * short rather than listing them all first.
+ */
+export function* segmentsBetween(from: number, to: number): Generator<number, void, undefined> {
+  if (to <= from) return;
+  for (let s = segmentOf(from); s <= segmentOf(to - 1); s++) yield s;
 }
 
 /** One entry's line: fixed key order (as the LogEntry type lists them), no spaces, no newline. */

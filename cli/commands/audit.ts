@@ -1,6 +1,7 @@
 /**
  * `plugindex audit`: every installed version against its registry's current advisories (exit 1 when any
- * affects one, `high` and `critical` named first); the way to check a tree installed `--frozen`.
+ * affects one, `high` and `critical` named first), and whether it was removed (exit 1) or yanked (reported)
+ * since; the way to check a tree installed `--frozen`.
  * `plugindex audit NAME [--registry R]`: the plugin's history from the registry's transparency log, the
  * whole chain checked against the head the snapshot signs (exit 3 when it does not verify), then its
  * advisories.
@@ -24,7 +25,7 @@ export async function run(parsed: Parsed): Promise<number> {
     return withClient(parsed, async ({ client, json }) => {
       const audit = await client.auditInstalled(dirOption(parsed));
       printInstalled(audit, json);
-      return audit.findings.length > 0 ? 1 : 0;
+      return failed(audit) ? 1 : 0;
     });
   }
   if (name.includes('@') || parseRequest(name).name !== name)
@@ -38,11 +39,18 @@ export async function run(parsed: Parsed): Promise<number> {
   });
 }
 
+/** An advisory affects an installed version, or one was removed (a yank alone is reported, not failed). */
+function failed(audit: InstalledAudit): boolean {
+  return audit.findings.length > 0 || audit.states.some((s) => s.state === 'removed');
+}
+
 function printInstalled(audit: InstalledAudit, json: boolean): void {
   if (json) {
-    outJson({ ok: audit.findings.length === 0, ...audit });
+    outJson({ ok: !failed(audit), ...audit });
     return;
   }
+  for (const s of audit.states)
+    out(`${s.state}  ${s.name}@${s.version} from ${s.registry}${s.reason ? `: ${s.reason}` : ''}`);
   for (const f of audit.findings)
     out(`${f.advisory.severity}  ${f.name}@${f.version} from ${f.registry}: ${advisoryText(f.advisory)}`);
   for (const s of audit.skipped) out(`not checked  ${s.name}@${s.version} from ${s.registry}: ${s.reason}`);

@@ -227,6 +227,43 @@ describe('when installed plugins are audited', () => {
     ]);
   });
 
+  it('reports a version removed since (exit 1) and one yanked since (reported only), in --json too', async () => {
+    const plugindex = await home();
+    expect((await plugindex('install', 'steady-tool@1.1.0')).code).toBe(0);
+    await editPlugin(local.context, 'steady-tool', (doc) => {
+      Object.assign(versionOf(doc, '1.1.0'), { yanked: true, yanked_reason: 'breaks on arm' });
+    });
+    try {
+      // Past the minute a snapshot just checked is used without asking again.
+      expect((await plugindex('registry', 'update')).code).toBe(0);
+      const yanked = await plugindex('audit');
+      expect(yanked.code, yanked.stderr).toBe(0);
+      expect(yanked.stdout).toContain('yanked  steady-tool@1.1.0 from main: breaks on arm');
+      await editPlugin(local.context, 'steady-tool', (doc) => {
+        Object.assign(versionOf(doc, '1.1.0'), {
+          removed: { reason: 'legal request', at: '2026-11-01T12:00:00Z' },
+        });
+      });
+      expect((await plugindex('registry', 'update')).code).toBe(0);
+      const removed = await plugindex('audit');
+      expect(removed.code).toBe(1);
+      expect(removed.stdout).toContain('removed  steady-tool@1.1.0 from main: legal request');
+      const json = JSON.parse((await plugindex('audit', '--json')).stdout);
+      expect(json).toMatchObject({
+        ok: false,
+        states: [{ name: 'steady-tool', version: '1.1.0', state: 'removed', reason: 'legal request' }],
+      });
+    } finally {
+      await editPlugin(local.context, 'steady-tool', (doc) => {
+        Object.assign(versionOf(doc, '1.1.0'), {
+          yanked: false,
+          yanked_reason: undefined,
+          removed: undefined,
+        });
+      });
+    }
+  });
+
   it('exits 0 when no advisory affects anything installed', async () => {
     const plugindex = await home();
     expect((await plugindex('install', 'steady-tool@1.0.0')).code).toBe(0);

@@ -12,13 +12,14 @@ import { createRegistryServer, listenRegistryServer } from '../../cli/local/serv
 import { verifyRegistry } from '../../cli/verify.ts';
 import { parseRegistryConfig } from '../../index-builder/config.ts';
 import { TrustError } from '../../index-builder/errors.ts';
-import type { SnapshotDocument } from '../../index-builder/model.ts';
+import type { LogHead, SnapshotDocument } from '../../index-builder/model.ts';
 import { type PipelineContext, processSubmissions } from '../../index-builder/pipeline/index.ts';
 import type { Store, StoredObject } from '../../index-builder/store.ts';
 import { encode, makeBundle, makeRegistry, type TestRegistry, validManifest } from '../support/fixtures.ts';
 import {
   alterLine,
   appendLog,
+  claimLogLength,
   editPlugin,
   rewriteLog,
   segmentLines,
@@ -226,6 +227,19 @@ describe("when the registry's log is checked", () => {
       await serveSegment(context, original);
     }
     await expect(verifyPinned()).resolves.toMatchObject({ log: { length: 2 + 5, head: vouched()?.head } });
+  });
+
+  it('refuses promptly a signed head counting 2**40 entries, far more than are served (LOG_TRUNCATED)', async () => {
+    const real = vouched() as LogHead;
+    await claimLogLength(context, 2 ** 40);
+    try {
+      const error = await verifyPinned().catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(TrustError);
+      expect(error).toMatchObject({ code: 'LOG_TRUNCATED' });
+    } finally {
+      await claimLogLength(context, real.length);
+    }
+    await expect(verifyPinned()).resolves.toMatchObject({ log: real });
   });
 
   it('skips the files of a version the operator removed (deleted on purpose), counting it', async () => {

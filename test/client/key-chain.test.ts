@@ -4,7 +4,7 @@
  * cap on how many it follows.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { checkRotatedSnapshot, followRotations, type HeldKey } from '../../client/key-chain.ts';
+import { checkRotatedSnapshot, extendChain, followRotations, type HeldKey } from '../../client/key-chain.ts';
 import type { SnapshotDocument } from '../../index-builder/model.ts';
 import { MAX_ROTATIONS, signRotation } from '../../index-builder/rotation.ts';
 import { createSigner, readPublicKey, type Signer } from '../../index-builder/signing.ts';
@@ -102,5 +102,35 @@ describe('when a client follows a registry key chain', () => {
       message: expect.stringContaining(`more than ${MAX_ROTATIONS}`),
     });
     expect(asked).toBe(MAX_ROTATIONS);
+  });
+
+  it('refuses a rotation back to a key already left (a loop), in one run or across runs', async () => {
+    const [a, b, c] = signers as [Signer, Signer, Signer];
+    const now = new Date('2026-11-01T00:00:00Z');
+    const back = (await signRotation({ registry: URL, sequence: 3, previous: c, next: a, now })).bytes;
+    const looping = async (n: number) => (n === 3 ? back : chain.get(n));
+    // In one run: a -> b -> c -> a.
+    await expect(followRotations({ load: looping, held: await held(a), from: 0 })).rejects.toMatchObject({
+      code: 'KEY_ROTATION_BROKEN',
+      message: expect.stringContaining(`keys/rotation/3.json rotates to key ${a.fingerprint}`),
+    });
+    // Across runs: the client holds c, and its chain kept a and b.
+    await expect(
+      followRotations({
+        load: looping,
+        held: await held(c),
+        from: 2,
+        retired: [a.fingerprint, b.fingerprint],
+      }),
+    ).rejects.toMatchObject({ code: 'KEY_ROTATION_BROKEN' });
+  });
+
+  it('does not append a key already in the chain kept', () => {
+    const link = (fingerprint: string) => ({ fingerprint, armoredKey: `key ${fingerprint}` });
+    expect(extendChain([link('A'), link('B')], [link('B'), link('C')]).map((l) => l.fingerprint)).toEqual([
+      'A',
+      'B',
+      'C',
+    ]);
   });
 });

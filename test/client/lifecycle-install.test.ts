@@ -187,6 +187,17 @@ describe('when a version is yanked after it was locked', () => {
     expect(await readFile(m.lockfile, 'utf8')).toBe(lock);
   });
 
+  it('refuses it with --deny-yanked when the installed tree already is the lock (no fast path then)', async () => {
+    await m.use((c) => c.install({ requests: [], dir: m.dir, lockfile: m.lockfile }));
+    const error = await failure(
+      m.use((c) => c.install({ requests: [], dir: m.dir, lockfile: m.lockfile, denyYanked: true })),
+    );
+    expect(error).toMatchObject({ code: 'YANKED', message: expect.stringContaining('crashes on start') });
+    expect(await readFile(m.lockfile, 'utf8')).toBe(lock);
+    const installed = await m.use((c) => c.installed({ dir: m.dir }));
+    expect(Object.keys(installed.plugins['yank-tool']?.versions ?? {})).toEqual(['1.1.0']);
+  });
+
   it('never chooses it anew: a range takes the version below, an exact request is refused', async () => {
     const fresh = await machine();
     const result = await fresh.use((c) =>
@@ -199,6 +210,13 @@ describe('when a version is yanked after it was locked', () => {
       ),
     );
     expect(error).toMatchObject({ code: 'NO_MATCHING_VERSION', message: expect.stringContaining('yanked') });
+  });
+
+  it('is reported as yanked, with why, by audit', async () => {
+    const audit = await m.use((c) => c.auditInstalled({ dir: m.dir }));
+    expect(audit.states).toEqual([
+      { name: 'yank-tool', version: '1.1.0', registry: 'test', state: 'yanked', reason: 'crashes on start' },
+    ]);
   });
 });
 
@@ -254,6 +272,14 @@ describe('when the operator removes a version', () => {
   it('shows an installed copy as removed, with why, in list --outdated', async () => {
     const [row] = await kept.use((c) => c.list({ dir: kept.dir, outdated: true, lockfile: kept.lockfile }));
     expect(row).toMatchObject({ name: 'gone-tool', current: '2.0.0', yanked: true, removed: REMOVED });
+  });
+
+  it('is reported as removed, with why, by audit', async () => {
+    const audit = await kept.use((c) => c.auditInstalled({ dir: kept.dir }));
+    expect(audit.states).toEqual([
+      { name: 'gone-tool', version: '2.0.0', registry: 'test', state: 'removed', reason: REMOVED.reason },
+    ]);
+    expect(audit.findings).toEqual([]);
   });
 });
 

@@ -32,6 +32,7 @@ import {
 import {
   alterLine,
   appendLog,
+  claimLogLength,
   dropLog,
   rewriteLog,
   segmentLines,
@@ -269,6 +270,12 @@ const ATTACKS: [string, string, (seen: LogHead) => Promise<unknown>][] = [
     },
   ],
   [
+    // Its segments are not even listed: the first short one ends the reading (a hang or a crash otherwise).
+    'whose signed head counts 2**40 entries, far more than are served',
+    'LOG_TRUNCATED',
+    () => claimLogLength(registry.context, 2 ** 40),
+  ],
+  [
     'rewritten at the same length and re-signed (forked)',
     'LOG_FORKED',
     (seen) => rewriteLog(registry.context, seen.length),
@@ -367,6 +374,29 @@ describe('when a registry log no longer extends the one a client remembers', () 
       code: 'LOG_FORKED',
     });
     expect(await readFile(m.stateFile, 'utf8')).toBe(before);
+  });
+
+  it('offline, refuses a snapshot another registry name of the same URL cached after a fork, as online does', async () => {
+    const seen = await appendLog(registry.context, 3);
+    const m = machine();
+    await addRegistry(m);
+    await rewriteLog(registry.context, seen.length);
+    // Same URL and key under another name: it takes the forked log on first use, and the per-URL cache
+    // now holds the forked snapshot, one the trust record of 'test' never checked the log of.
+    await withClient(m, (c) =>
+      c.addRegistry({
+        name: 'other',
+        url: base,
+        pin: { armored: registry.registryKey.publicKey },
+        priority: 2,
+      }),
+    );
+    const before = await readFile(m.stateFile, 'utf8');
+    const [offline] = await withClient(m, (c) => c.updateRegistries(['test']), { offline: true });
+    expect(offline?.error).toMatchObject({ name: 'ClientError', code: 'OFFLINE_MISSING' });
+    expect(await readFile(m.stateFile, 'utf8')).toBe(before);
+    const [online] = await withClient(m, (c) => c.updateRegistries(['test']));
+    expect(online?.error).toMatchObject({ name: 'TrustError', code: 'LOG_FORKED' });
   });
 
   it('refuses a trust state whose remembered head is damaged, rather than trusting a log on first use again', async () => {

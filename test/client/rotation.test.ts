@@ -18,7 +18,7 @@ import { createClient, type PlugindexClient } from '../../client/client.ts';
 import { createHttpFetcher } from '../../client/fetcher.ts';
 import { parseLockfile } from '../../client/lockfile.ts';
 import { TrustError } from '../../index-builder/errors.ts';
-import { processSubmissions } from '../../index-builder/pipeline/index.ts';
+import { processSubmissions, rebuildRegistry } from '../../index-builder/pipeline/index.ts';
 import {
   readSignedRotation,
   rotationKey,
@@ -29,6 +29,7 @@ import { createSigner, generateKeyPair, type KeyPair, type Signer } from '../../
 import { CACHE_PRIVATE } from '../../index-builder/store.ts';
 import { encode, makeBundle, validManifest } from '../support/fixtures.ts';
 import { gpgKeyring } from '../support/gpg.ts';
+import { rewriteLog } from '../support/lifecycle.ts';
 
 const NAME = 'rotating-tool';
 const LINUX = { os: 'linux', arch: 'amd64' } as const;
@@ -426,5 +427,91 @@ describe('when a published rotation is forged', () => {
     const [report] = await m.run((c) => c.updateRegistries(['main']));
     expect(report?.error).toMatchObject({ name: 'TrustError', code: 'SNAPSHOT_BAD_SIGNATURE' });
     expect(await trustState(m)).toMatchObject({ fingerprint: registry.firstFingerprint });
+  });
+});
+
+describe('when a registry rotated from is added again by the key it rotated from', () => {
+  it('keeps the remembered log head and chain, so a history rewritten since is refused (LOG_FORKED)', async () => {
+    const registry = await servedRegistry(['1.0.0']);
+    const m = await machine();
+    await m.run((c) =>
+      c.addRegistry({ name: 'main', url: registry.url, pin: { armored: registry.firstKey } }),
+    );
+    const second = await newKey();
+    await rotateLocalRegistry(registry.dir, second.secretKey);
+    const [followed] = await m.run((c) => c.updateRegistries(['main']));
+    expect(followed?.report?.fingerprint).toBe(second.fingerprint);
+    const before = await trustState(m);
+    expect(before).toMatchObject({ fingerprint: second.fingerprint, rotations: 1 });
+    const { context } = await openRegistry(registry.dir);
+    await rewriteLog(context, (before.log as { length: number }).length);
+    await expect(
+      m.run((c) =>
+        c.addRegistry({ name: 'main', url: registry.url, pin: { armored: registry.firstKey }, priority: 2 }),
+      ),
+    ).rejects.toMatchObject({ name: 'TrustError', code: 'LOG_FORKED' });
+    expect(await trustState(m)).toEqual(before);
+  });
+});
+
+describe('when a snapshot signed by the pinned key counts fewer rotations than that key is at', () => {
+  it('refuses it (KEY_ROTATION_BROKEN) and keeps the trust state, so where rotations are looked for is not reset', async () => {
+    const registry = await servedRegistry(['1.0.0']);
+    const m = await machine();
+    await m.run((c) =>
+      c.addRegistry({ name: 'main', url: registry.url, pin: { armored: registry.firstKey } }),
+    );
+    const second = await newKey();
+    await rotateLocalRegistry(registry.dir, second.secretKey);
+    await m.run((c) => c.updateRegistries(['main']));
+    const before = await trustState(m);
+    expect(before).toMatchObject({ fingerprint: second.fingerprint, rotations: 1 });
+    // Signed by the second key, as every snapshot now is, but counting no rotation.
+    const { context } = await openRegistry(registry.dir);
+    await rebuildRegistry(context, { keyRotations: 0 });
+    const [report] = await m.run((c) => c.updateRegistries(['main']));
+    expect(report?.error).toBeInstanceOf(TrustError);
+    expect(report?.error).toMatchObject({
+      code: 'KEY_ROTATION_BROKEN',
+      message: expect.stringContaining('counts 0'),
+    });
+    expect(await trustState(m)).toEqual(before);
+  });
+});
+
+describe('when verify --url --state is given a key the registry rotated from', () => {
+  it('keeps the key it followed and starts from it next time; a damaged saved log is refused', async () => {
+    const registry = await servedRegistry(['1.0.0']);
+    const stateFile = join(root, `verify-state-${registries}.json`);
+    const verify = () => verifyRegistry({ url: registry.url, pinnedKey: registry.firstKey, stateFile });
+    await verify();
+    const second = await newKey();
+    await rotateLocalRegistry(registry.dir, second.secretKey);
+    expect(await verify()).toMatchObject({ fingerprint: second.fingerprint, rotations: [{ sequence: 1 }] });
+    const saved = JSON.parse(await readFile(stateFile, 'utf8'));
+    expect(saved).toMatchObject({
+      fingerprint: second.fingerprint,
+      key: second.publicKey,
+      rotations: 1,
+      chain: [registry.firstFingerprint],
+    });
+    const third = await newKey();
+    await rotateLocalRegistry(registry.dir, third.secretKey);
+    // From the second key, saved: only the rotation since is followed.
+    const report = await verify();
+    expect(report).toMatchObject({ fingerprint: third.fingerprint });
+    expect(report.rotations).toEqual([{ sequence: 2, from: second.fingerprint, to: third.fingerprint }]);
+    expect(JSON.parse(await readFile(stateFile, 'utf8'))).toMatchObject({
+      key: third.publicKey,
+      chain: [registry.firstFingerprint, second.fingerprint],
+    });
+
+    const state = JSON.parse(await readFile(stateFile, 'utf8'));
+    await writeFile(stateFile, JSON.stringify({ ...state, log: { length: 'three' } }));
+    await expect(verify()).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'TRUST_STATE_INVALID',
+      message: expect.stringContaining('#/log'),
+    });
   });
 });

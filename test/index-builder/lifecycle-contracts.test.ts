@@ -271,8 +271,8 @@ describe('the log', () => {
     expect(trustCode(() => parseSegment(encode('{"seq":0}\n'), 0))).toBe('LOG_MALFORMED');
     expect(trustCode(() => parseSegment(encode('nope\n'), 0))).toBe('LOG_MALFORMED');
     expect(parseSegment(new Uint8Array(), 0)).toEqual([]);
-    expect(segmentsBetween(LOG_SEGMENT_ENTRIES - 1, LOG_SEGMENT_ENTRIES + 1)).toEqual([0, 1]);
-    expect(segmentsBetween(5, 5)).toEqual([]);
+    expect([...segmentsBetween(LOG_SEGMENT_ENTRIES - 1, LOG_SEGMENT_ENTRIES + 1)]).toEqual([0, 1]);
+    expect([...segmentsBetween(5, 5)]).toEqual([]);
   });
 });
 

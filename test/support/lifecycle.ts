@@ -161,3 +161,19 @@ export function alterLine(line: string): string {
   const digit = line[at] === 'a' ? 'b' : 'a';
   return `${line.slice(0, at)}${digit}${line.slice(at + 1)}`;
 }
+
+/**
+ * The registry signs a head that counts `length` entries (far more than it serves, say) over its real
+ * last hash: a reader must stop at the first segment missing or short, never list them all first.
+ */
+export async function claimLogLength(ctx: PipelineContext, length: number): Promise<LogHead> {
+  const object = await ctx.intake.get(LOG_STATE_KEY);
+  if (!object) throw new Error('no log to claim more of');
+  const head: LogHead = { length, head: (JSON.parse(decoder.decode(object.body)) as LogHead).head };
+  await ctx.intake.put(LOG_STATE_KEY, encoder.encode(`${JSON.stringify(head)}\n`), {
+    contentType: 'application/json',
+    cacheControl: CACHE_PRIVATE,
+  });
+  await refreshSnapshot(ctx);
+  return head;
+}
