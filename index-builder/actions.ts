@@ -15,7 +15,7 @@ import { fixedClock } from './clock.ts';
 import { sha256Hex } from './digest.ts';
 import { escapePointer, type Problem, problem, SubmissionError } from './errors.ts';
 import { pluginNameFormProblem } from './layout.ts';
-import { duplicateKeyPointers } from './manifest/parse.ts';
+import { duplicateKeyPointers } from './manifest/json-scan.ts';
 import { type Advisory, SEVERITIES, type Severity } from './model.ts';
 import { createSigner } from './signing.ts';
 import { stringifyJson, textProblem } from './text.ts';

@@ -7,7 +7,7 @@
 import type { Key } from 'openpgp';
 import { sha256Hex } from './digest.ts';
 import { TrustError } from './errors.ts';
-import { duplicateKeyPointers } from './manifest/parse.ts';
+import { duplicateKeyPointers } from './manifest/json-scan.ts';
 import { readPublicKey, type Signer, verifyDetachedSignature } from './signing.ts';
 import { stringifyJson } from './text.ts';
 
