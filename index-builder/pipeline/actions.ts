@@ -12,6 +12,7 @@
  * the log's flush and the marker, the log itself says it (`LogWriter.entry`).
  */
 import {
+  type ActionBody,
   type ActionKind,
   actionSubject,
   actionTimeAndPlaceProblems,
@@ -125,7 +126,14 @@ async function replayOrResume(
     const { key } = await namedKey(read.action, judging);
     // What comes after it in the batch is judged with its effect, as the run that died judged it.
     if (!resumed.finished) await applyAgain(judging, read, resumed.time, key);
-    return { kind: 'action-accepted', read, signer, ...(key ? { key } : {}), resumed: { ...resumed, from } };
+    return {
+      kind: 'action-accepted',
+      read,
+      signer,
+      ...(await publishedVersion(judging.view, read.action)),
+      ...(key ? { key } : {}),
+      resumed: { ...resumed, from },
+    };
   };
   if (marker) {
     if (marker.submission !== upload.id) return replayed();
@@ -335,7 +343,32 @@ export async function evaluateAction(
   if (!applied.ok) return refuse(applied.problems);
   view.change(applied.doc);
   view.applied.add(read.digest);
-  return { kind: 'action-accepted', read, signer, ...(named.key ? { key: named.key } : {}) };
+  return {
+    kind: 'action-accepted',
+    read,
+    signer,
+    ...(await publishedVersion(view, action)),
+    ...(named.key ? { key: named.key } : {}),
+  };
+}
+
+/** The version an action names, as its record has it (the action may spell it otherwise), if any. */
+async function publishedVersion(view: BatchView, action: ActionBody): Promise<{ version?: string }> {
+  if (!('version' in action)) return {};
+  const doc = await view.current(action.plugin);
+  const record = doc ? findVersion(doc, action.version) : undefined;
+  return record ? { version: record.version } : {};
+}
+
+/** What an accepted action is about and who signed it, its version as published. */
+export function acceptedInfo(evaluation: AcceptedAction): ActionInfo & { readonly signer: string } {
+  const action = evaluation.read.action;
+  return {
+    kind: action.action,
+    ...actionSubject(action),
+    ...(evaluation.version ? { version: evaluation.version } : {}),
+    signer: evaluation.signer,
+  };
 }
 
 /** A batch's publishes and actions folded into the plugin documents, in upload order. */
@@ -396,9 +429,7 @@ export async function foldBatch(
     const action = read.action;
     const at = resumed?.time ?? processed;
     const reject = (problems: readonly Problem[]) => {
-      item.evaluation = rejected(problems, {
-        action: { kind: action.action, ...actionSubject(action), signer: evaluation.signer },
-      });
+      item.evaluation = rejected(problems, { action: acceptedInfo(evaluation) });
     };
     if (action.action === 'revoke-key') {
       const listed = withRevokedKey(
@@ -494,11 +525,13 @@ export function appendToLog(log: LogWriter, items: readonly BatchItem[], process
       }
       const action = evaluation.read.action;
       const detail = actionDetail(action, evaluation.key);
+      const { plugin, version } = acceptedInfo(evaluation);
       item.seq = log.append(
         {
           time: processed,
           type: action.action,
-          ...actionSubject(action),
+          ...(plugin ? { plugin } : {}),
+          ...(version ? { version } : {}),
           signer: evaluation.signer,
           digest: evaluation.read.digest,
           ...(Object.keys(detail).length > 0 ? { detail } : {}),
@@ -522,13 +555,13 @@ export async function writeMarkers(
     const evaluation = item.evaluation;
     if (evaluation.kind !== 'action-accepted' || item.seq === undefined) continue;
     if (evaluation.resumed?.from === 'marker') continue;
-    const action = evaluation.read.action;
+    const { kind, signer, ...subject } = acceptedInfo(evaluation);
     const marker: ActionMarker = {
       schema: 'plugindex/applied-action/v1',
       digest: evaluation.read.digest,
-      action: action.action,
-      ...actionSubject(action),
-      signer: evaluation.signer,
+      action: kind,
+      ...subject,
+      signer,
       seq: item.seq,
       time: evaluation.resumed?.time ?? processed,
       submission: item.upload.id,

@@ -52,6 +52,11 @@ export interface AcceptedAction {
   readonly kind: 'action-accepted';
   readonly read: ReadAction;
   readonly signer: string;
+  /**
+   * The version the action names, as published (the record's: `yank p@1.0.0+B` of a version published as
+   * `1.0.0+b` names that one), so the log, the marker and the outcome say which version it was.
+   */
+  readonly version?: string;
   /** The key the action names (`owners-add`, `transfer`). */
   readonly key?: NamedKey;
   /**

@@ -26,7 +26,6 @@
  * or log entry: it is applied again, idempotently, and not logged twice), sees the catalog out of date for
  * that plugin, and rebuilds.
  */
-import { actionSubject } from '../actions.ts';
 import { type Catalog, emptyCatalog, loadCatalog, saveCatalog } from '../catalog.ts';
 import { sha256Hex } from '../digest.ts';
 import { problem, StoreError } from '../errors.ts';
@@ -39,7 +38,14 @@ import {
 } from '../layout.ts';
 import type { PluginDocument, SnapshotDocument } from '../model.ts';
 import { encodeJson } from '../render/documents.ts';
-import { appendToLog, type Folded, foldBatch, writeEnvelopes, writeMarkers } from './actions.ts';
+import {
+  acceptedInfo,
+  appendToLog,
+  type Folded,
+  foldBatch,
+  writeEnvelopes,
+  writeMarkers,
+} from './actions.ts';
 import { checkSigningKeyCurrent, commitGeneration, writeSnapshot } from './commit.ts';
 import { type BatchResult, identityOf, type PipelineContext } from './context.ts';
 import { type BatchItem, BatchView, evaluateBatch, failedWrite, rejected } from './evaluate.ts';
@@ -93,7 +99,6 @@ function failedItem(item: BatchItem, error: unknown, what: string): void {
     // Its log entry is written already: the run that accepted it rendered this document.
     if (evaluation.resumed) throw error;
     if (error instanceof StoreError && !error.permanent) throw error;
-    const action = evaluation.read.action;
     item.evaluation = rejected(
       [
         problem(
@@ -105,7 +110,7 @@ function failedItem(item: BatchItem, error: unknown, what: string): void {
           },
         ),
       ],
-      { action: { kind: action.action, ...actionSubject(action), signer: evaluation.signer } },
+      { action: acceptedInfo(evaluation) },
     );
   }
 }

@@ -4,7 +4,7 @@
  * the commit, so an outcome never names a version clients cannot see yet; a crash before leaves the upload
  * in incoming/, and the retry records it.
  */
-import { type ActionKind, actionSubject, isJsonSubmission } from '../actions.ts';
+import { type ActionKind, isJsonSubmission } from '../actions.ts';
 import type { Problem } from '../errors.ts';
 import {
   manifestKey,
@@ -18,6 +18,7 @@ import {
 } from '../layout.ts';
 import { ociArtifactUrl } from '../oci.ts';
 import { CACHE_PRIVATE } from '../store.ts';
+import { acceptedInfo } from './actions.ts';
 import type { PipelineContext } from './context.ts';
 import type { AcceptedAction, BatchItem, Evaluation } from './evaluate.ts';
 
@@ -67,11 +68,7 @@ function actionOutcomeOf(item: BatchItem, batch: BatchRecord): SubmissionOutcome
   const { upload, evaluation } = item;
   const info =
     evaluation.kind === 'action-accepted'
-      ? {
-          kind: evaluation.read.action.action,
-          ...actionSubject(evaluation.read.action),
-          signer: evaluation.signer,
-        }
+      ? acceptedInfo(evaluation)
       : evaluation.kind === 'rejected'
         ? evaluation.action
         : undefined;

@@ -180,6 +180,28 @@ describe('when an owner yanks and unyanks a version', () => {
   });
 });
 
+describe('when an action names a version spelled otherwise than it was published', () => {
+  it('applies it to that version, and the outcome, the marker and the log name it as published', async () => {
+    const registry = await registryWithOperator();
+    await publishVersions(registry, ['1.2.0-RC.1+build.7']);
+    const submitted = await submitAction(
+      registry.intake,
+      { action: 'yank', plugin: 'demo-plugin', version: '1.2.0-rc.1' },
+      publisher,
+    );
+    const [outcome] = await run(registry, submitted.key);
+
+    expect(outcome).toMatchObject({ status: 'accepted', version: '1.2.0-RC.1+build.7' });
+    expect(version(await bound(registry), '1.2.0-RC.1+build.7')).toMatchObject({ yanked: true });
+    expect((await logOf(registry)).map((e) => [e.type, e.version])).toEqual([
+      ['publish', '1.2.0-RC.1+build.7'],
+      ['yank', '1.2.0-RC.1+build.7'],
+    ]);
+    const marker = registry.intake.objects.get(actionMarkerKey(submitted.digest))?.body;
+    expect(JSON.parse(new TextDecoder().decode(marker)).version).toBe('1.2.0-RC.1+build.7');
+  });
+});
+
 describe('when an owner deprecates', () => {
   it('deprecates a range, then the whole plugin (later versions too), then lifts it', async () => {
     const registry = await registryWithOperator();
