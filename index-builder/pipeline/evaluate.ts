@@ -20,6 +20,8 @@ import { EMPTY_REVOKED_KEYS, type NamedKey, parseRevokedKeys, revocationOf } fro
 import { loadManifest } from '../manifest/index.ts';
 import type { Manifest, PluginDocument, RevokedKeysDocument } from '../model.ts';
 import { versionRecordOf } from '../records.ts';
+import { ROTATION_PREFIX, readSignedRotation } from '../rotation.ts';
+import { readPublicKey } from '../signing.ts';
 import type { Store } from '../store.ts';
 import { authorizePublisher, checkPublisherSignature, loadTrustedKeys, type TrustedKeys } from '../trust.ts';
 import { evaluateAction } from './actions.ts';
@@ -325,6 +327,24 @@ async function evaluate(ctx: PipelineContext, bytes: Uint8Array, judging: Judgin
 }
 
 /**
+ * Every fingerprint of every key the registry has signed with: its key now, and each key a published
+ * rotation retired. A retired key stays the registry's (its signatures are still about, and it may have
+ * been rotated because it leaked), so it can never sign as a publisher, an owner or an operator.
+ * @throws TrustError KEY_ROTATION_BROKEN when a published rotation does not read: the batch fails, its
+ *   uploads stay in incoming/, rather than be judged without knowing every registry key.
+ */
+async function registryFingerprints(ctx: PipelineContext): Promise<string[]> {
+  const all = new Set(ctx.signer.fingerprints);
+  for await (const listed of ctx.site.list(ROTATION_PREFIX)) {
+    const stored = await ctx.site.get(listed.key);
+    if (!stored) continue;
+    const { rotation } = readSignedRotation(stored.body, listed.key);
+    for (const fp of (await readPublicKey(rotation.previous.key)).fingerprints) all.add(fp);
+  }
+  return [...all];
+}
+
+/**
  * Judges every upload of a batch in upload order, each against the published registry and the
  * submissions before it. Storage failures are transient: they fail the batch, leaving every submission in
  * incoming/ to retry. Anything else thrown is the submission's own doing (input a library choked on): it is
@@ -338,7 +358,7 @@ export async function evaluateBatch(
   log: LogWriter,
 ): Promise<BatchItem[]> {
   const judging: Judging = {
-    trusted: await loadTrustedKeys(ctx.config, ctx.signer.fingerprints),
+    trusted: await loadTrustedKeys(ctx.config, await registryFingerprints(ctx)),
     view,
     now,
     log,

@@ -26,6 +26,7 @@ import {
 } from '../../../index-builder/signing.ts';
 import { CACHE_IMMUTABLE, type PutOptions } from '../../../index-builder/store.ts';
 import { openSignedSnapshot, verifySnapshot } from '../../../index-builder/verify.ts';
+import { submitAction } from '../../support/actions.ts';
 import { encode, makeBundle, makeRegistry, type TestRegistry, testKey } from '../../support/fixtures.ts';
 import { type GpgKeyring, gpgKeyring } from '../../support/gpg.ts';
 import type { MemoryStore } from '../../support/memory-store.ts';
@@ -216,6 +217,34 @@ describe('when a registry rotates its key', () => {
     expect(again).toMatchObject({ status: 'already-rotated', sequence: 2, invalidate: [] });
     expect([registry.site.fingerprint(), registry.intake.fingerprint()]).toEqual(before);
     expect(logEntries(registry).entries.filter((e) => e.entry.type === 'rotate-key')).toHaveLength(2);
+  });
+});
+
+describe('when a key the registry rotated away from signs an upload', () => {
+  it('refuses it as the registry key, as a bundle and as an action, after two rotations', async () => {
+    const registry = await publishedRegistry();
+    await rotateRegistryKey({ ...registry.context, signer: newSigner }, await rotation(registry));
+    const second = await rotation(registry, { sequence: 2, previous: newSigner, next: thirdSigner });
+    await rotateRegistryKey({ ...registry.context, signer: thirdSigner }, second);
+    const now = { ...registry.context, signer: thirdSigner };
+
+    const bundle = await makeBundle({
+      manifest: baseManifest('fresh-plugin', '1.0.0'),
+      artifacts: [{ os: 'linux', arch: 'amd64', name: 'tool', body: encode('fresh') }],
+      signer: registry.registryKey,
+    });
+    const yank = await submitAction(
+      registry.intake,
+      { action: 'yank', plugin: 'demo-plugin', version: '1.0.0' },
+      await testKey('registry-2'),
+    );
+    const before = registry.site.fingerprint();
+    const { outcomes } = await processSubmissions(now, [...(await registry.submit(bundle)), yank.key]);
+    expect(outcomes.map((o) => [o.status, o.problems.map((p) => p.code)])).toEqual([
+      ['rejected', ['PUBLISHER_IS_REGISTRY_KEY']],
+      ['rejected', ['PUBLISHER_IS_REGISTRY_KEY']],
+    ]);
+    expect(registry.site.fingerprint()).toEqual(before);
   });
 });
 
