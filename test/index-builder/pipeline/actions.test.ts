@@ -662,6 +662,11 @@ describe('when keys/revoked.json is unreadable', () => {
     );
     await expect(processSubmissions(registry.context, [yank.key])).rejects.toThrow(/JSON/);
     expect(registry.intake.objects.has(yank.key)).toBe(true);
+    // A bundle alone too: its publisher is looked up in the list, and that must not reject it as unreadable.
+    const bundle = await makeBundle({ manifest: validManifest({ version: '1.1.0' }), signer: publisher });
+    const [bundleKey] = await registry.submit(bundle);
+    await expect(processSubmissions(registry.context, [bundleKey as string])).rejects.toThrow(/JSON/);
+    expect(registry.intake.objects.has(bundleKey as string)).toBe(true);
     expect([...registry.intake.objects.keys()].filter((k) => k.startsWith('rejected/'))).toEqual([]);
   });
 });
