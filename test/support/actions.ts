@@ -18,13 +18,12 @@ import type { PluginDocument, SnapshotDocument } from '../../index-builder/model
 import { type KeyPair, readPublicKey } from '../../index-builder/signing.ts';
 import type { Store } from '../../index-builder/store.ts';
 import { openSignedSnapshot, verifyPluginDocument, verifySnapshot } from '../../index-builder/verify.ts';
+import { nextUploadName } from './fixtures.ts';
 
 /** The URL of the test registries (test/support/fixtures.ts): an action names it. */
 export const TEST_REGISTRY_URL = 'https://registry.example.com';
 /** When test actions are made: before the test registries' clock (2026-11-01), within an action's age. */
 export const ACTION_SIGNED = new Date('2026-10-31T12:00:00Z');
-
-let counter = 0;
 
 export interface SubmittedAction {
   /** Its key under incoming/. */
@@ -48,8 +47,7 @@ export async function signedAction(
 
 /** Puts bytes under incoming/ as an upload named `<name>.json` (a fresh name each time, in order). */
 export async function upload(intake: Store, bytes: Uint8Array, name = 'action'): Promise<string> {
-  counter += 1;
-  const key = `incoming/${String(counter).padStart(5, '0')}-${name}.json`;
+  const key = `incoming/${nextUploadName()}-${name}.json`;
   await intake.put(key, bytes, { contentType: 'application/json', cacheControl: 'no-store' });
   return key;
 }

@@ -128,6 +128,16 @@ export interface TestRegistry {
 
 let submissionCounter = 0;
 
+/**
+ * A fresh name for an upload under incoming/, shared by bundles and actions so that names sort in the order
+ * the uploads were made: the pipeline takes uploads by time, then by name, and two made within the same
+ * millisecond must still be taken in the order the test made them.
+ */
+export function nextUploadName(): string {
+  submissionCounter += 1;
+  return `s${String(submissionCounter).padStart(6, '0')}`;
+}
+
 export async function makeRegistry(
   config: Partial<RegistryConfig> = {},
   clockStart = '2026-11-01T00:00:00Z',
@@ -152,8 +162,7 @@ export async function makeRegistry(
     async submit(...bundles) {
       const keys = [];
       for (const bundle of bundles) {
-        submissionCounter += 1;
-        const key = `incoming/s${String(submissionCounter).padStart(5, '0')}.tgz`;
+        const key = `incoming/${nextUploadName()}.tgz`;
         await intake.put(key, bundle, { contentType: 'application/gzip', cacheControl: 'no-store' });
         keys.push(key);
       }
