@@ -93,6 +93,9 @@ beforeAll(async () => {
   expect(published.code, published.stderr).toBe(0);
 }, 60_000);
 
+/** The publisher's key, and the upload bucket on the local S3 server. */
+const toBucket = (): string[] => ['--key', secretKey, '--bucket', INTAKE, '--endpoint', s3.endpoint];
+
 afterAll(async () => {
   await s3?.close();
   await rm(work, { recursive: true, force: true });
@@ -101,18 +104,7 @@ afterAll(async () => {
 describe('when an action for a deployed registry is written with --output', () => {
   it("names the URL in the upload bucket's config object", async () => {
     const file = path.join(work, 'from-config.json');
-    const result = await plugindex([
-      'yank',
-      `${PLUGIN}@1.0.0`,
-      '--key',
-      secretKey,
-      '--bucket',
-      INTAKE,
-      '--endpoint',
-      s3.endpoint,
-      '--output',
-      file,
-    ]);
+    const result = await plugindex(['yank', `${PLUGIN}@1.0.0`, ...toBucket(), '--output', file]);
     expect(result.code, result.stderr).toBe(0);
     expect(readSignedAction(new Uint8Array(await readFile(file))).action.registry).toBe(URL_IN_CONFIG);
     // Written, not uploaded.
@@ -164,21 +156,7 @@ describe('when an action is submitted to a deployed registry', () => {
   it('uploads it to incoming/, waits for the outcome the function records, prints it and exits by it', async () => {
     const handler = await localPublishHandler(s3, INTAKE, SITE);
     const result = await plugindex(
-      [
-        'deprecate',
-        PLUGIN,
-        '--message',
-        'use remote-demo-2',
-        '--key',
-        secretKey,
-        '--bucket',
-        INTAKE,
-        '--endpoint',
-        s3.endpoint,
-        '--timeout',
-        '20',
-        '--json',
-      ],
+      ['deprecate', PLUGIN, '--message', 'use remote-demo-2', ...toBucket(), '--timeout', '20', '--json'],
       () => handler({}),
     );
     expect(result.code, result.stderr).toBe(0);
@@ -217,12 +195,7 @@ describe('when an action is submitted to a deployed registry', () => {
       '<=1.0.0',
       '--summary',
       'remote code execution',
-      '--key',
-      secretKey,
-      '--bucket',
-      INTAKE,
-      '--endpoint',
-      s3.endpoint,
+      ...toBucket(),
       '--output',
       file,
     ]);
@@ -244,18 +217,7 @@ describe('when an action is submitted to a deployed registry', () => {
 
   it('exits 1 when no outcome is recorded in time, saying where to read it later', async () => {
     // No function runs: the outcome never comes.
-    const result = await plugindex([
-      'unyank',
-      `${PLUGIN}@1.0.0`,
-      '--key',
-      secretKey,
-      '--bucket',
-      INTAKE,
-      '--endpoint',
-      s3.endpoint,
-      '--timeout',
-      '0',
-    ]);
+    const result = await plugindex(['unyank', `${PLUGIN}@1.0.0`, ...toBucket(), '--timeout', '0']);
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/no outcome after 0 s: read status\/.+\.json later/);
     // Left for the function: it is taken at the next doorbell.
