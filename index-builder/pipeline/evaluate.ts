@@ -23,13 +23,19 @@ import { versionRecordOf } from '../records.ts';
 import { ROTATION_PREFIX, readSignedRotation } from '../rotation.ts';
 import { readPublicKey } from '../signing.ts';
 import type { Store } from '../store.ts';
-import { authorizePublisher, checkPublisherSignature, loadTrustedKeys, type TrustedKeys } from '../trust.ts';
+import {
+  authorizePublisher,
+  checkPublisherSignature,
+  loadTrustedKeys,
+  type SignerCheck,
+  type TrustedKeys,
+} from '../trust.ts';
 import { evaluateAction } from './actions.ts';
 import type { PipelineContext } from './context.ts';
 import type { Upload } from './intake.ts';
 import type { LogWriter } from './log-writer.ts';
 import { mergePluginDocument } from './plugin-document.ts';
-import { readJson } from './site-writer.ts';
+import { forEachLimited, mapLimited, readJson } from './site-writer.ts';
 
 /** One accepted submission, ready to be written. */
 export interface Accepted {
@@ -233,13 +239,37 @@ function provisionalRecord(manifest: Manifest, accepted: Omit<Accepted, 'kind' |
   });
 }
 
-async function evaluate(ctx: PipelineContext, bytes: Uint8Array, judging: Judging): Promise<Evaluation> {
-  const { trusted, view, now } = judging;
+/**
+ * What a bundle says of itself, whatever else the batch holds: read, its manifest validated, its files and
+ * artifact digests checked, its signature verified. None of it depends on the order of the batch, so it is
+ * worked out for every upload of a batch at once (`inspectAll`), and each is then judged in order.
+ */
+type Inspection =
+  | { readonly kind: 'unreadable'; readonly evaluation: Rejected }
+  | {
+      readonly kind: 'read';
+      readonly contents: BundleContents;
+      readonly manifest: Manifest | undefined;
+      /** The manifest's, the files', then the signature's. */
+      readonly problems: readonly Problem[];
+      readonly signer: SignerCheck;
+      /** Checked later than the others (after the version's), so they are reported in that order. */
+      readonly artifactProblems: readonly Problem[];
+    }
+  /** A library choked on the upload: rethrown when it is judged, where every such failure is handled. */
+  | { readonly kind: 'threw'; readonly error: unknown };
+
+async function inspectBundle(
+  ctx: PipelineContext,
+  bytes: Uint8Array,
+  trusted: TrustedKeys,
+  now: Date,
+): Promise<Inspection> {
   let contents: BundleContents;
   try {
     contents = await readBundle(bytes, ctx.bundleLimits);
   } catch (error) {
-    return rejected(problemsFrom(error));
+    return { kind: 'unreadable', evaluation: rejected(problemsFrom(error)) };
   }
   const problems: Problem[] = [];
   let manifest: Manifest | undefined;
@@ -260,6 +290,42 @@ async function evaluate(ctx: PipelineContext, bytes: Uint8Array, judging: Judgin
     now,
   });
   problems.push(...signer.problems);
+  const artifactProblems = manifest && problems.length === 0 ? checkArtifactDigests(contents, manifest) : [];
+  return { kind: 'read', contents, manifest, problems, signer, artifactProblems };
+}
+
+/** Bundles inspected at once: their signatures are checked on the thread pool, their reads overlap. */
+const INSPECT_CONCURRENCY = 8;
+
+/** Every bundle of the batch inspected, in bounded flight, and the documents their names need, read. */
+async function inspectAll(
+  ctx: PipelineContext,
+  uploads: readonly Upload[],
+  judging: Judging,
+): Promise<(Inspection | undefined)[]> {
+  const inspections = await mapLimited(uploads, INSPECT_CONCURRENCY, (upload) =>
+    upload.kind === 'read' && !isJsonSubmission(upload.bytes)
+      ? inspectBundle(ctx, upload.bytes, judging.trusted, judging.now).catch(
+          (error: unknown): Inspection => ({ kind: 'threw', error }),
+        )
+      : Promise.resolve(undefined),
+  );
+  const names = new Set<string>();
+  for (const inspection of inspections)
+    if (inspection?.kind === 'read' && inspection.manifest) names.add(inspection.manifest.name);
+  // Read ahead, failures left for the judging to meet where it always did.
+  await forEachLimited([...names], INSPECT_CONCURRENCY, async (name) => {
+    await judging.view.published(name).catch(() => undefined);
+  });
+  return inspections;
+}
+
+async function evaluate(ctx: PipelineContext, inspection: Inspection, judging: Judging): Promise<Evaluation> {
+  const { view, now } = judging;
+  if (inspection.kind === 'threw') throw inspection.error;
+  if (inspection.kind === 'unreadable') return inspection.evaluation;
+  const { contents, manifest, signer } = inspection;
+  const problems: Problem[] = [...inspection.problems];
   // A key the operator revoked publishes nothing from the revocation on (what it published stays).
   if (signer.fingerprint && (await view.isRevoked(signer.fingerprint)))
     problems.push(
@@ -318,7 +384,7 @@ async function evaluate(ctx: PipelineContext, bytes: Uint8Array, judging: Judgin
       );
     }
   }
-  problems.push(...checkArtifactDigests(contents, manifest));
+  problems.push(...inspection.artifactProblems);
   if (problems.length > 0) return rejected(problems, { manifest, publisher });
   // The first accepted publisher of a name nobody owns owns it from now on, within this batch too.
   const record = provisionalRecord(manifest, { manifest, publisher, sourceSha256 }, now);
@@ -366,16 +432,16 @@ export async function evaluateBatch(
   // Read before any upload is judged: an unreadable keys/revoked.json is the operator's to mend and fails
   // the batch (its uploads stay in incoming/), rather than rejecting each upload that met it.
   if (uploads.length > 0) await view.publishedRevoked();
+  const inspections = await inspectAll(ctx, uploads, judging);
   const items: BatchItem[] = [];
-  for (const upload of uploads) {
+  for (const [index, upload] of uploads.entries()) {
     if (upload.kind === 'too-large') {
       items.push({ upload, evaluation: rejected([upload.problem]) });
       continue;
     }
     // An action (or a rotation) is a JSON envelope; anything else is read as a bundle.
-    const judged = isJsonSubmission(upload.bytes)
-      ? evaluateAction(ctx, upload, judging)
-      : evaluate(ctx, upload.bytes, judging);
+    const inspection = inspections[index];
+    const judged = inspection ? evaluate(ctx, inspection, judging) : evaluateAction(ctx, upload, judging);
     const evaluation = await judged.catch((error: unknown): Evaluation => {
       if (error instanceof StoreError) throw error;
       return rejected([

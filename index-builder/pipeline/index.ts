@@ -78,16 +78,17 @@ async function writeVersions(
   published: string,
 ): Promise<Map<BatchItem, AddedVersion>> {
   const added = new Map<BatchItem, AddedVersion>();
-  for (const item of items) {
+  // Each version's files are its own (its name and version are unique in the batch): written side by side.
+  await forEachLimited(items, WRITE_CONCURRENCY, async (item) => {
     const evaluation = item.evaluation;
-    if (evaluation.kind !== 'accepted') continue;
+    if (evaluation.kind !== 'accepted') return;
     try {
       const record = await writeVersion(ctx, evaluation, published);
       added.set(item, { record, manifest: evaluation.manifest });
     } catch (error) {
       item.evaluation = failedWrite(error, evaluation, 'writing its files');
     }
-  }
+  });
   return added;
 }
 

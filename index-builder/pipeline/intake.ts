@@ -8,6 +8,10 @@ import type { Problem } from '../errors.ts';
 import { INCOMING_PREFIX, submissionIdFromDigest } from '../layout.ts';
 import { type ListedObject, listAll, type Store } from '../store.ts';
 import type { PipelineContext } from './context.ts';
+import { mapLimited } from './site-writer.ts';
+
+/** Uploads read at once: hides storage latency (an S3 GET is tens of milliseconds). */
+const READ_CONCURRENCY = 8;
 
 /** One upload taken into a batch, named by its key and digest. */
 export type Upload =
@@ -52,47 +56,56 @@ async function listIncoming(store: Store): Promise<ListedObject[]> {
  * bundle limit is not read: it is hashed as a stream, for its id, and refused.
  */
 export async function takeBatch(ctx: PipelineContext, keys?: readonly string[]): Promise<Batch> {
-  // A listing gives each upload's size; named keys are asked for theirs one by one below.
+  // A listing gives each upload's size; named keys are asked for theirs (all at once, in bounded flight).
   const waiting: readonly { key: string; size?: number }[] = keys
-    ? keys.map((key) => ({ key }))
+    ? await mapLimited(keys, READ_CONCURRENCY, async (key) => ({
+        key,
+        size: (await ctx.intake.head(key))?.size,
+      }))
     : await listIncoming(ctx.intake);
-  const uploads: Upload[] = [];
+  // Which uploads this batch takes is decided on their sizes, in upload order; then they are read at once.
+  const taken: { key: string; tooLarge?: Problem }[] = [];
   const maxBatchBytes = ctx.maxBatchBytes ?? Number.POSITIVE_INFINITY;
   let batchBytes = 0;
   let leftInIncoming = 0;
-  for (const { key, size: listedSize } of waiting) {
+  for (const { key, size } of waiting) {
     // Once one submission waits, every later one waits too: upload order decides conflicts.
-    if (leftInIncoming > 0 || (uploads.length > 0 && batchBytes >= maxBatchBytes)) {
+    if (leftInIncoming > 0 || (taken.length > 0 && batchBytes >= maxBatchBytes)) {
       leftInIncoming += 1;
       continue;
     }
     // A folder marker (S3 consoles make them) is not an upload; anything else is, whatever its name.
-    if (key.endsWith('/') && listedSize === 0) continue;
-    const size = listedSize ?? (await ctx.intake.head(key))?.size;
+    if (key.endsWith('/') && size === 0) continue;
     if (size === undefined) continue; // already handled by an earlier (redelivered) run
     const tooLarge = bundleSizeProblem(size, ctx.bundleLimits);
     if (tooLarge) {
-      const stream = await ctx.intake.getStream(key);
-      if (!stream) continue;
-      const sha256 = await streamSha256(stream.body).finally(() => stream.cancel());
-      uploads.push({
-        kind: 'too-large',
-        key,
-        id: submissionIdFromDigest(key, sha256),
-        sha256,
-        problem: tooLarge,
-      });
+      taken.push({ key, tooLarge });
       continue;
     }
-    if (uploads.length > 0 && batchBytes + size > maxBatchBytes) {
+    if (taken.length > 0 && batchBytes + size > maxBatchBytes) {
       leftInIncoming += 1;
       continue;
     }
-    const object = await ctx.intake.get(key);
-    if (!object) continue; // already handled by an earlier (redelivered) run
-    batchBytes += object.body.byteLength;
-    const sha256 = sha256Hex(object.body);
-    uploads.push({ kind: 'read', key, id: submissionIdFromDigest(key, sha256), sha256, bytes: object.body });
+    batchBytes += size;
+    taken.push({ key });
   }
+  const read = await mapLimited(
+    taken,
+    READ_CONCURRENCY,
+    async ({ key, tooLarge }): Promise<Upload | undefined> => {
+      if (tooLarge) {
+        // Not read whole: hashed as a stream, for its id, and refused.
+        const stream = await ctx.intake.getStream(key);
+        if (!stream) return undefined;
+        const sha256 = await streamSha256(stream.body).finally(() => stream.cancel());
+        return { kind: 'too-large', key, id: submissionIdFromDigest(key, sha256), sha256, problem: tooLarge };
+      }
+      const object = await ctx.intake.get(key);
+      if (!object) return undefined; // already handled by an earlier (redelivered) run
+      const sha256 = sha256Hex(object.body);
+      return { kind: 'read', key, id: submissionIdFromDigest(key, sha256), sha256, bytes: object.body };
+    },
+  );
+  const uploads = read.filter((upload): upload is Upload => upload !== undefined);
   return { uploads, leftInIncoming };
 }

@@ -31,15 +31,17 @@ import {
 import type { LogHead, SnapshotDocument } from '../model.ts';
 import { CACHE_IMMUTABLE, CACHE_MUTABLE, CACHE_PRIVATE, type Store } from '../store.ts';
 import type { PipelineContext } from './context.ts';
-import { readJson } from './site-writer.ts';
+import { forEachLimited, readJson, WRITE_CONCURRENCY } from './site-writer.ts';
 
 /** `state/log.json` in the intake store: the log's length and head as last appended. */
 export const LOG_STATE_KEY = 'state/log.json';
 export const LOG_CONTENT_TYPE = 'application/jsonl';
 
+const LOG_INTENTS_PREFIX = 'state/log-intents/';
+
 /** `state/log-intents/<id>.json`: the entry appended for submission `id`, written before the entry. */
 export function logIntentKey(id: string): string {
-  return `state/log-intents/${id}.json`;
+  return `${LOG_INTENTS_PREFIX}${id}.json`;
 }
 
 /** An intent record: the entry a submission was given. */
@@ -99,7 +101,16 @@ export class LogWriter {
         if (s * LOG_SEGMENT_ENTRIES + i >= vouched) writer.#remember(JSON.parse(line) as LogEntry);
       });
     }
-    for (const id of options.intents ?? []) {
+    // One listing says which of the submissions at hand have a record (few do: only a dead run's), where
+    // asking for each would cost a request per upload.
+    const wanted = new Set(options.intents ?? []);
+    const found: string[] = [];
+    if (wanted.size > 0)
+      for await (const listed of ctx.intake.list(LOG_INTENTS_PREFIX)) {
+        const id = listed.key.slice(LOG_INTENTS_PREFIX.length, -'.json'.length);
+        if (wanted.has(id) && listed.key === logIntentKey(id)) found.push(id);
+      }
+    for (const id of found) {
       const intent = await readJson<LogIntent>(ctx.intake, logIntentKey(id));
       if (!intent) continue;
       writer.#recorded.add(id);
@@ -158,13 +169,14 @@ export class LogWriter {
   /** Writes the segments appended to, then the recorded head. A full segment is immutable from then on. */
   async flush(): Promise<void> {
     if (this.#dirty.size === 0) return;
-    for (const [id, intent] of this.#intents) {
-      this.#recorded.add(id);
+    // Every intent record is written before any entry it names (the records are independent of each other).
+    await forEachLimited([...this.#intents], WRITE_CONCURRENCY, async ([id, intent]) => {
       await this.ctx.intake.put(logIntentKey(id), new TextEncoder().encode(`${JSON.stringify(intent)}\n`), {
         contentType: 'application/json',
         cacheControl: CACHE_PRIVATE,
       });
-    }
+      this.#recorded.add(id);
+    });
     this.#intents.clear();
     for (const index of [...this.#dirty].sort((a, b) => a - b)) {
       const lines = this.#segments.get(index) as string[];
@@ -182,10 +194,8 @@ export class LogWriter {
 
   /** Deletes the intent records of finished submissions (`ids`; those without one are skipped). */
   async forget(ids: readonly string[]): Promise<void> {
-    for (const id of ids) {
-      if (!this.#recorded.delete(id)) continue;
-      await this.ctx.intake.delete(logIntentKey(id));
-    }
+    const recorded = ids.filter((id) => this.#recorded.delete(id));
+    await forEachLimited(recorded, WRITE_CONCURRENCY, (id) => this.ctx.intake.delete(logIntentKey(id)));
   }
 
   /** A segment's lines up to the recorded length, read once. */

@@ -21,6 +21,7 @@ import { CACHE_PRIVATE } from '../store.ts';
 import { acceptedInfo } from './actions.ts';
 import type { PipelineContext } from './context.ts';
 import type { AcceptedAction, BatchItem, Evaluation } from './evaluate.ts';
+import { mapLimited, WRITE_CONCURRENCY } from './site-writer.ts';
 
 export type SubmissionStatus = 'accepted' | 'already-published' | 'rejected';
 
@@ -144,8 +145,8 @@ export async function recordOutcomes(
   items: readonly BatchItem[],
   batch: BatchRecord,
 ): Promise<SubmissionOutcome[]> {
-  const outcomes: SubmissionOutcome[] = [];
-  for (const item of items) {
+  // Each submission's record is its own: recorded side by side, each in its order (outcome, copy, delete).
+  return mapLimited(items, WRITE_CONCURRENCY, async (item) => {
     const { upload } = item;
     const outcome = outcomeOf(item, batch);
     // Plain JSON.stringify: an outcome must be recordable whatever text a rejected manifest held.
@@ -170,7 +171,6 @@ export async function recordOutcomes(
         await ctx.intake.putStream(destination, stream.body, options).finally(() => stream.cancel());
     }
     await ctx.intake.delete(upload.key);
-    outcomes.push(outcome);
-  }
-  return outcomes;
+    return outcome;
+  });
 }

@@ -69,20 +69,42 @@ export function withWriteLog(ctx: PipelineContext): { ctx: PipelineContext; log:
 /** Independent writes in flight at once: hides storage latency (an S3 PUT is tens of milliseconds). */
 export const WRITE_CONCURRENCY = 8;
 
-/** Runs `work` over `items`, at most `limit` at a time; the first failure rejects (after in-flight work). */
+/**
+ * Runs `work` over `items`, at most `limit` at a time, and returns the results in the items' order. After
+ * the first failure no more items are started, and the failure is thrown once the work in flight has
+ * settled: when it returns or throws, nothing it started is still writing (a crash-consistent step ends
+ * where the caller's await ends).
+ */
+export async function mapLimited<T, R>(
+  items: readonly T[],
+  limit: number,
+  work: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  let failure: { readonly error: unknown } | undefined;
+  const runners = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (failure === undefined && next < items.length) {
+      const index = next++;
+      try {
+        results[index] = await work(items[index] as T, index);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+  });
+  await Promise.all(runners);
+  if (failure) throw failure.error;
+  return results;
+}
+
+/** `mapLimited` for work whose results are not wanted. */
 export async function forEachLimited<T>(
   items: readonly T[],
   limit: number,
   work: (item: T) => Promise<void>,
 ): Promise<void> {
-  let next = 0;
-  const runners = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const item = items[next++] as T;
-      await work(item);
-    }
-  });
-  await Promise.all(runners);
+  await mapLimited(items, limit, work);
 }
 
 const encoder = new TextEncoder();
