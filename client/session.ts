@@ -47,14 +47,7 @@ import type { RegistryEntry } from './config.ts';
 import type { CachedSnapshot, ContentCache } from './disk/cache.ts';
 import type { TrustRecord } from './disk/state.ts';
 import { ClientError } from './errors.ts';
-import {
-  type DocumentLoader,
-  documentLoader,
-  type Endpoint,
-  type Fetcher,
-  fetchBody,
-  UNLISTED_LIMITS,
-} from './fetcher.ts';
+import { documentLoader, type Endpoint, type Fetcher, fetchBody, UNLISTED_LIMITS } from './fetcher.ts';
 import { extendChain, readThroughRotations } from './key-chain.ts';
 import { readLogExtension, readWholeLog } from './log-reader.ts';
 import { TrustedSnapshot } from './trusted-snapshot.ts';
@@ -111,8 +104,6 @@ export class RegistrySession {
   readonly entry: RegistryEntry;
   readonly endpoint: Endpoint;
   readonly #deps: SessionDeps;
-  /** The registry's files the pure readers ask for (client/log-reader.ts, client/key-chain.ts). */
-  readonly #load: DocumentLoader;
   #key: Key;
   #trust: TrustRecord;
   #trusted: TrustedSnapshot;
@@ -126,7 +117,6 @@ export class RegistrySession {
     this.#key = key;
     this.#trust = trust;
     this.#deps = deps;
-    this.#load = documentLoader(deps.fetcher, endpoint);
     this.#trusted = this.#trustedBy(key, trust);
   }
 
@@ -138,6 +128,11 @@ export class RegistrySession {
   /** The trust state this session works under (a followed rotation replaces it). */
   get trust(): TrustRecord {
     return this.#trust;
+  }
+
+  /** The registry's files the pure readers ask for (client/log-reader.ts, client/key-chain.ts). */
+  get #load() {
+    return documentLoader(this.#deps.fetcher, this.endpoint);
   }
 
   get snapshot(): SnapshotDocument {
@@ -274,15 +269,19 @@ export class RegistrySession {
    */
   async log(): Promise<{ readonly head: LogHead | undefined; readonly entries: readonly ReadEntry[] }> {
     await this.open();
-    const load: DocumentLoader = this.#deps.offline
-      ? () => {
+    const offline = this.#deps.offline;
+    return readWholeLog(
+      async (request) => {
+        if (offline)
           throw new ClientError(
             'OFFLINE_MISSING',
             `${this.entry.name}: the registry's log is not kept offline; run without --offline`,
           );
-        }
-      : this.#load;
-    return readWholeLog(load, this.snapshot, { base: this.entry.url });
+        return this.#load(request);
+      },
+      this.snapshot,
+      { base: this.entry.url },
+    );
   }
 
   /**

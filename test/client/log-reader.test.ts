@@ -20,6 +20,7 @@ import {
   renderSegment,
 } from '../../index-builder/log.ts';
 import type { LogHead, SnapshotDocument } from '../../index-builder/model.ts';
+import { rejectionOf } from '../support/problems.ts';
 
 const BASE = 'https://plugins.registry.example';
 
@@ -65,15 +66,7 @@ const snapshotWith = (log?: unknown): SnapshotDocument =>
     ...(log === undefined ? {} : { log }),
   }) as SnapshotDocument;
 
-/** The error a promise is rejected with (a check that it is rejected at all). */
-async function refusal(promise: Promise<unknown>): Promise<TrustError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(TrustError);
-  return error as TrustError;
-}
+const refusal = (work: Promise<unknown>) => rejectionOf(work, TrustError);
 
 // 300 entries: segment 0 full (0..255), segment 1 holding 256..299.
 const { lines, heads } = makeLog(300);

@@ -14,6 +14,7 @@ import type { SnapshotDocument } from '../../index-builder/model.ts';
 import { MAX_ROTATION_BYTES, rotationKey, signRotation } from '../../index-builder/rotation.ts';
 import { createSigner, readPublicKey, type Signer } from '../../index-builder/signing.ts';
 import { testKey } from '../support/fixtures.ts';
+import { rejectionOf } from '../support/problems.ts';
 
 const URL = 'https://plugins.registry.example';
 const NOW = new Date('2026-11-02T00:00:00Z');
@@ -69,14 +70,7 @@ function reader(holding: HeldKey, current: { bytes: Uint8Array; signature: strin
   };
 }
 
-async function refusal(promise: Promise<unknown>): Promise<TrustError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(TrustError);
-  return error as TrustError;
-}
+const refusal = (work: Promise<unknown>) => rejectionOf(work, TrustError);
 
 beforeAll(async () => {
   [a, b, c] = (await Promise.all(
