@@ -269,10 +269,10 @@ export class RegistrySession {
    */
   async log(): Promise<{ readonly head: LogHead | undefined; readonly entries: readonly ReadEntry[] }> {
     await this.open();
-    const offline = this.#deps.offline;
+    // Refused offline only once a segment is wanted: a snapshot that carries no log needs none.
     return readWholeLog(
       async (request) => {
-        if (offline)
+        if (this.#deps.offline)
           throw new ClientError(
             'OFFLINE_MISSING',
             `${this.entry.name}: the registry's log is not kept offline; run without --offline`,
