@@ -7,10 +7,9 @@
  * hosted artifact against its sha256 and size, streamed and cut off at its size (a version the operator
  * removed has no files left: its record is checked, not them), and the transparency log whole, from its
  * first entry to the head the snapshot signs (and, with `--state`, that it extends the head seen last
- * time).
- A registry that rotated its
- * key since the one pinned is followed through its signed rotations (client/key-chain.ts), and the report
- * says so. Documents are fetched as
+ * time: client/log-reader.ts). A registry that rotated its key since the one pinned is followed through
+ * its signed rotations (client/key-chain.ts), and the report says so. Both are the client's own readers,
+ * given this command's loader. Documents are fetched as
  * `<path>?v=<sha256>`, the read that stays consistent through a CDN (README, "Reading it safely"), through
  * the client's one fetcher (proxies, CAs, caps on every response). The judging is index-builder/verify.ts.
  */
@@ -19,12 +18,15 @@ import type { Key } from 'openpgp';
 import { ClientError } from '../client/errors.ts';
 import {
   createHttpFetcher,
+  type DocumentLoader,
+  documentLoader,
   type Endpoint,
   type Fetcher,
   fetchBody,
   UNLISTED_LIMITS,
 } from '../client/fetcher.ts';
-import { checkRotatedSnapshot, followRotations } from '../client/key-chain.ts';
+import { readThroughRotations } from '../client/key-chain.ts';
+import { readWholeLog } from '../client/log-reader.ts';
 import { TrustedSnapshot } from '../client/trusted-snapshot.ts';
 import { fixedClock, systemClock } from '../index-builder/clock.ts';
 import { createSha256 } from '../index-builder/digest.ts';
@@ -39,19 +41,8 @@ import {
   SNAPSHOT_KEY,
   signatureKey,
 } from '../index-builder/layout.ts';
-import {
-  compareLogHeads,
-  isLogHead,
-  LOG_SEGMENT_ENTRIES,
-  logSegmentKey,
-  parseSegment,
-  type ReadEntry,
-  segmentsBetween,
-  verifyLogRange,
-  ZERO_HASH,
-} from '../index-builder/log.ts';
+import { EMPTY_LOG, isLogHead } from '../index-builder/log.ts';
 import type { ArtifactRecord, BinDocument, LogHead, SnapshotDocument } from '../index-builder/model.ts';
-import { MAX_ROTATION_BYTES, rotationKey } from '../index-builder/rotation.ts';
 import { readPublicKey } from '../index-builder/signing.ts';
 import { openSignedSnapshot, verifyManifest } from '../index-builder/verify.ts';
 
@@ -61,10 +52,13 @@ const text = (bytes: Uint8Array): string => new TextDecoder().decode(bytes);
 class Reader {
   readonly #fetcher: Fetcher;
   readonly #endpoint: Endpoint;
+  /** For the client's pure readers (the log, key rotations) and documents a registry may not have. */
+  readonly load: DocumentLoader;
 
   constructor(fetcher: Fetcher, base: string) {
     this.#fetcher = fetcher;
     this.#endpoint = { name: base, bases: [base], timeoutMs: 30_000 };
+    this.load = documentLoader(fetcher, this.#endpoint);
   }
 
   get base(): string {
@@ -74,16 +68,6 @@ class Reader {
   /** A document under the base, capped at `maxBytes`; `version` is its `?v=`. */
   get(path: string, maxBytes: number, version?: string): Promise<Uint8Array> {
     return fetchBody(this.#fetcher, this.#endpoint, { path, maxBytes, ...(version ? { version } : {}) });
-  }
-
-  /** The same, or undefined when the registry has no such document (404). */
-  async getOptional(path: string, maxBytes: number, version?: string): Promise<Uint8Array | undefined> {
-    try {
-      return await this.get(path, maxBytes, version);
-    } catch (error) {
-      if (error instanceof ClientError && error.code === 'FETCH_NOT_FOUND') return undefined;
-      throw error;
-    }
   }
 
   /**
@@ -128,7 +112,11 @@ async function fetchSnapshot(
     const body = await reader.get(SNAPSHOT_KEY, UNLISTED_LIMITS.snapshot, fresh);
     const signature = text(await reader.get(signatureKey(SNAPSHOT_KEY), UNLISTED_LIMITS.signature, fresh));
     // What installing clients read instead of the pair must say the same (registries from before it: none).
-    const envelope = await reader.getOptional(SIGNED_SNAPSHOT_KEY, UNLISTED_LIMITS.snapshot, fresh);
+    const envelope = await reader.load({
+      path: SIGNED_SNAPSHOT_KEY,
+      maxBytes: UNLISTED_LIMITS.snapshot,
+      version: fresh,
+    });
     try {
       const snapshot = await verify(body, signature);
       if (envelope) {
@@ -261,33 +249,25 @@ async function verifyWith(
       clock: options.now ? fixedClock(options.now) : systemClock,
       ...(lastGeneration !== undefined ? { highestGeneration: lastGeneration } : {}),
     });
-  let key = { key: pinned.key, fingerprint: pinned.fingerprint, armored: pinned.armored };
-  let trusted = trustedBy(key.key);
-  let snapshot: SnapshotDocument;
-  let rotations: VerifyReport['rotations'];
-  try {
-    snapshot = await fetchSnapshot(reader, (bytes, signature) => trusted.updateSnapshot(bytes, signature));
-  } catch (error) {
-    // Not signed by the key pinned: the registry may have rotated its key since (a key taken from the
-    // registry itself has nothing to follow from).
-    const mismatch =
-      error instanceof TrustError &&
-      (error.code === 'SNAPSHOT_BAD_SIGNATURE' || error.code === 'SNAPSHOT_WRONG_KEY');
-    if (!mismatch || options.pinnedKey === undefined) throw error;
-    const from = saved?.fingerprint === pinned.fingerprint ? saved.rotations : undefined;
-    const chain = await followRotations({
-      held: { key: pinned.key, fingerprint: pinned.fingerprint, armoredKey: pinned.armored },
-      ...(from !== undefined ? { from } : {}),
-      load: (sequence) => reader.getOptional(rotationKey(sequence), MAX_ROTATION_BYTES),
-    });
-    if (!chain) throw error;
-    trusted = trustedBy(chain.key);
-    snapshot = await fetchSnapshot(reader, (bytes, signature) => trusted.updateSnapshot(bytes, signature));
-    checkRotatedSnapshot(chain, snapshot);
-    key = { key: chain.key, fingerprint: chain.fingerprint, armored: chain.armoredKey };
-    chainSaved = [...chainSaved, ...chain.links.map((l) => l.fingerprint)];
-    rotations = chain.steps.map(({ sequence, from: before, to }) => ({ sequence, from: before, to }));
-  }
+  const from = saved?.fingerprint === pinned.fingerprint ? saved.rotations : undefined;
+  const held = { key: pinned.key, fingerprint: pinned.fingerprint, armoredKey: pinned.armored };
+  const { value, chain } = await readThroughRotations({
+    load: reader.load,
+    held,
+    ...(from !== undefined ? { from } : {}),
+    follow: options.pinnedKey !== undefined,
+    read: async (followed) => {
+      const trusted = trustedBy((followed ?? held).key);
+      const snapshot = await fetchSnapshot(reader, (bytes, signature) =>
+        trusted.updateSnapshot(bytes, signature),
+      );
+      return { trusted, snapshot };
+    },
+  });
+  const { trusted, snapshot } = value;
+  const key = chain ?? held;
+  if (chain) chainSaved = [...chainSaved, ...chain.links.map((l) => l.fingerprint)];
+  const rotations = chain?.steps.map(({ sequence, from: before, to }) => ({ sequence, from: before, to }));
   // Every document by the digest the snapshot (or a bin) gives it: `?v=<sha256>` is its own CDN cache entry,
   // so no cache can hand back an older generation than the snapshot names.
   const bins: BinDocument[] = [];
@@ -339,11 +319,17 @@ async function verifyWith(
       }
     }
   }
-  const log = await verifyLog(reader, snapshot, lastLog);
+  const log =
+    (
+      await readWholeLog(reader.load, snapshot, {
+        base: reader.base,
+        ...(lastLog ? { remembered: lastLog } : {}),
+      })
+    ).head ?? EMPTY_LOG;
   if (options.stateFile)
     await writeFile(
       options.stateFile,
-      `${JSON.stringify({ generation: snapshot.generation, fingerprint: key.fingerprint, key: key.armored, rotations: snapshot.key_rotations ?? 0, ...(chainSaved.length > 0 ? { chain: chainSaved } : {}), ...(log.length > 0 ? { log } : {}) })}\n`,
+      `${JSON.stringify({ generation: snapshot.generation, fingerprint: key.fingerprint, key: key.armoredKey, rotations: snapshot.key_rotations ?? 0, ...(chainSaved.length > 0 ? { chain: chainSaved } : {}), ...(log.length > 0 ? { log } : {}) })}\n`,
     );
   return {
     fingerprint: key.fingerprint,
@@ -357,46 +343,4 @@ async function verifyWith(
     removed,
     log,
   };
-}
-
-/**
- * The registry's log whole: every segment as `?v=<head>`, each entry in its place and linked to the one
- * before, the last hashing to the head the snapshot signs; and when a head was seen before (`--state`),
- * that this log extends it.
- * @throws TrustError LOG_MALFORMED, LOG_TRUNCATED, LOG_FORKED, LOG_REORDERED, LOG_ENTRY_ALTERED.
- */
-async function verifyLog(
-  reader: Reader,
-  snapshot: SnapshotDocument,
-  last: LogHead | undefined,
-): Promise<LogHead> {
-  const head = snapshot.log;
-  if (head !== undefined && !isLogHead(head))
-    throw new TrustError(
-      'LOG_MALFORMED',
-      `${reader.base}/${SNAPSHOT_KEY}#/log: expected {"length": a count, "head": 64 hex digits}`,
-    );
-  if (last) compareLogHeads(last, head);
-  if (!head) return { length: 0, head: ZERO_HASH };
-  const entries: ReadEntry[] = [];
-  for (const index of segmentsBetween(0, head.length)) {
-    const bytes = await reader
-      .get(logSegmentKey(index), UNLISTED_LIMITS.logSegment, head.head)
-      .catch((error: unknown) => {
-        if (error instanceof ClientError && error.code === 'FETCH_NOT_FOUND') return undefined;
-        throw error;
-      });
-    if (!bytes) break;
-    const read = parseSegment(bytes, index);
-    entries.push(...read);
-    // A segment short of full before the last: the entries after it would be out of place.
-    if (read.length < LOG_SEGMENT_ENTRIES) break;
-  }
-  verifyLogRange(entries, { from: 0, prev: ZERO_HASH, to: head });
-  if (last && last.length > 0 && entries[last.length - 1]?.hash !== last.head)
-    throw new TrustError(
-      'LOG_FORKED',
-      `log entry ${last.length - 1} is not the one seen last time (${last.head}): the registry's history was rewritten`,
-    );
-  return head;
 }

@@ -175,17 +175,11 @@ export const UNLISTED_LIMITS: {
   /** A manifest read by where a lock found it: the manifest's own cap (MAX_MANIFEST_BYTES, not imported
    * here: the manifest reader would bring its YAML parser into every install). */
   readonly manifest: number;
-  /**
-   * A transparency log segment (index-builder/log.ts): 256 entries of a few hundred bytes each, their
-   * detail (a reason, a summary) included; 16 KiB an entry at most is far above what any holds.
-   */
-  readonly logSegment: number;
 } = Object.freeze({
   snapshot: 16 * MiB,
   signature: 64 * KiB,
   key: 1 * MiB,
   manifest: 256 * KiB,
-  logSegment: 4 * MiB,
 });
 
 const MAX_REDIRECTS = 5;
@@ -283,6 +277,25 @@ export async function fetchBody(
   if (response.status !== 200)
     throw new ClientError('FETCH_FAILED', `${response.url}: answered 304 to an unconditional GET`);
   return response.bytes;
+}
+
+/**
+ * What the pure readers (client/key-chain.ts, client/log-reader.ts) are given to read a registry's files:
+ * a document's bytes (under its cap, as `?v=<version>` when given), or undefined when the registry does
+ * not have it (404 from every mirror); any other failure is thrown.
+ */
+export type DocumentLoader = (request: Omit<DocumentRequest, 'etag'>) => Promise<Uint8Array | undefined>;
+
+/** `fetchBody` through one endpoint, as a DocumentLoader: FETCH_NOT_FOUND is undefined. */
+export function documentLoader(fetcher: Fetcher, endpoint: Endpoint): DocumentLoader {
+  return async (request) => {
+    try {
+      return await fetchBody(fetcher, endpoint, request);
+    } catch (error) {
+      if (error instanceof ClientError && error.code === 'FETCH_NOT_FOUND') return undefined;
+      throw error;
+    }
+  };
 }
 
 /**

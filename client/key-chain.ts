@@ -3,21 +3,28 @@
  * client follows root rotations: `keys/rotation/<k+1>.json`, `<k+2>`... each checked by the key held and
  * by the next, until the first that is not published; then the snapshot must be signed by the last key and
  * count exactly the rotations followed. A step that does not verify breaks the chain, and nothing of it is
- * trusted. Pure: the caller fetches (capped at MAX_ROTATION_BYTES each) and keeps the new pin.
+ * trusted. Pure: the caller's loader fetches, and the caller keeps the new pin.
+ *
+ * `readThroughRotations` is the whole of it for a reader of a registry (the session, `verify --url`): the
+ * snapshot read by the key held, and, when that key does not sign it, by the key the rotations lead to.
  *
  * @example
- * const chain = await followRotations({ load: (n) => get(rotationKey(n)), held, from: trust.rotations });
- * if (chain) checkRotatedSnapshot(chain, snapshot); // then pin chain.fingerprint
+ * const { value, chain } = await readThroughRotations({
+ *   load: documentLoader(fetcher, endpoint), held, from: trust.rotations,
+ *   read: async (chain) => ({ snapshot: await verifiedSnapshot(chain?.key ?? held.key) }),
+ * }); // then pin chain.fingerprint, when a chain was followed
  */
 import type { Key } from 'openpgp';
 import { TrustError } from '../index-builder/errors.ts';
 import type { SnapshotDocument } from '../index-builder/model.ts';
 import {
+  MAX_ROTATION_BYTES,
   MAX_ROTATIONS,
   readSignedRotation,
   rotationKey,
   verifyRotationStep,
 } from '../index-builder/rotation.ts';
+import type { DocumentLoader } from './fetcher.ts';
 
 /** A key a client pinned before the one it holds now, kept so what it vouched for can still be checked. */
 export interface ChainLink {
@@ -123,4 +130,50 @@ export function checkRotatedSnapshot(chain: FollowedChain, snapshot: SnapshotDoc
   for (const step of chain.steps)
     if (step.registry !== snapshot.registry)
       broken(`${rotationKey(step.sequence)} is a rotation of ${step.registry}, not of ${snapshot.registry}`);
+}
+
+/** A snapshot the key held does not sign: perhaps the registry rotated its key since. */
+function signedByAnotherKey(error: unknown): boolean {
+  return (
+    error instanceof TrustError &&
+    (error.code === 'SNAPSHOT_BAD_SIGNATURE' || error.code === 'SNAPSHOT_WRONG_KEY')
+  );
+}
+
+/**
+ * The registry's snapshot as `read` verifies it: by the key held (`read()`), or, when that key does not
+ * sign it, through the rotations published from it (`keys/rotation/<N>.json` through `load`, each capped
+ * at MAX_ROTATION_BYTES and fetched by its fixed name: rotations are never rewritten), by the last key they
+ * lead to (`read(chain)`), a snapshot that must then count exactly the rotations followed. With no rotation
+ * from the key held (or `follow` false: a key taken from the registry itself has nothing to follow from),
+ * the refusal by the key held stands. The caller pins `chain`'s key only once this returns.
+ * @throws TrustError KEY_ROTATION_BROKEN (a step that does not verify, a loop, a count that differs), and
+ *   what `read` and `load` throw.
+ */
+export async function readThroughRotations<T extends { readonly snapshot: SnapshotDocument }>(options: {
+  readonly load: DocumentLoader;
+  readonly held: HeldKey;
+  /** Where the key held stands among the rotations (undefined: not known, see `followRotations`). */
+  readonly from?: number;
+  readonly retired?: readonly string[];
+  /** Default true. */
+  readonly follow?: boolean;
+  /** Reads and verifies the snapshot by the key held (no chain), or by the chain's last key. */
+  readonly read: (chain?: FollowedChain) => Promise<T>;
+}): Promise<{ readonly value: T; readonly chain?: FollowedChain }> {
+  try {
+    return { value: await options.read() };
+  } catch (error) {
+    if (!signedByAnotherKey(error) || options.follow === false) throw error;
+    const chain = await followRotations({
+      held: options.held,
+      ...(options.from !== undefined ? { from: options.from } : {}),
+      ...(options.retired !== undefined ? { retired: options.retired } : {}),
+      load: (sequence) => options.load({ path: rotationKey(sequence), maxBytes: MAX_ROTATION_BYTES }),
+    });
+    if (!chain) throw error;
+    const value = await options.read(chain);
+    checkRotatedSnapshot(chain, value.snapshot);
+    return { value, chain };
+  }
 }

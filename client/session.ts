@@ -13,7 +13,7 @@
  * (and the last one remembered, which must still hash to the head remembered), and anything else (a log
  * cut short or gone, another history of the same length or longer) is refused before anything of that
  * snapshot is kept. A registry seen for the first time has its head remembered as it is (trust on first
- * use, no request more: a cold install stays five requests).
+ * use, no request more: a cold install stays five requests). The reading and judging is client/log-reader.ts.
  *
  * A snapshot the pinned key does not sign may be the registry's after a key rotation: the session then
  * follows the published rotations from the pinned key (client/key-chain.ts), verifies the snapshot by the
@@ -33,19 +33,7 @@ import {
   SNAPSHOT_KEY,
   signatureKey,
 } from '../index-builder/layout.ts';
-import {
-  compareLogHeads,
-  isLogHead,
-  LOG_SEGMENT_ENTRIES,
-  logSegmentKey,
-  parseSegment,
-  type ReadEntry,
-  segmentOf,
-  segmentsBetween,
-  verifyExtension,
-  verifyLogRange,
-  ZERO_HASH,
-} from '../index-builder/log.ts';
+import type { ReadEntry } from '../index-builder/log.ts';
 import type {
   LogHead,
   Manifest,
@@ -54,14 +42,14 @@ import type {
   SnapshotDocument,
   VersionRecord,
 } from '../index-builder/model.ts';
-import { MAX_ROTATION_BYTES, rotationKey } from '../index-builder/rotation.ts';
 import { openSignedSnapshot, verifyManifest } from '../index-builder/verify.ts';
 import type { RegistryEntry } from './config.ts';
 import type { CachedSnapshot, ContentCache } from './disk/cache.ts';
 import type { TrustRecord } from './disk/state.ts';
 import { ClientError } from './errors.ts';
-import { type Endpoint, type Fetcher, fetchBody, UNLISTED_LIMITS } from './fetcher.ts';
-import { checkRotatedSnapshot, extendChain, type FollowedChain, followRotations } from './key-chain.ts';
+import { documentLoader, type Endpoint, type Fetcher, fetchBody, UNLISTED_LIMITS } from './fetcher.ts';
+import { extendChain, readThroughRotations } from './key-chain.ts';
+import { readLogExtension, readWholeLog } from './log-reader.ts';
 import { TrustedSnapshot } from './trusted-snapshot.ts';
 
 /** Attempts at a snapshot whose signature belongs to another publish than its body (one in between). */
@@ -142,6 +130,11 @@ export class RegistrySession {
     return this.#trust;
   }
 
+  /** The registry's files the pure readers ask for (client/log-reader.ts, client/key-chain.ts). */
+  get #load() {
+    return documentLoader(this.#deps.fetcher, this.endpoint);
+  }
+
   get snapshot(): SnapshotDocument {
     return this.#trusted.snapshot;
   }
@@ -199,19 +192,20 @@ export class RegistrySession {
       etag = cached.etag;
       changed = false;
     } else {
-      try {
-        ({ body, signature, etag, changed } = await this.#fetchSnapshot(cached, this.#trusted));
-      } catch (error) {
-        // Not signed by the pinned key: perhaps the registry rotated its key since.
-        const mismatch =
-          error instanceof TrustError &&
-          (error.code === 'SNAPSHOT_BAD_SIGNATURE' || error.code === 'SNAPSHOT_WRONG_KEY');
-        if (!mismatch) throw error;
-        const chain = await this.#followRotations();
-        if (!chain) throw error;
-        const trusted = this.#trustedBy(chain.key, this.#trust);
-        ({ body, signature, etag, changed } = await this.#fetchSnapshot(cached, trusted));
-        checkRotatedSnapshot(chain, trusted.snapshot);
+      const trust = this.#trust;
+      const { value, chain } = await readThroughRotations({
+        load: this.#load,
+        held: { key: this.#key, fingerprint: trust.fingerprint, armoredKey: trust.armoredKey },
+        ...(trust.rotations !== undefined ? { from: trust.rotations } : {}),
+        retired: (trust.chain ?? []).map((l) => l.fingerprint),
+        read: async (followed) => {
+          const trusted = followed ? this.#trustedBy(followed.key, trust) : this.#trusted;
+          const fetched = await this.#fetchSnapshot(cached, trusted);
+          return { ...fetched, trusted, snapshot: trusted.snapshot };
+        },
+      });
+      ({ body, signature, etag, changed } = value);
+      if (chain) {
         // Only now, with the snapshot verified by the last key, is that key trusted.
         rotated = { from: this.#trust.fingerprint, to: chain.fingerprint, steps: chain.steps.length };
         this.#trust = {
@@ -221,7 +215,7 @@ export class RegistrySession {
           chain: extendChain(this.#trust.chain, chain.links),
         };
         this.#key = chain.key;
-        this.#trusted = trusted;
+        this.#trusted = value.trusted;
       }
     }
     const snapshot = this.#trusted.snapshot;
@@ -239,7 +233,10 @@ export class RegistrySession {
       );
     // Before anything of this snapshot is kept (cache, trust state): a refused log leaves both as they were.
     // A snapshot not asked for again (offline, or checked moments ago) is the one whose log was accepted.
-    const log = this.#deps.offline || current ? this.trust.log : await this.#acceptLog(snapshot);
+    const log =
+      this.#deps.offline || current
+        ? this.trust.log
+        : await readLogExtension(this.#load, snapshot, { base: this.entry.url, remembered: this.trust.log });
     // A new ETag for the same bytes (another CDN edge) is kept too, or every later run would get a 200.
     if (changed || !cached || etag !== cached.etag)
       await cache.putSnapshot(this.entry.url, { bytes: body, signature, ...(etag ? { etag } : {}) });
@@ -265,106 +262,26 @@ export class RegistrySession {
   }
 
   /**
-   * The log head to remember once `snapshot` is accepted: the one it vouches for, when that extends the one
-   * remembered (checked against the entries in between), or is the first seen.
-   * @throws TrustError LOG_MALFORMED, LOG_TRUNCATED, LOG_FORKED, LOG_REORDERED, LOG_ENTRY_ALTERED.
-   */
-  async #acceptLog(snapshot: SnapshotDocument): Promise<LogHead | undefined> {
-    const current = this.#snapshotLog(snapshot);
-    const remembered = this.trust.log;
-    // First seen: remembered as it is; the next snapshot must extend it.
-    if (!remembered) return current;
-    if (compareLogHeads(remembered, current) === 'same') return remembered;
-    const head = current as LogHead;
-    const entries = await this.#logEntries(Math.max(remembered.length - 1, 0), head);
-    if (entries.length === 0 && remembered.length > 0)
-      throw new TrustError(
-        'LOG_TRUNCATED',
-        `${this.entry.url}/${logSegmentKey(segmentOf(remembered.length - 1))} no longer holds entry ${remembered.length - 1}, which this client saw: the registry's log was cut short`,
-      );
-    verifyExtension(remembered, entries, head);
-    return head;
-  }
-
-  /** The snapshot's `log`, checked for its form (it is signed, but a client must not trip on it). */
-  #snapshotLog(snapshot: SnapshotDocument): LogHead | undefined {
-    if (snapshot.log !== undefined && !isLogHead(snapshot.log))
-      throw new TrustError(
-        'LOG_MALFORMED',
-        `${this.entry.url}/${SNAPSHOT_KEY}#/log: expected {"length": a count, "head": 64 hex digits}`,
-      );
-    return snapshot.log;
-  }
-
-  /**
-   * Entries `from` to `to.length - 1` as the segments hold them, fetched as `?v=<head>` (a new head is a
-   * new cache entry, so no CDN hands back a segment older than the snapshot), each under its cap. Not
-   * judged here: the caller checks them against the heads. A segment short of full before the last ends
-   * the entries there (the check then says how many are missing), as does one the registry does not have.
-   * @throws TrustError LOG_MALFORMED (a segment that does not parse); ClientError OFFLINE_MISSING, FETCH_*.
-   */
-  async #logEntries(from: number, to: LogHead): Promise<ReadEntry[]> {
-    if (this.#deps.offline)
-      throw new ClientError(
-        'OFFLINE_MISSING',
-        `${this.entry.name}: the registry's log is not kept offline; run without --offline`,
-      );
-    const entries: ReadEntry[] = [];
-    const segments = segmentsBetween(from, to.length);
-    for (const index of segments) {
-      let bytes: Uint8Array;
-      try {
-        bytes = await fetchBody(this.#deps.fetcher, this.endpoint, {
-          path: logSegmentKey(index),
-          maxBytes: UNLISTED_LIMITS.logSegment,
-          version: to.head,
-        });
-      } catch (error) {
-        if (!(error instanceof ClientError && error.code === 'FETCH_NOT_FOUND')) throw error;
-        break;
-      }
-      const read = parseSegment(bytes, index);
-      entries.push(...read.slice(Math.max(0, from - index * LOG_SEGMENT_ENTRIES)));
-      if (read.length < LOG_SEGMENT_ENTRIES) break;
-    }
-    return entries;
-  }
-
-  /**
    * The registry's whole log as the snapshot vouches for it, every entry checked from the first to the
    * head (`audit`): empty when the snapshot carries no log.
-   * @throws TrustError LOG_* when the served log is not the one the snapshot signs.
+   * @throws TrustError LOG_* when the served log is not the one the snapshot signs; ClientError
+   *   OFFLINE_MISSING (the log is not kept offline), FETCH_*.
    */
   async log(): Promise<{ readonly head: LogHead | undefined; readonly entries: readonly ReadEntry[] }> {
     await this.open();
-    const head = this.#snapshotLog(this.snapshot);
-    if (!head) return { head, entries: [] };
-    const entries = await this.#logEntries(0, head);
-    verifyLogRange(entries, { from: 0, prev: ZERO_HASH, to: head });
-    return { head, entries: entries.slice(0, head.length) };
-  }
-
-  /**
-   * The rotations published after the pinned key (client/key-chain.ts), each fetched by its fixed name
-   * (rotations are never rewritten) and capped at MAX_ROTATION_BYTES; undefined when none is.
-   */
-  async #followRotations(): Promise<FollowedChain | undefined> {
-    return followRotations({
-      held: { key: this.#key, fingerprint: this.#trust.fingerprint, armoredKey: this.#trust.armoredKey },
-      ...(this.#trust.rotations !== undefined ? { from: this.#trust.rotations } : {}),
-      retired: (this.#trust.chain ?? []).map((l) => l.fingerprint),
-      load: async (sequence) => {
-        try {
-          return await fetchBody(this.#deps.fetcher, this.endpoint, {
-            path: rotationKey(sequence),
-            maxBytes: MAX_ROTATION_BYTES,
-          });
-        } catch (error) {
-          if (error instanceof ClientError && error.code === 'FETCH_NOT_FOUND') return undefined;
-          throw error;
-        }
+    // Refused offline only once a segment is wanted: a snapshot that carries no log needs none.
+    return readWholeLog(
+      async (request) => {
+        if (this.#deps.offline)
+          throw new ClientError(
+            'OFFLINE_MISSING',
+            `${this.entry.name}: the registry's log is not kept offline; run without --offline`,
+          );
+        return this.#load(request);
       },
-    });
+      this.snapshot,
+      { base: this.entry.url },
+    );
   }
 
   /**

@@ -18,3 +18,16 @@ export function submissionErrorFrom(run: () => unknown): SubmissionError {
 export function expectProblems(run: () => unknown): readonly Problem[] {
   return submissionErrorFrom(run).problems;
 }
+
+/** What WORK is rejected with; fails the test unless it is rejected with an error of TYPE. */
+export async function rejectionOf<E>(
+  work: Promise<unknown>,
+  type: abstract new (...args: never[]) => E,
+): Promise<E> {
+  const error = await work.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(type);
+  return error as E;
+}
