@@ -3,8 +3,8 @@
  * typos, several terms, the filters, and ties across registries.
  */
 import { describe, expect, it } from 'vitest';
-import { type SearchHit, type SearchSource, searchPlugins } from '../../client/search.ts';
 import type { SearchEntry } from '../../index-builder/model.ts';
+import { type SearchHit, type SearchSource, searchPlugins } from '../../index-builder/search.ts';
 
 function entry(name: string, overrides: Partial<SearchEntry> = {}): SearchEntry {
   return {

@@ -3,11 +3,20 @@
  * name is the word typed first, then names that start with it, contain it, then keywords, descriptions, and
  * last names one typo away. Pure: the caller fetches and verifies each registry's `search.json`.
  *
+ * One ranking for every reader: the client's `search` (over each configured registry) and the registry's own
+ * `GET /search` endpoint (index-builder/search-endpoint.ts, served by the local server and the search
+ * function) call this same function, so a spec client and `plugindex search` see the same order. It lives in
+ * the core, not in client/, because the publisher's servers use it too and never import the client.
+ *
  * @example
  * searchPlugins([{ registry: 'main', priority: 1, entries: doc.plugins }], { terms: ['cost'], provider: 'aws' });
  */
-import type { SearchEntry } from '../index-builder/model.ts';
-import { compareStrings } from './json-input.ts';
+import type { SearchEntry } from './model.ts';
+
+/** Code-unit order, as the client sorts names everywhere (locale-independent, so every host agrees). */
+function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
 
 export interface SearchSource {
   readonly registry: string;
