@@ -122,7 +122,14 @@ function decodeComponent(text: string): string | undefined {
   }
 }
 
-const hasControlCharacter = (text: string): boolean => /[\u0000-\u001f\u007f]/.test(text);
+/** C0 controls and DEL: nothing a search can mean, and a NUL has no place in a log line. */
+function hasControlCharacter(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x20 || code === 0x7f) return true;
+  }
+  return false;
+}
 
 /** The integer, or what was expected instead. */
 function parseCount(value: string, min: number, max: number): number | string {

@@ -31,12 +31,13 @@ afterAll(async () => {
 });
 
 /** The publish and refresh functions (the search function signs nothing and publishes nothing). */
-function publishingFunctions(): { Properties: { Environment: { Variables: Record<string, unknown> } } }[] {
+type LambdaResource = { Properties: { Environment: { Variables: Record<string, unknown> } } };
+function publishingFunctions(): LambdaResource[] {
   const functions = Object.entries(
     template.findResources('AWS::Lambda::Function', { Properties: { Runtime: 'nodejs22.x' } }),
   ).filter(([id]) => id.startsWith('Publishing'));
   expect(functions).toHaveLength(2);
-  return functions.map(([, fn]) => fn);
+  return functions.map(([, fn]) => fn as LambdaResource);
 }
 
 describe('when the stack is synthesized', () => {

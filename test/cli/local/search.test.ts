@@ -209,7 +209,7 @@ describe('when the parameters are bad', () => {
     const { status, body, headers } = await search(query);
     expect(status).toBe(400);
     expect(headers.get('content-security-policy')).toBe("default-src 'none'; frame-ancestors 'none'");
-    expect(body).toMatchObject({ error: 'bad_request', code, parameter } satisfies Partial<SearchRefusal>);
+    expect(body).toMatchObject({ error: 'bad_request', code, parameter });
     expect((body as SearchRefusal).expected).toEqual(expect.any(String));
   });
 });
