@@ -31,7 +31,7 @@ let proxy: http.Server;
 /** `METHOD /bucket/key` of every request the function sent to S3. */
 const wire: string[] = [];
 let handler: (event: FunctionUrlEvent) => Promise<FunctionUrlResult>;
-let publish: (event: unknown) => Promise<{ outcomes: { status: string }[] }>;
+let publish: (event: unknown) => Promise<{ readonly outcomes: readonly { status: string }[] }>;
 
 beforeAll(async () => {
   outdir = await mkdtemp(path.join(tmpdir(), 'plugindex-search-bundle-'));
