@@ -17,6 +17,7 @@ import { systemClock } from '../index-builder/clock.ts';
 import { TrustError } from '../index-builder/errors.ts';
 import { FALCOCTL_INDEX_KEY, REGISTRY_PUBLIC_KEY_KEY } from '../index-builder/layout.ts';
 import type { PluginDocument, VersionRecord } from '../index-builder/model.ts';
+import { type SearchHit, type SearchQuery, searchPlugins } from '../index-builder/search.ts';
 import {
   type AuditFinding,
   type AuditSkipped,
@@ -60,7 +61,6 @@ import {
 import type { ClientDirectories } from './paths.ts';
 import type { CleanReport, DiscoveryReport, SetDiff, SetInstallOptions } from './plugin-set.ts';
 import { hostPlatform, type Platform, parseRequest, type Resolution, resolvePlugin } from './resolve.ts';
-import { type SearchHit, type SearchQuery, searchPlugins } from './search.ts';
 import type { RegistrySession, SnapshotReport } from './session.ts';
 import type { Source } from './source.ts';
 

@@ -132,3 +132,14 @@ export function readDeployedTrust(
     });
   }
 }
+
+/** Settings of the search function: it only reads the site, so it needs nothing of publishing's. */
+export interface SearchFunctionConfig {
+  readonly siteBucket: string;
+  /** As in `FunctionConfig`: a local S3 in tests, AWS S3 when unset. */
+  readonly s3Endpoint: string | undefined;
+}
+
+export function readSearchFunctionConfig(env: Env): SearchFunctionConfig {
+  return { siteBucket: requireString(env, 'SITE_BUCKET'), s3Endpoint: optionalString(env, 'S3_ENDPOINT') };
+}

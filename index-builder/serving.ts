@@ -19,9 +19,9 @@ import {
   manifestKey,
   pluginDocumentKey,
   pluginPageKey,
-  SEARCH_KEY,
 } from './layout.ts';
 import { PAGE_SCRIPT_HASHES, PAGE_STYLE_HASHES } from './render/html.ts';
+import { SEARCH_PATH } from './search-endpoint.ts';
 
 /** Pages: their own style and script by hash; images (the icon) and `search.json` from the registry. */
 export const PAGE_CSP = [
@@ -90,8 +90,9 @@ export const MANIFEST_ROUTE = new RegExp(`^/plugins/(${NAME})/([^/]+)/manifest$`
  *   /plugins/{name}                      -> plugins/{name}/index.json, or its index.html likewise
  *   /plugins/{name}/                     -> plugins/{name}/index.html
  *   /plugins/{name}/{version}/manifest   -> the manifest (the version's folder drops build metadata)
- *   /search                              -> search.json
  *   /favicon.ico                         -> favicon.svg
+ * `/search` names no key: it is the search endpoint (index-builder/search-endpoint.ts), which the local
+ * server answers before it routes, and CloudFront sends to the search function by its own cache behavior.
  * Any other path ending in `/` names nothing: only the registry's own page folders have an index page, so
  * no folder of artifacts can answer with one. Every other path is the key of the same name.
  */
@@ -100,7 +101,7 @@ export function matchRoute(pathname: string, html: boolean): Route | undefined {
   if (pathname === '/') return { key: HOME_PAGE_KEY, negotiated: false };
   if (pathname === '/plugins' || pathname === '/plugins/')
     return { key: html ? HOME_PAGE_KEY : INDEX_JSON_KEY, negotiated: true };
-  if (pathname === '/search') return { key: SEARCH_KEY, negotiated: false };
+  if (pathname === SEARCH_PATH) return undefined;
   if (pathname === '/favicon.ico') return { key: FAVICON_KEY, negotiated: false };
   const plugin = PLUGIN_ROUTE.exec(pathname);
   if (plugin) {

@@ -8,7 +8,11 @@
 import path from 'node:path';
 import { build, type Metafile, type Plugin } from 'esbuild';
 
-export const FUNCTIONS = { publish: 'functions/publish.ts', refresh: 'functions/refresh.ts' } as const;
+export const FUNCTIONS = {
+  publish: 'functions/publish.ts',
+  refresh: 'functions/refresh.ts',
+  search: 'functions/search.ts',
+} as const;
 export type FunctionName = keyof typeof FUNCTIONS;
 
 export interface BundleResult {

@@ -8,9 +8,10 @@
  *     /plugins/{name}                     -> /plugins/{name}/index.json, or index.html by Accept
  *     /plugins/{name}/                    -> /plugins/{name}/index.html
  *     /plugins/{name}/{version}/manifest  -> its manifest.json (the folder drops build metadata)
- *     /search                             -> /search.json
  *     /favicon.ico                        -> /favicon.svg
  *   and any other path ending in `/` is answered 404 here: no folder of artifacts has an index page.
+ *   `/search` is the search function's (its own cache behavior, which runs no viewer-request function);
+ *   should it ever reach this one, it is answered 404, as `matchRoute` names no key for it.
  *   The rewrite happens before the cache lookup, so JSON and HTML are cached under different keys.
  * - viewer response (`EDGE_HEADERS_SOURCE`): the security headers of `securityHeaders`: a hosted artifact
  *   is a download (octet-stream, attachment, sandbox) whatever its stored type, a page gets the hashed CSP,
@@ -60,7 +61,7 @@ function handler(event) {
   var manifest = new RegExp('^/plugins/(' + name + ')/([^/]+)/manifest$').exec(uri);
   if (uri === '/') request.uri = '/index.html';
   else if (uri === '/plugins' || uri === '/plugins/') request.uri = html ? '/index.html' : '/index.json';
-  else if (uri === '/search') request.uri = '/search.json';
+  else if (uri === '/search') return notFound();
   else if (uri === '/favicon.ico') request.uri = '/favicon.svg';
   else if (plugin) request.uri = '/plugins/' + plugin[1] + (plugin[2] || html ? '/index.html' : '/index.json');
   else if (manifest) request.uri = '/plugins/' + manifest[1] + '/' + manifest[2].split('+')[0] + '/manifest.json';

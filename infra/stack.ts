@@ -5,6 +5,7 @@ import type { TrustedOperator, TrustedPublisher } from '../index-builder/config.
 import { RegistryAlarms } from './constructs/alarms.ts';
 import { RegistryDistribution } from './constructs/distribution.ts';
 import { PublishingPipeline } from './constructs/publishing.ts';
+import { SearchEndpoint } from './constructs/search.ts';
 import { SigningKey } from './constructs/signing-key.ts';
 import { RegistryStorage } from './constructs/storage.ts';
 
@@ -39,9 +40,14 @@ export class PlugindexStack extends Stack {
       ...(props.trustedPublishers ? { trustedPublishers: props.trustedPublishers } : {}),
       ...(props.trustedOperators ? { trustedOperators: props.trustedOperators } : {}),
     });
+    const search = new SearchEndpoint(this, 'Search', {
+      siteBucket: storage.siteBucket,
+      functionsDir: props.functionsDir,
+    });
     const cdn = new RegistryDistribution(this, 'Distribution', {
       siteBucket: storage.siteBucket,
       logBucket: storage.logBucket,
+      searchUrl: search.url,
       ...(props.domainName ? { domainName: props.domainName } : {}),
       ...(props.certificateArn ? { certificateArn: props.certificateArn } : {}),
     });

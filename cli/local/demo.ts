@@ -215,6 +215,7 @@ export async function runDev(options: {
   log(`  home (search):   ${service.url}/`);
   log(`  registry index:  ${service.url}/index.json  (also /index.yaml, /plugins)`);
   log(`  falcoctl index:  ${service.url}/falcoctl/index.yaml`);
+  log(`  search (spec):   ${service.url}/search?q=cost&provider=aws`);
   log(
     `  signed snapshot: ${service.url}/snapshot.json (+ .asc), key at ${service.url}/${REGISTRY_PUBLIC_KEY_KEY}`,
   );

@@ -4,7 +4,9 @@
  * spec's endpoints mapped onto the static files and every security header set by the one serving policy
  * the CloudFront Functions share (index-builder/serving.ts: routes, page CSP by hash, artifacts as
  * downloads, `default-src 'none'` for data). GET and HEAD only. Responses carry the stored Cache-Control,
- * Content-Length and the ETag, and answer If-None-Match with 304.
+ * Content-Length and the ETag, and answer If-None-Match with 304. `GET /search?q=&provider=&type=&capability=`
+ * is the one computed answer: index-builder/search-endpoint.ts over the published `search.json`, which the
+ * server reads once per version of it (the digest its snapshot lists).
  *
  * @example
  * const server = createRegistryServer({ site: new FsStore('registry/public'), log: console.log });
@@ -15,6 +17,12 @@ import type { AddressInfo } from 'node:net';
 import { pipeline } from 'node:stream/promises';
 import { StoreError } from '../../index-builder/errors.ts';
 import { isSafeKey } from '../../index-builder/layout.ts';
+import {
+  answerSearch,
+  SEARCH_PATH,
+  SearchIndex,
+  searchResponseHeaders,
+} from '../../index-builder/search-endpoint.ts';
 import {
   COMMON_HEADERS,
   DATA_CSP,
@@ -167,8 +175,27 @@ function objectHeaders(object: ObjectInfo, route: Route): http.OutgoingHttpHeade
   return headers;
 }
 
+async function respondToSearch(
+  search: SearchIndex,
+  target: string,
+  res: http.ServerResponse,
+  head: boolean,
+): Promise<void> {
+  const query = target.includes('?') ? target.slice(target.indexOf('?') + 1) : '';
+  const { status, body } = await answerSearch(search, query);
+  const text = `${JSON.stringify(body)}\n`;
+  res.writeHead(status, {
+    ...COMMON_HEADERS,
+    ...searchResponseHeaders(status),
+    'content-length': Buffer.byteLength(text),
+    'content-security-policy': DATA_CSP,
+  });
+  res.end(head ? undefined : text);
+}
+
 async function respond(
   options: RegistryServerOptions,
+  search: SearchIndex,
   req: http.IncomingMessage,
   res: http.ServerResponse,
 ): Promise<void> {
@@ -183,6 +210,10 @@ async function respond(
     return;
   }
   const { pathname } = decoded;
+  if (pathname === SEARCH_PATH) {
+    await respondToSearch(search, req.url ?? '', res, head);
+    return;
+  }
   const route = routeFor(pathname, req.headers.accept);
   // Bodies are streamed from the store: an artifact of hundreds of megabytes is never held in memory.
   let object: ObjectInfo | undefined;
@@ -221,9 +252,11 @@ async function respond(
 
 /** A request listener over the Store; see the module comment for the routes. */
 export function createRegistryServer(options: RegistryServerOptions): http.Server {
+  // Kept for the server's life: each search reads the snapshot, and search.json only when it changed.
+  const search = new SearchIndex(options.site);
   return http.createServer((req, res) => {
     res.on('finish', () => options.log?.(`${req.method} ${req.url} ${res.statusCode}`));
-    respond(options, req, res).catch((error: unknown) => {
+    respond(options, search, req, res).catch((error: unknown) => {
       options.log?.(`error serving ${req.method} ${req.url}: ${(error as Error).message}`);
       if (res.headersSent) res.destroy();
       else sendJson(res, 500, { error: 'internal' }, { head: req.method === 'HEAD' });

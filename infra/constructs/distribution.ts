@@ -22,14 +22,18 @@ import {
   SecurityPolicyProtocol,
   ViewerProtocolPolicy,
 } from 'aws-cdk-lib/aws-cloudfront';
-import { S3BucketOrigin } from 'aws-cdk-lib/aws-cloudfront-origins';
+import { FunctionUrlOrigin, S3BucketOrigin } from 'aws-cdk-lib/aws-cloudfront-origins';
+import type { IFunctionUrl } from 'aws-cdk-lib/aws-lambda';
 import type { Bucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
+import { SEARCH_MAX_AGE_SECONDS, SEARCH_PATH } from '../../index-builder/search-endpoint.ts';
 import { EDGE_HEADERS_SOURCE, EDGE_ROUTING_SOURCE } from '../edge-routing.ts';
 
 export interface RegistryDistributionProps {
   readonly siteBucket: Bucket;
   readonly logBucket: Bucket;
+  /** The search function's URL (infra/constructs/search.ts), the origin of `/search`. */
+  readonly searchUrl: IFunctionUrl;
   /** Optional custom domain and the ARN of its ACM certificate (in us-east-1). */
   readonly domainName?: string;
   readonly certificateArn?: string;
@@ -112,6 +116,28 @@ export class RegistryDistribution extends Construct {
       responseHeadersPolicy: headers,
       functionAssociations,
     };
+    // The search endpoint: its answer depends on the query and nothing else, so every query parameter is
+    // in the cache key (a refusal of an unknown one is cached too), for about as long as the function says
+    // (10 s), a minute at most. The routing function does not run here: `/search` is no key of the bucket.
+    // Only the viewer-response function does, which gives the answer the data CSP as everywhere else.
+    const searchCache = new CachePolicy(this, 'Search', {
+      comment: 'plugindex search answers, by query',
+      minTtl: Duration.seconds(0),
+      defaultTtl: Duration.seconds(SEARCH_MAX_AGE_SECONDS),
+      maxTtl: Duration.minutes(1),
+      queryStringBehavior: CacheQueryStringBehavior.all(),
+      enableAcceptEncodingGzip: true,
+      enableAcceptEncodingBrotli: true,
+    });
+    const search = {
+      origin: FunctionUrlOrigin.withOriginAccessControl(props.searchUrl),
+      viewerProtocolPolicy: ViewerProtocolPolicy.HTTPS_ONLY,
+      allowedMethods: AllowedMethods.ALLOW_GET_HEAD,
+      compress: true,
+      responseHeadersPolicy: headers,
+      functionAssociations: [{ function: securityHeaders, eventType: FunctionEventType.VIEWER_RESPONSE }],
+      cachePolicy: searchCache,
+    };
     const custom =
       props.domainName && props.certificateArn
         ? {
@@ -124,7 +150,10 @@ export class RegistryDistribution extends Construct {
       comment: 'plugindex registry',
       defaultBehavior: { ...behavior, cachePolicy: mutable },
       // plugins/<name>/<version>/<file>: manifests, signatures, artifacts.
-      additionalBehaviors: { 'plugins/*/*/*': { ...behavior, cachePolicy: immutable } },
+      additionalBehaviors: {
+        'plugins/*/*/*': { ...behavior, cachePolicy: immutable },
+        [SEARCH_PATH]: search,
+      },
       httpVersion: HttpVersion.HTTP2_AND_3,
       priceClass: PriceClass.PRICE_CLASS_100,
       enableLogging: true,

@@ -70,7 +70,7 @@ function sourcesOf(name: FunctionName): string[] {
 
 describe('when the functions are bundled for Lambda', () => {
   it('writes one self-contained ESM file per function', () => {
-    for (const name of ['publish', 'refresh'] as const) {
+    for (const name of ['publish', 'refresh', 'search'] as const) {
       const text = readFileSync(bundle.files[name], 'utf8');
       expect(text.startsWith('import')).toBe(true);
       expect(text).not.toMatch(/from\s*"@aws-sdk\//);
@@ -110,6 +110,21 @@ describe('when the functions are bundled for Lambda', () => {
       ),
     ).toEqual([]);
     expect(sourcesOf('publish')).toContain('yaml/dist');
+  });
+
+  it('keeps the search bundle to reading S3 and ranking: no YAML, OpenPGP, tar, manifest parser or queue', () => {
+    const sources = sourcesOf('search');
+    expect(sources).toContain('index-builder/search.ts');
+    expect(sources).toContain('@aws-sdk/client-s3/dist-es');
+    expect(
+      sources.filter((s) =>
+        /^(yaml|openpgp|tar-stream|ajv|@aws-sdk\/client-(sqs|cloudfront|secrets-manager))\/|index-builder\/(pipeline|manifest\/(parse|validate))/.test(
+          s,
+        ),
+      ),
+    ).toEqual([]);
+    // A cold start of the function a viewer waits on compiles every byte: a third of the others' bound.
+    expect(bundle.bytes.search).toBeLessThanOrEqual(600_000);
   });
 
   it('publishes from the intake bucket, signing with the key from Secrets Manager', async () => {

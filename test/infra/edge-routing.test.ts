@@ -77,6 +77,12 @@ describe('when CloudFront routes a request', () => {
     expect(edgeKey('/plugins/kubecost-lens', BROWSER)).toBe('plugins/kubecost-lens/index.html');
   });
 
+  it('names no key for /search, which the search function answers through its own cache behavior', () => {
+    expect(edgeKey('/search')).toBeUndefined();
+    expect(routeFor('/search', undefined)).toBeUndefined();
+    expect(edgeKey('/search.json')).toBe('search.json');
+  });
+
   it('answers no folder of artifacts with an index page', () => {
     expect(edgeKey('/plugins/kubecost-lens/1.2.0/')).toBeUndefined();
     expect(routeFor('/plugins/kubecost-lens/1.2.0/', BROWSER)).toBeUndefined();

@@ -30,6 +30,16 @@ afterAll(async () => {
   await rm(functionsDir, { recursive: true, force: true });
 });
 
+/** The publish and refresh functions (the search function signs nothing and publishes nothing). */
+type LambdaResource = { Properties: { Environment: { Variables: Record<string, unknown> } } };
+function publishingFunctions(): LambdaResource[] {
+  const functions = Object.entries(
+    template.findResources('AWS::Lambda::Function', { Properties: { Runtime: 'nodejs22.x' } }),
+  ).filter(([id]) => id.startsWith('Publishing'));
+  expect(functions).toHaveLength(2);
+  return functions.map(([, fn]) => fn as LambdaResource);
+}
+
 describe('when the stack is synthesized', () => {
   it('keeps every bucket private, encrypted and TLS-only', () => {
     const buckets = template.findResources('AWS::S3::Bucket');
@@ -97,20 +107,18 @@ describe('when the stack is synthesized', () => {
     }
   });
 
-  it('runs both functions on Node.js 22 arm64, and re-signs the snapshot on a schedule', () => {
+  it('runs the three functions on Node.js 22 arm64, and re-signs the snapshot on a schedule', () => {
     template.resourcePropertiesCountIs(
       'AWS::Lambda::Function',
       { Runtime: 'nodejs22.x', Architectures: ['arm64'], Handler: 'index.handler' },
-      2,
+      3,
     );
     template.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(6 hours)' });
     template.hasResourceProperties('AWS::Lambda::EventSourceMapping', { BatchSize: 10 });
   });
 
   it('gives the functions the registry defaults and the distribution to invalidate', () => {
-    for (const fn of Object.values(
-      template.findResources('AWS::Lambda::Function', { Properties: { Runtime: 'nodejs22.x' } }),
-    )) {
+    for (const fn of publishingFunctions()) {
       const env = fn.Properties.Environment.Variables as Record<string, unknown>;
       expect(env).toMatchObject({
         REGISTRY_NAME: 'plugindex registry',
@@ -122,9 +130,7 @@ describe('when the stack is synthesized', () => {
   });
 
   it('keeps the signing key out of environment variables and lets only the two functions read the secret', () => {
-    for (const fn of Object.values(
-      template.findResources('AWS::Lambda::Function', { Properties: { Runtime: 'nodejs22.x' } }),
-    )) {
+    for (const fn of publishingFunctions()) {
       const env = fn.Properties.Environment.Variables as Record<string, unknown>;
       expect(env.SIGNING_KEY_SECRET_ID).toEqual({ Ref: expect.stringMatching(/^SigningKeySecret/) });
       expect(JSON.stringify(env)).not.toMatch(/PGP|armored/i);
@@ -151,7 +157,7 @@ describe('when the stack is synthesized', () => {
             Match.objectLike({ EventType: 'viewer-response' }),
           ],
         }),
-        CacheBehaviors: [
+        CacheBehaviors: Match.arrayWith([
           Match.objectLike({
             PathPattern: 'plugins/*/*/*',
             ViewerProtocolPolicy: 'https-only',
@@ -161,11 +167,12 @@ describe('when the stack is synthesized', () => {
               Match.objectLike({ EventType: 'viewer-response' }),
             ],
           }),
-        ],
+        ]),
       }),
     });
-    template.resourceCountIs('AWS::CloudFront::OriginAccessControl', 1);
-    template.resourceCountIs('AWS::CloudFront::CachePolicy', 2);
+    // One for the site bucket, one for the search function's URL.
+    template.resourceCountIs('AWS::CloudFront::OriginAccessControl', 2);
+    template.resourceCountIs('AWS::CloudFront::CachePolicy', 3);
     // Mutable documents are cached per ?v= (a client's content digest), and by no other query parameter.
     template.hasResourceProperties('AWS::CloudFront::CachePolicy', {
       CachePolicyConfig: Match.objectLike({
@@ -203,6 +210,71 @@ describe('when the stack is synthesized', () => {
         }),
       }),
     });
+  });
+
+  it('sends /search to the search function through its own behavior: cached by every query parameter, briefly', () => {
+    const distribution = Object.values(template.findResources('AWS::CloudFront::Distribution'))[0] as {
+      Properties: {
+        DistributionConfig: {
+          CacheBehaviors: { PathPattern: string; TargetOriginId: string; [k: string]: unknown }[];
+          Origins: { Id: string; [k: string]: unknown }[];
+        };
+      };
+    };
+    const config = distribution.Properties.DistributionConfig;
+    const search = config.CacheBehaviors.find((b) => b.PathPattern === '/search');
+    expect(search).toMatchObject({
+      ViewerProtocolPolicy: 'https-only',
+      AllowedMethods: ['GET', 'HEAD'],
+      Compress: true,
+      // No viewer-request routing (/search is no key of the bucket); the data CSP on the way out.
+      FunctionAssociations: [expect.objectContaining({ EventType: 'viewer-response' })],
+    });
+    // Its origin is the function's URL, signed by an Origin Access Control for Lambda.
+    const origin = config.Origins.find((o) => o.Id === search?.TargetOriginId);
+    expect(JSON.stringify(origin?.DomainName)).toContain('FunctionUrl');
+    expect(origin).toMatchObject({ OriginAccessControlId: expect.anything() });
+    template.hasResourceProperties('AWS::CloudFront::OriginAccessControl', {
+      OriginAccessControlConfig: Match.objectLike({ OriginAccessControlOriginType: 'lambda' }),
+    });
+    template.hasResourceProperties('AWS::Lambda::Url', { AuthType: 'AWS_IAM' });
+    template.hasResourceProperties('AWS::Lambda::Permission', {
+      Action: 'lambda:InvokeFunctionUrl',
+      Principal: 'cloudfront.amazonaws.com',
+    });
+    template.hasResourceProperties('AWS::CloudFront::CachePolicy', {
+      CachePolicyConfig: Match.objectLike({
+        Comment: 'plugindex search answers, by query',
+        DefaultTTL: 10,
+        MaxTTL: 60,
+        ParametersInCacheKeyAndForwardedToOrigin: Match.objectLike({
+          QueryStringsConfig: { QueryStringBehavior: 'all' },
+          HeadersConfig: { HeaderBehavior: 'none' },
+        }),
+      }),
+    });
+  });
+
+  it('lets the search function read the snapshot and search.json of the site, and nothing else', () => {
+    const [id, fn] = Object.entries(
+      template.findResources('AWS::Lambda::Function', { Properties: { Runtime: 'nodejs22.x' } }),
+    ).find(([key]) => key.startsWith('Search')) as [string, { Properties: Record<string, unknown> }];
+    expect(fn.Properties.Environment).toEqual({
+      Variables: {
+        SITE_BUCKET: { Ref: expect.stringMatching(/^StorageSite/) },
+        NODE_OPTIONS: expect.any(String),
+      },
+    });
+    const statements = Object.entries(template.findResources('AWS::IAM::Policy'))
+      .filter(([policyId]) => policyId.startsWith('Search'))
+      .flatMap(([, p]) => p.Properties.PolicyDocument.Statement as { Action: unknown; Resource: unknown }[]);
+    expect(statements).toHaveLength(1);
+    expect(statements[0]?.Action).toBe('s3:GetObject');
+    const resources = JSON.stringify(statements[0]?.Resource);
+    expect(resources).toContain('"/snapshot.json"');
+    expect(resources).toContain('"/search.json"');
+    expect(resources).not.toContain('*');
+    expect(id).toMatch(/^SearchFunction/);
   });
 
   it('gives each function the bucket folders it needs: delete only in incoming/, and plugins/ of the site (removal)', () => {

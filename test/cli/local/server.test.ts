@@ -269,12 +269,21 @@ describe('when mapping the spec endpoints', () => {
     expect(await response.json()).toEqual({ name: 'demo', version: '1.0.0' });
   });
 
-  it('serves search.json at /search whatever the query', async () => {
-    for (const query of ['', '?q=demo', '?q=%ZZ&type=cost_source']) {
+  it('answers /search as the search endpoint, never with the file: 503 while no snapshot binds one', async () => {
+    // This tree has a search.json but no snapshot.json: nothing says which generation it is (test/cli/local/
+    // search.test.ts searches a registry the pipeline published).
+    for (const query of ['', '?q=demo', '?type=cost_source']) {
       const response = await raw(`/search${query}`);
-      expect(response.status, query).toBe(200);
-      expect(response.body, query).toBe(SITE['search.json']);
+      expect(response.status, query).toBe(503);
+      expect(response.headers['cache-control'], query).toBe('no-store');
+      expect(JSON.parse(response.body), query).toMatchObject({ code: 'SEARCH_NOT_PUBLISHED' });
     }
+    // A bad parameter is refused before anything is read.
+    const refused = await raw('/search?q=%ZZ&type=cost_source');
+    expect(refused.status).toBe(400);
+    expect(JSON.parse(refused.body)).toMatchObject({ code: 'SEARCH_PARAMETER_MALFORMED', parameter: 'q' });
+    // The file itself stays where it is.
+    expect((await raw('/search.json')).body).toBe(SITE['search.json']);
   });
 
   it('serves every other path as the key of the same name', async () => {

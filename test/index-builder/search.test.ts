@@ -3,8 +3,13 @@
  * typos, several terms, the filters, and ties across registries.
  */
 import { describe, expect, it } from 'vitest';
-import { type SearchHit, type SearchSource, searchPlugins } from '../../client/search.ts';
 import type { SearchEntry } from '../../index-builder/model.ts';
+import {
+  boundedLevenshtein,
+  type SearchHit,
+  type SearchSource,
+  searchPlugins,
+} from '../../index-builder/search.ts';
 
 function entry(name: string, overrides: Partial<SearchEntry> = {}): SearchEntry {
   return {
@@ -209,5 +214,46 @@ describe('when nothing matches', () => {
   it('returns no hits', () => {
     expect(searchPlugins([main, mirror], { terms: ['quantum'] })).toEqual([]);
     expect(searchPlugins([], { terms: ['cost'] })).toEqual([]);
+  });
+});
+
+describe('when the typo distance is bounded', () => {
+  /** The whole table, no band, no early exit: what the bounded distance must agree with. */
+  function levenshtein(a: string, b: string): number {
+    let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+    for (let i = 1; i <= a.length; i++) {
+      const current = [i];
+      for (let j = 1; j <= b.length; j++)
+        current.push(
+          Math.min(
+            (previous[j] as number) + 1,
+            (current[j - 1] as number) + 1,
+            (previous[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1),
+          ),
+        );
+      previous = current;
+    }
+    return previous[b.length] as number;
+  }
+
+  it('gives the true distance up to the bound and bound + 1 beyond it, on 50,000 pairs of short words', () => {
+    // A small alphabet makes near pairs common; a fixed seed makes a failure reproducible.
+    let seed = 12345;
+    const next = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return Math.floor((seed / 2147483648) * n);
+    };
+    const word = (): string => Array.from({ length: next(13) }, () => 'ab-c'[next(4)]).join('');
+    const mismatches: string[] = [];
+    for (let k = 0; k < 50_000; k++) {
+      const [a, b, bound] = [word(), word(), next(4)];
+      const expected = Math.min(levenshtein(a, b), bound + 1);
+      if (boundedLevenshtein(a, b, bound) !== expected) mismatches.push(`${a} ${b} ${bound}`);
+    }
+    expect(mismatches).toEqual([]);
+    // Longer names after short ones: the kept rows grow and nothing of an earlier call leaks in.
+    expect(boundedLevenshtein('kubecost', 'kubecots', 2)).toBe(2);
+    expect(boundedLevenshtein(`${'x'.repeat(200)}a`, `${'x'.repeat(200)}b`, 1)).toBe(1);
+    expect(boundedLevenshtein('kubecost', 'kubecost', 0)).toBe(0);
   });
 });

@@ -3,11 +3,20 @@
  * name is the word typed first, then names that start with it, contain it, then keywords, descriptions, and
  * last names one typo away. Pure: the caller fetches and verifies each registry's `search.json`.
  *
+ * One ranking for every reader: the client's `search` (over each configured registry) and the registry's own
+ * `GET /search` endpoint (index-builder/search-endpoint.ts, served by the local server and the search
+ * function) call this same function, so a spec client and `plugindex search` see the same order. It lives in
+ * the core, not in client/, because the publisher's servers use it too and never import the client.
+ *
  * @example
  * searchPlugins([{ registry: 'main', priority: 1, entries: doc.plugins }], { terms: ['cost'], provider: 'aws' });
  */
-import type { SearchEntry } from '../index-builder/model.ts';
-import { compareStrings } from './json-input.ts';
+import type { SearchEntry } from './model.ts';
+
+/** Code-unit order, as the client sorts names everywhere (locale-independent, so every host agrees). */
+function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
 
 export interface SearchSource {
   readonly registry: string;
@@ -39,27 +48,48 @@ export interface SearchHit {
 /** Strongest first; an entry ranks by its index here. */
 const TIERS: readonly MatchKind[] = ['exact', 'prefix', 'substring', 'keyword', 'description', 'typo', 'all'];
 
+/** Two rows of the distance table, kept between calls and grown when a longer name comes: no allocation per pair. */
+let rowA = new Int32Array(64);
+let rowB = new Int32Array(64);
+
 /**
- * The Levenshtein distance of `a` and `b`, or `bound + 1` as soon as it is sure to exceed `bound`: search
- * compares every term against every name, and almost all pairs are far apart.
+ * The Levenshtein distance of `a` and `b` (UTF-16 code units), or `bound + 1` as soon as it is sure to
+ * exceed `bound`: search compares every term against every name, and almost all pairs are far apart. Only
+ * the band of cells within `bound` of the diagonal is computed (a path that leaves it has already made more
+ * than `bound` edits), 5 cells a row for a bound of 2 instead of the name's length. Exported for its test.
  */
-function boundedLevenshtein(a: string, b: string, bound: number): number {
-  if (Math.abs(a.length - b.length) > bound) return bound + 1;
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    let rowMin = i;
-    for (let j = 1; j <= b.length; j++) {
-      const substitution = (previous[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1);
-      const cell = Math.min((previous[j] as number) + 1, (current[j - 1] as number) + 1, substitution);
-      current.push(cell);
-      rowMin = Math.min(rowMin, cell);
-    }
-    // Every later cell descends from this row, and distances never shrink along a path.
-    if (rowMin > bound) return bound + 1;
-    previous = current;
+export function boundedLevenshtein(a: string, b: string, bound: number): number {
+  const far = bound + 1;
+  const n = b.length;
+  if (Math.abs(a.length - n) > bound) return far;
+  if (rowA.length < n + 2) {
+    rowA = new Int32Array(2 * (n + 2));
+    rowB = new Int32Array(2 * (n + 2));
   }
-  return Math.min(previous[b.length] as number, bound + 1);
+  let previous = rowA;
+  let current = rowB;
+  for (let j = 0; j <= n; j++) previous[j] = Math.min(j, far);
+  for (let i = 1; i <= a.length; i++) {
+    const lo = Math.max(1, i - bound);
+    const hi = Math.min(n, i + bound);
+    // The cells just outside the band read as "too far", so no value of an earlier call leaks in.
+    current[lo - 1] = lo === 1 ? Math.min(i, far) : far;
+    let rowMin = current[lo - 1] as number;
+    const code = a.charCodeAt(i - 1);
+    for (let j = lo; j <= hi; j++) {
+      const substitution = (previous[j - 1] as number) + (code === b.charCodeAt(j - 1) ? 0 : 1);
+      const cell = Math.min((previous[j] as number) + 1, (current[j - 1] as number) + 1, substitution, far);
+      current[j] = cell;
+      if (cell < rowMin) rowMin = cell;
+    }
+    if (hi < n) current[hi + 1] = far;
+    // Every later cell descends from this row, and distances never shrink along a path.
+    if (rowMin > bound) return far;
+    const swap = previous;
+    previous = current;
+    current = swap;
+  }
+  return Math.min(previous[n] as number, far);
 }
 
 /** How many edits a term may be from a name: none for short terms, where one edit reaches most names. */

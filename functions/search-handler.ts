@@ -1,0 +1,75 @@
+/**
+ * The search function's logic (the entry point, functions/search.ts, only wires it): a Lambda Function URL
+ * request (payload 2.0), which CloudFront's `/search` cache behavior sends with the viewer's query string,
+ * answered by the endpoint the local server also answers (index-builder/search-endpoint.ts). The
+ * `SearchIndex` lives as long as the container, so a warm function parses `search.json` once per version of
+ * it and reads only the small snapshot per request.
+ */
+
+import {
+  answerSearch,
+  SEARCH_PATH,
+  type SearchIndex,
+  searchResponseHeaders,
+} from '../index-builder/search-endpoint.ts';
+import { COMMON_HEADERS, DATA_CSP } from '../index-builder/serving.ts';
+import { errorFields, type Logger } from './logger.ts';
+
+/** What this function reads of a Function URL event (payload format 2.0). */
+export interface FunctionUrlEvent {
+  readonly rawPath?: string;
+  readonly rawQueryString?: string;
+  readonly requestContext?: { readonly http?: { readonly method?: string } };
+}
+
+export interface FunctionUrlResult {
+  readonly statusCode: number;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: string;
+}
+
+function json(
+  status: number,
+  body: object,
+  head: boolean,
+  extra: Record<string, string> = {},
+): FunctionUrlResult {
+  return {
+    statusCode: status,
+    headers: {
+      ...COMMON_HEADERS,
+      ...searchResponseHeaders(status),
+      'content-security-policy': DATA_CSP,
+      ...extra,
+    },
+    body: head ? '' : `${JSON.stringify(body)}\n`,
+  };
+}
+
+export function createSearchHandler(deps: {
+  readonly index: SearchIndex;
+  readonly logger: Logger;
+}): (event: FunctionUrlEvent) => Promise<FunctionUrlResult> {
+  return async (event) => {
+    const method = event.requestContext?.http?.method ?? 'GET';
+    const head = method === 'HEAD';
+    if (method !== 'GET' && !head)
+      return json(405, { error: 'method_not_allowed' }, false, {
+        allow: 'GET, HEAD',
+        'cache-control': 'no-store',
+      });
+    if (event.rawPath !== SEARCH_PATH)
+      return json(404, { error: 'not_found', path: event.rawPath ?? '' }, head, {
+        'cache-control': 'no-store',
+      });
+    try {
+      const { status, body } = await answerSearch(deps.index, event.rawQueryString ?? '');
+      if (status !== 200 && status !== 400) deps.logger.warn('search unavailable', { body });
+      return json(status, body, head);
+    } catch (error) {
+      // An HTTP function answers rather than throws: a thrown error is a bare 502 from the Function URL.
+      deps.logger.error('search failed', errorFields(error));
+      return json(500, { error: 'internal' }, head, { 'cache-control': 'no-store' });
+    }
+  };
+}

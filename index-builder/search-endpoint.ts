@@ -1,0 +1,411 @@
+/**
+ * The spec's `GET /search?q=&provider=&type=&capability=` (and `limit`, `offset`), one definition for both
+ * homes of the endpoint: the local server (cli/local/server.ts) and the search function on AWS
+ * (functions/search.ts). Pure but for the Store it reads through:
+ *
+ * - `parseSearchQuery`: the raw query string into a `SearchRequest`, or a `SearchRefusal` (400) with a stable
+ *   code, the parameter it is about and what was expected. Strict, because a misspelt parameter silently
+ *   ignored would answer another question than the one asked.
+ * - `SearchIndex`: the published `search.json`, read once per version of it. Each request reads the small
+ *   `snapshot.json`; the rows are parsed again only when the digest the snapshot lists for `search.json`
+ *   changes, and a document whose bytes the snapshot does not list (a publish between the two reads) is
+ *   never used: the answer's `generation` is that of a snapshot that binds the rows it was computed from.
+ * - `searchAnswer`: ranked by `searchPlugins` (index-builder/search.ts), the ranking the client uses, then
+ *   paged.
+ *
+ * A client never needs this endpoint (it reads the signed `search.json` and ranks it itself); it is a
+ * convenience for spec clients, so its answer is unsigned and says which generation it comes from.
+ *
+ * @example
+ * const parsed = parseSearchQuery('q=cost&provider=aws');
+ * if (parsed.ok) searchAnswer(await index.current(), parsed.request); // { generation, total, results, ... }
+ */
+import { sha256Hex } from './digest.ts';
+import { SEARCH_KEY, SNAPSHOT_KEY } from './layout.ts';
+import { CAPABILITIES, PROVIDERS } from './manifest/schema.ts';
+import { PLUGIN_TYPES, type SearchEntry } from './model.ts';
+import { type MatchKind, searchPlugins } from './search.ts';
+import type { Store } from './store.ts';
+
+/** The request path of the endpoint (the spec's `/search`), on the local server and behind CloudFront. */
+export const SEARCH_PATH = '/search';
+
+/** The longest `q`, in characters: enough for any name and a few words, and it bounds the typo search's work. */
+export const MAX_QUERY_LENGTH = 256;
+/** The longest filter value; the longest allowed value is far shorter, so a longer one is refused as such. */
+export const MAX_FILTER_LENGTH = 64;
+export const DEFAULT_LIMIT = 100;
+export const MAX_LIMIT = 1000;
+/** Larger than any registry's plugin count; the bound keeps `offset` a small integer. */
+export const MAX_OFFSET = 1_000_000;
+
+export const SEARCH_PARAMETERS = ['q', 'type', 'provider', 'capability', 'limit', 'offset'] as const;
+export type SearchParameter = (typeof SEARCH_PARAMETERS)[number];
+
+/** What a refusal says went wrong; stable, for clients to branch on. */
+export type SearchRefusalCode =
+  /** Percent-encoding that is not UTF-8, or a parameter name that cannot be read. */
+  | 'SEARCH_PARAMETER_MALFORMED'
+  | 'SEARCH_PARAMETER_UNKNOWN'
+  | 'SEARCH_PARAMETER_REPEATED'
+  | 'SEARCH_PARAMETER_TOO_LONG'
+  /** A value the parameter cannot take: a type, provider or capability the schema does not know, a control
+   * character, a limit or offset that is not an integer in range. */
+  | 'SEARCH_PARAMETER_INVALID';
+
+/** The body of a 400 answer. */
+export interface SearchRefusal {
+  readonly error: 'bad_request';
+  readonly code: SearchRefusalCode;
+  /** The parameter as named in the query (decoded when it could be). */
+  readonly parameter: string;
+  readonly message: string;
+  readonly expected: string;
+}
+
+/** A checked request. Filters are lowercased (the ranking compares them case-insensitively anyway). */
+export interface SearchRequest {
+  readonly q: string;
+  readonly type?: string;
+  readonly provider?: string;
+  readonly capability?: string;
+  readonly limit: number;
+  readonly offset: number;
+}
+
+export type ParsedSearchQuery =
+  | { readonly ok: true; readonly request: SearchRequest }
+  | { readonly ok: false; readonly refusal: SearchRefusal };
+
+/** The body of a 200 answer: `schema` names this shape, which only grows by new fields. */
+export interface SearchAnswer {
+  readonly schema: 'plugindex/search-results/v1';
+  /** The generation of the snapshot that lists the `search.json` the results come from. */
+  readonly generation: number;
+  readonly query: {
+    readonly q: string;
+    readonly type: string | null;
+    readonly provider: string | null;
+    readonly capability: string | null;
+  };
+  /** Every match, before paging. */
+  readonly total: number;
+  readonly offset: number;
+  readonly limit: number;
+  /** The `offset` of the next page, or null on the last one. */
+  readonly next_offset: number | null;
+  /** Best first: each row exactly as `search.json` has it, and the tier it matched in. */
+  readonly results: readonly { readonly match: MatchKind; readonly plugin: SearchEntry }[];
+}
+
+const FILTER_VALUES: Readonly<Record<'type' | 'provider' | 'capability', readonly string[]>> = {
+  type: PLUGIN_TYPES,
+  provider: PROVIDERS,
+  capability: CAPABILITIES,
+};
+
+function refuse(
+  code: SearchRefusalCode,
+  parameter: string,
+  message: string,
+  expected: string,
+): ParsedSearchQuery {
+  return { ok: false, refusal: { error: 'bad_request', code, parameter, message, expected } };
+}
+
+/** Form decoding (`+` is a space, as every HTML form and Go's url.Values encode it), or undefined. */
+function decodeComponent(text: string): string | undefined {
+  try {
+    return decodeURIComponent(text.replaceAll('+', ' '));
+  } catch {
+    return undefined;
+  }
+}
+
+/** C0 controls and DEL: nothing a search can mean, and a NUL has no place in a log line. */
+function hasControlCharacter(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x20 || code === 0x7f) return true;
+  }
+  return false;
+}
+
+/** The integer, or what was expected instead. */
+function parseCount(value: string, min: number, max: number): number | string {
+  if (!/^[0-9]{1,7}$/.test(value)) return `an integer from ${min} to ${max}`;
+  const n = Number(value);
+  return n >= min && n <= max ? n : `an integer from ${min} to ${max}`;
+}
+
+/**
+ * Reads the query string (without the `?`). Parameters: `q` (free text, at most 256 characters), `type`,
+ * `provider`, `capability` (one value each, as the manifest schema spells them, any case), `limit` (1 to
+ * 1000, default 100) and `offset` (0 to 1,000,000, default 0). An empty value is the parameter's absence
+ * (`?q=&provider=` is what a spec client sends for "everything"); empty `&&` pieces are skipped. Anything
+ * else is refused, at the first fault met in query order.
+ */
+export function parseSearchQuery(rawQuery: string): ParsedSearchQuery {
+  const values = new Map<SearchParameter, string>();
+  for (const piece of rawQuery.split('&')) {
+    if (piece === '') continue;
+    const equals = piece.indexOf('=');
+    const rawName = equals === -1 ? piece : piece.slice(0, equals);
+    const rawValue = equals === -1 ? '' : piece.slice(equals + 1);
+    const name = decodeComponent(rawName);
+    if (name === undefined || hasControlCharacter(name))
+      return refuse(
+        'SEARCH_PARAMETER_MALFORMED',
+        rawName.slice(0, 64),
+        'the parameter name is not percent-encoded UTF-8 text',
+        `one of ${SEARCH_PARAMETERS.join(', ')}`,
+      );
+    if (!(SEARCH_PARAMETERS as readonly string[]).includes(name))
+      return refuse(
+        'SEARCH_PARAMETER_UNKNOWN',
+        name.slice(0, 64),
+        `unknown parameter ${JSON.stringify(name.slice(0, 64))}`,
+        `one of ${SEARCH_PARAMETERS.join(', ')}`,
+      );
+    const parameter = name as SearchParameter;
+    if (values.has(parameter))
+      return refuse(
+        'SEARCH_PARAMETER_REPEATED',
+        parameter,
+        `${parameter} is given more than once`,
+        `${parameter} at most once`,
+      );
+    const value = decodeComponent(rawValue);
+    if (value === undefined)
+      return refuse(
+        'SEARCH_PARAMETER_MALFORMED',
+        parameter,
+        `the value of ${parameter} is not percent-encoded UTF-8 text`,
+        'percent-encoded UTF-8 text',
+      );
+    const max = parameter === 'q' ? MAX_QUERY_LENGTH : MAX_FILTER_LENGTH;
+    if ([...value].length > max)
+      return refuse(
+        'SEARCH_PARAMETER_TOO_LONG',
+        parameter,
+        `${parameter} is ${[...value].length} characters long`,
+        `at most ${max} characters`,
+      );
+    if (hasControlCharacter(value))
+      return refuse(
+        'SEARCH_PARAMETER_INVALID',
+        parameter,
+        `${parameter} holds a control character`,
+        'text without control characters',
+      );
+    values.set(parameter, value);
+  }
+
+  const filters: { type?: string; provider?: string; capability?: string } = {};
+  for (const filter of ['type', 'provider', 'capability'] as const) {
+    const value = values.get(filter)?.toLowerCase();
+    if (value === undefined || value === '') continue;
+    const allowed = FILTER_VALUES[filter];
+    if (!allowed.includes(value))
+      return refuse(
+        'SEARCH_PARAMETER_INVALID',
+        filter,
+        `${JSON.stringify(value)} is not a ${filter} a plugin can have`,
+        `one of ${allowed.join(', ')}`,
+      );
+    filters[filter] = value;
+  }
+  const counts = { limit: DEFAULT_LIMIT, offset: 0 };
+  for (const [name, min, max] of [
+    ['limit', 1, MAX_LIMIT],
+    ['offset', 0, MAX_OFFSET],
+  ] as const) {
+    const value = values.get(name);
+    if (value === undefined || value === '') continue;
+    const parsed = parseCount(value, min, max);
+    if (typeof parsed === 'string')
+      return refuse(
+        'SEARCH_PARAMETER_INVALID',
+        name,
+        `${name} is ${JSON.stringify(value.slice(0, 16))}`,
+        parsed,
+      );
+    counts[name] = parsed;
+  }
+  return { ok: true, request: { q: values.get('q') ?? '', ...filters, ...counts } };
+}
+
+/** The rows a search runs over, and the generation of the snapshot that binds them. */
+export interface SearchRows {
+  readonly generation: number;
+  readonly entries: readonly SearchEntry[];
+}
+
+/**
+ * Ranks `rows` for `request` exactly as the client's `plugindex search` does for one registry (one source,
+ * so only the tiers and names order them), then cuts the page.
+ */
+export function searchAnswer(rows: SearchRows, request: SearchRequest): SearchAnswer {
+  const hits = searchPlugins([{ registry: '', priority: 1, entries: rows.entries }], {
+    terms: [request.q],
+    ...(request.type === undefined ? {} : { type: request.type }),
+    ...(request.provider === undefined ? {} : { provider: request.provider }),
+    ...(request.capability === undefined ? {} : { capability: request.capability }),
+  });
+  const page = hits.slice(request.offset, request.offset + request.limit);
+  const end = request.offset + page.length;
+  return {
+    schema: 'plugindex/search-results/v1',
+    generation: rows.generation,
+    query: {
+      q: request.q,
+      type: request.type ?? null,
+      provider: request.provider ?? null,
+      capability: request.capability ?? null,
+    },
+    total: hits.length,
+    offset: request.offset,
+    limit: request.limit,
+    next_offset: end < hits.length ? end : null,
+    results: page.map((hit) => ({ match: hit.match, plugin: hit.entry })),
+  };
+}
+
+/**
+ * The registry cannot answer a search now: no snapshot yet (`SEARCH_NOT_PUBLISHED`), or `search.json`
+ * changed under every read and no snapshot listed the bytes read (`SEARCH_SNAPSHOT_MOVING`, a publish in
+ * progress: retry in a moment). Servers answer 503.
+ */
+export class SearchUnavailableError extends Error {
+  readonly code: 'SEARCH_NOT_PUBLISHED' | 'SEARCH_SNAPSHOT_MOVING';
+  constructor(code: 'SEARCH_NOT_PUBLISHED' | 'SEARCH_SNAPSHOT_MOVING', message: string) {
+    super(message);
+    this.name = 'SearchUnavailableError';
+    this.code = code;
+  }
+}
+
+interface ListedSearch {
+  readonly generation: number;
+  readonly sha256: string;
+}
+
+/**
+ * The generation and the `search.json` digest a published snapshot lists. Anything else is a broken
+ * registry, not a moment of it: a plain error, which the servers answer 500.
+ */
+function readSnapshot(body: Uint8Array): ListedSearch {
+  const snapshot = JSON.parse(new TextDecoder().decode(body)) as {
+    generation?: unknown;
+    documents?: Record<string, { sha256?: unknown } | undefined>;
+  };
+  const generation = snapshot.generation;
+  const sha256 = snapshot.documents?.[SEARCH_KEY]?.sha256;
+  if (!Number.isSafeInteger(generation) || typeof sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(sha256))
+    throw new Error(`${SNAPSHOT_KEY} lists no generation or no sha256 for ${SEARCH_KEY}`);
+  return { generation: generation as number, sha256 };
+}
+
+export interface SearchIndexOptions {
+  /** Pauses between reads while a publish is between `search.json` and its snapshot, in milliseconds. */
+  readonly retryDelays?: readonly number[];
+  readonly sleep?: (ms: number) => Promise<void>;
+}
+
+/**
+ * `search.json` as the published snapshot binds it, kept between requests (a warm Lambda, the local
+ * server) and read again only when the snapshot lists another digest for it.
+ */
+export class SearchIndex {
+  readonly #site: Pick<Store, 'get'>;
+  readonly #retryDelays: readonly number[];
+  readonly #sleep: (ms: number) => Promise<void>;
+  #rows: { readonly sha256: string; readonly entries: readonly SearchEntry[] } | undefined;
+  /** Bytes read whose digest no snapshot listed yet: the snapshot after them may, then no second read. */
+  #ahead: { readonly sha256: string; readonly body: Uint8Array } | undefined;
+  #inflight: Promise<SearchRows> | undefined;
+  /** How many times `search.json` was read and parsed: what "once per version" means, observable. */
+  reads = 0;
+
+  constructor(site: Pick<Store, 'get'>, options: SearchIndexOptions = {}) {
+    this.#site = site;
+    this.#retryDelays = options.retryDelays ?? [50, 200, 500];
+    this.#sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+  }
+
+  /** The rows now; concurrent callers share one read, so a cold cache reads `search.json` once. */
+  current(): Promise<SearchRows> {
+    this.#inflight ??= this.#read().finally(() => {
+      this.#inflight = undefined;
+    });
+    return this.#inflight;
+  }
+
+  async #read(): Promise<SearchRows> {
+    for (let attempt = 0; ; attempt++) {
+      const snapshot = await this.#site.get(SNAPSHOT_KEY);
+      if (!snapshot)
+        throw new SearchUnavailableError('SEARCH_NOT_PUBLISHED', 'the registry has published nothing yet');
+      const listed = readSnapshot(snapshot.body);
+      if (this.#rows?.sha256 === listed.sha256)
+        return { generation: listed.generation, entries: this.#rows.entries };
+      if (this.#ahead?.sha256 === listed.sha256) return this.#keep(listed, this.#ahead.body);
+      const document = await this.#site.get(SEARCH_KEY);
+      if (document) {
+        const sha256 = sha256Hex(document.body);
+        if (sha256 === listed.sha256) return this.#keep(listed, document.body);
+        this.#ahead = { sha256, body: document.body };
+      }
+      const delay = this.#retryDelays[attempt];
+      if (delay === undefined)
+        throw new SearchUnavailableError(
+          'SEARCH_SNAPSHOT_MOVING',
+          `${SEARCH_KEY} does not match the digest ${SNAPSHOT_KEY} lists (a publish in progress)`,
+        );
+      await this.#sleep(delay);
+    }
+  }
+
+  #keep(listed: ListedSearch, body: Uint8Array): SearchRows {
+    const document = JSON.parse(new TextDecoder().decode(body)) as { plugins?: unknown };
+    if (!Array.isArray(document.plugins)) throw new Error(`${SEARCH_KEY} has no plugins array`);
+    this.reads++;
+    this.#rows = { sha256: listed.sha256, entries: document.plugins as SearchEntry[] };
+    this.#ahead = undefined;
+    return { generation: listed.generation, entries: this.#rows.entries };
+  }
+}
+
+export const SEARCH_MAX_AGE_SECONDS = 10;
+
+/** Headers of every answer of the endpoint (200, 400 and 503), beside the serving policy's own. */
+export function searchResponseHeaders(status: number): Record<string, string> {
+  return {
+    'content-type': 'application/json',
+    // A short life: a publish shows within seconds, and CloudFront's cache (keyed on the query) spares the
+    // function the repeated questions. A 503 is a moment's state, never cached.
+    'cache-control': status === 503 ? 'no-store' : `public, max-age=${SEARCH_MAX_AGE_SECONDS}`,
+    'access-control-allow-origin': '*',
+  };
+}
+
+/**
+ * The status and JSON body of the endpoint for one raw query string: what both servers send, so they
+ * cannot differ. Throws only what the store throws (and a broken snapshot), which the servers answer 500.
+ */
+export async function answerSearch(
+  index: SearchIndex,
+  rawQuery: string,
+): Promise<{ readonly status: number; readonly body: object }> {
+  const parsed = parseSearchQuery(rawQuery);
+  if (!parsed.ok) return { status: 400, body: parsed.refusal };
+  try {
+    return { status: 200, body: searchAnswer(await index.current(), parsed.request) };
+  } catch (error) {
+    if (!(error instanceof SearchUnavailableError)) throw error;
+    return {
+      status: 503,
+      body: { error: 'unavailable', code: error.code, message: error.message },
+    };
+  }
+}

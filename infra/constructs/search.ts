@@ -1,0 +1,63 @@
+/**
+ * The search function: the spec's `GET /search?q=&provider=&type=&capability=` on AWS
+ * (functions/search.ts), reached only through CloudFront. Its Function URL takes IAM auth, and the
+ * distribution signs its requests with Origin Access Control (infra/constructs/distribution.ts), so the
+ * URL itself answers nobody else. It reads two objects of the site bucket and nothing more: the snapshot
+ * and the `search.json` it lists.
+ */
+import path from 'node:path';
+import { Duration, Validations } from 'aws-cdk-lib';
+import { Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import {
+  Architecture,
+  Code,
+  FunctionUrlAuthType,
+  type IFunctionUrl,
+  Function as LambdaFn,
+  LoggingFormat,
+  Runtime,
+} from 'aws-cdk-lib/aws-lambda';
+import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { Bucket } from 'aws-cdk-lib/aws-s3';
+import { Construct } from 'constructs';
+import { SEARCH_KEY, SNAPSHOT_KEY } from '../../index-builder/layout.ts';
+
+export interface SearchEndpointProps {
+  readonly siteBucket: Bucket;
+  /** Folder with `search/index.mjs` (infra/bundle-functions.ts). */
+  readonly functionsDir: string;
+}
+
+export class SearchEndpoint extends Construct {
+  public readonly searchFunction: LambdaFn;
+  public readonly url: IFunctionUrl;
+
+  constructor(scope: Construct, id: string, props: SearchEndpointProps) {
+    super(scope, id);
+    const logGroup = new LogGroup(this, 'Logs', { retention: RetentionDays.THREE_MONTHS });
+    this.searchFunction = new LambdaFn(this, 'Function', {
+      runtime: Runtime.NODEJS_22_X,
+      architecture: Architecture.ARM_64,
+      handler: 'index.handler',
+      code: Code.fromAsset(path.join(props.functionsDir, 'search')),
+      // search.json is a few megabytes at 10,000 plugins; the memory buys CPU for ranking it.
+      memorySize: 512,
+      timeout: Duration.seconds(10),
+      environment: { SITE_BUCKET: props.siteBucket.bucketName, NODE_OPTIONS: '--enable-source-maps' },
+      logGroup,
+      loggingFormat: LoggingFormat.JSON,
+    });
+    Validations.of(this.searchFunction).acknowledge({
+      id: 'AwsSolutions-L1',
+      reason: 'Pinned to Node.js 22, the runtime the bundles target and the tests run; moved deliberately.',
+    });
+    this.searchFunction.addToRolePolicy(
+      new PolicyStatement({
+        effect: Effect.ALLOW,
+        actions: ['s3:GetObject'],
+        resources: [SNAPSHOT_KEY, SEARCH_KEY].map((key) => props.siteBucket.arnForObjects(key)),
+      }),
+    );
+    this.url = this.searchFunction.addFunctionUrl({ authType: FunctionUrlAuthType.AWS_IAM });
+  }
+}

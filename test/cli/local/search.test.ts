@@ -1,0 +1,237 @@
+/**
+ * `GET /search` on the local server, over real sockets, against a registry the pipeline published: the
+ * answer ranks and filters exactly as the consumer client's `search` does over the same registry (read by
+ * the client through its verified session, over the same server), pages, refuses bad parameters with their
+ * codes, and follows a publish (a new generation, the new plugin found, search.json read once per version).
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRegistryServer, listenRegistryServer } from '../../../cli/local/server.ts';
+import { createClient } from '../../../client/client.ts';
+import { createHttpFetcher } from '../../../client/fetcher.ts';
+import { fixedClock } from '../../../index-builder/clock.ts';
+import { SNAPSHOT_KEY } from '../../../index-builder/layout.ts';
+import { processSubmissions } from '../../../index-builder/pipeline/index.ts';
+import type { SearchQuery } from '../../../index-builder/search.ts';
+import type { SearchAnswer, SearchRefusal } from '../../../index-builder/search-endpoint.ts';
+import type { Store } from '../../../index-builder/store.ts';
+import { makeBundle, makeRegistry, type TestRegistry, validManifest } from '../../support/fixtures.ts';
+
+/** Names, display names, tags, descriptions, types, providers and capabilities that reach every tier. */
+const PLUGINS: Record<string, unknown>[] = [
+  { name: 'kubecost', description: 'Kubernetes cost allocation', supported_providers: ['kubernetes'] },
+  {
+    name: 'kubecost-lens',
+    display_name: 'Kubecost Lens',
+    supported_providers: ['kubernetes', 'aws'],
+    capabilities: ['actual_cost', 'cost_allocation'],
+  },
+  { name: 'cost-explorer', description: 'Explore AWS cost', metadata: { tags: ['billing'] } },
+  {
+    name: 'aws-budget',
+    plugin_type: 'observability',
+    capabilities: ['budget_alerts'],
+    metadata: { tags: ['cost', 'alerts'] },
+  },
+  { name: 'azure-billing', description: 'Azure cost data', supported_providers: ['azure'] },
+  { name: 'gcp-spend', display_name: 'GCP Cost', supported_providers: ['gcp'] },
+  { name: 'metrics-hub', plugin_type: 'aggregator', metadata: { tags: ['kubecost', 'prometheus'] } },
+  { name: 'spend-watch', description: 'Watches what kubecost reports', supported_providers: ['custom'] },
+  { name: 'lens-core', display_name: 'Lens', plugin_type: 'registry' },
+];
+
+let registry: TestRegistry;
+let base: string;
+let close: () => Promise<void>;
+let root: string;
+const reads: string[] = [];
+
+/** The site as the server sees it, with every read of search.json counted. */
+function counting(site: Store): Store {
+  return new Proxy(site, {
+    get(target, property, receiver) {
+      const value = Reflect.get(target, property, receiver);
+      if (property !== 'get' && property !== 'getStream') return value;
+      return (key: string) => {
+        reads.push(key);
+        return (value as (key: string) => unknown).call(target, key);
+      };
+    },
+  });
+}
+
+async function publish(...manifests: Record<string, unknown>[]): Promise<void> {
+  const bundles = await Promise.all(manifests.map((m) => makeBundle({ manifest: validManifest(m) })));
+  const result = await processSubmissions(registry.context, await registry.submit(...bundles));
+  expect(result.outcomes.map((o) => o.status)).toEqual(manifests.map(() => 'accepted'));
+}
+
+beforeAll(async () => {
+  registry = await makeRegistry();
+  await publish(...PLUGINS);
+  const listening = await listenRegistryServer(createRegistryServer({ site: counting(registry.site) }), 0);
+  base = listening.url;
+  close = listening.close;
+  root = await mkdtemp(join(tmpdir(), 'plugindex-search-'));
+});
+
+afterAll(async () => {
+  await close();
+  await rm(root, { recursive: true, force: true });
+});
+
+async function search(query: string): Promise<{ status: number; body: unknown; headers: Headers }> {
+  const response = await fetch(`${base}/search${query}`);
+  return { status: response.status, body: await response.json(), headers: response.headers };
+}
+
+/** The consumer client's search over this registry: its own fetch of search.json, verified, then ranked. */
+async function clientSearch(query: SearchQuery): Promise<[string, string][]> {
+  const home = await mkdtemp(join(root, 'client-'));
+  const client = createClient({
+    dirs: { config: join(home, 'config'), data: join(home, 'data'), cache: join(home, 'cache') },
+    fetcher: createHttpFetcher({ env: {}, retries: 0 }),
+    env: {},
+    clock: fixedClock(new Date('2026-11-02T00:00:00Z')),
+    platform: { os: 'linux', arch: 'amd64' },
+    offline: false,
+    freshForMs: 0,
+  });
+  try {
+    await client.addRegistry({ name: 'local', url: base, pin: { armored: registry.registryKey.publicKey } });
+    return (await client.search(query)).map((hit) => [hit.entry.name, hit.match]);
+  } finally {
+    await client.close();
+  }
+}
+
+const ranked = (answer: unknown): [string, string][] =>
+  (answer as SearchAnswer).results.map((r) => [r.plugin.name, r.match]);
+
+describe('when a spec client searches the local registry', () => {
+  it.each([
+    ['kubecost', { terms: ['kubecost'] }],
+    ['cost', { terms: ['cost'] }],
+    ['lens', { terms: ['lens'] }],
+    ['kubecots', { terms: ['kubecots'] }],
+    ['cost+kube', { terms: ['cost kube'] }],
+    ['COST&provider=AWS', { terms: ['COST'], provider: 'aws' }],
+    ['&type=observability', { terms: [], type: 'observability' }],
+    ['cost&capability=cost_allocation', { terms: ['cost'], capability: 'cost_allocation' }],
+    ['', { terms: [] }],
+    ['nothing-like-it', { terms: ['nothing-like-it'] }],
+  ] as const)('ranks and filters ?q=%s exactly as the client does', async (q, query) => {
+    const answer = await search(`?q=${q}`);
+    expect(answer.status).toBe(200);
+    const expected = await clientSearch(query);
+    expect(ranked(answer.body)).toEqual(expected);
+    expect((answer.body as SearchAnswer).total).toBe(expected.length);
+  });
+
+  it('finds every tier in this registry, so the comparison above covers each', async () => {
+    const tiers = new Set<string>();
+    for (const q of ['kubecost', 'cost', 'lens', 'kubecots', 'billing', 'prometheus', ''])
+      for (const [, match] of ranked((await search(`?q=${q}`)).body)) tiers.add(match);
+    expect([...tiers].sort()).toEqual(
+      ['all', 'description', 'exact', 'keyword', 'prefix', 'substring', 'typo'].sort(),
+    );
+  });
+
+  it('answers with the shape it documents, the snapshot generation and the rows of search.json', async () => {
+    const snapshot = JSON.parse(new TextDecoder().decode((await registry.site.get(SNAPSHOT_KEY))?.body)) as {
+      generation: number;
+    };
+    const { status, body, headers } = await search('?q=kubecost&provider=kubernetes');
+    expect(status).toBe(200);
+    expect(headers.get('content-type')).toBe('application/json');
+    expect(headers.get('cache-control')).toBe('public, max-age=10');
+    expect(headers.get('x-content-type-options')).toBe('nosniff');
+    expect(body).toEqual({
+      schema: 'plugindex/search-results/v1',
+      generation: snapshot.generation,
+      query: { q: 'kubecost', type: null, provider: 'kubernetes', capability: null },
+      total: 2,
+      offset: 0,
+      limit: 100,
+      next_offset: null,
+      results: [
+        { match: 'exact', plugin: expect.objectContaining({ name: 'kubecost', providers: ['kubernetes'] }) },
+        { match: 'prefix', plugin: expect.objectContaining({ name: 'kubecost-lens' }) },
+      ],
+    });
+  });
+
+  it('pages with limit and offset, the pages adding up to the whole ranking', async () => {
+    const whole = ranked((await search('?q=cost')).body);
+    expect(whole.length).toBeGreaterThan(4);
+    const pages: [string, string][] = [];
+    let offset: number | null = 0;
+    while (offset !== null) {
+      const page = (await search(`?q=cost&limit=2&offset=${offset}`)).body as SearchAnswer;
+      expect(page).toMatchObject({ limit: 2, offset, total: whole.length });
+      expect(page.results.length).toBeLessThanOrEqual(2);
+      pages.push(...ranked(page));
+      offset = page.next_offset;
+    }
+    expect(pages).toEqual(whole);
+    const past = (await search('?q=cost&offset=500')).body as SearchAnswer;
+    expect(past).toMatchObject({ results: [], total: whole.length, next_offset: null });
+  });
+
+  it('answers HEAD with the headers and no body', async () => {
+    const response = await fetch(`${base}/search?q=cost`, { method: 'HEAD' });
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toBe('application/json');
+    expect(await response.text()).toBe('');
+  });
+});
+
+describe('when the parameters are bad', () => {
+  it.each([
+    ['?query=cost', 'SEARCH_PARAMETER_UNKNOWN', 'query'],
+    ['?q=cost&Q=cost', 'SEARCH_PARAMETER_UNKNOWN', 'Q'],
+    ['?q=cost&q=lens', 'SEARCH_PARAMETER_REPEATED', 'q'],
+    ['?provider=aws&provider=aws', 'SEARCH_PARAMETER_REPEATED', 'provider'],
+    [`?q=${'a'.repeat(257)}`, 'SEARCH_PARAMETER_TOO_LONG', 'q'],
+    ['?type=plugin', 'SEARCH_PARAMETER_INVALID', 'type'],
+    ['?provider=mars', 'SEARCH_PARAMETER_INVALID', 'provider'],
+    ['?capability=teleport', 'SEARCH_PARAMETER_INVALID', 'capability'],
+    ['?limit=0', 'SEARCH_PARAMETER_INVALID', 'limit'],
+    ['?limit=1001', 'SEARCH_PARAMETER_INVALID', 'limit'],
+    ['?offset=-1', 'SEARCH_PARAMETER_INVALID', 'offset'],
+    ['?limit=ten', 'SEARCH_PARAMETER_INVALID', 'limit'],
+    ['?q=%00', 'SEARCH_PARAMETER_INVALID', 'q'],
+    ['?q=%ZZ', 'SEARCH_PARAMETER_MALFORMED', 'q'],
+    ['?q=%C3', 'SEARCH_PARAMETER_MALFORMED', 'q'],
+  ])('refuses %s with 400, %s, naming %s', async (query, code, parameter) => {
+    const { status, body, headers } = await search(query);
+    expect(status).toBe(400);
+    expect(headers.get('content-security-policy')).toBe("default-src 'none'; frame-ancestors 'none'");
+    expect(body).toMatchObject({ error: 'bad_request', code, parameter });
+    expect((body as SearchRefusal).expected).toEqual(expect.any(String));
+  });
+});
+
+describe('when the registry publishes again', () => {
+  it('answers from the new generation, finds the new plugin, and reads search.json once per version', async () => {
+    const before = (await search('?q=cost')).body as SearchAnswer;
+    reads.length = 0;
+    for (const q of ['cost', 'lens', 'kubecost']) expect((await search(`?q=${q}`)).status).toBe(200);
+    // Three searches of an unchanged registry: three snapshots read, search.json not once.
+    expect(reads.filter((k) => k === 'search.json')).toEqual([]);
+    expect(reads.filter((k) => k === SNAPSHOT_KEY)).toHaveLength(3);
+
+    await publish({ name: 'cost-radar', description: 'A new cost source' });
+    const after = (await search('?q=cost')).body as SearchAnswer;
+    expect(after.generation).toBeGreaterThan(before.generation);
+    expect(ranked(after)).toContainEqual(['cost-radar', 'prefix']);
+    expect(ranked(before)).not.toContainEqual(['cost-radar', 'prefix']);
+    // The new version read once, for all three searches after the publish.
+    await search('?q=lens');
+    await search('?q=radar');
+    expect(reads.filter((k) => k === 'search.json')).toHaveLength(1);
+    expect(ranked(after)).toEqual(await clientSearch({ terms: ['cost'] }));
+  });
+});

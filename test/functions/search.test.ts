@@ -1,0 +1,185 @@
+/**
+ * The bundled search function (the same esbuild output the CDK app deploys) answering Function URL events
+ * over a site bucket on s3rver, which the publish function filled: the ranking the client uses, the
+ * refusals by code, a new generation after a publish, and `search.json` read from S3 once per version of it
+ * while the container stays warm. The function reaches s3rver through a small forwarding proxy that
+ * records each request, so what it reads is observed on the wire, not inside it.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { S3Store } from '../../adapters/s3-store.ts';
+import type { FunctionUrlEvent, FunctionUrlResult } from '../../functions/search-handler.ts';
+import type { SearchDocument, SnapshotDocument } from '../../index-builder/model.ts';
+import { searchPlugins } from '../../index-builder/search.ts';
+import type { SearchAnswer } from '../../index-builder/search-endpoint.ts';
+import { bundleFunctions } from '../../infra/bundle-functions.ts';
+import { makeBundle, validManifest } from '../support/fixtures.ts';
+import { type LocalS3, localPublishHandler, startLocalS3 } from '../support/s3.ts';
+
+const INTAKE = 'search-intake';
+const SITE = 'search-site';
+
+let outdir: string;
+let s3: LocalS3;
+let proxy: http.Server;
+/** `METHOD /bucket/key` of every request the function sent to S3. */
+const wire: string[] = [];
+let handler: (event: FunctionUrlEvent) => Promise<FunctionUrlResult>;
+let publish: (event: unknown) => Promise<{ readonly outcomes: readonly { status: string }[] }>;
+
+beforeAll(async () => {
+  outdir = await mkdtemp(path.join(tmpdir(), 'plugindex-search-bundle-'));
+  const bundle = await bundleFunctions(outdir);
+  s3 = await startLocalS3([INTAKE, SITE]);
+  const target = new URL(s3.endpoint);
+  proxy = http.createServer((req, res) => {
+    wire.push(`${req.method} ${req.url?.split('?')[0]}`);
+    const forward = http.request(
+      { host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers },
+      (upstream) => {
+        res.writeHead(upstream.statusCode ?? 502, upstream.headers);
+        upstream.pipe(res);
+      },
+    );
+    req.pipe(forward);
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  // Exactly what the deployed function's environment holds (infra/constructs/search.ts), plus the endpoint.
+  Object.assign(process.env, {
+    SITE_BUCKET: SITE,
+    S3_ENDPOINT: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`,
+    AWS_REGION: 'us-east-1',
+    AWS_ACCESS_KEY_ID: 'S3RVER',
+    AWS_SECRET_ACCESS_KEY: 'S3RVER',
+    AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
+    AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
+  });
+  ({ handler } = (await import(pathToFileURL(bundle.files.search).href)) as { handler: typeof handler });
+  publish = await localPublishHandler(s3, INTAKE, SITE);
+  await s3.client.send(
+    new PutObjectCommand({
+      Bucket: INTAKE,
+      Key: 'config/plugindex.json',
+      Body: JSON.stringify({ name: 'Searched', url: 'https://plugins.example.com' }),
+    }),
+  );
+});
+
+afterAll(async () => {
+  await new Promise((resolve) => proxy?.close(resolve));
+  await s3?.close();
+  await rm(outdir, { recursive: true, force: true });
+});
+
+async function publishPlugins(...manifests: Record<string, unknown>[]): Promise<void> {
+  for (const [i, manifest] of manifests.entries()) {
+    await s3.client.send(
+      new PutObjectCommand({
+        Bucket: INTAKE,
+        Key: `incoming/${manifest.name}-${i}.tgz`,
+        Body: await makeBundle({ manifest: validManifest(manifest) }),
+      }),
+    );
+  }
+  const result = await publish({ source: 'aws.events', 'detail-type': 'Scheduled Event' });
+  expect(result.outcomes.map((o) => o.status)).toEqual(manifests.map(() => 'accepted'));
+}
+
+const site = () => new S3Store({ client: s3.client, bucket: SITE });
+async function published<T>(key: string): Promise<T> {
+  return JSON.parse(new TextDecoder().decode((await site().get(key))?.body)) as T;
+}
+
+const event = (rawQueryString: string, method = 'GET', rawPath = '/search'): FunctionUrlEvent => ({
+  rawPath,
+  rawQueryString,
+  requestContext: { http: { method } },
+});
+
+async function ask(query: string): Promise<{ status: number; body: unknown; result: FunctionUrlResult }> {
+  const result = await handler(event(query));
+  return { status: result.statusCode, body: JSON.parse(result.body), result };
+}
+
+describe('when the bundled search function answers', () => {
+  it('says 503 SEARCH_NOT_PUBLISHED before anything is published, and caches nothing', async () => {
+    const { status, body, result } = await ask('q=cost');
+    expect(status).toBe(503);
+    expect(body).toMatchObject({ error: 'unavailable', code: 'SEARCH_NOT_PUBLISHED' });
+    expect(result.headers['cache-control']).toBe('no-store');
+  });
+
+  it('ranks and filters the published search.json as the client does, with its generation', async () => {
+    await publishPlugins(
+      { name: 'kubecost', supported_providers: ['kubernetes'] },
+      { name: 'kubecost-lens', display_name: 'Kubecost Lens', supported_providers: ['kubernetes', 'aws'] },
+      { name: 'cost-explorer', description: 'Explore AWS cost' },
+      { name: 'spend-watch', description: 'Watches kubecost', plugin_type: 'observability' },
+    );
+    const rows = (await published<SearchDocument>('search.json')).plugins;
+    const { generation } = await published<SnapshotDocument>('snapshot.json');
+    for (const [query, filters] of [
+      ['q=kubecost', { terms: ['kubecost'] }],
+      ['q=kubecots', { terms: ['kubecots'] }],
+      ['q=cost&provider=aws', { terms: ['cost'], provider: 'aws' }],
+      ['q=&type=Observability', { terms: [], type: 'observability' }],
+      ['', { terms: [] }],
+    ] as const) {
+      const { status, body, result } = await ask(query);
+      expect(status, query).toBe(200);
+      expect(result.headers).toMatchObject({
+        'content-type': 'application/json',
+        'cache-control': 'public, max-age=10',
+        'x-content-type-options': 'nosniff',
+      });
+      const answer = body as SearchAnswer;
+      expect(answer.generation, query).toBe(generation);
+      const expected = searchPlugins([{ registry: 'r', priority: 1, entries: rows }], filters);
+      expect(answer.results, query).toEqual(expected.map((h) => ({ match: h.match, plugin: h.entry })));
+      expect(answer.total, query).toBe(expected.length);
+    }
+  });
+
+  it.each([
+    ['q=a&q=b', 'SEARCH_PARAMETER_REPEATED', 'q'],
+    ['term=cost', 'SEARCH_PARAMETER_UNKNOWN', 'term'],
+    [`q=${'x'.repeat(300)}`, 'SEARCH_PARAMETER_TOO_LONG', 'q'],
+    ['type=cost', 'SEARCH_PARAMETER_INVALID', 'type'],
+    ['limit=5000', 'SEARCH_PARAMETER_INVALID', 'limit'],
+    ['q=%E0%A4%A', 'SEARCH_PARAMETER_MALFORMED', 'q'],
+  ])('refuses %s with 400 %s naming %s', async (query, code, parameter) => {
+    const { status, body } = await ask(query);
+    expect(status).toBe(400);
+    expect(body).toMatchObject({ error: 'bad_request', code, parameter });
+  });
+
+  it('answers only GET and HEAD, and only /search', async () => {
+    expect((await handler(event('q=cost', 'POST'))).statusCode).toBe(405);
+    expect((await handler(event('q=cost', 'HEAD'))).body).toBe('');
+    expect((await handler(event('', 'GET', '/plugins'))).statusCode).toBe(404);
+  });
+
+  it('keeps search.json across warm invocations and reads it again after a publish, with the new generation', async () => {
+    const before = (await ask('q=cost')).body as SearchAnswer;
+    wire.length = 0;
+    for (const q of ['q=cost', 'q=kube', 'q=lens']) expect((await ask(q)).status).toBe(200);
+    expect(wire.filter((r) => r.endsWith('/search.json'))).toEqual([]);
+    expect(wire.filter((r) => r === `GET /${SITE}/snapshot.json`)).toHaveLength(3);
+
+    await publishPlugins({ name: 'cost-radar', description: 'A new cost source' });
+    for (const q of ['q=cost', 'q=kube', 'q=radar']) expect((await ask(q)).status).toBe(200);
+    expect(wire.filter((r) => r.endsWith('/search.json'))).toEqual([`GET /${SITE}/search.json`]);
+
+    const after = (await ask('q=cost')).body as SearchAnswer;
+    expect(after.generation).toBeGreaterThan(before.generation);
+    expect(after.generation).toBe((await published<SnapshotDocument>('snapshot.json')).generation);
+    expect(after.results.map((r) => r.plugin.name)).toContain('cost-radar');
+    expect(before.results.map((r) => r.plugin.name)).not.toContain('cost-radar');
+  });
+});

@@ -1,0 +1,161 @@
+/**
+ * The search endpoint's pure parts: reading a query string (form encoding, empty values, every refusal
+ * with its code and parameter), and `SearchIndex` over a store a publish is writing to: it never answers
+ * from a `search.json` whose digest the snapshot it read does not list, and reads each version once.
+ */
+import { describe, expect, it } from 'vitest';
+import { sha256Hex } from '../../index-builder/digest.ts';
+import type { SearchEntry } from '../../index-builder/model.ts';
+import {
+  DEFAULT_LIMIT,
+  parseSearchQuery,
+  SearchIndex,
+  SearchUnavailableError,
+  searchAnswer,
+} from '../../index-builder/search-endpoint.ts';
+import { encode } from '../support/fixtures.ts';
+import { MemoryStore } from '../support/memory-store.ts';
+
+const OPTIONS = { contentType: 'application/json', cacheControl: 'no-store' };
+
+function row(name: string, overrides: Partial<SearchEntry> = {}): SearchEntry {
+  return {
+    name,
+    latest_version: '1.0.0',
+    plugin_type: 'cost_source',
+    providers: ['aws'],
+    capabilities: ['actual_cost'],
+    keywords: [],
+    ...overrides,
+  };
+}
+
+/** Publishes search.json with these rows and, unless `snapshot` is false, a snapshot listing it. */
+async function publish(
+  store: MemoryStore,
+  generation: number,
+  names: readonly string[],
+  snapshot = true,
+): Promise<void> {
+  const body = encode(JSON.stringify({ schema: 'plugindex/search/v1', plugins: names.map((n) => row(n)) }));
+  await store.put('search.json', body, OPTIONS);
+  if (snapshot) await listIn(store, generation, sha256Hex(body));
+}
+
+async function listIn(store: MemoryStore, generation: number, sha256: string): Promise<void> {
+  const snapshot = { generation, documents: { 'search.json': { sha256, size: 0 } } };
+  await store.put('snapshot.json', encode(JSON.stringify(snapshot)), OPTIONS);
+}
+
+describe('when a query string is read', () => {
+  it('decodes form encoding: + and %20 are spaces, filters any case, empty values absent', () => {
+    expect(parseSearchQuery('q=kube+cost%20lens&provider=AWS&type=&capability=&limit=&offset=')).toEqual({
+      ok: true,
+      request: { q: 'kube cost lens', provider: 'aws', limit: DEFAULT_LIMIT, offset: 0 },
+    });
+    expect(parseSearchQuery('')).toEqual({ ok: true, request: { q: '', limit: 100, offset: 0 } });
+    expect(parseSearchQuery('&&q&limit=5&offset=10&')).toEqual({
+      ok: true,
+      request: { q: '', limit: 5, offset: 10 },
+    });
+  });
+
+  it.each([
+    ['%FF=1', 'SEARCH_PARAMETER_MALFORMED', '%FF'],
+    ['q%00=1', 'SEARCH_PARAMETER_MALFORMED', 'q%00'],
+    ['v=abc', 'SEARCH_PARAMETER_UNKNOWN', 'v'],
+    ['q=a&limit=2&q=a', 'SEARCH_PARAMETER_REPEATED', 'q'],
+    [`q=${'é'.repeat(257)}`, 'SEARCH_PARAMETER_TOO_LONG', 'q'],
+    [`provider=${'a'.repeat(65)}`, 'SEARCH_PARAMETER_TOO_LONG', 'provider'],
+    ['q=a%0Ab', 'SEARCH_PARAMETER_INVALID', 'q'],
+    ['limit=1.5', 'SEARCH_PARAMETER_INVALID', 'limit'],
+    ['offset=1000001', 'SEARCH_PARAMETER_INVALID', 'offset'],
+    ['limit=+5', 'SEARCH_PARAMETER_INVALID', 'limit'],
+  ])('refuses %s as %s naming %s', (query, code, parameter) => {
+    const parsed = parseSearchQuery(query);
+    expect(parsed).toMatchObject({ ok: false, refusal: { error: 'bad_request', code, parameter } });
+  });
+
+  it('counts q in characters, not UTF-16 units: 256 of them pass', () => {
+    expect(parseSearchQuery(`q=${encodeURIComponent('😀'.repeat(256))}`).ok).toBe(true);
+    expect(parseSearchQuery(`q=${encodeURIComponent('😀'.repeat(257))}`)).toMatchObject({
+      refusal: { code: 'SEARCH_PARAMETER_TOO_LONG' },
+    });
+  });
+});
+
+describe('when an answer is paged', () => {
+  const rows = { generation: 7, entries: ['a1', 'a2', 'a3', 'a4', 'a5'].map((n) => row(n)) };
+  it('cuts the ranking at offset and limit and says where the next page starts', () => {
+    const page = (offset: number) => searchAnswer(rows, { q: 'a', limit: 2, offset });
+    expect(page(0)).toMatchObject({ total: 5, next_offset: 2, generation: 7 });
+    expect(page(4)).toMatchObject({ total: 5, next_offset: null });
+    expect(page(4).results.map((r) => r.plugin.name)).toEqual(['a5']);
+  });
+});
+
+describe('when search.json is read through the snapshot', () => {
+  it('answers from the version the snapshot lists, and reads it again only when that changes', async () => {
+    const store = new MemoryStore();
+    await publish(store, 1, ['one']);
+    const index = new SearchIndex(store);
+    expect(await index.current()).toMatchObject({ generation: 1, entries: [{ name: 'one' }] });
+    // A refresh re-signs the snapshot (a new generation) without a new search.json: nothing read again.
+    await listIn(store, 2, sha256Hex((await store.get('search.json'))?.body as Uint8Array));
+    expect((await index.current()).generation).toBe(2);
+    expect(index.reads).toBe(1);
+    await publish(store, 3, ['one', 'two']);
+    expect(await index.current()).toMatchObject({
+      generation: 3,
+      entries: [{ name: 'one' }, { name: 'two' }],
+    });
+    expect(index.reads).toBe(2);
+  });
+
+  it('waits out a publish between search.json and its snapshot, and keeps the bytes it read', async () => {
+    const store = new MemoryStore();
+    await publish(store, 1, ['one']);
+    await publish(store, 2, ['one', 'two'], false);
+    const written = sha256Hex((await store.get('search.json'))?.body as Uint8Array);
+    const index = new SearchIndex(store, {
+      retryDelays: [1, 1, 1],
+      // The publish's snapshot lands while the index waits.
+      sleep: () => listIn(store, 2, written),
+    });
+    const fetched: string[] = [];
+    const get = store.get.bind(store);
+    store.get = async (key) => {
+      fetched.push(key);
+      return get(key);
+    };
+    expect(await index.current()).toMatchObject({
+      generation: 2,
+      entries: [{ name: 'one' }, { name: 'two' }],
+    });
+    // The new bytes were read once: the second snapshot listed them, so they were not fetched again.
+    expect(fetched).toEqual(['snapshot.json', 'search.json', 'snapshot.json']);
+  });
+
+  it('refuses to answer from bytes no snapshot lists: SEARCH_SNAPSHOT_MOVING', async () => {
+    const store = new MemoryStore();
+    await publish(store, 1, ['one']);
+    await publish(store, 2, ['one', 'two'], false);
+    const index = new SearchIndex(store, { retryDelays: [1, 1], sleep: async () => {} });
+    const error = await index.current().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SearchUnavailableError);
+    expect(error).toMatchObject({ code: 'SEARCH_SNAPSHOT_MOVING' });
+  });
+
+  it('says SEARCH_NOT_PUBLISHED before any snapshot, and shares one read among concurrent callers', async () => {
+    const store = new MemoryStore();
+    const index = new SearchIndex(store);
+    await expect(index.current()).rejects.toMatchObject({
+      name: 'SearchUnavailableError',
+      code: 'SEARCH_NOT_PUBLISHED',
+    });
+    await publish(store, 1, ['one']);
+    const answers = await Promise.all([index.current(), index.current(), index.current()]);
+    expect(answers.map((a) => a.generation)).toEqual([1, 1, 1]);
+    expect(index.reads).toBe(1);
+  });
+});
