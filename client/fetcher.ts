@@ -1143,8 +1143,14 @@ async function* readBody(
       received += next.value.byteLength;
       if (received > maxBytes) {
         const encoding = response.headers.get('content-encoding');
-        const decoded = encoding === null || encoding === 'identity' ? '' : ` (decompressed from ${encoding})`;
-        throw tooLarge(endpoint, url, maxBytes, `${received} bytes${decoded} had arrived when it was cut off`);
+        const decoded =
+          encoding === null || encoding === 'identity' ? '' : ` (decompressed from ${encoding})`;
+        throw tooLarge(
+          endpoint,
+          url,
+          maxBytes,
+          `${received} bytes${decoded} had arrived when it was cut off`,
+        );
       }
       yield next.value;
     }

@@ -134,8 +134,9 @@ export function negotiateEncoding(header: string | undefined): ContentEncoding |
     if (name === '') continue;
     let weight = 1;
     for (const param of params) {
-      const match = /^q\s*=\s*([0-9.]+)$/.exec(param);
-      if (match) weight = Number(match[1]);
+      // An unreadable q-value drops the coding, as parseAccept drops a media range.
+      if (/^q\s*=/.test(param))
+        weight = /^q\s*=\s*[0-9.]+$/.test(param) ? Number(param.slice(param.indexOf('=') + 1)) : Number.NaN;
     }
     if (!Number.isFinite(weight) || weight < 0 || weight > 1) continue;
     const coding = name === 'x-gzip' ? 'gzip' : name;

@@ -61,8 +61,8 @@ function encoding(header) {
     if (name === '') continue;
     var weight = 1;
     for (var j = 1; j < fields.length; j++) {
-      var m = /^q\\s*=\\s*([0-9.]+)$/.exec(fields[j].trim().toLowerCase());
-      if (m) weight = Number(m[1]);
+      var p = fields[j].trim().toLowerCase();
+      if (/^q\\s*=/.test(p)) weight = /^q\\s*=\\s*[0-9.]+$/.test(p) ? Number(p.slice(p.indexOf('=') + 1)) : NaN;
     }
     if (!(weight >= 0 && weight <= 1)) continue;
     if (name === 'x-gzip') name = 'gzip';
