@@ -166,12 +166,15 @@ describe('when the stack is synthesized', () => {
     });
     template.resourceCountIs('AWS::CloudFront::OriginAccessControl', 1);
     template.resourceCountIs('AWS::CloudFront::CachePolicy', 2);
-    // Mutable documents are cached per ?v= (a client's content digest), and by no other query parameter.
+    // Mutable documents are cached per ?v= (a client's content digest), and by no other query parameter;
+    // and per normalized Accept-Encoding, which the routing function reads to pick a pre-compressed variant.
     template.hasResourceProperties('AWS::CloudFront::CachePolicy', {
       CachePolicyConfig: Match.objectLike({
         Comment: 'plugindex mutable documents',
         ParametersInCacheKeyAndForwardedToOrigin: Match.objectLike({
           QueryStringsConfig: { QueryStringBehavior: 'whitelist', QueryStrings: ['v'] },
+          EnableAcceptEncodingBrotli: true,
+          EnableAcceptEncodingGzip: true,
         }),
       }),
     });
@@ -187,6 +190,9 @@ describe('when the stack is synthesized', () => {
     template.hasResourceProperties('AWS::CloudFront::Function', {
       FunctionConfig: Match.objectLike({ Runtime: 'cloudfront-js-2.0' }),
       FunctionCode: Match.stringLikeRegexp('ARTIFACT_CSP'),
+    });
+    template.hasResourceProperties('AWS::CloudFront::Function', {
+      FunctionCode: Match.stringLikeRegexp('index\\.json\\.br'),
     });
     template.hasResourceProperties('AWS::CloudFront::ResponseHeadersPolicy', {
       ResponseHeadersPolicyConfig: Match.objectLike({
