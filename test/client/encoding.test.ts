@@ -97,7 +97,9 @@ describe('when a registry serves its documents compressed', () => {
     const key = encodedVariantKey(SEARCH_KEY, 'br');
     const original = registry.site.objects.get(key) as StoredObject;
     const document = registry.site.objects.get(SEARCH_KEY)?.body as Uint8Array;
-    const other = new TextEncoder().encode(new TextDecoder().decode(document).replace('demo-plugin', 'demo-plugim'));
+    const other = new TextEncoder().encode(
+      new TextDecoder().decode(document).replace('demo-plugin', 'demo-plugim'),
+    );
     const body = brotliCompressSync(other);
     registry.site.objects.set(key, { ...original, body, size: body.byteLength, etag: '"tampered"' });
     try {
