@@ -98,6 +98,7 @@ interface FileIdentity {
 interface Sidecar extends FileIdentity {
   readonly contentType: string;
   readonly cacheControl: string;
+  readonly contentEncoding?: string;
   readonly etag: string;
 }
 
@@ -148,6 +149,7 @@ function parseSidecar(text: string): Sidecar | undefined {
   const v = value as Record<string, unknown>;
   const strings = ['contentType', 'cacheControl', 'etag', 'mtimeNs', 'ino'] as const;
   if (!strings.every((field) => typeof v[field] === 'string') || typeof v.size !== 'number') return undefined;
+  if (v.contentEncoding !== undefined && typeof v.contentEncoding !== 'string') return undefined;
   return value as Sidecar;
 }
 
@@ -252,6 +254,7 @@ export class FsStore implements Store {
         const sidecar: Sidecar = {
           contentType: options.contentType,
           cacheControl: options.cacheControl,
+          ...(options.contentEncoding ? { contentEncoding: options.contentEncoding } : {}),
           etag: etagFromSha256(sha256),
           ...identityOf(stats),
         };
@@ -362,6 +365,11 @@ export class FsStore implements Store {
       etag,
       contentType: sidecar?.contentType ?? contentTypeFor(key),
       cacheControl: sidecar?.cacheControl ?? FALLBACK_CACHE_CONTROL,
+      // Only a sidecar that describes this very file may say its bytes are compressed: a file replaced by
+      // hand since is served as it is.
+      ...(sidecar?.contentEncoding && describes(sidecar, stats)
+        ? { contentEncoding: sidecar.contentEncoding }
+        : {}),
       lastModified: new Date(Number(stats.mtimeMs)),
     };
   }

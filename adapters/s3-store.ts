@@ -80,6 +80,7 @@ function infoOf(
     ETag?: string;
     ContentType?: string;
     CacheControl?: string;
+    ContentEncoding?: string;
     LastModified?: Date;
   },
 ): ObjectInfo {
@@ -89,6 +90,7 @@ function infoOf(
     etag: response.ETag ?? '""',
     contentType: response.ContentType ?? 'application/octet-stream',
     cacheControl: response.CacheControl ?? '',
+    ...(response.ContentEncoding ? { contentEncoding: response.ContentEncoding } : {}),
     lastModified: response.LastModified ?? new Date(0),
   };
 }
@@ -178,6 +180,8 @@ export class S3Store implements Store {
       Body: body,
       ContentType: options.contentType,
       CacheControl: options.cacheControl,
+      // S3 serves it back as the Content-Encoding header, which CloudFront passes on with the variant.
+      ...(options.contentEncoding ? { ContentEncoding: options.contentEncoding } : {}),
     };
     try {
       if (body.byteLength >= this.#multipartThreshold) {
@@ -228,6 +232,8 @@ export class S3Store implements Store {
       Body: Readable.from(body, { objectMode: false }),
       ContentType: options.contentType,
       CacheControl: options.cacheControl,
+      // S3 serves it back as the Content-Encoding header, which CloudFront passes on with the variant.
+      ...(options.contentEncoding ? { ContentEncoding: options.contentEncoding } : {}),
     };
     try {
       await this.#upload(params);

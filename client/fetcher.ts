@@ -513,7 +513,13 @@ class HttpFetcher implements Fetcher {
     request: DocumentRequest,
   ): Promise<DocumentResponse | Failure> {
     const deadline = new Deadline(endpoint.timeoutMs);
-    const headers: Record<string, string> = { 'user-agent': this.#userAgent };
+    // The large documents are published pre-compressed: undici decodes the body as it streams, and readBody
+    // counts the decoded bytes against the cap (a listed document's own size), so the digest is checked on
+    // what the registry signed and a compression bomb is cut off at the cap (RESPONSE_TOO_LARGE).
+    const headers: Record<string, string> = {
+      'user-agent': this.#userAgent,
+      'accept-encoding': DOCUMENT_ACCEPT_ENCODING,
+    };
     if (request.etag !== undefined) headers['if-none-match'] = request.etag;
     const opened = await this.#open(endpoint, url, headers, deadline);
     if (opened instanceof Failure) return opened;
@@ -1093,6 +1099,9 @@ function credentialHeaders(credentials: Credentials | undefined): Record<string,
   }
 }
 
+/** What a document request accepts: the codings the registry publishes its large documents in. */
+const DOCUMENT_ACCEPT_ENCODING = 'br, gzip';
+
 /** The content-length, after refusing one over the cap (the body is never read then). */
 function refuseDeclared(
   endpoint: Endpoint,
@@ -1146,7 +1155,15 @@ async function* readBody(
       }
       received += next.value.byteLength;
       if (received > maxBytes) {
-        throw tooLarge(endpoint, url, maxBytes, `${received} bytes had arrived when it was cut off`);
+        const encoding = response.headers.get('content-encoding');
+        const decoded =
+          encoding === null || encoding === 'identity' ? '' : ` (decompressed from ${encoding})`;
+        throw tooLarge(
+          endpoint,
+          url,
+          maxBytes,
+          `${received} bytes${decoded} had arrived when it was cut off`,
+        );
       }
       yield next.value;
     }

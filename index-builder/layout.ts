@@ -6,7 +6,8 @@
  * accepts, every store can write, so no accepted upload can fail later on its own name.
  *
  * The published tree (the site store):
- *   index.json, index.yaml, search.json               the index documents (registry-wide), + .asc
+ *   index.json, index.yaml, search.json               the index documents (registry-wide), + .asc,
+ *                                                     + .br and .gz (encoded variants; compressed past 1 MB)
  *   snapshot.json                                     the commit point: digests of every document, + .asc
  *   snapshot/bins/<hh>.json                           the digests of the plugin documents in bin hh, + .asc
  *   keys/registry.asc, index.html, favicon.svg        the registry key and the home page
@@ -160,6 +161,28 @@ export const INDEX_DOCUMENTS: readonly string[] = [
   SEARCH_KEY,
   FALCOCTL_INDEX_KEY,
 ];
+
+/**
+ * The content codings a large document is also published in, best first: brotli, then gzip for clients
+ * without it. Each variant sits beside its document, named by the coding's usual file suffix.
+ */
+export const CONTENT_ENCODINGS = ['br', 'gzip'] as const;
+export type ContentEncoding = (typeof CONTENT_ENCODINGS)[number];
+const ENCODING_SUFFIX: Readonly<Record<ContentEncoding, string>> = { br: '.br', gzip: '.gz' };
+
+/**
+ * The documents published with encoded variants: the index documents, the only ones that grow with the
+ * registry (and the only ones past the 10,000,000 bytes CloudFront compresses on its own). A fixed set,
+ * because the CloudFront Function that picks a variant cannot look in the bucket: each of these always
+ * has both variants (compressed, or the document's own bytes while it is small), so no request is routed
+ * to a key that is not there.
+ */
+export const ENCODED_DOCUMENTS: ReadonlySet<string> = new Set(INDEX_DOCUMENTS);
+
+/** `index.json` -> `index.json.br` / `index.json.gz`: the variant of a document in one coding. */
+export function encodedVariantKey(key: string, encoding: ContentEncoding): string {
+  return `${key}${ENCODING_SUFFIX[encoding]}`;
+}
 
 /** The signed record of every mutable document's digest: the commit point of a publish. */
 export const SNAPSHOT_KEY = 'snapshot.json';

@@ -12,6 +12,10 @@
  * - Everything else (documents, signatures, keys, errors) is data: `default-src 'none'`.
  */
 import {
+  CONTENT_ENCODINGS,
+  type ContentEncoding,
+  ENCODED_DOCUMENTS,
+  encodedVariantKey,
   FAVICON_KEY,
   HOME_PAGE_KEY,
   INDEX_JSON_KEY,
@@ -113,4 +117,61 @@ export function matchRoute(pathname: string, html: boolean): Route | undefined {
   if (manifest) return { key: manifestKey(manifest[1] as string, manifest[2] as string), negotiated: false };
   if (pathname.endsWith('/')) return undefined;
   return { key: pathname.slice(1), negotiated: false };
+}
+
+/**
+ * The content coding to answer an `Accept-Encoding` header with (RFC 9110 §12.5.3), or undefined for the
+ * document as it is. Codings and their q-values are read case-insensitively; `*` stands for any coding the
+ * header does not name; `q=0` refuses. Of brotli and gzip, the one with the higher q-value wins, brotli on
+ * a tie; neither is sent when identity, named or through `*`, is wanted more than both. No header, or an
+ * empty one, asks for no coding. When everything is refused (`identity;q=0, *;q=0` and neither coding
+ * acceptable), the document is sent as it is, as the RFC lets a server do rather than answer 406.
+ */
+export function negotiateEncoding(header: string | undefined): ContentEncoding | undefined {
+  if (header === undefined) return undefined;
+  const q = new Map<string, number>();
+  for (const part of header.split(',')) {
+    const [name = '', ...params] = part.split(';').map((field) => field.trim().toLowerCase());
+    if (name === '') continue;
+    let weight = 1;
+    for (const param of params) {
+      // An unreadable q-value drops the coding, as parseAccept drops a media range.
+      if (/^q\s*=/.test(param))
+        weight = /^q\s*=\s*[0-9.]+$/.test(param) ? Number(param.slice(param.indexOf('=') + 1)) : Number.NaN;
+    }
+    if (!Number.isFinite(weight) || weight < 0 || weight > 1) continue;
+    const coding = name === 'x-gzip' ? 'gzip' : name;
+    // The same coding twice: the more favourable reading is kept.
+    q.set(coding, Math.max(weight, q.get(coding) ?? -1));
+  }
+  const any = q.get('*');
+  const weightOf = (coding: string): number => q.get(coding) ?? any ?? 0;
+  // Identity is always acceptable unless refused, but only a q-value the header gives it (by name or
+  // through `*`) competes: `gzip;q=0.5` alone still asks for gzip, as every server reads it.
+  const identity = weightOf('identity');
+  let best: ContentEncoding | undefined;
+  let bestQ = 0;
+  for (const coding of CONTENT_ENCODINGS) {
+    const weight = weightOf(coding);
+    if (weight > bestQ) {
+      best = coding;
+      bestQ = weight;
+    }
+  }
+  return best !== undefined && bestQ >= identity ? best : undefined;
+}
+
+/**
+ * The key to serve for `key` to a client whose header is `acceptEncoding`, and its coding: an encoded
+ * variant for the documents that have them (`ENCODED_DOCUMENTS`), else the key itself. `negotiated` says
+ * the answer depended on the header (`Vary: Accept-Encoding`). What the variant holds decides the response's
+ * Content-Encoding: below the compression threshold it is the document's own bytes.
+ */
+export function encodedRoute(
+  key: string,
+  acceptEncoding: string | undefined,
+): { readonly key: string; readonly negotiated: boolean } {
+  if (!ENCODED_DOCUMENTS.has(key)) return { key, negotiated: false };
+  const encoding = negotiateEncoding(acceptEncoding);
+  return { key: encoding ? encodedVariantKey(key, encoding) : key, negotiated: true };
 }

@@ -12,6 +12,11 @@ export interface PutOptions {
    * ETag) or to have the bytes checked on arrival (S3's checksum).
    */
   readonly sha256?: string;
+  /**
+   * The body's `Content-Encoding` (`br`, `gzip`) when it is a pre-compressed variant of a document
+   * (layout.ts `encodedVariantKey`); absent for bytes served as they are.
+   */
+  readonly contentEncoding?: string;
 }
 
 /** What a listing tells about an object (S3's ListObjectsV2 gives no more without a request per key). */
@@ -26,6 +31,8 @@ export interface ListedObject {
 export interface ObjectInfo extends ListedObject {
   readonly contentType: string;
   readonly cacheControl: string;
+  /** As put (`PutOptions.contentEncoding`); absent when the bytes are served as they are. */
+  readonly contentEncoding?: string;
 }
 
 export interface StoredObject extends ObjectInfo {

@@ -12,7 +12,14 @@
  *   and any other path ending in `/` is answered 404 here: no folder of artifacts has an index page.
  *   `/search` is the search function's (its own cache behavior, which runs no viewer-request function);
  *   should it ever reach this one, it is answered 404, as `matchRoute` names no key for it.
- *   The rewrite happens before the cache lookup, so JSON and HTML are cached under different keys.
+ *   Then an index document (`ENCODED_DOCUMENTS`) goes to its encoded variant, `<key>.br` or `<key>.gz`, by
+ *   `Accept-Encoding` as `negotiateEncoding` reads it (each of them always has both variants, so no
+ *   rewrite names a missing key). The rewrite happens before the cache lookup, so JSON and HTML, and each
+ *   coding, are cached under different keys. The cache policies enable gzip and brotli, so the header this
+ *   function reads is the one CloudFront normalized (`br,gzip`, `gzip`...) and keys the cache on; a raw
+ *   header with q-values reads the same way. S3 returns the variant's stored Content-Encoding, and
+ *   CloudFront compresses nothing that already has one.
+ * - viewer response adds `Vary: Accept-Encoding` for those documents and variants (S3 cannot store it).
  * - viewer response (`EDGE_HEADERS_SOURCE`): the security headers of `securityHeaders`: a hosted artifact
  *   is a download (octet-stream, attachment, sandbox) whatever its stored type, a page gets the hashed CSP,
  *   everything else `default-src 'none'`. It runs on cached responses too, so objects stored before a
@@ -21,11 +28,60 @@
  * Written for the cloudfront-js-2.0 runtime; tests run these same sources in Node beside the TypeScript
  * policy, over the same paths and types.
  */
+import { CONTENT_ENCODINGS, ENCODED_DOCUMENTS, encodedVariantKey } from '../index-builder/layout.ts';
 import { ARTIFACT_CSP, COMMON_HEADERS, DATA_CSP, PAGE_CSP } from '../index-builder/serving.ts';
+
+/** `{ '/index.json': { br: '/index.json.br', gzip: '/index.json.gz' }, ... }`: the variants, by URI. */
+const VARIANT_URIS = Object.fromEntries(
+  [...ENCODED_DOCUMENTS].map((key) => [
+    `/${key}`,
+    Object.fromEntries(
+      CONTENT_ENCODINGS.map((encoding) => [encoding, `/${encodedVariantKey(key, encoding)}`]),
+    ),
+  ]),
+);
+/** Every URI whose response depends on Accept-Encoding: the documents and their variants. */
+const ENCODING_NEGOTIATED = Object.fromEntries(
+  Object.entries(VARIANT_URIS).flatMap(([uri, variants]) => [
+    [uri, true],
+    ...Object.values(variants).map((variant) => [variant, true]),
+  ]),
+);
 
 export const EDGE_ROUTING_SOURCE = `
 var DATA_CSP = ${JSON.stringify(DATA_CSP)};
 var COMMON = ${JSON.stringify(COMMON_HEADERS)};
+var VARIANTS = ${JSON.stringify(VARIANT_URIS)};
+var CODINGS = ${JSON.stringify(CONTENT_ENCODINGS)};
+function encoding(header) {
+  var q = {};
+  var parts = header.split(',');
+  for (var i = 0; i < parts.length; i++) {
+    var fields = parts[i].split(';');
+    var name = fields[0].trim().toLowerCase();
+    if (name === '') continue;
+    var weight = 1;
+    for (var j = 1; j < fields.length; j++) {
+      var p = fields[j].trim().toLowerCase();
+      if (/^q\\s*=/.test(p)) weight = /^q\\s*=\\s*[0-9.]+$/.test(p) ? Number(p.slice(p.indexOf('=') + 1)) : NaN;
+    }
+    if (!(weight >= 0 && weight <= 1)) continue;
+    if (name === 'x-gzip') name = 'gzip';
+    q[name] = Math.max(weight, q[name] === undefined ? -1 : q[name]);
+  }
+  function weightOf(coding) {
+    return q[coding] !== undefined ? q[coding] : q['*'] !== undefined ? q['*'] : 0;
+  }
+  var best = null;
+  var bestQ = 0;
+  for (var k = 0; k < CODINGS.length; k++) {
+    if (weightOf(CODINGS[k]) > bestQ) {
+      best = CODINGS[k];
+      bestQ = weightOf(CODINGS[k]);
+    }
+  }
+  return best !== null && bestQ >= weightOf('identity') ? best : null;
+}
 function quality(accept, type) {
   var best = 0;
   var major = type.split('/')[0];
@@ -66,6 +122,10 @@ function handler(event) {
   else if (plugin) request.uri = '/plugins/' + plugin[1] + (plugin[2] || html ? '/index.html' : '/index.json');
   else if (manifest) request.uri = '/plugins/' + manifest[1] + '/' + manifest[2].split('+')[0] + '/manifest.json';
   else if (uri.charAt(uri.length - 1) === '/') return notFound();
+  var variants = VARIANTS[request.uri];
+  var ae = request.headers['accept-encoding'];
+  var coding = variants && ae ? encoding(ae.value) : null;
+  if (coding) request.uri = variants[coding];
   return request;
 }
 `;
@@ -76,6 +136,7 @@ var DATA_CSP = ${JSON.stringify(DATA_CSP)};
 var ARTIFACT_CSP = ${JSON.stringify(ARTIFACT_CSP)};
 var COMMON = ${JSON.stringify(COMMON_HEADERS)};
 var VERSION_FILES = { 'manifest': true, 'manifest.json': true, 'manifest.json.asc': true };
+var ENCODING_NEGOTIATED = ${JSON.stringify(ENCODING_NEGOTIATED)};
 function isArtifact(uri) {
   var parts = uri.slice(1).split('/');
   if (parts.length < 4 || parts[0] !== 'plugins') return false;
@@ -93,6 +154,10 @@ function handler(event) {
     headers['content-disposition'] = { value: 'attachment' + named };
     headers['content-security-policy'] = { value: ARTIFACT_CSP };
     return response;
+  }
+  if (ENCODING_NEGOTIATED[uri] === true) {
+    var vary = headers.vary ? headers.vary.value : '';
+    if (!/accept-encoding/i.test(vary)) headers.vary = { value: vary ? vary + ', Accept-Encoding' : 'Accept-Encoding' };
   }
   var type = headers['content-type'] ? headers['content-type'].value.toLowerCase() : '';
   headers['content-security-policy'] = { value: type.indexOf('text/html') === 0 ? PAGE_CSP : DATA_CSP };

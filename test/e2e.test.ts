@@ -219,11 +219,15 @@ describe('when a publisher ships a plugin to a local registry', () => {
     expect(ok.stdout).toMatch(/verified .*: generation \d+/);
     expect(ok.stdout).toContain('1 plugins, 1 manifests');
 
-    const searchFile = path.join(registryDir, 'public/search.json');
-    const original = readFileSync(searchFile);
-    writeFileSync(searchFile, original.toString().replace('E2E Costs', 'E2E C0sts'));
+    // The document and its variants (a small registry's hold the document as it is): whichever is served.
+    const searchFiles = ['', '.br', '.gz'].map((suffix) =>
+      path.join(registryDir, `public/search.json${suffix}`),
+    );
+    const originals = searchFiles.map((file) => readFileSync(file));
+    for (const [i, file] of searchFiles.entries())
+      writeFileSync(file, String(originals[i]).replace('E2E Costs', 'E2E C0sts'));
     const tampered = await plugindex('verify', '--url', base, '--state', state);
-    writeFileSync(searchFile, original);
+    for (const [i, file] of searchFiles.entries()) writeFileSync(file, originals[i] as Buffer);
     expect(tampered.code).toBe(3);
     expect(tampered.stdout).toContain('DOCUMENT_MISMATCH');
 

@@ -3,7 +3,8 @@
  * path outside the registry can be served, and the filesystem store follows no link out of it), with the
  * spec's endpoints mapped onto the static files and every security header set by the one serving policy
  * the CloudFront Functions share (index-builder/serving.ts: routes, page CSP by hash, artifacts as
- * downloads, `default-src 'none'` for data). GET and HEAD only. Responses carry the stored Cache-Control,
+ * downloads, `default-src 'none'` for data), the index documents pre-compressed to clients that accept it
+ * (`Content-Encoding`, `Vary: Accept-Encoding`). GET and HEAD only. Responses carry the stored Cache-Control,
  * Content-Length and the ETag, and answer If-None-Match with 304. `GET /search?q=&provider=&type=&capability=`
  * is the one computed answer: index-builder/search-endpoint.ts over the published `search.json`, which the
  * server reads once per version of it (the digest its snapshot lists).
@@ -26,6 +27,7 @@ import {
 import {
   COMMON_HEADERS,
   DATA_CSP,
+  encodedRoute,
   matchRoute,
   type Route,
   securityHeaders,
@@ -160,7 +162,17 @@ function sendJson(
   res.end(options.head ? undefined : text);
 }
 
-function objectHeaders(object: ObjectInfo, route: Route): http.OutgoingHttpHeaders {
+/** The Vary header of a response: what of the request, besides its path, chose what it holds. */
+function varyOf(route: Route, encodingNegotiated: boolean): string | undefined {
+  const vary = [...(route.negotiated ? ['Accept'] : []), ...(encodingNegotiated ? ['Accept-Encoding'] : [])];
+  return vary.length > 0 ? vary.join(', ') : undefined;
+}
+
+function objectHeaders(
+  object: ObjectInfo,
+  route: Route,
+  encodingNegotiated: boolean,
+): http.OutgoingHttpHeaders {
   const security = securityHeaders(route.key, object.contentType);
   const headers: http.OutgoingHttpHeaders = {
     ...security,
@@ -168,7 +180,10 @@ function objectHeaders(object: ObjectInfo, route: Route): http.OutgoingHttpHeade
     etag: object.etag,
     'last-modified': object.lastModified.toUTCString(),
   };
-  if (route.negotiated) headers.vary = 'Accept';
+  // An encoded variant says so; below the threshold a variant holds the document as it is, and says nothing.
+  if (object.contentEncoding) headers['content-encoding'] = object.contentEncoding;
+  const vary = varyOf(route, encodingNegotiated);
+  if (vary) headers.vary = vary;
   // Data (documents, signatures, artifacts) is public and readable from any origin; pages are not data.
   if (!security['content-type']?.toLowerCase().startsWith('text/html'))
     headers['access-control-allow-origin'] = '*';
@@ -218,11 +233,20 @@ async function respond(
   // Bodies are streamed from the store: an artifact of hundreds of megabytes is never held in memory.
   let object: ObjectInfo | undefined;
   let stream: StoredStream | undefined;
-  try {
-    if (route && head) object = await options.site.head(route.key);
-    else if (route) {
-      stream = await options.site.getStream(route.key);
+  // The index documents come encoded to a client that accepts it (index-builder/serving.ts).
+  const encoded = route ? encodedRoute(route.key, req.headers['accept-encoding']) : undefined;
+  const read = async (key: string): Promise<void> => {
+    if (head) object = await options.site.head(key);
+    else {
+      stream = await options.site.getStream(key);
       object = stream;
+    }
+  };
+  try {
+    if (route && encoded) {
+      await read(encoded.key);
+      // A registry published before its documents had variants: the document itself, until the next flush.
+      if (!object && encoded.key !== route.key) await read(route.key);
     }
   } catch (error) {
     // routeFor only returns safe keys; should a store be stricter still, its refusal is a 404, not a 500.
@@ -230,11 +254,12 @@ async function respond(
     object = undefined;
   }
   if (!route || !object) {
-    const headers: http.OutgoingHttpHeaders = route?.negotiated ? { vary: 'Accept' } : {};
+    const vary = route ? varyOf(route, encoded?.negotiated ?? false) : undefined;
+    const headers: http.OutgoingHttpHeaders = vary ? { vary } : {};
     sendJson(res, 404, { error: 'not_found', path: pathname }, { head, headers });
     return;
   }
-  const headers = objectHeaders(object, route);
+  const headers = objectHeaders(object, route, encoded?.negotiated ?? false);
   try {
     if (etagMatches(req.headers['if-none-match'], object.etag)) {
       res.writeHead(304, headers);

@@ -18,6 +18,7 @@ import { KeyError } from '../errors.ts';
 import {
   binKey,
   binOf,
+  ENCODED_DOCUMENTS,
   FALCOCTL_INDEX_KEY,
   FAVICON_KEY,
   HOME_PAGE_KEY,
@@ -43,6 +44,7 @@ import { renderBins, renderSignedSnapshot, renderSnapshot } from '../render/snap
 import { toYaml } from '../render/yaml.ts';
 import { CACHE_MUTABLE } from '../store.ts';
 import { identityOf, type PipelineContext } from './context.ts';
+import { putEncodedVariants } from './encoded.ts';
 import { readLogHead } from './log-writer.ts';
 import { forEachLimited, putFile, putSigned, readJson, WRITE_CONCURRENCY } from './site-writer.ts';
 
@@ -160,7 +162,10 @@ export async function commitGeneration(
   for (const [key, body] of documents) signed.push([key, body]);
   // Side by side: one document is written while the next is hashed and signed.
   await forEachLimited(signed, WRITE_CONCURRENCY, async ([key, body]) => {
-    const { sha256, size } = await putSigned(ctx, key, body);
+    // Variants are compressed on the thread pool while the document is signed, and written before it.
+    const variants = ENCODED_DOCUMENTS.has(key) ? putEncodedVariants(ctx, key, body) : undefined;
+    variants?.catch(() => {}); // awaited in putSigned; unobserved only if signing fails first
+    const { sha256, size } = await putSigned(ctx, key, body, variants);
     registryDigests.set(key, { sha256, size });
   });
   // Written, so no longer read: the next publish renders into the same memory. (After a failure they are

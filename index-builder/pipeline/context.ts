@@ -33,6 +33,11 @@ export interface PipelineContext {
    * renders whatever is pending.
    */
   readonly deferIndexes?: boolean;
+  /**
+   * Index documents over this many bytes are published compressed too (`<key>.br`, `<key>.gz`); by default
+   * `COMPRESSION_THRESHOLD_BYTES` (1 MB). Tests lower it to have large documents without thousands of plugins.
+   */
+  readonly compressionThresholdBytes?: number;
 }
 
 export interface BatchResult {

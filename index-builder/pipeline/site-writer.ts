@@ -125,7 +125,7 @@ export async function putFile(
 }
 
 /**
- * Writes a mutable document and its detached signature; returns its digest. The signer hashes the bytes once
+ * Writes a mutable document and its detached signature, after `before` settles; returns its digest. The signer hashes the bytes once
  * for both, and the store takes the digest rather than hashing again: at 10,000 plugins the global
  * documents are tens of megabytes, and hashing them is most of a publish.
  */
@@ -133,8 +133,11 @@ export async function putSigned(
   ctx: PipelineContext,
   key: string,
   body: Uint8Array,
+  before?: Promise<void>,
 ): Promise<DocumentDigest & { readonly signature: string }> {
   const { signature, sha256 } = await ctx.signer.signWithDigest(body);
+  // What must be written before the document (its encoded variants), running meanwhile.
+  await before;
   await putFile(ctx.site, key, body, CACHE_MUTABLE, sha256);
   await putFile(ctx.site, signatureKey(key), encoder.encode(signature), CACHE_MUTABLE);
   return { sha256, size: body.byteLength, signature };

@@ -90,6 +90,10 @@ export class RegistryDistribution extends Construct {
     // of the cache key (and nothing else of the query): a client that read the signed snapshot fetches each
     // document as `<path>?v=<its sha256>`, a cache entry per content, so it never gets a document and a
     // signature of two generations from two cache entries (TUF's consistent snapshots, by query).
+    // gzip and brotli enabled: CloudFront normalizes Accept-Encoding, keys the cache on it and shows the
+    // routing function that value, which picks an index document's pre-compressed variant by rewriting the
+    // URI (edge-routing.ts); the rewritten URI keys the cache too, so each coding is its own entry. What has
+    // no variant CloudFront compresses itself, up to the 10,000,000 bytes it compresses at all.
     const mutable = new CachePolicy(this, 'Mutable', {
       comment: 'plugindex mutable documents',
       minTtl: Duration.seconds(0),

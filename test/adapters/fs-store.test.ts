@@ -117,6 +117,24 @@ describe('when storing objects', () => {
     expect((await store.get('doc.json'))?.etag).toBe(etagFor('{"v":2}'));
   });
 
+  it('keeps a Content-Encoding in the sidecar, and drops it once the file is replaced behind its back', async () => {
+    await store.put('index.json.gz', encode('compressed'), { ...opts, contentEncoding: 'gzip' });
+    await store.put('plain.json', encode('{}'), opts);
+
+    expect(await store.get('index.json.gz')).toMatchObject({
+      contentEncoding: 'gzip',
+      contentType: 'application/json',
+    });
+    expect((await store.head('index.json.gz'))?.contentEncoding).toBe('gzip');
+    const stream = await store.getStream('index.json.gz');
+    stream?.cancel();
+    expect(stream?.contentEncoding).toBe('gzip');
+    expect((await store.head('plain.json'))?.contentEncoding).toBeUndefined();
+    // Bytes written by hand are not the ones the sidecar says are compressed: served as they are.
+    await writeFile(path.join(root, 'index.json.gz'), '{"by":"hand"}');
+    expect((await store.head('index.json.gz'))?.contentEncoding).toBeUndefined();
+  });
+
   it('treats an unreadable sidecar as none', async () => {
     await store.put('doc.json', encode('{}'), opts);
     await writeFile(path.join(root, '.meta/doc.json.json'), '{"contentType":');

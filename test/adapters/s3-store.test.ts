@@ -5,7 +5,8 @@
 
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { brotliDecompressSync, gunzipSync } from 'node:zlib';
+import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,9 +14,12 @@ import { S3Store } from '../../adapters/s3-store.ts';
 import { fixedClock } from '../../index-builder/clock.ts';
 import { parseRegistryConfig } from '../../index-builder/config.ts';
 import { StoreError } from '../../index-builder/errors.ts';
+import { INDEX_DOCUMENTS } from '../../index-builder/layout.ts';
+import type { SnapshotDocument } from '../../index-builder/model.ts';
 import { type PipelineContext, processSubmissions } from '../../index-builder/pipeline/index.ts';
 import { createSigner, readPublicKey, verifyDetachedSignature } from '../../index-builder/signing.ts';
-import { CACHE_IMMUTABLE, listAll } from '../../index-builder/store.ts';
+import { CACHE_IMMUTABLE, CACHE_MUTABLE, listAll } from '../../index-builder/store.ts';
+import { verifyListedDocument } from '../../index-builder/verify.ts';
 import { encode, makeBundle, sha256, testKey, validManifest } from '../support/fixtures.ts';
 import { PULUMICOST_SPEC } from '../support/reference.ts';
 import { type LocalS3, startLocalS3 } from '../support/s3.ts';
@@ -25,7 +29,7 @@ const opts = { contentType: 'application/json', cacheControl: 'public, max-age=6
 let s3: LocalS3;
 
 beforeAll(async () => {
-  s3 = await startLocalS3(['store-test', 'intake', 'site']);
+  s3 = await startLocalS3(['store-test', 'intake', 'site', 'encoded-intake', 'encoded-site']);
 });
 afterAll(async () => {
   await s3?.close();
@@ -265,5 +269,52 @@ describe('when the pipeline runs on S3', () => {
     expect(sha256(await collect((moved as NonNullable<typeof moved>).body))).toBe(sha256(huge));
     expect(await intake.head(`status/${id}.json`)).toBeDefined();
     expect(await listAll(intake, 'incoming/')).toEqual([]);
+  });
+});
+
+describe('when the pipeline publishes documents over the compression threshold to S3', () => {
+  it('puts each index document also as .br and .gz with their Content-Encoding, which S3 serves back', async () => {
+    const registryKey = await testKey('registry');
+    const site = new S3Store({ client: s3.client, bucket: 'encoded-site' });
+    const context: PipelineContext = {
+      intake: new S3Store({ client: s3.client, bucket: 'encoded-intake' }),
+      site,
+      signer: await createSigner(registryKey.secretKey),
+      clock: fixedClock('2026-11-01T00:00:00Z', 1000),
+      config: parseRegistryConfig({ name: 'S3 Registry', url: 'https://registry.example.com' }),
+      compressionThresholdBytes: 100,
+    };
+    await s3.client.send(
+      new PutObjectCommand({ Bucket: 'encoded-intake', Key: 'incoming/a.tgz', Body: await makeBundle() }),
+    );
+    expect((await processSubmissions(context)).outcomes.map((o) => o.status)).toEqual(['accepted']);
+
+    const snapshot = JSON.parse(
+      new TextDecoder().decode((await site.get('snapshot.json'))?.body),
+    ) as SnapshotDocument;
+    for (const key of INDEX_DOCUMENTS) {
+      const document = (await site.get(key))?.body as Uint8Array;
+      for (const [suffix, encoding, decode] of [
+        ['.br', 'br', brotliDecompressSync],
+        ['.gz', 'gzip', gunzipSync],
+      ] as const) {
+        const Key = `${key}${suffix}`;
+        const head = await s3.client.send(new HeadObjectCommand({ Bucket: 'encoded-site', Key }));
+        expect(head, Key).toMatchObject({
+          ContentEncoding: encoding,
+          ContentType: key.endsWith('.json') ? 'application/json' : 'application/yaml',
+          CacheControl: CACHE_MUTABLE,
+        });
+        expect((await site.head(Key))?.contentEncoding).toBe(encoding);
+        const got = await s3.client.send(new GetObjectCommand({ Bucket: 'encoded-site', Key }));
+        const decoded = decode(
+          await (got.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray(),
+        );
+        expect(Buffer.compare(decoded, document), Key).toBe(0);
+        verifyListedDocument(snapshot, key, decoded);
+      }
+    }
+    // The plugin documents are not among the encoded documents.
+    expect(await site.head('plugins/demo-plugin/index.json.br')).toBeUndefined();
   });
 });

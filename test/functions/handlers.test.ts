@@ -209,9 +209,22 @@ describe('when uploads arrive in the intake bucket', () => {
     const invalidation = cloudfront.commandCalls(CreateInvalidationCommand)[0]?.args[0].input;
     expect(invalidation?.DistributionId).toBe('E2EXAMPLE');
     expect(invalidation?.InvalidationBatch?.Paths?.Items).toEqual(
-      expect.arrayContaining(['/index.json', '/snapshot.json', '/plugins/cloud-plugin/index.json']),
+      expect.arrayContaining([
+        '/index.json',
+        // The variants the edge routes to are cached apart, so they are invalidated with the document.
+        '/index.json.br',
+        '/index.json.gz',
+        '/snapshot.json',
+        '/plugins/cloud-plugin/index.json',
+      ]),
     );
     expect(invalidation?.InvalidationBatch?.Paths?.Items?.some((p) => p.includes('/1.0.0/'))).toBe(false);
+    // A small registry's index documents are under the threshold: their variants are the documents as they
+    // are, without a Content-Encoding, there for the edge to route to.
+    const site = new S3Store({ client: s3.client, bucket: config.siteBucket });
+    const variant = await site.get('index.json.br');
+    expect(variant?.contentEncoding).toBeUndefined();
+    expect(variant?.body).toEqual((await site.get('index.json'))?.body);
     expect(logs.filter((l) => l.message === 'submission')).toEqual([
       expect.objectContaining({
         key: 'incoming/bad.tgz',

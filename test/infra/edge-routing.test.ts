@@ -5,7 +5,13 @@
  */
 import { describe, expect, it } from 'vitest';
 import { routeFor } from '../../cli/local/server.ts';
-import { ARTIFACT_CSP, DATA_CSP, PAGE_CSP, securityHeaders } from '../../index-builder/serving.ts';
+import {
+  ARTIFACT_CSP,
+  DATA_CSP,
+  encodedRoute,
+  PAGE_CSP,
+  securityHeaders,
+} from '../../index-builder/serving.ts';
 import { EDGE_HEADERS_SOURCE, EDGE_ROUTING_SOURCE } from '../../infra/edge-routing.ts';
 
 type Headers = Record<string, { value: string }>;
@@ -123,5 +129,80 @@ describe('when CloudFront answers', () => {
     expect(edgeHeaders('/plugins/x/1.0.0/manifest', 'application/json')['content-type']).toBe(
       'application/json',
     );
+  });
+});
+
+/** The key CloudFront asks S3 for, with an Accept-Encoding header as the function sees it. */
+function edgeEncodedKey(
+  uri: string,
+  acceptEncoding: string | undefined,
+  accept?: string,
+): string | undefined {
+  const headers: Headers = {};
+  if (accept) headers.accept = { value: accept };
+  if (acceptEncoding !== undefined) headers['accept-encoding'] = { value: acceptEncoding };
+  const result = requestHandler({ request: { uri, headers } });
+  return 'statusCode' in result ? undefined : result.uri.slice(1);
+}
+
+describe('when CloudFront picks an encoded variant', () => {
+  // Raw headers as browsers and tools send them, and the values CloudFront normalizes them to.
+  const ENCODINGS = [
+    undefined,
+    '',
+    'br,gzip',
+    'gzip',
+    'br',
+    'gzip, deflate, br, zstd',
+    'gzip, deflate',
+    'identity',
+    'br;q=0, gzip',
+    'gzip;q=0',
+    'gzip;q=0, br;q=0',
+    'br;q=0.5, gzip;q=0.8',
+    '*',
+    '*;q=0',
+    'br;q=0, *',
+    'identity, br;q=0.9',
+    'br;q=abc, gzip;q=0.1',
+    'X-GZIP',
+  ];
+  const ENCODED_PATHS = [...PATHS, '/index.yaml', '/search.json', '/falcoctl/index.yaml', '/index.json.br'];
+
+  it.each(ENCODED_PATHS)(
+    'routes %s to the variant the local server serves, for every Accept-Encoding',
+    (uri) => {
+      for (const accept of ACCEPTS) {
+        for (const encoding of ENCODINGS) {
+          const local = routeFor(uri, accept);
+          const expected = local ? encodedRoute(local.key, encoding).key : undefined;
+          expect(edgeEncodedKey(uri, encoding, accept), `${uri} ${accept} ${encoding}`).toBe(expected);
+        }
+      }
+    },
+  );
+
+  it('sends brotli when both are accepted, gzip when brotli is refused, and the document otherwise', () => {
+    expect(edgeEncodedKey('/plugins', 'br,gzip')).toBe('index.json.br');
+    expect(edgeEncodedKey('/search.json', 'gzip')).toBe('search.json.gz');
+    expect(edgeEncodedKey('/falcoctl/index.yaml', 'br;q=0, gzip')).toBe('falcoctl/index.yaml.gz');
+    expect(edgeEncodedKey('/index.yaml', 'gzip;q=0')).toBe('index.yaml');
+    expect(edgeEncodedKey('/index.json', undefined)).toBe('index.json');
+    // A plugin document is small and has no variants: CloudFront compresses it itself if it may.
+    expect(edgeEncodedKey('/plugins/kubecost-lens', 'br,gzip')).toBe('plugins/kubecost-lens/index.json');
+  });
+
+  it('says Vary: Accept-Encoding for the documents and their variants, and for nothing else', () => {
+    for (const uri of ['/index.json', '/index.json.br', '/search.json.gz', '/falcoctl/index.yaml']) {
+      expect(edgeHeaders(uri, 'application/json').vary, uri).toBe('Accept-Encoding');
+    }
+    const kept = responseHandler({
+      request: { uri: '/index.json.gz' },
+      response: { statusCode: 200, headers: { vary: { value: 'Origin' } } },
+    });
+    expect(kept.headers.vary?.value).toBe('Origin, Accept-Encoding');
+    for (const uri of ['/plugins/x/index.json', '/snapshot.json', '/index.json.asc']) {
+      expect(edgeHeaders(uri, 'application/json').vary, uri).toBeUndefined();
+    }
   });
 });

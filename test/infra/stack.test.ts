@@ -173,12 +173,15 @@ describe('when the stack is synthesized', () => {
     // One for the site bucket, one for the search function's URL.
     template.resourceCountIs('AWS::CloudFront::OriginAccessControl', 2);
     template.resourceCountIs('AWS::CloudFront::CachePolicy', 3);
-    // Mutable documents are cached per ?v= (a client's content digest), and by no other query parameter.
+    // Mutable documents are cached per ?v= (a client's content digest), and by no other query parameter;
+    // and per normalized Accept-Encoding, which the routing function reads to pick a pre-compressed variant.
     template.hasResourceProperties('AWS::CloudFront::CachePolicy', {
       CachePolicyConfig: Match.objectLike({
         Comment: 'plugindex mutable documents',
         ParametersInCacheKeyAndForwardedToOrigin: Match.objectLike({
           QueryStringsConfig: { QueryStringBehavior: 'whitelist', QueryStrings: ['v'] },
+          EnableAcceptEncodingBrotli: true,
+          EnableAcceptEncodingGzip: true,
         }),
       }),
     });
@@ -194,6 +197,9 @@ describe('when the stack is synthesized', () => {
     template.hasResourceProperties('AWS::CloudFront::Function', {
       FunctionConfig: Match.objectLike({ Runtime: 'cloudfront-js-2.0' }),
       FunctionCode: Match.stringLikeRegexp('ARTIFACT_CSP'),
+    });
+    template.hasResourceProperties('AWS::CloudFront::Function', {
+      FunctionCode: Match.stringLikeRegexp('index\\.json\\.br'),
     });
     template.hasResourceProperties('AWS::CloudFront::ResponseHeadersPolicy', {
       ResponseHeadersPolicyConfig: Match.objectLike({

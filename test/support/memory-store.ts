@@ -36,6 +36,7 @@ export class MemoryStore implements Store {
       etag: `"${createHash('sha256').update(body).digest('hex').slice(0, 32)}"`,
       contentType: options.contentType,
       cacheControl: options.cacheControl,
+      ...(options.contentEncoding ? { contentEncoding: options.contentEncoding } : {}),
       lastModified: new Date(),
     });
   }

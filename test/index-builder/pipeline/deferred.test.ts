@@ -82,7 +82,9 @@ describe('when a publish defers the index documents', () => {
 
     expect(result.outcomes[0]).toMatchObject({ status: 'accepted', generation: 2 });
     expect(result.indexesPending).toBe(true);
-    expect(registry.site.writes.filter((k) => INDEX_DOCUMENTS.includes(k.replace(/\.asc$/, '')))).toEqual([]);
+    expect(
+      registry.site.writes.filter((k) => INDEX_DOCUMENTS.includes(k.replace(/\.(asc|br|gz)$/, ''))),
+    ).toEqual([]);
     expect(result.invalidate).not.toContain('index.json');
     for (const [key, bytes] of before) expect(body(registry, key)).toEqual(bytes);
     const doc = json<PluginDocument>(registry, 'plugins/demo-plugin/index.json');
@@ -109,7 +111,7 @@ describe('when a publish defers the index documents', () => {
     expect(registry.site.writes.filter((k) => k === 'index.json')).toHaveLength(1);
     expect(flushed.invalidate).toEqual(
       [
-        ...INDEX_DOCUMENTS.flatMap((k) => [k, `${k}.asc`]),
+        ...INDEX_DOCUMENTS.flatMap((k) => [k, `${k}.asc`, `${k}.br`, `${k}.gz`]),
         'snapshot.json',
         'snapshot.json.asc',
         'snapshot.signed.json',

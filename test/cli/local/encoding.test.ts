@@ -1,0 +1,190 @@
+/**
+ * Accept-Encoding negotiation in the local server, over real sockets, on a tree the pipeline published into
+ * the filesystem store (whose sidecars keep each variant's Content-Encoding): the index documents come
+ * pre-compressed to a client that accepts it, brotli first, and as they are to one that does not or
+ * refuses; a document that is small or has no variants is never compressed.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { brotliDecompressSync, gunzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FsStore } from '../../../adapters/fs-store.ts';
+import { createRegistryServer, listenRegistryServer } from '../../../cli/local/server.ts';
+import { processSubmissions } from '../../../index-builder/pipeline/index.ts';
+import { encodedRoute, negotiateEncoding } from '../../../index-builder/serving.ts';
+import { makeBundle, makeRegistry, validManifest } from '../../support/fixtures.ts';
+
+interface Answer {
+  readonly status: number;
+  readonly headers: http.IncomingHttpHeaders;
+  readonly body: Buffer;
+}
+
+/** A request with exactly the headers given (node:http adds no Accept-Encoding of its own). */
+function request(base: string, pathname: string, headers: http.OutgoingHttpHeaders = {}, method = 'GET') {
+  return new Promise<Answer>((resolve, reject) => {
+    const req = http.request(`${base}${pathname}`, { method, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
+      );
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+let folder: string;
+const servers: { base: string; close: () => Promise<void>; site: FsStore }[] = [];
+let large: (typeof servers)[number];
+let small: (typeof servers)[number];
+
+async function publishedServer(threshold?: number) {
+  const registry = await makeRegistry();
+  const site = new FsStore(await mkdtemp(path.join(folder, 'site-')));
+  const context = {
+    ...registry.context,
+    site,
+    ...(threshold === undefined ? {} : { compressionThresholdBytes: threshold }),
+  };
+  for (const name of ['demo-plugin', 'other-plugin']) {
+    const keys = await registry.submit(await makeBundle({ manifest: validManifest({ name }) }));
+    await processSubmissions(context, keys);
+  }
+  const listening = await listenRegistryServer(createRegistryServer({ site }), 0);
+  const server = { base: listening.url, close: listening.close, site };
+  servers.push(server);
+  return server;
+}
+
+beforeAll(async () => {
+  folder = await mkdtemp(path.join(tmpdir(), 'plugindex-encoding-'));
+  large = await publishedServer(100);
+  small = await publishedServer();
+});
+
+afterAll(async () => {
+  for (const server of servers) await server.close();
+  await rm(folder, { recursive: true, force: true });
+});
+
+async function document(server: (typeof servers)[number], key: string): Promise<Buffer> {
+  return Buffer.from((await server.site.get(key))?.body as Uint8Array);
+}
+
+describe('when a client asks for an index document over the threshold', () => {
+  it('sends brotli when both are accepted, decoding to the document', async () => {
+    const answer = await request(large.base, '/index.json', { 'accept-encoding': 'gzip, deflate, br' });
+
+    expect(answer.status).toBe(200);
+    expect(answer.headers['content-encoding']).toBe('br');
+    expect(answer.headers.vary).toBe('Accept-Encoding');
+    expect(answer.headers['content-type']).toBe('application/json');
+    expect(Number(answer.headers['content-length'])).toBe(answer.body.byteLength);
+    expect(brotliDecompressSync(answer.body)).toEqual(await document(large, 'index.json'));
+  });
+
+  it('sends gzip to a client that accepts only gzip, or refuses brotli with q=0', async () => {
+    for (const header of ['gzip', 'br;q=0, gzip', 'gzip;q=0.5, br;q=0.4', 'br;q=0, *']) {
+      const answer = await request(large.base, '/search.json', { 'accept-encoding': header });
+      expect(answer.headers['content-encoding'], header).toBe('gzip');
+      expect(gunzipSync(answer.body), header).toEqual(await document(large, 'search.json'));
+    }
+  });
+
+  it('sends the document as it is without the header, for identity, or when both codings are refused', async () => {
+    const expected = await document(large, 'index.yaml');
+    for (const header of [undefined, '', 'identity', 'gzip;q=0, br;q=0', 'deflate', 'gzip;q=0.5, identity']) {
+      const answer = await request(
+        large.base,
+        '/index.yaml',
+        header === undefined ? {} : { 'accept-encoding': header },
+      );
+      expect(answer.headers['content-encoding'], String(header)).toBeUndefined();
+      expect(answer.headers.vary, String(header)).toBe('Accept-Encoding');
+      expect(answer.body, String(header)).toEqual(expected);
+    }
+  });
+
+  it('negotiates the spec endpoint /plugins on Accept and Accept-Encoding both, and HEAD alike', async () => {
+    const answer = await request(large.base, '/plugins', { 'accept-encoding': 'br' }, 'HEAD');
+
+    expect(answer.status).toBe(200);
+    expect(answer.headers['content-encoding']).toBe('br');
+    expect(answer.headers.vary).toBe('Accept, Accept-Encoding');
+    const variant = await large.site.head('index.json.br');
+    expect(Number(answer.headers['content-length'])).toBe(variant?.size);
+    expect(answer.headers.etag).toBe(variant?.etag);
+  });
+
+  it('serves falcoctl/index.yaml encoded too', async () => {
+    const answer = await request(large.base, '/falcoctl/index.yaml', { 'accept-encoding': 'gzip' });
+    expect(answer.headers['content-encoding']).toBe('gzip');
+    expect(gunzipSync(answer.body)).toEqual(await document(large, 'falcoctl/index.yaml'));
+  });
+});
+
+describe('when the document is small or has no variants', () => {
+  it('never compresses an index document under the threshold', async () => {
+    const answer = await request(small.base, '/index.json', { 'accept-encoding': 'br, gzip' });
+
+    expect(answer.headers['content-encoding']).toBeUndefined();
+    expect(answer.headers.vary).toBe('Accept-Encoding');
+    expect(answer.body).toEqual(await document(small, 'index.json'));
+  });
+
+  it('never compresses a plugin document or a signature', async () => {
+    for (const pathname of ['/plugins/demo-plugin', '/index.json.asc', '/snapshot.json']) {
+      const answer = await request(large.base, pathname, { 'accept-encoding': 'br, gzip' });
+      expect(answer.status, pathname).toBe(200);
+      expect(answer.headers['content-encoding'], pathname).toBeUndefined();
+      expect(answer.headers.vary ?? '', pathname).not.toContain('Accept-Encoding');
+    }
+  });
+
+  it('serves the document itself while a registry published before variants has none', async () => {
+    await large.site.delete('search.json.br');
+    const answer = await request(large.base, '/search.json', { 'accept-encoding': 'br' });
+
+    expect(answer.status).toBe(200);
+    expect(answer.headers['content-encoding']).toBeUndefined();
+    expect(answer.body).toEqual(await document(large, 'search.json'));
+  });
+});
+
+describe('when reading Accept-Encoding', () => {
+  it.each([
+    [undefined, undefined],
+    ['', undefined],
+    ['br, gzip', 'br'],
+    ['gzip, br', 'br'],
+    ['GZIP', 'gzip'],
+    ['x-gzip', 'gzip'],
+    ['br;q=0.5, gzip;q=0.8', 'gzip'],
+    ['br;q=0', undefined],
+    ['*', 'br'],
+    ['*;q=0', undefined],
+    ['*;q=0.1, identity', undefined],
+    ['gzip;q=0.5', 'gzip'],
+    ['identity;q=0.5, gzip', 'gzip'],
+    ['identity, br;q=0.9', undefined],
+    ['br;q=2, gzip', 'gzip'],
+    ['br;q=abc', undefined],
+    ['deflate, zstd', undefined],
+  ] as const)('reads %j as %j', (header, expected) => {
+    expect(negotiateEncoding(header)).toBe(expected);
+  });
+
+  it('routes only the index documents to variants', () => {
+    expect(encodedRoute('index.json', 'br')).toEqual({ key: 'index.json.br', negotiated: true });
+    expect(encodedRoute('index.json', 'identity')).toEqual({ key: 'index.json', negotiated: true });
+    expect(encodedRoute('plugins/a/index.json', 'br')).toEqual({
+      key: 'plugins/a/index.json',
+      negotiated: false,
+    });
+  });
+});

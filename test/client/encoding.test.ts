@@ -1,0 +1,144 @@
+/**
+ * The client and pre-compressed documents: it asks for brotli and gzip, decodes before it checks a
+ * document's digest (the snapshot's digest is the uncompressed bytes'), refuses a variant that decodes to
+ * other bytes, and cuts off a compression bomb at the document's cap with a stable code.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { brotliCompressSync, gzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
+import { createClient } from '../../client/client.ts';
+import { createHttpFetcher } from '../../client/fetcher.ts';
+import { fixedClock } from '../../index-builder/clock.ts';
+import { encodedVariantKey, SEARCH_KEY } from '../../index-builder/layout.ts';
+import { processSubmissions } from '../../index-builder/pipeline/index.ts';
+import type { Store, StoredObject } from '../../index-builder/store.ts';
+import { makeBundle, makeRegistry, type TestRegistry, validManifest } from '../support/fixtures.ts';
+
+let registry: TestRegistry;
+let base: string;
+let close: () => Promise<void>;
+let root: string;
+/** Keys the server read, in order: which variant it chose. */
+const read: string[] = [];
+
+/** The site as the server reads it, recording each key asked for. */
+function recording(site: Store): Store {
+  return {
+    get: (key) => site.get(key),
+    head: (key) => {
+      read.push(key);
+      return site.head(key);
+    },
+    getStream: (key) => {
+      read.push(key);
+      return site.getStream(key);
+    },
+    put: (key, body, options) => site.put(key, body, options),
+    putStream: (key, body, options) => site.putStream(key, body, options),
+    delete: (key) => site.delete(key),
+    list: (prefix) => site.list(prefix),
+  };
+}
+
+beforeAll(async () => {
+  registry = await makeRegistry();
+  const context = { ...registry.context, compressionThresholdBytes: 100 };
+  for (const name of ['demo-plugin', 'other-tool']) {
+    const keys = await registry.submit(await makeBundle({ manifest: validManifest({ name }) }));
+    await processSubmissions(context, keys);
+  }
+  const listening = await listenRegistryServer(createRegistryServer({ site: recording(registry.site) }), 0);
+  base = listening.url;
+  close = listening.close;
+  root = await mkdtemp(join(tmpdir(), 'plugindex-client-encoding-'));
+});
+
+afterAll(async () => {
+  await close();
+  await rm(root, { recursive: true, force: true });
+});
+
+let machines = 0;
+async function search(terms: string[]) {
+  machines += 1;
+  const home = join(root, `m${machines}`);
+  const client = createClient({
+    dirs: { config: join(home, 'config'), data: join(home, 'data'), cache: join(home, 'cache') },
+    fetcher: createHttpFetcher({ env: {}, retries: 0 }),
+    env: {},
+    clock: fixedClock(new Date('2026-11-02T00:00:00Z')),
+    platform: { os: 'linux', arch: 'amd64' },
+    offline: false,
+    freshForMs: 0,
+  });
+  try {
+    await client.addRegistry({ name: 'test', url: base, pin: { armored: registry.registryKey.publicKey } });
+    return await client.search({ terms });
+  } finally {
+    await client.close();
+  }
+}
+
+describe('when a registry serves its documents compressed', () => {
+  it('reads the brotli variant, decodes it and checks it against the snapshot', async () => {
+    read.length = 0;
+    const hits = await search(['demo-plugin']);
+
+    expect(hits.map((h) => h.entry.name)).toEqual(['demo-plugin']);
+    expect(read).toContain(encodedVariantKey(SEARCH_KEY, 'br'));
+  });
+
+  it('refuses a variant that decodes to other bytes than the document the snapshot binds', async () => {
+    const key = encodedVariantKey(SEARCH_KEY, 'br');
+    const original = registry.site.objects.get(key) as StoredObject;
+    const document = registry.site.objects.get(SEARCH_KEY)?.body as Uint8Array;
+    const other = new TextEncoder().encode(
+      new TextDecoder().decode(document).replace('demo-plugin', 'demo-plugim'),
+    );
+    const body = brotliCompressSync(other);
+    registry.site.objects.set(key, { ...original, body, size: body.byteLength, etag: '"tampered"' });
+    try {
+      await expect(search(['demo'])).rejects.toMatchObject({ name: 'TrustError', code: 'DOCUMENT_MISMATCH' });
+    } finally {
+      registry.site.objects.set(key, original);
+    }
+    expect((await search(['demo-plugin'])).length).toBe(1);
+  });
+});
+
+describe('when a response is a compression bomb', () => {
+  it('asks for br and gzip, and cuts the decoded body off at the cap (RESPONSE_TOO_LARGE)', async () => {
+    // 64 MiB of zeros in about 64 KiB of gzip, for a document capped at 1 MiB.
+    const bomb = gzipSync(Buffer.alloc(64 * 1024 * 1024));
+    const seen: http.IncomingHttpHeaders[] = [];
+    const server = http.createServer((request, response) => {
+      seen.push(request.headers);
+      response.writeHead(200, { 'content-encoding': 'gzip', 'content-length': bomb.byteLength });
+      response.end(bomb);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const fetcher = createHttpFetcher({ env: {}, retries: 0 });
+    try {
+      const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const endpoint = { name: 'bomb', bases: [origin], timeoutMs: 5000 };
+
+      const refused = fetcher.document(endpoint, { path: 'index.json', maxBytes: 1024 * 1024 });
+
+      await expect(refused).rejects.toMatchObject({
+        name: 'ClientError',
+        code: 'RESPONSE_TOO_LARGE',
+        message: expect.stringContaining('decompressed from gzip'),
+      });
+      expect(seen[0]?.['accept-encoding']).toBe('br, gzip');
+    } finally {
+      await fetcher.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+});

@@ -1,0 +1,151 @@
+/**
+ * The index documents' encoded variants (`<key>.br`, `<key>.gz`): compressed past the threshold, the
+ * document's own bytes below it, rewritten with their document by every path that renders it (a batch, a
+ * flush, a rebuild), written before it, and never holding another generation's bytes. The threshold is
+ * lowered here, so a registry of two plugins has documents "over" it.
+ */
+import { brotliDecompressSync, gunzipSync } from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import { COMPRESSION_THRESHOLD_BYTES } from '../../../index-builder/compression.ts';
+import {
+  CONTENT_ENCODINGS,
+  type ContentEncoding,
+  ENCODED_DOCUMENTS,
+  encodedVariantKey,
+  INDEX_DOCUMENTS,
+  INDEX_JSON_KEY,
+} from '../../../index-builder/layout.ts';
+import type { SnapshotDocument } from '../../../index-builder/model.ts';
+import {
+  flushIndexes,
+  type PipelineContext,
+  processSubmissions,
+  rebuildRegistry,
+} from '../../../index-builder/pipeline/index.ts';
+import { CACHE_MUTABLE, contentTypeFor } from '../../../index-builder/store.ts';
+import { verifyListedDocument } from '../../../index-builder/verify.ts';
+import { makeBundle, makeRegistry, type TestRegistry, validManifest } from '../../support/fixtures.ts';
+
+const decode: Record<ContentEncoding, (bytes: Uint8Array) => Uint8Array> = {
+  br: (bytes) => brotliDecompressSync(bytes),
+  gzip: (bytes) => gunzipSync(bytes),
+};
+
+function object(registry: TestRegistry, key: string) {
+  const stored = registry.site.objects.get(key);
+  if (!stored) throw new Error(`missing ${key}`);
+  return stored;
+}
+
+function snapshotOf(registry: TestRegistry): SnapshotDocument {
+  return JSON.parse(new TextDecoder().decode(object(registry, 'snapshot.json').body)) as SnapshotDocument;
+}
+
+/** Every variant of every index document decodes to its document, which the snapshot binds. */
+function expectVariantsBound(registry: TestRegistry, compressed: boolean): void {
+  const snapshot = snapshotOf(registry);
+  for (const key of INDEX_DOCUMENTS) {
+    const document = object(registry, key).body;
+    for (const encoding of CONTENT_ENCODINGS) {
+      const variant = object(registry, encodedVariantKey(key, encoding));
+      expect(variant.contentType, key).toBe(contentTypeFor(key));
+      expect(variant.cacheControl).toBe(CACHE_MUTABLE);
+      if (compressed) {
+        expect(variant.contentEncoding, `${key} ${encoding}`).toBe(encoding);
+        expect(variant.size).toBeLessThan(document.byteLength);
+        const decoded = decode[encoding](variant.body);
+        expect(Buffer.compare(decoded, document), `${key} ${encoding}`).toBe(0);
+        // What a client does with a variant: decode, then check the snapshot's digest of the document.
+        expect(() => verifyListedDocument(snapshot, key, decoded)).not.toThrow();
+      } else {
+        expect(variant.contentEncoding, `${key} ${encoding}`).toBeUndefined();
+        expect(Buffer.compare(variant.body, document), `${key} ${encoding}`).toBe(0);
+      }
+    }
+  }
+}
+
+async function publish(context: PipelineContext, registry: TestRegistry, name: string, version: string) {
+  const keys = await registry.submit(await makeBundle({ manifest: validManifest({ name, version }) }));
+  const result = await processSubmissions(context, keys);
+  expect(result.outcomes.map((o) => o.status)).toEqual(['accepted']);
+  return result;
+}
+
+describe('when the index documents are over the compression threshold', () => {
+  it('publishes each also in brotli and gzip, byte-identical once decoded and bound by the snapshot', async () => {
+    const registry = await makeRegistry();
+    const context = { ...registry.context, compressionThresholdBytes: 100 };
+    await publish(context, registry, 'demo-plugin', '1.0.0');
+    await publish(context, registry, 'other-plugin', '0.1.0');
+
+    expectVariantsBound(registry, true);
+    expect(ENCODED_DOCUMENTS).toEqual(new Set(INDEX_DOCUMENTS));
+    expect(registry.site.objects.has('plugins/demo-plugin/index.json.br')).toBe(false);
+  });
+
+  it('writes the variants before their document, and both before the snapshot', async () => {
+    const registry = await makeRegistry();
+    const context = { ...registry.context, compressionThresholdBytes: 100 };
+    await publish(context, registry, 'demo-plugin', '1.0.0');
+    registry.site.writes.length = 0;
+    await publish(context, registry, 'demo-plugin', '1.1.0');
+
+    const at = (key: string) => registry.site.writes.lastIndexOf(key);
+    for (const key of INDEX_DOCUMENTS) {
+      for (const encoding of CONTENT_ENCODINGS) {
+        expect(at(encodedVariantKey(key, encoding)), key).toBeGreaterThanOrEqual(0);
+        expect(at(encodedVariantKey(key, encoding)), key).toBeLessThan(at(key));
+      }
+      expect(at(key)).toBeLessThan(at('snapshot.json'));
+    }
+  });
+
+  it('rewrites them at the flush of deferred publishes, and at a rebuild, with the documents', async () => {
+    const registry = await makeRegistry();
+    const context = { ...registry.context, compressionThresholdBytes: 100 };
+    await publish(context, registry, 'demo-plugin', '1.0.0');
+    const before = object(registry, encodedVariantKey(INDEX_JSON_KEY, 'br')).body;
+
+    await publish({ ...context, deferIndexes: true }, registry, 'other-plugin', '0.1.0');
+    // Deferred: neither the document nor its variants moved, so they still agree.
+    expect(object(registry, encodedVariantKey(INDEX_JSON_KEY, 'br')).body).toEqual(before);
+    expectVariantsBound(registry, true);
+
+    await flushIndexes(context);
+    expect(object(registry, encodedVariantKey(INDEX_JSON_KEY, 'br')).body).not.toEqual(before);
+    expectVariantsBound(registry, true);
+    const index = JSON.parse(
+      new TextDecoder().decode(decode.br(object(registry, encodedVariantKey(INDEX_JSON_KEY, 'br')).body)),
+    ) as { plugins: { name: string }[] };
+    expect(index.plugins.map((p) => p.name)).toEqual(['demo-plugin', 'other-plugin']);
+
+    registry.site.writes.length = 0;
+    await rebuildRegistry(context);
+    expect(registry.site.writes).toContain(encodedVariantKey(INDEX_JSON_KEY, 'gzip'));
+    expectVariantsBound(registry, true);
+  });
+});
+
+describe('when an index document is under the threshold', () => {
+  it('never compresses it: the variants hold the document itself, without a Content-Encoding', async () => {
+    const registry = await makeRegistry();
+    await publish(registry.context, registry, 'demo-plugin', '1.0.0');
+
+    expect(object(registry, INDEX_JSON_KEY).body.byteLength).toBeLessThan(COMPRESSION_THRESHOLD_BYTES);
+    expectVariantsBound(registry, false);
+  });
+
+  it('leaves no compressed variant behind once a document shrinks below it, nor a stale one', async () => {
+    const registry = await makeRegistry();
+    await publish({ ...registry.context, compressionThresholdBytes: 100 }, registry, 'demo-plugin', '1.0.0');
+    expectVariantsBound(registry, true);
+    const compressed = object(registry, encodedVariantKey(INDEX_JSON_KEY, 'gzip')).body;
+
+    // The same registry under a threshold its documents no longer pass: as a document shrinking below it.
+    await publish(registry.context, registry, 'demo-plugin', '1.1.0');
+
+    expectVariantsBound(registry, false);
+    expect(object(registry, encodedVariantKey(INDEX_JSON_KEY, 'gzip')).body).not.toEqual(compressed);
+  });
+});
