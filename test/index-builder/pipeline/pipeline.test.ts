@@ -430,6 +430,8 @@ describe('when submissions arrive as a batch', () => {
       [
         'falcoctl/index.yaml',
         'falcoctl/index.yaml.asc',
+        // The home page lists its first plugins, with their latest versions.
+        'index.html',
         'index.json',
         'index.json.asc',
         'index.yaml',
