@@ -155,7 +155,7 @@ export const HOME_SCRIPT = `
     at.textContent = 'page ' + page + ' of ' + pages;
     prev.hidden = page <= 1; next.hidden = page >= pages;
     prev.href = urlOf(s, page - 1); next.href = urlOf(s, page + 1);
-    pager.hidden = pages <= 1;
+    pager.hidden = false;
   }
   function go(push) {
     var url = urlOf(query(), page);
