@@ -129,7 +129,6 @@ ul.results li { border-bottom: 1px solid var(--line); padding: .75rem 0; }
 ul.results .name { font-weight: 700; font-size: 1.05rem; }
 [hidden] { display: none !important; }
 .pager { display: flex; gap: 1rem; align-items: baseline; margin: 1rem 0; }
-ul.all-versions { columns: 14rem; padding-left: 1.25rem; }
 `;
 
 /**
@@ -139,13 +138,13 @@ ul.all-versions { columns: 14rem; padding-left: 1.25rem; }
 export const FAVICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="7" fill="#0b63ce"/><path d="M11 25V8h7a5.5 5.5 0 0 1 0 11h-7" fill="none" stroke="#fff" stroke-width="3.2" stroke-linejoin="round"/></svg>
 `;
 
-function page(title: string, body: string, registry: RegistryIdentity, home: string): string {
+function page(title: string, body: string, registry: RegistryIdentity, home: string, head = ''): string {
   return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="icon" type="image/svg+xml" href="${home}favicon.svg">
+<link rel="icon" type="image/svg+xml" href="${home}favicon.svg">${head}
 <title>${escapeHtml(title)}</title>
 <style>${STYLE}</style>
 </head>
@@ -318,31 +317,19 @@ function fetchLine(a: ArtifactRecord, file: string): string {
 }
 
 /**
- * A version as one line of the list shown without script: its number linking to its signed manifest (none
- * once removed, its files being gone), its day, and its marks as words.
- */
-function versionLine(v: VersionRecord): string {
-  const marks = [
-    v.prerelease ? 'prerelease' : '',
-    v.removed ? 'removed' : v.yanked ? 'yanked' : '',
-    v.deprecated ? 'deprecated' : '',
-    v.publisher_revoked ? 'publisher key revoked' : '',
-  ].filter(Boolean);
-  const name = v.removed ? `<span>${escapeHtml(v.version)}</span>` : link(v.manifest_url, v.version);
-  return `<li data-version="${escapeHtml(v.version)}">${name} <span class="muted">${day(v.published)}${marks.length ? ` · ${marks.join(', ')}` : ''}</span></li>`;
-}
-
-/**
  * The version table. Up to a page of versions it is the whole table; past that, the table holds the first
- * page and every other page waits rendered (and escaped) in an inert `<template>`, which costs parsing but
- * no style, layout or live DOM, and the versions script swaps a page in (`?versions=N`). Without script,
- * every version is still listed, as a line linking its signed manifest.
+ * page and every other page follows as its own table inside a `<noscript>`: without script the browser shows
+ * them all, as the page always did; with script it keeps each as one raw text node (no element, style or
+ * layout for 480 versions), and the versions script parses a page's text (this server-rendered, escaped
+ * markup, nothing else) when someone turns to it (`?versions=N`).
  */
 function versionsSection(
   versions: readonly VersionRecord[],
   advisories: readonly Advisory[],
   root: string,
 ): string {
+  const head =
+    '<thead><tr><th>version</th><th>published</th><th>API</th><th>manifest (sha256)</th></tr></thead>';
   const pages: string[] = [];
   for (let i = 0; i < versions.length || i === 0; i += VERSIONS_PAGE_SIZE) {
     pages.push(
@@ -352,24 +339,23 @@ function versionsSection(
         .join('\n'),
     );
   }
-  const table = `<table class="versions"><thead><tr><th>version</th><th>published</th><th>API</th><th>manifest (sha256)</th></tr></thead>
+  const table = `<table class="versions">${head}
 <tbody id="version-rows">
 ${pages[0]}
 </tbody></table>`;
   if (pages.length === 1) return `<h2 id="versions">Versions</h2>\n${table}`;
   const later = pages
     .slice(1)
-    .map((rows, i) => `<template class="versions-page" data-page="${i + 2}">${rows}</template>`)
+    .map(
+      (rows, i) =>
+        `<noscript class="versions-page" data-page="${i + 2}"><table class="versions">${head}<tbody>${rows}</tbody></table></noscript>`,
+    )
     .join('\n');
   return `<h2 id="versions">Versions</h2>
 <p class="muted" id="versions-count">${versions.length} versions, newest first, ${VERSIONS_PAGE_SIZE} to a page.</p>
 <nav id="versions-pager" class="pager" hidden><a id="versions-prev" rel="prev" href="#versions">newer</a> <span id="versions-at"></span> <a id="versions-next" rel="next" href="#versions">older</a></nav>
 ${table}
 ${later}
-<noscript><p>The versions after these (the table pages with JavaScript):</p><ul class="all-versions">${versions
-    .slice(VERSIONS_PAGE_SIZE)
-    .map(versionLine)
-    .join('')}</ul></noscript>
 <script>${VERSIONS_SCRIPT}</script>`;
 }
 
@@ -490,5 +476,7 @@ ${registry.description ? `<p class="muted">${escapeHtml(registry.description)}</
 <a href="falcoctl/index.yaml">falcoctl/index.yaml</a> ·
 <a href="snapshot.json">snapshot.json</a> · <a href="keys/registry.asc">keys/registry.asc</a></p>
 <script>${HOME_SCRIPT}</script>`;
-  return page(registry.name, body, registry, '');
+  // The script's search.json, fetched while the page is still being read rather than after it.
+  const preload = '\n<link rel="preload" href="search.json" as="fetch" crossorigin="anonymous">';
+  return page(registry.name, body, registry, '', preload);
 }

@@ -6,7 +6,7 @@
  * The home page searches `search.json` (published, signed, one row per plugin) in the browser and shows one
  * page of hits at a time; its search state (query, filters, page) lives in the URL, so a search is a link and
  * back and forward step through searches. A plugin page with many versions shows one page of its version
- * table; the other pages wait, already rendered and escaped by the server, in inert `<template>` elements.
+ * table; the other pages wait, already rendered and escaped by the server, as `<noscript>` text.
  */
 
 /** Plugins per page of the home page's results (the server renders the first, the script the others). */
@@ -107,7 +107,7 @@ export const HOME_SCRIPT = `
   function $(id) { return document.getElementById(id); }
   var q = $('q'), type = $('type'), provider = $('provider'), capability = $('capability'),
       list = $('results'), count = $('count'), pager = $('pager'), prev = $('prev'), next = $('next'), at = $('page-at');
-  var prepared = null, total = 0, ranked = null, rankedFor = '', page = 1, typing = false;
+  var rows = null, prepared = null, ranked = null, rankedFor = '', page = 1, typing = false;
   function read() {
     var p = new URLSearchParams(location.search);
     q.value = p.get('q') || ''; type.value = p.get('type') || ''; provider.value = p.get('provider') || '';
@@ -144,14 +144,19 @@ export const HOME_SCRIPT = `
     return li;
   }
   function render() {
-    if (!prepared) return;
+    if (!rows) return;
     var s = query(), key = JSON.stringify(s);
-    if (key !== rankedFor) { ranked = rank(prepared, s); rankedFor = key; }
+    if (key !== rankedFor) {
+      // No words and no filter: every plugin by name, which rows already are (sorted once, on arrival).
+      if (!s.q.trim() && !s.type && !s.provider && !s.capability) ranked = rows;
+      else ranked = rank(prepared || (prepared = prepare(rows)), s);
+      rankedFor = key;
+    }
     var pages = Math.max(1, Math.ceil(ranked.length / PAGE));
     if (page > pages) page = pages;
     list.replaceChildren.apply(list, ranked.slice((page - 1) * PAGE, page * PAGE).map(item));
     list.hidden = false;
-    count.textContent = ranked.length + ' of ' + total + ' plugins';
+    count.textContent = ranked.length + ' of ' + rows.length + ' plugins';
     at.textContent = 'page ' + page + ' of ' + pages;
     prev.hidden = page <= 1; next.hidden = page >= pages;
     prev.href = urlOf(s, page - 1); next.href = urlOf(s, page + 1);
@@ -182,27 +187,36 @@ export const HOME_SCRIPT = `
   read();
   // A search in the URL: the server's first page is not its answer, so it waits hidden for search.json.
   if (location.search && urlOf(query(), page) !== location.pathname) { list.hidden = true; count.textContent = 'searching…'; }
-  fetch('search.json', { cache: 'no-cache' }).then(function (r) { return r.json(); }).then(function (doc) {
-    var rows = doc.plugins || [];
-    prepared = prepare(rows); total = rows.length;
+  // search.json is preloaded by the page's head (the same request, so it is fetched once).
+  fetch('search.json').then(function (r) { return r.json(); }).then(function (doc) {
+    rows = (doc.plugins || []).slice().sort(function (a, b) { return a.name < b.name ? -1 : a.name > b.name ? 1 : 0; });
     render();
+    // Lowercased once for every search after; done after the first render, unless a keystroke needs it sooner.
+    setTimeout(function () { if (!prepared) prepared = prepare(rows); }, 0);
   }).catch(function () { count.textContent = 'could not load search.json'; list.hidden = false; });
 })();
 `;
 
 /**
- * A plugin page with more versions than one page: shows the page `?versions=N` names (else the first) by
- * cloning its rows from their `<template>` into the table (page 1 is the table as served); back and forward
- * re-read the URL.
+ * A plugin page with more versions than one page: shows the page `?versions=N` names (else the first); page
+ * 1 is the table as served, the others are the text of their `<noscript>` (raw text while script runs),
+ * parsed when first shown: the server's own escaped markup, never data from elsewhere, parsed inert
+ * (DOMParser runs no script, and the CSP allows none but these). Back and forward re-read the URL.
  */
 export const VERSIONS_SCRIPT = `
 (function () {
   var body = document.getElementById('version-rows'), pager = document.getElementById('versions-pager');
   var prev = document.getElementById('versions-prev'), next = document.getElementById('versions-next'),
       at = document.getElementById('versions-at');
-  // Page 1 is the table as served; pages 2 and on wait in templates.
-  var first = Array.from(body.childNodes), later = document.querySelectorAll('template.versions-page'), shown = 1;
+  var later = document.querySelectorAll('noscript.versions-page'), pages = [Array.from(body.childNodes)], shown = 1;
   var count = later.length + 1;
+  function rows(n) {
+    if (!pages[n - 1]) {
+      var doc = new DOMParser().parseFromString(later[n - 2].textContent, 'text/html');
+      pages[n - 1] = Array.from(doc.querySelector('tbody').childNodes);
+    }
+    return pages[n - 1];
+  }
   function wanted() {
     var n = parseInt(new URLSearchParams(location.search).get('versions') || '1', 10) || 1;
     return Math.min(Math.max(1, n), count);
@@ -214,10 +228,7 @@ export const VERSIONS_SCRIPT = `
     return (text ? '?' + text : location.pathname) + '#versions';
   }
   function show(n) {
-    if (n !== shown) {
-      if (n === 1) body.replaceChildren.apply(body, first);
-      else body.replaceChildren(later[n - 2].content.cloneNode(true));
-    }
+    if (n !== shown) body.replaceChildren.apply(body, rows(n));
     shown = n;
     at.textContent = 'page ' + n + ' of ' + count;
     prev.hidden = n <= 1; next.hidden = n >= count;

@@ -354,17 +354,21 @@ describe('when rendering a plugin page of many versions', () => {
     expect(html).not.toContain('<script>');
   });
 
-  it('puts the first 20 in the table, the others in a template a page, and lists them all without script', () => {
+  it('puts the first 20 in the table and each later page in a noscript of its own, all escaped', () => {
     const html = renderPluginPage(many(45), registry);
-    const table = html.slice(html.indexOf('<tbody id="version-rows">'), html.indexOf('<template'));
+    const table = html.slice(html.indexOf('<tbody id="version-rows">'), html.indexOf('<noscript class'));
     expect(table.match(/<tr class="version/g)).toHaveLength(20);
-    expect(html.match(/<template class="versions-page" data-page="\d+">/g)).toEqual([
-      '<template class="versions-page" data-page="2">',
-      '<template class="versions-page" data-page="3">',
+    expect(html.match(/<noscript class="versions-page" data-page="\d+">/g)).toEqual([
+      '<noscript class="versions-page" data-page="2">',
+      '<noscript class="versions-page" data-page="3">',
     ]);
     expect(html.match(/<tr class="version/g)).toHaveLength(45);
-    const noscript = html.slice(html.lastIndexOf('<noscript>'), html.lastIndexOf('</noscript>'));
-    expect(noscript.match(/<li data-version=/g)).toHaveLength(25);
+    const last = html.slice(
+      html.indexOf('data-page="3"'),
+      html.indexOf('</noscript>', html.indexOf('data-page="3"')),
+    );
+    expect(last.match(/<tr class="version/g)).toHaveLength(5);
     expect(html).not.toContain(HOSTILE[0]);
+    expect(html).toContain(escapeHtml(HOSTILE[0] as string));
   });
 });

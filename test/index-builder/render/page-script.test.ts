@@ -122,5 +122,11 @@ describe('the page scripts', () => {
       expect(script).not.toMatch(
         /innerHTML|outerHTML|insertAdjacentHTML|document\.write|eval\(|new Function/,
       );
+    // The one parse of markup: the versions script's, of the page's own noscript text.
+    expect(HOME_SCRIPT).not.toContain('DOMParser');
+    expect(VERSIONS_SCRIPT.match(/parseFromString\([^,]+,/g)).toEqual([
+      'parseFromString(later[n - 2].textContent,',
+    ]);
+    expect(VERSIONS_SCRIPT).toContain("querySelectorAll('noscript.versions-page')");
   });
 });
