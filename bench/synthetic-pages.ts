@@ -1,7 +1,8 @@
 /**
  * The pages of a registry of N synthetic plugins, for the page tests and the page benchmark: the home page
  * (its first plugins in the page), `search.json` and `favicon.svg`, rendered as the pipeline renders them
- * (same functions, same order: search.json by name), and a plugin with many versions for its page. Pure:
+ * (same functions, same order: search.json by name), a plugin with many versions for its page, and one of
+ * a single version (`plugins/one-version/`, the benchmark's floor). Pure:
  * the caller puts the files into a store.
  */
 import type { PluginDocument, SearchEntry, VersionRecord } from '../index-builder/model.ts';
@@ -69,6 +70,14 @@ export function syntheticPages(
     { key: 'favicon.svg', body: FAVICON_SVG, contentType: 'image/svg+xml' },
     { key: `plugins/${paged.name}/index.html`, body: renderPluginPage(paged, registry), contentType: HTML },
   ];
+  // The floor: the page of a plugin of one version, the smallest page there is.
+  const small = { ...syntheticDocument(count, PUBLISHER), name: 'one-version' };
+  small.versions = small.versions.slice(0, 1);
+  files.push({
+    key: `plugins/${small.name}/index.html`,
+    body: renderPluginPage(small, registry),
+    contentType: HTML,
+  });
   for (const doc of options.extra ?? [])
     files.push({
       key: `plugins/${doc.name}/index.html`,
