@@ -202,7 +202,7 @@ describe('when the source is read as an import graph', () => {
     for (const file of (await sourceFiles()).filter((f) => under(f, 'index-builder'))) {
       if (/\bfetch\(/.test(await readFile(path.join(ROOT, file), 'utf8'))) calls.push(file);
     }
-    expect(calls).toEqual(['index-builder/render/html.ts']);
+    expect(calls).toEqual(['index-builder/render/page-script.ts']);
   });
 
   it('finds no fetch in the client but through the fetcher', async () => {

@@ -1,4 +1,4 @@
-/** `plugindex search`: every configured registry's verified search.json, ranked (client/search.ts). */
+/** `plugindex search`: every configured registry's verified search.json, ranked (index-builder/search.ts). */
 import { type Parsed, stringOption } from '../args.ts';
 import { withClient } from '../client.ts';
 import { outJson } from '../output.ts';

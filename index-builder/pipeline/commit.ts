@@ -30,9 +30,9 @@ import {
   SIGNED_SNAPSHOT_KEY,
   SNAPSHOT_KEY,
 } from '../layout.ts';
-import type { DocumentDigest, SnapshotDocument } from '../model.ts';
+import type { DocumentDigest, SearchEntry, SnapshotDocument } from '../model.ts';
 import { buildRegistryMetadata } from '../render/documents.ts';
-import { FAVICON_SVG, renderIndexPage } from '../render/html.ts';
+import { FAVICON_SVG, type HomeListing, renderIndexPage } from '../render/html.ts';
 import {
   BufferPool,
   renderFalcoctlIndex,
@@ -40,6 +40,7 @@ import {
   renderIndexYaml,
   renderSearchJson,
 } from '../render/index-documents.ts';
+import { HOME_PAGE_SIZE } from '../render/page-script.ts';
 import { renderBins, renderSignedSnapshot, renderSnapshot } from '../render/snapshot.ts';
 import { toYaml } from '../render/yaml.ts';
 import { CACHE_MUTABLE } from '../store.ts';
@@ -82,19 +83,31 @@ function renderIndexDocuments(
   ];
 }
 
+/** The home page's first page of plugins: search.json's first rows (`names` is sorted, as search.json is). */
+function homeListing(catalog: Catalog, names: readonly string[]): HomeListing {
+  const rows = names
+    .slice(0, HOME_PAGE_SIZE)
+    .map((n) => JSON.parse((catalog.plugins.get(n) as CatalogLine).search) as SearchEntry);
+  return { rows, total: names.length };
+}
+
 /**
- * Static files that change only with the registry's identity or key: rewritten only when they differ from
- * what `registryDigests` records (or are missing); their digests go into it.
+ * Static files that change only with the registry's identity or key, and the home page, which shows the
+ * first plugins and so changes with the index documents (`home`, when they were rendered; else the home
+ * page stays as published): rewritten only when they differ from what `registryDigests` records (or are
+ * missing); their digests go into it.
  */
 async function writeStatics(
   ctx: PipelineContext,
   registryDigests: Map<string, DocumentDigest>,
+  home: HomeListing | undefined,
 ): Promise<void> {
   const statics: [string, Uint8Array][] = [
     [REGISTRY_PUBLIC_KEY_KEY, encoder.encode(ctx.signer.publicKey)],
-    [HOME_PAGE_KEY, encoder.encode(renderIndexPage(identityOf(ctx.config)))],
     [FAVICON_KEY, encoder.encode(FAVICON_SVG)],
   ];
+  if (home || !registryDigests.has(HOME_PAGE_KEY))
+    statics.push([HOME_PAGE_KEY, encoder.encode(renderIndexPage(identityOf(ctx.config), home))]);
   for (const [key, body] of statics) {
     const digest = digestOf(body);
     if (registryDigests.get(key)?.sha256 !== digest.sha256 || !(await ctx.site.head(key))) {
@@ -177,7 +190,7 @@ export async function commitGeneration(
   const written = new Set(signed.map(([key]) => key));
   for (const [key, digest] of Object.entries(previous?.documents ?? {}))
     if (!written.has(key)) registryDigests.set(key, digest);
-  await writeStatics(ctx, registryDigests);
+  await writeStatics(ctx, registryDigests, indexes ? homeListing(catalog, names) : undefined);
   const listed: Record<string, DocumentDigest> = {};
   for (const [key, digest] of [...registryDigests].sort(([a], [b]) => (a < b ? -1 : 1))) {
     if (!PAGE_FILES.has(key)) listed[key] = digest;

@@ -5,11 +5,19 @@ import type {
   ArtifactRecord,
   PluginDocument,
   RegistryIdentity,
+  SearchEntry,
   SecurityScan,
   VersionRecord,
 } from '../model.ts';
 import { showableText } from '../text.ts';
 import { advisoryAffects } from '../versions.ts';
+import {
+  HOME_PAGE_SIZE,
+  HOME_SCRIPT,
+  RESULT_CHIPS,
+  VERSIONS_PAGE_SIZE,
+  VERSIONS_SCRIPT,
+} from './page-script.ts';
 
 const ESCAPES: Record<string, string> = {
   '&': '&amp;',
@@ -119,6 +127,8 @@ input, select { font: inherit; padding: .4rem .6rem; border: 1px solid var(--lin
 ul.results { list-style: none; padding: 0; }
 ul.results li { border-bottom: 1px solid var(--line); padding: .75rem 0; }
 ul.results .name { font-weight: 700; font-size: 1.05rem; }
+[hidden] { display: none !important; }
+.pager { display: flex; gap: 1rem; align-items: baseline; margin: 1rem 0; }
 `;
 
 /**
@@ -128,13 +138,13 @@ ul.results .name { font-weight: 700; font-size: 1.05rem; }
 export const FAVICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="7" fill="#0b63ce"/><path d="M11 25V8h7a5.5 5.5 0 0 1 0 11h-7" fill="none" stroke="#fff" stroke-width="3.2" stroke-linejoin="round"/></svg>
 `;
 
-function page(title: string, body: string, registry: RegistryIdentity, home: string): string {
+function page(title: string, body: string, registry: RegistryIdentity, home: string, head = ''): string {
   return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="icon" type="image/svg+xml" href="${home}favicon.svg">
+<link rel="icon" type="image/svg+xml" href="${home}favicon.svg">${head}
 <title>${escapeHtml(title)}</title>
 <style>${STYLE}</style>
 </head>
@@ -306,6 +316,49 @@ function fetchLine(a: ArtifactRecord, file: string): string {
   return `oras blob fetch --output ${escapeHtml(file)} ${escapeHtml(pinned)}   # from an OCI registry`;
 }
 
+/**
+ * The version table. Up to a page of versions it is the whole table; past that, the table holds the first
+ * page and every other page follows as its own table inside a `<noscript>`: without script the browser shows
+ * them all, as the page always did; with script it keeps each as one raw text node (no element, style or
+ * layout for 480 versions), and the versions script parses a page's text (this server-rendered, escaped
+ * markup, nothing else) when someone turns to it (`?versions=N`).
+ */
+function versionsSection(
+  versions: readonly VersionRecord[],
+  advisories: readonly Advisory[],
+  root: string,
+): string {
+  const head =
+    '<thead><tr><th>version</th><th>published</th><th>API</th><th>manifest (sha256)</th></tr></thead>';
+  const pages: string[] = [];
+  for (let i = 0; i < versions.length || i === 0; i += VERSIONS_PAGE_SIZE) {
+    pages.push(
+      versions
+        .slice(i, i + VERSIONS_PAGE_SIZE)
+        .map((v) => versionRow(v, advisories, root))
+        .join('\n'),
+    );
+  }
+  const table = `<table class="versions">${head}
+<tbody id="version-rows">
+${pages[0]}
+</tbody></table>`;
+  if (pages.length === 1) return `<h2 id="versions">Versions</h2>\n${table}`;
+  const later = pages
+    .slice(1)
+    .map(
+      (rows, i) =>
+        `<noscript class="versions-page" data-page="${i + 2}"><table class="versions">${head}<tbody>${rows}</tbody></table></noscript>`,
+    )
+    .join('\n');
+  return `<h2 id="versions">Versions</h2>
+<p class="muted" id="versions-count">${versions.length} versions, newest first, ${VERSIONS_PAGE_SIZE} to a page.</p>
+<nav id="versions-pager" class="pager" hidden><a id="versions-prev" rel="prev" href="#versions">newer</a> <span id="versions-at"></span> <a id="versions-next" rel="next" href="#versions">older</a></nav>
+${table}
+${later}
+<script>${VERSIONS_SCRIPT}</script>`;
+}
+
 /** `plugins/<name>/index.html`. */
 export function renderPluginPage(doc: PluginDocument, registry: RegistryIdentity): string {
   // Root-relative links: the page is reached as /plugins/<name> (by Accept) as well as by its own path.
@@ -363,63 +416,9 @@ ${deprecation}
 <h2>Tags</h2>${chips(doc.tags, 'tags')}
 <h2>Install</h2>${snippet}
 ${advisorySection(advisories)}
-<h2>Versions</h2>
-<table class="versions"><thead><tr><th>version</th><th>published</th><th>API</th><th>manifest (sha256)</th></tr></thead>
-<tbody>
-${doc.versions.map((v) => versionRow(v, advisories, root)).join('\n')}
-</tbody></table>`;
+${versionsSection(doc.versions, advisories, root)}`;
   return page(`${doc.name} — ${registry.name}`, body, registry, `${root}/`);
 }
-
-/** The home page script: fetches search.json and filters it as you type. DOM calls only, no innerHTML. */
-const SEARCH_SCRIPT = `
-(function () {
-  var q = document.getElementById('q'), type = document.getElementById('type'),
-      provider = document.getElementById('provider'), capability = document.getElementById('capability'),
-      list = document.getElementById('results'), count = document.getElementById('count');
-  var plugins = [];
-  var params = new URLSearchParams(location.search);
-  q.value = params.get('q') || '';
-  function el(tag, cls, text) { var e = document.createElement(tag); if (cls) e.className = cls; if (text) e.textContent = text; return e; }
-  function matches(p) {
-    var words = q.value.toLowerCase().split(/\\s+/).filter(Boolean);
-    var hay = [p.name, p.display_name || '', p.description || ''].concat(p.keywords, p.capabilities, p.providers).join(' ').toLowerCase();
-    if (!words.every(function (w) { return hay.indexOf(w) >= 0; })) return false;
-    if (type.value && p.plugin_type !== type.value) return false;
-    var pv = provider.value.trim().toLowerCase(), cv = capability.value.trim().toLowerCase();
-    if (pv && !p.providers.some(function (x) { return x.toLowerCase().indexOf(pv) >= 0; })) return false;
-    if (cv && !p.capabilities.some(function (x) { return x.toLowerCase().indexOf(cv) >= 0; })) return false;
-    return true;
-  }
-  function render() {
-    var shown = plugins.filter(matches);
-    list.replaceChildren();
-    shown.forEach(function (p) {
-      var li = el('li', 'plugin');
-      li.dataset.name = p.name;
-      var a = el('a', 'name', p.name);
-      a.href = 'plugins/' + encodeURIComponent(p.name) + '/index.html';
-      li.append(a, ' ', el('span', 'version muted', p.latest_version ? p.latest_version : 'prerelease only'), ' ', el('span', 'badge', p.plugin_type));
-      if (p.deprecated) li.append(' ', el('span', 'badge deprecated', 'deprecated'));
-      if (p.display_name) li.append(el('div', 'display-name', p.display_name));
-      if (p.description) li.append(el('div', 'description muted', p.description));
-      var chips = el('ul', 'chips');
-      Array.from(new Set(p.providers.concat(p.capabilities, p.keywords))).forEach(function (c) { chips.append(el('li', '', c)); });
-      li.append(chips);
-      list.append(li);
-    });
-    count.textContent = shown.length + ' of ' + plugins.length + ' plugins';
-    var next = new URLSearchParams(location.search);
-    if (q.value) next.set('q', q.value); else next.delete('q');
-    history.replaceState(null, '', next.toString() ? '?' + next.toString() : location.pathname);
-  }
-  [q, type, provider, capability].forEach(function (input) { input.addEventListener('input', render); });
-  fetch('search.json', { cache: 'no-cache' }).then(function (r) { return r.json(); }).then(function (doc) {
-    plugins = doc.plugins || [];
-    render();
-  }).catch(function () { count.textContent = 'could not load search.json'; });
-})();
-`;
 
 /** A CSP source for an inline element's exact text. */
 const cspHash = (text: string): string => `sha256-${sha256Base64(text)}`;
@@ -429,28 +428,55 @@ const cspHash = (text: string): string => `sha256-${sha256Base64(text)}`;
  * exactly these and no other inline code, so markup that slipped past escaping could still not run.
  */
 export const PAGE_STYLE_HASHES: readonly string[] = [cspHash(STYLE)];
-export const PAGE_SCRIPT_HASHES: readonly string[] = [cspHash(SEARCH_SCRIPT)];
+export const PAGE_SCRIPT_HASHES: readonly string[] = [cspHash(HOME_SCRIPT), cspHash(VERSIONS_SCRIPT)];
 
-/** `index.html`: the home page shell with client-side search over `search.json`. */
-export function renderIndexPage(registry: RegistryIdentity): string {
+/** The first page of the home page's list, rendered into `index.html`: `rows` are search.json's first rows. */
+export interface HomeListing {
+  readonly rows: readonly SearchEntry[];
+  /** How many plugins the registry holds. */
+  readonly total: number;
+}
+
+/** One plugin in the home page's list: the same markup the home script builds (page-script.ts `item`). */
+function resultItem(row: SearchEntry): string {
+  const all = [...new Set([...row.providers, ...row.capabilities, ...row.keywords])];
+  const chips = all
+    .slice(0, RESULT_CHIPS)
+    .map((c) => `<li>${escapeHtml(c)}</li>`)
+    .join('');
+  const more = all.length > RESULT_CHIPS ? `<li class="more">+${all.length - RESULT_CHIPS}</li>` : '';
+  return `<li class="plugin" data-name="${escapeHtml(row.name)}"><a class="name" href="plugins/${escapeHtml(encodeURIComponent(row.name))}/index.html">${escapeHtml(row.name)}</a> <span class="version muted">${escapeHtml(row.latest_version ?? 'prerelease only')}</span> <span class="badge">${escapeHtml(row.plugin_type)}</span>${row.deprecated ? ' <span class="badge deprecated">deprecated</span>' : ''}${row.display_name ? `<div class="display-name">${escapeHtml(row.display_name)}</div>` : ''}${row.description ? `<div class="description muted">${escapeHtml(row.description)}</div>` : ''}<ul class="chips">${chips}${more}</ul></li>`;
+}
+
+/**
+ * `index.html`: the home page. With `listing`, its first page of plugins (by name, as search.json lists
+ * them) is in the page itself, so it shows at once and without script; the script then searches
+ * `search.json` and pages through it (page-script.ts). Without `listing`, the list waits for the script.
+ */
+export function renderIndexPage(registry: RegistryIdentity, listing?: HomeListing): string {
   const types = ['cost_source', 'observability', 'registry', 'aggregator']
     .map((t) => `<option value="${t}">${t}</option>`)
     .join('');
+  const first = listing ? listing.rows.slice(0, HOME_PAGE_SIZE) : [];
+  const count = listing ? `${listing.total} of ${listing.total} plugins` : 'loading…';
   const body = `<h1>${escapeHtml(registry.name)}</h1>
 ${registry.description ? `<p class="muted">${escapeHtml(registry.description)}</p>` : ''}
-<div class="filters" role="search">
+<form id="search" class="filters" role="search" hidden>
 <input id="q" type="search" placeholder="Search plugins by name, keyword, capability, provider" aria-label="search">
 <select id="type" aria-label="plugin type"><option value="">any type</option>${types}</select>
 <input id="provider" placeholder="provider (aws, gcp...)" aria-label="provider">
 <input id="capability" placeholder="capability" aria-label="capability">
-</div>
-<p id="count" class="muted">loading…</p>
-<noscript><p>This list needs JavaScript; the same data is in <a href="search.json">search.json</a> and <a href="index.json">index.json</a>.</p></noscript>
-<ul id="results" class="results"></ul>
+</form>
+<p id="count" class="muted">${count}</p>
+<noscript><p>Searching and the pages after the first need JavaScript; every plugin is listed in <a href="search.json">search.json</a> and <a href="index.json">index.json</a>, and has its page at plugins/NAME/index.html.</p></noscript>
+<ul id="results" class="results">${first.map(resultItem).join('')}</ul>
+<nav id="pager" class="pager" hidden><a id="prev" rel="prev" href="">previous</a> <span id="page-at"></span> <a id="next" rel="next" href="?page=2">next</a></nav>
 <h2>For clients</h2>
 <p><a href="index.json">index.json</a> · <a href="index.yaml">index.yaml</a> · <a href="search.json">search.json</a> ·
 <a href="falcoctl/index.yaml">falcoctl/index.yaml</a> ·
 <a href="snapshot.json">snapshot.json</a> · <a href="keys/registry.asc">keys/registry.asc</a></p>
-<script>${SEARCH_SCRIPT}</script>`;
-  return page(registry.name, body, registry, '');
+<script>${HOME_SCRIPT}</script>`;
+  // The script's search.json, fetched while the page is still being read rather than after it.
+  const preload = '\n<link rel="preload" href="search.json" as="fetch" crossorigin="anonymous">';
+  return page(registry.name, body, registry, '', preload);
 }

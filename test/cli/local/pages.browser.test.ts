@@ -124,10 +124,25 @@ describe('when a person opens the home page', () => {
     await page.fill('#q', '');
     await page.selectOption('#type', 'cost_source');
     expect(await names(page)).toEqual(['aws-costs', 'hostile-text']);
+    // A filter names a whole capability, in any case, as the client's --capability does.
     await page.fill('#capability', 'actual');
+    expect(await names(page)).toEqual([]);
+    await page.fill('#capability', 'Actual_Cost');
     await page.fill('#q', 'billing');
     expect(await names(page)).toEqual(['aws-costs']);
     await page.close();
+  });
+
+  it('lists the plugins in the page the publish rendered, for a browser without script', async () => {
+    const context = await browser.newContext({ javaScriptEnabled: false });
+    const page = await context.newPage();
+    await page.goto(`${base}/`);
+    expect(await names(page)).toEqual(['aws-costs', 'gcp-metrics', 'hostile-text']);
+    expect(await page.locator('#count').textContent()).toBe('3 of 3 plugins');
+    expect(await page.locator('#results .display-name').allTextContents()).toContain(HOSTILE_NAME);
+    await page.click('#results li.plugin a.name');
+    await page.waitForURL(`${base}/plugins/aws-costs/index.html`);
+    await context.close();
   });
 
   it('opens a search from a shared link, and reaches a plugin page by its link', async () => {

@@ -112,6 +112,8 @@ describe('when a publish defers the index documents', () => {
     expect(flushed.invalidate).toEqual(
       [
         ...INDEX_DOCUMENTS.flatMap((k) => [k, `${k}.asc`, `${k}.br`, `${k}.gz`]),
+        // The home page lists the first plugins, rendered with the index documents.
+        'index.html',
         'snapshot.json',
         'snapshot.json.asc',
         'snapshot.signed.json',

@@ -432,6 +432,8 @@ describe('when submissions arrive as a batch', () => {
         'falcoctl/index.yaml.asc',
         'falcoctl/index.yaml.br',
         'falcoctl/index.yaml.gz',
+        // The home page lists its first plugins, with their latest versions.
+        'index.html',
         'index.json',
         'index.json.asc',
         'index.json.br',

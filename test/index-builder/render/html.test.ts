@@ -313,4 +313,62 @@ describe('when rendering the home page', () => {
   it('builds the list with DOM calls only', () => {
     expect(renderIndexPage(registry)).not.toMatch(/innerHTML|outerHTML|insertAdjacentHTML|document\.write/);
   });
+
+  it('lists its first page of plugins in the page, every text of theirs escaped', () => {
+    const rows = Array.from({ length: 60 }, (_, i) => ({
+      name: `p-${String(i).padStart(2, '0')}`,
+      display_name: HOSTILE[0] as string,
+      description: HOSTILE[1] as string,
+      latest_version: i % 2 ? null : '1.0.0',
+      plugin_type: HOSTILE[2] as string,
+      providers: [...HOSTILE],
+      capabilities: ['a', 'b', 'c', 'd', 'e'],
+      keywords: [],
+    }));
+    const html = renderIndexPage(registry, { rows, total: 1234 });
+    expect(html.match(/<li class="plugin"/g)).toHaveLength(50);
+    expect(html).toContain('data-name="p-49"');
+    expect(html).not.toContain('data-name="p-50"');
+    expect(html).toContain('<p id="count" class="muted">1234 of 1234 plugins</p>');
+    // Six chips, the other two counted.
+    expect(html).toContain('<li class="more">+2</li>');
+    for (const text of HOSTILE) {
+      expect(html).not.toContain(text);
+      expect(html).toContain(escapeHtml(text));
+    }
+  });
+});
+
+describe('when rendering a plugin page of many versions', () => {
+  const many = (count: number) =>
+    pluginDoc({
+      versions: Array.from({ length: count }, (_, i) =>
+        version({ version: `1.${count - i}.0`, yanked_reason: HOSTILE[0] as string, yanked: i % 2 === 0 }),
+      ),
+    });
+
+  it('keeps a short table whole, with no pager or script', () => {
+    const html = renderPluginPage(many(20), registry);
+    expect(html.match(/<tr class="version/g)).toHaveLength(20);
+    expect(html).not.toContain('<template');
+    expect(html).not.toContain('<script>');
+  });
+
+  it('puts the first 20 in the table and each later page in a noscript of its own, all escaped', () => {
+    const html = renderPluginPage(many(45), registry);
+    const table = html.slice(html.indexOf('<tbody id="version-rows">'), html.indexOf('<noscript class'));
+    expect(table.match(/<tr class="version/g)).toHaveLength(20);
+    expect(html.match(/<noscript class="versions-page" data-page="\d+">/g)).toEqual([
+      '<noscript class="versions-page" data-page="2">',
+      '<noscript class="versions-page" data-page="3">',
+    ]);
+    expect(html.match(/<tr class="version/g)).toHaveLength(45);
+    const last = html.slice(
+      html.indexOf('data-page="3"'),
+      html.indexOf('</noscript>', html.indexOf('data-page="3"')),
+    );
+    expect(last.match(/<tr class="version/g)).toHaveLength(5);
+    expect(html).not.toContain(HOSTILE[0]);
+    expect(html).toContain(escapeHtml(HOSTILE[0] as string));
+  });
 });

@@ -1,0 +1,251 @@
+/**
+ * The pages' scripts, as the exact text the pages inline: the pages' CSP allows an inline script only by the
+ * hash of its text (html.ts, serving.ts), so each is one literal string, the same bytes in every process that
+ * renders a page or builds the policy (never a function's `toString`, which a bundler would reshape).
+ *
+ * The home page searches `search.json` (published, signed, one row per plugin) in the browser and shows one
+ * page of hits at a time; its search state (query, filters, page) lives in the URL, so a search is a link and
+ * back and forward step through searches. A plugin page with many versions shows one page of its version
+ * table; the other pages wait, already rendered and escaped by the server, as `<noscript>` text.
+ */
+
+/** Plugins per page of the home page's results (the server renders the first, the script the others). */
+export const HOME_PAGE_SIZE = 50;
+/** Chips (providers, capabilities, keywords) a result shows; the rest are counted ("+3"). */
+export const RESULT_CHIPS = 6;
+/** Versions per page of a plugin page's version table. */
+export const VERSIONS_PAGE_SIZE = 20;
+
+/**
+ * The search ranking (`searchPlugins` in index-builder/search.ts, the client's and `GET /search`'s) for one registry, in the browser's
+ * JavaScript: `prepare(rows)` once per search.json, then `rank(prepared, query)` gives the rows best first.
+ * Tiers: exact name, name prefix, name or display-name substring, keyword, description, a name one or two
+ * edits away (terms of 4 to 7 characters: 1, longer: 2, against the name and each '-'-separated part);
+ * every term must match; an entry ranks by its weakest term; ties by name; the type, provider and capability
+ * filters are exact and case-insensitive. With one registry the client's priority and registry tie-breaks
+ * never apply. The same order is checked against `searchPlugins` in test/index-builder/render/page-script.test.ts.
+ * (The page cannot run index-builder/search.ts itself: the script must be fixed text for its CSP hash, and
+ * a bundled function's text changes with the bundler; the test is what keeps the two one ranking.)
+ */
+export const RANKING_SOURCE = `
+function boundedLevenshtein(a, b, bound) {
+  if (Math.abs(a.length - b.length) > bound) return bound + 1;
+  var previous = [], i, j;
+  for (j = 0; j <= b.length; j++) previous.push(j);
+  for (i = 1; i <= a.length; i++) {
+    var current = [i], rowMin = i;
+    for (j = 1; j <= b.length; j++) {
+      var cell = Math.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+      current.push(cell);
+      if (cell < rowMin) rowMin = cell;
+    }
+    if (rowMin > bound) return bound + 1;
+    previous = current;
+  }
+  return Math.min(previous[b.length], bound + 1);
+}
+function typoBound(term) { return term.length < 4 ? 0 : term.length <= 7 ? 1 : 2; }
+function lower(values) { return values.map(function (v) { return v.toLowerCase(); }); }
+function prepare(rows) {
+  return rows.map(function (row) {
+    var name = row.name.toLowerCase();
+    return {
+      row: row, name: name, parts: [name].concat(name.split('-')),
+      display: row.display_name ? row.display_name.toLowerCase() : '',
+      description: row.description ? row.description.toLowerCase() : '',
+      keywords: lower(row.keywords), providers: lower(row.providers), capabilities: lower(row.capabilities),
+      type: row.plugin_type.toLowerCase()
+    };
+  });
+}
+function termTier(term, p) {
+  if (p.name === term) return 0;
+  if (p.name.indexOf(term) === 0) return 1;
+  if (p.name.indexOf(term) >= 0 || p.display.indexOf(term) >= 0) return 2;
+  if (p.keywords.some(function (k) { return k.indexOf(term) >= 0; })) return 3;
+  if (p.description.indexOf(term) >= 0) return 4;
+  var bound = typoBound(term);
+  if (bound > 0 && p.parts.some(function (part) { return boundedLevenshtein(term, part, bound) <= bound; })) return 5;
+  return -1;
+}
+function rank(prepared, query) {
+  var terms = query.q.toLowerCase().split(/\\s+/).filter(function (t) { return t !== ''; });
+  var type = query.type.toLowerCase(), provider = query.provider.toLowerCase(), capability = query.capability.toLowerCase();
+  var hits = [];
+  for (var i = 0; i < prepared.length; i++) {
+    var p = prepared[i];
+    if (type && p.type !== type) continue;
+    if (provider && p.providers.indexOf(provider) < 0) continue;
+    if (capability && p.capabilities.indexOf(capability) < 0) continue;
+    var tier = 6;
+    if (terms.length > 0) {
+      tier = 0;
+      for (var t = 0; t < terms.length && tier >= 0; t++) {
+        var found = termTier(terms[t], p);
+        tier = found < 0 ? -1 : Math.max(tier, found);
+      }
+      if (tier < 0) continue;
+    }
+    hits.push({ tier: tier, row: p.row });
+  }
+  hits.sort(function (a, b) {
+    return a.tier - b.tier || (a.row.name < b.row.name ? -1 : a.row.name > b.row.name ? 1 : 0);
+  });
+  return hits.map(function (h) { return h.row; });
+}
+`;
+
+/**
+ * The home page: searches search.json as you type, one page of hits at a time, the state in the URL. DOM
+ * calls only (textContent, never markup from data). Typing pushes one history entry when a search starts and
+ * replaces it while the words change; a filter or a page pushes one each; back and forward re-read the URL.
+ */
+export const HOME_SCRIPT = `
+(function () {
+  ${RANKING_SOURCE}
+  var PAGE = ${HOME_PAGE_SIZE}, CHIPS = ${RESULT_CHIPS};
+  function $(id) { return document.getElementById(id); }
+  var q = $('q'), type = $('type'), provider = $('provider'), capability = $('capability'),
+      list = $('results'), count = $('count'), pager = $('pager'), prev = $('prev'), next = $('next'), at = $('page-at');
+  var rows = null, prepared = null, ranked = null, rankedFor = '', page = 1, typing = false;
+  function read() {
+    var p = new URLSearchParams(location.search);
+    q.value = p.get('q') || ''; type.value = p.get('type') || ''; provider.value = p.get('provider') || '';
+    capability.value = p.get('capability') || '';
+    page = Math.max(1, parseInt(p.get('page') || '1', 10) || 1);
+  }
+  function query() {
+    return { q: q.value, type: type.value, provider: provider.value.trim(), capability: capability.value.trim() };
+  }
+  function urlOf(s, n) {
+    var p = new URLSearchParams();
+    if (s.q.trim()) p.set('q', s.q);
+    if (s.type) p.set('type', s.type);
+    if (s.provider) p.set('provider', s.provider);
+    if (s.capability) p.set('capability', s.capability);
+    if (n > 1) p.set('page', String(n));
+    var text = p.toString();
+    return text ? '?' + text : location.pathname;
+  }
+  function el(tag, cls, text) { var e = document.createElement(tag); if (cls) e.className = cls; if (text) e.textContent = text; return e; }
+  function item(p) {
+    var li = el('li', 'plugin');
+    li.dataset.name = p.name;
+    var a = el('a', 'name', p.name);
+    a.href = 'plugins/' + encodeURIComponent(p.name) + '/index.html';
+    li.append(a, ' ', el('span', 'version muted', p.latest_version ? p.latest_version : 'prerelease only'), ' ', el('span', 'badge', p.plugin_type));
+    if (p.deprecated) li.append(' ', el('span', 'badge deprecated', 'deprecated'));
+    if (p.display_name) li.append(el('div', 'display-name', p.display_name));
+    if (p.description) li.append(el('div', 'description muted', p.description));
+    var chips = el('ul', 'chips'), all = Array.from(new Set(p.providers.concat(p.capabilities, p.keywords)));
+    all.slice(0, CHIPS).forEach(function (c) { chips.append(el('li', '', c)); });
+    if (all.length > CHIPS) chips.append(el('li', 'more', '+' + (all.length - CHIPS)));
+    li.append(chips);
+    return li;
+  }
+  function render() {
+    if (!rows) return;
+    var s = query(), key = JSON.stringify(s);
+    if (key !== rankedFor) {
+      // No words and no filter: every plugin by name, which rows already are (sorted once, on arrival).
+      if (!s.q.trim() && !s.type && !s.provider && !s.capability) ranked = rows;
+      else ranked = rank(prepared || (prepared = prepare(rows)), s);
+      rankedFor = key;
+    }
+    var pages = Math.max(1, Math.ceil(ranked.length / PAGE));
+    if (page > pages) page = pages;
+    list.replaceChildren.apply(list, ranked.slice((page - 1) * PAGE, page * PAGE).map(item));
+    list.hidden = false;
+    count.textContent = ranked.length + ' of ' + rows.length + ' plugins';
+    at.textContent = 'page ' + page + ' of ' + pages;
+    prev.hidden = page <= 1; next.hidden = page >= pages;
+    prev.href = urlOf(s, page - 1); next.href = urlOf(s, page + 1);
+    pager.hidden = false;
+  }
+  function go(push) {
+    var url = urlOf(query(), page);
+    if (url !== (location.search || location.pathname)) {
+      if (push) history.pushState(null, '', url); else history.replaceState(null, '', url);
+    }
+    render();
+  }
+  function typed() { page = 1; go(!typing); typing = true; }
+  [q, provider, capability].forEach(function (input) { input.addEventListener('input', typed); });
+  type.addEventListener('change', function () { typing = false; page = 1; go(true); });
+  var form = $('search');
+  // Shown only where it works: without script the page hides it.
+  form.hidden = false;
+  form.addEventListener('submit', function (e) { e.preventDefault(); typing = false; });
+  [prev, next].forEach(function (link, i) {
+    link.addEventListener('click', function (e) {
+      if (e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
+      e.preventDefault(); typing = false; page += i === 0 ? -1 : 1; go(true);
+      list.scrollIntoView({ block: 'nearest' });
+    });
+  });
+  window.addEventListener('popstate', function () { typing = false; read(); render(); });
+  read();
+  // A search in the URL: the server's first page is not its answer, so it waits hidden for search.json.
+  if (location.search && urlOf(query(), page) !== location.pathname) { list.hidden = true; count.textContent = 'searching…'; }
+  // search.json is preloaded by the page's head (the same request, so it is fetched once).
+  fetch('search.json').then(function (r) { return r.json(); }).then(function (doc) {
+    rows = (doc.plugins || []).slice().sort(function (a, b) { return a.name < b.name ? -1 : a.name > b.name ? 1 : 0; });
+    render();
+    // Lowercased once for every search after; done after the first render, unless a keystroke needs it sooner.
+    setTimeout(function () { if (!prepared) prepared = prepare(rows); }, 0);
+  }).catch(function () { count.textContent = 'could not load search.json'; list.hidden = false; });
+})();
+`;
+
+/**
+ * A plugin page with more versions than one page: shows the page `?versions=N` names (else the first); page
+ * 1 is the table as served, the others are the text of their `<noscript>` (raw text while script runs),
+ * parsed when first shown: the server's own escaped markup, never data from elsewhere, parsed inert
+ * (DOMParser runs no script, and the CSP allows none but these). Back and forward re-read the URL.
+ */
+export const VERSIONS_SCRIPT = `
+(function () {
+  var body = document.getElementById('version-rows'), pager = document.getElementById('versions-pager');
+  var prev = document.getElementById('versions-prev'), next = document.getElementById('versions-next'),
+      at = document.getElementById('versions-at');
+  var later = document.querySelectorAll('noscript.versions-page'), pages = [Array.from(body.childNodes)], shown = 1;
+  var count = later.length + 1;
+  function rows(n) {
+    if (!pages[n - 1]) {
+      var doc = new DOMParser().parseFromString(later[n - 2].textContent, 'text/html');
+      pages[n - 1] = Array.from(doc.querySelector('tbody').childNodes);
+    }
+    return pages[n - 1];
+  }
+  function wanted() {
+    var n = parseInt(new URLSearchParams(location.search).get('versions') || '1', 10) || 1;
+    return Math.min(Math.max(1, n), count);
+  }
+  function urlOf(n) {
+    var p = new URLSearchParams(location.search);
+    if (n > 1) p.set('versions', String(n)); else p.delete('versions');
+    var text = p.toString();
+    return (text ? '?' + text : location.pathname) + '#versions';
+  }
+  function show(n) {
+    if (n !== shown) body.replaceChildren.apply(body, rows(n));
+    shown = n;
+    at.textContent = 'page ' + n + ' of ' + count;
+    prev.hidden = n <= 1; next.hidden = n >= count;
+    prev.href = urlOf(n - 1); next.href = urlOf(n + 1);
+    pager.hidden = false;
+  }
+  [prev, next].forEach(function (link, i) {
+    link.addEventListener('click', function (e) {
+      if (e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
+      e.preventDefault();
+      var n = shown + (i === 0 ? -1 : 1);
+      history.pushState(null, '', urlOf(n));
+      show(n);
+      document.getElementById('versions').scrollIntoView();
+    });
+  });
+  window.addEventListener('popstate', function () { show(wanted()); });
+  show(wanted());
+})();
+`;

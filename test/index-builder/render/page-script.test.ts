@@ -1,0 +1,132 @@
+/**
+ * The home page ranks as the client does: the page's copy of the ranking (page-script.ts RANKING_SOURCE, run
+ * here as the browser runs it, from its text) against `searchPlugins` (index-builder/search.ts), on rows that reach
+ * every tier, with filters, for one registry.
+ */
+import { describe, expect, it } from 'vitest';
+import type { SearchEntry } from '../../../index-builder/model.ts';
+import { PAGE_SCRIPT_HASHES } from '../../../index-builder/render/html.ts';
+import { HOME_SCRIPT, RANKING_SOURCE, VERSIONS_SCRIPT } from '../../../index-builder/render/page-script.ts';
+import { searchPlugins } from '../../../index-builder/search.ts';
+
+interface PageQuery {
+  q: string;
+  type: string;
+  provider: string;
+  capability: string;
+}
+type Rank = (prepared: unknown, query: PageQuery) => SearchEntry[];
+
+const page = new Function(`${RANKING_SOURCE}\nreturn { prepare: prepare, rank: rank };`)() as {
+  prepare(rows: readonly SearchEntry[]): unknown;
+  rank: Rank;
+};
+
+function row(name: string, extra: Partial<SearchEntry> = {}): SearchEntry {
+  return {
+    name,
+    latest_version: '1.0.0',
+    plugin_type: 'cost_source',
+    providers: ['aws'],
+    capabilities: ['actual_cost'],
+    keywords: [],
+    ...extra,
+  };
+}
+
+const ROWS: SearchEntry[] = [
+  row('kubecost'),
+  row('kubecost-lens', { display_name: 'Kubecost Lens', keywords: ['kubernetes', 'FinOps'] }),
+  row('aws-cost', { description: 'AWS Cost Explorer, for Kubernetes too', providers: ['AWS', 'kubernetes'] }),
+  row('gcp-billing', { plugin_type: 'observability', providers: ['gcp'], capabilities: ['projected_cost'] }),
+  row('lens-for-azure', { display_name: 'Azure lens', providers: ['azure'], keywords: ['cost'] }),
+  row('opencost', { keywords: ['open-source', 'kubernetes'], deprecated: true }),
+  row('cost-aggregator', { plugin_type: 'aggregator', description: 'Sums kubecost and friends' }),
+  row('z-registry', { plugin_type: 'Registry', capabilities: ['Actual_Cost', 'forecast'] }),
+  row('budgeteer', { description: 'budgets' }),
+  row('budgets', { keywords: ['planning'] }),
+  ...Array.from({ length: 40 }, (_, i) =>
+    row(`plugin-${String(i).padStart(3, '0')}`, { keywords: [`group-${i % 7}`], description: `number ${i}` }),
+  ),
+];
+
+const QUERIES: Partial<PageQuery>[] = [
+  {},
+  { q: 'kubecost' },
+  { q: 'kube' },
+  { q: 'lens' },
+  { q: 'cost' },
+  { q: 'KUBERNETES' },
+  { q: 'kubecots' },
+  { q: 'opencots' },
+  { q: 'budget' },
+  { q: 'budgetz' },
+  { q: 'cost kube' },
+  { q: '  lens   azure ' },
+  { q: 'plugin-01' },
+  { q: 'group-3' },
+  { q: 'plgin' },
+  { q: 'number 1' },
+  { q: 'nothing-matches-this' },
+  { type: 'observability' },
+  { type: 'registry' },
+  { provider: 'aws' },
+  { provider: 'KUBERNETES', q: 'cost' },
+  { capability: 'actual_cost', q: 'z' },
+  { capability: 'forecast' },
+  { provider: 'aw' },
+  { q: 'cost', type: 'aggregator' },
+];
+
+describe('the home page search', () => {
+  const prepared = page.prepare(ROWS);
+  it.each(QUERIES.map((q) => [JSON.stringify(q), q] as const))('ranks %s as the client does', (_, q) => {
+    const query = { q: '', type: '', provider: '', capability: '', ...q };
+    const expected = searchPlugins([{ registry: 'r', priority: 1, entries: ROWS }], {
+      terms: [query.q],
+      ...(query.type ? { type: query.type } : {}),
+      ...(query.provider ? { provider: query.provider } : {}),
+      ...(query.capability ? { capability: query.capability } : {}),
+    }).map((hit) => hit.entry.name);
+    expect(page.rank(prepared, query).map((r) => r.name)).toEqual(expected);
+  });
+
+  it('reaches every tier in these cases (so the comparison covers each)', () => {
+    const matches = new Set(
+      QUERIES.flatMap((q) =>
+        searchPlugins([{ registry: 'r', priority: 1, entries: ROWS }], { terms: [q.q ?? ''] }).map(
+          (h) => h.match,
+        ),
+      ),
+    );
+    expect([...matches].sort()).toEqual([
+      'all',
+      'description',
+      'exact',
+      'keyword',
+      'prefix',
+      'substring',
+      'typo',
+    ]);
+  });
+});
+
+describe('the page scripts', () => {
+  it('are allowed by hash, each of them, and only them', () => {
+    expect(PAGE_SCRIPT_HASHES).toHaveLength(2);
+    expect(new Set(PAGE_SCRIPT_HASHES).size).toBe(2);
+  });
+
+  it('write no markup from data: DOM calls and textContent only', () => {
+    for (const script of [HOME_SCRIPT, VERSIONS_SCRIPT])
+      expect(script).not.toMatch(
+        /innerHTML|outerHTML|insertAdjacentHTML|document\.write|eval\(|new Function/,
+      );
+    // The one parse of markup: the versions script's, of the page's own noscript text.
+    expect(HOME_SCRIPT).not.toContain('DOMParser');
+    expect(VERSIONS_SCRIPT.match(/parseFromString\([^,]+,/g)).toEqual([
+      'parseFromString(later[n - 2].textContent,',
+    ]);
+    expect(VERSIONS_SCRIPT).toContain("querySelectorAll('noscript.versions-page')");
+  });
+});

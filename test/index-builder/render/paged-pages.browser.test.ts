@@ -1,0 +1,283 @@
+/**
+ * The pages of a large registry in headless Chromium: 3,000 synthetic plugins (and a few with hostile text),
+ * rendered as the pipeline renders them and served by the local server with the pages' headers (CSP by
+ * hash). The home page stays small (its first page of plugins in the page), searches search.json as the
+ * client ranks, pages the hits, and keeps the search in the URL; a plugin of 500 versions shows them a
+ * page at a time (later pages parsed only when shown), and every one is reachable, with script and without.
+ */
+import type { Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { syntheticDocument } from '../../../bench/synthetic.ts';
+import { syntheticPages } from '../../../bench/synthetic-pages.ts';
+import { createRegistryServer, listenRegistryServer } from '../../../cli/local/server.ts';
+import type { PluginDocument, SearchEntry } from '../../../index-builder/model.ts';
+import { HOME_PAGE_SIZE, VERSIONS_PAGE_SIZE } from '../../../index-builder/render/page-script.ts';
+import { searchPlugins } from '../../../index-builder/search.ts';
+import { CACHE_MUTABLE } from '../../../index-builder/store.ts';
+import { launchChromium, type PageBrowser } from '../../support/chromium.ts';
+import { encode } from '../../support/fixtures.ts';
+import { MemoryStore } from '../../support/memory-store.ts';
+
+const PLUGINS = 3000;
+const VERSIONS = 500;
+const MAX_NODES = 2000;
+const HOSTILE_DISPLAY = '<img src=x onerror="window.__pwned = 1">Hostile';
+const HOSTILE_DESCRIPTION = '</li></ul><script>window.__pwned = 2</script> & "quotes"';
+
+let base = '';
+let close: () => Promise<void>;
+let chromium: PageBrowser;
+let rows: SearchEntry[];
+let paged: PluginDocument;
+
+function hostile(): PluginDocument {
+  const doc = syntheticDocument(99_999, 'C'.repeat(40));
+  return {
+    ...doc,
+    name: 'zz-hostile',
+    display_name: HOSTILE_DISPLAY,
+    description: HOSTILE_DESCRIPTION,
+    tags: ['<b>bold</b>', 'javascript:alert(1)'],
+  };
+}
+
+beforeAll(async () => {
+  const site = new MemoryStore();
+  const listening = await listenRegistryServer(createRegistryServer({ site }), 0);
+  base = listening.url;
+  close = listening.close;
+  const built = syntheticPages({ name: 'Large Registry', url: base }, PLUGINS, {
+    extra: [hostile()],
+    versions: VERSIONS,
+  });
+  rows = built.rows;
+  paged = built.paged;
+  for (const file of built.files)
+    await site.put(file.key, encode(file.body), {
+      contentType: file.contentType,
+      cacheControl: CACHE_MUTABLE,
+    });
+  chromium = await launchChromium(() => base);
+});
+
+afterAll(async () => {
+  await chromium?.close();
+  await close?.();
+});
+
+/** Every node of the document (elements, text, comments), as the browser holds them. */
+// (As text: these run in the page, and the tests' TypeScript has no DOM types.)
+const NODE_COUNT =
+  '(() => { const w = document.createTreeWalker(document, NodeFilter.SHOW_ALL); let n = 1; while (w.nextNode()) n += 1; return n; })()';
+const nodeCount = (page: Page) => page.evaluate<number>(NODE_COUNT);
+const shownNames = (page: Page) =>
+  page.locator('#results li.plugin').evaluateAll((items) => items.map((li) => li.getAttribute('data-name')));
+const countText = (page: Page) => page.locator('#count').textContent();
+const query = (page: Page) => Object.fromEntries(new URL(page.url()).searchParams);
+/** The client's answer, as names. */
+const expected = (terms: string, filters: { type?: string; provider?: string } = {}) =>
+  searchPlugins([{ registry: 'r', priority: 1, entries: rows }], { terms: [terms], ...filters }).map(
+    (hit) => hit.entry.name,
+  );
+/** Waits for the script's render of search.json (it shows the pager once it has read it). */
+const searchReady = (page: Page) => page.locator('#pager').waitFor({ state: 'visible' });
+const pwned = (page: Page) => page.evaluate(() => (globalThis as { __pwned?: number }).__pwned);
+
+describe('the home page of a registry of 3,000 plugins', () => {
+  it('shows its first page of plugins, in at most 2,000 nodes', async () => {
+    const page = await chromium.open('/');
+    await searchReady(page);
+    expect(await countText(page)).toBe(`${rows.length} of ${rows.length} plugins`);
+    expect(await shownNames(page)).toEqual(rows.slice(0, HOME_PAGE_SIZE).map((r) => r.name));
+    expect(await page.locator('#page-at').textContent()).toBe(
+      `page 1 of ${Math.ceil(rows.length / HOME_PAGE_SIZE)}`,
+    );
+    expect(await nodeCount(page)).toBeLessThanOrEqual(MAX_NODES);
+    expect(await page.locator('#results li.plugin a.name').first().getAttribute('href')).toBe(
+      `plugins/${rows[0]?.name}/index.html`,
+    );
+    await page.close();
+    expect(chromium.problems).toEqual([]);
+  });
+
+  it('shows the matching plugins as you type, paged and counted, and puts the search in the URL', async () => {
+    const page = await chromium.open('/');
+    await searchReady(page);
+    await page.locator('#q').pressSequentially('group-3');
+    const hits = expected('group-3');
+    expect(hits.length).toBeGreaterThan(HOME_PAGE_SIZE * 2);
+    await expect.poll(() => countText(page)).toBe(`${hits.length} of ${rows.length} plugins`);
+    expect(await shownNames(page)).toEqual(hits.slice(0, HOME_PAGE_SIZE));
+    expect(query(page)).toEqual({ q: 'group-3' });
+    expect(await nodeCount(page)).toBeLessThanOrEqual(MAX_NODES);
+
+    // A name's prefix and a typo rank as the client ranks them.
+    await page.locator('#q').fill('plugin-0012');
+    await expect.poll(() => shownNames(page)).toEqual(expected('plugin-0012').slice(0, HOME_PAGE_SIZE));
+    await page.locator('#q').fill('synthetc 1234');
+    await expect.poll(() => shownNames(page)).toEqual(expected('synthetc 1234').slice(0, HOME_PAGE_SIZE));
+    expect(await countText(page)).toBe(`${expected('synthetc 1234').length} of ${rows.length} plugins`);
+    await page.close();
+    expect(chromium.problems).toEqual([]);
+  });
+
+  it('pages through the hits with the next and previous controls, the page in the URL', async () => {
+    const page = await chromium.open('/?q=group-3');
+    await searchReady(page);
+    const hits = expected('group-3');
+    await page.locator('#next').click();
+    expect(query(page)).toEqual({ q: 'group-3', page: '2' });
+    expect(await shownNames(page)).toEqual(hits.slice(HOME_PAGE_SIZE, 2 * HOME_PAGE_SIZE));
+    expect(await page.locator('#page-at').textContent()).toBe(
+      `page 2 of ${Math.ceil(hits.length / HOME_PAGE_SIZE)}`,
+    );
+    const last = Math.ceil(hits.length / HOME_PAGE_SIZE);
+    for (let n = 3; n <= last; n++) await page.locator('#next').click();
+    expect(await shownNames(page)).toEqual(hits.slice((last - 1) * HOME_PAGE_SIZE));
+    expect(await page.locator('#next').isVisible()).toBe(false);
+    await page.locator('#prev').click();
+    expect(query(page)).toEqual({ q: 'group-3', page: String(last - 1) });
+    expect(await shownNames(page)).toEqual(
+      hits.slice((last - 2) * HOME_PAGE_SIZE, (last - 1) * HOME_PAGE_SIZE),
+    );
+    await page.close();
+  });
+
+  it('shows the search a URL names, filters and page included', async () => {
+    const page = await chromium.open('/?q=plugin&type=observability&page=3');
+    await searchReady(page);
+    const hits = expected('plugin', { type: 'observability' });
+    expect(await shownNames(page)).toEqual(hits.slice(2 * HOME_PAGE_SIZE, 3 * HOME_PAGE_SIZE));
+    expect(await countText(page)).toBe(`${hits.length} of ${rows.length} plugins`);
+    expect(await page.locator('#q').inputValue()).toBe('plugin');
+    expect(await page.locator('#type').inputValue()).toBe('observability');
+    await page.close();
+  });
+
+  it('goes back to the previous search, and forward again', async () => {
+    const page = await chromium.open('/');
+    await searchReady(page);
+    await page.locator('#q').pressSequentially('plugin-00');
+    await expect.poll(() => query(page)).toEqual({ q: 'plugin-00' });
+    await page.locator('#type').selectOption('registry');
+    await expect.poll(() => query(page)).toEqual({ q: 'plugin-00', type: 'registry' });
+    await page.locator('#next').click();
+    expect(query(page)).toEqual({ q: 'plugin-00', type: 'registry', page: '2' });
+
+    await page.goBack();
+    await expect.poll(() => query(page)).toEqual({ q: 'plugin-00', type: 'registry' });
+    expect(await shownNames(page)).toEqual(
+      expected('plugin-00', { type: 'registry' }).slice(0, HOME_PAGE_SIZE),
+    );
+    await page.goBack();
+    await expect.poll(() => query(page)).toEqual({ q: 'plugin-00' });
+    expect(await page.locator('#type').inputValue()).toBe('');
+    expect(await shownNames(page)).toEqual(expected('plugin-00').slice(0, HOME_PAGE_SIZE));
+    // Typing a search is one step of history, not one per key.
+    await page.goBack();
+    await expect.poll(() => query(page)).toEqual({});
+    expect(await page.locator('#q').inputValue()).toBe('');
+    expect(await shownNames(page)).toEqual(rows.slice(0, HOME_PAGE_SIZE).map((r) => r.name));
+    await page.goForward();
+    await expect.poll(() => shownNames(page)).toEqual(expected('plugin-00').slice(0, HOME_PAGE_SIZE));
+    await page.close();
+  });
+
+  it('shows hostile plugin text as text, and runs none of it', async () => {
+    const page = await chromium.open('/?q=zz-hostile');
+    await searchReady(page);
+    await expect.poll(() => shownNames(page)).toEqual(['zz-hostile']);
+    const item = page.locator('#results li.plugin');
+    expect(await item.locator('.display-name').textContent()).toBe(HOSTILE_DISPLAY);
+    expect(await item.locator('.description').textContent()).toBe(HOSTILE_DESCRIPTION);
+    expect(await item.locator('.chips li').allTextContents()).toContain('<b>bold</b>');
+    expect(await page.locator('main img, main script:not(:last-of-type), main b').count()).toBe(0);
+    expect(await pwned(page)).toBeUndefined();
+    await page.close();
+    expect(chromium.problems).toEqual([]);
+  });
+
+  it('without script, shows its first page of plugins with their links, and no search form that would do nothing', async () => {
+    const context = await chromium.browser.newContext({ javaScriptEnabled: false });
+    const page = await context.newPage();
+    await page.goto(`${base}/`);
+    expect(await shownNames(page)).toEqual(rows.slice(0, HOME_PAGE_SIZE).map((r) => r.name));
+    expect(await countText(page)).toBe(`${rows.length} of ${rows.length} plugins`);
+    expect(await page.locator('#search').isVisible()).toBe(false);
+    expect(await page.locator('noscript').first().textContent()).toContain('search.json');
+    expect(await page.locator('main a[href="search.json"]').first().isVisible()).toBe(true);
+    await context.close();
+  });
+});
+
+describe('the page of a plugin with 500 versions', () => {
+  const versionsShown = (page: Page) =>
+    page
+      .locator('#version-rows tr.version')
+      .evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-version')));
+  const all = () => paged.versions.map((v) => v.version);
+  const pages = Math.ceil(VERSIONS / VERSIONS_PAGE_SIZE);
+
+  it('shows one page of versions, in at most 2,000 nodes', async () => {
+    const page = await chromium.open(`/plugins/${paged.name}/index.html`);
+    await page.locator('#versions-pager').waitFor({ state: 'visible' });
+    expect(await versionsShown(page)).toEqual(all().slice(0, VERSIONS_PAGE_SIZE));
+    expect(await page.locator('#versions-at').textContent()).toBe(`page 1 of ${pages}`);
+    expect(await nodeCount(page)).toBeLessThanOrEqual(MAX_NODES);
+    await page.close();
+    expect(chromium.problems).toEqual([]);
+  });
+
+  it('reaches every version through its pages, the page in the URL, back and forward working', async () => {
+    const page = await chromium.open(`/plugins/${paged.name}/index.html`);
+    await page.locator('#versions-pager').waitFor({ state: 'visible' });
+    const seen = await versionsShown(page);
+    for (let n = 2; n <= pages; n++) {
+      await page.locator('#versions-next').click();
+      expect(new URL(page.url()).searchParams.get('versions')).toBe(String(n));
+      seen.push(...(await versionsShown(page)));
+      expect(await nodeCount(page)).toBeLessThanOrEqual(MAX_NODES);
+    }
+    expect(seen).toEqual(all());
+    expect(await page.locator('#versions-next').isVisible()).toBe(false);
+    // A yanked version keeps its marks and reason on a later page.
+    const yanked = paged.versions.slice(-VERSIONS_PAGE_SIZE).find((v) => v.yanked);
+    const row = page.locator(`#version-rows tr.version[data-version="${yanked?.version}"]`);
+    expect(await row.locator('.badge.yanked').count()).toBe(1);
+    expect(await row.locator('[data-testid="yanked"]').textContent()).toBe('Yanked: a bad build');
+    await page.goBack();
+    await expect
+      .poll(() => versionsShown(page))
+      .toEqual(all().slice((pages - 2) * VERSIONS_PAGE_SIZE, (pages - 1) * VERSIONS_PAGE_SIZE));
+    await page.goForward();
+    await expect.poll(() => versionsShown(page)).toEqual(all().slice((pages - 1) * VERSIONS_PAGE_SIZE));
+    await page.close();
+    expect(chromium.problems).toEqual([]);
+  });
+
+  it('opens the page of versions its URL names', async () => {
+    const page = await chromium.open(`/plugins/${paged.name}/index.html?versions=3#versions`);
+    await page.locator('#versions-pager').waitFor({ state: 'visible' });
+    expect(await versionsShown(page)).toEqual(all().slice(2 * VERSIONS_PAGE_SIZE, 3 * VERSIONS_PAGE_SIZE));
+    await page.locator('#versions-prev').click();
+    expect(await versionsShown(page)).toEqual(all().slice(VERSIONS_PAGE_SIZE, 2 * VERSIONS_PAGE_SIZE));
+    expect(new URL(page.url()).searchParams.get('versions')).toBe('2');
+    await page.close();
+  });
+
+  it('without script, shows every version, each page its own table', async () => {
+    const context = await chromium.browser.newContext({ javaScriptEnabled: false });
+    const page = await context.newPage();
+    await page.goto(`${base}/plugins/${paged.name}/index.html`);
+    const versions = await page
+      .locator('table.versions > tbody > tr.version')
+      .evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-version')));
+    expect(versions).toEqual(all());
+    const second = paged.versions[VERSIONS_PAGE_SIZE];
+    const row = page.locator(`tr.version[data-version="${second?.version}"]`);
+    expect(await row.isVisible()).toBe(true);
+    expect(await row.locator('a', { hasText: 'manifest' }).getAttribute('href')).toBe(second?.manifest_url);
+    expect(await page.locator('#versions-pager').isVisible()).toBe(false);
+    await context.close();
+  });
+});
