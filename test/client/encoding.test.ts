@@ -11,12 +11,11 @@ import { join } from 'node:path';
 import { brotliCompressSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
-import { createClient } from '../../client/client.ts';
 import { createHttpFetcher } from '../../client/fetcher.ts';
-import { fixedClock } from '../../index-builder/clock.ts';
 import { encodedVariantKey, SEARCH_KEY } from '../../index-builder/layout.ts';
 import { processSubmissions } from '../../index-builder/pipeline/index.ts';
 import type { Store, StoredObject } from '../../index-builder/store.ts';
+import { httpClient } from '../support/client.ts';
 import { makeBundle, makeRegistry, type TestRegistry, validManifest } from '../support/fixtures.ts';
 
 let registry: TestRegistry;
@@ -67,15 +66,7 @@ let machines = 0;
 async function search(terms: string[]) {
   machines += 1;
   const home = join(root, `m${machines}`);
-  const client = createClient({
-    dirs: { config: join(home, 'config'), data: join(home, 'data'), cache: join(home, 'cache') },
-    fetcher: createHttpFetcher({ env: {}, retries: 0 }),
-    env: {},
-    clock: fixedClock(new Date('2026-11-02T00:00:00Z')),
-    platform: { os: 'linux', arch: 'amd64' },
-    offline: false,
-    freshForMs: 0,
-  });
+  const client = httpClient(home);
   try {
     await client.addRegistry({ name: 'test', url: base, pin: { armored: registry.registryKey.publicKey } });
     return await client.search({ terms });

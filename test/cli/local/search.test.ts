@@ -9,14 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRegistryServer, listenRegistryServer } from '../../../cli/local/server.ts';
-import { createClient } from '../../../client/client.ts';
-import { createHttpFetcher } from '../../../client/fetcher.ts';
-import { fixedClock } from '../../../index-builder/clock.ts';
 import { SNAPSHOT_KEY } from '../../../index-builder/layout.ts';
 import { processSubmissions } from '../../../index-builder/pipeline/index.ts';
 import type { SearchQuery } from '../../../index-builder/search.ts';
 import type { SearchAnswer, SearchRefusal } from '../../../index-builder/search-endpoint.ts';
 import type { Store } from '../../../index-builder/store.ts';
+import { httpClient } from '../../support/client.ts';
 import { makeBundle, makeRegistry, type TestRegistry, validManifest } from '../../support/fixtures.ts';
 
 /** Names, display names, tags, descriptions, types, providers and capabilities that reach every tier. */
@@ -90,15 +88,7 @@ async function search(query: string): Promise<{ status: number; body: unknown; h
 /** The consumer client's search over this registry: its own fetch of search.json, verified, then ranked. */
 async function clientSearch(query: SearchQuery): Promise<[string, string][]> {
   const home = await mkdtemp(join(root, 'client-'));
-  const client = createClient({
-    dirs: { config: join(home, 'config'), data: join(home, 'data'), cache: join(home, 'cache') },
-    fetcher: createHttpFetcher({ env: {}, retries: 0 }),
-    env: {},
-    clock: fixedClock(new Date('2026-11-02T00:00:00Z')),
-    platform: { os: 'linux', arch: 'amd64' },
-    offline: false,
-    freshForMs: 0,
-  });
+  const client = httpClient(home);
   try {
     await client.addRegistry({ name: 'local', url: base, pin: { armored: registry.registryKey.publicKey } });
     return (await client.search(query)).map((hit) => [hit.entry.name, hit.match]);
