@@ -469,7 +469,7 @@ ${registry.description ? `<p class="muted">${escapeHtml(registry.description)}</
 </form>
 <p id="count" class="muted">${count}</p>
 <noscript><p>Searching and the pages after the first need JavaScript; every plugin is listed in <a href="search.json">search.json</a> and <a href="index.json">index.json</a>, and has its page at plugins/NAME/index.html.</p></noscript>
-<ul id="results" class="results">${first.map(resultItem).join('')}</ul>
+<ul id="results" class="results"${listing ? ` data-total="${listing.total}"` : ''}>${first.map(resultItem).join('')}</ul>
 <nav id="pager" class="pager" hidden><a id="prev" rel="prev" href="">previous</a> <span id="page-at"></span> <a id="next" rel="next" href="?page=2">next</a></nav>
 <h2>For clients</h2>
 <p><a href="index.json">index.json</a> · <a href="index.yaml">index.yaml</a> · <a href="search.json">search.json</a> ·

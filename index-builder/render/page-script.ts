@@ -96,7 +96,9 @@ function rank(prepared, query) {
 `;
 
 /**
- * The home page: searches search.json as you type, one page of hits at a time, the state in the URL. DOM
+ * The home page: searches search.json as you type, one page of hits at a time, the state in the URL; until
+ * search.json has arrived it pages by the count the server wrote (`data-total`), and it marks the list
+ * `data-ready` once it renders from search.json. DOM
  * calls only (textContent, never markup from data). Typing pushes one history entry when a search starts and
  * replaces it while the words change; a filter or a page pushes one each; back and forward re-read the URL.
  */
@@ -108,6 +110,7 @@ export const HOME_SCRIPT = `
   var q = $('q'), type = $('type'), provider = $('provider'), capability = $('capability'),
       list = $('results'), count = $('count'), pager = $('pager'), prev = $('prev'), next = $('next'), at = $('page-at');
   var rows = null, prepared = null, ranked = null, rankedFor = '', page = 1, typing = false;
+  var total = parseInt(list.getAttribute('data-total') || '', 10);
   function read() {
     var p = new URLSearchParams(location.search);
     q.value = p.get('q') || ''; type.value = p.get('type') || ''; provider.value = p.get('provider') || '';
@@ -143,8 +146,26 @@ export const HOME_SCRIPT = `
     li.append(chips);
     return li;
   }
+  // Before search.json arrives: the first page and the pager from the server's count, so the list can be
+  // paged at once; a search, or a later page, waits for the rows.
+  function early() {
+    var s = query(), searching = !!(s.q.trim() || s.type || s.provider || s.capability);
+    if (searching || !(total >= 0)) {
+      pager.hidden = true;
+      if (searching) { list.hidden = true; count.textContent = 'searching…'; }
+      return;
+    }
+    var pages = Math.max(1, Math.ceil(total / PAGE));
+    if (page > pages) page = pages;
+    list.hidden = page > 1;
+    count.textContent = page > 1 ? 'loading…' : total + ' of ' + total + ' plugins';
+    at.textContent = 'page ' + page + ' of ' + pages;
+    prev.hidden = page <= 1; next.hidden = page >= pages;
+    prev.href = urlOf(s, page - 1); next.href = urlOf(s, page + 1);
+    pager.hidden = false;
+  }
   function render() {
-    if (!rows) return;
+    if (!rows) return early();
     var s = query(), key = JSON.stringify(s);
     if (key !== rankedFor) {
       // No words and no filter: every plugin by name, which rows already are (sorted once, on arrival).
@@ -161,6 +182,7 @@ export const HOME_SCRIPT = `
     prev.hidden = page <= 1; next.hidden = page >= pages;
     prev.href = urlOf(s, page - 1); next.href = urlOf(s, page + 1);
     pager.hidden = false;
+    list.setAttribute('data-ready', '');
   }
   function go(push) {
     var url = urlOf(query(), page);
@@ -185,15 +207,15 @@ export const HOME_SCRIPT = `
   });
   window.addEventListener('popstate', function () { typing = false; read(); render(); });
   read();
-  // A search in the URL: the server's first page is not its answer, so it waits hidden for search.json.
-  if (location.search && urlOf(query(), page) !== location.pathname) { list.hidden = true; count.textContent = 'searching…'; }
+  // A search or a later page in the URL: the server's first page is not its answer, so it waits hidden.
+  render();
   // search.json is preloaded by the page's head (the same request, so it is fetched once).
   fetch('search.json').then(function (r) { return r.json(); }).then(function (doc) {
     rows = (doc.plugins || []).slice().sort(function (a, b) { return a.name < b.name ? -1 : a.name > b.name ? 1 : 0; });
     render();
     // Lowercased once for every search after; done after the first render, unless a keystroke needs it sooner.
     setTimeout(function () { if (!prepared) prepared = prepare(rows); }, 0);
-  }).catch(function () { count.textContent = 'could not load search.json'; list.hidden = false; });
+  }).catch(function () { count.textContent = 'could not load search.json'; list.hidden = false; pager.hidden = true; });
 })();
 `;
 

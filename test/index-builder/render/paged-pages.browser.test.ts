@@ -79,8 +79,8 @@ const expected = (terms: string, filters: { type?: string; provider?: string } =
   searchPlugins([{ registry: 'r', priority: 1, entries: rows }], { terms: [terms], ...filters }).map(
     (hit) => hit.entry.name,
   );
-/** Waits for the script's render of search.json (it shows the pager once it has read it). */
-const searchReady = (page: Page) => page.locator('#pager').waitFor({ state: 'visible' });
+/** Waits for the script's render of search.json (it marks the list once it has read it). */
+const searchReady = (page: Page) => page.locator('#results[data-ready]').waitFor({ state: 'attached' });
 const pwned = (page: Page) => page.evaluate(() => (globalThis as { __pwned?: number }).__pwned);
 
 describe('the home page of a registry of 3,000 plugins', () => {
@@ -98,6 +98,48 @@ describe('the home page of a registry of 3,000 plugins', () => {
     );
     await page.close();
     expect(chromium.problems).toEqual([]);
+  });
+
+  it('pages by the count in the page until search.json arrives, and a later page waits for it', async () => {
+    const page = await chromium.browser.newPage();
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    // search.json held back: the page must be browsable without it, and never show page 1 as page 2.
+    await page.route('**/search.json', async (route) => {
+      await held;
+      await route.continue();
+    });
+    await page.goto(`${base}/`);
+    const pages = Math.ceil(rows.length / HOME_PAGE_SIZE);
+    await page.locator('#pager').waitFor({ state: 'visible' });
+    expect(await page.locator('#results[data-ready]').count()).toBe(0);
+    expect(await page.locator('#page-at').textContent()).toBe(`page 1 of ${pages}`);
+    expect(await countText(page)).toBe(`${rows.length} of ${rows.length} plugins`);
+    expect(await shownNames(page)).toEqual(rows.slice(0, HOME_PAGE_SIZE).map((r) => r.name));
+
+    await page.locator('#next').click();
+    expect(query(page)).toEqual({ page: '2' });
+    expect(await page.locator('#page-at').textContent()).toBe(`page 2 of ${pages}`);
+    expect(await page.locator('#results').isVisible()).toBe(false);
+    expect(await countText(page)).toBe('loading…');
+    // A search typed before the rows are in hides the list and the pager: no stale answer shows.
+    await page.locator('#q').fill('group-3');
+    expect(await page.locator('#pager').isVisible()).toBe(false);
+    expect(await countText(page)).toBe('searching…');
+
+    release();
+    await searchReady(page);
+    await expect.poll(() => shownNames(page)).toEqual(expected('group-3').slice(0, HOME_PAGE_SIZE));
+    await page.locator('#q').fill('');
+    await expect.poll(() => countText(page)).toBe(`${rows.length} of ${rows.length} plugins`);
+    await page.goBack();
+    await expect.poll(() => query(page)).toEqual({ page: '2' });
+    await expect
+      .poll(() => shownNames(page))
+      .toEqual(rows.slice(HOME_PAGE_SIZE, 2 * HOME_PAGE_SIZE).map((r) => r.name));
+    await page.close();
   });
 
   it('shows the matching plugins as you type, paged and counted, and puts the search in the URL', async () => {
