@@ -4,11 +4,13 @@
  *   -c domainName=plugins.example.com -c certificateArn=arn:aws:acm:us-east-1:...   (optional)
  *   -c stackName=Plugindex -c registryName="My Registry" -c snapshotTtlSeconds=604800  (optional)
  *   -c publishers=deploy/publishers.json   (optional: restrict publishing to these keys; infra/publishers.ts)
+ *   -c searchConcurrency=10   (optional: at most this many /search answers computed at once)
  */
 import path from 'node:path';
 import { App, Duration, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { bundleFunctions } from './bundle-functions.ts';
+import { InfraError } from './errors.ts';
 import { loadTrustList } from './publishers.ts';
 import { PlugindexStack } from './stack.ts';
 
@@ -24,6 +26,12 @@ const snapshotTtlSeconds = context('snapshotTtlSeconds');
 const domainName = context('domainName');
 const certificateArn = context('certificateArn');
 const publishersFile = context('publishers');
+const searchConcurrency = context('searchConcurrency');
+if (searchConcurrency !== undefined && !/^[1-9][0-9]{0,3}$/.test(searchConcurrency))
+  throw new InfraError(
+    'CONTEXT_INVALID',
+    `-c searchConcurrency: expected a whole number from 1 to 9999, got "${searchConcurrency}"`,
+  );
 const trust = publishersFile ? await loadTrustList(publishersFile) : undefined;
 new PlugindexStack(app, context('stackName') ?? 'Plugindex', {
   functionsDir,
@@ -31,6 +39,7 @@ new PlugindexStack(app, context('stackName') ?? 'Plugindex', {
   ...(snapshotTtlSeconds ? { snapshotTtl: Duration.seconds(Number(snapshotTtlSeconds)) } : {}),
   ...(domainName ? { domainName } : {}),
   ...(certificateArn ? { certificateArn } : {}),
+  ...(searchConcurrency ? { searchConcurrency: Number(searchConcurrency) } : {}),
   ...(trust ? { trustedPublishers: trust.publishers, trustedOperators: trust.operators } : {}),
 });
 Validations.of(app).addPlugins(new AwsSolutionsChecks(app));

@@ -22,6 +22,8 @@ export interface PlugindexStackProps extends StackProps {
   readonly trustedPublishers?: readonly TrustedPublisher[];
   /** The operator's keys deployed with that list (infra/publishers.ts): who may sign every action. */
   readonly trustedOperators?: readonly TrustedOperator[];
+  /** The search function's reserved concurrency (infra/constructs/search.ts); unset: none reserved. */
+  readonly searchConcurrency?: number;
 }
 
 export class PlugindexStack extends Stack {
@@ -43,6 +45,7 @@ export class PlugindexStack extends Stack {
     const search = new SearchEndpoint(this, 'Search', {
       siteBucket: storage.siteBucket,
       functionsDir: props.functionsDir,
+      ...(props.searchConcurrency !== undefined ? { reservedConcurrency: props.searchConcurrency } : {}),
     });
     const cdn = new RegistryDistribution(this, 'Distribution', {
       siteBucket: storage.siteBucket,
@@ -65,7 +68,8 @@ export class PlugindexStack extends Stack {
     new RegistryAlarms(this, 'Alarms', {
       queue: pipeline.queue,
       deadLetterQueue: pipeline.deadLetterQueue,
-      functions: [pipeline.publishFunction, pipeline.refreshFunction],
+      functions: [pipeline.publishFunction, pipeline.refreshFunction, search.searchFunction],
+      ...(props.searchConcurrency !== undefined ? { bounded: [search.searchFunction] } : {}),
     });
 
     Validations.of(this).acknowledge({

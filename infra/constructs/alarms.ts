@@ -1,4 +1,7 @@
-/** Alarms on what needs a person: parked submissions, failing functions, a queue that stopped draining. */
+/**
+ * Alarms on what needs a person: parked submissions, failing functions, a queue that stopped draining, a
+ * bounded function turning callers away.
+ */
 import { Duration } from 'aws-cdk-lib';
 import { Alarm, ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
 import type { Function as LambdaFn } from 'aws-cdk-lib/aws-lambda';
@@ -9,9 +12,14 @@ export interface RegistryAlarmsProps {
   readonly queue: Queue;
   readonly deadLetterQueue: Queue;
   readonly functions: readonly LambdaFn[];
+  /** Functions with reserved concurrency: throttled invocations mean callers were turned away. */
+  readonly bounded?: readonly LambdaFn[];
   /** Age of the oldest waiting submission that means publishing is stuck. */
   readonly maxQueueAge?: Duration;
 }
+
+/** A function by its path below the stack ("Search/Function"): its own id alone can be just "Function". */
+const where = (fn: LambdaFn): string => fn.node.path.split('/').slice(1).join('/');
 
 export class RegistryAlarms extends Construct {
   public readonly alarms: Alarm[] = [];
@@ -37,8 +45,17 @@ export class RegistryAlarms extends Construct {
     });
     props.functions.forEach((fn, i) => {
       add(`FunctionErrors${i}`, {
-        alarmDescription: `Errors in ${fn.node.id}`,
+        alarmDescription: `Errors in ${where(fn)}`,
         metric: fn.metricErrors({ period: Duration.minutes(5) }),
+        threshold: 0,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 1,
+      });
+    });
+    (props.bounded ?? []).forEach((fn, i) => {
+      add(`FunctionThrottles${i}`, {
+        alarmDescription: `${where(fn)} turned callers away at its concurrency bound`,
+        metric: fn.metricThrottles({ period: Duration.minutes(5) }),
         threshold: 0,
         comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
         evaluationPeriods: 1,

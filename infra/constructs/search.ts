@@ -26,6 +26,13 @@ export interface SearchEndpointProps {
   readonly siteBucket: Bucket;
   /** Folder with `search/index.mjs` (infra/bundle-functions.ts). */
   readonly functionsDir: string;
+  /**
+   * At most this many searches run at once (the function's reserved concurrency); past it CloudFront
+   * answers 503 until one ends. The endpoint is public and each query that misses the cache runs the
+   * function, so this bounds what a flood of distinct queries costs. Unset: no reservation, since an
+   * account whose concurrency quota is at its minimum cannot reserve any and the deploy would fail.
+   */
+  readonly reservedConcurrency?: number;
 }
 
 export class SearchEndpoint extends Construct {
@@ -46,6 +53,9 @@ export class SearchEndpoint extends Construct {
       environment: { SITE_BUCKET: props.siteBucket.bucketName, NODE_OPTIONS: '--enable-source-maps' },
       logGroup,
       loggingFormat: LoggingFormat.JSON,
+      ...(props.reservedConcurrency !== undefined
+        ? { reservedConcurrentExecutions: props.reservedConcurrency }
+        : {}),
     });
     Validations.of(this.searchFunction).acknowledge({
       id: 'AwsSolutions-L1',

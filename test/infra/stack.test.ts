@@ -337,10 +337,39 @@ describe('when the stack is synthesized', () => {
   });
 
   it('alarms on the dead-letter queue, the oldest submission and function errors', () => {
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 4);
+    // Errors of the publish, refresh and search functions; no throttle alarm while nothing is bounded.
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 5);
+    template.resourcePropertiesCountIs('AWS::CloudWatch::Alarm', { MetricName: 'Errors' }, 3);
+    template.resourcePropertiesCountIs('AWS::CloudWatch::Alarm', { MetricName: 'Throttles' }, 0);
+    expect(
+      Object.values(template.findResources('AWS::Lambda::Function')).filter(
+        (fn) => fn.Properties.ReservedConcurrentExecutions !== undefined,
+      ),
+    ).toEqual([]);
     template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       MetricName: 'ApproximateAgeOfOldestMessage',
       Threshold: 1800,
+    });
+  });
+
+  it('bounds the search function when asked, and alarms when it turns callers away', () => {
+    const app = new App();
+    const bounded = Template.fromStack(
+      new PlugindexStack(app, 'Bounded', { functionsDir, searchConcurrency: 7 }),
+    );
+    const reserved = Object.entries(bounded.findResources('AWS::Lambda::Function')).filter(
+      ([, fn]) => fn.Properties.ReservedConcurrentExecutions !== undefined,
+    );
+    expect(
+      reserved.map(([id, fn]) => [
+        id.replace(/[0-9A-F]{8}$/, ''),
+        fn.Properties.ReservedConcurrentExecutions,
+      ]),
+    ).toEqual([['SearchFunction', 7]]);
+    bounded.resourcePropertiesCountIs('AWS::CloudWatch::Alarm', { MetricName: 'Throttles' }, 1);
+    bounded.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'Throttles',
+      Dimensions: [{ Name: 'FunctionName', Value: { Ref: reserved[0]?.[0] } }],
     });
   });
 
