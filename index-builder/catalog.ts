@@ -226,24 +226,30 @@ export function namesInBins(catalog: Catalog, bins: ReadonlySet<string>): string
   return names.sort();
 }
 
-interface LineBytes {
-  readonly entry: Uint8Array;
-  readonly search: Uint8Array;
-}
-
 /**
- * A line's entry and search row as UTF-8, encoded once per line. Lines are replaced, never changed, when a
- * plugin changes, so a warm process re-encodes only the changed plugins: encoding the whole 28 MB index
- * again would cost more than writing it.
+ * A line's entry and search row as UTF-8, each encoded once per line, when a buffered render first needs it.
+ * Lines are replaced, never changed, when a plugin changes, so a warm process re-encodes only the changed
+ * plugins: encoding the whole 28 MB index again would cost more than writing it. Kept apart, so a registry
+ * whose index is streamed (render/index-documents.ts `layoutChunks`) never holds its entries twice.
  */
-const encodedLines = new WeakMap<CatalogLine, LineBytes>();
+const encodedEntries = new WeakMap<CatalogLine, Uint8Array>();
+const encodedSearchRows = new WeakMap<CatalogLine, Uint8Array>();
 const utf8 = new TextEncoder();
 
-export function lineBytes(line: CatalogLine): LineBytes {
-  let bytes = encodedLines.get(line);
+export function entryBytes(line: CatalogLine): Uint8Array {
+  let bytes = encodedEntries.get(line);
   if (!bytes) {
-    bytes = { entry: utf8.encode(line.entry), search: utf8.encode(line.search) };
-    encodedLines.set(line, bytes);
+    bytes = utf8.encode(line.entry);
+    encodedEntries.set(line, bytes);
+  }
+  return bytes;
+}
+
+export function searchBytes(line: CatalogLine): Uint8Array {
+  let bytes = encodedSearchRows.get(line);
+  if (!bytes) {
+    bytes = utf8.encode(line.search);
+    encodedSearchRows.set(line, bytes);
   }
   return bytes;
 }

@@ -14,6 +14,7 @@
  * the time. Both run on libuv's thread pool, beside the signing of the next document. A deferred publish
  * pays nothing; the flush at 10,000 plugins pays about 0.4-0.7 s more (`bench/compression.bench.ts`).
  */
+import { pipeline, Readable } from 'node:stream';
 import zlib from 'node:zlib';
 import type { ContentEncoding } from './layout.ts';
 
@@ -38,4 +39,29 @@ export async function compressDocument(body: Uint8Array, encoding: ContentEncodi
       zlib.brotliCompress(body, { params }, done);
     } else zlib.gzip(body, { level: GZIP_LEVEL }, done);
   });
+}
+
+/**
+ * `chunks` compressed in `encoding` as they are read, off the main thread, with backpressure: what a
+ * document too large to hold is compressed as. `sizeHint` is the document's size (brotli tunes by it).
+ */
+export async function* compressChunks(
+  chunks: Iterable<Uint8Array>,
+  encoding: ContentEncoding,
+  sizeHint: number,
+): AsyncGenerator<Uint8Array> {
+  const compressor =
+    encoding === 'br'
+      ? zlib.createBrotliCompress({
+          params: {
+            [zlib.constants.BROTLI_PARAM_QUALITY]: BROTLI_QUALITY,
+            [zlib.constants.BROTLI_PARAM_MODE]: zlib.constants.BROTLI_MODE_TEXT,
+            [zlib.constants.BROTLI_PARAM_SIZE_HINT]: sizeHint,
+          },
+        })
+      : zlib.createGzip({ level: GZIP_LEVEL });
+  // A failure on either side destroys both, so the loop below throws it; a consumer that stops early
+  // destroys the compressor, and with it the source.
+  pipeline(Readable.from(chunks, { highWaterMark: 2 }), compressor, () => {});
+  yield* compressor;
 }

@@ -7,10 +7,11 @@
 import {
   type Catalog,
   type CatalogLine,
+  entryBytes,
   falcoctlItem,
-  lineBytes,
   namesInBins,
   saveCatalog,
+  searchBytes,
   sortedNames,
 } from '../catalog.ts';
 import { digestOf } from '../digest.ts';
@@ -35,10 +36,15 @@ import { buildRegistryMetadata } from '../render/documents.ts';
 import { FAVICON_SVG, type HomeListing, renderIndexPage } from '../render/html.ts';
 import {
   BufferPool,
-  renderFalcoctlIndex,
-  renderIndexJson,
-  renderIndexYaml,
-  renderSearchJson,
+  type DocumentLayout,
+  FALCOCTL_LAYOUT,
+  indexJsonLayout,
+  indexYamlLayout,
+  layoutChunks,
+  layoutSize,
+  renderLayout,
+  searchJsonLayout,
+  utf8Length,
 } from '../render/index-documents.ts';
 import { HOME_PAGE_SIZE } from '../render/page-script.ts';
 import { renderBins, renderSignedSnapshot, renderSnapshot } from '../render/snapshot.ts';
@@ -48,6 +54,7 @@ import { identityOf, type PipelineContext } from './context.ts';
 import { putEncodedVariants } from './encoded.ts';
 import { readLogHead } from './log-writer.ts';
 import { forEachLimited, putFile, putSigned, readJson, WRITE_CONCURRENCY } from './site-writer.ts';
+import { putStreamedSigned, type StreamedDocument } from './streamed.ts';
 
 const encoder = new TextEncoder();
 
@@ -58,29 +65,81 @@ const PAGE_FILES = new Set([HOME_PAGE_KEY, FAVICON_KEY]);
 const renderBuffers = new BufferPool(4);
 
 /**
+ * Index documents over this many bytes are rendered and written as streams (pipeline/streamed.ts), never
+ * whole in memory; smaller ones into the kept buffers, which is faster (one copy, one hash, and compression
+ * of a buffer in one call) but holds each document, its lines' bytes and its compressed variants at once:
+ * about 5 times the document. 64 MB keeps a registry of 10,000 plugins of 10 versions (`index.json` 28 MB)
+ * buffered, and bounds the memory of any larger one.
+ */
+export const STREAM_THRESHOLD_BYTES = 64 * 1024 * 1024;
+
+/** One index document: its layout and items, rendered into a buffer or as a stream by its size. */
+interface IndexDocument {
+  readonly key: string;
+  readonly layout: DocumentLayout;
+  readonly lines: readonly CatalogLine[];
+  /** The item's text (what a stream encodes as it goes) and its bytes (kept encoded, for a buffer). */
+  readonly text: (line: CatalogLine) => string | Uint8Array;
+  readonly bytes: (line: CatalogLine) => Uint8Array;
+}
+
+/** The size of `doc` when it is over `threshold` bytes, else undefined, without encoding it. */
+function sizeOver(doc: IndexDocument, threshold: number): number | undefined {
+  let chars = 0;
+  for (const line of doc.lines) {
+    const item = doc.text(line);
+    chars += typeof item === 'string' ? item.length : item.byteLength;
+  }
+  // UTF-8 takes one to three bytes per UTF-16 unit: only a count in between needs the exact size.
+  if (layoutSize(doc.layout, doc.lines.length, chars * 3) <= threshold) return undefined;
+  let bytes = 0;
+  for (const line of doc.lines) {
+    const item = doc.text(line);
+    bytes += typeof item === 'string' ? utf8Length(item) : item.byteLength;
+  }
+  const size = layoutSize(doc.layout, doc.lines.length, bytes);
+  return size > threshold ? size : undefined;
+}
+
+/**
  * The index documents, from every plugin's catalog line (`names`, sorted): their cost grows with the
- * registry, so each line's bytes are encoded once and copied once, into the kept buffers.
+ * registry, so each line's bytes are encoded once and copied once, into the kept buffers; documents over
+ * the streaming threshold are returned as renderings to stream instead.
  */
 function renderIndexDocuments(
   ctx: PipelineContext,
   catalog: Catalog,
   names: readonly string[],
-): [string, Uint8Array][] {
+): { readonly buffered: [string, Uint8Array][]; readonly streamed: StreamedDocument[] } {
   const updated = ctx.clock.now().toISOString();
   const lines = names.map((n) => catalog.plugins.get(n) as CatalogLine);
   const apiVersions = [...new Set(lines.flatMap((l) => l.apiVersions))].sort();
   const metadata = buildRegistryMetadata(identityOf(ctx.config), apiVersions, updated);
-  const encoded = lines.map(lineBytes);
-  const entries = encoded.map((l) => l.entry);
   const header = toYaml({ registry_version: '1.0.0', registry_metadata: metadata });
-  const take = renderBuffers.take;
-  const searchRows = encoded.map((l) => l.search);
-  return [
-    [INDEX_JSON_KEY, renderIndexJson(metadata, entries, take)],
-    [INDEX_YAML_KEY, renderIndexYaml(header, entries, take)],
-    [SEARCH_KEY, renderSearchJson(updated, searchRows, take)],
-    [FALCOCTL_INDEX_KEY, renderFalcoctlIndex(lines.map(falcoctlItem), take)],
+  const entry = (l: CatalogLine) => l.entry;
+  const documents: IndexDocument[] = [
+    { key: INDEX_JSON_KEY, layout: indexJsonLayout(metadata), lines, text: entry, bytes: entryBytes },
+    { key: INDEX_YAML_KEY, layout: indexYamlLayout(header), lines, text: entry, bytes: entryBytes },
+    {
+      key: SEARCH_KEY,
+      layout: searchJsonLayout(updated),
+      lines,
+      text: (l) => l.search,
+      bytes: searchBytes,
+    },
+    { key: FALCOCTL_INDEX_KEY, layout: FALCOCTL_LAYOUT, lines, text: falcoctlItem, bytes: falcoctlItem },
   ];
+  const threshold = ctx.streamIndexesOverBytes ?? STREAM_THRESHOLD_BYTES;
+  const buffered: [string, Uint8Array][] = [];
+  const streamed: StreamedDocument[] = [];
+  for (const doc of documents) {
+    const size = sizeOver(doc, threshold);
+    if (size === undefined) {
+      const body = renderLayout(doc.layout, lines.map(doc.bytes), renderBuffers.take);
+      buffered.push([doc.key, body]);
+    } else streamed.push({ key: doc.key, size, chunks: () => layoutChunks(doc.layout, lines.map(doc.text)) });
+  }
+  return { buffered, streamed };
 }
 
 /** The home page's first page of plugins: search.json's first rows (`names` is sorted, as search.json is). */
@@ -166,7 +225,12 @@ export async function commitGeneration(
   const indexes = !deferIndexes || INDEX_DOCUMENTS.some((key) => !registryDigests.has(key));
   // Every name, sorted, only when something registry-wide is rendered: a deferred publish sorts none.
   const names = indexes || !bins ? sortedNames(catalog) : [];
-  const signed = indexes ? renderIndexDocuments(ctx, catalog, names) : [];
+  const { buffered, streamed } = indexes
+    ? renderIndexDocuments(ctx, catalog, names)
+    : { buffered: [], streamed: [] };
+  // One at a time: each holds a few chunks in flight, whatever its size.
+  for (const document of streamed) registryDigests.set(document.key, await putStreamedSigned(ctx, document));
+  const signed = [...buffered];
   const large = signed.map(([, body]) => body);
   const binNames = bins ? namesInBins(catalog, bins) : names;
   const binsToWrite = bins ?? new Set(binNames.map(binOf));
@@ -187,7 +251,7 @@ export async function commitGeneration(
   catalog.indexesPending = !indexes;
   // For what this call did not rewrite, the published snapshot (the commit point) is the truth: the
   // catalog's copy of a digest is older when a run died after its snapshot but before the catalog was saved.
-  const written = new Set(signed.map(([key]) => key));
+  const written = new Set([...signed.map(([key]) => key), ...streamed.map((d) => d.key)]);
   for (const [key, digest] of Object.entries(previous?.documents ?? {}))
     if (!written.has(key)) registryDigests.set(key, digest);
   await writeStatics(ctx, registryDigests, indexes ? homeListing(catalog, names) : undefined);

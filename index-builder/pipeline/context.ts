@@ -38,6 +38,11 @@ export interface PipelineContext {
    * `COMPRESSION_THRESHOLD_BYTES` (1 MB). Tests lower it to have large documents without thousands of plugins.
    */
   readonly compressionThresholdBytes?: number;
+  /**
+   * Index documents over this many bytes are rendered and written as streams, in bounded memory; by default
+   * `STREAM_THRESHOLD_BYTES` (64 MB, commit.ts). Tests lower it to stream small documents.
+   */
+  readonly streamIndexesOverBytes?: number;
 }
 
 export interface BatchResult {
