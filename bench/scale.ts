@@ -10,7 +10,13 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { FsStore } from '../adapters/fs-store.ts';
-import { catalogLineOf, emptyCatalog, loadCatalog, saveCatalog } from '../index-builder/catalog.ts';
+import {
+  catalogLineOf,
+  emptyCatalog,
+  loadCatalog,
+  releaseCatalog,
+  saveCatalog,
+} from '../index-builder/catalog.ts';
 import { systemClock } from '../index-builder/clock.ts';
 import { parseRegistryConfig } from '../index-builder/config.ts';
 import { pluginDocumentKey } from '../index-builder/layout.ts';
@@ -78,24 +84,40 @@ export interface ScaleResult {
   readonly plugins: number;
   /** Each deferred publish, in order (the first in a cold process). */
   readonly publishes: readonly number[];
-  readonly flush: number;
+  /** Each flush, in order (the first renders every line afresh; later ones reuse what it kept). */
+  readonly flushes: readonly number[];
   /** Bytes of the index documents the flush wrote (the documents, not their variants). */
   readonly flushBytes: number;
   /** Peak resident set of the whole process, in bytes. */
   readonly maxRss: number;
+  /** The peak before the flush (the catalog loaded, the publishes done): what the flush adds is above it. */
+  readonly maxRssBeforeFlush: number;
 }
 
-/** `runs` deferred publishes of one new version each into the registry in `dir`, then one flush. */
-export async function runScale(dir: string, runs: number, context: Partial<PipelineContext> = {}) {
+/**
+ * `runs` deferred publishes of one new version each into the registry in `dir`, then `flushes` flushes
+ * (default 1), each after one more publish (untimed) so that it has something to render.
+ */
+export async function runScale(
+  dir: string,
+  runs: number,
+  context: Partial<PipelineContext> = {},
+  options: { readonly flushes?: number } = {},
+): Promise<ScaleResult> {
   const keys = JSON.parse(await readFile(path.join(dir, 'keys.json'), 'utf8')) as Keys;
   const ctx = { ...contextFor(dir, await createSigner(keys.registry)), ...context };
-  const size = (await loadCatalog(ctx.intake)).plugins.size;
+  const loaded = await loadCatalog(ctx.intake);
+  const size = loaded.plugins.size;
+  releaseCatalog(loaded);
   const artifact = { os: 'linux', arch: 'amd64', fileName: 'tool', body: new Uint8Array(64 * 1024).fill(7) };
-  const publishes: number[] = [];
-  for (let r = 0; r < runs; r++) {
+  // Versions never published before in this registry, however many runs it has seen.
+  const series = Date.now();
+  let published = 0;
+  const publish = async (): Promise<number> => {
+    const r = published++;
     const packed = await packSubmission({
       manifestName: 'manifest.json',
-      manifest: manifestFor(pluginName(targetOf(r % TARGETS, size)), `3.${r}.0`),
+      manifest: manifestFor(pluginName(targetOf(r % TARGETS, size)), `3.${series}.${r}`),
       artifacts: [artifact],
       secretKey: keys.publisher,
     });
@@ -106,16 +128,25 @@ export async function runScale(dir: string, runs: number, context: Partial<Pipel
     });
     const t = performance.now();
     const result = await processSubmissions({ ...ctx, deferIndexes: true }, [key]);
-    publishes.push(performance.now() - t);
+    const time = performance.now() - t;
     if (result.outcomes[0]?.status !== 'accepted' || !result.indexesPending)
       throw new Error(`scale publish not accepted, or not deferred: ${JSON.stringify(result.outcomes[0])}`);
+    return time;
+  };
+  const publishes: number[] = [];
+  for (let r = 0; r < runs; r++) publishes.push(await publish());
+  const maxRssBeforeFlush = process.resourceUsage().maxRSS * 1024;
+  const flushes: number[] = [];
+  for (let f = 0; f < (options.flushes ?? 1); f++) {
+    if (f > 0 || runs === 0) await publish();
+    const t = performance.now();
+    const flushed = await flushIndexes(ctx);
+    flushes.push(performance.now() - t);
+    if (flushed.generation === null) throw new Error('scale flush found nothing pending');
   }
-  const t = performance.now();
-  const flushed = await flushIndexes(ctx);
-  const flush = performance.now() - t;
-  if (flushed.generation === null) throw new Error('scale flush found nothing pending');
   const flushBytes = await indexBytes(ctx.site);
-  return { plugins: size, publishes, flush, flushBytes, maxRss: process.resourceUsage().maxRSS * 1024 };
+  const maxRss = process.resourceUsage().maxRSS * 1024;
+  return { plugins: size, publishes, flushes, flushBytes, maxRss, maxRssBeforeFlush };
 }
 
 async function indexBytes(site: Store): Promise<number> {
@@ -127,11 +158,12 @@ async function indexBytes(site: Store): Promise<number> {
 
 export const warmMedian = (result: ScaleResult, warmup = 2): number => median(result.publishes.slice(warmup));
 
-// As a process of its own: `node --import tsx bench/scale.ts DIR RUNS [STREAM_OVER_BYTES]`, one JSON line.
+// As a process of its own: `node --import tsx bench/scale.ts DIR RUNS FLUSHES [STREAM_OVER_BYTES]`, one
+// JSON line.
 if (process.argv[1] && import.meta.url.endsWith(path.basename(process.argv[1]))) {
-  const [dir, runs, streamOver] = process.argv.slice(2);
-  if (!dir) throw new Error('usage: scale.ts DIR RUNS [STREAM_OVER_BYTES]');
+  const [dir, runs, flushes, streamOver] = process.argv.slice(2);
+  if (!dir) throw new Error('usage: scale.ts DIR RUNS FLUSHES [STREAM_OVER_BYTES]');
   const context = streamOver ? { streamIndexesOverBytes: Number(streamOver) } : {};
-  const result = await runScale(dir, Number(runs ?? 9), context);
+  const result = await runScale(dir, Number(runs ?? 9), context, { flushes: Number(flushes ?? 1) });
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }

@@ -65,13 +65,14 @@ const PAGE_FILES = new Set([HOME_PAGE_KEY, FAVICON_KEY]);
 const renderBuffers = new BufferPool(4);
 
 /**
- * Index documents over this many bytes are rendered and written as streams (pipeline/streamed.ts), never
- * whole in memory; smaller ones into the kept buffers, which is faster (one copy, one hash, and compression
- * of a buffer in one call) but holds each document, its lines' bytes and its compressed variants at once:
- * about 5 times the document. 64 MB keeps a registry of 10,000 plugins of 10 versions (`index.json` 28 MB)
- * buffered, and bounds the memory of any larger one.
+ * When the index documents come to more than this many bytes together, they are rendered and written as
+ * streams (pipeline/streamed.ts), never whole in memory. Below it, into the kept buffers, which is faster
+ * (at 10,000 plugins of 10 versions, 61 MB, a warm flush took about half the time streamed ones took:
+ * one rendering instead of four, one hash, compression of a buffer in one call) but holds each document,
+ * its lines' bytes and its compressed variants at once: about twice the documents. 128 MB keeps the
+ * buffers for registries up to about 20,000 such plugins, and bounds what the rendering holds beyond.
  */
-export const STREAM_THRESHOLD_BYTES = 64 * 1024 * 1024;
+export const STREAM_THRESHOLD_BYTES = 128 * 1024 * 1024;
 
 /** One index document: its layout and items, rendered into a buffer or as a stream by its size. */
 interface IndexDocument {
@@ -83,28 +84,37 @@ interface IndexDocument {
   readonly bytes: (line: CatalogLine) => Uint8Array;
 }
 
-/** The size of `doc` when it is over `threshold` bytes, else undefined, without encoding it. */
-function sizeOver(doc: IndexDocument, threshold: number): number | undefined {
-  let chars = 0;
-  for (const line of doc.lines) {
-    const item = doc.text(line);
-    chars += typeof item === 'string' ? item.length : item.byteLength;
-  }
-  // UTF-8 takes one to three bytes per UTF-16 unit: only a count in between needs the exact size.
-  if (layoutSize(doc.layout, doc.lines.length, chars * 3) <= threshold) return undefined;
+/** The size of `doc`, without encoding it. */
+function sizeOf(doc: IndexDocument): number {
   let bytes = 0;
   for (const line of doc.lines) {
     const item = doc.text(line);
     bytes += typeof item === 'string' ? utf8Length(item) : item.byteLength;
   }
-  const size = layoutSize(doc.layout, doc.lines.length, bytes);
-  return size > threshold ? size : undefined;
+  return layoutSize(doc.layout, doc.lines.length, bytes);
+}
+
+/** Whether `documents` come to more than `threshold` bytes, counted without encoding them. */
+function over(documents: readonly IndexDocument[], threshold: number): boolean {
+  let chars = 0;
+  for (const doc of documents) {
+    let items = 0;
+    for (const line of doc.lines) {
+      const item = doc.text(line);
+      items += typeof item === 'string' ? item.length : item.byteLength;
+    }
+    chars += layoutSize(doc.layout, doc.lines.length, items);
+  }
+  // UTF-8 takes one to three bytes per UTF-16 unit: only a count in between needs the exact sizes.
+  if (chars > threshold) return true;
+  if (chars * 3 <= threshold) return false;
+  return documents.reduce((sum, doc) => sum + sizeOf(doc), 0) > threshold;
 }
 
 /**
  * The index documents, from every plugin's catalog line (`names`, sorted): their cost grows with the
  * registry, so each line's bytes are encoded once and copied once, into the kept buffers; documents over
- * the streaming threshold are returned as renderings to stream instead.
+ * the streaming threshold together are returned as renderings to stream instead.
  */
 function renderIndexDocuments(
   ctx: PipelineContext,
@@ -129,17 +139,19 @@ function renderIndexDocuments(
     },
     { key: FALCOCTL_INDEX_KEY, layout: FALCOCTL_LAYOUT, lines, text: falcoctlItem, bytes: falcoctlItem },
   ];
-  const threshold = ctx.streamIndexesOverBytes ?? STREAM_THRESHOLD_BYTES;
-  const buffered: [string, Uint8Array][] = [];
-  const streamed: StreamedDocument[] = [];
-  for (const doc of documents) {
-    const size = sizeOver(doc, threshold);
-    if (size === undefined) {
-      const body = renderLayout(doc.layout, lines.map(doc.bytes), renderBuffers.take);
-      buffered.push([doc.key, body]);
-    } else streamed.push({ key: doc.key, size, chunks: () => layoutChunks(doc.layout, lines.map(doc.text)) });
+  if (over(documents, ctx.streamIndexesOverBytes ?? STREAM_THRESHOLD_BYTES)) {
+    const streamed = documents.map((doc) => ({
+      key: doc.key,
+      size: sizeOf(doc),
+      chunks: () => layoutChunks(doc.layout, lines.map(doc.text)),
+    }));
+    return { buffered: [], streamed };
   }
-  return { buffered, streamed };
+  const buffered = documents.map((doc): [string, Uint8Array] => [
+    doc.key,
+    renderLayout(doc.layout, lines.map(doc.bytes), renderBuffers.take),
+  ]);
+  return { buffered, streamed: [] };
 }
 
 /** The home page's first page of plugins: search.json's first rows (`names` is sorted, as search.json is). */

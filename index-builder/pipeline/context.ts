@@ -39,8 +39,9 @@ export interface PipelineContext {
    */
   readonly compressionThresholdBytes?: number;
   /**
-   * Index documents over this many bytes are rendered and written as streams, in bounded memory; by default
-   * `STREAM_THRESHOLD_BYTES` (64 MB, commit.ts). Tests lower it to stream small documents.
+   * When the index documents come to more than this many bytes together, they are rendered and written as
+   * streams, in bounded memory; by default `STREAM_THRESHOLD_BYTES` (128 MB, commit.ts). Tests lower it to
+   * stream small documents.
    */
   readonly streamIndexesOverBytes?: number;
 }
