@@ -197,30 +197,31 @@ export function* layoutChunks(
   let chunk = new Uint8Array(chunkBytes);
   let at = 0;
   let count = 0;
-  function* put(piece: string | Uint8Array): Generator<Uint8Array> {
-    if (typeof piece === 'string') {
-      let rest = piece;
-      for (;;) {
-        const { read, written } = utf8.encodeInto(rest, chunk.subarray(at));
-        at += written;
-        if (read === rest.length) return;
-        // Full (or a character that does not fit in what is left): the next chunk takes the rest.
-        rest = rest.slice(read);
-        yield chunk.subarray(0, at);
-        chunk = new Uint8Array(chunkBytes);
-        at = 0;
-      }
-    }
+  function* putBytes(piece: Uint8Array): Generator<Uint8Array> {
     for (let from = 0; from < piece.byteLength; ) {
-      const taken = Math.min(piece.byteLength - from, chunkBytes - at);
-      chunk.set(piece.subarray(from, from + taken), at);
-      at += taken;
-      from += taken;
       if (at === chunkBytes) {
         yield chunk;
         chunk = new Uint8Array(chunkBytes);
         at = 0;
       }
+      const taken = Math.min(piece.byteLength - from, chunkBytes - at);
+      chunk.set(piece.subarray(from, from + taken), at);
+      at += taken;
+      from += taken;
+    }
+  }
+  function* put(piece: string | Uint8Array): Generator<Uint8Array> {
+    if (typeof piece !== 'string') return yield* putBytes(piece);
+    let rest = piece;
+    while (rest.length > 0) {
+      const { read, written } = utf8.encodeInto(rest, chunk.subarray(at));
+      at += written;
+      if (read === rest.length) return;
+      // The next character does not fit whole in what is left: its bytes end this chunk and start the next.
+      const code = rest.charCodeAt(read);
+      const width = code >= 0xd800 && code <= 0xdbff ? 2 : 1;
+      yield* putBytes(utf8.encode(rest.slice(read, read + width)));
+      rest = rest.slice(read + width);
     }
   }
   for (const item of items) {
