@@ -33,7 +33,7 @@ import { manifestFor, pluginName, syntheticDocument, URL_BASE } from './syntheti
 const TARGETS = 16;
 const targetOf = (run: number, size: number): number => (run * 7919) % size;
 
-interface Keys {
+export interface Keys {
   readonly registry: string;
   readonly publisher: string;
   readonly publisherFingerprint: string;
@@ -51,19 +51,28 @@ function contextFor(dir: string, signer: PipelineContext['signer']): PipelineCon
 
 /** Seeds a registry of `size` plugins of 10 versions in `dir` (empty), committed once, nothing pending. */
 export async function seedRegistry(dir: string, size: number): Promise<void> {
+  const keys = await makeKeys();
+  await writeFile(path.join(dir, 'keys.json'), JSON.stringify(keys));
+  await seedStores(contextFor(dir, await createSigner(keys.registry)), keys, size);
+}
+
+/** The registry's and a publisher's keys, as a scale run reads them back (keys.json). */
+export async function makeKeys(): Promise<Keys> {
   const registryKey = await generateKeyPair({ name: 'scale registry' });
   const publisher = await generateKeyPair({ name: 'scale publisher' });
-  const keys: Keys = {
+  return {
     registry: registryKey.secretKey,
     publisher: publisher.secretKey,
     publisherFingerprint: publisher.fingerprint,
   };
-  await writeFile(path.join(dir, 'keys.json'), JSON.stringify(keys));
-  const ctx = contextFor(dir, await createSigner(registryKey.secretKey));
+}
+
+/** Seeds the stores of `ctx` with `size` plugins of 10 versions, committed once, nothing pending. */
+export async function seedStores(ctx: PipelineContext, keys: Keys, size: number): Promise<void> {
   const catalog = emptyCatalog();
   const targets = new Set(Array.from({ length: TARGETS }, (_, r) => targetOf(r, size)));
   for (let i = 0; i < size; i++) {
-    const doc = syntheticDocument(i, publisher.fingerprint);
+    const doc = syntheticDocument(i, keys.publisherFingerprint);
     const body = encodeJson(doc);
     if (targets.has(i))
       await ctx.site.put(pluginDocumentKey(doc.name), body, {
@@ -78,6 +87,23 @@ export async function seedRegistry(dir: string, size: number): Promise<void> {
   }
   await saveCatalog(ctx.intake, catalog);
   await commitGeneration(ctx, catalog);
+}
+
+/** A bundle of a new version of one of the plugins that have a document (`run` picks which). */
+export async function scaleBundle(
+  keys: Keys,
+  size: number,
+  run: number,
+  series: number,
+): Promise<Uint8Array> {
+  const artifact = { os: 'linux', arch: 'amd64', fileName: 'tool', body: new Uint8Array(64 * 1024).fill(7) };
+  const packed = await packSubmission({
+    manifestName: 'manifest.json',
+    manifest: manifestFor(pluginName(targetOf(run % TARGETS, size)), `3.${series}.${run}`),
+    artifacts: [artifact],
+    secretKey: keys.publisher,
+  });
+  return packed.bundle;
 }
 
 export interface ScaleResult {
@@ -109,20 +135,14 @@ export async function runScale(
   const loaded = await loadCatalog(ctx.intake);
   const size = loaded.plugins.size;
   releaseCatalog(loaded);
-  const artifact = { os: 'linux', arch: 'amd64', fileName: 'tool', body: new Uint8Array(64 * 1024).fill(7) };
   // Versions never published before in this registry, however many runs it has seen.
   const series = Date.now();
   let published = 0;
   const publish = async (): Promise<number> => {
     const r = published++;
-    const packed = await packSubmission({
-      manifestName: 'manifest.json',
-      manifest: manifestFor(pluginName(targetOf(r % TARGETS, size)), `3.${series}.${r}`),
-      artifacts: [artifact],
-      secretKey: keys.publisher,
-    });
+    const bundle = await scaleBundle(keys, size, r, series);
     const key = `incoming/scale-${r}.tgz`;
-    await ctx.intake.put(key, packed.bundle, {
+    await ctx.intake.put(key, bundle, {
       contentType: 'application/gzip',
       cacheControl: CACHE_PRIVATE,
     });
