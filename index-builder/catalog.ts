@@ -237,7 +237,11 @@ export async function loadCatalog(store: Store): Promise<Catalog> {
     assembledByMap.set(assembled.plugins, assembled);
   }
   const stale = new Set<string>();
-  for (const name of assembled.plugins.dirty) stale.add(binOf(name));
+  // A name a run set may be in no bin's record (a new plugin): it goes, and its bin comes back as stored.
+  for (const name of assembled.plugins.dirty) {
+    Map.prototype.delete.call(assembled.plugins, name);
+    stale.add(binOf(name));
+  }
   assembled.plugins.dirty.clear();
   for (const bin of assembled.members.keys()) if (!current.has(bin)) stale.add(bin);
   for (const [bin, cached] of current) if (assembled.digests.get(bin) !== cached.sha256) stale.add(bin);
