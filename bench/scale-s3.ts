@@ -39,6 +39,10 @@ async function invoke(spec: Child): Promise<void> {
   const client = new S3Client(spec.s3);
   const signer = await createSigner(keys.registry);
   const flushes: number[] = [];
+  /** Peak RSS once an invocation's rounds are done (it logs each outcome before the flush), per invocation. */
+  const beforeFlush: number[] = [];
+  const afterFlush: number[] = [];
+  const rss = (): number => process.resourceUsage().maxRSS * 1024;
   const handler = createPublishHandler({
     config: {
       intakeBucket: INTAKE,
@@ -56,7 +60,11 @@ async function invoke(spec: Child): Promise<void> {
     signer: async () => signer,
     logger: {
       info: (message, fields) => {
-        if (message === 'batch done') flushes.push(Number(fields?.flushMs));
+        if (message === 'submission') beforeFlush.push(rss());
+        if (message === 'batch done') {
+          flushes.push(Number(fields?.flushMs));
+          afterFlush.push(rss());
+        }
       },
       warn: () => {},
       error: (message, fields) => console.error(message, fields),
@@ -76,8 +84,8 @@ async function invoke(spec: Child): Promise<void> {
   let bytes = 0;
   for (const key of ['index.json', 'index.yaml', 'search.json', 'falcoctl/index.yaml'])
     bytes += (await site.head(key))?.size ?? 0;
-  const maxRss = process.resourceUsage().maxRSS * 1024;
-  process.stdout.write(`${JSON.stringify({ times, flushes, bytes, maxRss })}\n`);
+  const maxRss = rss();
+  process.stdout.write(`${JSON.stringify({ times, flushes, bytes, maxRss, beforeFlush, afterFlush })}\n`);
   client.destroy();
 }
 
@@ -117,10 +125,18 @@ async function main(plugins: number, invocations: number): Promise<void> {
     );
     let out = '';
     for await (const chunk of child.stdout) out += chunk;
-    const result = JSON.parse(out) as { times: number[]; flushes: number[]; bytes: number; maxRss: number };
+    const result = JSON.parse(out) as {
+      times: number[];
+      flushes: number[];
+      bytes: number;
+      maxRss: number;
+      beforeFlush: number[];
+      afterFlush: number[];
+    };
+    const mb = (bytes: number[]): string => bytes.map((b) => (b / 1e6).toFixed(0)).join(', ');
     const warm = result.times.slice(1);
     console.log(
-      `publish function on s3rver, ${plugins} plugins: ${invocations} invocations (each a publish and a flush): ${result.times.map((x) => x.toFixed(0)).join(', ')} ms; warm median ${median(warm).toFixed(0)} ms, of which the flush ${median(result.flushes.slice(1)).toFixed(0)} ms for ${(result.bytes / 1e6).toFixed(0)} MB of index documents; peak RSS ${(result.maxRss / 1e6).toFixed(0)} MB`,
+      `publish function on s3rver, ${plugins} plugins: ${invocations} invocations (each a publish and a flush): ${result.times.map((x) => x.toFixed(0)).join(', ')} ms; warm median ${median(warm).toFixed(0)} ms, of which the flush ${median(result.flushes.slice(1)).toFixed(0)} ms for ${(result.bytes / 1e6).toFixed(0)} MB of index documents; peak RSS ${(result.maxRss / 1e6).toFixed(0)} MB (per invocation, before its flush: ${mb(result.beforeFlush)} MB; after: ${mb(result.afterFlush)} MB)`,
     );
   } finally {
     await s3.close();
