@@ -14,7 +14,6 @@
  * the time. Both run on libuv's thread pool, beside the signing of the next document. A deferred publish
  * pays nothing; the flush at 10,000 plugins pays about 0.4-0.7 s more (`bench/compression.bench.ts`).
  */
-import { pipeline, Readable } from 'node:stream';
 import zlib from 'node:zlib';
 import type { ContentEncoding } from './layout.ts';
 
@@ -44,6 +43,7 @@ export async function compressDocument(body: Uint8Array, encoding: ContentEncodi
 /**
  * `chunks` compressed in `encoding` as they are read, off the main thread, with backpressure: what a
  * document too large to hold is compressed as. `sizeHint` is the document's size (brotli tunes by it).
+ * The compressor is fed by hand (zlib's own stream), so the core needs no stream module.
  */
 export async function* compressChunks(
   chunks: Iterable<Uint8Array>,
@@ -60,8 +60,33 @@ export async function* compressChunks(
           },
         })
       : zlib.createGzip({ level: GZIP_LEVEL });
-  // A failure on either side destroys both, so the loop below throws it; a consumer that stops early
-  // destroys the compressor, and with it the source.
-  pipeline(Readable.from(chunks, { highWaterMark: 2 }), compressor, () => {});
-  yield* compressor;
+  // Until the compressor wants more, or is gone (the consumer stopped, or it failed).
+  const writable = () =>
+    new Promise<void>((resolve) => {
+      const done = () => {
+        compressor.off('drain', done);
+        compressor.off('close', done);
+        resolve();
+      };
+      compressor.on('drain', done);
+      compressor.on('close', done);
+    });
+  const feeding = (async () => {
+    try {
+      for (const chunk of chunks) {
+        if (compressor.destroyed) return;
+        if (!compressor.write(chunk)) await writable();
+      }
+      compressor.end();
+    } catch (error) {
+      // A rendering that fails fails the compressed stream: its reader sees the error.
+      compressor.destroy(error as Error);
+    }
+  })();
+  try {
+    yield* compressor;
+  } finally {
+    compressor.destroy();
+    await feeding;
+  }
 }

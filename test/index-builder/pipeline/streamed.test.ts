@@ -6,6 +6,7 @@
  */
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
+import { compressChunks } from '../../../index-builder/compression.ts';
 import {
   CONTENT_ENCODINGS,
   encodedVariantKey,
@@ -70,6 +71,43 @@ describe('when a document is rendered in chunks', () => {
   it('hands out a fresh buffer per chunk, so a consumer may keep one', () => {
     const chunks = [...layoutChunks(FALCOCTL_LAYOUT, items, 8)];
     expect(new Set(chunks.map((c) => c.buffer)).size).toBe(chunks.length);
+  });
+});
+
+describe('when chunks are compressed as they are read', () => {
+  const pieces = Array.from({ length: 40 }, (_, i) =>
+    utf8.encode(`{"n":${i},"text":"${'abc'.repeat(i * 50)}"}`),
+  );
+  const whole = concat(pieces);
+
+  it.each(['br', 'gzip'] as const)('gives %s that decodes to the chunks joined', async (encoding) => {
+    const out: Uint8Array[] = [];
+    for await (const chunk of compressChunks(pieces, encoding, whole.byteLength)) out.push(chunk);
+    const decoded = (encoding === 'br' ? brotliDecompressSync : gunzipSync)(concat(out));
+    expect(Buffer.compare(decoded, whole)).toBe(0);
+  });
+
+  it('fails the compressed stream when the rendering fails midway', async () => {
+    function* failing(): Generator<Uint8Array> {
+      yield* pieces.slice(0, 10);
+      throw new Error('rendering failed');
+    }
+    const read = async () => {
+      for await (const _ of compressChunks(failing(), 'gzip', whole.byteLength));
+    };
+    await expect(read()).rejects.toThrow('rendering failed');
+  });
+
+  it('stops reading the chunks when its reader stops', async () => {
+    let taken = 0;
+    function* counted(): Generator<Uint8Array> {
+      for (let i = 0; i < 10_000; i++) {
+        taken++;
+        yield utf8.encode(`${i}:${'x'.repeat(4096)}`);
+      }
+    }
+    for await (const _ of compressChunks(counted(), 'gzip', 0)) break;
+    expect(taken).toBeLessThan(10_000);
   });
 });
 
