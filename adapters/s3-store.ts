@@ -41,6 +41,11 @@ export interface S3StoreOptions {
   readonly prefix?: string;
   /** Bodies at least this large go up as multipart uploads (S3 takes at most 5 GiB in one PUT). */
   readonly multipartThresholdBytes?: number;
+  /**
+   * The part size of multipart uploads (8 MiB by default; S3's least is 5 MiB): an upload holds up to four
+   * parts in memory at once.
+   */
+  readonly partSizeBytes?: number;
   /** Keys per ListObjectsV2 page (S3's maximum is 1,000); smaller in tests to exercise pagination. */
   readonly pageSize?: number;
 }
@@ -105,6 +110,7 @@ export class S3Store implements Store {
   readonly #bucket: string;
   readonly #prefix: string;
   readonly #multipartThreshold: number;
+  readonly #partSize: number;
   readonly #pageSize: number;
 
   constructor(options: S3StoreOptions) {
@@ -112,6 +118,7 @@ export class S3Store implements Store {
     this.#bucket = options.bucket;
     this.#prefix = options.prefix ?? '';
     this.#multipartThreshold = options.multipartThresholdBytes ?? DEFAULT_MULTIPART_THRESHOLD;
+    this.#partSize = options.partSizeBytes ?? PART_SIZE;
     this.#pageSize = options.pageSize ?? 1000;
   }
 
@@ -244,7 +251,7 @@ export class S3Store implements Store {
 
   /** A multipart upload (one PUT when the body fits one part), at most `queueSize` parts in memory. */
   async #upload(params: PutObjectCommandInput): Promise<void> {
-    await new Upload({ client: this.#client, params, partSize: PART_SIZE, queueSize: 4 }).done();
+    await new Upload({ client: this.#client, params, partSize: this.#partSize, queueSize: 4 }).done();
   }
 
   async delete(key: string): Promise<void> {

@@ -7,6 +7,12 @@
  * renders the index documents. Then a batch of 100 submissions into the 1,000-plugin registry. Prints
  * medians, the 10,000/100 ratios (goal: a publish within 3x) and the growth in between.
  * Sizes can be overridden: `npm run bench -- 100 1000`; PLUGINDEX_BENCH_PROFILE=DIR profiles the publishes.
+ *
+ * Sizes of 30,000 and more (`node --import tsx bench/publish.bench.ts 10000 100000`) are seeded straight
+ * into the catalog (bench/scale.ts: a rebuild of 100,000 plugin documents would take many minutes) and
+ * measured in a process of their own, which also reports its peak resident set before and after the flush:
+ * the flush streams the index documents once they pass 128 MB together. Every size prints the flush's time
+ * per MB of index documents written, which should not grow with the registry.
  */
 
 import { spawn } from 'node:child_process';
@@ -29,6 +35,7 @@ import { encodeJson } from '../index-builder/render/documents.ts';
 import { createSigner, generateKeyPair } from '../index-builder/signing.ts';
 import { CACHE_MUTABLE, CACHE_PRIVATE } from '../index-builder/store.ts';
 import { packSubmission } from '../index-builder/submission.ts';
+import { type ScaleResult, seedRegistry } from './scale.ts';
 import { median } from './stats.ts';
 import { manifestFor, pluginName, syntheticDocument, URL_BASE, VERSIONS_PER_PLUGIN } from './synthetic.ts';
 
@@ -37,6 +44,10 @@ const RUNS = 7;
 const WARMUP = 2;
 
 const ms = (n: number): string => `${n.toFixed(1)} ms`;
+const mb = (bytes: number): string => `${(bytes / 1e6).toFixed(0)} MB`;
+/** From this size on, a registry is seeded into the catalog and measured in a child process. */
+const SCALE_FROM = 30_000;
+const INDEX_KEYS = ['index.json', 'index.yaml', 'search.json', 'falcoctl/index.yaml'];
 
 /**
  * With PLUGINDEX_BENCH_PROFILE=DIR, a V8 CPU profile of the timed publishes only (not the setup or the
@@ -70,6 +81,43 @@ interface Result {
   /** Median of the two together. */
   whole: number;
   batch?: number;
+  /** Bytes of the index documents a flush writes. */
+  flushBytes: number;
+  /** Peak resident set before the flush and after it (seeded sizes only). */
+  rss?: { before: number; after: number };
+}
+
+/** A seeded registry of `size` plugins, measured by bench/scale.ts in a process of its own. */
+async function measureSeeded(size: number): Promise<Result> {
+  const dir = await mkdtemp(path.join(tmpdir(), `plugindex-bench-${size}-`));
+  try {
+    let t = performance.now();
+    await seedRegistry(dir, size);
+    console.log(`${String(size).padStart(6)} plugins seeded in ${ms(performance.now() - t)}`);
+    t = performance.now();
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', path.join(import.meta.dirname, 'scale.ts'), dir, String(WARMUP + RUNS), '3'],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let out = '';
+    for await (const chunk of child.stdout) out += chunk;
+    const result = JSON.parse(out) as ScaleResult;
+    const publish = median(result.publishes.slice(WARMUP));
+    // The first flush encodes every line afresh; the later ones are what a warm process pays.
+    const flush = median(result.flushes.slice(1));
+    return {
+      size,
+      rebuild: Number.NaN,
+      publish,
+      flush,
+      whole: publish + flush,
+      flushBytes: result.flushBytes,
+      rss: { before: result.maxRssBeforeFlush, after: result.maxRss },
+    };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 /**
@@ -112,6 +160,14 @@ async function main(): Promise<void> {
     `node ${process.version}, ${VERSIONS_PER_PLUGIN} versions per plugin, median of ${RUNS} publishes\n`,
   );
   for (const size of plan) {
+    if (size >= SCALE_FROM) {
+      const entry = await measureSeeded(size);
+      results.push(entry);
+      console.log(
+        `${String(size).padStart(6)} plugins (seeded): publish one version ${ms(entry.publish)}, index flush ${ms(entry.flush)} for ${mb(entry.flushBytes)} (${ms(entry.flush / (entry.flushBytes / 1e6))} per MB), peak RSS ${mb(entry.rss?.before ?? 0)} before the flush, ${mb(entry.rss?.after ?? 0)} after`,
+      );
+      continue;
+    }
     const dir = await mkdtemp(path.join(tmpdir(), `plugindex-bench-${size}-`));
     const ctx: PipelineContext = {
       intake: new FsStore(dir),
@@ -173,12 +229,15 @@ async function main(): Promise<void> {
       }
     }
     await profiler?.stop(`publish-${size}`);
+    let flushBytes = 0;
+    for (const key of INDEX_KEYS) flushBytes += (await ctx.site.head(key))?.size ?? 0;
     const entry: Result = {
       size,
       rebuild,
       publish: median(times),
       flush: median(flushes),
       whole: median(wholes),
+      flushBytes,
     };
 
     if (size === 1000 || (plan.length === 1 && size === plan[0])) {
@@ -204,7 +263,7 @@ async function main(): Promise<void> {
     }
     results.push(entry);
     console.log(
-      `${String(size).padStart(6)} plugins: publish one version ${ms(entry.publish)} (runs: ${times.map((x) => x.toFixed(0)).join(', ')}), index flush ${ms(entry.flush)}, both ${ms(entry.whole)}, full rebuild ${ms(rebuild)}${entry.batch ? `, batch of 100 ${ms(entry.batch)} (${ms(entry.batch / 100)} each)` : ''}`,
+      `${String(size).padStart(6)} plugins: publish one version ${ms(entry.publish)} (runs: ${times.map((x) => x.toFixed(0)).join(', ')}), index flush ${ms(entry.flush)} for ${mb(flushBytes)} (${ms(entry.flush / (flushBytes / 1e6))} per MB), both ${ms(entry.whole)}, full rebuild ${ms(rebuild)}${entry.batch ? `, batch of 100 ${ms(entry.batch)} (${ms(entry.batch / 100)} each)` : ''}`,
     );
     await rm(dir, { recursive: true, force: true });
   }
@@ -218,6 +277,9 @@ async function main(): Promise<void> {
     console.log(`\npublish ${at}: ${ratio((r) => r.publish)}x (goal: within 3x)`);
     console.log(
       `index flush ${at}: ${ratio((r) => r.flush)}x; publish and flush together: ${ratio((r) => r.whole)}x`,
+    );
+    console.log(
+      `index flush time per MB written ${at}: ${ratio((r) => r.flush / r.flushBytes)}x (goal: no more than 1x)`,
     );
     // The ratio moves with the fixed cost (small-file latency of the disk); the growth is what scales.
     for (const [label, pick] of [

@@ -39,3 +39,54 @@ export async function compressDocument(body: Uint8Array, encoding: ContentEncodi
     } else zlib.gzip(body, { level: GZIP_LEVEL }, done);
   });
 }
+
+/**
+ * `chunks` compressed in `encoding` as they are read, off the main thread, with backpressure: what a
+ * document too large to hold is compressed as. `sizeHint` is the document's size (brotli tunes by it).
+ * The compressor is fed by hand (zlib's own stream), so the core needs no stream module.
+ */
+export async function* compressChunks(
+  chunks: Iterable<Uint8Array>,
+  encoding: ContentEncoding,
+  sizeHint: number,
+): AsyncGenerator<Uint8Array> {
+  const compressor =
+    encoding === 'br'
+      ? zlib.createBrotliCompress({
+          params: {
+            [zlib.constants.BROTLI_PARAM_QUALITY]: BROTLI_QUALITY,
+            [zlib.constants.BROTLI_PARAM_MODE]: zlib.constants.BROTLI_MODE_TEXT,
+            [zlib.constants.BROTLI_PARAM_SIZE_HINT]: sizeHint,
+          },
+        })
+      : zlib.createGzip({ level: GZIP_LEVEL });
+  // Until the compressor wants more, or is gone (the consumer stopped, or it failed).
+  const writable = () =>
+    new Promise<void>((resolve) => {
+      const done = () => {
+        compressor.off('drain', done);
+        compressor.off('close', done);
+        resolve();
+      };
+      compressor.on('drain', done);
+      compressor.on('close', done);
+    });
+  const feeding = (async () => {
+    try {
+      for (const chunk of chunks) {
+        if (compressor.destroyed) return;
+        if (!compressor.write(chunk)) await writable();
+      }
+      compressor.end();
+    } catch (error) {
+      // A rendering that fails fails the compressed stream: its reader sees the error.
+      compressor.destroy(error as Error);
+    }
+  })();
+  try {
+    yield* compressor;
+  } finally {
+    compressor.destroy();
+    await feeding;
+  }
+}

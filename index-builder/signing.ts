@@ -25,6 +25,18 @@ export interface Signer {
    * digest for every document the registry signs, and at 10,000 plugins those are tens of megabytes.
    */
   signWithDigest(data: Uint8Array): Promise<{ readonly signature: string; readonly sha256: string }>;
+  /**
+   * `signWithDigest` over data given in pieces (a document streamed from the catalog, too large to hold):
+   * feed every chunk to `update`, in order, then `finish` once. For Ed25519 keys nothing is kept but the
+   * hash state; other key types (signed by openpgp.js) keep the chunks until `finish`.
+   */
+  beginSigning(): IncrementalSigning;
+}
+
+/** A signature and digest being computed over data fed in pieces (`Signer.beginSigning`). */
+export interface IncrementalSigning {
+  update(chunk: Uint8Array): void;
+  finish(): Promise<{ readonly signature: string; readonly sha256: string }>;
 }
 
 export interface KeyPair {
@@ -153,25 +165,40 @@ export async function createSigner(
   }
   const publicKey = privateKey.toPublic().armor();
   const onePass = await onePassSigner(privateKey, clock);
-  const signWithDigest =
-    onePass ??
-    (async (data: Uint8Array) => {
-      const message = await openpgp.createMessage({ binary: data });
-      const signature = await openpgp.sign({
-        message,
-        signingKeys: privateKey,
-        detached: true,
-        format: 'armored',
-        date: clock.now(),
-        config: SIGN_CONFIG,
-      });
-      return { signature, sha256: sha256Hex(data) };
+  const openpgpSign = async (data: Uint8Array) => {
+    const message = await openpgp.createMessage({ binary: data });
+    const signature = await openpgp.sign({
+      message,
+      signingKeys: privateKey,
+      detached: true,
+      format: 'armored',
+      date: clock.now(),
+      config: SIGN_CONFIG,
     });
+    return { signature, sha256: sha256Hex(data) };
+  };
+  const signWithDigest = async (data: Uint8Array) => {
+    if (!onePass) return openpgpSign(data);
+    const signing = onePass();
+    signing.update(data);
+    return signing.finish();
+  };
+  const beginSigning = (): IncrementalSigning => {
+    if (onePass) return onePass();
+    // openpgp.js signs whole messages here: the pieces are joined at the end (keys other than Ed25519 are
+    // an operator's choice, and their streamed documents are held in memory once).
+    const chunks: Uint8Array[] = [];
+    return {
+      update: (chunk) => void chunks.push(chunk),
+      finish: () => openpgpSign(Buffer.concat(chunks)),
+    };
+  };
   return {
     fingerprint: upper(privateKey.getFingerprint()),
     fingerprints: fingerprintsOf(privateKey),
     publicKey,
     signWithDigest,
+    beginSigning,
     async sign(data: Uint8Array): Promise<string> {
       return (await signWithDigest(data)).signature;
     },
@@ -222,7 +249,7 @@ function packetHeader(tag: number, length: number): number[] {
 async function onePassSigner(
   privateKey: openpgp.PrivateKey,
   clock: Clock,
-): Promise<Signer['signWithDigest'] | undefined> {
+): Promise<(() => IncrementalSigning) | undefined> {
   const signingKey = await privateKey.getSigningKey().catch(() => undefined);
   const packet = signingKey?.keyPacket as
     | {
@@ -253,7 +280,7 @@ async function onePassSigner(
   });
   const fingerprint = [...Buffer.from(packet.getFingerprint(), 'hex')];
   const keyId = fingerprint.slice(-8);
-  return async (data) => {
+  const finish = async (hash: ReturnType<typeof createHash>) => {
     const created = Math.floor(clock.now().getTime() / 1000);
     const hashedSubpackets = [
       ...[5, SUBPACKET_CREATION_TIME, ...uint32(created)],
@@ -268,7 +295,6 @@ async function onePassSigner(
       ...hashedSubpackets,
     ]);
     const trailer = Uint8Array.from([SIGNATURE_VERSION, 0xff, ...uint32(hashed.length)]);
-    const hash = createHash('sha256').update(data);
     const sha256 = hash.copy().digest('hex');
     const digest = hash.update(hashed).update(trailer).digest();
     // EdDSA in OpenPGP v4 signs the digest; Node's Ed25519 gives R || S.
@@ -286,6 +312,10 @@ async function onePassSigner(
     const binarySignature = Uint8Array.from([...packetHeader(PACKET_TAG_SIGNATURE, body.length), ...body]);
     const signature = await openpgp.readSignature({ binarySignature });
     return { signature: signature.armor(), sha256 };
+  };
+  return () => {
+    const hash = createHash('sha256');
+    return { update: (chunk) => void hash.update(chunk), finish: () => finish(hash) };
   };
 }
 

@@ -38,6 +38,12 @@ export interface PipelineContext {
    * `COMPRESSION_THRESHOLD_BYTES` (1 MB). Tests lower it to have large documents without thousands of plugins.
    */
   readonly compressionThresholdBytes?: number;
+  /**
+   * When the index documents come to more than this many bytes together, they are rendered and written as
+   * streams, in bounded memory; by default `STREAM_THRESHOLD_BYTES` (128 MB, commit.ts). Tests lower it to
+   * stream small documents.
+   */
+  readonly streamIndexesOverBytes?: number;
 }
 
 export interface BatchResult {

@@ -26,7 +26,7 @@
  * or log entry: it is applied again, idempotently, and not logged twice), sees the catalog out of date for
  * that plugin, and rebuilds.
  */
-import { type Catalog, emptyCatalog, loadCatalog, saveCatalog } from '../catalog.ts';
+import { type Catalog, emptyCatalog, loadCatalog, releaseCatalog, saveCatalog } from '../catalog.ts';
 import { sha256Hex } from '../digest.ts';
 import { problem, StoreError } from '../errors.ts';
 import {
@@ -215,43 +215,47 @@ export async function processSubmissions(
   const log = await LogWriter.open(ctx, { intents: uploads.map((u) => u.id) });
   const items = await evaluateBatch(ctx, uploads, view, now, log);
   const catalog = await currentCatalog(ctx);
-  const processed = now.toISOString();
-  const written = await writeVersions(ctx, items, processed);
-  const { folded, rendered, changed } = await foldAndRender(ctx, items, written, view, catalog, processed);
-  // The index documents list every version's manifest: a batch that removes versions renders them at once,
-  // so none still names a file once it is deleted.
-  const defer = ctx.deferIndexes === true && folded.removedFiles.length === 0;
-  // Write step 2, the log: the accepted actions' envelopes (immutable; nothing points at them yet), one
-  // entry per accepted publish and action in batch order, flushed before any document shows their effect
-  // (log-writer.ts), then the actions' markers (a replay meets them; a retry resumes from them).
-  await writeEnvelopes(ctx, items);
-  appendToLog(log, items, processed);
-  await log.flush();
-  await writeMarkers(ctx, items, processed);
-  await writeChangedPlugins(ctx, rendered, catalog, defer);
-  // Write steps 5 to 7, once for the whole batch (index documents also when an earlier batch left them
-  // pending and this caller does not defer); a snapshot is owed too when the log grew past the published one.
-  const documents: [string, Uint8Array][] = folded.revoked
-    ? [[REVOKED_KEYS_KEY, encodeJson(folded.revoked)]]
-    : [];
-  const generation =
-    changed.size > 0 || documents.length > 0 || log.unvouched || (!defer && catalog.indexesPending)
-      ? await commitGeneration(ctx, catalog, changed, defer, documents)
-      : null;
-  // The files of removed versions, once no document the snapshot binds points at them.
-  for (const key of folded.removedFiles) await ctx.site.delete(key);
-  // Write step 8: outcomes, then the submissions leave incoming/.
-  const outcomes = await recordOutcomes(ctx, items, { url: ctx.config.url, processed, generation });
-  // Finished: their log entries need finding no more.
-  await log.forget(items.map((i) => i.upload.id));
-  return {
-    outcomes,
-    generation,
-    changedPlugins: [...changed].sort(),
-    invalidate: writeLog.mutableKeys(),
-    leftInIncoming,
-    indexesPending: catalog.indexesPending,
-  };
+  try {
+    const processed = now.toISOString();
+    const written = await writeVersions(ctx, items, processed);
+    const { folded, rendered, changed } = await foldAndRender(ctx, items, written, view, catalog, processed);
+    // The index documents list every version's manifest: a batch that removes versions renders them at once,
+    // so none still names a file once it is deleted.
+    const defer = ctx.deferIndexes === true && folded.removedFiles.length === 0;
+    // Write step 2, the log: the accepted actions' envelopes (immutable; nothing points at them yet), one
+    // entry per accepted publish and action in batch order, flushed before any document shows their effect
+    // (log-writer.ts), then the actions' markers (a replay meets them; a retry resumes from them).
+    await writeEnvelopes(ctx, items);
+    appendToLog(log, items, processed);
+    await log.flush();
+    await writeMarkers(ctx, items, processed);
+    await writeChangedPlugins(ctx, rendered, catalog, defer);
+    // Write steps 5 to 7, once for the whole batch (index documents also when an earlier batch left them
+    // pending and this caller does not defer); a snapshot is owed too when the log grew past the published one.
+    const documents: [string, Uint8Array][] = folded.revoked
+      ? [[REVOKED_KEYS_KEY, encodeJson(folded.revoked)]]
+      : [];
+    const generation =
+      changed.size > 0 || documents.length > 0 || log.unvouched || (!defer && catalog.indexesPending)
+        ? await commitGeneration(ctx, catalog, changed, defer, documents)
+        : null;
+    // The files of removed versions, once no document the snapshot binds points at them.
+    for (const key of folded.removedFiles) await ctx.site.delete(key);
+    // Write step 8: outcomes, then the submissions leave incoming/.
+    const outcomes = await recordOutcomes(ctx, items, { url: ctx.config.url, processed, generation });
+    // Finished: their log entries need finding no more.
+    await log.forget(items.map((i) => i.upload.id));
+    return {
+      outcomes,
+      generation,
+      changedPlugins: [...changed].sort(),
+      invalidate: writeLog.mutableKeys(),
+      leftInIncoming,
+      indexesPending: catalog.indexesPending,
+    };
+  } finally {
+    releaseCatalog(catalog);
+  }
 }
 
 /** What a rebuild does beyond re-rendering and re-signing the documents (a key rotation asks for both). */
@@ -284,7 +288,9 @@ async function rebuildAll(
   options: RebuildOptions = {},
 ): Promise<{ generation: number; plugins: number; resigned: readonly string[] }> {
   const catalog = emptyCatalog();
-  catalog.generation = (await loadCatalog(ctx.intake)).generation;
+  const loaded = await loadCatalog(ctx.intake);
+  catalog.generation = loaded.generation;
+  releaseCatalog(loaded);
   const keys: string[] = [];
   for await (const info of ctx.site.list(PLUGINS_PREFIX)) {
     if (isPluginDocumentKey(info.key)) keys.push(info.key);
@@ -322,6 +328,7 @@ async function rebuildAll(
 async function currentCatalog(ctx: PipelineContext): Promise<Catalog> {
   const catalog = await loadCatalog(ctx.intake);
   if (!catalog.outdated) return catalog;
+  releaseCatalog(catalog);
   await rebuildAll(ctx);
   return loadCatalog(ctx.intake);
 }
@@ -335,20 +342,24 @@ export async function refreshSnapshot(
 ): Promise<{ generation: number; invalidate: readonly string[] }> {
   const { ctx, log } = withWriteLog(context);
   const catalog = await loadCatalog(ctx.intake);
-  if (catalog.outdated)
-    return { generation: (await rebuildAll(ctx)).generation, invalidate: log.mutableKeys() };
-  const previous = await readJson<SnapshotDocument>(ctx.site, SNAPSHOT_KEY);
-  if (!previous || catalog.indexesPending) {
-    // Nothing published yet: everything. Index documents pending: the re-signed snapshot might be the last
-    // for hours, so bring them up to date first.
-    const generation = await commitGeneration(ctx, catalog, previous ? new Set() : undefined);
+  try {
+    if (catalog.outdated)
+      return { generation: (await rebuildAll(ctx)).generation, invalidate: log.mutableKeys() };
+    const previous = await readJson<SnapshotDocument>(ctx.site, SNAPSHOT_KEY);
+    if (!previous || catalog.indexesPending) {
+      // Nothing published yet: everything. Index documents pending: the re-signed snapshot might be the last
+      // for hours, so bring them up to date first.
+      const generation = await commitGeneration(ctx, catalog, previous ? new Set() : undefined);
+      return { generation, invalidate: log.mutableKeys() };
+    }
+    const generation = Math.max(catalog.generation, previous.generation) + 1;
+    await writeSnapshot(ctx, generation, { ...previous.documents });
+    catalog.generation = generation;
+    await saveCatalog(ctx.intake, catalog, new Set());
     return { generation, invalidate: log.mutableKeys() };
+  } finally {
+    releaseCatalog(catalog);
   }
-  const generation = Math.max(catalog.generation, previous.generation) + 1;
-  await writeSnapshot(ctx, generation, { ...previous.documents });
-  catalog.generation = generation;
-  await saveCatalog(ctx.intake, catalog, new Set());
-  return { generation, invalidate: log.mutableKeys() };
 }
 
 /**
@@ -362,9 +373,13 @@ export async function flushIndexes(
 ): Promise<{ generation: number | null; invalidate: readonly string[] }> {
   const { ctx, log } = withWriteLog(context);
   const catalog = await loadCatalog(ctx.intake);
-  if (catalog.outdated)
-    return { generation: (await rebuildAll(ctx)).generation, invalidate: log.mutableKeys() };
-  if (!catalog.indexesPending) return { generation: null, invalidate: [] };
-  const generation = await commitGeneration(ctx, catalog, new Set());
-  return { generation, invalidate: log.mutableKeys() };
+  try {
+    if (catalog.outdated)
+      return { generation: (await rebuildAll(ctx)).generation, invalidate: log.mutableKeys() };
+    if (!catalog.indexesPending) return { generation: null, invalidate: [] };
+    const generation = await commitGeneration(ctx, catalog, new Set());
+    return { generation, invalidate: log.mutableKeys() };
+  } finally {
+    releaseCatalog(catalog);
+  }
 }

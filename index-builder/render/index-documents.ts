@@ -5,6 +5,7 @@
  * rendered at every publish that does not defer them, so every byte is copied once, into a buffer kept
  * between publishes (BufferPool).
  */
+import { Buffer } from 'node:buffer';
 import { stringifyJson } from '../text.ts';
 
 const utf8 = new TextEncoder();
@@ -73,8 +74,61 @@ function join(
   return out;
 }
 
-const COMMA = utf8.encode(',');
-const YAML_ITEM_SEPARATOR = utf8.encode('\n- ');
+/**
+ * How a document joins its items: bytes before, between and after them, and what it is with none. Both
+ * renderings (one buffer, or chunks) follow the same layout, so they give the same bytes.
+ */
+export interface DocumentLayout {
+  readonly prefix: string;
+  readonly separator: string;
+  readonly suffix: string;
+  /** The whole document when there are no items (else prefix and suffix alone). */
+  readonly empty?: string;
+}
+
+export function indexJsonLayout(metadata: object): DocumentLayout {
+  const prefix = `{"registry_version":"1.0.0","registry_metadata":${stringifyJson(metadata)},"plugins":[`;
+  return { prefix, separator: ',', suffix: ']}\n' };
+}
+
+/**
+ * `index.yaml`: the same document as index.json. The header is block YAML; each plugin is one flow mapping
+ * (its JSON entry, which is valid YAML), so the file is written by concatenation at any size.
+ */
+export function indexYamlLayout(header: string): DocumentLayout {
+  return {
+    prefix: `${header}plugins:\n- `,
+    separator: '\n- ',
+    suffix: '\n',
+    empty: `${header}plugins: []\n`,
+  };
+}
+
+export function searchJsonLayout(generated: string): DocumentLayout {
+  const prefix = `{"schema":"plugindex/search/v1","generated":${stringifyJson(generated)},"plugins":[`;
+  return { prefix, separator: ',', suffix: ']}\n' };
+}
+
+/**
+ * `falcoctl/index.yaml`: a YAML list, one block-style item per plugin (each item rendered once per plugin
+ * change, catalog.ts), concatenated; an empty registry is the empty list.
+ */
+export const FALCOCTL_LAYOUT: DocumentLayout = { prefix: '', separator: '', suffix: '', empty: '[]\n' };
+
+export function renderLayout(
+  layout: DocumentLayout,
+  items: readonly Uint8Array[],
+  allocate: Allocate,
+): Uint8Array {
+  if (items.length === 0 && layout.empty !== undefined) return utf8.encode(layout.empty);
+  return join(
+    utf8.encode(layout.prefix),
+    items,
+    utf8.encode(layout.separator),
+    utf8.encode(layout.suffix),
+    allocate,
+  );
+}
 
 /**
  * `index.json`, compact, rendered by concatenating the plugins' serialized entries; equal to JSON.stringify
@@ -85,27 +139,15 @@ export function renderIndexJson(
   entries: readonly Uint8Array[],
   allocate: Allocate = freshBuffer,
 ): Uint8Array {
-  const prefix = `{"registry_version":"1.0.0","registry_metadata":${stringifyJson(metadata)},"plugins":[`;
-  return join(utf8.encode(prefix), entries, COMMA, utf8.encode(']}\n'), allocate);
+  return renderLayout(indexJsonLayout(metadata), entries, allocate);
 }
 
-/**
- * `index.yaml`: the same document as index.json. The header is block YAML; each plugin is one flow mapping
- * (its JSON entry, which is valid YAML), so the file is written by concatenation at any size.
- */
 export function renderIndexYaml(
   header: string,
   entries: readonly Uint8Array[],
   allocate: Allocate = freshBuffer,
 ): Uint8Array {
-  if (entries.length === 0) return utf8.encode(`${header}plugins: []\n`);
-  return join(
-    utf8.encode(`${header}plugins:\n- `),
-    entries,
-    YAML_ITEM_SEPARATOR,
-    utf8.encode('\n'),
-    allocate,
-  );
+  return renderLayout(indexYamlLayout(header), entries, allocate);
 }
 
 export function renderSearchJson(
@@ -113,20 +155,84 @@ export function renderSearchJson(
   rows: readonly Uint8Array[],
   allocate: Allocate = freshBuffer,
 ): Uint8Array {
-  const prefix = `{"schema":"plugindex/search/v1","generated":${stringifyJson(generated)},"plugins":[`;
-  return join(utf8.encode(prefix), rows, COMMA, utf8.encode(']}\n'), allocate);
+  return renderLayout(searchJsonLayout(generated), rows, allocate);
 }
 
-const NOTHING = new Uint8Array();
-
-/**
- * `falcoctl/index.yaml`: a YAML list, one block-style item per plugin (each item rendered once per plugin
- * change, catalog.ts), concatenated; an empty registry is the empty list.
- */
 export function renderFalcoctlIndex(
   items: readonly Uint8Array[],
   allocate: Allocate = freshBuffer,
 ): Uint8Array {
-  if (items.length === 0) return utf8.encode('[]\n');
-  return join(NOTHING, items, NOTHING, NOTHING, allocate);
+  return renderLayout(FALCOCTL_LAYOUT, items, allocate);
+}
+
+/** UTF-8 length of a string, without encoding it. */
+export function utf8Length(text: string): number {
+  return Buffer.byteLength(text, 'utf8');
+}
+
+/** The byte size of a document of `layout` whose items are `count` items of `itemBytes` bytes in all. */
+export function layoutSize(layout: DocumentLayout, count: number, itemBytes: number): number {
+  if (count === 0 && layout.empty !== undefined) return utf8Length(layout.empty);
+  return (
+    utf8Length(layout.prefix) +
+    itemBytes +
+    utf8Length(layout.separator) * Math.max(0, count - 1) +
+    utf8Length(layout.suffix)
+  );
+}
+
+/** Chunks a streamed document is cut into: big enough that per-chunk costs vanish, small against memory. */
+export const CHUNK_BYTES = 1024 * 1024;
+
+/**
+ * A document of `layout` as chunks of about `CHUNK_BYTES`, items encoded as they are reached: what a
+ * document too large to hold is rendered as (the same bytes `renderLayout` gives). Every chunk is a fresh
+ * buffer, as its consumer (a hash, a compressor, an upload's part) may keep it.
+ */
+export function* layoutChunks(
+  layout: DocumentLayout,
+  items: Iterable<string | Uint8Array>,
+  chunkBytes = CHUNK_BYTES,
+): Generator<Uint8Array> {
+  let chunk = new Uint8Array(chunkBytes);
+  let at = 0;
+  let count = 0;
+  function* putBytes(piece: Uint8Array): Generator<Uint8Array> {
+    for (let from = 0; from < piece.byteLength; ) {
+      if (at === chunkBytes) {
+        yield chunk;
+        chunk = new Uint8Array(chunkBytes);
+        at = 0;
+      }
+      const taken = Math.min(piece.byteLength - from, chunkBytes - at);
+      chunk.set(piece.subarray(from, from + taken), at);
+      at += taken;
+      from += taken;
+    }
+  }
+  function* put(piece: string | Uint8Array): Generator<Uint8Array> {
+    if (typeof piece !== 'string') return yield* putBytes(piece);
+    let rest = piece;
+    while (rest.length > 0) {
+      const { read, written } = utf8.encodeInto(rest, chunk.subarray(at));
+      at += written;
+      if (read === rest.length) return;
+      // The next character does not fit whole in what is left: its bytes end this chunk and start the next.
+      const code = rest.charCodeAt(read);
+      const width = code >= 0xd800 && code <= 0xdbff ? 2 : 1;
+      yield* putBytes(utf8.encode(rest.slice(read, read + width)));
+      rest = rest.slice(read + width);
+    }
+  }
+  for (const item of items) {
+    yield* put(count === 0 ? layout.prefix : layout.separator);
+    yield* put(item);
+    count++;
+  }
+  if (count === 0 && layout.empty !== undefined) yield* put(layout.empty);
+  else {
+    if (count === 0) yield* put(layout.prefix);
+    yield* put(layout.suffix);
+  }
+  if (at > 0) yield chunk.subarray(0, at);
 }

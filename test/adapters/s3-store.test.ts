@@ -11,16 +11,24 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3Store } from '../../adapters/s3-store.ts';
+import { syntheticDocument, URL_BASE } from '../../bench/synthetic.ts';
+import { catalogLineOf, emptyCatalog, saveCatalog } from '../../index-builder/catalog.ts';
 import { fixedClock } from '../../index-builder/clock.ts';
 import { parseRegistryConfig } from '../../index-builder/config.ts';
 import { StoreError } from '../../index-builder/errors.ts';
 import { INDEX_DOCUMENTS } from '../../index-builder/layout.ts';
 import type { SnapshotDocument } from '../../index-builder/model.ts';
-import { type PipelineContext, processSubmissions } from '../../index-builder/pipeline/index.ts';
+import {
+  flushIndexes,
+  type PipelineContext,
+  processSubmissions,
+} from '../../index-builder/pipeline/index.ts';
 import { createSigner, readPublicKey, verifyDetachedSignature } from '../../index-builder/signing.ts';
-import { CACHE_IMMUTABLE, CACHE_MUTABLE, listAll } from '../../index-builder/store.ts';
+import { CACHE_IMMUTABLE, CACHE_MUTABLE, listAll, type Store } from '../../index-builder/store.ts';
 import { verifyListedDocument } from '../../index-builder/verify.ts';
 import { encode, makeBundle, sha256, testKey, validManifest } from '../support/fixtures.ts';
+import { gpgKeyring } from '../support/gpg.ts';
+import { MemoryStore } from '../support/memory-store.ts';
 import { PULUMICOST_SPEC } from '../support/reference.ts';
 import { type LocalS3, startLocalS3 } from '../support/s3.ts';
 import { chunksOf, collect, patternBytes } from '../support/streams.ts';
@@ -29,7 +37,15 @@ const opts = { contentType: 'application/json', cacheControl: 'public, max-age=6
 let s3: LocalS3;
 
 beforeAll(async () => {
-  s3 = await startLocalS3(['store-test', 'intake', 'site', 'encoded-intake', 'encoded-site']);
+  s3 = await startLocalS3([
+    'store-test',
+    'intake',
+    'site',
+    'encoded-intake',
+    'encoded-site',
+    'parts-intake',
+    'parts-site',
+  ]);
 });
 afterAll(async () => {
   await s3?.close();
@@ -316,5 +332,71 @@ describe('when the pipeline publishes documents over the compression threshold t
     }
     // The plugin documents are not among the encoded documents.
     expect(await site.head('plugins/demo-plugin/index.json.br')).toBeUndefined();
+  });
+});
+
+describe('when the pipeline streams an index document larger than a part to S3', () => {
+  /** A catalog of `size` plugins of 10 versions, pending a flush: about 2.8 KB of index.json each. */
+  async function pendingCatalog(intake: Store, size: number): Promise<void> {
+    const catalog = emptyCatalog();
+    for (let i = 0; i < size; i++) {
+      const doc = syntheticDocument(i, 'A'.repeat(40));
+      catalog.plugins.set(doc.name, catalogLineOf(doc, { sha256: 'e'.repeat(64), size: 1 }, URL_BASE));
+    }
+    catalog.indexesPending = true;
+    await saveCatalog(intake, catalog);
+  }
+
+  it('uploads it in parts, and S3 serves back the bytes the buffered rendering makes, signed', async () => {
+    const registryKey = await testKey('registry');
+    const signer = await createSigner(registryKey.secretKey);
+    const config = parseRegistryConfig({ name: 'S3 Registry', url: URL_BASE });
+    const client = new S3Client({ ...s3.config });
+    const uploads: string[] = [];
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        if ((args.input as { Key?: string }).Key === 'index.json')
+          uploads.push(context.commandName as string);
+        return next(args);
+      },
+      { step: 'initialize', name: 'captureIndexUploads' },
+    );
+    const partSize = 5 * 1024 * 1024;
+    const site = new S3Store({ client, bucket: 'parts-site', partSizeBytes: partSize });
+    const intake = new S3Store({ client: s3.client, bucket: 'parts-intake' });
+    await pendingCatalog(intake, 2000);
+    const streamed = { intake, site, signer, clock: fixedClock('2026-11-01T00:00:00Z', 1000), config };
+    expect((await flushIndexes({ ...streamed, streamIndexesOverBytes: 0 })).generation).toBe(1);
+
+    // The same catalog rendered into buffers, in memory, at the same clock.
+    const memory = { intake: new MemoryStore(), site: new MemoryStore() };
+    await pendingCatalog(memory.intake, 2000);
+    await flushIndexes({ ...streamed, ...memory, clock: fixedClock('2026-11-01T00:00:00Z', 1000) });
+    const expected = memory.site.objects.get('index.json')?.body as Uint8Array;
+    expect(expected.byteLength).toBeGreaterThan(partSize);
+
+    expect(uploads[0]).toBe('CreateMultipartUploadCommand');
+    expect(uploads.filter((c) => c === 'UploadPartCommand')).toHaveLength(
+      Math.ceil(expected.byteLength / partSize),
+    );
+    expect(uploads.at(-1)).toBe('CompleteMultipartUploadCommand');
+    const stored = await site.get('index.json');
+    expect(stored?.contentType).toBe('application/json');
+    // By digest: a deep equality over megabytes takes seconds.
+    expect(sha256(stored?.body as Uint8Array)).toBe(sha256(expected));
+    const snapshot = JSON.parse(
+      new TextDecoder().decode((await site.get('snapshot.json'))?.body),
+    ) as SnapshotDocument;
+    verifyListedDocument(snapshot, 'index.json', stored?.body as Uint8Array);
+    const signature = new TextDecoder().decode((await site.get('index.json.asc'))?.body);
+    const gpg = gpgKeyring(registryKey.publicKey);
+    try {
+      expect(gpg.verify(stored?.body as Uint8Array, signature)).toMatch(/VALIDSIG/);
+    } finally {
+      gpg.close();
+    }
+    const br = (await site.get('index.json.br'))?.body as Uint8Array;
+    expect(sha256(brotliDecompressSync(br))).toBe(sha256(expected));
+    client.destroy();
   });
 });

@@ -69,6 +69,8 @@ beforeAll(async () => {
     'fn-site-bare',
     'fn-intake-broken',
     'fn-site-broken',
+    'fn-intake-warm',
+    'fn-site-warm',
   ]);
   const registryKey = await testKey('registry');
   secrets
@@ -423,5 +425,39 @@ describe('when uploads arrive in the intake bucket', () => {
     expect(
       cloudfront.commandCalls(CreateInvalidationCommand)[0]?.args[0].input.InvalidationBatch?.Paths?.Items,
     ).toEqual(['/snapshot.json', '/snapshot.json.asc', '/snapshot.signed.json']);
+  });
+});
+
+describe('when a warm function publishes again', () => {
+  it('reads no catalog bin it wrote itself: its stores, and what they keep, outlive an invocation', async () => {
+    const warm = {
+      ...config,
+      intakeBucket: 'fn-intake-warm',
+      siteBucket: 'fn-site-warm',
+      distributionId: undefined,
+    };
+    const client = new S3Client({ ...s3.config });
+    const reads: string[] = [];
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === 'GetObjectCommand') reads.push((args.input as { Key: string }).Key);
+        return next(args);
+      },
+      { step: 'initialize', name: 'captureReads' },
+    );
+    const quiet = { info: () => {}, warn: () => {}, error: () => {} };
+    const publish = createPublishHandler({ ...deps, s3: client, logger: quiet, config: warm });
+    const put = async (key: string, body: Uint8Array) =>
+      client.send(new PutObjectCommand({ Bucket: warm.intakeBucket, Key: key, Body: body }));
+    await put(config.configKey, encode(JSON.stringify({ name: 'Warm', url: 'https://warm.example.com' })));
+    await put('incoming/a.tgz', await makeBundle({ manifest: validManifest({ name: 'first-plugin' }) }));
+    expect((await publish(sqsEvent('incoming/a.tgz'))).outcomes.map((o) => o.status)).toEqual(['accepted']);
+
+    reads.length = 0;
+    await put('incoming/b.tgz', await makeBundle({ manifest: validManifest({ name: 'second-plugin' }) }));
+    expect((await publish(sqsEvent('incoming/b.tgz'))).outcomes.map((o) => o.status)).toEqual(['accepted']);
+    expect(reads).toContain('state/catalog/meta.tsv');
+    expect(reads.filter((key) => key.startsWith('state/catalog/bins/'))).toEqual([]);
+    client.destroy();
   });
 });

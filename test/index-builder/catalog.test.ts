@@ -1,10 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import {
+  type CatalogLine,
   catalogLineOf,
   emptyCatalog,
   falcoctlItem,
   loadCatalog,
+  namesInBins,
+  releaseCatalog,
   saveCatalog,
 } from '../../index-builder/catalog.ts';
 import { binKey, binOf } from '../../index-builder/layout.ts';
@@ -274,6 +277,53 @@ describe('when storing the catalog', () => {
     await saveCatalog(other, theirs, new Set(['zz-new']));
     for (const [key, object] of other.objects) store.objects.set(key, object);
     expect((await loadCatalog(store)).plugins.has('zz-new')).toBe(true);
+  });
+
+  it('lends a warm process the map it kept, with what the last run saved in it', async () => {
+    const store = new MemoryStore();
+    await saveCatalog(store, catalogOf(['a-one', 'b-two']));
+    const first = await loadCatalog(store);
+    first.plugins.set('c-three', first.plugins.get('a-one') as never);
+    // The bin of the new name lists it, though the map was not scanned for it.
+    expect(namesInBins(first, new Set([binOf('c-three')]))).toContain('c-three');
+    await saveCatalog(store, first, new Set(['c-three']));
+    releaseCatalog(first);
+
+    const second = await loadCatalog(store);
+    expect(second.plugins).toBe(first.plugins);
+    expect([...second.plugins.keys()].sort()).toEqual(['a-one', 'b-two', 'c-three']);
+    // Another process reads the same from the store.
+    const other = new MemoryStore();
+    for (const [key, object] of store.objects) other.objects.set(key, object);
+    expect([...(await loadCatalog(other)).plugins.keys()].sort()).toEqual(['a-one', 'b-two', 'c-three']);
+  });
+
+  it('forgets what a run changed in the lent map but never saved (a run that failed)', async () => {
+    const store = new MemoryStore();
+    const saved = catalogOf(['a-one', 'b-two']);
+    await saveCatalog(store, saved);
+    const run = await loadCatalog(store);
+    run.plugins.set('zz-unsaved', run.plugins.get('a-one') as never);
+    run.plugins.set('a-one', { ...(run.plugins.get('a-one') as CatalogLine), search: '{"name":"changed"}' });
+    run.plugins.delete('b-two');
+    releaseCatalog(run);
+
+    const next = await loadCatalog(store);
+    expect([...next.plugins.keys()].sort()).toEqual(['a-one', 'b-two']);
+    expect(next.plugins.get('a-one')?.search).toBe(saved.plugins.get('a-one')?.search);
+  });
+
+  it('gives a run that loads while another holds the map a copy of its own', async () => {
+    const store = new MemoryStore();
+    await saveCatalog(store, catalogOf(['a-one']));
+    const held = await loadCatalog(store);
+    const other = await loadCatalog(store);
+    expect(other.plugins).not.toBe(held.plugins);
+    other.plugins.set('b-two', other.plugins.get('a-one') as never);
+    expect(held.plugins.has('b-two')).toBe(false);
+    releaseCatalog(other);
+    releaseCatalog(held);
+    expect((await loadCatalog(store)).plugins).toBe(held.plugins);
   });
 
   it('names snapshot bins by the first byte of the name digest', () => {

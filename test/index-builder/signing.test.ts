@@ -71,6 +71,32 @@ describe('when signing with the registry key', () => {
   );
 
   it.each(['an Ed25519 key', 'a NIST P-256 key'])(
+    'signs a document given in pieces with %s as it signs the whole, for openpgp.js and GnuPG',
+    async (kind) => {
+      const pair = await keyFor(kind);
+      const signer = await createSigner(pair.secretKey);
+      const signing = signer.beginSigning();
+      // Uneven pieces, as a streamed document's chunks end wherever a buffer filled.
+      for (let at = 0, step = 1; at < large.byteLength; at += step, step = step * 3 + 1)
+        signing.update(large.subarray(at, Math.min(large.byteLength, at + step)));
+      const { signature, sha256: digest } = await signing.finish();
+
+      expect(digest).toBe(sha256(large));
+      expect(digest).toBe((await signer.signWithDigest(large)).sha256);
+      const key = await readPublicKey(pair.publicKey);
+      await expect(verifyDetachedSignature(large, signature, [key.key])).resolves.toMatchObject({ ok: true });
+      const gpg = gpgKeyring(pair.publicKey);
+      expect(gpg.verify(large, signature)).toMatch(new RegExp(`VALIDSIG .* ${pair.fingerprint}\\n`));
+      // Not over other bytes: the last byte changed, GnuPG refuses it.
+      const altered = large.slice();
+      const last = altered.byteLength - 1;
+      altered[last] = (altered[last] as number) ^ 1;
+      expect(gpg.status(altered, signature)).toMatch(/BADSIG/);
+      gpg.close();
+    },
+  );
+
+  it.each(['an Ed25519 key', 'a NIST P-256 key'])(
     'dates a signature by %s by the clock it is given',
     async (kind) => {
       const pair = await keyFor(kind);

@@ -72,80 +72,98 @@ async function publish(context: PipelineContext, registry: TestRegistry, name: s
   return result;
 }
 
-describe('when the index documents are over the compression threshold', () => {
-  it('publishes each also in brotli and gzip, byte-identical once decoded and bound by the snapshot', async () => {
-    const registry = await makeRegistry();
-    const context = { ...registry.context, compressionThresholdBytes: 100 };
-    await publish(context, registry, 'demo-plugin', '1.0.0');
-    await publish(context, registry, 'other-plugin', '0.1.0');
+/** Both renderings: into buffers (the default under 128 MB), and as streams (a registry too large to hold). */
+const modes: [string, Partial<PipelineContext>][] = [
+  ['rendered into buffers', {}],
+  ['streamed', { streamIndexesOverBytes: 0 }],
+];
 
-    expectVariantsBound(registry, true);
-    expect(ENCODED_DOCUMENTS).toEqual(new Set(INDEX_DOCUMENTS));
-    expect(registry.site.objects.has('plugins/demo-plugin/index.json.br')).toBe(false);
-  });
+async function registryFor(mode: Partial<PipelineContext>): Promise<TestRegistry> {
+  const registry = await makeRegistry();
+  return { ...registry, context: { ...registry.context, ...mode } };
+}
 
-  it('writes the variants before their document, and both before the snapshot', async () => {
-    const registry = await makeRegistry();
-    const context = { ...registry.context, compressionThresholdBytes: 100 };
-    await publish(context, registry, 'demo-plugin', '1.0.0');
-    registry.site.writes.length = 0;
-    await publish(context, registry, 'demo-plugin', '1.1.0');
+describe.each(modes)('with the index documents %s', (_, mode) => {
+  describe('when the index documents are over the compression threshold', () => {
+    it('publishes each also in brotli and gzip, byte-identical once decoded and bound by the snapshot', async () => {
+      const registry = await registryFor(mode);
+      const context = { ...registry.context, compressionThresholdBytes: 100 };
+      await publish(context, registry, 'demo-plugin', '1.0.0');
+      await publish(context, registry, 'other-plugin', '0.1.0');
 
-    const at = (key: string) => registry.site.writes.lastIndexOf(key);
-    for (const key of INDEX_DOCUMENTS) {
-      for (const encoding of CONTENT_ENCODINGS) {
-        expect(at(encodedVariantKey(key, encoding)), key).toBeGreaterThanOrEqual(0);
-        expect(at(encodedVariantKey(key, encoding)), key).toBeLessThan(at(key));
+      expectVariantsBound(registry, true);
+      expect(ENCODED_DOCUMENTS).toEqual(new Set(INDEX_DOCUMENTS));
+      expect(registry.site.objects.has('plugins/demo-plugin/index.json.br')).toBe(false);
+    });
+
+    it('writes the variants before their document, and both before the snapshot', async () => {
+      const registry = await registryFor(mode);
+      const context = { ...registry.context, compressionThresholdBytes: 100 };
+      await publish(context, registry, 'demo-plugin', '1.0.0');
+      registry.site.writes.length = 0;
+      await publish(context, registry, 'demo-plugin', '1.1.0');
+
+      const at = (key: string) => registry.site.writes.lastIndexOf(key);
+      for (const key of INDEX_DOCUMENTS) {
+        for (const encoding of CONTENT_ENCODINGS) {
+          expect(at(encodedVariantKey(key, encoding)), key).toBeGreaterThanOrEqual(0);
+          expect(at(encodedVariantKey(key, encoding)), key).toBeLessThan(at(key));
+        }
+        expect(at(key)).toBeLessThan(at('snapshot.json'));
       }
-      expect(at(key)).toBeLessThan(at('snapshot.json'));
-    }
+    });
+
+    it('rewrites them at the flush of deferred publishes, and at a rebuild, with the documents', async () => {
+      const registry = await registryFor(mode);
+      const context = { ...registry.context, compressionThresholdBytes: 100 };
+      await publish(context, registry, 'demo-plugin', '1.0.0');
+      const before = object(registry, encodedVariantKey(INDEX_JSON_KEY, 'br')).body;
+
+      await publish({ ...context, deferIndexes: true }, registry, 'other-plugin', '0.1.0');
+      // Deferred: neither the document nor its variants moved, so they still agree.
+      expect(object(registry, encodedVariantKey(INDEX_JSON_KEY, 'br')).body).toEqual(before);
+      expectVariantsBound(registry, true);
+
+      await flushIndexes(context);
+      expect(object(registry, encodedVariantKey(INDEX_JSON_KEY, 'br')).body).not.toEqual(before);
+      expectVariantsBound(registry, true);
+      const index = JSON.parse(
+        new TextDecoder().decode(decode.br(object(registry, encodedVariantKey(INDEX_JSON_KEY, 'br')).body)),
+      ) as { plugins: { name: string }[] };
+      expect(index.plugins.map((p) => p.name)).toEqual(['demo-plugin', 'other-plugin']);
+
+      registry.site.writes.length = 0;
+      await rebuildRegistry(context);
+      expect(registry.site.writes).toContain(encodedVariantKey(INDEX_JSON_KEY, 'gzip'));
+      expectVariantsBound(registry, true);
+    });
   });
 
-  it('rewrites them at the flush of deferred publishes, and at a rebuild, with the documents', async () => {
-    const registry = await makeRegistry();
-    const context = { ...registry.context, compressionThresholdBytes: 100 };
-    await publish(context, registry, 'demo-plugin', '1.0.0');
-    const before = object(registry, encodedVariantKey(INDEX_JSON_KEY, 'br')).body;
+  describe('when an index document is under the threshold', () => {
+    it('never compresses it: the variants hold the document itself, without a Content-Encoding', async () => {
+      const registry = await registryFor(mode);
+      await publish(registry.context, registry, 'demo-plugin', '1.0.0');
 
-    await publish({ ...context, deferIndexes: true }, registry, 'other-plugin', '0.1.0');
-    // Deferred: neither the document nor its variants moved, so they still agree.
-    expect(object(registry, encodedVariantKey(INDEX_JSON_KEY, 'br')).body).toEqual(before);
-    expectVariantsBound(registry, true);
+      expect(object(registry, INDEX_JSON_KEY).body.byteLength).toBeLessThan(COMPRESSION_THRESHOLD_BYTES);
+      expectVariantsBound(registry, false);
+    });
 
-    await flushIndexes(context);
-    expect(object(registry, encodedVariantKey(INDEX_JSON_KEY, 'br')).body).not.toEqual(before);
-    expectVariantsBound(registry, true);
-    const index = JSON.parse(
-      new TextDecoder().decode(decode.br(object(registry, encodedVariantKey(INDEX_JSON_KEY, 'br')).body)),
-    ) as { plugins: { name: string }[] };
-    expect(index.plugins.map((p) => p.name)).toEqual(['demo-plugin', 'other-plugin']);
+    it('leaves no compressed variant behind once a document shrinks below it, nor a stale one', async () => {
+      const registry = await registryFor(mode);
+      await publish(
+        { ...registry.context, compressionThresholdBytes: 100 },
+        registry,
+        'demo-plugin',
+        '1.0.0',
+      );
+      expectVariantsBound(registry, true);
+      const compressed = object(registry, encodedVariantKey(INDEX_JSON_KEY, 'gzip')).body;
 
-    registry.site.writes.length = 0;
-    await rebuildRegistry(context);
-    expect(registry.site.writes).toContain(encodedVariantKey(INDEX_JSON_KEY, 'gzip'));
-    expectVariantsBound(registry, true);
-  });
-});
+      // The same registry under a threshold its documents no longer pass: as a document shrinking below it.
+      await publish(registry.context, registry, 'demo-plugin', '1.1.0');
 
-describe('when an index document is under the threshold', () => {
-  it('never compresses it: the variants hold the document itself, without a Content-Encoding', async () => {
-    const registry = await makeRegistry();
-    await publish(registry.context, registry, 'demo-plugin', '1.0.0');
-
-    expect(object(registry, INDEX_JSON_KEY).body.byteLength).toBeLessThan(COMPRESSION_THRESHOLD_BYTES);
-    expectVariantsBound(registry, false);
-  });
-
-  it('leaves no compressed variant behind once a document shrinks below it, nor a stale one', async () => {
-    const registry = await makeRegistry();
-    await publish({ ...registry.context, compressionThresholdBytes: 100 }, registry, 'demo-plugin', '1.0.0');
-    expectVariantsBound(registry, true);
-    const compressed = object(registry, encodedVariantKey(INDEX_JSON_KEY, 'gzip')).body;
-
-    // The same registry under a threshold its documents no longer pass: as a document shrinking below it.
-    await publish(registry.context, registry, 'demo-plugin', '1.1.0');
-
-    expectVariantsBound(registry, false);
-    expect(object(registry, encodedVariantKey(INDEX_JSON_KEY, 'gzip')).body).not.toEqual(compressed);
+      expectVariantsBound(registry, false);
+      expect(object(registry, encodedVariantKey(INDEX_JSON_KEY, 'gzip')).body).not.toEqual(compressed);
+    });
   });
 });

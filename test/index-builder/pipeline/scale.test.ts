@@ -1,0 +1,46 @@
+/**
+ * The flush's memory at scale: a registry of 100,000 plugins of 10 versions (PLUGINDEX_SCALE_PLUGINS to
+ * change it) seeded on disk, then publishes and a flush in a process of its own (bench/scale.ts), whose
+ * peak resident set is read before and after the flush. Streamed, the flush adds a few chunks in flight
+ * and what the garbage collector has not yet taken back, whatever the registry's size; rendered into
+ * buffers, it would add about twice the 600 MB it writes.
+ *
+ * Minutes long (seeding alone is about a minute at 100,000 plugins), so it runs only with
+ * PLUGINDEX_SCALE_TEST=1, and in `bench/publish.bench.ts` when given a size of 30,000 or more.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { type ScaleResult, seedRegistry } from '../../../bench/scale.ts';
+
+const enabled = process.env.PLUGINDEX_SCALE_TEST === '1';
+const plugins = Number(process.env.PLUGINDEX_SCALE_PLUGINS ?? 100_000);
+/** What the flush may add to the process's peak: chunks in flight and uncollected garbage, not documents. */
+const FLUSH_MEMORY_BOUND = 256 * 1024 * 1024;
+const root = path.resolve(import.meta.dirname, '../../..');
+
+describe.skipIf(!enabled)(`when ${plugins} plugins of 10 versions are flushed`, () => {
+  it('streams the index documents in memory bounded whatever their size', { timeout: 900_000 }, async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'plugindex-scale-'));
+    try {
+      await seedRegistry(dir, plugins);
+      const { stdout } = await promisify(execFile)(
+        process.execPath,
+        ['--import', 'tsx', path.join(root, 'bench/scale.ts'), dir, '2', '1'],
+        { cwd: root, maxBuffer: 1 << 20 },
+      );
+      const result = JSON.parse(stdout) as ScaleResult;
+      expect(result.plugins).toBe(plugins);
+      // The documents written are larger than the bound many times over (at 100,000 plugins, 580 MB).
+      expect(result.flushBytes, 'documents too small to show the bound: seed more plugins').toBeGreaterThan(
+        2 * FLUSH_MEMORY_BOUND,
+      );
+      expect(result.maxRss - result.maxRssBeforeFlush).toBeLessThan(FLUSH_MEMORY_BOUND);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

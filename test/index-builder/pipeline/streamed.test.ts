@@ -1,0 +1,199 @@
+/**
+ * Index documents rendered as streams (pipeline/streamed.ts), as a registry too large to hold them renders
+ * them: the same bytes as the buffered rendering, to the byte, signed so that GnuPG verifies them, bound by
+ * the snapshot, with variants that decode to them. The streaming threshold is lowered to 0 here, so a
+ * registry of a few plugins streams.
+ */
+import { brotliDecompressSync, gunzipSync } from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import { compressChunks } from '../../../index-builder/compression.ts';
+import {
+  CONTENT_ENCODINGS,
+  encodedVariantKey,
+  INDEX_DOCUMENTS,
+  signatureKey,
+} from '../../../index-builder/layout.ts';
+import type { SnapshotDocument } from '../../../index-builder/model.ts';
+import {
+  flushIndexes,
+  type PipelineContext,
+  processSubmissions,
+} from '../../../index-builder/pipeline/index.ts';
+import {
+  type DocumentLayout,
+  FALCOCTL_LAYOUT,
+  indexJsonLayout,
+  indexYamlLayout,
+  layoutChunks,
+  renderLayout,
+  searchJsonLayout,
+} from '../../../index-builder/render/index-documents.ts';
+import { readPublicKey, verifyDetachedSignature } from '../../../index-builder/signing.ts';
+import { verifyListedDocument } from '../../../index-builder/verify.ts';
+import { makeBundle, makeRegistry, type TestRegistry, validManifest } from '../../support/fixtures.ts';
+import { gpgKeyring } from '../../support/gpg.ts';
+
+const utf8 = new TextEncoder();
+const concat = (chunks: Iterable<Uint8Array>): Uint8Array => Buffer.concat([...chunks]);
+
+describe('when a document is rendered in chunks', () => {
+  // Multi-byte characters of every length, so chunk boundaries fall inside and beside them.
+  const items = ['{"a":"plain"}', '{"é":"ü"}', '{"名":"プラグイン"}', '{"e":"🦀🚀"}', '{"z":""}'];
+  const layouts: [string, DocumentLayout][] = [
+    ['index.json', indexJsonLayout({ name: 'Registry ✓', api_versions: ['v1'] })],
+    ['index.yaml', indexYamlLayout('registry_version: 1.0.0\n')],
+    ['search.json', searchJsonLayout('2026-11-01T00:00:00.000Z')],
+    ['falcoctl/index.yaml', FALCOCTL_LAYOUT],
+  ];
+
+  it.each(layouts)('gives the bytes of the buffered %s at any chunk size, empty or not', (_, layout) => {
+    for (const list of [items, items.slice(0, 1), []]) {
+      const whole = renderLayout(
+        layout,
+        list.map((item) => utf8.encode(item)),
+        (n) => new Uint8Array(n),
+      );
+      for (const size of [1, 2, 3, 4, 5, 7, 64, 1 << 20]) {
+        const chunks = [...layoutChunks(layout, list, size)];
+        expect(Buffer.compare(concat(chunks), whole), `${list.length} items, chunks of ${size}`).toBe(0);
+        expect(chunks.every((c) => c.byteLength > 0 && c.byteLength <= size)).toBe(true);
+        // Items given as bytes (the falcoctl items are kept encoded) render the same.
+        const fromBytes = layoutChunks(
+          layout,
+          list.map((item) => utf8.encode(item)),
+          size,
+        );
+        expect(Buffer.compare(concat(fromBytes), whole)).toBe(0);
+      }
+    }
+  });
+
+  it('hands out a fresh buffer per chunk, so a consumer may keep one', () => {
+    const chunks = [...layoutChunks(FALCOCTL_LAYOUT, items, 8)];
+    expect(new Set(chunks.map((c) => c.buffer)).size).toBe(chunks.length);
+  });
+});
+
+describe('when chunks are compressed as they are read', () => {
+  const pieces = Array.from({ length: 40 }, (_, i) =>
+    utf8.encode(`{"n":${i},"text":"${'abc'.repeat(i * 50)}"}`),
+  );
+  const whole = concat(pieces);
+
+  it.each(['br', 'gzip'] as const)('gives %s that decodes to the chunks joined', async (encoding) => {
+    const out: Uint8Array[] = [];
+    for await (const chunk of compressChunks(pieces, encoding, whole.byteLength)) out.push(chunk);
+    const decoded = (encoding === 'br' ? brotliDecompressSync : gunzipSync)(concat(out));
+    expect(Buffer.compare(decoded, whole)).toBe(0);
+  });
+
+  it('fails the compressed stream when the rendering fails midway', async () => {
+    function* failing(): Generator<Uint8Array> {
+      yield* pieces.slice(0, 10);
+      throw new Error('rendering failed');
+    }
+    const read = async () => {
+      for await (const _ of compressChunks(failing(), 'gzip', whole.byteLength));
+    };
+    await expect(read()).rejects.toThrow('rendering failed');
+  });
+
+  it('stops reading the chunks when its reader stops', async () => {
+    let taken = 0;
+    function* counted(): Generator<Uint8Array> {
+      for (let i = 0; i < 10_000; i++) {
+        taken++;
+        yield utf8.encode(`${i}:${'x'.repeat(4096)}`);
+      }
+    }
+    for await (const _ of compressChunks(counted(), 'gzip', 0)) break;
+    expect(taken).toBeLessThan(10_000);
+  });
+});
+
+async function publishAll(context: PipelineContext, registry: TestRegistry): Promise<void> {
+  const manifests = [
+    validManifest({ name: 'demo-plugin', version: '1.0.0' }),
+    validManifest({ name: 'other-plugin', version: '0.1.0' }),
+    // The latest version's description is the plugin's: non-ASCII text of every UTF-8 length.
+    validManifest({ name: 'demo-plugin', version: '1.1.0', description: 'Coûts et prévisions — 成本 🚀' }),
+  ];
+  const deferred = { ...context, deferIndexes: true };
+  for (const [i, manifest] of manifests.entries()) {
+    const keys = await registry.submit(await makeBundle({ manifest }));
+    // The first publish renders the documents at once; the later ones defer them to the flush.
+    const result = await processSubmissions(i === 0 ? context : deferred, keys);
+    expect(result.outcomes.map((o) => o.status)).toEqual(['accepted']);
+  }
+  expect((await flushIndexes(context)).generation).not.toBeNull();
+}
+
+function body(registry: TestRegistry, key: string): Uint8Array {
+  const object = registry.site.objects.get(key);
+  if (!object) throw new Error(`missing ${key}`);
+  return object.body;
+}
+
+describe('when the index documents are streamed', () => {
+  it('publishes the bytes the buffered rendering publishes, signed, bound by the snapshot', async () => {
+    const buffered = await makeRegistry();
+    const streamed = await makeRegistry();
+    const options = { compressionThresholdBytes: 100 };
+    await publishAll({ ...buffered.context, ...options }, buffered);
+    await publishAll({ ...streamed.context, ...options, streamIndexesOverBytes: 0 }, streamed);
+
+    const snapshot = JSON.parse(
+      new TextDecoder().decode(body(streamed, 'snapshot.json')),
+    ) as SnapshotDocument;
+    const bufferedSnapshot = JSON.parse(
+      new TextDecoder().decode(body(buffered, 'snapshot.json')),
+    ) as SnapshotDocument;
+    const key = await readPublicKey(streamed.registryKey.publicKey);
+    const gpg = gpgKeyring(streamed.registryKey.publicKey);
+    try {
+      for (const document of INDEX_DOCUMENTS) {
+        const bytes = body(streamed, document);
+        expect(Buffer.compare(bytes, body(buffered, document)), document).toBe(0);
+        expect(snapshot.documents[document], document).toEqual(bufferedSnapshot.documents[document]);
+        expect(() => verifyListedDocument(snapshot, document, bytes)).not.toThrow();
+        const signature = new TextDecoder().decode(body(streamed, signatureKey(document)));
+        await expect(verifyDetachedSignature(bytes, signature, [key.key])).resolves.toMatchObject({
+          ok: true,
+        });
+        expect(gpg.verify(bytes, signature)).toMatch(
+          new RegExp(`VALIDSIG .* ${streamed.registryKey.fingerprint}`),
+        );
+        for (const encoding of CONTENT_ENCODINGS) {
+          const variant = streamed.site.objects.get(encodedVariantKey(document, encoding));
+          expect(variant?.contentEncoding, `${document} ${encoding}`).toBe(encoding);
+          const decoded = (encoding === 'br' ? brotliDecompressSync : gunzipSync)(
+            variant?.body as Uint8Array,
+          );
+          expect(Buffer.compare(decoded, bytes), `${document} ${encoding}`).toBe(0);
+        }
+      }
+    } finally {
+      gpg.close();
+    }
+    // The non-ASCII description made it through, in both.
+    expect(new TextDecoder().decode(body(streamed, 'index.json'))).toContain('成本 🚀');
+  });
+
+  it('writes each document after its variants and before its signature, and all before the snapshot', async () => {
+    const registry = await makeRegistry();
+    const context = { ...registry.context, compressionThresholdBytes: 100, streamIndexesOverBytes: 0 };
+    await publishAll(context, registry);
+    registry.site.writes.length = 0;
+    const keys = await registry.submit(await makeBundle({ manifest: validManifest({ version: '2.0.0' }) }));
+    await processSubmissions(context, keys);
+
+    const at = (key: string) => registry.site.writes.lastIndexOf(key);
+    for (const document of INDEX_DOCUMENTS) {
+      for (const encoding of CONTENT_ENCODINGS)
+        expect(at(encodedVariantKey(document, encoding)), document).toBeLessThan(at(document));
+      expect(at(encodedVariantKey(document, 'br')), document).toBeGreaterThanOrEqual(0);
+      expect(at(document)).toBeLessThan(at(signatureKey(document)));
+      expect(at(signatureKey(document))).toBeLessThan(at('snapshot.json'));
+    }
+  });
+});
