@@ -5,6 +5,7 @@
  * it, never the catalog's, which lags the snapshot when a run died between the two.
  */
 import {
+  apiVersionsOf,
   type Catalog,
   type CatalogLine,
   falcoctlItem,
@@ -68,7 +69,7 @@ function renderIndexDocuments(
 ): [string, Uint8Array][] {
   const updated = ctx.clock.now().toISOString();
   const lines = names.map((n) => catalog.plugins.get(n) as CatalogLine);
-  const apiVersions = [...new Set(lines.flatMap((l) => l.apiVersions))].sort();
+  const apiVersions = apiVersionsOf(lines);
   const metadata = buildRegistryMetadata(identityOf(ctx.config), apiVersions, updated);
   const encoded = lines.map(lineBytes);
   const entries = encoded.map((l) => l.entry);
