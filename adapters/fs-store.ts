@@ -115,6 +115,17 @@ function etagOf(body: Uint8Array): string {
   return etagFromSha256(sha256Hex(body));
 }
 
+/**
+ * The bytes read as a plain Uint8Array (what every store returns), without copying them: `new
+ * Uint8Array(buffer)` would copy, and at 10,000 plugins a publish reads megabytes (its catalog), whose
+ * copies cost more in fresh memory than the reading. A Buffer that shares its memory with others (Node's
+ * pool for small reads) is copied, so no reader is handed memory beyond its own bytes.
+ */
+function asPlainBytes(buffer: Buffer): Uint8Array {
+  const whole = buffer.byteOffset === 0 && buffer.byteLength === buffer.buffer.byteLength;
+  return whole ? new Uint8Array(buffer.buffer, 0, buffer.byteLength) : new Uint8Array(buffer);
+}
+
 function etagFromSha256(hex: string): string {
   return `"${hex.slice(0, 32)}"`;
 }
@@ -177,7 +188,7 @@ export class FsStore implements Store {
       try {
         stats = await handle.stat({ bigint: true });
         if (!stats.isFile()) return undefined;
-        body = new Uint8Array(await handle.readFile());
+        body = asPlainBytes(await handle.readFile());
       } finally {
         await handle.close();
       }

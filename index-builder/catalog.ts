@@ -1,7 +1,7 @@
 /**
  * The catalog: the registry's internal state, from which the registry-wide documents are rendered without
  * reading any plugin document. Each plugin has one line holding its index entry, search row and falcoctl
- * index entry already serialized, so a publish parses only what changed, and `index.json`, `index.yaml`,
+ * index item already serialized, so a publish parses only what changed, and `index.json`, `index.yaml`,
  * `search.json` and `falcoctl/index.yaml` are rendered by concatenating lines (render/index-documents.ts): at 10,000 plugins the cost of a publish is
  * writing the global files, not re-serializing them.
  *
@@ -11,12 +11,17 @@
  * changed plugin. A process keeps the bins it has read, checked by ETag, so a warm process (the local
  * server, a warm Lambda) reads only what another writer changed.
  *
+ * A bin is read as bytes and its lines stay views into them (StoredLine): a process that starts cold (every
+ * `plugindex publish`) renders the index documents by copying those bytes, without decoding 10,000 lines
+ * into strings and encoding them back, and writes a bin back from the same bytes.
+ *
  * Line format: fields separated by tabs (JSON never contains a raw tab or newline):
  *   generation <n>
  *   pending indexes                      (only while the index documents lag: see Catalog.indexesPending)
  *   global <key> <sha256> <size>
  *   plugin <name> <doc sha256> <doc size> <api versions, comma-separated> <entry JSON> <search JSON>
- *          <falcoctl entry JSON>
+ *          <n>, then on the next lines the plugin's falcoctl index item, n bytes of block YAML (it is
+ *          copied into falcoctl/index.yaml as it is, so stored rendered; its own line breaks end it)
  */
 import { sha256Hex } from './digest.ts';
 import { binOf, CATALOG_META_KEY, catalogBinKey } from './layout.ts';
@@ -33,7 +38,7 @@ export interface CatalogLine {
   readonly entry: string;
   /** The plugin's row in search.json, serialized. */
   readonly search: string;
-  /** The plugin's entry in falcoctl/index.yaml, serialized as JSON (rendered as a YAML item: falcoctlItem). */
+  /** The plugin's item in falcoctl/index.yaml, rendered: a block-style YAML list item, ending in a line break. */
   readonly falcoctl: string;
 }
 
@@ -59,9 +64,10 @@ export interface Catalog {
   outdated: boolean;
 }
 
-// 4: lines gained the falcoctl entry. A catalog of another format reads as empty and outdated; the pipeline
-// then rebuilds it from the plugin documents before it publishes.
-const HEADER = 'plugindex-catalog 4';
+// 4: lines gained the falcoctl entry; 5: it is stored rendered (YAML, length-prefixed), not as JSON. A
+// catalog of another format reads as empty and outdated; the pipeline then rebuilds it from the plugin
+// documents before it publishes.
+const HEADER = 'plugindex-catalog 5';
 
 export function emptyCatalog(): Catalog {
   return {
@@ -85,12 +91,119 @@ export function catalogLineOf(
     apiVersions: [...new Set(doc.versions.map((v) => v.api_version))],
     entry: stringifyJson(buildIndexEntry(doc)),
     search: stringifyJson(buildSearchEntry(doc)),
-    falcoctl: stringifyJson(buildFalcoctlEntry(doc, registryUrl)),
+    falcoctl: toYaml([buildFalcoctlEntry(doc, registryUrl)]),
   };
 }
 
-/** Reads catalog lines; a file with an unknown header reads as empty and marks the catalog outdated. */
-function parseCatalogLines(text: string, into: Catalog): void {
+const utf8 = new TextEncoder();
+const utf8Decoder = new TextDecoder();
+const TAB = 0x09;
+const NEWLINE = 0x0a;
+
+/** A bin file's bytes, and where each of its lines' fields lie in them (13 numbers a line). */
+interface StoredBin {
+  readonly bin: string;
+  readonly bytes: Uint8Array;
+  /**
+   * Per line: the record's start (`plugin\t...`), then the start and end of its sha256, size, api versions,
+   * entry, search row and falcoctl item (whose end is the record's end). One array per bin, not per line:
+   * a cold process reads 10,000 lines and keeps them.
+   */
+  readonly at: readonly number[];
+}
+
+const SHA256 = 1;
+const SIZE = 3;
+const API_VERSIONS = 5;
+const ENTRY = 7;
+const SEARCH = 9;
+const FALCOCTL = 11;
+
+/**
+ * A line read from a bin: views into the bin's bytes, decoded only when asked for. What a publish renders
+ * from every plugin (the entry, the search row, the falcoctl item) it copies as bytes (`entryBytes`, `searchBytes`,
+ * `falcoctlItem`); what it reads of a few (a document digest, a search row) it decodes.
+ */
+class StoredLine implements CatalogLine {
+  constructor(
+    /** The plugin it was read for: what is stored of it (its bin, its record) is only that plugin's. */
+    readonly name: string,
+    private readonly stored: StoredBin,
+    /** Where its fields start in `stored.at`. */
+    private readonly base: number,
+  ) {}
+
+  /** The bin it was read from: known without hashing the name. */
+  get bin(): string {
+    return this.stored.bin;
+  }
+
+  #bytes(field: number): Uint8Array {
+    const { at, bytes } = this.stored;
+    return bytes.subarray(at[this.base + field], at[this.base + field + 1]);
+  }
+
+  #text(field: number): string {
+    return utf8Decoder.decode(this.#bytes(field));
+  }
+
+  get document(): DocumentDigest {
+    return { sha256: this.#text(SHA256), size: Number(this.#text(SIZE)) };
+  }
+
+  /** The api versions field as stored (comma-separated): one union of them takes each distinct one once. */
+  get apiVersionsField(): string {
+    return this.#text(API_VERSIONS);
+  }
+
+  get apiVersions(): readonly string[] {
+    const field = this.apiVersionsField;
+    return field ? field.split(',') : [];
+  }
+
+  get entry(): string {
+    return this.#text(ENTRY);
+  }
+
+  get search(): string {
+    return this.#text(SEARCH);
+  }
+
+  get falcoctl(): string {
+    return this.#text(FALCOCTL);
+  }
+
+  get entryBytes(): Uint8Array {
+    return this.#bytes(ENTRY);
+  }
+
+  get searchBytes(): Uint8Array {
+    return this.#bytes(SEARCH);
+  }
+
+  get falcoctlBytes(): Uint8Array {
+    return this.#bytes(FALCOCTL);
+  }
+
+  /** The whole record, as it is stored. */
+  get record(): Uint8Array {
+    const { at, bytes } = this.stored;
+    return bytes.subarray(at[this.base], at[this.base + FALCOCTL + 1]);
+  }
+}
+
+/** A line read for `name` (not one set under another name), so its bin and record are that plugin's. */
+function storedFor(name: string, line: CatalogLine | undefined): line is StoredLine {
+  return line instanceof StoredLine && line.name === name;
+}
+
+/** The bin a line's plugin falls in: the one it was read from, else by hashing its name. */
+function binOfLine(name: string, line: CatalogLine | undefined): string {
+  return storedFor(name, line) ? line.bin : binOf(name);
+}
+
+/** Reads the meta file; one with an unknown header reads as empty and marks the catalog outdated. */
+function parseMeta(text: string, into: Catalog): void {
   const lines = text.split('\n');
   if (lines[0] !== HEADER) {
     into.outdated = true;
@@ -104,16 +217,65 @@ function parseCatalogLines(text: string, into: Catalog): void {
       into.bins.set(fields[1] as string, fields[2] as string);
     else if (fields[0] === 'global' && fields.length === 4) {
       into.registryDigests.set(fields[1] as string, { sha256: fields[2] as string, size: Number(fields[3]) });
-    } else if (fields[0] === 'plugin' && fields.length === 8) {
-      into.plugins.set(fields[1] as string, {
-        document: { sha256: fields[2] as string, size: Number(fields[3]) },
-        apiVersions: fields[4] ? (fields[4] as string).split(',') : [],
-        entry: fields[5] as string,
-        search: fields[6] as string,
-        falcoctl: fields[7] as string,
-      });
     }
   }
+}
+
+const HEADER_LINE = utf8.encode(`${HEADER}\n`);
+const PLUGIN_FIELD = utf8.encode('plugin\t');
+
+function startsWith(bytes: Uint8Array, at: number, prefix: Uint8Array): boolean {
+  if (at + prefix.byteLength > bytes.byteLength) return false;
+  for (let i = 0; i < prefix.byteLength; i++) if (bytes[at + i] !== prefix[i]) return false;
+  return true;
+}
+
+/**
+ * Reads a bin's plugin lines as views into its bytes. Returns undefined for a bin of another format; a
+ * line that is not whole (a file cut short) ends the reading, as a line the old reader could not split
+ * was skipped.
+ */
+function parseBin(bytes: Uint8Array, bin: string): Map<string, CatalogLine> | undefined {
+  if (!startsWith(bytes, 0, HEADER_LINE)) return undefined;
+  const plugins = new Map<string, CatalogLine>();
+  const at: number[] = [];
+  const stored: StoredBin = { bin, bytes, at };
+  let pos = HEADER_LINE.byteLength;
+  while (pos < bytes.byteLength) {
+    const end = bytes.indexOf(NEWLINE, pos);
+    const lineEnd = end < 0 ? bytes.byteLength : end;
+    if (!startsWith(bytes, pos, PLUGIN_FIELD)) {
+      pos = lineEnd + 1;
+      continue;
+    }
+    // name, sha256, size, api versions, entry, search: tab-separated; then the falcoctl item's length.
+    const nameStart = pos + PLUGIN_FIELD.byteLength;
+    const nameEnd = bytes.indexOf(TAB, nameStart);
+    if (nameEnd < 0 || nameEnd > lineEnd) return plugins;
+    const base = at.length;
+    at.push(pos);
+    let from = nameEnd + 1;
+    for (let field = 0; field < 5; field++) {
+      const tab = bytes.indexOf(TAB, from);
+      if (tab < 0 || tab > lineEnd) {
+        at.length = base;
+        return plugins;
+      }
+      at.push(from, tab);
+      from = tab + 1;
+    }
+    const length = Number(utf8Decoder.decode(bytes.subarray(from, lineEnd)));
+    const itemEnd = lineEnd + 1 + length;
+    if (end < 0 || !Number.isSafeInteger(length) || length < 0 || itemEnd > bytes.byteLength) {
+      at.length = base;
+      return plugins;
+    }
+    at.push(lineEnd + 1, itemEnd);
+    const name = utf8Decoder.decode(bytes.subarray(nameStart, nameEnd));
+    plugins.set(name, new StoredLine(name, stored, base));
+    pos = itemEnd;
+  }
+  return plugins;
 }
 
 function serializeMeta(catalog: Catalog): string {
@@ -126,21 +288,41 @@ function serializeMeta(catalog: Catalog): string {
   return `${out.join('\n')}\n`;
 }
 
-function serializePlugins(names: readonly string[], plugins: ReadonlyMap<string, CatalogLine>): string {
-  const out = [HEADER];
+/** A bin's bytes: each line read from a bin is written back as the bytes it was read as. */
+function serializeBin(names: readonly string[], plugins: ReadonlyMap<string, CatalogLine>): Uint8Array {
+  const parts: Uint8Array[] = [HEADER_LINE];
   for (const name of names) {
     const p = plugins.get(name) as CatalogLine;
-    out.push(
-      `plugin\t${name}\t${p.document.sha256}\t${p.document.size}\t${p.apiVersions.join(',')}\t${p.entry}\t${p.search}\t${p.falcoctl}`,
+    if (storedFor(name, p)) {
+      parts.push(p.record);
+      continue;
+    }
+    const item = utf8.encode(p.falcoctl);
+    parts.push(
+      utf8.encode(
+        `plugin\t${name}\t${p.document.sha256}\t${p.document.size}\t${p.apiVersions.join(',')}\t${p.entry}\t${p.search}\t${item.byteLength}\n`,
+      ),
+      item,
     );
   }
-  return `${out.join('\n')}\n`;
+  let size = 0;
+  for (const part of parts) size += part.byteLength;
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.byteLength;
+  }
+  return out;
 }
 
 interface CachedBin {
   readonly sha256: string;
   readonly plugins: ReadonlyMap<string, CatalogLine>;
 }
+
+/** Bins read at once by a process that starts cold. */
+const BIN_READS_IN_FLIGHT = 8;
 
 /** Bins read per store, by digest: what a warm process need not read again. */
 const binCache = new WeakMap<Store, Map<string, CachedBin>>();
@@ -209,20 +391,36 @@ function resyncBin(assembled: Assembled, bin: string, cached: CachedBin | undefi
 export async function loadCatalog(store: Store): Promise<Catalog> {
   const catalog = emptyCatalog();
   const meta = await store.get(CATALOG_META_KEY);
-  if (meta) parseCatalogLines(new TextDecoder().decode(meta.body), catalog);
+  if (meta) parseMeta(utf8Decoder.decode(meta.body), catalog);
+  if (catalog.outdated) return catalog;
   const cache = cacheOf(store);
-  const current = new Map<string, CachedBin>();
-  for (const [bin, digest] of catalog.bins) {
-    let cached = cache.get(bin);
-    if (!cached || cached.sha256 !== digest) {
+  const wanted = [...catalog.bins].filter(([bin, digest]) => cache.get(bin)?.sha256 !== digest);
+  const fresh = new Map<string, CachedBin>();
+  // Read side by side: a cold process reads all 256, and a store's latency adds up one by one.
+  let next = 0;
+  const reader = async (): Promise<void> => {
+    while (next < wanted.length) {
+      const [bin] = wanted[next++] as [string, string];
       const object = await store.get(catalogBinKey(bin));
       if (!object) continue;
-      const part = emptyCatalog();
-      parseCatalogLines(new TextDecoder().decode(object.body), part);
-      cached = { sha256: sha256Hex(object.body), plugins: part.plugins };
-      cache.set(bin, cached);
+      const plugins = parseBin(object.body, bin);
+      // A bin of another format: the catalog cannot be rendered from.
+      if (!plugins) catalog.outdated = true;
+      else {
+        const cached = { sha256: sha256Hex(object.body), plugins };
+        cache.set(bin, cached);
+        fresh.set(bin, cached);
+      }
     }
-    current.set(bin, cached);
+  };
+  await Promise.all(Array.from({ length: Math.min(BIN_READS_IN_FLIGHT, wanted.length) }, reader));
+  if (catalog.outdated) return catalog;
+  // The bins as the meta file names them: read now, or kept from before at that digest (a bin the store
+  // no longer has is left out, as it always was).
+  const current = new Map<string, CachedBin>();
+  for (const [bin, digest] of catalog.bins) {
+    const cached = fresh.get(bin) ?? cache.get(bin);
+    if (cached && (fresh.has(bin) || cached.sha256 === digest)) current.set(bin, cached);
   }
   let assembled = assembledByStore.get(store);
   if (assembled?.lent) {
@@ -272,8 +470,8 @@ function membersOf(catalog: Catalog, bins: ReadonlySet<string>): Map<string, str
   };
   const assembled = assembledByMap.get(catalog.plugins);
   if (!assembled) {
-    for (const name of catalog.plugins.keys()) {
-      const bin = binOf(name);
+    for (const [name, line] of catalog.plugins) {
+      const bin = binOfLine(name, line);
       if (bins.has(bin)) add(bin, name);
     }
     return byBin;
@@ -310,22 +508,20 @@ export async function saveCatalog(
   for (const bin of [...bins].sort()) {
     const members = (byBin.get(bin) ?? []).sort();
     const key = catalogBinKey(bin);
-    const body = new TextEncoder().encode(serializePlugins(members, catalog.plugins));
+    const body = serializeBin(members, catalog.plugins);
     const digest = sha256Hex(body);
     await store.put(key, body, { ...options, sha256: digest });
     catalog.bins.set(bin, digest);
-    cache.set(bin, {
-      sha256: digest,
-      plugins: new Map(members.map((n) => [n, catalog.plugins.get(n) as CatalogLine])),
-    });
+    // Kept as read back from these bytes: its lines then hold no strings, only views.
+    cache.set(bin, { sha256: digest, plugins: parseBin(body, bin) as Map<string, CatalogLine> });
   }
-  await store.put(CATALOG_META_KEY, new TextEncoder().encode(serializeMeta(catalog)), options);
+  await store.put(CATALOG_META_KEY, utf8.encode(serializeMeta(catalog)), options);
 }
 
 function allByBin(catalog: Catalog): Map<string, string[]> {
   const byBin = new Map<string, string[]>();
-  for (const name of catalog.plugins.keys()) {
-    const bin = binOf(name);
+  for (const [name, line] of catalog.plugins) {
+    const bin = binOfLine(name, line);
     const list = byBin.get(bin);
     if (list) list.push(name);
     else byBin.set(bin, [name]);
@@ -342,6 +538,18 @@ export function namesInBins(catalog: Catalog, bins: ReadonlySet<string>): string
   return [...membersOf(catalog, bins).values()].flat().sort();
 }
 
+/** The api versions of `lines`, each once, sorted (the registry metadata's `supported_api_versions`). */
+export function apiVersionsOf(lines: readonly CatalogLine[]): string[] {
+  const versions = new Set<string>();
+  const fields = new Set<string>();
+  for (const line of lines) {
+    if (line instanceof StoredLine) fields.add(line.apiVersionsField);
+    else for (const v of line.apiVersions) versions.add(v);
+  }
+  for (const field of fields) if (field) for (const v of field.split(',')) versions.add(v);
+  return [...versions].sort();
+}
+
 /**
  * A line's entry and search row as UTF-8, each encoded once per line, when a buffered render first needs it.
  * Lines are replaced, never changed, when a plugin changes, so a warm process re-encodes only the changed
@@ -350,9 +558,9 @@ export function namesInBins(catalog: Catalog, bins: ReadonlySet<string>): string
  */
 const encodedEntries = new WeakMap<CatalogLine, Uint8Array>();
 const encodedSearchRows = new WeakMap<CatalogLine, Uint8Array>();
-const utf8 = new TextEncoder();
 
 export function entryBytes(line: CatalogLine): Uint8Array {
+  if (line instanceof StoredLine) return line.entryBytes;
   let bytes = encodedEntries.get(line);
   if (!bytes) {
     bytes = utf8.encode(line.entry);
@@ -362,6 +570,7 @@ export function entryBytes(line: CatalogLine): Uint8Array {
 }
 
 export function searchBytes(line: CatalogLine): Uint8Array {
+  if (line instanceof StoredLine) return line.searchBytes;
   let bytes = encodedSearchRows.get(line);
   if (!bytes) {
     bytes = utf8.encode(line.search);
@@ -370,17 +579,14 @@ export function searchBytes(line: CatalogLine): Uint8Array {
   return bytes;
 }
 
-/**
- * A line's falcoctl entry as a block-style YAML list item, rendered once per line (lines are replaced, never
- * changed), and only when the falcoctl index is rendered: the catalog stores JSON, as a tab-separated line
- * cannot hold the item's line breaks.
- */
+/** A line's falcoctl item as UTF-8 (a stored line's own bytes; else encoded once per line). */
 const falcoctlItems = new WeakMap<CatalogLine, Uint8Array>();
 
 export function falcoctlItem(line: CatalogLine): Uint8Array {
+  if (line instanceof StoredLine) return line.falcoctlBytes;
   let bytes = falcoctlItems.get(line);
   if (!bytes) {
-    bytes = utf8.encode(toYaml([JSON.parse(line.falcoctl) as object]));
+    bytes = utf8.encode(line.falcoctl);
     falcoctlItems.set(line, bytes);
   }
   return bytes;

@@ -22,6 +22,14 @@ export const COMPRESSION_THRESHOLD_BYTES = 1_000_000;
 
 /** Brotli's quality (0-11); see the measurements above. */
 export const BROTLI_QUALITY = 4;
+/**
+ * Brotli's window, 2^18 bytes (256 KiB) rather than its default 4 MiB: the window is memory each
+ * compression touches afresh, and fresh memory is what a publish as a process pays most for (page faults:
+ * on this machine 4 compressions of the index documents at 10,000 plugins touched 36 MB with the default
+ * window, 20 MB with this one, for outputs 1-5% larger; an index entry repeats the one before it, well
+ * inside 256 KiB).
+ */
+export const BROTLI_WINDOW_BITS = 18;
 /** gzip's level (1-9); see the measurements above. */
 export const GZIP_LEVEL = 1;
 
@@ -32,6 +40,7 @@ export async function compressDocument(body: Uint8Array, encoding: ContentEncodi
     if (encoding === 'br') {
       const params = {
         [zlib.constants.BROTLI_PARAM_QUALITY]: BROTLI_QUALITY,
+        [zlib.constants.BROTLI_PARAM_LGWIN]: BROTLI_WINDOW_BITS,
         [zlib.constants.BROTLI_PARAM_MODE]: zlib.constants.BROTLI_MODE_TEXT,
         [zlib.constants.BROTLI_PARAM_SIZE_HINT]: body.byteLength,
       };
@@ -55,6 +64,7 @@ export async function* compressChunks(
       ? zlib.createBrotliCompress({
           params: {
             [zlib.constants.BROTLI_PARAM_QUALITY]: BROTLI_QUALITY,
+            [zlib.constants.BROTLI_PARAM_LGWIN]: BROTLI_WINDOW_BITS,
             [zlib.constants.BROTLI_PARAM_MODE]: zlib.constants.BROTLI_MODE_TEXT,
             [zlib.constants.BROTLI_PARAM_SIZE_HINT]: sizeHint,
           },

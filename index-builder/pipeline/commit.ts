@@ -5,6 +5,7 @@
  * it, never the catalog's, which lags the snapshot when a run died between the two.
  */
 import {
+  apiVersionsOf,
   type Catalog,
   type CatalogLine,
   entryBytes,
@@ -123,7 +124,7 @@ function renderIndexDocuments(
 ): { readonly buffered: [string, Uint8Array][]; readonly streamed: StreamedDocument[] } {
   const updated = ctx.clock.now().toISOString();
   const lines = names.map((n) => catalog.plugins.get(n) as CatalogLine);
-  const apiVersions = [...new Set(lines.flatMap((l) => l.apiVersions))].sort();
+  const apiVersions = apiVersionsOf(lines);
   const metadata = buildRegistryMetadata(identityOf(ctx.config), apiVersions, updated);
   const header = toYaml({ registry_version: '1.0.0', registry_metadata: metadata });
   const entry = (l: CatalogLine) => l.entry;

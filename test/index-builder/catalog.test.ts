@@ -1,14 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import {
+  apiVersionsOf,
   type CatalogLine,
   catalogLineOf,
   emptyCatalog,
+  entryBytes,
   falcoctlItem,
   loadCatalog,
   namesInBins,
   releaseCatalog,
   saveCatalog,
+  searchBytes,
 } from '../../index-builder/catalog.ts';
 import { binKey, binOf } from '../../index-builder/layout.ts';
 import type { PluginDocument, VersionRecord } from '../../index-builder/model.ts';
@@ -20,6 +23,7 @@ import {
   renderSearchJson,
 } from '../../index-builder/render/index-documents.ts';
 import { toYaml } from '../../index-builder/render/yaml.ts';
+import type { StoredObject } from '../../index-builder/store.ts';
 import { MemoryStore } from '../support/memory-store.ts';
 
 const utf8 = (text: string) => new TextEncoder().encode(text);
@@ -227,6 +231,13 @@ describe('when rendering into kept buffers', () => {
   });
 });
 
+/** The same objects in another store: what a process that starts cold reads (nothing of them kept). */
+function coldCopy(store: MemoryStore): MemoryStore {
+  const copy = new MemoryStore();
+  for (const [key, object] of store.objects) copy.objects.set(key, object);
+  return copy;
+}
+
 describe('when storing the catalog', () => {
   function catalogOf(names: string[]) {
     const catalog = emptyCatalog();
@@ -238,7 +249,7 @@ describe('when storing the catalog', () => {
         apiVersions: ['v1'],
         entry: JSON.stringify(entry(name)),
         search: JSON.stringify({ name }),
-        falcoctl: JSON.stringify({ name, type: 'plugin', description: 'tab\there, newline\nthere' }),
+        falcoctl: toYaml([{ name, type: 'plugin', description: 'tab\there, newline\nthere' }]),
       });
     }
     return catalog;
@@ -324,6 +335,76 @@ describe('when storing the catalog', () => {
     releaseCatalog(other);
     releaseCatalog(held);
     expect((await loadCatalog(store)).plugins).toBe(held.plugins);
+  });
+
+  it('renders from a loaded line the very bytes it renders from the line saved (entry, search row, falcoctl item)', async () => {
+    const store = new MemoryStore();
+    const catalog = catalogOf(['a-one', 'b-two']);
+    await saveCatalog(store, catalog);
+    const loaded = await loadCatalog(store);
+    for (const name of ['a-one', 'b-two']) {
+      const saved = catalog.plugins.get(name) as CatalogLine;
+      const read = loaded.plugins.get(name) as CatalogLine;
+      expect(text(entryBytes(read))).toBe(saved.entry);
+      expect(text(searchBytes(read))).toBe(saved.search);
+      expect(text(falcoctlItem(read))).toBe(saved.falcoctl);
+      expect(read.document).toEqual(saved.document);
+      expect(read.apiVersions).toEqual(saved.apiVersions);
+    }
+    expect(apiVersionsOf([...loaded.plugins.values()])).toEqual(['v1']);
+  });
+
+  it('writes a bin back byte for byte when only another bin changed, and a changed bin from its lines', async () => {
+    const store = new MemoryStore();
+    const names = ['a-one', 'b-two', 'c-three', 'd-four'];
+    await saveCatalog(store, catalogOf(names));
+    const before = new Map([...store.objects].map(([key, object]) => [key, text(object.body)]));
+    const loaded = await loadCatalog(store);
+    loaded.plugins.set('b-two', {
+      ...catalogOf(['b-two']).plugins.get('b-two'),
+      apiVersions: ['v2'],
+    } as CatalogLine);
+    await saveCatalog(store, loaded);
+    for (const [key, body] of before) {
+      if (!key.includes('/bins/')) continue;
+      if (key.endsWith(`${binOf('b-two')}.tsv`))
+        expect(text(store.objects.get(key)?.body ?? new Uint8Array())).not.toBe(body);
+      else expect(text(store.objects.get(key)?.body ?? new Uint8Array())).toBe(body);
+    }
+    const again = await loadCatalog(store);
+    expect(again.plugins.get('b-two')?.apiVersions).toEqual(['v2']);
+    expect(again.plugins.get('c-three')?.falcoctl).toBe(
+      catalogOf(['c-three']).plugins.get('c-three')?.falcoctl,
+    );
+  });
+
+  it('reads a bin of another format as an outdated catalog, not as a registry without its plugins', async () => {
+    const store = new MemoryStore();
+    await saveCatalog(store, catalogOf(['a-one', 'b-two']));
+    const key = `state/catalog/bins/${binOf('a-one')}.tsv`;
+    const object = store.objects.get(key) as StoredObject;
+    const older = text(object.body).replace(/^plugindex-catalog \d+/, 'plugindex-catalog 4');
+    store.objects.set(key, { ...object, body: utf8(older) });
+    const loaded = await loadCatalog(coldCopy(store));
+    expect(loaded.outdated).toBe(true);
+  });
+
+  it('keeps the whole lines of a bin cut short, and none of the line it cuts', async () => {
+    const store = new MemoryStore();
+    const names = Array.from({ length: 400 }, (_, i) => `p-${i}`);
+    await saveCatalog(store, catalogOf(names));
+    const bin = binOf('p-0');
+    const key = `state/catalog/bins/${bin}.tsv`;
+    const object = store.objects.get(key) as StoredObject;
+    const inBin = names.filter((n) => binOf(n) === bin).sort();
+    expect(inBin.length).toBeGreaterThan(1);
+    // Cut inside the last line's falcoctl item.
+    store.objects.set(key, { ...object, body: object.body.subarray(0, object.body.byteLength - 3) });
+    const loaded = await loadCatalog(coldCopy(store));
+    expect(inBin.filter((n) => loaded.plugins.has(n))).toEqual(inBin.slice(0, -1));
+    expect(JSON.parse(loaded.plugins.get(inBin[0] as string)?.entry ?? '')).toEqual(
+      entry(inBin[0] as string),
+    );
   });
 
   it('names snapshot bins by the first byte of the name digest', () => {
