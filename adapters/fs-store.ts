@@ -161,6 +161,7 @@ export class FsStore implements Store {
   #realRoot: Buffer | undefined;
   /** Listed names that are not UTF-8: key (decoded with U+FFFD) -> the file's path as raw bytes. */
   readonly #rawPaths = new Map<string, Buffer>();
+  readonly #folders: FolderMemo = new Set();
 
   constructor(root: string) {
     this.root = path.resolve(root);
@@ -249,7 +250,13 @@ export class FsStore implements Store {
     const meta = `${resolveInside(this.#metaRoot, key)}.json`;
     await this.#io(key, 'write', async () => {
       // A digest the caller already has is taken as given: the pipeline hashes every document it signs.
-      const { temp, stats, sha256 } = await writeTemp(file, body, options.sha256);
+      const written = await writeTemp(file, body, {
+        ...(options.sha256 === undefined ? {} : { knownSha256: options.sha256 }),
+        describe: true,
+        folders: this.#folders,
+      });
+      const { temp, sha256 } = written;
+      const stats = written.stats as BigStats;
       try {
         const sidecar: Sidecar = {
           contentType: options.contentType,
@@ -259,7 +266,7 @@ export class FsStore implements Store {
           ...identityOf(stats),
         };
         // Metadata first: once the body is visible, its sidecar already is.
-        await writeAtomically(meta, new TextEncoder().encode(`${JSON.stringify(sidecar)}\n`));
+        await writeAtomically(meta, new TextEncoder().encode(`${JSON.stringify(sidecar)}\n`), this.#folders);
         await rename(temp, file);
       } catch (error) {
         await rm(temp, { force: true });
@@ -434,29 +441,60 @@ function tempNameFor(file: string): string {
   return path.join(path.dirname(file), `.${randomBytes(8).toString('hex')}.tmp`);
 }
 
+/** Most folders an FsStore remembers having made (`FolderMemo`); past it, it starts over. */
+const MADE_FOLDERS_LIMIT = 10_000;
+
+/**
+ * The folders this store made or found, so a write into one skips its `mkdir` (a publish writes many
+ * files into a few folders, and each call is a round trip through libuv's pool). A folder pruned since
+ * (a delete, another process) fails the temp file's open with ENOENT, which forgets it and makes it again.
+ */
+type FolderMemo = Set<string>;
+
+/** What `writeTemp` is to do beyond writing. */
+interface TempOptions {
+  /** The body's SHA-256 when the caller has it: not hashed again. */
+  readonly knownSha256?: string;
+  /** Stat and hash the written file (a body's sidecar needs both; a sidecar itself neither). */
+  readonly describe: boolean;
+  readonly folders: FolderMemo;
+}
+
 /**
  * Writes `body` to a new temp file beside `file` and returns it with its stats (taken after the last write,
  * so they are what the renamed file will show) and its SHA-256 (`knownSha256` when given: not hashed
- * again). Retries when a concurrent delete pruned the folder: that happens at open, before a stream body
- * has been read.
+ * again), when asked to `describe` it. Retries when a concurrent delete pruned the folder: that happens at
+ * open, before a stream body has been read.
  */
 async function writeTemp(
   file: string,
   body: Uint8Array | AsyncIterable<Uint8Array>,
-  knownSha256?: string,
-): Promise<{ temp: string; stats: BigStats; sha256: string }> {
+  options: TempOptions,
+): Promise<{ temp: string; stats?: BigStats; sha256: string }> {
+  const folder = path.dirname(file);
   for (let attempt = 1; ; attempt++) {
-    await mkdir(path.dirname(file), { recursive: true });
+    const remembered = options.folders.has(folder);
+    if (!remembered) {
+      await mkdir(folder, { recursive: true });
+      if (options.folders.size >= MADE_FOLDERS_LIMIT) options.folders.clear();
+      options.folders.add(folder);
+    }
     const temp = tempNameFor(file);
     let handle: FileHandle;
     try {
       handle = await open(temp, 'wx');
     } catch (error) {
+      // A folder only remembered does not spend an attempt: the next makes it.
+      if (errorCode(error) === 'ENOENT' && remembered) {
+        options.folders.delete(folder);
+        attempt--;
+        continue;
+      }
       if (errorCode(error) === 'ENOENT' && attempt < WRITE_ATTEMPTS) continue;
       throw error;
     }
     try {
-      const hash = knownSha256 === undefined ? createSha256() : undefined;
+      const hash = options.describe && options.knownSha256 === undefined ? createSha256() : undefined;
       if (body instanceof Uint8Array) {
         hash?.update(body);
         // One write call, where writeFile would cut a large body into 512 KiB calls.
@@ -467,9 +505,9 @@ async function writeTemp(
           await writeAll(handle, chunk);
         }
       }
-      const stats = await handle.stat({ bigint: true });
+      const stats = options.describe ? await handle.stat({ bigint: true }) : undefined;
       await handle.close();
-      return { temp, stats, sha256: knownSha256 ?? hash?.hex() ?? '' };
+      return { temp, stats, sha256: options.knownSha256 ?? hash?.hex() ?? '' };
     } catch (error) {
       await handle.close().catch(() => undefined);
       await rm(temp, { force: true });
@@ -498,8 +536,8 @@ async function hashFile(handle: FileHandle): Promise<string> {
 }
 
 /** Write to a unique temp file beside the target, then rename over it: atomic on POSIX filesystems. */
-async function writeAtomically(file: string, body: Uint8Array): Promise<void> {
-  const { temp } = await writeTemp(file, body);
+async function writeAtomically(file: string, body: Uint8Array, folders: FolderMemo): Promise<void> {
+  const { temp } = await writeTemp(file, body, { describe: false, folders });
   try {
     await rename(temp, file);
   } catch (error) {
