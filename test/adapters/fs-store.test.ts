@@ -345,4 +345,39 @@ describe('when deleting', () => {
   it('accepts a key that is not there', async () => {
     await expect(store.delete('incoming/never-was.tgz')).resolves.toBeUndefined();
   });
+
+  it('writes again into a folder it made once a delete, or another process, removed it', async () => {
+    await store.put('plugins/a/b/x.json', encode('1'), opts);
+    await store.delete('plugins/a/b/x.json'); // prunes plugins/a/b and plugins/a
+    await store.put('plugins/a/b/y.json', encode('2'), opts);
+    await rm(path.join(root, 'plugins', 'a'), { recursive: true }); // behind its back
+    await rm(path.join(root, '.meta', 'plugins', 'a'), { recursive: true });
+    await store.put('plugins/a/b/z.json', encode('3'), opts);
+
+    expect(text((await store.get('plugins/a/b/z.json'))?.body)).toBe('3');
+    expect((await listAll(store, 'plugins/')).map((o) => o.key)).toEqual(['plugins/a/b/z.json']);
+  });
+});
+
+describe('when a body is larger than the store reads and writes at once', () => {
+  it('round-trips it with the same metadata and ETag as a small one', async () => {
+    const large = patternBytes(3 * 1024 * 1024 + 5);
+    const small = patternBytes(1000);
+    await store.put('big.bin', large, opts);
+    await store.put('small.bin', small, opts);
+
+    for (const [key, body] of [
+      ['big.bin', large],
+      ['small.bin', small],
+    ] as const) {
+      const object = await store.get(key);
+      expect(object?.body).toEqual(body);
+      expect(object).toMatchObject({
+        size: body.byteLength,
+        etag: `"${sha256(body).slice(0, 32)}"`,
+        ...opts,
+      });
+      expect({ ...(await store.head(key)), body: object?.body }).toEqual(object);
+    }
+  });
 });
