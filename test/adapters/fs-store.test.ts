@@ -145,6 +145,29 @@ describe('when storing objects', () => {
     });
   });
 
+  it('leaves a file that already holds the bytes and metadata of a put as it is, and replaces it otherwise', async () => {
+    const { stat } = await import('node:fs/promises');
+    const file = path.join(root, 'plugins', 'x', 'index.json');
+    await store.put('plugins/x/index.json', encode('{"a":1}'), opts);
+    const first = await stat(file);
+
+    await store.put('plugins/x/index.json', encode('{"a":1}'), opts);
+    expect((await stat(file)).ino).toBe(first.ino); // not rewritten
+
+    await store.put('plugins/x/index.json', encode('{"a":1}'), { ...opts, cacheControl: 'no-store' });
+    const other = await stat(file);
+    expect(other.ino).not.toBe(first.ino);
+    expect((await store.head('plugins/x/index.json'))?.cacheControl).toBe('no-store');
+
+    await writeFile(file, '{"a":1}'); // the same bytes, written behind its back: the sidecar no longer describes it
+    await store.put('plugins/x/index.json', encode('{"a":1}'), { ...opts, cacheControl: 'no-store' });
+    expect((await stat(file)).ino).not.toBe(other.ino);
+    expect(await store.get('plugins/x/index.json')).toMatchObject({
+      etag: etagFor('{"a":1}'),
+      cacheControl: 'no-store',
+    });
+  });
+
   it('replaces atomically under concurrent puts: one complete body, its own ETag, no temp files', async () => {
     const bodies = Array.from({ length: 20 }, (_, i) => String(i % 10).repeat(1000 + i));
 
