@@ -34,16 +34,12 @@ import {
   constants,
   type Dirent,
   fstatSync,
-  lstatSync,
-  mkdirSync,
   openSync,
   readFileSync,
   readlinkSync,
   realpathSync,
-  renameSync,
   rmdirSync,
   rmSync,
-  writeSync,
 } from 'node:fs';
 import {
   type FileHandle,
@@ -68,6 +64,7 @@ import {
   type StoredObject,
   type StoredStream,
 } from '../index-builder/store.ts';
+import { fsWriter } from './fs-writer.ts';
 
 /** The sidecar tree; its name starts with a dot, which no safe key segment can. */
 const META_DIR = '.meta';
@@ -80,12 +77,13 @@ const WRITE_ATTEMPTS = 3;
 /** Read size for streams and hashing. */
 const STREAM_CHUNK = 1024 * 1024;
 /**
- * Bodies up to this size are read and written with synchronous calls. Each asynchronous call is a round
- * trip through libuv's pool, about 60 µs of CPU here (a promise, a FileHandle, two thread switches), for a
- * system call of a few: a small file's put (body and sidecar, eleven calls) cost three times the CPU and
- * wall time it does synchronously (a batch of 1,000 new plugins makes about 13,000 store calls). A call
- * blocks this thread for a local disk's small-file syscall, tens of µs; larger bodies (index documents,
- * artifacts) and streams stay asynchronous, so nothing blocks for long.
+ * Bodies up to this size are read and deleted with synchronous calls, and written by the writer thread
+ * (fs-writer.ts). Each asynchronous call is a round trip through libuv's pool, about 60 µs of CPU here (a
+ * promise, a FileHandle, two thread switches) for a system call of a few: a small file's put (body and
+ * sidecar, eleven calls) cost three times the CPU it does synchronously, and a batch of 1,000 new plugins
+ * makes about 12,000 store calls. A read blocks this thread for a local disk's small-file syscalls, tens of
+ * µs; the writes, whose calls the kernel makes dear (creating and replacing files), run beside it. Larger
+ * bodies (index documents, artifacts) and streams stay asynchronous, so nothing blocks for long.
  */
 const SYNC_BYTES = 1024 * 1024;
 /** What the synchronous path says of a file it leaves to the asynchronous one (larger than SYNC_BYTES). */
@@ -283,75 +281,21 @@ export class FsStore implements Store {
   }
 
   async put(key: string, body: Uint8Array, options: PutOptions): Promise<void> {
-    if (body.byteLength <= SYNC_BYTES)
-      await this.#io(key, 'write', async () => this.#writeSync(key, body, options));
-    else await this.#write(key, body, options);
-  }
-
-  /**
-   * True when the file at `file` already holds these bytes (by the SHA-256 its sidecar records) with this
-   * metadata: putting them again would change nothing a reader can see, yet cost two
-   * replacing renames, the dearest calls on ext4 (the replaced inode is freed, its blocks discarded, and
-   * replace-by-rename forces the new file's blocks out). A rebuild rewrites every plugin document and page
-   * mostly unchanged. Only a sidecar that describes the file on disk counts.
-   */
-  #holdsAlready(file: string, meta: string, sha256: string, options: PutOptions): boolean {
-    let sidecar: Sidecar | undefined;
-    try {
-      sidecar = parseSidecar(readFileSync(meta, 'utf8'));
-    } catch {
-      return false;
-    }
-    if (
-      !sidecar ||
-      sidecar.sha256 !== sha256 ||
-      sidecar.contentType !== options.contentType ||
-      sidecar.cacheControl !== options.cacheControl ||
-      sidecar.contentEncoding !== options.contentEncoding
-    )
-      return false;
-    try {
-      const stats = lstatSync(file, { bigint: true });
-      return stats.isFile() && describes(sidecar, stats);
-    } catch {
-      return false;
-    }
-  }
-
-  /** `put` by synchronous calls, in the same order as `#write`: temp file, sidecar, rename. */
-  #writeSync(key: string, body: Uint8Array, options: PutOptions): void {
+    if (body.byteLength > SYNC_BYTES) return this.#write(key, body, options);
     const file = resolveInside(this.root, key);
     const meta = `${resolveInside(this.#metaRoot, key)}.json`;
     const sha256 = options.sha256 ?? sha256Hex(body);
-    if (this.#holdsAlready(file, meta, sha256, options)) return;
-    const { temp, stats } = writeTempSync(file, body, this.#folders, true);
-    try {
-      const sidecar: Sidecar = {
+    await this.#io(key, 'write', () =>
+      fsWriter.put({
+        file,
+        meta,
+        body,
         contentType: options.contentType,
         cacheControl: options.cacheControl,
         ...(options.contentEncoding ? { contentEncoding: options.contentEncoding } : {}),
-        etag: etagFromSha256(sha256),
         sha256,
-        ...identityOf(stats as BigStats),
-      };
-      // Metadata first: once the body is visible, its sidecar already is.
-      const metaTemp = writeTempSync(
-        meta,
-        new TextEncoder().encode(`${JSON.stringify(sidecar)}\n`),
-        this.#folders,
-        false,
-      ).temp;
-      try {
-        renameSync(metaTemp, meta);
-      } catch (error) {
-        rmSync(metaTemp, { force: true });
-        throw error;
-      }
-      renameSync(temp, file);
-    } catch (error) {
-      rmSync(temp, { force: true });
-      throw error;
-    }
+      }),
+    );
   }
 
   /** Streams the file from disk; the handle closes when the body is read to its end or abandoned. */
@@ -625,54 +569,17 @@ function realPathOfSync(fd: number, file: string | Buffer): Buffer | undefined {
   }
 }
 
-/** `writeTemp` by synchronous calls, for a body of at most SYNC_BYTES; stats only when `describe`. */
-function writeTempSync(
-  file: string,
-  body: Uint8Array,
-  folders: FolderMemo,
-  describe: boolean,
-): { temp: string; stats?: BigStats } {
-  const folder = path.dirname(file);
-  for (let attempt = 1; ; attempt++) {
-    const remembered = folders.has(folder);
-    if (!remembered) {
-      mkdirSync(folder, { recursive: true });
-      if (folders.size >= MADE_FOLDERS_LIMIT) folders.clear();
-      folders.add(folder);
-    }
-    const temp = tempNameFor(file);
-    let fd: number;
-    try {
-      fd = openSync(temp, 'wx');
-    } catch (error) {
-      // A folder only remembered does not spend an attempt: the next makes it.
-      if (errorCode(error) === 'ENOENT' && remembered) {
-        folders.delete(folder);
-        attempt--;
-        continue;
-      }
-      if (errorCode(error) === 'ENOENT' && attempt < WRITE_ATTEMPTS) continue;
-      throw error;
-    }
-    try {
-      for (let offset = 0; offset < body.byteLength; )
-        offset += writeSync(fd, body, offset, body.byteLength - offset);
-      const stats = describe ? fstatSync(fd, { bigint: true }) : undefined;
-      closeSync(fd);
-      return { temp, stats };
-    } catch (error) {
-      try {
-        closeSync(fd);
-      } catch {}
-      rmSync(temp, { force: true });
-      throw error;
-    }
-  }
-}
+/** This process's temp-file names: random once, then counted (a random draw per file cost 3% of a batch). */
+const TEMP_PREFIX = randomBytes(6).toString('hex');
+let tempCounter = 0;
 
-/** A temp file beside `file`: short whatever the target's name, so it fits where the name itself fits. */
+/**
+ * A temp file beside `file`: short whatever the target's name, so it fits where the name itself fits; unique
+ * to this process and call (and opened with O_EXCL all the same).
+ */
 function tempNameFor(file: string): string {
-  return path.join(path.dirname(file), `.${randomBytes(8).toString('hex')}.tmp`);
+  tempCounter += 1;
+  return path.join(path.dirname(file), `.${TEMP_PREFIX}${tempCounter.toString(36)}.tmp`);
 }
 
 /** Most folders an FsStore remembers having made (`FolderMemo`); past it, it starts over. */

@@ -393,14 +393,11 @@ describe('when a body is larger than the store reads and writes at once', () => 
       ['big.bin', large],
       ['small.bin', small],
     ] as const) {
-      const object = await store.get(key);
-      expect(object?.body).toEqual(body);
-      expect(object).toMatchObject({
-        size: body.byteLength,
-        etag: `"${sha256(body).slice(0, 32)}"`,
-        ...opts,
-      });
-      expect({ ...(await store.head(key)), body: object?.body }).toEqual(object);
+      const { body: read, ...info } = (await store.get(key)) ?? { body: undefined };
+      // Compared as bytes: a deep equality over megabytes of elements takes the test runner a minute.
+      expect(read && Buffer.compare(read, body)).toBe(0);
+      expect(info).toMatchObject({ size: body.byteLength, etag: `"${sha256(body).slice(0, 32)}"`, ...opts });
+      expect(await store.head(key)).toEqual(info);
     }
   });
 });
