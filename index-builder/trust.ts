@@ -46,21 +46,14 @@ export type SignerCheck =
 
 /**
  * Why a submitted key (`publisher.asc`, an action's `key`) is not one plain key, or undefined: one armored
- * block holding one key, and no more user IDs, subkeys and signatures than a publisher needs (the work of
- * checking a key grows with them).
+ * block holding one key (`keyCount`, as `readKeys` found them), and no more user IDs, subkeys and
+ * signatures than a publisher needs (the work of checking a key grows with them).
  */
-async function submittedKeyShapeProblem(
-  armored: string,
-  key: Key,
-  at: string,
-  name: string,
-): Promise<Problem | undefined> {
-  const blocks = (armored.match(/-----BEGIN PGP [A-Z ]+-----/g) ?? []).length;
-  const keys = blocks === 1 ? (await readKeys({ armoredKeys: armored }).catch(() => [])).length : blocks;
-  if (keys !== 1)
+function submittedKeyShapeProblem(keyCount: number, key: Key, at: string, name: string): Problem | undefined {
+  if (keyCount !== 1)
     return problem('PUBLISHER_KEY_INVALID', at, `${name} must hold exactly one key`, {
       expected: 'one armored public key (gpg --export --armor FINGERPRINT)',
-      found: `${keys} keys`,
+      found: `${keyCount} keys`,
     });
   const complexity = keyComplexityProblem(key);
   if (complexity)
@@ -68,6 +61,39 @@ async function submittedKeyShapeProblem(
       expected: 'a minimal export: gpg --export --armor --export-options export-minimal FINGERPRINT',
     });
   return undefined;
+}
+
+/** A submitted key as read: the key (or none: not an armored key) and how many keys its text holds. */
+interface ReadKeyText {
+  readonly key: PublicKeyInfo | undefined;
+  readonly keyCount: number;
+}
+
+/** Most submitted key texts kept read (`readKeyText`): a batch's publishers, many times over. */
+const KEY_TEXT_CACHE_SIZE = 256;
+const keyTexts = new Map<string, Promise<ReadKeyText>>();
+
+/**
+ * A submitted key's text, read once per process: most uploads of a batch (and of a warm process) carry
+ * one of a few publishers' keys, and one read `Key` keeps openpgp.js's record of which of its own
+ * certifications verified (a cryptographic fact about those bytes; their times are judged again at every
+ * use), where a fresh read verifies them again for every upload. Keyed by the exact text, so other bytes
+ * are always read anew; the oldest entry goes first past the bound.
+ */
+function readKeyText(armored: string): Promise<ReadKeyText> {
+  const held = keyTexts.get(armored);
+  if (held) return held;
+  const reading = (async (): Promise<ReadKeyText> => {
+    const key = await readPublicKey(armored).catch(() => undefined);
+    if (!key) return { key, keyCount: 0 };
+    const blocks = (armored.match(/-----BEGIN PGP [A-Z ]+-----/g) ?? []).length;
+    const keyCount =
+      blocks === 1 ? (await readKeys({ armoredKeys: armored }).catch(() => [])).length : blocks;
+    return { key, keyCount };
+  })();
+  keyTexts.set(armored, reading);
+  if (keyTexts.size > KEY_TEXT_CACHE_SIZE) keyTexts.delete(keyTexts.keys().next().value as string);
+  return reading;
 }
 
 /**
@@ -80,13 +106,10 @@ export async function readSubmittedKey(
   registryFingerprints: readonly string[],
 ): Promise<{ readonly key: PublicKeyInfo; readonly problem?: undefined } | { readonly problem: Problem }> {
   const { at, name } = where;
-  let key: PublicKeyInfo;
-  try {
-    key = await readPublicKey(armored);
-  } catch {
+  const { key, keyCount } = await readKeyText(armored);
+  if (!key)
     return { problem: problem('PUBLISHER_KEY_INVALID', at, `${name} is not an armored OpenPGP public key`) };
-  }
-  const shape = await submittedKeyShapeProblem(armored, key.key, at, name);
+  const shape = submittedKeyShapeProblem(keyCount, key.key, at, name);
   if (shape) return { problem: shape };
   if (key.fingerprints.some((fp) => registryFingerprints.includes(fp)))
     return {

@@ -8,14 +8,20 @@
  *
  * How the retry finds them: by exact lookup, never by a window of recent entries (anything appended in
  * between, another batch or a rotation, would push a dead run's entries out of it). Before its entries are
- * written, an append names them in an intent record per submission, `state/log-intents/<id>.json` (intake,
- * beside the action markers): the upload id (or a rotation's `rotation-<N>`) -> the entry's seq, type and
- * digest. `open` with the ids of the submissions at hand reads their records, and an entry is logged when
- * the log holds, at that seq (below the recorded length), an entry of that type and digest. A record is
- * deleted once its submission is finished (`forget`). The entries the published snapshot does not vouch for
- * are found too (a record lost with its run is then still caught). Write order within a flush: the intent
- * records, the segments, then `state/log.json`; a crash before the last leaves entries past the recorded
- * length, which the next append overwrites (its submission, not yet shown anywhere, is then logged again).
+ * written, an append names them in an intent record, one per flush, `state/log-intents/batch-<seq>.json`
+ * (intake, beside the action markers; `<seq>` is the flush's first entry): each upload id (or a rotation's
+ * `rotation-<N>`) -> its entry's seq, type and digest. One record for a batch, not one per submission: a
+ * record is written and deleted in every publish, and per submission that was two of its ten or so writes.
+ * `open` with the ids of the submissions at hand lists the records (only a dead run leaves one) and reads
+ * them, and an entry is logged when the log holds, at that seq (below the recorded length), an entry of
+ * that type and digest. Once a submission is finished (`forget`), its id leaves its record; a record naming
+ * none is deleted, one still naming a submission another batch will finish is written again without the
+ * finished ones. The entries the published snapshot does not vouch for are found too (a record lost with its
+ * run is then still caught). Write order within a flush: the intent record, the segments, then
+ * `state/log.json`; a crash before the last leaves entries past the recorded length, which the next append
+ * overwrites (its submission, not yet shown anywhere, is then logged again). A record at the same name as a
+ * dead run's names only such entries (its first seq is past the recorded length), so replacing it loses
+ * nothing that counts. Records of the earlier shape, one per submission (`<id>.json`), are still read.
  */
 import {
   EMPTY_LOG,
@@ -39,16 +45,38 @@ export const LOG_CONTENT_TYPE = 'application/jsonl';
 
 const LOG_INTENTS_PREFIX = 'state/log-intents/';
 
-/** `state/log-intents/<id>.json`: the entry appended for submission `id`, written before the entry. */
+/** `state/log-intents/<id>.json`: an intent record of the earlier shape, one submission's. */
 export function logIntentKey(id: string): string {
   return `${LOG_INTENTS_PREFIX}${id}.json`;
 }
 
-/** An intent record: the entry a submission was given. */
+/** `state/log-intents/batch-<seq>.json`: the intent record of a flush whose first entry is `seq`. */
+export function logIntentsKey(seq: number): string {
+  return `${LOG_INTENTS_PREFIX}batch-${seq}.json`;
+}
+
+/** An intent: the entry a submission was given. */
 interface LogIntent {
   readonly seq: number;
   readonly type: LogEntry['type'];
   readonly digest: string;
+}
+
+/** An intent record of a flush: submission id -> its intent. */
+interface LogIntentsRecord {
+  readonly intents: Record<string, LogIntent>;
+}
+
+/** The intents a record names, of either shape (`key` says which), or none when it is unreadable. */
+function intentsOf(key: string, record: unknown): Map<string, LogIntent> {
+  const found = new Map<string, LogIntent>();
+  if (typeof record !== 'object' || record === null) return found;
+  const name = key.slice(LOG_INTENTS_PREFIX.length, -'.json'.length);
+  const batch = (record as Partial<LogIntentsRecord>).intents;
+  if (!name.startsWith('batch-')) found.set(name, record as LogIntent);
+  else if (typeof batch === 'object' && batch !== null)
+    for (const [id, intent] of Object.entries(batch)) found.set(id, intent);
+  return found;
 }
 
 /** The log's length and head as recorded (an empty log when nothing was ever appended). */
@@ -68,8 +96,8 @@ export class LogWriter {
   readonly #unvouched = new Map<string, LogEntry>();
   /** Intent records to write at the next flush, by submission id. */
   readonly #intents = new Map<string, LogIntent>();
-  /** Submission ids whose intent record exists (found at open or written since): `forget` deletes them. */
-  readonly #recorded = new Set<string>();
+  /** The intent records that exist (found at open or written since): key -> the intents it still names. */
+  readonly #records = new Map<string, Map<string, LogIntent>>();
   /** How many entries the published snapshot vouches for. */
   #vouched = 0;
 
@@ -101,24 +129,24 @@ export class LogWriter {
         if (s * LOG_SEGMENT_ENTRIES + i >= vouched) writer.#remember(JSON.parse(line) as LogEntry);
       });
     }
-    // One listing says which of the submissions at hand have a record (few do: only a dead run's), where
-    // asking for each would cost a request per upload.
+    // One listing finds the records (few: only a dead run's), where asking for each upload would cost a
+    // request per upload.
     const wanted = new Set(options.intents ?? []);
-    const found: string[] = [];
+    const keys: string[] = [];
     if (wanted.size > 0)
-      for await (const listed of ctx.intake.list(LOG_INTENTS_PREFIX)) {
-        const id = listed.key.slice(LOG_INTENTS_PREFIX.length, -'.json'.length);
-        if (wanted.has(id) && listed.key === logIntentKey(id)) found.push(id);
+      for await (const listed of ctx.intake.list(LOG_INTENTS_PREFIX))
+        if (listed.key.endsWith('.json')) keys.push(listed.key);
+    for (const key of keys) {
+      const intents = intentsOf(key, await readJson<unknown>(ctx.intake, key));
+      if (intents.size === 0) continue;
+      writer.#records.set(key, intents);
+      for (const [id, intent] of intents) {
+        if (!wanted.has(id) || intent.seq >= head.length) continue;
+        const segment = segmentOf(intent.seq);
+        const line = (await writer.#segment(segment))[intent.seq - segment * LOG_SEGMENT_ENTRIES];
+        const entry = line === undefined ? undefined : (JSON.parse(line) as LogEntry);
+        if (entry?.type === intent.type && entry.digest === intent.digest) writer.#remember(entry);
       }
-    for (const id of found) {
-      const intent = await readJson<LogIntent>(ctx.intake, logIntentKey(id));
-      if (!intent) continue;
-      writer.#recorded.add(id);
-      if (intent.seq >= head.length) continue;
-      const segment = segmentOf(intent.seq);
-      const line = (await writer.#segment(segment))[intent.seq - segment * LOG_SEGMENT_ENTRIES];
-      const entry = line === undefined ? undefined : (JSON.parse(line) as LogEntry);
-      if (entry?.type === intent.type && entry.digest === intent.digest) writer.#remember(entry);
     }
     return writer;
   }
@@ -169,14 +197,12 @@ export class LogWriter {
   /** Writes the segments appended to, then the recorded head. A full segment is immutable from then on. */
   async flush(): Promise<void> {
     if (this.#dirty.size === 0) return;
-    // Every intent record is written before any entry it names (the records are independent of each other).
-    await forEachLimited([...this.#intents], WRITE_CONCURRENCY, async ([id, intent]) => {
-      await this.ctx.intake.put(logIntentKey(id), new TextEncoder().encode(`${JSON.stringify(intent)}\n`), {
-        contentType: 'application/json',
-        cacheControl: CACHE_PRIVATE,
-      });
-      this.#recorded.add(id);
-    });
+    // The intent record is written before any entry it names.
+    if (this.#intents.size > 0) {
+      const intents = new Map(this.#intents);
+      const first = Math.min(...Array.from(intents.values(), (intent) => intent.seq));
+      await this.#writeRecord(logIntentsKey(first), intents);
+    }
     this.#intents.clear();
     for (const index of [...this.#dirty].sort((a, b) => a - b)) {
       const lines = this.#segments.get(index) as string[];
@@ -192,10 +218,33 @@ export class LogWriter {
     });
   }
 
-  /** Deletes the intent records of finished submissions (`ids`; those without one are skipped). */
+  /**
+   * Drops finished submissions (`ids`) from their intent records: a record that names no other is deleted,
+   * one that still does is written again without them (records are independent of each other).
+   */
   async forget(ids: readonly string[]): Promise<void> {
-    const recorded = ids.filter((id) => this.#recorded.delete(id));
-    await forEachLimited(recorded, WRITE_CONCURRENCY, (id) => this.ctx.intake.delete(logIntentKey(id)));
+    const finished = new Set(ids);
+    const touched = [...this.#records].filter(([, intents]) =>
+      [...intents.keys()].some((id) => finished.has(id)),
+    );
+    await forEachLimited(touched, WRITE_CONCURRENCY, async ([key, intents]) => {
+      const left = new Map([...intents].filter(([id]) => !finished.has(id)));
+      if (left.size > 0 && key.slice(LOG_INTENTS_PREFIX.length).startsWith('batch-'))
+        await this.#writeRecord(key, left);
+      else if (left.size === 0) {
+        await this.ctx.intake.delete(key);
+        this.#records.delete(key);
+      }
+    });
+  }
+
+  async #writeRecord(key: string, intents: Map<string, LogIntent>): Promise<void> {
+    const record: LogIntentsRecord = { intents: Object.fromEntries(intents) };
+    await this.ctx.intake.put(key, new TextEncoder().encode(`${JSON.stringify(record)}\n`), {
+      contentType: 'application/json',
+      cacheControl: CACHE_PRIVATE,
+    });
+    this.#records.set(key, intents);
   }
 
   /** A segment's lines up to the recorded length, read once. */

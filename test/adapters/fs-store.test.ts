@@ -145,6 +145,29 @@ describe('when storing objects', () => {
     });
   });
 
+  it('leaves a file that already holds the bytes and metadata of a put as it is, and replaces it otherwise', async () => {
+    const { stat } = await import('node:fs/promises');
+    const file = path.join(root, 'plugins', 'x', 'index.json');
+    await store.put('plugins/x/index.json', encode('{"a":1}'), opts);
+    const first = await stat(file);
+
+    await store.put('plugins/x/index.json', encode('{"a":1}'), opts);
+    expect((await stat(file)).ino).toBe(first.ino); // not rewritten
+
+    await store.put('plugins/x/index.json', encode('{"a":1}'), { ...opts, cacheControl: 'no-store' });
+    const other = await stat(file);
+    expect(other.ino).not.toBe(first.ino);
+    expect((await store.head('plugins/x/index.json'))?.cacheControl).toBe('no-store');
+
+    await writeFile(file, '{"a":1}'); // the same bytes, written behind its back: the sidecar no longer describes it
+    await store.put('plugins/x/index.json', encode('{"a":1}'), { ...opts, cacheControl: 'no-store' });
+    expect((await stat(file)).ino).not.toBe(other.ino);
+    expect(await store.get('plugins/x/index.json')).toMatchObject({
+      etag: etagFor('{"a":1}'),
+      cacheControl: 'no-store',
+    });
+  });
+
   it('replaces atomically under concurrent puts: one complete body, its own ETag, no temp files', async () => {
     const bodies = Array.from({ length: 20 }, (_, i) => String(i % 10).repeat(1000 + i));
 
@@ -344,5 +367,37 @@ describe('when deleting', () => {
 
   it('accepts a key that is not there', async () => {
     await expect(store.delete('incoming/never-was.tgz')).resolves.toBeUndefined();
+  });
+
+  it('writes again into a folder it made once a delete, or another process, removed it', async () => {
+    await store.put('plugins/a/b/x.json', encode('1'), opts);
+    await store.delete('plugins/a/b/x.json'); // prunes plugins/a/b and plugins/a
+    await store.put('plugins/a/b/y.json', encode('2'), opts);
+    await rm(path.join(root, 'plugins', 'a'), { recursive: true }); // behind its back
+    await rm(path.join(root, '.meta', 'plugins', 'a'), { recursive: true });
+    await store.put('plugins/a/b/z.json', encode('3'), opts);
+
+    expect(text((await store.get('plugins/a/b/z.json'))?.body)).toBe('3');
+    expect((await listAll(store, 'plugins/')).map((o) => o.key)).toEqual(['plugins/a/b/z.json']);
+  });
+});
+
+describe('when a body is larger than the store reads and writes at once', () => {
+  it('round-trips it with the same metadata and ETag as a small one', async () => {
+    const large = patternBytes(3 * 1024 * 1024 + 5);
+    const small = patternBytes(1000);
+    await store.put('big.bin', large, opts);
+    await store.put('small.bin', small, opts);
+
+    for (const [key, body] of [
+      ['big.bin', large],
+      ['small.bin', small],
+    ] as const) {
+      const { body: read, ...info } = (await store.get(key)) ?? { body: undefined };
+      // Compared as bytes: a deep equality over megabytes of elements takes the test runner a minute.
+      expect(read && Buffer.compare(read, body)).toBe(0);
+      expect(info).toMatchObject({ size: body.byteLength, etag: `"${sha256(body).slice(0, 32)}"`, ...opts });
+      expect(await store.head(key)).toEqual(info);
+    }
   });
 });

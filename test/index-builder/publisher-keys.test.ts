@@ -98,6 +98,17 @@ describe('when a publisher key is no longer valid at the time of publishing', ()
     gpg.close();
   });
 
+  it('judges a key it has read before at the time of each publish: accepted while valid, refused once expired', async () => {
+    const key = await generate({ keyExpirationTime: 30 * 24 * 3600 });
+    const { bundle } = await bundleSigned(asPublisher(key), WHILE_VALID);
+    // The same key text (read once per process) in a registry publishing while the key is valid...
+    const early = await makeRegistry({}, '2026-01-10T00:00:00Z');
+    await early.submit(bundle);
+    expect((await processSubmissions(early.context)).outcomes.map((o) => o.status)).toEqual(['accepted']);
+    // ...then in one publishing after it expired.
+    expect(codes(await outcomeOf(bundle))).toEqual(['PUBLISHER_KEY_EXPIRED']);
+  });
+
   it('refuses a revoked key, even for a signature made before the revocation, as GnuPG does', async () => {
     const key = await generate();
     const signed = await bundleSigned(asPublisher(key), WHILE_VALID);

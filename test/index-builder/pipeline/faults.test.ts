@@ -482,4 +482,41 @@ describe('when a batch dies after its log entries and another batch runs before 
     // Finished: no intent record is left behind.
     expect([...registry.intake.objects.keys()].filter((k) => k.startsWith('state/log-intents/'))).toEqual([]);
   });
+
+  it('keeps the intent of a submission a retry leaves for later, and logs it once when it is finished', async () => {
+    const registry = await makeRegistry();
+    await publishOnce(registry, '1.0.0', publishAtOnce);
+    const [alpha] = await registry.submit(await makeBundle({ manifest: validManifest({ name: 'alpha' }) }));
+    const [beta] = await registry.submit(await makeBundle({ manifest: validManifest({ name: 'beta' }) }));
+    const put = registry.site.put.bind(registry.site);
+    registry.site.put = async (key: string, body: Uint8Array, options: PutOptions) => {
+      if (key === 'plugins/alpha/index.json') throw new StoreError('STORE_IO', key, 'injected failure');
+      return put(key, body, options);
+    };
+    await expect(processSubmissions(registry.context, [alpha as string, beta as string])).rejects.toThrow(
+      /injected failure/,
+    );
+    registry.site.put = put;
+    const intents = (): string[] =>
+      [...registry.intake.objects.keys()].filter((k) => k.startsWith('state/log-intents/'));
+    expect(intents()).toHaveLength(1); // one record for the batch
+    // The retry takes alpha alone (as a batch cut by maxBatchBytes would): beta's intent must outlive it.
+    await processSubmissions(registry.context, [alpha as string]);
+    const left = JSON.parse(text(registry.intake, intents()[0] as string)) as { intents: object };
+    expect(Object.keys(left.intents)).toEqual([
+      submissionIdFromBytes(beta as string, registry.intake.objects.get(beta as string)?.body as Uint8Array),
+    ]);
+    // A refresh vouches for beta's entry, so only the record can tell the next batch it is logged.
+    await refreshSnapshot(registry.context);
+    const retried = await processSubmissions(registry.context);
+    // Its files were written by the run that died: found published, not rejected.
+    expect(retried.outcomes.map((o) => o.status === 'rejected')).toEqual([false]);
+    const log = await vouchedLog(registry.site, registry.registryKey.publicKey);
+    expect(log.map((e) => [e.type, e.plugin])).toEqual([
+      ['publish', 'demo-plugin'],
+      ['publish', 'alpha'],
+      ['publish', 'beta'],
+    ]);
+    expect(intents()).toEqual([]);
+  });
 });

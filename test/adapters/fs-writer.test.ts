@@ -1,0 +1,58 @@
+/**
+ * FsStore's writer thread (adapters/fs-writer.ts): the puts it makes read back as the in-thread writes
+ * did, and a thread that stops fails each put it had with a typed, retryable error, leaving every file
+ * whole (its old bytes or its new ones) and the store usable.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FsStore } from '../../adapters/fs-store.ts';
+import { fsWriter } from '../../adapters/fs-writer.ts';
+import { StoreError } from '../../index-builder/errors.ts';
+import { encode, sha256 } from '../support/fixtures.ts';
+
+const opts = { contentType: 'application/json', cacheControl: 'no-store' };
+const text = (body: Uint8Array | undefined): string => new TextDecoder().decode(body);
+
+let root: string;
+let store: FsStore;
+
+beforeEach(async () => {
+  root = await mkdtemp(path.join(tmpdir(), 'plugindex-fs-writer-'));
+  store = new FsStore(root);
+});
+afterEach(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+describe('when the writer thread stops with puts waiting', () => {
+  it('fails each put it had with STORE_IO, leaves every file whole, and writes again afterwards', async () => {
+    const keys = Array.from({ length: 300 }, (_, i) => `plugins/p${i % 7}/v${i}.json`);
+    // Past the puts a process makes on its own thread (fs-store.ts): these go to the writer thread.
+    for (const key of keys) await store.put(key, encode(`old ${key}`), opts);
+
+    const puts = keys.map((key) => store.put(key, encode(`new ${key}`), opts));
+    await fsWriter.close();
+    const settled = await Promise.allSettled(puts);
+
+    const failed = settled.flatMap((s) => (s.status === 'rejected' ? [s.reason as unknown] : []));
+    expect(failed.length).toBeGreaterThan(0); // stopped before it wrote them all
+    for (const error of failed) {
+      expect(error).toBeInstanceOf(StoreError);
+      expect(error).toMatchObject({ code: 'STORE_IO', permanent: false });
+    }
+    for (const [i, key] of keys.entries()) {
+      const object = await store.get(key);
+      const body = text(object?.body);
+      // A put that succeeded holds its new bytes; one that failed holds the old or (written before the
+      // stop) the new ones, never a mix, and its ETag is its bytes'.
+      if (settled[i]?.status === 'fulfilled') expect(body).toBe(`new ${key}`);
+      else expect([`old ${key}`, `new ${key}`]).toContain(body);
+      expect(object?.etag).toBe(`"${sha256(body).slice(0, 32)}"`);
+    }
+    // The next put starts another thread.
+    await store.put('plugins/after.json', encode('after'), opts);
+    expect(text((await store.get('plugins/after.json'))?.body)).toBe('after');
+  });
+});
