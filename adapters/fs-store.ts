@@ -246,7 +246,7 @@ export class FsStore implements Store {
       stats = fstatSync(fd, { bigint: true });
       if (!stats.isFile()) return undefined;
       if (stats.size > BigInt(SYNC_BYTES)) return LARGE;
-      body = new Uint8Array(readFileSync(fd));
+      body = asPlainBytes(readFileSync(fd));
     } finally {
       closeSync(fd);
     }
