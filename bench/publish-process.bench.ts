@@ -10,7 +10,7 @@
  * the registry is checked: index.json lists every plugin, and the snapshot binds its bytes.
  * Sizes can be overridden: `node --import tsx bench/publish-process.bench.ts 1000`.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -23,23 +23,13 @@ import { encodeJson } from '../index-builder/render/documents.ts';
 import { generateKeyPair } from '../index-builder/signing.ts';
 import { CACHE_MUTABLE } from '../index-builder/store.ts';
 import { packSubmission } from '../index-builder/submission.ts';
-import { median } from './stats.ts';
+import { median, timeProcess } from './stats.ts';
 import { manifestFor, syntheticDocument } from './synthetic.ts';
 
 const ROUNDS = 7;
 const WARMUP = 2;
 const ROOT = path.resolve(import.meta.dirname, '..');
 const BIN = path.join(ROOT, 'cli', 'bin.mjs');
-
-/** Wall time of one process, in milliseconds; a failing command stops the bench (it measures nothing). */
-function timeProcess(args: readonly string[]): number {
-  const started = process.hrtime.bigint();
-  const result = spawnSync(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  const elapsed = Number(process.hrtime.bigint() - started) / 1e6;
-  if (result.status !== 0)
-    throw new Error(`node ${args.join(' ')} exited ${result.status}: ${result.stderr}`);
-  return elapsed;
-}
 
 /** A registry of `size` plugins of one version each, made by the command (init, then rebuild). */
 async function seedRegistry(dir: string, size: number, publisher: string): Promise<void> {

@@ -5,27 +5,17 @@
  * machine falls on all of them alike. Goals (issue 10): `--help` within 1.5x of `node -e 0`, `validate` of
  * a manifest under 150 ms, of a bundle under 200 ms.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { buildCli } from '../build/cli.mjs';
-import { median } from './stats.ts';
+import { median, timeProcess } from './stats.ts';
 
 const ROUNDS = 21;
 const ROOT = path.resolve(import.meta.dirname, '..');
 const BIN = path.join(ROOT, 'cli', 'bin.mjs');
 const MANIFEST = path.join(ROOT, 'examples', 'kubecost-lens', '1.2.0', 'manifest.json');
-
-/** Wall time of one process, in milliseconds; a failing command stops the bench (it measures nothing). */
-function timeProcess(args: readonly string[]): number {
-  const started = process.hrtime.bigint();
-  const result = spawnSync(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  const elapsed = Number(process.hrtime.bigint() - started) / 1e6;
-  if (result.status !== 0)
-    throw new Error(`node ${args.join(' ')} exited ${result.status}: ${result.stderr}`);
-  return elapsed;
-}
 
 await buildCli();
 const work = await mkdtemp(path.join(tmpdir(), 'plugindex-bench-startup-'));
