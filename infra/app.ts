@@ -10,7 +10,7 @@ import path from 'node:path';
 import { App, Duration, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { bundleFunctions } from './bundle-functions.ts';
-import { InfraError } from './errors.ts';
+import { parseSearchConcurrency } from './constructs/search.ts';
 import { loadTrustList } from './publishers.ts';
 import { PlugindexStack } from './stack.ts';
 
@@ -26,12 +26,7 @@ const snapshotTtlSeconds = context('snapshotTtlSeconds');
 const domainName = context('domainName');
 const certificateArn = context('certificateArn');
 const publishersFile = context('publishers');
-const searchConcurrency = context('searchConcurrency');
-if (searchConcurrency !== undefined && !/^[1-9][0-9]{0,3}$/.test(searchConcurrency))
-  throw new InfraError(
-    'CONTEXT_INVALID',
-    `-c searchConcurrency: expected a whole number from 1 to 9999, got "${searchConcurrency}"`,
-  );
+const searchConcurrency = parseSearchConcurrency(context('searchConcurrency'));
 const trust = publishersFile ? await loadTrustList(publishersFile) : undefined;
 new PlugindexStack(app, context('stackName') ?? 'Plugindex', {
   functionsDir,
@@ -39,7 +34,7 @@ new PlugindexStack(app, context('stackName') ?? 'Plugindex', {
   ...(snapshotTtlSeconds ? { snapshotTtl: Duration.seconds(Number(snapshotTtlSeconds)) } : {}),
   ...(domainName ? { domainName } : {}),
   ...(certificateArn ? { certificateArn } : {}),
-  ...(searchConcurrency ? { searchConcurrency: Number(searchConcurrency) } : {}),
+  ...(searchConcurrency !== undefined ? { searchConcurrency } : {}),
   ...(trust ? { trustedPublishers: trust.publishers, trustedOperators: trust.operators } : {}),
 });
 Validations.of(app).addPlugins(new AwsSolutionsChecks(app));

@@ -21,6 +21,21 @@ import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Bucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { SEARCH_KEY, SNAPSHOT_KEY } from '../../index-builder/layout.ts';
+import { InfraError } from '../errors.ts';
+
+/**
+ * `-c searchConcurrency=N` as the stack takes it: a whole number from 1 to 9999, or undefined when unset.
+ * @throws InfraError CONTEXT_INVALID for anything else, before anything is synthesized.
+ */
+export function parseSearchConcurrency(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^[1-9][0-9]{0,3}$/.test(value))
+    throw new InfraError(
+      'CONTEXT_INVALID',
+      `-c searchConcurrency: expected a whole number from 1 to 9999, got ${JSON.stringify(value)}`,
+    );
+  return Number(value);
+}
 
 export interface SearchEndpointProps {
   readonly siteBucket: Bucket;

@@ -11,6 +11,8 @@ import { Bucket } from 'aws-cdk-lib/aws-s3';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundleFunctions } from '../../infra/bundle-functions.ts';
+import { parseSearchConcurrency } from '../../infra/constructs/search.ts';
+import { InfraError } from '../../infra/errors.ts';
 import { PlugindexStack } from '../../infra/stack.ts';
 
 let functionsDir: string;
@@ -371,6 +373,22 @@ describe('when the stack is synthesized', () => {
       MetricName: 'Throttles',
       Dimensions: [{ Name: 'FunctionName', Value: { Ref: reserved[0]?.[0] } }],
     });
+  });
+
+  it('takes -c searchConcurrency as a whole number from 1 to 9999, and refuses anything else by code', () => {
+    expect(parseSearchConcurrency(undefined)).toBeUndefined();
+    expect(parseSearchConcurrency('1')).toBe(1);
+    expect(parseSearchConcurrency('9999')).toBe(9999);
+    for (const bad of ['0', '-1', '2.5', '10000', 'ten', '', ' 7', '07']) {
+      let caught: unknown;
+      try {
+        parseSearchConcurrency(bad);
+      } catch (error) {
+        caught = error;
+      }
+      expect(caught, bad).toBeInstanceOf(InfraError);
+      expect((caught as InfraError).code).toBe('CONTEXT_INVALID');
+    }
   });
 
   it('gives publishers a policy to upload to incoming/ and read status/, nothing more', () => {
