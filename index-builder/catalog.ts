@@ -556,6 +556,18 @@ export function apiVersionsOf(lines: readonly CatalogLine[]): string[] {
  * plugins: encoding the whole 28 MB index again would cost more than writing it. Kept apart, so a registry
  * whose index is streamed (render/index-documents.ts `layoutChunks`) never holds its entries twice.
  */
+/**
+ * A line's entry (search row) as it is held, for what only measures or streams it: a stored line's bytes,
+ * never decoded (a cold process holds every line so), else its text, never encoded ahead of need.
+ */
+export function heldEntry(line: CatalogLine): string | Uint8Array {
+  return line instanceof StoredLine ? line.entryBytes : line.entry;
+}
+
+export function heldSearchRow(line: CatalogLine): string | Uint8Array {
+  return line instanceof StoredLine ? line.searchBytes : line.search;
+}
+
 const encodedEntries = new WeakMap<CatalogLine, Uint8Array>();
 const encodedSearchRows = new WeakMap<CatalogLine, Uint8Array>();
 

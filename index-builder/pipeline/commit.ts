@@ -10,6 +10,8 @@ import {
   type CatalogLine,
   entryBytes,
   falcoctlItem,
+  heldEntry,
+  heldSearchRow,
   namesInBins,
   saveCatalog,
   searchBytes,
@@ -80,7 +82,10 @@ interface IndexDocument {
   readonly key: string;
   readonly layout: DocumentLayout;
   readonly lines: readonly CatalogLine[];
-  /** The item's text (what a stream encodes as it goes) and its bytes (kept encoded, for a buffer). */
+  /**
+   * The item as held (a stored line's bytes, else the text a stream encodes as it goes: heldEntry), and its
+   * bytes (kept encoded, for a buffer).
+   */
   readonly text: (line: CatalogLine) => string | Uint8Array;
   readonly bytes: (line: CatalogLine) => Uint8Array;
 }
@@ -127,15 +132,14 @@ function renderIndexDocuments(
   const apiVersions = apiVersionsOf(lines);
   const metadata = buildRegistryMetadata(identityOf(ctx.config), apiVersions, updated);
   const header = toYaml({ registry_version: '1.0.0', registry_metadata: metadata });
-  const entry = (l: CatalogLine) => l.entry;
   const documents: IndexDocument[] = [
-    { key: INDEX_JSON_KEY, layout: indexJsonLayout(metadata), lines, text: entry, bytes: entryBytes },
-    { key: INDEX_YAML_KEY, layout: indexYamlLayout(header), lines, text: entry, bytes: entryBytes },
+    { key: INDEX_JSON_KEY, layout: indexJsonLayout(metadata), lines, text: heldEntry, bytes: entryBytes },
+    { key: INDEX_YAML_KEY, layout: indexYamlLayout(header), lines, text: heldEntry, bytes: entryBytes },
     {
       key: SEARCH_KEY,
       layout: searchJsonLayout(updated),
       lines,
-      text: (l) => l.search,
+      text: heldSearchRow,
       bytes: searchBytes,
     },
     { key: FALCOCTL_INDEX_KEY, layout: FALCOCTL_LAYOUT, lines, text: falcoctlItem, bytes: falcoctlItem },
