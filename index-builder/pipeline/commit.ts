@@ -279,7 +279,8 @@ export async function commitGeneration(
   const generation = Math.max(catalog.generation, previous?.generation ?? 0) + 1;
   await writeSnapshot(ctx, generation, listed, snapshot);
   catalog.generation = generation;
-  await saveCatalog(ctx.intake, catalog, changed);
+  // A deferred publish journals its plugins' lines; the flush folds the journal into the bins (catalog.ts).
+  await saveCatalog(ctx.intake, catalog, changed, indexes ? 'fold' : 'journal');
   return generation;
 }
 
