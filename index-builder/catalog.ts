@@ -662,8 +662,9 @@ export async function saveCatalog(
     catalog.journaled.clear();
   }
   await store.put(CATALOG_META_KEY, utf8.encode(serializeMeta(catalog)), options);
-  // No longer listed, so no longer read: also any a run wrote before it died, never listed.
-  if (emptied.length > 0)
+  // No longer listed, so no longer read: also any a run wrote before it died, never listed, and after a
+  // rebuild (every bin written from a catalog made anew), any the old catalog listed.
+  if (emptied.length > 0 || changed === undefined)
     for await (const { key } of store.list(CATALOG_JOURNAL_PREFIX)) await store.delete(key);
 }
 

@@ -175,6 +175,18 @@ describe('when a publish defers the index documents', () => {
     });
   });
 
+  it('leaves no journal behind a rebuild, which writes every bin anew', async () => {
+    const registry = await makeRegistry();
+    await processSubmissions(registry.context, await registry.submit(await makeBundle()));
+    await publishDeferred(registry, 'demo-plugin', '1.1.0');
+    const journal = () => [...registry.intake.objects.keys()].filter((k) => k.includes('/journal/'));
+    expect(journal()).toHaveLength(1);
+    await rebuildRegistry(registry.context);
+    expect(journal()).toEqual([]);
+    expect(indexedVersions(registry, 'demo-plugin')).toEqual(['1.1.0', '1.0.0']);
+    expect((await loadCatalog(registry.intake)).journal).toEqual([]);
+  });
+
   it('renders them at the first publish into an empty registry, so the snapshot always lists them', async () => {
     const registry = await makeRegistry();
     const result = await publishDeferred(registry, 'demo-plugin', '1.0.0');
