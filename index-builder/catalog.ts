@@ -11,20 +11,37 @@
  * changed plugin. A process keeps the bins it has read, checked by ETag, so a warm process (the local
  * server, a warm Lambda) reads only what another writer changed.
  *
+ * The journal: a publish that defers the index documents (the local server, the publish function) does not
+ * rewrite the bins of the plugins it changed, whose size grows with the registry (about 1.4 MB each at
+ * 100,000 plugins of 10 versions), but writes their lines, and only theirs, to one journal object named by
+ * its digest (`state/catalog/journal/<sha256>.tsv`, the bin format), and the meta file lists the journal in
+ * order. A load applies it over the bins. The flush, whose cost grows with the registry anyway, folds the
+ * journal into the bins it touches; so does a publish that would make it longer than JOURNAL_MAX_ENTRIES or
+ * JOURNAL_MAX_BYTES.
+ *
  * A bin is read as bytes and its lines stay views into them (StoredLine): a process that starts cold (every
  * `plugindex publish`) renders the index documents by copying those bytes, without decoding 10,000 lines
  * into strings and encoding them back, and writes a bin back from the same bytes.
  *
  * Line format: fields separated by tabs (JSON never contains a raw tab or newline):
  *   generation <n>
+ *   bin <bin> <sha256>                   (meta: each bin's digest)
+ *   journal <sha256> <size>              (meta: the journal's objects, oldest first)
  *   pending indexes                      (only while the index documents lag: see Catalog.indexesPending)
  *   global <key> <sha256> <size>
  *   plugin <name> <doc sha256> <doc size> <api versions, comma-separated> <entry JSON> <search JSON>
  *          <n>, then on the next lines the plugin's falcoctl index item, n bytes of block YAML (it is
  *          copied into falcoctl/index.yaml as it is, so stored rendered; its own line breaks end it)
  */
+import { Buffer } from 'node:buffer';
 import { sha256Hex } from './digest.ts';
-import { binOf, CATALOG_META_KEY, catalogBinKey } from './layout.ts';
+import {
+  binOf,
+  CATALOG_JOURNAL_PREFIX,
+  CATALOG_META_KEY,
+  catalogBinKey,
+  catalogJournalKey,
+} from './layout.ts';
 import type { DocumentDigest, PluginDocument } from './model.ts';
 import { buildFalcoctlEntry, buildIndexEntry, buildSearchEntry } from './render/documents.ts';
 import { toYaml } from './render/yaml.ts';
@@ -52,6 +69,10 @@ export interface Catalog {
   readonly registryDigests: Map<string, DocumentDigest>;
   /** Bin -> sha256 of its catalog file, as last written: tells a warm process which bins to re-read. */
   readonly bins: Map<string, string>;
+  /** The journal's objects, by digest, oldest first: their lines are newer than the bins'. */
+  journal: DocumentDigest[];
+  /** The names the journal holds lines of: what folding it rewrites the bins of. */
+  readonly journaled: Set<string>;
   /**
    * The index documents (index.json, index.yaml, search.json, falcoctl/index.yaml) lag the plugin documents: a publish deferred
    * them (`PipelineContext.deferIndexes`) and no flush has rendered them since.
@@ -64,10 +85,18 @@ export interface Catalog {
   outdated: boolean;
 }
 
-// 4: lines gained the falcoctl entry; 5: it is stored rendered (YAML, length-prefixed), not as JSON. A
-// catalog of another format reads as empty and outdated; the pipeline then rebuilds it from the plugin
-// documents before it publishes.
+// 4: lines gained the falcoctl entry; 5: it is stored rendered (YAML, length-prefixed), not as JSON; 6: the
+// meta file lists a journal (the bins and the journal's objects are format 5). A catalog of another format
+// reads as empty and outdated; the pipeline then rebuilds it from the plugin documents before it publishes.
+// Version 6 reads a format-5 meta file (it has no journal); a version before it reads a 6 as outdated, so
+// it never renders from bins that lack what the journal holds.
 const HEADER = 'plugindex-catalog 5';
+const META_HEADER = 'plugindex-catalog 6';
+const READABLE_META = new Set([HEADER, META_HEADER]);
+
+/** A journal longer than this is folded into the bins by the next publish (see the file's comment). */
+export const JOURNAL_MAX_ENTRIES = 64;
+export const JOURNAL_MAX_BYTES = 8 * 1024 * 1024;
 
 export function emptyCatalog(): Catalog {
   return {
@@ -75,6 +104,8 @@ export function emptyCatalog(): Catalog {
     plugins: new Map(),
     registryDigests: new Map(),
     bins: new Map(),
+    journal: [],
+    journaled: new Set(),
     indexesPending: false,
     outdated: false,
   };
@@ -102,7 +133,8 @@ const NEWLINE = 0x0a;
 
 /** A bin file's bytes, and where each of its lines' fields lie in them (13 numbers a line). */
 interface StoredBin {
-  readonly bin: string;
+  /** The bin, or undefined for a journal object (its lines are of any bin). */
+  readonly bin: string | undefined;
   readonly bytes: Uint8Array;
   /**
    * Per line: the record's start (`plugin\t...`), then the start and end of its sha256, size, api versions,
@@ -133,9 +165,9 @@ class StoredLine implements CatalogLine {
     private readonly base: number,
   ) {}
 
-  /** The bin it was read from: known without hashing the name. */
+  /** The bin it was read from: known without hashing the name (a journal's line: by hashing it). */
   get bin(): string {
-    return this.stored.bin;
+    return this.stored.bin ?? binOf(this.name);
   }
 
   #bytes(field: number): Uint8Array {
@@ -177,6 +209,12 @@ class StoredLine implements CatalogLine {
     return this.#bytes(ENTRY);
   }
 
+  /** A field's length in bytes, without a view of it. */
+  lengthOf(field: typeof ENTRY | typeof SEARCH | typeof FALCOCTL): number {
+    const { at } = this.stored;
+    return (at[this.base + field + 1] as number) - (at[this.base + field] as number);
+  }
+
   get searchBytes(): Uint8Array {
     return this.#bytes(SEARCH);
   }
@@ -205,7 +243,7 @@ function binOfLine(name: string, line: CatalogLine | undefined): string {
 /** Reads the meta file; one with an unknown header reads as empty and marks the catalog outdated. */
 function parseMeta(text: string, into: Catalog): void {
   const lines = text.split('\n');
-  if (lines[0] !== HEADER) {
+  if (!READABLE_META.has(lines[0] as string)) {
     into.outdated = true;
     return;
   }
@@ -215,6 +253,8 @@ function parseMeta(text: string, into: Catalog): void {
     else if (fields[0] === 'pending' && fields[1] === 'indexes') into.indexesPending = true;
     else if (fields[0] === 'bin' && fields.length === 3)
       into.bins.set(fields[1] as string, fields[2] as string);
+    else if (fields[0] === 'journal' && fields.length === 3)
+      into.journal.push({ sha256: fields[1] as string, size: Number(fields[2]) });
     else if (fields[0] === 'global' && fields.length === 4) {
       into.registryDigests.set(fields[1] as string, { sha256: fields[2] as string, size: Number(fields[3]) });
     }
@@ -223,6 +263,18 @@ function parseMeta(text: string, into: Catalog): void {
 
 const HEADER_LINE = utf8.encode(`${HEADER}\n`);
 const PLUGIN_FIELD = utf8.encode('plugin\t');
+
+/** The decimal number written in `bytes` from `start` to `end`; NaN unless digits alone. */
+function decimalAt(bytes: Uint8Array, start: number, end: number): number {
+  if (start === end) return Number.NaN;
+  let value = 0;
+  for (let i = start; i < end; i++) {
+    const digit = (bytes[i] as number) - 0x30;
+    if (digit < 0 || digit > 9) return Number.NaN;
+    value = value * 10 + digit;
+  }
+  return value;
+}
 
 function startsWith(bytes: Uint8Array, at: number, prefix: Uint8Array): boolean {
   if (at + prefix.byteLength > bytes.byteLength) return false;
@@ -235,11 +287,13 @@ function startsWith(bytes: Uint8Array, at: number, prefix: Uint8Array): boolean 
  * line that is not whole (a file cut short) ends the reading, as a line the old reader could not split
  * was skipped.
  */
-function parseBin(bytes: Uint8Array, bin: string): Map<string, CatalogLine> | undefined {
+function parseBin(bytes: Uint8Array, bin: string | undefined): Map<string, CatalogLine> | undefined {
   if (!startsWith(bytes, 0, HEADER_LINE)) return undefined;
   const plugins = new Map<string, CatalogLine>();
   const at: number[] = [];
   const stored: StoredBin = { bin, bytes, at };
+  // Names decoded from the bytes as they lie, without a view per line (a cold process reads 10,000).
+  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let pos = HEADER_LINE.byteLength;
   while (pos < bytes.byteLength) {
     const end = bytes.indexOf(NEWLINE, pos);
@@ -264,14 +318,14 @@ function parseBin(bytes: Uint8Array, bin: string): Map<string, CatalogLine> | un
       at.push(from, tab);
       from = tab + 1;
     }
-    const length = Number(utf8Decoder.decode(bytes.subarray(from, lineEnd)));
+    const length = decimalAt(bytes, from, lineEnd);
     const itemEnd = lineEnd + 1 + length;
     if (end < 0 || !Number.isSafeInteger(length) || length < 0 || itemEnd > bytes.byteLength) {
       at.length = base;
       return plugins;
     }
     at.push(lineEnd + 1, itemEnd);
-    const name = utf8Decoder.decode(bytes.subarray(nameStart, nameEnd));
+    const name = text.toString('utf8', nameStart, nameEnd);
     plugins.set(name, new StoredLine(name, stored, base));
     pos = itemEnd;
   }
@@ -279,10 +333,11 @@ function parseBin(bytes: Uint8Array, bin: string): Map<string, CatalogLine> | un
 }
 
 function serializeMeta(catalog: Catalog): string {
-  const out = [HEADER, `generation\t${catalog.generation}`];
+  const out = [META_HEADER, `generation\t${catalog.generation}`];
   if (catalog.indexesPending) out.push('pending\tindexes');
   for (const [bin, digest] of [...catalog.bins].sort(([a], [b]) => (a < b ? -1 : 1)))
     out.push(`bin\t${bin}\t${digest}`);
+  for (const { sha256, size } of catalog.journal) out.push(`journal\t${sha256}\t${size}`);
   for (const [key, d] of [...catalog.registryDigests].sort(([a], [b]) => (a < b ? -1 : 1)))
     out.push(`global\t${key}\t${d.sha256}\t${d.size}`);
   return `${out.join('\n')}\n`;
@@ -358,10 +413,13 @@ class PluginMap extends Map<string, CatalogLine> {
 
 interface Assembled {
   readonly plugins: PluginMap;
-  /** Bin -> the names the map holds from it, as of the last load (plus `plugins.dirty`). */
-  readonly members: Map<string, ReadonlySet<string>>;
+  /** Bin -> the names the map holds from it or from the journal, as of the last load (plus `plugins.dirty`). */
+  readonly members: Map<string, Set<string>>;
   /** Bin -> the digest of the catalog bin the map holds. */
   readonly digests: Map<string, string>;
+  /** The journal objects applied over the bins, oldest first, and the names they set. */
+  journal: readonly string[];
+  journaled: Set<string>;
   /** Lent to a run not yet released (releaseCatalog): another load meanwhile gets a copy of its own. */
   lent: boolean;
 }
@@ -381,6 +439,43 @@ function resyncBin(assembled: Assembled, bin: string, cached: CachedBin | undefi
   members.set(bin, names);
   if (cached) assembled.digests.set(bin, cached.sha256);
   else assembled.digests.delete(bin);
+}
+
+/** Journal objects read per store, by digest: named by their digest, they never change. */
+const journalCache = new WeakMap<Store, Map<string, ReadonlyMap<string, CatalogLine>>>();
+
+function journalCacheOf(store: Store): Map<string, ReadonlyMap<string, CatalogLine>> {
+  let cache = journalCache.get(store);
+  if (!cache) {
+    cache = new Map();
+    journalCache.set(store, cache);
+  }
+  return cache;
+}
+
+/**
+ * The journal's objects the meta file lists, oldest first; undefined when one is missing, is not the bytes
+ * its digest names, or is of another format: what it held is in no bin, so the catalog is outdated.
+ */
+async function readJournal(
+  store: Store,
+  catalog: Catalog,
+): Promise<ReadonlyMap<string, CatalogLine>[] | undefined> {
+  const cache = journalCacheOf(store);
+  let whole = true;
+  await Promise.all(
+    catalog.journal
+      .filter(({ sha256 }) => !cache.has(sha256))
+      .map(async ({ sha256 }) => {
+        const object = await store.get(catalogJournalKey(sha256));
+        const lines =
+          object && sha256Hex(object.body) === sha256 ? parseBin(object.body, undefined) : undefined;
+        if (lines) cache.set(sha256, lines);
+        else whole = false;
+      }),
+  );
+  if (!whole) return undefined;
+  return catalog.journal.map(({ sha256 }) => cache.get(sha256) as ReadonlyMap<string, CatalogLine>);
 }
 
 /**
@@ -413,8 +508,13 @@ export async function loadCatalog(store: Store): Promise<Catalog> {
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(BIN_READS_IN_FLIGHT, wanted.length) }, reader));
-  if (catalog.outdated) return catalog;
+  const [journal] = await Promise.all([
+    readJournal(store, catalog),
+    ...Array.from({ length: Math.min(BIN_READS_IN_FLIGHT, wanted.length) }, reader),
+  ]);
+  if (!journal) catalog.outdated = true;
+  if (catalog.outdated || !journal) return catalog;
+  for (const lines of journal) for (const name of lines.keys()) catalog.journaled.add(name);
   // The bins as the meta file names them: read now, or kept from before at that digest (a bin the store
   // no longer has is left out, as it always was).
   const current = new Map<string, CachedBin>();
@@ -427,10 +527,18 @@ export async function loadCatalog(store: Store): Promise<Catalog> {
     // Another run holds the kept map: this one gets a copy.
     for (const cached of current.values())
       for (const [name, line] of cached.plugins) catalog.plugins.set(name, line);
+    for (const lines of journal) for (const [name, line] of lines) catalog.plugins.set(name, line);
     return catalog;
   }
   if (!assembled) {
-    assembled = { plugins: new PluginMap(), members: new Map(), digests: new Map(), lent: false };
+    assembled = {
+      plugins: new PluginMap(),
+      members: new Map(),
+      digests: new Map(),
+      journal: [],
+      journaled: new Set(),
+      lent: false,
+    };
     assembledByStore.set(store, assembled);
     assembledByMap.set(assembled.plugins, assembled);
   }
@@ -441,9 +549,37 @@ export async function loadCatalog(store: Store): Promise<Catalog> {
     stale.add(binOf(name));
   }
   assembled.plugins.dirty.clear();
+  // The journal as applied, unless it only grew since: the names it set go back to their bins first.
+  const digests = catalog.journal.map((d) => d.sha256);
+  const grown =
+    assembled.journal.length <= digests.length && assembled.journal.every((d, i) => digests[i] === d);
+  if (!grown) {
+    for (const name of assembled.journaled) {
+      Map.prototype.delete.call(assembled.plugins, name);
+      stale.add(binOf(name));
+    }
+    assembled.journaled = new Set();
+  }
+  const applied = grown ? assembled.journal.length : 0;
   for (const bin of assembled.members.keys()) if (!current.has(bin)) stale.add(bin);
   for (const [bin, cached] of current) if (assembled.digests.get(bin) !== cached.sha256) stale.add(bin);
   for (const bin of stale) resyncBin(assembled, bin, current.get(bin));
+  // Over the bins, oldest first: objects not applied before whole, the others where a bin was put back.
+  journal.forEach((lines, index) => {
+    for (const [name, line] of lines) {
+      const bin = binOf(name);
+      if (index < applied && !stale.has(bin)) continue;
+      Map.prototype.set.call(assembled.plugins, name, line);
+      assembled.journaled.add(name);
+      let names = assembled.members.get(bin);
+      if (!names) {
+        names = new Set();
+        assembled.members.set(bin, names);
+      }
+      names.add(name);
+    }
+  });
+  assembled.journal = digests;
   assembled.lent = true;
   return { ...catalog, plugins: assembled.plugins };
 }
@@ -493,11 +629,50 @@ function membersOf(catalog: Catalog, bins: ReadonlySet<string>): Map<string, str
   return byBin;
 }
 
-/** Saves the catalog: the bins of `changed` plugins (every bin when undefined), then the meta file. */
+/**
+ * How `saveCatalog` writes the changed plugins' lines: into their bins (`bins`); into the journal, unless it
+ * would grow past its bounds (`journal`: a publish that defers the index documents); or into their bins with
+ * the journal folded in and emptied (`fold`: the flush).
+ */
+export type CatalogWrite = 'bins' | 'journal' | 'fold';
+
+/**
+ * Saves the catalog: the lines of `changed` plugins (every bin when undefined, which folds the journal too)
+ * as `write` says, then the meta file, the commit point. An emptied journal's objects are deleted after it.
+ */
 export async function saveCatalog(
   store: Store,
   catalog: Catalog,
   changed?: ReadonlySet<string>,
+  write: CatalogWrite = 'bins',
+): Promise<void> {
+  const options = { contentType: 'text/tab-separated-values', cacheControl: CACHE_PRIVATE };
+  const journaled =
+    write === 'journal' && changed && changed.size > 0 && (await journalLines(store, catalog, changed));
+  // A deferred publish that changed no plugin leaves the journal as it is.
+  const folding =
+    !journaled &&
+    catalog.journal.length > 0 &&
+    (changed === undefined || write === 'fold' || (write === 'journal' && changed.size > 0));
+  const names = folding && changed ? new Set([...changed, ...catalog.journaled]) : changed;
+  if (!journaled) await writeBins(store, catalog, names);
+  const emptied = folding ? catalog.journal : [];
+  if (folding) {
+    catalog.journal = [];
+    catalog.journaled.clear();
+  }
+  await store.put(CATALOG_META_KEY, utf8.encode(serializeMeta(catalog)), options);
+  // No longer listed, so no longer read: also any a run wrote before it died, never listed, and after a
+  // rebuild (every bin written from a catalog made anew), any the old catalog listed.
+  if (emptied.length > 0 || changed === undefined)
+    for await (const { key } of store.list(CATALOG_JOURNAL_PREFIX)) await store.delete(key);
+}
+
+/** Writes the bins of `changed` plugins (every bin when undefined). */
+async function writeBins(
+  store: Store,
+  catalog: Catalog,
+  changed: ReadonlySet<string> | undefined,
 ): Promise<void> {
   const wanted = changed ? new Set([...changed].map(binOf)) : undefined;
   // Only the members of the bins written are gathered and sorted, not every name of the registry.
@@ -515,7 +690,29 @@ export async function saveCatalog(
     // Kept as read back from these bytes: its lines then hold no strings, only views.
     cache.set(bin, { sha256: digest, plugins: parseBin(body, bin) as Map<string, CatalogLine> });
   }
-  await store.put(CATALOG_META_KEY, utf8.encode(serializeMeta(catalog)), options);
+}
+
+/**
+ * Writes the lines of `changed` plugins as one journal object and lists it; false, writing nothing, when the
+ * journal would grow past its bounds, or a changed plugin has no line (the journal holds lines, not removals).
+ */
+async function journalLines(store: Store, catalog: Catalog, changed: ReadonlySet<string>): Promise<boolean> {
+  const names = [...changed].sort();
+  if (catalog.journal.length >= JOURNAL_MAX_ENTRIES) return false;
+  if (!names.every((name) => catalog.plugins.has(name))) return false;
+  const body = serializeBin(names, catalog.plugins);
+  const held = catalog.journal.reduce((sum, { size }) => sum + size, 0);
+  if (held + body.byteLength > JOURNAL_MAX_BYTES) return false;
+  const sha256 = sha256Hex(body);
+  await store.put(catalogJournalKey(sha256), body, {
+    contentType: 'text/tab-separated-values',
+    cacheControl: CACHE_PRIVATE,
+    sha256,
+  });
+  journalCacheOf(store).set(sha256, parseBin(body, undefined) as Map<string, CatalogLine>);
+  catalog.journal = [...catalog.journal, { sha256, size: body.byteLength }];
+  for (const name of names) catalog.journaled.add(name);
+  return true;
 }
 
 function allByBin(catalog: Catalog): Map<string, string[]> {
@@ -566,6 +763,22 @@ export function heldEntry(line: CatalogLine): string | Uint8Array {
 
 export function heldSearchRow(line: CatalogLine): string | Uint8Array {
   return line instanceof StoredLine ? line.searchBytes : line.search;
+}
+
+/**
+ * The length of a line's entry, search row and falcoctl item as held: a stored line's bytes, else the
+ * text's UTF-16 units (at most a third of its UTF-8 bytes). For what only measures: no view, no encoding.
+ */
+export function heldEntryLength(line: CatalogLine): number {
+  return line instanceof StoredLine ? line.lengthOf(ENTRY) : line.entry.length;
+}
+
+export function heldSearchRowLength(line: CatalogLine): number {
+  return line instanceof StoredLine ? line.lengthOf(SEARCH) : line.search.length;
+}
+
+export function heldFalcoctlLength(line: CatalogLine): number {
+  return line instanceof StoredLine ? line.lengthOf(FALCOCTL) : line.falcoctl.length;
 }
 
 const encodedEntries = new WeakMap<CatalogLine, Uint8Array>();

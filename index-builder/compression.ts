@@ -55,7 +55,7 @@ export async function compressDocument(body: Uint8Array, encoding: ContentEncodi
  * The compressor is fed by hand (zlib's own stream), so the core needs no stream module.
  */
 export async function* compressChunks(
-  chunks: Iterable<Uint8Array>,
+  chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
   encoding: ContentEncoding,
   sizeHint: number,
 ): AsyncGenerator<Uint8Array> {
@@ -83,7 +83,7 @@ export async function* compressChunks(
     });
   const feeding = (async () => {
     try {
-      for (const chunk of chunks) {
+      for await (const chunk of chunks) {
         if (compressor.destroyed) return;
         if (!compressor.write(chunk)) await writable();
       }

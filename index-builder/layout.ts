@@ -345,9 +345,16 @@ export function submissionIdFromBytes(key: string, bytes: Uint8Array): string {
   return submissionIdFromDigest(key, sha256Hex(bytes));
 }
 
-/** The catalog, the publisher's own state (catalog.ts): the meta file, and one file per bin. */
+/** The catalog, the publisher's own state (catalog.ts): the meta file, one file per bin, and the journal. */
 export const CATALOG_META_KEY = 'state/catalog/meta.tsv';
 
 export function catalogBinKey(bin: string): string {
   return `state/catalog/bins/${bin}.tsv`;
+}
+
+/** The catalog's journal: the lines deferred publishes changed, one object per commit, named by its digest. */
+export const CATALOG_JOURNAL_PREFIX = 'state/catalog/journal/';
+
+export function catalogJournalKey(sha256: string): string {
+  return `${CATALOG_JOURNAL_PREFIX}${sha256}.tsv`;
 }

@@ -11,7 +11,10 @@ import {
   entryBytes,
   falcoctlItem,
   heldEntry,
+  heldEntryLength,
+  heldFalcoctlLength,
   heldSearchRow,
+  heldSearchRowLength,
   namesInBins,
   saveCatalog,
   searchBytes,
@@ -88,7 +91,16 @@ interface IndexDocument {
    */
   readonly text: (line: CatalogLine) => string | Uint8Array;
   readonly bytes: (line: CatalogLine) => Uint8Array;
+  /**
+   * Its item's length as `over` counts it: a stored line's bytes, else the UTF-16 units of its text (at
+   * most its UTF-8 bytes, at least a third of them), measured without a view or an encoding.
+   */
+  readonly length: (line: CatalogLine) => number;
 }
+
+const ENTRIES = { text: heldEntry, bytes: entryBytes, length: heldEntryLength };
+const SEARCH_ROWS = { text: heldSearchRow, bytes: searchBytes, length: heldSearchRowLength };
+const FALCOCTL_ITEMS = { text: falcoctlItem, bytes: falcoctlItem, length: heldFalcoctlLength };
 
 /** The size of `doc`, without encoding it. */
 function sizeOf(doc: IndexDocument): number {
@@ -105,10 +117,7 @@ function over(documents: readonly IndexDocument[], threshold: number): boolean {
   let chars = 0;
   for (const doc of documents) {
     let items = 0;
-    for (const line of doc.lines) {
-      const item = doc.text(line);
-      items += typeof item === 'string' ? item.length : item.byteLength;
-    }
+    for (const line of doc.lines) items += doc.length(line);
     chars += layoutSize(doc.layout, doc.lines.length, items);
   }
   // UTF-8 takes one to three bytes per UTF-16 unit: only a count in between needs the exact sizes.
@@ -133,16 +142,10 @@ function renderIndexDocuments(
   const metadata = buildRegistryMetadata(identityOf(ctx.config), apiVersions, updated);
   const header = toYaml({ registry_version: '1.0.0', registry_metadata: metadata });
   const documents: IndexDocument[] = [
-    { key: INDEX_JSON_KEY, layout: indexJsonLayout(metadata), lines, text: heldEntry, bytes: entryBytes },
-    { key: INDEX_YAML_KEY, layout: indexYamlLayout(header), lines, text: heldEntry, bytes: entryBytes },
-    {
-      key: SEARCH_KEY,
-      layout: searchJsonLayout(updated),
-      lines,
-      text: heldSearchRow,
-      bytes: searchBytes,
-    },
-    { key: FALCOCTL_INDEX_KEY, layout: FALCOCTL_LAYOUT, lines, text: falcoctlItem, bytes: falcoctlItem },
+    { key: INDEX_JSON_KEY, layout: indexJsonLayout(metadata), lines, ...ENTRIES },
+    { key: INDEX_YAML_KEY, layout: indexYamlLayout(header), lines, ...ENTRIES },
+    { key: SEARCH_KEY, layout: searchJsonLayout(updated), lines, ...SEARCH_ROWS },
+    { key: FALCOCTL_INDEX_KEY, layout: FALCOCTL_LAYOUT, lines, ...FALCOCTL_ITEMS },
   ];
   if (over(documents, ctx.streamIndexesOverBytes ?? STREAM_THRESHOLD_BYTES)) {
     const streamed = documents.map((doc) => ({
@@ -279,7 +282,8 @@ export async function commitGeneration(
   const generation = Math.max(catalog.generation, previous?.generation ?? 0) + 1;
   await writeSnapshot(ctx, generation, listed, snapshot);
   catalog.generation = generation;
-  await saveCatalog(ctx.intake, catalog, changed);
+  // A deferred publish journals its plugins' lines; the flush folds the journal into the bins (catalog.ts).
+  await saveCatalog(ctx.intake, catalog, changed, indexes ? 'fold' : 'journal');
   return generation;
 }
 

@@ -3,10 +3,11 @@
  * written as streams: rendered from the catalog in chunks (render/index-documents.ts `layoutChunks`), each
  * pass over the document a fresh rendering, so memory stays a few chunks whatever the registry's size.
  *
- * Per document: the signing pass (one SHA-256 for digest and signature, `Signer.beginSigning`) runs beside
- * the compressed variants' passes (zlib on the thread pool, streamed to the store); once the variants are
- * written, the document itself is streamed with the digest already known (the store need not hash it), then
- * its signature. The write order of the buffered documents holds: variants, document, signature.
+ * Per document, two renderings: the first feeds the signature (one SHA-256 for digest and signature,
+ * `Signer.beginSigning`) and the compressed variants (zlib on the thread pool, streamed to the store); once
+ * the variants are written, the second streams the document itself with the digest already known (the
+ * store need not hash it), then its signature is written. The write order of the buffered documents holds:
+ * variants, document, signature.
  */
 import { COMPRESSION_THRESHOLD_BYTES, compressChunks } from '../compression.ts';
 import { CONTENT_ENCODINGS, ENCODED_DOCUMENTS, encodedVariantKey, signatureKey } from '../layout.ts';
@@ -25,35 +26,137 @@ export interface StreamedDocument {
 /** Lets the event loop run between chunks: a pass over hundreds of megabytes must not starve the others. */
 const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-async function signPass(ctx: PipelineContext, document: StreamedDocument) {
-  const signing = ctx.signer.beginSigning();
-  let size = 0;
-  for (const chunk of document.chunks()) {
-    signing.update(chunk);
-    size += chunk.byteLength;
-    await turn();
+/**
+ * A bounded queue from the one rendering of a document to one of its variants' writers: the rendering
+ * waits (`room`) while the queue is full, so memory stays a few chunks per variant. A reader that stops
+ * (its write failed) closes it, and the rendering then no longer waits on it.
+ */
+class Channel implements AsyncIterable<Uint8Array> {
+  readonly #queue: Uint8Array[] = [];
+  #ended = false;
+  #error: Error | undefined;
+  #closed = false;
+  #reader: (() => void) | undefined;
+  #writer: (() => void) | undefined;
+
+  constructor(private readonly limit: number) {}
+
+  get closed(): boolean {
+    return this.#closed;
   }
-  if (size !== document.size)
-    throw new Error(`${document.key} rendered ${size} bytes where ${document.size} were counted`);
-  return signing.finish();
+
+  push(chunk: Uint8Array): void {
+    if (this.#closed) return;
+    this.#queue.push(chunk);
+    this.#wake('reader');
+  }
+
+  room(): Promise<void> {
+    if (this.#closed || this.#queue.length < this.limit) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#writer = resolve;
+    });
+  }
+
+  end(): void {
+    this.#ended = true;
+    this.#wake('reader');
+  }
+
+  /** Ends the stream in `error`: its reader throws it, so the writer it feeds commits nothing. */
+  fail(error: Error): void {
+    this.#error = error;
+    this.#wake('reader');
+  }
+
+  #wake(which: 'reader' | 'writer'): void {
+    const wake = which === 'reader' ? this.#reader : this.#writer;
+    if (which === 'reader') this.#reader = undefined;
+    else this.#writer = undefined;
+    wake?.();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array> {
+    try {
+      for (;;) {
+        if (this.#error) throw this.#error;
+        if (this.#queue.length > 0) {
+          const chunk = this.#queue.shift() as Uint8Array;
+          this.#wake('writer');
+          yield chunk;
+        } else if (this.#ended) return;
+        else
+          await new Promise<void>((resolve) => {
+            this.#reader = resolve;
+          });
+      }
+    } finally {
+      this.#closed = true;
+      this.#queue.length = 0;
+      this.#wake('writer');
+    }
+  }
 }
 
-async function putVariants(ctx: PipelineContext, document: StreamedDocument): Promise<void> {
-  if (!ENCODED_DOCUMENTS.has(document.key)) return;
+/** Chunks a variant's writer may have waiting: the compressor works on one while the next is ready. */
+const CHANNEL_CHUNKS = 2;
+
+/**
+ * The first pass over a document: one rendering feeds the signature (one SHA-256, `Signer.beginSigning`)
+ * and both compressed variants, which compress on the thread pool and stream to the store as the chunks
+ * come. Before, each of the three rendered the document on its own; a rendering copies every byte into
+ * fresh chunks, which cost more than the hashing. Returns once the variants are written.
+ */
+async function signAndPutVariants(ctx: PipelineContext, document: StreamedDocument) {
+  const signing = ctx.signer.beginSigning();
+  const encodings = ENCODED_DOCUMENTS.has(document.key) ? CONTENT_ENCODINGS : [];
   const compress = document.size > (ctx.compressionThresholdBytes ?? COMPRESSION_THRESHOLD_BYTES);
-  await settleAll(
-    CONTENT_ENCODINGS.map((encoding) =>
-      ctx.site.putStream(
-        encodedVariantKey(document.key, encoding),
-        compress ? compressChunks(document.chunks(), encoding, document.size) : asAsync(document.chunks()),
-        {
-          contentType: contentTypeFor(document.key),
-          cacheControl: CACHE_MUTABLE,
-          ...(compress ? { contentEncoding: encoding } : {}),
-        },
-      ),
-    ),
-  );
+  const channels = encodings.map(() => new Channel(CHANNEL_CHUNKS));
+  const writes = encodings.map((encoding, i) => {
+    const channel = channels[i] as Channel;
+    return ctx.site.putStream(
+      encodedVariantKey(document.key, encoding),
+      compress ? compressChunks(channel, encoding, document.size) : channel,
+      {
+        contentType: contentTypeFor(document.key),
+        cacheControl: CACHE_MUTABLE,
+        ...(compress ? { contentEncoding: encoding } : {}),
+      },
+    );
+  });
+  // Observed below, once the rendering is over; one may fail before that.
+  for (const write of writes) write.catch(() => {});
+  let size = 0;
+  let failure: Error | undefined;
+  try {
+    for (const chunk of document.chunks()) {
+      // A variant whose write failed stops reading: the others must not be committed cut short.
+      if (channels.some((channel) => channel.closed)) {
+        failure = new Error(`a variant of ${document.key} failed to be written`);
+        break;
+      }
+      signing.update(chunk);
+      size += chunk.byteLength;
+      for (const channel of channels) channel.push(chunk);
+      await (channels.length > 0 ? Promise.all(channels.map((channel) => channel.room())) : turn());
+    }
+    if (!failure && size !== document.size)
+      failure = new Error(`${document.key} rendered ${size} bytes where ${document.size} were counted`);
+  } catch (error) {
+    failure = error as Error;
+  }
+  for (const channel of channels) {
+    if (failure) channel.fail(failure);
+    else channel.end();
+  }
+  const results = await Promise.allSettled(writes);
+  if (failure) {
+    // The write that failed first, rather than the ones failed for it.
+    const cause = results.find((r) => r.status === 'rejected' && r.reason !== failure);
+    throw cause ? (cause as PromiseRejectedResult).reason : failure;
+  }
+  await settleAll(writes);
+  return signing.finish();
 }
 
 async function* asAsync(chunks: Iterable<Uint8Array>): AsyncGenerator<Uint8Array> {
@@ -75,10 +178,7 @@ export async function putStreamedSigned(
   ctx: PipelineContext,
   document: StreamedDocument,
 ): Promise<DocumentDigest> {
-  const signing = signPass(ctx, document);
-  const variants = putVariants(ctx, document);
-  await settleAll([signing, variants]);
-  const { signature, sha256 } = await signing;
+  const { signature, sha256 } = await signAndPutVariants(ctx, document);
   await ctx.site.putStream(document.key, asAsync(document.chunks()), {
     contentType: contentTypeFor(document.key),
     cacheControl: CACHE_MUTABLE,

@@ -7,6 +7,7 @@ import {
   emptyCatalog,
   entryBytes,
   falcoctlItem,
+  JOURNAL_MAX_ENTRIES,
   loadCatalog,
   namesInBins,
   releaseCatalog,
@@ -410,5 +411,151 @@ describe('when storing the catalog', () => {
   it('names snapshot bins by the first byte of the name digest', () => {
     expect(binOf('demo-plugin')).toMatch(/^[0-9a-f]{2}$/);
     expect(binKey('0a')).toBe('snapshot/bins/0a.json');
+  });
+});
+
+describe('when journaling the catalog', () => {
+  const line = (name: string, search = `{"name":"${name}"}`): CatalogLine => ({
+    document: { sha256: 'b'.repeat(64), size: 5 },
+    apiVersions: ['v1'],
+    entry: JSON.stringify(entry(name)),
+    search,
+    falcoctl: toYaml([{ name, type: 'plugin' }]),
+  });
+  const JOURNAL_KEY = /^state\/catalog\/journal\/[0-9a-f]{64}\.tsv$/;
+  const journalKeys = (store: MemoryStore) => [...store.objects.keys()].filter((k) => JOURNAL_KEY.test(k));
+  const binKeys = (keys: readonly string[]) => keys.filter((k) => k.startsWith('state/catalog/bins/'));
+
+  async function seeded(names: string[]) {
+    const store = new MemoryStore();
+    const catalog = emptyCatalog();
+    for (const name of names) catalog.plugins.set(name, line(name));
+    await saveCatalog(store, catalog);
+    store.writes.length = 0;
+    return store;
+  }
+
+  /** One run: loads, sets `lines`, saves them as `write` says, releases. */
+  async function run(store: MemoryStore, lines: Record<string, string>, write: 'journal' | 'fold') {
+    const catalog = await loadCatalog(store);
+    for (const [name, search] of Object.entries(lines)) catalog.plugins.set(name, line(name, search));
+    await saveCatalog(store, catalog, new Set(Object.keys(lines)), write);
+    releaseCatalog(catalog);
+  }
+
+  const searchOf = async (store: MemoryStore, name: string) => {
+    const catalog = await loadCatalog(store);
+    releaseCatalog(catalog);
+    return catalog.plugins.get(name)?.search;
+  };
+
+  it('writes a deferred change as one journal object and the meta file, every bin left as it was', async () => {
+    const store = await seeded(['a-one', 'b-two', 'c-three']);
+    await run(store, { 'b-two': '{"v":1}', 'zz-new': '{"v":1}' }, 'journal');
+    expect(store.writes).toHaveLength(2);
+    expect(store.writes[0]).toMatch(JOURNAL_KEY);
+    expect(store.writes[1]).toBe('state/catalog/meta.tsv');
+    for (const reader of [store, coldCopy(store)]) {
+      const loaded = await loadCatalog(reader);
+      expect(loaded.outdated).toBe(false);
+      expect([...loaded.plugins.keys()].sort()).toEqual(['a-one', 'b-two', 'c-three', 'zz-new']);
+      expect(loaded.plugins.get('b-two')?.search).toBe('{"v":1}');
+      expect(text(entryBytes(loaded.plugins.get('zz-new') as CatalogLine))).toBe(
+        JSON.stringify(entry('zz-new')),
+      );
+      // A plugin only the journal holds is a member of its bin: the snapshot bin it renders lists it.
+      expect(namesInBins(loaded, new Set([binOf('zz-new')]))).toContain('zz-new');
+      releaseCatalog(loaded);
+    }
+  });
+
+  it('folds the journal into the bins it touches, then deletes its objects', async () => {
+    const store = await seeded(['a-one', 'b-two', 'c-three']);
+    await run(store, { 'b-two': '{"v":1}' }, 'journal');
+    await run(store, { 'zz-new': '{"v":2}' }, 'journal');
+    expect(journalKeys(store)).toHaveLength(2);
+    store.writes.length = 0;
+    await run(store, { 'c-three': '{"v":3}' }, 'fold');
+    expect(binKeys(store.writes).sort()).toEqual(
+      [...new Set(['b-two', 'zz-new', 'c-three'].map((n) => `state/catalog/bins/${binOf(n)}.tsv`))].sort(),
+    );
+    expect(journalKeys(store)).toEqual([]);
+    expect(text((store.objects.get('state/catalog/meta.tsv') as StoredObject).body)).not.toContain('journal');
+    const cold = await loadCatalog(coldCopy(store));
+    expect([cold.plugins.get('b-two')?.search, cold.plugins.get('zz-new')?.search]).toEqual([
+      '{"v":1}',
+      '{"v":2}',
+    ]);
+    expect(cold.plugins.get('c-three')?.search).toBe('{"v":3}');
+    expect(await searchOf(store, 'b-two')).toBe('{"v":1}');
+  });
+
+  it('folds instead when the journal is full', async () => {
+    const store = await seeded(['a-one']);
+    for (let i = 0; i < JOURNAL_MAX_ENTRIES; i++) await run(store, { 'a-one': `{"v":${i}}` }, 'journal');
+    expect(binKeys(store.writes)).toEqual([]);
+    expect(journalKeys(store)).toHaveLength(JOURNAL_MAX_ENTRIES);
+    store.writes.length = 0;
+    await run(store, { 'a-one': '{"v":"last"}' }, 'journal');
+    expect(binKeys(store.writes)).toEqual([`state/catalog/bins/${binOf('a-one')}.tsv`]);
+    expect(journalKeys(store)).toEqual([]);
+    expect(await searchOf(coldCopy(store), 'a-one')).toBe('{"v":"last"}');
+  });
+
+  it('reads a catalog whose journal object is missing or not the bytes it names as outdated', async () => {
+    const store = await seeded(['a-one', 'b-two']);
+    await run(store, { 'b-two': '{"v":1}' }, 'journal');
+    const [key] = journalKeys(store) as [string];
+    const missing = coldCopy(store);
+    missing.objects.delete(key);
+    expect((await loadCatalog(missing)).outdated).toBe(true);
+    const altered = coldCopy(store);
+    const object = altered.objects.get(key) as StoredObject;
+    altered.objects.set(key, { ...object, body: utf8(text(object.body).replace('"v":1', '"v":2')) });
+    expect((await loadCatalog(altered)).outdated).toBe(true);
+  });
+
+  it('gives a warm process what the journal holds after a run that changed a plugin but never saved', async () => {
+    const store = await seeded(['a-one', 'b-two']);
+    await run(store, { 'b-two': '{"v":1}' }, 'journal');
+    const failed = await loadCatalog(store);
+    failed.plugins.set('b-two', line('b-two', '{"v":"unsaved"}'));
+    releaseCatalog(failed);
+    expect(await searchOf(store, 'b-two')).toBe('{"v":1}');
+  });
+
+  it("follows another writer's journal and fold in a warm process", async () => {
+    const store = await seeded(['a-one', 'b-two', 'c-three']);
+    expect(await searchOf(store, 'a-one')).toBe('{"name":"a-one"}'); // warm from here on
+    const other = coldCopy(store);
+    const sync = () => {
+      for (const key of [...store.objects.keys()]) if (!other.objects.has(key)) store.objects.delete(key);
+      for (const [key, object] of other.objects) store.objects.set(key, object);
+    };
+    await run(other, { 'a-one': '{"v":1}', 'b-two': '{"v":1}' }, 'journal');
+    sync();
+    expect(await searchOf(store, 'a-one')).toBe('{"v":1}');
+    // The other writer folds, then journals anew: the warm map drops what it applied before.
+    await run(other, { 'c-three': '{"v":2}' }, 'fold');
+    await run(other, { 'a-one': '{"v":3}' }, 'journal');
+    sync();
+    const warm = await loadCatalog(store);
+    const cold = await loadCatalog(coldCopy(store));
+    for (const name of ['a-one', 'b-two', 'c-three'])
+      expect([name, warm.plugins.get(name)?.search]).toEqual([name, cold.plugins.get(name)?.search]);
+    expect(warm.plugins.get('a-one')?.search).toBe('{"v":3}');
+    expect(warm.plugins.get('b-two')?.search).toBe('{"v":1}');
+    releaseCatalog(warm);
+  });
+
+  it('reads a meta file written before the journal (format 5)', async () => {
+    const store = await seeded(['a-one', 'b-two']);
+    const object = store.objects.get('state/catalog/meta.tsv') as StoredObject;
+    const older = text(object.body).replace(/^plugindex-catalog 6/, 'plugindex-catalog 5');
+    expect(older.startsWith('plugindex-catalog 5\n')).toBe(true);
+    store.objects.set('state/catalog/meta.tsv', { ...object, body: utf8(older) });
+    const loaded = await loadCatalog(coldCopy(store));
+    expect(loaded.outdated).toBe(false);
+    expect([...loaded.plugins.keys()].sort()).toEqual(['a-one', 'b-two']);
   });
 });

@@ -19,6 +19,7 @@ import {
 import { readPublicKey } from '../../../index-builder/signing.ts';
 import { verifyListedDocument, verifyPluginDocument, verifySnapshot } from '../../../index-builder/verify.ts';
 import { makeBundle, makeRegistry, type TestRegistry, validManifest } from '../../support/fixtures.ts';
+import { MemoryStore } from '../../support/memory-store.ts';
 
 const decoder = new TextDecoder();
 
@@ -135,6 +136,55 @@ describe('when a publish defers the index documents', () => {
     registry.site.writes.length = 0;
     expect(await flushIndexes(registry.context)).toEqual({ generation: null, invalidate: [] });
     expect(registry.site.writes).toEqual([]);
+  });
+
+  it("journals the deferred publishes' catalog lines, and a flush in another process folds them into the bins", async () => {
+    const registry = await makeRegistry();
+    await processSubmissions(registry.context, await registry.submit(await makeBundle()));
+    registry.intake.writes.length = 0;
+    await publishDeferred(registry, 'demo-plugin', '1.1.0');
+    await publishDeferred(registry, 'other-plugin', '0.1.0');
+    const written = registry.intake.writes.filter((k) => k.startsWith('state/catalog/'));
+    expect(written.filter((k) => k.includes('/bins/'))).toEqual([]);
+    expect(new Set(written.filter((k) => k.includes('/journal/'))).size).toBe(2);
+
+    // Another process: stores of its own over the same objects, nothing kept from the publishes.
+    const copy = (store: MemoryStore) => {
+      const fresh = new MemoryStore();
+      for (const [key, object] of store.objects) fresh.objects.set(key, object);
+      return fresh;
+    };
+    const cold = { ...registry, intake: copy(registry.intake), site: copy(registry.site) };
+    cold.context = { ...registry.context, intake: cold.intake, site: cold.site };
+    expect((await flushIndexes(cold.context)).generation).not.toBeNull();
+
+    expect(indexedVersions(cold, 'demo-plugin')).toEqual(['1.1.0', '1.0.0']);
+    expect(indexedVersions(cold, 'other-plugin')).toEqual(['0.1.0']);
+    expect(cold.intake.writes).toEqual(
+      expect.arrayContaining([
+        ...new Set(['demo-plugin', 'other-plugin'].map((n) => `state/catalog/bins/${binOf(n)}.tsv`)),
+      ]),
+    );
+    expect([...cold.intake.objects.keys()].filter((k) => k.includes('/journal/'))).toEqual([]);
+    await verifyAsClient(cold, ['demo-plugin', 'other-plugin']);
+    // The bins alone now say what the journal said.
+    const catalog = await loadCatalog(copy(cold.intake));
+    expect(catalog.journal).toEqual([]);
+    expect(JSON.parse(catalog.plugins.get('other-plugin')?.search ?? '{}')).toMatchObject({
+      latest_version: '0.1.0',
+    });
+  });
+
+  it('leaves no journal behind a rebuild, which writes every bin anew', async () => {
+    const registry = await makeRegistry();
+    await processSubmissions(registry.context, await registry.submit(await makeBundle()));
+    await publishDeferred(registry, 'demo-plugin', '1.1.0');
+    const journal = () => [...registry.intake.objects.keys()].filter((k) => k.includes('/journal/'));
+    expect(journal()).toHaveLength(1);
+    await rebuildRegistry(registry.context);
+    expect(journal()).toEqual([]);
+    expect(indexedVersions(registry, 'demo-plugin')).toEqual(['1.1.0', '1.0.0']);
+    expect((await loadCatalog(registry.intake)).journal).toEqual([]);
   });
 
   it('renders them at the first publish into an empty registry, so the snapshot always lists them', async () => {

@@ -742,7 +742,7 @@ describe('when recovering and maintaining', () => {
     ).toEqual(['demo-plugin', 'second-one']);
     expect(json<SnapshotDocument>(registry.site, 'snapshot.json').generation).toBeGreaterThan(before);
     const upgraded = new TextDecoder().decode(registry.intake.objects.get('state/catalog/meta.tsv')?.body);
-    expect(upgraded.split('\n')[0]).toBe('plugindex-catalog 5');
+    expect(upgraded.split('\n')[0]).toBe('plugindex-catalog 6');
     const later = await publish(
       registry,
       await makeBundle({ manifest: validManifest({ name: 'third-one' }) }),

@@ -4,9 +4,11 @@
  * the snapshot, with variants that decode to them. The streaming threshold is lowered to 0 here, so a
  * registry of a few plugins streams.
  */
+import { createHash } from 'node:crypto';
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { compressChunks } from '../../../index-builder/compression.ts';
+import { StoreError } from '../../../index-builder/errors.ts';
 import {
   CONTENT_ENCODINGS,
   encodedVariantKey,
@@ -19,6 +21,7 @@ import {
   type PipelineContext,
   processSubmissions,
 } from '../../../index-builder/pipeline/index.ts';
+import { putStreamedSigned } from '../../../index-builder/pipeline/streamed.ts';
 import {
   type DocumentLayout,
   FALCOCTL_LAYOUT,
@@ -195,5 +198,85 @@ describe('when the index documents are streamed', () => {
       expect(at(document)).toBeLessThan(at(signatureKey(document)));
       expect(at(signatureKey(document))).toBeLessThan(at('snapshot.json'));
     }
+  });
+});
+
+describe('when a streamed document is signed and its variants written', () => {
+  // Enough bytes that compressors emit output before the end, some of them not compressible.
+  const items = Array.from(
+    { length: 2000 },
+    (_, i) =>
+      `{"name":"plugin-${i}","note":"é ✓ 🚀","id":"${createHash('sha256').update(`${i}`).digest('base64')}"}`,
+  );
+  const layout = indexJsonLayout({ name: 'Registry' });
+  const whole = renderLayout(
+    layout,
+    items.map((item) => utf8.encode(item)),
+    (n) => new Uint8Array(n),
+  );
+
+  /** index.json as a streamed document of small chunks, counting its renderings; `fail` breaks one. */
+  function documentOf(fail?: { rendering: number; afterChunks: number }) {
+    const counted = { renderings: 0 };
+    const document = {
+      key: 'index.json',
+      size: whole.byteLength,
+      *chunks(): Generator<Uint8Array> {
+        const rendering = ++counted.renderings;
+        let n = 0;
+        for (const chunk of layoutChunks(layout, items, 4096)) {
+          if (fail?.rendering === rendering && n++ === fail.afterChunks) throw new Error('rendering failed');
+          yield chunk;
+        }
+      },
+    };
+    return { document, counted };
+  }
+
+  const variants = CONTENT_ENCODINGS.map((encoding) => encodedVariantKey('index.json', encoding));
+
+  it('renders it twice: once for its signature and both variants, once for itself', async () => {
+    const registry = await makeRegistry();
+    const ctx = { ...registry.context, compressionThresholdBytes: 0 };
+    const { document, counted } = documentOf();
+    const digest = await putStreamedSigned(ctx, document);
+    expect(counted.renderings).toBe(2);
+    expect(Buffer.compare(body(registry, 'index.json'), whole)).toBe(0);
+    expect(Buffer.compare(brotliDecompressSync(body(registry, 'index.json.br')), whole)).toBe(0);
+    expect(Buffer.compare(gunzipSync(body(registry, 'index.json.gz')), whole)).toBe(0);
+    expect(digest).toEqual({
+      sha256: createHash('sha256').update(whole).digest('hex'),
+      size: whole.byteLength,
+    });
+    const signature = new TextDecoder().decode(body(registry, 'index.json.asc'));
+    const key = (await readPublicKey(registry.signer.publicKey)).key;
+    expect((await verifyDetachedSignature(whole, signature, [key])).ok).toBe(true);
+  });
+
+  it('commits no variant when the rendering fails midway', async () => {
+    const registry = await makeRegistry();
+    const ctx = { ...registry.context, compressionThresholdBytes: 0 };
+    const { document } = documentOf({ rendering: 1, afterChunks: 5 });
+    await expect(putStreamedSigned(ctx, document)).rejects.toThrow('rendering failed');
+    for (const key of [...variants, 'index.json', 'index.json.asc'])
+      expect(registry.site.objects.has(key)).toBe(false);
+  });
+
+  it('commits no variant cut short when the write of another fails, and throws that failure', async () => {
+    const registry = await makeRegistry();
+    const refusal = new StoreError('STORE_IO', 'index.json.gz', 'disk full');
+    const site = registry.site;
+    const putStream = site.putStream.bind(site);
+    site.putStream = async (key, chunks, options) => {
+      if (!key.endsWith('.gz')) return putStream(key, chunks, options);
+      for await (const _ of chunks) throw refusal;
+    };
+    const ctx = { ...registry.context, compressionThresholdBytes: 0 };
+    const { document } = documentOf();
+    await expect(putStreamedSigned(ctx, document)).rejects.toBe(refusal);
+    expect(site.objects.has('index.json')).toBe(false);
+    expect(site.objects.has('index.json.gz')).toBe(false);
+    const br = site.objects.get('index.json.br');
+    if (br) expect(Buffer.compare(brotliDecompressSync(br.body), whole)).toBe(0);
   });
 });
