@@ -157,7 +157,8 @@ describe('the home page of a registry of 3,000 plugins', () => {
 
   it('keeps the list as served when its rows are of the same generation, and renders it anew when not', async () => {
     // As text: these run in the page, and the tests' TypeScript has no DOM types.
-    const mark = (page: Page) => page.evaluate("(window.__first = document.querySelector('#results li')) !== null");
+    const mark = (page: Page) =>
+      page.evaluate("(window.__first = document.querySelector('#results li')) !== null");
     const same = (page: Page) =>
       page.evaluate<boolean>("window.__first === document.querySelector('#results li')");
     for (const generation of ['as served', 'another']) {
