@@ -1,7 +1,7 @@
 /**
  * The pages of a registry of N synthetic plugins, for the page tests and the page benchmark: the home page
- * (its first plugins in the page), `search.json`, `home-search.json` and `favicon.svg`, rendered as the
- * pipeline renders them
+ * (its first plugins in the page), `search.json`, `home-search.json` and `favicon.svg`, rendered by the
+ * functions the pipeline renders them with
  * (same functions, same order: search.json by name), a plugin with many versions for its page, and one of
  * a single version (`plugins/one-version/`, the benchmark's floor). Pure:
  * the caller puts the files into a store.
