@@ -45,7 +45,7 @@ const TYPED = ['plugin-0999', 'group-12', 'kubernetes', 'synthetc'];
 
 /**
  * Installed before the page's own script (by the browser's debugging protocol, so the page's CSP does not
- * apply): records when the pager first shows (the page can be paged: the home page shows it from the count
+ * apply): records, and says on the console, when the pager first shows (the page can be paged: the home page shows it from the count
  * in the page, before search.json), and when the home page's list is marked `data-ready` (search.json
  * fetched, parsed and rendered: the page can be searched).
  */
@@ -54,10 +54,14 @@ window.__ready = undefined; window.__search = undefined;
 new MutationObserver(function (changes, observer) {
   for (var i = 0; i < changes.length; i++) {
     var t = changes[i].target;
-    if (window.__ready === undefined && (t.id === 'pager' || t.id === 'versions-pager') && !t.hidden)
+    if (window.__ready === undefined && (t.id === 'pager' || t.id === 'versions-pager') && !t.hidden) {
       window.__ready = performance.now();
-    if (window.__search === undefined && t.id === 'results' && t.hasAttribute('data-ready'))
+      console.debug('bench:ready');
+    }
+    if (window.__search === undefined && t.id === 'results' && t.hasAttribute('data-ready')) {
       window.__search = performance.now();
+      console.debug('bench:search');
+    }
   }
 }).observe(document, { attributes: true, attributeFilter: ['hidden', 'data-ready'], subtree: true });
 `;
@@ -85,11 +89,15 @@ async function load(
   const context = await browser.newContext();
   await context.addInitScript(OBSERVE_READY);
   const page = await context.newPage();
+  // Told by the page's console, not polled: a script the harness evaluates in the page while it loads runs
+  // on its main thread, and would be timed as the page's own work.
+  const said = (text: string) => page.waitForEvent('console', { predicate: (m) => m.text() === text });
+  const ready = scripted ? said('bench:ready') : undefined;
+  const search = searchable ? said('bench:search') : undefined;
   await page.goto(url, { waitUntil: 'load' });
+  await ready;
+  await search;
   // A function, not text: the page's CSP forbids the eval that a predicate given as text would need.
-  if (scripted) await page.waitForFunction(() => (globalThis as { __ready?: number }).__ready !== undefined);
-  if (searchable)
-    await page.waitForFunction(() => (globalThis as { __search?: number }).__search !== undefined);
   await page.waitForFunction(() => performance.getEntriesByName('first-contentful-paint').length > 0);
   const timing = await page.evaluate<{
     dcl: number;
