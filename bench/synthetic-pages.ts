@@ -1,12 +1,16 @@
 /**
  * The pages of a registry of N synthetic plugins, for the page tests and the page benchmark: the home page
- * (its first plugins in the page), `search.json` and `favicon.svg`, rendered as the pipeline renders them
+ * (its first plugins in the page), `search.json`, `home-search.json` and `favicon.svg`, rendered by the
+ * functions the pipeline renders them with
  * (same functions, same order: search.json by name), a plugin with many versions for its page, and one of
  * a single version (`plugins/one-version/`, the benchmark's floor). Pure:
  * the caller puts the files into a store.
  */
+
+import { HOME_SEARCH_KEY } from '../index-builder/layout.ts';
 import type { PluginDocument, SearchEntry, VersionRecord } from '../index-builder/model.ts';
 import { buildSearchEntry } from '../index-builder/render/documents.ts';
+import { renderHomeSearch } from '../index-builder/render/home-search.ts';
 import { FAVICON_SVG, renderIndexPage, renderPluginPage } from '../index-builder/render/html.ts';
 import { HOME_PAGE_SIZE } from '../index-builder/render/page-script.ts';
 import { syntheticDocument } from './synthetic.ts';
@@ -53,23 +57,39 @@ export function manyVersionsDocument(name: string, count: number): PluginDocumen
 export function syntheticPages(
   registry: { readonly name: string; readonly url: string },
   count: number,
-  options: { readonly extra?: readonly PluginDocument[]; readonly versions?: number } = {},
+  options: {
+    readonly extra?: readonly PluginDocument[];
+    readonly versions?: number;
+    /**
+     * The home page as published before home-search.json (false): it names no compact rows and no
+     * generation, and searches search.json. Default true: home-search.json written, and named by the page.
+     */
+    readonly homeSearch?: boolean;
+  } = {},
 ): { files: PageFile[]; rows: SearchEntry[]; paged: PluginDocument } {
   const paged = manyVersionsDocument('many-versions', options.versions ?? 500);
   const docs = [...Array.from({ length: count }, (_, i) => syntheticDocument(i, PUBLISHER)), paged];
   docs.push(...(options.extra ?? []));
   const rows = docs.map(buildSearchEntry).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  const search = { schema: 'plugindex/search/v1', generated: '2026-12-01T00:00:00.000Z', plugins: rows };
+  const generated = '2026-12-01T00:00:00.000Z';
+  const search = { schema: 'plugindex/search/v1', generated, plugins: rows };
+  const compact = options.homeSearch ?? true;
+  const first = rows.slice(0, HOME_PAGE_SIZE);
+  const listing = compact
+    ? { rows: first, total: rows.length, generated, search: HOME_SEARCH_KEY }
+    : { rows: first, total: rows.length };
   const files: PageFile[] = [
-    {
-      key: 'index.html',
-      body: renderIndexPage(registry, { rows: rows.slice(0, HOME_PAGE_SIZE), total: rows.length }),
-      contentType: HTML,
-    },
+    { key: 'index.html', body: renderIndexPage(registry, listing), contentType: HTML },
     { key: 'search.json', body: `${JSON.stringify(search)}\n`, contentType: 'application/json' },
     { key: 'favicon.svg', body: FAVICON_SVG, contentType: 'image/svg+xml' },
     { key: `plugins/${paged.name}/index.html`, body: renderPluginPage(paged, registry), contentType: HTML },
   ];
+  if (compact)
+    files.push({
+      key: HOME_SEARCH_KEY,
+      body: renderHomeSearch(rows, generated),
+      contentType: 'application/json',
+    });
   // The floor: the page of a plugin of one version, the smallest page there is.
   const small = { ...syntheticDocument(count, PUBLISHER), name: 'one-version' };
   small.versions = small.versions.slice(0, 1);

@@ -207,6 +207,8 @@ export function actionMarkerKey(digest: string): string {
 }
 export const HOME_PAGE_KEY = 'index.html';
 export const FAVICON_KEY = 'favicon.svg';
+/** The home page's search rows in a compact form (render/home-search.ts): a page asset, like index.html. */
+export const HOME_SEARCH_KEY = 'home-search.json';
 
 /** Number of snapshot bins: plugin documents are bound by digest in 256 small bin files (TUF's hashed bins). */
 export const BIN_COUNT = 256;

@@ -126,6 +126,8 @@ input, select { font: inherit; padding: .4rem .6rem; border: 1px solid var(--lin
 .filters input[type=search] { flex: 1 1 20rem; }
 ul.results { list-style: none; padding: 0; }
 ul.results li { border-bottom: 1px solid var(--line); padding: .75rem 0; }
+/* A result below the fold is not styled, laid out or painted until it nears the viewport. */
+ul.results > li { content-visibility: auto; contain-intrinsic-size: auto 6rem; }
 ul.results .name { font-weight: 700; font-size: 1.05rem; }
 [hidden] { display: none !important; }
 .pager { display: flex; gap: 1rem; align-items: baseline; margin: 1rem 0; }
@@ -435,6 +437,13 @@ export interface HomeListing {
   readonly rows: readonly SearchEntry[];
   /** How many plugins the registry holds. */
   readonly total: number;
+  /**
+   * The `generated` of the search.json (and home-search.json) rendered with it: when the rows the script
+   * fetches say the same, the list as served is already their first page, and the script keeps it.
+   */
+  readonly generated?: string;
+  /** The key of the rows in their compact form (layout.ts HOME_SEARCH_KEY), when they are published. */
+  readonly search?: string;
 }
 
 /** One plugin in the home page's list: the same markup the home script builds (page-script.ts `item`). */
@@ -469,14 +478,14 @@ ${registry.description ? `<p class="muted">${escapeHtml(registry.description)}</
 </form>
 <p id="count" class="muted">${count}</p>
 <noscript><p>Searching and the pages after the first need JavaScript; every plugin is listed in <a href="search.json">search.json</a> and <a href="index.json">index.json</a>, and has its page at plugins/NAME/index.html.</p></noscript>
-<ul id="results" class="results"${listing ? ` data-total="${listing.total}"` : ''}>${first.map(resultItem).join('')}</ul>
+<ul id="results" class="results"${listing ? ` data-total="${listing.total}"` : ''}${listing?.generated ? ` data-generated="${escapeHtml(listing.generated)}"` : ''}${listing?.search ? ` data-search="${escapeHtml(listing.search)}"` : ''}>${first.map(resultItem).join('')}</ul>
 <nav id="pager" class="pager" hidden><a id="prev" rel="prev" href="">previous</a> <span id="page-at"></span> <a id="next" rel="next" href="?page=2">next</a></nav>
 <h2>For clients</h2>
 <p><a href="index.json">index.json</a> · <a href="index.yaml">index.yaml</a> · <a href="search.json">search.json</a> ·
 <a href="falcoctl/index.yaml">falcoctl/index.yaml</a> ·
 <a href="snapshot.json">snapshot.json</a> · <a href="keys/registry.asc">keys/registry.asc</a></p>
 <script>${HOME_SCRIPT}</script>`;
-  // The script's search.json, fetched while the page is still being read rather than after it.
-  const preload = '\n<link rel="preload" href="search.json" as="fetch" crossorigin="anonymous">';
+  // The script's rows, fetched while the page is still being read rather than after it.
+  const preload = `\n<link rel="preload" href="${escapeHtml(listing?.search ?? 'search.json')}" as="fetch" crossorigin="anonymous">`;
   return page(registry.name, body, registry, '', preload);
 }

@@ -3,9 +3,10 @@
  * hash of its text (html.ts, serving.ts), so each is one literal string, the same bytes in every process that
  * renders a page or builds the policy (never a function's `toString`, which a bundler would reshape).
  *
- * The home page searches `search.json` (published, signed, one row per plugin) in the browser and shows one
- * page of hits at a time; its search state (query, filters, page) lives in the URL, so a search is a link and
- * back and forward step through searches. A plugin page with many versions shows one page of its version
+ * The home page searches `search.json`'s rows (published, signed, one row per plugin; fetched in the page's
+ * compact form, home-search.json, where the registry publishes it) in the browser and shows one page of hits
+ * at a time; its search state (query, filters, page) lives in the URL, so a search is a link and back and
+ * forward step through searches. A plugin page with many versions shows one page of its version
  * table; the other pages wait, already rendered and escaped by the server, as `<noscript>` text.
  */
 
@@ -18,7 +19,7 @@ export const VERSIONS_PAGE_SIZE = 20;
 
 /**
  * The search ranking (`searchPlugins` in index-builder/search.ts, the client's and `GET /search`'s) for one registry, in the browser's
- * JavaScript: `prepare(rows)` once per search.json, then `rank(prepared, query)` gives the rows best first.
+ * JavaScript: `prepare(rows)` (or `prepareRow` for each) once per search.json, then `rank(prepared, query)` gives the rows best first.
  * Tiers: exact name, name prefix, name or display-name substring, keyword, description, a name one or two
  * edits away (terms of 4 to 7 characters: 1, longer: 2, against the name and each '-'-separated part);
  * every term must match; an entry ranks by its weakest term; ties by name; the type, provider and capability
@@ -45,19 +46,23 @@ function boundedLevenshtein(a, b, bound) {
   return Math.min(previous[b.length], bound + 1);
 }
 function typoBound(term) { return term.length < 4 ? 0 : term.length <= 7 ? 1 : 2; }
-function lower(values) { return values.map(function (v) { return v.toLowerCase(); }); }
-function prepare(rows) {
-  return rows.map(function (row) {
-    var name = row.name.toLowerCase();
-    return {
-      row: row, name: name, parts: [name].concat(name.split('-')),
-      display: row.display_name ? row.display_name.toLowerCase() : '',
-      description: row.description ? row.description.toLowerCase() : '',
-      keywords: lower(row.keywords), providers: lower(row.providers), capabilities: lower(row.capabilities),
-      type: row.plugin_type.toLowerCase()
-    };
-  });
+function lower(values) {
+  // The same array when nothing changes (most lists are lower case already, and shared between rows).
+  for (var i = 0; i < values.length; i++)
+    if (values[i] !== values[i].toLowerCase()) return values.map(function (v) { return v.toLowerCase(); });
+  return values;
 }
+function prepareRow(row) {
+  var name = row.name.toLowerCase();
+  return {
+    row: row, name: name, parts: [name].concat(name.split('-')),
+    display: row.display_name ? row.display_name.toLowerCase() : '',
+    description: row.description ? row.description.toLowerCase() : '',
+    keywords: lower(row.keywords), providers: lower(row.providers), capabilities: lower(row.capabilities),
+    type: row.plugin_type.toLowerCase()
+  };
+}
+function prepare(rows) { return rows.map(prepareRow); }
 function termTier(term, p) {
   if (p.name === term) return 0;
   if (p.name.indexOf(term) === 0) return 1;
@@ -96,21 +101,48 @@ function rank(prepared, query) {
 `;
 
 /**
- * The home page: searches search.json as you type, one page of hits at a time, the state in the URL; until
- * search.json has arrived it pages by the count the server wrote (`data-total`), and it marks the list
- * `data-ready` once it renders from search.json. DOM
- * calls only (textContent, never markup from data). Typing pushes one history entry when a search starts and
- * replaces it while the words change; a filter or a page pushes one each; back and forward re-read the URL.
+ * `unpack(doc)`: home-search.json (render/home-search.ts, the page's compact form of search.json's rows)
+ * read back into rows of search.json's shape, exactly (test/index-builder/render/home-search.test.ts).
+ */
+export const UNPACK_SOURCE = `
+function unpack(doc) {
+  var s = doc.strings, l = doc.lists;
+  return doc.plugins.map(function (p) {
+    var row = { name: p[0] };
+    if (p[1]) row.display_name = p[1];
+    if (p[2]) row.description = p[2];
+    row.latest_version = p[3]; row.plugin_type = s[p[4]];
+    row.providers = l[p[5]]; row.capabilities = l[p[6]]; row.keywords = l[p[7]];
+    if (p[8]) row.deprecated = true;
+    return row;
+  });
+}
+`;
+
+/**
+ * The home page: searches its rows as you type, one page of hits at a time, the state in the URL. The rows
+ * are home-search.json (render/home-search.ts: search.json's rows in a third of the bytes) when the page
+ * names it (`data-search`), else, or when that cannot be had, search.json. Until they have arrived it pages
+ * by the count the server wrote (`data-total`); when they come from the generation the page was rendered
+ * with (`data-generated`), the list as served is already their first page and is kept, not built again. It
+ * marks the list `data-ready` once it can search; the rows are lowercased for searching in slices of 500 in
+ * the background (no long task), or at once when a search comes first. DOM calls only (textContent, never
+ * markup from data). Typing pushes one history entry when a search starts and replaces it while the words
+ * change; a filter or a page pushes one each; back and forward re-read the URL.
  */
 export const HOME_SCRIPT = `
 (function () {
   ${RANKING_SOURCE}
+  ${UNPACK_SOURCE}
   var PAGE = ${HOME_PAGE_SIZE}, CHIPS = ${RESULT_CHIPS};
   function $(id) { return document.getElementById(id); }
   var q = $('q'), type = $('type'), provider = $('provider'), capability = $('capability'),
       list = $('results'), count = $('count'), pager = $('pager'), prev = $('prev'), next = $('next'), at = $('page-at');
-  var rows = null, prepared = null, ranked = null, rankedFor = '', page = 1, typing = false;
+  var rows = null, prepared = [], ranked = null, rankedFor = '', page = 1, typing = false;
   var total = parseInt(list.getAttribute('data-total') || '', 10);
+  // The list as served: the first page of the rows of search.json of this generation. While it is shown
+  // and the rows are of the same generation, it is already what the rows would render.
+  var served = list.getAttribute('data-generated');
   function read() {
     var p = new URLSearchParams(location.search);
     q.value = p.get('q') || ''; type.value = p.get('type') || ''; provider.value = p.get('provider') || '';
@@ -170,12 +202,15 @@ export const HOME_SCRIPT = `
     if (key !== rankedFor) {
       // No words and no filter: every plugin by name, which rows already are (sorted once, on arrival).
       if (!s.q.trim() && !s.type && !s.provider && !s.capability) ranked = rows;
-      else ranked = rank(prepared || (prepared = prepare(rows)), s);
+      else ranked = rank(preparedRows(), s);
       rankedFor = key;
     }
     var pages = Math.max(1, Math.ceil(ranked.length / PAGE));
     if (page > pages) page = pages;
-    list.replaceChildren.apply(list, ranked.slice((page - 1) * PAGE, page * PAGE).map(item));
+    if (!(served && ranked === rows && page === 1 && !list.hidden)) {
+      list.replaceChildren.apply(list, ranked.slice((page - 1) * PAGE, page * PAGE).map(item));
+      served = null;
+    }
     list.hidden = false;
     count.textContent = ranked.length + ' of ' + rows.length + ' plugins';
     at.textContent = 'page ' + page + ' of ' + pages;
@@ -209,13 +244,46 @@ export const HOME_SCRIPT = `
   read();
   // A search or a later page in the URL: the server's first page is not its answer, so it waits hidden.
   render();
-  // search.json is preloaded by the page's head (the same request, so it is fetched once).
-  fetch('search.json').then(function (r) { return r.json(); }).then(function (doc) {
-    rows = (doc.plugins || []).slice().sort(function (a, b) { return a.name < b.name ? -1 : a.name > b.name ? 1 : 0; });
+  // Lowercased for searching: a slice at a time in the background, so no task is long; the rest at once
+  // when a search comes first.
+  function preparedRows() {
+    while (prepared.length < rows.length) prepared.push(prepareRow(rows[prepared.length]));
+    return prepared;
+  }
+  function prepareSome() {
+    var end = Math.min(rows.length, prepared.length + 500);
+    while (prepared.length < end) prepared.push(prepareRow(rows[prepared.length]));
+    if (prepared.length < rows.length) setTimeout(prepareSome, 0);
+  }
+  function load(url) {
+    return fetch(url).then(function (r) {
+      if (!r.ok) throw new Error(url + ': ' + r.status);
+      return r.json();
+    });
+  }
+  function arrived(got) {
+    var found = got.rows;
+    if (served !== got.doc.generated) served = null;
+    // By name, as published; sorted here only if a document is not.
+    for (var i = 1; i < found.length; i++) {
+      if (!(found[i - 1].name < found[i].name)) {
+        found = found.slice().sort(function (a, b) { return a.name < b.name ? -1 : a.name > b.name ? 1 : 0; });
+        break;
+      }
+    }
+    rows = found;
     render();
-    // Lowercased once for every search after; done after the first render, unless a keystroke needs it sooner.
-    setTimeout(function () { if (!prepared) prepared = prepare(rows); }, 0);
-  }).catch(function () { count.textContent = 'could not load search.json'; list.hidden = false; pager.hidden = true; });
+    setTimeout(prepareSome, 0);
+  }
+  function fromSearchJson() {
+    return load('search.json').then(function (doc) { return { doc: doc, rows: doc.plugins || [] }; });
+  }
+  // The page names its compact rows when the registry publishes them (preloaded by the page's head, the
+  // same request, so fetched once); search.json, signed for clients, holds the same rows and is the fallback.
+  var compact = list.getAttribute('data-search');
+  (compact ? load(compact).then(function (doc) { return { doc: doc, rows: unpack(doc) }; }).catch(fromSearchJson) : fromSearchJson())
+    .then(arrived)
+    .catch(function () { count.textContent = 'could not load search.json'; list.hidden = false; pager.hidden = true; });
 })();
 `;
 

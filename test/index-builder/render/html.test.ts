@@ -305,9 +305,25 @@ describe("when rendering a plugin's lifecycle", () => {
 describe('when rendering the home page', () => {
   it('embeds no plugin data and loads search.json instead', () => {
     const html = renderIndexPage(registry);
-    expect(html).toContain("fetch('search.json'");
+    expect(html).toContain('<link rel="preload" href="search.json" as="fetch" crossorigin="anonymous">');
+    expect(html).toContain("load('search.json')");
+    expect(html).not.toContain('data-search=');
     expect(html).toContain('Test &lt;Registry&gt;');
     expect(html).not.toContain('Test <Registry>');
+  });
+
+  it('names its compact rows and their generation when the listing has them, and preloads those rows', () => {
+    const html = renderIndexPage(registry, {
+      rows: [],
+      total: 0,
+      generated: '2026-12-01T00:00:00.000Z',
+      search: 'home-search.json',
+    });
+    expect(html).toContain('<link rel="preload" href="home-search.json" as="fetch" crossorigin="anonymous">');
+    expect(html).not.toContain('<link rel="preload" href="search.json"');
+    expect(html).toMatch(
+      /<ul id="results" class="results" data-total="0" data-generated="2026-12-01T00:00:00.000Z" data-search="home-search.json">/,
+    );
   });
 
   it('builds the list with DOM calls only', () => {

@@ -106,8 +106,9 @@ describe('the home page of a registry of 3,000 plugins', () => {
     const held = new Promise<void>((resolve) => {
       release = resolve;
     });
-    // search.json held back: the page must be browsable without it, and never show page 1 as page 2.
-    await page.route('**/search.json', async (route) => {
+    // The rows held back (home-search.json, and search.json were it to fall back): the page must be
+    // browsable without them, and never show page 1 as page 2.
+    await page.route('**/*search.json', async (route) => {
       await held;
       await route.continue();
     });
@@ -139,6 +140,61 @@ describe('the home page of a registry of 3,000 plugins', () => {
     await expect
       .poll(() => shownNames(page))
       .toEqual(rows.slice(HOME_PAGE_SIZE, 2 * HOME_PAGE_SIZE).map((r) => r.name));
+    await page.close();
+  });
+
+  it('fetches its compact rows once (the preload and the script share the request) and never search.json', async () => {
+    const page = await chromium.browser.newPage();
+    const fetched: string[] = [];
+    page.on('request', (request) => fetched.push(new URL(request.url()).pathname));
+    await page.goto(`${base}/`);
+    await searchReady(page);
+    await page.locator('#q').fill('group-3');
+    await expect.poll(() => shownNames(page)).toEqual(expected('group-3').slice(0, HOME_PAGE_SIZE));
+    expect(fetched.filter((p) => p.endsWith('search.json'))).toEqual(['/home-search.json']);
+    await page.close();
+  });
+
+  it('keeps the list as served when its rows are of the same generation, and renders it anew when not', async () => {
+    // As text: these run in the page, and the tests' TypeScript has no DOM types.
+    const mark = (page: Page) =>
+      page.evaluate("(window.__first = document.querySelector('#results li')) !== null");
+    const same = (page: Page) =>
+      page.evaluate<boolean>("window.__first === document.querySelector('#results li')");
+    for (const generation of ['as served', 'another']) {
+      const page = await chromium.browser.newPage();
+      let release: () => void = () => {};
+      const held = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      await page.route('**/home-search.json', async (route) => {
+        await held;
+        const response = await route.fetch();
+        const doc = await response.json();
+        if (generation === 'another') doc.generated = '2027-01-01T00:00:00.000Z';
+        await route.fulfill({ response, json: doc });
+      });
+      await page.goto(`${base}/`);
+      await page.locator('#pager').waitFor({ state: 'visible' });
+      await mark(page);
+      release();
+      await searchReady(page);
+      expect(await same(page)).toBe(generation === 'as served');
+      expect(await shownNames(page)).toEqual(rows.slice(0, HOME_PAGE_SIZE).map((r) => r.name));
+      expect(await countText(page)).toBe(`${rows.length} of ${rows.length} plugins`);
+      await page.close();
+    }
+  });
+
+  it('searches search.json when its compact rows cannot be had', async () => {
+    const page = await chromium.browser.newPage();
+    const fetched: string[] = [];
+    page.on('request', (request) => fetched.push(new URL(request.url()).pathname));
+    await page.route('**/home-search.json', (route) => route.fulfill({ status: 404, body: 'gone' }));
+    await page.goto(`${base}/?q=plugin-0012`);
+    await searchReady(page);
+    await expect.poll(() => shownNames(page)).toEqual(expected('plugin-0012').slice(0, HOME_PAGE_SIZE));
+    expect(fetched.filter((p) => p.endsWith('search.json'))).toEqual(['/home-search.json', '/search.json']);
     await page.close();
   });
 
