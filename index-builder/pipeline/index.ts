@@ -38,6 +38,7 @@ import {
 } from '../layout.ts';
 import type { PluginDocument, SnapshotDocument } from '../model.ts';
 import { encodeJson } from '../render/documents.ts';
+import { listFolders } from '../store.ts';
 import {
   acceptedInfo,
   appendToLog,
@@ -291,9 +292,13 @@ async function rebuildAll(
   const loaded = await loadCatalog(ctx.intake);
   catalog.generation = loaded.generation;
   releaseCatalog(loaded);
+  // Each plugin's folder, not every key under plugins/: a registry holds tens of files per plugin (each
+  // version's manifest, signature and artifacts), and listing them cost the filesystem store a read of
+  // each one's metadata. A folder without a document (a plugin's leftovers) reads as none below.
   const keys: string[] = [];
-  for await (const info of ctx.site.list(PLUGINS_PREFIX)) {
-    if (isPluginDocumentKey(info.key)) keys.push(info.key);
+  for await (const folder of listFolders(ctx.site, PLUGINS_PREFIX)) {
+    const key = `${folder}index.json`;
+    if (isPluginDocumentKey(key)) keys.push(key);
   }
   const resigned: string[] = [];
   await forEachLimited(keys, WRITE_CONCURRENCY, async (key) => {

@@ -24,7 +24,13 @@ import {
   processSubmissions,
 } from '../../index-builder/pipeline/index.ts';
 import { createSigner, readPublicKey, verifyDetachedSignature } from '../../index-builder/signing.ts';
-import { CACHE_IMMUTABLE, CACHE_MUTABLE, listAll, type Store } from '../../index-builder/store.ts';
+import {
+  CACHE_IMMUTABLE,
+  CACHE_MUTABLE,
+  listAll,
+  listFolders,
+  type Store,
+} from '../../index-builder/store.ts';
 import { verifyListedDocument } from '../../index-builder/verify.ts';
 import { encode, makeBundle, sha256, testKey, validManifest } from '../support/fixtures.ts';
 import { gpgKeyring } from '../support/gpg.ts';
@@ -103,6 +109,33 @@ describe('when storing objects in S3', () => {
     expect((await listAll(store, 'p/')).map((o) => o.key)).toEqual(['p/1', 'p/2', 'p/3', 'p/4', 'p/5']);
     await store.delete('p/3');
     expect((await listAll(store, 'p/')).map((o) => o.key)).toEqual(['p/1', 'p/2', 'p/4', 'p/5']);
+  });
+
+  it('lists the folders next below a prefix, over every page, as its keys give them', async () => {
+    const store = new S3Store({ client: s3.client, bucket: 'store-test', prefix: 'folders/', pageSize: 2 });
+    // No names whose order differs between UTF-8 bytes (S3) and s3rver's (`a-b/` before `a/`): s3rver's
+    // pages then skip keys.
+    for (const key of ['plugins/b/index.json', 'plugins/ab/x', 'plugins/a/1/m.json', 'plugins/a/index.json'])
+      await store.put(key, encode('x'), opts);
+    await store.put('plugins/c/index.json', encode('x'), opts);
+    await store.put('plugins/loose.json', encode('x'), opts);
+    const folders = async (from: Store, prefix: string): Promise<string[]> => {
+      const out: string[] = [];
+      for await (const folder of listFolders(from, prefix)) out.push(folder);
+      return out;
+    };
+
+    expect(await folders(store, 'plugins/')).toEqual([
+      'plugins/a/',
+      'plugins/ab/',
+      'plugins/b/',
+      'plugins/c/',
+    ]);
+    expect(await folders(store, 'plugins/a')).toEqual(['plugins/a/', 'plugins/ab/']);
+    expect(await folders(store, '')).toEqual(['plugins/']);
+    expect(await folders(store, 'missing/')).toEqual([]);
+    const keysOnly = { list: (prefix: string) => store.list(prefix) } as unknown as Store;
+    expect(await folders(keysOnly, 'plugins/')).toEqual(await folders(store, 'plugins/'));
   });
 
   it('uploads large bodies in parts', async () => {
