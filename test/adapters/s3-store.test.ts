@@ -22,6 +22,7 @@ import {
   flushIndexes,
   type PipelineContext,
   processSubmissions,
+  rebuildRegistry,
 } from '../../index-builder/pipeline/index.ts';
 import { createSigner, readPublicKey, verifyDetachedSignature } from '../../index-builder/signing.ts';
 import {
@@ -51,6 +52,8 @@ beforeAll(async () => {
     'encoded-site',
     'parts-intake',
     'parts-site',
+    'rebuild-intake',
+    'rebuild-site',
   ]);
 });
 afterAll(async () => {
@@ -318,6 +321,47 @@ describe('when the pipeline runs on S3', () => {
     expect(sha256(await collect((moved as NonNullable<typeof moved>).body))).toBe(sha256(huge));
     expect(await intake.head(`status/${id}.json`)).toBeDefined();
     expect(await listAll(intake, 'incoming/')).toEqual([]);
+  });
+});
+
+describe('when the registry on S3 is rebuilt', () => {
+  it('finds every plugin by its folder, passing over a folder without a document, and signs anew', async () => {
+    const registryKey = await testKey('registry');
+    const context: PipelineContext = {
+      intake: new S3Store({ client: s3.client, bucket: 'rebuild-intake' }),
+      site: new S3Store({ client: s3.client, bucket: 'rebuild-site' }),
+      signer: await createSigner(registryKey.secretKey),
+      clock: fixedClock('2026-11-01T00:00:00Z', 1000),
+      config: parseRegistryConfig({ name: 'S3 Registry', url: 'https://registry.example.com' }),
+    };
+    for (const name of ['s3-one', 's3-two']) {
+      const bundle = await makeBundle({ manifest: validManifest({ name }) });
+      await context.intake.put(`incoming/${name}.tgz`, bundle, {
+        contentType: 'application/gzip',
+        cacheControl: 'no-store',
+      });
+    }
+    const published = await processSubmissions(context);
+    expect(published.outcomes.map((o) => o.status)).toEqual(['accepted', 'accepted']);
+    // A plugin's leftovers with no document: no plugin to rebuild.
+    await context.site.put('plugins/s3-leftover/1.0.0/manifest.json', encode('{}'), opts);
+
+    const rebuilt = await rebuildRegistry(context);
+
+    expect(rebuilt.plugins).toBe(2);
+    expect(rebuilt.generation).toBe((published.generation ?? 0) + 1);
+    const index = JSON.parse(new TextDecoder().decode((await context.site.get('index.json'))?.body));
+    expect(JSON.stringify(index)).toContain('s3-one');
+    expect(JSON.stringify(index)).toContain('s3-two');
+    expect(JSON.stringify(index)).not.toContain('s3-leftover');
+    const key = await readPublicKey(registryKey.publicKey);
+    for (const name of ['plugins/s3-one/index.json', 'plugins/s3-two/index.json', 'index.json']) {
+      const body = (await context.site.get(name))?.body as Uint8Array;
+      const signature = new TextDecoder().decode((await context.site.get(`${name}.asc`))?.body);
+      await expect(verifyDetachedSignature(body, signature, [key.key]), name).resolves.toMatchObject({
+        ok: true,
+      });
+    }
   });
 });
 
