@@ -52,16 +52,50 @@ const tempFor = (file) => path.join(path.dirname(file), '.' + prefix + (++counte
 function identity(stats) {
   return { size: Number(stats.size), mtimeNs: stats.mtimeNs.toString(), ino: stats.ino.toString() };
 }
-function holdsAlready(r) {
+// 'same' when the file holds these bytes with this metadata already, 'none' when the key has no sidecar (a
+// first put, mostly), else 'other'.
+function stateOf(r) {
+  let text;
+  try { text = fs.readFileSync(r.meta, 'utf8'); } catch (error) { return error.code === 'ENOENT' ? 'none' : 'other'; }
   let sidecar;
-  try { sidecar = JSON.parse(fs.readFileSync(r.meta, 'utf8')); } catch { return false; }
+  try { sidecar = JSON.parse(text); } catch { return 'other'; }
   if (typeof sidecar !== 'object' || sidecar === null || sidecar.sha256 !== r.sha256 ||
       sidecar.contentType !== r.contentType || sidecar.cacheControl !== r.cacheControl ||
-      sidecar.contentEncoding !== r.contentEncoding) return false;
+      sidecar.contentEncoding !== r.contentEncoding) return 'other';
   let stats;
-  try { stats = fs.lstatSync(r.file, { bigint: true }); } catch { return false; }
+  try { stats = fs.lstatSync(r.file, { bigint: true }); } catch { return 'other'; }
   const id = identity(stats);
-  return stats.isFile() && sidecar.size === id.size && sidecar.mtimeNs === id.mtimeNs && sidecar.ino === id.ino;
+  return stats.isFile() && sidecar.size === id.size && sidecar.mtimeNs === id.mtimeNs && sidecar.ino === id.ino
+    ? 'same' : 'other';
+}
+function remember(folder) {
+  if (folders.size >= FOLDERS_LIMIT) folders.clear();
+  folders.add(folder);
+}
+// A key without a sidecar gets one created in place, exclusively: no temp file and no rename, the dearest
+// calls after the body's own (a rebuild's new signatures and pages, a publish's new files). A reader reads a
+// sidecar only for a body it found, and the body is renamed in after this: a key the store wrote never shows
+// it half written (a file copied in by hand would read it as none, unparsed). False when one appeared
+// meanwhile (a concurrent put) or its folder went: it is replaced through a temp file as before.
+function createSidecar(meta, bytes) {
+  const folder = path.dirname(meta);
+  if (!folders.has(folder)) { fs.mkdirSync(folder, { recursive: true }); remember(folder); }
+  let fd;
+  try {
+    fd = fs.openSync(meta, 'wx');
+  } catch (error) {
+    if (error.code === 'EEXIST' || error.code === 'ENOENT') return false;
+    throw error;
+  }
+  try {
+    for (let offset = 0; offset < bytes.byteLength; ) offset += fs.writeSync(fd, bytes, offset, bytes.byteLength - offset);
+    fs.closeSync(fd);
+  } catch (error) {
+    try { fs.closeSync(fd); } catch {}
+    fs.rmSync(meta, { force: true });
+    throw error;
+  }
+  return true;
 }
 function writeTemp(file, body, describe) {
   const folder = path.dirname(file);
@@ -69,8 +103,7 @@ function writeTemp(file, body, describe) {
     const remembered = folders.has(folder);
     if (!remembered) {
       fs.mkdirSync(folder, { recursive: true });
-      if (folders.size >= FOLDERS_LIMIT) folders.clear();
-      folders.add(folder);
+      remember(folder);
     }
     const temp = tempFor(file);
     let fd;
@@ -95,7 +128,8 @@ function writeTemp(file, body, describe) {
   }
 }
 function put(r) {
-  if (holdsAlready(r)) return;
+  const state = stateOf(r);
+  if (state === 'same') return;
   const { temp, stats } = writeTemp(r.file, r.body, true);
   try {
     const sidecar = { contentType: r.contentType, cacheControl: r.cacheControl };
@@ -103,8 +137,11 @@ function put(r) {
     sidecar.etag = '"' + r.sha256.slice(0, 32) + '"';
     sidecar.sha256 = r.sha256;
     Object.assign(sidecar, identity(stats));
-    const metaTemp = writeTemp(r.meta, Buffer.from(JSON.stringify(sidecar) + '\n'), false).temp;
-    try { fs.renameSync(metaTemp, r.meta); } catch (error) { fs.rmSync(metaTemp, { force: true }); throw error; }
+    const bytes = Buffer.from(JSON.stringify(sidecar) + '\n');
+    if (state !== 'none' || !createSidecar(r.meta, bytes)) {
+      const metaTemp = writeTemp(r.meta, bytes, false).temp;
+      try { fs.renameSync(metaTemp, r.meta); } catch (error) { fs.rmSync(metaTemp, { force: true }); throw error; }
+    }
     fs.renameSync(temp, r.file);
   } catch (error) {
     fs.rmSync(temp, { force: true });

@@ -3,7 +3,7 @@
  * did, and a thread that stops fails each put it had with a typed, retryable error, leaving every file
  * whole (its old bytes or its new ones) and the store usable.
  */
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -82,6 +82,39 @@ describe('when many puts wait for the writer thread at once', () => {
       const object = await store.get(key);
       expect(text(object?.body)).toBe(`body ${key}`);
       expect(object?.etag).toBe(`"${sha256(`body ${key}`).slice(0, 32)}"`);
+    }
+  });
+});
+
+describe('when a key is put for the first time', () => {
+  it('gives it a whole sidecar, and replaces a half-written one a crash left without a body', async () => {
+    for (let i = 0; i < 200; i++) await store.put(`warm/${i}.json`, encode('warm'), opts);
+    const sidecarOf = (key: string): string => `${path.join(root, '.meta', ...key.split('/'))}.json`;
+    await mkdir(path.dirname(sidecarOf('plugins/b/index.html')), { recursive: true });
+    await writeFile(sidecarOf('plugins/b/index.html'), '{"contentType":"text/ht');
+
+    await store.put('plugins/a/index.html', encode('<p>a'), {
+      contentType: 'text/html',
+      cacheControl: 'no-store',
+    });
+    await store.put('plugins/b/index.html', encode('<p>b'), {
+      contentType: 'text/html',
+      cacheControl: 'no-store',
+    });
+
+    for (const name of ['a', 'b']) {
+      const key = `plugins/${name}/index.html`;
+      expect(JSON.parse(await readFile(sidecarOf(key), 'utf8'))).toMatchObject({
+        contentType: 'text/html',
+        cacheControl: 'no-store',
+        sha256: sha256(`<p>${name}`),
+      });
+      expect(await store.get(key)).toMatchObject({
+        contentType: 'text/html',
+        etag: `"${sha256(`<p>${name}`).slice(0, 32)}"`,
+      });
+      // No temp file left beside the sidecar.
+      expect(await readdir(path.dirname(sidecarOf(key)))).toEqual(['index.html.json']);
     }
   });
 });
