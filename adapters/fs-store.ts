@@ -483,6 +483,35 @@ export class FsStore implements Store {
   }
 
   /**
+   * The folders next below `prefix` by one directory read, without a read of any file's metadata. Links are
+   * not folders here, as `list` does not follow them; nor are dot-names (the sidecar tree, temp folders).
+   */
+  async *listFolders(prefix: string): AsyncIterable<string> {
+    const slash = prefix.lastIndexOf('/');
+    const start = slash >= 0 ? prefix.slice(0, slash) : '';
+    if (start !== '' && readableKeyProblem(start) !== undefined) return;
+    const dir = path.join(this.root, ...start.split('/').filter(Boolean));
+    const entries = await this.#io(prefix, 'list', async () => {
+      try {
+        return await readdir(Buffer.from(dir), { withFileTypes: true, encoding: 'buffer' });
+      } catch (error) {
+        if (isMissing(error)) return [];
+        throw error;
+      }
+    });
+    const folders: string[] = [];
+    for (const entry of entries) {
+      if (entry.name[0] === 0x2e || !entry.isDirectory()) continue;
+      // Named as `list` names the keys below it (a name that is not UTF-8 decoded with U+FFFD).
+      const folder = `${start ? `${start}/` : ''}${lossyUtf8.decode(entry.name)}/`;
+      if (folder.startsWith(prefix)) folders.push(folder);
+    }
+    // In UTF-8 byte order, as `list` and S3.
+    folders.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    yield* folders;
+  }
+
+  /**
    * The file a key names for reading or deleting: a listed name that is not UTF-8 by its raw bytes, any
    * other by its text. Refuses keys no file of this store can have.
    */

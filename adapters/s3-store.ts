@@ -292,4 +292,30 @@ export class S3Store implements Store {
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
   }
+
+  /** The common prefixes of a listing by the delimiter `/`: a page names up to `pageSize` folders. */
+  async *listFolders(prefix: string): AsyncIterable<string> {
+    let token: string | undefined;
+    do {
+      let page: ListObjectsV2CommandOutput;
+      try {
+        page = await this.#client.send(
+          new ListObjectsV2Command({
+            Bucket: this.#bucket,
+            Prefix: `${this.#prefix}${prefix}`,
+            Delimiter: '/',
+            MaxKeys: this.#pageSize,
+            ...(token ? { ContinuationToken: token } : {}),
+          }),
+        );
+      } catch (error) {
+        this.#fail(prefix, 'list', error);
+      }
+      for (const common of page.CommonPrefixes ?? []) {
+        if (!common.Prefix?.startsWith(this.#prefix)) continue;
+        yield common.Prefix.slice(this.#prefix.length);
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+  }
 }

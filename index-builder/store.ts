@@ -71,6 +71,15 @@ export interface Store {
   delete(key: string): Promise<void>;
   /** Every object whose key starts with `prefix`, in lexicographic key order. */
   list(prefix: string): AsyncIterable<ListedObject>;
+  /**
+   * The folders next below `prefix`: each distinct key start up to the first `/` after `prefix`, that `/`
+   * included, in lexicographic order (S3's common prefixes for the delimiter `/`). A store may also name a
+   * folder that holds no object (a filesystem's empty folder). Optional: call it through `listFolders`,
+   * which derives the folders from `list` for a store without it. A rebuild finds every plugin by its folder
+   * under `plugins/`, where a listing of every key would name each version's files too (and the
+   * filesystem store reads each one's metadata to list it).
+   */
+  listFolders?(prefix: string): AsyncIterable<string>;
 }
 
 /** Immutable files: versioned manifests, their signatures, hosted artifacts. */
@@ -118,4 +127,33 @@ export async function listAll(store: Store, prefix: string): Promise<ListedObjec
   const out: ListedObject[] = [];
   for await (const info of store.list(prefix)) out.push(info);
   return out;
+}
+
+/**
+ * The folders next below `prefix` (`Store.listFolders`), from the store's own listing of them when it has
+ * one, else from its keys.
+ * @example for await (const folder of listFolders(site, 'plugins/')) console.log(folder); // 'plugins/a/'
+ */
+export async function* listFolders(store: Store, prefix: string): AsyncIterable<string> {
+  if (store.listFolders) {
+    yield* store.listFolders(prefix);
+    return;
+  }
+  const folders = new Set<string>();
+  for await (const { key } of store.list(prefix)) {
+    const slash = key.indexOf('/', prefix.length);
+    if (slash >= 0) folders.add(key.slice(0, slash + 1));
+  }
+  // In UTF-8 byte order, as S3 lists (code-point order, which JavaScript's string order is not).
+  const encoder = new TextEncoder();
+  const sorted = [...folders]
+    .map((folder) => ({ folder, bytes: encoder.encode(folder) }))
+    .sort((a, b) => compareBytes(a.bytes, b.bytes));
+  for (const { folder } of sorted) yield folder;
+}
+
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const length = Math.min(a.length, b.length);
+  for (let i = 0; i < length; i++) if (a[i] !== b[i]) return (a[i] as number) - (b[i] as number);
+  return a.length - b.length;
 }

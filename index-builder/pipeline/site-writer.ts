@@ -9,7 +9,14 @@ import type { ArtifactRecord, DocumentDigest, PluginDocument, VersionRecord } fr
 import { ociArtifactUrl } from '../oci.ts';
 import { versionRecordOf } from '../records.ts';
 import { encodeJson } from '../render/documents.ts';
-import { CACHE_IMMUTABLE, CACHE_MUTABLE, contentTypeFor, type PutOptions, type Store } from '../store.ts';
+import {
+  CACHE_IMMUTABLE,
+  CACHE_MUTABLE,
+  contentTypeFor,
+  listFolders,
+  type PutOptions,
+  type Store,
+} from '../store.ts';
 import { identityOf, type PipelineContext } from './context.ts';
 import type { Accepted } from './evaluate.ts';
 import { type RenderedPlugin, renderPlugin } from './plugin-document.ts';
@@ -52,6 +59,10 @@ export class WriteLog implements Store {
 
   list(prefix: string) {
     return this.inner.list(prefix);
+  }
+
+  listFolders(prefix: string) {
+    return listFolders(this.inner, prefix);
   }
 
   /** Sorted keys of mutable objects written or deleted. */

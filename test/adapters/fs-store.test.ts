@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FsStore } from '../../adapters/fs-store.ts';
 import { StoreError } from '../../index-builder/errors.ts';
-import { listAll } from '../../index-builder/store.ts';
+import { listAll, listFolders, type Store } from '../../index-builder/store.ts';
 import { encode, sha256 } from '../support/fixtures.ts';
 import { chunksOf, collect, patternBytes } from '../support/streams.ts';
 
@@ -12,6 +12,11 @@ const opts = { contentType: 'application/json', cacheControl: 'public, max-age=6
 const text = (body: Uint8Array | undefined): string => new TextDecoder().decode(body);
 /** The ETag FsStore (and MemoryStore) give these bytes. */
 const etagFor = (body: string): string => `"${sha256(body).slice(0, 32)}"`;
+async function collectFolders(from: Store, prefix: string): Promise<string[]> {
+  const out: string[] = [];
+  for await (const folder of listFolders(from, prefix)) out.push(folder);
+  return out;
+}
 
 let root: string;
 let store: FsStore;
@@ -334,6 +339,39 @@ describe('when listing', () => {
     expect((await listAll(store, '')).map((o) => o.key)).toEqual(['a.json']);
     expect(await listAll(store, '.meta/')).toEqual([]);
     expect(await listAll(store, '.')).toEqual([]);
+  });
+});
+
+describe('when listing folders', () => {
+  it('names the folders next below a prefix in key order, as the listing of every key would', async () => {
+    for (const key of [
+      'plugins/b/index.json',
+      'plugins/a-b/x',
+      'plugins/a/1.0.0/manifest.json',
+      'plugins/a/index.json',
+      'other.json',
+    ])
+      await store.put(key, encode('x'), opts);
+
+    expect(await collectFolders(store, 'plugins/')).toEqual(['plugins/a-b/', 'plugins/a/', 'plugins/b/']);
+    expect(await collectFolders(store, 'plugins/a')).toEqual(['plugins/a-b/', 'plugins/a/']);
+    expect(await collectFolders(store, 'plugins/a/')).toEqual(['plugins/a/1.0.0/']);
+    expect(await collectFolders(store, '')).toEqual(['plugins/']);
+    expect(await collectFolders(store, 'missing/')).toEqual([]);
+    expect(await collectFolders(store, 'plugins/a/index.json/')).toEqual([]);
+    // The same folders as the store's keys give.
+    const keysOnly = { list: (prefix: string) => store.list(prefix) } as unknown as Store;
+    expect(await collectFolders(keysOnly, 'plugins/')).toEqual(await collectFolders(store, 'plugins/'));
+  });
+
+  it('skips the sidecar tree, other dot-folders, files and links to folders', async () => {
+    await store.put('plugins/a/index.json', encode('x'), opts);
+    await mkdir(path.join(root, 'plugins', '.upload-in-progress'));
+    await writeFile(path.join(root, 'plugins', 'loose.json'), 'x');
+    await symlink(path.join(root, 'plugins', 'a'), path.join(root, 'plugins', 'linked'));
+
+    expect(await collectFolders(store, 'plugins/')).toEqual(['plugins/a/']);
+    expect(await collectFolders(store, '')).toEqual(['plugins/']);
   });
 });
 

@@ -3,7 +3,7 @@
  * did, and a thread that stops fails each put it had with a typed, retryable error, leaving every file
  * whole (its old bytes or its new ones) and the store usable.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -54,5 +54,67 @@ describe('when the writer thread stops with puts waiting', () => {
     // The next put starts another thread.
     await store.put('plugins/after.json', encode('after'), opts);
     expect(text((await store.get('plugins/after.json'))?.body)).toBe('after');
+  });
+});
+
+describe('when many puts wait for the writer thread at once', () => {
+  it('writes each one, and fails only the put the filesystem refuses among those sent with it', async () => {
+    // Past the puts a process makes on its own thread (fs-store.ts): these go to the writer thread.
+    for (let i = 0; i < 200; i++) await store.put(`warm/${i}.json`, encode('warm'), opts);
+    const keys = Array.from({ length: 400 }, (_, i) => `plugins/p${i % 7}/v${i}.json`);
+    // A folder where one put's file would go: its rename is refused.
+    const blocked = keys[211] as string;
+    await mkdir(path.join(root, ...blocked.split('/'), 'inside'), { recursive: true });
+
+    const settled = await Promise.allSettled(keys.map((key) => store.put(key, encode(`body ${key}`), opts)));
+
+    for (const [i, key] of keys.entries()) {
+      const outcome = settled[i];
+      if (key === blocked) {
+        expect(outcome?.status).toBe('rejected');
+        expect(outcome?.status === 'rejected' ? outcome.reason : undefined).toMatchObject({
+          code: 'STORE_REFUSED',
+        });
+        expect(outcome?.status === 'rejected' ? outcome.reason : undefined).toBeInstanceOf(StoreError);
+        continue;
+      }
+      expect(outcome?.status).toBe('fulfilled');
+      const object = await store.get(key);
+      expect(text(object?.body)).toBe(`body ${key}`);
+      expect(object?.etag).toBe(`"${sha256(`body ${key}`).slice(0, 32)}"`);
+    }
+  });
+});
+
+describe('when a key is put for the first time', () => {
+  it('gives it a whole sidecar, and replaces a half-written one a crash left without a body', async () => {
+    for (let i = 0; i < 200; i++) await store.put(`warm/${i}.json`, encode('warm'), opts);
+    const sidecarOf = (key: string): string => `${path.join(root, '.meta', ...key.split('/'))}.json`;
+    await mkdir(path.dirname(sidecarOf('plugins/b/index.html')), { recursive: true });
+    await writeFile(sidecarOf('plugins/b/index.html'), '{"contentType":"text/ht');
+
+    await store.put('plugins/a/index.html', encode('<p>a'), {
+      contentType: 'text/html',
+      cacheControl: 'no-store',
+    });
+    await store.put('plugins/b/index.html', encode('<p>b'), {
+      contentType: 'text/html',
+      cacheControl: 'no-store',
+    });
+
+    for (const name of ['a', 'b']) {
+      const key = `plugins/${name}/index.html`;
+      expect(JSON.parse(await readFile(sidecarOf(key), 'utf8'))).toMatchObject({
+        contentType: 'text/html',
+        cacheControl: 'no-store',
+        sha256: sha256(`<p>${name}`),
+      });
+      expect(await store.get(key)).toMatchObject({
+        contentType: 'text/html',
+        etag: `"${sha256(`<p>${name}`).slice(0, 32)}"`,
+      });
+      // No temp file left beside the sidecar.
+      expect(await readdir(path.dirname(sidecarOf(key)))).toEqual(['index.html.json']);
+    }
   });
 });

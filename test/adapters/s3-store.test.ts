@@ -22,9 +22,16 @@ import {
   flushIndexes,
   type PipelineContext,
   processSubmissions,
+  rebuildRegistry,
 } from '../../index-builder/pipeline/index.ts';
 import { createSigner, readPublicKey, verifyDetachedSignature } from '../../index-builder/signing.ts';
-import { CACHE_IMMUTABLE, CACHE_MUTABLE, listAll, type Store } from '../../index-builder/store.ts';
+import {
+  CACHE_IMMUTABLE,
+  CACHE_MUTABLE,
+  listAll,
+  listFolders,
+  type Store,
+} from '../../index-builder/store.ts';
 import { verifyListedDocument } from '../../index-builder/verify.ts';
 import { encode, makeBundle, sha256, testKey, validManifest } from '../support/fixtures.ts';
 import { gpgKeyring } from '../support/gpg.ts';
@@ -45,6 +52,8 @@ beforeAll(async () => {
     'encoded-site',
     'parts-intake',
     'parts-site',
+    'rebuild-intake',
+    'rebuild-site',
   ]);
 });
 afterAll(async () => {
@@ -103,6 +112,33 @@ describe('when storing objects in S3', () => {
     expect((await listAll(store, 'p/')).map((o) => o.key)).toEqual(['p/1', 'p/2', 'p/3', 'p/4', 'p/5']);
     await store.delete('p/3');
     expect((await listAll(store, 'p/')).map((o) => o.key)).toEqual(['p/1', 'p/2', 'p/4', 'p/5']);
+  });
+
+  it('lists the folders next below a prefix, over every page, as its keys give them', async () => {
+    const store = new S3Store({ client: s3.client, bucket: 'store-test', prefix: 'folders/', pageSize: 2 });
+    // No names whose order differs between UTF-8 bytes (S3) and s3rver's (`a-b/` before `a/`): s3rver's
+    // pages then skip keys.
+    for (const key of ['plugins/b/index.json', 'plugins/ab/x', 'plugins/a/1/m.json', 'plugins/a/index.json'])
+      await store.put(key, encode('x'), opts);
+    await store.put('plugins/c/index.json', encode('x'), opts);
+    await store.put('plugins/loose.json', encode('x'), opts);
+    const folders = async (from: Store, prefix: string): Promise<string[]> => {
+      const out: string[] = [];
+      for await (const folder of listFolders(from, prefix)) out.push(folder);
+      return out;
+    };
+
+    expect(await folders(store, 'plugins/')).toEqual([
+      'plugins/a/',
+      'plugins/ab/',
+      'plugins/b/',
+      'plugins/c/',
+    ]);
+    expect(await folders(store, 'plugins/a')).toEqual(['plugins/a/', 'plugins/ab/']);
+    expect(await folders(store, '')).toEqual(['plugins/']);
+    expect(await folders(store, 'missing/')).toEqual([]);
+    const keysOnly = { list: (prefix: string) => store.list(prefix) } as unknown as Store;
+    expect(await folders(keysOnly, 'plugins/')).toEqual(await folders(store, 'plugins/'));
   });
 
   it('uploads large bodies in parts', async () => {
@@ -285,6 +321,47 @@ describe('when the pipeline runs on S3', () => {
     expect(sha256(await collect((moved as NonNullable<typeof moved>).body))).toBe(sha256(huge));
     expect(await intake.head(`status/${id}.json`)).toBeDefined();
     expect(await listAll(intake, 'incoming/')).toEqual([]);
+  });
+});
+
+describe('when the registry on S3 is rebuilt', () => {
+  it('finds every plugin by its folder, passing over a folder without a document, and signs anew', async () => {
+    const registryKey = await testKey('registry');
+    const context: PipelineContext = {
+      intake: new S3Store({ client: s3.client, bucket: 'rebuild-intake' }),
+      site: new S3Store({ client: s3.client, bucket: 'rebuild-site' }),
+      signer: await createSigner(registryKey.secretKey),
+      clock: fixedClock('2026-11-01T00:00:00Z', 1000),
+      config: parseRegistryConfig({ name: 'S3 Registry', url: 'https://registry.example.com' }),
+    };
+    for (const name of ['s3-one', 's3-two']) {
+      const bundle = await makeBundle({ manifest: validManifest({ name }) });
+      await context.intake.put(`incoming/${name}.tgz`, bundle, {
+        contentType: 'application/gzip',
+        cacheControl: 'no-store',
+      });
+    }
+    const published = await processSubmissions(context);
+    expect(published.outcomes.map((o) => o.status)).toEqual(['accepted', 'accepted']);
+    // A plugin's leftovers with no document: no plugin to rebuild.
+    await context.site.put('plugins/s3-leftover/1.0.0/manifest.json', encode('{}'), opts);
+
+    const rebuilt = await rebuildRegistry(context);
+
+    expect(rebuilt.plugins).toBe(2);
+    expect(rebuilt.generation).toBe((published.generation ?? 0) + 1);
+    const index = JSON.parse(new TextDecoder().decode((await context.site.get('index.json'))?.body));
+    expect(JSON.stringify(index)).toContain('s3-one');
+    expect(JSON.stringify(index)).toContain('s3-two');
+    expect(JSON.stringify(index)).not.toContain('s3-leftover');
+    const key = await readPublicKey(registryKey.publicKey);
+    for (const name of ['plugins/s3-one/index.json', 'plugins/s3-two/index.json', 'index.json']) {
+      const body = (await context.site.get(name))?.body as Uint8Array;
+      const signature = new TextDecoder().decode((await context.site.get(`${name}.asc`))?.body);
+      await expect(verifyDetachedSignature(body, signature, [key.key]), name).resolves.toMatchObject({
+        ok: true,
+      });
+    }
   });
 });
 
