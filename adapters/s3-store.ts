@@ -265,21 +265,7 @@ export class S3Store implements Store {
   }
 
   async *list(prefix: string): AsyncIterable<ListedObject> {
-    let token: string | undefined;
-    do {
-      let page: ListObjectsV2CommandOutput;
-      try {
-        page = await this.#client.send(
-          new ListObjectsV2Command({
-            Bucket: this.#bucket,
-            Prefix: `${this.#prefix}${prefix}`,
-            MaxKeys: this.#pageSize,
-            ...(token ? { ContinuationToken: token } : {}),
-          }),
-        );
-      } catch (error) {
-        this.#fail(prefix, 'list', error);
-      }
+    for await (const page of this.#pages(prefix)) {
       for (const item of page.Contents ?? []) {
         if (!item.Key?.startsWith(this.#prefix)) continue;
         yield {
@@ -289,12 +275,21 @@ export class S3Store implements Store {
           lastModified: item.LastModified ?? new Date(0),
         };
       }
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
+    }
   }
 
   /** The common prefixes of a listing by the delimiter `/`: a page names up to `pageSize` folders. */
   async *listFolders(prefix: string): AsyncIterable<string> {
+    for await (const page of this.#pages(prefix, '/')) {
+      for (const common of page.CommonPrefixes ?? []) {
+        if (!common.Prefix?.startsWith(this.#prefix)) continue;
+        yield common.Prefix.slice(this.#prefix.length);
+      }
+    }
+  }
+
+  /** The pages of a listing of `prefix` (by `delimiter` when given), one request each, as S3 pages it. */
+  async *#pages(prefix: string, delimiter?: string): AsyncIterable<ListObjectsV2CommandOutput> {
     let token: string | undefined;
     do {
       let page: ListObjectsV2CommandOutput;
@@ -303,7 +298,7 @@ export class S3Store implements Store {
           new ListObjectsV2Command({
             Bucket: this.#bucket,
             Prefix: `${this.#prefix}${prefix}`,
-            Delimiter: '/',
+            ...(delimiter ? { Delimiter: delimiter } : {}),
             MaxKeys: this.#pageSize,
             ...(token ? { ContinuationToken: token } : {}),
           }),
@@ -311,10 +306,7 @@ export class S3Store implements Store {
       } catch (error) {
         this.#fail(prefix, 'list', error);
       }
-      for (const common of page.CommonPrefixes ?? []) {
-        if (!common.Prefix?.startsWith(this.#prefix)) continue;
-        yield common.Prefix.slice(this.#prefix.length);
-      }
+      yield page;
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
   }
