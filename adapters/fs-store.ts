@@ -466,11 +466,10 @@ export class FsStore implements Store {
   async *list(prefix: string): AsyncIterable<ObjectInfo> {
     // Walk from the deepest folder the prefix names, then filter by the whole prefix (it may end mid-name:
     // `plugins/abc` matches `plugins/abc-def/x`). A prefix no key can start with lists nothing.
-    const slash = prefix.lastIndexOf('/');
-    const start = slash >= 0 ? prefix.slice(0, slash) : '';
-    if (start !== '' && readableKeyProblem(start) !== undefined) return;
+    const folder = this.#folderOf(prefix);
+    if (!folder) return;
+    const { start, dir } = folder;
     const found: { key: string; raw?: Buffer }[] = [];
-    const dir = path.join(this.root, ...start.split('/').filter(Boolean));
     await this.#io(prefix, 'list', () => walk(Buffer.from(dir), start, found));
     // S3 lists in UTF-8 byte order; so does this.
     found.sort((a, b) => Buffer.compare(Buffer.from(a.key), Buffer.from(b.key)));
@@ -483,14 +482,24 @@ export class FsStore implements Store {
   }
 
   /**
+   * The deepest folder `prefix` names (`start`, its key; `dir`, its path), where a listing walks from and
+   * then filters by the whole prefix; undefined when no key can start with it.
+   */
+  #folderOf(prefix: string): { readonly start: string; readonly dir: string } | undefined {
+    const slash = prefix.lastIndexOf('/');
+    const start = slash >= 0 ? prefix.slice(0, slash) : '';
+    if (start !== '' && readableKeyProblem(start) !== undefined) return undefined;
+    return { start, dir: path.join(this.root, ...start.split('/').filter(Boolean)) };
+  }
+
+  /**
    * The folders next below `prefix` by one directory read, without a read of any file's metadata. Links are
    * not folders here, as `list` does not follow them; nor are dot-names (the sidecar tree, temp folders).
    */
   async *listFolders(prefix: string): AsyncIterable<string> {
-    const slash = prefix.lastIndexOf('/');
-    const start = slash >= 0 ? prefix.slice(0, slash) : '';
-    if (start !== '' && readableKeyProblem(start) !== undefined) return;
-    const dir = path.join(this.root, ...start.split('/').filter(Boolean));
+    const folder = this.#folderOf(prefix);
+    if (!folder) return;
+    const { start, dir } = folder;
     const entries = await this.#io(prefix, 'list', async () => {
       try {
         return await readdir(Buffer.from(dir), { withFileTypes: true, encoding: 'buffer' });

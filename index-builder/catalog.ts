@@ -94,6 +94,9 @@ const HEADER = 'plugindex-catalog 5';
 const META_HEADER = 'plugindex-catalog 6';
 const READABLE_META = new Set([HEADER, META_HEADER]);
 
+/** How every catalog file is stored: private to the publisher. */
+const CATALOG_PUT = { contentType: 'text/tab-separated-values', cacheControl: CACHE_PRIVATE } as const;
+
 /** A journal longer than this is folded into the bins by the next publish (see the file's comment). */
 export const JOURNAL_MAX_ENTRIES = 64;
 export const JOURNAL_MAX_BYTES = 8 * 1024 * 1024;
@@ -646,7 +649,6 @@ export async function saveCatalog(
   changed?: ReadonlySet<string>,
   write: CatalogWrite = 'bins',
 ): Promise<void> {
-  const options = { contentType: 'text/tab-separated-values', cacheControl: CACHE_PRIVATE };
   const journaled =
     write === 'journal' && changed && changed.size > 0 && (await journalLines(store, catalog, changed));
   // A deferred publish that changed no plugin leaves the journal as it is.
@@ -661,7 +663,7 @@ export async function saveCatalog(
     catalog.journal = [];
     catalog.journaled.clear();
   }
-  await store.put(CATALOG_META_KEY, utf8.encode(serializeMeta(catalog)), options);
+  await store.put(CATALOG_META_KEY, utf8.encode(serializeMeta(catalog)), CATALOG_PUT);
   // No longer listed, so no longer read: also any a run wrote before it died, never listed, and after a
   // rebuild (every bin written from a catalog made anew), any the old catalog listed.
   if (emptied.length > 0 || changed === undefined)
@@ -679,13 +681,12 @@ async function writeBins(
   const byBin = wanted ? membersOf(catalog, wanted) : allByBin(catalog);
   const bins = wanted ?? new Set(byBin.keys());
   const cache = cacheOf(store);
-  const options = { contentType: 'text/tab-separated-values', cacheControl: CACHE_PRIVATE };
   for (const bin of [...bins].sort()) {
     const members = (byBin.get(bin) ?? []).sort();
     const key = catalogBinKey(bin);
     const body = serializeBin(members, catalog.plugins);
     const digest = sha256Hex(body);
-    await store.put(key, body, { ...options, sha256: digest });
+    await store.put(key, body, { ...CATALOG_PUT, sha256: digest });
     catalog.bins.set(bin, digest);
     // Kept as read back from these bytes: its lines then hold no strings, only views.
     cache.set(bin, { sha256: digest, plugins: parseBin(body, bin) as Map<string, CatalogLine> });
@@ -704,11 +705,7 @@ async function journalLines(store: Store, catalog: Catalog, changed: ReadonlySet
   const held = catalog.journal.reduce((sum, { size }) => sum + size, 0);
   if (held + body.byteLength > JOURNAL_MAX_BYTES) return false;
   const sha256 = sha256Hex(body);
-  await store.put(catalogJournalKey(sha256), body, {
-    contentType: 'text/tab-separated-values',
-    cacheControl: CACHE_PRIVATE,
-    sha256,
-  });
+  await store.put(catalogJournalKey(sha256), body, { ...CATALOG_PUT, sha256 });
   journalCacheOf(store).set(sha256, parseBin(body, undefined) as Map<string, CatalogLine>);
   catalog.journal = [...catalog.journal, { sha256, size: body.byteLength }];
   for (const name of names) catalog.journaled.add(name);
