@@ -150,12 +150,12 @@ async function signAndPutVariants(ctx: PipelineContext, document: StreamedDocume
     else channel.end();
   }
   const results = await Promise.allSettled(writes);
-  if (failure) {
-    // The write that failed first, rather than the ones failed for it.
-    const cause = results.find((r) => r.status === 'rejected' && r.reason !== failure);
-    throw cause ? (cause as PromiseRejectedResult).reason : failure;
-  }
-  await settleAll(writes);
+  // A write's own failure first, rather than the rendering's failure each write was failed with.
+  const cause = results.find(
+    (r): r is PromiseRejectedResult => r.status === 'rejected' && r.reason !== failure,
+  );
+  if (cause) throw cause.reason;
+  if (failure) throw failure;
   return signing.finish();
 }
 
@@ -164,13 +164,6 @@ async function* asAsync(chunks: Iterable<Uint8Array>): AsyncGenerator<Uint8Array
     yield chunk;
     await turn();
   }
-}
-
-/** Waits for every promise, then throws the first failure: nothing is still writing when it returns. */
-async function settleAll(promises: readonly Promise<unknown>[]): Promise<void> {
-  const results = await Promise.allSettled(promises);
-  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) throw failed.reason;
 }
 
 /** Writes a streamed document's variants, the document and its signature; returns its digest. */
