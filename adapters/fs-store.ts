@@ -4,7 +4,9 @@
  * Writes replace atomically: the body goes to a unique temp file beside the target and is renamed over it,
  * so a reader (or the HTTP server) sees the old bytes or the new ones, never a torn file. Content type,
  * cache control and the ETag live in a sidecar tree, `root/.meta/<key>.json`, written before the body is
- * renamed into place: a reader never finds a body without its metadata.
+ * renamed into place: a reader never finds a body without its metadata. A small file whose metadata is
+ * what its key implies (`impliedMetadata` in layout.ts: most of a plugin's files) has no sidecar: it is
+ * read with that metadata, and its ETag is hashed from the bytes read.
  *
  * The ETag is a strong validator, the quoted first 32 hex digits of the body's SHA-256 (the same tag the
  * in-memory store gives), computed once at put time so reads never hash. The sidecar also records the
@@ -34,6 +36,7 @@ import {
   constants,
   type Dirent,
   fstatSync,
+  linkSync,
   lstatSync,
   mkdirSync,
   openSync,
@@ -59,21 +62,26 @@ import {
 import path from 'node:path';
 import { createSha256, sha256Hex } from '../index-builder/digest.ts';
 import { StoreError } from '../index-builder/errors.ts';
-import { isSafeKey, keyProblem } from '../index-builder/layout.ts';
-import {
-  contentTypeFor,
-  type ObjectInfo,
-  type PutOptions,
-  type Store,
-  type StoredObject,
-  type StoredStream,
+import { impliedMetadata, isSafeKey, keyProblem } from '../index-builder/layout.ts';
+import type {
+  MoveResult,
+  ObjectInfo,
+  PutOptions,
+  Store,
+  StoredObject,
+  StoredStream,
 } from '../index-builder/store.ts';
 import { fsWriter } from './fs-writer.ts';
 
 /** The sidecar tree; its name starts with a dot, which no safe key segment can. */
 const META_DIR = '.meta';
-/** Metadata of a file that was put there by hand (no sidecar). */
-const FALLBACK_CACHE_CONTROL = 'no-cache';
+/**
+ * Largest body written without a sidecar when its metadata is what its key implies (`impliedMetadata`):
+ * a read of such a file hashes it for its ETag, which up to this size costs less than the sidecar's file
+ * did to create (an import of 10,000 new plugins created 160,000 files, half of them sidecars, and spent a
+ * core's time in the kernel's open and mkdir).
+ */
+export const BARE_BYTES = 128 * 1024;
 /** A leaf symlink is never followed: `list` skips links, so `get` must not find what `list` hides. */
 const READ_FLAGS = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0);
 /** Attempts at a write whose folder a concurrent delete pruned in between. */
@@ -300,11 +308,12 @@ export class FsStore implements Store {
 
   async put(key: string, body: Uint8Array, options: PutOptions): Promise<void> {
     if (body.byteLength > SYNC_BYTES) return this.#write(key, body, options);
+    const bare = isBare(key, body, options);
     // A process that writes a few files (one publish) writes them here: the writer thread costs a start
     // (about 100 ms on a busy machine) that only a batch or a rebuild earns back.
     smallPuts += 1;
     if (smallPuts <= PUTS_BEFORE_WRITER)
-      return this.#io(key, 'write', async () => this.#writeSync(key, body, options));
+      return this.#io(key, 'write', async () => this.#writeSync(key, body, options, bare));
     const file = resolveInside(this.root, key);
     const meta = `${resolveInside(this.#metaRoot, key)}.json`;
     const sha256 = options.sha256 ?? sha256Hex(body);
@@ -317,6 +326,7 @@ export class FsStore implements Store {
         cacheControl: options.cacheControl,
         ...(options.contentEncoding ? { contentEncoding: options.contentEncoding } : {}),
         sha256,
+        bare,
       }),
     );
   }
@@ -351,10 +361,30 @@ export class FsStore implements Store {
     }
   }
 
-  /** `put` by synchronous calls, in the same order as `#write`: temp file, sidecar, rename. */
-  #writeSync(key: string, body: Uint8Array, options: PutOptions): void {
+  /**
+   * `put` by synchronous calls, in the same order as `#write`: temp file, sidecar, rename. A bare put
+   * (`isBare`) writes no sidecar, and removes the one a former put left once the body is replaced (a
+   * sidecar that does not describe its file is not read for anything).
+   */
+  #writeSync(key: string, body: Uint8Array, options: PutOptions, bare: boolean): void {
     const file = resolveInside(this.root, key);
     const meta = `${resolveInside(this.#metaRoot, key)}.json`;
+    if (bare) {
+      const state = bareState(file, meta, body);
+      if (state === 'same') return;
+      // A file written with a sidecar before (an older version, other metadata) may hold these bytes.
+      if (state === 'sidecar' && this.#holdsAlready(file, meta, options.sha256 ?? sha256Hex(body), options))
+        return;
+      const { temp } = writeTempSync(file, body, this.#folders, false);
+      try {
+        renameSync(temp, file);
+      } catch (error) {
+        rmSync(temp, { force: true });
+        throw error;
+      }
+      if (state === 'sidecar') rmSync(meta, { force: true });
+      return;
+    }
     const sha256 = options.sha256 ?? sha256Hex(body);
     if (this.#holdsAlready(file, meta, sha256, options)) return;
     const { temp, stats } = writeTempSync(file, body, this.#folders, true);
@@ -368,12 +398,7 @@ export class FsStore implements Store {
         ...identityOf(stats as BigStats),
       };
       // Metadata first: once the body is visible, its sidecar already is.
-      const metaTemp = writeTempSync(
-        meta,
-        new TextEncoder().encode(`${JSON.stringify(sidecar)}\n`),
-        this.#folders,
-        false,
-      ).temp;
+      const metaTemp = writeTempSync(meta, encodeSidecar(sidecar), this.#folders, false).temp;
       try {
         renameSync(metaTemp, meta);
       } catch (error) {
@@ -438,7 +463,7 @@ export class FsStore implements Store {
           ...identityOf(stats),
         };
         // Metadata first: once the body is visible, its sidecar already is.
-        await writeAtomically(meta, new TextEncoder().encode(`${JSON.stringify(sidecar)}\n`), this.#folders);
+        await writeAtomically(meta, encodeSidecar(sidecar), this.#folders);
         await rename(temp, file);
       } catch (error) {
         await rm(temp, { force: true });
@@ -460,6 +485,81 @@ export class FsStore implements Store {
         rmSync(meta, { force: true });
         prune(path.dirname(meta), this.#metaRoot);
       }
+    });
+  }
+
+  /**
+   * A rename, by synchronous calls: first beside `to` under a temp name, where its bytes are checked against
+   * `options.sha256` (what is renamed is what was read, whatever was put at `from` meanwhile), then onto
+   * `to`, with a sidecar unless `to` implies its metadata. Other bytes go back to `from`, or beside it under
+   * a name of their own if yet another upload took that name: an upload is never lost, and never taken for
+   * one it is not.
+   */
+  async move(
+    from: string,
+    to: string,
+    options: PutOptions & { readonly sha256: string },
+  ): Promise<MoveResult> {
+    return this.#io(from, 'move', async () => {
+      const source = this.#readPath(from);
+      const file = resolveInside(this.root, to);
+      const meta = `${resolveInside(this.#metaRoot, to)}.json`;
+      const folder = path.dirname(file);
+      if (!this.#folders.has(folder)) {
+        mkdirSync(folder, { recursive: true });
+        if (this.#folders.size >= MADE_FOLDERS_LIMIT) this.#folders.clear();
+        this.#folders.add(folder);
+      }
+      const temp = tempNameFor(file);
+      try {
+        renameSync(source, temp);
+      } catch (error) {
+        if (errorCode(error) === 'EXDEV') return 'cannot';
+        if (isMissing(error)) {
+          this.#folders.delete(folder); // pruned since it was made, or `from` gone: a put makes it again
+          return 'changed';
+        }
+        throw error;
+      }
+      const stats = movedStats(temp, options.sha256);
+      if (!stats) {
+        returnUpload(temp, source);
+        return 'changed';
+      }
+      const bare = isBare(to, { byteLength: Number(stats.size) }, options);
+      try {
+        if (!bare) {
+          // Metadata first, as a put: once the body is at `to`, its sidecar already is.
+          const sidecar: Sidecar = {
+            contentType: options.contentType,
+            cacheControl: options.cacheControl,
+            ...(options.contentEncoding ? { contentEncoding: options.contentEncoding } : {}),
+            etag: etagFromSha256(options.sha256),
+            sha256: options.sha256,
+            ...identityOf(stats),
+          };
+          const metaTemp = writeTempSync(meta, encodeSidecar(sidecar), this.#folders, false).temp;
+          try {
+            renameSync(metaTemp, meta);
+          } catch (error) {
+            rmSync(metaTemp, { force: true });
+            throw error;
+          }
+        }
+        renameSync(temp, file);
+      } catch (error) {
+        returnUpload(temp, source);
+        throw error;
+      }
+      if (bare) rmSync(meta, { force: true }); // a former put's, which no longer describes the file
+      this.#rawPaths.delete(from);
+      if (typeof source === 'string') prune(path.dirname(source), this.root);
+      if (isSafeKey(from)) {
+        const fromMeta = `${resolveInside(this.#metaRoot, from)}.json`;
+        rmSync(fromMeta, { force: true });
+        prune(path.dirname(fromMeta), this.#metaRoot);
+      }
+      return 'moved';
     });
   }
 
@@ -613,17 +713,17 @@ export class FsStore implements Store {
    * from the bytes by the caller.
    */
   #info(key: string, stats: BigStats, sidecar: Sidecar | undefined, etag: string): ObjectInfo {
+    // Only a sidecar that describes this very file speaks for it: a file replaced since (by a put without a
+    // sidecar, or by hand) is what its key implies, served as it is.
+    const own = sidecar && describes(sidecar, stats) ? sidecar : undefined;
+    const implied = own ?? impliedMetadata(key);
     return {
       key,
       size: Number(stats.size),
       etag,
-      contentType: sidecar?.contentType ?? contentTypeFor(key),
-      cacheControl: sidecar?.cacheControl ?? FALLBACK_CACHE_CONTROL,
-      // Only a sidecar that describes this very file may say its bytes are compressed: a file replaced by
-      // hand since is served as it is.
-      ...(sidecar?.contentEncoding && describes(sidecar, stats)
-        ? { contentEncoding: sidecar.contentEncoding }
-        : {}),
+      contentType: implied.contentType,
+      cacheControl: implied.cacheControl,
+      ...(own?.contentEncoding ? { contentEncoding: own.contentEncoding } : {}),
       lastModified: new Date(Number(stats.mtimeMs)),
     };
   }
@@ -645,6 +745,86 @@ export class FsStore implements Store {
       );
     }
   }
+}
+
+/**
+ * A put that needs no sidecar: a small body (BARE_BYTES), not encoded, with the metadata its key implies
+ * (`impliedMetadata`, which a read without a sidecar gives), its ETag hashed from the bytes when read.
+ */
+function isBare(key: string, body: { readonly byteLength: number }, options: PutOptions): boolean {
+  if (body.byteLength > BARE_BYTES || options.contentEncoding) return false;
+  const implied = impliedMetadata(key);
+  return options.contentType === implied.contentType && options.cacheControl === implied.cacheControl;
+}
+
+/**
+ * Before a bare put: 'same' when the file holds these bytes and no sidecar says otherwise of it (nothing to
+ * write), 'sidecar' when a sidecar is there (to be removed once the body is replaced), else 'none'. The
+ * writer thread (fs-writer.ts) decides the same way.
+ */
+function bareState(file: string, meta: string, body: Uint8Array): 'same' | 'sidecar' | 'none' {
+  let hasSidecar = true;
+  try {
+    lstatSync(meta);
+  } catch {
+    hasSidecar = false;
+  }
+  if (hasSidecar) return 'sidecar';
+  let fd: number;
+  try {
+    fd = openSync(file, READ_FLAGS);
+  } catch {
+    return 'none';
+  }
+  try {
+    const stats = fstatSync(fd);
+    if (!stats.isFile() || stats.size !== body.byteLength) return 'none';
+    return Buffer.from(body.buffer, body.byteOffset, body.byteLength).equals(readFileSync(fd))
+      ? 'same'
+      : 'none';
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function encodeSidecar(sidecar: Sidecar): Uint8Array {
+  return new TextEncoder().encode(`${JSON.stringify(sidecar)}\n`);
+}
+
+/** The stats of a regular file moved to `temp` if it holds the bytes whose SHA-256 is `sha256`, else undefined. */
+function movedStats(temp: string, sha256: string): BigStats | undefined {
+  let fd: number;
+  try {
+    fd = openSync(temp, READ_FLAGS);
+  } catch {
+    return undefined; // a link (O_NOFOLLOW), or a folder
+  }
+  try {
+    const stats = fstatSync(fd, { bigint: true });
+    return stats.isFile() && sha256Hex(readFileSync(fd)) === sha256 ? stats : undefined;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Puts what a move took aside back at `source`, or beside it under a name of its own when another upload
+ * has taken that name since (a hard link never replaces a file). Uploads keep their names' folder.
+ */
+function returnUpload(temp: string, source: string | Buffer): void {
+  for (let attempt = 0; ; attempt++) {
+    const target =
+      attempt === 0
+        ? source
+        : Buffer.concat([Buffer.from(source), Buffer.from(`.${randomBytes(4).toString('hex')}`)]);
+    try {
+      linkSync(temp, target);
+      break;
+    } catch (error) {
+      if (errorCode(error) !== 'EEXIST' || attempt >= WRITE_ATTEMPTS) throw error;
+    }
+  }
+  rmSync(temp, { force: true });
 }
 
 /** The path of a key the store writes: only safe keys (layout.ts), and never outside `base`. */

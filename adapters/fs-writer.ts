@@ -26,6 +26,8 @@ export interface WriteRequest {
   readonly contentEncoding?: string;
   /** The body's SHA-256 (hex); the sidecar records it and its first 32 digits, quoted, as the ETag. */
   readonly sha256: string;
+  /** Write no sidecar (the metadata is what the key implies: FsStore's `isBare`), and remove a former one. */
+  readonly bare?: boolean;
 }
 
 /** An error from the writer thread: the system call's message and code, as fs would have thrown it. */
@@ -127,7 +129,29 @@ function writeTemp(file, body, describe) {
     }
   }
 }
+// FsStore's bareState: 'same' when the file holds these bytes and has no sidecar, 'sidecar' when it has one.
+function bareState(r) {
+  try { fs.lstatSync(r.meta); return 'sidecar'; } catch {}
+  let fd;
+  try { fd = fs.openSync(r.file, fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW || 0)); } catch { return 'none'; }
+  try {
+    const stats = fs.fstatSync(fd);
+    if (!stats.isFile() || stats.size !== r.body.byteLength) return 'none';
+    return Buffer.from(r.body.buffer, r.body.byteOffset, r.body.byteLength).equals(fs.readFileSync(fd)) ? 'same' : 'none';
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+function putBare(r) {
+  const state = bareState(r);
+  // A file written with a sidecar before (an older version, other metadata) may hold these bytes.
+  if (state === 'same' || (state === 'sidecar' && stateOf(r) === 'same')) return;
+  const { temp } = writeTemp(r.file, r.body, false);
+  try { fs.renameSync(temp, r.file); } catch (error) { fs.rmSync(temp, { force: true }); throw error; }
+  if (state === 'sidecar') fs.rmSync(r.meta, { force: true });
+}
 function put(r) {
+  if (r.bare) return putBare(r);
   const state = stateOf(r);
   if (state === 'same') return;
   const { temp, stats } = writeTemp(r.file, r.body, true);

@@ -26,6 +26,7 @@
  */
 import semver from 'semver';
 import { sha256Hex } from './digest.ts';
+import { CACHE_IMMUTABLE, CACHE_MUTABLE, CACHE_PRIVATE, contentTypeFor } from './store.ts';
 
 /** Longest path segment: under every filesystem's name limit (eCryptfs: 143) with room for `.json`. */
 export const MAX_SEGMENT_LENGTH = 128;
@@ -302,6 +303,32 @@ export function isHostedArtifactKey(key: string): boolean {
   const parts = key.split('/');
   if (parts.length < 4 || !key.startsWith(PLUGINS_PREFIX)) return false;
   return !(parts.length === 4 && VERSION_FILES.has(parts[3] as string));
+}
+
+/** The folders of the intake store, never served: their files are never cached anywhere. */
+const INTAKE_FOLDERS: readonly string[] = ['incoming/', 'processed/', 'rejected/', 'status/', 'state/'];
+
+/** What a file's name says of how it is served. */
+export interface ImpliedMetadata {
+  readonly contentType: string;
+  readonly cacheControl: string;
+}
+
+/**
+ * The content type and cache policy a key's place in the layout implies: a version's files are immutable
+ * (its hosted artifacts opaque bytes, whatever their names), the intake store's are private, and the rest
+ * of the site is mutable, each typed by its extension. The filesystem store keeps no sidecar for a small
+ * file written with exactly this (adapters/fs-store.ts), and serves a file without one so: a publish of a
+ * new plugin then creates half the files, and a file made by hand is served as its place says.
+ */
+export function impliedMetadata(key: string): ImpliedMetadata {
+  if (INTAKE_FOLDERS.some((folder) => key.startsWith(folder)))
+    return { contentType: contentTypeFor(key), cacheControl: CACHE_PRIVATE };
+  if (key.startsWith(PLUGINS_PREFIX) && key.split('/').length >= 4) {
+    const contentType = isHostedArtifactKey(key) ? 'application/octet-stream' : contentTypeFor(key);
+    return { contentType, cacheControl: CACHE_IMMUTABLE };
+  }
+  return { contentType: contentTypeFor(key), cacheControl: CACHE_MUTABLE };
 }
 
 /** The registry config object in the intake store (AWS); locally it is the registry folder's plugindex.json. */

@@ -49,6 +49,9 @@ export interface StoredStream extends ObjectInfo {
   cancel(): void;
 }
 
+/** What `Store.move` did. */
+export type MoveResult = 'moved' | 'changed' | 'cannot';
+
 export interface Store {
   /** The object, or `undefined` when there is none. */
   get(key: string): Promise<StoredObject | undefined>;
@@ -69,6 +72,15 @@ export interface Store {
   putStream(key: string, body: AsyncIterable<Uint8Array>, options: PutOptions): Promise<void>;
   /** Deleting a missing key is not an error. */
   delete(key: string): Promise<void>;
+  /**
+   * Moves the object at `from` to `to`, with `options`' metadata, if it still holds the bytes whose SHA-256
+   * is `options.sha256`: 'moved'; 'changed' when it holds other bytes (put there since it was read) or none,
+   * and then `from` is left as it is; 'cannot' when this store cannot move between the two (another
+   * filesystem). Optional: call it through `moveObject`, which puts and deletes otherwise. The filesystem
+   * store renames: an upload leaves `incoming/` without a copy of its bytes and an unlink, two of the dearest
+   * calls of an import.
+   */
+  move?(from: string, to: string, options: PutOptions & { readonly sha256: string }): Promise<MoveResult>;
   /** Every object whose key starts with `prefix`, in lexicographic key order. */
   list(prefix: string): AsyncIterable<ListedObject>;
   /**
@@ -101,6 +113,7 @@ const CONTENT_TYPES: Record<string, string> = {
   '.css': 'text/css; charset=utf-8',
   '.js': 'text/javascript; charset=utf-8',
   '.txt': 'text/plain; charset=utf-8',
+  '.tsv': 'text/tab-separated-values',
   '.svg': 'image/svg+xml',
   '.tgz': 'application/gzip',
   '.gz': 'application/gzip',
@@ -121,6 +134,25 @@ export function contentTypeFor(key: string): string {
 // upload may arrive under any name its backend allows (`my plugin (1).tgz`, `plügin.tgz`), and every upload
 // gets an outcome. Each store says which names it can hold (`isReadableKey` in the filesystem store); keys of
 // the registry's own making pass both checks.
+
+/**
+ * Moves `body`, read from `from`, to `to` (`Store.move`), or puts it there and deletes `from` for a store
+ * that cannot move. An object at `from` that is no longer `body` (another upload under the same name, made
+ * since) is left where it is: only the bytes read are moved or written.
+ * @example await moveObject(intake, 'incoming/a.tgz', 'processed/a-1f2e.tgz', bytes, { ...options, sha256 });
+ */
+export async function moveObject(
+  store: Store,
+  from: string,
+  to: string,
+  body: Uint8Array,
+  options: PutOptions & { readonly sha256: string },
+): Promise<void> {
+  const moved = store.move ? await store.move(from, to, options) : 'cannot';
+  if (moved === 'moved') return;
+  await store.put(to, body, options);
+  if (moved === 'cannot') await store.delete(from);
+}
 
 /** Reads every object of a listing into an array (for small prefixes). */
 export async function listAll(store: Store, prefix: string): Promise<ListedObject[]> {

@@ -17,7 +17,7 @@ import {
   versionBase,
 } from '../layout.ts';
 import { ociArtifactUrl } from '../oci.ts';
-import { CACHE_PRIVATE } from '../store.ts';
+import { CACHE_PRIVATE, moveObject } from '../store.ts';
 import { acceptedInfo } from './actions.ts';
 import type { PipelineContext } from './context.ts';
 import type { AcceptedAction, BatchItem, Evaluation } from './evaluate.ts';
@@ -137,8 +137,9 @@ export function outcomeOf(item: BatchItem, batch: BatchRecord): SubmissionOutcom
 const encoder = new TextEncoder();
 
 /**
- * Records every submission's outcome, then moves it out of incoming/: copied to processed/ or rejected/
- * (as a stream when it was too large to read), then deleted. Returns the outcomes, in batch order.
+ * Records every submission's outcome, then moves it out of incoming/ to processed/ or rejected/ (a rename
+ * where the store can, else a copy, as a stream when it was too large to read, and a delete). Returns the
+ * outcomes, in batch order.
  */
 export async function recordOutcomes(
   ctx: PipelineContext,
@@ -164,13 +165,16 @@ export async function recordOutcomes(
       cacheControl: CACHE_PRIVATE,
     };
     if (upload.kind === 'read') {
-      await ctx.intake.put(destination, upload.bytes, { ...options, sha256: upload.sha256 });
+      await moveObject(ctx.intake, upload.key, destination, upload.bytes, {
+        ...options,
+        sha256: upload.sha256,
+      });
     } else {
       const stream = await ctx.intake.getStream(upload.key);
       if (stream)
         await ctx.intake.putStream(destination, stream.body, options).finally(() => stream.cancel());
+      await ctx.intake.delete(upload.key);
     }
-    await ctx.intake.delete(upload.key);
     return outcome;
   });
 }

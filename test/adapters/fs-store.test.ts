@@ -1,11 +1,20 @@
-import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FsStore } from '../../adapters/fs-store.ts';
+import { BARE_BYTES, FsStore } from '../../adapters/fs-store.ts';
 import { StoreError } from '../../index-builder/errors.ts';
-import { listAll, listFolders, type Store } from '../../index-builder/store.ts';
+import {
+  CACHE_IMMUTABLE,
+  CACHE_MUTABLE,
+  CACHE_PRIVATE,
+  listAll,
+  listFolders,
+  moveObject,
+  type Store,
+} from '../../index-builder/store.ts';
 import { encode, sha256 } from '../support/fixtures.ts';
+import { MemoryStore } from '../support/memory-store.ts';
 import { chunksOf, collect, patternBytes } from '../support/streams.ts';
 
 const opts = { contentType: 'application/json', cacheControl: 'public, max-age=60' };
@@ -32,6 +41,140 @@ afterEach(async () => {
 async function allFiles(dir: string): Promise<string[]> {
   return (await readdir(dir, { recursive: true })).map(String).sort();
 }
+
+describe('when a put has the metadata its key implies', () => {
+  const implied = { contentType: 'application/json', cacheControl: CACHE_MUTABLE };
+  const sidecarOf = (key: string): string => `${path.join(root, '.meta', ...key.split('/'))}.json`;
+  const exists = (file: string): Promise<boolean> =>
+    stat(file).then(
+      () => true,
+      () => false,
+    );
+
+  it('writes no sidecar, and reads back the same metadata with the ETag of its bytes', async () => {
+    await store.put('plugins/x/index.json', encode('{"a":1}'), implied);
+    await store.put('plugins/x/1.0.0/manifest.json', encode('{}'), {
+      contentType: 'application/json',
+      cacheControl: CACHE_IMMUTABLE,
+    });
+
+    expect(await exists(sidecarOf('plugins/x/index.json'))).toBe(false);
+    expect(await exists(sidecarOf('plugins/x/1.0.0/manifest.json'))).toBe(false);
+    expect(await store.get('plugins/x/index.json')).toMatchObject({ ...implied, etag: etagFor('{"a":1}') });
+    expect(await store.head('plugins/x/1.0.0/manifest.json')).toMatchObject({
+      cacheControl: CACHE_IMMUTABLE,
+    });
+  });
+
+  it('keeps a sidecar for other metadata, an encoding, or a body past BARE_BYTES', async () => {
+    const large = new Uint8Array(BARE_BYTES + 1).fill(0x20);
+    await store.put('other.json', encode('{}'), { ...implied, cacheControl: CACHE_IMMUTABLE });
+    await store.put('encoded.json', encode('{}'), { ...implied, contentEncoding: 'gzip' });
+    await store.put('large.json', large, implied);
+
+    for (const key of ['other.json', 'encoded.json', 'large.json'])
+      expect(await exists(sidecarOf(key))).toBe(true);
+    expect(await store.head('other.json')).toMatchObject({ cacheControl: CACHE_IMMUTABLE });
+    expect(await store.head('large.json')).toMatchObject({
+      ...implied,
+      etag: `"${sha256(large).slice(0, 32)}"`,
+    });
+  });
+
+  it('removes the sidecar a former put left, and serves what the key implies', async () => {
+    await store.put('doc.json', encode('{"v":1}'), { ...implied, cacheControl: CACHE_IMMUTABLE });
+
+    await store.put('doc.json', encode('{"v":1}'), implied);
+
+    expect(await exists(sidecarOf('doc.json'))).toBe(false);
+    expect(await store.get('doc.json')).toMatchObject({ ...implied, etag: etagFor('{"v":1}') });
+  });
+
+  it('leaves a file that holds the bytes as it is, with or without a sidecar', async () => {
+    const file = path.join(root, 'plugins', 'x', 'index.json');
+    await store.put('plugins/x/index.json', encode('{"a":1}'), implied);
+    const bare = (await stat(file)).ino;
+    await store.put('plugins/x/index.json', encode('{"a":1}'), implied);
+    expect((await stat(file)).ino).toBe(bare);
+
+    // Written with a sidecar (as an older version of the store wrote every file) holding the same bytes and
+    // metadata: left as well.
+    await store.put('old.json', encode('{}'), { ...implied, cacheControl: CACHE_IMMUTABLE });
+    const sidecar = JSON.parse(await readFile(sidecarOf('old.json'), 'utf8'));
+    await writeFile(sidecarOf('old.json'), JSON.stringify({ ...sidecar, cacheControl: CACHE_MUTABLE }));
+    const old = (await stat(path.join(root, 'old.json'))).ino;
+    await store.put('old.json', encode('{}'), implied);
+    expect((await stat(path.join(root, 'old.json'))).ino).toBe(old);
+
+    await store.put('plugins/x/index.json', encode('{"a":2}'), implied);
+    expect((await stat(file)).ino).not.toBe(bare);
+    expect(text((await store.get('plugins/x/index.json'))?.body)).toBe('{"a":2}');
+  });
+});
+
+describe('when moving an upload', () => {
+  const tgz = { contentType: 'application/gzip', cacheControl: CACHE_PRIVATE };
+  const upload = encode('bundle bytes');
+  const moving = { ...tgz, sha256: sha256(upload) };
+  const drop = async (name: string, body: string | Uint8Array): Promise<void> => {
+    await mkdir(path.join(root, 'incoming'), { recursive: true });
+    await writeFile(path.join(root, 'incoming', name), body);
+  };
+
+  it('renames it, with no copy left behind and no sidecar for the metadata its place implies', async () => {
+    await drop('a.tgz', upload);
+    const before = (await stat(path.join(root, 'incoming/a.tgz'))).ino;
+
+    expect(await store.move('incoming/a.tgz', 'processed/a-1.tgz', moving)).toBe('moved');
+
+    expect((await stat(path.join(root, 'processed/a-1.tgz'))).ino).toBe(before);
+    expect(await allFiles(root)).toEqual(['incoming', 'processed', 'processed/a-1.tgz']);
+    expect(await store.head('processed/a-1.tgz')).toMatchObject({ ...tgz, etag: etagFor('bundle bytes') });
+  });
+
+  it('gives the moved file a sidecar for other metadata', async () => {
+    await drop('b.tgz', upload);
+
+    await store.move('incoming/b.tgz', 'processed/b.tgz', { ...moving, cacheControl: 'no-cache' });
+
+    expect(await store.get('processed/b.tgz')).toMatchObject({
+      cacheControl: 'no-cache',
+      etag: etagFor('bundle bytes'),
+    });
+    expect(await readdir(path.join(root, '.meta/processed'))).toEqual(['b.tgz.json']);
+  });
+
+  it('leaves an upload that holds other bytes than were read where it is, and moves nothing', async () => {
+    await drop('c.tgz', 'another upload under the same name');
+
+    expect(await store.move('incoming/c.tgz', 'processed/c.tgz', moving)).toBe('changed');
+    expect(await store.move('incoming/gone.tgz', 'processed/gone.tgz', moving)).toBe('changed');
+
+    expect(await readFile(path.join(root, 'incoming/c.tgz'), 'utf8')).toBe(
+      'another upload under the same name',
+    );
+    expect(await allFiles(root)).toEqual(['incoming', 'incoming/c.tgz', 'processed']);
+  });
+
+  it('writes what was read and keeps the newer upload, through moveObject', async () => {
+    await drop('d.tgz', 'newer');
+
+    await moveObject(store, 'incoming/d.tgz', 'processed/d.tgz', upload, moving);
+
+    expect(text((await store.get('processed/d.tgz'))?.body)).toBe('bundle bytes');
+    expect(await readFile(path.join(root, 'incoming/d.tgz'), 'utf8')).toBe('newer');
+  });
+
+  it('puts and deletes for a store that cannot move', async () => {
+    const memory = new MemoryStore();
+    await memory.put('incoming/e.tgz', upload, tgz);
+
+    await moveObject(memory, 'incoming/e.tgz', 'processed/e.tgz', upload, moving);
+
+    expect(await memory.get('incoming/e.tgz')).toBeUndefined();
+    expect(text((await memory.get('processed/e.tgz'))?.body)).toBe('bundle bytes');
+  });
+});
 
 describe('when storing objects', () => {
   it('round-trips bytes and metadata, with a strong SHA-256 ETag', async () => {
@@ -98,9 +241,13 @@ describe('when storing objects', () => {
     expect(await store.get('dir/file/below')).toBeUndefined();
   });
 
-  it('falls back to the content type the key implies when a file has no sidecar', async () => {
+  it('serves a file without a sidecar with the metadata its key implies', async () => {
     await mkdir(path.join(root, 'by-hand'));
     await writeFile(path.join(root, 'by-hand/page.html'), '<h1>hi</h1>');
+    await mkdir(path.join(root, 'plugins/x/1.0.0'), { recursive: true });
+    await writeFile(path.join(root, 'plugins/x/1.0.0/tool.html'), '<p>');
+    await mkdir(path.join(root, 'status'));
+    await writeFile(path.join(root, 'status/a.json'), '{}');
 
     const object = await store.get('by-hand/page.html');
 
@@ -108,9 +255,15 @@ describe('when storing objects', () => {
       size: 11,
       etag: etagFor('<h1>hi</h1>'),
       contentType: 'text/html; charset=utf-8',
-      cacheControl: 'no-cache',
+      cacheControl: CACHE_MUTABLE,
     });
     expect((await store.head('by-hand/page.html'))?.etag).toBe(object?.etag);
+    // A version's file is immutable, and an artifact opaque bytes whatever its name.
+    expect(await store.head('plugins/x/1.0.0/tool.html')).toMatchObject({
+      contentType: 'application/octet-stream',
+      cacheControl: CACHE_IMMUTABLE,
+    });
+    expect(await store.head('status/a.json')).toMatchObject({ cacheControl: CACHE_PRIVATE });
   });
 
   it('recomputes the ETag when the sidecar describes other bytes than the file holds', async () => {
@@ -146,7 +299,7 @@ describe('when storing objects', () => {
 
     expect(await store.get('doc.json')).toMatchObject({
       contentType: 'application/json',
-      cacheControl: 'no-cache',
+      cacheControl: CACHE_MUTABLE,
     });
   });
 

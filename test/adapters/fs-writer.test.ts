@@ -3,13 +3,14 @@
  * did, and a thread that stops fails each put it had with a typed, retryable error, leaving every file
  * whole (its old bytes or its new ones) and the store usable.
  */
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FsStore } from '../../adapters/fs-store.ts';
 import { fsWriter } from '../../adapters/fs-writer.ts';
 import { StoreError } from '../../index-builder/errors.ts';
+import { CACHE_MUTABLE } from '../../index-builder/store.ts';
 import { encode, sha256 } from '../support/fixtures.ts';
 
 const opts = { contentType: 'application/json', cacheControl: 'no-store' };
@@ -115,6 +116,35 @@ describe('when a key is put for the first time', () => {
       });
       // No temp file left beside the sidecar.
       expect(await readdir(path.dirname(sidecarOf(key)))).toEqual(['index.html.json']);
+    }
+  });
+});
+
+describe('when the writer thread is given a put with the metadata its key implies', () => {
+  it('writes no sidecar, leaves the same bytes as they are, and removes a former sidecar', async () => {
+    for (let i = 0; i < 200; i++) await store.put(`warm/${i}.json`, encode('warm'), opts);
+    const implied = { contentType: 'application/json', cacheControl: CACHE_MUTABLE };
+    const sidecarOf = (key: string): string => `${path.join(root, '.meta', ...key.split('/'))}.json`;
+    const gone = (file: string): Promise<boolean> =>
+      stat(file).then(
+        () => false,
+        () => true,
+      );
+    await store.put('plugins/c/index.json', encode('{"c":1}'), { ...implied, cacheControl: 'no-store' });
+
+    await store.put('plugins/a/index.json', encode('{"a":1}'), implied);
+    const first = (await stat(path.join(root, 'plugins/a/index.json'))).ino;
+    await store.put('plugins/a/index.json', encode('{"a":1}'), implied);
+    await store.put('plugins/c/index.json', encode('{"c":1}'), implied);
+
+    expect(await gone(sidecarOf('plugins/a/index.json'))).toBe(true);
+    expect((await stat(path.join(root, 'plugins/a/index.json'))).ino).toBe(first);
+    expect(await gone(sidecarOf('plugins/c/index.json'))).toBe(true);
+    for (const name of ['a', 'c']) {
+      expect(await store.get(`plugins/${name}/index.json`)).toMatchObject({
+        ...implied,
+        etag: `"${sha256(`{"${name}":1}`).slice(0, 32)}"`,
+      });
     }
   });
 });
