@@ -237,8 +237,8 @@ export class FsStore implements Store {
         await handle.close();
       }
       const sidecar = await this.#readSidecar(key);
-      const etag = sidecar && describes(sidecar, stats) ? sidecar.etag : etagOf(body);
-      return { ...this.#info(key, stats, sidecar, etag), body };
+      const etag = sidecar && describes(sidecar, stats) ? sidecar.etag : () => etagOf(body);
+      return this.#info(key, stats, sidecar, etag, body);
     });
   }
 
@@ -259,8 +259,8 @@ export class FsStore implements Store {
       closeSync(fd);
     }
     const sidecar = this.#readSidecarSync(key);
-    const etag = sidecar && describes(sidecar, stats) ? sidecar.etag : etagOf(body);
-    return { ...this.#info(key, stats, sidecar, etag), body };
+    const etag = sidecar && describes(sidecar, stats) ? sidecar.etag : () => etagOf(body);
+    return this.#info(key, stats, sidecar, etag, body);
   }
 
   /** `head` by synchronous calls, or LARGE for a file past SYNC_BYTES that no sidecar describes. */
@@ -712,20 +712,49 @@ export class FsStore implements Store {
    * ObjectInfo from a stat, a sidecar and the ETag: the sidecar's when it describes the file, else hashed
    * from the bytes by the caller.
    */
-  #info(key: string, stats: BigStats, sidecar: Sidecar | undefined, etag: string): ObjectInfo {
+  #info(key: string, stats: BigStats, sidecar: Sidecar | undefined, etag: string): ObjectInfo;
+  #info(
+    key: string,
+    stats: BigStats,
+    sidecar: Sidecar | undefined,
+    etag: string | (() => string),
+    body: Uint8Array,
+  ): StoredObject;
+  #info(
+    key: string,
+    stats: BigStats,
+    sidecar: Sidecar | undefined,
+    etag: string | (() => string),
+    body?: Uint8Array,
+  ): ObjectInfo {
     // Only a sidecar that describes this very file speaks for it: a file replaced since (by a put without a
     // sidecar, or by hand) is what its key implies, served as it is.
     const own = sidecar && describes(sidecar, stats) ? sidecar : undefined;
     const implied = own ?? impliedMetadata(key);
-    return {
+    const info = {
       key,
       size: Number(stats.size),
-      etag,
+      etag: typeof etag === 'string' ? etag : '',
       contentType: implied.contentType,
       cacheControl: implied.cacheControl,
       ...(own?.contentEncoding ? { contentEncoding: own.contentEncoding } : {}),
       lastModified: new Date(Number(stats.mtimeMs)),
+      ...(body ? { body } : {}),
     };
+    if (typeof etag !== 'string') {
+      // Hashed from the bytes in hand when first asked for (a spread of the object asks): the pipeline
+      // reads files for their bytes (a publish reads 256 catalog bins), and only the server uses the ETag.
+      let hashed: string | undefined;
+      Object.defineProperty(info, 'etag', {
+        get: () => {
+          hashed ??= etag();
+          return hashed;
+        },
+        enumerable: true,
+        configurable: true,
+      });
+    }
+    return info;
   }
 
   async #io<T>(key: string, action: string, work: () => Promise<T>): Promise<T> {
