@@ -414,7 +414,8 @@ async function registryFingerprints(ctx: PipelineContext): Promise<string[]> {
  * Judges every upload of a batch in upload order, each against the published registry and the
  * submissions before it. Storage failures are transient: they fail the batch, leaving every submission in
  * incoming/ to retry. Anything else thrown is the submission's own doing (input a library choked on): it is
- * rejected with the reason, so one poisonous upload cannot block every later one.
+ * rejected with the reason, so one poisonous upload cannot block every later one. `onJudged` is told of
+ * each item as it is judged, in order.
  */
 export async function evaluateBatch(
   ctx: PipelineContext,
@@ -422,6 +423,7 @@ export async function evaluateBatch(
   view: BatchView,
   now: Date,
   log: LogWriter,
+  onJudged?: (item: BatchItem) => void,
 ): Promise<BatchItem[]> {
   const judging: Judging = {
     trusted: await loadTrustedKeys(ctx.config, await registryFingerprints(ctx)),
@@ -452,7 +454,9 @@ export async function evaluateBatch(
         ),
       ]);
     });
-    items.push({ upload, evaluation });
+    const item = { upload, evaluation };
+    items.push(item);
+    onJudged?.(item);
   }
   return items;
 }

@@ -55,6 +55,7 @@ import { LogWriter } from './log-writer.ts';
 import { recordOutcomes } from './outcomes.ts';
 import { type AddedVersion, type RenderedPlugin, renderPlugin } from './plugin-document.ts';
 import {
+  BoundedWork,
   forEachLimited,
   readJson,
   resignManifests,
@@ -69,28 +70,42 @@ export type { BatchResult, PipelineContext } from './context.ts';
 export type { SubmissionOutcome, SubmissionStatus } from './outcomes.ts';
 
 /**
- * Write step 1: the immutable files of every accepted version; returns each accepted item's new version. A
- * store refusing one for good (a name the filesystem will not take) rejects that submission alone; the
- * store being unavailable fails the batch, to retry whole.
+ * Write step 1: the immutable files of every accepted version, each begun as soon as its upload is judged
+ * (nothing points at them yet), so the files of one are written while the next is judged: an import of
+ * 10,000 new plugins spent as long writing them, after judging all, as judging. `written` waits for them
+ * and returns each accepted item's new version. A store refusing one for good (a name the filesystem will
+ * not take) rejects that submission alone; the store being unavailable fails the batch, to retry whole.
  */
-async function writeVersions(
-  ctx: PipelineContext,
-  items: readonly BatchItem[],
-  published: string,
-): Promise<Map<BatchItem, AddedVersion>> {
-  const added = new Map<BatchItem, AddedVersion>();
+class VersionWrites {
+  readonly #added = new Map<BatchItem, AddedVersion>();
   // Each version's files are its own (its name and version are unique in the batch): written side by side.
-  await forEachLimited(items, WRITE_CONCURRENCY, async (item) => {
+  readonly #work = new BoundedWork(WRITE_CONCURRENCY);
+  readonly #ctx: PipelineContext;
+  readonly #published: string;
+
+  constructor(ctx: PipelineContext, published: string) {
+    this.#ctx = ctx;
+    this.#published = published;
+  }
+
+  /** Begins writing an item's version when it was accepted. */
+  start(item: BatchItem): void {
     const evaluation = item.evaluation;
     if (evaluation.kind !== 'accepted') return;
-    try {
-      const record = await writeVersion(ctx, evaluation, published);
-      added.set(item, { record, manifest: evaluation.manifest });
-    } catch (error) {
-      item.evaluation = failedWrite(error, evaluation, 'writing its files');
-    }
-  });
-  return added;
+    this.#work.run(async () => {
+      try {
+        const record = await writeVersion(this.#ctx, evaluation, this.#published);
+        this.#added.set(item, { record, manifest: evaluation.manifest });
+      } catch (error) {
+        item.evaluation = failedWrite(error, evaluation, 'writing its files');
+      }
+    });
+  }
+
+  async written(): Promise<Map<BatchItem, AddedVersion>> {
+    await this.#work.settled();
+    return this.#added;
+  }
 }
 
 /** An accepted item (publish or action) turned into a rejection: the registry failed `what` for it. */
@@ -214,11 +229,18 @@ export async function processSubmissions(
   const now = ctx.clock.now();
   const view = new BatchView(ctx.site);
   const log = await LogWriter.open(ctx, { intents: uploads.map((u) => u.id) });
-  const items = await evaluateBatch(ctx, uploads, view, now, log);
+  const processed = now.toISOString();
+  const versions = new VersionWrites(ctx, processed);
+  const items = await evaluateBatch(ctx, uploads, view, now, log, (item) => versions.start(item)).catch(
+    async (error: unknown) => {
+      // Nothing this batch began is still writing when it fails.
+      await versions.written().catch(() => undefined);
+      throw error;
+    },
+  );
+  const written = await versions.written();
   const catalog = await currentCatalog(ctx);
   try {
-    const processed = now.toISOString();
-    const written = await writeVersions(ctx, items, processed);
     const { folded, rendered, changed } = await foldAndRender(ctx, items, written, view, catalog, processed);
     // The index documents list every version's manifest: a batch that removes versions renders them at once,
     // so none still names a file once it is deleted.

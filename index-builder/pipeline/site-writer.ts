@@ -81,6 +81,46 @@ export function withWriteLog(ctx: PipelineContext): { ctx: PipelineContext; log:
 export const WRITE_CONCURRENCY = 8;
 
 /**
+ * Work started as it is handed over, at most `limit` at a time, in the order handed; `settled` waits for all
+ * of it and throws the first failure once nothing is still running. For writes that may begin while the
+ * caller still decides what else to write (a batch writes each accepted version's files while it judges
+ * the next upload).
+ */
+export class BoundedWork {
+  readonly #limit: number;
+  #running = 0;
+  readonly #waiting: (() => void)[] = [];
+  readonly #started: Promise<void>[] = [];
+
+  constructor(limit: number) {
+    this.#limit = limit;
+  }
+
+  run(work: () => Promise<void>): void {
+    this.#started.push(this.#run(work));
+  }
+
+  async #run(work: () => Promise<void>): Promise<void> {
+    // A slot is handed from the work that ends to the next waiting, so no more than `limit` ever run.
+    if (this.#running >= this.#limit) await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    else this.#running += 1;
+    try {
+      await work();
+    } finally {
+      const next = this.#waiting.shift();
+      if (next) next();
+      else this.#running -= 1;
+    }
+  }
+
+  async settled(): Promise<void> {
+    const results = await Promise.allSettled(this.#started);
+    const failed = results.find((result) => result.status === 'rejected');
+    if (failed) throw failed.reason;
+  }
+}
+
+/**
  * Runs `work` over `items`, at most `limit` at a time, and returns the results in the items' order. After
  * the first failure no more items are started, and the failure is thrown once the work in flight has
  * settled: when it returns or throws, nothing it started is still writing (a crash-consistent step ends
