@@ -617,7 +617,8 @@ async function verifyEd25519(
       created,
     };
   } catch (cause) {
-    return refusal(cause, read.keyIds);
+    // openpgp.verify throws its verification's error wrapped so (util.wrapError): the same message here.
+    return refusal(new Error(`Error verifying signed message: ${(cause as Error).message}`), read.keyIds);
   }
 }
 
