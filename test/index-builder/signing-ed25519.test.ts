@@ -243,6 +243,17 @@ describe('when a v4 Ed25519 signature is bad', () => {
       'bad-signature',
     ],
     [
+      'naming a revocation key (a subpacket openpgp.js refuses on a signature it verifies)',
+      async () => ({
+        signature: await craft({
+          by: publisher,
+          hashed: [23, 12, 0x80, openpgp.enums.publicKey.eddsaLegacy, ...new Array<number>(20).fill(0xab)],
+        }).armored,
+      }),
+      // Its message ("This key is intended to be revoked with an authorized key…") reads as a revocation.
+      'key-revoked',
+    ],
+    [
       'with a critical notation openpgp.js does not know',
       async () => {
         const name = [...encode('x@example.com')];
