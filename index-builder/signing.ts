@@ -622,8 +622,12 @@ async function verifyEd25519(
   }
 }
 
-/** Most judgements kept per key (`judgeSigningKey`): a batch asks at its time of publishing and at each signature's. */
-const SIGNING_KEY_JUDGEMENTS_PER_KEY = 4096;
+/**
+ * Most judgements kept per key (`judgeSigningKey`): a batch asks at its time of publishing and at each
+ * signature's creation (to the second, so one publisher's uploads made in one run share many); with the 256
+ * key texts trust.ts keeps, a bound of a few megabytes.
+ */
+const SIGNING_KEY_JUDGEMENTS_PER_KEY = 256;
 const signingKeyJudgements = new WeakMap<openpgp.Key, Map<string, Promise<unknown>>>();
 
 /**
