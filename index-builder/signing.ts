@@ -4,7 +4,14 @@
  * Everything here takes and returns strings and bytes; where keys live is the caller's business.
  */
 import { Buffer } from 'node:buffer';
-import { createHash, createPrivateKey, sign as cryptoSign } from 'node:crypto';
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  sign as cryptoSign,
+  verify as cryptoVerify,
+  type KeyObject,
+} from 'node:crypto';
 import * as openpgp from 'openpgp';
 import { type Clock, systemClock } from './clock.ts';
 import { sha256Hex } from './digest.ts';
@@ -333,11 +340,56 @@ function signatureShapeProblem(armored: string, signature: openpgp.Signature): s
   return undefined;
 }
 
+/** A detached signature as read, with the keys that may have made it; or why it is refused before any key. */
+type ReadDetached =
+  | {
+      readonly signature: openpgp.Signature;
+      readonly keyIds: readonly string[];
+      readonly candidates: readonly openpgp.Key[];
+    }
+  | { readonly refused: Extract<VerifyResult, { ok: false }> };
+
+async function readDetachedSignature(
+  armoredSignature: string,
+  keys: readonly openpgp.Key[],
+): Promise<ReadDetached> {
+  let signature: openpgp.Signature;
+  try {
+    signature = await openpgp.readSignature({ armoredSignature });
+  } catch (cause) {
+    return {
+      refused: {
+        ok: false,
+        reason: 'malformed',
+        message: `not an armored OpenPGP signature: ${(cause as Error).message}`,
+        keyIds: [],
+      },
+    };
+  }
+  const shape = signatureShapeProblem(armoredSignature, signature);
+  if (shape) return { refused: { ok: false, reason: 'malformed', message: shape, keyIds: [] } };
+  const keyIds = Array.from(signature.getSigningKeyIDs(), (id) => upper(id.toHex()));
+  const candidates = keys.filter((key) => key.getKeyIDs().some((id) => keyIds.includes(upper(id.toHex()))));
+  if (candidates.length === 0) {
+    return {
+      refused: {
+        ok: false,
+        reason: 'unknown-key',
+        message: `signed by unknown key ${keyIds.join(', ') || '(no issuer)'}`,
+        keyIds,
+      },
+    };
+  }
+  return { signature, keyIds, candidates };
+}
+
 /**
  * Verifies an armored detached signature over `data` against candidate keys. Never throws for bad input:
  * the result says what is wrong, so callers can report it as a submission problem. The signature must be
  * one binary-document signature in one armored block: anything more is read differently by other tools.
- * `date` (default now) is when it is judged: a signature made after it is refused.
+ * `date` (default now) is when it is judged: a signature made after it is refused. A v4 Ed25519 signature
+ * (what publishers and the registry make) is checked by `verifyEd25519`, everything else by openpgp.js; both
+ * accept and refuse the same signatures, for the same reasons.
  */
 export async function verifyDetachedSignature(
   data: Uint8Array,
@@ -345,29 +397,41 @@ export async function verifyDetachedSignature(
   keys: readonly openpgp.Key[],
   date: Date = new Date(),
 ): Promise<VerifyResult> {
-  let signature: openpgp.Signature;
-  try {
-    signature = await openpgp.readSignature({ armoredSignature });
-  } catch (cause) {
-    return {
-      ok: false,
-      reason: 'malformed',
-      message: `not an armored OpenPGP signature: ${(cause as Error).message}`,
-      keyIds: [],
-    };
-  }
-  const shape = signatureShapeProblem(armoredSignature, signature);
-  if (shape) return { ok: false, reason: 'malformed', message: shape, keyIds: [] };
-  const keyIds = Array.from(signature.getSigningKeyIDs(), (id) => upper(id.toHex()));
-  const candidates = keys.filter((key) => key.getKeyIDs().some((id) => keyIds.includes(upper(id.toHex()))));
-  if (candidates.length === 0) {
-    return {
-      ok: false,
-      reason: 'unknown-key',
-      message: `signed by unknown key ${keyIds.join(', ') || '(no issuer)'}`,
-      keyIds,
-    };
-  }
+  const read = await readDetachedSignature(armoredSignature, keys);
+  if ('refused' in read) return read.refused;
+  return (await verifyEd25519(data, read, date)) ?? verifyWithOpenpgp(data, read, date);
+}
+
+/**
+ * `verifyDetachedSignature` by one path alone, for tests that hold the two to the same answers: `ed25519`
+ * resolves to undefined where it hands the signature over to openpgp.js.
+ */
+export async function verifyDetachedSignatureBy(
+  path: 'ed25519' | 'openpgp',
+  data: Uint8Array,
+  armoredSignature: string,
+  keys: readonly openpgp.Key[],
+  date: Date = new Date(),
+): Promise<VerifyResult | undefined> {
+  const read = await readDetachedSignature(armoredSignature, keys);
+  if ('refused' in read) return read.refused;
+  return path === 'ed25519' ? verifyEd25519(data, read, date) : verifyWithOpenpgp(data, read, date);
+}
+
+type ReadSignature = Exclude<ReadDetached, { refused: unknown }>;
+
+function refusal(cause: unknown, keyIds: readonly string[]): Extract<VerifyResult, { ok: false }> {
+  const message = (cause as Error).message;
+  return {
+    ok: false,
+    reason: failureReason(message),
+    message: `signature does not verify: ${message}`,
+    keyIds,
+  };
+}
+
+async function verifyWithOpenpgp(data: Uint8Array, read: ReadSignature, date: Date): Promise<VerifyResult> {
+  const { signature, candidates, keyIds } = read;
   try {
     const message = await openpgp.createMessage({ binary: data });
     const result = await openpgp.verify({
@@ -375,6 +439,7 @@ export async function verifyDetachedSignature(
       signature,
       verificationKeys: [...candidates],
       expectSigned: true,
+      format: 'binary',
       date,
     });
     const first = result.signatures[0];
@@ -392,14 +457,200 @@ export async function verifyDetachedSignature(
       created,
     };
   } catch (cause) {
-    const message = (cause as Error).message;
-    return {
-      ok: false,
-      reason: failureReason(message),
-      message: `signature does not verify: ${message}`,
-      keyIds,
-    };
+    return refusal(cause, keyIds);
   }
+}
+
+/** The hash algorithms the Ed25519 path computes with Node: those an Ed25519 signature may use, and GnuPG's. */
+const NODE_HASHES = new Map<number, string>([
+  [openpgp.enums.hash.sha256, 'sha256'],
+  [openpgp.enums.hash.sha384, 'sha384'],
+  [openpgp.enums.hash.sha512, 'sha512'],
+]);
+const ED25519_SIZE = 32;
+
+/** The key material openpgp.js keeps in a key packet (not in its typings). */
+interface KeyPacketMaterial {
+  readonly version?: number;
+  readonly algorithm?: number;
+  readonly publicParams?: { readonly oid?: { getName?(): string }; readonly Q?: Uint8Array };
+}
+
+/** Each Ed25519 (sub)key's Node KeyObject, made once per key packet; null where it is not one. */
+const ed25519Keys = new WeakMap<object, KeyObject | null>();
+
+/**
+ * A v4 EdDSA-legacy key packet's public key as a Node KeyObject, or undefined for any other key (and for a
+ * point openpgp.js would refuse: not 0x40 followed by 32 bytes).
+ */
+function ed25519KeyOf(keyPacket: object): KeyObject | undefined {
+  const held = ed25519Keys.get(keyPacket);
+  if (held !== undefined) return held ?? undefined;
+  const { version, algorithm, publicParams } = keyPacket as KeyPacketMaterial;
+  const point = publicParams?.Q;
+  let made: KeyObject | null = null;
+  if (
+    version === 4 &&
+    algorithm === openpgp.enums.publicKey.eddsaLegacy &&
+    publicParams?.oid?.getName?.() === openpgp.enums.curve.ed25519Legacy &&
+    point?.length === ED25519_SIZE + 1 &&
+    point[0] === 0x40
+  ) {
+    try {
+      made = createPublicKey({
+        key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(point.subarray(1)).toString('base64url') },
+        format: 'jwk',
+      });
+    } catch {
+      made = null; // openpgp.js says why
+    }
+  }
+  ed25519Keys.set(keyPacket, made);
+  return made ?? undefined;
+}
+
+/** A little-endian-as-MPI value left-padded to `size` bytes, as openpgp.js pads r and s (util.leftPad). */
+function leftPad(bytes: Uint8Array, size: number): Uint8Array {
+  const padded = new Uint8Array(size);
+  padded.set(bytes, size - bytes.length);
+  return padded;
+}
+
+/**
+ * openpgp.js's SignaturePacket.verify after its cryptographic check (openpgp 6.x, packet/signature.js), for
+ * a message signature: the same checks, in the same order, with the same messages (`failureReason` reads
+ * them). `date` is judged to the second, as openpgp.js's util.normalizeDate does.
+ */
+function checkSignatureValidity(packet: openpgp.SignaturePacket, date: Date): void {
+  const config = openpgp.config;
+  const judgedAt = new Date(Math.floor(date.getTime() / 1000) * 1000);
+  if ((packet.created as Date) > judgedAt) throw new Error('Signature creation time is in the future');
+  if (judgedAt >= packet.getExpirationTime()) throw new Error('Signature is expired');
+  const hash = packet.hashAlgorithm as openpgp.enums.hash;
+  const hashName = () => String(openpgp.enums.read(openpgp.enums.hash, hash)).toUpperCase();
+  if (config.rejectHashAlgorithms.has(hash)) throw new Error(`Insecure hash algorithm: ${hashName()}`);
+  // A binary-document signature is a message signature (the only type that reaches here).
+  if (config.rejectMessageHashAlgorithms.has(hash))
+    throw new Error(`Insecure message hash algorithm: ${hashName()}`);
+  for (const { type, critical } of packet.unknownSubpackets)
+    if (critical) throw new Error(`Unknown critical signature subpacket type ${type}`);
+  for (const { name, critical } of packet.rawNotations)
+    if (critical && !config.knownNotations.includes(name))
+      throw new Error(`Unknown critical notation: ${name}`);
+  if (packet.revocationKeyClass !== null)
+    throw new Error(
+      'This key is intended to be revoked with an authorized key, which OpenPGP.js does not support.',
+    );
+}
+
+/**
+ * The Ed25519 path: a v4 EdDSA-legacy binary-document signature hashed (SHA-256/384/512) and verified with
+ * Node's crypto against a KeyObject made once per (sub)key, where openpgp.js imports the key into WebCrypto
+ * again for every signature (and answers on the thread pool): about half of an import's verification time.
+ * openpgp.js still parses the packet, and still judges the key (`judgeSigningKey`: bound, flagged for signing,
+ * unexpired and unrevoked when the signature was made); the rest of its checks are mirrored here, in its order
+ * and with its messages (createVerificationObject and SignaturePacket.verify, openpgp 6.x). Anything else (other
+ * key types or hashes, v5/v6 packets, a point or an r/s openpgp.js would refuse) resolves to undefined, and
+ * openpgp.js verifies it.
+ */
+async function verifyEd25519(
+  data: Uint8Array,
+  read: ReadSignature,
+  date: Date,
+): Promise<VerifyResult | undefined> {
+  const packet = read.signature.packets[0];
+  if (!(packet instanceof openpgp.SignaturePacket) || packet.version !== 4) return undefined;
+  if (packet.publicKeyAlgorithm !== openpgp.enums.publicKey.eddsaLegacy) return undefined;
+  const hashName = NODE_HASHES.get(packet.hashAlgorithm as number);
+  const { signatureData, signedHashValue, created } = packet;
+  const params = (packet as { params?: { r?: unknown; s?: unknown } }).params;
+  const { r, s } = params ?? {};
+  if (!hashName || !signatureData || signedHashValue?.length !== 2 || !created) return undefined;
+  if (!(r instanceof Uint8Array && s instanceof Uint8Array)) return undefined;
+  if (r.length > ED25519_SIZE || s.length > ED25519_SIZE) return undefined;
+  // The key openpgp.js takes: the first candidate holding the issuer's key ID, its primary before its subkeys.
+  let primary: openpgp.Key | undefined;
+  let issuer: openpgp.Key | openpgp.Subkey | undefined;
+  for (const key of read.candidates) {
+    issuer = key.getKeys(packet.issuerKeyID)[0];
+    if (issuer) {
+      primary = key;
+      break;
+    }
+  }
+  if (!primary || !issuer || !packet.issuerKeyID.equals(issuer.getKeyID())) return undefined;
+  const publicKey = ed25519KeyOf(issuer.keyPacket);
+  if (!publicKey) return undefined;
+  try {
+    // RFC 4880 5.2.4: the data, the hashed part of the packet, then the v4 trailer (0x04 0xFF, its length).
+    const trailer = Uint8Array.from([SIGNATURE_VERSION, 0xff, ...uint32(signatureData.length)]);
+    const digest = createHash(hashName).update(data).update(signatureData).update(trailer).digest();
+    if (digest[0] !== signedHashValue[0] || digest[1] !== signedHashValue[1])
+      throw new Error('Signed digest did not match');
+    // EdDSA in OpenPGP v4 signs the digest; Node's Ed25519 takes R || S.
+    const rs = Buffer.concat([leftPad(r, ED25519_SIZE), leftPad(s, ED25519_SIZE)]);
+    // On the thread pool, as openpgp.js's WebCrypto check was: the pipeline inspects bundles several at a
+    // time (evaluate.ts), so the curve arithmetic runs beside the main thread's work.
+    const valid = await new Promise<boolean>((resolve, reject) =>
+      cryptoVerify(null, digest, publicKey, rs, (error, result) => (error ? reject(error) : resolve(result))),
+    );
+    if (!valid) throw new Error('Signature verification failed');
+    checkSignatureValidity(packet, date);
+    if (issuer.getCreationTime() > created) throw new Error('Key is newer than the signature');
+    // Could the key sign when the signature was made (openpgp.js: createVerificationObject)?
+    try {
+      await judgeSigningKey(primary, issuer.getKeyID(), created);
+    } catch (cause) {
+      // openpgp.js's allowance for a reformatted key, when configured: judged at `date` instead.
+      if (
+        !openpgp.config.allowInsecureVerificationWithReformattedKeys ||
+        !/Signature creation time is in the future/.test((cause as Error).message)
+      )
+        throw cause;
+      await judgeSigningKey(primary, issuer.getKeyID(), date);
+    }
+    return {
+      ok: true,
+      fingerprint: upper(primary.getFingerprint()),
+      signingKeyId: upper(packet.issuerKeyID.toHex()),
+      key: primary,
+      created,
+    };
+  } catch (cause) {
+    // openpgp.verify throws its verification's error wrapped so (util.wrapError): the same message here.
+    return refusal(new Error(`Error verifying signed message: ${(cause as Error).message}`), read.keyIds);
+  }
+}
+
+/**
+ * Most judgements kept per key (`judgeSigningKey`): a batch asks at its time of publishing and at each
+ * signature's creation (to the second, so one publisher's uploads made in one run share many); with the 256
+ * key texts trust.ts keeps, a bound of a few megabytes.
+ */
+const SIGNING_KEY_JUDGEMENTS_PER_KEY = 256;
+const signingKeyJudgements = new WeakMap<openpgp.Key, Map<string, Promise<unknown>>>();
+
+/**
+ * openpgp.js's `getSigningKey(keyId, date)`, once per key object, (sub)key and instant: it walks the key's
+ * self-signatures, revocations and binding signatures at `date` again at every call (their cryptographic
+ * checks are cached by openpgp.js; their times are not), and the answer depends on nothing else (keys are
+ * never changed once read: trust.ts shares them, read once per text). A refusal is kept as well: it is the
+ * same at the same instant. The oldest entries go first past the bound.
+ */
+function judgeSigningKey(key: openpgp.Key, keyId: openpgp.KeyID, date: Date): Promise<unknown> {
+  let judged = signingKeyJudgements.get(key);
+  if (!judged) {
+    judged = new Map();
+    signingKeyJudgements.set(key, judged);
+  }
+  const at = `${keyId.toHex()}@${date.getTime()}`;
+  const held = judged.get(at);
+  if (held) return held;
+  const judging = key.getSigningKey(keyId, date);
+  judging.catch(() => undefined); // a refusal is read by every caller, not left unhandled meanwhile
+  judged.set(at, judging);
+  if (judged.size > SIGNING_KEY_JUDGEMENTS_PER_KEY) judged.delete(judged.keys().next().value as string);
+  return judging;
 }
 
 /** Why openpgp.js refused a signature, from its message (it has no error codes). */
@@ -429,7 +680,7 @@ export async function keyUsableAt(key: openpgp.Key, signingKeyId: string, date: 
   const id = key.getKeyIDs().find((k) => upper(k.toHex()) === signingKeyId);
   try {
     // One call judges the primary key (revoked, expired) and the subkey (bound, flagged, unexpired) at `date`.
-    await key.getSigningKey(id, date);
+    await (id ? judgeSigningKey(key, id, date) : key.getSigningKey(id, date));
     return { usable: true };
   } catch (cause) {
     const message = (cause as Error).message;
