@@ -484,6 +484,27 @@ describe('when listing', () => {
     ]);
   });
 
+  it('gives a listed file without a sidecar the ETag of its bytes', async () => {
+    await mkdir(path.join(root, 'incoming'));
+    await writeFile(path.join(root, 'incoming/u.tgz'), 'upload');
+    await store.put('plugins/x/index.json', encode('{}'), {
+      contentType: 'application/json',
+      cacheControl: CACHE_MUTABLE,
+    });
+
+    const listed = [...(await listAll(store, 'incoming/')), ...(await listAll(store, 'plugins/'))];
+
+    expect(listed).toEqual([
+      expect.objectContaining({
+        key: 'incoming/u.tgz',
+        size: 6,
+        etag: etagFor('upload'),
+        cacheControl: CACHE_PRIVATE,
+      }),
+      expect.objectContaining({ key: 'plugins/x/index.json', size: 2, etag: etagFor('{}') }),
+    ]);
+  });
+
   it('skips the sidecar tree, temp files and other dot-files', async () => {
     await store.put('a.json', encode('x'), opts);
     await writeFile(path.join(root, '.lock'), '');
