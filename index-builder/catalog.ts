@@ -8,14 +8,21 @@
  * Storage (in the intake store, never published): `state/catalog/meta.tsv` holds the generation and the
  * digests of global documents; `state/catalog/bins/<bin>.tsv` holds the lines of the plugins whose names
  * fall in that bin (the same 256 bins as the snapshot). A publish rewrites the meta file and one bin per
- * changed plugin. A process keeps the bins it has read, checked by ETag, so a warm process (the local
- * server, a warm Lambda) reads only what another writer changed.
+ * changed plugin.
+ *
+ * No process holds every line for long (at 100,000 plugins of 10 versions they are 330 MB): a run opens the
+ * catalog with the meta file and the journal only (openCatalog), reads the lines of a bin when it needs
+ * them all (readBins), and takes the document digests of a bin's plugins from an index kept per store for
+ * every bin (documentsIn): all a deferred publish needs. Bins read are kept per store up to BIN_CACHE_BYTES,
+ * by the digest the meta file names, so a warm process (the local server, a warm Lambda) of a registry
+ * under the streaming threshold reads only what another writer changed. What renders every line goes
+ * through them in name order a window at a time (outlineCatalog, sortedLines).
  *
  * The journal: a publish that defers the index documents (the local server, the publish function) does not
  * rewrite the bins of the plugins it changed, whose size grows with the registry (about 1.4 MB each at
  * 100,000 plugins of 10 versions), but writes their lines, and only theirs, to one journal object named by
  * its digest (`state/catalog/journal/<sha256>.tsv`, the bin format), and the meta file lists the journal in
- * order. A load applies it over the bins. The flush, whose cost grows with the registry anyway, folds the
+ * order. An open applies it over the bins. The flush, whose cost grows with the registry anyway, folds the
  * journal into the bins it touches; so does a publish that would make it longer than JOURNAL_MAX_ENTRIES or
  * JOURNAL_MAX_BYTES.
  *
