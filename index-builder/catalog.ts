@@ -402,9 +402,10 @@ const BIN_READS_IN_FLIGHT = 8;
 
 /**
  * The bytes of catalog bins a process keeps per store, most recently used last. Every bin of a registry of
- * up to about 20,000 plugins of 10 versions fits (1.4 MB a bin at 100,000), so a warm process below the
- * streaming threshold reads only the bins another writer changed, as when it kept every bin; above it, a
- * publish reads the bin it changes (a few milliseconds) rather than the process holding 330 MB of lines.
+ * up to about 13,000 plugins of 10 versions fits (1.4 MB a bin at 100,000), so a warm process that renders
+ * the index documents into buffers reads only the bins another writer changed, as when it kept every bin;
+ * a larger registry's flush reads the others again (a few milliseconds a bin) rather than the process
+ * holding 330 MB of lines at 100,000 plugins. A publish needs none of them (documentsIn).
  */
 export const BIN_CACHE_BYTES = 48 * 1024 * 1024;
 
@@ -556,9 +557,10 @@ async function readJournal(
 
 /**
  * Opens the catalog without reading its bins: the meta file and the journal's lines only (a few
- * megabytes at most). A publish reads the bins it needs (`readBins`: those of the plugins it changes);
- * what renders every plugin reads them all (`readBins` of `catalog.unread`, or `sortedLines`, which holds
- * a window of them at a time). The result is the caller's own: a run that fails leaves nothing behind.
+ * megabytes at most). A publish needs only the document digests of the bins it changes (`documentsIn`);
+ * writing a bin reads it; what renders every plugin reads them all (`readBins` of `catalog.unread` under
+ * the streaming threshold, else `sortedLines`, a window of them at a time). The result is the caller's
+ * own: a run that fails leaves nothing behind.
  */
 export async function openCatalog(store: Store): Promise<Catalog> {
   const catalog = emptyCatalog();
