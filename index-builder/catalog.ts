@@ -730,6 +730,14 @@ async function journalLines(store: Store, catalog: Catalog, changed: ReadonlySet
   return true;
 }
 
+/**
+ * Lets go of the bins kept for `store`: a registry whose flush goes through the bins a window at a time is
+ * past what the budget holds (a few hits a pass), and the flush is what peaks.
+ */
+export function forgetBins(store: Store): void {
+  cacheOf(store).clear();
+}
+
 /** Every name, sorted: of a catalog that holds every line (none `unread`). */
 export function sortedNames(catalog: Catalog): string[] {
   if (catalog.unread.size > 0) throw new Error('sortedNames: the catalog has bins not read (readBins)');

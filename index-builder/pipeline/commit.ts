@@ -12,6 +12,7 @@ import {
   documentsIn,
   entryBytes,
   falcoctlItem,
+  forgetBins,
   heldEntry,
   heldEntryLength,
   heldFalcoctlLength,
@@ -224,6 +225,7 @@ async function indexDocumentsOf(ctx: PipelineContext, catalog: Catalog): Promise
     await readBins(ctx.intake, catalog, catalog.unread);
     return renderIndexDocuments(ctx, catalog, outline.names, layouts);
   }
+  forgetBins(ctx.intake);
   const rows = await spillLines(ctx, catalog, outline);
   const streamed = SPILLED.map(({ key, items, offset }, i) => ({
     key,
