@@ -8,14 +8,21 @@
  * Storage (in the intake store, never published): `state/catalog/meta.tsv` holds the generation and the
  * digests of global documents; `state/catalog/bins/<bin>.tsv` holds the lines of the plugins whose names
  * fall in that bin (the same 256 bins as the snapshot). A publish rewrites the meta file and one bin per
- * changed plugin. A process keeps the bins it has read, checked by ETag, so a warm process (the local
- * server, a warm Lambda) reads only what another writer changed.
+ * changed plugin.
+ *
+ * No process holds every line for long (at 100,000 plugins of 10 versions they are 330 MB): a run opens the
+ * catalog with the meta file and the journal only (openCatalog), reads the lines of a bin when it needs
+ * them all (readBins), and takes the document digests of a bin's plugins from an index kept per store for
+ * every bin (documentsIn): all a deferred publish needs. Bins read are kept per store up to BIN_CACHE_BYTES,
+ * by the digest the meta file names, so a warm process (the local server, a warm Lambda) of a registry
+ * under the streaming threshold reads only what another writer changed. What renders every line goes
+ * through them in name order a window at a time (outlineCatalog, sortedLines).
  *
  * The journal: a publish that defers the index documents (the local server, the publish function) does not
  * rewrite the bins of the plugins it changed, whose size grows with the registry (about 1.4 MB each at
  * 100,000 plugins of 10 versions), but writes their lines, and only theirs, to one journal object named by
  * its digest (`state/catalog/journal/<sha256>.tsv`, the bin format), and the meta file lists the journal in
- * order. A load applies it over the bins. The flush, whose cost grows with the registry anyway, folds the
+ * order. An open applies it over the bins. The flush, whose cost grows with the registry anyway, folds the
  * journal into the bins it touches; so does a publish that would make it longer than JOURNAL_MAX_ENTRIES or
  * JOURNAL_MAX_BYTES.
  *
@@ -35,6 +42,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { sha256Hex } from './digest.ts';
+import { PlugindexError } from './errors.ts';
 import {
   binOf,
   CATALOG_JOURNAL_PREFIX,
@@ -74,6 +82,11 @@ export interface Catalog {
   /** The names the journal holds lines of: what folding it rewrites the bins of. */
   readonly journaled: Set<string>;
   /**
+   * Bins the meta file names whose lines `plugins` does not hold yet: a catalog opened for a publish
+   * (openCatalog) reads only the bins it needs (readBins). Empty for a catalog read whole or made anew.
+   */
+  readonly unread: Set<string>;
+  /**
    * The index documents (index.json, index.yaml, search.json, falcoctl/index.yaml) lag the plugin documents: a publish deferred
    * them (`PipelineContext.deferIndexes`) and no flush has rendered them since.
    */
@@ -109,6 +122,7 @@ export function emptyCatalog(): Catalog {
     bins: new Map(),
     journal: [],
     journaled: new Set(),
+    unread: new Set(),
     indexesPending: false,
     outdated: false,
   };
@@ -295,11 +309,13 @@ function parseBin(bytes: Uint8Array, bin: string | undefined): Map<string, Catal
   const plugins = new Map<string, CatalogLine>();
   const at: number[] = [];
   const stored: StoredBin = { bin, bytes, at };
-  // Names decoded from the bytes as they lie, without a view per line (a cold process reads 10,000).
+  // Names decoded from the bytes as they lie, without a view per line (a cold process reads 10,000); and
+  // Buffer's search for a byte, which is memchr (several times as fast as a typed array's indexOf: a pass
+  // over every bin reads the whole catalog).
   const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let pos = HEADER_LINE.byteLength;
   while (pos < bytes.byteLength) {
-    const end = bytes.indexOf(NEWLINE, pos);
+    const end = text.indexOf(NEWLINE, pos);
     const lineEnd = end < 0 ? bytes.byteLength : end;
     if (!startsWith(bytes, pos, PLUGIN_FIELD)) {
       pos = lineEnd + 1;
@@ -307,13 +323,13 @@ function parseBin(bytes: Uint8Array, bin: string | undefined): Map<string, Catal
     }
     // name, sha256, size, api versions, entry, search: tab-separated; then the falcoctl item's length.
     const nameStart = pos + PLUGIN_FIELD.byteLength;
-    const nameEnd = bytes.indexOf(TAB, nameStart);
+    const nameEnd = text.indexOf(TAB, nameStart);
     if (nameEnd < 0 || nameEnd > lineEnd) return plugins;
     const base = at.length;
     at.push(pos);
     let from = nameEnd + 1;
     for (let field = 0; field < 5; field++) {
-      const tab = bytes.indexOf(TAB, from);
+      const tab = text.indexOf(TAB, from);
       if (tab < 0 || tab > lineEnd) {
         at.length = base;
         return plugins;
@@ -377,12 +393,23 @@ function serializeBin(names: readonly string[], plugins: ReadonlyMap<string, Cat
 interface CachedBin {
   readonly sha256: string;
   readonly plugins: ReadonlyMap<string, CatalogLine>;
+  /** The bin's size: what keeping it costs. */
+  readonly bytes: number;
 }
 
 /** Bins read at once by a process that starts cold. */
 const BIN_READS_IN_FLIGHT = 8;
 
-/** Bins read per store, by digest: what a warm process need not read again. */
+/**
+ * The bytes of catalog bins a process keeps per store, most recently used last. Every bin of a registry of
+ * up to about 13,000 plugins of 10 versions fits (1.4 MB a bin at 100,000), so a warm process that renders
+ * the index documents into buffers reads only the bins another writer changed, as when it kept every bin;
+ * a larger registry's flush reads the others again (a few milliseconds a bin) rather than the process
+ * holding 330 MB of lines at 100,000 plugins. A publish needs none of them (documentsIn).
+ */
+export const BIN_CACHE_BYTES = 48 * 1024 * 1024;
+
+/** Bins read per store, by digest: what a warm process need not read again (at most BIN_CACHE_BYTES). */
 const binCache = new WeakMap<Store, Map<string, CachedBin>>();
 
 function cacheOf(store: Store): Map<string, CachedBin> {
@@ -394,54 +421,101 @@ function cacheOf(store: Store): Map<string, CachedBin> {
   return cache;
 }
 
+/** Keeps `cached` as `bin`'s, the most recently used, and lets the least recently used go past the budget. */
+function keepBin(store: Store, bin: string, cached: CachedBin): void {
+  const cache = cacheOf(store);
+  cache.delete(bin);
+  cache.set(bin, cached);
+  let held = 0;
+  for (const { bytes } of cache.values()) held += bytes;
+  for (const [old, { bytes }] of cache) {
+    if (held <= BIN_CACHE_BYTES || old === bin) break;
+    cache.delete(old);
+    held -= bytes;
+  }
+}
+
 /**
- * The plugins map a warm process keeps per store and lends to each load, rather than copying 100,000
- * lines into a new map per publish (about 40 ms here at that size). It records the names set or deleted
- * while lent: the next load puts their bins back as the store has them (a run that failed before saving
- * leaves no trace), as it does every bin whose digest changed, so a load costs the bins that changed.
+ * Per store, per bin: the digest of the bin as last read or written, and each of its plugins' document
+ * digest, which is all a deferred publish needs of the bins it changes (the snapshot bins list those
+ * digests). Every bin's, whatever the budget for bins: about 20 MB at 100,000 plugins, where their bins are
+ * 330 MB, so a warm process publishes without reading a bin.
  */
-class PluginMap extends Map<string, CatalogLine> {
-  readonly dirty = new Set<string>();
+const documentIndex = new WeakMap<
+  Store,
+  Map<string, { sha256: string; documents: Map<string, DocumentDigest> }>
+>();
 
-  override set(name: string, line: CatalogLine): this {
-    this.dirty?.add(name);
-    return super.set(name, line);
+function documentIndexOf(store: Store) {
+  let index = documentIndex.get(store);
+  if (!index) {
+    index = new Map();
+    documentIndex.set(store, index);
   }
-
-  override delete(name: string): boolean {
-    this.dirty.add(name);
-    return super.delete(name);
-  }
+  return index;
 }
 
-interface Assembled {
-  readonly plugins: PluginMap;
-  /** Bin -> the names the map holds from it or from the journal, as of the last load (plus `plugins.dirty`). */
-  readonly members: Map<string, Set<string>>;
-  /** Bin -> the digest of the catalog bin the map holds. */
-  readonly digests: Map<string, string>;
-  /** The journal objects applied over the bins, oldest first, and the names they set. */
-  journal: readonly string[];
-  journaled: Set<string>;
-  /** Lent to a run not yet released (releaseCatalog): another load meanwhile gets a copy of its own. */
-  lent: boolean;
+function indexBin(store: Store, bin: string, cached: CachedBin): void {
+  const index = documentIndexOf(store);
+  if (index.get(bin)?.sha256 === cached.sha256) return;
+  const documents = new Map<string, DocumentDigest>();
+  for (const [name, line] of cached.plugins) documents.set(name, line.document);
+  index.set(bin, { sha256: cached.sha256, documents });
 }
 
-const assembledByStore = new WeakMap<Store, Assembled>();
-const assembledByMap = new WeakMap<ReadonlyMap<string, CatalogLine>, Assembled>();
-
-/** Puts `bin` of the map back to the cached bin `cached` (or to nothing). */
-function resyncBin(assembled: Assembled, bin: string, cached: CachedBin | undefined): void {
-  const { plugins, members } = assembled;
-  for (const name of members.get(bin) ?? []) Map.prototype.delete.call(plugins, name);
-  const names = new Set<string>();
-  for (const [name, line] of cached?.plugins ?? []) {
-    Map.prototype.set.call(plugins, name, line);
-    names.add(name);
+/**
+ * The document digest of every plugin of the catalog in `bins`, by name: the lines it holds (the journal's,
+ * a run's), over the bins as the meta file names them, from the index when it has them at that digest (a
+ * warm process), else read.
+ * @throws PlugindexError CATALOG_OUTDATED when a bin read is of another format.
+ */
+export async function documentsIn(
+  store: Store,
+  catalog: Catalog,
+  bins: ReadonlySet<string>,
+): Promise<Map<string, { readonly document: DocumentDigest }>> {
+  const out = new Map<string, { readonly document: DocumentDigest }>();
+  const index = documentIndexOf(store);
+  for (const bin of bins) {
+    if (!catalog.unread.has(bin)) continue;
+    const digest = catalog.bins.get(bin) as string;
+    if (index.get(bin)?.sha256 !== digest) await binAt(store, bin, digest);
+    const indexed = index.get(bin);
+    if (indexed?.sha256 === digest)
+      for (const [name, document] of indexed.documents) out.set(name, { document });
   }
-  members.set(bin, names);
-  if (cached) assembled.digests.set(bin, cached.sha256);
-  else assembled.digests.delete(bin);
+  for (const [name, line] of catalog.plugins) if (bins.has(binOfLine(name, line))) out.set(name, line);
+  return out;
+}
+
+/**
+ * A catalog bin as the meta file names it (`digest`): kept, or read from the store, and kept unless `keep`
+ * is false (a pass over every bin, which would only push out the bins kept). Undefined when the store has no
+ * such bin (left out, as it always was).
+ * @throws PlugindexError CATALOG_OUTDATED when the bin is of another format.
+ */
+async function binAt(store: Store, bin: string, digest: string, keep = true): Promise<CachedBin | undefined> {
+  const kept = cacheOf(store).get(bin);
+  if (kept?.sha256 === digest) {
+    if (keep) keepBin(store, bin, kept);
+    indexBin(store, bin, kept);
+    return kept;
+  }
+  const object = await store.get(catalogBinKey(bin));
+  if (!object) return undefined;
+  const plugins = parseBin(object.body, bin);
+  if (!plugins)
+    throw new PlugindexError(
+      'CATALOG_OUTDATED',
+      `${catalogBinKey(bin)} is of another catalog format: rebuild the registry (plugindex rebuild)`,
+    );
+  // Kept under the digest the meta file names, unhashed (a pass over every bin would hash the catalog
+  // again and again): bytes another writer put since are newer, and its meta file names them by another
+  // digest, so the next load reads them again.
+  const cached = { sha256: digest, plugins, bytes: object.body.byteLength };
+  if (keep) keepBin(store, bin, cached);
+  indexBin(store, bin, cached);
+  return cached;
 }
 
 /** Journal objects read per store, by digest: named by their digest, they never change. */
@@ -482,152 +556,85 @@ async function readJournal(
 }
 
 /**
- * Loads the catalog from the intake store. The meta file names every bin with its digest, so only bins
- * this process has not seen in that state are read. The result is the caller's to change until it calls
- * `releaseCatalog`; in a warm process its plugins map is the one kept for the store (see PluginMap).
+ * Opens the catalog without reading its bins: the meta file and the journal's lines only (a few
+ * megabytes at most). A publish needs only the document digests of the bins it changes (`documentsIn`);
+ * writing a bin reads it; what renders every plugin reads them all (`readBins` of `catalog.unread` under
+ * the streaming threshold, else `sortedLines`, a window of them at a time). The result is the caller's
+ * own: a run that fails leaves nothing behind.
  */
-export async function loadCatalog(store: Store): Promise<Catalog> {
+export async function openCatalog(store: Store): Promise<Catalog> {
   const catalog = emptyCatalog();
   const meta = await store.get(CATALOG_META_KEY);
   if (meta) parseMeta(utf8Decoder.decode(meta.body), catalog);
   if (catalog.outdated) return catalog;
-  const cache = cacheOf(store);
-  const wanted = [...catalog.bins].filter(([bin, digest]) => cache.get(bin)?.sha256 !== digest);
-  const fresh = new Map<string, CachedBin>();
+  const journal = await readJournal(store, catalog);
+  // Objects no longer listed (folded) are never read again.
+  const listed = new Set(catalog.journal.map((d) => d.sha256));
+  const journals = journalCacheOf(store);
+  for (const sha256 of journals.keys()) if (!listed.has(sha256)) journals.delete(sha256);
+  if (!journal) {
+    catalog.outdated = true;
+    return catalog;
+  }
+  // Oldest first: a later object's line replaces an earlier one's.
+  for (const lines of journal)
+    for (const [name, line] of lines) {
+      catalog.plugins.set(name, line);
+      catalog.journaled.add(name);
+    }
+  for (const bin of catalog.bins.keys()) catalog.unread.add(bin);
+  return catalog;
+}
+
+/**
+ * Reads the lines of `bins` into the catalog (those not read yet), under the lines it already holds (the
+ * journal's, and those a run set), which are newer. Bins kept from before at the digest the meta file
+ * names are not read again.
+ * @throws PlugindexError CATALOG_OUTDATED when a bin is of another format.
+ */
+export async function readBins(store: Store, catalog: Catalog, bins: Iterable<string>): Promise<void> {
+  const wanted = [...new Set(bins)].filter((bin) => catalog.unread.has(bin));
   // Read side by side: a cold process reads all 256, and a store's latency adds up one by one.
   let next = 0;
   const reader = async (): Promise<void> => {
     while (next < wanted.length) {
-      const [bin] = wanted[next++] as [string, string];
-      const object = await store.get(catalogBinKey(bin));
-      if (!object) continue;
-      const plugins = parseBin(object.body, bin);
-      // A bin of another format: the catalog cannot be rendered from.
-      if (!plugins) catalog.outdated = true;
-      else {
-        const cached = { sha256: sha256Hex(object.body), plugins };
-        cache.set(bin, cached);
-        fresh.set(bin, cached);
-      }
+      const bin = wanted[next++] as string;
+      const cached = await binAt(store, bin, catalog.bins.get(bin) as string);
+      for (const [name, line] of cached?.plugins ?? [])
+        if (!catalog.plugins.has(name)) catalog.plugins.set(name, line);
+      catalog.unread.delete(bin);
     }
   };
-  const [journal] = await Promise.all([
-    readJournal(store, catalog),
-    ...Array.from({ length: Math.min(BIN_READS_IN_FLIGHT, wanted.length) }, reader),
-  ]);
-  if (!journal) catalog.outdated = true;
-  if (catalog.outdated || !journal) return catalog;
-  for (const lines of journal) for (const name of lines.keys()) catalog.journaled.add(name);
-  // The bins as the meta file names them: read now, or kept from before at that digest (a bin the store
-  // no longer has is left out, as it always was).
-  const current = new Map<string, CachedBin>();
-  for (const [bin, digest] of catalog.bins) {
-    const cached = fresh.get(bin) ?? cache.get(bin);
-    if (cached && (fresh.has(bin) || cached.sha256 === digest)) current.set(bin, cached);
-  }
-  let assembled = assembledByStore.get(store);
-  if (assembled?.lent) {
-    // Another run holds the kept map: this one gets a copy.
-    for (const cached of current.values())
-      for (const [name, line] of cached.plugins) catalog.plugins.set(name, line);
-    for (const lines of journal) for (const [name, line] of lines) catalog.plugins.set(name, line);
-    return catalog;
-  }
-  if (!assembled) {
-    assembled = {
-      plugins: new PluginMap(),
-      members: new Map(),
-      digests: new Map(),
-      journal: [],
-      journaled: new Set(),
-      lent: false,
-    };
-    assembledByStore.set(store, assembled);
-    assembledByMap.set(assembled.plugins, assembled);
-  }
-  const stale = new Set<string>();
-  // A name a run set may be in no bin's record (a new plugin): it goes, and its bin comes back as stored.
-  for (const name of assembled.plugins.dirty) {
-    Map.prototype.delete.call(assembled.plugins, name);
-    stale.add(binOf(name));
-  }
-  assembled.plugins.dirty.clear();
-  // The journal as applied, unless it only grew since: the names it set go back to their bins first.
-  const digests = catalog.journal.map((d) => d.sha256);
-  const grown =
-    assembled.journal.length <= digests.length && assembled.journal.every((d, i) => digests[i] === d);
-  if (!grown) {
-    for (const name of assembled.journaled) {
-      Map.prototype.delete.call(assembled.plugins, name);
-      stale.add(binOf(name));
-    }
-    assembled.journaled = new Set();
-  }
-  const applied = grown ? assembled.journal.length : 0;
-  for (const bin of assembled.members.keys()) if (!current.has(bin)) stale.add(bin);
-  for (const [bin, cached] of current) if (assembled.digests.get(bin) !== cached.sha256) stale.add(bin);
-  for (const bin of stale) resyncBin(assembled, bin, current.get(bin));
-  // Over the bins, oldest first: objects not applied before whole, the others where a bin was put back.
-  journal.forEach((lines, index) => {
-    for (const [name, line] of lines) {
-      const bin = binOf(name);
-      if (index < applied && !stale.has(bin)) continue;
-      Map.prototype.set.call(assembled.plugins, name, line);
-      assembled.journaled.add(name);
-      let names = assembled.members.get(bin);
-      if (!names) {
-        names = new Set();
-        assembled.members.set(bin, names);
-      }
-      names.add(name);
-    }
-  });
-  assembled.journal = digests;
-  assembled.lent = true;
-  return { ...catalog, plugins: assembled.plugins };
-}
-
-/** Ends a run's use of a loaded catalog: the next load may lend its plugins map again. */
-export function releaseCatalog(catalog: Catalog): void {
-  const assembled = assembledByMap.get(catalog.plugins);
-  if (assembled) assembled.lent = false;
+  await Promise.all(Array.from({ length: Math.min(BIN_READS_IN_FLIGHT, wanted.length) }, reader));
 }
 
 /**
- * The names of the catalog's plugins in `bin`: from the kept map's record when the catalog has it (the
- * bin's names as loaded, and those changed since), else by looking at every name.
+ * Loads the whole catalog from the intake store: every line (see openCatalog). For what needs every line at
+ * once; a catalog of another format, or any bin of one, reads as empty and `outdated`.
  */
+export async function loadCatalog(store: Store): Promise<Catalog> {
+  const catalog = await openCatalog(store);
+  if (catalog.outdated) return catalog;
+  try {
+    await readBins(store, catalog, catalog.unread);
+  } catch (error) {
+    if (!(error instanceof PlugindexError && error.code === 'CATALOG_OUTDATED')) throw error;
+    const outdated = emptyCatalog();
+    outdated.outdated = true;
+    return outdated;
+  }
+  return catalog;
+}
+
+/** The names of the catalog's plugins in `bins`, by bin (from the lines it holds: read those bins first). */
 function membersOf(catalog: Catalog, bins: ReadonlySet<string>): Map<string, string[]> {
   const byBin = new Map<string, string[]>();
-  const add = (bin: string, name: string) => {
-    let list = byBin.get(bin);
-    if (!list) {
-      list = [];
-      byBin.set(bin, list);
-    }
-    list.push(name);
-  };
-  const assembled = assembledByMap.get(catalog.plugins);
-  if (!assembled) {
-    for (const [name, line] of catalog.plugins) {
-      const bin = binOfLine(name, line);
-      if (bins.has(bin)) add(bin, name);
-    }
-    return byBin;
-  }
-  const seen = new Set<string>();
-  for (const bin of bins)
-    for (const name of assembled.members.get(bin) ?? [])
-      if (catalog.plugins.has(name)) {
-        seen.add(name);
-        add(bin, name);
-      }
-  for (const name of assembled.plugins.dirty) {
-    const bin = binOf(name);
-    if (bins.has(bin) && !seen.has(name) && catalog.plugins.has(name)) {
-      seen.add(name);
-      add(bin, name);
-    }
+  for (const [name, line] of catalog.plugins) {
+    const bin = binOfLine(name, line);
+    if (!bins.has(bin)) continue;
+    const list = byBin.get(bin);
+    if (list) list.push(name);
+    else byBin.set(bin, [name]);
   }
   return byBin;
 }
@@ -670,26 +677,37 @@ export async function saveCatalog(
     for await (const { key } of store.list(CATALOG_JOURNAL_PREFIX)) await store.delete(key);
 }
 
-/** Writes the bins of `changed` plugins (every bin when undefined). */
+/**
+ * Writes the bins of `changed` plugins (every bin when undefined), one at a time: a bin the catalog has not
+ * read is read (or taken from those kept), its lines overlaid with the catalog's, written and let go, so a
+ * flush that folds a journal spread over every bin never holds them all.
+ */
 async function writeBins(
   store: Store,
   catalog: Catalog,
   changed: ReadonlySet<string> | undefined,
 ): Promise<void> {
-  const wanted = changed ? new Set([...changed].map(binOf)) : undefined;
+  const wanted = changed
+    ? new Set([...changed].map(binOf))
+    : new Set([...catalog.unread, ...[...catalog.plugins].map(([name, line]) => binOfLine(name, line))]);
   // Only the members of the bins written are gathered and sorted, not every name of the registry.
-  const byBin = wanted ? membersOf(catalog, wanted) : allByBin(catalog);
-  const bins = wanted ?? new Set(byBin.keys());
-  const cache = cacheOf(store);
-  for (const bin of [...bins].sort()) {
-    const members = (byBin.get(bin) ?? []).sort();
+  const held = membersOf(catalog, wanted);
+  for (const bin of [...wanted].sort()) {
+    const lines = new Map<string, CatalogLine>();
+    if (catalog.unread.has(bin))
+      for (const [name, line] of (await binAt(store, bin, catalog.bins.get(bin) as string))?.plugins ?? [])
+        lines.set(name, line);
+    for (const name of held.get(bin) ?? []) lines.set(name, catalog.plugins.get(name) as CatalogLine);
     const key = catalogBinKey(bin);
-    const body = serializeBin(members, catalog.plugins);
+    const body = serializeBin([...lines.keys()].sort(), lines);
     const digest = sha256Hex(body);
     await store.put(key, body, { ...CATALOG_PUT, sha256: digest });
     catalog.bins.set(bin, digest);
     // Kept as read back from these bytes: its lines then hold no strings, only views.
-    cache.set(bin, { sha256: digest, plugins: parseBin(body, bin) as Map<string, CatalogLine> });
+    const plugins = parseBin(body, bin) as Map<string, CatalogLine>;
+    const written = { sha256: digest, plugins, bytes: body.byteLength };
+    keepBin(store, bin, written);
+    indexBin(store, bin, written);
   }
 }
 
@@ -712,24 +730,18 @@ async function journalLines(store: Store, catalog: Catalog, changed: ReadonlySet
   return true;
 }
 
-function allByBin(catalog: Catalog): Map<string, string[]> {
-  const byBin = new Map<string, string[]>();
-  for (const [name, line] of catalog.plugins) {
-    const bin = binOfLine(name, line);
-    const list = byBin.get(bin);
-    if (list) list.push(name);
-    else byBin.set(bin, [name]);
-  }
-  return byBin;
+/**
+ * Lets go of the bins kept for `store`: a registry whose flush goes through the bins a window at a time is
+ * past what the budget holds (a few hits a pass), and the flush is what peaks.
+ */
+export function forgetBins(store: Store): void {
+  cacheOf(store).clear();
 }
 
+/** Every name, sorted: of a catalog that holds every line (none `unread`). */
 export function sortedNames(catalog: Catalog): string[] {
+  if (catalog.unread.size > 0) throw new Error('sortedNames: the catalog has bins not read (readBins)');
   return [...catalog.plugins.keys()].sort();
-}
-
-/** Sorted names of the plugins in `bins` only: a publish renders its bins without sorting every name. */
-export function namesInBins(catalog: Catalog, bins: ReadonlySet<string>): string[] {
-  return [...membersOf(catalog, bins).values()].flat().sort();
 }
 
 /** The api versions of `lines`, each once, sorted (the registry metadata's `supported_api_versions`). */
@@ -812,4 +824,219 @@ export function falcoctlItem(line: CatalogLine): Uint8Array {
     falcoctlItems.set(line, bytes);
   }
   return bytes;
+}
+
+/**
+ * What rendering every plugin's items needs before the first byte, read without holding every line: the
+ * names in document order, each one's item lengths, and the api versions (the documents' header names them).
+ */
+export interface CatalogOutline {
+  /** Every name, sorted (the index documents' order). */
+  readonly names: readonly string[];
+  /** Per name, in that order: the bytes of its entry, search row and falcoctl item (three numbers a name). */
+  readonly lengths: Uint32Array;
+  /** The union of every line's api versions, sorted. */
+  readonly apiVersions: readonly string[];
+}
+
+/** Offsets of the three items in `CatalogOutline.lengths`. */
+export const OUTLINE_ENTRY = 0;
+export const OUTLINE_SEARCH = 1;
+export const OUTLINE_FALCOCTL = 2;
+
+/** A buffer a pass over the bins reads bins into, again and again: no garbage of 1.4 MB a bin. */
+interface ReadBuffer {
+  bytes: Uint8Array;
+}
+
+/**
+ * A catalog bin read into `buffer` (grown when it is too small): its lines are views into it, good until
+ * the next read into the same buffer. Undefined when the store has no such bin.
+ * @throws PlugindexError CATALOG_OUTDATED when the bin is of another format.
+ */
+async function binInto(
+  store: Store,
+  bin: string,
+  digest: string,
+  buffer: ReadBuffer,
+): Promise<CachedBin | undefined> {
+  const object = await store.getStream(catalogBinKey(bin));
+  if (!object) return undefined;
+  let at = 0;
+  try {
+    for await (const chunk of object.body) {
+      if (at + chunk.byteLength > buffer.bytes.byteLength) {
+        const grown = new Uint8Array(Math.ceil(Math.max(object.size, at + chunk.byteLength) * 1.25));
+        grown.set(buffer.bytes.subarray(0, at));
+        buffer.bytes = grown;
+      }
+      buffer.bytes.set(chunk, at);
+      at += chunk.byteLength;
+    }
+  } finally {
+    object.cancel();
+  }
+  const plugins = parseBin(buffer.bytes.subarray(0, at), bin);
+  if (!plugins)
+    throw new PlugindexError(
+      'CATALOG_OUTDATED',
+      `${catalogBinKey(bin)} is of another catalog format: rebuild the registry (plugindex rebuild)`,
+    );
+  const read = { sha256: digest, plugins, bytes: at };
+  indexBin(store, bin, read);
+  return read;
+}
+
+/**
+ * Bins a pass over every bin has read or being read ahead of the one the caller goes through: a store's
+ * latency (tens of milliseconds a request on S3) is paid once per eight bins, not once per bin.
+ */
+const BINS_AHEAD = 8;
+
+/**
+ * The bins a catalog has not read, each as the meta file names it, in turn, BINS_AHEAD of them read while
+ * the caller goes through one. With `keep`, each is kept as far as the budget goes; without, the kept ones
+ * are taken from memory and the others read into buffers used in turn (one more than are read ahead), so
+ * a bin's lines are good until the caller asks for the next one.
+ */
+async function* unreadBins(store: Store, catalog: Catalog, keep: boolean): AsyncGenerator<CachedBin> {
+  const bins = [...catalog.unread].sort();
+  const buffers: ReadBuffer[] = Array.from({ length: BINS_AHEAD + 1 }, () => ({ bytes: new Uint8Array(0) }));
+  const read = (i: number) => {
+    const bin = bins[i] as string;
+    const digest = catalog.bins.get(bin) as string;
+    const kept = cacheOf(store).get(bin);
+    if (keep || kept?.sha256 === digest) return binAt(store, bin, digest, keep);
+    return binInto(store, bin, digest, buffers[i % buffers.length] as ReadBuffer);
+  };
+  const ahead: Promise<CachedBin | undefined>[] = [];
+  let next = 0;
+  const fill = () => {
+    while (next < bins.length && ahead.length < BINS_AHEAD) {
+      const reading = read(next++);
+      // Observed on its turn; one that fails while another is gone through is not left unobserved.
+      reading.catch(() => {});
+      ahead.push(reading);
+    }
+  };
+  fill();
+  while (ahead.length > 0) {
+    const cached = await (ahead.shift() as Promise<CachedBin | undefined>);
+    // The buffer of the bin before this one is free now: read one more into it.
+    fill();
+    if (cached) yield cached;
+  }
+}
+
+/**
+ * The outline of the whole catalog: the lines it holds and those of every bin it has not read, each bin
+ * read (or taken from those kept) and let go in turn, so the lines are never all in memory.
+ * @throws PlugindexError CATALOG_OUTDATED when a bin is of another format.
+ */
+export async function outlineCatalog(store: Store, catalog: Catalog): Promise<CatalogOutline> {
+  const rows: { name: string; entry: number; search: number; falcoctl: number }[] = [];
+  const fields = new Set<string>();
+  const versions = new Set<string>();
+  const add = (name: string, line: CatalogLine) => {
+    if (line instanceof StoredLine) {
+      fields.add(line.apiVersionsField);
+      rows.push({
+        name,
+        entry: line.lengthOf(ENTRY),
+        search: line.lengthOf(SEARCH),
+        falcoctl: line.lengthOf(FALCOCTL),
+      });
+    } else {
+      for (const v of line.apiVersions) versions.add(v);
+      const entry = entryBytes(line).byteLength;
+      rows.push({
+        name,
+        entry,
+        search: searchBytes(line).byteLength,
+        falcoctl: falcoctlItem(line).byteLength,
+      });
+    }
+  };
+  for (const [name, line] of catalog.plugins) add(name, line);
+  // Kept as far as the budget goes: a registry under the streaming threshold is then rendered from them.
+  for await (const { plugins } of unreadBins(store, catalog, true))
+    for (const [name, line] of plugins) if (!catalog.plugins.has(name)) add(name, line);
+  for (const field of fields) if (field) for (const v of field.split(',')) versions.add(v);
+  rows.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const lengths = new Uint32Array(rows.length * 3);
+  rows.forEach((row, i) => {
+    lengths[i * 3 + OUTLINE_ENTRY] = row.entry;
+    lengths[i * 3 + OUTLINE_SEARCH] = row.search;
+    lengths[i * 3 + OUTLINE_FALCOCTL] = row.falcoctl;
+  });
+  return { names: rows.map((row) => row.name), lengths, apiVersions: [...versions].sort() };
+}
+
+/** A plugin's three items as bytes: its entry, search row and falcoctl item. */
+export interface LineItems {
+  readonly entry: Uint8Array;
+  readonly search: Uint8Array;
+  readonly falcoctl: Uint8Array;
+}
+
+/** A window of the sorted lines holds at most this many bytes of items (one name past it, if it is larger). */
+export const WINDOW_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Every line's items in the outline's order, a window of consecutive names at a time: the catalog's bins are
+ * by the hash of the name, so each window reads every bin it has not read (or takes it from those kept) and
+ * copies out the items of its names, one bin at a time. Memory is a window and a bin, whatever the size of
+ * the registry; the cost is reading the bins once per window. A window's items are views into one buffer,
+ * which the next window reuses: take what you need of them before asking for the next.
+ * @throws Error when a bin no longer holds a name the outline has (another writer in between).
+ */
+export async function* sortedLines(
+  store: Store,
+  catalog: Catalog,
+  outline: CatalogOutline,
+  windowBytes = WINDOW_BYTES,
+): AsyncGenerator<readonly LineItems[]> {
+  const { names, lengths } = outline;
+  const bytesOf = (i: number) =>
+    (lengths[i * 3] as number) + (lengths[i * 3 + 1] as number) + (lengths[i * 3 + 2] as number);
+  let arena = new Uint8Array(0);
+  for (let start = 0; start < names.length; ) {
+    let end = start;
+    let bytes = 0;
+    while (end < names.length && (end === start || bytes + bytesOf(end) <= windowBytes))
+      bytes += bytesOf(end++);
+    if (arena.byteLength < bytes) arena = new Uint8Array(bytes);
+    const first = names[start] as string;
+    const last = names[end - 1] as string;
+    const items = new Map<string, LineItems>();
+    let at = 0;
+    const copy = (field: Uint8Array): Uint8Array => {
+      arena.set(field, at);
+      at += field.byteLength;
+      return arena.subarray(at - field.byteLength, at);
+    };
+    // The lines held (the journal's, a run's) as they are: they are in memory anyway.
+    for (const [name, line] of catalog.plugins)
+      if (name >= first && name <= last)
+        items.set(name, { entry: entryBytes(line), search: searchBytes(line), falcoctl: falcoctlItem(line) });
+    for await (const { plugins } of unreadBins(store, catalog, false))
+      for (const [name, line] of plugins) {
+        if (name < first || name > last || catalog.plugins.has(name)) continue;
+        const stored = line as StoredLine;
+        // Copied: a view would keep the whole bin alive while the window lasts.
+        items.set(name, {
+          entry: copy(stored.entryBytes),
+          search: copy(stored.searchBytes),
+          falcoctl: copy(stored.falcoctlBytes),
+        });
+      }
+    const window: LineItems[] = [];
+    for (let i = start; i < end; i++) {
+      const item = items.get(names[i] as string);
+      if (!item) throw new Error(`catalog: ${names[i]} is no longer in its bin (another writer?)`);
+      window.push(item);
+    }
+    yield window;
+    start = end;
+  }
 }

@@ -151,7 +151,9 @@ export type ErrorCode =
   // A registry key rotation chain (index-builder/rotation.ts)
   | 'KEY_ROTATION_BROKEN'
   // The publisher would sign with a key the published snapshot does not name, outside a rotation
-  | 'SIGNING_KEY_NOT_CURRENT';
+  | 'SIGNING_KEY_NOT_CURRENT'
+  // A catalog bin read once a publish is under way is of another format (catalog.ts `readBins`)
+  | 'CATALOG_OUTDATED';
 
 export class PlugindexError extends Error {
   override readonly name: string = 'PlugindexError';

@@ -387,3 +387,11 @@ export const CATALOG_JOURNAL_PREFIX = 'state/catalog/journal/';
 export function catalogJournalKey(sha256: string): string {
   return `${CATALOG_JOURNAL_PREFIX}${sha256}.tsv`;
 }
+
+/**
+ * Where a flush too large to hold spills every plugin's items in document order (one object per kind of
+ * item: `entries`, `search`, `falcoctl`), for its renderings to stream; deleted once the documents are written.
+ */
+export function catalogSpillKey(items: 'entries' | 'search' | 'falcoctl'): string {
+  return `state/catalog/spill/${items}.bin`;
+}

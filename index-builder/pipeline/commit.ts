@@ -8,16 +8,24 @@ import {
   apiVersionsOf,
   type Catalog,
   type CatalogLine,
+  type CatalogOutline,
+  documentsIn,
   entryBytes,
   falcoctlItem,
+  forgetBins,
   heldEntry,
   heldEntryLength,
   heldFalcoctlLength,
   heldSearchRow,
   heldSearchRowLength,
-  namesInBins,
+  OUTLINE_ENTRY,
+  OUTLINE_FALCOCTL,
+  OUTLINE_SEARCH,
+  outlineCatalog,
+  readBins,
   saveCatalog,
   searchBytes,
+  sortedLines,
   sortedNames,
 } from '../catalog.ts';
 import { digestOf } from '../digest.ts';
@@ -25,6 +33,7 @@ import { KeyError } from '../errors.ts';
 import {
   binKey,
   binOf,
+  catalogSpillKey,
   ENCODED_DOCUMENTS,
   FALCOCTL_INDEX_KEY,
   FAVICON_KEY,
@@ -46,6 +55,7 @@ import {
   FALCOCTL_LAYOUT,
   indexJsonLayout,
   indexYamlLayout,
+  LayoutCutter,
   layoutChunks,
   layoutSize,
   renderLayout,
@@ -60,9 +70,10 @@ import { identityOf, type PipelineContext } from './context.ts';
 import { putEncodedVariants } from './encoded.ts';
 import { readLogHead } from './log-writer.ts';
 import { forEachLimited, putFile, putSigned, readJson, WRITE_CONCURRENCY } from './site-writer.ts';
-import { putStreamedSigned, type StreamedDocument } from './streamed.ts';
+import { putStreamedSigned, SpillWriter, type StreamedDocument } from './streamed.ts';
 
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 
 /** Files for browsers, not documents: the snapshot does not list them. */
 const PAGE_FILES = new Set([HOME_PAGE_KEY, FAVICON_KEY]);
@@ -126,40 +137,157 @@ function over(documents: readonly IndexDocument[], threshold: number): boolean {
   return documents.reduce((sum, doc) => sum + sizeOf(doc), 0) > threshold;
 }
 
+/** The index documents' layouts and their registry metadata, for the plugins' api versions. */
+function indexLayouts(ctx: PipelineContext, apiVersions: readonly string[]) {
+  const updated = ctx.clock.now().toISOString();
+  const metadata = buildRegistryMetadata(identityOf(ctx.config), [...apiVersions], updated);
+  const header = toYaml({ registry_version: '1.0.0', registry_metadata: metadata });
+  return {
+    [INDEX_JSON_KEY]: indexJsonLayout(metadata),
+    [INDEX_YAML_KEY]: indexYamlLayout(header),
+    [SEARCH_KEY]: searchJsonLayout(updated),
+    [FALCOCTL_INDEX_KEY]: FALCOCTL_LAYOUT,
+  };
+}
+
+/** Index documents to write, buffered or streamed, and the home page's first plugins. */
+interface IndexDocuments {
+  readonly buffered: [string, Uint8Array][];
+  readonly streamed: StreamedDocument[];
+  readonly home: HomeListing;
+  /** Deletes what the rendering left in the intake store (a spill), once the documents are written. */
+  readonly done?: () => Promise<void>;
+}
+
 /**
- * The index documents, from every plugin's catalog line (`names`, sorted): their cost grows with the
- * registry, so each line's bytes are encoded once and copied once, into the kept buffers; documents over
- * the streaming threshold together are returned as renderings to stream instead.
+ * The index documents, from every plugin's catalog line (`names`, sorted; the catalog holds every line):
+ * their cost grows with the registry, so each line's bytes are encoded once and copied once, into the kept
+ * buffers; documents over the streaming threshold together are returned as renderings to stream instead.
  */
 function renderIndexDocuments(
   ctx: PipelineContext,
   catalog: Catalog,
   names: readonly string[],
-): { readonly buffered: [string, Uint8Array][]; readonly streamed: StreamedDocument[] } {
-  const updated = ctx.clock.now().toISOString();
+  given?: ReturnType<typeof indexLayouts>,
+): IndexDocuments {
   const lines = names.map((n) => catalog.plugins.get(n) as CatalogLine);
-  const apiVersions = apiVersionsOf(lines);
-  const metadata = buildRegistryMetadata(identityOf(ctx.config), apiVersions, updated);
-  const header = toYaml({ registry_version: '1.0.0', registry_metadata: metadata });
+  // The registry metadata's time is read from the clock once per rendering.
+  const layouts = given ?? indexLayouts(ctx, apiVersionsOf(lines));
   const documents: IndexDocument[] = [
-    { key: INDEX_JSON_KEY, layout: indexJsonLayout(metadata), lines, ...ENTRIES },
-    { key: INDEX_YAML_KEY, layout: indexYamlLayout(header), lines, ...ENTRIES },
-    { key: SEARCH_KEY, layout: searchJsonLayout(updated), lines, ...SEARCH_ROWS },
-    { key: FALCOCTL_INDEX_KEY, layout: FALCOCTL_LAYOUT, lines, ...FALCOCTL_ITEMS },
+    { key: INDEX_JSON_KEY, layout: layouts[INDEX_JSON_KEY], lines, ...ENTRIES },
+    { key: INDEX_YAML_KEY, layout: layouts[INDEX_YAML_KEY], lines, ...ENTRIES },
+    { key: SEARCH_KEY, layout: layouts[SEARCH_KEY], lines, ...SEARCH_ROWS },
+    { key: FALCOCTL_INDEX_KEY, layout: layouts[FALCOCTL_INDEX_KEY], lines, ...FALCOCTL_ITEMS },
   ];
+  const home = homeListing(catalog, names);
   if (over(documents, ctx.streamIndexesOverBytes ?? STREAM_THRESHOLD_BYTES)) {
     const streamed = documents.map((doc) => ({
       key: doc.key,
       size: sizeOf(doc),
       chunks: () => layoutChunks(doc.layout, lines.map(doc.text)),
     }));
-    return { buffered: [], streamed };
+    return { buffered: [], streamed, home };
   }
   const buffered = documents.map((doc): [string, Uint8Array] => [
     doc.key,
     renderLayout(doc.layout, lines.map(doc.bytes), renderBuffers.take),
   ]);
-  return { buffered, streamed: [] };
+  return { buffered, streamed: [], home };
+}
+
+/** Which items of the outline each index document is made of, and where they are spilled. */
+const SPILLED = [
+  { key: INDEX_JSON_KEY, items: 'entries', offset: OUTLINE_ENTRY },
+  { key: INDEX_YAML_KEY, items: 'entries', offset: OUTLINE_ENTRY },
+  { key: SEARCH_KEY, items: 'search', offset: OUTLINE_SEARCH },
+  { key: FALCOCTL_INDEX_KEY, items: 'falcoctl', offset: OUTLINE_FALCOCTL },
+] as const;
+
+/**
+ * The index documents of a catalog whose bins were not all read (a publish reads only the bins it changes):
+ * outlined first, bin by bin (names, item lengths, api versions); under the streaming threshold, every bin
+ * is then read and the documents rendered into buffers as above. Over it, the lines are never all held: the
+ * bins are by the hash of the name and the documents in name order, so every plugin's items are spilled to
+ * the intake store in that order, a window of names at a time (catalog.ts `sortedLines`), and each rendering
+ * streams the spill back (`LayoutCutter`), one object read at a time whatever the store.
+ */
+async function indexDocumentsOf(ctx: PipelineContext, catalog: Catalog): Promise<IndexDocuments> {
+  if (catalog.unread.size === 0) return renderIndexDocuments(ctx, catalog, sortedNames(catalog));
+  const outline = await outlineCatalog(ctx.intake, catalog);
+  const layouts = indexLayouts(ctx, outline.apiVersions);
+  const count = outline.names.length;
+  const sizes = SPILLED.map(({ key, offset }) => {
+    let items = 0;
+    for (let i = 0; i < count; i++) items += outline.lengths[i * 3 + offset] as number;
+    return layoutSize(layouts[key], count, items);
+  });
+  if (sizes.reduce((sum, size) => sum + size, 0) <= (ctx.streamIndexesOverBytes ?? STREAM_THRESHOLD_BYTES)) {
+    await readBins(ctx.intake, catalog, catalog.unread);
+    return renderIndexDocuments(ctx, catalog, outline.names, layouts);
+  }
+  forgetBins(ctx.intake);
+  const rows = await spillLines(ctx, catalog, outline);
+  const streamed = SPILLED.map(({ key, items, offset }, i) => ({
+    key,
+    size: sizes[i] as number,
+    chunks: () =>
+      spilledChunks(
+        ctx,
+        catalogSpillKey(items),
+        new LayoutCutter(layouts[key], outline.lengths, count, 3, offset),
+      ),
+  }));
+  const done = async () => {
+    for (const items of ['entries', 'search', 'falcoctl'] as const)
+      await ctx.intake.delete(catalogSpillKey(items));
+  };
+  return { buffered: [], streamed, home: { rows, total: count }, done };
+}
+
+/**
+ * Spills every plugin's entry, search row and falcoctl item, in the outline's order, to three objects of the
+ * intake store; returns the home page's first rows (search.json's first).
+ */
+async function spillLines(
+  ctx: PipelineContext,
+  catalog: Catalog,
+  outline: CatalogOutline,
+): Promise<SearchEntry[]> {
+  const writers = (['entries', 'search', 'falcoctl'] as const).map(
+    (items) => new SpillWriter(ctx.intake, catalogSpillKey(items)),
+  );
+  const [entries, search, falcoctl] = writers as [SpillWriter, SpillWriter, SpillWriter];
+  const rows: SearchEntry[] = [];
+  try {
+    for await (const window of sortedLines(ctx.intake, catalog, outline))
+      for (const item of window) {
+        if (rows.length < HOME_PAGE_SIZE) rows.push(JSON.parse(decoder.decode(item.search)) as SearchEntry);
+        await entries.write(item.entry);
+        await search.write(item.search);
+        await falcoctl.write(item.falcoctl);
+      }
+    await Promise.all(writers.map((writer) => writer.end()));
+  } catch (error) {
+    await Promise.all(writers.map((writer) => writer.fail(error as Error)));
+    throw error;
+  }
+  return rows;
+}
+
+/** A spilled object, cut into its items and laid out as its document (`cutter`), as chunks. */
+async function* spilledChunks(
+  ctx: PipelineContext,
+  key: string,
+  cutter: LayoutCutter,
+): AsyncGenerator<Uint8Array> {
+  const object = await ctx.intake.getStream(key);
+  if (!object) throw new Error(`${key} is missing: the flush's spill was deleted while it ran`);
+  try {
+    for await (const piece of object.body) yield* cutter.feed(piece);
+    yield* cutter.finish();
+  } finally {
+    object.cancel();
+  }
 }
 
 /** The home page's first page of plugins: search.json's first rows (`names` is sorted, as search.json is). */
@@ -243,18 +371,27 @@ export async function commitGeneration(
   const registryDigests = catalog.registryDigests;
   // A registry never rendered has no index documents to keep listing: render them now.
   const indexes = !deferIndexes || INDEX_DOCUMENTS.some((key) => !registryDigests.has(key));
-  // Every name, sorted, only when something registry-wide is rendered: a deferred publish sorts none.
-  const names = indexes || !bins ? sortedNames(catalog) : [];
-  const { buffered, streamed } = indexes
-    ? renderIndexDocuments(ctx, catalog, names)
-    : { buffered: [], streamed: [] };
+  // Every bin rewritten (a rebuild, a first publish): every line, read now if the catalog was opened.
+  if (!bins) await readBins(ctx.intake, catalog, catalog.unread);
+  const rendered = indexes ? await indexDocumentsOf(ctx, catalog) : undefined;
+  const { buffered, streamed } = rendered ?? { buffered: [], streamed: [] };
   // One at a time: each holds a few chunks in flight, whatever its size.
-  for (const document of streamed) registryDigests.set(document.key, await putStreamedSigned(ctx, document));
+  try {
+    for (const document of streamed)
+      registryDigests.set(document.key, await putStreamedSigned(ctx, document));
+  } catch (error) {
+    // The spill goes either way; the rendering's failure is the one to report.
+    await rendered?.done?.().catch(() => {});
+    throw error;
+  }
+  await rendered?.done?.();
   const signed = [...buffered];
   const large = signed.map(([, body]) => body);
-  const binNames = bins ? namesInBins(catalog, bins) : names;
+  // The snapshot bins it rewrites list every plugin of theirs: their digests, without reading their lines.
+  const binDocuments = bins ? await documentsIn(ctx.intake, catalog, bins) : catalog.plugins;
+  const binNames = bins ? [...binDocuments.keys()].sort() : sortedNames(catalog);
   const binsToWrite = bins ?? new Set(binNames.map(binOf));
-  for (const [bin, body] of renderBins(catalog.plugins, binsToWrite, binNames))
+  for (const [bin, body] of renderBins(binDocuments, binsToWrite, binNames))
     signed.push([binKey(bin), encoder.encode(body)]);
   for (const [key, body] of documents) signed.push([key, body]);
   // Side by side: one document is written while the next is hashed and signed.
@@ -274,7 +411,7 @@ export async function commitGeneration(
   const written = new Set([...signed.map(([key]) => key), ...streamed.map((d) => d.key)]);
   for (const [key, digest] of Object.entries(previous?.documents ?? {}))
     if (!written.has(key)) registryDigests.set(key, digest);
-  await writeStatics(ctx, registryDigests, indexes ? homeListing(catalog, names) : undefined);
+  await writeStatics(ctx, registryDigests, rendered?.home);
   const listed: Record<string, DocumentDigest> = {};
   for (const [key, digest] of [...registryDigests].sort(([a], [b]) => (a < b ? -1 : 1))) {
     if (!PAGE_FILES.has(key)) listed[key] = digest;

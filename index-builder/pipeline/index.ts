@@ -26,10 +26,11 @@
  * or log entry: it is applied again, idempotently, and not logged twice), sees the catalog out of date for
  * that plugin, and rebuilds.
  */
-import { type Catalog, emptyCatalog, loadCatalog, releaseCatalog, saveCatalog } from '../catalog.ts';
+import { type Catalog, documentsIn, emptyCatalog, openCatalog, saveCatalog } from '../catalog.ts';
 import { sha256Hex } from '../digest.ts';
-import { problem, StoreError } from '../errors.ts';
+import { PlugindexError, problem, StoreError } from '../errors.ts';
 import {
+  binOf,
   isPluginDocumentKey,
   PLUGINS_PREFIX,
   pluginDocumentKey,
@@ -161,11 +162,12 @@ async function foldAndRender(
     const behind = new Set(folded.resumedOn);
     for (const item of items)
       if (item.evaluation.kind === 'already-published') behind.add(item.evaluation.manifest.name);
-    for (const name of behind) {
-      if (changed.has(name)) continue;
+    // Their documents' digests as the catalog has them (a warm process reads no bin for them).
+    const pending = [...behind].filter((name) => !changed.has(name));
+    const documents = await documentsIn(ctx.intake, catalog, new Set(pending.map(binOf)));
+    for (const name of pending) {
       const current = await ctx.site.get(pluginDocumentKey(name));
-      if (current && catalog.plugins.get(name)?.document.sha256 !== sha256Hex(current.body))
-        changed.add(name);
+      if (current && documents.get(name)?.document.sha256 !== sha256Hex(current.body)) changed.add(name);
     }
     const rendered: RenderedPlugin[] = [];
     let refolded = false;
@@ -240,45 +242,41 @@ export async function processSubmissions(
   );
   const written = await versions.written();
   const catalog = await currentCatalog(ctx);
-  try {
-    const { folded, rendered, changed } = await foldAndRender(ctx, items, written, view, catalog, processed);
-    // The index documents list every version's manifest: a batch that removes versions renders them at once,
-    // so none still names a file once it is deleted.
-    const defer = ctx.deferIndexes === true && folded.removedFiles.length === 0;
-    // Write step 2, the log: the accepted actions' envelopes (immutable; nothing points at them yet), one
-    // entry per accepted publish and action in batch order, flushed before any document shows their effect
-    // (log-writer.ts), then the actions' markers (a replay meets them; a retry resumes from them).
-    await writeEnvelopes(ctx, items);
-    appendToLog(log, items, processed);
-    await log.flush();
-    await writeMarkers(ctx, items, processed);
-    await writeChangedPlugins(ctx, rendered, catalog, defer);
-    // Write steps 5 to 7, once for the whole batch (index documents also when an earlier batch left them
-    // pending and this caller does not defer); a snapshot is owed too when the log grew past the published one.
-    const documents: [string, Uint8Array][] = folded.revoked
-      ? [[REVOKED_KEYS_KEY, encodeJson(folded.revoked)]]
-      : [];
-    const generation =
-      changed.size > 0 || documents.length > 0 || log.unvouched || (!defer && catalog.indexesPending)
-        ? await commitGeneration(ctx, catalog, changed, defer, documents)
-        : null;
-    // The files of removed versions, once no document the snapshot binds points at them.
-    for (const key of folded.removedFiles) await ctx.site.delete(key);
-    // Write step 8: outcomes, then the submissions leave incoming/.
-    const outcomes = await recordOutcomes(ctx, items, { url: ctx.config.url, processed, generation });
-    // Finished: their log entries need finding no more.
-    await log.forget(items.map((i) => i.upload.id));
-    return {
-      outcomes,
-      generation,
-      changedPlugins: [...changed].sort(),
-      invalidate: writeLog.mutableKeys(),
-      leftInIncoming,
-      indexesPending: catalog.indexesPending,
-    };
-  } finally {
-    releaseCatalog(catalog);
-  }
+  const { folded, rendered, changed } = await foldAndRender(ctx, items, written, view, catalog, processed);
+  // The index documents list every version's manifest: a batch that removes versions renders them at once,
+  // so none still names a file once it is deleted.
+  const defer = ctx.deferIndexes === true && folded.removedFiles.length === 0;
+  // Write step 2, the log: the accepted actions' envelopes (immutable; nothing points at them yet), one
+  // entry per accepted publish and action in batch order, flushed before any document shows their effect
+  // (log-writer.ts), then the actions' markers (a replay meets them; a retry resumes from them).
+  await writeEnvelopes(ctx, items);
+  appendToLog(log, items, processed);
+  await log.flush();
+  await writeMarkers(ctx, items, processed);
+  await writeChangedPlugins(ctx, rendered, catalog, defer);
+  // Write steps 5 to 7, once for the whole batch (index documents also when an earlier batch left them
+  // pending and this caller does not defer); a snapshot is owed too when the log grew past the published one.
+  const documents: [string, Uint8Array][] = folded.revoked
+    ? [[REVOKED_KEYS_KEY, encodeJson(folded.revoked)]]
+    : [];
+  const generation =
+    changed.size > 0 || documents.length > 0 || log.unvouched || (!defer && catalog.indexesPending)
+      ? await commitGeneration(ctx, catalog, changed, defer, documents)
+      : null;
+  // The files of removed versions, once no document the snapshot binds points at them.
+  for (const key of folded.removedFiles) await ctx.site.delete(key);
+  // Write step 8: outcomes, then the submissions leave incoming/.
+  const outcomes = await recordOutcomes(ctx, items, { url: ctx.config.url, processed, generation });
+  // Finished: their log entries need finding no more.
+  await log.forget(items.map((i) => i.upload.id));
+  return {
+    outcomes,
+    generation,
+    changedPlugins: [...changed].sort(),
+    invalidate: writeLog.mutableKeys(),
+    leftInIncoming,
+    indexesPending: catalog.indexesPending,
+  };
 }
 
 /** What a rebuild does beyond re-rendering and re-signing the documents (a key rotation asks for both). */
@@ -320,9 +318,7 @@ async function rebuildAll(
   options: RebuildOptions = {},
 ): Promise<{ generation: number; plugins: number; resigned: readonly string[] }> {
   const catalog = emptyCatalog();
-  const loaded = await loadCatalog(ctx.intake);
-  catalog.generation = loaded.generation;
-  releaseCatalog(loaded);
+  catalog.generation = (await openCatalog(ctx.intake)).generation;
   // Each plugin's folder, not every key under plugins/: a registry holds tens of files per plugin (each
   // version's manifest, signature and artifacts), and listing them cost the filesystem store a read of
   // each one's metadata. A folder without a document (a plugin's leftovers) reads as none below.
@@ -362,11 +358,10 @@ async function rebuildAll(
  * list only the plugins a publish changed.
  */
 async function currentCatalog(ctx: PipelineContext): Promise<Catalog> {
-  const catalog = await loadCatalog(ctx.intake);
+  const catalog = await openCatalog(ctx.intake);
   if (!catalog.outdated) return catalog;
-  releaseCatalog(catalog);
   await rebuildAll(ctx);
-  return loadCatalog(ctx.intake);
+  return openCatalog(ctx.intake);
 }
 
 /**
@@ -377,24 +372,37 @@ export async function refreshSnapshot(
   context: PipelineContext,
 ): Promise<{ generation: number; invalidate: readonly string[] }> {
   const { ctx, log } = withWriteLog(context);
-  const catalog = await loadCatalog(ctx.intake);
-  try {
-    if (catalog.outdated)
-      return { generation: (await rebuildAll(ctx)).generation, invalidate: log.mutableKeys() };
+  const catalog = await openCatalog(ctx.intake);
+  const generation = await rebuiltIfOutdated(ctx, catalog, async () => {
     const previous = await readJson<SnapshotDocument>(ctx.site, SNAPSHOT_KEY);
-    if (!previous || catalog.indexesPending) {
-      // Nothing published yet: everything. Index documents pending: the re-signed snapshot might be the last
-      // for hours, so bring them up to date first.
-      const generation = await commitGeneration(ctx, catalog, previous ? new Set() : undefined);
-      return { generation, invalidate: log.mutableKeys() };
-    }
-    const generation = Math.max(catalog.generation, previous.generation) + 1;
-    await writeSnapshot(ctx, generation, { ...previous.documents });
-    catalog.generation = generation;
+    // Nothing published yet: everything. Index documents pending: the re-signed snapshot might be the last
+    // for hours, so bring them up to date first.
+    if (!previous || catalog.indexesPending)
+      return commitGeneration(ctx, catalog, previous ? new Set() : undefined);
+    const next = Math.max(catalog.generation, previous.generation) + 1;
+    await writeSnapshot(ctx, next, { ...previous.documents });
+    catalog.generation = next;
     await saveCatalog(ctx.intake, catalog, new Set());
-    return { generation, invalidate: log.mutableKeys() };
-  } finally {
-    releaseCatalog(catalog);
+    return next;
+  });
+  return { generation, invalidate: log.mutableKeys() };
+}
+
+/**
+ * `run` over `catalog`, or a rebuild from the plugin documents instead when the catalog is of another format
+ * (its meta file, or a bin that `run` reads: catalog.ts `readBins`). Returns the generation committed.
+ */
+async function rebuiltIfOutdated<T>(
+  ctx: PipelineContext,
+  catalog: Catalog,
+  run: () => Promise<T>,
+): Promise<T | number> {
+  if (catalog.outdated) return (await rebuildAll(ctx)).generation;
+  try {
+    return await run();
+  } catch (error) {
+    if (!(error instanceof PlugindexError && error.code === 'CATALOG_OUTDATED')) throw error;
+    return (await rebuildAll(ctx)).generation;
   }
 }
 
@@ -408,14 +416,8 @@ export async function flushIndexes(
   context: PipelineContext,
 ): Promise<{ generation: number | null; invalidate: readonly string[] }> {
   const { ctx, log } = withWriteLog(context);
-  const catalog = await loadCatalog(ctx.intake);
-  try {
-    if (catalog.outdated)
-      return { generation: (await rebuildAll(ctx)).generation, invalidate: log.mutableKeys() };
-    if (!catalog.indexesPending) return { generation: null, invalidate: [] };
-    const generation = await commitGeneration(ctx, catalog, new Set());
-    return { generation, invalidate: log.mutableKeys() };
-  } finally {
-    releaseCatalog(catalog);
-  }
+  const catalog = await openCatalog(ctx.intake);
+  if (!catalog.outdated && !catalog.indexesPending) return { generation: null, invalidate: [] };
+  const generation = await rebuiltIfOutdated(ctx, catalog, () => commitGeneration(ctx, catalog, new Set()));
+  return { generation, invalidate: log.mutableKeys() };
 }

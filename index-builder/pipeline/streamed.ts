@@ -12,7 +12,8 @@
 import { COMPRESSION_THRESHOLD_BYTES, compressChunks } from '../compression.ts';
 import { CONTENT_ENCODINGS, ENCODED_DOCUMENTS, encodedVariantKey, signatureKey } from '../layout.ts';
 import type { DocumentDigest } from '../model.ts';
-import { CACHE_MUTABLE, contentTypeFor } from '../store.ts';
+import { CHUNK_BYTES } from '../render/index-documents.ts';
+import { CACHE_MUTABLE, CACHE_PRIVATE, contentTypeFor, type Store } from '../store.ts';
 import type { PipelineContext } from './context.ts';
 
 /** A document as a rendering that can be run again: each call gives its bytes from the start. */
@@ -20,7 +21,7 @@ export interface StreamedDocument {
   readonly key: string;
   /** Its size in bytes, known before it is rendered (it decides the compression, as for a buffer). */
   readonly size: number;
-  readonly chunks: () => Iterable<Uint8Array>;
+  readonly chunks: () => Iterable<Uint8Array> | AsyncIterable<Uint8Array>;
 }
 
 /** Lets the event loop run between chunks: a pass over hundreds of megabytes must not starve the others. */
@@ -31,7 +32,7 @@ const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve)
  * waits (`room`) while the queue is full, so memory stays a few chunks per variant. A reader that stops
  * (its write failed) closes it, and the rendering then no longer waits on it.
  */
-class Channel implements AsyncIterable<Uint8Array> {
+export class Channel implements AsyncIterable<Uint8Array> {
   readonly #queue: Uint8Array[] = [];
   #ended = false;
   #error: Error | undefined;
@@ -129,7 +130,7 @@ async function signAndPutVariants(ctx: PipelineContext, document: StreamedDocume
   let size = 0;
   let failure: Error | undefined;
   try {
-    for (const chunk of document.chunks()) {
+    for await (const chunk of document.chunks()) {
       // A variant whose write failed stops reading: the others must not be committed cut short.
       if (channels.some((channel) => channel.closed)) {
         failure = new Error(`a variant of ${document.key} failed to be written`);
@@ -159,8 +160,10 @@ async function signAndPutVariants(ctx: PipelineContext, document: StreamedDocume
   return signing.finish();
 }
 
-async function* asAsync(chunks: Iterable<Uint8Array>): AsyncGenerator<Uint8Array> {
-  for (const chunk of chunks) {
+async function* asAsync(
+  chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
+): AsyncGenerator<Uint8Array> {
+  for await (const chunk of chunks) {
     yield chunk;
     await turn();
   }
@@ -182,4 +185,70 @@ export async function putStreamedSigned(
     cacheControl: CACHE_MUTABLE,
   });
   return { sha256, size: document.size };
+}
+
+/**
+ * Chunks a spill's writer may have waiting: enough that the reads of the bins and the writes of the spill
+ * overlap rather than take turns (8 MB for each of the three objects).
+ */
+const SPILL_CHUNKS = 8;
+
+/**
+ * Bytes written to one object of a store as a stream, gathered into chunks of CHUNK_BYTES, the store keeping
+ * pace (a channel of CHANNEL_CHUNKS): what a flush spills its sorted items through (commit.ts).
+ */
+export class SpillWriter {
+  readonly #channel = new Channel(SPILL_CHUNKS);
+  readonly #done: Promise<void>;
+  #chunk = new Uint8Array(CHUNK_BYTES);
+  #at = 0;
+
+  constructor(store: Store, key: string) {
+    this.#done = store.putStream(key, this.#channel, {
+      contentType: 'application/octet-stream',
+      cacheControl: CACHE_PRIVATE,
+    });
+    // Observed by end() or fail(), or by the next write once the channel is closed.
+    this.#done.catch(() => {});
+  }
+
+  /** Appends `bytes`; a promise only when a chunk went to the store (then await it: the store keeps pace). */
+  write(bytes: Uint8Array): Promise<void> | undefined {
+    let pushed = false;
+    for (let from = 0; from < bytes.byteLength; ) {
+      if (this.#at === CHUNK_BYTES) {
+        this.#channel.push(this.#chunk);
+        this.#chunk = new Uint8Array(CHUNK_BYTES);
+        this.#at = 0;
+        pushed = true;
+      }
+      const taken = Math.min(bytes.byteLength - from, CHUNK_BYTES - this.#at);
+      this.#chunk.set(bytes.subarray(from, from + taken), this.#at);
+      this.#at += taken;
+      from += taken;
+    }
+    return pushed ? this.#room() : undefined;
+  }
+
+  async #room(): Promise<void> {
+    await this.#channel.room();
+    // Closed before the end: the store's write failed, and says why.
+    if (this.#channel.closed) {
+      await this.#done;
+      throw new Error('a spilled write stopped reading');
+    }
+  }
+
+  /** Writes what is left and waits for the object to be committed. */
+  async end(): Promise<void> {
+    if (this.#at > 0) this.#channel.push(this.#chunk.subarray(0, this.#at));
+    this.#channel.end();
+    await this.#done;
+  }
+
+  /** Abandons the object (the store commits nothing of it). */
+  async fail(error: Error): Promise<void> {
+    this.#channel.fail(error);
+    await this.#done.catch(() => {});
+  }
 }

@@ -236,3 +236,84 @@ export function* layoutChunks(
   }
   if (at > 0) yield chunk.subarray(0, at);
 }
+
+/**
+ * A document of `layout` as chunks of about `CHUNK_BYTES`, from its items' bytes one after another as they
+ * arrive in any pieces (`feed`), cut into items by their lengths (`lengths[offset + i * stride]`, `count`
+ * of them): what a document is rendered as from items spilled to a store in order (pipeline/commit.ts).
+ * The same bytes `renderLayout` and `layoutChunks` give.
+ */
+export class LayoutCutter {
+  readonly #prefix: Uint8Array;
+  readonly #separator: Uint8Array;
+  readonly #suffix: Uint8Array;
+  readonly #empty: Uint8Array | undefined;
+  #chunk: Uint8Array;
+  #at = 0;
+  /** Items started, and the bytes the last one started still lacks. */
+  #started = 0;
+  #left = 0;
+
+  constructor(
+    layout: DocumentLayout,
+    private readonly lengths: ArrayLike<number>,
+    private readonly count: number,
+    private readonly stride = 1,
+    private readonly offset = 0,
+    private readonly chunkBytes = CHUNK_BYTES,
+  ) {
+    this.#prefix = utf8.encode(layout.prefix);
+    this.#separator = utf8.encode(layout.separator);
+    this.#suffix = utf8.encode(layout.suffix);
+    this.#empty = layout.empty === undefined ? undefined : utf8.encode(layout.empty);
+    this.#chunk = new Uint8Array(chunkBytes);
+  }
+
+  *#put(piece: Uint8Array): Generator<Uint8Array> {
+    for (let from = 0; from < piece.byteLength; ) {
+      if (this.#at === this.chunkBytes) {
+        yield this.#chunk;
+        this.#chunk = new Uint8Array(this.chunkBytes);
+        this.#at = 0;
+      }
+      const taken = Math.min(piece.byteLength - from, this.chunkBytes - this.#at);
+      this.#chunk.set(piece.subarray(from, from + taken), this.#at);
+      this.#at += taken;
+      from += taken;
+    }
+  }
+
+  /** Starts the next item (its prefix or separator); false when every item is started. */
+  *#start(): Generator<Uint8Array, boolean> {
+    if (this.#started === this.count) return false;
+    yield* this.#put(this.#started === 0 ? this.#prefix : this.#separator);
+    this.#left = this.lengths[this.offset + this.#started * this.stride] as number;
+    this.#started++;
+    return true;
+  }
+
+  /** The next bytes of the items, in order. */
+  *feed(bytes: Uint8Array): Generator<Uint8Array> {
+    for (let from = 0; from < bytes.byteLength; ) {
+      while (this.#left === 0)
+        if (!(yield* this.#start())) throw new Error('LayoutCutter: more bytes than the items hold');
+      const taken = Math.min(this.#left, bytes.byteLength - from);
+      yield* this.#put(bytes.subarray(from, from + taken));
+      this.#left -= taken;
+      from += taken;
+    }
+  }
+
+  /** The document's end, once every item's bytes were fed. */
+  *finish(): Generator<Uint8Array> {
+    while (this.#left === 0 && (yield* this.#start())) {}
+    if (this.#left > 0 || this.#started < this.count)
+      throw new Error('LayoutCutter: fewer bytes than the items hold');
+    if (this.count === 0 && this.#empty !== undefined) yield* this.#put(this.#empty);
+    else {
+      if (this.count === 0) yield* this.#put(this.#prefix);
+      yield* this.#put(this.#suffix);
+    }
+    if (this.#at > 0) yield this.#chunk.subarray(0, this.#at);
+  }
+}

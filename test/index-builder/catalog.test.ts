@@ -4,15 +4,19 @@ import {
   apiVersionsOf,
   type CatalogLine,
   catalogLineOf,
+  documentsIn,
   emptyCatalog,
   entryBytes,
   falcoctlItem,
   JOURNAL_MAX_ENTRIES,
   loadCatalog,
-  namesInBins,
-  releaseCatalog,
+  OUTLINE_SEARCH,
+  openCatalog,
+  outlineCatalog,
+  readBins,
   saveCatalog,
   searchBytes,
+  sortedLines,
 } from '../../index-builder/catalog.ts';
 import { binKey, binOf } from '../../index-builder/layout.ts';
 import type { PluginDocument, VersionRecord } from '../../index-builder/model.ts';
@@ -291,26 +295,35 @@ describe('when storing the catalog', () => {
     expect((await loadCatalog(store)).plugins.has('zz-new')).toBe(true);
   });
 
-  it('lends a warm process the map it kept, with what the last run saved in it', async () => {
+  it('opens a catalog reading no bin, then reads only the bins asked for, under the lines it holds', async () => {
     const store = new MemoryStore();
-    await saveCatalog(store, catalogOf(['a-one', 'b-two']));
-    const first = await loadCatalog(store);
-    first.plugins.set('c-three', first.plugins.get('a-one') as never);
-    // The bin of the new name lists it, though the map was not scanned for it.
-    expect(namesInBins(first, new Set([binOf('c-three')]))).toContain('c-three');
-    await saveCatalog(store, first, new Set(['c-three']));
-    releaseCatalog(first);
-
-    const second = await loadCatalog(store);
-    expect(second.plugins).toBe(first.plugins);
-    expect([...second.plugins.keys()].sort()).toEqual(['a-one', 'b-two', 'c-three']);
-    // Another process reads the same from the store.
-    const other = new MemoryStore();
-    for (const [key, object] of store.objects) other.objects.set(key, object);
-    expect([...(await loadCatalog(other)).plugins.keys()].sort()).toEqual(['a-one', 'b-two', 'c-three']);
+    const names = Array.from({ length: 40 }, (_, i) => `p-${i}`);
+    await saveCatalog(store, catalogOf(names));
+    const reads: string[] = [];
+    const counted = coldCopy(store);
+    const get = counted.get.bind(counted);
+    counted.get = (key) => {
+      reads.push(key);
+      return get(key);
+    };
+    const opened = await openCatalog(counted);
+    expect(reads).toEqual(['state/catalog/meta.tsv']);
+    expect(opened.plugins.size).toBe(0);
+    expect(opened.unread.size).toBe(new Set(names.map(binOf)).size);
+    // A run's own line stays over the bin's when the bin is read after it.
+    opened.plugins.set('p-1', {
+      ...(catalogOf(['p-1']).plugins.get('p-1') as CatalogLine),
+      search: '{"run":1}',
+    });
+    await readBins(counted, opened, [binOf('p-1')]);
+    expect(reads.slice(1)).toEqual([`state/catalog/bins/${binOf('p-1')}.tsv`]);
+    const inBin = names.filter((n) => binOf(n) === binOf('p-1')).sort();
+    expect([...opened.plugins.keys()].filter((n) => binOf(n) === binOf('p-1')).sort()).toEqual(inBin);
+    expect(opened.plugins.get('p-1')?.search).toBe('{"run":1}');
+    expect(opened.unread.has(binOf('p-1'))).toBe(false);
   });
 
-  it('forgets what a run changed in the lent map but never saved (a run that failed)', async () => {
+  it('forgets what a run changed in its catalog but never saved (a run that failed)', async () => {
     const store = new MemoryStore();
     const saved = catalogOf(['a-one', 'b-two']);
     await saveCatalog(store, saved);
@@ -318,24 +331,27 @@ describe('when storing the catalog', () => {
     run.plugins.set('zz-unsaved', run.plugins.get('a-one') as never);
     run.plugins.set('a-one', { ...(run.plugins.get('a-one') as CatalogLine), search: '{"name":"changed"}' });
     run.plugins.delete('b-two');
-    releaseCatalog(run);
 
     const next = await loadCatalog(store);
     expect([...next.plugins.keys()].sort()).toEqual(['a-one', 'b-two']);
     expect(next.plugins.get('a-one')?.search).toBe(saved.plugins.get('a-one')?.search);
   });
 
-  it('gives a run that loads while another holds the map a copy of its own', async () => {
+  it('writes a bin it has not read whole: its lines read, the changed ones over them', async () => {
     const store = new MemoryStore();
-    await saveCatalog(store, catalogOf(['a-one']));
-    const held = await loadCatalog(store);
-    const other = await loadCatalog(store);
-    expect(other.plugins).not.toBe(held.plugins);
-    other.plugins.set('b-two', other.plugins.get('a-one') as never);
-    expect(held.plugins.has('b-two')).toBe(false);
-    releaseCatalog(other);
-    releaseCatalog(held);
-    expect((await loadCatalog(store)).plugins).toBe(held.plugins);
+    const names = Array.from({ length: 40 }, (_, i) => `p-${i}`);
+    await saveCatalog(store, catalogOf(names));
+    const opened = await openCatalog(coldCopy(store));
+    opened.plugins.set('p-1', {
+      ...(catalogOf(['p-1']).plugins.get('p-1') as CatalogLine),
+      search: '{"run":1}',
+    });
+    await saveCatalog(store, opened, new Set(['p-1']));
+    const loaded = await loadCatalog(coldCopy(store));
+    expect([...loaded.plugins.keys()].sort()).toEqual([...names].sort());
+    expect(loaded.plugins.get('p-1')?.search).toBe('{"run":1}');
+    // Read bin by bin and let go: the bin written was never put among the catalog's lines.
+    expect(opened.plugins.size).toBe(1);
   });
 
   it('renders from a loaded line the very bytes it renders from the line saved (entry, search row, falcoctl item)', async () => {
@@ -435,17 +451,15 @@ describe('when journaling the catalog', () => {
     return store;
   }
 
-  /** One run: loads, sets `lines`, saves them as `write` says, releases. */
+  /** One run as a publish makes it: opens the catalog, sets `lines`, saves them as `write` says. */
   async function run(store: MemoryStore, lines: Record<string, string>, write: 'journal' | 'fold') {
-    const catalog = await loadCatalog(store);
+    const catalog = await openCatalog(store);
     for (const [name, search] of Object.entries(lines)) catalog.plugins.set(name, line(name, search));
     await saveCatalog(store, catalog, new Set(Object.keys(lines)), write);
-    releaseCatalog(catalog);
   }
 
   const searchOf = async (store: MemoryStore, name: string) => {
     const catalog = await loadCatalog(store);
-    releaseCatalog(catalog);
     return catalog.plugins.get(name)?.search;
   };
 
@@ -464,8 +478,7 @@ describe('when journaling the catalog', () => {
         JSON.stringify(entry('zz-new')),
       );
       // A plugin only the journal holds is a member of its bin: the snapshot bin it renders lists it.
-      expect(namesInBins(loaded, new Set([binOf('zz-new')]))).toContain('zz-new');
-      releaseCatalog(loaded);
+      expect([...(await documentsIn(reader, loaded, new Set([binOf('zz-new')]))).keys()]).toContain('zz-new');
     }
   });
 
@@ -520,7 +533,6 @@ describe('when journaling the catalog', () => {
     await run(store, { 'b-two': '{"v":1}' }, 'journal');
     const failed = await loadCatalog(store);
     failed.plugins.set('b-two', line('b-two', '{"v":"unsaved"}'));
-    releaseCatalog(failed);
     expect(await searchOf(store, 'b-two')).toBe('{"v":1}');
   });
 
@@ -545,7 +557,6 @@ describe('when journaling the catalog', () => {
       expect([name, warm.plugins.get(name)?.search]).toEqual([name, cold.plugins.get(name)?.search]);
     expect(warm.plugins.get('a-one')?.search).toBe('{"v":3}');
     expect(warm.plugins.get('b-two')?.search).toBe('{"v":1}');
-    releaseCatalog(warm);
   });
 
   it('reads a meta file written before the journal (format 5)', async () => {
@@ -557,5 +568,74 @@ describe('when journaling the catalog', () => {
     const loaded = await loadCatalog(coldCopy(store));
     expect(loaded.outdated).toBe(false);
     expect([...loaded.plugins.keys()].sort()).toEqual(['a-one', 'b-two']);
+  });
+});
+
+describe('when going through every line in order without holding them', () => {
+  const line = (name: string, tag = 'saved'): CatalogLine => ({
+    document: { sha256: (tag === 'saved' ? 'b' : 'c').repeat(64), size: name.length },
+    apiVersions: [tag === 'saved' ? 'v1' : 'v2'],
+    entry: JSON.stringify({ name, tag, pad: 'x'.repeat(name.length * 7) }),
+    search: JSON.stringify({ name, tag }),
+    falcoctl: toYaml([{ name, tag }]),
+  });
+  const names = Array.from({ length: 300 }, (_, i) => `plugin-${String((i * 7919) % 1000).padStart(3, '0')}`);
+
+  /** A store with `names` saved, one deferred run's lines journaled, then opened as a publish opens it. */
+  async function opened() {
+    const store = new MemoryStore();
+    const catalog = emptyCatalog();
+    for (const name of names) catalog.plugins.set(name, line(name));
+    await saveCatalog(store, catalog);
+    const run = await openCatalog(store);
+    for (const name of ['plugin-000', 'zz-journaled']) run.plugins.set(name, line(name, 'journal'));
+    await saveCatalog(store, run, new Set(['plugin-000', 'zz-journaled']), 'journal');
+    const cold = coldCopy(store);
+    const open = await openCatalog(cold);
+    // A run's own change, not saved: it is what the run renders.
+    open.plugins.set('aa-run', line('aa-run', 'run'));
+    return { cold, open };
+  }
+
+  it('gives every line in name order, a window at a time, the journal and the run over the bins', async () => {
+    const { cold, open } = await opened();
+    const outline = await outlineCatalog(cold, open);
+    const expected = [...names, 'zz-journaled', 'aa-run'].sort();
+    expect(outline.names).toEqual(expected);
+    expect(outline.apiVersions).toEqual(['v1', 'v2']);
+    // The bins are let go: the catalog still holds only the journal's lines and the run's.
+    expect([...open.plugins.keys()].sort()).toEqual(['aa-run', 'plugin-000', 'zz-journaled']);
+    const full = await loadCatalog(coldCopy(cold));
+    full.plugins.set('aa-run', line('aa-run', 'run'));
+    const want = expected.map((name) => full.plugins.get(name) as CatalogLine);
+    for (const windowBytes of [1, 5_000, 1 << 30]) {
+      const windows: string[][] = [];
+      const got: string[] = [];
+      for await (const window of sortedLines(cold, open, outline, windowBytes)) {
+        windows.push(window.map((item) => text(item.search)));
+        for (const item of window)
+          got.push(`${text(item.entry)}|${text(item.search)}|${text(item.falcoctl)}`);
+      }
+      expect(got).toEqual(want.map((l) => `${l.entry}|${l.search}|${l.falcoctl}`));
+      const count = windows.length;
+      if (windowBytes === 1) expect(count, 'a name a window').toBe(expected.length);
+      else if (windowBytes === 5_000) expect(count).toBeGreaterThan(2);
+      else expect(count).toBe(1);
+    }
+    // Each item's length as the outline counted it.
+    expect(outline.lengths[expected.indexOf('aa-run') * 3 + OUTLINE_SEARCH]).toBe(
+      line('aa-run', 'run').search.length,
+    );
+  });
+
+  it("gives the document digests of a bin's plugins without reading its lines into the catalog", async () => {
+    const { cold, open } = await opened();
+    const bin = binOf('plugin-000');
+    const documents = await documentsIn(cold, open, new Set([bin]));
+    const inBin = [...names, 'zz-journaled', 'aa-run'].filter((n) => binOf(n) === bin).sort();
+    expect([...documents.keys()].sort()).toEqual(inBin);
+    expect(documents.get('plugin-000')?.document.sha256).toBe('c'.repeat(64));
+    expect(open.unread.has(bin)).toBe(true);
+    expect(open.plugins.size).toBe(3);
   });
 });

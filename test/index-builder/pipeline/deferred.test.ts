@@ -175,6 +175,26 @@ describe('when a publish defers the index documents', () => {
     });
   });
 
+  it('rebuilds at the flush when a bin it reads turns out to be of another format', async () => {
+    const registry = await makeRegistry();
+    await processSubmissions(registry.context, await registry.submit(await makeBundle()));
+    await publishDeferred(registry, 'demo-plugin', '1.1.0');
+    // A publish reads no bin but its own plugin's (not even that, warm): the flush reads them all.
+    const key = `state/catalog/bins/${binOf('demo-plugin')}.tsv`;
+    const object = registry.intake.objects.get(key);
+    if (!object) throw new Error(`missing ${key}`);
+    const older = decoder.decode(object.body).replace(/^plugindex-catalog \d+/, 'plugindex-catalog 4');
+    registry.intake.objects.set(key, { ...object, body: new TextEncoder().encode(older) });
+    const cold = { ...registry, intake: new MemoryStore(), site: new MemoryStore() };
+    for (const [k, o] of registry.intake.objects) cold.intake.objects.set(k, o);
+    for (const [k, o] of registry.site.objects) cold.site.objects.set(k, o);
+    cold.context = { ...registry.context, intake: cold.intake, site: cold.site };
+    expect((await flushIndexes(cold.context)).generation).not.toBeNull();
+    expect(decoder.decode(cold.intake.objects.get(key)?.body).startsWith('plugindex-catalog 5\n')).toBe(true);
+    expect(indexedVersions(cold, 'demo-plugin')).toEqual(['1.1.0', '1.0.0']);
+    await verifyAsClient(cold, ['demo-plugin']);
+  });
+
   it('leaves no journal behind a rebuild, which writes every bin anew', async () => {
     const registry = await makeRegistry();
     await processSubmissions(registry.context, await registry.submit(await makeBundle()));

@@ -27,6 +27,7 @@ import {
   FALCOCTL_LAYOUT,
   indexJsonLayout,
   indexYamlLayout,
+  LayoutCutter,
   layoutChunks,
   renderLayout,
   searchJsonLayout,
@@ -74,6 +75,63 @@ describe('when a document is rendered in chunks', () => {
   it('hands out a fresh buffer per chunk, so a consumer may keep one', () => {
     const chunks = [...layoutChunks(FALCOCTL_LAYOUT, items, 8)];
     expect(new Set(chunks.map((c) => c.buffer)).size).toBe(chunks.length);
+  });
+});
+
+describe('when a document is rendered from its items spilled in order', () => {
+  // An empty item too: it still gets its separator.
+  const items = ['{"a":"plain"}', '{"é":"ü"}', '', '{"名":"プラグイン"}', '{"e":"🦀🚀"}'];
+  const layouts: [string, DocumentLayout][] = [
+    ['index.json', indexJsonLayout({ name: 'Registry ✓' })],
+    ['index.yaml', indexYamlLayout('registry_version: 1.0.0\n')],
+    ['falcoctl/index.yaml', FALCOCTL_LAYOUT],
+  ];
+  /** The items' bytes one after another, cut into pieces of `size` (as a store's stream gives them). */
+  const spilled = (list: readonly string[], size: number): Uint8Array[] => {
+    const whole = utf8.encode(list.join(''));
+    const pieces: Uint8Array[] = [];
+    for (let at = 0; at < whole.byteLength; at += size) pieces.push(whole.subarray(at, at + size));
+    return pieces;
+  };
+  const cut = (layout: DocumentLayout, list: readonly string[], piece: number, chunk: number) => {
+    // Lengths as the outline keeps them: three a name, this item's at `offset`.
+    const lengths = list.flatMap((item) => [7, utf8.encode(item).byteLength, 9]);
+    const cutter = new LayoutCutter(layout, lengths, list.length, 3, 1, chunk);
+    return [...spilled(list, piece).flatMap((bytes) => [...cutter.feed(bytes)]), ...cutter.finish()];
+  };
+
+  it.each(layouts)(
+    'gives the bytes of the buffered %s however the spill and the chunks are cut',
+    (_, layout) => {
+      for (const list of [items, items.slice(0, 1), items.slice(2, 3), []]) {
+        const whole = renderLayout(
+          layout,
+          list.map((item) => utf8.encode(item)),
+          (n) => new Uint8Array(n),
+        );
+        for (const [piece, chunk] of [
+          [1, 1],
+          [3, 5],
+          [5, 3],
+          [64, 7],
+          [4096, 1 << 20],
+        ] as const) {
+          const chunks = cut(layout, list, piece, chunk);
+          expect(Buffer.compare(concat(chunks), whole), `${list.length} items, ${piece}/${chunk}`).toBe(0);
+          expect(chunks.every((c) => c.byteLength > 0 && c.byteLength <= chunk)).toBe(true);
+        }
+      }
+    },
+  );
+
+  it('refuses a spill that holds more or fewer bytes than its items', () => {
+    const layout = indexJsonLayout({});
+    const cutter = (count: number) => new LayoutCutter(layout, [3, 3], count);
+    const more = cutter(2);
+    expect(() => [...more.feed(utf8.encode('abcdefg'))]).toThrow('more bytes than the items hold');
+    const fewer = cutter(2);
+    [...fewer.feed(utf8.encode('abcde'))];
+    expect(() => [...fewer.finish()]).toThrow('fewer bytes than the items hold');
   });
 });
 
@@ -144,6 +202,12 @@ describe('when the index documents are streamed', () => {
     const options = { compressionThresholdBytes: 100 };
     await publishAll({ ...buffered.context, ...options }, buffered);
     await publishAll({ ...streamed.context, ...options, streamIndexesOverBytes: 0 }, streamed);
+    // Rendered from the items spilled in name order (the flush opened the catalog without its bins),
+    // and the spill is gone once the documents are written.
+    expect(streamed.intake.writes).toContain('state/catalog/spill/entries.bin');
+    expect([...streamed.intake.objects.keys()].filter((k) => k.startsWith('state/catalog/spill/'))).toEqual(
+      [],
+    );
 
     const snapshot = JSON.parse(
       new TextDecoder().decode(body(streamed, 'snapshot.json')),
