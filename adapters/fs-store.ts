@@ -391,25 +391,30 @@ export class FsStore implements Store {
     if (this.#holdsAlready(file, meta, sha256, options)) return;
     const { temp, stats } = writeTempSync(file, body, this.#folders, true);
     try {
-      const sidecar: Sidecar = {
-        contentType: options.contentType,
-        cacheControl: options.cacheControl,
-        ...(options.contentEncoding ? { contentEncoding: options.contentEncoding } : {}),
-        etag: etagFromSha256(sha256),
-        sha256,
-        ...identityOf(stats as BigStats),
-      };
       // Metadata first: once the body is visible, its sidecar already is.
-      const metaTemp = writeTempSync(meta, encodeSidecar(sidecar), this.#folders, false).temp;
-      try {
-        renameSync(metaTemp, meta);
-      } catch (error) {
-        rmSync(metaTemp, { force: true });
-        throw error;
-      }
+      this.#writeSidecarSync(meta, options, sha256, stats as BigStats);
       renameSync(temp, file);
     } catch (error) {
       rmSync(temp, { force: true });
+      throw error;
+    }
+  }
+
+  /** Writes the sidecar of a body about to be renamed in (`stats`: the temp file's, which a rename keeps). */
+  #writeSidecarSync(meta: string, options: PutOptions, sha256: string, stats: BigStats): void {
+    const sidecar: Sidecar = {
+      contentType: options.contentType,
+      cacheControl: options.cacheControl,
+      ...(options.contentEncoding ? { contentEncoding: options.contentEncoding } : {}),
+      etag: etagFromSha256(sha256),
+      sha256,
+      ...identityOf(stats),
+    };
+    const metaTemp = writeTempSync(meta, encodeSidecar(sidecar), this.#folders, false).temp;
+    try {
+      renameSync(metaTemp, meta);
+    } catch (error) {
+      rmSync(metaTemp, { force: true });
       throw error;
     }
   }
@@ -530,24 +535,8 @@ export class FsStore implements Store {
       }
       const bare = isBare(to, { byteLength: Number(stats.size) }, options);
       try {
-        if (!bare) {
-          // Metadata first, as a put: once the body is at `to`, its sidecar already is.
-          const sidecar: Sidecar = {
-            contentType: options.contentType,
-            cacheControl: options.cacheControl,
-            ...(options.contentEncoding ? { contentEncoding: options.contentEncoding } : {}),
-            etag: etagFromSha256(options.sha256),
-            sha256: options.sha256,
-            ...identityOf(stats),
-          };
-          const metaTemp = writeTempSync(meta, encodeSidecar(sidecar), this.#folders, false).temp;
-          try {
-            renameSync(metaTemp, meta);
-          } catch (error) {
-            rmSync(metaTemp, { force: true });
-            throw error;
-          }
-        }
+        // Metadata first, as a put: once the body is at `to`, its sidecar already is.
+        if (!bare) this.#writeSidecarSync(meta, options, options.sha256, stats);
         renameSync(temp, file);
       } catch (error) {
         returnUpload(temp, source);

@@ -110,6 +110,28 @@ async function bothPaths(
 }
 
 const readPrivate = (armoredKey: string) => openpgp.readPrivateKey({ armoredKey });
+/** An Ed25519 key that expires five days after the test's keys are made. */
+const expiringKey = async (): Promise<openpgp.PrivateKey> =>
+  (
+    await openpgp.generateKey({
+      type: 'ecc',
+      userIDs: [{ name: 'expiring' }],
+      date: KEYS_CREATED,
+      keyExpirationTime: 5 * 86_400,
+      format: 'object',
+    })
+  ).privateKey;
+/** An Ed25519 key whose second subkey signs, made when the test's keys are. */
+const withSigningSubkey = async (name: string): Promise<openpgp.PrivateKey> =>
+  (
+    await openpgp.generateKey({
+      type: 'ecc',
+      subkeys: [{}, { sign: true }],
+      userIDs: [{ name }],
+      date: KEYS_CREATED,
+      format: 'object',
+    })
+  ).privateKey;
 const publicOf = async (key: openpgp.PrivateKey) => (await readPublicKey(key.toPublic().armor())).key;
 
 let publisher: openpgp.PrivateKey;
@@ -163,13 +185,7 @@ describe('when a v4 Ed25519 signature is sound', () => {
   });
 
   it('accepts a signature by a signing subkey, naming the primary key and the subkey', async () => {
-    const { privateKey } = await openpgp.generateKey({
-      type: 'ecc',
-      subkeys: [{}, { sign: true }],
-      userIDs: [{ name: 'subkey signer' }],
-      date: KEYS_CREATED,
-      format: 'object',
-    });
+    const privateKey = await withSigningSubkey('subkey signer');
     const signingSubkey = privateKey.subkeys[1] as openpgp.Subkey;
     const { ed25519, openpgp: slow } = await bothPaths(await craft({ by: signingSubkey }).armored, [
       await publicOf(privateKey),
@@ -284,13 +300,7 @@ describe('when a v4 Ed25519 signature is bad', () => {
   });
 
   it('refuses a signature made after the key expired (key-expired), and takes one made before', async () => {
-    const { privateKey } = await openpgp.generateKey({
-      type: 'ecc',
-      userIDs: [{ name: 'expiring' }],
-      date: KEYS_CREATED,
-      keyExpirationTime: 5 * 86_400,
-      format: 'object',
-    });
+    const privateKey = await expiringKey();
     const key = await publicOf(privateKey);
     const late = await bothPaths(await craft({ by: privateKey }).armored, [key]);
     expect(late.openpgp).toMatchObject({ ok: false, reason: 'key-expired' });
@@ -305,13 +315,7 @@ describe('when a v4 Ed25519 signature is bad', () => {
   });
 
   it('refuses a signature by a revoked key and by a revoked signing subkey (key-revoked)', async () => {
-    const { privateKey } = await openpgp.generateKey({
-      type: 'ecc',
-      subkeys: [{}, { sign: true }],
-      userIDs: [{ name: 'revoked' }],
-      date: KEYS_CREATED,
-      format: 'object',
-    });
+    const privateKey = await withSigningSubkey('revoked');
     const subkey = privateKey.subkeys[1] as openpgp.Subkey;
     const revokedSubkey = await subkey.revoke(
       privateKey.keyPacket as openpgp.SecretKeyPacket,
@@ -418,13 +422,7 @@ describe('when a signature is not one the Ed25519 path takes', () => {
 
 describe('when a key is judged again and again', () => {
   it('judges it at each instant asked, whatever it answered for another', async () => {
-    const { privateKey } = await openpgp.generateKey({
-      type: 'ecc',
-      userIDs: [{ name: 'expiring' }],
-      date: KEYS_CREATED,
-      keyExpirationTime: 5 * 86_400,
-      format: 'object',
-    });
+    const privateKey = await expiringKey();
     const key = await publicOf(privateKey);
     const id = key.getKeyID().toHex().toUpperCase();
     const before = new Date(KEYS_CREATED.getTime() + DAY);
