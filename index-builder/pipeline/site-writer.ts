@@ -97,7 +97,10 @@ export class BoundedWork {
   }
 
   run(work: () => Promise<void>): void {
-    this.#started.push(this.#run(work));
+    const started = this.#run(work);
+    // Its failure is `settled`'s to throw, when the caller waits: not an unhandled rejection meanwhile.
+    started.catch(() => undefined);
+    this.#started.push(started);
   }
 
   async #run(work: () => Promise<void>): Promise<void> {

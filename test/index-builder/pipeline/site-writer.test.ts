@@ -49,6 +49,25 @@ describe('when work is handed to BoundedWork', () => {
     expect(most).toBe(2);
   });
 
+  it('keeps a failure for settled however long before it is asked, never leaving it unhandled', async () => {
+    const unhandled: unknown[] = [];
+    const listener = (reason: unknown): void => void unhandled.push(reason);
+    process.on('unhandledRejection', listener);
+    try {
+      const work = new BoundedWork(2);
+      work.run(async () => {
+        throw new Error('early');
+      });
+      await turn();
+      await turn();
+
+      await expect(work.settled()).rejects.toThrow('early');
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', listener);
+    }
+  });
+
   it('settles once everything started has, then throws the first failure', async () => {
     const work = new BoundedWork(4);
     const slow = gate();
