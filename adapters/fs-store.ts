@@ -512,21 +512,24 @@ export class FsStore implements Store {
       const file = resolveInside(this.root, to);
       const meta = `${resolveInside(this.#metaRoot, to)}.json`;
       const folder = path.dirname(file);
-      if (!this.#folders.has(folder)) {
-        mkdirSync(folder, { recursive: true });
-        if (this.#folders.size >= MADE_FOLDERS_LIMIT) this.#folders.clear();
-        this.#folders.add(folder);
-      }
       const temp = tempNameFor(file);
-      try {
-        renameSync(source, temp);
-      } catch (error) {
-        if (errorCode(error) === 'EXDEV') return 'cannot';
-        if (isMissing(error)) {
-          this.#folders.delete(folder); // pruned since it was made, or `from` gone: a put makes it again
-          return 'changed';
+      for (let attempt = 1; ; attempt++) {
+        const remembered = this.#folders.has(folder);
+        if (!remembered) {
+          mkdirSync(folder, { recursive: true });
+          if (this.#folders.size >= MADE_FOLDERS_LIMIT) this.#folders.clear();
+          this.#folders.add(folder);
         }
-        throw error;
+        try {
+          renameSync(source, temp);
+          break;
+        } catch (error) {
+          if (errorCode(error) === 'EXDEV') return 'cannot';
+          if (!isMissing(error)) throw error;
+          // The folder only remembered (pruned since) is made again; else `from` is gone.
+          this.#folders.delete(folder);
+          if (!remembered || attempt > 1) return 'changed';
+        }
       }
       const stats = movedStats(temp, options.sha256);
       if (!stats) {

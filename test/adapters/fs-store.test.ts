@@ -132,6 +132,16 @@ describe('when moving an upload', () => {
     expect(await store.head('processed/a-1.tgz')).toMatchObject({ ...tgz, etag: etagFor('bundle bytes') });
   });
 
+  it('makes the folder again when it was removed since the store made it', async () => {
+    await drop('f.tgz', upload);
+    await drop('g.tgz', upload);
+    await store.move('incoming/f.tgz', 'processed/f.tgz', moving);
+    await rm(path.join(root, 'processed'), { recursive: true });
+
+    expect(await store.move('incoming/g.tgz', 'processed/g.tgz', moving)).toBe('moved');
+    expect(text((await store.get('processed/g.tgz'))?.body)).toBe('bundle bytes');
+  });
+
   it('gives the moved file a sidecar for other metadata', async () => {
     await drop('b.tgz', upload);
 
