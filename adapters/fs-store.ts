@@ -318,7 +318,8 @@ export class FsStore implements Store {
       return this.#io(key, 'write', async () => this.#writeSync(key, body, options, bare));
     const file = resolveInside(this.root, key);
     const meta = `${resolveInside(this.#metaRoot, key)}.json`;
-    const sha256 = options.sha256 ?? sha256Hex(body);
+    // A bare put needs the digest only beside a former sidecar: the writer thread hashes then.
+    const sha256 = options.sha256 ?? (bare ? undefined : sha256Hex(body));
     await this.#io(key, 'write', () =>
       fsWriter.put({
         file,
@@ -327,7 +328,7 @@ export class FsStore implements Store {
         contentType: options.contentType,
         cacheControl: options.cacheControl,
         ...(options.contentEncoding ? { contentEncoding: options.contentEncoding } : {}),
-        sha256,
+        ...(sha256 === undefined ? {} : { sha256 }),
         bare,
       }),
     );
@@ -384,7 +385,7 @@ export class FsStore implements Store {
         rmSync(temp, { force: true });
         throw error;
       }
-      if (state === 'sidecar') rmSync(meta, { force: true });
+      if (state === 'sidecar') unlinkIfThere(meta);
       return;
     }
     const sha256 = options.sha256 ?? sha256Hex(body);
@@ -593,18 +594,8 @@ export class FsStore implements Store {
       }
       if (!stats.isFile()) return undefined;
       const sidecar = this.#readSidecarSync(key);
-      if (sidecar && describes(sidecar, stats)) return this.#info(key, stats, sidecar, sidecar.etag);
-      const info = this.#info(key, stats, sidecar, '');
-      let hashed: string | undefined;
-      Object.defineProperty(info, 'etag', {
-        get: () => {
-          hashed ??= this.#hashNow(key);
-          return hashed;
-        },
-        enumerable: true,
-        configurable: true,
-      });
-      return info;
+      const etag = sidecar && describes(sidecar, stats) ? sidecar.etag : () => this.#hashNow(key);
+      return this.#info(key, stats, sidecar, etag);
     });
   }
 
@@ -752,9 +743,14 @@ export class FsStore implements Store {
 
   /**
    * ObjectInfo from a stat, a sidecar and the ETag: the sidecar's when it describes the file, else hashed
-   * from the bytes by the caller.
+   * from the bytes by the caller, or by `etag` when first asked for.
    */
-  #info(key: string, stats: BigStats, sidecar: Sidecar | undefined, etag: string): ObjectInfo;
+  #info(
+    key: string,
+    stats: BigStats,
+    sidecar: Sidecar | undefined,
+    etag: string | (() => string),
+  ): ObjectInfo;
   #info(
     key: string,
     stats: BigStats,

@@ -24,8 +24,11 @@ export interface WriteRequest {
   readonly contentType: string;
   readonly cacheControl: string;
   readonly contentEncoding?: string;
-  /** The body's SHA-256 (hex); the sidecar records it and its first 32 digits, quoted, as the ETag. */
-  readonly sha256: string;
+  /**
+   * The body's SHA-256 (hex); the sidecar records it and its first 32 digits, quoted, as the ETag. Only a
+   * bare put may leave it out: hashed here when a former sidecar has to be compared.
+   */
+  readonly sha256?: string;
   /** Write no sidecar (the metadata is what the key implies: FsStore's `isBare`), and remove a former one. */
   readonly bare?: boolean;
 }
@@ -44,7 +47,7 @@ const WORKER_SOURCE = String.raw`
 const { parentPort } = require('node:worker_threads');
 const fs = require('node:fs');
 const path = require('node:path');
-const { randomBytes } = require('node:crypto');
+const { createHash, randomBytes } = require('node:crypto');
 const ATTEMPTS = 3;
 const FOLDERS_LIMIT = 10000;
 const folders = new Set();
@@ -144,6 +147,7 @@ function bareState(r) {
 }
 function putBare(r) {
   const state = bareState(r);
+  if (state === 'sidecar' && r.sha256 === undefined) r = { ...r, sha256: createHash('sha256').update(r.body).digest('hex') };
   // A file written with a sidecar before (an older version, other metadata) may hold these bytes.
   if (state === 'same' || (state === 'sidecar' && stateOf(r) === 'same')) return;
   const { temp } = writeTemp(r.file, r.body, false);
