@@ -112,7 +112,7 @@ const CATALOG_PUT = { contentType: 'text/tab-separated-values', cacheControl: CA
 
 /** A journal longer than this is folded into the bins by the next publish (see the file's comment). */
 export const JOURNAL_MAX_ENTRIES = 64;
-export const JOURNAL_MAX_BYTES = 8 * 1024 * 1024;
+const JOURNAL_MAX_BYTES = 8 * 1024 * 1024;
 
 export function emptyCatalog(): Catalog {
   return {
@@ -300,6 +300,20 @@ function startsWith(bytes: Uint8Array, at: number, prefix: Uint8Array): boolean 
 }
 
 /**
+ * `parseBin`, for a bin a run meets once it is under way (the meta file read as this format).
+ * @throws PlugindexError CATALOG_OUTDATED when the bin is of another format.
+ */
+function parseBinOfFormat(bytes: Uint8Array, bin: string): Map<string, CatalogLine> {
+  const plugins = parseBin(bytes, bin);
+  if (!plugins)
+    throw new PlugindexError(
+      'CATALOG_OUTDATED',
+      `${catalogBinKey(bin)} is of another catalog format: rebuild the registry (plugindex rebuild)`,
+    );
+  return plugins;
+}
+
+/**
  * Reads a bin's plugin lines as views into its bytes. Returns undefined for a bin of another format; a
  * line that is not whole (a file cut short) ends the reading, as a line the old reader could not split
  * was skipped.
@@ -407,7 +421,7 @@ const BIN_READS_IN_FLIGHT = 8;
  * a larger registry's flush reads the others again (a few milliseconds a bin) rather than the process
  * holding 330 MB of lines at 100,000 plugins. A publish needs none of them (documentsIn).
  */
-export const BIN_CACHE_BYTES = 48 * 1024 * 1024;
+const BIN_CACHE_BYTES = 48 * 1024 * 1024;
 
 /** Bins read per store, by digest: what a warm process need not read again (at most BIN_CACHE_BYTES). */
 const binCache = new WeakMap<Store, Map<string, CachedBin>>();
@@ -503,12 +517,7 @@ async function binAt(store: Store, bin: string, digest: string, keep = true): Pr
   }
   const object = await store.get(catalogBinKey(bin));
   if (!object) return undefined;
-  const plugins = parseBin(object.body, bin);
-  if (!plugins)
-    throw new PlugindexError(
-      'CATALOG_OUTDATED',
-      `${catalogBinKey(bin)} is of another catalog format: rebuild the registry (plugindex rebuild)`,
-    );
+  const plugins = parseBinOfFormat(object.body, bin);
   // Kept under the digest the meta file names, unhashed (a pass over every bin would hash the catalog
   // again and again): bytes another writer put since are newer, and its meta file names them by another
   // digest, so the next load reads them again.
@@ -876,12 +885,7 @@ async function binInto(
   } finally {
     object.cancel();
   }
-  const plugins = parseBin(buffer.bytes.subarray(0, at), bin);
-  if (!plugins)
-    throw new PlugindexError(
-      'CATALOG_OUTDATED',
-      `${catalogBinKey(bin)} is of another catalog format: rebuild the registry (plugindex rebuild)`,
-    );
+  const plugins = parseBinOfFormat(buffer.bytes.subarray(0, at), bin);
   const read = { sha256: digest, plugins, bytes: at };
   indexBin(store, bin, read);
   return read;
@@ -973,14 +977,14 @@ export async function outlineCatalog(store: Store, catalog: Catalog): Promise<Ca
 }
 
 /** A plugin's three items as bytes: its entry, search row and falcoctl item. */
-export interface LineItems {
+interface LineItems {
   readonly entry: Uint8Array;
   readonly search: Uint8Array;
   readonly falcoctl: Uint8Array;
 }
 
 /** A window of the sorted lines holds at most this many bytes of items (one name past it, if it is larger). */
-export const WINDOW_BYTES = 64 * 1024 * 1024;
+const WINDOW_BYTES = 64 * 1024 * 1024;
 
 /**
  * Every line's items in the outline's order, a window of consecutive names at a time: the catalog's bins are

@@ -32,7 +32,7 @@ const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve)
  * waits (`room`) while the queue is full, so memory stays a few chunks per variant. A reader that stops
  * (its write failed) closes it, and the rendering then no longer waits on it.
  */
-export class Channel implements AsyncIterable<Uint8Array> {
+class Channel implements AsyncIterable<Uint8Array> {
   readonly #queue: Uint8Array[] = [];
   #ended = false;
   #error: Error | undefined;
