@@ -35,6 +35,8 @@
  *   bin <bin> <sha256>                   (meta: each bin's digest)
  *   journal <sha256> <size>              (meta: the journal's objects, oldest first)
  *   pending indexes                      (only while the index documents lag: see Catalog.indexesPending)
+ *   order <sha256> <size>                (meta: the order file the index documents were last rendered in)
+ *   unrendered <name>                    (meta: a plugin changed since: see Catalog.unrendered)
  *   global <key> <sha256> <size>
  *   plugin <name> <doc sha256> <doc size> <api versions, comma-separated> <entry JSON> <search JSON>
  *          <n>, then on the next lines the plugin's falcoctl index item, n bytes of block YAML (it is
@@ -42,11 +44,13 @@
  */
 import { Buffer } from 'node:buffer';
 import { sha256Hex } from './digest.ts';
+import { type DocumentOrder, parseOrder, serializeOrder } from './document-order.ts';
 import { PlugindexError } from './errors.ts';
 import {
   binOf,
   CATALOG_JOURNAL_PREFIX,
   CATALOG_META_KEY,
+  CATALOG_ORDER_KEY,
   catalogBinKey,
   catalogJournalKey,
 } from './layout.ts';
@@ -96,6 +100,13 @@ export interface Catalog {
    * and the registry must be rebuilt from its plugin documents before a publish renders anything from it.
    */
   outdated: boolean;
+  /**
+   * The order file (document-order.ts) of the index documents as last rendered, by digest: what the next
+   * rendering merges `unrendered` into. Undefined: the next rendering is a full one.
+   */
+  order: DocumentDigest | undefined;
+  /** The plugins whose lines changed since the index documents were rendered in `order`. */
+  readonly unrendered: Set<string>;
 }
 
 // 4: lines gained the falcoctl entry; 5: it is stored rendered (YAML, length-prefixed), not as JSON; 6: the
@@ -125,6 +136,8 @@ export function emptyCatalog(): Catalog {
     unread: new Set(),
     indexesPending: false,
     outdated: false,
+    order: undefined,
+    unrendered: new Set(),
   };
 }
 
@@ -268,6 +281,9 @@ function parseMeta(text: string, into: Catalog): void {
     const fields = (lines[i] as string).split('\t');
     if (fields[0] === 'generation') into.generation = Number(fields[1]) || 0;
     else if (fields[0] === 'pending' && fields[1] === 'indexes') into.indexesPending = true;
+    else if (fields[0] === 'order' && fields.length === 3)
+      into.order = { sha256: fields[1] as string, size: Number(fields[2]) };
+    else if (fields[0] === 'unrendered' && fields.length === 2) into.unrendered.add(fields[1] as string);
     else if (fields[0] === 'bin' && fields.length === 3)
       into.bins.set(fields[1] as string, fields[2] as string);
     else if (fields[0] === 'journal' && fields.length === 3)
@@ -368,6 +384,10 @@ function parseBin(bytes: Uint8Array, bin: string | undefined): Map<string, Catal
 function serializeMeta(catalog: Catalog): string {
   const out = [META_HEADER, `generation\t${catalog.generation}`];
   if (catalog.indexesPending) out.push('pending\tindexes');
+  if (catalog.order) {
+    out.push(`order\t${catalog.order.sha256}\t${catalog.order.size}`);
+    for (const name of [...catalog.unrendered].sort()) out.push(`unrendered\t${name}`);
+  }
   for (const [bin, digest] of [...catalog.bins].sort(([a], [b]) => (a < b ? -1 : 1)))
     out.push(`bin\t${bin}\t${digest}`);
   for (const { sha256, size } of catalog.journal) out.push(`journal\t${sha256}\t${size}`);
@@ -673,6 +693,11 @@ export async function saveCatalog(
     catalog.journal.length > 0 &&
     (changed === undefined || write === 'fold' || (write === 'journal' && changed.size > 0));
   const names = folding && changed ? new Set([...changed, ...catalog.journaled]) : changed;
+  // A deferred publish whose lines go into their bins (the journal is full) saves them as unrendered first:
+  // once a bin holds a plugin's newer line, no merge may take that plugin's items from the old documents,
+  // even if this run dies before the meta file below.
+  if (!journaled && write === 'journal' && catalog.order && changed && changed.size > 0)
+    await store.put(CATALOG_META_KEY, utf8.encode(serializeMeta(catalog)), CATALOG_PUT);
   if (!journaled) await writeBins(store, catalog, names);
   const emptied = folding ? catalog.journal : [];
   if (folding) {
@@ -737,6 +762,58 @@ async function journalLines(store: Store, catalog: Catalog, changed: ReadonlySet
   catalog.journal = [...catalog.journal, { sha256, size: body.byteLength }];
   for (const name of names) catalog.journaled.add(name);
   return true;
+}
+
+/**
+ * The order the index documents were last rendered in (document-order.ts), if the meta file names one and
+ * the stored file is that one; else undefined, and the next rendering is a full one.
+ */
+export async function readOrder(store: Store, catalog: Catalog): Promise<DocumentOrder | undefined> {
+  if (!catalog.order) return undefined;
+  const object = await store.get(CATALOG_ORDER_KEY);
+  if (!object || object.body.byteLength !== catalog.order.size) return undefined;
+  if (sha256Hex(object.body) !== catalog.order.sha256) return undefined;
+  return parseOrder(object.body);
+}
+
+/**
+ * Writes the order the index documents were just rendered in, and names it in the catalog (saved with the
+ * meta file, after it): every plugin is rendered in it, none unrendered.
+ */
+export async function saveOrder(store: Store, catalog: Catalog, order: DocumentOrder): Promise<void> {
+  const body = serializeOrder(order);
+  const sha256 = sha256Hex(body);
+  await store.put(CATALOG_ORDER_KEY, body, { ...CATALOG_PUT, sha256 });
+  catalog.order = { sha256, size: body.byteLength };
+  catalog.unrendered.clear();
+}
+
+/** More plugins than this unrendered, and the next rendering is a full one (the meta file lists them). */
+const MAX_UNRENDERED = 4096;
+
+/**
+ * Notes plugins whose lines changed while the index documents were not rendered (a deferred publish); every
+ * plugin changed (`undefined`), or more than a merge is worth, and the next rendering is a full one.
+ */
+export function markUnrendered(catalog: Catalog, changed: ReadonlySet<string> | undefined): void {
+  if (!catalog.order) return;
+  for (const name of changed ?? []) catalog.unrendered.add(name);
+  if (changed === undefined || catalog.unrendered.size > MAX_UNRENDERED) {
+    catalog.order = undefined;
+    catalog.unrendered.clear();
+  }
+}
+
+/** A line's api versions as the catalog stores them: comma-separated. */
+export function apiVersionsField(line: CatalogLine): string {
+  return line instanceof StoredLine ? line.apiVersionsField : line.apiVersions.join(',');
+}
+
+/** The UTF-8 lengths of a line's entry, search row and falcoctl item, without encoding a text line. */
+export function itemLengths(line: CatalogLine): [entry: number, search: number, falcoctl: number] {
+  if (line instanceof StoredLine)
+    return [line.lengthOf(ENTRY), line.lengthOf(SEARCH), line.lengthOf(FALCOCTL)];
+  return [Buffer.byteLength(line.entry), Buffer.byteLength(line.search), Buffer.byteLength(line.falcoctl)];
 }
 
 /**
@@ -846,6 +923,8 @@ export interface CatalogOutline {
   readonly lengths: Uint32Array;
   /** The union of every line's api versions, sorted. */
   readonly apiVersions: readonly string[];
+  /** Per name, in that order: its api versions as stored (comma-separated). */
+  readonly apiVersionFields: readonly string[];
 }
 
 /** Offsets of the three items in `CatalogOutline.lengths`. */
@@ -938,17 +1017,19 @@ async function* unreadBins(store: Store, catalog: Catalog, keep: boolean): Async
  * @throws PlugindexError CATALOG_OUTDATED when a bin is of another format.
  */
 export async function outlineCatalog(store: Store, catalog: Catalog): Promise<CatalogOutline> {
-  const rows: { name: string; entry: number; search: number; falcoctl: number }[] = [];
+  const rows: { name: string; entry: number; search: number; falcoctl: number; api: string }[] = [];
   const fields = new Set<string>();
   const versions = new Set<string>();
   const add = (name: string, line: CatalogLine) => {
     if (line instanceof StoredLine) {
-      fields.add(line.apiVersionsField);
+      const api = line.apiVersionsField;
+      fields.add(api);
       rows.push({
         name,
         entry: line.lengthOf(ENTRY),
         search: line.lengthOf(SEARCH),
         falcoctl: line.lengthOf(FALCOCTL),
+        api,
       });
     } else {
       for (const v of line.apiVersions) versions.add(v);
@@ -958,6 +1039,7 @@ export async function outlineCatalog(store: Store, catalog: Catalog): Promise<Ca
         entry,
         search: searchBytes(line).byteLength,
         falcoctl: falcoctlItem(line).byteLength,
+        api: line.apiVersions.join(','),
       });
     }
   };
@@ -973,7 +1055,12 @@ export async function outlineCatalog(store: Store, catalog: Catalog): Promise<Ca
     lengths[i * 3 + OUTLINE_SEARCH] = row.search;
     lengths[i * 3 + OUTLINE_FALCOCTL] = row.falcoctl;
   });
-  return { names: rows.map((row) => row.name), lengths, apiVersions: [...versions].sort() };
+  return {
+    names: rows.map((row) => row.name),
+    lengths,
+    apiVersions: [...versions].sort(),
+    apiVersionFields: rows.map((row) => row.api),
+  };
 }
 
 /** A plugin's three items as bytes: its entry, search row and falcoctl item. */

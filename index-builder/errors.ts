@@ -153,7 +153,9 @@ export type ErrorCode =
   // The publisher would sign with a key the published snapshot does not name, outside a rotation
   | 'SIGNING_KEY_NOT_CURRENT'
   // A catalog bin read once a publish is under way is of another format (catalog.ts `readBins`)
-  | 'CATALOG_OUTDATED';
+  | 'CATALOG_OUTDATED'
+  // A published index document is not the rendering the catalog's order file records (a merge falls back)
+  | 'INDEX_DOCUMENT_STALE';
 
 export class PlugindexError extends Error {
   override readonly name: string = 'PlugindexError';

@@ -5,6 +5,7 @@
  * it, never the catalog's, which lags the snapshot when a run died between the two.
  */
 import {
+  apiVersionsField,
   apiVersionsOf,
   type Catalog,
   type CatalogLine,
@@ -18,17 +19,30 @@ import {
   heldFalcoctlLength,
   heldSearchRow,
   heldSearchRowLength,
+  itemLengths,
+  markUnrendered,
   OUTLINE_ENTRY,
   OUTLINE_FALCOCTL,
   OUTLINE_SEARCH,
   outlineCatalog,
   readBins,
+  readOrder,
   saveCatalog,
+  saveOrder,
   searchBytes,
   sortedLines,
   sortedNames,
 } from '../catalog.ts';
 import { digestOf } from '../digest.ts';
+import {
+  apiVersionsOfFields,
+  type ChangedItems,
+  type DocumentOrder,
+  ORDER_ENTRY,
+  ORDER_FALCOCTL,
+  ORDER_SEARCH,
+  planMerge,
+} from '../document-order.ts';
 import { KeyError } from '../errors.ts';
 import {
   binKey,
@@ -53,13 +67,16 @@ import {
   BufferPool,
   type DocumentLayout,
   FALCOCTL_LAYOUT,
+  IndexDocumentStale,
   indexJsonLayout,
   indexYamlLayout,
   LayoutCutter,
   layoutChunks,
   layoutSize,
+  OldDocument,
   renderLayout,
   searchJsonLayout,
+  splicedChunks,
   utf8Length,
 } from '../render/index-documents.ts';
 import { HOME_PAGE_SIZE } from '../render/page-script.ts';
@@ -150,13 +167,27 @@ function indexLayouts(ctx: PipelineContext, apiVersions: readonly string[]) {
   };
 }
 
+/** The order the documents are rendered in, but for their digests (known once they are written). */
+type RenderedOrder = Omit<DocumentOrder, 'documents'>;
+
 /** Index documents to write, buffered or streamed, and the home page's first plugins. */
 interface IndexDocuments {
   readonly buffered: [string, Uint8Array][];
   readonly streamed: StreamedDocument[];
   readonly home: HomeListing;
+  /** The order the documents are rendered in: saved once they are written, for the next merge. */
+  readonly order: RenderedOrder;
+  /** Merged into the published documents (a stale one fails its write with IndexDocumentStale). */
+  readonly merged?: boolean;
   /** Deletes what the rendering left in the intake store (a spill), once the documents are written. */
   readonly done?: () => Promise<void>;
+}
+
+/** The order of `lines` (named `names`, sorted). */
+function orderOfLines(names: readonly string[], lines: readonly CatalogLine[]): RenderedOrder {
+  const lengths = new Uint32Array(lines.length * 3);
+  lines.forEach((line, i) => lengths.set(itemLengths(line), i * 3));
+  return { names, lengths, apiVersions: lines.map(apiVersionsField) };
 }
 
 /**
@@ -180,19 +211,20 @@ function renderIndexDocuments(
     { key: FALCOCTL_INDEX_KEY, layout: layouts[FALCOCTL_INDEX_KEY], lines, ...FALCOCTL_ITEMS },
   ];
   const home = homeListing(catalog, names);
+  const order = orderOfLines(names, lines);
   if (over(documents, ctx.streamIndexesOverBytes ?? STREAM_THRESHOLD_BYTES)) {
     const streamed = documents.map((doc) => ({
       key: doc.key,
       size: sizeOf(doc),
       chunks: () => layoutChunks(doc.layout, lines.map(doc.text)),
     }));
-    return { buffered: [], streamed, home };
+    return { buffered: [], streamed, home, order };
   }
   const buffered = documents.map((doc): [string, Uint8Array] => [
     doc.key,
     renderLayout(doc.layout, lines.map(doc.bytes), renderBuffers.take),
   ]);
-  return { buffered, streamed: [], home };
+  return { buffered, streamed: [], home, order };
 }
 
 /** Which items of the outline each index document is made of, and where they are spilled. */
@@ -211,9 +243,17 @@ const SPILLED = [
  * the intake store in that order, a window of names at a time (catalog.ts `sortedLines`), and each rendering
  * streams the spill back (`LayoutCutter`), one object read at a time whatever the store.
  */
-async function indexDocumentsOf(ctx: PipelineContext, catalog: Catalog): Promise<IndexDocuments> {
+async function indexDocumentsOf(
+  ctx: PipelineContext,
+  catalog: Catalog,
+  changed: ReadonlySet<string> | undefined,
+  merge = true,
+): Promise<IndexDocuments> {
   if (catalog.unread.size === 0) return renderIndexDocuments(ctx, catalog, sortedNames(catalog));
+  const merged = merge && changed ? await mergedIndexDocuments(ctx, catalog, changed) : undefined;
+  if (merged) return merged;
   const outline = await outlineCatalog(ctx.intake, catalog);
+  const order = { names: outline.names, lengths: outline.lengths, apiVersions: outline.apiVersionFields };
   const layouts = indexLayouts(ctx, outline.apiVersions);
   const count = outline.names.length;
   const sizes = SPILLED.map(({ key, offset }) => {
@@ -223,7 +263,7 @@ async function indexDocumentsOf(ctx: PipelineContext, catalog: Catalog): Promise
   });
   if (sizes.reduce((sum, size) => sum + size, 0) <= (ctx.streamIndexesOverBytes ?? STREAM_THRESHOLD_BYTES)) {
     await readBins(ctx.intake, catalog, catalog.unread);
-    return renderIndexDocuments(ctx, catalog, outline.names, layouts);
+    return { ...renderIndexDocuments(ctx, catalog, outline.names, layouts), order };
   }
   forgetBins(ctx.intake);
   const rows = await spillLines(ctx, catalog, outline);
@@ -241,7 +281,147 @@ async function indexDocumentsOf(ctx: PipelineContext, catalog: Catalog): Promise
     for (const items of ['entries', 'search', 'falcoctl'] as const)
       await ctx.intake.delete(catalogSpillKey(items));
   };
-  return { buffered: [], streamed, home: { rows, total: count }, done };
+  return { buffered: [], streamed, home: { rows, total: count }, order, done };
+}
+
+/** A merge is worth it for up to this many changed plugins, or an eighth of the registry if that is more. */
+const MERGE_MIN_CHANGED = 64;
+
+/** Which items of the order each index document is made of. */
+const MERGED = [
+  { key: INDEX_JSON_KEY, offset: ORDER_ENTRY, item: (c: ChangedItems) => c.entry },
+  { key: INDEX_YAML_KEY, offset: ORDER_ENTRY, item: (c: ChangedItems) => c.entry },
+  { key: SEARCH_KEY, offset: ORDER_SEARCH, item: (c: ChangedItems) => c.search },
+  { key: FALCOCTL_INDEX_KEY, offset: ORDER_FALCOCTL, item: (c: ChangedItems) => c.falcoctl },
+] as const;
+
+/**
+ * The index documents as a merge of the changed plugins (`changed`, and those a deferred publish left
+ * unrendered) into the published ones (document-order.ts): every other plugin's items are the old
+ * documents' bytes, taken as they are, so no bin but the changed plugins' is read and nothing is sorted or
+ * copied but what changed. Undefined when there is no order to merge into, or more changed than a merge is
+ * worth, or a published document under the streaming threshold is not the recorded one: then the caller
+ * renders them in full. Over the threshold, each old document is streamed and checked as it is read (a
+ * stale one fails with IndexDocumentStale).
+ */
+async function mergedIndexDocuments(
+  ctx: PipelineContext,
+  catalog: Catalog,
+  changed: ReadonlySet<string>,
+): Promise<IndexDocuments | undefined> {
+  const old = await readOrder(ctx.intake, catalog);
+  if (!old || MERGED.some(({ key }) => !old.documents.has(key))) return undefined;
+  const names = new Set([...catalog.unrendered, ...changed]);
+  if (names.size > Math.max(MERGE_MIN_CHANGED, old.names.length / 8)) return undefined;
+  await readBins(ctx.intake, catalog, [...names].filter((name) => !catalog.plugins.has(name)).map(binOf));
+  const items = new Map<string, ChangedItems | undefined>();
+  for (const name of names) {
+    const line = catalog.plugins.get(name);
+    items.set(
+      name,
+      line && {
+        entry: entryBytes(line),
+        search: searchBytes(line),
+        falcoctl: falcoctlItem(line),
+        apiVersions: apiVersionsField(line),
+      },
+    );
+  }
+  const plan = planMerge(old, items);
+  const { order } = plan;
+  const count = order.names.length;
+  const layouts = indexLayouts(ctx, apiVersionsOfFields(order.apiVersions));
+  const sizes = MERGED.map(({ key, offset }) => {
+    let bytes = 0;
+    for (let i = 0; i < count; i++) bytes += order.lengths[i * 3 + offset] as number;
+    return layoutSize(layouts[key], count, bytes);
+  });
+  const streaming =
+    sizes.reduce((sum, size) => sum + size, 0) > (ctx.streamIndexesOverBytes ?? STREAM_THRESHOLD_BYTES);
+  // Under the threshold, each old document is read whole and checked before a byte of it is used.
+  const held = new Map<string, Uint8Array>();
+  if (!streaming)
+    for (const { key } of MERGED) {
+      const object = await ctx.site.get(key);
+      const expected = old.documents.get(key) as DocumentDigest;
+      if (
+        !object ||
+        object.body.byteLength !== expected.size ||
+        digestOf(object.body).sha256 !== expected.sha256
+      )
+        return undefined;
+      held.set(key, object.body);
+    }
+  const chunksOf = (key: string, offset: number, item: (c: ChangedItems) => Uint8Array) => {
+    const oldItems = {
+      layout: layouts[key as keyof typeof layouts],
+      size: (old.documents.get(key) as DocumentDigest).size,
+      lengths: old.lengths,
+      count: old.names.length,
+      stride: 3,
+      offset,
+    };
+    const layout = layouts[key as keyof typeof layouts];
+    const body = held.get(key);
+    if (body) return () => splicedChunks(layout, plan.steps, item, new OldDocument([body], key), oldItems);
+    return () =>
+      streamedSplice(ctx, key, old.documents.get(key) as DocumentDigest, (oldDocument) =>
+        splicedChunks(layout, plan.steps, item, oldDocument, oldItems),
+      );
+  };
+  const streamed = MERGED.map(({ key, offset, item }, i) => ({
+    key,
+    size: sizes[i] as number,
+    chunks: chunksOf(key, offset, item),
+  }));
+  const search = streamed[2] as StreamedDocument;
+  const rows = await firstRows(search.chunks(), layouts[SEARCH_KEY], order, HOME_PAGE_SIZE);
+  return { buffered: [], streamed, home: { rows, total: count }, order, merged: true };
+}
+
+/** A published document streamed from the site store into a merge, checked as it is read. */
+async function* streamedSplice(
+  ctx: PipelineContext,
+  key: string,
+  expected: DocumentDigest,
+  splice: (old: OldDocument) => AsyncIterable<Uint8Array>,
+): AsyncGenerator<Uint8Array> {
+  const object = await ctx.site.getStream(key);
+  if (!object) throw new IndexDocumentStale(key, 'is missing');
+  try {
+    yield* splice(new OldDocument(object.body, key, expected));
+  } finally {
+    object.cancel();
+  }
+}
+
+/** The first `limit` rows of a search.json rendered as `chunks` in `order` (read no further than they are). */
+async function firstRows(
+  chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
+  layout: DocumentLayout,
+  order: RenderedOrder,
+  limit: number,
+): Promise<SearchEntry[]> {
+  const count = Math.min(limit, order.names.length);
+  const separator = utf8Length(layout.separator);
+  let needed = utf8Length(layout.prefix);
+  for (let i = 0; i < count; i++) needed += (order.lengths[i * 3 + ORDER_SEARCH] as number) + separator;
+  const head = new Uint8Array(needed);
+  let at = 0;
+  for await (const chunk of chunks) {
+    const taken = Math.min(chunk.byteLength, needed - at);
+    head.set(chunk.subarray(0, taken), at);
+    at += taken;
+    if (at === needed) break;
+  }
+  const rows: SearchEntry[] = [];
+  let position = utf8Length(layout.prefix);
+  for (let i = 0; i < count; i++) {
+    const length = order.lengths[i * 3 + ORDER_SEARCH] as number;
+    rows.push(JSON.parse(decoder.decode(head.subarray(position, position + length))) as SearchEntry);
+    position += length + separator;
+  }
+  return rows;
 }
 
 /**
@@ -373,19 +553,17 @@ export async function commitGeneration(
   const indexes = !deferIndexes || INDEX_DOCUMENTS.some((key) => !registryDigests.has(key));
   // Every bin rewritten (a rebuild, a first publish): every line, read now if the catalog was opened.
   if (!bins) await readBins(ctx.intake, catalog, catalog.unread);
-  const rendered = indexes ? await indexDocumentsOf(ctx, catalog) : undefined;
-  const { buffered, streamed } = rendered ?? { buffered: [], streamed: [] };
-  // One at a time: each holds a few chunks in flight, whatever its size.
+  let rendered = indexes ? await indexDocumentsOf(ctx, catalog, changed) : undefined;
   try {
-    for (const document of streamed)
-      registryDigests.set(document.key, await putStreamedSigned(ctx, document));
+    await putStreamedDocuments(ctx, rendered, registryDigests);
   } catch (error) {
-    // The spill goes either way; the rendering's failure is the one to report.
-    await rendered?.done?.().catch(() => {});
-    throw error;
+    // A merge into a published document that is not the one recorded (a run died after writing it, or it
+    // was changed by hand): nothing of it was committed; render every document in full instead.
+    if (!(error instanceof IndexDocumentStale && rendered?.merged)) throw error;
+    rendered = await indexDocumentsOf(ctx, catalog, changed, false);
+    await putStreamedDocuments(ctx, rendered, registryDigests);
   }
-  await rendered?.done?.();
-  const signed = [...buffered];
+  const signed = [...(rendered?.buffered ?? [])];
   const large = signed.map(([, body]) => body);
   // The snapshot bins it rewrites list every plugin of theirs: their digests, without reading their lines.
   const binDocuments = bins ? await documentsIn(ctx.intake, catalog, bins) : catalog.plugins;
@@ -408,7 +586,7 @@ export async function commitGeneration(
   catalog.indexesPending = !indexes;
   // For what this call did not rewrite, the published snapshot (the commit point) is the truth: the
   // catalog's copy of a digest is older when a run died after its snapshot but before the catalog was saved.
-  const written = new Set([...signed.map(([key]) => key), ...streamed.map((d) => d.key)]);
+  const written = new Set([...signed.map(([key]) => key), ...(rendered?.streamed ?? []).map((d) => d.key)]);
   for (const [key, digest] of Object.entries(previous?.documents ?? {}))
     if (!written.has(key)) registryDigests.set(key, digest);
   await writeStatics(ctx, registryDigests, rendered?.home);
@@ -419,9 +597,33 @@ export async function commitGeneration(
   const generation = Math.max(catalog.generation, previous?.generation ?? 0) + 1;
   await writeSnapshot(ctx, generation, listed, snapshot);
   catalog.generation = generation;
+  // The order the documents are now in, for the next rendering to merge into; else what it must re-render.
+  if (rendered) {
+    const documents = new Map(
+      INDEX_DOCUMENTS.map((key) => [key, registryDigests.get(key) as DocumentDigest] as const),
+    );
+    await saveOrder(ctx.intake, catalog, { ...rendered.order, documents });
+  } else markUnrendered(catalog, changed);
   // A deferred publish journals its plugins' lines; the flush folds the journal into the bins (catalog.ts).
   await saveCatalog(ctx.intake, catalog, changed, indexes ? 'fold' : 'journal');
   return generation;
+}
+
+/** Writes the streamed index documents, one at a time (each holds a few chunks in flight, whatever its size). */
+async function putStreamedDocuments(
+  ctx: PipelineContext,
+  rendered: IndexDocuments | undefined,
+  registryDigests: Map<string, DocumentDigest>,
+): Promise<void> {
+  try {
+    for (const document of rendered?.streamed ?? [])
+      registryDigests.set(document.key, await putStreamedSigned(ctx, document));
+  } catch (error) {
+    // The spill goes either way; the rendering's failure is the one to report.
+    await rendered?.done?.().catch(() => {});
+    throw error;
+  }
+  await rendered?.done?.();
 }
 
 /**

@@ -6,6 +6,10 @@
  * between publishes (BufferPool).
  */
 import { Buffer } from 'node:buffer';
+import { createSha256, type Sha256 } from '../digest.ts';
+import type { ChangedItems, MergeStep } from '../document-order.ts';
+import { PlugindexError } from '../errors.ts';
+import type { DocumentDigest } from '../model.ts';
 import { stringifyJson } from '../text.ts';
 
 const utf8 = new TextEncoder();
@@ -316,4 +320,126 @@ export class LayoutCutter {
     }
     if (this.#at > 0) yield this.#chunk.subarray(0, this.#at);
   }
+}
+
+/**
+ * An old rendering of a document, read once from the start as its pieces come (one buffer, or a store's
+ * stream), for a merge to take its unchanged items from (`splicedChunks`). With `expected`, every byte is
+ * hashed as it passes and `finish` refuses bytes that are not the ones the order recorded.
+ */
+export class OldDocument {
+  readonly #pieces: Iterator<Uint8Array> | AsyncIterator<Uint8Array>;
+  readonly #hash: Sha256 | undefined;
+  #piece: Uint8Array = new Uint8Array(0);
+  /** Where `#piece` starts in the document, and the first byte of it not yet taken. */
+  #start = 0;
+  #at = 0;
+  #ended = false;
+
+  constructor(
+    pieces: Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
+    private readonly key: string,
+    private readonly expected?: DocumentDigest,
+  ) {
+    this.#pieces =
+      Symbol.asyncIterator in pieces
+        ? pieces[Symbol.asyncIterator]()
+        : (pieces as Iterable<Uint8Array>)[Symbol.iterator]();
+    this.#hash = expected ? createSha256() : undefined;
+  }
+
+  /** The next piece; false at the end. */
+  async #pull(): Promise<boolean> {
+    const next = await this.#pieces.next();
+    if (next.done) {
+      this.#ended = true;
+      return false;
+    }
+    this.#start += this.#piece.byteLength;
+    this.#piece = next.value;
+    this.#hash?.update(next.value);
+    return true;
+  }
+
+  /** The bytes from `from` to `to` (never before what was taken already), as views of the pieces. */
+  async *take(from: number, to: number): AsyncGenerator<Uint8Array> {
+    if (from < this.#at) throw new Error(`${this.key}: the merge went back in the old document`);
+    this.#at = from;
+    while (this.#at < to) {
+      while (this.#at >= this.#start + this.#piece.byteLength)
+        if (!(await this.#pull())) throw new IndexDocumentStale(this.key, 'ends before its last item');
+      const end = Math.min(to, this.#start + this.#piece.byteLength);
+      yield this.#piece.subarray(this.#at - this.#start, end - this.#start);
+      this.#at = end;
+    }
+  }
+
+  /** Reads what is left; refuses a document whose bytes are not the recorded ones. */
+  async finish(): Promise<void> {
+    if (!this.expected) return;
+    let size = this.#start + this.#piece.byteLength;
+    while (!this.#ended && (await this.#pull())) size += this.#piece.byteLength;
+    if (size !== this.expected.size || this.#hash?.hex() !== this.expected.sha256)
+      throw new IndexDocumentStale(this.key, 'is not the rendering its order records');
+  }
+}
+
+/** A published index document that is not the one the order recorded: a merge stops, and a full rendering runs. */
+export class IndexDocumentStale extends PlugindexError {
+  override readonly name = 'IndexDocumentStale';
+
+  constructor(key: string, why: string) {
+    super('INDEX_DOCUMENT_STALE', `${key} ${why}: rendering it from the catalog instead`);
+  }
+}
+
+/** Where an old document of `layout` lays its items: `lengths[offset + i * stride]` for `count` items. */
+export interface OldItems {
+  readonly layout: DocumentLayout;
+  readonly size: number;
+  readonly lengths: ArrayLike<number>;
+  readonly count: number;
+  readonly stride: number;
+  readonly offset: number;
+}
+
+/**
+ * A document of `layout` whose items are the merge's `steps`: each run of unchanged items taken from the old
+ * document as it is (the separators between them included, a layout's separator never changes), each changed
+ * item rendered (`item`). The bytes renderLayout gives for the merged items, without copying the old ones.
+ */
+export async function* splicedChunks(
+  layout: DocumentLayout,
+  steps: readonly MergeStep[],
+  item: (changed: ChangedItems) => Uint8Array,
+  old: OldDocument,
+  items: OldItems,
+): AsyncGenerator<Uint8Array> {
+  const separator = utf8.encode(layout.separator);
+  const oldSeparator = utf8Length(items.layout.separator);
+  const oldSuffix = utf8Length(items.layout.suffix);
+  let itemBytes = 0;
+  for (let i = 0; i < items.count; i++) itemBytes += items.lengths[items.offset + i * items.stride] as number;
+  const lengthOf = (i: number) => items.lengths[items.offset + i * items.stride] as number;
+  // The old items start after the old prefix, whatever the registry metadata in it said then.
+  let position = items.size - oldSuffix - itemBytes - oldSeparator * Math.max(0, items.count - 1);
+  let index = 0;
+  let emitted = 0;
+  for (const step of steps) {
+    yield emitted === 0 ? utf8.encode(layout.prefix) : separator;
+    if ('changed' in step) {
+      yield item(step.changed);
+      emitted++;
+      continue;
+    }
+    const [from, to] = step.old;
+    for (; index < from; index++) position += lengthOf(index) + oldSeparator;
+    const start = position;
+    for (; index < to; index++) position += lengthOf(index) + oldSeparator;
+    yield* old.take(start, position - oldSeparator);
+    emitted += to - from;
+  }
+  await old.finish();
+  if (emitted === 0) yield utf8.encode(layout.empty ?? layout.prefix + layout.suffix);
+  else yield utf8.encode(layout.suffix);
 }

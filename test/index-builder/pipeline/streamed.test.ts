@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { compressChunks } from '../../../index-builder/compression.ts';
 import { StoreError } from '../../../index-builder/errors.ts';
 import {
+  CATALOG_ORDER_KEY,
   CONTENT_ENCODINGS,
   encodedVariantKey,
   INDEX_DOCUMENTS,
@@ -172,7 +173,11 @@ describe('when chunks are compressed as they are read', () => {
   });
 });
 
-async function publishAll(context: PipelineContext, registry: TestRegistry): Promise<void> {
+async function publishAll(
+  context: PipelineContext,
+  registry: TestRegistry,
+  beforeFlush: () => void = () => {},
+): Promise<void> {
   const manifests = [
     validManifest({ name: 'demo-plugin', version: '1.0.0' }),
     validManifest({ name: 'other-plugin', version: '0.1.0' }),
@@ -186,6 +191,7 @@ async function publishAll(context: PipelineContext, registry: TestRegistry): Pro
     const result = await processSubmissions(i === 0 ? context : deferred, keys);
     expect(result.outcomes.map((o) => o.status)).toEqual(['accepted']);
   }
+  beforeFlush();
   expect((await flushIndexes(context)).generation).not.toBeNull();
 }
 
@@ -196,55 +202,65 @@ function body(registry: TestRegistry, key: string): Uint8Array {
 }
 
 describe('when the index documents are streamed', () => {
-  it('publishes the bytes the buffered rendering publishes, signed, bound by the snapshot', async () => {
-    const buffered = await makeRegistry();
-    const streamed = await makeRegistry();
-    const options = { compressionThresholdBytes: 100 };
-    await publishAll({ ...buffered.context, ...options }, buffered);
-    await publishAll({ ...streamed.context, ...options, streamIndexesOverBytes: 0 }, streamed);
-    // Rendered from the items spilled in name order (the flush opened the catalog without its bins),
-    // and the spill is gone once the documents are written.
-    expect(streamed.intake.writes).toContain('state/catalog/spill/entries.bin');
-    expect([...streamed.intake.objects.keys()].filter((k) => k.startsWith('state/catalog/spill/'))).toEqual(
-      [],
-    );
+  it.each([
+    // The flush merges the deferred plugins into the published documents, each streamed back and checked.
+    ['merged into the published documents', false],
+    // Without the order they were rendered in, from the items spilled in name order (the flush opened the
+    // catalog without its bins), and the spill is gone once the documents are written.
+    ['spilled in name order', true],
+  ])(
+    'publishes the bytes the buffered rendering publishes, signed, bound by the snapshot (%s)',
+    async (_, spilled) => {
+      const buffered = await makeRegistry();
+      const streamed = await makeRegistry();
+      const options = { compressionThresholdBytes: 100 };
+      await publishAll({ ...buffered.context, ...options }, buffered);
+      await publishAll({ ...streamed.context, ...options, streamIndexesOverBytes: 0 }, streamed, () => {
+        if (spilled) streamed.intake.objects.delete(CATALOG_ORDER_KEY);
+      });
+      const spills = streamed.intake.writes.filter((k) => k.startsWith('state/catalog/spill/'));
+      expect(spills.length > 0).toBe(spilled);
+      expect([...streamed.intake.objects.keys()].filter((k) => k.startsWith('state/catalog/spill/'))).toEqual(
+        [],
+      );
 
-    const snapshot = JSON.parse(
-      new TextDecoder().decode(body(streamed, 'snapshot.json')),
-    ) as SnapshotDocument;
-    const bufferedSnapshot = JSON.parse(
-      new TextDecoder().decode(body(buffered, 'snapshot.json')),
-    ) as SnapshotDocument;
-    const key = await readPublicKey(streamed.registryKey.publicKey);
-    const gpg = gpgKeyring(streamed.registryKey.publicKey);
-    try {
-      for (const document of INDEX_DOCUMENTS) {
-        const bytes = body(streamed, document);
-        expect(Buffer.compare(bytes, body(buffered, document)), document).toBe(0);
-        expect(snapshot.documents[document], document).toEqual(bufferedSnapshot.documents[document]);
-        expect(() => verifyListedDocument(snapshot, document, bytes)).not.toThrow();
-        const signature = new TextDecoder().decode(body(streamed, signatureKey(document)));
-        await expect(verifyDetachedSignature(bytes, signature, [key.key])).resolves.toMatchObject({
-          ok: true,
-        });
-        expect(gpg.verify(bytes, signature)).toMatch(
-          new RegExp(`VALIDSIG .* ${streamed.registryKey.fingerprint}`),
-        );
-        for (const encoding of CONTENT_ENCODINGS) {
-          const variant = streamed.site.objects.get(encodedVariantKey(document, encoding));
-          expect(variant?.contentEncoding, `${document} ${encoding}`).toBe(encoding);
-          const decoded = (encoding === 'br' ? brotliDecompressSync : gunzipSync)(
-            variant?.body as Uint8Array,
+      const snapshot = JSON.parse(
+        new TextDecoder().decode(body(streamed, 'snapshot.json')),
+      ) as SnapshotDocument;
+      const bufferedSnapshot = JSON.parse(
+        new TextDecoder().decode(body(buffered, 'snapshot.json')),
+      ) as SnapshotDocument;
+      const key = await readPublicKey(streamed.registryKey.publicKey);
+      const gpg = gpgKeyring(streamed.registryKey.publicKey);
+      try {
+        for (const document of INDEX_DOCUMENTS) {
+          const bytes = body(streamed, document);
+          expect(Buffer.compare(bytes, body(buffered, document)), document).toBe(0);
+          expect(snapshot.documents[document], document).toEqual(bufferedSnapshot.documents[document]);
+          expect(() => verifyListedDocument(snapshot, document, bytes)).not.toThrow();
+          const signature = new TextDecoder().decode(body(streamed, signatureKey(document)));
+          await expect(verifyDetachedSignature(bytes, signature, [key.key])).resolves.toMatchObject({
+            ok: true,
+          });
+          expect(gpg.verify(bytes, signature)).toMatch(
+            new RegExp(`VALIDSIG .* ${streamed.registryKey.fingerprint}`),
           );
-          expect(Buffer.compare(decoded, bytes), `${document} ${encoding}`).toBe(0);
+          for (const encoding of CONTENT_ENCODINGS) {
+            const variant = streamed.site.objects.get(encodedVariantKey(document, encoding));
+            expect(variant?.contentEncoding, `${document} ${encoding}`).toBe(encoding);
+            const decoded = (encoding === 'br' ? brotliDecompressSync : gunzipSync)(
+              variant?.body as Uint8Array,
+            );
+            expect(Buffer.compare(decoded, bytes), `${document} ${encoding}`).toBe(0);
+          }
         }
+      } finally {
+        gpg.close();
       }
-    } finally {
-      gpg.close();
-    }
-    // The non-ASCII description made it through, in both.
-    expect(new TextDecoder().decode(body(streamed, 'index.json'))).toContain('成本 🚀');
-  });
+      // The non-ASCII description made it through, in both.
+      expect(new TextDecoder().decode(body(streamed, 'index.json'))).toContain('成本 🚀');
+    },
+  );
 
   it('writes each document after its variants and before its signature, and all before the snapshot', async () => {
     const registry = await makeRegistry();
