@@ -23,9 +23,18 @@ export const ORDER_ENTRY = 0;
 export const ORDER_SEARCH = 1;
 export const ORDER_FALCOCTL = 2;
 
+/** A document as written: its digest, and the store's validator for it when the store gave one. */
+export interface WrittenDocument extends DocumentDigest {
+  /**
+   * The store's ETag for the object as written (a strong validator): an object that still has it holds
+   * these bytes, and need not be hashed again to be trusted.
+   */
+  readonly etag?: string;
+}
+
 export interface DocumentOrder {
   /** The documents rendered in this order, as written: what the published bytes must still be. */
-  readonly documents: ReadonlyMap<string, DocumentDigest>;
+  readonly documents: ReadonlyMap<string, WrittenDocument>;
   /** Every name, sorted (the documents' order). */
   readonly names: readonly string[];
   /** Per name, in that order: the bytes of its entry, search row and falcoctl item. */
@@ -36,8 +45,8 @@ export interface DocumentOrder {
 
 export function serializeOrder(order: DocumentOrder): Uint8Array {
   const out = [HEADER];
-  for (const [key, { sha256, size }] of [...order.documents].sort(([a], [b]) => (a < b ? -1 : 1)))
-    out.push(`document\t${key}\t${sha256}\t${size}`);
+  for (const [key, { sha256, size, etag }] of [...order.documents].sort(([a], [b]) => (a < b ? -1 : 1)))
+    out.push(`document\t${key}\t${sha256}\t${size}${etag && !/[\t\n]/.test(etag) ? `\t${etag}` : ''}`);
   const { names, lengths, apiVersions } = order;
   for (let i = 0; i < names.length; i++)
     out.push(
@@ -50,14 +59,15 @@ export function serializeOrder(order: DocumentOrder): Uint8Array {
 export function parseOrder(bytes: Uint8Array): DocumentOrder | undefined {
   const lines = utf8Decoder.decode(bytes).split('\n');
   if (lines[0] !== HEADER || lines.at(-1) !== '') return undefined;
-  const documents = new Map<string, DocumentDigest>();
+  const documents = new Map<string, WrittenDocument>();
   let i = 1;
   for (; i < lines.length - 1 && (lines[i] as string).startsWith('document\t'); i++) {
     const fields = (lines[i] as string).split('\t');
     const size = Number(fields[3]);
-    if (fields.length !== 4 || !/^[0-9a-f]{64}$/.test(fields[2] as string) || !Number.isSafeInteger(size))
-      return undefined;
-    documents.set(fields[1] as string, { sha256: fields[2] as string, size });
+    if (fields.length < 4 || fields.length > 5) return undefined;
+    if (!/^[0-9a-f]{64}$/.test(fields[2] as string) || !Number.isSafeInteger(size)) return undefined;
+    const etag = fields[4];
+    documents.set(fields[1] as string, { sha256: fields[2] as string, size, ...(etag ? { etag } : {}) });
   }
   const count = lines.length - 1 - i;
   const names: string[] = new Array(count);

@@ -42,6 +42,7 @@ import {
   ORDER_FALCOCTL,
   ORDER_SEARCH,
   planMerge,
+  type WrittenDocument,
 } from '../document-order.ts';
 import { KeyError } from '../errors.ts';
 import {
@@ -82,7 +83,7 @@ import {
 import { HOME_PAGE_SIZE } from '../render/page-script.ts';
 import { renderBins, renderSignedSnapshot, renderSnapshot } from '../render/snapshot.ts';
 import { toYaml } from '../render/yaml.ts';
-import { CACHE_MUTABLE } from '../store.ts';
+import { CACHE_MUTABLE, type ObjectInfo } from '../store.ts';
 import { identityOf, type PipelineContext } from './context.ts';
 import { putEncodedVariants } from './encoded.ts';
 import { readLogHead } from './log-writer.ts';
@@ -179,6 +180,8 @@ interface IndexDocuments {
   readonly order: RenderedOrder;
   /** Merged into the published documents (a stale one fails its write with IndexDocumentStale). */
   readonly merged?: boolean;
+  /** The streamed documents are views of documents held in memory: written side by side, not in turn. */
+  readonly held?: boolean;
   /** Deletes what the rendering left in the intake store (a spill), once the documents are written. */
   readonly done?: () => Promise<void>;
 }
@@ -338,18 +341,15 @@ async function mergedIndexDocuments(
   });
   const streaming =
     sizes.reduce((sum, size) => sum + size, 0) > (ctx.streamIndexesOverBytes ?? STREAM_THRESHOLD_BYTES);
-  // Under the threshold, each old document is read whole and checked before a byte of it is used.
+  // Under the threshold, each old document is read whole and checked before a byte of it is used: by the
+  // store's validator when it still is the one recorded, else by hashing it.
   const held = new Map<string, Uint8Array>();
   if (!streaming)
     for (const { key } of MERGED) {
       const object = await ctx.site.get(key);
-      const expected = old.documents.get(key) as DocumentDigest;
-      if (
-        !object ||
-        object.body.byteLength !== expected.size ||
-        digestOf(object.body).sha256 !== expected.sha256
-      )
-        return undefined;
+      const expected = old.documents.get(key) as WrittenDocument;
+      if (!object || object.body.byteLength !== expected.size) return undefined;
+      if (!unchanged(object, expected) && digestOf(object.body).sha256 !== expected.sha256) return undefined;
       held.set(key, object.body);
     }
   const chunksOf = (key: string, offset: number, item: (c: ChangedItems) => Uint8Array) => {
@@ -365,7 +365,7 @@ async function mergedIndexDocuments(
     const body = held.get(key);
     if (body) return () => splicedChunks(layout, plan.steps, item, new OldDocument([body], key), oldItems);
     return () =>
-      streamedSplice(ctx, key, old.documents.get(key) as DocumentDigest, (oldDocument) =>
+      streamedSplice(ctx, key, old.documents.get(key) as WrittenDocument, (oldDocument) =>
         splicedChunks(layout, plan.steps, item, oldDocument, oldItems),
       );
   };
@@ -376,20 +376,28 @@ async function mergedIndexDocuments(
   }));
   const search = streamed[2] as StreamedDocument;
   const rows = await firstRows(search.chunks(), layouts[SEARCH_KEY], order, HOME_PAGE_SIZE);
-  return { buffered: [], streamed, home: { rows, total: count }, order, merged: true };
+  return { buffered: [], streamed, home: { rows, total: count }, order, merged: true, held: !streaming };
 }
 
-/** A published document streamed from the site store into a merge, checked as it is read. */
+/** Whether the store says `object` still is the document as written (same ETag, same size). */
+function unchanged(object: ObjectInfo, written: WrittenDocument): boolean {
+  return written.etag !== undefined && object.etag === written.etag && object.size === written.size;
+}
+
+/**
+ * A published document streamed from the site store into a merge, checked as it is read (hashed, unless the
+ * store's validator is still the one recorded).
+ */
 async function* streamedSplice(
   ctx: PipelineContext,
   key: string,
-  expected: DocumentDigest,
+  expected: WrittenDocument,
   splice: (old: OldDocument) => AsyncIterable<Uint8Array>,
 ): AsyncGenerator<Uint8Array> {
   const object = await ctx.site.getStream(key);
   if (!object) throw new IndexDocumentStale(key, 'is missing');
   try {
-    yield* splice(new OldDocument(object.body, key, expected));
+    yield* splice(new OldDocument(object.body, key, unchanged(object, expected) ? undefined : expected));
   } finally {
     object.cancel();
   }
@@ -599,9 +607,12 @@ export async function commitGeneration(
   catalog.generation = generation;
   // The order the documents are now in, for the next rendering to merge into; else what it must re-render.
   if (rendered) {
-    const documents = new Map(
-      INDEX_DOCUMENTS.map((key) => [key, registryDigests.get(key) as DocumentDigest] as const),
-    );
+    // With the store's validator of each, so the next merge need not hash them to trust them.
+    const documents = new Map<string, WrittenDocument>();
+    for (const key of INDEX_DOCUMENTS) {
+      const etag = (await ctx.site.head(key))?.etag;
+      documents.set(key, { ...(registryDigests.get(key) as DocumentDigest), ...(etag ? { etag } : {}) });
+    }
     await saveOrder(ctx.intake, catalog, { ...rendered.order, documents });
   } else markUnrendered(catalog, changed);
   // A deferred publish journals its plugins' lines; the flush folds the journal into the bins (catalog.ts).
@@ -616,8 +627,14 @@ async function putStreamedDocuments(
   registryDigests: Map<string, DocumentDigest>,
 ): Promise<void> {
   try {
-    for (const document of rendered?.streamed ?? [])
-      registryDigests.set(document.key, await putStreamedSigned(ctx, document));
+    // Held documents side by side: their compressions then share the thread pool, and nothing is rendered.
+    await forEachLimited(
+      rendered?.streamed ?? [],
+      rendered?.held ? WRITE_CONCURRENCY : 1,
+      async (document) => {
+        registryDigests.set(document.key, await putStreamedSigned(ctx, document));
+      },
+    );
   } catch (error) {
     // The spill goes either way; the rendering's failure is the one to report.
     await rendered?.done?.().catch(() => {});

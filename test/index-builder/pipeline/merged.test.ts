@@ -1,0 +1,212 @@
+/**
+ * Index documents merged rather than rendered (pipeline/commit.ts `mergedIndexDocuments`): a publish takes
+ * every unchanged plugin's items from the published documents and renders only the changed ones. Every step
+ * here runs on two registries, one merging and one made to render in full (its order file deleted before
+ * each run), and their documents must be the same bytes; and a published document that is not the recorded
+ * one, or a lost order, makes the run render in full.
+ */
+import { Buffer } from 'node:buffer';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { JOURNAL_MAX_ENTRIES } from '../../../index-builder/catalog.ts';
+import {
+  CATALOG_META_KEY,
+  CATALOG_ORDER_KEY,
+  HOME_PAGE_KEY,
+  INDEX_DOCUMENTS,
+  INDEX_JSON_KEY,
+  SEARCH_KEY,
+} from '../../../index-builder/layout.ts';
+import type { SnapshotDocument } from '../../../index-builder/model.ts';
+import type { PipelineContext } from '../../../index-builder/pipeline/context.ts';
+import { flushIndexes, processSubmissions } from '../../../index-builder/pipeline/index.ts';
+import type { KeyPair } from '../../../index-builder/signing.ts';
+import { verifyListedDocument } from '../../../index-builder/verify.ts';
+import { submitAction } from '../../support/actions.ts';
+import {
+  makeBundle,
+  makeRegistry,
+  type TestRegistry,
+  testKey,
+  validManifest,
+} from '../../support/fixtures.ts';
+
+let publisher: KeyPair;
+beforeAll(async () => {
+  publisher = await testKey('publisher');
+});
+
+const decoder = new TextDecoder();
+const text = (registry: TestRegistry, key: string) => decoder.decode(registry.site.objects.get(key)?.body);
+
+/** A registry whose site records which keys were read, so a test can tell a merge (it reads index.json). */
+async function recording(options: Partial<PipelineContext>) {
+  const registry = await makeRegistry();
+  const reads: string[] = [];
+  const { get, getStream } = registry.site;
+  registry.site.get = (key) => {
+    reads.push(key);
+    return get.call(registry.site, key);
+  };
+  registry.site.getStream = (key) => {
+    reads.push(key);
+    return getStream.call(registry.site, key);
+  };
+  return { registry, reads, context: { ...registry.context, compressionThresholdBytes: 100, ...options } };
+}
+
+type Step = (registry: TestRegistry, context: PipelineContext) => Promise<void>;
+
+const publish =
+  (...plugins: [name: string, version: string, description?: string][]): Step =>
+  async (registry, context) => {
+    const bundles = await Promise.all(
+      plugins.map(([name, version, description]) =>
+        makeBundle({ manifest: validManifest({ name, version, ...(description ? { description } : {}) }) }),
+      ),
+    );
+    const result = await processSubmissions(context, await registry.submit(...bundles));
+    expect(result.outcomes.map((o) => o.status)).toEqual(plugins.map(() => 'accepted'));
+  };
+
+const deferred =
+  (step: Step): Step =>
+  (registry, context) =>
+    step(registry, { ...context, deferIndexes: true });
+
+const flush: Step = async (_, context) => {
+  expect((await flushIndexes(context)).generation).not.toBeNull();
+};
+
+const yank =
+  (plugin: string, version: string): Step =>
+  async (registry, context) => {
+    const { key } = await submitAction(registry.intake, { action: 'yank', plugin, version }, publisher);
+    const result = await processSubmissions(context, [key]);
+    expect(result.outcomes.map((o) => o.status)).toEqual(['accepted']);
+  };
+
+const STEPS: [string, Step][] = [
+  ['a first plugin (rendered in full: there is no order yet)', publish(['m-plugin', '1.0.0'])],
+  ['two inserted, before and after', publish(['c-plugin', '0.1.0'], ['x-plugin', '2.0.0'])],
+  [
+    'one replaced in the middle, with text of every UTF-8 length',
+    publish(['m-plugin', '1.1.0', 'Coûts — 成本 🚀']),
+  ],
+  ['a first and a last, deferred', deferred(publish(['a-plugin', '1.0.0'], ['zz-plugin', '1.0.0']))],
+  ['another deferred, replacing one of them', deferred(publish(['a-plugin', '1.1.0']))],
+  ['the flush of the deferred ones', flush],
+  ['a yank', yank('m-plugin', '1.0.0')],
+  ['one more between', publish(['d-plugin', '3.0.0'])],
+];
+
+describe.each([
+  ['buffered', {}],
+  ['streamed', { streamIndexesOverBytes: 0 }],
+] as const)('when the index documents are merged (%s)', (_, options) => {
+  it('publishes at each step the bytes a full rendering publishes, bound by the snapshot', async () => {
+    const merging = await recording(options);
+    const full = await recording(options);
+    for (const [i, [what, step]] of STEPS.entries()) {
+      merging.reads.length = 0;
+      full.registry.intake.objects.delete(CATALOG_ORDER_KEY);
+      await step(merging.registry, merging.context);
+      await step(full.registry, full.context);
+      const rendered = what !== STEPS[3]?.[0] && what !== STEPS[4]?.[0];
+      // Merged into the published documents, once there are some (a deferred publish renders nothing).
+      expect(merging.reads.includes(INDEX_JSON_KEY), what).toBe(i > 0 && rendered);
+      expect(full.reads.includes(INDEX_JSON_KEY), what).toBe(false);
+      const snapshot = JSON.parse(text(merging.registry, 'snapshot.json')) as SnapshotDocument;
+      for (const key of [...INDEX_DOCUMENTS, HOME_PAGE_KEY]) {
+        const bytes = merging.registry.site.objects.get(key)?.body as Uint8Array;
+        const expected = full.registry.site.objects.get(key)?.body as Uint8Array;
+        expect(Buffer.from(bytes).toString(), `${what}: ${key}`).toBe(Buffer.from(expected).toString());
+        if (key !== HOME_PAGE_KEY) expect(() => verifyListedDocument(snapshot, key, bytes)).not.toThrow();
+      }
+    }
+    const index = JSON.parse(text(merging.registry, INDEX_JSON_KEY)) as { plugins: { name: string }[] };
+    expect(index.plugins.map((p) => p.name)).toEqual([
+      'a-plugin',
+      'c-plugin',
+      'd-plugin',
+      'm-plugin',
+      'x-plugin',
+      'zz-plugin',
+    ]);
+    expect(text(merging.registry, SEARCH_KEY)).toContain('成本 🚀');
+    // The home page lists the first plugins, from the merged search rows.
+    expect(text(merging.registry, HOME_PAGE_KEY)).toContain('a-plugin');
+  });
+
+  it.each([
+    ['changed by hand', (registry: TestRegistry) => spoil(registry, INDEX_JSON_KEY)],
+    [
+      'changed by hand (the smallest one)',
+      (registry: TestRegistry) => spoil(registry, 'falcoctl/index.yaml'),
+    ],
+    ['without its order file', (registry: TestRegistry) => registry.intake.objects.delete(CATALOG_ORDER_KEY)],
+    [
+      'with an order file that is not the one the catalog names',
+      (registry: TestRegistry) => spoil(registry.intake, CATALOG_ORDER_KEY),
+    ],
+  ])('renders in full when a published document is %s', async (_, damage) => {
+    const merging = await recording(options);
+    const full = await recording(options);
+    for (const { registry, context } of [merging, full]) {
+      await publish(['b-plugin', '1.0.0'], ['d-plugin', '1.0.0'])(registry, context);
+      damage(registry);
+      await publish(['c-plugin', '1.0.0'])(registry, context);
+    }
+    for (const key of INDEX_DOCUMENTS) {
+      const bytes = merging.registry.site.objects.get(key)?.body as Uint8Array;
+      expect(decoder.decode(bytes), key).toBe(text(full.registry, key));
+      expect(decoder.decode(bytes), key).not.toContain('spoiled');
+    }
+    expect(JSON.parse(text(merging.registry, INDEX_JSON_KEY)).plugins).toHaveLength(3);
+    // And the next publish merges again, into the documents rendered in full.
+    merging.reads.length = 0;
+    await publish(['a-plugin', '1.0.0'])(merging.registry, merging.context);
+    expect(merging.reads).toContain(INDEX_JSON_KEY);
+    expect(JSON.parse(text(merging.registry, INDEX_JSON_KEY)).plugins).toHaveLength(4);
+  });
+});
+
+/** Rewrites an object with other bytes of the same size, as a hand edit would (a store's ETag follows). */
+function spoil(store: TestRegistry | TestRegistry['intake'], key: string): void {
+  const target = 'site' in store ? store.site : store;
+  const object = target.objects.get(key);
+  if (!object) throw new Error(`missing ${key}`);
+  const body = Buffer.from(object.body);
+  body.write('spoiled', Math.floor(body.byteLength / 2));
+  void target.put(key, body, { contentType: object.contentType, cacheControl: object.cacheControl });
+}
+
+describe('when a deferred publish writes its plugins into their bins', () => {
+  it('names them unrendered in the meta file before any bin holds their new lines', async () => {
+    const { registry, context } = await recording({});
+    await publish(['b-plugin', '1.0.0'])(registry, context);
+    const meta = () => decoder.decode(registry.intake.objects.get(CATALOG_META_KEY)?.body);
+    expect(meta()).toMatch(/^order\t[0-9a-f]{64}\t\d+$/m);
+    // Every bin write fails: the run dies after the meta file says what the documents lag.
+    const put = registry.intake.put.bind(registry.intake);
+    registry.intake.put = async (key, body, options) => {
+      if (key.startsWith('state/catalog/bins/')) throw new Error('the disk is full');
+      return put(key, body, options);
+    };
+    // A full journal makes a deferred publish write its plugin's bin.
+    for (let i = 0; i < JOURNAL_MAX_ENTRIES; i++) {
+      const catalog = meta();
+      expect(catalog).not.toContain('unrendered\tzz');
+      await deferred(publish(['b-plugin', `1.0.${i + 1}`]))(registry, context);
+    }
+    await expect(deferred(publish(['zz-plugin', '1.0.0']))(registry, context)).rejects.toThrow(
+      'the disk is full',
+    );
+    expect(meta()).toMatch(/^unrendered\tzz-plugin$/m);
+    // Once the disk has room, the upload left in incoming/ is published and the documents list it.
+    registry.intake.put = put;
+    await processSubmissions(context);
+    const index = JSON.parse(text(registry, INDEX_JSON_KEY)) as { plugins: { name: string }[] };
+    expect(index.plugins.map((p) => p.name)).toEqual(['b-plugin', 'zz-plugin']);
+    expect(text(registry, INDEX_JSON_KEY)).toContain(`"1.0.${JOURNAL_MAX_ENTRIES}"`);
+  });
+});
