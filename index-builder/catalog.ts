@@ -783,7 +783,11 @@ export async function readOrder(store: Store, catalog: Catalog): Promise<Documen
 export async function saveOrder(store: Store, catalog: Catalog, order: DocumentOrder): Promise<void> {
   const body = serializeOrder(order);
   const sha256 = sha256Hex(body);
-  await store.put(CATALOG_ORDER_KEY, body, { ...CATALOG_PUT, sha256 });
+  await store.put(CATALOG_ORDER_KEY, body, {
+    contentType: 'application/octet-stream',
+    cacheControl: CACHE_PRIVATE,
+    sha256,
+  });
   catalog.order = { sha256, size: body.byteLength };
   catalog.unrendered.clear();
 }

@@ -385,7 +385,7 @@ export function catalogBinKey(bin: string): string {
  * The order of the index documents as last rendered (document-order.ts): what the next rendering merges the
  * changed plugins into. Named by digest in the meta file.
  */
-export const CATALOG_ORDER_KEY = 'state/catalog/order.tsv';
+export const CATALOG_ORDER_KEY = 'state/catalog/order.bin';
 
 /** The catalog's journal: the lines deferred publishes changed, one object per commit, named by its digest. */
 export const CATALOG_JOURNAL_PREFIX = 'state/catalog/journal/';

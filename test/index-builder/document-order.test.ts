@@ -122,10 +122,12 @@ describe('the order file', () => {
   it.each([
     ['another format', (text: string) => text.replace('plugindex-order 1', 'plugindex-order 2')],
     ['a cut file', (text: string) => text.slice(0, -3)],
-    ['names out of order', (text: string) => text.replace('a-one\t', 'c-three\t')],
+    ['bytes after its end', (text: string) => `${text}\n`],
+    ['names out of order', (text: string) => text.replace('a-one\nb-two', 'b-two\na-one')],
+    ['a count of names that is not theirs', (text: string) => text.replace('names\t2\t', 'names\t3\t')],
     [
-      'a length that is not a number',
-      (text: string) => text.replace(/\tv1\n$/, 'x\tv1\n').replace(/\t(\d+)\tv1\n$/, '\tx$1\tv1\n'),
+      'a block size that is not its own',
+      (text: string) => text.replace(/\napi\t(\d+)/, (_, n) => `\napi\t${Number(n) + 1}`),
     ],
     ['a malformed digest', (text: string) => text.replace(/\t[0-9a-f]{64}\t/, '\tnot-a-digest\t')],
   ])('refuses %s', (_, spoil) => {
@@ -136,10 +138,12 @@ describe('the order file', () => {
         ['b-two', itemOf('b-two')],
       ]),
     );
-    const text = new TextDecoder().decode(serializeOrder(order));
+    // Bytes as Latin-1 text, so the binary lengths come back as they were.
+    const text = Buffer.from(serializeOrder(order)).toString('latin1');
     const spoiled = spoil(text);
     expect(spoiled).not.toBe(text);
-    expect(parseOrder(utf8.encode(spoiled))).toBeUndefined();
+    expect(parseOrder(Buffer.from(spoiled, 'latin1'))).toBeUndefined();
+    expect(parseOrder(Buffer.from(text, 'latin1'))?.names).toEqual(['a-one', 'b-two']);
   });
 });
 
