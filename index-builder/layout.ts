@@ -19,7 +19,7 @@
  *   incoming/<any name>                               uploads waiting
  *   status/<submission id>.json                       what became of each
  *   processed/<submission id>.tgz, rejected/…         the uploads after processing
- *   state/catalog/meta.tsv, state/catalog/bins/<hh>.tsv   the catalog (catalog.ts)
+ *   state/catalog/meta.tsv, state/catalog/bins/<hh>.tsv   the catalog (catalog.ts), order.bin (document-order.ts)
  *
  * The version folder is the version without its build metadata: SemVer says `1.0.0+a` and `1.0.0+b` are
  * one version, and S3 reads a `+` in a URL path as a space.
