@@ -303,7 +303,11 @@ describe('when uploads arrive in the intake bucket', () => {
       (next) => async (args) => {
         const input = args.input as { Bucket?: string; Key?: string };
         const result = await next(args);
-        if (input.Bucket === config.siteBucket && input.Key === 'index.json') indexWrites.push(input.Key);
+        const method = (args as { request?: { method?: string } }).request?.method;
+        // Writes only: the flush also reads index.json, to merge the changed plugins into it.
+        const write = method !== 'GET' && method !== 'HEAD';
+        if (write && input.Bucket === config.siteBucket && input.Key === 'index.json')
+          indexWrites.push(input.Key);
         if (!injected && input.Bucket === config.intakeBucket && input.Key === 'incoming/first.tgz') {
           if ((args as { request?: { method?: string } }).request?.method === 'DELETE') {
             injected = true;
