@@ -7,6 +7,7 @@
 import {
   apiVersionsField,
   apiVersionsOf,
+  binsKept,
   type Catalog,
   type CatalogLine,
   type CatalogOutline,
@@ -253,6 +254,12 @@ async function indexDocumentsOf(
   merge = true,
 ): Promise<IndexDocuments> {
   if (catalog.unread.size === 0) return renderIndexDocuments(ctx, catalog, sortedNames(catalog));
+  // A warm process holding every bin joins their lines into its kept buffers: reading the published
+  // documents into fresh memory would cost it more than that copy.
+  if (binsKept(ctx.intake, catalog)) {
+    await readBins(ctx.intake, catalog, catalog.unread);
+    return renderIndexDocuments(ctx, catalog, sortedNames(catalog));
+  }
   const merged = merge && changed ? await mergedIndexDocuments(ctx, catalog, changed) : undefined;
   if (merged) return merged;
   const outline = await outlineCatalog(ctx.intake, catalog);

@@ -7,7 +7,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { JOURNAL_MAX_ENTRIES } from '../../../index-builder/catalog.ts';
+import { forgetBins, JOURNAL_MAX_ENTRIES } from '../../../index-builder/catalog.ts';
 import {
   CATALOG_META_KEY,
   CATALOG_ORDER_KEY,
@@ -54,7 +54,13 @@ async function recording(options: Partial<PipelineContext>) {
   return { registry, reads, context: { ...registry.context, compressionThresholdBytes: 100, ...options } };
 }
 
+/**
+ * A run as a process that starts cold runs it (every `plugindex publish`): without the bins a warm process
+ * keeps, which it renders from instead of merging.
+ */
 type Step = (registry: TestRegistry, context: PipelineContext) => Promise<void>;
+
+const cold = (registry: TestRegistry) => forgetBins(registry.intake);
 
 const publish =
   (...plugins: [name: string, version: string, description?: string][]): Step =>
@@ -109,6 +115,8 @@ describe.each([
     for (const [i, [what, step]] of STEPS.entries()) {
       merging.reads.length = 0;
       full.registry.intake.objects.delete(CATALOG_ORDER_KEY);
+      cold(merging.registry);
+      cold(full.registry);
       await step(merging.registry, merging.context);
       await step(full.registry, full.context);
       const rendered = what !== STEPS[3]?.[0] && what !== STEPS[4]?.[0];
@@ -154,6 +162,7 @@ describe.each([
     for (const { registry, context } of [merging, full]) {
       await publish(['b-plugin', '1.0.0'], ['d-plugin', '1.0.0'])(registry, context);
       damage(registry);
+      cold(registry);
       await publish(['c-plugin', '1.0.0'])(registry, context);
     }
     for (const key of INDEX_DOCUMENTS) {
@@ -164,6 +173,7 @@ describe.each([
     expect(JSON.parse(text(merging.registry, INDEX_JSON_KEY)).plugins).toHaveLength(3);
     // And the next publish merges again, into the documents rendered in full.
     merging.reads.length = 0;
+    cold(merging.registry);
     await publish(['a-plugin', '1.0.0'])(merging.registry, merging.context);
     expect(merging.reads).toContain(INDEX_JSON_KEY);
     expect(JSON.parse(text(merging.registry, INDEX_JSON_KEY)).plugins).toHaveLength(4);
@@ -179,6 +189,17 @@ function spoil(store: TestRegistry | TestRegistry['intake'], key: string): void 
   body.write('spoiled', Math.floor(body.byteLength / 2));
   void target.put(key, body, { contentType: object.contentType, cacheControl: object.cacheControl });
 }
+
+describe('when a process keeps every bin', () => {
+  it('renders from the lines it holds rather than reading the published documents', async () => {
+    const { registry, reads, context } = await recording({});
+    await publish(['b-plugin', '1.0.0'])(registry, context);
+    reads.length = 0;
+    await publish(['c-plugin', '1.0.0'])(registry, context);
+    expect(reads).not.toContain(INDEX_JSON_KEY);
+    expect(JSON.parse(text(registry, INDEX_JSON_KEY)).plugins).toHaveLength(2);
+  });
+});
 
 describe('when a deferred publish writes its plugins into their bins', () => {
   it('names them unrendered in the meta file before any bin holds their new lines', async () => {

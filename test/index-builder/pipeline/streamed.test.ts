@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
+import { forgetBins } from '../../../index-builder/catalog.ts';
 import { compressChunks } from '../../../index-builder/compression.ts';
 import { StoreError } from '../../../index-builder/errors.ts';
 import {
@@ -216,6 +217,8 @@ describe('when the index documents are streamed', () => {
       const options = { compressionThresholdBytes: 100 };
       await publishAll({ ...buffered.context, ...options }, buffered);
       await publishAll({ ...streamed.context, ...options, streamIndexesOverBytes: 0 }, streamed, () => {
+        // As a process that starts cold flushes: without the bins a warm one keeps (and renders from).
+        forgetBins(streamed.intake);
         if (spilled) streamed.intake.objects.delete(CATALOG_ORDER_KEY);
       });
       const spills = streamed.intake.writes.filter((k) => k.startsWith('state/catalog/spill/'));
