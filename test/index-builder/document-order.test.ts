@@ -110,7 +110,13 @@ describe('the order file', () => {
         ['search.json', { sha256: 'c'.repeat(64), size: 12 }],
       ]),
     };
-    for (const written of [order, withEtag]) {
+    const empty: DocumentOrder = {
+      documents: new Map(),
+      names: [],
+      lengths: new Uint32Array(0),
+      apiVersions: [],
+    };
+    for (const written of [order, withEtag, empty]) {
       const read = parseOrder(serializeOrder(written));
       expect(read?.names).toEqual(written.names);
       expect([...(read?.lengths ?? [])]).toEqual([...written.lengths]);
