@@ -12,6 +12,7 @@
  * died between writing documents and saving the catalog, or a document changed by hand, makes the next
  * rendering a full one. Pure: bytes in, bytes out.
  */
+import { Buffer } from 'node:buffer';
 import type { DocumentDigest } from './model.ts';
 
 const HEADER = 'plugindex-order 1';
@@ -85,13 +86,7 @@ export function serializeOrder(order: DocumentOrder): Uint8Array {
     utf8.encode(`\nlengths\t${lengths.byteLength}\n`),
     lengths,
   ];
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.byteLength, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.byteLength;
-  }
-  return out;
+  return Buffer.concat(parts);
 }
 
 /** Reads an order file from the start: its text lines, and blocks of bytes their lines announce. */
