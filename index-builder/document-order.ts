@@ -58,7 +58,9 @@ function lengthBytes(lengths: Uint32Array): Uint8Array {
 
 /** Little-endian bytes as lengths (a copy, aligned). */
 function lengthsOf(bytes: Uint8Array): Uint32Array {
-  const copy = bytes.slice();
+  // A copy of its own, at offset 0 of its own memory, whatever `bytes` is a view of (a Buffer's `slice` is
+  // no copy: Uint8Array's is).
+  const copy = Uint8Array.prototype.slice.call(bytes);
   if (LITTLE_ENDIAN) return new Uint32Array(copy.buffer, 0, copy.byteLength / 4);
   const view = new DataView(copy.buffer);
   return Uint32Array.from({ length: copy.byteLength / 4 }, (_, i) => view.getUint32(i * 4, true));
