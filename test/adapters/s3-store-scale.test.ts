@@ -27,8 +27,8 @@ describe.skipIf(!enabled)(`when the publish function flushes ${plugins} plugins 
     expect(result.bytes, 'documents too small to show the bound: seed more plugins').toBeGreaterThan(
       PROCESS_MEMORY_BOUND,
     );
-    // A multipart object's ETag names its parts.
-    expect(result.indexEtag).toMatch(/-\d+"$/);
+    // Multipart: index.json (280 MB at 100,000 plugins) went up in parts in both flushes.
+    expect(result.indexParts).toBeGreaterThanOrEqual(4);
     expect(result.maxRss).toBeLessThan(PROCESS_MEMORY_BOUND);
   });
 });
