@@ -9,19 +9,23 @@
  * await processSubmissions({ intake, site, signer, clock: systemClock, config });
  */
 
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import {
+  AbortMultipartUploadCommand,
+  ChecksumAlgorithm,
+  type CompletedPart,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
   type ListObjectsV2CommandOutput,
   PutObjectCommand,
-  type PutObjectCommandInput,
   S3Client,
   S3ServiceException,
+  UploadPartCommand,
 } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import { StoreError } from '../index-builder/errors.ts';
 import { keyProblem } from '../index-builder/layout.ts';
 import type {
@@ -41,11 +45,13 @@ export interface S3StoreOptions {
   readonly prefix?: string;
   /** Bodies at least this large go up as multipart uploads (S3 takes at most 5 GiB in one PUT). */
   readonly multipartThresholdBytes?: number;
-  /**
-   * The part size of multipart uploads (8 MiB by default; S3's least is 5 MiB): an upload holds up to four
-   * parts in memory at once.
-   */
+  /** The part size of multipart uploads (8 MiB by default; S3's least is 5 MiB, the last part aside). */
   readonly partSizeBytes?: number;
+  /**
+   * Parts of one streamed upload (`putStream`) on the wire at once (1 by default): it holds one more part
+   * buffer than that, whatever the body's size.
+   */
+  readonly streamPartsInFlight?: number;
   /** Keys per ListObjectsV2 page (S3's maximum is 1,000); smaller in tests to exercise pagination. */
   readonly pageSize?: number;
 }
@@ -74,6 +80,21 @@ const PERMANENT_ERRORS = new Set([
   'MetadataTooLarge',
 ]);
 const PART_SIZE = 8 * 1024 * 1024;
+/**
+ * Parts of a streamed body on the wire at once. Its producer (a rendering, a compressor, the flush's spill,
+ * each a single producer) cannot go faster than the parts go up anyway: one part on the wire while the next
+ * is filled keeps both busy. Each part held is 8 MiB, and the flush spills to three objects at once: with
+ * lib-storage's four on the wire (and a fifth gathered, then copied again into a fresh buffer) the spill's
+ * uploads held about 120 MB; now 48 MB.
+ */
+const STREAM_PARTS_IN_FLIGHT = 1;
+/**
+ * Parts of a body already in memory (`put`) on the wire at once: they are views into it, so more of them
+ * cost no memory.
+ */
+const BUFFER_PARTS_IN_FLIGHT = 4;
+/** The first part buffer of a stream, grown to a whole part only when the body is that large. */
+const FIRST_PART_BYTES = 256 * 1024;
 
 async function* emptyStream(): AsyncIterable<Uint8Array> {}
 
@@ -100,6 +121,131 @@ function infoOf(
   };
 }
 
+/** The fields of the object itself, as PutObject and CreateMultipartUpload take them. */
+interface ObjectParams {
+  readonly Bucket: string;
+  readonly Key: string;
+  readonly ContentType: string;
+  readonly CacheControl: string;
+  readonly ContentEncoding?: string;
+}
+
+/**
+ * One multipart upload, its parts sent as they come, at most `limit` on the wire at once (`send` waits for
+ * room): created by its first part, completed by `complete`, aborted by `abort` (S3 then keeps none of its
+ * parts, and the object as it was).
+ */
+class MultipartUpload {
+  readonly #client: S3Client;
+  readonly #params: ObjectParams;
+  readonly #limit: number;
+  readonly #sending = new Set<Promise<void>>();
+  readonly #parts: CompletedPart[] = [];
+  /** The first part that failed: every later send and the completion throw it. */
+  #failure: { readonly error: unknown } | undefined;
+  #uploadId: Promise<string> | undefined;
+  #count = 0;
+
+  constructor(client: S3Client, params: ObjectParams, limit: number) {
+    this.#client = client;
+    this.#params = params;
+    this.#limit = limit;
+  }
+
+  /** Whether a part was sent: a body of one part is one PUT instead. */
+  get started(): boolean {
+    return this.#count > 0;
+  }
+
+  async #create(): Promise<string> {
+    // As lib-storage does: where the client adds a CRC32 to each part (AWS's default), the upload must be
+    // created with that algorithm, or S3 refuses each part for a checksum type it was not created with.
+    const checksum =
+      (await this.#client.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED'
+        ? { ChecksumAlgorithm: ChecksumAlgorithm.CRC32 }
+        : {};
+    const created = await this.#client.send(
+      new CreateMultipartUploadCommand({ ...this.#params, ...checksum }),
+    );
+    if (!created.UploadId) throw new Error('CreateMultipartUpload answered without an UploadId');
+    return created.UploadId;
+  }
+
+  /**
+   * Sends `bytes` as the next part once fewer than `limit` are on the wire (a failure of one sent before
+   * throws here); `sent` is called once S3 has them, when the caller may reuse their memory.
+   */
+  async send(bytes: Uint8Array, sent?: () => void): Promise<void> {
+    this.#uploadId ??= this.#create();
+    const UploadId = await this.#uploadId;
+    while (this.#sending.size >= this.#limit) await Promise.race(this.#sending);
+    this.#check();
+    const PartNumber = ++this.#count;
+    const sending: Promise<void> = this.#sendPart(UploadId, PartNumber, bytes, sent).then(
+      () => {
+        this.#sending.delete(sending);
+      },
+      (error: unknown) => {
+        this.#failure ??= { error };
+        this.#sending.delete(sending);
+      },
+    );
+    this.#sending.add(sending);
+  }
+
+  #check(): void {
+    if (this.#failure) throw this.#failure.error;
+  }
+
+  async #sendPart(UploadId: string, PartNumber: number, bytes: Uint8Array, sent?: () => void): Promise<void> {
+    const { Bucket, Key } = this.#params;
+    const part = await this.#client.send(
+      new UploadPartCommand({ Bucket, Key, UploadId, PartNumber, Body: bytes }),
+    );
+    if (!part.ETag) throw new Error(`UploadPart answered part ${PartNumber} without an ETag`);
+    this.#parts.push({
+      PartNumber,
+      ETag: part.ETag,
+      ...(part.ChecksumCRC32 ? { ChecksumCRC32: part.ChecksumCRC32 } : {}),
+      ...(part.ChecksumCRC32C ? { ChecksumCRC32C: part.ChecksumCRC32C } : {}),
+      ...(part.ChecksumSHA1 ? { ChecksumSHA1: part.ChecksumSHA1 } : {}),
+      ...(part.ChecksumSHA256 ? { ChecksumSHA256: part.ChecksumSHA256 } : {}),
+    });
+    sent?.();
+  }
+
+  /** Waits for every part, then makes the object of them (visible at once, whole). */
+  async complete(): Promise<void> {
+    await Promise.all(this.#sending);
+    this.#check();
+    const { Bucket, Key } = this.#params;
+    const Parts = [...this.#parts].sort((a, b) => (a.PartNumber as number) - (b.PartNumber as number));
+    await this.#client.send(
+      new CompleteMultipartUploadCommand({
+        Bucket,
+        Key,
+        UploadId: await this.#uploadId,
+        MultipartUpload: { Parts },
+      }),
+    );
+  }
+
+  /**
+   * Once no part is on the wire (S3 may keep a part that arrives after the abort), discards the parts sent.
+   * Best effort: the caller throws the failure that made it abort, and a bucket's lifecycle rule for
+   * incomplete uploads takes what an abort that failed left.
+   */
+  async abort(): Promise<void> {
+    await Promise.allSettled(this.#sending);
+    const uploadId = await this.#uploadId?.catch(() => undefined);
+    if (uploadId === undefined) return;
+    const { Bucket, Key } = this.#params;
+    await this.#client
+      .send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId: uploadId }))
+      .catch(() => {});
+  }
+}
+
 function isNotFound(error: unknown): boolean {
   if (!(error instanceof S3ServiceException)) return false;
   return error.name === 'NoSuchKey' || error.name === 'NotFound' || error.$metadata.httpStatusCode === 404;
@@ -111,6 +257,7 @@ export class S3Store implements Store {
   readonly #prefix: string;
   readonly #multipartThreshold: number;
   readonly #partSize: number;
+  readonly #streamPartsInFlight: number;
   readonly #pageSize: number;
 
   constructor(options: S3StoreOptions) {
@@ -119,6 +266,7 @@ export class S3Store implements Store {
     this.#prefix = options.prefix ?? '';
     this.#multipartThreshold = options.multipartThresholdBytes ?? DEFAULT_MULTIPART_THRESHOLD;
     this.#partSize = options.partSizeBytes ?? PART_SIZE;
+    this.#streamPartsInFlight = options.streamPartsInFlight ?? STREAM_PARTS_IN_FLIGHT;
     this.#pageSize = options.pageSize ?? 1000;
   }
 
@@ -179,26 +327,45 @@ export class S3Store implements Store {
     }
   }
 
-  /** S3 replaces an object atomically on PUT: readers see the old object or the new, never a mix. */
-  async put(key: string, body: Uint8Array, options: PutOptions): Promise<void> {
-    const params = {
+  /** The fields of the object at `key` written with `options`. */
+  #params(key: string, options: PutOptions): ObjectParams {
+    return {
       Bucket: this.#bucket,
       Key: this.#writeKey(key),
-      Body: body,
       ContentType: options.contentType,
       CacheControl: options.cacheControl,
       // S3 serves it back as the Content-Encoding header, which CloudFront passes on with the variant.
       ...(options.contentEncoding ? { ContentEncoding: options.contentEncoding } : {}),
     };
+  }
+
+  /** One PUT of the whole body. */
+  async #putObject(params: ObjectParams, body: Uint8Array, sha256: string | undefined): Promise<void> {
+    // A digest the core already computed makes S3 check the bytes on arrival, at no hashing cost here.
+    const checksum = sha256 ? { ChecksumSHA256: Buffer.from(sha256, 'hex').toString('base64') } : {};
+    await this.#client.send(new PutObjectCommand({ ...params, Body: body, ...checksum }));
+  }
+
+  /**
+   * S3 replaces an object atomically on PUT, and makes a multipart object visible only once it is
+   * completed: readers see the old object or the new, never a mix.
+   */
+  async put(key: string, body: Uint8Array, options: PutOptions): Promise<void> {
+    const params = this.#params(key, options);
     try {
-      if (body.byteLength >= this.#multipartThreshold) {
-        await this.#upload(params);
-      } else {
-        // A digest the core already computed makes S3 check the bytes on arrival, at no hashing cost here.
-        const checksum = options.sha256
-          ? { ChecksumSHA256: Buffer.from(options.sha256, 'hex').toString('base64') }
-          : {};
-        await this.#client.send(new PutObjectCommand({ ...params, ...checksum }));
+      if (body.byteLength < this.#multipartThreshold) {
+        await this.#putObject(params, body, options.sha256);
+        return;
+      }
+      const upload = new MultipartUpload(this.#client, params, BUFFER_PARTS_IN_FLIGHT);
+      try {
+        // Views into the body: no part is copied.
+        for (let at = 0; at < body.byteLength; at += this.#partSize)
+          await upload.send(body.subarray(at, at + this.#partSize));
+        await upload.complete();
+      } catch (error) {
+        await upload.abort();
+        throw error;
       }
     } catch (error) {
       this.#fail(key, 'write', error);
@@ -228,30 +395,51 @@ export class S3Store implements Store {
   }
 
   /**
-   * Streams through lib-storage's Upload: one PUT when the body is under a part, a multipart upload
-   * otherwise, never more than `queueSize` parts in memory. A body that fails midway aborts the upload, so
-   * nothing is published: S3 makes a multipart object visible only once it is completed.
+   * One PUT when the body fits in one part, a multipart upload otherwise. Each chunk is copied once, into
+   * part buffers of exactly a part (S3 wants every part but the last of one size), which the upload reuses
+   * once S3 has a part: it holds `streamPartsInFlight + 1` parts at most, whatever the body's size, and
+   * reads the body no further ahead. (lib-storage's Upload gathered the chunks and copied them again, into
+   * a fresh buffer a part, with four on the wire.) A body that fails midway, or a part that does, aborts the
+   * upload, so nothing is published; the body is then read no further.
    */
   async putStream(key: string, body: AsyncIterable<Uint8Array>, options: PutOptions): Promise<void> {
-    const params = {
-      Bucket: this.#bucket,
-      Key: this.#writeKey(key),
-      Body: Readable.from(body, { objectMode: false }),
-      ContentType: options.contentType,
-      CacheControl: options.cacheControl,
-      // S3 serves it back as the Content-Encoding header, which CloudFront passes on with the variant.
-      ...(options.contentEncoding ? { ContentEncoding: options.contentEncoding } : {}),
-    };
+    const params = this.#params(key, options);
+    const size = this.#partSize;
+    const upload = new MultipartUpload(this.#client, params, this.#streamPartsInFlight);
+    const spare: Uint8Array[] = [];
+    // A small body (most of those moved out of incoming/) never takes a whole part.
+    let part: Uint8Array = new Uint8Array(Math.min(size, FIRST_PART_BYTES));
+    let filled = 0;
     try {
-      await this.#upload(params);
+      for await (const chunk of body) {
+        for (let from = 0; from < chunk.byteLength; ) {
+          if (filled === size) {
+            // A whole part, and more to come: not the last one.
+            const full = part;
+            await upload.send(full, () => spare.push(full));
+            part = spare.pop() ?? new Uint8Array(size);
+            filled = 0;
+          } else if (filled === part.byteLength) {
+            const grown = new Uint8Array(Math.min(size, part.byteLength * 4));
+            grown.set(part);
+            part = grown;
+          }
+          const taken = Math.min(chunk.byteLength - from, part.byteLength - filled);
+          part.set(chunk.subarray(from, from + taken), filled);
+          filled += taken;
+          from += taken;
+        }
+      }
+      if (!upload.started) {
+        await this.#putObject(params, part.subarray(0, filled), options.sha256);
+        return;
+      }
+      await upload.send(part.subarray(0, filled));
+      await upload.complete();
     } catch (error) {
+      await upload.abort();
       this.#fail(key, 'write', error);
     }
-  }
-
-  /** A multipart upload (one PUT when the body fits one part), at most `queueSize` parts in memory. */
-  async #upload(params: PutObjectCommandInput): Promise<void> {
-    await new Upload({ client: this.#client, params, partSize: this.#partSize, queueSize: 4 }).done();
   }
 
   async delete(key: string): Promise<void> {

@@ -3,11 +3,17 @@
  * local s3rver, then the publish function's handler (functions/handlers.ts, as the bundle wires it, with
  * the signing key given rather than fetched) invoked in a process of its own, once per upload: each
  * invocation publishes one version and flushes the index documents (multipart uploads past 8 MiB). Prints
- * each invocation's time and flush time, the bytes of index documents, and the process's peak RSS.
+ * each invocation's time and flush time, the bytes of index documents, and the process's peak RSS;
+ * `runScaleS3` gives them to the memory-bound test (test/adapters/s3-store-scale.test.ts).
  *
  * `node --import tsx bench/scale-s3.ts [PLUGINS] [INVOCATIONS]`
+ *
+ * With PLUGINDEX_SCALE_TRACE=FILE, the invoked process also writes to FILE, every 100 ms, its memory
+ * (`process.memoryUsage()`: RSS, heap used and total, array buffers) and each S3 command as it starts and
+ * ends (with its key and part number): where the memory of a flush goes, phase by phase.
  */
 import { spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -25,6 +31,7 @@ import { URL_BASE } from './synthetic.ts';
 const INTAKE = 'scale-intake';
 const SITE = 'scale-site';
 const CONFIG_KEY = 'config/plugindex.json';
+const TRACE_MS = 100;
 
 interface Child {
   readonly s3: S3ClientConfig;
@@ -33,10 +40,78 @@ interface Child {
   readonly invocations: number;
 }
 
+export interface ScaleS3Result {
+  readonly plugins: number;
+  /** Each invocation (a publish and a flush), in order; the first in a cold process. */
+  readonly times: readonly number[];
+  /** Each invocation's flush, as the handler logs it. */
+  readonly flushes: readonly number[];
+  /** Bytes of the index documents the last flush wrote (the documents, not their variants). */
+  readonly bytes: number;
+  /** The parts `index.json` went up in, over every invocation (none when each was one PUT). */
+  readonly indexParts: number;
+  /** Peak resident set of the invoked process, in bytes. */
+  readonly maxRss: number;
+  /** The peak so far once each invocation's rounds were done, before its flush (bytes). */
+  readonly beforeFlush: readonly number[];
+  /** The peak so far after each invocation's flush (bytes). */
+  readonly afterFlush: readonly number[];
+}
+
+/** Writes the process's memory every TRACE_MS to `file`, and each command of `client` as it starts and ends. */
+function startTrace(client: S3Client, file: string): () => void {
+  const out = createWriteStream(file);
+  const t0 = performance.now();
+  let stopped = false;
+  const at = () => (performance.now() - t0).toFixed(0);
+  const line = (text: string) => {
+    if (!stopped) out.write(`${at()} ${text}\n`);
+  };
+  const mb = (bytes: number) => (bytes / 1e6).toFixed(0);
+  const timer = setInterval(() => {
+    const m = process.memoryUsage();
+    line(
+      `mem rss=${mb(m.rss)} heap=${mb(m.heapUsed)} heapTotal=${mb(m.heapTotal)} arrayBuffers=${mb(m.arrayBuffers)}`,
+    );
+  }, TRACE_MS);
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const input = args.input as { Key?: string; PartNumber?: number };
+      const name = `${context.commandName} ${input.Key ?? ''} ${input.PartNumber ?? ''}`;
+      line(`start ${name}`);
+      try {
+        return await next(args);
+      } finally {
+        line(`end ${name}`);
+      }
+    },
+    { step: 'initialize', name: 'scaleTrace' },
+  );
+  return () => {
+    stopped = true;
+    clearInterval(timer);
+    out.end();
+  };
+}
+
 /** In the child: the handler, invoked once per upload; one JSON line out. */
 async function invoke(spec: Child): Promise<void> {
   const keys = JSON.parse(await readFile(spec.keysFile, 'utf8')) as Keys;
   const client = new S3Client(spec.s3);
+  const trace = process.env.PLUGINDEX_SCALE_TRACE;
+  const stopTrace = trace ? startTrace(client, trace) : undefined;
+  let indexParts = 0;
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      if (
+        context.commandName === 'UploadPartCommand' &&
+        (args.input as { Key?: string }).Key === 'index.json'
+      )
+        indexParts++;
+      return next(args);
+    },
+    { step: 'initialize', name: 'countIndexParts' },
+  );
   const signer = await createSigner(keys.registry);
   const flushes: number[] = [];
   /** Peak RSS once an invocation's rounds are done (it logs each outcome before the flush), per invocation. */
@@ -80,16 +155,35 @@ async function invoke(spec: Child): Promise<void> {
     times.push(performance.now() - t);
     if (result.outcomes[0]?.status !== 'accepted') throw new Error(JSON.stringify(result.outcomes[0]));
   }
+  const maxRss = rss();
+  stopTrace?.();
   const site = new S3Store({ client, bucket: SITE });
   let bytes = 0;
   for (const key of ['index.json', 'index.yaml', 'search.json', 'falcoctl/index.yaml'])
     bytes += (await site.head(key))?.size ?? 0;
-  const maxRss = rss();
-  process.stdout.write(`${JSON.stringify({ times, flushes, bytes, maxRss, beforeFlush, afterFlush })}\n`);
+  const result: ScaleS3Result = {
+    plugins: spec.plugins,
+    times,
+    flushes,
+    bytes,
+    indexParts,
+    maxRss,
+    beforeFlush,
+    afterFlush,
+  };
+  process.stdout.write(`${JSON.stringify(result)}\n`);
   client.destroy();
 }
 
-async function main(plugins: number, invocations: number): Promise<void> {
+/**
+ * Seeds `plugins` plugins of 10 versions into a fresh s3rver, then invokes the publish function
+ * `invocations` times in a process of its own (its RSS is the function's alone: s3rver runs here).
+ */
+export async function runScaleS3(
+  plugins: number,
+  invocations: number,
+  onSeeded?: (ms: number) => void,
+): Promise<ScaleS3Result> {
   const s3 = await startLocalS3([INTAKE, SITE]);
   const dir = await mkdtemp(path.join(tmpdir(), 'plugindex-bench-s3-'));
   try {
@@ -101,7 +195,7 @@ async function main(plugins: number, invocations: number): Promise<void> {
       contentType: 'application/json',
       cacheControl: 'no-store',
     });
-    let t = performance.now();
+    const t = performance.now();
     await seedStores(
       {
         intake,
@@ -113,36 +207,37 @@ async function main(plugins: number, invocations: number): Promise<void> {
       keys,
       plugins,
     );
-    console.log(`${plugins} plugins seeded into s3rver in ${(performance.now() - t).toFixed(0)} ms`);
+    onSeeded?.(performance.now() - t);
     const spec: Child = { s3: s3.config, keysFile, plugins, invocations };
-    t = performance.now();
     const child = spawn(
       process.execPath,
       ['--import', 'tsx', import.meta.filename, '--child', JSON.stringify(spec)],
-      {
-        stdio: ['ignore', 'pipe', 'inherit'],
-      },
+      { stdio: ['ignore', 'pipe', 'inherit'] },
     );
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
     let out = '';
     for await (const chunk of child.stdout) out += chunk;
-    const result = JSON.parse(out) as {
-      times: number[];
-      flushes: number[];
-      bytes: number;
-      maxRss: number;
-      beforeFlush: number[];
-      afterFlush: number[];
-    };
-    const mb = (bytes: number[]): string => bytes.map((b) => (b / 1e6).toFixed(0)).join(', ');
-    const warm = result.times.slice(1);
-    console.log(
-      `publish function on s3rver, ${plugins} plugins: ${invocations} invocations (each a publish and a flush): ${result.times.map((x) => x.toFixed(0)).join(', ')} ms; warm median ${median(warm).toFixed(0)} ms, of which the flush ${median(result.flushes.slice(1)).toFixed(0)} ms for ${(result.bytes / 1e6).toFixed(0)} MB of index documents; peak RSS ${(result.maxRss / 1e6).toFixed(0)} MB (per invocation, before its flush: ${mb(result.beforeFlush)} MB; after: ${mb(result.afterFlush)} MB)`,
-    );
+    const code = await exited;
+    if (code !== 0) throw new Error(`the invoked process exited with ${code}`);
+    return JSON.parse(out) as ScaleS3Result;
   } finally {
     await s3.close();
     await rm(dir, { recursive: true, force: true });
   }
 }
 
-if (process.argv[2] === '--child') await invoke(JSON.parse(process.argv[3] as string) as Child);
-else await main(Number(process.argv[2] ?? 30_000), Number(process.argv[3] ?? 4));
+async function main(plugins: number, invocations: number): Promise<void> {
+  const result = await runScaleS3(plugins, invocations, (ms) =>
+    console.log(`${plugins} plugins seeded into s3rver in ${ms.toFixed(0)} ms`),
+  );
+  const mb = (bytes: readonly number[]): string => bytes.map((b) => (b / 1e6).toFixed(0)).join(', ');
+  const warm = result.times.slice(1);
+  console.log(
+    `publish function on s3rver, ${plugins} plugins: ${invocations} invocations (each a publish and a flush): ${result.times.map((x) => x.toFixed(0)).join(', ')} ms; warm median ${median(warm).toFixed(0)} ms, of which the flush ${median(result.flushes.slice(1)).toFixed(0)} ms (flushes ${result.flushes.map((x) => x.toFixed(0)).join(', ')} ms) for ${(result.bytes / 1e6).toFixed(0)} MB of index documents; peak RSS ${(result.maxRss / 1e6).toFixed(0)} MB (per invocation, before its flush: ${mb(result.beforeFlush)} MB; after: ${mb(result.afterFlush)} MB)`,
+  );
+}
+
+if (process.argv[1] === import.meta.filename) {
+  if (process.argv[2] === '--child') await invoke(JSON.parse(process.argv[3] as string) as Child);
+  else await main(Number(process.argv[2] ?? 30_000), Number(process.argv[3] ?? 4));
+}

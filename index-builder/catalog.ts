@@ -520,10 +520,22 @@ export async function documentsIn(
 ): Promise<Map<string, { readonly document: DocumentDigest }>> {
   const out = new Map<string, { readonly document: DocumentDigest }>();
   const index = documentIndexOf(store);
+  const missing = [...bins].filter(
+    (bin) => catalog.unread.has(bin) && index.get(bin)?.sha256 !== catalog.bins.get(bin),
+  );
+  // Read side by side, as readBins does (a cold process publishing into many bins pays a store's latency
+  // once per eight), and not kept: only their digests are wanted, which the index keeps.
+  let next = 0;
+  const reader = async (): Promise<void> => {
+    while (next < missing.length) {
+      const bin = missing[next++] as string;
+      await binAt(store, bin, catalog.bins.get(bin) as string, false);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(BIN_READS_IN_FLIGHT, missing.length) }, reader));
   for (const bin of bins) {
     if (!catalog.unread.has(bin)) continue;
     const digest = catalog.bins.get(bin) as string;
-    if (index.get(bin)?.sha256 !== digest) await binAt(store, bin, digest);
     const indexed = index.get(bin);
     if (indexed?.sha256 === digest)
       for (const [name, document] of indexed.documents) out.set(name, { document });

@@ -6,7 +6,13 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
-import { GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  GetObjectCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+  S3Client,
+  S3ServiceException,
+} from '@aws-sdk/client-s3';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -218,6 +224,123 @@ describe('when storing objects in S3', () => {
     }
     expect(new TextDecoder().decode((await store.get('stream/kept.bin'))?.body)).toBe('old');
     expect(await store.head('stream/never.bin')).toBeUndefined();
+  });
+
+  it('reads a streamed body no further ahead than one part on the wire and one being filled', async () => {
+    // S3 slow to take each part: a store that queued more parts would read the body further ahead.
+    const client = new S3Client({ ...s3.config });
+    let onWire = 0;
+    let mostOnWire = 0;
+    let acknowledged = 0;
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName !== 'UploadPartCommand') return next(args);
+        onWire++;
+        mostOnWire = Math.max(mostOnWire, onWire);
+        try {
+          await new Promise((resolve) => setTimeout(resolve, 40));
+          const result = await next(args);
+          acknowledged += ((args.input as { Body: Uint8Array }).Body as Uint8Array).byteLength;
+          return result;
+        } finally {
+          onWire--;
+        }
+      },
+      { step: 'initialize', name: 'slowParts' },
+    );
+    const store = new S3Store({ client, bucket: 'store-test' });
+    const part = 8 * 1024 * 1024;
+    const chunk = 256 * 1024;
+    const big = patternBytes(6 * part + 12345);
+    let read = 0;
+    let mostAhead = 0;
+    async function* body(): AsyncIterable<Uint8Array> {
+      for await (const piece of chunksOf(big, chunk)) {
+        read += piece.byteLength;
+        mostAhead = Math.max(mostAhead, read - acknowledged);
+        yield piece;
+      }
+    }
+    await store.putStream('stream/paced.bin', body(), {
+      contentType: 'application/octet-stream',
+      cacheControl: CACHE_IMMUTABLE,
+    });
+    expect(mostOnWire).toBe(1);
+    // The part on the wire, the full one waiting for it, and the chunk read to know it was not the last.
+    expect(mostAhead).toBeLessThanOrEqual(2 * part + chunk);
+    expect(sha256((await store.get('stream/paced.bin'))?.body as Uint8Array)).toBe(sha256(big));
+    client.destroy();
+  });
+
+  it('stops reading a streamed body and aborts the upload when a part fails', async () => {
+    const client = new S3Client({ ...s3.config });
+    const commands: string[] = [];
+    let parts = 0;
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        commands.push(context.commandName as string);
+        if (context.commandName === 'UploadPartCommand' && ++parts === 2)
+          throw new S3ServiceException({
+            name: 'InternalError',
+            $fault: 'server',
+            $metadata: { httpStatusCode: 500 },
+          });
+        return next(args);
+      },
+      { step: 'initialize', name: 'failSecondPart' },
+    );
+    const store = new S3Store({ client, bucket: 'store-test' });
+    const part = 8 * 1024 * 1024;
+    let read = 0;
+    let closed = false;
+    async function* body(): AsyncIterable<Uint8Array> {
+      try {
+        for await (const piece of chunksOf(patternBytes(10 * part), 1024 * 1024)) {
+          read += piece.byteLength;
+          yield piece;
+        }
+      } finally {
+        closed = true;
+      }
+    }
+    const failure = await store
+      .putStream('stream/failed.bin', body(), {
+        contentType: 'application/octet-stream',
+        cacheControl: 'no-store',
+      })
+      .catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(StoreError);
+    expect(failure).toMatchObject({
+      code: 'STORE_IO',
+      cause: expect.objectContaining({ name: 'InternalError' }),
+    });
+    // The rest of the body is never read (its producer is told to stop), and no part of it is kept.
+    expect(closed).toBe(true);
+    expect(read).toBeLessThanOrEqual(4 * part);
+    expect(commands.at(-1)).toBe('AbortMultipartUploadCommand');
+    expect(commands).not.toContain('CompleteMultipartUploadCommand');
+    expect(await store.head('stream/failed.bin')).toBeUndefined();
+    client.destroy();
+  });
+
+  it('creates a multipart upload with the CRC32 its parts carry where the client adds checksums', async () => {
+    // AWS's default: each part gets a CRC32, which S3 refuses on completion unless the upload named it.
+    const client = new S3Client({ ...s3.config, requestChecksumCalculation: 'WHEN_SUPPORTED' });
+    const created: unknown[] = [];
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === 'CreateMultipartUploadCommand')
+          created.push((args.input as { ChecksumAlgorithm?: string }).ChecksumAlgorithm);
+        return next(args);
+      },
+      { step: 'initialize', name: 'captureCreate' },
+    );
+    const store = new S3Store({ client, bucket: 'store-test' });
+    const big = patternBytes(9 * 1024 * 1024);
+    await store.putStream('stream/checksummed.bin', chunksOf(big, 1024 * 1024), opts);
+    expect(created).toEqual(['CRC32']);
+    expect(sha256((await store.get('stream/checksummed.bin'))?.body as Uint8Array)).toBe(sha256(big));
+    client.destroy();
   });
 
   it('translates SDK failures into StoreError with the cause, and refuses unsafe keys', async () => {

@@ -638,4 +638,41 @@ describe('when going through every line in order without holding them', () => {
     expect(open.unread.has(bin)).toBe(true);
     expect(open.plugins.size).toBe(3);
   });
+
+  it('reads the bins whose digests it lacks eight at a time, each once, and keeps none of their lines', async () => {
+    const { cold, open } = await opened();
+    /** The cold store, its bin reads slow enough to overlap, counted. */
+    class PacedStore extends MemoryStore {
+      reads: string[] = [];
+      reading = 0;
+      mostReading = 0;
+      override async get(key: string): Promise<StoredObject | undefined> {
+        if (!key.startsWith('state/catalog/bins/')) return super.get(key);
+        this.reads.push(key);
+        this.mostReading = Math.max(this.mostReading, ++this.reading);
+        try {
+          await new Promise((resolve) => setTimeout(resolve, 2));
+          return await super.get(key);
+        } finally {
+          this.reading--;
+        }
+      }
+    }
+    const paced = new PacedStore();
+    for (const [key, object] of cold.objects) paced.objects.set(key, object);
+    const bins = new Set(open.bins.keys());
+    expect(bins.size, 'bins enough to fill the pool').toBeGreaterThan(16);
+    const documents = await documentsIn(paced, open, bins);
+    expect(documents.size).toBe(names.length + 2);
+    expect(paced.mostReading).toBe(8);
+    expect(new Set(paced.reads).size).toBe(paced.reads.length);
+    expect(paced.reads.length).toBe(bins.size);
+    // Indexed: asked again, it reads nothing.
+    await documentsIn(paced, open, bins);
+    expect(paced.reads.length).toBe(bins.size);
+    // Not kept: a reader of the lines reads the bin again.
+    const bin = binOf('plugin-000');
+    await readBins(paced, open, [bin]);
+    expect(paced.reads.filter((key) => key.endsWith(`/${bin}.tsv`))).toHaveLength(2);
+  });
 });
