@@ -516,11 +516,7 @@ export class FsStore implements Store {
       const temp = tempNameFor(file);
       for (let attempt = 1; ; attempt++) {
         const remembered = this.#folders.has(folder);
-        if (!remembered) {
-          mkdirSync(folder, { recursive: true });
-          if (this.#folders.size >= MADE_FOLDERS_LIMIT) this.#folders.clear();
-          this.#folders.add(folder);
-        }
+        if (!remembered) makeFolderSync(folder, this.#folders);
         try {
           renameSync(source, temp);
           break;
@@ -986,11 +982,7 @@ function writeTempSync(
   const folder = path.dirname(file);
   for (let attempt = 1; ; attempt++) {
     const remembered = folders.has(folder);
-    if (!remembered) {
-      mkdirSync(folder, { recursive: true });
-      if (folders.size >= MADE_FOLDERS_LIMIT) folders.clear();
-      folders.add(folder);
-    }
+    if (!remembered) makeFolderSync(folder, folders);
     const temp = tempNameFor(file);
     let fd: number;
     try {
@@ -1036,6 +1028,51 @@ function tempNameFor(file: string): string {
 
 /** Most folders an FsStore remembers having made (`FolderMemo`); past it, it starts over. */
 const MADE_FOLDERS_LIMIT = 10_000;
+
+/** How far up `makeFolderSync` looks for a folder it remembers (a version's artifacts are 4 below plugins/). */
+const KNOWN_DEPTH = 8;
+
+function remember(folders: FolderMemo, folder: string): void {
+  if (folders.size >= MADE_FOLDERS_LIMIT) folders.clear();
+  folders.add(folder);
+}
+
+/**
+ * Makes `folder` (and what is missing above it) and remembers each one. Below the nearest folder it
+ * remembers, each is made by one `mkdir`, top down, none failing: a recursive mkdir tries the deepest first
+ * and climbs on each ENOENT (then stats a folder that exists), and a new plugin's folders (its own, the
+ * version's, `artifacts/`, `<os>-<arch>/`) cost about ten mkdir calls where four do (strace, a batch of 10
+ * new plugins: 108 against 58). A remembered folder
+ * pruned since (ENOENT) is forgotten, and the recursive mkdir makes what is missing. A name taken by a file
+ * (EEXIST) fails the first write into it, as before.
+ */
+function makeFolderSync(folder: string, folders: FolderMemo): void {
+  const missing: string[] = [];
+  let known = folder;
+  for (let depth = 0; depth < KNOWN_DEPTH && !folders.has(known); depth++) {
+    missing.push(known);
+    known = path.dirname(known);
+  }
+  if (folders.has(known)) {
+    try {
+      for (let i = missing.length - 1; i >= 0; i--) {
+        const made = missing[i] as string;
+        try {
+          mkdirSync(made);
+        } catch (error) {
+          if (errorCode(error) !== 'EEXIST') throw error;
+        }
+        remember(folders, made);
+      }
+      return;
+    } catch (error) {
+      if (errorCode(error) !== 'ENOENT') throw error;
+      folders.delete(known);
+    }
+  }
+  mkdirSync(folder, { recursive: true });
+  for (const made of missing) remember(folders, made);
+}
 
 /**
  * The folders this store made or found, so a write into one skips its `mkdir` (a publish writes many
