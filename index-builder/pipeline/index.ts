@@ -50,7 +50,7 @@ import {
 } from './actions.ts';
 import { checkSigningKeyCurrent, commitGeneration, writeSnapshot } from './commit.ts';
 import { type BatchResult, identityOf, type PipelineContext } from './context.ts';
-import { type BatchItem, BatchView, evaluateBatch, failedWrite, rejected } from './evaluate.ts';
+import { type BatchItem, BatchView, evaluateBatch, failedWrite, rejected, released } from './evaluate.ts';
 import { takeBatch } from './intake.ts';
 import { LogWriter } from './log-writer.ts';
 import { recordOutcomes } from './outcomes.ts';
@@ -97,6 +97,8 @@ class VersionWrites {
       try {
         const record = await writeVersion(this.#ctx, evaluation, this.#published);
         this.#added.set(item, { record, manifest: evaluation.manifest });
+        // Its files are written: nothing reads them again.
+        item.evaluation = released(evaluation);
       } catch (error) {
         item.evaluation = failedWrite(error, evaluation, 'writing its files');
       }
