@@ -222,6 +222,14 @@ export class FsStore implements Store {
     this.#metaRoot = path.join(this.root, META_DIR);
   }
 
+  /**
+   * The sidecar of the file a key names (`resolveInside` gave it): the same path below the sidecar tree, with
+   * no second check of the key (a put resolved each key twice, and the check was most of that).
+   */
+  #sidecarOf(file: string): string {
+    return `${this.#metaRoot}${file.slice(this.root.length)}.json`;
+  }
+
   async get(key: string): Promise<StoredObject | undefined> {
     return this.#io(key, 'read', async () => {
       const small = this.#getSync(key);
@@ -317,7 +325,7 @@ export class FsStore implements Store {
     if (smallPuts <= PUTS_BEFORE_WRITER)
       return this.#io(key, 'write', async () => this.#writeSync(key, body, options, bare));
     const file = resolveInside(this.root, key);
-    const meta = `${resolveInside(this.#metaRoot, key)}.json`;
+    const meta = this.#sidecarOf(file);
     // A bare put needs the digest only beside a former sidecar: the writer thread hashes then.
     const sha256 = options.sha256 ?? (bare ? undefined : sha256Hex(body));
     await this.#io(key, 'write', () =>
@@ -371,7 +379,7 @@ export class FsStore implements Store {
    */
   #writeSync(key: string, body: Uint8Array, options: PutOptions, bare: boolean): void {
     const file = resolveInside(this.root, key);
-    const meta = `${resolveInside(this.#metaRoot, key)}.json`;
+    const meta = this.#sidecarOf(file);
     if (bare) {
       const state = bareState(file, meta, body);
       if (state === 'same') return;
@@ -451,7 +459,7 @@ export class FsStore implements Store {
     options: PutOptions,
   ): Promise<void> {
     const file = resolveInside(this.root, key);
-    const meta = `${resolveInside(this.#metaRoot, key)}.json`;
+    const meta = this.#sidecarOf(file);
     await this.#io(key, 'write', async () => {
       // A digest the caller already has is taken as given: the pipeline hashes every document it signs.
       const written = await writeTemp(file, body, {
@@ -511,7 +519,7 @@ export class FsStore implements Store {
     return this.#io(from, 'move', async () => {
       const source = this.#readPath(from);
       const file = resolveInside(this.root, to);
-      const meta = `${resolveInside(this.#metaRoot, to)}.json`;
+      const meta = this.#sidecarOf(file);
       const folder = path.dirname(file);
       const temp = tempNameFor(file);
       for (let attempt = 1; ; attempt++) {
