@@ -35,16 +35,32 @@ import type { PipelineContext } from './context.ts';
 import type { Upload } from './intake.ts';
 import type { LogWriter } from './log-writer.ts';
 import { mergePluginDocument } from './plugin-document.ts';
-import { forEachLimited, mapLimited, readJson } from './site-writer.ts';
+import { mapLimited, readJson } from './site-writer.ts';
 
 /** One accepted submission, ready to be written. */
 export interface Accepted {
   readonly kind: 'accepted';
   readonly manifest: Manifest;
+  /** The bundle's files; `RELEASED_CONTENTS` once its version is written (`released`). */
   readonly contents: BundleContents;
   readonly publisher: string;
   /** SHA-256 of the manifest bytes the publisher signed: a version's identity across batches. */
   readonly sourceSha256: string;
+}
+
+/** What an accepted submission holds of its bundle once its version's files are written: nothing. */
+export const RELEASED_CONTENTS: BundleContents = Object.freeze({
+  manifestName: '',
+  manifest: new Uint8Array(0),
+  files: new Map<string, Uint8Array>(),
+});
+
+/**
+ * An accepted submission without its bundle's files, once they are written: nothing reads them after, and
+ * an import of 10,000 bundles held every one (each a buffer of its own) until the batch ended.
+ */
+export function released(accepted: Accepted): Accepted {
+  return { ...accepted, contents: RELEASED_CONTENTS };
 }
 
 /** What an outcome says of an action: its kind, what it is about, who signed it. */
@@ -151,7 +167,8 @@ export function failedWrite(error: unknown, accepted: Accepted, what: string): R
  * in the batch are held as provisional records (their files are not written yet), enough to judge by.
  */
 export class BatchView {
-  readonly #published = new Map<string, PluginDocument | null>();
+  /** Each published document read, or being read (the read-ahead and the judging may ask at once). */
+  readonly #published = new Map<string, Promise<PluginDocument | undefined>>();
   readonly #current = new Map<string, PluginDocument>();
   #listed: string[] | undefined;
   #revokedPublished: RevokedKeysDocument | undefined;
@@ -162,10 +179,17 @@ export class BatchView {
   constructor(private readonly site: Store) {}
 
   /** The published document of `name`, read once per batch. */
-  async published(name: string): Promise<PluginDocument | undefined> {
-    if (!this.#published.has(name))
-      this.#published.set(name, (await readJson<PluginDocument>(this.site, pluginDocumentKey(name))) ?? null);
-    return this.#published.get(name) ?? undefined;
+  published(name: string): Promise<PluginDocument | undefined> {
+    let read = this.#published.get(name);
+    if (!read) {
+      read = readJson<PluginDocument>(this.site, pluginDocumentKey(name));
+      // A failed read is not kept: the next ask reads again (and meets the failure where it is judged).
+      read.catch(() => {
+        if (this.#published.get(name) === read) this.#published.delete(name);
+      });
+      this.#published.set(name, read);
+    }
+    return read;
   }
 
   /** The document of `name` as this batch has changed it so far (the published one when unchanged). */
@@ -297,27 +321,61 @@ async function inspectBundle(
 /** Bundles inspected at once: their signatures are checked on the thread pool, their reads overlap. */
 const INSPECT_CONCURRENCY = 8;
 
-/** Every bundle of the batch inspected, in bounded flight, and the documents their names need, read. */
-async function inspectAll(
+/**
+ * Every bundle of the batch inspected in bounded flight, each with the published document its name needs
+ * read ahead (a failure left for the judging to meet where it always did), handed out in upload order as
+ * soon as it and those before it are ready: the judging of the first uploads, and the writing of their
+ * files, overlaps the inspection of the rest (an import of 1,000 new plugins judged and wrote nothing until
+ * all were inspected, while the writer thread sat idle, then wrote while this thread waited).
+ */
+class Inspections {
+  /** Each upload's inspection until it is taken: one taken is not held here (its files are the item's). */
+  readonly #ready: (Promise<Inspection | undefined> | undefined)[];
+  readonly #done: Promise<unknown>;
+  #stopped = false;
+
+  constructor(ctx: PipelineContext, uploads: readonly Upload[], judging: Judging) {
+    const settle: ((inspection: Inspection | undefined) => void)[] = [];
+    this.#ready = uploads.map(
+      () => new Promise<Inspection | undefined>((resolve) => void settle.push(resolve)),
+    );
+    // Never rejects: an inspection's failure is an Inspection ('threw'), judged where it is met.
+    this.#done = mapLimited(uploads, INSPECT_CONCURRENCY, async (upload, index) => {
+      settle[index]?.(this.#stopped ? undefined : await inspect(ctx, upload, judging));
+    });
+  }
+
+  /** Begins no more inspections (the batch failed). */
+  stop(): void {
+    this.#stopped = true;
+  }
+
+  /** The inspection of the upload at `index` (undefined for an action), once it is ready; taken once. */
+  take(index: number): Promise<Inspection | undefined> {
+    const ready = this.#ready[index];
+    this.#ready[index] = undefined;
+    return ready ?? Promise.resolve(undefined);
+  }
+
+  /** Waits for every inspection begun: nothing of the batch is still reading when it fails. */
+  async settled(): Promise<void> {
+    await this.#done;
+  }
+}
+
+/** A bundle inspected, and the document its name needs read ahead; undefined for an action. */
+async function inspect(
   ctx: PipelineContext,
-  uploads: readonly Upload[],
+  upload: Upload,
   judging: Judging,
-): Promise<(Inspection | undefined)[]> {
-  const inspections = await mapLimited(uploads, INSPECT_CONCURRENCY, (upload) =>
-    upload.kind === 'read' && !isJsonSubmission(upload.bytes)
-      ? inspectBundle(ctx, upload.bytes, judging.trusted, judging.now).catch(
-          (error: unknown): Inspection => ({ kind: 'threw', error }),
-        )
-      : Promise.resolve(undefined),
+): Promise<Inspection | undefined> {
+  if (upload.kind !== 'read' || isJsonSubmission(upload.bytes)) return undefined;
+  const inspection = await inspectBundle(ctx, upload.bytes, judging.trusted, judging.now).catch(
+    (error: unknown): Inspection => ({ kind: 'threw', error }),
   );
-  const names = new Set<string>();
-  for (const inspection of inspections)
-    if (inspection?.kind === 'read' && inspection.manifest) names.add(inspection.manifest.name);
-  // Read ahead, failures left for the judging to meet where it always did.
-  await forEachLimited([...names], INSPECT_CONCURRENCY, async (name) => {
-    await judging.view.published(name).catch(() => undefined);
-  });
-  return inspections;
+  if (inspection.kind === 'read' && inspection.manifest)
+    await judging.view.published(inspection.manifest.name).catch(() => undefined);
+  return inspection;
 }
 
 async function evaluate(ctx: PipelineContext, inspection: Inspection, judging: Judging): Promise<Evaluation> {
@@ -434,29 +492,36 @@ export async function evaluateBatch(
   // Read before any upload is judged: an unreadable keys/revoked.json is the operator's to mend and fails
   // the batch (its uploads stay in incoming/), rather than rejecting each upload that met it.
   if (uploads.length > 0) await view.publishedRevoked();
-  const inspections = await inspectAll(ctx, uploads, judging);
+  const inspections = new Inspections(ctx, uploads, judging);
   const items: BatchItem[] = [];
-  for (const [index, upload] of uploads.entries()) {
-    if (upload.kind === 'too-large') {
-      items.push({ upload, evaluation: rejected([upload.problem]) });
-      continue;
+  try {
+    for (const [index, upload] of uploads.entries()) {
+      if (upload.kind === 'too-large') {
+        items.push({ upload, evaluation: rejected([upload.problem]) });
+        continue;
+      }
+      // An action (or a rotation) is a JSON envelope; anything else is read as a bundle.
+      const inspection = await inspections.take(index);
+      const judged = inspection ? evaluate(ctx, inspection, judging) : evaluateAction(ctx, upload, judging);
+      const evaluation = await judged.catch((error: unknown): Evaluation => {
+        if (error instanceof StoreError) throw error;
+        return rejected([
+          problem(
+            'SUBMISSION_UNREADABLE',
+            'bundle:',
+            `the submission could not be checked: ${(error as Error).message}`,
+          ),
+        ]);
+      });
+      const item = { upload, evaluation };
+      items.push(item);
+      onJudged?.(item);
     }
-    // An action (or a rotation) is a JSON envelope; anything else is read as a bundle.
-    const inspection = inspections[index];
-    const judged = inspection ? evaluate(ctx, inspection, judging) : evaluateAction(ctx, upload, judging);
-    const evaluation = await judged.catch((error: unknown): Evaluation => {
-      if (error instanceof StoreError) throw error;
-      return rejected([
-        problem(
-          'SUBMISSION_UNREADABLE',
-          'bundle:',
-          `the submission could not be checked: ${(error as Error).message}`,
-        ),
-      ]);
-    });
-    const item = { upload, evaluation };
-    items.push(item);
-    onJudged?.(item);
+  } catch (error) {
+    inspections.stop();
+    await inspections.settled();
+    throw error;
   }
+  await inspections.settled();
   return items;
 }

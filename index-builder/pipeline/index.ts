@@ -50,17 +50,17 @@ import {
 } from './actions.ts';
 import { checkSigningKeyCurrent, commitGeneration, writeSnapshot } from './commit.ts';
 import { type BatchResult, identityOf, type PipelineContext } from './context.ts';
-import { type BatchItem, BatchView, evaluateBatch, failedWrite, rejected } from './evaluate.ts';
+import { type BatchItem, BatchView, evaluateBatch, failedWrite, rejected, released } from './evaluate.ts';
 import { takeBatch } from './intake.ts';
 import { LogWriter } from './log-writer.ts';
 import { recordOutcomes } from './outcomes.ts';
 import { type AddedVersion, type RenderedPlugin, renderPlugin } from './plugin-document.ts';
 import {
+  BATCH_WRITE_CONCURRENCY,
   BoundedWork,
   forEachLimited,
   readJson,
   resignManifests,
-  WRITE_CONCURRENCY,
   withWriteLog,
   writePlugin,
   writePluginDocument,
@@ -80,7 +80,7 @@ export type { SubmissionOutcome, SubmissionStatus } from './outcomes.ts';
 class VersionWrites {
   readonly #added = new Map<BatchItem, AddedVersion>();
   // Each version's files are its own (its name and version are unique in the batch): written side by side.
-  readonly #work = new BoundedWork(WRITE_CONCURRENCY);
+  readonly #work = new BoundedWork(BATCH_WRITE_CONCURRENCY);
   readonly #ctx: PipelineContext;
   readonly #published: string;
 
@@ -97,6 +97,8 @@ class VersionWrites {
       try {
         const record = await writeVersion(this.#ctx, evaluation, this.#published);
         this.#added.set(item, { record, manifest: evaluation.manifest });
+        // Its files are written: nothing reads them again.
+        item.evaluation = released(evaluation);
       } catch (error) {
         item.evaluation = failedWrite(error, evaluation, 'writing its files');
       }
@@ -209,7 +211,7 @@ async function writeChangedPlugins(
     catalog.indexesPending = true;
     await saveCatalog(ctx.intake, catalog, new Set());
   }
-  await forEachLimited(rendered, WRITE_CONCURRENCY, async (plugin) => {
+  await forEachLimited(rendered, BATCH_WRITE_CONCURRENCY, async (plugin) => {
     catalog.plugins.set(plugin.doc.name, await writePlugin(ctx, plugin));
   });
 }
@@ -304,11 +306,11 @@ export async function rebuildRegistry(
 }
 
 /**
- * Plugins a rebuild has in hand at once, each read, rendered, signed and written in turn: more than a batch's
- * WRITE_CONCURRENCY, as every plugin is rewritten. On S3 it hides four requests' latency per plugin; on the
- * filesystem the writer thread (adapters/fs-writer.ts) takes the puts made while it writes in bigger batches:
- * a 10,000-plugin rebuild sends its 31,000 puts in 3,400 messages between the threads at 32, 11,800 at 8,
- * where sending them cost 12% of its main thread's time (5% at 32).
+ * Plugins a rebuild has in hand at once, each read, rendered, signed and written in turn: as many as a batch
+ * writes (BATCH_WRITE_CONCURRENCY), as every plugin is rewritten. On S3 it hides four requests' latency per
+ * plugin; on the filesystem the writer thread (adapters/fs-writer.ts) takes the puts made while it writes in
+ * bigger batches: a 10,000-plugin rebuild sends its 31,000 puts in 3,400 messages between the threads at
+ * 32, 11,800 at 8, where sending them cost 12% of its main thread's time (5% at 32).
  */
 const REBUILD_CONCURRENCY = 32;
 

@@ -21,7 +21,7 @@ import { CACHE_PRIVATE, moveObject } from '../store.ts';
 import { acceptedInfo } from './actions.ts';
 import type { PipelineContext } from './context.ts';
 import type { AcceptedAction, BatchItem, Evaluation } from './evaluate.ts';
-import { mapLimited, WRITE_CONCURRENCY } from './site-writer.ts';
+import { BATCH_WRITE_CONCURRENCY, mapLimited } from './site-writer.ts';
 
 export type SubmissionStatus = 'accepted' | 'already-published' | 'rejected';
 
@@ -147,7 +147,7 @@ export async function recordOutcomes(
   batch: BatchRecord,
 ): Promise<SubmissionOutcome[]> {
   // Each submission's record is its own: recorded side by side, each in its order (outcome, copy, delete).
-  return mapLimited(items, WRITE_CONCURRENCY, async (item) => {
+  return mapLimited(items, BATCH_WRITE_CONCURRENCY, async (item) => {
     const { upload } = item;
     const outcome = outcomeOf(item, batch);
     // Plain JSON.stringify: an outcome must be recordable whatever text a rejected manifest held.

@@ -598,9 +598,12 @@ describe('when deleting', () => {
     await rm(path.join(root, 'plugins', 'a'), { recursive: true }); // behind its back
     await rm(path.join(root, '.meta', 'plugins', 'a'), { recursive: true });
     await store.put('plugins/a/b/z.json', encode('3'), opts);
+    await rm(path.join(root, 'plugins', 'a'), { recursive: true });
+    // A new folder below ones it remembers and that are gone: they are made again too.
+    await store.put('plugins/a/b/c/d/w.json', encode('4'), opts);
 
-    expect(text((await store.get('plugins/a/b/z.json'))?.body)).toBe('3');
-    expect((await listAll(store, 'plugins/')).map((o) => o.key)).toEqual(['plugins/a/b/z.json']);
+    expect(text((await store.get('plugins/a/b/c/d/w.json'))?.body)).toBe('4');
+    expect((await listAll(store, 'plugins/')).map((o) => o.key)).toEqual(['plugins/a/b/c/d/w.json']);
   });
 });
 

@@ -27,6 +27,23 @@ afterEach(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
+describe('when folders it made are removed behind its back', () => {
+  it('makes them again, and new folders below them, for the next put', async () => {
+    // Past the puts a process makes on its own thread (fs-store.ts): these go to the writer thread.
+    for (let i = 0; i < 201; i++) await store.put(`warm/${i}.json`, encode('w'), opts);
+    await store.put('plugins/a/1.0.0/artifacts/linux-amd64/x', encode('1'), opts);
+    await rm(path.join(root, 'plugins', 'a'), { recursive: true });
+    await rm(path.join(root, '.meta', 'plugins', 'a'), { recursive: true });
+
+    await store.put('plugins/a/1.0.0/artifacts/linux-arm64/y', encode('2'), opts);
+    await store.put('plugins/a/1.0.0/artifacts/linux-amd64/x', encode('3'), opts);
+
+    expect(text((await store.get('plugins/a/1.0.0/artifacts/linux-arm64/y'))?.body)).toBe('2');
+    expect(text((await store.get('plugins/a/1.0.0/artifacts/linux-amd64/x'))?.body)).toBe('3');
+    expect(await store.head('plugins/a/1.0.0/artifacts/linux-amd64/x')).toMatchObject(opts);
+  });
+});
+
 describe('when the writer thread stops with puts waiting', () => {
   it('fails each put it had with STORE_IO, leaves every file whole, and writes again afterwards', async () => {
     const keys = Array.from({ length: 300 }, (_, i) => `plugins/p${i % 7}/v${i}.json`);

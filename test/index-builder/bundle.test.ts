@@ -1,4 +1,4 @@
-import { gzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { type BundleLimits, checkBundleFiles, readBundle, writeBundle } from '../../index-builder/bundle.ts';
 import { type Problem, SubmissionError } from '../../index-builder/errors.ts';
@@ -75,6 +75,25 @@ describe('when reading a well-formed bundle', () => {
       ]),
     );
     expect(Buffer.from(contents.files.get('artifacts/linux-amd64/tool') ?? []).equals(body)).toBe(true);
+  });
+
+  it('reads the same files whatever size the gzip trailer states, which only sizes its buffers', async () => {
+    const entries = [
+      { path: 'manifest.json', body: encode('{}') },
+      { path: 'artifacts/linux-amd64/tool', body: noise(200_000, 11) },
+    ];
+    const bytes = await writeBundle(entries);
+    const tar = gunzipSync(bytes);
+    // Two gzip members: the trailer at the end states the size of the last one only (512 bytes).
+    const split = tar.byteLength - 512;
+    const twoMembers = Buffer.concat([gzipSync(tar.subarray(0, split)), gzipSync(tar.subarray(split))]);
+
+    for (const upload of [bytes, new Uint8Array(twoMembers)]) {
+      const contents = await readBundle(upload);
+      expect(decode(contents.manifest)).toBe('{}');
+      const tool = contents.files.get('artifacts/linux-amd64/tool') ?? new Uint8Array(0);
+      expect(Buffer.from(tool).equals(entries[1]?.body ?? new Uint8Array(1))).toBe(true);
+    }
   });
 
   it('pairs a YAML manifest with its own signature only', async () => {

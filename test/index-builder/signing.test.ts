@@ -96,6 +96,19 @@ describe('when signing with the registry key', () => {
     },
   );
 
+  it('armors an Ed25519 signature as openpgp.js armors the packet it reads from it, checksum and all', async () => {
+    const pair = await testKey('gpg');
+    // Dates and data vary the packet's bytes (and its length, when r or s starts with a zero byte).
+    for (let i = 0; i < 64; i++) {
+      const at = new Date(Date.UTC(2026, 0, 1) + i * 86_399_999);
+      const signer = await createSigner(pair.secretKey, undefined, fixedClock(at));
+      const signature = await signer.sign(encode(`document ${i}`));
+      const read = await openpgp.readSignature({ armoredSignature: signature });
+      expect(signature).toBe(read.armor());
+      expect(signature).toMatch(/\n=[A-Za-z0-9+/]{4}\n-----END PGP SIGNATURE-----\n$/);
+    }
+  });
+
   it.each(['an Ed25519 key', 'a NIST P-256 key'])(
     'dates a signature by %s by the clock it is given',
     async (kind) => {

@@ -418,6 +418,38 @@ describe('when submissions arrive as a batch', () => {
     expect(registry.site.writes.filter((k) => k === 'snapshot.json')).toHaveLength(1);
   });
 
+  it('writes the first accepted version while it still inspects later bundles of the batch', async () => {
+    const registry = await makeRegistry();
+    const names = ['first', 'second', 'third'];
+    const bundles = await Promise.all(names.map((name) => makeBundle({ manifest: validManifest({ name }) })));
+    const keys = await registry.submit(...bundles);
+    // The last bundle's inspection reads its plugin's document: the site answers it once the first version's
+    // manifest is written (or after a second, when the batch would write nothing before inspecting all).
+    const site = registry.site;
+    let firstWritten = (): void => undefined;
+    const written = new Promise<void>((resolve) => {
+      firstWritten = resolve;
+    });
+    let readAfterWrite: boolean | undefined;
+    const { get, put } = { get: site.get.bind(site), put: site.put.bind(site) };
+    site.get = async (key) => {
+      if (key === 'plugins/third/index.json') {
+        const timeout = new Promise<false>((resolve) => setTimeout(() => resolve(false), 1000).unref());
+        readAfterWrite = await Promise.race([written.then(() => true), timeout]);
+      }
+      return get(key);
+    };
+    site.put = async (key, body, options) => {
+      await put(key, body, options);
+      if (key === 'plugins/first/1.0.0/manifest.json') firstWritten();
+    };
+
+    const result = await processSubmissions(registry.context, keys);
+
+    expect(readAfterWrite).toBe(true);
+    expect(result.outcomes.map((o) => [o.plugin, o.status])).toEqual(names.map((n) => [n, 'accepted']));
+  });
+
   it('names exactly the mutable keys it rewrote, for CDN invalidation, and never an immutable one', async () => {
     const registry = await makeRegistry();
     await publish(registry, await makeBundle());
