@@ -351,14 +351,18 @@ async function mergedIndexDocuments(
   // Under the threshold, each old document is read whole and checked before a byte of it is used: by the
   // store's validator when it still is the one recorded, else by hashing it.
   const held = new Map<string, Uint8Array>();
-  if (!streaming)
-    for (const { key } of MERGED) {
-      const object = await ctx.site.get(key);
+  if (!streaming) {
+    // Side by side: reading a document into fresh memory is mostly page faults, which the pool's threads
+    // take in parallel.
+    const objects = await Promise.all(MERGED.map(({ key }) => ctx.site.get(key)));
+    for (const [i, { key }] of MERGED.entries()) {
+      const object = objects[i];
       const expected = old.documents.get(key) as WrittenDocument;
       if (!object || object.body.byteLength !== expected.size) return undefined;
       if (!unchanged(object, expected) && digestOf(object.body).sha256 !== expected.sha256) return undefined;
       held.set(key, object.body);
     }
+  }
   const chunksOf = (key: string, offset: number, item: (c: ChangedItems) => Uint8Array) => {
     const oldItems = {
       layout: layouts[key as keyof typeof layouts],
