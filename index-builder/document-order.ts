@@ -52,7 +52,7 @@ function lengthBytes(lengths: Uint32Array): Uint8Array {
   if (LITTLE_ENDIAN) return new Uint8Array(lengths.buffer, lengths.byteOffset, lengths.byteLength);
   const bytes = new Uint8Array(lengths.byteLength);
   const view = new DataView(bytes.buffer);
-  lengths.forEach((length, i) => view.setUint32(i * 4, length, true));
+  for (let i = 0; i < lengths.length; i++) view.setUint32(i * 4, lengths[i] as number, true);
   return bytes;
 }
 

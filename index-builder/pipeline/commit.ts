@@ -190,7 +190,7 @@ interface IndexDocuments {
 /** The order of `lines` (named `names`, sorted). */
 function orderOfLines(names: readonly string[], lines: readonly CatalogLine[]): RenderedOrder {
   const lengths = new Uint32Array(lines.length * 3);
-  lines.forEach((line, i) => lengths.set(itemLengths(line), i * 3));
+  for (let i = 0; i < lines.length; i++) lengths.set(itemLengths(lines[i] as CatalogLine), i * 3);
   return { names, lengths, apiVersions: lines.map(apiVersionsField) };
 }
 
