@@ -44,7 +44,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { sha256Hex } from './digest.ts';
-import { type DocumentOrder, parseOrder, serializeOrder } from './document-order.ts';
+import { apiVersionsOfFields, type DocumentOrder, parseOrder, serializeOrder } from './document-order.ts';
 import { PlugindexError } from './errors.ts';
 import {
   binOf,
@@ -446,13 +446,18 @@ const BIN_CACHE_BYTES = 48 * 1024 * 1024;
 /** Bins read per store, by digest: what a warm process need not read again (at most BIN_CACHE_BYTES). */
 const binCache = new WeakMap<Store, Map<string, CachedBin>>();
 
-function cacheOf(store: Store): Map<string, CachedBin> {
-  let cache = binCache.get(store);
-  if (!cache) {
-    cache = new Map();
-    binCache.set(store, cache);
+/** The map `maps` holds for `store`, made empty the first time it is asked for. */
+function mapOf<K, V>(maps: WeakMap<Store, Map<K, V>>, store: Store): Map<K, V> {
+  let map = maps.get(store);
+  if (!map) {
+    map = new Map();
+    maps.set(store, map);
   }
-  return cache;
+  return map;
+}
+
+function cacheOf(store: Store): Map<string, CachedBin> {
+  return mapOf(binCache, store);
 }
 
 /** Keeps `cached` as `bin`'s, the most recently used, and lets the least recently used go past the budget. */
@@ -491,12 +496,7 @@ const documentIndex = new WeakMap<
 >();
 
 function documentIndexOf(store: Store) {
-  let index = documentIndex.get(store);
-  if (!index) {
-    index = new Map();
-    documentIndex.set(store, index);
-  }
-  return index;
+  return mapOf(documentIndex, store);
 }
 
 function indexBin(store: Store, bin: string, cached: CachedBin): void {
@@ -523,16 +523,10 @@ export async function documentsIn(
   const missing = [...bins].filter(
     (bin) => catalog.unread.has(bin) && index.get(bin)?.sha256 !== catalog.bins.get(bin),
   );
-  // Read side by side, as readBins does (a cold process publishing into many bins pays a store's latency
-  // once per eight), and not kept: only their digests are wanted, which the index keeps.
-  let next = 0;
-  const reader = async (): Promise<void> => {
-    while (next < missing.length) {
-      const bin = missing[next++] as string;
-      await binAt(store, bin, catalog.bins.get(bin) as string, false);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(BIN_READS_IN_FLIGHT, missing.length) }, reader));
+  // Not kept: only their digests are wanted, which the index keeps.
+  await eachBin(missing, async (bin) => {
+    await binAt(store, bin, catalog.bins.get(bin) as string, false);
+  });
   for (const bin of bins) {
     if (!catalog.unread.has(bin)) continue;
     const digest = catalog.bins.get(bin) as string;
@@ -573,12 +567,7 @@ async function binAt(store: Store, bin: string, digest: string, keep = true): Pr
 const journalCache = new WeakMap<Store, Map<string, ReadonlyMap<string, CatalogLine>>>();
 
 function journalCacheOf(store: Store): Map<string, ReadonlyMap<string, CatalogLine>> {
-  let cache = journalCache.get(store);
-  if (!cache) {
-    cache = new Map();
-    journalCache.set(store, cache);
-  }
-  return cache;
+  return mapOf(journalCache, store);
 }
 
 /**
@@ -638,6 +627,18 @@ export async function openCatalog(store: Store): Promise<Catalog> {
 }
 
 /**
+ * `read` for each of `bins`, BIN_READS_IN_FLIGHT at a time: a cold process reads up to all 256, and a store's
+ * latency would add up one by one.
+ */
+async function eachBin(bins: readonly string[], read: (bin: string) => Promise<void>): Promise<void> {
+  let next = 0;
+  const reader = async (): Promise<void> => {
+    while (next < bins.length) await read(bins[next++] as string);
+  };
+  await Promise.all(Array.from({ length: Math.min(BIN_READS_IN_FLIGHT, bins.length) }, reader));
+}
+
+/**
  * Reads the lines of `bins` into the catalog (those not read yet), under the lines it already holds (the
  * journal's, and those a run set), which are newer. Bins kept from before at the digest the meta file
  * names are not read again.
@@ -645,18 +646,12 @@ export async function openCatalog(store: Store): Promise<Catalog> {
  */
 export async function readBins(store: Store, catalog: Catalog, bins: Iterable<string>): Promise<void> {
   const wanted = [...new Set(bins)].filter((bin) => catalog.unread.has(bin));
-  // Read side by side: a cold process reads all 256, and a store's latency adds up one by one.
-  let next = 0;
-  const reader = async (): Promise<void> => {
-    while (next < wanted.length) {
-      const bin = wanted[next++] as string;
-      const cached = await binAt(store, bin, catalog.bins.get(bin) as string);
-      for (const [name, line] of cached?.plugins ?? [])
-        if (!catalog.plugins.has(name)) catalog.plugins.set(name, line);
-      catalog.unread.delete(bin);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(BIN_READS_IN_FLIGHT, wanted.length) }, reader));
+  await eachBin(wanted, async (bin) => {
+    const cached = await binAt(store, bin, catalog.bins.get(bin) as string);
+    for (const [name, line] of cached?.plugins ?? [])
+      if (!catalog.plugins.has(name)) catalog.plugins.set(name, line);
+    catalog.unread.delete(bin);
+  });
 }
 
 /**
@@ -858,14 +853,7 @@ export function sortedNames(catalog: Catalog): string[] {
 
 /** The api versions of `lines`, each once, sorted (the registry metadata's `supported_api_versions`). */
 export function apiVersionsOf(lines: readonly CatalogLine[]): string[] {
-  const versions = new Set<string>();
-  const fields = new Set<string>();
-  for (const line of lines) {
-    if (line instanceof StoredLine) fields.add(line.apiVersionsField);
-    else for (const v of line.apiVersions) versions.add(v);
-  }
-  for (const field of fields) if (field) for (const v of field.split(',')) versions.add(v);
-  return [...versions].sort();
+  return apiVersionsOfFields(lines.map(apiVersionsField));
 }
 
 /**
@@ -953,11 +941,6 @@ export interface CatalogOutline {
   readonly apiVersionFields: readonly string[];
 }
 
-/** Offsets of the three items in `CatalogOutline.lengths`. */
-export const OUTLINE_ENTRY = 0;
-export const OUTLINE_SEARCH = 1;
-export const OUTLINE_FALCOCTL = 2;
-
 /** A buffer a pass over the bins reads bins into, again and again: no garbage of 1.4 MB a bin. */
 interface ReadBuffer {
   bytes: Uint8Array;
@@ -1043,49 +1026,22 @@ async function* unreadBins(store: Store, catalog: Catalog, keep: boolean): Async
  * @throws PlugindexError CATALOG_OUTDATED when a bin is of another format.
  */
 export async function outlineCatalog(store: Store, catalog: Catalog): Promise<CatalogOutline> {
-  const rows: { name: string; entry: number; search: number; falcoctl: number; api: string }[] = [];
-  const fields = new Set<string>();
-  const versions = new Set<string>();
-  const add = (name: string, line: CatalogLine) => {
-    if (line instanceof StoredLine) {
-      const api = line.apiVersionsField;
-      fields.add(api);
-      rows.push({
-        name,
-        entry: line.lengthOf(ENTRY),
-        search: line.lengthOf(SEARCH),
-        falcoctl: line.lengthOf(FALCOCTL),
-        api,
-      });
-    } else {
-      for (const v of line.apiVersions) versions.add(v);
-      const entry = entryBytes(line).byteLength;
-      rows.push({
-        name,
-        entry,
-        search: searchBytes(line).byteLength,
-        falcoctl: falcoctlItem(line).byteLength,
-        api: line.apiVersions.join(','),
-      });
-    }
-  };
+  const rows: { name: string; lengths: [number, number, number]; api: string }[] = [];
+  const add = (name: string, line: CatalogLine) =>
+    rows.push({ name, lengths: itemLengths(line), api: apiVersionsField(line) });
   for (const [name, line] of catalog.plugins) add(name, line);
   // Kept as far as the budget goes: a registry under the streaming threshold is then rendered from them.
   for await (const { plugins } of unreadBins(store, catalog, true))
     for (const [name, line] of plugins) if (!catalog.plugins.has(name)) add(name, line);
-  for (const field of fields) if (field) for (const v of field.split(',')) versions.add(v);
   rows.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const lengths = new Uint32Array(rows.length * 3);
-  rows.forEach((row, i) => {
-    lengths[i * 3 + OUTLINE_ENTRY] = row.entry;
-    lengths[i * 3 + OUTLINE_SEARCH] = row.search;
-    lengths[i * 3 + OUTLINE_FALCOCTL] = row.falcoctl;
-  });
+  for (let i = 0; i < rows.length; i++) lengths.set((rows[i] as (typeof rows)[number]).lengths, i * 3);
+  const apiVersionFields = rows.map((row) => row.api);
   return {
     names: rows.map((row) => row.name),
     lengths,
-    apiVersions: [...versions].sort(),
-    apiVersionFields: rows.map((row) => row.api),
+    apiVersions: apiVersionsOfFields(apiVersionFields),
+    apiVersionFields,
   };
 }
 

@@ -22,9 +22,6 @@ import {
   heldSearchRowLength,
   itemLengths,
   markUnrendered,
-  OUTLINE_ENTRY,
-  OUTLINE_FALCOCTL,
-  OUTLINE_SEARCH,
   outlineCatalog,
   readBins,
   readOrder,
@@ -231,13 +228,34 @@ function renderIndexDocuments(
   return { buffered, streamed: [], home, order };
 }
 
-/** Which items of the outline each index document is made of, and where they are spilled. */
-const SPILLED = [
-  { key: INDEX_JSON_KEY, items: 'entries', offset: OUTLINE_ENTRY },
-  { key: INDEX_YAML_KEY, items: 'entries', offset: OUTLINE_ENTRY },
-  { key: SEARCH_KEY, items: 'search', offset: OUTLINE_SEARCH },
-  { key: FALCOCTL_INDEX_KEY, items: 'falcoctl', offset: OUTLINE_FALCOCTL },
+/**
+ * Which items each index document is made of: where their lengths are in an outline or order (three a name),
+ * where a full rendering spills them, and a changed plugin's item a merge puts in.
+ */
+const INDEX_ITEMS = [
+  { key: INDEX_JSON_KEY, items: 'entries', offset: ORDER_ENTRY, item: (c: ChangedItems) => c.entry },
+  { key: INDEX_YAML_KEY, items: 'entries', offset: ORDER_ENTRY, item: (c: ChangedItems) => c.entry },
+  { key: SEARCH_KEY, items: 'search', offset: ORDER_SEARCH, item: (c: ChangedItems) => c.search },
+  {
+    key: FALCOCTL_INDEX_KEY,
+    items: 'falcoctl',
+    offset: ORDER_FALCOCTL,
+    item: (c: ChangedItems) => c.falcoctl,
+  },
 ] as const;
+
+/** Each index document's size, in INDEX_ITEMS' order, from its items' lengths (three a name, `count` names). */
+function documentSizes(
+  layouts: ReturnType<typeof indexLayouts>,
+  lengths: Uint32Array,
+  count: number,
+): number[] {
+  return INDEX_ITEMS.map(({ key, offset }) => {
+    let items = 0;
+    for (let i = 0; i < count; i++) items += lengths[i * 3 + offset] as number;
+    return layoutSize(layouts[key], count, items);
+  });
+}
 
 /**
  * The index documents of a catalog whose bins were not all read (a publish reads only the bins it changes):
@@ -266,18 +284,14 @@ async function indexDocumentsOf(
   const order = { names: outline.names, lengths: outline.lengths, apiVersions: outline.apiVersionFields };
   const layouts = indexLayouts(ctx, outline.apiVersions);
   const count = outline.names.length;
-  const sizes = SPILLED.map(({ key, offset }) => {
-    let items = 0;
-    for (let i = 0; i < count; i++) items += outline.lengths[i * 3 + offset] as number;
-    return layoutSize(layouts[key], count, items);
-  });
+  const sizes = documentSizes(layouts, outline.lengths, count);
   if (sizes.reduce((sum, size) => sum + size, 0) <= (ctx.streamIndexesOverBytes ?? STREAM_THRESHOLD_BYTES)) {
     await readBins(ctx.intake, catalog, catalog.unread);
     return { ...renderIndexDocuments(ctx, catalog, outline.names, layouts), order };
   }
   forgetBins(ctx.intake);
   const rows = await spillLines(ctx, catalog, outline);
-  const streamed = SPILLED.map(({ key, items, offset }, i) => ({
+  const streamed = INDEX_ITEMS.map(({ key, items, offset }, i) => ({
     key,
     size: sizes[i] as number,
     chunks: () =>
@@ -297,14 +311,6 @@ async function indexDocumentsOf(
 /** A merge is worth it for up to this many changed plugins, or an eighth of the registry if that is more. */
 const MERGE_MIN_CHANGED = 64;
 
-/** Which items of the order each index document is made of. */
-const MERGED = [
-  { key: INDEX_JSON_KEY, offset: ORDER_ENTRY, item: (c: ChangedItems) => c.entry },
-  { key: INDEX_YAML_KEY, offset: ORDER_ENTRY, item: (c: ChangedItems) => c.entry },
-  { key: SEARCH_KEY, offset: ORDER_SEARCH, item: (c: ChangedItems) => c.search },
-  { key: FALCOCTL_INDEX_KEY, offset: ORDER_FALCOCTL, item: (c: ChangedItems) => c.falcoctl },
-] as const;
-
 /**
  * The index documents as a merge of the changed plugins (`changed`, and those a deferred publish left
  * unrendered) into the published ones (document-order.ts): every other plugin's items are the old
@@ -320,7 +326,7 @@ async function mergedIndexDocuments(
   changed: ReadonlySet<string>,
 ): Promise<IndexDocuments | undefined> {
   const old = await readOrder(ctx.intake, catalog);
-  if (!old || MERGED.some(({ key }) => !old.documents.has(key))) return undefined;
+  if (!old || INDEX_ITEMS.some(({ key }) => !old.documents.has(key))) return undefined;
   const names = new Set([...catalog.unrendered, ...changed]);
   if (names.size > Math.max(MERGE_MIN_CHANGED, old.names.length / 8)) return undefined;
   await readBins(ctx.intake, catalog, [...names].filter((name) => !catalog.plugins.has(name)).map(binOf));
@@ -341,11 +347,7 @@ async function mergedIndexDocuments(
   const { order } = plan;
   const count = order.names.length;
   const layouts = indexLayouts(ctx, apiVersionsOfFields(order.apiVersions));
-  const sizes = MERGED.map(({ key, offset }) => {
-    let bytes = 0;
-    for (let i = 0; i < count; i++) bytes += order.lengths[i * 3 + offset] as number;
-    return layoutSize(layouts[key], count, bytes);
-  });
+  const sizes = documentSizes(layouts, order.lengths, count);
   const streaming =
     sizes.reduce((sum, size) => sum + size, 0) > (ctx.streamIndexesOverBytes ?? STREAM_THRESHOLD_BYTES);
   // Under the threshold, each old document is read whole and checked before a byte of it is used: by the
@@ -354,8 +356,8 @@ async function mergedIndexDocuments(
   if (!streaming) {
     // Side by side: reading a document into fresh memory is mostly page faults, which the pool's threads
     // take in parallel.
-    const objects = await Promise.all(MERGED.map(({ key }) => ctx.site.get(key)));
-    for (const [i, { key }] of MERGED.entries()) {
+    const objects = await Promise.all(INDEX_ITEMS.map(({ key }) => ctx.site.get(key)));
+    for (const [i, { key }] of INDEX_ITEMS.entries()) {
       const object = objects[i];
       const expected = old.documents.get(key) as WrittenDocument;
       if (!object || object.body.byteLength !== expected.size) return undefined;
@@ -380,7 +382,7 @@ async function mergedIndexDocuments(
         splicedChunks(layout, plan.steps, item, oldDocument, oldItems),
       );
   };
-  const streamed = MERGED.map(({ key, offset, item }, i) => ({
+  const streamed = INDEX_ITEMS.map(({ key, offset, item }, i) => ({
     key,
     size: sizes[i] as number,
     chunks: chunksOf(key, offset, item),

@@ -10,7 +10,6 @@ import {
   falcoctlItem,
   JOURNAL_MAX_ENTRIES,
   loadCatalog,
-  OUTLINE_SEARCH,
   openCatalog,
   outlineCatalog,
   readBins,
@@ -18,6 +17,7 @@ import {
   searchBytes,
   sortedLines,
 } from '../../index-builder/catalog.ts';
+import { ORDER_SEARCH } from '../../index-builder/document-order.ts';
 import { binKey, binOf } from '../../index-builder/layout.ts';
 import type { PluginDocument, VersionRecord } from '../../index-builder/model.ts';
 import {
@@ -623,7 +623,7 @@ describe('when going through every line in order without holding them', () => {
       else expect(count).toBe(1);
     }
     // Each item's length as the outline counted it.
-    expect(outline.lengths[expected.indexOf('aa-run') * 3 + OUTLINE_SEARCH]).toBe(
+    expect(outline.lengths[expected.indexOf('aa-run') * 3 + ORDER_SEARCH]).toBe(
       line('aa-run', 'run').search.length,
     );
   });
