@@ -52,6 +52,7 @@ import {
 } from 'node:fs';
 import {
   type FileHandle,
+  lstat,
   mkdir,
   open,
   readdir,
@@ -146,7 +147,9 @@ interface Sidecar extends FileIdentity {
 
 interface BigStats {
   readonly size: bigint;
+  readonly dev: bigint;
   readonly ino: bigint;
+  readonly ctimeNs: bigint;
   readonly mtimeNs: bigint;
   readonly mtimeMs: bigint;
   isFile(): boolean;
@@ -174,6 +177,23 @@ function etagFromSha256(hex: string): string {
 
 function identityOf(stats: BigStats): FileIdentity {
   return { size: Number(stats.size), mtimeNs: stats.mtimeNs.toString(), ino: stats.ino.toString() };
+}
+
+/** A file as `readAhead` read it: its stats from the same descriptor, and its bytes. */
+interface AheadRead {
+  readonly stats: BigStats;
+  readonly body: Uint8Array;
+}
+
+/** Whether two stats are of the same version of the same file. */
+function sameVersion(a: BigStats, b: BigStats): boolean {
+  return (
+    a.dev === b.dev &&
+    a.ino === b.ino &&
+    a.size === b.size &&
+    a.mtimeNs === b.mtimeNs &&
+    a.ctimeNs === b.ctimeNs
+  );
 }
 
 function describes(sidecar: Sidecar, stats: BigStats): boolean {
@@ -216,6 +236,8 @@ export class FsStore implements Store {
   /** Listed names that are not UTF-8: key (decoded with U+FFFD) -> the file's path as raw bytes. */
   readonly #rawPaths = new Map<string, Buffer>();
   readonly #folders: FolderMemo = new Set();
+  /** Files read before a `get` asked for them (`readAhead`), by key; each is taken once. */
+  readonly #ahead = new Map<string, Promise<AheadRead | undefined>>();
 
   constructor(root: string) {
     this.root = path.resolve(root);
@@ -230,8 +252,70 @@ export class FsStore implements Store {
     return `${this.#metaRoot}${file.slice(this.root.length)}.json`;
   }
 
+  /**
+   * Starts reading the files `keys` name now, on the pool's threads, for `get`s to come: a process that has
+   * its own thread's work to do first (a publish loads its modules, about a fifth of a second, while the
+   * pool idles) overlaps the two. Nothing is read when the files come to more than `maxBytes` together.
+   * A `get` takes what was read only while the file is still the very one read (same device, inode, size,
+   * modification and change times; every put replaces a file by a rename, so any write in between changes
+   * one of them); else it reads the file as usual. Failures are left to that `get`. Resolves to the number
+   * of files read (the caller need not wait for it).
+   */
+  readAhead(keys: readonly string[], maxBytes: number): Promise<number> {
+    const reads = this.#readAll(keys, maxBytes);
+    for (const [i, key] of keys.entries())
+      this.#ahead.set(
+        key,
+        reads.then(
+          (read) => read[i],
+          () => undefined,
+        ),
+      );
+    // How many files were read: for tests; the caller need not wait.
+    return reads.then(
+      (read) => read.filter(Boolean).length,
+      () => 0,
+    );
+  }
+
+  async #readAll(keys: readonly string[], maxBytes: number): Promise<readonly (AheadRead | undefined)[]> {
+    const handles = await Promise.all(keys.map((key) => this.#openForRead(key).catch(() => undefined)));
+    try {
+      const stats = await Promise.all(handles.map((handle) => handle?.stat({ bigint: true })));
+      let total = 0;
+      for (const stat of stats) if (stat?.isFile()) total += Number(stat.size);
+      if (total > maxBytes) return [];
+      return await Promise.all(
+        handles.map(async (handle, i) => {
+          const stat = stats[i];
+          return handle && stat?.isFile()
+            ? { stats: stat, body: asPlainBytes(await handle.readFile()) }
+            : undefined;
+        }),
+      );
+    } finally {
+      await Promise.all(handles.map((handle) => handle?.close()));
+    }
+  }
+
+  /** What `readAhead` read of `key`, if the file is still the one read; taken, so it is freed after use. */
+  async #takeAhead(key: string): Promise<StoredObject | undefined> {
+    const ahead = this.#ahead.get(key);
+    if (!ahead) return undefined;
+    this.#ahead.delete(key);
+    const read = await ahead;
+    if (!read) return undefined;
+    const now = await lstat(this.#readPath(key), { bigint: true }).catch(() => undefined);
+    if (!now || !sameVersion(now, read.stats)) return undefined;
+    const sidecar = await this.#readSidecar(key);
+    const etag = sidecar && describes(sidecar, read.stats) ? sidecar.etag : () => etagOf(read.body);
+    return this.#info(key, read.stats, sidecar, etag, read.body);
+  }
+
   async get(key: string): Promise<StoredObject | undefined> {
     return this.#io(key, 'read', async () => {
+      const early = await this.#takeAhead(key);
+      if (early) return early;
       const small = this.#getSync(key);
       if (small !== LARGE) return small;
       // One handle for stat and read, so size, date and ETag all belong to exactly the bytes returned.

@@ -10,7 +10,13 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import path from 'node:path';
-import { INCOMING_PREFIX, statusKey, submissionIdFromDigest } from '../index-builder/layout.ts';
+import {
+  INCOMING_PREFIX,
+  INDEX_DOCUMENTS,
+  STREAM_THRESHOLD_BYTES,
+  statusKey,
+  submissionIdFromDigest,
+} from '../index-builder/layout.ts';
 import type { SubmissionOutcome } from '../index-builder/pipeline/index.ts';
 import { CACHE_PRIVATE } from '../index-builder/store.ts';
 import { type Parsed, stringOption } from './args.ts';
@@ -76,16 +82,26 @@ function uploadKey(name: string): string {
 }
 
 async function submitLocally(dir: string, key: string, submission: Submission): Promise<SubmissionOutcome> {
+  // The index documents a publish merges into are read while the pipeline's modules load: this thread is
+  // busy compiling for a fifth of a second, and the pool's threads would be idle. Read before the lock, but
+  // the store hands them over only while each file is still the one read.
+  const { openSite } = await import('./local/site.ts');
+  const site = openSite(dir);
+  void site.readAhead(INDEX_DOCUMENTS, STREAM_THRESHOLD_BYTES);
   const { withOpenRegistry } = await import('./local/registry.ts');
   const { processSubmissions } = await import('../index-builder/pipeline/index.ts');
   // Opened under the lock: a rotate-key that held it may have replaced the key this would sign with.
-  const result = await withOpenRegistry(dir, async (registry) => {
-    const put = { contentType: submission.contentType, cacheControl: CACHE_PRIVATE };
-    const { body } = submission;
-    if ('file' in body) await registry.context.intake.putStream(key, createReadStream(body.file), put);
-    else await registry.context.intake.put(key, body.bytes, put);
-    return processSubmissions(registry.context, [key]);
-  });
+  const result = await withOpenRegistry(
+    dir,
+    async (registry) => {
+      const put = { contentType: submission.contentType, cacheControl: CACHE_PRIVATE };
+      const { body } = submission;
+      if ('file' in body) await registry.context.intake.putStream(key, createReadStream(body.file), put);
+      else await registry.context.intake.put(key, body.bytes, put);
+      return processSubmissions(registry.context, [key]);
+    },
+    site,
+  );
   const outcome = result.outcomes[0];
   if (!outcome) throw new Error('the pipeline recorded no outcome');
   return outcome;

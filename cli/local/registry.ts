@@ -18,6 +18,7 @@ import { parseRegistryConfig, type RegistryConfig, readConfigJson } from '../../
 import { type PipelineContext, rebuildRegistry } from '../../index-builder/pipeline/index.ts';
 import { createSigner, generateKeyPair } from '../../index-builder/signing.ts';
 import { CliError } from '../errors.ts';
+import { openSite, SITE_DIR } from './site.ts';
 
 export const CONFIG_FILE = 'plugindex.json';
 export const SECRET_KEY_FILE = path.join('keys', 'registry-secret.asc');
@@ -65,7 +66,8 @@ export async function writeConfig(dir: string, config: RegistryConfig): Promise<
   await rename(temp, file);
 }
 
-export async function openRegistry(dir: string): Promise<LocalRegistry> {
+/** The registry in `dir`, its signing key read now; `site`, when the caller opened its published tree already. */
+export async function openRegistry(dir: string, site: FsStore = openSite(dir)): Promise<LocalRegistry> {
   const config = await readConfig(dir);
   const secret = await readFile(path.join(dir, SECRET_KEY_FILE), 'utf8');
   const passphrase = process.env.PLUGINDEX_KEY_PASSPHRASE;
@@ -75,7 +77,7 @@ export async function openRegistry(dir: string): Promise<LocalRegistry> {
     config,
     context: {
       intake: new FsStore(dir),
-      site: new FsStore(path.join(dir, 'public')),
+      site,
       signer,
       clock: systemClock,
       config,
@@ -97,7 +99,7 @@ export async function initRegistry(
     ownership: 'first-come',
     publishers: [],
   });
-  for (const sub of ['keys', 'incoming', 'processed', 'rejected', 'status', 'state', 'public']) {
+  for (const sub of ['keys', 'incoming', 'processed', 'rejected', 'status', 'state', SITE_DIR]) {
     await mkdir(path.join(dir, sub), { recursive: true });
   }
   const pair = await generateKeyPair({ name: `${options.name} (signing key)` });
@@ -125,7 +127,11 @@ export function withRegistryLock<T>(dir: string, work: () => Promise<T>, timeout
  * Opens the registry under its lock and runs `work` with it: the signing key is read once the lock is held,
  * so a `rotate-key` that held it before cannot leave this run signing with the key it replaced.
  */
-export function withOpenRegistry<T>(dir: string, work: (registry: LocalRegistry) => Promise<T>): Promise<T> {
+export function withOpenRegistry<T>(
+  dir: string,
+  work: (registry: LocalRegistry) => Promise<T>,
+  site?: FsStore,
+): Promise<T> {
   return withRegistryLock(dir, async () => {
     // The new key may already be installed while the rotation is unfinished: anything signed now would be
     // signed by a key no published rotation names yet.
@@ -134,6 +140,6 @@ export function withOpenRegistry<T>(dir: string, work: (registry: LocalRegistry)
         'ROTATION_PENDING',
         `a registry key rotation is under way in ${dir} (${PENDING_ROTATION_FILE}): finish it first by running plugindex rotate-key --registry ${dir} --new-key FILE again with the same new key`,
       );
-    return work(await openRegistry(dir));
+    return work(await openRegistry(dir, site));
   });
 }

@@ -1,12 +1,12 @@
 /** `plugindex serve`: the published tree over HTTP, plus the incoming/ watcher. */
 import path from 'node:path';
-import { FsStore } from '../../adapters/fs-store.ts';
 import type { BatchResult } from '../../index-builder/pipeline/index.ts';
 import { flushIndexes, processSubmissions } from '../../index-builder/pipeline/index.ts';
 import { CliError } from '../errors.ts';
 import { describeOutcome } from '../output.ts';
 import { readConfig, withOpenRegistry } from './registry.ts';
 import { createRegistryServer, listenRegistryServer } from './server.ts';
+import { openSite } from './site.ts';
 import { watchIncoming } from './watch.ts';
 
 export interface RunningService {
@@ -22,7 +22,7 @@ export async function startService(options: {
   readonly log: (line: string) => void;
 }): Promise<RunningService> {
   await readConfig(options.dir); // fail fast when DIR is not a registry
-  const server = createRegistryServer({ site: new FsStore(path.join(options.dir, 'public')) });
+  const server = createRegistryServer({ site: openSite(options.dir) });
   const listening = await listenRegistryServer(server, options.port, options.host ?? '127.0.0.1').catch(
     (error: unknown) => {
       if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;

@@ -58,6 +58,7 @@ import {
   SEARCH_KEY,
   SIGNED_SNAPSHOT_KEY,
   SNAPSHOT_KEY,
+  STREAM_THRESHOLD_BYTES,
 } from '../layout.ts';
 import type { DocumentDigest, SearchEntry, SnapshotDocument } from '../model.ts';
 import { buildRegistryMetadata } from '../render/documents.ts';
@@ -96,16 +97,6 @@ const PAGE_FILES = new Set([HOME_PAGE_KEY, FAVICON_KEY]);
 
 /** Memory for the four large index documents, kept between publishes (see BufferPool). */
 const renderBuffers = new BufferPool(4);
-
-/**
- * When the index documents come to more than this many bytes together, they are rendered and written as
- * streams (pipeline/streamed.ts), never whole in memory. Below it, into the kept buffers, which is faster
- * (at 10,000 plugins of 10 versions, 61 MB, a warm flush took about half the time streamed ones took:
- * one rendering instead of four, one hash, compression of a buffer in one call) but holds each document,
- * its lines' bytes and its compressed variants at once: about twice the documents. 128 MB keeps the
- * buffers for registries up to about 20,000 such plugins, and bounds what the rendering holds beyond.
- */
-export const STREAM_THRESHOLD_BYTES = 128 * 1024 * 1024;
 
 /** One index document: its layout and items, rendered into a buffer or as a stream by its size. */
 interface IndexDocument {

@@ -40,7 +40,7 @@ export interface PipelineContext {
   readonly compressionThresholdBytes?: number;
   /**
    * When the index documents come to more than this many bytes together, they are rendered and written as
-   * streams, in bounded memory; by default `STREAM_THRESHOLD_BYTES` (128 MB, commit.ts). Tests lower it to
+   * streams, in bounded memory; by default `STREAM_THRESHOLD_BYTES` (128 MB, layout.ts). Tests lower it to
    * stream small documents.
    */
   readonly streamIndexesOverBytes?: number;

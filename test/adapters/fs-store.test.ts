@@ -361,6 +361,58 @@ describe('when storing objects', () => {
   });
 });
 
+describe('when reading ahead', () => {
+  /** What a get answers, without the lazily hashed ETag's getter: plain values to compare. */
+  const plain = (object: Awaited<ReturnType<FsStore['get']>>) => object && { ...object, body: text(object.body) };
+  const big = 'x'.repeat(1_100_000); // past the synchronous reads' 1 MiB: read as a publish reads a document
+
+  beforeEach(async () => {
+    await store.put('index.json', encode('{"plugins":[]}'), opts); // with a sidecar (its metadata)
+    await mkdir(path.join(root, 'falcoctl'));
+    await writeFile(path.join(root, 'falcoctl/index.yaml'), big); // by hand: no sidecar, hashed for its ETag
+  });
+
+  it('gives a get what was read, with the metadata and ETag a plain read gives, once', async () => {
+    const ahead = new FsStore(root);
+
+    expect(await ahead.readAhead(['index.json', 'falcoctl/index.yaml', 'missing.json'], 2_000_000)).toBe(2);
+    for (const key of ['index.json', 'falcoctl/index.yaml', 'missing.json'])
+      expect(plain(await ahead.get(key))).toEqual(plain(await new FsStore(root).get(key)));
+    // Taken by the first get: the next reads the file as it is now.
+    await writeFile(path.join(root, 'falcoctl/index.yaml'), 'now');
+    expect(text((await ahead.get('falcoctl/index.yaml'))?.body)).toBe('now');
+  });
+
+  it('reads nothing when the files come to more than asked', async () => {
+    expect(await new FsStore(root).readAhead(['index.json', 'falcoctl/index.yaml'], big.length)).toBe(0);
+  });
+
+  it('reads the file again when it was replaced, rewritten in place, or removed since', async () => {
+    const ahead = new FsStore(root);
+    await store.put('search.json', encode('[1]'), opts);
+    await store.put('gone.json', encode('{}'), opts);
+    expect(await ahead.readAhead(['index.json', 'falcoctl/index.yaml', 'search.json', 'gone.json'], 1e7)).toBe(4);
+
+    await store.put('index.json', encode('{"plugins":[1]}'), opts); // a put renames a new file in
+    await writeFile(path.join(root, 'falcoctl/index.yaml'), `${big.slice(1)}y`); // same inode and size
+    await writeFile(path.join(root, 'search.json'), '[2]', { flag: 'r+' }); // same inode, size, a new time
+    await store.delete('gone.json');
+
+    expect(plain(await ahead.get('index.json'))).toEqual(plain(await store.get('index.json')));
+    expect(text((await ahead.get('falcoctl/index.yaml'))?.body).endsWith('y')).toBe(true);
+    expect(text((await ahead.get('search.json'))?.body)).toBe('[2]');
+    expect(await ahead.get('gone.json')).toBeUndefined();
+  });
+
+  it('never reads a file whose last segment is a symbolic link', async () => {
+    await symlink(path.join(root, 'index.json'), path.join(root, 'link.json'));
+    const ahead = new FsStore(root);
+
+    expect(await ahead.readAhead(['link.json'], 1e6)).toBe(0);
+    expect(await ahead.get('link.json')).toBeUndefined();
+  });
+});
+
 describe('when streaming', () => {
   it('writes a stream in pieces and reads it back as one, with the metadata of head', async () => {
     const bytes = patternBytes(3 * 1024 * 1024 + 17);
