@@ -363,7 +363,8 @@ describe('when storing objects', () => {
 
 describe('when reading ahead', () => {
   /** What a get answers, without the lazily hashed ETag's getter: plain values to compare. */
-  const plain = (object: Awaited<ReturnType<FsStore['get']>>) => object && { ...object, body: text(object.body) };
+  const plain = (object: Awaited<ReturnType<FsStore['get']>>) =>
+    object && { ...object, body: text(object.body) };
   const big = 'x'.repeat(1_100_000); // past the synchronous reads' 1 MiB: read as a publish reads a document
 
   beforeEach(async () => {
@@ -391,7 +392,9 @@ describe('when reading ahead', () => {
     const ahead = new FsStore(root);
     await store.put('search.json', encode('[1]'), opts);
     await store.put('gone.json', encode('{}'), opts);
-    expect(await ahead.readAhead(['index.json', 'falcoctl/index.yaml', 'search.json', 'gone.json'], 1e7)).toBe(4);
+    expect(
+      await ahead.readAhead(['index.json', 'falcoctl/index.yaml', 'search.json', 'gone.json'], 1e7),
+    ).toBe(4);
 
     await store.put('index.json', encode('{"plugins":[1]}'), opts); // a put renames a new file in
     await writeFile(path.join(root, 'falcoctl/index.yaml'), `${big.slice(1)}y`); // same inode and size
