@@ -104,6 +104,28 @@ describe('when many puts wait for the writer thread at once', () => {
   });
 });
 
+describe('when one key is put again and again while earlier puts wait', () => {
+  it('holds the last put of each key, in every folder', async () => {
+    for (let i = 0; i < 200; i++) await store.put(`warm/${i}.json`, encode('warm'), opts);
+    const keys = Array.from(
+      { length: 24 },
+      (_, i) => `plugins/p${i}/${i % 2 ? 'index.json' : '1.0.0/manifest.json'}`,
+    );
+
+    // Every key's ten puts interleaved with the others', none awaited before the next is made.
+    const puts = [];
+    for (let round = 0; round < 10; round++)
+      for (const key of keys) puts.push(store.put(key, encode(`${key} round ${round}`), opts));
+    await Promise.all(puts);
+
+    for (const key of keys) {
+      const object = await store.get(key);
+      expect(text(object?.body)).toBe(`${key} round 9`);
+      expect(object?.etag).toBe(`"${sha256(`${key} round 9`).slice(0, 32)}"`);
+    }
+  });
+});
+
 describe('when a key is put for the first time', () => {
   it('gives it a whole sidecar, and replaces a half-written one a crash left without a body', async () => {
     for (let i = 0; i < 200; i++) await store.put(`warm/${i}.json`, encode('warm'), opts);
