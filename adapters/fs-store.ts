@@ -672,7 +672,8 @@ export class FsStore implements Store {
   async #listed(key: string): Promise<ObjectInfo | undefined> {
     return this.#io(key, 'stat', async () => {
       const file = this.#readPath(key);
-      const fd = this.#openForReadSync(file);
+      // Just listed, so almost always there: opened without asking first (a missing one costs an exception).
+      const fd = this.#openForReadSync(file, true);
       if (fd === undefined) return undefined;
       let stats: BigStats;
       try {
@@ -781,9 +782,12 @@ export class FsStore implements Store {
     return undefined;
   }
 
-  /** `#openForRead` by synchronous calls: a descriptor, or undefined. */
-  #openForReadSync(file: string | Buffer): number | undefined {
-    if (absent(file)) return undefined;
+  /**
+   * `#openForRead` by synchronous calls: a descriptor, or undefined. A file `likelyThere` is opened without
+   * asking first whether it is (a missing one then costs an exception rather than every one a call).
+   */
+  #openForReadSync(file: string | Buffer, likelyThere = false): number | undefined {
+    if (!likelyThere && absent(file)) return undefined;
     let fd: number;
     try {
       fd = openSync(file, READ_FLAGS);

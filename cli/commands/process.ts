@@ -10,8 +10,11 @@ export async function run(parsed: Parsed): Promise<number> {
   const result = await withOpenRegistry(dir, (registry) => processSubmissions(registry.context));
   if (parsed.values.json) outJson({ generation: result.generation, outcomes: result.outcomes });
   else {
-    for (const outcome of result.outcomes) for (const line of describeOutcome(outcome)) out(line);
-    out(result.generation === null ? 'nothing to rebuild' : `rebuilt: generation ${result.generation}`);
+    // One write, not one a line: a batch of 10,000 plugins prints 40,000 lines, and each write to a pipe
+    // is a system call (about a third of a second in all).
+    const lines = result.outcomes.flatMap((outcome) => describeOutcome(outcome));
+    lines.push(result.generation === null ? 'nothing to rebuild' : `rebuilt: generation ${result.generation}`);
+    out(lines.join('\n'));
   }
   return result.outcomes.some((o) => o.status === 'rejected') ? 1 : 0;
 }
