@@ -13,7 +13,9 @@ export async function run(parsed: Parsed): Promise<number> {
     // One write, not one a line: a batch of 10,000 plugins prints 40,000 lines, and each write to a pipe
     // is a system call (about a third of a second in all).
     const lines = result.outcomes.flatMap((outcome) => describeOutcome(outcome));
-    lines.push(result.generation === null ? 'nothing to rebuild' : `rebuilt: generation ${result.generation}`);
+    lines.push(
+      result.generation === null ? 'nothing to rebuild' : `rebuilt: generation ${result.generation}`,
+    );
     out(lines.join('\n'));
   }
   return result.outcomes.some((o) => o.status === 'rejected') ? 1 : 0;
