@@ -8,6 +8,7 @@ import type { RegistryConfig } from '../config.ts';
 import type { RegistryIdentity } from '../model.ts';
 import type { Signer } from '../signing.ts';
 import type { Store } from '../store.ts';
+import type { BundleInspector } from './inspect.ts';
 import type { SubmissionOutcome } from './outcomes.ts';
 
 export interface PipelineContext {
@@ -19,6 +20,12 @@ export interface PipelineContext {
   readonly clock: Clock;
   readonly config: RegistryConfig;
   readonly bundleLimits?: Partial<BundleLimits>;
+  /**
+   * Inspects a batch's bundles (read, validated, signature checked) elsewhere than in the thread that
+   * judges them, when it takes the batch (adapters/inspector.ts: worker threads, for a local import);
+   * without one, or for a batch it declines, they are inspected in this thread (a Lambda function).
+   */
+  readonly inspector?: BundleInspector;
   /**
    * Stop taking submissions into a batch once their bytes pass this (at least one is always taken); the rest
    * stay in incoming/ for the next batch (`BatchResult.leftInIncoming`). Bounds memory in a Lambda function.

@@ -6,9 +6,9 @@
  * A batch decides exactly as one submission per batch would (BatchView).
  */
 import { type ActionKind, isJsonSubmission, type ReadAction } from '../actions.ts';
-import { type BundleContents, checkArtifactDigests, checkBundleFiles, readBundle } from '../bundle.ts';
+import type { BundleContents } from '../bundle.ts';
 import { sha256Hex } from '../digest.ts';
-import { type Problem, problem, problemsFrom, StoreError } from '../errors.ts';
+import { type Problem, problem, StoreError } from '../errors.ts';
 import {
   isPluginDocumentKey,
   PLUGINS_PREFIX,
@@ -17,21 +17,15 @@ import {
   versionIdentity,
 } from '../layout.ts';
 import { EMPTY_REVOKED_KEYS, type NamedKey, parseRevokedKeys, revocationOf } from '../lifecycle.ts';
-import { loadManifest } from '../manifest/index.ts';
 import type { Manifest, PluginDocument, RevokedKeysDocument } from '../model.ts';
 import { versionRecordOf } from '../records.ts';
 import { ROTATION_PREFIX, readSignedRotation } from '../rotation.ts';
 import { readPublicKey } from '../signing.ts';
 import type { Store } from '../store.ts';
-import {
-  authorizePublisher,
-  checkPublisherSignature,
-  loadTrustedKeys,
-  type SignerCheck,
-  type TrustedKeys,
-} from '../trust.ts';
+import { authorizePublisher, loadTrustedKeys, type TrustedKeys } from '../trust.ts';
 import { evaluateAction } from './actions.ts';
 import type { PipelineContext } from './context.ts';
+import { type Inspection, type InspectionBasis, inspectBundle } from './inspect.ts';
 import type { Upload } from './intake.ts';
 import type { LogWriter } from './log-writer.ts';
 import { mergePluginDocument } from './plugin-document.ts';
@@ -263,70 +257,16 @@ function provisionalRecord(manifest: Manifest, accepted: Omit<Accepted, 'kind' |
   });
 }
 
-/**
- * What a bundle says of itself, whatever else the batch holds: read, its manifest validated, its files and
- * artifact digests checked, its signature verified. None of it depends on the order of the batch, so it is
- * worked out for every upload of a batch at once (`inspectAll`), and each is then judged in order.
- */
-type Inspection =
-  | { readonly kind: 'unreadable'; readonly evaluation: Rejected }
-  | {
-      readonly kind: 'read';
-      readonly contents: BundleContents;
-      readonly manifest: Manifest | undefined;
-      /** The manifest's, the files', then the signature's. */
-      readonly problems: readonly Problem[];
-      readonly signer: SignerCheck;
-      /** Checked later than the others (after the version's), so they are reported in that order. */
-      readonly artifactProblems: readonly Problem[];
-    }
-  /** A library choked on the upload: rethrown when it is judged, where every such failure is handled. */
-  | { readonly kind: 'threw'; readonly error: unknown };
-
-async function inspectBundle(
-  ctx: PipelineContext,
-  bytes: Uint8Array,
-  trusted: TrustedKeys,
-  now: Date,
-): Promise<Inspection> {
-  let contents: BundleContents;
-  try {
-    contents = await readBundle(bytes, ctx.bundleLimits);
-  } catch (error) {
-    return { kind: 'unreadable', evaluation: rejected(problemsFrom(error)) };
-  }
-  const problems: Problem[] = [];
-  let manifest: Manifest | undefined;
-  try {
-    manifest = loadManifest(contents.manifest, contents.manifestName);
-  } catch (error) {
-    problems.push(...problemsFrom(error));
-  }
-  if (manifest) problems.push(...checkBundleFiles(contents, manifest));
-  // The signature is checked even when the manifest is invalid, so every problem is reported at once.
-  const signer = await checkPublisherSignature({
-    policy: ctx.config.policy,
-    trusted,
-    manifestName: contents.manifestName,
-    manifest: contents.manifest,
-    signature: contents.signature,
-    publisherKey: contents.publisherKey,
-    now,
-  });
-  problems.push(...signer.problems);
-  const artifactProblems = manifest && problems.length === 0 ? checkArtifactDigests(contents, manifest) : [];
-  return { kind: 'read', contents, manifest, problems, signer, artifactProblems };
-}
-
-/** Bundles inspected at once: their signatures are checked on the thread pool, their reads overlap. */
+/** Bundles inspected at once in this thread: their signatures are checked on the thread pool, their reads overlap. */
 const INSPECT_CONCURRENCY = 8;
 
 /**
- * Every bundle of the batch inspected in bounded flight, each with the published document its name needs
- * read ahead (a failure left for the judging to meet where it always did), handed out in upload order as
- * soon as it and those before it are ready: the judging of the first uploads, and the writing of their
- * files, overlaps the inspection of the rest (an import of 1,000 new plugins judged and wrote nothing until
- * all were inspected, while the writer thread sat idle, then wrote while this thread waited).
+ * Every bundle of the batch inspected in bounded flight (by the context's inspector, on other threads, when
+ * it takes the batch), each with the published document its name needs read ahead (a failure left for the
+ * judging to meet where it always did), handed out in upload order as soon as it and those before it are
+ * ready: the judging of the first uploads, and the writing of their files, overlaps the inspection of the
+ * rest (an import of 1,000 new plugins judged and wrote nothing until all were inspected, while the writer
+ * thread sat idle, then wrote while this thread waited).
  */
 class Inspections {
   /** Each upload's inspection until it is taken: one taken is not held here (its files are the item's). */
@@ -339,10 +279,20 @@ class Inspections {
     this.#ready = uploads.map(
       () => new Promise<Inspection | undefined>((resolve) => void settle.push(resolve)),
     );
+    const basis: InspectionBasis = {
+      config: ctx.config,
+      registryFingerprints: judging.trusted.registryFingerprints,
+      now: judging.now,
+      ...(ctx.bundleLimits ? { bundleLimits: ctx.bundleLimits } : {}),
+    };
+    const here = (bytes: Uint8Array): Promise<Inspection> => inspectBundle(bytes, basis, judging.trusted);
+    const bundles = uploads.filter(isBundle).length;
+    const run = bundles > 0 ? ctx.inspector?.begin(basis, bundles, here) : undefined;
+    const inspectOne = run ? (bytes: Uint8Array) => run.inspect(bytes) : here;
     // Never rejects: an inspection's failure is an Inspection ('threw'), judged where it is met.
-    this.#done = mapLimited(uploads, INSPECT_CONCURRENCY, async (upload, index) => {
-      settle[index]?.(this.#stopped ? undefined : await inspect(ctx, upload, judging));
-    });
+    this.#done = mapLimited(uploads, run?.concurrency ?? INSPECT_CONCURRENCY, async (upload, index) => {
+      settle[index]?.(this.#stopped ? undefined : await inspect(upload, judging, inspectOne));
+    }).finally(() => run?.end());
   }
 
   /** Begins no more inspections (the batch failed). */
@@ -363,16 +313,19 @@ class Inspections {
   }
 }
 
+/** An upload read as a bundle: anything but a JSON envelope (an action, a rotation). */
+function isBundle(upload: Upload): upload is Extract<Upload, { readonly kind: 'read' }> {
+  return upload.kind === 'read' && !isJsonSubmission(upload.bytes);
+}
+
 /** A bundle inspected, and the document its name needs read ahead; undefined for an action. */
 async function inspect(
-  ctx: PipelineContext,
   upload: Upload,
   judging: Judging,
+  inspectOne: (bytes: Uint8Array) => Promise<Inspection>,
 ): Promise<Inspection | undefined> {
-  if (upload.kind !== 'read' || isJsonSubmission(upload.bytes)) return undefined;
-  const inspection = await inspectBundle(ctx, upload.bytes, judging.trusted, judging.now).catch(
-    (error: unknown): Inspection => ({ kind: 'threw', error }),
-  );
+  if (!isBundle(upload)) return undefined;
+  const inspection = await inspectOne(upload.bytes);
   if (inspection.kind === 'read' && inspection.manifest)
     await judging.view.published(inspection.manifest.name).catch(() => undefined);
   return inspection;
@@ -381,7 +334,7 @@ async function inspect(
 async function evaluate(ctx: PipelineContext, inspection: Inspection, judging: Judging): Promise<Evaluation> {
   const { view, now } = judging;
   if (inspection.kind === 'threw') throw inspection.error;
-  if (inspection.kind === 'unreadable') return inspection.evaluation;
+  if (inspection.kind === 'unreadable') return rejected(inspection.problems);
   const { contents, manifest, signer } = inspection;
   const problems: Problem[] = [...inspection.problems];
   // A key the operator revoked publishes nothing from the revocation on (what it published stays).
