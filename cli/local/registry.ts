@@ -12,6 +12,7 @@
 import { chmod, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { FsStore } from '../../adapters/fs-store.ts';
+import { ThreadInspector } from '../../adapters/inspector.ts';
 import { withLockFile } from '../../client/disk/atomic.ts';
 import { systemClock } from '../../index-builder/clock.ts';
 import { parseRegistryConfig, type RegistryConfig, readConfigJson } from '../../index-builder/config.ts';
@@ -67,6 +68,9 @@ export async function writeConfig(dir: string, config: RegistryConfig): Promise<
 }
 
 /** The registry in `dir`, its signing key read now; `site`, when the caller opened its published tree already. */
+/** The process's inspector threads, started by the first batch large enough, shared by every registry it opens. */
+const inspector = new ThreadInspector();
+
 export async function openRegistry(dir: string, site: FsStore = openSite(dir)): Promise<LocalRegistry> {
   const config = await readConfig(dir);
   const secret = await readFile(path.join(dir, SECRET_KEY_FILE), 'utf8');
@@ -81,6 +85,7 @@ export async function openRegistry(dir: string, site: FsStore = openSite(dir)): 
       signer,
       clock: systemClock,
       config,
+      inspector,
     },
   };
 }

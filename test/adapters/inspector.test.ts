@@ -1,0 +1,149 @@
+/**
+ * ThreadInspector: bundles inspected on real worker threads (loading the TypeScript source through tsx, as
+ * the tests run it) are judged exactly as those inspected in the publishing thread, every bundle is
+ * answered whatever becomes of the threads, and small batches never start one.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { ThreadInspector } from '../../adapters/inspector.ts';
+import { parseRegistryConfig } from '../../index-builder/config.ts';
+import { processSubmissions } from '../../index-builder/pipeline/index.ts';
+import {
+  type Inspection,
+  type InspectionBasis,
+  inspectBundle,
+  trustedKeysOf,
+} from '../../index-builder/pipeline/inspect.ts';
+import { encode, makeBundle, makeRegistry, rawTar, testKey, validManifest } from '../support/fixtures.ts';
+
+const inspectors: ThreadInspector[] = [];
+afterEach(async () => {
+  await Promise.all(inspectors.splice(0).map((i) => i.close()));
+});
+
+function threadInspector(options: ConstructorParameters<typeof ThreadInspector>[0] = {}): ThreadInspector {
+  const inspector = new ThreadInspector(options);
+  inspectors.push(inspector);
+  return inspector;
+}
+
+/** A batch that meets each kind of inspection: accepted (JSON, YAML, with an artifact), and refused. */
+async function mixedBatch(): Promise<Uint8Array[]> {
+  const stranger = await testKey('stranger');
+  return [
+    await makeBundle({ manifest: validManifest({ name: 'thread-json', version: '1.0.0' }) }),
+    await makeBundle({
+      manifest: validManifest({ name: 'thread-artifact', version: '1.0.0' }),
+      artifacts: [{ os: 'linux', arch: 'amd64', name: 'tool', body: encode('binary') }],
+    }),
+    await makeBundle({
+      manifest: validManifest({ name: 'thread-yaml', version: '2.0.0' }),
+      manifestName: 'manifest.yaml',
+    }),
+    await makeBundle({ manifest: { ...validManifest({ name: 'thread-bad' }), version: undefined } }),
+    await makeBundle({
+      manifest: validManifest({ name: 'thread-digest', version: '1.0.0' }),
+      artifacts: [{ os: 'linux', arch: 'amd64', name: 'tool', body: encode('binary'), record: false }],
+    }),
+    await makeBundle({ manifest: validManifest({ name: 'thread-stranger' }), signer: stranger }),
+    encode('not a gzip file at all'),
+    await rawTar([{ name: 'manifest.json', body: encode('{"name": "only-a-manifest"}') }]),
+    // The same version again, after the first: judged against the batch, not the inspection.
+    await makeBundle({ manifest: validManifest({ name: 'thread-json', version: '1.0.0' }) }),
+  ];
+}
+
+/** What a batch's outcomes say, without the upload names (each registry names its uploads). */
+function outcomesOf(result: Awaited<ReturnType<typeof processSubmissions>>) {
+  return result.outcomes.map((o) => ({
+    status: o.status,
+    plugin: o.plugin,
+    version: o.version,
+    problems: o.problems,
+  }));
+}
+
+describe('when a batch is inspected on threads', () => {
+  it('judges every bundle as a batch inspected in its own thread does', async () => {
+    const bundles = await mixedBatch();
+    const here = await makeRegistry({ policy: 'open' });
+    const expected = await processSubmissions(here.context, await here.submit(...bundles));
+
+    const inspector = threadInspector({ threads: 2, minBundles: 1 });
+    await inspector.start();
+    const threaded = await makeRegistry({ policy: 'open' });
+    const context = { ...threaded.context, inspector };
+    const result = await processSubmissions(context, await threaded.submit(...bundles));
+
+    expect(inspector.inspectedOnThreads).toBe(bundles.length);
+    expect(outcomesOf(result)).toEqual(outcomesOf(expected));
+    expect(outcomesOf(result).map((o) => o.status)).toEqual([
+      'accepted',
+      'accepted',
+      'accepted',
+      'rejected',
+      'rejected',
+      'accepted',
+      'rejected',
+      'rejected',
+      'already-published',
+    ]);
+    expect(result.changedPlugins).toEqual(expected.changedPlugins);
+    // What was accepted was written from the bundle the thread read: the artifact's bytes, the manifest.
+    const artifact = await threaded.site.get('plugins/thread-artifact/1.0.0/artifacts/linux-amd64/tool');
+    expect(new TextDecoder().decode(artifact?.body)).toBe('binary');
+    const manifest = await threaded.site.get('plugins/thread-yaml/2.0.0/manifest.json');
+    expect(JSON.parse(new TextDecoder().decode(manifest?.body)).version).toBe('2.0.0');
+  });
+
+  it('inspects a batch under its threshold in its own thread, and starts no thread for it', async () => {
+    const inspector = threadInspector({ minBundles: 3 });
+    const registry = await makeRegistry();
+    const keys = await registry.submit(
+      await makeBundle({ manifest: validManifest({ name: 'small-one' }) }),
+      await makeBundle({ manifest: validManifest({ name: 'small-two' }) }),
+    );
+    const result = await processSubmissions({ ...registry.context, inspector }, keys);
+    expect(result.outcomes.map((o) => o.status)).toEqual(['accepted', 'accepted']);
+    expect(inspector.inspectedOnThreads).toBe(0);
+    expect(inspector.threads).toBe(0);
+  });
+});
+
+describe('when the threads stop', () => {
+  async function basis(): Promise<InspectionBasis> {
+    const registry = await testKey('registry');
+    return {
+      config: parseRegistryConfig({ name: 'Test', url: 'https://registry.example.com', policy: 'open' }),
+      registryFingerprints: [registry.fingerprint],
+      now: new Date('2026-11-01T00:00:00Z'),
+    };
+  }
+
+  it('answers the bundles they had in the batch’s own thread', async () => {
+    const inspector = threadInspector({ threads: 1, minBundles: 1 });
+    await inspector.start();
+    const b = await basis();
+    const trusted = await trustedKeysOf(b);
+    let inspectedHere = 0;
+    const here = (bytes: Uint8Array): Promise<Inspection> => {
+      inspectedHere += 1;
+      return inspectBundle(bytes, b, trusted);
+    };
+    const run = inspector.begin(b, 24, here);
+    if (!run) throw new Error('the inspector declined a batch over its threshold');
+    const bundles = await Promise.all(
+      Array.from({ length: 24 }, (_, i) => makeBundle({ manifest: validManifest({ name: `stop-${i}` }) })),
+    );
+    const answers = bundles.map((bytes) => run.inspect(bytes));
+    // Ready threads take them all: none was inspected here yet.
+    expect(inspectedHere).toBe(0);
+    // Stopped before any answer can be back (answers go out at the end of the thread's turn, at the earliest).
+    await inspector.close();
+    const inspections = await Promise.all(answers);
+    run.end();
+    expect(inspectedHere).toBe(24);
+    expect(inspections.map((i) => (i.kind === 'read' ? i.manifest?.name : i.kind))).toEqual(
+      bundles.map((_, i) => `stop-${i}`),
+    );
+  });
+});
