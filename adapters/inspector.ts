@@ -210,6 +210,10 @@ export class ThreadInspector implements BundleInspector {
     return this.#started;
   }
 
+  prepare(uploads: number): void {
+    if (uploads >= this.#minBundles) void this.start();
+  }
+
   begin(
     basis: InspectionBasis,
     bundles: number,

@@ -51,6 +51,11 @@ export interface InspectionBasis {
  */
 export interface BundleInspector {
   /**
+   * A batch of about this many uploads is being read (some may be actions): an inspector that would take
+   * it can start getting ready meanwhile (threads load their modules).
+   */
+  prepare?(uploads: number): void;
+  /**
    * The inspections of one batch of `bundles` bundles. `here` inspects one in this thread: for the bundles
    * the inspector cannot take (its threads still starting, or one that stopped), so every one is answered.
    */

@@ -89,6 +89,8 @@ export async function takeBatch(ctx: PipelineContext, keys?: readonly string[]):
     batchBytes += size;
     taken.push({ key });
   }
+  // Reading them takes a while (10,000 uploads, about a second): an inspector may get ready meanwhile.
+  ctx.inspector?.prepare?.(taken.length);
   const read = await mapLimited(
     taken,
     READ_CONCURRENCY,

@@ -3,7 +3,7 @@
  * the tests run it) are judged exactly as those inspected in the publishing thread, every bundle is
  * answered whatever becomes of the threads, and small batches never start one.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ThreadInspector } from '../../adapters/inspector.ts';
 import { parseRegistryConfig } from '../../index-builder/config.ts';
 import { processSubmissions } from '../../index-builder/pipeline/index.ts';
@@ -13,6 +13,7 @@ import {
   inspectBundle,
   trustedKeysOf,
 } from '../../index-builder/pipeline/inspect.ts';
+import { takeBatch } from '../../index-builder/pipeline/intake.ts';
 import { encode, makeBundle, makeRegistry, rawTar, testKey, validManifest } from '../support/fixtures.ts';
 
 const inspectors: ThreadInspector[] = [];
@@ -106,6 +107,23 @@ describe('when a batch is inspected on threads', () => {
     expect(result.outcomes.map((o) => o.status)).toEqual(['accepted', 'accepted']);
     expect(inspector.inspectedOnThreads).toBe(0);
     expect(inspector.threads).toBe(0);
+  });
+});
+
+describe('when a batch is being read', () => {
+  it('starts the threads for a batch large enough, before any bundle is inspected', async () => {
+    const registry = await makeRegistry();
+    await registry.submit(
+      await makeBundle({ manifest: validManifest({ name: 'early-one' }) }),
+      await makeBundle({ manifest: validManifest({ name: 'early-two' }) }),
+    );
+    const small = threadInspector({ threads: 1, minBundles: 3 });
+    await takeBatch({ ...registry.context, inspector: small });
+    const large = threadInspector({ threads: 1, minBundles: 2 });
+    const { uploads } = await takeBatch({ ...registry.context, inspector: large });
+    expect(uploads).toHaveLength(2);
+    await vi.waitFor(() => expect(large.threads).toBe(1), { timeout: 10_000 });
+    expect(small.threads).toBe(0);
   });
 });
 
