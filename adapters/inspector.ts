@@ -122,10 +122,23 @@ class InspectorThread {
     for (const [run, list] of byRun) {
       if (!this.#runs.has(run)) {
         const basis = this.#bases.get(run);
-        if (basis) this.#post({ type: 'basis', run, basis });
+        if (!basis || !this.#post({ type: 'basis', run, basis })) {
+          this.#answerHere(list);
+          continue;
+        }
         this.#runs.add(run);
       }
-      this.#post({ type: 'inspect', run, jobs: list });
+      if (!this.#post({ type: 'inspect', run, jobs: list })) this.#answerHere(list);
+    }
+  }
+
+  /** Jobs the thread could not be sent: inspected in their batch's own thread. */
+  #answerHere(jobs: readonly { readonly id: number }[]): void {
+    for (const { id } of jobs) {
+      const job = this.pending.get(id);
+      if (!job) continue;
+      this.pending.delete(id);
+      job.resolve(job.here(job.bytes));
     }
   }
 
@@ -134,8 +147,14 @@ class InspectorThread {
     this.#post({ type: 'end', run });
   }
 
-  #post(message: ToThread): void {
-    this.worker.postMessage(message);
+  /** Sends a message; false when it cannot be cloned (a basis holding what cannot cross threads). */
+  #post(message: ToThread): boolean {
+    try {
+      this.worker.postMessage(message);
+      return true;
+    } catch {
+      return false;
+    }
   }
 }
 

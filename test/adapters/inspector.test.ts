@@ -127,6 +127,32 @@ describe('when a batch is being read', () => {
   });
 });
 
+describe('when a basis cannot cross threads', () => {
+  it('inspects the batch in its own thread, every bundle as it would', async () => {
+    const inspector = threadInspector({ threads: 1, minBundles: 1 });
+    await inspector.start();
+    const registry = await testKey('registry');
+    // A config is plain data; one that is not (a function in it) cannot be cloned to a thread.
+    const config = parseRegistryConfig({ name: 'Test', url: 'https://registry.example.com', policy: 'open' });
+    const b: InspectionBasis = {
+      config: Object.assign({}, config, { hook: () => undefined }),
+      registryFingerprints: [registry.fingerprint],
+      now: new Date('2026-11-01T00:00:00Z'),
+    };
+    const trusted = await trustedKeysOf(b);
+    const run = inspector.begin(b, 2, (bytes) => inspectBundle(bytes, b, trusted));
+    if (!run) throw new Error('the inspector declined a batch over its threshold');
+    const inspections = await Promise.all([
+      run.inspect(await makeBundle({ manifest: validManifest({ name: 'unclonable-one' }) })),
+      run.inspect(encode('not a bundle')),
+    ]);
+    run.end();
+    expect(inspector.inspectedOnThreads).toBe(0);
+    expect(inspections.map((i) => i.kind)).toEqual(['read', 'unreadable']);
+    expect(inspections[0]?.kind === 'read' && inspections[0].problems).toEqual([]);
+  });
+});
+
 describe('when the threads stop', () => {
   async function basis(): Promise<InspectionBasis> {
     const registry = await testKey('registry');
