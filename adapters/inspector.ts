@@ -61,10 +61,14 @@ class InspectorThread {
   readonly #runs = new Set<number>();
   readonly #bases: Map<number, InspectionBasis>;
 
-  constructor(url: string, bases: Map<number, InspectionBasis>, onAnswered: (count: number) => void) {
+  constructor(
+    module: ThreadModule,
+    bases: Map<number, InspectionBasis>,
+    onAnswered: (count: number) => void,
+  ) {
     this.#bases = bases;
     this.settled = new Promise<void>((resolve) => (this.#settle = resolve));
-    this.worker = startWorker(url);
+    this.worker = startWorker(module);
     this.worker.on('message', (message: FromThread) => {
       if (message.type === 'ready') {
         this.ready = true;
@@ -166,11 +170,17 @@ function ownBytes(bytes: Uint8Array): Uint8Array {
   return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();
 }
 
-/** The thread's module, found where this module was loaded from (a chunk beside it, or the source). */
-let threadUrl: Promise<string> | undefined;
+/** The thread's module as loaded here (a chunk of its own, or the source), and the role it serves in. */
+interface ThreadModule {
+  readonly url: string;
+  readonly role: string;
+}
 
-function startWorker(url: string): Worker {
-  const workerData = { role: 'plugindex-inspector' };
+/** Loaded once a process, by dynamic import (a static one would put it in this module's chunk). */
+let threadModule: Promise<ThreadModule> | undefined;
+
+function startWorker({ url, role }: ThreadModule): Worker {
+  const workerData = { role };
   // Running from the TypeScript source (the tests, tsx): the thread loads it as this process does.
   if (url.endsWith('.ts')) {
     const tsx = JSON.stringify(
@@ -216,12 +226,15 @@ export class ThreadInspector implements BundleInspector {
     if (this.#started) return this.#started;
     const threads: InspectorThread[] = [];
     this.#threads = threads;
-    threadUrl ??= import('./inspector-thread.ts').then((m) => m.INSPECTOR_THREAD_URL);
-    this.#started = threadUrl.then(
-      async (url) => {
+    threadModule ??= import('./inspector-thread.ts').then((m) => ({
+      url: m.INSPECTOR_THREAD_URL,
+      role: m.INSPECTOR_ROLE,
+    }));
+    this.#started = threadModule.then(
+      async (module) => {
         if (this.#threads !== threads) return; // closed meanwhile
         for (let i = 0; i < this.#threadCount; i++)
-          threads.push(new InspectorThread(url, this.#bases, (count) => (this.#onThreads += count)));
+          threads.push(new InspectorThread(module, this.#bases, (count) => (this.#onThreads += count)));
         await Promise.all(threads.map((t) => t.settled));
       },
       () => undefined, // no threads: every bundle is inspected where it is judged
