@@ -244,9 +244,11 @@ interface Waiting {
  */
 const BATCHES_IN_FLIGHT = 2;
 
-/** A body the thread gets as its own bytes only: a view into a larger buffer (a pool's, a render buffer's)
- * would be cloned whole. */
-function ownBytes(body: Uint8Array): Uint8Array {
+/**
+ * Bytes a thread is sent as their own: a view into a larger buffer (a pool's, a render buffer's, a
+ * read-ahead's) would be cloned whole. Shared by the writer and the inspector threads (inspector.ts).
+ */
+export function ownBytes(body: Uint8Array): Uint8Array {
   return body.byteOffset === 0 && body.byteLength === body.buffer.byteLength ? body : new Uint8Array(body);
 }
 

@@ -12,6 +12,7 @@ import {
   type Inspection,
   type InspectionBasis,
   inspectBundle,
+  threw,
   trustedKeysOf,
 } from '../index-builder/pipeline/inspect.ts';
 import type { TrustedKeys } from '../index-builder/trust.ts';
@@ -54,11 +55,8 @@ function send(port: MessagePort, answers: readonly { id: number; inspection: Ins
       try {
         port.postMessage({ type: 'inspected', answers: [{ id, inspection }] } satisfies FromThread);
       } catch (error) {
-        const threw: Inspection = {
-          kind: 'threw',
-          error: new Error(`the inspection could not be sent back: ${(error as Error).message}`),
-        };
-        port.postMessage({ type: 'inspected', answers: [{ id, inspection: threw }] } satisfies FromThread);
+        const failed = threw(new Error(`the inspection could not be sent back: ${(error as Error).message}`));
+        port.postMessage({ type: 'inspected', answers: [{ id, inspection: failed }] } satisfies FromThread);
       }
     }
   }
@@ -79,7 +77,7 @@ function serve(port: MessagePort): void {
       if (!known) throw new Error(`no basis for inspection run ${run}`);
       inspection = await inspectBundle(bytes, known.basis, await known.trusted);
     } catch (error) {
-      inspection = { kind: 'threw', error: error instanceof Error ? error : new Error(String(error)) };
+      inspection = threw(error);
     }
     answer(id, inspection);
   };

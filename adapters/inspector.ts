@@ -19,6 +19,7 @@ import type {
   InspectionBasis,
   InspectionRun,
 } from '../index-builder/pipeline/inspect.ts';
+import { ownBytes } from './fs-writer.ts';
 import type { FromThread, ToThread } from './inspector-thread.ts';
 
 export interface ThreadInspectorOptions {
@@ -160,14 +161,6 @@ class InspectorThread {
       return false;
     }
   }
-}
-
-/**
- * Bytes a thread is sent as their own: a view into a larger buffer (a pool's, a read-ahead's) would be
- * cloned whole.
- */
-function ownBytes(bytes: Uint8Array): Uint8Array {
-  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();
 }
 
 /** The thread's module as loaded here (a chunk of its own, or the source), and the role it serves in. */

@@ -67,10 +67,10 @@ export async function writeConfig(dir: string, config: RegistryConfig): Promise<
   await rename(temp, file);
 }
 
-/** The registry in `dir`, its signing key read now; `site`, when the caller opened its published tree already. */
 /** The process's inspector threads, started by the first batch large enough, shared by every registry it opens. */
 const inspector = new ThreadInspector();
 
+/** The registry in `dir`, its signing key read now; `site`, when the caller opened its published tree already. */
 export async function openRegistry(dir: string, site: FsStore = openSite(dir)): Promise<LocalRegistry> {
   const config = await readConfig(dir);
   const secret = await readFile(path.join(dir, SECRET_KEY_FILE), 'utf8');

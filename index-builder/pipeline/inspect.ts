@@ -88,11 +88,13 @@ export async function inspectBundle(
   try {
     return await inspectRead(bytes, basis, trusted);
   } catch (error) {
-    return {
-      kind: 'threw',
-      error: error instanceof Error ? error : new Error(String(error)),
-    };
+    return threw(error);
   }
+}
+
+/** A library's failure on an upload, as an Inspection (an Error, so it can be cloned between threads). */
+export function threw(error: unknown): Inspection {
+  return { kind: 'threw', error: error instanceof Error ? error : new Error(String(error)) };
 }
 
 async function inspectRead(
