@@ -237,12 +237,20 @@ interface Waiting {
 }
 
 /**
- * Batches a thread is given at once: one it writes, and the next behind it, so it never waits for this
- * thread to send more. The puts made meanwhile wait here and go out together once a batch is answered: a
- * message between threads costs about 25 µs of CPU on each side (the body's clone is a small part of it),
- * more than a small put's bytes, and a rebuild of 10,000 plugins makes 30,000 puts.
+ * Batches a thread is given at once: one it writes, and two behind it, so it never waits for this thread to
+ * send more. The puts made meanwhile wait here and go out together once a batch is answered: a message
+ * between threads costs about 25 µs of CPU on each side (the body's clone is a small part of it), more than
+ * a small put's bytes, and a rebuild of 10,000 plugins makes 30,000 puts.
  */
-const BATCHES_IN_FLIGHT = 2;
+const BATCHES_IN_FLIGHT = 3;
+
+/**
+ * Most puts in one batch. The puts an answer frees are made in one turn: sent as one batch, the thread would
+ * write them all while this thread waits, then wait while this thread made the next ones (an import's plugin
+ * documents kept the two cores about half busy so). Split, the thread writes the first batch while this
+ * thread handles the answer to the one before.
+ */
+const MAX_BATCH_PUTS = 64;
 
 /**
  * Bytes a thread is sent as their own: a view into a larger buffer (a pool's, a render buffer's, a
@@ -263,6 +271,10 @@ export class FsWriter {
   #nextId = 0;
   /** Puts not yet sent. */
   #queue: Waiting[] = [];
+  /** Whether a send is due at the end of this turn. */
+  #sendDue = false;
+  /** What this process has sent its threads: batches, the largest, and the most a thread had at once. */
+  readonly sent = { batches: 0, largest: 0, mostInFlight: 0 };
   /** Puts sent and waiting for their reply, with the thread that has them. */
   readonly #pending = new Map<number, Waiting & { readonly worker: Worker }>();
 
@@ -270,22 +282,38 @@ export class FsWriter {
   put(request: WriteRequest): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.#queue.push({ id: this.#nextId++, request, resolve, reject });
+      this.#sendSoon();
+    });
+  }
+
+  /**
+   * Sends at the end of this turn, once every put it makes is queued: sent at once, each put made while a
+   * batch is free to go would be a message of its own (two thirds of an import's messages held one put).
+   */
+  #sendSoon(): void {
+    if (this.#sendDue) return;
+    this.#sendDue = true;
+    setImmediate(() => {
+      this.#sendDue = false;
       this.#send();
     });
   }
 
-  /** Sends the waiting puts as one batch, unless the thread has as many as it is given at once. */
+  /** Sends the waiting puts in batches of MAX_BATCH_PUTS, while the thread has fewer than it is given at once. */
   #send(): void {
-    if (this.#queue.length === 0 || (this.#worker && this.#inFlight >= BATCHES_IN_FLIGHT)) return;
-    const worker = this.#start();
-    const batch = this.#queue;
-    this.#queue = [];
-    for (const waiting of batch) this.#pending.set(waiting.id, { ...waiting, worker });
-    this.#inFlight += 1;
-    worker.ref();
-    worker.postMessage(
-      batch.map(({ id, request }) => ({ id, request: { ...request, body: ownBytes(request.body) } })),
-    );
+    while (this.#queue.length > 0 && !(this.#worker && this.#inFlight >= BATCHES_IN_FLIGHT)) {
+      const worker = this.#start();
+      const batch = this.#queue.splice(0, MAX_BATCH_PUTS);
+      for (const waiting of batch) this.#pending.set(waiting.id, { ...waiting, worker });
+      this.#inFlight += 1;
+      this.sent.batches += 1;
+      this.sent.largest = Math.max(this.sent.largest, batch.length);
+      this.sent.mostInFlight = Math.max(this.sent.mostInFlight, this.#inFlight);
+      worker.ref();
+      worker.postMessage(
+        batch.map(({ id, request }) => ({ id, request: { ...request, body: ownBytes(request.body) } })),
+      );
+    }
   }
 
   #start(): Worker {
@@ -333,7 +361,8 @@ export class FsWriter {
     this.#inFlight -= 1;
     // Keep the process alive only while the thread has a batch.
     if (this.#inFlight === 0) worker.unref();
-    this.#send();
+    // The puts this answer frees are made after this returns, in this turn: they go with those waiting.
+    this.#sendSoon();
   }
 
   /**

@@ -82,12 +82,13 @@ export const WRITE_CONCURRENCY = 8;
 
 /**
  * Writes in flight at once in the steps that write one thing per submission of a batch (each version's files,
- * each changed plugin's documents, each outcome): as many as a rebuild keeps (REBUILD_CONCURRENCY). On S3 it
- * hides more latency; on the filesystem the writer thread (adapters/fs-writer.ts) takes the puts made while
- * it writes in fewer, larger messages: an import of 1,000 new plugins sent its 7,600 puts in 1,100 messages,
- * 3,000 at eight in flight (a message costs each thread about 25 µs of CPU).
+ * each changed plugin's documents, each outcome). On S3 it hides more latency; on the filesystem the writer
+ * thread (adapters/fs-writer.ts) takes the puts made while it writes in fewer, larger messages, and has the
+ * next batch ready whenever it finishes one: at 32 in flight, every put waiting was in the batch it wrote,
+ * and an import of 10,000 plugins wrote their documents (30,000 puts) in 2.0 s with the two cores half idle;
+ * at 128, in 1.6 s.
  */
-export const BATCH_WRITE_CONCURRENCY = 32;
+export const BATCH_WRITE_CONCURRENCY = 128;
 
 /**
  * Work started as it is handed over, at most `limit` at a time, in the order handed; `settled` waits for all

@@ -104,6 +104,25 @@ describe('when many puts wait for the writer thread at once', () => {
   });
 });
 
+describe('when a thousand puts are made in one turn', () => {
+  it('sends them in batches of at most 64, three at most with the thread at once, and writes each one', async () => {
+    for (let i = 0; i < 200; i++) await store.put(`warm/${i}.json`, encode('warm'), opts);
+    const before = { ...fsWriter.sent };
+    fsWriter.sent.largest = 0;
+    fsWriter.sent.mostInFlight = 0;
+    const keys = Array.from({ length: 1000 }, (_, i) => `plugins/p${i % 50}/${i}.json`);
+
+    await Promise.all(keys.map((key) => store.put(key, encode(key), opts)));
+
+    // Not one message a put (each costs both threads more than a small put's bytes), nor one message for
+    // all (the thread would write them all while this thread has nothing to hand it next).
+    expect(fsWriter.sent.batches - before.batches).toBe(Math.ceil(1000 / 64));
+    expect(fsWriter.sent.largest).toBe(64);
+    expect(fsWriter.sent.mostInFlight).toBe(3);
+    for (const key of keys.filter((_, i) => i % 97 === 0)) expect(text((await store.get(key))?.body)).toBe(key);
+  });
+});
+
 describe('when one key is put again and again while earlier puts wait', () => {
   it('holds the last put of each key, in every folder', async () => {
     for (let i = 0; i < 200; i++) await store.put(`warm/${i}.json`, encode('warm'), opts);
