@@ -119,7 +119,8 @@ describe('when a thousand puts are made in one turn', () => {
     expect(fsWriter.sent.batches - before.batches).toBe(Math.ceil(1000 / 64));
     expect(fsWriter.sent.largest).toBe(64);
     expect(fsWriter.sent.mostInFlight).toBe(3);
-    for (const key of keys.filter((_, i) => i % 97 === 0)) expect(text((await store.get(key))?.body)).toBe(key);
+    for (const key of keys.filter((_, i) => i % 97 === 0))
+      expect(text((await store.get(key))?.body)).toBe(key);
   });
 });
 
