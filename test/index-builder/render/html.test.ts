@@ -208,6 +208,26 @@ describe('when rendering a plugin page', () => {
     expect(html).toContain(escapeHtml(evil));
   });
 
+  it('writes its own markup in ASCII, so a plugin of Latin-1 text is a one-byte string in V8', () => {
+    const deprecated = { at: '2026-11-02T00:00:00.000Z', message: 'old', replacement: 'q' };
+    const doc = pluginDoc({
+      deprecation: deprecated,
+      versions: [
+        version({
+          min_api_version: 'v1',
+          max_api_version: 'v2',
+          deprecated: true,
+          deprecation_replacement: 'q',
+        }),
+      ],
+    });
+    const html = renderPluginPage(doc, registry);
+    expect([...html].filter((c) => c.charCodeAt(0) > 0xff)).toEqual([]);
+    expect(html).toContain('<title>p &mdash; Test &lt;Registry&gt;</title>');
+    expect(html).toContain('v1 &ndash; v2');
+    expect(html).toContain('Deprecated &mdash; use <span class="mono">q</span> instead.');
+  });
+
   it('says when there is no stable release', () => {
     expect(renderPluginPage(pluginDoc({ latest_version: null }), registry)).toContain('no stable release');
   });
