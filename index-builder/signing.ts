@@ -229,18 +229,20 @@ function uint16(value: number): number[] {
 }
 
 /** An OpenPGP multiprecision integer: bit count, then the bytes without leading zeros (RFC 4880, 3.2). */
-function mpi(bytes: Uint8Array): number[] {
+function mpi(bytes: Uint8Array): Uint8Array {
   let start = 0;
   while (start < bytes.length - 1 && bytes[start] === 0) start++;
   const value = bytes.subarray(start);
   const bits = (value.length - 1) * 8 + (32 - Math.clz32(value[0] ?? 0));
-  return [...uint16(bits), ...value];
+  const out = new Uint8Array(2 + value.length);
+  out.set(uint16(bits));
+  out.set(value, 2);
+  return out;
 }
 
 /** A new-format packet header for `length` bytes of body (RFC 4880, 4.2.2). */
-function packetHeader(tag: number, length: number): number[] {
-  if (length < 192) return [0xc0 | tag, length];
-  return [0xc0 | tag, 0xff, ...uint32(length)];
+function packetHeader(tag: number, length: number): Uint8Array {
+  return Uint8Array.from(length < 192 ? [0xc0 | tag, length] : [0xc0 | tag, 0xff, ...uint32(length)]);
 }
 
 /**
@@ -287,36 +289,38 @@ async function onePassSigner(
   });
   const fingerprint = [...Buffer.from(packet.getFingerprint(), 'hex')];
   const keyId = fingerprint.slice(-8);
+  // The parts of the packet that are the same in every signature by this key, made once: the hashed part
+  // (all but its creation time, at CREATED_AT), the trailer hashed after it, and the unhashed part.
+  const hashedSubpackets = [
+    ...[5, SUBPACKET_CREATION_TIME, 0, 0, 0, 0],
+    ...[2 + fingerprint.length, SUBPACKET_ISSUER_FINGERPRINT, 4, ...fingerprint],
+  ];
+  const hashedTemplate = Uint8Array.from([
+    SIGNATURE_VERSION,
+    SIGNATURE_BINARY_DOCUMENT,
+    openpgp.enums.publicKey.eddsaLegacy,
+    openpgp.enums.hash.sha256,
+    ...uint16(hashedSubpackets.length),
+    ...hashedSubpackets,
+  ]);
+  const CREATED_AT = 8; // four fields, the subpackets' length, the first subpacket's length and type
+  const trailer = Uint8Array.from([SIGNATURE_VERSION, 0xff, ...uint32(hashedTemplate.length)]);
+  const unhashedSubpackets = [1 + keyId.length, SUBPACKET_ISSUER_KEY_ID, ...keyId];
+  const unhashed = Uint8Array.from([...uint16(unhashedSubpackets.length), ...unhashedSubpackets]);
   const finish = async (hash: ReturnType<typeof createHash>) => {
     const created = Math.floor(clock.now().getTime() / 1000);
-    const hashedSubpackets = [
-      ...[5, SUBPACKET_CREATION_TIME, ...uint32(created)],
-      ...[2 + fingerprint.length, SUBPACKET_ISSUER_FINGERPRINT, 4, ...fingerprint],
-    ];
-    const hashed = Uint8Array.from([
-      SIGNATURE_VERSION,
-      SIGNATURE_BINARY_DOCUMENT,
-      openpgp.enums.publicKey.eddsaLegacy,
-      openpgp.enums.hash.sha256,
-      ...uint16(hashedSubpackets.length),
-      ...hashedSubpackets,
-    ]);
-    const trailer = Uint8Array.from([SIGNATURE_VERSION, 0xff, ...uint32(hashed.length)]);
+    const hashed = hashedTemplate.slice();
+    hashed.set(uint32(created), CREATED_AT);
     const sha256 = hash.copy().digest('hex');
     const digest = hash.update(hashed).update(trailer).digest();
     // EdDSA in OpenPGP v4 signs the digest; Node's Ed25519 gives R || S.
     const rs = cryptoSign(null, digest, key);
-    const unhashedSubpackets = [1 + keyId.length, SUBPACKET_ISSUER_KEY_ID, ...keyId];
-    const body = [
-      ...hashed,
-      ...uint16(unhashedSubpackets.length),
-      ...unhashedSubpackets,
-      digest[0] as number,
-      digest[1] as number,
-      ...mpi(rs.subarray(0, 32)),
-      ...mpi(rs.subarray(32)),
-    ];
-    const binarySignature = Uint8Array.from([...packetHeader(PACKET_TAG_SIGNATURE, body.length), ...body]);
+    const r = mpi(rs.subarray(0, 32));
+    const s = mpi(rs.subarray(32));
+    // The body: the hashed part, the unhashed part, the digest's first two bytes, then r and s.
+    const length = hashed.length + unhashed.length + 2 + r.length + s.length;
+    const header = packetHeader(PACKET_TAG_SIGNATURE, length);
+    const binarySignature = Buffer.concat([header, hashed, unhashed, digest.subarray(0, 2), r, s]);
     return { signature: armorSignature(binarySignature), sha256 };
   };
   return () => {
