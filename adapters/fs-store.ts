@@ -227,6 +227,9 @@ function parseSidecar(text: string): Sidecar | undefined {
   return value as Sidecar;
 }
 
+/** Most keys of a listing kept as `#listedKeys` (a registry's whole tree listed would be millions). */
+const LISTED_KEYS_KEPT = 100_000;
+
 export class FsStore implements Store {
   readonly root: string;
   readonly #metaRoot: string;
@@ -236,6 +239,12 @@ export class FsStore implements Store {
   /** Listed names that are not UTF-8: key (decoded with U+FFFD) -> the file's path as raw bytes. */
   readonly #rawPaths = new Map<string, Buffer>();
   readonly #folders: FolderMemo = new Set();
+  /**
+   * Keys the last listing found, not yet read: a `get` of one opens the file without asking first whether it
+   * is there (a batch lists `incoming/`, then reads every upload). A hint only: a file gone since is found
+   * missing by the open, at the cost of an exception.
+   */
+  readonly #listedKeys = new Set<string>();
   /** Files read before a `get` asked for them (`readAhead`), by key; each is taken once. */
   readonly #ahead = new Map<string, Promise<AheadRead | undefined>>();
 
@@ -339,7 +348,7 @@ export class FsStore implements Store {
   /** `get` by synchronous calls (SYNC_BYTES), or LARGE for a file past it. */
   #getSync(key: string): StoredObject | undefined | typeof LARGE {
     const file = this.#readPath(key);
-    const fd = this.#openForReadSync(file);
+    const fd = this.#openForReadSync(file, this.#listedKeys.delete(key));
     if (fd === undefined) return undefined;
     let stats: BigStats;
     let body: Uint8Array;
@@ -348,7 +357,7 @@ export class FsStore implements Store {
       stats = fstatSync(fd, { bigint: true });
       if (!stats.isFile()) return undefined;
       if (stats.size > BigInt(SYNC_BYTES)) return LARGE;
-      body = asPlainBytes(readFileSync(fd));
+      body = asPlainBytes(readOpened(fd, stats.size));
     } finally {
       closeSync(fd);
     }
@@ -368,7 +377,7 @@ export class FsStore implements Store {
       const sidecar = this.#readSidecarSync(key);
       if (sidecar && describes(sidecar, stats)) return this.#info(key, stats, sidecar, sidecar.etag);
       if (stats.size > BigInt(SYNC_BYTES)) return LARGE;
-      return this.#info(key, stats, sidecar, etagOf(readFileSync(fd)));
+      return this.#info(key, stats, sidecar, etagOf(readOpened(fd, stats.size)));
     } finally {
       closeSync(fd);
     }
@@ -656,9 +665,11 @@ export class FsStore implements Store {
     await this.#io(prefix, 'list', () => walk(Buffer.from(dir), start, found));
     // S3 lists in UTF-8 byte order; so does this.
     found.sort((a, b) => Buffer.compare(Buffer.from(a.key), Buffer.from(b.key)));
+    this.#listedKeys.clear();
     for (const { key, raw } of found) {
       if (!key.startsWith(prefix)) continue;
       if (raw) this.#rawPaths.set(key, raw);
+      if (this.#listedKeys.size < LISTED_KEYS_KEPT) this.#listedKeys.add(key);
       const info = await this.#listed(key);
       if (info) yield info; // deleted since the walk
     }
@@ -950,6 +961,20 @@ function encodeSidecar(sidecar: Sidecar): Uint8Array {
   return new TextEncoder().encode(`${JSON.stringify(sidecar)}\n`);
 }
 
+/**
+ * The file open at `fd`, `size` bytes by its fstat: what readFileSync reads of a regular file (up to the size
+ * it finds, or less when it shrank), without the fstat it would make again: once per upload read, and once
+ * more when it is moved.
+ */
+function readOpened(fd: number, size: bigint | number): Buffer {
+  const expected = Number(size);
+  const buffer = Buffer.allocUnsafe(expected);
+  let filled = 0;
+  for (let read = 1; filled < expected && read > 0; filled += read)
+    read = readSync(fd, buffer, filled, expected - filled, null);
+  return filled < expected ? buffer.subarray(0, filled) : buffer;
+}
+
 /** The stats of a regular file moved to `temp` if it holds the bytes whose SHA-256 is `sha256`, else undefined. */
 function movedStats(temp: string, sha256: string): BigStats | undefined {
   let fd: number;
@@ -960,7 +985,7 @@ function movedStats(temp: string, sha256: string): BigStats | undefined {
   }
   try {
     const stats = fstatSync(fd, { bigint: true });
-    return stats.isFile() && sha256Hex(readFileSync(fd)) === sha256 ? stats : undefined;
+    return stats.isFile() && sha256Hex(readOpened(fd, stats.size)) === sha256 ? stats : undefined;
   } finally {
     closeSync(fd);
   }

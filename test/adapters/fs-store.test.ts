@@ -532,6 +532,26 @@ describe('when listing', () => {
     expect(await listAll(store, 'plugins/a/index.json/')).toEqual([]);
   });
 
+  it('reads a listed file as it is when read: gone, replaced, or made a link since the listing', async () => {
+    for (const name of ['gone', 'replaced', 'linked', 'kept'])
+      await store.put(`incoming/${name}.tgz`, encode(name), opts);
+    await writeFile(path.join(root, 'outside.txt'), 'outside');
+    expect((await listAll(store, 'incoming/')).map((o) => o.key)).toHaveLength(4);
+
+    await rm(path.join(root, 'incoming', 'gone.tgz'));
+    await writeFile(path.join(root, 'incoming', 'replaced.tgz'), 'new bytes');
+    await rm(path.join(root, 'incoming', 'linked.tgz'));
+    await symlink(path.join(root, 'outside.txt'), path.join(root, 'incoming', 'linked.tgz'));
+
+    expect(await store.get('incoming/gone.tgz')).toBeUndefined();
+    expect(text((await store.get('incoming/replaced.tgz'))?.body)).toBe('new bytes');
+    expect(await store.get('incoming/linked.tgz')).toBeUndefined();
+    expect(text((await store.get('incoming/kept.tgz'))?.body)).toBe('kept');
+    // Read once already: a second read asks first, as any read does.
+    await rm(path.join(root, 'incoming', 'kept.tgz'));
+    expect(await store.get('incoming/kept.tgz')).toBeUndefined();
+  });
+
   it('yields each object with its metadata', async () => {
     await store.put('plugins/a/index.html', encode('<p>'), {
       contentType: 'text/html',
