@@ -3,7 +3,7 @@
  * worker thread, so the publishing thread renders and signs the next document while the kernel creates the
  * files, on the other core. Creating and replacing files is the dearest part of a publish on ext4 (tens to
  * hundreds of µs of kernel time a call once the disk is busy): a rebuild of 10,000 plugins spent two thirds
- * of its main thread in them. One message a put, where libuv's pool takes one round trip per call.
+ * of its main thread in them. One message a batch of puts, where libuv's pool takes one round trip a call.
  *
  * The thread's code is a string evaluated by `new Worker(..., { eval: true })`, using only Node's built-in
  * modules: no file to find after bundling (the CLI is split by esbuild), nothing of the core to load twice.
@@ -238,9 +238,9 @@ interface Waiting {
 
 /**
  * Batches a thread is given at once: one it writes, and two behind it, so it never waits for this thread to
- * send more. The puts made meanwhile wait here and go out together once a batch is answered: a message
- * between threads costs about 25 µs of CPU on each side (the body's clone is a small part of it), more than
- * a small put's bytes, and a rebuild of 10,000 plugins makes 30,000 puts.
+ * send more. The puts made while it has as many wait here and go out together once a batch is answered: a
+ * message between threads costs about 25 µs of CPU on each side (the body's clone is a small part of it),
+ * more than a small put's bytes, and a rebuild of 10,000 plugins makes 30,000 puts.
  */
 const BATCHES_IN_FLIGHT = 3;
 
