@@ -359,6 +359,27 @@ describe('when storing objects', () => {
       await rm(outside, { recursive: true, force: true });
     }
   });
+
+  it('lists nothing through a folder that is a link out of the store, and a link inside it as its target', async () => {
+    const outside = await mkdtemp(path.join(tmpdir(), 'plugindex-outside-'));
+    try {
+      await writeFile(path.join(outside, 'secret.tgz'), 'outside');
+      await symlink(outside, path.join(root, 'incoming'));
+      await store.put('plugins/a/index.json', encode('{}'), opts);
+      await symlink(path.join(root, 'plugins', 'a'), path.join(root, 'linked'));
+
+      expect(await listAll(store, 'incoming/')).toEqual([]);
+      expect(await store.get('incoming/secret.tgz')).toBeUndefined();
+      // A folder link the walk starts from, inside the store: its files are the store's.
+      expect((await listAll(store, 'linked/')).map((o) => [o.key, o.size])).toEqual([
+        ['linked/index.json', 2],
+      ]);
+      // Below where a walk starts, no link is followed.
+      expect((await listAll(store, '')).map((o) => o.key)).toEqual(['plugins/a/index.json']);
+    } finally {
+      await rm(outside, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('when reading ahead', () => {
