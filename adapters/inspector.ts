@@ -27,10 +27,19 @@ export interface ThreadInspectorOptions {
   readonly threads?: number;
   /** Batches of fewer bundles are inspected in their own thread: starting a thread costs its modules' load. */
   readonly minBundles?: number;
+  /** From how many bundles a batch waits for threads still loading (`WAIT_FOR_THREADS_BUNDLES`). */
+  readonly waitForThreadsFrom?: number;
 }
 
 /** Fewer bundles than this are inspected where they are judged (a thread loads for a fifth of a second). */
 export const MIN_BUNDLES_FOR_THREADS = 64;
+
+/**
+ * From this many bundles, a batch's inspections wait for threads still loading (about a fifth of a second)
+ * rather than start in the batch's own thread: at about 0.3 ms each, a thousand would keep that thread
+ * busy longer than the threads take to load, and it has the rest of the batch to read meanwhile.
+ */
+export const WAIT_FOR_THREADS_BUNDLES = 1_000;
 
 /**
  * Bundles a batch keeps in flight: enough that a thread never waits for the next while the publishing
@@ -188,8 +197,11 @@ function startWorker({ url, role }: ThreadModule): Worker {
 export class ThreadInspector implements BundleInspector {
   readonly #threadCount: number;
   readonly #minBundles: number;
+  readonly #waitFrom: number;
   #threads: InspectorThread[] | undefined;
   #started: Promise<void> | undefined;
+  /** Started, and not every thread ready (or stopped) yet: from the module's import on. */
+  #loading = false;
   readonly #bases = new Map<number, InspectionBasis>();
   #nextRun = 0;
   #nextJob = 0;
@@ -198,6 +210,7 @@ export class ThreadInspector implements BundleInspector {
   constructor(options: ThreadInspectorOptions = {}) {
     this.#threadCount = Math.max(1, options.threads ?? Math.min(4, availableParallelism() - 1));
     this.#minBundles = options.minBundles ?? MIN_BUNDLES_FOR_THREADS;
+    this.#waitFrom = options.waitForThreadsFrom ?? WAIT_FOR_THREADS_BUNDLES;
   }
 
   /** Threads started (and not closed). */
@@ -232,6 +245,10 @@ export class ThreadInspector implements BundleInspector {
       },
       () => undefined, // no threads: every bundle is inspected where it is judged
     );
+    this.#loading = true;
+    void this.#started.then(() => {
+      if (this.#threads === threads) this.#loading = false;
+    });
     return this.#started;
   }
 
@@ -248,15 +265,22 @@ export class ThreadInspector implements BundleInspector {
     void this.start();
     const run = this.#nextRun++;
     this.#bases.set(run, basis);
+    const send = (bytes: Uint8Array): Promise<Inspection> => {
+      const ready = this.#threads?.filter((t) => t.ready && !t.stopped) ?? [];
+      if (ready.length === 0) return here(bytes);
+      const thread = ready.reduce((least, t) => (t.load < least.load ? t : least));
+      return new Promise<Inspection>((resolve) =>
+        thread.take({ id: this.#nextJob++, run, bytes, here, resolve }),
+      );
+    };
+    const started = this.#started;
     return {
       concurrency: IN_FLIGHT,
       inspect: (bytes) => {
-        const ready = this.#threads?.filter((t) => t.ready && !t.stopped) ?? [];
-        if (ready.length === 0) return here(bytes);
-        const thread = ready.reduce((least, t) => (t.load < least.load ? t : least));
-        return new Promise<Inspection>((resolve) =>
-          thread.take({ id: this.#nextJob++, run, bytes, here, resolve }),
-        );
+        // While the threads load, a large batch waits for them: its own thread is busy reading the rest
+        // of it, and would rather not inspect what the threads can.
+        if (this.#loading && started && bundles >= this.#waitFrom) return started.then(() => send(bytes));
+        return send(bytes);
       },
       end: () => {
         this.#bases.delete(run);
@@ -270,6 +294,7 @@ export class ThreadInspector implements BundleInspector {
     const threads = this.#threads ?? [];
     this.#threads = undefined;
     this.#started = undefined;
+    this.#loading = false;
     await Promise.all(threads.map((t) => t.worker.terminate()));
   }
 }

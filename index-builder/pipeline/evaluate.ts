@@ -25,11 +25,11 @@ import type { Store } from '../store.ts';
 import { authorizePublisher, loadTrustedKeys, type TrustedKeys } from '../trust.ts';
 import { evaluateAction } from './actions.ts';
 import type { PipelineContext } from './context.ts';
-import { type Inspection, type InspectionBasis, inspectBundle } from './inspect.ts';
+import { type Inspection, type InspectionBasis, inspectBundle, threw } from './inspect.ts';
 import type { Upload } from './intake.ts';
 import type { LogWriter } from './log-writer.ts';
 import { mergePluginDocument } from './plugin-document.ts';
-import { mapLimited, readJson } from './site-writer.ts';
+import { readJson } from './site-writer.ts';
 
 /** One accepted submission, ready to be written. */
 export interface Accepted {
@@ -260,25 +260,41 @@ function provisionalRecord(manifest: Manifest, accepted: Omit<Accepted, 'kind' |
 /** Bundles inspected at once in this thread: their signatures are checked on the thread pool, their reads overlap. */
 const INSPECT_CONCURRENCY = 8;
 
+/** What inspecting a batch's bundles needs of its judging: everything but the log. */
+export type InspectionJudging = Omit<Judging, 'log'>;
+
 /**
  * Every bundle of the batch inspected in bounded flight (by the context's inspector, on other threads, when
  * it takes the batch), each with the published document its name needs read ahead (a failure left for the
- * judging to meet where it always did), handed out in upload order as soon as it and those before it are
- * ready: the judging of the first uploads, and the writing of their files, overlaps the inspection of the
- * rest (an import of 1,000 new plugins judged and wrote nothing until all were inspected, while the writer
- * thread sat idle, then wrote while this thread waited).
+ * judging to meet where it always did), as soon as it is read (`add`): the inspection of the first uploads
+ * overlaps the reading of the rest (an import of 10,000 read for 1.5 s with the inspector threads idle),
+ * and the judging of the first, and the writing of their files, overlaps the inspection of the rest (an
+ * import of 1,000 new plugins judged and wrote nothing until all were inspected, while the writer thread
+ * sat idle, then wrote while this thread waited). Each is handed out once (`take`), in any order.
  */
-class Inspections {
-  /** Each upload's inspection until it is taken: one taken is not held here (its files are the item's). */
-  readonly #ready: (Promise<Inspection | undefined> | undefined)[];
-  readonly #done: Promise<unknown>;
-  #stopped = false;
+interface QueuedBundle {
+  readonly upload: Upload;
+  readonly settle: (inspection: Inspection | undefined) => void;
+}
 
-  constructor(ctx: PipelineContext, uploads: readonly Upload[], judging: Judging) {
-    const settle: ((inspection: Inspection | undefined) => void)[] = [];
-    this.#ready = uploads.map(
-      () => new Promise<Inspection | undefined>((resolve) => void settle.push(resolve)),
-    );
+export class Inspections {
+  /** Each bundle's inspection until it is taken: one taken is not held here (its files are the item's). */
+  readonly #ready = new Map<Upload, Promise<Inspection | undefined>>();
+  /** Bundles added and not begun yet (from `#next` on), beyond the bound in flight. */
+  readonly #queue: (QueuedBundle | undefined)[] = [];
+  #next = 0;
+  readonly #inFlight = new Set<Promise<void>>();
+  readonly #limit: number;
+  readonly #inspectOne: (bytes: Uint8Array) => Promise<Inspection>;
+  readonly #judging: InspectionJudging;
+  readonly #end: () => void;
+  #closed = false;
+  #stopped = false;
+  #ended = false;
+
+  /** `expected`: about how many bundles will be added (an inspector decides by it whether to take them). */
+  constructor(ctx: PipelineContext, judging: InspectionJudging, expected: number) {
+    this.#judging = judging;
     const basis: InspectionBasis = {
       config: ctx.config,
       registryFingerprints: judging.trusted.registryFingerprints,
@@ -286,30 +302,68 @@ class Inspections {
       ...(ctx.bundleLimits ? { bundleLimits: ctx.bundleLimits } : {}),
     };
     const here = (bytes: Uint8Array): Promise<Inspection> => inspectBundle(bytes, basis, judging.trusted);
-    const bundles = uploads.filter(isBundle).length;
-    const run = bundles > 0 ? ctx.inspector?.begin(basis, bundles, here) : undefined;
-    const inspectOne = run ? (bytes: Uint8Array) => run.inspect(bytes) : here;
-    // Never rejects: an inspection's failure is an Inspection ('threw'), judged where it is met.
-    this.#done = mapLimited(uploads, run?.concurrency ?? INSPECT_CONCURRENCY, async (upload, index) => {
-      settle[index]?.(this.#stopped ? undefined : await inspect(upload, judging, inspectOne));
-    }).finally(() => run?.end());
+    const run = expected > 0 ? ctx.inspector?.begin(basis, expected, here) : undefined;
+    this.#inspectOne = run ? (bytes: Uint8Array) => run.inspect(bytes) : here;
+    this.#limit = run?.concurrency ?? INSPECT_CONCURRENCY;
+    this.#end = () => run?.end();
   }
 
-  /** Begins no more inspections (the batch failed). */
+  /** Begins inspecting `upload` (an action, or one too large, needs none), once there is room in flight. */
+  add(upload: Upload): void {
+    if (this.#closed || !isBundle(upload)) return;
+    this.#ready.set(
+      upload,
+      new Promise<Inspection | undefined>((settle) => this.#queue.push({ upload, settle })),
+    );
+    this.#pump();
+  }
+
+  /** No more bundles will be added. */
+  close(): void {
+    this.#closed = true;
+    this.#pump();
+  }
+
+  /** Begins no more inspections (the batch failed): those not begun are answered undefined. */
   stop(): void {
     this.#stopped = true;
+    this.close();
   }
 
-  /** The inspection of the upload at `index` (undefined for an action), once it is ready; taken once. */
-  take(index: number): Promise<Inspection | undefined> {
-    const ready = this.#ready[index];
-    this.#ready[index] = undefined;
+  #pump(): void {
+    while (this.#next < this.#queue.length && (this.#stopped || this.#inFlight.size < this.#limit)) {
+      const { upload, settle } = this.#queue[this.#next] as QueuedBundle;
+      this.#queue[this.#next++] = undefined; // its bytes are the inspection's now
+      if (this.#stopped) {
+        settle(undefined);
+        continue;
+      }
+      // Never rejects: an inspection's failure is an Inspection ('threw'), judged where it is met.
+      const running: Promise<void> = inspect(upload, this.#judging, this.#inspectOne)
+        .catch(threw)
+        .then(settle)
+        .finally(() => {
+          this.#inFlight.delete(running);
+          this.#pump();
+        });
+      this.#inFlight.add(running);
+    }
+    if (this.#closed && this.#inFlight.size === 0 && this.#next === this.#queue.length && !this.#ended) {
+      this.#ended = true;
+      this.#end();
+    }
+  }
+
+  /** The inspection of `upload` (undefined for an action, or one never added), once it is ready; taken once. */
+  take(upload: Upload): Promise<Inspection | undefined> {
+    const ready = this.#ready.get(upload);
+    this.#ready.delete(upload);
     return ready ?? Promise.resolve(undefined);
   }
 
   /** Waits for every inspection begun: nothing of the batch is still reading when it fails. */
   async settled(): Promise<void> {
-    await this.#done;
+    while (this.#inFlight.size > 0) await Promise.all(this.#inFlight);
   }
 }
 
@@ -321,7 +375,7 @@ function isBundle(upload: Upload): upload is Extract<Upload, { readonly kind: 'r
 /** A bundle inspected, and the document its name needs read ahead; undefined for an action. */
 async function inspect(
   upload: Upload,
-  judging: Judging,
+  judging: InspectionJudging,
   inspectOne: (bytes: Uint8Array) => Promise<Inspection>,
 ): Promise<Inspection | undefined> {
   if (!isBundle(upload)) return undefined;
@@ -422,39 +476,46 @@ async function registryFingerprints(ctx: PipelineContext): Promise<string[]> {
 }
 
 /**
+ * What a batch is judged against, but the log: the trusted keys (with every key the registry has signed
+ * with), the batch's view and its time. Loaded before the uploads are read, so their inspections can start
+ * as each is read.
+ * @throws TrustError KEY_ROTATION_BROKEN (see `registryFingerprints`).
+ */
+export async function beginJudging(
+  ctx: PipelineContext,
+  view: BatchView,
+  now: Date,
+): Promise<InspectionJudging> {
+  return { trusted: await loadTrustedKeys(ctx.config, await registryFingerprints(ctx)), view, now };
+}
+
+/**
  * Judges every upload of a batch in upload order, each against the published registry and the
- * submissions before it. Storage failures are transient: they fail the batch, leaving every submission in
- * incoming/ to retry. Anything else thrown is the submission's own doing (input a library choked on): it is
- * rejected with the reason, so one poisonous upload cannot block every later one. `onJudged` is told of
- * each item as it is judged, in order.
+ * submissions before it, taking each bundle's inspection from `inspections` (every upload added to it).
+ * Storage failures are transient: they fail the batch, leaving every submission in incoming/ to retry.
+ * Anything else thrown is the submission's own doing (input a library choked on): it is rejected with the
+ * reason, so one poisonous upload cannot block every later one. `onJudged` is told of each item as it is
+ * judged, in order.
  */
 export async function evaluateBatch(
   ctx: PipelineContext,
   uploads: readonly Upload[],
-  view: BatchView,
-  now: Date,
-  log: LogWriter,
+  inspections: Inspections,
+  judging: Judging,
   onJudged?: (item: BatchItem) => void,
 ): Promise<BatchItem[]> {
-  const judging: Judging = {
-    trusted: await loadTrustedKeys(ctx.config, await registryFingerprints(ctx)),
-    view,
-    now,
-    log,
-  };
-  // Read before any upload is judged: an unreadable keys/revoked.json is the operator's to mend and fails
-  // the batch (its uploads stay in incoming/), rather than rejecting each upload that met it.
-  if (uploads.length > 0) await view.publishedRevoked();
-  const inspections = new Inspections(ctx, uploads, judging);
   const items: BatchItem[] = [];
   try {
-    for (const [index, upload] of uploads.entries()) {
+    // Read before any upload is judged: an unreadable keys/revoked.json is the operator's to mend and fails
+    // the batch (its uploads stay in incoming/), rather than rejecting each upload that met it.
+    if (uploads.length > 0) await judging.view.publishedRevoked();
+    for (const upload of uploads) {
       if (upload.kind === 'too-large') {
         items.push({ upload, evaluation: rejected([upload.problem]) });
         continue;
       }
       // An action (or a rotation) is a JSON envelope; anything else is read as a bundle.
-      const inspection = await inspections.take(index);
+      const inspection = await inspections.take(upload);
       const judged = inspection ? evaluate(ctx, inspection, judging) : evaluateAction(ctx, upload, judging);
       const evaluation = await judged.catch((error: unknown): Evaluation => {
         if (error instanceof StoreError) throw error;

@@ -50,8 +50,17 @@ import {
 } from './actions.ts';
 import { checkSigningKeyCurrent, commitGeneration, writeSnapshot } from './commit.ts';
 import { type BatchResult, identityOf, type PipelineContext } from './context.ts';
-import { type BatchItem, BatchView, evaluateBatch, failedWrite, rejected, released } from './evaluate.ts';
-import { takeBatch } from './intake.ts';
+import {
+  type BatchItem,
+  BatchView,
+  beginJudging,
+  evaluateBatch,
+  failedWrite,
+  Inspections,
+  rejected,
+  released,
+} from './evaluate.ts';
+import { planBatch, readBatch } from './intake.ts';
 import { LogWriter } from './log-writer.ts';
 import { recordOutcomes } from './outcomes.ts';
 import { type AddedVersion, type RenderedPlugin, renderPlugin } from './plugin-document.ts';
@@ -228,14 +237,28 @@ export async function processSubmissions(
   const { ctx, log: writeLog } = withWriteLog(context);
   // Before any manifest is signed: a batch signed by a key the snapshot does not name fails whole.
   await checkSigningKeyCurrent(ctx);
-  const { uploads, leftInIncoming } = await takeBatch(ctx, keys);
+  const plan = await planBatch(ctx, keys);
+  const { leftInIncoming } = plan;
   // The time of publishing, for the whole batch: publisher keys are judged valid (or not) at it.
   const now = ctx.clock.now();
   const view = new BatchView(ctx.site);
-  const log = await LogWriter.open(ctx, { intents: uploads.map((u) => u.id) });
+  // Each bundle's inspection begins as soon as it is read (on the inspector's threads, while this one
+  // reads the rest); the judging waits for the log, which is opened knowing every upload's id.
+  const basis = await beginJudging(ctx, view, now);
+  const inspections = new Inspections(ctx, basis, plan.taken.filter((t) => !t.tooLarge).length);
+  // Nothing this batch began is still reading when it fails.
+  const abandon = async (error: unknown): Promise<never> => {
+    inspections.stop();
+    await inspections.settled();
+    throw error;
+  };
+  const uploads = await readBatch(ctx, plan, (upload) => inspections.add(upload)).catch(abandon);
+  inspections.close();
+  const log = await LogWriter.open(ctx, { intents: uploads.map((u) => u.id) }).catch(abandon);
   const processed = now.toISOString();
   const versions = new VersionWrites(ctx, processed);
-  const items = await evaluateBatch(ctx, uploads, view, now, log, (item) => versions.start(item)).catch(
+  const judging = { ...basis, log };
+  const items = await evaluateBatch(ctx, uploads, inspections, judging, (item) => versions.start(item)).catch(
     async (error: unknown) => {
       // Nothing this batch began is still writing when it fails.
       await versions.written().catch(() => undefined);

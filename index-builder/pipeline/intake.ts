@@ -50,12 +50,20 @@ async function listIncoming(store: Store): Promise<ListedObject[]> {
   return listed;
 }
 
+/** Which uploads a batch takes, decided on their sizes before any is read. */
+export interface BatchPlan {
+  /** In upload order; one `tooLarge` is refused by its size and never read whole. */
+  readonly taken: readonly { readonly key: string; readonly tooLarge?: Problem }[];
+  /** Uploads left in incoming/ for the next batch because of `maxBatchBytes`. */
+  readonly leftInIncoming: number;
+}
+
 /**
- * Reads the uploads of one batch (by default everything under `incoming/`, else the named keys), in upload
- * order, until their bytes pass `maxBatchBytes` (at least one is always taken). An upload larger than the
- * bundle limit is not read: it is hashed as a stream, for its id, and refused.
+ * Plans one batch (by default everything under `incoming/`, else the named keys): in upload order, until
+ * the uploads' bytes pass `maxBatchBytes` (at least one is always taken). An upload larger than the bundle
+ * limit is taken, to be refused. Nothing is read yet; an inspector is told how many are coming.
  */
-export async function takeBatch(ctx: PipelineContext, keys?: readonly string[]): Promise<Batch> {
+export async function planBatch(ctx: PipelineContext, keys?: readonly string[]): Promise<BatchPlan> {
   // A listing gives each upload's size; named keys are asked for theirs (all at once, in bounded flight).
   const waiting: readonly { key: string; size?: number }[] = keys
     ? await mapLimited(keys, READ_CONCURRENCY, async (key) => ({
@@ -63,7 +71,6 @@ export async function takeBatch(ctx: PipelineContext, keys?: readonly string[]):
         size: (await ctx.intake.head(key))?.size,
       }))
     : await listIncoming(ctx.intake);
-  // Which uploads this batch takes is decided on their sizes, in upload order; then they are read at once.
   const taken: { key: string; tooLarge?: Problem }[] = [];
   const maxBatchBytes = ctx.maxBatchBytes ?? Number.POSITIVE_INFINITY;
   let batchBytes = 0;
@@ -91,23 +98,69 @@ export async function takeBatch(ctx: PipelineContext, keys?: readonly string[]):
   }
   // Reading them takes a while (10,000 uploads, about a second): an inspector may get ready meanwhile.
   ctx.inspector?.prepare?.(taken.length);
+  return { taken, leftInIncoming };
+}
+
+/**
+ * How long reading may hold the thread before it lets the event loop turn. A local store reads
+ * synchronously, so without a turn 10,000 uploads would be read in one task of a second and more, and
+ * nothing handed on meanwhile (`onRead`: to inspector threads, by messages sent once a turn) would go.
+ */
+const READ_SLICE_MS = 4;
+
+const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * Reads the uploads a plan took, in its order (an upload gone meanwhile is left out: an earlier,
+ * redelivered run handled it), and hands each to `onRead` as soon as it is read, so its inspection can
+ * start while the rest are read. An upload too large is not read: it is hashed as a stream, for its id.
+ */
+export async function readBatch(
+  ctx: PipelineContext,
+  plan: BatchPlan,
+  onRead?: (upload: Upload) => void,
+): Promise<Upload[]> {
+  let slice = performance.now();
+  // Every reader waits for the same turn (one that went on would read the rest within this task).
+  let turning: Promise<void> | undefined;
   const read = await mapLimited(
-    taken,
+    plan.taken,
     READ_CONCURRENCY,
     async ({ key, tooLarge }): Promise<Upload | undefined> => {
+      if (!turning && performance.now() - slice > READ_SLICE_MS)
+        turning = turn().then(() => {
+          turning = undefined;
+          slice = performance.now();
+        });
+      if (turning) await turning;
+      let upload: Upload | undefined;
       if (tooLarge) {
         // Not read whole: hashed as a stream, for its id, and refused.
         const stream = await ctx.intake.getStream(key);
         if (!stream) return undefined;
         const sha256 = await streamSha256(stream.body).finally(() => stream.cancel());
-        return { kind: 'too-large', key, id: submissionIdFromDigest(key, sha256), sha256, problem: tooLarge };
+        upload = {
+          kind: 'too-large',
+          key,
+          id: submissionIdFromDigest(key, sha256),
+          sha256,
+          problem: tooLarge,
+        };
+      } else {
+        const object = await ctx.intake.get(key);
+        if (!object) return undefined; // already handled by an earlier (redelivered) run
+        const sha256 = sha256Hex(object.body);
+        upload = { kind: 'read', key, id: submissionIdFromDigest(key, sha256), sha256, bytes: object.body };
       }
-      const object = await ctx.intake.get(key);
-      if (!object) return undefined; // already handled by an earlier (redelivered) run
-      const sha256 = sha256Hex(object.body);
-      return { kind: 'read', key, id: submissionIdFromDigest(key, sha256), sha256, bytes: object.body };
+      onRead?.(upload);
+      return upload;
     },
   );
-  const uploads = read.filter((upload): upload is Upload => upload !== undefined);
-  return { uploads, leftInIncoming };
+  return read.filter((upload): upload is Upload => upload !== undefined);
+}
+
+/** A batch planned and read whole (`planBatch`, then `readBatch`). */
+export async function takeBatch(ctx: PipelineContext, keys?: readonly string[]): Promise<Batch> {
+  const plan = await planBatch(ctx, keys);
+  return { uploads: await readBatch(ctx, plan), leftInIncoming: plan.leftInIncoming };
 }

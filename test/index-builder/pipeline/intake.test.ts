@@ -1,0 +1,85 @@
+/**
+ * Taking a batch (pipeline/intake.ts) as the pipeline does: each bundle's inspection begins as soon as it is
+ * read, while the rest are read, and reading lets the event loop turn, so what is handed on meanwhile (to
+ * inspector threads, by messages sent once a turn) goes out before the last upload is read.
+ */
+import { describe, expect, it } from 'vitest';
+import { processSubmissions } from '../../../index-builder/pipeline/index.ts';
+import type { BundleInspector } from '../../../index-builder/pipeline/inspect.ts';
+import { planBatch, readBatch } from '../../../index-builder/pipeline/intake.ts';
+import type { Store } from '../../../index-builder/store.ts';
+import { makeBundle, makeRegistry, validManifest } from '../../support/fixtures.ts';
+
+/** `store`, with `onRead` told of every upload read from incoming/, once it is read. */
+function watchedIntake(store: Store, onRead: () => void): Store {
+  return new Proxy(store, {
+    get(target, property) {
+      if (property === 'get')
+        return async (key: string) => {
+          const object = await target.get(key);
+          if (key.startsWith('incoming/')) onRead();
+          return object;
+        };
+      const value = Reflect.get(target, property, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
+
+async function bundles(count: number): Promise<Uint8Array[]> {
+  return Promise.all(
+    Array.from({ length: count }, (_, i) => makeBundle({ manifest: validManifest({ name: `read-${i}` }) })),
+  );
+}
+
+describe('when a batch is taken', () => {
+  it('begins inspecting each bundle as soon as it is read, before the rest are read', async () => {
+    const registry = await makeRegistry();
+    // More than are read at once (8): the first are inspected while the last are still to be read.
+    const keys = await registry.submit(...(await bundles(12)));
+    let reads = 0;
+    const readsAtInspection: number[] = [];
+    const told: number[] = [];
+    const inspector: BundleInspector = {
+      begin(_basis, expected, here) {
+        told.push(expected);
+        return {
+          concurrency: 64,
+          inspect(bytes) {
+            readsAtInspection.push(reads);
+            return here(bytes);
+          },
+          end() {},
+        };
+      },
+    };
+    const intake = watchedIntake(registry.intake, () => (reads += 1));
+
+    const result = await processSubmissions({ ...registry.context, intake, inspector }, keys);
+
+    expect(result.outcomes.map((o) => o.status)).toEqual(Array(12).fill('accepted'));
+    expect(told).toEqual([12]);
+    expect(readsAtInspection).toHaveLength(12);
+    expect(readsAtInspection[0]).toBeLessThan(12);
+  });
+
+  it('lets the event loop turn while it reads', async () => {
+    const registry = await makeRegistry();
+    const keys = await registry.submit(...(await bundles(12)));
+    let reads = 0;
+    let readsAtTurn: number | undefined;
+    const intake = watchedIntake(registry.intake, () => {
+      if (reads++ === 0) setImmediate(() => (readsAtTurn = reads));
+      // A read that holds the thread, as a local store's synchronous read does: 12 take 24 ms.
+      const until = performance.now() + 2;
+      while (performance.now() < until);
+    });
+    const ctx = { ...registry.context, intake };
+
+    const uploads = await readBatch(ctx, await planBatch(ctx, keys));
+
+    expect(uploads.map((u) => u.key)).toEqual(keys);
+    expect(readsAtTurn).toBeGreaterThan(0);
+    expect(readsAtTurn).toBeLessThan(12);
+  });
+});
