@@ -41,6 +41,24 @@ export const MIN_BUNDLES_FOR_THREADS = 64;
  */
 export const WAIT_FOR_THREADS_BUNDLES = 1_000;
 
+/** The longest a batch waits for threads loading; then it inspects in its own thread what they cannot. */
+const LOAD_WAIT_MS = 5_000;
+
+/**
+ * Resolves once `promise` settles, or after `ms`. Its timer keeps the process alive meanwhile: the threads
+ * are unreferenced while they load, and a batch that waits for them may have nothing else pending.
+ */
+function waitAtMost(promise: Promise<unknown>, ms: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    const done = (): void => {
+      clearTimeout(timer);
+      resolve();
+    };
+    promise.then(done, done);
+  });
+}
+
 /**
  * Bundles a batch keeps in flight: enough that a thread never waits for the next while the publishing
  * thread judges those answered (answers and requests go out together, once a turn).
@@ -273,15 +291,15 @@ export class ThreadInspector implements BundleInspector {
         thread.take({ id: this.#nextJob++, run, bytes, here, resolve }),
       );
     };
-    const started = this.#started;
+    // While the threads load, a large batch waits for them (for a while at most): its own thread is busy
+    // reading the rest of it, and would rather not inspect what the threads can.
+    const loaded =
+      this.#loading && this.#started && bundles >= this.#waitFrom
+        ? waitAtMost(this.#started, LOAD_WAIT_MS)
+        : undefined;
     return {
       concurrency: IN_FLIGHT,
-      inspect: (bytes) => {
-        // While the threads load, a large batch waits for them: its own thread is busy reading the rest
-        // of it, and would rather not inspect what the threads can.
-        if (this.#loading && started && bundles >= this.#waitFrom) return started.then(() => send(bytes));
-        return send(bytes);
-      },
+      inspect: (bytes) => (loaded && this.#loading ? loaded.then(() => send(bytes)) : send(bytes)),
       end: () => {
         this.#bases.delete(run);
         for (const thread of this.#threads ?? []) thread.end(run);

@@ -3,6 +3,9 @@
  * the tests run it) are judged exactly as those inspected in the publishing thread, every bundle is
  * answered whatever becomes of the threads, and small batches never start one.
  */
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ThreadInspector } from '../../adapters/inspector.ts';
 import { parseRegistryConfig } from '../../index-builder/config.ts';
@@ -124,6 +127,16 @@ describe('when a large batch meets threads still loading', () => {
 
     expect(result.outcomes.map((o) => o.status)).toEqual(['accepted', 'accepted', 'accepted']);
     expect(inspector.inspectedOnThreads).toBe(3);
+  });
+
+  it('keeps the process alive while it waits for them', async () => {
+    // In a process of its own: one that has nothing else pending would otherwise end mid-batch (exit 13).
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ['--import', 'tsx', fileURLToPath(new URL('../support/inspect-in-process.ts', import.meta.url))],
+      { cwd: fileURLToPath(new URL('../..', import.meta.url)) },
+    );
+    expect(JSON.parse(stdout)).toEqual({ statuses: ['accepted', 'accepted', 'accepted'], onThreads: 3 });
   });
 
   it('inspects a smaller one in its own thread until they are ready', async () => {
