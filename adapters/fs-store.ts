@@ -74,7 +74,7 @@ import type {
   StoredObject,
   StoredStream,
 } from '../index-builder/store.ts';
-import { fsWriter } from './fs-writer.ts';
+import { fsWriter, MADE_FOLDERS_LIMIT } from './fs-writer.ts';
 
 /** The sidecar tree; its name starts with a dot, which no safe key segment can. */
 const META_DIR = '.meta';
@@ -1163,9 +1163,6 @@ function tempNameFor(file: string): string {
   tempCounter += 1;
   return path.join(path.dirname(file), `.${TEMP_PREFIX}${tempCounter.toString(36)}.tmp`);
 }
-
-/** Most folders an FsStore remembers having made (`FolderMemo`); past it, it starts over. */
-const MADE_FOLDERS_LIMIT = 10_000;
 
 /** How far up `makeFolderSync` looks for a folder it remembers (a version's artifacts are 4 below plugins/). */
 const KNOWN_DEPTH = 8;

@@ -15,6 +15,14 @@
  */
 import { Worker } from 'node:worker_threads';
 
+/**
+ * Most folders an FsStore and its writer thread remember having made (`FolderMemo`); past it, each starts
+ * over. An import of 10,000 new plugins makes about 40,000 (each plugin's, its version's, its artifacts'),
+ * then writes their documents: a memory of 10,000 had forgotten them, and each was asked for again (10,000
+ * mkdir). A path is about 100 bytes: 10 MB at most.
+ */
+export const MADE_FOLDERS_LIMIT = 100_000;
+
 /** What a put asks of the writer thread. */
 export interface WriteRequest {
   /** The body's path, and its sidecar's (both already checked to lie inside the store). */
@@ -49,7 +57,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { createHash, randomBytes } = require('node:crypto');
 const ATTEMPTS = 3;
-const FOLDERS_LIMIT = 10000;
+const FOLDERS_LIMIT = ${MADE_FOLDERS_LIMIT};
 const KNOWN_DEPTH = 8;
 const folders = new Set();
 const prefix = randomBytes(6).toString('hex');
