@@ -31,12 +31,6 @@ export type Upload =
       readonly problem: Problem;
     };
 
-export interface Batch {
-  readonly uploads: readonly Upload[];
-  /** Uploads left in incoming/ for the next batch because of `maxBatchBytes`. */
-  readonly leftInIncoming: number;
-}
-
 /**
  * Waiting submissions in upload order (then by key), so when two uploads claim the same version the earlier
  * one wins, whatever their names.
@@ -157,10 +151,4 @@ export async function readBatch(
     },
   );
   return read.filter((upload): upload is Upload => upload !== undefined);
-}
-
-/** A batch planned and read whole (`planBatch`, then `readBatch`). */
-export async function takeBatch(ctx: PipelineContext, keys?: readonly string[]): Promise<Batch> {
-  const plan = await planBatch(ctx, keys);
-  return { uploads: await readBatch(ctx, plan), leftInIncoming: plan.leftInIncoming };
 }

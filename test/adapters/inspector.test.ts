@@ -16,7 +16,7 @@ import {
   inspectBundle,
   trustedKeysOf,
 } from '../../index-builder/pipeline/inspect.ts';
-import { takeBatch } from '../../index-builder/pipeline/intake.ts';
+import { planBatch } from '../../index-builder/pipeline/intake.ts';
 import { encode, makeBundle, makeRegistry, rawTar, testKey, validManifest } from '../support/fixtures.ts';
 
 const inspectors: ThreadInspector[] = [];
@@ -157,18 +157,18 @@ describe('when a large batch meets threads still loading', () => {
   });
 });
 
-describe('when a batch is being read', () => {
-  it('starts the threads for a batch large enough, before any bundle is inspected', async () => {
+describe('when a batch is planned', () => {
+  it('starts the threads for a batch large enough, before any upload is read', async () => {
     const registry = await makeRegistry();
     await registry.submit(
       await makeBundle({ manifest: validManifest({ name: 'early-one' }) }),
       await makeBundle({ manifest: validManifest({ name: 'early-two' }) }),
     );
     const small = threadInspector({ threads: 1, minBundles: 3 });
-    await takeBatch({ ...registry.context, inspector: small });
+    await planBatch({ ...registry.context, inspector: small });
     const large = threadInspector({ threads: 1, minBundles: 2 });
-    const { uploads } = await takeBatch({ ...registry.context, inspector: large });
-    expect(uploads).toHaveLength(2);
+    const { taken } = await planBatch({ ...registry.context, inspector: large });
+    expect(taken).toHaveLength(2);
     await vi.waitFor(() => expect(large.threads).toBe(1), { timeout: 10_000 });
     expect(small.threads).toBe(0);
   });
