@@ -114,18 +114,23 @@ describe('when a batch is inspected on threads', () => {
 });
 
 describe('when a large batch meets threads still loading', () => {
+  /** Publishes three new plugins as one batch with `inspector`; their outcomes. */
+  async function batchOfThree(inspector: ThreadInspector): Promise<string[]> {
+    const registry = await makeRegistry();
+    const bundles = await Promise.all(
+      ['one', 'two', 'three'].map((n) => makeBundle({ manifest: validManifest({ name: `three-${n}` }) })),
+    );
+    const result = await processSubmissions(
+      { ...registry.context, inspector },
+      await registry.submit(...bundles),
+    );
+    return result.outcomes.map((o) => o.status);
+  }
+
   it('waits for them rather than inspect in its own thread', async () => {
     const inspector = threadInspector({ threads: 1, minBundles: 2, waitForThreadsFrom: 3 });
-    const registry = await makeRegistry();
-    const keys = await registry.submit(
-      await makeBundle({ manifest: validManifest({ name: 'waits-one' }) }),
-      await makeBundle({ manifest: validManifest({ name: 'waits-two' }) }),
-      await makeBundle({ manifest: validManifest({ name: 'waits-three' }) }),
-    );
 
-    const result = await processSubmissions({ ...registry.context, inspector }, keys);
-
-    expect(result.outcomes.map((o) => o.status)).toEqual(['accepted', 'accepted', 'accepted']);
+    expect(await batchOfThree(inspector)).toEqual(['accepted', 'accepted', 'accepted']);
     expect(inspector.inspectedOnThreads).toBe(3);
   });
 
@@ -141,16 +146,8 @@ describe('when a large batch meets threads still loading', () => {
 
   it('inspects a smaller one in its own thread until they are ready', async () => {
     const inspector = threadInspector({ threads: 1, minBundles: 2, waitForThreadsFrom: 4 });
-    const registry = await makeRegistry();
-    const keys = await registry.submit(
-      await makeBundle({ manifest: validManifest({ name: 'goes-on-one' }) }),
-      await makeBundle({ manifest: validManifest({ name: 'goes-on-two' }) }),
-      await makeBundle({ manifest: validManifest({ name: 'goes-on-three' }) }),
-    );
 
-    const result = await processSubmissions({ ...registry.context, inspector }, keys);
-
-    expect(result.outcomes.map((o) => o.status)).toEqual(['accepted', 'accepted', 'accepted']);
+    expect(await batchOfThree(inspector)).toEqual(['accepted', 'accepted', 'accepted']);
     // A thread loads the TypeScript source through tsx for far longer than three inspections take.
     expect(inspector.inspectedOnThreads).toBe(0);
     await vi.waitFor(() => expect(inspector.threads).toBe(1), { timeout: 10_000 });
