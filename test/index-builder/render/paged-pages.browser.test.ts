@@ -121,7 +121,8 @@ describe('the home page of a registry of 3,000 plugins', () => {
     expect(await shownNames(page)).toEqual(rows.slice(0, HOME_PAGE_SIZE).map((r) => r.name));
 
     await page.locator('#next').click();
-    expect(query(page)).toEqual({ page: '2' });
+    // The address changes by history.pushState, which the page's URL here learns of a moment later.
+    await expect.poll(() => query(page)).toEqual({ page: '2' });
     expect(await page.locator('#page-at').textContent()).toBe(`page 2 of ${pages}`);
     expect(await page.locator('#results').isVisible()).toBe(false);
     expect(await countText(page)).toBe('loading…');
@@ -264,7 +265,7 @@ describe('the home page of a registry of 3,000 plugins', () => {
     await page.locator('#type').selectOption('registry');
     await expect.poll(() => query(page)).toEqual({ q: 'plugin-00', type: 'registry' });
     await page.locator('#next').click();
-    expect(query(page)).toEqual({ q: 'plugin-00', type: 'registry', page: '2' });
+    await expect.poll(() => query(page)).toEqual({ q: 'plugin-00', type: 'registry', page: '2' });
 
     await page.goBack();
     await expect.poll(() => query(page)).toEqual({ q: 'plugin-00', type: 'registry' });
