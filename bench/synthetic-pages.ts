@@ -7,11 +7,11 @@
  * the caller puts the files into a store.
  */
 
-import { HOME_SEARCH_KEY } from '../index-builder/layout.ts';
+import { HOME_SEARCH_KEY, STYLE_KEY } from '../index-builder/layout.ts';
 import type { PluginDocument, SearchEntry, VersionRecord } from '../index-builder/model.ts';
 import { buildSearchEntry } from '../index-builder/render/documents.ts';
 import { renderHomeSearch } from '../index-builder/render/home-search.ts';
-import { FAVICON_SVG, renderIndexPage, renderPluginPage } from '../index-builder/render/html.ts';
+import { FAVICON_SVG, PAGE_STYLE, renderIndexPage, renderPluginPage } from '../index-builder/render/html.ts';
 import { HOME_PAGE_SIZE } from '../index-builder/render/page-script.ts';
 import { syntheticDocument } from './synthetic.ts';
 
@@ -82,6 +82,7 @@ export function syntheticPages(
     { key: 'index.html', body: renderIndexPage(registry, listing), contentType: HTML },
     { key: 'search.json', body: `${JSON.stringify(search)}\n`, contentType: 'application/json' },
     { key: 'favicon.svg', body: FAVICON_SVG, contentType: 'image/svg+xml' },
+    { key: STYLE_KEY, body: PAGE_STYLE, contentType: 'text/css; charset=utf-8' },
     { key: `plugins/${paged.name}/index.html`, body: renderPluginPage(paged, registry), contentType: HTML },
   ];
   if (compact)

@@ -11,6 +11,7 @@
  *   snapshot.json                                     the commit point: digests of every document, + .asc
  *   snapshot/bins/<hh>.json                           the digests of the plugin documents in bin hh, + .asc
  *   keys/registry.asc, index.html, favicon.svg        the registry key and the home page
+ *   style.css                                         the pages' one style sheet (a page asset)
  *   plugins/<name>/index.json, index.html             the plugin document (+ .asc) and page (mutable)
  *   plugins/<name>/<version folder>/manifest.json     the signed manifest, + .asc (immutable)
  *   plugins/<name>/<version folder>/<artifact path>   hosted artifacts (immutable, served as downloads)
@@ -218,6 +219,8 @@ export function actionMarkerKey(digest: string): string {
 }
 export const HOME_PAGE_KEY = 'index.html';
 export const FAVICON_KEY = 'favicon.svg';
+/** The pages' style sheet (render/html.ts `PAGE_STYLE`): a page asset, like the icon. */
+export const STYLE_KEY = 'style.css';
 /** The home page's search rows in a compact form (render/home-search.ts): a page asset, like index.html. */
 export const HOME_SEARCH_KEY = 'home-search.json';
 

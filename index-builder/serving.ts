@@ -24,14 +24,17 @@ import {
   pluginDocumentKey,
   pluginPageKey,
 } from './layout.ts';
-import { PAGE_SCRIPT_HASHES, PAGE_STYLE_HASHES } from './render/html.ts';
+import { PAGE_SCRIPT_HASHES } from './render/html.ts';
 import { SEARCH_PATH } from './search-endpoint.ts';
 
-/** Pages: their own style and script by hash; images (the icon) and `search.json` from the registry. */
+/**
+ * Pages: their own scripts by hash; the style sheet (`style.css`, served as text/css with nosniff, the only
+ * one the registry serves), images (the icon) and `search.json` from the registry.
+ */
 export const PAGE_CSP = [
   "default-src 'none'",
   `script-src ${PAGE_SCRIPT_HASHES.map((h) => `'${h}'`).join(' ')}`,
-  `style-src ${PAGE_STYLE_HASHES.map((h) => `'${h}'`).join(' ')}`,
+  "style-src 'self'",
   "img-src 'self'",
   "connect-src 'self'",
   "base-uri 'none'",

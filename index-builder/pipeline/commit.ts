@@ -59,10 +59,11 @@ import {
   SIGNED_SNAPSHOT_KEY,
   SNAPSHOT_KEY,
   STREAM_THRESHOLD_BYTES,
+  STYLE_KEY,
 } from '../layout.ts';
 import type { DocumentDigest, SearchEntry, SnapshotDocument } from '../model.ts';
 import { buildRegistryMetadata } from '../render/documents.ts';
-import { FAVICON_SVG, type HomeListing, renderIndexPage } from '../render/html.ts';
+import { FAVICON_SVG, type HomeListing, PAGE_STYLE, renderIndexPage } from '../render/html.ts';
 import {
   BufferPool,
   type DocumentLayout,
@@ -93,7 +94,7 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 /** Files for browsers, not documents: the snapshot does not list them. */
-const PAGE_FILES = new Set([HOME_PAGE_KEY, FAVICON_KEY]);
+const PAGE_FILES = new Set([HOME_PAGE_KEY, FAVICON_KEY, STYLE_KEY]);
 
 /** Memory for the four large index documents, kept between publishes (see BufferPool). */
 const renderBuffers = new BufferPool(4);
@@ -504,6 +505,7 @@ async function writeStatics(
   const statics: [string, Uint8Array][] = [
     [REGISTRY_PUBLIC_KEY_KEY, encoder.encode(ctx.signer.publicKey)],
     [FAVICON_KEY, encoder.encode(FAVICON_SVG)],
+    [STYLE_KEY, encoder.encode(PAGE_STYLE)],
   ];
   if (home || !registryDigests.has(HOME_PAGE_KEY))
     statics.push([HOME_PAGE_KEY, encoder.encode(renderIndexPage(identityOf(ctx.config), home))]);

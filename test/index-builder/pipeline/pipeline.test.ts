@@ -72,11 +72,13 @@ describe('when a valid submission arrives', () => {
       'plugins/demo-plugin/index.html',
       'index.html',
       'favicon.svg',
+      'style.css',
       'keys/registry.asc',
     ]) {
       expect(site.objects.get(key)?.cacheControl, key).toBe(CACHE_MUTABLE);
     }
     expect(site.objects.get('favicon.svg')?.contentType).toBe('image/svg+xml');
+    expect(site.objects.get('style.css')?.contentType).toBe('text/css; charset=utf-8');
     const doc = json<PluginDocument>(site, 'plugins/demo-plugin/index.json');
     expect(doc.latest_version).toBe('1.0.0');
     expect(doc.versions[0]?.artifacts).toEqual([

@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import type { PluginDocument, VersionRecord } from '../../../index-builder/model.ts';
-import { escapeHtml, renderIndexPage, renderPluginPage } from '../../../index-builder/render/html.ts';
+import {
+  escapeHtml,
+  PAGE_STYLE,
+  renderIndexPage,
+  renderPluginPage,
+} from '../../../index-builder/render/html.ts';
 
 const HOSTILE = ['<script>alert(1)</script>', '"><img src=x onerror=alert(1)>', "' onmouseover='x"];
 const registry = { name: 'Test <Registry>', url: 'https://r.example.com' };
@@ -123,6 +128,17 @@ describe('when rendering a plugin page', () => {
     expect(html).toContain('href="/registry/plugins/p/index.json"');
     expect(html).toContain('href="/registry/index.html"');
     expect(html).not.toContain('href="../');
+  });
+
+  it("links the registry's one style sheet rather than carrying it: the page is half as large", () => {
+    const html = renderPluginPage(pluginDoc(), { name: 'R', url: 'https://cdn.example.com/registry/' });
+    expect(html).toContain('<link rel="stylesheet" href="/registry/style.css">');
+    expect(html).not.toContain('<style');
+    expect(html).not.toContain(PAGE_STYLE.trim().slice(0, 40));
+    // The home page links beside itself, as it does its icon.
+    expect(renderIndexPage({ name: 'R', url: 'https://r.example.com' })).toContain(
+      '<link rel="stylesheet" href="style.css">',
+    );
   });
 
   it("shows a version's permissions and resource limits, and nothing for a version without", () => {

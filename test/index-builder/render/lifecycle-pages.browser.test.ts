@@ -9,7 +9,12 @@ import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRegistryServer, listenRegistryServer } from '../../../cli/local/server.ts';
 import type { PluginDocument, VersionRecord } from '../../../index-builder/model.ts';
-import { FAVICON_SVG, renderIndexPage, renderPluginPage } from '../../../index-builder/render/html.ts';
+import {
+  FAVICON_SVG,
+  PAGE_STYLE,
+  renderIndexPage,
+  renderPluginPage,
+} from '../../../index-builder/render/html.ts';
 import { CACHE_MUTABLE } from '../../../index-builder/store.ts';
 import { launchChromium, type PageBrowser } from '../../support/chromium.ts';
 import { encode } from '../../support/fixtures.ts';
@@ -154,6 +159,7 @@ beforeAll(async () => {
     site.put(key, encode(text), { contentType, cacheControl: CACHE_MUTABLE });
   await put('index.html', renderIndexPage(registry), 'text/html; charset=utf-8');
   await put('favicon.svg', FAVICON_SVG, 'image/svg+xml');
+  await put('style.css', PAGE_STYLE, 'text/css; charset=utf-8');
   await put(
     `plugins/${NAME}/index.html`,
     renderPluginPage(lifecycleDocument(), registry),
