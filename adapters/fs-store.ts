@@ -722,10 +722,20 @@ export class FsStore implements Store {
       if (isMissing(error) || errorCode(error) === 'ENOTDIR') return true;
       throw error;
     }
+    // The folder itself may be the root: compared with its separator, as the root is.
+    return !startsWith(Buffer.from(`${real}${path.sep}`), await this.#realRootNow());
+  }
+
+  /** The store's real root, with a separator at its end: the bytes every real path inside it starts with. */
+  async #realRootNow(): Promise<Buffer> {
     this.#realRoot ??= Buffer.from(`${await realpath(this.root)}${path.sep}`);
-    const inside = Buffer.from(`${real}${path.sep}`);
-    const root = this.#realRoot;
-    return !(inside.length >= root.length && inside.subarray(0, root.length).equals(root));
+    return this.#realRoot;
+  }
+
+  /** `#realRootNow` by a synchronous call. */
+  #realRootNowSync(): Buffer {
+    this.#realRoot ??= Buffer.from(`${realpathSync(this.root)}${path.sep}`);
+    return this.#realRoot;
   }
 
   /**
@@ -794,11 +804,7 @@ export class FsStore implements Store {
     const handle = await openForRead(file);
     if (!handle) return undefined;
     try {
-      const real = await realPathOf(handle, file);
-      this.#realRoot ??= Buffer.from(`${await realpath(this.root)}${path.sep}`);
-      const root = this.#realRoot;
-      if (real !== undefined && real.length > root.length && real.subarray(0, root.length).equals(root))
-        return handle;
+      if (inside(await realPathOf(handle, file), await this.#realRootNow())) return handle;
     } catch (error) {
       await handle.close();
       throw error;
@@ -822,11 +828,7 @@ export class FsStore implements Store {
       throw error;
     }
     try {
-      const real = realPathOfSync(fd, file);
-      this.#realRoot ??= Buffer.from(`${realpathSync(this.root)}${path.sep}`);
-      const root = this.#realRoot;
-      if (real !== undefined && real.length > root.length && real.subarray(0, root.length).equals(root))
-        return fd;
+      if (inside(realPathOfSync(fd, file), this.#realRootNowSync())) return fd;
     } catch (error) {
       closeSync(fd);
       throw error;
@@ -987,6 +989,16 @@ function readOpened(fd: number, size: bigint | number): Buffer {
   for (let read = 1; filled < expected && read > 0; filled += read)
     read = readSync(fd, buffer, filled, expected - filled, null);
   return filled < expected ? buffer.subarray(0, filled) : buffer;
+}
+
+/** Whether `bytes` start with `prefix`. */
+function startsWith(bytes: Buffer, prefix: Buffer): boolean {
+  return bytes.length >= prefix.length && bytes.subarray(0, prefix.length).equals(prefix);
+}
+
+/** Whether a file's real path lies inside `root` (a real root with its separator at the end). */
+function inside(real: Buffer | undefined, root: Buffer): boolean {
+  return real !== undefined && real.length > root.length && startsWith(real, root);
 }
 
 /** The stats of a regular file moved to `temp` if it holds the bytes whose SHA-256 is `sha256`, else undefined. */

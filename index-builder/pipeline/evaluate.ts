@@ -324,10 +324,15 @@ export class Inspections {
     this.#pump();
   }
 
-  /** Begins no more inspections (the batch failed): those not begun are answered undefined. */
-  stop(): void {
+  /**
+   * The batch failed with `error`: begins no more inspections (those not begun are answered undefined),
+   * waits for those begun, so nothing of the batch is still reading, then throws `error`.
+   */
+  async abandon(error: unknown): Promise<never> {
     this.#stopped = true;
     this.close();
+    await this.settled();
+    throw error;
   }
 
   #pump(): void {
@@ -532,9 +537,7 @@ export async function evaluateBatch(
       onJudged?.(item);
     }
   } catch (error) {
-    inspections.stop();
-    await inspections.settled();
-    throw error;
+    return inspections.abandon(error);
   }
   await inspections.settled();
   return items;

@@ -247,11 +247,7 @@ export async function processSubmissions(
   const basis = await beginJudging(ctx, view, now);
   const inspections = new Inspections(ctx, basis, plan.taken.filter((t) => !t.tooLarge).length);
   // Nothing this batch began is still reading when it fails.
-  const abandon = async (error: unknown): Promise<never> => {
-    inspections.stop();
-    await inspections.settled();
-    throw error;
-  };
+  const abandon = (error: unknown) => inspections.abandon(error);
   const uploads = await readBatch(ctx, plan, (upload) => inspections.add(upload)).catch(abandon);
   inspections.close();
   const log = await LogWriter.open(ctx, { intents: uploads.map((u) => u.id) }).catch(abandon);

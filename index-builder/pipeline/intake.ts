@@ -8,7 +8,7 @@ import type { Problem } from '../errors.ts';
 import { INCOMING_PREFIX, submissionIdFromDigest } from '../layout.ts';
 import { type ListedObject, listAll, type Store } from '../store.ts';
 import type { PipelineContext } from './context.ts';
-import { mapLimited } from './site-writer.ts';
+import { mapLimited, turn } from './site-writer.ts';
 
 /** Uploads read at once: hides storage latency (an S3 GET is tens of milliseconds). */
 const READ_CONCURRENCY = 8;
@@ -101,8 +101,6 @@ export async function planBatch(ctx: PipelineContext, keys?: readonly string[]):
  * nothing handed on meanwhile (`onRead`: to inspector threads, by messages sent once a turn) would go.
  */
 const READ_SLICE_MS = 4;
-
-const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /**
  * Reads the uploads a plan took, in its order (an upload gone meanwhile is left out: an earlier,

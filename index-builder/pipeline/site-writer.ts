@@ -134,6 +134,12 @@ export class BoundedWork {
 }
 
 /**
+ * Lets the event loop run: a long stretch of work on this thread (a pass over hundreds of megabytes, a
+ * batch read by synchronous calls) must not starve the rest of it.
+ */
+export const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/**
  * Runs `work` over `items`, at most `limit` at a time, and returns the results in the items' order. After
  * the first failure no more items are started, and the failure is thrown once the work in flight has
  * settled: when it returns or throws, nothing it started is still writing (a crash-consistent step ends

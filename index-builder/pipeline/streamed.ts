@@ -15,6 +15,7 @@ import type { DocumentDigest } from '../model.ts';
 import { CHUNK_BYTES } from '../render/index-documents.ts';
 import { CACHE_MUTABLE, CACHE_PRIVATE, contentTypeFor, type Store } from '../store.ts';
 import type { PipelineContext } from './context.ts';
+import { turn } from './site-writer.ts';
 
 /** A document as a rendering that can be run again: each call gives its bytes from the start. */
 export interface StreamedDocument {
@@ -23,9 +24,6 @@ export interface StreamedDocument {
   readonly size: number;
   readonly chunks: () => Iterable<Uint8Array> | AsyncIterable<Uint8Array>;
 }
-
-/** Lets the event loop run between chunks: a pass over hundreds of megabytes must not starve the others. */
-const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /**
  * A bounded queue from the one rendering of a document to one of its variants' writers: the rendering
