@@ -11,7 +11,9 @@
  * stat, the sidecar (metadata first, through its own temp file and rename), then the rename of the body.
  * A put of the bytes and metadata a file already holds (the whole SHA-256 its sidecar records, a sidecar
  * that describes the file on disk) changes nothing: a rebuild rewrites every document, mostly unchanged, and
- * a replacing rename is the dearest call of all.
+ * a replacing rename is the dearest call of all. A key in a folder the thread made itself is new unless it
+ * put it since: it is written without looking for a former file or sidecar first (an import's 100,000
+ * lstats that found nothing).
  */
 import { Worker } from 'node:worker_threads';
 
@@ -69,16 +71,19 @@ function identity(stats) {
 // Missing files are found so without an exception (a failed call throws one, whose stack trace costs more
 // than the call: an import of 10,000 new plugins met 120,000 here). Only ENOENT is absent: on any other
 // answer the call it saves is made and decides, as FsStore's absent; present is false on any failure.
+let lookups = 0;
 function absent(file) {
+  lookups++;
   try { return fs.lstatSync(file, { throwIfNoEntry: false }) === undefined; } catch { return false; }
 }
 function present(file) {
+  lookups++;
   try { return fs.lstatSync(file, { throwIfNoEntry: false }) !== undefined; } catch { return false; }
 }
 // 'same' when the file holds these bytes with this metadata already, 'none' when the key has no sidecar (a
 // first put, mostly), else 'other'.
 function stateOf(r) {
-  if (absent(r.meta)) return 'none';
+  if (unseen(r.file) || absent(r.meta)) return 'none';
   let text;
   try { text = fs.readFileSync(r.meta, 'utf8'); } catch (error) { return error.code === 'ENOENT' ? 'none' : 'other'; }
   let sidecar;
@@ -92,9 +97,40 @@ function stateOf(r) {
   return stats.isFile() && sidecar.size === id.size && sidecar.mtimeNs === id.mtimeNs && sidecar.ino === id.ino
     ? 'same' : 'other';
 }
+// The folders this thread made (its mkdir succeeded: nothing was there), each with the names of the files
+// this thread has put in it since. A key in one that this thread has not put is new: it has no body and no
+// sidecar to look for (an import of 10,000 new plugins asked 200,000 times, each an lstat that found
+// nothing). Another writer (the publishing thread, another process) may put a file in one meanwhile; the
+// put is then made as for a new key, and is still right: a sidecar is created exclusively (EEXIST: replaced
+// through a temp file), the body renamed over. Left behind at worst: a former sidecar of a bare key, which
+// describes no file it did not write and is read for nothing.
+const fresh = new Map();
 function remember(folder) {
-  if (folders.size >= FOLDERS_LIMIT) folders.clear();
+  if (folders.size >= FOLDERS_LIMIT) {
+    folders.clear();
+    fresh.clear();
+  }
   folders.add(folder);
+}
+function forget(folder) {
+  folders.delete(folder);
+  fresh.delete(folder);
+}
+// True when this thread made the file's folder and has not put the file since, or made a folder above it
+// and none between (a new version's first file, whose folder the put is about to make).
+function unseen(file) {
+  let folder = path.dirname(file);
+  const names = fresh.get(folder);
+  if (names !== undefined) return !names.has(path.basename(file));
+  for (let depth = 0; depth < KNOWN_DEPTH && !folders.has(folder); depth++) {
+    folder = path.dirname(folder);
+    if (fresh.has(folder)) return true;
+  }
+  return false;
+}
+function seen(file) {
+  const names = fresh.get(path.dirname(file));
+  if (names !== undefined) names.add(path.basename(file));
 }
 // FsStore's makeFolderSync: the folders missing below the nearest one remembered, one mkdir each.
 function makeFolder(folder) {
@@ -107,17 +143,25 @@ function makeFolder(folder) {
   if (folders.has(known)) {
     try {
       for (let i = missing.length - 1; i >= 0; i--) {
-        try { fs.mkdirSync(missing[i]); } catch (error) { if (error.code !== 'EEXIST') throw error; }
+        let made = true;
+        try { fs.mkdirSync(missing[i]); } catch (error) { if (error.code !== 'EEXIST') throw error; made = false; }
         remember(missing[i]);
+        if (made) fresh.set(missing[i], new Set());
+        else fresh.delete(missing[i]);
       }
       return;
     } catch (error) {
       if (error.code !== 'ENOENT') throw error;
-      folders.delete(known);
+      forget(known);
     }
   }
-  fs.mkdirSync(folder, { recursive: true });
-  for (const made of missing) remember(made);
+  // The first folder it made, when it made any: that one and those below it are new.
+  const first = fs.mkdirSync(folder, { recursive: true });
+  for (const made of missing) {
+    remember(made);
+    if (first !== undefined && (made === first || made.startsWith(first + path.sep))) fresh.set(made, new Set());
+    else fresh.delete(made);
+  }
 }
 // A key without a sidecar gets one created in place, exclusively: no temp file and no rename, the dearest
 // calls after the body's own (a rebuild's new signatures and pages, a publish's new files). A reader reads a
@@ -155,7 +199,7 @@ function writeTemp(file, body, describe) {
       fd = fs.openSync(temp, 'wx');
     } catch (error) {
       // A folder only remembered (pruned since) does not spend an attempt: the next makes it.
-      if (error.code === 'ENOENT' && remembered) { folders.delete(folder); attempt--; continue; }
+      if (error.code === 'ENOENT' && remembered) { forget(folder); attempt--; continue; }
       if (error.code === 'ENOENT' && attempt < ATTEMPTS) continue;
       throw error;
     }
@@ -173,6 +217,7 @@ function writeTemp(file, body, describe) {
 }
 // FsStore's bareState: 'same' when the file holds these bytes and has no sidecar, 'sidecar' when it has one.
 function bareState(r) {
+  if (unseen(r.file)) return 'none';
   if (present(r.meta)) return 'sidecar';
   if (absent(r.file)) return 'none';
   let fd;
@@ -225,15 +270,25 @@ parentPort.on('message', (batch) => {
       replies.push({ id });
     } catch (error) {
       replies.push({ id, error: { message: String(error && error.message), code: error && error.code } });
+    } finally {
+      // Written or not (a failed put may have left it either way), it is no longer known to be absent.
+      seen(request.file);
     }
   }
-  parentPort.postMessage(replies);
+  parentPort.postMessage({ replies, lookups });
+  lookups = 0;
 });
 `;
 
 interface Reply {
   readonly id: number;
   readonly error?: { readonly message: string; readonly code?: string };
+}
+
+/** The thread's answer to a batch: each put's reply, and how many files it looked for to write them. */
+interface Replies {
+  readonly replies: readonly Reply[];
+  readonly lookups: number;
 }
 
 /** A put not yet answered. */
@@ -283,6 +338,8 @@ export class FsWriter {
   #sendDue = false;
   /** What this process has sent its threads: batches, the largest, and the most a thread had at once. */
   readonly sent = { batches: 0, largest: 0, mostInFlight: 0 };
+  /** Files the threads looked for before writing (an lstat each: a body, a sidecar), answered so far. */
+  lookups = 0;
   /** Puts sent and waiting for their reply, with the thread that has them. */
   readonly #pending = new Map<number, Waiting & { readonly worker: Worker }>();
 
@@ -328,7 +385,10 @@ export class FsWriter {
     if (this.#worker) return this.#worker;
     const worker = new Worker(WORKER_SOURCE, { eval: true });
     worker.unref();
-    worker.on('message', (replies: readonly Reply[]) => this.#settle(worker, replies));
+    worker.on('message', ({ replies, lookups }: Replies) => {
+      this.lookups += lookups;
+      this.#settle(worker, replies);
+    });
     // The thread died (it never throws out of a put: a failed put is a reply): each put it had fails as a
     // disk that went away would fail it (it may have written its file or not, never half of it: the
     // rename is the last step), and the puts not yet sent go to a new thread.

@@ -207,3 +207,66 @@ describe('when the writer thread is given a put with the metadata its key implie
     }
   });
 });
+
+describe('when the writer thread puts new files into folders it made', () => {
+  it('looks for none of them, and looks again for a file it has put, or one in a folder it found', async () => {
+    for (let i = 0; i < 200; i++) await store.put(`warm/${i}.json`, encode('warm'), opts);
+    const implied = { contentType: 'application/json', cacheControl: CACHE_MUTABLE };
+    await mkdir(path.join(root, 'found', 'old'), { recursive: true });
+    await writeFile(path.join(root, 'found', 'old', 'index.json'), '{"old":1}');
+    const looked = async (work: () => Promise<unknown>): Promise<number> => {
+      const before = fsWriter.lookups;
+      await work();
+      return fsWriter.lookups - before;
+    };
+
+    // The first is looked for (plugins/ is not there yet); the thread makes plugins/ and each folder below.
+    expect(
+      await looked(() => store.put('plugins/a/1.0.0/artifacts/linux-amd64/a', encode('a'), implied)),
+    ).toBe(1);
+    const newFiles = () =>
+      Promise.all([
+        store.put('plugins/a/1.0.0/manifest.json', encode('{"m":1}'), implied),
+        store.put('plugins/a/index.json', encode('{"a":1}'), implied),
+        store.put('plugins/a/index.html', encode('<p>a'), {
+          contentType: 'text/html',
+          cacheControl: 'no-store',
+        }),
+        store.put('plugins/b/1.0.0/manifest.json', encode('{"b":1}'), implied),
+      ]);
+    expect(await looked(newFiles)).toBe(0);
+    const inode = (await stat(path.join(root, 'plugins/a/index.json'))).ino;
+
+    // Put before by the thread: looked for, and left as it is when it holds these bytes.
+    expect(await looked(() => store.put('plugins/a/index.json', encode('{"a":1}'), implied))).toBeGreaterThan(
+      0,
+    );
+    expect((await stat(path.join(root, 'plugins/a/index.json'))).ino).toBe(inode);
+    // In a folder the thread found rather than made.
+    expect(
+      await looked(() => store.put('found/old/index.json', encode('{"old":2}'), implied)),
+    ).toBeGreaterThan(0);
+    expect(text((await store.get('found/old/index.json'))?.body)).toBe('{"old":2}');
+  });
+
+  it('puts a file another writer put there meanwhile as it was asked to, sidecar and all', async () => {
+    for (let i = 0; i < 200; i++) await store.put(`warm/${i}.json`, encode('warm'), opts);
+    await store.put('plugins/a/index.json', encode('{"a":1}'), opts);
+    const sidecar = path.join(root, '.meta', 'plugins', 'a', 'index.html.json');
+    await writeFile(path.join(root, 'plugins', 'a', 'index.html'), 'other');
+    await writeFile(sidecar, '{"contentType":"text/plain","cacheControl":"no-store"}\n');
+
+    await store.put('plugins/a/index.html', encode('<p>a'), {
+      contentType: 'text/html',
+      cacheControl: 'max-age=60',
+    });
+
+    expect(await store.get('plugins/a/index.html')).toMatchObject({
+      contentType: 'text/html',
+      cacheControl: 'max-age=60',
+      etag: `"${sha256('<p>a').slice(0, 32)}"`,
+    });
+    expect(text((await store.get('plugins/a/index.html'))?.body)).toBe('<p>a');
+    expect(JSON.parse(await readFile(sidecar, 'utf8'))).toMatchObject({ sha256: sha256('<p>a') });
+  });
+});
