@@ -196,6 +196,11 @@ function sameVersion(a: BigStats, b: BigStats): boolean {
   );
 }
 
+/** Whether two stats are of the same file, unwritten between (`sameVersion` but the change time). */
+function sameFile(a: BigStats, b: BigStats): boolean {
+  return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs;
+}
+
 function describes(sidecar: Sidecar, stats: BigStats): boolean {
   const file = identityOf(stats);
   return sidecar.size === file.size && sidecar.mtimeNs === file.mtimeNs && sidecar.ino === file.ino;
@@ -242,9 +247,16 @@ export class FsStore implements Store {
   /**
    * Keys the last listing found, not yet read: a `get` of one opens the file without asking first whether it
    * is there (a batch lists `incoming/`, then reads every upload). A hint only: a file gone since is found
-   * missing by the open, at the cost of an exception.
+   * missing by the open, at the cost of an exception. With each, the stats of the file the listing found
+   * without a sidecar: a `get` that opens that very version (`sameVersion`) has none to look for either,
+   * since a put writes the sidecar before it renames a new file in.
    */
-  readonly #listedKeys = new Set<string>();
+  readonly #listedKeys = new Map<string, BigStats | undefined>();
+  /**
+   * Listed keys read since, whose file had no sidecar, with its stats then: a `move` of that very file has
+   * no sidecar to remove at `from` (one there since belongs to a put still renaming its own file in).
+   */
+  readonly #readBare = new Map<string, BigStats>();
   /** Files read before a `get` asked for them (`readAhead`), by key; each is taken once. */
   readonly #ahead = new Map<string, Promise<AheadRead | undefined>>();
 
@@ -348,6 +360,7 @@ export class FsStore implements Store {
   /** `get` by synchronous calls (SYNC_BYTES), or LARGE for a file past it. */
   #getSync(key: string): StoredObject | undefined | typeof LARGE {
     const file = this.#readPath(key);
+    const listed = this.#listedKeys.get(key);
     const fd = this.#openForReadSync(file, this.#listedKeys.delete(key));
     if (fd === undefined) return undefined;
     let stats: BigStats;
@@ -361,7 +374,8 @@ export class FsStore implements Store {
     } finally {
       closeSync(fd);
     }
-    const sidecar = this.#readSidecarSync(key);
+    const sidecar = listed && sameVersion(listed, stats) ? undefined : this.#readSidecarSync(key);
+    if (listed && !sidecar) this.#readBare.set(key, stats);
     const etag = sidecar && describes(sidecar, stats) ? sidecar.etag : () => etagOf(body);
     return this.#info(key, stats, sidecar, etag, body);
   }
@@ -630,6 +644,8 @@ export class FsStore implements Store {
         }
       }
       const stats = movedStats(temp, options.sha256);
+      const read = this.#readBare.get(from);
+      this.#readBare.delete(from);
       if (!stats) {
         returnUpload(temp, source);
         return 'changed';
@@ -646,7 +662,9 @@ export class FsStore implements Store {
       if (bare) unlinkIfThere(meta); // a former put's, which no longer describes the file
       this.#rawPaths.delete(from);
       if (typeof source === 'string') prune(path.dirname(source), this.root);
-      if (isSafeKey(from)) {
+      // The very file read without a sidecar (its change time is the rename's) has none to remove.
+      const hadNone = read !== undefined && sameFile(read, stats);
+      if (isSafeKey(from) && !hadNone) {
         const fromMeta = `${resolveInside(this.#metaRoot, from)}.json`;
         unlinkIfThere(fromMeta);
         prune(path.dirname(fromMeta), this.#metaRoot);
@@ -671,10 +689,11 @@ export class FsStore implements Store {
     // S3 lists in UTF-8 byte order; so does this.
     found.sort((a, b) => Buffer.compare(Buffer.from(a.key), Buffer.from(b.key)));
     this.#listedKeys.clear();
+    this.#readBare.clear();
     for (const { key, raw } of found) {
       if (!key.startsWith(prefix)) continue;
       if (raw) this.#rawPaths.set(key, raw);
-      if (this.#listedKeys.size < LISTED_KEYS_KEPT) this.#listedKeys.add(key);
+      if (this.#listedKeys.size < LISTED_KEYS_KEPT) this.#listedKeys.set(key, undefined);
       const info = await this.#listed(key);
       if (info) yield info; // deleted since the walk
     }
@@ -693,6 +712,7 @@ export class FsStore implements Store {
       const stats = lstatSync(this.#readPath(key), { bigint: true, throwIfNoEntry: false });
       if (!stats?.isFile()) return undefined;
       const sidecar = this.#readSidecarSync(key);
+      if (!sidecar && this.#listedKeys.has(key)) this.#listedKeys.set(key, stats);
       const etag = sidecar && describes(sidecar, stats) ? sidecar.etag : () => this.#hashNow(key);
       return this.#info(key, stats, sidecar, etag);
     });

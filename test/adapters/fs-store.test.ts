@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -173,6 +173,46 @@ describe('when moving an upload', () => {
 
     expect(text((await store.get('processed/d.tgz'))?.body)).toBe('bundle bytes');
     expect(await readFile(path.join(root, 'incoming/d.tgz'), 'utf8')).toBe('newer');
+  });
+
+  it("keeps a sidecar a put wrote at the upload's key after it was listed and read, for the file it renames in", async () => {
+    await drop('h.tgz', upload);
+    await listAll(store, 'incoming/');
+    expect(text((await store.get('incoming/h.tgz'))?.body)).toBe('bundle bytes');
+    // A put of a new upload under the same key, half done: its sidecar written, its file not yet renamed in.
+    const sidecar = path.join(root, '.meta', 'incoming', 'h.tgz.json');
+    await mkdir(path.dirname(sidecar), { recursive: true });
+    await writeFile(path.join(root, 'incoming', '.h.next'), 'the next upload');
+    const next = await stat(path.join(root, 'incoming', '.h.next'), { bigint: true });
+    const metadata = { contentType: 'application/x-next', cacheControl: 'no-store' };
+    await writeFile(
+      sidecar,
+      JSON.stringify({
+        ...metadata,
+        etag: '"n"',
+        size: Number(next.size),
+        mtimeNs: `${next.mtimeNs}`,
+        ino: `${next.ino}`,
+      }),
+    );
+
+    expect(await store.move('incoming/h.tgz', 'processed/h.tgz', moving)).toBe('moved');
+    await rename(path.join(root, 'incoming', '.h.next'), path.join(root, 'incoming', 'h.tgz'));
+
+    expect(await store.head('incoming/h.tgz')).toMatchObject({ ...metadata, etag: '"n"' });
+    expect(text((await store.get('processed/h.tgz'))?.body)).toBe('bundle bytes');
+  });
+
+  it('removes the sidecar of an upload that had one when it was read', async () => {
+    await store.put('incoming/i.tgz', upload, { ...tgz, cacheControl: 'no-store' });
+    await listAll(store, 'incoming/');
+    expect(await store.get('incoming/i.tgz')).toMatchObject({ cacheControl: 'no-store' });
+
+    expect(await store.move('incoming/i.tgz', 'processed/i.tgz', moving)).toBe('moved');
+
+    await expect(stat(path.join(root, '.meta', 'incoming', 'i.tgz.json'))).rejects.toMatchObject({
+      code: 'ENOENT',
+    });
   });
 
   it('puts and deletes for a store that cannot move', async () => {
@@ -571,6 +611,23 @@ describe('when listing', () => {
     // Read once already: a second read asks first, as any read does.
     await rm(path.join(root, 'incoming', 'kept.tgz'));
     expect(await store.get('incoming/kept.tgz')).toBeUndefined();
+  });
+
+  it('reads the metadata of a listed file that a put replaced since the listing', async () => {
+    await mkdir(path.join(root, 'incoming'));
+    await writeFile(path.join(root, 'incoming', 'a.tgz'), 'first');
+    await listAll(store, 'incoming/');
+
+    await store.put('incoming/a.tgz', encode('second'), {
+      contentType: 'application/x-second',
+      cacheControl: 'no-store',
+    });
+
+    expect(await store.get('incoming/a.tgz')).toMatchObject({
+      contentType: 'application/x-second',
+      cacheControl: 'no-store',
+      etag: etagFor('second'),
+    });
   });
 
   it('yields each object with its metadata', async () => {
