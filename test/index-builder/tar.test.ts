@@ -263,6 +263,21 @@ const crafted: [string, 'accept' | 'refuse', Uint8Array][] = [
     Buffer.concat([...entry({ name: 'a' }, 'A'), END, ...entry({ name: 'hidden' }, 'H'), END]),
   ],
   [
+    'an end padded with 30 KiB of zeros',
+    'accept',
+    Buffer.concat([...entry({ name: 'a' }, 'A'), new Uint8Array(30 * 1024)]),
+  ],
+  [
+    'a byte 25 KiB into the zeros after the end',
+    'refuse',
+    Buffer.concat([
+      ...entry({ name: 'a' }, 'A'),
+      new Uint8Array(25 * 1024),
+      Uint8Array.of(1),
+      new Uint8Array(511),
+    ]),
+  ],
+  [
     'a pax global header',
     'refuse',
     tarOf(
