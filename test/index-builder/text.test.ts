@@ -55,6 +55,29 @@ describe('when serializing text for a published document', () => {
     expect(textProblem('\udbff\udfff')).toMatchObject({ kind: 'unicode', character: 'U+10FFFF' });
     expect(textProblem('fine\ttext\n😀')).toBeUndefined();
   });
+
+  it('finds every code point it refuses, and no other, of all 1,114,112', () => {
+    const kindOf = (cp: number): string | undefined => {
+      if ((cp <= 0x1f && cp !== 0x9 && cp !== 0xa && cp !== 0xd) || (cp >= 0x7f && cp <= 0x9f))
+        return 'control';
+      if (cp >= 0xd800 && cp <= 0xdfff) return 'unicode';
+      if ((cp >= 0xfdd0 && cp <= 0xfdef) || (cp & 0xfffe) === 0xfffe) return 'unicode';
+      if (
+        [0x2028, 0x2029, 0xfeff].includes(cp) ||
+        (cp >= 0x202a && cp <= 0x202e) ||
+        (cp >= 0x2066 && cp <= 0x2069)
+      )
+        return 'unsafe';
+      return undefined;
+    };
+    const wrong: string[] = [];
+    for (let cp = 0; cp <= 0x10ffff; cp++) {
+      // Each in the middle of plain text, where a check that stops early would miss it.
+      const found = textProblem(`plain ${String.fromCodePoint(cp)} text`);
+      if (found?.kind !== kindOf(cp)) wrong.push(cp.toString(16));
+    }
+    expect(wrong).toEqual([]);
+  });
 });
 
 describe('when a published plugin document holds such text', () => {
