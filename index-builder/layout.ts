@@ -61,8 +61,22 @@ function segmentProblem(segment: string): string | undefined {
   return undefined;
 }
 
+/**
+ * A safe segment as `segmentProblem` has it: a safe pattern's characters, no dot at either end, the part
+ * before its first dot no Windows device name.
+ */
+const CHECKED_SEGMENT = `(?!(?:con|prn|aux|nul|com[0-9]|lpt[0-9])(?:[./]|$))[A-Za-z0-9_-](?:[A-Za-z0-9._-]{0,${MAX_SEGMENT_LENGTH - 2}}[A-Za-z0-9_-])?`;
+/**
+ * A whole key of such segments, in one match: most keys are safe, and a store checks every key it writes
+ * or reads (an import of 10,000 plugins, about 200,000), where splitting each into segments and each of
+ * those at its dots cost more than the write's bookkeeping. A key it does not match is looked at segment by
+ * segment, for what to say.
+ */
+const SAFE_KEY = new RegExp(`^${CHECKED_SEGMENT}(?:/${CHECKED_SEGMENT})*$`, 'i');
+
 /** Why `key` is not a safe store key, or undefined when it is: a relative path of safe segments. */
 export function keyProblem(key: string): string | undefined {
+  if (key.length <= MAX_KEY_LENGTH && SAFE_KEY.test(key)) return undefined;
   if (key.length === 0) return 'an empty key';
   if (key.length > MAX_KEY_LENGTH) return `a key longer than ${MAX_KEY_LENGTH} characters`;
   for (const segment of key.split('/')) {

@@ -20,6 +20,7 @@ import {
   isHostedArtifactKey,
   isPluginDocumentKey,
   isSafeKey,
+  keyProblem,
   MAX_SEGMENT_LENGTH,
   pluginDocumentKey,
   pluginNameProblem,
@@ -127,6 +128,56 @@ describe('when validation and the stores judge a path', () => {
     // The generator reaches both sides of the line.
     expect(accepted).toBeGreaterThan(300);
     expect(accepted).toBeLessThan(2700);
+  });
+});
+
+describe('when a store checks a key', () => {
+  it('judges 20,000 generated keys as their segments, one by one, are judged', () => {
+    // The rule segment by segment, written out: what the one-pattern check must agree with.
+    const safeSegment = (segment: string): boolean =>
+      new RegExp(`^[A-Za-z0-9_-][A-Za-z0-9._-]{0,${MAX_SEGMENT_LENGTH - 1}}$`).test(segment) &&
+      !segment.endsWith('.') &&
+      !/^(con|prn|aux|nul|com[0-9]|lpt[0-9])$/i.test(segment.split('.')[0] ?? '');
+    const safe = (key: string): boolean =>
+      key.length > 0 && key.length <= 1024 && key.split('/').every(safeSegment);
+    let seed = 11;
+    const random = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const long = 'x'.repeat(MAX_SEGMENT_LENGTH - 1);
+    const pieces = [
+      'a',
+      'Z',
+      '0',
+      '.',
+      '-',
+      '_',
+      '/',
+      'nul',
+      'NUL',
+      'com1',
+      'Lpt9',
+      'com10',
+      'aux.',
+      long,
+      '+',
+      '~',
+    ];
+    const wrong: string[] = [];
+    let safeOnes = 0;
+    for (let i = 0; i < 20_000; i++) {
+      const key = Array.from({ length: random(7) }, () => pieces[random(pieces.length)]).join('');
+      const expected = safe(key);
+      if (expected) safeOnes += 1;
+      if (isSafeKey(key) !== expected || (!expected && typeof keyProblem(key) !== 'string')) wrong.push(key);
+    }
+    expect(wrong).toEqual([]);
+    // The generator reaches both sides of the line.
+    expect(safeOnes).toBeGreaterThan(2_000);
+    expect(safeOnes).toBeLessThan(18_000);
+    expect(isSafeKey(`${'a/'.repeat(511)}ab`)).toBe(true); // 1,024 characters
+    expect(isSafeKey(`${'a/'.repeat(512)}a`)).toBe(false);
   });
 });
 
