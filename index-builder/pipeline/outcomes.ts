@@ -99,39 +99,43 @@ export function outcomeOf(item: BatchItem, batch: BatchRecord): SubmissionOutcom
   const { upload } = item;
   const evaluation = item.evaluation as Exclude<Evaluation, AcceptedAction>;
   const manifest = evaluation.manifest;
-  const base = {
-    schema: 'plugindex/outcome/v1' as const,
+  // Built field by field, in the record's key order: spreads of conditional objects cost several µs each
+  // before V8 optimizes them, and a batch of 10,000 makes 10,000 outcomes once.
+  const outcome: { -readonly [K in keyof SubmissionOutcome]?: SubmissionOutcome[K] } = {
+    schema: 'plugindex/outcome/v1',
     id: upload.id,
     submission: upload.key,
     status: evaluation.kind,
-    ...(manifest ? { plugin: manifest.name, version: manifest.version } : {}),
-    ...(evaluation.publisher ? { publisher: evaluation.publisher } : {}),
-    submission_sha256: upload.sha256,
-    processed: batch.processed,
   };
+  if (manifest) {
+    outcome.plugin = manifest.name;
+    outcome.version = manifest.version;
+  }
+  if (evaluation.publisher) outcome.publisher = evaluation.publisher;
+  outcome.submission_sha256 = upload.sha256;
+  outcome.processed = batch.processed;
   if (evaluation.kind === 'rejected' || !manifest) {
-    return { ...base, problems: evaluation.kind === 'rejected' ? evaluation.problems : [] };
+    outcome.problems = evaluation.kind === 'rejected' ? evaluation.problems : [];
+    return outcome as SubmissionOutcome;
   }
   const { url, generation } = batch;
+  if (evaluation.kind === 'accepted' && generation !== null) outcome.generation = generation;
+  if (evaluation.kind === 'accepted' && item.seq !== undefined) outcome.seq = item.seq;
   const versionUrl = `${url}/${versionBase(manifest.name, manifest.version)}`;
   const manifestAt = manifestKey(manifest.name, manifest.version);
-  return {
-    ...base,
-    ...(evaluation.kind === 'accepted' && generation !== null ? { generation } : {}),
-    ...(evaluation.kind === 'accepted' && item.seq !== undefined ? { seq: item.seq } : {}),
-    urls: {
-      plugin: `${url}/${pluginDocumentKey(manifest.name)}`,
-      page: `${url}/${pluginPageKey(manifest.name)}`,
-      manifest: `${url}/${manifestAt}`,
-      signature: `${url}/${signatureKey(manifestAt)}`,
-      artifacts: (manifest.installation?.artifacts ?? []).map((a) =>
-        a.file !== undefined
-          ? `${versionUrl}/${a.file}`
-          : (a.url ?? (a.oci ? (ociArtifactUrl(a.oci) ?? '') : '')),
-      ),
-    },
-    problems: [],
+  outcome.urls = {
+    plugin: `${url}/${pluginDocumentKey(manifest.name)}`,
+    page: `${url}/${pluginPageKey(manifest.name)}`,
+    manifest: `${url}/${manifestAt}`,
+    signature: `${url}/${signatureKey(manifestAt)}`,
+    artifacts: (manifest.installation?.artifacts ?? []).map((a) =>
+      a.file !== undefined
+        ? `${versionUrl}/${a.file}`
+        : (a.url ?? (a.oci ? (ociArtifactUrl(a.oci) ?? '') : '')),
+    ),
   };
+  outcome.problems = [];
+  return outcome as SubmissionOutcome;
 }
 
 const encoder = new TextEncoder();
