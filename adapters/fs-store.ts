@@ -74,7 +74,7 @@ import type {
   StoredObject,
   StoredStream,
 } from '../index-builder/store.ts';
-import { fsWriter, MADE_FOLDERS_LIMIT } from './fs-writer.ts';
+import { fsWriter, MADE_FOLDERS_LIMIT, type WriteRequest } from './fs-writer.ts';
 
 /** The sidecar tree; its name starts with a dot, which no safe key segment can. */
 const META_DIR = '.meta';
@@ -435,18 +435,18 @@ export class FsStore implements Store {
     const meta = this.#sidecarOf(file);
     // A bare put needs the digest only beside a former sidecar: the writer thread hashes then.
     const sha256 = options.sha256 ?? (bare ? undefined : sha256Hex(body));
-    await this.#io(key, 'write', () =>
-      fsWriter.put({
-        file,
-        meta,
-        body,
-        contentType: options.contentType,
-        cacheControl: options.cacheControl,
-        ...(options.contentEncoding ? { contentEncoding: options.contentEncoding } : {}),
-        ...(sha256 === undefined ? {} : { sha256 }),
-        bare,
-      }),
-    );
+    // Field by field, not from spreads of conditional objects: an import makes 70,000 of these.
+    const request: { -readonly [K in keyof WriteRequest]: WriteRequest[K] } = {
+      file,
+      meta,
+      body,
+      contentType: options.contentType,
+      cacheControl: options.cacheControl,
+      bare,
+    };
+    if (options.contentEncoding) request.contentEncoding = options.contentEncoding;
+    if (sha256 !== undefined) request.sha256 = sha256;
+    await this.#io(key, 'write', () => fsWriter.put(request));
   }
 
   /**

@@ -345,8 +345,10 @@ export class FsWriter {
 
   /** Writes one small body and its sidecar; rejects with a WriterError carrying the system call's code. */
   put(request: WriteRequest): Promise<void> {
+    const body = ownBytes(request.body);
+    const owned = body === request.body ? request : { ...request, body };
     return new Promise<void>((resolve, reject) => {
-      this.#queue.push({ id: this.#nextId++, request, resolve, reject });
+      this.#queue.push({ id: this.#nextId++, request: owned, resolve, reject });
       this.#sendSoon();
     });
   }
@@ -375,9 +377,8 @@ export class FsWriter {
       this.sent.largest = Math.max(this.sent.largest, batch.length);
       this.sent.mostInFlight = Math.max(this.sent.mostInFlight, this.#inFlight);
       worker.ref();
-      worker.postMessage(
-        batch.map(({ id, request }) => ({ id, request: { ...request, body: ownBytes(request.body) } })),
-      );
+      // Each put's bytes are its own already (`put`): a view into a larger buffer would be cloned whole.
+      worker.postMessage(batch.map(({ id, request }) => ({ id, request })));
     }
   }
 

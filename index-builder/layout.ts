@@ -327,9 +327,20 @@ const VERSION_FILES = new Set(['manifest', 'manifest.json', 'manifest.json.asc']
  * (infra/edge-routing.ts) applies the same test; a test runs both over the same paths.
  */
 export function isHostedArtifactKey(key: string): boolean {
-  const parts = key.split('/');
-  if (parts.length < 4 || !key.startsWith(PLUGINS_PREFIX)) return false;
-  return !(parts.length === 4 && VERSION_FILES.has(parts[3] as string));
+  if (!key.startsWith(PLUGINS_PREFIX)) return false;
+  const slashes = slashesIn(key, 4);
+  if (slashes < 3) return false;
+  return !(slashes === 3 && VERSION_FILES.has(key.slice(key.lastIndexOf('/') + 1)));
+}
+
+/**
+ * How many `/` a key holds, counted up to `most` (a key's depth, asked of every key a store writes: cheaper
+ * counted than split).
+ */
+function slashesIn(key: string, most: number): number {
+  let count = 0;
+  for (let at = key.indexOf('/'); at >= 0 && count < most; at = key.indexOf('/', at + 1)) count += 1;
+  return count;
 }
 
 /** The folders of the intake store, never served: their files are never cached anywhere. */
@@ -351,7 +362,7 @@ export interface ImpliedMetadata {
 export function impliedMetadata(key: string): ImpliedMetadata {
   if (INTAKE_FOLDERS.some((folder) => key.startsWith(folder)))
     return { contentType: contentTypeFor(key), cacheControl: CACHE_PRIVATE };
-  if (key.startsWith(PLUGINS_PREFIX) && key.split('/').length >= 4) {
+  if (key.startsWith(PLUGINS_PREFIX) && slashesIn(key, 3) >= 3) {
     const contentType = isHostedArtifactKey(key) ? 'application/octet-stream' : contentTypeFor(key);
     return { contentType, cacheControl: CACHE_IMMUTABLE };
   }

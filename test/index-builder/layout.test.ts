@@ -17,6 +17,7 @@ import {
   binOf,
   binOfKey,
   hostedArtifactKey,
+  impliedMetadata,
   isHostedArtifactKey,
   isPluginDocumentKey,
   isSafeKey,
@@ -32,6 +33,7 @@ import {
   versionKeys,
 } from '../../index-builder/layout.ts';
 import { validateManifest } from '../../index-builder/manifest/index.ts';
+import { CACHE_IMMUTABLE, CACHE_MUTABLE, CACHE_PRIVATE } from '../../index-builder/store.ts';
 import { validManifest } from '../support/fixtures.ts';
 
 let root: string;
@@ -216,6 +218,23 @@ describe('when a name or a path has a meaning of its own', () => {
     expect(isHostedArtifactKey('plugins/x/1.0.0/manifest.json.asc')).toBe(false);
     expect(isHostedArtifactKey('plugins/x/index.html')).toBe(false);
     expect(isHostedArtifactKey('index.html')).toBe(false);
+    expect(isHostedArtifactKey('plugins/x/1.0.0')).toBe(false);
+  });
+
+  it('serves each file as its place says: a version immutable, its artifacts opaque, the rest mutable', () => {
+    expect(impliedMetadata('plugins/x/1.0.0/bin/tool.html')).toEqual({
+      contentType: 'application/octet-stream',
+      cacheControl: CACHE_IMMUTABLE,
+    });
+    expect(impliedMetadata('plugins/x/1.0.0/manifest.json')).toEqual({
+      contentType: 'application/json',
+      cacheControl: CACHE_IMMUTABLE,
+    });
+    expect(impliedMetadata('plugins/x/index.json')).toEqual({
+      contentType: 'application/json',
+      cacheControl: CACHE_MUTABLE,
+    });
+    expect(impliedMetadata('status/a.json')).toMatchObject({ cacheControl: CACHE_PRIVATE });
   });
 });
 
