@@ -78,29 +78,31 @@ function changed(
  * (a yanked or removed version is never latest): every change to a document ends here.
  */
 export function recomputed(doc: PluginDocument): PluginDocument {
-  const {
-    schema,
-    name,
-    latest_version: _latest,
-    channels: _channels,
-    owners,
-    deprecation,
-    advisories,
-    versions,
-    ...description
-  } = doc;
-  return {
-    schema,
-    name,
-    ...description,
-    latest_version: latestVersion(versions),
-    channels: channelHeads(versions),
-    owners,
-    ...(deprecation ? { deprecation } : {}),
-    ...(advisories && advisories.length > 0 ? { advisories } : {}),
-    versions,
-  };
+  // Built key by key rather than by a rest and spreads of conditional objects: the same keys in the same
+  // order, at a fraction of the cost before V8 optimizes it (an import of 10,000 plugins calls this once each).
+  const out: Record<string, unknown> = { schema: doc.schema, name: doc.name };
+  for (const key of Object.keys(doc))
+    if (!RECOMPUTED_KEYS.has(key)) out[key] = doc[key as keyof PluginDocument];
+  out.latest_version = latestVersion(doc.versions);
+  out.channels = channelHeads(doc.versions);
+  out.owners = doc.owners;
+  if (doc.deprecation) out.deprecation = doc.deprecation;
+  if (doc.advisories && doc.advisories.length > 0) out.advisories = doc.advisories;
+  out.versions = doc.versions;
+  return out as unknown as PluginDocument;
 }
+
+/** The keys `recomputed` places itself; every other key of a document (its description) keeps its order. */
+const RECOMPUTED_KEYS = new Set([
+  'schema',
+  'name',
+  'latest_version',
+  'channels',
+  'owners',
+  'deprecation',
+  'advisories',
+  'versions',
+]);
 
 /** A version's record deprecated with this message and replacement (none: the replacement is dropped). */
 export function deprecatedRecord(
