@@ -138,7 +138,7 @@ export const HOME_SCRIPT = `
   function $(id) { return document.getElementById(id); }
   var q = $('q'), type = $('type'), provider = $('provider'), capability = $('capability'),
       list = $('results'), count = $('count'), pager = $('pager'), prev = $('prev'), next = $('next'), at = $('page-at');
-  var rows = null, prepared = [], ranked = null, rankedFor = '', page = 1, typing = false;
+  var rows = null, prepared = [], ranked = null, rankedFor = '', page = 1, typing = false, asked = '';
   var total = parseInt(list.getAttribute('data-total') || '', 10);
   // The list as served: the first page of the rows of search.json of this generation. While it is shown
   // and the rows are of the same generation, it is already what the rows would render.
@@ -148,6 +148,7 @@ export const HOME_SCRIPT = `
     q.value = p.get('q') || ''; type.value = p.get('type') || ''; provider.value = p.get('provider') || '';
     capability.value = p.get('capability') || '';
     page = Math.max(1, parseInt(p.get('page') || '1', 10) || 1);
+    asked = JSON.stringify(query());
   }
   function query() {
     return { q: q.value, type: type.value, provider: provider.value.trim(), capability: capability.value.trim() };
@@ -220,15 +221,19 @@ export const HOME_SCRIPT = `
     list.setAttribute('data-ready', '');
   }
   function go(push) {
+    asked = JSON.stringify(query());
     var url = urlOf(query(), page);
     if (url !== (location.search || location.pathname)) {
       if (push) history.pushState(null, '', url); else history.replaceState(null, '', url);
     }
     render();
   }
-  function typed() { page = 1; go(!typing); typing = true; }
+  // A new search starts at page 1; an event that changes no field is none (Chromium also fires change on a
+  // select that loses focus after a scripted change: a click on next must not be taken back to page 1).
+  function changed() { return JSON.stringify(query()) !== asked; }
+  function typed() { if (!changed()) return; page = 1; go(!typing); typing = true; }
   [q, provider, capability].forEach(function (input) { input.addEventListener('input', typed); });
-  type.addEventListener('change', function () { typing = false; page = 1; go(true); });
+  type.addEventListener('change', function () { if (!changed()) return; typing = false; page = 1; go(true); });
   var form = $('search');
   // Shown only where it works: without script the page hides it.
   form.hidden = false;

@@ -286,6 +286,20 @@ describe('the home page of a registry of 3,000 plugins', () => {
     await page.close();
   });
 
+  it('stays on its page when a field says it changed but holds what it held', async () => {
+    const page = await chromium.open('/?q=plugin-00&type=registry&page=2');
+    await searchReady(page);
+    const hits = expected('plugin-00', { type: 'registry' });
+
+    // What Chromium does to a select that loses focus after a scripted change (a click on next did).
+    await page.locator('#type').dispatchEvent('change');
+    await page.locator('#q').dispatchEvent('input');
+
+    expect(query(page)).toEqual({ q: 'plugin-00', type: 'registry', page: '2' });
+    expect(await shownNames(page)).toEqual(hits.slice(HOME_PAGE_SIZE, 2 * HOME_PAGE_SIZE));
+    await page.close();
+  });
+
   it('shows hostile plugin text as text, and runs none of it', async () => {
     const page = await chromium.open('/?q=zz-hostile');
     await searchReady(page);
