@@ -912,16 +912,17 @@ export class FsStore implements Store {
     // sidecar, or by hand) is what its key implies, served as it is.
     const own = sidecar && describes(sidecar, stats) ? sidecar : undefined;
     const implied = own ?? impliedMetadata(key);
-    const info = {
+    // Assigned, not spread from conditional objects: every read and listed file makes one.
+    const info: { -readonly [K in keyof StoredObject]?: StoredObject[K] } = {
       key,
       size: Number(stats.size),
       etag: typeof etag === 'string' ? etag : '',
       contentType: implied.contentType,
       cacheControl: implied.cacheControl,
-      ...(own?.contentEncoding ? { contentEncoding: own.contentEncoding } : {}),
-      lastModified: new Date(Number(stats.mtimeMs)),
-      ...(body ? { body } : {}),
     };
+    if (own?.contentEncoding) info.contentEncoding = own.contentEncoding;
+    info.lastModified = new Date(Number(stats.mtimeMs));
+    if (body) info.body = body;
     if (typeof etag !== 'string') {
       // Hashed from the bytes in hand when first asked for (a spread of the object asks): the pipeline
       // reads files for their bytes (a publish reads 256 catalog bins), and only the server uses the ETag.
@@ -935,7 +936,7 @@ export class FsStore implements Store {
         configurable: true,
       });
     }
-    return info;
+    return info as ObjectInfo;
   }
 
   async #io<T>(key: string, action: string, work: () => Promise<T>): Promise<T> {

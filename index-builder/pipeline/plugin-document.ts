@@ -79,17 +79,17 @@ export function mergePluginDocument(
     : ownership === 'first-come'
       ? [first.record.publisher]
       : [];
-  return recomputed({
-    schema: 'plugindex/plugin/v1',
-    name: first.manifest.name,
-    ...fields,
-    latest_version: null,
-    channels: {},
-    owners,
-    ...(deprecation ? { deprecation } : {}),
-    ...(existing?.advisories ? { advisories: existing.advisories } : {}),
-    versions,
-  });
+  // Assigned, not spread from conditional objects (once per plugin of an import, before V8 optimizes it);
+  // `recomputed` puts every key in its place.
+  const doc: Record<string, unknown> = { schema: 'plugindex/plugin/v1', name: first.manifest.name };
+  Object.assign(doc, fields);
+  doc.latest_version = null;
+  doc.channels = {};
+  doc.owners = owners;
+  if (deprecation) doc.deprecation = deprecation;
+  if (existing?.advisories) doc.advisories = existing.advisories;
+  doc.versions = versions;
+  return recomputed(doc as unknown as PluginDocument);
 }
 
 /** A plugin's document, page and catalog line, rendered and ready to write. */
