@@ -99,7 +99,7 @@ function stateOf(r) {
 }
 // The folders this thread made (its mkdir succeeded: nothing was there), each with the names of the files
 // this thread has put in it since. A key in one that this thread has not put is new: it has no body and no
-// sidecar to look for (an import of 10,000 new plugins asked 200,000 times, each an lstat that found
+// sidecar to look for (an import of 10,000 new plugins asked about 100,000 times, each an lstat that found
 // nothing). Another writer (the publishing thread, another process) may put a file in one meanwhile; the
 // put is then made as for a new key, and is still right: a sidecar is created exclusively (EEXIST: replaced
 // through a temp file), the body renamed over. Left behind at worst: a former sidecar of a bare key, which
