@@ -185,20 +185,14 @@ interface AheadRead {
   readonly body: Uint8Array;
 }
 
-/** Whether two stats are of the same version of the same file. */
-function sameVersion(a: BigStats, b: BigStats): boolean {
-  return (
-    a.dev === b.dev &&
-    a.ino === b.ino &&
-    a.size === b.size &&
-    a.mtimeNs === b.mtimeNs &&
-    a.ctimeNs === b.ctimeNs
-  );
-}
-
-/** Whether two stats are of the same file, unwritten between (`sameVersion` but the change time). */
+/** Whether two stats are of the same file, unwritten between (a rename since changes its change time only). */
 function sameFile(a: BigStats, b: BigStats): boolean {
   return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs;
+}
+
+/** Whether two stats are of the same version of the same file. */
+function sameVersion(a: BigStats, b: BigStats): boolean {
+  return sameFile(a, b) && a.ctimeNs === b.ctimeNs;
 }
 
 function describes(sidecar: Sidecar, stats: BigStats): boolean {

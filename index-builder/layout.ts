@@ -65,7 +65,7 @@ function segmentProblem(segment: string): string | undefined {
  * A safe segment as `segmentProblem` has it: a safe pattern's characters, no dot at either end, the part
  * before its first dot no Windows device name.
  */
-const CHECKED_SEGMENT = `(?!(?:con|prn|aux|nul|com[0-9]|lpt[0-9])(?:[./]|$))[A-Za-z0-9_-](?:[A-Za-z0-9._-]{0,${MAX_SEGMENT_LENGTH - 2}}[A-Za-z0-9_-])?`;
+const CHECKED_SEGMENT = `(?!${WINDOWS_DEVICE.source.slice(1, -1)}(?:[./]|$))[A-Za-z0-9_-](?:[A-Za-z0-9._-]{0,${MAX_SEGMENT_LENGTH - 2}}[A-Za-z0-9_-])?`;
 /**
  * A whole key of such segments, in one match: most keys are safe, and a store checks every key it writes
  * or reads (an import of 10,000 plugins, about 200,000), where splitting each into segments and each of

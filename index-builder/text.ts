@@ -46,20 +46,6 @@ const UNSAFE = /[\u2028\u2029\u202A-\u202E\u2066-\u2069\uFEFF]/u;
 const codePoint = (match: string): string =>
   `U+${(match.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}`;
 
-/** The last two code points of each plane past the first: noncharacters too. */
-const ASTRAL_NONCHARACTERS = Array.from({ length: 16 }, (_, i) => (i + 1) * 0x10000 + 0xfffe)
-  .map((at) => `\\u{${at.toString(16)}}\\u{${(at + 1).toString(16)}}`)
-  .join('');
-/**
- * Anything `textProblem` refuses, in one class: most text holds none, and one scan of it for all of them
- * costs less than one scan for each (manifest validation asks of every string of 10,000 manifests in an
- * import). The checks below then say which it is, in their order.
- */
-const ANY_PROBLEM = new RegExp(
-  `[${CONTROL.source.slice(1, -1)}${LONE_SURROGATE.source.slice(1, -1)}${BMP_NONCHARACTER.source.slice(1, -1)}${UNSAFE.source.slice(1, -1)}${ASTRAL_NONCHARACTERS}]`,
-  'u',
-);
-
 /** What is wrong with `text` for a reader, or undefined when every reader reads it alike. */
 export function textProblem(text: string): TextProblem | undefined {
   if (!ANY_PROBLEM.test(text)) return undefined;
@@ -88,6 +74,18 @@ export function textProblem(text: string): TextProblem | undefined {
 const UNSHOWABLE =
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is replaced
   /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\uD800-\uDFFF\uFDD0-\uFDEF\uFFFE\uFFFF\u2028\u2029\u202A-\u202E\u2066-\u2069\uFEFF]/gu;
+
+/** The last two code points of each plane past the first: noncharacters too. */
+const ASTRAL_NONCHARACTERS = Array.from({ length: 16 }, (_, i) => (i + 1) * 0x10000 + 0xfffe)
+  .map((at) => `\\u{${at.toString(16)}}\\u{${(at + 1).toString(16)}}`)
+  .join('');
+/**
+ * Anything `textProblem` refuses, in one class (`UNSHOWABLE`'s, and the astral noncharacters): most text
+ * holds none, and one scan of it for all of them costs less than one scan for each (manifest validation
+ * asks of every string of 10,000 manifests in an import). The checks of `textProblem` then say which it is,
+ * in their order.
+ */
+const ANY_PROBLEM = new RegExp(`[${UNSHOWABLE.source.slice(1, -1)}${ASTRAL_NONCHARACTERS}]`, 'u');
 
 /** `text` with what no page should show replaced by U+FFFD (the renderers' guard for HTML). */
 export function showableText(text: string): string {
