@@ -261,39 +261,91 @@ function put(r) {
     throw error;
   }
 }
-// A batch of puts, written in order, answered in one message (a message costs more than a small put's bytes).
-parentPort.on('message', (batch) => {
-  const replies = [];
-  for (const { id, request } of batch) {
+// A batch of puts, written in order, answered in one message (a message costs more than a small put's bytes):
+// the requests as one JSON text and their bodies back to back in one buffer (packBatch), answered with the
+// failures alone, by the put's place in the batch.
+parentPort.on('message', ({ head, bytes }) => {
+  const failures = [];
+  const requests = JSON.parse(head);
+  let offset = 0;
+  for (let i = 0; i < requests.length; i++) {
+    const [file, meta, length, contentType, cacheControl, contentEncoding, sha256, bare] = requests[i];
+    const request = { file, meta, body: bytes.subarray(offset, offset + length), contentType, cacheControl, bare };
+    if (contentEncoding !== null) request.contentEncoding = contentEncoding;
+    if (sha256 !== null) request.sha256 = sha256;
+    offset += length;
     try {
       put(request);
-      replies.push({ id });
     } catch (error) {
-      replies.push({ id, error: { message: String(error && error.message), code: error && error.code } });
+      failures.push([i, String(error && error.message), error && error.code]);
     } finally {
       // Written or not (a failed put may have left it either way), it is no longer known to be absent.
-      seen(request.file);
+      seen(file);
     }
   }
-  parentPort.postMessage({ replies, lookups });
+  parentPort.postMessage({ failures, lookups });
   lookups = 0;
 });
 `;
 
-interface Reply {
-  readonly id: number;
-  readonly error?: { readonly message: string; readonly code?: string };
+/**
+ * A batch as the thread is sent it: each request's fields (`PackedRequest`) in one JSON text, and the
+ * bodies back to back in one buffer, handed over rather than copied. A message of 64 requests as objects,
+ * each with its own body, cost this thread about 300 µs more to send (measured: 510-575 µs against
+ * 200-280 µs, with the batch's making), and an import sends about 1,300.
+ */
+interface PackedBatch {
+  readonly head: string;
+  readonly bytes: Uint8Array<ArrayBuffer>;
 }
 
-/** The thread's answer to a batch: each put's reply, and how many files it looked for to write them. */
+/** A request's fields in the batch's JSON text, its body's length in place of the body. */
+type PackedRequest = [
+  file: string,
+  meta: string,
+  length: number,
+  contentType: string,
+  cacheControl: string,
+  contentEncoding: string | null,
+  sha256: string | null,
+  bare: boolean,
+];
+
+/** The requests of a batch, packed to be sent (`PackedBatch`). */
+export function packBatch(requests: readonly WriteRequest[]): PackedBatch {
+  let size = 0;
+  for (const request of requests) size += request.body.byteLength;
+  const bytes = new Uint8Array(size);
+  const fields: PackedRequest[] = [];
+  let offset = 0;
+  for (const request of requests) {
+    bytes.set(request.body, offset);
+    offset += request.body.byteLength;
+    fields.push([
+      request.file,
+      request.meta,
+      request.body.byteLength,
+      request.contentType,
+      request.cacheControl,
+      request.contentEncoding ?? null,
+      request.sha256 ?? null,
+      request.bare === true,
+    ]);
+  }
+  return { head: JSON.stringify(fields), bytes };
+}
+
+/**
+ * The thread's answer to a batch: the puts that failed (their place in the batch, the error's message and
+ * code; every other put was written), and how many files it looked for to write them.
+ */
 interface Replies {
-  readonly replies: readonly Reply[];
+  readonly failures: readonly (readonly [index: number, message: string, code: string | undefined])[];
   readonly lookups: number;
 }
 
 /** A put not yet answered. */
 interface Waiting {
-  readonly id: number;
   readonly request: WriteRequest;
   resolve(): void;
   reject(error: Error): void;
@@ -316,22 +368,11 @@ const BATCHES_IN_FLIGHT = 3;
 const MAX_BATCH_PUTS = 64;
 
 /**
- * Bytes a thread is sent as their own: a view into a larger buffer (a pool's, a render buffer's, a
- * read-ahead's) would be cloned whole. Shared by the writer and the inspector threads (inspector.ts).
- */
-export function ownBytes(body: Uint8Array): Uint8Array {
-  return body.byteOffset === 0 && body.byteLength === body.buffer.byteLength ? body : new Uint8Array(body);
-}
-
-/**
  * The writer thread, started at the first put and shared by every FsStore of the process (a registry's
  * intake and site stores write side by side). It keeps the process alive only while a put is waiting.
  */
 export class FsWriter {
   #worker: Worker | undefined;
-  /** Batches the current thread has and has not answered yet. */
-  #inFlight = 0;
-  #nextId = 0;
   /** Puts not yet sent. */
   #queue: Waiting[] = [];
   /** Whether a send is due at the end of this turn. */
@@ -340,15 +381,20 @@ export class FsWriter {
   readonly sent = { batches: 0, largest: 0, mostInFlight: 0 };
   /** Files the threads looked for before writing (an lstat each: a body, a sidecar), answered so far. */
   lookups = 0;
-  /** Puts sent and waiting for their reply, with the thread that has them. */
-  readonly #pending = new Map<number, Waiting & { readonly worker: Worker }>();
+  /**
+   * The batches the current thread has and has not answered yet, oldest first: it answers them in the order
+   * it was sent them, one message each.
+   */
+  #sentBatches: Waiting[][] = [];
 
-  /** Writes one small body and its sidecar; rejects with a WriterError carrying the system call's code. */
+  /**
+   * Writes one small body and its sidecar; rejects with a WriterError carrying the system call's code. The
+   * body is copied when its batch is sent, in a later turn: as the Store contract says, it is the caller's
+   * again only once the put settles.
+   */
   put(request: WriteRequest): Promise<void> {
-    const body = ownBytes(request.body);
-    const owned = body === request.body ? request : { ...request, body };
     return new Promise<void>((resolve, reject) => {
-      this.#queue.push({ id: this.#nextId++, request: owned, resolve, reject });
+      this.#queue.push({ request, resolve, reject });
       this.#sendSoon();
     });
   }
@@ -368,17 +414,16 @@ export class FsWriter {
 
   /** Sends the waiting puts in batches of MAX_BATCH_PUTS, while the thread has fewer than it is given at once. */
   #send(): void {
-    while (this.#queue.length > 0 && !(this.#worker && this.#inFlight >= BATCHES_IN_FLIGHT)) {
+    while (this.#queue.length > 0 && !(this.#worker && this.#sentBatches.length >= BATCHES_IN_FLIGHT)) {
       const worker = this.#start();
       const batch = this.#queue.splice(0, MAX_BATCH_PUTS);
-      for (const waiting of batch) this.#pending.set(waiting.id, { ...waiting, worker });
-      this.#inFlight += 1;
+      this.#sentBatches.push(batch);
       this.sent.batches += 1;
       this.sent.largest = Math.max(this.sent.largest, batch.length);
-      this.sent.mostInFlight = Math.max(this.sent.mostInFlight, this.#inFlight);
+      this.sent.mostInFlight = Math.max(this.sent.mostInFlight, this.#sentBatches.length);
       worker.ref();
-      // Each put's bytes are its own already (`put`): a view into a larger buffer would be cloned whole.
-      worker.postMessage(batch.map(({ id, request }) => ({ id, request })));
+      const packed = packBatch(batch.map((waiting) => waiting.request));
+      worker.postMessage(packed, [packed.bytes.buffer]);
     }
   }
 
@@ -386,50 +431,46 @@ export class FsWriter {
     if (this.#worker) return this.#worker;
     const worker = new Worker(WORKER_SOURCE, { eval: true });
     worker.unref();
-    worker.on('message', ({ replies, lookups }: Replies) => {
+    worker.on('message', ({ failures, lookups }: Replies) => {
       this.lookups += lookups;
-      this.#settle(worker, replies);
+      this.#settle(worker, failures);
     });
     // The thread died (it never throws out of a put: a failed put is a reply): each put it had fails as a
     // disk that went away would fail it (it may have written its file or not, never half of it: the
     // rename is the last step), and the puts not yet sent go to a new thread.
     const fail = (error: Error): void => {
-      if (this.#worker === worker) this.#stopped();
-      this.#failPending(worker, error);
+      if (this.#worker !== worker) return;
+      const batches = this.#stopped();
+      for (const batch of batches) rejectAll(batch, error);
       this.#send();
     };
     worker.on('error', fail);
     worker.on('exit', (code) => fail(new Error(`exit code ${code}`)));
     this.#worker = worker;
-    this.#inFlight = 0;
     return worker;
   }
 
-  #stopped(): void {
+  /** Forgets the current thread; returns the batches it had not answered. */
+  #stopped(): Waiting[][] {
+    const batches = this.#sentBatches;
     this.#worker = undefined;
-    this.#inFlight = 0;
+    this.#sentBatches = [];
+    return batches;
   }
 
-  #failPending(worker: Worker, error: Error): void {
-    for (const [id, waiting] of this.#pending) {
-      if (waiting.worker !== worker) continue;
-      this.#pending.delete(id);
-      waiting.reject(new WriterError(`the writer thread stopped: ${error.message}`, 'EIO'));
-    }
-  }
-
-  #settle(worker: Worker, replies: readonly Reply[]): void {
-    for (const reply of replies) {
-      const waiting = this.#pending.get(reply.id);
-      if (!waiting) continue;
-      this.#pending.delete(reply.id);
-      if (reply.error) waiting.reject(new WriterError(reply.error.message, reply.error.code));
-      else waiting.resolve();
-    }
+  #settle(worker: Worker, failures: Replies['failures']): void {
     if (worker !== this.#worker) return;
-    this.#inFlight -= 1;
+    const batch = this.#sentBatches.shift();
+    if (!batch) return;
+    let next = 0;
+    for (const [index, message, code] of failures) {
+      for (; next < index; next++) (batch[next] as Waiting).resolve();
+      (batch[index] as Waiting).reject(new WriterError(message, code));
+      next = index + 1;
+    }
+    for (; next < batch.length; next++) (batch[next] as Waiting).resolve();
     // Keep the process alive only while the thread has a batch.
-    if (this.#inFlight === 0) worker.unref();
+    if (this.#sentBatches.length === 0) worker.unref();
     // The puts this answer frees are made after this returns, in this turn: they go with those waiting.
     this.#sendSoon();
   }
@@ -440,13 +481,18 @@ export class FsWriter {
    */
   async close(): Promise<void> {
     const worker = this.#worker;
-    this.#stopped();
     if (!worker) return;
-    // The puts not yet sent fail with those it had, when it exits (a thread is running whenever some wait).
-    for (const waiting of this.#queue) this.#pending.set(waiting.id, { ...waiting, worker });
+    const batches = this.#stopped();
+    batches.push(this.#queue);
     this.#queue = [];
     await worker.terminate();
+    for (const batch of batches) rejectAll(batch, new Error('closed'));
   }
+}
+
+function rejectAll(batch: readonly Waiting[], error: Error): void {
+  for (const waiting of batch)
+    waiting.reject(new WriterError(`the writer thread stopped: ${error.message}`, 'EIO'));
 }
 
 /** The process's writer thread. */

@@ -265,3 +265,38 @@ describe('when the writer thread puts new files into folders it made', () => {
     expect(JSON.parse(await readFile(sidecar, 'utf8'))).toMatchObject({ sha256: sha256('<p>a') });
   });
 });
+
+describe('when one batch holds views into one buffer, each with its own metadata', () => {
+  it('writes each view’s bytes with its metadata, under a root named in any script', async () => {
+    const unicodeRoot = await mkdtemp(path.join(tmpdir(), 'plugindex-fs-writer-régistre-✓-'));
+    try {
+      const unicodeStore = new FsStore(unicodeRoot);
+      for (let i = 0; i < 200; i++) await unicodeStore.put(`warm/${i}.json`, encode('warm'), opts);
+      // Ten bodies of ten bytes, back to back in one buffer: the thread must get each view's bytes alone.
+      const shared = encode(Array.from({ length: 10 }, (_, i) => String(i).repeat(10)).join(''));
+      const metadataOf = (i: number) =>
+        i % 3 === 0
+          ? { contentType: 'application/json', cacheControl: CACHE_MUTABLE } // implied: no sidecar
+          : i % 3 === 1
+            ? { contentType: 'text/plain', cacheControl: 'no-store', contentEncoding: 'gzip' }
+            : { contentType: 'text/plain', cacheControl: 'no-store', sha256: sha256(String(i).repeat(10)) };
+      const before = fsWriter.sent.batches;
+
+      await Promise.all(
+        Array.from({ length: 10 }, (_, i) =>
+          unicodeStore.put(`plugins/p${i}/index.json`, shared.subarray(i * 10, i * 10 + 10), metadataOf(i)),
+        ),
+      );
+
+      expect(fsWriter.sent.batches - before).toBe(1);
+      for (let i = 0; i < 10; i++) {
+        const { sha256: _given, ...metadata } = { sha256: '', ...metadataOf(i) };
+        const object = await unicodeStore.get(`plugins/p${i}/index.json`);
+        expect(text(object?.body)).toBe(String(i).repeat(10));
+        expect(object).toMatchObject({ ...metadata, etag: `"${sha256(String(i).repeat(10)).slice(0, 32)}"` });
+      }
+    } finally {
+      await rm(unicodeRoot, { recursive: true, force: true });
+    }
+  });
+});
