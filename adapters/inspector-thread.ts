@@ -26,10 +26,13 @@ export const INSPECTOR_THREAD_URL = import.meta.url;
 export type ToThread =
   /** What the bundles of run `run` are inspected against, sent before its first bundle. */
   | { readonly type: 'basis'; readonly run: number; readonly basis: InspectionBasis }
+  /** Bundles to inspect: job `ids[i]`'s bytes are the next `lengths[i]` of `bytes` (inspector.ts, packJobs). */
   | {
       readonly type: 'inspect';
       readonly run: number;
-      readonly jobs: readonly { readonly id: number; readonly bytes: Uint8Array }[];
+      readonly ids: readonly number[];
+      readonly lengths: readonly number[];
+      readonly bytes: Uint8Array<ArrayBuffer>;
     }
   /** Run `run` asks no more: its basis and keys can go. */
   | { readonly type: 'end'; readonly run: number };
@@ -87,7 +90,13 @@ function serve(port: MessagePort): void {
       trusted.catch(() => undefined); // met by each inspection that awaits it
       runs.set(message.run, { basis: message.basis, trusted });
     } else if (message.type === 'inspect') {
-      for (const job of message.jobs) void inspect(message.run, job.id, job.bytes);
+      const { run, ids, lengths, bytes } = message;
+      let offset = 0;
+      for (const [i, id] of ids.entries()) {
+        const length = lengths[i] as number;
+        void inspect(run, id, bytes.subarray(offset, offset + length));
+        offset += length;
+      }
     } else runs.delete(message.run);
   });
   port.postMessage({ type: 'ready' } satisfies FromThread);

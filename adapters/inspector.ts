@@ -19,7 +19,6 @@ import type {
   InspectionBasis,
   InspectionRun,
 } from '../index-builder/pipeline/inspect.ts';
-import { ownBytes } from './fs-writer.ts';
 import type { FromThread, ToThread } from './inspector-thread.ts';
 
 export interface ThreadInspectorOptions {
@@ -144,12 +143,12 @@ class InspectorThread {
     if (this.stopped || this.#queue.length === 0) return;
     const jobs = this.#queue;
     this.#queue = [];
-    const byRun = new Map<number, { id: number; bytes: Uint8Array }[]>();
+    const byRun = new Map<number, Job[]>();
     for (const job of jobs) {
       this.pending.set(job.id, job);
       const list = byRun.get(job.run) ?? [];
       if (list.length === 0) byRun.set(job.run, list);
-      list.push({ id: job.id, bytes: ownBytes(job.bytes) });
+      list.push(job);
     }
     for (const [run, list] of byRun) {
       if (!this.#runs.has(run)) {
@@ -160,7 +159,8 @@ class InspectorThread {
         }
         this.#runs.add(run);
       }
-      if (!this.#post({ type: 'inspect', run, jobs: list })) this.#answerHere(list);
+      const packed = packJobs(run, list);
+      if (!this.#post(packed, [packed.bytes.buffer])) this.#answerHere(list);
     }
   }
 
@@ -180,14 +180,35 @@ class InspectorThread {
   }
 
   /** Sends a message; false when it cannot be cloned (a basis holding what cannot cross threads). */
-  #post(message: ToThread): boolean {
+  #post(message: ToThread, transfer: readonly ArrayBuffer[] = []): boolean {
     try {
-      this.worker.postMessage(message);
+      this.worker.postMessage(message, transfer);
       return true;
     } catch {
       return false;
     }
   }
+}
+
+/**
+ * A run's jobs as one message: their ids, and their bundles back to back in one buffer, handed over rather
+ * than copied again. Sent as a list of jobs, each bundle its own buffer, an import's 10,000 bundles cost this
+ * thread about 0.2 s of cloning (about 20 µs a bundle, in messages of about 40).
+ */
+function packJobs(run: number, jobs: readonly Job[]): Extract<ToThread, { type: 'inspect' }> {
+  let size = 0;
+  for (const job of jobs) size += job.bytes.byteLength;
+  const bytes = new Uint8Array(size);
+  const ids: number[] = [];
+  const lengths: number[] = [];
+  let offset = 0;
+  for (const job of jobs) {
+    bytes.set(job.bytes, offset);
+    offset += job.bytes.byteLength;
+    ids.push(job.id);
+    lengths.push(job.bytes.byteLength);
+  }
+  return { type: 'inspect', run, ids, lengths, bytes };
 }
 
 /** The thread's module as loaded here (a chunk of its own, or the source), and the role it serves in. */
