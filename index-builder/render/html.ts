@@ -131,8 +131,6 @@ input, select { font: inherit; padding: .4rem .6rem; border: 1px solid var(--lin
 .filters input[type=search] { flex: 1 1 20rem; }
 ul.results { list-style: none; padding: 0; }
 ul.results li { border-bottom: 1px solid var(--line); padding: .75rem 0; }
-/* A result below the fold is not styled, laid out or painted until it nears the viewport. */
-ul.results > li { content-visibility: auto; contain-intrinsic-size: auto 6rem; }
 ul.results .name { font-weight: 700; font-size: 1.05rem; }
 [hidden] { display: none !important; }
 .pager { display: flex; gap: 1rem; align-items: baseline; margin: 1rem 0; }
