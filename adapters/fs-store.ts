@@ -129,6 +129,25 @@ export function readableKeyProblem(key: string): string | undefined {
   return undefined;
 }
 
+/**
+ * Orders keys as their UTF-8 bytes, as S3 lists them, without encoding them: UTF-16 order, but for a
+ * surrogate, which stands for a code point above every other UTF-16 unit (U+E000 to U+FFFF among them).
+ * Keys are decoded from file names, so they are well-formed (no lone surrogate). A listing of 10,000
+ * uploads sorted by `Buffer.compare` of keys encoded per comparison made 280,000 buffers: 150-700 ms.
+ */
+export function compareUtf8(a: string, b: string): number {
+  const length = Math.min(a.length, b.length);
+  for (let i = 0; i < length; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x === y) continue;
+    const xSurrogate = x >= 0xd800 && x <= 0xdfff;
+    if (xSurrogate !== (y >= 0xd800 && y <= 0xdfff)) return xSurrogate ? 1 : -1;
+    return x - y;
+  }
+  return a.length - b.length;
+}
+
 interface FileIdentity {
   readonly size: number;
   /** Nanosecond modification time, as a decimal string (JSON has no bigint). */
@@ -681,7 +700,7 @@ export class FsStore implements Store {
       await walk(Buffer.from(dir), start, found);
     });
     // S3 lists in UTF-8 byte order; so does this.
-    found.sort((a, b) => Buffer.compare(Buffer.from(a.key), Buffer.from(b.key)));
+    found.sort((a, b) => compareUtf8(a.key, b.key));
     this.#listedKeys.clear();
     this.#readBare.clear();
     for (const { key, raw } of found) {
@@ -787,7 +806,7 @@ export class FsStore implements Store {
       if (folder.startsWith(prefix)) folders.push(folder);
     }
     // In UTF-8 byte order, as `list` and S3.
-    folders.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+    folders.sort(compareUtf8);
     yield* folders;
   }
 

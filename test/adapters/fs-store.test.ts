@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, symlink, writeFile
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { BARE_BYTES, FsStore } from '../../adapters/fs-store.ts';
+import { BARE_BYTES, compareUtf8, FsStore } from '../../adapters/fs-store.ts';
 import { StoreError } from '../../index-builder/errors.ts';
 import {
   CACHE_IMMUTABLE,
@@ -592,6 +592,42 @@ describe('when listing', () => {
     ]);
     expect(await listAll(store, 'missing/')).toEqual([]);
     expect(await listAll(store, 'plugins/a/index.json/')).toEqual([]);
+  });
+
+  it('lists names in UTF-8 byte order, as S3 does, where UTF-16 order differs', async () => {
+    // U+FF21 is EF BC A1 in UTF-8, U+1F600 is F0 9F 98 80; in UTF-16 the second (D83D DE00) comes first.
+    const names = ['\u{1F600}', '\uFF21', 'b', '\u00E9', 'a\u{10000}', 'a\uFFFD'];
+    await mkdir(path.join(root, 'k'), { recursive: true });
+    for (const name of names) await writeFile(path.join(root, 'k', name), name);
+
+    expect((await listAll(store, 'k/')).map((o) => o.key)).toEqual([
+      'k/a\uFFFD',
+      'k/a\u{10000}',
+      'k/b',
+      'k/\u00E9',
+      'k/\uFF21',
+      'k/\u{1F600}',
+    ]);
+  });
+
+  it('orders keys as Buffer.compare orders their UTF-8 bytes', () => {
+    // By code point: BMP units below the surrogates and above them, and astral ones.
+    const pieces = [...'az/-~\u00E9\u07FF\u0800\uD7FF\uE000\uFF21\uFFFD\u{10000}\u{1F600}\u{10FFFF}'];
+    let seed = 7;
+    const next = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const word = () => Array.from({ length: next(5) }, () => pieces[next(pieces.length)]).join('');
+    for (let i = 0; i < 20_000; i++) {
+      const a = word();
+      const b = word();
+      expect([a, b, Math.sign(compareUtf8(a, b))]).toEqual([
+        a,
+        b,
+        Math.sign(Buffer.compare(Buffer.from(a), Buffer.from(b))),
+      ]);
+    }
   });
 
   it('reads a listed file as it is when read: gone, replaced, or made a link since the listing', async () => {
