@@ -74,7 +74,7 @@ import type {
   StoredObject,
   StoredStream,
 } from '../index-builder/store.ts';
-import { fsWriter, MADE_FOLDERS_LIMIT, type WriteRequest } from './fs-writer.ts';
+import { fsWriter, holdsNul, MADE_FOLDERS_LIMIT, NUL_METADATA, type WriteRequest } from './fs-writer.ts';
 
 /** The sidecar tree; its name starts with a dot, which no safe key segment can. */
 const META_DIR = '.meta';
@@ -100,7 +100,7 @@ const STREAM_CHUNK = 1024 * 1024;
  * µs; the writes, whose calls the kernel makes dear (creating and replacing files), run beside it. Larger
  * bodies (index documents, artifacts) and streams stay asynchronous, so nothing blocks for long.
  */
-const SYNC_BYTES = 1024 * 1024;
+export const SYNC_BYTES = 1024 * 1024;
 /** Small puts a process makes on this thread before it hands them to the writer thread. */
 const PUTS_BEFORE_WRITER = 200;
 let smallPuts = 0;
@@ -437,6 +437,8 @@ export class FsStore implements Store {
   }
 
   async put(key: string, body: Uint8Array, options: PutOptions): Promise<void> {
+    if (holdsNul(options))
+      throw new StoreError('STORE_REFUSED', key, `cannot write ${JSON.stringify(key)}: ${NUL_METADATA}`);
     if (body.byteLength > SYNC_BYTES) return this.#write(key, body, options);
     const bare = isBare(key, body, options);
     // A process that writes a few files (one publish) writes them here: the writer thread costs a start

@@ -7,7 +7,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FsStore } from '../../adapters/fs-store.ts';
+import { FsStore, SYNC_BYTES } from '../../adapters/fs-store.ts';
 import { fsWriter } from '../../adapters/fs-writer.ts';
 import { StoreError } from '../../index-builder/errors.ts';
 import { CACHE_MUTABLE } from '../../index-builder/store.ts';
@@ -298,5 +298,32 @@ describe('when one batch holds views into one buffer, each with its own metadata
     } finally {
       await rm(unicodeRoot, { recursive: true, force: true });
     }
+  });
+});
+
+describe('when a put’s metadata holds a NUL character', () => {
+  it('is refused as permanent, small (the writer thread’s) or large (this thread’s), and writes nothing', async () => {
+    for (let i = 0; i < 200; i++) await store.put(`warm/${i}.json`, encode('warm'), opts);
+    const nul = [
+      { contentType: 'text/plain\0x', cacheControl: 'no-store' },
+      { contentType: 'text/plain', cacheControl: 'no-store\0' },
+      { contentType: 'text/plain', cacheControl: 'no-store', contentEncoding: 'gzip\0' },
+    ];
+    for (const [size, at] of [
+      [10, 'small'],
+      [SYNC_BYTES + 1, 'large'],
+    ] as const) {
+      for (const [i, metadata] of nul.entries()) {
+        const key = `${at}/${i}.txt`;
+        await expect(store.put(key, new Uint8Array(size), metadata)).rejects.toMatchObject({
+          name: 'StoreError',
+          code: 'STORE_REFUSED',
+          permanent: true,
+        });
+        expect(await store.get(key)).toBeUndefined();
+      }
+    }
+    await store.put('small/ok.txt', encode('ok'), { contentType: 'text/plain', cacheControl: 'no-store' });
+    expect(text((await store.get('small/ok.txt'))?.body)).toBe('ok');
   });
 });
