@@ -333,7 +333,7 @@ interface PackedBatch {
 }
 
 /** The requests of a batch, packed to be sent (`PackedBatch`). */
-export function packBatch(requests: readonly WriteRequest[]): PackedBatch {
+function packBatch(requests: readonly WriteRequest[]): PackedBatch {
   let size = 0;
   for (const request of requests) size += request.body.byteLength;
   const bytes = new Uint8Array(size);
