@@ -74,7 +74,7 @@ import type {
   StoredObject,
   StoredStream,
 } from '../index-builder/store.ts';
-import { fsWriter, holdsNul, MADE_FOLDERS_LIMIT, NUL_METADATA, type WriteRequest } from './fs-writer.ts';
+import { fsWriter, MADE_FOLDERS_LIMIT, type WriteRequest } from './fs-writer.ts';
 
 /** The sidecar tree; its name starts with a dot, which no safe key segment can. */
 const META_DIR = '.meta';
@@ -146,6 +146,15 @@ export function compareUtf8(a: string, b: string): number {
     return x - y;
   }
   return a.length - b.length;
+}
+
+/** Whether a put's metadata holds a NUL character (refused on every path: `put`). */
+function holdsNul(options: PutOptions): boolean {
+  return (
+    options.contentType.includes('\0') ||
+    options.cacheControl.includes('\0') ||
+    options.contentEncoding?.includes('\0') === true
+  );
 }
 
 interface FileIdentity {
@@ -437,8 +446,13 @@ export class FsStore implements Store {
   }
 
   async put(key: string, body: Uint8Array, options: PutOptions): Promise<void> {
+    // No HTTP header holds a NUL, and the writer thread's messages end each field with one.
     if (holdsNul(options))
-      throw new StoreError('STORE_REFUSED', key, `cannot write ${JSON.stringify(key)}: ${NUL_METADATA}`);
+      throw new StoreError(
+        'STORE_REFUSED',
+        key,
+        `cannot write ${JSON.stringify(key)}: its metadata holds a NUL`,
+      );
     if (body.byteLength > SYNC_BYTES) return this.#write(key, body, options);
     const bare = isBare(key, body, options);
     // A process that writes a few files (one publish) writes them here: the writer thread costs a start

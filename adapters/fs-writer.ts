@@ -26,27 +26,11 @@ import { Worker } from 'node:worker_threads';
 export const MADE_FOLDERS_LIMIT = 100_000;
 
 /**
- * A request's fields in its batch's text, each ended by a NUL (no path, media type or cache directive holds
- * one: `put` refuses a request that does): its file, sidecar, body length, content type, cache control,
+ * A request's fields in its batch's text, each ended by a NUL (no path holds one, and FsStore.put refuses
+ * metadata that does): its file, sidecar, body length, content type, cache control,
  * content encoding ('' for none), SHA-256 ('' for none) and '1' when bare.
  */
 const PACKED_FIELDS = 8;
-
-/** Why metadata with a NUL is refused: no HTTP header holds one, and the writer's messages end fields with it. */
-export const NUL_METADATA = 'metadata with a NUL character cannot be stored';
-
-/** Whether a put's metadata holds a NUL character (refused by FsStore on every path, `NUL_METADATA`). */
-export function holdsNul(options: {
-  readonly contentType: string;
-  readonly cacheControl: string;
-  readonly contentEncoding?: string;
-}): boolean {
-  return (
-    options.contentType.includes('\0') ||
-    options.cacheControl.includes('\0') ||
-    options.contentEncoding?.includes('\0') === true
-  );
-}
 
 /** What a put asks of the writer thread. */
 export interface WriteRequest {
@@ -332,16 +316,26 @@ interface PackedBatch {
   readonly bytes: Uint8Array<ArrayBuffer>;
 }
 
+/**
+ * `parts` back to back in one buffer of their own, to be handed to a thread (transferred, not cloned):
+ * what the writer's batches and the inspector's bundles are sent as (inspector.ts).
+ */
+export function joinBytes(parts: readonly Uint8Array[]): Uint8Array<ArrayBuffer> {
+  let size = 0;
+  for (const part of parts) size += part.byteLength;
+  const bytes = new Uint8Array(size);
+  let offset = 0;
+  for (const part of parts) {
+    bytes.set(part, offset);
+    offset += part.byteLength;
+  }
+  return bytes;
+}
+
 /** The requests of a batch, packed to be sent (`PackedBatch`). */
 function packBatch(requests: readonly WriteRequest[]): PackedBatch {
-  let size = 0;
-  for (const request of requests) size += request.body.byteLength;
-  const bytes = new Uint8Array(size);
   const fields: string[] = [];
-  let offset = 0;
   for (const request of requests) {
-    bytes.set(request.body, offset);
-    offset += request.body.byteLength;
     fields.push(
       request.file,
       request.meta,
@@ -353,7 +347,7 @@ function packBatch(requests: readonly WriteRequest[]): PackedBatch {
       request.bare === true ? '1' : '',
     );
   }
-  return { head: `${fields.join('\0')}\0`, bytes };
+  return { head: `${fields.join('\0')}\0`, bytes: joinBytes(requests.map((request) => request.body)) };
 }
 
 /**
@@ -414,7 +408,6 @@ export class FsWriter {
    * again only once the put settles.
    */
   put(request: WriteRequest): Promise<void> {
-    if (holdsNul(request)) return Promise.reject(new WriterError(NUL_METADATA, 'EINVAL'));
     return new Promise<void>((resolve, reject) => {
       this.#queue.push({ request, resolve, reject });
       this.#sendSoon();
