@@ -16,6 +16,7 @@
  * lstats that found nothing).
  */
 import { Worker } from 'node:worker_threads';
+import { joinBytes } from '../index-builder/store.ts';
 
 /**
  * Most folders an FsStore and its writer thread remember having made (`FolderMemo`); past it, each starts
@@ -314,22 +315,6 @@ parentPort.on('message', ({ head, bytes }) => {
 interface PackedBatch {
   readonly head: string;
   readonly bytes: Uint8Array<ArrayBuffer>;
-}
-
-/**
- * `parts` back to back in one buffer of their own, to be handed to a thread (transferred, not cloned):
- * what the writer's batches and the inspector's bundles are sent as (inspector.ts).
- */
-export function joinBytes(parts: readonly Uint8Array[]): Uint8Array<ArrayBuffer> {
-  let size = 0;
-  for (const part of parts) size += part.byteLength;
-  const bytes = new Uint8Array(size);
-  let offset = 0;
-  for (const part of parts) {
-    bytes.set(part, offset);
-    offset += part.byteLength;
-  }
-  return bytes;
 }
 
 /** The requests of a batch, packed to be sent (`PackedBatch`). */

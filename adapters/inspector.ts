@@ -19,7 +19,7 @@ import type {
   InspectionBasis,
   InspectionRun,
 } from '../index-builder/pipeline/inspect.ts';
-import { joinBytes } from './fs-writer.ts';
+import { joinBytes } from '../index-builder/store.ts';
 import type { FromThread, ToThread } from './inspector-thread.ts';
 
 export interface ThreadInspectorOptions {

@@ -57,7 +57,7 @@ import {
 import type { DocumentDigest, PluginDocument } from './model.ts';
 import { buildFalcoctlEntry, buildIndexEntry, buildSearchEntry } from './render/documents.ts';
 import { toYaml } from './render/yaml.ts';
-import { CACHE_PRIVATE, type Store } from './store.ts';
+import { CACHE_PRIVATE, joinBytes, type Store } from './store.ts';
 import { stringifyJson } from './text.ts';
 
 export interface CatalogLine {
@@ -413,15 +413,7 @@ function serializeBin(names: readonly string[], plugins: ReadonlyMap<string, Cat
       item,
     );
   }
-  let size = 0;
-  for (const part of parts) size += part.byteLength;
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.byteLength;
-  }
-  return out;
+  return joinBytes(parts);
 }
 
 interface CachedBin {

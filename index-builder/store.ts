@@ -189,3 +189,19 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
   for (let i = 0; i < length; i++) if (a[i] !== b[i]) return (a[i] as number) - (b[i] as number);
   return a.length - b.length;
 }
+
+/**
+ * `parts` back to back in one buffer of their own: a catalog bin's lines (catalog.ts), and what the local
+ * store's threads are handed (transferred, not cloned: adapters/fs-writer.ts, adapters/inspector.ts).
+ */
+export function joinBytes(parts: readonly Uint8Array[]): Uint8Array<ArrayBuffer> {
+  let size = 0;
+  for (const part of parts) size += part.byteLength;
+  const bytes = new Uint8Array(size);
+  let offset = 0;
+  for (const part of parts) {
+    bytes.set(part, offset);
+    offset += part.byteLength;
+  }
+  return bytes;
+}
