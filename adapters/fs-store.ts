@@ -213,13 +213,31 @@ interface AheadRead {
   readonly body: Uint8Array;
 }
 
+/**
+ * What the store keeps of a file's stats to know that file again later. A whole BigIntStats is 18 bigints
+ * and 4 Dates (Node.js 20 makes them all at once); a batch kept one per upload from its listing to the
+ * upload's move, 10,000 of them at an import's size, each copied by every young-generation collection it
+ * lived through.
+ */
+interface FileVersion {
+  readonly dev: bigint;
+  readonly ino: bigint;
+  readonly size: bigint;
+  readonly mtimeNs: bigint;
+  readonly ctimeNs: bigint;
+}
+
+function versionOf(stats: BigStats): FileVersion {
+  return { dev: stats.dev, ino: stats.ino, size: stats.size, mtimeNs: stats.mtimeNs, ctimeNs: stats.ctimeNs };
+}
+
 /** Whether two stats are of the same file, unwritten between (a rename since changes its change time only). */
-function sameFile(a: BigStats, b: BigStats): boolean {
+function sameFile(a: FileVersion, b: FileVersion): boolean {
   return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs;
 }
 
 /** Whether two stats are of the same version of the same file. */
-function sameVersion(a: BigStats, b: BigStats): boolean {
+function sameVersion(a: FileVersion, b: FileVersion): boolean {
   return sameFile(a, b) && a.ctimeNs === b.ctimeNs;
 }
 
@@ -273,12 +291,12 @@ export class FsStore implements Store {
    * without a sidecar: a `get` that opens that very version (`sameVersion`) has none to look for either,
    * since a put writes the sidecar before it renames a new file in.
    */
-  readonly #listedKeys = new Map<string, BigStats | undefined>();
+  readonly #listedKeys = new Map<string, FileVersion | undefined>();
   /**
    * Listed keys read since, whose file had no sidecar, with its stats then: a `move` of that very file has
    * no sidecar to remove at `from` (one there since belongs to a put still renaming its own file in).
    */
-  readonly #readBare = new Map<string, BigStats>();
+  readonly #readBare = new Map<string, FileVersion>();
   /** Files read before a `get` asked for them (`readAhead`), by key; each is taken once. */
   readonly #ahead = new Map<string, Promise<AheadRead | undefined>>();
 
@@ -397,7 +415,7 @@ export class FsStore implements Store {
       closeSync(fd);
     }
     const sidecar = listed && sameVersion(listed, stats) ? undefined : this.#readSidecarSync(key);
-    if (listed && !sidecar) this.#readBare.set(key, stats);
+    if (listed && !sidecar) this.#readBare.set(key, versionOf(stats));
     const etag = sidecar && describes(sidecar, stats) ? sidecar.etag : () => etagOf(body);
     return this.#info(key, stats, sidecar, etag, body);
   }
@@ -741,7 +759,7 @@ export class FsStore implements Store {
       const stats = lstatSync(this.#readPath(key), { bigint: true, throwIfNoEntry: false });
       if (!stats?.isFile()) return undefined;
       const sidecar = this.#readSidecarSync(key);
-      if (!sidecar && this.#listedKeys.has(key)) this.#listedKeys.set(key, stats);
+      if (!sidecar && this.#listedKeys.has(key)) this.#listedKeys.set(key, versionOf(stats));
       const etag = sidecar && describes(sidecar, stats) ? sidecar.etag : () => this.#hashNow(key);
       return this.#info(key, stats, sidecar, etag);
     });
