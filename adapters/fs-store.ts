@@ -216,8 +216,7 @@ interface AheadRead {
 /**
  * What the store keeps of a file's stats to know that file again later. A whole BigIntStats is 18 bigints
  * and 4 Dates (Node.js 20 makes them all at once); a batch kept one per upload from its listing to the
- * upload's move, 10,000 of them at an import's size, each copied by every young-generation collection it
- * lived through.
+ * upload's move: at an import of 10,000, 230,000 objects on the heap that every collection went through.
  */
 interface FileVersion {
   readonly dev: bigint;

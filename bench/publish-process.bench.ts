@@ -5,9 +5,10 @@
  * `plugindex --help`: the floors a process cannot go under, so the figures are ratios measured in the same
  * run (the machine is shared; an absolute time says little). And a third floor, bench/publish-floor.mjs:
  * openpgp.js loaded and the three index documents over 1 MB rewritten (read, hashed, compressed both ways,
- * written), the least a publish must do whatever the code around it. With the cost of memory touched for
- * the first time here, which a process that starts cold pays for every page it uses. Goal (issue 14): no slower than reprepro's
- * `includedeb` of one package at 10,000, which only `../shared/bench/side-by-side/run.sh` measures.
+ * written), the least a publish must do whatever the code around it. The header gives what memory touched
+ * for the first time costs here, which a process that starts cold pays for every page it uses. Goal
+ * (issue 14): no slower than reprepro's `includedeb` of one package at 10,000, which only
+ * `../shared/bench/side-by-side/run.sh` measures.
  *
  * Plugins of one version each, as in the side-by-side; every round publishes a new plugin. After the rounds,
  * the registry is checked: index.json lists every plugin, and the snapshot binds its bytes.
@@ -100,7 +101,7 @@ async function main(): Promise<void> {
         { label: 'node -e 0', args: () => ['-e', '0'] },
         { label: 'plugindex --help', args: () => [BIN, '--help'] },
         {
-          label: 'floor',
+          label: 'the floor (publish-floor.mjs)',
           args: () => [
             FLOOR,
             path.join(dir, 'public'),
