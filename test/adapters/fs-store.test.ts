@@ -176,33 +176,44 @@ describe('when moving an upload', () => {
     expect(await readFile(path.join(root, 'incoming/d.tgz'), 'utf8')).toBe('newer');
   });
 
-  it("keeps a sidecar a put wrote at the upload's key after it was listed and read, for the file it renames in", async () => {
-    await drop('h.tgz', upload);
-    await listAll(store, 'incoming/');
-    expect(text((await store.get('incoming/h.tgz'))?.body)).toBe('bundle bytes');
-    // A put of a new upload under the same key, half done: its sidecar written, its file not yet renamed in.
-    const sidecar = path.join(root, '.meta', 'incoming', 'h.tgz.json');
-    await mkdir(path.dirname(sidecar), { recursive: true });
-    await writeFile(path.join(root, 'incoming', '.h.next'), 'the next upload');
-    const next = await stat(path.join(root, 'incoming', '.h.next'), { bigint: true });
-    const metadata = { contentType: 'application/x-next', cacheControl: 'no-store' };
-    await writeFile(
-      sidecar,
-      JSON.stringify({
-        ...metadata,
-        etag: '"n"',
-        size: Number(next.size),
-        mtimeNs: `${next.mtimeNs}`,
-        ino: `${next.ino}`,
-      }),
-    );
+  it.each([
+    ['as listed', false],
+    ['another file of the same bytes since it was listed', true],
+  ])(
+    "keeps a sidecar a put wrote at the upload's key after it was listed and read (%s), for the file it renames in",
+    async (_, replaced) => {
+      await drop('h.tgz', upload);
+      await listAll(store, 'incoming/');
+      // Replaced between the listing and the read: the move must know the file it read, not the one listed.
+      if (replaced) {
+        await writeFile(path.join(root, 'incoming', '.h.same'), upload);
+        await rename(path.join(root, 'incoming', '.h.same'), path.join(root, 'incoming', 'h.tgz'));
+      }
+      expect(text((await store.get('incoming/h.tgz'))?.body)).toBe('bundle bytes');
+      // A put of a new upload under the same key, half done: its sidecar written, its file not yet renamed in.
+      const sidecar = path.join(root, '.meta', 'incoming', 'h.tgz.json');
+      await mkdir(path.dirname(sidecar), { recursive: true });
+      await writeFile(path.join(root, 'incoming', '.h.next'), 'the next upload');
+      const next = await stat(path.join(root, 'incoming', '.h.next'), { bigint: true });
+      const metadata = { contentType: 'application/x-next', cacheControl: 'no-store' };
+      await writeFile(
+        sidecar,
+        JSON.stringify({
+          ...metadata,
+          etag: '"n"',
+          size: Number(next.size),
+          mtimeNs: `${next.mtimeNs}`,
+          ino: `${next.ino}`,
+        }),
+      );
 
-    expect(await store.move('incoming/h.tgz', 'processed/h.tgz', moving)).toBe('moved');
-    await rename(path.join(root, 'incoming', '.h.next'), path.join(root, 'incoming', 'h.tgz'));
+      expect(await store.move('incoming/h.tgz', 'processed/h.tgz', moving)).toBe('moved');
+      await rename(path.join(root, 'incoming', '.h.next'), path.join(root, 'incoming', 'h.tgz'));
 
-    expect(await store.head('incoming/h.tgz')).toMatchObject({ ...metadata, etag: '"n"' });
-    expect(text((await store.get('processed/h.tgz'))?.body)).toBe('bundle bytes');
-  });
+      expect(await store.head('incoming/h.tgz')).toMatchObject({ ...metadata, etag: '"n"' });
+      expect(text((await store.get('processed/h.tgz'))?.body)).toBe('bundle bytes');
+    },
+  );
 
   it('removes the sidecar of an upload that had one when it was read', async () => {
     await store.put('incoming/i.tgz', upload, { ...tgz, cacheControl: 'no-store' });
