@@ -3,7 +3,7 @@
  * command built from the source, as bin.mjs runs it), into a registry of N plugins, the index documents
  * rendered, signed and written before it returns. Beside it, in the same rounds, `node -e 0` and
  * `plugindex --help`: the floors a process cannot go under, so the figures are ratios measured in the same
- * run (the machine is shared; an absolute time says little). And a third floor, bench/publish-floor.mjs:
+ * run (the machine is shared; an absolute time says little). And a third floor, bench/publish-floor.ts:
  * openpgp.js loaded and the three index documents over 1 MB rewritten (read, hashed, compressed both ways,
  * written), the least a publish must do whatever the code around it. The header gives what memory touched
  * for the first time costs here, which a process that starts cold pays for every page it uses. Goal
@@ -21,12 +21,6 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { FsStore } from '../adapters/fs-store.ts';
 import { buildCli } from '../build/cli.mjs';
-import {
-  BROTLI_QUALITY,
-  BROTLI_SIZE_HINT,
-  BROTLI_WINDOW_BITS,
-  GZIP_LEVEL,
-} from '../index-builder/compression.ts';
 import { pluginDocumentKey } from '../index-builder/layout.ts';
 import type { SnapshotDocument } from '../index-builder/model.ts';
 import { encodeJson } from '../index-builder/render/documents.ts';
@@ -40,7 +34,6 @@ const ROUNDS = 7;
 const WARMUP = 2;
 const ROOT = path.resolve(import.meta.dirname, '..');
 const BIN = path.join(ROOT, 'cli', 'bin.mjs');
-const FLOOR = path.join(ROOT, 'bench', 'publish-floor.mjs');
 
 /** Microseconds to touch a page of fresh memory (first write to each 4 KiB page of 64 MiB), median of 3. */
 function firstTouchMicros(): number {
@@ -74,6 +67,10 @@ async function main(): Promise<void> {
     .map(Number)
     .filter((n) => n > 0);
   await buildCli();
+  // The floor, built as the command is: the same bundled openpgp.js, no TypeScript loader.
+  const floorDir = await mkdtemp(path.join(tmpdir(), 'plugindex-bench-floor-'));
+  await buildCli(floorDir, { floor: path.join(ROOT, 'bench', 'publish-floor.ts') });
+  const floorScript = path.join(floorDir, 'floor.mjs');
   const publisher = await generateKeyPair({ name: 'bench publisher' });
   const artifact = { os: 'linux', arch: 'amd64', fileName: 'tool', body: new Uint8Array(1024).fill(7) };
   console.log(
@@ -101,16 +98,8 @@ async function main(): Promise<void> {
         { label: 'node -e 0', args: () => ['-e', '0'] },
         { label: 'plugindex --help', args: () => [BIN, '--help'] },
         {
-          label: 'the floor (publish-floor.mjs)',
-          args: () => [
-            FLOOR,
-            path.join(dir, 'public'),
-            path.join(work, 'floor'),
-            String(BROTLI_QUALITY),
-            String(BROTLI_WINDOW_BITS),
-            String(BROTLI_SIZE_HINT),
-            String(GZIP_LEVEL),
-          ],
+          label: 'the floor (publish-floor.ts)',
+          args: () => [floorScript, path.join(dir, 'public'), path.join(work, 'floor')],
         },
         {
           label: 'plugindex publish BUNDLE',
@@ -146,6 +135,7 @@ async function main(): Promise<void> {
       await rm(work, { recursive: true, force: true });
     }
   }
+  await rm(floorDir, { recursive: true, force: true });
 }
 
 await main();

@@ -14,11 +14,18 @@ import { build } from 'esbuild';
 
 const root = path.resolve(import.meta.dirname, '..');
 
-export async function buildCli(outdir = path.join(root, 'dist', 'cli')) {
+/**
+ * `entryPoints`: the command by default; a benchmark builds its own scripts the same way (bench/publish-floor.ts),
+ * so they load the dependencies as the command does.
+ */
+export async function buildCli(
+  outdir = path.join(root, 'dist', 'cli'),
+  entryPoints = { plugindex: path.join(root, 'cli', 'plugindex.ts') },
+) {
   // A stale chunk from an earlier build would never be loaded, but it would be shipped: start clean.
   await rm(outdir, { recursive: true, force: true });
   const result = await build({
-    entryPoints: { plugindex: path.join(root, 'cli', 'plugindex.ts') },
+    entryPoints,
     outdir,
     bundle: true,
     splitting: true,
