@@ -15,7 +15,8 @@ export type CliErrorCode =
   | 'FILE_EXISTS'
   | 'PLUGIN_NOT_FOUND'
   | 'REGISTRY_NOT_CONFIGURED'
-  | 'ROTATION_PENDING';
+  | 'ROTATION_PENDING'
+  | 'SERVICE_FAILED';
 
 export class CliError extends Error {
   override readonly name = 'CliError';

@@ -82,6 +82,9 @@ function uploadKey(name: string): string {
 }
 
 async function submitLocally(dir: string, key: string, submission: Submission): Promise<SubmissionOutcome> {
+  // A server running on the registry (`plugindex serve`) publishes it warm: no pipeline loaded here.
+  const handedOver = await submitToService(dir, key, submission);
+  if (handedOver) return handedOver;
   // The index documents a publish merges into are read while the pipeline's modules load: this thread is
   // busy compiling for a fifth of a second, and the pool's threads would be idle. Read before the lock, but
   // the store hands them over only while each file is still the one read.
@@ -105,6 +108,35 @@ async function submitLocally(dir: string, key: string, submission: Submission): 
   const outcome = result.outcomes[0];
   if (!outcome) throw new Error('the pipeline recorded no outcome');
   return outcome;
+}
+
+/**
+ * Hands the submission to the server running on the registry, if one is (cli/local/submission-socket.ts):
+ * puts the upload under incoming/ as any submitter does, sends its key and digest, and returns the outcome
+ * the server recorded. Undefined when no server listens.
+ */
+async function submitToService(
+  dir: string,
+  key: string,
+  submission: Submission,
+): Promise<SubmissionOutcome | undefined> {
+  const { connectToService, requestOutcome } = await import('./local/submission-socket.ts');
+  const connection = await connectToService(dir);
+  if (!connection) return undefined;
+  try {
+    const { FsStore } = await import('../adapters/fs-store.ts');
+    const { sha256Hex, streamSha256 } = await import('../index-builder/digest.ts');
+    const { body } = submission;
+    // The digest names the outcome, should the server find the upload already taken by its own batch.
+    const sha256 = 'file' in body ? await streamSha256(createReadStream(body.file)) : sha256Hex(body.bytes);
+    const put = { contentType: submission.contentType, cacheControl: CACHE_PRIVATE };
+    const intake = new FsStore(dir);
+    if ('file' in body) await intake.putStream(key, createReadStream(body.file), put);
+    else await intake.put(key, body.bytes, put);
+    return await requestOutcome(connection, { key, sha256 });
+  } finally {
+    connection.destroy();
+  }
 }
 
 async function submitToBucket(

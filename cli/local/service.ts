@@ -1,12 +1,14 @@
 /** `plugindex serve`: the published tree over HTTP, plus the incoming/ watcher. */
 import path from 'node:path';
-import type { BatchResult } from '../../index-builder/pipeline/index.ts';
+import { statusKey, submissionIdFromDigest } from '../../index-builder/layout.ts';
+import type { BatchResult, SubmissionOutcome } from '../../index-builder/pipeline/index.ts';
 import { flushIndexes, processSubmissions } from '../../index-builder/pipeline/index.ts';
 import { CliError } from '../errors.ts';
 import { describeOutcome } from '../output.ts';
 import { readConfig, withOpenRegistry } from './registry.ts';
 import { createRegistryServer, listenRegistryServer } from './server.ts';
 import { openSite } from './site.ts';
+import { listenForSubmissions, type ServiceRequest, type SubmissionService } from './submission-socket.ts';
 import { watchIncoming } from './watch.ts';
 
 export interface RunningService {
@@ -59,13 +61,42 @@ export async function startService(options: {
         onError: (error) => options.log(`[incoming] error: ${(error as Error).message}`),
       })
     : undefined;
+  const submissions = options.watch ? await takeSubmissions(options.dir, options.log) : undefined;
   return {
     url: listening.url,
     async close() {
       watcher?.close();
+      await submissions?.close();
       await listening.close();
     },
   };
+}
+
+/**
+ * Publishes what `plugindex publish --registry` (and every other local submitter) hands over while this
+ * runs (submission-socket.ts): the one upload at once, under the registry's lock like the watcher's batches,
+ * with the index documents rendered before the outcome goes back, as a publish in a process of its own does.
+ */
+async function takeSubmissions(
+  dir: string,
+  log: (line: string) => void,
+): Promise<SubmissionService | undefined> {
+  const publish = async ({ key, sha256 }: ServiceRequest): Promise<SubmissionOutcome> => {
+    const outcome = await withOpenRegistry(dir, async (registry) => {
+      const result = await processSubmissions(registry.context, [key]);
+      if (result.outcomes[0]) return result.outcomes[0];
+      // Taken already, by a batch of the watcher's that found it in incoming/: its outcome is recorded.
+      const recorded = await registry.context.intake.get(statusKey(submissionIdFromDigest(key, sha256)));
+      return recorded && (JSON.parse(new TextDecoder().decode(recorded.body)) as SubmissionOutcome);
+    });
+    if (!outcome) throw new Error(`${key} is not in incoming/, and no outcome is recorded for it`);
+    log(`[publish] ${describeOutcome(outcome, 'line').join(' ')}`);
+    return outcome;
+  };
+  const service = await listenForSubmissions(dir, publish);
+  if (!service)
+    log('not taking submissions over a socket: another server does, or the folder path is too long for one');
+  return service;
 }
 
 /** Serves until the process is interrupted. */

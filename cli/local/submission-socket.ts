@@ -1,0 +1,249 @@
+/**
+ * A running `plugindex serve` takes a local registry's submissions over a socket beside the registry's lock
+ * (`<dir>/.serve.sock`; a named pipe on Windows), so a `plugindex publish --registry DIR` beside it hands its
+ * upload over rather than running the pipeline in a process of its own. The server is warm: its modules
+ * are loaded, its code compiled, and it reads the registry's key without openpgp.js to load. At 10,000
+ * plugins a cold publish spends most of half a second on what a warm one does not (ARCHITECTURE.md, "A
+ * publish as a process, and its floor").
+ *
+ * The command still puts its upload under `incoming/` itself, as every submitter does, then sends its key
+ * and digest and waits for the outcome, which the server records as the pipeline always does
+ * (`status/<id>.json`). The server runs that one upload at once, under the registry's lock, with the index
+ * documents rendered before it answers: the command returns when the registry shows the publish, as a cold
+ * one does. Nothing listening, or a socket left by a server that is gone, and the command runs the pipeline
+ * itself; a server that goes away once it has the key leaves the upload in `incoming/`, for the next batch.
+ *
+ * One request a connection, a line of JSON each way: `{"key":"incoming/...","sha256":"..."}`, then
+ * `{"outcome":{...}}` or `{"error":{"code":"...","message":"..."}}`.
+ */
+import { createHash } from 'node:crypto';
+import { unlink } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import { INCOMING_PREFIX, isSafeKey } from '../../index-builder/layout.ts';
+import type { SubmissionOutcome } from '../../index-builder/pipeline/index.ts';
+import { CliError, type CliErrorCode } from '../errors.ts';
+
+/** What a command sends: the key of the upload it put under `incoming/`, and the upload's SHA-256 (hex). */
+export interface ServiceRequest {
+  readonly key: string;
+  readonly sha256: string;
+}
+
+/** The longest path a Unix socket can have everywhere Node.js runs (macOS: 104 bytes, with its NUL). */
+const MAX_SOCKET_PATH_BYTES = 103;
+/** A request is one short line; anything longer is not one. */
+const MAX_REQUEST_BYTES = 4096;
+/** The file name beside the registry's `.lock`. */
+export const SERVICE_SOCKET_NAME = '.serve.sock';
+
+/**
+ * Where the registry in `dir` takes submissions: its socket, or on Windows a named pipe named after the
+ * folder. Undefined when the path would be too long for a socket (a deep folder): then no server listens
+ * and every command runs the pipeline itself.
+ */
+export function servicePath(dir: string): string | undefined {
+  const resolved = path.resolve(dir);
+  if (process.platform === 'win32') {
+    const id = createHash('sha256').update(resolved.toLowerCase()).digest('hex').slice(0, 32);
+    return `\\\\.\\pipe\\plugindex-${id}`;
+  }
+  const socket = path.join(resolved, SERVICE_SOCKET_NAME);
+  return Buffer.byteLength(socket) <= MAX_SOCKET_PATH_BYTES ? socket : undefined;
+}
+
+/** Why a request is not one, or undefined. */
+function requestProblem(value: unknown): string | undefined {
+  if (typeof value !== 'object' || value === null) return 'a request is a JSON object';
+  const { key, sha256 } = value as Record<string, unknown>;
+  if (typeof key !== 'string' || !key.startsWith(INCOMING_PREFIX))
+    return `"key" must be a key under ${INCOMING_PREFIX}`;
+  const name = key.slice(INCOMING_PREFIX.length);
+  if (name.includes('/') || !isSafeKey(key))
+    return `"key" must name one upload directly under ${INCOMING_PREFIX}`;
+  if (typeof sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(sha256))
+    return '"sha256" must be 64 lowercase hexadecimal digits';
+  return undefined;
+}
+
+export interface SubmissionService {
+  /** Where it listens. */
+  readonly path: string;
+  close(): Promise<void>;
+}
+
+/** Listens on `socket`; resolves false when another process already does (EADDRINUSE). */
+function listenOn(server: net.Server, socket: string): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const failed = (error: NodeJS.ErrnoException) => {
+      server.off('listening', listening);
+      if (error.code === 'EADDRINUSE') resolve(false);
+      else reject(error);
+    };
+    const listening = () => {
+      server.off('error', failed);
+      resolve(true);
+    };
+    server.once('error', failed);
+    server.once('listening', listening);
+    server.listen(socket);
+  });
+}
+
+/** Whether a process answers at `socket` (a file there that nothing answers is left by one that is gone). */
+function answers(socket: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = net.connect(socket);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+}
+
+/**
+ * Takes the registry's submissions while it runs: each request's upload is handed to `handle` (which runs
+ * the pipeline on it and returns its outcome) and the outcome sent back. Undefined when the registry's
+ * path is too long for a socket, or another process already takes them (`onBusy` is told); a socket left
+ * by a process that is gone is replaced.
+ */
+export async function listenForSubmissions(
+  dir: string,
+  handle: (request: ServiceRequest) => Promise<SubmissionOutcome>,
+): Promise<SubmissionService | undefined> {
+  const socket = servicePath(dir);
+  if (!socket) return undefined;
+  const server = net.createServer((connection) => serveConnection(connection, handle));
+  if (!(await listenOn(server, socket))) {
+    if (process.platform === 'win32' || (await answers(socket))) return undefined;
+    await unlink(socket).catch(() => undefined);
+    if (!(await listenOn(server, socket))) return undefined; // another server took it meanwhile
+  }
+  return {
+    path: socket,
+    async close() {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      // Node.js removes the socket file when the server closes; a kill leaves it (replaced at next start).
+      if (process.platform !== 'win32') await unlink(socket).catch(() => undefined);
+    },
+  };
+}
+
+function reply(connection: net.Socket, body: unknown): void {
+  if (!connection.destroyed) connection.end(`${JSON.stringify(body)}\n`);
+}
+
+function errorReply(code: string, message: string): { error: { code: string; message: string } } {
+  return { error: { code, message } };
+}
+
+function serveConnection(
+  connection: net.Socket,
+  handle: (request: ServiceRequest) => Promise<SubmissionOutcome>,
+): void {
+  // A command that goes away mid-request must not take the server with it.
+  connection.on('error', () => undefined);
+  let buffered = '';
+  const onData = (chunk: Buffer) => {
+    buffered += chunk.toString('utf8');
+    const end = buffered.indexOf('\n');
+    if (end < 0 && buffered.length <= MAX_REQUEST_BYTES) return;
+    connection.off('data', onData);
+    if (end < 0 || end > MAX_REQUEST_BYTES) {
+      reply(
+        connection,
+        errorReply('BAD_REQUEST', `a request is one line of at most ${MAX_REQUEST_BYTES} bytes`),
+      );
+      return;
+    }
+    let request: unknown;
+    try {
+      request = JSON.parse(buffered.slice(0, end));
+    } catch {
+      reply(connection, errorReply('BAD_REQUEST', 'a request is one line of JSON'));
+      return;
+    }
+    const problem = requestProblem(request);
+    if (problem) {
+      reply(connection, errorReply('BAD_REQUEST', problem));
+      return;
+    }
+    handle(request as ServiceRequest).then(
+      (outcome) => reply(connection, { outcome }),
+      (error: unknown) => {
+        const { code, message } = error as { code?: unknown; message?: unknown };
+        reply(connection, errorReply(typeof code === 'string' ? code : 'SERVICE_ERROR', String(message)));
+      },
+    );
+  };
+  connection.on('data', onData);
+}
+
+/** An open connection to a registry's server, or undefined when none listens. */
+export function connectToService(dir: string): Promise<net.Socket | undefined> {
+  const socket = servicePath(dir);
+  if (!socket) return Promise.resolve(undefined);
+  return new Promise((resolve) => {
+    const connection = net.connect(socket);
+    connection.once('connect', () => {
+      connection.off('error', refused);
+      resolve(connection);
+    });
+    // Nothing there (ENOENT), a socket nothing answers at (ECONNREFUSED), or not a socket: no server.
+    const refused = () => resolve(undefined);
+    connection.once('error', refused);
+  });
+}
+
+const CLI_CODES: ReadonlySet<string> = new Set<CliErrorCode>([
+  'LOCKED',
+  'ROTATION_PENDING',
+  'NOT_A_REGISTRY',
+]);
+
+/**
+ * Sends `request` over `connection` and returns the outcome the server recorded.
+ * @throws CliError SERVICE_FAILED when the server refuses it, fails, or goes away before it answers (the
+ *   upload stays in `incoming/`), or the server's own code for LOCKED, ROTATION_PENDING or NOT_A_REGISTRY.
+ */
+export function requestOutcome(connection: net.Socket, request: ServiceRequest): Promise<SubmissionOutcome> {
+  return new Promise((resolve, reject) => {
+    let answer = '';
+    const gone = (why: string) =>
+      new CliError(
+        'SERVICE_FAILED',
+        `the registry's server ${why}: the upload stays at ${request.key}, for the next batch (plugindex process, or the server's next poll)`,
+      );
+    connection.setEncoding('utf8');
+    connection.on('data', (chunk: string) => {
+      answer += chunk;
+    });
+    connection.once('error', (error) => reject(gone(`failed (${error.message})`)));
+    connection.once('close', () => {
+      const end = answer.indexOf('\n');
+      if (end < 0) {
+        reject(gone('went away before it answered'));
+        return;
+      }
+      let parsed: { outcome?: SubmissionOutcome; error?: { code?: string; message?: string } };
+      try {
+        parsed = JSON.parse(answer.slice(0, end));
+      } catch {
+        reject(gone('answered what is not JSON'));
+        return;
+      }
+      if (parsed.outcome) resolve(parsed.outcome);
+      else {
+        const code = parsed.error?.code ?? '';
+        const message = parsed.error?.message ?? 'no outcome';
+        reject(
+          CLI_CODES.has(code)
+            ? new CliError(code as CliErrorCode, message)
+            : gone(`refused it (${code || 'SERVICE_ERROR'}: ${message})`),
+        );
+      }
+    });
+    connection.write(`${JSON.stringify(request)}\n`);
+  });
+}

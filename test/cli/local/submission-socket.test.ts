@@ -1,0 +1,246 @@
+/**
+ * A local submitter hands its upload to the server running on the registry (`plugindex serve`), over the
+ * registry's socket: a real server (startService, as `npm start` runs it), real Unix sockets, the command
+ * run in-process. Where a test needs a socket no plugindex server answers at, it says so: a process killed
+ * while listening (a stale socket file), a stand-in that takes the request and hangs up.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { initRegistry } from '../../../cli/local/registry.ts';
+import { type RunningService, startService } from '../../../cli/local/service.ts';
+import {
+  connectToService,
+  listenForSubmissions,
+  SERVICE_SOCKET_NAME,
+  servicePath,
+} from '../../../cli/local/submission-socket.ts';
+import { main } from '../../../cli/main.ts';
+import { makeBundle, sha256, validManifest } from '../../support/fixtures.ts';
+
+let work: string;
+
+beforeAll(async () => {
+  work = await mkdtemp(path.join(tmpdir(), 'plugindex-socket-'));
+});
+afterAll(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+async function plugindex(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => stdout.push(String(chunk)) > 0);
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => stderr.push(String(chunk)) > 0);
+  try {
+    return { code: await main(argv), stdout: stdout.join(''), stderr: stderr.join('') };
+  } finally {
+    out.mockRestore();
+    err.mockRestore();
+  }
+}
+
+async function newRegistry(name: string): Promise<string> {
+  const dir = path.join(work, name);
+  await initRegistry(dir, { name, url: 'http://127.0.0.1:9' });
+  return dir;
+}
+
+async function bundleFile(name: string, manifest = validManifest({ name })): Promise<string> {
+  const file = path.join(work, `${name}-${Math.random().toString(16).slice(2)}.tgz`);
+  await writeFile(file, await makeBundle({ manifest }));
+  return file;
+}
+
+async function incoming(dir: string): Promise<string[]> {
+  return (await readdir(path.join(dir, 'incoming'))).filter((name) => !name.startsWith('.'));
+}
+
+/** Sends `line` to the registry's socket as it is and returns the answer. */
+async function rawRequest(dir: string, line: string): Promise<unknown> {
+  const connection = net.connect(servicePath(dir) as string);
+  let answer = '';
+  connection.setEncoding('utf8');
+  connection.on('data', (chunk: string) => {
+    answer += chunk;
+  });
+  await new Promise<void>((resolve, reject) => {
+    connection.once('close', () => resolve());
+    connection.once('error', reject);
+    connection.write(line);
+  });
+  return JSON.parse(answer);
+}
+
+/** A process that listens on `socket` and is killed (SIGKILL): the socket file stays, nothing answers it. */
+async function leaveStaleSocket(socket: string): Promise<void> {
+  const child = spawn(
+    process.execPath,
+    ['-e', `require('node:net').createServer().listen(${JSON.stringify(socket)}, () => console.log('up'))`],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+  child.kill('SIGKILL');
+  await new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  expect((await stat(socket)).isSocket()).toBe(true);
+}
+
+describe('when a server runs on the registry', () => {
+  let dir: string;
+  let service: RunningService;
+  const log: string[] = [];
+
+  beforeAll(async () => {
+    dir = await newRegistry('served');
+    service = await startService({ dir, port: 0, watch: true, log: (line) => log.push(line) });
+  });
+  afterAll(async () => {
+    await service.close();
+  });
+
+  it('publish hands the bundle over: the server publishes it, index documents and all, before it answers', async () => {
+    const result = await plugindex('publish', await bundleFile('handed-over'), '--registry', dir);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('accepted handed-over@1.0.0');
+    // The server's own log line: it was published there, not by the command.
+    expect(log).toContain('[publish] accepted handed-over@1.0.0');
+    // Not deferred: the index documents list it, and the snapshot binds them, when the command returns.
+    const index = await readFile(path.join(dir, 'public', 'index.json'));
+    const names = (JSON.parse(index.toString()) as { plugins: { name: string }[] }).plugins.map(
+      (p) => p.name,
+    );
+    expect(names).toContain('handed-over');
+    const snapshot = JSON.parse(await readFile(path.join(dir, 'public', 'snapshot.json'), 'utf8')) as {
+      documents: Record<string, { sha256: string }>;
+    };
+    expect(snapshot.documents['index.json']?.sha256).toBe(sha256(index));
+    // Recorded as every submission is, and out of incoming/.
+    const id = /submission (\S+),/.exec(result.stdout)?.[1] as string;
+    const status = JSON.parse(await readFile(path.join(dir, 'status', `${id}.json`), 'utf8')) as {
+      status: string;
+    };
+    expect(status.status).toBe('accepted');
+    expect(await incoming(dir)).toEqual([]);
+  });
+
+  it('a rejected bundle handed over exits 1 with the problems the server found', async () => {
+    const bad = validManifest({ name: 'handed-bad', version: 'not-a-version' });
+    const result = await plugindex('publish', await bundleFile('handed-bad', bad), '--registry', dir);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain('MANIFEST_PATTERN_MISMATCH /version');
+    const line = log.find((l) => l.startsWith('[publish] rejected') && l.includes('handed-bad'));
+    expect(line).toContain('MANIFEST_PATTERN_MISMATCH');
+    expect(await incoming(dir)).toEqual([]);
+    const rejected = await readdir(path.join(dir, 'rejected'));
+    expect(rejected.some((name) => name.includes('handed-bad'))).toBe(true);
+  });
+
+  it('a second server on the same registry leaves the submissions to the first', async () => {
+    const second: string[] = [];
+    const other = await startService({ dir, port: 0, watch: true, log: (line) => second.push(line) });
+    try {
+      expect(second.some((line) => line.startsWith('not taking submissions over a socket'))).toBe(true);
+      const result = await plugindex('publish', await bundleFile('first-server'), '--registry', dir);
+      expect(result.code).toBe(0);
+      expect(log).toContain('[publish] accepted first-server@1.0.0');
+      expect(second.some((line) => line.includes('first-server'))).toBe(false);
+    } finally {
+      await other.close();
+    }
+    // Closing the second did not take the first's socket away.
+    expect((await stat(path.join(dir, SERVICE_SOCKET_NAME))).isSocket()).toBe(true);
+  });
+
+  it.each([
+    [
+      'a key outside incoming/',
+      '{"key":"public/index.json","sha256":"%s"}\n',
+      'must be a key under incoming/',
+    ],
+    [
+      'a key below a folder of incoming/',
+      '{"key":"incoming/a/b.tgz","sha256":"%s"}\n',
+      'directly under incoming/',
+    ],
+    ['a key with ..', '{"key":"incoming/..","sha256":"%s"}\n', 'directly under incoming/'],
+    ['a digest that is not one', '{"key":"incoming/x.tgz","sha256":"abc"}\n', '"sha256" must be 64'],
+    ['a line that is not JSON', 'publish this\n', 'one line of JSON'],
+    ['a line too long', `${'x'.repeat(5000)}\n`, 'one line of at most 4096 bytes'],
+  ])('refuses %s (BAD_REQUEST), and the registry is unchanged', async (_, template, why) => {
+    const before = await readFile(path.join(dir, 'public', 'snapshot.json'), 'utf8');
+    const answer = (await rawRequest(dir, template.replace('%s', 'a'.repeat(64)))) as {
+      error?: { code: string; message: string };
+    };
+    expect(answer.error?.code).toBe('BAD_REQUEST');
+    expect(answer.error?.message).toContain(why);
+    expect(await readFile(path.join(dir, 'public', 'snapshot.json'), 'utf8')).toBe(before);
+  });
+
+  it('answers with the outcome the watcher recorded when its batch took the upload first', async () => {
+    // The upload is put as a submitter puts it, then picked up by the watcher's own batch before the
+    // request comes: the server finds it gone from incoming/ and answers with its recorded outcome.
+    const bundle = await makeBundle({ manifest: validManifest({ name: 'watcher-first' }) });
+    const key = 'incoming/watcher-first.tgz';
+    await writeFile(path.join(dir, key), bundle);
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline && !log.some((line) => line.includes('accepted watcher-first@1.0.0')))
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    const answer = (await rawRequest(dir, `${JSON.stringify({ key, sha256: sha256(bundle) })}\n`)) as {
+      outcome?: { status: string; plugin: string };
+    };
+    expect(answer.outcome).toMatchObject({ status: 'accepted', plugin: 'watcher-first' });
+  });
+});
+
+describe('when no server answers at the registry', () => {
+  it('publish runs the pipeline itself beside a socket a killed server left, and a new server replaces it', async () => {
+    const dir = await newRegistry('stale');
+    const socket = servicePath(dir) as string;
+    await leaveStaleSocket(socket);
+    expect(await connectToService(dir)).toBeUndefined();
+    const result = await plugindex('publish', await bundleFile('beside-stale'), '--registry', dir);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('accepted beside-stale@1.0.0');
+    const log: string[] = [];
+    const service = await startService({ dir, port: 0, watch: true, log: (line) => log.push(line) });
+    try {
+      const handed = await plugindex('publish', await bundleFile('after-stale'), '--registry', dir);
+      expect(handed.code).toBe(0);
+      expect(log).toContain('[publish] accepted after-stale@1.0.0');
+    } finally {
+      await service.close();
+    }
+    // Gone with the server that made it.
+    await expect(stat(socket)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('a server that hangs up before it answers leaves the upload in incoming/ (SERVICE_FAILED)', async () => {
+    const dir = await newRegistry('hangs-up');
+    // A stand-in, not plugindex's server: it reads the request and closes the connection.
+    const standIn = net.createServer((connection) => connection.once('data', () => connection.destroy()));
+    await new Promise<void>((resolve) => standIn.listen(servicePath(dir) as string, () => resolve()));
+    try {
+      const result = await plugindex('publish', await bundleFile('left-waiting'), '--registry', dir);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain('SERVICE_FAILED');
+      expect(result.stderr).toContain('went away before it answered');
+      expect(await incoming(dir)).toHaveLength(1);
+    } finally {
+      await new Promise<void>((resolve) => standIn.close(() => resolve()));
+    }
+    // Not lost: the next batch publishes it.
+    const processed = await plugindex('process', '--registry', dir);
+    expect(processed.code).toBe(0);
+    expect(processed.stdout).toContain('accepted left-waiting@1.0.0');
+  });
+
+  it('a registry whose path is too long for a socket has no server path, and serve says so', async () => {
+    const deep = path.join(work, 'd'.repeat(60), 'e'.repeat(60));
+    expect(servicePath(deep)).toBeUndefined();
+    expect(await listenForSubmissions(deep, () => Promise.reject(new Error('never called')))).toBeUndefined();
+    expect(servicePath(path.join(work, 'short'))).toBe(path.join(work, 'short', SERVICE_SOCKET_NAME));
+  });
+});
