@@ -103,7 +103,7 @@ async function submitLocally(dir: string, key: string, submission: Submission): 
       else await registry.context.intake.put(key, body.bytes, put);
       return processSubmissions(registry.context, [key]);
     },
-    site,
+    { site },
   );
   const outcome = result.outcomes[0];
   if (!outcome) throw new Error('the pipeline recorded no outcome');

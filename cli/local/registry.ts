@@ -70,8 +70,20 @@ export async function writeConfig(dir: string, config: RegistryConfig): Promise<
 /** The process's inspector threads, started by the first batch large enough, shared by every registry it opens. */
 const inspector = new ThreadInspector();
 
-/** The registry in `dir`, its signing key read now; `site`, when the caller opened its published tree already. */
-export async function openRegistry(dir: string, site: FsStore = openSite(dir)): Promise<LocalRegistry> {
+/**
+ * The stores a caller keeps for a registry across runs (a long-running server): what the pipeline caches
+ * per store (each catalog bin's lines and document digests, keyed by the bin's digest in the catalog's meta
+ * file, so another process's changes are read again) then lasts beyond one run.
+ */
+export interface RegistryStores {
+  /** The published tree (`openSite`). */
+  readonly site?: FsStore;
+  /** The registry folder itself: incoming/, status/, state/ and the rest. */
+  readonly intake?: FsStore;
+}
+
+/** The registry in `dir`, its signing key read now; `stores`, those the caller opened already. */
+export async function openRegistry(dir: string, stores: RegistryStores = {}): Promise<LocalRegistry> {
   const config = await readConfig(dir);
   const secret = await readFile(path.join(dir, SECRET_KEY_FILE), 'utf8');
   const passphrase = process.env.PLUGINDEX_KEY_PASSPHRASE;
@@ -80,8 +92,8 @@ export async function openRegistry(dir: string, site: FsStore = openSite(dir)): 
     dir,
     config,
     context: {
-      intake: new FsStore(dir),
-      site,
+      intake: stores.intake ?? new FsStore(dir),
+      site: stores.site ?? openSite(dir),
       signer,
       clock: systemClock,
       config,
@@ -135,7 +147,7 @@ export function withRegistryLock<T>(dir: string, work: () => Promise<T>, timeout
 export function withOpenRegistry<T>(
   dir: string,
   work: (registry: LocalRegistry) => Promise<T>,
-  site?: FsStore,
+  stores?: RegistryStores,
 ): Promise<T> {
   return withRegistryLock(dir, async () => {
     // The new key may already be installed while the rotation is unfinished: anything signed now would be
@@ -145,6 +157,6 @@ export function withOpenRegistry<T>(
         'ROTATION_PENDING',
         `a registry key rotation is under way in ${dir} (${PENDING_ROTATION_FILE}): finish it first by running plugindex rotate-key --registry ${dir} --new-key FILE again with the same new key`,
       );
-    return work(await openRegistry(dir, site));
+    return work(await openRegistry(dir, stores));
   });
 }

@@ -1,11 +1,12 @@
 /** `plugindex serve`: the published tree over HTTP, plus the incoming/ watcher. */
 import path from 'node:path';
+import { FsStore } from '../../adapters/fs-store.ts';
 import { statusKey, submissionIdFromDigest } from '../../index-builder/layout.ts';
 import type { BatchResult, SubmissionOutcome } from '../../index-builder/pipeline/index.ts';
 import { flushIndexes, processSubmissions } from '../../index-builder/pipeline/index.ts';
 import { CliError } from '../errors.ts';
 import { describeOutcome } from '../output.ts';
-import { readConfig, withOpenRegistry } from './registry.ts';
+import { type RegistryStores, readConfig, withOpenRegistry } from './registry.ts';
 import { createRegistryServer, listenRegistryServer } from './server.ts';
 import { openSite } from './site.ts';
 import { listenForSubmissions, type ServiceRequest, type SubmissionService } from './submission-socket.ts';
@@ -37,14 +38,19 @@ export async function startService(options: {
       );
     },
   );
+  // The registry is reopened per batch, under its lock, so a changed config (publishers add) or a rotated
+  // key (rotate-key) takes effect at once; its stores are kept, and with them what the pipeline caches per
+  // store (each catalog bin's lines, by the bin's digest): a batch or a flush then reads no bin another
+  // process has not changed.
+  const stores: RegistryStores = { site: openSite(options.dir), intake: new FsStore(options.dir) };
   const watcher = options.watch
     ? watchIncoming({
         dir: options.dir,
-        // The registry is reopened per batch, under its lock, so a changed config (publishers add) or a
-        // rotated key (rotate-key) takes effect at once.
         process: (): Promise<BatchResult> =>
-          withOpenRegistry(options.dir, (registry) =>
-            processSubmissions({ ...registry.context, deferIndexes: true }),
+          withOpenRegistry(
+            options.dir,
+            (registry) => processSubmissions({ ...registry.context, deferIndexes: true }),
+            stores,
           ),
         onResult: (result) => {
           for (const outcome of result.outcomes)
@@ -52,8 +58,10 @@ export async function startService(options: {
           if (result.generation !== null) options.log(`[incoming] published generation ${result.generation}`);
         },
         flush: async () => {
-          const { generation } = await withOpenRegistry(options.dir, (registry) =>
-            flushIndexes(registry.context),
+          const { generation } = await withOpenRegistry(
+            options.dir,
+            (registry) => flushIndexes(registry.context),
+            stores,
           );
           if (generation !== null)
             options.log(`[incoming] index documents updated, generation ${generation}`);
@@ -61,7 +69,7 @@ export async function startService(options: {
         onError: (error) => options.log(`[incoming] error: ${(error as Error).message}`),
       })
     : undefined;
-  const submissions = options.watch ? await takeSubmissions(options.dir, options.log) : undefined;
+  const submissions = options.watch ? await takeSubmissions(options.dir, stores, options.log) : undefined;
   return {
     url: listening.url,
     async close() {
@@ -79,16 +87,21 @@ export async function startService(options: {
  */
 async function takeSubmissions(
   dir: string,
+  stores: RegistryStores,
   log: (line: string) => void,
 ): Promise<SubmissionService | undefined> {
   const publish = async ({ key, sha256 }: ServiceRequest): Promise<SubmissionOutcome> => {
-    const outcome = await withOpenRegistry(dir, async (registry) => {
-      const result = await processSubmissions(registry.context, [key]);
-      if (result.outcomes[0]) return result.outcomes[0];
-      // Taken already, by a batch of the watcher's that found it in incoming/: its outcome is recorded.
-      const recorded = await registry.context.intake.get(statusKey(submissionIdFromDigest(key, sha256)));
-      return recorded && (JSON.parse(new TextDecoder().decode(recorded.body)) as SubmissionOutcome);
-    });
+    const outcome = await withOpenRegistry(
+      dir,
+      async (registry) => {
+        const result = await processSubmissions(registry.context, [key]);
+        if (result.outcomes[0]) return result.outcomes[0];
+        // Taken already, by a batch of the watcher's that found it in incoming/: its outcome is recorded.
+        const recorded = await registry.context.intake.get(statusKey(submissionIdFromDigest(key, sha256)));
+        return recorded && (JSON.parse(new TextDecoder().decode(recorded.body)) as SubmissionOutcome);
+      },
+      stores,
+    );
     if (!outcome) throw new Error(`${key} is not in incoming/, and no outcome is recorded for it`);
     log(`[publish] ${describeOutcome(outcome, 'line').join(' ')}`);
     return outcome;

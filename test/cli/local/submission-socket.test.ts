@@ -126,6 +126,32 @@ describe('when a server runs on the registry', () => {
     expect(await incoming(dir)).toEqual([]);
   });
 
+  it('what another process publishes between two handed-over publishes is in the server’s next index', async () => {
+    // The server keeps its stores, and the catalog bins it read, across batches: a batch of another
+    // process (`plugindex process`, its own stores) changes the catalog under them.
+    expect((await plugindex('publish', await bundleFile('kept-one'), '--registry', dir)).code).toBe(0);
+    await writeFile(
+      path.join(dir, 'incoming', 'elsewhere.tgz'),
+      await makeBundle({ manifest: validManifest({ name: 'elsewhere' }) }),
+    );
+    const other = await plugindex('process', '--registry', dir);
+    expect(other.stdout).toContain('accepted elsewhere@1.0.0');
+    expect(log.some((line) => line.includes('elsewhere'))).toBe(false);
+    expect((await plugindex('publish', await bundleFile('kept-two'), '--registry', dir)).code).toBe(0);
+    const index = JSON.parse(await readFile(path.join(dir, 'public', 'index.json'), 'utf8')) as {
+      plugins: { name: string }[];
+    };
+    expect(index.plugins.map((p) => p.name)).toEqual(
+      expect.arrayContaining(['kept-one', 'elsewhere', 'kept-two']),
+    );
+    const search = JSON.parse(await readFile(path.join(dir, 'public', 'search.json'), 'utf8')) as {
+      plugins: { name: string }[];
+    };
+    expect(search.plugins.map((p) => p.name)).toEqual(
+      expect.arrayContaining(['kept-one', 'elsewhere', 'kept-two']),
+    );
+  });
+
   it('a rejected bundle handed over exits 1 with the problems the server found', async () => {
     const bad = validManifest({ name: 'handed-bad', version: 'not-a-version' });
     const result = await plugindex('publish', await bundleFile('handed-bad', bad), '--registry', dir);
