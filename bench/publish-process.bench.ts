@@ -10,17 +10,21 @@
  * (issue 14): no slower than reprepro's `includedeb` of one package at 10,000, which only
  * `../shared/bench/side-by-side/run.sh` measures.
  *
+ * Then the same publish beside a running server (`plugindex serve` on the registry), which the command
+ * hands its upload to (cli/local/submission-socket.ts), in rounds of its own with `node -e 0` beside it.
+ *
  * Plugins of one version each, as in the side-by-side; every round publishes a new plugin. After the rounds,
  * the registry is checked: index.json lists every plugin, and the snapshot binds its bytes.
  * Sizes can be overridden: `node --import tsx bench/publish-process.bench.ts 1000`.
  */
-import { execFileSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { FsStore } from '../adapters/fs-store.ts';
 import { buildCli } from '../build/cli.mjs';
+import { connectToService } from '../cli/local/submission-socket.ts';
 import { pluginDocumentKey } from '../index-builder/layout.ts';
 import type { SnapshotDocument } from '../index-builder/model.ts';
 import { encodeJson } from '../index-builder/render/documents.ts';
@@ -61,6 +65,23 @@ async function seedRegistry(dir: string, size: number, publisher: string): Promi
   execFileSync(process.execPath, [BIN, 'rebuild', '--registry', dir]);
 }
 
+/** `plugindex serve` on `dir`, once it takes submissions over its socket. */
+async function startServer(dir: string): Promise<ChildProcess> {
+  const server = spawn(process.execPath, [BIN, 'serve', '--registry', dir, '--port', '0'], {
+    stdio: 'ignore',
+  });
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const connection = await connectToService(dir);
+    if (connection) {
+      connection.destroy();
+      return server;
+    }
+    if (Date.now() > deadline || server.exitCode !== null) throw new Error('plugindex serve did not start');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 async function main(): Promise<void> {
   const sizes = process.argv
     .slice(2)
@@ -82,7 +103,8 @@ async function main(): Promise<void> {
       const dir = path.join(work, 'registry');
       await seedRegistry(dir, size, publisher.fingerprint);
       const bundles: string[] = [];
-      for (let r = 0; r < WARMUP + ROUNDS; r++) {
+      // One set for the publishes as processes of their own, one for those a running server takes.
+      for (let r = 0; r < 2 * (WARMUP + ROUNDS); r++) {
         const name = `fresh-${String(r).padStart(2, '0')}`;
         const { bundle } = await packSubmission({
           manifestName: 'manifest.json',
@@ -114,6 +136,25 @@ async function main(): Promise<void> {
           if (r >= WARMUP) times[i]?.push(elapsed);
         });
       }
+      // Beside a running server (`plugindex serve`), which the command hands its upload to
+      // (cli/local/submission-socket.ts): the same rounds, with `node -e 0` again for the ratio.
+      const server = await startServer(dir);
+      const served: number[][] = [[], []];
+      try {
+        for (let r = 0; r < WARMUP + ROUNDS; r++) {
+          const bundle = bundles[WARMUP + ROUNDS + r] as string;
+          [
+            ['-e', '0'],
+            [BIN, 'publish', bundle, '--registry', dir],
+          ].forEach((args, i) => {
+            const elapsed = timeProcess(args);
+            if (r >= WARMUP) served[i]?.push(elapsed);
+          });
+        }
+      } finally {
+        server.kill('SIGINT');
+        await new Promise((resolve) => server.once('exit', resolve));
+      }
       // The command returned with the index documents written and bound by the snapshot.
       const index = await readFile(path.join(dir, 'public', 'index.json'));
       const listed = (JSON.parse(index.toString()) as { plugins: unknown[] }).plugins.length;
@@ -121,7 +162,7 @@ async function main(): Promise<void> {
         await readFile(path.join(dir, 'public', 'snapshot.json'), 'utf8'),
       ) as SnapshotDocument;
       const digest = createHash('sha256').update(index).digest('hex');
-      if (listed !== size + WARMUP + ROUNDS || snapshot.documents['index.json']?.sha256 !== digest)
+      if (listed !== size + 2 * (WARMUP + ROUNDS) || snapshot.documents['index.json']?.sha256 !== digest)
         throw new Error(
           `after the publishes index.json lists ${listed} plugins, or the snapshot does not bind it`,
         );
@@ -130,6 +171,11 @@ async function main(): Promise<void> {
         `  ${String(size).padStart(6)} plugins: publish ${publish.toFixed(0)} ms (runs: ${times[3]?.map((t) => t.toFixed(0)).join(', ')}), ` +
           `${(publish / floor).toFixed(2)}x node -e 0 (${floor.toFixed(0)} ms), ${(publish / help).toFixed(2)}x plugindex --help (${help.toFixed(0)} ms), ` +
           `${(publish / least).toFixed(2)}x the floor of openpgp.js and the index documents rewritten (${least.toFixed(0)} ms)`,
+      );
+      const [node, handed] = served.map((t) => median(t)) as [number, number];
+      console.log(
+        `  ${' '.repeat(14)}beside a running server: publish ${handed.toFixed(0)} ms (runs: ${served[1]?.map((t) => t.toFixed(0)).join(', ')}), ` +
+          `${(handed / node).toFixed(2)}x node -e 0 (${node.toFixed(0)} ms), ${(handed / publish).toFixed(2)}x the publish in a process of its own`,
       );
     } finally {
       await rm(work, { recursive: true, force: true });
