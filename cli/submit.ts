@@ -9,6 +9,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import {
   INCOMING_PREFIX,
@@ -115,6 +116,9 @@ async function submitLocally(dir: string, key: string, submission: Submission): 
  * puts the upload under incoming/ as any submitter does, sends its key and digest, and returns the outcome
  * the server recorded. Undefined when no server listens.
  */
+/** Uploads up to this size (8 MiB) are read whole when handed to a running server. */
+const WHOLE_UPLOAD_BYTES = 8 << 20;
+
 async function submitToService(
   dir: string,
   key: string,
@@ -127,12 +131,22 @@ async function submitToService(
     const { FsStore } = await import('../adapters/fs-store.ts');
     const { sha256Hex, streamSha256 } = await import('../index-builder/digest.ts');
     const { body } = submission;
+    // A bundle is usually small: read once, hashed and put from the same bytes (two streams over the file
+    // cost this command a tenth of its time). A large one is streamed, twice.
+    const bytes =
+      'bytes' in body
+        ? body.bytes
+        : (await stat(body.file)).size <= WHOLE_UPLOAD_BYTES
+          ? await readFile(body.file)
+          : undefined;
     // The digest names the outcome, should the server find the upload already taken by its own batch.
-    const sha256 = 'file' in body ? await streamSha256(createReadStream(body.file)) : sha256Hex(body.bytes);
+    const sha256 = bytes
+      ? sha256Hex(bytes)
+      : await streamSha256(createReadStream((body as { file: string }).file));
     const put = { contentType: submission.contentType, cacheControl: CACHE_PRIVATE };
     const intake = new FsStore(dir);
-    if ('file' in body) await intake.putStream(key, createReadStream(body.file), put);
-    else await intake.put(key, body.bytes, put);
+    if (bytes) await intake.put(key, bytes, put);
+    else await intake.putStream(key, createReadStream((body as { file: string }).file), put);
     return await requestOutcome(connection, { key, sha256 });
   } finally {
     connection.destroy();
