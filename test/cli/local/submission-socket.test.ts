@@ -5,6 +5,7 @@
  * while listening (a stale socket file), a stand-in that takes the request and hangs up.
  */
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -150,6 +151,26 @@ describe('when a server runs on the registry', () => {
     expect(search.plugins.map((p) => p.name)).toEqual(
       expect.arrayContaining(['kept-one', 'elsewhere', 'kept-two']),
     );
+  });
+
+  it('a bundle over 8 MiB is streamed to incoming/ and handed over like any other', async () => {
+    // Random bytes do not compress: the bundle is as large as its artifact.
+    const body = new Uint8Array(9 << 20);
+    for (let i = 0; i < body.length; i += 65536) body.set(randomBytes(Math.min(65536, body.length - i)), i);
+    const file = path.join(work, 'large.tgz');
+    const bundle = await makeBundle({
+      manifest: validManifest({ name: 'large-one' }),
+      artifacts: [{ os: 'linux', arch: 'amd64', name: 'large-one', body }],
+    });
+    expect(bundle.byteLength).toBeGreaterThan(8 << 20);
+    await writeFile(file, bundle);
+    const result = await plugindex('publish', file, '--registry', dir);
+    expect(result.code).toBe(0);
+    expect(log).toContain('[publish] accepted large-one@1.0.0');
+    const hosted = await readFile(
+      path.join(dir, 'public', 'plugins', 'large-one', '1.0.0', 'artifacts', 'linux-amd64', 'large-one'),
+    );
+    expect(sha256(hosted)).toBe(sha256(body));
   });
 
   it('a rejected bundle handed over exits 1 with the problems the server found', async () => {
