@@ -106,10 +106,12 @@ async function takeSubmissions(
     log(`[publish] ${describeOutcome(outcome, 'line').join(' ')}`);
     return outcome;
   };
-  const service = await listenForSubmissions(dir, publish);
-  if (!service)
-    log('not taking submissions over a socket: another server does, or the folder path is too long for one');
-  return service;
+  const listening = await listenForSubmissions(dir, publish);
+  if ('why' in listening) {
+    log(`not taking submissions over a socket: ${listening.why}`);
+    return undefined;
+  }
+  return listening.service;
 }
 
 /** Serves until the process is interrupted. */

@@ -17,7 +17,7 @@
  * `{"outcome":{...}}` or `{"error":{"code":"...","message":"..."}}`.
  */
 import { createHash } from 'node:crypto';
-import { unlink } from 'node:fs/promises';
+import { lstat, unlink } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { INCOMING_PREFIX, isSafeKey } from '../../index-builder/layout.ts';
@@ -104,28 +104,36 @@ function answers(socket: string): Promise<boolean> {
 
 /**
  * Takes the registry's submissions while it runs: each request's upload is handed to `handle` (which runs
- * the pipeline on it and returns its outcome) and the outcome sent back. Undefined when the registry's
- * path is too long for a socket, or another process already takes them (`onBusy` is told); a socket left
- * by a process that is gone is replaced.
+ * the pipeline on it and returns its outcome) and the outcome sent back. A socket left by a process that is
+ * gone is replaced. Otherwise `why` it takes none: the registry's path is too long for a socket, another
+ * process takes them already, or the socket cannot be made (the server serves and watches all the same).
  */
 export async function listenForSubmissions(
   dir: string,
   handle: (request: ServiceRequest) => Promise<SubmissionOutcome>,
-): Promise<SubmissionService | undefined> {
+): Promise<{ readonly service: SubmissionService } | { readonly why: string }> {
   const socket = servicePath(dir);
-  if (!socket) return undefined;
+  if (!socket)
+    return { why: `the registry's path is too long for a socket (over ${MAX_SOCKET_PATH_BYTES} bytes)` };
   const server = net.createServer((connection) => serveConnection(connection, handle));
-  if (!(await listenOn(server, socket))) {
-    if (process.platform === 'win32' || (await answers(socket))) return undefined;
-    await unlink(socket).catch(() => undefined);
-    if (!(await listenOn(server, socket))) return undefined; // another server took it meanwhile
+  const busy = { why: `another process takes them at ${socket}` };
+  try {
+    if (!(await listenOn(server, socket))) {
+      if (process.platform === 'win32' || (await answers(socket))) return busy;
+      // Only a socket is ours to replace: whatever else is there stays.
+      if (!(await lstat(socket).catch(() => undefined))?.isSocket())
+        return { why: `${socket} is there and is not a socket` };
+      await unlink(socket).catch(() => undefined);
+      if (!(await listenOn(server, socket))) return busy; // another server took it meanwhile
+    }
+  } catch (error) {
+    return { why: `${socket} cannot be listened on: ${(error as Error).message}` };
   }
   return {
-    path: socket,
-    async close() {
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      // Node.js removes the socket file when the server closes; a kill leaves it (replaced at next start).
-      if (process.platform !== 'win32') await unlink(socket).catch(() => undefined);
+    service: {
+      path: socket,
+      // Node.js removes the socket file as the server closes; a kill leaves it, replaced at the next start.
+      close: () => new Promise<void>((resolve) => server.close(() => resolve())),
     },
   };
 }

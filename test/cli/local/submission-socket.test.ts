@@ -6,7 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -189,7 +189,9 @@ describe('when a server runs on the registry', () => {
     const second: string[] = [];
     const other = await startService({ dir, port: 0, watch: true, log: (line) => second.push(line) });
     try {
-      expect(second.some((line) => line.startsWith('not taking submissions over a socket'))).toBe(true);
+      expect(second).toContain(
+        `not taking submissions over a socket: another process takes them at ${path.join(dir, SERVICE_SOCKET_NAME)}`,
+      );
       const result = await plugindex('publish', await bundleFile('first-server'), '--registry', dir);
       expect(result.code).toBe(0);
       expect(log).toContain('[publish] accepted first-server@1.0.0');
@@ -264,6 +266,24 @@ describe('when no server answers at the registry', () => {
     await expect(stat(socket)).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
+  it('serve beside a folder where its socket would be serves and watches, and says why it takes no submissions', async () => {
+    const dir = await newRegistry('not-a-socket');
+    const socket = servicePath(dir) as string;
+    await mkdir(socket);
+    const log: string[] = [];
+    const service = await startService({ dir, port: 0, watch: true, log: (line) => log.push(line) });
+    try {
+      expect(log).toContain(`not taking submissions over a socket: ${socket} is there and is not a socket`);
+      expect((await stat(socket)).isDirectory()).toBe(true);
+      const result = await plugindex('publish', await bundleFile('no-socket'), '--registry', dir);
+      expect(result.code).toBe(0);
+      expect(log.some((line) => line.includes('no-socket'))).toBe(false);
+      expect((await fetch(`${service.url}/plugins/no-socket/`)).status).toBe(200);
+    } finally {
+      await service.close();
+    }
+  });
+
   it('a server that hangs up before it answers leaves the upload in incoming/ (SERVICE_FAILED)', async () => {
     const dir = await newRegistry('hangs-up');
     // A stand-in, not plugindex's server: it reads the request and closes the connection.
@@ -287,7 +307,9 @@ describe('when no server answers at the registry', () => {
   it('a registry whose path is too long for a socket has no server path, and serve says so', async () => {
     const deep = path.join(work, 'd'.repeat(60), 'e'.repeat(60));
     expect(servicePath(deep)).toBeUndefined();
-    expect(await listenForSubmissions(deep, () => Promise.reject(new Error('never called')))).toBeUndefined();
+    expect(await listenForSubmissions(deep, () => Promise.reject(new Error('never called')))).toEqual({
+      why: "the registry's path is too long for a socket (over 103 bytes)",
+    });
     expect(servicePath(path.join(work, 'short'))).toBe(path.join(work, 'short', SERVICE_SOCKET_NAME));
   });
 });
