@@ -1,5 +1,6 @@
 /**
- * `plugindex publish FILE.tgz`: into a local registry (the pipeline runs once, under the registry's lock)
+ * `plugindex publish FILE.tgz`: into a local registry (the pipeline runs once, under the registry's lock, in
+ * the server running on it if there is one)
  * or to a deployed one (the upload bucket; then wait for the outcome the publish function records), the
  * way every submission goes (cli/submit.ts). The bundle is streamed, never read whole, and only the side
  * asked for is loaded: the AWS SDK for --bucket.
