@@ -2,9 +2,8 @@
  * A running `plugindex serve` takes a local registry's submissions over a socket beside the registry's lock
  * (`<dir>/.serve.sock`; a named pipe on Windows), so a `plugindex publish --registry DIR` beside it hands its
  * upload over rather than running the pipeline in a process of its own. The server is warm: its modules
- * are loaded, its code compiled, and it reads the registry's key without openpgp.js to load. At 10,000
- * plugins a cold publish spends most of half a second on what a warm one does not (ARCHITECTURE.md, "A
- * publish as a process, and its floor").
+ * (openpgp.js among them) are loaded and its code compiled, which is most of what a cold publish at 10,000
+ * plugins spends its half second on (ARCHITECTURE.md, "A publish as a process, and its floor").
  *
  * The command still puts its upload under `incoming/` itself, as every submitter does, then sends its key
  * and digest and waits for the outcome, which the server records as the pipeline always does
@@ -34,6 +33,8 @@ export interface ServiceRequest {
 const MAX_SOCKET_PATH_BYTES = 103;
 /** A request is one short line; anything longer is not one. */
 const MAX_REQUEST_BYTES = 4096;
+/** How long a connection may take to send its request. */
+const REQUEST_TIMEOUT_MS = 10_000;
 /** The file name beside the registry's `.lock`. */
 export const SERVICE_SOCKET_NAME = '.serve.sock';
 
@@ -111,11 +112,13 @@ function answers(socket: string): Promise<boolean> {
 export async function listenForSubmissions(
   dir: string,
   handle: (request: ServiceRequest) => Promise<SubmissionOutcome>,
+  options: { readonly requestTimeoutMs?: number } = {},
 ): Promise<{ readonly service: SubmissionService } | { readonly why: string }> {
   const socket = servicePath(dir);
   if (!socket)
     return { why: `the registry's path is too long for a socket (over ${MAX_SOCKET_PATH_BYTES} bytes)` };
-  const server = net.createServer((connection) => serveConnection(connection, handle));
+  const timeout = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
+  const server = net.createServer((connection) => serveConnection(connection, handle, timeout));
   const busy = { why: `another process takes them at ${socket}` };
   try {
     if (!(await listenOn(server, socket))) {
@@ -149,15 +152,20 @@ function errorReply(code: string, message: string): { error: { code: string; mes
 function serveConnection(
   connection: net.Socket,
   handle: (request: ServiceRequest) => Promise<SubmissionOutcome>,
+  timeoutMs: number,
 ): void {
   // A command that goes away mid-request must not take the server with it.
   connection.on('error', () => undefined);
-  let buffered = '';
+  // A connection that sends no request is not held open: a command sends its line at once.
+  connection.setTimeout(timeoutMs, () => connection.destroy());
+  let buffered = Buffer.alloc(0);
   const onData = (chunk: Buffer) => {
-    buffered += chunk.toString('utf8');
-    const end = buffered.indexOf('\n');
-    if (end < 0 && buffered.length <= MAX_REQUEST_BYTES) return;
+    buffered = Buffer.concat([buffered, chunk]);
+    const end = buffered.indexOf(0x0a);
+    if (end < 0 && buffered.byteLength <= MAX_REQUEST_BYTES) return;
     connection.off('data', onData);
+    // Running the pipeline may take a while (a batch of the watcher's holds the lock): no timeout now.
+    connection.setTimeout(0);
     if (end < 0 || end > MAX_REQUEST_BYTES) {
       reply(
         connection,
@@ -167,7 +175,7 @@ function serveConnection(
     }
     let request: unknown;
     try {
-      request = JSON.parse(buffered.slice(0, end));
+      request = JSON.parse(buffered.subarray(0, end).toString('utf8'));
     } catch {
       reply(connection, errorReply('BAD_REQUEST', 'a request is one line of JSON'));
       return;

@@ -304,6 +304,42 @@ describe('when no server answers at the registry', () => {
     expect(processed.stdout).toContain('accepted left-waiting@1.0.0');
   });
 
+  it('a connection that sends no request is closed; one that sends it in pieces is answered', async () => {
+    const dir = await newRegistry('slow-client');
+    const requests: unknown[] = [];
+    const listening = await listenForSubmissions(
+      dir,
+      async (request) => {
+        requests.push(request);
+        return { status: 'accepted', id: 'x', submission: 'x', problems: [] } as never;
+      },
+      { requestTimeoutMs: 200 },
+    );
+    if (!('service' in listening)) throw new Error(listening.why);
+    try {
+      const silent = net.connect(listening.service.path);
+      const closed = Date.now();
+      await new Promise<void>((resolve) => silent.once('close', () => resolve()));
+      expect(Date.now() - closed).toBeGreaterThanOrEqual(150);
+      const piecewise = net.connect(listening.service.path);
+      let answer = '';
+      piecewise.setEncoding('utf8').on('data', (chunk: string) => {
+        answer += chunk;
+      });
+      const line = `${JSON.stringify({ key: 'incoming/a.tgz', sha256: 'b'.repeat(64) })}\n`;
+      piecewise.write(line.slice(0, 10));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      piecewise.write(line.slice(10));
+      await new Promise<void>((resolve) => piecewise.once('close', () => resolve()));
+      expect(JSON.parse(answer)).toEqual({
+        outcome: { status: 'accepted', id: 'x', submission: 'x', problems: [] },
+      });
+      expect(requests).toEqual([{ key: 'incoming/a.tgz', sha256: 'b'.repeat(64) }]);
+    } finally {
+      await listening.service.close();
+    }
+  });
+
   it('a registry whose path is too long for a socket has no server path, and serve says so', async () => {
     const deep = path.join(work, 'd'.repeat(60), 'e'.repeat(60));
     expect(servicePath(deep)).toBeUndefined();
