@@ -2,28 +2,13 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initRegistry } from '../../../cli/local/registry.ts';
-import { main } from '../../../cli/main.ts';
+import { plugindex } from '../../support/cli.ts';
 import { testKey } from '../../support/fixtures.ts';
 
 let work: string;
 let dir: string;
-
-/** Runs the command in this process, and returns its exit code with what it printed. */
-async function plugindex(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const stdout: string[] = [];
-  const stderr: string[] = [];
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => stdout.push(String(chunk)) > 0);
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => stderr.push(String(chunk)) > 0);
-  try {
-    const code = await main(argv);
-    return { code, stdout: stdout.join(''), stderr: stderr.join('') };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
-}
 
 const configOf = async (): Promise<{
   policy: string;

@@ -10,7 +10,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initRegistry } from '../../../cli/local/registry.ts';
 import { type RunningService, startService } from '../../../cli/local/service.ts';
 import {
@@ -19,7 +19,7 @@ import {
   SERVICE_SOCKET_NAME,
   servicePath,
 } from '../../../cli/local/submission-socket.ts';
-import { main } from '../../../cli/main.ts';
+import { plugindex } from '../../support/cli.ts';
 import { makeBundle, sha256, validManifest } from '../../support/fixtures.ts';
 
 let work: string;
@@ -30,19 +30,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
-
-async function plugindex(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const stdout: string[] = [];
-  const stderr: string[] = [];
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => stdout.push(String(chunk)) > 0);
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => stderr.push(String(chunk)) > 0);
-  try {
-    return { code: await main(argv), stdout: stdout.join(''), stderr: stderr.join('') };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
-}
 
 async function newRegistry(name: string): Promise<string> {
   const dir = path.join(work, name);
