@@ -4,6 +4,7 @@ import { FsStore } from '../../adapters/fs-store.ts';
 import { statusKey, submissionIdFromDigest } from '../../index-builder/layout.ts';
 import type { BatchResult, SubmissionOutcome } from '../../index-builder/pipeline/index.ts';
 import { flushIndexes, processSubmissions } from '../../index-builder/pipeline/index.ts';
+import { readJson } from '../../index-builder/pipeline/site-writer.ts';
 import { CliError } from '../errors.ts';
 import { describeOutcome } from '../output.ts';
 import { type RegistryStores, readConfig, withOpenRegistry } from './registry.ts';
@@ -97,8 +98,10 @@ async function takeSubmissions(
         const result = await processSubmissions(registry.context, [key]);
         if (result.outcomes[0]) return result.outcomes[0];
         // Taken already, by a batch of the watcher's that found it in incoming/: its outcome is recorded.
-        const recorded = await registry.context.intake.get(statusKey(submissionIdFromDigest(key, sha256)));
-        return recorded && (JSON.parse(new TextDecoder().decode(recorded.body)) as SubmissionOutcome);
+        return readJson<SubmissionOutcome>(
+          registry.context.intake,
+          statusKey(submissionIdFromDigest(key, sha256)),
+        );
       },
       stores,
     );
