@@ -11,11 +11,13 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CliError } from '../../../cli/errors.ts';
 import { initRegistry } from '../../../cli/local/registry.ts';
 import { type RunningService, startService } from '../../../cli/local/service.ts';
 import {
   connectToService,
   listenForSubmissions,
+  requestOutcome,
   SERVICE_SOCKET_NAME,
   servicePath,
 } from '../../../cli/local/submission-socket.ts';
@@ -290,6 +292,40 @@ describe('when no server answers at the registry', () => {
     expect(processed.code).toBe(0);
     expect(processed.stdout).toContain('accepted left-waiting@1.0.0');
   });
+
+  it.each([
+    ['LOCKED', '{"error":{"code":"LOCKED","message":"registry is busy"}}\n', 'LOCKED', 'registry is busy'],
+    [
+      'ROTATION_PENDING',
+      '{"error":{"code":"ROTATION_PENDING","message":"a rotation is under way"}}\n',
+      'ROTATION_PENDING',
+      'a rotation is under way',
+    ],
+    [
+      'another code',
+      '{"error":{"code":"KEY_PASSPHRASE","message":"no passphrase"}}\n',
+      'SERVICE_FAILED',
+      'refused it (KEY_PASSPHRASE: no passphrase)',
+    ],
+    ['an answer that is not JSON', 'accepted\n', 'SERVICE_FAILED', 'answered what is not JSON'],
+  ])(
+    'a server answering %s fails the request with a CliError of code %s',
+    async (_, answer, code, message) => {
+      const dir = await newRegistry(`answers-${code.toLowerCase()}-${Math.random().toString(16).slice(2)}`);
+      // A stand-in, not plugindex's server: it reads the request and sends back a canned answer.
+      const standIn = net.createServer((connection) => connection.once('data', () => connection.end(answer)));
+      await new Promise<void>((resolve) => standIn.listen(servicePath(dir) as string, () => resolve()));
+      try {
+        const connection = (await connectToService(dir)) as net.Socket;
+        const failed = requestOutcome(connection, { key: 'incoming/x.tgz', sha256: 'c'.repeat(64) });
+        await expect(failed).rejects.toBeInstanceOf(CliError);
+        await expect(failed).rejects.toMatchObject({ code, message: expect.stringContaining(message) });
+        connection.destroy();
+      } finally {
+        await new Promise<void>((resolve) => standIn.close(() => resolve()));
+      }
+    },
+  );
 
   it('a connection that sends no request is closed; one that sends it in pieces is answered', async () => {
     const dir = await newRegistry('slow-client');
