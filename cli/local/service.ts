@@ -3,11 +3,15 @@ import path from 'node:path';
 import { FsStore } from '../../adapters/fs-store.ts';
 import { statusKey, submissionIdFromDigest } from '../../index-builder/layout.ts';
 import type { BatchResult, SubmissionOutcome } from '../../index-builder/pipeline/index.ts';
-import { flushIndexes, processSubmissions } from '../../index-builder/pipeline/index.ts';
+import {
+  completeEncodedVariants,
+  flushIndexes,
+  processSubmissions,
+} from '../../index-builder/pipeline/index.ts';
 import { readJson } from '../../index-builder/pipeline/site-writer.ts';
 import { CliError } from '../errors.ts';
 import { describeOutcome } from '../output.ts';
-import { type RegistryStores, readConfig, withOpenRegistry } from './registry.ts';
+import { type RegistryStores, readConfig, withOpenRegistry, withRegistryLock } from './registry.ts';
 import { createRegistryServer, listenRegistryServer } from './server.ts';
 import { openSite } from './site.ts';
 import { listenForSubmissions, type ServiceRequest, type SubmissionService } from './submission-socket.ts';
@@ -24,6 +28,8 @@ export async function startService(options: {
   readonly host?: string;
   readonly watch: boolean;
   readonly log: (line: string) => void;
+  /** `PipelineContext.compressionThresholdBytes` for what is handed over (tests lower it). */
+  readonly compressionThresholdBytes?: number;
 }): Promise<RunningService> {
   await readConfig(options.dir); // fail fast when DIR is not a registry
   const server = createRegistryServer({ site: openSite(options.dir) });
@@ -43,7 +49,7 @@ export async function startService(options: {
   // key (rotate-key) takes effect at once; its stores are kept, and with them what the pipeline caches per
   // store (each catalog bin's lines, by the bin's digest): a batch or a flush then reads no bin another
   // process has not changed.
-  const stores: RegistryStores = { site: openSite(options.dir), intake: new FsStore(options.dir) };
+  const stores: Required<RegistryStores> = { site: openSite(options.dir), intake: new FsStore(options.dir) };
   const watcher = options.watch
     ? watchIncoming({
         dir: options.dir,
@@ -70,7 +76,9 @@ export async function startService(options: {
         onError: (error) => options.log(`[incoming] error: ${(error as Error).message}`),
       })
     : undefined;
-  const submissions = options.watch ? await takeSubmissions(options.dir, stores, options.log) : undefined;
+  const submissions = options.watch
+    ? await takeSubmissions(options.dir, stores, options.log, options.compressionThresholdBytes)
+    : undefined;
   return {
     url: listening.url,
     async close() {
@@ -85,26 +93,60 @@ export async function startService(options: {
  * Publishes what `plugindex publish --registry` (and every other local submitter) hands over while this
  * runs (submission-socket.ts): the one upload at once, under the registry's lock like the watcher's batches,
  * with the index documents rendered before the outcome goes back, as a publish in a process of its own does.
+ * Only their compressed variants come after the answer (`compressLater`): made from the documents once the
+ * outcome is sent, under the lock, unless another publish is already waiting (it will leave its own to make).
+ * Meanwhile the server sends a document itself to a client that asks for a variant.
  */
 async function takeSubmissions(
   dir: string,
-  stores: RegistryStores,
+  stores: Required<RegistryStores>,
   log: (line: string) => void,
+  compressionThresholdBytes?: number,
 ): Promise<SubmissionService | undefined> {
-  const publish = async ({ key, sha256 }: ServiceRequest): Promise<SubmissionOutcome> => {
-    const outcome = await withOpenRegistry(
-      dir,
-      async (registry) => {
-        const result = await processSubmissions(registry.context, [key]);
-        if (result.outcomes[0]) return result.outcomes[0];
-        // Taken already, by a batch of the watcher's that found it in incoming/: its outcome is recorded.
-        return readJson<SubmissionOutcome>(
-          registry.context.intake,
-          statusKey(submissionIdFromDigest(key, sha256)),
-        );
-      },
-      stores,
+  const threshold = compressionThresholdBytes === undefined ? {} : { compressionThresholdBytes };
+  // One thing at a time in this process, in order: each publish, and the variants made between them.
+  let queue: Promise<unknown> = Promise.resolve();
+  const serially = <T>(work: () => Promise<T>): Promise<T> => {
+    const run = queue.then(work, work);
+    queue = run.catch(() => {});
+    return run;
+  };
+  let waiting = 0;
+  let closing = false;
+  const stop = (): boolean => waiting > 0 || closing;
+  const compressVariants = (): Promise<void> =>
+    serially(async () => {
+      if (stop()) return;
+      await withRegistryLock(dir, () =>
+        completeEncodedVariants({ site: stores.site, ...threshold }, { shouldStop: stop }),
+      );
+    }).catch((error: unknown) =>
+      log(`[publish] compressed variants left for later: ${(error as Error).message}`),
     );
+  const publish = async ({ key, sha256 }: ServiceRequest): Promise<SubmissionOutcome> => {
+    waiting++;
+    const outcome = await serially(() => {
+      waiting--;
+      return withOpenRegistry(
+        dir,
+        async (registry) => {
+          const result = await processSubmissions(
+            { ...registry.context, ...threshold, compressLater: true },
+            [key],
+          );
+          if (result.outcomes[0]) return result.outcomes[0];
+          // Taken already, by a batch of the watcher's that found it in incoming/: its outcome is recorded.
+          return readJson<SubmissionOutcome>(
+            registry.context.intake,
+            statusKey(submissionIdFromDigest(key, sha256)),
+          );
+        },
+        stores,
+      );
+    }).finally(() => {
+      // After the outcome is sent (the socket replies as this resolves; an immediate runs after that).
+      setImmediate(() => void compressVariants());
+    });
     if (!outcome) throw new Error(`${key} is not in incoming/, and no outcome is recorded for it`);
     log(`[publish] ${describeOutcome(outcome, 'line').join(' ')}`);
     return outcome;
@@ -114,7 +156,16 @@ async function takeSubmissions(
     log(`not taking submissions over a socket: ${listening.why}`);
     return undefined;
   }
-  return listening.service;
+  const { service } = listening;
+  return {
+    path: service.path,
+    async close() {
+      closing = true;
+      await service.close();
+      // What was being made stops at its next document; the rest stays for the next publish.
+      await queue;
+    },
+  };
 }
 
 /** Serves until the process is interrupted. */

@@ -46,6 +46,15 @@ export interface PipelineContext {
    */
   readonly compressionThresholdBytes?: number;
   /**
+   * Delete, rather than rewrite, the compressed variants of an index document over the threshold when the
+   * document is written, and leave them to `completeEncodedVariants` (encoded.ts), which the caller runs
+   * once it has answered: the local server, after a publish handed to it, for which compressing the index
+   * documents both ways was a quarter of the time at 10,000 plugins. In between, a reader gets the document
+   * itself. Only for a store whose server falls back to the document when a variant is missing (the local
+   * one): a CloudFront Function routes to a variant without looking in the bucket.
+   */
+  readonly compressLater?: boolean;
+  /**
    * When the index documents come to more than this many bytes together, they are rendered and written as
    * streams, in bounded memory; by default `STREAM_THRESHOLD_BYTES` (128 MB, layout.ts). Tests lower it to
    * stream small documents.

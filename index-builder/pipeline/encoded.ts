@@ -6,15 +6,41 @@
  *
  * Written before their document: a document at its new bytes then always has current variants, so what
  * checks only the document (a retry, the snapshot's digest of it) never vouches for a variant that lags.
+ * Or, with `PipelineContext.compressLater`, deleted before it (a compressed variant only) and written by
+ * `completeEncodedVariants` once the caller has answered: a variant that is there is then always current,
+ * and one that is not leaves a reader the document itself.
  */
-import { COMPRESSION_THRESHOLD_BYTES, compressDocument } from '../compression.ts';
-import { CONTENT_ENCODINGS, encodedVariantKey } from '../layout.ts';
+import { COMPRESSION_THRESHOLD_BYTES, compressChunks, compressDocument } from '../compression.ts';
+import { CONTENT_ENCODINGS, type ContentEncoding, ENCODED_DOCUMENTS, encodedVariantKey } from '../layout.ts';
 import { CACHE_MUTABLE, contentTypeFor } from '../store.ts';
 import type { PipelineContext } from './context.ts';
 
+/** Whether the variants of a document of `size` bytes are compressed (else they hold its own bytes). */
+export function compressesVariants(
+  ctx: Pick<PipelineContext, 'compressionThresholdBytes'>,
+  size: number,
+): boolean {
+  return size > (ctx.compressionThresholdBytes ?? COMPRESSION_THRESHOLD_BYTES);
+}
+
+/**
+ * Whether the compressed variants of a document of `size` bytes are left for `completeEncodedVariants`
+ * (`PipelineContext.compressLater`); if so, they are deleted here, before the document is written.
+ */
+export async function dropVariantsForLater(
+  ctx: PipelineContext,
+  key: string,
+  size: number,
+): Promise<boolean> {
+  if (!ctx.compressLater || !compressesVariants(ctx, size)) return false;
+  await Promise.all(CONTENT_ENCODINGS.map((encoding) => ctx.site.delete(encodedVariantKey(key, encoding))));
+  return true;
+}
+
 /** Writes both variants of the document `key` whose bytes are `body`. */
 export async function putEncodedVariants(ctx: PipelineContext, key: string, body: Uint8Array): Promise<void> {
-  const compress = body.byteLength > (ctx.compressionThresholdBytes ?? COMPRESSION_THRESHOLD_BYTES);
+  if (await dropVariantsForLater(ctx, key, body.byteLength)) return;
+  const compress = compressesVariants(ctx, body.byteLength);
   await Promise.all(
     CONTENT_ENCODINGS.map(async (encoding) => {
       const bytes = compress ? await compressDocument(body, encoding) : body;
@@ -26,4 +52,45 @@ export async function putEncodedVariants(ctx: PipelineContext, key: string, body
       });
     }),
   );
+}
+
+/**
+ * Writes every variant of an index document that is missing, from the document as it is now: what a
+ * publish with `compressLater` left (and what a registry published before variants lacks). Run under the
+ * registry's lock, as a publish is, so no document changes while its variants are made from it. Each
+ * document is read as a stream for each coding it lacks, so memory stays bounded at any size. Stops before
+ * the next document once `shouldStop` says so (a publish is waiting): what is left stays missing, and the
+ * document itself is served meanwhile. Returns the variants written.
+ */
+export async function completeEncodedVariants(
+  ctx: Pick<PipelineContext, 'site' | 'compressionThresholdBytes'>,
+  options: { readonly shouldStop?: () => boolean } = {},
+): Promise<string[]> {
+  const written: string[] = [];
+  for (const key of ENCODED_DOCUMENTS) {
+    if (options.shouldStop?.()) break;
+    const document = await ctx.site.head(key);
+    if (!document) continue;
+    const missing: ContentEncoding[] = [];
+    for (const encoding of CONTENT_ENCODINGS)
+      if (!(await ctx.site.head(encodedVariantKey(key, encoding)))) missing.push(encoding);
+    const compress = compressesVariants(ctx, document.size);
+    await Promise.all(
+      missing.map(async (encoding) => {
+        const stream = await ctx.site.getStream(key);
+        if (!stream) throw new Error(`${key} went missing while its variants were made`);
+        await ctx.site.putStream(
+          encodedVariantKey(key, encoding),
+          compress ? compressChunks(stream.body, encoding, document.size) : stream.body,
+          {
+            contentType: contentTypeFor(key),
+            cacheControl: CACHE_MUTABLE,
+            ...(compress ? { contentEncoding: encoding } : {}),
+          },
+        );
+        written.push(encodedVariantKey(key, encoding));
+      }),
+    );
+  }
+  return written;
 }

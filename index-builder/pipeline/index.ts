@@ -77,6 +77,7 @@ import {
 } from './site-writer.ts';
 
 export type { BatchResult, PipelineContext } from './context.ts';
+export { completeEncodedVariants } from './encoded.ts';
 export type { SubmissionOutcome, SubmissionStatus } from './outcomes.ts';
 
 /**

@@ -9,12 +9,13 @@
  * store need not hash it), then its signature is written. The write order of the buffered documents holds:
  * variants, document, signature.
  */
-import { COMPRESSION_THRESHOLD_BYTES, compressChunks } from '../compression.ts';
+import { compressChunks } from '../compression.ts';
 import { CONTENT_ENCODINGS, ENCODED_DOCUMENTS, encodedVariantKey, signatureKey } from '../layout.ts';
 import type { DocumentDigest } from '../model.ts';
 import { CHUNK_BYTES } from '../render/index-documents.ts';
 import { CACHE_MUTABLE, CACHE_PRIVATE, contentTypeFor, type Store } from '../store.ts';
 import type { PipelineContext } from './context.ts';
+import { compressesVariants, dropVariantsForLater } from './encoded.ts';
 import { turn } from './site-writer.ts';
 
 /** A document as a rendering that can be run again: each call gives its bytes from the start. */
@@ -104,12 +105,15 @@ const CHANNEL_CHUNKS = 2;
  * The first pass over a document: one rendering feeds the signature (one SHA-256, `Signer.beginSigning`)
  * and both compressed variants, which compress on the thread pool and stream to the store as the chunks
  * come. Before, each of the three rendered the document on its own; a rendering copies every byte into
- * fresh chunks, which cost more than the hashing. Returns once the variants are written.
+ * fresh chunks, which cost more than the hashing. Returns once the variants are written (or, with
+ * `compressLater`, deleted: the rendering then feeds the signature alone).
  */
 async function signAndPutVariants(ctx: PipelineContext, document: StreamedDocument) {
   const signing = ctx.signer.beginSigning();
-  const encodings = ENCODED_DOCUMENTS.has(document.key) ? CONTENT_ENCODINGS : [];
-  const compress = document.size > (ctx.compressionThresholdBytes ?? COMPRESSION_THRESHOLD_BYTES);
+  const later =
+    ENCODED_DOCUMENTS.has(document.key) && (await dropVariantsForLater(ctx, document.key, document.size));
+  const encodings = ENCODED_DOCUMENTS.has(document.key) && !later ? CONTENT_ENCODINGS : [];
+  const compress = compressesVariants(ctx, document.size);
   const channels = encodings.map(() => new Channel(CHANNEL_CHUNKS));
   const writes = encodings.map((encoding, i) => {
     const channel = channels[i] as Channel;

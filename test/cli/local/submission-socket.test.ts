@@ -10,10 +10,12 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CliError } from '../../../cli/errors.ts';
 import { initRegistry } from '../../../cli/local/registry.ts';
 import { type RunningService, startService } from '../../../cli/local/service.ts';
+import { openSite } from '../../../cli/local/site.ts';
 import {
   connectToService,
   listenForSubmissions,
@@ -21,6 +23,12 @@ import {
   SERVICE_SOCKET_NAME,
   servicePath,
 } from '../../../cli/local/submission-socket.ts';
+import {
+  CONTENT_ENCODINGS,
+  type ContentEncoding,
+  encodedVariantKey,
+  INDEX_DOCUMENTS,
+} from '../../../index-builder/layout.ts';
 import { plugindex } from '../../support/cli.ts';
 import { makeBundle, sha256, validManifest } from '../../support/fixtures.ts';
 
@@ -230,6 +238,74 @@ describe('when a server runs on the registry', () => {
       outcome?: { status: string; plugin: string };
     };
     expect(answer.outcome).toMatchObject({ status: 'accepted', plugin: 'watcher-first' });
+  });
+});
+
+describe('when a handed-over publish has index documents over the compression threshold', () => {
+  let dir: string;
+  let service: RunningService;
+  const log: string[] = [];
+
+  beforeAll(async () => {
+    dir = await newRegistry('compressed');
+    service = await startService({
+      dir,
+      port: 0,
+      watch: true,
+      log: (line) => log.push(line),
+      compressionThresholdBytes: 100,
+    });
+  });
+  afterAll(async () => {
+    await service.close();
+  });
+
+  const decode: Record<ContentEncoding, (bytes: Buffer) => Buffer> = {
+    br: brotliDecompressSync,
+    gzip: gunzipSync,
+  };
+
+  /** How many variants are there; each one there must be its document's bytes, encoded. */
+  async function variantsThere(): Promise<number> {
+    let there = 0;
+    for (const key of INDEX_DOCUMENTS) {
+      const document = await readFile(path.join(dir, 'public', key));
+      for (const encoding of CONTENT_ENCODINGS) {
+        const variant = await readFile(path.join(dir, 'public', encodedVariantKey(key, encoding))).catch(
+          () => undefined,
+        );
+        if (!variant) continue;
+        expect(Buffer.compare(decode[encoding](variant), document), `${key} ${encoding}`).toBe(0);
+        there++;
+      }
+    }
+    return there;
+  }
+
+  it('answers with the documents written, then makes their variants, none ever beside another document', async () => {
+    const all = INDEX_DOCUMENTS.length * CONTENT_ENCODINGS.length;
+    expect((await plugindex('publish', await bundleFile('squeezed-one'), '--registry', dir)).code).toBe(0);
+    // The variants the first publish left come once it has answered (or a variant is missing meanwhile,
+    // and the server sends the document itself); none is of another generation's document.
+    const deadline = Date.now() + 10_000;
+    while ((await variantsThere()) < all && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(await variantsThere()).toBe(all);
+    const first = await readFile(path.join(dir, 'public', 'index.json.br'));
+
+    expect((await plugindex('publish', await bundleFile('squeezed-two'), '--registry', dir)).code).toBe(0);
+    while ((await variantsThere()) < all && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(await variantsThere()).toBe(all);
+    const index = JSON.parse(
+      decode.br(await readFile(path.join(dir, 'public', 'index.json.br'))).toString('utf8'),
+    ) as { plugins: { name: string }[] };
+    expect(index.plugins.map((p) => p.name)).toEqual(['squeezed-one', 'squeezed-two']);
+    expect(Buffer.compare(first, await readFile(path.join(dir, 'public', 'index.json.br')))).not.toBe(0);
+    // Stored with their coding, which the server sends them with.
+    const stored = await openSite(dir).head('index.json.br');
+    expect(stored?.contentEncoding).toBe('br');
+    expect(log.filter((line) => line.includes('left for later'))).toEqual([]);
   });
 });
 

@@ -17,6 +17,7 @@ import {
 } from '../../../index-builder/layout.ts';
 import type { SnapshotDocument } from '../../../index-builder/model.ts';
 import {
+  completeEncodedVariants,
   flushIndexes,
   type PipelineContext,
   processSubmissions,
@@ -136,6 +137,96 @@ describe.each(modes)('with the index documents %s', (_, mode) => {
       await rebuildRegistry(context);
       expect(registry.site.writes).toContain(encodedVariantKey(INDEX_JSON_KEY, 'gzip'));
       expectVariantsBound(registry, true);
+    });
+  });
+
+  describe('when the compressed variants are left for later (compressLater)', () => {
+    /** Deletes are recorded among the writes, as `-key`: where they fall against the document's write. */
+    function recordingDeletes(registry: TestRegistry): void {
+      const remove = registry.site.delete.bind(registry.site);
+      registry.site.delete = async (key: string) => {
+        registry.site.writes.push(`-${key}`);
+        await remove(key);
+      };
+    }
+    const variantKeys = INDEX_DOCUMENTS.flatMap((key) =>
+      CONTENT_ENCODINGS.map((e) => encodedVariantKey(key, e)),
+    );
+
+    it('deletes them before their document is written, then completeEncodedVariants makes them from it', async () => {
+      const registry = await registryFor(mode);
+      const context = { ...registry.context, compressionThresholdBytes: 100 };
+      await publish(context, registry, 'demo-plugin', '1.0.0');
+      expectVariantsBound(registry, true);
+      recordingDeletes(registry);
+      registry.site.writes.length = 0;
+
+      await publish({ ...context, compressLater: true }, registry, 'other-plugin', '0.1.0');
+      // No variant of the old documents is left beside the new ones: each went before its document came.
+      const at = (key: string) => registry.site.writes.indexOf(key);
+      for (const key of INDEX_DOCUMENTS) {
+        for (const encoding of CONTENT_ENCODINGS) {
+          const variant = encodedVariantKey(key, encoding);
+          expect(registry.site.objects.has(variant), variant).toBe(false);
+          expect(at(`-${variant}`), variant).toBeGreaterThanOrEqual(0);
+          expect(at(`-${variant}`), variant).toBeLessThan(at(key));
+          expect(registry.site.writes, variant).not.toContain(variant);
+        }
+      }
+      const index = JSON.parse(new TextDecoder().decode(object(registry, INDEX_JSON_KEY).body)) as {
+        plugins: { name: string }[];
+      };
+      expect(index.plugins.map((p) => p.name)).toEqual(['demo-plugin', 'other-plugin']);
+
+      expect((await completeEncodedVariants(context)).sort()).toEqual([...variantKeys].sort());
+      expectVariantsBound(registry, true);
+      // Nothing is missing any more: nothing is written again.
+      registry.site.writes.length = 0;
+      expect(await completeEncodedVariants(context)).toEqual([]);
+      expect(registry.site.writes).toEqual([]);
+    });
+
+    it('still writes the variants of a document under the threshold with it: its own bytes', async () => {
+      const registry = await registryFor(mode);
+      await publish({ ...registry.context, compressLater: true }, registry, 'demo-plugin', '1.0.0');
+
+      expectVariantsBound(registry, false);
+      expect(await completeEncodedVariants(registry.context)).toEqual([]);
+    });
+
+    it('stops before the next document once asked to, leaving the rest missing', async () => {
+      const registry = await registryFor(mode);
+      const context = { ...registry.context, compressionThresholdBytes: 100 };
+      await publish({ ...context, compressLater: true }, registry, 'demo-plugin', '1.0.0');
+
+      let asked = 0;
+      const written = await completeEncodedVariants(context, { shouldStop: () => asked++ > 0 });
+      const [first, ...rest] = INDEX_DOCUMENTS as readonly string[];
+      expect(written.sort()).toEqual(
+        CONTENT_ENCODINGS.map((e) => encodedVariantKey(first as string, e)).sort(),
+      );
+      for (const key of rest)
+        for (const encoding of CONTENT_ENCODINGS)
+          expect(registry.site.objects.has(encodedVariantKey(key, encoding)), key).toBe(false);
+
+      await completeEncodedVariants(context);
+      expectVariantsBound(registry, true);
+    });
+
+    it('makes only the variant that is missing, and those of a registry published before variants', async () => {
+      const registry = await registryFor(mode);
+      const context = { ...registry.context, compressionThresholdBytes: 100 };
+      await publish(context, registry, 'demo-plugin', '1.0.0');
+      await registry.site.delete(encodedVariantKey(INDEX_JSON_KEY, 'gzip'));
+      registry.site.writes.length = 0;
+
+      expect(await completeEncodedVariants(context)).toEqual([encodedVariantKey(INDEX_JSON_KEY, 'gzip')]);
+      expectVariantsBound(registry, true);
+
+      // Under the threshold, as a registry's small documents are: the document's own bytes.
+      for (const key of variantKeys) await registry.site.delete(key);
+      expect((await completeEncodedVariants(registry.context)).sort()).toEqual([...variantKeys].sort());
+      expectVariantsBound(registry, false);
     });
   });
 
