@@ -15,7 +15,7 @@
  * put it since: it is written without looking for a former file or sidecar first (an import's 100,000
  * lstats that found nothing).
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { joinBytes } from '../index-builder/store.ts';
 
 /**
@@ -429,7 +429,10 @@ export class FsWriter {
 
   #start(): Worker {
     if (this.#worker) return this.#worker;
-    const worker = new Worker(WORKER_SOURCE, { eval: true });
+    // Loaded only now: a process that writes a few files (one publish) never starts the thread, and loading
+    // the module cost it about 4 ms.
+    const threads = process.getBuiltinModule('node:worker_threads');
+    const worker = new threads.Worker(WORKER_SOURCE, { eval: true });
     worker.unref();
     worker.on('message', ({ failures, lookups }: Replies) => {
       this.lookups += lookups;

@@ -126,12 +126,14 @@ async function submitToService(
   key: string,
   submission: Submission,
 ): Promise<SubmissionOutcome | undefined> {
+  // Loaded side by side, while the connection is made: each import is a turn of the loader of its own.
+  const modules = Promise.all([import('../adapters/fs-store.ts'), import('../index-builder/digest.ts')]);
+  modules.catch(() => {}); // awaited below, unless no server answers
   const { connectToService, requestOutcome } = await import('./local/submission-socket.ts');
   const connection = await connectToService(dir);
   if (!connection) return undefined;
   try {
-    const { FsStore } = await import('../adapters/fs-store.ts');
-    const { sha256Hex, streamSha256 } = await import('../index-builder/digest.ts');
+    const [{ FsStore }, { sha256Hex, streamSha256 }] = await modules;
     const { body } = submission;
     // A bundle is usually small: read once, hashed and put from the same bytes (two streams over the file
     // cost this command about 10 ms of its 170). A large one is streamed, twice.
