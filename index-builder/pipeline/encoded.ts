@@ -11,7 +11,13 @@
  * and one that is not leaves a reader the document itself.
  */
 import { COMPRESSION_THRESHOLD_BYTES, compressChunks, compressDocument } from '../compression.ts';
-import { CONTENT_ENCODINGS, type ContentEncoding, ENCODED_DOCUMENTS, encodedVariantKey } from '../layout.ts';
+import {
+  CONTENT_ENCODINGS,
+  type ContentEncoding,
+  ENCODED_DOCUMENTS,
+  encodedVariantKey,
+  STREAM_THRESHOLD_BYTES,
+} from '../layout.ts';
 import { CACHE_MUTABLE, contentTypeFor } from '../store.ts';
 import type { PipelineContext } from './context.ts';
 
@@ -57,13 +63,14 @@ export async function putEncodedVariants(ctx: PipelineContext, key: string, body
 /**
  * Writes every variant of an index document that is missing, from the document as it is now: what a
  * publish with `compressLater` left (and what a registry published before variants lacks). Run under the
- * registry's lock, as a publish is, so no document changes while its variants are made from it. Each
- * document is read as a stream for each coding it lacks, so memory stays bounded at any size. Stops before
- * the next document once `shouldStop` says so (a publish is waiting): what is left stays missing, and the
- * document itself is served meanwhile. Returns the variants written.
+ * registry's lock, as a publish is, so no document changes while its variants are made from it. A document
+ * past the streaming threshold (`streamIndexesOverBytes`) is read as a stream for each coding it lacks, so
+ * memory stays bounded at any size. Stops before the next document once `shouldStop` says so (a publish is
+ * waiting): what is left stays missing, and the document itself is served meanwhile. Returns the variants
+ * written.
  */
 export async function completeEncodedVariants(
-  ctx: Pick<PipelineContext, 'site' | 'compressionThresholdBytes'>,
+  ctx: Pick<PipelineContext, 'site' | 'compressionThresholdBytes' | 'streamIndexesOverBytes'>,
   options: { readonly shouldStop?: () => boolean } = {},
 ): Promise<string[]> {
   const written: string[] = [];
@@ -74,21 +81,30 @@ export async function completeEncodedVariants(
     const missing: ContentEncoding[] = [];
     for (const encoding of CONTENT_ENCODINGS)
       if (!(await ctx.site.head(encodedVariantKey(key, encoding)))) missing.push(encoding);
+    if (missing.length === 0) continue;
     const compress = compressesVariants(ctx, document.size);
+    const metadata = (encoding: ContentEncoding) => ({
+      contentType: contentTypeFor(key),
+      cacheControl: CACHE_MUTABLE,
+      ...(compress ? { contentEncoding: encoding } : {}),
+    });
+    // Read once and compressed in one call per coding, as a publish does, while it is small enough to hold
+    // (the streaming threshold); else streamed, once per coding.
+    const holds = document.size <= (ctx.streamIndexesOverBytes ?? STREAM_THRESHOLD_BYTES);
+    const whole = holds ? await ctx.site.get(key) : undefined;
     await Promise.all(
       missing.map(async (encoding) => {
-        const stream = await ctx.site.getStream(key);
-        if (!stream) throw new Error(`${key} went missing while its variants were made`);
-        await ctx.site.putStream(
-          encodedVariantKey(key, encoding),
-          compress ? compressChunks(stream.body, encoding, document.size) : stream.body,
-          {
-            contentType: contentTypeFor(key),
-            cacheControl: CACHE_MUTABLE,
-            ...(compress ? { contentEncoding: encoding } : {}),
-          },
-        );
-        written.push(encodedVariantKey(key, encoding));
+        const variant = encodedVariantKey(key, encoding);
+        if (whole) {
+          const bytes = compress ? await compressDocument(whole.body, encoding) : whole.body;
+          await ctx.site.put(variant, bytes, metadata(encoding));
+        } else {
+          const stream = await ctx.site.getStream(key);
+          if (!stream) throw new Error(`${key} went missing while its variants were made`);
+          const body = compress ? compressChunks(stream.body, encoding, document.size) : stream.body;
+          await ctx.site.putStream(variant, body, metadata(encoding));
+        }
+        written.push(variant);
       }),
     );
   }
