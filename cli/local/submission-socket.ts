@@ -91,16 +91,27 @@ function listenOn(server: net.Server, socket: string): Promise<boolean> {
   });
 }
 
-/** Whether a process answers at `socket` (a file there that nothing answers is left by one that is gone). */
-function answers(socket: string): Promise<boolean> {
+/**
+ * An open connection to whatever listens at `socket`, or undefined when nothing does: nothing there (ENOENT),
+ * a socket nothing answers at (ECONNREFUSED, a file left by a process that is gone), or not a socket.
+ */
+function connectTo(socket: string): Promise<net.Socket | undefined> {
   return new Promise((resolve) => {
-    const probe = net.connect(socket);
-    probe.once('connect', () => {
-      probe.destroy();
-      resolve(true);
+    const connection = net.connect(socket);
+    const refused = () => resolve(undefined);
+    connection.once('error', refused);
+    connection.once('connect', () => {
+      connection.off('error', refused);
+      resolve(connection);
     });
-    probe.once('error', () => resolve(false));
   });
+}
+
+/** Whether a process answers at `socket`. */
+async function answers(socket: string): Promise<boolean> {
+  const probe = await connectTo(socket);
+  probe?.destroy();
+  return probe !== undefined;
 }
 
 /**
@@ -199,17 +210,7 @@ function serveConnection(
 /** An open connection to a registry's server, or undefined when none listens. */
 export function connectToService(dir: string): Promise<net.Socket | undefined> {
   const socket = servicePath(dir);
-  if (!socket) return Promise.resolve(undefined);
-  return new Promise((resolve) => {
-    const connection = net.connect(socket);
-    connection.once('connect', () => {
-      connection.off('error', refused);
-      resolve(connection);
-    });
-    // Nothing there (ENOENT), a socket nothing answers at (ECONNREFUSED), or not a socket: no server.
-    const refused = () => resolve(undefined);
-    connection.once('error', refused);
-  });
+  return socket ? connectTo(socket) : Promise.resolve(undefined);
 }
 
 const CLI_CODES: ReadonlySet<string> = new Set<CliErrorCode>([

@@ -49,7 +49,7 @@ export interface PipelineContext {
    * Delete, rather than rewrite, the compressed variants of an index document over the threshold when the
    * document is written, and leave them to `completeEncodedVariants` (encoded.ts), which the caller runs
    * once it has answered: the local server, after a publish handed to it, for which compressing the index
-   * documents both ways was a quarter of the time at 10,000 plugins. In between, a reader gets the document
+   * documents both ways was a third of its time at 10,000 plugins. In between, a reader gets the document
    * itself. Only for a store whose server falls back to the document when a variant is missing (the local
    * one): a CloudFront Function routes to a variant without looking in the bucket.
    */

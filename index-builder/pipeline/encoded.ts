@@ -18,7 +18,7 @@ import {
   encodedVariantKey,
   STREAM_THRESHOLD_BYTES,
 } from '../layout.ts';
-import { CACHE_MUTABLE, contentTypeFor } from '../store.ts';
+import { CACHE_MUTABLE, contentTypeFor, type PutOptions } from '../store.ts';
 import type { PipelineContext } from './context.ts';
 
 /** Whether the variants of a document of `size` bytes are compressed (else they hold its own bytes). */
@@ -43,21 +43,35 @@ export async function dropVariantsForLater(
   return true;
 }
 
+/**
+ * How the variant in `encoding` of the document `key` is stored: the document's own type (a variant is the
+ * same representation, only encoded for the transfer), with its coding when it is compressed.
+ */
+export function variantPutOptions(key: string, encoding: ContentEncoding, compressed: boolean): PutOptions {
+  return {
+    contentType: contentTypeFor(key),
+    cacheControl: CACHE_MUTABLE,
+    ...(compressed ? { contentEncoding: encoding } : {}),
+  };
+}
+
+/** Writes the variant in `encoding` of the document `key` whose bytes are `body`, compressed or as they are. */
+async function putVariant(
+  ctx: Pick<PipelineContext, 'site'>,
+  key: string,
+  encoding: ContentEncoding,
+  body: Uint8Array,
+  compress: boolean,
+): Promise<void> {
+  const bytes = compress ? await compressDocument(body, encoding) : body;
+  await ctx.site.put(encodedVariantKey(key, encoding), bytes, variantPutOptions(key, encoding, compress));
+}
+
 /** Writes both variants of the document `key` whose bytes are `body`. */
 export async function putEncodedVariants(ctx: PipelineContext, key: string, body: Uint8Array): Promise<void> {
   if (await dropVariantsForLater(ctx, key, body.byteLength)) return;
   const compress = compressesVariants(ctx, body.byteLength);
-  await Promise.all(
-    CONTENT_ENCODINGS.map(async (encoding) => {
-      const bytes = compress ? await compressDocument(body, encoding) : body;
-      // The document's own type: a variant is the same representation, only encoded for the transfer.
-      await ctx.site.put(encodedVariantKey(key, encoding), bytes, {
-        contentType: contentTypeFor(key),
-        cacheControl: CACHE_MUTABLE,
-        ...(compress ? { contentEncoding: encoding } : {}),
-      });
-    }),
-  );
+  await Promise.all(CONTENT_ENCODINGS.map((encoding) => putVariant(ctx, key, encoding, body, compress)));
 }
 
 /**
@@ -83,11 +97,6 @@ export async function completeEncodedVariants(
       if (!(await ctx.site.head(encodedVariantKey(key, encoding)))) missing.push(encoding);
     if (missing.length === 0) continue;
     const compress = compressesVariants(ctx, document.size);
-    const metadata = (encoding: ContentEncoding) => ({
-      contentType: contentTypeFor(key),
-      cacheControl: CACHE_MUTABLE,
-      ...(compress ? { contentEncoding: encoding } : {}),
-    });
     // Read once and compressed in one call per coding, as a publish does, while it is small enough to hold
     // (the streaming threshold); else streamed, once per coding.
     const holds = document.size <= (ctx.streamIndexesOverBytes ?? STREAM_THRESHOLD_BYTES);
@@ -95,14 +104,12 @@ export async function completeEncodedVariants(
     await Promise.all(
       missing.map(async (encoding) => {
         const variant = encodedVariantKey(key, encoding);
-        if (whole) {
-          const bytes = compress ? await compressDocument(whole.body, encoding) : whole.body;
-          await ctx.site.put(variant, bytes, metadata(encoding));
-        } else {
+        if (whole) await putVariant(ctx, key, encoding, whole.body, compress);
+        else {
           const stream = await ctx.site.getStream(key);
           if (!stream) throw new Error(`${key} went missing while its variants were made`);
           const body = compress ? compressChunks(stream.body, encoding, document.size) : stream.body;
-          await ctx.site.putStream(variant, body, metadata(encoding));
+          await ctx.site.putStream(variant, body, variantPutOptions(key, encoding, compress));
         }
         written.push(variant);
       }),

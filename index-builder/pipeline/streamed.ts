@@ -15,7 +15,7 @@ import type { DocumentDigest } from '../model.ts';
 import { CHUNK_BYTES } from '../render/index-documents.ts';
 import { CACHE_MUTABLE, CACHE_PRIVATE, contentTypeFor, type Store } from '../store.ts';
 import type { PipelineContext } from './context.ts';
-import { compressesVariants, dropVariantsForLater } from './encoded.ts';
+import { compressesVariants, dropVariantsForLater, variantPutOptions } from './encoded.ts';
 import { turn } from './site-writer.ts';
 
 /** A document as a rendering that can be run again: each call gives its bytes from the start. */
@@ -120,11 +120,7 @@ async function signAndPutVariants(ctx: PipelineContext, document: StreamedDocume
     return ctx.site.putStream(
       encodedVariantKey(document.key, encoding),
       compress ? compressChunks(channel, encoding, document.size) : channel,
-      {
-        contentType: contentTypeFor(document.key),
-        cacheControl: CACHE_MUTABLE,
-        ...(compress ? { contentEncoding: encoding } : {}),
-      },
+      variantPutOptions(document.key, encoding, compress),
     );
   });
   // Observed below, once the rendering is over; one may fail before that.

@@ -86,17 +86,35 @@ async function leaveStaleSocket(socket: string): Promise<void> {
   expect((await stat(socket)).isSocket()).toBe(true);
 }
 
-describe('when a server runs on the registry', () => {
-  let dir: string;
+/**
+ * A new registry named `name` with a server running on it (as `npm start` runs it) for the enclosing
+ * describe block; `log` collects what the server logs.
+ */
+function servedRegistry(name: string, options: { readonly compressionThresholdBytes?: number } = {}) {
+  const served = { dir: '', log: [] as string[] };
   let service: RunningService;
-  const log: string[] = [];
-
   beforeAll(async () => {
-    dir = await newRegistry('served');
-    service = await startService({ dir, port: 0, watch: true, log: (line) => log.push(line) });
+    served.dir = await newRegistry(name);
+    service = await startService({
+      dir: served.dir,
+      port: 0,
+      watch: true,
+      log: (line) => served.log.push(line),
+      ...options,
+    });
   });
   afterAll(async () => {
     await service.close();
+  });
+  return served;
+}
+
+describe('when a server runs on the registry', () => {
+  const served = servedRegistry('served');
+  const { log } = served;
+  let dir: string;
+  beforeAll(() => {
+    dir = served.dir;
   });
 
   it('publish hands the bundle over: the server publishes it, index documents and all, before it answers', async () => {
@@ -242,22 +260,11 @@ describe('when a server runs on the registry', () => {
 });
 
 describe('when a handed-over publish has index documents over the compression threshold', () => {
+  const served = servedRegistry('compressed', { compressionThresholdBytes: 100 });
+  const { log } = served;
   let dir: string;
-  let service: RunningService;
-  const log: string[] = [];
-
-  beforeAll(async () => {
-    dir = await newRegistry('compressed');
-    service = await startService({
-      dir,
-      port: 0,
-      watch: true,
-      log: (line) => log.push(line),
-      compressionThresholdBytes: 100,
-    });
-  });
-  afterAll(async () => {
-    await service.close();
+  beforeAll(() => {
+    dir = served.dir;
   });
 
   const decode: Record<ContentEncoding, (bytes: Buffer) => Buffer> = {
