@@ -17,7 +17,7 @@ import { withLockFile } from '../../client/disk/atomic.ts';
 import { systemClock } from '../../index-builder/clock.ts';
 import { parseRegistryConfig, type RegistryConfig, readConfigJson } from '../../index-builder/config.ts';
 import { type PipelineContext, rebuildRegistry } from '../../index-builder/pipeline/index.ts';
-import { createSigner, generateKeyPair } from '../../index-builder/signing.ts';
+import { createSigner, generateKeyPair, type Signer } from '../../index-builder/signing.ts';
 import { CliError } from '../errors.ts';
 import { openSite, SITE_DIR } from './site.ts';
 
@@ -82,12 +82,29 @@ export interface RegistryStores {
   readonly intake?: FsStore;
 }
 
+/**
+ * The signer of the last key this process opened, by the key's armored text and passphrase. A server opens
+ * its registry for every publish handed to it, and making the signer again (openpgp.js reading the key and
+ * checking its self-signatures) took 4-19 ms of such a publish's 80-100. The key file is still read at
+ * every open, under the lock: another key there (a rotate-key) is another signer at once.
+ */
+let lastSigner:
+  | { readonly secret: string; readonly passphrase: string | undefined; readonly signer: Promise<Signer> }
+  | undefined;
+
+function signerOf(secret: string, passphrase: string | undefined): Promise<Signer> {
+  if (lastSigner?.secret === secret && lastSigner.passphrase === passphrase) return lastSigner.signer;
+  const signer = createSigner(secret, passphrase);
+  lastSigner = { secret, passphrase, signer };
+  return signer;
+}
+
 /** The registry in `dir`, its signing key read now; `stores`, those the caller opened already. */
 export async function openRegistry(dir: string, stores: RegistryStores = {}): Promise<LocalRegistry> {
   const config = await readConfig(dir);
   const secret = await readFile(path.join(dir, SECRET_KEY_FILE), 'utf8');
   const passphrase = process.env.PLUGINDEX_KEY_PASSPHRASE;
-  const signer = await createSigner(secret, passphrase);
+  const signer = await signerOf(secret, passphrase);
   return {
     dir,
     config,

@@ -1,0 +1,72 @@
+/**
+ * Opening a local registry again in one process (what a server does for every publish handed to it): the
+ * signer made from the key file is reused while the file holds the same key, and made anew as soon as it
+ * holds another (a rotate-key between two publishes) or once the passphrase that opens it is given.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { initRegistry, openRegistry, SECRET_KEY_FILE } from '../../../cli/local/registry.ts';
+import { KeyError } from '../../../index-builder/errors.ts';
+import { generateKeyPair, readPublicKey, verifyDetachedSignature } from '../../../index-builder/signing.ts';
+
+let work: string;
+let dir: string;
+const saved = process.env.PLUGINDEX_KEY_PASSPHRASE;
+
+beforeAll(async () => {
+  work = await mkdtemp(path.join(tmpdir(), 'pdx-open-'));
+  dir = path.join(work, 'reg');
+  await initRegistry(dir, { name: 'open-demo', url: 'http://127.0.0.1:9/' });
+});
+
+afterAll(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+afterEach(() => {
+  if (saved === undefined) delete process.env.PLUGINDEX_KEY_PASSPHRASE;
+  else process.env.PLUGINDEX_KEY_PASSPHRASE = saved;
+});
+
+describe('openRegistry, again and again in one process', () => {
+  it('reuses the signer while the key file holds the same key', async () => {
+    const first = await openRegistry(dir);
+    const second = await openRegistry(dir);
+    expect(second.context.signer).toBe(first.context.signer);
+  });
+
+  it('signs with the key the file holds now once it holds another', async () => {
+    const before = await openRegistry(dir);
+    const next = await generateKeyPair({ name: 'open-demo (next key)' });
+    await writeFile(path.join(dir, SECRET_KEY_FILE), next.secretKey, { mode: 0o600 });
+    const after = await openRegistry(dir);
+    expect(after.context.signer).not.toBe(before.context.signer);
+    expect(after.context.signer.fingerprint).toBe(next.fingerprint);
+    expect(before.context.signer.fingerprint).not.toBe(next.fingerprint);
+    // And what it signs verifies by the new key, not the old one.
+    const data = new TextEncoder().encode('signed after the key changed');
+    const signature = await after.context.signer.sign(data);
+    const key = (await readPublicKey(next.publicKey)).key;
+    await expect(verifyDetachedSignature(data, signature, [key])).resolves.toMatchObject({
+      ok: true,
+      fingerprint: next.fingerprint,
+    });
+  });
+
+  it('reads an encrypted key again once its passphrase is given, after a refusal without it', async () => {
+    const locked = await generateKeyPair({ name: 'open-demo (locked key)', passphrase: 'open sesame' });
+    await writeFile(path.join(dir, SECRET_KEY_FILE), locked.secretKey, { mode: 0o600 });
+    delete process.env.PLUGINDEX_KEY_PASSPHRASE;
+    const refused = await openRegistry(dir).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(refused).toBeInstanceOf(KeyError);
+    expect((refused as KeyError).code).toBe('KEY_PASSPHRASE');
+    process.env.PLUGINDEX_KEY_PASSPHRASE = 'open sesame';
+    const opened = await openRegistry(dir);
+    expect(opened.context.signer.fingerprint).toBe(locked.fingerprint);
+  });
+});
