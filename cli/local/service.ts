@@ -6,6 +6,7 @@ import type { BatchResult, SubmissionOutcome } from '../../index-builder/pipelin
 import {
   completeEncodedVariants,
   flushIndexes,
+  HeldDocuments,
   processSubmissions,
 } from '../../index-builder/pipeline/index.ts';
 import { readJson } from '../../index-builder/pipeline/site-writer.ts';
@@ -104,6 +105,8 @@ async function takeSubmissions(
   compressionThresholdBytes?: number,
 ): Promise<SubmissionService | undefined> {
   const threshold = compressionThresholdBytes === undefined ? {} : { compressionThresholdBytes };
+  // The index documents this server wrote last: its next publish merges into them without reading them back.
+  const held = new HeldDocuments();
   // One thing at a time in this process, in order: each publish, and the variants made between them.
   let queue: Promise<unknown> = Promise.resolve();
   const serially = <T>(work: () => Promise<T>): Promise<T> => {
@@ -118,7 +121,7 @@ async function takeSubmissions(
     serially(async () => {
       if (stop()) return;
       await withRegistryLock(dir, () =>
-        completeEncodedVariants({ site: stores.site, ...threshold }, { shouldStop: stop }),
+        completeEncodedVariants({ site: stores.site, held, ...threshold }, { shouldStop: stop }),
       );
     }).catch((error: unknown) =>
       log(`[publish] compressed variants left for later: ${(error as Error).message}`),
@@ -131,7 +134,7 @@ async function takeSubmissions(
         dir,
         async (registry) => {
           const result = await processSubmissions(
-            { ...registry.context, ...threshold, compressLater: true },
+            { ...registry.context, ...threshold, compressLater: true, held },
             [key],
           );
           if (result.outcomes[0]) return result.outcomes[0];

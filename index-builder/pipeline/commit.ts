@@ -346,9 +346,12 @@ async function mergedIndexDocuments(
   // store's validator when it still is the one recorded, else by hashing it.
   const held = new Map<string, Uint8Array>();
   if (!streaming) {
-    // Side by side: reading a document into fresh memory is mostly page faults, which the pool's threads
-    // take in parallel.
-    const objects = await Promise.all(INDEX_ITEMS.map(({ key }) => ctx.site.get(key)));
+    // From the memory of a process that wrote them last and holds them still (held-documents.ts), else
+    // read side by side: reading a document into fresh memory is mostly page faults, which the pool's
+    // threads take in parallel.
+    const objects = await Promise.all(
+      INDEX_ITEMS.map(async ({ key }) => (await ctx.held?.read(ctx.site, key)) ?? ctx.site.get(key)),
+    );
     for (const [i, { key }] of INDEX_ITEMS.entries()) {
       const object = objects[i];
       const expected = old.documents.get(key) as WrittenDocument;
@@ -385,7 +388,7 @@ async function mergedIndexDocuments(
 }
 
 /** Whether the store says `object` still is the document as written (same ETag, same size). */
-function unchanged(object: ObjectInfo, written: WrittenDocument): boolean {
+function unchanged(object: Pick<ObjectInfo, 'etag' | 'size'>, written: WrittenDocument): boolean {
   return written.etag !== undefined && object.etag === written.etag && object.size === written.size;
 }
 
@@ -617,7 +620,9 @@ export async function commitGeneration(
     const documents = new Map<string, WrittenDocument>();
     for (const key of INDEX_DOCUMENTS) {
       const etag = (await ctx.site.head(key))?.etag;
-      documents.set(key, { ...(registryDigests.get(key) as DocumentDigest), ...(etag ? { etag } : {}) });
+      const digest = registryDigests.get(key) as DocumentDigest;
+      documents.set(key, { ...digest, ...(etag ? { etag } : {}) });
+      ctx.held?.noteEtag(key, digest.sha256, etag);
     }
     await saveOrder(ctx.intake, catalog, { ...rendered.order, documents });
   } else markUnrendered(catalog, changed);

@@ -8,6 +8,7 @@ import type { RegistryConfig } from '../config.ts';
 import type { RegistryIdentity } from '../model.ts';
 import type { Signer } from '../signing.ts';
 import type { Store } from '../store.ts';
+import type { HeldDocuments } from './held-documents.ts';
 import type { BundleInspector } from './inspect.ts';
 import type { SubmissionOutcome } from './outcomes.ts';
 
@@ -54,6 +55,13 @@ export interface PipelineContext {
    * one): a CloudFront Function routes to a variant without looking in the bucket.
    */
   readonly compressLater?: boolean;
+  /**
+   * The index documents this process wrote last, kept across runs by a long-running caller (the local
+   * server, for the publishes handed to it): a merge reads the published documents from them rather than
+   * from the store while the store still has those very files, and `completeEncodedVariants` compresses
+   * them from there (held-documents.ts).
+   */
+  readonly held?: HeldDocuments;
   /**
    * When the index documents come to more than this many bytes together, they are rendered and written as
    * streams, in bounded memory; by default `STREAM_THRESHOLD_BYTES` (128 MB, layout.ts). Tests lower it to

@@ -84,7 +84,7 @@ export async function putEncodedVariants(ctx: PipelineContext, key: string, body
  * written.
  */
 export async function completeEncodedVariants(
-  ctx: Pick<PipelineContext, 'site' | 'compressionThresholdBytes' | 'streamIndexesOverBytes'>,
+  ctx: Pick<PipelineContext, 'site' | 'compressionThresholdBytes' | 'streamIndexesOverBytes' | 'held'>,
   options: { readonly shouldStop?: () => boolean } = {},
 ): Promise<string[]> {
   const written: string[] = [];
@@ -100,7 +100,8 @@ export async function completeEncodedVariants(
     // Read once and compressed in one call per coding, as a publish does, while it is small enough to hold
     // (the streaming threshold); else streamed, once per coding.
     const holds = document.size <= (ctx.streamIndexesOverBytes ?? STREAM_THRESHOLD_BYTES);
-    const whole = holds ? await ctx.site.get(key) : undefined;
+    // The process may hold it still, as it wrote it (held-documents.ts): then it is not read back.
+    const whole = holds ? ((await ctx.held?.read(ctx.site, key)) ?? (await ctx.site.get(key))) : undefined;
     await Promise.all(
       missing.map(async (encoding) => {
         const variant = encodedVariantKey(key, encoding);

@@ -78,6 +78,7 @@ import {
 
 export type { BatchResult, PipelineContext } from './context.ts';
 export { completeEncodedVariants } from './encoded.ts';
+export { HeldDocuments } from './held-documents.ts';
 export type { SubmissionOutcome, SubmissionStatus } from './outcomes.ts';
 
 /**

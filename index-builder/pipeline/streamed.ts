@@ -10,12 +10,20 @@
  * variants, document, signature.
  */
 import { compressChunks } from '../compression.ts';
-import { CONTENT_ENCODINGS, ENCODED_DOCUMENTS, encodedVariantKey, signatureKey } from '../layout.ts';
+import {
+  CONTENT_ENCODINGS,
+  ENCODED_DOCUMENTS,
+  encodedVariantKey,
+  INDEX_DOCUMENTS,
+  STREAM_THRESHOLD_BYTES,
+  signatureKey,
+} from '../layout.ts';
 import type { DocumentDigest } from '../model.ts';
 import { CHUNK_BYTES } from '../render/index-documents.ts';
 import { CACHE_MUTABLE, CACHE_PRIVATE, contentTypeFor, type Store } from '../store.ts';
 import type { PipelineContext } from './context.ts';
 import { compressesVariants, dropVariantsForLater, variantPutOptions } from './encoded.ts';
+import type { DocumentCopy } from './held-documents.ts';
 import { turn } from './site-writer.ts';
 
 /** A document as a rendering that can be run again: each call gives its bytes from the start. */
@@ -158,6 +166,19 @@ async function signAndPutVariants(ctx: PipelineContext, document: StreamedDocume
   return signing.finish();
 }
 
+/** The chunks as they are, each also added to `copy` before it is passed on. */
+async function* copied(chunks: AsyncIterable<Uint8Array>, copy: DocumentCopy): AsyncGenerator<Uint8Array> {
+  for await (const chunk of chunks) {
+    copy.add(chunk);
+    yield chunk;
+  }
+}
+
+/** Documents are held only while they are held in a merge too: up to the streaming threshold. */
+function heldBytesLimit(ctx: PipelineContext): number {
+  return ctx.streamIndexesOverBytes ?? STREAM_THRESHOLD_BYTES;
+}
+
 async function* asAsync(
   chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
 ): AsyncGenerator<Uint8Array> {
@@ -173,11 +194,23 @@ export async function putStreamedSigned(
   document: StreamedDocument,
 ): Promise<DocumentDigest> {
   const { signature, sha256 } = await signAndPutVariants(ctx, document);
-  await ctx.site.putStream(document.key, asAsync(document.chunks()), {
-    contentType: contentTypeFor(document.key),
-    cacheControl: CACHE_MUTABLE,
-    sha256,
-  });
+  // A document the process may hold (held-documents.ts) is copied as it is written, for its next merge.
+  const copy =
+    ctx.held && INDEX_DOCUMENTS.includes(document.key) && document.size <= heldBytesLimit(ctx)
+      ? ctx.held.copy(document.key, document.size)
+      : undefined;
+  const chunks = asAsync(document.chunks());
+  try {
+    await ctx.site.putStream(document.key, copy ? copied(chunks, copy) : chunks, {
+      contentType: contentTypeFor(document.key),
+      cacheControl: CACHE_MUTABLE,
+      sha256,
+    });
+  } catch (error) {
+    copy?.drop();
+    throw error;
+  }
+  copy?.keep(sha256);
   await ctx.site.put(signatureKey(document.key), new TextEncoder().encode(signature), {
     contentType: contentTypeFor(signatureKey(document.key)),
     cacheControl: CACHE_MUTABLE,
