@@ -171,6 +171,26 @@ export async function makeRegistry(
   };
 }
 
+/**
+ * A registry whose site records the keys read, whole or as streams, so a test can tell a merge (it reads
+ * the published index documents) from a rendering; its context publishes compressed variants from 100 bytes.
+ */
+export async function recordingRegistry(options: Partial<PipelineContext> = {}) {
+  const registry = await makeRegistry();
+  const reads: string[] = [];
+  const { get, getStream } = registry.site;
+  registry.site.get = (key) => {
+    reads.push(key);
+    return get.call(registry.site, key);
+  };
+  registry.site.getStream = (key) => {
+    reads.push(key);
+    return getStream.call(registry.site, key);
+  };
+  const context: PipelineContext = { ...registry.context, compressionThresholdBytes: 100, ...options };
+  return { registry, reads, context };
+}
+
 export interface RawEntry {
   readonly name: string;
   readonly type?: 'file' | 'directory' | 'symlink' | 'link' | 'character-device' | 'block-device' | 'fifo';

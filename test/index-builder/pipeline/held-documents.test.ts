@@ -20,27 +20,11 @@ import type { PipelineContext } from '../../../index-builder/pipeline/context.ts
 import { HeldDocuments } from '../../../index-builder/pipeline/held-documents.ts';
 import { completeEncodedVariants, processSubmissions } from '../../../index-builder/pipeline/index.ts';
 import { verifyListedDocument } from '../../../index-builder/verify.ts';
-import { makeBundle, makeRegistry, type TestRegistry, validManifest } from '../../support/fixtures.ts';
+import { makeBundle, recordingRegistry, type TestRegistry, validManifest } from '../../support/fixtures.ts';
 import { MemoryStore } from '../../support/memory-store.ts';
 
 const decoder = new TextDecoder();
 const text = (registry: TestRegistry, key: string) => decoder.decode(registry.site.objects.get(key)?.body);
-
-/** A registry whose site records the keys read whole or as streams. */
-async function recording(options: Partial<PipelineContext> = {}) {
-  const registry = await makeRegistry();
-  const reads: string[] = [];
-  const { get, getStream } = registry.site;
-  registry.site.get = (key) => {
-    reads.push(key);
-    return get.call(registry.site, key);
-  };
-  registry.site.getStream = (key) => {
-    reads.push(key);
-    return getStream.call(registry.site, key);
-  };
-  return { registry, reads, context: { ...registry.context, compressionThresholdBytes: 100, ...options } };
-}
 
 async function publish(registry: TestRegistry, context: PipelineContext, name: string, version = '1.0.0') {
   // As a process that did not keep the bins: it merges rather than rendering from them.
@@ -61,8 +45,8 @@ function expectSameDocuments(a: TestRegistry, b: TestRegistry, what: string): vo
 
 describe('a process that holds the index documents it wrote', () => {
   it('merges into them without reading them back, publishing the bytes a full rendering publishes', async () => {
-    const holding = await recording({ held: new HeldDocuments() });
-    const full = await recording();
+    const holding = await recordingRegistry({ held: new HeldDocuments() });
+    const full = await recordingRegistry();
     const names = ['m-plugin', 'c-plugin', 'x-plugin', 'a-plugin', 'zz-plugin', 'd-plugin'];
     for (const [i, name] of names.entries()) {
       holding.reads.length = 0;
@@ -80,8 +64,8 @@ describe('a process that holds the index documents it wrote', () => {
   });
 
   it("holds nothing of a document rendered in full meanwhile, and merges into the store's", async () => {
-    const holding = await recording({ held: new HeldDocuments() });
-    const full = await recording();
+    const holding = await recordingRegistry({ held: new HeldDocuments() });
+    const full = await recordingRegistry();
     for (const name of ['b-plugin', 'c-plugin', 'd-plugin', 'e-plugin', 'f-plugin']) {
       holding.reads.length = 0;
       full.registry.intake.objects.delete(CATALOG_ORDER_KEY);
@@ -97,8 +81,8 @@ describe('a process that holds the index documents it wrote', () => {
 
   it('reads a document from the store again once another process has published', async () => {
     const held = new HeldDocuments();
-    const holding = await recording({ held });
-    const full = await recording();
+    const holding = await recordingRegistry({ held });
+    const full = await recordingRegistry();
     // The holding process, another process on the same registry (no held documents), then the holding
     // one again: its merge must start from what the other one published.
     const other = { ...holding.context, held: undefined };
@@ -128,7 +112,7 @@ describe('a process that holds the index documents it wrote', () => {
 
   it('makes the compressed variants left for later from the documents it holds', async () => {
     const held = new HeldDocuments();
-    const { registry, reads, context } = await recording({ held, compressLater: true });
+    const { registry, reads, context } = await recordingRegistry({ held, compressLater: true });
     for (const name of ['b-plugin', 'c-plugin', 'd-plugin']) await publish(registry, context, name);
     reads.length = 0;
     const written = await completeEncodedVariants(context);

@@ -24,7 +24,7 @@ import { verifyListedDocument } from '../../../index-builder/verify.ts';
 import { submitAction } from '../../support/actions.ts';
 import {
   makeBundle,
-  makeRegistry,
+  recordingRegistry,
   type TestRegistry,
   testKey,
   validManifest,
@@ -37,22 +37,6 @@ beforeAll(async () => {
 
 const decoder = new TextDecoder();
 const text = (registry: TestRegistry, key: string) => decoder.decode(registry.site.objects.get(key)?.body);
-
-/** A registry whose site records which keys were read, so a test can tell a merge (it reads index.json). */
-async function recording(options: Partial<PipelineContext>) {
-  const registry = await makeRegistry();
-  const reads: string[] = [];
-  const { get, getStream } = registry.site;
-  registry.site.get = (key) => {
-    reads.push(key);
-    return get.call(registry.site, key);
-  };
-  registry.site.getStream = (key) => {
-    reads.push(key);
-    return getStream.call(registry.site, key);
-  };
-  return { registry, reads, context: { ...registry.context, compressionThresholdBytes: 100, ...options } };
-}
 
 /**
  * A run as a process that starts cold runs it (every `plugindex publish`): without the bins a warm process
@@ -110,8 +94,8 @@ describe.each([
   ['streamed', { streamIndexesOverBytes: 0 }],
 ] as const)('when the index documents are merged (%s)', (_, options) => {
   it('publishes at each step the bytes a full rendering publishes, bound by the snapshot', async () => {
-    const merging = await recording(options);
-    const full = await recording(options);
+    const merging = await recordingRegistry(options);
+    const full = await recordingRegistry(options);
     for (const [i, [what, step]] of STEPS.entries()) {
       merging.reads.length = 0;
       full.registry.intake.objects.delete(CATALOG_ORDER_KEY);
@@ -157,8 +141,8 @@ describe.each([
       (registry: TestRegistry) => spoil(registry.intake, CATALOG_ORDER_KEY),
     ],
   ])('renders in full when a published document is %s', async (_, damage) => {
-    const merging = await recording(options);
-    const full = await recording(options);
+    const merging = await recordingRegistry(options);
+    const full = await recordingRegistry(options);
     for (const { registry, context } of [merging, full]) {
       await publish(['b-plugin', '1.0.0'], ['d-plugin', '1.0.0'])(registry, context);
       damage(registry);
@@ -192,7 +176,7 @@ function spoil(store: TestRegistry | TestRegistry['intake'], key: string): void 
 
 describe('when a process keeps every bin', () => {
   it('renders from the lines it holds rather than reading the published documents', async () => {
-    const { registry, reads, context } = await recording({});
+    const { registry, reads, context } = await recordingRegistry({});
     await publish(['b-plugin', '1.0.0'])(registry, context);
     reads.length = 0;
     await publish(['c-plugin', '1.0.0'])(registry, context);
@@ -203,7 +187,7 @@ describe('when a process keeps every bin', () => {
 
 describe('when a deferred publish writes its plugins into their bins', () => {
   it('names them unrendered in the meta file before any bin holds their new lines', async () => {
-    const { registry, context } = await recording({});
+    const { registry, context } = await recordingRegistry({});
     await publish(['b-plugin', '1.0.0'])(registry, context);
     const meta = () => decoder.decode(registry.intake.objects.get(CATALOG_META_KEY)?.body);
     expect(meta()).toMatch(/^order\t[0-9a-f]{64}\t\d+$/m);
