@@ -58,7 +58,6 @@ import {
   SEARCH_KEY,
   SIGNED_SNAPSHOT_KEY,
   SNAPSHOT_KEY,
-  STREAM_THRESHOLD_BYTES,
   STYLE_KEY,
 } from '../layout.ts';
 import type { DocumentDigest, SearchEntry, SnapshotDocument } from '../model.ts';
@@ -84,7 +83,7 @@ import { HOME_PAGE_SIZE } from '../render/page-script.ts';
 import { renderBins, renderSignedSnapshot, renderSnapshot } from '../render/snapshot.ts';
 import { toYaml } from '../render/yaml.ts';
 import { CACHE_MUTABLE, type ObjectInfo } from '../store.ts';
-import { identityOf, type PipelineContext } from './context.ts';
+import { identityOf, type PipelineContext, streamThresholdOf } from './context.ts';
 import { putEncodedVariants } from './encoded.ts';
 import { readLogHead } from './log-writer.ts';
 import { forEachLimited, putFile, putSigned, readJson, WRITE_CONCURRENCY } from './site-writer.ts';
@@ -205,7 +204,7 @@ function renderIndexDocuments(
   ];
   const home = homeListing(catalog, names);
   const order = orderOfLines(names, lines);
-  if (over(documents, ctx.streamIndexesOverBytes ?? STREAM_THRESHOLD_BYTES)) {
+  if (over(documents, streamThresholdOf(ctx))) {
     const streamed = documents.map((doc) => ({
       key: doc.key,
       size: sizeOf(doc),
@@ -277,7 +276,7 @@ async function indexDocumentsOf(
   const layouts = indexLayouts(ctx, outline.apiVersions);
   const count = outline.names.length;
   const sizes = documentSizes(layouts, outline.lengths, count);
-  if (sizes.reduce((sum, size) => sum + size, 0) <= (ctx.streamIndexesOverBytes ?? STREAM_THRESHOLD_BYTES)) {
+  if (sizes.reduce((sum, size) => sum + size, 0) <= streamThresholdOf(ctx)) {
     await readBins(ctx.intake, catalog, catalog.unread);
     return { ...renderIndexDocuments(ctx, catalog, outline.names, layouts), order };
   }
@@ -340,8 +339,7 @@ async function mergedIndexDocuments(
   const count = order.names.length;
   const layouts = indexLayouts(ctx, apiVersionsOfFields(order.apiVersions));
   const sizes = documentSizes(layouts, order.lengths, count);
-  const streaming =
-    sizes.reduce((sum, size) => sum + size, 0) > (ctx.streamIndexesOverBytes ?? STREAM_THRESHOLD_BYTES);
+  const streaming = sizes.reduce((sum, size) => sum + size, 0) > streamThresholdOf(ctx);
   // Under the threshold, each old document is read whole and checked before a byte of it is used: by the
   // store's validator when it still is the one recorded, else by hashing it.
   const held = new Map<string, Uint8Array>();

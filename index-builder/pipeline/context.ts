@@ -5,6 +5,7 @@
 import type { BundleLimits } from '../bundle.ts';
 import type { Clock } from '../clock.ts';
 import type { RegistryConfig } from '../config.ts';
+import { STREAM_THRESHOLD_BYTES } from '../layout.ts';
 import type { RegistryIdentity } from '../model.ts';
 import type { Signer } from '../signing.ts';
 import type { Store } from '../store.ts';
@@ -81,6 +82,11 @@ export interface BatchResult {
   readonly leftInIncoming: number;
   /** The index documents lag this batch (`deferIndexes`): `flushIndexes` renders them. */
   readonly indexesPending: boolean;
+}
+
+/** Past how many bytes together the index documents are streamed (`streamIndexesOverBytes`, else the default). */
+export function streamThresholdOf(ctx: Pick<PipelineContext, 'streamIndexesOverBytes'>): number {
+  return ctx.streamIndexesOverBytes ?? STREAM_THRESHOLD_BYTES;
 }
 
 /** The registry as its pages and index documents name it. */

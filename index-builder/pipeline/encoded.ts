@@ -11,15 +11,9 @@
  * and one that is not leaves a reader the document itself.
  */
 import { COMPRESSION_THRESHOLD_BYTES, compressChunks, compressDocument } from '../compression.ts';
-import {
-  CONTENT_ENCODINGS,
-  type ContentEncoding,
-  ENCODED_DOCUMENTS,
-  encodedVariantKey,
-  STREAM_THRESHOLD_BYTES,
-} from '../layout.ts';
+import { CONTENT_ENCODINGS, type ContentEncoding, ENCODED_DOCUMENTS, encodedVariantKey } from '../layout.ts';
 import { CACHE_MUTABLE, contentTypeFor, type PutOptions } from '../store.ts';
-import type { PipelineContext } from './context.ts';
+import { type PipelineContext, streamThresholdOf } from './context.ts';
 
 /** Whether the variants of a document of `size` bytes are compressed (else they hold its own bytes). */
 export function compressesVariants(
@@ -99,9 +93,11 @@ export async function completeEncodedVariants(
     const compress = compressesVariants(ctx, document.size);
     // Read once and compressed in one call per coding, as a publish does, while it is small enough to hold
     // (the streaming threshold); else streamed, once per coding.
-    const holds = document.size <= (ctx.streamIndexesOverBytes ?? STREAM_THRESHOLD_BYTES);
+    const holds = document.size <= streamThresholdOf(ctx);
     // The process may hold it still, as it wrote it (held-documents.ts): then it is not read back.
-    const whole = holds ? ((await ctx.held?.read(ctx.site, key)) ?? (await ctx.site.get(key))) : undefined;
+    const whole = holds
+      ? ((await ctx.held?.read(ctx.site, key, document)) ?? (await ctx.site.get(key)))
+      : undefined;
     await Promise.all(
       missing.map(async (encoding) => {
         const variant = encodedVariantKey(key, encoding);

@@ -12,7 +12,7 @@
  * into as it is written (the merge's output is views of the old one); they swap once the new one is
  * complete. Everything here is bytes and a Store: no filesystem of its own.
  */
-import type { Store } from '../store.ts';
+import type { ObjectInfo, Store } from '../store.ts';
 
 /** A document as written: its bytes, its SHA-256 (hex), and the store's ETag of it once known. */
 interface Kept {
@@ -43,15 +43,17 @@ export class HeldDocuments {
   /**
    * The document `key` as written last, when `store` still holds that very file (same ETag and size): its
    * bytes and the ETag, as a read of the store would give them. Undefined otherwise (never written here,
-   * written by someone else since, or its ETag not yet noted).
+   * written by someone else since, or its ETag not yet noted). `known`: the store's `head` of it, when the
+   * caller has just asked for it.
    */
   async read(
     store: Store,
     key: string,
+    known?: ObjectInfo,
   ): Promise<{ readonly body: Uint8Array; readonly etag: string; readonly size: number } | undefined> {
     const current = this.#slots.get(key)?.current;
     if (!current?.etag) return undefined;
-    const info = await store.head(key);
+    const info = known ?? (await store.head(key));
     if (!info || info.etag !== current.etag || info.size !== current.body.byteLength) return undefined;
     return { body: current.body, etag: current.etag, size: current.body.byteLength };
   }

@@ -10,18 +10,11 @@
  * variants, document, signature.
  */
 import { compressChunks } from '../compression.ts';
-import {
-  CONTENT_ENCODINGS,
-  ENCODED_DOCUMENTS,
-  encodedVariantKey,
-  INDEX_DOCUMENTS,
-  STREAM_THRESHOLD_BYTES,
-  signatureKey,
-} from '../layout.ts';
+import { CONTENT_ENCODINGS, ENCODED_DOCUMENTS, encodedVariantKey, signatureKey } from '../layout.ts';
 import type { DocumentDigest } from '../model.ts';
 import { CHUNK_BYTES } from '../render/index-documents.ts';
 import { CACHE_MUTABLE, CACHE_PRIVATE, contentTypeFor, type Store } from '../store.ts';
-import type { PipelineContext } from './context.ts';
+import { type PipelineContext, streamThresholdOf } from './context.ts';
 import { compressesVariants, dropVariantsForLater, variantPutOptions } from './encoded.ts';
 import type { DocumentCopy } from './held-documents.ts';
 import { turn } from './site-writer.ts';
@@ -174,11 +167,6 @@ async function* copied(chunks: AsyncIterable<Uint8Array>, copy: DocumentCopy): A
   }
 }
 
-/** Documents are held only while they are held in a merge too: up to the streaming threshold. */
-function heldBytesLimit(ctx: PipelineContext): number {
-  return ctx.streamIndexesOverBytes ?? STREAM_THRESHOLD_BYTES;
-}
-
 async function* asAsync(
   chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>,
 ): AsyncGenerator<Uint8Array> {
@@ -194,9 +182,10 @@ export async function putStreamedSigned(
   document: StreamedDocument,
 ): Promise<DocumentDigest> {
   const { signature, sha256 } = await signAndPutVariants(ctx, document);
-  // A document the process may hold (held-documents.ts) is copied as it is written, for its next merge.
+  // A document the process may hold (held-documents.ts) is copied as it is written, for its next merge:
+  // up to the streaming threshold, as a merge holds the old one.
   const copy =
-    ctx.held && INDEX_DOCUMENTS.includes(document.key) && document.size <= heldBytesLimit(ctx)
+    ctx.held && document.size <= streamThresholdOf(ctx)
       ? ctx.held.copy(document.key, document.size)
       : undefined;
   const chunks = asAsync(document.chunks());
