@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# side-by-side-import.sh WORK [N] [ROUNDS]: the import of N new packages/plugins, reprepro's against
+# plugindex's, ROUNDS times (3 by default), the two tools taking turns to go first, each round into fresh
+# repositories. One import takes seconds, and this machine's speed drifts over minutes by a fifth and more:
+# `../shared/bench/side-by-side/run.sh` times each import once, one after the other, so its ratio moves
+# with the drift. Here both tools meet the same drift in every round; the medians and their ratio print.
+#
+# WORK is a folder `run.sh` left (its GnuPG home and its .debs in WORK/debs, or DEB_CACHE); the plugindex
+# bundles are seeded once into WORK/import-template (about 25 s at 10,000), then copied for each round,
+# outside the time. Every round's repositories are kept until the end: deleting trees of tens of thousands
+# of files slows the creation of files for a while on ext4, which would fall on the next round.
+set -euo pipefail
+W=${1:?usage: side-by-side-import.sh WORK [N] [ROUNDS]}; N=${2:-10000}; ROUNDS=${3:-3}
+CO=$(cd "$(dirname "$0")/.." && pwd); SBS=${SBS:-$CO/../shared/bench/side-by-side}
+export GNUPGHOME=$W/gnupg DEB_CACHE=${DEB_CACHE:-$W/debs}
+KEY=$(gpg --batch --with-colons --list-secret-keys | awk -F: '/^fpr/{print $10; exit}')
+[ -n "$KEY" ] || { echo "no signing key in $GNUPGHOME: run run.sh with WORK=$W first" >&2; exit 1; }
+"$SBS/gen-debs.sh" 1 "$N" >/dev/null
+T=$W/import-template-$N
+if [ ! -d "$T" ]; then
+  node "$CO/cli/bin.mjs" init --registry "$T.tmp" >/dev/null
+  node --import "$CO/node_modules/tsx/dist/esm/index.mjs" "$SBS/seed.mts" "$CO" "$T.tmp" "$N" 1 1 >/dev/null
+  mv "$T.tmp" "$T"
+fi
+R=$W/import-rounds-$$; mkdir -p "$R"
+trap 'rm -rf "$R"' EXIT
+ms() { local t0 t1; t0=$(date +%s%N); "$@" >/dev/null 2>&1 || { echo "FAILED: $*" >&2; exit 1; }; t1=$(date +%s%N); echo $(( (t1 - t0) / 1000000 )); }
+med() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
+reprepro_import() {
+  local dir=$1 s e
+  for ((s = 1; s <= N; s += 500)); do e=$((s + 499)); [ $e -gt "$N" ] && e=$N
+    reprepro -b "$dir" --export=silent-never includedeb stable $(for ((i = s; i <= e; i++)); do printf '%s/plugin-%05d_1.0.0_all.deb ' "$DEB_CACHE" $i; done); done
+  reprepro -b "$dir" export
+}
+r=""; p=""
+for ((k = 1; k <= ROUNDS; k++)); do
+  mkdir -p "$R/reprepro-$k/conf"
+  printf 'Codename: stable\nArchitectures: amd64\nComponents: main\nSignWith: %s\n' "$KEY" > "$R/reprepro-$k/conf/distributions"
+  cp -a "$T" "$R/pdx-$k"
+  find "$R/pdx-$k/staging" -name '*.tgz' -exec mv -t "$R/pdx-$k/incoming/" {} +
+  sync
+  if ((k % 2)); then
+    rt=$(ms reprepro_import "$R/reprepro-$k"); sync
+    pt=$(ms node "$CO/cli/bin.mjs" process --registry "$R/pdx-$k")
+  else
+    pt=$(ms node "$CO/cli/bin.mjs" process --registry "$R/pdx-$k"); sync
+    rt=$(ms reprepro_import "$R/reprepro-$k")
+  fi
+  cnt=$(node -e 'console.log(require(process.argv[1]).plugins.length)' "$R/pdx-$k/public/index.json")
+  [ "$cnt" -eq "$N" ] || { echo "round $k: plugindex's index has $cnt plugins" >&2; exit 1; }
+  echo "round $k: reprepro $rt ms, plugindex $pt ms" >&2
+  r="$r $rt"; p="$p $pt"
+done
+rm_=$(echo $r | med); pm=$(echo $p | med)
+echo "N=$N import: reprepro [$r ] median $rm_ ms; plugindex process [$p ] median $pm ms; ratio $(echo "scale=2; $pm/$rm_" | bc)x"
