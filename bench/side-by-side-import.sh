@@ -7,8 +7,11 @@
 #
 # WORK is a folder `run.sh` left (its GnuPG home and its .debs in WORK/debs, or DEB_CACHE); the plugindex
 # bundles are seeded once into WORK/import-template (about 25 s at 10,000), then copied for each round,
-# outside the time. Every round's repositories are kept until the end: deleting trees of tens of thousands
-# of files slows the creation of files for a while on ext4, which would fall on the next round.
+# outside the time. Every round's repositories are kept, and left for you to delete once you are done
+# timing: on ext4 without a journal (this machine's disk), an inode freed in the last minute (six, while its
+# inode table block is not yet written back) is passed over by the next file made near it
+# (`recently_deleted` in fs/ext4/ialloc.c), and an import makes 110,000 of them: after a tree of 300,000
+# was deleted, imports beside it took 1.5 to 2 times as long, for minutes.
 set -euo pipefail
 W=${1:?usage: side-by-side-import.sh WORK [N] [ROUNDS]}; N=${2:-10000}; ROUNDS=${3:-3}
 CO=$(cd "$(dirname "$0")/.." && pwd); SBS=${SBS:-$CO/../shared/bench/side-by-side}
@@ -22,8 +25,7 @@ if [ ! -d "$T" ]; then
   node --import "$CO/node_modules/tsx/dist/esm/index.mjs" "$SBS/seed.mts" "$CO" "$T.tmp" "$N" 1 1 >/dev/null
   mv "$T.tmp" "$T"
 fi
-R=$W/import-rounds-$$; mkdir -p "$R"
-trap 'rm -rf "$R"' EXIT
+R=$W/import-rounds-$(date +%s); mkdir -p "$R"
 ms() { local t0 t1; t0=$(date +%s%N); "$@" >/dev/null 2>&1 || { echo "FAILED: $*" >&2; exit 1; }; t1=$(date +%s%N); echo $(( (t1 - t0) / 1000000 )); }
 med() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
 reprepro_import() {
@@ -52,4 +54,5 @@ for ((k = 1; k <= ROUNDS; k++)); do
   r="$r $rt"; p="$p $pt"
 done
 rm_=$(echo $r | med); pm=$(echo $p | med)
+echo "rounds left in $R" >&2
 echo "N=$N import: reprepro [$r ] median $rm_ ms; plugindex process [$p ] median $pm ms; ratio $(echo "scale=2; $pm/$rm_" | bc)x"
