@@ -8,7 +8,6 @@
  */
 import { Buffer, constants as bufferConstants } from 'node:buffer';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { pack } from 'tar-stream';
 import { normalizeDigest, sha256Hex } from './digest.ts';
 import { type Problem, problem, SubmissionError } from './errors.ts';
 import type { Manifest } from './model.ts';
@@ -470,6 +469,9 @@ const GZIP_OS_UNKNOWN = 0xff;
 export async function writeBundle(
   entries: readonly { readonly path: string; readonly body: Uint8Array }[],
 ): Promise<Uint8Array> {
+  // Loaded only to write one: tar-stream and what it stands on (streamx, fast-fifo, b4a, text-decoder)
+  // are the one use of a tar writer, and a publish, which only reads a bundle (tar.ts), never needs them.
+  const { pack } = await import('tar-stream');
   const tar = pack();
   const chunks: Buffer[] = [];
   tar.on('data', (chunk: unknown) => chunks.push(chunk as Buffer));
