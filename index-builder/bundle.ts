@@ -471,8 +471,10 @@ export async function writeBundle(
 ): Promise<Uint8Array> {
   // Loaded only to write one: tar-stream and what it stands on (streamx, fast-fifo, b4a, text-decoder)
   // are the one use of a tar writer, and a publish, which only reads a bundle (tar.ts), never needs them.
-  const { pack } = await import('tar-stream');
-  const tar = pack();
+  // Its default export, module.exports: a CommonJS package imported dynamically has no named exports once
+  // esbuild has split it into a chunk of its own (the command's build), only Node gives it some.
+  const { default: tarStream } = await import('tar-stream');
+  const tar = tarStream.pack();
   const chunks: Buffer[] = [];
   tar.on('data', (chunk: unknown) => chunks.push(chunk as Buffer));
   const done = new Promise<void>((resolve, reject) => {
