@@ -609,7 +609,9 @@ class Client implements PlugindexClient {
     readonly tag?: string;
     readonly digest?: string;
   }): Promise<ReferenceTarget> {
-    const [{ parse }, { parseOciReference: partsOf }] = await Promise.all([
+    // yaml's default export, module.exports: a CommonJS package imported dynamically has no named exports once
+    // esbuild has split it into a chunk of its own (the built command), where Node alone gives some too.
+    const [{ default: YAML }, { parseOciReference: partsOf }] = await Promise.all([
       import('yaml'),
       import('../index-builder/oci.ts'),
     ]);
@@ -619,7 +621,7 @@ class Client implements PlugindexClient {
       const session = await this.#session(entry);
       const bytes = await session.listedDocument(FALCOCTL_INDEX_KEY);
       if (!bytes) continue;
-      const index = parse(new TextDecoder().decode(bytes)) as unknown;
+      const index = YAML.parse(new TextDecoder().decode(bytes)) as unknown;
       const names = (Array.isArray(index) ? index : [])
         .filter(
           (e: { registry?: unknown; repository?: unknown; name?: unknown }) =>

@@ -211,6 +211,24 @@ describe('when a user searches, installs and manages plugins', () => {
     await expect(stat(path.join(cwd, 'plugins', NAME))).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
+  it('reads the registry\u2019s falcoctl index for a falcoctl-style reference, as the built command', async () => {
+    // The index is YAML, and the yaml package is CommonJS: imported lazily, the built command gets only its
+    // default export, where Node alone would give named ones too (the source tests cannot see the difference).
+    const plugindex = await home();
+    expect((await plugindex('registry', 'add', 'main', base, '--key', keyFile)).code).toBe(0);
+    const unknown = await plugindex(
+      'install',
+      'registry.example/acme/none:1.0.0',
+      '--dir',
+      'plugins',
+      '--json',
+    );
+    expect(unknown.code, unknown.stderr).toBe(1);
+    expect(unknown.stderr).toContain('PLUGIN_NOT_FOUND');
+    expect(unknown.stderr).toContain('registry.example/acme/none:1.0.0');
+    expect(JSON.parse(unknown.stdout)).toMatchObject({ ok: false, error: { code: 'PLUGIN_NOT_FOUND' } });
+  });
+
   it('refuses a tampered artifact with exit 3 and installs nothing', async () => {
     const plugindex = await home();
     expect((await plugindex('registry', 'add', 'main', base, '--key', keyFile)).code).toBe(0);
