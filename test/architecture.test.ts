@@ -3,6 +3,7 @@
  * source file's imports, static and dynamic, exactly as the bundles do, so no rule can be dodged by how an
  * import is spelled. Each rule is also run once against a graph that breaks it, so none passes vacuously.
  */
+import { execFileSync } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import { isBuiltin } from 'node:module';
 import path from 'node:path';
@@ -211,6 +212,67 @@ describe('when the source is read as an import graph', () => {
       if (/\bfetch\(/.test(await readFile(path.join(ROOT, file), 'utf8'))) calls.push(file);
     }
     expect(calls).toEqual(['client/fetcher.ts']);
+  });
+});
+
+/**
+ * Whether `pkg` is CommonJS where Node (and esbuild, for the command's build) resolves an `import()` of it:
+ * asked of Node itself, from the root, with the import conditions.
+ */
+function isCommonJs(pkg: string): boolean {
+  const script = `const u = import.meta.resolve(${JSON.stringify(pkg)}); const { readFileSync, existsSync } = await import('node:fs'); const p = await import('node:path'); const f = new URL(u).pathname; let d = p.dirname(f); while (!existsSync(p.join(d, 'package.json'))) d = p.dirname(d); const type = JSON.parse(readFileSync(p.join(d, 'package.json'), 'utf8')).type; console.log(f.endsWith('.cjs') || (!f.endsWith('.mjs') && type !== 'module') ? 'cjs' : 'esm');`;
+  const answer = execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT });
+  return answer.toString().trim() === 'cjs';
+}
+
+/**
+ * The `import()` calls of `pkg` in `text` whose statement never takes `default`: what such a call gets
+ * depends on who loads it. Node gives a CommonJS package named exports too; the command's build (esbuild,
+ * split into chunks) gives only its default export, module.exports.
+ */
+function namedLazyImports(text: string, pkg: string): string[] {
+  const found: string[] = [];
+  const call = new RegExp(
+    `(?<!typeof )import\\(\\s*'${pkg.replace(/[/.]/g, '\\$&')}'\\s*\\)(?!\\.[A-Z])`,
+    'g',
+  );
+  for (const match of text.matchAll(call)) {
+    const at = match.index ?? 0;
+    const start = Math.max(text.lastIndexOf(';', at), text.lastIndexOf('\n\n', at));
+    const end = text.indexOf(';', at);
+    const statement = text.slice(start + 1, end === -1 ? undefined : end);
+    // Taken as `{ default: x }` or `.default`, not merely named in a comment.
+    if (!/\{\s*default\s*:|\.default\b/.test(statement)) found.push(statement.trim());
+  }
+  return found;
+}
+
+describe('when a package is imported lazily', () => {
+  it('takes a CommonJS package through its default export, which is all the built command has', async () => {
+    const edges = await importGraph(await sourceFiles());
+    const lazy = edges.filter(
+      (e) => e.dynamic && !isBuiltin(e.to) && !SOURCE_FOLDERS.some((folder) => under(e.to, folder)),
+    );
+    const packages = [...new Set(lazy.map((e) => e.to))];
+    // The cases this guards: tar-stream and yaml are CommonJS, imported lazily.
+    expect(packages).toEqual(expect.arrayContaining(['tar-stream', 'yaml']));
+    const offending: string[] = [];
+    for (const pkg of packages.filter(isCommonJs)) {
+      for (const edge of lazy.filter((e) => e.to === pkg)) {
+        const text = await readFile(path.join(ROOT, edge.from), 'utf8');
+        for (const statement of namedLazyImports(text, pkg)) offending.push(`${edge.from}: ${statement}`);
+      }
+    }
+    expect(offending).toEqual([]);
+  });
+
+  it('reports a named export taken from one', () => {
+    expect(isCommonJs('tar-stream')).toBe(true);
+    expect(
+      namedLazyImports("const { pack } = await import('tar-stream');\nconst tar = pack();", 'tar-stream'),
+    ).toEqual(["const { pack } = await import('tar-stream')"]);
+    expect(namedLazyImports("const { default: t } = await import('tar-stream');", 'tar-stream')).toEqual([]);
+    expect(namedLazyImports("let m: Promise<typeof import('tar-stream')>;", 'tar-stream')).toEqual([]);
   });
 });
 
