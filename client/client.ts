@@ -609,8 +609,8 @@ class Client implements PlugindexClient {
     readonly tag?: string;
     readonly digest?: string;
   }): Promise<ReferenceTarget> {
-    // yaml's default export, module.exports: a CommonJS package imported dynamically has no named exports once
-    // esbuild has split it into a chunk of its own (the built command), where Node alone gives some too.
+    // yaml's default export: a CommonJS package imported lazily has nothing else in the built command
+    // (ARCHITECTURE.md).
     const [{ default: YAML }, { parseOciReference: partsOf }] = await Promise.all([
       import('yaml'),
       import('../index-builder/oci.ts'),

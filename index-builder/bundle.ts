@@ -471,8 +471,7 @@ export async function writeBundle(
 ): Promise<Uint8Array> {
   // Loaded only to write one: tar-stream and what it stands on (streamx, fast-fifo, b4a, text-decoder)
   // are the one use of a tar writer, and a publish, which only reads a bundle (tar.ts), never needs them.
-  // Its default export, module.exports: a CommonJS package imported dynamically has no named exports once
-  // esbuild has split it into a chunk of its own (the command's build), only Node gives it some.
+  // Its default export: a CommonJS package imported lazily has nothing else in the built command (ARCHITECTURE.md).
   const { default: tarStream } = await import('tar-stream');
   const tar = tarStream.pack();
   const chunks: Buffer[] = [];

@@ -22,7 +22,7 @@ export function sha256Hex(data: Uint8Array | string): string {
 
 /** SHA-256 of `text`'s UTF-8 bytes in base64: the form a CSP `'sha256-…'` source takes. */
 export function sha256Base64(text: string): string {
-  return createHash('sha256').update(text).digest('base64');
+  return hash('sha256', text, 'base64');
 }
 
 /** A document's digest and size, as the snapshot and the bins list them. */
