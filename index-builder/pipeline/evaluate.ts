@@ -390,7 +390,11 @@ async function inspect(
   return inspection;
 }
 
-async function evaluate(ctx: PipelineContext, inspection: Inspection, judging: Judging): Promise<Evaluation> {
+async function evaluate(
+  ctx: PipelineContext,
+  inspection: Inspection,
+  judging: InspectionJudging,
+): Promise<Evaluation> {
   const { view, now } = judging;
   if (inspection.kind === 'threw') throw inspection.error;
   if (inspection.kind === 'unreadable') return rejected(inspection.problems);
@@ -497,6 +501,9 @@ export async function beginJudging(
 /**
  * Judges every upload of a batch in upload order, each against the published registry and the
  * submissions before it, taking each bundle's inspection from `inspections` (every upload added to it).
+ * `uploads` may still be being read: a bundle is judged as soon as it and those before it are, since a
+ * bundle's judging needs no log; the first action waits for `judging.log`, which opens once every upload
+ * is read (its intents name them all).
  * Storage failures are transient: they fail the batch, leaving every submission in incoming/ to retry.
  * Anything else thrown is the submission's own doing (input a library choked on): it is rejected with the
  * reason, so one poisonous upload cannot block every later one. `onJudged` is told of each item as it is
@@ -504,24 +511,34 @@ export async function beginJudging(
  */
 export async function evaluateBatch(
   ctx: PipelineContext,
-  uploads: readonly Upload[],
+  uploads: AsyncIterable<Upload> | Iterable<Upload>,
   inspections: Inspections,
-  judging: Judging,
+  judging: InspectionJudging & { readonly log: Promise<LogWriter> },
   onJudged?: (item: BatchItem) => void,
 ): Promise<BatchItem[]> {
   const items: BatchItem[] = [];
+  let withLog: Judging | undefined;
   try {
     // Read before any upload is judged: an unreadable keys/revoked.json is the operator's to mend and fails
     // the batch (its uploads stay in incoming/), rather than rejecting each upload that met it.
-    if (uploads.length > 0) await judging.view.publishedRevoked();
-    for (const upload of uploads) {
+    let revokedRead = false;
+    for await (const upload of uploads) {
+      if (!revokedRead) {
+        await judging.view.publishedRevoked();
+        revokedRead = true;
+      }
       if (upload.kind === 'too-large') {
         items.push({ upload, evaluation: rejected([upload.problem]) });
         continue;
       }
       // An action (or a rotation) is a JSON envelope; anything else is read as a bundle.
       const inspection = await inspections.take(upload);
-      const judged = inspection ? evaluate(ctx, inspection, judging) : evaluateAction(ctx, upload, judging);
+      let judged: Promise<Evaluation>;
+      if (inspection) judged = evaluate(ctx, inspection, judging);
+      else {
+        withLog ??= { ...judging, log: await judging.log };
+        judged = evaluateAction(ctx, upload, withLog);
+      }
       const evaluation = await judged.catch((error: unknown): Evaluation => {
         if (error instanceof StoreError) throw error;
         return rejected([

@@ -60,7 +60,7 @@ import {
   rejected,
   released,
 } from './evaluate.ts';
-import { planBatch, readBatch } from './intake.ts';
+import { planBatch, readBatch, UploadsInOrder } from './intake.ts';
 import { LogWriter } from './log-writer.ts';
 import { recordOutcomes } from './outcomes.ts';
 import { type AddedVersion, type RenderedPlugin, renderPlugin } from './plugin-document.ts';
@@ -248,22 +248,38 @@ export async function processSubmissions(
   // reads the rest); the judging waits for the log, which is opened knowing every upload's id.
   const basis = await beginJudging(ctx, view, now);
   const inspections = new Inspections(ctx, basis, plan.taken.filter((t) => !t.tooLarge).length);
-  // Nothing this batch began is still reading when it fails.
-  const abandon = (error: unknown) => inspections.abandon(error);
-  const uploads = await readBatch(ctx, plan, (upload) => inspections.add(upload)).catch(abandon);
-  inspections.close();
-  const log = await LogWriter.open(ctx, { intents: uploads.map((u) => u.id) }).catch(abandon);
+  // Each is judged, and its files written, as soon as it and those before it are read (the reading holds
+  // this thread for seconds at 10,000). The log opens once all are read: its intents name every upload.
+  const inOrder = new UploadsInOrder(plan.taken.length);
+  const reading = readBatch(
+    ctx,
+    plan,
+    (upload, index) => {
+      if (upload) inspections.add(upload);
+      inOrder.put(index, upload);
+    },
+    inOrder.signal,
+  );
+  reading.then(
+    () => inspections.close(),
+    (error: unknown) => inOrder.fail(error),
+  );
+  const opening = reading.then((uploads) => LogWriter.open(ctx, { intents: uploads.map((u) => u.id) }));
+  opening.catch(() => undefined); // met by the first action judged, or below
   const processed = now.toISOString();
   const versions = new VersionWrites(ctx, processed);
-  const judging = { ...basis, log };
-  const items = await evaluateBatch(ctx, uploads, inspections, judging, (item) => versions.start(item)).catch(
+  const judging = { ...basis, log: opening };
+  const items = await evaluateBatch(ctx, inOrder, inspections, judging, (item) => versions.start(item)).catch(
     async (error: unknown) => {
-      // Nothing this batch began is still writing when it fails.
+      // Nothing this batch began is still reading or writing when it fails (the judging, stopped, stopped
+      // the reading: `inOrder.signal`).
+      await reading.catch(() => undefined);
       await versions.written().catch(() => undefined);
       throw error;
     },
   );
   const written = await versions.written();
+  const log = await opening;
   const catalog = await currentCatalog(ctx);
   const { folded, rendered, changed } = await foldAndRender(ctx, items, written, view, catalog, processed);
   // The index documents list every version's manifest: a batch that removes versions renders them at once,

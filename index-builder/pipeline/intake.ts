@@ -104,13 +104,16 @@ const READ_SLICE_MS = 4;
 
 /**
  * Reads the uploads a plan took, in its order (an upload gone meanwhile is left out: an earlier,
- * redelivered run handled it), and hands each to `onRead` as soon as it is read, so its inspection can
- * start while the rest are read. An upload too large is not read: it is hashed as a stream, for its id.
+ * redelivered run handled it), and hands each to `onRead` as soon as it is read, with its place in the plan
+ * (undefined for one gone), so its inspection and its judging can start while the rest are read. An upload
+ * too large is not read: it is hashed as a stream, for its id. Once `signal` is aborted (the batch failed),
+ * no further upload is read.
  */
 export async function readBatch(
   ctx: PipelineContext,
   plan: BatchPlan,
-  onRead?: (upload: Upload) => void,
+  onRead?: (upload: Upload | undefined, index: number) => void,
+  signal?: AbortSignal,
 ): Promise<Upload[]> {
   let slice = performance.now();
   // Every reader waits for the same turn (one that went on would read the rest within this task).
@@ -118,35 +121,91 @@ export async function readBatch(
   const read = await mapLimited(
     plan.taken,
     READ_CONCURRENCY,
-    async ({ key, tooLarge }): Promise<Upload | undefined> => {
+    async ({ key, tooLarge }, index): Promise<Upload | undefined> => {
       if (!turning && performance.now() - slice > READ_SLICE_MS)
         turning = turn().then(() => {
           turning = undefined;
           slice = performance.now();
         });
       if (turning) await turning;
-      let upload: Upload | undefined;
-      if (tooLarge) {
-        // Not read whole: hashed as a stream, for its id, and refused.
-        const stream = await ctx.intake.getStream(key);
-        if (!stream) return undefined;
-        const sha256 = await streamSha256(stream.body).finally(() => stream.cancel());
-        upload = {
-          kind: 'too-large',
-          key,
-          id: submissionIdFromDigest(key, sha256),
-          sha256,
-          problem: tooLarge,
-        };
-      } else {
-        const object = await ctx.intake.get(key);
-        if (!object) return undefined; // already handled by an earlier (redelivered) run
-        const sha256 = sha256Hex(object.body);
-        upload = { kind: 'read', key, id: submissionIdFromDigest(key, sha256), sha256, bytes: object.body };
-      }
-      onRead?.(upload);
+      const upload = signal?.aborted ? undefined : await readUpload(ctx, key, tooLarge);
+      onRead?.(upload, index);
       return upload;
     },
   );
   return read.filter((upload): upload is Upload => upload !== undefined);
+}
+
+/** One upload read (or, too large, hashed as a stream); undefined when it is gone. */
+async function readUpload(
+  ctx: PipelineContext,
+  key: string,
+  tooLarge?: Problem,
+): Promise<Upload | undefined> {
+  if (tooLarge) {
+    // Not read whole: hashed as a stream, for its id, and refused.
+    const stream = await ctx.intake.getStream(key);
+    if (!stream) return undefined;
+    const sha256 = await streamSha256(stream.body).finally(() => stream.cancel());
+    return { kind: 'too-large', key, id: submissionIdFromDigest(key, sha256), sha256, problem: tooLarge };
+  }
+  const object = await ctx.intake.get(key);
+  if (!object) return undefined; // already handled by an earlier (redelivered) run
+  const sha256 = sha256Hex(object.body);
+  return { kind: 'read', key, id: submissionIdFromDigest(key, sha256), sha256, bytes: object.body };
+}
+
+/**
+ * A batch's uploads in plan order as they are read (`put` with each one's place, undefined for one gone),
+ * for the judging to take each as soon as it and those before it are read. Iterated once; a judging that
+ * stops before the last (the batch failed) aborts `signal`, and the reading it is given stops.
+ */
+export class UploadsInOrder implements AsyncIterable<Upload> {
+  readonly #read = new Map<number, Upload | undefined>();
+  readonly #stop = new AbortController();
+  #next = 0;
+  #failure: { readonly error: unknown } | undefined;
+  #wake: (() => void) | undefined;
+
+  constructor(private readonly count: number) {}
+
+  get signal(): AbortSignal {
+    return this.#stop.signal;
+  }
+
+  put(index: number, upload: Upload | undefined): void {
+    this.#read.set(index, upload);
+    this.#notify();
+  }
+
+  /** The reading failed: the iteration throws `error` once it reaches what was not read. */
+  fail(error: unknown): void {
+    this.#failure ??= { error };
+    this.#notify();
+  }
+
+  #notify(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<Upload> {
+    try {
+      while (this.#next < this.count) {
+        if (!this.#read.has(this.#next)) {
+          if (this.#failure) throw this.#failure.error;
+          await new Promise<void>((resolve) => {
+            this.#wake = resolve;
+          });
+          continue;
+        }
+        const upload = this.#read.get(this.#next);
+        this.#read.delete(this.#next++);
+        if (upload) yield upload;
+      }
+    } finally {
+      if (this.#next < this.count) this.#stop.abort();
+    }
+  }
 }

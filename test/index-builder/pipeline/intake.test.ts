@@ -4,10 +4,11 @@
  * inspector threads, by messages sent once a turn) goes out before the last upload is read.
  */
 import { describe, expect, it } from 'vitest';
+import { StoreError } from '../../../index-builder/errors.ts';
 import { processSubmissions } from '../../../index-builder/pipeline/index.ts';
 import type { BundleInspector } from '../../../index-builder/pipeline/inspect.ts';
 import { planBatch, readBatch } from '../../../index-builder/pipeline/intake.ts';
-import type { Store } from '../../../index-builder/store.ts';
+import type { PutOptions, Store } from '../../../index-builder/store.ts';
 import { makeBundle, makeRegistry, validManifest } from '../../support/fixtures.ts';
 
 /** `store`, with `onRead` told of every upload read from incoming/, once it is read. */
@@ -61,6 +62,93 @@ describe('when a batch is taken', () => {
     expect(told).toEqual([12]);
     expect(readsAtInspection).toHaveLength(12);
     expect(readsAtInspection[0]).toBeLessThan(12);
+  });
+
+  it('judges each bundle, and writes its version, while the rest are still read', async () => {
+    const registry = await makeRegistry();
+    const keys = await registry.submit(...(await bundles(24)));
+    let reads = 0;
+    const intake = watchedIntake(registry.intake, () => {
+      reads += 1;
+      // A read that holds the thread, as a local store's synchronous read does: 24 take 48 ms.
+      const until = performance.now() + 2;
+      while (performance.now() < until);
+    });
+    const readsAtFirstManifest: number[] = [];
+    const site = new Proxy(registry.site, {
+      get(target, property) {
+        if (property === 'put')
+          return async (key: string, body: Uint8Array, options: PutOptions) => {
+            if (key.endsWith('/manifest.json') && readsAtFirstManifest.length === 0)
+              readsAtFirstManifest.push(reads);
+            return target.put(key, body, options);
+          };
+        const value = Reflect.get(target, property, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+
+    const result = await processSubmissions({ ...registry.context, intake, site }, keys);
+
+    expect(result.outcomes.map((o) => o.status)).toEqual(Array(24).fill('accepted'));
+    expect(readsAtFirstManifest).toHaveLength(1);
+    expect(readsAtFirstManifest[0]).toBeLessThan(24);
+  });
+
+  it('fails the batch when an upload cannot be read, reading no further, and keeps every upload', async () => {
+    const registry = await makeRegistry();
+    const keys = await registry.submit(...(await bundles(24)));
+    let reads = 0;
+    const intake = new Proxy(registry.intake, {
+      get(target, property) {
+        if (property === 'get')
+          return async (key: string) => {
+            if (key.startsWith('incoming/') && ++reads === 10)
+              throw new StoreError('STORE_IO', key, 'injected failure');
+            return target.get(key);
+          };
+        const value = Reflect.get(target, property, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+
+    const failed = await processSubmissions({ ...registry.context, intake }, keys).catch((error) => error);
+    const readsAtFailure = reads;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+
+    expect(failed).toBeInstanceOf(StoreError);
+    expect(failed).toMatchObject({ code: 'STORE_IO' });
+    // Those in flight when it failed finish; none is begun after.
+    expect(readsAtFailure).toBeLessThan(24);
+    expect(reads).toBe(readsAtFailure);
+    expect(keys.every((key) => registry.intake.objects.has(key))).toBe(true);
+    expect([...registry.intake.objects.keys()].filter((k) => k.startsWith('status/'))).toEqual([]);
+  });
+
+  it('fails the batch when judging meets a storage error, and reads no further uploads', async () => {
+    const registry = await makeRegistry();
+    const keys = await registry.submit(...(await bundles(24)));
+    let reads = 0;
+    const intake = watchedIntake(registry.intake, () => {
+      reads += 1;
+      const until = performance.now() + 2;
+      while (performance.now() < until);
+    });
+    const { get } = registry.site;
+    registry.site.get = async (key) => {
+      if (key === 'plugins/read-0/index.json') throw new StoreError('STORE_IO', key, 'injected failure');
+      return get.call(registry.site, key);
+    };
+
+    const failed = await processSubmissions({ ...registry.context, intake }, keys).catch((error) => error);
+    const readsAtFailure = reads;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+
+    expect(failed).toBeInstanceOf(StoreError);
+    expect(failed).toMatchObject({ code: 'STORE_IO', message: expect.stringContaining('injected failure') });
+    expect(readsAtFailure).toBeLessThan(24);
+    expect(reads).toBe(readsAtFailure);
+    expect(keys.every((key) => registry.intake.objects.has(key))).toBe(true);
   });
 
   it('lets the event loop turn while it reads', async () => {
