@@ -3,6 +3,7 @@
  * did, and a thread that stops fails each put it had with a typed, retryable error, leaving every file
  * whole (its old bytes or its new ones) and the store usable.
  */
+import { watch } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -10,6 +11,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FsStore, SYNC_BYTES } from '../../adapters/fs-store.ts';
 import { fsWriter } from '../../adapters/fs-writer.ts';
 import { StoreError } from '../../index-builder/errors.ts';
+import { impliedMetadata } from '../../index-builder/layout.ts';
 import { CACHE_MUTABLE } from '../../index-builder/store.ts';
 import { encode, sha256 } from '../support/fixtures.ts';
 import { expectPutReadsBack } from '../support/stores.ts';
@@ -323,5 +325,70 @@ describe('when a put’s metadata holds a NUL character', () => {
     }
     await store.put('small/ok.txt', encode('ok'), { contentType: 'text/plain', cacheControl: 'no-store' });
     expect(text((await store.get('small/ok.txt'))?.body)).toBe('ok');
+  });
+});
+
+describe('when a new immutable file is put', () => {
+  /** The names that come and go in `folder` (inotify) while `act` runs, once `last` has shown up. */
+  async function namesSeen(folder: string, last: string, act: () => Promise<void>): Promise<string[]> {
+    const names: string[] = [];
+    let done: () => void = () => {};
+    const seenLast = new Promise<void>((resolve) => {
+      done = resolve;
+    });
+    const watcher = watch(folder, (_event, name) => {
+      names.push(String(name));
+      if (name === last) done();
+    });
+    try {
+      await act();
+      await Promise.race([seenLast, new Promise((resolve) => setTimeout(resolve, 2_000))]);
+    } finally {
+      watcher.close();
+    }
+    return names;
+  }
+  const put = (key: string, body: string) => store.put(key, encode(body), impliedMetadata(key));
+
+  it('writes it where it belongs, no temp file beside it, and replaces it later through one', async () => {
+    // Past the puts a process makes on its own thread (fs-store.ts): these go to the writer thread.
+    for (let i = 0; i < 200; i++) await store.put(`warm/${i}.json`, encode('warm'), opts);
+    await put('plugins/a/1.0.0/manifest.json', '{"name":"a"}');
+    const folder = path.join(root, 'plugins', 'a', '1.0.0');
+
+    const first = await namesSeen(folder, 'manifest.json.asc', () =>
+      put('plugins/a/1.0.0/manifest.json.asc', 'signature one'),
+    );
+    // Signed again (a key rotation): the file is there, so it is replaced as every file is.
+    const again = await namesSeen(folder, 'manifest.json.asc', () =>
+      put('plugins/a/1.0.0/manifest.json.asc', 'signature two'),
+    );
+
+    expect(first.length).toBeGreaterThan(0);
+    expect(first.every((name) => name === 'manifest.json.asc')).toBe(true);
+    expect(again.some((name) => name.endsWith('.tmp'))).toBe(true);
+    expect(text((await store.get('plugins/a/1.0.0/manifest.json.asc'))?.body)).toBe('signature two');
+    expect(await store.head('plugins/a/1.0.0/manifest.json.asc')).toMatchObject(
+      impliedMetadata('plugins/a/1.0.0/manifest.json.asc'),
+    );
+    // Bare, as before: what the key implies, no sidecar.
+    await expect(
+      stat(path.join(root, '.meta', 'plugins', 'a', '1.0.0', 'manifest.json.asc.json')),
+    ).rejects.toThrow();
+  });
+
+  it('never writes into a file it did not put: one made meanwhile by another is replaced through a temp file', async () => {
+    for (let i = 0; i < 200; i++) await store.put(`warm/${i}.json`, encode('warm'), opts);
+    // The thread makes the version's folder, so it takes every other name in it for new.
+    await put('plugins/b/1.0.0/manifest.json', '{"name":"b"}');
+    const folder = path.join(root, 'plugins', 'b', '1.0.0');
+    await writeFile(path.join(folder, 'manifest.json.asc'), 'written by another, and longer than the put');
+
+    const names = await namesSeen(folder, 'manifest.json.asc', () =>
+      put('plugins/b/1.0.0/manifest.json.asc', 'the put'),
+    );
+
+    expect(names.some((name) => name.endsWith('.tmp'))).toBe(true);
+    expect(await readFile(path.join(folder, 'manifest.json.asc'), 'utf8')).toBe('the put');
   });
 });
