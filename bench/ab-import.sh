@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# ab-import.sh WORK [N] [ROUNDS] BUILD... : the import of N new plugins (`plugindex process`), by each build,
+# ROUNDS times (5 by default) in turn, the order rotating every round, each into a fresh copy of one seeded
+# registry; prints each build's medians of wall, user and system time (GNU time). A BUILD is a built
+# command's entry, `dist/cli/plugindex.mjs` of a checkout (`node build/cli.mjs --outdir DIR` writes one).
+# What one change to the import is worth: this machine's speed drifts by a fifth and more over minutes,
+# more than most changes, so builds meet the same drift only when they take turns; the CPU times move less
+# than the wall time. The seeded registry is made once, WORK/ab-template-N (about 25 s at 10,000). The
+# rounds' registries are kept (WORK/ab-rounds-<time>), to delete once you are done timing: on this disk,
+# files freed in the last minutes slow the creation of those made near them (see side-by-side-import.sh).
+set -euo pipefail
+W=${1:?usage: ab-import.sh WORK [N] [ROUNDS] BUILD...}; N=${2:-10000}; ROUNDS=${3:-5}; shift 3
+[ $# -ge 1 ] || { echo "name at least one build (a dist/cli/plugindex.mjs)" >&2; exit 1; }
+CO=$(cd "$(dirname "$0")/.." && pwd); SBS=${SBS:-$CO/../shared/bench/side-by-side}
+T=$W/ab-template-$N
+if [ ! -d "$T" ]; then
+  node "$CO/cli/bin.mjs" init --registry "$T.tmp" >/dev/null
+  node --import "$CO/node_modules/tsx/dist/esm/index.mjs" "$SBS/seed.mts" "$CO" "$T.tmp" "$N" 1 1 >/dev/null
+  mv "$T.tmp" "$T"
+fi
+R=$W/ab-rounds-$(date +%s); mkdir -p "$R"
+builds=("$@"); count=${#builds[@]}; n=0
+for ((k = 0; k < ROUNDS; k++)); do
+  for ((j = 0; j < count; j++)); do
+    b=$(( (j + k) % count )); n=$((n + 1)); d=$R/$n
+    cp -a "$T" "$d"; find "$d/staging" -name '*.tgz' -exec mv -t "$d/incoming/" {} +; sync
+    /usr/bin/time -f "$b %e %U %S" -a -o "$R/times" node "${builds[$b]}" process --registry "$d" >/dev/null
+    cnt=$(node -e 'console.log(require(process.argv[1]).plugins.length)' "$d/public/index.json")
+    [ "$cnt" -eq "$N" ] || { echo "${builds[$b]}: the index has $cnt plugins, not $N" >&2; exit 1; }
+  done
+done
+med() { sort -n | awk '{a[NR]=$1} END {print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
+echo "rounds left in $R" >&2
+for ((b = 0; b < count; b++)); do
+  col() { awk -v b="$b" -v c="$1" '$1 == b {print $c}' "$R/times" | med; }
+  echo "${builds[$b]}: wall $(col 2) s, user $(col 3) s, system $(col 4) s (medians of $ROUNDS)"
+done
