@@ -245,7 +245,7 @@ export async function processSubmissions(
   const now = ctx.clock.now();
   const view = new BatchView(ctx.site);
   // Each bundle's inspection begins as soon as it is read (on the inspector's threads, while this one
-  // reads the rest); the judging waits for the log, which is opened knowing every upload's id.
+  // reads the rest).
   const basis = await beginJudging(ctx, view, now);
   const inspections = new Inspections(ctx, basis, plan.taken.filter((t) => !t.tooLarge).length);
   // Each is judged, and its files written, as soon as it and those before it are read (the reading holds
