@@ -14,7 +14,7 @@
  * a replacing rename is the dearest call of all. A key in a folder the thread made itself is new unless it
  * put it since: it is written without looking for a former file or sidecar first (an import's 100,000
  * lstats that found nothing). A new file of an immutable key (a version's files) is created in place, with
- * no temp file and no rename (`writeNew`); every other file, and any replacement, goes through a temp file.
+ * no temp file and no rename (`createExclusive`); every other file, and any replacement, goes through a temp file.
  */
 import type { Worker } from 'node:worker_threads';
 import { joinBytes } from '../index-builder/store.ts';
@@ -52,7 +52,7 @@ export interface WriteRequest {
   readonly bare?: boolean;
   /**
    * The key is immutable (`CACHE_IMMUTABLE`: a version's files): a bare one that is new is written in place,
-   * without a temp file and a rename (see `writeNew` in the thread's code).
+   * without a temp file and a rename (see `createExclusive` in the thread's code).
    */
   readonly immutable?: boolean;
 }
@@ -177,17 +177,24 @@ function makeFolder(folder) {
     else fresh.delete(made);
   }
 }
-// A key without a sidecar gets one created in place, exclusively: no temp file and no rename, the dearest
-// calls after the body's own (a rebuild's new signatures and pages, a publish's new files). A reader reads a
-// sidecar only for a body it found, and the body is renamed in after this: a key the store wrote never shows
-// it half written (a file copied in by hand would read it as none, unparsed). False when one appeared
-// meanwhile (a concurrent put) or its folder went: it is replaced through a temp file as before.
-function createSidecar(meta, bytes) {
-  const folder = path.dirname(meta);
+// A file created in place, exclusively, with no temp file and no rename, the dearest calls after the file's
+// creation: false when one is there already (a concurrent put) or its folder went, and the caller writes
+// through a temp file instead. Two kinds of file are written so:
+// - A key's first sidecar (a rebuild's new signatures and pages, a publish's new files). A reader reads a
+//   sidecar only for a body it found, and the body is renamed in after this: a key the store wrote never
+//   shows it half written (a file copied in by hand would read it as none, unparsed).
+// - A new immutable file (a version's artifact, manifest or signature; an import of 10,000 new plugins
+//   renamed 30,000 of them). A reader that matters never sees one half written: no document names a
+//   version's files until they are all written (the plugin document and the index after them), a client
+//   reads only what a signed document names and checks its digest, and a run that dies leaves the upload in
+//   incoming/: the retry finds the file and, its bytes differing, replaces it through a temp file as any
+//   replacement is.
+function createExclusive(file, bytes) {
+  const folder = path.dirname(file);
   if (!folders.has(folder)) makeFolder(folder);
   let fd;
   try {
-    fd = fs.openSync(meta, 'wx');
+    fd = fs.openSync(file, 'wx');
   } catch (error) {
     if (error.code === 'EEXIST' || error.code === 'ENOENT') return false;
     throw error;
@@ -197,7 +204,7 @@ function createSidecar(meta, bytes) {
     fs.closeSync(fd);
   } catch (error) {
     try { fs.closeSync(fd); } catch {}
-    fs.rmSync(meta, { force: true });
+    fs.rmSync(file, { force: true });
     throw error;
   }
   return true;
@@ -229,34 +236,6 @@ function writeTemp(file, body, describe) {
     }
   }
 }
-// A new immutable file (a version's artifact, manifest or signature), written where it belongs rather than
-// through a temp file and a rename, the dearest call after the file's creation (an import of 10,000 new
-// plugins renamed 30,000 of them). What the rename kept from readers, a file seen half written, cannot be
-// seen by any that matters: no document names a version's files until they are all written (the plugin
-// document and the index after them), a client reads only what a signed document names and checks its
-// digest, and a run that dies leaves the upload in incoming/: the retry finds the file and, its bytes
-// differing, replaces it through a temp file as any replacement is. Created exclusively: false when a file
-// is there already (or its folder went), and the caller writes through a temp file instead.
-function writeNew(file, body) {
-  const folder = path.dirname(file);
-  if (!folders.has(folder)) makeFolder(folder);
-  let fd;
-  try {
-    fd = fs.openSync(file, 'wx');
-  } catch (error) {
-    if (error.code === 'EEXIST' || error.code === 'ENOENT') return false;
-    throw error;
-  }
-  try {
-    for (let offset = 0; offset < body.byteLength; ) offset += fs.writeSync(fd, body, offset, body.byteLength - offset);
-    fs.closeSync(fd);
-  } catch (error) {
-    try { fs.closeSync(fd); } catch {}
-    fs.rmSync(file, { force: true });
-    throw error;
-  }
-  return true;
-}
 // FsStore's bareState: 'same' when the file holds these bytes and has no sidecar, 'sidecar' when it has one.
 function bareState(r) {
   if (unseen(r.file)) return 'none';
@@ -277,7 +256,7 @@ function putBare(r) {
   if (state === 'sidecar' && r.sha256 === undefined) r = { ...r, sha256: createHash('sha256').update(r.body).digest('hex') };
   // A file written with a sidecar before (an older version, other metadata) may hold these bytes.
   if (state === 'same' || (state === 'sidecar' && stateOf(r) === 'same')) return;
-  if (state === 'none' && r.immutable && writeNew(r.file, r.body)) return;
+  if (state === 'none' && r.immutable && createExclusive(r.file, r.body)) return;
   const { temp } = writeTemp(r.file, r.body, false);
   try { fs.renameSync(temp, r.file); } catch (error) { fs.rmSync(temp, { force: true }); throw error; }
   if (state === 'sidecar') fs.rmSync(r.meta, { force: true });
@@ -294,7 +273,7 @@ function put(r) {
     sidecar.sha256 = r.sha256;
     Object.assign(sidecar, identity(stats));
     const bytes = Buffer.from(JSON.stringify(sidecar) + '\n');
-    if (state !== 'none' || !createSidecar(r.meta, bytes)) {
+    if (state !== 'none' || !createExclusive(r.meta, bytes)) {
       const metaTemp = writeTemp(r.meta, bytes, false).temp;
       try { fs.renameSync(metaTemp, r.meta); } catch (error) { fs.rmSync(metaTemp, { force: true }); throw error; }
     }

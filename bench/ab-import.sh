@@ -5,19 +5,14 @@
 # command's entry, `dist/cli/plugindex.mjs` of a checkout (`node build/cli.mjs --outdir DIR` writes one).
 # What one change to the import is worth: this machine's speed drifts by a fifth and more over minutes,
 # more than most changes, so builds meet the same drift only when they take turns; the CPU times move less
-# than the wall time. The seeded registry is made once, WORK/ab-template-N (about 25 s at 10,000). The
+# than the wall time. The seeded registry is made once (import-template.sh: WORK/import-template-N). The
 # rounds' registries are kept (WORK/ab-rounds-<time>), to delete once you are done timing: on this disk,
 # files freed in the last minutes slow the creation of those made near them (see side-by-side-import.sh).
 set -euo pipefail
 W=${1:?usage: ab-import.sh WORK [N] [ROUNDS] BUILD...}; N=${2:-10000}; ROUNDS=${3:-5}; shift 3
 [ $# -ge 1 ] || { echo "name at least one build (a dist/cli/plugindex.mjs)" >&2; exit 1; }
-CO=$(cd "$(dirname "$0")/.." && pwd); SBS=${SBS:-$CO/../shared/bench/side-by-side}
-T=$W/ab-template-$N
-if [ ! -d "$T" ]; then
-  node "$CO/cli/bin.mjs" init --registry "$T.tmp" >/dev/null
-  node --import "$CO/node_modules/tsx/dist/esm/index.mjs" "$SBS/seed.mts" "$CO" "$T.tmp" "$N" 1 1 >/dev/null
-  mv "$T.tmp" "$T"
-fi
+CO=$(cd "$(dirname "$0")/.." && pwd)
+T=$("$CO/bench/import-template.sh" "$W" "$N")
 R=$W/ab-rounds-$(date +%s); mkdir -p "$R"
 builds=("$@"); count=${#builds[@]}; n=0
 for ((k = 0; k < ROUNDS; k++)); do

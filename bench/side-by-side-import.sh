@@ -19,12 +19,7 @@ export GNUPGHOME=$W/gnupg DEB_CACHE=${DEB_CACHE:-$W/debs}
 KEY=$(gpg --batch --with-colons --list-secret-keys | awk -F: '/^fpr/{print $10; exit}')
 [ -n "$KEY" ] || { echo "no signing key in $GNUPGHOME: run run.sh with WORK=$W first" >&2; exit 1; }
 "$SBS/gen-debs.sh" 1 "$N" >/dev/null
-T=$W/import-template-$N
-if [ ! -d "$T" ]; then
-  node "$CO/cli/bin.mjs" init --registry "$T.tmp" >/dev/null
-  node --import "$CO/node_modules/tsx/dist/esm/index.mjs" "$SBS/seed.mts" "$CO" "$T.tmp" "$N" 1 1 >/dev/null
-  mv "$T.tmp" "$T"
-fi
+T=$("$CO/bench/import-template.sh" "$W" "$N")
 R=$W/import-rounds-$(date +%s); mkdir -p "$R"
 # The wall time of a command, then the CPU time (user and system) it and its children took, in ms: `times`
 # in the subshell that ran only it (written to a file: in a pipe, `times` would run in a subshell of its

@@ -8,23 +8,38 @@ import { StoreError } from '../../../index-builder/errors.ts';
 import { processSubmissions } from '../../../index-builder/pipeline/index.ts';
 import type { BundleInspector } from '../../../index-builder/pipeline/inspect.ts';
 import { planBatch, readBatch } from '../../../index-builder/pipeline/intake.ts';
-import type { PutOptions, Store } from '../../../index-builder/store.ts';
+import type { Store } from '../../../index-builder/store.ts';
 import { makeBundle, makeRegistry, validManifest } from '../../support/fixtures.ts';
 
-/** `store`, with `onRead` told of every upload read from incoming/, once it is read. */
-function watchedIntake(store: Store, onRead: () => void): Store {
+/** `store`, its method `name` replaced by what `replace` makes of the store's own (bound to it). */
+function withMethod<K extends 'get' | 'put'>(
+  store: Store,
+  name: K,
+  replace: (original: Store[K]) => Store[K],
+): Store {
+  const replaced = replace(store[name].bind(store) as Store[K]);
   return new Proxy(store, {
     get(target, property) {
-      if (property === 'get')
-        return async (key: string) => {
-          const object = await target.get(key);
-          if (key.startsWith('incoming/')) onRead();
-          return object;
-        };
+      if (property === name) return replaced;
       const value = Reflect.get(target, property, target);
       return typeof value === 'function' ? value.bind(target) : value;
     },
   });
+}
+
+/** `store`, with `onRead` told of every upload read from incoming/, once it is read. */
+function watchedIntake(store: Store, onRead: () => void): Store {
+  return withMethod(store, 'get', (get) => async (key) => {
+    const object = await get(key);
+    if (key.startsWith('incoming/')) onRead();
+    return object;
+  });
+}
+
+/** Holds the thread for 2 ms, as a local store's synchronous read does. */
+function holdThread(): void {
+  const until = performance.now() + 2;
+  while (performance.now() < until);
 }
 
 async function bundles(count: number): Promise<Uint8Array[]> {
@@ -68,24 +83,16 @@ describe('when a batch is taken', () => {
     const registry = await makeRegistry();
     const keys = await registry.submit(...(await bundles(24)));
     let reads = 0;
+    // 24 reads that hold the thread 2 ms each.
     const intake = watchedIntake(registry.intake, () => {
       reads += 1;
-      // A read that holds the thread, as a local store's synchronous read does: 24 take 48 ms.
-      const until = performance.now() + 2;
-      while (performance.now() < until);
+      holdThread();
     });
     const readsAtFirstManifest: number[] = [];
-    const site = new Proxy(registry.site, {
-      get(target, property) {
-        if (property === 'put')
-          return async (key: string, body: Uint8Array, options: PutOptions) => {
-            if (key.endsWith('/manifest.json') && readsAtFirstManifest.length === 0)
-              readsAtFirstManifest.push(reads);
-            return target.put(key, body, options);
-          };
-        const value = Reflect.get(target, property, target);
-        return typeof value === 'function' ? value.bind(target) : value;
-      },
+    const site = withMethod(registry.site, 'put', (put) => async (key, body, options) => {
+      if (key.endsWith('/manifest.json') && readsAtFirstManifest.length === 0)
+        readsAtFirstManifest.push(reads);
+      return put(key, body, options);
     });
 
     const result = await processSubmissions({ ...registry.context, intake, site }, keys);
@@ -99,17 +106,10 @@ describe('when a batch is taken', () => {
     const registry = await makeRegistry();
     const keys = await registry.submit(...(await bundles(24)));
     let reads = 0;
-    const intake = new Proxy(registry.intake, {
-      get(target, property) {
-        if (property === 'get')
-          return async (key: string) => {
-            if (key.startsWith('incoming/') && ++reads === 10)
-              throw new StoreError('STORE_IO', key, 'injected failure');
-            return target.get(key);
-          };
-        const value = Reflect.get(target, property, target);
-        return typeof value === 'function' ? value.bind(target) : value;
-      },
+    const intake = withMethod(registry.intake, 'get', (get) => async (key) => {
+      if (key.startsWith('incoming/') && ++reads === 10)
+        throw new StoreError('STORE_IO', key, 'injected failure');
+      return get(key);
     });
 
     const failed = await processSubmissions({ ...registry.context, intake }, keys).catch((error) => error);
@@ -131,16 +131,16 @@ describe('when a batch is taken', () => {
     let reads = 0;
     const intake = watchedIntake(registry.intake, () => {
       reads += 1;
-      const until = performance.now() + 2;
-      while (performance.now() < until);
+      holdThread();
     });
-    const { get } = registry.site;
-    registry.site.get = async (key) => {
+    const site = withMethod(registry.site, 'get', (get) => async (key) => {
       if (key === 'plugins/read-0/index.json') throw new StoreError('STORE_IO', key, 'injected failure');
-      return get.call(registry.site, key);
-    };
+      return get(key);
+    });
 
-    const failed = await processSubmissions({ ...registry.context, intake }, keys).catch((error) => error);
+    const failed = await processSubmissions({ ...registry.context, intake, site }, keys).catch(
+      (error) => error,
+    );
     const readsAtFailure = reads;
     await new Promise((resolve) => setTimeout(resolve, 20));
 
@@ -158,9 +158,7 @@ describe('when a batch is taken', () => {
     let readsAtTurn: number | undefined;
     const intake = watchedIntake(registry.intake, () => {
       if (reads++ === 0) setImmediate(() => (readsAtTurn = reads));
-      // A read that holds the thread, as a local store's synchronous read does: 12 take 24 ms.
-      const until = performance.now() + 2;
-      while (performance.now() < until);
+      holdThread(); // 12 reads: 24 ms
     });
     const ctx = { ...registry.context, intake };
 
