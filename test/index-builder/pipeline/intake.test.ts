@@ -48,6 +48,21 @@ async function bundles(count: number): Promise<Uint8Array[]> {
   );
 }
 
+/**
+ * A registry with `count` bundles waiting, and its intake as one whose reads of them each hold the thread
+ * 2 ms, counted (`read.count`).
+ */
+async function slowlyRead(count: number) {
+  const registry = await makeRegistry();
+  const keys = await registry.submit(...(await bundles(count)));
+  const read = { count: 0 };
+  const intake = watchedIntake(registry.intake, () => {
+    read.count += 1;
+    holdThread();
+  });
+  return { registry, keys, intake, read };
+}
+
 describe('when a batch is taken', () => {
   it('begins inspecting each bundle as soon as it is read, before the rest are read', async () => {
     const registry = await makeRegistry();
@@ -80,18 +95,11 @@ describe('when a batch is taken', () => {
   });
 
   it('judges each bundle, and writes its version, while the rest are still read', async () => {
-    const registry = await makeRegistry();
-    const keys = await registry.submit(...(await bundles(24)));
-    let reads = 0;
-    // 24 reads that hold the thread 2 ms each.
-    const intake = watchedIntake(registry.intake, () => {
-      reads += 1;
-      holdThread();
-    });
+    const { registry, keys, intake, read } = await slowlyRead(24);
     const readsAtFirstManifest: number[] = [];
     const site = withMethod(registry.site, 'put', (put) => async (key, body, options) => {
       if (key.endsWith('/manifest.json') && readsAtFirstManifest.length === 0)
-        readsAtFirstManifest.push(reads);
+        readsAtFirstManifest.push(read.count);
       return put(key, body, options);
     });
 
@@ -126,13 +134,7 @@ describe('when a batch is taken', () => {
   });
 
   it('fails the batch when judging meets a storage error, and reads no further uploads', async () => {
-    const registry = await makeRegistry();
-    const keys = await registry.submit(...(await bundles(24)));
-    let reads = 0;
-    const intake = watchedIntake(registry.intake, () => {
-      reads += 1;
-      holdThread();
-    });
+    const { registry, keys, intake, read } = await slowlyRead(24);
     const site = withMethod(registry.site, 'get', (get) => async (key) => {
       if (key === 'plugins/read-0/index.json') throw new StoreError('STORE_IO', key, 'injected failure');
       return get(key);
@@ -141,13 +143,13 @@ describe('when a batch is taken', () => {
     const failed = await processSubmissions({ ...registry.context, intake, site }, keys).catch(
       (error) => error,
     );
-    const readsAtFailure = reads;
+    const readsAtFailure = read.count;
     await new Promise((resolve) => setTimeout(resolve, 20));
 
     expect(failed).toBeInstanceOf(StoreError);
     expect(failed).toMatchObject({ code: 'STORE_IO', message: expect.stringContaining('injected failure') });
     expect(readsAtFailure).toBeLessThan(24);
-    expect(reads).toBe(readsAtFailure);
+    expect(read.count).toBe(readsAtFailure);
     expect(keys.every((key) => registry.intake.objects.has(key))).toBe(true);
   });
 
