@@ -728,12 +728,22 @@ export class FsStore implements Store {
     if (!folder) return;
     const { start, dir } = folder;
     const found: { key: string; raw?: Buffer }[] = [];
+    const sidecars: { key: string }[] = [];
     await this.#io(prefix, 'list', async () => {
       // The walk follows no link below its folder, so when that folder is inside the store's real root,
       // so is every file it finds (`#listed` then asks each for its size by one lstat).
       if (await this.#outsideRealRoot(dir)) return;
       await walk(Buffer.from(dir), start, found);
+      // Then the sidecars of that folder, by the same walk of the sidecar tree, so that a file without one
+      // (an upload, mostly) is not looked for one: a batch lists 10,000 uploads. After the files: a file
+      // found was renamed in after its sidecar was written, so its sidecar is found too.
+      await walk(
+        Buffer.from(path.join(this.#metaRoot, ...start.split('/').filter(Boolean))),
+        start,
+        sidecars,
+      );
     });
+    const described = new Set(sidecars.map(({ key }) => key.slice(0, -'.json'.length)));
     // S3 lists in UTF-8 byte order; so does this.
     found.sort((a, b) => compareUtf8(a.key, b.key));
     this.#listedKeys.clear();
@@ -742,7 +752,7 @@ export class FsStore implements Store {
       if (!key.startsWith(prefix)) continue;
       if (raw) this.#rawPaths.set(key, raw);
       if (this.#listedKeys.size < LISTED_KEYS_KEPT) this.#listedKeys.set(key, undefined);
-      const info = await this.#listed(key);
+      const info = await this.#listed(key, described.has(key));
       if (info) yield info; // deleted since the walk
     }
   }
@@ -750,16 +760,17 @@ export class FsStore implements Store {
   /**
    * `head` for a listing: a file without a sidecar that describes it gets its ETag hashed when it is asked
    * for, from the bytes on disk then (a batch lists every upload in `incoming/` for its size and date, then
-   * reads and hashes each one it takes: hashing each at the listing too doubled that).
+   * reads and hashes each one it takes: hashing each at the listing too doubled that). Its sidecar is read
+   * only when the listing's walk of the sidecar tree found one (`hasSidecar`).
    */
-  async #listed(key: string): Promise<ObjectInfo | undefined> {
+  async #listed(key: string, hasSidecar: boolean): Promise<ObjectInfo | undefined> {
     return this.#io(key, 'stat', async () => {
       // A file the walk found inside the real root: one lstat, where a read's open, real-path check,
       // fstat and close are four calls (a batch lists 10,000 uploads, then reads each anyway). A file made
       // a link since the walk is listed as no file; reads check every file's real path themselves.
       const stats = lstatSync(this.#readPath(key), { bigint: true, throwIfNoEntry: false });
       if (!stats?.isFile()) return undefined;
-      const sidecar = this.#readSidecarSync(key);
+      const sidecar = hasSidecar ? this.#readSidecarSync(key) : undefined;
       if (!sidecar && this.#listedKeys.has(key)) this.#listedKeys.set(key, versionOf(stats));
       const etag = sidecar && describes(sidecar, stats) ? sidecar.etag : () => this.#hashNow(key);
       return this.#info(key, stats, sidecar, etag);
@@ -1018,13 +1029,15 @@ function isBare(key: string, body: { readonly byteLength: number }, options: Put
 
 /**
  * Before a bare put: 'same' when the file holds these bytes and no sidecar says otherwise of it (nothing to
- * write), 'sidecar' when a sidecar is there (to be removed once the body is replaced), else 'none'. The
+ * write), 'sidecar' when the file has a sidecar (to be removed once the body is replaced), else 'none'. The
  * writer thread (fs-writer.ts) decides the same way.
  */
 function bareState(file: string, meta: string, body: Uint8Array): 'same' | 'sidecar' | 'none' {
-  if (present(meta)) return 'sidecar';
-  // A new file (most of an import's) is found missing without an exception.
+  // A new file (most of an import's) is found missing without an exception, and its sidecar is not looked
+  // for: a sidecar left without its body (a put that died between the two) describes no file this put
+  // writes, so it is never read for it (`#info`), and the next put with a sidecar replaces it.
   if (absent(file)) return 'none';
+  if (present(meta)) return 'sidecar';
   let fd: number;
   try {
     fd = openSync(file, READ_FLAGS);

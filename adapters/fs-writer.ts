@@ -238,9 +238,8 @@ function writeTemp(file, body, describe) {
 }
 // FsStore's bareState: 'same' when the file holds these bytes and has no sidecar, 'sidecar' when it has one.
 function bareState(r) {
-  if (unseen(r.file)) return 'none';
+  if (unseen(r.file) || absent(r.file)) return 'none';
   if (present(r.meta)) return 'sidecar';
-  if (absent(r.file)) return 'none';
   let fd;
   try { fd = fs.openSync(r.file, fs.constants.O_RDONLY | (fs.constants.O_NOFOLLOW || 0)); } catch { return 'none'; }
   try {

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BARE_BYTES, compareUtf8, FsStore } from '../../adapters/fs-store.ts';
 import { StoreError } from '../../index-builder/errors.ts';
+import { impliedMetadata } from '../../index-builder/layout.ts';
 import {
   CACHE_IMMUTABLE,
   CACHE_MUTABLE,
@@ -581,6 +582,32 @@ describe('when the filesystem fails', () => {
 });
 
 describe('when listing', () => {
+  it("gives each file its sidecar's metadata, and a file without one what its key implies", async () => {
+    await store.put('plugins/a/notes.txt', encode('x'), {
+      contentType: 'text/plain',
+      cacheControl: 'no-store',
+    });
+    await store.put('plugins/a/index.json', encode('{}'), impliedMetadata('plugins/a/index.json'));
+    await store.put('plugins/a-b/x.json', encode('x'), { ...opts, contentEncoding: 'gzip' });
+    await store.put('incoming/upload.tgz', encode('x'), impliedMetadata('incoming/upload.tgz'));
+    const metadataOf = async (prefix: string) => {
+      const listed = [];
+      for await (const { key, contentType, cacheControl, contentEncoding } of store.list(prefix))
+        listed.push({ key, contentType, cacheControl, ...(contentEncoding ? { contentEncoding } : {}) });
+      return listed;
+    };
+
+    expect(await metadataOf('plugins/a')).toEqual([
+      { key: 'plugins/a-b/x.json', ...opts, contentEncoding: 'gzip' },
+      { key: 'plugins/a/index.json', ...impliedMetadata('plugins/a/index.json') },
+      { key: 'plugins/a/notes.txt', contentType: 'text/plain', cacheControl: 'no-store' },
+    ]);
+    expect(await metadataOf('')).toEqual([
+      { key: 'incoming/upload.tgz', ...impliedMetadata('incoming/upload.tgz') },
+      ...(await metadataOf('plugins/a')),
+    ]);
+  });
+
   it('lists by prefix in key order, even when the prefix ends mid-name', async () => {
     for (const key of ['plugins/b/index.json', 'plugins/a-b/x', 'plugins/a/index.json', 'other.json', 'z'])
       await store.put(key, encode('x'), opts);
