@@ -66,14 +66,13 @@ import path from 'node:path';
 import { createSha256, sha256Hex } from '../index-builder/digest.ts';
 import { StoreError } from '../index-builder/errors.ts';
 import { impliedMetadata, isSafeKey, keyProblem } from '../index-builder/layout.ts';
-import {
-  CACHE_IMMUTABLE,
-  type MoveResult,
-  type ObjectInfo,
-  type PutOptions,
-  type Store,
-  type StoredObject,
-  type StoredStream,
+import type {
+  MoveResult,
+  ObjectInfo,
+  PutOptions,
+  Store,
+  StoredObject,
+  StoredStream,
 } from '../index-builder/store.ts';
 import { fsWriter, MADE_FOLDERS_LIMIT, type WriteRequest } from './fs-writer.ts';
 
@@ -493,7 +492,6 @@ export class FsStore implements Store {
     };
     if (options.contentEncoding) request.contentEncoding = options.contentEncoding;
     if (sha256 !== undefined) request.sha256 = sha256;
-    if (options.cacheControl === CACHE_IMMUTABLE) request.immutable = true;
     await this.#io(key, 'write', () => fsWriter.put(request));
   }
 

@@ -17,7 +17,7 @@
  * no temp file and no rename (`createExclusive`); every other file, and any replacement, goes through a temp file.
  */
 import type { Worker } from 'node:worker_threads';
-import { joinBytes } from '../index-builder/store.ts';
+import { CACHE_IMMUTABLE, joinBytes } from '../index-builder/store.ts';
 
 /**
  * Most folders an FsStore and its writer thread remember having made (`FolderMemo`); past it, each starts
@@ -30,9 +30,9 @@ export const MADE_FOLDERS_LIMIT = 100_000;
 /**
  * A request's fields in its batch's text, each ended by a NUL (no path holds one, and FsStore.put refuses
  * metadata that does): its file, sidecar, body length, content type, cache control,
- * content encoding ('' for none), SHA-256 ('' for none), '1' when bare and '1' when immutable.
+ * content encoding ('' for none), SHA-256 ('' for none) and '1' when bare.
  */
-const PACKED_FIELDS = 9;
+const PACKED_FIELDS = 8;
 
 /** What a put asks of the writer thread. */
 export interface WriteRequest {
@@ -50,11 +50,6 @@ export interface WriteRequest {
   readonly sha256?: string;
   /** Write no sidecar (the metadata is what the key implies: FsStore's `isBare`), and remove a former one. */
   readonly bare?: boolean;
-  /**
-   * The key is immutable (`CACHE_IMMUTABLE`: a version's files): a bare one that is new is written in place,
-   * without a temp file and a rename (see `createExclusive` in the thread's code).
-   */
-  readonly immutable?: boolean;
 }
 
 /** An error from the writer thread: the system call's message and code, as fs would have thrown it. */
@@ -74,6 +69,8 @@ const path = require('node:path');
 const { createHash, randomBytes } = require('node:crypto');
 const ATTEMPTS = 3;
 const FOLDERS_LIMIT = ${MADE_FOLDERS_LIMIT};
+// A put with this cache control is of an immutable key (a version's files): a new one is created in place.
+const IMMUTABLE = ${JSON.stringify(CACHE_IMMUTABLE)};
 const KNOWN_DEPTH = 8;
 const folders = new Set();
 const prefix = randomBytes(6).toString('hex');
@@ -255,7 +252,7 @@ function putBare(r) {
   if (state === 'sidecar' && r.sha256 === undefined) r = { ...r, sha256: createHash('sha256').update(r.body).digest('hex') };
   // A file written with a sidecar before (an older version, other metadata) may hold these bytes.
   if (state === 'same' || (state === 'sidecar' && stateOf(r) === 'same')) return;
-  if (state === 'none' && r.immutable && createExclusive(r.file, r.body)) return;
+  if (state === 'none' && r.cacheControl === IMMUTABLE && createExclusive(r.file, r.body)) return;
   const { temp } = writeTemp(r.file, r.body, false);
   try { fs.renameSync(temp, r.file); } catch (error) { fs.rmSync(temp, { force: true }); throw error; }
   if (state === 'sidecar') fs.rmSync(r.meta, { force: true });
@@ -301,7 +298,6 @@ parentPort.on('message', ({ head, bytes }) => {
       contentType: fields[at + 3],
       cacheControl: fields[at + 4],
       bare: fields[at + 7] === '1',
-      immutable: fields[at + 8] === '1',
     };
     if (fields[at + 5] !== '') request.contentEncoding = fields[at + 5];
     if (fields[at + 6] !== '') request.sha256 = fields[at + 6];
@@ -344,7 +340,6 @@ function packBatch(requests: readonly WriteRequest[]): PackedBatch {
       request.contentEncoding ?? '',
       request.sha256 ?? '',
       request.bare === true ? '1' : '',
-      request.immutable === true ? '1' : '',
     );
   }
   return { head: `${fields.join('\0')}\0`, bytes: joinBytes(requests.map((request) => request.body)) };

@@ -511,7 +511,7 @@ export async function beginJudging(
  */
 export async function evaluateBatch(
   ctx: PipelineContext,
-  uploads: AsyncIterable<Upload> | Iterable<Upload>,
+  uploads: AsyncIterable<Upload>,
   inspections: Inspections,
   judging: InspectionJudging & { readonly log: Promise<LogWriter> },
   onJudged?: (item: BatchItem) => void,
