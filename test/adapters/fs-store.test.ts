@@ -1,4 +1,15 @@
-import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import {
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  symlink,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -215,6 +226,56 @@ describe('when moving an upload', () => {
       expect(text((await store.get('processed/h.tgz'))?.body)).toBe('bundle bytes');
     },
   );
+
+  describe('that this store listed and read', () => {
+    /** Bytes this process has read so far, by every call (Linux's count). */
+    const bytesRead = async (): Promise<number> =>
+      Number(/^rchar: (\d+)$/m.exec(await readFile('/proc/self/io', 'utf8'))?.[1]);
+    /** Its modification time is set to `mtime` (whole seconds) before it is listed, when given. */
+    const listedAndRead = async (name: string, body: Uint8Array, mtime?: number): Promise<void> => {
+      await drop(name, body);
+      if (mtime !== undefined) await utimes(path.join(root, 'incoming', name), mtime, mtime);
+      await listAll(store, 'incoming/');
+      expect((await store.get(`incoming/${name}`))?.body).toEqual(body);
+    };
+
+    it.skipIf(process.platform !== 'linux')(
+      'moves it, unwritten since, without reading it again',
+      async () => {
+        const large = patternBytes(900 * 1024); // under the size read by synchronous calls
+        await listedAndRead('j.tgz', large);
+        const before = (await stat(path.join(root, 'incoming/j.tgz'))).ino;
+        const read = await bytesRead();
+
+        expect(await store.move('incoming/j.tgz', 'processed/j.tgz', { ...tgz, sha256: sha256(large) })).toBe(
+          'moved',
+        );
+
+        // Hashing it again would have read all 900 KiB (and /proc/self/io is a few hundred bytes).
+        expect((await bytesRead()) - read).toBeLessThan(64 * 1024);
+        expect((await stat(path.join(root, 'processed/j.tgz'))).ino).toBe(before);
+        expect(await readdir(path.join(root, 'incoming'))).toEqual([]);
+      },
+    );
+
+    it.each([
+      ['rewritten in place, to other bytes of the same size', false],
+      ['rewritten in place, its modification time set back', true],
+    ])('leaves it where it is when it was %s', async (_, setBack) => {
+      const file = path.join(root, 'incoming/k.tgz');
+      // A whole second, which utimes can set back to the nanosecond.
+      const then = 1_700_000_000;
+      await listedAndRead('k.tgz', upload, then);
+      await writeFile(file, 'bundle BYTES'); // the same inode: written in place
+      if (setBack) await utimes(file, then, then);
+      if (setBack) expect((await stat(file, { bigint: true })).mtimeNs).toBe(BigInt(then) * 1_000_000_000n);
+
+      expect(await store.move('incoming/k.tgz', 'processed/k.tgz', moving)).toBe('changed');
+
+      expect(await readFile(file, 'utf8')).toBe('bundle BYTES');
+      expect(await allFiles(root)).toEqual(['incoming', 'incoming/k.tgz', 'processed']);
+    });
+  });
 
   it('removes the sidecar of an upload that had one when it was read', async () => {
     await store.put('incoming/i.tgz', upload, { ...tgz, cacheControl: 'no-store' });
