@@ -73,12 +73,13 @@ export interface Store {
   /** Deleting a missing key is not an error. */
   delete(key: string): Promise<void>;
   /**
-   * Moves the object at `from` to `to`, with `options`' metadata, if it still holds the bytes whose SHA-256
-   * is `options.sha256`: 'moved'; 'changed' when it holds other bytes (put there since it was read) or none,
-   * and then `from` is left as it is; 'cannot' when this store cannot move between the two (another
-   * filesystem). Optional: call it through `moveObject`, which puts and deletes otherwise. The filesystem
-   * store renames: an upload leaves `incoming/` without a copy of its bytes and an unlink, two of the dearest
-   * calls of an import.
+   * Moves the object at `from` to `to`, with `options`' metadata, if it still holds the bytes the caller read
+   * from it, whose SHA-256 is `options.sha256`: 'moved'; 'changed' when it holds other bytes (put there
+   * since it was read) or none, and then `from` is left as it is; 'cannot' when this store cannot move
+   * between the two (another filesystem). Optional: call it through `moveObject`, which puts and deletes
+   * otherwise. The filesystem store renames: an upload leaves `incoming/` without a copy of its bytes and an
+   * unlink, two of the dearest calls of an import; and it knows a file it read, unwritten since, by its
+   * identity rather than by hashing it again.
    */
   move?(from: string, to: string, options: PutOptions & { readonly sha256: string }): Promise<MoveResult>;
   /** Every object whose key starts with `prefix`, in lexicographic key order. */
