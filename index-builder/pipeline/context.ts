@@ -69,7 +69,21 @@ export interface PipelineContext {
    * stream small documents.
    */
   readonly streamIndexesOverBytes?: number;
+  /**
+   * Told as each step of a batch (`processSubmissions`) ends, in order: what a caller times a batch by (the
+   * local commands print each with `PLUGINDEX_STEPS=1`). Nothing is awaited, and what it throws is its own.
+   */
+  readonly onStep?: (step: BatchStep) => void;
 }
+
+/**
+ * The steps of a batch, each told once it ends: every upload read, inspected, judged and its version's
+ * files written (`judged`); the changed plugins' documents folded and rendered (`rendered`); the actions'
+ * envelopes, the log entries and the markers written (`logged`); the plugin documents, signatures and pages
+ * written (`plugin-documents`); the registry-wide documents and the snapshot, or nothing when nothing
+ * changed (`committed`); the outcomes recorded and the uploads moved out of `incoming/` (`outcomes`).
+ */
+export type BatchStep = 'judged' | 'rendered' | 'logged' | 'plugin-documents' | 'committed' | 'outcomes';
 
 export interface BatchResult {
   readonly outcomes: readonly SubmissionOutcome[];

@@ -76,7 +76,7 @@ import {
   writeVersion,
 } from './site-writer.ts';
 
-export type { BatchResult, PipelineContext } from './context.ts';
+export type { BatchResult, BatchStep, PipelineContext } from './context.ts';
 export { completeEncodedVariants } from './encoded.ts';
 export { HeldDocuments } from './held-documents.ts';
 export type { SubmissionOutcome, SubmissionStatus } from './outcomes.ts';
@@ -279,9 +279,11 @@ export async function processSubmissions(
     },
   );
   const written = await versions.written();
+  ctx.onStep?.('judged');
   const log = await opening;
   const catalog = await currentCatalog(ctx);
   const { folded, rendered, changed } = await foldAndRender(ctx, items, written, view, catalog, processed);
+  ctx.onStep?.('rendered');
   // The index documents list every version's manifest: a batch that removes versions renders them at once,
   // so none still names a file once it is deleted.
   const defer = ctx.deferIndexes === true && folded.removedFiles.length === 0;
@@ -292,7 +294,9 @@ export async function processSubmissions(
   appendToLog(log, items, processed);
   await log.flush();
   await writeMarkers(ctx, items, processed);
+  ctx.onStep?.('logged');
   await writeChangedPlugins(ctx, rendered, catalog, defer);
+  ctx.onStep?.('plugin-documents');
   // Write steps 5 to 7, once for the whole batch (index documents also when an earlier batch left them
   // pending and this caller does not defer); a snapshot is owed too when the log grew past the published one.
   const documents: [string, Uint8Array][] = folded.revoked
@@ -304,8 +308,10 @@ export async function processSubmissions(
       : null;
   // The files of removed versions, once no document the snapshot binds points at them.
   for (const key of folded.removedFiles) await ctx.site.delete(key);
+  ctx.onStep?.('committed');
   // Write step 8: outcomes, then the submissions leave incoming/.
   const outcomes = await recordOutcomes(ctx, items, { url: ctx.config.url, processed, generation });
+  ctx.onStep?.('outcomes');
   // Finished: their log entries need finding no more.
   await log.forget(items.map((i) => i.upload.id));
   return {

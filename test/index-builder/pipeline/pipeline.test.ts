@@ -8,6 +8,7 @@ import { StoreError } from '../../../index-builder/errors.ts';
 import { binKey, binOf, isSafeKey, submissionIdFromBytes } from '../../../index-builder/layout.ts';
 import type { PluginDocument, SnapshotDocument } from '../../../index-builder/model.ts';
 import {
+  type BatchStep,
   flushIndexes,
   processSubmissions,
   rebuildRegistry,
@@ -821,5 +822,53 @@ describe('when recovering and maintaining', () => {
     const bin = json<{ documents: Record<string, { sha256: string }> }>(site, binKey(binOf('demo-plugin')));
     const doc = site.objects.get('plugins/demo-plugin/index.json')?.body as Uint8Array;
     expect(bin.documents['plugins/demo-plugin/index.json']?.sha256).toBe(sha256(doc));
+  });
+});
+
+describe('when a caller times a batch', () => {
+  it('tells each step once it ends, in order, with what the step writes written', async () => {
+    const registry = await makeRegistry();
+    const keys = await registry.submit(await makeBundle());
+    const has = (store: MemoryStore, key: string): boolean => store.objects.has(key);
+    const seen: Record<string, boolean | string>[] = [];
+    const onStep = (step: BatchStep): void => {
+      seen.push({
+        step,
+        manifest: has(registry.site, 'plugins/demo-plugin/1.0.0/manifest.json'),
+        log: has(registry.site, 'log/000000.jsonl'),
+        document: has(registry.site, 'plugins/demo-plugin/index.json'),
+        snapshot: has(registry.site, 'snapshot.json'),
+        outcome: [...registry.intake.objects.keys()].some((key) => key.startsWith('status/')),
+      });
+    };
+
+    // Its puts settle a timer later, as a real store's do: a step told before its writes settle is seen early.
+    const site = new Proxy(registry.site, {
+      get(target, property) {
+        if (property === 'put')
+          return async (...args: Parameters<MemoryStore['put']>) => {
+            await new Promise((resolve) => setTimeout(resolve, 1));
+            return target.put(...args);
+          };
+        const value: unknown = Reflect.get(target, property);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+
+    const result = await processSubmissions({ ...registry.context, site, onStep }, keys);
+
+    expect(result.generation).toBe(1);
+    const written = (...names: string[]) =>
+      Object.fromEntries(
+        ['manifest', 'log', 'document', 'snapshot', 'outcome'].map((name) => [name, names.includes(name)]),
+      );
+    expect(seen).toEqual([
+      { step: 'judged', ...written('manifest') },
+      { step: 'rendered', ...written('manifest') },
+      { step: 'logged', ...written('manifest', 'log') },
+      { step: 'plugin-documents', ...written('manifest', 'log', 'document') },
+      { step: 'committed', ...written('manifest', 'log', 'document', 'snapshot') },
+      { step: 'outcomes', ...written('manifest', 'log', 'document', 'snapshot', 'outcome') },
+    ]);
   });
 });
