@@ -71,7 +71,8 @@ export interface PipelineContext {
   readonly streamIndexesOverBytes?: number;
   /**
    * Told as each step of a batch (`processSubmissions`) ends, in order: what a caller times a batch by (the
-   * local commands print each with `PLUGINDEX_STEPS=1`). Nothing is awaited, and what it throws is its own.
+   * local commands print each with `PLUGINDEX_STEPS=1`). Called synchronously and never awaited; it must not
+   * throw, since a throw fails the batch at that step, as a store's failure would (the retry converges).
    */
   readonly onStep?: (step: BatchStep) => void;
 }
