@@ -679,7 +679,7 @@ export class FsStore implements Store {
       const temp = tempNameFor(file);
       const read = this.#readBare.get(from);
       this.#readBare.delete(from);
-      const unwritten = read !== undefined && unwrittenSince(source, read);
+      const unwritten = read !== undefined && fileAsRead(source, read, sameVersion) !== undefined;
       for (let attempt = 1; ; attempt++) {
         const remembered = this.#folders.has(folder);
         if (!remembered) makeFolderSync(folder, this.#folders);
@@ -694,7 +694,7 @@ export class FsStore implements Store {
           if (!remembered || attempt > 1) return 'changed';
         }
       }
-      const stats = (unwritten && sameFileAt(temp, read)) || movedStats(temp, options.sha256);
+      const stats = (unwritten && fileAsRead(temp, read, sameFile)) || movedStats(temp, options.sha256);
       if (!stats) {
         returnUpload(temp, source);
         return 'changed';
@@ -1084,24 +1084,18 @@ function inside(real: Buffer | undefined, root: Buffer): boolean {
   return real !== undefined && real.length > root.length && startsWith(real, root);
 }
 
-/** Whether `file` is the regular file `read` was, unwritten since: its change time too (a rename changes it). */
-function unwrittenSince(file: string | Buffer, read: FileVersion): boolean {
+/**
+ * The stats of the regular file at `file` when `same` says it is the file `read` was (`sameVersion`: unwritten
+ * since, its change time too; `sameFile` after a rename, which changes it), else undefined.
+ */
+function fileAsRead(
+  file: string | Buffer,
+  read: FileVersion,
+  same: (a: FileVersion, b: FileVersion) => boolean,
+): BigStats | undefined {
   try {
     const stats = lstatSync(file, { bigint: true, throwIfNoEntry: false });
-    return stats?.isFile() === true && sameVersion(read, versionOf(stats));
-  } catch {
-    return false;
-  }
-}
-
-/**
- * The stats of the file renamed to `temp` when it is the file `read` was, unwritten (`sameFile`: the rename
- * changed its change time), else undefined.
- */
-function sameFileAt(temp: string, read: FileVersion): BigStats | undefined {
-  try {
-    const stats = lstatSync(temp, { bigint: true, throwIfNoEntry: false });
-    return stats?.isFile() && sameFile(read, versionOf(stats)) ? stats : undefined;
+    return stats?.isFile() && same(read, versionOf(stats)) ? stats : undefined;
   } catch {
     return undefined;
   }

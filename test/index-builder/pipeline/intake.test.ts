@@ -10,22 +10,7 @@ import type { BundleInspector } from '../../../index-builder/pipeline/inspect.ts
 import { planBatch, readBatch } from '../../../index-builder/pipeline/intake.ts';
 import type { Store } from '../../../index-builder/store.ts';
 import { makeBundle, makeRegistry, validManifest } from '../../support/fixtures.ts';
-
-/** `store`, its method `name` replaced by what `replace` makes of the store's own (bound to it). */
-function withMethod<K extends 'get' | 'put'>(
-  store: Store,
-  name: K,
-  replace: (original: Store[K]) => Store[K],
-): Store {
-  const replaced = replace(store[name].bind(store) as Store[K]);
-  return new Proxy(store, {
-    get(target, property) {
-      if (property === name) return replaced;
-      const value = Reflect.get(target, property, target);
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
-  });
-}
+import { withMethod } from '../../support/stores.ts';
 
 /** `store`, with `onRead` told of every upload read from incoming/, once it is read. */
 function watchedIntake(store: Store, onRead: () => void): Store {

@@ -28,6 +28,7 @@ import {
 } from '../../support/fixtures.ts';
 import { MemoryStore } from '../../support/memory-store.ts';
 import { PULUMICOST_SPEC } from '../../support/reference.ts';
+import { withMethod } from '../../support/stores.ts';
 
 function json<T>(store: MemoryStore, key: string): T {
   const object = store.objects.get(key);
@@ -843,16 +844,9 @@ describe('when a caller times a batch', () => {
     };
 
     // Its puts settle a timer later, as a real store's do: a step told before its writes settle is seen early.
-    const site = new Proxy(registry.site, {
-      get(target, property) {
-        if (property === 'put')
-          return async (...args: Parameters<MemoryStore['put']>) => {
-            await new Promise((resolve) => setTimeout(resolve, 1));
-            return target.put(...args);
-          };
-        const value: unknown = Reflect.get(target, property);
-        return typeof value === 'function' ? value.bind(target) : value;
-      },
+    const site = withMethod(registry.site, 'put', (put) => async (...args) => {
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      return put(...args);
     });
 
     const result = await processSubmissions({ ...registry.context, site, onStep }, keys);
