@@ -6,8 +6,11 @@
 # What one change to the import is worth: this machine's speed drifts by a fifth and more over minutes,
 # more than most changes, so builds meet the same drift only when they take turns; the CPU times move less
 # than the wall time. The seeded registry is made once (import-template.sh: WORK/import-template-N). The
-# rounds' registries are kept (WORK/ab-rounds-<time>), to delete once you are done timing: on this disk,
-# files freed in the last minutes slow the creation of those made near them (see side-by-side-import.sh).
+# rounds' registries are kept (WORK/ab-rounds-<time>), to delete once you are done timing: on ext4 without
+# a journal (this machine's disk), an inode freed in the last minute (six, while its inode table block is
+# not yet written back) is passed over by the next file made near it (`recently_deleted` in
+# fs/ext4/ialloc.c), and an import makes 110,000 of them: after a tree of 300,000 was deleted, imports
+# beside it took 1.5 to 2 times as long, for minutes.
 set -euo pipefail
 W=${1:?usage: ab-import.sh WORK [N] [ROUNDS] BUILD...}; N=${2:-10000}; ROUNDS=${3:-5}; shift 3
 [ $# -ge 1 ] || { echo "name at least one build (a dist/cli/plugindex.mjs)" >&2; exit 1; }

@@ -119,15 +119,15 @@ async function installedVersion(command: string): Promise<string | undefined> {
 }
 
 /** The version of a tool the benchmark needs, or an error naming the Debian package to install. */
-async function requireTool(command: string, debianPackage: string): Promise<string> {
+export async function requireTool(command: string, debianPackage: string): Promise<string> {
   const version = await installedVersion(command);
   if (version === undefined)
-    throw new Error(`${command} is needed by the APT benchmark: install the Debian package ${debianPackage}`);
+    throw new Error(`${command} is needed by this benchmark: install the Debian package ${debianPackage}`);
   return version;
 }
 
 /** reprepro's version, installing it first when it is missing and this process may (as root). */
-async function ensureReprepro(): Promise<string> {
+export async function ensureReprepro(): Promise<string> {
   const version = await installedVersion('reprepro');
   if (version !== undefined) return version;
   if (process.getuid?.() !== 0)
@@ -194,7 +194,7 @@ function payloadOf(name: string): Buffer {
 }
 
 /** The .deb of package `name`, made in memory: dpkg's format is `ar` over two gzipped tarballs. */
-async function buildDeb(name: string): Promise<Buffer> {
+export async function buildDeb(name: string): Promise<Buffer> {
   const control = [
     `Package: ${name}`,
     `Version: ${VERSION}`,

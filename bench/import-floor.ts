@@ -21,7 +21,7 @@
  * competitor: the distance from it to the command is what the pipeline's structure costs, less what its
  * second thread of inspection gains.
  *
- * Built as the CLI is built (build/cli.mjs; bench/side-by-side-import.sh builds and runs it), so it loads
+ * Built as the CLI is built (build/cli.mjs; bench/side-by-side.bench.ts builds and runs it), so it loads
  * the same bundled libraries. Usage: node FLOOR.mjs REGISTRY OUT_DIR: writes OUT_DIR/public and
  * OUT_DIR/status, moves the uploads from REGISTRY/incoming to OUT_DIR/processed, and signs with
  * REGISTRY/keys/registry-secret.asc (a registry `plugindex init` made, unencrypted key).

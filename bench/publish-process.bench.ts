@@ -7,8 +7,8 @@
  * openpgp.js loaded and the three index documents over 1 MB rewritten (read, hashed, compressed both ways,
  * written), the least a publish must do whatever the code around it. The header gives what memory touched
  * for the first time costs here, which a process that starts cold pays for every page it uses. Goal
- * (issue 14): no slower than reprepro's `includedeb` of one package at 10,000, which only
- * `../shared/bench/side-by-side/run.sh` measures.
+ * (issue 14): no slower than reprepro's `includedeb` of one package at 10,000, which side-by-side.bench.ts
+ * times in the same rounds as this publish and this floor.
  *
  * Then the same publish beside a running server (`plugindex serve` on the registry), which the command
  * hands its upload to (cli/local/submission-socket.ts), in rounds of its own with `node -e 0` beside it; the
