@@ -239,6 +239,29 @@ async function exists(file: string): Promise<boolean> {
 }
 
 /**
+ * A new signing key without a passphrase in the GnuPG home `gnupg` (a folder of mode 0700), as reprepro's
+ * `SignWith` takes it; returns its fingerprint.
+ */
+export async function generateGpgKey(gnupg: string, uid: string): Promise<string> {
+  const gpg = (...args: string[]) => run('gpg', ['--batch', '--homedir', gnupg, ...args]);
+  await gpg(
+    '--pinentry-mode',
+    'loopback',
+    '--passphrase',
+    '',
+    '--quick-gen-key',
+    uid,
+    'default',
+    'default',
+    'never',
+  );
+  const listing = (await gpg('--with-colons', '--list-secret-keys')).stdout.toString('utf8');
+  const fingerprint = /^fpr:(?:[^:]*:){8}([0-9A-F]{40,64}):/m.exec(listing)?.[1];
+  if (!fingerprint) throw new Error(`gpg listed no fingerprint for the key it made:\n${listing}`);
+  return fingerprint;
+}
+
+/**
  * The repository of `packages` packages under `workDir`, built on first use into a side folder and renamed
  * into place when complete, so an interrupted build is never taken for a cached one.
  */
@@ -257,22 +280,11 @@ async function ensureRepository(packages: number, workDir: string): Promise<Repo
   const incoming = path.join(staging, 'incoming');
   await mkdir(incoming);
   try {
-    const gpg = (...args: string[]) => run('gpg', ['--batch', '--homedir', gnupg, ...args]);
-    await gpg(
-      '--pinentry-mode',
-      'loopback',
-      '--passphrase',
-      '',
-      '--quick-gen-key',
-      'plugindex APT benchmark <apt-bench@plugindex.invalid>',
-      'default',
-      'default',
-      'never',
+    const fingerprint = await generateGpgKey(gnupg, 'plugindex APT benchmark <apt-bench@plugindex.invalid>');
+    await writeFile(
+      path.join(staging, 'keyring.gpg'),
+      (await run('gpg', ['--batch', '--homedir', gnupg, '--export', fingerprint])).stdout,
     );
-    const listing = (await gpg('--with-colons', '--list-secret-keys')).stdout.toString('utf8');
-    const fingerprint = /^fpr:(?:[^:]*:){8}([0-9A-F]{40,64}):/m.exec(listing)?.[1];
-    if (!fingerprint) throw new Error(`gpg listed no fingerprint for the key it made:\n${listing}`);
-    await writeFile(path.join(staging, 'keyring.gpg'), (await gpg('--export', fingerprint)).stdout);
 
     await writeFile(
       path.join(staging, 'conf', 'distributions'),

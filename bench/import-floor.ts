@@ -61,7 +61,7 @@ interface Inspected {
   readonly sourceSha256: string;
   readonly manifest: Manifest;
   readonly manifestBytes: Uint8Array;
-  /** The files the manifest's artifacts name, by name. */
+  /** The files the manifest's artifacts name, by name, each checked against its digest. */
   readonly files: readonly (readonly [string, Uint8Array])[];
   readonly publisher: string;
 }
@@ -91,9 +91,13 @@ function serveInspections(port: MessagePort): void {
       [key],
     );
     if (!verified.ok) throw new Error(`upload ${id}: its signature does not verify`);
+    // Checked here, as the pipeline's inspection checks them: the publishing thread takes the digests as given.
     const named = (manifest.installation?.artifacts ?? []).flatMap((a) => {
       const body = a.file === undefined ? undefined : files.get(a.file);
-      return a.file !== undefined && body ? [[a.file, body.slice()] as const] : [];
+      if (a.file === undefined || !body) return [];
+      if (sha256Hex(body) !== normalizeDigest(a.sha256))
+        throw new Error(`upload ${id}: ${a.file} does not match its digest`);
+      return [[a.file, body.slice()] as const];
     });
     return {
       id,
@@ -232,8 +236,6 @@ async function runImport(): Promise<void> {
       const key = artifactKey(manifest.name, manifest.version, artifact.file);
       writes.push([key, body]);
       const sha256 = normalizeDigest(artifact.sha256);
-      if (sha256Hex(body) !== sha256)
-        throw new Error(`${upload}: ${artifact.file} does not match its digest`);
       artifacts.push({
         os: artifact.os,
         arch: artifact.arch,

@@ -28,7 +28,7 @@ import path from 'node:path';
 import { buildCli } from '../build/cli.mjs';
 import { generateKeyPair } from '../index-builder/signing.ts';
 import { packSubmission } from '../index-builder/submission.ts';
-import { buildDeb, ensureReprepro, requireTool } from './apt-side.ts';
+import { buildDeb, ensureReprepro, generateGpgKey, requireTool } from './apt-side.ts';
 import { median } from './stats.ts';
 import { pluginName } from './synthetic.ts';
 
@@ -307,6 +307,7 @@ async function main(): Promise<void> {
   const kept = process.env.PLUGINDEX_BENCH_WORK;
   const work = kept ? path.resolve(kept) : await mkdtemp(path.join(tmpdir(), 'plugindex-bench-side-'));
   await mkdir(work, { recursive: true });
+  const gnupg = path.join(work, 'gnupg');
   try {
     await buildCli();
     const floors = path.join(work, 'floors');
@@ -314,35 +315,11 @@ async function main(): Promise<void> {
       'import-floor': path.join(ROOT, 'bench', 'import-floor.ts'),
       'publish-floor': path.join(ROOT, 'bench', 'publish-floor.ts'),
     });
-    const gnupg = path.join(work, 'gnupg');
     await mkdir(gnupg, { recursive: true, mode: 0o700 });
-    execFileSync(
-      'gpg',
-      [
-        '--batch',
-        '--homedir',
-        gnupg,
-        '--pinentry-mode',
-        'loopback',
-        '--passphrase',
-        '',
-        '--quick-gen-key',
-        'plugindex side-by-side benchmark <side-by-side@plugindex.invalid>',
-        'default',
-        'default',
-        'never',
-      ],
-      { stdio: 'ignore' },
+    const key = await generateGpgKey(
+      gnupg,
+      'plugindex side-by-side benchmark <side-by-side@plugindex.invalid>',
     );
-    const listing = execFileSync(
-      'gpg',
-      ['--batch', '--homedir', gnupg, '--with-colons', '--list-secret-keys'],
-      {
-        encoding: 'utf8',
-      },
-    );
-    const key = /^fpr:(?:[^:]*:){8}([0-9A-F]{40,64}):/m.exec(listing)?.[1];
-    if (!key) throw new Error(`gpg listed no fingerprint for the key it made:\n${listing}`);
     console.log(
       `plugindex beside reprepro ${reprepro} (Node.js ${process.versions.node}; medians, ratios to reprepro's in the same rounds):`,
     );
@@ -352,8 +329,9 @@ async function main(): Promise<void> {
       await mkdir(dir);
       await measure(size, dir, floors, gnupg, key);
     }
-    execFileSync('gpgconf', ['--homedir', gnupg, '--kill', 'gpg-agent']);
   } finally {
+    // The agent gpg and reprepro started for this home, whether or not the bench got to the end.
+    spawnSync('gpgconf', ['--homedir', gnupg, '--kill', 'gpg-agent'], { stdio: 'ignore' });
     // Tens of thousands of files a round: deleted after the last figure, so no round pays for it.
     if (!kept) await rm(work, { recursive: true, force: true });
   }
