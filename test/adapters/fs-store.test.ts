@@ -749,6 +749,31 @@ describe('when listing', () => {
     expect(await store.get('incoming/kept.tgz')).toBeUndefined();
   });
 
+  it('reads no listed upload through a folder made a link out of the store since the listing', async () => {
+    await mkdir(path.join(root, 'incoming'));
+    await writeFile(path.join(root, 'incoming', 'a.tgz'), 'listed a');
+    await writeFile(path.join(root, 'incoming', 'b.tgz'), 'listed b');
+    expect((await listAll(store, 'incoming/')).map((o) => o.key)).toEqual([
+      'incoming/a.tgz',
+      'incoming/b.tgz',
+    ]);
+    const outside = await mkdtemp(path.join(tmpdir(), 'plugindex-outside-'));
+    try {
+      await writeFile(path.join(outside, 'a.tgz'), 'outside a');
+      await rename(path.join(root, 'incoming'), path.join(root, 'aside'));
+      await symlink(outside, path.join(root, 'incoming'));
+
+      expect(await store.get('incoming/a.tgz')).toBeUndefined();
+
+      // The folder put back: the very file listed, unchanged, reads as it was.
+      await rm(path.join(root, 'incoming'));
+      await rename(path.join(root, 'aside'), path.join(root, 'incoming'));
+      expect(text((await store.get('incoming/b.tgz'))?.body)).toBe('listed b');
+    } finally {
+      await rm(outside, { recursive: true, force: true });
+    }
+  });
+
   it('reads the metadata of a listed file that a put replaced since the listing', async () => {
     await mkdir(path.join(root, 'incoming'));
     await writeFile(path.join(root, 'incoming', 'a.tgz'), 'first');
