@@ -80,9 +80,10 @@ export interface PipelineContext {
 /**
  * The steps of a batch, each told once it ends: every upload read, inspected, judged and its version's
  * files written (`judged`); the changed plugins' documents folded and rendered (`rendered`); the actions'
- * envelopes, the log entries and the markers written (`logged`); the plugin documents, signatures and pages
- * written (`plugin-documents`); the registry-wide documents and the snapshot, or nothing when nothing
- * changed (`committed`); the outcomes recorded and the uploads moved out of `incoming/` (`outcomes`).
+ * envelopes, the log entries and the markers written (`logged`); the plugin documents signed, and their
+ * writes (documents, signatures, pages) begun (`plugin-documents`); those writes ended, and the
+ * registry-wide documents and the snapshot written after them, or nothing when nothing changed
+ * (`committed`); the outcomes recorded and the uploads moved out of `incoming/` (`outcomes`).
  */
 export type BatchStep = 'judged' | 'rendered' | 'logged' | 'plugin-documents' | 'committed' | 'outcomes';
 

@@ -77,6 +77,41 @@ export function withWriteLog(ctx: PipelineContext): { ctx: PipelineContext; log:
   return { ctx: { ...ctx, site: log }, log };
 }
 
+/**
+ * `store`, whose writes (put, putStream, delete, move) each begin only once `before` has settled, and fail
+ * with its failure; reads go straight through. A batch commits (renders, hashes, compresses and signs the
+ * registry-wide documents) while its plugin documents are still being written, and writes nothing of its own
+ * before they are: the write order stays that of pipeline/index.ts.
+ */
+export function writingAfter(store: Store, before: Promise<void>): Store {
+  const gated: Store = {
+    get: (key) => store.get(key),
+    head: (key) => store.head(key),
+    getStream: (key) => store.getStream(key),
+    list: (prefix) => store.list(prefix),
+    listFolders: (prefix) => listFolders(store, prefix),
+    async put(key, body, options) {
+      await before;
+      await store.put(key, body, options);
+    },
+    async putStream(key, body, options) {
+      await before;
+      await store.putStream(key, body, options);
+    },
+    async delete(key) {
+      await before;
+      await store.delete(key);
+    },
+  };
+  const move = store.move?.bind(store);
+  if (move)
+    gated.move = async (from, to, options) => {
+      await before;
+      return move(from, to, options);
+    };
+  return gated;
+}
+
 /** Independent writes in flight at once: hides storage latency (an S3 PUT is tens of milliseconds). */
 export const WRITE_CONCURRENCY = 8;
 
@@ -131,6 +166,18 @@ export class BoundedWork {
     const failed = results.find((result) => result.status === 'rejected');
     if (failed) throw failed.reason;
   }
+}
+
+/**
+ * Waits for every write of `writes`, then throws the first failure: when it returns or throws, none of them
+ * is still writing. Writes of one step that nothing orders among themselves (a document, its signature and
+ * page; a version's files) go side by side: awaited one by one, each was a round trip to the store (on the
+ * filesystem, the writer thread's next batch), and an import's 30,000 plugin files kept both cores half idle.
+ */
+export async function allWritten(writes: readonly Promise<unknown>[]): Promise<void> {
+  const results = await Promise.allSettled(writes);
+  const failed = results.find((result) => result.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 /**
@@ -208,8 +255,10 @@ export async function putSigned(
   const { signature, sha256 } = await ctx.signer.signWithDigest(body);
   // What must be written before the document (its encoded variants), running meanwhile.
   await before;
-  await putFile(ctx.site, key, body, CACHE_MUTABLE, sha256);
-  await putFile(ctx.site, signatureKey(key), encoder.encode(signature), CACHE_MUTABLE);
+  await allWritten([
+    putFile(ctx.site, key, body, CACHE_MUTABLE, sha256),
+    putFile(ctx.site, signatureKey(key), encoder.encode(signature), CACHE_MUTABLE),
+  ]);
   return { sha256, size: body.byteLength, signature };
 }
 
@@ -227,77 +276,114 @@ export async function writeVersion(
 ): Promise<VersionRecord> {
   const { manifest, contents } = accepted;
   const url = ctx.config.url;
-  const artifacts: ArtifactRecord[] = [];
-  for (const artifact of manifest.installation?.artifacts ?? []) {
-    const digest = normalizeDigest(artifact.sha256);
-    if (artifact.file !== undefined) {
-      const body = contents.files.get(artifact.file);
-      if (!body) throw new Error(`artifact ${artifact.file} vanished after validation`);
-      const key = artifactKey(manifest.name, manifest.version, artifact.file);
-      // Opaque bytes whatever the file is called: an `.html` or `.svg` artifact is a download, never a page
-      // on the registry's origin (the servers say so too, for files published before this rule).
-      // Its digest was checked against these bytes in evaluation: the store need not hash them again.
-      await ctx.site.put(key, body, {
-        contentType: 'application/octet-stream',
-        cacheControl: CACHE_IMMUTABLE,
-        sha256: digest,
-      });
-      artifacts.push({
-        os: artifact.os,
-        arch: artifact.arch,
-        url: `${url}/${key}`,
-        sha256: digest,
-        size_bytes: body.byteLength,
-        hosted: true,
-      });
-    } else if (artifact.url !== undefined) {
-      artifacts.push({
-        os: artifact.os,
-        arch: artifact.arch,
-        url: artifact.url,
-        sha256: digest,
-        size_bytes: artifact.size_bytes,
-        hosted: false,
-      });
-    } else if (artifact.oci !== undefined) {
-      // Validation parsed the reference and matched its digest to the sha256: the URL is pinned by it.
-      const { reference, digest: ociDigest } = artifact.oci;
-      artifacts.push({
-        os: artifact.os,
-        arch: artifact.arch,
-        url: ociArtifactUrl(artifact.oci) ?? `oci://${reference}`,
-        sha256: digest,
-        size_bytes: artifact.size_bytes,
-        hosted: false,
-        oci: { reference, digest: ociDigest },
-      });
+  // Every file of the version at once (nothing points at any of them yet, so no order among them). Each
+  // is awaited, failed or not, before this returns or throws: none is left writing.
+  const writes: Promise<void>[] = [];
+  const writing = (write: Promise<void>): void => {
+    write.catch(() => undefined); // settled below, by allWritten
+    writes.push(write);
+  };
+  try {
+    const artifacts: ArtifactRecord[] = [];
+    for (const artifact of manifest.installation?.artifacts ?? []) {
+      const digest = normalizeDigest(artifact.sha256);
+      if (artifact.file !== undefined) {
+        const body = contents.files.get(artifact.file);
+        if (!body) throw new Error(`artifact ${artifact.file} vanished after validation`);
+        const key = artifactKey(manifest.name, manifest.version, artifact.file);
+        // Opaque bytes whatever the file is called: an `.html` or `.svg` artifact is a download, never a page
+        // on the registry's origin (the servers say so too, for files published before this rule).
+        // Its digest was checked against these bytes in evaluation: the store need not hash them again.
+        writing(
+          ctx.site.put(key, body, {
+            contentType: 'application/octet-stream',
+            cacheControl: CACHE_IMMUTABLE,
+            sha256: digest,
+          }),
+        );
+        artifacts.push({
+          os: artifact.os,
+          arch: artifact.arch,
+          url: `${url}/${key}`,
+          sha256: digest,
+          size_bytes: body.byteLength,
+          hosted: true,
+        });
+      } else if (artifact.url !== undefined) {
+        artifacts.push({
+          os: artifact.os,
+          arch: artifact.arch,
+          url: artifact.url,
+          sha256: digest,
+          size_bytes: artifact.size_bytes,
+          hosted: false,
+        });
+      } else if (artifact.oci !== undefined) {
+        // Validation parsed the reference and matched its digest to the sha256: the URL is pinned by it.
+        const { reference, digest: ociDigest } = artifact.oci;
+        artifacts.push({
+          os: artifact.os,
+          arch: artifact.arch,
+          url: ociArtifactUrl(artifact.oci) ?? `oci://${reference}`,
+          sha256: digest,
+          size_bytes: artifact.size_bytes,
+          hosted: false,
+          oci: { reference, digest: ociDigest },
+        });
+      }
     }
+    // A JSON manifest is published byte for byte (unknown fields and all); YAML is rendered to JSON.
+    const body = contents.manifestName.endsWith('.json') ? contents.manifest : encodeJson(manifest);
+    const manifestAt = manifestKey(manifest.name, manifest.version);
+    // One pass over the manifest gives its signature and the digest its record and the store take.
+    const signed = await ctx.signer.signWithDigest(body);
+    writing(putFile(ctx.site, manifestAt, body, CACHE_IMMUTABLE, signed.sha256));
+    writing(putFile(ctx.site, signatureKey(manifestAt), encoder.encode(signed.signature), CACHE_IMMUTABLE));
+    await allWritten(writes);
+    return versionRecordOf(manifest, {
+      published,
+      manifest_url: `${url}/${manifestAt}`,
+      manifest_signature_url: `${url}/${signatureKey(manifestAt)}`,
+      manifest_sha256: signed.sha256,
+      manifest_size: body.byteLength,
+      manifest_signature: signed.signature,
+      source_sha256: accepted.sourceSha256,
+      publisher: accepted.publisher,
+      artifacts,
+    });
+  } catch (error) {
+    await allWritten(writes).catch(() => undefined);
+    throw error;
   }
-  // A JSON manifest is published byte for byte (unknown fields and all); YAML is rendered to JSON.
-  const body = contents.manifestName.endsWith('.json') ? contents.manifest : encodeJson(manifest);
-  const manifestAt = manifestKey(manifest.name, manifest.version);
-  // One pass over the manifest gives its signature and the digest its record and the store take.
-  const signed = await ctx.signer.signWithDigest(body);
-  await putFile(ctx.site, manifestAt, body, CACHE_IMMUTABLE, signed.sha256);
-  await putFile(ctx.site, signatureKey(manifestAt), encoder.encode(signed.signature), CACHE_IMMUTABLE);
-  return versionRecordOf(manifest, {
-    published,
-    manifest_url: `${url}/${manifestAt}`,
-    manifest_signature_url: `${url}/${signatureKey(manifestAt)}`,
-    manifest_sha256: signed.sha256,
-    manifest_size: body.byteLength,
-    manifest_signature: signed.signature,
-    source_sha256: accepted.sourceSha256,
-    publisher: accepted.publisher,
-    artifacts,
-  });
 }
 
 /** Writes a plugin's document, signature and page; returns its catalog line. */
 export async function writePlugin(ctx: PipelineContext, rendered: RenderedPlugin): Promise<CatalogLine> {
-  const { sha256, size } = await putSigned(ctx, pluginDocumentKey(rendered.doc.name), rendered.body);
-  await putFile(ctx.site, pluginPageKey(rendered.doc.name), rendered.page, CACHE_MUTABLE);
-  return { ...rendered.line, document: { sha256, size } };
+  const { line, write } = await signPlugin(ctx, rendered);
+  await write();
+  return line;
+}
+
+/** A plugin's document signed: its catalog line, and what writes its document, signature and page. */
+export interface SignedPlugin {
+  readonly line: CatalogLine;
+  /** Writes the three side by side; settles once none is still writing. */
+  write(): Promise<void>;
+}
+
+/** Signs a plugin's document (its catalog line needs the digest), writing nothing yet. */
+export async function signPlugin(ctx: PipelineContext, rendered: RenderedPlugin): Promise<SignedPlugin> {
+  const key = pluginDocumentKey(rendered.doc.name);
+  const { signature, sha256 } = await ctx.signer.signWithDigest(rendered.body);
+  return {
+    line: { ...rendered.line, document: { sha256, size: rendered.body.byteLength } },
+    write: () =>
+      allWritten([
+        putFile(ctx.site, key, rendered.body, CACHE_MUTABLE, sha256),
+        putFile(ctx.site, signatureKey(key), encoder.encode(signature), CACHE_MUTABLE),
+        putFile(ctx.site, pluginPageKey(rendered.doc.name), rendered.page, CACHE_MUTABLE),
+      ]),
+  };
 }
 
 /** Writes a plugin's document, signature and page from the document alone (rebuilds). */
