@@ -10,7 +10,8 @@
 # a journal (this machine's disk), an inode freed in the last minute (six, while its inode table block is
 # not yet written back) is passed over by the next file made near it (`recently_deleted` in
 # fs/ext4/ialloc.c), and an import makes 110,000 of them: after a tree of 300,000 was deleted, imports
-# beside it took 1.5 to 2 times as long, for minutes.
+# beside it took 1.5 to 2 times as long, for minutes. With DROP_CACHES=1 (as root), the page cache is dropped
+# before each round's copy: once it had filled the memory, rounds ran slower and further apart.
 set -euo pipefail
 W=${1:?usage: ab-import.sh WORK [N] [ROUNDS] BUILD...}; N=${2:-10000}; ROUNDS=${3:-5}; shift 3
 [ $# -ge 1 ] || { echo "name at least one build (a dist/cli/plugindex.mjs)" >&2; exit 1; }
@@ -21,6 +22,7 @@ builds=("$@"); count=${#builds[@]}; n=0
 for ((k = 0; k < ROUNDS; k++)); do
   for ((j = 0; j < count; j++)); do
     b=$(( (j + k) % count )); n=$((n + 1)); d=$R/$n
+    if [ "${DROP_CACHES:-}" = 1 ]; then sync; echo 1 > /proc/sys/vm/drop_caches; fi
     cp -a "$T" "$d"; find "$d/staging" -name '*.tgz' -exec mv -t "$d/incoming/" {} +; sync
     /usr/bin/time -f "$b %e %U %S" -a -o "$R/times" node "${builds[$b]}" process --registry "$d" >/dev/null
     cnt=$(node -e 'console.log(require(process.argv[1]).plugins.length)' "$d/public/index.json")
