@@ -1,12 +1,14 @@
 /** `plugindex process`: every submission waiting in the registry's incoming/ folder, as one batch. */
 import { processSubmissions } from '../../index-builder/pipeline/index.ts';
 import { type Parsed, requiredOption } from '../args.ts';
+import { optimizeLess } from '../local/optimizing.ts';
 import { withOpenRegistry } from '../local/registry.ts';
 import { describeOutcome, outJson } from '../output.ts';
 import { out } from '../terminal.ts';
 
 export async function run(parsed: Parsed): Promise<number> {
   const dir = requiredOption(parsed, 'registry');
+  optimizeLess();
   const result = await withOpenRegistry(dir, (registry) => processSubmissions(registry.context));
   if (parsed.values.json) outJson({ generation: result.generation, outcomes: result.outcomes });
   else {
