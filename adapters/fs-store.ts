@@ -903,14 +903,8 @@ export class FsStore implements Store {
    */
   #openForReadSync(file: string | Buffer, likelyThere = false): number | undefined {
     if (!likelyThere && absent(file)) return undefined;
-    let fd: number;
-    try {
-      fd = openSync(file, READ_FLAGS);
-    } catch (error) {
-      const code = errorCode(error);
-      if (isMissing(error) || code === 'EISDIR' || code === 'ELOOP') return undefined;
-      throw error;
-    }
+    const fd = openToReadSync(file);
+    if (fd === undefined) return undefined;
     try {
       if (inside(realPathOfSync(fd, file), this.#realRootNowSync())) return fd;
     } catch (error) {
@@ -930,14 +924,8 @@ export class FsStore implements Store {
    * 17 µs of this thread). Any other file is checked as `#openForReadSync` checks it.
    */
   #openListedSync(file: string | Buffer, listed: FileVersion): { fd: number; stats: BigStats } | undefined {
-    let fd: number;
-    try {
-      fd = openSync(file, READ_FLAGS);
-    } catch (error) {
-      const code = errorCode(error);
-      if (isMissing(error) || code === 'EISDIR' || code === 'ELOOP') return undefined;
-      throw error;
-    }
+    const fd = openToReadSync(file);
+    if (fd === undefined) return undefined;
     try {
       const stats = fstatSync(fd, { bigint: true });
       if (
@@ -1242,6 +1230,17 @@ async function realPathOf(handle: FileHandle, file: string | Buffer): Promise<Bu
     return await readlink(`/proc/self/fd/${handle.fd}`, { encoding: 'buffer' });
   } catch {
     return realpath(file, { encoding: 'buffer' }).catch(() => undefined);
+  }
+}
+
+/** A descriptor to read `file` by, never through a link at its end; undefined when it is missing, a folder or a link. */
+function openToReadSync(file: string | Buffer): number | undefined {
+  try {
+    return openSync(file, READ_FLAGS);
+  } catch (error) {
+    const code = errorCode(error);
+    if (isMissing(error) || code === 'EISDIR' || code === 'ELOOP') return undefined;
+    throw error;
   }
 }
 
