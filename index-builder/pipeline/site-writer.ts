@@ -172,8 +172,8 @@ export class BoundedWork {
  * Waits for every write of `writes`, then throws the first failure: when it returns or throws, none of them
  * is still writing. Writes of one step that nothing orders among themselves (a document, its signature and
  * page; a version's files) go side by side: awaited one by one, each was a round trip to the store. With
- * every store call answered after 20 ms (S3's latency, simulated), a deferred publish took 682 ms so and
- * 578 ms side by side (medians of 7).
+ * every store call answered after 20 ms (S3's latency, simulated: bench/store-latency.ts), a deferred publish
+ * took 678 ms so and 576 ms side by side (medians of 7).
  */
 export async function allWritten(writes: readonly Promise<unknown>[]): Promise<void> {
   const results = await Promise.allSettled(writes);
