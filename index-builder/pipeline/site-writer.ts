@@ -243,9 +243,9 @@ export async function putFile(
 }
 
 /**
- * Writes a mutable document and its detached signature, after `before` settles; returns its digest. The signer hashes the bytes once
- * for both, and the store takes the digest rather than hashing again: at 10,000 plugins the global
- * documents are tens of megabytes, and hashing them is most of a publish.
+ * Writes a mutable document and its detached signature, after `before` settles; returns its digest. The
+ * signer hashes the bytes once for both, and the store takes the digest rather than hashing again: at
+ * 10,000 plugins the global documents are tens of megabytes, and hashing them is most of a publish.
  */
 export async function putSigned(
   ctx: PipelineContext,
@@ -253,14 +253,24 @@ export async function putSigned(
   body: Uint8Array,
   before?: Promise<void>,
 ): Promise<DocumentDigest & { readonly signature: string }> {
-  const { signature, sha256 } = await ctx.signer.signWithDigest(body);
+  const signed = await ctx.signer.signWithDigest(body);
   // What must be written before the document (its encoded variants), running meanwhile.
   await before;
-  await allWritten([
+  await allWritten(signedPuts(ctx, key, body, signed));
+  return { sha256: signed.sha256, size: body.byteLength, signature: signed.signature };
+}
+
+/** The puts of a mutable document signed already, and of its signature, begun side by side. */
+function signedPuts(
+  ctx: PipelineContext,
+  key: string,
+  body: Uint8Array,
+  { signature, sha256 }: { readonly signature: string; readonly sha256: string },
+): Promise<void>[] {
+  return [
     putFile(ctx.site, key, body, CACHE_MUTABLE, sha256),
     putFile(ctx.site, signatureKey(key), encoder.encode(signature), CACHE_MUTABLE),
-  ]);
-  return { sha256, size: body.byteLength, signature };
+  ];
 }
 
 export async function readJson<T>(store: Store, key: string): Promise<T | undefined> {
@@ -374,14 +384,12 @@ export interface SignedPlugin {
 
 /** Signs a plugin's document (its catalog line needs the digest), writing nothing yet. */
 export async function signPlugin(ctx: PipelineContext, rendered: RenderedPlugin): Promise<SignedPlugin> {
-  const key = pluginDocumentKey(rendered.doc.name);
-  const { signature, sha256 } = await ctx.signer.signWithDigest(rendered.body);
+  const signed = await ctx.signer.signWithDigest(rendered.body);
   return {
-    line: { ...rendered.line, document: { sha256, size: rendered.body.byteLength } },
+    line: { ...rendered.line, document: { sha256: signed.sha256, size: rendered.body.byteLength } },
     write: () =>
       allWritten([
-        putFile(ctx.site, key, rendered.body, CACHE_MUTABLE, sha256),
-        putFile(ctx.site, signatureKey(key), encoder.encode(signature), CACHE_MUTABLE),
+        ...signedPuts(ctx, pluginDocumentKey(rendered.doc.name), rendered.body, signed),
         putFile(ctx.site, pluginPageKey(rendered.doc.name), rendered.page, CACHE_MUTABLE),
       ]),
   };
