@@ -118,6 +118,7 @@ describe('allWritten', () => {
       (reason: unknown) => reason,
     );
     expect(error).toBeInstanceOf(StoreError);
+    expect((error as StoreError).code).toBe('STORE_IO');
     expect((error as StoreError).key).toBe('a.json');
     expect(finished).toBe(true);
   });
