@@ -329,24 +329,47 @@ describe('when a put’s metadata holds a NUL character', () => {
 });
 
 describe('when a new immutable file is put', () => {
-  /** The names that come and go in `folder` (inotify) while `act` runs, once `last` has shown up. */
-  async function namesSeen(folder: string, last: string, act: () => Promise<void>): Promise<string[]> {
-    const names: string[] = [];
-    let done: () => void = () => {};
-    const seenLast = new Promise<void>((resolve) => {
-      done = resolve;
-    });
+  /**
+   * The names that come and go in `folder` (inotify) while `act` runs. Each side of it is marked by a file of
+   * its own made in the folder, and the names are those seen between the two marks: one watch's events come
+   * in order, so every event of `act` is in, and none of what came before it. (Waiting for `act`'s last name
+   * instead was fooled by a late event of the put before: under heavy disk load, a watch on the folder again
+   * was handed the first file's last change, and closed before the second put's temp file was seen.)
+   */
+  async function namesSeen(folder: string, act: () => Promise<void>): Promise<string[]> {
+    const marks = [`.mark-${process.pid}-${Date.now()}-before`, `.mark-${process.pid}-${Date.now()}-after`];
+    const seen: string[] = [];
+    const marked = new Map<string, () => void>();
+    const markSeen = marks.map((mark) => new Promise<void>((resolve) => marked.set(mark, resolve)));
     const watcher = watch(folder, (_event, name) => {
-      names.push(String(name));
-      if (name === last) done();
+      const mark = marked.get(String(name));
+      if (mark) mark();
+      else seen.push(String(name));
     });
     try {
+      const mark = async (i: number) => {
+        await writeFile(path.join(folder, marks[i] as string), '');
+        let timer: NodeJS.Timeout | undefined;
+        try {
+          await Promise.race([
+            markSeen[i],
+            new Promise((_, reject) => {
+              timer = setTimeout(() => reject(new Error(`no event for ${marks[i]}`)), 10_000);
+            }),
+          ]);
+        } finally {
+          clearTimeout(timer);
+        }
+      };
+      await mark(0);
+      const from = seen.length;
       await act();
-      await Promise.race([seenLast, new Promise((resolve) => setTimeout(resolve, 2_000))]);
+      await mark(1);
+      return seen.slice(from);
     } finally {
       watcher.close();
+      await Promise.all(marks.map((mark) => rm(path.join(folder, mark), { force: true })));
     }
-    return names;
   }
   const put = (key: string, body: string) => store.put(key, encode(body), impliedMetadata(key));
 
@@ -356,13 +379,9 @@ describe('when a new immutable file is put', () => {
     await put('plugins/a/1.0.0/manifest.json', '{"name":"a"}');
     const folder = path.join(root, 'plugins', 'a', '1.0.0');
 
-    const first = await namesSeen(folder, 'manifest.json.asc', () =>
-      put('plugins/a/1.0.0/manifest.json.asc', 'signature one'),
-    );
+    const first = await namesSeen(folder, () => put('plugins/a/1.0.0/manifest.json.asc', 'signature one'));
     // Signed again (a key rotation): the file is there, so it is replaced as every file is.
-    const again = await namesSeen(folder, 'manifest.json.asc', () =>
-      put('plugins/a/1.0.0/manifest.json.asc', 'signature two'),
-    );
+    const again = await namesSeen(folder, () => put('plugins/a/1.0.0/manifest.json.asc', 'signature two'));
 
     expect(first.length).toBeGreaterThan(0);
     expect(first.every((name) => name === 'manifest.json.asc')).toBe(true);
@@ -384,9 +403,7 @@ describe('when a new immutable file is put', () => {
     const folder = path.join(root, 'plugins', 'b', '1.0.0');
     await writeFile(path.join(folder, 'manifest.json.asc'), 'written by another, and longer than the put');
 
-    const names = await namesSeen(folder, 'manifest.json.asc', () =>
-      put('plugins/b/1.0.0/manifest.json.asc', 'the put'),
-    );
+    const names = await namesSeen(folder, () => put('plugins/b/1.0.0/manifest.json.asc', 'the put'));
 
     expect(names.some((name) => name.endsWith('.tmp'))).toBe(true);
     expect(await readFile(path.join(folder, 'manifest.json.asc'), 'utf8')).toBe('the put');
