@@ -9,15 +9,19 @@
  * Usage: node --import tsx bench/step-threads.ts BUILD REGISTRY, where BUILD is a built command's entry
  * (`node build/cli.mjs --outdir DIR` writes DIR/plugindex.mjs) and REGISTRY has its uploads in incoming/
  * (`ab-import.sh` makes such copies of `import-template.sh`'s registry). libuv's pool is held to one
- * thread, so that its thread is one line.
+ * thread, so that its thread is one line. Or `step-threads.ts -- COMMAND ARG...`: any command's threads, as
+ * one step (the import's floor, `node FLOORS/import-floor.mjs REGISTRY OUT`, beside the import: where the
+ * command's extra CPU is, thread by thread). After the steps, `total` is each thread's whole run.
  */
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-const [build, registry] = process.argv.slice(2);
-if (!build || !registry) {
-  console.error('usage: node --import tsx bench/step-threads.ts BUILD REGISTRY');
+const args = process.argv.slice(2);
+const [build, registry] = args;
+const command = args[0] === '--' ? args.slice(1) : undefined;
+if (command ? command.length === 0 : !build || !registry) {
+  console.error('usage: node --import tsx bench/step-threads.ts BUILD REGISTRY | -- COMMAND ARG...');
   process.exit(2);
 }
 /** Clock ticks a second, as /proc counts CPU time (USER_HZ: 100 on Linux). */
@@ -32,7 +36,14 @@ interface Sample {
 }
 
 const started = performance.now();
-const child = spawn(process.execPath, [build, 'process', '--registry', registry], {
+const [file, ...rest] = command ?? [
+  process.execPath,
+  build as string,
+  'process',
+  '--registry',
+  registry as string,
+];
+const child = spawn(file as string, rest, {
   env: { ...process.env, PLUGINDEX_STEPS: '1', UV_THREADPOOL_SIZE: '1' },
   stdio: ['ignore', 'ignore', 'pipe'],
 });
@@ -90,6 +101,8 @@ console.log(
 );
 
 const bounds = [...steps.slice(1).map(([at, step]) => ({ at, step })), { at: Infinity, step: 'end' }];
+// The whole run, after the steps (when there are any): measured from the start again.
+const columns = bounds.length > 1 ? [...bounds, { at: Infinity, step: 'total' }] : bounds;
 /** The last sample at or before `at` (zero before the first). */
 const last = (list: readonly Sample[], at: number) => {
   let found = { user: 0, system: 0 };
@@ -97,7 +110,7 @@ const last = (list: readonly Sample[], at: number) => {
   return found;
 };
 const column = (cell: string) => cell.padStart(17);
-console.log(`${'thread'.padEnd(8)}${bounds.map((b) => column(b.step)).join('')}`);
+console.log(`${'thread'.padEnd(8)}${columns.map((b) => column(b.step)).join('')}`);
 const byCpu = [...samples].sort(([, a], [, b]) => {
   const total = (list: readonly Sample[]) => (list.at(-1)?.user ?? 0) + (list.at(-1)?.system ?? 0);
   return total(b) - total(a);
@@ -108,7 +121,8 @@ for (const [tid, list] of byCpu) {
   const cpu: string[] = [];
   const states: string[] = [];
   let from = 0;
-  for (const { at } of bounds) {
+  for (const { at, step } of columns) {
+    if (step === 'total') from = 0;
     const a = last(list, from);
     const b = last(list, at);
     cpu.push(`${b.user - a.user}/${b.system - a.system}`);
