@@ -423,8 +423,11 @@ interface CachedBin {
   readonly bytes: number;
 }
 
-/** Bins read at once by a process that starts cold. */
-const BIN_READS_IN_FLIGHT = 8;
+/**
+ * Bins read, or written, at once: a cold process reads up to all 256, a rebuild or an import writes them.
+ * Each is a few hundred kilobytes at 100,000 plugins, so the flush's memory stays bounded.
+ */
+const BINS_IN_FLIGHT = 16;
 
 /**
  * The bytes of catalog bins a process keeps per store, most recently used last. Every bin of a registry of
@@ -619,15 +622,24 @@ export async function openCatalog(store: Store): Promise<Catalog> {
 }
 
 /**
- * `read` for each of `bins`, BIN_READS_IN_FLIGHT at a time: a cold process reads up to all 256, and a store's
- * latency would add up one by one.
+ * `work` for each of `bins`, BINS_IN_FLIGHT at a time: one after another, a store's latency would add up
+ * 256 times (S3's, 20 ms or more a call). After a failure no more are begun, and the first failure is thrown
+ * once none is still running: when it returns or throws, nothing it began is still reading or writing.
  */
-async function eachBin(bins: readonly string[], read: (bin: string) => Promise<void>): Promise<void> {
+async function eachBin(bins: readonly string[], work: (bin: string) => Promise<void>): Promise<void> {
   let next = 0;
-  const reader = async (): Promise<void> => {
-    while (next < bins.length) await read(bins[next++] as string);
+  let failure: { readonly error: unknown } | undefined;
+  const worker = async (): Promise<void> => {
+    while (failure === undefined && next < bins.length) {
+      try {
+        await work(bins[next++] as string);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
   };
-  await Promise.all(Array.from({ length: Math.min(BIN_READS_IN_FLIGHT, bins.length) }, reader));
+  await Promise.all(Array.from({ length: Math.min(BINS_IN_FLIGHT, bins.length) }, worker));
+  if (failure) throw failure.error;
 }
 
 /**
@@ -721,9 +733,10 @@ export async function saveCatalog(
 }
 
 /**
- * Writes the bins of `changed` plugins (every bin when undefined), one at a time: a bin the catalog has not
- * read is read (or taken from those kept), its lines overlaid with the catalog's, written and let go, so a
- * flush that folds a journal spread over every bin never holds them all.
+ * Writes the bins of `changed` plugins (every bin when undefined), a few at a time (`eachBin`): a bin the
+ * catalog has not read is read (or taken from those kept), its lines overlaid with the catalog's, written
+ * and let go, so a flush that folds a journal spread over every bin never holds them all. The meta file,
+ * which names them, is written by the caller once every one is.
  */
 async function writeBins(
   store: Store,
@@ -735,7 +748,7 @@ async function writeBins(
     : new Set([...catalog.unread, ...[...catalog.plugins].map(([name, line]) => binOfLine(name, line))]);
   // Only the members of the bins written are gathered and sorted, not every name of the registry.
   const held = membersOf(catalog, wanted);
-  for (const bin of [...wanted].sort()) {
+  await eachBin([...wanted].sort(), async (bin) => {
     const lines = new Map<string, CatalogLine>();
     if (catalog.unread.has(bin))
       for (const [name, line] of (await binAt(store, bin, catalog.bins.get(bin) as string))?.plugins ?? [])
@@ -751,7 +764,7 @@ async function writeBins(
     const written = { sha256: digest, plugins, bytes: body.byteLength };
     keepBin(store, bin, written);
     indexBin(store, bin, written);
-  }
+  });
 }
 
 /**

@@ -18,6 +18,7 @@ import {
   sortedLines,
 } from '../../index-builder/catalog.ts';
 import { ORDER_SEARCH } from '../../index-builder/document-order.ts';
+import { StoreError } from '../../index-builder/errors.ts';
 import { binKey, binOf } from '../../index-builder/layout.ts';
 import type { PluginDocument, VersionRecord } from '../../index-builder/model.ts';
 import {
@@ -279,6 +280,55 @@ describe('when storing the catalog', () => {
     store.writes.length = 0;
     await saveCatalog(store, catalog, new Set(['b-two']));
     expect(store.writes).toEqual([`state/catalog/bins/${binOf('b-two')}.tsv`, 'state/catalog/meta.tsv']);
+  });
+
+  /** `store` with its bin puts answered a moment later, counting how many are in flight at once. */
+  function slowBins(store: MemoryStore, fail?: (begun: number) => boolean) {
+    const seen = { begun: 0, inFlight: 0, most: 0, metaWithBinsInFlight: false };
+    const put = store.put.bind(store);
+    store.put = async (key, body, options) => {
+      if (!key.startsWith('state/catalog/bins/')) {
+        if (key === 'state/catalog/meta.tsv' && seen.inFlight > 0) seen.metaWithBinsInFlight = true;
+        return put(key, body, options);
+      }
+      seen.begun += 1;
+      const failing = fail?.(seen.begun) ?? false;
+      seen.inFlight += 1;
+      seen.most = Math.max(seen.most, seen.inFlight);
+      try {
+        await new Promise((resolve) => setTimeout(resolve, 2));
+        if (failing) throw new StoreError('STORE_IO', key, 'connection reset');
+        return await put(key, body, options);
+      } finally {
+        seen.inFlight -= 1;
+      }
+    };
+    return seen;
+  }
+  const names400 = Array.from({ length: 400 }, (_, i) => `p-${i}`);
+  const binsOf = (names: readonly string[]) => new Set(names.map(binOf)).size;
+
+  it('writes the bins side by side, sixteen at a time, and the meta file once every one is written', async () => {
+    const store = new MemoryStore();
+    const seen = slowBins(store);
+    await saveCatalog(store, catalogOf(names400));
+    expect(seen.begun).toBe(binsOf(names400));
+    expect(seen.most).toBe(16);
+    expect(seen.metaWithBinsInFlight).toBe(false);
+    expect(store.writes.at(-1)).toBe('state/catalog/meta.tsv');
+    expect([...(await loadCatalog(coldCopy(store))).plugins.keys()].sort()).toEqual([...names400].sort());
+  });
+
+  it('begins no bin after one fails, lets those begun end, writes no meta file, and throws the failure', async () => {
+    const store = new MemoryStore();
+    const seen = slowBins(store, (begun) => begun === 3);
+    const saving = saveCatalog(store, catalogOf(names400));
+    await expect(saving).rejects.toBeInstanceOf(StoreError);
+    await expect(saving).rejects.toMatchObject({ code: 'STORE_IO' });
+    expect(seen.inFlight).toBe(0);
+    // Those in flight when it failed, and no more.
+    expect(seen.begun).toBeLessThanOrEqual(3 + 16);
+    expect(store.writes).not.toContain('state/catalog/meta.tsv');
   });
 
   it('sees a change made by another writer', async () => {
@@ -639,7 +689,7 @@ describe('when going through every line in order without holding them', () => {
     expect(open.plugins.size).toBe(3);
   });
 
-  it('reads the bins whose digests it lacks eight at a time, each once, and keeps none of their lines', async () => {
+  it('reads the bins whose digests it lacks sixteen at a time, each once, and keeps none of their lines', async () => {
     const { cold, open } = await opened();
     /** The cold store, its bin reads slow enough to overlap, counted. */
     class PacedStore extends MemoryStore {
@@ -664,7 +714,7 @@ describe('when going through every line in order without holding them', () => {
     expect(bins.size, 'bins enough to fill the pool').toBeGreaterThan(16);
     const documents = await documentsIn(paced, open, bins);
     expect(documents.size).toBe(names.length + 2);
-    expect(paced.mostReading).toBe(8);
+    expect(paced.mostReading).toBe(16);
     expect(new Set(paced.reads).size).toBe(paced.reads.length);
     expect(paced.reads.length).toBe(bins.size);
     // Indexed: asked again, it reads nothing.
