@@ -86,7 +86,14 @@ import { CACHE_MUTABLE, type ObjectInfo } from '../store.ts';
 import { identityOf, type PipelineContext, streamThresholdOf } from './context.ts';
 import { putEncodedVariants } from './encoded.ts';
 import { readLogHead } from './log-writer.ts';
-import { forEachLimited, putFile, putSigned, readJson, WRITE_CONCURRENCY } from './site-writer.ts';
+import {
+  allWritten,
+  forEachLimited,
+  putFile,
+  putSigned,
+  readJson,
+  WRITE_CONCURRENCY,
+} from './site-writer.ts';
 import { putStreamedSigned, SpillWriter, type StreamedDocument } from './streamed.ts';
 
 const encoder = new TextEncoder();
@@ -510,13 +517,17 @@ async function writeStatics(
   ];
   if (home || !registryDigests.has(HOME_PAGE_KEY))
     statics.push([HOME_PAGE_KEY, encoder.encode(renderIndexPage(identityOf(ctx.config), home))]);
-  for (const [key, body] of statics) {
-    const digest = digestOf(body);
-    if (registryDigests.get(key)?.sha256 !== digest.sha256 || !(await ctx.site.head(key))) {
-      await putFile(ctx.site, key, body, CACHE_MUTABLE);
-    }
-    registryDigests.set(key, digest);
-  }
+  // Side by side: each is looked for (and written when it differs or is gone) on its own, and one after
+  // another the looks were four round trips to the store on every commit.
+  await allWritten(
+    statics.map(async ([key, body]) => {
+      const digest = digestOf(body);
+      if (registryDigests.get(key)?.sha256 !== digest.sha256 || !(await ctx.site.head(key))) {
+        await putFile(ctx.site, key, body, CACHE_MUTABLE);
+      }
+      registryDigests.set(key, digest);
+    }),
+  );
 }
 
 /**
@@ -614,10 +625,12 @@ export async function commitGeneration(
   catalog.generation = generation;
   // The order the documents are now in, for the next rendering to merge into; else what it must re-render.
   if (rendered) {
-    // With the store's validator of each, so the next merge need not hash them to trust them.
+    // With the store's validator of each, so the next merge need not hash them to trust them. Asked side by
+    // side: one after another, each was a round trip to the store (20 ms or more on S3) on every commit.
     const documents = new Map<string, WrittenDocument>();
-    for (const key of INDEX_DOCUMENTS) {
-      const etag = (await ctx.site.head(key))?.etag;
+    const heads = await Promise.all(INDEX_DOCUMENTS.map((key) => ctx.site.head(key)));
+    for (const [i, key] of INDEX_DOCUMENTS.entries()) {
+      const etag = heads[i]?.etag;
       const digest = registryDigests.get(key) as DocumentDigest;
       documents.set(key, { ...digest, ...(etag ? { etag } : {}) });
       ctx.held?.noteEtag(key, digest.sha256, etag);
@@ -663,11 +676,15 @@ export async function writeSnapshot(
   documents: Record<string, DocumentDigest>,
   options: { readonly keyRotations?: number } = {},
 ): Promise<void> {
-  const published = await readJson<SnapshotDocument>(ctx.site, SNAPSHOT_KEY);
+  // Both read side by side (two round trips to the stores one after the other, before).
+  const [published, log] = await Promise.all([
+    readJson<SnapshotDocument>(ctx.site, SNAPSHOT_KEY),
+    readLogHead(ctx.intake),
+  ]);
   assertSigningKeyCurrent(ctx, published, options.keyRotations);
   const keyRotations = options.keyRotations ?? published?.key_rotations;
   const snapshot = renderSnapshot({
-    log: await readLogHead(ctx.intake),
+    log,
     ...(keyRotations ? { keyRotations } : {}),
     registry: ctx.config.url,
     generation,

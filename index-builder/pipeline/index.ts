@@ -263,6 +263,17 @@ async function writeChangedPlugins(
 }
 
 /**
+ * Both values, once both have settled; else the first one's failure (then the second's): when it returns or
+ * throws, neither is still running.
+ */
+async function bothSettled<A, B>(a: Promise<A>, b: Promise<B>): Promise<[A, B]> {
+  const [first, second] = await Promise.allSettled([a, b]);
+  if (first.status === 'rejected') throw first.reason;
+  if (second.status === 'rejected') throw second.reason;
+  return [first.value, second.value];
+}
+
+/**
  * Processes submissions (by default everything under `incoming/`) as one batch with one rebuild: bundles
  * and lifecycle actions alike, in upload order.
  * @example const result = await processSubmissions({ intake, site, signer, clock: systemClock, config });
@@ -274,14 +285,15 @@ export async function processSubmissions(
   const { ctx, log: writeLog } = withWriteLog(context);
   // Before any manifest is signed: a batch signed by a key the snapshot does not name fails whole.
   await checkSigningKeyCurrent(ctx);
-  const plan = await planBatch(ctx, keys);
-  const { leftInIncoming } = plan;
   // The time of publishing, for the whole batch: publisher keys are judged valid (or not) at it.
   const now = ctx.clock.now();
   const view = new BatchView(ctx.site);
+  // What the batch takes and the keys it trusts, side by side: each is a round trip to a store or more (on
+  // S3, tens of milliseconds), and neither needs the other.
+  const [plan, basis] = await bothSettled(planBatch(ctx, keys), beginJudging(ctx, view, now));
+  const { leftInIncoming } = plan;
   // Each bundle's inspection begins as soon as it is read (on the inspector's threads, while this one
   // reads the rest).
-  const basis = await beginJudging(ctx, view, now);
   const inspections = new Inspections(ctx, basis, plan.taken.filter((t) => !t.tooLarge).length);
   // Each is judged, and its files written, as soon as it and those before it are read (the reading holds
   // this thread for seconds at 10,000). The log opens once all are read: its intents name every upload.
@@ -315,8 +327,9 @@ export async function processSubmissions(
   );
   const written = await versions.written();
   ctx.onStep?.('judged');
-  const log = await opening;
-  const catalog = await currentCatalog(ctx);
+  // The log (opened since every upload was read) and the catalog, read side by side.
+  const [log, opened] = await bothSettled(opening, openCatalog(ctx.intake));
+  const catalog = await currentCatalog(ctx, opened);
   const { folded, rendered, changed } = await foldAndRender(ctx, items, written, view, catalog, processed);
   ctx.onStep?.('rendered');
   // The index documents list every version's manifest: a batch that removes versions renders them at once,
@@ -446,12 +459,11 @@ async function rebuildAll(
 }
 
 /**
- * The catalog, rebuilt first from the published plugin documents when it is of another format (written
- * before an upgrade): rendered from as it is, it would read as empty, and the next index documents would
- * list only the plugins a publish changed.
+ * The catalog as opened (`catalog`), or, when it is of another format (written before an upgrade), rebuilt
+ * from the published plugin documents and opened again: rendered from as it is, it would read as empty, and
+ * the next index documents would list only the plugins a publish changed.
  */
-async function currentCatalog(ctx: PipelineContext): Promise<Catalog> {
-  const catalog = await openCatalog(ctx.intake);
+async function currentCatalog(ctx: PipelineContext, catalog: Catalog): Promise<Catalog> {
   if (!catalog.outdated) return catalog;
   await rebuildAll(ctx);
   return openCatalog(ctx.intake);
