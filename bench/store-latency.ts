@@ -11,7 +11,7 @@
  */
 import { flushIndexes, processSubmissions } from '../index-builder/pipeline/index.ts';
 import type { Store } from '../index-builder/store.ts';
-import { encode, makeBundle, makeRegistry, validManifest } from '../test/support/fixtures.ts';
+import { makeBundle, makeRegistry, validManifest, versionBundle } from '../test/support/fixtures.ts';
 import { median } from './stats.ts';
 
 const LATENCY_MS = Number(process.argv[2] ?? 20);
@@ -47,23 +47,18 @@ function slowed(store: Store): Store {
 }
 
 const registry = await makeRegistry();
-const bundle = (version: string) =>
-  makeBundle({
-    manifest: validManifest({ version }),
-    artifacts: [{ os: 'linux', arch: 'amd64', name: 'tool', body: encode(`tool ${version}`) }],
-  });
-await processSubmissions(registry.context, await registry.submit(await bundle('0.0.1')));
+await processSubmissions(registry.context, await registry.submit(await versionBundle('0.0.1')));
 const context = { ...registry.context, site: slowed(registry.site), intake: slowed(registry.intake) };
 
 const deferred: number[] = [];
 const whole: number[] = [];
 for (let i = 0; i <= RUNS; i++) {
-  const keys = await registry.submit(await bundle(`1.${i}.0`));
+  const keys = await registry.submit(await versionBundle(`1.${i}.0`));
   let started = performance.now();
   await processSubmissions({ ...context, deferIndexes: true }, keys);
   const deferredMs = performance.now() - started;
   await flushIndexes(context);
-  const more = await registry.submit(await bundle(`2.${i}.0`));
+  const more = await registry.submit(await versionBundle(`2.${i}.0`));
   started = performance.now();
   await processSubmissions(context, more);
   const wholeMs = performance.now() - started;

@@ -54,6 +54,7 @@ import {
   catalogBinKey,
   catalogJournalKey,
 } from './layout.ts';
+import { forEachLimited } from './limited.ts';
 import type { DocumentDigest, PluginDocument } from './model.ts';
 import { buildFalcoctlEntry, buildIndexEntry, buildSearchEntry } from './render/documents.ts';
 import { toYaml } from './render/yaml.ts';
@@ -622,25 +623,11 @@ export async function openCatalog(store: Store): Promise<Catalog> {
 }
 
 /**
- * `work` for each of `bins`, BINS_IN_FLIGHT at a time: one after another, a store's latency would add up
- * 256 times (S3's, 20 ms or more a call). After a failure no more are begun, and the first failure is thrown
- * once none is still running: when it returns or throws, nothing it began is still reading or writing.
+ * `work` for each of `bins`, BINS_IN_FLIGHT at a time (`forEachLimited`): one after another, a store's
+ * latency would add up 256 times (S3's, 20 ms or more a call).
  */
-async function eachBin(bins: readonly string[], work: (bin: string) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failure: { readonly error: unknown } | undefined;
-  const worker = async (): Promise<void> => {
-    while (failure === undefined && next < bins.length) {
-      try {
-        await work(bins[next++] as string);
-      } catch (error) {
-        failure ??= { error };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(BINS_IN_FLIGHT, bins.length) }, worker));
-  if (failure) throw failure.error;
-}
+const eachBin = (bins: readonly string[], work: (bin: string) => Promise<void>): Promise<void> =>
+  forEachLimited(bins, BINS_IN_FLIGHT, work);
 
 /**
  * Reads the lines of `bins` into the catalog (those not read yet), under the lines it already holds (the

@@ -60,6 +60,7 @@ import {
   SNAPSHOT_KEY,
   STYLE_KEY,
 } from '../layout.ts';
+import { forEachLimited } from '../limited.ts';
 import type { DocumentDigest, SearchEntry, SnapshotDocument } from '../model.ts';
 import { buildRegistryMetadata } from '../render/documents.ts';
 import { FAVICON_SVG, type HomeListing, PAGE_STYLE, renderIndexPage } from '../render/html.ts';
@@ -86,14 +87,7 @@ import { CACHE_MUTABLE, type ObjectInfo } from '../store.ts';
 import { identityOf, type PipelineContext, streamThresholdOf } from './context.ts';
 import { putEncodedVariants } from './encoded.ts';
 import { readLogHead } from './log-writer.ts';
-import {
-  allWritten,
-  forEachLimited,
-  putFile,
-  putSigned,
-  readJson,
-  WRITE_CONCURRENCY,
-} from './site-writer.ts';
+import { allWritten, putFile, putSigned, readJson, WRITE_CONCURRENCY } from './site-writer.ts';
 import { putStreamedSigned, SpillWriter, type StreamedDocument } from './streamed.ts';
 
 const encoder = new TextEncoder();

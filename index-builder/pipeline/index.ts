@@ -37,6 +37,7 @@ import {
   REVOKED_KEYS_KEY,
   SNAPSHOT_KEY,
 } from '../layout.ts';
+import { allSettledValues, forEachLimited } from '../limited.ts';
 import type { PluginDocument, SnapshotDocument } from '../model.ts';
 import { encodeJson } from '../render/documents.ts';
 import { listFolders } from '../store.ts';
@@ -67,7 +68,6 @@ import { type AddedVersion, type RenderedPlugin, renderPlugin } from './plugin-d
 import {
   BATCH_WRITE_CONCURRENCY,
   BoundedWork,
-  forEachLimited,
   readJson,
   resignManifests,
   signPlugin,
@@ -263,17 +263,6 @@ async function writeChangedPlugins(
 }
 
 /**
- * Both values, once both have settled; else the first one's failure (then the second's): when it returns or
- * throws, neither is still running.
- */
-async function bothSettled<A, B>(a: Promise<A>, b: Promise<B>): Promise<[A, B]> {
-  const [first, second] = await Promise.allSettled([a, b]);
-  if (first.status === 'rejected') throw first.reason;
-  if (second.status === 'rejected') throw second.reason;
-  return [first.value, second.value];
-}
-
-/**
  * Processes submissions (by default everything under `incoming/`) as one batch with one rebuild: bundles
  * and lifecycle actions alike, in upload order.
  * @example const result = await processSubmissions({ intake, site, signer, clock: systemClock, config });
@@ -290,7 +279,7 @@ export async function processSubmissions(
   const view = new BatchView(ctx.site);
   // What the batch takes and the keys it trusts, side by side: each is a round trip to a store or more (on
   // S3, tens of milliseconds), and neither needs the other.
-  const [plan, basis] = await bothSettled(planBatch(ctx, keys), beginJudging(ctx, view, now));
+  const [plan, basis] = await allSettledValues([planBatch(ctx, keys), beginJudging(ctx, view, now)]);
   const { leftInIncoming } = plan;
   // Each bundle's inspection begins as soon as it is read (on the inspector's threads, while this one
   // reads the rest).
@@ -328,7 +317,7 @@ export async function processSubmissions(
   const written = await versions.written();
   ctx.onStep?.('judged');
   // The log (opened since every upload was read) and the catalog, read side by side.
-  const [log, opened] = await bothSettled(opening, openCatalog(ctx.intake));
+  const [log, opened] = await allSettledValues([opening, openCatalog(ctx.intake)]);
   const catalog = await currentCatalog(ctx, opened);
   const { folded, rendered, changed } = await foldAndRender(ctx, items, written, view, catalog, processed);
   ctx.onStep?.('rendered');

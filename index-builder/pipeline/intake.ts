@@ -6,9 +6,10 @@ import { bundleSizeProblem } from '../bundle.ts';
 import { sha256Hex, streamSha256 } from '../digest.ts';
 import type { Problem } from '../errors.ts';
 import { INCOMING_PREFIX, submissionIdFromDigest } from '../layout.ts';
+import { mapLimited } from '../limited.ts';
 import { type ListedObject, listAll, type Store } from '../store.ts';
 import type { PipelineContext } from './context.ts';
-import { mapLimited, turn } from './site-writer.ts';
+import { turn } from './site-writer.ts';
 
 /** Uploads read at once: hides storage latency (an S3 GET is tens of milliseconds). */
 const READ_CONCURRENCY = 8;

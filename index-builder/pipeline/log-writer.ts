@@ -23,6 +23,8 @@
  * dead run's names only such entries (its first seq is past the recorded length), so replacing it loses
  * nothing that counts. Records of the earlier shape, one per submission (`<id>.json`), are still read.
  */
+
+import { forEachLimited } from '../limited.ts';
 import {
   EMPTY_LOG,
   LOG_SEGMENT_ENTRIES,
@@ -37,7 +39,7 @@ import {
 import type { LogHead, SnapshotDocument } from '../model.ts';
 import { CACHE_IMMUTABLE, CACHE_MUTABLE, CACHE_PRIVATE, type Store } from '../store.ts';
 import type { PipelineContext } from './context.ts';
-import { forEachLimited, readJson, WRITE_CONCURRENCY } from './site-writer.ts';
+import { readJson, WRITE_CONCURRENCY } from './site-writer.ts';
 
 /** `state/log.json` in the intake store: the log's length and head as last appended. */
 export const LOG_STATE_KEY = 'state/log.json';

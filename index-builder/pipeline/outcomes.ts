@@ -16,12 +16,13 @@ import {
   statusKey,
   versionBase,
 } from '../layout.ts';
+import { mapLimited } from '../limited.ts';
 import { ociArtifactUrl } from '../oci.ts';
 import { CACHE_PRIVATE, moveObject } from '../store.ts';
 import { acceptedInfo } from './actions.ts';
 import type { PipelineContext } from './context.ts';
 import type { AcceptedAction, BatchItem, Evaluation } from './evaluate.ts';
-import { BATCH_WRITE_CONCURRENCY, mapLimited } from './site-writer.ts';
+import { BATCH_WRITE_CONCURRENCY } from './site-writer.ts';
 
 export type SubmissionStatus = 'accepted' | 'already-published' | 'rejected';
 

@@ -5,6 +5,7 @@
 import type { CatalogLine } from '../catalog.ts';
 import { normalizeDigest } from '../digest.ts';
 import { artifactKey, manifestKey, pluginDocumentKey, pluginPageKey, signatureKey } from '../layout.ts';
+import { allSettledValues } from '../limited.ts';
 import type { ArtifactRecord, DocumentDigest, PluginDocument, VersionRecord } from '../model.ts';
 import { ociArtifactUrl } from '../oci.ts';
 import { versionRecordOf } from '../records.ts';
@@ -181,9 +182,7 @@ export class BoundedWork {
  * took 678 ms so and 576 ms side by side (medians of 7).
  */
 export async function allWritten(writes: readonly Promise<unknown>[]): Promise<void> {
-  const results = await Promise.allSettled(writes);
-  const failed = results.find((result) => result.status === 'rejected');
-  if (failed) throw failed.reason;
+  await allSettledValues(writes);
 }
 
 /**
@@ -191,44 +190,6 @@ export async function allWritten(writes: readonly Promise<unknown>[]): Promise<v
  * batch read by synchronous calls) must not starve the rest of it.
  */
 export const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
-
-/**
- * Runs `work` over `items`, at most `limit` at a time, and returns the results in the items' order. After
- * the first failure no more items are started, and the failure is thrown once the work in flight has
- * settled: when it returns or throws, nothing it started is still writing (a crash-consistent step ends
- * where the caller's await ends).
- */
-export async function mapLimited<T, R>(
-  items: readonly T[],
-  limit: number,
-  work: (item: T, index: number) => Promise<R>,
-): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  let failure: { readonly error: unknown } | undefined;
-  const runners = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (failure === undefined && next < items.length) {
-      const index = next++;
-      try {
-        results[index] = await work(items[index] as T, index);
-      } catch (error) {
-        failure ??= { error };
-      }
-    }
-  });
-  await Promise.all(runners);
-  if (failure) throw failure.error;
-  return results;
-}
-
-/** `mapLimited` for work whose results are not wanted. */
-export async function forEachLimited<T>(
-  items: readonly T[],
-  limit: number,
-  work: (item: T) => Promise<void>,
-): Promise<void> {
-  await mapLimited(items, limit, work);
-}
 
 const encoder = new TextEncoder();
 

@@ -116,6 +116,14 @@ export async function makeBundle(spec: BundleSpec = {}): Promise<Uint8Array> {
   return writeBundle(entries);
 }
 
+/** `demo-plugin` at `version`, with one artifact whose bytes name the version (a new version's own files). */
+export function versionBundle(version: string): Promise<Uint8Array> {
+  return makeBundle({
+    manifest: validManifest({ version }),
+    artifacts: [{ os: 'linux', arch: 'amd64', name: 'tool', body: encode(`tool ${version}`) }],
+  });
+}
+
 export interface TestRegistry {
   readonly intake: MemoryStore;
   readonly site: MemoryStore;

@@ -15,7 +15,7 @@ import {
 } from '../../../index-builder/layout.ts';
 import { processSubmissions } from '../../../index-builder/pipeline/index.ts';
 import type { Store } from '../../../index-builder/store.ts';
-import { encode, makeBundle, makeRegistry, validManifest } from '../../support/fixtures.ts';
+import { makeRegistry, versionBundle } from '../../support/fixtures.ts';
 
 /** One call to a store: when it began and ended, counted in calls begun and ended, not in time. */
 interface Call {
@@ -73,13 +73,8 @@ function together(calls: readonly Call[], a: string, b: string): boolean {
 
 async function publishRecorded(deferIndexes: boolean) {
   const registry = await makeRegistry();
-  const bundle = (version: string) =>
-    makeBundle({
-      manifest: validManifest({ version }),
-      artifacts: [{ os: 'linux', arch: 'amd64', name: 'tool', body: encode(`tool ${version}`) }],
-    });
-  await processSubmissions(registry.context, await registry.submit(await bundle('1.0.0')));
-  const keys = await registry.submit(await bundle('1.1.0'));
+  await processSubmissions(registry.context, await registry.submit(await versionBundle('1.0.0')));
+  const keys = await registry.submit(await versionBundle('1.1.0'));
   const calls: Call[] = [];
   const clock = { now: 0 };
   const result = await processSubmissions(
