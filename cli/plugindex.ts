@@ -11,7 +11,7 @@ process.stdout.on('error', (error: NodeJS.ErrnoException) => {
 /**
  * Ends the process once what it printed is written out (a pipe is written to asynchronously on Windows).
  * The command is done: a process left to end by itself would first stop each worker thread and free every
- * heap, which no one waits for (after an import of 10,000 plugins, 0.16 s rather than 0.23 s from its last
+ * heap, which no one waits for (after an import of 10,000 plugins, 0.16 s rather than 0.22 s from its last
  * step to its end, medians of 4). A command that runs on (`serve`, `dev`, `list --watch`) returns only once
  * it is stopped.
  */
