@@ -16,13 +16,7 @@ process.stdout.on('error', (error: NodeJS.ErrnoException) => {
  * it is stopped.
  */
 function exitOnceWritten(code: number): void {
-  let streams = 2;
-  const written = (): void => {
-    streams -= 1;
-    if (streams === 0) process.exit(code);
-  };
-  process.stdout.write('', written);
-  process.stderr.write('', written);
+  process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
 }
 
 process.exitCode = await main(process.argv.slice(2));

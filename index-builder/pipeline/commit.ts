@@ -60,7 +60,7 @@ import {
   SNAPSHOT_KEY,
   STYLE_KEY,
 } from '../layout.ts';
-import { forEachLimited } from '../limited.ts';
+import { allSettledValues, forEachLimited } from '../limited.ts';
 import type { DocumentDigest, SearchEntry, SnapshotDocument } from '../model.ts';
 import { buildRegistryMetadata } from '../render/documents.ts';
 import { FAVICON_SVG, type HomeListing, PAGE_STYLE, renderIndexPage } from '../render/html.ts';
@@ -622,7 +622,7 @@ export async function commitGeneration(
     // With the store's validator of each, so the next merge need not hash them to trust them. Asked side by
     // side: one after another, each was a round trip to the store (20 ms or more on S3) on every commit.
     const documents = new Map<string, WrittenDocument>();
-    const heads = await Promise.all(INDEX_DOCUMENTS.map((key) => ctx.site.head(key)));
+    const heads = await allSettledValues(INDEX_DOCUMENTS.map((key) => ctx.site.head(key)));
     for (const [i, key] of INDEX_DOCUMENTS.entries()) {
       const etag = heads[i]?.etag;
       const digest = registryDigests.get(key) as DocumentDigest;
@@ -671,7 +671,7 @@ export async function writeSnapshot(
   options: { readonly keyRotations?: number } = {},
 ): Promise<void> {
   // Both read side by side (two round trips to the stores one after the other, before).
-  const [published, log] = await Promise.all([
+  const [published, log] = await allSettledValues([
     readJson<SnapshotDocument>(ctx.site, SNAPSHOT_KEY),
     readLogHead(ctx.intake),
   ]);
