@@ -18,25 +18,20 @@
  * the registry is checked: index.json lists every plugin, and the snapshot binds its bytes.
  * Sizes can be overridden: `node --import tsx bench/publish-process.bench.ts 1000`.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { FsStore } from '../adapters/fs-store.ts';
 import { buildCli } from '../build/cli.mjs';
-import { connectToService } from '../cli/local/submission-socket.ts';
-import {
-  CONTENT_ENCODINGS,
-  encodedVariantKey,
-  INDEX_DOCUMENTS,
-  pluginDocumentKey,
-} from '../index-builder/layout.ts';
+import { pluginDocumentKey } from '../index-builder/layout.ts';
 import type { SnapshotDocument } from '../index-builder/model.ts';
 import { encodeJson } from '../index-builder/render/documents.ts';
 import { generateKeyPair } from '../index-builder/signing.ts';
 import { CACHE_MUTABLE } from '../index-builder/store.ts';
 import { packSubmission } from '../index-builder/submission.ts';
+import { startServer, stopServer, variantsMade } from './served.ts';
 import { median, timeProcess } from './stats.ts';
 import { manifestFor, syntheticDocument } from './synthetic.ts';
 
@@ -69,37 +64,6 @@ async function seedRegistry(dir: string, size: number, publisher: string): Promi
     });
   }
   execFileSync(process.execPath, [BIN, 'rebuild', '--registry', dir]);
-}
-
-/** `plugindex serve` on `dir`, once it takes submissions over its socket. */
-async function startServer(dir: string): Promise<ChildProcess> {
-  const server = spawn(process.execPath, [BIN, 'serve', '--registry', dir, '--port', '0'], {
-    stdio: 'ignore',
-  });
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const connection = await connectToService(dir);
-    if (connection) {
-      connection.destroy();
-      return server;
-    }
-    if (Date.now() > deadline || server.exitCode !== null) throw new Error('plugindex serve did not start');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
-/** Once every variant of the index documents is there again (a served publish makes them after answering). */
-async function variantsMade(dir: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
-  const keys = INDEX_DOCUMENTS.flatMap((key) => CONTENT_ENCODINGS.map((e) => encodedVariantKey(key, e)));
-  while (Date.now() < deadline) {
-    const there = await Promise.all(
-      keys.map((key) => stat(path.join(dir, 'public', key)).catch(() => undefined)),
-    );
-    if (there.every(Boolean)) return;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  throw new Error('the server did not make the compressed variants within 10 s');
 }
 
 async function main(): Promise<void> {
@@ -173,8 +137,7 @@ async function main(): Promise<void> {
           await variantsMade(dir);
         }
       } finally {
-        server.kill('SIGINT');
-        await new Promise((resolve) => server.once('exit', resolve));
+        await stopServer(server);
       }
       // The command returned with the index documents written and bound by the snapshot.
       const index = await readFile(path.join(dir, 'public', 'index.json'));

@@ -8,10 +8,16 @@
  * - **One publish as a process (+1):** reprepro's `includedeb` of one package into the N it holds (it
  *   re-exports and re-signs) against a cold `plugindex publish` of one bundle, and `publish-floor.ts` (Node.js,
  *   openpgp.js and the index documents rewritten), WARMUP untimed rounds, then PUBLISHES.
+ * - **The same +1 beside a running server:** `plugindex serve` on the registry (as `npm start` runs one),
+ *   which the command hands its upload to, against reprepro's `includedeb` again; each round waits, untimed,
+ *   for the compressed variants the server makes after it answers.
  * Both floors are built as the command is (build/cli.mjs), and the command is built from this checkout.
  * What both tools published is checked before the figures print: gpgv on reprepro's InRelease, GnuPG on
  * plugindex's snapshot, the plugins index.json lists. The CPU of each import is its process tree's (user and
- * system, from /proc/self/stat's children fields).
+ * system, from /proc/self/stat's children fields). Each import is followed by a `sync`, timed apart: reprepro
+ * syncs its database as it goes (two fdatasync calls a package), plugindex leaves its files to the kernel's
+ * writeback, so on a disk slow to sync the import's time alone favours plugindex; the import and its sync
+ * together are printed too.
  *
  * Needs reprepro (installed with apt-get when missing, as root) and GnuPG. The same as
  * ../shared/bench/side-by-side/run.sh, which times each import once: this machine drifts by a fifth and
@@ -29,6 +35,7 @@ import { buildCli } from '../build/cli.mjs';
 import { generateKeyPair } from '../index-builder/signing.ts';
 import { packSubmission } from '../index-builder/submission.ts';
 import { buildDeb, ensureReprepro, generateGpgKey, requireTool } from './apt-side.ts';
+import { startServer, stopServer, variantsMade } from './served.ts';
 import { median } from './stats.ts';
 import { pluginName } from './synthetic.ts';
 
@@ -41,6 +48,10 @@ const BIN = path.join(ROOT, 'cli', 'bin.mjs');
 const DEB_BATCH = 500;
 /** The +1 rounds' plugins and packages: past every imported one. */
 const FRESH = 90_001;
+/** The +1 rounds beside a running server: after the cold ones. */
+const FRESH_SERVED = FRESH + WARMUP + PUBLISHES;
+/** The packages and plugins the +1 rounds publish, cold and served. */
+const FRESH_LAST = FRESH_SERVED + WARMUP + PUBLISHES - 1;
 
 /** CPU time (user + system, ms) of this process's children that have been waited for (/proc/self/stat). */
 function childrenCpuMs(): number {
@@ -154,7 +165,7 @@ async function measure(
   await mkdir(debs, { recursive: true });
   const started = performance.now();
   await writeDebs(debs, 1, size);
-  await writeDebs(debs, FRESH, FRESH + WARMUP + PUBLISHES - 1);
+  await writeDebs(debs, FRESH, FRESH_LAST);
   const publisher = await generateKeyPair({ name: 'Bench Publisher' });
   const template = path.join(work, `template-${size}`);
   execFileSync(process.execPath, [BIN, 'init', '--registry', template]);
@@ -163,7 +174,7 @@ async function measure(
   await writeBundles(staging, 1, size, publisher.secretKey);
   const fresh = path.join(work, 'fresh');
   await mkdir(fresh, { recursive: true });
-  await writeBundles(fresh, FRESH, FRESH + WARMUP + PUBLISHES - 1, publisher.secretKey);
+  await writeBundles(fresh, FRESH, FRESH_LAST, publisher.secretKey);
   process.stderr.write(`  seeded ${size} .debs and bundles in ${ms(performance.now() - started)}\n`);
 
   // The import, round by round, the contenders taking turns to go first.
@@ -172,6 +183,8 @@ async function measure(
     plugindex: [],
     floor: [],
   };
+  /** The `sync` after each import, in ms: what it had left for the disk to write. */
+  const flushes: Record<keyof typeof imports, number[]> = { reprepro: [], plugindex: [], floor: [] };
   for (let round = 1; round <= ROUNDS; round++) {
     const repository = path.join(work, `reprepro-${round}`);
     const registry = path.join(work, `plugindex-${round}`);
@@ -191,19 +204,22 @@ async function measure(
       ]);
     }
     includes.push(['reprepro', ['-b', repository, 'export']]);
-    const contenders = [
-      () => imports.reprepro.push(timed(includes, env)),
-      () => imports.plugindex.push(timed([[process.execPath, [BIN, 'process', '--registry', registry]]])),
-      () =>
-        imports.floor.push(
+    const contenders: [keyof typeof imports, () => Timed][] = [
+      ['reprepro', () => timed(includes, env)],
+      ['plugindex', () => timed([[process.execPath, [BIN, 'process', '--registry', registry]]])],
+      [
+        'floor',
+        () =>
           timed([
             [process.execPath, [path.join(floors, 'import-floor.mjs'), floor, path.join(floor, 'out')]],
           ]),
-        ),
+      ],
     ];
-    for (const run of round % 2 ? contenders : [...contenders].reverse()) {
-      run();
-      sync();
+    for (const [name, run] of round % 2 ? contenders : [...contenders].reverse()) {
+      imports[name].push(run());
+      // Until what it wrote is on the disk: reprepro syncs as it goes (its database: two fdatasync calls
+      // a package), plugindex leaves its files to the kernel's writeback, so the sync after it is its own.
+      flushes[name].push(timed([['sync', []]]).ms);
     }
     if ((await pluginsListed(registry)) !== size)
       throw new Error(`${registry}: index.json does not list ${size}`);
@@ -243,6 +259,29 @@ async function measure(
     if (r >= WARMUP) for (const [k, t] of times.entries()) plusOne[k]?.push(t.ms);
   }
 
+  // The same beside a running server, which the command hands its upload to (cli/submit.ts).
+  const server = await startServer(registry);
+  const served: number[][] = [[], []];
+  try {
+    for (let r = 0; r < WARMUP + PUBLISHES; r++) {
+      const i = FRESH_SERVED + r;
+      const times = [
+        timed([['reprepro', ['-b', repository, 'includedeb', 'stable', debFile(debs, i)]]], env),
+        timed([
+          [
+            process.execPath,
+            [BIN, 'publish', path.join(fresh, `${pluginName(i)}-0.tgz`), '--registry', registry],
+          ],
+        ]),
+      ];
+      // Made after the answer: untimed, done before the next round.
+      await variantsMade(registry);
+      if (r >= WARMUP) for (const [k, t] of times.entries()) served[k]?.push(t.ms);
+    }
+  } finally {
+    await stopServer(server);
+  }
+
   // What both published, checked as their clients would.
   const keyring = path.join(work, 'reprepro-key.gpg');
   await writeFile(keyring, execFileSync('gpg', ['--batch', '--export', key], { env }));
@@ -265,7 +304,7 @@ async function measure(
     { env: { ...process.env, GNUPGHOME: verifier }, stdio: 'ignore' },
   );
   const listed = await pluginsListed(registry);
-  if (listed !== size + WARMUP + PUBLISHES)
+  if (listed !== size + 2 * (WARMUP + PUBLISHES))
     throw new Error(`${registry}: index.json lists ${listed} plugins`);
   const snapshot = JSON.parse(await readFile(path.join(registry, 'public', 'snapshot.json'), 'utf8')) as {
     documents: Record<string, { sha256: string }>;
@@ -290,10 +329,23 @@ async function measure(
     `      CPU, user and system: reprepro ${ms(cpu(imports.reprepro))}, plugindex ${ms(cpu(imports.plugindex))}, the floor ${ms(cpu(imports.floor))}; ` +
       `runs: reprepro ${imports.reprepro.map((t) => Math.round(t.ms)).join(', ')}; plugindex ${imports.plugindex.map((t) => Math.round(t.ms)).join(', ')}`,
   );
+  // Each import and the sync after it, round by round: until its files are on the disk.
+  const durable = (name: keyof typeof imports) =>
+    median(imports[name].map((t, i) => t.ms + (flushes[name][i] ?? 0)));
+  const [rDurable, pDurable] = [durable('reprepro'), durable('plugindex')];
+  console.log(
+    `      then sync (what each left for the disk): reprepro ${ms(median(flushes.reprepro))}, plugindex ${ms(median(flushes.plugindex))}; ` +
+      `import and sync: reprepro ${ms(rDurable)}, plugindex ${ms(pDurable)}: ${ratio(pDurable, rDurable)}`,
+  );
   const [rOne, pOne, fOne] = plusOne.map((t) => median(t)) as [number, number, number];
   console.log(
     `    +1 (medians of ${PUBLISHES}): reprepro includedeb ${ms(rOne)}, plugindex publish ${ms(pOne)}: ${ratio(pOne, rOne)} (goal: 1.00x or less); ` +
       `the floor ${ms(fOne)} (${ratio(fOne, rOne)} reprepro; plugindex ${ratio(pOne, fOne)} the floor)`,
+  );
+  const [rServed, pServed] = served.map((t) => median(t)) as [number, number];
+  console.log(
+    `    +1 beside a running plugindex serve (medians of ${PUBLISHES}): reprepro includedeb ${ms(rServed)}, plugindex publish ${ms(pServed)}: ${ratio(pServed, rServed)} ` +
+      `(runs: ${served[1]?.map((t) => Math.round(t)).join(', ')})`,
   );
 }
 
