@@ -233,17 +233,20 @@ async function measure(
   // One publish at a time into the first round's repository and registry (N each).
   const repository = path.join(work, 'reprepro-1');
   const registry = path.join(work, 'plugindex-1');
+  /** reprepro's `includedeb` of package `i`, then plugindex's `publish` of plugin `i`, each timed. */
+  const includeAndPublish = (i: number): Timed[] => [
+    timed([['reprepro', ['-b', repository, 'includedeb', 'stable', debFile(debs, i)]]], env),
+    timed([
+      [
+        process.execPath,
+        [BIN, 'publish', path.join(fresh, `${pluginName(i)}-0.tgz`), '--registry', registry],
+      ],
+    ]),
+  ];
   const plusOne: number[][] = [[], [], []];
   for (let r = 0; r < WARMUP + PUBLISHES; r++) {
-    const i = FRESH + r;
     const times = [
-      timed([['reprepro', ['-b', repository, 'includedeb', 'stable', debFile(debs, i)]]], env),
-      timed([
-        [
-          process.execPath,
-          [BIN, 'publish', path.join(fresh, `${pluginName(i)}-0.tgz`), '--registry', registry],
-        ],
-      ]),
+      ...includeAndPublish(FRESH + r),
       // It reads the index documents the publish just wrote, as the next publish would.
       timed([
         [
@@ -264,16 +267,7 @@ async function measure(
   const served: number[][] = [[], []];
   try {
     for (let r = 0; r < WARMUP + PUBLISHES; r++) {
-      const i = FRESH_SERVED + r;
-      const times = [
-        timed([['reprepro', ['-b', repository, 'includedeb', 'stable', debFile(debs, i)]]], env),
-        timed([
-          [
-            process.execPath,
-            [BIN, 'publish', path.join(fresh, `${pluginName(i)}-0.tgz`), '--registry', registry],
-          ],
-        ]),
-      ];
+      const times = includeAndPublish(FRESH_SERVED + r);
       // Made after the answer: untimed, done before the next round.
       await variantsMade(registry);
       if (r >= WARMUP) for (const [k, t] of times.entries()) served[k]?.push(t.ms);
