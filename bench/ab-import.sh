@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # ab-import.sh WORK [N] [ROUNDS] BUILD... : the import of N new plugins (`plugindex process`), by each build,
 # ROUNDS times (5 by default) in turn, the order rotating every round, each into a fresh copy of one seeded
-# registry; prints each build's medians of wall, user and system time (GNU time). A BUILD is a built
-# command's entry, `dist/cli/plugindex.mjs` of a checkout (`node build/cli.mjs --outdir DIR` writes one).
+# registry; prints each build's medians of wall, user and system time (GNU time), then of the time each
+# step of the batch had ended at (PLUGINDEX_STEPS, ms since the process started). A BUILD is a built
+# command's entry, `dist/cli/plugindex.mjs` of a checkout (`node build/cli.mjs --outdir DIR` writes one),
+# after Node.js's own flags if any, as one word: '--max-semi-space-size=64 dist/cli/plugindex.mjs'.
 # What one change to the import is worth: this machine's speed drifts by a fifth and more over minutes,
 # more than most changes, so builds meet the same drift only when they take turns; the CPU times move less
 # than the wall time. The seeded registry is made once (import-template.sh: WORK/import-template-N). The
@@ -24,7 +26,14 @@ for ((k = 0; k < ROUNDS; k++)); do
     b=$(( (j + k) % count )); n=$((n + 1)); d=$R/$n
     if [ "${DROP_CACHES:-}" = 1 ]; then sync; echo 1 > /proc/sys/vm/drop_caches; fi
     cp -a "$T" "$d"; find "$d/staging" -name '*.tgz' -exec mv -t "$d/incoming/" {} +; sync
-    /usr/bin/time -f "$b %e %U %S" -a -o "$R/times" node "${builds[$b]}" process --registry "$d" >/dev/null
+    # Unquoted on purpose: a build may start with Node.js's flags (none of these words holds a space).
+    # shellcheck disable=SC2086
+    if ! PLUGINDEX_STEPS=1 /usr/bin/time -f "$b %e %U %S" -a -o "$R/times" node ${builds[$b]} process \
+      --registry "$d" >/dev/null 2>"$R/steps-$n"; then
+      cat "$R/steps-$n" >&2
+      exit 1
+    fi
+    sed -n "s/^plugindex: \([a-z-]*\) at \([0-9]*\) ms$/$b \1 \2/p" "$R/steps-$n" >>"$R/steps"
     cnt=$(node -e 'console.log(require(process.argv[1]).plugins.length)' "$d/public/index.json")
     [ "$cnt" -eq "$N" ] || { echo "${builds[$b]}: the index has $cnt plugins, not $N" >&2; exit 1; }
   done
@@ -34,4 +43,10 @@ echo "rounds left in $R" >&2
 for ((b = 0; b < count; b++)); do
   col() { awk -v b="$b" -v c="$1" '$1 == b {print $c}' "$R/times" | med; }
   echo "${builds[$b]}: wall $(col 2) s, user $(col 3) s, system $(col 4) s (medians of $ROUNDS)"
+  steps=""
+  for s in judged rendered logged plugin-documents committed outcomes; do
+    at=$(awk -v b="$b" -v s="$s" '$1 == b && $2 == s {print $3}' "$R/steps" | med)
+    [ -n "$at" ] && steps="$steps $s $at,"
+  done
+  echo "  steps ended at (ms):${steps%,}"
 done
