@@ -31,7 +31,7 @@ import { encodeJson } from '../index-builder/render/documents.ts';
 import { generateKeyPair } from '../index-builder/signing.ts';
 import { CACHE_MUTABLE } from '../index-builder/store.ts';
 import { packSubmission } from '../index-builder/submission.ts';
-import { startServer, stopServer, variantsMade } from './served.ts';
+import { checkAccepted, startServer, stopServer, variantsMade } from './served.ts';
 import { median, timeProcess } from './stats.ts';
 import { manifestFor, syntheticDocument } from './synthetic.ts';
 
@@ -139,6 +139,7 @@ async function main(): Promise<void> {
       } finally {
         await stopServer(server);
       }
+      checkAccepted(server, WARMUP + ROUNDS);
       // The command returned with the index documents written and bound by the snapshot.
       const index = await readFile(path.join(dir, 'public', 'index.json'));
       const listed = (JSON.parse(index.toString()) as { plugins: unknown[] }).plugins.length;

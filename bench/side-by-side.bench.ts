@@ -35,7 +35,7 @@ import { buildCli } from '../build/cli.mjs';
 import { generateKeyPair } from '../index-builder/signing.ts';
 import { packSubmission } from '../index-builder/submission.ts';
 import { buildDeb, ensureReprepro, generateGpgKey, requireTool } from './apt-side.ts';
-import { startServer, stopServer, variantsMade } from './served.ts';
+import { checkAccepted, startServer, stopServer, variantsMade } from './served.ts';
 import { median } from './stats.ts';
 import { pluginName } from './synthetic.ts';
 
@@ -275,6 +275,7 @@ async function measure(
   } finally {
     await stopServer(server);
   }
+  checkAccepted(server, WARMUP + PUBLISHES);
 
   // What both published, checked as their clients would.
   const keyring = path.join(work, 'reprepro-key.gpg');
@@ -328,7 +329,7 @@ async function measure(
     median(imports[name].map((t, i) => t.ms + (flushes[name][i] ?? 0)));
   const [rDurable, pDurable] = [durable('reprepro'), durable('plugindex')];
   console.log(
-    `      then sync (what each left for the disk): reprepro ${ms(median(flushes.reprepro))}, plugindex ${ms(median(flushes.plugindex))}; ` +
+    `      then sync (what each left for the disk): reprepro ${ms(median(flushes.reprepro))}, plugindex ${ms(median(flushes.plugindex))}, the floor ${ms(median(flushes.floor))}; ` +
       `import and sync: reprepro ${ms(rDurable)}, plugindex ${ms(pDurable)}: ${ratio(pDurable, rDurable)}`,
   );
   const [rOne, pOne, fOne] = plusOne.map((t) => median(t)) as [number, number, number];
