@@ -7,7 +7,7 @@
  * renders the index documents. Then a batch of 100 submissions into the 1,000-plugin registry. Then
  * 100,000, seeded (below). Prints medians, the ratios of the largest size to the smallest (goal: a publish
  * within 3x) and the growth in between, and issue 14's goals at scale: the full rebuild of 10,000 plugins
- * under 10 s, and at 100,000 a warm publish under 50 ms and the flush's peak resident set under 512 MB.
+ * under 10 s, and at 100,000 a warm publish under 50 ms and the flush's peak resident set under 512 MiB.
  * Sizes can be overridden: `node --import tsx bench/publish.bench.ts 100 1000`; PLUGINDEX_BENCH_PROFILE=DIR
  * profiles the publishes.
  *
