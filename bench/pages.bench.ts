@@ -33,7 +33,7 @@ import {
 } from '../index-builder/layout.ts';
 import { CACHE_MUTABLE } from '../index-builder/store.ts';
 import { CHROMIUM, CHROMIUM_FLAGS } from '../test/support/chromium.ts';
-import { median } from './stats.ts';
+import { goalVerdict, median } from './stats.ts';
 import { type PageFile, syntheticPages } from './synthetic-pages.ts';
 
 const N = Number(process.argv[2] ?? 10_000);
@@ -155,7 +155,7 @@ const SWITCH_VERSIONS = `(async () => {
 
 const ms = (v: number) => `${v.toFixed(1).padStart(7)} ms`;
 const verdict = (value: number, goal: number, unit = 'ms') =>
-  value <= goal ? `goal <= ${goal} ${unit}: met` : `goal <= ${goal} ${unit}: MISSED`;
+  goalVerdict(value <= goal, `<= ${goal} ${unit}`);
 
 /** The files in a store, with the compressed variants the pipeline writes for the index documents. */
 async function serve(files: readonly PageFile[]): Promise<{ url: string; close(): Promise<void> }> {

@@ -10,7 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { buildCli } from '../build/cli.mjs';
-import { median, timeProcess } from './stats.ts';
+import { goalVerdict, median, timeProcess } from './stats.ts';
 
 const ROUNDS = 21;
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -53,10 +53,8 @@ try {
     const m = median(times[i] ?? []);
     const ratio = m / floor;
     let verdict = '';
-    if (c.goal && 'ratio' in c.goal)
-      verdict = ratio <= c.goal.ratio ? `goal <= ${c.goal.ratio}x: met` : `goal <= ${c.goal.ratio}x: MISSED`;
-    if (c.goal && 'ms' in c.goal)
-      verdict = m <= c.goal.ms ? `goal < ${c.goal.ms} ms: met` : `goal < ${c.goal.ms} ms: MISSED`;
+    if (c.goal && 'ratio' in c.goal) verdict = goalVerdict(ratio <= c.goal.ratio, `<= ${c.goal.ratio}x`);
+    if (c.goal && 'ms' in c.goal) verdict = goalVerdict(m <= c.goal.ms, `< ${c.goal.ms} ms`);
     console.log(
       `  ${c.label.padEnd(30)} ${m.toFixed(0).padStart(5)} ms  ${ratio.toFixed(2)}x node -e 0  ${verdict}`,
     );

@@ -9,6 +9,11 @@ export function median(values: readonly number[]): number {
     : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
 
+/** A goal's verdict, as every benchmark prints it: `goal <= 300 ms: met`, or MISSED. */
+export function goalVerdict(met: boolean, goal: string): string {
+  return `goal ${goal}: ${met ? 'met' : 'MISSED'}`;
+}
+
 /** Wall time of one process, in milliseconds; a failing command stops the bench (it measures nothing). */
 export function timeProcess(args: readonly string[]): number {
   const started = process.hrtime.bigint();
