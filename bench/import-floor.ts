@@ -84,7 +84,7 @@ function serveInspections(port: MessagePort): void {
       key = await openpgp.readKey({ armoredKey: keyText });
       publishers.set(keyText, key);
     }
-    const manifest = loadManifest(manifestBytes, 'manifest.json');
+    const manifest = await loadManifest(manifestBytes, 'manifest.json');
     const verified = await verifyDetachedSignature(
       manifestBytes,
       Buffer.from(armoredSignature).toString('utf8'),

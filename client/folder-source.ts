@@ -184,7 +184,7 @@ export class FolderSource {
         'DOCUMENT_MISMATCH',
         `${signatureKey(manifestUrl)}: the signature of ${manifestUrl} is not by a key trusted for source "${this.name}" (${signed.message})`,
       );
-    const manifest = checkManifest(bytes, manifestUrl);
+    const manifest = await checkManifest(bytes, manifestUrl);
     const verified: VerifiedManifest = { manifest, bytes, signature };
     const document = folderPluginDocument({
       manifest: verified,
@@ -222,11 +222,11 @@ function sameOriginAs(origin: string, base: string): boolean {
  * rounds) and validated as a registry validates a submission.
  * @throws TrustError DOCUMENT_MALFORMED listing the problems with their JSON pointers.
  */
-function checkManifest(bytes: Uint8Array, url: string): Manifest {
+async function checkManifest(bytes: Uint8Array, url: string): Promise<Manifest> {
   let problems: readonly Problem[];
   let value: unknown;
   try {
-    const parsed = readManifestDocument(bytes, MANIFEST_FILE);
+    const parsed = await readManifestDocument(bytes, MANIFEST_FILE);
     value = parsed.value;
     problems = parsed.problems;
   } catch (error) {

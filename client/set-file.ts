@@ -21,7 +21,8 @@ import semver from 'semver';
 import YAML, { LineCounter } from 'yaml';
 import { escapePointer } from '../index-builder/errors.ts';
 import { keyProblem, pluginNameFormProblem, pluginNameProblem } from '../index-builder/layout.ts';
-import { MAX_YAML_ALIASES, STRICT_YAML, yamlPointerOf } from '../index-builder/manifest/parse.ts';
+import { MAX_YAML_ALIASES } from '../index-builder/manifest/parse.ts';
+import { STRICT_YAML, yamlPointerOf } from '../index-builder/manifest/parse-yaml.ts';
 import {
   PERMISSIONS,
   type Permission,

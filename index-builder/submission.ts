@@ -2,7 +2,6 @@
  * The publisher's side of a submission: pack a manifest and its artifacts into a signed bundle, and check a
  * manifest or a bundle without publishing it (what `plugindex pack` and `plugindex validate` do).
  */
-import YAML from 'yaml';
 import { checkArtifactDigests, checkBundleFiles, readBundle, writeBundle } from './bundle.ts';
 import { sha256Hex } from './digest.ts';
 import { type Problem, problemsFrom } from './errors.ts';
@@ -19,8 +18,15 @@ export interface ArtifactInput {
   readonly body: Uint8Array;
 }
 
-/** Adds `installation.artifacts` entries to a manifest's text, keeping YAML comments and layout. */
-function withArtifacts(manifestName: string, text: string, artifacts: readonly ManifestArtifact[]): string {
+/**
+ * Adds `installation.artifacts` entries to a manifest's text, keeping YAML comments and layout. The YAML
+ * library is imported only for a YAML manifest, as the manifest module reads one (parse-yaml.ts).
+ */
+async function withArtifacts(
+  manifestName: string,
+  text: string,
+  artifacts: readonly ManifestArtifact[],
+): Promise<string> {
   if (manifestName.endsWith('.json')) {
     const value = JSON.parse(text) as Record<string, unknown>;
     const installation = (value.installation ?? {}) as Record<string, unknown>;
@@ -28,6 +34,7 @@ function withArtifacts(manifestName: string, text: string, artifacts: readonly M
     value.installation = { ...installation, artifacts: [...existing, ...artifacts] };
     return `${JSON.stringify(value, null, 2)}\n`;
   }
+  const { default: YAML } = await import('yaml');
   const doc = YAML.parseDocument(text);
   const existing = doc.getIn(['installation', 'artifacts']);
   for (const artifact of artifacts) {
@@ -61,14 +68,14 @@ export async function packSubmission(options: {
   if (records.length > 0) {
     let rewritten: string;
     try {
-      rewritten = withArtifacts(name, text, records);
+      rewritten = await withArtifacts(name, text, records);
     } catch {
       // Unparseable: let loadManifest report exactly why.
       rewritten = text;
     }
     manifestBytes = new TextEncoder().encode(rewritten);
   }
-  const manifest = loadManifest(manifestBytes, name);
+  const manifest = await loadManifest(manifestBytes, name);
   const signer = await createSigner(options.secretKey, options.passphrase);
   const signature = await signer.sign(manifestBytes);
   entries.push(
@@ -97,7 +104,7 @@ export async function inspectBundle(bytes: Uint8Array): Promise<InspectionResult
     return { valid: false, problems: problemsFrom(error) };
   }
   const problems: Problem[] = [];
-  const checked = inspectManifest(contents.manifest, contents.manifestName);
+  const checked = await inspectManifest(contents.manifest, contents.manifestName);
   problems.push(...checked.problems);
   const manifest = checked.manifest;
   if (manifest) {

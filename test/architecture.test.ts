@@ -75,7 +75,11 @@ const PUBLISHER_ONLY = [
  * validating it, pure functions both, for the plugins a client reads from a publisher's own folder
  * (client/folder-source.ts), which no registry has checked. Never `manifest/index.ts`, the bundle or the pipeline.
  */
-const CLIENT_MAY_USE = new Set(['index-builder/manifest/parse.ts', 'index-builder/manifest/validate.ts']);
+const CLIENT_MAY_USE = new Set([
+  'index-builder/manifest/parse.ts',
+  'index-builder/manifest/parse-yaml.ts',
+  'index-builder/manifest/validate.ts',
+]);
 /** The one client file that may import the AWS SDK (S3 only), for s3: folders and registries. */
 const CLIENT_S3_TRANSPORT = 'client/transport/s3.ts';
 

@@ -22,9 +22,9 @@ export interface ManifestInspection {
 }
 
 /** Checks a manifest file without publishing (`plugindex validate`, and the manifest in a bundle). */
-export function inspectManifest(bytes: Uint8Array, fileName: string): ManifestInspection {
+export async function inspectManifest(bytes: Uint8Array, fileName: string): Promise<ManifestInspection> {
   try {
-    return { valid: true, problems: [], manifest: loadManifest(bytes, fileName) };
+    return { valid: true, problems: [], manifest: await loadManifest(bytes, fileName) };
   } catch (error) {
     return { valid: false, problems: problemsFrom(error) };
   }
@@ -33,10 +33,10 @@ export function inspectManifest(bytes: Uint8Array, fileName: string): ManifestIn
 /**
  * Parses and validates a manifest file.
  * @throws SubmissionError (INVALID_MANIFEST) with every problem found.
- * @example const manifest = loadManifest(bytes, 'manifest.yaml');
+ * @example const manifest = await loadManifest(bytes, 'manifest.yaml');
  */
-export function loadManifest(bytes: Uint8Array, fileName: string): Manifest {
-  const { value, problems: parsing } = readManifestDocument(bytes, fileName);
+export async function loadManifest(bytes: Uint8Array, fileName: string): Promise<Manifest> {
+  const { value, problems: parsing } = await readManifestDocument(bytes, fileName);
   const problems = [...parsing, ...validateManifest(value)];
   if (problems.length > 0) throw new SubmissionError('INVALID_MANIFEST', problems);
   return value as Manifest;

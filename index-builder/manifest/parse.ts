@@ -7,25 +7,21 @@
  * keeps the last value, many readers the first) and a number that does not survive the trip into a 64-bit
  * float (`12345678901234567890`, `0.1000000000000000000001`).
  *
- * YAML is parsed by the `yaml` library with its core schema only: any explicit tag (`!!js/function`,
- * `!!binary`, `!custom`) is refused rather than resolved, duplicate keys are errors, several documents are an
- * error, and alias expansion is capped so an alias bomb fails in microseconds instead of exhausting memory.
- * The document is read a second time as YAML 1.1 (what PyYAML, Go's yaml.v2 and Ruby read) and refused where
- * the two differ (`yes`, `010`, `1:20`, a `<<` merge): the publisher quotes the value. Directives
- * (`%YAML 1.1`, `%TAG`), keys that are not strings and merge keys are refused outright.
+ * YAML is read by parse-yaml.ts, loaded only for a YAML manifest (reading is asynchronous for that reason):
+ * the core schema only, no tags, unique keys, capped aliases, and the same value as YAML 1.1 readers take.
  *
  * A UTF-8 byte order mark is refused, not stripped: a JSON manifest is published byte for byte, signed.
  */
-import YAML from 'yaml';
-import { escapePointer, type Problem, problem, SubmissionError } from '../errors.ts';
-import { numberIssue, precisionProblem, scanJson } from './json-scan.ts';
+import { type Problem, problem, SubmissionError } from '../errors.ts';
+import { scanJson } from './json-scan.ts';
 
 /** Largest manifest accepted, in bytes. */
 export const MAX_MANIFEST_BYTES = 256 * 1024;
 /** Largest number of alias expansions in a YAML manifest. */
 export const MAX_YAML_ALIASES = 50;
 
-function fail(problems: readonly Problem[]): never {
+/** Refuses the manifest with every problem found (parse-yaml.ts refuses through it too). */
+export function failManifest(problems: readonly Problem[]): never {
   throw new SubmissionError('INVALID_MANIFEST', problems);
 }
 
@@ -44,13 +40,9 @@ function parseJson(text: string): ParsedDocument {
     const message = (error as Error).message;
     const position = /position (\d+)/.exec(message);
     const where = position ? ` at ${lineAndColumn(text, Number(position[1]))}` : '';
-    fail([problem('MANIFEST_PARSE_ERROR', '', `the manifest is not valid JSON${where}: ${message}`)]);
+    failManifest([problem('MANIFEST_PARSE_ERROR', '', `the manifest is not valid JSON${where}: ${message}`)]);
   }
   return { value, problems: scanJson(text) };
-}
-
-function firstLine(message: string): string {
-  return message.split('\n')[0] ?? message;
 }
 
 /** The result of parsing: the value, and what makes readers disagree on it (reported with validation). */
@@ -59,186 +51,13 @@ export interface ParsedDocument {
   readonly problems: readonly Problem[];
 }
 
-/** The first place two readings differ, as a JSON pointer, with both values, or undefined when they agree. */
-function firstDifference(
-  a: unknown,
-  b: unknown,
-  path = '',
-): { path: string; a: unknown; b: unknown } | undefined {
-  // A YAML 1.1 timestamp and the same instant as text mean one thing; anything else must be equal.
-  if (b instanceof Date)
-    return typeof a === 'string' && Date.parse(a) === b.getTime() ? undefined : { path, a, b };
-  if (typeof a !== 'object' || a === null || typeof b !== 'object' || b === null)
-    return Object.is(a, b) || a === b ? undefined : { path, a, b };
-  if (Array.isArray(a) !== Array.isArray(b)) return { path, a, b };
-  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
-  for (const key of keys) {
-    if (!Object.hasOwn(a, key) || !Object.hasOwn(b, key))
-      return {
-        path: `${path}/${escapePointer(key)}`,
-        a: (a as Record<string, unknown>)[key],
-        b: (b as Record<string, unknown>)[key],
-      };
-    const found = firstDifference(
-      (a as Record<string, unknown>)[key],
-      (b as Record<string, unknown>)[key],
-      `${path}/${escapePointer(key)}`,
-    );
-    if (found) return found;
-  }
-  return undefined;
-}
-
-/** The JSON pointer of a node, from the ancestors `YAML.visit` gives (the client's set file reads it too). */
-export function yamlPointerOf(ancestors: readonly unknown[], node: unknown): string {
-  const chain = [...ancestors, node];
-  let pointer = '';
-  for (let i = 0; i < chain.length - 1; i++) {
-    const parent = chain[i];
-    const child = chain[i + 1];
-    if (YAML.isPair(parent) && parent.value === child && YAML.isScalar(parent.key))
-      pointer += `/${escapePointer(String(parent.key.value))}`;
-    else if (YAML.isSeq(parent)) pointer += `/${parent.items.indexOf(child as never)}`;
-  }
-  return pointer;
-}
-
-const shown = (value: unknown): string =>
-  value === undefined
-    ? 'no such key (it reads another key there)'
-    : value instanceof Date
-      ? `a timestamp ${value.toISOString()}`
-      : JSON.stringify(value);
-
-/**
- * How YAML is read where it is signed or trusted (manifests, the client's plugin sets): the 1.2 core schema
- * (no `yes` for true, no sexagesimal numbers), keys unique, no merge keys, errors with their place.
- */
-export const STRICT_YAML = {
-  schema: 'core',
-  uniqueKeys: true,
-  merge: false,
-  strict: true,
-  prettyErrors: true,
-} as const;
-
-function parseYaml(text: string): ParsedDocument {
-  const doc = YAML.parseDocument(text, STRICT_YAML);
-  const problems: Problem[] = [];
-  const ambiguous = (path: string, message: string): void => {
-    problems.push(
-      problem('MANIFEST_YAML_AMBIGUOUS', path, message, {
-        expected: 'plain YAML every reader reads alike: quote strings such as "yes", "010" or "1:20"',
-      }),
-    );
-  };
-  if (doc.directives?.yaml.explicit || /^%/m.test(text.split(/^---/m)[0] ?? ''))
-    ambiguous('', 'YAML directives (%YAML, %TAG) are not allowed: readers differ in honouring them');
-  for (const error of doc.errors) {
-    if (error.code === 'DUPLICATE_KEY') {
-      problems.push(
-        problem(
-          'MANIFEST_DUPLICATE_KEY',
-          '',
-          `duplicate key in the YAML manifest: ${firstLine(error.message)}`,
-        ),
-      );
-    } else if (error.code === 'MULTIPLE_DOCS') {
-      problems.push(
-        problem(
-          'MANIFEST_PARSE_ERROR',
-          '',
-          'the YAML manifest holds several documents; exactly one is allowed',
-        ),
-      );
-    } else {
-      problems.push(
-        problem('MANIFEST_PARSE_ERROR', '', `the manifest is not valid YAML: ${firstLine(error.message)}`),
-      );
-    }
-  }
-  const numbers: Problem[] = [];
-  YAML.visit(doc, {
-    Node(_key, node, path) {
-      if ((YAML.isScalar(node) || YAML.isMap(node) || YAML.isSeq(node)) && node.tag) {
-        problems.push(
-          problem('MANIFEST_YAML_UNSAFE', '', `YAML tags are not allowed (found ${node.tag})`, {
-            expected: 'plain YAML: mappings, lists, strings, numbers, booleans, null',
-          }),
-        );
-      }
-      // Precision only on the text; the range is judged on the value (validate.ts).
-      if (YAML.isScalar(node) && typeof node.value === 'number') {
-        const source = node.source ?? '';
-        const why = /^[-+]?\d/.test(source) ? precisionProblem(source.replace(/^\+/, '')) : undefined;
-        if (why) numbers.push(numberIssue(yamlPointerOf(path, node), source, why));
-      }
-    },
-    Pair(_key, pair) {
-      const key = pair.key;
-      if (!YAML.isScalar(key) || typeof key.value !== 'string') {
-        const what = YAML.isScalar(key) ? `${typeof key.value} ${JSON.stringify(key.value)}` : 'a collection';
-        ambiguous(
-          '',
-          `a key must be a string (found ${what}); readers turn other keys into text differently`,
-        );
-      } else if (key.value === '<<') {
-        ambiguous(
-          '',
-          'merge keys (<<) are not allowed: YAML 1.1 readers merge them, YAML 1.2 readers do not',
-        );
-      }
-    },
-  });
-  if (problems.length > 0) fail(problems);
-  let value: unknown;
-  try {
-    value = doc.toJS({ maxAliasCount: MAX_YAML_ALIASES });
-  } catch (error) {
-    if (error instanceof ReferenceError) {
-      fail([
-        problem(
-          'MANIFEST_YAML_UNSAFE',
-          '',
-          `too many YAML alias expansions (an alias bomb?): ${error.message}`,
-          { expected: `at most ${MAX_YAML_ALIASES}` },
-        ),
-      ]);
-    }
-    fail([
-      problem('MANIFEST_PARSE_ERROR', '', `the manifest is not valid YAML: ${(error as Error).message}`),
-    ]);
-  }
-  // The same bytes as YAML 1.1 readers take them (booleans yes/no/on/off, octal 010, sexagesimal 1:20,
-  // timestamps, merges); an error there is a difference too.
-  let legacy: unknown;
-  try {
-    legacy = YAML.parse(text, {
-      version: '1.1',
-      merge: true,
-      uniqueKeys: false,
-      maxAliasCount: MAX_YAML_ALIASES,
-    });
-  } catch (error) {
-    ambiguous('', `YAML 1.1 readers cannot read this document: ${firstLine((error as Error).message)}`);
-    fail(problems);
-  }
-  const difference = firstDifference(value, legacy);
-  if (difference)
-    ambiguous(
-      difference.path,
-      `YAML 1.2 reads ${shown(difference.a)} here, YAML 1.1 reads ${shown(difference.b)}`,
-    );
-  return { value, problems: [...numbers, ...problems] };
-}
-
 /**
  * Parses a manifest file by its name: `.json` as JSON, `.yaml`/`.yml` as YAML.
  * @throws SubmissionError (INVALID_MANIFEST), for anything `readManifestDocument` finds.
  */
-export function parseManifestDocument(bytes: Uint8Array, fileName: string): unknown {
-  const { value, problems } = readManifestDocument(bytes, fileName);
-  if (problems.length > 0) fail(problems);
+export async function parseManifestDocument(bytes: Uint8Array, fileName: string): Promise<unknown> {
+  const { value, problems } = await readManifestDocument(bytes, fileName);
+  if (problems.length > 0) failManifest(problems);
   return value;
 }
 
@@ -247,9 +66,9 @@ export function parseManifestDocument(bytes: Uint8Array, fileName: string): unkn
  * (repeated keys, numbers, YAML 1.1 differences), so they are reported with the validation problems.
  * @throws SubmissionError (INVALID_MANIFEST) when there is no value to validate.
  */
-export function readManifestDocument(bytes: Uint8Array, fileName: string): ParsedDocument {
+export async function readManifestDocument(bytes: Uint8Array, fileName: string): Promise<ParsedDocument> {
   if (bytes.byteLength > MAX_MANIFEST_BYTES) {
-    fail([
+    failManifest([
       problem('MANIFEST_TOO_LARGE', '', 'the manifest is too large', {
         expected: `at most ${MAX_MANIFEST_BYTES} bytes`,
         found: `${bytes.byteLength} bytes`,
@@ -261,21 +80,21 @@ export function readManifestDocument(bytes: Uint8Array, fileName: string): Parse
   try {
     text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
   } catch {
-    fail([problem('MANIFEST_NOT_UTF8', '', 'the manifest is not valid UTF-8 text')]);
+    failManifest([problem('MANIFEST_NOT_UTF8', '', 'the manifest is not valid UTF-8 text')]);
   }
   if (text.charCodeAt(0) === 0xfeff) {
-    fail([
+    failManifest([
       problem('MANIFEST_BYTE_ORDER_MARK', '', 'the manifest starts with a byte order mark', {
         expected: 'UTF-8 without a byte order mark (it would be published inside the signed manifest)',
       }),
     ]);
   }
   const isYaml = /\.ya?ml$/i.test(fileName);
-  const parsed = isYaml ? parseYaml(text) : parseJson(text);
+  const parsed = isYaml ? (await import('./parse-yaml.ts')).parseYaml(text) : parseJson(text);
   const value = parsed.value;
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     const found = value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value;
-    fail([
+    failManifest([
       problem('MANIFEST_NOT_OBJECT', '', 'the manifest must be an object (a mapping)', {
         expected: 'an object',
         found,

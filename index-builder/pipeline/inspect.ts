@@ -111,7 +111,7 @@ async function inspectRead(
   const problems: Problem[] = [];
   let manifest: Manifest | undefined;
   try {
-    manifest = loadManifest(contents.manifest, contents.manifestName);
+    manifest = await loadManifest(contents.manifest, contents.manifestName);
   } catch (error) {
     problems.push(...problemsFrom(error));
   }

@@ -62,8 +62,8 @@ describe('when packing a submission', () => {
 });
 
 describe('when inspecting without publishing', () => {
-  it('lists every manifest problem', () => {
-    const result = inspectManifest(encode(JSON.stringify({ name: 'Bad' })), 'manifest.json');
+  it('lists every manifest problem', async () => {
+    const result = await inspectManifest(encode(JSON.stringify({ name: 'Bad' })), 'manifest.json');
     expect(result.valid).toBe(false);
     expect(result.problems.map((p) => p.code)).toEqual(
       expect.arrayContaining(['MANIFEST_PATTERN_MISMATCH', 'MANIFEST_MISSING_FIELD']),

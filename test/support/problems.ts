@@ -31,3 +31,8 @@ export async function rejectionOf<E>(
   expect(error).toBeInstanceOf(type);
   return error as E;
 }
+
+/** The problems WORK is rejected with; fails the test unless it is rejected with a SubmissionError. */
+export async function rejectedProblems(work: Promise<unknown>): Promise<readonly Problem[]> {
+  return (await rejectionOf(work, SubmissionError)).problems;
+}

@@ -37,9 +37,9 @@ print(json.dumps(out, default=iso))
   );
 }
 
-function problemsOf(text: string, name = 'manifest.json'): [string, string][] {
+async function problemsOf(text: string, name = 'manifest.json'): Promise<[string, string][]> {
   try {
-    loadManifest(encode(text), name);
+    await loadManifest(encode(text), name);
   } catch (error) {
     if (!(error instanceof SubmissionError)) throw error;
     return error.problems.map((p) => [p.code, p.path]);
@@ -60,12 +60,12 @@ describe('when a JSON manifest repeats a key', () => {
     ['inside an array', json('"x":[{"a":1},{"a":1,"a":2}]'), '/x/1/a'],
     ['spelled with an escape', json('"x":{"a":1,"\\u0061":2}'), '/x/a'],
     ['with a slash in the key', json('"x":{"a/b":1,"a\\/b":2}'), '/x/a~1b'],
-  ])('refuses it %s, at its pointer', (_, text, pointer) => {
-    expect(problemsOf(text)).toEqual([['MANIFEST_DUPLICATE_KEY', pointer]]);
+  ])('refuses it %s, at its pointer', async (_, text, pointer) => {
+    expect(await problemsOf(text)).toEqual([['MANIFEST_DUPLICATE_KEY', pointer]]);
   });
 
-  it('accepts the same key in different objects', () => {
-    expect(problemsOf(json('"x":[{"a":1},{"a":2}],"y":{"a":{"a":1}}'))).toEqual([]);
+  it('accepts the same key in different objects', async () => {
+    expect(await problemsOf(json('"x":[{"a":1},{"a":2}],"y":{"a":{"a":1}}'))).toEqual([]);
   });
 });
 
@@ -78,40 +78,45 @@ describe('when a manifest holds a number not every reader holds alike', () => {
     ['more digits than a double holds', '0.1000000000000000000001'],
     ['a number that rounds to zero', '1e-400'],
     ['a negative past 2^53', '-9007199254740993'],
-  ])('refuses %s in JSON', (_, numeral) => {
-    expect(problemsOf(json(`"x":{"n":${numeral}}`))).toEqual([['MANIFEST_NUMBER_UNSAFE', '/x/n']]);
+  ])('refuses %s in JSON', async (_, numeral) => {
+    expect(await problemsOf(json(`"x":{"n":${numeral}}`))).toEqual([['MANIFEST_NUMBER_UNSAFE', '/x/n']]);
   });
 
-  it('bounds the sizes the schema has', () => {
+  it('bounds the sizes the schema has', async () => {
     const manifest = validManifest({ installation: { size_bytes: 2 ** 60 } });
-    expect(problemsOf(JSON.stringify(manifest))).toEqual(
+    expect(await problemsOf(JSON.stringify(manifest))).toEqual(
       expect.arrayContaining([['MANIFEST_OUT_OF_RANGE', '/installation/size_bytes']]),
     );
   });
 
   it.each(['0.1', '1.5', '9007199254740991', '-0', '1e3', '2.5e-3', '100', '0.30000000000000004'])(
     'accepts %s',
-    (numeral) => {
-      expect(problemsOf(json(`"x":${numeral}`))).toEqual([]);
+    async (numeral) => {
+      expect(await problemsOf(json(`"x":${numeral}`))).toEqual([]);
     },
   );
 
-  it('refuses the same in YAML, judged on the text', () => {
-    expect(problemsOf(yamlDoc('x:\n  num: 0.1000000000000000000001\n'), 'manifest.yaml')).toEqual([
+  it('refuses the same in YAML, judged on the text', async () => {
+    expect(await problemsOf(yamlDoc('x:\n  num: 0.1000000000000000000001\n'), 'manifest.yaml')).toEqual([
       ['MANIFEST_NUMBER_UNSAFE', '/x/num'],
     ]);
-    expect(problemsOf(yamlDoc('x: [1, 12345678901234567890]\n'), 'manifest.yaml')).toEqual([
+    expect(await problemsOf(yamlDoc('x: [1, 12345678901234567890]\n'), 'manifest.yaml')).toEqual([
       ['MANIFEST_NUMBER_UNSAFE', '/x/1'],
     ]);
-    expect(problemsOf(yamlDoc('x: .inf\n'), 'manifest.yaml')).toEqual([['MANIFEST_NUMBER_UNSAFE', '/x']]);
+    expect(await problemsOf(yamlDoc('x: .inf\n'), 'manifest.yaml')).toEqual([
+      ['MANIFEST_NUMBER_UNSAFE', '/x'],
+    ]);
   });
 });
 
 describe('when a manifest starts with a byte order mark', () => {
-  it.each(['manifest.json', 'manifest.yaml'])('refuses it in %s rather than publish it signed', (name) => {
-    const text = name.endsWith('.json') ? JSON.stringify(validManifest()) : yamlDoc('');
-    expect(problemsOf(`\uFEFF${text}`, name)).toEqual([['MANIFEST_BYTE_ORDER_MARK', '']]);
-  });
+  it.each(['manifest.json', 'manifest.yaml'])(
+    'refuses it in %s rather than publish it signed',
+    async (name) => {
+      const text = name.endsWith('.json') ? JSON.stringify(validManifest()) : yamlDoc('');
+      expect(await problemsOf(`\uFEFF${text}`, name)).toEqual([['MANIFEST_BYTE_ORDER_MARK', '']]);
+    },
+  );
 });
 
 describe('when YAML 1.1 readers would read a YAML manifest differently', () => {
@@ -130,9 +135,9 @@ describe('when YAML 1.1 readers would read a YAML manifest differently', () => {
     ['a null key', 'x:\n  ~: nothing\n', ''],
   ];
 
-  it.each(ambiguous)('refuses %s', (label, extra, pointer) => {
+  it.each(ambiguous)('refuses %s', async (label, extra, pointer) => {
     const text = label === 'a %YAML directive' ? `%YAML 1.1\n---\n${yamlDoc('')}` : yamlDoc(extra);
-    expect(problemsOf(text, 'manifest.yaml')).toContainEqual(['MANIFEST_YAML_AMBIGUOUS', pointer]);
+    expect(await problemsOf(text, 'manifest.yaml')).toContainEqual(['MANIFEST_YAML_AMBIGUOUS', pointer]);
   });
 
   it('refuses values PyYAML really reads otherwise than a YAML 1.2 reader', () => {
@@ -149,7 +154,7 @@ describe('when YAML 1.1 readers would read a YAML manifest differently', () => {
     });
   });
 
-  it('accepts the quoted forms and plain timestamps, and PyYAML reads what the registry reads', () => {
+  it('accepts the quoted forms and plain timestamps, and PyYAML reads what the registry reads', async () => {
     const accepted = [
       yamlDoc('legacy: "yes"\nx: ["off", "010", "1:20", "0o17", "y"]\n'),
       yamlDoc('metadata:\n  created: 2026-01-15T10:00:00Z\n  license: MIT\n'),
@@ -157,9 +162,8 @@ describe('when YAML 1.1 readers would read a YAML manifest differently', () => {
       yamlDoc('description: "tab\\tand new\\nline, and é, 😀"\nanchor: &a [1, 2]\nalias: *a\n'),
     ];
     const readings = pyyaml(accepted);
-    accepted.forEach((text, i) => {
-      expect(readings[i], text).toEqual(loadManifest(encode(text), 'manifest.yaml'));
-    });
+    for (const [i, text] of accepted.entries())
+      expect(readings[i], text).toEqual(await loadManifest(encode(text), 'manifest.yaml'));
   });
 });
 
@@ -176,16 +180,16 @@ describe('when a manifest holds text some reader refuses or reads otherwise', ()
     ['a paragraph separator', '\\u2029', 'MANIFEST_UNSAFE_CHARACTER'],
     ['a right-to-left override', 'safe\\u202egpj.exe', 'MANIFEST_UNSAFE_CHARACTER'],
     ['a byte order mark inside text', 'a\\ufeffb', 'MANIFEST_UNSAFE_CHARACTER'],
-  ])('refuses %s in a value and in a key', (_, escaped, code) => {
-    expect(problemsOf(json(`"description":"${escaped}"`))).toContainEqual([code, '/description']);
+  ])('refuses %s in a value and in a key', async (_, escaped, code) => {
+    expect(await problemsOf(json(`"description":"${escaped}"`))).toContainEqual([code, '/description']);
     const key = JSON.parse(`"k${escaped}"`) as string;
     const pointer = `/x/${key}`;
-    expect(problemsOf(json(`"x":{"k${escaped}":1}`))).toContainEqual([code, pointer]);
+    expect(await problemsOf(json(`"x":{"k${escaped}":1}`))).toContainEqual([code, pointer]);
   });
 
-  it('accepts tabs, line breaks and any well-formed text beyond them', () => {
-    expect(problemsOf(json('"description":"a\\tb\\nc\\r\\u00e9 \\u4e2d \\ud83d\\ude00 \\u05d0"'))).toEqual(
-      [],
-    );
+  it('accepts tabs, line breaks and any well-formed text beyond them', async () => {
+    expect(
+      await problemsOf(json('"description":"a\\tb\\nc\\r\\u00e9 \\u4e2d \\ud83d\\ude00 \\u05d0"')),
+    ).toEqual([]);
   });
 });

@@ -2,24 +2,24 @@ import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { MAX_MANIFEST_BYTES, parseManifestDocument } from '../../../index-builder/manifest/index.ts';
 import { encode, validManifest } from '../../support/fixtures.ts';
-import { expectProblems } from '../../support/problems.ts';
+import { rejectedProblems } from '../../support/problems.ts';
 
 const yaml = YAML.stringify(validManifest());
 
-function codesOf(bytes: Uint8Array, name: string): string[] {
-  return expectProblems(() => parseManifestDocument(bytes, name)).map((p) => p.code);
+async function codesOf(bytes: Uint8Array, name: string): Promise<string[]> {
+  return (await rejectedProblems(parseManifestDocument(bytes, name))).map((p) => p.code);
 }
 
 describe('when parsing JSON', () => {
-  it('returns the object', () => {
-    expect(parseManifestDocument(encode(JSON.stringify(validManifest())), 'manifest.json')).toEqual(
+  it('returns the object', async () => {
+    expect(await parseManifestDocument(encode(JSON.stringify(validManifest())), 'manifest.json')).toEqual(
       validManifest(),
     );
   });
 
-  it('reports syntax errors as MANIFEST_PARSE_ERROR with the parser message', () => {
-    expect(codesOf(encode('{\n  "name": ,\n}'), 'manifest.json')).toEqual(['MANIFEST_PARSE_ERROR']);
-    expect(() => parseManifestDocument(encode('{\n  "name": ,\n}'), 'manifest.json')).toThrow(
+  it('reports syntax errors as MANIFEST_PARSE_ERROR with the parser message', async () => {
+    expect(await codesOf(encode('{\n  "name": ,\n}'), 'manifest.json')).toEqual(['MANIFEST_PARSE_ERROR']);
+    await expect(parseManifestDocument(encode('{\n  "name": ,\n}'), 'manifest.json')).rejects.toThrow(
       /not valid JSON.*Unexpected token/,
     );
   });
@@ -28,30 +28,32 @@ describe('when parsing JSON', () => {
     ['an array', '[1]'],
     ['a string', '"x"'],
     ['null', 'null'],
-  ])('rejects %s at the top level', (_label, text) => {
-    expect(codesOf(encode(text), 'manifest.json')).toEqual(['MANIFEST_NOT_OBJECT']);
+  ])('rejects %s at the top level', async (_label, text) => {
+    expect(await codesOf(encode(text), 'manifest.json')).toEqual(['MANIFEST_NOT_OBJECT']);
   });
 
-  it('rejects bytes that are not UTF-8 and manifests over the size limit', () => {
-    expect(codesOf(new Uint8Array([0x7b, 0xc3, 0x28, 0x7d]), 'manifest.json')).toEqual(['MANIFEST_NOT_UTF8']);
-    expect(codesOf(new Uint8Array(MAX_MANIFEST_BYTES + 1).fill(0x20), 'manifest.json')).toEqual([
+  it('rejects bytes that are not UTF-8 and manifests over the size limit', async () => {
+    expect(await codesOf(new Uint8Array([0x7b, 0xc3, 0x28, 0x7d]), 'manifest.json')).toEqual([
+      'MANIFEST_NOT_UTF8',
+    ]);
+    expect(await codesOf(new Uint8Array(MAX_MANIFEST_BYTES + 1).fill(0x20), 'manifest.json')).toEqual([
       'MANIFEST_TOO_LARGE',
     ]);
   });
 });
 
 describe('when parsing YAML', () => {
-  it('returns the same value as the JSON form', () => {
-    expect(parseManifestDocument(encode(yaml), 'manifest.yaml')).toEqual(validManifest());
-    expect(parseManifestDocument(encode(yaml), 'manifest.yml')).toEqual(validManifest());
+  it('returns the same value as the JSON form', async () => {
+    expect(await parseManifestDocument(encode(yaml), 'manifest.yaml')).toEqual(validManifest());
+    expect(await parseManifestDocument(encode(yaml), 'manifest.yml')).toEqual(validManifest());
   });
 
-  it('refuses YAML 1.1 words a 1.1 reader takes for booleans, and keeps them when quoted', () => {
-    expect(codesOf(encode(`${yaml}legacy: yes\ncountry: NO\n`), 'manifest.yaml')).toEqual([
+  it('refuses YAML 1.1 words a 1.1 reader takes for booleans, and keeps them when quoted', async () => {
+    expect(await codesOf(encode(`${yaml}legacy: yes\ncountry: NO\n`), 'manifest.yaml')).toEqual([
       'MANIFEST_YAML_AMBIGUOUS',
     ]);
     expect(
-      parseManifestDocument(encode(`${yaml}legacy: "yes"\ncountry: 'NO'\n`), 'manifest.yaml'),
+      await parseManifestDocument(encode(`${yaml}legacy: "yes"\ncountry: 'NO'\n`), 'manifest.yaml'),
     ).toMatchObject({ legacy: 'yes', country: 'NO' });
   });
 
@@ -60,31 +62,35 @@ describe('when parsing YAML', () => {
     ['a binary tag', `${yaml}x: !!binary aGVsbG8=\n`],
     ['a custom tag', `${yaml}x: !include /etc/passwd\n`],
     ['a set tag', `${yaml}x: !!set {a, b}\n`],
-  ])('refuses %s', (_label, text) => {
-    expect(codesOf(encode(text), 'manifest.yaml')).toContain('MANIFEST_YAML_UNSAFE');
+  ])('refuses %s', async (_label, text) => {
+    expect(await codesOf(encode(text), 'manifest.yaml')).toContain('MANIFEST_YAML_UNSAFE');
   });
 
-  it('stops an alias bomb before it expands', () => {
+  it('stops an alias bomb before it expands', async () => {
     const levels = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'];
     for (const name of 'bcdefghi') {
       const prev = String.fromCharCode(name.charCodeAt(0) - 1);
       levels.push(`${name}: &${name} [${Array(9).fill(`*${prev}`).join(',')}]`);
     }
     const started = performance.now();
-    expect(codesOf(encode(`${yaml}${levels.join('\n')}\n`), 'manifest.yaml')).toEqual([
+    expect(await codesOf(encode(`${yaml}${levels.join('\n')}\n`), 'manifest.yaml')).toEqual([
       'MANIFEST_YAML_UNSAFE',
     ]);
     expect(performance.now() - started).toBeLessThan(2000); // a bomb that expanded would take minutes or crash
   });
 
-  it('allows a few aliases', () => {
+  it('allows a few aliases', async () => {
     expect(
-      parseManifestDocument(encode(`${yaml}base: &b {x: 1}\ncopy: *b\n`), 'manifest.yaml'),
+      await parseManifestDocument(encode(`${yaml}base: &b {x: 1}\ncopy: *b\n`), 'manifest.yaml'),
     ).toMatchObject({ copy: { x: 1 } });
   });
 
-  it('refuses duplicate keys and several documents', () => {
-    expect(codesOf(encode(`${yaml}name: again\n`), 'manifest.yaml')).toEqual(['MANIFEST_DUPLICATE_KEY']);
-    expect(codesOf(encode(`${yaml}---\nname: second\n`), 'manifest.yaml')).toEqual(['MANIFEST_PARSE_ERROR']);
+  it('refuses duplicate keys and several documents', async () => {
+    expect(await codesOf(encode(`${yaml}name: again\n`), 'manifest.yaml')).toEqual([
+      'MANIFEST_DUPLICATE_KEY',
+    ]);
+    expect(await codesOf(encode(`${yaml}---\nname: second\n`), 'manifest.yaml')).toEqual([
+      'MANIFEST_PARSE_ERROR',
+    ]);
   });
 });

@@ -7,7 +7,7 @@ import type { Problem } from '../../../index-builder/errors.ts';
 import { loadManifest, validateManifest } from '../../../index-builder/manifest/index.ts';
 import { RESOURCE_LIMITS } from '../../../index-builder/model.ts';
 import { encode, validManifest } from '../../support/fixtures.ts';
-import { submissionErrorFrom } from '../../support/problems.ts';
+import { rejectedProblems } from '../../support/problems.ts';
 import { PULUMICOST_SPEC } from '../../support/reference.ts';
 
 // Real public data: the PulumiCost specification's example manifest (shared/reference, not copied here).
@@ -16,15 +16,15 @@ const REFERENCE_EXAMPLE = path.join(PULUMICOST_SPEC, 'examples/aws-cost-explorer
 const codes = (problems: readonly Problem[]): string[] => problems.map((p) => `${p.code} ${p.path}`);
 
 describe('when the manifest is the real upstream example', () => {
-  it('accepts it, sha256:-prefixed checksum and all', () => {
-    const manifest = loadManifest(new Uint8Array(readFileSync(REFERENCE_EXAMPLE)), 'manifest.json');
+  it('accepts it, sha256:-prefixed checksum and all', async () => {
+    const manifest = await loadManifest(new Uint8Array(readFileSync(REFERENCE_EXAMPLE)), 'manifest.json');
     expect(manifest.name).toBe('aws-cost-explorer');
     expect(normalizeDigest(manifest.installation?.checksum ?? '')).toMatch(/^[0-9a-f]{64}$/);
   });
 
-  it('accepts the same document written as YAML', () => {
+  it('accepts the same document written as YAML', async () => {
     const value = JSON.parse(readFileSync(REFERENCE_EXAMPLE, 'utf8'));
-    expect(loadManifest(encode(YAML.stringify(value)), 'manifest.yaml')).toEqual(value);
+    expect(await loadManifest(encode(YAML.stringify(value)), 'manifest.yaml')).toEqual(value);
   });
 });
 
@@ -414,11 +414,11 @@ describe('when an artifact is kept in an OCI registry', () => {
 });
 
 describe('when the structure is hostile', () => {
-  it('rejects prototype keys at any depth without polluting Object.prototype', () => {
+  it('rejects prototype keys at any depth without polluting Object.prototype', async () => {
     const text =
       '{"name":"demo-plugin","version":"1.0.0","api_version":"v1","plugin_type":"cost_source","capabilities":["actual_cost"],"metadata":{"__proto__":{"polluted":true}}}';
-    const error = submissionErrorFrom(() => loadManifest(encode(text), 'manifest.json'));
-    expect(codes(error.problems)).toEqual(['MANIFEST_FORBIDDEN_KEY /metadata/__proto__']);
+    const problems = await rejectedProblems(loadManifest(encode(text), 'manifest.json'));
+    expect(codes(problems)).toEqual(['MANIFEST_FORBIDDEN_KEY /metadata/__proto__']);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 
@@ -432,10 +432,10 @@ describe('when the structure is hostile', () => {
     ]);
   });
 
-  it('keeps unknown fields, at the top and nested', () => {
+  it('keeps unknown fields, at the top and nested', async () => {
     const value = validManifest({ x_future: true, requirements: { os: ['linux'], gpu: 'optional' } });
     expect(validateManifest(value)).toEqual([]);
-    expect(loadManifest(encode(JSON.stringify(value)), 'manifest.json')).toMatchObject({
+    expect(await loadManifest(encode(JSON.stringify(value)), 'manifest.json')).toMatchObject({
       x_future: true,
       requirements: { gpu: 'optional' },
     });

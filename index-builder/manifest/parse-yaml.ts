@@ -1,0 +1,194 @@
+/**
+ * A YAML manifest read with one meaning (parse.ts says why): the `yaml` library with its core schema only.
+ * Any explicit tag (`!!js/function`, `!!binary`, `!custom`) is refused rather than resolved, duplicate keys
+ * are errors, several documents are an error, and alias expansion is capped so an alias bomb fails in
+ * microseconds instead of exhausting memory. The document is read a second time as YAML 1.1 (what PyYAML,
+ * Go's yaml.v2 and Ruby read) and refused where the two differ (`yes`, `010`, `1:20`, a `<<` merge): the
+ * publisher quotes the value. Directives (`%YAML 1.1`, `%TAG`), keys that are not strings and merge keys are
+ * refused outright.
+ *
+ * Its own module, imported by parse.ts only when a manifest is YAML: the library is 160 KB of code, and a
+ * JSON manifest (every example, and what `plugindex pack` writes for a `.json`) never needs it.
+ */
+import YAML from 'yaml';
+import { escapePointer, type Problem, problem } from '../errors.ts';
+import { numberIssue, precisionProblem } from './json-scan.ts';
+import { failManifest, MAX_YAML_ALIASES, type ParsedDocument } from './parse.ts';
+
+function firstLine(message: string): string {
+  return message.split('\n')[0] ?? message;
+}
+
+/** The first place two readings differ, as a JSON pointer, with both values, or undefined when they agree. */
+function firstDifference(
+  a: unknown,
+  b: unknown,
+  path = '',
+): { path: string; a: unknown; b: unknown } | undefined {
+  // A YAML 1.1 timestamp and the same instant as text mean one thing; anything else must be equal.
+  if (b instanceof Date)
+    return typeof a === 'string' && Date.parse(a) === b.getTime() ? undefined : { path, a, b };
+  if (typeof a !== 'object' || a === null || typeof b !== 'object' || b === null)
+    return Object.is(a, b) || a === b ? undefined : { path, a, b };
+  if (Array.isArray(a) !== Array.isArray(b)) return { path, a, b };
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  for (const key of keys) {
+    if (!Object.hasOwn(a, key) || !Object.hasOwn(b, key))
+      return {
+        path: `${path}/${escapePointer(key)}`,
+        a: (a as Record<string, unknown>)[key],
+        b: (b as Record<string, unknown>)[key],
+      };
+    const found = firstDifference(
+      (a as Record<string, unknown>)[key],
+      (b as Record<string, unknown>)[key],
+      `${path}/${escapePointer(key)}`,
+    );
+    if (found) return found;
+  }
+  return undefined;
+}
+
+/** The JSON pointer of a node, from the ancestors `YAML.visit` gives (the client's set file reads it too). */
+export function yamlPointerOf(ancestors: readonly unknown[], node: unknown): string {
+  const chain = [...ancestors, node];
+  let pointer = '';
+  for (let i = 0; i < chain.length - 1; i++) {
+    const parent = chain[i];
+    const child = chain[i + 1];
+    if (YAML.isPair(parent) && parent.value === child && YAML.isScalar(parent.key))
+      pointer += `/${escapePointer(String(parent.key.value))}`;
+    else if (YAML.isSeq(parent)) pointer += `/${parent.items.indexOf(child as never)}`;
+  }
+  return pointer;
+}
+
+const shown = (value: unknown): string =>
+  value === undefined
+    ? 'no such key (it reads another key there)'
+    : value instanceof Date
+      ? `a timestamp ${value.toISOString()}`
+      : JSON.stringify(value);
+
+/**
+ * How YAML is read where it is signed or trusted (manifests, the client's plugin sets): the 1.2 core schema
+ * (no `yes` for true, no sexagesimal numbers), keys unique, no merge keys, errors with their place.
+ */
+export const STRICT_YAML = {
+  schema: 'core',
+  uniqueKeys: true,
+  merge: false,
+  strict: true,
+  prettyErrors: true,
+} as const;
+
+/** Reads YAML manifest text, or throws SubmissionError (INVALID_MANIFEST) when there is no value. */
+export function parseYaml(text: string): ParsedDocument {
+  const doc = YAML.parseDocument(text, STRICT_YAML);
+  const problems: Problem[] = [];
+  const ambiguous = (path: string, message: string): void => {
+    problems.push(
+      problem('MANIFEST_YAML_AMBIGUOUS', path, message, {
+        expected: 'plain YAML every reader reads alike: quote strings such as "yes", "010" or "1:20"',
+      }),
+    );
+  };
+  if (doc.directives?.yaml.explicit || /^%/m.test(text.split(/^---/m)[0] ?? ''))
+    ambiguous('', 'YAML directives (%YAML, %TAG) are not allowed: readers differ in honouring them');
+  for (const error of doc.errors) {
+    if (error.code === 'DUPLICATE_KEY') {
+      problems.push(
+        problem(
+          'MANIFEST_DUPLICATE_KEY',
+          '',
+          `duplicate key in the YAML manifest: ${firstLine(error.message)}`,
+        ),
+      );
+    } else if (error.code === 'MULTIPLE_DOCS') {
+      problems.push(
+        problem(
+          'MANIFEST_PARSE_ERROR',
+          '',
+          'the YAML manifest holds several documents; exactly one is allowed',
+        ),
+      );
+    } else {
+      problems.push(
+        problem('MANIFEST_PARSE_ERROR', '', `the manifest is not valid YAML: ${firstLine(error.message)}`),
+      );
+    }
+  }
+  const numbers: Problem[] = [];
+  YAML.visit(doc, {
+    Node(_key, node, path) {
+      if ((YAML.isScalar(node) || YAML.isMap(node) || YAML.isSeq(node)) && node.tag) {
+        problems.push(
+          problem('MANIFEST_YAML_UNSAFE', '', `YAML tags are not allowed (found ${node.tag})`, {
+            expected: 'plain YAML: mappings, lists, strings, numbers, booleans, null',
+          }),
+        );
+      }
+      // Precision only on the text; the range is judged on the value (validate.ts).
+      if (YAML.isScalar(node) && typeof node.value === 'number') {
+        const source = node.source ?? '';
+        const why = /^[-+]?\d/.test(source) ? precisionProblem(source.replace(/^\+/, '')) : undefined;
+        if (why) numbers.push(numberIssue(yamlPointerOf(path, node), source, why));
+      }
+    },
+    Pair(_key, pair) {
+      const key = pair.key;
+      if (!YAML.isScalar(key) || typeof key.value !== 'string') {
+        const what = YAML.isScalar(key) ? `${typeof key.value} ${JSON.stringify(key.value)}` : 'a collection';
+        ambiguous(
+          '',
+          `a key must be a string (found ${what}); readers turn other keys into text differently`,
+        );
+      } else if (key.value === '<<') {
+        ambiguous(
+          '',
+          'merge keys (<<) are not allowed: YAML 1.1 readers merge them, YAML 1.2 readers do not',
+        );
+      }
+    },
+  });
+  if (problems.length > 0) failManifest(problems);
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: MAX_YAML_ALIASES });
+  } catch (error) {
+    if (error instanceof ReferenceError) {
+      failManifest([
+        problem(
+          'MANIFEST_YAML_UNSAFE',
+          '',
+          `too many YAML alias expansions (an alias bomb?): ${error.message}`,
+          { expected: `at most ${MAX_YAML_ALIASES}` },
+        ),
+      ]);
+    }
+    failManifest([
+      problem('MANIFEST_PARSE_ERROR', '', `the manifest is not valid YAML: ${(error as Error).message}`),
+    ]);
+  }
+  // The same bytes as YAML 1.1 readers take them (booleans yes/no/on/off, octal 010, sexagesimal 1:20,
+  // timestamps, merges); an error there is a difference too.
+  let legacy: unknown;
+  try {
+    legacy = YAML.parse(text, {
+      version: '1.1',
+      merge: true,
+      uniqueKeys: false,
+      maxAliasCount: MAX_YAML_ALIASES,
+    });
+  } catch (error) {
+    ambiguous('', `YAML 1.1 readers cannot read this document: ${firstLine((error as Error).message)}`);
+    failManifest(problems);
+  }
+  const difference = firstDifference(value, legacy);
+  if (difference)
+    ambiguous(
+      difference.path,
+      `YAML 1.2 reads ${shown(difference.a)} here, YAML 1.1 reads ${shown(difference.b)}`,
+    );
+  return { value, problems: [...numbers, ...problems] };
+}
