@@ -204,6 +204,23 @@ describe('when a publisher ships a plugin to a local registry', () => {
     }
   });
 
+  it('reads a YAML manifest through the YAML reader it loads only for one, as shipped', async () => {
+    const example = JSON.parse(
+      readFileSync(path.join(ROOT, 'examples/kubecost-lens/1.2.0/manifest.json'), 'utf8'),
+    ) as Record<string, unknown>;
+    writeFileSync(path.join(work, 'good.yaml'), `# kept as written\n${YAML.stringify(example)}`);
+    const good = await plugindex('validate', path.join(work, 'good.yaml'), '--json');
+    expect(good.code, good.stderr).toBe(0);
+    expect(JSON.parse(good.stdout)).toEqual({ valid: true, errors: [] });
+    // What only the YAML reader refuses: a word YAML 1.1 readers take for a boolean.
+    writeFileSync(path.join(work, 'ambiguous.yaml'), `${YAML.stringify(example)}legacy: yes\n`);
+    const ambiguous = await plugindex('validate', path.join(work, 'ambiguous.yaml'), '--json');
+    expect(ambiguous.code).toBe(1);
+    expect(JSON.parse(ambiguous.stdout).errors).toEqual([
+      expect.objectContaining({ code: 'MANIFEST_YAML_AMBIGUOUS', path: '/legacy' }),
+    ]);
+  });
+
   it('verifies as a client would, and notices a tampered document and a rollback', async () => {
     const state = path.join(work, 'client-state.json');
     const ok = await plugindex(

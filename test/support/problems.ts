@@ -2,23 +2,6 @@
 import { expect } from 'vitest';
 import { type Problem, SubmissionError } from '../../index-builder/errors.ts';
 
-/** Runs RUN, asserts it throws a SubmissionError, and returns that error. */
-export function submissionErrorFrom(run: () => unknown): SubmissionError {
-  let thrown: unknown;
-  try {
-    run();
-  } catch (error) {
-    thrown = error;
-  }
-  expect(thrown).toBeInstanceOf(SubmissionError);
-  return thrown as SubmissionError;
-}
-
-/** The problems RUN is rejected with; fails the test unless it throws a SubmissionError. */
-export function expectProblems(run: () => unknown): readonly Problem[] {
-  return submissionErrorFrom(run).problems;
-}
-
 /** What WORK is rejected with; fails the test unless it is rejected with an error of TYPE. */
 export async function rejectionOf<E>(
   work: Promise<unknown>,
