@@ -3,14 +3,15 @@
  * here from the source), beside `node -e 0` on the same machine: each figure is the wall time of a whole
  * process, the median of 21 rounds, the commands interleaved round by round so a busy moment of the
  * machine falls on all of them alike. Goals (issue 10): `--help` within 1.5x of `node -e 0`, `validate` of
- * a manifest under 150 ms, of a bundle under 200 ms.
+ * a manifest under 150 ms, of a bundle under 200 ms. Beside each, its page faults (the median of 3 runs under
+ * GNU time, apart from the timed rounds; stats.ts says why): steady where the wall time drifts.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { buildCli } from '../build/cli.mjs';
-import { goalVerdict, median, timeProcess } from './stats.ts';
+import { goalVerdict, median, processFaults, timeProcess } from './stats.ts';
 
 const ROUNDS = 21;
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -47,6 +48,10 @@ try {
       times[i]?.push(timeProcess(c.args));
     });
   }
+  const faults = cases.map((c) => {
+    const runs = [0, 1, 2].map(() => processFaults(c.args));
+    return runs.every((f) => f !== undefined) ? median(runs as number[]) : undefined;
+  });
   const floor = median(times[0] ?? []);
   console.log(`CLI start-up (whole process, median of ${ROUNDS}, Node.js ${process.versions.node}):`);
   cases.forEach((c, i) => {
@@ -55,10 +60,13 @@ try {
     let verdict = '';
     if (c.goal && 'ratio' in c.goal) verdict = goalVerdict(ratio <= c.goal.ratio, `<= ${c.goal.ratio}x`);
     if (c.goal && 'ms' in c.goal) verdict = goalVerdict(m <= c.goal.ms, `< ${c.goal.ms} ms`);
+    const touched =
+      faults[i] === undefined ? '' : `${faults[i]?.toLocaleString('en-US').padStart(6)} page faults  `;
     console.log(
-      `  ${c.label.padEnd(30)} ${m.toFixed(0).padStart(5)} ms  ${ratio.toFixed(2)}x node -e 0  ${verdict}`,
+      `  ${c.label.padEnd(30)} ${m.toFixed(0).padStart(5)} ms  ${ratio.toFixed(2)}x node -e 0  ${touched}${verdict}`,
     );
   });
+  if (faults.includes(undefined)) console.log('  (page faults: GNU time is not installed at /usr/bin/time)');
 } finally {
   await rm(work, { recursive: true, force: true });
 }
