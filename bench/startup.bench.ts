@@ -4,7 +4,7 @@
  * process, the median of 21 rounds, the commands interleaved round by round so a busy moment of the
  * machine falls on all of them alike. Goals (issue 10): `--help` within 1.5x of `node -e 0`, `validate` of
  * a manifest under 150 ms, of a bundle under 200 ms. Beside each, its page faults (the median of 3 runs under
- * GNU time, apart from the timed rounds; stats.ts says why): steady where the wall time drifts.
+ * GNU time, apart from the timed rounds): steadier than the wall time (stats.ts says how far).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';

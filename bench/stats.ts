@@ -18,11 +18,20 @@ export function goalVerdict(met: boolean, goal: string): string {
 /** Wall time of one process, in milliseconds; a failing command stops the bench (it measures nothing). */
 export function timeProcess(args: readonly string[]): number {
   const started = process.hrtime.bigint();
-  const result = spawnSync(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  const elapsed = Number(process.hrtime.bigint() - started) / 1e6;
+  runNode([process.execPath], args);
+  return Number(process.hrtime.bigint() - started) / 1e6;
+}
+
+/** Runs `node ARGS` through `prefix` (the node binary, or a wrapper before it); its stderr, once it succeeded. */
+function runNode(prefix: readonly string[], args: readonly string[]): string {
+  const [command = process.execPath, ...rest] = prefix;
+  const result = spawnSync(command, [...rest, ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    encoding: 'utf8',
+  });
   if (result.status !== 0)
     throw new Error(`node ${args.join(' ')} exited ${result.status}: ${result.stderr}`);
-  return elapsed;
+  return result.stderr;
 }
 
 /** GNU time, which reports a process's page faults (Debian's `time` package); absent elsewhere. */
@@ -37,13 +46,8 @@ const GNU_TIME = '/usr/bin/time';
  */
 export function processFaults(args: readonly string[]): number | undefined {
   if (!existsSync(GNU_TIME)) return undefined;
-  const result = spawnSync(GNU_TIME, ['-f', '%R', process.execPath, ...args], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    encoding: 'utf8',
-  });
-  if (result.status !== 0)
-    throw new Error(`node ${args.join(' ')} exited ${result.status}: ${result.stderr}`);
+  const stderr = runNode([GNU_TIME, '-f', '%R', process.execPath], args);
   // GNU time's line is the last one on stderr, after anything the command wrote there.
-  const faults = Number(result.stderr.trim().split('\n').at(-1));
+  const faults = Number(stderr.trim().split('\n').at(-1));
   return Number.isInteger(faults) ? faults : undefined;
 }

@@ -15,11 +15,6 @@
 const COMMON_URI =
   /^[a-z][a-z0-9+\-.]*:\/\/(?:[a-z0-9\-._~!$&'()*+,;=]|%[0-9a-f]{2})*(?::\d*)?(?:\/(?:[a-z0-9\-._~!$&'()*+,;=:@]|%[0-9a-f]{2})*)*(?:\?(?:[a-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9a-f]{2})*)?(?:#(?:[a-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9a-f]{2})*)?$/i;
 
-/** Whether the narrow pattern alone accepts `value` (exported for the test that holds it to the full one). */
-export function isCommonUri(value: string): boolean {
-  return COMMON_URI.test(value);
-}
-
 /** `full` (ajv-formats' `uri`), answered by the narrow pattern first where it can say yes. */
 export function uriFormat(full: (value: string) => boolean): (value: string) => boolean {
   return (value) => COMMON_URI.test(value) || full(value);
