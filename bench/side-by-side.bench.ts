@@ -7,7 +7,8 @@
  *   each upload without the pipeline), ROUNDS rounds, each into fresh copies, taking turns to go first.
  * - **One publish as a process (+1):** reprepro's `includedeb` of one package into the N it holds (it
  *   re-exports and re-signs) against a cold `plugindex publish` of one bundle, and `publish-floor.ts` (Node.js,
- *   openpgp.js and the index documents rewritten), WARMUP untimed rounds, then PUBLISHES.
+ *   openpgp.js and the index documents rewritten), whole and without each of its two dearest parts
+ *   (openpgp.js, the compressed variants), WARMUP untimed rounds, then PUBLISHES.
  * - **The same +1 beside a running server:** `plugindex serve` on the registry (as `npm start` runs one),
  *   which the command hands its upload to, against reprepro's `includedeb` again; each round waits, untimed,
  *   for the compressed variants the server makes after it answers.
@@ -243,10 +244,9 @@ async function measure(
       ],
     ]),
   ];
-  const plusOne: number[][] = [[], [], []];
-  for (let r = 0; r < WARMUP + PUBLISHES; r++) {
-    const times = [
-      ...includeAndPublish(FRESH + r),
+  // The floor whole, then without each of its parts: what each costs, in the same rounds.
+  const floorRuns = [[], ['--without', 'openpgp'], ['--without', 'compression']].map(
+    (without) => () =>
       // It reads the index documents the publish just wrote, as the next publish would.
       timed([
         [
@@ -255,10 +255,14 @@ async function measure(
             path.join(floors, 'publish-floor.mjs'),
             path.join(registry, 'public'),
             path.join(work, 'publish-floor-out'),
+            ...without,
           ],
         ],
       ]),
-    ];
+  );
+  const plusOne: number[][] = [[], [], [], [], []];
+  for (let r = 0; r < WARMUP + PUBLISHES; r++) {
+    const times = [...includeAndPublish(FRESH + r), ...floorRuns.map((run) => run())];
     if (r >= WARMUP) for (const [k, t] of times.entries()) plusOne[k]?.push(t.ms);
   }
 
@@ -332,10 +336,20 @@ async function measure(
     `      then sync (what each left for the disk): reprepro ${ms(median(flushes.reprepro))}, plugindex ${ms(median(flushes.plugindex))}, the floor ${ms(median(flushes.floor))}; ` +
       `import and sync: reprepro ${ms(rDurable)}, plugindex ${ms(pDurable)}: ${ratio(pDurable, rDurable)}`,
   );
-  const [rOne, pOne, fOne] = plusOne.map((t) => median(t)) as [number, number, number];
+  const [rOne, pOne, fOne, fNoPgp, fNoCompression] = plusOne.map((t) => median(t)) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
   console.log(
     `    +1 (medians of ${PUBLISHES}): reprepro includedeb ${ms(rOne)}, plugindex publish ${ms(pOne)}: ${ratio(pOne, rOne)} (goal: 1.00x or less); ` +
       `the floor ${ms(fOne)} (${ratio(fOne, rOne)} reprepro; plugindex ${ratio(pOne, fOne)} the floor)`,
+  );
+  console.log(
+    `      the floor without openpgp.js ${ms(fNoPgp)} (${ratio(fNoPgp, rOne)} reprepro: it costs ${ms(fOne - fNoPgp)}), ` +
+      `without the compressed variants ${ms(fNoCompression)} (${ratio(fNoCompression, rOne)}: they cost ${ms(fOne - fNoCompression)})`,
   );
   const [rServed, pServed] = served.map((t) => median(t)) as [number, number];
   console.log(
