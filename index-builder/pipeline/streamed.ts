@@ -64,6 +64,16 @@ class Channel implements AsyncIterable<Uint8Array> {
     this.#wake('reader');
   }
 
+  /**
+   * Closes it from the reading side: its reader's write failed, maybe before it read a chunk (a store that
+   * fails at once), so nothing will take what is queued, and the rendering must not wait for room.
+   */
+  close(): void {
+    this.#closed = true;
+    this.#queue.length = 0;
+    this.#wake('writer');
+  }
+
   /** Ends the stream in `error`: its reader throws it, so the writer it feeds commits nothing. */
   fail(error: Error): void {
     this.#error = error;
@@ -124,8 +134,9 @@ async function signAndPutVariants(ctx: PipelineContext, document: StreamedDocume
       variantPutOptions(document.key, encoding, compress),
     );
   });
-  // Observed below, once the rendering is over; one may fail before that.
-  for (const write of writes) write.catch(() => {});
+  // Observed below, once the rendering is over; one may fail before that, even before it reads its channel:
+  // then the channel is closed, so the rendering stops rather than waits for room that never comes.
+  for (const [i, write] of writes.entries()) write.catch(() => channels[i]?.close());
   let size = 0;
   let failure: Error | undefined;
   try {
@@ -228,8 +239,9 @@ export class SpillWriter {
       contentType: 'application/octet-stream',
       cacheControl: CACHE_PRIVATE,
     });
-    // Observed by end() or fail(), or by the next write once the channel is closed.
-    this.#done.catch(() => {});
+    // Observed by end() or fail(), or by the next write once the channel is closed (here, when the store
+    // failed before it read the channel: the next write then finds no room to wait for).
+    this.#done.catch(() => this.#channel.close());
   }
 
   /** Appends `bytes`; a promise only when a chunk went to the store (then await it: the store keeps pace). */

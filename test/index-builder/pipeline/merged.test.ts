@@ -215,3 +215,35 @@ describe('when a deferred publish writes its plugins into their bins', () => {
     expect(text(registry, INDEX_JSON_KEY)).toContain(`"1.0.${JOURNAL_MAX_ENTRIES}"`);
   });
 });
+
+describe.each([
+  ['buffered', {}],
+  ['streamed', { streamIndexesOverBytes: 0 }],
+] as const)('when a plugin document fails to be written during a merge (%s)', (_, options) => {
+  it('fails with the store error rather than waiting for ever, and the retry publishes', async () => {
+    const { registry, context } = await recordingRegistry(options);
+    await publish(['b-plugin', '1.0.0'], ['d-plugin', '1.0.0'], ['f-plugin', '1.0.0'])(registry, context);
+    cold(registry);
+    const put = registry.site.put.bind(registry.site);
+    let failing = true;
+    registry.site.put = async (key, body, putOptions) => {
+      if (failing && key === 'plugins/c-plugin/index.json') throw new Error('the disk is full');
+      return put(key, body, putOptions);
+    };
+    const [key] = await registry.submit(
+      await makeBundle({ manifest: validManifest({ name: 'c-plugin', version: '1.0.0' }) }),
+    );
+    // The commit's writes wait for the plugin documents', and each compressed variant's write then fails
+    // before it reads a chunk of the merged document: the merge must stop rather than wait for room.
+    await expect(processSubmissions(context, [key as string])).rejects.toThrow('the disk is full');
+    failing = false;
+    const retried = await processSubmissions(context, [key as string]);
+    expect(retried.outcomes.map((o) => o.status)).toEqual(['accepted']);
+    expect(JSON.parse(text(registry, INDEX_JSON_KEY)).plugins.map((p: { name: string }) => p.name)).toEqual([
+      'b-plugin',
+      'c-plugin',
+      'd-plugin',
+      'f-plugin',
+    ]);
+  });
+});
