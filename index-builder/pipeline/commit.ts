@@ -433,7 +433,12 @@ async function firstRows(
   let position = utf8Length(layout.prefix);
   for (let i = 0; i < count; i++) {
     const length = order.lengths[i * 3 + ORDER_SEARCH] as number;
-    rows.push(JSON.parse(decoder.decode(head.subarray(position, position + length))) as SearchEntry);
+    try {
+      rows.push(JSON.parse(decoder.decode(head.subarray(position, position + length))) as SearchEntry);
+    } catch {
+      // Its items are not where the order says: not the rendering the order records.
+      throw new IndexDocumentStale(SEARCH_KEY, 'does not hold its rows where its order says');
+    }
     position += length + separator;
   }
   return rows;
@@ -573,13 +578,15 @@ export async function commitGeneration(
   const indexes = !deferIndexes || INDEX_DOCUMENTS.some((key) => !registryDigests.has(key));
   // Every bin rewritten (a rebuild, a first publish): every line, read now if the catalog was opened.
   if (!bins) await readBins(ctx.intake, catalog, catalog.unread);
-  let rendered = indexes ? await indexDocumentsOf(ctx, catalog, changed) : undefined;
+  let rendered: IndexDocuments | undefined;
   try {
+    rendered = indexes ? await indexDocumentsOf(ctx, catalog, changed) : undefined;
     await putStreamedDocuments(ctx, rendered, registryDigests);
   } catch (error) {
     // A merge into a published document that is not the one recorded (a run died after writing it, or it
-    // was changed by hand): nothing of it was committed; render every document in full instead.
-    if (!(error instanceof IndexDocumentStale && rendered?.merged)) throw error;
+    // was changed by hand), found as the home page's first rows are read from it or as it is written:
+    // nothing of it was committed; render every document in full instead. Only a merge reads an old one.
+    if (!(error instanceof IndexDocumentStale) || (rendered && !rendered.merged)) throw error;
     rendered = await indexDocumentsOf(ctx, catalog, changed, false);
     await putStreamedDocuments(ctx, rendered, registryDigests);
   }

@@ -135,6 +135,23 @@ describe.each([
       'changed by hand (the smallest one)',
       (registry: TestRegistry) => spoil(registry, 'falcoctl/index.yaml'),
     ],
+    // search.json's first rows are read for the home page before a byte is written.
+    [
+      'changed by hand (search.json, whose first rows the home page takes)',
+      (registry: TestRegistry) => spoil(registry, SEARCH_KEY),
+    ],
+    [
+      "another generation's (search.json with one plugin more, as a run that died before its order file)",
+      (registry: TestRegistry) => {
+        const search = JSON.parse(text(registry, SEARCH_KEY)) as { plugins: { name: string }[] };
+        search.plugins.unshift({ ...(search.plugins[0] as { name: string }), name: 'a-plugin' });
+        const object = registry.site.objects.get(SEARCH_KEY);
+        void registry.site.put(SEARCH_KEY, Buffer.from(JSON.stringify(search)), {
+          contentType: object?.contentType ?? 'application/json',
+          cacheControl: object?.cacheControl ?? 'no-cache',
+        });
+      },
+    ],
     ['without its order file', (registry: TestRegistry) => registry.intake.objects.delete(CATALOG_ORDER_KEY)],
     [
       'with an order file that is not the one the catalog names',
