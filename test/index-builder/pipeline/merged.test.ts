@@ -181,6 +181,30 @@ describe.each([
   });
 });
 
+describe("when a streamed search.json is not the recorded one past the home page's rows", () => {
+  it("renders in full: the first rows, read by the order's lengths, do not parse", async () => {
+    const { registry, context } = await recordingRegistry({ streamIndexesOverBytes: 0 });
+    // More plugins than the home page lists, so its rows are read from the head alone.
+    const names = Array.from({ length: 60 }, (_, i) => `p${String(i).padStart(2, '0')}-plugin`);
+    await publish(...names.map((name): [string, string] => [name, '1.0.0']))(registry, context);
+    const search = JSON.parse(text(registry, SEARCH_KEY)) as { plugins: { name: string }[] };
+    search.plugins.unshift({ ...(search.plugins[0] as { name: string }), name: 'a-plugin' });
+    const object = registry.site.objects.get(SEARCH_KEY);
+    await registry.site.put(SEARCH_KEY, Buffer.from(JSON.stringify(search)), {
+      contentType: object?.contentType ?? 'application/json',
+      cacheControl: object?.cacheControl ?? 'no-cache',
+    });
+    cold(registry);
+    await publish(['zz-plugin', '1.0.0'])(registry, context);
+    const published = JSON.parse(text(registry, SEARCH_KEY)) as { plugins: { name: string }[] };
+    expect(published.plugins.map((p) => p.name)).toEqual([...names, 'zz-plugin']);
+    const snapshot = JSON.parse(text(registry, 'snapshot.json')) as SnapshotDocument;
+    expect(() =>
+      verifyListedDocument(snapshot, SEARCH_KEY, registry.site.objects.get(SEARCH_KEY)?.body as Uint8Array),
+    ).not.toThrow();
+  });
+});
+
 /** Rewrites an object with other bytes of the same size, as a hand edit would (a store's ETag follows). */
 function spoil(store: TestRegistry | TestRegistry['intake'], key: string): void {
   const target = 'site' in store ? store.site : store;
