@@ -129,9 +129,11 @@ async function submitToService(
   // Loaded side by side, while the connection is made: each import is a turn of the loader of its own.
   const modules = Promise.all([import('../adapters/fs-store.ts'), import('../index-builder/digest.ts')]);
   modules.catch(() => {}); // awaited below, unless no server answers
-  const { connectToService, requestOutcome } = await import('./local/submission-socket.ts');
+  const { connectToService, requestOutcome, serviceGone } = await import('./local/submission-socket.ts');
   const connection = await connectToService(dir);
   if (!connection) return undefined;
+  // Nothing is read from it until the request is sent; a failure meanwhile (the server gone) is seen then.
+  connection.on('error', () => {});
   try {
     const [{ FsStore }, { sha256Hex, streamSha256 }] = await modules;
     const { body } = submission;
@@ -150,7 +152,16 @@ async function submitToService(
     const intake = new FsStore(dir);
     if (bytes) await intake.put(key, bytes, put);
     else await intake.putStream(key, createReadStream(file as string), put);
-    return await requestOutcome(connection, { key, sha256 });
+    // The server closes a connection whose request is slow to come (a large upload is slow to hash and put
+    // here), or it is gone: ask on a new connection, or say it is gone, the upload staying in incoming/.
+    if (!connection.destroyed) return await requestOutcome(connection, { key, sha256 });
+    const again = await connectToService(dir);
+    if (!again) throw serviceGone(key, 'went away before it was asked');
+    try {
+      return await requestOutcome(again, { key, sha256 });
+    } finally {
+      again.destroy();
+    }
   } finally {
     connection.destroy();
   }

@@ -219,6 +219,14 @@ const CLI_CODES: ReadonlySet<string> = new Set<CliErrorCode>([
   'NOT_A_REGISTRY',
 ]);
 
+/** The server failed or went away (`why`) with the upload at `key` put under incoming/: it stays there. */
+export function serviceGone(key: string, why: string): CliError {
+  return new CliError(
+    'SERVICE_FAILED',
+    `the registry's server ${why}: the upload stays at ${key}, for the next batch (plugindex process, or the server's next poll)`,
+  );
+}
+
 /**
  * Sends `request` over `connection` and returns the outcome the server recorded.
  * @throws CliError SERVICE_FAILED when the server refuses it, fails, or goes away before it answers (the
@@ -227,11 +235,12 @@ const CLI_CODES: ReadonlySet<string> = new Set<CliErrorCode>([
 export function requestOutcome(connection: net.Socket, request: ServiceRequest): Promise<SubmissionOutcome> {
   return new Promise((resolve, reject) => {
     let answer = '';
-    const gone = (why: string) =>
-      new CliError(
-        'SERVICE_FAILED',
-        `the registry's server ${why}: the upload stays at ${request.key}, for the next batch (plugindex process, or the server's next poll)`,
-      );
+    const gone = (why: string) => serviceGone(request.key, why);
+    // Closed already (its 'close' is past, and would never come): the server went away before it was asked.
+    if (connection.destroyed) {
+      reject(gone('went away before it was asked'));
+      return;
+    }
     connection.setEncoding('utf8');
     connection.on('data', (chunk: string) => {
       answer += chunk;

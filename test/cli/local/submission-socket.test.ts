@@ -376,6 +376,64 @@ describe('when no server answers at the registry', () => {
     expect(processed.stdout).toContain('accepted left-waiting@1.0.0');
   });
 
+  it('a server that hangs up before it is asked leaves the upload in incoming/ (SERVICE_FAILED), and says so', async () => {
+    const dir = await newRegistry('hangs-up-early');
+    // A stand-in, not plugindex's server: it closes every connection as soon as it takes it, before the
+    // command has hashed and put its upload (the command waited for ever, and ended silently, exit 13).
+    const standIn = net.createServer((connection) => connection.destroy());
+    await new Promise<void>((resolve) => standIn.listen(servicePath(dir) as string, () => resolve()));
+    try {
+      const result = await plugindex('publish', await bundleFile('gone-early'), '--registry', dir);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain('SERVICE_FAILED');
+      // Gone before it was asked, before it answered, or as the request was written (EPIPE): whichever it met.
+      expect(result.stderr).toMatch(
+        /the registry's server (went away|failed).*: the upload stays at incoming\//,
+      );
+      expect(await incoming(dir)).toHaveLength(1);
+    } finally {
+      await new Promise<void>((resolve) => standIn.close(() => resolve()));
+    }
+  });
+
+  it('asks again on a new connection when the server closed the first before the request came', async () => {
+    const dir = await newRegistry('asks-again');
+    const outcome = {
+      schema: 'plugindex/outcome/v1',
+      id: 'asked-again',
+      submission: 'incoming/x.tgz',
+      status: 'accepted',
+      plugin: 'asked-again',
+      version: '1.0.0',
+      problems: [],
+    };
+    // A stand-in, not plugindex's server: the first connection closed at once, as a server closes one whose
+    // request is slow to come (its request timeout); the next ones answered.
+    const requests: string[] = [];
+    let connections = 0;
+    const standIn = net.createServer((connection) => {
+      if (connections++ === 0) {
+        connection.destroy();
+        return;
+      }
+      connection.setEncoding('utf8').once('data', (line: string) => {
+        requests.push(line);
+        connection.end(`${JSON.stringify({ outcome })}\n`);
+      });
+    });
+    await new Promise<void>((resolve) => standIn.listen(servicePath(dir) as string, () => resolve()));
+    try {
+      const result = await plugindex('publish', await bundleFile('asked-again'), '--registry', dir);
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stdout).toContain('accepted asked-again@1.0.0 (submission asked-again)');
+      expect(connections).toBe(2);
+      expect(requests).toHaveLength(1);
+      expect(JSON.parse(requests[0] as string)).toMatchObject({ key: expect.stringMatching(/^incoming\//) });
+    } finally {
+      await new Promise<void>((resolve) => standIn.close(() => resolve()));
+    }
+  });
+
   it.each([
     ['LOCKED', '{"error":{"code":"LOCKED","message":"registry is busy"}}\n', 'LOCKED', 'registry is busy'],
     [
