@@ -12,6 +12,7 @@
  */
 import { COMPRESSION_THRESHOLD_BYTES, compressChunks, compressDocument } from '../compression.ts';
 import { CONTENT_ENCODINGS, type ContentEncoding, ENCODED_DOCUMENTS, encodedVariantKey } from '../layout.ts';
+import { allSettledValues } from '../limited.ts';
 import { CACHE_MUTABLE, contentTypeFor, type PutOptions } from '../store.ts';
 import { type PipelineContext, streamThresholdOf } from './context.ts';
 
@@ -33,7 +34,9 @@ export async function dropVariantsForLater(
   size: number,
 ): Promise<boolean> {
   if (!ctx.compressLater || !compressesVariants(ctx, size)) return false;
-  await Promise.all(CONTENT_ENCODINGS.map((encoding) => ctx.site.delete(encodedVariantKey(key, encoding))));
+  await allSettledValues(
+    CONTENT_ENCODINGS.map((encoding) => ctx.site.delete(encodedVariantKey(key, encoding))),
+  );
   return true;
 }
 
@@ -65,7 +68,9 @@ async function putVariant(
 export async function putEncodedVariants(ctx: PipelineContext, key: string, body: Uint8Array): Promise<void> {
   if (await dropVariantsForLater(ctx, key, body.byteLength)) return;
   const compress = compressesVariants(ctx, body.byteLength);
-  await Promise.all(CONTENT_ENCODINGS.map((encoding) => putVariant(ctx, key, encoding, body, compress)));
+  // Both settled before it returns or throws: a variant still being written once a step has failed could
+  // land after the next publish's document (a server's next request runs as soon as this one ends).
+  await allSettledValues(CONTENT_ENCODINGS.map((encoding) => putVariant(ctx, key, encoding, body, compress)));
 }
 
 /**
@@ -98,7 +103,7 @@ export async function completeEncodedVariants(
     const whole = holds
       ? ((await ctx.held?.read(ctx.site, key, document)) ?? (await ctx.site.get(key)))
       : undefined;
-    await Promise.all(
+    await allSettledValues(
       missing.map(async (encoding) => {
         const variant = encodedVariantKey(key, encoding);
         if (whole) await putVariant(ctx, key, encoding, whole.body, compress);

@@ -213,6 +213,30 @@ describe.each(modes)('with the index documents %s', (_, mode) => {
       expectVariantsBound(registry, true);
     });
 
+    it('has written or given up every variant once it fails: none lands after the next publish', async () => {
+      const registry = await registryFor(mode);
+      const context = { ...registry.context, compressionThresholdBytes: 100 };
+      await publish({ ...context, compressLater: true }, registry, 'demo-plugin', '1.0.0');
+      // One coding fails while the other is slow to be written.
+      const put = registry.site.put.bind(registry.site);
+      let failing = true;
+      registry.site.put = async (key, body, options) => {
+        if (failing && key === encodedVariantKey(INDEX_JSON_KEY, 'gzip')) throw new Error('the disk is full');
+        if (failing && key === encodedVariantKey(INDEX_JSON_KEY, 'br'))
+          await new Promise((resolve) => setTimeout(resolve, 200));
+        return put(key, body, options);
+      };
+      await expect(completeEncodedVariants(context)).rejects.toThrow('the disk is full');
+      failing = false;
+      // A server's next request runs as soon as the failed one ends: its publish deletes the variants before
+      // it writes the new document, and a variant of the old one written later would be another generation's.
+      await publish({ ...context, compressLater: true }, registry, 'other-plugin', '0.1.0');
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(registry.site.objects.has(encodedVariantKey(INDEX_JSON_KEY, 'br'))).toBe(false);
+      await completeEncodedVariants(context);
+      expectVariantsBound(registry, true);
+    });
+
     it('makes only the variant that is missing, and those of a registry published before variants', async () => {
       const registry = await registryFor(mode);
       const context = { ...registry.context, compressionThresholdBytes: 100 };
