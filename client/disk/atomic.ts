@@ -93,10 +93,10 @@ async function ageMs(path: string): Promise<number> {
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
- * Runs `fn` holding the lock file `lock` (O_EXCL, holding this PID). A lock whose PID is no longer running
- * is stale (a killed process) and is broken; a live one is waited for, up to `timeoutMs`, then `busy`
- * names the holder. The client locks `<target>.lock` beside what it edits; the local registry locks its
- * folder with the same code.
+ * Runs `fn` holding the lock file `lock` (O_EXCL, holding this PID and a token of this holder's own). A lock
+ * whose PID is no longer running is stale (a killed process) and is broken; a live one is waited for, up to
+ * `timeoutMs`, then `busy` names the holder. The client locks `<target>.lock` beside what it edits; the
+ * local registry locks its folder with the same code.
  */
 export async function withLockFile<T>(
   lock: string,
@@ -105,10 +105,13 @@ export async function withLockFile<T>(
 ): Promise<T> {
   const deadline = Date.now() + (options.timeoutMs ?? 30_000);
   await mkdir(dirname(lock), { recursive: true });
+  // The PID first (what another process judges a lock by), then a token: two holders in one process, and a
+  // lock taken again since, are told apart.
+  const mine = `${process.pid}\n${randomBytes(8).toString('hex')}`;
   for (let wait = 5; ; wait = Math.min(wait * 2, 200)) {
     try {
       const handle = await open(lock, 'wx');
-      await handle.writeFile(String(process.pid));
+      await handle.writeFile(mine);
       await handle.close();
       break;
     } catch (error) {
@@ -121,9 +124,9 @@ export async function withLockFile<T>(
       const stale = Number.isInteger(holder)
         ? !processAlive(holder)
         : content === '' && (await ageMs(lock)) > EMPTY_LOCK_STALE_MS;
+      if (stale && (await breakStale(lock, content))) continue;
       if (stale) {
-        // Broken only if it still holds what was judged: another waiter may have broken it and taken its own.
-        if ((await readTextIfExists(lock)) === content) await rm(lock, { force: true });
+        await sleep(wait); // another waiter is breaking it
         continue;
       }
       if (Date.now() > deadline) throw options.busy(Number.isInteger(holder) ? String(holder) : '(unknown)');
@@ -133,7 +136,37 @@ export async function withLockFile<T>(
   try {
     return await fn();
   } finally {
-    await rm(lock, { force: true });
+    // Only this holder's own lock: never one another holder took (this one's was broken as stale).
+    if ((await readTextIfExists(lock)) === mine) await rm(lock, { force: true });
+  }
+}
+
+/** A breaker's own lock older than this was left by a waiter killed while breaking (which takes a few ms). */
+const BREAKING_STALE_MS = 10_000;
+
+/**
+ * Breaks the stale lock that held `judged`, and no other; false when another waiter is breaking it. One waiter
+ * at a time breaks a lock, holding `<lock>.breaking` (O_EXCL): while it reads the lock and removes it, the
+ * lock can be no other than the stale one, as only a breaker removes another's lock and no lock can be taken
+ * while one is there. (Two waiters that judged it stale each removed it: the second, the lock the first had
+ * taken since.)
+ */
+async function breakStale(lock: string, judged: string): Promise<boolean> {
+  const breaking = `${lock}.breaking`;
+  let handle: Awaited<ReturnType<typeof open>>;
+  try {
+    handle = await open(breaking, 'wx');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    if ((await ageMs(breaking)) > BREAKING_STALE_MS) await rm(breaking, { force: true });
+    return false;
+  }
+  try {
+    await handle.close();
+    if ((await readTextIfExists(lock)) === judged) await rm(lock, { force: true });
+    return true;
+  } finally {
+    await rm(breaking, { force: true });
   }
 }
 
