@@ -22,7 +22,7 @@ import { CACHE_PRIVATE, moveObject } from '../store.ts';
 import { acceptedInfo } from './actions.ts';
 import type { PipelineContext } from './context.ts';
 import type { AcceptedAction, BatchItem, Evaluation } from './evaluate.ts';
-import { BATCH_WRITE_CONCURRENCY } from './site-writer.ts';
+import { BATCH_WRITE_CONCURRENCY, readJson } from './site-writer.ts';
 
 export type SubmissionStatus = 'accepted' | 'already-published' | 'rejected';
 
@@ -141,6 +141,19 @@ export function outcomeOf(item: BatchItem, batch: BatchRecord): SubmissionOutcom
 
 const encoder = new TextEncoder();
 
+/** The outcome recorded for `upload` (its id, its bytes) when it says accepted, else undefined. */
+async function acceptanceRecorded(
+  ctx: PipelineContext,
+  upload: BatchItem['upload'],
+): Promise<SubmissionOutcome | undefined> {
+  const recorded = await readJson<SubmissionOutcome>(ctx.intake, statusKey(upload.id));
+  return recorded?.status === 'accepted' &&
+    recorded.id === upload.id &&
+    recorded.submission_sha256 === upload.sha256
+    ? recorded
+    : undefined;
+}
+
 /**
  * Records every submission's outcome, then moves it out of incoming/ to processed/ or rejected/ (a rename
  * where the store can, else a copy, as a stream when it was too large to read, and a delete). Returns the
@@ -154,12 +167,17 @@ export async function recordOutcomes(
   // Each submission's record is its own: recorded side by side, each in its order (outcome, copy, delete).
   return mapLimited(items, BATCH_WRITE_CONCURRENCY, async (item) => {
     const { upload } = item;
-    const outcome = outcomeOf(item, batch);
+    // A run that died after it recorded this very upload's acceptance, before it moved the upload: the retry
+    // finds its version published (by this upload), and the record of its acceptance stands.
+    const recorded =
+      item.evaluation.kind === 'already-published' ? await acceptanceRecorded(ctx, upload) : undefined;
+    const outcome = recorded ?? outcomeOf(item, batch);
     // Plain JSON.stringify: an outcome must be recordable whatever text a rejected manifest held.
-    await ctx.intake.put(statusKey(upload.id), encoder.encode(`${JSON.stringify(outcome, null, 2)}\n`), {
-      contentType: 'application/json',
-      cacheControl: CACHE_PRIVATE,
-    });
+    if (!recorded)
+      await ctx.intake.put(statusKey(upload.id), encoder.encode(`${JSON.stringify(outcome, null, 2)}\n`), {
+        contentType: 'application/json',
+        cacheControl: CACHE_PRIVATE,
+      });
     // An action (a JSON envelope) is kept as what it is; anything else as the bundle it was taken for.
     const json = upload.kind === 'read' && isJsonSubmission(upload.bytes);
     const extension = json ? 'json' : 'tgz';

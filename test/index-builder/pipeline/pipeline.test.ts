@@ -400,6 +400,34 @@ describe('when the same submission comes again', () => {
     expect(registry.site.fingerprint()).toEqual(before);
   });
 
+  it('keeps the acceptance a run recorded before it died, short of moving the upload', async () => {
+    const registry = await makeRegistry();
+    const keys = await registry.submit(await makeBundle());
+    // The run dies as it moves the upload out of incoming/, after its outcome is recorded.
+    const remove = registry.intake.delete.bind(registry.intake);
+    let dying = true;
+    registry.intake.delete = async (key) => {
+      if (dying && key.startsWith('incoming/')) throw new StoreError('STORE_IO', key, 'the run died');
+      return remove(key);
+    };
+    await expect(processSubmissions(registry.context, keys)).rejects.toThrow('the run died');
+    const statusKeys = [...registry.intake.objects.keys()].filter((key) => key.startsWith('status/'));
+    expect(statusKeys).toHaveLength(1);
+    const recorded = JSON.parse(
+      new TextDecoder().decode(registry.intake.objects.get(statusKeys[0] as string)?.body),
+    );
+    expect(recorded).toMatchObject({ status: 'accepted', generation: 1 });
+    dying = false;
+    // The retry finds the version published by this very upload: its record stands (it said
+    // already-published, without the generation and log entry that published it).
+    const retried = await processSubmissions(registry.context, keys);
+    expect(retried.outcomes).toEqual([recorded]);
+    expect(
+      JSON.parse(new TextDecoder().decode(registry.intake.objects.get(statusKeys[0] as string)?.body)),
+    ).toEqual(recorded);
+    expect([...registry.intake.objects.keys()].filter((key) => key.startsWith('incoming/'))).toEqual([]);
+  });
+
   it('accepts a re-signed bundle of the same manifest bytes as the same version', async () => {
     const registry = await makeRegistry();
     await publish(registry, await makeBundle());
