@@ -125,10 +125,7 @@ export async function withLockFile<T>(
         ? !processAlive(holder)
         : content === '' && (await ageMs(lock)) > EMPTY_LOCK_STALE_MS;
       if (stale && (await breakStale(lock, content))) continue;
-      if (stale) {
-        await sleep(wait); // another waiter is breaking it
-        continue;
-      }
+      // Held, or being broken by another waiter: waited for alike.
       if (Date.now() > deadline) throw options.busy(Number.isInteger(holder) ? String(holder) : '(unknown)');
       await sleep(wait);
     }
