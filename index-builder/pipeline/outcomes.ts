@@ -146,7 +146,11 @@ async function acceptanceRecorded(
   ctx: PipelineContext,
   upload: BatchItem['upload'],
 ): Promise<SubmissionOutcome | undefined> {
-  const recorded = await readJson<SubmissionOutcome>(ctx.intake, statusKey(upload.id));
+  // A record that does not parse (changed by hand) is recorded again, as one that is not there.
+  const recorded = await readJson<SubmissionOutcome>(ctx.intake, statusKey(upload.id)).catch((error) => {
+    if (error instanceof SyntaxError) return undefined;
+    throw error;
+  });
   return recorded?.status === 'accepted' &&
     recorded.id === upload.id &&
     recorded.submission_sha256 === upload.sha256

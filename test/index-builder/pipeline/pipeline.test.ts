@@ -428,6 +428,31 @@ describe('when the same submission comes again', () => {
     expect([...registry.intake.objects.keys()].filter((key) => key.startsWith('incoming/'))).toEqual([]);
   });
 
+  it('records again a record of that acceptance that does not parse (changed by hand)', async () => {
+    const registry = await makeRegistry();
+    const keys = await registry.submit(await makeBundle());
+    const remove = registry.intake.delete.bind(registry.intake);
+    let dying = true;
+    registry.intake.delete = async (key) => {
+      if (dying && key.startsWith('incoming/')) throw new StoreError('STORE_IO', key, 'the run died');
+      return remove(key);
+    };
+    await expect(processSubmissions(registry.context, keys)).rejects.toThrow('the run died');
+    const [statusKey] = [...registry.intake.objects.keys()].filter((key) => key.startsWith('status/'));
+    await registry.intake.put(statusKey as string, encode('{ not json'), {
+      contentType: 'application/json',
+      cacheControl: 'private',
+    });
+    dying = false;
+    const retried = await processSubmissions(registry.context, keys);
+    expect(retried.outcomes.map((o) => o.status)).toEqual(['already-published']);
+    const rewritten = JSON.parse(
+      new TextDecoder().decode(registry.intake.objects.get(statusKey as string)?.body),
+    );
+    expect(rewritten).toMatchObject({ status: 'already-published' });
+    expect([...registry.intake.objects.keys()].filter((key) => key.startsWith('incoming/'))).toEqual([]);
+  });
+
   it('accepts a re-signed bundle of the same manifest bytes as the same version', async () => {
     const registry = await makeRegistry();
     await publish(registry, await makeBundle());
