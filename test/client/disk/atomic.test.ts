@@ -23,24 +23,29 @@ async function deadPid(): Promise<number> {
   return child.pid as number;
 }
 
+/** How many of `holders`, all wanting `lock` at once and each holding it `ms`, ever held it together. */
+async function mostAtOnce(lock: string, holders: number, ms: number): Promise<number> {
+  let inside = 0;
+  let most = 0;
+  const hold = () =>
+    withLockFile(
+      lock,
+      async () => {
+        inside += 1;
+        most = Math.max(most, inside);
+        await new Promise((resolve) => setTimeout(resolve, ms));
+        inside -= 1;
+      },
+      { busy },
+    );
+  await Promise.all(Array.from({ length: holders }, hold));
+  return most;
+}
+
 describe('when two holders want one lock', () => {
   it('runs them one after the other, never together', async () => {
     const lock = path.join(dir, 'turns.lock');
-    let inside = 0;
-    let most = 0;
-    const hold = () =>
-      withLockFile(
-        lock,
-        async () => {
-          inside += 1;
-          most = Math.max(most, inside);
-          await new Promise((resolve) => setTimeout(resolve, 20));
-          inside -= 1;
-        },
-        { busy },
-      );
-    await Promise.all([hold(), hold(), hold()]);
-    expect(most).toBe(1);
+    expect(await mostAtOnce(lock, 3, 20)).toBe(1);
     await expect(stat(lock)).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
@@ -62,21 +67,7 @@ describe('when two holders want one lock', () => {
     const dead = String(await deadPid());
     for (let round = 0; round < 20; round++) {
       await writeFile(lock, dead);
-      let inside = 0;
-      let most = 0;
-      const hold = () =>
-        withLockFile(
-          lock,
-          async () => {
-            inside += 1;
-            most = Math.max(most, inside);
-            await new Promise((resolve) => setTimeout(resolve, 2));
-            inside -= 1;
-          },
-          { busy },
-        );
-      await Promise.all(Array.from({ length: 8 }, hold));
-      expect(most, `round ${round}`).toBe(1);
+      expect(await mostAtOnce(lock, 8, 2), `round ${round}`).toBe(1);
       await expect(stat(lock)).rejects.toMatchObject({ code: 'ENOENT' });
       expect((await readdir(dir)).filter((name) => name.startsWith('broken.lock.'))).toEqual([]);
     }

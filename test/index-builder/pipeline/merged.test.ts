@@ -142,15 +142,7 @@ describe.each([
     ],
     [
       "another generation's (search.json with one plugin more, as a run that died before its order file)",
-      (registry: TestRegistry) => {
-        const search = JSON.parse(text(registry, SEARCH_KEY)) as { plugins: { name: string }[] };
-        search.plugins.unshift({ ...(search.plugins[0] as { name: string }), name: 'a-plugin' });
-        const object = registry.site.objects.get(SEARCH_KEY);
-        void registry.site.put(SEARCH_KEY, Buffer.from(JSON.stringify(search)), {
-          contentType: object?.contentType ?? 'application/json',
-          cacheControl: object?.cacheControl ?? 'no-cache',
-        });
-      },
+      (registry: TestRegistry) => void oneMoreFirst(registry),
     ],
     ['without its order file', (registry: TestRegistry) => registry.intake.objects.delete(CATALOG_ORDER_KEY)],
     [
@@ -187,13 +179,7 @@ describe("when a streamed search.json is not the recorded one past the home page
     // More plugins than the home page lists, so its rows are read from the head alone.
     const names = Array.from({ length: 60 }, (_, i) => `p${String(i).padStart(2, '0')}-plugin`);
     await publish(...names.map((name): [string, string] => [name, '1.0.0']))(registry, context);
-    const search = JSON.parse(text(registry, SEARCH_KEY)) as { plugins: { name: string }[] };
-    search.plugins.unshift({ ...(search.plugins[0] as { name: string }), name: 'a-plugin' });
-    const object = registry.site.objects.get(SEARCH_KEY);
-    await registry.site.put(SEARCH_KEY, Buffer.from(JSON.stringify(search)), {
-      contentType: object?.contentType ?? 'application/json',
-      cacheControl: object?.cacheControl ?? 'no-cache',
-    });
+    await oneMoreFirst(registry);
     cold(registry);
     await publish(['zz-plugin', '1.0.0'])(registry, context);
     const published = JSON.parse(text(registry, SEARCH_KEY)) as { plugins: { name: string }[] };
@@ -204,6 +190,20 @@ describe("when a streamed search.json is not the recorded one past the home page
     ).not.toThrow();
   });
 });
+
+/**
+ * Rewrites search.json as another generation's rendering would be, with one plugin more before the others
+ * (a run that died after it wrote the document, before its order file).
+ */
+async function oneMoreFirst(registry: TestRegistry): Promise<void> {
+  const search = JSON.parse(text(registry, SEARCH_KEY)) as { plugins: { name: string }[] };
+  search.plugins.unshift({ ...(search.plugins[0] as { name: string }), name: 'a-plugin' });
+  const object = registry.site.objects.get(SEARCH_KEY);
+  await registry.site.put(SEARCH_KEY, Buffer.from(JSON.stringify(search)), {
+    contentType: object?.contentType ?? 'application/json',
+    cacheControl: object?.cacheControl ?? 'no-cache',
+  });
+}
 
 /** Rewrites an object with other bytes of the same size, as a hand edit would (a store's ETag follows). */
 function spoil(store: TestRegistry | TestRegistry['intake'], key: string): void {

@@ -389,6 +389,20 @@ describe('when versions accumulate', () => {
   });
 });
 
+/**
+ * Runs a batch that dies as it moves its uploads out of incoming/, after their outcomes are recorded; the
+ * next run of the registry's store moves them.
+ */
+async function diesMovingTheUpload(registry: TestRegistry, keys: string[]): Promise<void> {
+  const remove = registry.intake.delete.bind(registry.intake);
+  registry.intake.delete = async (key) => {
+    if (key.startsWith('incoming/')) throw new StoreError('STORE_IO', key, 'the run died');
+    return remove(key);
+  };
+  await expect(processSubmissions(registry.context, keys)).rejects.toThrow('the run died');
+  registry.intake.delete = remove;
+}
+
 describe('when the same submission comes again', () => {
   it('is an idempotent success and changes nothing published', async () => {
     const registry = await makeRegistry();
@@ -404,20 +418,13 @@ describe('when the same submission comes again', () => {
     const registry = await makeRegistry();
     const keys = await registry.submit(await makeBundle());
     // The run dies as it moves the upload out of incoming/, after its outcome is recorded.
-    const remove = registry.intake.delete.bind(registry.intake);
-    let dying = true;
-    registry.intake.delete = async (key) => {
-      if (dying && key.startsWith('incoming/')) throw new StoreError('STORE_IO', key, 'the run died');
-      return remove(key);
-    };
-    await expect(processSubmissions(registry.context, keys)).rejects.toThrow('the run died');
+    await diesMovingTheUpload(registry, keys);
     const statusKeys = [...registry.intake.objects.keys()].filter((key) => key.startsWith('status/'));
     expect(statusKeys).toHaveLength(1);
     const recorded = JSON.parse(
       new TextDecoder().decode(registry.intake.objects.get(statusKeys[0] as string)?.body),
     );
     expect(recorded).toMatchObject({ status: 'accepted', generation: 1 });
-    dying = false;
     // The retry finds the version published by this very upload: its record stands (it said
     // already-published, without the generation and log entry that published it).
     const retried = await processSubmissions(registry.context, keys);
@@ -431,19 +438,12 @@ describe('when the same submission comes again', () => {
   it('records again a record of that acceptance that does not parse (changed by hand)', async () => {
     const registry = await makeRegistry();
     const keys = await registry.submit(await makeBundle());
-    const remove = registry.intake.delete.bind(registry.intake);
-    let dying = true;
-    registry.intake.delete = async (key) => {
-      if (dying && key.startsWith('incoming/')) throw new StoreError('STORE_IO', key, 'the run died');
-      return remove(key);
-    };
-    await expect(processSubmissions(registry.context, keys)).rejects.toThrow('the run died');
+    await diesMovingTheUpload(registry, keys);
     const [statusKey] = [...registry.intake.objects.keys()].filter((key) => key.startsWith('status/'));
     await registry.intake.put(statusKey as string, encode('{ not json'), {
       contentType: 'application/json',
       cacheControl: 'private',
     });
-    dying = false;
     const retried = await processSubmissions(registry.context, keys);
     expect(retried.outcomes.map((o) => o.status)).toEqual(['already-published']);
     const rewritten = JSON.parse(
