@@ -265,7 +265,11 @@ export function requestOutcome(connection: net.Socket, request: ServiceRequest):
         const message = parsed.error?.message ?? 'no outcome';
         reject(
           CLI_CODES.has(code)
-            ? new CliError(code as CliErrorCode, message)
+            ? // The upload is under incoming/ already: the server's watcher takes it once it can.
+              new CliError(
+                code as CliErrorCode,
+                `${message}; the upload stays at ${request.key}, for the server's next poll`,
+              )
             : gone(`refused it (${code || 'SERVICE_ERROR'}: ${message})`),
         );
       }

@@ -461,6 +461,10 @@ describe('when no server answers at the registry', () => {
         const failed = requestOutcome(connection, { key: 'incoming/x.tgz', sha256: 'c'.repeat(64) });
         await expect(failed).rejects.toBeInstanceOf(CliError);
         await expect(failed).rejects.toMatchObject({ code, message: expect.stringContaining(message) });
+        // Whatever the server said, the upload it was asked for stays under incoming/, and the command says so.
+        await expect(failed).rejects.toMatchObject({
+          message: expect.stringContaining('stays at incoming/x.tgz'),
+        });
         connection.destroy();
       } finally {
         await new Promise<void>((resolve) => standIn.close(() => resolve()));
