@@ -41,6 +41,7 @@ import type { AcceptedAction, ActionInfo, BatchItem, BatchView, Evaluation, Judg
 import { rejected } from './evaluate.ts';
 import type { Upload } from './intake.ts';
 import type { LogWriter } from './log-writer.ts';
+import type { SubmissionOutcome } from './outcomes.ts';
 import { type AddedVersion, mergePluginDocument } from './plugin-document.ts';
 import { readJson } from './site-writer.ts';
 
@@ -89,10 +90,16 @@ async function namedKey(
   return { key: { fingerprint: read.key.fingerprint, fingerprints: read.key.fingerprints } };
 }
 
-/** Has this submission's accepted outcome been recorded (a run that died after it, or the same upload again)? */
-async function outcomeRecorded(ctx: PipelineContext, id: string): Promise<boolean> {
-  const outcome = await readJson<{ status?: string }>(ctx.intake, statusKey(id));
-  return outcome?.status === 'accepted';
+/**
+ * The outcome recorded for submission `id` when it says accepted (a run that died after it recorded it, or
+ * the same upload again), else undefined.
+ */
+export async function acceptedOutcome(
+  ctx: PipelineContext,
+  id: string,
+): Promise<SubmissionOutcome | undefined> {
+  const outcome = await readJson<SubmissionOutcome>(ctx.intake, statusKey(id));
+  return outcome?.status === 'accepted' ? outcome : undefined;
 }
 
 /**
@@ -137,7 +144,7 @@ async function replayOrResume(
   };
   if (marker) {
     if (marker.submission !== upload.id) return replayed();
-    const finished = await outcomeRecorded(ctx, upload.id);
+    const finished = (await acceptedOutcome(ctx, upload.id)) !== undefined;
     return resume(
       { seq: marker.seq, time: marker.time, ...(finished ? { finished } : {}) },
       marker.signer,

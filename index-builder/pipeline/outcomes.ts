@@ -19,10 +19,10 @@ import {
 import { mapLimited } from '../limited.ts';
 import { ociArtifactUrl } from '../oci.ts';
 import { CACHE_PRIVATE, moveObject } from '../store.ts';
-import { acceptedInfo } from './actions.ts';
+import { acceptedInfo, acceptedOutcome } from './actions.ts';
 import type { PipelineContext } from './context.ts';
 import type { AcceptedAction, BatchItem, Evaluation } from './evaluate.ts';
-import { BATCH_WRITE_CONCURRENCY, readJson } from './site-writer.ts';
+import { BATCH_WRITE_CONCURRENCY } from './site-writer.ts';
 
 export type SubmissionStatus = 'accepted' | 'already-published' | 'rejected';
 
@@ -141,21 +141,17 @@ export function outcomeOf(item: BatchItem, batch: BatchRecord): SubmissionOutcom
 
 const encoder = new TextEncoder();
 
-/** The outcome recorded for `upload` (its id, its bytes) when it says accepted, else undefined. */
+/** The acceptance recorded for `upload` (its id, its bytes), else undefined. */
 async function acceptanceRecorded(
   ctx: PipelineContext,
   upload: BatchItem['upload'],
 ): Promise<SubmissionOutcome | undefined> {
   // A record that does not parse (changed by hand) is recorded again, as one that is not there.
-  const recorded = await readJson<SubmissionOutcome>(ctx.intake, statusKey(upload.id)).catch((error) => {
+  const recorded = await acceptedOutcome(ctx, upload.id).catch((error) => {
     if (error instanceof SyntaxError) return undefined;
     throw error;
   });
-  return recorded?.status === 'accepted' &&
-    recorded.id === upload.id &&
-    recorded.submission_sha256 === upload.sha256
-    ? recorded
-    : undefined;
+  return recorded?.id === upload.id && recorded.submission_sha256 === upload.sha256 ? recorded : undefined;
 }
 
 /**

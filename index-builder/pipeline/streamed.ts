@@ -65,8 +65,9 @@ class Channel implements AsyncIterable<Uint8Array> {
   }
 
   /**
-   * Closes it from the reading side: its reader's write failed, maybe before it read a chunk (a store that
-   * fails at once), so nothing will take what is queued, and the rendering must not wait for room.
+   * Closes it from the reading side: its reader stopped, or its write failed, maybe before it read a chunk
+   * (a store that fails at once), so nothing will take what is queued, and the rendering must not wait for
+   * room.
    */
   close(): void {
     this.#closed = true;
@@ -102,9 +103,7 @@ class Channel implements AsyncIterable<Uint8Array> {
           });
       }
     } finally {
-      this.#closed = true;
-      this.#queue.length = 0;
-      this.#wake('writer');
+      this.close();
     }
   }
 }
