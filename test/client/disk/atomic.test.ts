@@ -83,6 +83,19 @@ describe('when two holders want one lock', () => {
     await expect(stat(`${lock}.breaking`)).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
+  it('waits for a stale lock another waiter is breaking within the deadline, then names its holder', async () => {
+    const lock = path.join(dir, 'being-broken.lock');
+    const dead = String(await deadPid());
+    await writeFile(lock, dead);
+    // Another waiter's breaker, just taken: this one waits, as for a held lock, rather than past its deadline.
+    await writeFile(`${lock}.breaking`, '');
+    const started = Date.now();
+    const waited = withLockFile(lock, async () => 'ran', { busy, timeoutMs: 200 });
+    await expect(waited).rejects.toMatchObject({ code: 'BUSY', message: `busy: ${dead}` });
+    expect(Date.now() - started).toBeLessThan(5_000);
+    await rm(`${lock}.breaking`);
+  });
+
   it('waits for a live holder, then names it', async () => {
     const live = path.join(dir, 'live.lock');
     await writeFile(live, String(process.pid));

@@ -7,6 +7,7 @@
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { COMPRESSION_THRESHOLD_BYTES } from '../../../index-builder/compression.ts';
+import { StoreError } from '../../../index-builder/errors.ts';
 import {
   CONTENT_ENCODINGS,
   type ContentEncoding,
@@ -221,12 +222,15 @@ describe.each(modes)('with the index documents %s', (_, mode) => {
       const put = registry.site.put.bind(registry.site);
       let failing = true;
       registry.site.put = async (key, body, options) => {
-        if (failing && key === encodedVariantKey(INDEX_JSON_KEY, 'gzip')) throw new Error('the disk is full');
+        if (failing && key === encodedVariantKey(INDEX_JSON_KEY, 'gzip'))
+          throw new StoreError('STORE_IO', key, 'the disk is full');
         if (failing && key === encodedVariantKey(INDEX_JSON_KEY, 'br'))
           await new Promise((resolve) => setTimeout(resolve, 200));
         return put(key, body, options);
       };
-      await expect(completeEncodedVariants(context)).rejects.toThrow('the disk is full');
+      const failed = completeEncodedVariants(context);
+      await expect(failed).rejects.toBeInstanceOf(StoreError);
+      await expect(failed).rejects.toMatchObject({ code: 'STORE_IO', message: 'the disk is full' });
       failing = false;
       // A server's next request runs as soon as the failed one ends: its publish deletes the variants before
       // it writes the new document, and a variant of the old one written later would be another generation's.

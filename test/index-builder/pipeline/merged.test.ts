@@ -8,6 +8,7 @@
 import { Buffer } from 'node:buffer';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { forgetBins, JOURNAL_MAX_ENTRIES } from '../../../index-builder/catalog.ts';
+import { StoreError } from '../../../index-builder/errors.ts';
 import {
   CATALOG_META_KEY,
   CATALOG_ORDER_KEY,
@@ -268,7 +269,8 @@ describe.each([
     const put = registry.site.put.bind(registry.site);
     let failing = true;
     registry.site.put = async (key, body, putOptions) => {
-      if (failing && key === 'plugins/c-plugin/index.json') throw new Error('the disk is full');
+      if (failing && key === 'plugins/c-plugin/index.json')
+        throw new StoreError('STORE_IO', key, 'the disk is full');
       return put(key, body, putOptions);
     };
     const [key] = await registry.submit(
@@ -276,7 +278,9 @@ describe.each([
     );
     // The commit's writes wait for the plugin documents', and each compressed variant's write then fails
     // before it reads a chunk of the merged document: the merge must stop rather than wait for room.
-    await expect(processSubmissions(context, [key as string])).rejects.toThrow('the disk is full');
+    const failed = processSubmissions(context, [key as string]);
+    await expect(failed).rejects.toBeInstanceOf(StoreError);
+    await expect(failed).rejects.toMatchObject({ code: 'STORE_IO', message: 'the disk is full' });
     failing = false;
     const retried = await processSubmissions(context, [key as string]);
     expect(retried.outcomes.map((o) => o.status)).toEqual(['accepted']);

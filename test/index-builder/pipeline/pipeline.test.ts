@@ -399,7 +399,9 @@ async function diesMovingTheUpload(registry: TestRegistry, keys: string[]): Prom
     if (key.startsWith('incoming/')) throw new StoreError('STORE_IO', key, 'the run died');
     return remove(key);
   };
-  await expect(processSubmissions(registry.context, keys)).rejects.toThrow('the run died');
+  const died = processSubmissions(registry.context, keys);
+  await expect(died).rejects.toBeInstanceOf(StoreError);
+  await expect(died).rejects.toMatchObject({ code: 'STORE_IO', message: 'the run died' });
   registry.intake.delete = remove;
 }
 
