@@ -67,6 +67,7 @@ import { createSha256, sha256Hex } from '../index-builder/digest.ts';
 import { StoreError } from '../index-builder/errors.ts';
 import { impliedMetadata, isSafeKey, keyProblem } from '../index-builder/layout.ts';
 import type {
+  DeleteOptions,
   MoveResult,
   ObjectInfo,
   PutOptions,
@@ -645,7 +646,9 @@ export class FsStore implements Store {
     });
   }
 
-  async delete(key: string): Promise<void> {
+  async delete(key: string, options?: DeleteOptions): Promise<void> {
+    // A file put under the key since it was read (another upload of that name) is left, for the next batch.
+    if (options?.ifMatch !== undefined && (await this.head(key))?.etag !== options.ifMatch) return;
     await this.#io(key, 'delete', async () => {
       const file = this.#readPath(key);
       // Body first, so there is never a body without its sidecar. Only safe keys have sidecars.
@@ -698,7 +701,13 @@ export class FsStore implements Store {
           if (!remembered || attempt > 1) return 'changed';
         }
       }
-      const stats = (unwritten && fileAsRead(temp, read, sameFile)) || movedStats(temp, options.sha256);
+      let stats: BigStats | undefined;
+      try {
+        stats = (unwritten && fileAsRead(temp, read, sameFile)) || movedStats(temp, options.sha256);
+      } catch (error) {
+        returnUpload(temp, source); // never left under the temp name, where no batch would find it
+        throw error;
+      }
       if (!stats) {
         returnUpload(temp, source);
         return 'changed';
@@ -786,15 +795,11 @@ export class FsStore implements Store {
   #hashNow(key: string): string {
     const fd = this.#openForReadSync(this.#readPath(key));
     if (fd === undefined) return '""';
-    const hash = createSha256();
-    const buffer = Buffer.allocUnsafe(STREAM_CHUNK);
     try {
-      for (let bytesRead = readSync(fd, buffer); bytesRead > 0; bytesRead = readSync(fd, buffer))
-        hash.update(buffer.subarray(0, bytesRead));
+      return etagFromSha256(sha256OfOpened(fd));
     } finally {
       closeSync(fd);
     }
-    return etagFromSha256(hash.hex());
   }
 
   /** Is `dir` missing, or is its real path outside the store's real root (a folder made a link)? */
@@ -1125,7 +1130,10 @@ function fileAsRead(
   }
 }
 
-/** The stats of a regular file moved to `temp` if it holds the bytes whose SHA-256 is `sha256`, else undefined. */
+/**
+ * The stats of a regular file moved to `temp` if it holds the bytes whose SHA-256 is `sha256`, else undefined.
+ * Hashed in pieces: it may be an upload too large to have been read whole.
+ */
 function movedStats(temp: string, sha256: string): BigStats | undefined {
   let fd: number;
   try {
@@ -1135,10 +1143,20 @@ function movedStats(temp: string, sha256: string): BigStats | undefined {
   }
   try {
     const stats = fstatSync(fd, { bigint: true });
-    return stats.isFile() && sha256Hex(readOpened(fd, stats.size)) === sha256 ? stats : undefined;
+    if (!stats.isFile()) return undefined;
+    return sha256OfOpened(fd) === sha256 ? stats : undefined;
   } finally {
     closeSync(fd);
   }
+}
+
+/** The SHA-256 (hex) of the file open at `fd`, from where it stands to its end, read in pieces. */
+function sha256OfOpened(fd: number): string {
+  const hash = createSha256();
+  const buffer = Buffer.allocUnsafe(STREAM_CHUNK);
+  for (let bytesRead = readSync(fd, buffer); bytesRead > 0; bytesRead = readSync(fd, buffer))
+    hash.update(buffer.subarray(0, bytesRead));
+  return hash.hex();
 }
 
 /**

@@ -29,6 +29,7 @@ import {
 import { StoreError } from '../index-builder/errors.ts';
 import { keyProblem } from '../index-builder/layout.ts';
 import type {
+  DeleteOptions,
   ListedObject,
   ObjectInfo,
   PutOptions,
@@ -251,6 +252,11 @@ function isNotFound(error: unknown): boolean {
   return error.name === 'NoSuchKey' || error.name === 'NotFound' || error.$metadata.httpStatusCode === 404;
 }
 
+function isPreconditionFailed(error: unknown): boolean {
+  if (!(error instanceof S3ServiceException)) return false;
+  return error.name === 'PreconditionFailed' || error.$metadata.httpStatusCode === 412;
+}
+
 export class S3Store implements Store {
   readonly #client: S3Client;
   readonly #bucket: string;
@@ -442,12 +448,17 @@ export class S3Store implements Store {
     }
   }
 
-  async delete(key: string): Promise<void> {
+  async delete(key: string, options?: DeleteOptions): Promise<void> {
     const Key = this.#objectKey(key);
+    // S3 checks `If-Match` and deletes as one step (general purpose buckets since September 2025): an upload
+    // put under the key since it was read is left, with 412 Precondition Failed.
+    const IfMatch = options?.ifMatch;
     try {
-      await this.#client.send(new DeleteObjectCommand({ Bucket: this.#bucket, Key }));
+      await this.#client.send(
+        new DeleteObjectCommand({ Bucket: this.#bucket, Key, ...(IfMatch ? { IfMatch } : {}) }),
+      );
     } catch (error) {
-      if (isNotFound(error)) return;
+      if (isNotFound(error) || (IfMatch && isPreconditionFailed(error))) return;
       this.#fail(key, 'delete', error);
     }
   }

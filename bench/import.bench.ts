@@ -9,7 +9,7 @@ import { Session } from 'node:inspector/promises';
 import { performance } from 'node:perf_hooks';
 import { openRegistry } from '../cli/local/registry.ts';
 import { processSubmissions } from '../index-builder/pipeline/index.ts';
-import type { ListedObject, PutOptions, Store } from '../index-builder/store.ts';
+import type { DeleteOptions, ListedObject, PutOptions, Store } from '../index-builder/store.ts';
 
 type Op = 'get' | 'head' | 'put' | 'getStream' | 'putStream' | 'delete' | 'move' | 'list' | 'listFolders';
 
@@ -63,9 +63,9 @@ class CountingStore implements Store {
     this.#count('putStream', key);
     return this.inner.putStream(key, body, options);
   }
-  delete(key: string) {
+  delete(key: string, options?: DeleteOptions) {
     this.#count('delete', key);
-    return this.inner.delete(key);
+    return this.inner.delete(key, options);
   }
   list(prefix: string): AsyncIterable<ListedObject> {
     this.#count('list', prefix);

@@ -19,6 +19,16 @@ export interface PutOptions {
   readonly contentEncoding?: string;
 }
 
+/** How `Store.delete` deletes. */
+export interface DeleteOptions {
+  /**
+   * Delete only the object whose ETag (as `get`, `head` or a listing gave it) is this one: an object put
+   * under the key since it was read is left where it is, and that is not an error. An upload replaced under
+   * its name while a batch took the former one is the next batch's, and must not be deleted with it.
+   */
+  readonly ifMatch?: string;
+}
+
 /** What a listing tells about an object (S3's ListObjectsV2 gives no more without a request per key). */
 export interface ListedObject {
   readonly key: string;
@@ -70,8 +80,8 @@ export interface Store {
    * the stream has ended.
    */
   putStream(key: string, body: AsyncIterable<Uint8Array>, options: PutOptions): Promise<void>;
-  /** Deleting a missing key is not an error. */
-  delete(key: string): Promise<void>;
+  /** Deleting a missing key is not an error; nor is an object left by `options.ifMatch`. */
+  delete(key: string, options?: DeleteOptions): Promise<void>;
   /**
    * Moves the object at `from` to `to`, with `options`' metadata, if it still holds the bytes the caller read
    * from it, whose SHA-256 is `options.sha256`: 'moved'; 'changed' when it holds other bytes (put there
@@ -136,23 +146,31 @@ export function contentTypeFor(key: string): string {
 // gets an outcome. Each store says which names it can hold (`isReadableKey` in the filesystem store); keys of
 // the registry's own making pass both checks.
 
+/** What a caller read of an object it moves: its bytes, their SHA-256 (hex), and its ETag then. */
+export interface ReadObject {
+  readonly bytes: Uint8Array;
+  readonly sha256: string;
+  readonly etag: string;
+}
+
 /**
- * Moves `body`, read from `from`, to `to` (`Store.move`), or puts it there and deletes `from` for a store
- * that cannot move. An object at `from` that is no longer `body` (another upload under the same name, made
- * since) is left where it is: only the bytes read are moved or written.
- * @example await moveObject(intake, 'incoming/a.tgz', 'processed/a-1f2e.tgz', bytes, { ...options, sha256 });
+ * Moves `read`, the object read from `from`, to `to` (`Store.move`), or puts its bytes there and deletes
+ * `from` for a store that cannot move, only while `from` still has the ETag read. An object at `from` that is
+ * no longer the one read (another upload under the same name, made since) is left where it is: only the
+ * bytes read are moved or written.
+ * @example await moveObject(intake, 'incoming/a.tgz', 'processed/a-1f2e.tgz', { bytes, sha256, etag }, options);
  */
 export async function moveObject(
   store: Store,
   from: string,
   to: string,
-  body: Uint8Array,
-  options: PutOptions & { readonly sha256: string },
+  read: ReadObject,
+  options: PutOptions,
 ): Promise<void> {
-  const moved = store.move ? await store.move(from, to, options) : 'cannot';
+  const moved = store.move ? await store.move(from, to, { ...options, sha256: read.sha256 }) : 'cannot';
   if (moved === 'moved') return;
-  await store.put(to, body, options);
-  if (moved === 'cannot') await store.delete(from);
+  await store.put(to, read.bytes, { ...options, sha256: read.sha256 });
+  if (moved === 'cannot') await store.delete(from, { ifMatch: read.etag });
 }
 
 /** Reads every object of a listing into an array (for small prefixes). */

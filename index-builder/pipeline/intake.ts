@@ -22,6 +22,8 @@ export type Upload =
       readonly id: string;
       readonly sha256: string;
       readonly bytes: Uint8Array;
+      /** Its ETag as read: it leaves `incoming/` only while it has this one (`moveObject`). */
+      readonly etag: string;
     }
   | {
       /** Refused by its size, never read into memory: moved out of incoming/ as a stream. */
@@ -29,6 +31,8 @@ export type Upload =
       readonly key: string;
       readonly id: string;
       readonly sha256: string;
+      /** Its ETag as hashed: it leaves `incoming/` only while it has this one. */
+      readonly etag: string;
       readonly problem: Problem;
     };
 
@@ -148,12 +152,30 @@ async function readUpload(
     const stream = await ctx.intake.getStream(key);
     if (!stream) return undefined;
     const sha256 = await streamSha256(stream.body).finally(() => stream.cancel());
-    return { kind: 'too-large', key, id: submissionIdFromDigest(key, sha256), sha256, problem: tooLarge };
+    const { etag } = stream;
+    return {
+      kind: 'too-large',
+      key,
+      id: submissionIdFromDigest(key, sha256),
+      sha256,
+      etag,
+      problem: tooLarge,
+    };
   }
   const object = await ctx.intake.get(key);
   if (!object) return undefined; // already handled by an earlier (redelivered) run
   const sha256 = sha256Hex(object.body);
-  return { kind: 'read', key, id: submissionIdFromDigest(key, sha256), sha256, bytes: object.body };
+  return {
+    kind: 'read',
+    key,
+    id: submissionIdFromDigest(key, sha256),
+    sha256,
+    bytes: object.body,
+    // Asked for only when the store cannot move it: the local store hashes a file's ETag when first asked.
+    get etag() {
+      return object.etag;
+    },
+  };
 }
 
 /**

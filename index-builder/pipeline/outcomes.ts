@@ -18,10 +18,11 @@ import {
 } from '../layout.ts';
 import { mapLimited } from '../limited.ts';
 import { ociArtifactUrl } from '../oci.ts';
-import { CACHE_PRIVATE, moveObject } from '../store.ts';
+import { CACHE_PRIVATE, moveObject, type PutOptions } from '../store.ts';
 import { acceptedInfo, acceptedOutcome } from './actions.ts';
 import type { PipelineContext } from './context.ts';
 import type { AcceptedAction, BatchItem, Evaluation } from './evaluate.ts';
+import type { Upload } from './intake.ts';
 import { BATCH_WRITE_CONCURRENCY } from './site-writer.ts';
 
 export type SubmissionStatus = 'accepted' | 'already-published' | 'rejected';
@@ -188,16 +189,33 @@ export async function recordOutcomes(
       cacheControl: CACHE_PRIVATE,
     };
     if (upload.kind === 'read') {
-      await moveObject(ctx.intake, upload.key, destination, upload.bytes, {
-        ...options,
-        sha256: upload.sha256,
-      });
-    } else {
-      const stream = await ctx.intake.getStream(upload.key);
-      if (stream)
-        await ctx.intake.putStream(destination, stream.body, options).finally(() => stream.cancel());
-      await ctx.intake.delete(upload.key);
-    }
+      await moveObject(ctx.intake, upload.key, destination, upload, options);
+    } else await moveTooLarge(ctx, upload, destination, options);
     return outcome;
   });
+}
+
+/**
+ * Moves an upload too large to have been read: by the store's move, which checks its digest, else copied as a
+ * stream and deleted, each only while it is the upload hashed (its ETag). Another upload put under its name
+ * since is left in `incoming/` for the next batch; the one hashed is then gone, and its outcome stands.
+ */
+async function moveTooLarge(
+  ctx: PipelineContext,
+  upload: Extract<Upload, { kind: 'too-large' }>,
+  destination: string,
+  options: PutOptions,
+): Promise<void> {
+  const moved = ctx.intake.move
+    ? await ctx.intake.move(upload.key, destination, { ...options, sha256: upload.sha256 })
+    : 'cannot';
+  if (moved !== 'cannot') return;
+  const stream = await ctx.intake.getStream(upload.key);
+  if (!stream) return;
+  if (stream.etag !== upload.etag) {
+    stream.cancel();
+    return;
+  }
+  await ctx.intake.putStream(destination, stream.body, options).finally(() => stream.cancel());
+  await ctx.intake.delete(upload.key, { ifMatch: upload.etag });
 }

@@ -14,6 +14,7 @@ import {
   CACHE_IMMUTABLE,
   CACHE_MUTABLE,
   contentTypeFor,
+  type DeleteOptions,
   listFolders,
   type PutOptions,
   type Store,
@@ -53,9 +54,9 @@ export class WriteLog implements Store {
     if (options.cacheControl !== CACHE_IMMUTABLE) this.#keys.add(key);
   }
 
-  delete(key: string) {
+  delete(key: string, options?: DeleteOptions) {
     this.#keys.add(key);
-    return this.inner.delete(key);
+    return this.inner.delete(key, options);
   }
 
   list(prefix: string) {
@@ -99,9 +100,9 @@ export function writingAfter(store: Store, before: Promise<void>): Store {
       await before;
       await store.putStream(key, body, options);
     },
-    async delete(key) {
+    async delete(key, options) {
       await before;
-      await store.delete(key);
+      await store.delete(key, options);
     },
   };
   const move = store.move?.bind(store);

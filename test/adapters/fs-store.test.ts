@@ -23,6 +23,7 @@ import {
   listAll,
   listFolders,
   moveObject,
+  type ObjectInfo,
   type Store,
 } from '../../index-builder/store.ts';
 import { encode, sha256 } from '../support/fixtures.ts';
@@ -129,6 +130,7 @@ describe('when moving an upload', () => {
   const tgz = { contentType: 'application/gzip', cacheControl: CACHE_PRIVATE };
   const upload = encode('bundle bytes');
   const moving = { ...tgz, sha256: sha256(upload) };
+  const read = { bytes: upload, sha256: sha256(upload), etag: etagFor('bundle bytes') };
   const drop = async (name: string, body: string | Uint8Array): Promise<void> => {
     await mkdir(path.join(root, 'incoming'), { recursive: true });
     await writeFile(path.join(root, 'incoming', name), body);
@@ -182,7 +184,7 @@ describe('when moving an upload', () => {
   it('writes what was read and keeps the newer upload, through moveObject', async () => {
     await drop('d.tgz', 'newer');
 
-    await moveObject(store, 'incoming/d.tgz', 'processed/d.tgz', upload, moving);
+    await moveObject(store, 'incoming/d.tgz', 'processed/d.tgz', read, tgz);
 
     expect(text((await store.get('processed/d.tgz'))?.body)).toBe('bundle bytes');
     expect(await readFile(path.join(root, 'incoming/d.tgz'), 'utf8')).toBe('newer');
@@ -293,10 +295,24 @@ describe('when moving an upload', () => {
     const memory = new MemoryStore();
     await memory.put('incoming/e.tgz', upload, tgz);
 
-    await moveObject(memory, 'incoming/e.tgz', 'processed/e.tgz', upload, moving);
+    const { etag } = (await memory.head('incoming/e.tgz')) as ObjectInfo;
+
+    await moveObject(memory, 'incoming/e.tgz', 'processed/e.tgz', { ...read, etag }, tgz);
 
     expect(await memory.get('incoming/e.tgz')).toBeUndefined();
     expect(text((await memory.get('processed/e.tgz'))?.body)).toBe('bundle bytes');
+  });
+
+  it('writes what was read and keeps the newer upload, for a store that cannot move', async () => {
+    const memory = new MemoryStore();
+    await memory.put('incoming/f.tgz', upload, tgz);
+    const { etag } = (await memory.head('incoming/f.tgz')) as ObjectInfo;
+    await memory.put('incoming/f.tgz', encode('newer'), tgz);
+
+    await moveObject(memory, 'incoming/f.tgz', 'processed/f.tgz', { ...read, etag }, tgz);
+
+    expect(text((await memory.get('processed/f.tgz'))?.body)).toBe('bundle bytes');
+    expect(text((await memory.get('incoming/f.tgz'))?.body)).toBe('newer');
   });
 });
 
@@ -493,6 +509,42 @@ describe('when storing objects', () => {
     } finally {
       await rm(outside, { recursive: true, force: true });
     }
+  });
+});
+
+describe('when moving or deleting an upload only while it is the one read', () => {
+  const tgz = { contentType: 'application/gzip', cacheControl: CACHE_PRIVATE };
+  // Past the store's 1 MiB pieces: an upload too large to read whole is hashed in them when moved.
+  const large = patternBytes(3 * 1024 * 1024 + 5);
+
+  it('moves a large file it never read by its digest, and leaves one that holds other bytes', async () => {
+    await mkdir(path.join(root, 'incoming'));
+    await writeFile(path.join(root, 'incoming', 'large.tgz'), large);
+    await writeFile(path.join(root, 'incoming', 'other.tgz'), large.subarray(1));
+
+    expect(
+      await store.move('incoming/large.tgz', 'rejected/large.tgz', { ...tgz, sha256: sha256(large) }),
+    ).toBe('moved');
+    expect(
+      await store.move('incoming/other.tgz', 'rejected/other.tgz', { ...tgz, sha256: sha256(large) }),
+    ).toBe('changed');
+
+    expect(sha256(await readFile(path.join(root, 'rejected', 'large.tgz')))).toBe(sha256(large));
+    expect(await readdir(path.join(root, 'incoming'))).toEqual(['other.tgz']);
+    expect(await readdir(path.join(root, 'rejected'))).toEqual(['large.tgz']);
+  });
+
+  it('deletes a file by its ETag read only while it has that ETag', async () => {
+    await mkdir(path.join(root, 'incoming'));
+    await writeFile(path.join(root, 'incoming', 'a.tgz'), 'first');
+    const { etag } = (await store.head('incoming/a.tgz')) as ObjectInfo;
+    await writeFile(path.join(root, 'incoming', 'a.tgz'), 'second, under the same name');
+
+    await store.delete('incoming/a.tgz', { ifMatch: etag });
+    expect(await readFile(path.join(root, 'incoming', 'a.tgz'), 'utf8')).toBe('second, under the same name');
+
+    await store.delete('incoming/a.tgz', { ifMatch: etagFor('second, under the same name') });
+    expect(await store.head('incoming/a.tgz')).toBeUndefined();
   });
 });
 

@@ -359,11 +359,33 @@ describe('when storing objects in S3', () => {
   });
 });
 
+/**
+ * A client of the local S3 that records each DeleteObject request's key and `If-Match` header as sent:
+ * s3rver ignores the header, which S3 checks as part of the delete.
+ */
+function recordingDeletes(): { client: S3Client; deletes: { key: string; ifMatch?: string }[] } {
+  const client = new S3Client(s3.config);
+  const deletes: { key: string; ifMatch?: string }[] = [];
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      if (context.commandName === 'DeleteObjectCommand') {
+        const { headers } = args.request as { headers: Record<string, string> };
+        const { Key } = args.input as { Key: string };
+        deletes.push({ key: Key, ...(headers['if-match'] ? { ifMatch: headers['if-match'] } : {}) });
+      }
+      return next(args);
+    },
+    { step: 'finalizeRequest', name: 'recordDeletes' },
+  );
+  return { client, deletes };
+}
+
 describe('when the pipeline runs on S3', () => {
   it('publishes an upload from incoming/ into a signed, schema-valid site bucket', async () => {
     const registryKey = await testKey('registry');
+    const recording = recordingDeletes();
     const context: PipelineContext = {
-      intake: new S3Store({ client: s3.client, bucket: 'intake' }),
+      intake: new S3Store({ client: recording.client, bucket: 'intake' }),
       site: new S3Store({ client: s3.client, bucket: 'site' }),
       signer: await createSigner(registryKey.secretKey),
       clock: fixedClock('2026-11-01T00:00:00Z', 1000),
@@ -377,10 +399,15 @@ describe('when the pipeline runs on S3', () => {
     await s3.client.send(
       new PutObjectCommand({ Bucket: 'intake', Key: 'incoming/s3-plugin.tgz', Body: bundle }),
     );
+    const uploaded = await context.intake.head('incoming/s3-plugin.tgz');
 
     const result = await processSubmissions(context);
     expect(result.outcomes.map((o) => o.status)).toEqual(['accepted']);
     expect(await listAll(context.intake, 'incoming/')).toEqual([]);
+    // Deleted only as the upload read: one put under its name meanwhile would be left for the next batch.
+    expect(recording.deletes.filter(({ key }) => key.startsWith('incoming/'))).toEqual([
+      { key: 'incoming/s3-plugin.tgz', ifMatch: uploaded?.etag },
+    ]);
     expect((await context.intake.get(`status/${result.outcomes[0]?.id}.json`))?.contentType).toBe(
       'application/json',
     );
@@ -408,11 +435,13 @@ describe('when the pipeline runs on S3', () => {
     }
     const artifact = await context.site.get('plugins/s3-plugin/1.0.0/artifacts/linux-amd64/tool');
     expect(artifact?.cacheControl).toBe(CACHE_IMMUTABLE);
+    recording.client.destroy();
   });
 
   it('refuses an upload over the size limit by its listing, and moves it to rejected/ as a stream', async () => {
     const registryKey = await testKey('registry');
-    const intake = new S3Store({ client: s3.client, bucket: 'intake' });
+    const recording = recordingDeletes();
+    const intake = new S3Store({ client: recording.client, bucket: 'intake' });
     const context: PipelineContext = {
       intake,
       site: new S3Store({ client: s3.client, bucket: 'site' }),
@@ -424,6 +453,7 @@ describe('when the pipeline runs on S3', () => {
     };
     const huge = patternBytes(9 * 1024 * 1024 + 1);
     await s3.client.send(new PutObjectCommand({ Bucket: 'intake', Key: 'incoming/huge.tgz', Body: huge }));
+    const uploaded = await intake.head('incoming/huge.tgz');
 
     const siteBefore = (await listAll(context.site, '')).map((o) => `${o.key} ${o.etag}`);
     const result = await processSubmissions(context);
@@ -444,6 +474,10 @@ describe('when the pipeline runs on S3', () => {
     expect(sha256(await collect((moved as NonNullable<typeof moved>).body))).toBe(sha256(huge));
     expect(await intake.head(`status/${id}.json`)).toBeDefined();
     expect(await listAll(intake, 'incoming/')).toEqual([]);
+    expect(recording.deletes.filter(({ key }) => key.startsWith('incoming/'))).toEqual([
+      { key: 'incoming/huge.tgz', ifMatch: uploaded?.etag },
+    ]);
+    recording.client.destroy();
   });
 });
 

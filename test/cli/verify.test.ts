@@ -38,7 +38,7 @@ const served: Store = {
   head: (key) => site.head(key),
   put: (key, body, options) => site.put(key, body, options),
   putStream: (key, body, options) => site.putStream(key, body, options),
-  delete: (key) => site.delete(key),
+  delete: (key, options) => site.delete(key, options),
   list: (prefix) => site.list(prefix),
   async getStream(key) {
     const body = stale.get(key)?.shift();

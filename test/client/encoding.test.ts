@@ -39,7 +39,7 @@ function recording(site: Store): Store {
     },
     put: (key, body, options) => site.put(key, body, options),
     putStream: (key, body, options) => site.putStream(key, body, options),
-    delete: (key) => site.delete(key),
+    delete: (key, options) => site.delete(key, options),
     list: (prefix) => site.list(prefix),
   };
 }

@@ -6,7 +6,14 @@ import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { StoreError } from '../../index-builder/errors.ts';
 import { keyProblem } from '../../index-builder/layout.ts';
-import type { ObjectInfo, PutOptions, Store, StoredObject, StoredStream } from '../../index-builder/store.ts';
+import type {
+  DeleteOptions,
+  ObjectInfo,
+  PutOptions,
+  Store,
+  StoredObject,
+  StoredStream,
+} from '../../index-builder/store.ts';
 
 export class MemoryStore implements Store {
   readonly objects = new Map<string, StoredObject>();
@@ -61,7 +68,8 @@ export class MemoryStore implements Store {
     await this.put(key, Buffer.concat(chunks), options);
   }
 
-  async delete(key: string): Promise<void> {
+  async delete(key: string, options?: DeleteOptions): Promise<void> {
+    if (options?.ifMatch !== undefined && this.objects.get(key)?.etag !== options.ifMatch) return;
     this.objects.delete(key);
   }
 

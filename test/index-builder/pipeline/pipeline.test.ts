@@ -395,9 +395,9 @@ describe('when versions accumulate', () => {
  */
 async function diesMovingTheUpload(registry: TestRegistry, keys: string[]): Promise<void> {
   const remove = registry.intake.delete.bind(registry.intake);
-  registry.intake.delete = async (key) => {
+  registry.intake.delete = async (key, options) => {
     if (key.startsWith('incoming/')) throw new StoreError('STORE_IO', key, 'the run died');
-    return remove(key);
+    return remove(key, options);
   };
   const died = processSubmissions(registry.context, keys);
   await expect(died).rejects.toBeInstanceOf(StoreError);
@@ -749,6 +749,46 @@ describe('when an upload is larger than the bundle limit', () => {
     expect(registry.intake.objects.has(`status/${rejected.id}.json`)).toBe(true);
     expect([...registry.intake.objects.keys()].filter((k) => k.startsWith('incoming/'))).toEqual([]);
   });
+});
+
+describe('when an upload is replaced under its name while a batch takes it', () => {
+  it.each([
+    ['read whole', undefined],
+    ['too large to read', { maxCompressedBytes: 32 * 1024 }],
+  ])(
+    'records and moves the one taken, and leaves the newer for the next batch (%s)',
+    async (_, bundleLimits) => {
+      const registry = await makeRegistry();
+      const taken = bundleLimits
+        ? new Uint8Array(64 * 1024).map((_, i) => (i * 7919) % 251)
+        : await makeBundle();
+      const [key] = (await registry.submit(taken)) as [string];
+      const newer = await makeBundle({ manifest: validManifest({ version: '2.0.0' }) });
+      // Put under the same name once the batch has recorded the outcome of the one it took, before it moves it.
+      const put = registry.intake.put.bind(registry.intake);
+      registry.intake.put = async (k, body, options) => {
+        await put(k, body, options);
+        if (k.startsWith('status/'))
+          await put(key, newer, { contentType: 'application/gzip', cacheControl: 'no-store' });
+      };
+      const result = await processSubmissions(
+        bundleLimits ? { ...registry.context, bundleLimits } : registry.context,
+      );
+      registry.intake.put = put;
+
+      const [outcome] = result.outcomes as [SubmissionOutcome];
+      expect(outcome.submission_sha256).toBe(sha256(taken));
+      // One too large was never held: its bytes went with the replacement (its outcome stands). One read was.
+      if (bundleLimits) expect(registry.intake.objects.has(`rejected/${outcome.id}.tgz`)).toBe(false);
+      else expect(registry.intake.objects.get(`processed/${outcome.id}.tgz`)?.body).toEqual(taken);
+      expect(registry.intake.objects.get(key)?.body).toEqual(newer);
+      const next = await processSubmissions(registry.context);
+      expect(next.outcomes.map((o) => [o.submission, o.status, o.version, o.submission_sha256])).toEqual([
+        [key, 'accepted', '2.0.0', sha256(newer)],
+      ]);
+      expect([...registry.intake.objects.keys()].filter((k) => k.startsWith('incoming/'))).toEqual([]);
+    },
+  );
 });
 
 describe('when checking a submission fails unexpectedly', () => {
