@@ -92,6 +92,8 @@ const READ_FLAGS = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0);
 const WRITE_ATTEMPTS = 3;
 /** Read size for streams and hashing. */
 const STREAM_CHUNK = 1024 * 1024;
+/** The path separator, as the bytes a real path is compared by. */
+const SEPARATOR = Buffer.from(path.sep);
 /**
  * Bodies up to this size are read and deleted with synchronous calls, and written by the writer thread
  * (fs-writer.ts). Each asynchronous call is a round trip through libuv's pool, about 60 µs of CPU here (a
@@ -653,9 +655,13 @@ export class FsStore implements Store {
       const file = this.#readPath(key);
       // Body first, so there is never a body without its sidecar. Only safe keys have sidecars.
       // Synchronous calls: an unlink and an rmdir or two, each a round trip through the pool otherwise.
-      rmSync(file, { force: true });
+      // Never a file outside the store: not when a folder on its way has been made a link since it was
+      // listed (an upload's folder under `incoming/`, by whoever may write there).
+      if (this.#folderInsideSync(folderOf(file))) {
+        rmSync(file, { force: true });
+        if (typeof file === 'string') prune(path.dirname(file), this.root);
+      }
       this.#rawPaths.delete(key);
-      if (typeof file === 'string') prune(path.dirname(file), this.root);
       if (isSafeKey(key)) {
         const meta = `${resolveInside(this.#metaRoot, key)}.json`;
         rmSync(meta, { force: true });
@@ -687,6 +693,9 @@ export class FsStore implements Store {
       const read = this.#readBare.get(from);
       this.#readBare.delete(from);
       const unwritten = read !== undefined && fileAsRead(source, read, sameVersion) !== undefined;
+      // A file known by its bytes alone is taken only from inside the store: a folder on its way made a link
+      // since the listing would hand it one from elsewhere. The very file read needs no such check.
+      if (!unwritten && !this.#folderInsideSync(folderOf(source))) return 'changed';
       for (let attempt = 1; ; attempt++) {
         const remembered = this.#folders.has(folder);
         if (!remembered) makeFolderSync(folder, this.#folders);
@@ -813,6 +822,21 @@ export class FsStore implements Store {
     }
     // The folder itself may be the root: compared with its separator, as the root is.
     return !startsWith(Buffer.from(`${real}${path.sep}`), await this.#realRootNow());
+  }
+
+  /**
+   * Whether the folder `dir` is inside the store's real root (its real path, through any link on its way),
+   * by a synchronous call; false when it is missing. A check, then the call it guards: Node.js has no
+   * `unlinkat` or `renameat` to make the two one.
+   */
+  #folderInsideSync(dir: string | Buffer): boolean {
+    let real: Buffer;
+    try {
+      real = realpathSync.native(dir, { encoding: 'buffer' });
+    } catch {
+      return false;
+    }
+    return startsWith(Buffer.concat([real, SEPARATOR]), this.#realRootNowSync());
   }
 
   /** The store's real root, with a separator at its end: the bytes every real path inside it starts with. */
@@ -1148,6 +1172,13 @@ function movedStats(temp: string, sha256: string): BigStats | undefined {
   } finally {
     closeSync(fd);
   }
+}
+
+/** The folder a file's path names it in, for a path given as text or as raw bytes (a name not UTF-8). */
+function folderOf(file: string | Buffer): string | Buffer {
+  return typeof file === 'string'
+    ? path.dirname(file)
+    : file.subarray(0, Math.max(1, file.lastIndexOf(SEPARATOR)));
 }
 
 /** The SHA-256 (hex) of the file open at `fd`, from where it stands to its end, read in pieces. */

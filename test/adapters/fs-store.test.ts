@@ -512,6 +512,46 @@ describe('when storing objects', () => {
   });
 });
 
+describe("when an upload's folder is made a link out of the store after the listing", () => {
+  /**
+   * An upload in a folder of `incoming/`, listed (and read, when `read`), and then that folder swapped for a
+   * link to one outside the store holding a file of the same name and bytes: the store's own calls are what
+   * the test runs, the swap is by whoever may write to `incoming/`.
+   */
+  async function swapped(read: boolean): Promise<string> {
+    await mkdir(path.join(root, 'incoming', 'team'), { recursive: true });
+    await writeFile(path.join(root, 'incoming', 'team', 'a.tgz'), 'same bytes');
+    await listAll(store, 'incoming/');
+    if (read) expect(text((await store.get('incoming/team/a.tgz'))?.body)).toBe('same bytes');
+    const outside = await mkdtemp(path.join(tmpdir(), 'plugindex-outside-'));
+    await writeFile(path.join(outside, 'a.tgz'), 'same bytes');
+    await rename(path.join(root, 'incoming', 'team'), path.join(root, 'aside'));
+    await symlink(outside, path.join(root, 'incoming', 'team'));
+    return outside;
+  }
+
+  it.each([
+    ['listed', false],
+    ['listed and read', true],
+  ])('neither moves nor deletes the file outside (%s)', async (_, read) => {
+    const outside = await swapped(read);
+    try {
+      const options = {
+        contentType: 'application/gzip',
+        cacheControl: CACHE_PRIVATE,
+        sha256: sha256('same bytes'),
+      };
+      expect(await store.move('incoming/team/a.tgz', 'processed/a.tgz', options)).toBe('changed');
+      await store.delete('incoming/team/a.tgz');
+
+      expect(await readFile(path.join(outside, 'a.tgz'), 'utf8')).toBe('same bytes');
+      expect(await store.head('processed/a.tgz')).toBeUndefined();
+    } finally {
+      await rm(outside, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('when moving or deleting an upload only while it is the one read', () => {
   const tgz = { contentType: 'application/gzip', cacheControl: CACHE_PRIVATE };
   // Past the store's 1 MiB pieces: an upload too large to read whole is hashed in them when moved.
