@@ -1,8 +1,8 @@
 /**
  * The publish queue's own messages: the ones an operator sends to have the deployed registry re-render and
  * re-sign everything (`plugindex rebuild --queue-url`) or publish a key rotation uploaded under
- * `rotations/` (`plugindex rotate-key --bucket`), and the checks by which the publish function tells them
- * from the S3 doorbells in the same queue. The queue is FIFO with one message group, so they run in order
+ * `rotations/` (`plugindex rotate-key --bucket`), the schedule's refresh of the snapshot, and the checks by
+ * which the publish function tells them from the S3 doorbells in the same queue. The queue is FIFO with one message group, so they run in order
  * with the publishes queued before them, never alongside them.
  *
  * @example
@@ -40,10 +40,28 @@ export function rebuildMessage(now: number = Date.now()): QueueMessage {
 
 /** True when a message body, as SQS delivers it, is a rebuild request; anything else (JSON or not) is not. */
 export function isRebuildRequest(body: string): boolean {
+  return requestOf(body) === REBUILD_REQUEST.plugindex;
+}
+
+/**
+ * The body of a refresh request: `snapshot.json` re-signed with a fresh expiry, so that a quiet registry
+ * never goes stale. The schedule sends it into this queue (infra/constructs/publishing.ts), with the time
+ * it fired (`at`), so that each is its own to the queue's content-based deduplication; it runs in turn with
+ * the publishes, as every write of the registry does.
+ */
+export const REFRESH_REQUEST = { plugindex: 'refresh' } as const;
+
+/** True when a message body, as SQS delivers it, is a refresh request; anything else (JSON or not) is not. */
+export function isRefreshRequest(body: string): boolean {
+  return requestOf(body) === REFRESH_REQUEST.plugindex;
+}
+
+/** What a message body asks for (its `plugindex` field), or undefined. */
+function requestOf(body: string): unknown {
   try {
-    return (JSON.parse(body) as { plugindex?: unknown } | null)?.plugindex === REBUILD_REQUEST.plugindex;
+    return (JSON.parse(body) as { plugindex?: unknown } | null)?.plugindex;
   } catch {
-    return false;
+    return undefined;
   }
 }
 

@@ -44,7 +44,7 @@ export function optionalInteger(env: Env, name: string, fallback: number, min = 
   return value;
 }
 
-/** Settings of the publish and refresh functions. */
+/** Settings of the publish function. */
 export interface FunctionConfig {
   readonly intakeBucket: string;
   readonly siteBucket: string;

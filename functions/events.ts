@@ -3,9 +3,9 @@
  * events from the intake bucket, or S3 event notifications (either directly or through SQS). They are
  * doorbells: the function then publishes everything waiting under incoming/, so a duplicated, retried or
  * out-of-order event is harmless and never the only record of an upload. The same queue carries an
- * operator's rebuild and key rotation requests (adapters/publish-queue.ts).
+ * operator's rebuild and key rotation requests, and the schedule's refresh (adapters/publish-queue.ts).
  */
-import { isRebuildRequest, rotationRequestKey } from '../adapters/publish-queue.ts';
+import { isRebuildRequest, isRefreshRequest, rotationRequestKey } from '../adapters/publish-queue.ts';
 
 export interface ObjectCreated {
   readonly bucket: string;
@@ -74,11 +74,19 @@ export function parseObjectCreated(event: unknown): ObjectCreated[] {
 
 /** True when any SQS record asks for a full rebuild (adapters/publish-queue.ts says what such a message is). */
 export function wantsRebuild(event: unknown): boolean {
+  return anyMessage(event, isRebuildRequest);
+}
+
+/** True when any SQS record asks for the snapshot's refresh (the schedule's message). */
+export function wantsRefresh(event: unknown): boolean {
+  return anyMessage(event, isRefreshRequest);
+}
+
+/** True when the body of any of an event's SQS records is one `is` knows. */
+function anyMessage(event: unknown, is: (body: string) => boolean): boolean {
   const records = (event as { Records?: { eventSource?: string; body?: string }[] } | null)?.Records;
   if (!Array.isArray(records)) return false;
-  return records.some(
-    (r) => r.eventSource === 'aws:sqs' && typeof r.body === 'string' && isRebuildRequest(r.body),
-  );
+  return records.some((r) => r.eventSource === 'aws:sqs' && typeof r.body === 'string' && is(r.body));
 }
 
 /** The upload keys of the key rotations an event's SQS records ask for, in order, each once. */

@@ -1,7 +1,7 @@
 /**
- * The publish and refresh functions, built from their dependencies so tests can run them against a local
- * S3 server with named SDK mocks for what cannot run here. The Lambda entry points (publish.ts,
- * refresh.ts) only wire real clients and the environment into these.
+ * The publish function, built from its dependencies so tests can run it against a local S3 server with named
+ * SDK mocks for what cannot run here. The Lambda entry point (publish.ts) only wires real clients and the
+ * environment into it.
  */
 import type { CloudFrontClient } from '@aws-sdk/client-cloudfront';
 import type { S3Client } from '@aws-sdk/client-s3';
@@ -32,7 +32,7 @@ import { CACHE_PRIVATE, type Store } from '../index-builder/store.ts';
 import { invalidateKeys } from './cloudfront-invalidator.ts';
 import type { FunctionConfig } from './env.ts';
 import { AwsAdapterError } from './errors.ts';
-import { parseObjectCreated, rotationRequests, wantsRebuild } from './events.ts';
+import { parseObjectCreated, rotationRequests, wantsRebuild, wantsRefresh } from './events.ts';
 import { errorFields, type Logger } from './logger.ts';
 import type { SignerSource } from './secrets.ts';
 
@@ -282,7 +282,10 @@ async function signingContext(
  * doorbells). Rejections are recorded and not retried; a storage or signing failure throws, so the queue
  * retries the message and, in the end, parks it in the dead-letter queue. A `{"plugindex": "rebuild"}`
  * message in the same queue re-renders and re-signs everything, serialized with the publishes; a
- * `{"plugindex": "rotate-key", "key": "rotations/…"}` message publishes that key rotation first.
+ * `{"plugindex": "rotate-key", "key": "rotations/…"}` message publishes that key rotation first; the
+ * schedule's `{"plugindex": "refresh"}` re-signs the snapshot with a fresh expiry when nothing else in the
+ * invocation did. Every write of the registry is this function's, one invocation at a time: a refresh
+ * beside a publish would sign a snapshot from what it read before the publish committed, and undo it.
  *
  * Every round publishes with the index documents deferred, so each submission's outcome and its live
  * version cost what it changed; the index documents are rendered once, after the last round. A failure
@@ -346,6 +349,13 @@ export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Pro
     const flushMs = Date.now() - flushStarted;
     for (const key of flushed.invalidate) toInvalidate.add(key);
     generation = flushed.generation ?? generation;
+    // The schedule's refresh, in turn with the publishes: a snapshot signed in this invocation is fresh.
+    if (wantsRefresh(event) && generation === null) {
+      const refreshed = await refreshSnapshot(ctx);
+      for (const key of refreshed.invalidate) toInvalidate.add(key);
+      generation = refreshed.generation;
+      deps.logger.info('snapshot refreshed', { generation });
+    }
     const invalidationStarted = Date.now();
     await invalidate(deps, [...toInvalidate].sort());
     const last = results.at(-1) as BatchResult;
@@ -369,17 +379,5 @@ export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Pro
       leftInIncoming: last.leftInIncoming,
       indexesPending: false,
     };
-  });
-}
-
-/** Re-signs the snapshot with a fresh expiry (scheduled), so a quiet registry never goes stale. */
-export function createRefreshHandler(deps: HandlerDeps): () => Promise<{ generation: number }> {
-  return loggingFailure(deps.logger, 'refresh failed', async () => {
-    // Never a snapshot signed by a key clients do not trust (rotations are the publish function's).
-    const { ctx } = await signingContext(deps, await pipelineContext(deps), [], false);
-    const result = await refreshSnapshot(ctx);
-    await invalidate(deps, result.invalidate);
-    deps.logger.info('snapshot refreshed', { generation: result.generation });
-    return { generation: result.generation };
   });
 }

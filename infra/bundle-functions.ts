@@ -10,7 +10,6 @@ import { build, type Metafile, type Plugin } from 'esbuild';
 
 export const FUNCTIONS = {
   publish: 'functions/publish.ts',
-  refresh: 'functions/refresh.ts',
   search: 'functions/search.ts',
 } as const;
 export type FunctionName = keyof typeof FUNCTIONS;
@@ -28,7 +27,7 @@ const RESOLVING = Symbol('resolving');
 /**
  * Declares the core's modules free of side effects on import, which they are by rule (index-builder/
  * only declares and computes: no module does anything when it is loaded). esbuild then leaves out a core
- * module none of whose exports a function calls, with what it imports: the refresh function does not carry
+ * module none of whose exports a function calls, with what it imports: the search function does not carry
  * the manifest parser, YAML, tar or the JSON Schema formats, which only publishing reaches.
  */
 const coreWithoutSideEffects: Plugin = {

@@ -68,7 +68,7 @@ export class PlugindexStack extends Stack {
     new RegistryAlarms(this, 'Alarms', {
       queue: pipeline.queue,
       deadLetterQueue: pipeline.deadLetterQueue,
-      functions: [pipeline.publishFunction, pipeline.refreshFunction, search.searchFunction],
+      functions: [pipeline.publishFunction, search.searchFunction],
       ...(props.searchConcurrency !== undefined ? { bounded: [search.searchFunction] } : {}),
     });
 

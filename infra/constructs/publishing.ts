@@ -8,8 +8,8 @@
  */
 import path from 'node:path';
 import { AssetHashType, DockerImage, Duration, Stack, Validations } from 'aws-cdk-lib';
-import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
-import { LambdaFunction, SqsQueue } from 'aws-cdk-lib/aws-events-targets';
+import { EventField, Rule, RuleTargetInput, Schedule } from 'aws-cdk-lib/aws-events';
+import { SqsQueue } from 'aws-cdk-lib/aws-events-targets';
 import { Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { Architecture, Code, Function as LambdaFn, LoggingFormat, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
@@ -18,7 +18,7 @@ import type { Bucket, CfnBucket } from 'aws-cdk-lib/aws-s3';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { PUBLISH_MESSAGE_GROUP } from '../../adapters/publish-queue.ts';
+import { PUBLISH_MESSAGE_GROUP, REFRESH_REQUEST } from '../../adapters/publish-queue.ts';
 import type { TrustedOperator, TrustedPublisher } from '../../index-builder/config.ts';
 import { INCOMING_PREFIX } from '../../index-builder/layout.ts';
 import { stageFunction } from '../publishers.ts';
@@ -27,7 +27,7 @@ export interface PublishingPipelineProps {
   readonly uploadBucket: Bucket;
   readonly siteBucket: Bucket;
   readonly signingKey: ISecret;
-  /** Folder with `publish/index.mjs` and `refresh/index.mjs` (infra/bundle-functions.ts). */
+  /** Folder with `publish/index.mjs` (infra/bundle-functions.ts). */
   readonly functionsDir: string;
   /** How often the snapshot is re-signed; keep it well under the snapshot lifetime. */
   readonly refreshEvery?: Duration;
@@ -68,11 +68,13 @@ function functionCode(
   });
 }
 
+/** The publish function's timeout: Lambda's longest, for a rebuild of a large registry. */
+const PUBLISH_TIMEOUT = Duration.minutes(15);
+
 export class PublishingPipeline extends Construct {
   public readonly queue: Queue;
   public readonly deadLetterQueue: Queue;
   public readonly publishFunction: LambdaFn;
-  public readonly refreshFunction: LambdaFn;
 
   constructor(scope: Construct, id: string, props: PublishingPipelineProps) {
     super(scope, id);
@@ -91,8 +93,10 @@ export class PublishingPipeline extends Construct {
       contentBasedDeduplication: true,
       enforceSSL: true,
       encryption: QueueEncryption.SQS_MANAGED,
-      // Longer than the function timeout, as SQS event sources require.
-      visibilityTimeout: Duration.minutes(16),
+      // Six times the function's timeout, as Lambda's guide for SQS event sources asks: a message must not
+      // come back while an invocation that holds it still runs (one throttled before it started, say),
+      // or a second invocation would publish beside the first, and one snapshot undo the other.
+      visibilityTimeout: Duration.minutes(PUBLISH_TIMEOUT.toMinutes() * 6),
       deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: 5 },
     });
 
@@ -104,55 +108,45 @@ export class PublishingPipeline extends Construct {
       SNAPSHOT_TTL_SECONDS: String(props.snapshotTtl.toSeconds()),
       NODE_OPTIONS: '--enable-source-maps',
     };
-    const fn = (name: 'publish' | 'refresh', timeout: Duration): LambdaFn => {
-      const logGroup = new LogGroup(this, `${name}Logs`, { retention: RetentionDays.THREE_MONTHS });
-      const f = new LambdaFn(this, name === 'publish' ? 'Publish' : 'Refresh', {
-        runtime: Runtime.NODEJS_22_X,
-        architecture: Architecture.ARM_64,
-        handler: 'index.handler',
-        code: functionCode(
-          path.join(props.functionsDir, name),
-          props.trustedPublishers,
-          props.trustedOperators,
-        ),
-        // The publish function holds a batch of bundles in memory (bounded in functions/handlers.ts).
-        memorySize: name === 'publish' ? 2048 : 512,
-        timeout,
-        environment,
-        logGroup,
-        loggingFormat: LoggingFormat.JSON,
-      });
-      Validations.of(f).acknowledge({
-        id: 'AwsSolutions-L1',
-        reason: 'Pinned to Node.js 22, the runtime the bundles target and the tests run; moved deliberately.',
-      });
-      props.signingKey.grantRead(f);
-      // The site: read and write (documents are replaced; versions are immutable, and deleted only when the
-      // operator removes one: below).
-      props.siteBucket.grantRead(f);
-      props.siteBucket.grantPut(f);
-      return f;
-    };
-    this.publishFunction = fn('publish', Duration.minutes(15));
-    this.refreshFunction = fn('refresh', Duration.minutes(5));
-    // But for one thing: the operator's removal of a version (a lifecycle action) deletes its files, which
-    // are under plugins/ only; the publish function alone takes actions.
-    props.siteBucket.grantDelete(this.publishFunction, 'plugins/*');
-    // The upload bucket, by folder. Publish: reads everything (incoming/, config/, state/, and the key
-    // rotations an operator uploads under rotations/), records outcomes (a rotation's too, under status/),
-    // files submissions away, keeps the catalog, and deletes only what it took from incoming/.
-    // Publishers' uploads are never deleted before they are copied to processed/ or rejected/; an
-    // operator's rotation stays where it was uploaded (the function never writes rotations/).
+    const logGroup = new LogGroup(this, 'publishLogs', { retention: RetentionDays.THREE_MONTHS });
+    const f = new LambdaFn(this, 'Publish', {
+      runtime: Runtime.NODEJS_22_X,
+      architecture: Architecture.ARM_64,
+      handler: 'index.handler',
+      code: functionCode(
+        path.join(props.functionsDir, 'publish'),
+        props.trustedPublishers,
+        props.trustedOperators,
+      ),
+      // It holds a batch of bundles in memory (bounded in functions/handlers.ts).
+      memorySize: 2048,
+      timeout: PUBLISH_TIMEOUT,
+      environment,
+      logGroup,
+      loggingFormat: LoggingFormat.JSON,
+    });
+    Validations.of(f).acknowledge({
+      id: 'AwsSolutions-L1',
+      reason: 'Pinned to Node.js 22, the runtime the bundles target and the tests run; moved deliberately.',
+    });
+    this.publishFunction = f;
+    props.signingKey.grantRead(f);
+    // The site: read and write (documents are replaced; versions are immutable, and deleted only when the
+    // operator removes one: a lifecycle action, which deletes its files, under plugins/ only).
+    props.siteBucket.grantRead(f);
+    props.siteBucket.grantPut(f);
+    props.siteBucket.grantDelete(f, 'plugins/*');
+    // The upload bucket, by folder: reads everything (incoming/, config/, state/, and the key rotations an
+    // operator uploads under rotations/), records outcomes (a rotation's too, under status/), files
+    // submissions away, and keeps its own state. It deletes what it took from incoming/ (only as it was
+    // read: If-Match, which needs the read too) and in state/ (the log's intent records once done, the
+    // catalog's journal once folded, a spill once read). Publishers' uploads are never deleted before they
+    // are copied to processed/ or rejected/; an operator's rotation stays where it was uploaded (the
+    // function never writes rotations/).
     const upload = props.uploadBucket;
-    upload.grantRead(this.publishFunction);
-    for (const folder of ['status/*', 'processed/*', 'rejected/*', 'state/*']) {
-      upload.grantPut(this.publishFunction, folder);
-    }
-    upload.grantDelete(this.publishFunction, `${INCOMING_PREFIX}*`);
-    // Refresh: reads the config and the catalog, writes the catalog's generation; no submission at all.
-    upload.grantRead(this.refreshFunction, 'config/*');
-    upload.grantRead(this.refreshFunction, 'state/*');
-    upload.grantPut(this.refreshFunction, 'state/*');
+    upload.grantRead(f);
+    for (const folder of ['status/*', 'processed/*', 'rejected/*', 'state/*']) upload.grantPut(f, folder);
+    for (const folder of [`${INCOMING_PREFIX}*`, 'state/*']) upload.grantDelete(f, folder);
     this.publishFunction.addEventSource(new SqsEventSource(this.queue, { batchSize: 10 }));
 
     new Rule(this, 'UploadCreated', {
@@ -167,13 +161,21 @@ export class PublishingPipeline extends Construct {
       },
       targets: [new SqsQueue(this.queue, { messageGroupId: PUBLISH_MESSAGE_GROUP })],
     });
+    // The refresh runs in turn with the publishes, as a message of the same group: started beside a publish,
+    // it would re-sign the snapshot it read before the publish committed, and undo it. The time it fired
+    // makes each message its own to the queue's content-based deduplication.
     new Rule(this, 'RefreshSchedule', {
       description: 'plugindex: re-sign snapshot.json before it expires',
       schedule: Schedule.rate(props.refreshEvery ?? Duration.hours(6)),
-      targets: [new LambdaFunction(this.refreshFunction)],
+      targets: [
+        new SqsQueue(this.queue, {
+          messageGroupId: PUBLISH_MESSAGE_GROUP,
+          message: RuleTargetInput.fromObject({ ...REFRESH_REQUEST, at: EventField.time }),
+        }),
+      ],
     });
 
-    // Object-level grants on the two registry buckets: the functions read, write and delete keys they cannot
+    // Object-level grants on the two registry buckets: the function reads, writes and deletes keys it cannot
     // know in advance (submissions, versions), in these buckets and nowhere else.
     const logicalId = (bucket: Bucket): string =>
       Stack.of(this).getLogicalId(bucket.node.defaultChild as CfnBucket);
@@ -191,29 +193,26 @@ export class PublishingPipeline extends Construct {
       `Resource::<${logicalId(props.siteBucket)}.Arn>/*`,
       `Resource::<${logicalId(props.siteBucket)}.Arn>/plugins/*`,
     ];
-    for (const f of [this.publishFunction, this.refreshFunction]) {
-      for (const finding of findings) {
-        Validations.of(f).acknowledge({
-          id: `AwsSolutions::AwsSolutions-IAM5[${finding}]`,
-          reason:
-            'Object-level access to the registry buckets only, by folder where the function needs no more: submission and version keys are not known in advance.',
-        });
-      }
+    for (const finding of findings) {
+      Validations.of(f).acknowledge({
+        id: `AwsSolutions::AwsSolutions-IAM5[${finding}]`,
+        reason:
+          'Object-level access to the registry buckets only, by folder where the function needs no more: submission and version keys are not known in advance.',
+      });
     }
   }
 
-  /** Lets both functions invalidate the distribution, and tells them its id and the registry's public URL. */
+  /** Lets the publish function invalidate the distribution, and tells it its id and the registry's public URL. */
   connectDistribution(distributionArn: string, distributionId: string, registryUrl: string): void {
-    for (const f of [this.publishFunction, this.refreshFunction]) {
-      f.addEnvironment('REGISTRY_URL', registryUrl);
-      f.addToRolePolicy(
-        new PolicyStatement({
-          effect: Effect.ALLOW,
-          actions: ['cloudfront:CreateInvalidation'],
-          resources: [distributionArn],
-        }),
-      );
-      f.addEnvironment('DISTRIBUTION_ID', distributionId);
-    }
+    const f = this.publishFunction;
+    f.addEnvironment('REGISTRY_URL', registryUrl);
+    f.addToRolePolicy(
+      new PolicyStatement({
+        effect: Effect.ALLOW,
+        actions: ['cloudfront:CreateInvalidation'],
+        resources: [distributionArn],
+      }),
+    );
+    f.addEnvironment('DISTRIBUTION_ID', distributionId);
   }
 }

@@ -70,46 +70,26 @@ function sourcesOf(name: FunctionName): string[] {
 
 describe('when the functions are bundled for Lambda', () => {
   it('writes one self-contained ESM file per function', () => {
-    for (const name of ['publish', 'refresh', 'search'] as const) {
+    for (const name of ['publish', 'search'] as const) {
       const text = readFileSync(bundle.files[name], 'utf8');
       expect(text.startsWith('import')).toBe(true);
       expect(text).not.toMatch(/from\s*"@aws-sdk\//);
     }
   });
 
-  it.each(['publish', 'refresh'] as const)(
-    'keeps the %s bundle within 1.5 MB, what a cold start compiles',
-    (name) => {
-      // Lambda takes far more (50 MB zipped); the bound is ours, since a cold start compiles every byte.
-      expect(bundle.bytes[name]).toBeLessThanOrEqual(1_500_000);
-    },
-  );
+  it('keeps the publish bundle within 1.5 MB, what a cold start compiles', () => {
+    // Lambda takes far more (50 MB zipped); the bound is ours, since a cold start compiles every byte.
+    expect(bundle.bytes.publish).toBeLessThanOrEqual(1_500_000);
+  });
 
-  it('leaves out what a function never calls', () => {
-    for (const name of ['publish', 'refresh'] as const) {
-      const sources = sourcesOf(name);
-      expect(sources).toContain('@aws-sdk/client-s3/dist-es');
-      // The SDK as ES modules, cut to the commands used; not the CommonJS builds of whole clients.
-      expect(
-        sources.filter((s) => s.startsWith('@aws-sdk/') && s.endsWith('/dist-cjs')),
-        name,
-      ).toEqual([]);
-      // Sending to the queue is the CLI's part of adapters/publish-queue.ts; the browser's user agent parser.
-      expect(
-        sources.filter((s) => /^(@aws-sdk\/client-sqs|bowser)\//.test(s)),
-        name,
-      ).toEqual([]);
-    }
-    // Only publishing reads submissions: the refresh function carries no manifest parser, YAML or tar reader
-    // (the JSON scan that refuses repeated keys in a key rotation is all of manifest/ it may carry).
-    expect(
-      sourcesOf('refresh').filter(
-        (s) =>
-          /^(yaml|tar-stream)\/|index-builder\/manifest\//.test(s) &&
-          s !== 'index-builder/manifest/json-scan.ts',
-      ),
-    ).toEqual([]);
-    expect(sourcesOf('publish')).toContain('yaml/dist');
+  it('leaves out what the publish function never calls', () => {
+    const sources = sourcesOf('publish');
+    expect(sources).toContain('@aws-sdk/client-s3/dist-es');
+    // The SDK as ES modules, cut to the commands used; not the CommonJS builds of whole clients.
+    expect(sources.filter((s) => s.startsWith('@aws-sdk/') && s.endsWith('/dist-cjs'))).toEqual([]);
+    // Sending to the queue is the CLI's part of adapters/publish-queue.ts; the browser's user agent parser.
+    expect(sources.filter((s) => /^(@aws-sdk\/client-sqs|bowser)\//.test(s))).toEqual([]);
+    expect(sources).toContain('yaml/dist');
   });
 
   it('keeps the search bundle to reading S3 and ranking: no YAML, OpenPGP, tar, manifest parser or queue', () => {
@@ -176,13 +156,6 @@ describe('when the functions are bundled for Lambda', () => {
     expect(await listAll(new S3Store({ client: s3.client, bucket: 'bundle-intake' }), 'incoming/')).toEqual(
       [],
     );
-  });
-
-  it('refreshes the snapshot from its own bundle', async () => {
-    const { handler } = (await import(pathToFileURL(bundle.files.refresh).href)) as {
-      handler: () => Promise<{ generation: number }>;
-    };
-    await expect(handler()).resolves.toMatchObject({ generation: 2 });
   });
 });
 

@@ -8,9 +8,10 @@ import { DeleteObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { REFRESH_REQUEST } from '../../adapters/publish-queue.ts';
 import { S3Store } from '../../adapters/s3-store.ts';
 import type { FunctionConfig } from '../../functions/env.ts';
-import { createPublishHandler, createRefreshHandler, type HandlerDeps } from '../../functions/handlers.ts';
+import { createPublishHandler, type HandlerDeps } from '../../functions/handlers.ts';
 import { cachedSigner } from '../../functions/secrets.ts';
 import { systemClock } from '../../index-builder/clock.ts';
 import { parseRegistryConfig } from '../../index-builder/config.ts';
@@ -37,6 +38,17 @@ const config: FunctionConfig = {
   defaults: {},
   publishers: undefined,
   operators: undefined,
+};
+
+/** The schedule's refresh, as the queue delivers what the rule sends (infra/constructs/publishing.ts). */
+const refreshEvent = {
+  Records: [
+    {
+      messageId: 'refresh-1',
+      eventSource: 'aws:sqs',
+      body: JSON.stringify({ ...REFRESH_REQUEST, at: '2026-12-05T18:00:00Z' }),
+    },
+  ],
 };
 
 const sqsEvent = (...keys: string[]) => ({
@@ -168,12 +180,10 @@ describe('when the config object in the bucket is not JSON', () => {
     });
   });
 
-  it('logs the failure with its code and cause at the edge of each function, then rethrows it', async () => {
+  it('logs the failure with its code and cause at the edge of the function, then rethrows it', async () => {
     const publish = createPublishHandler({ ...deps, logger: capturing, config: broken });
-    const refresh = createRefreshHandler({ ...deps, logger: capturing, config: broken });
 
-    await expect(publish({})).rejects.toThrow(ConfigError);
-    await expect(refresh()).rejects.toThrow(ConfigError);
+    await expect(publish(refreshEvent)).rejects.toThrow(ConfigError);
 
     const described = {
       name: 'ConfigError',
@@ -182,10 +192,7 @@ describe('when the config object in the bucket is not JSON', () => {
       stack: expect.stringContaining('ConfigError'),
       cause: { name: 'SyntaxError', message: expect.any(String), stack: expect.any(String) },
     };
-    expect(failures).toEqual([
-      { message: 'publish failed', error: described },
-      { message: 'refresh failed', error: described },
-    ]);
+    expect(failures).toEqual([{ message: 'publish failed', error: described }]);
   });
 });
 
@@ -418,17 +425,43 @@ describe('when uploads arrive in the intake bucket', () => {
     }
   });
 
-  it('lets a scheduled refresh re-sign the snapshot with the next generation', async () => {
+  it("lets the schedule's refresh message re-sign the snapshot with the next generation, in turn with the publishes", async () => {
     const site = new S3Store({ client: s3.client, bucket: config.siteBucket });
     const read = async (): Promise<SnapshotDocument> =>
       JSON.parse(new TextDecoder().decode((await site.get('snapshot.json'))?.body)) as SnapshotDocument;
     const before = await read();
-    const { generation } = await createRefreshHandler(deps)();
+    const { generation } = await createPublishHandler(deps)(refreshEvent);
     expect(generation).toBe(before.generation + 1);
-    expect((await read()).documents).toEqual(before.documents);
+    const after = await read();
+    expect(after.documents).toEqual(before.documents);
+    expect(Date.parse(after.expires)).toBeGreaterThan(Date.parse(before.expires));
     expect(
       cloudfront.commandCalls(CreateInvalidationCommand)[0]?.args[0].input.InvalidationBatch?.Paths?.Items,
     ).toEqual(['/snapshot.json', '/snapshot.json.asc', '/snapshot.signed.json']);
+  });
+
+  it('publishes what waits with a refresh message, and signs no second snapshot for it', async () => {
+    logs.length = 0;
+    await upload(
+      'incoming/with-refresh.tgz',
+      await makeBundle({ manifest: validManifest({ name: 'cloud-plugin', version: '7.0.0' }) }),
+    );
+    const site = new S3Store({ client: s3.client, bucket: config.siteBucket });
+    const before = JSON.parse(
+      new TextDecoder().decode((await site.get('snapshot.json'))?.body),
+    ) as SnapshotDocument;
+    const event = { Records: [...sqsEvent('incoming/with-refresh.tgz').Records, ...refreshEvent.Records] };
+
+    const result = await createPublishHandler(deps)(event);
+
+    expect(result.outcomes.map((o) => [o.version, o.status])).toEqual([['7.0.0', 'accepted']]);
+    // One generation for the publish (its index documents deferred, then flushed): none more for the refresh.
+    const after = JSON.parse(
+      new TextDecoder().decode((await site.get('snapshot.json'))?.body),
+    ) as SnapshotDocument;
+    expect(after.generation).toBe(result.generation);
+    expect(logs.filter((l) => l.message === 'snapshot refreshed')).toEqual([]);
+    expect(after.generation).toBeGreaterThan(before.generation);
   });
 });
 

@@ -15,11 +15,11 @@ import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-sec
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { rotationMessage } from '../../adapters/publish-queue.ts';
+import { REFRESH_REQUEST, rotationMessage } from '../../adapters/publish-queue.ts';
 import { S3Store } from '../../adapters/s3-store.ts';
 import { main } from '../../cli/main.ts';
 import type { FunctionConfig } from '../../functions/env.ts';
-import { createPublishHandler, createRefreshHandler, type HandlerDeps } from '../../functions/handlers.ts';
+import { createPublishHandler, type HandlerDeps } from '../../functions/handlers.ts';
 import { cachedSigner } from '../../functions/secrets.ts';
 import type { SnapshotDocument } from '../../index-builder/model.ts';
 import {
@@ -228,7 +228,10 @@ describe('when the queue carries a key rotation', () => {
     await expect(createPublishHandler(container())(doorbell)).rejects.toMatchObject({
       code: 'SIGNING_KEY_NOT_PUBLISHED',
     });
-    await expect(createRefreshHandler(container())()).rejects.toMatchObject({
+    const refresh = {
+      Records: [{ messageId: 'f-1', eventSource: 'aws:sqs', body: JSON.stringify(REFRESH_REQUEST) }],
+    };
+    await expect(createPublishHandler(container())(refresh)).rejects.toMatchObject({
       code: 'SIGNING_KEY_NOT_PUBLISHED',
     });
     expect(await published()).toEqual(before);

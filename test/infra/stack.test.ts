@@ -32,13 +32,13 @@ afterAll(async () => {
   await rm(functionsDir, { recursive: true, force: true });
 });
 
-/** The publish and refresh functions (the search function signs nothing and publishes nothing). */
+/** The publish function (the search function signs nothing and publishes nothing). */
 type LambdaResource = { Properties: { Environment: { Variables: Record<string, unknown> } } };
 function publishingFunctions(): LambdaResource[] {
   const functions = Object.entries(
     template.findResources('AWS::Lambda::Function', { Properties: { Runtime: 'nodejs22.x' } }),
   ).filter(([id]) => id.startsWith('Publishing'));
-  expect(functions).toHaveLength(2);
+  expect(functions).toHaveLength(1);
   return functions.map(([, fn]) => fn as LambdaResource);
 }
 
@@ -95,7 +95,11 @@ describe('when the stack is synthesized', () => {
     template.hasResourceProperties('AWS::SQS::Queue', {
       ContentBasedDeduplication: true,
       RedrivePolicy: { maxReceiveCount: 5 },
+      // Six times the publish function's 15 minutes (Lambda's guide for SQS event sources): a message held
+      // by an invocation never comes back to a second one while the first still runs.
+      VisibilityTimeout: 5400,
     });
+    template.hasResourceProperties('AWS::Lambda::Function', { Timeout: 900 });
     template.hasResourceProperties('AWS::Events::Rule', {
       EventPattern: {
         source: ['aws.s3'],
@@ -109,13 +113,26 @@ describe('when the stack is synthesized', () => {
     }
   });
 
-  it('runs the three functions on Node.js 22 arm64, and re-signs the snapshot on a schedule', () => {
+  it('runs the two functions on Node.js 22 arm64, and re-signs the snapshot on a schedule, in turn with the publishes', () => {
     template.resourcePropertiesCountIs(
       'AWS::Lambda::Function',
       { Runtime: 'nodejs22.x', Architectures: ['arm64'], Handler: 'index.handler' },
-      3,
+      2,
     );
-    template.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(6 hours)' });
+    // A refresh beside a publish would sign a snapshot from what it read before the publish committed: the
+    // schedule sends its request into the publish queue's one group, never to a function of its own.
+    const schedules = Object.values(
+      template.findResources('AWS::Events::Rule', { Properties: { ScheduleExpression: 'rate(6 hours)' } }),
+    );
+    expect(schedules).toHaveLength(1);
+    const [target] = schedules[0]?.Properties.Targets as {
+      Arn: unknown;
+      SqsParameters?: unknown;
+      InputTransformer?: { InputTemplate: string };
+    }[];
+    expect(target?.Arn).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^PublishingSubmissions/), 'Arn'] });
+    expect(target?.SqsParameters).toEqual({ MessageGroupId: 'publish' });
+    expect(target?.InputTransformer?.InputTemplate).toContain('"plugindex":"refresh"');
     template.hasResourceProperties('AWS::Lambda::EventSourceMapping', { BatchSize: 10 });
   });
 
@@ -131,7 +148,7 @@ describe('when the stack is synthesized', () => {
     }
   });
 
-  it('keeps the signing key out of environment variables and lets only the two functions read the secret', () => {
+  it('keeps the signing key out of environment variables and lets only the publish function read the secret', () => {
     for (const fn of publishingFunctions()) {
       const env = fn.Properties.Environment.Variables as Record<string, unknown>;
       expect(env.SIGNING_KEY_SECRET_ID).toEqual({ Ref: expect.stringMatching(/^SigningKeySecret/) });
@@ -140,10 +157,7 @@ describe('when the stack is synthesized', () => {
     const readers = Object.entries(template.findResources('AWS::IAM::Policy')).filter(([, p]) =>
       JSON.stringify(p).includes('secretsmanager:GetSecretValue'),
     );
-    expect(readers.map(([id]) => id).sort()).toEqual([
-      expect.stringMatching(/^PublishingPublish/),
-      expect.stringMatching(/^PublishingRefresh/),
-    ]);
+    expect(readers.map(([id]) => id).sort()).toEqual([expect.stringMatching(/^PublishingPublish/)]);
   });
 
   it('serves the site only through CloudFront: HTTPS, HTTP/2 and 3, compression, OAC, logs, headers, routing', () => {
@@ -285,7 +299,7 @@ describe('when the stack is synthesized', () => {
     expect(id).toMatch(/^SearchFunction/);
   });
 
-  it('gives each function the bucket folders it needs: delete only in incoming/, and plugins/ of the site (removal)', () => {
+  it('gives the publish function the bucket folders it needs: delete only in incoming/ and state/, and plugins/ of the site (removal)', () => {
     const statementsOf = (prefix: string) =>
       Object.entries(template.findResources('AWS::IAM::Policy'))
         .filter(([id]) => id.startsWith(prefix))
@@ -300,19 +314,17 @@ describe('when the stack is synthesized', () => {
 
     const publish = statementsOf('PublishingPublish');
     const publishDeletes = deletes(publish).map((st) => JSON.stringify(st.Resource));
-    expect(publishDeletes).toHaveLength(2);
-    // Submissions once filed away, and the files of a version the operator removed: nothing else.
+    expect(publishDeletes).toHaveLength(3);
+    // Submissions once filed away, its own state once done with (intent records, the catalog's journal, a
+    // spill), and the files of a version the operator removed: nothing else.
     expect(publishDeletes.filter((r) => /StorageUploads.*\/incoming\/\*/.test(r))).toHaveLength(1);
+    expect(publishDeletes.filter((r) => /StorageUploads.*\/state\/\*/.test(r))).toHaveLength(1);
     const siteDeletes = publishDeletes.filter((r) => r.includes('StorageSite'));
     expect(siteDeletes).toHaveLength(1);
     expect(siteDeletes[0]).toMatch(/"\/plugins\/\*"/);
     expect(new Set(folders(publish))).toEqual(
       new Set(['incoming', 'plugins', 'processed', 'rejected', 'state', 'status']),
     );
-
-    const refresh = statementsOf('PublishingRefresh');
-    expect(deletes(refresh)).toEqual([]);
-    expect(new Set(folders(refresh))).toEqual(new Set(['config', 'state']));
   });
 
   it('lets the publish function read the key rotations operators upload under rotations/, and record their outcomes', () => {
@@ -334,14 +346,14 @@ describe('when the stack is synthesized', () => {
       (p) => p.Properties.PolicyDocument.Statement as { Action: unknown; Resource: unknown }[],
     );
     const invalidations = statements.filter((s) => JSON.stringify(s.Action).includes('cloudfront:'));
-    expect(invalidations).toHaveLength(2);
+    expect(invalidations).toHaveLength(1);
     for (const s of invalidations) expect(s.Action).toBe('cloudfront:CreateInvalidation');
   });
 
   it('alarms on the dead-letter queue, the oldest submission and function errors', () => {
-    // Errors of the publish, refresh and search functions; no throttle alarm while nothing is bounded.
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 5);
-    template.resourcePropertiesCountIs('AWS::CloudWatch::Alarm', { MetricName: 'Errors' }, 3);
+    // Errors of the publish and search functions; no throttle alarm while nothing is bounded.
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 4);
+    template.resourcePropertiesCountIs('AWS::CloudWatch::Alarm', { MetricName: 'Errors' }, 2);
     template.resourcePropertiesCountIs('AWS::CloudWatch::Alarm', { MetricName: 'Throttles' }, 0);
     expect(
       Object.values(template.findResources('AWS::Lambda::Function')).filter(
