@@ -1,13 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import {
   isRebuildRequest,
+  isRefreshRequest,
   PUBLISH_MESSAGE_GROUP,
   REBUILD_REQUEST,
+  REFRESH_REQUEST,
   rebuildMessage,
   rotationMessage,
   rotationRequestKey,
 } from '../../adapters/publish-queue.ts';
-import { rotationRequests } from '../../functions/events.ts';
+import { rotationRequests, wantsRebuild, wantsRefresh } from '../../functions/events.ts';
 
 describe('when a rebuild request is made', () => {
   it('goes to the publish group with a deduplication id of its own', () => {
@@ -34,6 +36,20 @@ describe('when a message is not a rebuild request', () => {
     ['a JSON string', '"rebuild"'],
   ])('rejects %s', (_what, body) => {
     expect(isRebuildRequest(body)).toBe(false);
+  });
+});
+
+describe("when the schedule's refresh request arrives", () => {
+  it('is recognized as the rule sends it (with the time it fired), and as nothing else', () => {
+    const body = JSON.stringify({ ...REFRESH_REQUEST, at: '2026-12-05T18:00:00Z' });
+    expect(isRefreshRequest(body)).toBe(true);
+    expect(isRebuildRequest(body)).toBe(false);
+    expect(rotationRequestKey(body)).toBeUndefined();
+    const event = { Records: [{ eventSource: 'aws:sqs', body }] };
+    expect(wantsRefresh(event)).toBe(true);
+    expect(wantsRebuild(event)).toBe(false);
+    expect(wantsRefresh({ Records: [{ eventSource: 'aws:sqs', body: rebuildMessage().body }] })).toBe(false);
+    expect(isRefreshRequest('refresh')).toBe(false);
   });
 });
 
