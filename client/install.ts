@@ -577,7 +577,7 @@ async function planTarget(
     target.locked?.version ?? target.spec,
     fits,
   );
-  if (target.locked) checkLockedSource(lock, source, options.lockfile);
+  checkLockedSource(lock, source, options.lockfile, target.locked !== undefined);
   const denyYanked = options.denyYanked === true;
   const resolution = target.locked
     ? resolveLocked(document, target.locked.version, first, { denyYanked })
@@ -754,16 +754,22 @@ async function endpointFor(
 
 /**
  * The lock's record of the source: the key it was made with (or one the source's key succeeds through
- * verified rotations), and the generation it may not go below.
+ * verified rotations), and the generation it may not go below. The floor holds for every target read from
+ * that source, not only those the lock decides (`locked`): an update, another spec or a plugin new to the
+ * lock read from an older snapshot than the lock's would roll a machine with no trust state of its own (a
+ * fresh CI runner) back to what that snapshot resolves to. A target the lock does not decide may come from
+ * a key the configuration pins since (the lock then records that key, and its floor starts again).
  */
-function checkLockedSource(lock: Lockfile, source: Source, lockfile: string): void {
+function checkLockedSource(lock: Lockfile, source: Source, lockfile: string, locked: boolean): void {
   const registry = own(lock.registries, source.name);
   if (!registry) return;
-  if (!keyLinked(registry.key_fingerprint, source.fingerprint, source.previousKeys))
+  if (!keyLinked(registry.key_fingerprint, source.fingerprint, source.previousKeys)) {
+    if (!locked) return;
     throw new ClientError(
       'LOCK_MISMATCH',
       `${lockfile}: registries/${source.name} was locked with key ${registry.key_fingerprint}, but ${source.name} is pinned to ${source.fingerprint} here, and no key rotation this client followed leads from one to the other`,
     );
+  }
   if (source.kind === 'registry' && source.generation < registry.min_generation)
     throw new TrustError(
       'SNAPSHOT_ROLLBACK',

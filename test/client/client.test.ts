@@ -397,6 +397,38 @@ describe('when a plugin is installed', () => {
     },
   );
 
+  it.each([
+    ['an update', { requests: [] as string[], upgrade: true }],
+    ['another spec than the one locked', { requests: [`${NAME}@^1.0.0`] }],
+  ])(
+    "refuses a snapshot older than the lock's floor for %s too, on a machine with no trust state of its own",
+    async (_what, install) => {
+      const m = await machine();
+      await addRegistry(m);
+      await withClient(m, (c) =>
+        c.install({ requests: [`${NAME}@1.0.0`], dir: m.dir, lockfile: m.lockfile }),
+      );
+      const lock = JSON.parse(await readFile(m.lockfile, 'utf8')) as LockShape;
+      // Made where a newer generation was seen: this registry, served as it is, is older (a mirror's replay).
+      (lock.registries.test as LockShape['registries'][string]).min_generation = 1_000_000;
+      await writeFile(m.lockfile, JSON.stringify(lock));
+      const fresh = await machine();
+      await addRegistry(fresh);
+
+      const error = await withClient(fresh, (c) =>
+        c.install({ ...install, dir: fresh.dir, lockfile: m.lockfile }),
+      ).catch((e: unknown) => e);
+
+      expect(error).toMatchObject({
+        name: 'TrustError',
+        code: 'SNAPSHOT_ROLLBACK',
+        message: expect.stringContaining('the lowest'),
+      });
+      expect(JSON.parse(await readFile(m.lockfile, 'utf8'))).toEqual(lock);
+      expect(await exists(fresh.dir)).toBe(false);
+    },
+  );
+
   it('installs what a lock made for another platform holds (every platform is in the lock)', async () => {
     const m = await machine();
     await addRegistry(m);
