@@ -14,8 +14,8 @@
  * record is written and deleted in every publish, and per submission that was two of its ten or so writes.
  * `open` with the ids of the submissions at hand lists the records (only a dead run leaves one) and reads
  * them, and an entry is logged when the log holds, at that seq (below the recorded length), an entry of
- * that type and digest. Once a submission is finished (`forget`), its id leaves its record; a record naming
- * none is deleted, one still naming a submission another batch will finish is written again without the
+ * that type and digest. Once a submission is finished (`forget`), or its outcome is found recorded (a dead
+ * run's, finished by that run), its id leaves its record; a record naming none is deleted, one still naming a submission another batch will finish is written again without the
  * finished ones. The entries the published snapshot does not vouch for are found too (a record lost with its
  * run is then still caught). Write order within a flush: the intent record, the segments, then
  * `state/log.json`; a crash before the last leaves entries past the recorded length, which the next append
@@ -24,6 +24,7 @@
  * nothing that counts. Records of the earlier shape, one per submission (`<id>.json`), are still read.
  */
 
+import { statusKey } from '../layout.ts';
 import { forEachLimited } from '../limited.ts';
 import {
   EMPTY_LOG,
@@ -221,16 +222,20 @@ export class LogWriter {
   }
 
   /**
-   * Drops finished submissions (`ids`) from their intent records: a record that names no other is deleted,
-   * one that still does is written again without them (records are independent of each other).
+   * Drops finished submissions (`ids`) from their intent records, and those whose outcome is recorded
+   * already (a run that died after it finished them, before it forgot them: no retry takes them again, and
+   * their record would stay for good): a record that names no other is deleted, one that still does is
+   * written again without them (records are independent of each other).
    */
   async forget(ids: readonly string[]): Promise<void> {
     const finished = new Set(ids);
-    const touched = [...this.#records].filter(([, intents]) =>
-      [...intents.keys()].some((id) => finished.has(id)),
-    );
-    await forEachLimited(touched, WRITE_CONCURRENCY, async ([key, intents]) => {
-      const left = new Map([...intents].filter(([id]) => !finished.has(id)));
+    await forEachLimited([...this.#records], WRITE_CONCURRENCY, async ([key, intents]) => {
+      const left = new Map<string, LogIntent>();
+      for (const [id, intent] of intents) {
+        // Only a dead run's record names a submission outside the batch: one request each, rarely.
+        if (!finished.has(id) && !(await this.ctx.intake.head(statusKey(id)))) left.set(id, intent);
+      }
+      if (left.size === intents.size) return;
       if (left.size > 0 && key.slice(LOG_INTENTS_PREFIX.length).startsWith('batch-'))
         await this.#writeRecord(key, left);
       else if (left.size === 0) {

@@ -483,6 +483,29 @@ describe('when a batch dies after its log entries and another batch runs before 
     expect([...registry.intake.objects.keys()].filter((k) => k.startsWith('state/log-intents/'))).toEqual([]);
   });
 
+  it('drops from its intent record a submission the run that died finished itself', async () => {
+    const registry = await makeRegistry();
+    const [alpha] = await registry.submit(await makeBundle({ manifest: validManifest({ name: 'alpha' }) }));
+    const [beta] = await registry.submit(await makeBundle({ manifest: validManifest({ name: 'beta' }) }));
+    // Dies filing beta away, after alpha's outcome is recorded and alpha is filed away.
+    const remove = registry.intake.delete.bind(registry.intake);
+    registry.intake.delete = async (key, options) => {
+      if (key === beta) throw new StoreError('STORE_IO', key, 'the run died');
+      return remove(key, options);
+    };
+    await expect(processSubmissions(registry.context)).rejects.toMatchObject({ code: 'STORE_IO' });
+    registry.intake.delete = remove;
+    const intents = (): string[] =>
+      [...registry.intake.objects.keys()].filter((k) => k.startsWith('state/log-intents/'));
+    expect(intents()).toHaveLength(1);
+    expect(registry.intake.objects.has(alpha as string)).toBe(false);
+
+    // The retry takes beta alone (alpha is gone from incoming/): alpha's intent must not outlive it.
+    const retried = await processSubmissions(registry.context);
+    expect(retried.outcomes.map((o) => [o.submission, o.status])).toEqual([[beta, 'accepted']]);
+    expect(intents()).toEqual([]);
+  });
+
   it('keeps the intent of a submission a retry leaves for later, and logs it once when it is finished', async () => {
     const registry = await makeRegistry();
     await publishOnce(registry, '1.0.0', publishAtOnce);
