@@ -671,13 +671,16 @@ export class FsStore implements Store {
   }
 
   /**
-   * A rename, by synchronous calls: first beside `to` under a temp name, where its bytes are checked against
-   * `options.sha256` (what is renamed is what was read, whatever was put at `from` meanwhile), then onto
-   * `to`, with a sidecar unless `to` implies its metadata. Other bytes go back to `from`, or beside it under
-   * a name of their own if yet another upload took that name: an upload is never lost, and never taken for
-   * one it is not. The file this store read (listed, without a sidecar) is known by its identity instead,
-   * when it is still that very file, unwritten since (its change time too, before the rename) and after it:
-   * then nothing is read or hashed again (a batch moves 10,000 uploads, in its last step, on this thread).
+   * A move by synchronous calls: the file gets a second name beside `to` (a hard link, under a temp name),
+   * where it is checked against `options.sha256` (what is moved is what was read, whatever was put at `from`
+   * meanwhile), then that name is renamed onto `to`, with a sidecar unless `to` implies its metadata; only
+   * then is `from` let go, and only while it names that very file (`letGo`). So a run killed at any point
+   * leaves the upload at `from` or at `to`, or at both (then the next batch finds it again, and its outcome
+   * recorded): never under a temp name alone, where no batch would find it. Other bytes stay at `from`: an
+   * upload is never lost, and never taken for one it is not. The file this store read (listed, without a
+   * sidecar) is known by its identity instead, when it is still that very file, unwritten since (its change
+   * time too, before the link) and after it: then nothing is read or hashed again (a batch moves 10,000
+   * uploads, in its last step, on this thread).
    */
   async move(
     from: string,
@@ -700,7 +703,9 @@ export class FsStore implements Store {
         const remembered = this.#folders.has(folder);
         if (!remembered) makeFolderSync(folder, this.#folders);
         try {
-          renameSync(source, temp);
+          // A second name rather than a rename: `from` keeps the upload until it is in place at `to`, so a
+          // run killed in between leaves it where the next batch finds it (no listing shows a temp name).
+          linkSync(source, temp);
           break;
         } catch (error) {
           if (errorCode(error) === 'EXDEV') return 'cannot';
@@ -714,11 +719,11 @@ export class FsStore implements Store {
       try {
         stats = (unwritten && fileAsRead(temp, read, sameFile)) || movedStats(temp, options.sha256);
       } catch (error) {
-        returnUpload(temp, source); // never left under the temp name, where no batch would find it
+        rmSync(temp, { force: true });
         throw error;
       }
       if (!stats) {
-        returnUpload(temp, source);
+        rmSync(temp, { force: true });
         return 'changed';
       }
       const bare = isBare(to, { byteLength: Number(stats.size) }, options);
@@ -727,9 +732,10 @@ export class FsStore implements Store {
         if (!bare) this.#writeSidecarSync(meta, options, options.sha256, stats);
         renameSync(temp, file);
       } catch (error) {
-        returnUpload(temp, source);
+        rmSync(temp, { force: true });
         throw error;
       }
+      letGo(source, stats, tempNameFor(file));
       if (bare) unlinkIfThere(meta); // a former put's, which no longer describes the file
       this.#rawPaths.delete(from);
       if (typeof source === 'string') prune(path.dirname(source), this.root);
@@ -1208,6 +1214,24 @@ function returnUpload(temp: string, source: string | Buffer): void {
     }
   }
   rmSync(temp, { force: true });
+}
+
+/**
+ * Lets go of `source` once the file it named is in place elsewhere (`placed`, its stats): taken aside first
+ * (a rename: another upload put at `source` since is then aside, not lost), then unlinked when it is that
+ * very file (device and inode), else put back. A run killed between the two leaves a second name of a file
+ * that is in place, under a temp name.
+ */
+function letGo(source: string | Buffer, placed: BigStats, aside: string): void {
+  try {
+    renameSync(source, aside);
+  } catch (error) {
+    if (isMissing(error)) return; // deleted meanwhile: nothing to let go of
+    throw error;
+  }
+  const now = lstatSync(aside, { bigint: true, throwIfNoEntry: false });
+  if (now && now.dev === placed.dev && now.ino === placed.ino) unlinkSync(aside);
+  else if (now) returnUpload(aside, source);
 }
 
 /**

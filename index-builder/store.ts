@@ -87,9 +87,9 @@ export interface Store {
    * from it, whose SHA-256 is `options.sha256`: 'moved'; 'changed' when it holds other bytes (put there
    * since it was read) or none, and then `from` is left as it is; 'cannot' when this store cannot move
    * between the two (another filesystem). Optional: call it through `moveObject`, which puts and deletes
-   * otherwise. The filesystem store renames: an upload leaves `incoming/` without a copy of its bytes and an
-   * unlink, two of the dearest calls of an import; and it knows a file it read, unwritten since, by its
-   * identity rather than by hashing it again.
+   * otherwise. The filesystem store links and renames: an upload leaves `incoming/` without a copy of its
+   * bytes, and is at `from` or at `to` whenever the process dies; and it knows a file it read, unwritten
+   * since, by its identity rather than by hashing it again.
    */
   move?(from: string, to: string, options: PutOptions & { readonly sha256: string }): Promise<MoveResult>;
   /** Every object whose key starts with `prefix`, in lexicographic key order. */

@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import {
   mkdir,
   mkdtemp,
@@ -12,6 +13,8 @@ import {
 } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BARE_BYTES, compareUtf8, FsStore } from '../../adapters/fs-store.ts';
 import { StoreError } from '../../index-builder/errors.ts';
@@ -550,6 +553,58 @@ describe("when an upload's folder is made a link out of the store after the list
       await rm(outside, { recursive: true, force: true });
     }
   });
+});
+
+describe('when a run is killed while it moves an upload', () => {
+  /** Moves incoming/a.tgz in a process killed right before its `n`th call that changes a name. */
+  async function movedDying(n: number, read: boolean): Promise<string> {
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        fileURLToPath(new URL('../support/move-dies.ts', import.meta.url)),
+        root,
+        String(n),
+      ].concat(read ? ['read'] : []),
+      { cwd: fileURLToPath(new URL('../..', import.meta.url)) },
+    ).catch((error: { signal?: string; stdout?: string }) => {
+      expect(error.signal).toBe('SIGKILL');
+      return { stdout: error.stdout ?? '' };
+    });
+    return stdout;
+  }
+
+  it.each([
+    ['listed and read', true],
+    ['known by its bytes alone', false],
+  ])(
+    'leaves it where a batch finds it, whatever call it dies before (%s)',
+    async (_, read) => {
+      const body = 'the one upload';
+      for (let n = 1; ; n++) {
+        await rm(path.join(root, 'incoming'), { recursive: true, force: true });
+        await rm(path.join(root, 'processed'), { recursive: true, force: true });
+        await mkdir(path.join(root, 'incoming'));
+        await writeFile(path.join(root, 'incoming', 'a.tgz'), body);
+
+        const finished = await movedDying(n, read);
+
+        // What a batch sees: a listing (temp names are hidden), and the upload there or moved.
+        const found = (await listAll(new FsStore(root), '')).map((o) => o.key);
+        expect(found.length, `killed before call ${n}: ${found}`).toBeGreaterThan(0);
+        for (const key of found) expect(await readFile(path.join(root, key), 'utf8')).toBe(body);
+        if (finished) {
+          // Not killed: the move made fewer calls than n, and ended with the upload moved.
+          expect(JSON.parse(finished)).toMatchObject({ moved: 'moved' });
+          expect(found).toEqual(['processed/a.tgz']);
+          expect(n).toBeGreaterThan(2);
+          break;
+        }
+      }
+    },
+    60_000,
+  );
 });
 
 describe('when moving or deleting an upload only while it is the one read', () => {
