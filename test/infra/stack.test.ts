@@ -125,7 +125,7 @@ describe('when the stack is synthesized', () => {
       template.findResources('AWS::Events::Rule', { Properties: { ScheduleExpression: 'rate(6 hours)' } }),
     );
     expect(schedules).toHaveLength(1);
-    const [target] = schedules[0]?.Properties.Targets as {
+    const [target] = (schedules[0]?.Properties.Targets ?? []) as {
       Arn: unknown;
       SqsParameters?: unknown;
       InputTransformer?: { InputTemplate: string };
