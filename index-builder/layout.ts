@@ -396,17 +396,24 @@ export function rejectedKey(id: string, extension: 'tgz' | 'json' = 'tgz'): stri
  * A stable id for a submission from its upload's key and SHA-256 (hex): its file name and the start of its
  * digest, so a redelivered upload maps to itself, and an upload hashed as a stream gets the same id as one
  * read whole. Whatever the upload's name, the id is a safe key segment (`status/<id>.json`,
- * `rejected/<id>.tgz`): an upload named `con.x.tgz` or `a b.tgz` gets its outcome like any other.
+ * `rejected/<id>.tgz`): an upload named `con.x.tgz` or `a b.tgz` gets its outcome like any other. The same
+ * bytes uploaded under two keys are two submissions, each with its outcome: a key that is not its plain file
+ * name right under `incoming/` (in a folder of it, or a name made safe or cut short here) adds the start of
+ * its own digest, so `incoming/a/x.tgz` and `incoming/b/x.tgz`, or `a b.tgz` and `a_b.tgz`, differ.
  */
 export function submissionIdFromDigest(key: string, sha256: string): string {
-  const base = (key.split('/').pop() ?? 'submission').replace(/\.(tgz|tar\.gz)$/i, '');
+  const name = key.split('/').pop() ?? 'submission';
+  const base = name.replace(/\.(tgz|tar\.gz)$/i, '');
   const safe =
     base
       .replace(/[^A-Za-z0-9._-]/g, '_')
       .replace(/^[.]+/, '_')
       .slice(0, 80) || 'submission';
-  const id = `${safe}-${sha256.slice(0, 12)}`;
-  return segmentProblem(`${id}.json`) === undefined ? id : `submission-${sha256.slice(0, 12)}`;
+  const digest = sha256.slice(0, 12);
+  const plain = safe === base && key === `${INCOMING_PREFIX}${name}`;
+  const keyed = plain ? '' : `-${sha256Hex(new TextEncoder().encode(key)).slice(0, 8)}`;
+  const id = `${safe}-${digest}${keyed}`;
+  return segmentProblem(`${id}.json`) === undefined ? id : `submission-${digest}${keyed}`;
 }
 
 /** `submissionIdFromDigest` for an upload's bytes. */

@@ -264,8 +264,23 @@ describe('when a submission is named', () => {
     ]) {
       const id = submissionIdFromDigest(key, digest);
       expect(isSafeKey(statusKey(id)), id).toBe(true);
-      expect(id.endsWith(digest.slice(0, 12))).toBe(true);
+      expect(id).toContain(`-${digest.slice(0, 12)}`);
     }
+  });
+
+  it('tells apart the same bytes under two keys that would read the same, each with its outcome', () => {
+    for (const [a, b] of [
+      ['incoming/team-a/x.tgz', 'incoming/team-b/x.tgz'],
+      ['incoming/a b.tgz', 'incoming/a_b.tgz'],
+      [`incoming/${'n'.repeat(90)}1.tgz`, `incoming/${'n'.repeat(90)}2.tgz`],
+      ['incoming/con.tgz', 'incoming/sub/con.tgz'],
+    ] as const) {
+      expect(submissionIdFromDigest(a, digest), a).not.toBe(submissionIdFromDigest(b, digest));
+      // And each stays its own: a redelivered upload maps to itself.
+      expect(submissionIdFromDigest(a, digest)).toBe(submissionIdFromDigest(a, digest));
+    }
+    // A plain name right under incoming/ keeps the id it always had.
+    expect(submissionIdFromDigest('incoming/x.tgz', digest)).toBe('x-ab12cd34ef56');
   });
 });
 

@@ -751,6 +751,31 @@ describe('when an upload is larger than the bundle limit', () => {
   });
 });
 
+describe('when the same bytes are uploaded under two keys', () => {
+  it('records an outcome for each, and keeps each upload', async () => {
+    const registry = await makeRegistry();
+    const bundle = await makeBundle();
+    const options = { contentType: 'application/gzip', cacheControl: 'no-store' };
+    await registry.intake.put('incoming/team-a/x.tgz', bundle, options);
+    await registry.intake.put('incoming/team-b/x.tgz', bundle, options);
+
+    const result = await processSubmissions(registry.context);
+
+    expect(result.outcomes.map((o) => [o.submission, o.status])).toEqual([
+      ['incoming/team-a/x.tgz', 'accepted'],
+      ['incoming/team-b/x.tgz', 'already-published'],
+    ]);
+    const [a, b] = result.outcomes as [SubmissionOutcome, SubmissionOutcome];
+    expect(a.id).not.toBe(b.id);
+    for (const outcome of [a, b]) {
+      expect(json<SubmissionOutcome>(registry.intake, `status/${outcome.id}.json`).submission).toBe(
+        outcome.submission,
+      );
+      expect(registry.intake.objects.get(`processed/${outcome.id}.tgz`)?.body).toEqual(bundle);
+    }
+  });
+});
+
 describe('when an upload is replaced under its name while a batch takes it', () => {
   it.each([
     ['read whole', undefined],
