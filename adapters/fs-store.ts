@@ -180,6 +180,8 @@ interface BigStats {
   readonly size: bigint;
   readonly dev: bigint;
   readonly ino: bigint;
+  /** How many names the file has (a move gives it a second one before it lets go of the first). */
+  readonly nlink: bigint;
   readonly ctimeNs: bigint;
   readonly mtimeNs: bigint;
   readonly mtimeMs: bigint;
@@ -735,11 +737,14 @@ export class FsStore implements Store {
         rmSync(temp, { force: true });
         throw error;
       }
+      // A third name: `to` was that very file already (a retry after a run killed before it let go), and a
+      // rename between two names of one file leaves both.
+      if (stats.nlink > 2n) unlinkIfThere(temp);
       letGo(source, stats, tempNameFor(file));
       if (bare) unlinkIfThere(meta); // a former put's, which no longer describes the file
       this.#rawPaths.delete(from);
       if (typeof source === 'string') prune(path.dirname(source), this.root);
-      // The very file read without a sidecar (its change time is the rename's) has none to remove.
+      // The very file read without a sidecar (its change time is the link's) has none to remove.
       const hadNone = read !== undefined && sameFile(read, stats);
       if (isSafeKey(from) && !hadNone) {
         const fromMeta = `${resolveInside(this.#metaRoot, from)}.json`;

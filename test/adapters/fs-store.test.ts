@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import {
+  link,
   mkdir,
   mkdtemp,
   readdir,
@@ -574,6 +575,26 @@ describe('when a run is killed while it moves an upload', () => {
     });
     return stdout;
   }
+
+  it('moves it again when a run was killed with it at both places, and leaves no third name', async () => {
+    await mkdir(path.join(root, 'incoming'));
+    await mkdir(path.join(root, 'processed'));
+    await writeFile(path.join(root, 'incoming', 'a.tgz'), 'the one upload');
+    // Killed after the rename onto its destination, before it let go of the source: two names of one file.
+    await link(path.join(root, 'incoming', 'a.tgz'), path.join(root, 'processed', 'a.tgz'));
+    await listAll(store, 'incoming/');
+    await store.get('incoming/a.tgz');
+
+    const options = {
+      contentType: 'application/gzip',
+      cacheControl: CACHE_PRIVATE,
+      sha256: sha256('the one upload'),
+    };
+    expect(await store.move('incoming/a.tgz', 'processed/a.tgz', options)).toBe('moved');
+
+    expect(await allFiles(root)).toEqual(['incoming', 'processed', 'processed/a.tgz']);
+    expect((await stat(path.join(root, 'processed', 'a.tgz'))).nlink).toBe(1);
+  });
 
   it.each([
     ['listed and read', true],
