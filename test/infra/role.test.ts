@@ -13,13 +13,10 @@ import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REFRESH_REQUEST, rebuildMessage } from '../../adapters/publish-queue.ts';
-import type { FunctionConfig } from '../../functions/env.ts';
-import { createPublishHandler, type HandlerDeps } from '../../functions/handlers.ts';
-import { createSigner } from '../../index-builder/signing.ts';
 import { bundleFunctions } from '../../infra/bundle-functions.ts';
 import { PlugindexStack } from '../../infra/stack.ts';
-import { encode, makeBundle, testKey, validManifest } from '../support/fixtures.ts';
-import { type LocalS3, startLocalS3 } from '../support/s3.ts';
+import { encode, makeBundle, validManifest } from '../support/fixtures.ts';
+import { type LocalS3, localPublishHandler, startLocalS3 } from '../support/s3.ts';
 
 const INTAKE = 'role-intake';
 const SITE = 'role-site';
@@ -174,26 +171,7 @@ describe("when the publish function runs with its deployed role's S3 permissions
   it('publishes, rejects, flushes, rebuilds and refreshes with no request refused', async () => {
     const denied: string[] = [];
     const client = roleClient(denied);
-    const signer = await createSigner((await testKey('registry')).secretKey);
-    const config: FunctionConfig = {
-      intakeBucket: INTAKE,
-      siteBucket: SITE,
-      signingKeySecretId: 'unused',
-      configKey: 'config/plugindex.json',
-      distributionId: undefined,
-      s3Endpoint: undefined,
-      defaults: {},
-      publishers: undefined,
-      operators: undefined,
-    };
-    const deps: HandlerDeps = {
-      config,
-      s3: client,
-      cloudfront: undefined as never, // no distribution: nothing is invalidated
-      signer: async () => signer,
-      logger: { info: () => {}, warn: () => {}, error: () => {} },
-    };
-    const publish = createPublishHandler(deps);
+    const publish = await localPublishHandler(s3, INTAKE, SITE, client);
     const put = async (key: string, body: Uint8Array) =>
       s3.client.send(new PutObjectCommand({ Bucket: INTAKE, Key: key, Body: body }));
     const message = (body: string) => ({ Records: [{ messageId: 'm', eventSource: 'aws:sqs', body }] });

@@ -53,11 +53,15 @@ export async function startLocalS3(buckets: readonly string[]): Promise<LocalS3>
   };
 }
 
-/** The publish function over two buckets of a local S3, signing with the test registry key, logging nowhere. */
+/**
+ * The publish function over two buckets of a local S3, signing with the test registry key, logging nowhere;
+ * its requests sent by `client` (by default the local S3's own).
+ */
 export async function localPublishHandler(
   s3: LocalS3,
   intakeBucket: string,
   siteBucket: string,
+  client: S3Client = s3.client,
 ): Promise<(event: unknown) => Promise<BatchResult>> {
   const signer = await createSigner((await testKey('registry')).secretKey);
   return createPublishHandler({
@@ -72,7 +76,7 @@ export async function localPublishHandler(
       publishers: undefined,
       operators: undefined,
     },
-    s3: s3.client,
+    s3: client,
     cloudfront: undefined as never, // no distribution configured: never called
     signer: async () => signer,
     logger: { info: () => {}, warn: () => {}, error: () => {} },
