@@ -4,6 +4,7 @@
  * missing field and a field of the wrong type told apart.
  */
 import { escapePointer } from '../index-builder/errors.ts';
+import { duplicateKeyPointers } from '../index-builder/manifest/json-scan.ts';
 import { ClientError, type ClientErrorCode } from './errors.ts';
 
 /** A configured registry's name: what commands and lock files call it. */
@@ -93,7 +94,11 @@ export class Problems {
   }
 }
 
-/** The file's top-level JSON object. @throws ClientError (the Problems' code) when it is not JSON or not an object. */
+/**
+ * The file's top-level JSON object, each key once in each object: `JSON.parse` keeps the last of a repeated
+ * key without a word, where a lock or a configuration left with both sides of a merge means two things.
+ * @throws ClientError (the Problems' code) when it is not JSON, repeats a key, or is not an object.
+ */
 export function parseJsonObject(text: string, problems: Problems): Record<string, unknown> {
   let value: unknown;
   try {
@@ -102,6 +107,8 @@ export function parseJsonObject(text: string, problems: Problems): Record<string
     problems.add('', 'a JSON document', `text that is not JSON (${(error as Error).message})`);
     throw problems.error();
   }
+  for (const pointer of duplicateKeyPointers(text)) problems.add(pointer, 'each key once', 'it again');
+  if (problems.any()) throw problems.error();
   if (!isObject(value)) {
     problems.expect('', 'a JSON object', value);
     throw problems.error();

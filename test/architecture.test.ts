@@ -76,6 +76,7 @@ const PUBLISHER_ONLY = [
  * (client/folder-source.ts), which no registry has checked. Never `manifest/index.ts`, the bundle or the pipeline.
  */
 const CLIENT_MAY_USE = new Set([
+  'index-builder/manifest/json-scan.ts',
   'index-builder/manifest/parse.ts',
   'index-builder/manifest/parse-yaml.ts',
   'index-builder/manifest/validate.ts',

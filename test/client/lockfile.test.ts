@@ -375,6 +375,20 @@ describe('when a lock is invalid', () => {
     ]);
   });
 
+  it('refuses a plugin or registry listed twice (a merge left with both sides), naming each repeat', () => {
+    const text = serializeLockfile(sample);
+    const once = text.indexOf('    "kubecost-lens": {');
+    const end = text.indexOf('\n    }', once) + '\n    }'.length;
+    // The plugin's entry again, as a hand-resolved conflict leaves it: JSON.parse would keep the last.
+    const twice = `${text.slice(0, end)},\n${text.slice(once, end)}${text.slice(end)}`;
+    expect(JSON.parse(twice).plugins['kubecost-lens']).toBeDefined();
+
+    const error = thrown(() => parseLockfile(twice, FILE));
+
+    expect(error.code).toBe('LOCKFILE_INVALID');
+    expect(error.message).toContain(`${FILE}#${lens}: expected each key once, found it again`);
+  });
+
   it('does not take a prototype property for a registry (a plugin locked to "constructor")', () => {
     const text = edited((l) => {
       l.plugins['kubecost-lens'].registry = 'constructor';
