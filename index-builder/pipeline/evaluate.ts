@@ -467,6 +467,32 @@ async function evaluate(
 }
 
 /**
+ * A bundle a run that died accepted and logged, which its retry would refuse (its publisher's key expired
+ * since, or was removed from the trust list): the log holds its entry and its version's files are written,
+ * so it is finished as it was judged then, by the entry's signer, rather than refused with its entry left
+ * in the log for a version no document shows (and then open to other bytes). Only the very manifest the
+ * entry names (its digest, name and version), with artifacts that match it, and a version not shown yet.
+ */
+async function resumeLogged(
+  ctx: PipelineContext,
+  inspection: Extract<Inspection, { kind: 'read' }>,
+  judging: Judging,
+): Promise<Evaluation | undefined> {
+  const { manifest, contents } = inspection;
+  if (!manifest || inspection.artifactProblems.length > 0) return undefined;
+  const sourceSha256 = sha256Hex(contents.manifest);
+  const entry = judging.log.entry('publish', sourceSha256);
+  if (!entry?.signer || entry.plugin !== manifest.name || entry.version !== manifest.version) return undefined;
+  const existing = await judging.view.current(manifest.name);
+  const identity = versionIdentity(manifest.version);
+  if (existing?.versions.some((v) => versionIdentity(v.version) === identity)) return undefined;
+  const publisher = entry.signer;
+  const record = provisionalRecord(manifest, { manifest, publisher, sourceSha256 }, new Date(entry.time));
+  judging.view.change(mergePluginDocument(existing, [{ record, manifest }], ctx.config.ownership));
+  return { kind: 'accepted', manifest, contents, publisher, sourceSha256 };
+}
+
+/**
  * Every fingerprint of every key the registry has signed with: its key now, and each key a published
  * rotation retired. A retired key stays the registry's (its signatures are still about, and it may have
  * been rotated because it leaked), so it can never sign as a publisher, an owner or an operator.
@@ -539,7 +565,7 @@ export async function evaluateBatch(
         withLog ??= { ...judging, log: await judging.log };
         judged = evaluateAction(ctx, upload, withLog);
       }
-      const evaluation = await judged.catch((error: unknown): Evaluation => {
+      let evaluation = await judged.catch((error: unknown): Evaluation => {
         if (error instanceof StoreError) throw error;
         return rejected([
           problem(
@@ -549,6 +575,11 @@ export async function evaluateBatch(
           ),
         ]);
       });
+      // A refusal is rare: only then is the log waited for, to finish a publish a run that died logged.
+      if (evaluation.kind === 'rejected' && inspection?.kind === 'read') {
+        withLog ??= { ...judging, log: await judging.log };
+        evaluation = (await resumeLogged(ctx, inspection, withLog)) ?? evaluation;
+      }
       const item = { upload, evaluation };
       items.push(item);
       onJudged?.(item);

@@ -446,6 +446,41 @@ describe.each(actionModes)(
   },
 );
 
+describe('when a publish a run logged before it died would be refused by the retry', () => {
+  it('finishes it as it was judged, so the log names no version that no document shows', async () => {
+    const publisher = await testKey('publisher');
+    const registry = await makeRegistry({
+      policy: 'restricted',
+      publishers: [{ fingerprint: publisher.fingerprint, names: ['demo-*'], key: publisher.publicKey }],
+    });
+    const keys = await registry.submit(await makeBundle());
+    // Dies writing the plugin document: the version's files and its log entry are written.
+    const put = registry.site.put.bind(registry.site);
+    registry.site.put = async (key: string, body: Uint8Array, options: PutOptions) => {
+      if (key === 'plugins/demo-plugin/index.json') throw new StoreError('STORE_IO', key, 'injected failure');
+      return put(key, body, options);
+    };
+    await expect(processSubmissions(registry.context, keys)).rejects.toMatchObject({ code: 'STORE_IO' });
+    registry.site.put = put;
+    // The operator takes the key off the trust list before the retry runs.
+    const delisted = { ...registry.context, config: { ...registry.context.config, publishers: [] } };
+
+    const retried = await processSubmissions(delisted, keys);
+
+    expect(retried.outcomes.map((o) => [o.status, o.publisher])).toEqual([
+      ['accepted', publisher.fingerprint],
+    ]);
+    const log = await vouchedLog(registry.site, registry.registryKey.publicKey);
+    expect(log.map((e) => [e.type, e.plugin, e.version])).toEqual([['publish', 'demo-plugin', '1.0.0']]);
+    const doc = JSON.parse(text(registry.site, 'plugins/demo-plugin/index.json')) as PluginDocument;
+    expect(doc.versions.map((v) => v.version)).toEqual(['1.0.0']);
+    // Shown, so other bytes under that version are refused as they always are.
+    const other = await makeBundle({ manifest: validManifest({ description: 'other bytes' }) });
+    const [again] = (await processSubmissions(registry.context, await registry.submit(other))).outcomes;
+    expect(again?.problems.map((p) => p.code)).toEqual(['VERSION_EXISTS']);
+  });
+});
+
 describe('when a batch dies after its log entries and another batch runs before the retry', () => {
   it('logs each publish once: the retry finds them by their intent records, not by a window', async () => {
     const registry = await makeRegistry();
