@@ -482,7 +482,8 @@ async function resumeLogged(
   if (!manifest || inspection.artifactProblems.length > 0) return undefined;
   const sourceSha256 = sha256Hex(contents.manifest);
   const entry = judging.log.entry('publish', sourceSha256);
-  if (!entry?.signer || entry.plugin !== manifest.name || entry.version !== manifest.version) return undefined;
+  if (!entry?.signer || entry.plugin !== manifest.name || entry.version !== manifest.version)
+    return undefined;
   const existing = await judging.view.current(manifest.name);
   const identity = versionIdentity(manifest.version);
   if (existing?.versions.some((v) => versionIdentity(v.version) === identity)) return undefined;
