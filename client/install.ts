@@ -4,6 +4,7 @@ import { keyProblem, versionFolder } from '../index-builder/layout.ts';
 import type {
   Advisory,
   ArtifactRecord,
+  Manifest,
   OciArtifact,
   Resources,
   VersionRecord,
@@ -21,7 +22,7 @@ import {
   withInstalledVersion,
   withoutInstalled,
 } from './installed.ts';
-import { own } from './json-input.ts';
+import { compareStrings, own } from './json-input.ts';
 import { checkAdvisories, deprecationOf } from './lifecycle.ts';
 import {
   EMPTY_LOCKFILE,
@@ -676,11 +677,18 @@ async function planFrozen(
   const endpoint = await endpointFor(ctx, options, entry.registry, files, entry.manifest_url);
   const warnings: string[] = [];
   const manifest = await frozenManifest(ctx, entry, endpoint).catch((error: Error) => {
+    // A policy is judged on what the manifest asks for: without it, nothing would be but the lock's word.
+    if (options.policy)
+      throw new ClientError(
+        'POLICY_DENIED',
+        `${target.name}@${entry.version}: the policy cannot be judged without the manifest ${options.lockfile} pins (${error.message})`,
+      );
     warnings.push(
       `${target.name}@${entry.version}: its signed manifest was not placed beside it (${error.message})`,
     );
     return undefined;
   });
+  if (manifest && options.policy) checkLockedAsks(target.name, entry, manifest.manifest, options.lockfile);
   return {
     name: target.name,
     version: entry.version,
@@ -982,6 +990,26 @@ function checkAgainstLock(name: string, locked: LockedPlugin, now: LockedPlugin,
         `${artifact.sha256} (${artifact.size} bytes)`,
       );
   }
+}
+
+/**
+ * A frozen install's lock entry against the manifest it pins (which hashes to the lock's digest): the
+ * permissions and resources it asks for, which a policy judges. A lock edited to leave out a permission
+ * the policy denies would otherwise install a plugin that asks for it.
+ */
+function checkLockedAsks(name: string, locked: LockedPlugin, manifest: Manifest, lockfile: string): void {
+  const said = (permissions: readonly string[] = [], resources: Readonly<Record<string, number>> = {}) =>
+    JSON.stringify({
+      permissions: [...new Set(permissions)].sort(compareStrings),
+      resources: Object.fromEntries(Object.entries(resources).sort(([a], [b]) => compareStrings(a, b))),
+    });
+  const locks = said(locked.permissions, locked.resources);
+  const asks = said(manifest.permissions, manifest.resources as Record<string, number> | undefined);
+  if (locks !== asks)
+    throw new ClientError(
+      'LOCK_MISMATCH',
+      `${lockfile}: plugins/${name}@${locked.version} locks ${locks}, but the manifest it pins asks for ${asks}`,
+    );
 }
 
 /**

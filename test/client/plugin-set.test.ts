@@ -5,7 +5,7 @@
  * file, reproduced with `frozen` on a clean cache, compared (`diffSet`), cleaned (`cleanSet`), held to a
  * policy and to the permissions already accepted, and discovered on disk with whether each verifies.
  */
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -557,6 +557,43 @@ ${policy}
         code: 'POLICY_DENIED',
         message: expect.stringContaining('max_memory_mb'),
       });
+  });
+
+  it('judges a frozen install by the manifest the lock pins, not by what an edited lock says it asks for', async () => {
+    const p = await project(withPolicy('  permissions: { deny: [process_spawn] }'));
+    await using(p, (c) => c.installSet(p.file, HOME));
+    const lock = JSON.parse(await readFile(p.lockfile, 'utf8'));
+    expect(lock.plugins['disk-tool'].permissions).toEqual(['filesystem_read']);
+    // The claim left out by hand (a careless merge, or on purpose); the digests untouched.
+    delete lock.plugins['disk-tool'].permissions;
+    const q = await project(withPolicy('  permissions: { deny: [filesystem_read] }'));
+    await writeFile(q.lockfile, `${JSON.stringify(lock, null, 2)}\n`);
+
+    const frozen = using(q, (c) => c.installSet(q.file, { ...HOME, frozen: true }));
+
+    await expect(frozen).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'LOCK_MISMATCH',
+      message: expect.stringContaining('filesystem_read'),
+    });
+    expect(await exists(join(q.dir, 'plugins/disk-tool'))).toBe(false);
+  });
+
+  it('refuses a frozen install under a policy when the manifest the lock pins cannot be had', async () => {
+    const p = await project(withPolicy('  permissions: { deny: [process_spawn] }'));
+    await using(p, (c) => c.installSet(p.file, HOME));
+    const q = await project(withPolicy('  permissions: { deny: [process_spawn] }'));
+    await writeFile(q.lockfile, await readFile(p.lockfile));
+    const manifest = join(folder, 'disk-tool/1.0.3/manifest.json');
+    await rename(manifest, `${manifest}.aside`);
+    try {
+      await expect(using(q, (c) => c.installSet(q.file, { ...HOME, frozen: true }))).rejects.toMatchObject({
+        code: 'POLICY_DENIED',
+        message: expect.stringContaining('cannot be judged without the manifest'),
+      });
+    } finally {
+      await rename(`${manifest}.aside`, manifest);
+    }
   });
 
   it('installs what the policy allows', async () => {
