@@ -471,16 +471,22 @@ async function evaluate(
  * since, or was removed from the trust list): the log holds its entry and its version's files are written,
  * so it is finished as it was judged then, by the entry's signer, rather than refused with its entry left
  * in the log for a version no document shows (and then open to other bytes). Only the very manifest the
- * entry names (its digest, name and version), with artifacts that match it, and a version not shown yet.
+ * entry names (its digest, name and version), from the very upload its intent record names, with artifacts
+ * that match it, and a version not shown yet.
  */
 async function resumeLogged(
   ctx: PipelineContext,
+  upload: Upload,
   inspection: Extract<Inspection, { kind: 'read' }>,
   judging: Judging,
 ): Promise<Evaluation | undefined> {
   const { manifest, contents } = inspection;
   if (!manifest || inspection.artifactProblems.length > 0) return undefined;
   const sourceSha256 = sha256Hex(contents.manifest);
+  // This very upload (its id: its name and bytes), as the dead run's intent record names it: not another
+  // one of the same manifest, signed by someone else.
+  const intended = judging.log.intended(upload.id);
+  if (intended?.type !== 'publish' || intended.digest !== sourceSha256) return undefined;
   const entry = judging.log.entry('publish', sourceSha256);
   if (!entry?.signer || entry.plugin !== manifest.name || entry.version !== manifest.version)
     return undefined;
@@ -579,7 +585,7 @@ export async function evaluateBatch(
       // A refusal is rare: only then is the log waited for, to finish a publish a run that died logged.
       if (evaluation.kind === 'rejected' && inspection?.kind === 'read') {
         withLog ??= { ...judging, log: await judging.log };
-        evaluation = (await resumeLogged(ctx, inspection, withLog)) ?? evaluation;
+        evaluation = (await resumeLogged(ctx, upload, inspection, withLog)) ?? evaluation;
       }
       const item = { upload, evaluation };
       items.push(item);

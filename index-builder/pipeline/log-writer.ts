@@ -15,8 +15,8 @@
  * `open` with the ids of the submissions at hand lists the records (only a dead run leaves one) and reads
  * them, and an entry is logged when the log holds, at that seq (below the recorded length), an entry of
  * that type and digest. Once a submission is finished (`forget`), or its outcome is found recorded (a dead
- * run's, finished by that run), its id leaves its record; a record naming none is deleted, one still naming a submission another batch will finish is written again without the
- * finished ones. The entries the published snapshot does not vouch for are found too (a record lost with its
+ * run's, finished by that run), its id leaves its record; a record naming none is deleted, one still naming
+ * a submission another batch will finish is written again without the finished ones. The entries the published snapshot does not vouch for are found too (a record lost with its
  * run is then still caught). Write order within a flush: the intent record, the segments, then
  * `state/log.json`; a crash before the last leaves entries past the recorded length, which the next append
  * overwrites (its submission, not yet shown anywhere, is then logged again). A record at the same name as a
@@ -170,6 +170,20 @@ export class LogWriter {
   /** The entry `logged` finds (its seq and time: what a run that died recorded), or undefined. */
   entry(type: LogEntry['type'], digest: string): LogEntry | undefined {
     return this.#unvouched.get(`${type} ${digest}`);
+  }
+
+  /**
+   * The entry a run that died gave the submission `id`, as its intent record names it (read at `open`), or
+   * undefined: what ties an entry found by its digest to this very upload.
+   */
+  intended(
+    id: string,
+  ): { readonly seq: number; readonly type: LogEntry['type']; readonly digest: string } | undefined {
+    for (const intents of this.#records.values()) {
+      const intent = intents.get(id);
+      if (intent) return intent;
+    }
+    return undefined;
   }
 
   /** True when the log holds entries the published snapshot does not vouch for: a snapshot is owed. */

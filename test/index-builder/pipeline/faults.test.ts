@@ -462,12 +462,16 @@ describe('when a publish a run logged before it died would be refused by the ret
     };
     await expect(processSubmissions(registry.context, keys)).rejects.toMatchObject({ code: 'STORE_IO' });
     registry.site.put = put;
-    // The operator takes the key off the trust list before the retry runs.
+    // The operator takes the key off the trust list before the retry runs; and the same manifest arrives
+    // again, signed by a key nobody trusts: only the upload the dead run logged is finished.
     const delisted = { ...registry.context, config: { ...registry.context.config, publishers: [] } };
+    const copy = await registry.submit(await makeBundle({ signer: await testKey('stranger') }));
 
-    const retried = await processSubmissions(delisted, keys);
+    // The copy first: judged before the upload the dead run logged, it must not be taken for it.
+    const retried = await processSubmissions(delisted, [...copy, ...keys]);
 
     expect(retried.outcomes.map((o) => [o.status, o.publisher])).toEqual([
+      ['rejected', undefined],
       ['accepted', publisher.fingerprint],
     ]);
     const log = await vouchedLog(registry.site, registry.registryKey.publicKey);
