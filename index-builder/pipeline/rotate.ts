@@ -24,8 +24,8 @@
 import type { Key } from 'openpgp';
 import { sha256Hex } from '../digest.ts';
 import { type Problem, problem, SubmissionError, TrustError } from '../errors.ts';
-import { REGISTRY_PUBLIC_KEY_KEY, SNAPSHOT_KEY } from '../layout.ts';
-import type { SnapshotDocument } from '../model.ts';
+import { REGISTRY_PUBLIC_KEY_KEY, REVOKED_KEYS_KEY, SIGNED_SNAPSHOT_KEY, SNAPSHOT_KEY } from '../layout.ts';
+import type { RevokedKeysDocument, SnapshotDocument } from '../model.ts';
 import { type ReadRotation, readSignedRotation, rotationKey, verifyRotationStep } from '../rotation.ts';
 import { readPublicKey } from '../signing.ts';
 import { CACHE_IMMUTABLE } from '../store.ts';
@@ -75,7 +75,8 @@ export interface CheckedRotation {
   readonly next: string;
   /**
    * `new`: to publish; `resume`: `keys/rotation/<N>.json` is published with these bytes, the re-signing is
-   * not finished; `done`: the published snapshot counts it, signed by its new key.
+   * not finished; `done`: the published snapshot counts it, signed by its new key, and
+   * `snapshot.signed.json` carries that snapshot.
    */
   readonly state: 'new' | 'resume' | 'done';
   /** The published snapshot. */
@@ -133,6 +134,36 @@ async function keyWithFingerprint(
   );
 }
 
+/** Whether `snapshot.signed.json` carries the published `snapshot.json`: the one object clients read first. */
+async function signedCarriesPair(ctx: PipelineContext): Promise<boolean> {
+  const pair = await ctx.site.get(SNAPSHOT_KEY);
+  const signed = await readJson<{ readonly snapshot?: unknown }>(ctx.site, SIGNED_SNAPSHOT_KEY);
+  return pair !== undefined && signed?.snapshot === new TextDecoder().decode(pair.body);
+}
+
+/**
+ * What else a key a rotation goes to is, or undefined: a key the registry's operator revoked (any of its
+ * fingerprints), an operator's key (never the registry key: the trust model), or a trusted publisher's.
+ */
+async function keyTakenBy(
+  ctx: PipelineContext,
+  next: { readonly fingerprint: string; readonly key: string },
+): Promise<string | undefined> {
+  const info = await readPublicKey(next.key).catch(() => undefined);
+  const fingerprints = new Set([
+    next.fingerprint,
+    ...(info?.key.getKeys().map((key) => key.getFingerprint().toUpperCase()) ?? []),
+  ]);
+  const revoked = await readJson<RevokedKeysDocument>(ctx.site, REVOKED_KEYS_KEY);
+  if (revoked?.keys?.some((key) => fingerprints.has(key.fingerprint)))
+    return "a key the registry's operator revoked";
+  if (ctx.config.operators.some((operator) => fingerprints.has(operator.fingerprint)))
+    return "an operator's key";
+  if (ctx.config.publishers.some((publisher) => fingerprints.has(publisher.fingerprint)))
+    return "a trusted publisher's key";
+  return undefined;
+}
+
 /**
  * Checks a signed rotation against the published registry, writing nothing: its form, that it is the next
  * rotation (the published snapshot's `key_rotations` + 1) of this registry, from the key the snapshot
@@ -170,8 +201,10 @@ export async function checkRotation(ctx: PipelineContext, bytes: Uint8Array): Pr
   const base = { read, sequence, previous: rotation.previous.fingerprint, next: rotation.next.fingerprint };
   if (sequence <= published) {
     // A redelivered request, or a run repeated after it finished: nothing to do.
+    // Done once what clients read first carries it too: a run that died between the pair and
+    // `snapshot.signed.json` left the old key's there, which only finishing the rotation rewrites.
     if (sequence === published && same && snapshot.key_fingerprint === rotation.next.fingerprint)
-      return { ...base, state: 'done', snapshot };
+      return { ...base, state: (await signedCarriesPair(ctx)) ? 'done' : 'resume', snapshot };
     refuse(
       'ROTATION_INVALID',
       '/rotation/sequence',
@@ -198,6 +231,14 @@ export async function checkRotation(ctx: PipelineContext, bytes: Uint8Array): Pr
       'ROTATION_INVALID',
       '/rotation/next/fingerprint',
       'the rotation is to the key it rotates from: a new key is needed',
+      { found: rotation.next.fingerprint },
+    );
+  const taken = await keyTakenBy(ctx, rotation.next);
+  if (taken)
+    refuse(
+      'ROTATION_INVALID',
+      '/rotation/next/fingerprint',
+      `the rotation is to ${taken}: the registry's key is its own, and never one it revoked`,
       { found: rotation.next.fingerprint },
     );
   if (existing && !same)

@@ -315,6 +315,53 @@ describe('when a rotation cannot be accepted', () => {
     expect([registry.site.fingerprint(), registry.intake.fingerprint()]).toEqual(before);
   });
 
+  it.each([
+    ["a key the registry's operator revoked", 'revoked'],
+    ["an operator's key", 'operator'],
+    ["a trusted publisher's key", 'publisher'],
+  ])('refuses a rotation to %s, and writes nothing', async (what, how) => {
+    const registry = await publishedRegistry();
+    if (how === 'revoked') {
+      const revoked = {
+        schema: 'plugindex/revoked-keys/v1',
+        keys: [
+          {
+            fingerprint: newSigner.fingerprint,
+            revoked: '2026-11-01T00:00:00Z',
+            reason: 'lost',
+            action: 'a'.repeat(64),
+          },
+        ],
+      };
+      await registry.site.put('keys/revoked.json', encode(JSON.stringify(revoked)), {
+        contentType: 'application/json',
+        cacheControl: 'public, max-age=60',
+      });
+    }
+    const other = { fingerprint: newSigner.fingerprint, key: newSigner.publicKey };
+    const config = {
+      ...registry.context.config,
+      ...(how === 'operator' ? { operators: [other] } : {}),
+      ...(how === 'publisher' ? { publishers: [{ ...other, names: ['*'] }] } : {}),
+    };
+    const before = [registry.site.fingerprint(), registry.intake.fingerprint()];
+
+    const error = await rotateRegistryKey(
+      { ...registry.context, config, signer: newSigner },
+      await rotation(registry),
+    ).catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(SubmissionError);
+    expect((error as SubmissionError).problems).toEqual([
+      expect.objectContaining({
+        code: 'ROTATION_INVALID',
+        path: '/rotation/next/fingerprint',
+        message: expect.stringContaining(what),
+      }),
+    ]);
+    expect([registry.site.fingerprint(), registry.intake.fingerprint()]).toEqual(before);
+  });
+
   it('refuses a registry that has published nothing', async () => {
     const registry = await makeRegistry();
     const error = await checkRotation(
@@ -404,6 +451,13 @@ describe('when a rotation fails part way', () => {
       });
       const rotations = logEntries(registry).entries.filter((e) => e.entry.type === 'rotate-key');
       expect(rotations, `step ${n}`).toHaveLength(1);
+      // What clients read first carries that snapshot, signed by the new key (a run that died between the
+      // pair and it left the old key's there, and the retry called the rotation done).
+      const after = openSignedSnapshot(registry.site.objects.get(SIGNED_SNAPSHOT_KEY)?.body as Uint8Array);
+      expect(new TextDecoder().decode(after.snapshot), `step ${n}`).toBe(
+        text(registry.site, 'snapshot.json'),
+      );
+      await verifySnapshot({ ...after, key: newKey, now: CLIENT_NOW });
       for (const file of signedFiles(registry.site)) {
         expect(
           (await verifyDetachedSignature(file.body, file.signature, [newKey])).ok,
