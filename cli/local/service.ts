@@ -16,7 +16,7 @@ import { type RegistryStores, readConfig, withOpenRegistry, withRegistryLock } f
 import { createRegistryServer, listenRegistryServer } from './server.ts';
 import { openSite } from './site.ts';
 import { listenForSubmissions, type ServiceRequest, type SubmissionService } from './submission-socket.ts';
-import { watchIncoming } from './watch.ts';
+import { SETTLE_MS, watchIncoming } from './watch.ts';
 
 export interface RunningService {
   readonly url: string;
@@ -57,7 +57,9 @@ export async function startService(options: {
         process: (): Promise<BatchResult> =>
           withOpenRegistry(
             options.dir,
-            (registry) => processSubmissions({ ...registry.context, deferIndexes: true }),
+            // What arrived after the watcher judged the folder settled waits for the next look.
+            (registry) =>
+              processSubmissions({ ...registry.context, deferIndexes: true, settledForMs: SETTLE_MS }),
             stores,
           ),
         onResult: (result) => {

@@ -16,7 +16,8 @@ export interface IncomingWatcher {
   close(): void;
 }
 
-const SETTLE_MS = 300;
+/** How long an upload's size and time must be still before it is read (the batch holds to it too). */
+export const SETTLE_MS = 300;
 const POLL_MS = 1000;
 /** Quiet time after a batch before the index documents are flushed: a burst shares one flush. */
 export const FLUSH_QUIET_MS = 500;

@@ -34,6 +34,13 @@ export interface PipelineContext {
    */
   readonly maxBatchBytes?: number;
   /**
+   * Leave in incoming/, for a later batch, an upload modified less than this many milliseconds before the
+   * batch lists them (a copy still being written, by a publisher that did not write a dot-file and rename
+   * it in): a watcher of a local folder (cli/local/watch.ts) judges the folder settled before it calls a
+   * batch, and an upload may arrive between its look and the batch's listing.
+   */
+  readonly settledForMs?: number;
+  /**
    * Leave the index documents (index.json, index.yaml, search.json, falcoctl/index.yaml) for
    * `flushIndexes`: a publish then writes only what it changed, and its versions are live (plugin
    * documents, bins, snapshot) at once; the index documents follow at the flush, once for any number of

@@ -64,7 +64,7 @@ export interface BatchPlan {
  */
 export async function planBatch(ctx: PipelineContext, keys?: readonly string[]): Promise<BatchPlan> {
   // A listing gives each upload's size; named keys are asked for theirs (all at once, in bounded flight).
-  const waiting: readonly { key: string; size?: number }[] = keys
+  const waiting: readonly { key: string; size?: number; lastModified?: Date }[] = keys
     ? await mapLimited(keys, READ_CONCURRENCY, async (key) => ({
         key,
         size: (await ctx.intake.head(key))?.size,
@@ -72,9 +72,15 @@ export async function planBatch(ctx: PipelineContext, keys?: readonly string[]):
     : await listIncoming(ctx.intake);
   const taken: { key: string; tooLarge?: Problem }[] = [];
   const maxBatchBytes = ctx.maxBatchBytes ?? Number.POSITIVE_INFINITY;
+  // In upload order, the last modified last: once one is too recent, so is every later one.
+  const settledBy = ctx.settledForMs === undefined ? undefined : Date.now() - ctx.settledForMs;
   let batchBytes = 0;
   let leftInIncoming = 0;
-  for (const { key, size } of waiting) {
+  for (const { key, size, lastModified } of waiting) {
+    if (settledBy !== undefined && lastModified !== undefined && lastModified.getTime() > settledBy) {
+      leftInIncoming += 1;
+      continue;
+    }
     // Once one submission waits, every later one waits too: upload order decides conflicts.
     if (leftInIncoming > 0 || (taken.length > 0 && batchBytes >= maxBatchBytes)) {
       leftInIncoming += 1;

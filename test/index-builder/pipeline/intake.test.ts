@@ -156,3 +156,27 @@ describe('when a batch is taken', () => {
     expect(readsAtTurn).toBeLessThan(12);
   });
 });
+
+describe('when an upload arrives as a batch lists incoming/', () => {
+  it('leaves one modified within settledForMs for a later batch, and takes it once it is still', async () => {
+    const registry = await makeRegistry();
+    const [older] = await registry.submit(await makeBundle());
+    // The first upload settled long ago; the second was written just now (a copy still under way).
+    const settled = registry.intake.objects.get(older as string);
+    registry.intake.objects.set(older as string, {
+      ...(settled as NonNullable<typeof settled>),
+      lastModified: new Date(Date.now() - 60_000),
+    });
+    const [recent] = await registry.submit(
+      await makeBundle({ manifest: validManifest({ version: '2.0.0' }) }),
+    );
+
+    const first = await processSubmissions({ ...registry.context, settledForMs: 10_000 });
+
+    expect(first.outcomes.map((o) => [o.submission, o.status])).toEqual([[older, 'accepted']]);
+    expect(first.leftInIncoming).toBe(1);
+    expect(registry.intake.objects.has(recent as string)).toBe(true);
+    const later = await processSubmissions({ ...registry.context, settledForMs: 0 });
+    expect(later.outcomes.map((o) => [o.submission, o.status])).toEqual([[recent, 'accepted']]);
+  });
+});
