@@ -86,8 +86,13 @@ const META_DIR = '.meta';
  * core's time in the kernel's open and mkdir).
  */
 export const BARE_BYTES = 128 * 1024;
-/** A leaf symlink is never followed: `list` skips links, so `get` must not find what `list` hides. */
-const READ_FLAGS = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0);
+/**
+ * A leaf symlink is never followed: `list` skips links, so `get` must not find what `list` hides. And
+ * non-blocking, so that opening a FIFO someone made in incoming/ or the site (or named in a hand-over) does
+ * not wait for a writer with the thread, and the whole server, stopped: it opens at once, and is then no
+ * regular file. A regular file reads as it always does.
+ */
+const READ_FLAGS = constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0);
 /** Attempts at a write whose folder a concurrent delete pruned in between. */
 const WRITE_ATTEMPTS = 3;
 /** Read size for streams and hashing. */

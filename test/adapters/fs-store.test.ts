@@ -556,6 +556,29 @@ describe("when an upload's folder is made a link out of the store after the list
   });
 });
 
+describe('when a key names a FIFO', () => {
+  it('finds no object, at once, where a blocking open would wait for a writer for ever', async () => {
+    await mkdir(path.join(root, 'incoming'));
+    await promisify(execFile)('mkfifo', [path.join(root, 'incoming', 'pipe')]);
+
+    // In a process of its own: a blocked open would stop this thread, the test's timeout with it.
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        fileURLToPath(new URL('../support/get-key.ts', import.meta.url)),
+        root,
+        'incoming/pipe',
+      ],
+      { cwd: fileURLToPath(new URL('../..', import.meta.url)), timeout: 15_000 },
+    );
+
+    expect(JSON.parse(stdout)).toEqual({ get: false, head: false, stream: false });
+    expect(await listAll(store, 'incoming/')).toEqual([]);
+  });
+});
+
 describe('when a run is killed while it moves an upload', () => {
   /** Moves incoming/a.tgz in a process killed right before its `n`th call that changes a name. */
   async function movedDying(n: number, read: boolean): Promise<string> {
