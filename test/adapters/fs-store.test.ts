@@ -556,23 +556,26 @@ describe("when an upload's folder is made a link out of the store after the list
   });
 });
 
+/** Runs a script of test/support/ in a process of its own (through tsx), from the project's root. */
+function supportProcess(
+  script: string,
+  args: readonly string[],
+  timeout?: number,
+): Promise<{ stdout: string; stderr: string }> {
+  return promisify(execFile)(
+    process.execPath,
+    ['--import', 'tsx', fileURLToPath(new URL(`../support/${script}`, import.meta.url)), ...args],
+    { cwd: fileURLToPath(new URL('../..', import.meta.url)), ...(timeout ? { timeout } : {}) },
+  );
+}
+
 describe('when a key names a FIFO', () => {
   it('finds no object, at once, where a blocking open would wait for a writer for ever', async () => {
     await mkdir(path.join(root, 'incoming'));
     await promisify(execFile)('mkfifo', [path.join(root, 'incoming', 'pipe')]);
 
     // In a process of its own: a blocked open would stop this thread, the test's timeout with it.
-    const { stdout } = await promisify(execFile)(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        fileURLToPath(new URL('../support/get-key.ts', import.meta.url)),
-        root,
-        'incoming/pipe',
-      ],
-      { cwd: fileURLToPath(new URL('../..', import.meta.url)), timeout: 15_000 },
-    );
+    const { stdout } = await supportProcess('get-key.ts', [root, 'incoming/pipe'], 15_000);
 
     expect(JSON.parse(stdout)).toEqual({ get: false, head: false, stream: false });
     expect(await listAll(store, 'incoming/')).toEqual([]);
@@ -582,16 +585,9 @@ describe('when a key names a FIFO', () => {
 describe('when a run is killed while it moves an upload', () => {
   /** Moves incoming/a.tgz in a process killed right before its `n`th call that changes a name. */
   async function movedDying(n: number, read: boolean): Promise<string> {
-    const { stdout } = await promisify(execFile)(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        fileURLToPath(new URL('../support/move-dies.ts', import.meta.url)),
-        root,
-        String(n),
-      ].concat(read ? ['read'] : []),
-      { cwd: fileURLToPath(new URL('../..', import.meta.url)) },
+    const { stdout } = await supportProcess(
+      'move-dies.ts',
+      [root, String(n)].concat(read ? ['read'] : []),
     ).catch((error: { signal?: string; stdout?: string }) => {
       expect(error.signal).toBe('SIGKILL');
       return { stdout: error.stdout ?? '' };
