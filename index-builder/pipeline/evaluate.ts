@@ -466,6 +466,19 @@ async function evaluate(
   return { kind: 'accepted', manifest, contents, publisher, sourceSha256 };
 }
 
+/** The refusals of a bundle its judging at another time, or under another trust list, could turn. */
+const BY_TIME_OR_TRUST: ReadonlySet<string> = new Set([
+  'PUBLISHER_KEY_EXPIRED',
+  'PUBLISHER_KEY_REVOKED',
+  'PUBLISHER_KEY_NOT_FOR_SIGNING',
+  'PUBLISHER_IS_REGISTRY_KEY',
+  'PUBLISHER_UNTRUSTED',
+  'PUBLISHER_NAME_NOT_ALLOWED',
+  'PUBLISHER_NOT_OWNER',
+  'SIGNATURE_INVALID',
+  'SIGNATURE_TIME_INVALID',
+]);
+
 /**
  * A bundle a run that died accepted and logged, which its retry would refuse (its publisher's key expired
  * since, or was removed from the trust list): the log holds its entry and its version's files are written,
@@ -582,8 +595,13 @@ export async function evaluateBatch(
           ),
         ]);
       });
-      // A refusal is rare: only then is the log waited for, to finish a publish a run that died logged.
-      if (evaluation.kind === 'rejected' && inspection?.kind === 'read') {
+      // Only a refusal a later time or a changed trust list could cause waits for the log (which opens once
+      // every upload is read), to finish a publish a run that died logged: a corrupt bundle never does.
+      if (
+        evaluation.kind === 'rejected' &&
+        inspection?.kind === 'read' &&
+        evaluation.problems.some((p) => BY_TIME_OR_TRUST.has(p.code))
+      ) {
         withLog ??= { ...judging, log: await judging.log };
         evaluation = (await resumeLogged(ctx, upload, inspection, withLog)) ?? evaluation;
       }
