@@ -100,16 +100,23 @@ function quality(accept, type) {
   }
   return best;
 }
-function notFound() {
+function answer(status, description, error) {
   var headers = { 'content-type': { value: 'application/json' }, 'cache-control': { value: 'no-store' },
     'content-security-policy': { value: DATA_CSP }, 'access-control-allow-origin': { value: '*' } };
   for (var name in COMMON) headers[name] = { value: COMMON[name] };
-  return { statusCode: 404, statusDescription: 'Not Found', headers: headers,
-    body: { encoding: 'text', data: '{"error":"not_found"}' } };
+  return { statusCode: status, statusDescription: description, headers: headers,
+    body: { encoding: 'text', data: '{"error":"' + error + '"}' } };
+}
+function notFound() {
+  return answer(404, 'Not Found', 'not_found');
 }
 function handler(event) {
   var request = event.request;
   var uri = request.uri;
+  // CloudFront passes the URI as sent, and S3 decodes it into a key: an encoded separator, a backslash or a
+  // dot segment would reach a key these rules (and the headers function's) read as another path.
+  if (/%2f|%5c|%00|\\\\/i.test(uri) || /(^|\\/)(\\.|%2e)(\\.|%2e)?(\\/|$)/i.test(uri))
+    return answer(400, 'Bad Request', 'bad_request');
   var accept = request.headers.accept ? request.headers.accept.value : '';
   var html = accept !== '' && quality(accept, 'text/html') > quality(accept, 'application/json');
   var name = '[a-z0-9]+(?:-[a-z0-9]+)*';

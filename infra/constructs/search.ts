@@ -83,6 +83,15 @@ export class SearchEndpoint extends Construct {
         resources: [SNAPSHOT_KEY, SEARCH_KEY].map((key) => props.siteBucket.arnForObjects(key)),
       }),
     );
+    // Without the list permission S3 answers 403 for a key that is not there, where a registry that has
+    // published nothing yet is a 503 (SEARCH_NOT_PUBLISHED), not a failure. The site's keys are public.
+    this.searchFunction.addToRolePolicy(
+      new PolicyStatement({
+        effect: Effect.ALLOW,
+        actions: ['s3:ListBucket'],
+        resources: [props.siteBucket.bucketArn],
+      }),
+    );
     this.url = this.searchFunction.addFunctionUrl({ authType: FunctionUrlAuthType.AWS_IAM });
   }
 }

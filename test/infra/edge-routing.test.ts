@@ -89,6 +89,25 @@ describe('when CloudFront routes a request', () => {
     expect(edgeKey('/search.json')).toBe('search.json');
   });
 
+  it.each([
+    '/plugins%2Fevil%2F1.0.0%2Fpage.html',
+    '/plugins/evil/1.0.0%2fpage.html',
+    '/plugins/x/%2e%2e/manifest',
+    '/plugins/x/../index.json',
+    '/plugins/x/./index.json',
+    '/keys%5Cregistry.asc',
+    '/index.json%00',
+  ])('answers 400 for %s, which S3 would decode into a key these rules read as another path', (uri) => {
+    const result = requestHandler({ request: { uri, headers: {} } });
+    expect(result).toMatchObject({ statusCode: 400 });
+    expect((result as EdgeResponse).headers['content-security-policy']?.value).toBe(DATA_CSP);
+  });
+
+  it('keeps names with dots that are no dot segment', () => {
+    expect(edgeKey('/plugins/a/1.0.0/..hidden')).toBe('plugins/a/1.0.0/..hidden');
+    expect(edgeKey('/plugins/a/1.0.0/tool.tar.gz')).toBe('plugins/a/1.0.0/tool.tar.gz');
+  });
+
   it('answers no folder of artifacts with an index page', () => {
     expect(edgeKey('/plugins/kubecost-lens/1.2.0/')).toBeUndefined();
     expect(routeFor('/plugins/kubecost-lens/1.2.0/', BROWSER)).toBeUndefined();
