@@ -741,8 +741,12 @@ class HttpFetcher implements Fetcher {
       const { response, deadline } = result;
       if (response.status === 200) return result;
       deadline.abort();
-      if (response.status !== 401)
-        throw this.#failed(target.endpoint, what, [statusFailure(display(url), response.status)]);
+      // Only the registry's own challenge is answered: one from where it redirected (its blob storage, a
+      // CDN) would name a realm of that host's choosing, and the user's credentials would go there.
+      if (response.status !== 401 || new URL(result.at).origin !== target.origin)
+        throw this.#failed(target.endpoint, what, [
+          statusFailure(display(new URL(result.at)), response.status),
+        ]);
       if (reused) {
         // Expired or revoked since it was issued: one new dance, as for the first request.
         this.#ociTokens.delete(key);

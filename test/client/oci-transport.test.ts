@@ -391,6 +391,42 @@ describe('when a registry redirects a blob to its storage on another origin (nod
   });
 });
 
+describe('when the storage a registry redirects to asks for credentials of its own (node:http stand-ins)', () => {
+  it("answers no challenge but the registry's: the user's credentials never reach a realm another origin names", async () => {
+    const asked: (string | undefined)[] = [];
+    let storageHost = '';
+    storageHost = await server((request, response) => {
+      if (request.url?.startsWith('/token')) {
+        asked.push(request.headers.authorization);
+        response.writeHead(200, { 'content-type': 'application/json' });
+        response.end(JSON.stringify({ token: 'theirs' }));
+        return;
+      }
+      response.writeHead(401, {
+        'www-authenticate': `Bearer realm="http://${storageHost}/token",service="s"`,
+      });
+      response.end();
+    });
+    const registryHost = await server((_request, response) => {
+      response.writeHead(307, { location: `http://${storageHost}/bucket/blob` });
+      response.end();
+    });
+
+    const pulled = fetcher.ociBlob({
+      reference: `${registryHost}/acme/lens:1.0`,
+      digest: MISSING,
+      maxBytes: 100,
+      credentials: { username: 'reader', password: 'secret' },
+    });
+
+    await expect(pulled).rejects.toMatchObject({
+      code: 'FETCH_FAILED',
+      message: expect.stringContaining('401'),
+    });
+    expect(asked).toEqual([]);
+  });
+});
+
 describe('when a registry asks for Basic credentials (a node:http stand-in)', () => {
   const bytes = patternBytes(100);
   const digest = sha256(bytes);
