@@ -169,7 +169,8 @@ async function keyTakenBy(
  * rotation (the published snapshot's `key_rotations` + 1) of this registry, from the key the snapshot
  * names to the key `ctx.signer` signs with, signed by both.
  * @throws SubmissionError INVALID_SUBMISSION with one problem: ROTATION_INVALID (form, registry, sequence,
- *   signatures, the same key, a rotation N already published with other bytes), ROTATION_NOT_CURRENT_KEY
+ *   signatures, the same key, a key revoked or an operator's or a publisher's, a rotation N already published
+ *   with other bytes), ROTATION_NOT_CURRENT_KEY
  *   (not from the key the registry signs with), ROTATION_NOT_SIGNING_KEY (not to the key `ctx.signer` holds).
  */
 export async function checkRotation(ctx: PipelineContext, bytes: Uint8Array): Promise<CheckedRotation> {
