@@ -19,6 +19,8 @@ export interface IncomingWatcher {
 /** How long an upload's size and time must be still before it is read (the batch holds to it too). */
 export const SETTLE_MS = 300;
 const POLL_MS = 1000;
+/** How far ahead of the clock a file's time may be and still be a write under way (clocks differ a little). */
+const FUTURE_MS = 1000;
 /** Quiet time after a batch before the index documents are flushed: a burst shares one flush. */
 export const FLUSH_QUIET_MS = 500;
 /** The longest the index documents lag while uploads keep coming. */
@@ -65,7 +67,10 @@ export function watchIncoming(options: {
     // Only files count: a folder someone made in incoming/ must not hold up every bundle beside it.
     const files = stats.filter((s) => s?.isFile());
     if (files.length === 0) return { ready: false, waiting: false };
-    const ready = files.every((s) => s !== undefined && now - s.mtimeMs >= SETTLE_MS);
+    // A time ahead of the clock was set by hand (an archive's, a copy's that keeps times): no write under way.
+    const ready = files.every(
+      (s) => s !== undefined && (now - s.mtimeMs >= SETTLE_MS || s.mtimeMs > now + FUTURE_MS),
+    );
     return { ready, waiting: true };
   }
 

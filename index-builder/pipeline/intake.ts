@@ -13,6 +13,8 @@ import { turn } from './site-writer.ts';
 
 /** Uploads read at once: hides storage latency (an S3 GET is tens of milliseconds). */
 const READ_CONCURRENCY = 8;
+/** How far ahead of the clock a file's time may be and still be a write under way (clocks differ a little). */
+const SKEW_MS = 1000;
 
 /** One upload taken into a batch, named by its key and digest. */
 export type Upload =
@@ -72,12 +74,20 @@ export async function planBatch(ctx: PipelineContext, keys?: readonly string[]):
     : await listIncoming(ctx.intake);
   const taken: { key: string; tooLarge?: Problem }[] = [];
   const maxBatchBytes = ctx.maxBatchBytes ?? Number.POSITIVE_INFINITY;
-  // In upload order, the last modified last: once one is too recent, so is every later one.
-  const settledBy = ctx.settledForMs === undefined ? undefined : Date.now() - ctx.settledForMs;
+  // In upload order, the last modified last: once one is too recent, so is every later one. A time ahead
+  // of the clock was set by hand (an archive's, a copy's that keeps times), not by a write under way.
+  const now = Date.now();
+  const settledBy = ctx.settledForMs === undefined ? undefined : now - ctx.settledForMs;
   let batchBytes = 0;
   let leftInIncoming = 0;
   for (const { key, size, lastModified } of waiting) {
-    if (settledBy !== undefined && lastModified !== undefined && lastModified.getTime() > settledBy) {
+    const modified = lastModified?.getTime();
+    if (
+      settledBy !== undefined &&
+      modified !== undefined &&
+      modified > settledBy &&
+      modified <= now + SKEW_MS
+    ) {
       leftInIncoming += 1;
       continue;
     }

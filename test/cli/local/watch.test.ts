@@ -2,7 +2,7 @@
  * The local drop folder: a bundle renamed into incoming/ is published by a running service within seconds,
  * over the same HTTP server clients use.
  */
-import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -57,6 +57,17 @@ describe('when a bundle is dropped into incoming/', () => {
     // The outcome is logged once the whole batch is done, a moment after the documents are visible.
     await waitForLog('accepted dropped-plugin@1.0.0', 10_000);
     expect(log.some((line) => line.includes('accepted dropped-plugin@1.0.0'))).toBe(true);
+  });
+
+  it('publishes one whose time is ahead of the clock (kept from an archive), rather than wait for it for ever', async () => {
+    const bundle = await makeBundle({ manifest: validManifest({ name: 'future-plugin' }) });
+    const temp = path.join(dir, 'incoming', '.future.tgz.partial');
+    await writeFile(temp, bundle);
+    const tomorrow = new Date(Date.now() + 24 * 3600 * 1000);
+    await utimes(temp, tomorrow, tomorrow);
+    await rename(temp, path.join(dir, 'incoming', 'future.tgz'));
+    const response = await waitFor(`${service.url}/plugins/future-plugin`, 10_000);
+    expect(response?.status).toBe(200);
   });
 
   it('publishes a burst at once and brings the index documents up to date in one flush after it', async () => {
