@@ -998,17 +998,15 @@ function checkAgainstLock(name: string, locked: LockedPlugin, now: LockedPlugin,
  * the policy denies would otherwise install a plugin that asks for it.
  */
 function checkLockedAsks(name: string, locked: LockedPlugin, manifest: Manifest, lockfile: string): void {
-  const said = (permissions: readonly string[] = [], resources: Readonly<Record<string, number>> = {}) =>
-    JSON.stringify({
-      permissions: [...new Set(permissions)].sort(compareStrings),
-      resources: Object.fromEntries(Object.entries(resources).sort(([a], [b]) => compareStrings(a, b))),
-    });
-  const locks = said(locked.permissions, locked.resources);
-  const asks = said(manifest.permissions, manifest.resources as Record<string, number> | undefined);
-  if (locks !== asks)
+  const { added, removed } = permissionChanges(locked.permissions, manifest.permissions ?? []);
+  const resources = (r: Readonly<Record<string, number>> = {}) =>
+    JSON.stringify(Object.entries(r).sort(([a], [b]) => compareStrings(a, b)));
+  const locks = resources(locked.resources);
+  const asks = resources(manifest.resources as Record<string, number> | undefined);
+  if (added.length > 0 || removed.length > 0 || locks !== asks)
     throw new ClientError(
       'LOCK_MISMATCH',
-      `${lockfile}: plugins/${name}@${locked.version} locks ${locks}, but the manifest it pins asks for ${asks}`,
+      `${lockfile}: plugins/${name}@${locked.version} does not lock what the manifest it pins asks for (permissions ${[...added.map((p) => `+${p}`), ...removed.map((p) => `-${p}`)].join(', ') || 'the same'}; resources ${asks} where it locks ${locks})`,
     );
 }
 

@@ -25,10 +25,12 @@ import type { Key } from 'openpgp';
 import { sha256Hex } from '../digest.ts';
 import { type Problem, problem, SubmissionError, TrustError } from '../errors.ts';
 import { REGISTRY_PUBLIC_KEY_KEY, REVOKED_KEYS_KEY, SIGNED_SNAPSHOT_KEY, SNAPSHOT_KEY } from '../layout.ts';
-import type { RevokedKeysDocument, SnapshotDocument } from '../model.ts';
+import { parseRevokedKeys } from '../lifecycle.ts';
+import type { SnapshotDocument } from '../model.ts';
 import { type ReadRotation, readSignedRotation, rotationKey, verifyRotationStep } from '../rotation.ts';
 import { readPublicKey } from '../signing.ts';
 import { CACHE_IMMUTABLE } from '../store.ts';
+import { openSignedSnapshot } from '../verify.ts';
 import type { PipelineContext } from './context.ts';
 import { rebuildRegistry } from './index.ts';
 import { LogWriter } from './log-writer.ts';
@@ -137,8 +139,14 @@ async function keyWithFingerprint(
 /** Whether `snapshot.signed.json` carries the published `snapshot.json`: the one object clients read first. */
 async function signedCarriesPair(ctx: PipelineContext): Promise<boolean> {
   const pair = await ctx.site.get(SNAPSHOT_KEY);
-  const signed = await readJson<{ readonly snapshot?: unknown }>(ctx.site, SIGNED_SNAPSHOT_KEY);
-  return pair !== undefined && signed?.snapshot === new TextDecoder().decode(pair.body);
+  const signed = await ctx.site.get(SIGNED_SNAPSHOT_KEY);
+  if (!pair || !signed) return false;
+  try {
+    return sameBytes(openSignedSnapshot(signed.body).snapshot, pair.body);
+  } catch (error) {
+    if (error instanceof TrustError) return false; // not the envelope: finishing the rotation rewrites it
+    throw error;
+  }
 }
 
 /**
@@ -154,8 +162,9 @@ async function keyTakenBy(
     next.fingerprint,
     ...(info?.key.getKeys().map((key) => key.getFingerprint().toUpperCase()) ?? []),
   ]);
-  const revoked = await readJson<RevokedKeysDocument>(ctx.site, REVOKED_KEYS_KEY);
-  if (revoked?.keys?.some((key) => fingerprints.has(key.fingerprint)))
+  const revoked = await ctx.site.get(REVOKED_KEYS_KEY);
+  const list = revoked ? parseRevokedKeys(new TextDecoder().decode(revoked.body)) : undefined;
+  if (list?.keys.some((key) => fingerprints.has(key.fingerprint)))
     return "a key the registry's operator revoked";
   if (ctx.config.operators.some((operator) => fingerprints.has(operator.fingerprint)))
     return "an operator's key";

@@ -10,6 +10,7 @@ import type { BundleInspector } from '../../../index-builder/pipeline/inspect.ts
 import { planBatch, readBatch } from '../../../index-builder/pipeline/intake.ts';
 import type { Store } from '../../../index-builder/store.ts';
 import { makeBundle, makeRegistry, validManifest } from '../../support/fixtures.ts';
+import type { MemoryStore } from '../../support/memory-store.ts';
 import { withMethod } from '../../support/stores.ts';
 
 /** `store`, with `onRead` told of every upload read from incoming/, once it is read. */
@@ -157,16 +158,18 @@ describe('when a batch is taken', () => {
   });
 });
 
+/** Gives the object at `key` another modification time, as a copy that keeps times (or a slow one) leaves. */
+function modifiedAt(store: MemoryStore, key: string, time: number): void {
+  const object = store.objects.get(key);
+  if (object) store.objects.set(key, { ...object, lastModified: new Date(time) });
+}
+
 describe('when an upload arrives as a batch lists incoming/', () => {
   it('leaves one modified within settledForMs for a later batch, and takes it once it is still', async () => {
     const registry = await makeRegistry();
     const [older] = await registry.submit(await makeBundle());
     // The first upload settled long ago; the second was written just now (a copy still under way).
-    const settled = registry.intake.objects.get(older as string);
-    registry.intake.objects.set(older as string, {
-      ...(settled as NonNullable<typeof settled>),
-      lastModified: new Date(Date.now() - 60_000),
-    });
+    modifiedAt(registry.intake, older as string, Date.now() - 60_000);
     const [recent] = await registry.submit(
       await makeBundle({ manifest: validManifest({ version: '2.0.0' }) }),
     );
@@ -183,11 +186,7 @@ describe('when an upload arrives as a batch lists incoming/', () => {
   it('takes one whose time is ahead of the clock (set by hand, as an archive keeps it): no write under way', async () => {
     const registry = await makeRegistry();
     const [ahead] = await registry.submit(await makeBundle());
-    const object = registry.intake.objects.get(ahead as string);
-    registry.intake.objects.set(ahead as string, {
-      ...(object as NonNullable<typeof object>),
-      lastModified: new Date(Date.now() + 24 * 3600 * 1000),
-    });
+    modifiedAt(registry.intake, ahead as string, Date.now() + 24 * 3600 * 1000);
 
     const result = await processSubmissions({ ...registry.context, settledForMs: 10_000 });
 
