@@ -420,6 +420,7 @@ describe('when the storage a registry redirects to asks for credentials of its o
     });
 
     await expect(pulled).rejects.toMatchObject({
+      name: 'ClientError',
       code: 'FETCH_FAILED',
       message: expect.stringContaining('401'),
     });

@@ -588,6 +588,7 @@ ${policy}
     await rename(manifest, `${manifest}.aside`);
     try {
       await expect(using(q, (c) => c.installSet(q.file, { ...HOME, frozen: true }))).rejects.toMatchObject({
+        name: 'ClientError',
         code: 'POLICY_DENIED',
         message: expect.stringContaining('cannot be judged without the manifest'),
       });

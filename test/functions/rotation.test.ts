@@ -232,6 +232,7 @@ describe('when the queue carries a key rotation', () => {
       Records: [{ messageId: 'f-1', eventSource: 'aws:sqs', body: JSON.stringify(REFRESH_REQUEST) }],
     };
     await expect(createPublishHandler(container())(refresh)).rejects.toMatchObject({
+      name: 'AwsAdapterError',
       code: 'SIGNING_KEY_NOT_PUBLISHED',
     });
     expect(await published()).toEqual(before);

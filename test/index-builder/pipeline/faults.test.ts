@@ -460,7 +460,10 @@ describe('when a publish a run logged before it died would be refused by the ret
       if (key === 'plugins/demo-plugin/index.json') throw new StoreError('STORE_IO', key, 'injected failure');
       return put(key, body, options);
     };
-    await expect(processSubmissions(registry.context, keys)).rejects.toMatchObject({ code: 'STORE_IO' });
+    await expect(processSubmissions(registry.context, keys)).rejects.toMatchObject({
+      name: 'StoreError',
+      code: 'STORE_IO',
+    });
     registry.site.put = put;
     // The operator takes the key off the trust list before the retry runs; and the same manifest arrives
     // again, signed by a key nobody trusts: only the upload the dead run logged is finished.
@@ -532,7 +535,10 @@ describe('when a batch dies after its log entries and another batch runs before 
       if (key === beta) throw new StoreError('STORE_IO', key, 'the run died');
       return remove(key, options);
     };
-    await expect(processSubmissions(registry.context)).rejects.toMatchObject({ code: 'STORE_IO' });
+    await expect(processSubmissions(registry.context)).rejects.toMatchObject({
+      name: 'StoreError',
+      code: 'STORE_IO',
+    });
     registry.intake.delete = remove;
     const intents = (): string[] =>
       [...registry.intake.objects.keys()].filter((k) => k.startsWith('state/log-intents/'));
