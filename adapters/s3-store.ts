@@ -57,6 +57,16 @@ export interface S3StoreOptions {
   readonly pageSize?: number;
 }
 
+/** `put` and `putStream` options only S3 takes. */
+export interface S3PutOptions extends PutOptions {
+  /**
+   * Write only where no object is (`If-None-Match: *`, checked by S3 as part of the write): a publisher's
+   * upload into a bucket other publishers write to never replaces one waiting there, and a deployment's
+   * publisher policy refuses an upload without it. An object there fails with `STORE_EXISTS`, unchanged.
+   */
+  readonly createOnly?: boolean;
+}
+
 /**
  * An S3 client for AWS (region and credentials from the environment), or for an S3-compatible endpoint
  * such as a local test server, which needs path-style addressing.
@@ -215,8 +225,11 @@ class MultipartUpload {
     sent?.();
   }
 
-  /** Waits for every part, then makes the object of them (visible at once, whole). */
-  async complete(): Promise<void> {
+  /**
+   * Waits for every part, then makes the object of them (visible at once, whole); with `createOnly`, only
+   * where no object is (the completion is the one step of a multipart upload that takes the condition).
+   */
+  async complete(createOnly = false): Promise<void> {
     await Promise.all(this.#sending);
     this.#check();
     const { Bucket, Key } = this.#params;
@@ -227,6 +240,7 @@ class MultipartUpload {
         Key,
         UploadId: await this.#uploadId,
         MultipartUpload: { Parts },
+        ...(createOnly ? { IfNoneMatch: '*' } : {}),
       }),
     );
   }
@@ -295,9 +309,19 @@ export class S3Store implements Store {
     return this.#objectKey(key);
   }
 
-  /** A failure as the core's StoreError: STORE_REFUSED when S3 says "never" (PERMANENT_ERRORS), else STORE_IO. */
-  #fail(key: string, action: string, error: unknown): never {
+  /**
+   * A failure as the core's StoreError: STORE_EXISTS when a write to create the object found one there,
+   * STORE_REFUSED when S3 says "never" (PERMANENT_ERRORS), else STORE_IO.
+   */
+  #fail(key: string, action: string, error: unknown, createOnly = false): never {
     if (error instanceof StoreError) throw error;
+    if (createOnly && isPreconditionFailed(error))
+      throw new StoreError(
+        'STORE_EXISTS',
+        key,
+        `cannot ${action} s3://${this.#bucket}/${this.#prefix}${key}: an object is there already (If-None-Match), and it is left as it was`,
+        { cause: error },
+      );
     const s3Error = error instanceof S3ServiceException ? error : undefined;
     const detail = s3Error
       ? `${s3Error.name} (HTTP ${s3Error.$metadata.httpStatusCode})`
@@ -346,21 +370,23 @@ export class S3Store implements Store {
   }
 
   /** One PUT of the whole body. */
-  async #putObject(params: ObjectParams, body: Uint8Array, sha256: string | undefined): Promise<void> {
+  async #putObject(params: ObjectParams, body: Uint8Array, options: S3PutOptions): Promise<void> {
     // A digest the core already computed makes S3 check the bytes on arrival, at no hashing cost here.
+    const { sha256, createOnly } = options;
     const checksum = sha256 ? { ChecksumSHA256: Buffer.from(sha256, 'hex').toString('base64') } : {};
-    await this.#client.send(new PutObjectCommand({ ...params, Body: body, ...checksum }));
+    const condition = createOnly ? { IfNoneMatch: '*' } : {};
+    await this.#client.send(new PutObjectCommand({ ...params, Body: body, ...checksum, ...condition }));
   }
 
   /**
    * S3 replaces an object atomically on PUT, and makes a multipart object visible only once it is
    * completed: readers see the old object or the new, never a mix.
    */
-  async put(key: string, body: Uint8Array, options: PutOptions): Promise<void> {
+  async put(key: string, body: Uint8Array, options: S3PutOptions): Promise<void> {
     const params = this.#params(key, options);
     try {
       if (body.byteLength < this.#multipartThreshold) {
-        await this.#putObject(params, body, options.sha256);
+        await this.#putObject(params, body, options);
         return;
       }
       const upload = new MultipartUpload(this.#client, params, BUFFER_PARTS_IN_FLIGHT);
@@ -368,13 +394,13 @@ export class S3Store implements Store {
         // Views into the body: no part is copied.
         for (let at = 0; at < body.byteLength; at += this.#partSize)
           await upload.send(body.subarray(at, at + this.#partSize));
-        await upload.complete();
+        await upload.complete(options.createOnly);
       } catch (error) {
         await upload.abort();
         throw error;
       }
     } catch (error) {
-      this.#fail(key, 'write', error);
+      this.#fail(key, 'write', error, options.createOnly);
     }
   }
 
@@ -408,7 +434,7 @@ export class S3Store implements Store {
    * a fresh buffer a part, with four on the wire.) A body that fails midway, or a part that does, aborts the
    * upload, so nothing is published; the body is then read no further.
    */
-  async putStream(key: string, body: AsyncIterable<Uint8Array>, options: PutOptions): Promise<void> {
+  async putStream(key: string, body: AsyncIterable<Uint8Array>, options: S3PutOptions): Promise<void> {
     const params = this.#params(key, options);
     const size = this.#partSize;
     const upload = new MultipartUpload(this.#client, params, this.#streamPartsInFlight);
@@ -437,14 +463,14 @@ export class S3Store implements Store {
         }
       }
       if (!upload.started) {
-        await this.#putObject(params, part.subarray(0, filled), options.sha256);
+        await this.#putObject(params, part.subarray(0, filled), options);
         return;
       }
       await upload.send(part.subarray(0, filled));
-      await upload.complete();
+      await upload.complete(options.createOnly);
     } catch (error) {
       await upload.abort();
-      this.#fail(key, 'write', error);
+      this.#fail(key, 'write', error, options.createOnly);
     }
   }
 

@@ -33,7 +33,9 @@ export async function submitToBucket(options: {
   const client = createS3Client(options.endpoint);
   try {
     const store = new S3Store({ client, bucket: options.bucket });
-    const put = { contentType: options.contentType, cacheControl: CACHE_PRIVATE };
+    // Only where nothing is: another publisher's upload waiting under this key is never replaced (and a
+    // deployment's publisher policy refuses an upload without the condition).
+    const put = { contentType: options.contentType, cacheControl: CACHE_PRIVATE, createOnly: true };
     if ('file' in options.body) await store.putStream(options.key, createReadStream(options.body.file), put);
     else await store.put(options.key, options.body.bytes, put);
     const { outcomeKey } = options;

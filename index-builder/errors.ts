@@ -127,6 +127,7 @@ export type ErrorCode =
   | 'STORE_IO'
   | 'STORE_INVALID_KEY'
   | 'STORE_REFUSED'
+  | 'STORE_EXISTS'
   | 'KEY_INVALID'
   | 'KEY_PASSPHRASE'
   | 'CONFIG_INVALID'
@@ -186,6 +187,8 @@ export class SubmissionError extends PlugindexError {
  * retrying later may succeed, so a batch that meets it fails and is retried. `STORE_INVALID_KEY` and
  * `STORE_REFUSED` are the store refusing this key or body for good (a name too long for the filesystem, an
  * S3 400): a retry would fail the same way, so the pipeline rejects the submission that caused it.
+ * `STORE_EXISTS` is a write that was only to create its object (S3's `If-None-Match: *`, a publisher's
+ * upload) finding one there, left as it was.
  */
 export class StoreError extends PlugindexError {
   override readonly name = 'StoreError';
@@ -193,11 +196,11 @@ export class StoreError extends PlugindexError {
 
   /** True when the same request would fail again: the caller should give up on this key, not retry. */
   get permanent(): boolean {
-    return this.code === 'STORE_INVALID_KEY' || this.code === 'STORE_REFUSED';
+    return this.code === 'STORE_INVALID_KEY' || this.code === 'STORE_REFUSED' || this.code === 'STORE_EXISTS';
   }
 
   constructor(
-    code: 'STORE_NOT_FOUND' | 'STORE_IO' | 'STORE_INVALID_KEY' | 'STORE_REFUSED',
+    code: 'STORE_NOT_FOUND' | 'STORE_IO' | 'STORE_INVALID_KEY' | 'STORE_REFUSED' | 'STORE_EXISTS',
     key: string,
     message: string,
     options?: { cause?: unknown },

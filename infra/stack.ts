@@ -97,7 +97,8 @@ export class PlugindexStack extends Stack {
       description: 'plugindex rebuild --queue-url <this>',
     });
     new CfnOutput(this, 'UploadExample', {
-      value: `aws s3 cp my-plugin.tgz s3://${storage.uploadBucket.bucketName}/incoming/`,
+      // The publisher policy takes only an upload where none is: `aws s3 cp` sends no If-None-Match.
+      value: `aws s3api put-object --bucket ${storage.uploadBucket.bucketName} --key incoming/my-plugin.tgz --body my-plugin.tgz --if-none-match '*'`,
     });
   }
 }

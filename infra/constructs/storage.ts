@@ -1,6 +1,6 @@
 /** The buckets: uploads (private, publishers write incoming/ and read status/), the site, and access logs. */
 import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
-import { ManagedPolicy, PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { Effect, ManagedPolicy, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import {
   BlockPublicAccess,
   Bucket,
@@ -68,6 +68,19 @@ export class RegistryStorage extends Construct {
         new PolicyStatement({
           actions: ['s3:GetObject'],
           resources: [this.uploadBucket.arnForObjects('status/*')],
+        }),
+        // An upload only where no object is (`If-None-Match: *`, which S3 checks as part of the write): a
+        // publisher may not replace another's upload still waiting under its key, which would then never
+        // be judged nor have an outcome. The condition is on the writes that make the object (PutObject,
+        // CompleteMultipartUpload); a multipart upload's other steps take no conditional header.
+        new PolicyStatement({
+          effect: Effect.DENY,
+          actions: ['s3:PutObject'],
+          resources: [this.uploadBucket.arnForObjects(`${INCOMING_PREFIX}*`)],
+          conditions: {
+            Null: { 's3:if-none-match': 'true' },
+            Bool: { 's3:ObjectCreationOperation': 'true' },
+          },
         }),
       ],
     });

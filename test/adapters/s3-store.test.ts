@@ -343,6 +343,55 @@ describe('when storing objects in S3', () => {
     client.destroy();
   });
 
+  it('puts createOnly with If-None-Match on the writes that make the object, and fails STORE_EXISTS on 412', async () => {
+    // S3 checks the header as part of the write; s3rver ignores it, so S3's 412 is answered here (a mock).
+    const client = new S3Client({ ...s3.config });
+    const sent: string[] = [];
+    let taken = false;
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const { IfNoneMatch } = args.input as { IfNoneMatch?: string };
+        sent.push(`${context.commandName} ${IfNoneMatch ?? '-'}`);
+        if (taken && IfNoneMatch === '*')
+          throw new S3ServiceException({
+            name: 'PreconditionFailed',
+            $fault: 'client',
+            $metadata: { httpStatusCode: 412 },
+          });
+        return next(args);
+      },
+      { step: 'initialize', name: 'conditionalWrites' },
+    );
+    const store = new S3Store({ client, bucket: 'store-test', partSizeBytes: 5 * 1024 * 1024 });
+    const big = patternBytes(11 * 1024 * 1024);
+    await store.putStream('create/streamed.bin', chunksOf(big, 1024 * 1024), { ...opts, createOnly: true });
+    await store.put('create/small.bin', encode('small'), { ...opts, createOnly: true });
+    expect(sent).toEqual([
+      'CreateMultipartUploadCommand -',
+      'UploadPartCommand -',
+      'UploadPartCommand -',
+      'UploadPartCommand -',
+      'CompleteMultipartUploadCommand *',
+      'PutObjectCommand *',
+    ]);
+    sent.length = 0;
+    taken = true;
+    for (const write of [
+      () => store.putStream('create/streamed.bin', chunksOf(big, 1024 * 1024), { ...opts, createOnly: true }),
+      () => store.put('create/small.bin', encode('other'), { ...opts, createOnly: true }),
+    ]) {
+      const error = await write().catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(StoreError);
+      expect(error).toMatchObject({ code: 'STORE_EXISTS', permanent: true });
+    }
+    expect(sent).toContain('AbortMultipartUploadCommand -');
+    // Without createOnly, a 412 is no answer a put expects: a failure like any other.
+    const unconditional = await store.put('create/small.bin', encode('x'), opts).catch((e: unknown) => e);
+    expect(unconditional).toBeUndefined();
+    expect(new TextDecoder().decode((await store.get('create/small.bin'))?.body)).toBe('x');
+    client.destroy();
+  });
+
   it('translates SDK failures into StoreError with the cause, and refuses unsafe keys', async () => {
     const store = new S3Store({ client: s3.client, bucket: 'no-such-bucket' });
     const failure = store.put('x.json', encode('x'), opts);

@@ -1,87 +1,50 @@
 /**
- * The publish function's deployed role against what the function does with it: its S3 requests, to a local
- * S3 server, each checked first by a stand-in for IAM (a mock: IAM cannot run here) that allows exactly
- * what the synthesized role's policy allows, by action and by bucket folder. A write the pipeline makes and
- * the role refuses fails on AWS after the work before it is done (outcomes recorded, documents pending):
- * every later delivery of the message meets it again.
+ * The deployed policies against what their principals do with them: the publish function's role and the
+ * publishers' policy, their S3 requests to a local S3 server each checked first by a stand-in for IAM (a
+ * mock: IAM cannot run here, support/iam.ts) that allows exactly what the synthesized policy allows, by
+ * action, bucket folder and condition. A write the pipeline makes and the role refuses fails on AWS after
+ * the work before it is done (outcomes recorded, documents pending): every later delivery of the message
+ * meets it again. A publisher's upload that replaces another's still waiting loses that one for good.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
+import { GetObjectCommand, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REFRESH_REQUEST, rebuildMessage } from '../../adapters/publish-queue.ts';
+import { S3Store } from '../../adapters/s3-store.ts';
+import { main } from '../../cli/main.ts';
+import { submitToBucket } from '../../cli/remote.ts';
+import { StoreError } from '../../index-builder/errors.ts';
+import { CACHE_PRIVATE } from '../../index-builder/store.ts';
 import { bundleFunctions } from '../../infra/bundle-functions.ts';
 import { PlugindexStack } from '../../infra/stack.ts';
 import { encode, makeBundle, validManifest } from '../support/fixtures.ts';
+import { allows, type Statement, statementsOf } from '../support/iam.ts';
 import { type LocalS3, localPublishHandler, startLocalS3 } from '../support/s3.ts';
+import { type S3Gate, startS3Gate } from '../support/s3-gate.ts';
 
 const INTAKE = 'role-intake';
 const SITE = 'role-site';
 
-/** One Allow statement of the role, as patterns: `s3:GetObject*`, and `<bucket>/<key pattern>`. */
-interface Grant {
-  readonly actions: readonly string[];
-  readonly resources: readonly string[];
-}
-
 let s3: LocalS3;
-let grants: Grant[];
+let statements: Statement[];
+let publisherStatements: Statement[];
 let functionsDir: string;
+let gate: S3Gate;
 
-/** The synthesized role's S3 grants, its buckets named as the local server's. */
-function publishGrants(template: Template): Grant[] {
-  const bucketOf = (id: string): string | undefined =>
-    id.startsWith('StorageUploads') ? INTAKE : id.startsWith('StorageSite') ? SITE : undefined;
-  const resourceOf = (resource: unknown): string | undefined => {
-    const arn = (value: unknown) => (value as { 'Fn::GetAtt'?: [string, string] })['Fn::GetAtt']?.[0];
-    const joined = (resource as { 'Fn::Join'?: [string, unknown[]] })['Fn::Join'];
-    if (!joined) {
-      const id = arn(resource);
-      return id && bucketOf(id);
-    }
-    const [first, rest] = joined[1] as [unknown, string];
-    const bucket = bucketOf(arn(first) ?? '');
-    return bucket && `${bucket}${rest}`;
-  };
-  return Object.entries(template.findResources('AWS::IAM::Policy'))
-    .filter(([id]) => id.startsWith('PublishingPublish'))
-    .flatMap(
-      ([, policy]) =>
-        policy.Properties.PolicyDocument.Statement as {
-          Effect: string;
-          Action: string | string[];
-          Resource: unknown;
-        }[],
-    )
-    .filter((statement) => statement.Effect === 'Allow')
-    .map((statement) => ({
-      actions: [statement.Action].flat(),
-      resources: [statement.Resource]
-        .flat()
-        .map(resourceOf)
-        .filter((r): r is string => r !== undefined),
-    }))
-    .filter((grant) => grant.resources.length > 0);
-}
-
-/** IAM's wildcard: `*` matches any run of characters. */
-function matches(pattern: string, value: string): boolean {
-  const source = pattern
-    .split('*')
-    .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
-    .join('.*');
-  return new RegExp(`^${source}$`).test(value);
+/** The synthesized role's S3 statements, its buckets named as the local server's. */
+function publishStatements(template: Template): Statement[] {
+  return statementsOf(template, 'AWS::IAM::Policy', 'PublishingPublish', (id) =>
+    id.startsWith('StorageUploads') ? INTAKE : id.startsWith('StorageSite') ? SITE : undefined,
+  );
 }
 
 function allowed(action: string, resource: string): boolean {
-  return grants.some(
-    (grant) =>
-      grant.actions.some((pattern) => matches(pattern, action)) &&
-      grant.resources.some((pattern) => matches(pattern, resource)),
-  );
+  return allows(statements, action, resource);
 }
 
 /** The IAM actions an SDK command needs, on what (S3's documented mapping, for the commands the stores send). */
@@ -144,8 +107,13 @@ beforeAll(async () => {
   await bundleFunctions(functionsDir);
   const app = new App();
   const stack = new PlugindexStack(app, 'Role', { functionsDir });
-  grants = publishGrants(Template.fromStack(stack));
+  const template = Template.fromStack(stack);
+  statements = publishStatements(template);
+  publisherStatements = statementsOf(template, 'AWS::IAM::ManagedPolicy', 'StoragePublisherPolicy', (id) =>
+    id.startsWith('StorageUploads') ? INTAKE : undefined,
+  );
   s3 = await startLocalS3([INTAKE, SITE]);
+  gate = await startS3Gate(s3, publisherStatements);
   await s3.client.send(
     new PutObjectCommand({
       Bucket: INTAKE,
@@ -156,6 +124,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
+  await gate?.close();
   await s3?.close();
   await rm(functionsDir, { recursive: true, force: true });
 });
@@ -192,4 +161,153 @@ describe("when the publish function runs with its deployed role's S3 permissions
     expect(refreshed.generation).toBeGreaterThan(first.generation as number);
     client.destroy();
   });
+});
+
+/** The credentials and checksum setting a client reads from the environment, as with AWS. */
+const LOCAL_ENV = {
+  AWS_REGION: 'us-east-1',
+  AWS_ACCESS_KEY_ID: 'S3RVER',
+  AWS_SECRET_ACCESS_KEY: 'S3RVER',
+  AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
+  AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
+};
+
+async function intakeText(key: string): Promise<string> {
+  const object = await s3.client.send(new GetObjectCommand({ Bucket: INTAKE, Key: key }));
+  return (await object.Body?.transformToString()) ?? '';
+}
+
+describe("when a publisher uploads with the deployment's publisher policy", () => {
+  const publisher = () => new S3Client({ ...s3.config, endpoint: gate.endpoint });
+  const put = { contentType: 'application/gzip', cacheControl: CACHE_PRIVATE };
+
+  it('may put an upload into incoming/ where none is, and read outcomes, and nothing else', async () => {
+    const client = publisher();
+    const store = new S3Store({ client, bucket: INTAKE });
+    await store.put('incoming/fresh.tgz', encode('mine'), { ...put, createOnly: true });
+    expect(await intakeText('incoming/fresh.tgz')).toBe('mine');
+    await expect(store.get('incoming/fresh.tgz')).rejects.toMatchObject({ code: 'STORE_IO' });
+    await expect(
+      store.put('config/plugindex.json', encode('{}'), { ...put, createOnly: true }),
+    ).rejects.toThrow(/AccessDenied/);
+    client.destroy();
+  });
+
+  it("refuses a put without If-None-Match, which would replace another publisher's waiting upload", async () => {
+    await s3.client.send(
+      new PutObjectCommand({ Bucket: INTAKE, Key: 'incoming/theirs.tgz', Body: encode('theirs') }),
+    );
+    const client = publisher();
+    const store = new S3Store({ client, bucket: INTAKE });
+    const error = await store.put('incoming/theirs.tgz', encode('mine'), put).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StoreError);
+    expect(error).toMatchObject({
+      code: 'STORE_IO',
+      message: expect.stringMatching(/AccessDenied \(HTTP 403\)/),
+    });
+    expect(await intakeText('incoming/theirs.tgz')).toBe('theirs');
+    client.destroy();
+  });
+
+  it('refuses a multipart upload completed without If-None-Match, and completes one with it', async () => {
+    const client = publisher();
+    const store = new S3Store({ client, bucket: INTAKE, partSizeBytes: 5 * 1024 * 1024 });
+    const body = new Uint8Array(11 * 1024 * 1024).fill(7);
+    const error = await store.put('incoming/big.tgz', body, put).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'STORE_IO', message: expect.stringMatching(/AccessDenied/) });
+    expect(gate.refused).toContain(`s3:PutObject ${INTAKE}/incoming/big.tgz`);
+    await store.put('incoming/big.tgz', body, { ...put, createOnly: true });
+    const stored = await s3.client.send(new GetObjectCommand({ Bucket: INTAKE, Key: 'incoming/big.tgz' }));
+    expect(stored.ContentLength).toBe(body.byteLength);
+    client.destroy();
+  });
+
+  it('fails STORE_EXISTS where an upload waits under the key, leaving it as it was', async () => {
+    await s3.client.send(
+      new PutObjectCommand({ Bucket: INTAKE, Key: 'incoming/taken.tgz', Body: encode('first') }),
+    );
+    Object.assign(process.env, LOCAL_ENV);
+    const error = await submitToBucket({
+      bucket: INTAKE,
+      key: 'incoming/taken.tgz',
+      body: { bytes: encode('second') },
+      contentType: 'application/gzip',
+      outcomeKey: 'status/never.json',
+      timeoutSeconds: 0,
+      endpoint: gate.endpoint,
+      log: () => {},
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StoreError);
+    expect(error).toMatchObject({ code: 'STORE_EXISTS', key: 'incoming/taken.tgz' });
+    expect(await intakeText('incoming/taken.tgz')).toBe('first');
+  });
+
+  it('publishes with `plugindex publish --bucket`, through the policy', async () => {
+    Object.assign(process.env, LOCAL_ENV);
+    const work = await mkdtemp(path.join(tmpdir(), 'plugindex-publisher-'));
+    try {
+      const file = path.join(work, 'gated.tgz');
+      await writeFile(file, await makeBundle({ manifest: validManifest({ name: 'gated-plugin' }) }));
+      const handler = await localPublishHandler(s3, INTAKE, SITE);
+      let done = false;
+      const cli = main([
+        'publish',
+        file,
+        '--bucket',
+        INTAKE,
+        '--endpoint',
+        gate.endpoint,
+        '--timeout',
+        '20',
+      ]).finally(() => {
+        done = true;
+      });
+      while (!done) {
+        await handler({});
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      expect(await cli).toBe(0);
+      expect(
+        await new S3Store({ client: s3.client, bucket: SITE }).head('plugins/gated-plugin/index.json'),
+      ).toBeDefined();
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
+  });
+
+  it("takes the README's AWS CLI upload (put-object --if-none-match), and refuses `aws s3 cp`", async () => {
+    const work = await mkdtemp(path.join(tmpdir(), 'plugindex-awscli-'));
+    const aws = (args: string[]) =>
+      new Promise<{ code: number; stderr: string }>((resolve) => {
+        execFile(
+          'aws',
+          [...args, '--endpoint-url', gate.endpoint, '--region', 'us-east-1'],
+          { env: { ...process.env, ...LOCAL_ENV } },
+          (error, _stdout, stderr) => resolve({ code: error ? ((error.code as number) ?? 1) : 0, stderr }),
+        );
+      });
+    try {
+      const file = path.join(work, 'cli.tgz');
+      await writeFile(file, 'from the aws cli');
+      const copied = await aws(['s3', 'cp', file, `s3://${INTAKE}/incoming/copied.tgz`]);
+      expect(copied.code).not.toBe(0);
+      expect(copied.stderr).toMatch(/AccessDenied/);
+      const put = await aws([
+        's3api',
+        'put-object',
+        '--bucket',
+        INTAKE,
+        '--key',
+        'incoming/cli.tgz',
+        '--body',
+        file,
+        '--if-none-match',
+        '*',
+      ]);
+      expect(put).toMatchObject({ code: 0 });
+      expect(await intakeText('incoming/cli.tgz')).toBe('from the aws cli');
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

@@ -404,7 +404,7 @@ describe('when the stack is synthesized', () => {
     }
   });
 
-  it('gives publishers a policy to upload to incoming/ and read status/, nothing more', () => {
+  it('gives publishers a policy to upload to incoming/ where nothing is and read status/, nothing more', () => {
     template.hasResourceProperties('AWS::IAM::ManagedPolicy', {
       PolicyDocument: {
         Statement: [
@@ -416,6 +416,15 @@ describe('when the stack is synthesized', () => {
             Action: 's3:GetObject',
             Resource: { 'Fn::Join': ['', [Match.anyValue(), '/status/*']] },
           }),
+          {
+            Effect: 'Deny',
+            Action: 's3:PutObject',
+            Resource: { 'Fn::Join': ['', [Match.anyValue(), '/incoming/*']] },
+            Condition: {
+              Null: { 's3:if-none-match': 'true' },
+              Bool: { 's3:ObjectCreationOperation': 'true' },
+            },
+          },
         ],
       },
     });

@@ -1,0 +1,132 @@
+/**
+ * An S3 endpoint for a principal under a policy: an HTTP proxy on 127.0.0.1 in front of the local S3 server
+ * that first asks the IAM stand-in (support/iam.ts, a mock) whether the request's action on its object is
+ * allowed, with the condition keys S3 gives the request, and answers 403 AccessDenied as S3 does when it is
+ * not. It also checks `If-None-Match: *` on the writes that make an object (PutObject,
+ * CompleteMultipartUpload), answering 412 PreconditionFailed where an object is: S3 does, and s3rver
+ * ignores the header (another mock, named so; S3 checks it as part of the write, this one just before it).
+ * Any client reaches it, the SDK's or the AWS CLI's, with the local server's credentials; requests are
+ * forwarded as they came, so their signatures still hold.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
+import { allows, type Statement } from './iam.ts';
+import type { LocalS3 } from './s3.ts';
+
+export interface S3Gate {
+  readonly endpoint: string;
+  /** Every request refused, as `<action> <resource>` or `412 <resource>`. */
+  readonly refused: string[];
+  close(): Promise<void>;
+}
+
+/** The action, resource and condition keys of a path-style S3 request (S3's documented mapping). */
+function actionOf(request: http.IncomingMessage): {
+  readonly action: string;
+  readonly resource: string;
+  readonly creates: boolean;
+  readonly context: Record<string, string | undefined>;
+} {
+  const url = new URL(request.url ?? '/', 'http://gate');
+  const [bucket = '', ...rest] = url.pathname.slice(1).split('/');
+  const key = decodeURIComponent(rest.join('/'));
+  const object = `${bucket}/${key}`;
+  const query = url.searchParams;
+  const method = request.method ?? 'GET';
+  const ifNoneMatch = request.headers['if-none-match'];
+  const write = (creates: boolean) => ({
+    action: 's3:PutObject',
+    resource: object,
+    creates,
+    context: {
+      's3:ObjectCreationOperation': String(creates),
+      ...(creates && typeof ifNoneMatch === 'string' ? { 's3:if-none-match': ifNoneMatch } : {}),
+    },
+  });
+  const plain = (action: string, resource = object) => ({ action, resource, creates: false, context: {} });
+  if (key === '') return plain('s3:ListBucket', bucket);
+  switch (method) {
+    case 'GET':
+    case 'HEAD':
+      return plain('s3:GetObject');
+    case 'PUT':
+      // A part of a multipart upload (or a copy into one) creates nothing: only its completion does.
+      return write(!(query.has('uploadId') && query.has('partNumber')));
+    case 'POST':
+      // `?uploads` creates a multipart upload; `?uploadId` completes one.
+      return write(query.has('uploadId'));
+    case 'DELETE':
+      return query.has('uploadId') ? plain('s3:AbortMultipartUpload') : plain('s3:DeleteObject');
+    default:
+      return plain(`unmapped:${method}`);
+  }
+}
+
+function answer(response: http.ServerResponse, status: number, code: string, message: string): void {
+  response.writeHead(status, { 'content-type': 'application/xml' });
+  response.end(
+    `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${message}</Message></Error>`,
+  );
+}
+
+/** A gate in front of `s3` for a principal under `statements`. */
+export async function startS3Gate(s3: LocalS3, statements: readonly Statement[]): Promise<S3Gate> {
+  const upstream = new URL(s3.endpoint);
+  const refused: string[] = [];
+  const server = http.createServer((request, response) => {
+    void (async () => {
+      const { action, resource, creates, context } = actionOf(request);
+      if (!allows(statements, action, resource, context)) {
+        refused.push(`${action} ${resource}`);
+        request.resume();
+        answer(response, 403, 'AccessDenied', `not authorized to perform ${action} on ${resource}`);
+        return;
+      }
+      if (creates && request.headers['if-none-match'] === '*') {
+        const [Bucket, ...rest] = resource.split('/');
+        const found = await s3.client
+          .send(new HeadObjectCommand({ Bucket, Key: rest.join('/') }))
+          .then(() => true)
+          .catch(() => false);
+        if (found) {
+          refused.push(`412 ${resource}`);
+          request.resume();
+          answer(
+            response,
+            412,
+            'PreconditionFailed',
+            'At least one of the pre-conditions you specified did not hold',
+          );
+          return;
+        }
+      }
+      const forwarded = http.request(
+        {
+          host: upstream.hostname,
+          port: upstream.port,
+          method: request.method,
+          path: request.url,
+          headers: request.headers,
+        },
+        (reply) => {
+          response.writeHead(reply.statusCode ?? 502, reply.headers);
+          reply.pipe(response);
+        },
+      );
+      forwarded.on('error', () => response.destroy());
+      request.pipe(forwarded);
+    })().catch(() => response.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    refused,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
