@@ -196,6 +196,14 @@ const OCI_TOKEN_REUSE_MS = 50_000;
 const SHA256_DIGEST = /^sha256:[a-f0-9]{64}$/;
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 const FILE_CHUNK = 64 * KiB;
+/**
+ * The least a body must bring, on average, over each span of the endpoint's timeout spent waiting on the
+ * server (cargo's `http.low-speed-limit`, curl's `--speed-limit`): the timeout alone bounds each wait, and a
+ * server that drips a byte inside each one would hold an install for as long as its cap lasts (hours for a
+ * large artifact). 1 KiB/s: far under any working link, far over a drip. A body too slow is a transient
+ * failure, so the next mirror is tried.
+ */
+export const LOW_SPEED_BYTES_PER_SECOND = KiB;
 /** Bytes a header value may not hold (undici's error for them would quote the secret). */
 const HEADER_VALUE_FORBIDDEN = /[\0\r\n]/;
 /** Error codes of a certificate that did not verify (OpenSSL's and Node's). */
@@ -1125,7 +1133,8 @@ function refuseDeclared(
 
 /**
  * The body, chunk by chunk as it arrives, cut off (and the connection dropped) as soon as more than
- * `maxBytes` came, whatever content-length said. The timer runs only while waiting on the server.
+ * `maxBytes` came, whatever content-length said, or once a span of the timeout spent waiting on the server
+ * brought less than LOW_SPEED_BYTES_PER_SECOND on average. The timer runs only while waiting on the server.
  */
 async function* readBody(
   response: Response,
@@ -1139,10 +1148,15 @@ async function* readBody(
   const reader = body.getReader();
   let received = 0;
   let finished = false;
+  // The current span: the time spent waiting on the server (not while the caller holds a chunk), and
+  // the bytes it brought.
+  let spanWaited = 0;
+  let spanBytes = 0;
   try {
     for (;;) {
       let next: Awaited<ReturnType<typeof reader.read>>;
       deadline.arm();
+      const waitStart = performance.now();
       try {
         next = await reader.read();
       } catch (error) {
@@ -1158,6 +1172,21 @@ async function* readBody(
         return;
       }
       received += next.value.byteLength;
+      spanWaited += performance.now() - waitStart;
+      spanBytes += next.value.byteLength;
+      if (spanWaited >= deadline.ms) {
+        const least = Math.ceil((LOW_SPEED_BYTES_PER_SECOND * spanWaited) / 1000);
+        if (spanBytes < least)
+          throw new BodyFailed(
+            new Failure(
+              url,
+              `too slow: ${spanBytes} bytes in ${seconds(Math.round(spanWaited))} of waiting, under the least of ${LOW_SPEED_BYTES_PER_SECOND} bytes a second, with ${received} bytes received`,
+              'transient',
+            ),
+          );
+        spanWaited = 0;
+        spanBytes = 0;
+      }
       if (received > maxBytes) {
         const encoding = response.headers.get('content-encoding');
         const decoded =
