@@ -317,13 +317,23 @@ function advisorySection(advisories: readonly Advisory[]): string {
 }
 
 /**
+ * A value as one word of a POSIX shell command, escaped for HTML: the recipes are pasted into a shell, and a
+ * URL may hold `&`, `;`, `$` or `'` (a publisher's artifact URL, a pre-signed link), which would run there.
+ * Plain words stay as they are, to read; any other is single-quoted, each `'` in it as `'\''`.
+ */
+function shellWord(value: string): string {
+  const word = /^[A-Za-z0-9_@%+=:,./-]+$/.test(value) ? value : `'${value.replaceAll("'", "'\\''")}'`;
+  return escapeHtml(word);
+}
+
+/**
  * The recipe's line that fetches an artifact: curl for a URL; for an OCI artifact, its blob by digest
  * (`registry/repository@digest` from the record's URL), whatever tag the reference names.
  */
 function fetchLine(a: ArtifactRecord, file: string): string {
-  if (!a.oci) return `curl -fsSL ${escapeHtml(a.url)} -o ${escapeHtml(file)}`;
+  if (!a.oci) return `curl -fsSL ${shellWord(a.url)} -o ${shellWord(file)}`;
   const pinned = a.url.startsWith('oci://') ? a.url.slice('oci://'.length) : a.oci.reference;
-  return `oras blob fetch --output ${escapeHtml(file)} ${escapeHtml(pinned)}   # from an OCI registry`;
+  return `oras blob fetch --output ${shellWord(file)} ${shellWord(pinned)}   # from an OCI registry`;
 }
 
 /**
@@ -402,11 +412,11 @@ export function renderPluginPage(doc: PluginDocument, registry: RegistryIdentity
   // artifact against its published digest.
   const artifact = shown?.artifacts[0];
   const snippet = shown
-    ? `<p class="muted">With the plugindex client, once this registry is added (<code>plugindex registry add NAME ${escapeHtml(registry.url)} --key registry.asc</code>):</p>
-<pre><code class="client-install">plugindex install ${escapeHtml(doc.name)}@${escapeHtml(shown.version)}</code></pre>
+    ? `<p class="muted">With the plugindex client, once this registry is added (<code>plugindex registry add NAME ${shellWord(registry.url)} --key registry.asc</code>):</p>
+<pre><code class="client-install">plugindex install ${shellWord(`${doc.name}@${shown.version}`)}</code></pre>
 <p class="muted">Without it: ${escapeHtml(doc.name)}@${escapeHtml(shown.version)}, verified with the <a href="${root}/keys/registry.asc">registry key</a>:</p>
-<pre><code class="install">curl -fsSL ${escapeHtml(shown.manifest_url)} -o manifest.json
-curl -fsSL ${escapeHtml(shown.manifest_signature_url)} -o manifest.json.asc
+<pre><code class="install">curl -fsSL ${shellWord(shown.manifest_url)} -o manifest.json
+curl -fsSL ${shellWord(shown.manifest_signature_url)} -o manifest.json.asc
 gpg --verify manifest.json.asc manifest.json${
         artifact
           ? `

@@ -1,3 +1,7 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { PluginDocument, VersionRecord } from '../../../index-builder/model.ts';
 import {
@@ -165,6 +169,43 @@ describe('when rendering a plugin page', () => {
     expect(row('1.1.0')).toContain('<dd data-resource="timeout_seconds">30</dd>');
     expect(row('1.0.0')).not.toContain('permissions');
     expect(row('1.0.0')).not.toContain('resources');
+  });
+
+  it('quotes every URL of the install recipe for the shell it is pasted into, and runs nothing else', () => {
+    // (The digest and the name are hex and [a-z0-9-], checked at intake: the echo line needs no quoting.)
+    // A publisher's artifact URL: valid (https, RFC 3986), with `&`, `;`, `$` and `'`, as a pre-signed link has.
+    const url = "https://downloads.example/tool.tar.gz?sig=a'b&exp=1;touch$IFS./PWNED;";
+    const html = renderPluginPage(
+      pluginDoc({
+        versions: [
+          version({
+            artifacts: [
+              { os: 'linux', arch: 'amd64', url, sha256: '1'.repeat(64), size_bytes: 10, hosted: false },
+            ],
+          }),
+        ],
+      }),
+      { name: 'R', url: 'https://r.example.com/a&b' },
+    );
+    const recipe = /<code class="install">([\s\S]*?)<\/code>/.exec(html)?.[1] ?? '';
+    const text = recipe.replace(/&(amp|lt|gt|quot|#39);/g, (_, e: string) =>
+      e === 'amp' ? '&' : e === 'lt' ? '<' : e === 'gt' ? '>' : e === 'quot' ? '"' : "'",
+    );
+    // Pasted into bash, curl, gpg and sha256sum recording their words instead of running.
+    const work = mkdtempSync(path.join(tmpdir(), 'plugindex-recipe-'));
+    try {
+      const stubs = 'curl() { printf "%s\\n" "$@" >> words; }; gpg() { :; }; sha256sum() { cat >> words; }';
+      execFileSync('bash', ['-c', `${stubs}\n${text}`], { cwd: work });
+      expect(existsSync(path.join(work, 'PWNED'))).toBe(false);
+      const words = readFileSync(path.join(work, 'words'), 'utf8').split('\n');
+      expect(words).toContain(url);
+      expect(words).toContain(`${'1'.repeat(64)}  p`);
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+    expect(html).toContain(
+      'plugindex registry add NAME &#39;https://r.example.com/a&amp;b&#39; --key registry.asc',
+    );
   });
 
   it('shows an OCI artifact by reference and digest, and fetches it by digest in the recipe after plugindex install', () => {
