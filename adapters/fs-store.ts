@@ -255,6 +255,25 @@ function describes(sidecar: Sidecar, stats: BigStats): boolean {
   return sidecar.size === file.size && sidecar.mtimeNs === file.mtimeNs && sidecar.ino === file.ino;
 }
 
+/**
+ * Thrown inside a read that met a put of its key: the key's sidecar describes another file (another inode),
+ * written within RACE_WINDOW_NS, so a put renamed its new sidecar in between the read's open and its read of
+ * the sidecar (before the put renamed its body in, or after, the read holding the former file). Taken for
+ * what its key implies, the file would lose the metadata its sidecar gave it: a compressed variant served as
+ * identity. The read is made again (`#io`), a millisecond apart; the last of RACE_ATTEMPTS takes the file
+ * for what its key implies, as a read does of a file its sidecar does not describe (a put that died between
+ * its two renames, a file replaced by hand).
+ */
+const RACED = Symbol('raced with a put');
+const RACE_WINDOW_NS = 1_000_000_000n;
+const RACE_ATTEMPTS = 50;
+
+function racedPut(sidecar: Sidecar | undefined, stats: BigStats): boolean {
+  if (!sidecar || sidecar.ino === stats.ino.toString()) return false;
+  const age = BigInt(Date.now()) * 1_000_000n - BigInt(sidecar.mtimeNs);
+  return age < RACE_WINDOW_NS && age > -RACE_WINDOW_NS;
+}
+
 function errorCode(error: unknown): string | undefined {
   return (error as NodeJS.ErrnoException | undefined)?.code;
 }
@@ -308,6 +327,8 @@ export class FsStore implements Store {
   readonly #readBare = new Map<string, FileVersion>();
   /** Files read before a `get` asked for them (`readAhead`), by key; each is taken once. */
   readonly #ahead = new Map<string, Promise<AheadRead | undefined>>();
+  /** Keys whose read is on its last attempt: it takes a sidecar that describes another file as a put that died. */
+  readonly #lastAttempts = new Set<string>();
 
   constructor(root: string) {
     this.root = path.resolve(root);
@@ -378,6 +399,7 @@ export class FsStore implements Store {
     const now = await lstat(this.#readPath(key), { bigint: true }).catch(() => undefined);
     if (!now || !sameVersion(now, read.stats)) return undefined;
     const sidecar = await this.#readSidecar(key);
+    if (this.#raced(key, sidecar, read.stats)) return undefined;
     const etag = sidecar && describes(sidecar, read.stats) ? sidecar.etag : () => etagOf(read.body);
     return this.#info(key, read.stats, sidecar, etag, read.body);
   }
@@ -401,6 +423,7 @@ export class FsStore implements Store {
         await handle.close();
       }
       const sidecar = await this.#readSidecar(key);
+      if (this.#raced(key, sidecar, stats)) throw RACED;
       const etag = sidecar && describes(sidecar, stats) ? sidecar.etag : () => etagOf(body);
       return this.#info(key, stats, sidecar, etag, body);
     });
@@ -428,6 +451,7 @@ export class FsStore implements Store {
       closeSync(fd);
     }
     const sidecar = listed && sameVersion(listed, stats) ? undefined : this.#readSidecarSync(key);
+    if (this.#raced(key, sidecar, stats)) throw RACED;
     if (listed && !sidecar) this.#readBare.set(key, versionOf(stats));
     const etag = sidecar && describes(sidecar, stats) ? sidecar.etag : () => etagOf(body);
     return this.#info(key, stats, sidecar, etag, body);
@@ -442,6 +466,7 @@ export class FsStore implements Store {
       const stats = fstatSync(fd, { bigint: true });
       if (!stats.isFile()) return undefined;
       const sidecar = this.#readSidecarSync(key);
+      if (this.#raced(key, sidecar, stats)) throw RACED;
       if (sidecar && describes(sidecar, stats)) return this.#info(key, stats, sidecar, sidecar.etag);
       if (stats.size > BigInt(SYNC_BYTES)) return LARGE;
       return this.#info(key, stats, sidecar, etagOf(readOpened(fd, stats.size)));
@@ -472,6 +497,7 @@ export class FsStore implements Store {
     const stats = await handle.stat({ bigint: true });
     if (!stats.isFile()) return undefined;
     const sidecar = await this.#readSidecar(key);
+    if (this.#raced(key, sidecar, stats)) throw RACED;
     const etag = sidecar && describes(sidecar, stats) ? sidecar.etag : etagFromSha256(await hashFile(handle));
     return this.#info(key, stats, sidecar, etag);
   }
@@ -810,6 +836,7 @@ export class FsStore implements Store {
       const stats = lstatSync(this.#readPath(key), { bigint: true, throwIfNoEntry: false });
       if (!stats?.isFile()) return undefined;
       const sidecar = hasSidecar ? this.#readSidecarSync(key) : undefined;
+      if (this.#raced(key, sidecar, stats)) throw RACED;
       if (!sidecar && this.#listedKeys.has(key)) this.#listedKeys.set(key, versionOf(stats));
       const etag = sidecar && describes(sidecar, stats) ? sidecar.etag : () => this.#hashNow(key);
       return this.#info(key, stats, sidecar, etag);
@@ -1068,22 +1095,33 @@ export class FsStore implements Store {
     return info as ObjectInfo;
   }
 
+  /** Whether a read of `key` met a put (RACED), unless this is its last attempt (`#lastAttempts`). */
+  #raced(key: string, sidecar: Sidecar | undefined, stats: BigStats): boolean {
+    return racedPut(sidecar, stats) && !this.#lastAttempts.has(key);
+  }
+
   async #io<T>(key: string, action: string, work: () => Promise<T>): Promise<T> {
-    try {
-      return await work();
-    } catch (error) {
-      if (error instanceof StoreError) throw error;
-      // A name or operation this filesystem refuses for good is not worth retrying; anything else may be.
-      const code = REFUSED_CODES.has(errorCode(error) ?? '') ? 'STORE_REFUSED' : 'STORE_IO';
-      throw new StoreError(
-        code,
-        key,
-        `cannot ${action} ${JSON.stringify(key)}: ${(error as Error).message}`,
-        {
-          cause: error,
-        },
-      );
+    for (let attempt = 1; ; attempt++) {
+      const last = attempt === RACE_ATTEMPTS;
+      if (last) this.#lastAttempts.add(key);
+      try {
+        return await work();
+      } catch (error) {
+        if (error !== RACED) throw this.#failure(key, action, error);
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      } finally {
+        if (last) this.#lastAttempts.delete(key);
+      }
     }
+  }
+
+  #failure(key: string, action: string, error: unknown): StoreError {
+    if (error instanceof StoreError) return error;
+    // A name or operation this filesystem refuses for good is not worth retrying; anything else may be.
+    const code = REFUSED_CODES.has(errorCode(error) ?? '') ? 'STORE_REFUSED' : 'STORE_IO';
+    return new StoreError(code, key, `cannot ${action} ${JSON.stringify(key)}: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
 }
 

@@ -8,12 +8,13 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { brotliDecompressSync, gunzipSync } from 'node:zlib';
+import { brotliCompressSync, brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FsStore } from '../../../adapters/fs-store.ts';
 import { createRegistryServer, listenRegistryServer } from '../../../cli/local/server.ts';
 import { processSubmissions } from '../../../index-builder/pipeline/index.ts';
 import { encodedRoute, negotiateEncoding } from '../../../index-builder/serving.ts';
+import { CACHE_MUTABLE } from '../../../index-builder/store.ts';
 import { makeBundle, makeRegistry, validManifest } from '../../support/fixtures.ts';
 
 interface Answer {
@@ -187,4 +188,59 @@ describe('when reading Accept-Encoding', () => {
       negotiated: false,
     });
   });
+});
+
+describe('when a publish rewrites a compressed variant while the server serves it', () => {
+  it('never sends the variant without its Content-Encoding', async () => {
+    // The store renames a put's sidecar in before its body: a read between the two, or one holding the
+    // former file once both are in, finds a sidecar that does not describe its file.
+    const document = (n: number) =>
+      Buffer.from(
+        JSON.stringify({ generation: n, plugins: Array.from({ length: 2000 }, (_, i) => `p-${n}-${i}`) }),
+      );
+    const site = new FsStore(await mkdtemp(path.join(folder, 'race-')));
+    const put = (n: number) =>
+      site.put('index.json.br', brotliCompressSync(document(n)), {
+        contentType: 'application/json',
+        cacheControl: CACHE_MUTABLE,
+        contentEncoding: 'br',
+      });
+    await put(0);
+    await site.put('index.json', document(0), {
+      contentType: 'application/json',
+      cacheControl: CACHE_MUTABLE,
+    });
+    const listening = await listenRegistryServer(createRegistryServer({ site }), 0);
+    let writing = true;
+    const writer = (async () => {
+      for (let n = 1; n <= 200; n++) await put(n);
+      writing = false;
+    })();
+    const seen = new Map<string, number>();
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+    const readers = Array.from({ length: 4 }, async () => {
+      while (writing) {
+        const answer = await new Promise<http.IncomingMessage>((resolve, reject) => {
+          const req = http.request(
+            `${listening.url}/index.json`,
+            { agent, headers: { 'accept-encoding': 'br' } },
+            (res) => {
+              res.resume();
+              res.on('end', () => resolve(res));
+            },
+          );
+          req.on('error', reject);
+          req.end();
+        });
+        const label = `${answer.statusCode} ${answer.headers['content-encoding'] ?? '(none)'} ${answer.headers['content-type']}`;
+        seen.set(label, (seen.get(label) ?? 0) + 1);
+      }
+    });
+    await writer;
+    await Promise.all(readers);
+    agent.destroy();
+    await listening.close();
+    expect([...seen.keys()]).toEqual(['200 br application/json']);
+    expect(seen.get('200 br application/json')).toBeGreaterThan(20);
+  }, 60_000);
 });
