@@ -22,7 +22,12 @@ import type { Key } from 'openpgp';
 import semver from 'semver';
 import { normalizeDigest, sha256Hex } from '../index-builder/digest.ts';
 import { type Problem, SubmissionError, TrustError } from '../index-builder/errors.ts';
-import { pluginNameFormProblem, signatureKey, versionFolder } from '../index-builder/layout.ts';
+import {
+  isCanonicalVersion,
+  pluginNameFormProblem,
+  signatureKey,
+  versionFolder,
+} from '../index-builder/layout.ts';
 import { MAX_MANIFEST_BYTES, readManifestDocument } from '../index-builder/manifest/parse.ts';
 import { validateManifest } from '../index-builder/manifest/validate.ts';
 import type {
@@ -104,23 +109,24 @@ export class FolderSource {
    */
   async read(plugin: string, version: string): Promise<SourceVersion> {
     this.#checkName(plugin);
-    if (semver.valid(version) !== version)
+    if (!isCanonicalVersion(version))
       throw new ClientError(
         'REQUEST_INVALID',
         `Source "${this.name}": ${JSON.stringify(version)} is not a SemVer version (a version folder of ${plugin})`,
       );
+    // The registry's own tree drops build metadata from a version's folder (layout.ts versionFolder): a
+    // version a lock holds with it (`1.0.0+build.5`) is read from `1.0.0/`, and its manifest must say it.
+    const folder = versionFolder(version);
     const base = (this.#endpoint.bases[0] ?? '').replace(/\/+$/, '');
-    const folderUrl = `${base}/${plugin}/${version}`;
-    const read = await this.#readVerified(this.#endpoint, `${plugin}/${version}/`, MANIFEST_FILE, folderUrl);
+    const folderUrl = `${base}/${plugin}/${folder}`;
+    const read = await this.#readVerified(this.#endpoint, `${plugin}/${folder}/`, MANIFEST_FILE, folderUrl);
     const { manifest } = read.verified;
-    // The registry's own tree drops build metadata from a version's folder (layout.ts versionFolder).
-    if (
-      manifest.name !== plugin ||
-      (manifest.version !== version && versionFolder(manifest.version) !== version)
-    )
+    const matches =
+      version === folder ? versionFolder(manifest.version) === folder : manifest.version === version;
+    if (manifest.name !== plugin || !matches)
       throw new TrustError(
         'DOCUMENT_MISMATCH',
-        `${folderUrl}/${MANIFEST_FILE}: the manifest is of ${manifest.name}@${manifest.version}, but its folder is ${plugin}/${version}`,
+        `${folderUrl}/${MANIFEST_FILE}: the manifest is of ${manifest.name}@${manifest.version}, but its folder is ${plugin}/${folder}${version === folder ? '' : ` (read for ${version})`}`,
       );
     return { document: read.document, manifest: read.verified };
   }

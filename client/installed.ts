@@ -21,8 +21,11 @@
  *   }
  * }
  */
-import semver from 'semver';
-import { pluginNameFormProblem, SAFE_RELATIVE_PATH_PATTERN } from '../index-builder/layout.ts';
+import {
+  isCanonicalVersion,
+  pluginNameFormProblem,
+  SAFE_RELATIVE_PATH_PATTERN,
+} from '../index-builder/layout.ts';
 import { compareVersions } from '../index-builder/versions.ts';
 import { ClientError } from './errors.ts';
 import { isObject, own } from './json-input.ts';
@@ -102,7 +105,7 @@ export function parseInstalled(text: string, file: string): InstalledFile {
     if (!isObject(p.versions)) fail(`${at}/versions`, 'an object');
     for (const [version, record] of Object.entries(p.versions as Record<string, unknown>)) {
       const vat = `${at}/versions/${version}`;
-      if (semver.valid(version) !== version) fail(vat, 'a SemVer version as key');
+      if (!isCanonicalVersion(version)) fail(vat, 'a SemVer version as key');
       if (!isObject(record) || !isObject(record.artifacts)) fail(`${vat}/artifacts`, 'an object');
       for (const key of ['registry', 'registry_key', 'manifest_sha256', 'publisher', 'installed']) {
         if (typeof (record as Record<string, unknown>)[key] !== 'string') fail(`${vat}/${key}`, 'a string');

@@ -18,9 +18,8 @@
  * lock = withPlugin(lock, 'kubecost-lens', lockedPluginFrom('community', '^1.2.0', record),
  *   { key_fingerprint: snapshot.key_fingerprint, generation: snapshot.generation });
  */
-import semver from 'semver';
 import { escapePointer, TrustError } from '../index-builder/errors.ts';
-import { pluginNameFormProblem, pluginNameProblem } from '../index-builder/layout.ts';
+import { isCanonicalVersion, pluginNameFormProblem, pluginNameProblem } from '../index-builder/layout.ts';
 import type { ArtifactRecord, OciArtifact, VersionRecord } from '../index-builder/model.ts';
 import {
   compareStrings,
@@ -428,8 +427,8 @@ function readPlugin(problems: Problems, at: string, value: unknown): LockedPlugi
     problems.expect(`${at}/registry`, 'a registry name ([a-z0-9][a-z0-9._-]{0,63})', registry);
   if (typeof requested !== 'string' || requested === '')
     problems.expect(`${at}/requested`, 'the version requested (a non-empty string)', requested);
-  if (typeof version !== 'string' || semver.valid(version) === null)
-    problems.expect(`${at}/version`, 'a SemVer version', version);
+  if (typeof version !== 'string' || !isCanonicalVersion(version))
+    problems.expect(`${at}/version`, 'a SemVer version, as SemVer spells it (no "v")', version);
   if (typeof manifest_sha256 !== 'string' || !SHA256.test(manifest_sha256))
     problems.expect(`${at}/manifest_sha256`, 'a sha256 digest (64 lowercase hex digits)', manifest_sha256);
   if (typeof publisher !== 'string' || !FINGERPRINT.test(publisher))

@@ -150,6 +150,18 @@ export function versionFolder(version: string): string {
 }
 
 /**
+ * Whether `version` is a SemVer version spelled as SemVer writes it, build metadata included: what a
+ * published version record, a lock and an install record hold (`v1.0.0`, `=1.0.0` or ` 1.0.0`, which
+ * semver also reads, are not). `semver.valid(v) === v` would refuse `1.0.0+build.5`, which is published.
+ */
+export function isCanonicalVersion(version: string): boolean {
+  const parsed = parseVersion(version);
+  if (parsed === null) return false;
+  const build = parsed.build.length > 0 ? `+${parsed.build.join('.')}` : '';
+  return `${parsed.version}${build}` === version;
+}
+
+/**
  * The identity two versions share when every reader must treat them as one: build metadata dropped (SemVer)
  * and letter case folded (`1.0.0-RC.1` and `1.0.0-rc.1` would be one folder on macOS and Windows).
  */

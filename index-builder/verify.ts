@@ -12,10 +12,9 @@
  *      and names the same artifacts (platform, sha256) the plugin document lists
  */
 import type { Key } from 'openpgp';
-import semver from 'semver';
 import { normalizeDigest, sha256Hex } from './digest.ts';
 import { escapePointer, TrustError } from './errors.ts';
-import { binKey, binOf, pluginDocumentKey, SIGNED_SNAPSHOT_KEY } from './layout.ts';
+import { binKey, binOf, isCanonicalVersion, pluginDocumentKey, SIGNED_SNAPSHOT_KEY } from './layout.ts';
 import type {
   ArtifactRecord,
   BinDocument,
@@ -240,7 +239,7 @@ export function assertPluginDocument(value: unknown, name: string): asserts valu
     const r = record as Partial<VersionRecord> | null;
     if (typeof r !== 'object' || r === null) fail(at, 'an object');
     const v = r as Partial<VersionRecord>;
-    if (typeof v.version !== 'string' || semver.valid(v.version) !== v.version)
+    if (typeof v.version !== 'string' || !isCanonicalVersion(v.version))
       fail(`${at}/version`, 'a SemVer version');
     if (typeof v.manifest_sha256 !== 'string' || !HEX64.test(v.manifest_sha256))
       fail(`${at}/manifest_sha256`, 'a sha256');

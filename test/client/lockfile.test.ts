@@ -298,7 +298,7 @@ describe('when a lock is invalid', () => {
       text: edited((l) => {
         l.plugins['kubecost-lens'].version = '1.2';
       }),
-      message: `${FILE}#${lens}/version: expected a SemVer version, found "1.2"`,
+      message: `${FILE}#${lens}/version: expected a SemVer version, as SemVer spells it (no "v"), found "1.2"`,
     },
     {
       what: 'a manifest digest in upper case',
@@ -369,7 +369,7 @@ describe('when a lock is invalid', () => {
     expect(thrown(() => parseLockfile(text, FILE)).message.split('\n')).toEqual([
       `${FILE} has 4 problems:`,
       `  ${FILE}#/registries/corp/min_generation: expected a snapshot generation (an integer >= 0), found the number -3`,
-      `  ${FILE}#${lens}/version: expected a SemVer version, found "one"`,
+      `  ${FILE}#${lens}/version: expected a SemVer version, as SemVer spells it (no "v"), found "one"`,
       `  ${FILE}#${lens}/artifacts/darwin-arm64/sha256: expected a sha256 digest (64 lowercase hex digits), found the number 7`,
       `  ${FILE}#${lens}/artifacts/darwin-arm64/size: expected a size in bytes (an integer >= 0), found nothing (the field is missing)`,
     ]);
