@@ -586,7 +586,9 @@ export async function commitGeneration(
     // A merge into a published document that is not the one recorded (a run died after writing it, or it
     // was changed by hand), found as the home page's first rows are read from it or as it is written:
     // nothing of it was committed; render every document in full instead. Only a merge reads an old one.
-    if (!(error instanceof IndexDocumentStale) || (rendered && !rendered.merged)) throw error;
+    // A store that read the stale document as a body gives it as the cause of its own error.
+    const stale = error instanceof IndexDocumentStale || (error as Error).cause instanceof IndexDocumentStale;
+    if (!stale || (rendered && !rendered.merged)) throw error;
     rendered = await indexDocumentsOf(ctx, catalog, changed, false);
     await putStreamedDocuments(ctx, rendered, registryDigests);
   }
@@ -649,13 +651,19 @@ async function putStreamedDocuments(
   rendered: IndexDocuments | undefined,
   registryDigests: Map<string, DocumentDigest>,
 ): Promise<void> {
+  // Held for the next merge only when the documents together are within the threshold, as a merge reads them.
+  const total = [
+    ...(rendered?.streamed ?? []).map((document) => document.size),
+    ...(rendered?.buffered ?? []).map(([, body]) => body.byteLength),
+  ].reduce((sum, size) => sum + size, 0);
+  const hold = total <= streamThresholdOf(ctx);
   try {
     // Held documents side by side: their compressions then share the thread pool, and nothing is rendered.
     await forEachLimited(
       rendered?.streamed ?? [],
       rendered?.held ? WRITE_CONCURRENCY : 1,
       async (document) => {
-        registryDigests.set(document.key, await putStreamedSigned(ctx, document));
+        registryDigests.set(document.key, await putStreamedSigned(ctx, document, hold));
       },
     );
   } catch (error) {

@@ -14,7 +14,7 @@ import { CONTENT_ENCODINGS, ENCODED_DOCUMENTS, encodedVariantKey, signatureKey }
 import type { DocumentDigest } from '../model.ts';
 import { CHUNK_BYTES } from '../render/index-documents.ts';
 import { CACHE_MUTABLE, CACHE_PRIVATE, contentTypeFor, type Store } from '../store.ts';
-import { type PipelineContext, streamThresholdOf } from './context.ts';
+import type { PipelineContext } from './context.ts';
 import { compressesVariants, dropVariantsForLater, variantPutOptions } from './encoded.ts';
 import type { DocumentCopy } from './held-documents.ts';
 import { turn } from './site-writer.ts';
@@ -160,9 +160,11 @@ async function signAndPutVariants(ctx: PipelineContext, document: StreamedDocume
     else channel.end();
   }
   const results = await Promise.allSettled(writes);
-  // A write's own failure first, rather than the rendering's failure each write was failed with.
+  // A write's own failure first, rather than the rendering's failure each write was failed with (as the
+  // store threw it: FsStore and S3Store give a body's failure as the cause of their StoreError).
   const cause = results.find(
-    (r): r is PromiseRejectedResult => r.status === 'rejected' && r.reason !== failure,
+    (r): r is PromiseRejectedResult =>
+      r.status === 'rejected' && r.reason !== failure && (r.reason as Error | undefined)?.cause !== failure,
   );
   if (cause) throw cause.reason;
   if (failure) throw failure;
@@ -190,14 +192,13 @@ async function* asAsync(
 export async function putStreamedSigned(
   ctx: PipelineContext,
   document: StreamedDocument,
+  hold: boolean,
 ): Promise<DocumentDigest> {
   const { signature, sha256 } = await signAndPutVariants(ctx, document);
-  // A document the process may hold (held-documents.ts) is copied as it is written, for its next merge:
-  // up to the streaming threshold, as a merge holds the old one.
-  const copy =
-    ctx.held && document.size <= streamThresholdOf(ctx)
-      ? ctx.held.copy(document.key, document.size)
-      : undefined;
+  // A document the process may hold (held-documents.ts) is copied as it is written, for its next merge,
+  // when the caller says the documents together are within the streaming threshold: a merge reads held
+  // copies only then (each on its own under it, four together over it, they were held for nothing).
+  const copy = ctx.held && hold ? ctx.held.copy(document.key, document.size) : undefined;
   const chunks = asAsync(document.chunks());
   try {
     await ctx.site.putStream(document.key, copy ? copied(chunks, copy) : chunks, {

@@ -214,3 +214,38 @@ describe('HeldDocuments', () => {
     expect(await documents.read(store, 'index.json')).toBeUndefined();
   });
 });
+
+describe('when the index documents together are over the streaming threshold, each under it', () => {
+  it('holds none of them: a merge then streams them from the store, and reads no copy', async () => {
+    const held = new HeldDocuments();
+    const { registry, reads, context } = await recordingRegistry({ held });
+    const first = await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        makeBundle({ manifest: validManifest({ name: `p${String(i).padStart(2, '0')}-plugin` }) }),
+      ),
+    );
+    await processSubmissions(context, await registry.submit(...first));
+    const sizes = INDEX_DOCUMENTS.map((key) => registry.site.objects.get(key)?.body.byteLength ?? 0);
+    const largest = Math.max(...sizes);
+    const sum = sizes.reduce((a, b) => a + b, 0);
+    // Between the largest document and the four together, with room for two plugins more.
+    const threshold = Math.floor((largest * 2 + sum) / 3) + 1000;
+    expect(threshold).toBeLessThan(sum);
+    expect(threshold).toBeGreaterThan(largest);
+    const streaming = { ...context, streamIndexesOverBytes: threshold };
+    for (const name of ['b-plugin', 'c-plugin']) {
+      forgetBins(registry.intake);
+      const bundle = await makeBundle({ manifest: validManifest({ name }) });
+      const result = await processSubmissions(streaming, await registry.submit(bundle));
+      expect(result.outcomes.map((o) => o.status)).toEqual(['accepted']);
+    }
+    for (const key of INDEX_DOCUMENTS) expect(await held.read(registry.site, key)).toBeUndefined();
+    reads.length = 0;
+    forgetBins(registry.intake);
+    await processSubmissions(
+      streaming,
+      await registry.submit(await makeBundle({ manifest: validManifest({ name: 'd-plugin' }) })),
+    );
+    expect(reads).toContain(INDEX_JSON_KEY);
+  });
+});

@@ -322,7 +322,7 @@ describe('when a streamed document is signed and its variants written', () => {
     const registry = await makeRegistry();
     const ctx = { ...registry.context, compressionThresholdBytes: 0 };
     const { document, counted } = documentOf();
-    const digest = await putStreamedSigned(ctx, document);
+    const digest = await putStreamedSigned(ctx, document, false);
     expect(counted.renderings).toBe(2);
     expect(Buffer.compare(body(registry, 'index.json'), whole)).toBe(0);
     expect(Buffer.compare(brotliDecompressSync(body(registry, 'index.json.br')), whole)).toBe(0);
@@ -340,7 +340,7 @@ describe('when a streamed document is signed and its variants written', () => {
     const registry = await makeRegistry();
     const ctx = { ...registry.context, compressionThresholdBytes: 0 };
     const { document } = documentOf({ rendering: 1, afterChunks: 5 });
-    await expect(putStreamedSigned(ctx, document)).rejects.toThrow('rendering failed');
+    await expect(putStreamedSigned(ctx, document, false)).rejects.toThrow('rendering failed');
     for (const key of [...variants, 'index.json', 'index.json.asc'])
       expect(registry.site.objects.has(key)).toBe(false);
   });
@@ -356,7 +356,7 @@ describe('when a streamed document is signed and its variants written', () => {
     };
     const ctx = { ...registry.context, compressionThresholdBytes: 0 };
     const { document } = documentOf();
-    await expect(putStreamedSigned(ctx, document)).rejects.toBe(refusal);
+    await expect(putStreamedSigned(ctx, document, false)).rejects.toBe(refusal);
     expect(site.objects.has('index.json')).toBe(false);
     expect(site.objects.has('index.json.gz')).toBe(false);
     const br = site.objects.get('index.json.br');
