@@ -90,8 +90,15 @@ export const PLUGIN_ROUTE = new RegExp(`^/plugins/(${NAME})/?$`);
 export const MANIFEST_ROUTE = new RegExp(`^/plugins/(${NAME})/([^/]+)/manifest$`);
 
 /**
+ * Paths answered with a permanent redirect (301, the query kept) to another: `/plugins/` is the home page's
+ * `/plugins`, but the page's links are relative to its folder, which `/plugins/` would make `plugins/` (its
+ * style, its search rows and every plugin link then missed). The local server and the edge both redirect.
+ */
+export const REDIRECTS: Readonly<Record<string, string>> = { '/plugins/': '/plugins' };
+
+/**
  * Maps a decoded request path (starting with `/`) to the key it names, the spec's endpoints onto the
- * static files:
+ * static files (REDIRECTS aside):
  *   /                                    -> index.html
  *   /plugins                             -> index.json, or index.html when the client prefers HTML
  *   /plugins/{name}                      -> plugins/{name}/index.json, or its index.html likewise
@@ -106,8 +113,7 @@ export const MANIFEST_ROUTE = new RegExp(`^/plugins/(${NAME})/([^/]+)/manifest$`
 export function matchRoute(pathname: string, html: boolean): Route | undefined {
   if (!pathname.startsWith('/')) return undefined;
   if (pathname === '/') return { key: HOME_PAGE_KEY, negotiated: false };
-  if (pathname === '/plugins' || pathname === '/plugins/')
-    return { key: html ? HOME_PAGE_KEY : INDEX_JSON_KEY, negotiated: true };
+  if (pathname === '/plugins') return { key: html ? HOME_PAGE_KEY : INDEX_JSON_KEY, negotiated: true };
   if (pathname === SEARCH_PATH) return undefined;
   if (pathname === '/favicon.ico') return { key: FAVICON_KEY, negotiated: false };
   const plugin = PLUGIN_ROUTE.exec(pathname);

@@ -9,7 +9,8 @@
  *     /plugins/{name}/                    -> /plugins/{name}/index.html
  *     /plugins/{name}/{version}/manifest  -> its manifest.json (the folder drops build metadata)
  *     /favicon.ico                        -> /favicon.svg
- *   and any other path ending in `/` is answered 404 here: no folder of artifacts has an index page.
+ *   `/plugins/` is answered 301 to `/plugins` (`REDIRECTS`, the query kept), and any other path ending in
+ *   `/` 404 here: no folder of artifacts has an index page. Accept is read as the local server reads it.
  *   `/search` is the search function's (its own cache behavior, which runs no viewer-request function);
  *   should it ever reach this one, it is answered 404, as `matchRoute` names no key for it.
  *   Then an index document (`ENCODED_DOCUMENTS`) goes to its encoded variant, `<key>.br` or `<key>.gz`, by
@@ -19,7 +20,8 @@
  *   function reads is the one CloudFront normalized (`br,gzip`, `gzip`...) and keys the cache on; a raw
  *   header with q-values reads the same way. S3 returns the variant's stored Content-Encoding, and
  *   CloudFront compresses nothing that already has one.
- * - viewer response adds `Vary: Accept-Encoding` for those documents and variants (S3 cannot store it).
+ * - viewer response adds `Vary: Accept-Encoding` for those documents and variants (S3 cannot store it), and
+ *   `Vary: Accept` where Accept chose between a page and a document.
  * - viewer response (`EDGE_HEADERS_SOURCE`): the security headers of `securityHeaders`: a hosted artifact
  *   is a download (octet-stream, attachment, sandbox) whatever its stored type, a page gets the hashed CSP,
  *   everything else `default-src 'none'`. It runs on cached responses too, so objects stored before a
@@ -29,7 +31,7 @@
  * policy, over the same paths and types.
  */
 import { CONTENT_ENCODINGS, ENCODED_DOCUMENTS, encodedVariantKey } from '../index-builder/layout.ts';
-import { ARTIFACT_CSP, COMMON_HEADERS, DATA_CSP, PAGE_CSP } from '../index-builder/serving.ts';
+import { ARTIFACT_CSP, COMMON_HEADERS, DATA_CSP, PAGE_CSP, REDIRECTS } from '../index-builder/serving.ts';
 
 /** `{ '/index.json': { br: '/index.json.br', gzip: '/index.json.gz' }, ... }`: the variants, by URI. */
 const VARIANT_URIS = Object.fromEntries(
@@ -53,6 +55,7 @@ var DATA_CSP = ${JSON.stringify(DATA_CSP)};
 var COMMON = ${JSON.stringify(COMMON_HEADERS)};
 var VARIANTS = ${JSON.stringify(VARIANT_URIS)};
 var CODINGS = ${JSON.stringify(CONTENT_ENCODINGS)};
+var REDIRECTS = ${JSON.stringify(REDIRECTS)};
 function encoding(header) {
   var q = {};
   var parts = header.split(',');
@@ -82,23 +85,44 @@ function encoding(header) {
   }
   return best !== null && bestQ >= weightOf('identity') ? best : null;
 }
+// The q-value of the most specific range that matches (RFC 9110 12.5.1), ranges and parameters read
+// case-insensitively, a range with an unreadable q-value dropped: cli/local/server.ts's qualityOf, ported.
 function quality(accept, type) {
-  var best = 0;
-  var major = type.split('/')[0];
+  var wanted = type.split('/');
+  var best = -1;
+  var bestQ = 0;
   var parts = accept.split(',');
   for (var i = 0; i < parts.length; i++) {
-    var fields = parts[i].trim().split(';');
-    var range = fields[0].trim();
+    var fields = parts[i].split(';');
+    var range = fields[0].trim().toLowerCase().split('/');
+    if (range.length !== 2 || !range[0] || !range[1]) continue;
     var q = 1;
     for (var j = 1; j < fields.length; j++) {
-      var p = fields[j].trim();
-      if (p.indexOf('q=') === 0) q = parseFloat(p.slice(2));
+      var p = fields[j].trim().toLowerCase();
+      if (/^q\\s*=/.test(p)) {
+        q = Number(p.slice(p.indexOf('=') + 1).trim());
+        break;
+      }
     }
-    if (isNaN(q)) continue;
-    var specificity = range === type ? 3 : range === major + '/*' ? 2 : range === '*/*' ? 1 : 0;
-    if (specificity > 0) best = Math.max(best, q - (3 - specificity) * 0.0001);
+    if (!(q >= 0 && q <= 1)) continue;
+    var specificity = range[0] === wanted[0] && range[1] === wanted[1] ? 2
+      : range[0] === wanted[0] && range[1] === '*' ? 1 : range[0] === '*' && range[1] === '*' ? 0 : -1;
+    if (specificity > best) {
+      best = specificity;
+      bestQ = q;
+    }
   }
-  return best;
+  return bestQ;
+}
+// The query as the viewer sent it, for a redirect that keeps it.
+function queryOf(querystring) {
+  var pairs = [];
+  for (var key in querystring) {
+    var entry = querystring[key];
+    var values = entry.multiValue ? entry.multiValue : [entry];
+    for (var i = 0; i < values.length; i++) pairs.push(values[i].value === '' ? key : key + '=' + values[i].value);
+  }
+  return pairs.length > 0 ? '?' + pairs.join('&') : '';
 }
 function answer(status, description, error) {
   var headers = { 'content-type': { value: 'application/json' }, 'cache-control': { value: 'no-store' },
@@ -122,8 +146,14 @@ function handler(event) {
   var name = '[a-z0-9]+(?:-[a-z0-9]+)*';
   var plugin = new RegExp('^/plugins/(' + name + ')(/?)$').exec(uri);
   var manifest = new RegExp('^/plugins/(' + name + ')/([^/]+)/manifest$').exec(uri);
+  var moved = REDIRECTS[uri];
+  if (moved) {
+    var response = answer(301, 'Moved Permanently', 'moved_permanently');
+    response.headers.location = { value: moved + queryOf(request.querystring || {}) };
+    return response;
+  }
   if (uri === '/') request.uri = '/index.html';
-  else if (uri === '/plugins' || uri === '/plugins/') request.uri = html ? '/index.html' : '/index.json';
+  else if (uri === '/plugins') request.uri = html ? '/index.html' : '/index.json';
   else if (uri === '/search') return notFound();
   else if (uri === '/favicon.ico') request.uri = '/favicon.svg';
   else if (plugin) request.uri = '/plugins/' + plugin[1] + (plugin[2] || html ? '/index.html' : '/index.json');
@@ -144,10 +174,23 @@ var ARTIFACT_CSP = ${JSON.stringify(ARTIFACT_CSP)};
 var COMMON = ${JSON.stringify(COMMON_HEADERS)};
 var VERSION_FILES = { 'manifest': true, 'manifest.json': true, 'manifest.json.asc': true };
 var ENCODING_NEGOTIATED = ${JSON.stringify(ENCODING_NEGOTIATED)};
+var HOME_VARIANTS = ${JSON.stringify(Object.fromEntries(Object.values(VARIANT_URIS['/index.json'] ?? {}).map((variant) => [variant, true])))};
 function isArtifact(uri) {
   var parts = uri.slice(1).split('/');
   if (parts.length < 4 || parts[0] !== 'plugins') return false;
   return !(parts.length === 4 && VERSION_FILES[parts[3]] === true);
+}
+// A response /plugins or /plugins/{name} may give, as the viewer asked for it or as the routing function
+// rewrote it (which of the two this event carries is not something a test here can settle): it depends on
+// Accept. Also a document asked for by its own name, which Vary: Accept costs nothing.
+function acceptNegotiated(uri) {
+  return /^\\/plugins(\\/[a-z0-9]+(-[a-z0-9]+)*)?$/.test(uri) ||
+    /^\\/(plugins\\/[a-z0-9]+(-[a-z0-9]+)*\\/)?index\\.(html|json)$/.test(uri) || HOME_VARIANTS[uri] === true;
+}
+function addVary(headers, name) {
+  var vary = headers.vary ? headers.vary.value : '';
+  if (vary.toLowerCase().split(/\\s*,\\s*/).indexOf(name.toLowerCase()) < 0)
+    headers.vary = { value: vary ? vary + ', ' + name : name };
 }
 function handler(event) {
   var response = event.response;
@@ -162,10 +205,8 @@ function handler(event) {
     headers['content-security-policy'] = { value: ARTIFACT_CSP };
     return response;
   }
-  if (ENCODING_NEGOTIATED[uri] === true) {
-    var vary = headers.vary ? headers.vary.value : '';
-    if (!/accept-encoding/i.test(vary)) headers.vary = { value: vary ? vary + ', Accept-Encoding' : 'Accept-Encoding' };
-  }
+  if (acceptNegotiated(uri)) addVary(headers, 'Accept');
+  if (ENCODING_NEGOTIATED[uri] === true) addVary(headers, 'Accept-Encoding');
   var type = headers['content-type'] ? headers['content-type'].value.toLowerCase() : '';
   headers['content-security-policy'] = { value: type.indexOf('text/html') === 0 ? PAGE_CSP : DATA_CSP };
   return response;

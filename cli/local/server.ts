@@ -29,6 +29,7 @@ import {
   DATA_CSP,
   encodedRoute,
   matchRoute,
+  REDIRECTS,
   type Route,
   securityHeaders,
 } from '../../index-builder/serving.ts';
@@ -225,6 +226,13 @@ async function respond(
     return;
   }
   const { pathname } = decoded;
+  const moved = REDIRECTS[pathname];
+  if (moved !== undefined) {
+    const url = req.url ?? '';
+    const query = url.includes('?') ? url.slice(url.indexOf('?')) : '';
+    sendJson(res, 301, { error: 'moved_permanently' }, { head, headers: { location: `${moved}${query}` } });
+    return;
+  }
   if (pathname === SEARCH_PATH) {
     await respondToSearch(search, req.url ?? '', res, head);
     return;

@@ -47,11 +47,22 @@ function edgeHeaders(uri: string, contentType: string): Record<string, string> {
 }
 
 const BROWSER = 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8';
-const ACCEPTS = [undefined, BROWSER, '*/*', 'application/json', 'application/json;q=0.5, text/html'];
+const ACCEPTS = [
+  undefined,
+  BROWSER,
+  '*/*',
+  'application/json',
+  'application/json;q=0.5, text/html',
+  // Read alike by both: letter case, spaces around `=`, and the most specific range's q-value (RFC 9110).
+  'application/json;q=0.5, text/html;q = 0.3',
+  'application/json;q=0.5, Text/HTML',
+  '*/*;q = 0.3, application/*;q=0',
+  'Text/HTML;q=0.5, Text/HTML;q=1',
+  'text/html;q=0.4, */*;q=0.9',
+];
 const PATHS = [
   '/',
   '/plugins',
-  '/plugins/',
   '/plugins/kubecost-lens',
   '/plugins/kubecost-lens/',
   '/plugins/kubecost-lens/1.2.0/manifest',
@@ -211,17 +222,45 @@ describe('when CloudFront picks an encoded variant', () => {
     expect(edgeEncodedKey('/plugins/kubecost-lens', 'br,gzip')).toBe('plugins/kubecost-lens/index.json');
   });
 
-  it('says Vary: Accept-Encoding for the documents and their variants, and for nothing else', () => {
-    for (const uri of ['/index.json', '/index.json.br', '/search.json.gz', '/falcoctl/index.yaml']) {
+  it('says Vary: Accept-Encoding for the documents and their variants, and Accept where Accept chose', () => {
+    for (const uri of ['/search.json.gz', '/falcoctl/index.yaml', '/index.yaml.br']) {
       expect(edgeHeaders(uri, 'application/json').vary, uri).toBe('Accept-Encoding');
     }
+    // /plugins and /plugins/{name}, whichever URI the response event carries: the viewer's or the rewrite.
+    for (const uri of ['/index.json', '/index.json.br', '/index.json.gz']) {
+      expect(edgeHeaders(uri, 'application/json').vary, uri).toBe('Accept, Accept-Encoding');
+    }
+    for (const uri of [
+      '/plugins',
+      '/plugins/x',
+      '/plugins/x/index.json',
+      '/plugins/x/index.html',
+      '/index.html',
+    ]) {
+      expect(edgeHeaders(uri, 'application/json').vary, uri).toBe('Accept');
+    }
     const kept = responseHandler({
-      request: { uri: '/index.json.gz' },
+      request: { uri: '/search.json.gz' },
       response: { statusCode: 200, headers: { vary: { value: 'Origin' } } },
     });
     expect(kept.headers.vary?.value).toBe('Origin, Accept-Encoding');
-    for (const uri of ['/plugins/x/index.json', '/snapshot.json', '/index.json.asc']) {
+    for (const uri of ['/snapshot.json', '/index.json.asc', '/plugins/x/1.0.0/manifest.json']) {
       expect(edgeHeaders(uri, 'application/json').vary, uri).toBeUndefined();
     }
+  });
+
+  it('redirects /plugins/ to /plugins (301, the query kept), as the local server does', () => {
+    const result = requestHandler({
+      request: {
+        uri: '/plugins/',
+        headers: {},
+        querystring: { q: { value: 'cost' }, page: { value: '2', multiValue: [{ value: '2' }] } },
+      },
+    } as never);
+    expect(result).toMatchObject({
+      statusCode: 301,
+      headers: { location: { value: '/plugins?q=cost&page=2' } },
+    });
+    expect(routeFor('/plugins/', BROWSER)).toBeUndefined();
   });
 });

@@ -256,6 +256,13 @@ describe('when a browser asks for the spec endpoints', () => {
     const list = await open('/plugins');
     await expect.poll(() => list.locator('#count').textContent()).toBe('3 of 3 plugins');
     await list.close();
+    // With a slash, the home page's relative links would resolve under plugins/: it is /plugins, moved.
+    const slashed = await open('/plugins/?q=metrics');
+    expect(slashed.url()).toBe(`${base}/plugins?q=metrics`);
+    await expect.poll(() => names(slashed)).toEqual(['gcp-metrics']);
+    await slashed.click('#results li.plugin a.name');
+    await slashed.waitForURL(`${base}/plugins/gcp-metrics/index.html`);
+    await slashed.close();
     const manifest = await open('/plugins/aws-costs/1.1.0/manifest');
     expect(JSON.parse((await manifest.locator('body').textContent()) ?? '')).toMatchObject({
       name: 'aws-costs',
