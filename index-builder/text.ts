@@ -40,8 +40,12 @@ function nonCharacter(text: string): string | undefined {
     if (((char.codePointAt(0) ?? 0) & 0xfffe) === 0xfffe) return char;
   return undefined;
 }
-/** Line and paragraph separators, bidi embeddings, overrides and isolates, and the byte order mark. */
-const UNSAFE = /[\u2028\u2029\u202A-\u202E\u2066-\u2069\uFEFF]/u;
+/**
+ * Line and paragraph separators, the bidi controls (Unicode's Bidi_Control: the embeddings, overrides and
+ * isolates, and the invisible marks U+061C, U+200E and U+200F, which reorder what is beside them as well:
+ * `v\u200F1 2 3\u200F` displays `3 2 1`), and the byte order mark.
+ */
+const UNSAFE = /[\u061C\u200E\u200F\u2028\u2029\u202A-\u202E\u2066-\u2069\uFEFF]/u;
 
 const codePoint = (match: string): string =>
   `U+${(match.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, '0')}`;
@@ -73,7 +77,7 @@ export function textProblem(text: string): TextProblem | undefined {
 /** Everything `textProblem` finds in the first plane, at once (astral noncharacters aside). */
 const UNSHOWABLE =
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is replaced
-  /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\uD800-\uDFFF\uFDD0-\uFDEF\uFFFE\uFFFF\u2028\u2029\u202A-\u202E\u2066-\u2069\uFEFF]/gu;
+  /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\uD800-\uDFFF\uFDD0-\uFDEF\uFFFE\uFFFF\u061C\u200E\u200F\u2028\u2029\u202A-\u202E\u2066-\u2069\uFEFF]/gu;
 
 /** The last two code points of each plane past the first: noncharacters too. */
 const ASTRAL_NONCHARACTERS = Array.from({ length: 16 }, (_, i) => (i + 1) * 0x10000 + 0xfffe)
@@ -99,7 +103,7 @@ export class RenderError extends PlugindexError {
 
 /** Characters JSON may carry raw that a strict YAML reader or an old JavaScript engine would misread. */
 const ESCAPE_IN_JSON =
-  /[\u007F-\u009F\u2028\u2029\u202A-\u202E\u2066-\u2069\uFEFF\uFDD0-\uFDEF\uFFFE\uFFFF]/g;
+  /[\u007F-\u009F\u061C\u200E\u200F\u2028\u2029\u202A-\u202E\u2066-\u2069\uFEFF\uFDD0-\uFDEF\uFFFE\uFFFF]/g;
 /**
  * The escape well-formed JSON.stringify writes for a lone surrogate (`\ud800`), preceded by an even number
  * of backslashes (an odd number would make it literal text: `\\ud800` is a backslash and "ud800").

@@ -54,6 +54,12 @@ describe('when serializing text for a published document', () => {
     expect(textProblem('ok\u2028')).toMatchObject({ kind: 'unsafe', character: 'U+2028' });
     expect(textProblem('\udbff\udfff')).toMatchObject({ kind: 'unicode', character: 'U+10FFFF' });
     expect(textProblem('fine\ttext\n😀')).toBeUndefined();
+    // `Costs v\u200F1 2 3\u200F` displays as `Costs v3 2 1`.
+    expect(textProblem('Costs v\u200F1 2 3\u200F')).toMatchObject({
+      kind: 'unsafe',
+      character: 'U+200F',
+      why: 'a bidirectional control (text that displays other than it reads)',
+    });
   });
 
   it('finds every code point it refuses, and no other, of all 1,114,112', () => {
@@ -63,7 +69,8 @@ describe('when serializing text for a published document', () => {
       if (cp >= 0xd800 && cp <= 0xdfff) return 'unicode';
       if ((cp >= 0xfdd0 && cp <= 0xfdef) || (cp & 0xfffe) === 0xfffe) return 'unicode';
       if (
-        [0x2028, 0x2029, 0xfeff].includes(cp) ||
+        // The bidi controls include the three invisible marks (ALM, LRM, RLM), which reorder text too.
+        [0x2028, 0x2029, 0xfeff, 0x061c, 0x200e, 0x200f].includes(cp) ||
         (cp >= 0x202a && cp <= 0x202e) ||
         (cp >= 0x2066 && cp <= 0x2069)
       )
