@@ -273,6 +273,55 @@ class Deadline {
 }
 
 /**
+ * The bytes of a body as they come on the wire, before undici decodes its Content-Encoding. A cap counts
+ * the decoded bytes (a listed document's own size), and a body of empty compressed blocks decodes to next
+ * to nothing however long it runs: a mirror could send hundreds of megabytes for a document of a kilobyte,
+ * fast enough for any speed rule. Past `cap` the request is dropped (RESPONSE_TOO_LARGE).
+ */
+class WireCount {
+  bytes = 0;
+  exceeded = false;
+
+  constructor(
+    readonly cap: number,
+    readonly deadline: Deadline,
+  ) {}
+
+  add(bytes: number): void {
+    this.bytes += bytes;
+    if (this.bytes > this.cap && !this.exceeded) {
+      this.exceeded = true;
+      this.deadline.abort();
+    }
+  }
+}
+
+/**
+ * The most a body of at most `maxBytes` decoded bytes may take on the wire: brotli and gzip add a few bytes
+ * a block to what they cannot compress (well under a 64th), and a header and trailer.
+ */
+function wireCapOf(maxBytes: number): number {
+  return maxBytes + Math.ceil(maxBytes / 64) + 64 * KiB;
+}
+
+/** A dispatcher over `agent` that counts each response body's bytes as they arrive, before decoding. */
+function countingDispatcher(u: typeof import('undici'), agent: Dispatcher, wire: WireCount): Dispatcher {
+  // undici's own handler decorator, which passes every call on (its types declare none of them): a body's
+  // chunks reach onResponseData before the fetch decodes them.
+  type Handler = Dispatcher.DispatchHandler & {
+    onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void;
+  };
+  const Decorator = u.DecoratorHandler as unknown as new (handler: Dispatcher.DispatchHandler) => Handler;
+  class Counting extends Decorator {
+    override onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+      wire.add(chunk.byteLength);
+      super.onResponseData(controller, chunk);
+    }
+  }
+  return agent.compose((dispatch) => (options, handler) => dispatch(options, new Counting(handler)));
+}
+
+/**
  * A document's bytes, for a request without an ETag: a 304 to it can only be a server's defect.
  * @throws ClientError FETCH_FAILED for that 304, and what `document` throws.
  */
@@ -529,7 +578,8 @@ class HttpFetcher implements Fetcher {
       'accept-encoding': DOCUMENT_ACCEPT_ENCODING,
     };
     if (request.etag !== undefined) headers['if-none-match'] = request.etag;
-    const opened = await this.#open(endpoint, url, headers, deadline);
+    const wire = new WireCount(wireCapOf(request.maxBytes), deadline);
+    const opened = await this.#open(endpoint, url, headers, deadline, undefined, wire);
     if (opened instanceof Failure) return opened;
     const { response, at } = opened;
     if (response.status === 304 && request.etag !== undefined) {
@@ -541,7 +591,7 @@ class HttpFetcher implements Fetcher {
       return statusFailure(display(url), response.status);
     }
     refuseDeclared(endpoint, response, at, request.maxBytes, deadline);
-    const bytes = await collect(readBody(response, deadline, at, request.maxBytes, endpoint)).catch(
+    const bytes = await collect(readBody(response, deadline, at, request.maxBytes, endpoint, wire)).catch(
       bodyFailure,
     );
     if (bytes instanceof Failure) return bytes;
@@ -553,7 +603,8 @@ class HttpFetcher implements Fetcher {
     const deadline = new Deadline(endpoint.timeoutMs);
     // Artifacts are compressed already; identity keeps content-length the size of what is counted.
     const headers = { 'user-agent': this.#userAgent, 'accept-encoding': 'identity' };
-    const opened = await this.#open(endpoint, url, headers, deadline);
+    const wire = new WireCount(wireCapOf(maxBytes), deadline);
+    const opened = await this.#open(endpoint, url, headers, deadline, undefined, wire);
     if (opened instanceof Failure) return opened;
     const { response, at } = opened;
     if (response.status !== 200) {
@@ -563,7 +614,7 @@ class HttpFetcher implements Fetcher {
     const declared = refuseDeclared(endpoint, response, at, maxBytes, deadline);
     const encoding = response.headers.get('content-encoding');
     const size = encoding === null || encoding === 'identity' ? declared : undefined;
-    const body = surfaced(endpoint, at, readBody(response, deadline, at, maxBytes, endpoint));
+    const body = surfaced(endpoint, at, readBody(response, deadline, at, maxBytes, endpoint, wire));
     return size === undefined ? { url: at, body } : { url: at, size, body };
   }
 
@@ -585,10 +636,12 @@ class HttpFetcher implements Fetcher {
     headers: Readonly<Record<string, string>>,
     deadline: Deadline,
     scoped?: ScopedHeaders,
+    wire?: WireCount,
   ): Promise<{ readonly response: Response; readonly at: string } | Failure> {
     const shown = display(start);
     const credentialed = endpoint.credentials ? new URL(endpoint.bases[0] as string).origin : undefined;
-    const dispatcher = await this.#agentFor(endpoint);
+    const agent = await this.#agentFor(endpoint);
+    const dispatcher = wire ? countingDispatcher(await undici(), agent, wire) : agent;
     let url = start;
     let sendScoped = scoped !== undefined;
     for (let hop = 0; ; hop++) {
@@ -1142,6 +1195,7 @@ async function* readBody(
   url: string,
   maxBytes: number,
   endpoint: Endpoint,
+  wire?: WireCount,
 ): AsyncGenerator<Uint8Array> {
   const body = response.body;
   if (body === null) return;
@@ -1160,6 +1214,13 @@ async function* readBody(
       try {
         next = await reader.read();
       } catch (error) {
+        if (wire?.exceeded)
+          throw tooLarge(
+            endpoint,
+            url,
+            maxBytes,
+            `${wire.bytes} bytes had come on the wire (${response.headers.get('content-encoding') ?? 'identity'}), more than such a body takes, for ${received} decoded`,
+          );
         const what = deadline.expired
           ? `timed out after ${seconds(deadline.ms)} with ${received} bytes received`
           : `${describe(error)} after ${received} bytes`;

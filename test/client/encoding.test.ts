@@ -132,4 +132,48 @@ describe('when a response is a compression bomb', () => {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
   });
+
+  it('drops a body that decodes to next to nothing however long it runs, counting what came on the wire', async () => {
+    // Empty stored deflate blocks decode to nothing: 64 MiB of them, with a decoded byte every 4 MiB,
+    // is 16 bytes for a document capped at 1 KiB, and no wait of the timeout is ever long.
+    const header = Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0x00, 0xff]);
+    const emptyBlock = Buffer.from([0x00, 0x00, 0x00, 0xff, 0xff]);
+    const oneByteBlock = Buffer.from([0x00, 0x01, 0x00, 0xfe, 0xff, 0x78]);
+    const padding = Buffer.concat(
+      Array.from({ length: (1024 * 1024) / emptyBlock.length }, () => emptyBlock),
+    );
+    let sent = 0;
+    const server = http.createServer(async (_request, response) => {
+      response.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' });
+      const write = (chunk: Buffer) =>
+        new Promise<void>((resolve) => {
+          sent += chunk.byteLength;
+          if (response.write(chunk)) resolve();
+          else response.once('drain', resolve);
+        });
+      await write(header);
+      for (let i = 0; i < 64 && !response.destroyed; i++) {
+        await write(padding);
+        if (i % 4 === 3) await write(oneByteBlock);
+      }
+      response.end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const fetcher = createHttpFetcher({ env: {}, retries: 0 });
+    try {
+      const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const endpoint = { name: 'padded', bases: [origin], timeoutMs: 5000 };
+      const refused = fetcher.document(endpoint, { path: 'index.json', maxBytes: 1024 });
+      await expect(refused).rejects.toMatchObject({
+        name: 'ClientError',
+        code: 'RESPONSE_TOO_LARGE',
+        message: expect.stringMatching(/bytes had come on the wire \(gzip\), more than such a body takes/),
+      });
+      expect(sent).toBeLessThan(16 * 1024 * 1024);
+    } finally {
+      await fetcher.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
 });
