@@ -65,6 +65,20 @@ export async function auditInstalled(
   let checked = 0;
   for (const [name, plugin] of Object.entries(installed.plugins).sort(([a], [b]) => a.localeCompare(b))) {
     for (const [version, record] of Object.entries(plugin.versions)) {
+      // installed.json names a source by name alone: a plugin set's registry and a configured one may
+      // share it. Only the registry pinned to the key it was installed through (or rotated from it) speaks
+      // for it; another one's advisories, or their absence, say nothing of what is on disk.
+      const trust = await ctx.trust(record.registry);
+      const rotated = (trust?.chain ?? []).some((link) => link.fingerprint === record.registry_key);
+      if (!trust || (trust.fingerprint !== record.registry_key && !rotated)) {
+        skipped.push({
+          name,
+          version,
+          registry: record.registry,
+          reason: `installed through key ${record.registry_key}, but the registry named ${record.registry} here is ${trust ? `pinned to ${trust.fingerprint}` : 'not configured'}: another registry of that name (a plugin set's registry, whose advisories this audit does not read)`,
+        });
+        continue;
+      }
       const key = `${record.registry}\n${name}`;
       let document = documents.get(key);
       if (!document) {

@@ -1,0 +1,120 @@
+/**
+ * `audit` of an installed tree whose record names its source by name alone: a plugin set's registry and a
+ * configured registry may share a name. Only the registry pinned to the key a version was installed
+ * through speaks for it; another's advisories, or their absence, are no audit of what is on disk.
+ */
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
+import type { Advisory } from '../../index-builder/model.ts';
+import { processSubmissions } from '../../index-builder/pipeline/index.ts';
+import { createSigner } from '../../index-builder/signing.ts';
+import { httpClient } from '../support/client.ts';
+import {
+  encode,
+  makeBundle,
+  makeRegistry,
+  type TestRegistry,
+  testKey,
+  validManifest,
+} from '../support/fixtures.ts';
+import { editPlugin } from '../support/lifecycle.ts';
+
+const LINUX = { os: 'linux', arch: 'amd64' } as const;
+let root: string;
+let team: TestRegistry;
+let other: TestRegistry;
+let otherKey: string;
+const urls: Record<string, string> = {};
+const closers: (() => Promise<void>)[] = [];
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), 'plugindex-audit-'));
+  team = await makeRegistry();
+  other = await makeRegistry({ name: 'Public' });
+  const key = await testKey('other');
+  otherKey = key.publicKey;
+  (other.context as { signer: unknown }).signer = await createSigner(key.secretKey);
+  for (const [name, registry] of [
+    ['team', team],
+    ['other', other],
+  ] as const) {
+    const bundle = await makeBundle({
+      manifest: validManifest({ name: 'shared-tool', version: '1.0.0' }),
+      artifacts: [{ ...LINUX, name: 'shared-tool', body: encode(`#!/bin/sh\necho ${name}\n`) }],
+    });
+    await processSubmissions(registry.context, await registry.submit(bundle));
+    const listening = await listenRegistryServer(createRegistryServer({ site: registry.site }), 0);
+    urls[name] = listening.url;
+    closers.push(listening.close);
+  }
+});
+
+afterAll(async () => {
+  for (const close of closers) await close();
+  await rm(root, { recursive: true, force: true });
+});
+
+describe('when a plugin set installed from a registry that shares its name with a configured one', () => {
+  it('skips the versions the configured registry did not install, rather than call them checked', async () => {
+    const client = httpClient(join(root, 'machine'));
+    try {
+      await client.addRegistry({ name: 'community', url: urls.other as string, pin: { armored: otherKey } });
+      const project = join(root, 'project');
+      await mkdir(project, { recursive: true });
+      await writeFile(join(project, 'team.asc'), team.registryKey.publicKey);
+      const file = join(project, 'plugins.yaml');
+      await writeFile(
+        file,
+        `plugins:
+  install_location: ./plugins
+  providers:
+    - { type: registry, name: community, url: ${urls.team}, key: ./team.asc }
+  plugins:
+    - { provider: community, name: shared-tool, version: "1.0.0" }
+`,
+      );
+      await client.installSet(file, { home: '/nonexistent' });
+      // The set's registry then publishes an advisory the configured one does not.
+      const advisory = {
+        id: 'PDX-2026-0009',
+        severity: 'high',
+        affected: '<1.2.0',
+        fixed: '1.2.0',
+        summary: 'bad',
+        published: '2026-11-01T00:00:00Z',
+      } as Advisory;
+      await editPlugin(team.context, 'shared-tool', (doc) => {
+        doc.advisories = [advisory];
+      });
+      const audit = await client.auditInstalled({ dir: join(project, 'plugins') });
+      expect(audit.checked).toBe(0);
+      expect(audit.findings).toEqual([]);
+      expect(audit.skipped).toEqual([
+        {
+          name: 'shared-tool',
+          version: '1.0.0',
+          registry: 'community',
+          reason: expect.stringContaining('another registry of that name'),
+        },
+      ]);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('checks the versions the configured registry installed, as before', async () => {
+    const client = httpClient(join(root, 'configured'));
+    try {
+      await client.addRegistry({ name: 'community', url: urls.other as string, pin: { armored: otherKey } });
+      const dir = join(root, 'configured-plugins');
+      await client.install({ requests: ['shared-tool'], lockfile: join(root, 'configured.lock'), dir });
+      const audit = await client.auditInstalled({ dir });
+      expect(audit).toMatchObject({ checked: 1, skipped: [], findings: [] });
+    } finally {
+      await client.close();
+    }
+  });
+});
