@@ -11,7 +11,8 @@
  *   changes, and a document whose bytes the snapshot does not list (a publish between the two reads) is
  *   never used: the answer's `generation` is that of a snapshot that binds the rows it was computed from.
  * - `searchAnswer`: ranked by `searchPlugins` (index-builder/search.ts), the ranking the client uses, then
- *   paged.
+ *   paged by `limit` and by a byte budget (`SEARCH_PAGE_BYTES`: the function's answer must stay under AWS
+ *   Lambda's 6 MB response limit).
  *
  * A client never needs this endpoint (it reads the signed `search.json` and ranks it itself); it is a
  * convenience for spec clients, so its answer is unsigned and says which generation it comes from.
@@ -20,6 +21,7 @@
  * const parsed = parseSearchQuery('q=cost&provider=aws');
  * if (parsed.ok) searchAnswer(await index.current(), parsed.request); // { generation, total, results, ... }
  */
+import { Buffer } from 'node:buffer';
 import { sha256Hex } from './digest.ts';
 import { SEARCH_KEY, SNAPSHOT_KEY } from './layout.ts';
 import { CAPABILITIES, PROVIDERS } from './manifest/schema.ts';
@@ -38,6 +40,16 @@ export const DEFAULT_LIMIT = 100;
 export const MAX_LIMIT = 1000;
 /** Larger than any registry's plugin count; the bound keeps `offset` a small integer. */
 export const MAX_OFFSET = 1_000_000;
+/**
+ * The most bytes of rows one page carries. `limit` alone bounds no answer: a row may hold 256 tags of 64
+ * characters (4-byte emoji among them), so 1000 rows can be tens of megabytes, and the search function on AWS
+ * may answer at most 6 MB (a synchronous invocation's response payload; past it the Function URL answers
+ * 502). Its body travels there as a JSON string inside the function's JSON result, so a row is counted as
+ * it travels, escaped twice (a `"` or `\` of a row costs 4 bytes there); 4 MiB leaves
+ * room for the answer's other fields and the headers. The local server cuts its pages at the same rows, so
+ * both servers answer the same pages, and `next_offset` leads a client through the rest.
+ */
+export const SEARCH_PAGE_BYTES = 4 * 1024 * 1024;
 
 export const SEARCH_PARAMETERS = ['q', 'type', 'provider', 'capability', 'limit', 'offset'] as const;
 export type SearchParameter = (typeof SEARCH_PARAMETERS)[number];
@@ -241,9 +253,16 @@ export interface SearchRows {
   readonly entries: readonly SearchEntry[];
 }
 
+/** The bytes of one result as the search function's response carries it (see `SEARCH_PAGE_BYTES`). */
+function resultBytes(result: { readonly match: MatchKind; readonly plugin: SearchEntry }): number {
+  return Buffer.byteLength(JSON.stringify(JSON.stringify(result)), 'utf8');
+}
+
 /**
  * Ranks `rows` for `request` exactly as the client's `plugindex search` does for one registry (one source,
- * so only the tiers and names order them), then cuts the page.
+ * so only the tiers and names order them), then cuts the page: at most `limit` rows, and no more than fit
+ * in `SEARCH_PAGE_BYTES` (but always the first, so a client paging by `next_offset` always moves on; no row
+ * a manifest can give comes near the budget). `next_offset` is the first row left out, by either bound.
  */
 export function searchAnswer(rows: SearchRows, request: SearchRequest): SearchAnswer {
   const hits = searchPlugins([{ registry: '', priority: 1, entries: rows.entries }], {
@@ -252,7 +271,14 @@ export function searchAnswer(rows: SearchRows, request: SearchRequest): SearchAn
     ...(request.provider === undefined ? {} : { provider: request.provider }),
     ...(request.capability === undefined ? {} : { capability: request.capability }),
   });
-  const page = hits.slice(request.offset, request.offset + request.limit);
+  const page: { readonly match: MatchKind; readonly plugin: SearchEntry }[] = [];
+  let bytes = 0;
+  for (const hit of hits.slice(request.offset, request.offset + request.limit)) {
+    const result = { match: hit.match, plugin: hit.entry };
+    bytes += resultBytes(result);
+    if (bytes > SEARCH_PAGE_BYTES && page.length > 0) break;
+    page.push(result);
+  }
   const end = request.offset + page.length;
   return {
     schema: 'plugindex/search-results/v1',
@@ -267,7 +293,7 @@ export function searchAnswer(rows: SearchRows, request: SearchRequest): SearchAn
     offset: request.offset,
     limit: request.limit,
     next_offset: end < hits.length ? end : null,
-    results: page.map((hit) => ({ match: hit.match, plugin: hit.entry })),
+    results: page,
   };
 }
 

@@ -15,9 +15,10 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3Store } from '../../adapters/s3-store.ts';
 import type { FunctionUrlEvent, FunctionUrlResult } from '../../functions/search-handler.ts';
+import { sha256Hex } from '../../index-builder/digest.ts';
 import type { SearchDocument, SnapshotDocument } from '../../index-builder/model.ts';
 import { searchPlugins } from '../../index-builder/search.ts';
-import type { SearchAnswer } from '../../index-builder/search-endpoint.ts';
+import { SEARCH_PAGE_BYTES, type SearchAnswer } from '../../index-builder/search-endpoint.ts';
 import { bundleFunctions } from '../../infra/bundle-functions.ts';
 import { makeBundle, validManifest } from '../support/fixtures.ts';
 import { type LocalS3, localPublishHandler, startLocalS3 } from '../support/s3.ts';
@@ -182,4 +183,60 @@ describe('when the bundled search function answers', () => {
     expect(after.results.map((r) => r.plugin.name)).toContain('cost-radar');
     expect(before.results.map((r) => r.plugin.name)).not.toContain('cost-radar');
   });
+});
+
+describe('when the rows of a page are large', () => {
+  /** A synchronous Lambda invocation's response payload limit: past it a Function URL answers 502. */
+  const LAMBDA_RESPONSE_LIMIT = 6 * 1024 * 1024;
+
+  it('keeps each answer under the Lambda response limit, and pages on by next_offset', async () => {
+    // Rows as large as a manifest lets them be (256 tags of 64 characters), written as a publish would:
+    // search.json, then a snapshot listing its digest. Emoji are 4 bytes; a quote or backslash is escaped
+    // once in the body and again in the function's JSON response.
+    const plugins = Array.from({ length: 100 }, (_, i) => ({
+      name: `large-${String(i).padStart(3, '0')}`,
+      latest_version: '1.0.0',
+      plugin_type: 'cost_source',
+      providers: ['aws'],
+      capabilities: ['actual_cost'],
+      keywords: Array.from({ length: 256 }, (_, k) =>
+        k % 2
+          ? `${String(k).padStart(3, '0')}${'😀'.repeat(61)}`
+          : `${String(k).padStart(4, '0')}${'"\\'.repeat(30)}`,
+      ),
+    }));
+    const body = new TextEncoder().encode(JSON.stringify({ schema: 'plugindex/search/v1', plugins }));
+    const { generation } = await published<SnapshotDocument>('snapshot.json');
+    const snapshot = {
+      generation: generation + 1,
+      documents: { 'search.json': { sha256: sha256Hex(body), size: body.length } },
+    };
+    await s3.client.send(new PutObjectCommand({ Bucket: SITE, Key: 'search.json', Body: body }));
+    await s3.client.send(
+      new PutObjectCommand({ Bucket: SITE, Key: 'snapshot.json', Body: JSON.stringify(snapshot) }),
+    );
+
+    const names: string[] = [];
+    let offset: number | null = 0;
+    let pages = 0;
+    while (offset !== null) {
+      const { status, body: answer, result } = await ask(`limit=1000&offset=${offset}`);
+      expect(status).toBe(200);
+      expect(Buffer.byteLength(JSON.stringify(result))).toBeLessThanOrEqual(LAMBDA_RESPONSE_LIMIT);
+      const page = answer as SearchAnswer;
+      expect(page).toMatchObject({ generation: generation + 1, total: 100, offset });
+      const rowBytes = page.results.reduce(
+        (sum, r) => sum + Buffer.byteLength(JSON.stringify(JSON.stringify(r))),
+        0,
+      );
+      expect(rowBytes).toBeLessThanOrEqual(SEARCH_PAGE_BYTES);
+      const end = offset + page.results.length;
+      expect(page.next_offset).toBe(end < 100 ? end : null);
+      names.push(...page.results.map((r) => r.plugin.name));
+      offset = page.next_offset;
+      pages++;
+    }
+    expect(pages).toBeGreaterThan(1);
+    expect(names).toEqual(plugins.map((p) => p.name));
+  }, 60_000);
 });

@@ -7,8 +7,11 @@ import { describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../index-builder/digest.ts';
 import type { SearchEntry } from '../../index-builder/model.ts';
 import {
+  answerSearch,
   DEFAULT_LIMIT,
   parseSearchQuery,
+  SEARCH_PAGE_BYTES,
+  type SearchAnswer,
   SearchIndex,
   SearchUnavailableError,
   searchAnswer,
@@ -91,6 +94,63 @@ describe('when an answer is paged', () => {
     expect(page(0)).toMatchObject({ total: 5, next_offset: 2, generation: 7 });
     expect(page(4)).toMatchObject({ total: 5, next_offset: null });
     expect(page(4).results.map((r) => r.plugin.name)).toEqual(['a5']);
+  });
+});
+
+describe('when the rows of a page are large', () => {
+  /**
+   * As large as a manifest lets a row be: 256 tags of 64 characters, here 4-byte emoji (the bulk of a row)
+   * and quotes and backslashes (twice their bytes once the body is a JSON string in the function's response).
+   */
+  function largeRow(i: number): SearchEntry {
+    const keywords = Array.from({ length: 256 }, (_, k) =>
+      k % 2
+        ? `${String(k).padStart(3, '0')}${'😀'.repeat(61)}`
+        : `${String(k).padStart(4, '0')}${'"\\'.repeat(30)}`,
+    );
+    return row(`large-${String(i).padStart(3, '0')}`, { keywords });
+  }
+
+  it('stops a page before its rows pass the byte budget, and next_offset leads to the rest', async () => {
+    const store = new MemoryStore();
+    const body = encode(JSON.stringify({ plugins: Array.from({ length: 100 }, (_, i) => largeRow(i)) }));
+    await store.put('search.json', body, OPTIONS);
+    await listIn(store, 1, sha256Hex(body));
+    const index = new SearchIndex(store);
+    const names: string[] = [];
+    let offset: number | null = 0;
+    let pages = 0;
+    while (offset !== null) {
+      const { status, body: answer } = await answerSearch(index, offset ? `offset=${offset}` : '');
+      expect(status).toBe(200);
+      const page = answer as SearchAnswer;
+      expect(page).toMatchObject({ total: 100, offset, limit: DEFAULT_LIMIT });
+      expect(page.results.length).toBeGreaterThan(0);
+      // Counted as the rows travel in the search function's response: the body, as a JSON string.
+      const rowBytes = page.results.reduce(
+        (sum, r) => sum + Buffer.byteLength(JSON.stringify(JSON.stringify(r))),
+        0,
+      );
+      expect(rowBytes).toBeLessThanOrEqual(SEARCH_PAGE_BYTES);
+      const end = offset + page.results.length;
+      expect(page.next_offset).toBe(end < 100 ? end : null);
+      names.push(...page.results.map((r) => r.plugin.name));
+      offset = page.next_offset;
+      pages++;
+    }
+    // The default limit (100) would have taken every row at once: the budget cut the pages.
+    expect(pages).toBeGreaterThan(1);
+    expect(names).toEqual(Array.from({ length: 100 }, (_, i) => largeRow(i).name));
+  });
+
+  it('still answers a row larger than the budget on its own, so paging goes on', () => {
+    const huge = row('huge', { description: 'x'.repeat(SEARCH_PAGE_BYTES + 1) });
+    const page = searchAnswer(
+      { generation: 1, entries: [huge, row('small')] },
+      { q: '', limit: 10, offset: 0 },
+    );
+    expect(page.results.map((r) => r.plugin.name)).toEqual(['huge']);
+    expect(page.next_offset).toBe(1);
   });
 });
 
