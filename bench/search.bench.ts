@@ -67,6 +67,8 @@ const QUERIES: [string, string][] = [
   ['no match (every tier tried)', 'q=zzzzzzzz'],
   ['description word + provider filter', 'q=cost&provider=aws'],
   ['listing (empty q), by name', ''],
+  // A word repeated is read once (index-builder/search.ts searchTerms): about the cost of the word alone.
+  ['one description word 42 times', `q=${encodeURIComponent('cost '.repeat(42).trim())}`],
 ];
 
 console.log(

@@ -7,8 +7,8 @@
  *   code, the parameter it is about and what was expected. Strict, because a misspelt parameter silently
  *   ignored would answer another question than the one asked.
  * - `SearchIndex`: the published `search.json`, read once per version of it. Each request reads the small
- *   `snapshot.json`; the rows are parsed again only when the digest the snapshot lists for `search.json`
- *   changes, and a document whose bytes the snapshot does not list (a publish between the two reads) is
+ *   `snapshot.json`; the rows are parsed (and lowercased for ranking) again only when the digest the snapshot
+ *   lists for `search.json` changes, and a document whose bytes the snapshot does not list (a publish between the two reads) is
  *   never used: the answer's `generation` is that of a snapshot that binds the rows it was computed from.
  * - `searchAnswer`: ranked by `searchPlugins` (index-builder/search.ts), the ranking the client uses, then
  *   paged by `limit` and by a byte budget (`SEARCH_PAGE_BYTES`: the function's answer must stay under AWS
@@ -26,7 +26,14 @@ import { sha256Hex } from './digest.ts';
 import { SEARCH_KEY, SNAPSHOT_KEY } from './layout.ts';
 import { CAPABILITIES, PROVIDERS } from './manifest/schema.ts';
 import { PLUGIN_TYPES, type SearchEntry } from './model.ts';
-import { type MatchKind, searchPlugins } from './search.ts';
+import {
+  type FoldedEntry,
+  foldEntries,
+  MAX_SEARCH_TERMS,
+  type MatchKind,
+  searchPlugins,
+  searchTerms,
+} from './search.ts';
 import type { Store } from './store.ts';
 
 /** The request path of the endpoint (the spec's `/search`), on the local server and behind CloudFront. */
@@ -62,7 +69,8 @@ export type SearchRefusalCode =
   | 'SEARCH_PARAMETER_REPEATED'
   | 'SEARCH_PARAMETER_TOO_LONG'
   /** A value the parameter cannot take: a type, provider or capability the schema does not know, a control
-   * character, a limit or offset that is not an integer in range. */
+   * character, a `q` of more distinct words than `MAX_SEARCH_TERMS`, a limit or offset that is not an integer
+   * in range. */
   | 'SEARCH_PARAMETER_INVALID';
 
 /** The body of a 400 answer. */
@@ -151,7 +159,7 @@ function parseCount(value: string, min: number, max: number): number | string {
 }
 
 /**
- * Reads the query string (without the `?`). Parameters: `q` (free text, at most 256 characters), `type`,
+ * Reads the query string (without the `?`). Parameters: `q` (free text, at most 256 characters and `MAX_SEARCH_TERMS` distinct words), `type`,
  * `provider`, `capability` (one value each, as the manifest schema spells them, any case), `limit` (1 to
  * 1000, default 100) and `offset` (0 to 1,000,000, default 0). An empty value is the parameter's absence
  * (`?q=&provider=` is what a spec client sends for "everything"); empty `&&` pieces are skipped. Anything
@@ -210,6 +218,15 @@ export function parseSearchQuery(rawQuery: string): ParsedSearchQuery {
         `${parameter} holds a control character`,
         'text without control characters',
       );
+    // Counted as the ranking reads them (a word repeated is one): each is a pass over every row.
+    const words = parameter === 'q' ? searchTerms([value]).length : 0;
+    if (words > MAX_SEARCH_TERMS)
+      return refuse(
+        'SEARCH_PARAMETER_INVALID',
+        parameter,
+        `q holds ${words} distinct words`,
+        `at most ${MAX_SEARCH_TERMS} distinct words`,
+      );
     values.set(parameter, value);
   }
 
@@ -251,6 +268,8 @@ export function parseSearchQuery(rawQuery: string): ParsedSearchQuery {
 export interface SearchRows {
   readonly generation: number;
   readonly entries: readonly SearchEntry[];
+  /** `foldEntries(entries)`, made once per version of `search.json` (`SearchIndex`); else made per search. */
+  readonly folded?: readonly FoldedEntry[];
 }
 
 /** The bytes of one result as the search function's response carries it (see `SEARCH_PAGE_BYTES`). */
@@ -265,7 +284,8 @@ function resultBytes(result: { readonly match: MatchKind; readonly plugin: Searc
  * a manifest can give comes near the budget). `next_offset` is the first row left out, by either bound.
  */
 export function searchAnswer(rows: SearchRows, request: SearchRequest): SearchAnswer {
-  const hits = searchPlugins([{ registry: '', priority: 1, entries: rows.entries }], {
+  const source = { registry: '', priority: 1, entries: rows.entries };
+  const hits = searchPlugins([rows.folded === undefined ? source : { ...source, folded: rows.folded }], {
     terms: [request.q],
     ...(request.type === undefined ? {} : { type: request.type }),
     ...(request.provider === undefined ? {} : { provider: request.provider }),
@@ -346,7 +366,14 @@ export class SearchIndex {
   readonly #site: Pick<Store, 'get'>;
   readonly #retryDelays: readonly number[];
   readonly #sleep: (ms: number) => Promise<void>;
-  #rows: { readonly sha256: string; readonly entries: readonly SearchEntry[] } | undefined;
+  /** The rows of the version read last, with their lowercased fields: made once per version, not per request. */
+  #rows:
+    | {
+        readonly sha256: string;
+        readonly entries: readonly SearchEntry[];
+        readonly folded: readonly FoldedEntry[];
+      }
+    | undefined;
   /** Bytes read whose digest no snapshot listed yet: the snapshot after them may, then no second read. */
   #ahead: { readonly sha256: string; readonly body: Uint8Array } | undefined;
   #inflight: Promise<SearchRows> | undefined;
@@ -374,7 +401,7 @@ export class SearchIndex {
         throw new SearchUnavailableError('SEARCH_NOT_PUBLISHED', 'the registry has published nothing yet');
       const listed = readSnapshot(snapshot.body);
       if (this.#rows?.sha256 === listed.sha256)
-        return { generation: listed.generation, entries: this.#rows.entries };
+        return { generation: listed.generation, entries: this.#rows.entries, folded: this.#rows.folded };
       if (this.#ahead?.sha256 === listed.sha256) return this.#keep(listed, this.#ahead.body);
       const document = await this.#site.get(SEARCH_KEY);
       if (document) {
@@ -396,9 +423,10 @@ export class SearchIndex {
     const document = JSON.parse(new TextDecoder().decode(body)) as { plugins?: unknown };
     if (!Array.isArray(document.plugins)) throw new Error(`${SEARCH_KEY} has no plugins array`);
     this.reads++;
-    this.#rows = { sha256: listed.sha256, entries: document.plugins as SearchEntry[] };
+    const entries = document.plugins as SearchEntry[];
+    this.#rows = { sha256: listed.sha256, entries, folded: foldEntries(entries) };
     this.#ahead = undefined;
-    return { generation: listed.generation, entries: this.#rows.entries };
+    return { generation: listed.generation, entries, folded: this.#rows.folded };
   }
 }
 

@@ -23,6 +23,65 @@ export interface SearchSource {
   /** Lower wins a tie (priority 1 before 2), as in the client configuration. */
   readonly priority: number;
   readonly entries: readonly SearchEntry[];
+  /**
+   * `foldEntries(entries)`, when the caller keeps it between searches (the endpoint's `SearchIndex` makes it
+   * once per version of `search.json`); made here for this search when absent. Ranked in its place.
+   */
+  readonly folded?: readonly FoldedEntry[];
+}
+
+/**
+ * The most distinct words a query may hold where a stranger sends it (the `GET /search` endpoint refuses
+ * more). Each distinct word is one more pass over every row (name, display name, keywords, description,
+ * then a typo distance against each part of the name), so the words bound what one request costs a public,
+ * per-query-uncached endpoint; and since every word must match, a plugin's few fields never answer a
+ * longer query anyway. `q`'s 256 characters would otherwise allow 128 words.
+ */
+export const MAX_SEARCH_TERMS = 8;
+
+/**
+ * The words of a query as the ranking reads them: lowercased, split on whitespace, each once, in the order
+ * first met. A word twice asks nothing more (every word must match, and an entry ranks by its weakest), so
+ * a word repeated costs what it costs once.
+ */
+export function searchTerms(terms: readonly string[]): string[] {
+  return [...new Set(terms.flatMap((t) => t.toLowerCase().split(/\s+/)).filter((t) => t !== ''))];
+}
+
+/** An entry's fields as the ranking compares them: lowercased once, not once per word and row. */
+export interface FoldedEntry {
+  readonly entry: SearchEntry;
+  readonly name: string;
+  /** The name, then each of its '-'-separated parts: what a typo is measured against. */
+  readonly nameParts: readonly string[];
+  /** '' when the entry has none (no word is empty, so '' matches none). */
+  readonly displayName: string;
+  readonly keywords: readonly string[];
+  /** '' when the entry has none. */
+  readonly description: string;
+  readonly type: string;
+  readonly providers: readonly string[];
+  readonly capabilities: readonly string[];
+}
+
+const lower = (values: readonly string[]): string[] => values.map((v) => v.toLowerCase());
+
+/** `entries` lowercased for ranking, in order: make it once per version of the rows, and pass it as `folded`. */
+export function foldEntries(entries: readonly SearchEntry[]): FoldedEntry[] {
+  return entries.map((entry) => {
+    const name = entry.name.toLowerCase();
+    return {
+      entry,
+      name,
+      nameParts: [name, ...name.split('-')],
+      displayName: entry.display_name?.toLowerCase() ?? '',
+      keywords: lower(entry.keywords),
+      description: entry.description?.toLowerCase() ?? '',
+      type: entry.plugin_type.toLowerCase(),
+      providers: lower(entry.providers),
+      capabilities: lower(entry.capabilities),
+    };
+  });
 }
 
 export interface SearchQuery {
@@ -103,38 +162,42 @@ function typoBound(term: string): number {
  * display name counts with the name, in the substring tier: people search by the name they see on a page
  * ("Kubecost Lens"), and a word of it says as much as a piece of the name does, more than a keyword.
  */
-function termTier(term: string, entry: SearchEntry): number | undefined {
-  const name = entry.name.toLowerCase();
+function termTier(term: string, row: FoldedEntry): number | undefined {
+  const name = row.name;
   if (name === term) return TIERS.indexOf('exact');
   if (name.startsWith(term)) return TIERS.indexOf('prefix');
-  if (name.includes(term) || entry.display_name?.toLowerCase().includes(term))
-    return TIERS.indexOf('substring');
-  if (entry.keywords.some((k) => k.toLowerCase().includes(term))) return TIERS.indexOf('keyword');
-  if (entry.description?.toLowerCase().includes(term)) return TIERS.indexOf('description');
+  if (name.includes(term) || row.displayName.includes(term)) return TIERS.indexOf('substring');
+  if (row.keywords.some((k) => k.includes(term))) return TIERS.indexOf('keyword');
+  if (row.description.includes(term)) return TIERS.indexOf('description');
   const bound = typoBound(term);
-  if (bound > 0 && [name, ...name.split('-')].some((part) => boundedLevenshtein(term, part, bound) <= bound))
+  if (bound > 0 && row.nameParts.some((part) => boundedLevenshtein(term, part, bound) <= bound))
     return TIERS.indexOf('typo');
   return undefined;
 }
 
 /** The entry's tier for all terms (the weakest term's), or undefined when a term matches nothing. */
-function entryTier(terms: readonly string[], entry: SearchEntry): number | undefined {
+function entryTier(terms: readonly string[], row: FoldedEntry): number | undefined {
   let weakest = 0;
   for (const term of terms) {
-    const tier = termTier(term, entry);
+    const tier = termTier(term, row);
     if (tier === undefined) return undefined;
     weakest = Math.max(weakest, tier);
   }
   return weakest;
 }
 
-const sameText = (a: string, b: string): boolean => a.toLowerCase() === b.toLowerCase();
+/** The query's filters, lowercased once (a row's are folded): an absent filter holds for every row. */
+interface Filters {
+  readonly type: string | undefined;
+  readonly provider: string | undefined;
+  readonly capability: string | undefined;
+}
 
-function passesFilters(entry: SearchEntry, query: SearchQuery): boolean {
-  const { type, provider, capability } = query;
-  if (type !== undefined && !sameText(entry.plugin_type, type)) return false;
-  if (provider !== undefined && !entry.providers.some((p) => sameText(p, provider))) return false;
-  if (capability !== undefined && !entry.capabilities.some((c) => sameText(c, capability))) return false;
+function passesFilters(row: FoldedEntry, filters: Filters): boolean {
+  const { type, provider, capability } = filters;
+  if (type !== undefined && row.type !== type) return false;
+  if (provider !== undefined && !row.providers.includes(provider)) return false;
+  if (capability !== undefined && !row.capabilities.includes(capability)) return false;
   return true;
 }
 
@@ -143,8 +206,8 @@ function passesFilters(entry: SearchEntry, query: SearchQuery): boolean {
  *
  * Tiers, strongest first: exact name, name prefix, name (or display name) substring, keyword, description,
  * then a typo-tolerant name match (Levenshtein distance <= 1 for terms of 4-7 characters, <= 2 for longer,
- * against the name and each of its '-'-separated parts). Case-insensitive; terms are split on whitespace.
- * Several terms: every term must match something (AND), and the entry ranks by its weakest term. The
+ * against the name and each of its '-'-separated parts). Case-insensitive; terms are split on whitespace,
+ * and a word given twice counts once (`searchTerms`). Several terms: every term must match something (AND), and the entry ranks by its weakest term. The
  * `type`, `provider` and `capability` filters must all hold. No terms: every entry passing the filters, as
  * match `all`, sorted by name, then priority, then registry name. Ties within a tier: by priority (1 before
  * 2), then name, then registry name. The same name in
@@ -153,15 +216,21 @@ function passesFilters(entry: SearchEntry, query: SearchQuery): boolean {
  * @example searchPlugins(sources, { terms: ['kubecots'] }) // kubecost-lens, match 'typo'
  */
 export function searchPlugins(sources: readonly SearchSource[], query: SearchQuery): SearchHit[] {
-  const terms = query.terms.flatMap((t) => t.toLowerCase().split(/\s+/)).filter((t) => t !== '');
+  const terms = searchTerms(query.terms);
+  const filters: Filters = {
+    type: query.type?.toLowerCase(),
+    provider: query.provider?.toLowerCase(),
+    capability: query.capability?.toLowerCase(),
+  };
   const ranked: { readonly tier: number; readonly hit: SearchHit }[] = [];
   for (const source of sources) {
-    for (const entry of source.entries) {
-      if (!passesFilters(entry, query)) continue;
-      const tier = terms.length === 0 ? TIERS.indexOf('all') : entryTier(terms, entry);
+    for (const row of source.folded ?? foldEntries(source.entries)) {
+      if (!passesFilters(row, filters)) continue;
+      const tier = terms.length === 0 ? TIERS.indexOf('all') : entryTier(terms, row);
       if (tier === undefined) continue;
       const match = TIERS[tier] as MatchKind;
-      ranked.push({ tier, hit: { registry: source.registry, priority: source.priority, match, entry } });
+      const hit = { registry: source.registry, priority: source.priority, match, entry: row.entry };
+      ranked.push({ tier, hit });
     }
   }
   const byName = (a: SearchHit, b: SearchHit): number => compareStrings(a.entry.name, b.entry.name);

@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../index-builder/digest.ts';
 import type { SearchEntry } from '../../index-builder/model.ts';
+import { foldEntries, MAX_SEARCH_TERMS } from '../../index-builder/search.ts';
 import {
   answerSearch,
   DEFAULT_LIMIT,
@@ -74,9 +75,27 @@ describe('when a query string is read', () => {
     ['limit=1.5', 'SEARCH_PARAMETER_INVALID', 'limit'],
     ['offset=1000001', 'SEARCH_PARAMETER_INVALID', 'offset'],
     ['limit=+5', 'SEARCH_PARAMETER_INVALID', 'limit'],
+    ['q=a+b+c+d+e+f+g+h+i', 'SEARCH_PARAMETER_INVALID', 'q'],
   ])('refuses %s as %s naming %s', (query, code, parameter) => {
     const parsed = parseSearchQuery(query);
     expect(parsed).toMatchObject({ ok: false, refusal: { error: 'bad_request', code, parameter } });
+  });
+
+  it('counts the distinct words of q: a word repeated is one, more than MAX_SEARCH_TERMS are refused', () => {
+    const repeated = parseSearchQuery(`q=${encodeURIComponent('teams '.repeat(42).trim())}`);
+    expect(repeated).toMatchObject({ ok: true, request: { q: 'teams '.repeat(42).trim() } });
+    const eight = Array.from({ length: MAX_SEARCH_TERMS }, (_, i) => `w${i}`);
+    expect(parseSearchQuery(`q=${eight.join('+')}+W0+w1`).ok).toBe(true);
+    expect(parseSearchQuery(`q=${[...eight, 'w8'].join('+')}`)).toEqual({
+      ok: false,
+      refusal: {
+        error: 'bad_request',
+        code: 'SEARCH_PARAMETER_INVALID',
+        parameter: 'q',
+        message: `q holds ${MAX_SEARCH_TERMS + 1} distinct words`,
+        expected: `at most ${MAX_SEARCH_TERMS} distinct words`,
+      },
+    });
   });
 
   it('counts q in characters, not UTF-16 units: 256 of them pass', () => {
@@ -164,6 +183,10 @@ describe('when search.json is read through the snapshot', () => {
     await listIn(store, 2, sha256Hex((await store.get('search.json'))?.body as Uint8Array));
     expect((await index.current()).generation).toBe(2);
     expect(index.reads).toBe(1);
+    // The rows' lowercased fields, for the ranking, are made once per version too, not once per request.
+    const kept = await index.current();
+    expect(kept.folded).toEqual(foldEntries(kept.entries));
+    expect((await index.current()).folded).toBe(kept.folded);
     await publish(store, 3, ['one', 'two']);
     expect(await index.current()).toMatchObject({
       generation: 3,

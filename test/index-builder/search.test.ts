@@ -6,9 +6,11 @@ import { describe, expect, it } from 'vitest';
 import type { SearchEntry } from '../../index-builder/model.ts';
 import {
   boundedLevenshtein,
+  foldEntries,
   type SearchHit,
   type SearchSource,
   searchPlugins,
+  searchTerms,
 } from '../../index-builder/search.ts';
 
 function entry(name: string, overrides: Partial<SearchEntry> = {}): SearchEntry {
@@ -145,6 +147,32 @@ describe('when searching by several terms', () => {
 
   it('finds nothing when one term matches nothing', () => {
     expect(searchPlugins([main, mirror], { terms: ['cost', 'zzzzzz'] })).toEqual([]);
+  });
+
+  it('reads a repeated word once (any case), and ranks as for the word alone', () => {
+    const repeated = Array.from({ length: 14 }, () => 'cost COST Cost').join(' ');
+    expect(searchTerms([repeated, 'cost'])).toEqual(['cost']);
+    expect(searchTerms(['Kube  cost', 'kube'])).toEqual(['kube', 'cost']);
+    expect(searchPlugins([main, mirror], { terms: [repeated] })).toEqual(
+      searchPlugins([main, mirror], { terms: ['cost'] }),
+    );
+    expect(searchPlugins([main], { terms: ['kubecots kubecots'] })).toEqual(
+      searchPlugins([main], { terms: ['kubecots'] }),
+    );
+  });
+
+  it('ranks rows lowercased beforehand (foldEntries) exactly as it ranks them as they are', () => {
+    for (const terms of [['cost'], ['COST lens'], ['kubecots'], [], ['k8s']])
+      for (const filters of [
+        {},
+        { provider: 'AWS' },
+        { type: 'Observability' },
+        { capability: 'forecasting' },
+      ]) {
+        const query = { terms, ...filters };
+        const folded = [main, mirror].map((s) => ({ ...s, folded: foldEntries(s.entries) }));
+        expect(searchPlugins(folded, query)).toEqual(searchPlugins([main, mirror], query));
+      }
   });
 });
 
