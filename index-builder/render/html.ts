@@ -14,6 +14,7 @@ import { advisoryAffects } from '../versions.ts';
 import {
   HOME_PAGE_SIZE,
   HOME_SCRIPT,
+  NO_STABLE_RELEASE,
   RESULT_CHIPS,
   VERSIONS_PAGE_SIZE,
   VERSIONS_SCRIPT,
@@ -395,7 +396,7 @@ export function renderPluginPage(doc: PluginDocument, registry: RegistryIdentity
     ['type', escapeHtml(doc.plugin_type)],
     [
       'latest',
-      doc.latest_version ? escapeHtml(doc.latest_version) : '<span class="muted">no stable release</span>',
+      doc.latest_version ? escapeHtml(doc.latest_version) : `<span class="muted">${NO_STABLE_RELEASE}</span>`,
     ],
     ...Object.entries(doc.channels).map(([channel, version]) => [
       `channel ${escapeHtml(channel)}`,
@@ -472,7 +473,7 @@ function resultItem(row: SearchEntry): string {
     .map((c) => `<li>${escapeHtml(c)}</li>`)
     .join('');
   const more = all.length > RESULT_CHIPS ? `<li class="more">+${all.length - RESULT_CHIPS}</li>` : '';
-  return `<li class="plugin" data-name="${escapeHtml(row.name)}"><a class="name" href="plugins/${escapeHtml(encodeURIComponent(row.name))}/index.html">${escapeHtml(row.name)}</a> <span class="version muted">${escapeHtml(row.latest_version ?? 'prerelease only')}</span> <span class="badge">${escapeHtml(row.plugin_type)}</span>${row.deprecated ? ' <span class="badge deprecated">deprecated</span>' : ''}${row.display_name ? `<div class="display-name">${escapeHtml(row.display_name)}</div>` : ''}${row.description ? `<div class="description muted">${escapeHtml(row.description)}</div>` : ''}<ul class="chips">${chips}${more}</ul></li>`;
+  return `<li class="plugin" data-name="${escapeHtml(row.name)}"><a class="name" href="plugins/${escapeHtml(encodeURIComponent(row.name))}/index.html">${escapeHtml(row.name)}</a> <span class="version muted">${escapeHtml(row.latest_version ?? NO_STABLE_RELEASE)}</span> <span class="badge">${escapeHtml(row.plugin_type)}</span>${row.deprecated ? ' <span class="badge deprecated">deprecated</span>' : ''}${row.display_name ? `<div class="display-name">${escapeHtml(row.display_name)}</div>` : ''}${row.description ? `<div class="description muted">${escapeHtml(row.description)}</div>` : ''}<ul class="chips">${chips}${more}</ul></li>`;
 }
 
 /**

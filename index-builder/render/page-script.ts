@@ -16,6 +16,12 @@ export const HOME_PAGE_SIZE = 50;
 export const RESULT_CHIPS = 6;
 /** Versions per page of a plugin page's version table. */
 export const VERSIONS_PAGE_SIZE = 20;
+/**
+ * What a plugin with no stable release shows where its version would be (its `latest_version` is null), on
+ * its own page and in the home page's list, served or built by the script. Not "prerelease only": a row
+ * cannot tell a plugin of prereleases only from one whose every stable version was yanked.
+ */
+export const NO_STABLE_RELEASE = 'no stable release';
 
 /**
  * The search ranking (`searchPlugins` in index-builder/search.ts, the client's and `GET /search`'s) for one registry, in the browser's
@@ -169,7 +175,7 @@ export const HOME_SCRIPT = `
     li.dataset.name = p.name;
     var a = el('a', 'name', p.name);
     a.href = 'plugins/' + encodeURIComponent(p.name) + '/index.html';
-    li.append(a, ' ', el('span', 'version muted', p.latest_version ? p.latest_version : 'prerelease only'), ' ', el('span', 'badge', p.plugin_type));
+    li.append(a, ' ', el('span', 'version muted', p.latest_version ? p.latest_version : ${JSON.stringify(NO_STABLE_RELEASE)}), ' ', el('span', 'badge', p.plugin_type));
     if (p.deprecated) li.append(' ', el('span', 'badge deprecated', 'deprecated'));
     if (p.display_name) li.append(el('div', 'display-name', p.display_name));
     if (p.description) li.append(el('div', 'description muted', p.description));

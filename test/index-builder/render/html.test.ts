@@ -403,6 +403,20 @@ describe('when rendering the home page', () => {
     );
   });
 
+  it('says "no stable release" for a plugin without one, as its plugin page does (not "prerelease only")', () => {
+    const row = {
+      name: 'all-yanked',
+      latest_version: null,
+      plugin_type: 'cost_source',
+      providers: [],
+      capabilities: [],
+      keywords: [],
+    };
+    const html = renderIndexPage(registry, { rows: [row], total: 1 });
+    expect(html).toContain('<span class="version muted">no stable release</span>');
+    expect(html).not.toContain('prerelease only');
+  });
+
   it('builds the list with DOM calls only', () => {
     expect(renderIndexPage(registry)).not.toMatch(/innerHTML|outerHTML|insertAdjacentHTML|document\.write/);
   });

@@ -157,7 +157,6 @@ beforeAll(async () => {
   const registry = { name: 'Lifecycle Registry', url: base };
   const put = (key: string, text: string, contentType: string) =>
     site.put(key, encode(text), { contentType, cacheControl: CACHE_MUTABLE });
-  await put('index.html', renderIndexPage(registry), 'text/html; charset=utf-8');
   await put('favicon.svg', FAVICON_SVG, 'image/svg+xml');
   await put('style.css', PAGE_STYLE, 'text/css; charset=utf-8');
   await put(
@@ -180,11 +179,15 @@ beforeAll(async () => {
     keywords: [],
     ...extra,
   });
+  // new-demo has no stable release (its document says latest_version null), as when every stable version
+  // is yanked; the home page lists it both as served and as its script renders it.
+  const rows = [row(NAME, { deprecated: true }), row('new-demo', { latest_version: null })];
   await put(
-    'search.json',
-    JSON.stringify({ plugins: [row(NAME, { deprecated: true }), row('new-demo')] }),
-    'application/json',
+    'index.html',
+    renderIndexPage(registry, { rows, total: rows.length }),
+    'text/html; charset=utf-8',
   );
+  await put('search.json', JSON.stringify({ plugins: rows }), 'application/json');
   chromium = await launchChromium(() => base);
 });
 
@@ -356,6 +359,28 @@ describe('when a person opens the home page', () => {
       ['new-demo', undefined],
     ]);
     await page.close();
+    expect(chromium.problems).toEqual([]);
+  });
+
+  it('says "no stable release" for a plugin without one, as its own page does, served and searched', async () => {
+    const version = (page: Page) =>
+      page.locator('#results li.plugin .version').evaluateAll((items) => items.map((e) => e.textContent));
+    // Without script: the list as the publish rendered it.
+    const context = await chromium.browser.newContext({ javaScriptEnabled: false });
+    const served = await context.newPage();
+    await served.goto(`${base}/`);
+    expect(await version(served)).toEqual(['1.3.0', 'no stable release']);
+    await context.close();
+    // With script: the list the script builds from search.json, for a search and for the listing.
+    for (const path of ['/?q=demo', '/']) {
+      const page = await chromium.open(path);
+      await page.locator('#results[data-ready]').waitFor({ state: 'attached' });
+      expect(await version(page), path).toEqual(['1.3.0', 'no stable release']);
+      await page.close();
+    }
+    const plugin = await chromium.open('/plugins/new-demo/index.html');
+    expect(await plugin.locator('body').textContent()).toContain('no stable release');
+    await plugin.close();
     expect(chromium.problems).toEqual([]);
   });
 });
