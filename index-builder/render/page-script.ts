@@ -132,7 +132,8 @@ function unpack(doc) {
  * by the count the server wrote (`data-total`); when they come from the generation the page was rendered
  * with (`data-generated`), the list as served is already their first page and is kept, not built again. It
  * marks the list `data-ready` once it can search; the rows are lowercased for searching in slices of 500 in
- * the background (no long task), or at once when a search comes first. DOM calls only (textContent, never
+ * the background (no long task), or at once when a search comes first. A type in the URL is read in any
+ * case, and one the select does not list still filters (nothing matches it). DOM calls only (textContent, never
  * markup from data). Typing pushes one history entry when a search starts and replaces it while the words
  * change; a filter or a page pushes one each; back and forward re-read the URL.
  */
@@ -149,9 +150,23 @@ export const HOME_SCRIPT = `
   // The list as served: the first page of the rows of search.json of this generation. While it is shown
   // and the rows are of the same generation, it is already what the rows would render.
   var served = list.getAttribute('data-generated');
+  // The option a link's type got when the select lists none for it (see selectType).
+  var unlisted = null;
+  // A link may name its type in any case (GET /search reads it so), or one the select does not list: set
+  // as it is, the select would take '' and the page would list every plugin without a word. Lowercased, and
+  // given an option of its own when none is listed, it filters as asked (nothing matches an unknown type)
+  // and the URL keeps it.
+  function selectType(value) {
+    value = value.toLowerCase();
+    if (unlisted) { unlisted.remove(); unlisted = null; }
+    if (value && !Array.from(type.options).some(function (o) { return o.value === value; })) {
+      unlisted = el('option', '', value); unlisted.value = value; type.append(unlisted);
+    }
+    type.value = value;
+  }
   function read() {
     var p = new URLSearchParams(location.search);
-    q.value = p.get('q') || ''; type.value = p.get('type') || ''; provider.value = p.get('provider') || '';
+    q.value = p.get('q') || ''; selectType(p.get('type') || ''); provider.value = p.get('provider') || '';
     capability.value = p.get('capability') || '';
     page = Math.max(1, parseInt(p.get('page') || '1', 10) || 1);
     asked = JSON.stringify(query());

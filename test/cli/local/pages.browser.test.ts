@@ -155,6 +155,38 @@ describe('when a person opens the home page', () => {
   });
 });
 
+describe('when a person opens a search link that names a type', () => {
+  it('filters by it in any case, as GET /search does', async () => {
+    const api = (await (await fetch(`${base}/search?type=Observability`)).json()) as {
+      results: { plugin: { name: string } }[];
+    };
+    expect(api.results.map((r) => r.plugin.name)).toEqual(['gcp-metrics']);
+    const page = await open('/?type=Observability');
+    await page.locator('#results[data-ready]').waitFor({ state: 'attached' });
+    expect(await names(page)).toEqual(['gcp-metrics']);
+    expect(await page.locator('#type').inputValue()).toBe('observability');
+    expect(await page.locator('#count').textContent()).toBe('1 of 3 plugins');
+    await page.close();
+  });
+
+  it('keeps a type it has no option for: nothing matches, and the link stays as it was', async () => {
+    const page = await open('/?type=Teleportation&q=cost');
+    await page.locator('#results[data-ready]').waitFor({ state: 'attached' });
+    expect(await names(page)).toEqual([]);
+    expect(await page.locator('#count').textContent()).toBe('0 of 3 plugins');
+    expect(await page.locator('#type').inputValue()).toBe('teleportation');
+    expect(new URL(page.url()).searchParams.get('type')).toBe('Teleportation');
+    // A search typed next keeps filtering by it.
+    await page.fill('#q', 'gcp');
+    expect(await names(page)).toEqual([]);
+    expect(new URL(page.url()).searchParams.get('type')).toBe('teleportation');
+    // Choosing a listed type leaves the unlisted one behind.
+    await page.selectOption('#type', 'observability');
+    expect(await names(page)).toEqual(['gcp-metrics']);
+    await page.close();
+  });
+});
+
 describe('when a person opens a plugin page', () => {
   it('shows every version with its marks, platforms with digests, and an install recipe for the latest', async () => {
     const page = await open('/plugins/aws-costs');
