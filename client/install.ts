@@ -1,6 +1,6 @@
 import { sha256Hex } from '../index-builder/digest.ts';
 import { TrustError } from '../index-builder/errors.ts';
-import { keyProblem, versionFolder } from '../index-builder/layout.ts';
+import { keyProblem, versionFolder, versionIdentity } from '../index-builder/layout.ts';
 import type {
   Advisory,
   ArtifactRecord,
@@ -597,7 +597,18 @@ async function planTarget(
     ),
     manifest_url: source.manifestUrl(target.name, version),
   };
-  if (target.locked) checkAgainstLock(target.name, target.locked, entry, options.lockfile);
+  // The lock's version is held to its digests however it was reached: decided by the lock, or resolved
+  // again (an update, another spec) to the very version the lock holds from this source. A registry never
+  // publishes a version twice, so other digests for it are a registry (or a lock) changed under it, which
+  // Cargo refuses as a changed checksum; only another version is the lock's to take.
+  const previous = own(lock.plugins, target.name);
+  const held =
+    target.locked ??
+    (previous?.registry === source.name &&
+    versionIdentity(previous.version) === versionIdentity(version.version)
+      ? previous
+      : undefined);
+  if (held) checkAgainstLock(target.name, held, entry, options.lockfile);
   // After the trust checks (a lock the registry contradicts is the first thing to say), before the manifest
   // is fetched: a version the install refuses costs no more requests.
   const vulnerable = checkAdvisories(document, version.version, {
@@ -605,7 +616,6 @@ async function planTarget(
   });
   for (const warning of vulnerable.warnings) warnings.add(warning);
   const manifest = await source.manifest(target.name, version);
-  const previous = own(lock.plugins, target.name);
   return {
     name: target.name,
     version: version.version,
@@ -970,12 +980,15 @@ function itemOf(plan: Planned, tree: InstallTree, unchanged: boolean): Installed
   };
 }
 
-/** Refuses a registry that now signs something else for a locked version than the lock recorded. */
+/**
+ * Refuses a registry that now signs something else for a locked version than the lock recorded (`update`
+ * refuses it too: it would resolve to that version again).
+ */
 function checkAgainstLock(name: string, locked: LockedPlugin, now: LockedPlugin, lockfile: string): void {
   const differ = (what: string, was: string, is: string): never => {
     throw new ClientError(
       'LOCK_MISMATCH',
-      `${lockfile}: plugins/${name}@${locked.version} locks ${what} ${was}, but ${now.registry} now signs ${is}; if the change is expected, run \`plugindex update ${name}\``,
+      `${lockfile}: plugins/${name}@${locked.version} locks ${what} ${was}, but ${now.registry} now signs ${is} for that version (a version is signed once: the source or the lock changed since); if the change is expected, delete plugins/${name} from ${lockfile}, and install it again to lock what is signed now`,
     );
   };
   if (now.manifest_sha256 !== locked.manifest_sha256)

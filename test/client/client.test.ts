@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
 import { createClient, type PlugindexClient } from '../../client/client.ts';
+import { ClientError } from '../../client/errors.ts';
 import { createHttpFetcher } from '../../client/fetcher.ts';
 import { parseLockfile } from '../../client/lockfile.ts';
 import type { ClientDirectories } from '../../client/paths.ts';
@@ -394,6 +395,48 @@ describe('when a plugin is installed', () => {
           (error as { refusal?: boolean }).refusal,
       ).toBe(true);
       expect(await exists(m.dir)).toBe(false);
+    },
+  );
+
+  it.each([
+    ['an update', { requests: [] as string[], upgrade: true }],
+    [
+      'the locked version asked for exactly (another spec than the one locked)',
+      { requests: [`${NAME}@1.0.0`] },
+    ],
+  ])(
+    'refuses, for %s that resolves to the locked version again, a registry that now signs other digests for it',
+    async (_what, install) => {
+      const m = await machine();
+      await addRegistry(m);
+      await withClient(m, (c) =>
+        c.install({ requests: [`${NAME}@~1.0.0`], dir: m.dir, lockfile: m.lockfile }),
+      );
+      const lock = JSON.parse(await readFile(m.lockfile, 'utf8')) as LockShape;
+      // The registry and the lock disagree about 1.0.0 (the edit stands for a registry that re-signed it).
+      (lock.plugins[NAME]?.artifacts['linux-amd64'] as { sha256: string }).sha256 = 'e'.repeat(64);
+      await writeFile(m.lockfile, JSON.stringify(lock));
+      const lockBytes = await readFile(m.lockfile);
+
+      const error = await withClient(m, (c) =>
+        c.install({ ...install, dir: m.dir, lockfile: m.lockfile }),
+      ).catch((e: unknown) => e);
+
+      expect(error).toBeInstanceOf(ClientError);
+      expect(error).toMatchObject({
+        code: 'LOCK_MISMATCH',
+        message: expect.stringContaining(`plugins/${NAME}@1.0.0 locks linux-amd64 artifact`),
+      });
+      expect(await readFile(m.lockfile)).toEqual(lockBytes);
+      // Another version than the locked one is no such disagreement: it is locked as any update is.
+      const moved = await withClient(m, (c) =>
+        c.install({ requests: [`${NAME}@1.1.0`], dir: m.dir, lockfile: m.lockfile }),
+      );
+      expect(moved.items[0]).toMatchObject({ version: '1.1.0' });
+      expect(parseLockfile(await readFile(m.lockfile, 'utf8'), m.lockfile).plugins[NAME]).toMatchObject({
+        version: '1.1.0',
+        requested: '1.1.0',
+      });
     },
   );
 
