@@ -390,7 +390,8 @@ export async function planInstall(
     policyProblems(options.policy, {
       name: p.name,
       version: p.version,
-      prerelease: isPrerelease(p.version),
+      // By the signed manifest where there is one: a frozen plan's version is otherwise the lock's word.
+      prerelease: isPrerelease(p.manifest?.manifest.version ?? p.version),
       permissions: p.entry.permissions ?? [],
       ...(p.resources ? { resources: p.resources } : {}),
       publisher: p.entry.publisher,
@@ -698,7 +699,12 @@ async function planFrozen(
     );
     return undefined;
   });
-  if (manifest && options.policy) checkLockedAsks(target.name, entry, manifest.manifest, options.lockfile);
+  if (manifest) {
+    // Policy or none: a lock that names another plugin or version than the manifest it pins would place
+    // that manifest, and record the version, under the lock's word.
+    checkLockedVersion(target.name, entry, manifest.manifest, options.lockfile);
+    if (options.policy) checkLockedAsks(target.name, entry, manifest.manifest, options.lockfile);
+  }
   return {
     name: target.name,
     version: entry.version,
@@ -1003,6 +1009,19 @@ function checkAgainstLock(name: string, locked: LockedPlugin, now: LockedPlugin,
         `${artifact.sha256} (${artifact.size} bytes)`,
       );
   }
+}
+
+/**
+ * A frozen install's lock entry against the manifest it pins (which hashes to the lock's digest): the
+ * plugin and version it is. A lock edited to call a prerelease's manifest a release would otherwise be
+ * judged by a policy, placed and recorded as that release.
+ */
+function checkLockedVersion(name: string, locked: LockedPlugin, manifest: Manifest, lockfile: string): void {
+  if (manifest.name === name && versionIdentity(manifest.version) === versionIdentity(locked.version)) return;
+  throw new ClientError(
+    'LOCK_MISMATCH',
+    `${lockfile}: plugins/${name} locks version ${locked.version}, but the manifest it pins (sha256 ${locked.manifest_sha256}) is ${manifest.name}@${manifest.version}`,
+  );
 }
 
 /**

@@ -15,6 +15,7 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
 import { createClient, type PlugindexClient } from '../../client/client.ts';
+import { ClientError } from '../../client/errors.ts';
 import { createHttpFetcher } from '../../client/fetcher.ts';
 import { parseLockfile } from '../../client/lockfile.ts';
 import { fixedClock } from '../../index-builder/clock.ts';
@@ -131,6 +132,8 @@ beforeAll(async () => {
     ['disk-tool', '1.0.0'],
     ['disk-tool', '1.0.3'],
     ['disk-tool', '2.0.0'],
+    ['beta-tool', '1.0.0'],
+    ['beta-tool', '2.0.0-beta.1'],
   ] as const)
     await writeFolderVersion(folder, name, version, tool(name, version));
   // Newer than 2.0.0 but for another host API: a range must still find 2.0.0.
@@ -577,6 +580,38 @@ ${policy}
       message: expect.stringContaining('filesystem_read'),
     });
     expect(await exists(join(q.dir, 'plugins/disk-tool'))).toBe(false);
+  });
+
+  it('refuses a frozen lock that calls the prerelease its manifest pins a release, policy or none', async () => {
+    const betaSet = (version: string, policy: string) => `plugins:
+  providers:
+    - { type: file, name: disk, path: ${folder}, key: ./publisher.asc }
+  plugins:
+    - { provider: disk, name: beta-tool, version: "${version}" }
+${policy}`;
+    const p = await project(betaSet('beta', 'policy:\n  prereleases: true\n'));
+    await using(p, (c) => c.installSet(p.file, HOME));
+    const lock = JSON.parse(await readFile(p.lockfile, 'utf8'));
+    expect(lock.plugins['beta-tool'].version).toBe('2.0.0-beta.1');
+    // A release's version and request claimed by hand; the digests and locations untouched.
+    lock.plugins['beta-tool'].version = '2.0.0';
+    lock.plugins['beta-tool'].requested = '2.0.0';
+    for (const policy of ['policy:\n  prereleases: false\n', '']) {
+      const q = await project(betaSet('2.0.0', policy));
+      await writeFile(q.lockfile, `${JSON.stringify(lock, null, 2)}\n`);
+
+      const error = await using(q, (c) => c.installSet(q.file, { ...HOME, frozen: true })).catch(
+        (e: unknown) => e,
+      );
+
+      expect(error).toBeInstanceOf(ClientError);
+      expect(error).toMatchObject({
+        code: 'LOCK_MISMATCH',
+        message: expect.stringContaining('plugins/beta-tool'),
+      });
+      expect((error as Error).message).toContain('2.0.0-beta.1');
+      expect(await exists(join(q.dir, 'plugins/beta-tool'))).toBe(false);
+    }
   });
 
   it('refuses a frozen install under a policy when the manifest the lock pins cannot be had', async () => {
