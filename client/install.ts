@@ -687,18 +687,20 @@ async function planFrozen(
   });
   const endpoint = await endpointFor(ctx, options, entry.registry, files, entry.manifest_url);
   const warnings: string[] = [];
-  const manifest = await frozenManifest(ctx, entry, endpoint).catch((error: Error) => {
-    // A policy is judged on what the manifest asks for: without it, nothing would be but the lock's word.
-    if (options.policy)
-      throw new ClientError(
-        'POLICY_DENIED',
-        `${target.name}@${entry.version}: the policy cannot be judged without the manifest ${options.lockfile} pins (${error.message})`,
+  const manifest = await frozenManifest(ctx, entry, registry?.key_fingerprint, endpoint).catch(
+    (error: Error) => {
+      // A policy is judged on what the manifest asks for: without it, nothing would be but the lock's word.
+      if (options.policy)
+        throw new ClientError(
+          'POLICY_DENIED',
+          `${target.name}@${entry.version}: the policy cannot be judged without the manifest ${options.lockfile} pins (${error.message})`,
+        );
+      warnings.push(
+        `${target.name}@${entry.version}: its signed manifest was not placed beside it (${error.message})`,
       );
-    warnings.push(
-      `${target.name}@${entry.version}: its signed manifest was not placed beside it (${error.message})`,
-    );
-    return undefined;
-  });
+      return undefined;
+    },
+  );
   if (manifest) {
     // Policy or none: a lock that names another plugin or version than the manifest it pins would place
     // that manifest, and record the version, under the lock's word.
@@ -729,15 +731,19 @@ async function planFrozen(
 /**
  * A frozen install's manifest: the cache's copy, else the one where the lock found it (and its `.asc`),
  * taken only if it hashes to the lock's digest (the signature is checked later by `plugindex verify`).
+ * The signature is the one by the key the lock was made with (`keyFingerprint`), kept and found under that
+ * key: another registry publishing the same manifest bytes signs them with its own.
  * @throws when neither is at hand: the install goes on without it, with a warning.
  */
 async function frozenManifest(
   ctx: ClientContext,
   entry: LockedPlugin,
+  keyFingerprint: string | undefined,
   endpoint: Endpoint,
 ): Promise<VerifiedManifest> {
+  if (keyFingerprint === undefined) throw new Error(`the lock records no key for ${entry.registry}`);
   let bytes = await ctx.cache.document(entry.manifest_sha256);
-  let signature = bytes ? await ctx.cache.signature(entry.manifest_sha256) : undefined;
+  let signature = bytes ? await ctx.cache.signature(entry.manifest_sha256, keyFingerprint) : undefined;
   if (!bytes || signature === undefined) {
     if (entry.manifest_url === undefined) throw new Error('the lock records no location for it');
     if (ctx.offline) throw new Error('it is not cached, and --offline forbids fetching it');
@@ -749,7 +755,7 @@ async function frozenManifest(
       throw new Error(`${url} is not the manifest the lock records (sha256 ${entry.manifest_sha256})`);
     signature = new TextDecoder().decode(await read(`${url}.asc`, UNLISTED_LIMITS.signature));
     await ctx.cache.putDocument(entry.manifest_sha256, bytes);
-    await ctx.cache.putSignature(entry.manifest_sha256, signature);
+    await ctx.cache.putSignature(entry.manifest_sha256, keyFingerprint, signature);
   }
   return { manifest: JSON.parse(new TextDecoder().decode(bytes)), bytes, signature };
 }

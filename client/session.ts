@@ -435,7 +435,8 @@ export class RegistrySession {
 
   /**
    * A version's manifest and its signature, verified against the plugin document (digest, signature by the
-   * pinned key, the same artifacts). Cached by its digest, the signature beside it.
+   * pinned key, the same artifacts). Cached by its digest, the signature beside it under the pinned key's
+   * fingerprint.
    */
   async manifest(name: string, version: VersionRecord): Promise<VerifiedManifest> {
     const path = manifestKey(name, version.version);
@@ -448,7 +449,9 @@ export class RegistrySession {
       verifyManifest({ name, version, manifest: fetched.bytes, signature, key: this.key, url });
     // The plugin document carries it (since manifest_signature exists); else it was kept beside the cached
     // manifest, or it is fetched. A kept one that no longer verifies was damaged on disk: fetched again.
-    let signature = version.manifest_signature ?? (await this.#deps.cache.signature(version.manifest_sha256));
+    let signature =
+      version.manifest_signature ??
+      (await this.#deps.cache.signature(version.manifest_sha256, this.#trust.fingerprint));
     let manifest: Manifest | undefined;
     if (signature !== undefined) {
       try {
@@ -466,7 +469,7 @@ export class RegistrySession {
         );
       signature = await this.#text(signatureKey(path), UNLISTED_LIMITS.signature, version.manifest_sha256);
       manifest = await verify(signature);
-      await this.#deps.cache.putSignature(version.manifest_sha256, signature);
+      await this.#deps.cache.putSignature(version.manifest_sha256, this.#trust.fingerprint, signature);
     }
     await fetched.keep();
     return { manifest, bytes: fetched.bytes, signature };

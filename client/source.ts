@@ -99,7 +99,7 @@ export function folderSource(binding: FolderSourceBinding): Source {
     const record = found.document.versions[0] as VersionRecord;
     read.set(`${name}@${record.version}`, found);
     await cache.putDocument(record.manifest_sha256, found.manifest.bytes);
-    await cache.putSignature(record.manifest_sha256, found.manifest.signature);
+    await cache.putSignature(record.manifest_sha256, binding.fingerprint, found.manifest.signature);
     return found;
   };
   return {

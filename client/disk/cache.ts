@@ -3,7 +3,8 @@
  * again on every read, as pacote reads cacache by integrity), and each registry's last verified snapshot
  * with its signature and ETag, for the conditional request that makes a warm `registry update` one 304.
  *
- *   <cache>/docs/sha256/<ab>/<rest>            documents fetched as ?v=<sha256>; <rest>.asc for a manifest's signature
+ *   <cache>/docs/sha256/<ab>/<rest>            documents fetched as ?v=<sha256>; <rest>.<fingerprint>.asc for a
+ *                                              manifest's signature by that key
  *   <cache>/blobs/sha256/<ab>/<rest>           artifacts, renamed into place only once their digest and size match
  *   <cache>/registries/<host>-<hash16>/        snapshot.json: the snapshot, its signature, its ETag (cargo's short_name)
  *   <cache>/tmp/                               same filesystem as blobs/, so rename(2) is atomic
@@ -70,13 +71,27 @@ export class ContentCache {
     await writeFileAtomic(this.#docPath(sha256), bytes);
   }
 
-  /** A manifest's detached signature, kept beside the manifest it signs (verified again on use). */
-  async signature(sha256: string): Promise<string | undefined> {
-    return readTextIfExists(`${this.#docPath(sha256)}.asc`);
+  /**
+   * Where a manifest's signature by one key is kept: beside the manifest, named by the key too. Two
+   * registries that publish one bundle (a registry and its mirror) render the same manifest bytes, each
+   * signed by its own key: kept by digest alone, one's signature was placed for the other's install.
+   * undefined for a fingerprint that is not hex (nothing is kept under a name it could not safely make).
+   */
+  #signaturePath(sha256: string, fingerprint: string): string | undefined {
+    return /^[0-9A-Fa-f]+$/.test(fingerprint)
+      ? `${this.#docPath(sha256)}.${fingerprint.toUpperCase()}.asc`
+      : undefined;
   }
 
-  async putSignature(sha256: string, armored: string): Promise<void> {
-    await writeFileAtomic(`${this.#docPath(sha256)}.asc`, armored);
+  /** A manifest's detached signature by the key `fingerprint`, kept beside it (verified again on use). */
+  async signature(sha256: string, fingerprint: string): Promise<string | undefined> {
+    const path = this.#signaturePath(sha256, fingerprint);
+    return path === undefined ? undefined : readTextIfExists(path);
+  }
+
+  async putSignature(sha256: string, fingerprint: string, armored: string): Promise<void> {
+    const path = this.#signaturePath(sha256, fingerprint);
+    if (path !== undefined) await writeFileAtomic(path, armored);
   }
 
   /** True when a blob of this digest is held with the right size (its bytes are rehashed when installed). */

@@ -795,3 +795,72 @@ describe('when what is served was tampered with', () => {
     }
   });
 });
+
+describe('when two registries publish the same bundle', () => {
+  // A registry and a team's mirror of it: the same manifest bytes, each signed by its own registry key.
+  const SAME = 'same-tool';
+  const served: { url: string; key: string }[] = [];
+  const closers: (() => Promise<void>)[] = [];
+
+  beforeAll(async () => {
+    const sameBundle = await makeBundle({
+      manifest: validManifest({ name: SAME, version: '1.0.0' }),
+      artifacts: [{ ...LINUX, name: SAME, body: encode('#!/bin/sh\necho same\n') }],
+    });
+    const first = await makeRegistry();
+    const mirror = await makeRegistry({ name: 'Mirror' });
+    const other = await testKey('other');
+    await processSubmissions(first.context, await first.submit(sameBundle));
+    await processSubmissions(
+      { ...mirror.context, signer: await createSigner(other.secretKey) },
+      await mirror.submit(sameBundle),
+    );
+    for (const [site, key] of [
+      [first.site, first.registryKey.publicKey],
+      [mirror.site, other.publicKey],
+    ] as const) {
+      const listening = await listenRegistryServer(createRegistryServer({ site }), 0);
+      served.push({ url: listening.url, key });
+      closers.push(listening.close);
+    }
+  });
+  afterAll(async () => {
+    for (const stop of closers) await stop();
+  });
+
+  async function bothAdded(): Promise<Machine> {
+    const m = await machine();
+    await withClient(m, async (c) => {
+      for (const [i, name] of ['a', 'b'].entries()) {
+        const { url, key } = served[i] as { url: string; key: string };
+        await c.addRegistry({ name, url, pin: { armored: key } });
+      }
+    });
+    return m;
+  }
+
+  it('places, frozen from one shared cache, the signature of the registry each lock names', async () => {
+    const locked: Record<string, { lockfile: string; asc: string }> = {};
+    for (const registryName of ['a', 'b']) {
+      const m = await bothAdded();
+      await withClient(m, (c) =>
+        c.install({ requests: [SAME], registry: registryName, dir: m.dir, lockfile: m.lockfile }),
+      );
+      const asc = await readFile(join(m.dir, SAME, '1.0.0', 'manifest.json.asc'), 'utf8');
+      locked[registryName] = { lockfile: m.lockfile, asc };
+    }
+    expect(locked.a?.asc).not.toBe(locked.b?.asc);
+    // One CI machine (one cache) installs both projects frozen: b's first, then a's.
+    const ci = await bothAdded();
+    for (const registryName of ['b', 'a']) {
+      const { lockfile, asc } = locked[registryName] as { lockfile: string; asc: string };
+      const dir = join(ci.dir, registryName);
+      const installed = await withClient(ci, (c) => c.install({ requests: [], frozen: true, dir, lockfile }));
+      expect(installed.items[0]?.warnings).toEqual([]);
+      expect(await readFile(join(dir, SAME, '1.0.0', 'manifest.json.asc'), 'utf8')).toBe(asc);
+      expect(await withClient(ci, (c) => c.verifyInstalled({ dir, lockfile }))).toEqual([
+        { name: SAME, version: '1.0.0', ok: true },
+      ]);
+    }
+  });
+});
