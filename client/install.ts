@@ -37,7 +37,6 @@ import {
 import { type Policy, permissionChanges, policyProblems } from './policy.ts';
 import {
   apiVersionAllows,
-  artifactFor,
   type Platform,
   parseRequest,
   platformKey,
@@ -570,8 +569,10 @@ async function planTarget(
 ): Promise<Planned> {
   const [first, ...others] = target.platforms as [Platform, ...Platform[]];
   const apiVersion = options.apiVersion ?? 'v1';
-  const fits = (v: VersionRecord) =>
-    apiVersionAllows(v, apiVersion) && target.platforms.every((p) => artifactFor(v, p) !== undefined);
+  // The API only, as resolvePlugin filters: a version without this host's artifact is no reason to read an
+  // older one (the request would resolve to another version here than on every other host, and a lock
+  // would hold whichever a host ran first); resolvePlugin then says which platforms it has.
+  const fits = (v: VersionRecord) => apiVersionAllows(v, apiVersion);
   const { source, document } = await findSource(
     ctx,
     target,

@@ -27,8 +27,9 @@ export interface Source {
   readonly generation: number;
   /**
    * The plugin's verified document, or undefined when the source does not hold it. A folder's manifests
-   * are read one by one, so its document holds one version: the newest `spec` asks for that `fits` (this
-   * host's platform and API), else the newest it asks for, for the resolver to say why it does not fit.
+   * are read one by one, so its document holds one version: the newest `spec` asks for that `fits` (the
+   * API this host runs; never its platform, which would resolve a set to another version on each host),
+   * else the newest it asks for, for the resolver to say why it does not fit.
    */
   document(
     name: string,

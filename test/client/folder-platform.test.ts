@@ -1,0 +1,96 @@
+/**
+ * A plugin set resolved from a folder source resolves to one version whatever the host, as from a registry:
+ * a newer version without this host's artifact is not skipped for an older one that has it, or the same set
+ * would install 1.1.0 on one host and 1.0.0 on another, and a lock would hold whichever ran first.
+ */
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createClient } from '../../client/client.ts';
+import { ClientError } from '../../client/errors.ts';
+import { createHttpFetcher } from '../../client/fetcher.ts';
+import { fixedClock } from '../../index-builder/clock.ts';
+import { createSigner } from '../../index-builder/signing.ts';
+import { encode, sha256, testKey, validManifest } from '../support/fixtures.ts';
+
+let root: string;
+let folder: string;
+
+async function version(v: string, platforms: { os: string; arch: string }[]): Promise<void> {
+  const at = join(folder, 'plat-tool', v);
+  await mkdir(at, { recursive: true });
+  const artifacts = [];
+  for (const p of platforms) {
+    const body = encode(`#!/bin/sh\necho plat-tool ${v} ${p.os}\n`);
+    const file = `plat-tool-${p.os}-${p.arch}`;
+    await writeFile(join(at, file), body);
+    artifacts.push({ ...p, file, sha256: sha256(body), size_bytes: body.byteLength });
+  }
+  const bytes = encode(
+    `${JSON.stringify(validManifest({ name: 'plat-tool', version: v, installation: { artifacts } }), null, 2)}\n`,
+  );
+  const signer = await createSigner((await testKey('publisher')).secretKey);
+  await writeFile(join(at, 'manifest.json.asc'), await signer.sign(bytes));
+  await writeFile(join(at, 'manifest.json'), bytes);
+}
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), 'plugindex-folder-platform-'));
+  folder = join(root, 'folder');
+  await version('1.0.0', [
+    { os: 'linux', arch: 'amd64' },
+    { os: 'darwin', arch: 'arm64' },
+  ]);
+  await version('1.1.0', [{ os: 'darwin', arch: 'arm64' }]);
+});
+
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+/** A set asking for ^1.0 from the folder, installed by a host of `platform`. */
+async function installOn(name: string, platform: { os: string; arch: string }) {
+  const home = join(root, name);
+  const project = join(home, 'project');
+  await mkdir(project, { recursive: true });
+  await writeFile(join(project, 'publisher.asc'), (await testKey('publisher')).publicKey);
+  const file = join(project, 'plugins.yaml');
+  await writeFile(
+    file,
+    `plugins:
+  install_location: ./plugins
+  providers:
+    - { type: file, name: disk, path: ${folder}, key: ./publisher.asc }
+  plugins:
+    - { provider: disk, name: plat-tool, version: "^1.0" }
+`,
+  );
+  const client = createClient({
+    dirs: { config: join(home, 'config'), data: join(home, 'data'), cache: join(home, 'cache') },
+    fetcher: createHttpFetcher({ env: {}, retries: 0 }),
+    env: {},
+    clock: fixedClock(new Date('2026-11-02T00:00:00Z')),
+    platform,
+    offline: false,
+    freshForMs: 0,
+  });
+  try {
+    return await client.installSet(file, { home: '/nonexistent' });
+  } finally {
+    await client.close();
+  }
+}
+
+describe('when the newest version a set asks for has no artifact for this host', () => {
+  it('resolves to it on every host, and says it has none here (NO_ARTIFACT_FOR_PLATFORM), not the older one', async () => {
+    const mac = await installOn('mac', { os: 'darwin', arch: 'arm64' });
+    expect(mac.items.map((i) => i.version)).toEqual(['1.1.0']);
+    const error = await installOn('linux', { os: 'linux', arch: 'amd64' }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ClientError);
+    expect(error).toMatchObject({
+      code: 'NO_ARTIFACT_FOR_PLATFORM',
+      message: expect.stringContaining('1.1.0'),
+    });
+  });
+});
