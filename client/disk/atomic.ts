@@ -7,12 +7,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createReadStream, readFileSync } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { createSha256 } from '../../index-builder/digest.ts';
 import { ClientError } from '../errors.ts';
 
-/** A temp name beside `path`: same folder, so same filesystem, so rename(2) replaces atomically. */
 /** sha256 and size of a file, read as a stream; undefined when it does not exist. */
 export async function hashFileAt(path: string): Promise<{ sha256: string; size: number } | undefined> {
   const hash = createSha256();
@@ -29,8 +28,34 @@ export async function hashFileAt(path: string): Promise<{ sha256: string; size: 
   return { sha256: hash.hex(), size };
 }
 
+/**
+ * A temp name beside `path`: same folder, so same filesystem, so rename(2) replaces atomically. Named
+ * `.<file>.<pid>.<8 hex>.tmp`, so what a killed writer left is known for a temp file (TEMP_NAME), and whose.
+ */
 export function tempPathFor(path: string): string {
   return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+}
+
+/** The names tempPathFor gives: the file it stands for, and the PID of the process that writes it. */
+const TEMP_NAME = /^\.(.+)\.(\d+)\.[0-9a-f]{8}\.tmp$/;
+
+/** The file a temp name stands for and its writer's PID; undefined for a name tempPathFor does not give. */
+export function tempNameOf(name: string): { readonly file: string; readonly pid: number } | undefined {
+  const match = TEMP_NAME.exec(name);
+  return match ? { file: match[1] as string, pid: Number(match[2]) } : undefined;
+}
+
+/**
+ * Removes the temp files of `path` beside it whose writer is gone: a writer killed between its temp file
+ * and the rename leaves one, which nothing else removes. A running writer's (this process's too: two
+ * installs may place one file at once) is left to it.
+ */
+export async function removeStaleTemps(path: string): Promise<void> {
+  const file = basename(path);
+  for (const name of await readdir(dirname(path)).catch(() => [] as string[])) {
+    const temp = tempNameOf(name);
+    if (temp?.file === file && !processAlive(temp.pid)) await rm(join(dirname(path), name), { force: true });
+  }
 }
 
 export async function writeFileAtomic(

@@ -8,7 +8,7 @@ import { type FSWatcher, watch as watchFs } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { MAX_MANIFEST_BYTES } from '../../index-builder/manifest/parse.ts';
-import { hashFileAt, readIfExists, readTextIfExists } from './atomic.ts';
+import { hashFileAt, readIfExists, readTextIfExists, tempNameOf } from './atomic.ts';
 
 /** A version folder found on disk, as read (not yet verified). */
 export interface FoundFolder {
@@ -73,6 +73,8 @@ async function readFolder(root: string, dir: string, manifest: Uint8Array): Prom
     const path = join(entry.parentPath, entry.name);
     const name = relative(dir, path).split(sep).join('/');
     if (name === 'manifest.json' || name === 'manifest.json.asc') continue;
+    // A placement's temp file (one in flight, or one a killed install left) is none of the version's files.
+    if (tempNameOf(entry.name)) continue;
     if (++count > MAX_FILES) break;
     const hashed = await hashFileAt(path);
     if (hashed) files[name] = hashed;

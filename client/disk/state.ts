@@ -22,7 +22,14 @@ import {
 import type { ChainLink } from '../key-chain.ts';
 import { type Lockfile, parseLockfile, serializeLockfile } from '../lockfile.ts';
 import type { ClientDirectories } from '../paths.ts';
-import { hashFileAt, readTextIfExists, tempPathFor, withFileLock, writeFileAtomic } from './atomic.ts';
+import {
+  hashFileAt,
+  readTextIfExists,
+  removeStaleTemps,
+  tempPathFor,
+  withFileLock,
+  writeFileAtomic,
+} from './atomic.ts';
 
 /** A registry's trust state: its pinned key and what the client has accepted from it. */
 export interface TrustRecord {
@@ -242,6 +249,8 @@ export class InstallTree {
   ): Promise<void> {
     const target = this.path(relative);
     await mkdir(dirname(target), { recursive: true });
+    // A placement killed part way left its temp file here: the version's folder is to hold its files alone.
+    await removeStaleTemps(target);
     const temp = tempPathFor(target);
     const handle = await open(temp, 'w', 0o755);
     const hash = createSha256();
@@ -274,7 +283,9 @@ export class InstallTree {
   }
 
   async placeFile(relative: string, data: string | Uint8Array): Promise<void> {
-    await writeFileAtomic(this.path(relative), data);
+    const target = this.path(relative);
+    await removeStaleTemps(target);
+    await writeFileAtomic(target, data);
   }
 
   async removeVersion(name: string, version: string): Promise<void> {

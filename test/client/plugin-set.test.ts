@@ -5,6 +5,7 @@
  * file, reproduced with `frozen` on a clean cache, compared (`diffSet`), cleaned (`cleanSet`), held to a
  * policy and to the permissions already accepted, and discovered on disk with whether each verifies.
  */
+import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -218,6 +219,13 @@ function exampleSet(url: string): string {
       name: multicloud-rollup
       version: beta
 `;
+}
+
+/** The PID of a process that has exited (and so writes nothing). */
+async function deadPid(): Promise<number> {
+  const child = spawn(process.execPath, ['-e', '0']);
+  await new Promise((resolve) => child.once('exit', resolve));
+  return child.pid as number;
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -780,6 +788,35 @@ discovery:
       detail: expect.stringContaining('provider disk'),
       platforms: ['linux-amd64'],
     });
+  });
+});
+
+describe('when a placement was killed part way', () => {
+  it('clears the temp file it left when the version is placed again, and discovery never counts one as a file', async () => {
+    const p = await project(`plugins:
+  install_location: ./plugins
+  providers:
+    - { type: file, name: disk, path: ${folder}, key: ./publisher.asc }
+  plugins:
+    - { provider: disk, name: disk-tool, version: "1.0.0" }
+`);
+    // What a kill during the copy leaves: the platform folder, half a temp file of a process now gone.
+    const platformDir = join(p.dir, 'plugins/disk-tool/1.0.0/linux-amd64');
+    await mkdir(platformDir, { recursive: true });
+    const dead = await deadPid();
+    const killed = join(platformDir, `.disk-tool.${dead}.0a1b2c3d.tmp`);
+    await writeFile(killed, tool('disk-tool', '1.0.0').slice(0, 10));
+
+    const installed = await using(p, (c) => c.installSet(p.file, HOME));
+
+    expect(installed.items.map((i) => i.version)).toEqual(['1.0.0']);
+    expect(await exists(killed)).toBe(false);
+    // One in flight (another install placing it now) is no file of the version either.
+    await writeFile(join(platformDir, `.disk-tool.${process.pid}.deadbeef.tmp`), 'half');
+    const report = await using(p, (c) => c.discover(p.file, HOME));
+    expect(report.plugins.map((d) => [d.name, d.version, d.status])).toEqual([
+      ['disk-tool', '1.0.0', 'verified'],
+    ]);
   });
 });
 

@@ -1,9 +1,14 @@
-/** The install tree's one path check: nothing a document or installed.json says can lead outside the folder. */
-import { mkdtemp, rm } from 'node:fs/promises';
+/**
+ * The install tree's one path check (nothing a document or installed.json says can lead outside the
+ * folder), and what a placement does with the temp files a killed one left.
+ */
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InstallTree } from '../../../client/disk/state.ts';
+import { sha256Hex } from '../../../index-builder/digest.ts';
 
 let dir: string;
 beforeAll(async () => {
@@ -32,5 +37,40 @@ describe('when a path in the install folder is asked for', () => {
       expect.objectContaining({ name: 'TrustError', code: 'DOCUMENT_MALFORMED' }),
     );
     await expect(tree.placeFile(relative, 'x')).rejects.toMatchObject({ code: 'DOCUMENT_MALFORMED' });
+  });
+});
+
+/** The PID of a process that has exited (and so writes nothing). */
+async function deadPid(): Promise<number> {
+  const child = spawn(process.execPath, ['-e', '0']);
+  await new Promise((resolve) => child.once('exit', resolve));
+  return child.pid as number;
+}
+
+describe('when a file is placed where a killed placement left its temp file', () => {
+  it('removes the temp files of that file whose writer is gone, leaving a live writer’s and another file’s', async () => {
+    const tree = new InstallTree(dir);
+    const folder = path.join(dir, 'demo/1.0.0/linux-amd64');
+    await mkdir(folder, { recursive: true });
+    const dead = await deadPid();
+    const killed = `.demo.${dead}.0a1b2c3d.tmp`;
+    const live = `.demo.${process.pid}.deadbeef.tmp`;
+    const another = `.demo.sh.${dead}.01234567.tmp`;
+    for (const name of [killed, live, another]) await writeFile(path.join(folder, name), 'half');
+    const body = new TextEncoder().encode('#!/bin/sh\necho demo\n');
+
+    const source = (async function* () {
+      yield body;
+    })();
+    await tree.placeExecutable('demo/1.0.0/linux-amd64/demo', source, {
+      sha256: sha256Hex(body),
+      size: body.byteLength,
+    });
+
+    expect((await readdir(folder)).sort()).toEqual([another, live, 'demo'].sort());
+    expect(await readFile(path.join(folder, 'demo'))).toEqual(Buffer.from(body));
+    // demo.sh's own, once demo.sh is placed (written by rename as any file is).
+    await tree.placeFile('demo/1.0.0/linux-amd64/demo.sh', 'placed');
+    expect((await readdir(folder)).sort()).toEqual([live, 'demo', 'demo.sh'].sort());
   });
 });
