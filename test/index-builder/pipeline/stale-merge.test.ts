@@ -50,6 +50,24 @@ function dyingSite(site: Store, state: { dying: boolean }, failing: (key: string
   });
 }
 
+/** A context whose index documents stream (and compress) whatever their size, and a submitter into it. */
+function streaming(base: PipelineContext, intake: Store, site: Store) {
+  const context: PipelineContext = {
+    ...base,
+    intake,
+    site,
+    compressionThresholdBytes: 100,
+    streamIndexesOverBytes: 0,
+  };
+  const submit = async (name: string): Promise<string> => {
+    const key = `incoming/${nextUploadName()}.tgz`;
+    const bundle = await makeBundle({ manifest: validManifest({ name, version: '1.0.0' }) });
+    await intake.put(key, bundle, { contentType: 'application/gzip', cacheControl: 'no-store' });
+    return key;
+  };
+  return { context, submit };
+}
+
 describe.each([
   [
     'the filesystem store',
@@ -71,19 +89,7 @@ describe.each([
     const { intake, site: real } = stores();
     const state = { dying: false };
     const site = dyingSite(real, state, (key) => key.startsWith('index.yaml'));
-    const context: PipelineContext = {
-      ...base.context,
-      intake,
-      site,
-      compressionThresholdBytes: 100,
-      streamIndexesOverBytes: 0,
-    };
-    const submit = async (name: string) => {
-      const key = `incoming/${nextUploadName()}.tgz`;
-      const bundle = await makeBundle({ manifest: validManifest({ name, version: '1.0.0' }) });
-      await intake.put(key, bundle, { contentType: 'application/gzip', cacheControl: 'no-store' });
-      return key;
-    };
+    const { context, submit } = streaming(base.context, intake, site);
     await processSubmissions(context, [await submit('b-plugin'), await submit('d-plugin')]);
     await processSubmissions({ ...context, deferIndexes: true }, [await submit('c-plugin')]);
     state.dying = true;
@@ -114,19 +120,7 @@ describe('when one compressed variant of a streamed document fails to be written
       state,
       (key) => key === 'index.json.gz',
     );
-    const context: PipelineContext = {
-      ...base.context,
-      intake,
-      site,
-      compressionThresholdBytes: 100,
-      streamIndexesOverBytes: 0,
-    };
-    const submit = async (name: string) => {
-      const key = `incoming/${nextUploadName()}.tgz`;
-      const bundle = await makeBundle({ manifest: validManifest({ name, version: '1.0.0' }) });
-      await intake.put(key, bundle, { contentType: 'application/gzip', cacheControl: 'no-store' });
-      return key;
-    };
+    const { context, submit } = streaming(base.context, intake, site);
     await processSubmissions(context, [await submit('b-plugin')]);
     forgetBins(intake);
     state.dying = true;
