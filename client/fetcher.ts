@@ -705,11 +705,12 @@ class HttpFetcher implements Fetcher {
     const what = `blob ${request.digest} of ${request.reference}`;
     const url = new URL(`${target.base}/v2/${target.ref.repository}/blobs/${request.digest}`);
     // Blobs are compressed already; identity keeps content-length the size of what is counted.
-    const { response, at, deadline } = await this.#ociGet(
+    const { response, at, deadline, wire } = await this.#ociGet(
       target,
       url,
       { 'accept-encoding': 'identity' },
       what,
+      request.maxBytes,
     );
     const declared = refuseDeclared(target.endpoint, response, at, request.maxBytes, deadline);
     const encoding = response.headers.get('content-encoding');
@@ -717,7 +718,7 @@ class HttpFetcher implements Fetcher {
     const body = surfaced(
       target.endpoint,
       at,
-      readBody(response, deadline, at, request.maxBytes, target.endpoint),
+      readBody(response, deadline, at, request.maxBytes, target.endpoint, wire),
     );
     return size === undefined ? { url: at, body } : { url: at, size, body };
   }
@@ -728,16 +729,17 @@ class HttpFetcher implements Fetcher {
     const name = ref.digest ?? ref.tag ?? 'latest';
     const what = `manifest ${name} of ${request.reference}`;
     const url = new URL(`${target.base}/v2/${ref.repository}/manifests/${name}`);
-    const { response, at, deadline } = await this.#ociGet(
+    const { response, at, deadline, wire } = await this.#ociGet(
       target,
       url,
       { accept: MANIFEST_MEDIA_TYPES.join(', ') },
       what,
+      OCI_MANIFEST_LIMIT,
     );
     refuseDeclared(endpoint, response, at, OCI_MANIFEST_LIMIT, deadline);
     let bytes: Uint8Array;
     try {
-      bytes = await collect(readBody(response, deadline, at, OCI_MANIFEST_LIMIT, endpoint));
+      bytes = await collect(readBody(response, deadline, at, OCI_MANIFEST_LIMIT, endpoint, wire));
     } catch (error) {
       if (error instanceof BodyFailed) throw this.#failed(endpoint, what, [error.failure]);
       throw error;
@@ -765,13 +767,22 @@ class HttpFetcher implements Fetcher {
   /**
    * A 200 to a GET of an OCI registry, after the token dance it asks for: anonymous first; on a 401, a
    * Bearer token from the realm it names (or Basic, if that is its challenge), then once more with it.
+   * `maxBytes` caps the body the caller reads: what comes on the wire is counted against what such a body
+   * can take compressed (WireCount), as for any download, since a registry may encode a body whatever the
+   * request's Accept-Encoding said.
    */
   async #ociGet(
     target: OciTarget,
     url: URL,
     headers: Readonly<Record<string, string>>,
     what: string,
-  ): Promise<{ readonly response: Response; readonly at: string; readonly deadline: Deadline }> {
+    maxBytes: number,
+  ): Promise<{
+    readonly response: Response;
+    readonly at: string;
+    readonly deadline: Deadline;
+    readonly wire: WireCount;
+  }> {
     // A token is asked for once per registry, repository and credentials in a run, not once per blob.
     const who = target.credentials
       ? sha256Hex(`${target.credentials.username}:${target.credentials.password}`)
@@ -784,19 +795,21 @@ class HttpFetcher implements Fetcher {
       const sent = authorization;
       const result = await this.#withRetries(async () => {
         const deadline = new Deadline(target.timeoutMs);
+        const wire = new WireCount(wireCapOf(maxBytes), deadline);
         const opened = await this.#open(
           target.endpoint,
           url,
           { 'user-agent': this.#userAgent, ...headers },
           deadline,
           sent === undefined ? undefined : { origin: target.origin, headers: { authorization: sent } },
+          wire,
         );
         if (opened instanceof Failure) return opened;
         if (opened.response.status >= 500) {
           deadline.abort();
           return statusFailure(display(url), opened.response.status);
         }
-        return { ...opened, deadline };
+        return { ...opened, deadline, wire };
       });
       if (result instanceof Failure) throw this.#failed(target.endpoint, what, [result]);
       const { response, deadline } = result;
@@ -871,12 +884,15 @@ class HttpFetcher implements Fetcher {
     const endpoint: Endpoint = { ...target.endpoint, bases: [realm.origin] };
     const result = await this.#withRetries(async () => {
       const deadline = new Deadline(target.timeoutMs);
+      // The token service is the registry's to name: its answer is counted on the wire as any body is.
+      const wire = new WireCount(wireCapOf(OCI_TOKEN_LIMIT), deadline);
       const opened = await this.#open(
         endpoint,
         realm,
         { 'user-agent': this.#userAgent, accept: 'application/json' },
         deadline,
         scoped,
+        wire,
       );
       if (opened instanceof Failure) return opened;
       if (opened.response.status !== 200) {
@@ -886,7 +902,7 @@ class HttpFetcher implements Fetcher {
           ? new Failure(display(realm), `HTTP ${status}`, 'fatal')
           : statusFailure(display(realm), status);
       }
-      return collect(readBody(opened.response, deadline, opened.at, OCI_TOKEN_LIMIT, endpoint)).catch(
+      return collect(readBody(opened.response, deadline, opened.at, OCI_TOKEN_LIMIT, endpoint, wire)).catch(
         bodyFailure,
       );
     });

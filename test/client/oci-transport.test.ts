@@ -564,3 +564,73 @@ describe('when a registry stand-in (node:http) misbehaves', () => {
     }
   });
 });
+
+describe('when a registry stand-in (node:http) pads a body with compressed blocks that decode to nothing', () => {
+  // Empty stored deflate blocks decode to nothing: 64 MiB of them, with a decoded byte every 4 MiB, is 16
+  // bytes for a blob, manifest or token capped far below, and no wait of the timeout is ever long.
+  const header = Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0x00, 0xff]);
+  const emptyBlock = Buffer.from([0x00, 0x00, 0x00, 0xff, 0xff]);
+  const oneByteBlock = Buffer.from([0x00, 0x01, 0x00, 0xfe, 0xff, 0x78]);
+  const padding = Buffer.concat(Array.from({ length: (1024 * 1024) / emptyBlock.length }, () => emptyBlock));
+  let sent = 0;
+  let host: string;
+  /** 64 MiB of padding, gzip-encoded whatever the request's Accept-Encoding said. */
+  const pad = async (response: http.ServerResponse, type: string) => {
+    response.writeHead(200, { 'content-type': type, 'content-encoding': 'gzip' });
+    const write = (chunk: Buffer) =>
+      new Promise<void>((resolve) => {
+        sent += chunk.byteLength;
+        if (response.write(chunk)) resolve();
+        else response.once('drain', resolve);
+      });
+    await write(header);
+    for (let i = 0; i < 64 && !response.destroyed; i++) {
+      await write(padding);
+      if (i % 4 === 3) await write(oneByteBlock);
+    }
+    response.end();
+  };
+  beforeAll(async () => {
+    host = await server((request, response) => {
+      if (request.url?.startsWith('/token')) void pad(response, 'application/json');
+      else if (request.url?.startsWith('/v2/tokened/')) {
+        response.writeHead(401, {
+          'www-authenticate': `Bearer realm="http://${host}/token",service="padded"`,
+        });
+        response.end();
+      } else if (request.url?.includes('/manifests/')) void pad(response, OCI_MANIFEST);
+      else void pad(response, 'application/octet-stream');
+    });
+  });
+
+  const wireRefusal = {
+    name: 'ClientError',
+    code: 'RESPONSE_TOO_LARGE',
+    message: expect.stringMatching(/bytes had come on the wire \(gzip\), more than such a body takes/),
+  };
+
+  it('drops a blob once more came on the wire than its size can take', async () => {
+    sent = 0;
+    const download = await fetcher.ociBlob({
+      reference: `${host}/padded`,
+      digest: MISSING,
+      maxBytes: 1024,
+    });
+    await expect(collect(download.body)).rejects.toMatchObject(wireRefusal);
+    expect(sent).toBeLessThan(16 * 1024 * 1024);
+  });
+
+  it('drops a manifest, and a token service answer, the same way', async () => {
+    sent = 0;
+    await expect(fetcher.ociManifest({ reference: `${host}/padded:1.0.0` })).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'RESPONSE_TOO_LARGE',
+    });
+    expect(sent).toBeLessThan(16 * 1024 * 1024);
+    sent = 0;
+    await expect(
+      fetcher.ociBlob({ reference: `${host}/tokened`, digest: MISSING, maxBytes: 1024 }),
+    ).rejects.toMatchObject({ name: 'ClientError', code: 'RESPONSE_TOO_LARGE' });
+    expect(sent).toBeLessThan(16 * 1024 * 1024);
+  });
+});
