@@ -18,6 +18,7 @@
 import { ClientError } from './errors.ts';
 import {
   compareStrings,
+  describeSecretField,
   FINGERPRINT,
   isNonNegativeInteger,
   isObject,
@@ -406,7 +407,12 @@ function readRegistryAuth(problems: Problems, at: string, value: unknown): Regis
   const reference = (field: string): string => {
     const item = value[field];
     if (typeof item !== 'string') {
-      problems.expect(`${at}/${field}`, `a secret reference ("\${ENV_NAME}" or "file:PATH")`, item);
+      // Never the value: a number written here is the secret as much as a string is.
+      problems.add(
+        `${at}/${field}`,
+        `a secret reference ("\${ENV_NAME}" or "file:PATH")`,
+        describeSecretField(item),
+      );
     } else {
       const problem = secretRefProblem(item);
       // The value is not shown: it may be the secret itself.

@@ -46,6 +46,16 @@ export function describe(value: unknown): string {
   }
 }
 
+/**
+ * What a value written where a secret reference belongs is, without the value: a number (an unquoted PIN
+ * or numeric token, which YAML and JSON read as one) is still the secret, and a message goes to logs.
+ */
+export function describeSecretField(value: unknown): string {
+  if (typeof value === 'number' || typeof value === 'bigint')
+    return 'a number (not shown: it may be the secret)';
+  return describe(value);
+}
+
 /** Every problem of one file, each as `file#/pointer: expected X, found Y`. */
 export class Problems {
   readonly #file: string;

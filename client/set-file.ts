@@ -37,7 +37,14 @@ import {
   registryUrlProblem,
   secretRefProblem,
 } from './config.ts';
-import { describe, isNonNegativeInteger, isObject, Problems, REGISTRY_NAME } from './json-input.ts';
+import {
+  describe,
+  describeSecretField,
+  isNonNegativeInteger,
+  isObject,
+  Problems,
+  REGISTRY_NAME,
+} from './json-input.ts';
 import type { Policy } from './policy.ts';
 import { isVersionSpec, type Platform, parsePlatform, platformKey } from './resolve.ts';
 
@@ -1184,7 +1191,8 @@ function readAuth(context: Context, at: string, value: unknown): RegistryAuth | 
     const expected = `a secret reference, "\${ENV_NAME}" or "file:PATH"`;
     const item = value[field];
     if (typeof item !== 'string') {
-      problems.expect(`${at}/${field}`, expected, item);
+      // Never the value: a number written here is the secret as much as a string is.
+      problems.add(`${at}/${field}`, expected, describeSecretField(item));
       return '';
     }
     const problem = secretRefProblem(item);

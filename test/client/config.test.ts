@@ -322,6 +322,20 @@ describe('when a configuration is invalid', () => {
     }
   });
 
+  it('refuses a secret written as a JSON number without repeating it', () => {
+    for (const auth of [
+      { type: 'bearer_token', bearer_token: 84729384729384 },
+      { type: 'basic_auth', username: 'ci', password: 84729384729384 },
+    ]) {
+      const error = thrown(() => parseClientConfig(configText([{ ...valid, auth }]), FILE));
+      expect(error.code).toBe('CLIENT_CONFIG_INVALID');
+      expect(error.message).toMatch(
+        /#\/registries\/0\/auth\/(bearer_token|password): expected a secret reference/,
+      );
+      expect(error.message).not.toContain('84729384729384');
+    }
+  });
+
   it('refuses credentials in a URL without repeating the password', () => {
     const error = thrown(() =>
       parseClientConfig(configText([{ ...valid, url: 'https://me:hunter2@a.example' }]), FILE),

@@ -693,6 +693,22 @@ describe('when a provider or plugin is wrong', () => {
     );
   });
 
+  it('refuses a secret written as a number (or in a list) without repeating it', () => {
+    // YAML reads an unquoted PIN or numeric token as a number: it is still the secret.
+    for (const [secret, shown] of [
+      ['84729384729384', '84729384729384'],
+      ['0x5eC7e7', String(0x5ec7e7)],
+      ['[84729384729384]', '84729384729384'],
+    ] as const) {
+      const text = ISSUE_EXAMPLE.replace(
+        '      key: ./registry.asc       # the pinned registry key',
+        `      key: ./registry.asc\n      auth:\n        type: basic_auth\n        username: ci\n        password: ${secret}`,
+      );
+      expectInvalid(text, at('/plugins/providers/0/auth/password', 11), 'a secret reference');
+      expect(errorOf(text).message).not.toContain(shown);
+    }
+  });
+
   it('refuses a timeout that is no duration', () => {
     for (const timeout of ['"30 seconds"', '0', '"0s"', '-5', '"30"', 'true']) {
       expectInvalid(
