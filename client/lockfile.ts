@@ -21,6 +21,7 @@
 import { escapePointer, TrustError } from '../index-builder/errors.ts';
 import { isCanonicalVersion, pluginNameFormProblem, pluginNameProblem } from '../index-builder/layout.ts';
 import type { ArtifactRecord, OciArtifact, VersionRecord } from '../index-builder/model.ts';
+import { parseOciReference } from '../index-builder/oci.ts';
 import {
   compareStrings,
   FINGERPRINT,
@@ -500,8 +501,22 @@ function readArtifact(problems: Problems, at: string, value: unknown): LockedArt
     if (!isObject(oci)) problems.expect(`${at}/oci`, 'an object {reference, digest}', oci);
     else {
       problems.unknownFields(`${at}/oci`, oci, OCI_FIELDS);
-      if (typeof oci.reference !== 'string' || oci.reference === '')
-        problems.expect(`${at}/oci/reference`, 'an OCI reference (registry/repository:tag)', oci.reference);
+      // Read as the manifest's rules read it (index-builder/oci.ts): a reference a frozen install could not
+      // pull from is said here, at its pointer, not as a bare REQUEST_INVALID when the blob is fetched; one
+      // pinning another digest than the lock's names two artifacts.
+      const parts = typeof oci.reference === 'string' ? parseOciReference(oci.reference) : undefined;
+      if (parts === undefined)
+        problems.expect(
+          `${at}/oci/reference`,
+          'an OCI reference (registry[:port]/repository[:tag][@sha256:hex])',
+          oci.reference,
+        );
+      else if (parts.digest !== undefined && parts.digest !== oci.digest)
+        problems.add(
+          `${at}/oci/reference`,
+          "an OCI reference that pins no digest, or the artifact's own",
+          `${JSON.stringify(oci.reference)}, which pins ${parts.digest}`,
+        );
       if (oci.digest !== `sha256:${String(sha256)}`)
         problems.expect(`${at}/oci/digest`, `"sha256:" followed by the artifact's sha256`, oci.digest);
       locatedOci = { reference: String(oci.reference), digest: String(oci.digest) };

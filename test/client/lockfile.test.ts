@@ -690,6 +690,24 @@ describe('when a lock records where artifacts are, their permissions and its set
     expect(error.message).toContain('/manifest_url: expected an absolute URL');
     expect(error.message).toContain('/permissions: expected a list of unique permission names');
   });
+
+  it('refuses an oci reference that is not one, or that pins another digest, at its pointer (LOCKFILE_INVALID)', () => {
+    for (const reference of [
+      'acme/lens:1.2.3',
+      'registry.example:5000/Acme/lens',
+      `registry.example:5000/acme/lens@sha256:${hex('3')}`,
+    ]) {
+      const text = serializeLockfile(located).replace(
+        '"registry.example:5000/acme/lens:1.2.3"',
+        JSON.stringify(reference),
+      );
+      const error = thrown(() => parseLockfile(text, FILE));
+      expect(error.code).toBe('LOCKFILE_INVALID');
+      expect(error.message).toContain(
+        `${FILE}#/plugins/kubecost-lens/artifacts/linux-arm64/oci/reference: expected an OCI reference`,
+      );
+    }
+  });
 });
 
 function own<T>(record: Readonly<Record<string, T>>, key: string): T {
