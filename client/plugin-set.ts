@@ -217,24 +217,28 @@ async function sourceOf(
         ...(floor > 0 ? { highestGeneration: floor } : {}),
       };
       return registrySource(
-        await ctx.openSession(
-          entry,
-          trust,
-          (record) => ctx.writeTrust(trustName, record),
-          rotated ? undefined : key.key,
+        await reachable(set, provider, () =>
+          ctx.openSession(
+            entry,
+            trust,
+            (record) => ctx.writeTrust(trustName, record),
+            rotated ? undefined : key.key,
+          ),
         ),
       );
     }
     case 'url': {
-      const endpoint = await ctx.endpointOf({
-        name: provider.name,
-        url: provider.url,
-        priority: 0,
-        key_fingerprint: key.fingerprint,
-        mirrors: [],
-        ...(provider.ca_file ? { ca_file: provider.ca_file } : {}),
-        ...(provider.auth ? { auth: provider.auth } : {}),
-      });
+      const endpoint = await reachable(set, provider, () =>
+        ctx.endpointOf({
+          name: provider.name,
+          url: provider.url,
+          priority: 0,
+          key_fingerprint: key.fingerprint,
+          mirrors: [],
+          ...(provider.ca_file ? { ca_file: provider.ca_file } : {}),
+          ...(provider.auth ? { auth: provider.auth } : {}),
+        }),
+      );
       return await folderOf(ctx, set, provider.name, endpoint, key);
     }
     case 's3': {
@@ -287,10 +291,54 @@ async function readKey(file: string, where: string) {
 }
 
 async function readKeyText(file: string, where: string): Promise<string> {
-  const armored = await readTextIfExists(file);
+  const armored = await readSetPath(file, where, 'the key file');
   if (armored === undefined)
     throw new ClientError('PLUGIN_SET_INVALID', `${where}: the key file ${file} does not exist`);
   return armored;
+}
+
+/**
+ * A file the set names, or undefined when it does not exist. A folder (or a file that cannot be read) is
+ * the set's mistake too: said at the field that names it, not as a bare EISDIR or EACCES of Node's.
+ * @throws ClientError PLUGIN_SET_INVALID naming `where` and what is wrong.
+ */
+async function readSetPath(file: string, where: string, what: string): Promise<string | undefined> {
+  try {
+    return await readTextIfExists(file);
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    throw new ClientError(
+      'PLUGIN_SET_INVALID',
+      `${where}: ${what} ${file} ${code === 'EISDIR' ? 'is a folder, not a file' : `cannot be read (${code ?? (cause as Error).message})`}`,
+      { cause },
+    );
+  }
+}
+
+/**
+ * What reaching a provider needs from outside the set, checked as the set's own fields: its CA bundle, and
+ * (through `open`) the secrets its auth names. The endpoint code says only the provider's name (as for a
+ * configured registry, whose config.json it would blame); here the file and the pointer are said.
+ * @throws ClientError PLUGIN_SET_INVALID (the CA bundle), CREDENTIALS_MISSING (a secret), each naming the field.
+ */
+async function reachable<T>(set: PluginSet, provider: SetProvider, open: () => Promise<T>): Promise<T> {
+  const at = `${set.file}#${provider.pointer}`;
+  if ((provider.type === 'registry' || provider.type === 'url') && provider.ca_file !== undefined) {
+    const ca = await readSetPath(provider.ca_file, `${at}/ca_file`, 'the CA bundle');
+    if (ca === undefined)
+      throw new ClientError(
+        'PLUGIN_SET_INVALID',
+        `${at}/ca_file: the CA bundle ${provider.ca_file} does not exist`,
+      );
+  }
+  try {
+    return await open();
+  } catch (error) {
+    // The message names the reference (${NAME} or file:PATH), never the secret.
+    if (error instanceof ClientError && error.code === 'CREDENTIALS_MISSING')
+      throw new ClientError('CREDENTIALS_MISSING', `${at}/auth: ${error.message}`, { cause: error });
+    throw error;
+  }
 }
 
 async function parseKey(armored: string, file: string, where: string) {

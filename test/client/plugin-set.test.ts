@@ -343,6 +343,43 @@ plugins:
   });
 });
 
+describe('when a file a provider names is not what it should be', () => {
+  const set = (fields: string) => `plugins:
+  providers:
+    - type: registry
+      name: local
+      url: ${base}
+${fields}
+  plugins:
+    - { provider: local, name: kubecost-lens, version: "1.1.0" }
+`;
+
+  it('names the set file and the field of a key file that is a folder, a CA bundle that is missing, and a secret not set', async () => {
+    const p = await project('placeholder');
+    await writeFile(p.file, set('      key: ./'));
+    await expect(using(p, (c) => c.installSet(p.file, HOME))).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'PLUGIN_SET_INVALID',
+      message: expect.stringContaining(`${p.file}#/plugins/providers/0/key: `),
+    });
+    await writeFile(p.file, set('      key: ./registry.asc\n      ca_file: ./missing-ca.pem'));
+    await expect(using(p, (c) => c.installSet(p.file, HOME))).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'PLUGIN_SET_INVALID',
+      message: expect.stringContaining(`${p.file}#/plugins/providers/0/ca_file: `),
+    });
+    await writeFile(
+      p.file,
+      set(`      key: ./registry.asc\n      auth: { type: bearer_token, bearer_token: "\${UNSET_TOKEN}" }`),
+    );
+    await expect(using(p, (c) => c.installSet(p.file, HOME))).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'CREDENTIALS_MISSING',
+      message: expect.stringContaining(`${p.file}#/plugins/providers/0/auth: `),
+    });
+  });
+});
+
 describe('when a set mixes every kind of source', () => {
   it('installs from a registry, a web folder, a bucket and a disk folder, each verified by its pinned key', async () => {
     const p = await project(mixedSet());
