@@ -9,6 +9,7 @@
  */
 import { Buffer } from 'node:buffer';
 import { join } from 'node:path';
+import { escapePointer } from '../index-builder/errors.ts';
 import { ClientError } from './errors.ts';
 import type { OciCredentials } from './fetcher.ts';
 import { isObject } from './json-input.ts';
@@ -41,7 +42,8 @@ export function ociCredentialsFor(text: string, file: string, host: string): Oci
       if (colon <= 0)
         throw new ClientError(
           'CLIENT_CONFIG_INVALID',
-          `${file}#/auths/${key}/auth: expected base64 of "user:password"`,
+          // Escaped: docker writes some keys as URLs, whose '/' would read as more levels of the pointer.
+          `${file}#/auths/${escapePointer(key)}/auth: expected base64 of "user:password"`,
         );
       return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
     }

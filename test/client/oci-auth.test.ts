@@ -49,4 +49,14 @@ describe('when credentials are looked up for a registry', () => {
       }),
     );
   });
+
+  it('names a key holding "/" (a URL, as docker writes some) by its JSON pointer, escaped', () => {
+    const text = JSON.stringify({ auths: { 'https://registry.example.com/v1/': { auth: b64('no-colon') } } });
+    expect(() => ociCredentialsFor(text, FILE, 'registry.example.com')).toThrow(
+      expect.objectContaining({
+        code: 'CLIENT_CONFIG_INVALID',
+        message: `${FILE}#/auths/https:~1~1registry.example.com~1v1~1/auth: expected base64 of "user:password"`,
+      }),
+    );
+  });
 });
