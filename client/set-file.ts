@@ -414,6 +414,19 @@ function readYaml(text: string, file: string): { readonly value: unknown; readon
         problems.atLine(line, yamlPointerOf(ancestors, node), 'plain YAML (no tags)', `the tag ${node.tag}`);
       }
     },
+    Alias(_key, node, ancestors) {
+      // Found here, at its place: left to toJS it is a ReferenceError at the top of the file, read as an
+      // alias bomb. Its name is not repeated: `password: *…` may be a secret that starts with '*'.
+      if (node.resolve(doc) === undefined) {
+        const line = node.range ? counter.linePos(node.range[0]).line : 1;
+        problems.atLine(
+          line,
+          yamlPointerOf(ancestors, node),
+          'an alias of an anchor set before it (&name ... *name)',
+          'an alias no anchor before it names (quote a value that starts with "*")',
+        );
+      }
+    },
   });
   if (problems.any()) throw problems.error();
   try {

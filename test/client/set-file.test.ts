@@ -767,6 +767,16 @@ describe('when the text is not one plain YAML document', () => {
     expect(set.plugins[1]?.platforms).toEqual(set.plugins[0]?.platforms);
   });
 
+  it('refuses an alias of no anchor at its pointer and line, not as an alias bomb, without its name', () => {
+    const text = withPlugins(
+      '    - { provider: local, name: kubecost-lens }\n' +
+        '    - { provider: local, name: cost-rollup, platforms: *s3cr3t }\n',
+    );
+    expectInvalid(text, at('/plugins/plugins/1/platforms', 9), 'an alias of an anchor set before it');
+    expect(errorOf(text).message).not.toContain('alias bomb');
+    expect(errorOf(text).message).not.toContain('s3cr3t');
+  });
+
   it('refuses tags, and several documents', () => {
     expectInvalid('policy:\n  prereleases: !!bool true\n', at('/policy/prereleases', 2), 'no tags');
     expectInvalid(`${ISSUE_EXAMPLE}---\npolicy: {}\n`, at('', 16), 'one YAML document');
