@@ -11,7 +11,8 @@
  * two different sets of files. This reader takes the common ground and refuses the rest:
  *
  * - formats: POSIX ustar (`ustar\0` `00`, prefix applied) and GNU (`ustar  \0`, no prefix); no v7 headers;
- * - every numeric field strictly octal (spaces around, NUL after) or positive base-256; the checksum unsigned;
+ * - every numeric field strictly octal (spaces around, NUL after, none before) or positive base-256; the
+ *   checksum unsigned;
  * - the first zero block ends the archive, and only zero bytes may follow it;
  * - pax extended headers (`x`) with well-formed records of known keywords (path, size, times, ids, names,
  *   comment, and the SCHILY/LIBARCHIVE extended attributes that macOS tar writes), each once; no global
@@ -120,6 +121,10 @@ function number(block: Uint8Array, offset: number, length: number, what: string)
     return value;
   }
   if (raw[0] === 0xff) corrupt(`the ${what} field is negative`);
+  // GNU tar skips one leading NUL (left by old tars whose previous field overflowed) and reads the digits
+  // after it; tarfile stops at it and reads 0. A size written so is two different archives.
+  if (raw[0] === 0 && !isZero(raw))
+    ambiguous(`the ${what} field starts with a NUL (GNU tar reads the digits after it, tarfile reads 0)`);
   const text = latin1.decode(field(block, offset, length));
   if (!/^ *[0-7]* *$/.test(text)) ambiguous(`the ${what} field is not a plain octal number`);
   const digits = text.trim();

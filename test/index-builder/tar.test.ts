@@ -346,6 +346,13 @@ const crafted: [string, 'accept' | 'refuse', Uint8Array][] = [
   ],
   ['a bad checksum', 'refuse', tarOf(entry({ name: 'bad', badChecksum: true }, 'B'))],
   ['a GNU sparse file', 'refuse', tarOf(entry({ name: 'sp', typeflag: 'S', magic: 'gnu' }, 'S'))],
+  [
+    'a size after a leading NUL',
+    'refuse',
+    // GNU tar skips one leading NUL in a number and reads this size as 1024: the next two blocks are the
+    // data of "a"; tarfile stops at the NUL (size 0) and reads them as a file of their own.
+    tarOf([header({ name: 'a', size: '\u000000000002000' }), ...entry({ name: 'hidden' }, 'H')]),
+  ],
 ];
 
 describe('when tar readers could read an archive differently', () => {
@@ -375,6 +382,16 @@ describe('when tar readers could read an archive differently', () => {
     const global = crafted.find(([label]) => label === 'a pax global header')?.[2] as Uint8Array;
     const [pythonGlobal] = pythonTarfile([global]);
     expect(Object.keys(pythonGlobal ?? {})).toEqual(['global']); // tarfile names every entry after it "global"
+  });
+
+  it('refuses a number after a leading NUL, which GNU tar reads and tarfile does not', async () => {
+    const tar = crafted.find(([label]) => label === 'a size after a leading NUL')?.[2] as Uint8Array;
+    const data = tar.subarray(512, 1536);
+    expect(await gnuTar(tar)).toEqual({ a: sha(data) });
+    expect(pythonTarfile([tar])[0]).toEqual({ a: sha(new Uint8Array()), hidden: sha(enc.encode('H')) });
+    await expect(readBundle(gzipSync(tar))).rejects.toSatisfy(
+      (e) => e instanceof SubmissionError && e.problems[0]?.code === 'BUNDLE_AMBIGUOUS_ARCHIVE',
+    );
   });
 
   it('reports the refusal as BUNDLE_AMBIGUOUS_ARCHIVE, before looking at the files', async () => {
