@@ -12,7 +12,7 @@
  *
  * - formats: POSIX ustar (`ustar\0` `00`, prefix applied) and GNU (`ustar  \0`, no prefix); no v7 headers;
  * - every numeric field strictly octal (spaces around, NUL after, none before) or positive base-256; the
- *   checksum unsigned;
+ *   checksum octal and unsigned;
  * - the first zero block ends the archive, and only zero bytes may follow it;
  * - pax extended headers (`x`) with well-formed records of known keywords (path, size, times, ids, names,
  *   comment, and the SCHILY/LIBARCHIVE extended attributes that macOS tar writes), each once; no global
@@ -218,6 +218,10 @@ export function readTar(tar: Uint8Array, maxEntries: number): { entries: TarEntr
     }
     let sum = 8 * 0x20;
     for (let i = 0; i < BLOCK; i++) if (i < 148 || i >= 156) sum += header[i] as number;
+    // GNU tar reads a checksum in octal only: it skips a header whose checksum is base-256 and reads the
+    // entry's data as the next header, where tarfile (and `number`) take the header.
+    if (header[148] === 0x80 || header[148] === 0xff)
+      ambiguous('a header checksum in base-256 (GNU tar skips the header, tarfile reads it)');
     let stored: number;
     try {
       stored = number(header, 148, 8, 'checksum');

@@ -145,6 +145,8 @@ interface Header {
   uid?: string;
   /** Break the checksum. */
   badChecksum?: boolean;
+  /** Write the (right) checksum in base-256 rather than octal. */
+  base256Checksum?: boolean;
 }
 
 const enc = new TextEncoder();
@@ -173,7 +175,9 @@ function header(h: Header): Uint8Array {
   b.fill(0x20, 148, 156);
   let sum = 0;
   for (const byte of b) sum += byte;
-  put(148, 8, `${(h.badChecksum ? sum + 1 : sum).toString(8).padStart(6, '0')}\0 `);
+  if (h.base256Checksum)
+    put(148, 8, Uint8Array.of(0x80, 0, 0, 0, 0, sum >> 16, (sum >> 8) & 0xff, sum & 0xff));
+  else put(148, 8, `${(h.badChecksum ? sum + 1 : sum).toString(8).padStart(6, '0')}\0 `);
   return b;
 }
 
@@ -353,6 +357,13 @@ const crafted: [string, 'accept' | 'refuse', Uint8Array][] = [
     // data of "a"; tarfile stops at the NUL (size 0) and reads them as a file of their own.
     tarOf([header({ name: 'a', size: '\u000000000002000' }), ...entry({ name: 'hidden' }, 'H')]),
   ],
+  [
+    'a checksum in base-256',
+    'refuse',
+    // tarfile takes the header; GNU tar reads checksums in octal only, skips it, and reads its data (a
+    // header of its own) as the next entry.
+    tarOf(entry({ name: 'a', base256Checksum: true }, Buffer.concat(entry({ name: 'hidden' }, 'H')))),
+  ],
 ];
 
 describe('when tar readers could read an archive differently', () => {
@@ -389,6 +400,17 @@ describe('when tar readers could read an archive differently', () => {
     const data = tar.subarray(512, 1536);
     expect(await gnuTar(tar)).toEqual({ a: sha(data) });
     expect(pythonTarfile([tar])[0]).toEqual({ a: sha(new Uint8Array()), hidden: sha(enc.encode('H')) });
+    await expect(readBundle(gzipSync(tar))).rejects.toSatisfy(
+      (e) => e instanceof SubmissionError && e.problems[0]?.code === 'BUNDLE_AMBIGUOUS_ARCHIVE',
+    );
+  });
+
+  it('refuses a checksum in base-256, which tarfile reads and GNU tar does not', async () => {
+    const tar = crafted.find(([label]) => label === 'a checksum in base-256')?.[2] as Uint8Array;
+    const file = path.join(work, 'base256-checksum.tar');
+    writeFileSync(file, tar);
+    expect(spawnSync('tar', ['-tf', file]).stdout.toString()).toBe('hidden\n');
+    expect(Object.keys(pythonTarfile([tar])[0] ?? {})).toEqual(['a']);
     await expect(readBundle(gzipSync(tar))).rejects.toSatisfy(
       (e) => e instanceof SubmissionError && e.problems[0]?.code === 'BUNDLE_AMBIGUOUS_ARCHIVE',
     );
