@@ -10,7 +10,8 @@
  * further headers, and accepts a ustar prefix without the "00" version. Each of those lets one upload hold
  * two different sets of files. This reader takes the common ground and refuses the rest:
  *
- * - formats: POSIX ustar (`ustar\0` `00`, prefix applied) and GNU (`ustar  \0`, no prefix); no v7 headers;
+ * - formats: POSIX ustar (`ustar\0` `00`, prefix applied) and GNU (`ustar  \0`, its prefix area empty);
+ *   no v7 headers;
  * - every numeric field strictly octal (spaces around, NUL after, none before) or positive base-256; the
  *   checksum octal and unsigned;
  * - the first zero block ends the archive, and only zero bytes may follow it;
@@ -263,9 +264,13 @@ export function readTar(tar: Uint8Array, maxEntries: number): { entries: TarEntr
     if (typeflag === 'K') ambiguous('a GNU long link name (links are not allowed)');
 
     let name = utf8.decode(field(header, 0, 100));
+    const prefix = field(header, 345, 155);
     if (posix) {
-      const prefix = field(header, 345, 155);
       if (prefix.length > 0) name = `${utf8.decode(prefix)}/${name}`;
+    } else if (prefix.length > 0) {
+      // A GNU header keeps times there (`--incremental`), and GNU tar reads no prefix; tarfile reads the
+      // field as a ustar prefix whatever the magic, and names the file within a folder of that name.
+      ambiguous('a GNU header with text where ustar keeps a prefix (tarfile reads it as one, GNU tar not)');
     }
     let linkname = utf8.decode(field(header, 157, 100));
     if (extended?.path !== undefined) name = extended.path;

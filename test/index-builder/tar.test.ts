@@ -364,6 +364,12 @@ const crafted: [string, 'accept' | 'refuse', Uint8Array][] = [
     // header of its own) as the next entry.
     tarOf(entry({ name: 'a', base256Checksum: true }, Buffer.concat(entry({ name: 'hidden' }, 'H')))),
   ],
+  // GNU tar keeps times there (--incremental); tarfile reads it as a ustar prefix whatever the magic.
+  [
+    'a GNU header with text in the prefix area',
+    'refuse',
+    tarOf(entry({ name: 'f', magic: 'gnu', prefix: 'pre' }, 'P')),
+  ],
 ];
 
 describe('when tar readers could read an archive differently', () => {
@@ -411,6 +417,17 @@ describe('when tar readers could read an archive differently', () => {
     writeFileSync(file, tar);
     expect(spawnSync('tar', ['-tf', file]).stdout.toString()).toBe('hidden\n');
     expect(Object.keys(pythonTarfile([tar])[0] ?? {})).toEqual(['a']);
+    await expect(readBundle(gzipSync(tar))).rejects.toSatisfy(
+      (e) => e instanceof SubmissionError && e.problems[0]?.code === 'BUNDLE_AMBIGUOUS_ARCHIVE',
+    );
+  });
+
+  it('refuses a GNU header with text in the prefix area, which tarfile reads as a folder', async () => {
+    const tar = crafted.find(
+      ([label]) => label === 'a GNU header with text in the prefix area',
+    )?.[2] as Uint8Array;
+    expect(await gnuTar(tar)).toEqual({ f: sha(enc.encode('P')) });
+    expect(pythonTarfile([tar])[0]).toEqual({ 'pre/f': sha(enc.encode('P')) });
     await expect(readBundle(gzipSync(tar))).rejects.toSatisfy(
       (e) => e instanceof SubmissionError && e.problems[0]?.code === 'BUNDLE_AMBIGUOUS_ARCHIVE',
     );
