@@ -18,6 +18,7 @@
  * - pax extended headers (`x`) with well-formed records of known keywords (path, size, times, ids, names,
  *   comment, and the SCHILY/LIBARCHIVE extended attributes that macOS tar writes), each once; no global
  *   pax headers (`g`), no sparse files, no `hdrcharset`;
+ * - extended headers (`x`, `L`) padded with zeros (readers read on past `size` in their last block, or not);
  * - GNU long names (`L`) applied to the next entry; no long link names (`K`: links are refused anyway); one
  *   extended header per entry (an `x` and an `L`, or two of either, are refused);
  * - no data in a folder or link entry, and no regular file whose name ends in `/`.
@@ -252,6 +253,11 @@ export function readTar(tar: Uint8Array, maxEntries: number): { entries: TarEntr
       if (size > MAX_EXTENDED_HEADER) corrupt('an extended header is too large');
       if (dataAt + size > tar.length) corrupt('the archive ends in the middle of an extended header');
       const data = tar.subarray(dataAt, dataAt + size);
+      // Readers read past `size` to the end of the header's last block, or not: tarfile takes pax records
+      // up to there (GNU tar stops at `size`), both take a long name up to a NUL there (this reader took
+      // `size` bytes of it). The rest of the block must say nothing.
+      if (!isZero(tar.subarray(dataAt + size, dataAt + Math.ceil(size / BLOCK) * BLOCK)))
+        ambiguous('an extended header with more after its stated size (some readers read it, some not)');
       extended =
         typeflag === 'x'
           ? parsePax(data)

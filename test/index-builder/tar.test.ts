@@ -370,6 +370,27 @@ const crafted: [string, 'accept' | 'refuse', Uint8Array][] = [
     'refuse',
     tarOf(entry({ name: 'f', magic: 'gnu', prefix: 'pre' }, 'P')),
   ],
+  [
+    'a pax record in the padding of its header',
+    'refuse',
+    // tarfile reads records up to the end of the header's last block, GNU tar only `size` bytes of them.
+    tarOf(
+      [
+        header({ name: 'PaxHeader', typeflag: 'x', size: 10 }),
+        pad(enc.encode('10 path=a\n15 path=hidden\n')),
+      ],
+      entry({ name: 'ignored' }, 'X'),
+    ),
+  ],
+  [
+    'a GNU long name running on into its padding',
+    'refuse',
+    // GNU tar and tarfile read the name up to a NUL in the header's last block, past its `size`.
+    tarOf(
+      [header({ name: '././@LongLink', typeflag: 'L', magic: 'gnu', size: 1 }), pad(enc.encode('ahidden\0'))],
+      entry({ name: 'ignored', magic: 'gnu' }, 'X'),
+    ),
+  ],
 ];
 
 describe('when tar readers could read an archive differently', () => {
@@ -431,6 +452,22 @@ describe('when tar readers could read an archive differently', () => {
     await expect(readBundle(gzipSync(tar))).rejects.toSatisfy(
       (e) => e instanceof SubmissionError && e.problems[0]?.code === 'BUNDLE_AMBIGUOUS_ARCHIVE',
     );
+  });
+
+  it('refuses an extended header with more in its padding, which readers read or not', async () => {
+    const pax = crafted.find(([l]) => l === 'a pax record in the padding of its header')?.[2] as Uint8Array;
+    expect(await gnuTar(pax)).toEqual({ a: sha(enc.encode('X')) });
+    expect(pythonTarfile([pax])[0]).toEqual({ hidden: sha(enc.encode('X')) });
+    // A long name: GNU tar and tarfile both read on to the NUL; the registry read its one byte.
+    const long = crafted.find(
+      ([l]) => l === 'a GNU long name running on into its padding',
+    )?.[2] as Uint8Array;
+    expect(await gnuTar(long)).toEqual({ ahidden: sha(enc.encode('X')) });
+    expect(pythonTarfile([long])[0]).toEqual({ ahidden: sha(enc.encode('X')) });
+    for (const tar of [pax, long])
+      await expect(readBundle(gzipSync(tar))).rejects.toSatisfy(
+        (e) => e instanceof SubmissionError && e.problems[0]?.code === 'BUNDLE_AMBIGUOUS_ARCHIVE',
+      );
   });
 
   it('reports the refusal as BUNDLE_AMBIGUOUS_ARCHIVE, before looking at the files', async () => {
