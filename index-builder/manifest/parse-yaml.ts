@@ -1,8 +1,9 @@
 /**
  * A YAML manifest read with one meaning (parse.ts says why): the `yaml` library with its core schema only.
  * Any explicit tag (`!!js/function`, `!!binary`, `!custom`) is refused rather than resolved, duplicate keys
- * are errors, several documents are an error, and alias expansion is capped so an alias bomb fails in
- * microseconds instead of exhausting memory. The document is read a second time as YAML 1.1 (what PyYAML,
+ * are errors, several documents are an error, alias expansion is capped so an alias bomb fails in
+ * microseconds instead of exhausting memory, and nesting far deeper than a manifest's is refused before the
+ * parser sees it (MAX_YAML_NESTING). The document is read a second time as YAML 1.1 (what PyYAML,
  * Go's yaml.v2 and Ruby read) and refused where the two differ (`yes`, `010`, `1:20`, a `<<` merge): the
  * publisher quotes the value. Directives (`%YAML 1.1`, `%TAG`), keys that are not strings and merge keys are
  * refused outright.
@@ -14,6 +15,33 @@ import YAML from 'yaml';
 import { escapePointer, type Problem, problem } from '../errors.ts';
 import { numberIssue, precisionProblem } from './json-scan.ts';
 import { failManifest, MAX_YAML_ALIASES, type ParsedDocument } from './parse.ts';
+
+/**
+ * Nesting refused before the document is parsed. Flow brackets and compact block items (`- - - x`) nest a
+ * level a byte or two, so the size cap allows 100,000 levels, and the parser took seconds on them (10 s for
+ * flow sequences), overflowing its stack partway and going on. Validation refuses anything past
+ * MAX_MANIFEST_DEPTH (16) anyway; this leaves room above it so the usual MANIFEST_TOO_DEEP, with its
+ * pointer, is what a document merely too deep gets (a constant of its own: validate.ts and what it loads are
+ * not for the client, which reads plugin sets through this module). Nesting by indentation needs a line a level, so the size cap
+ * keeps it to a few hundred levels, which parse in well under a second.
+ */
+const MAX_YAML_NESTING = 64;
+/** A line opening more than MAX_YAML_NESTING block collections at once (`- `, `? `, `: ` in a row). */
+const COMPACT_NESTING = new RegExp(`^[ \\t]*(?:[-?:][ \\t]+){${MAX_YAML_NESTING + 1}}`, 'm');
+
+/** Whether flow collections (`[`, `{`) nest past `limit` anywhere: the YAML lexer's tokens, so brackets in
+ * quoted or plain text and in comments do not count; read only when there are that many brackets at all. */
+function flowNestingPast(text: string, limit: number): boolean {
+  if ((text.match(/[[{]/g)?.length ?? 0) <= limit) return false;
+  let depth = 0;
+  for (const token of new YAML.Lexer().lex(text)) {
+    if (token === '[' || token === '{') {
+      depth += 1;
+      if (depth > limit) return true;
+    } else if (token === ']' || token === '}') depth -= 1;
+  }
+  return false;
+}
 
 function firstLine(message: string): string {
   return message.split('\n')[0] ?? message;
@@ -84,6 +112,13 @@ export const STRICT_YAML = {
 
 /** Reads YAML manifest text, or throws SubmissionError (INVALID_MANIFEST) when there is no value. */
 export function parseYaml(text: string): ParsedDocument {
+  if (COMPACT_NESTING.test(text) || flowNestingPast(text, MAX_YAML_NESTING)) {
+    failManifest([
+      problem('MANIFEST_TOO_DEEP', '', 'the manifest is nested too deeply (found before parsing it)', {
+        expected: `at most ${MAX_YAML_NESTING} levels of brackets or compact items`,
+      }),
+    ]);
+  }
   const doc = YAML.parseDocument(text, STRICT_YAML);
   const problems: Problem[] = [];
   const ambiguous = (path: string, message: string): void => {

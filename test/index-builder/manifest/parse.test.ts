@@ -94,3 +94,27 @@ describe('when parsing YAML', () => {
     ]);
   });
 });
+
+describe('when a YAML manifest is nested deeper than any manifest is', () => {
+  // Within the size cap, flow brackets and compact `- ` items nest a level a byte or two: the parser took
+  // seconds on them (its stack overflowed at a few hundred levels, then it went on), for each upload.
+  const half = (MAX_MANIFEST_BYTES - yaml.length - 16) >> 1;
+  it.each([
+    ['flow sequences', `${yaml}x: ${'['.repeat(half)}${']'.repeat(half)}\n`],
+    ['flow mappings', `${yaml}x: ${'{'.repeat(half)}${'}'.repeat(half)}\n`],
+    ['compact block sequences', `${yaml}x:\n${'- '.repeat(half)}y\n`],
+    ['compact explicit keys', `${yaml}x:\n${'? '.repeat(half)}y\n`],
+  ])('refuses %s as MANIFEST_TOO_DEEP, at once', async (_label, text) => {
+    const started = performance.now();
+    expect(await codesOf(encode(text), 'manifest.yaml')).toEqual(['MANIFEST_TOO_DEEP']);
+    expect(performance.now() - started).toBeLessThan(500);
+  });
+
+  it('reads brackets in quoted text, plain text and comments as text', async () => {
+    const text = `${yaml}note: "${'['.repeat(100)}"\nplain: a${'{'.repeat(100)}\n# ${'['.repeat(100)}\n`;
+    expect(await parseManifestDocument(encode(text), 'manifest.yaml')).toMatchObject({
+      note: '['.repeat(100),
+      plain: `a${'{'.repeat(100)}`,
+    });
+  });
+});
