@@ -4,7 +4,7 @@
  * are errors, several documents are an error, alias expansion is capped so an alias bomb fails in
  * microseconds instead of exhausting memory, and nesting far deeper than a manifest's is refused before the
  * parser sees it (MAX_YAML_NESTING). The document is read a second time as YAML 1.1 (what PyYAML,
- * Go's yaml.v2 and Ruby read) and refused where the two differ (`yes`, `010`, `1:20`, a `<<` merge): the
+ * Go's yaml.v2 and Ruby read) and refused where the two differ (`yes`, `010`, `1:20`, a `<<` merge, and, held to PyYAML's patterns, `1e3`, `=` and `<<`): the
  * publisher quotes the value. Directives (`%YAML 1.1`, `%TAG`), keys that are not strings and merge keys are
  * refused outright.
  *
@@ -28,6 +28,10 @@ import { failManifest, MAX_YAML_ALIASES, type ParsedDocument } from './parse.ts'
 const MAX_YAML_NESTING = 64;
 /** A line opening more than MAX_YAML_NESTING block collections at once (`- `, `? `, `: ` in a row). */
 const COMPACT_NESTING = new RegExp(`^[ \\t]*(?:[-?:][ \\t]+){${MAX_YAML_NESTING + 1}}`, 'm');
+
+/** The numbers of YAML 1.1, as PyYAML resolves plain scalars to ints and floats. */
+const YAML11_NUMBER =
+  /^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+|[-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$/;
 
 /** Whether flow collections (`[`, `{`) nest past `limit` anywhere: the YAML lexer's tokens, so brackets in
  * quoted or plain text and in comments do not count; read only when there are that many brackets at all. */
@@ -162,6 +166,19 @@ export function parseYaml(text: string): ParsedDocument {
             expected: 'plain YAML: mappings, lists, strings, numbers, booleans, null',
           }),
         );
+      }
+      // A plain number YAML 1.1 does not spell so (`1e3`: its floats need a dot and a signed exponent) is
+      // text to PyYAML, and a plain `=` or `<<` value is its `value` or `merge` tag, which it cannot construct. The 1.1 reading
+      // below is this library's, which takes both as 1.2 does, so the text is held to PyYAML's patterns.
+      if (YAML.isScalar(node) && node.type === 'PLAIN') {
+        const source = node.source ?? '';
+        if (typeof node.value === 'number' && !YAML11_NUMBER.test(source))
+          ambiguous(yamlPointerOf(path, node), `YAML 1.2 reads ${source} as a number, YAML 1.1 as text`);
+        else if (source === '=' || source === '<<')
+          ambiguous(
+            yamlPointerOf(path, node),
+            `YAML 1.1 reads a plain "${source}" as a tag it cannot construct`,
+          );
       }
       // Precision only on the text; the range is judged on the value (validate.ts).
       if (YAML.isScalar(node) && typeof node.value === 'number') {

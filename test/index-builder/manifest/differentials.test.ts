@@ -133,6 +133,11 @@ describe('when YAML 1.1 readers would read a YAML manifest differently', () => {
     ['a number as a key', 'x:\n  1: one\n', ''],
     ['a boolean as a key', 'x:\n  true: t\n', ''],
     ['a null key', 'x:\n  ~: nothing\n', ''],
+    // YAML 1.1 floats have a dot, and a sign on the exponent; PyYAML reads these as text, or fails.
+    ['an exponent without a dot', 'x: [1, 1e3]\n', '/x/1'],
+    ['an exponent without a sign', 'x: {a: 2.5e3}\n', '/x/a'],
+    ['an equals sign', 'x: =\n', '/x'],
+    ['a merge sign as a value', 'x: [<<]\n', '/x/0'],
   ];
 
   it.each(ambiguous)('refuses %s', async (label, extra, pointer) => {
@@ -152,6 +157,21 @@ describe('when YAML 1.1 readers would read a YAML manifest differently', () => {
       const yaml12 = YAML.parse(text, { schema: 'core', merge: false });
       expect(readings[i], text).not.toEqual(yaml12);
     });
+  });
+
+  it('refuses numbers PyYAML reads as text, and values it cannot read', async () => {
+    const documents = ['x: [1, 1e3]\n', 'x: {a: 2.5e3}\n', 'x: =\n', 'x: [<<]\n'].map(yamlDoc);
+    const readings = pyyaml(documents);
+    expect(readings.map((r) => (r as { x?: unknown; error?: string }).x ?? r)).toEqual([
+      [1, '1e3'],
+      { a: '2.5e3' },
+      { error: 'ConstructorError' },
+      { error: 'ConstructorError' },
+    ]);
+    for (const text of documents)
+      expect((await problemsOf(text, 'manifest.yaml')).map(([code]) => code)).toContain(
+        'MANIFEST_YAML_AMBIGUOUS',
+      );
   });
 
   it('accepts the quoted forms and plain timestamps, and PyYAML reads what the registry reads', async () => {
