@@ -1,7 +1,7 @@
 /**
  * A YAML manifest read with one meaning (parse.ts says why): the `yaml` library with its core schema only.
  * Any explicit tag (`!!js/function`, `!!binary`, `!custom`) is refused rather than resolved, duplicate keys
- * are errors, several documents are an error, alias expansion is capped so an alias bomb fails in
+ * are errors, several documents are an error, an alias within the node it names (a loop) is refused, alias expansion is capped so an alias bomb fails in
  * microseconds instead of exhausting memory, and nesting far deeper than a manifest's is refused before the
  * parser sees it (MAX_YAML_NESTING). The document is read a second time as YAML 1.1 (what PyYAML,
  * Go's yaml.v2 and Ruby read) and refused where the two differ (`yes`, `010`, `1:20`, a `<<` merge, and, held to PyYAML's patterns, `1e3`, `=` and `<<`): the
@@ -185,6 +185,22 @@ export function parseYaml(text: string): ParsedDocument {
         const source = node.source ?? '';
         const why = /^[-+]?\d/.test(source) ? precisionProblem(source.replace(/^\+/, '')) : undefined;
         if (why) numbers.push(numberIssue(yamlPointerOf(path, node), source, why));
+      }
+    },
+    // An alias within the node its anchor names makes a loop: no JSON holds it, and the readings below
+    // recursed on it until the stack overflowed (a RangeError, not a refusal).
+    Alias(_key, node, path) {
+      if (path.some((a) => (YAML.isMap(a) || YAML.isSeq(a)) && a.anchor === node.source)) {
+        problems.push(
+          problem(
+            'MANIFEST_YAML_UNSAFE',
+            yamlPointerOf(path, node),
+            'an alias within the node it names (a loop)',
+            {
+              expected: 'aliases to nodes outside them',
+            },
+          ),
+        );
       }
     },
     Pair(_key, pair) {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
+import { SubmissionError } from '../../../index-builder/errors.ts';
 import { MAX_MANIFEST_BYTES, parseManifestDocument } from '../../../index-builder/manifest/index.ts';
 import { encode, validManifest } from '../../support/fixtures.ts';
 import { rejectedProblems } from '../../support/problems.ts';
@@ -77,6 +78,16 @@ describe('when parsing YAML', () => {
       'MANIFEST_YAML_UNSAFE',
     ]);
     expect(performance.now() - started).toBeLessThan(2000); // a bomb that expanded would take minutes or crash
+  });
+
+  it.each([
+    ['list', 'loop: &a [1, *a]\n'],
+    ['mapping', 'loop: &a {b: *a}\n'],
+    ['block mapping (deeper down)', 'loop: &a\n  b:\n    - *a\n'],
+  ])('refuses an alias within the %s it names', async (_label, text) => {
+    await expect(parseManifestDocument(encode(`${yaml}${text}`), 'manifest.yaml')).rejects.toSatisfy(
+      (e) => e instanceof SubmissionError && e.problems[0]?.code === 'MANIFEST_YAML_UNSAFE',
+    );
   });
 
   it('allows a few aliases', async () => {
