@@ -1,12 +1,13 @@
 /**
  * A YAML manifest read with one meaning (parse.ts says why): the `yaml` library with its core schema only.
  * Any explicit tag (`!!js/function`, `!!binary`, `!custom`) is refused rather than resolved, duplicate keys
- * are errors, several documents are an error, an alias within the node it names (a loop) is refused, alias expansion is capped so an alias bomb fails in
- * microseconds instead of exhausting memory, and nesting far deeper than a manifest's is refused before the
- * parser sees it (MAX_YAML_NESTING). The document is read a second time as YAML 1.1 (what PyYAML,
- * Go's yaml.v2 and Ruby read) and refused where the two differ (`yes`, `010`, `1:20`, a `<<` merge, and, held to PyYAML's patterns, `1e3`, `=` and `<<`): the
- * publisher quotes the value. Directives (`%YAML 1.1`, `%TAG`), keys that are not strings and merge keys are
- * refused outright.
+ * are errors, several documents are an error, an alias within the node it names (a loop) is refused, alias
+ * expansion is capped so an alias bomb fails in microseconds instead of exhausting memory (and so is the
+ * size a manifest expands to), and nesting far deeper than a manifest's is refused before the parser sees
+ * it (MAX_YAML_NESTING). The document is read a second time as YAML 1.1 (what PyYAML, Go's yaml.v2 and Ruby
+ * read) and refused where the two differ (`yes`, `010`, `1:20`, a `<<` merge, and, held to PyYAML's
+ * patterns, `1e3`, `=` and `<<`): the publisher quotes the value. Directives (`%YAML 1.1`, `%TAG`), keys
+ * that are not strings and merge keys are refused outright.
  *
  * Its own module, imported by parse.ts only when a manifest is YAML: the library is 160 KB of code, and a
  * JSON manifest (every example, and what `plugindex pack` writes for a `.json`) never needs it.
@@ -14,7 +15,10 @@
 import YAML from 'yaml';
 import { escapePointer, type Problem, problem } from '../errors.ts';
 import { numberIssue, precisionProblem } from './json-scan.ts';
-import { failManifest, MAX_YAML_ALIASES, type ParsedDocument } from './parse.ts';
+import { failManifest, MAX_MANIFEST_BYTES, MAX_YAML_ALIASES, type ParsedDocument } from './parse.ts';
+
+/** Largest manifest once aliases are expanded, as JSON text. */
+const MAX_EXPANDED_CHARACTERS = 4 * MAX_MANIFEST_BYTES;
 
 /**
  * Nesting refused before the document is parsed. Flow brackets and compact block items (`- - - x`) nest a
@@ -236,6 +240,18 @@ export function parseYaml(text: string): ParsedDocument {
     }
     failManifest([
       problem('MANIFEST_PARSE_ERROR', '', `the manifest is not valid YAML: ${(error as Error).message}`),
+    ]);
+  }
+  // Aliases copy nodes (each copy counted once against MAX_YAML_ALIASES, however large): 160 KB of text
+  // was 10 MB of manifest, seconds of work and a 10 MB manifest.json published. No YAML manifest within
+  // MAX_MANIFEST_BYTES renders past a few times that as JSON without them (quotes and brackets).
+  const rendered = JSON.stringify(value).length;
+  if (rendered > MAX_EXPANDED_CHARACTERS) {
+    failManifest([
+      problem('MANIFEST_TOO_LARGE', '', 'the manifest is too large once its YAML aliases are expanded', {
+        expected: `at most ${MAX_EXPANDED_CHARACTERS} characters as JSON`,
+        found: `${rendered} characters`,
+      }),
     ]);
   }
   // The same bytes as YAML 1.1 readers take them (booleans yes/no/on/off, octal 010, sexagesimal 1:20,

@@ -90,6 +90,15 @@ describe('when parsing YAML', () => {
     );
   });
 
+  it('refuses aliases that copy a large node past what any manifest holds', async () => {
+    // 160 KB of text, ten MB once its aliases are expanded (each copy an alias of its own, under the cap):
+    // accepted before, after seconds of work, and published as a 10 MB manifest.json.
+    const big = `big: &a [${Array(20_000).fill('xxxxxxx').join(',')}]\ncopies: [${Array(49).fill('*a').join(',')}]\n`;
+    const started = performance.now();
+    expect(await codesOf(encode(`${yaml}${big}`), 'manifest.yaml')).toEqual(['MANIFEST_TOO_LARGE']);
+    expect(performance.now() - started).toBeLessThan(3000);
+  });
+
   it('allows a few aliases', async () => {
     expect(
       await parseManifestDocument(encode(`${yaml}base: &b {x: 1}\ncopy: *b\n`), 'manifest.yaml'),
