@@ -17,6 +17,7 @@ import { processSubmissions } from '../../index-builder/pipeline/index.ts';
 import type { Store, StoredObject } from '../../index-builder/store.ts';
 import { httpClient } from '../support/client.ts';
 import { makeBundle, makeRegistry, type TestRegistry, validManifest } from '../support/fixtures.ts';
+import { writePaddedGzip } from '../support/streams.ts';
 
 let registry: TestRegistry;
 let base: string;
@@ -134,29 +135,12 @@ describe('when a response is a compression bomb', () => {
   });
 
   it('drops a body that decodes to next to nothing however long it runs, counting what came on the wire', async () => {
-    // Empty stored deflate blocks decode to nothing: 64 MiB of them, with a decoded byte every 4 MiB,
-    // is 16 bytes for a document capped at 1 KiB, and no wait of the timeout is ever long.
-    const header = Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0x00, 0xff]);
-    const emptyBlock = Buffer.from([0x00, 0x00, 0x00, 0xff, 0xff]);
-    const oneByteBlock = Buffer.from([0x00, 0x01, 0x00, 0xfe, 0xff, 0x78]);
-    const padding = Buffer.concat(
-      Array.from({ length: (1024 * 1024) / emptyBlock.length }, () => emptyBlock),
-    );
+    // 16 decoded bytes in 64 MiB (support/streams.ts) for a document capped at 1 KiB.
     let sent = 0;
-    const server = http.createServer(async (_request, response) => {
-      response.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' });
-      const write = (chunk: Buffer) =>
-        new Promise<void>((resolve) => {
-          sent += chunk.byteLength;
-          if (response.write(chunk)) resolve();
-          else response.once('drain', resolve);
-        });
-      await write(header);
-      for (let i = 0; i < 64 && !response.destroyed; i++) {
-        await write(padding);
-        if (i % 4 === 3) await write(oneByteBlock);
-      }
-      response.end();
+    const server = http.createServer((_request, response) => {
+      void writePaddedGzip(response, 'application/json', (bytes) => {
+        sent += bytes;
+      });
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const fetcher = createHttpFetcher({ env: {}, retries: 0 });

@@ -19,7 +19,7 @@ import {
   REGISTRY_USER,
   startOciRegistry,
 } from '../support/oci-registry.ts';
-import { collect, patternBytes } from '../support/streams.ts';
+import { collect, patternBytes, writePaddedGzip } from '../support/streams.ts';
 
 const ARTIFACT = patternBytes(300 * 1024 + 7);
 const MISSING = `sha256:${'0'.repeat(64)}`;
@@ -566,30 +566,14 @@ describe('when a registry stand-in (node:http) misbehaves', () => {
 });
 
 describe('when a registry stand-in (node:http) pads a body with compressed blocks that decode to nothing', () => {
-  // Empty stored deflate blocks decode to nothing: 64 MiB of them, with a decoded byte every 4 MiB, is 16
-  // bytes for a blob, manifest or token capped far below, and no wait of the timeout is ever long.
-  const header = Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0x00, 0xff]);
-  const emptyBlock = Buffer.from([0x00, 0x00, 0x00, 0xff, 0xff]);
-  const oneByteBlock = Buffer.from([0x00, 0x01, 0x00, 0xfe, 0xff, 0x78]);
-  const padding = Buffer.concat(Array.from({ length: (1024 * 1024) / emptyBlock.length }, () => emptyBlock));
+  // 16 decoded bytes in 64 MiB (support/streams.ts) for a blob, manifest or token capped far below.
   let sent = 0;
   let host: string;
-  /** 64 MiB of padding, gzip-encoded whatever the request's Accept-Encoding said. */
-  const pad = async (response: http.ServerResponse, type: string) => {
-    response.writeHead(200, { 'content-type': type, 'content-encoding': 'gzip' });
-    const write = (chunk: Buffer) =>
-      new Promise<void>((resolve) => {
-        sent += chunk.byteLength;
-        if (response.write(chunk)) resolve();
-        else response.once('drain', resolve);
-      });
-    await write(header);
-    for (let i = 0; i < 64 && !response.destroyed; i++) {
-      await write(padding);
-      if (i % 4 === 3) await write(oneByteBlock);
-    }
-    response.end();
-  };
+  /** The padding, gzip-encoded whatever the request's Accept-Encoding said. */
+  const pad = (response: http.ServerResponse, type: string) =>
+    writePaddedGzip(response, type, (bytes) => {
+      sent += bytes;
+    });
   beforeAll(async () => {
     host = await server((request, response) => {
       if (request.url?.startsWith('/token')) void pad(response, 'application/json');
