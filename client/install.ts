@@ -659,15 +659,35 @@ async function planTarget(
  * removed or deprecated since, or an advisory against it, is neither warned of nor refused (and
  * `--deny-yanked` and `--allow-vulnerable` change nothing). `plugindex audit` checks a frozen tree.
  */
+/**
+ * A `file:` location a lock recorded for a folder source, found under that source's folder as it is here:
+ * the lock was made in another checkout of the repository (or the folder moved), and the folder's layout
+ * (`<plugin>/<version>/...`) names the same file under it. Any other location is as recorded. The bytes are
+ * checked against the lock's digest either way.
+ */
+function underFolder(url: string, base: string | undefined, name: string, version: string): string {
+  if (base === undefined || !url.startsWith('file:') || !base.startsWith('file:')) return url;
+  if (url.startsWith(`${base.replace(/\/+$/, '')}/`)) return url;
+  const at = url.lastIndexOf(`/${name}/${versionFolder(version)}/`);
+  return at < 0 ? url : `${base.replace(/\/+$/, '')}${url.slice(at)}`;
+}
+
 async function planFrozen(
   ctx: ClientContext,
   target: Target,
   options: InstallOptions,
   lock: Lockfile,
 ): Promise<Planned> {
-  const entry = target.locked as LockedPlugin;
-  const registry = own(lock.registries, entry.registry);
-  await checkFrozenKey(ctx, options, entry.registry, registry?.key_fingerprint);
+  const recorded = target.locked as LockedPlugin;
+  const registry = own(lock.registries, recorded.registry);
+  await checkFrozenKey(ctx, options, recorded.registry, registry?.key_fingerprint);
+  const given = await options.sources?.get(recorded.registry);
+  const folderBase = given?.kind === 'folder' ? given.endpoint.bases[0] : undefined;
+  const relocate = (url: string) => underFolder(url, folderBase, target.name, recorded.version);
+  const entry: LockedPlugin =
+    recorded.manifest_url === undefined
+      ? recorded
+      : { ...recorded, manifest_url: relocate(recorded.manifest_url) };
   const files = target.platforms.map((platform): PlannedFile => {
     const key = platformKey(platform);
     const artifact = own(entry.artifacts, key);
@@ -681,7 +701,7 @@ async function planFrozen(
       platform: key,
       sha256: artifact.sha256,
       size: artifact.size,
-      ...(artifact.url !== undefined ? { url: artifact.url } : {}),
+      ...(artifact.url !== undefined ? { url: relocate(artifact.url) } : {}),
       ...(artifact.oci ? { oci: artifact.oci } : {}),
       path: filePath(target.name, entry.version, key, fileName),
     };

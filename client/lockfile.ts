@@ -327,6 +327,15 @@ function registrySummary(r: LockedRegistry): string {
 }
 
 /**
+ * Whether a location moved. Two `file:` locations never did: a folder source inside a repository is at
+ * another path in each checkout, and a lock rewritten by every checkout it is installed in would change
+ * with each developer (a frozen install finds the file under the source's own folder: install.ts).
+ */
+function locationMoved(a: string | undefined, b: string | undefined): boolean {
+  return a !== b && !(a?.startsWith('file:') && b?.startsWith('file:'));
+}
+
+/**
  * What differs between two entries. Where an artifact was found (`url`) is not what is locked, so only
  * `samePlugin` (whether to rewrite the lock) counts it; `--locked` does not refuse a registry that moved.
  */
@@ -352,10 +361,11 @@ function pluginDifferences(a: LockedPlugin, b: LockedPlugin, withLocations: bool
         out.push(
           `artifact ${platform} oci ${from.oci?.reference ?? '(none)'} -> ${to.oci?.reference ?? '(none)'}`,
         );
-      if (withLocations && from.url !== to.url) out.push(`artifact ${platform} url ${from.url} -> ${to.url}`);
+      if (withLocations && locationMoved(from.url, to.url))
+        out.push(`artifact ${platform} url ${from.url} -> ${to.url}`);
     }
   }
-  if (withLocations && a.manifest_url !== b.manifest_url)
+  if (withLocations && locationMoved(a.manifest_url, b.manifest_url))
     out.push(`manifest_url ${a.manifest_url} -> ${b.manifest_url}`);
   const permissions = (p: LockedPlugin): string => (p.permissions ?? []).join(',') || '(none)';
   if (permissions(a) !== permissions(b)) out.push(`permissions ${permissions(a)} -> ${permissions(b)}`);
