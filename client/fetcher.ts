@@ -281,11 +281,15 @@ class Deadline {
 class WireCount {
   bytes = 0;
   exceeded = false;
+  /** What a body of at most `maxBytes` decoded bytes may take on the wire (`wireCapOf`). */
+  readonly cap: number;
 
   constructor(
-    readonly cap: number,
+    maxBytes: number,
     readonly deadline: Deadline,
-  ) {}
+  ) {
+    this.cap = wireCapOf(maxBytes);
+  }
 
   add(bytes: number): void {
     this.bytes += bytes;
@@ -578,7 +582,7 @@ class HttpFetcher implements Fetcher {
       'accept-encoding': DOCUMENT_ACCEPT_ENCODING,
     };
     if (request.etag !== undefined) headers['if-none-match'] = request.etag;
-    const wire = new WireCount(wireCapOf(request.maxBytes), deadline);
+    const wire = new WireCount(request.maxBytes, deadline);
     const opened = await this.#open(endpoint, url, headers, deadline, undefined, wire);
     if (opened instanceof Failure) return opened;
     const { response, at } = opened;
@@ -603,7 +607,7 @@ class HttpFetcher implements Fetcher {
     const deadline = new Deadline(endpoint.timeoutMs);
     // Artifacts are compressed already; identity keeps content-length the size of what is counted.
     const headers = { 'user-agent': this.#userAgent, 'accept-encoding': 'identity' };
-    const wire = new WireCount(wireCapOf(maxBytes), deadline);
+    const wire = new WireCount(maxBytes, deadline);
     const opened = await this.#open(endpoint, url, headers, deadline, undefined, wire);
     if (opened instanceof Failure) return opened;
     const { response, at } = opened;
@@ -795,7 +799,7 @@ class HttpFetcher implements Fetcher {
       const sent = authorization;
       const result = await this.#withRetries(async () => {
         const deadline = new Deadline(target.timeoutMs);
-        const wire = new WireCount(wireCapOf(maxBytes), deadline);
+        const wire = new WireCount(maxBytes, deadline);
         const opened = await this.#open(
           target.endpoint,
           url,
@@ -885,7 +889,7 @@ class HttpFetcher implements Fetcher {
     const result = await this.#withRetries(async () => {
       const deadline = new Deadline(target.timeoutMs);
       // The token service is the registry's to name: its answer is counted on the wire as any body is.
-      const wire = new WireCount(wireCapOf(OCI_TOKEN_LIMIT), deadline);
+      const wire = new WireCount(OCI_TOKEN_LIMIT, deadline);
       const opened = await this.#open(
         endpoint,
         realm,

@@ -162,6 +162,7 @@ export function parseYaml(text: string): ParsedDocument {
     }
   }
   const numbers: Problem[] = [];
+  let aliases = false;
   YAML.visit(doc, {
     Node(_key, node, path) {
       if ((YAML.isScalar(node) || YAML.isMap(node) || YAML.isSeq(node)) && node.tag) {
@@ -194,6 +195,7 @@ export function parseYaml(text: string): ParsedDocument {
     // An alias within the node its anchor names makes a loop: no JSON holds it, and the readings below
     // recursed on it until the stack overflowed (a RangeError, not a refusal).
     Alias(_key, node, path) {
+      aliases = true;
       if (path.some((a) => (YAML.isMap(a) || YAML.isSeq(a)) && a.anchor === node.source)) {
         problems.push(
           problem(
@@ -244,8 +246,9 @@ export function parseYaml(text: string): ParsedDocument {
   }
   // Aliases copy nodes (each copy counted once against MAX_YAML_ALIASES, however large): 160 KB of text
   // was 10 MB of manifest, seconds of work and a 10 MB manifest.json published. No YAML manifest within
-  // MAX_MANIFEST_BYTES renders past a few times that as JSON without them (quotes and brackets).
-  const rendered = JSON.stringify(value).length;
+  // MAX_MANIFEST_BYTES renders past a few times that as JSON without them (quotes and brackets), so only
+  // a document with aliases is rendered to be measured.
+  const rendered = aliases ? JSON.stringify(value).length : 0;
   if (rendered > MAX_EXPANDED_CHARACTERS) {
     failManifest([
       problem('MANIFEST_TOO_LARGE', '', 'the manifest is too large once its YAML aliases are expanded', {
