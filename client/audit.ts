@@ -12,6 +12,7 @@ import type { LogEntry } from '../index-builder/log.ts';
 import type { Advisory, LogHead, PluginDocument } from '../index-builder/model.ts';
 import type { ClientContext } from './context.ts';
 import { ClientError } from './errors.ts';
+import type { InstalledVersion } from './installed.ts';
 import { affectingAdvisories, bySeverity, compareAdvisories } from './lifecycle.ts';
 
 export interface AuditFinding {
@@ -49,6 +50,24 @@ export interface InstalledAudit {
 }
 
 /**
+ * Why the registry configured under an installed version's source name cannot speak for that version, or
+ * undefined when it can. installed.json names a source by name alone, and a plugin set's registry and a
+ * configured one may share it: only the registry pinned to the key the version was installed through (or
+ * rotated from it) says what is true of it now; another one's advisories, versions, or their absence, say
+ * nothing of what is on disk. `audit` skips such a version and `list --outdated` leaves its row unchecked,
+ * each with this reason.
+ */
+export async function explainForeignSource(
+  ctx: ClientContext,
+  record: Pick<InstalledVersion, 'registry' | 'registry_key'>,
+): Promise<string | undefined> {
+  const trust = await ctx.trust(record.registry);
+  if (trust?.fingerprint === record.registry_key) return undefined;
+  if ((trust?.chain ?? []).some((link) => link.fingerprint === record.registry_key)) return undefined;
+  return `installed through key ${record.registry_key}, but the registry named ${record.registry} here is ${trust ? `pinned to ${trust.fingerprint}` : 'not configured'}: another registry of that name (a plugin set's registry, whose documents are not read here)`;
+}
+
+/**
  * The advisories affecting every installed version (every version installed.json holds, not only the
  * current one: each is on disk, and a host may run it).
  * @throws TrustError when a registry's documents do not verify (a refusal, not a finding).
@@ -65,18 +84,9 @@ export async function auditInstalled(
   let checked = 0;
   for (const [name, plugin] of Object.entries(installed.plugins).sort(([a], [b]) => a.localeCompare(b))) {
     for (const [version, record] of Object.entries(plugin.versions)) {
-      // installed.json names a source by name alone: a plugin set's registry and a configured one may
-      // share it. Only the registry pinned to the key it was installed through (or rotated from it) speaks
-      // for it; another one's advisories, or their absence, say nothing of what is on disk.
-      const trust = await ctx.trust(record.registry);
-      const rotated = (trust?.chain ?? []).some((link) => link.fingerprint === record.registry_key);
-      if (!trust || (trust.fingerprint !== record.registry_key && !rotated)) {
-        skipped.push({
-          name,
-          version,
-          registry: record.registry,
-          reason: `installed through key ${record.registry_key}, but the registry named ${record.registry} here is ${trust ? `pinned to ${trust.fingerprint}` : 'not configured'}: another registry of that name (a plugin set's registry, whose advisories this audit does not read)`,
-        });
+      const foreign = await explainForeignSource(ctx, record);
+      if (foreign !== undefined) {
+        skipped.push({ name, version, registry: record.registry, reason: foreign });
         continue;
       }
       const key = `${record.registry}\n${name}`;

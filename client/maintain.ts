@@ -10,6 +10,7 @@ import { TrustError } from '../index-builder/errors.ts';
 import { versionFolder, versionIdentity } from '../index-builder/layout.ts';
 import type { Advisory } from '../index-builder/model.ts';
 import { sortVersionsDescending } from '../index-builder/versions.ts';
+import { explainForeignSource } from './audit.ts';
 import { type ClientContext, loadTrust, readPinnedKey } from './context.ts';
 import { readIfExists, readTextIfExists, withFileLock } from './disk/atomic.ts';
 import type { TrustRecord } from './disk/state.ts';
@@ -47,6 +48,11 @@ export interface ListedPlugin {
   readonly removed?: { readonly reason: string; readonly at: string };
   /** and the advisories affecting it, worst first. */
   readonly advisories?: readonly Advisory[];
+  /**
+   * With `outdated`, why none of the above was asked (then absent): the registry configured under the
+   * source's name is not the one the version was installed through (`explainForeignSource`, as `audit`).
+   */
+  readonly unchecked?: string;
 }
 
 export interface VerifyFinding {
@@ -90,6 +96,11 @@ export async function listInstalled(
     };
     if (!options.outdated) {
       rows.push(row);
+      continue;
+    }
+    const foreign = await explainForeignSource(ctx, current);
+    if (foreign !== undefined) {
+      rows.push({ ...row, unchecked: foreign });
       continue;
     }
     const { document } = await ctx.find(name, current.registry);

@@ -29,17 +29,16 @@ export async function run(parsed: Parsed): Promise<number> {
       lockfile: lockfileOption(parsed),
       ...(apiVersion ? { apiVersion } : {}),
     });
-    const shown = outdated
-      ? rows.filter(
-          (r) =>
-            (r.wanted !== undefined && r.wanted !== r.current) ||
-            (r.latest != null && r.latest !== r.current) ||
-            r.yanked ||
-            r.deprecated ||
-            r.removed !== undefined ||
-            (r.advisories?.length ?? 0) > 0,
-        )
-      : rows;
+    const moving = (r: ListedPlugin): boolean =>
+      (r.wanted !== undefined && r.wanted !== r.current) ||
+      (r.latest != null && r.latest !== r.current) ||
+      r.yanked ||
+      r.deprecated ||
+      r.removed !== undefined ||
+      (r.advisories?.length ?? 0) > 0;
+    // A row no registry here could speak for is shown with why (as `audit` shows what it skipped), but
+    // is no finding: exit 1 says something was found to move, not that something could not be asked.
+    const shown = outdated ? rows.filter((r) => moving(r) || r.unchecked !== undefined) : rows;
     if (json) outJson({ plugins: shown });
     else if (shown.length === 0) out(outdated ? 'everything is up to date' : 'nothing is installed');
     else
@@ -48,6 +47,7 @@ export async function run(parsed: Parsed): Promise<number> {
           r.enabled ? '' : 'disabled',
           r.removed ? 'removed' : r.yanked ? 'yanked' : '',
           r.deprecated ? 'deprecated' : '',
+          r.unchecked !== undefined ? 'not checked' : '',
           r.advisories?.length
             ? `${r.advisories.length} advisor${r.advisories.length === 1 ? 'y' : 'ies'}`
             : '',
@@ -60,13 +60,14 @@ export async function run(parsed: Parsed): Promise<number> {
         );
         for (const line of lifecycleLines(r)) out(`  ${line}`);
       }
-    return outdated && shown.length > 0 ? 1 : 0;
+    return outdated && shown.some(moving) ? 1 : 0;
   });
 }
 
 /** What the registry says of an installed version now, a line each (worst advisory first). */
 function lifecycleLines(r: ListedPlugin): string[] {
   const lines = (r.advisories ?? []).map((a) => `advisory ${advisoryText(a)}`);
+  if (r.unchecked !== undefined) lines.push(`not checked: ${r.unchecked}`);
   if (r.removed) lines.push(`removed on ${r.removed.at}: ${r.removed.reason}`);
   else if (r.yanked && r.yanked_reason) lines.push(`yanked: ${r.yanked_reason}`);
   if (r.deprecation) {

@@ -118,3 +118,56 @@ describe('when a plugin set installed from a registry that shares its name with 
     }
   });
 });
+
+describe('when list --outdated reads a plugin set install whose provider shares a configured registry name', () => {
+  it('reports the configured registry neither advisories nor latest version for it, and says why', async () => {
+    const client = httpClient(join(root, 'listing'));
+    try {
+      await client.addRegistry({ name: 'community', url: urls.other as string, pin: { armored: otherKey } });
+      const project = join(root, 'listing-project');
+      await mkdir(project, { recursive: true });
+      await writeFile(join(project, 'team.asc'), team.registryKey.publicKey);
+      const file = join(project, 'plugins.yaml');
+      await writeFile(
+        file,
+        `plugins:
+  install_location: ./plugins
+  providers:
+    - { type: registry, name: community, url: ${urls.team}, key: ./team.asc }
+  plugins:
+    - { provider: community, name: shared-tool, version: "1.0.0" }
+`,
+      );
+      // The set's registry has an advisory against 1.0.0 by now (the first test published it).
+      await client.installSet(file, { home: '/nonexistent', allowVulnerable: true });
+      // The configured registry (not the one the set installed from) then publishes a newer version and an
+      // advisory. This file's last test: what it publishes stays for what runs after it.
+      const newer = await makeBundle({
+        manifest: validManifest({ name: 'shared-tool', version: '1.1.0' }),
+        artifacts: [{ ...LINUX, name: 'shared-tool', body: encode('#!/bin/sh\necho newer\n') }],
+      });
+      await processSubmissions(other.context, await other.submit(newer));
+      await editPlugin(other.context, 'shared-tool', (doc) => {
+        doc.advisories = [
+          {
+            id: 'PDX-2026-0010',
+            severity: 'critical',
+            affected: '<1.1.0',
+            summary: 'not this install',
+            published: '2026-11-01T00:00:00Z',
+          } as Advisory,
+        ];
+      });
+      const rows = await client.list({ dir: join(project, 'plugins'), outdated: true });
+      expect(rows).toHaveLength(1);
+      const [row] = rows;
+      expect(row).toMatchObject({ name: 'shared-tool', current: '1.0.0', registry: 'community' });
+      expect(row?.advisories).toBeUndefined();
+      expect(row?.latest).toBeUndefined();
+      expect(row?.wanted).toBeUndefined();
+      expect(row?.unchecked).toEqual(expect.stringContaining('another registry of that name'));
+    } finally {
+      await client.close();
+    }
+  });
+});
