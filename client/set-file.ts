@@ -22,7 +22,12 @@ import YAML, { LineCounter } from 'yaml';
 import { escapePointer } from '../index-builder/errors.ts';
 import { keyProblem, pluginNameFormProblem, pluginNameProblem } from '../index-builder/layout.ts';
 import { MAX_YAML_ALIASES } from '../index-builder/manifest/parse.ts';
-import { STRICT_YAML, yamlPointerOf } from '../index-builder/manifest/parse-yaml.ts';
+import {
+  findDeepYamlNesting,
+  MAX_YAML_NESTING,
+  STRICT_YAML,
+  yamlPointerOf,
+} from '../index-builder/manifest/parse-yaml.ts';
 import {
   PERMISSIONS,
   type Permission,
@@ -385,6 +390,19 @@ function readYaml(text: string, file: string): { readonly value: unknown; readon
   if (text.length > MAX_SET_FILE_CHARS) {
     const problems = new SetProblems(file, new Map());
     problems.add('', `a plugin set of at most ${MAX_SET_FILE_CHARS} characters`, `${text.length} characters`);
+    throw problems.error();
+  }
+  // Before parsing, as a manifest is: nesting a level a byte or two ('[[[...', '- - - ...') cost the parser
+  // seconds and overflowed its stack partway, and the refusal quoted a pointer as deep as the nesting.
+  const deep = findDeepYamlNesting(text);
+  if (deep !== undefined) {
+    const problems = new SetProblems(file, new Map());
+    problems.atLine(
+      text.slice(0, deep).split('\n').length,
+      '',
+      `at most ${MAX_YAML_NESTING} levels of brackets or compact items`,
+      'deeper nesting (found before parsing the file)',
+    );
     throw problems.error();
   }
   const counter = new LineCounter();

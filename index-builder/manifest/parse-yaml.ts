@@ -29,7 +29,7 @@ const MAX_EXPANDED_CHARACTERS = 4 * MAX_MANIFEST_BYTES;
  * not for the client, which reads plugin sets through this module). Nesting by indentation needs a line a level, so the size cap
  * keeps it to a few hundred levels, which parse in well under a second.
  */
-const MAX_YAML_NESTING = 64;
+export const MAX_YAML_NESTING = 64;
 /** A line opening more than MAX_YAML_NESTING block collections at once (`- `, `? `, `: ` in a row). */
 const COMPACT_NESTING = new RegExp(`^[ \\t]*(?:[-?:][ \\t]+){${MAX_YAML_NESTING + 1}}`, 'm');
 
@@ -37,18 +37,36 @@ const COMPACT_NESTING = new RegExp(`^[ \\t]*(?:[-?:][ \\t]+){${MAX_YAML_NESTING 
 const YAML11_NUMBER =
   /^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+|[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+|[-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$/;
 
-/** Whether flow collections (`[`, `{`) nest past `limit` anywhere: the YAML lexer's tokens, so brackets in
- * quoted or plain text and in comments do not count; read only when there are that many brackets at all. */
-function flowNestingPast(text: string, limit: number): boolean {
-  if ((text.match(/[[{]/g)?.length ?? 0) <= limit) return false;
+/** The lexer's tokens that stand for no text of the source (document start, flow end, scalar start). */
+const CONTROL_TOKENS = new Set(['\u0002', '\u0018', '\u001f']);
+
+/**
+ * Where flow collections (`[`, `{`) nest past `limit`: the offset of the bracket that does, else undefined.
+ * On the YAML lexer's tokens, so brackets in quoted or plain text and in comments do not count; lexed only
+ * when there are that many brackets at all. Every other token is the source's own text, so their lengths
+ * add up to the offset.
+ */
+function flowNestingPast(text: string, limit: number): number | undefined {
+  if ((text.match(/[[{]/g)?.length ?? 0) <= limit) return undefined;
   let depth = 0;
+  let offset = 0;
   for (const token of new YAML.Lexer().lex(text)) {
     if (token === '[' || token === '{') {
       depth += 1;
-      if (depth > limit) return true;
+      if (depth > limit) return offset;
     } else if (token === ']' || token === '}') depth -= 1;
+    if (!CONTROL_TOKENS.has(token)) offset += token.length;
   }
-  return false;
+  return undefined;
+}
+
+/**
+ * Where YAML text nests past MAX_YAML_NESTING in flow brackets or compact items (the offset of the bracket,
+ * or of the line's start), else undefined: checked before the text is parsed, which such nesting makes take
+ * seconds. Pure; a manifest (MANIFEST_TOO_DEEP) and the client's plugin set file are held to it alike.
+ */
+export function findDeepYamlNesting(text: string): number | undefined {
+  return COMPACT_NESTING.exec(text)?.index ?? flowNestingPast(text, MAX_YAML_NESTING);
 }
 
 function firstLine(message: string): string {
@@ -120,7 +138,7 @@ export const STRICT_YAML = {
 
 /** Reads YAML manifest text, or throws SubmissionError (INVALID_MANIFEST) when there is no value. */
 export function parseYaml(text: string): ParsedDocument {
-  if (COMPACT_NESTING.test(text) || flowNestingPast(text, MAX_YAML_NESTING)) {
+  if (findDeepYamlNesting(text) !== undefined) {
     failManifest([
       problem('MANIFEST_TOO_DEEP', '', 'the manifest is nested too deeply (found before parsing it)', {
         expected: `at most ${MAX_YAML_NESTING} levels of brackets or compact items`,

@@ -777,6 +777,39 @@ describe('when the text is not one plain YAML document', () => {
     expect(errorOf(text).message).not.toContain('s3cr3t');
   });
 
+  it.each([
+    ['flow sequences', `plugins:\n  providers: ${'['.repeat(100_000)}\n`, 2],
+    [
+      'balanced flow sequences',
+      `plugins:\n  plugins: []\npolicy: ${'['.repeat(50_000)}${']'.repeat(50_000)}\n`,
+      3,
+    ],
+    ['flow mappings', `# {{{\nplugins:\n  providers: ${'{'.repeat(100_000)}\n`, 3],
+    ['compact block sequences', `plugins:\n  plugins: []\n  providers:\n    ${'- '.repeat(60_000)}x\n`, 4],
+  ])('refuses nested %s at their line before parsing, at once', (_label, text, line) => {
+    const started = performance.now();
+    const error = errorOf(text);
+    expect(performance.now() - started).toBeLessThan(1000);
+    expect(error.message).toBe(
+      `${at('', line)} at most 64 levels of brackets or compact items, found deeper nesting (found before parsing the file)`,
+    );
+  });
+
+  it('still reads brackets in text and comments, and nesting within the limit', () => {
+    const set = parse(
+      withPlugins(`    - { provider: local, name: kubecost-lens }  # ${'['.repeat(100)}\n`).replace(
+        'plugins:\n',
+        `plugins:\n  install_location: "./p${'['.repeat(100)}"\n`,
+      ),
+    );
+    expect(set.installLocation).toBe(`/work/team/p${'['.repeat(100)}`);
+    expect(() => parse(`plugins: {}\nx: ${'['.repeat(64)}${']'.repeat(64)}\n`)).toThrow(
+      expect.objectContaining({
+        message: expect.stringContaining('found a field this version does not know'),
+      }),
+    );
+  });
+
   it('refuses tags, and several documents', () => {
     expectInvalid('policy:\n  prereleases: !!bool true\n', at('/policy/prereleases', 2), 'no tags');
     expectInvalid(`${ISSUE_EXAMPLE}---\npolicy: {}\n`, at('', 16), 'one YAML document');
