@@ -28,8 +28,8 @@ export const NO_STABLE_RELEASE = 'no stable release';
  * JavaScript: `prepare(rows)` (or `prepareRow` for each) once per search.json, then `rank(prepared, query)` gives the rows best first.
  * Tiers: exact name, name prefix, name or display-name substring, keyword, description, a name one or two
  * edits away (terms of 4 to 7 characters: 1, longer: 2, against the name and each '-'-separated part);
- * every term must match; an entry ranks by its weakest term; ties by name; the type, provider and capability
- * filters are exact and case-insensitive. With one registry the client's priority and registry tie-breaks
+ * every term must match, a word given twice counted once; an entry ranks by its weakest term; ties by
+ * name; the type, provider and capability filters are exact and case-insensitive. With one registry the client's priority and registry tie-breaks
  * never apply. The same order is checked against `searchPlugins` in test/index-builder/render/page-script.test.ts.
  * (The page cannot run index-builder/search.ts itself: the script must be fixed text for its CSP hash, and
  * a bundled function's text changes with the bundler; the test is what keeps the two one ranking.)
@@ -80,7 +80,8 @@ function termTier(term, p) {
   return -1;
 }
 function rank(prepared, query) {
-  var terms = query.q.toLowerCase().split(/\\s+/).filter(function (t) { return t !== ''; });
+  // Each word once, in the order first met (searchTerms): a word twice asks nothing more, and each is a pass.
+  var terms = Array.from(new Set(query.q.toLowerCase().split(/\\s+/).filter(function (t) { return t !== ''; })));
   var type = query.type.toLowerCase(), provider = query.provider.toLowerCase(), capability = query.capability.toLowerCase();
   var hits = [];
   for (var i = 0; i < prepared.length; i++) {

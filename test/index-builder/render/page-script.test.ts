@@ -76,6 +76,8 @@ const QUERIES: Partial<PageQuery>[] = [
   { capability: 'forecast' },
   { provider: 'aw' },
   { q: 'cost', type: 'aggregator' },
+  { q: 'cost kube cost COST' },
+  { q: 'lens lens nothing-matches-this lens' },
 ];
 
 describe('the home page search', () => {
@@ -89,6 +91,27 @@ describe('the home page search', () => {
       ...(query.capability ? { capability: query.capability } : {}),
     }).map((hit) => hit.entry.name);
     expect(page.rank(prepared, query).map((r) => r.name)).toEqual(expected);
+  });
+
+  it('reads a word given many times once, as the client does (each word is a pass over every row)', () => {
+    // Every read of a prepared row counted: a repeated word must cost no more reads than the word once.
+    let reads = 0;
+    const counted = (page.prepare(ROWS) as object[]).map(
+      (p) =>
+        new Proxy(p, {
+          get(target, key, receiver) {
+            reads += 1;
+            return Reflect.get(target, key, receiver);
+          },
+        }),
+    );
+    const readsFor = (q: string): number => {
+      reads = 0;
+      page.rank(counted, { q, type: '', provider: '', capability: '' });
+      return reads;
+    };
+    const once = readsFor('kubernetes cost');
+    expect(readsFor(`${'kubernetes cost '.repeat(1000)}KUBERNETES`)).toBe(once);
   });
 
   it('reaches every tier in these cases (so the comparison covers each)', () => {
