@@ -24,6 +24,7 @@ import { keyProblem, pluginNameFormProblem, pluginNameProblem } from '../index-b
 import { MAX_YAML_ALIASES } from '../index-builder/manifest/parse.ts';
 import {
   findDeepYamlNesting,
+  isAliasLoop,
   MAX_YAML_NESTING,
   STRICT_YAML,
   yamlPointerOf,
@@ -442,6 +443,14 @@ function readYaml(text: string, file: string): { readonly value: unknown; readon
           yamlPointerOf(ancestors, node),
           'an alias of an anchor set before it (&name ... *name)',
           'an alias no anchor before it names (quote a value that starts with "*")',
+        );
+      } else if (isAliasLoop(ancestors, node)) {
+        // No JSON holds a loop: refused where it is, not left to each reader to call an array misplaced.
+        problems.atLine(
+          node.range ? counter.linePos(node.range[0]).line : 1,
+          yamlPointerOf(ancestors, node),
+          'an alias outside the node its anchor names',
+          'an alias within the node it names (a loop)',
         );
       }
     },

@@ -117,6 +117,15 @@ export function yamlPointerOf(ancestors: readonly unknown[], node: unknown): str
   return pointer;
 }
 
+/**
+ * Whether an alias lies within the node its anchor names (`loop: &a [1, *a]`), `ancestors` as `YAML.visit`
+ * gives them: a loop, which no JSON holds, and which a reading that recurses follows until the stack
+ * overflows. Pure; a manifest (MANIFEST_YAML_UNSAFE) and the client's plugin set file are held to it alike.
+ */
+export function isAliasLoop(ancestors: readonly unknown[], alias: YAML.Alias): boolean {
+  return ancestors.some((a) => (YAML.isMap(a) || YAML.isSeq(a)) && a.anchor === alias.source);
+}
+
 const shown = (value: unknown): string =>
   value === undefined
     ? 'no such key (it reads another key there)'
@@ -214,7 +223,7 @@ export function parseYaml(text: string): ParsedDocument {
     // recursed on it until the stack overflowed (a RangeError, not a refusal).
     Alias(_key, node, path) {
       aliases = true;
-      if (path.some((a) => (YAML.isMap(a) || YAML.isSeq(a)) && a.anchor === node.source)) {
+      if (isAliasLoop(path, node)) {
         problems.push(
           problem(
             'MANIFEST_YAML_UNSAFE',

@@ -810,6 +810,14 @@ describe('when the text is not one plain YAML document', () => {
     );
   });
 
+  it('refuses an alias within the node it names (a loop), at its pointer and line', () => {
+    expectInvalid(
+      withPlugins('    - { provider: local, name: kubecost-lens, platforms: &all [linux/amd64, *all] }\n'),
+      at('/plugins/plugins/0/platforms/1', 8),
+      'an alias within the node it names (a loop)',
+    );
+  });
+
   it('refuses tags, and several documents', () => {
     expectInvalid('policy:\n  prereleases: !!bool true\n', at('/policy/prereleases', 2), 'no tags');
     expectInvalid(`${ISSUE_EXAMPLE}---\npolicy: {}\n`, at('', 16), 'one YAML document');
