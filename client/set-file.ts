@@ -426,6 +426,7 @@ function readYaml(text: string, file: string): { readonly value: unknown; readon
           : 'YAML';
     problems.atLine(line, pointer, expected, `${message} (${error.code})`);
   }
+  let aliases = false;
   YAML.visit(doc, {
     Node(_key, node, ancestors) {
       if ((YAML.isScalar(node) || YAML.isMap(node) || YAML.isSeq(node)) && node.tag) {
@@ -445,7 +446,8 @@ function readYaml(text: string, file: string): { readonly value: unknown; readon
           'an alias no anchor before it names (quote a value that starts with "*")',
         );
       } else if (isAliasLoop(ancestors, node)) {
-        // No JSON holds a loop: refused where it is, not left to each reader to call an array misplaced.
+        // No JSON holds a loop: refused where it is, not left to each reader to call an array misplaced
+        // (and the expansion below is measured on a tree).
         problems.atLine(
           node.range ? counter.linePos(node.range[0]).line : 1,
           yamlPointerOf(ancestors, node),
@@ -453,11 +455,13 @@ function readYaml(text: string, file: string): { readonly value: unknown; readon
           'an alias within the node it names (a loop)',
         );
       }
+      aliases = true;
     },
   });
   if (problems.any()) throw problems.error();
+  let value: unknown;
   try {
-    return { value: doc.toJS({ maxAliasCount: MAX_YAML_ALIASES }), problems };
+    value = doc.toJS({ maxAliasCount: MAX_YAML_ALIASES });
   } catch (error) {
     problems.add(
       '',
@@ -468,6 +472,49 @@ function readYaml(text: string, file: string): { readonly value: unknown; readon
     );
     throw problems.error();
   }
+  // The alias cap counts uses, not what each copies: 260 KB naming a 20,000-item list 49 times was a million
+  // items to read, 13 s and a million problems. Without aliases the text's cap bounds the value; with them,
+  // the value is held to the same cap, so no set is more to read than a file the cap allows.
+  if (aliases && expandsPast(value, MAX_SET_FILE_CHARS)) {
+    problems.add(
+      '',
+      `a plugin set of at most ${MAX_SET_FILE_CHARS} characters once its aliases are expanded`,
+      'more (aliases copying large nodes)',
+    );
+    throw problems.error();
+  }
+  return { value, problems };
+}
+
+/**
+ * Whether `value` (a tree, no loops), written out, passes `limit` characters, near enough: each string and
+ * key by its length, each number, boolean or null and each item or entry as a few. Stops as soon as it does,
+ * so what aliases multiply is never walked whole.
+ */
+function expandsPast(value: unknown, limit: number): boolean {
+  let size = 0;
+  const pending: unknown[] = [value];
+  while (pending.length > 0) {
+    const next = pending.pop();
+    if (typeof next === 'string') size += next.length + 2;
+    else if (Array.isArray(next)) {
+      size += 2;
+      for (const item of next) {
+        size += 1;
+        if (size > limit) return true;
+        pending.push(item);
+      }
+    } else if (typeof next === 'object' && next !== null) {
+      size += 2;
+      for (const [key, item] of Object.entries(next)) {
+        size += key.length + 4;
+        if (size > limit) return true;
+        pending.push(item);
+      }
+    } else size += 4;
+    if (size > limit) return true;
+  }
+  return false;
 }
 
 /** The line of every pointer written in the document, and the pointer of every key and item by offset. */

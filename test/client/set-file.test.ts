@@ -818,6 +818,22 @@ describe('when the text is not one plain YAML document', () => {
     );
   });
 
+  it('refuses aliases that copy a large node past the size cap once expanded, quickly', () => {
+    // 260 KB: a list of 20,000 platforms, named by 48 more plugins (49 uses, under the alias cap).
+    const platforms = Array.from({ length: 20_000 }, () => 'linux/amd64').join(', ');
+    const plugins = Array.from(
+      { length: 49 },
+      (_, i) =>
+        `    - { provider: local, name: plugin-${i}, platforms: ${i === 0 ? `&p [${platforms}]` : '*p'} }\n`,
+    ).join('');
+    const started = performance.now();
+    const error = errorOf(withPlugins(plugins));
+    expect(performance.now() - started).toBeLessThan(2000);
+    expect(error.message).toBe(
+      `${at('', 1)} a plugin set of at most 1048576 characters once its aliases are expanded, found more (aliases copying large nodes)`,
+    );
+  });
+
   it('refuses tags, and several documents', () => {
     expectInvalid('policy:\n  prereleases: !!bool true\n', at('/policy/prereleases', 2), 'no tags');
     expectInvalid(`${ISSUE_EXAMPLE}---\npolicy: {}\n`, at('', 16), 'one YAML document');
