@@ -64,7 +64,9 @@ export async function explainForeignSource(
   const trust = await ctx.trust(record.registry);
   if (trust?.fingerprint === record.registry_key) return undefined;
   if ((trust?.chain ?? []).some((link) => link.fingerprint === record.registry_key)) return undefined;
-  return `installed through key ${record.registry_key}, but the registry named ${record.registry} here is ${trust ? `pinned to ${trust.fingerprint}` : 'not configured'}: another registry of that name (a plugin set's registry, whose documents are not read here)`;
+  return trust
+    ? `installed through key ${record.registry_key}, but the registry named ${record.registry} here is pinned to ${trust.fingerprint}: another registry of that name (a plugin set's registry, whose documents are not read here)`
+    : `installed through key ${record.registry_key} from a registry named ${record.registry}, which is not configured here (a plugin set's registry, or one removed since)`;
 }
 
 /**

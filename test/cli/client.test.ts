@@ -211,6 +211,30 @@ describe('when a user searches, installs and manages plugins', () => {
     await expect(stat(path.join(cwd, 'plugins', NAME))).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
+  it('lists an install no configured registry speaks for as not checked, with why, and exits 0 (as audit)', async () => {
+    const plugindex = await home();
+    expect((await plugindex('registry', 'add', 'main', base, '--key', keyFile)).code).toBe(0);
+    const install = ['install', `${NAME}@1.0.0`, '--dir', 'plugins', '--platform', 'linux/amd64'];
+    expect((await plugindex(...install)).code).toBe(0);
+    expect((await plugindex('registry', 'remove', 'main')).code).toBe(0);
+
+    const listed = await plugindex('list', '--outdated', '--dir', 'plugins');
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(listed.stdout).toContain(
+      `${NAME}  1.0.0  wanted -  latest -  linux-amd64  from main  [not checked]`,
+    );
+    expect(listed.stdout).toContain('not checked: installed through key');
+    expect(listed.stdout).toContain('from a registry named main, which is not configured here');
+    const json = await plugindex('list', '--outdated', '--dir', 'plugins', '--json');
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.stdout).plugins).toEqual([
+      expect.objectContaining({ name: NAME, unchecked: expect.stringContaining('not configured') }),
+    ]);
+    const audit = await plugindex('audit', '--dir', 'plugins');
+    expect(audit.code).toBe(0);
+    expect(audit.stdout).toContain(`not checked  ${NAME}@1.0.0 from main`);
+  });
+
   it('reads the registry\u2019s falcoctl index for a falcoctl-style reference, as the built command', async () => {
     // The index is YAML, and the yaml package is CommonJS: imported lazily, the built command gets only its
     // default export, where Node alone would give named ones too (the source tests cannot see the difference).
