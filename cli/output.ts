@@ -3,7 +3,7 @@
  * terminal.ts). One home, so a problem or an outcome reads the same from `publish`, `process`, `validate` and the
  * watcher's log.
  */
-import { type Problem, problemRef } from '../index-builder/errors.ts';
+import { boundProblems, type Problem, problemRef } from '../index-builder/errors.ts';
 import { statusKey } from '../index-builder/layout.ts';
 import type { SubmissionOutcome } from '../index-builder/pipeline/index.ts';
 import { out } from './terminal.ts';
@@ -13,16 +13,19 @@ export function outJson(value: unknown): void {
   out(JSON.stringify(value, null, 2));
 }
 
-/** Problems as `--json` gives them: code, JSON pointer, message. */
+/** Problems as `--json` gives them: code, JSON pointer, message; at most MAX_REPORTED_PROBLEMS of them. */
 export function problemsJson(
   problems: readonly Problem[],
 ): { code: string; path: string; message: string }[] {
-  return problems.map(({ code, path, message }) => ({ code, path, message }));
+  return boundProblems(problems).map(({ code, path, message }) => ({ code, path, message }));
 }
 
-/** One indented line per problem: code, JSON pointer, message, and what was expected and found. */
+/**
+ * One indented line per problem: code, JSON pointer, message, and what was expected and found; at most
+ * MAX_REPORTED_PROBLEMS lines, the last counting the rest.
+ */
 export function formatProblems(problems: readonly Problem[]): string[] {
-  return problems.map((p) => {
+  return boundProblems(problems).map((p) => {
     const detail = [p.expected ? `expected ${p.expected}` : '', p.found ? `found ${p.found}` : '']
       .filter(Boolean)
       .join('; ');

@@ -103,7 +103,9 @@ export type ProblemCode =
   | 'ADVISORY_UNKNOWN'
   | 'ROTATION_INVALID'
   | 'ROTATION_NOT_CURRENT_KEY'
-  | 'ROTATION_NOT_SIGNING_KEY';
+  | 'ROTATION_NOT_SIGNING_KEY'
+  // More problems than a report lists (boundProblems)
+  | 'PROBLEMS_OMITTED';
 
 /** One segment of a JSON pointer (RFC 6901): `~` and `/` escaped, so a key holding them stays one segment. */
 export function escapePointer(segment: string | number): string {
@@ -235,6 +237,30 @@ export function problemsFrom(error: unknown): readonly Problem[] {
 /** A problem in a few words, as logs and one-line reports name it: its code, then its JSON pointer or file. */
 export function problemRef(p: Problem): string {
   return `${p.code} ${p.path}`;
+}
+
+/**
+ * How many problems one report lists at most, the last of them then `PROBLEMS_OMITTED`, counting the rest.
+ * A manifest within its size cap can hold tens of thousands of wrong items, each a problem of its own: a
+ * 230 KB upload with 40,000 numbers for capabilities made 80,001 problems, a 20 MB outcome record and 20 MB
+ * of `plugindex validate` output, 2.5 s of it. A publisher fixes the first hundred and submits again.
+ */
+export const MAX_REPORTED_PROBLEMS = 100;
+
+/**
+ * `problems` as a report lists them: all of them up to MAX_REPORTED_PROBLEMS, else the first ones and a
+ * last `PROBLEMS_OMITTED` that counts the rest. A list bounded once is left as it is.
+ */
+export function boundProblems(problems: readonly Problem[]): readonly Problem[] {
+  if (problems.length <= MAX_REPORTED_PROBLEMS) return problems;
+  const listed = MAX_REPORTED_PROBLEMS - 1;
+  const rest = problems.length - listed;
+  return [
+    ...problems.slice(0, listed),
+    problem('PROBLEMS_OMITTED', '', `${rest} more problems, not listed (a report lists ${listed})`, {
+      found: `${problems.length} problems`,
+    }),
+  ];
 }
 
 /** Makes a Problem; `expected`/`found` only when known. */

@@ -204,6 +204,31 @@ describe('when a publisher ships a plugin to a local registry', () => {
     }
   });
 
+  it('lists at most 100 problems of a manifest that has tens of thousands, counting the rest', async () => {
+    const example = JSON.parse(
+      readFileSync(path.join(ROOT, 'examples/kubecost-lens/1.2.0/manifest.json'), 'utf8'),
+    ) as Record<string, unknown>;
+    // Within the manifest's size cap, 40,000 wrong items: two problems each (a type and an allowed value).
+    const file = path.join(work, 'many.json');
+    writeFileSync(
+      file,
+      JSON.stringify({ ...example, capabilities: Array.from({ length: 40_000 }, (_, i) => i) }),
+    );
+    const text = await plugindex('validate', file);
+    expect(text.code).toBe(1);
+    const lines = text.stdout.trimEnd().split('\n');
+    expect(lines[0]).toBe(`invalid: ${file} (80001 problems)`);
+    expect(lines).toHaveLength(1 + 100);
+    expect(lines[1]).toMatch(/^ {2}MANIFEST_TOO_MANY_ITEMS \/capabilities: /);
+    expect(lines[100]).toBe(
+      '  PROBLEMS_OMITTED /: 79902 more problems, not listed (a report lists 99) (found 80001 problems)',
+    );
+    const json = await plugindex('validate', file, '--json');
+    const report = JSON.parse(json.stdout) as { errors: { code: string }[] };
+    expect(report.errors).toHaveLength(100);
+    expect(report.errors.at(-1)?.code).toBe('PROBLEMS_OMITTED');
+  });
+
   it('reads a YAML manifest through the YAML reader it loads only for one, as shipped', async () => {
     const example = JSON.parse(
       readFileSync(path.join(ROOT, 'examples/kubecost-lens/1.2.0/manifest.json'), 'utf8'),

@@ -5,7 +5,7 @@
  * in incoming/, and the retry records it.
  */
 import { type ActionKind, isJsonSubmission } from '../actions.ts';
-import type { Problem } from '../errors.ts';
+import { boundProblems, type Problem } from '../errors.ts';
 import {
   manifestKey,
   pluginDocumentKey,
@@ -90,7 +90,7 @@ function actionOutcomeOf(item: BatchItem, batch: BatchRecord): SubmissionOutcome
     processed: batch.processed,
     ...(accepted && batch.generation !== null ? { generation: batch.generation } : {}),
     ...(accepted && item.seq !== undefined ? { seq: item.seq } : {}),
-    problems: evaluation.kind === 'rejected' ? evaluation.problems : [],
+    problems: evaluation.kind === 'rejected' ? boundProblems(evaluation.problems) : [],
   };
 }
 
@@ -117,7 +117,7 @@ export function outcomeOf(item: BatchItem, batch: BatchRecord): SubmissionOutcom
   outcome.submission_sha256 = upload.sha256;
   outcome.processed = batch.processed;
   if (evaluation.kind === 'rejected' || !manifest) {
-    outcome.problems = evaluation.kind === 'rejected' ? evaluation.problems : [];
+    outcome.problems = evaluation.kind === 'rejected' ? boundProblems(evaluation.problems) : [];
     return outcome as SubmissionOutcome;
   }
   const { url, generation } = batch;

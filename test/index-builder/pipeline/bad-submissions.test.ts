@@ -5,7 +5,7 @@
 import { gzipSync } from 'node:zlib';
 import { beforeAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
-import type { ProblemCode } from '../../../index-builder/errors.ts';
+import { MAX_REPORTED_PROBLEMS, type ProblemCode } from '../../../index-builder/errors.ts';
 import { processSubmissions } from '../../../index-builder/pipeline/index.ts';
 import {
   encode,
@@ -638,4 +638,33 @@ describe('when a submission is bad', () => {
       expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     },
   );
+});
+
+describe('when a submission has more problems than a report lists', () => {
+  it('records the first 99 and one that counts the rest, and publishes nothing', async () => {
+    const registry = await makeRegistry();
+    const before = registry.site.fingerprint();
+    // 20,000 numbers for capabilities, within the manifest's size cap: two problems an item.
+    const manifest = validManifest({ capabilities: Array.from({ length: 20_000 }, (_, i) => i) });
+    const [key] = await registry.submit(await makeBundle({ manifest }));
+    const result = await processSubmissions(registry.context, [key as string]);
+    const outcome = result.outcomes[0];
+    expect(outcome?.status).toBe('rejected');
+    expect(outcome?.problems).toHaveLength(MAX_REPORTED_PROBLEMS);
+    expect(outcome?.problems[0]?.code).toBe('MANIFEST_TOO_MANY_ITEMS');
+    expect(outcome?.problems.at(-1)).toEqual({
+      code: 'PROBLEMS_OMITTED',
+      path: '',
+      message: '39902 more problems, not listed (a report lists 99)',
+      found: '40001 problems',
+    });
+    // The record as kept: the same problems, a few kilobytes (it was 20 MB).
+    const record = registry.intake.objects.get(`status/${outcome?.id}.json`);
+    expect(record).toBeDefined();
+    expect(JSON.parse(new TextDecoder().decode(record?.body)).problems).toEqual(outcome?.problems);
+    expect(record?.body.byteLength).toBeLessThan(64 * 1024);
+    expect(registry.intake.objects.has(`rejected/${outcome?.id}.tgz`)).toBe(true);
+    expect(result.generation).toBeNull();
+    expect(registry.site.fingerprint()).toEqual(before);
+  });
 });
