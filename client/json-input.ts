@@ -3,7 +3,7 @@
  * library, so the client starts fast: every problem of a file as `file#/pointer: expected X, found Y`, a
  * missing field and a field of the wrong type told apart.
  */
-import { escapePointer } from '../index-builder/errors.ts';
+import { escapePointer, MAX_REPORTED_PROBLEMS } from '../index-builder/errors.ts';
 import { duplicateKeyPointers } from '../index-builder/manifest/json-scan.ts';
 import { ClientError, type ClientErrorCode } from './errors.ts';
 
@@ -96,10 +96,16 @@ export class Problems {
 
   error(): ClientError {
     const [first] = this.#lines;
+    const count = this.#lines.length;
+    // Listed up to MAX_REPORTED_PROBLEMS lines, as a submission's are: a set file within its size cap
+    // held 75,000 problems, an 11 MB message.
+    const listed =
+      count > MAX_REPORTED_PROBLEMS ? this.#lines.slice(0, MAX_REPORTED_PROBLEMS - 1) : this.#lines;
+    const rest = count > listed.length ? [`${count - listed.length} more problems, not listed`] : [];
     const message =
-      this.#lines.length === 1 && first !== undefined
+      count === 1 && first !== undefined
         ? first
-        : `${this.#file} has ${this.#lines.length} problems:\n${this.#lines.map((l) => `  ${l}`).join('\n')}`;
+        : `${this.#file} has ${count} problems:\n${[...listed, ...rest].map((l) => `  ${l}`).join('\n')}`;
     return new ClientError(this.#code, message);
   }
 }

@@ -897,3 +897,18 @@ describe('when the starter file is read', () => {
     expect(set.plugins[1]).toMatchObject({ provider: 'releases', path: 'cost-rollup/1.0.0/manifest.json' });
   });
 });
+
+describe('a plugin set with more problems than a message lists', () => {
+  it('lists the first 99 and counts the rest', () => {
+    // 3,000 plugins naming a provider no set defines: a problem each.
+    const lines = Array.from({ length: 3000 }, (_, i) => `    - provider: nowhere\n      name: p${i}`);
+    const error = errorOf(withPlugins(`\n${lines.join('\n')}`));
+    const listed = error.message.split('\n');
+    expect(listed[0]).toBe(`${FILE} has 3000 problems:`);
+    expect(listed).toHaveLength(1 + 100);
+    expect(listed[1]).toMatch(
+      /^ {2}\/work\/team\/plugindex\.yaml#\/plugins\/plugins\/0\/provider \(line \d+\): expected /,
+    );
+    expect(listed[100]).toBe('  2901 more problems, not listed');
+  });
+});
