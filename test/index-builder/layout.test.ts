@@ -35,6 +35,7 @@ import {
 import { validateManifest } from '../../index-builder/manifest/index.ts';
 import { CACHE_IMMUTABLE, CACHE_MUTABLE, CACHE_PRIVATE } from '../../index-builder/store.ts';
 import { validManifest } from '../support/fixtures.ts';
+import { seededRandom } from '../support/random.ts';
 
 let root: string;
 let store: FsStore;
@@ -112,24 +113,24 @@ describe('when validation and the stores judge a path', () => {
   });
 
   it('writes whatever it accepts, over 3,000 generated paths and versions', async () => {
-    // A small generator with the characters that matter: dots, separators, case, device names.
-    let seed = 7;
-    const random = (n: number): number => {
-      seed = (seed * 1103515245 + 12345) % 2 ** 31;
-      return seed % n;
-    };
+    // Pieces with the characters that matter: dots, separators, case, device names.
+    const random = seededRandom(7);
     const pieces = ['a', 'Z', '0', '.', '..', '-', '_', '/', 'nul', 'con', 'index.html', '.asc', '+', ' '];
     const versions = ['1.0.0', '1.0.0-RC.1', '2.0.0+build.7', '0.0.1-a.b-c.d+x.y'];
     let accepted = 0;
+    const cases = new Set<string>();
     for (let i = 0; i < 3000; i++) {
       const length = 1 + random(8);
       const file = Array.from({ length }, () => pieces[random(pieces.length)]).join('');
       const version = versions[random(versions.length)] as string;
+      cases.add(`${file} ${version}`);
       if (await assertWritableIfValid(file, version)) accepted += 1;
     }
     // The generator reaches both sides of the line.
     expect(accepted).toBeGreaterThan(300);
     expect(accepted).toBeLessThan(2700);
+    // With many cases, not a few repeated (a generator that lost its low bits gave 30 in all).
+    expect(cases.size, 'distinct paths and versions').toBeGreaterThan(2_000);
   });
 });
 
@@ -142,11 +143,7 @@ describe('when a store checks a key', () => {
       !/^(con|prn|aux|nul|com[0-9]|lpt[0-9])$/i.test(segment.split('.')[0] ?? '');
     const safe = (key: string): boolean =>
       key.length > 0 && key.length <= 1024 && key.split('/').every(safeSegment);
-    let seed = 11;
-    const random = (n: number): number => {
-      seed = (seed * 1103515245 + 12345) % 2 ** 31;
-      return seed % n;
-    };
+    const random = seededRandom(11);
     const long = 'x'.repeat(MAX_SEGMENT_LENGTH - 1);
     const pieces = [
       'a',
@@ -168,8 +165,10 @@ describe('when a store checks a key', () => {
     ];
     const wrong: string[] = [];
     let safeOnes = 0;
+    const keys = new Set<string>();
     for (let i = 0; i < 20_000; i++) {
       const key = Array.from({ length: random(7) }, () => pieces[random(pieces.length)]).join('');
+      keys.add(key);
       const expected = safe(key);
       if (expected) safeOnes += 1;
       if (isSafeKey(key) !== expected || (!expected && typeof keyProblem(key) !== 'string')) wrong.push(key);
@@ -178,6 +177,8 @@ describe('when a store checks a key', () => {
     // The generator reaches both sides of the line.
     expect(safeOnes).toBeGreaterThan(2_000);
     expect(safeOnes).toBeLessThan(18_000);
+    // With many keys, not a few repeated (a generator that lost its low bits gave 58 in all).
+    expect(keys.size, 'distinct keys').toBeGreaterThan(8_000);
     expect(isSafeKey(`${'a/'.repeat(511)}ab`)).toBe(true); // 1,024 characters
     expect(isSafeKey(`${'a/'.repeat(512)}a`)).toBe(false);
   });
