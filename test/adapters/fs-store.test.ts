@@ -32,6 +32,7 @@ import {
 } from '../../index-builder/store.ts';
 import { encode, sha256 } from '../support/fixtures.ts';
 import { MemoryStore } from '../support/memory-store.ts';
+import { seededRandom } from '../support/random.ts';
 import { expectPutReadsBack } from '../support/stores.ts';
 import { chunksOf, collect, patternBytes } from '../support/streams.ts';
 
@@ -899,21 +900,21 @@ describe('when listing', () => {
   it('orders keys as Buffer.compare orders their UTF-8 bytes', () => {
     // By code point: BMP units below the surrogates and above them, and astral ones.
     const pieces = [...'az/-~\u00E9\u07FF\u0800\uD7FF\uE000\uFF21\uFFFD\u{10000}\u{1F600}\u{10FFFF}'];
-    let seed = 7;
-    const next = (n: number) => {
-      seed = (seed * 1103515245 + 12345) % 2 ** 31;
-      return seed % n;
-    };
+    const next = seededRandom(7);
     const word = () => Array.from({ length: next(5) }, () => pieces[next(pieces.length)]).join('');
+    const pairs = new Set<string>();
     for (let i = 0; i < 20_000; i++) {
       const a = word();
       const b = word();
+      pairs.add(`${a}\0${b}`);
       expect([a, b, Math.sign(compareUtf8(a, b))]).toEqual([
         a,
         b,
         Math.sign(Buffer.compare(Buffer.from(a), Buffer.from(b))),
       ]);
     }
+    // Over many pairs, not a few repeated (a generator that lost its low bits gave 2,108 in all).
+    expect(pairs.size, 'distinct pairs').toBeGreaterThan(12_000);
   });
 
   it('reads a listed file as it is when read: gone, replaced, or made a link since the listing', async () => {
