@@ -12,6 +12,7 @@ import {
   searchPlugins,
   searchTerms,
 } from '../../index-builder/search.ts';
+import { seededRandom } from '../support/random.ts';
 
 function entry(name: string, overrides: Partial<SearchEntry> = {}): SearchEntry {
   return {
@@ -266,19 +267,19 @@ describe('when the typo distance is bounded', () => {
 
   it('gives the true distance up to the bound and bound + 1 beyond it, on 50,000 pairs of short words', () => {
     // A small alphabet makes near pairs common; a fixed seed makes a failure reproducible.
-    let seed = 12345;
-    const next = (n: number): number => {
-      seed = (seed * 1103515245 + 12345) % 2147483648;
-      return Math.floor((seed / 2147483648) * n);
-    };
+    const next = seededRandom(12345);
     const word = (): string => Array.from({ length: next(13) }, () => 'ab-c'[next(4)]).join('');
     const mismatches: string[] = [];
+    const cases = new Set<string>();
     for (let k = 0; k < 50_000; k++) {
       const [a, b, bound] = [word(), word(), next(4)];
+      cases.add(`${a} ${b} ${bound}`);
       const expected = Math.min(levenshtein(a, b), bound + 1);
       if (boundedLevenshtein(a, b, bound) !== expected) mismatches.push(`${a} ${b} ${bound}`);
     }
     expect(mismatches).toEqual([]);
+    // Over many pairs, not a few repeated (an LCG whose products lost their low bits gave 1,091 in all).
+    expect(cases.size, 'distinct pairs and bounds').toBeGreaterThan(40_000);
     // Longer names after short ones: the kept rows grow and nothing of an earlier call leaks in.
     expect(boundedLevenshtein('kubecost', 'kubecots', 2)).toBe(2);
     expect(boundedLevenshtein(`${'x'.repeat(200)}a`, `${'x'.repeat(200)}b`, 1)).toBe(1);
