@@ -16,6 +16,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { readBundle } from '../../index-builder/bundle.ts';
 import { SubmissionError } from '../../index-builder/errors.ts';
 import { readTar } from '../../index-builder/tar.ts';
+import { seededRandom } from '../support/random.ts';
 
 const work = mkdtempSync(path.join(tmpdir(), 'plugindex-tar-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -528,14 +529,7 @@ function gnuWritten(): Uint8Array[] {
 
 describe('when 1,500 mutated archives are read', () => {
   it('accepts only what GNU tar and tarfile read exactly as the registry does', async () => {
-    // A linear congruential generator mod 2^31, computed exactly in 32-bit integers (a product in doubles
-    // loses its low bits, and the generator then kept to a handful of archives), read from its high bits
-    // (its low bits repeat with short periods).
-    let seed = 20261202;
-    const random = (n: number): number => {
-      seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff;
-      return Math.floor((seed / 2 ** 31) * n);
-    };
+    const random = seededRandom(20261202);
     const bases = gnuWritten();
     for (const base of bases)
       expect(await oursAsBundle(base), 'GNU tar writes what the registry reads').not.toBeNull();
