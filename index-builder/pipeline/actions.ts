@@ -525,6 +525,9 @@ export function appendToLog(log: LogWriter, items: readonly BatchItem[], process
           },
           item.upload.id,
         ).seq;
+    } else if (evaluation.kind === 'already-published') {
+      // Published by this very upload, in a run that died: its entry is the one that run appended.
+      if (evaluation.resumed) item.seq = evaluation.resumed.seq;
     } else if (evaluation.kind === 'action-accepted') {
       if (evaluation.resumed) {
         item.seq = evaluation.resumed.seq;

@@ -17,6 +17,7 @@ import {
   versionIdentity,
 } from '../layout.ts';
 import { EMPTY_REVOKED_KEYS, type NamedKey, parseRevokedKeys, revocationOf } from '../lifecycle.ts';
+import type { LogEntry } from '../log.ts';
 import type { Manifest, PluginDocument, RevokedKeysDocument } from '../model.ts';
 import { versionRecordOf } from '../records.ts';
 import { ROTATION_PREFIX, readSignedRotation } from '../rotation.ts';
@@ -99,11 +100,20 @@ export interface Rejected {
   readonly action?: ActionInfo;
 }
 
-export type Evaluation =
-  | Accepted
-  | { readonly kind: 'already-published'; readonly manifest: Manifest; readonly publisher: string }
-  | AcceptedAction
-  | Rejected;
+/** A bundle whose version is published already with these manifest bytes: nothing to write. */
+export interface AlreadyPublished {
+  readonly kind: 'already-published';
+  readonly manifest: Manifest;
+  readonly publisher: string;
+  readonly sourceSha256: string;
+  /**
+   * Published by this very upload, in a run that died before it recorded the outcome (`publishedBy`): its
+   * log entry. Its outcome is then that acceptance, not a second upload's "already published".
+   */
+  readonly resumed?: { readonly seq: number };
+}
+
+export type Evaluation = Accepted | AlreadyPublished | AcceptedAction | Rejected;
 
 /** One submission of a batch and what became of it so far (a write can still turn it into a rejection). */
 export interface BatchItem {
@@ -440,7 +450,7 @@ async function evaluate(
   const knownSha = published?.source_sha256;
   if (knownSha !== undefined) {
     if (knownSha === sourceSha256 && problems.length === 0)
-      return { kind: 'already-published', manifest, publisher };
+      return { kind: 'already-published', manifest, publisher, sourceSha256 };
     if (knownSha !== sourceSha256) {
       const other = published && published.version !== manifest.version ? published.version : undefined;
       problems.push(
@@ -485,7 +495,8 @@ const BY_TIME_OR_TRUST: ReadonlySet<string> = new Set([
  * so it is finished as it was judged then, by the entry's signer, rather than refused with its entry left
  * in the log for a version no document shows (and then open to other bytes). Only the very manifest the
  * entry names (its digest, name and version), from the very upload its intent record names, with artifacts
- * that match it, and a version not shown yet.
+ * that match it. A version shown already (the run died after its plugin document) is found published by
+ * this upload, as `resumePublished` finds one the retry would not refuse: its outcome is still an acceptance.
  */
 async function resumeLogged(
   ctx: PipelineContext,
@@ -496,20 +507,57 @@ async function resumeLogged(
   const { manifest, contents } = inspection;
   if (!manifest || inspection.artifactProblems.length > 0) return undefined;
   const sourceSha256 = sha256Hex(contents.manifest);
-  // This very upload (its id: its name and bytes), as the dead run's intent record names it: not another
-  // one of the same manifest, signed by someone else.
-  const intended = judging.log.intended(upload.id);
-  if (intended?.type !== 'publish' || intended.digest !== sourceSha256) return undefined;
-  const entry = judging.log.entry('publish', sourceSha256);
-  if (!entry?.signer || entry.plugin !== manifest.name || entry.version !== manifest.version)
-    return undefined;
+  const entry = loggedFor(judging.log, upload, manifest, sourceSha256);
+  if (!entry) return undefined;
   const existing = await judging.view.current(manifest.name);
   const identity = versionIdentity(manifest.version);
-  if (existing?.versions.some((v) => versionIdentity(v.version) === identity)) return undefined;
   const publisher = entry.signer;
+  const shown = existing?.versions.find((v) => versionIdentity(v.version) === identity);
+  // The dead run got as far as showing it: this upload is what its document shows (the same bytes, the
+  // same key), so it is found published by itself, with nothing written again.
+  if (shown)
+    return !shown.removed && shown.source_sha256 === sourceSha256 && shown.publisher === publisher
+      ? { kind: 'already-published', manifest, publisher, sourceSha256, resumed: { seq: entry.seq } }
+      : undefined;
   const record = provisionalRecord(manifest, { manifest, publisher, sourceSha256 }, new Date(entry.time));
   judging.view.change(mergePluginDocument(existing, [{ record, manifest }], ctx.config.ownership));
   return { kind: 'accepted', manifest, contents, publisher, sourceSha256 };
+}
+
+/**
+ * The publish entry a run that died appended for this very upload (its id: its name and bytes), as that
+ * run's intent record names it, when it is the publish of these manifest bytes; else undefined. Another
+ * upload of the same manifest (signed again, or by someone else) is not the one the entry records.
+ */
+function loggedFor(
+  log: LogWriter,
+  upload: Upload,
+  manifest: Manifest,
+  sourceSha256: string,
+): LogEntry | undefined {
+  const intended = log.intended(upload.id);
+  if (intended?.type !== 'publish' || intended.digest !== sourceSha256) return undefined;
+  const entry = log.entry('publish', sourceSha256);
+  if (!entry?.signer || entry.seq !== intended.seq) return undefined;
+  return entry.plugin === manifest.name && entry.version === manifest.version ? entry : undefined;
+}
+
+/**
+ * Marks each bundle found already published that this very upload published, by the same key: a run that
+ * died after it showed the version (its plugin document, or the whole generation) and before it recorded
+ * the outcome, leaving the upload in incoming/. Its outcome is then the acceptance that run would have
+ * recorded (its log entry), not the "already published" of a later upload of the same bytes. Run once the
+ * log is open (its intent records name the dead run's uploads), after the judging, which does not wait for
+ * the log.
+ */
+export function resumePublished(items: readonly BatchItem[], log: LogWriter): void {
+  for (const item of items) {
+    const evaluation = item.evaluation;
+    if (evaluation.kind !== 'already-published' || evaluation.resumed) continue;
+    const { manifest, sourceSha256, publisher } = evaluation;
+    const entry = loggedFor(log, item.upload, manifest, sourceSha256);
+    if (entry?.signer === publisher) item.evaluation = { ...evaluation, resumed: { seq: entry.seq } };
+  }
 }
 
 /**

@@ -24,7 +24,8 @@
  *   8. each submission's outcome record, then the submission moves to processed/ or rejected/.
  * A retry after a crash finds the version already published with the same bytes (or the action's marker
  * or log entry: it is applied again, idempotently, and not logged twice), sees the catalog out of date for
- * that plugin, and rebuilds.
+ * that plugin, and rebuilds. An upload the dead run showed is found published by itself (its intent record
+ * names its log entry): its outcome is the acceptance, with that entry, not "already published".
  */
 import { type Catalog, documentsIn, emptyCatalog, openCatalog, saveCatalog } from '../catalog.ts';
 import { sha256Hex } from '../digest.ts';
@@ -60,6 +61,7 @@ import {
   Inspections,
   rejected,
   released,
+  resumePublished,
 } from './evaluate.ts';
 import { planBatch, readBatch, UploadsInOrder } from './intake.ts';
 import { LogWriter } from './log-writer.ts';
@@ -318,6 +320,7 @@ export async function processSubmissions(
   ctx.onStep?.('judged');
   // The log (opened since every upload was read) and the catalog, read side by side.
   const [log, opened] = await allSettledValues([opening, openCatalog(ctx.intake)]);
+  resumePublished(items, log);
   const catalog = await currentCatalog(ctx, opened);
   const { folded, rendered, changed } = await foldAndRender(ctx, items, written, view, catalog, processed);
   ctx.onStep?.('rendered');
@@ -360,7 +363,12 @@ export async function processSubmissions(
   for (const key of folded.removedFiles) await ctx.site.delete(key);
   ctx.onStep?.('committed');
   // Write step 8: outcomes, then the submissions leave incoming/.
-  const outcomes = await recordOutcomes(ctx, items, { url: ctx.config.url, processed, generation });
+  const outcomes = await recordOutcomes(ctx, items, {
+    url: ctx.config.url,
+    processed,
+    generation,
+    current: generation ?? catalog.generation,
+  });
   ctx.onStep?.('outcomes');
   // Finished: their log entries need finding no more.
   await log.forget(items.map((i) => i.upload.id));

@@ -64,6 +64,11 @@ export interface BatchRecord {
   readonly processed: string;
   /** The generation the batch committed, or null when it committed none. */
   readonly generation: number | null;
+  /**
+   * The generation the registry is at once the batch is done: its own, else the last one committed. A
+   * publish a run that died committed before it recorded the outcome is shown in it.
+   */
+  readonly current: number;
 }
 
 /** The outcome of an action: accepted or rejected, what it was, who signed it, its log entry. */
@@ -101,13 +106,16 @@ export function outcomeOf(item: BatchItem, batch: BatchRecord): SubmissionOutcom
   const { upload } = item;
   const evaluation = item.evaluation as Exclude<Evaluation, AcceptedAction>;
   const manifest = evaluation.manifest;
+  // Published by this very upload in a run that died before recording it: that run's acceptance.
+  const resumed = evaluation.kind === 'already-published' && evaluation.resumed !== undefined;
+  const accepted = evaluation.kind === 'accepted' || resumed;
   // Built field by field, in the record's key order: spreads of conditional objects cost several µs each
   // before V8 optimizes them, and a batch of 10,000 makes 10,000 outcomes once.
   const outcome: { -readonly [K in keyof SubmissionOutcome]?: SubmissionOutcome[K] } = {
     schema: 'plugindex/outcome/v1',
     id: upload.id,
     submission: upload.key,
-    status: evaluation.kind,
+    status: resumed ? 'accepted' : evaluation.kind,
   };
   if (manifest) {
     outcome.plugin = manifest.name;
@@ -120,9 +128,11 @@ export function outcomeOf(item: BatchItem, batch: BatchRecord): SubmissionOutcom
     outcome.problems = evaluation.kind === 'rejected' ? boundProblems(evaluation.problems) : [];
     return outcome as SubmissionOutcome;
   }
-  const { url, generation } = batch;
-  if (evaluation.kind === 'accepted' && generation !== null) outcome.generation = generation;
-  if (evaluation.kind === 'accepted' && item.seq !== undefined) outcome.seq = item.seq;
+  const { url } = batch;
+  // A resumed publish is shown already when its retry commits nothing: in the generation published.
+  const generation = resumed ? (batch.generation ?? batch.current) : batch.generation;
+  if (accepted && generation !== null) outcome.generation = generation;
+  if (accepted && item.seq !== undefined) outcome.seq = item.seq;
   const versionUrl = `${url}/${versionBase(manifest.name, manifest.version)}`;
   const manifestAt = manifestKey(manifest.name, manifest.version);
   outcome.urls = {

@@ -447,11 +447,12 @@ describe('when the same submission comes again', () => {
       cacheControl: 'private',
     });
     const retried = await processSubmissions(registry.context, keys);
-    expect(retried.outcomes.map((o) => o.status)).toEqual(['already-published']);
+    // Recorded again as the acceptance it was: the version is this upload's (its log entry, the generation).
+    expect(retried.outcomes).toMatchObject([{ status: 'accepted', seq: 0, generation: 1 }]);
     const rewritten = JSON.parse(
       new TextDecoder().decode(registry.intake.objects.get(statusKey as string)?.body),
     );
-    expect(rewritten).toMatchObject({ status: 'already-published' });
+    expect(rewritten).toEqual(retried.outcomes[0]);
     expect([...registry.intake.objects.keys()].filter((key) => key.startsWith('incoming/'))).toEqual([]);
   });
 
@@ -937,7 +938,8 @@ describe('when recovering and maintaining', () => {
     await expect(processSubmissions(registry.context, [key as string])).rejects.toThrow('injected failure');
     expect(registry.intake.objects.has(key as string)).toBe(true); // not lost: still waiting
     const [outcome] = (await processSubmissions(registry.context)).outcomes;
-    expect(outcome?.status).toBe('already-published');
+    // The version the retry finds published is this upload's: accepted, in the generation that shows it.
+    expect(outcome).toMatchObject({ status: 'accepted', seq: 0, generation: 1 });
     const index = json<{ plugins: { name: string }[] }>(site, 'index.json');
     expect(index.plugins.map((p) => p.name)).toEqual(['demo-plugin']);
     const bin = json<{ documents: Record<string, { sha256: string }> }>(site, binKey(binOf('demo-plugin')));
