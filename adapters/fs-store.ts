@@ -2,7 +2,8 @@
  * The filesystem Store: the embedded default. Keys are files under `root`.
  *
  * Writes replace atomically: the body goes to a unique temp file beside the target and is renamed over it,
- * so a reader (or the HTTP server) sees the old bytes or the new ones, never a torn file. Content type,
+ * so a reader (or the HTTP server) sees the old bytes or the new ones, never a torn file. A temp name
+ * carries its writer's PID, so what a killed writer left can be told and removed (fs-temps.ts). Content type,
  * cache control and the ETag live in a sidecar tree, `root/.meta/<key>.json`, written before the body is
  * renamed into place: a reader never finds a body without its metadata. A small file whose metadata is
  * what its key implies (`impliedMetadata` in layout.ts: most of a plugin's files) has no sidecar: it is
@@ -75,6 +76,7 @@ import type {
   StoredObject,
   StoredStream,
 } from '../index-builder/store.ts';
+import { asideNameFor, tempNameFor } from './fs-temps.ts';
 import { fsWriter, MADE_FOLDERS_LIMIT, type WriteRequest } from './fs-writer.ts';
 
 /** The sidecar tree; its name starts with a dot, which no safe key segment can. */
@@ -771,7 +773,7 @@ export class FsStore implements Store {
       // A third name: `to` was that very file already (a retry after a run killed before it let go), and a
       // rename between two names of one file leaves both.
       if (stats.nlink > 2n) unlinkIfThere(temp);
-      letGo(source, stats, tempNameFor(file));
+      letGo(source, stats, asideNameFor(file));
       if (bare) unlinkIfThere(meta); // a former put's, which no longer describes the file
       this.#rawPaths.delete(from);
       if (typeof source === 'string') prune(path.dirname(source), this.root);
@@ -1417,19 +1419,6 @@ function writeTempSync(
       throw error;
     }
   }
-}
-
-/** This process's temp-file names: random once, then counted (a random draw per file cost 3% of a batch). */
-const TEMP_PREFIX = randomBytes(6).toString('hex');
-let tempCounter = 0;
-
-/**
- * A temp file beside `file`: short whatever the target's name, so it fits where the name itself fits; unique
- * to this process and call (and opened with O_EXCL all the same).
- */
-function tempNameFor(file: string): string {
-  tempCounter += 1;
-  return path.join(path.dirname(file), `.${TEMP_PREFIX}${tempCounter.toString(36)}.tmp`);
 }
 
 /** How far up `makeFolderSync` looks for a folder it remembers (a version's artifacts are 4 below plugins/). */

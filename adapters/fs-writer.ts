@@ -73,7 +73,8 @@ const FOLDERS_LIMIT = ${MADE_FOLDERS_LIMIT};
 const IMMUTABLE = ${JSON.stringify(CACHE_IMMUTABLE)};
 const KNOWN_DEPTH = 8;
 const folders = new Set();
-const prefix = randomBytes(6).toString('hex');
+// Named as FsStore names its temp files (adapters/fs-temps.ts): the PID, so a sweep knows a killed writer's.
+const prefix = process.pid + '.' + randomBytes(6).toString('hex');
 let counter = 0;
 const tempFor = (file) => path.join(path.dirname(file), '.' + prefix + (++counter).toString(36) + '.tmp');
 function identity(stats) {

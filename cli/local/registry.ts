@@ -12,6 +12,7 @@
 import { chmod, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { FsStore } from '../../adapters/fs-store.ts';
+import { removeStaleTemps } from '../../adapters/fs-temps.ts';
 import { ThreadInspector } from '../../adapters/inspector.ts';
 import { withLockFile } from '../../client/disk/atomic.ts';
 import { systemClock } from '../../index-builder/clock.ts';
@@ -158,12 +159,29 @@ export async function initRegistry(
 
 /**
  * An exclusive lock on the registry, so `publish` and a running `serve --watch` never rebuild at once
- * (the local stand-in for the single-consumer queue of the AWS deployment).
+ * (the local stand-in for the single-consumer queue of the AWS deployment). Taking the lock of a holder that
+ * was killed, it first removes the temp files that holder's stores left (and those of other writers gone
+ * long since, a killed submitter's in incoming/): a walk of the whole registry, paid only after a kill.
  */
 export function withRegistryLock<T>(dir: string, work: () => Promise<T>, timeoutMs = 30_000): Promise<T> {
   return withLockFile(path.join(dir, '.lock'), work, {
     timeoutMs,
     busy: (holder) => new CliError('LOCKED', `registry ${dir} is busy (lock held by process ${holder})`),
+    broke: async (holder) => {
+      // Tidying only: a folder it cannot read or a file it cannot remove does not stop the work.
+      const removed = await removeStaleTemps(dir, holder === undefined ? {} : { killed: holder }).catch(
+        (error: unknown) => {
+          err(
+            `plugindex: could not remove the temp files a killed process left: ${(error as Error).message}`,
+          );
+          return [];
+        },
+      );
+      if (removed.length > 0)
+        err(
+          `plugindex: removed ${removed.length} temp file(s) left by process ${holder ?? '(unknown)'}, killed`,
+        );
+    },
   });
 }
 

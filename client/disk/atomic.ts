@@ -121,18 +121,26 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
  * Runs `fn` holding the lock file `lock` (O_EXCL, holding this PID and a token of this holder's own). A lock
  * whose PID is no longer running is stale (a killed process) and is broken; a live one is waited for, up to
  * `timeoutMs`, then `busy` names the holder. The client locks `<target>.lock` beside what it edits; the
- * local registry locks its folder with the same code.
+ * local registry locks its folder with the same code. `broke`, when this holder broke a stale lock to take
+ * it, is run once the lock is held, before `fn`, with the killed holder's PID (undefined for a lock killed
+ * before it held one): what that holder was writing was left unfinished, and only a holder may tidy it.
  */
 export async function withLockFile<T>(
   lock: string,
   fn: () => Promise<T>,
-  options: { readonly timeoutMs?: number; readonly busy: (holder: string) => Error },
+  options: {
+    readonly timeoutMs?: number;
+    readonly busy: (holder: string) => Error;
+    readonly broke?: (holder: number | undefined) => Promise<void>;
+  },
 ): Promise<T> {
   const deadline = Date.now() + (options.timeoutMs ?? 30_000);
   await mkdir(dirname(lock), { recursive: true });
   // The PID first (what another process judges a lock by), then a token: two holders in one process, and a
   // lock taken again since, are told apart.
   const mine = `${process.pid}\n${randomBytes(8).toString('hex')}`;
+  // Each stale lock this waiter broke, by its holder's PID: another waiter may take the lock in between.
+  const broken: (number | undefined)[] = [];
   for (let wait = 5; ; wait = Math.min(wait * 2, 200)) {
     try {
       const handle = await open(lock, 'wx');
@@ -149,13 +157,17 @@ export async function withLockFile<T>(
       const stale = Number.isInteger(holder)
         ? !processAlive(holder)
         : content === '' && (await ageMs(lock)) > EMPTY_LOCK_STALE_MS;
-      if (stale && (await breakStale(lock, content))) continue;
+      if (stale && (await breakStale(lock, content))) {
+        broken.push(Number.isInteger(holder) ? holder : undefined);
+        continue;
+      }
       // Held, or being broken by another waiter: waited for alike.
       if (Date.now() > deadline) throw options.busy(Number.isInteger(holder) ? String(holder) : '(unknown)');
       await sleep(wait);
     }
   }
   try {
+    for (const holder of broken) await options.broke?.(holder);
     return await fn();
   } finally {
     // Only this holder's own lock: never one another holder took (this one's was broken as stale).

@@ -3,13 +3,19 @@
  * signer made from the key file is reused while the file holds the same key, and made anew as soon as it
  * holds another (a rotate-key between two publishes) or once the passphrase that opens it is given.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { initRegistry, openRegistry, SECRET_KEY_FILE } from '../../../cli/local/registry.ts';
+import {
+  initRegistry,
+  openRegistry,
+  SECRET_KEY_FILE,
+  withRegistryLock,
+} from '../../../cli/local/registry.ts';
 import { KeyError } from '../../../index-builder/errors.ts';
 import { generateKeyPair, readPublicKey, verifyDetachedSignature } from '../../../index-builder/signing.ts';
+import { putKilled } from '../../support/put-killed.ts';
 
 let work: string;
 let dir: string;
@@ -70,3 +76,29 @@ describe('openRegistry, again and again in one process', () => {
     expect(opened.context.signer.fingerprint).toBe(locked.fingerprint);
   });
 });
+
+describe('withRegistryLock, taken from a holder that was killed', () => {
+  it("removes the temp files the killed holder's puts left, then runs the work", async () => {
+    const before = await filesUnder(dir);
+
+    const pid = await putKilled(dir, 'status/killed.json', true);
+
+    expect(await readFile(path.join(dir, '.lock'), 'utf8')).toMatch(new RegExp(`^${pid}\\n`));
+    const left = (await filesUnder(dir)).filter((f) => !before.includes(f) && f !== '.lock');
+    expect(left.length).toBeGreaterThan(0);
+    for (const file of left) expect(path.basename(file)).toMatch(new RegExp(`^\\.${pid}\\..*\\.tmp$`));
+
+    await expect(withRegistryLock(dir, async () => 'ran')).resolves.toBe('ran');
+
+    expect(await filesUnder(dir)).toEqual(before);
+  }, 30_000);
+});
+
+/** Every file under `folder`, dot-files and the sidecar trees too, relative and sorted. */
+async function filesUnder(folder: string): Promise<string[]> {
+  const entries = await readdir(folder, { recursive: true, withFileTypes: true });
+  return entries
+    .filter((e) => e.isFile())
+    .map((e) => path.relative(folder, path.join(e.parentPath, e.name)))
+    .sort();
+}
