@@ -512,6 +512,7 @@ export class FsStore implements Store {
         key,
         `cannot write ${JSON.stringify(key)}: its metadata holds a NUL`,
       );
+    if (options.ifMatch !== undefined) await this.#checkMatch(key, options.ifMatch);
     if (body.byteLength > SYNC_BYTES) return this.#write(key, body, options);
     const bare = isBare(key, body, options);
     // A process that writes a few files (one publish) writes them here: the writer thread costs a start
@@ -645,7 +646,24 @@ export class FsStore implements Store {
   }
 
   async putStream(key: string, body: AsyncIterable<Uint8Array>, options: PutOptions): Promise<void> {
+    if (options.ifMatch !== undefined) await this.#checkMatch(key, options.ifMatch);
     await this.#write(key, body, options);
+  }
+
+  /**
+   * `PutOptions.ifMatch`: the object at `key` is the one read. Checked before the write, not as a part of
+   * it (no rename is conditional): the local registry's writers take turns under its lock, and this catches
+   * one that wrote outside it.
+   * @throws StoreError STORE_CONFLICT when another object (or none) is there.
+   */
+  async #checkMatch(key: string, etag: string): Promise<void> {
+    const current = await this.head(key);
+    if (current?.etag !== etag)
+      throw new StoreError(
+        'STORE_CONFLICT',
+        key,
+        `cannot write ${JSON.stringify(key)}: it is not the object read (${current ? `ETag ${current.etag}` : 'none'} where ${etag} was read), and it is left as it is`,
+      );
   }
 
   async #write(

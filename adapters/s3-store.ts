@@ -226,10 +226,11 @@ class MultipartUpload {
   }
 
   /**
-   * Waits for every part, then makes the object of them (visible at once, whole); with `createOnly`, only
-   * where no object is (the completion is the one step of a multipart upload that takes the condition).
+   * Waits for every part, then makes the object of them (visible at once, whole); under `condition` (only
+   * where no object is, or only over the one read), the completion being the one step of a multipart upload
+   * that takes it.
    */
-  async complete(createOnly = false): Promise<void> {
+  async complete(condition: { IfNoneMatch?: string; IfMatch?: string } = {}): Promise<void> {
     await Promise.all(this.#sending);
     this.#check();
     const { Bucket, Key } = this.#params;
@@ -240,7 +241,7 @@ class MultipartUpload {
         Key,
         UploadId: await this.#uploadId,
         MultipartUpload: { Parts },
-        ...(createOnly ? { IfNoneMatch: '*' } : {}),
+        ...condition,
       }),
     );
   }
@@ -269,6 +270,20 @@ function isNotFound(error: unknown): boolean {
 function isPreconditionFailed(error: unknown): boolean {
   if (!(error instanceof S3ServiceException)) return false;
   return error.name === 'PreconditionFailed' || error.$metadata.httpStatusCode === 412;
+}
+
+/**
+ * S3's answer to a conditional write racing another write of the key (409 ConditionalRequestConflict):
+ * which one lands is not known, so the write is as good as refused by its condition.
+ */
+function isConditionalConflict(error: unknown): boolean {
+  return error instanceof S3ServiceException && error.name === 'ConditionalRequestConflict';
+}
+
+/** The conditions of a write, as S3 takes them: create only, or only over the object read. */
+function conditionOf(options: S3PutOptions): { IfNoneMatch?: string; IfMatch?: string } {
+  if (options.createOnly) return { IfNoneMatch: '*' };
+  return options.ifMatch !== undefined ? { IfMatch: options.ifMatch } : {};
 }
 
 export class S3Store implements Store {
@@ -311,15 +326,23 @@ export class S3Store implements Store {
 
   /**
    * A failure as the core's StoreError: STORE_EXISTS when a write to create the object found one there,
-   * STORE_REFUSED when S3 says "never" (PERMANENT_ERRORS), else STORE_IO.
+   * STORE_CONFLICT when a write only over the object read (`ifMatch`) found another, STORE_REFUSED when S3
+   * says "never" (PERMANENT_ERRORS), else STORE_IO.
    */
-  #fail(key: string, action: string, error: unknown, createOnly = false): never {
+  #fail(key: string, action: string, error: unknown, options: S3PutOptions | undefined = undefined): never {
     if (error instanceof StoreError) throw error;
-    if (createOnly && isPreconditionFailed(error))
+    if (options?.createOnly && isPreconditionFailed(error))
       throw new StoreError(
         'STORE_EXISTS',
         key,
         `cannot ${action} s3://${this.#bucket}/${this.#prefix}${key}: an object is there already (If-None-Match), and it is left as it was`,
+        { cause: error },
+      );
+    if (options?.ifMatch !== undefined && (isPreconditionFailed(error) || isConditionalConflict(error)))
+      throw new StoreError(
+        'STORE_CONFLICT',
+        key,
+        `cannot ${action} s3://${this.#bucket}/${this.#prefix}${key}: it is not the object read (If-Match ${options.ifMatch}), and it is left as it is`,
         { cause: error },
       );
     const s3Error = error instanceof S3ServiceException ? error : undefined;
@@ -372,9 +395,9 @@ export class S3Store implements Store {
   /** One PUT of the whole body. */
   async #putObject(params: ObjectParams, body: Uint8Array, options: S3PutOptions): Promise<void> {
     // A digest the core already computed makes S3 check the bytes on arrival, at no hashing cost here.
-    const { sha256, createOnly } = options;
+    const { sha256 } = options;
     const checksum = sha256 ? { ChecksumSHA256: Buffer.from(sha256, 'hex').toString('base64') } : {};
-    const condition = createOnly ? { IfNoneMatch: '*' } : {};
+    const condition = conditionOf(options);
     await this.#client.send(new PutObjectCommand({ ...params, Body: body, ...checksum, ...condition }));
   }
 
@@ -394,13 +417,13 @@ export class S3Store implements Store {
         // Views into the body: no part is copied.
         for (let at = 0; at < body.byteLength; at += this.#partSize)
           await upload.send(body.subarray(at, at + this.#partSize));
-        await upload.complete(options.createOnly);
+        await upload.complete(conditionOf(options));
       } catch (error) {
         await upload.abort();
         throw error;
       }
     } catch (error) {
-      this.#fail(key, 'write', error, options.createOnly);
+      this.#fail(key, 'write', error, options);
     }
   }
 
@@ -467,10 +490,10 @@ export class S3Store implements Store {
         return;
       }
       await upload.send(part.subarray(0, filled));
-      await upload.complete(options.createOnly);
+      await upload.complete(conditionOf(options));
     } catch (error) {
       await upload.abort();
-      this.#fail(key, 'write', error, options.createOnly);
+      this.#fail(key, 'write', error, options);
     }
   }
 

@@ -130,6 +130,7 @@ export type ErrorCode =
   | 'STORE_INVALID_KEY'
   | 'STORE_REFUSED'
   | 'STORE_EXISTS'
+  | 'STORE_CONFLICT'
   | 'KEY_INVALID'
   | 'KEY_PASSPHRASE'
   | 'CONFIG_INVALID'
@@ -190,7 +191,9 @@ export class SubmissionError extends PlugindexError {
  * `STORE_REFUSED` are the store refusing this key or body for good (a name too long for the filesystem, an
  * S3 400): a retry would fail the same way, so the pipeline rejects the submission that caused it.
  * `STORE_EXISTS` is a write that was only to create its object (S3's `If-None-Match: *`, a publisher's
- * upload) finding one there, left as it was.
+ * upload) finding one there, left as it was. `STORE_CONFLICT` is a write only over the object read
+ * (`PutOptions.ifMatch`) finding another written since, left as it is: what was written from the read is
+ * out of date, and the work is done again from a new read (a batch fails, and is retried whole).
  */
 export class StoreError extends PlugindexError {
   override readonly name = 'StoreError';
@@ -202,7 +205,13 @@ export class StoreError extends PlugindexError {
   }
 
   constructor(
-    code: 'STORE_NOT_FOUND' | 'STORE_IO' | 'STORE_INVALID_KEY' | 'STORE_REFUSED' | 'STORE_EXISTS',
+    code:
+      | 'STORE_NOT_FOUND'
+      | 'STORE_IO'
+      | 'STORE_INVALID_KEY'
+      | 'STORE_REFUSED'
+      | 'STORE_EXISTS'
+      | 'STORE_CONFLICT',
     key: string,
     message: string,
     options?: { cause?: unknown },

@@ -17,6 +17,13 @@ export interface PutOptions {
    * (layout.ts `encodedVariantKey`); absent for bytes served as they are.
    */
   readonly contentEncoding?: string;
+  /**
+   * Write only over the object whose ETag (as `get`, `head` or a listing gave it) is this one: a body made
+   * from what was read never replaces what another writer put since. Anything else there (or nothing) fails
+   * with StoreError `STORE_CONFLICT`, the object left as it is. S3 checks it as part of the write
+   * (`If-Match`); the filesystem store just before its rename, as its writers take turns under a lock.
+   */
+  readonly ifMatch?: string;
 }
 
 /** How `Store.delete` deletes. */

@@ -476,13 +476,14 @@ export async function refreshSnapshot(
   const { ctx, log } = withWriteLog(context);
   const catalog = await openCatalog(ctx.intake);
   const generation = await rebuiltIfOutdated(ctx, catalog, async () => {
-    const previous = await readJson<SnapshotDocument>(ctx.site, SNAPSHOT_KEY);
+    const read = await ctx.site.get(SNAPSHOT_KEY);
     // Nothing published yet: everything. Index documents pending: the re-signed snapshot might be the last
     // for hours, so bring them up to date first.
-    if (!previous || catalog.indexesPending)
-      return commitGeneration(ctx, catalog, previous ? new Set() : undefined);
+    if (!read || catalog.indexesPending) return commitGeneration(ctx, catalog, read ? new Set() : undefined);
+    const previous = JSON.parse(new TextDecoder().decode(read.body)) as SnapshotDocument;
     const next = Math.max(catalog.generation, previous.generation) + 1;
-    await writeSnapshot(ctx, next, { ...previous.documents });
+    // Only over the snapshot read: one committed since lists documents this copy of its list would unbind.
+    await writeSnapshot(ctx, next, { ...previous.documents }, { ifMatch: read.etag });
     catalog.generation = next;
     await saveCatalog(ctx.intake, catalog, new Set());
     return next;

@@ -17,7 +17,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { BARE_BYTES, compareUtf8, FsStore } from '../../adapters/fs-store.ts';
+import { BARE_BYTES, compareUtf8, FsStore, SYNC_BYTES } from '../../adapters/fs-store.ts';
 import { StoreError } from '../../index-builder/errors.ts';
 import { impliedMetadata } from '../../index-builder/layout.ts';
 import {
@@ -469,6 +469,27 @@ describe('when storing objects', () => {
       etag: etagFor('{"a":1}'),
       cacheControl: 'no-store',
     });
+  });
+
+  it('writes ifMatch only over the object of that ETag, else fails STORE_CONFLICT and leaves it', async () => {
+    const json = { contentType: 'application/json', cacheControl: 'no-cache' };
+    await store.put('snapshot.json', encode('first'), json);
+    const read = (await store.get('snapshot.json'))?.etag as string;
+    await store.put('snapshot.json', encode('second'), { ...json, ifMatch: read });
+    const large = patternBytes(SYNC_BYTES + 1);
+
+    for (const write of [
+      () => store.put('snapshot.json', encode('third'), { ...json, ifMatch: read }),
+      () => store.put('snapshot.json', large, { ...json, ifMatch: read }),
+      () => store.putStream('snapshot.json', chunksOf(large, 1024), { ...json, ifMatch: read }),
+      () => store.put('absent.json', encode('new'), { ...json, ifMatch: read }),
+    ]) {
+      const error = await write().catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(StoreError);
+      expect(error).toMatchObject({ code: 'STORE_CONFLICT', permanent: false });
+    }
+    expect(new TextDecoder().decode((await store.get('snapshot.json'))?.body)).toBe('second');
+    expect(await store.head('absent.json')).toBeUndefined();
   });
 
   it('replaces atomically under concurrent puts: one complete body, its own ETag, no temp files', async () => {

@@ -392,6 +392,56 @@ describe('when storing objects in S3', () => {
     client.destroy();
   });
 
+  it('puts ifMatch with If-Match on the writes that make the object, and fails STORE_CONFLICT on 412 or 409', async () => {
+    // S3 checks the header as part of the write; s3rver ignores it, so S3's answers are given here (a mock).
+    const client = new S3Client({ ...s3.config });
+    const sent: string[] = [];
+    let answer: { name: string; status: number } | undefined;
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const { IfMatch } = args.input as { IfMatch?: string };
+        sent.push(`${context.commandName} ${IfMatch ?? '-'}`);
+        if (answer && IfMatch !== undefined)
+          throw new S3ServiceException({
+            name: answer.name,
+            $fault: 'client',
+            $metadata: { httpStatusCode: answer.status },
+          });
+        return next(args);
+      },
+      { step: 'initialize', name: 'conditionalWrites' },
+    );
+    const store = new S3Store({ client, bucket: 'store-test', partSizeBytes: 5 * 1024 * 1024 });
+    const big = patternBytes(11 * 1024 * 1024);
+    await store.putStream('match/streamed.bin', chunksOf(big, 1024 * 1024), { ...opts, ifMatch: '"a"' });
+    await store.put('match/small.bin', encode('small'), { ...opts, ifMatch: '"b"' });
+    expect(sent).toEqual([
+      'CreateMultipartUploadCommand -',
+      'UploadPartCommand -',
+      'UploadPartCommand -',
+      'UploadPartCommand -',
+      'CompleteMultipartUploadCommand "a"',
+      'PutObjectCommand "b"',
+    ]);
+    for (const refusal of [
+      { name: 'PreconditionFailed', status: 412 },
+      { name: 'ConditionalRequestConflict', status: 409 },
+    ]) {
+      answer = refusal;
+      for (const write of [
+        () => store.putStream('match/streamed.bin', chunksOf(big, 1024 * 1024), { ...opts, ifMatch: '"a"' }),
+        () => store.put('match/small.bin', encode('other'), { ...opts, ifMatch: '"b"' }),
+      ]) {
+        const error = await write().catch((e: unknown) => e);
+        expect(error, refusal.name).toBeInstanceOf(StoreError);
+        // Not for good: the work is done again from a new read.
+        expect(error, refusal.name).toMatchObject({ code: 'STORE_CONFLICT', permanent: false });
+      }
+    }
+    expect(new TextDecoder().decode((await store.get('match/small.bin'))?.body)).toBe('small');
+    client.destroy();
+  });
+
   it('translates SDK failures into StoreError with the cause, and refuses unsafe keys', async () => {
     const store = new S3Store({ client: s3.client, bucket: 'no-such-bucket' });
     const failure = store.put('x.json', encode('x'), opts);

@@ -35,6 +35,8 @@ export class MemoryStore implements Store {
   async put(key: string, body: Uint8Array, options: PutOptions): Promise<void> {
     const problem = keyProblem(key);
     if (problem) throw new StoreError('STORE_INVALID_KEY', key, `unsafe storage key: ${problem}`);
+    if (options.ifMatch !== undefined && this.objects.get(key)?.etag !== options.ifMatch)
+      throw new StoreError('STORE_CONFLICT', key, `${key} is not the object read (If-Match)`);
     this.writes.push(key);
     this.objects.set(key, {
       key,

@@ -3,8 +3,9 @@
  * that first asks the IAM stand-in (support/iam.ts, a mock) whether the request's action on its object is
  * allowed, with the condition keys S3 gives the request, and answers 403 AccessDenied as S3 does when it is
  * not. It also checks `If-None-Match: *` on the writes that make an object (PutObject,
- * CompleteMultipartUpload), answering 412 PreconditionFailed where an object is: S3 does, and s3rver
- * ignores the header (another mock, named so; S3 checks it as part of the write, this one just before it).
+ * CompleteMultipartUpload), answering 412 PreconditionFailed where an object is, and `If-Match` on them,
+ * answering 412 where the object is not the one of that ETag (or there is none): S3 does, and s3rver
+ * ignores both headers (another mock, named so; S3 checks them as part of the write, this one just before).
  * Any client reaches it, the SDK's or the AWS CLI's, with the local server's credentials; requests are
  * forwarded as they came, so their signatures still hold.
  */
@@ -83,13 +84,14 @@ export async function startS3Gate(s3: LocalS3, statements: readonly Statement[])
         answer(response, 403, 'AccessDenied', `not authorized to perform ${action} on ${resource}`);
         return;
       }
-      if (creates && request.headers['if-none-match'] === '*') {
+      const ifMatch = request.headers['if-match'];
+      if (creates && (request.headers['if-none-match'] === '*' || typeof ifMatch === 'string')) {
         const [Bucket, ...rest] = resource.split('/');
         const found = await s3.client
           .send(new HeadObjectCommand({ Bucket, Key: rest.join('/') }))
-          .then(() => true)
-          .catch(() => false);
-        if (found) {
+          .then((head) => head.ETag ?? '')
+          .catch(() => undefined);
+        if (typeof ifMatch === 'string' ? found !== ifMatch : found !== undefined) {
           refused.push(`412 ${resource}`);
           request.resume();
           answer(
