@@ -386,6 +386,9 @@ describe('when a new immutable file is put', () => {
     expect(first.length).toBeGreaterThan(0);
     expect(first.every((name) => name === 'manifest.json.asc')).toBe(true);
     expect(again.some((name) => name.endsWith('.tmp'))).toBe(true);
+    // Named for this process, as FsStore names its own (fs-temps.ts): a sweep tells a killed writer's.
+    for (const temp of again.filter((name) => name.endsWith('.tmp')))
+      expect(temp).toMatch(new RegExp(`^\\.${process.pid}\\.[0-9a-f]{12}[0-9a-z]+\\.tmp$`));
     expect(text((await store.get('plugins/a/1.0.0/manifest.json.asc'))?.body)).toBe('signature two');
     expect(await store.head('plugins/a/1.0.0/manifest.json.asc')).toMatchObject(
       impliedMetadata('plugins/a/1.0.0/manifest.json.asc'),
