@@ -160,29 +160,43 @@ export async function initRegistry(
 /**
  * An exclusive lock on the registry, so `publish` and a running `serve --watch` never rebuild at once
  * (the local stand-in for the single-consumer queue of the AWS deployment). Taking the lock of a holder that
- * was killed, it first removes the temp files that holder's stores left (and those of other writers gone
- * long since, a killed submitter's in incoming/): a walk of the whole registry, paid only after a kill.
+ * was killed, it also removes the temp files that holder's stores left (and those of other writers gone
+ * long since, a killed submitter's in incoming/): a walk of the whole registry, paid only after a kill, and
+ * beside the work rather than before it, since it removes only files of processes that are gone (at
+ * 100,000 plugins of 10 versions the walk would take minutes, and a waiter gives up after 30 s). The call
+ * returns once both are done, the lock released as soon as the work is.
  */
-export function withRegistryLock<T>(dir: string, work: () => Promise<T>, timeoutMs = 30_000): Promise<T> {
-  return withLockFile(path.join(dir, '.lock'), work, {
-    timeoutMs,
-    busy: (holder) => new CliError('LOCKED', `registry ${dir} is busy (lock held by process ${holder})`),
-    broke: async (holder) => {
-      // Tidying only: a folder it cannot read or a file it cannot remove does not stop the work.
-      const removed = await removeStaleTemps(dir, holder === undefined ? {} : { killed: holder }).catch(
-        (error: unknown) => {
-          err(
-            `plugindex: could not remove the temp files a killed process left: ${(error as Error).message}`,
-          );
-          return [];
-        },
+export async function withRegistryLock<T>(
+  dir: string,
+  work: () => Promise<T>,
+  timeoutMs = 30_000,
+): Promise<T> {
+  let sweeping: Promise<void> | undefined;
+  try {
+    return await withLockFile(path.join(dir, '.lock'), work, {
+      timeoutMs,
+      busy: (holder) => new CliError('LOCKED', `registry ${dir} is busy (lock held by process ${holder})`),
+      broke: async (holder) => {
+        sweeping = sweepTemps(dir, holder);
+      },
+    });
+  } finally {
+    await sweeping;
+  }
+}
+
+/** removeStaleTemps after a killed `holder`, said on stderr; tidying only, so it never fails the work. */
+async function sweepTemps(dir: string, holder: number | undefined): Promise<void> {
+  try {
+    const removed = await removeStaleTemps(dir, holder === undefined ? {} : { killed: holder });
+    if (removed.length > 0)
+      err(
+        `plugindex: removed ${removed.length} temp file(s) left by process ${holder ?? '(unknown)'}, killed`,
       );
-      if (removed.length > 0)
-        err(
-          `plugindex: removed ${removed.length} temp file(s) left by process ${holder ?? '(unknown)'}, killed`,
-        );
-    },
-  });
+  } catch (error) {
+    // A folder it cannot read or a file it cannot remove does not stop the work.
+    err(`plugindex: could not remove the temp files a killed process left: ${(error as Error).message}`);
+  }
 }
 
 /**
