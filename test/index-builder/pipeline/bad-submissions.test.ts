@@ -652,6 +652,11 @@ describe('when a submission has more problems than a report lists', () => {
     expect(outcome?.status).toBe('rejected');
     expect(outcome?.problems).toHaveLength(MAX_REPORTED_PROBLEMS);
     expect(outcome?.problems[0]?.code).toBe('MANIFEST_TOO_MANY_ITEMS');
+    // Each listed in full, with what was expected and found (past them, problems are only counted).
+    for (const p of outcome?.problems.slice(0, -1) ?? []) {
+      expect(p.expected, p.path).toBeTruthy();
+      expect(p.found, p.path).toBeTruthy();
+    }
     expect(outcome?.problems.at(-1)).toEqual({
       code: 'PROBLEMS_OMITTED',
       path: '',
