@@ -138,6 +138,11 @@ async function fetchSnapshot(
 export interface VerifyReport {
   /** The key the registry signs with: the one pinned, or the one its rotations lead to from it. */
   readonly fingerprint: string;
+  /**
+   * Where the key pinned came from: `--key` (`given`), the `--state` file (`state`: trusted on a first run,
+   * or followed since), or the registry's own `keys/registry.asc` (`registry`: trusted on this first use).
+   */
+  readonly keyFrom: 'given' | 'state' | 'registry';
   /** The key rotations followed from the key pinned, in order, when the registry rotated since. */
   readonly rotations?: readonly { readonly sequence: number; readonly from: string; readonly to: string }[];
   readonly generation: number;
@@ -155,7 +160,10 @@ export interface VerifyReport {
 
 export async function verifyRegistry(options: {
   readonly url: string;
-  /** Armored registry key pinned by the client; without one, the served key is trusted on first use. */
+  /**
+   * Armored registry key pinned by the client; without one, the key `stateFile` kept, and without that the
+   * served key, trusted on first use (and kept in `stateFile`).
+   */
   readonly pinnedKey?: string;
   /** A file keeping the highest generation seen, for rollback protection across runs. */
   readonly stateFile?: string;
@@ -218,14 +226,24 @@ async function verifyWith(
   reader: Reader,
   options: { readonly pinnedKey?: string; readonly stateFile?: string; readonly now?: Date },
 ): Promise<VerifyReport> {
-  const given = await readPublicKey(
-    options.pinnedKey ?? text(await reader.get(REGISTRY_PUBLIC_KEY_KEY, UNLISTED_LIMITS.key)),
-  );
   let saved: VerifyState | undefined;
   if (options.stateFile) {
     const kept = await readFile(options.stateFile, 'utf8').catch(() => undefined);
     if (kept) saved = readVerifyState(kept, options.stateFile);
   }
+  // Without --key, the key the state kept (the one trusted on first use, or followed since) is the pin: the
+  // served keys/registry.asc only on the first run. Taking it every run let whoever serves the registry
+  // (a mirror, a bucket written to) swap in a key of its own, re-sign everything, and have the state keep it.
+  const keyFrom: VerifyReport['keyFrom'] =
+    options.pinnedKey !== undefined ? 'given' : saved?.key !== undefined ? 'state' : 'registry';
+  const given = await readPublicKey(
+    options.pinnedKey ?? saved?.key ?? text(await reader.get(REGISTRY_PUBLIC_KEY_KEY, UNLISTED_LIMITS.key)),
+  );
+  if (keyFrom === 'state' && given.fingerprint !== saved?.fingerprint)
+    throw new ClientError(
+      'TRUST_STATE_INVALID',
+      `${options.stateFile}#/key: is key ${given.fingerprint}, not ${saved?.fingerprint} as #/fingerprint says`,
+    );
   // A key given that the registry rotated from (in the chain saved): start from the key followed last time,
   // with where it stands, so a rotation is not followed again from an older key nor its count mistaken.
   let pinned = given;
@@ -255,7 +273,8 @@ async function verifyWith(
     load: reader.load,
     held,
     ...(from !== undefined ? { from } : {}),
-    follow: options.pinnedKey !== undefined,
+    // A key taken from the registry itself has nothing to follow from; one given or kept has.
+    follow: keyFrom !== 'registry',
     read: async (followed) => {
       const trusted = trustedBy((followed ?? held).key);
       const snapshot = await fetchSnapshot(reader, (bytes, signature) =>
@@ -333,6 +352,7 @@ async function verifyWith(
     );
   return {
     fingerprint: key.fingerprint,
+    keyFrom,
     ...(rotations ? { rotations } : {}),
     generation: snapshot.generation,
     expires: snapshot.expires,

@@ -70,7 +70,7 @@ async function verifyServed(parsed: Parsed, url: string): Promise<number> {
         ? `  log: ${report.log.length} entries, every link checked from the first to head ${report.log.head}`
         : '  log: none yet',
     );
-    if (!keyFile)
+    if (report.keyFrom === 'registry')
       out('  (the key was taken from the registry itself: pin it with --key for real protection)');
     return 0;
   } catch (error) {

@@ -13,9 +13,21 @@ import { verifyRegistry } from '../../cli/verify.ts';
 import { parseRegistryConfig } from '../../index-builder/config.ts';
 import { TrustError } from '../../index-builder/errors.ts';
 import type { LogHead, SnapshotDocument } from '../../index-builder/model.ts';
-import { type PipelineContext, processSubmissions } from '../../index-builder/pipeline/index.ts';
+import {
+  type PipelineContext,
+  processSubmissions,
+  rebuildRegistry,
+} from '../../index-builder/pipeline/index.ts';
+import { createSigner } from '../../index-builder/signing.ts';
 import type { Store, StoredObject } from '../../index-builder/store.ts';
-import { encode, makeBundle, makeRegistry, type TestRegistry, validManifest } from '../support/fixtures.ts';
+import {
+  encode,
+  makeBundle,
+  makeRegistry,
+  type TestRegistry,
+  testKey,
+  validManifest,
+} from '../support/fixtures.ts';
 import {
   alterLine,
   appendLog,
@@ -278,6 +290,70 @@ describe("when the registry's log is checked", () => {
       expect(error).toMatchObject({ code: 'LOG_FORKED' });
       expect(await readFile(stateFile, 'utf8')).toBe(kept);
     } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('when verify --url --state trusted the served key on first use, and the registry is then served signed by another key', () => {
+  it('refuses it by the key it kept (SNAPSHOT_BAD_SIGNATURE), the state as it was', async () => {
+    // Prepare: a registry served over HTTP through a store the attacker can swap (a mirror, or a bucket
+    // written to), verified once with --state and no --key: its key is trusted on first use.
+    const real = await makeRegistry();
+    let shown: MemoryStore = real.site;
+    const through: Store = {
+      get: (key) => shown.get(key),
+      head: (key) => shown.head(key),
+      put: (key, body, options) => shown.put(key, body, options),
+      putStream: (key, body, options) => shown.putStream(key, body, options),
+      delete: (key, options) => shown.delete(key, options),
+      list: (prefix) => shown.list(prefix),
+      getStream: (key) => shown.getStream(key),
+    };
+    const listening = await listenRegistryServer(createRegistryServer({ site: through }), 0);
+    const dir = await mkdtemp(join(tmpdir(), 'plugindex-verify-tofu-'));
+    const stateFile = join(dir, 'state.json');
+    try {
+      const ctx: PipelineContext = {
+        ...real.context,
+        config: parseRegistryConfig({ name: 'Trusted once', url: listening.url }),
+      };
+      await processSubmissions(ctx, await real.submit(await makeBundle()));
+      const first = await verifyRegistry({ url: listening.url, stateFile, now: NOW });
+      expect(first.fingerprint).toBe(real.registryKey.fingerprint);
+      const kept = await readFile(stateFile, 'utf8');
+
+      // Act: the same registry (its log extended, a higher generation) re-signed whole by the attacker's
+      // key, which keys/registry.asc now serves.
+      const copy = (from: MemoryStore) => {
+        const to = new MemoryStore();
+        for (const [key, object] of from.objects) to.objects.set(key, object);
+        return to;
+      };
+      const attacker = await testKey('stranger');
+      const forged = copy(real.site);
+      await rebuildRegistry(
+        { ...ctx, site: forged, intake: copy(real.intake), signer: await createSigner(attacker.secretKey) },
+        // As a rotation's rebuild signs (but with no rotation published): counting none.
+        { resignManifests: true, keyRotations: 0 },
+      );
+      shown = forged;
+      const error = await verifyRegistry({ url: listening.url, stateFile, now: NOW }).catch(
+        (e: unknown) => e,
+      );
+
+      // Assess: refused by the key kept, and nothing of the forgery kept.
+      expect(error).toBeInstanceOf(TrustError);
+      expect(error).toMatchObject({ code: 'SNAPSHOT_BAD_SIGNATURE' });
+      expect(await readFile(stateFile, 'utf8')).toBe(kept);
+      // The registry served as it is again: verified by the key kept.
+      shown = real.site;
+      await expect(verifyRegistry({ url: listening.url, stateFile, now: NOW })).resolves.toMatchObject({
+        fingerprint: real.registryKey.fingerprint,
+        keyFrom: 'state',
+      });
+    } finally {
+      await listening.close();
       await rm(dir, { recursive: true, force: true });
     }
   });
