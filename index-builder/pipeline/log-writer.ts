@@ -2,7 +2,10 @@
  * Appending to the transparency log (index-builder/log.ts) during a publish.
  *
  * The segments are the log's truth; `state/log.json` (intake) says how long it is and its head, and the
- * snapshot vouches for a prefix of it (its `log`). Entries are appended after a batch's immutable files and
+ * snapshot vouches for a prefix of it (its `log`). The segments are published (the site store), so what a
+ * run reads of them (the last segment, which it appends to, and every entry it may take for a dead run's)
+ * is checked against that head first (`#chain`): a batch never appends to, or resumes from, a log it cannot
+ * vouch for. Entries are appended after a batch's immutable files and
  * before the plugin documents that show their effect, so a crash leaves entries whose submission is not
  * finished: the retry must find them (`logged`) instead of appending them twice.
  *
@@ -30,12 +33,15 @@ import {
   EMPTY_LOG,
   LOG_SEGMENT_ENTRIES,
   type LogEntry,
+  lineHash,
   logSegmentKey,
   nextEntry,
   parseSegment,
   type ReadEntry,
   renderSegment,
   segmentOf,
+  verifyLogRange,
+  ZERO_HASH,
 } from '../log.ts';
 import type { LogHead, SnapshotDocument } from '../model.ts';
 import { CACHE_IMMUTABLE, CACHE_MUTABLE, CACHE_PRIVATE, type Store } from '../store.ts';
@@ -126,12 +132,6 @@ export class LogWriter {
     const snapshot = await readJson<SnapshotDocument>(ctx.site, 'snapshot.json');
     const vouched = Math.min(snapshot?.log?.length ?? 0, head.length);
     writer.#vouched = vouched;
-    for (let s = segmentOf(head.length - 1); s >= 0 && s >= segmentOf(vouched); s--) {
-      const lines = await writer.#segment(s);
-      lines.forEach((line, i) => {
-        if (s * LOG_SEGMENT_ENTRIES + i >= vouched) writer.#remember(JSON.parse(line) as LogEntry);
-      });
-    }
     // One listing finds the records (few: only a dead run's), where asking for each upload would cost a
     // request per upload.
     const wanted = new Set(options.intents ?? []);
@@ -139,19 +139,64 @@ export class LogWriter {
     if (wanted.size > 0)
       for await (const listed of ctx.intake.list(LOG_INTENTS_PREFIX))
         if (listed.key.endsWith('.json')) keys.push(listed.key);
+    const named: LogIntent[] = [];
     for (const key of keys) {
       const intents = intentsOf(key, await readJson<unknown>(ctx.intake, key));
       if (intents.size === 0) continue;
       writer.#records.set(key, intents);
-      for (const [id, intent] of intents) {
-        if (!wanted.has(id) || intent.seq >= head.length) continue;
-        const segment = segmentOf(intent.seq);
-        const line = (await writer.#segment(segment))[intent.seq - segment * LOG_SEGMENT_ENTRIES];
-        const entry = line === undefined ? undefined : (JSON.parse(line) as LogEntry);
-        if (entry?.type === intent.type && entry.digest === intent.digest) writer.#remember(entry);
-      }
+      for (const [id, intent] of intents)
+        if (wanted.has(id) && Number.isSafeInteger(intent.seq) && intent.seq >= 0 && intent.seq < head.length)
+          named.push(intent);
+    }
+    // Every entry this run trusts (those past what the snapshot vouches for, those the records name) and
+    // the last segment it appends to, read and checked against the recorded head before any is used.
+    const from = Math.min(vouched, ...named.map((intent) => intent.seq));
+    const entries = await writer.#chain(from);
+    for (const read of entries) if (read.entry.seq >= vouched) writer.#remember(read.entry);
+    for (const intent of named) {
+      const entry = entries[intent.seq - (entries[0]?.entry.seq ?? 0)]?.entry;
+      if (entry?.type === intent.type && entry.digest === intent.digest) writer.#remember(entry);
     }
     return writer;
+  }
+
+  /**
+   * The entries from the start of `from`'s segment to the recorded head, each checked against that head: the
+   * segments are published (the site store), the head is the intake store's own record. A segment changed
+   * where it is published (cut short, an entry altered or moved) would otherwise be rewritten with its
+   * change by the next append, under a head the snapshot then signs, and its entries taken for what a run
+   * that died logged: one a bucket planted would resume an action no one was judged for, unlogged.
+   * @throws Error naming the segment (the operator's to mend, the log being append-only), its cause a
+   *   TrustError LOG_TRUNCATED, LOG_REORDERED or LOG_ENTRY_ALTERED: every batch fails until it is mended.
+   */
+  async #chain(from: number): Promise<ReadEntry[]> {
+    const head = this.#head;
+    if (from >= head.length && head.length % LOG_SEGMENT_ENTRIES === 0) return [];
+    const first = segmentOf(Math.min(from, head.length - 1));
+    const entries: ReadEntry[] = [];
+    for (let s = first; s <= segmentOf(head.length - 1); s++)
+      entries.push(
+        ...(await this.#segment(s)).map((line) => ({
+          entry: JSON.parse(line) as LogEntry,
+          line,
+          hash: lineHash(line),
+        })),
+      );
+    try {
+      verifyLogRange(entries, {
+        from: first * LOG_SEGMENT_ENTRIES,
+        // The first entry's own link is to an entry not read (unless it is entry 0): its hash is bound by
+        // the entry after it, or by the head.
+        prev: first === 0 ? ZERO_HASH : (entries[0]?.entry.prev ?? ZERO_HASH),
+        to: head,
+      });
+    } catch (cause) {
+      throw new Error(
+        `${logSegmentKey(segmentOf(head.length - 1))}, the published log, does not hold the entries its recorded head (state/log.json) counts: ${(cause as Error).message}`,
+        { cause },
+      );
+    }
+    return entries;
   }
 
   #remember(entry: LogEntry): void {

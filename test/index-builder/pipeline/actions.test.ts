@@ -16,8 +16,8 @@ import {
   pluginDocumentKey,
   REVOKED_KEYS_KEY,
 } from '../../../index-builder/layout.ts';
-import { LOG_SEGMENT_ENTRIES, logSegmentKey } from '../../../index-builder/log.ts';
-import type { PluginDocument, RevokedKeysDocument } from '../../../index-builder/model.ts';
+import { entryLine, LOG_SEGMENT_ENTRIES, lineHash, logSegmentKey } from '../../../index-builder/log.ts';
+import type { PluginDocument, RevokedKeysDocument, SnapshotDocument } from '../../../index-builder/model.ts';
 import {
   processSubmissions,
   rebuildRegistry,
@@ -956,5 +956,86 @@ describe('when a run died after logging an action, and another upload arrived si
       ['owners-add', added.digest],
       ['yank', yank.digest],
     ]);
+  });
+});
+
+describe('when the published log segment no longer holds the entries its recorded head counts', () => {
+  const yank = { action: 'yank', plugin: 'demo-plugin', version: '1.0.0' } as const;
+  const lines = (registry: TestRegistry) => text(registry, logSegmentKey(0)).slice(0, -1).split('\n');
+  const serve = (registry: TestRegistry, served: readonly string[]) =>
+    registry.site.put(logSegmentKey(0), encode(`${served.join('\n')}\n`), {
+      contentType: 'application/jsonl',
+      cacheControl: CACHE_MUTABLE,
+    });
+
+  it.each([
+    ['cut short (its last entry gone)', 'LOG_TRUNCATED', (kept: string[]) => kept.slice(0, -1)],
+    [
+      'altered (an entry made another)',
+      'LOG_ENTRY_ALTERED',
+      (kept: string[]) => [kept[0]?.replace('"publish"', '"yank"') as string, ...kept.slice(1)],
+    ],
+  ] as const)(
+    'fails the batch when it is %s (%s), rather than append to it and vouch for it',
+    async (_, code, edit) => {
+      // Prepare: two publishes logged (entries 0 and 1), then the segment changed where it is published (a
+      // bucket written to), its recorded head in the intake store as it was.
+      const registry = await registryWithOperator();
+      await publishVersions(registry, ['1.0.0', '1.1.0']);
+      const tampered = edit(lines(registry));
+      await serve(registry, tampered);
+      const before = registry.site.fingerprint();
+      const submitted = await submitAction(registry.intake, yank, publisher);
+
+      // Act
+      const error = await run(registry, submitted.key).catch((e: unknown) => e);
+
+      // Assess: nothing appended to what the registry cannot vouch for, nothing published, the upload kept.
+      expect(error).toBeInstanceOf(Error);
+      expect((error as Error).cause).toMatchObject({ name: 'TrustError', code });
+      expect(registry.site.fingerprint()).toEqual(before);
+      expect(lines(registry)).toEqual(tampered);
+      expect(registry.intake.objects.has(submitted.key)).toBe(true);
+    },
+  );
+
+  it("fails the batch when an entry is planted for a stranger's action, rather than resume it unjudged and unlogged", async () => {
+    // Prepare: a stranger's owners-add, and an entry for it put in place of the last one where the log is
+    // published, with the published snapshot.json saying it vouches for one entry only (a bucket written
+    // to): what a run that died between its log and its marker leaves, but for an action never judged.
+    const registry = await registryWithOperator();
+    await publishVersions(registry, ['1.0.0', '1.1.0']);
+    const submitted = await submitAction(
+      registry.intake,
+      { action: 'owners-add', plugin: 'demo-plugin', key: stranger.publicKey },
+      stranger,
+    );
+    const [first] = lines(registry) as [string];
+    const planted = entryLine({
+      seq: 1,
+      time: '2026-11-01T00:00:00.000Z',
+      type: 'owners-add',
+      plugin: 'demo-plugin',
+      signer: stranger.fingerprint,
+      digest: submitted.digest,
+      prev: lineHash(first),
+    });
+    await serve(registry, [first, planted]);
+    const snapshot = JSON.parse(text(registry, 'snapshot.json')) as SnapshotDocument;
+    await registry.site.put(
+      'snapshot.json',
+      encode(JSON.stringify({ ...snapshot, log: { ...snapshot.log, length: 1 } })),
+      {
+        contentType: 'application/json',
+        cacheControl: CACHE_MUTABLE,
+      },
+    );
+
+    // Act
+    const error = await run(registry, submitted.key).catch((e: unknown) => e);
+
+    // Assess: the stranger owns nothing.
+    expect((error as Error).cause).toMatchObject({ name: 'TrustError', code: 'LOG_ENTRY_ALTERED' });
+    expect((await bound(registry)).owners).toEqual([publisher.fingerprint]);
   });
 });
