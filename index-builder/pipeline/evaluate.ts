@@ -568,9 +568,18 @@ export function resumePublished(items: readonly BatchItem[], log: LogWriter): vo
  *   uploads stay in incoming/, rather than be judged without knowing every registry key.
  */
 async function registryFingerprints(ctx: PipelineContext): Promise<string[]> {
-  const all = new Set(ctx.signer.fingerprints);
-  for await (const listed of ctx.site.list(ROTATION_PREFIX)) {
-    const stored = await ctx.site.get(listed.key);
+  return [...new Set([...ctx.signer.fingerprints, ...(await retiredFingerprints(ctx.site))])];
+}
+
+/**
+ * Every fingerprint of every key a published rotation retired (its `previous`): keys the registry signed
+ * with and rotated away from, never to sign again (a client refuses a rotation back to one).
+ * @throws TrustError KEY_ROTATION_BROKEN when a published rotation does not read.
+ */
+export async function retiredFingerprints(site: Store): Promise<string[]> {
+  const all = new Set<string>();
+  for await (const listed of site.list(ROTATION_PREFIX)) {
+    const stored = await site.get(listed.key);
     if (!stored) continue;
     const { rotation } = readSignedRotation(stored.body, listed.key);
     for (const fp of (await readPublicKey(rotation.previous.key)).fingerprints) all.add(fp);

@@ -32,6 +32,7 @@ import { readPublicKey } from '../signing.ts';
 import { CACHE_IMMUTABLE } from '../store.ts';
 import { openSignedSnapshot } from '../verify.ts';
 import type { PipelineContext } from './context.ts';
+import { retiredFingerprints } from './evaluate.ts';
 import { rebuildRegistry } from './index.ts';
 import { LogWriter } from './log-writer.ts';
 import { putFile, readJson, withWriteLog } from './site-writer.ts';
@@ -150,7 +151,9 @@ async function signedCarriesPair(ctx: PipelineContext): Promise<boolean> {
 }
 
 /**
- * What else a key a rotation goes to is, or undefined: a key the registry's operator revoked (any of its
+ * What else a key a rotation goes to is, or undefined: a key the registry rotated away from (a client that
+ * followed that rotation refuses a rotation back to it, client/key-chain.ts, and a published rotation is
+ * never rewritten: every such client would be stuck), a key the registry's operator revoked (any of its
  * fingerprints), an operator's key (never the registry key: the trust model), or a trusted publisher's.
  */
 async function keyTakenBy(
@@ -162,6 +165,8 @@ async function keyTakenBy(
     next.fingerprint,
     ...(info?.key.getKeys().map((key) => key.getFingerprint().toUpperCase()) ?? []),
   ]);
+  if ((await retiredFingerprints(ctx.site)).some((fingerprint) => fingerprints.has(fingerprint)))
+    return 'a key the registry rotated away from';
   const revoked = await ctx.site.get(REVOKED_KEYS_KEY);
   const list = revoked ? parseRevokedKeys(new TextDecoder().decode(revoked.body)) : undefined;
   if (list?.keys.some((key) => fingerprints.has(key.fingerprint)))
@@ -178,9 +183,9 @@ async function keyTakenBy(
  * rotation (the published snapshot's `key_rotations` + 1) of this registry, from the key the snapshot
  * names to the key `ctx.signer` signs with, signed by both.
  * @throws SubmissionError INVALID_SUBMISSION with one problem: ROTATION_INVALID (form, registry, sequence,
- *   signatures, the same key, a key revoked or an operator's or a publisher's, a rotation N already published
- *   with other bytes), ROTATION_NOT_CURRENT_KEY
- *   (not from the key the registry signs with), ROTATION_NOT_SIGNING_KEY (not to the key `ctx.signer` holds).
+ *   signatures, the same key, a key rotated away from, revoked, an operator's or a publisher's, a rotation N
+ *   already published with other bytes), ROTATION_NOT_CURRENT_KEY (not from the key the registry signs
+ *   with), ROTATION_NOT_SIGNING_KEY (not to the key `ctx.signer` holds).
  */
 export async function checkRotation(ctx: PipelineContext, bytes: Uint8Array): Promise<CheckedRotation> {
   let read: ReadRotation;
@@ -248,7 +253,7 @@ export async function checkRotation(ctx: PipelineContext, bytes: Uint8Array): Pr
     refuse(
       'ROTATION_INVALID',
       '/rotation/next/fingerprint',
-      `the rotation is to ${taken}: the registry's key is its own, and never one it revoked`,
+      `the rotation is to ${taken}: the registry's key is its own, new, and never one it revoked`,
       { found: rotation.next.fingerprint },
     );
   if (existing && !same)

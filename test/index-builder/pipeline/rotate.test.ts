@@ -362,6 +362,31 @@ describe('when a rotation cannot be accepted', () => {
     expect([registry.site.fingerprint(), registry.intake.fingerprint()]).toEqual(before);
   });
 
+  it('refuses a rotation back to a key the registry rotated away from (clients refuse that loop), and writes nothing', async () => {
+    // Prepare: rotated once, from the first key to the second.
+    const registry = await publishedRegistry();
+    await rotateRegistryKey({ ...registry.context, signer: newSigner }, await rotation(registry));
+    const back = await rotation(registry, { sequence: 2, previous: newSigner, next: registry.signer });
+    const before = [registry.site.fingerprint(), registry.intake.fingerprint()];
+
+    // Act: the first key made the signing key again, and rotated to.
+    const error = await rotateRegistryKey({ ...registry.context, signer: registry.signer }, back).catch(
+      (e: unknown) => e,
+    );
+
+    // Assess: refused as the client would refuse it (a retired key never comes back: key-chain.ts), since
+    // a published rotation is never rewritten and every client that followed the first would be stuck.
+    expect(error).toBeInstanceOf(SubmissionError);
+    expect((error as SubmissionError).problems).toEqual([
+      expect.objectContaining({
+        code: 'ROTATION_INVALID',
+        path: '/rotation/next/fingerprint',
+        message: expect.stringContaining('rotated away from'),
+      }),
+    ]);
+    expect([registry.site.fingerprint(), registry.intake.fingerprint()]).toEqual(before);
+  });
+
   it('refuses a registry that has published nothing', async () => {
     const registry = await makeRegistry();
     const error = await checkRotation(
