@@ -413,10 +413,11 @@ class Client implements PlugindexClient {
         );
     }
     const given: RegistryEntry = { ...draft, key_fingerprint: key.fingerprint };
-    // The same registry added again (another priority, say) keeps the log head it remembers: a forced re-add
-    // must not be a way to take a rewritten history on first use again. That holds for a key it rotated from
-    // too (one in its chain): the session then starts from the key held, with its chain and rotations, since
-    // the rotations count is that key's. Another URL or key starts afresh.
+    // The same registry added again (another priority, say) keeps the log head it remembers and the highest
+    // generation it accepted: a forced re-add must not be a way to take a rewritten history on first use
+    // again, nor an older snapshot (a rollback). That holds for a key it rotated from too (one in its
+    // chain): the session then starts from the key held, with its chain and rotations, since the rotations
+    // count is that key's. Another URL or key starts afresh.
     const kept = await this.#state.trust(options.name).catch(() => undefined);
     const configured = (await this.#config_()).registries.find((r) => r.name === options.name);
     const same =
@@ -429,6 +430,7 @@ class Client implements PlugindexClient {
       ? {
           fingerprint: kept.fingerprint,
           armoredKey: kept.armoredKey,
+          ...(kept.highestGeneration !== undefined ? { highestGeneration: kept.highestGeneration } : {}),
           ...(kept.log ? { log: kept.log } : {}),
           ...(kept.chain ? { chain: kept.chain } : {}),
           ...(kept.rotations !== undefined ? { rotations: kept.rotations } : {}),

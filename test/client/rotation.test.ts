@@ -18,7 +18,7 @@ import { createClient, type PlugindexClient } from '../../client/client.ts';
 import { createHttpFetcher } from '../../client/fetcher.ts';
 import { parseLockfile } from '../../client/lockfile.ts';
 import { TrustError } from '../../index-builder/errors.ts';
-import { processSubmissions, rebuildRegistry } from '../../index-builder/pipeline/index.ts';
+import { processSubmissions, rebuildRegistry, refreshSnapshot } from '../../index-builder/pipeline/index.ts';
 import {
   readSignedRotation,
   rotationKey,
@@ -450,6 +450,41 @@ describe('when a registry rotated from is added again by the key it rotated from
         c.addRegistry({ name: 'main', url: registry.url, pin: { armored: registry.firstKey }, priority: 2 }),
       ),
     ).rejects.toMatchObject({ name: 'TrustError', code: 'LOG_FORKED' });
+    expect(await trustState(m)).toEqual(before);
+  });
+});
+
+describe('when a registry rotated from is added again by the key it rotated from, and an older snapshot is served', () => {
+  it('refuses the rollback (SNAPSHOT_ROLLBACK): the re-add keeps the highest generation accepted', async () => {
+    // Prepare: a client that followed a rotation, and the registry's snapshot as it was just after it (a
+    // mirror or a CDN edge keeps it), then two refreshes the client accepts (the log the same throughout).
+    const registry = await servedRegistry(['1.0.0']);
+    const m = await machine();
+    await m.run((c) =>
+      c.addRegistry({ name: 'main', url: registry.url, pin: { armored: registry.firstKey } }),
+    );
+    await rotateLocalRegistry(registry.dir, (await newKey()).secretKey);
+    const published = ['snapshot.signed.json', 'snapshot.json', 'snapshot.json.asc'];
+    const older = await Promise.all(published.map((key) => readFile(join(registry.dir, 'public', key))));
+    const { context } = await openRegistry(registry.dir);
+    await refreshSnapshot(context);
+    await refreshSnapshot(context);
+    const [followed] = await m.run((c) => c.updateRegistries(['main']));
+    const before = await trustState(m);
+    expect(before.highest_generation).toBe(followed?.report?.generation);
+
+    // Act: the older snapshot served, and the registry added again by the first key (as its users were told).
+    for (const [i, key] of published.entries())
+      await writeFile(join(registry.dir, 'public', key), older[i] as Buffer);
+    const error = await m
+      .run((c) =>
+        c.addRegistry({ name: 'main', url: registry.url, pin: { armored: registry.firstKey }, force: true }),
+      )
+      .catch((e: unknown) => e);
+
+    // Assess
+    expect(error).toBeInstanceOf(TrustError);
+    expect(error).toMatchObject({ code: 'SNAPSHOT_ROLLBACK' });
     expect(await trustState(m)).toEqual(before);
   });
 });
