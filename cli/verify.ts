@@ -25,7 +25,7 @@ import {
   fetchBody,
   UNLISTED_LIMITS,
 } from '../client/fetcher.ts';
-import { readThroughRotations } from '../client/key-chain.ts';
+import { checkHeldSnapshot, readThroughRotations } from '../client/key-chain.ts';
 import { readWholeLog } from '../client/log-reader.ts';
 import { TrustedSnapshot } from '../client/trusted-snapshot.ts';
 import { fixedClock, systemClock } from '../index-builder/clock.ts';
@@ -284,6 +284,14 @@ async function verifyWith(
     },
   });
   const { trusted, snapshot } = value;
+  // Signed by the key held (no rotation followed): it must count the rotations the state says that key is
+  // at, as a session requires, or the state would keep a count that sends the next run to the wrong rotation.
+  if (!chain)
+    checkHeldSnapshot(
+      { fingerprint: held.fingerprint, rotations: from },
+      snapshot,
+      `${reader.base}/${SNAPSHOT_KEY}`,
+    );
   const key = chain ?? held;
   if (chain) chainSaved = [...chainSaved, ...chain.links.map((l) => l.fingerprint)];
   const rotations = chain?.steps.map(({ sequence, from: before, to }) => ({ sequence, from: before, to }));

@@ -132,6 +132,24 @@ export function checkRotatedSnapshot(chain: FollowedChain, snapshot: SnapshotDoc
       broken(`${rotationKey(step.sequence)} is a rotation of ${step.registry}, not of ${snapshot.registry}`);
 }
 
+/**
+ * A snapshot signed by the key held (no rotation followed) must count the rotations that key is at, when
+ * the reader knows it (`rotations`): a lower count would reset where the next rotation is looked for (the
+ * reader would then take an earlier rotation, not from its key, for a broken chain), and a higher one names
+ * a rotation whose key did not sign. Either is refused before anything is kept.
+ * @throws TrustError KEY_ROTATION_BROKEN
+ */
+export function checkHeldSnapshot(
+  held: { readonly fingerprint: string; readonly rotations?: number | undefined },
+  snapshot: SnapshotDocument,
+  where: string,
+): void {
+  if (held.rotations !== undefined && (snapshot.key_rotations ?? 0) !== held.rotations)
+    broken(
+      `${where}, signed by key ${held.fingerprint}, counts ${snapshot.key_rotations ?? 0} key rotations, but that key is at ${held.rotations}`,
+    );
+}
+
 /** A snapshot the key held does not sign: perhaps the registry rotated its key since. */
 function signedByAnotherKey(error: unknown): boolean {
   return (

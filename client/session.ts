@@ -48,7 +48,7 @@ import type { CachedSnapshot, ContentCache } from './disk/cache.ts';
 import type { TrustRecord } from './disk/state.ts';
 import { ClientError } from './errors.ts';
 import { documentLoader, type Endpoint, type Fetcher, fetchBody, UNLISTED_LIMITS } from './fetcher.ts';
-import { extendChain, readThroughRotations } from './key-chain.ts';
+import { checkHeldSnapshot, extendChain, readThroughRotations } from './key-chain.ts';
 import { readLogExtension, readWholeLog } from './log-reader.ts';
 import { TrustedSnapshot } from './trusted-snapshot.ts';
 
@@ -219,18 +219,8 @@ export class RegistrySession {
       }
     }
     const snapshot = this.#trusted.snapshot;
-    // Signed by the key pinned (no rotation followed): it must count the rotations that key is at. A lower
-    // count would reset where the next rotation is looked for (and a higher one names a rotation whose key
-    // did not sign), so either is refused before anything is kept.
-    if (
-      !rotated &&
-      this.#trust.rotations !== undefined &&
-      (snapshot.key_rotations ?? 0) !== this.#trust.rotations
-    )
-      throw new TrustError(
-        'KEY_ROTATION_BROKEN',
-        `${this.entry.url}/${SNAPSHOT_KEY}, signed by key ${this.#trust.fingerprint}, counts ${snapshot.key_rotations ?? 0} key rotations, but that key is at ${this.#trust.rotations}`,
-      );
+    // Signed by the key pinned (no rotation followed): it must count the rotations that key is at.
+    if (!rotated) checkHeldSnapshot(this.#trust, snapshot, `${this.entry.url}/${SNAPSHOT_KEY}`);
     // Before anything of this snapshot is kept (cache, trust state): a refused log leaves both as they were.
     // A snapshot not asked for again (offline, or checked moments ago) is the one whose log was accepted.
     const log =

@@ -514,6 +514,34 @@ describe('when a snapshot signed by the pinned key counts fewer rotations than t
   });
 });
 
+describe('when verify --url --state meets a snapshot signed by the key it kept, counting fewer rotations than that key is at', () => {
+  it('refuses it (KEY_ROTATION_BROKEN) as the session does, and keeps the state, so where rotations are looked for is not reset', async () => {
+    // Prepare: verified through a rotation (the state at the second key, rotation 1), then a snapshot signed
+    // by that key counting no rotation.
+    const registry = await servedRegistry(['1.0.0']);
+    const stateFile = join(root, `verify-count-${registries}.json`);
+    await verifyRegistry({ url: registry.url, pinnedKey: registry.firstKey, stateFile });
+    const second = await newKey();
+    await rotateLocalRegistry(registry.dir, second.secretKey);
+    await verifyRegistry({ url: registry.url, pinnedKey: registry.firstKey, stateFile });
+    const before = await readFile(stateFile, 'utf8');
+    expect(JSON.parse(before)).toMatchObject({ fingerprint: second.fingerprint, rotations: 1 });
+    const { context } = await openRegistry(registry.dir);
+    await rebuildRegistry(context, { keyRotations: 0 });
+
+    // Act
+    const error = await verifyRegistry({ url: registry.url, stateFile }).catch((e: unknown) => e);
+
+    // Assess
+    expect(error).toBeInstanceOf(TrustError);
+    expect(error).toMatchObject({
+      code: 'KEY_ROTATION_BROKEN',
+      message: expect.stringContaining('counts 0'),
+    });
+    expect(await readFile(stateFile, 'utf8')).toBe(before);
+  });
+});
+
 describe('when verify --url --state is given a key the registry rotated from', () => {
   it('keeps the key it followed and starts from it next time; a damaged saved log is refused', async () => {
     const registry = await servedRegistry(['1.0.0']);
