@@ -256,6 +256,9 @@ async function verifyWith(
         `${options.stateFile}#/key: is key ${pinned.fingerprint}, not ${saved.fingerprint} as #/fingerprint says`,
       );
     chainSaved = saved.chain;
+  } else if (saved?.fingerprint === given.fingerprint) {
+    // The key followed last time itself (kept, or given again): the keys it left stay left.
+    chainSaved = saved.chain ?? [];
   }
   const lastGeneration = saved?.generation;
   const lastLog = saved?.log;
@@ -273,6 +276,8 @@ async function verifyWith(
     load: reader.load,
     held,
     ...(from !== undefined ? { from } : {}),
+    // The keys left before the one held never come back (a loop), as for a session.
+    retired: chainSaved,
     // A key taken from the registry itself has nothing to follow from; one given or kept has.
     follow: keyFrom !== 'registry',
     read: async (followed) => {

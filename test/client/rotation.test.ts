@@ -542,6 +542,49 @@ describe('when verify --url --state meets a snapshot signed by the key it kept, 
   });
 });
 
+describe('when verify --url --state meets a rotation back to a key it followed away from', () => {
+  it('refuses it (KEY_ROTATION_BROKEN) as the session does: a retired key never comes back', async () => {
+    // Prepare: verified through a rotation from the first key to the second, then a rotation back to the
+    // first (signed by both; the pipeline refuses to publish one, so it is put in place by hand) and the
+    // registry re-signed by the first key, counting it.
+    const registry = await servedRegistry(['1.0.0']);
+    const stateFile = join(root, `verify-loop-${registries}.json`);
+    await verifyRegistry({ url: registry.url, pinnedKey: registry.firstKey, stateFile });
+    const second = await newKey();
+    const rotated = await rotateLocalRegistry(registry.dir, second.secretKey);
+    await verifyRegistry({ url: registry.url, stateFile });
+    // Run again from the key kept: the chain of keys left is kept with it.
+    await verifyRegistry({ url: registry.url, stateFile });
+    const before = await readFile(stateFile, 'utf8');
+    expect(JSON.parse(before)).toMatchObject({
+      fingerprint: second.fingerprint,
+      chain: [registry.firstFingerprint],
+    });
+    const first = await createSigner(await readFile((rotated as { retired: string }).retired, 'utf8'));
+    const { context } = await openRegistry(registry.dir);
+    const back = await signRotation({
+      registry: context.config.url,
+      sequence: 2,
+      previous: context.signer,
+      next: first,
+      now: new Date(),
+    });
+    await writeFile(join(registry.dir, 'public', rotationKey(2)), back.bytes);
+    await rebuildRegistry({ ...context, signer: first }, { resignManifests: true, keyRotations: 2 });
+
+    // Act
+    const error = await verifyRegistry({ url: registry.url, stateFile }).catch((e: unknown) => e);
+
+    // Assess
+    expect(error).toBeInstanceOf(TrustError);
+    expect(error).toMatchObject({
+      code: 'KEY_ROTATION_BROKEN',
+      message: expect.stringContaining('already rotated away from'),
+    });
+    expect(await readFile(stateFile, 'utf8')).toBe(before);
+  });
+});
+
 describe('when verify --url --state is given a key the registry rotated from', () => {
   it('keeps the key it followed and starts from it next time; a damaged saved log is refused', async () => {
     const registry = await servedRegistry(['1.0.0']);
