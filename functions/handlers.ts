@@ -90,7 +90,15 @@ async function pipelineContext(deps: HandlerDeps): Promise<PipelineContext> {
         `registry config s3://${deps.config.intakeBucket}/${deps.config.configKey}`,
       ) as object)
     : defaults;
-  const config = withDeployedTrustList(base, deps.config.publishers, deps.config.operators);
+  const trusted = withDeployedTrustList(base, deps.config.publishers, deps.config.operators);
+  // With a trust list deployed, access to the bucket alone must not widen trust, and the registry's URL is
+  // part of it: every action names the registry it is for, and is refused by any other. Taken from the config
+  // object, it let anyone who may write that object name another registry (say a staging one sharing an
+  // operator key), and have the actions signed for it, published there, applied here.
+  const config =
+    deps.config.publishers !== undefined && defaults.url !== undefined
+      ? { ...trusted, url: defaults.url }
+      : trusted;
   return {
     intake,
     site: storeFor(deps.s3, deps.config.siteBucket),

@@ -19,6 +19,7 @@ import { ConfigError } from '../../index-builder/errors.ts';
 import type { SnapshotDocument } from '../../index-builder/model.ts';
 import { processSubmissions } from '../../index-builder/pipeline/index.ts';
 import { listAll } from '../../index-builder/store.ts';
+import { signedAction } from '../support/actions.ts';
 import { encode, makeBundle, testKey, validManifest } from '../support/fixtures.ts';
 import { type LocalS3, startLocalS3 } from '../support/s3.ts';
 
@@ -83,6 +84,8 @@ beforeAll(async () => {
     'fn-site-broken',
     'fn-intake-warm',
     'fn-site-warm',
+    'fn-intake-pinned',
+    'fn-site-pinned',
   ]);
   const registryKey = await testKey('registry');
   secrets
@@ -496,5 +499,53 @@ describe('when a warm function publishes again', () => {
     expect(reads).toContain('state/catalog/meta.tsv');
     expect(reads.filter((key) => key.startsWith('state/catalog/bins/'))).toEqual([]);
     client.destroy();
+  });
+});
+
+describe('when a trust list is deployed and the config object in the bucket names another registry', () => {
+  it("refuses that registry's actions (ACTION_WRONG_REGISTRY): the registry's URL is the deployment's", async () => {
+    // Prepare: a registry deployed at https://b.example.com with its trust list (the operator's key among
+    // it), whose config object someone with access to the bucket made name registry A; an operator's
+    // action signed for registry A (published there, at A's log/actions/, for anyone to take).
+    const pinned = {
+      ...config,
+      intakeBucket: 'fn-intake-pinned',
+      siteBucket: 'fn-site-pinned',
+      distributionId: undefined,
+      defaults: { name: 'B', url: 'https://b.example.com' },
+      publishers: [
+        {
+          fingerprint: (await testKey('publisher')).fingerprint,
+          names: ['*'],
+          key: (await testKey('publisher')).publicKey,
+        },
+      ],
+      operators: [
+        { fingerprint: (await testKey('operator')).fingerprint, key: (await testKey('operator')).publicKey },
+      ],
+    };
+    const put = (key: string, body: Uint8Array) =>
+      s3.client.send(new PutObjectCommand({ Bucket: pinned.intakeBucket, Key: key, Body: body }));
+    await put(pinned.configKey, encode(JSON.stringify({ name: 'B', url: 'https://a.example.com' })));
+    const publish = createPublishHandler({ ...deps, config: pinned });
+    await put(
+      'incoming/a-bundle.tgz',
+      await makeBundle({ manifest: validManifest({ name: 'pinned-plugin' }) }),
+    );
+    expect((await publish({})).outcomes.map((o) => o.status)).toEqual(['accepted']);
+    const { bytes } = await signedAction(
+      { action: 'yank', plugin: 'pinned-plugin', version: '1.0.0', reason: 'for registry A' },
+      await testKey('operator'),
+      { registry: 'https://a.example.com', now: new Date() },
+    );
+    await put('incoming/b-action.json', bytes);
+
+    // Act
+    const { outcomes } = await publish({});
+
+    // Assess
+    expect(outcomes.map((o) => [o.status, ...o.problems.map((p) => p.code)])).toEqual([
+      ['rejected', 'ACTION_WRONG_REGISTRY'],
+    ]);
   });
 });
