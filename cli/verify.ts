@@ -244,6 +244,13 @@ async function verifyWith(
       'TRUST_STATE_INVALID',
       `${options.stateFile}#/key: is key ${given.fingerprint}, not ${saved?.fingerprint} as #/fingerprint says`,
     );
+  // A state from before it kept the key names its fingerprint alone: the served key must be that one (with
+  // no key to follow rotations from, a registry that rotated since is verified by giving --key).
+  if (keyFrom === 'registry' && saved?.fingerprint !== undefined && given.fingerprint !== saved.fingerprint)
+    throw new TrustError(
+      'SNAPSHOT_WRONG_KEY',
+      `${reader.base}/${REGISTRY_PUBLIC_KEY_KEY} is key ${given.fingerprint}, not ${saved.fingerprint} as ${options.stateFile} pins (give the key with --key)`,
+    );
   // A key given that the registry rotated from (in the chain saved): start from the key followed last time,
   // with where it stands, so a rotation is not followed again from an older key nor its count mistaken.
   let pinned = given;

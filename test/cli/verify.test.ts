@@ -4,7 +4,7 @@
  * checked whole (and, with `--state`, against the head seen last time). Real HTTP, the local
  * server over the in-memory site of a real pipeline.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -346,6 +346,14 @@ describe('when verify --url --state trusted the served key on first use, and the
       expect(error).toBeInstanceOf(TrustError);
       expect(error).toMatchObject({ code: 'SNAPSHOT_BAD_SIGNATURE' });
       expect(await readFile(stateFile, 'utf8')).toBe(kept);
+      // A state from before the key was kept (its fingerprint alone) pins it all the same.
+      const { key: _key, ...fingerprintOnly } = JSON.parse(kept) as Record<string, unknown>;
+      await writeFile(stateFile, JSON.stringify(fingerprintOnly));
+      await expect(verifyRegistry({ url: listening.url, stateFile, now: NOW })).rejects.toMatchObject({
+        name: 'TrustError',
+        code: 'SNAPSHOT_WRONG_KEY',
+      });
+      await writeFile(stateFile, kept);
       // The registry served as it is again: verified by the key kept.
       shown = real.site;
       await expect(verifyRegistry({ url: listening.url, stateFile, now: NOW })).resolves.toMatchObject({
