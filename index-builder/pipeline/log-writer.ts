@@ -27,6 +27,7 @@
  * nothing that counts. Records of the earlier shape, one per submission (`<id>.json`), are still read.
  */
 
+import { TrustError } from '../errors.ts';
 import { statusKey } from '../layout.ts';
 import { forEachLimited } from '../limited.ts';
 import {
@@ -166,22 +167,20 @@ export class LogWriter {
    * where it is published (cut short, an entry altered or moved) would otherwise be rewritten with its
    * change by the next append, under a head the snapshot then signs, and its entries taken for what a run
    * that died logged: one a bucket planted would resume an action no one was judged for, unlogged.
-   * @throws Error naming the segment (the operator's to mend, the log being append-only), its cause a
-   *   TrustError LOG_TRUNCATED, LOG_REORDERED or LOG_ENTRY_ALTERED: every batch fails until it is mended.
+   * @throws TrustError naming the segment (the operator's to mend, the log being append-only): LOG_TRUNCATED,
+   *   LOG_REORDERED or LOG_ENTRY_ALTERED (verifyLogRange's, kept as its cause), or LOG_MALFORMED (a segment
+   *   that is not lines of entries); every batch fails until it is mended.
    */
   async #chain(from: number): Promise<ReadEntry[]> {
     const head = this.#head;
     if (from >= head.length && head.length % LOG_SEGMENT_ENTRIES === 0) return [];
     const first = segmentOf(Math.min(from, head.length - 1));
     const entries: ReadEntry[] = [];
+    const where = `${logSegmentKey(segmentOf(head.length - 1))}, the published log,`;
+    // Each line parsed already, as a log entry (#segment: parseSegment).
     for (let s = first; s <= segmentOf(head.length - 1); s++)
-      entries.push(
-        ...(await this.#segment(s)).map((line) => ({
-          entry: JSON.parse(line) as LogEntry,
-          line,
-          hash: lineHash(line),
-        })),
-      );
+      for (const line of await this.#segment(s))
+        entries.push({ entry: JSON.parse(line) as LogEntry, line, hash: lineHash(line) });
     try {
       verifyLogRange(entries, {
         from: first * LOG_SEGMENT_ENTRIES,
@@ -191,8 +190,10 @@ export class LogWriter {
         to: head,
       });
     } catch (cause) {
-      throw new Error(
-        `${logSegmentKey(segmentOf(head.length - 1))}, the published log, does not hold the entries its recorded head (state/log.json) counts: ${(cause as Error).message}`,
+      if (!(cause instanceof TrustError)) throw cause;
+      throw new TrustError(
+        cause.code,
+        `${where} does not hold the entries its recorded head (state/log.json) counts: ${cause.message}`,
         { cause },
       );
     }
@@ -324,7 +325,10 @@ export class LogWriter {
         read = parseSegment(object.body, index);
       } catch (cause) {
         // The operator's to mend (the log is append-only): every batch fails until it is.
-        throw new Error(`${logSegmentKey(index)}, a published log segment, is unreadable`, { cause });
+        if (!(cause instanceof TrustError)) throw cause;
+        throw new TrustError(cause.code, `${logSegmentKey(index)}, a published log segment, is unreadable`, {
+          cause,
+        });
       }
     }
     const keep = Math.max(0, Math.min(LOG_SEGMENT_ENTRIES, this.#head.length - index * LOG_SEGMENT_ENTRIES));

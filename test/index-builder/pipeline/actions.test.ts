@@ -7,7 +7,7 @@
 import * as openpgp from 'openpgp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ActionBody } from '../../../index-builder/actions.ts';
-import { StoreError } from '../../../index-builder/errors.ts';
+import { StoreError, TrustError } from '../../../index-builder/errors.ts';
 import {
   actionEnvelopeKey,
   actionMarkerKey,
@@ -975,6 +975,11 @@ describe('when the published log segment no longer holds the entries its recorde
       'LOG_ENTRY_ALTERED',
       (kept: string[]) => [kept[0]?.replace('"publish"', '"yank"') as string, ...kept.slice(1)],
     ],
+    [
+      'given a line that is not JSON',
+      'LOG_MALFORMED',
+      (kept: string[]) => [...kept.slice(0, -1), '{"seq":1,'],
+    ],
   ] as const)(
     'fails the batch when it is %s (%s), rather than append to it and vouch for it',
     async (_, code, edit) => {
@@ -991,8 +996,11 @@ describe('when the published log segment no longer holds the entries its recorde
       const error = await run(registry, submitted.key).catch((e: unknown) => e);
 
       // Assess: nothing appended to what the registry cannot vouch for, nothing published, the upload kept.
-      expect(error).toBeInstanceOf(Error);
-      expect((error as Error).cause).toMatchObject({ name: 'TrustError', code });
+      expect(error).toBeInstanceOf(TrustError);
+      expect(error).toMatchObject({ code });
+      // verifyLogRange's own refusal kept as the cause, where it was the one to refuse.
+      if (code !== 'LOG_MALFORMED')
+        expect((error as Error).cause).toMatchObject({ name: 'TrustError', code });
       expect(registry.site.fingerprint()).toEqual(before);
       expect(lines(registry)).toEqual(tampered);
       expect(registry.intake.objects.has(submitted.key)).toBe(true);
@@ -1035,7 +1043,8 @@ describe('when the published log segment no longer holds the entries its recorde
     const error = await run(registry, submitted.key).catch((e: unknown) => e);
 
     // Assess: the stranger owns nothing.
-    expect((error as Error).cause).toMatchObject({ name: 'TrustError', code: 'LOG_ENTRY_ALTERED' });
+    expect(error).toBeInstanceOf(TrustError);
+    expect(error).toMatchObject({ code: 'LOG_ENTRY_ALTERED' });
     expect((await bound(registry)).owners).toEqual([publisher.fingerprint]);
   });
 });
