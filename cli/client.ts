@@ -12,6 +12,7 @@ import { clientDirectories } from '../client/paths.ts';
 import { type Platform, parsePlatform } from '../client/resolve.ts';
 import { type Parsed, stringOption } from './args.ts';
 import { usage } from './errors.ts';
+import { shown } from './terminal.ts';
 
 export const LOCKFILE = 'plugindex.lock';
 
@@ -81,7 +82,7 @@ function progressOption(json: boolean): { onProgress?: (event: ProgressEvent) =>
       const done = total === 0 ? width : Math.round((received / total) * width);
       const bar = `${'#'.repeat(done)}${'.'.repeat(width - done)}`;
       const mib = (n: number): string => (n / 1048576).toFixed(1);
-      process.stderr.write(`\r${name} [${bar}] ${mib(received)}/${mib(total)} MiB`);
+      process.stderr.write(`\r${shown(name)} [${bar}] ${mib(received)}/${mib(total)} MiB`);
       if (received >= total) process.stderr.write('\n');
     },
   };

@@ -229,6 +229,20 @@ describe('when a publisher ships a plugin to a local registry', () => {
     expect(report.errors.at(-1)?.code).toBe('PROBLEMS_OMITTED');
   });
 
+  it("writes a refused value's control characters as escapes, never to the terminal", async () => {
+    const example = JSON.parse(
+      readFileSync(path.join(ROOT, 'examples/kubecost-lens/1.2.0/manifest.json'), 'utf8'),
+    ) as Record<string, unknown>;
+    // A C1 CSI (U+009B: "clear the screen" with 2J), ESC and a right-to-left override, in a refused name.
+    const file = path.join(work, 'escapes.json');
+    writeFileSync(file, JSON.stringify({ ...example, name: 'evil\u009b2J\u001b[31m\u202e' }));
+    const text = await plugindex('validate', file);
+    expect(text.code).toBe(1);
+    expect(text.stdout).toContain('found "evil\\u009b2J\\u001b[31m\\u202e"');
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what must not be there
+    expect(text.stdout).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202e]/);
+  });
+
   it('reads a YAML manifest through the YAML reader it loads only for one, as shipped', async () => {
     const example = JSON.parse(
       readFileSync(path.join(ROOT, 'examples/kubecost-lens/1.2.0/manifest.json'), 'utf8'),
