@@ -8,7 +8,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { S3Store } from '../adapters/s3-store.ts';
 import { systemClock } from '../index-builder/clock.ts';
 import { parseRegistryConfig, readConfigJson, withDeployedTrustList } from '../index-builder/config.ts';
-import { type Problem, problem, problemRef, SubmissionError } from '../index-builder/errors.ts';
+import { type Problem, problem, problemRef, StoreError, SubmissionError } from '../index-builder/errors.ts';
 import { INCOMING_PREFIX, SNAPSHOT_KEY } from '../index-builder/layout.ts';
 import type { SnapshotDocument } from '../index-builder/model.ts';
 import {
@@ -177,7 +177,12 @@ async function applyRotation(
   });
   let outcome: RotationOutcome;
   let invalidate: readonly string[] = [];
-  const info = await ctx.intake.head(key);
+  const info = await ctx.intake.head(key).catch((error: unknown) => {
+    // A name no S3 object can have (past 1,024 bytes, a lone surrogate) holds no rotation: refused like a
+    // missing one. Thrown, the request came back five times, holding the queue's one message group.
+    if (error instanceof StoreError && error.code === 'STORE_INVALID_KEY') return undefined;
+    throw error;
+  });
   if (!info) outcome = refused([problem('ROTATION_INVALID', '', `${key} is not in the upload bucket`)]);
   else if (info.size > MAX_ROTATION_BYTES)
     outcome = refused([

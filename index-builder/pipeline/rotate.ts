@@ -24,7 +24,13 @@
 import type { Key } from 'openpgp';
 import { sha256Hex } from '../digest.ts';
 import { type Problem, problem, SubmissionError, TrustError } from '../errors.ts';
-import { REGISTRY_PUBLIC_KEY_KEY, REVOKED_KEYS_KEY, SIGNED_SNAPSHOT_KEY, SNAPSHOT_KEY } from '../layout.ts';
+import {
+  isSafeKey,
+  REGISTRY_PUBLIC_KEY_KEY,
+  REVOKED_KEYS_KEY,
+  SIGNED_SNAPSHOT_KEY,
+  SNAPSHOT_KEY,
+} from '../layout.ts';
 import { parseRevokedKeys } from '../lifecycle.ts';
 import type { SnapshotDocument } from '../model.ts';
 import { type ReadRotation, readSignedRotation, rotationKey, verifyRotationStep } from '../rotation.ts';
@@ -48,10 +54,17 @@ export function rotationUploadKey(bytes: Uint8Array): string {
   return `${ROTATION_UPLOADS_PREFIX}${sha256Hex(bytes)}.json`;
 }
 
-/** `status/rotation-<sha256>.json`: the outcome the publish function records for an uploaded rotation. */
+/**
+ * `status/rotation-<sha256>.json`: the outcome the publish function records for an uploaded rotation. A
+ * request may name any key (it is a queue message, not only what `rotate-key --bucket` uploads); when its
+ * last segment would not make a key the stores write (a space, a `+`, too long), the outcome is named for
+ * the SHA-256 of the whole key instead: a name the store refuses made the outcome's write throw, and the
+ * request was redelivered five times, holding the queue's one message group for hours.
+ */
 export function rotationOutcomeKey(uploadKey: string): string {
   const name = uploadKey.slice(uploadKey.lastIndexOf('/') + 1).replace(/\.json$/, '');
-  return `status/rotation-${name}.json`;
+  const key = `status/rotation-${name}.json`;
+  return isSafeKey(key) ? key : `status/rotation-${sha256Hex(uploadKey)}.json`;
 }
 
 /**

@@ -249,6 +249,28 @@ describe('when the queue carries a key rotation', () => {
     await createPublishHandler(container())(rotationRequest(key));
     expect(await outcomeOf(key)).toMatchObject({ status: 'already-rotated' });
   });
+
+  it('refuses a request naming a key the store cannot write an outcome for, and publishes what waits', async () => {
+    // A queue message may name any key; these made the handler throw (STORE_INVALID_KEY), so SQS brought
+    // the request back five times, each after the visibility timeout, and held the message group meanwhile.
+    for (const key of [
+      'rotations/by hand.json',
+      'rotations/a+b.json',
+      `rotations/${'x'.repeat(1100)}.json`,
+    ]) {
+      const doorbell = await uploadBundle(`1.5.${uploads}`);
+      const result = await createPublishHandler(container())({
+        Records: [...rotationRequest(key).Records, ...doorbell.Records],
+      });
+      expect(result.outcomes.map((o) => o.status)).toEqual(['accepted']);
+      expect(await outcomeOf(key)).toMatchObject({
+        rotation: key,
+        status: 'rejected',
+        problems: [{ code: 'ROTATION_INVALID' }],
+      });
+    }
+    expect(rotationOutcomeKey('rotations/by hand.json')).toMatch(/^status\/rotation-[0-9a-f]{64}\.json$/);
+  });
 });
 
 describe('when an operator runs plugindex rotate-key --bucket', () => {
