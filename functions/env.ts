@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import {
+  MAX_SNAPSHOT_TTL_SECONDS,
   parseTrustedOperators,
   parseTrustedPublishers,
   type TrustedOperator,
@@ -31,14 +32,21 @@ export function optionalString(env: Env, name: string): string | undefined {
   return value ? value : undefined;
 }
 
-export function optionalInteger(env: Env, name: string, fallback: number, min = 0): number {
+export function optionalInteger(
+  env: Env,
+  name: string,
+  fallback: number,
+  min = 0,
+  max = Number.MAX_SAFE_INTEGER,
+): number {
   const raw = optionalString(env, name);
   if (raw === undefined) return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < min) {
+  // Decimal digits only: Number() also reads "1e3", "0x100" and "1.0", and past 2^53 rounds.
+  const value = /^[0-9]{1,16}$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
     throw new AwsAdapterError(
       'ENV_INVALID',
-      `environment variable ${name} must be an integer >= ${min}, found ${JSON.stringify(raw)}`,
+      `environment variable ${name} must be a decimal integer from ${min} to ${max}, found ${JSON.stringify(raw)}`,
     );
   }
   return value;
@@ -89,7 +97,9 @@ export function readFunctionConfig(env: Env, publishersFile?: string | URL): Fun
       ...(optionalString(env, 'REGISTRY_NAME') ? { name: optionalString(env, 'REGISTRY_NAME') } : {}),
       ...(optionalString(env, 'REGISTRY_URL') ? { url: optionalString(env, 'REGISTRY_URL') } : {}),
       ...(optionalString(env, 'SNAPSHOT_TTL_SECONDS')
-        ? { snapshotTtlSeconds: optionalInteger(env, 'SNAPSHOT_TTL_SECONDS', 0, 60) }
+        ? {
+            snapshotTtlSeconds: optionalInteger(env, 'SNAPSHOT_TTL_SECONDS', 0, 60, MAX_SNAPSHOT_TTL_SECONDS),
+          }
         : {}),
     },
   };

@@ -50,6 +50,12 @@ export interface RegistryConfig {
 }
 
 export const DEFAULT_SNAPSHOT_TTL_SECONDS = 7 * 24 * 3600;
+/**
+ * Ten years: the snapshot's expiry is the bound on a freeze attack, and past some 250 years from now it is
+ * no RFC 3339 time (`+033715-09-02T…`, which other readers refuse), past some 270,000 no time at all: every
+ * publish threw a RangeError at the snapshot, and the queue redelivered it until the dead-letter queue.
+ */
+export const MAX_SNAPSHOT_TTL_SECONDS = 10 * 365 * 24 * 3600;
 
 const FINGERPRINT = /^[0-9A-F]{40}$/;
 
@@ -102,8 +108,11 @@ export function parseRegistryConfig(value: unknown): RegistryConfig {
   if (ownership !== 'first-come' && ownership !== 'none')
     fail('/ownership', 'expected "first-come" or "none"');
   const ttl = raw.snapshotTtlSeconds ?? DEFAULT_SNAPSHOT_TTL_SECONDS;
-  if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 60) {
-    fail('/snapshotTtlSeconds', 'expected an integer number of seconds, at least 60');
+  if (typeof ttl !== 'number' || !Number.isInteger(ttl) || ttl < 60 || ttl > MAX_SNAPSHOT_TTL_SECONDS) {
+    fail(
+      '/snapshotTtlSeconds',
+      `expected an integer number of seconds from 60 to ${MAX_SNAPSHOT_TTL_SECONDS} (ten years), found ${JSON.stringify(ttl)}`,
+    );
   }
   const publishers = parseTrustedPublishers(raw.publishers ?? []);
   const operators = parseTrustedOperators(raw.operators ?? []);

@@ -40,12 +40,27 @@ describe('when a function reads its environment', () => {
     expect(() => readFunctionConfig({ ...base, SNAPSHOT_TTL_SECONDS: '5' })).toThrow(
       expect.objectContaining({ code: 'ENV_INVALID' }),
     );
+    // At cold start, not at the first publish (a RangeError at the snapshot's expiry, then every retry).
+    expect(() => readFunctionConfig({ ...base, SNAPSHOT_TTL_SECONDS: '10000000000000' })).toThrow(
+      expect.objectContaining({
+        code: 'ENV_INVALID',
+        message: expect.stringContaining('SNAPSHOT_TTL_SECONDS'),
+      }),
+    );
   });
 
   it('rejects a malformed number', () => {
     expect(optionalInteger({ N: '42' }, 'N', 1)).toBe(42);
     expect(optionalInteger({}, 'N', 7)).toBe(7);
     expect(() => optionalInteger({ N: 'ten' }, 'N', 1)).toThrow(
+      expect.objectContaining({ code: 'ENV_INVALID' }),
+    );
+    // Number() reads these as numbers; no one means them as a count of seconds.
+    for (const N of ['1e3', '0x100', '1.0', '99999999999999999999'])
+      expect(() => optionalInteger({ N }, 'N', 1)).toThrow(
+        expect.objectContaining({ code: 'ENV_INVALID', message: expect.stringContaining('N') }),
+      );
+    expect(() => optionalInteger({ N: '11' }, 'N', 1, 0, 10)).toThrow(
       expect.objectContaining({ code: 'ENV_INVALID' }),
     );
   });

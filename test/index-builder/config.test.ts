@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   DEFAULT_SNAPSHOT_TTL_SECONDS,
+  MAX_SNAPSHOT_TTL_SECONDS,
   parseRegistryConfig,
   type TrustedPublisher,
   withDeployedTrustList,
@@ -21,6 +22,16 @@ describe('when reading a registry config', () => {
     expect(config.snapshotTtlSeconds).toBe(DEFAULT_SNAPSHOT_TTL_SECONDS);
   });
 
+  it('takes a snapshot lifetime up to ten years, whose expiry is still an RFC 3339 time', () => {
+    const config = parseRegistryConfig({
+      name: 'r',
+      url: 'https://r',
+      snapshotTtlSeconds: MAX_SNAPSHOT_TTL_SECONDS,
+    });
+    const expires = new Date(Date.now() + config.snapshotTtlSeconds * 1000).toISOString();
+    expect(expires).toMatch(/^[0-9]{4}-[0-9]{2}-[0-9]{2}T/);
+  });
+
   it.each([
     [{ url: 'https://r.example.com' }, '/name'],
     [{ name: 'r', url: 'ftp://r.example.com' }, '/url'],
@@ -28,6 +39,12 @@ describe('when reading a registry config', () => {
     [{ name: 'r', url: 'https://r', policy: 'anyone' }, '/policy'],
     [{ name: 'r', url: 'https://r', ownership: 'last-come' }, '/ownership'],
     [{ name: 'r', url: 'https://r', snapshotTtlSeconds: 5 }, '/snapshotTtlSeconds'],
+    // Past Date's range: every publish threw a RangeError at the snapshot's expiry.
+    [{ name: 'r', url: 'https://r', snapshotTtlSeconds: 1e13 }, '/snapshotTtlSeconds'],
+    [
+      { name: 'r', url: 'https://r', snapshotTtlSeconds: MAX_SNAPSHOT_TTL_SECONDS + 1 },
+      '/snapshotTtlSeconds',
+    ],
     [{ name: 'r\u2028', url: 'https://r' }, '/name'],
     [{ name: 'r', url: 'https://r', description: 'a\ud800' }, '/description'],
     [
