@@ -5,6 +5,8 @@
 import { readFileSync } from 'node:fs';
 import {
   MAX_SNAPSHOT_TTL_SECONDS,
+  parseRegistryName,
+  parseRegistryUrl,
   parseTrustedOperators,
   parseTrustedPublishers,
   type TrustedOperator,
@@ -52,6 +54,29 @@ export function optionalInteger(
   return value;
 }
 
+/**
+ * `{ [field]: value }` for a variable that is set, checked at cold start by the rule its config field has
+ * (config.ts): a malformed default was taken, and failed only at the first publish without a config object,
+ * as `registry config /url`, naming no variable.
+ */
+function optionalSetting<F extends string>(
+  env: Env,
+  name: string,
+  field: F,
+  parse: (value: string) => string,
+): { [K in F]?: string } {
+  const raw = optionalString(env, name);
+  if (raw === undefined) return {};
+  try {
+    return { [field]: parse(raw) } as { [K in F]: string };
+  } catch (error) {
+    if (!(error instanceof PlugindexError)) throw error;
+    throw new AwsAdapterError('ENV_INVALID', `environment variable ${name} is invalid: ${error.message}`, {
+      cause: error,
+    });
+  }
+}
+
 /** Settings of the publish function. */
 export interface FunctionConfig {
   readonly intakeBucket: string;
@@ -94,8 +119,8 @@ export function readFunctionConfig(env: Env, publishersFile?: string | URL): Fun
     distributionId: optionalString(env, 'DISTRIBUTION_ID'),
     s3Endpoint: optionalString(env, 'S3_ENDPOINT'),
     defaults: {
-      ...(optionalString(env, 'REGISTRY_NAME') ? { name: optionalString(env, 'REGISTRY_NAME') } : {}),
-      ...(optionalString(env, 'REGISTRY_URL') ? { url: optionalString(env, 'REGISTRY_URL') } : {}),
+      ...optionalSetting(env, 'REGISTRY_NAME', 'name', parseRegistryName),
+      ...optionalSetting(env, 'REGISTRY_URL', 'url', parseRegistryUrl),
       ...(optionalString(env, 'SNAPSHOT_TTL_SECONDS')
         ? {
             snapshotTtlSeconds: optionalInteger(env, 'SNAPSHOT_TTL_SECONDS', 0, 60, MAX_SNAPSHOT_TTL_SECONDS),

@@ -88,12 +88,21 @@ export function readConfigJson(text: string, where: string): unknown {
   }
 }
 
-/** Checks an untrusted config value; throws ConfigError('CONFIG_INVALID') naming the field. */
-export function parseRegistryConfig(value: unknown): RegistryConfig {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) fail('/', 'expected an object');
-  const raw = value as Record<string, unknown>;
-  const name = publishedText(requireString(raw.name, '/name'), '/name');
-  const url = requireString(raw.url, '/url').replace(/\/+$/, '');
+/**
+ * A registry's name as its config's `/name` must be (the functions check their `REGISTRY_NAME` default by it).
+ * @throws ConfigError CONFIG_INVALID
+ */
+export function parseRegistryName(value: unknown): string {
+  return publishedText(requireString(value, '/name'), '/name');
+}
+
+/**
+ * A registry's URL as its config's `/url` must be, without a trailing `/` (the functions check their
+ * `REGISTRY_URL` default by it).
+ * @throws ConfigError CONFIG_INVALID
+ */
+export function parseRegistryUrl(value: unknown): string {
+  const url = requireString(value, '/url').replace(/\/+$/, '');
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -102,6 +111,15 @@ export function parseRegistryConfig(value: unknown): RegistryConfig {
   }
   if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:')
     fail('/url', 'expected an http or https URL');
+  return url;
+}
+
+/** Checks an untrusted config value; throws ConfigError('CONFIG_INVALID') naming the field. */
+export function parseRegistryConfig(value: unknown): RegistryConfig {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) fail('/', 'expected an object');
+  const raw = value as Record<string, unknown>;
+  const name = parseRegistryName(raw.name);
+  const url = parseRegistryUrl(raw.url);
   const policy = raw.policy ?? 'open';
   if (policy !== 'open' && policy !== 'restricted') fail('/policy', 'expected "open" or "restricted"');
   const ownership = raw.ownership ?? 'first-come';

@@ -49,6 +49,22 @@ describe('when a function reads its environment', () => {
     );
   });
 
+  it('refuses a malformed registry default at cold start, naming the variable', () => {
+    // Taken before, they failed at the first publish without a config object, as "registry config /url".
+    for (const [name, value] of [
+      ['REGISTRY_URL', 'not a url'],
+      ['REGISTRY_URL', 'ftp://r.example.com'],
+      ['REGISTRY_NAME', 'R\u202e'],
+    ] as const)
+      expect(() => readFunctionConfig({ ...base, REGISTRY_NAME: 'R', [name]: value })).toThrow(
+        expect.objectContaining({
+          name: 'AwsAdapterError',
+          code: 'ENV_INVALID',
+          message: expect.stringContaining(name),
+        }),
+      );
+  });
+
   it('rejects a malformed number', () => {
     expect(optionalInteger({ N: '42' }, 'N', 1)).toBe(42);
     expect(optionalInteger({}, 'N', 7)).toBe(7);
