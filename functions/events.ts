@@ -26,9 +26,17 @@ interface S3NotificationRecord {
   readonly s3?: { readonly bucket?: { readonly name?: string }; readonly object?: { readonly key?: string } };
 }
 
-/** S3 notifications URL-encode keys, with `+` for spaces. */
+/**
+ * S3 notifications URL-encode keys, with `+` for spaces. A key that does not decode (a `%` not followed by
+ * UTF-8 escapes: no S3 event, but anything can reach the queue) is kept as it came: the key is only logged,
+ * and a URIError here failed the whole invocation (direct) or dropped the message's other records (SQS).
+ */
 function decodeNotificationKey(key: string): string {
-  return decodeURIComponent(key.replace(/\+/g, ' '));
+  try {
+    return decodeURIComponent(key.replace(/\+/g, ' '));
+  } catch {
+    return key;
+  }
 }
 
 function fromEventBridge(event: EventBridgeS3Event): ObjectCreated[] {
@@ -53,6 +61,8 @@ function fromAny(value: unknown): ObjectCreated[] {
   const v = value as { Records?: unknown[]; source?: string; body?: unknown };
   if (Array.isArray(v.Records)) {
     return v.Records.flatMap((record) => {
+      // A record that is no object (`null` in a message's Records) is skipped, not read as one: it threw.
+      if (typeof record !== 'object' || record === null) return [];
       const r = record as { eventSource?: string; body?: string };
       if (r.eventSource === 'aws:sqs' && typeof r.body === 'string') {
         try {

@@ -76,6 +76,17 @@ describe('when an event wakes the publish function', () => {
     ]);
   });
 
+  it('keeps a key that does not decode as it came, and the records beside it or beside no record', () => {
+    const records = [...notification('incoming/%E0%A4%A').Records, ...notification('incoming/b.tgz').Records];
+    const expected = [
+      { bucket: 'intake', key: 'incoming/%E0%A4%A' },
+      { bucket: 'intake', key: 'incoming/b.tgz' },
+    ];
+    expect(parseObjectCreated({ Records: records })).toEqual(expected);
+    expect(parseObjectCreated(sqs({ Records: records }))).toEqual(expected);
+    expect(parseObjectCreated(sqs({ Records: [null, 7, ...records] }))).toEqual(expected);
+  });
+
   it('ignores what it does not understand rather than failing the batch', () => {
     expect(parseObjectCreated(sqs('not json', { source: 'aws.ec2' }))).toEqual([]);
     expect(parseObjectCreated({ 'detail-type': 'Object Deleted', source: 'aws.s3' })).toEqual([]);
