@@ -82,6 +82,32 @@ export class RegistryStorage extends Construct {
             Bool: { 's3:ObjectCreationOperation': 'true' },
           },
         }),
+        // An upload the publish function can read: an archive storage class (GLACIER, DEEP_ARCHIVE: a GET
+        // answers 403 InvalidObjectState) or a key of the publisher's own (SSE-C, or a KMS key the
+        // function's role cannot use) made every batch fail on it, and the queue redeliver it without end:
+        // one publisher's upload held every other's. Asked for on the write that names them (PutObject,
+        // CreateMultipartUpload); the bucket's default encryption needs no header.
+        new PolicyStatement({
+          effect: Effect.DENY,
+          actions: ['s3:PutObject'],
+          resources: [this.uploadBucket.arnForObjects(`${INCOMING_PREFIX}*`)],
+          conditions: {
+            Null: { 's3:x-amz-storage-class': 'false' },
+            StringNotEquals: { 's3:x-amz-storage-class': 'STANDARD' },
+          },
+        }),
+        new PolicyStatement({
+          effect: Effect.DENY,
+          actions: ['s3:PutObject'],
+          resources: [this.uploadBucket.arnForObjects(`${INCOMING_PREFIX}*`)],
+          conditions: { Null: { 's3:x-amz-server-side-encryption-customer-algorithm': 'false' } },
+        }),
+        new PolicyStatement({
+          effect: Effect.DENY,
+          actions: ['s3:PutObject'],
+          resources: [this.uploadBucket.arnForObjects(`${INCOMING_PREFIX}*`)],
+          conditions: { Null: { 's3:x-amz-server-side-encryption-aws-kms-key-id': 'false' } },
+        }),
       ],
     });
     const uploads = Stack.of(this).getLogicalId(this.uploadBucket.node.defaultChild as CfnBucket);

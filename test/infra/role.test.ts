@@ -10,7 +10,13 @@ import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { GetObjectCommand, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  PutObjectCommand,
+  S3Client,
+  S3ServiceException,
+} from '@aws-sdk/client-s3';
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -219,6 +225,43 @@ describe("when a publisher uploads with the deployment's publisher policy", () =
     await store.put('incoming/big.tgz', body, { ...put, createOnly: true });
     const stored = await s3.client.send(new GetObjectCommand({ Bucket: INTAKE, Key: 'incoming/big.tgz' }));
     expect(stored.ContentLength).toBe(body.byteLength);
+    client.destroy();
+  });
+
+  it('refuses an upload the publish function could not read: an archive storage class, a key of its own', async () => {
+    // On S3 a GET of these answers 403 InvalidObjectState, 400 InvalidRequest or a KMS AccessDenied to the
+    // function's role (s3rver keeps none of it): every batch failed on it, and the queue redelivered it
+    // without end, holding every other publisher's upload behind it.
+    const client = publisher();
+    const body = encode('archived');
+    const ifNoneMatch = { Bucket: INTAKE, Body: body, IfNoneMatch: '*' } as const;
+    const refusals = [
+      { Key: 'incoming/glacier.tgz', StorageClass: 'GLACIER' },
+      { Key: 'incoming/deep.tgz', StorageClass: 'DEEP_ARCHIVE' },
+      {
+        Key: 'incoming/ssec.tgz',
+        SSECustomerAlgorithm: 'AES256',
+        SSECustomerKey: 'k'.repeat(32),
+      },
+      { Key: 'incoming/kms.tgz', ServerSideEncryption: 'aws:kms', SSEKMSKeyId: 'alias/publishers-own' },
+    ] as const;
+    for (const refused of refusals) {
+      await expect(client.send(new PutObjectCommand({ ...ifNoneMatch, ...refused }))).rejects.toMatchObject({
+        name: 'AccessDenied',
+      });
+      await expect(intakeText(refused.Key)).rejects.toThrow();
+    }
+    // The standard class, said or not, and the bucket's own encryption pass.
+    await client.send(
+      new PutObjectCommand({ ...ifNoneMatch, Key: 'incoming/std.tgz', StorageClass: 'STANDARD' }),
+    );
+    await client.send(
+      new PutObjectCommand({ ...ifNoneMatch, Key: 'incoming/sse.tgz', ServerSideEncryption: 'AES256' }),
+    );
+    expect(await intakeText('incoming/std.tgz')).toBe('archived');
+    expect(await intakeText('incoming/sse.tgz')).toBe('archived');
+    for (const Key of ['incoming/std.tgz', 'incoming/sse.tgz'])
+      await s3.client.send(new DeleteObjectCommand({ Bucket: INTAKE, Key }));
     client.destroy();
   });
 

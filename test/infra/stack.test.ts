@@ -404,7 +404,7 @@ describe('when the stack is synthesized', () => {
     }
   });
 
-  it('gives publishers a policy to upload to incoming/ where nothing is and read status/, nothing more', () => {
+  it('gives publishers a policy to upload to incoming/ where nothing is, readably, and read status/, nothing more', () => {
     template.hasResourceProperties('AWS::IAM::ManagedPolicy', {
       PolicyDocument: {
         Statement: [
@@ -424,6 +424,28 @@ describe('when the stack is synthesized', () => {
               Null: { 's3:if-none-match': 'true' },
               Bool: { 's3:ObjectCreationOperation': 'true' },
             },
+          },
+          // Uploads the publish function could not read: an archive class, a key of the publisher's own.
+          {
+            Effect: 'Deny',
+            Action: 's3:PutObject',
+            Resource: { 'Fn::Join': ['', [Match.anyValue(), '/incoming/*']] },
+            Condition: {
+              Null: { 's3:x-amz-storage-class': 'false' },
+              StringNotEquals: { 's3:x-amz-storage-class': 'STANDARD' },
+            },
+          },
+          {
+            Effect: 'Deny',
+            Action: 's3:PutObject',
+            Resource: { 'Fn::Join': ['', [Match.anyValue(), '/incoming/*']] },
+            Condition: { Null: { 's3:x-amz-server-side-encryption-customer-algorithm': 'false' } },
+          },
+          {
+            Effect: 'Deny',
+            Action: 's3:PutObject',
+            Resource: { 'Fn::Join': ['', [Match.anyValue(), '/incoming/*']] },
+            Condition: { Null: { 's3:x-amz-server-side-encryption-aws-kms-key-id': 'false' } },
           },
         ],
       },

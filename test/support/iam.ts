@@ -1,7 +1,7 @@
 /**
  * A stand-in for IAM's policy evaluation (a mock: IAM cannot run here), for the statements of a synthesized
  * template: an explicit Deny wins, then an Allow, else the request is denied. It evaluates the condition
- * operators the stack's policies use (`Null`, `Bool`, `StringEquals`) and throws on any other, so that a
+ * operators the stack's policies use (`Null`, `Bool`, `StringEquals`, `StringNotEquals`) and throws on any other, so that a
  * condition added to a policy and not modelled here fails its test rather than pass unread.
  */
 import type { Template } from 'aws-cdk-lib/assertions';
@@ -86,6 +86,9 @@ function conditionHolds(
       return value !== undefined && values.some((v) => v.toLowerCase() === value.toLowerCase());
     case 'StringEquals':
       return value !== undefined && values.includes(value);
+    case 'StringNotEquals':
+      // IAM's negated operators hold where the request has no such key (the policies pair them with Null).
+      return value === undefined || !values.includes(value);
     default:
       throw new Error(`the IAM stand-in does not model the condition operator ${operator} (on ${key})`);
   }

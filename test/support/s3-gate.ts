@@ -1,7 +1,8 @@
 /**
  * An S3 endpoint for a principal under a policy: an HTTP proxy on 127.0.0.1 in front of the local S3 server
  * that first asks the IAM stand-in (support/iam.ts, a mock) whether the request's action on its object is
- * allowed, with the condition keys S3 gives the request, and answers 403 AccessDenied as S3 does when it is
+ * allowed, with the condition keys S3 gives the request (`If-None-Match`, the storage class and the
+ * encryption headers), and answers 403 AccessDenied as S3 does when it is
  * not. It also checks `If-None-Match: *` on the writes that make an object (PutObject,
  * CompleteMultipartUpload), answering 412 PreconditionFailed where an object is, and `If-Match` on them,
  * answering 412 where the object is not the one of that ETag (or there is none): S3 does, and s3rver
@@ -36,12 +37,24 @@ function actionOf(request: http.IncomingMessage): {
   const query = url.searchParams;
   const method = request.method ?? 'GET';
   const ifNoneMatch = request.headers['if-none-match'];
+  // The condition keys S3 gives a write from its headers (those the policies ask about).
+  const headerKeys = Object.fromEntries(
+    [
+      'x-amz-storage-class',
+      'x-amz-server-side-encryption-customer-algorithm',
+      'x-amz-server-side-encryption-aws-kms-key-id',
+    ].flatMap((header) => {
+      const value = request.headers[header];
+      return typeof value === 'string' ? [[`s3:${header}`, value]] : [];
+    }),
+  );
   const write = (creates: boolean) => ({
     action: 's3:PutObject',
     resource: object,
     creates,
     context: {
       's3:ObjectCreationOperation': String(creates),
+      ...headerKeys,
       ...(creates && typeof ifNoneMatch === 'string' ? { 's3:if-none-match': ifNoneMatch } : {}),
     },
   });
