@@ -110,17 +110,29 @@ async function pipelineContext(deps: HandlerDeps): Promise<PipelineContext> {
   };
 }
 
+/**
+ * Invalidates what the invocation rewrote. A failure is logged, not thrown: everything is committed by
+ * then, and a redelivered message finds nothing to invalidate, so a throw bought no invalidation, only the
+ * message back after the queue's visibility timeout (90 minutes), the one message group held till then:
+ * CloudFront throttling a burst of publishes (TooManyInvalidationsInProgress) stalled every upload behind
+ * it. What stays cached is bounded by the documents' own max-age (60 s).
+ */
 async function invalidate(deps: HandlerDeps, keys: readonly string[]): Promise<void> {
   if (!deps.config.distributionId || keys.length === 0) return;
-  const result = await invalidateKeys(keys, {
-    client: deps.cloudfront,
-    distributionId: deps.config.distributionId,
-  });
-  deps.logger.info('invalidated', {
-    paths: result.paths.length,
-    invalidationId: result.invalidationId,
-    attempts: result.attempts,
-  });
+  try {
+    const result = await invalidateKeys(keys, {
+      client: deps.cloudfront,
+      distributionId: deps.config.distributionId,
+    });
+    deps.logger.info('invalidated', {
+      paths: result.paths.length,
+      invalidationId: result.invalidationId,
+      attempts: result.attempts,
+    });
+  } catch (error) {
+    if (!(error instanceof AwsAdapterError)) throw error;
+    deps.logger.error('invalidation failed', { ...errorFields(error), paths: keys.length });
+  }
 }
 
 /**
@@ -302,7 +314,8 @@ async function signingContext(
  *
  * Every round publishes with the index documents deferred, so each submission's outcome and its live
  * version cost what it changed; the index documents are rendered once, after the last round. A failure
- * there throws like any other, and the retried message (finding incoming/ empty) flushes them.
+ * there throws like any other, and the retried message (finding incoming/ empty) flushes them. The
+ * CloudFront invalidation last is the exception: its failure is logged, since a retry could not redo it.
  */
 export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Promise<BatchResult> {
   return loggingFailure(deps.logger, 'publish failed', async (event: unknown) => {

@@ -274,6 +274,31 @@ describe('when uploads arrive in the intake bucket', () => {
     expect(cloudfront.commandCalls(CreateInvalidationCommand)).toHaveLength(0);
   });
 
+  it('logs a failed invalidation and succeeds: the publish is committed, and a redelivery could not redo it', async () => {
+    // CloudFront (the named mock) refuses: a throw made SQS bring the message back after the 90-minute
+    // visibility timeout, holding the one message group, to a retry with nothing left to invalidate.
+    cloudfront.reset();
+    cloudfront.on(CreateInvalidationCommand).rejects(
+      Object.assign(new Error('User is not authorized to perform cloudfront:CreateInvalidation'), {
+        name: 'AccessDenied',
+      }),
+    );
+    await upload(
+      'incoming/uninvalidated.tgz',
+      await makeBundle({ manifest: validManifest({ name: 'cloud-plugin', version: '1.0.1' }) }),
+    );
+    logs.length = 0;
+    const result = await createPublishHandler(deps)(sqsEvent('incoming/uninvalidated.tgz'));
+    expect(result.outcomes.map((o) => o.status)).toEqual(['accepted']);
+    expect(cloudfront.commandCalls(CreateInvalidationCommand)).toHaveLength(1);
+    expect(logs.find((l) => l.message === 'invalidation failed')).toMatchObject({
+      level: 'ERROR',
+      error: { name: 'AwsAdapterError', code: 'INVALIDATION_FAILED' },
+      paths: expect.any(Number),
+    });
+    expect(logs.find((l) => l.message === 'batch done')).toMatchObject({ submissions: 1 });
+  });
+
   it('publishes a later upload in its round, then renders the index documents once for the invocation', async () => {
     await upload(
       'incoming/later.tgz',
