@@ -108,26 +108,74 @@ export interface FunctionConfig {
  * @example const config = readFunctionConfig(process.env, new URL('./publishers.json', import.meta.url));
  */
 export function readFunctionConfig(env: Env, publishersFile?: string | URL): FunctionConfig {
-  const trust = publishersFile === undefined ? undefined : readDeployedTrust(publishersFile);
-  return {
+  const settings = new Settings();
+  const trust = settings.read(() =>
+    publishersFile === undefined ? undefined : readDeployedTrust(publishersFile),
+  );
+  // A required setting that failed reads as '' here only until `check` below, which then throws.
+  const config: FunctionConfig = {
     publishers: trust?.publishers,
     operators: trust?.operators,
-    intakeBucket: requireString(env, 'INTAKE_BUCKET'),
-    siteBucket: requireString(env, 'SITE_BUCKET'),
-    signingKeySecretId: requireString(env, 'SIGNING_KEY_SECRET_ID'),
+    intakeBucket: settings.read(() => requireString(env, 'INTAKE_BUCKET')) ?? '',
+    siteBucket: settings.read(() => requireString(env, 'SITE_BUCKET')) ?? '',
+    signingKeySecretId: settings.read(() => requireString(env, 'SIGNING_KEY_SECRET_ID')) ?? '',
     configKey: optionalString(env, 'REGISTRY_CONFIG_KEY') ?? CONFIG_KEY,
     distributionId: optionalString(env, 'DISTRIBUTION_ID'),
     s3Endpoint: optionalString(env, 'S3_ENDPOINT'),
     defaults: {
-      ...optionalSetting(env, 'REGISTRY_NAME', 'name', parseRegistryName),
-      ...optionalSetting(env, 'REGISTRY_URL', 'url', parseRegistryUrl),
-      ...(optionalString(env, 'SNAPSHOT_TTL_SECONDS')
-        ? {
-            snapshotTtlSeconds: optionalInteger(env, 'SNAPSHOT_TTL_SECONDS', 0, 60, MAX_SNAPSHOT_TTL_SECONDS),
-          }
-        : {}),
+      ...settings.read(() => optionalSetting(env, 'REGISTRY_NAME', 'name', parseRegistryName)),
+      ...settings.read(() => optionalSetting(env, 'REGISTRY_URL', 'url', parseRegistryUrl)),
+      ...settings.read(() =>
+        optionalString(env, 'SNAPSHOT_TTL_SECONDS')
+          ? {
+              snapshotTtlSeconds: optionalInteger(
+                env,
+                'SNAPSHOT_TTL_SECONDS',
+                0,
+                60,
+                MAX_SNAPSHOT_TTL_SECONDS,
+              ),
+            }
+          : {},
+      ),
     },
   };
+  settings.check();
+  return config;
+}
+
+/**
+ * Settings read one by one, every failure kept: the cold start then names them all in one error, not the
+ * first only (an operator who fixed INTAKE_BUCKET met SITE_BUCKET at the next deploy).
+ */
+class Settings {
+  readonly #problems: AwsAdapterError[] = [];
+
+  /** What `read` gives, or undefined when it fails (kept for `check`). */
+  read<T>(read: () => T): T | undefined {
+    try {
+      return read();
+    } catch (error) {
+      if (!(error instanceof AwsAdapterError)) throw error;
+      this.#problems.push(error);
+      return undefined;
+    }
+  }
+
+  /**
+   * @throws AwsAdapterError the one failure, or one naming every failure: ENV_MISSING when each is a
+   * missing variable, else ENV_INVALID
+   */
+  check(): void {
+    const problems = this.#problems;
+    if (problems.length === 0) return;
+    if (problems.length === 1) throw problems[0];
+    throw new AwsAdapterError(
+      problems.every((p) => p.code === 'ENV_MISSING') ? 'ENV_MISSING' : 'ENV_INVALID',
+      `${problems.length} problems with the function's settings: ${problems.map((p) => p.message).join('; ')}`,
+      { cause: new AggregateError(problems) },
+    );
+  }
 }
 
 /** The deployed publishers, or undefined when no file was deployed; anything unreadable fails the cold start. */

@@ -24,6 +24,26 @@ describe('when a function reads its environment', () => {
     );
   });
 
+  it('names every missing or malformed variable in one error, not the first only', () => {
+    expect(() => readFunctionConfig({ SIGNING_KEY_SECRET_ID: 'k' })).toThrow(
+      expect.objectContaining({
+        code: 'ENV_MISSING',
+        message: expect.stringMatching(/INTAKE_BUCKET.*SITE_BUCKET/),
+      }),
+    );
+    expect(() =>
+      readFunctionConfig({ SITE_BUCKET: 's', REGISTRY_URL: 'not a url', SNAPSHOT_TTL_SECONDS: '1e3' }),
+    ).toThrow(
+      expect.objectContaining({
+        name: 'AwsAdapterError',
+        code: 'ENV_INVALID',
+        message: expect.stringMatching(
+          /^4 problems .*INTAKE_BUCKET.*SIGNING_KEY_SECRET_ID.*REGISTRY_URL.*SNAPSHOT_TTL_SECONDS/,
+        ),
+      }),
+    );
+  });
+
   it('reads registry defaults from the deployment', () => {
     expect(
       readFunctionConfig({
