@@ -133,6 +133,8 @@ export type ErrorCode =
   | 'STORE_CONFLICT'
   | 'KEY_INVALID'
   | 'KEY_PASSPHRASE'
+  /** The registry's signing key is past its expiry: it signs nothing (signing.ts `createSigner`). */
+  | 'KEY_EXPIRED'
   | 'CONFIG_INVALID'
   | 'CONFIG_REGISTRY_KEY_AS_PUBLISHER'
   | 'CONFIG_REGISTRY_KEY_AS_OPERATOR'

@@ -145,7 +145,8 @@ export async function readPublicKey(armored: string): Promise<PublicKeyInfo> {
 /**
  * Builds the registry's signer from an armored secret key. Each signature is dated by `clock` (its creation
  * time, which a verifier compares with the key's validity and its own time).
- * @throws KeyError KEY_INVALID (not a secret key) or KEY_PASSPHRASE (wrong or missing passphrase).
+ * @throws KeyError KEY_INVALID (not a secret key), KEY_PASSPHRASE (wrong or missing passphrase) or
+ * KEY_EXPIRED (the key's expiry is past by `clock`; each signature throws it too, once it is).
  * @example const signer = await createSigner(armored, process.env.PLUGINDEX_KEY_PASSPHRASE, systemClock);
  */
 export async function createSigner(
@@ -170,6 +171,20 @@ export async function createSigner(
       throw new KeyError('KEY_PASSPHRASE', 'the passphrase does not decrypt the signing key', { cause });
     }
   }
+  // The key's end (RFC 4880 5.2.3.6), checked where it is loaded and at each signature: the one-pass signer
+  // signed on past it (a container, a `plugindex serve`, holds its signer), and openpgp.js refused with a
+  // plain "Error signing message: Primary key is expired" at the first signature of a batch, no code.
+  const expires = await privateKey.getExpirationTime();
+  const expiresAt = expires instanceof Date ? expires.getTime() : Number.POSITIVE_INFINITY;
+  const fingerprint = upper(privateKey.getFingerprint());
+  const assertUnexpired = (): void => {
+    if (clock.now().getTime() >= expiresAt)
+      throw new KeyError(
+        'KEY_EXPIRED',
+        `the signing key ${fingerprint} expired at ${new Date(expiresAt).toISOString()}: extend it (gpg --quick-set-expire) or rotate to another`,
+      );
+  };
+  assertUnexpired();
   const publicKey = privateKey.toPublic().armor();
   const onePass = await onePassSigner(privateKey, clock);
   const openpgpSign = async (data: Uint8Array) => {
@@ -185,23 +200,37 @@ export async function createSigner(
     return { signature, sha256: sha256Hex(data) };
   };
   const signWithDigest = async (data: Uint8Array) => {
+    assertUnexpired();
     if (!onePass) return openpgpSign(data);
     const signing = onePass();
     signing.update(data);
     return signing.finish();
   };
   const beginSigning = (): IncrementalSigning => {
-    if (onePass) return onePass();
+    // The signature is dated when it is finished: the key is checked then.
+    if (onePass) {
+      const signing = onePass();
+      return {
+        update: signing.update,
+        finish: async () => {
+          assertUnexpired();
+          return signing.finish();
+        },
+      };
+    }
     // openpgp.js signs whole messages here: the pieces are joined at the end (keys other than Ed25519 are
     // an operator's choice, and their streamed documents are held in memory once).
     const chunks: Uint8Array[] = [];
     return {
       update: (chunk) => void chunks.push(chunk),
-      finish: () => openpgpSign(Buffer.concat(chunks)),
+      finish: async () => {
+        assertUnexpired();
+        return openpgpSign(Buffer.concat(chunks));
+      },
     };
   };
   return {
-    fingerprint: upper(privateKey.getFingerprint()),
+    fingerprint,
     fingerprints: fingerprintsOf(privateKey),
     publicKey,
     signWithDigest,

@@ -1,6 +1,7 @@
 /** Secrets Manager cannot run here: aws-sdk-client-mock (a named SDK mock) stands in for it. */
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { mockClient } from 'aws-sdk-client-mock';
+import * as openpgp from 'openpgp';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { AwsAdapterError } from '../../functions/errors.ts';
 import { cachedSigner, loadSigner } from '../../functions/secrets.ts';
@@ -74,6 +75,21 @@ describe('when the signing key comes from Secrets Manager', () => {
     expect((await signer({ fresh: true })).fingerprint).toBe(after.fingerprint);
     expect((await signer()).fingerprint).toBe(after.fingerprint);
     expect(secrets.commandCalls(GetSecretValueCommand)).toHaveLength(2);
+  });
+
+  it('refuses a key past its expiry with KEY_EXPIRED when the secret is read, not at a signature', async () => {
+    const { privateKey } = await openpgp.generateKey({
+      type: 'ecc',
+      userIDs: [{ name: 'expired registry' }],
+      date: new Date(Date.now() - 7200_000),
+      keyExpirationTime: 3600,
+      format: 'armored',
+    });
+    secrets.on(GetSecretValueCommand).resolves({ SecretString: JSON.stringify({ armoredKey: privateKey }) });
+    await expect(loadSigner(client, 'plugindex/key')).rejects.toMatchObject({
+      name: 'KeyError',
+      code: 'KEY_EXPIRED',
+    });
   });
 
   it('says what is wrong with a malformed secret, without echoing it', async () => {

@@ -177,6 +177,38 @@ describe('when loading keys', () => {
     await expect(createSigner('hello')).rejects.toMatchObject({ code: 'KEY_INVALID' });
   });
 
+  it('refuses a key past its expiry with KEY_EXPIRED, when loaded and at each signature after it', async () => {
+    // Both paths: Ed25519 (the one-pass signer, which signed on past the expiry) and P-256 (openpgp.js,
+    // which threw a plain "Error signing message: Primary key is expired").
+    for (const curve of ['curve25519Legacy', 'nistP256'] as const) {
+      const created = new Date(Date.now() - 60_000);
+      const { privateKey } = await openpgp.generateKey({
+        type: 'ecc',
+        curve,
+        userIDs: [{ name: `expiring ${curve}` }],
+        date: created,
+        keyExpirationTime: 3600,
+        format: 'armored',
+      });
+      let now = new Date(created.getTime() + 60_000);
+      const clock = { now: () => now };
+      const signer = await createSigner(privateKey, undefined, clock);
+      await signer.sign(encode('in time'));
+      const streamed = signer.beginSigning();
+      streamed.update(encode('begun in time'));
+      now = new Date(created.getTime() + 3600_000);
+      await expect(signer.sign(encode('too late'))).rejects.toMatchObject({
+        name: 'KeyError',
+        code: 'KEY_EXPIRED',
+      });
+      await expect(streamed.finish()).rejects.toMatchObject({ code: 'KEY_EXPIRED' });
+      await expect(createSigner(privateKey, undefined, clock)).rejects.toMatchObject({
+        code: 'KEY_EXPIRED',
+        message: expect.stringMatching(/expired at .*quick-set-expire/),
+      });
+    }
+  });
+
   it('needs the right passphrase for an encrypted key', async () => {
     const pair = await generateKeyPair({ name: 'locked', passphrase: 'correct horse' });
     await expect(createSigner(pair.secretKey)).rejects.toMatchObject({ code: 'KEY_PASSPHRASE' });
