@@ -19,8 +19,14 @@ import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { PUBLISH_MESSAGE_GROUP, REFRESH_REQUEST } from '../../adapters/publish-queue.ts';
-import type { TrustedOperator, TrustedPublisher } from '../../index-builder/config.ts';
+import {
+  MAX_SNAPSHOT_TTL_SECONDS,
+  parseRegistryName,
+  type TrustedOperator,
+  type TrustedPublisher,
+} from '../../index-builder/config.ts';
 import { INCOMING_PREFIX } from '../../index-builder/layout.ts';
+import { InfraError } from '../errors.ts';
 import { stageFunction } from '../publishers.ts';
 
 export interface PublishingPipelineProps {
@@ -68,6 +74,34 @@ function functionCode(
   });
 }
 
+/**
+ * The registry defaults the function takes from its environment, checked at synth by the rules the function
+ * checks them by at cold start (functions/env.ts): a deploy never starts from a setting its function then
+ * refuses on every invocation. The snapshot's lifetime must also span two refreshes, so one refresh that
+ * fails (retried after the queue's visibility timeout) does not let a quiet registry's snapshot expire; an
+ * hour against the 6-hour schedule left it expired, to every client, five hours in six.
+ * @throws InfraError CONTEXT_INVALID
+ */
+function checkRegistryDefaults(props: PublishingPipelineProps): void {
+  const ttl = props.snapshotTtl.toSeconds();
+  const refresh = (props.refreshEvery ?? DEFAULT_REFRESH).toSeconds();
+  if (!Number.isInteger(ttl) || ttl < 2 * refresh || ttl > MAX_SNAPSHOT_TTL_SECONDS)
+    throw new InfraError(
+      'CONTEXT_INVALID',
+      `snapshot lifetime (-c snapshotTtlSeconds): expected whole seconds from ${2 * refresh} (two refreshes, one every ${refresh} s) to ${MAX_SNAPSHOT_TTL_SECONDS}, got ${ttl}`,
+    );
+  try {
+    parseRegistryName(props.registryName);
+  } catch (error) {
+    throw new InfraError('CONTEXT_INVALID', `registry name (-c registryName): ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+}
+
+/** How often the schedule re-signs the snapshot, unless the props say otherwise. */
+const DEFAULT_REFRESH = Duration.hours(6);
+
 /** The publish function's timeout: Lambda's longest, for a rebuild of a large registry. */
 const PUBLISH_TIMEOUT = Duration.minutes(15);
 
@@ -78,6 +112,7 @@ export class PublishingPipeline extends Construct {
 
   constructor(scope: Construct, id: string, props: PublishingPipelineProps) {
     super(scope, id);
+    checkRegistryDefaults(props);
     this.deadLetterQueue = new Queue(this, 'DeadLetters', {
       fifo: true,
       enforceSSL: true,
@@ -166,7 +201,7 @@ export class PublishingPipeline extends Construct {
     // makes each message its own to the queue's content-based deduplication.
     new Rule(this, 'RefreshSchedule', {
       description: 'plugindex: re-sign snapshot.json before it expires',
-      schedule: Schedule.rate(props.refreshEvery ?? Duration.hours(6)),
+      schedule: Schedule.rate(props.refreshEvery ?? DEFAULT_REFRESH),
       targets: [
         new SqsQueue(this.queue, {
           messageGroupId: PUBLISH_MESSAGE_GROUP,

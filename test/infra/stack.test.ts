@@ -5,7 +5,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { App, Stack, Validations } from 'aws-cdk-lib';
+import { App, Duration, Stack, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { Bucket } from 'aws-cdk-lib/aws-s3';
 import { AwsSolutionsChecks } from 'cdk-nag';
@@ -386,6 +386,24 @@ describe('when the stack is synthesized', () => {
       MetricName: 'Throttles',
       Dimensions: [{ Name: 'FunctionName', Value: { Ref: reserved[0]?.[0] } }],
     });
+  });
+
+  it('refuses at synth a snapshot lifetime or registry name its publish function would refuse or outlive', () => {
+    // They synthesized: 30 s and a bidi control failed every cold start (ENV_INVALID), and an hour against
+    // the 6-hour refresh left a quiet registry's snapshot expired five hours in six.
+    for (const props of [
+      { snapshotTtl: Duration.seconds(30) },
+      { snapshotTtl: Duration.hours(1) },
+      { snapshotTtl: Duration.days(2), refreshEvery: Duration.days(1.5) },
+      { snapshotTtl: Duration.days(3651) },
+      { registryName: 'Registry\u202e' },
+    ])
+      expect(() => new PlugindexStack(new App(), 'Refused', { functionsDir, ...props })).toThrow(
+        expect.objectContaining({ name: 'InfraError', code: 'CONTEXT_INVALID' }),
+      );
+    expect(
+      () => new PlugindexStack(new App(), 'Taken', { functionsDir, snapshotTtl: Duration.hours(12) }),
+    ).not.toThrow();
   });
 
   it('takes -c searchConcurrency as a whole number from 1 to 9999, and refuses anything else by code', () => {
