@@ -23,6 +23,8 @@ interface EventBridgeS3Event {
 
 interface S3NotificationRecord {
   readonly eventSource?: string;
+  /** `ObjectCreated:Put`, `ObjectRemoved:Delete`, …; S3 always sends it. */
+  readonly eventName?: string;
   readonly s3?: { readonly bucket?: { readonly name?: string }; readonly object?: { readonly key?: string } };
 }
 
@@ -50,7 +52,9 @@ function fromNotification(records: readonly S3NotificationRecord[]): ObjectCreat
   return records.flatMap((record) => {
     const bucket = record.s3?.bucket?.name;
     const key = record.s3?.object?.key;
-    return record.eventSource === 'aws:s3' && bucket && key
+    // A delete (or a restore, a replication) names a key too, and was read as an upload's.
+    const created = record.eventName === undefined || record.eventName.startsWith('ObjectCreated:');
+    return record.eventSource === 'aws:s3' && created && bucket && key
       ? [{ bucket, key: decodeNotificationKey(key) }]
       : [];
   });

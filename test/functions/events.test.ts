@@ -90,6 +90,11 @@ describe('when an event wakes the publish function', () => {
   it('ignores what it does not understand rather than failing the batch', () => {
     expect(parseObjectCreated(sqs('not json', { source: 'aws.ec2' }))).toEqual([]);
     expect(parseObjectCreated({ 'detail-type': 'Object Deleted', source: 'aws.s3' })).toEqual([]);
+    // A notification of a delete, directly or through SQS: no upload.
+    const removed = notification('incoming/gone.tgz');
+    const deleted = { Records: removed.Records.map((r) => ({ ...r, eventName: 'ObjectRemoved:Delete' })) };
+    expect(parseObjectCreated(deleted)).toEqual([]);
+    expect(parseObjectCreated(sqs(deleted))).toEqual([]);
     expect(parseObjectCreated(null)).toEqual([]);
   });
 });
