@@ -69,6 +69,7 @@ export class PlugindexStack extends Stack {
       queue: pipeline.queue,
       deadLetterQueue: pipeline.deadLetterQueue,
       functions: [pipeline.publishFunction, search.searchFunction],
+      publishLogs: pipeline.publishLogs,
       ...(props.searchConcurrency !== undefined ? { bounded: [search.searchFunction] } : {}),
     });
 

@@ -1,10 +1,11 @@
 /**
  * Alarms on what needs a person: parked submissions, failing functions, a queue that stopped draining, a
- * bounded function turning callers away.
+ * bounded function turning callers away, CloudFront invalidations that failed.
  */
-import { Duration } from 'aws-cdk-lib';
+import { Duration, Stack } from 'aws-cdk-lib';
 import { Alarm, ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
 import type { Function as LambdaFn } from 'aws-cdk-lib/aws-lambda';
+import { FilterPattern, type ILogGroup, MetricFilter } from 'aws-cdk-lib/aws-logs';
 import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 
@@ -16,7 +17,15 @@ export interface RegistryAlarmsProps {
   readonly bounded?: readonly LambdaFn[];
   /** Age of the oldest waiting submission that means publishing is stuck. */
   readonly maxQueueAge?: Duration;
+  /**
+   * The publish function's logs: an invalidation that failed is logged there (`invalidation failed`) and
+   * the invocation succeeds, since a retry would find nothing left to invalidate, so no error alarm sees it.
+   */
+  readonly publishLogs?: ILogGroup;
 }
+
+/** The publish function's log line for a CloudFront invalidation that failed (functions/handlers.ts). */
+export const INVALIDATION_FAILED_LOG = 'invalidation failed';
 
 /** A function by its path below the stack ("Search/Function"): its own id alone can be just "Function". */
 const where = (fn: LambdaFn): string => fn.node.path.split('/').slice(1).join('/');
@@ -52,6 +61,24 @@ export class RegistryAlarms extends Construct {
         evaluationPeriods: 1,
       });
     });
+    if (props.publishLogs) {
+      // Pages and index documents stay cached at the edge as they were until their TTL, the publish done.
+      const failures = new MetricFilter(this, 'InvalidationFailureLines', {
+        logGroup: props.publishLogs,
+        filterPattern: FilterPattern.stringValue('$.message', '=', INVALIDATION_FAILED_LOG),
+        // The stack's own namespace: two registries in one account count apart.
+        metricNamespace: `Plugindex/${Stack.of(this).stackName}`,
+        metricName: 'InvalidationFailures',
+        metricValue: '1',
+      });
+      add('InvalidationFailures', {
+        alarmDescription: 'A CloudFront invalidation failed: the edge serves what it cached until its TTL',
+        metric: failures.metric({ period: Duration.minutes(5), statistic: 'Sum' }),
+        threshold: 0,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 1,
+      });
+    }
     (props.bounded ?? []).forEach((fn, i) => {
       add(`FunctionThrottles${i}`, {
         alarmDescription: `${where(fn)} turned callers away at its concurrency bound`,

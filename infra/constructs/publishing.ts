@@ -109,6 +109,8 @@ export class PublishingPipeline extends Construct {
   public readonly queue: Queue;
   public readonly deadLetterQueue: Queue;
   public readonly publishFunction: LambdaFn;
+  /** The publish function's logs (JSON lines: functions/logger.ts). */
+  public readonly publishLogs: LogGroup;
 
   constructor(scope: Construct, id: string, props: PublishingPipelineProps) {
     super(scope, id);
@@ -144,6 +146,7 @@ export class PublishingPipeline extends Construct {
       NODE_OPTIONS: '--enable-source-maps',
     };
     const logGroup = new LogGroup(this, 'publishLogs', { retention: RetentionDays.THREE_MONTHS });
+    this.publishLogs = logGroup;
     const f = new LambdaFn(this, 'Publish', {
       runtime: Runtime.NODEJS_22_X,
       architecture: Architecture.ARM_64,

@@ -19,6 +19,7 @@ import { ConfigError } from '../../index-builder/errors.ts';
 import type { SnapshotDocument } from '../../index-builder/model.ts';
 import { processSubmissions } from '../../index-builder/pipeline/index.ts';
 import { listAll } from '../../index-builder/store.ts';
+import { INVALIDATION_FAILED_LOG } from '../../infra/constructs/alarms.ts';
 import { signedAction } from '../support/actions.ts';
 import { encode, makeBundle, testKey, validManifest } from '../support/fixtures.ts';
 import { type LocalS3, startLocalS3 } from '../support/s3.ts';
@@ -291,7 +292,8 @@ describe('when uploads arrive in the intake bucket', () => {
     const result = await createPublishHandler(deps)(sqsEvent('incoming/uninvalidated.tgz'));
     expect(result.outcomes.map((o) => o.status)).toEqual(['accepted']);
     expect(cloudfront.commandCalls(CreateInvalidationCommand)).toHaveLength(1);
-    expect(logs.find((l) => l.message === 'invalidation failed')).toMatchObject({
+    // The line the stack's InvalidationFailures alarm counts (infra/constructs/alarms.ts).
+    expect(logs.find((l) => l.message === INVALIDATION_FAILED_LOG)).toMatchObject({
       level: 'ERROR',
       error: { name: 'AwsAdapterError', code: 'INVALIDATION_FAILED' },
       paths: expect.any(Number),

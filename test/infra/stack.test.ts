@@ -11,6 +11,7 @@ import { Bucket } from 'aws-cdk-lib/aws-s3';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundleFunctions } from '../../infra/bundle-functions.ts';
+import { INVALIDATION_FAILED_LOG } from '../../infra/constructs/alarms.ts';
 import { parseSearchConcurrency } from '../../infra/constructs/search.ts';
 import { InfraError } from '../../infra/errors.ts';
 import { PlugindexStack } from '../../infra/stack.ts';
@@ -351,9 +352,9 @@ describe('when the stack is synthesized', () => {
     for (const s of invalidations) expect(s.Action).toBe('cloudfront:CreateInvalidation');
   });
 
-  it('alarms on the dead-letter queue, the oldest submission and function errors', () => {
+  it('alarms on the dead-letter queue, the oldest submission, function errors and failed invalidations', () => {
     // Errors of the publish and search functions; no throttle alarm while nothing is bounded.
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 4);
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 5);
     template.resourcePropertiesCountIs('AWS::CloudWatch::Alarm', { MetricName: 'Errors' }, 2);
     template.resourcePropertiesCountIs('AWS::CloudWatch::Alarm', { MetricName: 'Throttles' }, 0);
     expect(
@@ -364,6 +365,25 @@ describe('when the stack is synthesized', () => {
     template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       MetricName: 'ApproximateAgeOfOldestMessage',
       Threshold: 1800,
+    });
+    // A failed invalidation is logged, not thrown (a retry finds nothing left to invalidate): counted from
+    // the publish function's own log group, by the line the handler writes.
+    const publishLogs = Object.entries(template.findResources('AWS::Logs::LogGroup')).find(([id]) =>
+      id.startsWith('PublishingpublishLogs'),
+    )?.[0];
+    expect(publishLogs).toBeDefined();
+    template.hasResourceProperties('AWS::Logs::MetricFilter', {
+      LogGroupName: { Ref: publishLogs },
+      FilterPattern: `{ $.message = "${INVALIDATION_FAILED_LOG}" }`,
+      MetricTransformations: [
+        { MetricName: 'InvalidationFailures', MetricNamespace: 'Plugindex/Plugindex', MetricValue: '1' },
+      ],
+    });
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'InvalidationFailures',
+      Namespace: 'Plugindex/Plugindex',
+      Statistic: 'Sum',
+      Threshold: 0,
     });
   });
 
