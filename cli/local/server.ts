@@ -42,7 +42,32 @@ export interface RegistryServerOptions {
   readonly site: Store;
   /** One line per request, and the detail of any internal error (which the client never sees). */
   readonly log?: (line: string) => void;
+  /** How long to wait on a client; `SERVER_TIMEOUTS` unless a test shortens them. */
+  readonly timeouts?: ServerTimeouts;
 }
+
+/**
+ * How long the server waits on a client. Node's defaults never give up on a client that stops reading its
+ * response (`server.timeout` is 0, and its request timeouts end once the request is in): each such
+ * connection holds a socket and the file it was sending, so a client that opens thousands of them (the
+ * server is on a network with `--host`) exhausts the process's file descriptors, and every other client's
+ * request then fails. Its headers timeout (60 s, checked every 30 s) let a silent connection or a head sent
+ * a line at a time stay up to 90 s.
+ */
+export interface ServerTimeouts {
+  /**
+   * No byte either way for this long closes the connection: a client that stopped reading its response.
+   * Node lets a write still waiting on the client run one period more, so such a client is cut after twice this.
+   */
+  readonly idleMs: number;
+  /**
+   * A request's head not complete within this long is answered 408 and closed: a connection that sends
+   * none, or a header line at a time, each within `idleMs`. A GET has no body, so this bounds the request.
+   */
+  readonly headersMs: number;
+}
+
+export const SERVER_TIMEOUTS: ServerTimeouts = { idleMs: 30_000, headersMs: 20_000 };
 
 export interface ListeningRegistryServer {
   /** Base URL without a trailing slash, with the real port when 0 was asked for. */
@@ -287,14 +312,27 @@ async function respond(
 export function createRegistryServer(options: RegistryServerOptions): http.Server {
   // Kept for the server's life: each search reads the snapshot, and search.json only when it changed.
   const search = new SearchIndex(options.site);
-  return http.createServer((req, res) => {
-    res.on('finish', () => options.log?.(`${req.method} ${req.url} ${res.statusCode}`));
-    respond(options, search, req, res).catch((error: unknown) => {
-      options.log?.(`error serving ${req.method} ${req.url}: ${(error as Error).message}`);
-      if (res.headersSent) res.destroy();
-      else sendJson(res, 500, { error: 'internal' }, { head: req.method === 'HEAD' });
-    });
-  });
+  const timeouts = options.timeouts ?? SERVER_TIMEOUTS;
+  const server = http.createServer(
+    {
+      headersTimeout: timeouts.headersMs,
+      requestTimeout: timeouts.headersMs,
+      // Node checks the two above only this often (30 s by default, which let a slow head run 90 s).
+      connectionsCheckingInterval: Math.ceil(timeouts.headersMs / 4),
+    },
+    (req, res) => {
+      res.on('finish', () => options.log?.(`${req.method} ${req.url} ${res.statusCode}`));
+      respond(options, search, req, res).catch((error: unknown) => {
+        options.log?.(`error serving ${req.method} ${req.url}: ${(error as Error).message}`);
+        if (res.headersSent) res.destroy();
+        else sendJson(res, 500, { error: 'internal' }, { head: req.method === 'HEAD' });
+      });
+    },
+  );
+  // With no 'timeout' listener, Node destroys the idle socket; a streamed file is then cancelled (respond's
+  // pipeline fails, its finally closes the file).
+  server.setTimeout(timeouts.idleMs);
+  return server;
 }
 
 /** Listens on `host:port` (0 picks a free port) and resolves with the base URL and a close function. */

@@ -1,5 +1,6 @@
-import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readlink, rm, symlink, writeFile } from 'node:fs/promises';
 import http from 'node:http';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,6 +10,7 @@ import {
   listenRegistryServer,
   prefersHtml,
   routeFor,
+  type ServerTimeouts,
 } from '../../../cli/local/server.ts';
 import { ARTIFACT_CSP, DATA_CSP, PAGE_CSP } from '../../../index-builder/serving.ts';
 import type { Store } from '../../../index-builder/store.ts';
@@ -367,6 +369,126 @@ describe('when a path tries to leave the site', () => {
     ]) {
       expect(routeFor(pathname, undefined), pathname).toBeUndefined();
     }
+  });
+});
+
+describe('when a client holds a connection without using it', () => {
+  // Short, so the tests take seconds; SERVER_TIMEOUTS has the real ones.
+  const TIMEOUTS: ServerTimeouts = { idleMs: 1_000, headersMs: 2_000 };
+  const STALLED_KEY = 'plugins/demo/1.0.0/artifacts/stalled/demo';
+  let server: http.Server;
+  let port: number;
+  let closeQuick: () => Promise<void>;
+
+  beforeAll(async () => {
+    const site = new FsStore(path.join(root, 'public'));
+    // Larger than the socket buffers of both ends, so a client that reads nothing stalls the server's writes.
+    await site.put(STALLED_KEY, patternBytes(48 * 1024 * 1024), {
+      contentType: 'application/octet-stream',
+      cacheControl: CACHE_IMMUTABLE,
+    });
+    server = createRegistryServer({ site, timeouts: TIMEOUTS });
+    const listening = await listenRegistryServer(server, 0);
+    port = Number(new URL(listening.url).port);
+    closeQuick = listening.close;
+  });
+
+  afterAll(async () => {
+    await closeQuick();
+  });
+
+  /** The server's open connections. */
+  function connections(): Promise<number> {
+    return new Promise((resolve, reject) =>
+      server.getConnections((error, count) => (error ? reject(error) : resolve(count))),
+    );
+  }
+
+  /** This process's descriptors open on the stalled artifact (the server runs in it). */
+  async function openOnArtifact(): Promise<number> {
+    const links = await Promise.all(
+      (await readdir('/proc/self/fd')).map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')),
+    );
+    return links.filter((link) => link.endsWith(path.join(...STALLED_KEY.split('/')))).length;
+  }
+
+  /** Everything the server sent until it closed the socket, or undefined when it had not within `ms`. */
+  function untilClosed(socket: net.Socket, ms: number): Promise<string | undefined> {
+    return new Promise((resolve) => {
+      let received = '';
+      const timer = setTimeout(() => resolve(undefined), ms);
+      socket.setEncoding('latin1');
+      socket.on('data', (chunk: string) => {
+        received += chunk;
+      });
+      socket.on('error', () => undefined); // a reset is a close too
+      socket.on('close', () => {
+        clearTimeout(timer);
+        resolve(received);
+      });
+    });
+  }
+
+  it('closes a connection that sends nothing', async () => {
+    const socket = net.connect(port, '127.0.0.1');
+    try {
+      expect(await untilClosed(socket, 10_000)).toBe('');
+    } finally {
+      socket.destroy();
+    }
+  });
+
+  it('answers 408 to a request head sent a line at a time, each line within the idle timeout', async () => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.write('GET /index.json HTTP/1.1\r\nHost: localhost\r\n');
+    const trickle = setInterval(() => socket.writable && socket.write('X-Slow: 1\r\n'), 200);
+    try {
+      const received = await untilClosed(socket, 10_000);
+      expect(received).toMatch(/^HTTP\/1\.1 408 /);
+    } finally {
+      clearInterval(trickle);
+      socket.destroy();
+    }
+  });
+
+  it('closes a download the client stopped reading, and the file it was sending', async () => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.write(`GET /${STALLED_KEY} HTTP/1.1\r\nHost: localhost\r\n\r\n`);
+    socket.pause(); // reads nothing: the kernel buffers fill, then the server's writes wait
+    try {
+      await expect.poll(openOnArtifact, { timeout: 5_000 }).toBe(1);
+      // The client still holds its end (paused, it never reads the close); the server has let go of its own.
+      await expect.poll(connections, { timeout: 10_000 }).toBe(0);
+      await expect.poll(openOnArtifact, { timeout: 5_000 }).toBe(0);
+    } finally {
+      socket.destroy();
+    }
+  });
+
+  it('keeps a download that is read slowly but never stops for the idle timeout', async () => {
+    const started = Date.now();
+    const received = await new Promise<number>((resolve, reject) => {
+      const req = http.get({ host: '127.0.0.1', port, path: `/${STALLED_KEY}`, agent: false }, (res) => {
+        let bytes = 0;
+        let sincePause = 0;
+        res.on('data', (chunk: Buffer) => {
+          bytes += chunk.length;
+          sincePause += chunk.length;
+          // A pause of under half the idle timeout after every 4 MiB: seconds in all, none of them idle.
+          if (sincePause >= 4 * 1024 * 1024) {
+            sincePause = 0;
+            res.pause();
+            setTimeout(() => res.resume(), TIMEOUTS.idleMs / 2 - 200);
+          }
+        });
+        res.on('end', () => resolve(bytes));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+    });
+
+    expect(received).toBe(48 * 1024 * 1024);
+    expect(Date.now() - started).toBeGreaterThan(TIMEOUTS.idleMs);
   });
 });
 
