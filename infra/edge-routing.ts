@@ -137,9 +137,11 @@ function notFound() {
 function handler(event) {
   var request = event.request;
   var uri = request.uri;
-  // CloudFront passes the URI as sent, and S3 decodes it into a key: an encoded separator, a backslash or a
-  // dot segment would reach a key these rules (and the headers function's) read as another path.
-  if (/%2f|%5c|%00|\\\\/i.test(uri) || /(^|\\/)(\\.|%2e)(\\.|%2e)?(\\/|$)/i.test(uri))
+  // CloudFront passes the URI as sent, and S3 decodes it into a key: any escape, a backslash or a dot
+  // segment would reach a key these rules (and the headers function's) read as another path. No key holds a
+  // character needing an escape, so one only spells a key another way: /%70lugins/x/1.0.0/a.html is S3's
+  // artifact plugins/x/1.0.0/a.html, which the headers function, reading %70lugins, would not make a download.
+  if (/%|\\\\/.test(uri) || /(^|\\/)\\.\\.?(\\/|$)/.test(uri))
     return answer(400, 'Bad Request', 'bad_request');
   var accept = request.headers.accept ? request.headers.accept.value : '';
   var html = accept !== '' && quality(accept, 'text/html') > quality(accept, 'application/json');

@@ -108,6 +108,11 @@ describe('when CloudFront routes a request', () => {
     '/plugins/x/./index.json',
     '/keys%5Cregistry.asc',
     '/index.json%00',
+    // An escape of a letter: S3's key is the artifact plugins/evil/1.0.0/page.html, the headers function
+    // would read a first segment other than plugins and send the page as it was stored.
+    '/%70lugins/evil/1.0.0/page.html',
+    '/plugins/evil/1.0.0/manifest%2Ejson',
+    '/%69ndex.html',
   ])('answers 400 for %s, which S3 would decode into a key these rules read as another path', (uri) => {
     const result = requestHandler({ request: { uri, headers: {} } });
     expect(result).toMatchObject({ statusCode: 400 });
