@@ -77,6 +77,19 @@ export interface ListeningRegistryServer {
 
 const ALLOW = 'GET, HEAD';
 
+/** RFC 3986's `host [":" port]`: an IP literal in brackets or a registered name (which may be empty). */
+const HOST_FIELD = /^(?:\[[0-9A-Za-z:._~%-]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]*)(?::[0-9]*)?$/;
+
+/**
+ * RFC 9112 §3.2: a request with more than one Host line, or a Host that is no host, is answered 400 (Node
+ * refuses an HTTP/1.1 request without one, and keeps the first of several). This server reads no Host, but
+ * a proxy in front may read another line than the one it checked, and route or cache by it.
+ */
+function hasBadHost(req: http.IncomingMessage): boolean {
+  const hosts = req.headersDistinct.host ?? [];
+  return hosts.length > 1 || hosts.some((host) => !HOST_FIELD.test(host));
+}
+
 /** Control characters (NUL included) and backslashes have no place in a key; some filesystems read `\` as `/`. */
 function hasUnsafeCharacter(text: string): boolean {
   for (let i = 0; i < text.length; i++) {
@@ -241,6 +254,10 @@ async function respond(
   res: http.ServerResponse,
 ): Promise<void> {
   const head = req.method === 'HEAD';
+  if (hasBadHost(req)) {
+    sendJson(res, 400, { error: 'bad_request' }, { head });
+    return;
+  }
   if (req.method !== 'GET' && !head) {
     sendJson(res, 405, { error: 'method_not_allowed' }, { head: false, headers: { allow: ALLOW } });
     return;

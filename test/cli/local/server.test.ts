@@ -372,6 +372,44 @@ describe('when a path tries to leave the site', () => {
   });
 });
 
+describe('when a request names its host', () => {
+  /** The status line of a request written exactly as given, on its own connection. */
+  function statusOf(head: string): Promise<string> {
+    const url = new URL(base);
+    return new Promise((resolve, reject) => {
+      const socket = net.connect(Number(url.port), url.hostname);
+      let received = '';
+      socket.setEncoding('latin1');
+      socket.on('data', (chunk: string) => {
+        received += chunk;
+      });
+      socket.on('error', reject);
+      socket.on('close', () => resolve(received.split('\r\n', 1)[0] ?? ''));
+      // Written, not ended: a half-closed connection may be closed before an answer read from disk is sent.
+      socket.write(`${head}Connection: close\r\n\r\n`);
+    });
+  }
+
+  it.each([
+    ['two Host lines', 'GET /index.json HTTP/1.1\r\nHost: localhost\r\nHost: elsewhere.example\r\n'],
+    ['a Host with a space', 'GET /index.json HTTP/1.1\r\nHost: local host\r\n'],
+    ['a Host with a path', 'GET /index.json HTTP/1.1\r\nHost: localhost/admin\r\n'],
+    ['a Host with user information', 'GET /index.json HTTP/1.1\r\nHost: user@localhost\r\n'],
+    ['two Host lines on a HEAD', 'HEAD /index.json HTTP/1.1\r\nHost: a\r\nHost: b\r\n'],
+  ])('refuses %s with 400 (RFC 9112 §3.2)', async (_, head) => {
+    expect(await statusOf(head)).toBe('HTTP/1.1 400 Bad Request');
+  });
+
+  it.each([
+    ['a name and port', 'GET /index.json HTTP/1.1\r\nHost: localhost:8080\r\n'],
+    ['an IPv6 literal', 'GET /index.json HTTP/1.1\r\nHost: [::1]:8080\r\n'],
+    ['an empty Host', 'GET /index.json HTTP/1.1\r\nHost:\r\n'],
+    ['no Host in HTTP/1.0', 'GET /index.json HTTP/1.0\r\n'],
+  ])('serves a request with %s', async (_, head) => {
+    expect(await statusOf(head)).toMatch(/^HTTP\/1\.1 200 /);
+  });
+});
+
 describe('when a client holds a connection without using it', () => {
   // Short, so the tests take seconds; SERVER_TIMEOUTS has the real ones.
   const TIMEOUTS: ServerTimeouts = { idleMs: 1_000, headersMs: 2_000 };
