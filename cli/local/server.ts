@@ -42,6 +42,11 @@ export interface RegistryServerOptions {
   readonly site: Store;
   /** One line per request, and the detail of any internal error (which the client never sees). */
   readonly log?: (line: string) => void;
+  /**
+   * The detail of an internal error alone, where `log` is not given: `plugindex serve` logs no request, but
+   * an operator needs the cause of a 500, which the client is never told.
+   */
+  readonly logError?: (line: string) => void;
   /** How long to wait on a client; `SERVER_TIMEOUTS` unless a test shortens them. */
   readonly timeouts?: ServerTimeouts;
 }
@@ -340,7 +345,9 @@ export function createRegistryServer(options: RegistryServerOptions): http.Serve
     (req, res) => {
       res.on('finish', () => options.log?.(`${req.method} ${req.url} ${res.statusCode}`));
       respond(options, search, req, res).catch((error: unknown) => {
-        options.log?.(`error serving ${req.method} ${req.url}: ${(error as Error).message}`);
+        (options.log ?? options.logError)?.(
+          `error serving ${req.method} ${req.url}: ${(error as Error).message}`,
+        );
         if (res.headersSent) res.destroy();
         else sendJson(res, 500, { error: 'internal' }, { head: req.method === 'HEAD' });
       });

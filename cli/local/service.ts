@@ -33,7 +33,8 @@ export async function startService(options: {
   readonly compressionThresholdBytes?: number;
 }): Promise<RunningService> {
   await readConfig(options.dir); // fail fast when DIR is not a registry
-  const server = createRegistryServer({ site: openSite(options.dir) });
+  // No line per request; the cause of an internal error, which the client is not told, is the operator's.
+  const server = createRegistryServer({ site: openSite(options.dir), logError: options.log });
   const listening = await listenRegistryServer(server, options.port, options.host ?? '127.0.0.1').catch(
     (error: unknown) => {
       if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;

@@ -560,4 +560,31 @@ describe('when the store fails', () => {
       await listening.close();
     }
   });
+
+  it('logs the cause where only internal errors are logged, as plugindex serve has them', async () => {
+    const failing: Store = {
+      get: () => Promise.reject(new Error('EIO: read failed')),
+      head: () => Promise.reject(new Error('EIO: read failed')),
+      put: () => Promise.resolve(),
+      getStream: () => Promise.reject(new Error('EIO: read failed')),
+      putStream: () => Promise.resolve(),
+      delete: () => Promise.resolve(),
+      list: () => ({
+        [Symbol.asyncIterator]: () => ({ next: () => Promise.resolve({ done: true, value: undefined }) }),
+      }),
+    };
+    const errors: string[] = [];
+    const listening = await listenRegistryServer(
+      createRegistryServer({ site: failing, logError: (line) => errors.push(line) }),
+      0,
+    );
+    try {
+      const response = await fetch(`${listening.url}/index.json`);
+      expect(response.status).toBe(500);
+      await response.text();
+      expect(errors).toEqual(['error serving GET /index.json: EIO: read failed']);
+    } finally {
+      await listening.close();
+    }
+  });
 });
