@@ -7,7 +7,7 @@
  *   code, the parameter it is about and what was expected. Strict, because a misspelt parameter silently
  *   ignored would answer another question than the one asked.
  * - `SearchIndex`: the published `search.json`, read once per version of it. Each request reads the small
- *   `snapshot.json`; the rows are parsed (and lowercased for ranking) again only when the digest the snapshot
+ *   `snapshot.json`; the rows are parsed (and folded for ranking: lowercased, NFC) again only when the digest the snapshot
  *   lists for `search.json` changes, and a document whose bytes the snapshot does not list (a publish between the two reads) is
  *   never used: the answer's `generation` is that of a snapshot that binds the rows it was computed from.
  * - `searchAnswer`: ranked by `searchPlugins` (index-builder/search.ts), the ranking the client uses, then
@@ -366,7 +366,7 @@ export class SearchIndex {
   readonly #site: Pick<Store, 'get'>;
   readonly #retryDelays: readonly number[];
   readonly #sleep: (ms: number) => Promise<void>;
-  /** The rows of the version read last, with their lowercased fields: made once per version, not per request. */
+  /** The rows of the version read last, with their folded fields (`foldEntries`): made once per version, not per request. */
   #rows:
     | {
         readonly sha256: string;

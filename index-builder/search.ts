@@ -40,15 +40,27 @@ export interface SearchSource {
 export const MAX_SEARCH_TERMS = 8;
 
 /**
- * The words of a query as the ranking reads them: lowercased, split on whitespace, each once, in the order
- * first met. A word twice asks nothing more (every word must match, and an entry ranks by its weakest), so
- * a word repeated costs what it costs once.
+ * Text as the ranking compares it, a query's and a row's alike: lowercased, then in Unicode NFC. The same
+ * word reaches us composed ("café" with U+00E9, as most keyboards write it) or decomposed ("cafe" and
+ * U+0301, as macOS input and some pastes give it); compared by code units, one spelling finds the other only
+ * as a typo. NFC comes last because lowercasing can undo it: "Ϊ́" (U+03AA U+0301, NFC, there being no
+ * composed capital) lowercases to U+03CA U+0301, which composes to "ΐ" (U+0390). The page's copy of the
+ * ranking (render/page-script.ts) folds the same way.
  */
-export function searchTerms(terms: readonly string[]): string[] {
-  return [...new Set(terms.flatMap((t) => t.toLowerCase().split(/\s+/)).filter((t) => t !== ''))];
+export function foldText(text: string): string {
+  return text.toLowerCase().normalize('NFC');
 }
 
-/** An entry's fields as the ranking compares them: lowercased once, not once per word and row. */
+/**
+ * The words of a query as the ranking reads them: folded (`foldText`), split on whitespace, each once, in
+ * the order first met. A word twice asks nothing more (every word must match, and an entry ranks by its
+ * weakest), so a word repeated, in either case or either Unicode form, costs what it costs once.
+ */
+export function searchTerms(terms: readonly string[]): string[] {
+  return [...new Set(terms.flatMap((t) => foldText(t).split(/\s+/)).filter((t) => t !== ''))];
+}
+
+/** An entry's fields as the ranking compares them (`foldText`): folded once, not once per word and row. */
 export interface FoldedEntry {
   readonly entry: SearchEntry;
   readonly name: string;
@@ -64,22 +76,27 @@ export interface FoldedEntry {
   readonly capabilities: readonly string[];
 }
 
-const lower = (values: readonly string[]): string[] => values.map((v) => v.toLowerCase());
+const foldAll = (values: readonly string[]): string[] => values.map(foldText);
+/** '' for a field the entry lacks (no word is empty, so '' matches none). */
+const foldOptional = (text: string | undefined): string => (text ? foldText(text) : '');
 
-/** `entries` lowercased for ranking, in order: make it once per version of the rows, and pass it as `folded`. */
+/**
+ * `entries` folded for ranking (`foldText`), in order: make it once per version of the rows (normalizing
+ * costs more than lowercasing alone), and pass it as `folded`. The entries themselves stay as published.
+ */
 export function foldEntries(entries: readonly SearchEntry[]): FoldedEntry[] {
   return entries.map((entry) => {
-    const name = entry.name.toLowerCase();
+    const name = foldText(entry.name);
     return {
       entry,
       name,
       nameParts: [name, ...name.split('-')],
-      displayName: entry.display_name?.toLowerCase() ?? '',
-      keywords: lower(entry.keywords),
-      description: entry.description?.toLowerCase() ?? '',
-      type: entry.plugin_type.toLowerCase(),
-      providers: lower(entry.providers),
-      capabilities: lower(entry.capabilities),
+      displayName: foldOptional(entry.display_name),
+      keywords: foldAll(entry.keywords),
+      description: foldOptional(entry.description),
+      type: foldText(entry.plugin_type),
+      providers: foldAll(entry.providers),
+      capabilities: foldAll(entry.capabilities),
     };
   });
 }
@@ -186,7 +203,7 @@ function entryTier(terms: readonly string[], row: FoldedEntry): number | undefin
   return weakest;
 }
 
-/** The query's filters, lowercased once (a row's are folded): an absent filter holds for every row. */
+/** The query's filters, folded once (a row's are folded): an absent filter holds for every row. */
 interface Filters {
   readonly type: string | undefined;
   readonly provider: string | undefined;
@@ -206,7 +223,8 @@ function passesFilters(row: FoldedEntry, filters: Filters): boolean {
  *
  * Tiers, strongest first: exact name, name prefix, name (or display name) substring, keyword, description,
  * then a typo-tolerant name match (Levenshtein distance <= 1 for terms of 4-7 characters, <= 2 for longer,
- * against the name and each of its '-'-separated parts). Case-insensitive; terms are split on whitespace,
+ * against the name and each of its '-'-separated parts). Case-insensitive, and blind to the Unicode form
+ * (NFC or NFD) of the query and the rows (`foldText`); terms are split on whitespace,
  * and a word given twice counts once (`searchTerms`). Several terms: every term must match something (AND), and the entry ranks by its weakest term. The
  * `type`, `provider` and `capability` filters must all hold. No terms: every entry passing the filters, as
  * match `all`, sorted by name, then priority, then registry name. Ties within a tier: by priority (1 before
@@ -218,9 +236,9 @@ function passesFilters(row: FoldedEntry, filters: Filters): boolean {
 export function searchPlugins(sources: readonly SearchSource[], query: SearchQuery): SearchHit[] {
   const terms = searchTerms(query.terms);
   const filters: Filters = {
-    type: query.type?.toLowerCase(),
-    provider: query.provider?.toLowerCase(),
-    capability: query.capability?.toLowerCase(),
+    type: query.type === undefined ? undefined : foldText(query.type),
+    provider: query.provider === undefined ? undefined : foldText(query.provider),
+    capability: query.capability === undefined ? undefined : foldText(query.capability),
   };
   const ranked: { readonly tier: number; readonly hit: SearchHit }[] = [];
   for (const source of sources) {

@@ -116,6 +116,41 @@ describe('when an answer is paged', () => {
   });
 });
 
+describe('when q and the rows spell a letter in different Unicode forms', () => {
+  // "café" composed (NFC, U+00E9) and decomposed (NFD, e then U+0301): the same text to whoever reads it.
+  const nfc = 'caf\u00e9';
+  const nfd = 'cafe\u0301';
+  const rowsIn = async (displayName: string) => {
+    const store = new MemoryStore();
+    const plugins = [row('cafe-lens', { display_name: `${displayName} Lens` }), row('other')];
+    const body = encode(JSON.stringify({ schema: 'plugindex/search/v1', plugins }));
+    await store.put('search.json', body, OPTIONS);
+    await listIn(store, 1, sha256Hex(body));
+    // As both servers answer: the rows folded once for this version of search.json, kept by SearchIndex.
+    return new SearchIndex(store).current();
+  };
+  const answer = (rows: Awaited<ReturnType<typeof rowsIn>>, q: string) => {
+    const parsed = parseSearchQuery(`q=${encodeURIComponent(q)}`);
+    if (!parsed.ok) throw new Error(parsed.refusal.message);
+    return searchAnswer(rows, parsed.request);
+  };
+
+  it('answers an NFD q with an NFC row, and an NFC q with an NFD row, in its tier (not as a typo)', async () => {
+    const nfcRows = await rowsIn(nfc);
+    const nfdRows = await rowsIn(nfd);
+    for (const [rows, q, published] of [
+      [nfcRows, nfd, nfc],
+      [nfdRows, nfc, nfd],
+    ] as const) {
+      const got = answer(rows, q);
+      expect(got.results.map((r) => [r.plugin.name, r.match])).toEqual([['cafe-lens', 'substring']]);
+      // The row and the query are answered as given: only the ranking reads them normalized.
+      expect(got.results[0]?.plugin.display_name).toBe(`${published} Lens`);
+      expect(got.query.q).toBe(q);
+    }
+  });
+});
+
 describe('when the rows of a page are large', () => {
   /**
    * As large as a manifest lets a row be: 256 tags of 64 characters, here 4-byte emoji (the bulk of a row)

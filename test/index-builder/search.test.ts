@@ -1,6 +1,6 @@
 /**
  * Search over hand-built `search.json` rows (model.ts SearchEntry) of two registries: the tiers in order,
- * typos, several terms, the filters, and ties across registries.
+ * typos, words in either Unicode form, several terms, the filters, and ties across registries.
  */
 import { describe, expect, it } from 'vitest';
 import type { SearchEntry } from '../../index-builder/model.ts';
@@ -88,6 +88,65 @@ describe('when searching by one term', () => {
     expect(names(searchPlugins([main], { terms: ['NAMESPACE'] }))).toEqual([
       'main/kubecost-lens:description',
     ]);
+  });
+});
+
+/** "café" composed (NFC: é is U+00E9) and decomposed (NFD: e, then U+0301 COMBINING ACUTE ACCENT). */
+const CAFE_NFC = 'caf\u00e9';
+const CAFE_NFD = 'cafe\u0301';
+
+describe('when the query and the rows spell a letter in different Unicode forms', () => {
+  // A name part "cafe" is one edit from either spelling: before normalization, that typo was all that matched.
+  const unicode = (displayName: string, keyword: string, description: string): SearchSource => ({
+    registry: 'main',
+    priority: 1,
+    entries: [
+      entry('cafe-lens', { display_name: `${displayName} Lens` }),
+      entry('menu-tags', { keywords: [keyword] }),
+      entry('tea-notes', { description: `Notes from the ${description}` }),
+    ],
+  });
+  const nfcRows = unicode(CAFE_NFC, 'cr\u00e8me', 'cr\u00e8me br\u00fbl\u00e9e');
+  const nfdRows = unicode(CAFE_NFD, 'cre\u0300me', 'cre\u0300me bru\u0302le\u0301e');
+
+  it('finds a row written in NFC from a query in NFD, in the tier the words reach, not as a typo', () => {
+    expect(names(searchPlugins([nfcRows], { terms: [CAFE_NFD] }))).toEqual(['main/cafe-lens:substring']);
+    expect(names(searchPlugins([nfcRows], { terms: ['CRE\u0300ME'] }))).toEqual([
+      'main/menu-tags:keyword',
+      'main/tea-notes:description',
+    ]);
+    expect(names(searchPlugins([nfcRows], { terms: ['bru\u0302le\u0301e'] }))).toEqual([
+      'main/tea-notes:description',
+    ]);
+  });
+
+  it('finds a row written in NFD from a query in NFC, the same way', () => {
+    expect(names(searchPlugins([nfdRows], { terms: [CAFE_NFC] }))).toEqual(['main/cafe-lens:substring']);
+    expect(names(searchPlugins([nfdRows], { terms: ['CR\u00c8ME'] }))).toEqual([
+      'main/menu-tags:keyword',
+      'main/tea-notes:description',
+    ]);
+    expect(names(searchPlugins([nfdRows], { terms: ['br\u00fbl\u00e9e'] }))).toEqual([
+      'main/tea-notes:description',
+    ]);
+  });
+
+  it('folds case before composing: a capital with no composed form matches its composed small letter', () => {
+    // Ϊ́ (U+03AA U+0301) is already NFC; lowercased it is ϊ U+0301, which composes to ΐ (U+0390).
+    // Composing first and lowercasing after would leave the row decomposed, and the two would differ.
+    const greek: SearchSource = {
+      registry: 'main',
+      priority: 1,
+      entries: [entry('greek', { keywords: ['\u03aa\u0301'] })],
+    };
+    expect(names(searchPlugins([greek], { terms: ['\u0390'] }))).toEqual(['main/greek:keyword']);
+    expect(names(searchPlugins([greek], { terms: ['\u03b9\u0308\u0301'] }))).toEqual(['main/greek:keyword']);
+  });
+
+  it('reads a word in both forms as one word, and returns the rows as published', () => {
+    expect(searchTerms([`${CAFE_NFC} ${CAFE_NFD}`])).toEqual([CAFE_NFC]);
+    const [hit] = searchPlugins([nfdRows], { terms: [CAFE_NFC] });
+    expect(hit?.entry.display_name).toBe(`${CAFE_NFD} Lens`);
   });
 });
 
