@@ -28,9 +28,10 @@ export const NO_STABLE_RELEASE = 'no stable release';
  * JavaScript: `prepare(rows)` (or `prepareRow` for each) once per search.json, then `rank(prepared, query)` gives the rows best first.
  * Tiers: exact name, name prefix, name or display-name substring, keyword, description, a name one or two
  * edits away (terms of 4 to 7 characters: 1, longer: 2, against the name and each '-'-separated part);
- * every term must match, a word given twice counted once; an entry ranks by its weakest term; ties by
- * name; the type, provider and capability filters are exact and case-insensitive. With one registry the client's priority and registry tie-breaks
- * never apply. The same order is checked against `searchPlugins` in test/index-builder/render/page-script.test.ts.
+ * words and rows compared lowercased, then in Unicode NFC (`foldText`: a query in NFD finds a row in NFC);
+ * every term must match, a word given twice counted once; an entry ranks by its weakest term; ties by name;
+ * the type, provider and capability filters are exact and case-insensitive. With one registry the client's
+ * priority and registry tie-breaks never apply. The same order is checked against `searchPlugins` in test/index-builder/render/page-script.test.ts.
  * (The page cannot run index-builder/search.ts itself: the script must be fixed text for its CSP hash, and
  * a bundled function's text changes with the bundler; the test is what keeps the two one ranking.)
  */
@@ -52,20 +53,23 @@ function boundedLevenshtein(a, b, bound) {
   return Math.min(previous[b.length], bound + 1);
 }
 function typoBound(term) { return term.length < 4 ? 0 : term.length <= 7 ? 1 : 2; }
-function lower(values) {
-  // The same array when nothing changes (most lists are lower case already, and shared between rows).
+// foldText: lowercased, then NFC, so "café" typed composed or decomposed is one word (NFC last: lowercasing
+// can leave a sequence that composes).
+function fold(text) { return text.toLowerCase().normalize('NFC'); }
+function foldAll(values) {
+  // The same array when nothing changes (most lists are folded already, and shared between rows).
   for (var i = 0; i < values.length; i++)
-    if (values[i] !== values[i].toLowerCase()) return values.map(function (v) { return v.toLowerCase(); });
+    if (values[i] !== fold(values[i])) return values.map(fold);
   return values;
 }
 function prepareRow(row) {
-  var name = row.name.toLowerCase();
+  var name = fold(row.name);
   return {
     row: row, name: name, parts: [name].concat(name.split('-')),
-    display: row.display_name ? row.display_name.toLowerCase() : '',
-    description: row.description ? row.description.toLowerCase() : '',
-    keywords: lower(row.keywords), providers: lower(row.providers), capabilities: lower(row.capabilities),
-    type: row.plugin_type.toLowerCase()
+    display: row.display_name ? fold(row.display_name) : '',
+    description: row.description ? fold(row.description) : '',
+    keywords: foldAll(row.keywords), providers: foldAll(row.providers), capabilities: foldAll(row.capabilities),
+    type: fold(row.plugin_type)
   };
 }
 function prepare(rows) { return rows.map(prepareRow); }
@@ -81,8 +85,8 @@ function termTier(term, p) {
 }
 function rank(prepared, query) {
   // Each word once, in the order first met (searchTerms): a word twice asks nothing more, and each is a pass.
-  var terms = Array.from(new Set(query.q.toLowerCase().split(/\\s+/).filter(function (t) { return t !== ''; })));
-  var type = query.type.toLowerCase(), provider = query.provider.toLowerCase(), capability = query.capability.toLowerCase();
+  var terms = Array.from(new Set(fold(query.q).split(/\\s+/).filter(function (t) { return t !== ''; })));
+  var type = fold(query.type), provider = fold(query.provider), capability = fold(query.capability);
   var hits = [];
   for (var i = 0; i < prepared.length; i++) {
     var p = prepared[i];
@@ -132,8 +136,8 @@ function unpack(doc) {
  * names it (`data-search`), else, or when that cannot be had, search.json. Until they have arrived it pages
  * by the count the server wrote (`data-total`); when they come from the generation the page was rendered
  * with (`data-generated`), the list as served is already their first page and is kept, not built again. It
- * marks the list `data-ready` once it can search; the rows are lowercased for searching in slices of 500 in
- * the background (no long task), or at once when a search comes first. A type in the URL is read in any
+ * marks the list `data-ready` once it can search; the rows are folded for searching (lowercased, then NFC)
+ * in slices of 500 in the background (no long task), or at once when a search comes first. A type in the URL is read in any
  * case, and one the select does not list still filters (nothing matches it). DOM calls only (textContent, never
  * markup from data). Typing pushes one history entry when a search starts and replaces it while the words
  * change; a filter or a page pushes one each; back and forward re-read the URL.
@@ -271,7 +275,7 @@ export const HOME_SCRIPT = `
   read();
   // A search or a later page in the URL: the server's first page is not its answer, so it waits hidden.
   render();
-  // Lowercased for searching: a slice at a time in the background, so no task is long; the rest at once
+  // Folded for searching (lowercased, NFC): a slice at a time in the background, so no task is long; the rest at once
   // when a search comes first.
   function preparedRows() {
     while (prepared.length < rows.length) prepared.push(prepareRow(rows[prepared.length]));

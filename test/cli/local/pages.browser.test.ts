@@ -23,6 +23,9 @@ const ACTIVE_SVG = encode(
 /** An artifact kept in an OCI registry: the page shows where, and the recipe fetches it by digest. */
 const OCI_HEX = 'c0'.repeat(32);
 const OCI = { reference: 'registry.example:5000/acme/gcp-metrics:1.0.0', digest: `sha256:${OCI_HEX}` };
+/** "Café" composed (NFC: é is U+00E9) and decomposed (NFD: e, then U+0301 COMBINING ACUTE ACCENT). */
+const CAFE_NFC = 'Caf\u00e9';
+const CAFE_NFD = 'cafe\u0301';
 /** Every request the server answered. */
 const requests: string[] = [];
 
@@ -46,8 +49,9 @@ beforeAll(async () => {
     site,
     config: parseRegistryConfig({ name: 'Browser Registry', url: base }),
   };
-  // Plugin-level text comes from the latest version's manifest, so every version carries the same.
-  const aws = { name: 'aws-costs', display_name: 'AWS Costs', metadata: { tags: ['billing'] } };
+  // Plugin-level text comes from the latest version's manifest, so every version carries the same. Its tag
+  // "Café" is composed (NFC), gcp-metrics's "crème" decomposed (NFD): each is searched in the other form.
+  const aws = { name: 'aws-costs', display_name: 'AWS Costs', metadata: { tags: ['billing', CAFE_NFC] } };
   const bundles = await Promise.all([
     makeBundle({
       manifest: validManifest(aws),
@@ -69,6 +73,7 @@ beforeAll(async () => {
         plugin_type: 'observability',
         supported_providers: ['gcp'],
         capabilities: ['custom_metrics'],
+        metadata: { tags: ['cre\u0300me'] },
         installation: {
           artifacts: [{ os: 'linux', arch: 'amd64', oci: OCI, sha256: OCI_HEX, size_bytes: 4096 }],
         },
@@ -143,6 +148,27 @@ describe('when a person opens the home page', () => {
     await page.click('#results li.plugin a.name');
     await page.waitForURL(`${base}/plugins/aws-costs/index.html`);
     await context.close();
+  });
+
+  it('finds a word typed in either Unicode form (NFC, NFD), as GET /search does', async () => {
+    const api = async (q: string) => {
+      const body = (await (await fetch(`${base}/search?q=${encodeURIComponent(q)}`)).json()) as {
+        results: { match: string; plugin: { name: string } }[];
+      };
+      return body.results.map((r) => [r.plugin.name, r.match]);
+    };
+    expect(await api(CAFE_NFD)).toEqual([['aws-costs', 'keyword']]);
+    expect(await api('CR\u00c8ME')).toEqual([['gcp-metrics', 'keyword']]);
+    const page = await open('/');
+    await page.locator('#results[data-ready]').waitFor({ state: 'attached' });
+    // Typed into the box as macOS input gives it (decomposed), against a tag published composed.
+    await page.fill('#q', CAFE_NFD);
+    expect(await names(page)).toEqual(['aws-costs']);
+    await page.fill('#q', 'CR\u00c8ME');
+    expect(await names(page)).toEqual(['gcp-metrics']);
+    // The tags are shown as published.
+    expect(await page.locator('#results .chips li').allTextContents()).toContain('cre\u0300me');
+    await page.close();
   });
 
   it('opens a search from a shared link, and reaches a plugin page by its link', async () => {

@@ -34,6 +34,10 @@ function row(name: string, extra: Partial<SearchEntry> = {}): SearchEntry {
   };
 }
 
+/** "café" composed (NFC: é is U+00E9) and decomposed (NFD: e, then U+0301 COMBINING ACUTE ACCENT). */
+const CAFE_NFC = 'caf\u00e9';
+const CAFE_NFD = 'cafe\u0301';
+
 const ROWS: SearchEntry[] = [
   row('kubecost'),
   row('kubecost-lens', { display_name: 'Kubecost Lens', keywords: ['kubernetes', 'FinOps'] }),
@@ -45,6 +49,11 @@ const ROWS: SearchEntry[] = [
   row('z-registry', { plugin_type: 'Registry', capabilities: ['Actual_Cost', 'forecast'] }),
   row('budgeteer', { description: 'budgets' }),
   row('budgets', { keywords: ['planning'] }),
+  // The same letters in both Unicode forms: "Café" and "crème" composed (NFC) here, decomposed (NFD) below,
+  // and a capital that lowercases to a sequence that composes (Ϊ́, U+03AA U+0301, to ΐ, U+0390).
+  row('cafe-lens', { display_name: `${CAFE_NFC} Lens`, keywords: ['cr\u00e8me'] }),
+  row('tea-notes', { display_name: `${CAFE_NFD} notes`, description: 'Cre\u0300me bru\u0302le\u0301e' }),
+  row('greek-keys', { keywords: ['\u03aa\u0301'] }),
   ...Array.from({ length: 40 }, (_, i) =>
     row(`plugin-${String(i).padStart(3, '0')}`, { keywords: [`group-${i % 7}`], description: `number ${i}` }),
   ),
@@ -78,6 +87,13 @@ const QUERIES: Partial<PageQuery>[] = [
   { q: 'cost', type: 'aggregator' },
   { q: 'cost kube cost COST' },
   { q: 'lens lens nothing-matches-this lens' },
+  { q: CAFE_NFC },
+  { q: CAFE_NFD },
+  { q: `${CAFE_NFD.toUpperCase()} lens` },
+  { q: 'CRE\u0300ME' },
+  { q: 'br\u00fbl\u00e9e' },
+  { q: '\u0390' },
+  { q: `${CAFE_NFC} ${CAFE_NFD}` },
 ];
 
 describe('the home page search', () => {
@@ -91,6 +107,24 @@ describe('the home page search', () => {
       ...(query.capability ? { capability: query.capability } : {}),
     }).map((hit) => hit.entry.name);
     expect(page.rank(prepared, query).map((r) => r.name)).toEqual(expected);
+  });
+
+  it('finds NFC rows from an NFD query and NFD rows from an NFC query, in the tier the client gives them', () => {
+    const client = (q: string) =>
+      searchPlugins([{ registry: 'r', priority: 1, entries: ROWS }], { terms: [q] }).map((h) => [
+        h.entry.name,
+        h.match,
+      ]);
+    const expected = [
+      ['cafe-lens', 'substring'],
+      ['tea-notes', 'substring'],
+    ];
+    for (const q of [CAFE_NFC, CAFE_NFD]) {
+      expect(client(q)).toEqual(expected);
+      expect(page.rank(prepared, { q, type: '', provider: '', capability: '' }).map((r) => r.name)).toEqual(
+        expected.map(([name]) => name),
+      );
+    }
   });
 
   it('reads a word given many times once, as the client does (each word is a pass over every row)', () => {
