@@ -64,9 +64,12 @@ export async function explainForeignSource(
   const trust = await ctx.trust(record.registry);
   if (trust?.fingerprint === record.registry_key) return undefined;
   if ((trust?.chain ?? []).some((link) => link.fingerprint === record.registry_key)) return undefined;
-  return trust
-    ? `installed through key ${record.registry_key}, but the registry named ${record.registry} here is pinned to ${trust.fingerprint}: another registry of that name (a plugin set's registry, whose documents are not read here)`
-    : `installed through key ${record.registry_key} from a registry named ${record.registry}, which is not configured here (a plugin set's registry, or one removed since)`;
+  if (trust)
+    return `installed through key ${record.registry_key}, but the registry named ${record.registry} here is pinned to ${trust.fingerprint}: another registry of that name (a plugin set's registry, whose documents are not read here)`;
+  // Configured, its pin gone (its data folder wiped): reading it says so (REGISTRY_NOT_PINNED, and how to
+  // pin it again), which is no "not configured".
+  if (await ctx.registryEntry(record.registry)) return undefined;
+  return `installed through key ${record.registry_key} from a registry named ${record.registry}, which is not configured here (a plugin set's registry, or one removed since)`;
 }
 
 /**

@@ -8,7 +8,7 @@
 import type { Key } from 'openpgp';
 import { TrustError } from '../index-builder/errors.ts';
 import { versionFolder, versionIdentity } from '../index-builder/layout.ts';
-import type { Advisory } from '../index-builder/model.ts';
+import type { Advisory, PluginDocument } from '../index-builder/model.ts';
 import { sortVersionsDescending } from '../index-builder/versions.ts';
 import { explainForeignSource } from './audit.ts';
 import { type ClientContext, loadTrust, readPinnedKey } from './context.ts';
@@ -103,7 +103,17 @@ export async function listInstalled(
       rows.push({ ...row, unchecked: foreign });
       continue;
     }
-    const { document } = await ctx.find(name, current.registry);
+    let document: PluginDocument;
+    try {
+      ({ document } = await ctx.find(name, current.registry));
+    } catch (error) {
+      // As `audit` skips it: no such source here (an install from a manifest's URL has a pin and no
+      // configured registry) or no such plugin there now. A refusal of what was served stops the listing.
+      if (!(error instanceof ClientError)) throw error;
+      if (error.code !== 'REGISTRY_NOT_FOUND' && error.code !== 'PLUGIN_NOT_FOUND') throw error;
+      rows.push({ ...row, unchecked: error.message });
+      continue;
+    }
     const requested = (lock ? own(lock.plugins, name) : undefined)?.requested ?? 'latest';
     const identity = versionIdentity(plugin.current);
     const versionNow = document.versions.find((v) => versionIdentity(v.version) === identity);

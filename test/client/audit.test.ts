@@ -171,3 +171,27 @@ describe('when list --outdated reads a plugin set install whose provider shares 
     }
   });
 });
+
+describe('when a configured registry has lost its pin (its data folder wiped)', () => {
+  it('list --outdated refuses as reading it does (REGISTRY_NOT_PINNED), rather than call it not configured', async () => {
+    const home = join(root, 'pin-lost');
+    const dir = join(root, 'pin-lost-plugins');
+    let client = httpClient(home);
+    try {
+      await client.addRegistry({ name: 'community', url: urls.other as string, pin: { armored: otherKey } });
+      await client.install({ requests: ['shared-tool'], lockfile: join(root, 'pin-lost.lock'), dir });
+    } finally {
+      await client.close();
+    }
+    await rm(join(home, 'data', 'trust'), { recursive: true, force: true });
+    client = httpClient(home);
+    try {
+      await expect(client.list({ dir, outdated: true })).rejects.toMatchObject({
+        name: 'ClientError',
+        code: 'REGISTRY_NOT_PINNED',
+      });
+    } finally {
+      await client.close();
+    }
+  });
+});

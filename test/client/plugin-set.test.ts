@@ -749,6 +749,29 @@ describe('when a plugin is installed from a manifest URL', () => {
     expect(await readFile(result.items[0]?.path as string)).toEqual(Buffer.from(tool('team-tool', '1.0.0')));
   });
 
+  it('lists it with list --outdated as not checked, with why, as audit skips it (it has no registry to ask)', async () => {
+    const p = await project('plugins: {}\n');
+    const dir = join(p.dir, 'plugins');
+    const url = pathToFileURL(join(folder, 'team-tool/1.1.0/manifest.json')).href;
+    await using(p, async (c) => {
+      const target = await c.reference(url, { key: (await testKey('publisher')).publicKey });
+      if (!target?.source) throw new Error('expected a source');
+      return c.install({
+        requests: [{ request: target.request, registry: target.registry }],
+        sources: new Map([[target.registry, target.source]]),
+        dir,
+        lockfile: join(p.dir, 'plugindex.lock'),
+      });
+    });
+    const rows = await using(p, (c) => c.list({ dir, outdated: true }));
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ name: 'team-tool', current: '1.1.0' });
+    expect(rows[0]?.unchecked).toEqual(expect.stringContaining(rows[0]?.registry as string));
+    expect(rows[0]?.latest).toBeUndefined();
+    const audit = await using(p, (c) => c.auditInstalled({ dir }));
+    expect(audit.skipped.map((s) => s.name)).toEqual(['team-tool']);
+  });
+
   it('keeps the key given as the source\u2019s pin: installed again from the lock, and verified, with no key given', async () => {
     const p = await project('plugins: {}\n');
     const lockfile = join(p.dir, 'plugindex.lock');
