@@ -171,17 +171,18 @@ export async function withRegistryLock<T>(
   work: () => Promise<T>,
   timeoutMs = 30_000,
 ): Promise<T> {
-  let sweeping: Promise<void> | undefined;
+  // One a stale lock this waiter broke (it may break more than one before it holds the lock).
+  const sweeping: Promise<void>[] = [];
   try {
     return await withLockFile(path.join(dir, '.lock'), work, {
       timeoutMs,
       busy: (holder) => new CliError('LOCKED', `registry ${dir} is busy (lock held by process ${holder})`),
       broke: async (holder) => {
-        sweeping = sweepTemps(dir, holder);
+        sweeping.push(sweepTemps(dir, holder));
       },
     });
   } finally {
-    await sweeping;
+    await Promise.all(sweeping);
   }
 }
 
