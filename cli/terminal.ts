@@ -11,8 +11,9 @@
 /**
  * The characters a terminal acts on or draws out of order: C0 controls but tab and newline, DEL, C1
  * controls (U+009B is a whole CSI), and the bidi controls (U+061C, U+200E, U+200F, U+202A-U+202E,
- * U+2066-U+2069). The class of index-builder/text.ts's refusals, written here so that `--help`, which loads
- * this module, loads nothing more.
+ * U+2066-U+2069): those of index-builder/text.ts's refusals a terminal acts on (it also refuses the line and
+ * paragraph separators, the BOM and noncharacters, which a terminal draws as they are), written here so that
+ * `--help`, which loads this module, loads nothing more.
  */
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what is escaped
 const UNSAFE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
