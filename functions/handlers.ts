@@ -302,6 +302,28 @@ async function signingContext(
   return { ctx, invalidate };
 }
 
+/** How many times a step is made when a snapshot committed by another writer meets it (STORE_CONFLICT). */
+const CONFLICT_ATTEMPTS = 3;
+
+/**
+ * `step`, made again at once when its snapshot write found one another writer committed since it read it
+ * (a command run against the buckets beside the queue): the step's documents are written by then and the
+ * snapshot there does not list them, so clients refuse them until a step commits on top. Thrown, the
+ * message would come back only after the queue's visibility timeout (90 minutes); made again, the step
+ * reads the new snapshot and commits on top of it, as a retried batch does.
+ */
+async function retryingConflicts<T>(deps: HandlerDeps, step: string, run: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run();
+    } catch (error) {
+      if (!(error instanceof StoreError && error.code === 'STORE_CONFLICT') || attempt >= CONFLICT_ATTEMPTS)
+        throw error;
+      deps.logger.warn('snapshot conflict', { step, attempt, ...errorFields(error) });
+    }
+  }
+}
+
 /**
  * Publishes everything waiting under incoming/ as one batch, whatever the event names (events are only
  * doorbells). Rejections are recorded and not retried; a storage or signing failure throws, so the queue
@@ -335,7 +357,7 @@ export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Pro
     let more: boolean;
     do {
       const roundStarted = Date.now();
-      const result = await processSubmissions(deferring);
+      const result = await retryingConflicts(deps, 'publish', () => processSubmissions(deferring));
       results.push(result);
       roundMs.push(Date.now() - roundStarted);
       for (const outcome of result.outcomes) seen.add(outcome.submission);
@@ -365,19 +387,19 @@ export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Pro
     const toInvalidate = new Set([...signing.invalidate, ...results.flatMap((r) => r.invalidate)]);
     let generation = results.findLast((r) => r.generation !== null)?.generation ?? null;
     if (wantsRebuild(event)) {
-      const rebuilt = await rebuildRegistry(ctx);
+      const rebuilt = await retryingConflicts(deps, 'rebuild', () => rebuildRegistry(ctx));
       for (const key of rebuilt.invalidate) toInvalidate.add(key);
       generation = rebuilt.generation;
       deps.logger.info('rebuilt', { plugins: rebuilt.plugins, generation });
     }
     const flushStarted = Date.now();
-    const flushed = await flushIndexes(ctx);
+    const flushed = await retryingConflicts(deps, 'flush', () => flushIndexes(ctx));
     const flushMs = Date.now() - flushStarted;
     for (const key of flushed.invalidate) toInvalidate.add(key);
     generation = flushed.generation ?? generation;
     // The schedule's refresh, in turn with the publishes: a snapshot signed in this invocation is fresh.
     if (wantsRefresh(event) && generation === null) {
-      const refreshed = await refreshSnapshot(ctx);
+      const refreshed = await retryingConflicts(deps, 'refresh', () => refreshSnapshot(ctx));
       for (const key of refreshed.invalidate) toInvalidate.add(key);
       generation = refreshed.generation;
       deps.logger.info('snapshot refreshed', { generation });

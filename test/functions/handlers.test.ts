@@ -3,8 +3,9 @@
  * realistic SQS/EventBridge payloads. Secrets Manager and CloudFront cannot run here: aws-sdk-client-mock
  * (named SDK mocks) stands in for them.
  */
+import { createHash } from 'node:crypto';
 import { CloudFrontClient, CreateInvalidationCommand } from '@aws-sdk/client-cloudfront';
-import { DeleteObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -381,6 +382,69 @@ describe('when uploads arrive in the intake bucket', () => {
         plugins: { name: string; latest_version: string }[];
       };
       expect(index.plugins.find((p) => p.name === 'cloud-plugin')?.latest_version).toBe('1.4.0');
+    } finally {
+      client.destroy();
+    }
+  });
+
+  it('makes a step again at once when its snapshot write meets another writer, leaving every document bound', async () => {
+    // S3 refuses an If-Match write over a snapshot another writer replaced with 412 Precondition Failed;
+    // s3rver ignores If-Match, so this client's middleware answers the batch's first snapshot write so (a
+    // stand-in for S3's refusal, named so), after the batch's documents are written.
+    const client = new S3Client(s3.config);
+    let refused = 0;
+    client.middlewareStack.add(
+      (next) => async (args) => {
+        const input = args.input as { Bucket?: string; Key?: string; IfMatch?: string };
+        if (
+          refused === 0 &&
+          input.Bucket === config.siteBucket &&
+          input.Key === 'snapshot.json' &&
+          input.IfMatch
+        ) {
+          refused += 1;
+          throw new S3ServiceException({
+            name: 'PreconditionFailed',
+            $fault: 'client',
+            $metadata: { httpStatusCode: 412 },
+            message: 'At least one of the pre-conditions you specified did not hold',
+          });
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'refuseFirstSnapshotWrite' },
+    );
+    // A registry published already: its snapshot is there to be read, and written over only as read.
+    await upload(
+      'incoming/before-conflict.tgz',
+      await makeBundle({ manifest: validManifest({ name: 'conflict-plugin', version: '1.0.0' }) }),
+    );
+    await createPublishHandler(deps)(sqsEvent('incoming/before-conflict.tgz'));
+    await upload(
+      'incoming/conflicted.tgz',
+      await makeBundle({ manifest: validManifest({ name: 'conflict-plugin', version: '1.1.0' }) }),
+    );
+    logs.length = 0;
+    try {
+      const result = await createPublishHandler({ ...deps, s3: client })(sqsEvent('incoming/conflicted.tgz'));
+      expect(refused).toBe(1);
+      expect(result.outcomes.map((o) => o.status)).toEqual(['accepted']);
+      expect(logs.find((l) => l.message === 'snapshot conflict')).toMatchObject({
+        level: 'WARN',
+        step: 'publish',
+        attempt: 1,
+        error: { code: 'STORE_CONFLICT' },
+      });
+      // Every document the snapshot lists is the one there, byte for byte.
+      const site = new S3Store({ client: s3.client, bucket: config.siteBucket });
+      const snapshot = JSON.parse(
+        new TextDecoder().decode((await site.get('snapshot.json'))?.body),
+      ) as SnapshotDocument;
+      expect(Object.keys(snapshot.documents)).toEqual(expect.arrayContaining(['index.json', 'search.json']));
+      for (const [key, digest] of Object.entries(snapshot.documents)) {
+        const body = (await site.get(key))?.body as Uint8Array;
+        expect(createHash('sha256').update(body).digest('hex'), key).toBe(digest.sha256);
+      }
     } finally {
       client.destroy();
     }
