@@ -338,7 +338,12 @@ export class S3Store implements Store {
         `cannot ${action} s3://${this.#bucket}/${this.#prefix}${key}: an object is there already (If-None-Match), and it is left as it was`,
         { cause: error },
       );
-    if (options?.ifMatch !== undefined && (isPreconditionFailed(error) || isConditionalConflict(error)))
+    // With If-Match, S3 answers a key with no object at all 404 NoSuchKey (the object read was deleted since).
+    const gone = error instanceof S3ServiceException && error.name === 'NoSuchKey';
+    if (
+      options?.ifMatch !== undefined &&
+      (isPreconditionFailed(error) || isConditionalConflict(error) || gone)
+    )
       throw new StoreError(
         'STORE_CONFLICT',
         key,

@@ -426,6 +426,8 @@ describe('when storing objects in S3', () => {
     for (const refusal of [
       { name: 'PreconditionFailed', status: 412 },
       { name: 'ConditionalRequestConflict', status: 409 },
+      // The object read deleted since: S3 answers a conditional write to a key with none 404 NoSuchKey.
+      { name: 'NoSuchKey', status: 404 },
     ]) {
       answer = refusal;
       for (const write of [
