@@ -181,7 +181,7 @@ export async function createSigner(
     if (clock.now().getTime() >= expiresAt)
       throw new KeyError(
         'KEY_EXPIRED',
-        `the signing key ${fingerprint} expired at ${new Date(expiresAt).toISOString()}: extend it (gpg --quick-set-expire) or rotate to another`,
+        `the signing key ${fingerprint} expired at ${new Date(expiresAt).toISOString()}: extend it (gpg --quick-set-expire) and give the registry the extended key; a rotation to another key is signed by this one too, so extend it first for that as well`,
       );
   };
   assertUnexpired();
