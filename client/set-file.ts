@@ -27,6 +27,7 @@ import {
   isAliasLoop,
   MAX_YAML_NESTING,
   STRICT_YAML,
+  YamlAnchors,
   yamlPointerOf,
 } from '../index-builder/manifest/parse-yaml.ts';
 import {
@@ -427,8 +428,10 @@ function readYaml(text: string, file: string): { readonly value: unknown; readon
     problems.atLine(line, pointer, expected, `${message} (${error.code})`);
   }
   let aliases = false;
+  const anchors = new YamlAnchors();
   YAML.visit(doc, {
     Node(_key, node, ancestors) {
+      anchors.note(node);
       if ((YAML.isScalar(node) || YAML.isMap(node) || YAML.isSeq(node)) && node.tag) {
         const line = node.range ? counter.linePos(node.range[0]).line : 1;
         problems.atLine(line, yamlPointerOf(ancestors, node), 'plain YAML (no tags)', `the tag ${node.tag}`);
@@ -445,7 +448,7 @@ function readYaml(text: string, file: string): { readonly value: unknown; readon
           'an alias of an anchor set before it (&name ... *name)',
           'an alias no anchor before it names (quote a value that starts with "*")',
         );
-      } else if (isAliasLoop(ancestors, node)) {
+      } else if (isAliasLoop(ancestors, node, anchors)) {
         // No JSON holds a loop: refused where it is, not left to each reader to call an array misplaced
         // (and the expansion below is measured on a tree).
         problems.atLine(

@@ -118,12 +118,33 @@ export function yamlPointerOf(ancestors: readonly unknown[], node: unknown): str
 }
 
 /**
- * Whether an alias lies within the node its anchor names (`loop: &a [1, *a]`), `ancestors` as `YAML.visit`
- * gives them: a loop, which no JSON holds, and which a reading that recurses follows until the stack
- * overflows. Pure; a manifest (MANIFEST_YAML_UNSAFE) and the client's plugin set file are held to it alike.
+ * The nodes anchors name, as `YAML.visit` meets them: a visitor notes each node it visits (`note`), in the
+ * document's order, parents before their children, so that an alias met later resolves (`resolve`) to the
+ * last node its anchor named before it, as YAML resolves it, however often the name is given again. One
+ * lookup an alias, where the library's own `Alias.resolve` walks the document for each.
  */
-export function isAliasLoop(ancestors: readonly unknown[], alias: YAML.Alias): boolean {
-  return ancestors.some((a) => (YAML.isMap(a) || YAML.isSeq(a)) && a.anchor === alias.source);
+export class YamlAnchors {
+  readonly #named = new Map<string, unknown>();
+
+  note(node: unknown): void {
+    if ((YAML.isScalar(node) || YAML.isMap(node) || YAML.isSeq(node)) && node.anchor)
+      this.#named.set(node.anchor, node);
+  }
+
+  resolve(alias: YAML.Alias): unknown {
+    return this.#named.get(alias.source);
+  }
+}
+
+/**
+ * Whether an alias lies within the node it resolves to (`loop: &a [1, *a]`), `ancestors` as `YAML.visit`
+ * gives them: a loop, which no JSON holds, and which a reading that recurses follows until the stack
+ * overflows. By the node, not the name: in `&x [&x [a], *x]` the alias is the inner list, no loop. Pure; a
+ * manifest (MANIFEST_YAML_UNSAFE) and the client's plugin set file are held to it alike.
+ */
+export function isAliasLoop(ancestors: readonly unknown[], alias: YAML.Alias, anchors: YamlAnchors): boolean {
+  const named = anchors.resolve(alias);
+  return named !== undefined && ancestors.includes(named);
 }
 
 const shown = (value: unknown): string =>
@@ -190,8 +211,10 @@ export function parseYaml(text: string): ParsedDocument {
   }
   const numbers: Problem[] = [];
   let aliases = false;
+  const anchors = new YamlAnchors();
   YAML.visit(doc, {
     Node(_key, node, path) {
+      anchors.note(node);
       if ((YAML.isScalar(node) || YAML.isMap(node) || YAML.isSeq(node)) && node.tag) {
         problems.push(
           problem('MANIFEST_YAML_UNSAFE', '', `YAML tags are not allowed (found ${node.tag})`, {
@@ -223,7 +246,7 @@ export function parseYaml(text: string): ParsedDocument {
     // recursed on it until the stack overflowed (a RangeError, not a refusal).
     Alias(_key, node, path) {
       aliases = true;
-      if (isAliasLoop(path, node)) {
+      if (isAliasLoop(path, node, anchors)) {
         problems.push(
           problem(
             'MANIFEST_YAML_UNSAFE',

@@ -818,6 +818,17 @@ describe('when the text is not one plain YAML document', () => {
     );
   });
 
+  it('takes an alias of an anchor given again inside the node that first had it for the node it names', () => {
+    // *all is the inner list, the last node named all before it: no loop, only lists where platforms go.
+    const error = errorOf(
+      withPlugins(
+        '    - { provider: local, name: kubecost-lens, platforms: &all [&all [linux/amd64], *all] }\n',
+      ),
+    );
+    expect(error.message).not.toContain('(a loop)');
+    expect(error.message).toContain('/plugins/plugins/0/platforms/1 (line 8): expected a platform');
+  });
+
   it('refuses aliases that copy a large node past the size cap once expanded, quickly', () => {
     // 260 KB: a list of 20,000 platforms, named by 48 more plugins (49 uses, under the alias cap).
     const platforms = Array.from({ length: 20_000 }, () => 'linux/amd64').join(', ');

@@ -90,6 +90,13 @@ describe('when parsing YAML', () => {
     );
   });
 
+  it('takes an alias of an anchor given again inside the node that first had it for the node it names', async () => {
+    // YAML resolves *x to the inner list, the last node named x before it: no loop, whatever the name.
+    expect(
+      await parseManifestDocument(encode(`${yaml}nested: &x [&x [a], *x]\n`), 'manifest.yaml'),
+    ).toMatchObject({ nested: [['a'], ['a']] });
+  });
+
   it('refuses aliases that copy a large node past what any manifest holds', async () => {
     // 160 KB of text, ten MB once its aliases are expanded (each copy an alias of its own, under the cap):
     // accepted before, after seconds of work, and published as a 10 MB manifest.json.
