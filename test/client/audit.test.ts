@@ -57,25 +57,34 @@ afterAll(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-describe('when a plugin set installed from a registry that shares its name with a configured one', () => {
-  it('skips the versions the configured registry did not install, rather than call them checked', async () => {
-    const client = httpClient(join(root, 'machine'));
-    try {
-      await client.addRegistry({ name: 'community', url: urls.other as string, pin: { armored: otherKey } });
-      const project = join(root, 'project');
-      await mkdir(project, { recursive: true });
-      await writeFile(join(project, 'team.asc'), team.registryKey.publicKey);
-      const file = join(project, 'plugins.yaml');
-      await writeFile(
-        file,
-        `plugins:
+/**
+ * A project folder `name` whose plugin set installs shared-tool@1.0.0 from the team registry, under the
+ * provider name `community`: the name the machine's configured (other) registry has too.
+ */
+async function sharedNameSet(name: string): Promise<{ project: string; file: string }> {
+  const project = join(root, name);
+  await mkdir(project, { recursive: true });
+  await writeFile(join(project, 'team.asc'), team.registryKey.publicKey);
+  const file = join(project, 'plugins.yaml');
+  await writeFile(
+    file,
+    `plugins:
   install_location: ./plugins
   providers:
     - { type: registry, name: community, url: ${urls.team}, key: ./team.asc }
   plugins:
     - { provider: community, name: shared-tool, version: "1.0.0" }
 `,
-      );
+  );
+  return { project, file };
+}
+
+describe('when a plugin set installed from a registry that shares its name with a configured one', () => {
+  it('skips the versions the configured registry did not install, rather than call them checked', async () => {
+    const client = httpClient(join(root, 'machine'));
+    try {
+      await client.addRegistry({ name: 'community', url: urls.other as string, pin: { armored: otherKey } });
+      const { project, file } = await sharedNameSet('project');
       await client.installSet(file, { home: '/nonexistent' });
       // The set's registry then publishes an advisory the configured one does not.
       const advisory = {
@@ -124,20 +133,7 @@ describe('when list --outdated reads a plugin set install whose provider shares 
     const client = httpClient(join(root, 'listing'));
     try {
       await client.addRegistry({ name: 'community', url: urls.other as string, pin: { armored: otherKey } });
-      const project = join(root, 'listing-project');
-      await mkdir(project, { recursive: true });
-      await writeFile(join(project, 'team.asc'), team.registryKey.publicKey);
-      const file = join(project, 'plugins.yaml');
-      await writeFile(
-        file,
-        `plugins:
-  install_location: ./plugins
-  providers:
-    - { type: registry, name: community, url: ${urls.team}, key: ./team.asc }
-  plugins:
-    - { provider: community, name: shared-tool, version: "1.0.0" }
-`,
-      );
+      const { project, file } = await sharedNameSet('listing-project');
       // The set's registry has an advisory against 1.0.0 by now (the first test published it).
       await client.installSet(file, { home: '/nonexistent', allowVulnerable: true });
       // The configured registry (not the one the set installed from) then publishes a newer version and an

@@ -1,5 +1,12 @@
-/** Checks shared by the store tests (fs-store, fs-writer), and a store with one method replaced. */
+/**
+ * Checks shared by the store tests (fs-store, fs-writer), a store with one method replaced, and empty stores
+ * of each real kind for the pipeline tests that run on both.
+ */
+import path from 'node:path';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { expect } from 'vitest';
+import { FsStore } from '../../adapters/fs-store.ts';
+import { S3Store } from '../../adapters/s3-store.ts';
 import type { Store } from '../../index-builder/store.ts';
 import { encode, sha256 } from './fixtures.ts';
 
@@ -28,4 +35,48 @@ export function withMethod<K extends 'get' | 'put'>(
       return typeof value === 'function' ? value.bind(target) : value;
     },
   });
+}
+
+/** A registry's two stores. */
+export interface StorePair {
+  readonly intake: Store;
+  readonly site: Store;
+}
+
+let freshPairs = 0;
+
+/**
+ * Empty store pairs of each real kind, for `describe.each`: the filesystem store (a folder of their own
+ * under `folder()`) and S3 (a prefix of their own in `buckets`, through `client()`, named `s3Label`).
+ * Getters, since the folder and the client are made in a `beforeAll`.
+ */
+export function storeKinds(
+  folder: () => string,
+  client: () => S3Client,
+  buckets: { readonly intake: string; readonly site: string },
+  s3Label = 'the S3 store (s3rver)',
+): [string, () => StorePair][] {
+  return [
+    [
+      'the filesystem store',
+      () => {
+        freshPairs += 1;
+        return {
+          intake: new FsStore(path.join(folder(), `intake-${freshPairs}`)),
+          site: new FsStore(path.join(folder(), `site-${freshPairs}`)),
+        };
+      },
+    ],
+    [
+      s3Label,
+      () => {
+        freshPairs += 1;
+        const prefix = `r${freshPairs}/`;
+        return {
+          intake: new S3Store({ client: client(), bucket: buckets.intake, prefix }),
+          site: new S3Store({ client: client(), bucket: buckets.site, prefix }),
+        };
+      },
+    ],
+  ];
 }

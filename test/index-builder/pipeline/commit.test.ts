@@ -10,8 +10,6 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FsStore } from '../../../adapters/fs-store.ts';
-import { S3Store } from '../../../adapters/s3-store.ts';
 import { forgetBins } from '../../../index-builder/catalog.ts';
 import { StoreError } from '../../../index-builder/errors.ts';
 import { binKey, binOf, SIGNED_SNAPSHOT_KEY, SNAPSHOT_KEY } from '../../../index-builder/layout.ts';
@@ -24,13 +22,12 @@ import { openSignedSnapshot, verifyPluginDocument } from '../../../index-builder
 import { makeBundle, makeRegistry, nextUploadName, testKey, validManifest } from '../../support/fixtures.ts';
 import { type LocalS3, startLocalS3 } from '../../support/s3.ts';
 import { type S3Gate, startS3Gate } from '../../support/s3-gate.ts';
-import { withMethod } from '../../support/stores.ts';
+import { storeKinds, withMethod } from '../../support/stores.ts';
 
 let s3: LocalS3;
 let gate: S3Gate;
 let client: S3Client;
 let folder: string;
-let fresh = 0;
 
 beforeAll(async () => {
   s3 = await startLocalS3(['commit-intake', 'commit-site']);
@@ -46,28 +43,12 @@ afterAll(async () => {
   await rm(folder, { recursive: true, force: true });
 });
 
-const kinds: [string, () => { intake: Store; site: Store }][] = [
-  [
-    'the filesystem store',
-    () => {
-      fresh += 1;
-      return {
-        intake: new FsStore(path.join(folder, `intake-${fresh}`)),
-        site: new FsStore(path.join(folder, `site-${fresh}`)),
-      };
-    },
-  ],
-  [
-    'the S3 store (s3rver, behind a gate that checks If-Match)',
-    () => {
-      fresh += 1;
-      return {
-        intake: new S3Store({ client, bucket: 'commit-intake', prefix: `r${fresh}/` }),
-        site: new S3Store({ client, bucket: 'commit-site', prefix: `r${fresh}/` }),
-      };
-    },
-  ],
-];
+const kinds = storeKinds(
+  () => folder,
+  () => client,
+  { intake: 'commit-intake', site: 'commit-site' },
+  'the S3 store (s3rver, behind a gate that checks If-Match)',
+);
 
 async function json<T>(store: Store, key: string): Promise<T> {
   return JSON.parse(new TextDecoder().decode((await store.get(key))?.body)) as T;

@@ -9,8 +9,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FsStore } from '../../../adapters/fs-store.ts';
-import { S3Store } from '../../../adapters/s3-store.ts';
 import { forgetBins } from '../../../index-builder/catalog.ts';
 import { submissionIdFromBytes } from '../../../index-builder/layout.ts';
 import type { SnapshotDocument } from '../../../index-builder/model.ts';
@@ -19,11 +17,10 @@ import { processSubmissions } from '../../../index-builder/pipeline/index.ts';
 import { listAll, type Store } from '../../../index-builder/store.ts';
 import { makeBundle, makeRegistry, nextUploadName, testKey, validManifest } from '../../support/fixtures.ts';
 import { type LocalS3, startLocalS3 } from '../../support/s3.ts';
-import { withMethod } from '../../support/stores.ts';
+import { storeKinds, withMethod } from '../../support/stores.ts';
 
 let s3: LocalS3;
 let folder: string;
-let fresh = 0;
 
 beforeAll(async () => {
   s3 = await startLocalS3(['outcomes-intake', 'outcomes-site']);
@@ -36,28 +33,11 @@ afterAll(async () => {
 });
 
 /** Empty stores of each kind: a folder of their own, or a prefix of their own in the buckets. */
-const kinds: [string, () => { intake: Store; site: Store }][] = [
-  [
-    'the filesystem store',
-    () => {
-      fresh += 1;
-      return {
-        intake: new FsStore(path.join(folder, `intake-${fresh}`)),
-        site: new FsStore(path.join(folder, `site-${fresh}`)),
-      };
-    },
-  ],
-  [
-    'the S3 store (s3rver)',
-    () => {
-      fresh += 1;
-      return {
-        intake: new S3Store({ client: s3.client, bucket: 'outcomes-intake', prefix: `r${fresh}/` }),
-        site: new S3Store({ client: s3.client, bucket: 'outcomes-site', prefix: `r${fresh}/` }),
-      };
-    },
-  ],
-];
+const kinds = storeKinds(
+  () => folder,
+  () => s3.client,
+  { intake: 'outcomes-intake', site: 'outcomes-site' },
+);
 
 /** A registry on `stores` (trusting only the test publisher, when `restricted`), and a submitter into it. */
 async function registryOn(stores: { intake: Store; site: Store }, restricted = false) {
