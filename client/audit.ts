@@ -50,6 +50,17 @@ export interface InstalledAudit {
 }
 
 /**
+ * Whether reading an installed version's registry failed for want of anything to ask, not for what was
+ * served: no such source here (an install from a manifest's URL has a pin and no configured registry), or
+ * no such plugin there now. `audit` skips such a version and `list --outdated` leaves its row unchecked.
+ */
+export function isNothingToAsk(error: unknown): error is ClientError {
+  return (
+    error instanceof ClientError && (error.code === 'REGISTRY_NOT_FOUND' || error.code === 'PLUGIN_NOT_FOUND')
+  );
+}
+
+/**
  * Why the registry configured under an installed version's source name cannot speak for that version, or
  * undefined when it can. installed.json names a source by name alone, and a plugin set's registry and a
  * configured one may share it: only the registry pinned to the key the version was installed through (or
@@ -124,8 +135,7 @@ export async function auditInstalled(
           });
       } catch (error) {
         // Only what says "no such source or plugin here"; a refusal of what was served stops the audit.
-        if (!(error instanceof ClientError)) throw error;
-        if (error.code !== 'REGISTRY_NOT_FOUND' && error.code !== 'PLUGIN_NOT_FOUND') throw error;
+        if (!isNothingToAsk(error)) throw error;
         skipped.push({ name, version, registry: record.registry, reason: error.message });
       }
     }

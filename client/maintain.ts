@@ -10,7 +10,7 @@ import { TrustError } from '../index-builder/errors.ts';
 import { versionFolder, versionIdentity } from '../index-builder/layout.ts';
 import type { Advisory, PluginDocument } from '../index-builder/model.ts';
 import { sortVersionsDescending } from '../index-builder/versions.ts';
-import { explainForeignSource } from './audit.ts';
+import { explainForeignSource, isNothingToAsk } from './audit.ts';
 import { type ClientContext, loadTrust, readPinnedKey } from './context.ts';
 import { readIfExists, readTextIfExists, withFileLock } from './disk/atomic.ts';
 import type { TrustRecord } from './disk/state.ts';
@@ -107,10 +107,8 @@ export async function listInstalled(
     try {
       ({ document } = await ctx.find(name, current.registry));
     } catch (error) {
-      // As `audit` skips it: no such source here (an install from a manifest's URL has a pin and no
-      // configured registry) or no such plugin there now. A refusal of what was served stops the listing.
-      if (!(error instanceof ClientError)) throw error;
-      if (error.code !== 'REGISTRY_NOT_FOUND' && error.code !== 'PLUGIN_NOT_FOUND') throw error;
+      // As `audit` skips it; a refusal of what was served stops the listing.
+      if (!isNothingToAsk(error)) throw error;
       rows.push({ ...row, unchecked: error.message });
       continue;
     }
