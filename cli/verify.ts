@@ -25,7 +25,7 @@ import {
   fetchBody,
   UNLISTED_LIMITS,
 } from '../client/fetcher.ts';
-import { checkHeldSnapshot, readThroughRotations } from '../client/key-chain.ts';
+import { checkHeldSnapshot, checkSnapshotRegistry, readThroughRotations } from '../client/key-chain.ts';
 import { readWholeLog } from '../client/log-reader.ts';
 import { TrustedSnapshot } from '../client/trusted-snapshot.ts';
 import { fixedClock, systemClock } from '../index-builder/clock.ts';
@@ -190,6 +190,8 @@ interface VerifyState {
   /** The fingerprints of the keys rotated away from, oldest first. */
   readonly chain?: readonly string[];
   readonly log?: LogHead;
+  /** The registry the snapshots verified name (`checkSnapshotRegistry`). */
+  readonly registry?: string;
 }
 
 /**
@@ -219,6 +221,11 @@ function readVerifyState(textOf: string, file: string): VerifyState {
     !(Array.isArray(state.chain) && state.chain.every((f) => typeof f === 'string'))
   )
     throw new ClientError('TRUST_STATE_INVALID', `${file}#/chain: expected a list of fingerprints`);
+  if (state.registry !== undefined && typeof state.registry !== 'string')
+    throw new ClientError(
+      'TRUST_STATE_INVALID',
+      `${file}#/registry: expected the registry's URL as its snapshots name it`,
+    );
   return state as VerifyState;
 }
 
@@ -304,6 +311,12 @@ async function verifyWith(
       snapshot,
       `${reader.base}/${SNAPSHOT_KEY}`,
     );
+  checkSnapshotRegistry(
+    saved?.registry,
+    snapshot,
+    `${reader.base}/${SNAPSHOT_KEY}`,
+    `remove ${options.stateFile} to verify it afresh`,
+  );
   const key = chain ?? held;
   if (chain) chainSaved = [...chainSaved, ...chain.links.map((l) => l.fingerprint)];
   const rotations = chain?.steps.map(({ sequence, from: before, to }) => ({ sequence, from: before, to }));
@@ -368,7 +381,7 @@ async function verifyWith(
   if (options.stateFile)
     await writeFile(
       options.stateFile,
-      `${JSON.stringify({ generation: snapshot.generation, fingerprint: key.fingerprint, key: key.armoredKey, rotations: snapshot.key_rotations ?? 0, ...(chainSaved.length > 0 ? { chain: chainSaved } : {}), ...(log.length > 0 ? { log } : {}) })}\n`,
+      `${JSON.stringify({ generation: snapshot.generation, fingerprint: key.fingerprint, key: key.armoredKey, rotations: snapshot.key_rotations ?? 0, ...(chainSaved.length > 0 ? { chain: chainSaved } : {}), ...(log.length > 0 ? { log } : {}), registry: snapshot.registry })}\n`,
     );
   return {
     fingerprint: key.fingerprint,

@@ -126,6 +126,8 @@ export interface AddRegistryResult {
   readonly trustedOnFirstUse: boolean;
   /** Set when the key given was an earlier key of the registry's, and its rotations were followed. */
   readonly rotated?: SnapshotReport['rotated'];
+  /** The registry its snapshots name (their `registry`), pinned: a later snapshot must name it too. */
+  readonly registry: string;
 }
 
 export interface RegistryStatus {
@@ -259,7 +261,7 @@ class Client implements PlugindexClient {
         return (await this.#manifestSource(name, url, key)).source;
       },
       ociCredentials: (reference) => this.#ociCredentials(reference),
-      openSession: async (entry, trust, recordTrust, key) => {
+      openSession: async (entry, trust, recordTrust, key, whenMoved) => {
         const { RegistrySession } = await loadTrust();
         return new RegistrySession(
           entry,
@@ -273,6 +275,7 @@ class Client implements PlugindexClient {
             clock: this.#clock,
             offline: options.offline ?? false,
             freshForMs: options.freshForMs ?? DEFAULT_FRESH_MS,
+            ...(whenMoved !== undefined ? { whenMoved } : {}),
           },
         );
       },
@@ -434,6 +437,9 @@ class Client implements PlugindexClient {
           ...(kept.log ? { log: kept.log } : {}),
           ...(kept.chain ? { chain: kept.chain } : {}),
           ...(kept.rotations !== undefined ? { rotations: kept.rotations } : {}),
+          // --force takes the name the snapshots give now (a registry that moved); its log and generation
+          // are still those kept, so another registry signed by the same key is refused all the same.
+          ...(kept.registry !== undefined && !options.force ? { registry: kept.registry } : {}),
         }
       : { fingerprint: key.fingerprint, armoredKey: key.armored };
     let checked: TrustRecord | undefined;
@@ -454,7 +460,8 @@ class Client implements PlugindexClient {
     const entry: RegistryEntry = { ...given, key_fingerprint: report.fingerprint };
     const change = await this.#state.editConfig(async (config) => {
       const added = addRegistry(config, entry, { force: options.force ?? false });
-      if (added.change !== 'unchanged' || !(await this.#state.trust(entry.name)))
+      // A forced re-add of the same entry keeps what it checked too: the name a moved registry gives now.
+      if (added.change !== 'unchanged' || options.force || !(await this.#state.trust(entry.name)))
         await this.#state.writeTrust(
           entry.name,
           checked ?? { ...session.trust, highestGeneration: report.generation },
@@ -468,6 +475,7 @@ class Client implements PlugindexClient {
       generation: report.generation,
       trustedOnFirstUse: 'trustOnFirstUse' in pin,
       ...(report.rotated ? { rotated: report.rotated } : {}),
+      registry: session.snapshot.registry,
     };
   }
 

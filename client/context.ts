@@ -54,6 +54,8 @@ export interface ClientContext {
     recordTrust: (record: TrustRecord) => Promise<void>,
     /** `trust`'s key already parsed (else it is parsed from the armored text). */
     key?: Key,
+    /** What to do when the registry really moved, said with SNAPSHOT_REGISTRY_CHANGED (`checkSnapshotRegistry`). */
+    whenMoved?: string,
   ): Promise<RegistrySession>;
   /** The credentials `docker login` keeps for an OCI reference's registry, if any (oci-auth.ts). */
   ociCredentials(reference: string): Promise<OciCredentials | undefined>;

@@ -150,6 +150,28 @@ export function checkHeldSnapshot(
     );
 }
 
+/**
+ * A snapshot must name the registry the reader first accepted one from (its `registry`, kept beside the
+ * key pinned), as apt refuses a Release whose Origin, Label or Suite changed until told to take it: two
+ * registries signed by one key (a staging and a production registry, say) are then never taken for one
+ * another, whoever serves them (a mirror, a bucket written to, a proxy). Nothing pinned yet (a first use,
+ * or a state from before this was kept) pins it now. A registry that really moved is added again
+ * (`plugindex registry add --force`), its log and generation still checked against what was accepted.
+ * @throws TrustError SNAPSHOT_REGISTRY_CHANGED
+ */
+export function checkSnapshotRegistry(
+  pinned: string | undefined,
+  snapshot: SnapshotDocument,
+  where: string,
+  remedy: string,
+): void {
+  if (pinned !== undefined && snapshot.registry !== pinned)
+    throw new TrustError(
+      'SNAPSHOT_REGISTRY_CHANGED',
+      `${where} is a snapshot of registry ${JSON.stringify(snapshot.registry)}, not of ${JSON.stringify(pinned)} as pinned: refused (another registry signed by the same key, or this one moved; if it moved, ${remedy})`,
+    );
+}
+
 /** A snapshot the key held does not sign: perhaps the registry rotated its key since. */
 function signedByAnotherKey(error: unknown): boolean {
   return (

@@ -223,6 +223,7 @@ async function sourceOf(
             trust,
             (record) => ctx.writeTrust(trustName, record),
             rotated ? undefined : key.key,
+            `remove what this client keeps of it for plugin sets (the folder trust/${trustName} in its data directory)`,
           ),
         ),
       );

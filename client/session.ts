@@ -48,7 +48,7 @@ import type { CachedSnapshot, ContentCache } from './disk/cache.ts';
 import type { TrustRecord } from './disk/state.ts';
 import { ClientError } from './errors.ts';
 import { documentLoader, type Endpoint, type Fetcher, fetchBody, UNLISTED_LIMITS } from './fetcher.ts';
-import { checkHeldSnapshot, extendChain, readThroughRotations } from './key-chain.ts';
+import { checkHeldSnapshot, checkSnapshotRegistry, extendChain, readThroughRotations } from './key-chain.ts';
 import { readLogExtension, readWholeLog } from './log-reader.ts';
 import { TrustedSnapshot } from './trusted-snapshot.ts';
 
@@ -68,6 +68,11 @@ export interface SessionDeps {
    * then `install` ask once, not twice. 0 asks every time; `open({ refresh: true })` always asks.
    */
   readonly freshForMs: number;
+  /**
+   * What to do when the registry really moved (its snapshots name another registry than the one pinned),
+   * said with SNAPSHOT_REGISTRY_CHANGED: a configured registry is added again, a plugin set's is not.
+   */
+  readonly whenMoved?: string;
 }
 
 /** How `open` went: whether the registry changed since the cached snapshot. */
@@ -221,6 +226,13 @@ export class RegistrySession {
     const snapshot = this.#trusted.snapshot;
     // Signed by the key pinned (no rotation followed): it must count the rotations that key is at.
     if (!rotated) checkHeldSnapshot(this.#trust, snapshot, `${this.entry.url}/${SNAPSHOT_KEY}`);
+    checkSnapshotRegistry(
+      this.#trust.registry,
+      snapshot,
+      `${this.entry.url}/${SNAPSHOT_KEY}`,
+      this.#deps.whenMoved ??
+        `add it again: plugindex registry add --force ${this.entry.name} ${this.entry.url} --key FILE`,
+    );
     // Before anything of this snapshot is kept (cache, trust state): a refused log leaves both as they were.
     // A snapshot not asked for again (offline, or checked moments ago) is the one whose log was accepted.
     const log =
@@ -238,6 +250,7 @@ export class RegistrySession {
         checkedAt: now.toISOString(),
         ...(log ? { log } : {}),
         rotations: snapshot.key_rotations ?? 0,
+        registry: snapshot.registry,
       };
       await this.#deps.recordTrust(this.#trust);
     }

@@ -144,6 +144,8 @@ export type ErrorCode =
   | 'SNAPSHOT_WRONG_KEY'
   | 'SNAPSHOT_ROLLBACK'
   | 'SNAPSHOT_EXPIRED'
+  /** A snapshot names another registry than the one the reader pinned (client/key-chain.ts). */
+  | 'SNAPSHOT_REGISTRY_CHANGED'
   | 'DOCUMENT_NOT_LISTED'
   | 'DOCUMENT_MISMATCH'
   | 'DOCUMENT_MALFORMED'

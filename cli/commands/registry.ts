@@ -5,7 +5,7 @@
  */
 import { resolve } from 'node:path';
 import type { KeyPin } from '../../client/client.ts';
-import type { RegistryAuth } from '../../client/config.ts';
+import { normalizeRegistryUrl, type RegistryAuth } from '../../client/config.ts';
 import { listOption, type Parsed, stringOption } from '../args.ts';
 import { withClient } from '../client.ts';
 import { isRefusal, usage } from '../errors.ts';
@@ -102,6 +102,8 @@ async function add(parsed: Parsed, rest: readonly string[]): Promise<number> {
       out(`${verb} ${name} ${url} (key ${result.fingerprint}, generation ${result.generation})`);
       if (result.rotated)
         out(`  followed ${result.rotated.steps} key rotation(s) from the key given, ${result.rotated.from}`);
+      // A mirror's snapshots name the registry they copy: the name every later snapshot must give.
+      if (result.registry !== normalizeRegistryUrl(url)) out(`  its snapshots name it ${result.registry}`);
       if (result.trustedOnFirstUse)
         err(
           `plugindex registry: trusted key ${result.fingerprint} on first use; check it with the registry's owner`,

@@ -52,6 +52,11 @@ export interface TrustRecord {
   readonly rotations?: number;
   /** The keys pinned before this one, oldest first, each left through a verified rotation (client/key-chain.ts). */
   readonly chain?: readonly ChainLink[];
+  /**
+   * The registry the snapshots accepted name (their `registry`): a later one must name it too
+   * (`checkSnapshotRegistry`). Absent until a snapshot was accepted with this kept.
+   */
+  readonly registry?: string;
 }
 
 /** `state.json#/chain`: each link `{fingerprint, key}`. */
@@ -120,6 +125,7 @@ export class ClientState {
       log?: unknown;
       rotations?: unknown;
       chain?: unknown;
+      registry?: unknown;
     };
     try {
       parsed = JSON.parse(state);
@@ -137,6 +143,12 @@ export class ClientState {
         'TRUST_STATE_INVALID',
         `${join(dir, 'state.json')}#/log: expected {"length": a count, "head": 64 hex digits}`,
       );
+    // Likewise a damaged pin of the registry's name must not pass as none.
+    if (parsed.registry !== undefined && typeof parsed.registry !== 'string')
+      throw new ClientError(
+        'TRUST_STATE_INVALID',
+        `${join(dir, 'state.json')}#/registry: expected the registry's URL as its snapshots name it`,
+      );
     return {
       fingerprint: parsed.fingerprint,
       armoredKey,
@@ -150,6 +162,7 @@ export class ClientState {
         ? { rotations: parsed.rotations as number }
         : {}),
       ...(parsed.chain !== undefined ? { chain: parseChain(parsed.chain, join(dir, 'state.json')) } : {}),
+      ...(typeof parsed.registry === 'string' ? { registry: parsed.registry } : {}),
     };
   }
 
@@ -176,6 +189,7 @@ export class ClientState {
         ...(record.chain?.length
           ? { chain: record.chain.map((l) => ({ fingerprint: l.fingerprint, key: l.armoredKey })) }
           : {}),
+        ...(record.registry !== undefined ? { registry: record.registry } : {}),
       };
       await writeFileAtomic(join(dir, 'state.json'), `${JSON.stringify(state, null, 2)}\n`);
     });

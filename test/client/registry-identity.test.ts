@@ -1,0 +1,202 @@
+/**
+ * The registry a client pinned is the one its snapshots name (their `registry`), kept beside the key: a
+ * snapshot naming another is refused (SNAPSHOT_REGISTRY_CHANGED), as apt refuses a Release whose Origin or
+ * Suite changed. Two registries signed by one key (a staging registry made from a copy of production's
+ * folder, with production's history) are then never taken for one another, whoever serves them. A registry
+ * that really moved is taken by adding it again with --force. Local registries served over real HTTP.
+ */
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FsStore } from '../../adapters/fs-store.ts';
+import { initRegistry, openRegistry } from '../../cli/local/registry.ts';
+import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
+import { verifyRegistry } from '../../cli/verify.ts';
+import { createClient, type PlugindexClient } from '../../client/client.ts';
+import { ClientError } from '../../client/errors.ts';
+import { createHttpFetcher } from '../../client/fetcher.ts';
+import { TrustError } from '../../index-builder/errors.ts';
+import { processSubmissions, refreshSnapshot } from '../../index-builder/pipeline/index.ts';
+import { CACHE_PRIVATE } from '../../index-builder/store.ts';
+import { encode, makeBundle, validManifest } from '../support/fixtures.ts';
+
+const NAME = 'named-tool';
+const LINUX = { os: 'linux', arch: 'amd64' } as const;
+const PRODUCTION = 'https://plugins.production.example';
+const STAGING = 'https://plugins.staging.example';
+
+let root: string;
+const closers: (() => Promise<void>)[] = [];
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), 'plugindex-identity-'));
+});
+afterAll(async () => {
+  for (const close of closers) await close();
+  await rm(root, { recursive: true, force: true });
+});
+
+let folders = 0;
+/** A local registry naming itself `url`, with one version of one plugin, served over HTTP from its folder. */
+async function servedRegistry(url: string): Promise<{ dir: string; url: string; key: string }> {
+  folders += 1;
+  const dir = join(root, `registry${folders}`);
+  await initRegistry(dir, { name: 'Named', url });
+  const { context } = await openRegistry(dir);
+  const key = `incoming/${NAME}-1.0.0.tgz`;
+  const bundle = await makeBundle({
+    manifest: validManifest({ name: NAME, version: '1.0.0' }),
+    artifacts: [{ ...LINUX, name: NAME, body: encode('#!/bin/sh\necho 1.0.0\n') }],
+  });
+  await context.intake.put(key, bundle, { contentType: 'application/gzip', cacheControl: CACHE_PRIVATE });
+  const result = await processSubmissions(context, [key]);
+  expect(result.outcomes.map((o) => o.status)).toEqual(['accepted']);
+  const listening = await listenRegistryServer(
+    createRegistryServer({ site: new FsStore(join(dir, 'public')) }),
+    0,
+  );
+  closers.push(listening.close);
+  return { dir, url: listening.url, key: await readFile(join(dir, 'public/keys/registry.asc'), 'utf8') };
+}
+
+/**
+ * What the folder at `dir` serves becomes another registry's, signed by the same key and with the same
+ * history: a copy of the folder naming itself `url`, its snapshot signed anew (a later generation).
+ */
+async function serveAnotherRegistry(dir: string, url: string): Promise<void> {
+  const copy = `${dir}-copy`;
+  await cp(dir, copy, { recursive: true });
+  const config = JSON.parse(await readFile(join(copy, 'plugindex.json'), 'utf8'));
+  await writeFile(join(copy, 'plugindex.json'), JSON.stringify({ ...config, url }));
+  await refreshSnapshot((await openRegistry(copy)).context);
+  await rm(join(dir, 'public'), { recursive: true });
+  await cp(join(copy, 'public'), join(dir, 'public'), { recursive: true });
+}
+
+let machines = 0;
+function machine(): { data: string; run<T>(body: (client: PlugindexClient) => Promise<T>): Promise<T> } {
+  machines += 1;
+  const home = join(root, `m${machines}`);
+  const dirs = { config: join(home, 'config'), data: join(home, 'data'), cache: join(home, 'cache') };
+  return {
+    data: dirs.data,
+    async run(body) {
+      const client = createClient({
+        dirs,
+        fetcher: createHttpFetcher({ env: {}, retries: 0 }),
+        env: {},
+        platform: LINUX,
+        freshForMs: 0,
+      });
+      try {
+        return await body(client);
+      } finally {
+        await client.close();
+      }
+    },
+  };
+}
+
+describe('when the registry a client added is served as another registry signed by the same key', () => {
+  it('refuses its snapshot (SNAPSHOT_REGISTRY_CHANGED) and keeps the trust state as it was', async () => {
+    // Prepare: production added; then its URL serves staging, made from a copy of production's folder.
+    const registry = await servedRegistry(PRODUCTION);
+    const m = machine();
+    const added = await m.run((c) =>
+      c.addRegistry({ name: 'main', url: registry.url, pin: { armored: registry.key } }),
+    );
+    expect(added.registry).toBe(PRODUCTION);
+    const stateFile = join(m.data, 'trust', 'main', 'state.json');
+    const before = await readFile(stateFile, 'utf8');
+    expect(JSON.parse(before)).toMatchObject({ registry: PRODUCTION });
+    await serveAnotherRegistry(registry.dir, STAGING);
+
+    // Act
+    const [report] = await m.run((c) => c.updateRegistries(['main']));
+
+    // Assess
+    expect(report?.error).toBeInstanceOf(TrustError);
+    expect(report?.error).toMatchObject({
+      code: 'SNAPSHOT_REGISTRY_CHANGED',
+      message: expect.stringContaining(`"${STAGING}", not of "${PRODUCTION}"`),
+    });
+    expect(String(report?.error)).toContain('plugindex registry add --force main');
+    expect(await readFile(stateFile, 'utf8')).toBe(before);
+  });
+});
+
+describe('when a registry the client added really moved (its snapshots name a new URL)', () => {
+  it('takes the new name when the registry is added again with --force, and reads it from then on', async () => {
+    // Prepare
+    const registry = await servedRegistry(PRODUCTION);
+    const m = machine();
+    await m.run((c) => c.addRegistry({ name: 'main', url: registry.url, pin: { armored: registry.key } }));
+    await serveAnotherRegistry(registry.dir, STAGING);
+    const [refused] = await m.run((c) => c.updateRegistries(['main']));
+    expect(refused?.error).toMatchObject({ code: 'SNAPSHOT_REGISTRY_CHANGED' });
+
+    // Act: added again without --force, then with it.
+    const unforced = await m
+      .run((c) => c.addRegistry({ name: 'main', url: registry.url, pin: { armored: registry.key } }))
+      .catch((e: unknown) => e);
+    const forced = await m.run((c) =>
+      c.addRegistry({ name: 'main', url: registry.url, pin: { armored: registry.key }, force: true }),
+    );
+    const [later] = await m.run((c) => c.updateRegistries(['main']));
+
+    // Assess
+    expect(unforced).toBeInstanceOf(TrustError);
+    expect(unforced).toMatchObject({ code: 'SNAPSHOT_REGISTRY_CHANGED' });
+    expect(forced.registry).toBe(STAGING);
+    expect(later?.error).toBeUndefined();
+    expect(JSON.parse(await readFile(join(m.data, 'trust', 'main', 'state.json'), 'utf8'))).toMatchObject({
+      registry: STAGING,
+    });
+  });
+});
+
+describe('when verify --url --state meets a snapshot naming another registry than the state kept', () => {
+  it('refuses it (SNAPSHOT_REGISTRY_CHANGED), naming the state file to remove, and keeps the state', async () => {
+    // Prepare
+    const registry = await servedRegistry(PRODUCTION);
+    const stateFile = join(root, 'verify-state.json');
+    await verifyRegistry({ url: registry.url, pinnedKey: registry.key, stateFile });
+    const before = await readFile(stateFile, 'utf8');
+    expect(JSON.parse(before)).toMatchObject({ registry: PRODUCTION });
+    await serveAnotherRegistry(registry.dir, STAGING);
+
+    // Act
+    const error = await verifyRegistry({ url: registry.url, stateFile }).catch((e: unknown) => e);
+
+    // Assess
+    expect(error).toBeInstanceOf(TrustError);
+    expect(error).toMatchObject({
+      code: 'SNAPSHOT_REGISTRY_CHANGED',
+      message: expect.stringContaining(`remove ${stateFile}`),
+    });
+    expect(await readFile(stateFile, 'utf8')).toBe(before);
+  });
+});
+
+describe('when a trust state names its registry by something not a string', () => {
+  it('refuses the state (TRUST_STATE_INVALID) rather than reading it as no name pinned', async () => {
+    // Prepare
+    const registry = await servedRegistry(PRODUCTION);
+    const m = machine();
+    await m.run((c) => c.addRegistry({ name: 'main', url: registry.url, pin: { armored: registry.key } }));
+    const stateFile = join(m.data, 'trust', 'main', 'state.json');
+    const state = JSON.parse(await readFile(stateFile, 'utf8'));
+    await writeFile(stateFile, JSON.stringify({ ...state, registry: 7 }));
+
+    // Act
+    const [report] = await m.run((c) => c.updateRegistries(['main']));
+
+    // Assess
+    expect(report?.error).toBeInstanceOf(ClientError);
+    expect(report?.error).toMatchObject({
+      code: 'TRUST_STATE_INVALID',
+      message: expect.stringContaining('#/registry'),
+    });
+  });
+});
