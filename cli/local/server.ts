@@ -171,9 +171,34 @@ function etagMatches(header: string | undefined, etag: string): boolean {
   return (header.match(/(?:W\/)?"[^"]*"/g) ?? []).some((tag) => opaque(tag) === wanted);
 }
 
-/** The request path, percent-decoded, or the status to refuse it with. */
+/**
+ * An absolute-form target's `scheme "://" authority`, the rest (path and query) captured. The authority is
+ * a host (an IP literal in brackets or a registered name, never empty: RFC 9110 §4.2.1) and an optional
+ * port; user information has no `@` here to match, so it is refused (RFC 9110 §4.2.4).
+ */
+const ABSOLUTE_TARGET =
+  /^https?:\/\/(?:\[[0-9A-Za-z:._~%-]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]+)(?::[0-9]*)?([/?].*)?$/is;
+
+/**
+ * The origin-form (`/path?query`) of a request target, or undefined when it has none. RFC 9112 §3.2.2: a
+ * server MUST accept the absolute-form (`http://host/path`), which a forward proxy or a client that
+ * believes it talks to one sends; its authority then stands for the Host, which this server reads only to
+ * refuse a malformed one (hasBadHost), so a Host line naming another is ignored. Other schemes, and an
+ * authority that is no `host[:port]`, name nothing here. The `*` and authority forms belong to OPTIONS and
+ * CONNECT, refused as methods before the target is read.
+ */
+function originFormOf(target: string): string | undefined {
+  if (target.startsWith('/')) return target;
+  const absolute = ABSOLUTE_TARGET.exec(target);
+  if (!absolute) return undefined;
+  const rest = absolute[1] ?? '';
+  // An empty path is `/` (RFC 9110 §4.2.3): `http://host?q` asks for `/?q`.
+  return rest.startsWith('/') ? rest : `/${rest}`;
+}
+
+/** The request path (of an origin-form target), percent-decoded, or the status to refuse it with. */
 function decodePath(target: string): { pathname: string } | { status: 400 } {
-  if (!target.startsWith('/')) return { status: 400 }; // absolute-form and `*` targets: not for this server
+  if (!target.startsWith('/')) return { status: 400 };
   const raw = target.split('?', 1)[0] ?? '';
   let pathname: string;
   try {
@@ -267,21 +292,21 @@ async function respond(
     sendJson(res, 405, { error: 'method_not_allowed' }, { head: false, headers: { allow: ALLOW } });
     return;
   }
-  const decoded = decodePath(req.url ?? '');
-  if ('status' in decoded) {
-    sendJson(res, decoded.status, { error: 'bad_request' }, { head });
+  const target = originFormOf(req.url ?? '');
+  const decoded = target === undefined ? undefined : decodePath(target);
+  if (target === undefined || decoded === undefined || 'status' in decoded) {
+    sendJson(res, 400, { error: 'bad_request' }, { head });
     return;
   }
   const { pathname } = decoded;
   const moved = REDIRECTS[pathname];
   if (moved !== undefined) {
-    const url = req.url ?? '';
-    const query = url.includes('?') ? url.slice(url.indexOf('?')) : '';
+    const query = target.includes('?') ? target.slice(target.indexOf('?')) : '';
     sendJson(res, 301, { error: 'moved_permanently' }, { head, headers: { location: `${moved}${query}` } });
     return;
   }
   if (pathname === SEARCH_PATH) {
-    await respondToSearch(search, req.url ?? '', res, head);
+    await respondToSearch(search, target, res, head);
     return;
   }
   const route = routeFor(pathname, req.headers.accept);

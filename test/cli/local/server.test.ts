@@ -87,6 +87,40 @@ function raw(pathname: string, method = 'GET'): Promise<RawResponse> {
   });
 }
 
+/**
+ * Everything the server sends back to `request`, written exactly as given on a connection of its own, until
+ * the server closes it. `halfClose` ends the client's side once written, as `nc -N` and some HTTP/1.0
+ * clients do; the socket stays readable (`allowHalfOpen`) so the answer can still arrive.
+ */
+function exchange(request: string, options: { halfClose?: boolean } = {}): Promise<string> {
+  const url = new URL(base);
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ port: Number(url.port), host: url.hostname, allowHalfOpen: true });
+    let received = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => {
+      received += chunk;
+    });
+    socket.on('error', reject);
+    // Ends our side in turn where the server ended its own first, so the socket closes.
+    socket.on('end', () => socket.end());
+    socket.on('close', () => resolve(received));
+    if (options.halfClose) socket.end(request);
+    else socket.write(request);
+  });
+}
+
+/** The status line and the body of a raw HTTP/1.x response (one, not chunked). */
+function parseResponse(text: string): { status: string; headers: string; body: string } {
+  const split = text.indexOf('\r\n\r\n');
+  const head = split < 0 ? text : text.slice(0, split);
+  return {
+    status: head.split('\r\n', 1)[0] ?? '',
+    headers: head,
+    body: split < 0 ? '' : text.slice(split + 4),
+  };
+}
+
 describe('when serving the published tree', () => {
   it('sends the stored content type and cache control, the length, and nosniff', async () => {
     const response = await fetch(`${base}/plugins/demo/1.0.0/manifest.json.asc`);
@@ -374,20 +408,8 @@ describe('when a path tries to leave the site', () => {
 
 describe('when a request names its host', () => {
   /** The status line of a request written exactly as given, on its own connection. */
-  function statusOf(head: string): Promise<string> {
-    const url = new URL(base);
-    return new Promise((resolve, reject) => {
-      const socket = net.connect(Number(url.port), url.hostname);
-      let received = '';
-      socket.setEncoding('latin1');
-      socket.on('data', (chunk: string) => {
-        received += chunk;
-      });
-      socket.on('error', reject);
-      socket.on('close', () => resolve(received.split('\r\n', 1)[0] ?? ''));
-      // Written, not ended: a half-closed connection may be closed before an answer read from disk is sent.
-      socket.write(`${head}Connection: close\r\n\r\n`);
-    });
+  async function statusOf(head: string): Promise<string> {
+    return (await exchange(`${head}Connection: close\r\n\r\n`)).split('\r\n', 1)[0] ?? '';
   }
 
   it.each([
@@ -407,6 +429,99 @@ describe('when a request names its host', () => {
     ['no Host in HTTP/1.0', 'GET /index.json HTTP/1.0\r\n'],
   ])('serves a request with %s', async (_, head) => {
     expect(await statusOf(head)).toMatch(/^HTTP\/1\.1 200 /);
+  });
+});
+
+describe('when a request target is in absolute form (RFC 9112 §3.2.2)', () => {
+  /** The response to one request, written as given with `Connection: close`. */
+  async function absolute(target: string, host = 'localhost', version = 'HTTP/1.1') {
+    const hostLine = host === '' ? '' : `Host: ${host}\r\n`;
+    return parseResponse(await exchange(`GET ${target} ${version}\r\n${hostLine}Connection: close\r\n\r\n`));
+  }
+
+  it('serves the path of an http target, the Host line agreeing', async () => {
+    const url = new URL(base);
+    const response = await absolute(`http://${url.host}/index.json`, url.host);
+
+    expect(response.status).toBe('HTTP/1.1 200 OK');
+    expect(response.body).toBe(SITE['index.json']);
+  });
+
+  it('takes the authority for the host, so a Host line naming another is ignored', async () => {
+    const response = await absolute('https://registry.example/plugins/demo', 'elsewhere.example:8443');
+
+    expect(response.status).toBe('HTTP/1.1 200 OK');
+    expect(response.body).toBe(SITE['plugins/demo/index.json']);
+  });
+
+  it.each([
+    ['a scheme and host in capitals', 'HTTP://LOCALHOST:8080/index.json', '/index.json'],
+    ['a query', 'http://localhost/index.json?v=abc', '/index.json'],
+    ['an IPv6 literal', 'http://[::1]:8080/index.json', '/index.json'],
+    ['an empty path, which is /', 'http://localhost:8080', '/'],
+    ['an empty path before a query', 'http://localhost?v=1', '/'],
+    ['an escaped path', 'http://localhost/plugins/%64emo/1.0.0/manifest', '/plugins/demo/1.0.0/manifest'],
+  ])('serves a target with %s as its path', async (_, target, pathname) => {
+    const response = await absolute(target);
+    const expected = await raw(pathname);
+
+    expect(response.status).toBe('HTTP/1.1 200 OK');
+    expect(response.body).toBe(expected.body);
+  });
+
+  it('serves an HTTP/1.0 request, which needs no Host line', async () => {
+    const response = await absolute('http://localhost/index.json', '', 'HTTP/1.0');
+
+    expect(response.status).toMatch(/^HTTP\/1\.1 200 /);
+    expect(response.body).toBe(SITE['index.json']);
+  });
+
+  it('keeps the query of a redirect, and answers the search endpoint', async () => {
+    const moved = await absolute('http://localhost/plugins/?v=1');
+    expect(moved.status).toMatch(/^HTTP\/1\.1 301 /);
+    expect(moved.headers).toMatch(/\r\nlocation: \/plugins\?v=1\r\n/i);
+
+    const search = await absolute('http://localhost/search?q=demo');
+    const origin = await raw('/search?q=demo');
+    expect(search.status).toMatch(new RegExp(`^HTTP/1\\.1 ${origin.status} `));
+    expect(search.body).toBe(origin.body);
+  });
+
+  it.each([
+    ['another scheme', 'ftp://localhost/index.json'],
+    ['a file URI', 'file:///index.json'],
+    ['no authority', 'http:/index.json'],
+    ['an empty authority', 'http:///index.json'],
+    ['an empty host before a port', 'http://:8080/index.json'],
+    ['user information', 'http://user@localhost/index.json'],
+    ['user information and a password', 'http://user:secret@localhost/index.json'],
+    ['a port that is no number', 'http://localhost:http/index.json'],
+    ['an unclosed IPv6 literal', 'http://[::1/index.json'],
+    ['a scheme alone', 'http:'],
+    ['a URN', 'urn:isbn:0451450523'],
+  ])('refuses a target with %s with 400', async (_, target) => {
+    expect((await absolute(target)).status).toBe('HTTP/1.1 400 Bad Request');
+  });
+
+  it.each([
+    'http://localhost/../secret.txt',
+    'http://localhost/%2e%2e/secret.txt',
+    'http://localhost/plugins%5c..%5c..%5csecret.txt',
+    'http://localhost/index.json%00',
+    'http://localhost//etc/passwd',
+    'http://localhost/up/secret.txt',
+  ])('refuses %s as it refuses its path', async (target) => {
+    const response = await absolute(target);
+
+    expect(response.status).toMatch(/^HTTP\/1\.1 40[04] /);
+    expect(response.body).not.toContain(SECRET);
+  });
+
+  it('still refuses two Host lines (RFC 9112 §3.2), though it reads neither', async () => {
+    const text = await exchange(
+      'GET http://localhost/index.json HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n',
+    );
+    expect(parseResponse(text).status).toBe('HTTP/1.1 400 Bad Request');
   });
 });
 
