@@ -381,6 +381,13 @@ export function createRegistryServer(options: RegistryServerOptions): http.Serve
   // With no 'timeout' listener, Node destroys the idle socket; a streamed file is then cancelled (respond's
   // pipeline fails, its finally closes the file).
   server.setTimeout(timeouts.idleMs);
+  // A client that half-closes once its request is written (`nc -N`, some HTTP/1.0 clients) must still get
+  // its answer. When the client's side ends, Node's HTTP server aborts the requests in hand and ends the
+  // socket at once unless `httpAllowHalfOpen` is set (its net.Server is half-open already); every answer here
+  // is read from the store first, so it came after that end and was lost. Set, Node ends the socket after
+  // the last response to what was received, and the idle timeout still bounds the wait. The property is
+  // Node's (lib/_http_server.js, socketOnEnd), not in its types; the half-close tests hold it to its word.
+  Object.assign(server, { httpAllowHalfOpen: true });
   return server;
 }
 

@@ -525,6 +525,49 @@ describe('when a request target is in absolute form (RFC 9112 §3.2.2)', () => {
   });
 });
 
+describe('when a client half-closes its side after the request', () => {
+  it('sends the whole response, then closes', async () => {
+    const response = parseResponse(
+      await exchange('GET /index.json HTTP/1.1\r\nHost: localhost\r\n\r\n', { halfClose: true }),
+    );
+
+    expect(response.status).toBe('HTTP/1.1 200 OK');
+    expect(response.body).toBe(SITE['index.json']);
+  });
+
+  it('answers an HTTP/1.0 request the same', async () => {
+    const response = parseResponse(await exchange('GET /plugins/demo HTTP/1.0\r\n\r\n', { halfClose: true }));
+
+    expect(response.status).toMatch(/^HTTP\/1\.1 200 /);
+    expect(response.body).toBe(SITE['plugins/demo/index.json']);
+  });
+
+  it('answers every request sent before the close, in order', async () => {
+    const text = await exchange(
+      'GET /index.json HTTP/1.1\r\nHost: localhost\r\n\r\nGET /plugins/demo HTTP/1.1\r\nHost: localhost\r\n\r\n',
+      { halfClose: true },
+    );
+
+    // The second status line follows the first body directly, with no line break between them.
+    expect(text.match(/HTTP\/1\.1 200 OK\r\n/g)).toHaveLength(2);
+    expect(text.indexOf(SITE['index.json'] as string)).toBeGreaterThan(0);
+    expect(text.indexOf(SITE['plugins/demo/index.json'] as string)).toBeGreaterThan(
+      text.indexOf(SITE['index.json'] as string),
+    );
+  });
+
+  it('sends a streamed artifact whole', async () => {
+    const response = parseResponse(
+      await exchange('GET /plugins/demo/1.0.0/bin/page.html HTTP/1.1\r\nHost: localhost\r\n\r\n', {
+        halfClose: true,
+      }),
+    );
+
+    expect(response.status).toBe('HTTP/1.1 200 OK');
+    expect(response.body).toBe(SITE['plugins/demo/1.0.0/bin/page.html']);
+  });
+});
+
 describe('when a client holds a connection without using it', () => {
   // Short, so the tests take seconds; SERVER_TIMEOUTS has the real ones.
   const TIMEOUTS: ServerTimeouts = { idleMs: 1_000, headersMs: 2_000 };
