@@ -34,6 +34,7 @@ import {
   securityHeaders,
 } from '../../index-builder/serving.ts';
 import type { ObjectInfo, Store, StoredStream } from '../../index-builder/store.ts';
+import { CliError } from '../errors.ts';
 
 export type { Route } from '../../index-builder/serving.ts';
 
@@ -49,6 +50,11 @@ export interface RegistryServerOptions {
   readonly logError?: (line: string) => void;
   /** How long to wait on a client; `SERVER_TIMEOUTS` unless a test shortens them. */
   readonly timeouts?: ServerTimeouts;
+  /**
+   * The most connections open at once, `MAX_CONNECTIONS` by default (a positive integer; anything else is
+   * refused with USAGE). One more is closed as soon as it is accepted, before it is read.
+   */
+  readonly maxConnections?: number;
 }
 
 /**
@@ -73,6 +79,16 @@ export interface ServerTimeouts {
 }
 
 export const SERVER_TIMEOUTS: ServerTimeouts = { idleMs: 30_000, headersMs: 20_000 };
+
+/**
+ * The timeouts bound how long a connection lasts, not how many there are: a client opening connections
+ * faster than they time out (each holds a descriptor, two while a file is sent) would use up the process's
+ * (1,024 by default on Linux), and every request, the watcher's and the submission socket's work then
+ * fail with EMFILE. Past this many the server closes a new connection at once; when the flood stops, the
+ * next client is served as before. 256 is far above what one registry's users hold open at once, and
+ * leaves half the default descriptors to the rest of the process.
+ */
+export const MAX_CONNECTIONS = 256;
 
 export interface ListeningRegistryServer {
   /** Base URL without a trailing slash, with the real port when 0 was asked for. */
@@ -360,6 +376,12 @@ export function createRegistryServer(options: RegistryServerOptions): http.Serve
   // Kept for the server's life: each search reads the snapshot, and search.json only when it changed.
   const search = new SearchIndex(options.site);
   const timeouts = options.timeouts ?? SERVER_TIMEOUTS;
+  const maxConnections = options.maxConnections ?? MAX_CONNECTIONS;
+  if (!Number.isSafeInteger(maxConnections) || maxConnections < 1)
+    throw new CliError(
+      'USAGE',
+      `maxConnections must be a whole number of at least 1, not ${String(options.maxConnections)}`,
+    );
   const server = http.createServer(
     {
       headersTimeout: timeouts.headersMs,
@@ -388,6 +410,8 @@ export function createRegistryServer(options: RegistryServerOptions): http.Serve
   // the last response to what was received, and the idle timeout still bounds the wait. The property is
   // Node's (lib/_http_server.js, socketOnEnd), not in its types; the half-close tests hold it to its word.
   Object.assign(server, { httpAllowHalfOpen: true });
+  // Checked by Node as each connection is accepted: one past the cap is closed unread (MAX_CONNECTIONS).
+  server.maxConnections = maxConnections;
   return server;
 }
 

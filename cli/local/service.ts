@@ -31,10 +31,16 @@ export async function startService(options: {
   readonly log: (line: string) => void;
   /** `PipelineContext.compressionThresholdBytes` for what is handed over (tests lower it). */
   readonly compressionThresholdBytes?: number;
+  /** The server's cap on open connections: `MAX_CONNECTIONS` (server.ts) unless given. */
+  readonly maxConnections?: number;
 }): Promise<RunningService> {
   await readConfig(options.dir); // fail fast when DIR is not a registry
   // No line per request; the cause of an internal error, which the client is not told, is the operator's.
-  const server = createRegistryServer({ site: openSite(options.dir), logError: options.log });
+  const server = createRegistryServer({
+    site: openSite(options.dir),
+    logError: options.log,
+    maxConnections: options.maxConnections,
+  });
   const listening = await listenRegistryServer(server, options.port, options.host ?? '127.0.0.1').catch(
     (error: unknown) => {
       if ((error as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw error;

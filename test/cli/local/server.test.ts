@@ -5,13 +5,17 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FsStore } from '../../../adapters/fs-store.ts';
+import { CliError } from '../../../cli/errors.ts';
+import { initRegistry } from '../../../cli/local/registry.ts';
 import {
   createRegistryServer,
   listenRegistryServer,
+  MAX_CONNECTIONS,
   prefersHtml,
   routeFor,
   type ServerTimeouts,
 } from '../../../cli/local/server.ts';
+import { startService } from '../../../cli/local/service.ts';
 import { ARTIFACT_CSP, DATA_CSP, PAGE_CSP } from '../../../index-builder/serving.ts';
 import type { Store } from '../../../index-builder/store.ts';
 import { CACHE_IMMUTABLE, CACHE_MUTABLE, contentTypeFor } from '../../../index-builder/store.ts';
@@ -685,6 +689,111 @@ describe('when a client holds a connection without using it', () => {
 
     expect(received).toBe(48 * 1024 * 1024);
     expect(Date.now() - started).toBeGreaterThan(TIMEOUTS.idleMs);
+  });
+});
+
+describe('when a client floods the server with connections', () => {
+  /** Few, so the test opens a handful; MAX_CONNECTIONS has the real cap. */
+  const CAP = 4;
+  let server: http.Server;
+  let port: number;
+  let closeCapped: () => Promise<void>;
+
+  beforeAll(async () => {
+    // The real timeouts: every close seen here within seconds is the cap's, never an idle timeout's.
+    server = createRegistryServer({ site: new FsStore(path.join(root, 'public')), maxConnections: CAP });
+    const listening = await listenRegistryServer(server, 0);
+    port = Number(new URL(listening.url).port);
+    closeCapped = listening.close;
+  });
+
+  afterAll(async () => {
+    await closeCapped();
+  });
+
+  function connections(): Promise<number> {
+    return new Promise((resolve, reject) =>
+      server.getConnections((error, count) => (error ? reject(error) : resolve(count))),
+    );
+  }
+
+  /** True once the server closed `socket` (a reset included), false when it had not within `ms`. */
+  function closedWithin(socket: net.Socket, ms: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), ms);
+      socket.on('error', () => undefined);
+      socket.on('close', () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+      socket.on('end', () => socket.destroy());
+    });
+  }
+
+  it('closes the connections past its cap, and serves the next client once the flood ends', async () => {
+    const flood = Array.from({ length: CAP }, () => net.connect(port, '127.0.0.1'));
+    const extras: net.Socket[] = [];
+    try {
+      for (const socket of flood) socket.on('error', () => undefined);
+      await expect.poll(connections, { timeout: 5_000 }).toBe(CAP);
+
+      extras.push(...Array.from({ length: 3 }, () => net.connect(port, '127.0.0.1')));
+      const closed = await Promise.all(extras.map((socket) => closedWithin(socket, 3_000)));
+      expect(closed).toEqual([true, true, true]);
+      expect(await connections()).toBe(CAP);
+      // The idle connections held their places: none was closed to make room.
+      expect(flood.every((socket) => !socket.destroyed && socket.readyState === 'open')).toBe(true);
+    } finally {
+      for (const socket of [...flood, ...extras]) socket.destroy();
+    }
+
+    await expect.poll(connections, { timeout: 5_000 }).toBe(0);
+    const response = await fetch(`http://127.0.0.1:${port}/index.json`);
+    expect(response.status).toBe(200);
+    expect(await response.text()).toBe(SITE['index.json']);
+  });
+
+  it("takes the cap from plugindex serve's service too", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'plugindex-serve-cap-'));
+    await initRegistry(dir, { name: 'Capped', url: 'http://127.0.0.1:9' });
+    const service = await startService({ dir, port: 0, watch: false, log: () => {}, maxConnections: 1 });
+    const url = new URL(service.url);
+    const held = net.connect(Number(url.port), url.hostname);
+    held.on('error', () => undefined);
+    try {
+      // Answered, so accepted and counted before the next comes; kept alive, it holds the one place.
+      held.write(`GET /index.html HTTP/1.1\r\nHost: ${url.host}\r\n\r\n`);
+      await new Promise((resolve) => held.once('data', resolve));
+      expect(await closedWithin(net.connect(Number(url.port), url.hostname), 3_000)).toBe(true);
+      held.destroy();
+      await expect
+        .poll(async () => (await fetch(`${service.url}/`).catch(() => undefined))?.status, { timeout: 5_000 })
+        .toBe(200);
+    } finally {
+      held.destroy();
+      await service.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('caps connections at MAX_CONNECTIONS unless told otherwise', () => {
+    const site = new FsStore(path.join(root, 'public'));
+
+    expect(MAX_CONNECTIONS).toBe(256);
+    expect(createRegistryServer({ site }).maxConnections).toBe(MAX_CONNECTIONS);
+  });
+
+  it.each([0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY])('refuses a cap of %s with USAGE', (cap) => {
+    const site = new FsStore(path.join(root, 'public'));
+    let caught: unknown;
+    try {
+      createRegistryServer({ site, maxConnections: cap });
+    } catch (error) {
+      caught = error;
+    }
+
+    expect(caught).toBeInstanceOf(CliError);
+    expect((caught as CliError).code).toBe('USAGE');
   });
 });
 
