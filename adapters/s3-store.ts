@@ -90,6 +90,54 @@ const PERMANENT_ERRORS = new Set([
   'EntityTooLarge',
   'MetadataTooLarge',
 ]);
+/**
+ * KMS's refusals S3 passes on for an object whose key cannot decrypt now (disabled, pending deletion,
+ * deleted): the operator's to mend (enable the key), not a retry's.
+ */
+const KMS_KEY_UNUSABLE = new Set([
+  'KMS.DisabledException',
+  'KMS.KMSInvalidStateException',
+  'KMS.NotFoundException',
+]);
+/**
+ * An AccessDenied that is KMS's, not S3's: S3 names the KMS action (`kms:Decrypt`) or the key in its message
+ * ("The ciphertext refers to a customer master key that does not exist ... or you are not allowed to
+ * access"). An S3 denial (`s3:GetObject`, a policy being fixed) names neither, and may pass on a retry.
+ */
+const KMS_DENIAL = /\bkms:|customer master key|KMS key/i;
+
+/**
+ * Why S3 will not give the object read to this reader until someone changes the object, and what mends it;
+ * undefined for any other failure (throttling, 5xx, the network, an S3 denial: they may pass on a retry). A
+ * publisher cannot put such an upload (the deployment's publisher policy denies it), but an operator, a
+ * replication rule or a lifecycle transition can.
+ */
+function unreadableObject(error: unknown): { readonly why: string; readonly remedy: string } | undefined {
+  if (!(error instanceof S3ServiceException)) return undefined;
+  if (error.name === 'InvalidObjectState') {
+    const storageClass = (error as { StorageClass?: string }).StorageClass;
+    return {
+      why: `it is archived${storageClass ? ` (${storageClass})` : ''}`,
+      remedy:
+        'restore it (aws s3api restore-object), or put it again in the STANDARD storage class: the next batch after that reads it',
+    };
+  }
+  // SSE-C: S3 answers a GET without the uploader's key 400 InvalidRequest, naming server-side encryption.
+  if (error.name === 'InvalidRequest' && /server side encryption/i.test(error.message))
+    return {
+      why: "it is encrypted with a key of its uploader's own (SSE-C)",
+      remedy:
+        "copy it over itself with that key as the source's (aws s3 cp --sse-c-copy-source) under the bucket's own encryption, or have it uploaded again: the next batch after that reads it",
+    };
+  if ((error.name === 'AccessDenied' && KMS_DENIAL.test(error.message)) || KMS_KEY_UNUSABLE.has(error.name))
+    return {
+      why: 'it is encrypted with a KMS key the reader may not use',
+      remedy:
+        "let the publish function's role decrypt with that key (kms:Decrypt), or copy it over itself under the bucket's own encryption: the next batch after that reads it",
+    };
+  return undefined;
+}
+
 const PART_SIZE = 8 * 1024 * 1024;
 /**
  * Parts of a streamed body on the wire at once. Its producer (a rendering, a compressor, the flush's spill,
@@ -326,8 +374,9 @@ export class S3Store implements Store {
 
   /**
    * A failure as the core's StoreError: STORE_EXISTS when a write to create the object found one there,
-   * STORE_CONFLICT when a write only over the object read (`ifMatch`) found another, STORE_REFUSED when S3
-   * says "never" (PERMANENT_ERRORS), else STORE_IO.
+   * STORE_CONFLICT when a write only over the object read (`ifMatch`) found another, STORE_UNREADABLE when a
+   * read found an object S3 will not give this reader until someone changes it (`unreadableObject`),
+   * STORE_REFUSED when S3 says "never" (PERMANENT_ERRORS), else STORE_IO.
    */
   #fail(key: string, action: string, error: unknown, options: S3PutOptions | undefined = undefined): never {
     if (error instanceof StoreError) throw error;
@@ -351,6 +400,14 @@ export class S3Store implements Store {
         { cause: error },
       );
     const s3Error = error instanceof S3ServiceException ? error : undefined;
+    const unreadable = action === 'read' ? unreadableObject(error) : undefined;
+    if (s3Error && unreadable)
+      throw new StoreError(
+        'STORE_UNREADABLE',
+        key,
+        `cannot read s3://${this.#bucket}/${this.#prefix}${key}: ${s3Error.name} (HTTP ${s3Error.$metadata.httpStatusCode}), ${unreadable.why} (S3: ${JSON.stringify(s3Error.message)}); ${unreadable.remedy}`,
+        { cause: error, reason: s3Error.name, remedy: unreadable.remedy },
+      );
     const detail = s3Error
       ? `${s3Error.name} (HTTP ${s3Error.$metadata.httpStatusCode})`
       : (error as Error).message;

@@ -83,6 +83,8 @@ export type ProblemCode =
   | 'ARTIFACT_DIGEST_MISMATCH'
   | 'ARTIFACT_SIZE_MISMATCH'
   | 'SUBMISSION_UNREADABLE'
+  /** The store lists the upload but cannot give its bytes (StoreError STORE_UNREADABLE): left where it is. */
+  | 'UPLOAD_UNREADABLE'
   | 'SUBMISSION_WRITE_FAILED'
   | 'VERSION_REMOVED'
   // Lifecycle actions (index-builder/actions.ts) and key rotations (rotation.ts)
@@ -131,6 +133,7 @@ export type ErrorCode =
   | 'STORE_REFUSED'
   | 'STORE_EXISTS'
   | 'STORE_CONFLICT'
+  | 'STORE_UNREADABLE'
   | 'KEY_INVALID'
   | 'KEY_PASSPHRASE'
   /** The registry's signing key is past its expiry: it signs nothing (signing.ts `createSigner`). */
@@ -198,10 +201,18 @@ export class SubmissionError extends PlugindexError {
  * upload) finding one there, left as it was. `STORE_CONFLICT` is a write only over the object read
  * (`PutOptions.ifMatch`) finding another written since, left as it is: what was written from the read is
  * out of date, and the work is done again from a new read (a batch fails, and is retried whole).
+ * `STORE_UNREADABLE` is a read of an object that is there but whose bytes the store cannot give until
+ * someone changes the object (on S3: archived in GLACIER, or encrypted with a key the reader may not use); its
+ * message says what to do. An upload the pipeline meets so gets an outcome and stays where it is; anything
+ * else read so fails the batch, as STORE_IO does (it is not `permanent`: an operator mends it).
  */
 export class StoreError extends PlugindexError {
   override readonly name = 'StoreError';
   readonly key: string;
+  /** The backend's own word for the failure (S3's error code), where it says more than `code`. */
+  readonly reason?: string;
+  /** What mends it, for STORE_UNREADABLE: an operator's step, said in the backend's terms. */
+  readonly remedy?: string;
 
   /** True when the same request would fail again: the caller should give up on this key, not retry. */
   get permanent(): boolean {
@@ -215,13 +226,16 @@ export class StoreError extends PlugindexError {
       | 'STORE_INVALID_KEY'
       | 'STORE_REFUSED'
       | 'STORE_EXISTS'
-      | 'STORE_CONFLICT',
+      | 'STORE_CONFLICT'
+      | 'STORE_UNREADABLE',
     key: string,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; reason?: string; remedy?: string },
   ) {
     super(code, message, options);
     this.key = key;
+    if (options?.reason !== undefined) this.reason = options.reason;
+    if (options?.remedy !== undefined) this.remedy = options.remedy;
   }
 }
 

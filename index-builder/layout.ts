@@ -428,6 +428,15 @@ export function submissionIdFromDigest(key: string, sha256: string): string {
   return segmentProblem(`${id}.json`) === undefined ? id : `submission-${digest}${keyed}`;
 }
 
+/**
+ * The id of an upload the store lists but cannot read (StoreError STORE_UNREADABLE): no bytes name it, so its
+ * key does, hashed in the digest's place (`unreadable\0<key>`, which no upload's bytes are taken for), and each
+ * batch that meets it while it stays in `incoming/` records its outcome again under the same id.
+ */
+export function unreadableSubmissionId(key: string): string {
+  return submissionIdFromDigest(key, sha256Hex(new TextEncoder().encode(`unreadable\0${key}`)));
+}
+
 /** `submissionIdFromDigest` for an upload's bytes. */
 export function submissionIdFromBytes(key: string, bytes: Uint8Array): string {
   return submissionIdFromDigest(key, sha256Hex(bytes));

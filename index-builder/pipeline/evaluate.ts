@@ -630,7 +630,8 @@ export async function evaluateBatch(
         await judging.view.publishedRevoked();
         revokedRead = true;
       }
-      if (upload.kind === 'too-large') {
+      // Refused by its size, or not readable: nothing to inspect.
+      if (upload.kind !== 'read') {
         items.push({ upload, evaluation: rejected([upload.problem]) });
         continue;
       }

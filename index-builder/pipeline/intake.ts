@@ -4,8 +4,8 @@
  */
 import { bundleSizeProblem } from '../bundle.ts';
 import { sha256Hex, streamSha256 } from '../digest.ts';
-import type { Problem } from '../errors.ts';
-import { INCOMING_PREFIX, submissionIdFromDigest } from '../layout.ts';
+import { type Problem, problem, StoreError } from '../errors.ts';
+import { INCOMING_PREFIX, submissionIdFromDigest, unreadableSubmissionId } from '../layout.ts';
 import { mapLimited } from '../limited.ts';
 import { type ListedObject, listAll, type Store } from '../store.ts';
 import type { PipelineContext } from './context.ts';
@@ -35,6 +35,18 @@ export type Upload =
       readonly sha256: string;
       /** Its ETag as hashed: it leaves `incoming/` only while it has this one. */
       readonly etag: string;
+      readonly problem: Problem;
+    }
+  | {
+      /**
+       * Listed, but its bytes are not the store's to give until someone changes it (StoreError
+       * STORE_UNREADABLE: on S3, archived, or encrypted with a key the registry may not use). Refused with
+       * what mends it, and left in incoming/: what cannot be read cannot be copied to rejected/ either, and a
+       * delete alone would lose it. Named by its key (`unreadableSubmissionId`); no digest.
+       */
+      readonly kind: 'unreadable';
+      readonly key: string;
+      readonly id: string;
       readonly problem: Problem;
     };
 
@@ -157,8 +169,39 @@ export async function readBatch(
   return read.filter((upload): upload is Upload => upload !== undefined);
 }
 
-/** One upload read (or, too large, hashed as a stream); undefined when it is gone. */
+/**
+ * One upload read (or, too large, hashed as a stream); undefined when it is gone. One the store cannot read
+ * until someone changes it is an upload too, refused (`unreadable`): thrown, it failed every batch, and the
+ * queue brought it back until its dead-letter queue, holding every other upload behind it. Any other read
+ * failure (the store unavailable) still fails the batch, to be retried.
+ */
 async function readUpload(
+  ctx: PipelineContext,
+  key: string,
+  tooLarge?: Problem,
+): Promise<Upload | undefined> {
+  try {
+    return await readUploadBytes(ctx, key, tooLarge);
+  } catch (error) {
+    if (!(error instanceof StoreError && error.code === 'STORE_UNREADABLE')) throw error;
+    return {
+      kind: 'unreadable',
+      key,
+      id: unreadableSubmissionId(key),
+      problem: problem(
+        'UPLOAD_UNREADABLE',
+        'bundle:',
+        `the registry cannot read this upload, which stays in incoming/ until it can: ${error.message}`,
+        {
+          expected: error.remedy ?? 'an upload the registry can read',
+          ...(error.reason !== undefined ? { found: error.reason } : {}),
+        },
+      ),
+    };
+  }
+}
+
+async function readUploadBytes(
   ctx: PipelineContext,
   key: string,
   tooLarge?: Problem,

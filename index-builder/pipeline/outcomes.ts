@@ -40,7 +40,8 @@ export interface SubmissionOutcome {
   readonly publisher?: string;
   /** For an action: the fingerprint of the key that signed it. */
   readonly signer?: string;
-  readonly submission_sha256: string;
+  /** The SHA-256 of the upload's bytes; absent for one the store could not read (`UPLOAD_UNREADABLE`). */
+  readonly submission_sha256?: string;
   readonly processed: string;
   /** The snapshot generation that first includes this version or action's effect (accepted only). */
   readonly generation?: number;
@@ -91,7 +92,7 @@ function actionOutcomeOf(item: BatchItem, batch: BatchRecord): SubmissionOutcome
     ...(info.plugin !== undefined ? { plugin: info.plugin } : {}),
     ...(info.version !== undefined ? { version: info.version } : {}),
     ...(info.signer !== undefined ? { signer: info.signer } : {}),
-    submission_sha256: upload.sha256,
+    ...(upload.kind !== 'unreadable' ? { submission_sha256: upload.sha256 } : {}),
     processed: batch.processed,
     ...(accepted && batch.generation !== null ? { generation: batch.generation } : {}),
     ...(accepted && item.seq !== undefined ? { seq: item.seq } : {}),
@@ -122,7 +123,7 @@ export function outcomeOf(item: BatchItem, batch: BatchRecord): SubmissionOutcom
     outcome.version = manifest.version;
   }
   if (evaluation.publisher) outcome.publisher = evaluation.publisher;
-  outcome.submission_sha256 = upload.sha256;
+  if (upload.kind !== 'unreadable') outcome.submission_sha256 = upload.sha256;
   outcome.processed = batch.processed;
   if (evaluation.kind === 'rejected' || !manifest) {
     outcome.problems = evaluation.kind === 'rejected' ? boundProblems(evaluation.problems) : [];
@@ -162,6 +163,7 @@ async function acceptanceRecorded(
     if (error instanceof SyntaxError) return undefined;
     throw error;
   });
+  if (upload.kind === 'unreadable') return undefined;
   return recorded?.id === upload.id && recorded.submission_sha256 === upload.sha256 ? recorded : undefined;
 }
 
@@ -200,7 +202,9 @@ export async function recordOutcomes(
     };
     if (upload.kind === 'read') {
       await moveObject(ctx.intake, upload.key, destination, upload, options);
-    } else await moveTooLarge(ctx, upload, destination, options);
+    } else if (upload.kind === 'too-large') await moveTooLarge(ctx, upload, destination, options);
+    // An upload the store cannot read stays in incoming/, where its outcome says how to mend it: nothing can
+    // copy its bytes to rejected/ (S3 answers a copy as it answers the read), and a delete alone loses it.
     return outcome;
   });
 }

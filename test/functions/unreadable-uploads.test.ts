@@ -1,0 +1,212 @@
+/**
+ * An upload the publish function cannot read, put outside the publisher policy (an operator, a replication
+ * rule, a lifecycle transition to GLACIER): S3 answers its GET 403 InvalidObjectState (archived), 400
+ * InvalidRequest (SSE-C, read without the key) or 403 AccessDenied naming kms:Decrypt (a KMS key the role may
+ * not use). Run on s3rver, through a mock of those answers (support/s3-object-errors.ts), which s3rver cannot
+ * give: the SDK reads them from the wire as it reads S3's.
+ */
+import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { S3Store } from '../../adapters/s3-store.ts';
+import { StoreError } from '../../index-builder/errors.ts';
+import type { SubmissionOutcome } from '../../index-builder/pipeline/index.ts';
+import { listAll } from '../../index-builder/store.ts';
+import { encode, makeBundle, validManifest } from '../support/fixtures.ts';
+import { type LocalS3, localPublishHandler, startLocalS3 } from '../support/s3.ts';
+import { S3_ANSWERS, type S3ErrorAnswer, startS3ObjectErrors } from '../support/s3-object-errors.ts';
+
+let s3: LocalS3;
+let pair = 0;
+
+beforeAll(async () => {
+  s3 = await startLocalS3(Array.from({ length: 8 }, (_, i) => [`un-intake-${i}`, `un-site-${i}`]).flat());
+});
+
+afterAll(async () => {
+  await s3?.close();
+});
+
+/** A fresh pair of buckets with a config object, and the publish function reading them through the mock. */
+async function registry(answers: Record<string, S3ErrorAnswer>) {
+  const intake = `un-intake-${pair}`;
+  const site = `un-site-${pair}`;
+  pair += 1;
+  await s3.client.send(
+    new PutObjectCommand({
+      Bucket: intake,
+      Key: 'config/plugindex.json',
+      Body: encode(JSON.stringify({ name: 'Unreadable Registry', url: 'https://plugins.example.com' })),
+    }),
+  );
+  // Read by the mock at each request: a test deletes an entry once S3 would read the object (restored).
+  const mockAnswers = new Map(Object.entries(answers).map(([key, answer]) => [`${intake}/${key}`, answer]));
+  const mock = await startS3ObjectErrors(s3, mockAnswers);
+  const client = new S3Client({ ...s3.config, endpoint: mock.endpoint });
+  const handler = await localPublishHandler(s3, intake, site, client);
+  const store = new S3Store({ client: s3.client, bucket: intake });
+  const put = async (key: string, body: Uint8Array) =>
+    s3.client.send(new PutObjectCommand({ Bucket: intake, Key: key, Body: body }));
+  const keys = async (prefix: string) => (await listAll(store, prefix)).map((o) => o.key).sort();
+  return {
+    intake,
+    store,
+    mock,
+    /** The mock answers a GET of `key` as S3 reads it from now on. */
+    readable: (key: string) => mockAnswers.delete(`${intake}/${key}`),
+    handler,
+    put,
+    keys,
+    close: async () => {
+      client.destroy();
+      await mock.close();
+    },
+  };
+}
+
+const bundle = (name: string) => makeBundle({ manifest: validManifest({ name, version: '1.0.0' }) });
+const byKey = (outcomes: readonly SubmissionOutcome[]) =>
+  [...outcomes].sort((a, b) => (a.submission < b.submission ? -1 : 1));
+
+describe('when an upload in the batch cannot be read for good', () => {
+  it.each([
+    ['archived (GLACIER)', S3_ANSWERS.archived, /InvalidObjectState \(HTTP 403\)/, /restore/i],
+    [
+      'encrypted with a key of its own (SSE-C)',
+      S3_ANSWERS.customerKey,
+      /InvalidRequest \(HTTP 400\)/,
+      /copy/i,
+    ],
+    [
+      'encrypted with a KMS key the function may not use',
+      S3_ANSWERS.foreignKms,
+      /AccessDenied \(HTTP 403\)/,
+      /kms:Decrypt/,
+    ],
+  ])(
+    'records it rejected (UPLOAD_UNREADABLE), leaves it in incoming/, and publishes the rest: %s',
+    async (_, answer, code, todo) => {
+      const r = await registry({ 'incoming/b-unreadable.tgz': answer });
+      try {
+        const unreadable = await bundle('unreadable-plugin');
+        await r.put('incoming/a-first.tgz', await bundle('first-plugin'));
+        await r.put('incoming/b-unreadable.tgz', unreadable);
+        await r.put('incoming/c-last.tgz', await bundle('last-plugin'));
+
+        const result = await r.handler({});
+
+        expect(r.mock.answered).toEqual([`${r.intake}/incoming/b-unreadable.tgz ${answer.code}`]);
+        const outcomes = byKey(result.outcomes);
+        expect(outcomes.map((o) => [o.submission, o.status])).toEqual([
+          ['incoming/a-first.tgz', 'accepted'],
+          ['incoming/b-unreadable.tgz', 'rejected'],
+          ['incoming/c-last.tgz', 'accepted'],
+        ]);
+        const rejected = outcomes[1] as SubmissionOutcome;
+        expect(rejected.problems).toEqual([
+          expect.objectContaining({
+            code: 'UPLOAD_UNREADABLE',
+            message: expect.stringMatching(code),
+            found: answer.code,
+            expected: expect.stringMatching(todo),
+          }),
+        ]);
+        expect(rejected.problems[0]?.message).toContain(`s3://${r.intake}/incoming/b-unreadable.tgz`);
+        // No bytes were read: the record names none.
+        expect(rejected.submission_sha256).toBeUndefined();
+        // Its outcome is recorded where every outcome is; the upload stays where it was, as it was (nothing
+        // can copy it to rejected/: S3 answers a copy of it as it answers the GET), for the operator to mend.
+        const recorded = JSON.parse(
+          new TextDecoder().decode((await r.store.get(`status/${rejected.id}.json`))?.body),
+        ) as SubmissionOutcome;
+        expect(recorded).toMatchObject({ status: 'rejected', problems: [{ code: 'UPLOAD_UNREADABLE' }] });
+        expect(await r.keys('incoming/')).toEqual(['incoming/b-unreadable.tgz']);
+        expect((await r.store.get('incoming/b-unreadable.tgz'))?.body).toEqual(unreadable);
+        expect(await r.keys('rejected/')).toEqual([]);
+        expect(await r.keys('processed/')).toHaveLength(2);
+      } finally {
+        await r.close();
+      }
+    },
+  );
+
+  it('publishes it once it can be read (restored, or copied with the bucket encryption), as any upload', async () => {
+    const r = await registry({ 'incoming/archived.tgz': S3_ANSWERS.archived });
+    try {
+      await r.put('incoming/archived.tgz', await bundle('archived-plugin'));
+      const first = await r.handler({});
+      expect(first.outcomes.map((o) => [o.status, o.problems[0]?.code])).toEqual([
+        ['rejected', 'UPLOAD_UNREADABLE'],
+      ]);
+      // Met again by the next batch (it waits in incoming/): recorded again, under the same id.
+      const again = await r.handler({});
+      expect(again.outcomes.map((o) => o.id)).toEqual(first.outcomes.map((o) => o.id));
+      // Restored: the next batch reads it.
+      r.readable('incoming/archived.tgz');
+      const restored = await r.handler({});
+      expect(restored.outcomes.map((o) => [o.plugin, o.status])).toEqual([['archived-plugin', 'accepted']]);
+      expect(await r.keys('incoming/')).toEqual([]);
+    } finally {
+      await r.close();
+    }
+  });
+});
+
+describe('when reading an upload fails for a while', () => {
+  it.each([
+    ['throttled (503 SlowDown)', S3_ANSWERS.throttled],
+    ['an internal error (500)', S3_ANSWERS.internal],
+    ["denied by the function's own policy (AccessDenied, no KMS)", S3_ANSWERS.deniedByPolicy],
+  ])('fails the batch, so the queue retries it, and records nothing: %s', async (_, answer) => {
+    const r = await registry({ 'incoming/b-flaky.tgz': answer });
+    try {
+      await r.put('incoming/a-first.tgz', await bundle('first-plugin'));
+      await r.put('incoming/b-flaky.tgz', await bundle('flaky-plugin'));
+      const error = await r.handler({}).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(StoreError);
+      expect(error).toMatchObject({ code: 'STORE_IO', key: 'incoming/b-flaky.tgz' });
+      expect(await r.keys('incoming/')).toEqual(['incoming/a-first.tgz', 'incoming/b-flaky.tgz']);
+      expect(await r.keys('status/')).toEqual([]);
+      // Once S3 answers again, the queue's retry reads it.
+      r.readable('incoming/b-flaky.tgz');
+      const retried = await r.handler({});
+      expect(byKey(retried.outcomes).map((o) => o.status)).toEqual(['accepted', 'accepted']);
+    } finally {
+      await r.close();
+    }
+  });
+});
+
+describe('when S3 answers a GET as it answers an unreadable object', () => {
+  it('the store says so (STORE_UNREADABLE), naming the key, the code and what to do; not for a throttle', async () => {
+    const r = await registry({
+      'incoming/archived.tgz': S3_ANSWERS.archived,
+      'incoming/slow.tgz': S3_ANSWERS.throttled,
+    });
+    try {
+      const store = new S3Store({
+        client: new S3Client({ ...s3.config, endpoint: r.mock.endpoint }),
+        bucket: r.intake,
+      });
+      await r.put('incoming/archived.tgz', encode('x'));
+      await r.put('incoming/slow.tgz', encode('x'));
+      for (const read of [
+        () => store.get('incoming/archived.tgz'),
+        () => store.getStream('incoming/archived.tgz'),
+      ])
+        await expect(read()).rejects.toMatchObject({
+          name: 'StoreError',
+          code: 'STORE_UNREADABLE',
+          key: 'incoming/archived.tgz',
+          message: expect.stringMatching(/InvalidObjectState \(HTTP 403\).*GLACIER.*restore/is),
+        });
+      await expect(store.get('incoming/slow.tgz')).rejects.toMatchObject({ code: 'STORE_IO' });
+      // s3rver itself reads both.
+      const direct = await s3.client.send(
+        new GetObjectCommand({ Bucket: r.intake, Key: 'incoming/archived.tgz' }),
+      );
+      expect(await direct.Body?.transformToString()).toBe('x');
+    } finally {
+      await r.close();
+    }
+  });
+});
