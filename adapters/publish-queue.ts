@@ -51,6 +51,16 @@ export function isRebuildRequest(body: string): boolean {
  */
 export const REFRESH_REQUEST = { plugindex: 'refresh' } as const;
 
+/**
+ * The least snapshot lifetime a registry refreshed every `refreshSeconds` may have: two refreshes, so one
+ * that fails (retried only after the queue's visibility timeout) does not let a quiet registry's snapshot
+ * expire to every client before the next. The stack refuses a shorter default at synth
+ * (infra/constructs/publishing.ts), the publish function a shorter one in the config object (functions/).
+ */
+export function minSnapshotTtlSeconds(refreshSeconds: number): number {
+  return 2 * refreshSeconds;
+}
+
 /** True when a message body, as SQS delivers it, is a refresh request; anything else (JSON or not) is not. */
 export function isRefreshRequest(body: string): boolean {
   return requestOf(body) === REFRESH_REQUEST.plugindex;

@@ -130,6 +130,7 @@ async function invoke(spec: Child): Promise<void> {
       defaults: {},
       publishers: undefined,
       operators: undefined,
+      snapshotRefreshSeconds: undefined,
     },
     s3: client,
     cloudfront: undefined as never, // no distribution: never called

@@ -3,6 +3,7 @@
  * variable fails fast with its name and what was expected, instead of surfacing later as `undefined`.
  */
 import { readFileSync } from 'node:fs';
+import { minSnapshotTtlSeconds } from '../adapters/publish-queue.ts';
 import {
   MAX_SNAPSHOT_TTL_SECONDS,
   parseRegistryName,
@@ -101,6 +102,12 @@ export interface FunctionConfig {
   readonly publishers: readonly TrustedPublisher[] | undefined;
   /** The operator's keys deployed with the trust list (none when it lists none), or undefined without one. */
   readonly operators: readonly TrustedOperator[] | undefined;
+  /**
+   * How often the stack's schedule re-signs the snapshot (`SNAPSHOT_REFRESH_SECONDS`), or undefined where
+   * none does (tests): a snapshot lifetime under two of them (`minSnapshotTtlSeconds`) is refused, since
+   * clients would see the snapshot expired between refreshes.
+   */
+  readonly snapshotRefreshSeconds: number | undefined;
 }
 
 /**
@@ -112,8 +119,16 @@ export function readFunctionConfig(env: Env, publishersFile?: string | URL): Fun
   const trust = settings.read(() =>
     publishersFile === undefined ? undefined : readDeployedTrust(publishersFile),
   );
+  // At least a minute (the schedule's least rate), and no longer than half the longest lifetime, which must
+  // span two.
+  const refresh = settings.read(() =>
+    optionalString(env, 'SNAPSHOT_REFRESH_SECONDS')
+      ? optionalInteger(env, 'SNAPSHOT_REFRESH_SECONDS', 0, 60, Math.floor(MAX_SNAPSHOT_TTL_SECONDS / 2))
+      : undefined,
+  );
   // A required setting that failed reads as '' here only until `check` below, which then throws.
   const config: FunctionConfig = {
+    snapshotRefreshSeconds: refresh,
     publishers: trust?.publishers,
     operators: trust?.operators,
     intakeBucket: settings.read(() => requireString(env, 'INTAKE_BUCKET')) ?? '',
@@ -140,6 +155,14 @@ export function readFunctionConfig(env: Env, publishersFile?: string | URL): Fun
       ),
     },
   };
+  const ttl = config.defaults.snapshotTtlSeconds;
+  if (refresh !== undefined && ttl !== undefined && ttl < minSnapshotTtlSeconds(refresh))
+    settings.read(() => {
+      throw new AwsAdapterError(
+        'ENV_INVALID',
+        `environment variable SNAPSHOT_TTL_SECONDS is ${ttl}, shorter than ${minSnapshotTtlSeconds(refresh)}: a snapshot must outlive two refreshes, and the schedule re-signs it every ${refresh} s (SNAPSHOT_REFRESH_SECONDS=${refresh})`,
+      );
+    });
   settings.check();
   return config;
 }

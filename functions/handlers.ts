@@ -5,10 +5,18 @@
  */
 import type { CloudFrontClient } from '@aws-sdk/client-cloudfront';
 import type { S3Client } from '@aws-sdk/client-s3';
+import { minSnapshotTtlSeconds } from '../adapters/publish-queue.ts';
 import { S3Store } from '../adapters/s3-store.ts';
 import { systemClock } from '../index-builder/clock.ts';
 import { parseRegistryConfig, readConfigJson, withDeployedTrustList } from '../index-builder/config.ts';
-import { type Problem, problem, problemRef, StoreError, SubmissionError } from '../index-builder/errors.ts';
+import {
+  ConfigError,
+  type Problem,
+  problem,
+  problemRef,
+  StoreError,
+  SubmissionError,
+} from '../index-builder/errors.ts';
 import { INCOMING_PREFIX, SNAPSHOT_KEY } from '../index-builder/layout.ts';
 import type { SnapshotDocument } from '../index-builder/model.ts';
 import {
@@ -99,15 +107,41 @@ async function pipelineContext(deps: HandlerDeps): Promise<PipelineContext> {
     deps.config.publishers !== undefined && defaults.url !== undefined
       ? { ...trusted, url: defaults.url }
       : trusted;
+  const registryConfig = parseRegistryConfig(config);
+  checkSnapshotTtl(
+    deps.config,
+    registryConfig.snapshotTtlSeconds,
+    stored
+      ? `registry config s3://${deps.config.intakeBucket}/${deps.config.configKey}`
+      : 'registry defaults (SNAPSHOT_TTL_SECONDS, else the default)',
+  );
   return {
     intake,
     site: storeFor(deps.s3, deps.config.siteBucket),
     signer: await deps.signer(),
     clock: systemClock,
-    config: parseRegistryConfig(config),
+    config: registryConfig,
     bundleLimits: LAMBDA_BUNDLE_LIMITS,
     maxBatchBytes: MAX_BATCH_BYTES,
   };
+}
+
+/**
+ * Refuses a snapshot lifetime under two refreshes of the stack's schedule (`minSnapshotTtlSeconds`): clients
+ * would see the snapshot expired between them, and only the stack knows the schedule (the config object is
+ * the operator's, read at run time). Refused rather than replaced by the stack's lifetime, as every other
+ * bad value of the config object is: a lifetime taken silently other than the one the operator wrote is
+ * found only by the clients it fails. Thrown before anything is read or signed, so a publish's uploads stay
+ * in incoming/ and the queue retries them (its alarms fire); the snapshot published keeps its expiry.
+ * @throws ConfigError CONFIG_INVALID naming `where`, /snapshotTtlSeconds, its value and the least
+ */
+function checkSnapshotTtl(settings: FunctionConfig, ttl: number, where: string): void {
+  const refresh = settings.snapshotRefreshSeconds;
+  if (refresh === undefined || ttl >= minSnapshotTtlSeconds(refresh)) return;
+  throw new ConfigError(
+    'CONFIG_INVALID',
+    `${where} /snapshotTtlSeconds: ${ttl} is too short, expected at least ${minSnapshotTtlSeconds(refresh)} (two refreshes: the stack's schedule re-signs the snapshot every ${refresh} s, and clients would see it expired between them); nothing is published or re-signed until it is mended, and the uploads wait in incoming/`,
+  );
 }
 
 /**

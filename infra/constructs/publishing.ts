@@ -18,7 +18,11 @@ import type { Bucket, CfnBucket } from 'aws-cdk-lib/aws-s3';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { PUBLISH_MESSAGE_GROUP, REFRESH_REQUEST } from '../../adapters/publish-queue.ts';
+import {
+  minSnapshotTtlSeconds,
+  PUBLISH_MESSAGE_GROUP,
+  REFRESH_REQUEST,
+} from '../../adapters/publish-queue.ts';
 import {
   MAX_SNAPSHOT_TTL_SECONDS,
   parseRegistryName,
@@ -85,10 +89,11 @@ function functionCode(
 function checkRegistryDefaults(props: PublishingPipelineProps): void {
   const ttl = props.snapshotTtl.toSeconds();
   const refresh = (props.refreshEvery ?? DEFAULT_REFRESH).toSeconds();
-  if (!Number.isInteger(ttl) || ttl < 2 * refresh || ttl > MAX_SNAPSHOT_TTL_SECONDS)
+  const least = minSnapshotTtlSeconds(refresh);
+  if (!Number.isInteger(ttl) || ttl < least || ttl > MAX_SNAPSHOT_TTL_SECONDS)
     throw new InfraError(
       'CONTEXT_INVALID',
-      `snapshot lifetime (-c snapshotTtlSeconds): expected whole seconds from ${2 * refresh} (two refreshes, one every ${refresh} s) to ${MAX_SNAPSHOT_TTL_SECONDS}, got ${ttl}`,
+      `snapshot lifetime (-c snapshotTtlSeconds): expected whole seconds from ${least} (two refreshes, one every ${refresh} s) to ${MAX_SNAPSHOT_TTL_SECONDS}, got ${ttl}`,
     );
   try {
     parseRegistryName(props.registryName);
@@ -143,6 +148,9 @@ export class PublishingPipeline extends Construct {
       SIGNING_KEY_SECRET_ID: props.signingKey.secretArn,
       REGISTRY_NAME: props.registryName,
       SNAPSHOT_TTL_SECONDS: String(props.snapshotTtl.toSeconds()),
+      // The schedule below, which only the stack knows: the function refuses a config object's snapshot
+      // lifetime shorter than two of its intervals, as checkRegistryDefaults refuses the default here.
+      SNAPSHOT_REFRESH_SECONDS: String((props.refreshEvery ?? DEFAULT_REFRESH).toSeconds()),
       NODE_OPTIONS: '--enable-source-maps',
     };
     const logGroup = new LogGroup(this, 'publishLogs', { retention: RetentionDays.THREE_MONTHS });

@@ -69,6 +69,35 @@ describe('when a function reads its environment', () => {
     );
   });
 
+  it('reads how often the schedule re-signs the snapshot, and refuses at cold start a default lifetime under two of them', () => {
+    expect(readFunctionConfig({ ...base, SNAPSHOT_REFRESH_SECONDS: '21600' }).snapshotRefreshSeconds).toBe(
+      21600,
+    );
+    expect(readFunctionConfig(base).snapshotRefreshSeconds).toBeUndefined();
+    for (const SNAPSHOT_REFRESH_SECONDS of ['6h', '1e3', '59', '157680001'])
+      expect(() => readFunctionConfig({ ...base, SNAPSHOT_REFRESH_SECONDS })).toThrow(
+        expect.objectContaining({
+          name: 'AwsAdapterError',
+          code: 'ENV_INVALID',
+          message: expect.stringContaining('SNAPSHOT_REFRESH_SECONDS'),
+        }),
+      );
+    // The stack refuses it at synth; a function deployed otherwise refuses it before its first publish.
+    expect(() =>
+      readFunctionConfig({ ...base, SNAPSHOT_TTL_SECONDS: '3600', SNAPSHOT_REFRESH_SECONDS: '21600' }),
+    ).toThrow(
+      expect.objectContaining({
+        name: 'AwsAdapterError',
+        code: 'ENV_INVALID',
+        message: expect.stringMatching(/SNAPSHOT_TTL_SECONDS.*3600.*43200.*SNAPSHOT_REFRESH_SECONDS.*21600/),
+      }),
+    );
+    expect(
+      readFunctionConfig({ ...base, SNAPSHOT_TTL_SECONDS: '43200', SNAPSHOT_REFRESH_SECONDS: '21600' })
+        .defaults,
+    ).toEqual({ snapshotTtlSeconds: 43200 });
+  });
+
   it('refuses a malformed registry default at cold start, naming the variable', () => {
     // Taken before, they failed at the first publish without a config object, as "registry config /url".
     for (const [name, value] of [

@@ -41,6 +41,7 @@ const config: FunctionConfig = {
   defaults: {},
   publishers: undefined,
   operators: undefined,
+  snapshotRefreshSeconds: undefined,
 };
 
 /** The schedule's refresh, as the queue delivers what the rule sends (infra/constructs/publishing.ts). */
@@ -88,6 +89,8 @@ beforeAll(async () => {
     'fn-site-warm',
     'fn-intake-pinned',
     'fn-site-pinned',
+    'fn-intake-ttl',
+    'fn-site-ttl',
   ]);
   const registryKey = await testKey('registry');
   secrets
@@ -198,6 +201,64 @@ describe('when the config object in the bucket is not JSON', () => {
       cause: { name: 'SyntaxError', message: expect.any(String), stack: expect.any(String) },
     };
     expect(failures).toEqual([{ message: 'publish failed', error: described }]);
+  });
+});
+
+describe('when the config object sets a snapshot lifetime shorter than two refreshes of the schedule', () => {
+  it('refuses every invocation, naming the field, the value and the least, and leaves the uploads for the retry', async () => {
+    // The schedule re-signs the snapshot every 6 hours: a lifetime of one hour left it expired to every
+    // client five hours in six, and the function, which did not know the schedule, signed it so.
+    const short = {
+      ...config,
+      intakeBucket: 'fn-intake-ttl',
+      siteBucket: 'fn-site-ttl',
+      distributionId: undefined,
+      snapshotRefreshSeconds: 21600,
+    };
+    const putConfig = (snapshotTtlSeconds: number) =>
+      s3.client.send(
+        new PutObjectCommand({
+          Bucket: short.intakeBucket,
+          Key: short.configKey,
+          Body: encode(
+            JSON.stringify({ name: 'TTL Registry', url: 'https://plugins.example.com', snapshotTtlSeconds }),
+          ),
+        }),
+      );
+    const intake = new S3Store({ client: s3.client, bucket: short.intakeBucket });
+    const site = new S3Store({ client: s3.client, bucket: short.siteBucket });
+    await putConfig(3600);
+    await s3.client.send(
+      new PutObjectCommand({
+        Bucket: short.intakeBucket,
+        Key: 'incoming/waits.tgz',
+        Body: await makeBundle({ manifest: validManifest({ name: 'ttl-plugin' }) }),
+      }),
+    );
+    const quiet = { info: () => {}, warn: () => {}, error: () => {} };
+    const publish = createPublishHandler({ ...deps, logger: quiet, config: short });
+    // A publish and the schedule's refresh alike: nothing is signed with that lifetime.
+    for (const event of [sqsEvent('incoming/waits.tgz'), refreshEvent]) {
+      const error = await publish(event).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ConfigError);
+      expect(error).toMatchObject({
+        code: 'CONFIG_INVALID',
+        message: expect.stringMatching(
+          /s3:\/\/fn-intake-ttl\/config\/plugindex\.json \/snapshotTtlSeconds: 3600 .*at least 43200 .*21600/,
+        ),
+      });
+    }
+    expect((await listAll(intake, 'incoming/')).map((o) => o.key)).toEqual(['incoming/waits.tgz']);
+    expect(await listAll(intake, 'status/')).toEqual([]);
+    expect(await site.head('snapshot.json')).toBeUndefined();
+    // The operator sets two refreshes' worth: the retry publishes what waited.
+    await putConfig(43200);
+    const result = await publish(sqsEvent('incoming/waits.tgz'));
+    expect(result.outcomes.map((o) => [o.plugin, o.status])).toEqual([['ttl-plugin', 'accepted']]);
+    const snapshot = JSON.parse(
+      new TextDecoder().decode((await site.get('snapshot.json'))?.body),
+    ) as SnapshotDocument;
+    expect(Date.parse(snapshot.expires) - Date.parse(snapshot.created)).toBe(43200 * 1000);
   });
 });
 

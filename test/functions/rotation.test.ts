@@ -146,6 +146,7 @@ beforeAll(async () => {
     defaults: { name: 'Rotating Cloud', url: `${s3.endpoint}/rot-site` },
     publishers: undefined,
     operators: undefined,
+    snapshotRefreshSeconds: undefined,
   };
   keys = { a: await testKey('fn-a'), b: await testKey('fn-b'), c: await testKey('fn-c') };
   signers = {

@@ -143,6 +143,8 @@ describe('when the stack is synthesized', () => {
       expect(env).toMatchObject({
         REGISTRY_NAME: 'plugindex registry',
         SNAPSHOT_TTL_SECONDS: '604800',
+        // The schedule's interval: the function refuses a config object's lifetime under two of them.
+        SNAPSHOT_REFRESH_SECONDS: '21600',
         DISTRIBUTION_ID: expect.anything(),
         REGISTRY_URL: expect.anything(),
       });

@@ -75,6 +75,7 @@ export async function localPublishHandler(
       defaults: {},
       publishers: undefined,
       operators: undefined,
+      snapshotRefreshSeconds: undefined,
     },
     s3: client,
     cloudfront: undefined as never, // no distribution configured: never called
