@@ -245,6 +245,11 @@ export function actionEnvelopeKey(digest: string): string {
 export function actionMarkerKey(digest: string): string {
   return `state/actions/${digest}.json`;
 }
+
+/** In the intake store: a plugin's newest applied action per state it holds (lifecycle.ts `ActionOrder`). */
+export function actionOrderKey(name: string): string {
+  return `state/action-order/${name}.json`;
+}
 export const HOME_PAGE_KEY = 'index.html';
 export const FAVICON_KEY = 'favicon.svg';
 /** The pages' style sheet (render/html.ts `PAGE_STYLE`): a page asset, like the icon. */

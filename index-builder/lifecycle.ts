@@ -351,6 +351,155 @@ export function applyAction(
 }
 
 /**
+ * The order of signed statements. Each action on a plugin sets one piece of its state (a slot): a version's
+ * yank (`yank/<version>`), the plugin's deprecation (`deprecation`, whatever the range: ranges overlap, and
+ * the whole plugin's covers versions published later), an advisory (`advisory/<id>`), one owner
+ * (`owners/<fingerprint>`) or all of them (`owners`, a transfer). The newest statement about a slot stands:
+ * an action made (its signed `created`) before one already applied to the same slot, or to a slot within it
+ * or around it (`owners` and `owners/<fp>`), is refused, ACTION_SUPERSEDED; one made at the same time is
+ * not older, and applies in upload order, as the log then records them. The operator's `remove` and
+ * `revoke-key` set no slot: nothing undoes them, so no later statement can be overtaken by them.
+ */
+export type ActionSlot = string;
+
+/** The newest action applied to a slot: when its signer made it, and its digest (its identity). */
+export interface SlotRecord {
+  readonly created: string;
+  readonly digest: string;
+}
+
+/** A plugin's slots, each with the newest action applied to it. */
+export type ActionOrder = Readonly<Record<ActionSlot, SlotRecord>>;
+
+/** `state/action-order/<name>.json` in the intake store: a plugin's `ActionOrder` across batches. */
+export interface ActionOrderDocument {
+  readonly schema: 'plugindex/action-order/v1';
+  readonly plugin: string;
+  readonly slots: ActionOrder;
+}
+
+/** The slot an action on a plugin sets, or undefined (`remove`: final). `key`: the key it names, read. */
+export function actionSlot(action: PluginAction, key?: NamedKey): ActionSlot | undefined {
+  switch (action.action) {
+    case 'yank':
+    case 'unyank':
+      return `yank/${versionIdentity(action.version)}`;
+    case 'deprecate':
+    case 'undeprecate':
+      return 'deprecation';
+    case 'advisory-add':
+      return `advisory/${action.advisory.id}`;
+    case 'advisory-withdraw':
+      return `advisory/${action.id}`;
+    case 'owners-add':
+      return key ? `owners/${key.fingerprint}` : undefined;
+    case 'owners-remove':
+      return `owners/${action.fingerprint}`;
+    case 'transfer':
+      return 'owners';
+    case 'remove':
+      return undefined;
+  }
+}
+
+const FRACTION = /\.(\d{1,9})/;
+
+/**
+ * An ISO 8601 time as nanoseconds since the epoch: `created` may carry up to nine fractional digits, which
+ * `Date.parse` would cut to milliseconds (two actions a microsecond apart are not made at one time).
+ */
+export function createdInstant(created: string): bigint {
+  const fraction = FRACTION.exec(created)?.[1] ?? '';
+  const millis = Date.parse(created.replace(FRACTION, ''));
+  return BigInt(millis) * 1_000_000n + BigInt(fraction.padEnd(9, '0'));
+}
+
+/** Is one slot the other, or within it (`owners/<fp>` within `owners`)? */
+function related(a: ActionSlot, b: ActionSlot): boolean {
+  return a === b || a.startsWith(`${b}/`) || b.startsWith(`${a}/`);
+}
+
+/** The newest action applied to `slot` (or a slot within or around it) made after `created`, if any. */
+export function supersedingAction(
+  order: ActionOrder,
+  slot: ActionSlot,
+  created: string,
+): (SlotRecord & { readonly slot: ActionSlot }) | undefined {
+  const instant = createdInstant(created);
+  let newest: (SlotRecord & { readonly slot: ActionSlot }) | undefined;
+  // Slots in one order, so which one a refusal names never depends on how the record was written.
+  for (const name of Object.keys(order).sort()) {
+    const record = order[name] as SlotRecord;
+    if (!related(name, slot) || createdInstant(record.created) <= instant) continue;
+    if (!newest || createdInstant(record.created) > createdInstant(newest.created))
+      newest = { slot: name, ...record };
+  }
+  return newest;
+}
+
+/** ACTION_SUPERSEDED: why an action older than the one that set its slot is refused. */
+export function supersededProblem(
+  plugin: string,
+  created: string,
+  newer: SlotRecord & { readonly slot: ActionSlot },
+): Problem {
+  return problem(
+    'ACTION_SUPERSEDED',
+    '/created',
+    `${plugin}: an action made later (at ${newer.created}, sha256 ${newer.digest}) was applied already to its ${newer.slot}; this one, made at ${created}, before it, cannot overrule it`,
+    {
+      expected: `an action made after ${newer.created} (sign it again if it should still apply)`,
+      found: created,
+    },
+  );
+}
+
+/** `order` with `record` as the newest action of `slot` (kept as it was when that one is newer). */
+export function withSlotRecord(order: ActionOrder, slot: ActionSlot, record: SlotRecord): ActionOrder {
+  const held = order[slot];
+  if (held && createdInstant(held.created) > createdInstant(record.created)) return order;
+  return { ...order, [slot]: record };
+}
+
+/**
+ * `order` without the records made before `before`: an action that old is refused for its age
+ * (ACTION_EXPIRED) before its order counts, so they can never supersede one that is taken.
+ */
+export function prunedOrder(order: ActionOrder, before: Date): ActionOrder {
+  const limit = BigInt(before.getTime()) * 1_000_000n;
+  return Object.fromEntries(
+    Object.entries(order)
+      .filter(([, record]) => createdInstant(record.created) >= limit)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+  );
+}
+
+/**
+ * Reads `state/action-order/<name>.json`.
+ * @throws Error when it is not such a document: the registry's own state, the operator's to mend.
+ */
+export function parseActionOrder(text: string, plugin: string): ActionOrder {
+  const value = JSON.parse(text) as Partial<ActionOrderDocument> | null;
+  const slots = value?.slots as Record<string, Partial<SlotRecord>> | undefined;
+  if (
+    typeof value !== 'object' ||
+    value === null ||
+    value.schema !== 'plugindex/action-order/v1' ||
+    value.plugin !== plugin ||
+    typeof slots !== 'object' ||
+    slots === null ||
+    !Object.values(slots).every(
+      (r) =>
+        typeof r?.created === 'string' &&
+        !Number.isNaN(Date.parse(r.created)) &&
+        typeof r.digest === 'string',
+    )
+  )
+    throw new Error(`the action order of ${plugin} is not a plugindex/action-order/v1 document`);
+  return slots as ActionOrder;
+}
+
+/**
  * Marks every version of `doc` that `fingerprint` published and that is not marked yet: the document with
  * the marks, or undefined when there is none to mark.
  */

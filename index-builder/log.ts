@@ -50,6 +50,11 @@ export interface LogEntry {
   readonly signer: string;
   /** sha256 (hex) of the bytes that key signed: the manifest, the action's text, the rotation's text. */
   readonly digest: string;
+  /**
+   * An action's: when its signer made it (its signed `created`), the order the registry judges one target's
+   * actions by (lifecycle.ts `ActionOrder`). Absent from publishes, rotations and entries logged before it.
+   */
+  readonly created?: string;
   /** A few words of what it did, for `audit`: reason, message, replacement, range, advisory id, a key. */
   readonly detail?: Readonly<Record<string, string>>;
   /** The hash of the entry before (ZERO_HASH for the first). */
@@ -89,6 +94,7 @@ export function entryLine(entry: LogEntry): string {
   if (entry.version !== undefined) ordered.version = entry.version;
   ordered.signer = entry.signer;
   ordered.digest = entry.digest;
+  if (entry.created !== undefined) ordered.created = entry.created;
   if (entry.detail && Object.keys(entry.detail).length > 0) {
     const detail: Record<string, string> = {};
     for (const key of Object.keys(entry.detail).sort()) detail[key] = entry.detail[key] as string;
@@ -160,10 +166,14 @@ export function parseSegment(bytes: Uint8Array, index: number): ReadEntry[] {
       !HEX64.test(e.prev) ||
       (e.plugin !== undefined && typeof e.plugin !== 'string') ||
       (e.version !== undefined && typeof e.version !== 'string') ||
+      (e.created !== undefined && (typeof e.created !== 'string' || Number.isNaN(Date.parse(e.created)))) ||
       (e.detail !== undefined &&
         (typeof e.detail !== 'object' || e.detail === null || Array.isArray(e.detail)))
     )
-      malformed(where, 'expected {seq, time, type, signer, digest, prev} of the right forms');
+      malformed(
+        where,
+        'expected {seq, time, type, signer, digest, prev} of the right forms (and created, when there, a time)',
+      );
     return { entry: e as LogEntry, line, hash: lineHash(line) };
   });
 }

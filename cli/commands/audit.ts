@@ -77,8 +77,10 @@ function printHistory(history: PluginHistory, json: boolean): void {
     const detail = Object.entries(e.detail ?? {})
       .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
       .join(' ');
+    // An action's entry also says when its signer made it: the order the registry judged it by.
+    const made = e.created ? `  (made ${e.created})` : '';
     out(
-      `  #${e.seq}  ${e.time}  ${e.type}  ${e.version ?? '-'}  signer ${e.signer}${detail ? `  ${detail}` : ''}`,
+      `  #${e.seq}  ${e.time}  ${e.type}  ${e.version ?? '-'}  signer ${e.signer}${detail ? `  ${detail}` : ''}${made}`,
     );
   }
   out(history.advisories.length === 0 ? 'advisories: none' : 'advisories:');

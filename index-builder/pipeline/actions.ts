@@ -10,8 +10,14 @@
  * recorded is a run that died, whose action is applied again idempotently (an effect found already there is
  * no error) and not logged again; any other upload of the same action is a replay (ACTION_REPLAYED). Between
  * the log's flush and the marker, the log itself says it (`LogWriter.entry`).
+ *
+ * An action made before one already applied to the same state of the plugin is refused (ACTION_SUPERSEDED,
+ * lifecycle.ts `ActionOrder`): the view holds each plugin's order as the batch changed it, and the order is
+ * recorded (`state/action-order/<name>.json`) after the log, with the markers; a resumed action counts too.
  */
 import {
+  ACTION_CLOCK_SKEW_MS,
+  ACTION_MAX_AGE_MS,
   type ActionBody,
   type ActionKind,
   actionSubject,
@@ -21,16 +27,23 @@ import {
   readSignedAction,
 } from '../actions.ts';
 import { type Problem, problem, problemsFrom } from '../errors.ts';
-import { actionEnvelopeKey, actionMarkerKey, statusKey } from '../layout.ts';
+import { actionEnvelopeKey, actionMarkerKey, actionOrderKey, statusKey } from '../layout.ts';
 import {
+  type ActionOrder,
+  type ActionOrderDocument,
   actionDetail,
+  actionSlot,
   applyAction,
   findVersion,
   type NamedKey,
+  prunedOrder,
   revocationOf,
   revokeInDocument,
+  supersededProblem,
+  supersedingAction,
   versionFiles,
   withRevokedKey,
+  withSlotRecord,
 } from '../lifecycle.ts';
 import type { PluginDocument, RevokedKeysDocument, VersionRecord } from '../model.ts';
 import { MAX_ROTATION_BYTES, SIGNED_ROTATION_SCHEMA } from '../rotation.ts';
@@ -132,7 +145,10 @@ async function replayOrResume(
     judging.view.applied.add(read.digest);
     const { key } = await namedKey(read.action, judging);
     // What comes after it in the batch is judged with its effect, as the run that died judged it.
-    if (!resumed.finished) await applyAgain(judging, read, resumed.time, key);
+    if (!resumed.finished) {
+      await applyAgain(judging, read, resumed.time, key);
+      await orderApplied(judging.view, read, key);
+    }
     return {
       kind: 'action-accepted',
       read,
@@ -202,6 +218,14 @@ async function applyAgain(
     isRevoked: (fp) => revocationOf(revoked, fp) !== undefined,
   });
   if (applied.ok) view.change(applied.doc);
+}
+
+/** Records in the view that `read` set its slot (if it has one): a later action made before it is refused. */
+async function orderApplied(view: BatchView, read: ReadAction, key: NamedKey | undefined): Promise<void> {
+  const action = read.action;
+  if (action.action === 'revoke-key') return;
+  const slot = actionSlot(action, key);
+  if (slot) await view.applyOrder(action.plugin, slot, { created: action.created, digest: read.digest });
 }
 
 /** Reads every plugin document into the view: a revocation marks versions across the registry. */
@@ -340,6 +364,11 @@ export async function evaluateAction(
     const untrusted = trustListProblems(ctx.config, named.key.fingerprint, doc.name, '/key');
     if (untrusted.length > 0) return refuse(untrusted);
   }
+  // The newest signed statement about a piece of state stands: one made before it is refused, whatever
+  // order they arrived in (lifecycle.ts `ActionOrder`).
+  const slot = actionSlot(action, named.key);
+  const newer = slot && supersedingAction(await view.order(doc.name), slot, action.created);
+  if (newer) return refuse([supersededProblem(doc.name, action.created, newer)]);
   const revoked = await view.revoked();
   const applied = applyAction(doc, action, {
     at,
@@ -350,6 +379,7 @@ export async function evaluateAction(
   if (!applied.ok) return refuse(applied.problems);
   view.change(applied.doc);
   view.applied.add(read.digest);
+  await orderApplied(view, read, named.key);
   return {
     kind: 'action-accepted',
     read,
@@ -544,6 +574,8 @@ export function appendToLog(log: LogWriter, items: readonly BatchItem[], process
           ...(version ? { version } : {}),
           signer: evaluation.signer,
           digest: evaluation.read.digest,
+          // When its signer made it: the order the registry judged this target's actions by.
+          created: action.created,
           ...(Object.keys(detail).length > 0 ? { detail } : {}),
         },
         item.upload.id,
@@ -584,5 +616,43 @@ export async function writeMarkers(
         cacheControl: CACHE_PRIVATE,
       },
     );
+  }
+}
+
+/**
+ * Each plugin's action order with the actions accepted now (and those a run that died accepted but did not
+ * finish), at `state/action-order/<name>.json`, written after the log's flush: a later batch refuses an
+ * action made before one of them (ACTION_SUPERSEDED). Records older than an action may be
+ * (ACTION_MAX_AGE_MS, and the clock's skew as margin) are dropped: no action they could supersede is taken.
+ */
+export async function writeActionOrders(
+  ctx: PipelineContext,
+  items: readonly BatchItem[],
+  view: BatchView,
+  now: Date,
+): Promise<void> {
+  const orders = new Map<string, ActionOrder>();
+  for (const item of items) {
+    const evaluation = item.evaluation;
+    if (evaluation.kind !== 'action-accepted' || item.seq === undefined || evaluation.resumed?.finished)
+      continue;
+    const { action, digest } = evaluation.read;
+    if (action.action === 'revoke-key') continue;
+    const slot = actionSlot(action, evaluation.key);
+    if (!slot) continue;
+    const order = orders.get(action.plugin) ?? (await view.recordedOrder(action.plugin));
+    orders.set(action.plugin, withSlotRecord(order, slot, { created: action.created, digest }));
+  }
+  const before = new Date(now.getTime() - ACTION_MAX_AGE_MS - ACTION_CLOCK_SKEW_MS);
+  for (const [plugin, order] of orders) {
+    const document: ActionOrderDocument = {
+      schema: 'plugindex/action-order/v1',
+      plugin,
+      slots: prunedOrder(order, before),
+    };
+    await ctx.intake.put(actionOrderKey(plugin), encoder.encode(`${JSON.stringify(document, null, 2)}\n`), {
+      contentType: 'application/json',
+      cacheControl: CACHE_PRIVATE,
+    });
   }
 }

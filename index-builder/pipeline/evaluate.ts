@@ -10,13 +10,24 @@ import type { BundleContents } from '../bundle.ts';
 import { sha256Hex } from '../digest.ts';
 import { type Problem, problem, StoreError } from '../errors.ts';
 import {
+  actionOrderKey,
   isPluginDocumentKey,
   PLUGINS_PREFIX,
   pluginDocumentKey,
   REVOKED_KEYS_KEY,
   versionIdentity,
 } from '../layout.ts';
-import { EMPTY_REVOKED_KEYS, type NamedKey, parseRevokedKeys, revocationOf } from '../lifecycle.ts';
+import {
+  type ActionOrder,
+  type ActionSlot,
+  EMPTY_REVOKED_KEYS,
+  type NamedKey,
+  parseActionOrder,
+  parseRevokedKeys,
+  revocationOf,
+  type SlotRecord,
+  withSlotRecord,
+} from '../lifecycle.ts';
 import type { LogEntry } from '../log.ts';
 import type { Manifest, PluginDocument, RevokedKeysDocument } from '../model.ts';
 import { versionRecordOf } from '../records.ts';
@@ -179,8 +190,15 @@ export class BatchView {
   #revoked: RevokedKeysDocument | undefined;
   /** Digests of the actions accepted in this batch: the same one again is a replay. */
   readonly applied = new Set<string>();
+  /** Each plugin's action order as recorded (`state/action-order/`), read once per batch. */
+  readonly #recordedOrder = new Map<string, Promise<ActionOrder>>();
+  /** Each plugin's action order as this batch has changed it so far. */
+  readonly #order = new Map<string, ActionOrder>();
 
-  constructor(private readonly site: Store) {}
+  constructor(
+    private readonly site: Store,
+    private readonly intake: Store,
+  ) {}
 
   /** The published document of `name`, read once per batch. */
   published(name: string): Promise<PluginDocument | undefined> {
@@ -235,6 +253,31 @@ export class BatchView {
 
   changeRevoked(list: RevokedKeysDocument): void {
     this.#revoked = list;
+  }
+
+  /** The newest action applied to each slot of plugin `name` before this batch (none recorded: empty). */
+  recordedOrder(name: string): Promise<ActionOrder> {
+    let read = this.#recordedOrder.get(name);
+    if (!read) {
+      read = this.intake
+        .get(actionOrderKey(name))
+        .then((object) => (object ? parseActionOrder(new TextDecoder().decode(object.body), name) : {}));
+      read.catch(() => {
+        if (this.#recordedOrder.get(name) === read) this.#recordedOrder.delete(name);
+      });
+      this.#recordedOrder.set(name, read);
+    }
+    return read;
+  }
+
+  /** The newest action applied to each slot of plugin `name`, as this batch stands. */
+  async order(name: string): Promise<ActionOrder> {
+    return this.#order.get(name) ?? (await this.recordedOrder(name));
+  }
+
+  /** Records an action this batch applied to a slot of plugin `name`. */
+  async applyOrder(name: string, slot: ActionSlot, record: SlotRecord): Promise<void> {
+    this.#order.set(name, withSlotRecord(await this.order(name), slot, record));
   }
 
   /** Is this fingerprint revoked, as this batch stands? */

@@ -12,7 +12,8 @@
  *   1. the immutable files of accepted versions (artifacts, manifest, its signature): nothing points at
  *      them yet;
  *   2. the log: the envelopes of accepted actions (`log/actions/<digest>.json`, immutable), the entries
- *      (segments, then `state/log.json`), then each action's marker (`state/actions/<digest>.json`);
+ *      (segments, then `state/log.json`), then each plugin's action order (`state/action-order/<name>.json`,
+ *      the newest action applied to each of its states) and each action's marker (`state/actions/<digest>.json`);
  *   3. when the index documents are deferred, their pending mark in the catalog, before anything they
  *      would lag behind;
  *   4. each changed plugin's document, its signature and page;
@@ -47,6 +48,7 @@ import {
   appendToLog,
   type Folded,
   foldBatch,
+  writeActionOrders,
   writeEnvelopes,
   writeMarkers,
 } from './actions.ts';
@@ -278,7 +280,7 @@ export async function processSubmissions(
   await checkSigningKeyCurrent(ctx);
   // The time of publishing, for the whole batch: publisher keys are judged valid (or not) at it.
   const now = ctx.clock.now();
-  const view = new BatchView(ctx.site);
+  const view = new BatchView(ctx.site, ctx.intake);
   // What the batch takes and the keys it trusts, side by side: each is a round trip to a store or more (on
   // S3, tens of milliseconds), and neither needs the other.
   const [plan, basis] = await allSettledValues([planBatch(ctx, keys), beginJudging(ctx, view, now)]);
@@ -333,6 +335,7 @@ export async function processSubmissions(
   await writeEnvelopes(ctx, items);
   appendToLog(log, items, processed);
   await log.flush();
+  await writeActionOrders(ctx, items, view, now);
   await writeMarkers(ctx, items, processed);
   ctx.onStep?.('logged');
   const plugins = await writeChangedPlugins(ctx, rendered, catalog, defer);

@@ -299,6 +299,13 @@ describe("when a plugin's history is audited", () => {
       [4, 'advisory-add'],
       [5, 'advisory-add'],
     ]);
+    // An action's entry says when its signer made it (a publish's does not), in both forms.
+    const created = json.entries.map((e: { created?: string }) => e.created);
+    expect(created.slice(0, 2)).toEqual([undefined, undefined]);
+    for (const made of created.slice(2)) {
+      expect(made).toMatch(/^\d{4}-\d{2}-\d{2}T/);
+      expect(text.stdout).toContain(`(made ${made})`);
+    }
     expect(json.advisories.map((a: { id: string }) => a.id)).toEqual(['PDX-2026-0042', 'PDX-2026-0043']);
     expect((await plugindex('audit', 'risky-scan@1.0.0')).code).toBe(2);
   });

@@ -271,6 +271,23 @@ describe('the log', () => {
     expect(trustCode(() => parseSegment(encode('{"seq":0}\n'), 0))).toBe('LOG_MALFORMED');
     expect(trustCode(() => parseSegment(encode('nope\n'), 0))).toBe('LOG_MALFORMED');
     expect(parseSegment(new Uint8Array(), 0)).toEqual([]);
+    // An action's entry says when its signer made it; a reader takes it, and refuses it as anything but a time.
+    const made = nextEntry(EMPTY_LOG, {
+      time: NOW.toISOString(),
+      type: 'deprecate',
+      plugin: 'demo',
+      signer: 'A'.repeat(40),
+      digest: '0'.repeat(64),
+      created: '2026-11-01T11:59:00.000Z',
+    });
+    expect(made.line).toContain(`"digest":"${'0'.repeat(64)}","created":"2026-11-01T11:59:00.000Z"`);
+    expect(parseSegment(encode(`${made.line}\n`), 0)[0]?.entry.created).toBe('2026-11-01T11:59:00.000Z');
+    for (const created of ['5', '"yesterday"'])
+      expect(
+        trustCode(() =>
+          parseSegment(encode(`${made.line.replace('"2026-11-01T11:59:00.000Z"', created)}\n`), 0),
+        ),
+      ).toBe('LOG_MALFORMED');
     expect([...segmentsBetween(LOG_SEGMENT_ENTRIES - 1, LOG_SEGMENT_ENTRIES + 1)]).toEqual([0, 1]);
     expect([...segmentsBetween(5, 5)]).toEqual([]);
   });

@@ -2,16 +2,22 @@
 import { describe, expect, it } from 'vitest';
 import {
   actionDetail,
+  actionSlot,
   applyAction,
+  createdInstant,
   EMPTY_REVOKED_KEYS,
   type LifecycleOptions,
   type LifecycleResult,
   type PluginAction,
+  parseActionOrder,
   parseRevokedKeys,
+  prunedOrder,
   recomputed,
   revokeInDocument,
+  supersedingAction,
   versionFiles,
   withRevokedKey,
+  withSlotRecord,
 } from '../../index-builder/lifecycle.ts';
 import type { PluginDocument, VersionRecord } from '../../index-builder/model.ts';
 import { mergePluginDocument } from '../../index-builder/pipeline/plugin-document.ts';
@@ -367,5 +373,60 @@ describe('the words a log entry keeps', () => {
     ).toEqual({
       added: OTHER,
     });
+  });
+});
+
+describe('the order of signed statements', () => {
+  const at = (created: string, digest = 'd'.repeat(64)) => ({ created, digest });
+
+  it('gives each action the state it sets, none to a removal', () => {
+    const key = { fingerprint: OTHER, fingerprints: [OTHER] };
+    expect(actionSlot({ action: 'yank', plugin: 'demo', version: '1.0.0+Build' })).toBe('yank/1.0.0');
+    expect(actionSlot({ action: 'unyank', plugin: 'demo', version: '1.0.0' })).toBe('yank/1.0.0');
+    expect(actionSlot({ action: 'deprecate', plugin: 'demo', range: '<2', message: 'm' })).toBe(
+      'deprecation',
+    );
+    expect(actionSlot({ action: 'undeprecate', plugin: 'demo' })).toBe('deprecation');
+    expect(actionSlot({ action: 'advisory-withdraw', plugin: 'demo', id: 'PDX-1' })).toBe('advisory/PDX-1');
+    expect(actionSlot({ action: 'owners-add', plugin: 'demo', key: 'k' }, key)).toBe(`owners/${OTHER}`);
+    expect(actionSlot({ action: 'owners-remove', plugin: 'demo', fingerprint: OWNER })).toBe(
+      `owners/${OWNER}`,
+    );
+    expect(actionSlot({ action: 'transfer', plugin: 'demo', key: 'k' }, key)).toBe('owners');
+    expect(actionSlot({ action: 'remove', plugin: 'demo', version: '1.0.0', reason: 'r' })).toBeUndefined();
+  });
+
+  it('counts time to the nanosecond, whatever the offset', () => {
+    expect(createdInstant('2026-11-01T00:00:00.0000001Z')).toBeGreaterThan(
+      createdInstant('2026-11-01T00:00:00.0000000Z'),
+    );
+    expect(createdInstant('2026-11-01T01:00:00.5+01:00')).toBe(createdInstant('2026-11-01T00:00:00.500Z'));
+  });
+
+  it('names a later action on the slot, within it or around it; never one made at the same time', () => {
+    let order = withSlotRecord({}, 'owners', at('2026-11-01T00:00:02Z'));
+    order = withSlotRecord(order, 'yank/1.0.0', at('2026-11-01T00:00:05Z'));
+    expect(supersedingAction(order, `owners/${OWNER}`, '2026-11-01T00:00:01Z')).toMatchObject({
+      slot: 'owners',
+    });
+    expect(supersedingAction(order, 'owners', '2026-11-01T00:00:02Z')).toBeUndefined();
+    expect(supersedingAction(order, 'owners', '2026-11-01T00:00:03Z')).toBeUndefined();
+    expect(supersedingAction(order, 'yank/1.0.1', '2026-11-01T00:00:01Z')).toBeUndefined();
+    // A record is replaced by one made as late or later, never by an older one.
+    expect(withSlotRecord(order, 'owners', at('2026-11-01T00:00:01Z'))).toBe(order);
+    expect(withSlotRecord(order, 'owners', at('2026-11-01T00:00:02Z', 'e'.repeat(64))).owners?.digest).toBe(
+      'e'.repeat(64),
+    );
+  });
+
+  it('drops records older than any action taken, and reads only its own document', () => {
+    const order = { b: at('2026-11-01T00:00:00Z'), a: at('2026-10-01T00:00:00Z') };
+    expect(prunedOrder(order, new Date('2026-10-15T00:00:00Z'))).toEqual({ b: order.b });
+    const text = JSON.stringify({ schema: 'plugindex/action-order/v1', plugin: 'demo', slots: order });
+    expect(parseActionOrder(text, 'demo')).toEqual(order);
+    expect(() => parseActionOrder(text, 'other')).toThrow(/action order of other/);
+    expect(() =>
+      parseActionOrder('{"schema":"plugindex/action-order/v1","plugin":"demo","slots":{"a":{}}}', 'demo'),
+    ).toThrow();
   });
 });

@@ -11,6 +11,7 @@ import { StoreError, TrustError } from '../../../index-builder/errors.ts';
 import {
   actionEnvelopeKey,
   actionMarkerKey,
+  actionOrderKey,
   binKey,
   binOf,
   pluginDocumentKey,
@@ -33,6 +34,7 @@ import {
 import { CACHE_IMMUTABLE, CACHE_MUTABLE } from '../../../index-builder/store.ts';
 import { verifyListedDocument } from '../../../index-builder/verify.ts';
 import {
+  ACTION_SIGNED,
   boundDocument,
   signedAction,
   submitAction,
@@ -366,6 +368,178 @@ describe('when owners change', () => {
     );
     expect(codes(registryAsOwner)).toEqual(['PUBLISHER_IS_REGISTRY_KEY']);
     expect((await bound(registry)).owners).toEqual([heir.fingerprint]);
+  });
+});
+
+describe('when actions on one target arrive in the reverse order of their making', () => {
+  /** A time `seconds` after ACTION_SIGNED: when a test action says it was made. */
+  const made = (seconds: number) => new Date(ACTION_SIGNED.getTime() + seconds * 1000);
+  const submitAt = (registry: TestRegistry, body: ActionBody, signer: KeyPair, seconds: number) =>
+    submitAction(registry.intake, body, signer, { now: made(seconds) });
+
+  it('refuses the older one in a later batch (ACTION_SUPERSEDED), its outcome saying why, nothing published changed', async () => {
+    const registry = await registryWithOperator();
+    await publishVersions(registry, ['1.0.0']);
+    const newer = await submitAt(
+      registry,
+      { action: 'deprecate', plugin: 'demo-plugin', message: 'newer' },
+      publisher,
+      2,
+    );
+    const older = await submitAt(
+      registry,
+      { action: 'deprecate', plugin: 'demo-plugin', message: 'older' },
+      publisher,
+      1,
+    );
+    const lifted = await submitAt(registry, { action: 'undeprecate', plugin: 'demo-plugin' }, publisher, 1);
+    expect((await run(registry, newer.key))[0]?.status).toBe('accepted');
+    const before = registry.site.fingerprint();
+    const logBefore = await logOf(registry);
+
+    const [stale] = await run(registry, older.key);
+    expect(stale).toMatchObject({ status: 'rejected', action: 'deprecate', plugin: 'demo-plugin' });
+    expect(codes(stale)).toEqual(['ACTION_SUPERSEDED']);
+    expect(stale?.problems[0]?.message).toContain(made(2).toISOString());
+    expect(stale?.problems[0]?.found).toBe(made(1).toISOString());
+    // Another kind of the same state (lifting the deprecation) is as old: refused too.
+    expect(codes((await run(registry, lifted.key))[0])).toEqual(['ACTION_SUPERSEDED']);
+    expect(registry.site.fingerprint()).toEqual(before);
+    expect((await bound(registry)).deprecation?.message).toBe('newer');
+    expect(await logOf(registry)).toEqual(logBefore);
+    // The log says when the signer made what it applied.
+    expect(logBefore.at(-1)).toMatchObject({ type: 'deprecate', created: made(2).toISOString() });
+  });
+
+  it('in one batch, refuses the older one uploaded after the newer, and applies actions made at one time in upload order', async () => {
+    const registry = await registryWithOperator();
+    await publishVersions(registry, ['1.0.0', '1.1.0']);
+    const yank = await submitAt(
+      registry,
+      { action: 'yank', plugin: 'demo-plugin', version: '1.1.0' },
+      publisher,
+      2,
+    );
+    const unyank = await submitAt(
+      registry,
+      { action: 'unyank', plugin: 'demo-plugin', version: '1.1.0' },
+      publisher,
+      1,
+    );
+    // Another version is another target: an older action on it still applies.
+    const other = await submitAt(
+      registry,
+      { action: 'yank', plugin: 'demo-plugin', version: '1.0.0' },
+      publisher,
+      1,
+    );
+    const first = await submitAt(
+      registry,
+      { action: 'deprecate', plugin: 'demo-plugin', message: 'first' },
+      publisher,
+      3,
+    );
+    const second = await submitAt(
+      registry,
+      { action: 'deprecate', plugin: 'demo-plugin', message: 'second' },
+      publisher,
+      3,
+    );
+    const outcomes = await run(registry, yank.key, unyank.key, other.key, first.key, second.key);
+    expect(outcomes.map((o) => [o.status, ...o.problems.map((p) => p.code)])).toEqual([
+      ['accepted'],
+      ['rejected', 'ACTION_SUPERSEDED'],
+      ['accepted'],
+      ['accepted'],
+      ['accepted'],
+    ]);
+    const doc = await bound(registry);
+    expect(version(doc, '1.1.0')?.yanked).toBe(true);
+    expect(version(doc, '1.0.0')?.yanked).toBe(true);
+    expect(doc.deprecation?.message).toBe('second');
+    expect(
+      (await logOf(registry)).filter((e) => e.type !== 'publish').map((e) => [e.type, e.created]),
+    ).toEqual([
+      ['yank', made(2).toISOString()],
+      ['yank', made(1).toISOString()],
+      ['deprecate', made(3).toISOString()],
+      ['deprecate', made(3).toISOString()],
+    ]);
+  });
+
+  it("refuses an owner change older than the operator's transfer, and a transfer older than an owner change", async () => {
+    const registry = await registryWithOperator();
+    await publishVersions(registry, ['1.0.0']);
+    const transfer = await submitAt(
+      registry,
+      { action: 'transfer', plugin: 'demo-plugin', key: heir.publicKey },
+      operator,
+      2,
+    );
+    const add = await submitAt(
+      registry,
+      { action: 'owners-add', plugin: 'demo-plugin', key: stranger.publicKey },
+      operator,
+      1,
+    );
+    const outcomes = await run(registry, transfer.key, add.key);
+    expect(outcomes.map((o) => [o.status, ...o.problems.map((p) => p.code)])).toEqual([
+      ['accepted'],
+      ['rejected', 'ACTION_SUPERSEDED'],
+    ]);
+    expect((await bound(registry)).owners).toEqual([heir.fingerprint]);
+    const added = await submitAt(
+      registry,
+      { action: 'owners-add', plugin: 'demo-plugin', key: stranger.publicKey },
+      heir,
+      4,
+    );
+    const staleTransfer = await submitAt(
+      registry,
+      { action: 'transfer', plugin: 'demo-plugin', key: publisher.publicKey },
+      operator,
+      3,
+    );
+    const later = await run(registry, added.key, staleTransfer.key);
+    expect(later.map((o) => [o.status, ...o.problems.map((p) => p.code)])).toEqual([
+      ['accepted'],
+      ['rejected', 'ACTION_SUPERSEDED'],
+    ]);
+    expect((await bound(registry)).owners).toEqual([heir.fingerprint, stranger.fingerprint]);
+  });
+
+  it('keeps the order of an action a run that died logged: an older one is refused in the retry and after it', async () => {
+    const registry = await registryWithOperator();
+    await publishVersions(registry, ['1.0.0']);
+    const newer = await submitAt(
+      registry,
+      { action: 'deprecate', plugin: 'demo-plugin', message: 'newer' },
+      publisher,
+      2,
+    );
+    // The run dies right after the log's flush, recording the order: no marker, no document shows it.
+    const put = registry.intake.put.bind(registry.intake);
+    registry.intake.put = async (key, body, options) => {
+      if (key === actionOrderKey('demo-plugin')) throw new StoreError('STORE_IO', key, 'injected failure');
+      return put(key, body, options);
+    };
+    await expect(run(registry, newer.key)).rejects.toThrow(/injected failure/);
+    registry.intake.put = put;
+    const older = await submitAt(
+      registry,
+      { action: 'deprecate', plugin: 'demo-plugin', message: 'older' },
+      publisher,
+      1,
+    );
+    const outcomes = await run(registry, newer.key, older.key);
+    expect(outcomes.map((o) => [o.status, ...o.problems.map((p) => p.code)])).toEqual([
+      ['accepted'],
+      ['rejected', 'ACTION_SUPERSEDED'],
+    ]);
+    const again = await submitAt(registry, { action: 'undeprecate', plugin: 'demo-plugin' }, publisher, 1);
+    expect(codes((await run(registry, again.key))[0])).toEqual(['ACTION_SUPERSEDED']);
+    expect((await bound(registry)).deprecation?.message).toBe('newer');
+    expect((await logOf(registry)).map((e) => e.type)).toEqual(['publish', 'deprecate']);
   });
 });
 
