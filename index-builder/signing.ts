@@ -185,8 +185,20 @@ export async function createSigner(
       );
   };
   assertUnexpired();
+  // The (sub)key that signs is the one openpgp.js (and GnuPG) picks at the signature's time: the newest valid
+  // signing subkey, else the primary when it may sign. Chosen at load and again whenever the clock leaves
+  // the span the choice holds for: the one-pass signer kept the subkey it found at load and signed on past
+  // the subkey's expiry (signatures no verifier takes), and openpgp.js, where no other key could sign (a
+  // GnuPG primary made for certifying only), threw its plain "Could not find valid signing key packet".
+  let choice = await chooseSigningKey(privateKey, clock.now(), clock);
+  const current = async (): Promise<SigningChoice> => {
+    assertUnexpired();
+    const now = clock.now();
+    if (now.getTime() < choice.from || now.getTime() >= choice.until)
+      choice = await chooseSigningKey(privateKey, now, clock);
+    return choice;
+  };
   const publicKey = privateKey.toPublic().armor();
-  const onePass = await onePassSigner(privateKey, clock);
   const openpgpSign = async (data: Uint8Array) => {
     const message = await openpgp.createMessage({ binary: data });
     const signature = await openpgp.sign({
@@ -200,21 +212,27 @@ export async function createSigner(
     return { signature, sha256: sha256Hex(data) };
   };
   const signWithDigest = async (data: Uint8Array) => {
-    assertUnexpired();
+    const { onePass } = await current();
     if (!onePass) return openpgpSign(data);
-    const signing = onePass();
-    signing.update(data);
-    return signing.finish();
+    const hash = createHash('sha256').update(data);
+    return onePass(hash);
   };
   const beginSigning = (): IncrementalSigning => {
-    // The signature is dated when it is finished: the key is checked then.
-    if (onePass) {
-      const signing = onePass();
+    // The signature is dated when it is finished: the key is checked, and chosen, then.
+    if (choice.onePass) {
+      const hash = createHash('sha256');
       return {
-        update: signing.update,
+        update: (chunk) => void hash.update(chunk),
         finish: async () => {
-          assertUnexpired();
-          return signing.finish();
+          const { onePass } = await current();
+          // Only the data's SHA-256 was kept: another Ed25519 (sub)key finishes it as well. One of
+          // another type (a registry key mixing types) cannot; the document is signed again next time.
+          if (!onePass)
+            throw new KeyError(
+              'KEY_INVALID',
+              `the signing key ${fingerprint} changed the (sub)key it signs with, to one of another type, while a document was signed: sign it again`,
+            );
+          return onePass(hash);
         },
       };
     }
@@ -224,8 +242,9 @@ export async function createSigner(
     return {
       update: (chunk) => void chunks.push(chunk),
       finish: async () => {
-        assertUnexpired();
-        return openpgpSign(Buffer.concat(chunks));
+        const { onePass } = await current();
+        const data = Buffer.concat(chunks);
+        return onePass ? onePass(createHash('sha256').update(data)) : openpgpSign(data);
       },
     };
   };
@@ -239,6 +258,84 @@ export async function createSigner(
       return (await signWithDigest(data)).signature;
     },
   };
+}
+
+/** The (sub)key a signer signs with, the span of time it is the one, and its one-pass signer (Ed25519). */
+interface SigningChoice {
+  /** From (ms): its creation. */
+  readonly from: number;
+  /** Until (ms): its expiry, the primary's, or a newer signing subkey's creation, whichever comes first. */
+  readonly until: number;
+  /** Finishes a signature over data hashed so far with SHA-256; undefined: openpgp.js signs. */
+  readonly onePass?: OnePassFinish;
+}
+
+type OnePassFinish = (
+  hash: ReturnType<typeof createHash>,
+) => Promise<{ readonly signature: string; readonly sha256: string }>;
+
+const endOf = (time: Date | number | null): number =>
+  time instanceof Date ? time.getTime() : time === null ? Number.NEGATIVE_INFINITY : Number.POSITIVE_INFINITY;
+
+/**
+ * The (sub)key `privateKey` signs with at `at`, as openpgp.js picks it (`getSigningKey`).
+ * @throws KeyError KEY_EXPIRED when no key may sign then because every signing subkey has expired (the
+ *   primary being unable to sign, or expired: `createSigner` says so first), naming the subkey and what to
+ *   do; KEY_INVALID when none may sign for another reason (revoked, not flagged for signing).
+ */
+async function chooseSigningKey(
+  privateKey: openpgp.PrivateKey,
+  at: Date,
+  clock: Clock,
+): Promise<SigningChoice> {
+  let signing: openpgp.PrivateKey | openpgp.Subkey;
+  try {
+    signing = (await privateKey.getSigningKey(undefined, at)) as openpgp.PrivateKey | openpgp.Subkey;
+  } catch (cause) {
+    throw await noSigningKey(privateKey, at, cause);
+  }
+  const primaryEnd = endOf(await privateKey.getExpirationTime());
+  const ownEnd =
+    signing === privateKey ? primaryEnd : endOf(await (signing as openpgp.Subkey).getExpirationTime(at));
+  // A signing subkey made after `at` is the one openpgp.js takes from its creation on (the newest wins).
+  const newer = privateKey
+    .getSubkeys()
+    .map((sub) => sub.getCreationTime().getTime())
+    .filter((created) => created > at.getTime());
+  const onePass = await onePassSigner(signing, clock);
+  return {
+    from: signing.getCreationTime().getTime(),
+    until: Math.min(primaryEnd, ownEnd, ...newer),
+    ...(onePass ? { onePass } : {}),
+  };
+}
+
+/** Why `privateKey` has no (sub)key that may sign at `at`: a KeyError telling the operator what to do. */
+async function noSigningKey(privateKey: openpgp.PrivateKey, at: Date, cause: unknown): Promise<KeyError> {
+  const fingerprint = upper(privateKey.getFingerprint());
+  const when = at.toISOString();
+  // The signing subkeys that have expired by `at`, the last to expire first: the one to extend.
+  const expired: { readonly fingerprint: string; readonly end: number }[] = [];
+  for (const sub of privateKey.getSubkeys()) {
+    const flags = sub.bindingSignatures.at(-1)?.keyFlags?.[0] ?? 0;
+    if (!(flags & openpgp.enums.keyFlags.signData)) continue;
+    const end = endOf(await sub.getExpirationTime(at).catch(() => null));
+    if (Number.isFinite(end) && end <= at.getTime())
+      expired.push({ fingerprint: upper(sub.getFingerprint()), end });
+  }
+  expired.sort((a, b) => b.end - a.end);
+  const last = expired[0];
+  if (last)
+    return new KeyError(
+      'KEY_EXPIRED',
+      `the signing key ${fingerprint} has no key that may sign at ${when}: its signing subkey ${last.fingerprint} expired at ${new Date(last.end).toISOString()}: extend the subkey (gpg --quick-set-expire ${fingerprint} 1y ${last.fingerprint}) or add a signing subkey (gpg --quick-add-key ${fingerprint} ed25519 sign 1y), and give the registry the updated key (its fingerprint stays the same, so no rotation is needed)`,
+      { cause },
+    );
+  return new KeyError(
+    'KEY_INVALID',
+    `the signing key ${fingerprint} has no key that may sign at ${when}: ${(cause as Error).message}`,
+    { cause },
+  );
 }
 
 /** The hashed and unhashed parts of a v4 signature packet (RFC 4880, 5.2.3). */
@@ -285,11 +382,10 @@ function packetHeader(tag: number, length: number): Uint8Array {
  * and are signed by openpgp.js.
  */
 async function onePassSigner(
-  privateKey: openpgp.PrivateKey,
+  signingKey: openpgp.PrivateKey | openpgp.Subkey,
   clock: Clock,
-): Promise<(() => IncrementalSigning) | undefined> {
-  const signingKey = await privateKey.getSigningKey().catch(() => undefined);
-  const packet = signingKey?.keyPacket as
+): Promise<OnePassFinish | undefined> {
+  const packet = signingKey.keyPacket as unknown as
     | {
         algorithm: number;
         privateParams?: { seed?: Uint8Array };
@@ -352,10 +448,7 @@ async function onePassSigner(
     const binarySignature = Buffer.concat([header, hashed, unhashed, digest.subarray(0, 2), r, s]);
     return { signature: armorSignature(binarySignature), sha256 };
   };
-  return () => {
-    const hash = createHash('sha256');
-    return { update: (chunk) => void hash.update(chunk), finish: () => finish(hash) };
-  };
+  return finish;
 }
 
 /**
@@ -764,6 +857,32 @@ export async function keyUsableAt(key: openpgp.Key, signingKeyId: string, date: 
         : 'not-for-signing';
     return { usable: false, reason, message: `the signing key ${signingKeyId} cannot sign now: ${message}` };
   }
+}
+
+/**
+ * When the (sub)key `keyId` (uppercase hex) of one of `keys` stopped signing: its own expiry or its primary
+ * key's, whichever came first, as of `at`; undefined when no key holds it or neither expires.
+ */
+export async function signingKeyExpiry(
+  keys: readonly openpgp.Key[],
+  keyId: string,
+  at: Date,
+): Promise<{ readonly fingerprint: string; readonly subkey?: string; readonly expired: Date } | undefined> {
+  for (const key of keys) {
+    const found = key.getKeys().find((k) => upper(k.getKeyID().toHex()) === keyId);
+    if (!found) continue;
+    const primaryEnd = endOf(await key.getExpirationTime().catch(() => null));
+    const subkey = found === key ? undefined : (found as openpgp.Subkey);
+    const ownEnd = subkey ? endOf(await subkey.getExpirationTime(at).catch(() => null)) : primaryEnd;
+    const end = Math.min(primaryEnd, ownEnd);
+    if (!Number.isFinite(end)) return undefined;
+    return {
+      fingerprint: upper(key.getFingerprint()),
+      ...(subkey && ownEnd <= primaryEnd ? { subkey: upper(subkey.getFingerprint()) } : {}),
+      expired: new Date(end),
+    };
+  }
+  return undefined;
 }
 
 /** Most user IDs, subkeys and packets a publisher key may hold: bounds the work one submission costs. */

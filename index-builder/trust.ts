@@ -13,6 +13,7 @@ import {
   keyUsableAt,
   type PublicKeyInfo,
   readPublicKey,
+  signingKeyExpiry,
   verifyDetachedSignature,
 } from './signing.ts';
 
@@ -130,6 +131,29 @@ const UNUSABLE_CODES: Record<'key-revoked' | 'key-expired' | 'not-for-signing', 
 };
 const UNUSABLE_EXPECTED = 'a signature by a key that is valid for signing now (not expired, not revoked)';
 
+/**
+ * What to tell a signer whose (sub)key `keyId` has expired: which one, when, and what to do, where
+ * openpgp.js says only "Could not find valid signing key packet in key …: Subkey is expired". Undefined
+ * when the candidates do not say when it expired (the library's words are kept then).
+ */
+async function expiredKeyMessage(
+  candidates: readonly Key[],
+  keyId: string,
+  now: Date,
+  created: Date | undefined,
+): Promise<string | undefined> {
+  const expiry = await signingKeyExpiry(candidates, keyId, now);
+  if (!expiry) return undefined;
+  const which = expiry.subkey
+    ? `the signing subkey ${expiry.subkey} of key ${expiry.fingerprint}`
+    : `key ${expiry.fingerprint}`;
+  const extend = expiry.subkey
+    ? `extend the subkey (gpg --quick-set-expire ${expiry.fingerprint} 1y ${expiry.subkey}) or add a signing subkey (gpg --quick-add-key ${expiry.fingerprint} ed25519 sign 1y)`
+    : `extend it (gpg --quick-set-expire ${expiry.fingerprint} 1y)`;
+  const made = created ? `; the signature was made at ${created.toISOString()}` : '';
+  return `${which} expired at ${expiry.expired.toISOString()}${made}, and signs nothing after it: ${extend}, then sign again and give the registry the updated key (it reads the expiry from the key it is given)`;
+}
+
 /** What a detached signature by one of a few candidate keys comes to, judged at the time of publishing. */
 type SignatureJudgement =
   | { readonly ok: true; readonly fingerprint: string; readonly key: Key }
@@ -176,12 +200,20 @@ export async function judgeSignature(options: {
         ),
       );
     const usable = await keyUsableAt(result.key, result.signingKeyId, now);
-    if (!usable.usable)
+    if (!usable.usable) {
+      const expired =
+        usable.reason === 'key-expired'
+          ? await expiredKeyMessage([result.key], result.signingKeyId, now, result.created)
+          : undefined;
       return fail(
-        problem(UNUSABLE_CODES[usable.reason], sigPath, `key ${result.fingerprint}: ${usable.message}`, {
-          expected: UNUSABLE_EXPECTED,
-        }),
+        problem(
+          UNUSABLE_CODES[usable.reason],
+          sigPath,
+          expired ?? `key ${result.fingerprint}: ${usable.message}`,
+          { expected: UNUSABLE_EXPECTED },
+        ),
       );
+    }
     return { ok: true, fingerprint: result.fingerprint, key: result.key };
   }
   switch (result.reason) {
@@ -193,8 +225,15 @@ export async function judgeSignature(options: {
           expected: `a signature made before ${now.toISOString()}, and not expired`,
         }),
       );
+    case 'key-expired': {
+      // By the key ID the signature names (one, as a detached signature here holds one packet).
+      const [keyId] = result.keyIds;
+      const expired = keyId && (await expiredKeyMessage(options.candidates, keyId, now, undefined));
+      return fail(
+        problem('PUBLISHER_KEY_EXPIRED', sigPath, expired || result.message, { expected: UNUSABLE_EXPECTED }),
+      );
+    }
     case 'key-revoked':
-    case 'key-expired':
     case 'not-for-signing':
       return fail(
         problem(UNUSABLE_CODES[result.reason], sigPath, result.message, { expected: UNUSABLE_EXPECTED }),

@@ -7,6 +7,7 @@ import { AwsAdapterError } from '../../functions/errors.ts';
 import { cachedSigner, loadSigner } from '../../functions/secrets.ts';
 import { generateKeyPair } from '../../index-builder/signing.ts';
 import { testKey } from '../support/fixtures.ts';
+import { gpgKeyWithSigningSubkey } from '../support/gpg.ts';
 
 const secrets = mockClient(SecretsManagerClient);
 const client = new SecretsManagerClient({ region: 'us-east-1' });
@@ -89,6 +90,19 @@ describe('when the signing key comes from Secrets Manager', () => {
     await expect(loadSigner(client, 'plugindex/key')).rejects.toMatchObject({
       name: 'KeyError',
       code: 'KEY_EXPIRED',
+    });
+  });
+
+  it('refuses a key whose signing subkey has expired with KEY_EXPIRED when the secret is read', async () => {
+    // A GnuPG key whose primary only certifies: nothing else may sign once the subkey expired.
+    const key = gpgKeyWithSigningSubkey({ created: new Date(Date.now() - 7200_000), seconds: 3600 });
+    secrets
+      .on(GetSecretValueCommand)
+      .resolves({ SecretString: JSON.stringify({ armoredKey: key.secretKey }) });
+    await expect(loadSigner(client, 'plugindex/key')).rejects.toMatchObject({
+      name: 'KeyError',
+      code: 'KEY_EXPIRED',
+      message: expect.stringContaining(`its signing subkey ${key.subkeyFingerprint} expired at`),
     });
   });
 

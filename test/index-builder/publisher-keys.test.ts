@@ -87,6 +87,14 @@ async function outcomeOf(bundle: Uint8Array, config = {}) {
 const codes = (outcome: { problems: readonly { code: ProblemCode }[] } | undefined) =>
   outcome?.problems.map((p) => p.code);
 
+/** What a publisher is told when the signing subkey of `key` (its first) expired 30 days after CREATED. */
+function expiredSubkeyMessage(key: openpgp.PrivateKey, signed?: Date): string {
+  const fingerprint = key.getFingerprint().toUpperCase();
+  const subkey = (key.subkeys[0] as openpgp.Subkey).getFingerprint().toUpperCase();
+  const made = signed ? `; the signature was made at ${signed.toISOString()}` : '';
+  return `the signing subkey ${subkey} of key ${fingerprint} expired at ${new Date(CREATED.getTime() + 30 * DAY).toISOString()}${made}, and signs nothing after it: extend the subkey (gpg --quick-set-expire ${fingerprint} 1y ${subkey}) or add a signing subkey (gpg --quick-add-key ${fingerprint} ed25519 sign 1y), then sign again and give the registry the updated key (it reads the expiry from the key it is given)`;
+}
+
 describe('when a publisher key is no longer valid at the time of publishing', () => {
   it('refuses an expired key, whatever time the signature claims, as GnuPG does', async () => {
     const key = await generate({ keyExpirationTime: 30 * 24 * 3600 });
@@ -124,10 +132,47 @@ describe('when a publisher key is no longer valid at the time of publishing', ()
     gpg.close();
   });
 
-  it('refuses a signing subkey that has expired since', async () => {
+  it('refuses a signing subkey that has expired since, naming it, when, and what to do', async () => {
     const key = await generate({ subkeys: [{ sign: true, keyExpirationTime: 30 * 24 * 3600 }] });
     const { bundle } = await bundleSigned(asPublisher(key), WHILE_VALID);
-    expect(codes(await outcomeOf(bundle))).toEqual(['PUBLISHER_KEY_EXPIRED']);
+    const outcome = await outcomeOf(bundle);
+    expect(codes(outcome)).toEqual(['PUBLISHER_KEY_EXPIRED']);
+    expect(outcome?.problems[0]?.message).toBe(expiredSubkeyMessage(key, WHILE_VALID));
+  });
+
+  it('refuses a signature its signing subkey made after it expired (PUBLISHER_KEY_EXPIRED), as GnuPG does', async () => {
+    const key = await generate({ subkeys: [{ sign: true, keyExpirationTime: 30 * 24 * 3600 }] });
+    const subkey = key.subkeys[0] as openpgp.Subkey;
+    // The same key material with the subkey bound without an expiry signs as that subkey past it.
+    const { privateKey: unbounded } = await openpgp.reformatKey({
+      privateKey: key,
+      userIDs: [{ name: 'publisher', email: 'p@example.com' }],
+      date: CREATED,
+      keyExpirationTime: 0,
+      format: 'object',
+    });
+    const body = manifestBytes();
+    const late = new Date(CREATED.getTime() + 40 * DAY);
+    const signature = await openpgp.sign({
+      message: await openpgp.createMessage({ binary: body }),
+      signingKeys: unbounded,
+      signingKeyIDs: [subkey.getKeyID()],
+      detached: true,
+      date: late,
+      format: 'armored',
+    });
+    const publisherKey = key.toPublic().armor();
+    const bundle = await makeBundle({
+      manifestText: new TextDecoder().decode(body),
+      signature,
+      publisherKey,
+    });
+    const outcome = await outcomeOf(bundle);
+    expect(codes(outcome)).toEqual(['PUBLISHER_KEY_EXPIRED']);
+    expect(outcome?.problems[0]?.message).toBe(expiredSubkeyMessage(key));
+    const gpg = gpgKeyring(publisherKey);
+    expect(gpg.status(body, signature)).toMatch(/EXPKEYSIG|KEYEXPIRED/);
+    gpg.close();
   });
 
   it('refuses a signing subkey that has been revoked', async () => {

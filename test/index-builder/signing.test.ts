@@ -10,7 +10,7 @@ import {
   verifyDetachedSignature,
 } from '../../index-builder/signing.ts';
 import { encode, sha256, testKey } from '../support/fixtures.ts';
-import { gpgKeyring } from '../support/gpg.ts';
+import { gpgKeyring, gpgKeyWithSigningSubkey } from '../support/gpg.ts';
 
 describe('when signing with the registry key', () => {
   // A multi-megabyte document of varied bytes, as the global documents are.
@@ -206,6 +206,82 @@ describe('when loading keys', () => {
         code: 'KEY_EXPIRED',
         message: expect.stringMatching(/expired at .*quick-set-expire/),
       });
+    }
+  });
+
+  it('refuses a key whose signing subkey has expired with KEY_EXPIRED, when loaded and at each signature after it', async () => {
+    // As GnuPG makes it: the primary key only certifies, so nothing else may sign once the subkey expires.
+    // openpgp.js threw a plain "Error signing message: Could not find valid signing key packet" at the
+    // first signature, and the key loaded without a word.
+    const created = new Date('2026-01-01T00:00:00Z');
+    const key = gpgKeyWithSigningSubkey({ created, seconds: 3600 });
+    const { key: publicKey } = await readPublicKey(key.secretKey);
+    let now = new Date(created.getTime() + 60_000);
+    const clock = { now: () => now };
+    const signer = await createSigner(key.secretKey, undefined, clock);
+    const signature = await signer.sign(encode('in time'));
+    await expect(
+      verifyDetachedSignature(encode('in time'), signature, [publicKey], now),
+    ).resolves.toMatchObject({
+      ok: true,
+      signingKeyId: key.subkeyFingerprint.slice(-16),
+    });
+    const streamed = signer.beginSigning();
+    streamed.update(encode('begun in time'));
+    now = new Date(created.getTime() + 3600_000);
+    const expired = {
+      name: 'KeyError',
+      code: 'KEY_EXPIRED',
+      message: expect.stringContaining(
+        `its signing subkey ${key.subkeyFingerprint} expired at 2026-01-01T01:00:00.000Z: extend the subkey (gpg --quick-set-expire ${key.fingerprint} 1y ${key.subkeyFingerprint}) or add a signing subkey`,
+      ),
+    };
+    await expect(signer.sign(encode('too late'))).rejects.toMatchObject(expired);
+    await expect(streamed.finish()).rejects.toMatchObject(expired);
+    await expect(createSigner(key.secretKey, undefined, clock)).rejects.toMatchObject(expired);
+    await expect(createSigner(key.secretKey, undefined, clock)).rejects.toBeInstanceOf(KeyError);
+  });
+
+  it('signs with the key openpgp.js and GnuPG take once a signing subkey expires: the primary, where it may sign', async () => {
+    // Both paths: Ed25519 (the one-pass signer, which kept the subkey it found at load and signed on with
+    // it past its expiry: signatures no verifier takes) and P-256 (openpgp.js, which picks at each signature).
+    for (const curve of ['curve25519Legacy', 'nistP256'] as const) {
+      // Made half an hour ago, the subkey expiring in half an hour: valid when the signer is loaded.
+      const created = new Date(Date.now() - 1_800_000);
+      const { privateKey } = await openpgp.generateKey({
+        type: 'ecc',
+        curve,
+        userIDs: [{ name: `subkey ${curve}` }],
+        date: created,
+        subkeys: [{ sign: true, keyExpirationTime: 3600 }, {}],
+        format: 'armored',
+      });
+      const { key: publicKey } = await readPublicKey(privateKey);
+      const subkeyId = publicKey.getSubkeys()[0]?.getKeyID().toHex().toUpperCase();
+      const primaryId = publicKey.getKeyID().toHex().toUpperCase();
+      let now = new Date();
+      const signer = await createSigner(privateKey, undefined, { now: () => now });
+      const early = await signer.sign(encode('in time'));
+      await expect(
+        verifyDetachedSignature(encode('in time'), early, [publicKey], now),
+      ).resolves.toMatchObject({
+        ok: true,
+        signingKeyId: subkeyId,
+      });
+      const streamed = signer.beginSigning();
+      streamed.update(encode('begun in time'));
+      now = new Date(created.getTime() + 2 * 3600_000);
+      for (const [data, signature] of [
+        [encode('after'), await signer.sign(encode('after'))],
+        [encode('begun in time'), (await streamed.finish()).signature],
+      ] as const)
+        await expect(
+          verifyDetachedSignature(data, signature, [publicKey], now),
+          curve,
+        ).resolves.toMatchObject({
+          ok: true,
+          signingKeyId: primaryId,
+        });
     }
   });
 

@@ -42,3 +42,56 @@ export function gpgKeyring(armoredPublicKey: string): GpgKeyring {
     },
   };
 }
+
+/** A time as `gpg --faked-system-time` takes it, frozen there (`!`): `20260101T000000!`. */
+const gpgTime = (date: Date): string => `${date.toISOString().replace(/[-:]|\.\d{3}Z$/g, '')}!`;
+
+/**
+ * A secret key as GnuPG makes one to keep signing apart (`gpg --quick-gen-key NAME ed25519 cert`, then
+ * `--quick-add-key FPR ed25519 sign`): an Ed25519 primary key that may only certify, and an Ed25519 signing
+ * subkey that expires `seconds` after `created` (both made at `created`, gpg's clock set there), exported
+ * without a passphrase.
+ */
+export function gpgKeyWithSigningSubkey(options: { readonly created: Date; readonly seconds: number }): {
+  readonly secretKey: string;
+  readonly fingerprint: string;
+  readonly subkeyFingerprint: string;
+} {
+  const home = mkdtempSync(path.join(tmpdir(), 'plugindex-gnupg-'));
+  const gpg = (...args: string[]): string =>
+    execFileSync(
+      'gpg',
+      [
+        '--homedir',
+        home,
+        '--batch',
+        '--quiet',
+        '--pinentry-mode',
+        'loopback',
+        '--passphrase',
+        '',
+        '--faked-system-time',
+        gpgTime(options.created),
+        ...args,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    ).toString();
+  try {
+    gpg('--quick-gen-key', 'plugindex subkey signer <signer@example.com>', 'ed25519', 'cert', 'never');
+    const fingerprintOf = (kind: 'pub' | 'sub'): string => {
+      const lines = gpg('--with-colons', '--with-subkey-fingerprints', '--list-keys').split('\n');
+      const at = lines.findIndex((line) => line.startsWith(`${kind}:`));
+      return (lines.slice(at).find((line) => line.startsWith('fpr:')) ?? '').split(':')[9] ?? '';
+    };
+    const fingerprint = fingerprintOf('pub');
+    gpg('--quick-add-key', fingerprint, 'ed25519', 'sign', `seconds=${options.seconds}`);
+    return {
+      secretKey: gpg('--armor', '--export-secret-keys', fingerprint),
+      fingerprint,
+      subkeyFingerprint: fingerprintOf('sub'),
+    };
+  } finally {
+    spawnSync('gpgconf', ['--homedir', home, '--kill', 'gpg-agent']);
+    rmSync(home, { recursive: true, force: true });
+  }
+}
