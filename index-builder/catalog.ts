@@ -5,9 +5,11 @@
  * `search.json` and `falcoctl/index.yaml` are rendered by concatenating lines (render/index-documents.ts): at 10,000 plugins the cost of a publish is
  * writing the global files, not re-serializing them.
  *
- * Storage (in the intake store, never published): `state/catalog/meta.tsv` holds the generation and the
- * digests of global documents; `state/catalog/bins/<bin>.tsv` holds the lines of the plugins whose names
- * fall in that bin (the same 256 bins as the snapshot). A publish rewrites the meta file and one bin per
+ * Storage (in the intake store, never published): `state/catalog/meta.tsv` holds the generation, the
+ * digests of global documents and of the snapshot, and what a run recorded it was about to publish
+ * (pipeline/published.ts checks what a batch reads back of the published store against both);
+ * `state/catalog/bins/<bin>.tsv` holds the lines of the plugins whose names fall in that bin (the same 256
+ * bins as the snapshot), each with its document's digest. A publish rewrites the meta file and one bin per
  * changed plugin.
  *
  * No process holds every line for long (at 100,000 plugins of 10 versions they are 330 MB): a run opens the
@@ -38,6 +40,9 @@
  *   order <sha256> <size>                (meta: the order file the index documents were last rendered in)
  *   unrendered <name>                    (meta: a plugin changed since: see Catalog.unrendered)
  *   global <key> <sha256> <size>
+ *   snapshot <sha256> <size>            (meta: snapshot.json as last committed)
+ *   writing <key> <sha256>               (meta: a document a run recorded it was about to publish: see
+ *                                         Catalog.writing)
  *   plugin <name> <doc sha256> <doc size> <api versions, comma-separated> <entry JSON> <search JSON>
  *          <n>, then on the next lines the plugin's falcoctl index item, n bytes of block YAML (it is
  *          copied into falcoctl/index.yaml as it is, so stored rendered; its own line breaks end it)
@@ -108,6 +113,19 @@ export interface Catalog {
   order: DocumentDigest | undefined;
   /** The plugins whose lines changed since the index documents were rendered in `order`. */
   readonly unrendered: Set<string>;
+  /**
+   * `snapshot.json` as this registry last committed it; undefined for a catalog saved before it was
+   * recorded (the published one is then trusted on first use: pipeline/published.ts).
+   */
+  snapshot: DocumentDigest | undefined;
+  /**
+   * Key -> the sha256 of each document a run recorded it was about to publish there (a plugin document,
+   * `keys/revoked.json`, `snapshot.json`), saved before the first of them is written and let go once the
+   * catalog records what was written (`settleWrites`): a published document that is neither what the catalog
+   * records nor one of these was written by someone else (pipeline/published.ts), where one of these is a
+   * run that died between the document and the catalog.
+   */
+  readonly writing: Map<string, Set<string>>;
 }
 
 // 4: lines gained the falcoctl entry; 5: it is stored rendered (YAML, length-prefixed), not as JSON; 6: the
@@ -139,6 +157,8 @@ export function emptyCatalog(): Catalog {
     outdated: false,
     order: undefined,
     unrendered: new Set(),
+    snapshot: undefined,
+    writing: new Map(),
   };
 }
 
@@ -291,7 +311,10 @@ function parseMeta(text: string, into: Catalog): void {
       into.journal.push({ sha256: fields[1] as string, size: Number(fields[2]) });
     else if (fields[0] === 'global' && fields.length === 4) {
       into.registryDigests.set(fields[1] as string, { sha256: fields[2] as string, size: Number(fields[3]) });
-    }
+    } else if (fields[0] === 'snapshot' && fields.length === 3)
+      into.snapshot = { sha256: fields[1] as string, size: Number(fields[2]) };
+    else if (fields[0] === 'writing' && fields.length === 3)
+      noteWriting(into, fields[1] as string, fields[2] as string);
   }
 }
 
@@ -382,7 +405,51 @@ function parseBin(bytes: Uint8Array, bin: string | undefined): Map<string, Catal
   return plugins;
 }
 
+/**
+ * The meta file as last read or saved, but for its `writing` lines: what `saveWriting` writes them under, so
+ * a run records what it is about to publish without saving anything else of what it changed so far (the
+ * pending mark it may clear, digests of documents the snapshot does not list yet).
+ */
+const storedMeta = new WeakMap<Catalog, string>();
+
+/** Notes that a run is about to publish `sha256` at `key` (saved with the meta file: `saveWriting`). */
+export function noteWriting(catalog: Catalog, key: string, sha256: string): void {
+  const digests = catalog.writing.get(key);
+  if (digests) digests.add(sha256);
+  else catalog.writing.set(key, new Set([sha256]));
+}
+
+/**
+ * Lets go of what runs recorded they were about to publish at the keys `written` names: the catalog saved
+ * now records what is there.
+ */
+function settleWrites(catalog: Catalog, written: (key: string) => boolean): void {
+  for (const key of [...catalog.writing.keys()]) if (written(key)) catalog.writing.delete(key);
+}
+
+/**
+ * Saves the meta file as it was last read or saved, with the catalog's `writing` lines as they are now: the
+ * record of what this run is about to publish, written before it publishes it.
+ */
+export async function saveWriting(store: Store, catalog: Catalog): Promise<void> {
+  const base = storedMeta.get(catalog) ?? serializeMetaBase(emptyCatalog());
+  await store.put(CATALOG_META_KEY, utf8.encode(base + writingLines(catalog)), CATALOG_PUT);
+}
+
+function writingLines(catalog: Catalog): string {
+  let out = '';
+  for (const [key, digests] of [...catalog.writing].sort(([a], [b]) => (a < b ? -1 : 1)))
+    for (const sha256 of [...digests].sort()) out += `writing\t${key}\t${sha256}\n`;
+  return out;
+}
+
 function serializeMeta(catalog: Catalog): string {
+  const base = serializeMetaBase(catalog);
+  storedMeta.set(catalog, base);
+  return base + writingLines(catalog);
+}
+
+function serializeMetaBase(catalog: Catalog): string {
   const out = [META_HEADER, `generation\t${catalog.generation}`];
   if (catalog.indexesPending) out.push('pending\tindexes');
   if (catalog.order) {
@@ -394,6 +461,7 @@ function serializeMeta(catalog: Catalog): string {
   for (const { sha256, size } of catalog.journal) out.push(`journal\t${sha256}\t${size}`);
   for (const [key, d] of [...catalog.registryDigests].sort(([a], [b]) => (a < b ? -1 : 1)))
     out.push(`global\t${key}\t${d.sha256}\t${d.size}`);
+  if (catalog.snapshot) out.push(`snapshot\t${catalog.snapshot.sha256}\t${catalog.snapshot.size}`);
   return `${out.join('\n')}\n`;
 }
 
@@ -603,6 +671,7 @@ export async function openCatalog(store: Store): Promise<Catalog> {
   const meta = await store.get(CATALOG_META_KEY);
   if (meta) parseMeta(utf8Decoder.decode(meta.body), catalog);
   if (catalog.outdated) return catalog;
+  storedMeta.set(catalog, serializeMetaBase(catalog));
   const journal = await readJournal(store, catalog);
   // Objects no longer listed (folded) are never read again.
   const listed = new Set(catalog.journal.map((d) => d.sha256));
@@ -686,12 +755,15 @@ export type CatalogWrite = 'bins' | 'journal' | 'fold';
 /**
  * Saves the catalog: the lines of `changed` plugins (every bin when undefined, which folds the journal too)
  * as `write` says, then the meta file, the commit point. An emptied journal's objects are deleted after it.
+ * What runs recorded they were about to publish at the keys `settled` names is let go in that last write
+ * only, once the lines that record what is there are written (`settleWrites`).
  */
 export async function saveCatalog(
   store: Store,
   catalog: Catalog,
   changed?: ReadonlySet<string>,
   write: CatalogWrite = 'bins',
+  settled?: (key: string) => boolean,
 ): Promise<void> {
   const journaled =
     write === 'journal' && changed && changed.size > 0 && (await journalLines(store, catalog, changed));
@@ -712,6 +784,7 @@ export async function saveCatalog(
     catalog.journal = [];
     catalog.journaled.clear();
   }
+  if (settled) settleWrites(catalog, settled);
   await store.put(CATALOG_META_KEY, utf8.encode(serializeMeta(catalog)), CATALOG_PUT);
   // No longer listed, so no longer read: also any a run wrote before it died, never listed, and after a
   // rebuild (every bin written from a catalog made anew), any the old catalog listed.

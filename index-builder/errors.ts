@@ -167,7 +167,10 @@ export type ErrorCode =
   // A catalog bin read once a publish is under way is of another format (catalog.ts `readBins`)
   | 'CATALOG_OUTDATED'
   // A published index document is not the rendering the catalog's order file records (a merge falls back)
-  | 'INDEX_DOCUMENT_STALE';
+  | 'INDEX_DOCUMENT_STALE'
+  // A document the pipeline reads back (a plugin's, keys/revoked.json, snapshot.json) is not what the catalog
+  // records the registry published there: someone else wrote it (pipeline/published.ts); the batch fails
+  | 'PUBLISHED_DOCUMENT_ALTERED';
 
 export class PlugindexError extends Error {
   override readonly name: string = 'PlugindexError';

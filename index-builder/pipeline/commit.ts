@@ -22,11 +22,13 @@ import {
   heldSearchRowLength,
   itemLengths,
   markUnrendered,
+  noteWriting,
   outlineCatalog,
   readBins,
   readOrder,
   saveCatalog,
   saveOrder,
+  saveWriting,
   searchBytes,
   sortedLines,
   sortedNames,
@@ -54,6 +56,7 @@ import {
   INDEX_DOCUMENTS,
   INDEX_JSON_KEY,
   INDEX_YAML_KEY,
+  isPluginDocumentKey,
   REGISTRY_PUBLIC_KEY_KEY,
   SEARCH_KEY,
   SIGNED_SNAPSHOT_KEY,
@@ -88,6 +91,7 @@ import { CACHE_MUTABLE, contentTypeFor, type ObjectInfo } from '../store.ts';
 import { identityOf, type PipelineContext, streamThresholdOf } from './context.ts';
 import { putEncodedVariants } from './encoded.ts';
 import { readLogHead } from './log-writer.ts';
+import { checkSnapshot } from './published.ts';
 import { allWritten, putFile, putSigned, readJson, WRITE_CONCURRENCY } from './site-writer.ts';
 import { putStreamedSigned, SpillWriter, type StreamedDocument } from './streamed.ts';
 
@@ -549,9 +553,48 @@ export function assertSigningKeyCurrent(
   );
 }
 
-/** `assertSigningKeyCurrent` against the published snapshot, for a caller about to sign anything. */
-export async function checkSigningKeyCurrent(ctx: PipelineContext): Promise<void> {
-  assertSigningKeyCurrent(ctx, await readJson<SnapshotDocument>(ctx.site, SNAPSHOT_KEY));
+/**
+ * `assertSigningKeyCurrent` against the published snapshot, for a caller about to sign anything, once that
+ * snapshot is checked against what `catalog` records this registry committed (read side by side).
+ * @throws TrustError PUBLISHED_DOCUMENT_ALTERED (published.ts), KeyError SIGNING_KEY_NOT_CURRENT.
+ */
+export async function checkSigningKeyCurrent(ctx: PipelineContext, catalog: Promise<Catalog>): Promise<void> {
+  const [read, opened] = await allSettledValues([ctx.site.get(SNAPSHOT_KEY), catalog]);
+  checkSnapshot(opened, read?.body);
+  assertSigningKeyCurrent(
+    ctx,
+    read ? (JSON.parse(decoder.decode(read.body)) as SnapshotDocument) : undefined,
+  );
+}
+
+/**
+ * What `writeSnapshot` does before it writes: records in the catalog's meta file the snapshot it is about to
+ * publish (published.ts), so a run that dies between the snapshot and the catalog leaves one the next run
+ * knows for its own.
+ */
+export function recordingSnapshot(
+  ctx: PipelineContext,
+  catalog: Catalog,
+): (digest: DocumentDigest) => Promise<void> {
+  return (digest) => {
+    noteWriting(catalog, SNAPSHOT_KEY, digest.sha256);
+    return saveWriting(ctx.intake, catalog);
+  };
+}
+
+/**
+ * Which of what runs recorded they were about to publish (`Catalog.writing`) the catalog records once saved,
+ * after a commit (the snapshot it wrote in `catalog.snapshot`): what `saveCatalog` may let go.
+ */
+export function settledBy(catalog: Catalog): (key: string) => boolean {
+  return (key) => {
+    if (key === SNAPSHOT_KEY) return true;
+    // A plugin's: once the line this run holds of it records one of them (this run wrote it, or caught up).
+    const recorded = isPluginDocumentKey(key)
+      ? catalog.plugins.get(key.split('/')[1] as string)?.document
+      : catalog.registryDigests.get(key);
+    return recorded !== undefined && catalog.writing.get(key)?.has(recorded.sha256) === true;
+  };
 }
 
 /**
@@ -570,8 +613,10 @@ export async function commitGeneration(
   documents: readonly (readonly [string, Uint8Array])[] = [],
   snapshot: { readonly keyRotations?: number } = {},
 ): Promise<number> {
-  // Its ETag too: the new snapshot is made from this one, and replaces only this one (writeSnapshot).
+  // Its ETag too: the new snapshot is made from this one, and replaces only this one (writeSnapshot). Its
+  // digests are signed again for what this call does not rewrite: only the snapshot the catalog records.
   const read = await ctx.site.get(SNAPSHOT_KEY);
+  checkSnapshot(catalog, read?.body);
   const previous = read ? (JSON.parse(decoder.decode(read.body)) as SnapshotDocument) : undefined;
   assertSigningKeyCurrent(ctx, previous, snapshot.keyRotations);
   // Plugin documents are bound by digest through 256 bins, so the snapshot stays small at any size.
@@ -627,8 +672,14 @@ export async function commitGeneration(
     if (!PAGE_FILES.has(key)) listed[key] = digest;
   }
   const generation = Math.max(catalog.generation, previous?.generation ?? 0) + 1;
-  await writeSnapshot(ctx, generation, listed, { ...snapshot, ...(read ? { ifMatch: read.etag } : {}) });
+  const committed = await writeSnapshot(ctx, generation, listed, {
+    ...snapshot,
+    ...(read ? { ifMatch: read.etag } : {}),
+    published: previous,
+    before: recordingSnapshot(ctx, catalog),
+  });
   catalog.generation = generation;
+  catalog.snapshot = committed;
   // The order the documents are now in, for the next rendering to merge into; else what it must re-render.
   if (rendered) {
     // With the store's validator of each, so the next merge need not hash them to trust them. Asked side by
@@ -644,7 +695,7 @@ export async function commitGeneration(
     await saveOrder(ctx.intake, catalog, { ...rendered.order, documents });
   } else markUnrendered(catalog, changed);
   // A deferred publish journals its plugins' lines; the flush folds the journal into the bins (catalog.ts).
-  await saveCatalog(ctx.intake, catalog, changed, indexes ? 'fold' : 'journal');
+  await saveCatalog(ctx.intake, catalog, changed, indexes ? 'fold' : 'journal', settledBy(catalog));
   return generation;
 }
 
@@ -691,11 +742,20 @@ export async function writeSnapshot(
   ctx: PipelineContext,
   generation: number,
   documents: Record<string, DocumentDigest>,
-  options: { readonly keyRotations?: number; readonly ifMatch?: string } = {},
-): Promise<void> {
+  options: {
+    readonly keyRotations?: number;
+    readonly ifMatch?: string;
+    /** The published snapshot as the caller read (and checked) it, undefined for none: not read again. */
+    readonly published?: SnapshotDocument | undefined;
+    /** Run once the snapshot is signed, before it is written (`recordingSnapshot`). */
+    readonly before?: (digest: DocumentDigest) => Promise<void>;
+  } = {},
+): Promise<DocumentDigest> {
   // Both read side by side (two round trips to the stores one after the other, before).
   const [published, log] = await allSettledValues([
-    readJson<SnapshotDocument>(ctx.site, SNAPSHOT_KEY),
+    'published' in options
+      ? Promise.resolve(options.published)
+      : readJson<SnapshotDocument>(ctx.site, SNAPSHOT_KEY),
     readLogHead(ctx.intake),
   ]);
   assertSigningKeyCurrent(ctx, published, options.keyRotations);
@@ -716,6 +776,7 @@ export async function writeSnapshot(
   // a writer outside the queue). The signature written after the snapshot instead cost every publish one
   // round trip more (492 ms against 473 ms over stores answering after 20 ms, bench/store-latency.ts).
   const { signature, sha256 } = await ctx.signer.signWithDigest(snapshot);
+  await options.before?.({ sha256, size: snapshot.byteLength });
   await allWritten([
     ctx.site.put(SNAPSHOT_KEY, snapshot, {
       contentType: contentTypeFor(SNAPSHOT_KEY),
@@ -726,4 +787,5 @@ export async function writeSnapshot(
     putFile(ctx.site, signatureKey(SNAPSHOT_KEY), encoder.encode(signature), CACHE_MUTABLE),
   ]);
   await putFile(ctx.site, SIGNED_SNAPSHOT_KEY, renderSignedSnapshot(snapshot, signature), CACHE_MUTABLE);
+  return { sha256, size: snapshot.byteLength };
 }

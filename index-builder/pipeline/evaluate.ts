@@ -41,7 +41,7 @@ import { type Inspection, type InspectionBasis, inspectBundle, threw } from './i
 import type { Upload } from './intake.ts';
 import type { LogWriter } from './log-writer.ts';
 import { mergePluginDocument } from './plugin-document.ts';
-import { readJson } from './site-writer.ts';
+import { isAltered, type PublishedRecords, type Verdict } from './published.ts';
 
 /** One accepted submission, ready to be written. */
 export interface Accepted {
@@ -184,6 +184,8 @@ export function failedWrite(error: unknown, accepted: Accepted, what: string): R
 export class BatchView {
   /** Each published document read, or being read (the read-ahead and the judging may ask at once). */
   readonly #published = new Map<string, Promise<PluginDocument | undefined>>();
+  /** What each published document read is to the catalog (published.ts). */
+  readonly #verdicts = new Map<string, Verdict>();
   readonly #current = new Map<string, PluginDocument>();
   #listed: string[] | undefined;
   #revokedPublished: RevokedKeysDocument | undefined;
@@ -195,16 +197,21 @@ export class BatchView {
   /** Each plugin's action order as this batch has changed it so far. */
   readonly #order = new Map<string, ActionOrder>();
 
+  /** `records`: what each document read back is checked against before it is used (published.ts). */
   constructor(
     private readonly site: Store,
     private readonly intake: Store,
+    private readonly records: PublishedRecords,
   ) {}
 
-  /** The published document of `name`, read once per batch. */
+  /**
+   * The published document of `name`, read once per batch, checked against what the catalog records.
+   * @throws TrustError PUBLISHED_DOCUMENT_ALTERED (published.ts): the batch fails.
+   */
   published(name: string): Promise<PluginDocument | undefined> {
     let read = this.#published.get(name);
     if (!read) {
-      read = readJson<PluginDocument>(this.site, pluginDocumentKey(name));
+      read = this.#read(name);
       // A failed read is not kept: the next ask reads again (and meets the failure where it is judged).
       read.catch(() => {
         if (this.#published.get(name) === read) this.#published.delete(name);
@@ -212,6 +219,22 @@ export class BatchView {
       this.#published.set(name, read);
     }
     return read;
+  }
+
+  async #read(name: string): Promise<PluginDocument | undefined> {
+    const key = pluginDocumentKey(name);
+    const object = await this.site.get(key);
+    this.#verdicts.set(name, await this.records.pluginDocument(key, name, object?.body));
+    return object ? (JSON.parse(new TextDecoder().decode(object.body)) as PluginDocument) : undefined;
+  }
+
+  /**
+   * Whether `name`'s published document, read in this batch, is ahead of the catalog: a run that died after
+   * writing it (or, trusted on first use, one the catalog has no record of).
+   */
+  behind(name: string): boolean {
+    const verdict = this.#verdicts.get(name);
+    return verdict === 'writing' || verdict === 'unrecorded';
   }
 
   /** The document of `name` as this batch has changed it so far (the published one when unchanged). */
@@ -239,6 +262,7 @@ export class BatchView {
   async publishedRevoked(): Promise<RevokedKeysDocument> {
     if (!this.#revokedPublished) {
       const object = await this.site.get(REVOKED_KEYS_KEY);
+      await this.records.revokedKeys(object?.body);
       this.#revokedPublished = object
         ? parseRevokedKeys(new TextDecoder().decode(object.body))
         : EMPTY_REVOKED_KEYS;
@@ -687,7 +711,8 @@ export async function evaluateBatch(
         judged = evaluateAction(ctx, upload, withLog);
       }
       let evaluation = await judged.catch((error: unknown): Evaluation => {
-        if (error instanceof StoreError) throw error;
+        // A document read back that the registry did not publish is no submission's doing: the batch fails.
+        if (error instanceof StoreError || isAltered(error)) throw error;
         return rejected([
           problem(
             'SUBMISSION_UNREADABLE',

@@ -14,25 +14,35 @@
  *   2. the log: the envelopes of accepted actions (`log/actions/<digest>.json`, immutable), the entries
  *      (segments, then `state/log.json`), then each plugin's action order (`state/action-order/<name>.json`,
  *      the newest action applied to each of its states) and each action's marker (`state/actions/<digest>.json`);
- *   3. when the index documents are deferred, their pending mark in the catalog, before anything they
- *      would lag behind;
+ *   3. the catalog's record of the documents the batch is about to publish that a later batch reads back
+ *      (its plugin documents, `keys/revoked.json`: published.ts), and when the index documents are
+ *      deferred, their pending mark, before anything they would lag behind (one write of the meta file);
  *   4. each changed plugin's document, its signature and page;
  *   5. the snapshot bins of the changed plugins, the index documents (index.json/.yaml, search.json,
  *      falcoctl/index.yaml; unless deferred) and `keys/revoked.json` when it changed, each with its
  *      signature, then the registry key and pages when they differ;
- *   6. snapshot.json and its signature: the commit point for clients (it vouches for the log's head);
+ *   6. the catalog's record of the snapshot it is about to publish, then snapshot.json and its signature:
+ *      the commit point for clients (it vouches for the log's head);
  *   7. the catalog (its changed bins, then its meta file); then the files of removed versions are deleted;
  *   8. each submission's outcome record, then the submission moves to processed/ or rejected/.
+ * What a batch reads back of what was published (plugin documents, the revoked keys, the snapshot) is checked
+ * against the catalog first (published.ts): a document someone else wrote fails the batch, publishing nothing.
  * A retry after a crash finds the version already published with the same bytes (or the action's marker
  * or log entry: it is applied again, idempotently, and not logged twice), sees the catalog out of date for
  * that plugin, and rebuilds. An upload the dead run showed is found published by itself (its intent record
  * names its log entry): its outcome is the acceptance, with that entry, not "already published".
  */
-import { type Catalog, documentsIn, emptyCatalog, openCatalog, saveCatalog } from '../catalog.ts';
+import {
+  type Catalog,
+  emptyCatalog,
+  noteWriting,
+  openCatalog,
+  saveCatalog,
+  saveWriting,
+} from '../catalog.ts';
 import { sha256Hex } from '../digest.ts';
 import { PlugindexError, problem, StoreError } from '../errors.ts';
 import {
-  binOf,
   isPluginDocumentKey,
   PLUGINS_PREFIX,
   pluginDocumentKey,
@@ -52,7 +62,13 @@ import {
   writeEnvelopes,
   writeMarkers,
 } from './actions.ts';
-import { checkSigningKeyCurrent, commitGeneration, writeSnapshot } from './commit.ts';
+import {
+  checkSigningKeyCurrent,
+  commitGeneration,
+  recordingSnapshot,
+  settledBy,
+  writeSnapshot,
+} from './commit.ts';
 import { type BatchResult, identityOf, type PipelineContext } from './context.ts';
 import {
   type BatchItem,
@@ -69,6 +85,7 @@ import { planBatch, readBatch, UploadsInOrder } from './intake.ts';
 import { LogWriter } from './log-writer.ts';
 import { recordOutcomes } from './outcomes.ts';
 import { type AddedVersion, type RenderedPlugin, renderPlugin } from './plugin-document.ts';
+import { checkSnapshot, PublishedRecords } from './published.ts';
 import {
   BATCH_WRITE_CONCURRENCY,
   BoundedWork,
@@ -172,7 +189,6 @@ async function foldAndRender(
   items: readonly BatchItem[],
   written: ReadonlyMap<BatchItem, AddedVersion>,
   view: BatchView,
-  catalog: Catalog,
   processed: string,
 ): Promise<Rendered> {
   for (;;) {
@@ -182,11 +198,12 @@ async function foldAndRender(
     for (const item of items)
       if (item.evaluation.kind === 'already-published') behind.add(item.evaluation.manifest.name);
     // Their documents' digests as the catalog has them (a warm process reads no bin for them).
-    const pending = [...behind].filter((name) => !changed.has(name));
-    const documents = await documentsIn(ctx.intake, catalog, new Set(pending.map(binOf)));
-    for (const name of pending) {
-      const current = await ctx.site.get(pluginDocumentKey(name));
-      if (current && documents.get(name)?.document.sha256 !== sha256Hex(current.body)) changed.add(name);
+    // Their documents as read (once a batch) and checked against the catalog (published.ts): one a run that
+    // died wrote is re-rendered, and its line caught up.
+    for (const name of behind) {
+      if (changed.has(name)) continue;
+      await view.published(name);
+      if (view.behind(name)) changed.add(name);
     }
     const rendered: RenderedPlugin[] = [];
     let refolded = false;
@@ -230,14 +247,22 @@ async function writeChangedPlugins(
   rendered: readonly RenderedPlugin[],
   catalog: Catalog,
   defer: boolean,
+  revoked: Uint8Array | undefined,
 ): Promise<{ readonly written: Promise<void> }> {
+  // What the batch is about to publish that a later batch reads back (its plugin documents, the revoked
+  // keys) is recorded before the first of it is written (published.ts): a run that dies before the catalog
+  // records it leaves documents the retry knows for the registry's own, and nothing else is taken for them.
+  // Hashed apart from their signing, which each gets as it is written.
+  for (const plugin of rendered)
+    noteWriting(catalog, pluginDocumentKey(plugin.doc.name), sha256Hex(plugin.body));
+  if (revoked) noteWriting(catalog, REVOKED_KEYS_KEY, sha256Hex(revoked));
   // A deferred batch marks the index documents pending before the first write they would lag behind, so a
   // crash at any later step still leaves them to the next flush: the retry may find nothing else to do (the
-  // catalog bin, once written, says the plugin is up to date).
+  // catalog bin, once written, says the plugin is up to date). One write of the meta file for both.
   if (defer && rendered.length > 0 && !catalog.indexesPending) {
     catalog.indexesPending = true;
     await saveCatalog(ctx.intake, catalog, new Set());
-  }
+  } else if (rendered.length > 0 || revoked) await saveWriting(ctx.intake, catalog);
   // Each written as soon as it is signed, at most BATCH_WRITE_CONCURRENCY plugins at a time.
   const writes = new BoundedWork(BATCH_WRITE_CONCURRENCY);
   let failed = false;
@@ -276,11 +301,16 @@ export async function processSubmissions(
   keys?: readonly string[],
 ): Promise<BatchResult> {
   const { ctx, log: writeLog } = withWriteLog(context);
-  // Before any manifest is signed: a batch signed by a key the snapshot does not name fails whole.
-  await checkSigningKeyCurrent(ctx);
+  // The catalog, the registry's record of what it published: what the batch reads back of that is checked
+  // against it before it is used (published.ts).
+  const catalogOpening = openCatalog(ctx.intake);
+  catalogOpening.catch(() => undefined); // met below, or by the checks
+  // Before any manifest is signed: a batch signed by a key the snapshot does not name fails whole, and so
+  // does one that meets a snapshot the registry did not commit.
+  await checkSigningKeyCurrent(ctx, catalogOpening);
   // The time of publishing, for the whole batch: publisher keys are judged valid (or not) at it.
   const now = ctx.clock.now();
-  const view = new BatchView(ctx.site, ctx.intake);
+  const view = new BatchView(ctx.site, ctx.intake, new PublishedRecords(ctx.intake, catalogOpening));
   // What the batch takes and the keys it trusts, side by side: each is a round trip to a store or more (on
   // S3, tens of milliseconds), and neither needs the other.
   const [plan, basis] = await allSettledValues([planBatch(ctx, keys), beginJudging(ctx, view, now)]);
@@ -321,10 +351,10 @@ export async function processSubmissions(
   const written = await versions.written();
   ctx.onStep?.('judged');
   // The log (opened since every upload was read) and the catalog, read side by side.
-  const [log, opened] = await allSettledValues([opening, openCatalog(ctx.intake)]);
+  const [log, opened] = await allSettledValues([opening, catalogOpening]);
   resumePublished(items, log);
   const catalog = await currentCatalog(ctx, opened);
-  const { folded, rendered, changed } = await foldAndRender(ctx, items, written, view, catalog, processed);
+  const { folded, rendered, changed } = await foldAndRender(ctx, items, written, view, processed);
   ctx.onStep?.('rendered');
   // The index documents list every version's manifest: a batch that removes versions renders them at once,
   // so none still names a file once it is deleted.
@@ -338,14 +368,14 @@ export async function processSubmissions(
   await writeActionOrders(ctx, items, view, now);
   await writeMarkers(ctx, items, processed);
   ctx.onStep?.('logged');
-  const plugins = await writeChangedPlugins(ctx, rendered, catalog, defer);
-  ctx.onStep?.('plugin-documents');
   // Write steps 5 to 7, once for the whole batch (index documents also when an earlier batch left them
   // pending and this caller does not defer); a snapshot is owed too when the log grew past the published one.
   // Rendered while the plugin documents are written; written after them.
   const documents: [string, Uint8Array][] = folded.revoked
     ? [[REVOKED_KEYS_KEY, encodeJson(folded.revoked)]]
     : [];
+  const plugins = await writeChangedPlugins(ctx, rendered, catalog, defer, documents[0]?.[1]);
+  ctx.onStep?.('plugin-documents');
   const committing =
     changed.size > 0 || documents.length > 0 || log.unvouched || (!defer && catalog.indexesPending)
       ? commitGeneration(
@@ -483,12 +513,20 @@ export async function refreshSnapshot(
     // Nothing published yet: everything. Index documents pending: the re-signed snapshot might be the last
     // for hours, so bring them up to date first.
     if (!read || catalog.indexesPending) return commitGeneration(ctx, catalog, read ? new Set() : undefined);
+    // Its list is signed again as it is: only the snapshot the catalog records this registry committed.
+    checkSnapshot(catalog, read.body);
     const previous = JSON.parse(new TextDecoder().decode(read.body)) as SnapshotDocument;
     const next = Math.max(catalog.generation, previous.generation) + 1;
     // Only over the snapshot read: one committed since lists documents this copy of its list would unbind.
-    await writeSnapshot(ctx, next, { ...previous.documents }, { ifMatch: read.etag });
+    const written = await writeSnapshot(
+      ctx,
+      next,
+      { ...previous.documents },
+      { ifMatch: read.etag, published: previous, before: recordingSnapshot(ctx, catalog) },
+    );
     catalog.generation = next;
-    await saveCatalog(ctx.intake, catalog, new Set());
+    catalog.snapshot = written;
+    await saveCatalog(ctx.intake, catalog, new Set(), 'bins', settledBy(catalog));
     return next;
   });
   return { generation, invalidate: log.mutableKeys() };

@@ -8,6 +8,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { StoreError } from '../../../index-builder/errors.ts';
+import { CATALOG_META_KEY } from '../../../index-builder/layout.ts';
 import type { PluginDocument } from '../../../index-builder/model.ts';
 import { processSubmissions, type SubmissionOutcome } from '../../../index-builder/pipeline/index.ts';
 import type { StoredObject } from '../../../index-builder/store.ts';
@@ -15,6 +16,7 @@ import {
   encode,
   makeBundle,
   makeRegistry,
+  sha256,
   type TestRegistry,
   testKey,
   validManifest,
@@ -100,9 +102,15 @@ describe('when a plugin document cannot be rendered', () => {
     const doc = pluginDoc(registry, 'demo-plugin');
     const planted = { ...doc, description: 'broken \ud800 text' };
     const stored = registry.site.objects.get('plugins/demo-plugin/index.json') as StoredObject;
-    registry.site.objects.set('plugins/demo-plugin/index.json', {
-      ...stored,
-      body: encode(JSON.stringify(planted)),
+    const body = encode(JSON.stringify(planted));
+    registry.site.objects.set('plugins/demo-plugin/index.json', { ...stored, body });
+    // The registry's own, as the catalog records it (else a batch refuses it as written by someone else:
+    // published-records.test.ts): as a run about to publish it records it (pipeline/published.ts).
+    const meta = registry.intake.objects.get(CATALOG_META_KEY) as StoredObject;
+    const recorded = `writing\tplugins/demo-plugin/index.json\t${sha256(body)}\n`;
+    registry.intake.objects.set(CATALOG_META_KEY, {
+      ...meta,
+      body: encode(new TextDecoder().decode(meta.body) + recorded),
     });
 
     await registry.submit(

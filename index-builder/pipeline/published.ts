@@ -1,0 +1,124 @@
+/**
+ * What a batch reads back of what the registry published, checked against the catalog before it is used.
+ *
+ * A publish merges its new version into the plugin's published document (its owners, versions,
+ * deprecations), judges publishers by the published `keys/revoked.json`, and makes the next snapshot from
+ * the published `snapshot.json`; then the registry signs the result. Those documents live in the published
+ * store, which more hands may write than the intake store, where the catalog is kept (on AWS the site bucket,
+ * which administrators may write; locally `public/`, which a web server's deploy user may). So each is held
+ * to what the catalog recorded the registry published there (the plugin's line, the `global` line of
+ * `keys/revoked.json`, the `snapshot` line), or to what a run recorded it was about to publish there before it
+ * did (`writing` lines: a run that died between the document and the catalog). Anything else, a document
+ * where the catalog records none, or none where it records one, fails the batch with TrustError
+ * PUBLISHED_DOCUMENT_ALTERED naming the key and both digests: the batch publishes nothing, and its uploads
+ * stay in `incoming/` for a retry once the operator has put the document back (or, to take the published
+ * documents as they are, run `plugindex rebuild`, which trusts them on first use and records them anew).
+ *
+ * Trusted on first use: `snapshot.json` while the catalog records none (a catalog saved before it was
+ * recorded), and everything while the catalog is of another format (it is rebuilt from the published
+ * documents first). Cost: one SHA-256 of each document read (the few plugin documents a batch changes, the
+ * revoked list, the snapshot: a few kilobytes each), and the plugin's document digest from its catalog bin,
+ * which the commit reads anyway.
+ */
+import { type Catalog, documentsIn } from '../catalog.ts';
+import { sha256Hex } from '../digest.ts';
+import { TrustError } from '../errors.ts';
+import { binOf, REVOKED_KEYS_KEY, SNAPSHOT_KEY } from '../layout.ts';
+import type { Store } from '../store.ts';
+
+/**
+ * What a published document is to the catalog: the one it records, one a run recorded it was about to
+ * write (the catalog is behind it), unrecorded (trusted on first use), or absent (none published).
+ */
+export type Verdict = 'recorded' | 'writing' | 'unrecorded' | 'absent';
+
+/** The code of a published document that is not what the registry recorded it published. */
+export const ALTERED = 'PUBLISHED_DOCUMENT_ALTERED';
+
+/** True for the failure `checkPublished` throws: the batch fails on it, no submission is to blame. */
+export function isAltered(error: unknown): error is TrustError {
+  return error instanceof TrustError && error.code === ALTERED;
+}
+
+/**
+ * Holds `body`, the document published at `key` (undefined: none), to `recorded` (the sha256 the catalog
+ * records there; undefined: none) and to what runs recorded they were about to write there.
+ * `firstUse`: no record is no claim (a record the catalog did not keep yet), so what is there is trusted.
+ * @throws TrustError PUBLISHED_DOCUMENT_ALTERED naming the key, the digest expected and the one found.
+ */
+export function checkPublished(
+  catalog: Catalog,
+  key: string,
+  recorded: string | undefined,
+  body: Uint8Array | undefined,
+  firstUse = false,
+): Verdict {
+  if (catalog.outdated) return body ? 'unrecorded' : 'absent';
+  const found = body ? sha256Hex(body) : undefined;
+  if (found === recorded) return body ? 'recorded' : 'absent';
+  const writing = catalog.writing.get(key);
+  if (found !== undefined && writing?.has(found)) return 'writing';
+  if (firstUse && recorded === undefined) return 'unrecorded';
+  const expected = [recorded ?? 'none', ...(writing ?? [])].join(' or ');
+  throw new TrustError(
+    ALTERED,
+    `${key} is not what this registry published there: its catalog records ${expected}, the published store holds ${found ?? 'none'}; someone else wrote it. Put the published document back and retry (or run plugindex rebuild to take the published documents as they are)`,
+  );
+}
+
+/** The checks of one batch, over the catalog it opened (`catalog`, opened side by side with the rest). */
+export class PublishedRecords {
+  readonly #intake: Store;
+  readonly #catalog: Promise<Catalog>;
+  /** Each bin's document digests, asked for once per batch (a cold process reads the bin once). */
+  readonly #bins = new Map<string, ReturnType<typeof documentsIn>>();
+
+  constructor(intake: Store, catalog: Promise<Catalog>) {
+    this.#intake = intake;
+    this.#catalog = catalog;
+  }
+
+  /** The digest the catalog records for `name`'s document (undefined: none). */
+  async #recordedDocument(name: string): Promise<string | undefined> {
+    const catalog = await this.#catalog;
+    if (catalog.outdated) return undefined;
+    const bin = binOf(name);
+    let documents = this.#bins.get(bin);
+    if (!documents) {
+      documents = documentsIn(this.#intake, catalog, new Set([bin]));
+      this.#bins.set(bin, documents);
+      documents.catch(() => {
+        if (this.#bins.get(bin) === documents) this.#bins.delete(bin);
+      });
+    }
+    return (await documents).get(name)?.document.sha256;
+  }
+
+  /** `name`'s published document (`body`) checked: see `checkPublished`. */
+  async pluginDocument(key: string, name: string, body: Uint8Array | undefined): Promise<Verdict> {
+    const recorded = await this.#recordedDocument(name);
+    return checkPublished(await this.#catalog, key, recorded, body);
+  }
+
+  /** The published `keys/revoked.json` (`body`) checked. */
+  async revokedKeys(body: Uint8Array | undefined): Promise<Verdict> {
+    const catalog = await this.#catalog;
+    return checkPublished(
+      catalog,
+      REVOKED_KEYS_KEY,
+      catalog.registryDigests.get(REVOKED_KEYS_KEY)?.sha256,
+      body,
+    );
+  }
+}
+
+/** The published `snapshot.json` (`body`) checked against `catalog` (trusted on first use while it records none). */
+export function checkSnapshot(catalog: Catalog, body: Uint8Array | undefined): Verdict {
+  return checkPublished(
+    catalog,
+    SNAPSHOT_KEY,
+    catalog.snapshot?.sha256,
+    body,
+    catalog.snapshot === undefined,
+  );
+}

@@ -1,0 +1,284 @@
+/**
+ * What the pipeline reads back of what it published (a plugin's document, which a publish merges its new
+ * version into; `keys/revoked.json`; `snapshot.json`) is checked against what its catalog recorded before it
+ * is used: whoever may write the published store but not the intake store (a bucket's writer, a user with
+ * write access to the registry's public folder) must not have the registry sign their edit. A document that
+ * is not what the catalog recorded, nor what a run that died recorded it was about to write, fails the
+ * batch with TrustError PUBLISHED_DOCUMENT_ALTERED, nothing published, the upload left for a retry. On the
+ * real stores: the filesystem store and S3 (s3rver).
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { forgetBins } from '../../../index-builder/catalog.ts';
+import { TrustError } from '../../../index-builder/errors.ts';
+import {
+  CATALOG_META_KEY,
+  pluginDocumentKey,
+  REVOKED_KEYS_KEY,
+  SNAPSHOT_KEY,
+} from '../../../index-builder/layout.ts';
+import type { PluginDocument, SnapshotDocument } from '../../../index-builder/model.ts';
+import type { PipelineContext } from '../../../index-builder/pipeline/index.ts';
+import { processSubmissions, rebuildRegistry } from '../../../index-builder/pipeline/index.ts';
+import { CACHE_MUTABLE, CACHE_PRIVATE, listAll, type Store } from '../../../index-builder/store.ts';
+import {
+  makeBundle,
+  makeRegistry,
+  nextUploadName,
+  sha256,
+  testKey,
+  validManifest,
+} from '../../support/fixtures.ts';
+import { type LocalS3, startLocalS3 } from '../../support/s3.ts';
+import { storeKinds, withMethod } from '../../support/stores.ts';
+
+let s3: LocalS3;
+let folder: string;
+
+beforeAll(async () => {
+  s3 = await startLocalS3(['records-intake', 'records-site']);
+  folder = await mkdtemp(path.join(tmpdir(), 'plugindex-records-'));
+});
+
+afterAll(async () => {
+  await s3?.close();
+  await rm(folder, { recursive: true, force: true });
+});
+
+const kinds = storeKinds(
+  () => folder,
+  () => s3.client,
+  { intake: 'records-intake', site: 'records-site' },
+);
+
+const NAME = 'demo-plugin';
+const DOCUMENT = pluginDocumentKey(NAME);
+const decoder = new TextDecoder();
+const encoder = new TextEncoder();
+
+/** A registry on `stores`, its publisher, and a submitter of `NAME` at a version. */
+async function registryOn(stores: { intake: Store; site: Store }) {
+  const base = await makeRegistry();
+  const context: PipelineContext = { ...base.context, ...stores };
+  const publisher = await testKey('publisher');
+  const submit = async (version: string, signer = publisher, name = NAME): Promise<string> => {
+    const key = `incoming/${nextUploadName()}.tgz`;
+    const bundle = await makeBundle({ manifest: validManifest({ name, version }), signer });
+    await stores.intake.put(key, bundle, { contentType: 'application/gzip', cacheControl: 'no-store' });
+    return key;
+  };
+  /** A batch of `keys`, as another process runs it (nothing kept in memory from the last one). */
+  const run = (keys?: string[]) => {
+    forgetBins(context.intake);
+    return processSubmissions(context, keys);
+  };
+  return { context, publisher, submit, run };
+}
+
+async function json<T>(store: Store, key: string): Promise<T> {
+  return JSON.parse(decoder.decode((await store.get(key))?.body)) as T;
+}
+
+/** Puts `body` where the registry published `key`, as anyone who may write the published store can. */
+async function overwrite(site: Store, key: string, body: Uint8Array): Promise<void> {
+  await site.put(key, body, { contentType: 'application/json', cacheControl: CACHE_MUTABLE });
+}
+
+/** Every object of `store` with its ETag: what a failed batch must leave as it is. */
+async function contentsOf(store: Store): Promise<[string, string][]> {
+  return (await listAll(store, '')).map((o): [string, string] => [o.key, o.etag]).sort();
+}
+
+/** Runs `run`, expecting it to fail PUBLISHED_DOCUMENT_ALTERED naming `key`, with nothing published. */
+async function expectAltered(
+  registry: Awaited<ReturnType<typeof registryOn>>,
+  key: string,
+  upload: string,
+): Promise<TrustError> {
+  const { context } = registry;
+  const site = await contentsOf(context.site);
+  const outcomes = await listAll(context.intake, 'status/');
+
+  const error = await registry.run([upload]).catch((e: unknown) => e);
+
+  expect(error).toBeInstanceOf(TrustError);
+  expect(error).toMatchObject({ code: 'PUBLISHED_DOCUMENT_ALTERED' });
+  expect((error as Error).message).toContain(key);
+  // Nothing published (nor a version's files written), the upload kept for the retry, no outcome recorded.
+  expect(await contentsOf(context.site)).toEqual(site);
+  expect(await context.intake.head(upload)).toBeDefined();
+  expect(await listAll(context.intake, 'status/')).toEqual(outcomes);
+  return error as TrustError;
+}
+
+describe.each(kinds)('what a publish reads back of what it published, on %s', (_, stores) => {
+  it.each([
+    [
+      'owners (a stranger made an owner)',
+      (doc: PluginDocument, stranger: string) => ({ ...doc, owners: [...doc.owners, stranger] }),
+    ],
+    [
+      'versions (one the registry never published)',
+      (doc: PluginDocument) => ({
+        ...doc,
+        versions: [{ ...(doc.versions[0] as PluginDocument['versions'][number]), version: '0.9.0' }],
+      }),
+    ],
+  ] as const)(
+    'fails the batch on a plugin document whose %s was edited, rather than merge and sign it',
+    async (_what, edit) => {
+      // Prepare: 1.0.0 published; its document edited where it is published; 1.1.0 submitted by its owner.
+      const registry = await registryOn(stores());
+      await registry.run([await registry.submit('1.0.0')]);
+      const original = (await registry.context.site.get(DOCUMENT))?.body as Uint8Array;
+      const stranger = (await testKey('stranger')).fingerprint;
+      const edited = encoder.encode(
+        JSON.stringify(edit(await json(registry.context.site, DOCUMENT), stranger)),
+      );
+      await overwrite(registry.context.site, DOCUMENT, edited);
+      const upload = await registry.submit('1.1.0');
+
+      // Act, assess: the batch fails, naming the document and both digests.
+      const error = await expectAltered(registry, DOCUMENT, upload);
+      expect(error.message).toContain(sha256(original));
+      expect(error.message).toContain(sha256(edited));
+
+      // The operator puts the document back: the retry publishes 1.1.0 with the owners the registry gave.
+      await overwrite(registry.context.site, DOCUMENT, original);
+      const retried = await registry.run();
+      expect(retried.outcomes.map((o) => o.status)).toEqual(['accepted']);
+      const doc = await json<PluginDocument>(registry.context.site, DOCUMENT);
+      expect(doc.owners).toEqual([registry.publisher.fingerprint]);
+      expect(doc.versions.map((v) => v.version)).toEqual(['1.1.0', '1.0.0']);
+    },
+    60_000,
+  );
+
+  it('fails the batch on a plugin document planted for a name the registry never published', async () => {
+    // Prepare: another plugin published; a document for NAME, owned by a stranger, put where it would be.
+    const registry = await registryOn(stores());
+    await registry.run([await registry.submit('1.0.0', registry.publisher, 'other-plugin')]);
+    const stranger = await testKey('stranger');
+    const planted = await json<PluginDocument>(registry.context.site, pluginDocumentKey('other-plugin'));
+    await overwrite(
+      registry.context.site,
+      DOCUMENT,
+      encoder.encode(JSON.stringify({ ...planted, name: NAME, owners: [stranger.fingerprint] })),
+    );
+
+    await expectAltered(registry, DOCUMENT, await registry.submit('1.0.0'));
+  }, 60_000);
+
+  it('fails the batch on a plugin document deleted where it is published, rather than hand its name to the next publisher', async () => {
+    const registry = await registryOn(stores());
+    await registry.run([await registry.submit('1.0.0')]);
+    await registry.context.site.delete(DOCUMENT);
+
+    await expectAltered(registry, DOCUMENT, await registry.submit('1.1.0', await testKey('stranger')));
+  }, 60_000);
+
+  it('fails the batch on a keys/revoked.json the registry never published', async () => {
+    const registry = await registryOn(stores());
+    await registry.run([await registry.submit('1.0.0')]);
+    const revoked = {
+      schema: 'plugindex/revoked-keys/v1',
+      keys: [
+        { fingerprint: registry.publisher.fingerprint, revoked: '2026-11-01T00:00:00.000Z', reason: 'x' },
+      ],
+    };
+    await overwrite(registry.context.site, REVOKED_KEYS_KEY, encoder.encode(JSON.stringify(revoked)));
+
+    await expectAltered(registry, REVOKED_KEYS_KEY, await registry.submit('1.1.0'));
+  }, 60_000);
+
+  it('fails the batch on a snapshot.json edited where it is published, rather than sign the digests it lists', async () => {
+    // Prepare: the snapshot made to list another digest for index.json (which an edited index.json would have).
+    const registry = await registryOn(stores());
+    await registry.run([await registry.submit('1.0.0')]);
+    const snapshot = await json<SnapshotDocument>(registry.context.site, SNAPSHOT_KEY);
+    const forged = {
+      ...snapshot,
+      documents: { ...snapshot.documents, 'index.json': { sha256: sha256('forged'), size: 6 } },
+    };
+    await overwrite(registry.context.site, SNAPSHOT_KEY, encoder.encode(JSON.stringify(forged)));
+
+    await expectAltered(registry, SNAPSHOT_KEY, await registry.submit('1.1.0'));
+  }, 60_000);
+
+  it('takes what a run that died before its catalog recorded it was about to publish for its own', async () => {
+    // Prepare: 1.0.0 published; then the batch that publishes 1.1.0 dies once its snapshot is written, every
+    // write of the catalog's meta file failing from then on (its plugin document, snapshot bins and snapshot
+    // are published; the catalog records only what it was about to publish).
+    const registry = await registryOn(stores());
+    await registry.run([await registry.submit('1.0.0')]);
+    let committed = false;
+    const dying: PipelineContext = {
+      ...registry.context,
+      site: withMethod(registry.context.site, 'put', (put) => async (key, body, options) => {
+        await put(key, body, options);
+        if (key === SNAPSHOT_KEY) committed = true;
+      }),
+      intake: withMethod(registry.context.intake, 'put', (put) => async (key, body, options) => {
+        if (committed && key === CATALOG_META_KEY) throw new Error('killed after the snapshot');
+        return put(key, body, options);
+      }),
+    };
+    const upload = await registry.submit('1.1.0');
+    await expect(processSubmissions(dying, [upload])).rejects.toThrow('killed after the snapshot');
+    const meta = decoder.decode((await registry.context.intake.get(CATALOG_META_KEY))?.body);
+    expect(meta).toContain(`writing\t${DOCUMENT}\t`);
+    expect(meta).toContain(`writing\t${SNAPSHOT_KEY}\t`);
+
+    // Act: the retry, then one more publish.
+    const retried = await registry.run();
+    const later = await registry.run([await registry.submit('1.2.0')]);
+
+    // Assess: both accepted, and nothing recorded as about to be published is left over.
+    expect(retried.outcomes.map((o) => o.status)).toEqual(['accepted']);
+    expect(later.outcomes.map((o) => o.status)).toEqual(['accepted']);
+    expect(decoder.decode((await registry.context.intake.get(CATALOG_META_KEY))?.body)).not.toContain(
+      'writing',
+    );
+    const doc = await json<PluginDocument>(registry.context.site, DOCUMENT);
+    expect(doc.versions.map((v) => v.version)).toEqual(['1.2.0', '1.1.0', '1.0.0']);
+  }, 60_000);
+
+  it('publishes on a catalog that has no record of the snapshot yet (written before this check: trusted on first use)', async () => {
+    const registry = await registryOn(stores());
+    await registry.run([await registry.submit('1.0.0')]);
+    const meta = decoder.decode((await registry.context.intake.get(CATALOG_META_KEY))?.body);
+    expect(meta).toMatch(/^snapshot\t/m);
+    await registry.context.intake.put(
+      CATALOG_META_KEY,
+      encoder.encode(meta.replace(/^snapshot\t.*\n/m, '')),
+      { contentType: 'text/tab-separated-values', cacheControl: CACHE_PRIVATE },
+    );
+
+    const result = await registry.run([await registry.submit('1.1.0')]);
+
+    expect(result.outcomes.map((o) => o.status)).toEqual(['accepted']);
+    const recorded = decoder.decode((await registry.context.intake.get(CATALOG_META_KEY))?.body);
+    const published = (await registry.context.site.get(SNAPSHOT_KEY))?.body as Uint8Array;
+    expect(recorded).toContain(`snapshot\t${sha256(published)}\t${published.byteLength}\n`);
+  }, 60_000);
+
+  it('lets a rebuild take the published documents as they are, the operator choosing to (recovery)', async () => {
+    const registry = await registryOn(stores());
+    await registry.run([await registry.submit('1.0.0')]);
+    const stranger = (await testKey('stranger')).fingerprint;
+    const doc = await json<PluginDocument>(registry.context.site, DOCUMENT);
+    const changed = { ...doc, owners: [...doc.owners, stranger] };
+    await overwrite(registry.context.site, DOCUMENT, encoder.encode(JSON.stringify(changed)));
+
+    await rebuildRegistry(registry.context);
+    const result = await registry.run([await registry.submit('1.1.0', await testKey('stranger'))]);
+
+    expect(result.outcomes.map((o) => o.status)).toEqual(['accepted']);
+    expect((await json<PluginDocument>(registry.context.site, DOCUMENT)).owners).toEqual([
+      registry.publisher.fingerprint,
+      stranger,
+    ]);
+  }, 60_000);
+});
