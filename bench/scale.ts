@@ -19,6 +19,7 @@ import {
 } from '../index-builder/catalog.ts';
 import { systemClock } from '../index-builder/clock.ts';
 import { parseRegistryConfig } from '../index-builder/config.ts';
+import { sha256Hex } from '../index-builder/digest.ts';
 import { pluginDocumentKey } from '../index-builder/layout.ts';
 import { commitGeneration } from '../index-builder/pipeline/commit.ts';
 import { flushIndexes, type PipelineContext, processSubmissions } from '../index-builder/pipeline/index.ts';
@@ -79,11 +80,10 @@ export async function seedStores(ctx: PipelineContext, keys: Keys, size: number)
         contentType: 'application/json',
         cacheControl: CACHE_MUTABLE,
       });
-    // The document's digest stands in: only the targets' documents are ever read.
-    catalog.plugins.set(
-      doc.name,
-      catalogLineOf(doc, { sha256: 'e'.repeat(64), size: body.byteLength }, URL_BASE),
-    );
+    // Only the targets' documents are ever read, and held to the digest the catalog records
+    // (pipeline/published.ts); a stand-in for the rest, which are never hashed.
+    const sha256 = targets.has(i) ? sha256Hex(body) : 'e'.repeat(64);
+    catalog.plugins.set(doc.name, catalogLineOf(doc, { sha256, size: body.byteLength }, URL_BASE));
   }
   await saveCatalog(ctx.intake, catalog);
   await commitGeneration(ctx, catalog);
