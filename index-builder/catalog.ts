@@ -429,11 +429,26 @@ function settleWrites(catalog: Catalog, written: (key: string) => boolean): void
 
 /**
  * Saves the meta file as it was last read or saved, with the catalog's `writing` lines as they are now: the
- * record of what this run is about to publish, written before it publishes it.
+ * record of what this run is about to publish, written before it publishes it. A catalog neither read nor
+ * saved (another format's) has no meta file of its own to record it in: nothing is written.
  */
 export async function saveWriting(store: Store, catalog: Catalog): Promise<void> {
-  const base = storedMeta.get(catalog) ?? serializeMetaBase(emptyCatalog());
+  const base = storedMeta.get(catalog);
+  if (base === undefined) return;
   await store.put(CATALOG_META_KEY, utf8.encode(base + writingLines(catalog)), CATALOG_PUT);
+}
+
+/**
+ * A catalog made anew (a rebuild's), of `opened`'s generation: until it is saved, what it records it is about
+ * to publish is saved over the meta file as `opened` read it, never over an empty one (a rebuild that died
+ * there would leave a catalog that lists nothing).
+ */
+export function catalogAnew(opened: Catalog): Catalog {
+  const catalog = emptyCatalog();
+  catalog.generation = opened.generation;
+  const base = storedMeta.get(opened);
+  if (base !== undefined) storedMeta.set(catalog, base);
+  return catalog;
 }
 
 function writingLines(catalog: Catalog): string {

@@ -32,14 +32,7 @@
  * that plugin, and rebuilds. An upload the dead run showed is found published by itself (its intent record
  * names its log entry): its outcome is the acceptance, with that entry, not "already published".
  */
-import {
-  type Catalog,
-  emptyCatalog,
-  noteWriting,
-  openCatalog,
-  saveCatalog,
-  saveWriting,
-} from '../catalog.ts';
+import { type Catalog, catalogAnew, noteWriting, openCatalog, saveCatalog, saveWriting } from '../catalog.ts';
 import { sha256Hex } from '../digest.ts';
 import { PlugindexError, problem, StoreError } from '../errors.ts';
 import {
@@ -197,7 +190,6 @@ async function foldAndRender(
     const behind = new Set(folded.resumedOn);
     for (const item of items)
       if (item.evaluation.kind === 'already-published') behind.add(item.evaluation.manifest.name);
-    // Their documents' digests as the catalog has them (a warm process reads no bin for them).
     // Their documents as read (once a batch) and checked against the catalog (published.ts): one a run that
     // died wrote is re-rendered, and its line caught up.
     for (const name of behind) {
@@ -350,7 +342,7 @@ export async function processSubmissions(
   );
   const written = await versions.written();
   ctx.onStep?.('judged');
-  // The log (opened since every upload was read) and the catalog, read side by side.
+  // The log (opened since every upload was read), and the catalog (opened at the batch's start).
   const [log, opened] = await allSettledValues([opening, catalogOpening]);
   resumePublished(items, log);
   const catalog = await currentCatalog(ctx, opened);
@@ -453,8 +445,7 @@ async function rebuildAll(
   ctx: PipelineContext,
   options: RebuildOptions = {},
 ): Promise<{ generation: number; plugins: number; resigned: readonly string[] }> {
-  const catalog = emptyCatalog();
-  catalog.generation = (await openCatalog(ctx.intake)).generation;
+  const catalog = catalogAnew(await openCatalog(ctx.intake));
   // Each plugin's folder, not every key under plugins/: a registry holds tens of files per plugin (each
   // version's manifest, signature and artifacts), and listing them cost the filesystem store a read of
   // each one's metadata. A folder without a document (a plugin's leftovers) reads as none below.

@@ -245,6 +245,34 @@ describe.each(kinds)('what a publish reads back of what it published, on %s', (_
     expect(doc.versions.map((v) => v.version)).toEqual(['1.2.0', '1.1.0', '1.0.0']);
   }, 60_000);
 
+  it('publishes after a rebuild that died between its snapshot and its catalog, the catalog it began from kept', async () => {
+    const registry = await registryOn(stores());
+    await registry.run([await registry.submit('1.0.0')]);
+    let committed = false;
+    const dying: PipelineContext = {
+      ...registry.context,
+      site: withMethod(registry.context.site, 'put', (put) => async (key, body, options) => {
+        await put(key, body, options);
+        if (key === SNAPSHOT_KEY) committed = true;
+      }),
+      intake: withMethod(registry.context.intake, 'put', (put) => async (key, body, options) => {
+        if (committed && key.startsWith('state/catalog/')) throw new Error('killed after the snapshot');
+        return put(key, body, options);
+      }),
+    };
+    await expect(rebuildRegistry(dying)).rejects.toThrow('killed after the snapshot');
+    // The rebuild recorded its snapshot over the meta file it began from, which still lists every bin.
+    const meta = decoder.decode((await registry.context.intake.get(CATALOG_META_KEY))?.body);
+    expect(meta).toMatch(/^bin\t/m);
+    expect(meta).toContain(`writing\t${SNAPSHOT_KEY}\t`);
+
+    const result = await registry.run([await registry.submit('1.1.0')]);
+
+    expect(result.outcomes.map((o) => o.status)).toEqual(['accepted']);
+    const index = await json<{ plugins: { name: string }[] }>(registry.context.site, 'index.json');
+    expect(index.plugins.map((p) => p.name)).toEqual([NAME]);
+  }, 60_000);
+
   it('publishes on a catalog that has no record of the snapshot yet (written before this check: trusted on first use)', async () => {
     const registry = await registryOn(stores());
     await registry.run([await registry.submit('1.0.0')]);
