@@ -446,7 +446,7 @@ export function supersededProblem(
   return problem(
     'ACTION_SUPERSEDED',
     '/created',
-    `${plugin}: an action made later (at ${newer.created}, sha256 ${newer.digest}) was applied already to its ${newer.slot}; this one, made at ${created}, before it, cannot overrule it`,
+    `${plugin}: an action made later (at ${newer.created}, sha256 ${newer.digest}) already stands for its ${newer.slot} (applied, or found already so); this one, made at ${created}, before it, cannot overrule it`,
     {
       expected: `an action made after ${newer.created} (sign it again if it should still apply)`,
       found: created,

@@ -376,7 +376,16 @@ export async function evaluateAction(
     registryFingerprints,
     isRevoked: (fp) => revoked.keys.some((k) => k.fingerprint === fp),
   });
-  if (!applied.ok) return refuse(applied.problems);
+  if (!applied.ok) {
+    // The state already is what a newer statement says: that statement still stands against an older one
+    // met later (the older would otherwise apply and undo it: an owner removed, then added by a delayed add).
+    if (slot && statesTheState(action, applied.problems)) {
+      const record = { created: action.created, digest: read.digest };
+      await view.applyOrder(doc.name, slot, record);
+      return { ...refuse(applied.problems), ordered: { plugin: doc.name, slot, record } };
+    }
+    return refuse(applied.problems);
+  }
   view.change(applied.doc);
   view.applied.add(read.digest);
   await orderApplied(view, read, named.key);
@@ -387,6 +396,18 @@ export async function evaluateAction(
     ...(await publishedVersion(view, action)),
     ...(named.key ? { key: named.key } : {}),
   };
+}
+
+/**
+ * Was the action refused only because the plugin already is as it says: it changes nothing
+ * (ACTION_NO_EFFECT), or it withdraws an advisory the plugin does not have (as good as withdrawn)?
+ */
+function statesTheState(action: ActionBody, problems: readonly Problem[]): boolean {
+  return problems.every(
+    (p) =>
+      p.code === 'ACTION_NO_EFFECT' ||
+      (action.action === 'advisory-withdraw' && p.code === 'ADVISORY_UNKNOWN'),
+  );
 }
 
 /** The version an action names, as its record has it (the action may spell it otherwise), if any. */
@@ -634,6 +655,12 @@ export async function writeActionOrders(
   const orders = new Map<string, ActionOrder>();
   for (const item of items) {
     const evaluation = item.evaluation;
+    if (evaluation.kind === 'rejected' && evaluation.ordered) {
+      const { plugin, slot, record } = evaluation.ordered;
+      const order = orders.get(plugin) ?? (await view.recordedOrder(plugin));
+      orders.set(plugin, withSlotRecord(order, slot, record));
+      continue;
+    }
     if (evaluation.kind !== 'action-accepted' || item.seq === undefined || evaluation.resumed?.finished)
       continue;
     const { action, digest } = evaluation.read;

@@ -109,6 +109,12 @@ export interface Rejected {
   readonly manifest?: Manifest;
   readonly publisher?: string;
   readonly action?: ActionInfo;
+  /**
+   * An action refused only because the plugin already is as it says (ACTION_NO_EFFECT, or a withdrawal of an
+   * advisory it does not have): still the newest statement about its slot, so an older action on it, met
+   * later, is refused (ACTION_SUPERSEDED) and the state it found stays. Recorded with the order.
+   */
+  readonly ordered?: { readonly plugin: string; readonly slot: ActionSlot; readonly record: SlotRecord };
 }
 
 /** A bundle whose version is published already with these manifest bytes: nothing to write. */

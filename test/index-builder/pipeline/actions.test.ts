@@ -509,6 +509,88 @@ describe('when actions on one target arrive in the reverse order of their making
     expect((await bound(registry)).owners).toEqual([heir.fingerprint, stranger.fingerprint]);
   });
 
+  it('refuses an older action after a newer one on its target that had no effect (the state already said so)', async () => {
+    const registry = await registryWithOperator();
+    await publishVersions(registry, ['1.0.0', '1.1.0']);
+    await act(registry, { action: 'owners-add', plugin: 'demo-plugin', key: heir.publicKey }, publisher);
+    // Made first, delivered last (held in a queue, or by whoever carried it): each would undo the newer.
+    const addStranger = await submitAt(
+      registry,
+      { action: 'owners-add', plugin: 'demo-plugin', key: stranger.publicKey },
+      publisher,
+      1,
+    );
+    const yank = await submitAt(
+      registry,
+      { action: 'yank', plugin: 'demo-plugin', version: '1.1.0' },
+      publisher,
+      1,
+    );
+    const deprecate = await submitAt(
+      registry,
+      { action: 'deprecate', plugin: 'demo-plugin', message: 'old' },
+      publisher,
+      1,
+    );
+    const advise = await submitAt(
+      registry,
+      {
+        action: 'advisory-add',
+        plugin: 'demo-plugin',
+        advisory: { id: 'PDX-2026-0009', severity: 'high', affected: '<2.0.0', summary: 'bad' },
+      },
+      publisher,
+      1,
+    );
+    // Made later, delivered first: the state already is what they say, so they change nothing.
+    const removeStranger = await submitAt(
+      registry,
+      { action: 'owners-remove', plugin: 'demo-plugin', fingerprint: stranger.fingerprint },
+      heir,
+      2,
+    );
+    const unyank = await submitAt(
+      registry,
+      { action: 'unyank', plugin: 'demo-plugin', version: '1.1.0' },
+      heir,
+      2,
+    );
+    const undeprecate = await submitAt(registry, { action: 'undeprecate', plugin: 'demo-plugin' }, heir, 2);
+    const withdraw = await submitAt(
+      registry,
+      { action: 'advisory-withdraw', plugin: 'demo-plugin', id: 'PDX-2026-0009' },
+      heir,
+      2,
+    );
+    const first = await run(registry, removeStranger.key, unyank.key, undeprecate.key, withdraw.key);
+    expect(first.map((o) => [o.status, ...o.problems.map((p) => p.code)])).toEqual([
+      ['rejected', 'ACTION_NO_EFFECT'],
+      ['rejected', 'ACTION_NO_EFFECT'],
+      ['rejected', 'ACTION_NO_EFFECT'],
+      ['rejected', 'ADVISORY_UNKNOWN'],
+    ]);
+    expect(
+      JSON.parse(new TextDecoder().decode((await registry.intake.get(actionOrderKey('demo-plugin')))?.body))
+        .slots,
+    ).toMatchObject({
+      [`owners/${stranger.fingerprint}`]: { created: made(2).toISOString() },
+    });
+    const logBefore = await logOf(registry);
+    const later = await run(registry, addStranger.key, yank.key, deprecate.key, advise.key);
+    expect(later.map((o) => [o.status, ...o.problems.map((p) => p.code)])).toEqual([
+      ['rejected', 'ACTION_SUPERSEDED'],
+      ['rejected', 'ACTION_SUPERSEDED'],
+      ['rejected', 'ACTION_SUPERSEDED'],
+      ['rejected', 'ACTION_SUPERSEDED'],
+    ]);
+    const doc = await bound(registry);
+    expect(doc.owners).toEqual([publisher.fingerprint, heir.fingerprint]);
+    expect(version(doc, '1.1.0')?.yanked).toBe(false);
+    expect(doc.deprecation).toBeUndefined();
+    expect(doc.advisories ?? []).toEqual([]);
+    expect(await logOf(registry)).toEqual(logBefore);
+  });
+
   it('keeps the order of an action a run that died logged: an older one is refused in the retry and after it', async () => {
     const registry = await registryWithOperator();
     await publishVersions(registry, ['1.0.0']);
