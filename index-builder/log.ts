@@ -130,6 +130,12 @@ function malformed(where: string, why: string): never {
 }
 
 /**
+ * An entry's `created`: the form an action's `created` must have (actions.ts). `Date.parse` alone takes
+ * "5" or "2026" for a time.
+ */
+const CREATED = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
+
+/**
  * Reads a segment: one entry per line, each of the right form. Order and links are `verifyLogRange`'s.
  * @throws TrustError LOG_MALFORMED naming the segment and line.
  */
@@ -166,7 +172,8 @@ export function parseSegment(bytes: Uint8Array, index: number): ReadEntry[] {
       !HEX64.test(e.prev) ||
       (e.plugin !== undefined && typeof e.plugin !== 'string') ||
       (e.version !== undefined && typeof e.version !== 'string') ||
-      (e.created !== undefined && (typeof e.created !== 'string' || Number.isNaN(Date.parse(e.created)))) ||
+      (e.created !== undefined &&
+        (typeof e.created !== 'string' || !CREATED.test(e.created) || Number.isNaN(Date.parse(e.created)))) ||
       (e.detail !== undefined &&
         (typeof e.detail !== 'object' || e.detail === null || Array.isArray(e.detail)))
     )
