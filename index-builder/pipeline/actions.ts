@@ -144,8 +144,11 @@ async function replayOrResume(
   ): Promise<Evaluation> => {
     judging.view.applied.add(read.digest);
     const { key } = await namedKey(read.action, judging);
-    // What comes after it in the batch is judged with its effect, as the run that died judged it.
-    if (!resumed.finished) {
+    // What comes after it in the batch is judged with its effect, as the run that died judged it; unless an
+    // action made after it was applied to its slot since (another run, while this upload waited for its
+    // retry): put back, its effect would undo that newer statement, which the log records after it.
+    const passed = !resumed.finished && (await overtaken(judging.view, read, key));
+    if (!resumed.finished && !passed) {
       await applyAgain(judging, read, resumed.time, key);
       await orderApplied(judging.view, read, key);
     }
@@ -155,7 +158,7 @@ async function replayOrResume(
       signer,
       ...(await publishedVersion(judging.view, read.action)),
       ...(key ? { key } : {}),
-      resumed: { ...resumed, from },
+      resumed: { ...resumed, from, ...(passed ? { overtaken: true as const } : {}) },
     };
   };
   if (marker) {
@@ -218,6 +221,17 @@ async function applyAgain(
     isRevoked: (fp) => revocationOf(revoked, fp) !== undefined,
   });
   if (applied.ok) view.change(applied.doc);
+}
+
+/** Has an action made after `read` been applied to its slot (or one within or around it)? */
+async function overtaken(view: BatchView, read: ReadAction, key: NamedKey | undefined): Promise<boolean> {
+  const action = read.action;
+  if (action.action === 'revoke-key') return false;
+  const slot = actionSlot(action, key);
+  return (
+    slot !== undefined &&
+    supersedingAction(await view.order(action.plugin), slot, action.created) !== undefined
+  );
 }
 
 /** Records in the view that `read` set its slot (if it has one): a later action made before it is refused. */
@@ -508,6 +522,12 @@ export async function foldBatch(
         if (marked) change(marked, item);
         else if (resumed && doc.versions.some((v) => v.publisher === action.fingerprint)) resumedOn.add(name);
       }
+      continue;
+    }
+    // Overtaken by a newer action on its slot: its effect stays undone (the document, as published, may
+    // still lag the catalog, as for any resumed action).
+    if (resumed?.overtaken) {
+      resumedOn.add(action.plugin);
       continue;
     }
     const doc = await current(action.plugin);

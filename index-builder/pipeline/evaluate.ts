@@ -100,6 +100,11 @@ export interface AcceptedAction {
     readonly finished?: boolean;
     /** Where the run that died left its record: the marker, or only the log entry (no marker yet). */
     readonly from: 'marker' | 'log';
+    /**
+     * An action made after it was applied to its slot since the run died (another run, while this upload
+     * waited for its retry): its effect is not put back, which would undo that newer statement.
+     */
+    readonly overtaken?: true;
   };
 }
 

@@ -591,6 +591,48 @@ describe('when actions on one target arrive in the reverse order of their making
     expect(await logOf(registry)).toEqual(logBefore);
   });
 
+  it.each([
+    ['its order', 'intake', () => actionOrderKey('demo-plugin')],
+    ['its plugin document', 'site', () => pluginDocumentKey('demo-plugin')],
+  ] as const)(
+    'does not let a run that died put back an older action over a newer one applied since (dead at %s)',
+    async (_at, storeName, failing) => {
+      const registry = await registryWithOperator();
+      await publishVersions(registry, ['1.0.0']);
+      const older = await submitAt(
+        registry,
+        { action: 'deprecate', plugin: 'demo-plugin', message: 'older' },
+        publisher,
+        1,
+      );
+      const newer = await submitAt(
+        registry,
+        { action: 'deprecate', plugin: 'demo-plugin', message: 'newer' },
+        publisher,
+        2,
+      );
+      // The run of the older one dies once it is logged; another run publishes the newer one alone.
+      const store = registry[storeName];
+      const put = store.put.bind(store);
+      store.put = async (key, body, options) => {
+        if (key === failing()) throw new StoreError('STORE_IO', key, 'injected failure');
+        return put(key, body, options);
+      };
+      await expect(run(registry, older.key)).rejects.toThrow(/injected failure/);
+      store.put = put;
+      expect((await run(registry, newer.key))[0]?.status).toBe('accepted');
+      expect((await bound(registry)).deprecation?.message).toBe('newer');
+      // The older one's retry finishes it (accepted, logged once, before the newer) and leaves the newer in force.
+      expect((await run(registry, older.key))[0]?.status).toBe('accepted');
+      expect((await bound(registry)).deprecation?.message).toBe('newer');
+      expect((await logOf(registry)).map((e) => [e.type, e.created])).toEqual([
+        ['publish', undefined],
+        ['deprecate', made(1).toISOString()],
+        ['deprecate', made(2).toISOString()],
+      ]);
+    },
+  );
+
   it('keeps the order of an action a run that died logged: an older one is refused in the retry and after it', async () => {
     const registry = await registryWithOperator();
     await publishVersions(registry, ['1.0.0']);
