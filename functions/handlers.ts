@@ -51,6 +51,8 @@ export interface HandlerDeps {
   /** The registry's signing key (Secrets Manager); `fresh` reads the secret again past any cache. */
   readonly signer: SignerSource;
   readonly logger: Logger;
+  /** `MAX_BATCH_BYTES` unless a test lowers it (to make a batch of one upload without 512 MiB of them). */
+  readonly maxBatchBytes?: number;
 }
 
 /**
@@ -122,7 +124,7 @@ async function pipelineContext(deps: HandlerDeps): Promise<PipelineContext> {
     clock: systemClock,
     config: registryConfig,
     bundleLimits: LAMBDA_BUNDLE_LIMITS,
-    maxBatchBytes: MAX_BATCH_BYTES,
+    maxBatchBytes: deps.maxBatchBytes ?? MAX_BATCH_BYTES,
   };
 }
 
@@ -388,13 +390,21 @@ export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Pro
     const results: BatchResult[] = [];
     const roundMs: number[] = [];
     const seen = new Set<string>();
+    // Uploads met unreadable: left in incoming/, the oldest there, they would fill every later round by their
+    // bytes (read again each round, nothing behind them taken); read once an invocation instead.
+    const unreadable = new Set<string>();
     let more: boolean;
     do {
       const roundStarted = Date.now();
-      const result = await retryingConflicts(deps, 'publish', () => processSubmissions(deferring));
+      const result = await retryingConflicts(deps, 'publish', () =>
+        processSubmissions({ ...deferring, passOver: unreadable }),
+      );
       results.push(result);
       roundMs.push(Date.now() - roundStarted);
-      for (const outcome of result.outcomes) seen.add(outcome.submission);
+      for (const outcome of result.outcomes) {
+        seen.add(outcome.submission);
+        if (outcome.problems.some((p) => p.code === 'UPLOAD_UNREADABLE')) unreadable.add(outcome.submission);
+      }
       more =
         results.length < MAX_ROUNDS &&
         (result.leftInIncoming > 0 ||

@@ -34,6 +34,13 @@ export interface PipelineContext {
    */
   readonly maxBatchBytes?: number;
   /**
+   * Uploads an earlier batch of this caller's met unreadable (UPLOAD_UNREADABLE), by key: not taken again,
+   * and left in incoming/. They stay there, the oldest waiting, so each batch would take them first and, by
+   * their bytes (`maxBatchBytes`), take nothing behind them, round after round; the next caller (another
+   * invocation) reads them again, once.
+   */
+  readonly passOver?: ReadonlySet<string>;
+  /**
    * Leave in incoming/, for a later batch, an upload modified less than this many milliseconds before the
    * batch lists them (a copy still being written, by a publisher that did not write a dot-file and rename
    * it in): a watcher of a local folder (cli/local/watch.ts) judges the folder settled before it calls a

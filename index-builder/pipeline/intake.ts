@@ -93,6 +93,8 @@ export async function planBatch(ctx: PipelineContext, keys?: readonly string[]):
   let batchBytes = 0;
   let leftInIncoming = 0;
   for (const { key, size, lastModified } of waiting) {
+    // Met unreadable by an earlier batch of the caller's: neither taken nor waiting (it decides no conflict).
+    if (ctx.passOver?.has(key)) continue;
     const modified = lastModified?.getTime();
     if (
       settledBy !== undefined &&

@@ -19,7 +19,7 @@ let s3: LocalS3;
 let pair = 0;
 
 beforeAll(async () => {
-  s3 = await startLocalS3(Array.from({ length: 8 }, (_, i) => [`un-intake-${i}`, `un-site-${i}`]).flat());
+  s3 = await startLocalS3(Array.from({ length: 9 }, (_, i) => [`un-intake-${i}`, `un-site-${i}`]).flat());
 });
 
 afterAll(async () => {
@@ -27,7 +27,7 @@ afterAll(async () => {
 });
 
 /** A fresh pair of buckets with a config object, and the publish function reading them through the mock. */
-async function registry(answers: Record<string, S3ErrorAnswer>) {
+async function registry(answers: Record<string, S3ErrorAnswer>, options: { maxBatchBytes?: number } = {}) {
   const intake = `un-intake-${pair}`;
   const site = `un-site-${pair}`;
   pair += 1;
@@ -42,7 +42,7 @@ async function registry(answers: Record<string, S3ErrorAnswer>) {
   const mockAnswers = new Map(Object.entries(answers).map(([key, answer]) => [`${intake}/${key}`, answer]));
   const mock = await startS3ObjectErrors(s3, mockAnswers);
   const client = new S3Client({ ...s3.config, endpoint: mock.endpoint });
-  const handler = await localPublishHandler(s3, intake, site, client);
+  const handler = await localPublishHandler(s3, intake, site, client, options);
   const store = new S3Store({ client: s3.client, bucket: intake });
   const put = async (key: string, body: Uint8Array) =>
     s3.client.send(new PutObjectCommand({ Bucket: intake, Key: key, Body: body }));
@@ -145,6 +145,41 @@ describe('when an upload in the batch cannot be read for good', () => {
       const restored = await r.handler({});
       expect(restored.outcomes.map((o) => [o.plugin, o.status])).toEqual([['archived-plugin', 'accepted']]);
       expect(await r.keys('incoming/')).toEqual([]);
+    } finally {
+      await r.close();
+    }
+  });
+});
+
+describe('when the unreadable uploads, the oldest waiting, fill a batch by their bytes', () => {
+  it('publishes the uploads behind them in the same invocation, reading each unreadable one once', async () => {
+    // Prepare: a batch bound of one byte, so the archived upload, listed first, fills a batch alone (as
+    // 512 MiB of archived uploads do on Lambda); two readable uploads behind it.
+    const r = await registry({ 'incoming/a-archived.tgz': S3_ANSWERS.archived }, { maxBatchBytes: 1 });
+    try {
+      await r.put('incoming/a-archived.tgz', await bundle('archived-plugin'));
+      await r.put('incoming/b-second.tgz', await bundle('second-plugin'));
+      await r.put('incoming/c-third.tgz', await bundle('third-plugin'));
+
+      // Act
+      const result = await r.handler({});
+      const later = await r.handler({});
+
+      // Assess: the readable ones published, not held behind it round after round; it is read once an
+      // invocation, and stays in incoming/ for the operator.
+      expect(byKey(result.outcomes).map((o) => [o.submission, o.status, o.problems[0]?.code])).toEqual([
+        ['incoming/a-archived.tgz', 'rejected', 'UPLOAD_UNREADABLE'],
+        ['incoming/b-second.tgz', 'accepted', undefined],
+        ['incoming/c-third.tgz', 'accepted', undefined],
+      ]);
+      expect(later.outcomes.map((o) => [o.submission, o.status])).toEqual([
+        ['incoming/a-archived.tgz', 'rejected'],
+      ]);
+      expect(r.mock.answered).toEqual([
+        `${r.intake}/incoming/a-archived.tgz InvalidObjectState`,
+        `${r.intake}/incoming/a-archived.tgz InvalidObjectState`,
+      ]);
+      expect(await r.keys('incoming/')).toEqual(['incoming/a-archived.tgz']);
     } finally {
       await r.close();
     }

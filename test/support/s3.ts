@@ -62,6 +62,7 @@ export async function localPublishHandler(
   intakeBucket: string,
   siteBucket: string,
   client: S3Client = s3.client,
+  options: { readonly maxBatchBytes?: number } = {},
 ): Promise<(event: unknown) => Promise<BatchResult>> {
   const signer = await createSigner((await testKey('registry')).secretKey);
   return createPublishHandler({
@@ -81,6 +82,7 @@ export async function localPublishHandler(
     cloudfront: undefined as never, // no distribution configured: never called
     signer: async () => signer,
     logger: { info: () => {}, warn: () => {}, error: () => {} },
+    ...options,
   });
 }
 
