@@ -393,6 +393,8 @@ export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Pro
     // Uploads met unreadable: left in incoming/, the oldest there, they would fill every later round by their
     // bytes (read again each round, nothing behind them taken); read once an invocation instead.
     const unreadable = new Set<string>();
+    // Rounds that met only such uploads are not counted: each passes over what it met, so they end.
+    let rounds = 0;
     let more: boolean;
     do {
       const roundStarted = Date.now();
@@ -405,8 +407,12 @@ export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Pro
         seen.add(outcome.submission);
         if (outcome.problems.some((p) => p.code === 'UPLOAD_UNREADABLE')) unreadable.add(outcome.submission);
       }
+      const unreadableOnly =
+        result.outcomes.length > 0 &&
+        result.outcomes.every((o) => o.problems.some((p) => p.code === 'UPLOAD_UNREADABLE'));
+      if (!unreadableOnly) rounds += 1;
       more =
-        results.length < MAX_ROUNDS &&
+        rounds < MAX_ROUNDS &&
         (result.leftInIncoming > 0 ||
           (result.outcomes.length > 0 && (await waitingBeyond(ctx.intake, seen))));
     } while (more);

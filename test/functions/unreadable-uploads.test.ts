@@ -19,7 +19,7 @@ let s3: LocalS3;
 let pair = 0;
 
 beforeAll(async () => {
-  s3 = await startLocalS3(Array.from({ length: 9 }, (_, i) => [`un-intake-${i}`, `un-site-${i}`]).flat());
+  s3 = await startLocalS3(Array.from({ length: 10 }, (_, i) => [`un-intake-${i}`, `un-site-${i}`]).flat());
 });
 
 afterAll(async () => {
@@ -180,6 +180,34 @@ describe('when the unreadable uploads, the oldest waiting, fill a batch by their
         `${r.intake}/incoming/a-archived.tgz InvalidObjectState`,
       ]);
       expect(await r.keys('incoming/')).toEqual(['incoming/a-archived.tgz']);
+    } finally {
+      await r.close();
+    }
+  });
+});
+
+describe('when more unreadable uploads wait than an invocation has rounds', () => {
+  it('reads each once and still publishes the upload behind them', async () => {
+    // Prepare: twelve archived uploads, each filling a batch alone, ahead of a readable one.
+    const archived = Array.from({ length: 12 }, (_, i) => `incoming/a-${String(i).padStart(2, '0')}.tgz`);
+    const r = await registry(Object.fromEntries(archived.map((key) => [key, S3_ANSWERS.archived])), {
+      maxBatchBytes: 1,
+    });
+    try {
+      for (const key of archived) await r.put(key, encode('archived'));
+      await r.put('incoming/b-readable.tgz', await bundle('readable-plugin'));
+
+      // Act
+      const result = await r.handler({});
+
+      // Assess
+      expect(result.outcomes.find((o) => o.submission === 'incoming/b-readable.tgz')?.status).toBe(
+        'accepted',
+      );
+      expect([...r.mock.answered].sort()).toEqual(
+        archived.map((key) => `${r.intake}/${key} InvalidObjectState`),
+      );
+      expect(await r.keys('incoming/')).toEqual(archived);
     } finally {
       await r.close();
     }
