@@ -13,12 +13,11 @@ import { FsStore } from '../../adapters/fs-store.ts';
 import { initRegistry, openRegistry } from '../../cli/local/registry.ts';
 import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
 import { verifyRegistry } from '../../cli/verify.ts';
-import { createClient, type PlugindexClient } from '../../client/client.ts';
 import { ClientError } from '../../client/errors.ts';
-import { createHttpFetcher } from '../../client/fetcher.ts';
 import { TrustError } from '../../index-builder/errors.ts';
 import { processSubmissions, refreshSnapshot } from '../../index-builder/pipeline/index.ts';
 import { CACHE_PRIVATE } from '../../index-builder/store.ts';
+import { type ClientMachine, clientMachine } from '../support/client.ts';
 import { encode, makeBundle, validManifest } from '../support/fixtures.ts';
 
 const NAME = 'named-tool';
@@ -75,27 +74,9 @@ async function serveAnotherRegistry(dir: string, url: string): Promise<void> {
 }
 
 let machines = 0;
-function machine(): { data: string; run<T>(body: (client: PlugindexClient) => Promise<T>): Promise<T> } {
+function machine(): ClientMachine {
   machines += 1;
-  const home = join(root, `m${machines}`);
-  const dirs = { config: join(home, 'config'), data: join(home, 'data'), cache: join(home, 'cache') };
-  return {
-    data: dirs.data,
-    async run(body) {
-      const client = createClient({
-        dirs,
-        fetcher: createHttpFetcher({ env: {}, retries: 0 }),
-        env: {},
-        platform: LINUX,
-        freshForMs: 0,
-      });
-      try {
-        return await body(client);
-      } finally {
-        await client.close();
-      }
-    },
-  };
+  return clientMachine(join(root, `m${machines}`));
 }
 
 describe('when the registry a client added is served as another registry signed by the same key', () => {

@@ -14,8 +14,6 @@ import { initRegistry, openRegistry } from '../../cli/local/registry.ts';
 import { rotateLocalRegistry } from '../../cli/local/rotate-key.ts';
 import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
 import { verifyRegistry } from '../../cli/verify.ts';
-import { createClient, type PlugindexClient } from '../../client/client.ts';
-import { createHttpFetcher } from '../../client/fetcher.ts';
 import { parseLockfile } from '../../client/lockfile.ts';
 import { TrustError } from '../../index-builder/errors.ts';
 import { processSubmissions, rebuildRegistry, refreshSnapshot } from '../../index-builder/pipeline/index.ts';
@@ -27,6 +25,7 @@ import {
 } from '../../index-builder/rotation.ts';
 import { createSigner, generateKeyPair, type KeyPair, type Signer } from '../../index-builder/signing.ts';
 import { CACHE_PRIVATE } from '../../index-builder/store.ts';
+import { type ClientMachine, clientMachine } from '../support/client.ts';
 import { encode, makeBundle, validManifest } from '../support/fixtures.ts';
 import { gpgKeyring } from '../support/gpg.ts';
 import { rewriteLog } from '../support/lifecycle.ts';
@@ -98,40 +97,13 @@ async function newKey(): Promise<KeyPair & { file: string }> {
   return { ...pair, file };
 }
 
-interface Machine {
-  readonly data: string;
-  readonly lockfile: string;
-  readonly dir: string;
-  run<T>(body: (client: PlugindexClient) => Promise<T>): Promise<T>;
-}
-
 let machines = 0;
-async function machine(): Promise<Machine> {
+async function machine(): Promise<ClientMachine> {
   machines += 1;
-  const home = join(root, `m${machines}`);
-  const dirs = { config: join(home, 'config'), data: join(home, 'data'), cache: join(home, 'cache') };
-  return {
-    data: dirs.data,
-    lockfile: join(home, 'plugindex.lock'),
-    dir: join(home, 'plugins'),
-    async run(body) {
-      const client = createClient({
-        dirs,
-        fetcher: createHttpFetcher({ env: {}, retries: 0 }),
-        env: {},
-        platform: LINUX,
-        freshForMs: 0,
-      });
-      try {
-        return await body(client);
-      } finally {
-        await client.close();
-      }
-    },
-  };
+  return clientMachine(join(root, `m${machines}`));
 }
 
-async function trustState(m: Machine, name = 'main'): Promise<Record<string, unknown>> {
+async function trustState(m: ClientMachine, name = 'main'): Promise<Record<string, unknown>> {
   return JSON.parse(await readFile(join(m.data, 'trust', name, 'state.json'), 'utf8'));
 }
 
@@ -139,9 +111,9 @@ describe('when a registry rotates its key twice', () => {
   let registry: Served;
   let second: KeyPair & { file: string };
   let third: KeyPair & { file: string };
-  let early: Machine;
+  let early: ClientMachine;
   let lockBefore: string;
-  let lagging: Machine;
+  let lagging: ClientMachine;
 
   beforeAll(async () => {
     registry = await servedRegistry(['1.0.0']);
