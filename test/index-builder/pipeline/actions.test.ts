@@ -377,23 +377,41 @@ describe('when actions on one target arrive in the reverse order of their making
   const made = (seconds: number) => new Date(ACTION_SIGNED.getTime() + seconds * 1000);
   const submitAt = (registry: TestRegistry, body: ActionBody, signer: KeyPair, seconds: number) =>
     submitAction(registry.intake, body, signer, { now: made(seconds) });
+  /** The bodies of the actions these tests make on demo-plugin. */
+  const on = {
+    deprecate: (message: string): ActionBody => ({ action: 'deprecate', plugin: 'demo-plugin', message }),
+    undeprecate: (): ActionBody => ({ action: 'undeprecate', plugin: 'demo-plugin' }),
+    yank: (v: string): ActionBody => ({ action: 'yank', plugin: 'demo-plugin', version: v }),
+    unyank: (v: string): ActionBody => ({ action: 'unyank', plugin: 'demo-plugin', version: v }),
+    ownersAdd: (key: string): ActionBody => ({ action: 'owners-add', plugin: 'demo-plugin', key }),
+    ownersRemove: (fingerprint: string): ActionBody => ({
+      action: 'owners-remove',
+      plugin: 'demo-plugin',
+      fingerprint,
+    }),
+    transfer: (key: string): ActionBody => ({ action: 'transfer', plugin: 'demo-plugin', key }),
+  };
+  /** Each outcome as its status followed by its problems' codes. */
+  const verdicts = (outcomes: readonly SubmissionOutcome[]) =>
+    outcomes.map((o) => [o.status, ...o.problems.map((p) => p.code)]);
+  /** Makes `store` fail its put of `key`, as a run that dies there; returns what mends it. */
+  const failPutOf = (store: TestRegistry['site'], key: string): (() => void) => {
+    const put = store.put.bind(store);
+    store.put = async (k, body, options) => {
+      if (k === key) throw new StoreError('STORE_IO', k, 'injected failure');
+      return put(k, body, options);
+    };
+    return () => {
+      store.put = put;
+    };
+  };
 
   it('refuses the older one in a later batch (ACTION_SUPERSEDED), its outcome saying why, nothing published changed', async () => {
     const registry = await registryWithOperator();
     await publishVersions(registry, ['1.0.0']);
-    const newer = await submitAt(
-      registry,
-      { action: 'deprecate', plugin: 'demo-plugin', message: 'newer' },
-      publisher,
-      2,
-    );
-    const older = await submitAt(
-      registry,
-      { action: 'deprecate', plugin: 'demo-plugin', message: 'older' },
-      publisher,
-      1,
-    );
-    const lifted = await submitAt(registry, { action: 'undeprecate', plugin: 'demo-plugin' }, publisher, 1);
+    const newer = await submitAt(registry, on.deprecate('newer'), publisher, 2);
+    const older = await submitAt(registry, on.deprecate('older'), publisher, 1);
+    const lifted = await submitAt(registry, on.undeprecate(), publisher, 1);
     expect((await run(registry, newer.key))[0]?.status).toBe('accepted');
     const before = registry.site.fingerprint();
     const logBefore = await logOf(registry);
@@ -415,39 +433,15 @@ describe('when actions on one target arrive in the reverse order of their making
   it('in one batch, refuses the older one uploaded after the newer, and applies actions made at one time in upload order', async () => {
     const registry = await registryWithOperator();
     await publishVersions(registry, ['1.0.0', '1.1.0']);
-    const yank = await submitAt(
-      registry,
-      { action: 'yank', plugin: 'demo-plugin', version: '1.1.0' },
-      publisher,
-      2,
-    );
-    const unyank = await submitAt(
-      registry,
-      { action: 'unyank', plugin: 'demo-plugin', version: '1.1.0' },
-      publisher,
-      1,
-    );
+    const yank = await submitAt(registry, on.yank('1.1.0'), publisher, 2);
+    const unyank = await submitAt(registry, on.unyank('1.1.0'), publisher, 1);
     // Another version is another target: an older action on it still applies.
-    const other = await submitAt(
-      registry,
-      { action: 'yank', plugin: 'demo-plugin', version: '1.0.0' },
-      publisher,
-      1,
-    );
-    const first = await submitAt(
-      registry,
-      { action: 'deprecate', plugin: 'demo-plugin', message: 'first' },
-      publisher,
-      3,
-    );
-    const second = await submitAt(
-      registry,
-      { action: 'deprecate', plugin: 'demo-plugin', message: 'second' },
-      publisher,
-      3,
-    );
+    const other = await submitAt(registry, on.yank('1.0.0'), publisher, 1);
+    const first = await submitAt(registry, on.deprecate('first'), publisher, 3);
+    const second = await submitAt(registry, on.deprecate('second'), publisher, 3);
+
     const outcomes = await run(registry, yank.key, unyank.key, other.key, first.key, second.key);
-    expect(outcomes.map((o) => [o.status, ...o.problems.map((p) => p.code)])).toEqual([
+    expect(verdicts(outcomes)).toEqual([
       ['accepted'],
       ['rejected', 'ACTION_SUPERSEDED'],
       ['accepted'],
@@ -471,38 +465,17 @@ describe('when actions on one target arrive in the reverse order of their making
   it("refuses an owner change older than the operator's transfer, and a transfer older than an owner change", async () => {
     const registry = await registryWithOperator();
     await publishVersions(registry, ['1.0.0']);
-    const transfer = await submitAt(
-      registry,
-      { action: 'transfer', plugin: 'demo-plugin', key: heir.publicKey },
-      operator,
-      2,
-    );
-    const add = await submitAt(
-      registry,
-      { action: 'owners-add', plugin: 'demo-plugin', key: stranger.publicKey },
-      operator,
-      1,
-    );
-    const outcomes = await run(registry, transfer.key, add.key);
-    expect(outcomes.map((o) => [o.status, ...o.problems.map((p) => p.code)])).toEqual([
+    const transfer = await submitAt(registry, on.transfer(heir.publicKey), operator, 2);
+    const add = await submitAt(registry, on.ownersAdd(stranger.publicKey), operator, 1);
+    expect(verdicts(await run(registry, transfer.key, add.key))).toEqual([
       ['accepted'],
       ['rejected', 'ACTION_SUPERSEDED'],
     ]);
     expect((await bound(registry)).owners).toEqual([heir.fingerprint]);
-    const added = await submitAt(
-      registry,
-      { action: 'owners-add', plugin: 'demo-plugin', key: stranger.publicKey },
-      heir,
-      4,
-    );
-    const staleTransfer = await submitAt(
-      registry,
-      { action: 'transfer', plugin: 'demo-plugin', key: publisher.publicKey },
-      operator,
-      3,
-    );
-    const later = await run(registry, added.key, staleTransfer.key);
-    expect(later.map((o) => [o.status, ...o.problems.map((p) => p.code)])).toEqual([
+
+    const added = await submitAt(registry, on.ownersAdd(stranger.publicKey), heir, 4);
+    const staleTransfer = await submitAt(registry, on.transfer(publisher.publicKey), operator, 3);
+    expect(verdicts(await run(registry, added.key, staleTransfer.key))).toEqual([
       ['accepted'],
       ['rejected', 'ACTION_SUPERSEDED'],
     ]);
@@ -512,26 +485,11 @@ describe('when actions on one target arrive in the reverse order of their making
   it('refuses an older action after a newer one on its target that had no effect (the state already said so)', async () => {
     const registry = await registryWithOperator();
     await publishVersions(registry, ['1.0.0', '1.1.0']);
-    await act(registry, { action: 'owners-add', plugin: 'demo-plugin', key: heir.publicKey }, publisher);
+    await act(registry, on.ownersAdd(heir.publicKey), publisher);
     // Made first, delivered last (held in a queue, or by whoever carried it): each would undo the newer.
-    const addStranger = await submitAt(
-      registry,
-      { action: 'owners-add', plugin: 'demo-plugin', key: stranger.publicKey },
-      publisher,
-      1,
-    );
-    const yank = await submitAt(
-      registry,
-      { action: 'yank', plugin: 'demo-plugin', version: '1.1.0' },
-      publisher,
-      1,
-    );
-    const deprecate = await submitAt(
-      registry,
-      { action: 'deprecate', plugin: 'demo-plugin', message: 'old' },
-      publisher,
-      1,
-    );
+    const addStranger = await submitAt(registry, on.ownersAdd(stranger.publicKey), publisher, 1);
+    const yank = await submitAt(registry, on.yank('1.1.0'), publisher, 1);
+    const deprecate = await submitAt(registry, on.deprecate('old'), publisher, 1);
     const advise = await submitAt(
       registry,
       {
@@ -543,27 +501,18 @@ describe('when actions on one target arrive in the reverse order of their making
       1,
     );
     // Made later, delivered first: the state already is what they say, so they change nothing.
-    const removeStranger = await submitAt(
-      registry,
-      { action: 'owners-remove', plugin: 'demo-plugin', fingerprint: stranger.fingerprint },
-      heir,
-      2,
-    );
-    const unyank = await submitAt(
-      registry,
-      { action: 'unyank', plugin: 'demo-plugin', version: '1.1.0' },
-      heir,
-      2,
-    );
-    const undeprecate = await submitAt(registry, { action: 'undeprecate', plugin: 'demo-plugin' }, heir, 2);
+    const removeStranger = await submitAt(registry, on.ownersRemove(stranger.fingerprint), heir, 2);
+    const unyank = await submitAt(registry, on.unyank('1.1.0'), heir, 2);
+    const undeprecate = await submitAt(registry, on.undeprecate(), heir, 2);
     const withdraw = await submitAt(
       registry,
       { action: 'advisory-withdraw', plugin: 'demo-plugin', id: 'PDX-2026-0009' },
       heir,
       2,
     );
+
     const first = await run(registry, removeStranger.key, unyank.key, undeprecate.key, withdraw.key);
-    expect(first.map((o) => [o.status, ...o.problems.map((p) => p.code)])).toEqual([
+    expect(verdicts(first)).toEqual([
       ['rejected', 'ACTION_NO_EFFECT'],
       ['rejected', 'ACTION_NO_EFFECT'],
       ['rejected', 'ACTION_NO_EFFECT'],
@@ -577,7 +526,7 @@ describe('when actions on one target arrive in the reverse order of their making
     });
     const logBefore = await logOf(registry);
     const later = await run(registry, addStranger.key, yank.key, deprecate.key, advise.key);
-    expect(later.map((o) => [o.status, ...o.problems.map((p) => p.code)])).toEqual([
+    expect(verdicts(later)).toEqual([
       ['rejected', 'ACTION_SUPERSEDED'],
       ['rejected', 'ACTION_SUPERSEDED'],
       ['rejected', 'ACTION_SUPERSEDED'],
@@ -599,27 +548,12 @@ describe('when actions on one target arrive in the reverse order of their making
     async (_at, storeName, failing) => {
       const registry = await registryWithOperator();
       await publishVersions(registry, ['1.0.0']);
-      const older = await submitAt(
-        registry,
-        { action: 'deprecate', plugin: 'demo-plugin', message: 'older' },
-        publisher,
-        1,
-      );
-      const newer = await submitAt(
-        registry,
-        { action: 'deprecate', plugin: 'demo-plugin', message: 'newer' },
-        publisher,
-        2,
-      );
+      const older = await submitAt(registry, on.deprecate('older'), publisher, 1);
+      const newer = await submitAt(registry, on.deprecate('newer'), publisher, 2);
       // The run of the older one dies once it is logged; another run publishes the newer one alone.
-      const store = registry[storeName];
-      const put = store.put.bind(store);
-      store.put = async (key, body, options) => {
-        if (key === failing()) throw new StoreError('STORE_IO', key, 'injected failure');
-        return put(key, body, options);
-      };
+      const mend = failPutOf(registry[storeName], failing());
       await expect(run(registry, older.key)).rejects.toThrow(/injected failure/);
-      store.put = put;
+      mend();
       expect((await run(registry, newer.key))[0]?.status).toBe('accepted');
       expect((await bound(registry)).deprecation?.message).toBe('newer');
       // The older one's retry finishes it (accepted, logged once, before the newer) and leaves the newer in force.
@@ -636,32 +570,18 @@ describe('when actions on one target arrive in the reverse order of their making
   it('keeps the order of an action a run that died logged: an older one is refused in the retry and after it', async () => {
     const registry = await registryWithOperator();
     await publishVersions(registry, ['1.0.0']);
-    const newer = await submitAt(
-      registry,
-      { action: 'deprecate', plugin: 'demo-plugin', message: 'newer' },
-      publisher,
-      2,
-    );
+    const newer = await submitAt(registry, on.deprecate('newer'), publisher, 2);
     // The run dies right after the log's flush, recording the order: no marker, no document shows it.
-    const put = registry.intake.put.bind(registry.intake);
-    registry.intake.put = async (key, body, options) => {
-      if (key === actionOrderKey('demo-plugin')) throw new StoreError('STORE_IO', key, 'injected failure');
-      return put(key, body, options);
-    };
+    const mend = failPutOf(registry.intake, actionOrderKey('demo-plugin'));
     await expect(run(registry, newer.key)).rejects.toThrow(/injected failure/);
-    registry.intake.put = put;
-    const older = await submitAt(
-      registry,
-      { action: 'deprecate', plugin: 'demo-plugin', message: 'older' },
-      publisher,
-      1,
-    );
-    const outcomes = await run(registry, newer.key, older.key);
-    expect(outcomes.map((o) => [o.status, ...o.problems.map((p) => p.code)])).toEqual([
+    mend();
+    const older = await submitAt(registry, on.deprecate('older'), publisher, 1);
+
+    expect(verdicts(await run(registry, newer.key, older.key))).toEqual([
       ['accepted'],
       ['rejected', 'ACTION_SUPERSEDED'],
     ]);
-    const again = await submitAt(registry, { action: 'undeprecate', plugin: 'demo-plugin' }, publisher, 1);
+    const again = await submitAt(registry, on.undeprecate(), publisher, 1);
     expect(codes((await run(registry, again.key))[0])).toEqual(['ACTION_SUPERSEDED']);
     expect((await bound(registry)).deprecation?.message).toBe('newer');
     expect((await logOf(registry)).map((e) => e.type)).toEqual(['publish', 'deprecate']);
