@@ -2,13 +2,16 @@
  * Checks shared by the store tests (fs-store, fs-writer), a store with one method replaced, and empty stores
  * of each real kind for the pipeline tests that run on both.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { expect } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { FsStore } from '../../adapters/fs-store.ts';
 import { S3Store } from '../../adapters/s3-store.ts';
 import type { Store } from '../../index-builder/store.ts';
 import { encode, sha256 } from './fixtures.ts';
+import { type LocalS3, startLocalS3 } from './s3.ts';
 
 /** Puts `body` under `key` with `metadata`, and expects a read to give that metadata and its bytes' ETag. */
 export async function expectPutReadsBack(
@@ -79,4 +82,37 @@ export function storeKinds(
       },
     ],
   ];
+}
+
+/**
+ * The real stores of a test file: s3rver with the buckets `<name>-intake` and `<name>-site`, and a temporary
+ * folder, made before the file's tests and removed after them. Getters, since they are made in a `beforeAll`;
+ * `kinds` are the empty store pairs of each kind on them (storeKinds).
+ */
+export function realStores(name: string): {
+  readonly s3: () => LocalS3;
+  readonly folder: () => string;
+  readonly kinds: [string, () => StorePair][];
+} {
+  let s3: LocalS3 | undefined;
+  let folder: string | undefined;
+  beforeAll(async () => {
+    s3 = await startLocalS3([`${name}-intake`, `${name}-site`]);
+    folder = await mkdtemp(path.join(tmpdir(), `plugindex-${name}-`));
+  });
+  afterAll(async () => {
+    await s3?.close();
+    if (folder) await rm(folder, { recursive: true, force: true });
+  });
+  const started = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error('the real stores are made in beforeAll');
+    return value;
+  };
+  const getS3 = () => started(s3);
+  const getFolder = () => started(folder);
+  return {
+    s3: getS3,
+    folder: getFolder,
+    kinds: storeKinds(getFolder, () => getS3().client, { intake: `${name}-intake`, site: `${name}-site` }),
+  };
 }

@@ -5,10 +5,7 @@
  * would have recorded (its log entry, a generation that shows it), recorded once, the upload filed under
  * processed/, nothing published again. On the real stores: the filesystem store and S3 (s3rver).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { forgetBins } from '../../../index-builder/catalog.ts';
 import { submissionIdFromBytes } from '../../../index-builder/layout.ts';
 import type { SnapshotDocument } from '../../../index-builder/model.ts';
@@ -16,28 +13,10 @@ import type { BatchStep, PipelineContext } from '../../../index-builder/pipeline
 import { processSubmissions } from '../../../index-builder/pipeline/index.ts';
 import { listAll, type Store } from '../../../index-builder/store.ts';
 import { makeBundle, makeRegistry, nextUploadName, testKey, validManifest } from '../../support/fixtures.ts';
-import { type LocalS3, startLocalS3 } from '../../support/s3.ts';
-import { storeKinds, withMethod } from '../../support/stores.ts';
-
-let s3: LocalS3;
-let folder: string;
-
-beforeAll(async () => {
-  s3 = await startLocalS3(['outcomes-intake', 'outcomes-site']);
-  folder = await mkdtemp(path.join(tmpdir(), 'plugindex-outcomes-'));
-});
-
-afterAll(async () => {
-  await s3?.close();
-  await rm(folder, { recursive: true, force: true });
-});
+import { realStores, withMethod } from '../../support/stores.ts';
 
 /** Empty stores of each kind: a folder of their own, or a prefix of their own in the buckets. */
-const kinds = storeKinds(
-  () => folder,
-  () => s3.client,
-  { intake: 'outcomes-intake', site: 'outcomes-site' },
-);
+const { kinds } = realStores('outcomes');
 
 /** A registry on `stores` (trusting only the test publisher, when `restricted`), and a submitter into it. */
 async function registryOn(stores: { intake: Store; site: Store }, restricted = false) {

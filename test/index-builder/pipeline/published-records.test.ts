@@ -7,10 +7,7 @@
  * batch with TrustError PUBLISHED_DOCUMENT_ALTERED, nothing published, the upload left for a retry. On the
  * real stores: the filesystem store and S3 (s3rver).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { forgetBins } from '../../../index-builder/catalog.ts';
 import { TrustError } from '../../../index-builder/errors.ts';
 import {
@@ -31,27 +28,9 @@ import {
   testKey,
   validManifest,
 } from '../../support/fixtures.ts';
-import { type LocalS3, startLocalS3 } from '../../support/s3.ts';
-import { storeKinds, withMethod } from '../../support/stores.ts';
+import { realStores, withMethod } from '../../support/stores.ts';
 
-let s3: LocalS3;
-let folder: string;
-
-beforeAll(async () => {
-  s3 = await startLocalS3(['records-intake', 'records-site']);
-  folder = await mkdtemp(path.join(tmpdir(), 'plugindex-records-'));
-});
-
-afterAll(async () => {
-  await s3?.close();
-  await rm(folder, { recursive: true, force: true });
-});
-
-const kinds = storeKinds(
-  () => folder,
-  () => s3.client,
-  { intake: 'records-intake', site: 'records-site' },
-);
+const { kinds } = realStores('records');
 
 const NAME = 'demo-plugin';
 const DOCUMENT = pluginDocumentKey(NAME);

@@ -5,10 +5,8 @@
  * S3Store make it the cause of their StoreError). Before, every later flush, refresh and publish failed the
  * same way, and clients refused the index document the snapshot no longer bound.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { FsStore } from '../../../adapters/fs-store.ts';
 import { S3Store } from '../../../adapters/s3-store.ts';
 import { forgetBins } from '../../../index-builder/catalog.ts';
@@ -20,20 +18,10 @@ import { flushIndexes, processSubmissions, refreshSnapshot } from '../../../inde
 import type { Store } from '../../../index-builder/store.ts';
 import { verifyListedDocument } from '../../../index-builder/verify.ts';
 import { makeBundle, makeRegistry, nextUploadName, validManifest } from '../../support/fixtures.ts';
-import { type LocalS3, startLocalS3 } from '../../support/s3.ts';
+import { realStores } from '../../support/stores.ts';
 
-let s3: LocalS3;
-let folder: string;
-
-beforeAll(async () => {
-  s3 = await startLocalS3(['stale-intake', 'stale-site']);
-  folder = await mkdtemp(path.join(tmpdir(), 'plugindex-stale-'));
-});
-
-afterAll(async () => {
-  await s3?.close();
-  await rm(folder, { recursive: true, force: true });
-});
+/** s3rver and a temporary folder, for this file's tests. */
+const local = realStores('stale');
 
 /** `site` whose putStream of `failing` keys fails while `dying` says so: a run that dies there. */
 function dyingSite(site: Store, state: { dying: boolean }, failing: (key: string) => boolean): Store {
@@ -72,15 +60,15 @@ describe.each([
   [
     'the filesystem store',
     () => ({
-      intake: new FsStore(path.join(folder, 'intake')),
-      site: new FsStore(path.join(folder, 'site')),
+      intake: new FsStore(path.join(local.folder(), 'intake')),
+      site: new FsStore(path.join(local.folder(), 'site')),
     }),
   ],
   [
     'the S3 store (s3rver)',
     () => ({
-      intake: new S3Store({ client: s3.client, bucket: 'stale-intake' }),
-      site: new S3Store({ client: s3.client, bucket: 'stale-site' }),
+      intake: new S3Store({ client: local.s3().client, bucket: 'stale-intake' }),
+      site: new S3Store({ client: local.s3().client, bucket: 'stale-site' }),
     }),
   ],
 ])('when a streamed flush died after index.json was written, on %s', (_, stores) => {
@@ -113,10 +101,10 @@ describe.each([
 describe('when one compressed variant of a streamed document fails to be written', () => {
   it("throws that write's own failure, not the rendering stopped because of it", async () => {
     const base = await makeRegistry();
-    const intake = new FsStore(path.join(folder, 'variant-intake'));
+    const intake = new FsStore(path.join(local.folder(), 'variant-intake'));
     const state = { dying: false };
     const site = dyingSite(
-      new FsStore(path.join(folder, 'variant-site')),
+      new FsStore(path.join(local.folder(), 'variant-site')),
       state,
       (key) => key === 'index.json.gz',
     );
