@@ -56,6 +56,13 @@ async function registryOn(stores: { intake: Store; site: Store }) {
   return { context, publisher, submit, run };
 }
 
+/** A registry on `stores` (registryOn) with 1.0.0 of `NAME` published. */
+async function publishedOn(stores: { intake: Store; site: Store }) {
+  const registry = await registryOn(stores);
+  await registry.run([await registry.submit('1.0.0')]);
+  return registry;
+}
+
 async function json<T>(store: Store, key: string): Promise<T> {
   return JSON.parse(decoder.decode((await store.get(key))?.body)) as T;
 }
@@ -92,6 +99,25 @@ async function expectAltered(
   return error as TrustError;
 }
 
+/**
+ * `context` as a run that dies once its snapshot is written: from then on every put of an intake key that
+ * `failing` matches throws 'killed after the snapshot'.
+ */
+function diesAfterSnapshot(context: PipelineContext, failing: (key: string) => boolean): PipelineContext {
+  let committed = false;
+  return {
+    ...context,
+    site: withMethod(context.site, 'put', (put) => async (key, body, options) => {
+      await put(key, body, options);
+      if (key === SNAPSHOT_KEY) committed = true;
+    }),
+    intake: withMethod(context.intake, 'put', (put) => async (key, body, options) => {
+      if (committed && failing(key)) throw new Error('killed after the snapshot');
+      return put(key, body, options);
+    }),
+  };
+}
+
 describe.each(kinds)('what a publish reads back of what it published, on %s', (_, stores) => {
   it.each([
     [
@@ -109,8 +135,7 @@ describe.each(kinds)('what a publish reads back of what it published, on %s', (_
     'fails the batch on a plugin document whose %s was edited, rather than merge and sign it',
     async (_what, edit) => {
       // Prepare: 1.0.0 published; its document edited where it is published; 1.1.0 submitted by its owner.
-      const registry = await registryOn(stores());
-      await registry.run([await registry.submit('1.0.0')]);
+      const registry = await publishedOn(stores());
       const original = (await registry.context.site.get(DOCUMENT))?.body as Uint8Array;
       const stranger = (await testKey('stranger')).fingerprint;
       const edited = encoder.encode(
@@ -151,16 +176,14 @@ describe.each(kinds)('what a publish reads back of what it published, on %s', (_
   }, 60_000);
 
   it('fails the batch on a plugin document deleted where it is published, rather than hand its name to the next publisher', async () => {
-    const registry = await registryOn(stores());
-    await registry.run([await registry.submit('1.0.0')]);
+    const registry = await publishedOn(stores());
     await registry.context.site.delete(DOCUMENT);
 
     await expectAltered(registry, DOCUMENT, await registry.submit('1.1.0', await testKey('stranger')));
   }, 60_000);
 
   it('fails the batch on a keys/revoked.json the registry never published', async () => {
-    const registry = await registryOn(stores());
-    await registry.run([await registry.submit('1.0.0')]);
+    const registry = await publishedOn(stores());
     const revoked = {
       schema: 'plugindex/revoked-keys/v1',
       keys: [
@@ -174,8 +197,7 @@ describe.each(kinds)('what a publish reads back of what it published, on %s', (_
 
   it('fails the batch on a snapshot.json edited where it is published, rather than sign the digests it lists', async () => {
     // Prepare: the snapshot made to list another digest for index.json (which an edited index.json would have).
-    const registry = await registryOn(stores());
-    await registry.run([await registry.submit('1.0.0')]);
+    const registry = await publishedOn(stores());
     const snapshot = await json<SnapshotDocument>(registry.context.site, SNAPSHOT_KEY);
     const forged = {
       ...snapshot,
@@ -190,20 +212,8 @@ describe.each(kinds)('what a publish reads back of what it published, on %s', (_
     // Prepare: 1.0.0 published; then the batch that publishes 1.1.0 dies once its snapshot is written, every
     // write of the catalog's meta file failing from then on (its plugin document, snapshot bins and snapshot
     // are published; the catalog records only what it was about to publish).
-    const registry = await registryOn(stores());
-    await registry.run([await registry.submit('1.0.0')]);
-    let committed = false;
-    const dying: PipelineContext = {
-      ...registry.context,
-      site: withMethod(registry.context.site, 'put', (put) => async (key, body, options) => {
-        await put(key, body, options);
-        if (key === SNAPSHOT_KEY) committed = true;
-      }),
-      intake: withMethod(registry.context.intake, 'put', (put) => async (key, body, options) => {
-        if (committed && key === CATALOG_META_KEY) throw new Error('killed after the snapshot');
-        return put(key, body, options);
-      }),
-    };
+    const registry = await publishedOn(stores());
+    const dying = diesAfterSnapshot(registry.context, (key) => key === CATALOG_META_KEY);
     const upload = await registry.submit('1.1.0');
     await expect(processSubmissions(dying, [upload])).rejects.toThrow('killed after the snapshot');
     const meta = decoder.decode((await registry.context.intake.get(CATALOG_META_KEY))?.body);
@@ -225,20 +235,8 @@ describe.each(kinds)('what a publish reads back of what it published, on %s', (_
   }, 60_000);
 
   it('publishes after a rebuild that died between its snapshot and its catalog, the catalog it began from kept', async () => {
-    const registry = await registryOn(stores());
-    await registry.run([await registry.submit('1.0.0')]);
-    let committed = false;
-    const dying: PipelineContext = {
-      ...registry.context,
-      site: withMethod(registry.context.site, 'put', (put) => async (key, body, options) => {
-        await put(key, body, options);
-        if (key === SNAPSHOT_KEY) committed = true;
-      }),
-      intake: withMethod(registry.context.intake, 'put', (put) => async (key, body, options) => {
-        if (committed && key.startsWith('state/catalog/')) throw new Error('killed after the snapshot');
-        return put(key, body, options);
-      }),
-    };
+    const registry = await publishedOn(stores());
+    const dying = diesAfterSnapshot(registry.context, (key) => key.startsWith('state/catalog/'));
     await expect(rebuildRegistry(dying)).rejects.toThrow('killed after the snapshot');
     // The rebuild recorded its snapshot over the meta file it began from, which still lists every bin.
     const meta = decoder.decode((await registry.context.intake.get(CATALOG_META_KEY))?.body);
@@ -253,8 +251,7 @@ describe.each(kinds)('what a publish reads back of what it published, on %s', (_
   }, 60_000);
 
   it('publishes on a catalog that has no record of the snapshot yet (written before this check: trusted on first use)', async () => {
-    const registry = await registryOn(stores());
-    await registry.run([await registry.submit('1.0.0')]);
+    const registry = await publishedOn(stores());
     const meta = decoder.decode((await registry.context.intake.get(CATALOG_META_KEY))?.body);
     expect(meta).toMatch(/^snapshot\t/m);
     await registry.context.intake.put(
@@ -272,8 +269,7 @@ describe.each(kinds)('what a publish reads back of what it published, on %s', (_
   }, 60_000);
 
   it('lets a rebuild take the published documents as they are, the operator choosing to (recovery)', async () => {
-    const registry = await registryOn(stores());
-    await registry.run([await registry.submit('1.0.0')]);
+    const registry = await publishedOn(stores());
     const stranger = (await testKey('stranger')).fingerprint;
     const doc = await json<PluginDocument>(registry.context.site, DOCUMENT);
     const changed = { ...doc, owners: [...doc.owners, stranger] };
