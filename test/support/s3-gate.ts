@@ -1,20 +1,20 @@
 /**
  * An S3 endpoint for a principal under a policy: an HTTP proxy on 127.0.0.1 in front of the local S3 server
- * that first asks the IAM stand-in (support/iam.ts, a mock) whether the request's action on its object is
- * allowed, with the condition keys S3 gives the request (`If-None-Match`, the storage class and the
- * encryption headers), and answers 403 AccessDenied as S3 does when it is
- * not. It also checks `If-None-Match: *` on the writes that make an object (PutObject,
- * CompleteMultipartUpload), answering 412 PreconditionFailed where an object is, and `If-Match` on them,
- * answering 412 where the object is not the one of that ETag (or there is none): S3 does, and s3rver
- * ignores both headers (another mock, named so; S3 checks them as part of the write, this one just before).
+ * (s3-proxy.ts) that first asks the IAM stand-in (support/iam.ts, a mock) whether the request's action on
+ * its object is allowed, with the condition keys S3 gives the request (`If-None-Match`, the storage class
+ * and the encryption headers), and answers 403 AccessDenied as S3 does when it is not. It also checks
+ * `If-None-Match: *` on the writes that make an object (PutObject, CompleteMultipartUpload), answering
+ * 412 PreconditionFailed where an object is, and `If-Match` on them, answering 412 where the object is not
+ * the one of that ETag (or there is none): S3 does, and s3rver ignores both headers (another mock, named
+ * so; S3 checks them as part of the write, this one just before).
  * Any client reaches it, the SDK's or the AWS CLI's, with the local server's credentials; requests are
  * forwarded as they came, so their signatures still hold.
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type http from 'node:http';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import { allows, type Statement } from './iam.ts';
 import type { LocalS3 } from './s3.ts';
+import { startS3Proxy } from './s3-proxy.ts';
 
 export interface S3Gate {
   readonly endpoint: string;
@@ -86,62 +86,35 @@ function answer(response: http.ServerResponse, status: number, code: string, mes
 
 /** A gate in front of `s3` for a principal under `statements`. */
 export async function startS3Gate(s3: LocalS3, statements: readonly Statement[]): Promise<S3Gate> {
-  const upstream = new URL(s3.endpoint);
   const refused: string[] = [];
-  const server = http.createServer((request, response) => {
-    void (async () => {
-      const { action, resource, creates, context } = actionOf(request);
-      if (!allows(statements, action, resource, context)) {
-        refused.push(`${action} ${resource}`);
+  const proxy = await startS3Proxy(s3, async (request, response) => {
+    const { action, resource, creates, context } = actionOf(request);
+    if (!allows(statements, action, resource, context)) {
+      refused.push(`${action} ${resource}`);
+      request.resume();
+      answer(response, 403, 'AccessDenied', `not authorized to perform ${action} on ${resource}`);
+      return true;
+    }
+    const ifMatch = request.headers['if-match'];
+    if (creates && (request.headers['if-none-match'] === '*' || typeof ifMatch === 'string')) {
+      const [Bucket, ...rest] = resource.split('/');
+      const found = await s3.client
+        .send(new HeadObjectCommand({ Bucket, Key: rest.join('/') }))
+        .then((head) => head.ETag ?? '')
+        .catch(() => undefined);
+      if (typeof ifMatch === 'string' ? found !== ifMatch : found !== undefined) {
+        refused.push(`412 ${resource}`);
         request.resume();
-        answer(response, 403, 'AccessDenied', `not authorized to perform ${action} on ${resource}`);
-        return;
+        answer(
+          response,
+          412,
+          'PreconditionFailed',
+          'At least one of the pre-conditions you specified did not hold',
+        );
+        return true;
       }
-      const ifMatch = request.headers['if-match'];
-      if (creates && (request.headers['if-none-match'] === '*' || typeof ifMatch === 'string')) {
-        const [Bucket, ...rest] = resource.split('/');
-        const found = await s3.client
-          .send(new HeadObjectCommand({ Bucket, Key: rest.join('/') }))
-          .then((head) => head.ETag ?? '')
-          .catch(() => undefined);
-        if (typeof ifMatch === 'string' ? found !== ifMatch : found !== undefined) {
-          refused.push(`412 ${resource}`);
-          request.resume();
-          answer(
-            response,
-            412,
-            'PreconditionFailed',
-            'At least one of the pre-conditions you specified did not hold',
-          );
-          return;
-        }
-      }
-      const forwarded = http.request(
-        {
-          host: upstream.hostname,
-          port: upstream.port,
-          method: request.method,
-          path: request.url,
-          headers: request.headers,
-        },
-        (reply) => {
-          response.writeHead(reply.statusCode ?? 502, reply.headers);
-          reply.pipe(response);
-        },
-      );
-      forwarded.on('error', () => response.destroy());
-      request.pipe(forwarded);
-    })().catch(() => response.destroy());
+    }
+    return false;
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    endpoint: `http://127.0.0.1:${port}`,
-    refused,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  return { ...proxy, refused };
 }

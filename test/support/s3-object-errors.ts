@@ -1,14 +1,13 @@
 /**
  * A mock of S3's refusals to read an object, which s3rver cannot give: an HTTP proxy on 127.0.0.1 in front of
- * the local S3 server that answers a GET of the objects it is told of with the error S3 answers there
- * (status, headers and XML body as S3 sends them), and forwards every other request as it came (so its
- * signature still holds). The SDK's own deserializer reads the answer, as it reads S3's: an archived object
- * gives its modelled `InvalidObjectState`, the rest an `S3ServiceException` named by the `<Code>`. Any
- * client reaches it, the SDK's in a test or a bundled function's (`S3_ENDPOINT`).
+ * the local S3 server (s3-proxy.ts) that answers a GET of the objects it is told of with the error S3
+ * answers there (status, headers and XML body as S3 sends them), and forwards every other request as it
+ * came (so its signature still holds). The SDK's own deserializer reads the answer, as it reads S3's: an
+ * archived object gives its modelled `InvalidObjectState`, the rest an `S3ServiceException` named by the
+ * `<Code>`. Any client reaches it, the SDK's in a test or a bundled function's (`S3_ENDPOINT`).
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { LocalS3 } from './s3.ts';
+import { startS3Proxy } from './s3-proxy.ts';
 
 /** One of S3's error answers to a GET. */
 export interface S3ErrorAnswer {
@@ -76,55 +75,28 @@ export async function startS3ObjectErrors(
   s3: LocalS3,
   answers: ReadonlyMap<string, S3ErrorAnswer>,
 ): Promise<S3ObjectErrors> {
-  const upstream = new URL(s3.endpoint);
   const answered: string[] = [];
-  const server = http.createServer((request, response) => {
+  const proxy = await startS3Proxy(s3, (request, response) => {
     const url = new URL(request.url ?? '/', 'http://mock');
     const object = decodeURIComponent(url.pathname.slice(1));
     const answer = request.method === 'GET' ? answers.get(object) : undefined;
-    if (answer) {
-      answered.push(`${object} ${answer.code}`);
-      request.resume();
-      const extra = Object.entries(answer.extra ?? {})
-        .map(([name, value]) => `<${name}>${xmlText(value)}</${name}>`)
-        .join('');
-      const requestId = `MOCK${String(answered.length).padStart(12, '0')}`;
-      response.writeHead(answer.status, {
-        'content-type': 'application/xml',
-        'x-amz-request-id': requestId,
-        'x-amz-id-2': 'mock-host-id',
-        server: 'AmazonS3',
-      });
-      response.end(
-        `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${answer.code}</Code><Message>${xmlText(answer.message)}</Message>${extra}<RequestId>${requestId}</RequestId><HostId>mock-host-id</HostId></Error>`,
-      );
-      return;
-    }
-    const forwarded = http.request(
-      {
-        host: upstream.hostname,
-        port: upstream.port,
-        method: request.method,
-        path: request.url,
-        headers: request.headers,
-      },
-      (reply) => {
-        response.writeHead(reply.statusCode ?? 502, reply.headers);
-        reply.pipe(response);
-      },
+    if (!answer) return false;
+    answered.push(`${object} ${answer.code}`);
+    request.resume();
+    const extra = Object.entries(answer.extra ?? {})
+      .map(([name, value]) => `<${name}>${xmlText(value)}</${name}>`)
+      .join('');
+    const requestId = `MOCK${String(answered.length).padStart(12, '0')}`;
+    response.writeHead(answer.status, {
+      'content-type': 'application/xml',
+      'x-amz-request-id': requestId,
+      'x-amz-id-2': 'mock-host-id',
+      server: 'AmazonS3',
+    });
+    response.end(
+      `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${answer.code}</Code><Message>${xmlText(answer.message)}</Message>${extra}<RequestId>${requestId}</RequestId><HostId>mock-host-id</HostId></Error>`,
     );
-    forwarded.on('error', () => response.destroy());
-    request.pipe(forwarded);
+    return true;
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    endpoint: `http://127.0.0.1:${port}`,
-    answered,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  return { ...proxy, answered };
 }
