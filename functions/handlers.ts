@@ -364,7 +364,8 @@ async function retryingConflicts<T>(deps: HandlerDeps, step: string, run: () => 
  * Publishes everything waiting under incoming/ as one batch, whatever the event names (events are only
  * doorbells). Rejections are recorded and not retried; a storage or signing failure throws, so the queue
  * retries the message and, in the end, parks it in the dead-letter queue. A `{"plugindex": "rebuild"}`
- * message in the same queue re-renders and re-signs everything, serialized with the publishes; a
+ * message in the same queue re-renders and re-signs everything, serialized with the publishes (before the
+ * uploads the invocation publishes, so it mends a published document a batch refused); a
  * `{"plugindex": "rotate-key", "key": "rotations/…"}` message publishes that key rotation first; the
  * schedule's `{"plugindex": "refresh"}` re-signs the snapshot with a fresh expiry when nothing else in the
  * invocation did. Every write of the registry is this function's, one invocation at a time: a refresh
@@ -385,6 +386,14 @@ export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Pro
     const ctx = signing.ctx;
     const deferring: PipelineContext = { ...ctx, deferIndexes: true };
     const setupMs = Date.now() - started;
+    // A rebuild asked for is made before the rounds: it is what the operator runs to take the published
+    // documents as they are when a batch found one the registry did not publish (PUBLISHED_DOCUMENT_ALTERED,
+    // pipeline/published.ts), and made after them it was never reached, every round failing on that
+    // document while the uploads it blocked waited in incoming/. The rounds then publish on top of it.
+    const rebuilt = wantsRebuild(event)
+      ? await retryingConflicts(deps, 'rebuild', () => rebuildRegistry(ctx))
+      : undefined;
+    if (rebuilt) deps.logger.info('rebuilt', { plugins: rebuilt.plugins, generation: rebuilt.generation });
     // Batches are bounded in bytes (memory); keep going, for a few rounds, while uploads are left over or
     // new ones arrived during the round, so a burst shares the one rendering of the index documents below.
     const results: BatchResult[] = [];
@@ -434,14 +443,13 @@ export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Pro
         });
       }
     }
-    const toInvalidate = new Set([...signing.invalidate, ...results.flatMap((r) => r.invalidate)]);
+    const toInvalidate = new Set([
+      ...signing.invalidate,
+      ...(rebuilt?.invalidate ?? []),
+      ...results.flatMap((r) => r.invalidate),
+    ]);
     let generation = results.findLast((r) => r.generation !== null)?.generation ?? null;
-    if (wantsRebuild(event)) {
-      const rebuilt = await retryingConflicts(deps, 'rebuild', () => rebuildRegistry(ctx));
-      for (const key of rebuilt.invalidate) toInvalidate.add(key);
-      generation = rebuilt.generation;
-      deps.logger.info('rebuilt', { plugins: rebuilt.plugins, generation });
-    }
+    if (rebuilt) generation ??= rebuilt.generation;
     const flushStarted = Date.now();
     const flushed = await retryingConflicts(deps, 'flush', () => flushIndexes(ctx));
     const flushMs = Date.now() - flushStarted;

@@ -62,7 +62,7 @@ export function checkPublished(
   const expected = [recorded ?? 'none', ...(writing ?? [])].join(' or ');
   throw new TrustError(
     ALTERED,
-    `${key} is not what this registry published there: its catalog records ${expected}, the published store holds ${found ?? 'none'}; someone else wrote it. Put the published document back and retry (or run plugindex rebuild to take the published documents as they are)`,
+    `${key} is not what this registry published there: its catalog records ${expected}, the published store holds ${found ?? 'none'}; someone else wrote it. Put the published document back and retry (or run plugindex rebuild, --registry DIR or on AWS --queue-url URL, to take the published documents as they are)`,
   );
 }
 
