@@ -43,6 +43,7 @@
  *   snapshot <sha256> <size>            (meta: snapshot.json as last committed)
  *   writing <key> <sha256>               (meta: a document a run recorded it was about to publish: see
  *                                         Catalog.writing)
+ *   rebuilding                           (meta: a rebuild under way, or one that died: `markRebuilding`)
  *   plugin <name> <doc sha256> <doc size> <api versions, comma-separated> <entry JSON> <search JSON>
  *          <n>, then on the next lines the plugin's falcoctl index item, n bytes of block YAML (it is
  *          copied into falcoctl/index.yaml as it is, so stored rendered; its own line breaks end it)
@@ -102,8 +103,9 @@ export interface Catalog {
    */
   indexesPending: boolean;
   /**
-   * The meta file is of another catalog format (one written before an upgrade): what it holds was not read,
-   * and the registry must be rebuilt from its plugin documents before a publish renders anything from it.
+   * The meta file is of another catalog format (one written before an upgrade), or a rebuild that died left
+   * it (`markRebuilding`): what it holds was not read, and the registry must be rebuilt from its plugin
+   * documents before a publish renders anything from it.
    */
   outdated: boolean;
   /**
@@ -315,6 +317,7 @@ function parseMeta(text: string, into: Catalog): void {
       into.snapshot = { sha256: fields[1] as string, size: Number(fields[2]) };
     else if (fields[0] === 'writing' && fields.length === 3)
       noteWriting(into, fields[1] as string, fields[2] as string);
+    else if (fields[0] === 'rebuilding' && fields.length === 1) into.outdated = true;
   }
 }
 
@@ -436,6 +439,22 @@ export async function saveWriting(store: Store, catalog: Catalog): Promise<void>
   const base = storedMeta.get(catalog);
   if (base === undefined) return;
   await store.put(CATALOG_META_KEY, utf8.encode(base + writingLines(catalog)), CATALOG_PUT);
+}
+
+/**
+ * Records in the meta file, before a rebuild writes anything, that one is under way (a `rebuilding` line,
+ * kept by `saveWriting` and gone from the meta file the rebuild saves last). A rebuild rewrites documents
+ * without recording each first (it takes what is published as it is): one that dies before its catalog
+ * leaves plugin documents the catalog's lines do not record (re-signed after a key rotation, rendered for
+ * another URL), which a batch would take for someone else's (pipeline/published.ts). Marked, the catalog
+ * reads as `outdated`, so whatever runs next finishes the rebuild first. `catalog` is `catalogAnew`'s: for
+ * one neither read nor saved (another format's, already outdated) nothing is written.
+ */
+export async function markRebuilding(store: Store, catalog: Catalog): Promise<void> {
+  const base = storedMeta.get(catalog);
+  if (base === undefined) return;
+  storedMeta.set(catalog, `${base}rebuilding\n`);
+  await saveWriting(store, catalog);
 }
 
 /**

@@ -32,7 +32,15 @@
  * that plugin, and rebuilds. An upload the dead run showed is found published by itself (its intent record
  * names its log entry): its outcome is the acceptance, with that entry, not "already published".
  */
-import { type Catalog, catalogAnew, noteWriting, openCatalog, saveCatalog, saveWriting } from '../catalog.ts';
+import {
+  type Catalog,
+  catalogAnew,
+  markRebuilding,
+  noteWriting,
+  openCatalog,
+  saveCatalog,
+  saveWriting,
+} from '../catalog.ts';
 import { sha256Hex } from '../digest.ts';
 import { PlugindexError, problem, StoreError } from '../errors.ts';
 import {
@@ -446,6 +454,8 @@ async function rebuildAll(
   options: RebuildOptions = {},
 ): Promise<{ generation: number; plugins: number; resigned: readonly string[] }> {
   const catalog = catalogAnew(await openCatalog(ctx.intake));
+  // Before the first document is rewritten: one that dies before its catalog is finished by the next run.
+  await markRebuilding(ctx.intake, catalog);
   // Each plugin's folder, not every key under plugins/: a registry holds tens of files per plugin (each
   // version's manifest, signature and artifacts), and listing them cost the filesystem store a read of
   // each one's metadata. A folder without a document (a plugin's leftovers) reads as none below.

@@ -1,0 +1,254 @@
+/**
+ * The check of what a batch reads back of what it published (published.ts) must never take a run's own
+ * documents for someone else's: a store that fails at any write of a publish (at once, or deferred and then
+ * flushed), a refresh or a rebuild, before the write or after it (S3 wrote the object, its answer was lost),
+ * leaves a registry the next publish takes up with no PUBLISHED_DOCUMENT_ALTERED, publishing everything once.
+ * On the real stores: the filesystem store and S3 (s3rver).
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { forgetBins } from '../../../index-builder/catalog.ts';
+import { StoreError } from '../../../index-builder/errors.ts';
+import { binKey, binOf, pluginDocumentKey, SNAPSHOT_KEY } from '../../../index-builder/layout.ts';
+import type { PluginDocument, SnapshotDocument } from '../../../index-builder/model.ts';
+import type { PipelineContext } from '../../../index-builder/pipeline/index.ts';
+import {
+  flushIndexes,
+  processSubmissions,
+  rebuildRegistry,
+  refreshSnapshot,
+} from '../../../index-builder/pipeline/index.ts';
+import { rotateRegistryKey } from '../../../index-builder/pipeline/rotate.ts';
+import { signRotation } from '../../../index-builder/rotation.ts';
+import { createSigner, type Signer } from '../../../index-builder/signing.ts';
+import { listAll, type Store } from '../../../index-builder/store.ts';
+import { verifyListedDocument, verifyPluginDocument } from '../../../index-builder/verify.ts';
+import { makeBundle, makeRegistry, nextUploadName, testKey, validManifest } from '../../support/fixtures.ts';
+import { type LocalS3, startLocalS3 } from '../../support/s3.ts';
+import { type StorePair, storeKinds, withMethod } from '../../support/stores.ts';
+
+let s3: LocalS3;
+let folder: string;
+
+beforeAll(async () => {
+  nextSigner = await createSigner((await testKey('registry-2')).secretKey);
+  s3 = await startLocalS3(['crashes-intake', 'crashes-site']);
+  folder = await mkdtemp(path.join(tmpdir(), 'plugindex-crashes-'));
+});
+
+afterAll(async () => {
+  await s3?.close();
+  await rm(folder, { recursive: true, force: true });
+});
+
+const kinds = storeKinds(
+  () => folder,
+  () => s3.client,
+  { intake: 'crashes-intake', site: 'crashes-site' },
+);
+
+const NAME = 'demo-plugin';
+const decoder = new TextDecoder();
+
+async function json<T>(store: Store, key: string): Promise<T> {
+  return JSON.parse(decoder.decode((await store.get(key))?.body)) as T;
+}
+
+/** When the injected failure strikes a write: before it reaches the store, or once the store has it. */
+type When = 'before' | 'after';
+
+/**
+ * `context` with both stores failing their `n`th write (puts and deletes), `when` says how; counts every write
+ * into `count`.
+ */
+function failingAt(
+  context: PipelineContext,
+  n: number,
+  when: When,
+  count: { writes: number },
+): PipelineContext {
+  const wrap = (store: Store): Store => {
+    const strike = (): boolean => {
+      count.writes += 1;
+      return count.writes === n;
+    };
+    const injected = (key: string) =>
+      new StoreError('STORE_IO', key, `injected failure at write ${n} (${key})`);
+    const put = withMethod(store, 'put', (original) => async (key, body, options) => {
+      const hit = strike();
+      if (hit && when === 'before') throw injected(key);
+      await original(key, body, options);
+      if (hit) throw injected(key);
+    });
+    const originalDelete = store.delete.bind(store);
+    return new Proxy(put, {
+      get(target, property) {
+        if (property === 'delete')
+          return async (key: string) => {
+            const hit = strike();
+            if (hit && when === 'before') throw injected(key);
+            await originalDelete(key);
+            if (hit) throw injected(key);
+          };
+        return Reflect.get(target, property, target);
+      },
+    });
+  };
+  return { ...context, intake: wrap(context.intake), site: wrap(context.site) };
+}
+
+/**
+ * What the interrupted operation is, run on `context` (its stores failing or not); `resume`, what must come
+ * before the next publish (a rotation is finished by running it again: the next publish signs with its key).
+ */
+interface Operation {
+  run(context: PipelineContext, submit: (version: string) => Promise<string>): Promise<unknown>;
+  resume?(context: PipelineContext): Promise<PipelineContext>;
+}
+
+let nextSigner: Signer;
+
+/** Each registry's rotation 1, to `nextSigner` (signed once: a rotation is finished with the same bytes). */
+const rotations = new WeakMap<object, Promise<Uint8Array>>();
+
+function rotationOf(context: PipelineContext): Promise<Uint8Array> {
+  let bytes = rotations.get(context.config);
+  if (!bytes) {
+    bytes = signRotation({
+      registry: context.config.url,
+      sequence: 1,
+      previous: context.signer,
+      next: nextSigner,
+      now: new Date('2026-11-02T00:00:00Z'),
+    }).then((signed) => signed.bytes);
+    rotations.set(context.config, bytes);
+  }
+  return bytes;
+}
+
+const operations: [string, Operation][] = [
+  [
+    'a publish at once',
+    { run: async (context, submit) => processSubmissions(context, [await submit('1.1.0')]) },
+  ],
+  [
+    'a deferred publish, then its flush',
+    {
+      async run(context, submit) {
+        await processSubmissions({ ...context, deferIndexes: true }, [await submit('1.1.0')]);
+        await flushIndexes(context);
+      },
+    },
+  ],
+  ['a refresh of the snapshot', { run: (context) => refreshSnapshot(context) }],
+  ['a rebuild', { run: (context) => rebuildRegistry(context) }],
+  [
+    'a key rotation (plugindex rotate-key)',
+    {
+      run: async (context) =>
+        rotateRegistryKey({ ...context, signer: nextSigner }, await rotationOf(context)),
+      async resume(context) {
+        const rotated = { ...context, signer: nextSigner };
+        await rotateRegistryKey(rotated, await rotationOf(context));
+        return rotated;
+      },
+    },
+  ],
+];
+
+async function registryOn(stores: StorePair) {
+  const base = await makeRegistry();
+  const context: PipelineContext = { ...base.context, ...stores };
+  const submit = async (version: string): Promise<string> => {
+    const key = `incoming/${nextUploadName()}.tgz`;
+    const bundle = await makeBundle({ manifest: validManifest({ name: NAME, version }) });
+    await stores.intake.put(key, bundle, { contentType: 'application/gzip', cacheControl: 'no-store' });
+    return key;
+  };
+  return { context, submit };
+}
+
+/** How many writes `operation` makes on a registry with 1.0.0 published (no failure). */
+async function writesOf(stores: () => StorePair, operation: Operation): Promise<number> {
+  const { context, submit } = await registryOn(stores());
+  await processSubmissions(context, [await submit('1.0.0')]);
+  const count = { writes: 0 };
+  await operation.run(failingAt(context, 0, 'before', count), async (version) => submit(version));
+  return count.writes;
+}
+
+describe.each(kinds)('a store failing at any write, on %s', (kind, stores) => {
+  // On S3 only the failure it adds (the object written, the answer lost): the rest is the filesystem's
+  // sweep again, at minutes a run.
+  const failures: readonly When[] = kind.includes('S3') ? ['after'] : ['before', 'after'];
+  describe.each(operations)('of %s', (name, operation) => {
+    it.each(failures)(
+      'fails %s the write, and the next publish takes it up with no PUBLISHED_DOCUMENT_ALTERED',
+      async (when) => {
+        const steps = await writesOf(stores, operation);
+        expect(steps).toBeGreaterThan(3);
+        for (let n = 1; n <= steps; n++) {
+          const step = `${name}, write ${n} of ${steps}, failing ${when} it`;
+          const registry = await registryOn(stores());
+          const { submit } = registry;
+          let { context } = registry;
+          await processSubmissions(context, [await submit('1.0.0')]);
+          const count = { writes: 0 };
+          const submitted: string[] = [];
+          const failed = await operation
+            .run(failingAt(context, n, when, count), async (version) => {
+              const key = await submit(version);
+              submitted.push(key);
+              return key;
+            })
+            .then(
+              () => undefined,
+              (error: unknown) => error,
+            );
+          expect(failed, step).toBeInstanceOf(StoreError);
+          expect((failed as Error).message, step).toMatch(/injected failure/);
+
+          // The next run is another process: a publish of what waits and of 1.2.0, at once.
+          forgetBins(context.intake);
+          if (operation.resume) context = await operation.resume(context);
+          forgetBins(context.intake);
+          const later = await processSubmissions(context).catch((error: unknown) => {
+            throw new Error(`${step}: ${String(error)}`);
+          });
+          forgetBins(context.intake);
+          const last = await processSubmissions(context, [await submit('1.2.0')]).catch((error: unknown) => {
+            throw new Error(`${step}: ${String(error)}`);
+          });
+          // Each upload accepted once (an outcome the failed run recorded, or the next run's).
+          const outcomes = await listAll(context.intake, 'status/');
+          expect(
+            await Promise.all(
+              outcomes.map(async (o) => (await json<{ status: string }>(context.intake, o.key)).status),
+            ),
+            step,
+          ).toEqual(['accepted', ...submitted, 'x'].map(() => 'accepted'));
+          expect(later.outcomes.length + last.outcomes.length, step).toBeLessThanOrEqual(
+            submitted.length + 1,
+          );
+          const doc = await json<PluginDocument>(context.site, pluginDocumentKey(NAME));
+          expect(
+            doc.versions.map((v) => v.version),
+            step,
+          ).toEqual(submitted.length > 0 ? ['1.2.0', '1.1.0', '1.0.0'] : ['1.2.0', '1.0.0']);
+          const snapshot = await json<SnapshotDocument>(context.site, SNAPSHOT_KEY);
+          for (const key of ['index.json', 'search.json'])
+            verifyListedDocument(snapshot, key, (await context.site.get(key))?.body as Uint8Array);
+          verifyPluginDocument(
+            snapshot,
+            NAME,
+            (await context.site.get(binKey(binOf(NAME))))?.body as Uint8Array,
+            (await context.site.get(pluginDocumentKey(NAME)))?.body as Uint8Array,
+          );
+        }
+      },
+      600_000,
+    );
+  });
+});
