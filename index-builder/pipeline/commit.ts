@@ -65,7 +65,7 @@ import {
   signatureKey,
 } from '../layout.ts';
 import { allSettledValues, forEachLimited } from '../limited.ts';
-import type { DocumentDigest, SearchEntry, SnapshotDocument } from '../model.ts';
+import type { DocumentDigest, LogHead, SearchEntry, SnapshotDocument } from '../model.ts';
 import { buildRegistryMetadata } from '../render/documents.ts';
 import { FAVICON_SVG, type HomeListing, PAGE_STYLE, renderIndexPage } from '../render/html.ts';
 import {
@@ -613,6 +613,11 @@ export async function commitGeneration(
   documents: readonly (readonly [string, Uint8Array])[] = [],
   snapshot: { readonly keyRotations?: number } = {},
 ): Promise<number> {
+  // The log's head, which the snapshot vouches for, read side by side with the snapshot: the caller wrote the
+  // log before (a batch's step 2), and it is this writer's alone. Read just before the snapshot was signed,
+  // it was a round trip of its own on every commit's path, after the statics, before the snapshot's record.
+  const log = readLogHead(ctx.intake);
+  log.catch(() => undefined); // met by writeSnapshot, unless a failure comes first
   // Its ETag too: the new snapshot is made from this one, and replaces only this one (writeSnapshot). Its
   // digests are signed again for what this call does not rewrite: only the snapshot the catalog records.
   const read = await ctx.site.get(SNAPSHOT_KEY);
@@ -677,6 +682,7 @@ export async function commitGeneration(
     ...(read ? { ifMatch: read.etag } : {}),
     published: previous,
     before: recordingSnapshot(ctx, catalog),
+    log,
   });
   catalog.generation = generation;
   catalog.snapshot = committed;
@@ -749,6 +755,8 @@ export async function writeSnapshot(
     readonly published?: SnapshotDocument | undefined;
     /** Run once the snapshot is signed, before it is written (`recordingSnapshot`). */
     readonly before?: (digest: DocumentDigest) => Promise<void>;
+    /** The log's head as the caller read it once the log was written: not read again. */
+    readonly log?: Promise<LogHead>;
   } = {},
 ): Promise<DocumentDigest> {
   // Both read side by side (two round trips to the stores one after the other, before).
@@ -756,7 +764,7 @@ export async function writeSnapshot(
     'published' in options
       ? Promise.resolve(options.published)
       : readJson<SnapshotDocument>(ctx.site, SNAPSHOT_KEY),
-    readLogHead(ctx.intake),
+    options.log ?? readLogHead(ctx.intake),
   ]);
   assertSigningKeyCurrent(ctx, published, options.keyRotations);
   const keyRotations = options.keyRotations ?? published?.key_rotations;

@@ -118,6 +118,25 @@ describe('when a publish meets a store that answers each call a moment later', (
     expect(calls.filter((c) => c.call === `site get ${SNAPSHOT_KEY}`)).toHaveLength(3);
   });
 
+  it.each([
+    ['deferred', true],
+    ['with its index documents', false],
+  ])(
+    '%s: writes the record of what it will publish beside the log, and reads the log head beside the snapshot it commits over',
+    async (_, deferIndexes) => {
+      // The catalog's record of the plugin documents (published.ts) need only precede them, not follow the log;
+      // the log's head, which the snapshot vouches for, is this writer's, written before the commit begins.
+      const calls = await publishRecorded(deferIndexes);
+      const put = (key: string) => calls.filter((c) => c.call === `intake put ${key}`);
+      const [record] = put(CATALOG_META_KEY);
+      const logHead = put(LOG_STATE_KEY).at(-1);
+      expect(record && logHead && record.begun < logHead.ended).toBe(true);
+      const commitRead = calls.filter((c) => c.call === `site get ${SNAPSHOT_KEY}`).at(-1) as Call;
+      const headRead = calls.filter((c) => c.call === `intake get ${LOG_STATE_KEY}`).at(-1) as Call;
+      expect(headRead.begun < commitRead.ended && commitRead.begun < headRead.ended).toBe(true);
+    },
+  );
+
   it('asks for the validators of the index documents it wrote side by side', async () => {
     const calls = await publishRecorded(false);
     const heads = INDEX_DOCUMENTS.map((key) => `site head ${key}`);
