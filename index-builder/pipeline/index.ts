@@ -65,6 +65,7 @@ import {
   writeMarkers,
 } from './actions.ts';
 import {
+  assertSigningKeyCurrent,
   checkSigningKeyCurrent,
   commitGeneration,
   recordingSnapshot,
@@ -479,7 +480,15 @@ async function rebuildAll(
   ctx: PipelineContext,
   options: RebuildOptions = {},
 ): Promise<{ generation: number; plugins: number; resigned: readonly string[] }> {
-  const catalog = catalogAnew(await openCatalog(ctx.intake));
+  const [opened, published] = await allSettledValues([
+    openCatalog(ctx.intake),
+    readJson<SnapshotDocument>(ctx.site, SNAPSHOT_KEY),
+  ]);
+  // Nothing rewritten with a key the published snapshot does not name (a rotation's own rebuild gives its
+  // count): a refresh or a flush meeting the mark a rotation's rebuild left when it died finishes that
+  // rebuild, and re-signed the registry's documents with the next key before its commit refused it.
+  assertSigningKeyCurrent(ctx, published, options.keyRotations);
+  const catalog = catalogAnew(opened);
   // Before the first document is rewritten: one that dies before its catalog is finished by the next run.
   await markRebuilding(ctx.intake, catalog);
   // Each plugin's folder, not every key under plugins/: a registry holds tens of files per plugin (each

@@ -252,3 +252,44 @@ describe.each(kinds)('a store failing at any write, on %s', (kind, stores) => {
     );
   });
 });
+
+describe('a key rotation that died while re-signing', () => {
+  const [, fsStores] = kinds[0] as [string, () => StorePair];
+
+  it.each([
+    ['a refresh', (context: PipelineContext) => refreshSnapshot(context)],
+    ['a flush', (context: PipelineContext) => flushIndexes(context)],
+  ])(
+    '%s with the next key, finishing the rebuild the mark asks for, re-signs nothing the snapshot does not name',
+    async (_, run) => {
+      const { context, submit } = await registryOn(fsStores());
+      await processSubmissions(context, [await submit('1.0.0')]);
+      const dying: PipelineContext = {
+        ...context,
+        signer: nextSigner,
+        site: withMethod(context.site, 'put', (put) => async (key, body, options) => {
+          if (key === pluginDocumentKey(NAME)) throw new StoreError('STORE_IO', key, 'killed re-signing');
+          return put(key, body, options);
+        }),
+      };
+      await expect(rotateRegistryKey(dying, await rotationOf(context))).rejects.toThrow('killed re-signing');
+      const before = await listAll(context.site, '');
+      const bodies = await Promise.all(before.map(async (o) => (await context.site.get(o.key))?.body));
+
+      await expect(run({ ...context, signer: nextSigner })).rejects.toMatchObject({
+        name: 'KeyError',
+        code: 'SIGNING_KEY_NOT_CURRENT',
+      });
+
+      const after = await listAll(context.site, '');
+      expect(after.map((o) => o.key)).toEqual(before.map((o) => o.key));
+      for (const [i, o] of before.entries())
+        expect((await context.site.get(o.key))?.body, o.key).toEqual(bodies[i]);
+      // The rotation run again finishes it, and publishing goes on with the next key.
+      await rotateRegistryKey({ ...context, signer: nextSigner }, await rotationOf(context));
+      const later = await processSubmissions({ ...context, signer: nextSigner }, [await submit('1.1.0')]);
+      expect(later.outcomes.map((o) => o.status)).toEqual(['accepted']);
+    },
+    60_000,
+  );
+});
