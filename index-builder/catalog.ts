@@ -42,7 +42,8 @@
  *   global <key> <sha256> <size>
  *   snapshot <sha256> <size>            (meta: snapshot.json as last committed)
  *   writing <key> <sha256>               (meta: a document a run recorded it was about to publish: see
- *                                         Catalog.writing)
+ *                                         Catalog.writing; a snapshot's are `<generation> <sha256>` lines
+ *                                         of `state/catalog/snapshot-writing.tsv`: recordSnapshot)
  *   rebuilding                           (meta: a rebuild under way, or one that died: `markRebuilding`)
  *   plugin <name> <doc sha256> <doc size> <api versions, comma-separated> <entry JSON> <search JSON>
  *          <n>, then on the next lines the plugin's falcoctl index item, n bytes of block YAML (it is
@@ -57,8 +58,10 @@ import {
   CATALOG_JOURNAL_PREFIX,
   CATALOG_META_KEY,
   CATALOG_ORDER_KEY,
+  CATALOG_SNAPSHOT_RECORD_KEY,
   catalogBinKey,
   catalogJournalKey,
+  SNAPSHOT_KEY,
 } from './layout.ts';
 import { forEachLimited } from './limited.ts';
 import type { DocumentDigest, PluginDocument } from './model.ts';
@@ -442,6 +445,52 @@ export async function saveWriting(store: Store, catalog: Catalog): Promise<void>
 }
 
 /**
+ * The snapshots runs recorded they were about to publish (`CATALOG_SNAPSHOT_RECORD_KEY`), sha256 -> the
+ * generation each was signed for, as read (only those past the catalog's generation) and recorded since.
+ */
+const snapshotRecords = new WeakMap<Catalog, Map<string, number>>();
+
+/** Reads `<generation> <sha256>` lines, keeping the records of snapshots past `catalog`'s generation. */
+function parseSnapshotRecords(text: string, catalog: Catalog): void {
+  const records = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const [generation, sha256, ...rest] = line.split('\t');
+    if (!sha256 || rest.length > 0 || !(Number(generation) > catalog.generation)) continue;
+    records.set(sha256, Number(generation));
+    noteWriting(catalog, SNAPSHOT_KEY, sha256);
+  }
+  snapshotRecords.set(catalog, records);
+}
+
+/**
+ * Records that this run is about to publish the snapshot of `sha256`, signed for `generation`, before it
+ * writes it (published.ts): a run that dies between the snapshot and the catalog leaves one the next run
+ * knows for the registry's own. Written to an object of its own, with the records read that are still past
+ * the catalog's generation, never into the meta file: the snapshot is written only over the one read
+ * (ifMatch), and the record before it must not write back a meta file a writer outside the queue replaced
+ * since (its catalog, and its own snapshot's record, would be lost: every later batch would fail on that
+ * snapshot). A record is let go once a catalog of its generation or a later one is saved.
+ */
+export async function recordSnapshot(
+  store: Store,
+  catalog: Catalog,
+  generation: number,
+  sha256: string,
+): Promise<void> {
+  let records = snapshotRecords.get(catalog);
+  if (!records) {
+    records = new Map();
+    snapshotRecords.set(catalog, records);
+  }
+  records.set(sha256, generation);
+  noteWriting(catalog, SNAPSHOT_KEY, sha256);
+  let out = '';
+  for (const [digest, signedFor] of [...records].sort(([, a], [, b]) => a - b))
+    out += `${signedFor}\t${digest}\n`;
+  await store.put(CATALOG_SNAPSHOT_RECORD_KEY, utf8.encode(out), CATALOG_PUT);
+}
+
+/**
  * Records in the meta file, before a rebuild writes anything, that one is under way (a `rebuilding` line,
  * kept by `saveWriting` and gone from the meta file the rebuild saves last). A rebuild rewrites documents
  * without recording each first (it takes what is published as it is): one that dies before its catalog
@@ -467,13 +516,20 @@ export function catalogAnew(opened: Catalog): Catalog {
   catalog.generation = opened.generation;
   const base = storedMeta.get(opened);
   if (base !== undefined) storedMeta.set(catalog, base);
+  const records = snapshotRecords.get(opened);
+  if (records) {
+    snapshotRecords.set(catalog, new Map(records));
+    for (const sha256 of records.keys()) noteWriting(catalog, SNAPSHOT_KEY, sha256);
+  }
   return catalog;
 }
 
 function writingLines(catalog: Catalog): string {
   let out = '';
-  for (const [key, digests] of [...catalog.writing].sort(([a], [b]) => (a < b ? -1 : 1)))
+  for (const [key, digests] of [...catalog.writing].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    if (key === SNAPSHOT_KEY) continue; // recorded in an object of its own: recordSnapshot
     for (const sha256 of [...digests].sort()) out += `writing\t${key}\t${sha256}\n`;
+  }
   return out;
 }
 
@@ -702,9 +758,14 @@ async function readJournal(
  */
 export async function openCatalog(store: Store): Promise<Catalog> {
   const catalog = emptyCatalog();
-  const meta = await store.get(CATALOG_META_KEY);
+  // The snapshots runs recorded they were about to publish, read side by side with the meta file.
+  const [meta, records] = await Promise.all([
+    store.get(CATALOG_META_KEY),
+    store.get(CATALOG_SNAPSHOT_RECORD_KEY),
+  ]);
   if (meta) parseMeta(utf8Decoder.decode(meta.body), catalog);
   if (catalog.outdated) return catalog;
+  parseSnapshotRecords(records ? utf8Decoder.decode(records.body) : '', catalog);
   storedMeta.set(catalog, serializeMetaBase(catalog));
   const journal = await readJournal(store, catalog);
   // Objects no longer listed (folded) are never read again.

@@ -450,6 +450,13 @@ export function submissionIdFromBytes(key: string, bytes: Uint8Array): string {
 /** The catalog, the publisher's own state (catalog.ts): the meta file, one file per bin, and the journal. */
 export const CATALOG_META_KEY = 'state/catalog/meta.tsv';
 
+/**
+ * The snapshots runs recorded they were about to publish (catalog.ts `recordSnapshot`), each with its
+ * generation: an object of its own, not lines of the meta file, so that writing the record never writes
+ * back a meta file another writer replaced since this run read it.
+ */
+export const CATALOG_SNAPSHOT_RECORD_KEY = 'state/catalog/snapshot-writing.tsv';
+
 export function catalogBinKey(bin: string): string {
   return `state/catalog/bins/${bin}.tsv`;
 }

@@ -22,13 +22,12 @@ import {
   heldSearchRowLength,
   itemLengths,
   markUnrendered,
-  noteWriting,
   outlineCatalog,
   readBins,
   readOrder,
+  recordSnapshot,
   saveCatalog,
   saveOrder,
-  saveWriting,
   searchBytes,
   sortedLines,
   sortedNames,
@@ -568,18 +567,16 @@ export async function checkSigningKeyCurrent(ctx: PipelineContext, catalog: Prom
 }
 
 /**
- * What `writeSnapshot` does before it writes: records in the catalog's meta file the snapshot it is about to
- * publish (published.ts), so a run that dies between the snapshot and the catalog leaves one the next run
- * knows for its own.
+ * What `writeSnapshot` does before it writes: records the snapshot it is about to publish, signed for
+ * `generation` (catalog.ts `recordSnapshot`, published.ts), so a run that dies between the snapshot and the
+ * catalog leaves one the next run knows for its own.
  */
 export function recordingSnapshot(
   ctx: PipelineContext,
   catalog: Catalog,
+  generation: number,
 ): (digest: DocumentDigest) => Promise<void> {
-  return (digest) => {
-    noteWriting(catalog, SNAPSHOT_KEY, digest.sha256);
-    return saveWriting(ctx.intake, catalog);
-  };
+  return (digest) => recordSnapshot(ctx.intake, catalog, generation, digest.sha256);
 }
 
 /**
@@ -681,7 +678,7 @@ export async function commitGeneration(
     ...snapshot,
     ...(read ? { ifMatch: read.etag } : {}),
     published: previous,
-    before: recordingSnapshot(ctx, catalog),
+    before: recordingSnapshot(ctx, catalog, generation),
     log,
   });
   catalog.generation = generation;

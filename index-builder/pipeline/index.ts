@@ -558,7 +558,7 @@ export async function refreshSnapshot(
       ctx,
       next,
       { ...previous.documents },
-      { ifMatch: read.etag, published: previous, before: recordingSnapshot(ctx, catalog) },
+      { ifMatch: read.etag, published: previous, before: recordingSnapshot(ctx, catalog, next) },
     );
     catalog.generation = next;
     catalog.snapshot = written;

@@ -11,7 +11,14 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { forgetBins } from '../../../index-builder/catalog.ts';
 import { StoreError } from '../../../index-builder/errors.ts';
-import { binKey, binOf, pluginDocumentKey, SNAPSHOT_KEY } from '../../../index-builder/layout.ts';
+import {
+  binKey,
+  binOf,
+  CATALOG_META_KEY,
+  CATALOG_SNAPSHOT_RECORD_KEY,
+  pluginDocumentKey,
+  SNAPSHOT_KEY,
+} from '../../../index-builder/layout.ts';
 import type { PluginDocument, SnapshotDocument } from '../../../index-builder/model.ts';
 import type { PipelineContext } from '../../../index-builder/pipeline/index.ts';
 import {
@@ -251,6 +258,77 @@ describe.each(kinds)('a store failing at any write, on %s', (kind, stores) => {
       600_000,
     );
   });
+});
+
+/**
+ * Two writers the queue does not serialize (a command run against the buckets beside it: the publish
+ * function's retryingConflicts is for them): one commits while the other is between reading the snapshot
+ * and its conditional write. The one refused (STORE_CONFLICT), or failing on the snapshot it meets, is run
+ * again, and every later publish goes through: no record of what a run is about to publish may write back a
+ * meta file the other replaced since it was read. On the filesystem store, which refuses an ifMatch write
+ * over another object as S3 does (s3rver ignores If-Match).
+ */
+describe('two writers, one committing between the other reading the snapshot and writing its own', () => {
+  const [, fsStores] = kinds[0] as [string, () => StorePair];
+  const meta = (body: Uint8Array) => decoder.decode(body);
+
+  it.each([
+    [
+      'a refresh commits as a publish records the snapshot it is about to write',
+      (text: string) => text.includes(`writing\t${SNAPSHOT_KEY}`),
+      'publish' as const,
+    ],
+    [
+      'a refresh commits as a publish records the plugin documents it is about to write',
+      (text: string) => text.includes(`writing\t${pluginDocumentKey(NAME)}`),
+      'publish' as const,
+    ],
+    [
+      'a publish commits as a refresh records the snapshot it is about to write',
+      (text: string) => text.includes(`writing\t${SNAPSHOT_KEY}`),
+      'refresh' as const,
+    ],
+  ])(
+    '%s: the one refused is run again, and later publishes go through',
+    async (_, atRecord, racing) => {
+      const { context, submit } = await registryOn(fsStores());
+      await processSubmissions(context, [await submit('1.0.0')]);
+      const waiting = await submit('1.1.0');
+      let other: Promise<unknown> | undefined;
+      // The other writer runs to its end right before the record is written (and is awaited there).
+      const interleaved = (record: (key: string, body: Uint8Array) => boolean): PipelineContext => ({
+        ...context,
+        intake: withMethod(context.intake, 'put', (put) => async (key, body, options) => {
+          if (!other && record(key, body)) {
+            other = racing === 'publish' ? refreshSnapshot(context) : processSubmissions(context, [waiting]);
+            await other;
+          }
+          return put(key, body, options);
+        }),
+      });
+      const recordSeen = (key: string, body: Uint8Array) =>
+        (key === CATALOG_META_KEY && atRecord(meta(body))) ||
+        (key === CATALOG_SNAPSHOT_RECORD_KEY && atRecord(`writing\t${SNAPSHOT_KEY}`));
+      const first =
+        racing === 'publish'
+          ? processSubmissions(interleaved(recordSeen), [waiting])
+          : refreshSnapshot(interleaved(recordSeen));
+      await first.catch(() => undefined); // refused, or not: either way run again, as the queue would
+      expect(other, 'the other writer ran').toBeDefined();
+
+      forgetBins(context.intake);
+      await (racing === 'publish' ? processSubmissions(context) : refreshSnapshot(context));
+      forgetBins(context.intake);
+      const later = await processSubmissions(context, [await submit('1.2.0')]);
+
+      expect(later.outcomes.map((o) => o.status)).toEqual(['accepted']);
+      const doc = await json<PluginDocument>(context.site, pluginDocumentKey(NAME));
+      expect(doc.versions.map((v) => v.version)).toEqual(['1.2.0', '1.1.0', '1.0.0']);
+      const outcomes = await listAll(context.intake, 'status/');
+      expect(outcomes).toHaveLength(3);
+    },
+    60_000,
+  );
 });
 
 describe('a key rotation that died while re-signing', () => {
