@@ -210,6 +210,9 @@ export class SubmissionError extends PlugindexError {
  * message says what to do. An upload the pipeline meets so gets an outcome and stays where it is; anything
  * else read so fails the batch, as STORE_IO does (it is not `permanent`: an operator mends it).
  */
+/** The codes of a storage failure: the `STORE_*` of ErrorCode, listed once there. */
+export type StoreErrorCode = Extract<ErrorCode, `STORE_${string}`>;
+
 export class StoreError extends PlugindexError {
   override readonly name = 'StoreError';
   readonly key: string;
@@ -224,14 +227,7 @@ export class StoreError extends PlugindexError {
   }
 
   constructor(
-    code:
-      | 'STORE_NOT_FOUND'
-      | 'STORE_IO'
-      | 'STORE_INVALID_KEY'
-      | 'STORE_REFUSED'
-      | 'STORE_EXISTS'
-      | 'STORE_CONFLICT'
-      | 'STORE_UNREADABLE',
+    code: StoreErrorCode,
     key: string,
     message: string,
     options?: { cause?: unknown; reason?: string; remedy?: string },
