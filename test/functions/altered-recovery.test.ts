@@ -19,7 +19,7 @@ import { TrustError } from '../../index-builder/errors.ts';
 import type { PluginDocument } from '../../index-builder/model.ts';
 import { CACHE_MUTABLE, listAll } from '../../index-builder/store.ts';
 import { encode, makeBundle, testKey, validManifest } from '../support/fixtures.ts';
-import { type LocalS3, startLocalS3 } from '../support/s3.ts';
+import { type LocalS3, objectCreatedRecord, startLocalS3 } from '../support/s3.ts';
 
 const secrets = mockClient(SecretsManagerClient);
 const cloudfront = mockClient(CloudFrontClient);
@@ -39,21 +39,7 @@ const config: FunctionConfig = {
   snapshotRefreshSeconds: undefined,
 };
 
-const uploaded = (key: string) => ({
-  messageId: key,
-  eventSource: 'aws:sqs',
-  body: JSON.stringify({
-    version: '0',
-    'detail-type': 'Object Created',
-    source: 'aws.s3',
-    detail: {
-      version: '0',
-      bucket: { name: config.intakeBucket },
-      object: { key, size: 1 },
-      reason: 'PutObject',
-    },
-  }),
-});
+const uploaded = (key: string) => objectCreatedRecord(config.intakeBucket, key);
 
 /** What `plugindex rebuild --queue-url` sends (adapters/publish-queue.ts `requestRebuild`). */
 const rebuildRequest = { messageId: 'rebuild-1', eventSource: 'aws:sqs', body: '{"plugindex":"rebuild"}' };

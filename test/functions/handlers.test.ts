@@ -23,7 +23,7 @@ import { listAll } from '../../index-builder/store.ts';
 import { INVALIDATION_FAILED_LOG } from '../../infra/constructs/alarms.ts';
 import { signedAction } from '../support/actions.ts';
 import { encode, makeBundle, testKey, validManifest } from '../support/fixtures.ts';
-import { type LocalS3, startLocalS3 } from '../support/s3.ts';
+import { type LocalS3, objectCreatedRecord, startLocalS3 } from '../support/s3.ts';
 
 const secrets = mockClient(SecretsManagerClient);
 const cloudfront = mockClient(CloudFrontClient);
@@ -56,21 +56,7 @@ const refreshEvent = {
 };
 
 const sqsEvent = (...keys: string[]) => ({
-  Records: keys.map((key, i) => ({
-    messageId: `m-${i}`,
-    eventSource: 'aws:sqs',
-    body: JSON.stringify({
-      version: '0',
-      'detail-type': 'Object Created',
-      source: 'aws.s3',
-      detail: {
-        version: '0',
-        bucket: { name: config.intakeBucket },
-        object: { key, size: 1 },
-        reason: 'PutObject',
-      },
-    }),
-  })),
+  Records: keys.map((key, i) => objectCreatedRecord(config.intakeBucket, key, `m-${i}`)),
 });
 
 async function upload(key: string, body: Uint8Array): Promise<void> {

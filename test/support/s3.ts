@@ -109,3 +109,20 @@ export function setBundledFunctionEnv(options: {
     AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
   });
 }
+
+/**
+ * One SQS record as the queue delivers an upload's notification: EventBridge's "Object Created" for `key` in
+ * `bucket` (what the publish function reads in functions/events.ts), with `messageId`.
+ */
+export function objectCreatedRecord(bucket: string, key: string, messageId = key) {
+  return {
+    messageId,
+    eventSource: 'aws:sqs',
+    body: JSON.stringify({
+      version: '0',
+      'detail-type': 'Object Created',
+      source: 'aws.s3',
+      detail: { version: '0', bucket: { name: bucket }, object: { key, size: 1 }, reason: 'PutObject' },
+    }),
+  };
+}
