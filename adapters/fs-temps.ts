@@ -31,14 +31,18 @@ const TEMP_NAME = /^\.(\d+)\.[0-9a-f]{12}[0-9a-z]+\.(tmp|aside)$/;
  * to this process and call (and opened with O_EXCL all the same).
  */
 export function tempNameFor(file: string): string {
-  tempCounter += 1;
-  return path.join(path.dirname(file), `.${TEMP_PREFIX}${tempCounter.toString(36)}.tmp`);
+  return nameBeside(file, 'tmp');
 }
 
 /** The name beside `file` that a move takes its source aside under, before it lets go of it. */
 export function asideNameFor(file: string): string {
+  return nameBeside(file, 'aside');
+}
+
+/** This process's next name beside `file`, of the kind `TEMP_NAME` reads. */
+function nameBeside(file: string, kind: 'tmp' | 'aside'): string {
   tempCounter += 1;
-  return path.join(path.dirname(file), `.${TEMP_PREFIX}${tempCounter.toString(36)}.aside`);
+  return path.join(path.dirname(file), `.${TEMP_PREFIX}${tempCounter.toString(36)}.${kind}`);
 }
 
 /**
