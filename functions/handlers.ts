@@ -412,14 +412,13 @@ export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Pro
       );
       results.push(result);
       roundMs.push(Date.now() - roundStarted);
+      let readable = 0;
       for (const outcome of result.outcomes) {
         seen.add(outcome.submission);
         if (outcome.problems.some((p) => p.code === 'UPLOAD_UNREADABLE')) unreadable.add(outcome.submission);
+        else readable += 1;
       }
-      const unreadableOnly =
-        result.outcomes.length > 0 &&
-        result.outcomes.every((o) => o.problems.some((p) => p.code === 'UPLOAD_UNREADABLE'));
-      if (!unreadableOnly) rounds += 1;
+      if (result.outcomes.length === 0 || readable > 0) rounds += 1;
       more =
         rounds < MAX_ROUNDS &&
         (result.leftInIncoming > 0 ||
