@@ -41,7 +41,7 @@ import { invalidateKeys } from './cloudfront-invalidator.ts';
 import type { FunctionConfig } from './env.ts';
 import { AwsAdapterError } from './errors.ts';
 import { parseObjectCreated, rotationRequests, wantsRebuild, wantsRefresh } from './events.ts';
-import { errorFields, type Logger } from './logger.ts';
+import { errorFields, INVALIDATION_FAILED_LOG, type Logger } from './logger.ts';
 import type { SignerSource } from './secrets.ts';
 
 export interface HandlerDeps {
@@ -167,7 +167,7 @@ async function invalidate(deps: HandlerDeps, keys: readonly string[]): Promise<v
     });
   } catch (error) {
     if (!(error instanceof AwsAdapterError)) throw error;
-    deps.logger.error('invalidation failed', { ...errorFields(error), paths: keys.length });
+    deps.logger.error(INVALIDATION_FAILED_LOG, { ...errorFields(error), paths: keys.length });
   }
 }
 

@@ -2,6 +2,12 @@
 
 export type LogFields = Readonly<Record<string, unknown>>;
 
+/**
+ * The publish function's log line for a CloudFront invalidation that failed (functions/handlers.ts), which
+ * the stack's alarm counts from its logs (infra/constructs/alarms.ts): one name for both.
+ */
+export const INVALIDATION_FAILED_LOG = 'invalidation failed';
+
 export interface Logger {
   info(message: string, fields?: LogFields): void;
   warn(message: string, fields?: LogFields): void;

@@ -8,6 +8,7 @@ import type { Function as LambdaFn } from 'aws-cdk-lib/aws-lambda';
 import { FilterPattern, type ILogGroup, MetricFilter } from 'aws-cdk-lib/aws-logs';
 import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { INVALIDATION_FAILED_LOG } from '../../functions/logger.ts';
 
 export interface RegistryAlarmsProps {
   readonly queue: Queue;
@@ -24,8 +25,8 @@ export interface RegistryAlarmsProps {
   readonly publishLogs?: ILogGroup;
 }
 
-/** The publish function's log line for a CloudFront invalidation that failed (functions/handlers.ts). */
-export const INVALIDATION_FAILED_LOG = 'invalidation failed';
+/** The publish function's log line for a CloudFront invalidation that failed (functions/logger.ts). */
+export { INVALIDATION_FAILED_LOG };
 
 /** A function by its path below the stack ("Search/Function"): its own id alone can be just "Function". */
 const where = (fn: LambdaFn): string => fn.node.path.split('/').slice(1).join('/');
