@@ -214,7 +214,6 @@ function originFormOf(target: string): string | undefined {
 
 /** The request path (of an origin-form target), percent-decoded, or the status to refuse it with. */
 function decodePath(target: string): { pathname: string } | { status: 400 } {
-  if (!target.startsWith('/')) return { status: 400 };
   const raw = target.split('?', 1)[0] ?? '';
   let pathname: string;
   try {
