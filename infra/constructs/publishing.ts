@@ -86,9 +86,9 @@ function functionCode(
  * hour against the 6-hour schedule left it expired, to every client, five hours in six.
  * @throws InfraError CONTEXT_INVALID
  */
-function checkRegistryDefaults(props: PublishingPipelineProps): void {
+function checkRegistryDefaults(props: PublishingPipelineProps, refreshEvery: Duration): void {
   const ttl = props.snapshotTtl.toSeconds();
-  const refresh = (props.refreshEvery ?? DEFAULT_REFRESH).toSeconds();
+  const refresh = refreshEvery.toSeconds();
   const least = minSnapshotTtlSeconds(refresh);
   if (!Number.isInteger(ttl) || ttl < least || ttl > MAX_SNAPSHOT_TTL_SECONDS)
     throw new InfraError(
@@ -119,7 +119,8 @@ export class PublishingPipeline extends Construct {
 
   constructor(scope: Construct, id: string, props: PublishingPipelineProps) {
     super(scope, id);
-    checkRegistryDefaults(props);
+    const refreshEvery = props.refreshEvery ?? DEFAULT_REFRESH;
+    checkRegistryDefaults(props, refreshEvery);
     this.deadLetterQueue = new Queue(this, 'DeadLetters', {
       fifo: true,
       enforceSSL: true,
@@ -150,7 +151,7 @@ export class PublishingPipeline extends Construct {
       SNAPSHOT_TTL_SECONDS: String(props.snapshotTtl.toSeconds()),
       // The schedule below, which only the stack knows: the function refuses a config object's snapshot
       // lifetime shorter than two of its intervals, as checkRegistryDefaults refuses the default here.
-      SNAPSHOT_REFRESH_SECONDS: String((props.refreshEvery ?? DEFAULT_REFRESH).toSeconds()),
+      SNAPSHOT_REFRESH_SECONDS: String(refreshEvery.toSeconds()),
       NODE_OPTIONS: '--enable-source-maps',
     };
     const logGroup = new LogGroup(this, 'publishLogs', { retention: RetentionDays.THREE_MONTHS });
@@ -212,7 +213,7 @@ export class PublishingPipeline extends Construct {
     // makes each message its own to the queue's content-based deduplication.
     new Rule(this, 'RefreshSchedule', {
       description: 'plugindex: re-sign snapshot.json before it expires',
-      schedule: Schedule.rate(props.refreshEvery ?? DEFAULT_REFRESH),
+      schedule: Schedule.rate(refreshEvery),
       targets: [
         new SqsQueue(this.queue, {
           messageGroupId: PUBLISH_MESSAGE_GROUP,
