@@ -57,6 +57,14 @@ export class RegistryStorage extends Construct {
         { abortIncompleteMultipartUploadAfter: Duration.days(7) },
       ],
     });
+    // A publisher's PutObject to incoming/ refused under `conditions` (an explicit deny, which no grant lifts).
+    const denyIncomingPut = (conditions: Record<string, Record<string, string>>): PolicyStatement =>
+      new PolicyStatement({
+        effect: Effect.DENY,
+        actions: ['s3:PutObject'],
+        resources: [this.uploadBucket.arnForObjects(`${INCOMING_PREFIX}*`)],
+        conditions,
+      });
     this.publisherPolicy = new ManagedPolicy(this, 'PublisherPolicy', {
       description: 'plugindex publishers: upload submissions and read their outcomes',
       statements: [
@@ -73,41 +81,21 @@ export class RegistryStorage extends Construct {
         // publisher may not replace another's upload still waiting under its key, which would then never
         // be judged nor have an outcome. The condition is on the writes that make the object (PutObject,
         // CompleteMultipartUpload); a multipart upload's other steps take no conditional header.
-        new PolicyStatement({
-          effect: Effect.DENY,
-          actions: ['s3:PutObject'],
-          resources: [this.uploadBucket.arnForObjects(`${INCOMING_PREFIX}*`)],
-          conditions: {
-            Null: { 's3:if-none-match': 'true' },
-            Bool: { 's3:ObjectCreationOperation': 'true' },
-          },
+        denyIncomingPut({
+          Null: { 's3:if-none-match': 'true' },
+          Bool: { 's3:ObjectCreationOperation': 'true' },
         }),
         // An upload the publish function can read: an archive storage class (GLACIER, DEEP_ARCHIVE: a GET
         // answers 403 InvalidObjectState) or a key of the publisher's own (SSE-C, or a KMS key the
         // function's role cannot use) made every batch fail on it, and the queue redeliver it without end:
         // one publisher's upload held every other's. Asked for on the write that names them (PutObject,
         // CreateMultipartUpload); the bucket's default encryption needs no header.
-        new PolicyStatement({
-          effect: Effect.DENY,
-          actions: ['s3:PutObject'],
-          resources: [this.uploadBucket.arnForObjects(`${INCOMING_PREFIX}*`)],
-          conditions: {
-            Null: { 's3:x-amz-storage-class': 'false' },
-            StringNotEquals: { 's3:x-amz-storage-class': 'STANDARD' },
-          },
+        denyIncomingPut({
+          Null: { 's3:x-amz-storage-class': 'false' },
+          StringNotEquals: { 's3:x-amz-storage-class': 'STANDARD' },
         }),
-        new PolicyStatement({
-          effect: Effect.DENY,
-          actions: ['s3:PutObject'],
-          resources: [this.uploadBucket.arnForObjects(`${INCOMING_PREFIX}*`)],
-          conditions: { Null: { 's3:x-amz-server-side-encryption-customer-algorithm': 'false' } },
-        }),
-        new PolicyStatement({
-          effect: Effect.DENY,
-          actions: ['s3:PutObject'],
-          resources: [this.uploadBucket.arnForObjects(`${INCOMING_PREFIX}*`)],
-          conditions: { Null: { 's3:x-amz-server-side-encryption-aws-kms-key-id': 'false' } },
-        }),
+        denyIncomingPut({ Null: { 's3:x-amz-server-side-encryption-customer-algorithm': 'false' } }),
+        denyIncomingPut({ Null: { 's3:x-amz-server-side-encryption-aws-kms-key-id': 'false' } }),
       ],
     });
     const uploads = Stack.of(this).getLogicalId(this.uploadBucket.node.defaultChild as CfnBucket);
