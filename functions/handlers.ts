@@ -94,12 +94,10 @@ async function pipelineContext(deps: HandlerDeps): Promise<PipelineContext> {
       `no registry config at s3://${deps.config.intakeBucket}/${deps.config.configKey}, and no REGISTRY_NAME/REGISTRY_URL defaults`,
     );
   }
-  const base = stored
-    ? (readConfigJson(
-        new TextDecoder().decode(stored.body),
-        `registry config s3://${deps.config.intakeBucket}/${deps.config.configKey}`,
-      ) as object)
-    : defaults;
+  const where = stored
+    ? `registry config s3://${deps.config.intakeBucket}/${deps.config.configKey}`
+    : 'registry defaults (SNAPSHOT_TTL_SECONDS, else the default)';
+  const base = stored ? (readConfigJson(new TextDecoder().decode(stored.body), where) as object) : defaults;
   const trusted = withDeployedTrustList(base, deps.config.publishers, deps.config.operators);
   // With a trust list deployed, access to the bucket alone must not widen trust, and the registry's URL is
   // part of it: every action names the registry it is for, and is refused by any other. Taken from the config
@@ -110,13 +108,7 @@ async function pipelineContext(deps: HandlerDeps): Promise<PipelineContext> {
       ? { ...trusted, url: defaults.url }
       : trusted;
   const registryConfig = parseRegistryConfig(config);
-  checkSnapshotTtl(
-    deps.config,
-    registryConfig.snapshotTtlSeconds,
-    stored
-      ? `registry config s3://${deps.config.intakeBucket}/${deps.config.configKey}`
-      : 'registry defaults (SNAPSHOT_TTL_SECONDS, else the default)',
-  );
+  checkSnapshotTtl(deps.config, registryConfig.snapshotTtlSeconds, where);
   return {
     intake,
     site: storeFor(deps.s3, deps.config.siteBucket),
