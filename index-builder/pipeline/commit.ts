@@ -90,7 +90,7 @@ import { CACHE_MUTABLE, contentTypeFor, type ObjectInfo } from '../store.ts';
 import { identityOf, type PipelineContext, streamThresholdOf } from './context.ts';
 import { putEncodedVariants } from './encoded.ts';
 import { readLogHead } from './log-writer.ts';
-import { checkSnapshot } from './published.ts';
+import { checkedSnapshot } from './published.ts';
 import { allWritten, putFile, putSigned, readJson, WRITE_CONCURRENCY } from './site-writer.ts';
 import { putStreamedSigned, SpillWriter, type StreamedDocument } from './streamed.ts';
 
@@ -559,11 +559,7 @@ export function assertSigningKeyCurrent(
  */
 export async function checkSigningKeyCurrent(ctx: PipelineContext, catalog: Promise<Catalog>): Promise<void> {
   const [read, opened] = await allSettledValues([ctx.site.get(SNAPSHOT_KEY), catalog]);
-  checkSnapshot(opened, read?.body);
-  assertSigningKeyCurrent(
-    ctx,
-    read ? (JSON.parse(decoder.decode(read.body)) as SnapshotDocument) : undefined,
-  );
+  assertSigningKeyCurrent(ctx, checkedSnapshot(opened, read?.body));
 }
 
 /**
@@ -618,8 +614,7 @@ export async function commitGeneration(
   // Its ETag too: the new snapshot is made from this one, and replaces only this one (writeSnapshot). Its
   // digests are signed again for what this call does not rewrite: only the snapshot the catalog records.
   const read = await ctx.site.get(SNAPSHOT_KEY);
-  checkSnapshot(catalog, read?.body);
-  const previous = read ? (JSON.parse(decoder.decode(read.body)) as SnapshotDocument) : undefined;
+  const previous = checkedSnapshot(catalog, read?.body);
   assertSigningKeyCurrent(ctx, previous, snapshot.keyRotations);
   // Plugin documents are bound by digest through 256 bins, so the snapshot stays small at any size.
   const bins = changed ? new Set([...changed].map(binOf)) : undefined;

@@ -88,7 +88,7 @@ import { planBatch, readBatch, UploadsInOrder } from './intake.ts';
 import { LogWriter } from './log-writer.ts';
 import { recordOutcomes } from './outcomes.ts';
 import { type AddedVersion, type RenderedPlugin, renderPlugin } from './plugin-document.ts';
-import { checkSnapshot, PublishedRecords } from './published.ts';
+import { checkedSnapshot, PublishedRecords } from './published.ts';
 import {
   BATCH_WRITE_CONCURRENCY,
   BoundedWork,
@@ -550,8 +550,7 @@ export async function refreshSnapshot(
     // for hours, so bring them up to date first.
     if (!read || catalog.indexesPending) return commitGeneration(ctx, catalog, read ? new Set() : undefined);
     // Its list is signed again as it is: only the snapshot the catalog records this registry committed.
-    checkSnapshot(catalog, read.body);
-    const previous = JSON.parse(new TextDecoder().decode(read.body)) as SnapshotDocument;
+    const previous = checkedSnapshot(catalog, read.body) as SnapshotDocument;
     const next = Math.max(catalog.generation, previous.generation) + 1;
     // Only over the snapshot read: one committed since lists documents this copy of its list would unbind.
     const written = await writeSnapshot(

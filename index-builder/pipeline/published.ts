@@ -24,6 +24,7 @@ import { type Catalog, documentsIn } from '../catalog.ts';
 import { sha256Hex } from '../digest.ts';
 import { TrustError } from '../errors.ts';
 import { binOf, REVOKED_KEYS_KEY, SNAPSHOT_KEY } from '../layout.ts';
+import type { SnapshotDocument } from '../model.ts';
 import type { Store } from '../store.ts';
 
 /**
@@ -112,13 +113,14 @@ export class PublishedRecords {
   }
 }
 
-/** The published `snapshot.json` (`body`) checked against `catalog` (trusted on first use while it records none). */
-export function checkSnapshot(catalog: Catalog, body: Uint8Array | undefined): Verdict {
-  return checkPublished(
-    catalog,
-    SNAPSHOT_KEY,
-    catalog.snapshot?.sha256,
-    body,
-    catalog.snapshot === undefined,
-  );
+/**
+ * The published `snapshot.json` (`body`) checked against `catalog` (trusted on first use while it records
+ * none), then read: undefined for none.
+ */
+export function checkedSnapshot(
+  catalog: Catalog,
+  body: Uint8Array | undefined,
+): SnapshotDocument | undefined {
+  checkPublished(catalog, SNAPSHOT_KEY, catalog.snapshot?.sha256, body, catalog.snapshot === undefined);
+  return body ? (JSON.parse(new TextDecoder().decode(body)) as SnapshotDocument) : undefined;
 }
