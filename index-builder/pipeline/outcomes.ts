@@ -131,7 +131,7 @@ export function outcomeOf(item: BatchItem, batch: BatchRecord): SubmissionOutcom
   }
   const { url } = batch;
   // A resumed publish is shown already when its retry commits nothing: in the generation published.
-  const generation = resumed ? (batch.generation ?? batch.current) : batch.generation;
+  const generation = resumed ? batch.current : batch.generation;
   if (accepted && generation !== null) outcome.generation = generation;
   if (accepted && item.seq !== undefined) outcome.seq = item.seq;
   const versionUrl = `${url}/${versionBase(manifest.name, manifest.version)}`;
@@ -158,12 +158,13 @@ async function acceptanceRecorded(
   ctx: PipelineContext,
   upload: BatchItem['upload'],
 ): Promise<SubmissionOutcome | undefined> {
+  // An upload the store cannot read has no bytes to match a record by: none is read for it.
+  if (upload.kind === 'unreadable') return undefined;
   // A record that does not parse (changed by hand) is recorded again, as one that is not there.
   const recorded = await acceptedOutcome(ctx, upload.id).catch((error) => {
     if (error instanceof SyntaxError) return undefined;
     throw error;
   });
-  if (upload.kind === 'unreadable') return undefined;
   return recorded?.id === upload.id && recorded.submission_sha256 === upload.sha256 ? recorded : undefined;
 }
 
