@@ -402,7 +402,7 @@ export async function evaluateAction(
   }
   view.change(applied.doc);
   view.applied.add(read.digest);
-  await orderApplied(view, read, named.key);
+  if (slot) await view.applyOrder(action.plugin, slot, { created: action.created, digest: read.digest });
   return {
     kind: 'action-accepted',
     read,
