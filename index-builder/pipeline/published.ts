@@ -34,7 +34,7 @@ import type { Store } from '../store.ts';
 export type Verdict = 'recorded' | 'writing' | 'unrecorded' | 'absent';
 
 /** The code of a published document that is not what the registry recorded it published. */
-export const ALTERED = 'PUBLISHED_DOCUMENT_ALTERED';
+const ALTERED = 'PUBLISHED_DOCUMENT_ALTERED';
 
 /** True for the failure `checkPublished` throws: the batch fails on it, no submission is to blame. */
 export function isAltered(error: unknown): error is TrustError {
@@ -47,7 +47,7 @@ export function isAltered(error: unknown): error is TrustError {
  * `firstUse`: no record is no claim (a record the catalog did not keep yet), so what is there is trusted.
  * @throws TrustError PUBLISHED_DOCUMENT_ALTERED naming the key, the digest expected and the one found.
  */
-export function checkPublished(
+function checkPublished(
   catalog: Catalog,
   key: string,
   recorded: string | undefined,
