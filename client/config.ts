@@ -26,6 +26,7 @@ import {
   parseJsonObject,
   REGISTRY_NAME,
 } from './json-input.ts';
+import { registryIdentity } from './key-chain.ts';
 
 export const CLIENT_CONFIG_SCHEMA = 'plugindex/client-config/v1';
 
@@ -182,7 +183,7 @@ export function registryUrlProblem(url: string): string | undefined {
 export function normalizeRegistryUrl(url: string): string {
   const problem = registryUrlProblem(url);
   if (problem) throw new ClientError('REGISTRY_URL_INVALID', `registry URL ${redactUrl(url)}: ${problem}`);
-  return new URL(url).href.replace(/\/+$/, '');
+  return registryIdentity(url);
 }
 
 /**

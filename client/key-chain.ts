@@ -156,7 +156,8 @@ export function checkHeldSnapshot(
  * registries signed by one key (a staging and a production registry, say) are then never taken for one
  * another, whoever serves them (a mirror, a bucket written to, a proxy). Nothing pinned yet (a first use,
  * or a state from before this was kept) pins it now. A registry that really moved is added again
- * (`plugindex registry add --force`), its log and generation still checked against what was accepted.
+ * (`plugindex registry add --force`), its log and generation still checked against what was accepted. The
+ * two are compared as `registryIdentity` spells them.
  * @throws TrustError SNAPSHOT_REGISTRY_CHANGED
  */
 export function checkSnapshotRegistry(
@@ -165,11 +166,22 @@ export function checkSnapshotRegistry(
   where: string,
   remedy: string,
 ): void {
-  if (pinned !== undefined && snapshot.registry !== pinned)
+  if (pinned !== undefined && registryIdentity(snapshot.registry) !== registryIdentity(pinned))
     throw new TrustError(
       'SNAPSHOT_REGISTRY_CHANGED',
       `${where} is a snapshot of registry ${JSON.stringify(snapshot.registry)}, not of ${JSON.stringify(pinned)} as pinned: refused (another registry signed by the same key, or this one moved; if it moved, ${remedy})`,
     );
+}
+
+/**
+ * The registry a URL names, as WHATWG URL parsing spells it (the scheme and host lower-cased, a default port
+ * dropped) and without trailing slashes, as `normalizeRegistryUrl` (config.ts) writes a configured one: an operator who writes the same URL another way in the registry's
+ * config has not moved it, and a pin compared byte for byte refused every client until each added it again.
+ * A path is compared as it is (`/Registry` and `/registry` may be two registries on one host). A string no
+ * URL parser takes is compared as it is.
+ */
+export function registryIdentity(url: string): string {
+  return URL.canParse(url) ? new URL(url).href.replace(/\/+$/, '') : url;
 }
 
 /** A snapshot the key held does not sign: perhaps the registry rotated its key since. */

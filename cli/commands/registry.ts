@@ -6,6 +6,7 @@
 import { resolve } from 'node:path';
 import type { KeyPin } from '../../client/client.ts';
 import { normalizeRegistryUrl, type RegistryAuth } from '../../client/config.ts';
+import { registryIdentity } from '../../client/key-chain.ts';
 import { listOption, type Parsed, stringOption } from '../args.ts';
 import { withClient } from '../client.ts';
 import { isRefusal, usage } from '../errors.ts';
@@ -103,7 +104,8 @@ async function add(parsed: Parsed, rest: readonly string[]): Promise<number> {
       if (result.rotated)
         out(`  followed ${result.rotated.steps} key rotation(s) from the key given, ${result.rotated.from}`);
       // A mirror's snapshots name the registry they copy: the name every later snapshot must give.
-      if (result.registry !== normalizeRegistryUrl(url)) out(`  its snapshots name it ${result.registry}`);
+      if (registryIdentity(result.registry) !== normalizeRegistryUrl(url))
+        out(`  its snapshots name it ${result.registry}`);
       if (result.trustedOnFirstUse)
         err(
           `plugindex registry: trusted key ${result.fingerprint} on first use; check it with the registry's owner`,

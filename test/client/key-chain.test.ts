@@ -4,7 +4,14 @@
  * cap on how many it follows.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { checkRotatedSnapshot, extendChain, followRotations, type HeldKey } from '../../client/key-chain.ts';
+import {
+  checkRotatedSnapshot,
+  checkSnapshotRegistry,
+  extendChain,
+  followRotations,
+  type HeldKey,
+} from '../../client/key-chain.ts';
+import { TrustError } from '../../index-builder/errors.ts';
 import type { SnapshotDocument } from '../../index-builder/model.ts';
 import { MAX_ROTATIONS, signRotation } from '../../index-builder/rotation.ts';
 import { createSigner, readPublicKey, type Signer } from '../../index-builder/signing.ts';
@@ -132,5 +139,40 @@ describe('when a client follows a registry key chain', () => {
       'B',
       'C',
     ]);
+  });
+});
+
+describe('when a snapshot names the registry its client pinned', () => {
+  const named = (registry: string): SnapshotDocument => ({ ...snapshot('AB'.repeat(20)), registry });
+  const check = (pinned: string, registry: string) =>
+    checkSnapshotRegistry(pinned, named(registry), 'snapshot.json', 'add it again');
+
+  it('takes the same URL spelled another way: host case, default port, a trailing slash', () => {
+    for (const spelled of [
+      'https://Plugins.Registry.Example',
+      'HTTPS://plugins.registry.example:443/',
+      'https://plugins.registry.example/',
+    ])
+      expect(() => check(URL, spelled)).not.toThrow();
+    expect(() => check('http://127.0.0.1:8080/', 'http://127.0.0.1:8080')).not.toThrow();
+    expect(() => check('https://host.example/team/', 'https://HOST.example/team')).not.toThrow();
+  });
+
+  it('refuses another registry (SNAPSHOT_REGISTRY_CHANGED): another host, port, scheme or path', () => {
+    for (const other of [
+      'https://staging.registry.example',
+      'https://plugins.registry.example:8443',
+      'http://plugins.registry.example',
+      'https://plugins.registry.example/staging',
+    ]) {
+      let thrown: unknown;
+      try {
+        check(URL, other);
+      } catch (error) {
+        thrown = error;
+      }
+      expect(thrown, other).toBeInstanceOf(TrustError);
+      expect(thrown, other).toMatchObject({ code: 'SNAPSHOT_REGISTRY_CHANGED' });
+    }
   });
 });
