@@ -385,7 +385,13 @@ export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Pro
     const rebuilt = wantsRebuild(event)
       ? await retryingConflicts(deps, 'rebuild', () => rebuildRegistry(ctx))
       : undefined;
-    if (rebuilt) deps.logger.info('rebuilt', { plugins: rebuilt.plugins, generation: rebuilt.generation });
+    if (rebuilt)
+      deps.logger.info('rebuilt', {
+        plugins: rebuilt.plugins,
+        generation: rebuilt.generation,
+        restoredActions: rebuilt.restored.markers,
+        restoredOrders: rebuilt.restored.orders,
+      });
     // Batches are bounded in bytes (memory); keep going, for a few rounds, while uploads are left over or
     // new ones arrived during the round, so a burst shares the one rendering of the index documents below.
     const results: BatchResult[] = [];

@@ -13,6 +13,7 @@ import semver from 'semver';
 import type { ActionBody } from './actions.ts';
 import { type Problem, problem } from './errors.ts';
 import { hostedArtifactKey, manifestKey, signatureKey, versionIdentity } from './layout.ts';
+import type { LogEntry } from './log.ts';
 import type { Advisory, PluginDocument, RevokedKeysDocument, VersionRecord } from './model.ts';
 import { channelHeads, latestVersion } from './versions.ts';
 
@@ -398,6 +399,36 @@ export function actionSlot(action: PluginAction, key?: NamedKey): ActionSlot | u
     case 'transfer':
       return 'owners';
     case 'remove':
+      return undefined;
+  }
+}
+
+/**
+ * The slot a logged action set, from what its log entry records (the version yanked, the advisory's id, the
+ * key added or removed: `actionDetail`), as `actionSlot` gave it from the action itself; undefined for what
+ * sets none (a publish, a rotation, `remove`, `revoke-key`) and for an entry that lacks what names its slot.
+ * A rebuild restores a plugin's action order from the log with it (pipeline/actions.ts).
+ */
+export function loggedActionSlot(entry: LogEntry): ActionSlot | undefined {
+  const named = (prefix: string, value: string | undefined) =>
+    value === undefined ? undefined : `${prefix}/${value}`;
+  switch (entry.type) {
+    case 'yank':
+    case 'unyank':
+      return named('yank', entry.version === undefined ? undefined : versionIdentity(entry.version));
+    case 'deprecate':
+    case 'undeprecate':
+      return 'deprecation';
+    case 'advisory-add':
+    case 'advisory-withdraw':
+      return named('advisory', entry.detail?.id);
+    case 'owners-add':
+      return named('owners', entry.detail?.added);
+    case 'owners-remove':
+      return named('owners', entry.detail?.removed);
+    case 'transfer':
+      return 'owners';
+    default:
       return undefined;
   }
 }

@@ -21,5 +21,9 @@ export async function run(parsed: Parsed): Promise<number> {
   const { rebuildRegistry } = await import('../../index-builder/pipeline/index.ts');
   const result = await withOpenRegistry(dir as string, (registry) => rebuildRegistry(registry.context));
   out(`rebuilt ${result.plugins} plugins: generation ${result.generation}`);
+  const { markers, orders } = result.restored;
+  // Only a registry whose intake state was lost (or put back older) has any to restore: say so.
+  if (markers + orders > 0)
+    out(`restored from the log: ${markers} applied action(s), the action order of ${orders} plugin(s)`);
   return 0;
 }

@@ -35,7 +35,9 @@ import {
   actionSlot,
   applyAction,
   findVersion,
+  loggedActionSlot,
   type NamedKey,
+  parseActionOrder,
   prunedOrder,
   revocationOf,
   revokeInDocument,
@@ -45,7 +47,8 @@ import {
   withRevokedKey,
   withSlotRecord,
 } from '../lifecycle.ts';
-import type { PluginDocument, RevokedKeysDocument, VersionRecord } from '../model.ts';
+import { forEachLimited } from '../limited.ts';
+import type { LogHead, PluginDocument, RevokedKeysDocument, VersionRecord } from '../model.ts';
 import { MAX_ROTATION_BYTES, SIGNED_ROTATION_SCHEMA } from '../rotation.ts';
 import { CACHE_IMMUTABLE, CACHE_PRIVATE } from '../store.ts';
 import { authorizeAction, checkActionSignature, readSubmittedKey, trustListProblems } from '../trust.ts';
@@ -53,10 +56,10 @@ import type { PipelineContext } from './context.ts';
 import type { AcceptedAction, ActionInfo, BatchItem, BatchView, Evaluation, Judging } from './evaluate.ts';
 import { rejected } from './evaluate.ts';
 import type { Upload } from './intake.ts';
-import type { LogWriter } from './log-writer.ts';
+import { type LogWriter, recentLogEntries } from './log-writer.ts';
 import type { SubmissionOutcome } from './outcomes.ts';
 import { type AddedVersion, mergePluginDocument } from './plugin-document.ts';
-import { readJson } from './site-writer.ts';
+import { readJson, WRITE_CONCURRENCY } from './site-writer.ts';
 
 /** `state/actions/<digest>.json`: an action was applied, by which upload, at which log entry. */
 export interface ActionMarker {
@@ -69,8 +72,11 @@ export interface ActionMarker {
   readonly seq: number;
   /** When the registry applied it (the batch's time): a retry applies it again with this time. */
   readonly time: string;
-  /** The id of the submission that applied it (`status/<id>.json`). */
-  readonly submission: string;
+  /**
+   * The id of the submission that applied it (`status/<id>.json`). Absent from a marker a rebuild restored
+   * from the log (`restoreActionRecords`), which does not name it: any upload of that action is a replay.
+   */
+  readonly submission?: string;
 }
 
 const decoder = new TextDecoder();
@@ -690,16 +696,99 @@ export async function writeActionOrders(
     const order = orders.get(action.plugin) ?? (await view.recordedOrder(action.plugin));
     orders.set(action.plugin, withSlotRecord(order, slot, { created: action.created, digest }));
   }
+  for (const [plugin, order] of orders) await writeActionOrder(ctx, plugin, order, now);
+}
+
+/**
+ * `state/action-order/<name>.json`: `order` without the records older than an action may be
+ * (ACTION_MAX_AGE_MS, and the clock's skew as margin): no action they could supersede is taken.
+ */
+async function writeActionOrder(
+  ctx: PipelineContext,
+  plugin: string,
+  order: ActionOrder,
+  now: Date,
+): Promise<void> {
   const before = new Date(now.getTime() - ACTION_MAX_AGE_MS - ACTION_CLOCK_SKEW_MS);
-  for (const [plugin, order] of orders) {
-    const document: ActionOrderDocument = {
-      schema: 'plugindex/action-order/v1',
-      plugin,
-      slots: prunedOrder(order, before),
+  const document: ActionOrderDocument = {
+    schema: 'plugindex/action-order/v1',
+    plugin,
+    slots: prunedOrder(order, before),
+  };
+  await ctx.intake.put(actionOrderKey(plugin), encoder.encode(`${JSON.stringify(document, null, 2)}\n`), {
+    contentType: 'application/json',
+    cacheControl: CACHE_PRIVATE,
+  });
+}
+
+/**
+ * The intake store's record of the actions applied recently, restored from the published log by a rebuild:
+ * the marker of every action logged (`state/actions/<digest>.json`, where missing) and each plugin's action
+ * order (the newer of what is recorded and what the log says, per slot), for every action made within an
+ * action's age (ACTION_MAX_AGE_MS, the clock's skew as margin: an older one is refused for its age before
+ * either counts). The intake store's `state/` lost (or put back from an older copy), both went with it, and
+ * the rebuild that recovers the catalog left them so: an envelope of an applied action, public under
+ * `log/actions/`, was taken again as new (its yank put back over the unyank after it), and an action made
+ * before a newer one applied to its slot overruled it. The log is read back to the first segment older than
+ * that age, checked against `head` (the one the published snapshot signs) first. A restored marker names no
+ * submission (the log does not): the upload that applied it, met again, is a replay too. Entries logged
+ * before the log recorded `created` give no order (their markers are restored all the same).
+ */
+export async function restoreActionRecords(
+  ctx: PipelineContext,
+  head: LogHead,
+  now: Date,
+): Promise<{ readonly markers: number; readonly orders: number }> {
+  const since = now.getTime() - ACTION_MAX_AGE_MS - ACTION_CLOCK_SKEW_MS;
+  // Logged at most the skew after it was made: an entry logged before `since` less the skew is older still.
+  const entries = await recentLogEntries(
+    ctx.site,
+    head,
+    since - ACTION_CLOCK_SKEW_MS,
+    'the head the published snapshot signs',
+  );
+  const recent = entries.filter(
+    (entry) =>
+      entry.type !== 'publish' &&
+      entry.type !== 'rotate-key' &&
+      Date.parse(entry.created ?? entry.time) >= since,
+  );
+  let markers = 0;
+  await forEachLimited(recent, WRITE_CONCURRENCY, async (entry) => {
+    const key = actionMarkerKey(entry.digest);
+    if (await ctx.intake.head(key)) return;
+    const marker: ActionMarker = {
+      schema: 'plugindex/applied-action/v1',
+      digest: entry.digest,
+      action: entry.type as ActionKind,
+      ...(entry.plugin !== undefined ? { plugin: entry.plugin } : {}),
+      ...(entry.version !== undefined ? { version: entry.version } : {}),
+      signer: entry.signer,
+      seq: entry.seq,
+      time: entry.time,
     };
-    await ctx.intake.put(actionOrderKey(plugin), encoder.encode(`${JSON.stringify(document, null, 2)}\n`), {
+    await ctx.intake.put(key, encoder.encode(`${JSON.stringify(marker, null, 2)}\n`), {
       contentType: 'application/json',
       cacheControl: CACHE_PRIVATE,
     });
+    markers++;
+  });
+  const logged = new Map<string, ActionOrder>();
+  for (const entry of recent) {
+    const slot = loggedActionSlot(entry);
+    if (!slot || entry.plugin === undefined || entry.created === undefined) continue;
+    const order = logged.get(entry.plugin) ?? {};
+    logged.set(entry.plugin, withSlotRecord(order, slot, { created: entry.created, digest: entry.digest }));
   }
+  let orders = 0;
+  await forEachLimited([...logged], WRITE_CONCURRENCY, async ([plugin, slots]) => {
+    const object = await ctx.intake.get(actionOrderKey(plugin));
+    const recorded = object ? parseActionOrder(new TextDecoder().decode(object.body), plugin) : {};
+    let order = recorded;
+    for (const [slot, record] of Object.entries(slots)) order = withSlotRecord(order, slot, record);
+    if (Object.entries(order).every(([slot, record]) => recorded[slot]?.digest === record.digest)) return;
+    await writeActionOrder(ctx, plugin, order, now);
+    orders++;
+  });
+  return { markers, orders };
 }

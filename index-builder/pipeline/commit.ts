@@ -89,7 +89,7 @@ import { toYaml } from '../render/yaml.ts';
 import { CACHE_MUTABLE, contentTypeFor, type ObjectInfo } from '../store.ts';
 import { identityOf, type PipelineContext, streamThresholdOf } from './context.ts';
 import { putEncodedVariants } from './encoded.ts';
-import { readLogHead } from './log-writer.ts';
+import { currentLogHead, readLogHead } from './log-writer.ts';
 import { checkedSnapshot } from './published.ts';
 import { allWritten, putFile, putSigned, readJson, WRITE_CONCURRENCY } from './site-writer.ts';
 import { putStreamedSigned, SpillWriter, type StreamedDocument } from './streamed.ts';
@@ -752,13 +752,15 @@ export async function writeSnapshot(
   } = {},
 ): Promise<DocumentDigest> {
   // Both read side by side (two round trips to the stores one after the other, before).
-  const [published, log] = await allSettledValues([
+  const [published, recorded] = await allSettledValues([
     'published' in options
       ? Promise.resolve(options.published)
       : readJson<SnapshotDocument>(ctx.site, SNAPSHOT_KEY),
     options.log ?? readLogHead(ctx.intake),
   ]);
   assertSigningKeyCurrent(ctx, published, options.keyRotations);
+  // Never a shorter log than the published snapshot signs (a record lost: a rebuild, a refresh after it).
+  const log = await currentLogHead(ctx, recorded, published);
   const keyRotations = options.keyRotations ?? published?.key_rotations;
   const snapshot = renderSnapshot({
     log,

@@ -60,6 +60,7 @@ import {
   appendToLog,
   type Folded,
   foldBatch,
+  restoreActionRecords,
   writeActionOrders,
   writeEnvelopes,
   writeMarkers,
@@ -85,7 +86,7 @@ import {
   resumePublished,
 } from './evaluate.ts';
 import { planBatch, readBatch, UploadsInOrder } from './intake.ts';
-import { LogWriter } from './log-writer.ts';
+import { currentLogHead, LogWriter, readLogHead } from './log-writer.ts';
 import { recordOutcomes } from './outcomes.ts';
 import { type AddedVersion, type RenderedPlugin, renderPlugin } from './plugin-document.ts';
 import { checkedSnapshot, PublishedRecords } from './published.ts';
@@ -459,11 +460,18 @@ export interface RebuildOptions {
 export async function rebuildRegistry(
   context: PipelineContext,
   options: RebuildOptions = {},
-): Promise<{ generation: number; plugins: number; manifests: number; invalidate: readonly string[] }> {
+): Promise<{
+  generation: number;
+  plugins: number;
+  manifests: number;
+  invalidate: readonly string[];
+  /** The action markers and plugins' action orders restored from the log (`restoreActionRecords`). */
+  restored: { readonly markers: number; readonly orders: number };
+}> {
   const { ctx, log } = withWriteLog(context);
-  const { generation, plugins, resigned } = await rebuildAll(ctx, options);
+  const { generation, plugins, resigned, restored } = await rebuildAll(ctx, options);
   const invalidate = [...new Set([...log.mutableKeys(), ...resigned])].sort();
-  return { generation, plugins, manifests: resigned.length, invalidate };
+  return { generation, plugins, manifests: resigned.length, invalidate, restored };
 }
 
 /**
@@ -479,7 +487,12 @@ const REBUILD_CONCURRENCY = BATCH_WRITE_CONCURRENCY;
 async function rebuildAll(
   ctx: PipelineContext,
   options: RebuildOptions = {},
-): Promise<{ generation: number; plugins: number; resigned: readonly string[] }> {
+): Promise<{
+  generation: number;
+  plugins: number;
+  resigned: readonly string[];
+  restored: { readonly markers: number; readonly orders: number };
+}> {
   const [opened, published] = await allSettledValues([
     openCatalog(ctx.intake),
     readJson<SnapshotDocument>(ctx.site, SNAPSHOT_KEY),
@@ -491,6 +504,10 @@ async function rebuildAll(
   const catalog = catalogAnew(opened);
   // Before the first document is rewritten: one that dies before its catalog is finished by the next run.
   await markRebuilding(ctx.intake, catalog);
+  // What a rebuild is run after, the intake store's `state/` lost (or put back from an older copy), took its
+  // records of the log and of the actions applied lately with it: both restored from the published log.
+  const head = await currentLogHead(ctx, await readLogHead(ctx.intake), published);
+  const restored = await restoreActionRecords(ctx, head, ctx.clock.now());
   // Each plugin's folder, not every key under plugins/: a registry holds tens of files per plugin (each
   // version's manifest, signature and artifacts), and listing them cost the filesystem store a read of
   // each one's metadata. A folder without a document (a plugin's leftovers) reads as none below.
@@ -521,7 +538,7 @@ async function rebuildAll(
     revoked ? [[REVOKED_KEYS_KEY, revoked.body]] : [],
     snapshot,
   );
-  return { generation, plugins: catalog.plugins.size, resigned: resigned.sort() };
+  return { generation, plugins: catalog.plugins.size, resigned: resigned.sort(), restored };
 }
 
 /**

@@ -28,10 +28,11 @@
  */
 
 import { TrustError } from '../errors.ts';
-import { statusKey } from '../layout.ts';
-import { forEachLimited } from '../limited.ts';
+import { SIGNED_SNAPSHOT_KEY, SNAPSHOT_KEY, statusKey } from '../layout.ts';
+import { allSettledValues, forEachLimited } from '../limited.ts';
 import {
   EMPTY_LOG,
+  isLogHead,
   LOG_SEGMENT_ENTRIES,
   type LogEntry,
   lineHash,
@@ -45,7 +46,9 @@ import {
   ZERO_HASH,
 } from '../log.ts';
 import type { LogHead, SnapshotDocument } from '../model.ts';
+import { readPublicKey, verifyDetachedSignature } from '../signing.ts';
 import { CACHE_IMMUTABLE, CACHE_MUTABLE, CACHE_PRIVATE, type Store } from '../store.ts';
+import { openSignedSnapshot } from '../verify.ts';
 import type { PipelineContext } from './context.ts';
 import { readJson, WRITE_CONCURRENCY } from './site-writer.ts';
 
@@ -94,6 +97,126 @@ export async function readLogHead(intake: Store): Promise<LogHead> {
   return (await readJson<LogHead>(intake, LOG_STATE_KEY)) ?? EMPTY_LOG;
 }
 
+/**
+ * The log's head to append to and to sign: the intake store's record (`recorded`, `state/log.json`), unless
+ * the published snapshot vouches for a longer log. The record is written before the snapshot that vouches
+ * for it, so that happens only when the record was lost or put back from an older copy (an intake store
+ * restored from a backup, a `state/` folder deleted, which `plugindex rebuild` recovers from). Taken as it
+ * was, it rewrote the published history from its own length (from entry 0 when it was gone) and signed that
+ * shorter log: every client that had seen the log refused the registry from then on (LOG_TRUNCATED,
+ * LOG_FORKED), and the history was gone. The published head is taken only from a snapshot signed by this
+ * registry's key (`snapshot.signed.json`: a planted snapshot cannot lengthen the log), once the published
+ * segment it ends in is found to end at it; it is recorded again, and the record is what every later run
+ * reads. Costs nothing while the record is current: `published` is the snapshot the caller read anyway.
+ * @throws TrustError SNAPSHOT_BAD_SIGNATURE, SNAPSHOT_MALFORMED (the snapshot vouching for the longer log is
+ *   not this registry's), and what the segment's check throws (LOG_TRUNCATED, LOG_ENTRY_ALTERED,
+ *   LOG_REORDERED, LOG_MALFORMED): the batch fails, nothing is appended or signed.
+ */
+export async function currentLogHead(
+  ctx: PipelineContext,
+  recorded: LogHead,
+  published: SnapshotDocument | undefined,
+): Promise<LogHead> {
+  if ((published?.log?.length ?? 0) <= recorded.length) return recorded;
+  const head = await signedLogHead(ctx);
+  if (head.length <= recorded.length) return recorded;
+  await recentLogEntries(
+    ctx.site,
+    head,
+    Number.POSITIVE_INFINITY,
+    `the head the published snapshot signs (${LOG_STATE_KEY} records ${recorded.length} entries)`,
+  );
+  await ctx.intake.put(LOG_STATE_KEY, new TextEncoder().encode(`${JSON.stringify(head)}\n`), {
+    contentType: 'application/json',
+    cacheControl: CACHE_PRIVATE,
+  });
+  return head;
+}
+
+/**
+ * The published log's last entries, back to the first segment that starts before `since` (ms since the
+ * epoch; one segment at least), checked against `head` (`whose`, for the error) as a client checks them:
+ * each entry's hash named by the next, the last one's by the head. What the pipeline reads of its log outside
+ * a LogWriter: a head recovered from the snapshot (the last segment), a rebuild's recent actions.
+ * @throws TrustError LOG_TRUNCATED, LOG_ENTRY_ALTERED, LOG_REORDERED, LOG_MALFORMED, naming the segment
+ */
+export async function recentLogEntries(
+  site: Store,
+  head: LogHead,
+  since: number,
+  whose: string,
+): Promise<LogEntry[]> {
+  if (head.length === 0) return [];
+  const last = segmentOf(head.length - 1);
+  const segments: ReadEntry[][] = [];
+  for (let index = last; index >= 0; index--) {
+    const object = await site.get(logSegmentKey(index));
+    let entries: ReadEntry[] = [];
+    try {
+      entries = object ? parseSegment(object.body, index) : [];
+    } catch (cause) {
+      if (!(cause instanceof TrustError)) throw cause;
+      throw new TrustError(cause.code, `${logSegmentKey(index)}, a published log segment, is unreadable`, {
+        cause,
+      });
+    }
+    segments.unshift(entries);
+    const first = entries[0]?.entry;
+    if (!first || !(Date.parse(first.time) >= since)) break;
+  }
+  const from = (last - segments.length + 1) * LOG_SEGMENT_ENTRIES;
+  const entries = segments.flat().slice(0, head.length - from);
+  try {
+    verifyLogRange(entries, {
+      from,
+      // The first entry's own link is to an entry not read (unless it is entry 0): its hash is bound by the
+      // entry after it, or by the head.
+      prev: from === 0 ? ZERO_HASH : (entries[0]?.entry.prev ?? ZERO_HASH),
+      to: head,
+    });
+  } catch (cause) {
+    if (!(cause instanceof TrustError)) throw cause;
+    throw new TrustError(
+      cause.code,
+      `${logSegmentKey(last)}, the published log, does not end at ${whose}: ${cause.message}`,
+      { cause },
+    );
+  }
+  return entries.map((read) => read.entry);
+}
+
+/**
+ * The log head of the published snapshot, read from `snapshot.signed.json` and checked against this
+ * registry's key: the snapshot and its signature in one object, as a client reads them.
+ * @throws TrustError SNAPSHOT_MALFORMED, SNAPSHOT_BAD_SIGNATURE
+ */
+async function signedLogHead(ctx: PipelineContext): Promise<LogHead> {
+  const object = await ctx.site.get(SIGNED_SNAPSHOT_KEY);
+  if (!object)
+    throw new TrustError(
+      'SNAPSHOT_MALFORMED',
+      `${SIGNED_SNAPSHOT_KEY} is missing, and snapshot.json vouches for a longer log than ${LOG_STATE_KEY} records`,
+    );
+  const { snapshot, signature } = openSignedSnapshot(object.body);
+  const { key } = await readPublicKey(ctx.signer.publicKey);
+  // At the time it is checked, as the signer signs (its signature's time is not the pipeline clock's).
+  const result = await verifyDetachedSignature(snapshot, signature, [key]);
+  if (!result.ok)
+    throw new TrustError(
+      'SNAPSHOT_BAD_SIGNATURE',
+      `${SIGNED_SNAPSHOT_KEY} vouches for a longer log than ${LOG_STATE_KEY} records, but it is not signed by this registry's key (${result.message}): its log head is not taken`,
+    );
+  let log: unknown;
+  try {
+    log = (JSON.parse(new TextDecoder().decode(snapshot)) as Partial<SnapshotDocument> | null)?.log;
+  } catch {
+    // Signed by this registry's key, so never so: said all the same.
+  }
+  if (!isLogHead(log))
+    throw new TrustError('SNAPSHOT_MALFORMED', `${SIGNED_SNAPSHOT_KEY}: its snapshot names no log head`);
+  return log;
+}
+
 export class LogWriter {
   #head: LogHead;
   /** Segment index -> its lines, for the segments read or appended to in this run. */
@@ -127,10 +250,13 @@ export class LogWriter {
     ctx: PipelineContext,
     options: { readonly intents?: readonly string[] } = {},
   ): Promise<LogWriter> {
-    const head = await readLogHead(ctx.intake);
+    const [recorded, snapshot] = await allSettledValues([
+      readLogHead(ctx.intake),
+      readJson<SnapshotDocument>(ctx.site, SNAPSHOT_KEY),
+    ]);
+    const head = await currentLogHead(ctx, recorded, snapshot);
     const writer = new LogWriter(ctx, head);
     if (head.length === 0) return writer;
-    const snapshot = await readJson<SnapshotDocument>(ctx.site, 'snapshot.json');
     const vouched = Math.min(snapshot?.log?.length ?? 0, head.length);
     writer.#vouched = vouched;
     // One listing finds the records (few: only a dead run's), where asking for each upload would cost a

@@ -419,3 +419,32 @@ describe('when the operator acts with an operator key', () => {
     );
   });
 });
+
+describe("when the registry's state/ folder is lost", () => {
+  it('the rebuild that recovers it restores what was applied: the replay stays refused, the log whole', async () => {
+    // Prepare: the log as published; then the intake state gone (the catalog, the log's head, the markers).
+    const segment = () => readFile(path.join(dir, 'public', logSegmentKey(0)));
+    const before = await segment();
+    await rm(path.join(dir, 'state'), { recursive: true });
+
+    // Act: the rebuild an operator runs then; the yank applied and since undone, submitted again.
+    const rebuilt = await plugindex('rebuild', '--registry', dir);
+    const replayed = await plugindex('submit', path.join(work, 'replay.json'), '--registry', dir, '--json');
+    const published = await publish(stranger, '2.3.0');
+
+    // Assert: the rebuild says what it restored; the replay is refused; the log kept every entry and grew.
+    expect(rebuilt.code, rebuilt.stderr).toBe(0);
+    expect(rebuilt.stdout).toMatch(
+      /restored from the log: \d+ applied action\(s\), the action order of 1 plugin\(s\)/,
+    );
+    expectRefused(replayed, ['ACTION_REPLAYED']);
+    expect((await version('1.1.0'))?.yanked).toBe(false);
+    expect(published.code, published.stderr).toBe(0);
+    const after = await segment();
+    expect(after.subarray(0, before.byteLength)).toEqual(before);
+    const entries = parseSegment(new Uint8Array(after), 0);
+    expect(entries.map(({ entry }) => ({ seq: entry.seq, type: entry.type }))).toEqual(
+      [...accepted].sort((a, b) => a.seq - b.seq),
+    );
+  });
+});

@@ -1,0 +1,216 @@
+/**
+ * The intake store's `state/` lost, or put back from an older copy (a bucket restored from a backup, a
+ * folder deleted): its record of the log's head (`state/log.json`), the catalog, the actions' markers and
+ * their order went with it. What must not follow: the published log rewritten from the record's length (from
+ * entry 0 when it was gone) under a snapshot signing that shorter log, which every client that saw the log
+ * refuses; and, after the rebuild that recovers the catalog, an applied action taken again (its envelope is
+ * public under `log/actions/`) or an older one overruling a newer. The published snapshot's log head is taken
+ * when it is longer than the record and signed by the registry's key, and a rebuild restores the markers and
+ * the order of the actions made within an action's age from the log. On the filesystem store and on S3
+ * (s3rver).
+ */
+import { describe, expect, it } from 'vitest';
+import type { ActionBody } from '../../../index-builder/actions.ts';
+import { forgetBins } from '../../../index-builder/catalog.ts';
+import { TrustError } from '../../../index-builder/errors.ts';
+import {
+  actionMarkerKey,
+  actionOrderKey,
+  pluginDocumentKey,
+  SIGNED_SNAPSHOT_KEY,
+  SNAPSHOT_KEY,
+} from '../../../index-builder/layout.ts';
+import { type LogEntry, logSegmentKey } from '../../../index-builder/log.ts';
+import type { PluginDocument, SnapshotDocument } from '../../../index-builder/model.ts';
+import type { PipelineContext, SubmissionOutcome } from '../../../index-builder/pipeline/index.ts';
+import { processSubmissions, rebuildRegistry } from '../../../index-builder/pipeline/index.ts';
+import { currentLogHead, LOG_STATE_KEY, readLogHead } from '../../../index-builder/pipeline/log-writer.ts';
+import { createSigner } from '../../../index-builder/signing.ts';
+import { CACHE_MUTABLE, listAll, type Store } from '../../../index-builder/store.ts';
+import { ACTION_SIGNED, signedAction, upload, vouchedLog } from '../../support/actions.ts';
+import { makeBundle, makeRegistry, nextUploadName, testKey, validManifest } from '../../support/fixtures.ts';
+import { realStores } from '../../support/stores.ts';
+
+const { kinds } = realStores('lost-state');
+
+const NAME = 'demo-plugin';
+const decoder = new TextDecoder();
+const HOUR = 3600 * 1000;
+
+/** A registry on `stores` with 1.0.0 and 1.1.0 of NAME published, 1.0.0 yanked and then unyanked. */
+async function registryWithHistory(stores: { intake: Store; site: Store }) {
+  const base = await makeRegistry();
+  const context: PipelineContext = { ...base.context, ...stores };
+  const publisher = await testKey('publisher');
+  /** A batch of `keys`, as another process runs it (nothing kept in memory from the last one). */
+  const run = async (...keys: string[]): Promise<SubmissionOutcome[]> => {
+    forgetBins(context.intake);
+    return [...(await processSubmissions(context, keys)).outcomes];
+  };
+  const publish = async (version: string) => {
+    const key = `incoming/${nextUploadName()}.tgz`;
+    const bundle = await makeBundle({ manifest: validManifest({ version }), signer: publisher });
+    await stores.intake.put(key, bundle, { contentType: 'application/gzip', cacheControl: 'no-store' });
+    return run(key);
+  };
+  /** Signs `body` as the publisher (the owner), made `offset` ms after ACTION_SIGNED; nothing submitted. */
+  const sign = (body: ActionBody, offset = 0) =>
+    signedAction(body, publisher, { now: new Date(ACTION_SIGNED.getTime() + offset) });
+  const yank: ActionBody = { action: 'yank', plugin: NAME, version: '1.0.0', reason: 'broken' };
+  const unyank: ActionBody = { action: 'unyank', plugin: NAME, version: '1.0.0' };
+  await publish('1.0.0');
+  await publish('1.1.0');
+  const yanked = await sign(yank);
+  const unyanked = await sign(unyank, HOUR);
+  for (const action of [yanked, unyanked])
+    expect((await run(await upload(stores.intake, action.bytes)))[0]?.status).toBe('accepted');
+  const log = () => vouchedLog(stores.site, base.registryKey.publicKey);
+  return { context, run, publish, sign, yank, yanked, unyanked, log };
+}
+
+/** Every object under `prefix` of `store`, by key, as text. */
+async function texts(store: Store, prefix: string): Promise<Map<string, string>> {
+  const found = new Map<string, string>();
+  for (const { key } of await listAll(store, prefix))
+    found.set(key, decoder.decode((await store.get(key))?.body));
+  return found;
+}
+
+/** Deletes every object of the intake store's `state/`, as a lost folder or bucket prefix leaves it. */
+async function loseState(intake: Store): Promise<void> {
+  for (const { key } of await listAll(intake, 'state/')) await intake.delete(key);
+}
+
+const lines = (entries: readonly LogEntry[]) => entries.map((entry) => JSON.stringify(entry));
+
+const yankedOf = async (site: Store) =>
+  (
+    JSON.parse(decoder.decode((await site.get(pluginDocumentKey(NAME)))?.body)) as PluginDocument
+  ).versions.find((v) => v.version === '1.0.0')?.yanked;
+
+describe.each(kinds)('when the intake store lost its state/, on %s', (_, stores) => {
+  it('a rebuild keeps the published log, and the next publish extends it', async () => {
+    // Prepare: a log of four entries (two publishes, a yank, an unyank); then state/ lost.
+    const registry = await registryWithHistory(stores());
+    const before = await registry.log();
+    expect(before.map((entry) => entry.type)).toEqual(['publish', 'publish', 'yank', 'unyank']);
+    await loseState(registry.context.intake);
+
+    // Act: the rebuild an operator runs (the catalog is gone too), then a publish.
+    await rebuildRegistry(registry.context);
+    const afterRebuild = await registry.log();
+    const [published] = await registry.publish('1.2.0');
+
+    // Assert: the four entries stand as they were, the snapshot signing them; the publish is the fifth.
+    expect(published?.status).toBe('accepted');
+    expect(lines(afterRebuild)).toEqual(lines(before));
+    const after = await registry.log();
+    expect(lines(after.slice(0, 4))).toEqual(lines(before));
+    expect(after.map((entry) => [entry.seq, entry.type, entry.version])).toContainEqual([
+      4,
+      'publish',
+      '1.2.0',
+    ]);
+    expect(after).toHaveLength(5);
+  });
+
+  it('a rebuild restores the actions applied lately: a replay and an older action are refused', async () => {
+    // Prepare: the markers and the order as the batches wrote them; then state/ lost and a rebuild.
+    const registry = await registryWithHistory(stores());
+    const { intake, site } = registry.context;
+    const order = await texts(intake, actionOrderKey(NAME));
+    const markers = await texts(intake, 'state/actions/');
+    expect([...markers.keys()].sort()).toEqual(
+      [registry.yanked.digest, registry.unyanked.digest].map(actionMarkerKey).sort(),
+    );
+    await loseState(intake);
+    await rebuildRegistry(registry.context);
+
+    // Act: the applied yank's envelope uploaded again; a yank made before the unyank, never submitted.
+    const [replayed] = await registry.run(await upload(intake, registry.yanked.bytes));
+    const older = await registry.sign({ ...registry.yank, reason: 'made earlier' }, HOUR / 2);
+    const [overruled] = await registry.run(await upload(intake, older.bytes));
+
+    // Assert: both refused, nothing published changed; the order is the one the batches wrote, and each
+    // action's marker is back.
+    expect(replayed?.problems.map((p) => p.code)).toEqual(['ACTION_REPLAYED']);
+    expect(overruled?.problems.map((p) => p.code)).toEqual(['ACTION_SUPERSEDED']);
+    expect(await yankedOf(site)).toBe(false);
+    expect(await texts(intake, actionOrderKey(NAME))).toEqual(order);
+    expect([...(await texts(intake, 'state/actions/')).keys()].sort()).toEqual([...markers.keys()].sort());
+  });
+
+  it('a batch after only the log record was lost, or put back older, appends after the published log', async () => {
+    const registry = await registryWithHistory(stores());
+    const { intake } = registry.context;
+    const before = await registry.log();
+
+    // Act: the record gone, a publish; the record put back as it was at two entries, another publish.
+    await intake.delete(LOG_STATE_KEY);
+    expect((await registry.publish('1.2.0'))[0]?.status).toBe('accepted');
+    await intake.put(
+      LOG_STATE_KEY,
+      new TextEncoder().encode(`${JSON.stringify({ length: 2, head: before[2]?.prev })}\n`),
+      { contentType: 'application/json', cacheControl: 'no-store' },
+    );
+    expect((await registry.publish('1.3.0'))[0]?.status).toBe('accepted');
+
+    // Assert: one log, every entry kept, the two publishes after them.
+    const after = await registry.log();
+    expect(lines(after.slice(0, 4))).toEqual(lines(before));
+    expect(after.slice(4).map((entry) => entry.version)).toEqual(['1.2.0', '1.3.0']);
+    expect(await readLogHead(intake)).toEqual({ length: 6, head: expect.any(String) });
+  });
+});
+
+describe.each(kinds)('a published log head taken in place of a lost record, on %s', (_, stores) => {
+  /** The record lost; what `currentLogHead` throws then, or undefined. */
+  const refusal = async (registry: Awaited<ReturnType<typeof registryWithHistory>>) => {
+    const { intake, site } = registry.context;
+    await intake.delete(LOG_STATE_KEY);
+    const published = JSON.parse(decoder.decode((await site.get(SNAPSHOT_KEY))?.body)) as SnapshotDocument;
+    return currentLogHead(registry.context, await readLogHead(intake), published).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+  };
+
+  it('is only one signed by the registry key (SNAPSHOT_BAD_SIGNATURE for a planted snapshot)', async () => {
+    // Prepare: the published snapshot re-signed by a stranger's key, vouching for the same log.
+    const registry = await registryWithHistory(stores());
+    const { site } = registry.context;
+    const envelope = JSON.parse(decoder.decode((await site.get(SIGNED_SNAPSHOT_KEY))?.body)) as {
+      snapshot: string;
+      signature: string;
+    };
+    const stranger = await createSigner((await testKey('stranger')).secretKey);
+    envelope.signature = await stranger.sign(new TextEncoder().encode(envelope.snapshot));
+    await site.put(SIGNED_SNAPSHOT_KEY, new TextEncoder().encode(JSON.stringify(envelope)), {
+      contentType: 'application/json',
+      cacheControl: CACHE_MUTABLE,
+    });
+
+    // Act and assert: refused by type and code; no head recorded.
+    const error = await refusal(registry);
+    expect(error).toBeInstanceOf(TrustError);
+    expect(error).toMatchObject({ code: 'SNAPSHOT_BAD_SIGNATURE' });
+    expect(await registry.context.intake.get(LOG_STATE_KEY)).toBeUndefined();
+  });
+
+  it('is only one the published segment ends at (LOG_ENTRY_ALTERED for an edited entry)', async () => {
+    // Prepare: the yank's entry edited where the log is published.
+    const registry = await registryWithHistory(stores());
+    const { site } = registry.context;
+    const segment = decoder.decode((await site.get(logSegmentKey(0)))?.body);
+    await site.put(logSegmentKey(0), new TextEncoder().encode(segment.replace('"broken"', '"fine"')), {
+      contentType: 'application/jsonl',
+      cacheControl: CACHE_MUTABLE,
+    });
+
+    // Act and assert: refused by type and code; no head recorded.
+    const error = await refusal(registry);
+    expect(error).toBeInstanceOf(TrustError);
+    expect(error).toMatchObject({ code: 'LOG_ENTRY_ALTERED' });
+    expect(await registry.context.intake.get(LOG_STATE_KEY)).toBeUndefined();
+  });
+});
