@@ -745,7 +745,9 @@ export async function restoreActionRecords(
     ctx.site,
     head,
     since - ACTION_CLOCK_SKEW_MS,
-    'the head the published snapshot signs',
+    // A published store that lost its files meets this first (its log gone, the recorded head not): the
+    // rebuild that re-rendered nothing from it signed an empty registry over that head before.
+    `the log's head (${head.length} entries, as the intake store records it or the published snapshot signs it; a published store that lost its files is put back from a copy, as a rebuild renders only from what is published)`,
   );
   const recent = entries.filter(
     (entry) =>

@@ -163,6 +163,26 @@ describe.each(kinds)('when the intake store lost its state/, on %s', (_, stores)
   });
 });
 
+describe.each(kinds)('when the published store lost its files, on %s', (_, stores) => {
+  it('a rebuild refuses (LOG_TRUNCATED) rather than sign an empty registry over the log it lost', async () => {
+    // Prepare: every published object gone; the intake store as it was.
+    const registry = await registryWithHistory(stores());
+    const { site } = registry.context;
+    for (const { key } of await listAll(site, '')) await site.delete(key);
+
+    // Act
+    const error = await rebuildRegistry(registry.context).then(
+      () => undefined,
+      (thrown: unknown) => thrown,
+    );
+
+    // Assert: refused by type and code, naming what to do; nothing published.
+    expect(error).toBeInstanceOf(TrustError);
+    expect(error).toMatchObject({ code: 'LOG_TRUNCATED', message: expect.stringContaining('from a copy') });
+    expect(await listAll(site, '')).toEqual([]);
+  });
+});
+
 describe.each(kinds)('a published log head taken in place of a lost record, on %s', (_, stores) => {
   /** The record lost; what `currentLogHead` throws then, or undefined. */
   const refusal = async (registry: Awaited<ReturnType<typeof registryWithHistory>>) => {
