@@ -151,9 +151,15 @@ export async function recentLogEntries(
   const segments: ReadEntry[][] = [];
   for (let index = last; index >= 0; index--) {
     const object = await site.get(logSegmentKey(index));
+    // A segment gone: whatever the later ones hold, the log is cut short of what the head counts.
+    if (!object)
+      throw new TrustError(
+        'LOG_TRUNCATED',
+        `${logSegmentKey(index)}, a segment of the published log, is missing, where ${whose} counts ${head.length} entries`,
+      );
     let entries: ReadEntry[] = [];
     try {
-      entries = object ? parseSegment(object.body, index) : [];
+      entries = parseSegment(object.body, index);
     } catch (cause) {
       if (!(cause instanceof TrustError)) throw cause;
       throw new TrustError(cause.code, `${logSegmentKey(index)}, a published log segment, is unreadable`, {
