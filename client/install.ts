@@ -1,10 +1,11 @@
-import { sha256Hex } from '../index-builder/digest.ts';
+import { normalizeDigest, sha256Hex } from '../index-builder/digest.ts';
 import { TrustError } from '../index-builder/errors.ts';
 import { keyProblem, versionFolder, versionIdentity } from '../index-builder/layout.ts';
 import type {
   Advisory,
   ArtifactRecord,
   Manifest,
+  ManifestArtifact,
   OciArtifact,
   Resources,
   VersionRecord,
@@ -723,9 +724,10 @@ async function planFrozen(
     },
   );
   if (manifest) {
-    // Policy or none: a lock that names another plugin or version than the manifest it pins would place
-    // that manifest, and record the version, under the lock's word.
+    // Policy or none: a lock that names another plugin or version than the manifest it pins, or other
+    // bytes than it names, would place that manifest, and record the version and files, under the lock's word.
     checkLockedVersion(target.name, entry, manifest.manifest, options.lockfile);
+    checkLockedArtifacts(target.name, entry, manifest.manifest, options.lockfile);
     if (options.policy) checkLockedAsks(target.name, entry, manifest.manifest, options.lockfile);
   }
   return {
@@ -1049,6 +1051,36 @@ function checkLockedVersion(name: string, locked: LockedPlugin, manifest: Manife
     'LOCK_MISMATCH',
     `${lockfile}: plugins/${name} locks version ${locked.version}, but the manifest it pins (sha256 ${locked.manifest_sha256}) is ${manifest.name}@${manifest.version}`,
   );
+}
+
+/**
+ * A frozen install's lock entry against the manifest it pins (which hashes to the lock's digest): every
+ * artifact it locks is one the manifest names for that platform, by digest and size. A lock edited to point
+ * a platform at other bytes (another version's file, anyone's) would otherwise place them beside a signed
+ * manifest that names others, judged by a policy on what that manifest asks for; `plugindex verify` refuses
+ * such a tree, so the install must not make one. Every lock an install wrote holds: the plugin document's
+ * artifacts were held to the manifest's (verify.ts verifyManifest) before it was locked.
+ */
+function checkLockedArtifacts(
+  name: string,
+  locked: LockedPlugin,
+  manifest: Manifest,
+  lockfile: string,
+): void {
+  // Read as data: the bytes hash to the lock's digest, but a frozen install has checked no signature yet.
+  const listed: unknown = manifest.installation?.artifacts;
+  const declared = (Array.isArray(listed) ? listed : []).filter(
+    (a): a is ManifestArtifact => typeof a === 'object' && a !== null && typeof a.sha256 === 'string',
+  );
+  for (const [platform, artifact] of Object.entries(locked.artifacts)) {
+    const named = declared.find((a) => `${a.os}-${a.arch}` === platform);
+    if (named && normalizeDigest(named.sha256) === artifact.sha256 && named.size_bytes === artifact.size)
+      continue;
+    throw new ClientError(
+      'LOCK_MISMATCH',
+      `${lockfile}: plugins/${name}@${locked.version} locks ${platform} sha256 ${artifact.sha256} (${artifact.size} bytes), but the manifest it pins (sha256 ${locked.manifest_sha256}) names ${named ? `sha256 ${normalizeDigest(named.sha256)} (${named.size_bytes} bytes)` : 'no artifact'} for ${platform}`,
+    );
+  }
 }
 
 /**

@@ -1063,3 +1063,39 @@ describe('when artifacts live in an OCI registry', () => {
     expect(await readFile(installed.items[0]?.path as string)).toEqual(Buffer.from(OCI_TOOL));
   });
 });
+
+describe('when a frozen lock names other bytes than the manifest it pins', () => {
+  const diskSet = (policy: string) => `plugins:
+  providers:
+    - { type: file, name: disk, path: ${folder}, key: ./publisher.asc }
+  plugins:
+    - { provider: disk, name: disk-tool, version: "~1.0" }
+${policy}`;
+
+  it('refuses an artifact digest the manifest does not name, policy or none, and places nothing', async () => {
+    const p = await project(diskSet(''));
+    await using(p, (c) => c.installSet(p.file, HOME));
+    const lock = JSON.parse(await readFile(p.lockfile, 'utf8'));
+    expect(lock.plugins['disk-tool'].version).toBe('1.0.3');
+    // The digest, size and location of another signed version's file put in by hand; the manifest untouched.
+    const other = tool('disk-tool', '2.0.0');
+    lock.plugins['disk-tool'].artifacts['linux-amd64'] = {
+      sha256: sha256(other),
+      size: other.byteLength,
+      url: pathToFileURL(join(folder, 'disk-tool/2.0.0/bin/disk-tool')).href,
+    };
+    for (const policy of ['policy:\n  permissions: { deny: [process_spawn] }\n', '']) {
+      const q = await project(diskSet(policy));
+      await writeFile(q.lockfile, `${JSON.stringify(lock, null, 2)}\n`);
+
+      const frozen = using(q, (c) => c.installSet(q.file, { ...HOME, frozen: true }));
+
+      await expect(frozen).rejects.toBeInstanceOf(ClientError);
+      await expect(frozen).rejects.toMatchObject({
+        code: 'LOCK_MISMATCH',
+        message: expect.stringContaining('linux-amd64'),
+      });
+      expect(await exists(join(q.dir, 'plugins/disk-tool'))).toBe(false);
+    }
+  });
+});
