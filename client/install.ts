@@ -362,9 +362,14 @@ export async function planInstall(
   // Fast path (an installed tree that already is the lock): nothing to fetch, nothing to verify online, and
   // so, as for --frozen, no plugin document read for what happened since (yanks, removals, advisories):
   // nothing is installed either. `plugindex audit` and `list --outdated` ask the registries. Not taken with
-  // --deny-yanked, which asks for exactly that document read (a yank since must refuse).
+  // --deny-yanked, which asks for exactly that document read (a yank since must refuse). Nor when the policy
+  // refuses what the lock holds: a lock and tree moved on by a command that reads no set (`update`,
+  // `install NAME --lockfile`) keep the set file's digest, and would be called up to date unjudged; the plan
+  // below then refuses them on the source's word.
   if (!options.upgrade && !options.denyYanked && targets.every((t) => t.locked)) {
-    const unchanged = await alreadyInstalled(ctx, targets, options, seen);
+    const unchanged = lockedPolicyAllows(options.policy, targets)
+      ? await alreadyInstalled(ctx, targets, options, seen)
+      : undefined;
     if (unchanged) {
       const lock = setLock(before ?? EMPTY_LOCKFILE, targets, options);
       const changes = lockChanges(before ?? EMPTY_LOCKFILE, lock);
@@ -417,6 +422,24 @@ export async function planInstall(
       `${asking.map((p) => `${p.name}@${p.version} asks for ${p.newPermissions.join(', ')}, which ${p.name}@${own(before?.plugins ?? {}, p.name)?.version} did not`).join('; ')}: review them, then install with --accept-permissions`,
     );
   return { planned, before, lock, changes };
+}
+
+/** True when the policy (if any) allows every version the targets' lock entries hold, on the lock's word. */
+function lockedPolicyAllows(policy: Policy | undefined, targets: readonly Target[]): boolean {
+  return targets.every((t) => {
+    const entry = t.locked as LockedPlugin;
+    return (
+      policyProblems(policy, {
+        name: t.name,
+        version: entry.version,
+        prerelease: isPrerelease(entry.version),
+        permissions: entry.permissions ?? [],
+        ...(entry.resources ? { resources: entry.resources } : {}),
+        publisher: entry.publisher,
+        source: entry.registry,
+      }).length === 0
+    );
+  });
 }
 
 /** A plugin set's lock holds exactly its plugins, and the digest of the file it was made from. */

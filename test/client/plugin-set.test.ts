@@ -1099,3 +1099,62 @@ ${policy}`;
     }
   });
 });
+
+describe('when a set\u2019s lock and tree were moved on outside the set', () => {
+  it('judges the lock by the policy before calling the tree up to date: install and diff refuse what it denies', async () => {
+    const own = await makeRegistry();
+    const growBundle = (version: string, permissions: string[]) =>
+      makeBundle({
+        manifest: validManifest({ name: 'grow-tool', version, permissions }),
+        artifacts: [{ ...LINUX, name: 'grow-tool', body: tool('grow-tool', version) }],
+      });
+    await processSubmissions(own.context, await own.submit(await growBundle('1.0.0', ['network_client'])));
+    const served = await listenRegistryServer(createRegistryServer({ site: own.site }), 0);
+    try {
+      const p = await project(`plugins:
+  providers:
+    - { type: registry, name: growing }
+  plugins:
+    - { provider: growing, name: grow-tool, version: "^1.0" }
+policy:
+  permissions: { deny: [process_spawn] }
+`);
+      await using(p, (c) =>
+        c.addRegistry({ name: 'growing', url: served.url, pin: { armored: own.registryKey.publicKey } }),
+      );
+      await using(p, (c) => c.installSet(p.file, HOME));
+      await processSubmissions(
+        own.context,
+        await own.submit(await growBundle('1.1.0', ['network_client', 'process_spawn'])),
+      );
+      // `plugindex update --lockfile plugins.lock --dir plugins`: no set, so no policy; the lock keeps the
+      // set file's digest, its request and its source.
+      await using(p, (c) =>
+        c.install({
+          requests: ['grow-tool'],
+          upgrade: true,
+          acceptPermissions: true,
+          lockfile: p.lockfile,
+          dir: join(p.dir, 'plugins'),
+        }),
+      );
+      expect(
+        parseLockfile(await readFile(p.lockfile, 'utf8'), p.lockfile).plugins['grow-tool']?.version,
+      ).toBe('1.1.0');
+
+      for (const run of [
+        () => using(p, (c) => c.installSet(p.file, HOME)),
+        () => using(p, (c) => c.diffSet(p.file, HOME)),
+      ]) {
+        const refused = run();
+        await expect(refused).rejects.toBeInstanceOf(ClientError);
+        await expect(refused).rejects.toMatchObject({
+          code: 'POLICY_DENIED',
+          message: expect.stringContaining('grow-tool@1.1.0 asks for process_spawn'),
+        });
+      }
+    } finally {
+      await served.close();
+    }
+  });
+});
