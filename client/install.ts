@@ -62,6 +62,11 @@ export interface InstallTarget {
   readonly output?: string;
   /** Where the target is written (`plugins.yaml#/plugins/plugins/0`), named by any error about it. */
   readonly where?: string;
+  /**
+   * The manifest's exact path under its source (a set's `path`, percent-encoded as a URL path), when the set
+   * names one: the lock decides only while it found the manifest there.
+   */
+  readonly path?: string;
 }
 
 export interface InstallOptions {
@@ -459,8 +464,15 @@ function installTargets(options: InstallOptions, lock: Lockfile | undefined, pla
   if (options.targets) {
     return options.targets.map((t) => {
       const entry = locked(t.name);
-      // The lock decides while it was made for this request from this source.
-      const keep = entry && !options.upgrade && entry.requested === t.spec && entry.registry === t.registry;
+      // The lock decides while it was made for this request from this source (and, for a manifest named by
+      // its path, from that path: the spec alone is then `latest` whichever version the path names, and a
+      // path moved to another version kept the old one under --frozen, and under --locked refused the new).
+      const keep =
+        entry &&
+        !options.upgrade &&
+        entry.requested === t.spec &&
+        entry.registry === t.registry &&
+        (t.path === undefined || foundAt(entry, t.path));
       return {
         name: t.name,
         spec: t.spec,
@@ -511,6 +523,15 @@ function installTargets(options: InstallOptions, lock: Lockfile | undefined, pla
       ...(entry?.manifest_url !== undefined && from === undefined ? { manifestUrl: entry.manifest_url } : {}),
     };
   });
+}
+
+/**
+ * True when the lock found the entry's manifest at `path` under its source. By the end of the URL: the
+ * source's own folder is another in each checkout for a `file` provider (lockfile.ts `locationMoved`).
+ */
+function foundAt(entry: LockedPlugin, path: string): boolean {
+  // A lock written before locations were says nothing of where: its word stands, as before.
+  return entry.manifest_url === undefined || entry.manifest_url.endsWith(`/${path}`);
 }
 
 /** The installed file's path in its folder: `<name>/<version folder>/<os-arch>/<file>`. */

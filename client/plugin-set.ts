@@ -137,6 +137,8 @@ async function openPluginSet(
       ...(p.platforms ? { platforms: p.platforms } : {}),
       ...(p.output !== undefined ? { output: p.output } : {}),
       where: `${file}#${p.pointer}`,
+      // As the source joins it to its folder's URL (folder-source.ts), so as the lock records it.
+      ...(p.path !== undefined ? { path: new URL(p.path, 'file:///').pathname.slice(1) } : {}),
     }),
   );
   const dirs = installDirs(set);

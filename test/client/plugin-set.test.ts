@@ -1158,3 +1158,35 @@ policy:
     }
   });
 });
+
+describe('when a set names a manifest by its path', () => {
+  it('lets the lock decide only while it found the manifest at that path: one moved is a change, frozen or not', async () => {
+    const set = (version: string) => `plugins:
+  providers:
+    - { type: url, name: web, url: ${web.url}, key: ./publisher.asc }
+  plugins:
+    - { provider: web, name: team-tool, path: team-tool/${version}/manifest.json }
+`;
+    const p = await project(set('1.0.0'));
+    await using(p, (c) => c.installSet(p.file, HOME));
+    await writeFile(p.file, set('1.1.0'));
+
+    for (const flags of [{ frozen: true }, { locked: true }]) {
+      const refused = using(p, (c) => c.installSet(p.file, { ...HOME, ...flags }));
+      await expect(refused).rejects.toBeInstanceOf(ClientError);
+      await expect(refused).rejects.toMatchObject({
+        code: 'LOCK_OUT_OF_SYNC',
+        message: expect.stringContaining('team-tool'),
+      });
+    }
+    const diff = await using(p, (c) => c.diffSet(p.file, HOME));
+    expect(diff.changes).toMatchObject([
+      { name: 'team-tool', change: 'upgrade', from: '1.0.0', to: '1.1.0' },
+    ]);
+    const installed = await using(p, (c) => c.installSet(p.file, HOME));
+    expect(installed.items.map((i) => [i.name, i.version])).toEqual([['team-tool', '1.1.0']]);
+    // Unmoved, the lock decides again: nothing asked, nothing changed.
+    const again = await using(p, (c) => c.installSet(p.file, { ...HOME, frozen: true }));
+    expect(again.items.every((i) => i.unchanged)).toBe(true);
+  });
+});
