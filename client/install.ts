@@ -552,7 +552,13 @@ async function alreadyInstalled(
     const entry = target.locked as LockedPlugin;
     const plugin = own((await seen.read(tree)).plugins, target.name);
     const record = plugin ? own(plugin.versions, entry.version) : undefined;
-    if (!record || record.manifest_sha256 !== entry.manifest_sha256 || plugin?.current !== entry.version)
+    // A version `verify` refused (its signed manifest beside it gone or changed, say) is placed again.
+    if (
+      !record ||
+      record.manifest_sha256 !== entry.manifest_sha256 ||
+      plugin?.current !== entry.version ||
+      record.problem !== undefined
+    )
       return undefined;
     const paths: Record<string, string> = {};
     for (const platform of target.platforms) {
@@ -904,11 +910,16 @@ async function checkFrozenKey(
     );
 }
 
-/** True when the folder already holds the planned version as current, every file in place and intact. */
+/**
+ * True when the folder already holds the planned version as current, every file in place and intact, and
+ * `plugindex verify` has not refused it since (what it checks beside the files, the signed manifest, is
+ * placed again with them).
+ */
 async function installedAsPlanned(tree: InstallTree, plan: Planned, seen: OnDisk): Promise<boolean> {
   const plugin = own((await seen.read(tree)).plugins, plan.name);
   const record = plugin?.current === plan.version ? own(plugin.versions, plan.version) : undefined;
-  if (!record || record.manifest_sha256 !== plan.entry.manifest_sha256) return false;
+  if (!record || record.manifest_sha256 !== plan.entry.manifest_sha256 || record.problem !== undefined)
+    return false;
   for (const file of plan.files) {
     const held = own(record.artifacts, file.platform);
     if (!held || held.path !== file.path || held.sha256 !== file.sha256) return false;

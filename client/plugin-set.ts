@@ -503,6 +503,8 @@ async function compareInstalled(
   const problems: string[] = [];
   if (record && record.manifest_sha256 !== planned.entry.manifest_sha256)
     problems.push(`its manifest is now ${planned.entry.manifest_sha256.slice(0, 12)}…`);
+  // install places such a version again (install.ts installedAsPlanned).
+  if (record?.problem) problems.push(`verify refused it (${record.problem.code}: ${record.problem.message})`);
   for (const file of planned.files) {
     const held = record ? own(record.artifacts, file.platform) : undefined;
     if (!held) {

@@ -482,6 +482,28 @@ describe('when what a set installed is verified', () => {
       ['disk-tool', 'INSTALLED_MODIFIED'],
     ]);
   });
+
+  it('places again a version verify refused for its signed manifest, which diff names, until it verifies', async () => {
+    const p = await project(mixedSet());
+    await using(p, (c) => c.installSet(p.file, HOME));
+    // The executable intact; the signature beside its manifest gone (a host then refuses to run it).
+    const signature = join(p.dir, 'plugins/disk-tool/1.0.3/manifest.json.asc');
+    await rm(signature);
+    const refused = await using(p, (c) => c.verifySet(p.file, HOME));
+    expect(refused.filter((f) => !f.ok).map((f) => [f.name, f.code])).toEqual([
+      ['disk-tool', 'INSTALLED_MODIFIED'],
+    ]);
+
+    const diff = await using(p, (c) => c.diffSet(p.file, HOME));
+    const installed = await using(p, (c) => c.installSet(p.file, HOME));
+
+    expect(diff.changes).toMatchObject([
+      { name: 'disk-tool', change: 'changed', detail: expect.stringContaining('INSTALLED_MODIFIED') },
+    ]);
+    expect(installed.items.filter((i) => !i.unchanged).map((i) => i.name)).toEqual(['disk-tool']);
+    expect(await exists(signature)).toBe(true);
+    expect((await using(p, (c) => c.verifySet(p.file, HOME))).every((f) => f.ok)).toBe(true);
+  });
 });
 
 describe('when a set is compared with what is installed (diff)', () => {
