@@ -17,6 +17,12 @@ export async function run(parsed: Parsed): Promise<number> {
   return withClient(parsed, async ({ client, json }) => {
     if (config !== undefined) {
       if (parsed.positionals.length > 0) throw usage('-c FILE updates the whole set: no names');
+      // As install -c: what the set says is refused when an option says otherwise, not ignored.
+      const fromFile = ['dir', 'lockfile', 'platform'].filter((o) => parsed.values[o] !== undefined);
+      if (fromFile.length > 0)
+        throw usage(
+          `-c FILE updates exactly the set: its folders, lock and platforms come from the file (not ${fromFile.map((o) => `--${o}`).join(', ')})`,
+        );
       const result = await client.installSet(resolve(config), {
         home: homedir(),
         upgrade: true,

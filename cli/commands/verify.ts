@@ -8,13 +8,22 @@ import { resolve } from 'node:path';
 import type { TrustError } from '../../index-builder/errors.ts';
 import { type Parsed, stringOption } from '../args.ts';
 import { dirOption, lockfileOption, withClient } from '../client.ts';
-import { isRefusal } from '../errors.ts';
+import { isRefusal, usage } from '../errors.ts';
 import { readTextInput } from '../inputs.ts';
 import { outJson } from '../output.ts';
 import { out } from '../terminal.ts';
 
 export async function run(parsed: Parsed): Promise<number> {
   const url = stringOption(parsed, 'url');
+  // Each form checks one thing: an option of another form would be ignored, and the exit would speak for a
+  // check not made (`verify --url U -c FILE` checked the registry and said nothing of the set).
+  if (parsed.values.config !== undefined) {
+    const other = ['url', 'key', 'state', 'dir', 'lockfile'].filter((o) => parsed.values[o] !== undefined);
+    if (other.length > 0)
+      throw usage(
+        `-c FILE verifies what the set installed, in its folders, against its lock (not ${other.map((o) => `--${o}`).join(', ')})`,
+      );
+  }
   return url === undefined ? verifyInstalled(parsed) : verifyServed(parsed, url);
 }
 
