@@ -145,6 +145,25 @@ async function openPluginSet(
   return { set, sha256: sha256Hex(text), lockfile, sources, targets, dirs };
 }
 
+/** The name a set's registry (pinned by URL and key, not configured) keeps its trust state under. */
+function setTrustName(url: string, fingerprint: string): string {
+  return `set-${sha256Hex(`${url}\n${fingerprint}`).slice(0, 16)}`;
+}
+
+/**
+ * The trust state kept for a set's registry when it is of the key the set pins, or of the one its registry
+ * rotated to from it (`rotated`), as an earlier run followed; else undefined.
+ */
+async function keptSetTrust(
+  ctx: ClientContext,
+  trustName: string,
+  fingerprint: string,
+): Promise<{ current: TrustRecord | undefined; rotated: boolean }> {
+  const kept = await ctx.trust(trustName);
+  const rotated = kept?.chain?.some((link) => link.fingerprint === fingerprint) === true;
+  return { current: kept?.fingerprint === fingerprint || rotated ? kept : undefined, rotated };
+}
+
 /**
  * The armored key a provider pins, or undefined for a registry named without a key: that one is the
  * configured registry of that name, found as `install NAME --registry` finds it.
@@ -201,11 +220,8 @@ async function sourceOf(
       // Its trust state is kept as a configured registry's is, under a name of its URL and key (the set
       // names it, the configuration does not): the highest generation seen is the floor, and no lower than
       // the lock's.
-      const trustName = `set-${sha256Hex(`${entry.url}\n${key.fingerprint}`).slice(0, 16)}`;
-      const kept = await ctx.trust(trustName);
-      // The key the set pins, or the one its registry rotated to from it, as an earlier run followed.
-      const rotated = kept?.chain?.some((link) => link.fingerprint === key.fingerprint) === true;
-      const current = kept?.fingerprint === key.fingerprint || rotated ? kept : undefined;
+      const trustName = setTrustName(entry.url, key.fingerprint);
+      const { current, rotated } = await keptSetTrust(ctx, trustName, key.fingerprint);
       const pinned = current?.fingerprint ?? key.fingerprint;
       const locked = lock ? own(lock.registries, provider.name) : undefined;
       const floor = Math.max(
@@ -631,8 +647,15 @@ export async function verifySet(
 ): Promise<VerifyFinding[]> {
   const set = parsePluginSet(await readSetFile(file), file, options);
   const trust = new Map<string, TrustRecord>();
-  for (const [name, key] of await providerKeys(set))
-    trust.set(name, { fingerprint: key.fingerprint, armoredKey: key.armored });
+  for (const [name, key] of await providerKeys(set)) {
+    // A registry the set pins by URL and key: the key an install followed its rotations to, as it did.
+    const provider = [...set.providers, ...(set.discovery?.registries ?? [])].find((p) => p.name === name);
+    const { current } =
+      provider?.type === 'registry' && provider.url !== undefined
+        ? await keptSetTrust(ctx, setTrustName(provider.url, key.fingerprint), key.fingerprint)
+        : { current: undefined };
+    trust.set(name, current ?? { fingerprint: key.fingerprint, armoredKey: key.armored });
+  }
   const findings: VerifyFinding[] = [];
   for (const dir of installDirs(set))
     findings.push(...(await verifyInstalled(ctx, { dir, lockfile: lockfileFor(file), trust })));

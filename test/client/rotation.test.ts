@@ -304,6 +304,9 @@ describe('when a plugin set pins a registry that then rotates its key', () => {
       await rm(join(project, 'plugins'), { recursive: true, force: true });
       const frozen = await m.run((c) => c.installSet(file, { ...home, frozen: true }));
       expect(frozen.items.map((i) => `${i.version} ${i.unchanged}`)).toEqual(['1.0.0 false']);
+      // Placed through the key the chain leads to: verify -c follows the same chain from the set's key.
+      const findings = await m.run((c) => c.verifySet(file, home));
+      expect(findings.map((f) => [f.name, f.ok, f.code])).toEqual([[NAME, true, undefined]]);
     }
   });
 });
