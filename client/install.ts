@@ -572,6 +572,7 @@ async function alreadyInstalled(
       if (actual?.sha256 !== artifact.sha256 || actual.size !== artifact.size) return undefined;
       paths[key] = tree.path(artifact.path);
     }
+    if (!(await manifestInPlace(tree, target.name, entry, seen))) return undefined;
     const first = platformKey(target.platforms[0] as Platform);
     items.push({
       name: target.name,
@@ -926,7 +927,32 @@ async function installedAsPlanned(tree: InstallTree, plan: Planned, seen: OnDisk
     const actual = await seen.hash(tree, held.path);
     if (actual?.sha256 !== file.sha256 || actual.size !== file.size) return false;
   }
-  return true;
+  // A frozen install without the manifest at hand has none to place: the files alone are the install.
+  return plan.manifest === undefined || manifestInPlace(tree, plan.name, plan.entry, seen);
+}
+
+/**
+ * True when the signed manifest beside a version (what discovery and a host read of it: its permissions)
+ * is the one the lock pins, its signature beside it: an install places both, so it places them again when
+ * either was changed or removed.
+ */
+async function manifestInPlace(
+  tree: InstallTree,
+  name: string,
+  entry: LockedPlugin,
+  seen: OnDisk,
+): Promise<boolean> {
+  const manifest = installedManifestPath(name, entry.version);
+  const [bytes, signature] = await Promise.all([
+    seen.hash(tree, manifest),
+    seen.hash(tree, `${manifest}.asc`),
+  ]);
+  return bytes?.sha256 === entry.manifest_sha256 && signature !== undefined;
+}
+
+/** Where a version's signed manifest is placed in its folder (its `.asc` beside it). */
+export function installedManifestPath(name: string, version: string): string {
+  return `${name}/${versionFolder(version)}/manifest.json`;
 }
 
 /** Downloads one artifact into the cache unless it is held there; true when it downloaded it now. */
@@ -1008,10 +1034,10 @@ async function place(
     }
   }
   // The signed manifest where the spec's filesystem discovery looks for it, its signature beside it.
-  const folder = `${plan.name}/${versionFolder(plan.version)}`;
+  const manifestPath = installedManifestPath(plan.name, plan.version);
   if (plan.manifest) {
-    await tree.placeFile(`${folder}/manifest.json.asc`, plan.manifest.signature);
-    await tree.placeFile(`${folder}/manifest.json`, plan.manifest.bytes);
+    await tree.placeFile(`${manifestPath}.asc`, plan.manifest.signature);
+    await tree.placeFile(manifestPath, plan.manifest.bytes);
   }
   const now = ctx.clock.now().toISOString();
   const record: InstalledVersion = {

@@ -22,6 +22,7 @@ import {
   type InstallOptions,
   type InstallResult,
   type InstallTarget,
+  installedManifestPath,
   installPlugins,
   type Planned,
   planInstall,
@@ -521,6 +522,13 @@ async function compareInstalled(
     problems.push(`its manifest is now ${planned.entry.manifest_sha256.slice(0, 12)}…`);
   // install places such a version again (install.ts installedAsPlanned).
   if (record?.problem) problems.push(`verify refused it (${record.problem.code}: ${record.problem.message})`);
+  if (planned.manifest) {
+    const manifest = installedManifestPath(planned.name, planned.version);
+    const [bytes, signature] = await Promise.all([tree.hashFile(manifest), tree.hashFile(`${manifest}.asc`)]);
+    if (bytes?.sha256 !== planned.entry.manifest_sha256)
+      problems.push(`${manifest} is ${bytes ? 'not the signed manifest' : 'missing'}`);
+    if (!signature) problems.push(`${manifest}.asc is missing`);
+  }
   for (const file of planned.files) {
     const held = record ? own(record.artifacts, file.platform) : undefined;
     if (!held) {

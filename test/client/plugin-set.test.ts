@@ -504,6 +504,33 @@ describe('when what a set installed is verified', () => {
     expect(await exists(signature)).toBe(true);
     expect((await using(p, (c) => c.verifySet(p.file, HOME))).every((f) => f.ok)).toBe(true);
   });
+
+  it('places again a signed manifest changed or gone beside its version, verify run or not, and diff names it', async () => {
+    const p = await project(mixedSet());
+    await using(p, (c) => c.installSet(p.file, HOME));
+    const manifest = join(p.dir, 'plugins/disk-tool/1.0.3/manifest.json');
+    const signed = await readFile(manifest);
+    // What a host reads of the plugin (its permissions) edited beside the intact executable; another gone.
+    await writeFile(manifest, signed.toString('utf8').replace('filesystem_read', 'logging'));
+    await rm(join(p.dir, 'plugins/bucket-tool/1.0.2/manifest.json.asc'));
+
+    const diff = await using(p, (c) => c.diffSet(p.file, HOME));
+    const installed = await using(p, (c) => c.installSet(p.file, HOME));
+
+    expect(diff.changes.map((c) => [c.name, c.change])).toEqual([
+      ['bucket-tool', 'changed'],
+      ['disk-tool', 'changed'],
+    ]);
+    expect(diff.changes[1]?.detail).toContain('manifest.json');
+    expect(installed.items.filter((i) => !i.unchanged).map((i) => i.name)).toEqual([
+      'bucket-tool',
+      'disk-tool',
+    ]);
+    expect(await readFile(manifest)).toEqual(signed);
+    expect((await using(p, (c) => c.verifySet(p.file, HOME))).every((f) => f.ok)).toBe(true);
+    const again = await using(p, (c) => c.installSet(p.file, HOME));
+    expect(again.items.every((i) => i.unchanged)).toBe(true);
+  });
 });
 
 describe('when a set is compared with what is installed (diff)', () => {
