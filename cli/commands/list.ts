@@ -21,7 +21,18 @@ export async function run(parsed: Parsed): Promise<number> {
   const config = stringOption(parsed, 'config');
   if (parsed.values.watch === true && config === undefined)
     throw usage('--watch needs -c FILE (what to watch)');
-  if (config !== undefined) return listSet(parsed, resolve(config));
+  if (config !== undefined) {
+    // -c lists the set's discovery: an option of the installed listing would be ignored, and its exit would
+    // speak for a check not made (`list -c FILE --outdated` in CI asked no registry what is outdated).
+    const other = ['outdated', 'dir', 'lockfile', 'api-version'].filter(
+      (o) => parsed.values[o] !== undefined,
+    );
+    if (other.length > 0)
+      throw usage(
+        `-c FILE lists what the set's discovery finds on disk, each verified (not ${other.map((o) => `--${o}`).join(', ')}; \`plugindex diff -c FILE\` says what an install would change)`,
+      );
+    return listSet(parsed, resolve(config));
+  }
   return withClient(parsed, async ({ client, json }) => {
     const rows = await client.list({
       ...dirOption(parsed),

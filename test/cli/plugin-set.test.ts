@@ -612,13 +612,15 @@ describe('when a set command is given the wrong arguments', () => {
     const withPlatform = await c.plugindex('install', '-c', 'plugins.yaml', '--platform', 'darwin/arm64');
     expect(withPlatform.code).toBe(2);
     expect(withPlatform.stderr).toContain('(not --platform)');
-    // So for update -c, and for verify -c beside another form's options (the exit would speak for a check
-    // not made: with --url, the registry was checked, and the set not at all).
+    // So for update -c, and for verify -c and list -c beside another form's options (the exit would speak
+    // for a check not made: with --url, the registry was checked, and the set not at all; with --outdated,
+    // no registry was asked).
     for (const [args, named] of [
       [['update', '-c', 'plugins.yaml', '--platform', 'darwin/arm64'], '(not --platform)'],
       [['update', '-c', 'plugins.yaml', '--lockfile', 'other.lock'], '(not --lockfile)'],
       [['verify', '-c', 'plugins.yaml', '--url', 'http://127.0.0.1:9/'], '(not --url)'],
       [['verify', '-c', 'plugins.yaml', '--dir', 'elsewhere'], '(not --dir)'],
+      [['list', '-c', 'plugins.yaml', '--outdated'], '(not --outdated;'],
     ] as const) {
       const refused = await c.plugindex(...args);
       expect(refused.code, args.join(' ')).toBe(2);
