@@ -27,6 +27,7 @@
  * nothing that counts. Records of the earlier shape, one per submission (`<id>.json`), are still read.
  */
 
+import type { Key } from 'openpgp';
 import { TrustError } from '../errors.ts';
 import { SIGNED_SNAPSHOT_KEY, SNAPSHOT_KEY, statusKey } from '../layout.ts';
 import { allSettledValues, forEachLimited } from '../limited.ts';
@@ -108,6 +109,8 @@ export async function readLogHead(intake: Store): Promise<LogHead> {
  * registry's key (`snapshot.signed.json`: a planted snapshot cannot lengthen the log), once the published
  * segment it ends in is found to end at it; it is recorded again, and the record is what every later run
  * reads. Costs nothing while the record is current: `published` is the snapshot the caller read anyway.
+ * `rotatingFrom`: a key rotation's previous key (rotate.ts), which signs the published snapshot until the
+ * rotation's own is published, where `ctx.signer` already holds the next key.
  * @throws TrustError SNAPSHOT_BAD_SIGNATURE, SNAPSHOT_MALFORMED (the snapshot vouching for the longer log is
  *   not this registry's), and what the segment's check throws (LOG_TRUNCATED, LOG_ENTRY_ALTERED,
  *   LOG_REORDERED, LOG_MALFORMED): the batch fails, nothing is appended or signed.
@@ -116,9 +119,10 @@ export async function currentLogHead(
   ctx: PipelineContext,
   recorded: LogHead,
   published: SnapshotDocument | undefined,
+  options: { readonly rotatingFrom?: Key } = {},
 ): Promise<LogHead> {
   if ((published?.log?.length ?? 0) <= recorded.length) return recorded;
-  const head = await signedLogHead(ctx);
+  const head = await signedLogHead(ctx, options.rotatingFrom);
   if (head.length <= recorded.length) return recorded;
   await recentLogEntries(
     ctx.site,
@@ -193,10 +197,11 @@ export async function recentLogEntries(
 
 /**
  * The log head of the published snapshot, read from `snapshot.signed.json` and checked against this
- * registry's key: the snapshot and its signature in one object, as a client reads them.
+ * registry's key (or `rotatingFrom`, the key a rotation under way goes from): the snapshot and its signature
+ * in one object, as a client reads them.
  * @throws TrustError SNAPSHOT_MALFORMED, SNAPSHOT_BAD_SIGNATURE
  */
-async function signedLogHead(ctx: PipelineContext): Promise<LogHead> {
+async function signedLogHead(ctx: PipelineContext, rotatingFrom?: Key): Promise<LogHead> {
   const object = await ctx.site.get(SIGNED_SNAPSHOT_KEY);
   if (!object)
     throw new TrustError(
@@ -206,7 +211,11 @@ async function signedLogHead(ctx: PipelineContext): Promise<LogHead> {
   const { snapshot, signature } = openSignedSnapshot(object.body);
   const { key } = await readPublicKey(ctx.signer.publicKey);
   // At the time it is checked, as the signer signs (its signature's time is not the pipeline clock's).
-  const result = await verifyDetachedSignature(snapshot, signature, [key]);
+  const result = await verifyDetachedSignature(
+    snapshot,
+    signature,
+    rotatingFrom ? [key, rotatingFrom] : [key],
+  );
   if (!result.ok)
     throw new TrustError(
       'SNAPSHOT_BAD_SIGNATURE',
@@ -250,17 +259,18 @@ export class LogWriter {
   /**
    * Opens the log for appending: its recorded head, its last segment, and the entries a run that died may
    * have appended: those past what the published snapshot vouches for, and those the intent records of
-   * `intents` (the ids of the submissions at hand) name, wherever they are.
+   * `intents` (the ids of the submissions at hand) name, wherever they are. `rotatingFrom`: as for
+   * `currentLogHead`, a key rotation's previous key.
    */
   static async open(
     ctx: PipelineContext,
-    options: { readonly intents?: readonly string[] } = {},
+    options: { readonly intents?: readonly string[]; readonly rotatingFrom?: Key } = {},
   ): Promise<LogWriter> {
     const [recorded, snapshot] = await allSettledValues([
       readLogHead(ctx.intake),
       readJson<SnapshotDocument>(ctx.site, SNAPSHOT_KEY),
     ]);
-    const head = await currentLogHead(ctx, recorded, snapshot);
+    const head = await currentLogHead(ctx, recorded, snapshot, { rotatingFrom: options.rotatingFrom });
     const writer = new LogWriter(ctx, head);
     if (head.length === 0) return writer;
     const vouched = Math.min(snapshot?.log?.length ?? 0, head.length);

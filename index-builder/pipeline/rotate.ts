@@ -293,6 +293,24 @@ export async function checkRotation(ctx: PipelineContext, bytes: Uint8Array): Pr
 }
 
 /**
+ * The key `read` rotates from, when `read` is signed by it and, as its next key, by `ctx.signer`'s; else
+ * undefined. Until the rotation's snapshot is published, the published one is that key's, not `ctx.signer`'s:
+ * the log head it signs is what a lost `state/log.json` gives way to (log-writer.ts `currentLogHead`), and
+ * only the operator's own next key, in the rotation it signed, vouches for the key before it.
+ */
+async function keyRotatedFrom(ctx: PipelineContext, read: ReadRotation): Promise<Key | undefined> {
+  const previous = await readPublicKey(read.rotation.previous.key).catch(() => undefined);
+  if (!previous) return undefined;
+  try {
+    const next = await verifyRotationStep(read, { current: previous.key, sequence: read.rotation.sequence });
+    return next.fingerprint === ctx.signer.fingerprint ? previous.key : undefined;
+  } catch (error) {
+    if (!(error instanceof TrustError)) throw error;
+    return undefined;
+  }
+}
+
+/**
  * Publishes a signed rotation and re-signs the registry with the new key (`ctx.signer`). Idempotent: the
  * same bytes again finish an interrupted rotation, or do nothing once it is complete.
  * @throws SubmissionError as `checkRotation` does, having written nothing; a store or signing failure as
@@ -320,7 +338,10 @@ export async function rotateRegistryKey(
   // Once in the log, even when a run died after appending it (its entry is then past what the snapshot vouches).
   // Found by its intent record, wherever other entries put it since (log-writer.ts).
   const intent = `rotation-${sequence}`;
-  const writer = await LogWriter.open(ctx, { intents: [intent] });
+  const writer = await LogWriter.open(ctx, {
+    intents: [intent],
+    rotatingFrom: await keyRotatedFrom(ctx, read),
+  });
   if (!writer.logged('rotate-key', read.digest)) {
     writer.append(
       {

@@ -25,6 +25,8 @@ import type { PluginDocument, SnapshotDocument } from '../../../index-builder/mo
 import type { PipelineContext, SubmissionOutcome } from '../../../index-builder/pipeline/index.ts';
 import { processSubmissions, rebuildRegistry } from '../../../index-builder/pipeline/index.ts';
 import { currentLogHead, LOG_STATE_KEY, readLogHead } from '../../../index-builder/pipeline/log-writer.ts';
+import { rotateRegistryKey } from '../../../index-builder/pipeline/rotate.ts';
+import { signRotation } from '../../../index-builder/rotation.ts';
 import { createSigner } from '../../../index-builder/signing.ts';
 import { CACHE_MUTABLE, listAll, type Store } from '../../../index-builder/store.ts';
 import { ACTION_SIGNED, signedAction, upload, vouchedLog } from '../../support/actions.ts';
@@ -65,7 +67,7 @@ async function registryWithHistory(stores: { intake: Store; site: Store }) {
   for (const action of [yanked, unyanked])
     expect((await run(await upload(stores.intake, action.bytes)))[0]?.status).toBe('accepted');
   const log = () => vouchedLog(stores.site, base.registryKey.publicKey);
-  return { context, run, publish, sign, yank, yanked, unyanked, log };
+  return { context, signer: base.signer, run, publish, sign, yank, yanked, unyanked, log };
 }
 
 /** Every object under `prefix` of `store`, by key, as text. */
@@ -160,6 +162,32 @@ describe.each(kinds)('when the intake store lost its state/, on %s', (_, stores)
     expect(lines(after.slice(0, 4))).toEqual(lines(before));
     expect(after.slice(4).map((entry) => entry.version)).toEqual(['1.2.0', '1.3.0']);
     expect(await readLogHead(intake)).toEqual({ length: 6, head: expect.any(String) });
+  });
+});
+
+describe.each(kinds)('when a key rotation meets a lost state/, on %s', (_, stores) => {
+  it('rotates: the log its old key signed kept, the rotation logged after it', async () => {
+    // Prepare: the rotation to a new key, made the registry's signing key; then state/ lost.
+    const registry = await registryWithHistory(stores());
+    const before = await registry.log();
+    const next = await createSigner((await testKey('registry-2')).secretKey);
+    const rotation = await signRotation({
+      registry: registry.context.config.url,
+      sequence: 1,
+      previous: registry.signer,
+      next,
+      now: new Date('2026-11-02T00:00:00Z'),
+    });
+    await loseState(registry.context.intake);
+
+    // Act: the published snapshot is the old key's until the rotation's own is published.
+    const result = await rotateRegistryKey({ ...registry.context, signer: next }, rotation.bytes);
+
+    // Assert: rotated; the new key's snapshot signs every entry as it was, and the rotation after them.
+    expect(result.status).toBe('rotated');
+    const after = await vouchedLog(registry.context.site, next.publicKey);
+    expect(lines(after.slice(0, before.length))).toEqual(lines(before));
+    expect(after.slice(before.length).map((entry) => entry.type)).toEqual(['rotate-key']);
   });
 });
 
