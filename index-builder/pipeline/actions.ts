@@ -56,7 +56,7 @@ import type { PipelineContext } from './context.ts';
 import type { AcceptedAction, ActionInfo, BatchItem, BatchView, Evaluation, Judging } from './evaluate.ts';
 import { rejected } from './evaluate.ts';
 import type { Upload } from './intake.ts';
-import { type LogWriter, recentLogEntries } from './log-writer.ts';
+import { type LogWriter, pendingIntents, recentLogEntries } from './log-writer.ts';
 import type { SubmissionOutcome } from './outcomes.ts';
 import { type AddedVersion, mergePluginDocument } from './plugin-document.ts';
 import { readJson, WRITE_CONCURRENCY } from './site-writer.ts';
@@ -755,8 +755,12 @@ export async function restoreActionRecords(
       entry.type !== 'rotate-key' &&
       Date.parse(entry.created ?? entry.time) >= since,
   );
+  // A dead run's entry its upload's retry resumes from the log (its intent record names it): a marker
+  // naming no submission would make that very retry a replay, the action logged and never applied.
+  const pending = await pendingIntents(ctx.intake);
   let markers = 0;
   await forEachLimited(recent, WRITE_CONCURRENCY, async (entry) => {
+    if (pending.has(`${entry.seq} ${entry.digest}`)) return;
     const key = actionMarkerKey(entry.digest);
     if (await ctx.intake.head(key)) return;
     const marker: ActionMarker = {

@@ -138,6 +138,21 @@ export async function currentLogHead(
 }
 
 /**
+ * The entries the intent records still name (`seq digest`): those of submissions a run that died logged and
+ * did not finish, which their retry finishes (as `LogWriter.open` finds them), their markers its to write.
+ * One listing of the records (few: only a dead run leaves one).
+ */
+export async function pendingIntents(intake: Store): Promise<Set<string>> {
+  const pending = new Set<string>();
+  for await (const listed of intake.list(LOG_INTENTS_PREFIX)) {
+    if (!listed.key.endsWith('.json')) continue;
+    for (const intent of intentsOf(listed.key, await readJson<unknown>(intake, listed.key)).values())
+      pending.add(`${intent.seq} ${intent.digest}`);
+  }
+  return pending;
+}
+
+/**
  * The published log's last entries, back to the first segment that starts before `since` (ms since the
  * epoch; one segment at least), checked against `head` (`whose`, for the error) as a client checks them:
  * each entry's hash named by the next, the last one's by the head. What the pipeline reads of its log outside

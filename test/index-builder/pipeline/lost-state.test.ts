@@ -165,6 +165,42 @@ describe.each(kinds)('when the intake store lost its state/, on %s', (_, stores)
   });
 });
 
+describe.each(kinds)(
+  'when a rebuild runs before the retry of a run that died after its log, on %s',
+  (_, stores) => {
+    it('leaves that action to its retry, which applies it (not ACTION_REPLAYED)', async () => {
+      // Prepare: a yank of 1.1.0 whose run died once its entry was logged, before its marker.
+      const registry = await registryWithHistory(stores());
+      const { intake, site } = registry.context;
+      const yank = await registry.sign({ action: 'yank', plugin: NAME, version: '1.1.0' }, 2 * HOUR);
+      const key = await upload(intake, yank.bytes);
+      const onStep = (step: string): void => {
+        if (step === 'logged') throw new Error('killed after the log');
+      };
+      await expect(processSubmissions({ ...registry.context, onStep }, [key])).rejects.toThrow('killed');
+      await intake.delete(actionMarkerKey(yank.digest));
+
+      // Act: a rebuild (an operator's, or one a catalog of another format starts), then the retry.
+      await rebuildRegistry(registry.context);
+      const [retried] = await registry.run(key);
+
+      // Assert: the retry applies it, logged once; its marker names its upload.
+      expect(retried?.status, JSON.stringify(retried?.problems)).toBe('accepted');
+      const version = async (v: string) =>
+        (
+          JSON.parse(decoder.decode((await site.get(pluginDocumentKey(NAME)))?.body)) as PluginDocument
+        ).versions.find((record) => record.version === v)?.yanked;
+      expect(await version('1.1.0')).toBe(true);
+      expect((await registry.log()).filter((entry) => entry.digest === yank.digest)).toHaveLength(1);
+      expect(
+        JSON.parse(decoder.decode((await intake.get(actionMarkerKey(yank.digest)))?.body)),
+      ).toMatchObject({
+        submission: expect.any(String),
+      });
+    });
+  },
+);
+
 describe.each(kinds)('when a key rotation meets a lost state/, on %s', (_, stores) => {
   it('rotates: the log its old key signed kept, the rotation logged after it', async () => {
     // Prepare: the rotation to a new key, made the registry's signing key; then state/ lost.
