@@ -501,13 +501,15 @@ async function rebuildAll(
   // count): a refresh or a flush meeting the mark a rotation's rebuild left when it died finishes that
   // rebuild, and re-signed the registry's documents with the next key before its commit refused it.
   assertSigningKeyCurrent(ctx, published, options.keyRotations);
+  // What a rebuild is run after, the intake store's `state/` lost (or put back from an older copy), took its
+  // records of the log and of the actions applied lately with it: both restored from the published log.
+  // Before the catalog is marked: a log this refuses (an entry altered in a segment batches do not read)
+  // left it marked, and every batch after it ran this rebuild first and was refused too.
+  const head = await currentLogHead(ctx, await readLogHead(ctx.intake), published);
+  const restored = await restoreActionRecords(ctx, head, ctx.clock.now());
   const catalog = catalogAnew(opened);
   // Before the first document is rewritten: one that dies before its catalog is finished by the next run.
   await markRebuilding(ctx.intake, catalog);
-  // What a rebuild is run after, the intake store's `state/` lost (or put back from an older copy), took its
-  // records of the log and of the actions applied lately with it: both restored from the published log.
-  const head = await currentLogHead(ctx, await readLogHead(ctx.intake), published);
-  const restored = await restoreActionRecords(ctx, head, ctx.clock.now());
   // Each plugin's folder, not every key under plugins/: a registry holds tens of files per plugin (each
   // version's manifest, signature and artifacts), and listing them cost the filesystem store a read of
   // each one's metadata. A folder without a document (a plugin's leftovers) reads as none below.

@@ -20,7 +20,7 @@ import {
   SIGNED_SNAPSHOT_KEY,
   SNAPSHOT_KEY,
 } from '../../../index-builder/layout.ts';
-import { type LogEntry, logSegmentKey } from '../../../index-builder/log.ts';
+import { LOG_SEGMENT_ENTRIES, type LogEntry, logSegmentKey } from '../../../index-builder/log.ts';
 import type { PluginDocument, SnapshotDocument } from '../../../index-builder/model.ts';
 import type { PipelineContext, SubmissionOutcome } from '../../../index-builder/pipeline/index.ts';
 import { processSubmissions, rebuildRegistry } from '../../../index-builder/pipeline/index.ts';
@@ -200,6 +200,39 @@ describe.each(kinds)(
     });
   },
 );
+
+describe('when a rebuild is refused for an entry altered in an earlier segment of the log', () => {
+  it('leaves the catalog as it was: the batches after it still publish', async () => {
+    // Prepare: a log of two segments (256 entries and more), all within an action's age; an entry of the
+    // first edited where it is published (batches read only the last segment).
+    const base = await makeRegistry();
+    const registry = await registryWithHistory({ intake: base.intake, site: base.site });
+    const { intake, site } = registry.context;
+    const keys: string[] = [];
+    for (let i = 0; i < LOG_SEGMENT_ENTRIES; i++) {
+      const body: ActionBody = { action: i % 2 === 0 ? 'yank' : 'unyank', plugin: NAME, version: '1.1.0' };
+      keys.push(await upload(intake, (await registry.sign(body, 2 * HOUR)).bytes));
+    }
+    expect((await registry.run(...keys)).every((outcome) => outcome.status === 'accepted')).toBe(true);
+    const segment = decoder.decode((await site.get(logSegmentKey(0)))?.body);
+    await site.put(logSegmentKey(0), new TextEncoder().encode(segment.replace('"broken"', '"fine"')), {
+      contentType: 'application/jsonl',
+      cacheControl: CACHE_MUTABLE,
+    });
+
+    // Act
+    const refused = await rebuildRegistry(registry.context).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    const [published] = await registry.publish('1.2.0');
+
+    // Assert: the rebuild refused by type and code; the publish after it accepted, as before the rebuild.
+    expect(refused).toBeInstanceOf(TrustError);
+    expect(refused).toMatchObject({ code: 'LOG_ENTRY_ALTERED' });
+    expect(published?.status, JSON.stringify(published?.problems)).toBe('accepted');
+  });
+});
 
 describe.each(kinds)('when a key rotation meets a lost state/, on %s', (_, stores) => {
   it('rotates: the log its old key signed kept, the rotation logged after it', async () => {
