@@ -121,9 +121,18 @@ export async function currentLogHead(
   published: SnapshotDocument | undefined,
   options: { readonly rotatingFrom?: Key } = {},
 ): Promise<LogHead> {
-  if ((published?.log?.length ?? 0) <= recorded.length) return recorded;
+  const claimed = published?.log?.length ?? 0;
+  // Nothing recorded (the record lost, or a registry that never logged), the signed snapshot is read even
+  // when `published` claims no longer log: that is `snapshot.json`, which is not signed, and deleted or
+  // planted with a shorter log it made the rebuild after a loss sign an empty log over the published one.
+  if (claimed <= recorded.length && recorded.length > 0) return recorded;
   const head = await signedLogHead(ctx, options.rotatingFrom);
-  if (head.length <= recorded.length) return recorded;
+  if (!head && claimed > recorded.length)
+    throw new TrustError(
+      'SNAPSHOT_MALFORMED',
+      `${SIGNED_SNAPSHOT_KEY} is missing, and snapshot.json vouches for a longer log than ${LOG_STATE_KEY} records`,
+    );
+  if (!head || head.length <= recorded.length) return recorded;
   await recentLogEntries(
     ctx.site,
     head,
@@ -213,16 +222,12 @@ export async function recentLogEntries(
 /**
  * The log head of the published snapshot, read from `snapshot.signed.json` and checked against this
  * registry's key (or `rotatingFrom`, the key a rotation under way goes from): the snapshot and its signature
- * in one object, as a client reads them.
+ * in one object, as a client reads them. Undefined when there is none (a registry that never published).
  * @throws TrustError SNAPSHOT_MALFORMED, SNAPSHOT_BAD_SIGNATURE
  */
-async function signedLogHead(ctx: PipelineContext, rotatingFrom?: Key): Promise<LogHead> {
+async function signedLogHead(ctx: PipelineContext, rotatingFrom?: Key): Promise<LogHead | undefined> {
   const object = await ctx.site.get(SIGNED_SNAPSHOT_KEY);
-  if (!object)
-    throw new TrustError(
-      'SNAPSHOT_MALFORMED',
-      `${SIGNED_SNAPSHOT_KEY} is missing, and snapshot.json vouches for a longer log than ${LOG_STATE_KEY} records`,
-    );
+  if (!object) return undefined;
   const { snapshot, signature } = openSignedSnapshot(object.body);
   const { key } = await readPublicKey(ctx.signer.publicKey);
   // At the time it is checked, as the signer signs (its signature's time is not the pipeline clock's).
@@ -236,12 +241,15 @@ async function signedLogHead(ctx: PipelineContext, rotatingFrom?: Key): Promise<
       'SNAPSHOT_BAD_SIGNATURE',
       `${SIGNED_SNAPSHOT_KEY} vouches for a longer log than ${LOG_STATE_KEY} records, but it is not signed by this registry's key (${result.message}): its log head is not taken`,
     );
-  let log: unknown;
+  let document: Partial<SnapshotDocument> | null | undefined;
   try {
-    log = (JSON.parse(new TextDecoder().decode(snapshot)) as Partial<SnapshotDocument> | null)?.log;
+    document = JSON.parse(new TextDecoder().decode(snapshot)) as Partial<SnapshotDocument> | null;
   } catch {
     // Signed by this registry's key, so never so: said all the same.
   }
+  // A registry that has logged nothing (`plugindex init`'s) signs a snapshot without a log: an empty one.
+  if (typeof document === 'object' && document !== null && document.log === undefined) return EMPTY_LOG;
+  const log: unknown = document?.log;
   if (!isLogHead(log))
     throw new TrustError('SNAPSHOT_MALFORMED', `${SIGNED_SNAPSHOT_KEY}: its snapshot names no log head`);
   return log;

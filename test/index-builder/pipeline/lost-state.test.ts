@@ -165,6 +165,47 @@ describe.each(kinds)('when the intake store lost its state/, on %s', (_, stores)
   });
 });
 
+describe.each(kinds)('when state/ was lost and snapshot.json is not the one signed, on %s', (_, stores) => {
+  /** What is done to the unsigned `snapshot.json` (anyone who can write the published store can). */
+  const tamperings: [string, (site: Store) => Promise<void>][] = [
+    ['deleted', (site) => site.delete(SNAPSHOT_KEY)],
+    [
+      'claiming an empty log',
+      async (site) => {
+        const published = JSON.parse(
+          decoder.decode((await site.get(SNAPSHOT_KEY))?.body),
+        ) as SnapshotDocument;
+        const planted = { ...published, log: { length: 0, head: '0'.repeat(64) } };
+        await site.put(SNAPSHOT_KEY, new TextEncoder().encode(JSON.stringify(planted)), {
+          contentType: 'application/json',
+          cacheControl: CACHE_MUTABLE,
+        });
+      },
+    ],
+  ];
+
+  it.each(tamperings)(
+    'a rebuild keeps the signed log and its actions (snapshot.json %s)',
+    async (_, tamper) => {
+      // Prepare: state/ lost; snapshot.json tampered with, snapshot.signed.json as the registry signed it.
+      const registry = await registryWithHistory(stores());
+      const { intake, site } = registry.context;
+      const before = await registry.log();
+      await loseState(intake);
+      await tamper(site);
+
+      // Act: the rebuild, then the applied yank's envelope uploaded again.
+      await rebuildRegistry(registry.context);
+      const [replayed] = await registry.run(await upload(intake, registry.yanked.bytes));
+
+      // Assert: the log the registry signed kept; the replay refused.
+      expect(lines(await registry.log())).toEqual(lines(before));
+      expect(replayed?.problems.map((p) => p.code)).toEqual(['ACTION_REPLAYED']);
+      expect(await yankedOf(site)).toBe(false);
+    },
+  );
+});
+
 describe.each(kinds)(
   'when a rebuild runs before the retry of a run that died after its log, on %s',
   (_, stores) => {
