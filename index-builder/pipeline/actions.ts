@@ -790,8 +790,11 @@ export async function restoreActionRecords(
   await forEachLimited([...logged], WRITE_CONCURRENCY, async ([plugin, slots]) => {
     const object = await ctx.intake.get(actionOrderKey(plugin));
     const recorded = object ? parseActionOrder(new TextDecoder().decode(object.body), plugin) : {};
-    let order = recorded;
-    for (const [slot, record] of Object.entries(slots)) order = withSlotRecord(order, slot, record);
+    // The recorded one stands on a tie: it is the batches' own, and knows the actions refused as changing
+    // nothing, which the log does not (the log's record over it rewrote the order of a registry that lost
+    // nothing, and a rebuild said it restored it).
+    let order = slots;
+    for (const [slot, record] of Object.entries(recorded)) order = withSlotRecord(order, slot, record);
     if (Object.entries(order).every(([slot, record]) => recorded[slot]?.digest === record.digest)) return;
     await writeActionOrder(ctx, plugin, order, now);
     orders++;

@@ -165,6 +165,31 @@ describe.each(kinds)('when the intake store lost its state/, on %s', (_, stores)
   });
 });
 
+describe.each(kinds)('when a rebuild runs on a registry that lost nothing, on %s', (_, stores) => {
+  it('restores nothing: the markers and the order as the batches wrote them', async () => {
+    // Prepare: an unyank made at the same time as the applied one, refused as changing nothing: the order
+    // records it (it came later in upload order, so it stands for its slot), the log does not.
+    const registry = await registryWithHistory(stores());
+    const { intake } = registry.context;
+    const same = await registry.sign(
+      { action: 'unyank', plugin: NAME, version: '1.0.0' } as ActionBody,
+      HOUR,
+    );
+    const [refused] = await registry.run(await upload(intake, same.bytes));
+    expect(refused?.problems.map((p) => p.code)).toEqual(['ACTION_NO_EFFECT']);
+    const order = await texts(intake, actionOrderKey(NAME));
+    const markers = await texts(intake, 'state/actions/');
+
+    // Act
+    const rebuilt = await rebuildRegistry(registry.context);
+
+    // Assert: nothing restored, nothing rewritten.
+    expect(rebuilt.restored).toEqual({ markers: 0, orders: 0 });
+    expect(await texts(intake, actionOrderKey(NAME))).toEqual(order);
+    expect(await texts(intake, 'state/actions/')).toEqual(markers);
+  });
+});
+
 describe.each(kinds)('when state/ was lost and snapshot.json is not the one signed, on %s', (_, stores) => {
   /** What is done to the unsigned `snapshot.json` (anyone who can write the published store can). */
   const tamperings: [string, (site: Store) => Promise<void>][] = [
