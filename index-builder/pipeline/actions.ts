@@ -74,7 +74,8 @@ export interface ActionMarker {
   readonly time: string;
   /**
    * The id of the submission that applied it (`status/<id>.json`). Absent from a marker a rebuild restored
-   * from the log (`restoreActionRecords`), which does not name it: any upload of that action is a replay.
+   * from the log (`restoreActionRecords`), which does not name it (unless an intent record still does): any
+   * upload of that action is a replay.
    */
   readonly submission?: string;
 }
@@ -755,12 +756,13 @@ export async function restoreActionRecords(
       entry.type !== 'rotate-key' &&
       Date.parse(entry.created ?? entry.time) >= since,
   );
-  // A dead run's entry its upload's retry resumes from the log (its intent record names it): a marker
-  // naming no submission would make that very retry a replay, the action logged and never applied.
+  // A dead run's entry, its upload's retry still owed (its intent record names it): the marker names that
+  // upload, which then resumes from it (as from a run that died after its markers). Naming none, it made
+  // that very retry a replay, the action logged and never applied.
   const pending = await pendingIntents(ctx.intake);
   let markers = 0;
   await forEachLimited(recent, WRITE_CONCURRENCY, async (entry) => {
-    if (pending.has(`${entry.seq} ${entry.digest}`)) return;
+    const submission = pending.get(`${entry.seq} ${entry.digest}`);
     const key = actionMarkerKey(entry.digest);
     if (await ctx.intake.head(key)) return;
     const marker: ActionMarker = {
@@ -772,6 +774,7 @@ export async function restoreActionRecords(
       signer: entry.signer,
       seq: entry.seq,
       time: entry.time,
+      ...(submission !== undefined ? { submission } : {}),
     };
     await ctx.intake.put(key, encoder.encode(`${JSON.stringify(marker, null, 2)}\n`), {
       contentType: 'application/json',

@@ -147,16 +147,16 @@ export async function currentLogHead(
 }
 
 /**
- * The entries the intent records still name (`seq digest`): those of submissions a run that died logged and
- * did not finish, which their retry finishes (as `LogWriter.open` finds them), their markers its to write.
- * One listing of the records (few: only a dead run leaves one).
+ * The entries the intent records still name (`seq digest`), each with its submission's id: those of
+ * submissions a run that died logged and did not finish, which their retry finishes. One listing of the
+ * records (few: only a dead run leaves one).
  */
-export async function pendingIntents(intake: Store): Promise<Set<string>> {
-  const pending = new Set<string>();
+export async function pendingIntents(intake: Store): Promise<Map<string, string>> {
+  const pending = new Map<string, string>();
   for await (const listed of intake.list(LOG_INTENTS_PREFIX)) {
     if (!listed.key.endsWith('.json')) continue;
-    for (const intent of intentsOf(listed.key, await readJson<unknown>(intake, listed.key)).values())
-      pending.add(`${intent.seq} ${intent.digest}`);
+    for (const [id, intent] of intentsOf(listed.key, await readJson<unknown>(intake, listed.key)))
+      pending.set(`${intent.seq} ${intent.digest}`, id);
   }
   return pending;
 }

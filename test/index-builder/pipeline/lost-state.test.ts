@@ -234,7 +234,7 @@ describe.each(kinds)('when state/ was lost and snapshot.json is not the one sign
 describe.each(kinds)(
   'when a rebuild runs before the retry of a run that died after its log, on %s',
   (_, stores) => {
-    it('leaves that action to its retry, which applies it (not ACTION_REPLAYED)', async () => {
+    it('leaves that action to its retry, which applies it (not ACTION_REPLAYED), and to it alone', async () => {
       // Prepare: a yank of 1.1.0 whose run died once its entry was logged, before its marker.
       const registry = await registryWithHistory(stores());
       const { intake, site } = registry.context;
@@ -244,13 +244,18 @@ describe.each(kinds)(
         if (step === 'logged') throw new Error('killed after the log');
       };
       await expect(processSubmissions({ ...registry.context, onStep }, [key])).rejects.toThrow('killed');
+      const marker = () => intake.get(actionMarkerKey(yank.digest));
+      const { submission } = JSON.parse(decoder.decode((await marker())?.body)) as { submission: string };
       await intake.delete(actionMarkerKey(yank.digest));
 
-      // Act: a rebuild (an operator's, or one a catalog of another format starts), then the retry.
+      // Act: a rebuild (an operator's, or one a catalog of another format starts), another upload of the
+      // same envelope, then the retry.
       await rebuildRegistry(registry.context);
+      const [replayed] = await registry.run(await upload(intake, yank.bytes));
       const [retried] = await registry.run(key);
 
-      // Assert: the retry applies it, logged once; its marker names its upload.
+      // Assert: the other upload is a replay; the retry applies it, logged once; its marker names its upload.
+      expect(replayed?.problems.map((p) => p.code)).toEqual(['ACTION_REPLAYED']);
       expect(retried?.status, JSON.stringify(retried?.problems)).toBe('accepted');
       const version = async (v: string) =>
         (
@@ -258,11 +263,7 @@ describe.each(kinds)(
         ).versions.find((record) => record.version === v)?.yanked;
       expect(await version('1.1.0')).toBe(true);
       expect((await registry.log()).filter((entry) => entry.digest === yank.digest)).toHaveLength(1);
-      expect(
-        JSON.parse(decoder.decode((await intake.get(actionMarkerKey(yank.digest)))?.body)),
-      ).toMatchObject({
-        submission: expect.any(String),
-      });
+      expect(JSON.parse(decoder.decode((await marker())?.body))).toMatchObject({ submission });
     });
   },
 );
