@@ -239,7 +239,7 @@ async function signedLogHead(ctx: PipelineContext, rotatingFrom?: Key): Promise<
   if (!result.ok)
     throw new TrustError(
       'SNAPSHOT_BAD_SIGNATURE',
-      `${SIGNED_SNAPSHOT_KEY} vouches for a longer log than ${LOG_STATE_KEY} records, but it is not signed by this registry's key (${result.message}): its log head is not taken`,
+      `${SIGNED_SNAPSHOT_KEY}, read as ${LOG_STATE_KEY} records no log or a shorter one than snapshot.json, is not signed by this registry's key (${result.message}): its log head is not taken`,
     );
   let document: Partial<SnapshotDocument> | null | undefined;
   try {
