@@ -18,8 +18,8 @@ import type { ClientDirectories } from '../../client/paths.ts';
 import { fixedClock } from '../../index-builder/clock.ts';
 import { TrustError } from '../../index-builder/errors.ts';
 import type { LogHead } from '../../index-builder/model.ts';
-import { processSubmissions, refreshSnapshot } from '../../index-builder/pipeline/index.ts';
-import { LOG_STATE_KEY, readLogHead } from '../../index-builder/pipeline/log-writer.ts';
+import { processSubmissions } from '../../index-builder/pipeline/index.ts';
+import { readLogHead } from '../../index-builder/pipeline/log-writer.ts';
 import { submitAction } from '../support/actions.ts';
 import {
   encode,
@@ -37,6 +37,7 @@ import {
   rewriteLog,
   segmentLines,
   serveSegment,
+  signHistory,
   truncateLog,
 } from '../support/lifecycle.ts';
 
@@ -265,8 +266,7 @@ const ATTACKS: [string, string, (seen: LogHead) => Promise<unknown>][] = [
     'gone from a re-signed snapshot',
     'LOG_TRUNCATED',
     async () => {
-      await registry.intake.delete(LOG_STATE_KEY);
-      await refreshSnapshot(registry.context);
+      await signHistory(registry.context, undefined);
     },
   ],
   [

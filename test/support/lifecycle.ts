@@ -7,19 +7,28 @@
  * re-signed by the registry's own key (the registry lies), or as served bytes changed under the signed head.
  */
 import { createHash } from 'node:crypto';
-import { pluginDocumentKey } from '../../index-builder/layout.ts';
 import {
+  pluginDocumentKey,
+  SIGNED_SNAPSHOT_KEY,
+  SNAPSHOT_KEY,
+  signatureKey,
+} from '../../index-builder/layout.ts';
+import {
+  EMPTY_LOG,
   LOG_PREFIX,
+  LOG_SEGMENT_ENTRIES,
   type LogEntry,
   lineHash,
   logSegmentKey,
+  nextEntry,
   parseSegment,
   renderSegment,
 } from '../../index-builder/log.ts';
-import type { LogHead, PluginDocument } from '../../index-builder/model.ts';
+import type { LogHead, PluginDocument, SnapshotDocument } from '../../index-builder/model.ts';
 import type { PipelineContext } from '../../index-builder/pipeline/index.ts';
 import { rebuildRegistry, refreshSnapshot } from '../../index-builder/pipeline/index.ts';
 import { LOG_STATE_KEY, LogWriter } from '../../index-builder/pipeline/log-writer.ts';
+import { renderSignedSnapshot } from '../../index-builder/render/snapshot.ts';
 import { CACHE_MUTABLE, CACHE_PRIVATE } from '../../index-builder/store.ts';
 
 const encoder = new TextEncoder();
@@ -103,12 +112,42 @@ async function deleteLog(ctx: PipelineContext): Promise<void> {
 }
 
 /**
+ * The registry signs `head` as its log (none: a snapshot without a log), over the log it published: a
+ * registry lying about its history. Its own pipeline refuses to (a record shorter than the published
+ * snapshot's log gives way to that head, log-writer.ts `currentLogHead`), so the lie is made as an operator
+ * holding the key would: the record set to `head`, the published snapshot signed again with it by the
+ * registry's key, then the registry rebuilt over it (a rebuild takes what is published as it is), which
+ * signs the next generation from there.
+ */
+export async function signHistory(ctx: PipelineContext, head: LogHead | undefined): Promise<void> {
+  if (head) await putRecord(ctx, head);
+  else await ctx.intake.delete(LOG_STATE_KEY);
+  const read = await ctx.site.get(SNAPSHOT_KEY);
+  if (!read) throw new Error('no snapshot to sign again');
+  const { log: _kept, ...published } = JSON.parse(decoder.decode(read.body)) as SnapshotDocument;
+  const snapshot = encoder.encode(JSON.stringify({ ...published, ...(head?.length ? { log: head } : {}) }));
+  const signature = await ctx.signer.sign(snapshot);
+  const metadata = { contentType: 'application/json', cacheControl: CACHE_MUTABLE };
+  await ctx.site.put(SNAPSHOT_KEY, snapshot, metadata);
+  await ctx.site.put(signatureKey(SNAPSHOT_KEY), encoder.encode(signature), metadata);
+  await ctx.site.put(SIGNED_SNAPSHOT_KEY, renderSignedSnapshot(snapshot, signature), metadata);
+  await rebuildRegistry(ctx);
+}
+
+async function putRecord(ctx: PipelineContext, head: LogHead): Promise<void> {
+  await ctx.intake.put(LOG_STATE_KEY, encoder.encode(`${JSON.stringify(head)}\n`), {
+    contentType: 'application/json',
+    cacheControl: CACHE_PRIVATE,
+  });
+}
+
+/**
  * The registry as it was before it kept a log (every publish is logged now, so a registry that published
  * has one): no segment, no recorded head, and a snapshot signed without a `log`.
  */
 export async function dropLog(ctx: PipelineContext): Promise<void> {
   await deleteLog(ctx);
-  await refreshSnapshot(ctx);
+  await signHistory(ctx, undefined);
 }
 
 /**
@@ -117,7 +156,21 @@ export async function dropLog(ctx: PipelineContext): Promise<void> {
  */
 export async function rewriteLog(ctx: PipelineContext, count: number): Promise<LogHead> {
   await deleteLog(ctx);
-  return appendLog(ctx, count);
+  let head: LogHead = EMPTY_LOG;
+  const lines: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const next = nextEntry(head, entryOf({}));
+    lines.push(next.line);
+    head = next.head;
+  }
+  for (let index = 0; index * LOG_SEGMENT_ENTRIES < lines.length; index++)
+    await ctx.site.put(
+      logSegmentKey(index),
+      renderSegment(lines.slice(index * LOG_SEGMENT_ENTRIES, (index + 1) * LOG_SEGMENT_ENTRIES)),
+      { contentType: 'application/jsonl', cacheControl: CACHE_MUTABLE },
+    );
+  await signHistory(ctx, head);
+  return head;
 }
 
 /** The registry cuts its log to its first `length` entries, and signs a snapshot that says so. */
@@ -132,11 +185,7 @@ export async function truncateLog(ctx: PipelineContext, length: number): Promise
     cacheControl: CACHE_MUTABLE,
   });
   const head: LogHead = { length, head: lineHash(lines[length - 1] as string) };
-  await ctx.intake.put(LOG_STATE_KEY, encoder.encode(`${JSON.stringify(head)}\n`), {
-    contentType: 'application/json',
-    cacheControl: CACHE_PRIVATE,
-  });
-  await refreshSnapshot(ctx);
+  await signHistory(ctx, head);
   return head;
 }
 
@@ -170,10 +219,7 @@ export async function claimLogLength(ctx: PipelineContext, length: number): Prom
   const object = await ctx.intake.get(LOG_STATE_KEY);
   if (!object) throw new Error('no log to claim more of');
   const head: LogHead = { length, head: (JSON.parse(decoder.decode(object.body)) as LogHead).head };
-  await ctx.intake.put(LOG_STATE_KEY, encoder.encode(`${JSON.stringify(head)}\n`), {
-    contentType: 'application/json',
-    cacheControl: CACHE_PRIVATE,
-  });
+  await putRecord(ctx, head);
   await refreshSnapshot(ctx);
   return head;
 }
