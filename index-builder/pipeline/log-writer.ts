@@ -200,23 +200,27 @@ export async function recentLogEntries(
   }
   const from = (last - segments.length + 1) * LOG_SEGMENT_ENTRIES;
   const entries = segments.flat().slice(0, head.length - from);
+  verifyTail(entries, from, head, `${logSegmentKey(last)}, the published log, does not end at ${whose}`);
+  return entries.map((read) => read.entry);
+}
+
+/**
+ * `verifyLogRange` over the entries read from `from` (the start of a segment) to `head`; the first entry's
+ * own link is to an entry not read (unless it is entry 0), its hash bound by the entry after it, or by the
+ * head. A refusal keeps its code and cause, its message prefixed by `what`.
+ * @throws TrustError LOG_TRUNCATED, LOG_REORDERED, LOG_ENTRY_ALTERED
+ */
+function verifyTail(entries: readonly ReadEntry[], from: number, head: LogHead, what: string): void {
   try {
     verifyLogRange(entries, {
       from,
-      // The first entry's own link is to an entry not read (unless it is entry 0): its hash is bound by the
-      // entry after it, or by the head.
       prev: from === 0 ? ZERO_HASH : (entries[0]?.entry.prev ?? ZERO_HASH),
       to: head,
     });
   } catch (cause) {
     if (!(cause instanceof TrustError)) throw cause;
-    throw new TrustError(
-      cause.code,
-      `${logSegmentKey(last)}, the published log, does not end at ${whose}: ${cause.message}`,
-      { cause },
-    );
+    throw new TrustError(cause.code, `${what}: ${cause.message}`, { cause });
   }
-  return entries.map((read) => read.entry);
 }
 
 /**
@@ -346,22 +350,12 @@ export class LogWriter {
     for (let s = first; s <= segmentOf(head.length - 1); s++)
       for (const line of await this.#segment(s))
         entries.push({ entry: JSON.parse(line) as LogEntry, line, hash: lineHash(line) });
-    try {
-      verifyLogRange(entries, {
-        from: first * LOG_SEGMENT_ENTRIES,
-        // The first entry's own link is to an entry not read (unless it is entry 0): its hash is bound by
-        // the entry after it, or by the head.
-        prev: first === 0 ? ZERO_HASH : (entries[0]?.entry.prev ?? ZERO_HASH),
-        to: head,
-      });
-    } catch (cause) {
-      if (!(cause instanceof TrustError)) throw cause;
-      throw new TrustError(
-        cause.code,
-        `${where} does not hold the entries its recorded head (state/log.json) counts: ${cause.message}`,
-        { cause },
-      );
-    }
+    verifyTail(
+      entries,
+      first * LOG_SEGMENT_ENTRIES,
+      head,
+      `${where} does not hold the entries its recorded head (state/log.json) counts`,
+    );
     return entries;
   }
 
