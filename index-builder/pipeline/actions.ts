@@ -701,6 +701,19 @@ export async function writeActionOrders(
 }
 
 /**
+ * A plugin's recorded action order, or none when the record is not one (written over by hand, cut short on a
+ * disk that lost it): a batch refuses to judge against such a record (parseActionOrder throws), and the
+ * rebuild an operator runs to mend the registry's state puts the log's in its place rather than fail on it.
+ */
+function recordedOrMended(body: Uint8Array, plugin: string): ActionOrder {
+  try {
+    return parseActionOrder(new TextDecoder().decode(body), plugin);
+  } catch {
+    return {};
+  }
+}
+
+/**
  * `state/action-order/<name>.json`: `order` without the records older than an action may be
  * (ACTION_MAX_AGE_MS, and the clock's skew as margin): no action they could supersede is taken.
  */
@@ -792,7 +805,7 @@ export async function restoreActionRecords(
   let orders = 0;
   await forEachLimited([...logged], WRITE_CONCURRENCY, async ([plugin, slots]) => {
     const object = await ctx.intake.get(actionOrderKey(plugin));
-    const recorded = object ? parseActionOrder(new TextDecoder().decode(object.body), plugin) : {};
+    const recorded = object ? recordedOrMended(object.body, plugin) : {};
     // The recorded one stands on a tie: it is the batches' own, and knows the actions refused as changing
     // nothing, which the log does not (the log's record over it rewrote the order of a registry that lost
     // nothing, and a rebuild said it restored it).

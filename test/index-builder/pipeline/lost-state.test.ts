@@ -190,6 +190,29 @@ describe.each(kinds)('when a rebuild runs on a registry that lost nothing, on %s
   });
 });
 
+describe.each(kinds)('when an action order record is not one, on %s', (_, stores) => {
+  it("a rebuild puts the log's in its place rather than fail on it; an older action is then refused", async () => {
+    // Prepare: the order record of NAME cut short (a disk that lost its end, an edit by hand).
+    const registry = await registryWithHistory(stores());
+    const { intake } = registry.context;
+    const order = await texts(intake, actionOrderKey(NAME));
+    await intake.put(actionOrderKey(NAME), new TextEncoder().encode('{"schema":"plugindex/action-or'), {
+      contentType: 'application/json',
+      cacheControl: 'no-store',
+    });
+
+    // Act
+    const rebuilt = await rebuildRegistry(registry.context);
+    const older = await registry.sign({ ...registry.yank, reason: 'made earlier' }, HOUR / 2);
+    const [overruled] = await registry.run(await upload(intake, older.bytes));
+
+    // Assert: the order as the batches wrote it, from the log; the older yank refused.
+    expect(rebuilt.restored).toEqual({ markers: 0, orders: 1 });
+    expect(await texts(intake, actionOrderKey(NAME))).toEqual(order);
+    expect(overruled?.problems.map((p) => p.code)).toEqual(['ACTION_SUPERSEDED']);
+  });
+});
+
 describe.each(kinds)('when state/ was lost and snapshot.json is not the one signed, on %s', (_, stores) => {
   /** What is done to the unsigned `snapshot.json` (anyone who can write the published store can). */
   const tamperings: [string, (site: Store) => Promise<void>][] = [
