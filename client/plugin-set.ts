@@ -5,7 +5,7 @@
  * install exactly the set (and lock it beside the file), see what an install would change (`diff`), and
  * remove what the set no longer names (`clean`). Every decision is install.ts's; this file only wires.
  */
-import { basename, dirname, extname, join } from 'node:path';
+import { basename, dirname, extname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { sha256Hex } from '../index-builder/digest.ts';
 import type { PublicKeyInfo } from '../index-builder/signing.ts';
@@ -91,9 +91,19 @@ async function providerKeys(set: PluginSet): Promise<Map<string, PublicKeyInfo>>
   return keys;
 }
 
-/** The lock of a set file: `plugins.yaml` -> `plugins.lock`, in the same folder. */
+/**
+ * The lock of a set file: `plugins.yaml` -> `plugins.lock`, in the same folder.
+ * @throws ClientError PLUGIN_SET_INVALID for a set file that would be its own lock (`team.lock`): an install
+ *   wrote the lock over it, and the set was gone.
+ */
 function lockfileFor(file: string): string {
-  return join(dirname(file), `${basename(file, extname(file))}.lock`);
+  const lockfile = join(dirname(file), `${basename(file, extname(file))}.lock`);
+  if (resolve(lockfile) === resolve(file))
+    throw new ClientError(
+      'PLUGIN_SET_INVALID',
+      `${file}: a plugin set file named .lock would be its own lock file, which an install writes: name it .yaml (plugins.yaml, locked in plugins.lock)`,
+    );
+  return lockfile;
 }
 
 /**

@@ -380,6 +380,26 @@ ${fields}
   });
 });
 
+describe('when a set file is named as its own lock would be', () => {
+  it('refuses it (PLUGIN_SET_INVALID) and leaves it as it was, rather than write the lock over it', async () => {
+    // Prepare: the example set, saved as team.lock.
+    const text = exampleSet(base);
+    const p = await project(text);
+    const file = join(p.dir, 'team.lock');
+    await writeFile(file, text);
+
+    // Act and assert: each command that opens the set refuses it by code, naming the file.
+    const refusal = {
+      name: 'ClientError',
+      code: 'PLUGIN_SET_INVALID',
+      message: expect.stringContaining(`${file}: a plugin set file named .lock`),
+    };
+    await expect(using(p, (c) => c.installSet(file, HOME))).rejects.toMatchObject(refusal);
+    await expect(using(p, (c) => c.verifySet(file, HOME))).rejects.toMatchObject(refusal);
+    expect(await readFile(file, 'utf8')).toBe(text);
+  });
+});
+
 describe('when a set mixes every kind of source', () => {
   it('installs from a registry, a web folder, a bucket and a disk folder, each verified by its pinned key', async () => {
     const p = await project(mixedSet());
