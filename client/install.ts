@@ -13,7 +13,7 @@ import type {
 import { isPrerelease } from '../index-builder/versions.ts';
 import { DEFAULT_TIMEOUT_SECONDS } from './config.ts';
 import type { ClientContext } from './context.ts';
-import { withFileLock } from './disk/atomic.ts';
+import { readIfExists, withFileLock } from './disk/atomic.ts';
 import { type InstallTree, readLockfile, writeLockfile } from './disk/state.ts';
 import { ClientError } from './errors.ts';
 import { collect, type Endpoint, UNLISTED_LIMITS } from './fetcher.ts';
@@ -368,13 +368,13 @@ export async function planInstall(
   // so, as for --frozen, no plugin document read for what happened since (yanks, removals, advisories):
   // nothing is installed either. `plugindex audit` and `list --outdated` ask the registries. Not taken with
   // --deny-yanked, which asks for exactly that document read (a yank since must refuse). Nor when the policy
-  // refuses what the lock holds: a lock and tree moved on by a command that reads no set (`update`,
+  // refuses what the tree holds: a lock and tree moved on by a command that reads no set (`update`,
   // `install NAME --lockfile`) keep the set file's digest, and would be called up to date unjudged; the plan
   // below then refuses them on the source's word.
   if (!options.upgrade && !options.denyYanked && targets.every((t) => t.locked)) {
-    const unchanged = lockedPolicyAllows(options.policy, targets)
-      ? await alreadyInstalled(ctx, targets, options, seen)
-      : undefined;
+    const installed = await alreadyInstalled(ctx, targets, options, seen);
+    const unchanged =
+      installed && (await installedPolicyAllows(ctx, options, targets)) ? installed : undefined;
     if (unchanged) {
       const lock = setLock(before ?? EMPTY_LOCKFILE, targets, options);
       const changes = lockChanges(before ?? EMPTY_LOCKFILE, lock);
@@ -429,22 +429,42 @@ export async function planInstall(
   return { planned, before, lock, changes };
 }
 
-/** True when the policy (if any) allows every version the targets' lock entries hold, on the lock's word. */
-function lockedPolicyAllows(policy: Policy | undefined, targets: readonly Target[]): boolean {
-  return targets.every((t) => {
+/**
+ * True when the policy (if any) allows every version the tree holds as the lock says (`alreadyInstalled`),
+ * judged on what the signed manifest in place asks for, read again and held to the lock's digest: the lock's
+ * own claims (its permissions and resources) are the word of a file a pull request can edit, and one edited
+ * to leave out a permission would be called up to date unjudged. The publisher is the one installed.json
+ * recorded when the version was placed, which `alreadyInstalled` found the lock names too.
+ */
+async function installedPolicyAllows(
+  ctx: ClientContext,
+  options: InstallOptions,
+  targets: readonly Target[],
+): Promise<boolean> {
+  if (options.policy === undefined) return true;
+  for (const t of targets) {
     const entry = t.locked as LockedPlugin;
-    return (
-      policyProblems(policy, {
-        name: t.name,
-        version: entry.version,
-        prerelease: isPrerelease(entry.version),
-        permissions: entry.permissions ?? [],
-        ...(entry.resources ? { resources: entry.resources } : {}),
-        publisher: entry.publisher,
-        source: entry.registry,
-      }).length === 0
-    );
-  });
+    const tree = ctx.tree(t.dir ?? options.dir);
+    const bytes = await readIfExists(tree.path(installedManifestPath(t.name, entry.version)));
+    if (bytes === undefined || sha256Hex(bytes) !== entry.manifest_sha256) return false;
+    let manifest: Manifest;
+    try {
+      manifest = JSON.parse(bytes.toString('utf8')) as Manifest;
+    } catch {
+      return false;
+    }
+    const problems = policyProblems(options.policy, {
+      name: t.name,
+      version: entry.version,
+      prerelease: isPrerelease(manifest.version ?? entry.version),
+      permissions: Array.isArray(manifest.permissions) ? manifest.permissions : [],
+      ...(manifest.resources ? { resources: manifest.resources } : {}),
+      publisher: entry.publisher,
+      source: entry.registry,
+    });
+    if (problems.length > 0) return false;
+  }
+  return true;
 }
 
 /** A plugin set's lock holds exactly its plugins, and the digest of the file it was made from. */
@@ -556,6 +576,7 @@ async function alreadyInstalled(
     if (
       !record ||
       record.manifest_sha256 !== entry.manifest_sha256 ||
+      record.publisher !== entry.publisher ||
       plugin?.current !== entry.version ||
       record.problem !== undefined
     )

@@ -1226,6 +1226,91 @@ policy:
       await served.close();
     }
   });
+
+  it('judges a tree it would call up to date by the manifests in place, not by what an edited lock says they ask for', async () => {
+    const own = await makeRegistry();
+    const growBundle = (version: string, permissions: string[]) =>
+      makeBundle({
+        manifest: validManifest({ name: 'grow-tool', version, permissions }),
+        artifacts: [{ ...LINUX, name: 'grow-tool', body: tool('grow-tool', version) }],
+      });
+    await processSubmissions(own.context, await own.submit(await growBundle('1.0.0', ['network_client'])));
+    const served = await listenRegistryServer(createRegistryServer({ site: own.site }), 0);
+    try {
+      const p = await project(`plugins:
+  providers:
+    - { type: registry, name: growing }
+  plugins:
+    - { provider: growing, name: grow-tool, version: "^1.0" }
+policy:
+  permissions: { deny: [process_spawn] }
+`);
+      await using(p, (c) =>
+        c.addRegistry({ name: 'growing', url: served.url, pin: { armored: own.registryKey.publicKey } }),
+      );
+      await using(p, (c) => c.installSet(p.file, HOME));
+      await processSubmissions(
+        own.context,
+        await own.submit(await growBundle('1.1.0', ['network_client', 'process_spawn'])),
+      );
+      // Moved on outside the set (as above), then the lock edited to leave process_spawn out (a careless
+      // merge, or on purpose); its digests, and the tree, untouched.
+      await using(p, (c) =>
+        c.install({
+          requests: ['grow-tool'],
+          upgrade: true,
+          acceptPermissions: true,
+          lockfile: p.lockfile,
+          dir: join(p.dir, 'plugins'),
+        }),
+      );
+      const lock = JSON.parse(await readFile(p.lockfile, 'utf8'));
+      expect(lock.plugins['grow-tool']).toMatchObject({
+        version: '1.1.0',
+        permissions: ['network_client', 'process_spawn'],
+      });
+      lock.plugins['grow-tool'].permissions = ['network_client'];
+      await writeFile(p.lockfile, `${JSON.stringify(lock, null, 2)}\n`);
+
+      const refused = using(p, (c) => c.installSet(p.file, HOME));
+
+      await expect(refused).rejects.toBeInstanceOf(ClientError);
+      await expect(refused).rejects.toMatchObject({
+        code: 'POLICY_DENIED',
+        message: expect.stringContaining('grow-tool@1.1.0 asks for process_spawn'),
+      });
+    } finally {
+      await served.close();
+    }
+  });
+});
+
+describe('when a lock beside a tree it would call up to date is edited', () => {
+  it('judges a publisher policy by the publisher installed.json recorded, not by the one the lock claims', async () => {
+    const set = (policy: string) => `plugins:
+  providers:
+    - { type: registry, name: local, url: ${base}, key: ./registry.asc }
+  plugins:
+    - { provider: local, name: kubecost-lens, version: "1.1.0" }
+${policy}`;
+    const p = await project(set(''));
+    await using(p, (c) => c.installSet(p.file, HOME));
+    // The team allows one publisher from now on; the lock edited to claim it, and to be of the new set file.
+    const allowed = 'A'.repeat(40);
+    await writeFile(p.file, set(`policy:\n  publishers: ["${allowed}"]\n`));
+    const lock = JSON.parse(await readFile(p.lockfile, 'utf8'));
+    lock.plugins['kubecost-lens'].publisher = allowed;
+    lock.config_sha256 = sha256(await readFile(p.file));
+    await writeFile(p.lockfile, `${JSON.stringify(lock, null, 2)}\n`);
+
+    const refused = using(p, (c) => c.installSet(p.file, HOME));
+
+    await expect(refused).rejects.toBeInstanceOf(ClientError);
+    await expect(refused).rejects.toMatchObject({
+      code: 'LOCK_MISMATCH',
+      message: expect.stringContaining(`locks publisher key ${allowed}`),
+    });
+  });
 });
 
 describe('when a set names a manifest by its path', () => {
