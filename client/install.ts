@@ -1,22 +1,23 @@
 import { normalizeDigest, sha256Hex } from '../index-builder/digest.ts';
 import { TrustError } from '../index-builder/errors.ts';
-import { keyProblem, versionFolder, versionIdentity } from '../index-builder/layout.ts';
+import { keyProblem, manifestKey, versionFolder, versionIdentity } from '../index-builder/layout.ts';
 import type {
   Advisory,
   ArtifactRecord,
   Manifest,
   ManifestArtifact,
   OciArtifact,
+  PluginDocument,
   Resources,
   VersionRecord,
 } from '../index-builder/model.ts';
 import { isPrerelease } from '../index-builder/versions.ts';
 import { DEFAULT_TIMEOUT_SECONDS } from './config.ts';
-import type { ClientContext } from './context.ts';
+import { type ClientContext, loadTrust, readPinnedKey } from './context.ts';
 import { readIfExists, withFileLock } from './disk/atomic.ts';
-import { type InstallTree, readLockfile, writeLockfile } from './disk/state.ts';
+import { type InstallTree, readLockfile, type TrustRecord, writeLockfile } from './disk/state.ts';
 import { ClientError } from './errors.ts';
-import { collect, type Endpoint, UNLISTED_LIMITS } from './fetcher.ts';
+import { collect, type Endpoint, fetchBody, UNLISTED_LIMITS } from './fetcher.ts';
 import {
   type InstalledFile,
   type InstalledVersion,
@@ -29,6 +30,7 @@ import {
   EMPTY_LOCKFILE,
   type LockChange,
   type LockedPlugin,
+  type LockedRegistry,
   type Lockfile,
   lockChanges,
   lockedPluginFrom,
@@ -88,7 +90,8 @@ export interface InstallOptions {
   readonly locked?: boolean;
   /**
    * Exactly the lock, reading no source: each artifact from the cache or from where the lock recorded it,
-   * checked against the lock's digest. Implies `locked`.
+   * checked against the lock's digest, and a registry's manifest against the registry's key kept here.
+   * Implies `locked`.
    */
   readonly frozen?: boolean;
   /** The host's plugin API version (`v1`): versions whose bounds exclude it are not chosen. */
@@ -183,7 +186,10 @@ export interface Planned {
   readonly advisories: readonly Advisory[];
   /** Permissions this version asks for that the lock's version did not. */
   readonly newPermissions: readonly string[];
-  /** True when the signature chain was checked now (not for a frozen install, which trusts the lock). */
+  /**
+   * True when the signature chain was checked now (not for a frozen install, which reads no snapshot: at
+   * most the registry's signature of the manifest is checked).
+   */
   readonly checked: boolean;
   /** The resource limits the version declares (from its document; unknown when frozen). */
   readonly resources?: Resources;
@@ -724,13 +730,15 @@ async function planTarget(
 }
 
 /**
- * A frozen target: the lock's entry as it is, no source asked. The manifest is placed when the cache holds
- * the bytes the lock names (it was verified when cached); the artifacts come from the cache or from where
- * the lock recorded them, checked against the lock's digests.
+ * A frozen target: the lock's entry as it is, no source asked. The manifest is placed when the cache, or
+ * where it was found, holds the bytes the lock names (a registry's: where the registry publishes it, and
+ * signed by the key this client keeps for the registry); the artifacts come from the cache or from where the
+ * lock recorded them, checked against the lock's digests and the manifest's.
  *
- * No plugin document is read, so nothing that happened since the lock is known here: a version yanked,
- * removed or deprecated since, or an advisory against it, is neither warned of nor refused (and
- * `--deny-yanked` and `--allow-vulnerable` change nothing). `plugindex audit` checks a frozen tree.
+ * No plugin document is read (but a registry's, for the publisher a policy that lists publishers judges),
+ * so nothing that happened since the lock is known here: a version yanked, removed or deprecated since, or
+ * an advisory against it, is neither warned of nor refused (and `--deny-yanked` and `--allow-vulnerable`
+ * change nothing). `plugindex audit` checks a frozen tree.
  */
 /**
  * A `file:` location a lock recorded for a folder source, found under that source's folder as it is here:
@@ -780,9 +788,19 @@ async function planFrozen(
     };
   });
   const endpoint = await endpointFor(ctx, options, entry.registry, files, entry.manifest_url);
+  const trust = await registryTrust(ctx, options, target.name, entry, given);
   const warnings: string[] = [];
-  const manifest = await frozenManifest(ctx, entry, registry?.key_fingerprint, endpoint).catch(
+  const published = trust ? manifestKey(target.name, entry.version) : undefined;
+  const fetched = await frozenManifest(ctx, entry, registry?.key_fingerprint, endpoint, published).catch(
     (error: Error) => {
+      // From a registry, only its being out of reach (or offline) is an outage to go on through; a manifest it
+      // does not serve, or serves other bytes of than the lock pins, is the lock contradicting the registry.
+      if (trust && !(error instanceof ClientError && OUTAGES.has(error.code)))
+        throw new ClientError(
+          'LOCK_MISMATCH',
+          `${options.lockfile}: plugins/${target.name}@${entry.version} pins manifest sha256 ${entry.manifest_sha256}, which registry ${entry.registry} does not publish for it (${error.message})`,
+          { cause: error },
+        );
       // A policy is judged on what the manifest asks for: without it, nothing would be but the lock's word.
       if (options.policy)
         throw new ClientError(
@@ -795,12 +813,22 @@ async function planFrozen(
       return undefined;
     },
   );
-  if (manifest) {
+  const manifest = fetched?.manifest;
+  if (fetched && manifest) {
+    // The registry's signature first: nothing of the manifest counts until the key this client trusts for
+    // the registry vouches for it (a lock forged whole names its own manifest, files and publisher).
+    if (trust) await checkRegistrySignature(target.name, entry, manifest, trust, registry, options.lockfile);
     // Policy or none: a lock that names another plugin or version than the manifest it pins, or other
     // bytes than it names, would place that manifest, and record the version and files, under the lock's word.
     checkLockedVersion(target.name, entry, manifest.manifest, options.lockfile);
     checkLockedArtifacts(target.name, entry, manifest.manifest, options.lockfile);
     if (options.policy) checkLockedAsks(target.name, entry, manifest.manifest, options.lockfile);
+    // The registry signs a manifest's bytes, not who published them: the publisher is in its signed plugin
+    // document, read (as a session reads it: from the cache when fresh or offline) only for a policy that
+    // judges publishers, so that it judges the registry's word, not the lock's.
+    if (trust && options.policy?.publishers !== undefined)
+      await checkSignedPublisher(ctx, target.name, entry, given, lock, options.lockfile);
+    await fetched.keep();
   }
   return {
     name: target.name,
@@ -825,34 +853,173 @@ async function planFrozen(
 
 /**
  * A frozen install's manifest: the cache's copy, else the one where the lock found it (and its `.asc`),
- * taken only if it hashes to the lock's digest (the signature is checked later by `plugindex verify`).
- * The signature is the one by the key the lock was made with (`keyFingerprint`), kept and found under that
- * key: another registry publishing the same manifest bytes signs them with its own.
- * @throws when neither is at hand: the install goes on without it, with a warning.
+ * taken only if it hashes to the lock's digest. From a registry (`published`: its path there), it is read
+ * where the registry publishes it, through its endpoint and mirrors, never at a location the lock names: a
+ * lock is not the registry's word, and one that names a manifest the registry does not serve must not turn
+ * a refusal into a warning. The signature is the one by the key the lock was made with (`keyFingerprint`),
+ * kept and found under that key: another registry publishing the same manifest bytes signs them with its
+ * own. `keep` puts what was fetched in the cache, once the caller has checked it.
+ * @throws when neither is at hand (ClientError OFFLINE_MISSING, FETCH_*; LOCK_MISMATCH for other bytes than
+ *   the lock pins; LOCK_OUT_OF_SYNC for a lock that records no location): a source without a registry's
+ *   signature goes on without it, with a warning.
  */
 async function frozenManifest(
   ctx: ClientContext,
   entry: LockedPlugin,
   keyFingerprint: string | undefined,
   endpoint: Endpoint,
-): Promise<VerifiedManifest> {
-  if (keyFingerprint === undefined) throw new Error(`the lock records no key for ${entry.registry}`);
-  let bytes = await ctx.cache.document(entry.manifest_sha256);
-  let signature = bytes ? await ctx.cache.signature(entry.manifest_sha256, keyFingerprint) : undefined;
-  if (!bytes || signature === undefined) {
-    if (entry.manifest_url === undefined) throw new Error('the lock records no location for it');
-    if (ctx.offline) throw new Error('it is not cached, and --offline forbids fetching it');
-    const url = entry.manifest_url;
-    const read = async (at: string, maxBytes: number) =>
-      collect((await ctx.fetcher.download(endpoint, { url: at, maxBytes })).body);
-    bytes = await read(url, UNLISTED_LIMITS.manifest);
-    if (sha256Hex(bytes) !== entry.manifest_sha256)
-      throw new Error(`${url} is not the manifest the lock records (sha256 ${entry.manifest_sha256})`);
-    signature = new TextDecoder().decode(await read(`${url}.asc`, UNLISTED_LIMITS.signature));
-    await ctx.cache.putDocument(entry.manifest_sha256, bytes);
-    await ctx.cache.putSignature(entry.manifest_sha256, keyFingerprint, signature);
+  published: string | undefined,
+): Promise<{ readonly manifest: VerifiedManifest; keep(): Promise<void> }> {
+  if (keyFingerprint === undefined)
+    throw new ClientError('LOCK_OUT_OF_SYNC', `the lock records no key for ${entry.registry}`);
+  const cached = await ctx.cache.document(entry.manifest_sha256);
+  const kept = cached ? await ctx.cache.signature(entry.manifest_sha256, keyFingerprint) : undefined;
+  const parsed = (bytes: Uint8Array, signature: string): VerifiedManifest => ({
+    manifest: JSON.parse(new TextDecoder().decode(bytes)),
+    bytes,
+    signature,
+  });
+  if (cached && kept !== undefined) return { manifest: parsed(cached, kept), keep: async () => {} };
+  if (published === undefined && entry.manifest_url === undefined)
+    throw new ClientError('LOCK_OUT_OF_SYNC', 'the lock records no location for it');
+  if (ctx.offline)
+    throw new ClientError('OFFLINE_MISSING', 'it is not cached, and --offline forbids fetching it');
+  const read = async (at: string, maxBytes: number) =>
+    published === undefined
+      ? collect((await ctx.fetcher.download(endpoint, { url: at, maxBytes })).body)
+      : fetchBody(ctx.fetcher, endpoint, { path: at, maxBytes, version: entry.manifest_sha256 });
+  const where = published ?? (entry.manifest_url as string);
+  const bytes = await read(where, UNLISTED_LIMITS.manifest);
+  if (sha256Hex(bytes) !== entry.manifest_sha256)
+    throw new ClientError(
+      'LOCK_MISMATCH',
+      `${published === undefined ? where : `${endpoint.bases[0]}/${where}`} is not the manifest the lock records (sha256 ${entry.manifest_sha256})`,
+    );
+  const signature = new TextDecoder().decode(await read(`${where}.asc`, UNLISTED_LIMITS.signature));
+  return {
+    manifest: parsed(bytes, signature),
+    keep: async () => {
+      await ctx.cache.putDocument(entry.manifest_sha256, bytes);
+      await ctx.cache.putSignature(entry.manifest_sha256, keyFingerprint, signature);
+    },
+  };
+}
+
+/** What keeps a frozen install from a registry's manifest without saying anything of the lock. */
+const OUTAGES: ReadonlySet<string> = new Set(['FETCH_FAILED', 'OFFLINE_MISSING']);
+
+/**
+ * The trust state a frozen install checks a registry's signature by: the one a set's registry (pinned by
+ * URL and key) keeps, as its session holds it, else a configured registry's. Undefined for a source without
+ * a registry's signature (a manifest URL, a folder on disk, on a web server or in a bucket): their manifests
+ * are held to the lock's digest, their files to the manifest's, as before.
+ * @throws ClientError REGISTRY_NOT_PINNED for a configured registry without a pinned key.
+ */
+async function registryTrust(
+  ctx: ClientContext,
+  options: InstallOptions,
+  name: string,
+  entry: LockedPlugin,
+  given: Source | undefined,
+): Promise<TrustRecord | undefined> {
+  if (given) return given.kind === 'registry' ? given.trust : undefined;
+  if (!(await ctx.registryEntry(entry.registry))) return undefined;
+  const trust = await ctx.trust(entry.registry);
+  if (!trust)
+    throw new ClientError(
+      'REGISTRY_NOT_PINNED',
+      `${options.lockfile}: plugins/${name}@${entry.version} is locked from registry ${entry.registry}, which has no pinned key here to check its signature by (\`plugindex registry add ${entry.registry} URL --key FILE\`)`,
+    );
+  return trust;
+}
+
+/**
+ * A frozen install's manifest against the registry's detached signature (manifest.json.asc), by the key
+ * this client trusts for that registry: the one the lock was made with, or one the client followed a
+ * rotation to since (the registry signs every manifest again at a rotation), as `plugindex verify` checks
+ * an installed version (maintain.ts). Nothing of the registry is read: its key is kept offline.
+ * @throws TrustError DOCUMENT_MISMATCH naming the lock file, the plugin and the keys expected.
+ */
+async function checkRegistrySignature(
+  name: string,
+  entry: LockedPlugin,
+  manifest: VerifiedManifest,
+  trust: TrustRecord,
+  locked: LockedRegistry | undefined,
+  lockfile: string,
+): Promise<void> {
+  const chain = trust.chain ?? [];
+  const from = chain.findIndex((link) => link.fingerprint === locked?.key_fingerprint);
+  const links = [...(from < 0 ? [] : chain.slice(from)), trust];
+  const { verifyManifest } = await loadTrust();
+  let refusal: unknown;
+  for (const link of links) {
+    try {
+      await verifyManifest({
+        name,
+        version: {
+          version: entry.version,
+          manifest_sha256: entry.manifest_sha256,
+          manifest_size: manifest.bytes.byteLength,
+          // The artifacts are held to the manifest next, by digest and size (checkLockedArtifacts).
+          artifacts: [],
+        },
+        manifest: manifest.bytes,
+        signature: manifest.signature,
+        key: await readPinnedKey({ ...trust, ...link }),
+        url: entry.manifest_url ?? `the cached manifest of ${name}@${entry.version}`,
+      });
+      return;
+    } catch (error) {
+      if (!(error instanceof TrustError)) throw error;
+      refusal = error;
+    }
   }
-  return { manifest: JSON.parse(new TextDecoder().decode(bytes)), bytes, signature };
+  throw new TrustError(
+    'DOCUMENT_MISMATCH',
+    `${lockfile}: plugins/${name}@${entry.version} pins a manifest (sha256 ${entry.manifest_sha256}${entry.manifest_url ? ` at ${entry.manifest_url}` : ''}) that registry ${entry.registry} did not sign: expected a signature by ${links.map((l) => l.fingerprint).join(' or ')} (${(refusal as Error).message}); if the registry rotated its key since, follow the rotation first (\`plugindex registry update ${entry.registry}\`, or for a set's registry an install without --frozen)`,
+    { cause: refusal },
+  );
+}
+
+/**
+ * The publisher a frozen lock names against the one its registry signs for that version, in the plugin
+ * document (through the source's session, held to the lock's key and generation floor, as any install).
+ * @throws ClientError LOCK_MISMATCH (another publisher, digest or artifact), PLUGIN_NOT_FOUND,
+ *   NO_MATCHING_VERSION, and what reading the registry throws.
+ */
+async function checkSignedPublisher(
+  ctx: ClientContext,
+  name: string,
+  entry: LockedPlugin,
+  given: Source | undefined,
+  lock: Lockfile,
+  lockfile: string,
+): Promise<void> {
+  let source: Source;
+  let document: PluginDocument | undefined;
+  if (given) {
+    source = given;
+    document = await given.document(name, entry.version);
+  } else {
+    const found = await ctx.find(name, entry.registry);
+    source = registrySource(found.session);
+    document = found.document;
+  }
+  if (!document) throw new ClientError('PLUGIN_NOT_FOUND', `no plugin named ${name} in ${source.name}`);
+  checkLockedSource(lock, source, lockfile, true);
+  const version = document.versions.find(
+    (v) => versionIdentity(v.version) === versionIdentity(entry.version),
+  );
+  if (!version)
+    throw new ClientError(
+      'NO_MATCHING_VERSION',
+      `${lockfile}: plugins/${name} locks version ${entry.version}, which ${source.name} does not list`,
+    );
+  const signed = lockedPluginFrom(source.name, entry.requested, version, (a) =>
+    source.artifactUrl(name, version, a),
+  );
+  checkAgainstLock(name, entry, signed, lockfile);
 }
 
 /**
@@ -1067,7 +1234,8 @@ async function place(
     manifest_sha256: plan.entry.manifest_sha256,
     publisher: plan.entry.publisher,
     installed: now,
-    // Frozen, nothing signed was checked (the lock's digests were): `plugindex verify` checks it later.
+    // Frozen, no signature chain was read (the lock's digests were, and a registry's signature of the
+    // manifest): `plugindex verify` checks it later.
     ...(plan.checked ? { verified: now } : {}),
     artifacts: Object.fromEntries(
       plan.files.map((f) => [f.platform, { path: f.path, sha256: f.sha256, size: f.size }]),

@@ -8,6 +8,7 @@ import semver from 'semver';
 import { hostedArtifactKey, manifestKey } from '../index-builder/layout.ts';
 import type { ArtifactRecord, PluginDocument, VersionRecord } from '../index-builder/model.ts';
 import type { ContentCache } from './disk/cache.ts';
+import type { TrustRecord } from './disk/state.ts';
 import { ClientError } from './errors.ts';
 import type { Endpoint } from './fetcher.ts';
 import type { FolderSource, SourceVersion } from './folder-source.ts';
@@ -23,6 +24,11 @@ export interface Source {
   readonly fingerprint: string;
   /** Keys that key succeeds through verified rotations (a registry's; client/key-chain.ts), oldest first. */
   readonly previousKeys?: readonly string[];
+  /**
+   * A registry's trust state (its pinned key, and the keys it was rotated from): what a frozen install
+   * checks the registry's signature of a locked manifest by, reading nothing of the registry. A folder has none.
+   */
+  readonly trust?: TrustRecord;
   /** The snapshot generation read (after `document`); 0 for a source without snapshots. */
   readonly generation: number;
   /**
@@ -61,6 +67,9 @@ export function registrySource(session: RegistrySession): Source {
     },
     get previousKeys() {
       return (session.trust.chain ?? []).map((link) => link.fingerprint);
+    },
+    get trust() {
+      return session.trust;
     },
     get generation() {
       return session.snapshot.generation;

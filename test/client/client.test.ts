@@ -17,6 +17,7 @@ import { parseLockfile } from '../../client/lockfile.ts';
 import type { ClientDirectories } from '../../client/paths.ts';
 import { fixedClock } from '../../index-builder/clock.ts';
 import { sha256Hex } from '../../index-builder/digest.ts';
+import { TrustError } from '../../index-builder/errors.ts';
 import {
   binKey,
   binOf,
@@ -26,6 +27,7 @@ import {
   SEARCH_KEY,
   SIGNED_SNAPSHOT_KEY,
   SNAPSHOT_KEY,
+  signatureKey,
 } from '../../index-builder/layout.ts';
 import { processSubmissions } from '../../index-builder/pipeline/index.ts';
 import { createSigner } from '../../index-builder/signing.ts';
@@ -727,6 +729,32 @@ describe('when what is served was tampered with', () => {
       await expectNothingInstalledThenHonest();
     },
   );
+
+  it('refuses, frozen on a clean cache, a manifest whose signature beside it is not the registry key\u2019s, and places nothing', async () => {
+    await install();
+    await rm(m.dir, { recursive: true });
+    await rm(m.dirs.cache, { recursive: true });
+    // A mirror (or the host) serving the manifest's bytes with a signature by another key: the lock's digest
+    // holds, the registry's signature does not.
+    const manifest = registry.site.objects.get(manifestKey(NAME, '1.0.0')) as StoredObject;
+    const other = await createSigner((await testKey('another')).secretKey);
+    const forged = encode(await other.sign(manifest.body));
+    await tampered(
+      signatureKey(manifestKey(NAME, '1.0.0')),
+      () => forged,
+      async () => {
+        const frozen = withClient(m, (c) =>
+          c.install({ requests: [], dir: m.dir, lockfile: m.lockfile, frozen: true }),
+        );
+        await expect(frozen).rejects.toBeInstanceOf(TrustError);
+        await expect(frozen).rejects.toMatchObject({
+          code: 'DOCUMENT_MISMATCH',
+          message: expect.stringContaining(`${m.lockfile}: plugins/${NAME}@1.0.0 pins a manifest`),
+        });
+      },
+    );
+    expect(await exists(m.dir)).toBe(false);
+  });
 
   it('refuses a modified search.json, and searches again once it is honest', async () => {
     // Its variant is what the client is served (here the document as it is: the registry is small).

@@ -16,10 +16,12 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
 import { createClient, type PlugindexClient } from '../../client/client.ts';
+import { ContentCache } from '../../client/disk/cache.ts';
 import { ClientError } from '../../client/errors.ts';
 import { createHttpFetcher } from '../../client/fetcher.ts';
 import { parseLockfile } from '../../client/lockfile.ts';
 import { fixedClock } from '../../index-builder/clock.ts';
+import { TrustError } from '../../index-builder/errors.ts';
 import { SIGNED_SNAPSHOT_KEY } from '../../index-builder/layout.ts';
 import { processSubmissions } from '../../index-builder/pipeline/index.ts';
 import { createSigner } from '../../index-builder/signing.ts';
@@ -1342,5 +1344,108 @@ describe('when a set names a manifest by its path', () => {
     // Unmoved, the lock decides again: nothing asked, nothing changed.
     const again = await using(p, (c) => c.installSet(p.file, { ...HOME, frozen: true }));
     expect(again.items.every((i) => i.unchanged)).toBe(true);
+  });
+});
+
+describe('when a frozen lock is forged or edited against its registry', () => {
+  const lensSet = (policy = '') => `plugins:
+  providers:
+    - { type: registry, name: local, url: ${base}, key: ./registry.asc }
+  plugins:
+    - { provider: local, name: kubecost-lens, version: "1.1.0" }
+${policy}`;
+
+  it('refuses a lock forged whole, its manifest from the registry or from a cache it filled, before anything is written', async () => {
+    const p = await project(lensSet());
+    await using(p, (c) => c.installSet(p.file, HOME));
+    const lock = JSON.parse(await readFile(p.lockfile, 'utf8'));
+    // A lock edited (say in a pull request) to the forger's own kubecost-lens 1.1.0: its manifest, signed by
+    // its own key, and its file, both hosted by the forger; the registry and its key left as the lock had them.
+    const forged = join(root, 'forged');
+    await mkdir(forged, { recursive: true });
+    const host = await startStaticServer(forged);
+    try {
+      const body = encode('#!/bin/sh\necho forged\n');
+      await writeFile(join(forged, 'kubecost-lens'), body);
+      const artifact = { sha256: sha256(body), size: body.byteLength, url: `${host.url}/kubecost-lens` };
+      const manifest = encode(
+        `${JSON.stringify(
+          validManifest({
+            name: 'kubecost-lens',
+            version: '1.1.0',
+            permissions: ['network_client'],
+            installation: {
+              artifacts: [
+                { ...LINUX, url: artifact.url, sha256: artifact.sha256, size_bytes: artifact.size },
+              ],
+            },
+          }),
+        )}\n`,
+      );
+      const forger = await testKey('forger');
+      const signature = await (await createSigner(forger.secretKey)).sign(manifest);
+      await writeFile(join(forged, 'manifest.json'), manifest);
+      await writeFile(join(forged, 'manifest.json.asc'), signature);
+      lock.plugins['kubecost-lens'] = {
+        ...lock.plugins['kubecost-lens'],
+        manifest_sha256: sha256(manifest),
+        manifest_url: `${host.url}/manifest.json`,
+        publisher: forger.fingerprint,
+        artifacts: { 'linux-amd64': artifact },
+      };
+      const registryKey = lock.registries.local.key_fingerprint;
+
+      // Read where the registry publishes it, the manifest is not the one the lock pins.
+      const q = await project(lensSet());
+      await writeFile(q.lockfile, `${JSON.stringify(lock, null, 2)}\n`);
+      const fromRegistry = using(q, (c) => c.installSet(q.file, { ...HOME, frozen: true }));
+      await expect(fromRegistry).rejects.toBeInstanceOf(ClientError);
+      await expect(fromRegistry).rejects.toMatchObject({
+        code: 'LOCK_MISMATCH',
+        message: expect.stringContaining(`${q.lockfile}: plugins/kubecost-lens@1.1.0 pins manifest sha256`),
+      });
+      expect(await exists(join(q.dir, 'plugins'))).toBe(false);
+
+      // A cache shared between CI runs that a pull request's job filled: the forger's manifest and signature
+      // under the digest and key the lock names, so nothing is read. The registry's key does not sign it.
+      const r = await project(lensSet());
+      await writeFile(r.lockfile, `${JSON.stringify(lock, null, 2)}\n`);
+      const cache = new ContentCache(join(r.dir, '.home', 'cache'));
+      await cache.putDocument(sha256(manifest), manifest);
+      await cache.putSignature(sha256(manifest), registryKey, signature);
+      const fromCache = using(r, (c) => c.installSet(r.file, { ...HOME, frozen: true }));
+      await expect(fromCache).rejects.toBeInstanceOf(TrustError);
+      await expect(fromCache).rejects.toMatchObject({
+        code: 'DOCUMENT_MISMATCH',
+        message: expect.stringContaining(`${r.lockfile}: plugins/kubecost-lens@1.1.0 pins a manifest`),
+      });
+      await expect(fromCache).rejects.toMatchObject({ message: expect.stringContaining(registryKey) });
+      expect(await exists(join(r.dir, 'plugins'))).toBe(false);
+    } finally {
+      await host.close();
+    }
+  });
+
+  it('judges a publisher policy by the publisher its registry signs, not by the one the lock claims', async () => {
+    const p = await project(lensSet());
+    await using(p, (c) => c.installSet(p.file, HOME));
+    const lock = JSON.parse(await readFile(p.lockfile, 'utf8'));
+    expect(lock.plugins['kubecost-lens'].publisher).toBe((await testKey('publisher')).fingerprint);
+    // The one publisher the team allows claimed by hand; the manifest, its digest and the files untouched.
+    const allowed = 'A'.repeat(40);
+    lock.plugins['kubecost-lens'].publisher = allowed;
+    const q = await project(lensSet(`policy:\n  publishers: ["${allowed}"]\n`));
+    await writeFile(q.lockfile, `${JSON.stringify(lock, null, 2)}\n`);
+
+    const frozen = using(q, (c) => c.installSet(q.file, { ...HOME, frozen: true }));
+
+    await expect(frozen).rejects.toBeInstanceOf(ClientError);
+    await expect(frozen).rejects.toMatchObject({
+      code: 'LOCK_MISMATCH',
+      message: expect.stringContaining(
+        `${q.lockfile}: plugins/kubecost-lens@1.1.0 locks publisher key ${allowed}`,
+      ),
+    });
+    expect(await exists(join(q.dir, 'plugins'))).toBe(false);
   });
 });
