@@ -98,6 +98,14 @@ export async function readLogHead(intake: Store): Promise<LogHead> {
   return (await readJson<LogHead>(intake, LOG_STATE_KEY)) ?? EMPTY_LOG;
 }
 
+/** Records `head` as the log's (`state/log.json`): after the segments that hold it, before a snapshot signs it. */
+async function writeLogHead(intake: Store, head: LogHead): Promise<void> {
+  await intake.put(LOG_STATE_KEY, new TextEncoder().encode(`${JSON.stringify(head)}\n`), {
+    contentType: 'application/json',
+    cacheControl: CACHE_PRIVATE,
+  });
+}
+
 /**
  * The log's head to append to and to sign: the intake store's record (`recorded`, `state/log.json`), unless
  * the published snapshot vouches for a longer log. The record is written before the snapshot that vouches
@@ -130,7 +138,7 @@ export async function currentLogHead(
   if (!head && claimed > recorded.length)
     throw new TrustError(
       'SNAPSHOT_MALFORMED',
-      `${SIGNED_SNAPSHOT_KEY} is missing, and snapshot.json vouches for a longer log than ${LOG_STATE_KEY} records`,
+      `${SIGNED_SNAPSHOT_KEY} is missing, and ${SNAPSHOT_KEY} vouches for a longer log (${claimed} entries) than ${LOG_STATE_KEY} records (${recorded.length})`,
     );
   if (!head || head.length <= recorded.length) return recorded;
   await recentLogEntries(
@@ -139,10 +147,7 @@ export async function currentLogHead(
     Number.POSITIVE_INFINITY,
     `the head the published snapshot signs (${LOG_STATE_KEY} records ${recorded.length} entries)`,
   );
-  await ctx.intake.put(LOG_STATE_KEY, new TextEncoder().encode(`${JSON.stringify(head)}\n`), {
-    contentType: 'application/json',
-    cacheControl: CACHE_PRIVATE,
-  });
+  await writeLogHead(ctx.intake, head);
   return head;
 }
 
@@ -153,12 +158,24 @@ export async function currentLogHead(
  */
 export async function pendingIntents(intake: Store): Promise<Map<string, string>> {
   const pending = new Map<string, string>();
+  for (const intents of (await readIntentRecords(intake)).values())
+    for (const [id, intent] of intents) pending.set(`${intent.seq} ${intent.digest}`, id);
+  return pending;
+}
+
+/**
+ * Every intent record (`state/log-intents/`, either shape) that names an intent: key -> its intents. One
+ * listing (the records are few: only a dead run leaves one), where asking for each upload would cost a
+ * request per upload.
+ */
+async function readIntentRecords(intake: Store): Promise<Map<string, Map<string, LogIntent>>> {
+  const records = new Map<string, Map<string, LogIntent>>();
   for await (const listed of intake.list(LOG_INTENTS_PREFIX)) {
     if (!listed.key.endsWith('.json')) continue;
-    for (const [id, intent] of intentsOf(listed.key, await readJson<unknown>(intake, listed.key)))
-      pending.set(`${intent.seq} ${intent.digest}`, id);
+    const intents = intentsOf(listed.key, await readJson<unknown>(intake, listed.key));
+    if (intents.size > 0) records.set(listed.key, intents);
   }
-  return pending;
+  return records;
 }
 
 /**
@@ -185,15 +202,7 @@ export async function recentLogEntries(
         'LOG_TRUNCATED',
         `${logSegmentKey(index)}, a segment of the published log, is missing, where ${whose} counts ${head.length} entries`,
       );
-    let entries: ReadEntry[] = [];
-    try {
-      entries = parseSegment(object.body, index);
-    } catch (cause) {
-      if (!(cause instanceof TrustError)) throw cause;
-      throw new TrustError(cause.code, `${logSegmentKey(index)}, a published log segment, is unreadable`, {
-        cause,
-      });
-    }
+    const entries = parsePublishedSegment(object.body, index);
     segments.unshift(entries);
     const first = entries[0]?.entry;
     if (!first || !(Date.parse(first.time) >= since)) break;
@@ -202,6 +211,22 @@ export async function recentLogEntries(
   const entries = segments.flat().slice(0, head.length - from);
   verifyTail(entries, from, head, `${logSegmentKey(last)}, the published log, does not end at ${whose}`);
   return entries.map((read) => read.entry);
+}
+
+/**
+ * Segment `index` of the published log, parsed (`parseSegment`): a refusal keeps its code (LOG_MALFORMED) and
+ * cause, its message naming the segment's key.
+ * @throws TrustError LOG_MALFORMED
+ */
+function parsePublishedSegment(body: Uint8Array, index: number): ReadEntry[] {
+  try {
+    return parseSegment(body, index);
+  } catch (cause) {
+    if (!(cause instanceof TrustError)) throw cause;
+    throw new TrustError(cause.code, `${logSegmentKey(index)}, a published log segment, is unreadable`, {
+      cause,
+    });
+  }
 }
 
 /**
@@ -234,16 +259,13 @@ async function signedLogHead(ctx: PipelineContext, rotatingFrom?: Key): Promise<
   if (!object) return undefined;
   const { snapshot, signature } = openSignedSnapshot(object.body);
   const { key } = await readPublicKey(ctx.signer.publicKey);
+  const keys = rotatingFrom ? [key, rotatingFrom] : [key];
   // At the time it is checked, as the signer signs (its signature's time is not the pipeline clock's).
-  const result = await verifyDetachedSignature(
-    snapshot,
-    signature,
-    rotatingFrom ? [key, rotatingFrom] : [key],
-  );
+  const result = await verifyDetachedSignature(snapshot, signature, keys);
   if (!result.ok)
     throw new TrustError(
       'SNAPSHOT_BAD_SIGNATURE',
-      `${SIGNED_SNAPSHOT_KEY}, read as ${LOG_STATE_KEY} records no log or a shorter one than snapshot.json, is not signed by this registry's key (${result.message}): its log head is not taken`,
+      `${SIGNED_SNAPSHOT_KEY}, read as ${LOG_STATE_KEY} records no log or a shorter one than ${SNAPSHOT_KEY}, is not signed by this registry's key (${keys.map((k) => k.getFingerprint().toUpperCase()).join(' or ')}: ${result.message}): its log head is not taken`,
     );
   let document: Partial<SnapshotDocument> | null | undefined;
   try {
@@ -284,7 +306,8 @@ export class LogWriter {
   }
 
   /**
-   * Opens the log for appending: its recorded head, its last segment, and the entries a run that died may
+   * Opens the log for appending: its head (`currentLogHead`: the recorded one, or the published snapshot's
+   * when that is longer), its last segment, and the entries a run that died may
    * have appended: those past what the published snapshot vouches for, and those the intent records of
    * `intents` (the ids of the submissions at hand) name, wherever they are. `rotatingFrom`: as for
    * `currentLogHead`, a key rotation's previous key.
@@ -302,17 +325,11 @@ export class LogWriter {
     if (head.length === 0) return writer;
     const vouched = Math.min(snapshot?.log?.length ?? 0, head.length);
     writer.#vouched = vouched;
-    // One listing finds the records (few: only a dead run's), where asking for each upload would cost a
-    // request per upload.
     const wanted = new Set(options.intents ?? []);
-    const keys: string[] = [];
-    if (wanted.size > 0)
-      for await (const listed of ctx.intake.list(LOG_INTENTS_PREFIX))
-        if (listed.key.endsWith('.json')) keys.push(listed.key);
+    const records =
+      wanted.size > 0 ? await readIntentRecords(ctx.intake) : new Map<string, Map<string, LogIntent>>();
     const named: LogIntent[] = [];
-    for (const key of keys) {
-      const intents = intentsOf(key, await readJson<unknown>(ctx.intake, key));
-      if (intents.size === 0) continue;
+    for (const [key, intents] of records) {
       writer.#records.set(key, intents);
       for (const [id, intent] of intents)
         if (wanted.has(id) && Number.isSafeInteger(intent.seq) && intent.seq >= 0 && intent.seq < head.length)
@@ -434,10 +451,7 @@ export class LogWriter {
       });
     }
     this.#dirty.clear();
-    await this.ctx.intake.put(LOG_STATE_KEY, new TextEncoder().encode(`${JSON.stringify(this.#head)}\n`), {
-      contentType: 'application/json',
-      cacheControl: CACHE_PRIVATE,
-    });
+    await writeLogHead(this.ctx.intake, this.#head);
   }
 
   /**
@@ -478,18 +492,8 @@ export class LogWriter {
     const held = this.#segments.get(index);
     if (held) return held;
     const object = await this.ctx.site.get(logSegmentKey(index));
-    let read: ReadEntry[] = [];
-    if (object) {
-      try {
-        read = parseSegment(object.body, index);
-      } catch (cause) {
-        // The operator's to mend (the log is append-only): every batch fails until it is.
-        if (!(cause instanceof TrustError)) throw cause;
-        throw new TrustError(cause.code, `${logSegmentKey(index)}, a published log segment, is unreadable`, {
-          cause,
-        });
-      }
-    }
+    // Unreadable, the operator's to mend (the log is append-only): every batch fails until it is.
+    const read = object ? parsePublishedSegment(object.body, index) : [];
     const keep = Math.max(0, Math.min(LOG_SEGMENT_ENTRIES, this.#head.length - index * LOG_SEGMENT_ENTRIES));
     const lines = read.slice(0, keep).map((r) => r.line);
     this.#segments.set(index, lines);
