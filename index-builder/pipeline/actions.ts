@@ -48,6 +48,7 @@ import {
   withSlotRecord,
 } from '../lifecycle.ts';
 import { forEachLimited } from '../limited.ts';
+import type { LogEntry } from '../log.ts';
 import type { LogHead, PluginDocument, RevokedKeysDocument, VersionRecord } from '../model.ts';
 import { MAX_ROTATION_BYTES, SIGNED_ROTATION_SCHEMA } from '../rotation.ts';
 import { CACHE_IMMUTABLE, CACHE_PRIVATE } from '../store.ts';
@@ -705,9 +706,9 @@ export async function writeActionOrders(
  * disk that lost it): a batch refuses to judge against such a record (parseActionOrder throws), and the
  * rebuild an operator runs to mend the registry's state puts the log's in its place rather than fail on it.
  */
-function recordedOrMended(body: Uint8Array, plugin: string): ActionOrder {
+function recordedOrderOrNone(body: Uint8Array, plugin: string): ActionOrder {
   try {
-    return parseActionOrder(new TextDecoder().decode(body), plugin);
+    return parseActionOrder(decoder.decode(body), plugin);
   } catch {
     return {};
   }
@@ -737,16 +738,15 @@ async function writeActionOrder(
 
 /**
  * The intake store's record of the actions applied recently, restored from the published log by a rebuild:
- * the marker of every action logged (`state/actions/<digest>.json`, where missing) and each plugin's action
- * order (the newer of what is recorded and what the log says, per slot), for every action made within an
- * action's age (ACTION_MAX_AGE_MS, the clock's skew as margin: an older one is refused for its age before
- * either counts). The intake store's `state/` lost (or put back from an older copy), both went with it, and
- * the rebuild that recovers the catalog left them so: an envelope of an applied action, public under
- * `log/actions/`, was taken again as new (its yank put back over the unyank after it), and an action made
- * before a newer one applied to its slot overruled it. The log is read back to the first segment older than
- * that age, checked against `head` (the one the published snapshot signs) first. A restored marker names no
- * submission (the log does not): the upload that applied it, met again, is a replay too. Entries logged
- * before the log recorded `created` give no order (their markers are restored all the same).
+ * the marker of every action logged (`restoreMarkers`) and each plugin's action order (`restoreOrders`), for
+ * every action made within an action's age (ACTION_MAX_AGE_MS, the clock's skew as margin: an older one is
+ * refused for its age before either counts). The intake store's `state/` lost (or put back from an older
+ * copy), both went with it, and the rebuild that recovers the catalog left them so: an envelope of an applied
+ * action, public under `log/actions/`, was taken again as new (its yank put back over the unyank after it),
+ * and an action made before a newer one applied to its slot overruled it. The log is read back to the first
+ * segment older than that age, checked against `head` first (the recorded head, or the published snapshot's
+ * when the record is shorter: `currentLogHead`).
+ * @throws TrustError LOG_TRUNCATED, LOG_ENTRY_ALTERED, LOG_REORDERED, LOG_MALFORMED (`recentLogEntries`)
  */
 export async function restoreActionRecords(
   ctx: PipelineContext,
@@ -769,6 +769,14 @@ export async function restoreActionRecords(
       entry.type !== 'rotate-key' &&
       Date.parse(entry.created ?? entry.time) >= since,
   );
+  return { markers: await restoreMarkers(ctx, recent), orders: await restoreOrders(ctx, recent, now) };
+}
+
+/**
+ * Writes the marker of each of `recent` (logged actions) that has none; returns how many. A restored marker
+ * names no submission (the log does not): the upload that applied it, met again, is a replay too.
+ */
+async function restoreMarkers(ctx: PipelineContext, recent: readonly LogEntry[]): Promise<number> {
   // A dead run's entry, its upload's retry still owed (its intent record names it): the marker names that
   // upload, which then resumes from it (as from a run that died after its markers). Naming none, it made
   // that very retry a replay, the action logged and never applied.
@@ -795,6 +803,15 @@ export async function restoreActionRecords(
     });
     markers++;
   });
+  return markers;
+}
+
+/**
+ * Merges the slots `recent` (logged actions) set into each plugin's recorded action order, the newer per slot
+ * standing, and writes the orders that changed; returns how many. Entries logged before the log recorded
+ * `created` give no order.
+ */
+async function restoreOrders(ctx: PipelineContext, recent: readonly LogEntry[], now: Date): Promise<number> {
   const logged = new Map<string, ActionOrder>();
   for (const entry of recent) {
     const slot = loggedActionSlot(entry);
@@ -805,7 +822,7 @@ export async function restoreActionRecords(
   let orders = 0;
   await forEachLimited([...logged], WRITE_CONCURRENCY, async ([plugin, slots]) => {
     const object = await ctx.intake.get(actionOrderKey(plugin));
-    const recorded = object ? recordedOrMended(object.body, plugin) : {};
+    const recorded = object ? recordedOrderOrNone(object.body, plugin) : {};
     // The recorded one stands on a tie: it is the batches' own, and knows the actions refused as changing
     // nothing, which the log does not (the log's record over it rewrote the order of a registry that lost
     // nothing, and a rebuild said it restored it).
@@ -815,5 +832,5 @@ export async function restoreActionRecords(
     await writeActionOrder(ctx, plugin, order, now);
     orders++;
   });
-  return { markers, orders };
+  return orders;
 }
