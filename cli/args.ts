@@ -34,6 +34,14 @@ export function requiredOption(parsed: Parsed, name: string): string {
   return value;
 }
 
+/**
+ * The options among `names` that were given, as typed (`--dir`): what a form of a command that takes them
+ * from elsewhere (a set file) refuses, rather than ignore them and exit for a check it did not make.
+ */
+export function givenOptions(parsed: Parsed, names: readonly string[]): string[] {
+  return names.filter((name) => parsed.values[name] !== undefined).map((name) => `--${name}`);
+}
+
 export function listOption(parsed: Parsed, name: string): string[] {
   const value = parsed.values[name];
   return Array.isArray(value) ? value : typeof value === 'string' ? [value] : [];

@@ -12,7 +12,7 @@ import { homedir } from 'node:os';
 import { resolve } from 'node:path';
 import type { InstallResult } from '../../client/client.ts';
 import type { Source } from '../../client/source.ts';
-import { type Parsed, stringOption } from '../args.ts';
+import { givenOptions, type Parsed, stringOption } from '../args.ts';
 import { apiVersionOption, dirOption, lockfileOption, platformOption, withClient } from '../client.ts';
 import { usage } from '../errors.ts';
 import { outJson } from '../output.ts';
@@ -26,12 +26,10 @@ export async function run(parsed: Parsed): Promise<number> {
   const acceptPermissions = parsed.values['accept-permissions'] === true;
   const lifecycle = lifecycleOptions(parsed);
   if (config !== undefined) {
-    const fromFile = ['registry', 'dir', 'lockfile', 'platform', 'key'].filter(
-      (o) => parsed.values[o] !== undefined,
-    );
+    const fromFile = givenOptions(parsed, ['registry', 'dir', 'lockfile', 'platform', 'key']);
     if (parsed.positionals.length > 0 || fromFile.length > 0)
       throw usage(
-        `-c FILE installs exactly the set: its names, sources, folders, platforms and keys come from the file (not ${parsed.positionals.length > 0 ? 'names' : fromFile.map((o) => `--${o}`).join(', ')})`,
+        `-c FILE installs exactly the set: its names, sources, folders, platforms and keys come from the file (not ${parsed.positionals.length > 0 ? 'names' : fromFile.join(', ')})`,
       );
     return withClient(parsed, async ({ client, json }) => {
       const result = await client.installSet(resolve(config), {

@@ -9,7 +9,7 @@ import { homedir } from 'node:os';
 import { resolve } from 'node:path';
 import type { DiscoveryReport, ListedPlugin } from '../../client/client.ts';
 import { advisoryText } from '../../client/lifecycle.ts';
-import { type Parsed, stringOption } from '../args.ts';
+import { givenOptions, type Parsed, stringOption } from '../args.ts';
 import { dirOption, lockfileOption, withClient } from '../client.ts';
 import { usage } from '../errors.ts';
 import { outJson } from '../output.ts';
@@ -24,12 +24,10 @@ export async function run(parsed: Parsed): Promise<number> {
   if (config !== undefined) {
     // -c lists the set's discovery: an option of the installed listing would be ignored, and its exit would
     // speak for a check not made (`list -c FILE --outdated` in CI asked no registry what is outdated).
-    const other = ['outdated', 'dir', 'lockfile', 'api-version'].filter(
-      (o) => parsed.values[o] !== undefined,
-    );
+    const other = givenOptions(parsed, ['outdated', 'dir', 'lockfile', 'api-version']);
     if (other.length > 0)
       throw usage(
-        `-c FILE lists what the set's discovery finds on disk, each verified (not ${other.map((o) => `--${o}`).join(', ')}; \`plugindex diff -c FILE\` says what an install would change)`,
+        `-c FILE lists what the set's discovery finds on disk, each verified (not ${other.join(', ')}; \`plugindex diff -c FILE\` says what an install would change)`,
       );
     return listSet(parsed, resolve(config));
   }

@@ -6,7 +6,7 @@
  */
 import { homedir } from 'node:os';
 import { resolve } from 'node:path';
-import { type Parsed, stringOption } from '../args.ts';
+import { givenOptions, type Parsed, stringOption } from '../args.ts';
 import { apiVersionOption, dirOption, lockfileOption, platformOption, withClient } from '../client.ts';
 import { usage } from '../errors.ts';
 import { lifecycleOptions, report } from './install.ts';
@@ -18,10 +18,10 @@ export async function run(parsed: Parsed): Promise<number> {
     if (config !== undefined) {
       if (parsed.positionals.length > 0) throw usage('-c FILE updates the whole set: no names');
       // As install -c: what the set says is refused when an option says otherwise, not ignored.
-      const fromFile = ['dir', 'lockfile', 'platform'].filter((o) => parsed.values[o] !== undefined);
+      const fromFile = givenOptions(parsed, ['dir', 'lockfile', 'platform']);
       if (fromFile.length > 0)
         throw usage(
-          `-c FILE updates exactly the set: its folders, lock and platforms come from the file (not ${fromFile.map((o) => `--${o}`).join(', ')})`,
+          `-c FILE updates exactly the set: its folders, lock and platforms come from the file (not ${fromFile.join(', ')})`,
         );
       const result = await client.installSet(resolve(config), {
         home: homedir(),

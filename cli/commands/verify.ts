@@ -6,7 +6,7 @@
 import { homedir } from 'node:os';
 import { resolve } from 'node:path';
 import type { TrustError } from '../../index-builder/errors.ts';
-import { type Parsed, stringOption } from '../args.ts';
+import { givenOptions, type Parsed, stringOption } from '../args.ts';
 import { dirOption, lockfileOption, withClient } from '../client.ts';
 import { isRefusal, usage } from '../errors.ts';
 import { readTextInput } from '../inputs.ts';
@@ -18,10 +18,10 @@ export async function run(parsed: Parsed): Promise<number> {
   // Each form checks one thing: an option of another form would be ignored, and the exit would speak for a
   // check not made (`verify --url U -c FILE` checked the registry and said nothing of the set).
   if (parsed.values.config !== undefined) {
-    const other = ['url', 'key', 'state', 'dir', 'lockfile'].filter((o) => parsed.values[o] !== undefined);
+    const other = givenOptions(parsed, ['url', 'key', 'state', 'dir', 'lockfile']);
     if (other.length > 0)
       throw usage(
-        `-c FILE verifies what the set installed, in its folders, against its lock (not ${other.map((o) => `--${o}`).join(', ')})`,
+        `-c FILE verifies what the set installed, in its folders, against its lock (not ${other.join(', ')})`,
       );
   }
   return url === undefined ? verifyInstalled(parsed) : verifyServed(parsed, url);
