@@ -165,14 +165,10 @@ describe('when a snapshot names the registry its client pinned', () => {
       'http://plugins.registry.example',
       'https://plugins.registry.example/staging',
     ]) {
-      let thrown: unknown;
-      try {
-        check(URL, other);
-      } catch (error) {
-        thrown = error;
-      }
-      expect(thrown, other).toBeInstanceOf(TrustError);
-      expect(thrown, other).toMatchObject({ code: 'SNAPSHOT_REGISTRY_CHANGED' });
+      expect(() => check(URL, other), other).toThrow(TrustError);
+      expect(() => check(URL, other), other).toThrow(
+        expect.objectContaining({ code: 'SNAPSHOT_REGISTRY_CHANGED' }),
+      );
     }
   });
 });

@@ -123,7 +123,7 @@ export async function signHistory(ctx: PipelineContext, head: LogHead | undefine
   if (head) await putRecord(ctx, head);
   else await ctx.intake.delete(LOG_STATE_KEY);
   const read = await ctx.site.get(SNAPSHOT_KEY);
-  if (!read) throw new Error('no snapshot to sign again');
+  if (!read) throw new Error(`${SNAPSHOT_KEY} is not published: no snapshot to sign again`);
   const { log: _kept, ...published } = JSON.parse(decoder.decode(read.body)) as SnapshotDocument;
   const snapshot = encoder.encode(JSON.stringify({ ...published, ...(head?.length ? { log: head } : {}) }));
   const signature = await ctx.signer.sign(snapshot);

@@ -83,6 +83,15 @@ async function loseState(intake: Store): Promise<void> {
   for (const { key } of await listAll(intake, 'state/')) await intake.delete(key);
 }
 
+/** Edits the first yank's entry (its reason) in segment 0, where the log is published. */
+async function alterYankEntry(site: Store): Promise<void> {
+  const segment = decoder.decode((await site.get(logSegmentKey(0)))?.body);
+  await site.put(logSegmentKey(0), new TextEncoder().encode(segment.replace('"broken"', '"fine"')), {
+    contentType: 'application/jsonl',
+    cacheControl: CACHE_MUTABLE,
+  });
+}
+
 const lines = (entries: readonly LogEntry[]) => entries.map((entry) => JSON.stringify(entry));
 
 const yankedOf = async (site: Store) =>
@@ -304,22 +313,14 @@ describe('when a rebuild is refused for an entry altered in an earlier segment o
       keys.push(await upload(intake, (await registry.sign(body, 2 * HOUR)).bytes));
     }
     expect((await registry.run(...keys)).every((outcome) => outcome.status === 'accepted')).toBe(true);
-    const segment = decoder.decode((await site.get(logSegmentKey(0)))?.body);
-    await site.put(logSegmentKey(0), new TextEncoder().encode(segment.replace('"broken"', '"fine"')), {
-      contentType: 'application/jsonl',
-      cacheControl: CACHE_MUTABLE,
-    });
+    await alterYankEntry(site);
 
-    // Act
-    const refused = await rebuildRegistry(registry.context).then(
-      () => undefined,
-      (error: unknown) => error,
-    );
+    // Act and assert: the rebuild refused by type and code; the publish after it accepted, as before the
+    // rebuild.
+    const rebuilt = rebuildRegistry(registry.context);
+    await expect(rebuilt).rejects.toBeInstanceOf(TrustError);
+    await expect(rebuilt).rejects.toMatchObject({ code: 'LOG_ENTRY_ALTERED' });
     const [published] = await registry.publish('1.2.0');
-
-    // Assert: the rebuild refused by type and code; the publish after it accepted, as before the rebuild.
-    expect(refused).toBeInstanceOf(TrustError);
-    expect(refused).toMatchObject({ code: 'LOG_ENTRY_ALTERED' });
     expect(published?.status, JSON.stringify(published?.problems)).toBe('accepted');
   });
 });
@@ -358,28 +359,25 @@ describe.each(kinds)('when the published store lost its files, on %s', (_, store
     for (const { key } of await listAll(site, '')) await site.delete(key);
 
     // Act
-    const error = await rebuildRegistry(registry.context).then(
-      () => undefined,
-      (thrown: unknown) => thrown,
-    );
+    const rebuilt = rebuildRegistry(registry.context);
 
     // Assert: refused by type and code, naming what to do; nothing published.
-    expect(error).toBeInstanceOf(TrustError);
-    expect(error).toMatchObject({ code: 'LOG_TRUNCATED', message: expect.stringContaining('from a copy') });
+    await expect(rebuilt).rejects.toBeInstanceOf(TrustError);
+    await expect(rebuilt).rejects.toMatchObject({
+      code: 'LOG_TRUNCATED',
+      message: expect.stringContaining('from a copy'),
+    });
     expect(await listAll(site, '')).toEqual([]);
   });
 });
 
 describe.each(kinds)('a published log head taken in place of a lost record, on %s', (_, stores) => {
-  /** The record lost; what `currentLogHead` throws then, or undefined. */
-  const refusal = async (registry: Awaited<ReturnType<typeof registryWithHistory>>) => {
+  /** The record lost; `currentLogHead` then. */
+  const headAfterLoss = async (registry: Awaited<ReturnType<typeof registryWithHistory>>) => {
     const { intake, site } = registry.context;
     await intake.delete(LOG_STATE_KEY);
     const published = JSON.parse(decoder.decode((await site.get(SNAPSHOT_KEY))?.body)) as SnapshotDocument;
-    return currentLogHead(registry.context, await readLogHead(intake), published).then(
-      () => undefined,
-      (error: unknown) => error,
-    );
+    return currentLogHead(registry.context, await readLogHead(intake), published);
   };
 
   it('is only one signed by the registry key (SNAPSHOT_BAD_SIGNATURE for a planted snapshot)', async () => {
@@ -398,26 +396,21 @@ describe.each(kinds)('a published log head taken in place of a lost record, on %
     });
 
     // Act and assert: refused by type and code; no head recorded.
-    const error = await refusal(registry);
-    expect(error).toBeInstanceOf(TrustError);
-    expect(error).toMatchObject({ code: 'SNAPSHOT_BAD_SIGNATURE' });
+    const head = headAfterLoss(registry);
+    await expect(head).rejects.toBeInstanceOf(TrustError);
+    await expect(head).rejects.toMatchObject({ code: 'SNAPSHOT_BAD_SIGNATURE' });
     expect(await registry.context.intake.get(LOG_STATE_KEY)).toBeUndefined();
   });
 
   it('is only one the published segment ends at (LOG_ENTRY_ALTERED for an edited entry)', async () => {
     // Prepare: the yank's entry edited where the log is published.
     const registry = await registryWithHistory(stores());
-    const { site } = registry.context;
-    const segment = decoder.decode((await site.get(logSegmentKey(0)))?.body);
-    await site.put(logSegmentKey(0), new TextEncoder().encode(segment.replace('"broken"', '"fine"')), {
-      contentType: 'application/jsonl',
-      cacheControl: CACHE_MUTABLE,
-    });
+    await alterYankEntry(registry.context.site);
 
     // Act and assert: refused by type and code; no head recorded.
-    const error = await refusal(registry);
-    expect(error).toBeInstanceOf(TrustError);
-    expect(error).toMatchObject({ code: 'LOG_ENTRY_ALTERED' });
+    const head = headAfterLoss(registry);
+    await expect(head).rejects.toBeInstanceOf(TrustError);
+    await expect(head).rejects.toMatchObject({ code: 'LOG_ENTRY_ALTERED' });
     expect(await registry.context.intake.get(LOG_STATE_KEY)).toBeUndefined();
   });
 });
