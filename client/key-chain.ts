@@ -175,10 +175,12 @@ export function checkSnapshotRegistry(
 
 /**
  * The registry a URL names, as WHATWG URL parsing spells it (the scheme and host lower-cased, a default port
- * dropped) and without trailing slashes, as `normalizeRegistryUrl` (config.ts) writes a configured one: an operator who writes the same URL another way in the registry's
- * config has not moved it, and a pin compared byte for byte refused every client until each added it again.
- * A path is compared as it is (`/Registry` and `/registry` may be two registries on one host). A string no
- * URL parser takes is compared as it is.
+ * dropped) and without trailing slashes, as `normalizeRegistryUrl` (config.ts) writes a configured one: an
+ * operator who writes the same URL another way in the registry's config has not moved it, and a pin
+ * compared byte for byte refused every client until each added it again. A path is compared as it is
+ * (`/Registry` and `/registry` may be two registries on one host). A string no URL parser takes is compared
+ * as it is.
+ * @example registryIdentity('HTTPS://Plugins.Example:443/') // 'https://plugins.example'
  */
 export function registryIdentity(url: string): string {
   return URL.canParse(url) ? new URL(url).href.replace(/\/+$/, '') : url;

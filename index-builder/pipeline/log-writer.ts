@@ -98,7 +98,7 @@ export async function readLogHead(intake: Store): Promise<LogHead> {
   return (await readJson<LogHead>(intake, LOG_STATE_KEY)) ?? EMPTY_LOG;
 }
 
-/** Records `head` as the log's (`state/log.json`): after the segments that hold it, before a snapshot signs it. */
+/** Records `head` as the log's (`state/log.json`): after the segments holding it, before a snapshot. */
 async function writeLogHead(intake: Store, head: LogHead): Promise<void> {
   await intake.put(LOG_STATE_KEY, new TextEncoder().encode(`${JSON.stringify(head)}\n`), {
     contentType: 'application/json',
