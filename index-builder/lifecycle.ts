@@ -379,25 +379,37 @@ export interface ActionOrderDocument {
   readonly slots: ActionOrder;
 }
 
+/**
+ * How each slot is spelled: one spelling for an action (`actionSlot`) and for its log entry
+ * (`loggedActionSlot`), since a rebuild merges the order it restores from the log into the recorded one.
+ */
+const SLOT = {
+  yank: (version: string): ActionSlot => `yank/${versionIdentity(version)}`,
+  deprecation: 'deprecation',
+  advisory: (id: string): ActionSlot => `advisory/${id}`,
+  owner: (fingerprint: string): ActionSlot => `owners/${fingerprint}`,
+  owners: 'owners',
+} as const;
+
 /** The slot an action on a plugin sets, or undefined (`remove`: final). `key`: the key it names, read. */
 export function actionSlot(action: PluginAction, key?: NamedKey): ActionSlot | undefined {
   switch (action.action) {
     case 'yank':
     case 'unyank':
-      return `yank/${versionIdentity(action.version)}`;
+      return SLOT.yank(action.version);
     case 'deprecate':
     case 'undeprecate':
-      return 'deprecation';
+      return SLOT.deprecation;
     case 'advisory-add':
-      return `advisory/${action.advisory.id}`;
+      return SLOT.advisory(action.advisory.id);
     case 'advisory-withdraw':
-      return `advisory/${action.id}`;
+      return SLOT.advisory(action.id);
     case 'owners-add':
-      return key ? `owners/${key.fingerprint}` : undefined;
+      return key ? SLOT.owner(key.fingerprint) : undefined;
     case 'owners-remove':
-      return `owners/${action.fingerprint}`;
+      return SLOT.owner(action.fingerprint);
     case 'transfer':
-      return 'owners';
+      return SLOT.owners;
     case 'remove':
       return undefined;
   }
@@ -410,24 +422,24 @@ export function actionSlot(action: PluginAction, key?: NamedKey): ActionSlot | u
  * A rebuild restores a plugin's action order from the log with it (pipeline/actions.ts).
  */
 export function loggedActionSlot(entry: LogEntry): ActionSlot | undefined {
-  const named = (prefix: string, value: string | undefined) =>
-    value === undefined ? undefined : `${prefix}/${value}`;
+  const named = (slot: (value: string) => ActionSlot, value: string | undefined) =>
+    value === undefined ? undefined : slot(value);
   switch (entry.type) {
     case 'yank':
     case 'unyank':
-      return named('yank', entry.version === undefined ? undefined : versionIdentity(entry.version));
+      return named(SLOT.yank, entry.version);
     case 'deprecate':
     case 'undeprecate':
-      return 'deprecation';
+      return SLOT.deprecation;
     case 'advisory-add':
     case 'advisory-withdraw':
-      return named('advisory', entry.detail?.id);
+      return named(SLOT.advisory, entry.detail?.id);
     case 'owners-add':
-      return named('owners', entry.detail?.added);
+      return named(SLOT.owner, entry.detail?.added);
     case 'owners-remove':
-      return named('owners', entry.detail?.removed);
+      return named(SLOT.owner, entry.detail?.removed);
     case 'transfer':
-      return 'owners';
+      return SLOT.owners;
     default:
       return undefined;
   }
