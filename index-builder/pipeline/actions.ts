@@ -736,6 +736,12 @@ async function writeActionOrder(
   });
 }
 
+/** What a rebuild restored from the log: how many action markers, and how many plugins' action orders. */
+export interface RestoredRecords {
+  readonly markers: number;
+  readonly orders: number;
+}
+
 /**
  * The intake store's record of the actions applied recently, restored from the published log by a rebuild:
  * the marker of every action logged (`restoreMarkers`) and each plugin's action order (`restoreOrders`), for
@@ -752,7 +758,7 @@ export async function restoreActionRecords(
   ctx: PipelineContext,
   head: LogHead,
   now: Date,
-): Promise<{ readonly markers: number; readonly orders: number }> {
+): Promise<RestoredRecords> {
   const since = now.getTime() - ACTION_MAX_AGE_MS - ACTION_CLOCK_SKEW_MS;
   // Logged at most the skew after it was made: an entry logged before `since` less the skew is older still.
   const entries = await recentLogEntries(

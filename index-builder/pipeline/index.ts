@@ -60,6 +60,7 @@ import {
   appendToLog,
   type Folded,
   foldBatch,
+  type RestoredRecords,
   restoreActionRecords,
   writeActionOrders,
   writeEnvelopes,
@@ -466,7 +467,7 @@ export async function rebuildRegistry(
   manifests: number;
   invalidate: readonly string[];
   /** The action markers and plugins' action orders restored from the log (`restoreActionRecords`). */
-  restored: { readonly markers: number; readonly orders: number };
+  restored: RestoredRecords;
 }> {
   const { ctx, log } = withWriteLog(context);
   const { generation, plugins, resigned, restored } = await rebuildAll(ctx, options);
@@ -491,7 +492,7 @@ async function rebuildAll(
   generation: number;
   plugins: number;
   resigned: readonly string[];
-  restored: { readonly markers: number; readonly orders: number };
+  restored: RestoredRecords;
 }> {
   const [opened, published] = await allSettledValues([
     openCatalog(ctx.intake),
