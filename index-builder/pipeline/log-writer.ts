@@ -119,9 +119,10 @@ async function writeLogHead(intake: Store, head: LogHead): Promise<void> {
  * reads. Costs nothing while the record is current: `published` is the snapshot the caller read anyway.
  * `rotatingFrom`: a key rotation's previous key (rotate.ts), which signs the published snapshot until the
  * rotation's own is published, where `ctx.signer` already holds the next key.
- * @throws TrustError SNAPSHOT_BAD_SIGNATURE, SNAPSHOT_MALFORMED (the snapshot vouching for the longer log is
- *   not this registry's), and what the segment's check throws (LOG_TRUNCATED, LOG_ENTRY_ALTERED,
- *   LOG_REORDERED, LOG_MALFORMED): the batch fails, nothing is appended or signed.
+ * @throws TrustError SNAPSHOT_BAD_SIGNATURE (the signed snapshot is not this registry's key's),
+ *   SNAPSHOT_MALFORMED (it is missing while `published` claims a longer log, or it names no log head), and
+ *   what the segment's check throws (LOG_TRUNCATED, LOG_ENTRY_ALTERED, LOG_REORDERED, LOG_MALFORMED): the
+ *   batch fails, nothing is appended or signed.
  */
 export async function currentLogHead(
   ctx: PipelineContext,
@@ -271,7 +272,7 @@ async function signedLogHead(ctx: PipelineContext, rotatingFrom?: Key): Promise<
   try {
     document = JSON.parse(new TextDecoder().decode(snapshot)) as Partial<SnapshotDocument> | null;
   } catch {
-    // Signed by this registry's key, so never so: said all the same.
+    // Never so, signed by this registry's key; were it so, it names no log head (SNAPSHOT_MALFORMED below).
   }
   // A registry that has logged nothing (`plugindex init`'s) signs a snapshot without a log: an empty one.
   if (typeof document === 'object' && document !== null && document.log === undefined) return EMPTY_LOG;
