@@ -657,15 +657,20 @@ export async function writeMarkers(
       time: evaluation.resumed?.time ?? processed,
       submission: item.upload.id,
     };
-    await ctx.intake.put(
-      actionMarkerKey(marker.digest),
-      encoder.encode(`${JSON.stringify(marker, null, 2)}\n`),
-      {
-        contentType: 'application/json',
-        cacheControl: CACHE_PRIVATE,
-      },
-    );
+    await writeMarker(ctx, marker);
   }
+}
+
+/** `state/actions/<digest>.json`, a batch's (`writeMarkers`) or a rebuild's (`restoreMarkers`). */
+async function writeMarker(ctx: PipelineContext, marker: ActionMarker): Promise<void> {
+  await ctx.intake.put(
+    actionMarkerKey(marker.digest),
+    encoder.encode(`${JSON.stringify(marker, null, 2)}\n`),
+    {
+      contentType: 'application/json',
+      cacheControl: CACHE_PRIVATE,
+    },
+  );
 }
 
 /**
@@ -790,8 +795,7 @@ async function restoreMarkers(ctx: PipelineContext, recent: readonly LogEntry[])
   let markers = 0;
   await forEachLimited(recent, WRITE_CONCURRENCY, async (entry) => {
     const submission = pending.get(`${entry.seq} ${entry.digest}`);
-    const key = actionMarkerKey(entry.digest);
-    if (await ctx.intake.head(key)) return;
+    if (await ctx.intake.head(actionMarkerKey(entry.digest))) return;
     const marker: ActionMarker = {
       schema: 'plugindex/applied-action/v1',
       digest: entry.digest,
@@ -803,10 +807,7 @@ async function restoreMarkers(ctx: PipelineContext, recent: readonly LogEntry[])
       time: entry.time,
       ...(submission !== undefined ? { submission } : {}),
     };
-    await ctx.intake.put(key, encoder.encode(`${JSON.stringify(marker, null, 2)}\n`), {
-      contentType: 'application/json',
-      cacheControl: CACHE_PRIVATE,
-    });
+    await writeMarker(ctx, marker);
     markers++;
   });
   return markers;

@@ -142,6 +142,8 @@ export async function currentLogHead(
       `${SIGNED_SNAPSHOT_KEY} is missing, and ${SNAPSHOT_KEY} vouches for a longer log (${claimed} entries) than ${LOG_STATE_KEY} records (${recorded.length})`,
     );
   if (!head || head.length <= recorded.length) return recorded;
+  // Read for its check alone, of the last segment only (nothing is that recent): the head is taken once the
+  // published log is found to end at it.
   await recentLogEntries(
     ctx.site,
     head,
