@@ -23,7 +23,7 @@
  */
 import type { Key } from 'openpgp';
 import { sha256Hex } from '../digest.ts';
-import { type Problem, problem, SubmissionError, TrustError } from '../errors.ts';
+import { KeyError, type Problem, problem, SubmissionError, TrustError } from '../errors.ts';
 import {
   isSafeKey,
   REGISTRY_PUBLIC_KEY_KEY,
@@ -299,7 +299,11 @@ export async function checkRotation(ctx: PipelineContext, bytes: Uint8Array): Pr
  * only the operator's own next key, in the rotation it signed, vouches for the key before it.
  */
 async function keyRotatedFrom(ctx: PipelineContext, read: ReadRotation): Promise<Key | undefined> {
-  const previous = await readPublicKey(read.rotation.previous.key).catch(() => undefined);
+  // A previous key that is no key vouches for nothing (KEY_INVALID); any other failure is a fault, thrown.
+  const previous = await readPublicKey(read.rotation.previous.key).catch((error: unknown) => {
+    if (!(error instanceof KeyError)) throw error;
+    return undefined;
+  });
   if (!previous) return undefined;
   try {
     const next = await verifyRotationStep(read, { current: previous.key, sequence: read.rotation.sequence });
