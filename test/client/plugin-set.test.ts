@@ -1176,7 +1176,12 @@ ${policy}`;
 });
 
 describe('when a set\u2019s lock and tree were moved on outside the set', () => {
-  it('judges the lock by the policy before calling the tree up to date: install and diff refuse what it denies', async () => {
+  /**
+   * A set whose policy denies process_spawn, installed at grow-tool 1.0.0, then moved to 1.1.0 (which asks
+   * for it) by `plugindex update --lockfile plugins.lock --dir plugins`: no set, so no policy; the lock keeps
+   * the set file's digest, its request and its source. `check` runs while the registry is served.
+   */
+  async function movedOnOutsideSet(check: (p: Project) => Promise<void>): Promise<void> {
     const own = await makeRegistry();
     const growBundle = (version: string, permissions: string[]) =>
       makeBundle({
@@ -1202,8 +1207,6 @@ policy:
         own.context,
         await own.submit(await growBundle('1.1.0', ['network_client', 'process_spawn'])),
       );
-      // `plugindex update --lockfile plugins.lock --dir plugins`: no set, so no policy; the lock keeps the
-      // set file's digest, its request and its source.
       await using(p, (c) =>
         c.install({
           requests: ['grow-tool'],
@@ -1213,6 +1216,14 @@ policy:
           dir: join(p.dir, 'plugins'),
         }),
       );
+      await check(p);
+    } finally {
+      await served.close();
+    }
+  }
+
+  it('judges the lock by the policy before calling the tree up to date: install and diff refuse what it denies', async () => {
+    await movedOnOutsideSet(async (p) => {
       expect(
         parseLockfile(await readFile(p.lockfile, 'utf8'), p.lockfile).plugins['grow-tool']?.version,
       ).toBe('1.1.0');
@@ -1228,48 +1239,13 @@ policy:
           message: expect.stringContaining('grow-tool@1.1.0 asks for process_spawn'),
         });
       }
-    } finally {
-      await served.close();
-    }
+    });
   });
 
   it('judges a tree it would call up to date by the manifests in place, not by what an edited lock says they ask for', async () => {
-    const own = await makeRegistry();
-    const growBundle = (version: string, permissions: string[]) =>
-      makeBundle({
-        manifest: validManifest({ name: 'grow-tool', version, permissions }),
-        artifacts: [{ ...LINUX, name: 'grow-tool', body: tool('grow-tool', version) }],
-      });
-    await processSubmissions(own.context, await own.submit(await growBundle('1.0.0', ['network_client'])));
-    const served = await listenRegistryServer(createRegistryServer({ site: own.site }), 0);
-    try {
-      const p = await project(`plugins:
-  providers:
-    - { type: registry, name: growing }
-  plugins:
-    - { provider: growing, name: grow-tool, version: "^1.0" }
-policy:
-  permissions: { deny: [process_spawn] }
-`);
-      await using(p, (c) =>
-        c.addRegistry({ name: 'growing', url: served.url, pin: { armored: own.registryKey.publicKey } }),
-      );
-      await using(p, (c) => c.installSet(p.file, HOME));
-      await processSubmissions(
-        own.context,
-        await own.submit(await growBundle('1.1.0', ['network_client', 'process_spawn'])),
-      );
-      // Moved on outside the set (as above), then the lock edited to leave process_spawn out (a careless
-      // merge, or on purpose); its digests, and the tree, untouched.
-      await using(p, (c) =>
-        c.install({
-          requests: ['grow-tool'],
-          upgrade: true,
-          acceptPermissions: true,
-          lockfile: p.lockfile,
-          dir: join(p.dir, 'plugins'),
-        }),
-      );
+    await movedOnOutsideSet(async (p) => {
+      // The lock edited to leave process_spawn out (a careless merge, or on purpose); its digests, and the
+      // tree, untouched.
       const lock = JSON.parse(await readFile(p.lockfile, 'utf8'));
       expect(lock.plugins['grow-tool']).toMatchObject({
         version: '1.1.0',
@@ -1285,9 +1261,7 @@ policy:
         code: 'POLICY_DENIED',
         message: expect.stringContaining('grow-tool@1.1.0 asks for process_spawn'),
       });
-    } finally {
-      await served.close();
-    }
+    });
   });
 });
 
