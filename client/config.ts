@@ -26,7 +26,6 @@ import {
   parseJsonObject,
   REGISTRY_NAME,
 } from './json-input.ts';
-import { registryIdentity } from './key-chain.ts';
 
 export const CLIENT_CONFIG_SCHEMA = 'plugindex/client-config/v1';
 
@@ -173,6 +172,19 @@ export function registryUrlProblem(url: string): string | undefined {
     default:
       return `the scheme ${parsed.protocol} is not allowed: use https: (http: only for a loopback host, or file:)`;
   }
+}
+
+/**
+ * The registry a URL names, as WHATWG URL parsing spells it (the scheme and host lower-cased, a default port
+ * dropped) and without trailing slashes, as `normalizeRegistryUrl` writes a configured one: an
+ * operator who writes the same URL another way in the registry's config has not moved it, and a pin
+ * compared byte for byte (key-chain.ts `checkSnapshotRegistry`) refused every client until each added it
+ * again. A path is compared as it is (`/Registry` and `/registry` may be two registries on one host). A
+ * string no URL parser takes is compared as it is.
+ * @example registryIdentity('HTTPS://Plugins.Example:443/') // 'https://plugins.example'
+ */
+export function registryIdentity(url: string): string {
+  return URL.canParse(url) ? new URL(url).href.replace(/\/+$/, '') : url;
 }
 
 /**

@@ -24,6 +24,7 @@ import {
   rotationKey,
   verifyRotationStep,
 } from '../index-builder/rotation.ts';
+import { registryIdentity } from './config.ts';
 import type { DocumentLoader } from './fetcher.ts';
 
 /** A key a client pinned before the one it holds now, kept so what it vouched for can still be checked. */
@@ -171,19 +172,6 @@ export function checkSnapshotRegistry(
       'SNAPSHOT_REGISTRY_CHANGED',
       `${where} is a snapshot of registry ${JSON.stringify(snapshot.registry)}, not of ${JSON.stringify(pinned)} as pinned: refused (another registry signed by the same key, or this one moved; if it moved, ${remedy})`,
     );
-}
-
-/**
- * The registry a URL names, as WHATWG URL parsing spells it (the scheme and host lower-cased, a default port
- * dropped) and without trailing slashes, as `normalizeRegistryUrl` (config.ts) writes a configured one: an
- * operator who writes the same URL another way in the registry's config has not moved it, and a pin
- * compared byte for byte refused every client until each added it again. A path is compared as it is
- * (`/Registry` and `/registry` may be two registries on one host). A string no URL parser takes is compared
- * as it is.
- * @example registryIdentity('HTTPS://Plugins.Example:443/') // 'https://plugins.example'
- */
-export function registryIdentity(url: string): string {
-  return URL.canParse(url) ? new URL(url).href.replace(/\/+$/, '') : url;
 }
 
 /** A snapshot the key held does not sign: perhaps the registry rotated its key since. */

@@ -5,8 +5,7 @@
  */
 import { resolve } from 'node:path';
 import type { KeyPin } from '../../client/client.ts';
-import { normalizeRegistryUrl, type RegistryAuth } from '../../client/config.ts';
-import { registryIdentity } from '../../client/key-chain.ts';
+import { normalizeRegistryUrl, type RegistryAuth, registryIdentity } from '../../client/config.ts';
 import { listOption, type Parsed, stringOption } from '../args.ts';
 import { withClient } from '../client.ts';
 import { isRefusal, usage } from '../errors.ts';
