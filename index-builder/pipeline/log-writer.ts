@@ -99,7 +99,7 @@ export async function readLogHead(intake: Store): Promise<LogHead> {
 }
 
 /** Records `head` as the log's (`state/log.json`): after the segments holding it, before a snapshot. */
-async function writeLogHead(intake: Store, head: LogHead): Promise<void> {
+export async function writeLogHead(intake: Store, head: LogHead): Promise<void> {
   await intake.put(LOG_STATE_KEY, new TextEncoder().encode(`${JSON.stringify(head)}\n`), {
     contentType: 'application/json',
     cacheControl: CACHE_PRIVATE,

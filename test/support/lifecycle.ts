@@ -27,9 +27,9 @@ import {
 import type { LogHead, PluginDocument, SnapshotDocument } from '../../index-builder/model.ts';
 import type { PipelineContext } from '../../index-builder/pipeline/index.ts';
 import { rebuildRegistry, refreshSnapshot } from '../../index-builder/pipeline/index.ts';
-import { LOG_STATE_KEY, LogWriter } from '../../index-builder/pipeline/log-writer.ts';
+import { LOG_STATE_KEY, LogWriter, writeLogHead } from '../../index-builder/pipeline/log-writer.ts';
 import { renderSignedSnapshot } from '../../index-builder/render/snapshot.ts';
-import { CACHE_MUTABLE, CACHE_PRIVATE } from '../../index-builder/store.ts';
+import { CACHE_MUTABLE } from '../../index-builder/store.ts';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -105,10 +105,9 @@ async function segmentKeys(ctx: PipelineContext): Promise<string[]> {
   return keys.sort();
 }
 
-/** Deletes the log: its segments from the site, its recorded head from the intake. */
-async function deleteLog(ctx: PipelineContext): Promise<void> {
+/** Deletes the log's segments from the site (`signHistory` then records the head it signs, or none). */
+async function deleteSegments(ctx: PipelineContext): Promise<void> {
   for (const key of await segmentKeys(ctx)) await ctx.site.delete(key);
-  await ctx.intake.delete(LOG_STATE_KEY);
 }
 
 /**
@@ -120,7 +119,7 @@ async function deleteLog(ctx: PipelineContext): Promise<void> {
  * signs the next generation from there.
  */
 export async function signHistory(ctx: PipelineContext, head: LogHead | undefined): Promise<void> {
-  if (head) await putRecord(ctx, head);
+  if (head) await writeLogHead(ctx.intake, head);
   else await ctx.intake.delete(LOG_STATE_KEY);
   const read = await ctx.site.get(SNAPSHOT_KEY);
   if (!read) throw new Error(`${SNAPSHOT_KEY} is not published: no snapshot to sign again`);
@@ -134,19 +133,12 @@ export async function signHistory(ctx: PipelineContext, head: LogHead | undefine
   await rebuildRegistry(ctx);
 }
 
-async function putRecord(ctx: PipelineContext, head: LogHead): Promise<void> {
-  await ctx.intake.put(LOG_STATE_KEY, encoder.encode(`${JSON.stringify(head)}\n`), {
-    contentType: 'application/json',
-    cacheControl: CACHE_PRIVATE,
-  });
-}
-
 /**
  * The registry as it was before it kept a log (every publish is logged now, so a registry that published
  * has one): no segment, no recorded head, and a snapshot signed without a `log`.
  */
 export async function dropLog(ctx: PipelineContext): Promise<void> {
-  await deleteLog(ctx);
+  await deleteSegments(ctx);
   await signHistory(ctx, undefined);
 }
 
@@ -155,7 +147,7 @@ export async function dropLog(ctx: PipelineContext): Promise<void> {
  * a snapshot vouching for them signed by its own key.
  */
 export async function rewriteLog(ctx: PipelineContext, count: number): Promise<LogHead> {
-  await deleteLog(ctx);
+  await deleteSegments(ctx);
   let head: LogHead = EMPTY_LOG;
   const lines: string[] = [];
   for (let i = 0; i < count; i++) {
@@ -219,7 +211,7 @@ export async function claimLogLength(ctx: PipelineContext, length: number): Prom
   const object = await ctx.intake.get(LOG_STATE_KEY);
   if (!object) throw new Error('no log to claim more of');
   const head: LogHead = { length, head: (JSON.parse(decoder.decode(object.body)) as LogHead).head };
-  await putRecord(ctx, head);
+  await writeLogHead(ctx.intake, head);
   await refreshSnapshot(ctx);
   return head;
 }
