@@ -494,9 +494,10 @@ async function rebuildAll(
   resigned: readonly string[];
   restored: RestoredRecords;
 }> {
-  const [opened, published] = await allSettledValues([
+  const [opened, published, recorded] = await allSettledValues([
     openCatalog(ctx.intake),
     readJson<SnapshotDocument>(ctx.site, SNAPSHOT_KEY),
+    readLogHead(ctx.intake),
   ]);
   // Nothing rewritten with a key the published snapshot does not name (a rotation's own rebuild gives its
   // count): a refresh or a flush meeting the mark a rotation's rebuild left when it died finishes that
@@ -506,7 +507,7 @@ async function rebuildAll(
   // records of the log and of the actions applied lately with it: both restored from the published log.
   // Before the catalog is marked: a log this refuses (an entry altered in a segment batches do not read)
   // left it marked, and every batch after it ran this rebuild first and was refused too.
-  const head = await currentLogHead(ctx, await readLogHead(ctx.intake), published);
+  const head = await currentLogHead(ctx, recorded, published);
   const restored = await restoreActionRecords(ctx, head, ctx.clock.now());
   const catalog = catalogAnew(opened);
   // Before the first document is rewritten: one that dies before its catalog is finished by the next run.
