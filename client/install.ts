@@ -1130,16 +1130,34 @@ async function manifestInPlace(
   entry: LockedPlugin,
   seen: OnDisk,
 ): Promise<boolean> {
-  const manifest = installedManifestPath(name, entry.version);
-  const [bytes, signature] = await Promise.all([
-    seen.hash(tree, manifest),
-    seen.hash(tree, `${manifest}.asc`),
-  ]);
-  return bytes?.sha256 === entry.manifest_sha256 && signature !== undefined;
+  const problems = await installedManifestProblems(name, entry.version, entry.manifest_sha256, (relative) =>
+    seen.hash(tree, relative),
+  );
+  return problems.length === 0;
+}
+
+/**
+ * What is wrong with the signed manifest and its signature beside an installed version, against the digest
+ * `manifestSha256` it must have; empty when both are in place. One check for install (which places them
+ * again) and `diff -c` (which names what install would place), so that the two cannot disagree.
+ */
+export async function installedManifestProblems(
+  name: string,
+  version: string,
+  manifestSha256: string,
+  hash: (relative: string) => Promise<{ sha256: string; size: number } | undefined>,
+): Promise<string[]> {
+  const manifest = installedManifestPath(name, version);
+  const [bytes, signature] = await Promise.all([hash(manifest), hash(`${manifest}.asc`)]);
+  const problems: string[] = [];
+  if (bytes?.sha256 !== manifestSha256)
+    problems.push(`${manifest} is ${bytes ? 'not the signed manifest' : 'missing'}`);
+  if (!signature) problems.push(`${manifest}.asc is missing`);
+  return problems;
 }
 
 /** Where a version's signed manifest is placed in its folder (its `.asc` beside it). */
-export function installedManifestPath(name: string, version: string): string {
+function installedManifestPath(name: string, version: string): string {
   return `${name}/${versionFolder(version)}/manifest.json`;
 }
 

@@ -22,7 +22,7 @@ import {
   type InstallOptions,
   type InstallResult,
   type InstallTarget,
-  installedManifestPath,
+  installedManifestProblems,
   installPlugins,
   type Planned,
   planInstall,
@@ -533,11 +533,14 @@ async function compareInstalled(
   // install places such a version again (install.ts installedAsPlanned).
   if (record?.problem) problems.push(`verify refused it (${record.problem.code}: ${record.problem.message})`);
   if (planned.manifest) {
-    const manifest = installedManifestPath(planned.name, planned.version);
-    const [bytes, signature] = await Promise.all([tree.hashFile(manifest), tree.hashFile(`${manifest}.asc`)]);
-    if (bytes?.sha256 !== planned.entry.manifest_sha256)
-      problems.push(`${manifest} is ${bytes ? 'not the signed manifest' : 'missing'}`);
-    if (!signature) problems.push(`${manifest}.asc is missing`);
+    problems.push(
+      ...(await installedManifestProblems(
+        planned.name,
+        planned.version,
+        planned.entry.manifest_sha256,
+        (relative) => tree.hashFile(relative),
+      )),
+    );
   }
   for (const file of planned.files) {
     const held = record ? own(record.artifacts, file.platform) : undefined;
