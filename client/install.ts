@@ -576,17 +576,10 @@ async function alreadyInstalled(
   for (const target of targets) {
     const tree = ctx.tree(target.dir ?? options.dir);
     const entry = target.locked as LockedPlugin;
-    const plugin = own((await seen.read(tree)).plugins, target.name);
-    const record = plugin ? own(plugin.versions, entry.version) : undefined;
-    // A version `verify` refused (its signed manifest beside it gone or changed, say) is placed again.
-    if (
-      !record ||
-      record.manifest_sha256 !== entry.manifest_sha256 ||
-      record.publisher !== entry.publisher ||
-      plugin?.current !== entry.version ||
-      record.problem !== undefined
-    )
-      return undefined;
+    const record = intactRecord(await seen.read(tree), target.name, entry.version, entry.manifest_sha256);
+    // The publisher too: a policy that lists publishers judges the one installed.json recorded
+    // (installedPolicyAllows), so it must be the one the lock names.
+    if (!record || record.publisher !== entry.publisher) return undefined;
     const paths: Record<string, string> = {};
     for (const platform of target.platforms) {
       const key = platformKey(platform);
@@ -1105,10 +1098,8 @@ async function checkFrozenKey(
  * placed again with them).
  */
 async function installedAsPlanned(tree: InstallTree, plan: Planned, seen: OnDisk): Promise<boolean> {
-  const plugin = own((await seen.read(tree)).plugins, plan.name);
-  const record = plugin?.current === plan.version ? own(plugin.versions, plan.version) : undefined;
-  if (!record || record.manifest_sha256 !== plan.entry.manifest_sha256 || record.problem !== undefined)
-    return false;
+  const record = intactRecord(await seen.read(tree), plan.name, plan.version, plan.entry.manifest_sha256);
+  if (!record) return false;
   for (const file of plan.files) {
     const held = own(record.artifacts, file.platform);
     if (!held || held.path !== file.path || held.sha256 !== file.sha256) return false;
@@ -1117,6 +1108,23 @@ async function installedAsPlanned(tree: InstallTree, plan: Planned, seen: OnDisk
   }
   // A frozen install without the manifest at hand has none to place: the files alone are the install.
   return plan.manifest === undefined || manifestInPlace(tree, plan.name, plan.entry, seen);
+}
+
+/**
+ * The installed record of `version` when it is its plugin's current version, made from the manifest
+ * `manifestSha256`, and `verify` has not refused it since (its signed manifest beside it gone or changed,
+ * say: such a version is placed again); else undefined.
+ */
+function intactRecord(
+  installed: InstalledFile,
+  name: string,
+  version: string,
+  manifestSha256: string,
+): InstalledVersion | undefined {
+  const plugin = own(installed.plugins, name);
+  if (plugin?.current !== version) return undefined;
+  const record = own(plugin.versions, version);
+  return record?.manifest_sha256 === manifestSha256 && record.problem === undefined ? record : undefined;
 }
 
 /**
