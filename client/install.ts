@@ -723,17 +723,6 @@ async function planTarget(
 }
 
 /**
- * A frozen target: the lock's entry as it is, no source asked. The manifest is placed when the cache, or
- * where it was found, holds the bytes the lock names (a registry's: where the registry publishes it, and
- * signed by the key this client keeps for the registry); the artifacts come from the cache or from where the
- * lock recorded them, checked against the lock's digests and the manifest's.
- *
- * No plugin document is read (but a registry's, for the publisher a policy that lists publishers judges),
- * so nothing that happened since the lock is known here: a version yanked, removed or deprecated since, or
- * an advisory against it, is neither warned of nor refused (and `--deny-yanked` and `--allow-vulnerable`
- * change nothing). `plugindex audit` checks a frozen tree.
- */
-/**
  * A `file:` location a lock recorded for a folder source, found under that source's folder as it is here:
  * the lock was made in another checkout of the repository (or the folder moved), and the folder's layout
  * (`<plugin>/<version>/...`) names the same file under it. Any other location is as recorded. The bytes are
@@ -746,6 +735,17 @@ function underFolder(url: string, base: string | undefined, name: string, versio
   return at < 0 ? url : `${base.replace(/\/+$/, '')}${url.slice(at)}`;
 }
 
+/**
+ * A frozen target: the lock's entry as it is, no source asked. The manifest is placed when the cache, or
+ * where it was found, holds the bytes the lock names (a registry's: where the registry publishes it, and
+ * signed by the key this client keeps for the registry); the artifacts come from the cache or from where the
+ * lock recorded them, checked against the lock's digests and the manifest's.
+ *
+ * No plugin document is read (but a registry's, for the publisher a policy that lists publishers judges),
+ * so nothing that happened since the lock is known here: a version yanked, removed or deprecated since, or
+ * an advisory against it, is neither warned of nor refused (and `--deny-yanked` and `--allow-vulnerable`
+ * change nothing). `plugindex audit` checks a frozen tree.
+ */
 async function planFrozen(
   ctx: ClientContext,
   target: Target,
@@ -798,7 +798,7 @@ async function planFrozen(
       if (options.policy)
         throw new ClientError(
           'POLICY_DENIED',
-          `${target.name}@${entry.version}: the policy cannot be judged without the manifest ${options.lockfile} pins (${error.message})`,
+          `${options.lockfile}: plugins/${target.name}@${entry.version}: the policy cannot be judged without the manifest it pins (sha256 ${entry.manifest_sha256}; ${error.message})`,
         );
       warnings.push(
         `${target.name}@${entry.version}: its signed manifest was not placed beside it (${error.message})`,
@@ -999,7 +999,11 @@ async function checkSignedPublisher(
     source = registrySource(found.session);
     document = found.document;
   }
-  if (!document) throw new ClientError('PLUGIN_NOT_FOUND', `no plugin named ${name} in ${source.name}`);
+  if (!document)
+    throw new ClientError(
+      'PLUGIN_NOT_FOUND',
+      `${lockfile}: plugins/${name}@${entry.version} is locked from ${source.name}, which lists no plugin named ${name}`,
+    );
   checkLockedSource(lock, source, lockfile, true);
   const version = document.versions.find(
     (v) => versionIdentity(v.version) === versionIdentity(entry.version),
