@@ -807,20 +807,15 @@ async function planFrozen(
     },
   );
   const manifest = fetched?.manifest;
-  if (fetched && manifest) {
-    // The registry's signature first: nothing of the manifest counts until the key this client trusts for
-    // the registry vouches for it (a lock forged whole names its own manifest, files and publisher).
-    if (trust) await checkRegistrySignature(target.name, entry, manifest, trust, registry, options.lockfile);
-    // Policy or none: a lock that names another plugin or version than the manifest it pins, or other
-    // bytes than it names, would place that manifest, and record the version and files, under the lock's word.
-    checkLockedVersion(target.name, entry, manifest.manifest, options.lockfile);
-    checkLockedArtifacts(target.name, entry, manifest.manifest, options.lockfile);
-    if (options.policy) checkLockedAsks(target.name, entry, manifest.manifest, options.lockfile);
-    // The registry signs a manifest's bytes, not who published them: the publisher is in its signed plugin
-    // document, read (as a session reads it: from the cache when fresh or offline) only for a policy that
-    // judges publishers, so that it judges the registry's word, not the lock's.
-    if (trust && options.policy?.publishers !== undefined)
-      await checkSignedPublisher(ctx, target.name, entry, given, lock, options.lockfile);
+  if (fetched) {
+    await checkFrozenManifest(
+      ctx,
+      target.name,
+      entry,
+      fetched.manifest,
+      { trust, registry, given, lock },
+      options,
+    );
     await fetched.keep();
   }
   return {
@@ -842,6 +837,46 @@ async function planFrozen(
     ...(entry.resources ? { resources: entry.resources } : {}),
     generation: registry?.min_generation ?? 0,
   };
+}
+
+/**
+ * A frozen install's manifest (hashed to the lock's digest) against all a lock entry claims of it, before it
+ * counts for anything or is kept in the cache.
+ * @throws TrustError DOCUMENT_MISMATCH (the registry did not sign it), ClientError LOCK_MISMATCH (another
+ *   plugin, version, artifact, permissions, resources or publisher than the lock's), each naming the lock
+ *   file, and what checkSignedPublisher throws.
+ */
+async function checkFrozenManifest(
+  ctx: ClientContext,
+  name: string,
+  entry: LockedPlugin,
+  manifest: VerifiedManifest,
+  {
+    trust,
+    registry,
+    given,
+    lock,
+  }: {
+    readonly trust: TrustRecord | undefined;
+    readonly registry: LockedRegistry | undefined;
+    readonly given: Source | undefined;
+    readonly lock: Lockfile;
+  },
+  options: InstallOptions,
+): Promise<void> {
+  // The registry's signature first: nothing of the manifest counts until the key this client trusts for
+  // the registry vouches for it (a lock forged whole names its own manifest, files and publisher).
+  if (trust) await checkRegistrySignature(name, entry, manifest, trust, registry, options.lockfile);
+  // Policy or none: a lock that names another plugin or version than the manifest it pins, or other
+  // bytes than it names, would place that manifest, and record the version and files, under the lock's word.
+  checkLockedVersion(name, entry, manifest.manifest, options.lockfile);
+  checkLockedArtifacts(name, entry, manifest.manifest, options.lockfile);
+  if (options.policy) checkLockedAsks(name, entry, manifest.manifest, options.lockfile);
+  // The registry signs a manifest's bytes, not who published them: the publisher is in its signed plugin
+  // document, read (as a session reads it: from the cache when fresh or offline) only for a policy that
+  // judges publishers, so that it judges the registry's word, not the lock's.
+  if (trust && options.policy?.publishers !== undefined)
+    await checkSignedPublisher(ctx, name, entry, given, lock, options.lockfile);
 }
 
 /**
