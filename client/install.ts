@@ -566,6 +566,11 @@ function filePath(name: string, version: string, platform: string, fileName: str
   return `${name}/${versionFolder(version)}/${platform}/${fileName}`;
 }
 
+/**
+ * The fast path's items: each target's locked version already in its folder as the lock has it (the record,
+ * the files at their paths and the signed manifest beside them), as unchanged items; undefined when any
+ * target's is not, and the install is planned in full.
+ */
 async function alreadyInstalled(
   ctx: ClientContext,
   targets: readonly Target[],
@@ -786,8 +791,8 @@ async function planFrozen(
   const published = trust ? manifestKey(target.name, entry.version) : undefined;
   const fetched = await frozenManifest(ctx, entry, registry?.key_fingerprint, endpoint, published).catch(
     (error: Error) => {
-      // From a registry, only its being out of reach (or offline) is an outage to go on through; a manifest it
-      // does not serve, or serves other bytes of than the lock pins, is the lock contradicting the registry.
+      // From a registry, only its being out of reach (or offline) is an outage to go on through; a manifest
+      // it does not serve, or serves other bytes of than the lock pins, is the lock contradicting the registry.
       if (trust && !(error instanceof ClientError && OUTAGES.has(error.code)))
         throw new ClientError(
           'LOCK_MISMATCH',
@@ -888,8 +893,8 @@ async function checkFrozenManifest(
  * kept and found under that key: another registry publishing the same manifest bytes signs them with its
  * own. `keep` puts what was fetched in the cache, once the caller has checked it.
  * @throws when neither is at hand (ClientError OFFLINE_MISSING, FETCH_*; LOCK_MISMATCH for other bytes than
- *   the lock pins; LOCK_OUT_OF_SYNC for a lock that records no location): a source without a registry's
- *   signature goes on without it, with a warning.
+ *   the lock pins; LOCK_OUT_OF_SYNC for a lock that records no key or no location): a source without a
+ *   registry's signature goes on without it, with a warning.
  */
 async function frozenManifest(
   ctx: ClientContext,
