@@ -791,8 +791,8 @@ async function planFrozen(
   const published = trust ? manifestKey(target.name, entry.version) : undefined;
   const fetched = await frozenManifest(ctx, entry, registry?.key_fingerprint, endpoint, published).catch(
     (error: Error) => {
-      // From a registry, only its being out of reach (or offline) is an outage to go on through; a manifest
-      // it does not serve, or serves other bytes of than the lock pins, is the lock contradicting the registry.
+      // From a registry, only its being unreachable (or offline) is an outage to go on through; a manifest it
+      // does not serve, or serves as other bytes than the lock pins, is the lock contradicting the registry.
       if (trust && !(error instanceof ClientError && OUTAGES.has(error.code)))
         throw new ClientError(
           'LOCK_MISMATCH',

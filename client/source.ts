@@ -26,7 +26,8 @@ export interface Source {
   readonly previousKeys?: readonly string[];
   /**
    * A registry's trust state (its pinned key, and the keys it was rotated from): what a frozen install
-   * checks the registry's signature of a locked manifest by, reading nothing of the registry. A folder has none.
+   * checks the registry's signature of a locked manifest by, reading nothing of the registry. A folder has
+   * none.
    */
   readonly trust?: TrustRecord;
   /** The snapshot generation read (after `document`); 0 for a source without snapshots. */
