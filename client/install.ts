@@ -1000,7 +1000,9 @@ async function checkRegistrySignature(
         manifest: manifest.bytes,
         signature: manifest.signature,
         key: await readPinnedKey({ ...trust, ...link }),
-        url: entry.manifest_url ?? `the cached manifest of ${name}@${entry.version}`,
+        // Where it was read (the registry's published path, or the cache holding what was read there), not
+        // the location the lock names, which a frozen install from a registry never reads.
+        url: `${manifestKey(name, entry.version)} of registry ${entry.registry}`,
       });
       return;
     } catch (error) {
@@ -1010,7 +1012,7 @@ async function checkRegistrySignature(
   }
   throw new TrustError(
     'DOCUMENT_MISMATCH',
-    `${lockfile}: plugins/${name}@${entry.version} pins a manifest (sha256 ${entry.manifest_sha256}${entry.manifest_url ? ` at ${entry.manifest_url}` : ''}) that registry ${entry.registry} did not sign: expected a signature by ${links.map((l) => l.fingerprint).join(' or ')} (${(refusal as Error).message}); if the registry rotated its key since, follow the rotation first (\`plugindex registry update ${entry.registry}\`, or for a set's registry an install without --frozen)`,
+    `${lockfile}: plugins/${name}@${entry.version} pins a manifest (sha256 ${entry.manifest_sha256}, ${manifestKey(name, entry.version)}) that registry ${entry.registry} did not sign: expected a signature by ${links.map((l) => l.fingerprint).join(' or ')} (${(refusal as Error).message}); if the registry rotated its key since, follow the rotation first (\`plugindex registry update ${entry.registry}\`, or for a set's registry an install without --frozen)`,
     { cause: refusal },
   );
 }
