@@ -12,32 +12,20 @@ import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-sec
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { S3Store } from '../../adapters/s3-store.ts';
-import type { FunctionConfig } from '../../functions/env.ts';
 import { createPublishHandler, type HandlerDeps } from '../../functions/handlers.ts';
 import { cachedSigner } from '../../functions/secrets.ts';
 import { TrustError } from '../../index-builder/errors.ts';
 import type { PluginDocument } from '../../index-builder/model.ts';
 import { CACHE_MUTABLE, listAll } from '../../index-builder/store.ts';
 import { encode, makeBundle, testKey, validManifest } from '../support/fixtures.ts';
-import { type LocalS3, objectCreatedRecord, startLocalS3 } from '../support/s3.ts';
+import { functionConfig, type LocalS3, objectCreatedRecord, startLocalS3 } from '../support/s3.ts';
 
 const secrets = mockClient(SecretsManagerClient);
 const cloudfront = mockClient(CloudFrontClient);
 let s3: LocalS3;
 let deps: HandlerDeps;
 
-const config: FunctionConfig = {
-  intakeBucket: 'altered-intake',
-  siteBucket: 'altered-site',
-  signingKeySecretId: 'plugindex/signing-key',
-  configKey: 'config/plugindex.json',
-  distributionId: 'E2EXAMPLE',
-  s3Endpoint: undefined,
-  defaults: {},
-  publishers: undefined,
-  operators: undefined,
-  snapshotRefreshSeconds: undefined,
-};
+const config = functionConfig('altered-intake', 'altered-site');
 
 const uploaded = (key: string) => objectCreatedRecord(config.intakeBucket, key);
 

@@ -11,7 +11,6 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { REFRESH_REQUEST } from '../../adapters/publish-queue.ts';
 import { S3Store } from '../../adapters/s3-store.ts';
-import type { FunctionConfig } from '../../functions/env.ts';
 import { createPublishHandler, type HandlerDeps } from '../../functions/handlers.ts';
 import { cachedSigner } from '../../functions/secrets.ts';
 import { systemClock } from '../../index-builder/clock.ts';
@@ -23,7 +22,7 @@ import { listAll } from '../../index-builder/store.ts';
 import { INVALIDATION_FAILED_LOG } from '../../infra/constructs/alarms.ts';
 import { signedAction } from '../support/actions.ts';
 import { encode, makeBundle, testKey, validManifest } from '../support/fixtures.ts';
-import { type LocalS3, objectCreatedRecord, startLocalS3 } from '../support/s3.ts';
+import { functionConfig, type LocalS3, objectCreatedRecord, startLocalS3 } from '../support/s3.ts';
 
 const secrets = mockClient(SecretsManagerClient);
 const cloudfront = mockClient(CloudFrontClient);
@@ -31,18 +30,7 @@ let s3: LocalS3;
 let deps: HandlerDeps;
 const logs: Record<string, unknown>[] = [];
 
-const config: FunctionConfig = {
-  intakeBucket: 'fn-intake',
-  siteBucket: 'fn-site',
-  signingKeySecretId: 'plugindex/signing-key',
-  configKey: 'config/plugindex.json',
-  distributionId: 'E2EXAMPLE',
-  s3Endpoint: undefined,
-  defaults: {},
-  publishers: undefined,
-  operators: undefined,
-  snapshotRefreshSeconds: undefined,
-};
+const config = functionConfig('fn-intake', 'fn-site');
 
 /** The schedule's refresh, as the queue delivers what the rule sends (infra/constructs/publishing.ts). */
 const refreshEvent = {

@@ -31,7 +31,7 @@ import { signRotation } from '../../index-builder/rotation.ts';
 import { createSigner, type KeyPair, readPublicKey, type Signer } from '../../index-builder/signing.ts';
 import { openSignedSnapshot, verifySnapshot } from '../../index-builder/verify.ts';
 import { makeBundle, testKey, validManifest } from '../support/fixtures.ts';
-import { type LocalS3, startLocalS3 } from '../support/s3.ts';
+import { functionConfig, type LocalS3, startLocalS3 } from '../support/s3.ts';
 
 const secrets = mockClient(SecretsManagerClient);
 const cloudfront = mockClient(CloudFrontClient);
@@ -135,19 +135,10 @@ beforeAll(async () => {
   mockInvalidations();
   s3 = await startLocalS3(['rot-intake', 'rot-site']);
   work = await mkdtemp(path.join(tmpdir(), 'plugindex-fn-rotation-'));
-  config = {
-    intakeBucket: 'rot-intake',
-    siteBucket: 'rot-site',
-    signingKeySecretId: 'plugindex/signing-key',
-    configKey: 'config/plugindex.json',
-    distributionId: 'E2EXAMPLE',
-    s3Endpoint: undefined,
+  config = functionConfig('rot-intake', 'rot-site', {
     // The site bucket as s3rver serves it over HTTP: where `rotate-key --bucket` reads the snapshot.
     defaults: { name: 'Rotating Cloud', url: `${s3.endpoint}/rot-site` },
-    publishers: undefined,
-    operators: undefined,
-    snapshotRefreshSeconds: undefined,
-  };
+  });
   keys = { a: await testKey('fn-a'), b: await testKey('fn-b'), c: await testKey('fn-c') };
   signers = {
     a: await createSigner(keys.a.secretKey),

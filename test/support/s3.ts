@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import S3rver from 's3rver';
+import type { FunctionConfig } from '../../functions/env.ts';
 import { createPublishHandler } from '../../functions/handlers.ts';
 import type { BatchResult } from '../../index-builder/pipeline/index.ts';
 import { createSigner } from '../../index-builder/signing.ts';
@@ -54,6 +55,30 @@ export async function startLocalS3(buckets: readonly string[]): Promise<LocalS3>
 }
 
 /**
+ * A publish function's settings as its environment gives them (functions/env.ts), over buckets of a test's
+ * own: the secret's and config object's usual names, a distribution to invalidate, nothing else set.
+ */
+export function functionConfig(
+  intakeBucket: string,
+  siteBucket: string,
+  overrides: Partial<FunctionConfig> = {},
+): FunctionConfig {
+  return {
+    intakeBucket,
+    siteBucket,
+    signingKeySecretId: 'plugindex/signing-key',
+    configKey: 'config/plugindex.json',
+    distributionId: 'E2EXAMPLE',
+    s3Endpoint: undefined,
+    defaults: {},
+    publishers: undefined,
+    operators: undefined,
+    snapshotRefreshSeconds: undefined,
+    ...overrides,
+  };
+}
+
+/**
  * The publish function over two buckets of a local S3, signing with the test registry key, logging nowhere;
  * its requests sent by `client` (by default the local S3's own).
  */
@@ -66,18 +91,10 @@ export async function localPublishHandler(
 ): Promise<(event: unknown) => Promise<BatchResult>> {
   const signer = await createSigner((await testKey('registry')).secretKey);
   return createPublishHandler({
-    config: {
-      intakeBucket,
-      siteBucket,
+    config: functionConfig(intakeBucket, siteBucket, {
       signingKeySecretId: 'unused',
-      configKey: 'config/plugindex.json',
       distributionId: undefined,
-      s3Endpoint: undefined,
-      defaults: {},
-      publishers: undefined,
-      operators: undefined,
-      snapshotRefreshSeconds: undefined,
-    },
+    }),
     s3: client,
     cloudfront: undefined as never, // no distribution configured: never called
     signer: async () => signer,
