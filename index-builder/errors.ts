@@ -107,6 +107,8 @@ export type ProblemCode =
   | 'ROTATION_INVALID'
   | 'ROTATION_NOT_CURRENT_KEY'
   | 'ROTATION_NOT_SIGNING_KEY'
+  // A key rotation refused because a published document is not what the registry published (published.ts)
+  | 'PUBLISHED_DOCUMENT_ALTERED'
   // More problems than a report lists (boundProblems)
   | 'PROBLEMS_OMITTED';
 

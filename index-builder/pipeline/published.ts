@@ -20,12 +20,20 @@
  * revoked list, the snapshot: a few kilobytes each), and the plugin's document digest from its catalog bin,
  * which the commit reads anyway.
  */
-import { type Catalog, documentsIn } from '../catalog.ts';
+import { type Catalog, documentsIn, openCatalog } from '../catalog.ts';
 import { sha256Hex } from '../digest.ts';
 import { TrustError } from '../errors.ts';
-import { binOf, REVOKED_KEYS_KEY, SNAPSHOT_KEY } from '../layout.ts';
+import {
+  binOf,
+  isPluginDocumentKey,
+  PLUGINS_PREFIX,
+  pluginDocumentKey,
+  REVOKED_KEYS_KEY,
+  SNAPSHOT_KEY,
+} from '../layout.ts';
+import { forEachLimited } from '../limited.ts';
 import type { SnapshotDocument } from '../model.ts';
-import type { Store } from '../store.ts';
+import { listFolders, type Store } from '../store.ts';
 
 /**
  * What a published document is to the catalog: the one it records, one a run recorded it was about to
@@ -123,4 +131,52 @@ export function checkedSnapshot(
 ): SnapshotDocument | undefined {
   checkPublished(catalog, SNAPSHOT_KEY, catalog.snapshot?.sha256, body, catalog.snapshot === undefined);
   return body ? (JSON.parse(new TextDecoder().decode(body)) as SnapshotDocument) : undefined;
+}
+
+/** Plugin documents read at once by `checkEveryPublished`: a few kilobytes each, S3's latency hidden. */
+const CHECK_CONCURRENCY = 64;
+
+/**
+ * Every document a rebuild takes as it is (each plugin's, `keys/revoked.json`, `snapshot.json`), held to what
+ * the catalog records the registry published, writing nothing: what a key rotation checks before it writes
+ * anything, so that the new key vouches for exactly what the old one did. A rotation, run after a suspected
+ * compromise as often as not, signed with the new key a plugin document someone else had edited in the
+ * published store (a stranger made an owner every client then accepted), where a publish refuses it. Taking
+ * the published documents as they are stays `plugindex rebuild`'s, on the operator's word. A plugin the
+ * catalog records whose document is gone is refused too, as a batch refuses it. Nothing is checked while the
+ * catalog is of another format or marked `rebuilding` (a rebuild under way, or one that died, which the next
+ * run finishes and which takes the documents as they are, as every batch does then).
+ * Cost: one read and one SHA-256 of each plugin document, 64 at a time, and the catalog's bins.
+ * @throws TrustError PUBLISHED_DOCUMENT_ALTERED naming the first such document (by name) and both digests.
+ */
+export async function checkEveryPublished(site: Store, intake: Store): Promise<void> {
+  const catalog = await openCatalog(intake);
+  if (catalog.outdated) return;
+  const recorded = await documentsIn(intake, catalog, new Set(catalog.bins.keys()));
+  const names = new Set(recorded.keys());
+  // Each plugin's folder, as a rebuild finds them: a document it would take is checked, recorded or not.
+  for await (const folder of listFolders(site, PLUGINS_PREFIX))
+    if (isPluginDocumentKey(`${folder}index.json`)) names.add(folder.slice(PLUGINS_PREFIX.length, -1));
+  const altered: { name: string; error: unknown }[] = [];
+  await forEachLimited([...names], CHECK_CONCURRENCY, async (name) => {
+    const key = pluginDocumentKey(name);
+    const object = await site.get(key);
+    try {
+      checkPublished(catalog, key, recorded.get(name)?.document.sha256, object?.body);
+    } catch (error) {
+      if (!isAltered(error)) throw error;
+      altered.push({ name, error });
+    }
+  });
+  // The first by name, whatever order the reads finished in: the same refusal every time it is run.
+  const first = altered.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))[0];
+  if (first) throw first.error;
+  const [revoked, snapshot] = await Promise.all([site.get(REVOKED_KEYS_KEY), site.get(SNAPSHOT_KEY)]);
+  checkPublished(
+    catalog,
+    REVOKED_KEYS_KEY,
+    catalog.registryDigests.get(REVOKED_KEYS_KEY)?.sha256,
+    revoked?.body,
+  );
+  checkedSnapshot(catalog, snapshot?.body);
 }

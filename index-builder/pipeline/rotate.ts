@@ -41,6 +41,7 @@ import type { PipelineContext } from './context.ts';
 import { retiredFingerprints } from './evaluate.ts';
 import { rebuildRegistry } from './index.ts';
 import { LogWriter } from './log-writer.ts';
+import { checkEveryPublished, isAltered } from './published.ts';
 import { putFile, readJson, withWriteLog } from './site-writer.ts';
 
 /**
@@ -114,7 +115,11 @@ export interface RotationResult {
 }
 
 function refuse(
-  code: 'ROTATION_INVALID' | 'ROTATION_NOT_CURRENT_KEY' | 'ROTATION_NOT_SIGNING_KEY',
+  code:
+    | 'ROTATION_INVALID'
+    | 'ROTATION_NOT_CURRENT_KEY'
+    | 'ROTATION_NOT_SIGNING_KEY'
+    | 'PUBLISHED_DOCUMENT_ALTERED',
   path: string,
   message: string,
   detail: { expected?: string; found?: string } = {},
@@ -198,7 +203,9 @@ async function keyTakenBy(
  * @throws SubmissionError INVALID_SUBMISSION with one problem: ROTATION_INVALID (form, registry, sequence,
  *   signatures, the same key, a key rotated away from, revoked, an operator's or a publisher's, a rotation N
  *   already published with other bytes), ROTATION_NOT_CURRENT_KEY (not from the key the registry signs
- *   with), ROTATION_NOT_SIGNING_KEY (not to the key `ctx.signer` holds).
+ *   with), ROTATION_NOT_SIGNING_KEY (not to the key `ctx.signer` holds), PUBLISHED_DOCUMENT_ALTERED (a
+ *   rotation not yet published, and a published document not what the registry published:
+ *   `checkEveryPublished`).
  */
 export async function checkRotation(ctx: PipelineContext, bytes: Uint8Array): Promise<CheckedRotation> {
   let read: ReadRotation;
@@ -289,6 +296,18 @@ export async function checkRotation(ctx: PipelineContext, bytes: Uint8Array): Pr
     if (!(error instanceof TrustError)) throw error;
     refuse('ROTATION_INVALID', '/signatures', error.message);
   }
+  // Last, as it reads every plugin document: before the rotation is published, nothing re-signed by the new
+  // key may be other than what the old one signed. A rotation found published is past this check (its
+  // rebuild, marked in the catalog, takes the documents as they are, as every run does until it is done).
+  if (!existing)
+    await checkEveryPublished(ctx.site, ctx.intake).catch((error: unknown) => {
+      if (!isAltered(error)) throw error;
+      refuse(
+        'PUBLISHED_DOCUMENT_ALTERED',
+        '',
+        `${error.message}. A key rotation signs nothing the old key did not: mend the published store first, then rotate`,
+      );
+    });
   return { ...base, state: existing ? 'resume' : 'new', snapshot };
 }
 

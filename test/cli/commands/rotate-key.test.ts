@@ -199,6 +199,32 @@ describe('when an operator rotates a served registry key twice', () => {
   });
 });
 
+describe('when a published plugin document was edited by someone else', () => {
+  it('refuses to rotate, changing nothing, until the operator takes the documents as they are', async () => {
+    const dir = path.join(work, 'edited');
+    await registryWithPlugin(dir, ['1.0.0']);
+    const document = path.join(dir, 'public/plugins', NAME, 'index.json');
+    const edited = JSON.parse(await readFile(document, 'utf8'));
+    edited.description = 'edited in the published store';
+    await writeFile(document, JSON.stringify(edited));
+    const before = await tree(dir);
+    const next = await keyFile('after-edit');
+
+    const refused = await plugindex('rotate-key', '--registry', dir, '--new-key', next.file);
+
+    // Before the key file is swapped: the registry still signs with its key, as a publish refuses too.
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('PUBLISHED_DOCUMENT_ALTERED');
+    expect(refused.stderr).toContain(`plugins/${NAME}/index.json`);
+    expect(await tree(dir)).toEqual(before);
+    const rebuilt = await plugindex('rebuild', '--registry', dir);
+    expect(rebuilt.code, rebuilt.stderr).toBe(0);
+    const rotated = await plugindex('rotate-key', '--registry', dir, '--new-key', next.file);
+    expect(rotated.code, rotated.stderr).toBe(0);
+    expect(await snapshotOf(dir)).toMatchObject({ key_rotations: 1, key_fingerprint: next.fingerprint });
+  }, 60_000);
+});
+
 /** A site store that fails every write of `key`, as a full disk or a killed process would stop there. */
 function failingOn(store: Store, key: string): Store {
   return new Proxy(store, {

@@ -9,7 +9,7 @@ import { SubmissionError } from '../../../index-builder/errors.ts';
 import { SIGNED_SNAPSHOT_KEY } from '../../../index-builder/layout.ts';
 import { EMPTY_LOG, logSegmentKey, parseSegment } from '../../../index-builder/log.ts';
 import type { LogHead, PluginDocument, SnapshotDocument } from '../../../index-builder/model.ts';
-import { processSubmissions } from '../../../index-builder/pipeline/index.ts';
+import { processSubmissions, rebuildRegistry } from '../../../index-builder/pipeline/index.ts';
 import { LOG_STATE_KEY } from '../../../index-builder/pipeline/log-writer.ts';
 import { checkRotation, rotateRegistryKey } from '../../../index-builder/pipeline/rotate.ts';
 import {
@@ -425,6 +425,89 @@ describe('when a rotation cannot be accepted', () => {
     expect((await rotateRegistryKey({ ...registry.context, signer: newSigner }, bytes)).status).toBe(
       'rotated',
     );
+  });
+});
+
+describe('when a published document is not what the registry published', () => {
+  const JSON_PUT = { contentType: 'application/json', cacheControl: 'public, max-age=60' };
+  const edits: [string, (r: TestRegistry) => Promise<void>, string][] = [
+    [
+      "a plugin's document edited to add an owner",
+      async (r) => {
+        const doc = json<PluginDocument>(r.site, 'plugins/demo-plugin/index.json');
+        const edited = { ...doc, owners: [...(doc.owners ?? []), strangerSigner.fingerprint] };
+        await r.site.put('plugins/demo-plugin/index.json', encode(JSON.stringify(edited)), JSON_PUT);
+      },
+      'plugins/demo-plugin/index.json',
+    ],
+    [
+      "a plugin's document deleted (its next publisher would own the name)",
+      (r) => r.site.delete('plugins/other-plugin/index.json'),
+      'plugins/other-plugin/index.json',
+    ],
+    [
+      'a plugin document planted for a name never published',
+      async (r) => {
+        const doc = json<PluginDocument>(r.site, 'plugins/demo-plugin/index.json');
+        const planted = { ...doc, name: 'planted-plugin' };
+        await r.site.put('plugins/planted-plugin/index.json', encode(JSON.stringify(planted)), JSON_PUT);
+      },
+      'plugins/planted-plugin/index.json',
+    ],
+    [
+      'a revoked-keys list planted',
+      async (r) => {
+        const revoked = { schema: 'plugindex/revoked-keys/v1', keys: [] };
+        await r.site.put('keys/revoked.json', encode(JSON.stringify(revoked)), JSON_PUT);
+      },
+      'keys/revoked.json',
+    ],
+    [
+      "the snapshot's digests edited",
+      async (r) => {
+        const snapshot = json<SnapshotDocument>(r.site, 'snapshot.json');
+        await r.site.put('snapshot.json', encode(JSON.stringify({ ...snapshot, documents: [] })), JSON_PUT);
+      },
+      'snapshot.json',
+    ],
+  ];
+
+  it.each(edits)('refuses to rotate over %s, naming it, and writes nothing', async (_, edit, key) => {
+    const registry = await publishedRegistry();
+    await edit(registry);
+    const before = [registry.site.fingerprint(), registry.intake.fingerprint()];
+
+    const error = await rotateRegistryKey(
+      { ...registry.context, signer: newSigner },
+      await rotation(registry),
+    ).catch((e: unknown) => e);
+
+    // Refused as a batch refuses it: a rotation would have signed the edit with the new key, and every
+    // client would have taken it (a stranger then an owner of the plugin).
+    expect(error).toBeInstanceOf(SubmissionError);
+    expect((error as SubmissionError).problems).toEqual([
+      expect.objectContaining({
+        code: 'PUBLISHED_DOCUMENT_ALTERED',
+        path: '',
+        message: expect.stringContaining(key),
+      }),
+    ]);
+    expect([registry.site.fingerprint(), registry.intake.fingerprint()]).toEqual(before);
+  });
+
+  it('rotates once the operator has taken the published documents as they are (plugindex rebuild)', async () => {
+    const registry = await publishedRegistry();
+    await (edits[0] as (typeof edits)[number])[1](registry);
+    await rebuildRegistry(registry.context);
+
+    const result = await rotateRegistryKey(
+      { ...registry.context, signer: newSigner },
+      await rotation(registry),
+    );
+
+    expect(result.status).toBe('rotated');
+    const doc = json<PluginDocument>(registry.site, 'plugins/demo-plugin/index.json');
+    expect(doc.owners).toContain(strangerSigner.fingerprint);
   });
 });
 
