@@ -497,6 +497,18 @@ export function supersededProblem(
   );
 }
 
+/**
+ * The record of an action that set its slot, judged by the registry at `judged` (ISO 8601): made at its signed
+ * `created`, or at `judged` when that is earlier. An action may be dated up to ACTION_CLOCK_SKEW_MS ahead of
+ * the registry's clock (a signer's clock fast, or a co-owner dating one ahead on purpose); recorded as dated,
+ * it held off, for that long and renewably, an action another owner made after it (ACTION_SUPERSEDED). No
+ * action is taken before the registry receives it, so it was made by then. A newer action, however dated,
+ * is then judged against that.
+ */
+export function slotRecord(created: string, digest: string, judged: string): SlotRecord {
+  return { created: createdInstant(judged) < createdInstant(created) ? judged : created, digest };
+}
+
 /** `order` with `record` as the newest action of `slot` (kept as it was when that one is newer). */
 export function withSlotRecord(order: ActionOrder, slot: ActionSlot, record: SlotRecord): ActionOrder {
   const held = order[slot];

@@ -41,6 +41,7 @@ import {
   prunedOrder,
   revocationOf,
   revokeInDocument,
+  slotRecord,
   supersededProblem,
   supersedingAction,
   versionFiles,
@@ -158,7 +159,7 @@ async function replayOrResume(
     const passed = !resumed.finished && (await overtaken(judging.view, read, key));
     if (!resumed.finished && !passed) {
       await applyAgain(judging, read, resumed.time, key);
-      await orderApplied(judging.view, read, key);
+      await orderApplied(judging.view, read, key, resumed.time);
     }
     return {
       kind: 'action-accepted',
@@ -242,12 +243,20 @@ async function overtaken(view: BatchView, read: ReadAction, key: NamedKey | unde
   );
 }
 
-/** Records in the view that `read` set its slot (if it has one): a later action made before it is refused. */
-async function orderApplied(view: BatchView, read: ReadAction, key: NamedKey | undefined): Promise<void> {
+/**
+ * Records in the view that `read`, judged at `judged`, set its slot (if it has one): a later action made
+ * before it is refused.
+ */
+async function orderApplied(
+  view: BatchView,
+  read: ReadAction,
+  key: NamedKey | undefined,
+  judged: string,
+): Promise<void> {
   const action = read.action;
   if (action.action === 'revoke-key') return;
   const slot = actionSlot(action, key);
-  if (slot) await view.applyOrder(action.plugin, slot, { created: action.created, digest: read.digest });
+  if (slot) await view.applyOrder(action.plugin, slot, slotRecord(action.created, read.digest, judged));
 }
 
 /** Reads every plugin document into the view: a revocation marks versions across the registry. */
@@ -402,7 +411,7 @@ export async function evaluateAction(
     // The state already is what a newer statement says: that statement still stands against an older one
     // met later (the older would otherwise apply and undo it: an owner removed, then added by a delayed add).
     if (slot && statesTheState(action, applied.problems)) {
-      const record = { created: action.created, digest: read.digest };
+      const record = slotRecord(action.created, read.digest, at);
       await view.applyOrder(doc.name, slot, record);
       return { ...refuse(applied.problems), ordered: { plugin: doc.name, slot, record } };
     }
@@ -410,7 +419,7 @@ export async function evaluateAction(
   }
   view.change(applied.doc);
   view.applied.add(read.digest);
-  if (slot) await view.applyOrder(action.plugin, slot, { created: action.created, digest: read.digest });
+  if (slot) await view.applyOrder(action.plugin, slot, slotRecord(action.created, read.digest, at));
   return {
     kind: 'action-accepted',
     read,
@@ -701,7 +710,9 @@ export async function writeActionOrders(
     const slot = actionSlot(action, evaluation.key);
     if (!slot) continue;
     const order = orders.get(action.plugin) ?? (await view.recordedOrder(action.plugin));
-    orders.set(action.plugin, withSlotRecord(order, slot, { created: action.created, digest }));
+    // As the view recorded it when it judged the action (a dead run's, when it logged it).
+    const judged = evaluation.resumed?.time ?? now.toISOString();
+    orders.set(action.plugin, withSlotRecord(order, slot, slotRecord(action.created, digest, judged)));
   }
   for (const [plugin, order] of orders) await writeActionOrder(ctx, plugin, order, now);
 }
@@ -824,7 +835,9 @@ async function restoreOrders(ctx: PipelineContext, recent: readonly LogEntry[], 
     const slot = loggedActionSlot(entry);
     if (!slot || entry.plugin === undefined || entry.created === undefined) continue;
     const order = logged.get(entry.plugin) ?? {};
-    logged.set(entry.plugin, withSlotRecord(order, slot, { created: entry.created, digest: entry.digest }));
+    // Logged when it was judged: the record as the batch that took it wrote it (`slotRecord`).
+    const record = slotRecord(entry.created, entry.digest, entry.time);
+    logged.set(entry.plugin, withSlotRecord(order, slot, record));
   }
   let orders = 0;
   await forEachLimited([...logged], WRITE_CONCURRENCY, async ([plugin, slots]) => {

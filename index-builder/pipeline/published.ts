@@ -25,6 +25,7 @@ import { sha256Hex } from '../digest.ts';
 import { TrustError } from '../errors.ts';
 import {
   binOf,
+  CATALOG_META_KEY,
   isPluginDocumentKey,
   PLUGINS_PREFIX,
   pluginDocumentKey,
@@ -145,13 +146,17 @@ const CHECK_CONCURRENCY = 64;
  * the published documents as they are stays `plugindex rebuild`'s, on the operator's word. A plugin the
  * catalog records whose document is gone is refused too, as a batch refuses it. Nothing is checked while the
  * catalog is of another format or marked `rebuilding` (a rebuild under way, or one that died, which the next
- * run finishes and which takes the documents as they are, as every batch does then).
+ * run finishes and which takes the documents as they are, as every batch does then), nor with no catalog
+ * at all (the private `state/` lost: see below).
  * Cost: one read and one SHA-256 of each plugin document, 64 at a time, and the catalog's bins.
  * @throws TrustError PUBLISHED_DOCUMENT_ALTERED naming the first such document (by name) and both digests.
  */
 export async function checkEveryPublished(site: Store, intake: Store): Promise<void> {
-  const catalog = await openCatalog(intake);
-  if (catalog.outdated) return;
+  // No catalog at all: the intake store's `state/` lost (or never saved), which only the intake store's
+  // writers can do, and nothing else stands to check against: the rebuild after a loss takes what is
+  // published as it is too (a rotation meeting a lost state/ is finished, lost-state.test.ts).
+  const [meta, catalog] = await Promise.all([intake.head(CATALOG_META_KEY), openCatalog(intake)]);
+  if (!meta || catalog.outdated) return;
   const recorded = await documentsIn(intake, catalog, new Set(catalog.bins.keys()));
   const names = new Set(recorded.keys());
   // Each plugin's folder, as a rebuild finds them: a document it would take is checked, recorded or not.

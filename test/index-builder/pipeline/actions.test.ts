@@ -7,6 +7,7 @@
 import * as openpgp from 'openpgp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ActionBody } from '../../../index-builder/actions.ts';
+import { fixedClock } from '../../../index-builder/clock.ts';
 import { StoreError, TrustError } from '../../../index-builder/errors.ts';
 import {
   actionEnvelopeKey,
@@ -863,6 +864,53 @@ describe("when the signer's clock runs ahead", () => {
     const [outcome] = await run(registry, submitted.key);
     expect(outcome?.problems).toEqual([]);
     expect(outcome?.status).toBe('accepted');
+  });
+});
+
+describe('when a co-owner dates an action ahead of the registry clock', () => {
+  it("does not hold off, for the skew allowed, another owner's action made after it", async () => {
+    const registry = await registryWithOperator();
+    await publishVersions(registry, ['1.0.0']);
+    expect(
+      (await act(registry, { action: 'owners-add', plugin: 'demo-plugin', key: heir.publicKey }, publisher))
+        .status,
+    ).toBe('accepted');
+    const start = registry.context.clock.now().getTime();
+    const at = (seconds: number) => new Date(start + seconds * 1000);
+    const batchAt = async (seconds: number, key: string) =>
+      (await processSubmissions({ ...registry.context, clock: fixedClock(at(seconds)) }, [key])).outcomes;
+    const slot = () =>
+      JSON.parse(new TextDecoder().decode(registry.intake.objects.get(actionOrderKey('demo-plugin'))?.body))
+        .slots['yank/1.0.0'];
+    // Dated 4 minutes ahead (within the 5 the registry allows a signer's clock), taken at once: its slot is
+    // recorded as set when the registry received it.
+    const ahead = await submitAction(
+      registry.intake,
+      { action: 'yank', plugin: 'demo-plugin', version: '1.0.0' },
+      publisher,
+      { now: at(240) },
+    );
+    expect((await batchAt(0, ahead.key))[0]?.status).toBe('accepted');
+    expect(slot()).toMatchObject({ created: at(0).toISOString(), digest: ahead.digest });
+
+    // The other owner lifts it a minute later, by a true clock: made after the yank was received.
+    const lifted = await submitAction(
+      registry.intake,
+      { action: 'unyank', plugin: 'demo-plugin', version: '1.0.0' },
+      heir,
+      { now: at(60) },
+    );
+    const [outcome] = await batchAt(61, lifted.key);
+
+    expect(outcome?.problems).toEqual([]);
+    expect(outcome?.status).toBe('accepted');
+    expect(version(await bound(registry), '1.0.0')?.yanked).toBeFalsy();
+    expect(slot()).toMatchObject({ created: at(60).toISOString(), digest: lifted.digest });
+    // A rebuild after the private state/ was lost restores the records the batches wrote, from the log.
+    const recorded = registry.intake.objects.get(actionOrderKey('demo-plugin'))?.body;
+    registry.intake.objects.delete(actionOrderKey('demo-plugin'));
+    await rebuildRegistry({ ...registry.context, clock: fixedClock(at(62)) });
+    expect(registry.intake.objects.get(actionOrderKey('demo-plugin'))?.body).toEqual(recorded);
   });
 });
 
