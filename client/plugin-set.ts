@@ -15,7 +15,7 @@ import { type ClientContext, loadTrust } from './context.ts';
 import { type DiscoveredPlugin, type TrustedKey, verifyFound } from './discovery.ts';
 import { readTextIfExists, withFileLock } from './disk/atomic.ts';
 import { scanPluginFolders } from './disk/discover.ts';
-import { type InstallTree, readLockfile, type TrustRecord } from './disk/state.ts';
+import { filesSharingStem, type InstallTree, readLockfile, type TrustRecord } from './disk/state.ts';
 import { ClientError } from './errors.ts';
 import type { Endpoint } from './fetcher.ts';
 import {
@@ -92,18 +92,50 @@ async function providerKeys(set: PluginSet): Promise<Map<string, PublicKeyInfo>>
 }
 
 /**
- * The lock of a set file: `plugins.yaml` -> `plugins.lock`, in the same folder.
+ * The lock of a set file: `plugins.yaml` -> `plugins.lock`, in the same folder. Named for the set file
+ * without its extension, so another set file whose name differs only in the extension (`plugins.yml`,
+ * `plugins.json`, `plugins`) would be locked in the same file, each install silently replacing the other's
+ * pins: refused while such a file is there. Another file counts when it is named `.yaml` or `.yml` (a set
+ * being edited may not read as one), or when it reads as a plugin set (`plugins.md` beside it does not).
+ * The lock's name itself is left as it always was, so every lock written so far is still found.
  * @throws ClientError PLUGIN_SET_INVALID for a set file that would be its own lock (`team.lock`): an install
- *   wrote the lock over it, and the set was gone.
+ *   wrote the lock over it, and the set was gone; and for another set file sharing its lock.
  */
-function lockfileFor(file: string): string {
+async function lockfileOf(file: string, options: { readonly home: string }): Promise<string> {
   const lockfile = join(dirname(file), `${basename(file, extname(file))}.lock`);
   if (resolve(lockfile) === resolve(file))
     throw new ClientError(
       'PLUGIN_SET_INVALID',
       `${file}: a plugin set file named .lock would be its own lock file, which an install writes: name it .yaml (plugins.yaml, locked in plugins.lock)`,
     );
+  const sharing: string[] = [];
+  for (const other of await filesSharingStem(file, lockfile))
+    if (await isSetFile(other.path, other.size, options)) sharing.push(other.path);
+  if (sharing.length > 0) {
+    const stem = basename(file, extname(file));
+    throw new ClientError(
+      'PLUGIN_SET_INVALID',
+      `${file}: ${sharing.join(' and ')} beside it ${sharing.length === 1 ? 'is a plugin set file' : 'are plugin set files'} too, and a set is locked in the file named for it without its extension: both would be locked in ${lockfile}, each install replacing the other's pins; rename one of them (${stem}-other${extname(file) || '.yaml'} is locked in ${stem}-other.lock), or remove the one no longer used`,
+    );
+  }
   return lockfile;
+}
+
+/** The most of another file read to see whether it is a plugin set: a set's own cap, in UTF-8 at worst. */
+const SET_FILE_MAX_BYTES = 4 * 1_048_576;
+
+/** True when `path` (of `size` bytes) is a plugin set file: named as YAML, or reading as a set. */
+async function isSetFile(path: string, size: number, options: { readonly home: string }): Promise<boolean> {
+  if (['.yaml', '.yml'].includes(extname(path).toLowerCase())) return true;
+  if (size > SET_FILE_MAX_BYTES) return false;
+  const text = await readTextIfExists(path).catch(() => undefined);
+  if (text === undefined) return false;
+  try {
+    parsePluginSet(text, path, options);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -118,7 +150,7 @@ async function openPluginSet(
 ): Promise<OpenedSet> {
   const text = await readSetFile(file);
   const set = parsePluginSet(text, file, options);
-  const lockfile = lockfileFor(file);
+  const lockfile = await lockfileOf(file, options);
   const lock = await readLockfile(lockfile);
   const armored = new Map<string, string>();
   for (const provider of [...set.providers, ...(set.discovery?.registries ?? [])]) {
@@ -677,8 +709,9 @@ export async function verifySet(
         : { current: undefined };
     trust.set(name, current ?? { fingerprint: key.fingerprint, armoredKey: key.armored });
   }
+  const lockfile = await lockfileOf(file, options);
   const findings: VerifyFinding[] = [];
   for (const dir of installDirs(set))
-    findings.push(...(await verifyInstalled(ctx, { dir, lockfile: lockfileFor(file), trust })));
+    findings.push(...(await verifyInstalled(ctx, { dir, lockfile, trust })));
   return findings;
 }

@@ -1,5 +1,5 @@
-import { mkdir, open, rename, rm, rmdir } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { mkdir, open, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
+import { basename, dirname, extname, join } from 'node:path';
 import { createSha256 } from '../../index-builder/digest.ts';
 import { TrustError } from '../../index-builder/errors.ts';
 import { keyProblem, versionFolder } from '../../index-builder/layout.ts';
@@ -307,6 +307,32 @@ export class InstallTree {
     // The plugin's folder goes too once its last version has (rmdir refuses a folder that is not empty).
     await rmdir(this.path(name)).catch(() => undefined);
   }
+}
+
+/**
+ * The other files in `file`'s folder whose name without its extension is `file`'s (`plugins.yml` and
+ * `plugins` beside `plugins.yaml`), each with its size: the files a set's lock, named for its set file without
+ * the extension, would be shared with. Only regular files (a link followed), never `file` itself nor another
+ * name for it (a link to it is the same set), nor `exclude` (the lock).
+ */
+export async function filesSharingStem(
+  file: string,
+  exclude: string,
+): Promise<{ readonly path: string; readonly size: number }[]> {
+  const folder = dirname(file);
+  const stem = basename(file, extname(file));
+  const self = await stat(file).catch(() => undefined);
+  const found: { path: string; size: number }[] = [];
+  // A folder that cannot be listed (execute-only) hides its other files: nothing is known to share the lock.
+  for (const name of await readdir(folder).catch(() => [] as string[])) {
+    const path = join(folder, name);
+    if (basename(name, extname(name)) !== stem || path === join(folder, basename(file))) continue;
+    if (path === join(dirname(exclude), basename(exclude))) continue;
+    const info = await stat(path).catch(() => undefined);
+    if (!info?.isFile() || (self && info.dev === self.dev && info.ino === self.ino)) continue;
+    found.push({ path, size: info.size });
+  }
+  return found.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
 /** The lock file, or undefined when there is none. */

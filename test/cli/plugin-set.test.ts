@@ -6,7 +6,7 @@
  * `diff -c` with diff(1)'s exit codes, `clean -c`, `list -c` (and `--watch`), and `install URL --key`.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { cp, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -296,6 +296,38 @@ describe('when a set is installed (install -c)', () => {
     expect(answer.lockChanges).toEqual([
       { entry: `plugins/${ALPHA}`, change: 'changed', detail: expect.stringContaining('1.0.0 -> 1.1.0') },
     ]);
+  });
+});
+
+describe('when two set files in one folder differ only in the extension', () => {
+  it('refuses to install or diff either (PLUGIN_SET_INVALID): both would be locked in one plugins.lock', async () => {
+    const c = await checkout(setOf([{ name: ALPHA, version: '1.0.0' }]));
+    expect((await c.plugindex('install', '-c', 'plugins.yaml')).code).toBe(0);
+    const lockfile = path.join(c.dir, 'plugins.lock');
+    const lockText = await readFile(lockfile, 'utf8');
+    const other = path.join(c.dir, 'plugins.yml');
+    await writeFile(other, setOf([{ name: BETA }]));
+
+    // Installing the other set would have replaced the first one's pins with its own, silently.
+    const install = await c.plugindex('install', '-c', 'plugins.yml');
+    expect(install.code).toBe(1);
+    expect(install.stderr).toContain(
+      `plugindex install: PLUGIN_SET_INVALID: ${other}: ${c.file} beside it is a plugin set file too, and a set is locked in the file named for it without its extension: both would be locked in ${lockfile}`,
+    );
+    expect(install.stderr).toContain(
+      'rename one of them (plugins-other.yml is locked in plugins-other.lock)',
+    );
+    expect(await readFile(lockfile, 'utf8')).toBe(lockText);
+    expect(await exists(path.join(c.dir, 'plugins', BETA))).toBe(false);
+    const diff = await c.plugindex('diff', '-c', 'plugins.yaml', '--json');
+    expect(diff.code).toBe(2);
+    expect(JSON.parse(diff.stdout)).toMatchObject({ ok: false, error: { code: 'PLUGIN_SET_INVALID' } });
+
+    // Renamed as the message says, each set has a lock of its own, and the first one's is as it was.
+    await rename(other, path.join(c.dir, 'plugins-other.yml'));
+    expect((await c.plugindex('install', '-c', 'plugins-other.yml')).code).toBe(0);
+    expect(await exists(path.join(c.dir, 'plugins-other.lock'))).toBe(true);
+    expect(await readFile(lockfile, 'utf8')).toBe(lockText);
   });
 });
 

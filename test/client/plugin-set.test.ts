@@ -6,7 +6,7 @@
  * policy and to the permissions already accepted, and discovered on disk with whether each verifies.
  */
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -399,6 +399,64 @@ describe('when a set file is named as its own lock would be', () => {
     await expect(using(p, (c) => c.installSet(file, HOME))).rejects.toMatchObject(refusal);
     await expect(using(p, (c) => c.verifySet(file, HOME))).rejects.toMatchObject(refusal);
     expect(await readFile(file, 'utf8')).toBe(text);
+  });
+});
+
+describe('when two set files in one folder differ only in the extension', () => {
+  it('refuses every command on either (PLUGIN_SET_INVALID) rather than let one overwrite the pins the other locked', async () => {
+    // Prepare: plugins.yaml installed and locked in plugins.lock, then plugins.yml written beside it.
+    const p = await project(exampleSet(base));
+    await using(p, (c) => c.installSet(p.file, HOME));
+    const lockText = await readFile(p.lockfile, 'utf8');
+    const other = join(p.dir, 'plugins.yml');
+    // Another set: the example without its second plugin.
+    await writeFile(
+      other,
+      exampleSet(base).split('    - provider: local\n      name: multicloud')[0] as string,
+    );
+
+    // Act and assert: both files name the one lock, so each command on either is refused, naming both.
+    for (const [file, sharing] of [
+      [other, p.file],
+      [p.file, other],
+    ] as const) {
+      const refusal = {
+        name: 'ClientError',
+        code: 'PLUGIN_SET_INVALID',
+        message: expect.stringContaining(
+          `${file}: ${sharing} beside it is a plugin set file too, and a set is locked in the file named for it without its extension: both would be locked in ${p.lockfile}`,
+        ),
+      };
+      await expect(using(p, (c) => c.installSet(file, HOME))).rejects.toMatchObject(refusal);
+      await expect(using(p, (c) => c.diffSet(file, HOME))).rejects.toMatchObject(refusal);
+      await expect(using(p, (c) => c.cleanSet(file, HOME))).rejects.toMatchObject(refusal);
+      await expect(using(p, (c) => c.verifySet(file, HOME))).rejects.toMatchObject(refusal);
+    }
+    expect(await readFile(p.lockfile, 'utf8')).toBe(lockText);
+    expect(await exists(join(p.dir, 'plugins/multicloud-rollup/2.0.0-beta.1/linux-amd64'))).toBe(true);
+
+    // The other one gone, the set's own lock (named as it always was) is read as before.
+    await rm(other);
+    const again = await using(p, (c) => c.installSet(p.file, HOME));
+    expect(again.items.every((i) => i.unchanged)).toBe(true);
+    expect(await readFile(p.lockfile, 'utf8')).toBe(lockText);
+  });
+
+  it('counts another file that reads as a set whatever its extension, and not a note, a folder or a link to the set', async () => {
+    const p = await project(exampleSet(base));
+    // Not set files: notes about the plugins, the install folder, and another name for the same file.
+    await writeFile(join(p.dir, 'plugins.md'), '# Our plugins\n\nSee plugins.yaml.\n');
+    await mkdir(join(p.dir, 'plugins'));
+    await symlink('plugins.yaml', join(p.dir, 'plugins.yml'));
+    await using(p, (c) => c.installSet(p.file, HOME));
+    expect(await exists(p.lockfile)).toBe(true);
+
+    // A set written as JSON (or without an extension, or a copy kept as .bak) is locked in plugins.lock too.
+    await writeFile(join(p.dir, 'plugins.json'), JSON.stringify({ plugins: { plugins: [] } }));
+    await expect(using(p, (c) => c.diffSet(p.file, HOME))).rejects.toMatchObject({
+      code: 'PLUGIN_SET_INVALID',
+      message: expect.stringContaining(`${join(p.dir, 'plugins.json')} beside it is a plugin set file too`),
+    });
   });
 });
 
