@@ -336,7 +336,7 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
   },
   diff: {
     summary:
-      'what `install -c FILE` would add, upgrade, downgrade, remove or find changed (exit 0 none, 1 some, 2 trouble)',
+      'what `install -c FILE` and `clean -c FILE` would add, upgrade, downgrade, remove or find changed (exit 0 none, 1 some, 2 trouble)',
     usage: 'plugindex diff -c FILE [--api-version V] [--offline] [--json]',
     options: { ...CLIENT, ...SET, 'api-version': { type: 'string' } },
     load: () => import('./commands/diff.ts'),
@@ -344,7 +344,8 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     failureExit: 2,
   },
   clean: {
-    summary: 'remove installs a plugin set does not name, and cached artifacts nothing uses',
+    summary:
+      'remove installs a plugin set does not name (plugins, other versions, platforms), and cached artifacts nothing uses',
     usage: 'plugindex clean -c FILE [--json]',
     options: { ...CLIENT, ...SET },
     load: () => import('./commands/clean.ts'),

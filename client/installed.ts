@@ -198,6 +198,44 @@ export function withoutInstalled(
 }
 
 /**
+ * One installed version without the artifacts of the platforms not in `keep` (a set no longer listing
+ * them): what is left, and the paths of the files that go. The same object, and none, when every platform
+ * is kept; a version left with no artifact at all is the caller's to remove whole.
+ */
+export function withoutPlatforms(
+  installed: InstalledFile,
+  name: string,
+  version: string,
+  keep: ReadonlySet<string>,
+): {
+  readonly installed: InstalledFile;
+  readonly platforms: readonly string[];
+  readonly paths: readonly string[];
+} {
+  const plugin = own(installed.plugins, name);
+  const record = plugin ? own(plugin.versions, version) : undefined;
+  if (!plugin || !record) return { installed, platforms: [], paths: [] };
+  const entries = Object.entries(record.artifacts);
+  const kept = entries.filter(([platform]) => keep.has(platform));
+  const dropped = entries.filter(([platform]) => !keep.has(platform));
+  if (dropped.length === 0) return { installed, platforms: [], paths: [] };
+  // A path a kept platform records too (never written so, but installed.json is a file on disk) stays.
+  const keptPaths = new Set(kept.map(([, artifact]) => artifact.path));
+  const next: InstalledVersion = { ...record, artifacts: Object.fromEntries(kept) };
+  return {
+    installed: {
+      ...installed,
+      plugins: {
+        ...installed.plugins,
+        [name]: { ...plugin, versions: { ...plugin.versions, [version]: next } },
+      },
+    },
+    platforms: dropped.map(([platform]) => platform).sort(),
+    paths: dropped.map(([, artifact]) => artifact.path).filter((path) => !keptPaths.has(path)),
+  };
+}
+
+/**
  * Records what `plugindex verify` found for one installed version: when it checked out, or why not. Keeps
  * the same object when nothing changes.
  */

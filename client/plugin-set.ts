@@ -27,10 +27,11 @@ import {
   type Planned,
   planInstall,
 } from './install.ts';
-import { type InstalledFile, withoutInstalled } from './installed.ts';
+import { type InstalledFile, withoutInstalled, withoutPlatforms } from './installed.ts';
 import { own } from './json-input.ts';
 import type { LockChange, Lockfile } from './lockfile.ts';
 import { type VerifyFinding, verifyInstalled } from './maintain.ts';
+import { platformKey } from './resolve.ts';
 import { type PluginSet, parsePluginSet, type SetProvider } from './set-file.ts';
 import { folderSource, registrySource, type Source, type SourceLookup } from './source.ts';
 
@@ -80,6 +81,16 @@ function installDirs(set: PluginSet): string[] {
 /** True when the set installs `name` into `dir` (a plugin moved to another folder is not named in the old). */
 function namesIn(opened: OpenedSet, name: string, dir: string): boolean {
   return opened.targets.some((t) => t.name === name && t.dir === dir);
+}
+
+/**
+ * The platforms (`os-arch`) the set installs `name` for in `dir`: those it lists, or this machine's, as
+ * install.ts reads a target. Files of any other platform are no longer wanted there (`clean -c` removes them).
+ */
+function wantedPlatforms(ctx: ClientContext, opened: OpenedSet, name: string, dir: string): Set<string> {
+  const target = opened.targets.find((t) => t.name === name && t.dir === dir);
+  const listed = target?.platforms && target.platforms.length > 0 ? target.platforms : [ctx.platform];
+  return new Set(listed.map(platformKey));
 }
 
 /** The key each provider of the set pins, read once, by provider name. */
@@ -475,6 +486,11 @@ export interface SetChange {
   readonly detail?: string;
   /** Permissions the new version asks for that the locked one did not (install needs --accept-permissions). */
   readonly newPermissions?: readonly string[];
+  /**
+   * For a `remove` of some platforms' files only (`os-arch`, platforms the set no longer lists): the version
+   * stays, without them. Absent when a whole version goes.
+   */
+  readonly platforms?: readonly string[];
 }
 
 export interface SetDiff {
@@ -486,8 +502,10 @@ export interface SetDiff {
 }
 
 /**
- * `diff -c FILE`: what `install -c FILE` would add, upgrade, downgrade or find changed on disk, and the
- * installs the set does not name (which `clean` removes). A tree that already is the lock costs no request.
+ * `diff -c FILE`: what `install -c FILE` would add, upgrade, downgrade or find changed on disk, and what the
+ * apply would remove: the installs the set does not name, the other versions of a plugin it does, and the
+ * files of platforms it no longer lists (`install -c` or `clean -c` removes them, `cleanSet`'s rules). A tree
+ * that already is the lock costs no request.
  */
 export async function diffSet(
   ctx: ClientContext,
@@ -519,8 +537,8 @@ export async function diffSet(
   }
   for (const dir of opened.dirs) {
     const { installed } = await treeAt(dir);
-    for (const [name, plugin] of Object.entries(installed.plugins))
-      if (!namesIn(opened, name, dir))
+    for (const [name, plugin] of Object.entries(installed.plugins)) {
+      if (!namesIn(opened, name, dir)) {
         changes.push({
           name,
           change: 'remove',
@@ -530,6 +548,43 @@ export async function diffSet(
             ? 'the set installs it in another folder now (`plugindex clean -c` removes this copy)'
             : 'not in the set (`plugindex clean -c` removes it)',
         });
+        continue;
+      }
+      // What else the apply removes of a plugin the set keeps here: the versions but the one it installs
+      // (install -c replaces them when it places that one, clean -c otherwise: `cleanSet`), and the files of
+      // platforms the set no longer lists (clean -c: an install merges a version's platforms).
+      const wanted =
+        plan.planned.find((p) => p.name === name && (p.dir ?? opened.set.installLocation) === dir)?.version ??
+        own(plan.lock.plugins, name)?.version;
+      if (wanted === undefined) continue;
+      const placing = changes.some((c) => c.name === name && c.dir === dir);
+      for (const version of Object.keys(plugin.versions).sort(compareVersions))
+        if (version !== wanted && version !== plugin.current)
+          changes.push({
+            name,
+            change: 'remove',
+            from: version,
+            dir,
+            detail: placing
+              ? `a version the set no longer installs (\`plugindex install -c\` removes it as it places ${wanted})`
+              : 'a version the set no longer installs (`plugindex clean -c` removes it)',
+          });
+      const { platforms } = withoutPlatforms(
+        installed,
+        name,
+        wanted,
+        wantedPlatforms(ctx, opened, name, dir),
+      );
+      if (platforms.length > 0)
+        changes.push({
+          name,
+          change: 'remove',
+          from: wanted,
+          dir,
+          platforms,
+          detail: `the files of ${platforms.join(', ')}, ${platforms.length === 1 ? 'a platform' : 'platforms'} the set no longer lists (\`plugindex clean -c\` removes them)`,
+        });
+    }
   }
   const lock = plan.before;
   return {
@@ -594,16 +649,25 @@ async function compareInstalled(
     : { ...base, from: plugin.current, change: 'changed', detail: problems.join('; ') };
 }
 
+export interface CleanRemoval {
+  readonly name: string;
+  readonly version: string;
+  readonly dir: string;
+  /** Set when only these platforms' files went (platforms the set no longer lists); the version stays. */
+  readonly platforms?: readonly string[];
+}
+
 export interface CleanReport {
-  /** Installed versions removed, `name@version` with their folder. */
-  readonly removed: readonly { readonly name: string; readonly version: string; readonly dir: string }[];
+  /** Installed versions removed, `name@version` with their folder, or the files of platforms of one. */
+  readonly removed: readonly CleanRemoval[];
   readonly blobsRemoved: number;
   readonly bytesFreed: number;
 }
 
 /**
- * `clean -c FILE`: removes from the set's folders every installed version the set's lock does not hold,
- * then every cached artifact that neither that lock nor any of those folders (nor the default one) uses.
+ * `clean -c FILE`: removes from the set's folders every installed version the set's lock does not hold, and
+ * of those it holds the files of every platform the set no longer lists, then every cached artifact that
+ * neither that lock nor any of those folders (nor the default one) uses.
  */
 export async function cleanSet(
   ctx: ClientContext,
@@ -618,7 +682,7 @@ export async function cleanSet(
       // Without a lock, a plugin the set names keeps every version: nothing says which one is meant.
       return namesIn(opened, name, dir) && (entry === undefined || entry.version === version);
     };
-    const removed: { name: string; version: string; dir: string }[] = [];
+    const removed: CleanRemoval[] = [];
     const referenced = new Set<string>();
     for (const entry of Object.values(lock?.plugins ?? {}))
       for (const artifact of Object.values(entry.artifacts)) referenced.add(artifact.sha256);
@@ -627,14 +691,33 @@ export async function cleanSet(
       const after = await tree.update(async (installed) => {
         let next = installed;
         const gone: [string, string][] = [];
+        const files: string[] = [];
         for (const [name, plugin] of Object.entries(installed.plugins))
-          for (const version of Object.keys(plugin.versions))
-            if (!keep(name, version, dir)) {
-              next = withoutInstalled(next, name, version).installed;
-              gone.push([name, version]);
+          for (const version of Object.keys(plugin.versions)) {
+            if (keep(name, version, dir)) {
+              // A kept version loses the files of the platforms the set no longer lists; left with none of
+              // those it lists (the set moved to others, not placed yet), it goes whole.
+              const platforms = withoutPlatforms(
+                next,
+                name,
+                version,
+                wantedPlatforms(ctx, opened, name, dir),
+              );
+              if (platforms.platforms.length === 0) continue;
+              const left = own(own(platforms.installed.plugins, name)?.versions ?? {}, version);
+              if (left && Object.keys(left.artifacts).length > 0) {
+                next = platforms.installed;
+                files.push(...platforms.paths);
+                removed.push({ name, version, dir, platforms: platforms.platforms });
+                continue;
+              }
             }
+            next = withoutInstalled(next, name, version).installed;
+            gone.push([name, version]);
+          }
         for (const [name, version] of gone) removed.push({ name, version, dir });
         const afterWrite = async () => {
+          for (const file of files) await tree.removeArtifact(file);
           for (const [name, version] of gone) await tree.removeVersion(name, version);
         };
         return { installed: next, result: next, afterWrite };

@@ -1,4 +1,7 @@
-/** `plugindex clean -c FILE`: removes installs the set does not name, and cached artifacts nothing uses. */
+/**
+ * `plugindex clean -c FILE`: removes installs the set does not name (a plugin, a version, a platform's files),
+ * and cached artifacts nothing uses.
+ */
 import { homedir } from 'node:os';
 import type { Parsed } from '../args.ts';
 import { setFileOption, withClient } from '../client.ts';
@@ -11,7 +14,12 @@ export async function run(parsed: Parsed): Promise<number> {
     const report = await client.cleanSet(file, { home: homedir() });
     if (json) outJson(report);
     else {
-      for (const r of report.removed) out(`removed ${r.name}@${r.version} from ${r.dir}`);
+      for (const r of report.removed)
+        out(
+          r.platforms
+            ? `removed ${r.name}@${r.version} ${r.platforms.join(', ')} (platforms the set no longer lists) from ${r.dir}`
+            : `removed ${r.name}@${r.version} from ${r.dir}`,
+        );
       const mib = (report.bytesFreed / 1048576).toFixed(1);
       out(`cache: removed ${report.blobsRemoved} artifact(s) nothing uses (${mib} MiB)`);
     }

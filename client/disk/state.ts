@@ -302,6 +302,12 @@ export class InstallTree {
     await writeFileAtomic(target, data);
   }
 
+  /** Removes one installed file (a platform's artifact) and its folder once that is empty. */
+  async removeArtifact(relative: string): Promise<void> {
+    await rm(this.path(relative), { force: true });
+    await rmdir(dirname(this.path(relative))).catch(() => undefined);
+  }
+
   async removeVersion(name: string, version: string): Promise<void> {
     await rm(this.path(`${name}/${versionFolder(version)}`), { recursive: true, force: true });
     // The plugin's folder goes too once its last version has (rmdir refuses a folder that is not empty).

@@ -429,6 +429,73 @@ describe('when a set no longer names an install (clean -c)', () => {
   });
 });
 
+describe('when a set drops a platform or leaves an older version behind (diff -c, clean -c)', () => {
+  it('names the files of a platform the set no longer lists (exit 1), and nothing once clean removed them (exit 0)', async () => {
+    const both = setOf([{ name: 'kubecost-lens' }]).replace('[linux/amd64]', '[linux/amd64, darwin/arm64]');
+    const c = await checkout(both);
+    expect((await c.plugindex('install', '-c', 'plugins.yaml')).code).toBe(0);
+    const plugins = path.join(c.dir, 'plugins');
+    const mac = path.join(plugins, 'kubecost-lens', '1.2.0', 'darwin-arm64');
+    await writeFile(c.file, setOf([{ name: 'kubecost-lens' }]));
+    expect((await c.plugindex('install', '-c', 'plugins.yaml')).code).toBe(0);
+
+    // The install leaves the darwin-arm64 files; diff says clean removes them, and exits "changes pending".
+    expect(await exists(mac)).toBe(true);
+    const diff = await c.plugindex('diff', '-c', 'plugins.yaml');
+    expect(diff.code, diff.stderr).toBe(1);
+    expect(diff.stdout.trim()).toBe(
+      '- remove kubecost-lens 1.2.0: the files of darwin-arm64, a platform the set no longer lists (`plugindex clean -c` removes them)',
+    );
+    const json = await c.plugindex('diff', '-c', 'plugins.yaml', '--json');
+    expect(json.code).toBe(1);
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      changed: true,
+      changes: [{ name: 'kubecost-lens', change: 'remove', from: '1.2.0', platforms: ['darwin-arm64'] }],
+    });
+
+    const cleaned = await c.plugindex('clean', '-c', 'plugins.yaml');
+    expect(cleaned.code, cleaned.stderr).toBe(0);
+    expect(cleaned.stdout).toContain(
+      `removed kubecost-lens@1.2.0 darwin-arm64 (platforms the set no longer lists) from ${plugins}`,
+    );
+    expect(await exists(mac)).toBe(false);
+    expect(await exists(path.join(plugins, 'kubecost-lens', '1.2.0', 'linux-amd64', 'kubecost-lens'))).toBe(
+      true,
+    );
+    expect((await c.plugindex('diff', '-c', 'plugins.yaml')).code).toBe(0);
+  });
+
+  it('names an older version installed by hand beside the one the set installs, which clean removes', async () => {
+    const c = await checkout(setOf([{ name: ALPHA, version: '1.1.0' }]));
+    const plugins = path.join(c.dir, 'plugins');
+    expect((await c.plugindex('install', '-c', 'plugins.yaml')).code).toBe(0);
+    expect((await c.plugindex('registry', 'add', 'local', base, '--key', 'registry.asc')).code).toBe(0);
+    for (const version of ['1.0.0', '1.1.0'])
+      expect(
+        (
+          await c.plugindex(
+            'install',
+            `${ALPHA}@${version}`,
+            '--dir',
+            'plugins',
+            '--lockfile',
+            'by-hand.lock',
+          )
+        ).code,
+      ).toBe(0);
+    const older = await c.plugindex('diff', '-c', 'plugins.yaml');
+    expect(older.code, older.stderr).toBe(1);
+    expect(older.stdout.trim()).toBe(
+      `- remove ${ALPHA} 1.0.0: a version the set no longer installs (\`plugindex clean -c\` removes it)`,
+    );
+    expect((await c.plugindex('clean', '-c', 'plugins.yaml')).stdout).toContain(
+      `removed ${ALPHA}@1.0.0 from ${plugins}`,
+    );
+    expect(await exists(installed(c, ALPHA, '1.0.0'))).toBe(false);
+    expect((await c.plugindex('diff', '-c', 'plugins.yaml')).code).toBe(0);
+  });
+});
+
 describe('when a set is installed from its lock (install -c --frozen)', () => {
   it('installs exactly the lock on a machine with nothing cached, and refuses a set the lock does not match', async () => {
     const setText = setOf([{ name: ALPHA, version: '1.0.0' }, { name: BETA }]);

@@ -8,6 +8,7 @@ import {
   withEnabled,
   withInstalledVersion,
   withoutInstalled,
+  withoutPlatforms,
   withVerification,
 } from '../../client/installed.ts';
 
@@ -84,6 +85,34 @@ describe('when versions are installed and removed', () => {
     expect(() => withoutInstalled(installed, 'toString', undefined)).toThrow(
       expect.objectContaining({ code: 'NOT_INSTALLED' }),
     );
+  });
+
+  it('drops the platforms a set no longer lists from a version, naming them and their files, and keeps the rest', () => {
+    let installed = withInstalledVersion(
+      EMPTY_INSTALLED,
+      'demo',
+      '1.0.0',
+      record('linux-amd64', 'demo/1.0.0/linux-amd64/demo'),
+    );
+    installed = withInstalledVersion(
+      installed,
+      'demo',
+      '1.0.0',
+      record('darwin-arm64', 'demo/1.0.0/darwin-arm64/demo'),
+    );
+    const dropped = withoutPlatforms(installed, 'demo', '1.0.0', new Set(['linux-amd64']));
+    expect(dropped.platforms).toEqual(['darwin-arm64']);
+    expect(dropped.paths).toEqual(['demo/1.0.0/darwin-arm64/demo']);
+    expect(Object.keys(dropped.installed.plugins.demo?.versions['1.0.0']?.artifacts ?? {})).toEqual([
+      'linux-amd64',
+    ]);
+    expect(parseInstalled(serializeInstalled(dropped.installed), FILE)).toEqual(dropped.installed);
+
+    // Every platform kept, or a version not installed: the same object, nothing to remove.
+    const kept = withoutPlatforms(installed, 'demo', '1.0.0', new Set(['linux-amd64', 'darwin-arm64']));
+    expect(kept).toEqual({ installed, platforms: [], paths: [] });
+    expect(kept.installed).toBe(installed);
+    expect(withoutPlatforms(installed, 'demo', '9.9.9', new Set()).installed).toBe(installed);
   });
 
   it('records a failed verification, and clears it once the version verifies again', () => {

@@ -694,6 +694,96 @@ describe('when a set is compared with what is installed (diff)', () => {
   });
 });
 
+describe('when an apply would remove what a set still names (diff, clean)', () => {
+  it('names the files of a platform the set no longer lists, which clean removes and install leaves', async () => {
+    // Prepare: the example set installed for linux/amd64 and darwin/arm64, then for linux/amd64 alone.
+    const p = await project(exampleSet(base));
+    await using(p, (c) => c.installSet(p.file, HOME));
+    await writeFile(p.file, exampleSet(base).replace('[linux/amd64, darwin/arm64]', '[linux/amd64]'));
+    const mac = join(p.dir, 'plugins/kubecost-lens/1.2.0/darwin-arm64/kubecost-lens');
+
+    // Act and assess: diff names the platform's files, before and after an install (which leaves them).
+    const removal = {
+      name: 'kubecost-lens',
+      change: 'remove',
+      from: '1.2.0',
+      dir: join(p.dir, 'plugins'),
+      platforms: ['darwin-arm64'],
+      detail: expect.stringContaining('the files of darwin-arm64, a platform the set no longer lists'),
+    };
+    expect((await using(p, (c) => c.diffSet(p.file, HOME))).changes).toEqual([removal]);
+    await using(p, (c) => c.installSet(p.file, HOME));
+    expect(await exists(mac)).toBe(true);
+    expect((await using(p, (c) => c.diffSet(p.file, HOME))).changes).toEqual([removal]);
+
+    // clean removes them, the version and its linux-amd64 file stay, and diff has nothing more to say.
+    const report = await using(p, (c) => c.cleanSet(p.file, HOME));
+    expect(report.removed).toEqual([
+      { name: 'kubecost-lens', version: '1.2.0', dir: join(p.dir, 'plugins'), platforms: ['darwin-arm64'] },
+    ]);
+    expect(await exists(dirname(mac))).toBe(false);
+    expect(await readFile(join(p.dir, 'plugins/kubecost-lens/1.2.0/linux-amd64/kubecost-lens'))).toEqual(
+      Buffer.from(LENS_1_2),
+    );
+    const installed = JSON.parse(await readFile(join(p.dir, 'plugins/installed.json'), 'utf8'));
+    expect(Object.keys(installed.plugins['kubecost-lens'].versions['1.2.0'].artifacts)).toEqual([
+      'linux-amd64',
+    ]);
+    expect(await using(p, (c) => c.diffSet(p.file, HOME))).toMatchObject({ changes: [], lockChanges: [] });
+    expect(await using(p, (c) => c.verifySet(p.file, HOME))).toEqual([
+      expect.objectContaining({ name: 'kubecost-lens', version: '1.2.0', ok: true }),
+      expect.objectContaining({ name: 'multicloud-rollup', ok: true }),
+    ]);
+  });
+
+  it('names an older version installed beside the one the set installs, which clean or install removes', async () => {
+    // Prepare: the set at kubecost-lens 1.2.0, then 1.1.0 and 1.2.0 again installed into its folder by hand
+    // (`plugindex install NAME@V --dir plugins`): 1.2.0 is current, as the set's lock says, 1.1.0 stays.
+    const p = await project(exampleSet(base).replace('[linux/amd64, darwin/arm64]', '[linux/amd64]'));
+    const plugins = join(p.dir, 'plugins');
+    await using(p, (c) => c.installSet(p.file, HOME));
+    await using(p, (c) =>
+      c.addRegistry({ name: 'test', url: base, pin: { armored: registry.registryKey.publicKey } }),
+    );
+    const byHand = async () => {
+      for (const version of ['1.1.0', '1.2.0'])
+        await using(p, (c) =>
+          c.install({
+            requests: [`kubecost-lens@${version}`],
+            acceptPermissions: true,
+            lockfile: join(p.dir, 'by-hand.lock'),
+            dir: plugins,
+          }),
+        );
+    };
+    await byHand();
+
+    // Act and assess: the tree is the lock, but 1.1.0 is what clean removes, and diff says so.
+    const older = { name: 'kubecost-lens', change: 'remove', from: '1.1.0', dir: plugins };
+    expect((await using(p, (c) => c.diffSet(p.file, HOME))).changes).toEqual([
+      { ...older, detail: 'a version the set no longer installs (`plugindex clean -c` removes it)' },
+    ]);
+    const report = await using(p, (c) => c.cleanSet(p.file, HOME));
+    expect(report.removed).toEqual([{ name: 'kubecost-lens', version: '1.1.0', dir: plugins }]);
+    expect((await using(p, (c) => c.diffSet(p.file, HOME))).changes).toEqual([]);
+
+    // When the install places the set's version again (its file changed), it removes the others itself.
+    await byHand();
+    await writeFile(join(plugins, 'kubecost-lens/1.2.0/linux-amd64/kubecost-lens'), 'tampered');
+    const placing = await using(p, (c) => c.diffSet(p.file, HOME));
+    expect(placing.changes).toEqual([
+      expect.objectContaining({ name: 'kubecost-lens', change: 'changed', from: '1.2.0', to: '1.2.0' }),
+      {
+        ...older,
+        detail: 'a version the set no longer installs (`plugindex install -c` removes it as it places 1.2.0)',
+      },
+    ]);
+    await using(p, (c) => c.installSet(p.file, HOME));
+    expect(await exists(join(plugins, 'kubecost-lens/1.1.0'))).toBe(false);
+    expect((await using(p, (c) => c.diffSet(p.file, HOME))).changes).toEqual([]);
+  });
+});
+
 describe('when a set carries a policy', () => {
   const withPolicy = (policy: string, version = '~1.0') => `plugins:
   providers:
