@@ -84,13 +84,16 @@ function namesIn(opened: OpenedSet, name: string, dir: string): boolean {
 }
 
 /**
- * The platforms (`os-arch`) the set installs `name` for in `dir`: those it lists, or this machine's, as
- * install.ts reads a target. Files of any other platform are no longer wanted there (`clean -c` removes them).
+ * The platforms (`os-arch`) the set lists for `name` in `dir`, or undefined when it lists none. Files of a
+ * platform it does not list are no longer wanted there (`clean -c` removes them). A plugin without
+ * `platforms:` installs this machine's platform, but a folder several machines share (or one that another
+ * command filled) may hold others the set never ruled out: nothing is removed by platform then.
  */
-function wantedPlatforms(ctx: ClientContext, opened: OpenedSet, name: string, dir: string): Set<string> {
+function listedPlatforms(opened: OpenedSet, name: string, dir: string): Set<string> | undefined {
   const target = opened.targets.find((t) => t.name === name && t.dir === dir);
-  const listed = target?.platforms && target.platforms.length > 0 ? target.platforms : [ctx.platform];
-  return new Set(listed.map(platformKey));
+  return target?.platforms && target.platforms.length > 0
+    ? new Set(target.platforms.map(platformKey))
+    : undefined;
 }
 
 /** The key each provider of the set pins, read once, by provider name. */
@@ -569,12 +572,8 @@ export async function diffSet(
               ? `a version the set no longer installs (\`plugindex install -c\` removes it as it places ${wanted})`
               : 'a version the set no longer installs (`plugindex clean -c` removes it)',
           });
-      const { platforms } = withoutPlatforms(
-        installed,
-        name,
-        wanted,
-        wantedPlatforms(ctx, opened, name, dir),
-      );
+      const listed = listedPlatforms(opened, name, dir);
+      const { platforms } = listed ? withoutPlatforms(installed, name, wanted, listed) : { platforms: [] };
       if (platforms.length > 0)
         changes.push({
           name,
@@ -697,12 +696,9 @@ export async function cleanSet(
             if (keep(name, version, dir)) {
               // A kept version loses the files of the platforms the set no longer lists; left with none of
               // those it lists (the set moved to others, not placed yet), it goes whole.
-              const platforms = withoutPlatforms(
-                next,
-                name,
-                version,
-                wantedPlatforms(ctx, opened, name, dir),
-              );
+              const listed = listedPlatforms(opened, name, dir);
+              if (!listed) continue;
+              const platforms = withoutPlatforms(next, name, version, listed);
               if (platforms.platforms.length === 0) continue;
               const left = own(own(platforms.installed.plugins, name)?.versions ?? {}, version);
               if (left && Object.keys(left.artifacts).length > 0) {

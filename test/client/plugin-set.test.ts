@@ -736,6 +736,28 @@ describe('when an apply would remove what a set still names (diff, clean)', () =
     ]);
   });
 
+  it('removes no platform of a plugin whose platforms the set does not list (a shared folder may hold them)', async () => {
+    // Prepare: installed for linux/amd64 and darwin/arm64, then the set's platforms line taken out (the
+    // plugin is then installed for this machine's platform, and nothing rules the other out).
+    const p = await project(exampleSet(base));
+    await using(p, (c) => c.installSet(p.file, HOME));
+    await writeFile(
+      p.file,
+      exampleSet(base).replace(/^\s*platforms: \[linux\/amd64, darwin\/arm64\]\n/m, ''),
+    );
+    const mac = join(p.dir, 'plugins/kubecost-lens/1.2.0/darwin-arm64/kubecost-lens');
+    await using(p, (c) => c.installSet(p.file, HOME));
+
+    // Act
+    const diff = await using(p, (c) => c.diffSet(p.file, HOME));
+    const report = await using(p, (c) => c.cleanSet(p.file, HOME));
+
+    // Assess: nothing named or removed by platform; the other machine's files stay.
+    expect(diff.changes.filter((c) => c.platforms !== undefined)).toEqual([]);
+    expect(report.removed).toEqual([]);
+    expect(await exists(mac)).toBe(true);
+  });
+
   it('names an older version installed beside the one the set installs, which clean or install removes', async () => {
     // Prepare: the set at kubecost-lens 1.2.0, then 1.1.0 and 1.2.0 again installed into its folder by hand
     // (`plugindex install NAME@V --dir plugins`): 1.2.0 is current, as the set's lock says, 1.1.0 stays.
