@@ -183,6 +183,25 @@ export class FolderSource {
       this.#body(endpoint, signatureKey(`${folder}${file}`), UNLISTED_LIMITS.signature),
     ]);
     const signature = new TextDecoder().decode(signatureBytes);
+    const { manifest, publisher } = await this.verify(bytes, signature, manifestUrl);
+    const verified: VerifiedManifest = { manifest, bytes, signature };
+    const document = folderPluginDocument({ manifest: verified, manifestUrl, folderUrl, publisher });
+    return { document, verified };
+  }
+
+  /**
+   * A manifest's bytes and detached signature, however they were had (read here, or by a frozen install
+   * from the cache or where its lock found them), judged as this source judges every manifest it reads:
+   * the signature by a key trusted for the source first, then the strict reading and validation.
+   * @returns the manifest and the fingerprint of the key that signed it (the publisher its document names).
+   * @throws TrustError DOCUMENT_MISMATCH (no signature by a trusted key), DOCUMENT_MALFORMED (not a valid
+   *   manifest).
+   */
+  async verify(
+    bytes: Uint8Array,
+    signature: string,
+    manifestUrl: string,
+  ): Promise<{ readonly manifest: Manifest; readonly publisher: string }> {
     // The signature before anything else: nothing of the bytes is read until a trusted key vouches for them.
     const signed = await verifyDetachedSignature(bytes, signature, this.#keys);
     if (!signed.ok)
@@ -190,15 +209,7 @@ export class FolderSource {
         'DOCUMENT_MISMATCH',
         `${signatureKey(manifestUrl)}: the signature of ${manifestUrl} is not by a key trusted for source "${this.name}" (${signed.message})`,
       );
-    const manifest = await checkManifest(bytes, manifestUrl);
-    const verified: VerifiedManifest = { manifest, bytes, signature };
-    const document = folderPluginDocument({
-      manifest: verified,
-      manifestUrl,
-      folderUrl,
-      publisher: signed.fingerprint,
-    });
-    return { document, verified };
+    return { manifest: await checkManifest(bytes, manifestUrl), publisher: signed.fingerprint };
   }
 
   #body(endpoint: Endpoint, path: string, maxBytes: number): Promise<Uint8Array> {

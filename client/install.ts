@@ -787,6 +787,7 @@ async function planFrozen(
   });
   const endpoint = await endpointFor(ctx, options, entry.registry, files, entry.manifest_url);
   const trust = await registryTrust(ctx, options, target.name, entry, given);
+  const folder = await folderTrust(ctx, entry, given);
   const warnings: string[] = [];
   const published = trust ? manifestKey(target.name, entry.version) : undefined;
   const fetched = await frozenManifest(ctx, entry, registry?.key_fingerprint, endpoint, published).catch(
@@ -805,6 +806,10 @@ async function planFrozen(
           'POLICY_DENIED',
           `${options.lockfile}: plugins/${target.name}@${entry.version}: the policy cannot be judged without the manifest it pins (sha256 ${entry.manifest_sha256}; ${error.message})`,
         );
+      // A folder's manifest is where the lock says (not where a registry publishes it), so no failure to
+      // have it is an outage to go on through: a lock pointing it at a host that does not answer would
+      // place the files on the lock's digests alone, which the folder's key never vouched for.
+      if (folder) throw folderRefusal(target.name, entry, folder, error, options.lockfile);
       warnings.push(
         `${target.name}@${entry.version}: its signed manifest was not placed beside it (${error.message})`,
       );
@@ -818,7 +823,7 @@ async function planFrozen(
       target.name,
       entry,
       fetched.manifest,
-      { trust, registry, given, lock },
+      { trust, folder, registry, given, lock },
       options,
     );
     await fetched.keep();
@@ -847,7 +852,8 @@ async function planFrozen(
 /**
  * A frozen install's manifest (hashed to the lock's digest) against all a lock entry claims of it, before it
  * counts for anything or is kept in the cache.
- * @throws TrustError DOCUMENT_MISMATCH (the registry did not sign it), ClientError LOCK_MISMATCH (another
+ * @throws TrustError DOCUMENT_MISMATCH (the registry, or the folder's pinned key, did not sign it),
+ *   DOCUMENT_MALFORMED (a folder's manifest that is not a valid one), ClientError LOCK_MISMATCH (another
  *   plugin, version, artifact, permissions, resources or publisher than the lock's), each naming the lock
  *   file, and what checkSignedPublisher throws.
  */
@@ -858,20 +864,24 @@ async function checkFrozenManifest(
   manifest: VerifiedManifest,
   {
     trust,
+    folder,
     registry,
     given,
     lock,
   }: {
     readonly trust: TrustRecord | undefined;
+    readonly folder: FolderTrust | undefined;
     readonly registry: LockedRegistry | undefined;
     readonly given: Source | undefined;
     readonly lock: Lockfile;
   },
   options: InstallOptions,
 ): Promise<void> {
-  // The registry's signature first: nothing of the manifest counts until the key this client trusts for
-  // the registry vouches for it (a lock forged whole names its own manifest, files and publisher).
+  // The source's signature first: nothing of the manifest counts until the key this client trusts for the
+  // registry, or pins for the folder, vouches for it (a lock forged whole names its own manifest, files and
+  // publisher).
   if (trust) await checkRegistrySignature(name, entry, manifest, trust, registry, options.lockfile);
+  if (folder) await checkFolderSignature(name, entry, manifest, folder, options.lockfile);
   // Policy or none: a lock that names another plugin or version than the manifest it pins, or other
   // bytes than it names, would place that manifest, and record the version and files, under the lock's word.
   checkLockedVersion(name, entry, manifest.manifest, options.lockfile);
@@ -928,7 +938,17 @@ async function frozenManifest(
       'LOCK_MISMATCH',
       `${published === undefined ? where : `${endpoint.bases[0]}/${where}`} is not the manifest the lock records (sha256 ${entry.manifest_sha256})`,
     );
-  const signature = new TextDecoder().decode(await read(`${where}.asc`, UNLISTED_LIMITS.signature));
+  const signature = new TextDecoder().decode(
+    await read(`${where}.asc`, UNLISTED_LIMITS.signature).catch((error: unknown) => {
+      // A manifest served without its signature is unsigned, whatever else is wrong with the lock.
+      if (!(error instanceof ClientError && error.code === 'FETCH_NOT_FOUND')) throw error;
+      throw new TrustError(
+        'DOCUMENT_MISMATCH',
+        `${where}.asc: the manifest the lock pins has no signature beside it (${error.message})`,
+        { cause: error },
+      );
+    }),
+  );
   return {
     manifest: parsed(bytes, signature),
     keep: async () => {
@@ -1014,6 +1034,107 @@ async function checkRegistrySignature(
     'DOCUMENT_MISMATCH',
     `${lockfile}: plugins/${name}@${entry.version} pins a manifest (sha256 ${entry.manifest_sha256}, ${manifestKey(name, entry.version)}) that registry ${entry.registry} did not sign: expected a signature by ${links.map((l) => l.fingerprint).join(' or ')} (${(refusal as Error).message}); if the registry rotated its key since, follow the rotation first (\`plugindex registry update ${entry.registry}\`, or for a set's registry an install without --frozen)`,
     { cause: refusal },
+  );
+}
+
+/**
+ * The source a frozen install checks a folder's manifest by (the key it pins): a set's folder (on disk, on a
+ * web server, in a bucket), or a manifest URL installed from with `--key` before, whose key is kept as its
+ * pin (`install URL --key`; context.ts manifestSource). Undefined for a registry (`registryTrust` checks
+ * that), and for a source this client knows nothing of (no set names it, no registry or pin is kept under
+ * its name): there is no key here to check by.
+ */
+async function folderTrust(
+  ctx: ClientContext,
+  entry: LockedPlugin,
+  given: Source | undefined,
+): Promise<FolderTrust | undefined> {
+  let source = given;
+  if (!source && entry.manifest_url !== undefined && !(await ctx.registryEntry(entry.registry)))
+    source = await ctx.manifestSource(entry.registry, entry.manifest_url);
+  if (source?.kind !== 'folder') return undefined;
+  const verify = source.verifyManifest;
+  // folderSource always gives one; a folder that could not check a signature is refused, not trusted on
+  // the lock's digests.
+  if (!verify)
+    throw new ClientError(
+      'CLIENT_CONFIG_INVALID',
+      `source ${source.name} cannot check a manifest's signature, and a frozen install takes none from it unchecked`,
+    );
+  return { name: source.name, fingerprint: source.fingerprint, verify };
+}
+
+/** What a frozen install checks a folder's manifest by: the source, its pinned key, and its verifier. */
+interface FolderTrust {
+  readonly name: string;
+  readonly fingerprint: string;
+  readonly verify: NonNullable<Source['verifyManifest']>;
+}
+
+/**
+ * A frozen install's manifest from a folder source, judged as an install that reads the folder judges it
+ * (folder-source.ts FolderSource.verify): signed by the key the source pins, then read strictly; and the
+ * publisher the lock names is the key that signed it (a folder's document names its signer as the
+ * publisher, and installed.json records the lock's). Nothing of the folder is read.
+ * @throws TrustError DOCUMENT_MISMATCH, DOCUMENT_MALFORMED; ClientError LOCK_MISMATCH (another publisher);
+ *   each naming the lock file and the plugin.
+ */
+async function checkFolderSignature(
+  name: string,
+  entry: LockedPlugin,
+  manifest: VerifiedManifest,
+  folder: FolderTrust,
+  lockfile: string,
+): Promise<void> {
+  const where = entry.manifest_url ?? `${name}@${entry.version}`;
+  let publisher: string;
+  try {
+    ({ publisher } = await folder.verify(manifest.bytes, manifest.signature, where));
+  } catch (error) {
+    if (!(error instanceof TrustError)) throw error;
+    throw new TrustError(
+      error.code,
+      `${lockfile}: plugins/${name}@${entry.version} pins a manifest (sha256 ${entry.manifest_sha256}) that source ${folder.name} does not vouch for by its key ${folder.fingerprint}: ${error.message}`,
+      { cause: error },
+    );
+  }
+  if (publisher !== entry.publisher)
+    throw new ClientError(
+      'LOCK_MISMATCH',
+      `${lockfile}: plugins/${name}@${entry.version} locks publisher key ${entry.publisher}, but the manifest it pins is signed by ${publisher}`,
+    );
+}
+
+/**
+ * Why a frozen install from a folder source refuses a manifest it could not have: what signs the files is
+ * missing. A manifest without a signature beside it stays the signature refusal it is (DOCUMENT_MISMATCH);
+ * an outage keeps its code; anything else (not there, other bytes than the lock pins) is the lock
+ * contradicting the source (LOCK_MISMATCH), as for a registry.
+ */
+function folderRefusal(
+  name: string,
+  entry: LockedPlugin,
+  folder: FolderTrust,
+  error: Error,
+  lockfile: string,
+): Error {
+  const at = `${lockfile}: plugins/${name}@${entry.version}`;
+  if (error instanceof TrustError)
+    return new TrustError(
+      error.code,
+      `${at} pins a manifest (sha256 ${entry.manifest_sha256}) that source ${folder.name} does not vouch for by its key ${folder.fingerprint}: ${error.message}`,
+      { cause: error },
+    );
+  if (error instanceof ClientError && OUTAGES.has(error.code))
+    return new ClientError(
+      error.code,
+      `${at}: the manifest it pins (sha256 ${entry.manifest_sha256}) cannot be had, and without it nothing says source ${folder.name}'s key signed its files (${error.message})`,
+      { cause: error },
+    );
+  return new ClientError(
+    'LOCK_MISMATCH',
+    `${at} pins manifest sha256 ${entry.manifest_sha256}, which source ${folder.name} does not publish signed where the lock says (${error.message})`,
+    { cause: error },
   );
 }
 

@@ -6,7 +6,7 @@
  */
 import semver from 'semver';
 import { hostedArtifactKey, manifestKey } from '../index-builder/layout.ts';
-import type { ArtifactRecord, PluginDocument, VersionRecord } from '../index-builder/model.ts';
+import type { ArtifactRecord, Manifest, PluginDocument, VersionRecord } from '../index-builder/model.ts';
 import type { ContentCache } from './disk/cache.ts';
 import type { TrustRecord } from './disk/state.ts';
 import { ClientError } from './errors.ts';
@@ -49,6 +49,17 @@ export interface Source {
   artifactUrl(name: string, version: VersionRecord, artifact: ArtifactRecord): string;
   /** Where a version's signed manifest is read from (its `.asc` beside it). */
   manifestUrl(name: string, version: VersionRecord): string;
+  /**
+   * A folder's judgement of a manifest had other than through `document` (a frozen install's, from the
+   * cache or where its lock found it), as `document` judges one it reads: signed by the pinned key, then
+   * read strictly. A registry has none: its signature is checked by `trust`, through its rotations.
+   * @throws TrustError DOCUMENT_MISMATCH, DOCUMENT_MALFORMED (folder-source.ts FolderSource.verify).
+   */
+  verifyManifest?(
+    bytes: Uint8Array,
+    signature: string,
+    manifestUrl: string,
+  ): Promise<{ readonly manifest: Manifest; readonly publisher: string }>;
 }
 
 /** Sources by name, beyond the configured registries: a map, or sources opened when first asked for. */
@@ -167,6 +178,7 @@ export function folderSource(binding: FolderSourceBinding): Source {
     },
     artifactUrl: (_name, _version, artifact) => artifact.url,
     manifestUrl: (_name, version) => version.manifest_url,
+    verifyManifest: (bytes, signature, manifestUrl) => folder.verify(bytes, signature, manifestUrl),
   };
 }
 

@@ -1597,3 +1597,215 @@ ${policy}`;
     expect(await exists(join(q.dir, 'plugins'))).toBe(false);
   });
 });
+
+describe('when a frozen lock is forged or edited against its folder source', () => {
+  /** A disk folder and a web folder, each pinned to the publisher's key. */
+  const folderSet = () => `plugins:
+  providers:
+    - { type: file, name: disk, path: ${folder}, key: ./publisher.asc }
+    - { type: url, name: web, url: ${web.url}, key: ./publisher.asc }
+  plugins:
+    - { provider: disk, name: disk-tool, version: "1.0.3" }
+    - { provider: web, name: web-tool, version: "1.0.0" }
+`;
+
+  /**
+   * A forger's own version of `name`: its file and its manifest hosted by the forger, the manifest signed
+   * by the forger's key (or, `signed: false`, not at all). Returns the lock entry pointing at them.
+   */
+  async function forgedEntry(
+    dir: string,
+    hostUrl: string,
+    name: string,
+    version: string,
+    signed: boolean,
+  ): Promise<{ entry: Record<string, unknown>; manifest: Uint8Array; signature: string }> {
+    const at = join(dir, name);
+    await mkdir(at, { recursive: true });
+    const body = encode(`#!/bin/sh\necho forged ${name}\n`);
+    await writeFile(join(at, name), body);
+    const artifact = { sha256: sha256(body), size: body.byteLength, url: `${hostUrl}/${name}/${name}` };
+    const manifest = encode(
+      `${JSON.stringify(
+        validManifest({
+          name,
+          version,
+          permissions: ['filesystem_read'],
+          installation: {
+            artifacts: [{ ...LINUX, url: artifact.url, sha256: artifact.sha256, size_bytes: artifact.size }],
+          },
+        }),
+      )}\n`,
+    );
+    const forger = await testKey('forger');
+    const signature = await (await createSigner(forger.secretKey)).sign(manifest);
+    await writeFile(join(at, 'manifest.json'), manifest);
+    if (signed) await writeFile(join(at, 'manifest.json.asc'), signature);
+    return {
+      entry: {
+        manifest_sha256: sha256(manifest),
+        manifest_url: `${hostUrl}/${name}/manifest.json`,
+        publisher: forger.fingerprint,
+        artifacts: { 'linux-amd64': artifact },
+      },
+      manifest,
+      signature,
+    };
+  }
+
+  it('refuses a lock forged whole to a manifest another key signed, or none, from a disk or a web folder, before anything is written', async () => {
+    const p = await project(folderSet());
+    await using(p, (c) => c.installSet(p.file, HOME));
+    const lock = JSON.parse(await readFile(p.lockfile, 'utf8'));
+    const forged = join(root, 'forged-folder');
+    const host = await startStaticServer(forged);
+    try {
+      for (const [name, version] of [
+        ['disk-tool', '1.0.3'],
+        ['web-tool', '1.0.0'],
+      ] as const)
+        for (const signed of [true, false]) {
+          const { entry } = await forgedEntry(
+            join(forged, String(signed)),
+            `${host.url}/${signed}`,
+            name,
+            version,
+            signed,
+          );
+          const edited = structuredClone(lock);
+          edited.plugins[name] = { ...edited.plugins[name], ...entry };
+          const q = await project(folderSet());
+          await writeFile(q.lockfile, `${JSON.stringify(edited, null, 2)}\n`);
+
+          const frozen = using(q, (c) => c.installSet(q.file, { ...HOME, frozen: true }));
+
+          await expect(frozen).rejects.toBeInstanceOf(TrustError);
+          await expect(frozen).rejects.toMatchObject({
+            code: 'DOCUMENT_MISMATCH',
+            message: expect.stringContaining(`${q.lockfile}: plugins/${name}@${version}`),
+          });
+          expect(await exists(join(q.dir, 'plugins'))).toBe(false);
+        }
+    } finally {
+      await host.close();
+    }
+  });
+
+  it('refuses a lock that points the manifest at a host that does not answer, rather than place the files on its digests alone', async () => {
+    const p = await project(folderSet());
+    await using(p, (c) => c.installSet(p.file, HOME));
+    const lock = JSON.parse(await readFile(p.lockfile, 'utf8'));
+    const forged = join(root, 'forged-outage');
+    const host = await startStaticServer(forged);
+    try {
+      const { entry } = await forgedEntry(forged, host.url, 'web-tool', '1.0.0', true);
+      // Where no server listens: the manifest cannot be read, the forger's file can.
+      lock.plugins['web-tool'] = {
+        ...lock.plugins['web-tool'],
+        ...entry,
+        manifest_url: 'http://127.0.0.1:9/web-tool/manifest.json',
+      };
+      const q = await project(folderSet());
+      await writeFile(q.lockfile, `${JSON.stringify(lock, null, 2)}\n`);
+
+      const frozen = using(q, (c) => c.installSet(q.file, { ...HOME, frozen: true }));
+
+      await expect(frozen).rejects.toBeInstanceOf(ClientError);
+      await expect(frozen).rejects.toMatchObject({
+        code: 'FETCH_FAILED',
+        message: expect.stringContaining(`${q.lockfile}: plugins/web-tool@1.0.0: the manifest it pins`),
+      });
+      expect(await exists(join(q.dir, 'plugins'))).toBe(false);
+    } finally {
+      await host.close();
+    }
+  });
+
+  it('refuses a lock that names another publisher than the key that signed the manifest it pins', async () => {
+    const p = await project(folderSet());
+    await using(p, (c) => c.installSet(p.file, HOME));
+    const lock = JSON.parse(await readFile(p.lockfile, 'utf8'));
+    expect(lock.plugins['disk-tool'].publisher).toBe((await testKey('publisher')).fingerprint);
+    const claimed = 'A'.repeat(40);
+    lock.plugins['disk-tool'].publisher = claimed;
+    const q = await project(folderSet());
+    await writeFile(q.lockfile, `${JSON.stringify(lock, null, 2)}\n`);
+
+    const frozen = using(q, (c) => c.installSet(q.file, { ...HOME, frozen: true }));
+
+    await expect(frozen).rejects.toBeInstanceOf(ClientError);
+    await expect(frozen).rejects.toMatchObject({
+      code: 'LOCK_MISMATCH',
+      message: expect.stringContaining(
+        `${q.lockfile}: plugins/disk-tool@1.0.3 locks publisher key ${claimed}`,
+      ),
+    });
+    expect(await exists(join(q.dir, 'plugins'))).toBe(false);
+  });
+
+  it('refuses, with no set, a lock forged against a manifest URL installed from with --key, by the key kept as its pin', async () => {
+    const p = await project('plugins: {}\n');
+    const lockfile = join(p.dir, 'plugindex.lock');
+    const url = pathToFileURL(join(folder, 'team-tool/1.1.0/manifest.json')).href;
+    await using(p, async (c) => {
+      const target = await c.reference(url, { key: (await testKey('publisher')).publicKey });
+      if (!target?.source) throw new Error('expected a source');
+      return c.install({
+        requests: [{ request: target.request, registry: target.registry }],
+        sources: new Map([[target.registry, target.source]]),
+        dir: join(p.dir, 'plugins'),
+        lockfile,
+      });
+    });
+    const lock = JSON.parse(await readFile(lockfile, 'utf8'));
+    const forged = join(root, 'forged-url');
+    const host = await startStaticServer(forged);
+    try {
+      const { entry } = await forgedEntry(forged, host.url, 'team-tool', '1.1.0', true);
+      lock.plugins['team-tool'] = { ...lock.plugins['team-tool'], ...entry };
+      await writeFile(lockfile, `${JSON.stringify(lock, null, 2)}\n`);
+      const dir = join(p.dir, 'frozen');
+
+      const frozen = using(p, (c) => c.install({ requests: [], dir, lockfile, frozen: true }));
+
+      await expect(frozen).rejects.toBeInstanceOf(TrustError);
+      await expect(frozen).rejects.toMatchObject({
+        code: 'DOCUMENT_MISMATCH',
+        message: expect.stringContaining(`${lockfile}: plugins/team-tool@1.1.0`),
+      });
+      expect(await exists(dir)).toBe(false);
+    } finally {
+      await host.close();
+    }
+  });
+
+  it('refuses a forged manifest a shared cache holds under the digest and key the lock names', async () => {
+    const p = await project(folderSet());
+    await using(p, (c) => c.installSet(p.file, HOME));
+    const lock = JSON.parse(await readFile(p.lockfile, 'utf8'));
+    const forged = join(root, 'forged-cache');
+    const host = await startStaticServer(forged);
+    try {
+      const { entry, manifest, signature } = await forgedEntry(forged, host.url, 'disk-tool', '1.0.3', true);
+      lock.plugins['disk-tool'] = { ...lock.plugins['disk-tool'], ...entry };
+      const q = await project(folderSet());
+      await writeFile(q.lockfile, `${JSON.stringify(lock, null, 2)}\n`);
+      const cache = new ContentCache(join(q.dir, '.home', 'cache'));
+      await cache.putDocument(sha256(manifest), manifest);
+      await cache.putSignature(sha256(manifest), lock.registries.disk.key_fingerprint, signature);
+      // Nothing of the forger's is served: only the cache could vouch for it.
+      await rm(join(forged, 'disk-tool', 'manifest.json'));
+
+      const frozen = using(q, (c) => c.installSet(q.file, { ...HOME, frozen: true }));
+
+      await expect(frozen).rejects.toBeInstanceOf(TrustError);
+      await expect(frozen).rejects.toMatchObject({
+        code: 'DOCUMENT_MISMATCH',
+        message: expect.stringContaining(`${q.lockfile}: plugins/disk-tool@1.0.3`),
+      });
+      expect(await exists(join(q.dir, 'plugins'))).toBe(false);
+    } finally {
+      await host.close();
+    }
+  });
+});
