@@ -765,7 +765,7 @@ class Client implements PlugindexClient {
       }),
     );
     const keys = configured.filter((k) => k !== undefined);
-    return (await import('./plugin-set.ts')).discoverSet(file, { ...options, keys });
+    return (await import('./plugin-set.ts')).discoverSet(this.#context, file, { ...options, keys });
   }
 
   async verifySet(file: string, options: { readonly home: string }): Promise<VerifyFinding[]> {

@@ -437,10 +437,10 @@ export async function planInstall(
 
 /**
  * True when the policy (if any) allows every version the tree holds as the lock says (`alreadyInstalled`),
- * judged on what the signed manifest in place asks for, read again and held to the lock's digest: the lock's
- * own claims (its permissions and resources) are the word of a file a pull request can edit, and one edited
- * to leave out a permission would be called up to date unjudged. The publisher is the one installed.json
- * recorded when the version was placed, which `alreadyInstalled` found the lock names too.
+ * judged by `installedPolicyProblems` on the signed manifest in place, read again and held to the lock's
+ * digest: the lock's own claims (its permissions and resources) are the word of a file a pull request can
+ * edit, and one edited to leave out a permission would be called up to date unjudged. The publisher is the
+ * one installed.json recorded when the version was placed, which `alreadyInstalled` found the lock names too.
  */
 async function installedPolicyAllows(
   ctx: ClientContext,
@@ -451,26 +451,48 @@ async function installedPolicyAllows(
   for (const t of targets) {
     const entry = t.locked as LockedPlugin;
     const tree = ctx.tree(t.dir ?? options.dir);
-    const bytes = await readIfExists(tree.path(installedManifestPath(t.name, entry.version)));
-    if (bytes === undefined || sha256Hex(bytes) !== entry.manifest_sha256) return false;
-    let manifest: Manifest;
-    try {
-      manifest = JSON.parse(bytes.toString('utf8')) as Manifest;
-    } catch {
-      return false;
-    }
-    const problems = policyProblems(options.policy, {
-      name: t.name,
-      version: entry.version,
-      prerelease: isPrerelease(manifest.version ?? entry.version),
-      permissions: Array.isArray(manifest.permissions) ? manifest.permissions : [],
-      ...(manifest.resources ? { resources: manifest.resources } : {}),
-      publisher: entry.publisher,
-      source: entry.registry,
-    });
-    if (problems.length > 0) return false;
+    const problems = await installedPolicyProblems(tree, options.policy, t.name, entry.version, entry);
+    if (problems === undefined || problems.length > 0) return false;
   }
   return true;
+}
+
+/**
+ * What the policy refuses of a version installed in `tree` (policy.ts `policyProblems`: one sentence per
+ * rule broken, naming the version), judged on what the signed manifest in place asks for (its permissions,
+ * resources and version), held to the digest `recorded` gives, and on the publisher and source `recorded`
+ * names (installed.json's record, or a lock entry the tree was found to hold). The manifest's signature is
+ * not checked here: an install placed it verified, and `plugindex verify` checks it again.
+ * @returns undefined when no such manifest is in place (missing, other bytes, not JSON): nothing to judge.
+ */
+export async function installedPolicyProblems(
+  tree: InstallTree,
+  policy: Policy,
+  name: string,
+  version: string,
+  recorded: {
+    readonly manifest_sha256: string;
+    readonly publisher: string;
+    readonly registry: string;
+  },
+): Promise<string[] | undefined> {
+  const bytes = await readIfExists(tree.path(installedManifestPath(name, version)));
+  if (bytes === undefined || sha256Hex(bytes) !== recorded.manifest_sha256) return undefined;
+  let manifest: Manifest;
+  try {
+    manifest = JSON.parse(bytes.toString('utf8')) as Manifest;
+  } catch {
+    return undefined;
+  }
+  return policyProblems(policy, {
+    name,
+    version,
+    prerelease: isPrerelease(manifest.version ?? version),
+    permissions: Array.isArray(manifest.permissions) ? manifest.permissions : [],
+    ...(manifest.resources ? { resources: manifest.resources } : {}),
+    publisher: recorded.publisher,
+    source: recorded.registry,
+  });
 }
 
 /** A plugin set's lock holds exactly its plugins, and the digest of the file it was made from. */

@@ -8,6 +8,7 @@
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { sha256Hex } from '../index-builder/digest.ts';
+import { versionFolder } from '../index-builder/layout.ts';
 import type { PublicKeyInfo } from '../index-builder/signing.ts';
 import { compareVersions } from '../index-builder/versions.ts';
 import { DEFAULT_TIMEOUT_SECONDS, type RegistryEntry } from './config.ts';
@@ -23,11 +24,17 @@ import {
   type InstallResult,
   type InstallTarget,
   installedManifestProblems,
+  installedPolicyProblems,
   installPlugins,
   type Planned,
   planInstall,
 } from './install.ts';
-import { type InstalledFile, withoutInstalled, withoutPlatforms } from './installed.ts';
+import {
+  type InstalledFile,
+  type InstalledVersion,
+  withoutInstalled,
+  withoutPlatforms,
+} from './installed.ts';
 import { own } from './json-input.ts';
 import type { LockChange, Lockfile } from './lockfile.ts';
 import { type VerifyFinding, verifyInstalled } from './maintain.ts';
@@ -743,14 +750,23 @@ export interface DiscoveryReport {
   /** The folders scanned (those that do not exist are skipped). */
   readonly paths: readonly string[];
   readonly watch: boolean;
-  readonly plugins: readonly DiscoveredPlugin[];
+  readonly plugins: readonly (DiscoveredPlugin & {
+    /**
+     * What the set's `policy:` refuses of a verified folder that installed.json in one of the set's install
+     * folders records (`installedPolicyProblems`): one sentence per rule broken. Absent when it allows it,
+     * when the set has no policy, and for a folder no install of the set recorded.
+     */
+    readonly policy?: readonly string[];
+  })[];
 }
 
 /**
  * The spec's filesystem discovery for a set: its `discovery.filesystem.paths` (when enabled) and its install
- * folders, every version folder found verified against `keys` and the keys the set's providers pin.
+ * folders, every version folder found verified against `keys` and the keys the set's providers pin, and
+ * each verified one an install of the set recorded judged by the set's policy.
  */
 export async function discoverSet(
+  ctx: ClientContext,
   file: string,
   options: { readonly home: string; readonly keys: readonly TrustedKey[] },
 ): Promise<DiscoveryReport> {
@@ -763,14 +779,82 @@ export async function discoverSet(
     ...new Set([...(filesystem?.enabled === false ? [] : (filesystem?.paths ?? [])), ...installDirs(set)]),
   ];
   const found = await scanPluginFolders(paths, { recursive: filesystem?.recursive ?? false });
-  const plugins: DiscoveredPlugin[] = [];
-  for (const folder of found) plugins.push(await verifyFound(folder, keys));
+  const installs = set.policy ? await installedFolders(ctx, set) : new Map<string, InstalledAt>();
+  const plugins: (DiscoveredPlugin & { policy?: readonly string[] })[] = [];
+  for (const folder of found) {
+    const plugin = await verifyFound(folder, keys);
+    const at = plugin.status === 'verified' ? installs.get(plugin.dir) : undefined;
+    const problems =
+      at && set.policy
+        ? await installedPolicyProblems(at.tree, set.policy, at.name, at.version, at.record)
+        : undefined;
+    plugins.push(problems && problems.length > 0 ? { ...plugin, policy: problems } : plugin);
+  }
   return { paths, watch: filesystem?.watch_for_changes ?? false, plugins };
+}
+
+/** A version an install recorded in one of a set's folders. */
+interface InstalledAt {
+  readonly tree: InstallTree;
+  readonly name: string;
+  readonly version: string;
+  readonly record: InstalledVersion;
+}
+
+/** Every version installed.json records in the set's install folders, by its version folder's path. */
+async function installedFolders(ctx: ClientContext, set: PluginSet): Promise<Map<string, InstalledAt>> {
+  const folders = new Map<string, InstalledAt>();
+  for (const dir of installDirs(set)) {
+    const tree = ctx.tree(dir);
+    for (const [name, plugin] of Object.entries((await tree.read()).plugins))
+      for (const [version, record] of Object.entries(plugin.versions))
+        folders.set(join(tree.dir, name, versionFolder(version)), { tree, name, version, record });
+  }
+  return folders;
+}
+
+/**
+ * Findings of `verifyInstalled` in one of a set's folders, each version that verified judged by the set's
+ * policy as an install judges a tree it would call up to date (`installedPolicyProblems`): a policy
+ * tightened since the install refuses what is in place (POLICY_DENIED, naming the set file's policy, the
+ * version and each rule it breaks). Not written to installed.json: its `verified` and `problem` speak for
+ * the files and signatures, which every set naming the folder shares; the policy is this set's.
+ */
+async function judgedByPolicy(
+  tree: InstallTree,
+  set: PluginSet,
+  findings: readonly VerifyFinding[],
+): Promise<VerifyFinding[]> {
+  const policy = set.policy;
+  if (!policy) return [...findings];
+  const installed = await tree.read();
+  const judged: VerifyFinding[] = [];
+  for (const finding of findings) {
+    const record = finding.ok
+      ? own(own(installed.plugins, finding.name)?.versions ?? {}, finding.version)
+      : undefined;
+    const problems = record
+      ? await installedPolicyProblems(tree, policy, finding.name, finding.version, record)
+      : undefined;
+    judged.push(
+      problems && problems.length > 0
+        ? {
+            name: finding.name,
+            version: finding.version,
+            ok: false,
+            code: 'POLICY_DENIED',
+            message: `${set.file}#/policy: ${problems.join('; ')}`,
+          }
+        : finding,
+    );
+  }
+  return judged;
 }
 
 /**
  * `verify -c FILE`: every version installed in the set's folders rehashed and its signature chain checked
- * again, by the keys the set pins for its own sources (and the configured registries' for the others).
+ * again, by the keys the set pins for its own sources (and the configured registries' for the others), and
+ * each that verifies judged by the set's policy as it is now (POLICY_DENIED for what it refuses).
  */
 export async function verifySet(
   ctx: ClientContext,
@@ -790,7 +874,9 @@ export async function verifySet(
   }
   const lockfile = await lockfileOf(file, options);
   const findings: VerifyFinding[] = [];
-  for (const dir of installDirs(set))
-    findings.push(...(await verifyInstalled(ctx, { dir, lockfile, trust })));
+  for (const dir of installDirs(set)) {
+    const found = await verifyInstalled(ctx, { dir, lockfile, trust });
+    findings.push(...(await judgedByPolicy(ctx.tree(dir), set, found)));
+  }
   return findings;
 }

@@ -3,7 +3,8 @@
  * (a newer version, the installed one yanked, deprecated or removed since, an advisory affecting it; exit 1
  * if any).
  * `-c FILE`: also the plugin folders the set's discovery finds on disk (the spec's filesystem discovery),
- * each with whether it verifies; `--watch` prints them again whenever those folders change.
+ * each with whether it verifies, and under an installed one the set's policy refuses a `POLICY_DENIED:` line
+ * per rule it breaks (exit 1); `--watch` prints them again whenever those folders change.
  */
 import { homedir } from 'node:os';
 import { resolve } from 'node:path';
@@ -94,13 +95,16 @@ async function listSet(parsed: Parsed, file: string): Promise<number> {
       if (json) outJson(report);
       else if (report.plugins.length === 0) out(`no plugin folders under ${report.paths.join(', ')}`);
       else
-        for (const p of report.plugins)
+        for (const p of report.plugins) {
           out(`${p.name ?? '?'}  ${p.version ?? '?'}  ${p.status}  ${p.dir}  (${p.detail})`);
+          // Under its row, so the row itself reads as it always has.
+          for (const problem of p.policy ?? []) out(`  POLICY_DENIED: ${problem}`);
+        }
     };
     const report = await client.discover(file, { home: homedir() });
     if (!watch) {
       print(report);
-      return report.plugins.every((p) => p.status === 'verified') ? 0 : 1;
+      return report.plugins.every((p) => p.status === 'verified' && p.policy === undefined) ? 0 : 1;
     }
     // Armed before the first listing is printed: whatever changes after a reader sees a listing is listed again.
     // Watched again after each change: a path that did not exist may exist now, and is watched inside.

@@ -1,7 +1,8 @@
 /**
  * `plugindex verify`: without --url, every installed plugin rehashed against its record and the lock, and
  * its signature chain checked again (offline); with --url, a served registry checked whole as a client
- * would. Exit 3 with the trust check that failed (its code) when something does not verify.
+ * would. Exit 3 with the trust check that failed (its code) when something does not verify; with -c, each
+ * version that verifies is judged by the set's policy too, and one it refuses (and nothing worse) is exit 1.
  */
 import { homedir } from 'node:os';
 import { resolve } from 'node:path';
@@ -27,6 +28,9 @@ export async function run(parsed: Parsed): Promise<number> {
   return url === undefined ? verifyInstalled(parsed) : verifyServed(parsed, url);
 }
 
+/** A set's policy refusing a version whose files and signatures verify (`verify -c`). */
+const POLICY_DENIED = 'POLICY_DENIED';
+
 async function verifyInstalled(parsed: Parsed): Promise<number> {
   return withClient(parsed, async ({ client, json }) => {
     const config = stringOption(parsed, 'config');
@@ -41,11 +45,13 @@ async function verifyInstalled(parsed: Parsed): Promise<number> {
         out(
           f.ok
             ? `verified ${f.name}@${f.version}`
-            : `NOT verified ${f.name}@${f.version}: ${f.code}: ${f.message}`,
+            : `NOT ${f.code === POLICY_DENIED ? 'allowed' : 'verified'} ${f.name}@${f.version}: ${f.code}: ${f.message}`,
         );
       if (findings.length === 0) out('nothing is installed');
     }
-    return failed.length === 0 ? 0 : 3;
+    // A trust check that failed is exit 3; a set's policy refusing what verifies is a rejection, exit 1.
+    if (failed.some((f) => f.code !== POLICY_DENIED)) return 3;
+    return failed.length === 0 ? 0 : 1;
   });
 }
 

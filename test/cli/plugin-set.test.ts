@@ -644,6 +644,66 @@ async function waitFor(done: () => boolean, child: ChildProcess, stderr: () => s
   }
 }
 
+describe('when the set\u2019s policy is tightened after an install (verify -c, list -c)', () => {
+  it('verify -c exits 1 with POLICY_DENIED naming each plugin and the rule, list -c marks it, until the policy allows it again', async () => {
+    // Prepare: the set installed as it was; then a policy that allows one publisher, not the one that signed.
+    const setText = setOf([{ name: ALPHA, version: '1.0.0' }, { name: BETA }]);
+    const c = await checkout(setText);
+    expect((await c.plugindex('install', '-c', 'plugins.yaml')).code).toBe(0);
+    const other = 'A'.repeat(40);
+    await writeFile(c.file, `${setText}policy:\n  publishers: ["${other}"]\n`);
+
+    // Act: verify and list the set.
+    const verify = await c.plugindex('verify', '-c', 'plugins.yaml');
+    const verifyJson = await c.plugindex('verify', '-c', 'plugins.yaml', '--json');
+    const list = await c.plugindex('list', '-c', 'plugins.yaml');
+    const listJson = await c.plugindex('list', '-c', 'plugins.yaml', '--json');
+
+    // Assess: each version refused by the rule it breaks; the listing's rows as before, a line under each.
+    expect(verify.code, verify.stderr).toBe(1);
+    for (const [name, version] of [
+      [ALPHA, '1.0.0'],
+      [BETA, '2.0.0'],
+    ])
+      expect(verify.stdout).toContain(
+        `NOT allowed ${name}@${version}: POLICY_DENIED: ${c.file}#/policy: ${name}@${version} is signed by publisher`,
+      );
+    expect(verify.stdout).toContain(`which is not among policy.publishers (${other})`);
+    expect(verifyJson.code).toBe(1);
+    expect(JSON.parse(verifyJson.stdout)).toMatchObject({
+      ok: false,
+      plugins: [
+        { name: ALPHA, version: '1.0.0', ok: false, code: 'POLICY_DENIED' },
+        { name: BETA, version: '2.0.0', ok: false, code: 'POLICY_DENIED' },
+      ],
+    });
+    expect(list.code, list.stderr).toBe(1);
+    const lines = list.stdout.split('\n').filter(Boolean);
+    expect(lines).toEqual([
+      expect.stringContaining(listed(c, ALPHA, '1.0.0', 'verified')),
+      expect.stringContaining(`  POLICY_DENIED: ${ALPHA}@1.0.0 is signed by publisher`),
+      expect.stringContaining(listed(c, BETA, '2.0.0', 'verified')),
+      expect.stringContaining(`  POLICY_DENIED: ${BETA}@2.0.0 is signed by publisher`),
+    ]);
+    expect(listJson.code).toBe(1);
+    expect(JSON.parse(listJson.stdout)).toMatchObject({
+      plugins: [
+        { name: ALPHA, status: 'verified', policy: [expect.stringContaining('policy.publishers')] },
+        { name: BETA, status: 'verified', policy: [expect.stringContaining('policy.publishers')] },
+      ],
+    });
+
+    // The publisher that signed them allowed: nothing to say again.
+    const publisher = (await testKey('publisher')).fingerprint;
+    await writeFile(c.file, `${setText}policy:\n  publishers: ["${publisher}"]\n`);
+    const allowed = await c.plugindex('verify', '-c', 'plugins.yaml');
+    expect(allowed.code, allowed.stdout).toBe(0);
+    const relisted = await c.plugindex('list', '-c', 'plugins.yaml');
+    expect(relisted.code, relisted.stdout).toBe(0);
+    expect(relisted.stdout).not.toContain('POLICY_DENIED');
+  });
+});
+
 describe('when a manifest is installed by its URL (install URL)', () => {
   it('installs one from a static server with --key, and refuses it without a key or with another key', async () => {
     const c = await checkout();

@@ -931,6 +931,81 @@ ${policy}`;
   });
 });
 
+describe('when a set\u2019s policy is tightened after an install', () => {
+  const diskSet = (policy: string) => `plugins:
+  providers:
+    - { type: file, name: disk, path: ${folder}, key: ./publisher.asc }
+  plugins:
+    - { provider: disk, name: disk-tool, version: "1.0.3" }
+${policy}`;
+
+  it('verifySet refuses what is in place by the rule it breaks, and leaves installed.json as the files verified', async () => {
+    const p = await project(diskSet(''));
+    await using(p, (c) => c.installSet(p.file, HOME));
+    await writeFile(
+      p.file,
+      diskSet('policy:\n  permissions: { deny: [filesystem_read] }\n  resources: { max_memory_mb: 32 }\n'),
+    );
+    const before = JSON.parse(await readFile(join(p.dir, 'plugins/installed.json'), 'utf8'));
+
+    const findings = await using(p, (c) => c.verifySet(p.file, HOME));
+
+    expect(findings).toEqual([
+      {
+        name: 'disk-tool',
+        version: '1.0.3',
+        ok: false,
+        code: 'POLICY_DENIED',
+        message: expect.stringContaining(
+          `${p.file}#/policy: disk-tool@1.0.3 asks for filesystem_read, which the policy denies`,
+        ),
+      },
+    ]);
+    expect(findings[0]?.message).toContain(
+      "disk-tool@1.0.3 declares max_memory_mb 64, above the policy's bound of 32",
+    );
+    const after = JSON.parse(await readFile(join(p.dir, 'plugins/installed.json'), 'utf8'));
+    expect(after.plugins['disk-tool'].versions['1.0.3'].problem).toBeUndefined();
+    expect(Object.keys(after.plugins)).toEqual(Object.keys(before.plugins));
+  });
+
+  it('verifySet says a trust check that fails first, not the policy', async () => {
+    const p = await project(diskSet(''));
+    await using(p, (c) => c.installSet(p.file, HOME));
+    await writeFile(p.file, diskSet('policy:\n  permissions: { deny: [filesystem_read] }\n'));
+    await writeFile(join(p.dir, 'plugins/disk-tool/1.0.3/linux-amd64/disk-tool'), 'tampered');
+
+    const findings = await using(p, (c) => c.verifySet(p.file, HOME));
+
+    expect(findings).toMatchObject([{ name: 'disk-tool', ok: false, code: 'INSTALLED_MODIFIED' }]);
+  });
+
+  it('discover marks a verified install the policy refuses, and nothing the policy allows', async () => {
+    const p = await project(diskSet(''));
+    await using(p, (c) => c.installSet(p.file, HOME));
+    await writeFile(p.file, diskSet('policy:\n  registries: [elsewhere]\n'));
+
+    const refused = await using(p, (c) => c.discover(p.file, HOME));
+    await writeFile(p.file, diskSet('policy:\n  registries: [disk]\n'));
+    const allowed = await using(p, (c) => c.discover(p.file, HOME));
+
+    expect(refused.plugins).toMatchObject([
+      {
+        name: 'disk-tool',
+        status: 'verified',
+        policy: [
+          expect.stringContaining(
+            'disk-tool@1.0.3 comes from disk, which is not among policy.registries (elsewhere)',
+          ),
+        ],
+      },
+    ]);
+    expect(allowed.plugins).toHaveLength(1);
+    expect(allowed.plugins[0]?.status).toBe('verified');
+    expect(allowed.plugins[0]?.policy).toBeUndefined();
+  });
+});
+
 describe('when a newer version asks for more permissions than the locked one', () => {
   it('diff names them, install and update refuse without --accept-permissions, and take them with it', async () => {
     const p = await project(`plugins:
