@@ -528,6 +528,78 @@ describe('when a set is installed from its lock (install -c --frozen)', () => {
   });
 });
 
+describe('when a frozen lock is forged against a folder source (install -c --frozen)', () => {
+  it('exits 3 with DOCUMENT_MISMATCH naming the lock and the plugin, and installs nothing', async () => {
+    // Prepare: a set of one plugin from the web folder, installed and locked; then the lock edited to the
+    // forger's own manifest of that version (signed by the forger's key) and its file, hosted by the forger.
+    const setText = [
+      'plugins:',
+      '  install_location: ./plugins',
+      '  providers:',
+      `    - { type: url, name: web, url: ${web.url}, key: ./publisher.asc }`,
+      '  plugins:',
+      `    - { provider: web, name: ${LOOSE}, version: "1.0.0" }`,
+      '',
+    ].join('\n');
+    const first = await checkout(setText);
+    expect((await first.plugindex('install', '-c', 'plugins.yaml')).code).toBe(0);
+    const lock = JSON.parse(await readFile(path.join(first.dir, 'plugins.lock'), 'utf8'));
+    const forgedDir = path.join(work, 'forged');
+    await mkdir(forgedDir, { recursive: true });
+    const host = await startStaticServer(forgedDir);
+    try {
+      const body = encode('#!/bin/sh\necho forged\n');
+      const artifact = { sha256: sha256(body), size: body.byteLength, url: `${host.url}/${LOOSE}` };
+      const manifest = encode(
+        `${JSON.stringify(
+          validManifest({
+            name: LOOSE,
+            version: '1.0.0',
+            installation: {
+              artifacts: [
+                {
+                  os: 'linux',
+                  arch: 'amd64',
+                  url: artifact.url,
+                  sha256: artifact.sha256,
+                  size_bytes: artifact.size,
+                },
+              ],
+            },
+          }),
+        )}\n`,
+      );
+      await writeFile(path.join(forgedDir, LOOSE), body);
+      await writeFile(path.join(forgedDir, 'manifest.json'), manifest);
+      await writeFile(
+        path.join(forgedDir, 'manifest.json.asc'),
+        await (await createSigner((await testKey('forger')).secretKey)).sign(manifest),
+      );
+      lock.plugins[LOOSE] = {
+        ...lock.plugins[LOOSE],
+        manifest_sha256: sha256(manifest),
+        manifest_url: `${host.url}/manifest.json`,
+        publisher: (await testKey('forger')).fingerprint,
+        artifacts: { 'linux-amd64': artifact },
+      };
+      const c = await checkout(setText);
+      await writeFile(path.join(c.dir, 'plugins.lock'), `${JSON.stringify(lock, null, 2)}\n`);
+
+      // Act
+      const frozen = await c.plugindex('install', '-c', 'plugins.yaml', '--frozen');
+
+      // Assess
+      expect(frozen.code, frozen.stdout).toBe(3);
+      expect(frozen.stderr).toContain(
+        `DOCUMENT_MISMATCH: ${path.join(c.dir, 'plugins.lock')}: plugins/${LOOSE}@1.0.0`,
+      );
+      expect(await exists(path.join(c.dir, 'plugins'))).toBe(false);
+    } finally {
+      await host.close();
+    }
+  });
+});
+
 /** Lines of `list -c` for a version folder: name, version, status, folder. */
 function listed(c: Checkout, name: string, version: string, status: string): string {
   return `${name}  ${version}  ${status}  ${path.join(c.dir, 'plugins', name, version)}  (`;
