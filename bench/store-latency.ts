@@ -5,26 +5,49 @@
  * Times one new version published as the watcher and the publish function publish it (index documents
  * deferred), and one published with its index documents (the CLI's `process`), into a registry of one
  * plugin: medians of 7, after one of each untimed. Then a batch of 200 new plugins published at once into
- * an empty registry (medians of 3), whose catalog lines fall into most of the catalog's 256 bins. What
- * writing side by side saves on AWS, where a call is tens of milliseconds, and nothing on the filesystem
- * measures.
+ * an empty registry (medians of 3), whose catalog lines fall into most of the catalog's 256 bins. Then what
+ * a rebuild restores from the log (`restoreActionRecords`) with RESTORE_ACTIONS (10,000) actions within an
+ * action's age, over 1,000 plugins, after older entries: once after `state/` was lost (every marker and
+ * order written again) and once on a registry that lost nothing (nothing written; medians of 3 each, and
+ * the requests each made). What writing side by side saves on AWS, where a call is tens of milliseconds,
+ * and nothing on the filesystem measures.
  */
+import { ACTION_MAX_AGE_MS } from '../index-builder/actions.ts';
+import { sha256Hex } from '../index-builder/digest.ts';
+import {
+  EMPTY_LOG,
+  LOG_SEGMENT_ENTRIES,
+  logSegmentKey,
+  nextEntry,
+  renderSegment,
+} from '../index-builder/log.ts';
+import type { LogHead } from '../index-builder/model.ts';
+import { restoreActionRecords } from '../index-builder/pipeline/actions.ts';
 import { flushIndexes, processSubmissions } from '../index-builder/pipeline/index.ts';
-import type { Store } from '../index-builder/store.ts';
+import { CACHE_MUTABLE, type Store } from '../index-builder/store.ts';
 import { makeBundle, makeRegistry, validManifest, versionBundle } from '../test/support/fixtures.ts';
+import { MemoryStore } from '../test/support/memory-store.ts';
 import { median } from './stats.ts';
 
 const LATENCY_MS = Number(process.argv[2] ?? 20);
 const RUNS = 7;
 
-const later = () => new Promise((resolve) => setTimeout(resolve, LATENCY_MS));
+/** Every request answered so far (a listing's pages each one). */
+let requests = 0;
+const later = () => {
+  requests++;
+  return new Promise((resolve) => setTimeout(resolve, LATENCY_MS));
+};
 
 const CALLS = new Set(['get', 'head', 'put', 'getStream', 'putStream', 'delete']);
 
+/** Keys in one page of a listing (S3's ListObjectsV2): each page is a request of its own. */
+const PAGE_KEYS = 1000;
+
 /**
- * `store` seen through a store whose every call is answered LATENCY_MS later (a listing: its first entry).
- * The store's own calls to itself are not delayed again (a memory store's listing heads each entry; S3's
- * listing gives each entry's size and time with the page).
+ * `store` seen through a store whose every call is answered LATENCY_MS later (a listing: its first entry,
+ * and each 1,000th after it, a page's). The store's own calls to itself are not delayed again (a memory
+ * store's listing heads each entry; S3's listing gives each entry's size and time with the page).
  */
 function slowed(store: Store): Store {
   return new Proxy(store, {
@@ -33,8 +56,13 @@ function slowed(store: Store): Store {
       if (typeof value !== 'function') return value;
       if (name === 'list')
         return async function* (prefix: string) {
-          await later();
-          yield* target.list(prefix);
+          let listed = 0;
+          for await (const item of target.list(prefix)) {
+            if (listed % PAGE_KEYS === 0) await later();
+            listed++;
+            yield item;
+          }
+          if (listed === 0) await later();
         };
       if (typeof name === 'string' && CALLS.has(name))
         return async (...args: unknown[]) => {
@@ -88,7 +116,82 @@ for (let i = 0; i < BATCH_RUNS; i++) {
   batches.push(performance.now() - started);
 }
 
+const RESTORE_ACTIONS = 10_000;
+const RESTORE_PLUGINS = 1_000;
+const RESTORE_RUNS = 3;
+
+/**
+ * A published log of two segments of publishes older than an action may be, then RESTORE_ACTIONS yanks and
+ * unyanks (each its own digest) over RESTORE_PLUGINS plugins, made within the last day before `now`.
+ */
+async function recentActionsLog(site: Store, now: Date): Promise<LogHead> {
+  let head = EMPTY_LOG;
+  const lines: string[] = [];
+  const old = new Date(now.getTime() - 4 * ACTION_MAX_AGE_MS).toISOString();
+  const signer = 'A'.repeat(40);
+  for (let i = 0; i < 2 * LOG_SEGMENT_ENTRIES; i++) {
+    const next = nextEntry(head, {
+      time: old,
+      type: 'publish',
+      plugin: `plugin-${i % RESTORE_PLUGINS}`,
+      version: `0.0.${i}`,
+      signer,
+      digest: sha256Hex(`publish ${i}`),
+    });
+    lines.push(next.line);
+    head = next.head;
+  }
+  for (let i = 0; i < RESTORE_ACTIONS; i++) {
+    const made = new Date(now.getTime() - 24 * 3600 * 1000 + i * 1000).toISOString();
+    const next = nextEntry(head, {
+      time: made,
+      type: i % 2 === 0 ? 'yank' : 'unyank',
+      plugin: `plugin-${i % RESTORE_PLUGINS}`,
+      version: '1.0.0',
+      signer,
+      digest: sha256Hex(`action ${i}`),
+      created: made,
+    });
+    lines.push(next.line);
+    head = next.head;
+  }
+  for (let from = 0; from < lines.length; from += LOG_SEGMENT_ENTRIES)
+    await site.put(
+      logSegmentKey(from / LOG_SEGMENT_ENTRIES),
+      renderSegment(lines.slice(from, from + LOG_SEGMENT_ENTRIES)),
+      { contentType: 'application/jsonl', cacheControl: CACHE_MUTABLE },
+    );
+  return head;
+}
+
+const restoring = await makeRegistry();
+const restoreNow = new Date(Date.parse('2026-11-01T00:00:00Z') + ACTION_MAX_AGE_MS);
+const restoreHead = await recentActionsLog(restoring.site, restoreNow);
+const lost: number[] = [];
+const kept: number[] = [];
+let lostRequests = 0;
+let keptRequests = 0;
+for (let i = 0; i < RESTORE_RUNS; i++) {
+  const intake = new MemoryStore();
+  const ctx = { ...restoring.context, site: slowed(restoring.site), intake: slowed(intake) };
+  let started = performance.now();
+  let before = requests;
+  const restored = await restoreActionRecords(ctx, restoreHead, restoreNow);
+  lost.push(performance.now() - started);
+  lostRequests = requests - before;
+  if (restored.markers !== RESTORE_ACTIONS) throw new Error(`restored ${restored.markers} markers`);
+  started = performance.now();
+  before = requests;
+  const again = await restoreActionRecords(ctx, restoreHead, restoreNow);
+  kept.push(performance.now() - started);
+  keptRequests = requests - before;
+  if (again.markers !== 0 || again.orders !== 0) throw new Error('restored again what was there');
+}
+
 console.log(`a publish with every store call answered after ${LATENCY_MS} ms, medians of ${RUNS}:`);
 console.log(`  index documents deferred (the watcher, the publish function): ${show(deferred)}`);
 console.log(`  with its index documents (plugindex process): ${show(whole)}`);
 console.log(`  a batch of ${BATCH} new plugins (medians of ${BATCH_RUNS}): ${show(batches)}`);
+console.log(`a rebuild's restore of ${RESTORE_ACTIONS} recent actions (medians of ${RESTORE_RUNS}):`);
+console.log(`  after state/ was lost: ${show(lost)}, ${lostRequests} requests`);
+console.log(`  on a registry that lost nothing: ${show(kept)}, ${keptRequests} requests`);
