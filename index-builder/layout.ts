@@ -241,14 +241,20 @@ export function actionEnvelopeKey(digest: string): string {
   return `log/actions/${digest}.json`;
 }
 
+/** In the intake store: where the applied actions' markers are (`actionMarkerKey`), listed by a rebuild. */
+export const ACTION_MARKERS_PREFIX = 'state/actions/';
+
 /** In the intake store: the record that an action (by its digest) was applied, which a replay meets. */
 export function actionMarkerKey(digest: string): string {
-  return `state/actions/${digest}.json`;
+  return `${ACTION_MARKERS_PREFIX}${digest}.json`;
 }
+
+/** In the intake store: where the plugins' action orders are (`actionOrderKey`), listed by a rebuild. */
+export const ACTION_ORDERS_PREFIX = 'state/action-order/';
 
 /** In the intake store: a plugin's newest applied action per state it holds (lifecycle.ts `ActionOrder`). */
 export function actionOrderKey(name: string): string {
-  return `state/action-order/${name}.json`;
+  return `${ACTION_ORDERS_PREFIX}${name}.json`;
 }
 export const HOME_PAGE_KEY = 'index.html';
 export const FAVICON_KEY = 'favicon.svg';

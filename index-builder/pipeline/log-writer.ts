@@ -30,7 +30,7 @@
 import type { Key } from 'openpgp';
 import { TrustError } from '../errors.ts';
 import { SIGNED_SNAPSHOT_KEY, SNAPSHOT_KEY, statusKey } from '../layout.ts';
-import { allSettledValues, forEachLimited } from '../limited.ts';
+import { allSettledValues, forEachLimited, mapLimited } from '../limited.ts';
 import {
   EMPTY_LOG,
   isLogHead,
@@ -182,10 +182,23 @@ async function readIntentRecords(intake: Store): Promise<Map<string, Map<string,
 }
 
 /**
+ * Segments read at once going back through the published log: the reads of a rebuild's week of entries go
+ * side by side, as S3 answers each after tens of milliseconds (a few hundred segments on a busy registry).
+ */
+const SEGMENT_READS = WRITE_CONCURRENCY;
+
+/**
  * The published log's last entries, back to the first segment that starts before `since` (ms since the
  * epoch; one segment at least), checked against `head` (`whose`, for the error) as a client checks them:
  * each entry's hash named by the next, the last one's by the head. What the pipeline reads of its log outside
  * a LogWriter: a head recovered from the snapshot (the last segment), a rebuild's recent actions.
+ *
+ * How far back is known only from what is read (a segment's first entry's time), so the segments are read in
+ * rounds, newest first: one, then twice as many as the round before (up to SEGMENT_READS), side by side;
+ * each round's are then taken in order, newest first, as one read after another took them, up to the first
+ * that starts before `since`. A segment read past that one is not looked at (its absence, or its store's
+ * failure, refuses nothing): at most as many reads as were needed are spent for nothing. The last segment
+ * alone costs the one read it did.
  * @throws TrustError LOG_TRUNCATED, LOG_ENTRY_ALTERED, LOG_REORDERED, LOG_MALFORMED, naming the segment
  */
 export async function recentLogEntries(
@@ -197,18 +210,32 @@ export async function recentLogEntries(
   if (head.length === 0) return [];
   const last = segmentOf(head.length - 1);
   const segments: ReadEntry[][] = [];
-  for (let index = last; index >= 0; index--) {
-    const object = await site.get(logSegmentKey(index));
-    // A segment gone: whatever the later ones hold, the log is cut short of what the head counts.
-    if (!object)
-      throw new TrustError(
-        'LOG_TRUNCATED',
-        `${logSegmentKey(index)}, a segment of the published log, is missing, where ${whose} counts ${head.length} entries`,
-      );
-    const entries = parsePublishedSegment(object.body, index);
-    segments.unshift(entries);
-    const first = entries[0]?.entry;
-    if (!first || !(Date.parse(first.time) >= since)) break;
+  let index = last;
+  let reached = false;
+  for (let round = 1; !reached && index >= 0; round = Math.min(round * 2, SEGMENT_READS)) {
+    const indexes = Array.from({ length: Math.min(round, index + 1) }, (_, i) => index - i);
+    // Each read settled, failed or not: a failure counts only for a segment the log is read back to.
+    const reads = await mapLimited(indexes, indexes.length, (i) =>
+      site.get(logSegmentKey(i)).then(
+        (object) => ({ object }),
+        (error: unknown) => ({ error }),
+      ),
+    );
+    for (const read of reads) {
+      if ('error' in read) throw read.error;
+      // A segment gone: whatever the later ones hold, the log is cut short of what the head counts.
+      if (!read.object)
+        throw new TrustError(
+          'LOG_TRUNCATED',
+          `${logSegmentKey(index)}, a segment of the published log, is missing, where ${whose} counts ${head.length} entries`,
+        );
+      const entries = parsePublishedSegment(read.object.body, index);
+      segments.unshift(entries);
+      index--;
+      const first = entries[0]?.entry;
+      reached = !first || !(Date.parse(first.time) >= since);
+      if (reached) break;
+    }
   }
   const from = (last - segments.length + 1) * LOG_SEGMENT_ENTRIES;
   const entries = segments.flat().slice(0, head.length - from);

@@ -17,13 +17,14 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { BARE_BYTES, compareUtf8, FsStore, SYNC_BYTES } from '../../adapters/fs-store.ts';
+import { BARE_BYTES, FsStore, SYNC_BYTES } from '../../adapters/fs-store.ts';
 import { StoreError } from '../../index-builder/errors.ts';
 import { impliedMetadata } from '../../index-builder/layout.ts';
 import {
   CACHE_IMMUTABLE,
   CACHE_MUTABLE,
   CACHE_PRIVATE,
+  compareUtf8,
   listAll,
   listFolders,
   moveObject,

@@ -12,26 +12,47 @@
 import { describe, expect, it } from 'vitest';
 import type { ActionBody } from '../../../index-builder/actions.ts';
 import { forgetBins } from '../../../index-builder/catalog.ts';
-import { TrustError } from '../../../index-builder/errors.ts';
+import { sha256Hex } from '../../../index-builder/digest.ts';
+import { StoreError, TrustError } from '../../../index-builder/errors.ts';
 import {
+  ACTION_MARKERS_PREFIX,
   actionMarkerKey,
   actionOrderKey,
   pluginDocumentKey,
   SIGNED_SNAPSHOT_KEY,
   SNAPSHOT_KEY,
 } from '../../../index-builder/layout.ts';
-import { LOG_SEGMENT_ENTRIES, type LogEntry, logSegmentKey } from '../../../index-builder/log.ts';
+import {
+  EMPTY_LOG,
+  LOG_SEGMENT_ENTRIES,
+  type LogEntry,
+  logSegmentKey,
+  nextEntry,
+  renderSegment,
+} from '../../../index-builder/log.ts';
 import type { PluginDocument, SnapshotDocument } from '../../../index-builder/model.ts';
 import type { PipelineContext, SubmissionOutcome } from '../../../index-builder/pipeline/index.ts';
 import { processSubmissions, rebuildRegistry } from '../../../index-builder/pipeline/index.ts';
-import { currentLogHead, LOG_STATE_KEY, readLogHead } from '../../../index-builder/pipeline/log-writer.ts';
+import {
+  currentLogHead,
+  LOG_STATE_KEY,
+  readLogHead,
+  recentLogEntries,
+} from '../../../index-builder/pipeline/log-writer.ts';
 import { rotateRegistryKey } from '../../../index-builder/pipeline/rotate.ts';
 import { signRotation } from '../../../index-builder/rotation.ts';
 import { createSigner } from '../../../index-builder/signing.ts';
-import { CACHE_MUTABLE, listAll, type Store } from '../../../index-builder/store.ts';
+import {
+  CACHE_MUTABLE,
+  CACHE_PRIVATE,
+  LIST_PAGE_KEYS,
+  listAll,
+  type Store,
+} from '../../../index-builder/store.ts';
 import { ACTION_SIGNED, signedAction, upload, vouchedLog } from '../../support/actions.ts';
 import { makeBundle, makeRegistry, nextUploadName, testKey, validManifest } from '../../support/fixtures.ts';
-import { realStores } from '../../support/stores.ts';
+import { MemoryStore } from '../../support/memory-store.ts';
+import { realStores, withMethod } from '../../support/stores.ts';
 
 const { kinds } = realStores('lost-state');
 
@@ -91,6 +112,42 @@ async function alterYankEntry(site: Store): Promise<void> {
     cacheControl: CACHE_MUTABLE,
   });
 }
+
+/** A request a store was asked: a listing's are one per page of LIST_PAGE_KEYS keys, as S3 answers it. */
+interface Request {
+  readonly method: string;
+  /** The key asked for, or the prefix listed. */
+  readonly key: string;
+}
+
+/** `store`, each request it is asked recorded in `requests`. */
+function counting(store: Store, requests: Request[]): Store {
+  return new Proxy(store, {
+    get(target, property) {
+      const value: unknown = Reflect.get(target, property, target);
+      if (typeof value !== 'function') return value;
+      const method = String(property);
+      if (method === 'list' || method === 'listFolders')
+        return async function* (prefix: string) {
+          let listed = 0;
+          for await (const item of value.call(target, prefix) as AsyncIterable<unknown>) {
+            if (listed % LIST_PAGE_KEYS === 0) requests.push({ method, key: prefix });
+            listed++;
+            yield item;
+          }
+          if (listed === 0) requests.push({ method, key: prefix });
+        };
+      return (key: string, ...rest: unknown[]) => {
+        requests.push({ method, key });
+        return value.call(target, key, ...rest);
+      };
+    },
+  });
+}
+
+/** The requests that read (`get`, `head`, a listing's pages) or write (`put`, `delete`...). */
+const reads = (requests: readonly Request[]) =>
+  requests.filter((r) => ['get', 'head', 'list', 'listFolders', 'getStream'].includes(r.method));
 
 const lines = (entries: readonly LogEntry[]) => entries.map((entry) => JSON.stringify(entry));
 
@@ -171,6 +228,166 @@ describe.each(kinds)('when the intake store lost its state/, on %s', (_, stores)
     expect(lines(after.slice(0, 4))).toEqual(lines(before));
     expect(after.slice(4).map((entry) => entry.version)).toEqual(['1.2.0', '1.3.0']);
     expect(await readLogHead(intake)).toEqual({ length: 6, head: expect.any(String) });
+  });
+});
+
+describe.each(kinds)('when a rebuild restores many actions after state/ was lost, on %s', (_, stores) => {
+  it('reads as many objects for 32 actions as for 2: their markers are listed, not asked for each', async () => {
+    // Prepare: a registry of two actions (a yank, an unyank); a rebuild after state/ was lost, its requests
+    // recorded; then 30 actions more, state/ lost again.
+    const registry = await registryWithHistory(stores());
+    const { intake, site } = registry.context;
+    const rebuildCounted = async () => {
+      const requests: Request[] = [];
+      const rebuilt = await rebuildRegistry({
+        ...registry.context,
+        intake: counting(intake, requests),
+        site: counting(site, requests),
+      });
+      return { requests, restored: rebuilt.restored };
+    };
+    await loseState(intake);
+    const few = await rebuildCounted();
+    const keys: string[] = [];
+    for (let i = 0; i < 30; i++) {
+      const body: ActionBody = { action: i % 2 === 0 ? 'yank' : 'unyank', plugin: NAME, version: '1.1.0' };
+      keys.push(await upload(intake, (await registry.sign(body, 2 * HOUR + i * 1000)).bytes));
+    }
+    expect((await registry.run(...keys)).every((outcome) => outcome.status === 'accepted')).toBe(true);
+    await loseState(intake);
+
+    // Act
+    const many = await rebuildCounted();
+
+    // Assert: every marker restored; the same reads both times, none a marker's own.
+    expect([few.restored.markers, many.restored.markers]).toEqual([2, 32]);
+    expect(reads(many.requests)).toHaveLength(reads(few.requests).length);
+    const markerReads = many.requests.filter(
+      (r) => r.method !== 'put' && r.key.startsWith(ACTION_MARKERS_PREFIX),
+    );
+    expect(markerReads).toEqual([{ method: 'list', key: ACTION_MARKERS_PREFIX }]);
+    expect((await listAll(intake, ACTION_MARKERS_PREFIX)).length).toBe(32);
+  });
+});
+
+describe('when the markers far outnumber the actions a rebuild restores', () => {
+  it('lists no more pages of them than the markers it has left to ask for, then asks for those', async () => {
+    // Prepare: 5,000 markers of actions older than an action may be (five pages), beside the two of the
+    // window's actions; those two lost.
+    const base = await makeRegistry();
+    const registry = await registryWithHistory({ intake: base.intake, site: base.site });
+    const { intake } = registry.context;
+    for (let i = 0; i < 5 * LIST_PAGE_KEYS; i++)
+      await intake.put(actionMarkerKey(sha256Hex(`old ${i}`)), new TextEncoder().encode('{}\n'), {
+        contentType: 'application/json',
+        cacheControl: CACHE_PRIVATE,
+      });
+    for (const action of [registry.yanked, registry.unyanked])
+      await intake.delete(actionMarkerKey(action.digest));
+
+    // Act
+    const requests: Request[] = [];
+    const rebuilt = await rebuildRegistry({ ...registry.context, intake: counting(intake, requests) });
+
+    // Assert: both restored, in no more requests than twice a head each (not the five pages of a whole
+    // listing).
+    expect(rebuilt.restored.markers).toBe(2);
+    const markerReads = requests.filter((r) => r.method !== 'put' && r.key.startsWith(ACTION_MARKERS_PREFIX));
+    expect(markerReads.length).toBeLessThanOrEqual(4);
+    for (const action of [registry.yanked, registry.unyanked])
+      expect(await intake.head(actionMarkerKey(action.digest))).toBeDefined();
+  });
+});
+
+describe('when the log is read back over many segments, side by side', () => {
+  const DAY = 24 * HOUR;
+  const NOW = Date.parse('2026-11-20T00:00:00Z');
+  /** Eight segments of entries 30 days old, then five of entries a day old: segments 0-7, then 8-12. */
+  const OLD_SEGMENTS = 8;
+  const RECENT_SEGMENTS = 5;
+  const publishedLog = async () => {
+    const site = new MemoryStore();
+    let head = EMPTY_LOG;
+    const written: string[] = [];
+    for (let i = 0; i < (OLD_SEGMENTS + RECENT_SEGMENTS) * LOG_SEGMENT_ENTRIES; i++) {
+      const old = i < OLD_SEGMENTS * LOG_SEGMENT_ENTRIES;
+      const next = nextEntry(head, {
+        time: new Date(NOW - (old ? 30 : 1) * DAY + i).toISOString(),
+        type: 'publish',
+        plugin: NAME,
+        version: `0.0.${i}`,
+        signer: 'A'.repeat(40),
+        digest: sha256Hex(`entry ${i}`),
+      });
+      written.push(next.line);
+      head = next.head;
+    }
+    for (let index = 0; index < OLD_SEGMENTS + RECENT_SEGMENTS; index++)
+      await site.put(
+        logSegmentKey(index),
+        renderSegment(written.slice(index * LOG_SEGMENT_ENTRIES, (index + 1) * LOG_SEGMENT_ENTRIES)),
+        { contentType: 'application/jsonl', cacheControl: CACHE_MUTABLE },
+      );
+    return { site, head };
+  };
+  const since = NOW - 7 * DAY;
+
+  it('reads back to the first segment older than the window, in order, whatever is missing before it', async () => {
+    // Prepare: segments 0-6, older than the last one read (7, the first to start before `since`), gone or
+    // failing to read.
+    const { site, head } = await publishedLog();
+    for (const index of [0, 1, 2, 3, 4, 6]) await site.delete(logSegmentKey(index));
+    const failing = withMethod(site, 'get', (get) => async (key) => {
+      if (key === logSegmentKey(5)) throw new StoreError('STORE_IO', key, 'unreadable');
+      return get(key);
+    });
+
+    // Act
+    const entries = await recentLogEntries(failing, head, since, 'the head');
+
+    // Assert: segments 7 to 12, every entry in order.
+    expect(entries.map((entry) => entry.seq)).toEqual(
+      Array.from({ length: 6 * LOG_SEGMENT_ENTRIES }, (_, i) => (OLD_SEGMENTS - 1) * LOG_SEGMENT_ENTRIES + i),
+    );
+  });
+
+  it('rejects a segment missing within the window (LOG_TRUNCATED), however many are read at once', async () => {
+    for (const index of [7, 9, 11]) {
+      const { site, head } = await publishedLog();
+      await site.delete(logSegmentKey(index));
+      const read = recentLogEntries(site, head, since, 'the head');
+      await expect(read).rejects.toBeInstanceOf(TrustError);
+      await expect(read).rejects.toMatchObject({
+        code: 'LOG_TRUNCATED',
+        message: expect.stringContaining(logSegmentKey(index)),
+      });
+    }
+  });
+
+  it('rejects an entry altered within the window (LOG_ENTRY_ALTERED), and a store failure there as it is', async () => {
+    // Prepare: an entry of segment 8 edited; another log whose segment 10 cannot be read.
+    const altered = await publishedLog();
+    const segment = decoder.decode((await altered.site.get(logSegmentKey(8)))?.body);
+    await altered.site.put(
+      logSegmentKey(8),
+      new TextEncoder().encode(segment.replace('"0.0.2100"', '"0.0.9999"')),
+      { contentType: 'application/jsonl', cacheControl: CACHE_MUTABLE },
+    );
+    const failing = await publishedLog();
+    const unreadable = withMethod(failing.site, 'get', (get) => async (key) => {
+      if (key === logSegmentKey(10)) throw new StoreError('STORE_IO', key, 'unreadable');
+      return get(key);
+    });
+
+    // Act
+    const edited = recentLogEntries(altered.site, altered.head, since, 'the head');
+    const failed = recentLogEntries(unreadable, failing.head, since, 'the head');
+
+    // Assert
+    await expect(edited).rejects.toBeInstanceOf(TrustError);
+    await expect(edited).rejects.toMatchObject({ code: 'LOG_ENTRY_ALTERED' });
+    await expect(failed).rejects.toBeInstanceOf(StoreError);
+    await expect(failed).rejects.toMatchObject({ code: 'STORE_IO' });
   });
 });
 
