@@ -97,7 +97,15 @@ export function readSecretFileSync(path: string): string | undefined {
   }
 }
 
+/**
+ * Whether a process of this PID runs (EPERM: it does, as another user's). No PID at or below 0 is a holder's:
+ * kill(0) and kill(-1) signal this process's own group and every process it may signal, so they succeed as
+ * if the holder ran (a lock naming one was waited for until the deadline, never broken). FsStore's temp
+ * sweep has its own copy (adapters/fs-temps.ts): adapters import only the core, the client only the core's
+ * pure parts, and the core touches no process, so no module both may import can hold it.
+ */
 function processAlive(pid: number): boolean {
+  if (pid <= 0) return false;
   try {
     process.kill(pid, 0);
     return true;

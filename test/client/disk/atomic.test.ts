@@ -60,6 +60,16 @@ describe('when two holders want one lock', () => {
     await expect(withLockFile(empty, async () => 'ran', { busy, timeoutMs: 500 })).resolves.toBe('ran');
   });
 
+  it('breaks a lock naming no process (PID 0 or below), which no holder writes', async () => {
+    // kill(0) and kill(-1) signal this process's group and every process it may: both answer as if alive,
+    // and such a lock was waited for until the deadline, then named as held.
+    for (const holder of ['0', '-1']) {
+      const lock = path.join(dir, `no-process${holder}.lock`);
+      await writeFile(lock, `${holder}\n0123456789abcdef`);
+      await expect(withLockFile(lock, async () => 'ran', { busy, timeoutMs: 500 })).resolves.toBe('ran');
+    }
+  });
+
   it('lets one waiter break a stale lock, never two take it at once', async () => {
     // Waiters that all judge one dead holder's lock stale: one breaks it and takes the lock; none of the
     // others may remove the lock taken since (two then ran together, in 3 of 15 runs of 6 processes).
