@@ -33,8 +33,19 @@ export interface ServiceRequest {
 const MAX_SOCKET_PATH_BYTES = 103;
 /** A request is one short line; anything longer is not one. */
 const MAX_REQUEST_BYTES = 4096;
-/** How long a connection may take to send its request. */
+/**
+ * How long a connection may take to send its request, from the moment it is accepted (a deadline, not an
+ * idle timeout: a client sending a byte within each period held the connection, and a descriptor, for as
+ * long as its 4,096 bytes lasted, about eleven hours); and how long one may stay once answered.
+ */
 const REQUEST_TIMEOUT_MS = 10_000;
+/**
+ * The most connections open at once; one more is closed as soon as it is accepted (the command that made
+ * it fails SERVICE_FAILED, its upload left in `incoming/` for the watcher). A command holds one for its one request, so a few are ever open; without a cap,
+ * a process opening them faster than they time out used up the server's descriptors, and the HTTP server's
+ * requests and the watcher's batches failed with it (the HTTP server caps its own, `MAX_CONNECTIONS`).
+ */
+export const MAX_SUBMISSION_CONNECTIONS = 64;
 /** The file name beside the registry's `.lock`. */
 export const SERVICE_SOCKET_NAME = '.serve.sock';
 
@@ -123,13 +134,15 @@ async function answers(socket: string): Promise<boolean> {
 export async function listenForSubmissions(
   dir: string,
   handle: (request: ServiceRequest) => Promise<SubmissionOutcome>,
-  options: { readonly requestTimeoutMs?: number } = {},
+  options: { readonly requestTimeoutMs?: number; readonly maxConnections?: number } = {},
 ): Promise<{ readonly service: SubmissionService } | { readonly why: string }> {
   const socket = servicePath(dir);
   if (!socket)
     return { why: `the registry's path is too long for a socket (over ${MAX_SOCKET_PATH_BYTES} bytes)` };
   const timeout = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
   const server = net.createServer((connection) => serveConnection(connection, handle, timeout));
+  // Checked by Node as each connection is accepted: one past the cap is closed unread.
+  server.maxConnections = options.maxConnections ?? MAX_SUBMISSION_CONNECTIONS;
   const busy = { why: `another process takes them at ${socket}` };
   try {
     if (!(await listenOn(server, socket))) {
@@ -152,8 +165,23 @@ export async function listenForSubmissions(
   };
 }
 
-function reply(connection: net.Socket, body: unknown): void {
-  if (!connection.destroyed) connection.end(`${JSON.stringify(body)}\n`);
+/** Destroys `connection` in `ms` unless it closed by then (or the timer is cleared); it holds no process open. */
+function closeWithin(connection: net.Socket, ms: number): NodeJS.Timeout {
+  const timer = setTimeout(() => connection.destroy(), ms);
+  timer.unref();
+  connection.once('close', () => clearTimeout(timer));
+  return timer;
+}
+
+/**
+ * Sends the answer and ends the server's side. The client's side may stay open (a client that never closes
+ * it, or one half-open on purpose): the connection is destroyed once the timeout has passed, else it held
+ * its descriptor for as long as the client liked.
+ */
+function replyWith(connection: net.Socket, body: unknown, timeoutMs: number): void {
+  if (connection.destroyed) return;
+  connection.end(`${JSON.stringify(body)}\n`);
+  closeWithin(connection, timeoutMs);
 }
 
 function errorReply(code: string, message: string): { error: { code: string; message: string } } {
@@ -167,40 +195,41 @@ function serveConnection(
 ): void {
   // A command that goes away mid-request must not take the server with it.
   connection.on('error', () => undefined);
-  // A connection that sends no request is not held open: a command sends its line at once.
-  connection.setTimeout(timeoutMs, () => connection.destroy());
+  // A connection that sends no request, or sends it a byte at a time, is not held open: a command sends
+  // its line at once, so the whole line is due within the timeout of the connection's start.
+  const overdue = closeWithin(connection, timeoutMs);
   let buffered = Buffer.alloc(0);
   const onData = (chunk: Buffer) => {
     buffered = Buffer.concat([buffered, chunk]);
     const end = buffered.indexOf(0x0a);
     if (end < 0 && buffered.byteLength <= MAX_REQUEST_BYTES) return;
     connection.off('data', onData);
+    // Anything sent after the request is not read (nor kept).
+    connection.resume();
     // Running the pipeline may take a while (a batch of the watcher's holds the lock): no timeout now.
-    connection.setTimeout(0);
+    clearTimeout(overdue);
+    const reply = (body: unknown) => replyWith(connection, body, timeoutMs);
     if (end < 0 || end > MAX_REQUEST_BYTES) {
-      reply(
-        connection,
-        errorReply('BAD_REQUEST', `a request is one line of at most ${MAX_REQUEST_BYTES} bytes`),
-      );
+      reply(errorReply('BAD_REQUEST', `a request is one line of at most ${MAX_REQUEST_BYTES} bytes`));
       return;
     }
     let request: unknown;
     try {
       request = JSON.parse(buffered.subarray(0, end).toString('utf8'));
     } catch {
-      reply(connection, errorReply('BAD_REQUEST', 'a request is one line of JSON'));
+      reply(errorReply('BAD_REQUEST', 'a request is one line of JSON'));
       return;
     }
     const problem = requestProblem(request);
     if (problem) {
-      reply(connection, errorReply('BAD_REQUEST', problem));
+      reply(errorReply('BAD_REQUEST', problem));
       return;
     }
     handle(request as ServiceRequest).then(
-      (outcome) => reply(connection, { outcome }),
+      (outcome) => reply({ outcome }),
       (error: unknown) => {
         const { code, message } = error as { code?: unknown; message?: unknown };
-        reply(connection, errorReply(typeof code === 'string' ? code : 'SERVICE_ERROR', String(message)));
+        reply(errorReply(typeof code === 'string' ? code : 'SERVICE_ERROR', String(message)));
       },
     );
   };

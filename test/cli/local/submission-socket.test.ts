@@ -517,3 +517,87 @@ describe('when no server answers at the registry', () => {
     expect(servicePath(path.join(work, 'short'))).toBe(path.join(work, 'short', SERVICE_SOCKET_NAME));
   });
 });
+
+describe('when a client of the socket holds it without finishing', () => {
+  /** A server whose handler accepts whatever it is asked, with short limits for the test. */
+  async function standingService(name: string, options: { readonly maxConnections?: number } = {}) {
+    const listening = await listenForSubmissions(
+      await newRegistry(name),
+      async () => ({ status: 'accepted', id: 'x', submission: 'x', problems: [] }) as never,
+      { requestTimeoutMs: 300, ...options },
+    );
+    if (!('service' in listening)) throw new Error(listening.why);
+    return listening.service;
+  }
+
+  it('closes a connection that trickles its request a byte at a time, once the request is overdue', async () => {
+    const service = await standingService('trickle');
+    try {
+      const trickling = net.connect(service.path);
+      trickling.on('error', () => undefined);
+      const opened = Date.now();
+      const closed = new Promise<number>((resolve) => trickling.once('close', () => resolve(Date.now())));
+      // A byte every 100 ms, each well within the 300 ms the request has, never the newline, for 3 s.
+      const line = JSON.stringify({ key: 'incoming/a.tgz', sha256: 'b'.repeat(64) });
+      for (let i = 0; i < 30 && !trickling.destroyed; i++) {
+        trickling.write(line.charAt(i));
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      const stillOpen = !trickling.destroyed;
+      trickling.destroy();
+      expect(stillOpen).toBe(false);
+      expect((await closed) - opened).toBeLessThan(1500);
+    } finally {
+      await service.close();
+    }
+  });
+
+  it('closes a connection whose client keeps it open once answered', async () => {
+    const service = await standingService('lingering');
+    try {
+      const lingering = net.connect(service.path);
+      let answer = '';
+      lingering.setEncoding('utf8').on('data', (chunk: string) => {
+        answer += chunk;
+      });
+      const ended = new Promise<void>((resolve) => lingering.once('end', () => resolve()));
+      // allowHalfOpen on the client side: it keeps its own side open after the server's end, as a client
+      // that never closes does.
+      lingering.allowHalfOpen = true;
+      lingering.write(`${JSON.stringify({ key: 'incoming/a.tgz', sha256: 'b'.repeat(64) })}\n`);
+      await ended;
+      expect(JSON.parse(answer)).toMatchObject({ outcome: { status: 'accepted' } });
+      // Well past the request timeout, the server has let go of its side: a write now finds no reader.
+      await new Promise((resolve) => setTimeout(resolve, 900));
+      const failed = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
+        lingering.once('error', resolve);
+        lingering.write('more\n', () => setTimeout(() => resolve(undefined), 100));
+      });
+      lingering.destroy();
+      expect(failed?.code).toMatch(/^(EPIPE|ECONNRESET)$/);
+    } finally {
+      await service.close();
+    }
+  });
+
+  it('closes connections past its cap as they come, and answers the next once they are gone', async () => {
+    const service = await standingService('flooded', { maxConnections: 4 });
+    try {
+      const held = Array.from({ length: 4 }, () => net.connect(service.path).on('error', () => undefined));
+      await Promise.all(held.map((c) => new Promise((resolve) => c.once('connect', resolve))));
+      // One more: closed by the server at once, long before the request timeout would.
+      const extra = net.connect(service.path).on('error', () => undefined);
+      const opened = Date.now();
+      await new Promise<void>((resolve) => extra.once('close', () => resolve()));
+      expect(Date.now() - opened).toBeLessThan(250);
+      for (const c of held) c.destroy();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const connection = net.connect(service.path);
+      expect(
+        await requestOutcome(connection, { key: 'incoming/a.tgz', sha256: 'b'.repeat(64) }),
+      ).toMatchObject({ status: 'accepted' });
+    } finally {
+      await service.close();
+    }
+  });
+});
