@@ -391,9 +391,17 @@ export function createRegistryServer(options: RegistryServerOptions): http.Serve
     (req, res) => {
       res.on('finish', () => options.log?.(`${req.method} ${req.url} ${res.statusCode}`));
       respond(options, search, req, res).catch((error: unknown) => {
-        (options.log ?? options.logError)?.(
-          `error serving ${req.method} ${req.url}: ${(error as Error).message}`,
-        );
+        // The client went away mid-body (a cancelled download, a scanner, the idle timeout): the response
+        // was closed under the stream, no fault of the server's. Logged as an internal error, each such
+        // client wrote an error line to `plugindex serve`'s output, as many as a client liked to make. A
+        // store failing mid-body is its own error, never this one, and is logged.
+        const clientGone =
+          (error as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE' && res.destroyed;
+        if (clientGone) options.log?.(`${req.method} ${req.url} ${res.statusCode} (the client left)`);
+        else
+          (options.log ?? options.logError)?.(
+            `error serving ${req.method} ${req.url}: ${(error as Error).message}`,
+          );
         if (res.headersSent) res.destroy();
         else sendJson(res, 500, { error: 'internal' }, { head: req.method === 'HEAD' });
       });

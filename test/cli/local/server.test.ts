@@ -855,3 +855,88 @@ describe('when the store fails', () => {
     }
   });
 });
+
+describe('when a download ends early', () => {
+  const BIG_KEY = 'plugins/demo/1.0.0/bin/big.bin';
+  /** A store with one large artifact, its body from `chunks`. */
+  function storeOf(chunks: () => AsyncIterable<Uint8Array>, size: number): Store {
+    const info = {
+      key: BIG_KEY,
+      size,
+      etag: '"big"',
+      lastModified: new Date(0),
+      contentType: 'application/octet-stream',
+      cacheControl: CACHE_IMMUTABLE,
+    };
+    return {
+      get: () => Promise.resolve(undefined),
+      head: (key) => Promise.resolve(key === BIG_KEY ? info : undefined),
+      put: () => Promise.resolve(),
+      getStream: (key) =>
+        Promise.resolve(key === BIG_KEY ? { ...info, body: chunks(), cancel: () => {} } : undefined),
+      putStream: () => Promise.resolve(),
+      delete: () => Promise.resolve(),
+      list: () => ({
+        [Symbol.asyncIterator]: () => ({ next: () => Promise.resolve({ done: true, value: undefined }) }),
+      }),
+    };
+  }
+
+  it('logs no internal error when the client leaves in the middle of one', async () => {
+    const MIB = 1024 * 1024;
+    const site = storeOf(async function* () {
+      for (let i = 0; i < 64; i++) yield patternBytes(MIB);
+    }, 64 * MIB);
+    const errors: string[] = [];
+    const server = createRegistryServer({ site, logError: (line) => errors.push(line) });
+    const listening = await listenRegistryServer(server, 0);
+    try {
+      const url = new URL(listening.url);
+      // Three clients that take the first bytes and hang up, as a cancelled download or a scanner does.
+      for (let i = 0; i < 3; i++) {
+        const socket = net.connect(Number(url.port), url.hostname);
+        socket.write(`GET /${BIG_KEY} HTTP/1.1\r\nHost: ${url.host}\r\n\r\n`);
+        await new Promise((resolve) => socket.once('data', resolve));
+        socket.destroy();
+      }
+      // The server has seen each leave (its connections are gone, each response given up) before the log is read.
+      await expect
+        .poll(
+          () =>
+            new Promise<number>((resolve, reject) =>
+              server.getConnections((error, count) => (error ? reject(error) : resolve(count))),
+            ),
+          { timeout: 5_000 },
+        )
+        .toBe(0);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+
+      expect(errors).toEqual([]);
+    } finally {
+      await listening.close();
+    }
+  });
+
+  it('still logs the cause when the store fails in the middle of one', async () => {
+    const site = storeOf(async function* () {
+      yield patternBytes(64 * 1024);
+      throw new Error('EIO: read failed');
+    }, 1024 * 1024);
+    const errors: string[] = [];
+    const listening = await listenRegistryServer(
+      createRegistryServer({ site, logError: (line) => errors.push(line) }),
+      0,
+    );
+    try {
+      // The headers were sent: the connection is cut short, so the client knows the body is not whole.
+      await expect(
+        fetch(`${listening.url}/${BIG_KEY}`).then((response) => response.arrayBuffer()),
+      ).rejects.toThrow();
+      await expect
+        .poll(() => errors, { timeout: 5_000 })
+        .toEqual([`error serving GET /${BIG_KEY}: EIO: read failed`]);
+    } finally {
+      await listening.close();
+    }
+  });
+});
