@@ -347,12 +347,25 @@ export function versionKeys(name: string, version: string, files: readonly strin
 const VERSION_FILES = new Set(['manifest', 'manifest.json', 'manifest.json.asc']);
 
 /**
+ * True for a key under `plugins/`, its first segment spelled in any letter case. The filesystem store on
+ * macOS's and Windows' default filesystems opens `Plugins/x/1.0.0/page.html` as the artifact
+ * `plugins/x/1.0.0/page.html`: read by its spelling alone, a request for it made a hostile publisher's HTML
+ * artifact a page of the registry's origin (`plugindex serve`). Only the first segment matters: any spelling
+ * of the others keeps a key an artifact (a `Manifest.json` becomes a download, never a page).
+ */
+function isUnderPlugins(key: string): boolean {
+  return (
+    key.startsWith(PLUGINS_PREFIX) || key.slice(0, PLUGINS_PREFIX.length).toLowerCase() === PLUGINS_PREFIX
+  );
+}
+
+/**
  * True for a hosted artifact's key (`plugins/<name>/<version>/<path>` other than the manifest and its
  * signature): served as a download, never as content a browser renders. The CloudFront Function
  * (infra/edge-routing.ts) applies the same test; a test runs both over the same paths.
  */
 export function isHostedArtifactKey(key: string): boolean {
-  if (!key.startsWith(PLUGINS_PREFIX)) return false;
+  if (!isUnderPlugins(key)) return false;
   const slashes = slashesIn(key, 4);
   if (slashes < 3) return false;
   return !(slashes === 3 && VERSION_FILES.has(key.slice(key.lastIndexOf('/') + 1)));
@@ -387,7 +400,7 @@ export interface ImpliedMetadata {
 export function impliedMetadata(key: string): ImpliedMetadata {
   if (INTAKE_FOLDERS.some((folder) => key.startsWith(folder)))
     return { contentType: contentTypeFor(key), cacheControl: CACHE_PRIVATE };
-  if (key.startsWith(PLUGINS_PREFIX) && slashesIn(key, 3) >= 3) {
+  if (isUnderPlugins(key) && slashesIn(key, 3) >= 3) {
     const contentType = isHostedArtifactKey(key) ? 'application/octet-stream' : contentTypeFor(key);
     return { contentType, cacheControl: CACHE_IMMUTABLE };
   }

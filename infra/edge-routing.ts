@@ -177,9 +177,11 @@ var COMMON = ${JSON.stringify(COMMON_HEADERS)};
 var VERSION_FILES = { 'manifest': true, 'manifest.json': true, 'manifest.json.asc': true };
 var ENCODING_NEGOTIATED = ${JSON.stringify(ENCODING_NEGOTIATED)};
 var HOME_VARIANTS = ${JSON.stringify(Object.fromEntries(Object.values(VARIANT_URIS['/index.json'] ?? {}).map((variant) => [variant, true])))};
+// The first segment in any letter case, as isHostedArtifactKey (layout.ts) reads it for a filesystem that
+// finds a name in any case; S3 does not, so here it only keeps the two policies one.
 function isArtifact(uri) {
   var parts = uri.slice(1).split('/');
-  if (parts.length < 4 || parts[0] !== 'plugins') return false;
+  if (parts.length < 4 || parts[0].toLowerCase() !== 'plugins') return false;
   return !(parts.length === 4 && VERSION_FILES[parts[3]] === true);
 }
 // A response /plugins or /plugins/{name} may give, as the viewer asked for it or as the routing function

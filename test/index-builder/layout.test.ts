@@ -222,6 +222,17 @@ describe('when a name or a path has a meaning of its own', () => {
     expect(isHostedArtifactKey('plugins/x/1.0.0')).toBe(false);
   });
 
+  it('reads the plugins folder in any letter case, as a filesystem that finds names so opens it', () => {
+    expect(isHostedArtifactKey('Plugins/x/1.0.0/page.html')).toBe(true);
+    expect(isHostedArtifactKey('PLUGINS/x/1.0.0/bin/logo.svg')).toBe(true);
+    expect(isHostedArtifactKey('PLUGINS/x/1.0.0/manifest.json')).toBe(false);
+    expect(isHostedArtifactKey('plugin/x/1.0.0/page.html')).toBe(false);
+    expect(impliedMetadata('Plugins/x/1.0.0/page.html')).toEqual({
+      contentType: 'application/octet-stream',
+      cacheControl: CACHE_IMMUTABLE,
+    });
+  });
+
   it('serves each file as its place says: a version immutable, its artifacts opaque, the rest mutable', () => {
     expect(impliedMetadata('plugins/x/1.0.0/bin/tool.html')).toEqual({
       contentType: 'application/octet-stream',

@@ -73,6 +73,9 @@ const PATHS = [
   '/plugins/kubecost-lens/1.2.0/bin/',
   '/plugins/kubecost-lens/1.2.0/page.html',
   '/plugins/kubecost-lens/1.2.0/bin/image.svg',
+  // A first segment in another case: a filesystem that finds names in any case opens the artifact.
+  '/Plugins/kubecost-lens/1.2.0/page.html',
+  '/PLUGINS/kubecost-lens/1.2.0/manifest.json',
   '/plugins/Bad_Name',
   '/search',
   '/favicon.ico',

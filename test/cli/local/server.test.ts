@@ -193,6 +193,45 @@ describe('when serving the published tree', () => {
   });
 });
 
+describe('when the filesystem finds a name in any letter case', () => {
+  /**
+   * The published tree as FsStore reads it on macOS's and Windows' default filesystems, which open
+   * `Plugins/demo/...` as `plugins/demo/...`: a stand-in (this filesystem tells cases apart) that reads
+   * every key in lower case, as the site's keys all are.
+   */
+  function caseInsensitive(store: FsStore): Store {
+    const fold = (key: string): string => key.toLowerCase();
+    return {
+      get: (key) => store.get(fold(key)),
+      head: (key) => store.head(fold(key)),
+      put: (key, body, options) => store.put(fold(key), body, options),
+      getStream: (key) => store.getStream(fold(key)),
+      putStream: (key, body, options) => store.putStream(fold(key), body, options),
+      delete: (key, options) => store.delete(fold(key), options),
+      list: (prefix) => store.list(fold(prefix)),
+    };
+  }
+
+  it.each([
+    '/Plugins/demo/1.0.0/bin/page.html',
+    '/PLUGINS/demo/1.0.0/bin/page.html',
+    '/pLuGiNs/demo/1.0.0/bin/page.html',
+  ])('serves the hosted artifact at %s as a download still, never as a page', async (pathname) => {
+    const site = caseInsensitive(new FsStore(path.join(root, 'public')));
+    const listening = await listenRegistryServer(createRegistryServer({ site }), 0);
+    try {
+      const response = await fetch(`${listening.url}${pathname}`);
+      expect(response.status).toBe(200);
+      expect(await response.text()).toBe(SITE['plugins/demo/1.0.0/bin/page.html']);
+      expect(response.headers.get('content-type')).toBe('application/octet-stream');
+      expect(response.headers.get('content-disposition')).toBe('attachment; filename="page.html"');
+      expect(response.headers.get('content-security-policy')).toBe(ARTIFACT_CSP);
+    } finally {
+      await listening.close();
+    }
+  });
+});
+
 describe('when a client revalidates', () => {
   async function etagOf(pathname: string): Promise<string> {
     return (await fetch(`${base}${pathname}`)).headers.get('etag') as string;
