@@ -25,7 +25,8 @@
  * - viewer response (`EDGE_HEADERS_SOURCE`): the security headers of `securityHeaders`: a hosted artifact
  *   is a download (octet-stream, attachment, sandbox) whatever its stored type, a page gets the hashed CSP,
  *   everything else `default-src 'none'`. It runs on cached responses too, so objects stored before a
- *   rule changed are served by the rule of today.
+ *   rule changed are served by the rule of today. A 304 without a Content-Type gets no policy: the
+ *   browser keeps the one it stored with the page.
  *
  * Written for the cloudfront-js-2.0 runtime; tests run these same sources in Node beside the TypeScript
  * policy, over the same paths and types.
@@ -212,6 +213,10 @@ function handler(event) {
   if (acceptNegotiated(uri)) addVary(headers, 'Accept');
   if (ENCODING_NEGOTIATED[uri] === true) addVary(headers, 'Accept-Encoding');
   var type = headers['content-type'] ? headers['content-type'].value.toLowerCase() : '';
+  // A 304 need carry no Content-Type (RFC 9110 15.4.5), and a browser updates its stored response with the
+  // headers a 304 does carry (RFC 9111 4.3.4): a policy chosen here from the missing type (data) replaced a
+  // revalidated page's own, whose style and scripts were blocked from then on. The stored one stands.
+  if (type === '' && response.statusCode === 304) return response;
   headers['content-security-policy'] = { value: type.indexOf('text/html') === 0 ? PAGE_CSP : DATA_CSP };
   return response;
 }

@@ -170,6 +170,30 @@ describe('when CloudFront answers', () => {
   });
 });
 
+describe('when CloudFront answers a revalidation with 304', () => {
+  /** The headers the function gives a response of `status` that carries no Content-Type. */
+  function untyped(uri: string, status: number): Record<string, string> {
+    const response = responseHandler({ request: { uri }, response: { statusCode: status, headers: {} } });
+    return Object.fromEntries(Object.entries(response.headers).map(([k, v]) => [k, v.value]));
+  }
+
+  it.each(['/', '/index.html', '/plugins/x/', '/plugins/x/index.html'])(
+    "leaves the policy of the page %s as stored: a 304 carries no Content-Type, and the page's own must stand",
+    (uri) => {
+      // A browser updates its stored response with the headers of the 304 (RFC 9111 4.3.4): the data policy
+      // sent here would replace the page's, and its style and scripts would be blocked from then on.
+      expect(untyped(uri, 304)['content-security-policy']).toBeUndefined();
+      expect(untyped(uri, 304)['x-content-type-options']).toBe('nosniff');
+    },
+  );
+
+  it('still sends a 304 of an artifact as a download, and a response of no type without a 304 as data', () => {
+    expect(untyped('/plugins/x/1.0.0/page.html', 304)['content-security-policy']).toBe(ARTIFACT_CSP);
+    expect(untyped('/index.html', 200)['content-security-policy']).toBe(DATA_CSP);
+    expect(untyped('/index.json', 404)['content-security-policy']).toBe(DATA_CSP);
+  });
+});
+
 /** The key CloudFront asks S3 for, with an Accept-Encoding header as the function sees it. */
 function edgeEncodedKey(
   uri: string,
