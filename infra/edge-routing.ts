@@ -160,8 +160,13 @@ function handler(event) {
   else if (uri === '/search') return notFound();
   else if (uri === '/favicon.ico') request.uri = '/favicon.svg';
   else if (plugin) request.uri = '/plugins/' + plugin[1] + (plugin[2] || html ? '/index.html' : '/index.json');
-  else if (manifest) request.uri = '/plugins/' + manifest[1] + '/' + manifest[2].split('+')[0] + '/manifest.json';
-  else if (uri.charAt(uri.length - 1) === '/') return notFound();
+  else if (manifest) {
+    // The folder drops build metadata, which may leave a dot segment (\`..+a\`) or nothing (\`+a\`): the
+    // check of the path as sent above cannot see those, and they name no version's folder.
+    var folder = manifest[2].split('+')[0];
+    if (folder === '' || folder === '.' || folder === '..') return notFound();
+    request.uri = '/plugins/' + manifest[1] + '/' + folder + '/manifest.json';
+  } else if (uri.charAt(uri.length - 1) === '/') return notFound();
   var variants = VARIANTS[request.uri];
   var ae = request.headers['accept-encoding'];
   var coding = variants && ae ? encoding(ae.value) : null;

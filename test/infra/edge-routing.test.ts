@@ -122,6 +122,16 @@ describe('when CloudFront routes a request', () => {
     expect((result as EdgeResponse).headers['content-security-policy']?.value).toBe(DATA_CSP);
   });
 
+  it.each(['/plugins/x/..+a/manifest', '/plugins/x/.+a/manifest', '/plugins/x/+1/manifest'])(
+    'answers %s 404 as the local server does, never asking S3 for a folder its rewrite made a dot segment or empty',
+    (uri) => {
+      // The version folder drops build metadata: `..+a` is the folder `..`, which the check of the path as
+      // sent cannot see; S3 would be asked for plugins/x/../manifest.json.
+      expect(edgeKey(uri)).toBeUndefined();
+      expect(routeFor(uri, undefined)).toBeUndefined();
+    },
+  );
+
   it('keeps names with dots that are no dot segment', () => {
     expect(edgeKey('/plugins/a/1.0.0/..hidden')).toBe('plugins/a/1.0.0/..hidden');
     expect(edgeKey('/plugins/a/1.0.0/tool.tar.gz')).toBe('plugins/a/1.0.0/tool.tar.gz');
