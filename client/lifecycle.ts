@@ -5,6 +5,7 @@ import {
   type Severity,
   type VersionRecord,
 } from '../index-builder/model.ts';
+import { oneLine } from '../index-builder/text.ts';
 import { advisoryAffects } from '../index-builder/versions.ts';
 import { ClientError } from './errors.ts';
 
@@ -43,7 +44,7 @@ export function affectingAdvisories(doc: PluginDocument, version: string): Advis
 export function advisoryText(advisory: Advisory): string {
   const fixed = advisory.fixed ? `; fixed in ${advisory.fixed}` : '; no fixed version yet';
   const url = advisory.url ? `; ${advisory.url}` : '';
-  return `${advisory.id} (${advisory.severity}): ${advisory.summary}${fixed}${url}`;
+  return `${advisory.id} (${advisory.severity}): ${oneLine(advisory.summary)}${fixed}${url}`;
 }
 
 /**
@@ -90,7 +91,7 @@ export function deprecationOf(
 export function deprecationWarning(doc: PluginDocument, record: VersionRecord): string[] {
   const deprecation = deprecationOf(doc, record);
   if (!deprecation) return [];
-  const message = deprecation.message ? `: ${deprecation.message}` : '';
+  const message = deprecation.message ? `: ${oneLine(deprecation.message)}` : '';
   const instead = deprecation.replacement ? `; use ${deprecation.replacement} instead` : '';
   return [`${doc.name}@${record.version} is deprecated${message}${instead}`];
 }
@@ -99,7 +100,7 @@ export function deprecationWarning(doc: PluginDocument, record: VersionRecord): 
 export function revocationWarning(doc: PluginDocument, record: VersionRecord): string[] {
   const revoked = record.publisher_revoked;
   if (!revoked) return [];
-  const why = revoked.reason ? ` (${revoked.reason})` : '';
+  const why = revoked.reason ? ` (${oneLine(revoked.reason)})` : '';
   return [
     `${doc.name}@${record.version} was published by key ${record.publisher}, revoked on ${revoked.at}${why}`,
   ];
@@ -113,6 +114,6 @@ export function checkNotRemoved(doc: PluginDocument, record: VersionRecord, from
   if (!record.removed) return;
   throw new ClientError(
     'VERSION_REMOVED',
-    `${doc.name}@${record.version}${from} was removed from the registry on ${record.removed.at}: ${record.removed.reason}`,
+    `${doc.name}@${record.version}${from} was removed from the registry on ${record.removed.at}: ${oneLine(record.removed.reason)}`,
   );
 }

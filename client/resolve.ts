@@ -20,6 +20,7 @@ import {
   type PluginDocument,
   type VersionRecord,
 } from '../index-builder/model.ts';
+import { oneLine } from '../index-builder/text.ts';
 import {
   channelOf,
   isPrerelease,
@@ -214,7 +215,7 @@ function apiBounds(record: VersionRecord): string {
 function exclusion(record: VersionRecord, apiVersion: string): string | undefined {
   if (record.removed) return `${record.version} was removed (${record.removed.reason})`;
   if (record.yanked)
-    return `${record.version} is yanked${record.yanked_reason ? ` (${record.yanked_reason})` : ''}`;
+    return `${record.version} is yanked${record.yanked_reason ? ` (${oneLine(record.yanked_reason)})` : ''}`;
   if (!apiVersionAllows(record, apiVersion))
     return `${record.version} needs API ${apiBounds(record)}, the host is ${apiVersion}`;
   return undefined;
@@ -329,7 +330,7 @@ export function resolveLocked(
     );
   }
   checkNotRemoved(doc, record, ', which the lock holds,');
-  const yanked = `${doc.name}@${record.version} is yanked: ${record.yanked_reason ?? 'no reason given'}`;
+  const yanked = `${doc.name}@${record.version} is yanked: ${record.yanked_reason ? oneLine(record.yanked_reason) : 'no reason given'}`;
   if (record.yanked && options.denyYanked)
     throw new ClientError(
       'YANKED',

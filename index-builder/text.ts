@@ -127,3 +127,14 @@ export function safeJsonText(json: string): string {
 export function stringifyJson(value: unknown, space?: number): string {
   return safeJsonText(JSON.stringify(value, null, space));
 }
+
+/**
+ * `text` for a line of its own among others (a search row, a version's marks, a warning): a publisher's
+ * description, reason or summary may hold line feeds (and carriage returns, which the terminal guard
+ * escapes as well), and printed as they are they start a line of the publisher's choosing, one that reads
+ * as another plugin's row or another version's. Each is written as the escape `\u000a` (`\u000d`), so the
+ * text is all there and every line the reader sees is the program's.
+ */
+export function oneLine(text: string): string {
+  return text.replace(/[\n\r]/g, (c) => (c === '\n' ? '\\u000a' : '\\u000d'));
+}

@@ -9,6 +9,7 @@
 import type { InstalledAudit, PluginHistory } from '../../client/client.ts';
 import { advisoryText } from '../../client/lifecycle.ts';
 import { parseRequest } from '../../client/resolve.ts';
+import { oneLine } from '../../index-builder/text.ts';
 import { type Parsed, stringOption } from '../args.ts';
 import { dirOption, withClient } from '../client.ts';
 import { usage } from '../errors.ts';
@@ -50,7 +51,7 @@ function printInstalled(audit: InstalledAudit, json: boolean): void {
     return;
   }
   for (const s of audit.states)
-    out(`${s.state}  ${s.name}@${s.version} from ${s.registry}${s.reason ? `: ${s.reason}` : ''}`);
+    out(`${s.state}  ${s.name}@${s.version} from ${s.registry}${s.reason ? `: ${oneLine(s.reason)}` : ''}`);
   for (const f of audit.findings)
     out(`${f.advisory.severity}  ${f.name}@${f.version} from ${f.registry}: ${advisoryText(f.advisory)}`);
   for (const s of audit.skipped) out(`not checked  ${s.name}@${s.version} from ${s.registry}: ${s.reason}`);
@@ -86,7 +87,7 @@ function printHistory(history: PluginHistory, json: boolean): void {
   out(history.advisories.length === 0 ? 'advisories: none' : 'advisories:');
   for (const a of history.advisories) {
     const withdrawn = a.withdrawn
-      ? `  [withdrawn ${a.withdrawn.at}${a.withdrawn.reason ? `: ${a.withdrawn.reason}` : ''}]`
+      ? `  [withdrawn ${a.withdrawn.at}${a.withdrawn.reason ? `: ${oneLine(a.withdrawn.reason)}` : ''}]`
       : '';
     out(`  ${advisoryText(a)}  affects ${a.affected}${withdrawn}`);
   }

@@ -1,4 +1,5 @@
 /** `plugindex info NAME[@SPEC]`: what a registry signs about a plugin, and what SPEC resolves to here. */
+import { oneLine } from '../../index-builder/text.ts';
 import { channelOf } from '../../index-builder/versions.ts';
 import { type Parsed, stringOption } from '../args.ts';
 import { apiVersionOption, platformOption, withClient } from '../client.ts';
@@ -34,21 +35,21 @@ export async function run(parsed: Parsed): Promise<number> {
       });
       return 0;
     }
-    out(`${doc.name}${doc.display_name ? ` (${doc.display_name})` : ''}  from ${info.registry}`);
-    if (doc.description) out(`  ${doc.description}`);
+    out(`${doc.name}${doc.display_name ? ` (${oneLine(doc.display_name)})` : ''}  from ${info.registry}`);
+    if (doc.description) out(`  ${oneLine(doc.description)}`);
     out(`  type ${doc.plugin_type}; latest ${doc.latest_version ?? '(none)'}`);
     const channels = Object.entries(doc.channels);
     if (channels.length) out(`  channels: ${channels.map(([c, v]) => `${c} ${v}`).join(', ')}`);
     if (doc.capabilities.length) out(`  capabilities: ${doc.capabilities.join(', ')}`);
     if (doc.supported_providers.length) out(`  providers: ${doc.supported_providers.join(', ')}`);
-    if (doc.license) out(`  license: ${doc.license}`);
+    if (doc.license) out(`  license: ${oneLine(doc.license)}`);
     out(`  owners (publisher keys): ${doc.owners.join(', ')}`);
     out(`  registry key: ${info.fingerprint}`);
     out('  versions:');
     for (const v of doc.versions) {
       const marks = [
-        v.yanked ? `yanked${v.yanked_reason ? `: ${v.yanked_reason}` : ''}` : '',
-        v.deprecated ? `deprecated${v.deprecation_message ? `: ${v.deprecation_message}` : ''}` : '',
+        v.yanked ? `yanked${v.yanked_reason ? `: ${oneLine(v.yanked_reason)}` : ''}` : '',
+        v.deprecated ? `deprecated${v.deprecation_message ? `: ${oneLine(v.deprecation_message)}` : ''}` : '',
         v.prerelease ? `prerelease${channelOf(v.version) ? ` (${channelOf(v.version)})` : ''}` : '',
       ].filter(Boolean);
       const api = [v.min_api_version, v.max_api_version].some(Boolean)

@@ -10,6 +10,7 @@ import { homedir } from 'node:os';
 import { resolve } from 'node:path';
 import type { DiscoveryReport, ListedPlugin } from '../../client/client.ts';
 import { advisoryText } from '../../client/lifecycle.ts';
+import { oneLine } from '../../index-builder/text.ts';
 import { givenOptions, type Parsed, stringOption } from '../args.ts';
 import { dirOption, lockfileOption, withClient } from '../client.ts';
 import { usage } from '../errors.ts';
@@ -78,11 +79,11 @@ export async function run(parsed: Parsed): Promise<number> {
 function lifecycleLines(r: ListedPlugin): string[] {
   const lines = (r.advisories ?? []).map((a) => `advisory ${advisoryText(a)}`);
   if (r.unchecked !== undefined) lines.push(`not checked: ${r.unchecked}`);
-  if (r.removed) lines.push(`removed on ${r.removed.at}: ${r.removed.reason}`);
-  else if (r.yanked && r.yanked_reason) lines.push(`yanked: ${r.yanked_reason}`);
+  if (r.removed) lines.push(`removed on ${r.removed.at}: ${oneLine(r.removed.reason)}`);
+  else if (r.yanked && r.yanked_reason) lines.push(`yanked: ${oneLine(r.yanked_reason)}`);
   if (r.deprecation) {
     const instead = r.deprecation.replacement ? `; use ${r.deprecation.replacement} instead` : '';
-    lines.push(`deprecated${r.deprecation.message ? `: ${r.deprecation.message}` : ''}${instead}`);
+    lines.push(`deprecated${r.deprecation.message ? `: ${oneLine(r.deprecation.message)}` : ''}${instead}`);
   }
   return lines;
 }

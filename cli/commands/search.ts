@@ -1,4 +1,5 @@
 /** `plugindex search`: every configured registry's verified search.json, ranked (index-builder/search.ts). */
+import { oneLine } from '../../index-builder/text.ts';
 import { type Parsed, stringOption } from '../args.ts';
 import { withClient } from '../client.ts';
 import { outJson } from '../output.ts';
@@ -25,7 +26,7 @@ export async function run(parsed: Parsed): Promise<number> {
     else
       for (const { registry, entry } of hits)
         out(
-          `${registry}/${entry.name}  ${entry.latest_version ?? '(no release)'}  ${entry.plugin_type}  ${entry.description ?? ''}`.trimEnd(),
+          `${registry}/${entry.name}  ${entry.latest_version ?? '(no release)'}  ${entry.plugin_type}  ${oneLine(entry.description ?? '')}`.trimEnd(),
         );
     return hits.length > 0 ? 0 : 1;
   });

@@ -20,6 +20,8 @@ const BIN = path.join(ROOT, 'cli/bin.mjs');
 const run = promisify(execFile);
 const NAME = 'cli-demo';
 const TOOL = encode('#!/bin/sh\necho cli-demo\n');
+const FORGER = 'line-forger';
+const FORGED_DESCRIPTION = 'Looks harmless\nmain/official-tool  9.9.9  cost_source  The official one';
 
 let work: string;
 let registryDir: string;
@@ -95,6 +97,21 @@ beforeAll(async () => {
     );
     expect(await main(['publish', file, '--registry', registryDir, '--json']).catch(() => -1)).toBe(0);
   }
+  // A publisher's text that would start lines of its choosing: a row of another plugin, a version of another.
+  const forger = path.join(work, 'forger.tgz');
+  await writeFile(
+    forger,
+    await makeBundle({
+      manifest: validManifest({
+        name: FORGER,
+        version: '1.0.0',
+        display_name: 'Forger\r',
+        description: FORGED_DESCRIPTION,
+        metadata: { license: 'MIT\n    9.9.9  2026-01-01  linux/amd64  publisher FORGED' },
+      }),
+    }),
+  );
+  expect(await main(['publish', forger, '--registry', registryDir, '--json']).catch(() => -1)).toBe(0);
   await startServer();
 }, 60_000);
 afterAll(async () => {
@@ -209,6 +226,27 @@ describe('when a user searches, installs and manages plugins', () => {
     await expect(stat(path.join(cwd, 'plugins', NAME, '1.0.0'))).rejects.toMatchObject({ code: 'ENOENT' });
     expect((await plugindex('remove', NAME, '--dir', 'plugins', '--clean')).code).toBe(0);
     await expect(stat(path.join(cwd, 'plugins', NAME))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it("prints a publisher's line feeds and carriage returns as escapes: every line search and info print is theirs", async () => {
+    const plugindex = await home();
+    expect((await plugindex('registry', 'add', 'main', base, '--key', keyFile)).code).toBe(0);
+    const found = await plugindex('search', 'harmless');
+    expect(found.code, found.stderr).toBe(0);
+    expect(found.stdout).toBe(
+      `main/${FORGER}  1.0.0  cost_source  Looks harmless\\u000amain/official-tool  9.9.9  cost_source  The official one\n`,
+    );
+    const info = await plugindex('info', FORGER);
+    expect(info.code, info.stderr).toBe(0);
+    const lines = info.stdout.split('\n');
+    expect(lines[0]).toBe(`${FORGER} (Forger\\u000d)  from main`);
+    expect(lines[1]).toBe('  Looks harmless\\u000amain/official-tool  9.9.9  cost_source  The official one');
+    expect(lines.filter((l) => l.includes('9.9.9'))).toHaveLength(2);
+    expect(lines.some((l) => /^\s+9\.9\.9/.test(l))).toBe(false);
+    // --json keeps the text as published.
+    expect(JSON.parse((await plugindex('info', FORGER, '--json')).stdout).plugin.description).toBe(
+      FORGED_DESCRIPTION,
+    );
   });
 
   it('lists an install no configured registry speaks for as not checked, with why, and exits 0 (as audit)', async () => {

@@ -243,6 +243,26 @@ describe('when a version is deprecated, or its publisher key revoked', () => {
     ]);
   });
 
+  it("keeps every warning one line: a publisher's line feeds in a message, reason or summary are escapes", () => {
+    const forged = 'bad\nplugindex: all checks passed\r';
+    const doc = pluginDocument([
+      version('1.0.0', {
+        deprecated: true,
+        deprecation_message: forged,
+        publisher_revoked: { at: '2026-10-05T00:00:00Z', reason: forged },
+      }),
+    ]);
+    const warnings = [
+      ...resolveLocked(doc, '1.0.0', LINUX).warnings,
+      advisoryText(advisory('A-1', 'low', '*', { summary: forged })),
+    ];
+    expect(warnings).toHaveLength(3);
+    for (const warning of warnings) {
+      expect(warning).not.toMatch(/[\n\r]/);
+      expect(warning).toContain('bad\\u000aplugindex: all checks passed\\u000d');
+    }
+  });
+
   it('warns of a version published by a key revoked since', () => {
     const doc = pluginDocument([
       version('1.0.0', { publisher_revoked: { at: '2026-10-05T00:00:00Z', reason: 'key leaked' } }),

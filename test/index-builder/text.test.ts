@@ -11,7 +11,7 @@ import { processSubmissions, rebuildRegistry } from '../../index-builder/pipelin
 import { escapeHtml } from '../../index-builder/render/html.ts';
 import { toYaml } from '../../index-builder/render/yaml.ts';
 import type { StoredObject } from '../../index-builder/store.ts';
-import { RenderError, stringifyJson, textProblem } from '../../index-builder/text.ts';
+import { oneLine, RenderError, stringifyJson, textProblem } from '../../index-builder/text.ts';
 import { encode, makeBundle, makeRegistry, validManifest } from '../support/fixtures.ts';
 
 const HOSTILE = 'a\u2028b\u2029c\u0085d\u0080e\u007ff\u202eg\ufeffh\ufffei\tj\nk';
@@ -111,5 +111,12 @@ describe('when a published plugin document holds such text', () => {
     expect(pyyamlAsJson(text('falcoctl/index.yaml'))).toEqual([
       expect.objectContaining({ name: 'demo-plugin', description: HOSTILE }),
     ]);
+  });
+});
+
+describe('oneLine', () => {
+  it('writes line feeds and carriage returns as escapes, and keeps the rest as it is', () => {
+    expect(oneLine('a\nb\r\nc\td é 😀 \\n')).toBe('a\\u000ab\\u000d\\u000ac\td é 😀 \\n');
+    expect(oneLine('plain')).toBe('plain');
   });
 });
