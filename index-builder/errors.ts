@@ -86,6 +86,8 @@ export type ProblemCode =
   /** The store lists the upload but cannot give its bytes (StoreError STORE_UNREADABLE): left where it is. */
   | 'UPLOAD_UNREADABLE'
   | 'SUBMISSION_WRITE_FAILED'
+  /** The plugin's page or document would grow past what the registry renders (render/html.ts). */
+  | 'PLUGIN_TOO_LARGE'
   | 'VERSION_REMOVED'
   // Lifecycle actions (index-builder/actions.ts) and key rotations (rotation.ts)
   | 'ACTION_TOO_LARGE'
@@ -145,6 +147,8 @@ export type ErrorCode =
   | 'CONFIG_REGISTRY_KEY_AS_PUBLISHER'
   | 'CONFIG_REGISTRY_KEY_AS_OPERATOR'
   | 'RENDER_UNSAFE_TEXT'
+  /** A plugin's page or document past its bound (render/html.ts MAX_PLUGIN_PAGE_LENGTH). */
+  | 'RENDER_TOO_LARGE'
   | 'SNAPSHOT_MALFORMED'
   | 'SNAPSHOT_BAD_SIGNATURE'
   | 'SNAPSHOT_WRONG_KEY'

@@ -33,6 +33,8 @@
  * that plugin, and rebuilds. An upload the dead run showed is found published by itself (its intent record
  * names its log entry): its outcome is the acceptance, with that entry, not "already published".
  */
+
+import { isOperatorAction } from '../actions.ts';
 import {
   type Catalog,
   catalogAnew,
@@ -54,7 +56,9 @@ import {
 import { allSettledValues, forEachLimited } from '../limited.ts';
 import type { PluginDocument, SnapshotDocument } from '../model.ts';
 import { encodeJson } from '../render/documents.ts';
+import { MAX_PLUGIN_PAGE_LENGTH } from '../render/html.ts';
 import { listFolders } from '../store.ts';
+import { RenderError } from '../text.ts';
 import {
   acceptedInfo,
   appendToLog,
@@ -150,14 +154,45 @@ class VersionWrites {
   }
 }
 
+/** The rejection of a publish or action that would grow its plugin's page past its bound (render/html.ts). */
+function tooLargeProblem(error: RenderError, path: string) {
+  return problem('PLUGIN_TOO_LARGE', path, error.message, {
+    expected: `a plugin whose page holds at most ${MAX_PLUGIN_PAGE_LENGTH} characters (fewer or shorter scan findings, artifacts, advisories or versions)`,
+  });
+}
+
+const isTooLarge = (error: unknown): error is RenderError =>
+  error instanceof RenderError && error.code === 'RENDER_TOO_LARGE';
+
+/**
+ * Whether a plugin's page past its bound refuses `item`: a publish, or an owner's action, not yet logged. The
+ * operator's remove, transfer and revoke-key are never refused for it (a key is revoked, a version removed,
+ * whatever a publisher's plugin grew to), nor an item a run that died logged already.
+ */
+function refusedForSize(item: BatchItem): boolean {
+  const evaluation = item.evaluation;
+  if (evaluation.kind === 'accepted') return true;
+  return (
+    evaluation.kind === 'action-accepted' &&
+    !evaluation.resumed &&
+    !isOperatorAction(evaluation.read.action.action)
+  );
+}
+
 /** An accepted item (publish or action) turned into a rejection: the registry failed `what` for it. */
 function failedItem(item: BatchItem, error: unknown, what: string): void {
   const evaluation = item.evaluation;
-  if (evaluation.kind === 'accepted') item.evaluation = failedWrite(error, evaluation, what);
+  if (evaluation.kind === 'accepted' && isTooLarge(error))
+    item.evaluation = rejected([tooLargeProblem(error, 'bundle:')], evaluation);
+  else if (evaluation.kind === 'accepted') item.evaluation = failedWrite(error, evaluation, what);
   else if (evaluation.kind === 'action-accepted') {
     // Its log entry is written already: the run that accepted it rendered this document.
     if (evaluation.resumed) throw error;
     if (error instanceof StoreError && !error.permanent) throw error;
+    if (isTooLarge(error)) {
+      item.evaluation = rejected([tooLargeProblem(error, 'envelope:')], { action: acceptedInfo(evaluation) });
+      return;
+    }
     item.evaluation = rejected(
       [
         problem(
@@ -217,13 +252,22 @@ async function foldAndRender(
         changed.delete(name);
         continue;
       }
+      const culprits = folded.changedBy.get(name);
       try {
-        rendered.push(renderPlugin(doc, identityOf(ctx.config)));
+        // Bounded where something of this batch changes it: what grows a plugin past its bound is refused.
+        rendered.push(
+          renderPlugin(doc, identityOf(ctx.config), culprits ? { maxLength: MAX_PLUGIN_PAGE_LENGTH } : {}),
+        );
       } catch (error) {
         // A published document that no longer renders is the operator's to mend: nothing new is at fault.
-        const culprits = folded.changedBy.get(name);
         if (!culprits) throw error;
-        for (const item of culprits) failedItem(item, error, "rendering the plugin's documents");
+        const refused = isTooLarge(error) ? culprits.filter(refusedForSize) : culprits;
+        if (refused.length === 0) {
+          // Only the operator's actions (or ones already logged) changed it: rendered whatever its size.
+          rendered.push(renderPlugin(doc, identityOf(ctx.config)));
+          continue;
+        }
+        for (const item of refused) failedItem(item, error, "rendering the plugin's documents");
         refolded = true;
         break;
       }

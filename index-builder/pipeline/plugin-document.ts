@@ -8,7 +8,7 @@ import { deprecatedRecord, recomputed } from '../lifecycle.ts';
 import type { Manifest, PluginDocument, RegistryIdentity, VersionRecord } from '../model.ts';
 import { type Description, descriptionOf } from '../records.ts';
 import { encodeJson } from '../render/documents.ts';
-import { renderPluginPage } from '../render/html.ts';
+import { type PluginPageOptions, pageTooLarge, renderPluginPage } from '../render/html.ts';
 import { latestVersion, sortVersionsDescending } from '../versions.ts';
 
 /** A version accepted in this batch, with the manifest that describes it. */
@@ -105,13 +105,18 @@ const encoder = new TextEncoder();
 
 /**
  * Renders everything a plugin publishes, before any of it is written: a document that cannot be rendered
- * (RenderError) fails here, where the batch can still reject what changed it.
+ * (RenderError) fails here, where the batch can still reject what changed it. With `maxLength`, a page past
+ * it, or a document past it in bytes, is RENDER_TOO_LARGE; the page first, which stops as soon as it is
+ * past (the document holds what the page shows, and little more).
  */
-export function renderPlugin(doc: PluginDocument, registry: RegistryIdentity): RenderedPlugin {
-  return {
-    doc,
-    body: encodeJson(doc),
-    page: encoder.encode(renderPluginPage(doc, registry)),
-    line: catalogLineOf(doc, { sha256: '', size: 0 }, registry.url),
-  };
+export function renderPlugin(
+  doc: PluginDocument,
+  registry: RegistryIdentity,
+  options: PluginPageOptions = {},
+): RenderedPlugin {
+  const page = encoder.encode(renderPluginPage(doc, registry, options));
+  const body = encodeJson(doc);
+  if (options.maxLength !== undefined && body.byteLength > options.maxLength)
+    throw pageTooLarge(doc.name, options.maxLength);
+  return { doc, body, page, line: catalogLineOf(doc, { sha256: '', size: 0 }, registry.url) };
 }

@@ -9,7 +9,7 @@ import type {
   SecurityScan,
   VersionRecord,
 } from '../model.ts';
-import { showableText } from '../text.ts';
+import { RenderError, showableText } from '../text.ts';
 import { advisoryAffects } from '../versions.ts';
 import {
   HOME_PAGE_SIZE,
@@ -338,6 +338,28 @@ function fetchLine(a: ArtifactRecord, file: string): string {
 }
 
 /**
+ * Most characters a plugin's page (and its document) may hold when something changes it: 32 Mi, some 45 times
+ * a plugin of 500 ordinary versions (0.7 MB). Nothing else bounds them: a version's manifest may carry 256
+ * scan findings and 64 artifacts of 2 KB URLs, which its page shows escaped (`<` as `&lt;`), up to 1.2 MB
+ * a version, and 500 such versions made a page past the longest string V8 holds: its render threw
+ * `RangeError: Invalid string length` after 9 s and 1.2 GB, in a function of 2 GB that publishes for everyone.
+ */
+export const MAX_PLUGIN_PAGE_LENGTH = 32 * 1024 * 1024;
+
+export interface PluginPageOptions {
+  /** Refuse the page past this many characters (RENDER_TOO_LARGE); unbounded when absent. */
+  readonly maxLength?: number;
+}
+
+/** The RenderError for a plugin whose page would pass `maxLength`. */
+export function pageTooLarge(name: string, maxLength: number): RenderError {
+  return new RenderError(
+    'RENDER_TOO_LARGE',
+    `the page of ${name} would hold more than ${maxLength} characters: its versions carry more than the registry shows on one page`,
+  );
+}
+
+/**
  * The version table. Up to a page of versions it is the whole table; past that, the table holds the first
  * page and every other page follows as its own table inside a `<noscript>`: without script the browser shows
  * them all, as the page always did; with script it keeps each as one raw text node (no element, style or
@@ -348,15 +370,23 @@ function versionsSection(
   versions: readonly VersionRecord[],
   advisories: readonly Advisory[],
   root: string,
+  budget: { left: number; readonly refuse: () => RenderError },
 ): string {
   const head =
     '<thead><tr><th>version</th><th>published</th><th>API</th><th>manifest (sha256)</th></tr></thead>';
+  // Counted row by row, so a page past its bound stops being rendered as soon as it is (its cost bounded).
+  const row = (v: VersionRecord): string => {
+    const text = versionRow(v, advisories, root);
+    budget.left -= text.length;
+    if (budget.left < 0) throw budget.refuse();
+    return text;
+  };
   const pages: string[] = [];
   for (let i = 0; i < versions.length || i === 0; i += VERSIONS_PAGE_SIZE) {
     pages.push(
       versions
         .slice(i, i + VERSIONS_PAGE_SIZE)
-        .map((v) => versionRow(v, advisories, root))
+        .map(row)
         .join('\n'),
     );
   }
@@ -380,8 +410,17 @@ ${later}
 <script>${VERSIONS_SCRIPT}</script>`;
 }
 
-/** `plugins/<name>/index.html`. */
-export function renderPluginPage(doc: PluginDocument, registry: RegistryIdentity): string {
+/**
+ * `plugins/<name>/index.html`.
+ * @throws RenderError (RENDER_TOO_LARGE) past `options.maxLength` characters.
+ */
+export function renderPluginPage(
+  doc: PluginDocument,
+  registry: RegistryIdentity,
+  options: PluginPageOptions = {},
+): string {
+  const maxLength = options.maxLength ?? Number.POSITIVE_INFINITY;
+  const budget = { left: maxLength, refuse: () => pageTooLarge(doc.name, maxLength) };
   // Root-relative links: the page is reached as /plugins/<name> (by Accept) as well as by its own path.
   const root = escapeHtml(rootPathOf(registry.url));
   // The recipe installs what a client would choose: latest, else the newest that is neither yanked nor
@@ -437,8 +476,15 @@ ${deprecation}
 <h2>Tags</h2>${chips(doc.tags, 'tags')}
 <h2>Install</h2>${snippet}
 ${advisorySection(advisories)}
-${versionsSection(doc.versions, advisories, root)}`;
-  return page(`${escapeHtml(doc.name)} &mdash; ${escapeHtml(registry.name)}`, body, registry, `${root}/`);
+${versionsSection(doc.versions, advisories, root, budget)}`;
+  const html = page(
+    `${escapeHtml(doc.name)} &mdash; ${escapeHtml(registry.name)}`,
+    body,
+    registry,
+    `${root}/`,
+  );
+  if (html.length > maxLength) throw budget.refuse();
+  return html;
 }
 
 /** A CSP source for an inline element's exact text. */

@@ -9,9 +9,11 @@
 import { describe, expect, it } from 'vitest';
 import { StoreError } from '../../../index-builder/errors.ts';
 import { CATALOG_META_KEY } from '../../../index-builder/layout.ts';
-import type { PluginDocument } from '../../../index-builder/model.ts';
+import { MAX_SCAN_VULNERABILITIES } from '../../../index-builder/manifest/schema.ts';
+import type { PluginDocument, VersionRecord } from '../../../index-builder/model.ts';
 import { processSubmissions, type SubmissionOutcome } from '../../../index-builder/pipeline/index.ts';
 import type { StoredObject } from '../../../index-builder/store.ts';
+import { submitAction } from '../../support/actions.ts';
 import {
   encode,
   makeBundle,
@@ -128,6 +130,74 @@ describe('when a plugin document cannot be rendered', () => {
     expect(incoming(registry)).toEqual([]);
     expect(pluginDoc(registry, 'demo-plugin').versions.map((v) => v.version)).toEqual(['2.0.0']);
   });
+});
+
+/**
+ * A version as a hostile manifest may make it: 256 scan findings, each id and summary of `<`, which the page
+ * shows escaped (`&lt;`, four times the characters): about 1.2 MB of page a version, from a 256 KB manifest.
+ */
+function bloated(record: VersionRecord, version: string): VersionRecord {
+  const vulnerabilities = Array.from({ length: MAX_SCAN_VULNERABILITIES }, (_, i) => ({
+    id: `${i}`.padEnd(128, '<'),
+    severity: 'critical' as const,
+    summary: '<'.repeat(800),
+  }));
+  return { ...record, version, security_scan: { status: 'vulnerable', vulnerabilities } };
+}
+
+/** Puts `doc` where the plugin's document is, as the registry's own (as a run about to publish records it). */
+function plant(registry: TestRegistry, doc: PluginDocument): void {
+  const key = `plugins/${doc.name}/index.json`;
+  const stored = registry.site.objects.get(key) as StoredObject;
+  const body = encode(JSON.stringify(doc));
+  registry.site.objects.set(key, { ...stored, body });
+  const meta = registry.intake.objects.get(CATALOG_META_KEY) as StoredObject;
+  registry.intake.objects.set(CATALOG_META_KEY, {
+    ...meta,
+    body: encode(`${new TextDecoder().decode(meta.body)}writing\t${key}\t${sha256(body)}\n`),
+  });
+}
+
+describe('when a plugin would grow past what its page may hold', () => {
+  it("refuses the publish that grows it (PLUGIN_TOO_LARGE), publishes the rest, and applies the operator's action all the same", async () => {
+    const operator = await testKey('operator');
+    const registry = await makeRegistry({
+      operators: [{ fingerprint: operator.fingerprint, key: operator.publicKey }],
+    });
+    await registry.submit(await makeBundle({ manifest: validManifest({ version: '2.0.0' }) }));
+    await processSubmissions(registry.context);
+    // 40 such versions: some 46 M characters of page, past the 32 Mi a plugin's page may hold (a document
+    // of before the bound, as no publish can make one now).
+    const doc = pluginDoc(registry, 'demo-plugin');
+    const first = doc.versions[0] as VersionRecord;
+    const versions = [first, ...Array.from({ length: 40 }, (_, i) => bloated(first, `1.0.${39 - i}`))];
+    plant(registry, { ...doc, versions });
+
+    await registry.submit(
+      await makeBundle({ manifest: validManifest({ version: '3.0.0' }) }),
+      await makeBundle({ manifest: validManifest({ name: 'healthy-plugin' }) }),
+    );
+    await submitAction(
+      registry.intake,
+      { action: 'remove', plugin: 'demo-plugin', version: '2.0.0', reason: 'malware' },
+      operator,
+    );
+    const started = performance.now();
+    const result = await processSubmissions(registry.context);
+
+    expect(statusOf(result.outcomes)).toEqual([
+      ['demo-plugin', '3.0.0', 'rejected', 'PLUGIN_TOO_LARGE'],
+      ['healthy-plugin', '1.0.0', 'accepted'],
+      ['demo-plugin', '2.0.0', 'accepted'],
+    ]);
+    expect(result.outcomes[0]?.problems[0]?.message).toMatch(/more than 33554432 characters/);
+    expect(incoming(registry)).toEqual([]);
+    const after = pluginDoc(registry, 'demo-plugin');
+    expect(after.versions.map((v) => v.version)).not.toContain('3.0.0');
+    expect(after.versions[0]).toMatchObject({ version: '2.0.0', removed: { reason: 'malware' } });
+    // Two bounded renders and one whole: not the seconds of rendering hundreds of megabytes.
+    expect(performance.now() - started).toBeLessThan(15_000);
+  }, 60_000);
 });
 
 describe('when two publishers claim one new name', () => {

@@ -3,9 +3,11 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { MAX_SCAN_VULNERABILITIES } from '../../../index-builder/manifest/schema.ts';
 import type { PluginDocument, VersionRecord } from '../../../index-builder/model.ts';
 import {
   escapeHtml,
+  MAX_PLUGIN_PAGE_LENGTH,
   PAGE_STYLE,
   renderIndexPage,
   renderPluginPage,
@@ -477,5 +479,47 @@ describe('when rendering a plugin page of many versions', () => {
     expect(last.match(/<tr class="version/g)).toHaveLength(5);
     expect(html).not.toContain(HOSTILE[0]);
     expect(html).toContain(escapeHtml(HOSTILE[0] as string));
+  });
+});
+
+describe('when a plugin of 500 versions carries all a manifest may', () => {
+  // 256 findings a version (MAX_SCAN_VULNERABILITIES), ids and summaries of `<` (`&lt;` on the page) and
+  // 64 artifacts (the schema's most) at 2 KB URLs of `&`: well over a megabyte of page a version.
+  const findings = Array.from({ length: MAX_SCAN_VULNERABILITIES }, (_, i) => ({
+    id: `${i}`.padEnd(128, '<'),
+    severity: 'critical' as const,
+    summary: '<'.repeat(800),
+    url: `https://e.example/${'&'.repeat(2000)}`,
+  }));
+  const artifacts = Array.from({ length: 64 }, (_, i) => ({
+    ...(version().artifacts[0] as VersionRecord['artifacts'][number]),
+    os: `os${i}`,
+    url: `https://e.example/?${'&'.repeat(2000)}`,
+  }));
+  const huge = pluginDoc({
+    versions: Array.from({ length: 500 }, (_, i) =>
+      version({
+        version: `1.0.${500 - i}`,
+        artifacts,
+        security_scan: { status: 'vulnerable', vulnerabilities: findings },
+      }),
+    ),
+  });
+
+  it('refuses its page past the bound (RENDER_TOO_LARGE) as soon as it is past, not after rendering it all', () => {
+    const started = performance.now();
+    expect(() => renderPluginPage(huge, registry, { maxLength: MAX_PLUGIN_PAGE_LENGTH })).toThrow(
+      expect.objectContaining({ name: 'RenderError', code: 'RENDER_TOO_LARGE' }),
+    );
+    // Before: 9 s and 1.2 GB to a RangeError (past the longest string V8 holds).
+    expect(performance.now() - started).toBeLessThan(3_000);
+  });
+
+  it('renders an ordinary plugin of 500 versions far within the bound', () => {
+    const ordinary = pluginDoc({
+      versions: Array.from({ length: 500 }, (_, i) => version({ version: `1.0.${500 - i}` })),
+    });
+    const html = renderPluginPage(ordinary, registry, { maxLength: MAX_PLUGIN_PAGE_LENGTH });
+    expect(html.length).toBeLessThan(MAX_PLUGIN_PAGE_LENGTH / 20);
   });
 });
