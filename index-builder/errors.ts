@@ -105,6 +105,8 @@ export type ProblemCode =
   | 'ACTION_NO_EFFECT'
   | 'ACTION_UNKNOWN_KEY'
   | 'ADVISORY_EXISTS'
+  /** A plugin holds MAX_ADVISORIES already (lifecycle.ts). */
+  | 'ADVISORY_LIMIT'
   | 'ADVISORY_UNKNOWN'
   | 'ROTATION_INVALID'
   | 'ROTATION_NOT_CURRENT_KEY'

@@ -10,7 +10,7 @@ import type {
   VersionRecord,
 } from '../model.ts';
 import { RenderError, showableText } from '../text.ts';
-import { advisoryAffects } from '../versions.ts';
+import { advisoryTest } from '../versions.ts';
 import {
   HOME_PAGE_SIZE,
   HOME_SCRIPT,
@@ -71,9 +71,15 @@ function pluginLink(root: string, name: string): string {
   return `<a class="replacement" href="${root}/plugins/${escapeHtml(name)}/index.html">${escapeHtml(name)}</a>`;
 }
 
+/** An advisory with its range parsed once for the page's versions (versions.ts `advisoryTest`). */
+interface AdvisoryTest {
+  readonly advisory: Advisory;
+  readonly affects: (version: string) => boolean;
+}
+
 /** The advisories that affect a version, as the client judges them (versions.ts `advisoryAffects`). */
-function advisoriesOf(advisories: readonly Advisory[], version: string): Advisory[] {
-  return advisories.filter((a) => advisoryAffects(a, version));
+function advisoriesOf(tests: readonly AdvisoryTest[], version: string): Advisory[] {
+  return tests.filter((t) => t.affects(version)).map((t) => t.advisory);
 }
 
 function humanSize(bytes: number): string {
@@ -224,7 +230,7 @@ function scanFacts(scan: SecurityScan): string {
   return `<div class="scan" data-testid="security-scan" data-status="${escapeHtml(scan.status)}">Security scan: <span class="badge ${escapeHtml(scan.status)} scan-status">${escapeHtml(scan.status)}</span>${about ? ` <span class="muted">(${about})</span>` : ''}${findings ? `<ul class="vulnerabilities">${findings}</ul>` : ''}</div>`;
 }
 
-function versionRow(v: VersionRecord, advisories: readonly Advisory[], root: string): string {
+function versionRow(v: VersionRecord, advisories: readonly AdvisoryTest[], root: string): string {
   const affecting = advisoriesOf(advisories, v.version);
   const classes = [
     'version',
@@ -372,11 +378,12 @@ function versionsSection(
   root: string,
   budget: { left: number; readonly refuse: () => RenderError },
 ): string {
+  const tests = advisories.map((advisory) => ({ advisory, affects: advisoryTest(advisory) }));
   const head =
     '<thead><tr><th>version</th><th>published</th><th>API</th><th>manifest (sha256)</th></tr></thead>';
   // Counted row by row, so a page past its bound stops being rendered as soon as it is (its cost bounded).
   const row = (v: VersionRecord): string => {
-    const text = versionRow(v, advisories, root);
+    const text = versionRow(v, tests, root);
     budget.left -= text.length;
     if (budget.left < 0) throw budget.refuse();
     return text;

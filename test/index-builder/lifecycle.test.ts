@@ -8,6 +8,7 @@ import {
   EMPTY_REVOKED_KEYS,
   type LifecycleOptions,
   type LifecycleResult,
+  MAX_ADVISORIES,
   type PluginAction,
   parseActionOrder,
   parseRevokedKeys,
@@ -239,6 +240,27 @@ describe('advisories', () => {
       }),
     );
     expect(again.advisories).toEqual([{ ...advisory, severity: 'low', published: AT }]);
+  });
+
+  it('refuses an advisory past the most a plugin may hold (ADVISORY_LIMIT), and still takes one published again by its id', () => {
+    const advisories = Array.from({ length: MAX_ADVISORIES }, (_, i) => ({
+      ...advisory,
+      id: `PDX-${i}`,
+      published: AT,
+      ...(i === 0 ? { withdrawn: { at: AT } } : {}),
+    }));
+    const full = { ...plugin(), advisories };
+    const more = {
+      action: 'advisory-add',
+      plugin: 'demo',
+      advisory: { ...advisory, id: 'PDX-NEW' },
+    } as const;
+    expect(problems(apply(full, more))).toEqual([['ADVISORY_LIMIT', '/advisory']]);
+    const again = applied(
+      apply(full, { action: 'advisory-add', plugin: 'demo', advisory: { ...advisory, id: 'PDX-0' } }),
+    );
+    expect(again.advisories).toHaveLength(MAX_ADVISORIES);
+    expect(again.advisories?.[0]).toEqual({ ...advisory, id: 'PDX-0', published: AT });
   });
 });
 

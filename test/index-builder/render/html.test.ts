@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { MAX_SCAN_VULNERABILITIES } from '../../../index-builder/manifest/schema.ts';
-import type { PluginDocument, VersionRecord } from '../../../index-builder/model.ts';
+import type { Advisory, PluginDocument, VersionRecord } from '../../../index-builder/model.ts';
 import {
   escapeHtml,
   MAX_PLUGIN_PAGE_LENGTH,
@@ -521,5 +521,29 @@ describe('when a plugin of 500 versions carries all a manifest may', () => {
     });
     const html = renderPluginPage(ordinary, registry, { maxLength: MAX_PLUGIN_PAGE_LENGTH });
     expect(html.length).toBeLessThan(MAX_PLUGIN_PAGE_LENGTH / 20);
+  });
+});
+
+describe('when a plugin of 500 versions has hundreds of advisories', () => {
+  it("parses each advisory's range once for the page, not once for each version", () => {
+    // Ranges that affect none of the versions, each its own: semver's cache of parsed ranges holds 1,000.
+    const advisories = Array.from({ length: 1000 }, (_, i) => ({
+      id: `PDX-${i}`,
+      severity: 'high' as const,
+      affected: `>=9.${i}.0 <9.${i}.5 || =8.${i}.1`,
+      summary: 's',
+      published: '2026-11-01T00:00:00.000Z',
+    }));
+    const affecting = { ...(advisories[0] as Advisory), id: 'PDX-LIVE', affected: '<1.0.3' };
+    const doc = pluginDoc({
+      advisories: [...advisories, affecting],
+      versions: Array.from({ length: 500 }, (_, i) => version({ version: `1.0.${500 - i}` })),
+    });
+    const started = performance.now();
+    const html = renderPluginPage(doc, registry);
+    // Before: 21 s (43 µs for each version and advisory).
+    expect(performance.now() - started).toBeLessThan(3_000);
+    expect(html.match(/class="badge high advisory-mark"/g)).toHaveLength(2);
+    expect(html).toContain('data-advisory="PDX-LIVE" href="#advisory-PDX-LIVE"');
   });
 });
