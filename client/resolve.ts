@@ -213,7 +213,7 @@ function apiBounds(record: VersionRecord): string {
 
 /** Why `record` was left out for this host, or undefined when it was not. */
 function exclusion(record: VersionRecord, apiVersion: string): string | undefined {
-  if (record.removed) return `${record.version} was removed (${record.removed.reason})`;
+  if (record.removed) return `${record.version} was removed (${oneLine(record.removed.reason)})`;
   if (record.yanked)
     return `${record.version} is yanked${record.yanked_reason ? ` (${oneLine(record.yanked_reason)})` : ''}`;
   if (!apiVersionAllows(record, apiVersion))

@@ -54,7 +54,8 @@ function printInstalled(audit: InstalledAudit, json: boolean): void {
     out(`${s.state}  ${s.name}@${s.version} from ${s.registry}${s.reason ? `: ${oneLine(s.reason)}` : ''}`);
   for (const f of audit.findings)
     out(`${f.advisory.severity}  ${f.name}@${f.version} from ${f.registry}: ${advisoryText(f.advisory)}`);
-  for (const s of audit.skipped) out(`not checked  ${s.name}@${s.version} from ${s.registry}: ${s.reason}`);
+  for (const s of audit.skipped)
+    out(`not checked  ${s.name}@${s.version} from ${s.registry}: ${oneLine(s.reason)}`);
   const blocking = audit.findings.filter((f) => ['high', 'critical'].includes(f.advisory.severity)).length;
   out(
     audit.findings.length === 0
