@@ -10,6 +10,8 @@
  * table; the other pages wait, already rendered and escaped by the server, as `<noscript>` text.
  */
 
+import { MAX_SEARCH_TERMS } from '../search.ts';
+
 /** Plugins per page of the home page's results (the server renders the first, the script the others). */
 export const HOME_PAGE_SIZE = 50;
 /** Chips (providers, capabilities, keywords) a result shows; the rest are counted ("+3"). */
@@ -138,7 +140,8 @@ function unpack(doc) {
  * with (`data-generated`), the list as served is already their first page and is kept, not built again. It
  * marks the list `data-ready` once it can search; the rows are folded for searching (lowercased, then NFC)
  * in slices of 500 in the background (no long task), or at once when a search comes first. A type in the URL is read in any
- * case, and one the select does not list still filters (nothing matches it). DOM calls only (textContent, never
+ * case, and one the select does not list still filters (nothing matches it). A query of more distinct words
+than `GET /search` takes (`MAX_SEARCH_TERMS`) is answered with that, not searched. DOM calls only (textContent, never
  * markup from data). Typing pushes one history entry when a search starts and replaces it while the words
  * change; a filter or a page pushes one each; back and forward re-read the URL.
  */
@@ -146,7 +149,7 @@ export const HOME_SCRIPT = `
 (function () {
   ${RANKING_SOURCE}
   ${UNPACK_SOURCE}
-  var PAGE = ${HOME_PAGE_SIZE}, CHIPS = ${RESULT_CHIPS};
+  var PAGE = ${HOME_PAGE_SIZE}, CHIPS = ${RESULT_CHIPS}, TERMS = ${MAX_SEARCH_TERMS};
   function $(id) { return document.getElementById(id); }
   var q = $('q'), type = $('type'), provider = $('provider'), capability = $('capability'),
       list = $('results'), count = $('count'), pager = $('pager'), prev = $('prev'), next = $('next'), at = $('page-at');
@@ -223,9 +226,20 @@ export const HOME_SCRIPT = `
     prev.href = urlOf(s, page - 1); next.href = urlOf(s, page + 1);
     pager.hidden = false;
   }
+  // More distinct words than GET /search takes (MAX_SEARCH_TERMS): each is one more pass over every row, and
+  // a link of 460 words each within a typo of a common name kept a tab of 10,000 plugins busy for 1.8 s.
+  function tooManyWords(s) {
+    return new Set(fold(s.q).split(/\\s+/).filter(function (t) { return t !== ''; })).size > TERMS;
+  }
   function render() {
     if (!rows) return early();
     var s = query(), key = JSON.stringify(s);
+    if (tooManyWords(s)) {
+      list.replaceChildren(); served = null; list.hidden = false; pager.hidden = true;
+      count.textContent = 'a search takes at most ' + TERMS + ' distinct words';
+      list.setAttribute('data-ready', '');
+      return;
+    }
     if (key !== rankedFor) {
       // No words and no filter: every plugin by name, which rows already are (sorted once, on arrival).
       if (!s.q.trim() && !s.type && !s.provider && !s.capability) ranked = rows;

@@ -12,7 +12,7 @@ import { syntheticPages } from '../../../bench/synthetic-pages.ts';
 import { createRegistryServer, listenRegistryServer } from '../../../cli/local/server.ts';
 import type { PluginDocument, SearchEntry } from '../../../index-builder/model.ts';
 import { HOME_PAGE_SIZE, VERSIONS_PAGE_SIZE } from '../../../index-builder/render/page-script.ts';
-import { searchPlugins } from '../../../index-builder/search.ts';
+import { MAX_SEARCH_TERMS, searchPlugins } from '../../../index-builder/search.ts';
 import { CACHE_MUTABLE } from '../../../index-builder/store.ts';
 import { launchChromium, type PageBrowser } from '../../support/chromium.ts';
 import { encode } from '../../support/fixtures.ts';
@@ -320,6 +320,31 @@ describe('the home page of a registry of 3,000 plugins', () => {
     expect(await query(page)).toEqual({ q: 'plugin-00', type: 'registry', page: '2' });
     expect(await shownNames(page)).toEqual(hits.slice(HOME_PAGE_SIZE, 2 * HOME_PAGE_SIZE));
     await page.close();
+  });
+
+  it('answers a link of more distinct words than a search takes with that, at once, and searches again below it', async () => {
+    // Every word within one typo of "plugin", so each matches every row: one pass over all of them a word.
+    const words = new Set<string>();
+    for (let i = 0; i < 6; i++)
+      for (const c of 'abcdefghijklmnopqrstuvwxyz') {
+        words.add(`plugin`.slice(0, i) + c + 'plugin'.slice(i + 1));
+        words.add(`plugin`.slice(0, i) + c + 'plugin'.slice(i));
+      }
+    words.delete('plugin');
+    const q = [...words].join(' ');
+    expect(expected(q).length).toBeGreaterThanOrEqual(PLUGINS);
+    const page = await chromium.open(`/?q=${encodeURIComponent(q)}`);
+    await searchReady(page);
+    expect(await countText(page)).toBe(`a search takes at most ${MAX_SEARCH_TERMS} distinct words`);
+    expect(await shownNames(page)).toEqual([]);
+    expect(await page.locator('#pager').isVisible()).toBe(false);
+    // The same word many times over is one word, and eight are searched as ever.
+    const eight = [...words].slice(0, MAX_SEARCH_TERMS).join(' ');
+    await page.locator('#q').fill(`${eight} ${eight}`);
+    await expect.poll(() => countText(page)).toBe(`${expected(eight).length} of ${rows.length} plugins`);
+    expect(await shownNames(page)).toEqual(expected(eight).slice(0, HOME_PAGE_SIZE));
+    await page.close();
+    expect(chromium.problems).toEqual([]);
   });
 
   it('shows hostile plugin text as text, and runs none of it', async () => {
