@@ -189,7 +189,14 @@ const ADVISORY_CHECKS: Record<string, Check> = {
   url: (v) => {
     if (typeof v !== 'string' || v.length > 2048) return 'an https URL';
     try {
-      return new URL(v).protocol === 'https:' ? undefined : 'an https URL';
+      const url = new URL(v);
+      // User information (`https://github.com@evil.example/`) reads as another host on the page.
+      return url.protocol === 'https:' &&
+        url.username === '' &&
+        url.password === '' &&
+        !/^https:\/\/[^/?#]*@/i.test(v)
+        ? undefined
+        : 'an https URL without user information';
     } catch {
       return 'an https URL';
     }

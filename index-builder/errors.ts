@@ -39,6 +39,8 @@ export type ProblemCode =
   | 'MANIFEST_INVALID_DEPENDENCY_RANGE'
   | 'MANIFEST_API_VERSION_RANGE'
   | 'MANIFEST_INSECURE_URL'
+  /** A URL with user information (`https://github.com@evil.example/`): it reads as another host. */
+  | 'MANIFEST_URL_CREDENTIALS'
   | 'MANIFEST_DUPLICATE_PLATFORM'
   | 'MANIFEST_ARTIFACT_SOURCE'
   | 'MANIFEST_OCI_DIGEST_MISMATCH'

@@ -268,6 +268,18 @@ function urlProblems(manifest: Record<string, unknown>): Problem[] {
     } catch {
       continue; // the schema's uri format reports it
     }
+    if (url.username !== '' || url.password !== '' || /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*@/i.test(value)) {
+      // `https://github.com@evil.example/x` is evil.example, and a page shows it as its link's text: it
+      // reads as the host before the `@`. (Credentials have no place in a public manifest either; the
+      // client refuses them in a registry's URL alike.)
+      problems.push(
+        problem('MANIFEST_URL_CREDENTIALS', path, 'URLs may not hold user information (name@host)', {
+          expected: 'an https: URL without user information before its host',
+          found: short(value),
+        }),
+      );
+      continue;
+    }
     if (url.protocol === 'https:' || (url.protocol === 'http:' && isLoopback(url.hostname))) continue;
     problems.push(
       problem('MANIFEST_INSECURE_URL', path, 'URLs must use https (http only for loopback hosts)', {

@@ -36,7 +36,12 @@ export function escapeHtml(value: string): string {
   return showableText(value.replace(/[&<>"']/g, (c) => ESCAPES[c] as string));
 }
 
-const isWebUrl = (url: string): boolean => /^https?:\/\//i.test(url);
+/**
+ * An http(s) URL with no user information: `https://github.com@evil.example/` goes to evil.example and
+ * reads as github.com in a link's text. Manifests and actions holding one are refused; this guards what
+ * was published before.
+ */
+const isWebUrl = (url: string): boolean => /^https?:\/\/[^/?#@]*(?:[/?#]|$)/i.test(url);
 
 /** The path of the registry's base URL, without a trailing slash ('' at a host's root). */
 function rootPathOf(url: string): string {

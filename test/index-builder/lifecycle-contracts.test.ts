@@ -119,6 +119,23 @@ describe('a signed action', () => {
     expect(actionProblems([]).map((p) => p.code)).toEqual(['ACTION_MALFORMED']);
   });
 
+  it('refuses an advisory link with user information before its host, which reads as another host', () => {
+    const body = (url: string) => ({
+      schema: 'plugindex/action/v1',
+      registry: REGISTRY,
+      created: NOW.toISOString(),
+      nonce: 'a'.repeat(32),
+      action: 'advisory-add',
+      plugin: 'demo-plugin',
+      advisory: { id: 'X-1', severity: 'high', affected: '<2.0.0', summary: 's', url },
+    });
+    for (const url of ['https://nvd.nist.gov@evil.example/1', 'https://u:p@nvd.nist.gov/1'])
+      expect(actionProblems(body(url)).map((p) => `${p.code} ${p.path}`)).toEqual([
+        'ACTION_MALFORMED /advisory/url',
+      ]);
+    expect(actionProblems(body('https://nvd.nist.gov/1?by=a@b'))).toEqual([]);
+  });
+
   it('refuses an envelope that is not one, saying where', () => {
     expect(
       submissionProblems(() => readSignedAction(encode('{"schema":"plugindex/signed-action/v1"}'))),

@@ -126,6 +126,30 @@ describe('when rules go beyond the schema', () => {
     expect(problems.length === 0).toBe(ok);
   });
 
+  it('refuses user information before a host in every URL: a link to github.com@evil.example reads as github.com', () => {
+    const manifest = validManifest({
+      metadata: {
+        homepage: 'https://github.com@evil.example/acme',
+        repository: 'https://u:p@github.com/acme/x',
+      },
+      contacts: { maintainers: [{ name: 'm', url: 'https://@evil.example/' }] },
+      security_scan_results: {
+        status: 'vulnerable',
+        vulnerabilities: [{ id: 'X-1', url: 'https://nvd.nist.gov@evil.example/1' }],
+      },
+    });
+    expect(codes(validateManifest(manifest))).toEqual([
+      'MANIFEST_URL_CREDENTIALS /metadata/homepage',
+      'MANIFEST_URL_CREDENTIALS /metadata/repository',
+      'MANIFEST_URL_CREDENTIALS /contacts/maintainers/0/url',
+      'MANIFEST_URL_CREDENTIALS /security_scan_results/vulnerabilities/0/url',
+    ]);
+    // An @ in the path or the query is no user information.
+    expect(
+      validateManifest(validManifest({ metadata: { homepage: 'https://example.com/@acme?by=a@b' } })),
+    ).toEqual([]);
+  });
+
   it('needs exactly one of file or url per artifact, and one artifact per platform', () => {
     const a = { os: 'linux', arch: 'amd64', sha256: 'a'.repeat(64), size_bytes: 1 };
     expect(codes(validateManifest(validManifest({ installation: { artifacts: [a] } })))).toEqual([

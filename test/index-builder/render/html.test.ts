@@ -84,6 +84,30 @@ describe('when rendering a plugin page', () => {
     }
   });
 
+  it('links no URL with user information, which reads as another host (published before it was refused)', () => {
+    const html = renderPluginPage(
+      pluginDoc({
+        homepage: 'https://github.com@evil.example/acme',
+        repository: 'https://github.com/acme/x?by=a@b',
+        advisories: [
+          {
+            id: 'A-1',
+            severity: 'high',
+            affected: '*',
+            summary: 's',
+            published: '2026-11-01T00:00:00.000Z',
+            url: 'https://nvd.nist.gov@evil.example/1',
+          },
+        ],
+      }),
+      registry,
+    );
+    expect(html).not.toContain('href="https://github.com@evil.example');
+    expect(html).not.toContain('href="https://nvd.nist.gov@evil.example');
+    expect(html).toContain('<span>https://github.com@evil.example/acme</span>');
+    expect(html).toContain('href="https://github.com/acme/x?by=a@b"');
+  });
+
   it('links only http(s) URLs', () => {
     const html = renderPluginPage(
       pluginDoc({ homepage: 'javascript:alert(1)', repository: 'https://github.com/x/y' }),

@@ -164,6 +164,26 @@ beforeAll(async () => {
     renderPluginPage(lifecycleDocument(), registry),
     'text/html; charset=utf-8',
   );
+  // Published before URLs with user information were refused: each reads as the host before its `@`.
+  const spoofing = plugin('spoof-demo', {
+    homepage: 'https://github.com@evil.example/acme',
+    repository: 'https://github.com/acme/spoof?by=a@b',
+    advisories: [
+      {
+        id: 'PDX-SPOOF',
+        severity: 'high',
+        affected: '*',
+        summary: 'see the details',
+        published: '2026-11-01T00:00:00.000Z',
+        url: 'https://nvd.nist.gov@evil.example/1',
+      },
+    ],
+  });
+  await put(
+    'plugins/spoof-demo/index.html',
+    renderPluginPage(spoofing, registry),
+    'text/html; charset=utf-8',
+  );
   const replacement = plugin('new-demo', { versions: [], latest_version: null });
   await put(
     'plugins/new-demo/index.html',
@@ -381,6 +401,22 @@ describe('when a person opens the home page', () => {
     const plugin = await chromium.open('/plugins/new-demo/index.html');
     expect(await plugin.locator('body').textContent()).toContain('no stable release');
     await plugin.close();
+    expect(chromium.problems).toEqual([]);
+  });
+});
+
+describe('when a plugin page names a URL with user information', () => {
+  it('links none of them: github.com@evil.example reads as github.com and goes to evil.example', async () => {
+    const page = await chromium.open('/plugins/spoof-demo/index.html');
+    const hosts = await page
+      .locator('a[href]')
+      .evaluateAll((links) => links.map((a) => (a as unknown as { hostname: string }).hostname));
+    expect(hosts).not.toContain('evil.example');
+    expect(hosts).toContain('github.com');
+    expect(await page.locator('dl.facts').first().textContent()).toContain(
+      'https://github.com@evil.example/acme',
+    );
+    await page.close();
     expect(chromium.problems).toEqual([]);
   });
 });
