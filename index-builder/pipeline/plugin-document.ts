@@ -117,6 +117,6 @@ export function renderPlugin(
   const page = encoder.encode(renderPluginPage(doc, registry, options));
   const body = encodeJson(doc);
   if (options.maxLength !== undefined && body.byteLength > options.maxLength)
-    throw pageTooLarge(doc.name, options.maxLength);
+    throw pageTooLarge(doc.name, options.maxLength, 'document');
   return { doc, body, page, line: catalogLineOf(doc, { sha256: '', size: 0 }, registry.url) };
 }

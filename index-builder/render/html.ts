@@ -362,11 +362,11 @@ export interface PluginPageOptions {
   readonly maxLength?: number;
 }
 
-/** The RenderError for a plugin whose page would pass `maxLength`. */
-export function pageTooLarge(name: string, maxLength: number): RenderError {
+/** The RenderError for a plugin whose page (or document, in bytes) would pass `maxLength`. */
+export function pageTooLarge(name: string, maxLength: number, what = 'page'): RenderError {
   return new RenderError(
     'RENDER_TOO_LARGE',
-    `the page of ${name} would hold more than ${maxLength} characters: its versions carry more than the registry shows on one page`,
+    `the ${what} of ${name} would hold more than ${maxLength} ${what === 'page' ? 'characters' : 'bytes'}: its versions carry more than the registry shows on one page`,
   );
 }
 
