@@ -347,6 +347,24 @@ describe('the home page of a registry of 3,000 plugins', () => {
     expect(chromium.problems).toEqual([]);
   });
 
+  it("keeps a hostile visitor's URL as text: the search, the filters and the type it names", async () => {
+    const q = '<img src=x onerror="window.__pwned = 5">';
+    const type = '"><svg onload="window.__pwned = 6">';
+    const provider = "'><script>window.__pwned = 7</script>";
+    const search = new URLSearchParams({ q, type, provider, capability: '</noscript><b>x</b>', page: '1e9' });
+    const page = await chromium.open(`/?${search}`);
+    await searchReady(page);
+    expect(await page.locator('#q').inputValue()).toBe(q);
+    expect(await page.locator('#type').inputValue()).toBe(type.toLowerCase());
+    expect(await page.locator('#type option:checked').textContent()).toBe(type.toLowerCase());
+    expect(await page.locator('#provider').inputValue()).toBe(provider);
+    expect(await countText(page)).toBe(`0 of ${rows.length} plugins`);
+    expect(await page.locator('main img, main svg, main b, main script:not(:last-of-type)').count()).toBe(0);
+    expect(await pwned(page)).toBeUndefined();
+    await page.close();
+    expect(chromium.problems).toEqual([]);
+  });
+
   it('shows hostile plugin text as text, and runs none of it', async () => {
     const page = await chromium.open('/?q=zz-hostile');
     await searchReady(page);
