@@ -5,6 +5,7 @@
  */
 import { withOperator } from '../../index-builder/config.ts';
 import { readPublicKey } from '../../index-builder/signing.ts';
+import { oneLine } from '../../index-builder/text.ts';
 import { type Parsed, requiredOption, stringOption } from '../args.ts';
 import { usage } from '../errors.ts';
 import { readTextInput } from '../inputs.ts';
@@ -16,7 +17,7 @@ export async function run(parsed: Parsed): Promise<number> {
   const dir = requiredOption(parsed, 'registry');
   if (action === 'list' && keyFile === undefined) {
     const config = await readConfig(dir);
-    for (const o of config.operators) out(`${o.fingerprint}${o.label ? ` (${o.label})` : ''}`);
+    for (const o of config.operators) out(`${o.fingerprint}${o.label ? ` (${oneLine(o.label)})` : ''}`);
     return 0;
   }
   if (action !== 'add' || !keyFile || extra.length > 0)

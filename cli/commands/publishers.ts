@@ -4,6 +4,7 @@
  */
 import { withTrustedPublisher } from '../../index-builder/config.ts';
 import { readPublicKey } from '../../index-builder/signing.ts';
+import { oneLine } from '../../index-builder/text.ts';
 import { listOption, type Parsed, requiredOption, stringOption } from '../args.ts';
 import { usage } from '../errors.ts';
 import { readTextInput } from '../inputs.ts';
@@ -17,7 +18,7 @@ export async function run(parsed: Parsed): Promise<number> {
     const config = await readConfig(dir);
     out(`policy: ${config.policy}, ownership: ${config.ownership}`);
     for (const p of config.publishers)
-      out(`${p.fingerprint} ${p.names.join(',')}${p.label ? ` (${p.label})` : ''}`);
+      out(`${p.fingerprint} ${p.names.join(',')}${p.label ? ` (${oneLine(p.label)})` : ''}`);
     return 0;
   }
   if (action !== 'add' || !keyFile || extra.length > 0)

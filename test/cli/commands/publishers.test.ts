@@ -4,8 +4,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initRegistry } from '../../../cli/local/registry.ts';
+import { generateKeyPair } from '../../../index-builder/signing.ts';
 import { plugindex } from '../../support/cli.ts';
-import { testKey } from '../../support/fixtures.ts';
+import { KEYS_CREATED, testKey } from '../../support/fixtures.ts';
 
 let work: string;
 let dir: string;
@@ -45,6 +46,28 @@ describe('when an operator trusts publishers', () => {
     });
     const listed = await plugindex('publishers', 'list', '--registry', dir);
     expect(listed.stdout).toContain(`${key.fingerprint} acme-*`);
+  });
+
+  it('lists a key whose user ID holds a line feed on one line: its label cannot add a trusted key to the list', async () => {
+    // A publisher's key, its user ID made to read as a second line of the list: a key trusted for every name.
+    const forged = `forger)\n${'F'.repeat(40)} * (everything`;
+    const key = await generateKeyPair({ name: forged, date: KEYS_CREATED });
+    await writeFile(path.join(work, 'forger.asc'), key.publicKey);
+    const added = await plugindex(
+      'publishers',
+      'add',
+      '--registry',
+      dir,
+      path.join(work, 'forger.asc'),
+      '--names',
+      'forger-*',
+    );
+    expect(added.code, added.stderr).toBe(0);
+    const listed = await plugindex('publishers', 'list', '--registry', dir);
+    expect(listed.stdout.split('\n').filter((l) => l.startsWith('F'.repeat(40)))).toEqual([]);
+    expect(listed.stdout).toContain(
+      `${key.fingerprint} forger-* (forger)\\u000a${'F'.repeat(40)} * (everything)`,
+    );
   });
 
   it("refuses the registry's own key with its code, exit 1, and leaves the config as it was", async () => {
