@@ -34,7 +34,6 @@
  * names its log entry): its outcome is the acceptance, with that entry, not "already published".
  */
 
-import { isOperatorAction } from '../actions.ts';
 import {
   type Catalog,
   catalogAnew,
@@ -165,9 +164,11 @@ const isTooLarge = (error: unknown): error is RenderError =>
   error instanceof RenderError && error.code === 'RENDER_TOO_LARGE';
 
 /**
- * Whether a plugin's page past its bound refuses `item`: a publish, or an owner's action, not yet logged. The
- * operator's remove, transfer and revoke-key are never refused for it (a key is revoked, a version removed,
- * whatever a publisher's plugin grew to), nor an item a run that died logged already.
+ * Whether a plugin's page past its bound refuses `item`: what grows a page by a publisher's words, a publish
+ * (a version, its manifest's findings and artifacts) or an owner's advisory, not yet logged. The other
+ * owners' actions (a yank, a deprecation, an owner added) grow it by a line at most, and are never refused
+ * for it: an owner must be able to yank a version of a plugin a page of before the bound had grown past it.
+ * Nor the operator's remove, transfer and revoke-key, nor an item a run that died logged already.
  */
 function refusedForSize(item: BatchItem): boolean {
   const evaluation = item.evaluation;
@@ -175,7 +176,7 @@ function refusedForSize(item: BatchItem): boolean {
   return (
     evaluation.kind === 'action-accepted' &&
     !evaluation.resumed &&
-    !isOperatorAction(evaluation.read.action.action)
+    evaluation.read.action.action === 'advisory-add'
   );
 }
 
@@ -263,7 +264,8 @@ async function foldAndRender(
         if (!culprits) throw error;
         const refused = isTooLarge(error) ? culprits.filter(refusedForSize) : culprits;
         if (refused.length === 0) {
-          // Only the operator's actions (or ones already logged) changed it: rendered whatever its size.
+          // Nothing of this batch grew it past the bound (an owner's yank, the operator's actions, ones
+          // already logged): rendered whatever its size.
           rendered.push(renderPlugin(doc, identityOf(ctx.config)));
           continue;
         }

@@ -200,6 +200,51 @@ describe('when a plugin would grow past what its page may hold', () => {
   }, 60_000);
 });
 
+describe('when an owner acts on a plugin grown past its bound before there was one', () => {
+  it('refuses what grows it (a publish, an advisory) and applies a yank, which grows it by a line', async () => {
+    const registry = await makeRegistry();
+    await registry.submit(await makeBundle({ manifest: validManifest({ version: '2.0.0' }) }));
+    await processSubmissions(registry.context);
+    const doc = pluginDoc(registry, 'demo-plugin');
+    const first = doc.versions[0] as VersionRecord;
+    plant(registry, {
+      ...doc,
+      versions: [first, ...Array.from({ length: 40 }, (_, i) => bloated(first, `1.0.${39 - i}`))],
+    });
+    const publisher = await testKey('publisher');
+
+    await registry.submit(await makeBundle({ manifest: validManifest({ version: '3.0.0' }) }));
+    await submitAction(
+      registry.intake,
+      { action: 'yank', plugin: 'demo-plugin', version: '1.0.39', reason: 'broken' },
+      publisher,
+    );
+    await submitAction(
+      registry.intake,
+      {
+        action: 'advisory-add',
+        plugin: 'demo-plugin',
+        advisory: { id: 'PDX-2026-0002', severity: 'high', affected: '<2.0.0', summary: 'a flaw' },
+      },
+      publisher,
+    );
+    const result = await processSubmissions(registry.context);
+
+    // The owner's yank of a version of its own plugin holds, the page past the bound as it was.
+    expect(statusOf(result.outcomes)).toEqual([
+      ['demo-plugin', '3.0.0', 'rejected', 'PLUGIN_TOO_LARGE'],
+      ['demo-plugin', '1.0.39', 'accepted'],
+      ['demo-plugin', undefined, 'rejected', 'PLUGIN_TOO_LARGE'],
+    ]);
+    const after = pluginDoc(registry, 'demo-plugin');
+    expect(after.versions.find((v) => v.version === '1.0.39')).toMatchObject({
+      yanked: true,
+      yanked_reason: 'broken',
+    });
+    expect(after.advisories ?? []).toEqual([]);
+  }, 60_000);
+});
+
 describe('when two publishers claim one new name', () => {
   async function claim(together: boolean) {
     const registry = await makeRegistry();
