@@ -184,8 +184,13 @@ export interface Planned {
   readonly warnings: readonly string[];
   /** The advisories affecting it (none known for a frozen install, which reads no plugin document). */
   readonly advisories: readonly Advisory[];
-  /** Permissions this version asks for that the lock's version did not. */
+  /**
+   * Permissions this version asks for that neither the lock's version nor the version installed in its
+   * folder did (`acceptedFrom` names them).
+   */
   readonly newPermissions: readonly string[];
+  /** The versions whose permissions were accepted before (`name@version`, the lock's and the installed). */
+  readonly acceptedFrom?: string;
   /**
    * True when the signature chain was checked now (not for a frozen install, which reads no snapshot: at
    * most the registry's signature of the manifest is checked).
@@ -430,7 +435,7 @@ export async function planInstall(
   if (asking.length > 0 && !options.acceptPermissions)
     throw new ClientError(
       'PERMISSIONS_NOT_ACCEPTED',
-      `${asking.map((p) => `${p.name}@${p.version} asks for ${p.newPermissions.join(', ')}, which ${p.name}@${own(before?.plugins ?? {}, p.name)?.version} did not`).join('; ')}: review them, then install with --accept-permissions`,
+      `${asking.map((p) => `${p.name}@${p.version} asks for ${p.newPermissions.join(', ')}, which ${p.acceptedFrom} did not`).join('; ')}: review them, then install with --accept-permissions`,
     );
   return { planned, before, lock, changes };
 }
@@ -743,7 +748,7 @@ async function planTarget(
     warnings: [...warnings],
     advisories: vulnerable.advisories,
     checked: true,
-    newPermissions: previous ? permissionChanges(previous.permissions, entry.permissions ?? []).added : [],
+    ...(await permissionsAsked(ctx.tree(target.dir ?? options.dir), target.name, previous, entry)),
     generation: source.generation,
     ...(version.resources ? { resources: version.resources } : {}),
   };
@@ -1351,6 +1356,55 @@ export async function installedManifestProblems(
     problems.push(`${manifest} is ${bytes ? 'not the signed manifest' : 'missing'}`);
   if (!signature) problems.push(`${manifest}.asc is missing`);
   return problems;
+}
+
+/**
+ * The permissions a version asks for that were not accepted before: not by the version the lock holds, nor
+ * by the version installed as current in the folder it goes to (its signed manifest in place, held to the
+ * digest installed.json records). Compared with the lock alone, an update with the lock deleted (or a
+ * plugin installed without one, `--lockfile` elsewhere) took a version's new permissions silently. A first
+ * install, with neither, asks nothing: what it installs is what was asked for.
+ */
+async function permissionsAsked(
+  tree: InstallTree,
+  name: string,
+  locked: LockedPlugin | undefined,
+  entry: LockedPlugin,
+): Promise<{ newPermissions: string[]; acceptedFrom?: string }> {
+  const installed = await installedPermissions(tree, name);
+  if (!locked && !installed) return { newPermissions: [] };
+  const accepted = [...(locked?.permissions ?? []), ...(installed?.permissions ?? [])];
+  const from = [
+    ...(locked ? [`${name}@${locked.version}`] : []),
+    ...(installed && installed.version !== locked?.version ? [`${name}@${installed.version}`] : []),
+  ];
+  return {
+    newPermissions: permissionChanges(accepted, entry.permissions ?? []).added,
+    acceptedFrom: from.join(' and '),
+  };
+}
+
+/**
+ * The permissions of the version installed as current of `name` in `tree`, read from its signed manifest in
+ * place (held to the digest installed.json records); undefined when none is installed, or its manifest is
+ * not the one recorded (then nothing in place vouches for what was accepted).
+ */
+async function installedPermissions(
+  tree: InstallTree,
+  name: string,
+): Promise<{ version: string; permissions: string[] } | undefined> {
+  const plugin = own((await tree.read()).plugins, name);
+  const record = plugin ? own(plugin.versions, plugin.current) : undefined;
+  if (!plugin || !record) return undefined;
+  const bytes = await readIfExists(tree.path(installedManifestPath(name, plugin.current)));
+  if (bytes === undefined || sha256Hex(bytes) !== record.manifest_sha256) return undefined;
+  try {
+    const manifest = JSON.parse(bytes.toString('utf8')) as Manifest;
+    const permissions = Array.isArray(manifest.permissions) ? manifest.permissions : [];
+    return { version: plugin.current, permissions: permissions.filter((p) => typeof p === 'string') };
+  } catch {
+    return undefined;
+  }
 }
 
 /** Where a version's signed manifest is placed in its folder (its `.asc` beside it). */

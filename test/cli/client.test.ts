@@ -213,12 +213,20 @@ describe('when a user searches, installs and manages plugins', () => {
     expect(within.code, within.stderr).toBe(0);
     expect(within.stdout).toContain(`updated to ${NAME}@1.0.0`);
     expect(await readFile(file)).toEqual(Buffer.from(TOOL));
-    // 1.1.0 asks for permissions 1.0.0 did not: named, and taken only with --accept-permissions.
+    // 1.1.0 asks for permissions 1.0.0 did not: named, and taken only with --accept-permissions; with the
+    // lock deleted too, as the version installed accepted none of them.
     const update = ['update', `${NAME}@latest`, '--dir', 'plugins', '--platform', 'linux/amd64'];
     const asks = await plugindex(...update);
     expect(asks.code).toBe(1);
     expect(asks.stderr).toContain('PERMISSIONS_NOT_ACCEPTED');
     expect(asks.stderr).toContain('asks for config_read, network_client');
+    const lock = await readFile(path.join(cwd, 'plugindex.lock'));
+    await rm(path.join(cwd, 'plugindex.lock'));
+    const unlocked = await plugindex(...update);
+    expect(unlocked.code).toBe(1);
+    expect(unlocked.stderr).toContain('PERMISSIONS_NOT_ACCEPTED');
+    expect(unlocked.stderr).toContain(`asks for config_read, network_client, which ${NAME}@1.0.0 did not`);
+    await writeFile(path.join(cwd, 'plugindex.lock'), lock);
     const updated = await plugindex(...update, '--accept-permissions');
     expect(updated.code, updated.stderr).toBe(0);
     expect(updated.stdout).toContain('permissions: config_read, network_client');
