@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   EMPTY_INSTALLED,
+  type InstalledFile,
   type InstalledVersion,
   parseInstalled,
   serializeInstalled,
@@ -22,27 +23,16 @@ const record = (platform: string, path: string): InstalledVersion => ({
   artifacts: { [platform]: { path, sha256: 'c'.repeat(64), size: 3 } },
 });
 
+/** `installed` with demo's `version` for `platform`, its file where an install places it. */
+const withDemo = (installed: InstalledFile, version: string, platform: string): InstalledFile =>
+  withInstalledVersion(installed, 'demo', version, record(platform, `demo/${version}/${platform}/demo`));
+
 describe('when versions are installed and removed', () => {
   it('adds a platform to a version already there, makes the last installed current, and keeps enabled', () => {
-    let installed = withInstalledVersion(
-      EMPTY_INSTALLED,
-      'demo',
-      '1.0.0',
-      record('linux-amd64', 'demo/1.0.0/linux-amd64/demo'),
-    );
+    let installed = withDemo(EMPTY_INSTALLED, '1.0.0', 'linux-amd64');
     installed = withEnabled(installed, 'demo', false);
-    installed = withInstalledVersion(
-      installed,
-      'demo',
-      '1.0.0',
-      record('darwin-arm64', 'demo/1.0.0/darwin-arm64/demo'),
-    );
-    installed = withInstalledVersion(
-      installed,
-      'demo',
-      '1.1.0',
-      record('linux-amd64', 'demo/1.1.0/linux-amd64/demo'),
-    );
+    installed = withDemo(installed, '1.0.0', 'darwin-arm64');
+    installed = withDemo(installed, '1.1.0', 'linux-amd64');
     expect(installed.plugins.demo).toMatchObject({ enabled: false, current: '1.1.0' });
     expect(Object.keys(installed.plugins.demo?.versions['1.0.0']?.artifacts ?? {}).sort()).toEqual([
       'darwin-arm64',
@@ -52,18 +42,8 @@ describe('when versions are installed and removed', () => {
   });
 
   it('keeps the highest version left current after a removal, and drops the plugin with its last version', () => {
-    let installed = withInstalledVersion(
-      EMPTY_INSTALLED,
-      'demo',
-      '1.0.0',
-      record('linux-amd64', 'demo/1.0.0/linux-amd64/demo'),
-    );
-    installed = withInstalledVersion(
-      installed,
-      'demo',
-      '2.0.0',
-      record('linux-amd64', 'demo/2.0.0/linux-amd64/demo'),
-    );
+    let installed = withDemo(EMPTY_INSTALLED, '1.0.0', 'linux-amd64');
+    installed = withDemo(installed, '2.0.0', 'linux-amd64');
     const once = withoutInstalled(installed, 'demo', '2.0.0');
     expect(once.removed).toEqual(['2.0.0']);
     expect(once.installed.plugins.demo?.current).toBe('1.0.0');
@@ -88,18 +68,8 @@ describe('when versions are installed and removed', () => {
   });
 
   it('drops the platforms a set no longer lists from a version, naming them and their files, and keeps the rest', () => {
-    let installed = withInstalledVersion(
-      EMPTY_INSTALLED,
-      'demo',
-      '1.0.0',
-      record('linux-amd64', 'demo/1.0.0/linux-amd64/demo'),
-    );
-    installed = withInstalledVersion(
-      installed,
-      'demo',
-      '1.0.0',
-      record('darwin-arm64', 'demo/1.0.0/darwin-arm64/demo'),
-    );
+    let installed = withDemo(EMPTY_INSTALLED, '1.0.0', 'linux-amd64');
+    installed = withDemo(installed, '1.0.0', 'darwin-arm64');
     const dropped = withoutPlatforms(installed, 'demo', '1.0.0', new Set(['linux-amd64']));
     expect(dropped.platforms).toEqual(['darwin-arm64']);
     expect(dropped.paths).toEqual(['demo/1.0.0/darwin-arm64/demo']);
@@ -116,12 +86,7 @@ describe('when versions are installed and removed', () => {
   });
 
   it('records a failed verification, and clears it once the version verifies again', () => {
-    const installed = withInstalledVersion(
-      EMPTY_INSTALLED,
-      'demo',
-      '1.0.0',
-      record('linux-amd64', 'demo/1.0.0/linux-amd64/demo'),
-    );
+    const installed = withDemo(EMPTY_INSTALLED, '1.0.0', 'linux-amd64');
     const failed = withVerification(installed, 'demo', '1.0.0', {
       problem: { code: 'INSTALLED_MODIFIED', message: 'm' },
     });
@@ -134,16 +99,7 @@ describe('when versions are installed and removed', () => {
 
 describe('when installed.json is damaged or hostile', () => {
   const valid = (): Record<string, unknown> =>
-    JSON.parse(
-      serializeInstalled(
-        withInstalledVersion(
-          EMPTY_INSTALLED,
-          'demo',
-          '1.0.0',
-          record('linux-amd64', 'demo/1.0.0/linux-amd64/demo'),
-        ),
-      ),
-    ) as Record<string, unknown>;
+    JSON.parse(serializeInstalled(withDemo(EMPTY_INSTALLED, '1.0.0', 'linux-amd64')));
   const edit = (
     change: (v: {
       plugins: Record<string, { versions: Record<string, { artifacts: Record<string, { path: string }> }> }>;

@@ -237,6 +237,72 @@ async function exists(path: string): Promise<boolean> {
   );
 }
 
+/** Runs `body` with the forger's own folder `name` (under the test's root) served on 127.0.0.1, closed after. */
+async function withForgerHost(
+  name: string,
+  body: (forged: string, hostUrl: string) => Promise<void>,
+): Promise<void> {
+  const forged = join(root, name);
+  await mkdir(forged, { recursive: true });
+  const host = await startStaticServer(forged);
+  try {
+    await body(forged, host.url);
+  } finally {
+    await host.close();
+  }
+}
+
+/** A lock file's JSON, to edit as a forger (or a careless merge) would. */
+async function readLockJson(lockfile: string) {
+  return JSON.parse(await readFile(lockfile, 'utf8'));
+}
+
+/** Writes `lock` as the client writes a lock file. */
+async function writeLockJson(lockfile: string, lock: unknown): Promise<void> {
+  await writeFile(lockfile, `${JSON.stringify(lock, null, 2)}\n`);
+}
+
+/** A project of `setText`, installed, and its lock's JSON to edit. */
+async function installedWithLock(setText: string) {
+  const p = await project(setText);
+  await using(p, (c) => c.installSet(p.file, HOME));
+  return { p, lock: await readLockJson(p.lockfile) };
+}
+
+/** A fresh checkout of `setText` beside `lock`, nothing installed nor cached: a CI job's. */
+async function checkoutWithLock(setText: string, lock: unknown): Promise<Project> {
+  const q = await project(setText);
+  await writeLockJson(q.lockfile, lock);
+  return q;
+}
+
+/** `installSet` of `q`'s set reproducing its lock (`--frozen`). */
+function installFrozen(q: Project) {
+  return using(q, (c) => c.installSet(q.file, { ...HOME, frozen: true }));
+}
+
+/** Asserts that `attempt` is refused with an error of `type` and `code`, its message holding `message`. */
+async function expectRefused(
+  attempt: Promise<unknown>,
+  type: new (...args: never[]) => Error,
+  code: string,
+  message: string,
+): Promise<void> {
+  await expect(attempt).rejects.toBeInstanceOf(type);
+  await expect(attempt).rejects.toMatchObject({ code, message: expect.stringContaining(message) });
+}
+
+/** Asserts that a frozen install of `q` is refused as `expectRefused` says, having written no plugins folder. */
+async function expectFrozenRefused(
+  q: Project,
+  type: new (...args: never[]) => Error,
+  code: string,
+  message: string,
+): Promise<void> {
+  await expectRefused(installFrozen(q), type, code, message);
+  expect(await exists(join(q.dir, 'plugins'))).toBe(false);
+}
+
 describe('when the issue\u2019s example set is installed', () => {
   it('installs every listed platform under install_location and locks the set beside the file', async () => {
     const p = await project(exampleSet(base));
@@ -1040,6 +1106,23 @@ describe('when a newer version asks for more permissions than the locked one', (
   });
 });
 
+/**
+ * Installs the manifest at `url` off any registry, verified by the publisher's key given with it (as
+ * `plugindex install URL --key publisher.asc --dir DIR --lockfile LOCKFILE`).
+ */
+function installFromManifestUrl(p: Project, url: string, dir: string, lockfile: string) {
+  return using(p, async (c) => {
+    const target = await c.reference(url, { key: (await testKey('publisher')).publicKey });
+    if (!target?.source) throw new Error('expected a source');
+    return c.install({
+      requests: [{ request: target.request, registry: target.registry }],
+      sources: new Map([[target.registry, target.source]]),
+      dir,
+      lockfile,
+    });
+  });
+}
+
 describe('when a plugin is installed from a manifest URL', () => {
   it('verifies a URL off any configured registry with the key given, and refuses it without one', async () => {
     const p = await project('plugins: {}\n');
@@ -1055,16 +1138,7 @@ describe('when a plugin is installed from a manifest URL', () => {
       code: 'DOCUMENT_MISMATCH',
     });
     const lockfile = join(p.dir, 'plugindex.lock');
-    const result = await using(p, async (c) => {
-      const target = await c.reference(url, { key: (await testKey('publisher')).publicKey });
-      if (!target?.source) throw new Error('expected a source');
-      return c.install({
-        requests: [{ request: target.request, registry: target.registry }],
-        sources: new Map([[target.registry, target.source]]),
-        dir: join(p.dir, 'plugins'),
-        lockfile,
-      });
-    });
+    const result = await installFromManifestUrl(p, url, join(p.dir, 'plugins'), lockfile);
     expect(result.items.map((i) => [i.name, i.version])).toEqual([['team-tool', '1.0.0']]);
     expect(await readFile(result.items[0]?.path as string)).toEqual(Buffer.from(tool('team-tool', '1.0.0')));
   });
@@ -1073,16 +1147,7 @@ describe('when a plugin is installed from a manifest URL', () => {
     const p = await project('plugins: {}\n');
     const dir = join(p.dir, 'plugins');
     const url = pathToFileURL(join(folder, 'team-tool/1.1.0/manifest.json')).href;
-    await using(p, async (c) => {
-      const target = await c.reference(url, { key: (await testKey('publisher')).publicKey });
-      if (!target?.source) throw new Error('expected a source');
-      return c.install({
-        requests: [{ request: target.request, registry: target.registry }],
-        sources: new Map([[target.registry, target.source]]),
-        dir,
-        lockfile: join(p.dir, 'plugindex.lock'),
-      });
-    });
+    await installFromManifestUrl(p, url, dir, join(p.dir, 'plugindex.lock'));
     const rows = await using(p, (c) => c.list({ dir, outdated: true }));
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ name: 'team-tool', current: '1.1.0' });
@@ -1393,9 +1458,7 @@ describe('when a frozen lock names other bytes than the manifest it pins', () =>
 ${policy}`;
 
   it('refuses an artifact digest the manifest does not name, policy or none, and places nothing', async () => {
-    const p = await project(diskSet(''));
-    await using(p, (c) => c.installSet(p.file, HOME));
-    const lock = JSON.parse(await readFile(p.lockfile, 'utf8'));
+    const { lock } = await installedWithLock(diskSet(''));
     expect(lock.plugins['disk-tool'].version).toBe('1.0.3');
     // The digest, size and location of another signed version's file put in by hand; the manifest untouched.
     const other = tool('disk-tool', '2.0.0');
@@ -1405,16 +1468,9 @@ ${policy}`;
       url: pathToFileURL(join(folder, 'disk-tool/2.0.0/bin/disk-tool')).href,
     };
     for (const policy of ['policy:\n  permissions: { deny: [process_spawn] }\n', '']) {
-      const q = await project(diskSet(policy));
-      await writeFile(q.lockfile, `${JSON.stringify(lock, null, 2)}\n`);
+      const q = await checkoutWithLock(diskSet(policy), lock);
 
-      const frozen = using(q, (c) => c.installSet(q.file, { ...HOME, frozen: true }));
-
-      await expect(frozen).rejects.toBeInstanceOf(ClientError);
-      await expect(frozen).rejects.toMatchObject({
-        code: 'LOCK_MISMATCH',
-        message: expect.stringContaining('linux-amd64'),
-      });
+      await expectRefused(installFrozen(q), ClientError, 'LOCK_MISMATCH', 'linux-amd64');
       expect(await exists(join(q.dir, 'plugins/disk-tool'))).toBe(false);
     }
   });
@@ -1579,18 +1635,13 @@ describe('when a frozen lock is forged or edited against its registry', () => {
 ${policy}`;
 
   it('refuses a lock forged whole, its manifest from the registry or from a cache it filled, before anything is written', async () => {
-    const p = await project(lensSet());
-    await using(p, (c) => c.installSet(p.file, HOME));
-    const lock = JSON.parse(await readFile(p.lockfile, 'utf8'));
+    const { lock } = await installedWithLock(lensSet());
     // A lock edited (say in a pull request) to the forger's own kubecost-lens 1.1.0: its manifest, signed by
     // its own key, and its file, both hosted by the forger; the registry and its key left as the lock had them.
-    const forged = join(root, 'forged');
-    await mkdir(forged, { recursive: true });
-    const host = await startStaticServer(forged);
-    try {
+    await withForgerHost('forged', async (forged, hostUrl) => {
       const body = encode('#!/bin/sh\necho forged\n');
       await writeFile(join(forged, 'kubecost-lens'), body);
-      const artifact = { sha256: sha256(body), size: body.byteLength, url: `${host.url}/kubecost-lens` };
+      const artifact = { sha256: sha256(body), size: body.byteLength, url: `${hostUrl}/kubecost-lens` };
       const manifest = encode(
         `${JSON.stringify(
           validManifest({
@@ -1612,64 +1663,53 @@ ${policy}`;
       lock.plugins['kubecost-lens'] = {
         ...lock.plugins['kubecost-lens'],
         manifest_sha256: sha256(manifest),
-        manifest_url: `${host.url}/manifest.json`,
+        manifest_url: `${hostUrl}/manifest.json`,
         publisher: forger.fingerprint,
         artifacts: { 'linux-amd64': artifact },
       };
       const registryKey = lock.registries.local.key_fingerprint;
 
       // Read where the registry publishes it, the manifest is not the one the lock pins.
-      const q = await project(lensSet());
-      await writeFile(q.lockfile, `${JSON.stringify(lock, null, 2)}\n`);
-      const fromRegistry = using(q, (c) => c.installSet(q.file, { ...HOME, frozen: true }));
-      await expect(fromRegistry).rejects.toBeInstanceOf(ClientError);
-      await expect(fromRegistry).rejects.toMatchObject({
-        code: 'LOCK_MISMATCH',
-        message: expect.stringContaining(`${q.lockfile}: plugins/kubecost-lens@1.1.0 pins manifest sha256`),
-      });
-      expect(await exists(join(q.dir, 'plugins'))).toBe(false);
+      const q = await checkoutWithLock(lensSet(), lock);
+      await expectFrozenRefused(
+        q,
+        ClientError,
+        'LOCK_MISMATCH',
+        `${q.lockfile}: plugins/kubecost-lens@1.1.0 pins manifest sha256`,
+      );
 
       // A cache shared between CI runs that a pull request's job filled: the forger's manifest and signature
       // under the digest and key the lock names, so nothing is read. The registry's key does not sign it.
-      const r = await project(lensSet());
-      await writeFile(r.lockfile, `${JSON.stringify(lock, null, 2)}\n`);
+      const r = await checkoutWithLock(lensSet(), lock);
       const cache = new ContentCache(join(r.dir, '.home', 'cache'));
       await cache.putDocument(sha256(manifest), manifest);
       await cache.putSignature(sha256(manifest), registryKey, signature);
-      const fromCache = using(r, (c) => c.installSet(r.file, { ...HOME, frozen: true }));
-      await expect(fromCache).rejects.toBeInstanceOf(TrustError);
-      await expect(fromCache).rejects.toMatchObject({
-        code: 'DOCUMENT_MISMATCH',
-        message: expect.stringContaining(`${r.lockfile}: plugins/kubecost-lens@1.1.0 pins a manifest`),
-      });
+      const fromCache = installFrozen(r);
+      await expectRefused(
+        fromCache,
+        TrustError,
+        'DOCUMENT_MISMATCH',
+        `${r.lockfile}: plugins/kubecost-lens@1.1.0 pins a manifest`,
+      );
       await expect(fromCache).rejects.toMatchObject({ message: expect.stringContaining(registryKey) });
       expect(await exists(join(r.dir, 'plugins'))).toBe(false);
-    } finally {
-      await host.close();
-    }
+    });
   });
 
   it('judges a publisher policy by the publisher its registry signs, not by the one the lock claims', async () => {
-    const p = await project(lensSet());
-    await using(p, (c) => c.installSet(p.file, HOME));
-    const lock = JSON.parse(await readFile(p.lockfile, 'utf8'));
+    const { lock } = await installedWithLock(lensSet());
     expect(lock.plugins['kubecost-lens'].publisher).toBe((await testKey('publisher')).fingerprint);
     // The one publisher the team allows claimed by hand; the manifest, its digest and the files untouched.
     const allowed = 'A'.repeat(40);
     lock.plugins['kubecost-lens'].publisher = allowed;
-    const q = await project(lensSet(`policy:\n  publishers: ["${allowed}"]\n`));
-    await writeFile(q.lockfile, `${JSON.stringify(lock, null, 2)}\n`);
+    const q = await checkoutWithLock(lensSet(`policy:\n  publishers: ["${allowed}"]\n`), lock);
 
-    const frozen = using(q, (c) => c.installSet(q.file, { ...HOME, frozen: true }));
-
-    await expect(frozen).rejects.toBeInstanceOf(ClientError);
-    await expect(frozen).rejects.toMatchObject({
-      code: 'LOCK_MISMATCH',
-      message: expect.stringContaining(
-        `${q.lockfile}: plugins/kubecost-lens@1.1.0 locks publisher key ${allowed}`,
-      ),
-    });
-    expect(await exists(join(q.dir, 'plugins'))).toBe(false);
+    await expectFrozenRefused(
+      q,
+      ClientError,
+      'LOCK_MISMATCH',
+      `${q.lockfile}: plugins/kubecost-lens@1.1.0 locks publisher key ${allowed}`,
+    );
   });
 });
 
@@ -1729,12 +1769,8 @@ describe('when a frozen lock is forged or edited against its folder source', () 
   }
 
   it('refuses a lock forged whole to a manifest another key signed, or none, from a disk or a web folder, before anything is written', async () => {
-    const p = await project(folderSet());
-    await using(p, (c) => c.installSet(p.file, HOME));
-    const lock = JSON.parse(await readFile(p.lockfile, 'utf8'));
-    const forged = join(root, 'forged-folder');
-    const host = await startStaticServer(forged);
-    try {
+    const { lock } = await installedWithLock(folderSet());
+    await withForgerHost('forged-folder', async (forged, hostUrl) => {
       for (const [name, version] of [
         ['disk-tool', '1.0.3'],
         ['web-tool', '1.0.0'],
@@ -1742,145 +1778,93 @@ describe('when a frozen lock is forged or edited against its folder source', () 
         for (const signed of [true, false]) {
           const { entry } = await forgedEntry(
             join(forged, String(signed)),
-            `${host.url}/${signed}`,
+            `${hostUrl}/${signed}`,
             name,
             version,
             signed,
           );
           const edited = structuredClone(lock);
           edited.plugins[name] = { ...edited.plugins[name], ...entry };
-          const q = await project(folderSet());
-          await writeFile(q.lockfile, `${JSON.stringify(edited, null, 2)}\n`);
+          const q = await checkoutWithLock(folderSet(), edited);
 
-          const frozen = using(q, (c) => c.installSet(q.file, { ...HOME, frozen: true }));
-
-          await expect(frozen).rejects.toBeInstanceOf(TrustError);
-          await expect(frozen).rejects.toMatchObject({
-            code: 'DOCUMENT_MISMATCH',
-            message: expect.stringContaining(`${q.lockfile}: plugins/${name}@${version}`),
-          });
-          expect(await exists(join(q.dir, 'plugins'))).toBe(false);
+          await expectFrozenRefused(
+            q,
+            TrustError,
+            'DOCUMENT_MISMATCH',
+            `${q.lockfile}: plugins/${name}@${version}`,
+          );
         }
-    } finally {
-      await host.close();
-    }
+    });
   });
 
   it('refuses a lock that points the manifest at a host that does not answer, rather than place the files on its digests alone', async () => {
-    const p = await project(folderSet());
-    await using(p, (c) => c.installSet(p.file, HOME));
-    const lock = JSON.parse(await readFile(p.lockfile, 'utf8'));
-    const forged = join(root, 'forged-outage');
-    const host = await startStaticServer(forged);
-    try {
-      const { entry } = await forgedEntry(forged, host.url, 'web-tool', '1.0.0', true);
+    const { lock } = await installedWithLock(folderSet());
+    await withForgerHost('forged-outage', async (forged, hostUrl) => {
+      const { entry } = await forgedEntry(forged, hostUrl, 'web-tool', '1.0.0', true);
       // Where no server listens: the manifest cannot be read, the forger's file can.
       lock.plugins['web-tool'] = {
         ...lock.plugins['web-tool'],
         ...entry,
         manifest_url: 'http://127.0.0.1:9/web-tool/manifest.json',
       };
-      const q = await project(folderSet());
-      await writeFile(q.lockfile, `${JSON.stringify(lock, null, 2)}\n`);
+      const q = await checkoutWithLock(folderSet(), lock);
 
-      const frozen = using(q, (c) => c.installSet(q.file, { ...HOME, frozen: true }));
-
-      await expect(frozen).rejects.toBeInstanceOf(ClientError);
-      await expect(frozen).rejects.toMatchObject({
-        code: 'FETCH_FAILED',
-        message: expect.stringContaining(`${q.lockfile}: plugins/web-tool@1.0.0: the manifest it pins`),
-      });
-      expect(await exists(join(q.dir, 'plugins'))).toBe(false);
-    } finally {
-      await host.close();
-    }
+      await expectFrozenRefused(
+        q,
+        ClientError,
+        'FETCH_FAILED',
+        `${q.lockfile}: plugins/web-tool@1.0.0: the manifest it pins`,
+      );
+    });
   });
 
   it('refuses a lock that names another publisher than the key that signed the manifest it pins', async () => {
-    const p = await project(folderSet());
-    await using(p, (c) => c.installSet(p.file, HOME));
-    const lock = JSON.parse(await readFile(p.lockfile, 'utf8'));
+    const { lock } = await installedWithLock(folderSet());
     expect(lock.plugins['disk-tool'].publisher).toBe((await testKey('publisher')).fingerprint);
     const claimed = 'A'.repeat(40);
     lock.plugins['disk-tool'].publisher = claimed;
-    const q = await project(folderSet());
-    await writeFile(q.lockfile, `${JSON.stringify(lock, null, 2)}\n`);
+    const q = await checkoutWithLock(folderSet(), lock);
 
-    const frozen = using(q, (c) => c.installSet(q.file, { ...HOME, frozen: true }));
-
-    await expect(frozen).rejects.toBeInstanceOf(ClientError);
-    await expect(frozen).rejects.toMatchObject({
-      code: 'LOCK_MISMATCH',
-      message: expect.stringContaining(
-        `${q.lockfile}: plugins/disk-tool@1.0.3 locks publisher key ${claimed}`,
-      ),
-    });
-    expect(await exists(join(q.dir, 'plugins'))).toBe(false);
+    await expectFrozenRefused(
+      q,
+      ClientError,
+      'LOCK_MISMATCH',
+      `${q.lockfile}: plugins/disk-tool@1.0.3 locks publisher key ${claimed}`,
+    );
   });
 
   it('refuses, with no set, a lock forged against a manifest URL installed from with --key, by the key kept as its pin', async () => {
     const p = await project('plugins: {}\n');
     const lockfile = join(p.dir, 'plugindex.lock');
     const url = pathToFileURL(join(folder, 'team-tool/1.1.0/manifest.json')).href;
-    await using(p, async (c) => {
-      const target = await c.reference(url, { key: (await testKey('publisher')).publicKey });
-      if (!target?.source) throw new Error('expected a source');
-      return c.install({
-        requests: [{ request: target.request, registry: target.registry }],
-        sources: new Map([[target.registry, target.source]]),
-        dir: join(p.dir, 'plugins'),
-        lockfile,
-      });
-    });
-    const lock = JSON.parse(await readFile(lockfile, 'utf8'));
-    const forged = join(root, 'forged-url');
-    const host = await startStaticServer(forged);
-    try {
-      const { entry } = await forgedEntry(forged, host.url, 'team-tool', '1.1.0', true);
+    await installFromManifestUrl(p, url, join(p.dir, 'plugins'), lockfile);
+    const lock = await readLockJson(lockfile);
+    await withForgerHost('forged-url', async (forged, hostUrl) => {
+      const { entry } = await forgedEntry(forged, hostUrl, 'team-tool', '1.1.0', true);
       lock.plugins['team-tool'] = { ...lock.plugins['team-tool'], ...entry };
-      await writeFile(lockfile, `${JSON.stringify(lock, null, 2)}\n`);
+      await writeLockJson(lockfile, lock);
       const dir = join(p.dir, 'frozen');
 
       const frozen = using(p, (c) => c.install({ requests: [], dir, lockfile, frozen: true }));
 
-      await expect(frozen).rejects.toBeInstanceOf(TrustError);
-      await expect(frozen).rejects.toMatchObject({
-        code: 'DOCUMENT_MISMATCH',
-        message: expect.stringContaining(`${lockfile}: plugins/team-tool@1.1.0`),
-      });
+      await expectRefused(frozen, TrustError, 'DOCUMENT_MISMATCH', `${lockfile}: plugins/team-tool@1.1.0`);
       expect(await exists(dir)).toBe(false);
-    } finally {
-      await host.close();
-    }
+    });
   });
 
   it('refuses a forged manifest a shared cache holds under the digest and key the lock names', async () => {
-    const p = await project(folderSet());
-    await using(p, (c) => c.installSet(p.file, HOME));
-    const lock = JSON.parse(await readFile(p.lockfile, 'utf8'));
-    const forged = join(root, 'forged-cache');
-    const host = await startStaticServer(forged);
-    try {
-      const { entry, manifest, signature } = await forgedEntry(forged, host.url, 'disk-tool', '1.0.3', true);
+    const { lock } = await installedWithLock(folderSet());
+    await withForgerHost('forged-cache', async (forged, hostUrl) => {
+      const { entry, manifest, signature } = await forgedEntry(forged, hostUrl, 'disk-tool', '1.0.3', true);
       lock.plugins['disk-tool'] = { ...lock.plugins['disk-tool'], ...entry };
-      const q = await project(folderSet());
-      await writeFile(q.lockfile, `${JSON.stringify(lock, null, 2)}\n`);
+      const q = await checkoutWithLock(folderSet(), lock);
       const cache = new ContentCache(join(q.dir, '.home', 'cache'));
       await cache.putDocument(sha256(manifest), manifest);
       await cache.putSignature(sha256(manifest), lock.registries.disk.key_fingerprint, signature);
       // Nothing of the forger's is served: only the cache could vouch for it.
       await rm(join(forged, 'disk-tool', 'manifest.json'));
 
-      const frozen = using(q, (c) => c.installSet(q.file, { ...HOME, frozen: true }));
-
-      await expect(frozen).rejects.toBeInstanceOf(TrustError);
-      await expect(frozen).rejects.toMatchObject({
-        code: 'DOCUMENT_MISMATCH',
-        message: expect.stringContaining(`${q.lockfile}: plugins/disk-tool@1.0.3`),
-      });
-      expect(await exists(join(q.dir, 'plugins'))).toBe(false);
-    } finally {
-      await host.close();
-    }
+      await expectFrozenRefused(q, TrustError, 'DOCUMENT_MISMATCH', `${q.lockfile}: plugins/disk-tool@1.0.3`);
+    });
   });
 });

@@ -16,6 +16,10 @@ const configOf = async (): Promise<{
   publishers: { fingerprint: string; names: string[] }[];
 }> => JSON.parse(await readFile(path.join(dir, 'plugindex.json'), 'utf8'));
 
+/** `plugindex publishers add` of the key in `file` (under the work folder), trusted for `names`. */
+const addPublisher = (file: string, names: string) =>
+  plugindex('publishers', 'add', '--registry', dir, path.join(work, file), '--names', names);
+
 beforeAll(async () => {
   work = await mkdtemp(path.join(tmpdir(), 'plugindex-publishers-'));
   dir = path.join(work, 'registry');
@@ -29,15 +33,7 @@ describe('when an operator trusts publishers', () => {
   it('trusts a key for its names and makes the registry restricted', async () => {
     const key = await testKey('acme');
     await writeFile(path.join(work, 'acme.asc'), key.publicKey);
-    const added = await plugindex(
-      'publishers',
-      'add',
-      '--registry',
-      dir,
-      path.join(work, 'acme.asc'),
-      '--names',
-      'acme-*',
-    );
+    const added = await addPublisher('acme.asc', 'acme-*');
     expect(added.code).toBe(0);
     expect(added.stdout).toContain(`trusted ${key.fingerprint} for acme-*; policy is now restricted`);
     expect(await configOf()).toMatchObject({
@@ -53,15 +49,7 @@ describe('when an operator trusts publishers', () => {
     const forged = `forger)\n${'F'.repeat(40)} * (everything`;
     const key = await generateKeyPair({ name: forged, date: KEYS_CREATED });
     await writeFile(path.join(work, 'forger.asc'), key.publicKey);
-    const added = await plugindex(
-      'publishers',
-      'add',
-      '--registry',
-      dir,
-      path.join(work, 'forger.asc'),
-      '--names',
-      'forger-*',
-    );
+    const added = await addPublisher('forger.asc', 'forger-*');
     expect(added.code, added.stderr).toBe(0);
     const listed = await plugindex('publishers', 'list', '--registry', dir);
     expect(listed.stdout.split('\n').filter((l) => l.startsWith('F'.repeat(40)))).toEqual([]);
@@ -88,15 +76,7 @@ describe('when an operator trusts publishers', () => {
   });
 
   it('names the file when the key cannot be read (exit 1)', async () => {
-    const missing = await plugindex(
-      'publishers',
-      'add',
-      '--registry',
-      dir,
-      path.join(work, 'nope.asc'),
-      '--names',
-      'x-*',
-    );
+    const missing = await addPublisher('nope.asc', 'x-*');
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain(`cannot read ${path.join(work, 'nope.asc')}`);
   });
