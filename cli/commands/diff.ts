@@ -1,7 +1,8 @@
 /**
  * `plugindex diff -c FILE`: what `install -c FILE` would add, upgrade, downgrade or find changed on disk,
- * and what it or `clean -c FILE` would remove (installs, versions and platforms' files the set no longer names). Exits as diff(1) does: 0 nothing would change, 1 something
- * would, 2 trouble (the set, a source or a check failed), so a CI step can gate on it.
+ * and what it or `clean -c FILE` would remove (installs, versions and platforms' files the set no longer
+ * names). Exits as diff(1) does: 0 nothing would change, 1 something would, 2 trouble (the set, a source or a
+ * check failed), so a CI step can gate on it.
  */
 import { homedir } from 'node:os';
 import type { Parsed } from '../args.ts';

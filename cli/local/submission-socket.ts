@@ -41,9 +41,10 @@ const MAX_REQUEST_BYTES = 4096;
 const REQUEST_TIMEOUT_MS = 10_000;
 /**
  * The most connections open at once; one more is closed as soon as it is accepted (the command that made
- * it fails SERVICE_FAILED, its upload left in `incoming/` for the watcher). A command holds one for its one request, so a few are ever open; without a cap,
- * a process opening them faster than they time out used up the server's descriptors, and the HTTP server's
- * requests and the watcher's batches failed with it (the HTTP server caps its own, `MAX_CONNECTIONS`).
+ * it fails SERVICE_FAILED, its upload left in `incoming/` for the watcher). A command holds one for its one
+ * request, so few are ever open; without a cap, a process opening them faster than they time out used up
+ * the server's descriptors, and the HTTP server's requests and the watcher's batches failed with it (the
+ * HTTP server caps its own, `MAX_CONNECTIONS`).
  */
 export const MAX_SUBMISSION_CONNECTIONS = 64;
 /** The file name beside the registry's `.lock`. */
