@@ -340,6 +340,16 @@ describe('when the issue\u2019s example set is installed', () => {
   });
 });
 
+/** A set of disk-tool at `version` from the signed folder on disk, then `policy` (YAML, or nothing). */
+function diskToolSet(version: string, policy: string): string {
+  return `plugins:
+  providers:
+    - { type: file, name: disk, path: ${folder}, key: ./publisher.asc }
+  plugins:
+    - { provider: disk, name: disk-tool, version: "${version}" }
+${policy}`;
+}
+
 /** One set naming every kind of source. */
 function mixedSet(): string {
   return `plugins:
@@ -998,12 +1008,7 @@ ${policy}`;
 });
 
 describe('when a set\u2019s policy is tightened after an install', () => {
-  const diskSet = (policy: string) => `plugins:
-  providers:
-    - { type: file, name: disk, path: ${folder}, key: ./publisher.asc }
-  plugins:
-    - { provider: disk, name: disk-tool, version: "1.0.3" }
-${policy}`;
+  const diskSet = (policy: string) => diskToolSet('1.0.3', policy);
 
   it('verifySet refuses what is in place by the rule it breaks, and leaves installed.json as the files verified', async () => {
     const p = await project(diskSet(''));
@@ -1450,12 +1455,7 @@ describe('when artifacts live in an OCI registry', () => {
 });
 
 describe('when a frozen lock names other bytes than the manifest it pins', () => {
-  const diskSet = (policy: string) => `plugins:
-  providers:
-    - { type: file, name: disk, path: ${folder}, key: ./publisher.asc }
-  plugins:
-    - { provider: disk, name: disk-tool, version: "~1.0" }
-${policy}`;
+  const diskSet = (policy: string) => diskToolSet('~1.0', policy);
 
   it('refuses an artifact digest the manifest does not name, policy or none, and places nothing', async () => {
     const { lock } = await installedWithLock(diskSet(''));
