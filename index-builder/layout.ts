@@ -433,9 +433,13 @@ export function rejectedKey(id: string, extension: 'tgz' | 'json' = 'tgz'): stri
  * digest, so a redelivered upload maps to itself, and an upload hashed as a stream gets the same id as one
  * read whole. Whatever the upload's name, the id is a safe key segment (`status/<id>.json`,
  * `rejected/<id>.tgz`): an upload named `con.x.tgz` or `a b.tgz` gets its outcome like any other. The same
- * bytes uploaded under two keys are two submissions, each with its outcome: a key that is not its plain file
- * name right under `incoming/` (in a folder of it, or a name made safe or cut short here) adds the start of
- * its own digest, so `incoming/a/x.tgz` and `incoming/b/x.tgz`, or `a b.tgz` and `a_b.tgz`, differ.
+ * bytes uploaded under two keys are two submissions, each with its outcome: only a plain name right under
+ * `incoming/` goes without the start of its key's own digest, and of each id only one name is plain: a
+ * bundle's `<base>.tgz` or an action's `<base>.json` (its whole name). Any other name (in a folder of
+ * `incoming/`, made safe or cut short here, `.tar.gz`, `.TGZ`, no extension, a Windows device name) adds it,
+ * so `incoming/a/x.tgz` and `incoming/b/x.tgz`, `a b.tgz` and `a_b.tgz`, or `x.tgz`, `x.tar.gz` and `x`
+ * differ. Before, the last three shared an id, and the outcome recorded last (and the one copy in
+ * `processed/` or `rejected/`) stood for both.
  */
 export function submissionIdFromDigest(key: string, sha256: string): string {
   const name = key.split('/').pop() ?? 'submission';
@@ -446,10 +450,15 @@ export function submissionIdFromDigest(key: string, sha256: string): string {
       .replace(/^[.]+/, '_')
       .slice(0, 80) || 'submission';
   const digest = sha256.slice(0, 12);
-  const plain = safe === base && key === `${INCOMING_PREFIX}${name}`;
-  const keyed = plain ? '' : `-${sha256Hex(new TextEncoder().encode(key)).slice(0, 8)}`;
-  const id = `${safe}-${digest}${keyed}`;
-  return segmentProblem(`${id}.json`) === undefined ? id : `submission-${digest}${keyed}`;
+  const isJson = /\.json$/i.test(safe);
+  // One plain name an id: `x.tgz` (not `x.tar.gz`, `x.TGZ` or `x`), `x.json` (not `x.json.tgz`).
+  const plainName = isJson ? name === safe : name === `${safe}.tgz`;
+  const plain = plainName && key === `${INCOMING_PREFIX}${name}`;
+  const keyHash = `-${sha256Hex(new TextEncoder().encode(key)).slice(0, 8)}`;
+  const id = `${safe}-${digest}${plain ? '' : keyHash}`;
+  // The stand-in for a name the stores refuse is keyed whatever the name: `con.x.tgz` and `nul.y.tgz`, or
+  // `submission.tgz`, would share it otherwise.
+  return segmentProblem(`${id}.json`) === undefined ? id : `submission-${digest}${keyHash}`;
 }
 
 /**

@@ -261,8 +261,12 @@ describe('when a submission is named', () => {
   });
 
   it('keeps the file name and the start of the digest', () => {
-    expect(submissionIdFromDigest('incoming/my-plugin-1.0.0.tar.gz', digest)).toBe(
+    expect(submissionIdFromDigest('incoming/my-plugin-1.0.0.tgz', digest)).toBe(
       'my-plugin-1.0.0-ab12cd34ef56',
+    );
+    expect(submissionIdFromDigest('incoming/demo.json', digest)).toBe('demo.json-ab12cd34ef56');
+    expect(submissionIdFromDigest('incoming/my-plugin-1.0.0.tar.gz', digest)).toMatch(
+      /^my-plugin-1\.0\.0-ab12cd34ef56-[0-9a-f]{8}$/,
     );
   });
 
@@ -286,6 +290,15 @@ describe('when a submission is named', () => {
       ['incoming/a b.tgz', 'incoming/a_b.tgz'],
       [`incoming/${'n'.repeat(90)}1.tgz`, `incoming/${'n'.repeat(90)}2.tgz`],
       ['incoming/con.tgz', 'incoming/sub/con.tgz'],
+      // One plain name an id: the others of the same base add their key's digest.
+      ['incoming/x.tgz', 'incoming/x.tar.gz'],
+      ['incoming/x.tgz', 'incoming/x.TGZ'],
+      ['incoming/x.tgz', 'incoming/x'],
+      ['incoming/x.tar.gz', 'incoming/x'],
+      ['incoming/x.json', 'incoming/x.json.tgz'],
+      // Names the stores refuse share one stand-in, told apart by their keys.
+      ['incoming/con.x.tgz', 'incoming/nul.y.tgz'],
+      ['incoming/con.x.tgz', 'incoming/submission.tgz'],
     ] as const) {
       expect(submissionIdFromDigest(a, digest), a).not.toBe(submissionIdFromDigest(b, digest));
       // And each stays its own: a redelivered upload maps to itself.

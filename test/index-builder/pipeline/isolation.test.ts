@@ -327,3 +327,34 @@ describe('when versions differ only in build metadata or letter case', () => {
     }
   });
 });
+
+describe('when the same bytes are uploaded under names that differ only in their extension', () => {
+  it('records an outcome for each upload, and keeps each, none standing for another', async () => {
+    // Prepare: one bundle uploaded as x.tgz, x.tar.gz, x.TGZ and x (as a publisher's script or a copy may).
+    const registry = await makeRegistry();
+    const bundle = await makeBundle();
+    const keys = ['incoming/x.tgz', 'incoming/x.tar.gz', 'incoming/x.TGZ', 'incoming/x'];
+    for (const key of keys)
+      await registry.intake.put(key, bundle, { contentType: 'application/gzip', cacheControl: 'no-store' });
+
+    // Act
+    const result = await processSubmissions(registry.context);
+
+    // Assess: four ids, four records each naming its own upload, four uploads kept; one publish.
+    const ids = new Set(result.outcomes.map((o) => o.id));
+    expect(ids.size).toBe(4);
+    const records = [...ids].map(
+      (id) =>
+        JSON.parse(
+          new TextDecoder().decode(registry.intake.objects.get(`status/${id}.json`)?.body),
+        ) as SubmissionOutcome,
+    );
+    expect(records.map((r) => r.submission).sort()).toEqual([...keys].sort());
+    expect(records.filter((r) => r.status === 'accepted')).toHaveLength(1);
+    const kept = [...registry.intake.objects.keys()].filter(
+      (k) => k.startsWith('processed/') || k.startsWith('rejected/'),
+    );
+    expect(kept).toHaveLength(4);
+    expect(incoming(registry)).toEqual([]);
+  });
+});
