@@ -182,9 +182,15 @@ export async function recordOutcomes(
   return mapLimited(items, BATCH_WRITE_CONCURRENCY, async (item) => {
     const { upload } = item;
     // A run that died after it recorded this very upload's acceptance, before it moved the upload: the retry
-    // finds its version published (by this upload), and the record of its acceptance stands.
+    // finds its version published (by this upload), and the record of its acceptance stands. So it does for
+    // the same upload met again later (a redelivery, or anyone who holds the bundle putting it under its name
+    // again) that would be refused now (its key since expired, revoked or off the trust list, its version
+    // removed, an action past its age): an upload's acceptance is a fact, and a rejection recorded over it
+    // lost its log entry and URLs, and told whoever waits on it that it was never published.
     const recorded =
-      item.evaluation.kind === 'already-published' ? await acceptanceRecorded(ctx, upload) : undefined;
+      item.evaluation.kind === 'already-published' || item.evaluation.kind === 'rejected'
+        ? await acceptanceRecorded(ctx, upload)
+        : undefined;
     const outcome = recorded ?? outcomeOf(item, batch);
     // Plain JSON.stringify: an outcome must be recordable whatever text a rejected manifest held.
     if (!recorded)

@@ -132,3 +132,35 @@ describe.each(kinds)('when a batch died after it published an upload, on %s', (_
     expect(await context.intake.head(`processed/${upload.id}.tgz`)).toBeDefined();
   }, 60_000);
 });
+
+describe.each(kinds)('when an upload whose acceptance was recorded comes again, on %s', (_, stores) => {
+  it('keeps its acceptance though the retry would refuse it now (its key off the trust list)', async () => {
+    // Prepare: an upload accepted and recorded; the same bytes put under the same name again (a
+    // redelivery, or anyone who can upload and holds the bundle, which a publisher may have made public),
+    // after its key was taken off the trust list.
+    const { context, submit, publisher } = await registryOn(stores(), true);
+    const bundle = await makeBundle();
+    const upload = await submit(bundle);
+    const first = await processSubmissions(context);
+    expect(first.outcomes).toMatchObject([{ id: upload.id, status: 'accepted', seq: 0 }]);
+    await context.intake.put(upload.key, bundle, {
+      contentType: 'application/gzip',
+      cacheControl: 'no-store',
+    });
+    const delisted = { ...context, config: { ...context.config, publishers: [] } };
+
+    // Act
+    const again = await processSubmissions(delisted);
+
+    // Assess: the record of its acceptance stands, its log entry and all; the upload is filed under processed/.
+    expect(again.outcomes).toMatchObject([
+      { id: upload.id, status: 'accepted', publisher: publisher.fingerprint, seq: 0, problems: [] },
+    ]);
+    expect(await json(context.intake, `status/${upload.id}.json`)).toMatchObject({
+      status: 'accepted',
+      seq: 0,
+    });
+    expect(await context.intake.head(`rejected/${upload.id}.tgz`)).toBeUndefined();
+    expect(await context.intake.head(upload.key)).toBeUndefined();
+  }, 60_000);
+});
