@@ -527,7 +527,9 @@ async function evaluate(
   }
   const knownSha = published?.source_sha256;
   if (knownSha !== undefined) {
-    if (knownSha === sourceSha256 && problems.length === 0)
+    // The same manifest is the same version only with the artifacts it names: a bundle carrying other bytes
+    // under them was told "already published", a success to whoever waits on it, and filed as processed.
+    if (knownSha === sourceSha256 && problems.length === 0 && inspection.artifactProblems.length === 0)
       return { kind: 'already-published', manifest, publisher, sourceSha256 };
     if (knownSha !== sourceSha256) {
       const other = published && published.version !== manifest.version ? published.version : undefined;

@@ -358,3 +358,36 @@ describe('when the same bytes are uploaded under names that differ only in their
     expect(incoming(registry)).toEqual([]);
   });
 });
+
+describe('when the published manifest comes again with other artifact bytes', () => {
+  it('rejects the bundle for its artifacts, not reports it already published', async () => {
+    // Prepare: demo-plugin@1.0.0 published with its artifact; then its very manifest (the same bytes,
+    // signed by its publisher) in a bundle whose artifact is other bytes than the manifest names.
+    const registry = await makeRegistry();
+    const good = encode('tool 1.0.0');
+    const file = 'artifacts/linux-amd64/tool';
+    const manifest = validManifest({
+      installation: {
+        artifacts: [{ os: 'linux', arch: 'amd64', file, sha256: sha256(good), size_bytes: good.byteLength }],
+      },
+    });
+    const manifestText = `${JSON.stringify(manifest, null, 2)}\n`;
+    await registry.submit(await makeBundle({ manifestText, extraFiles: [{ path: file, body: good }] }));
+    expect(statusOf((await processSubmissions(registry.context)).outcomes)).toEqual([
+      ['demo-plugin', '1.0.0', 'accepted'],
+    ]);
+    const before = registry.site.fingerprint();
+    const tampered = encode('tool 6.6.6');
+    await registry.submit(await makeBundle({ manifestText, extraFiles: [{ path: file, body: tampered }] }));
+
+    // Act
+    const result = await processSubmissions(registry.context);
+
+    // Assess: refused for what it carries, kept under rejected/, nothing published.
+    expect(statusOf(result.outcomes)).toEqual([
+      ['demo-plugin', '1.0.0', 'rejected', 'ARTIFACT_DIGEST_MISMATCH'],
+    ]);
+    expect(registry.intake.objects.has(`rejected/${result.outcomes[0]?.id}.tgz`)).toBe(true);
+    expect(registry.site.fingerprint()).toEqual(before);
+  });
+});
