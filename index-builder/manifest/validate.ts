@@ -432,6 +432,19 @@ function scanProblems(value: Record<string, unknown>): Problem[] {
   return problems;
 }
 
+/**
+ * Whether a SemVer version's prerelease holds a numeric identifier past 2^53 - 1. semver takes such an
+ * identifier as text, then compares two of them as JavaScript numbers, rounded: `1.0.0-9007199254740993` and
+ * `1.0.0-9007199254740992` are one precedence to it (and to the registry's ordering, latest and ranges),
+ * where SemVer, and readers that compare digits, order them. Its major, minor and patch past it semver
+ * refuses already. Build metadata does not order anything.
+ */
+function unsafePrereleaseNumber(version: string): boolean {
+  const prerelease = /^[^-+]*-([^+]*)/.exec(version)?.[1];
+  if (prerelease === undefined) return false;
+  return prerelease.split('.').some((id) => /^\d+$/.test(id) && !Number.isSafeInteger(Number(id)));
+}
+
 /** Rules beyond the schema; each looks only at fields of the right type, so it adds to schema errors. */
 function ruleProblems(value: Record<string, unknown>): Problem[] {
   const problems: Problem[] = [];
@@ -446,6 +459,15 @@ function ruleProblems(value: Record<string, unknown>): Problem[] {
       problem('MANIFEST_INVALID_VERSION', '/version', 'the version is not SemVer 2.0.0', {
         found: short(version),
       }),
+    );
+  } else if (typeof version === 'string' && unsafePrereleaseNumber(version)) {
+    problems.push(
+      problem(
+        'MANIFEST_INVALID_VERSION',
+        '/version',
+        `the version has a numeric prerelease identifier past ${Number.MAX_SAFE_INTEGER}, which SemVer readers compare differently (semver rounds it: two such versions compare equal)`,
+        { expected: `numeric identifiers of at most ${Number.MAX_SAFE_INTEGER}`, found: short(version) },
+      ),
     );
   }
   const requirements = (value.requirements ?? {}) as Record<string, unknown>;

@@ -102,6 +102,28 @@ describe('when rules go beyond the schema', () => {
     ]);
   });
 
+  it('refuses a version number past 2^53 - 1, in any part, which readers would round', () => {
+    // semver compares numeric identifiers as JavaScript numbers: 1.0.0-9007199254740993 and
+    // 1.0.0-9007199254740992 (or -100000000000000000000 and -99999999999999999999) compared equal, two
+    // versions of one precedence that other SemVer readers order.
+    for (const version of [
+      '99999999999999999999.0.0',
+      '1.0.0-9007199254740992',
+      '1.0.0-rc.100000000000000000000',
+      '1.0.0-beta.99999999999999999999+build',
+    ])
+      expect(codes(validateManifest(validManifest({ version }))), version).toEqual([
+        'MANIFEST_INVALID_VERSION /version',
+      ]);
+    for (const version of [
+      '1.0.0-9007199254740991',
+      '1.0.0-rc.1',
+      '1.0.0-x99999999999999999999',
+      '1.0.0+99999999999999999999',
+    ])
+      expect(validateManifest(validManifest({ version })), version).toEqual([]);
+  });
+
   it('compares min and max API versions numerically', () => {
     expect(
       validateManifest(validManifest({ requirements: { min_api_version: 'v2', max_api_version: 'v10' } })),
