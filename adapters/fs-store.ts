@@ -70,12 +70,14 @@ import { impliedMetadata, isSafeKey, keyProblem } from '../index-builder/layout.
 import {
   compareUtf8,
   type DeleteOptions,
+  type GetOptions,
   type MoveResult,
   type ObjectInfo,
   type PutOptions,
   type Store,
   type StoredObject,
   type StoredStream,
+  tooLargeToGet,
 } from '../index-builder/store.ts';
 import { asideNameFor, tempNameFor } from './fs-temps.ts';
 import { fsWriter, MADE_FOLDERS_LIMIT, type WriteRequest } from './fs-writer.ts';
@@ -388,11 +390,15 @@ export class FsStore implements Store {
     return this.#info(key, read.stats, sidecar, etag, read.body);
   }
 
-  async get(key: string): Promise<StoredObject | undefined> {
+  async get(key: string, options?: GetOptions): Promise<StoredObject | undefined> {
     return this.#io(key, 'read', async () => {
       const early = await this.#takeAhead(key);
-      if (early) return early;
-      const small = this.#getSync(key);
+      if (early) {
+        const tooLarge = tooLargeToGet(key, early.size, options);
+        if (tooLarge) throw tooLarge;
+        return early;
+      }
+      const small = this.#getSync(key, options);
       if (small !== LARGE) return small;
       // One handle for stat and read, so size, date and ETag all belong to exactly the bytes returned.
       const handle = await this.#openForRead(key);
@@ -402,6 +408,9 @@ export class FsStore implements Store {
       try {
         stats = await handle.stat({ bigint: true });
         if (!stats.isFile()) return undefined;
+        // The size of the file opened, whatever a listing said: past the cap, none of it is read.
+        const tooLarge = tooLargeToGet(key, Number(stats.size), options);
+        if (tooLarge) throw tooLarge;
         body = asPlainBytes(await handle.readFile());
       } finally {
         await handle.close();
@@ -414,7 +423,7 @@ export class FsStore implements Store {
   }
 
   /** `get` by synchronous calls (SYNC_BYTES), or LARGE for a file past it. */
-  #getSync(key: string): StoredObject | undefined | typeof LARGE {
+  #getSync(key: string, options?: GetOptions): StoredObject | undefined | typeof LARGE {
     const file = this.#readPath(key);
     const listed = this.#listedKeys.get(key);
     const opened = listed
@@ -429,6 +438,8 @@ export class FsStore implements Store {
       // One descriptor for stat and read, so size, date and ETag all belong to exactly the bytes returned.
       stats = typeof opened === 'number' ? fstatSync(fd, { bigint: true }) : opened.stats;
       if (!stats.isFile()) return undefined;
+      const tooLarge = tooLargeToGet(key, Number(stats.size), options);
+      if (tooLarge) throw tooLarge;
       if (stats.size > BigInt(SYNC_BYTES)) return LARGE;
       body = asPlainBytes(readOpened(fd, stats.size));
     } finally {

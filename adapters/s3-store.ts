@@ -28,14 +28,16 @@ import {
 } from '@aws-sdk/client-s3';
 import { StoreError } from '../index-builder/errors.ts';
 import { keyProblem } from '../index-builder/layout.ts';
-import type {
-  DeleteOptions,
-  ListedObject,
-  ObjectInfo,
-  PutOptions,
-  Store,
-  StoredObject,
-  StoredStream,
+import {
+  type DeleteOptions,
+  type GetOptions,
+  type ListedObject,
+  type ObjectInfo,
+  type PutOptions,
+  type Store,
+  type StoredObject,
+  type StoredStream,
+  tooLargeToGet,
 } from '../index-builder/store.ts';
 import { hasLoneSurrogate } from '../index-builder/text.ts';
 
@@ -419,10 +421,16 @@ export class S3Store implements Store {
     );
   }
 
-  async get(key: string): Promise<StoredObject | undefined> {
+  async get(key: string, options?: GetOptions): Promise<StoredObject | undefined> {
     const Key = this.#objectKey(key);
     try {
       const response = await this.#client.send(new GetObjectCommand({ Bucket: this.#bucket, Key }));
+      // The object's size as this response serves it (not as a listing said): past the cap, none is read.
+      const tooLarge = tooLargeToGet(key, response.ContentLength ?? 0, options);
+      if (tooLarge) {
+        (response.Body as Partial<Readable> | undefined)?.destroy?.();
+        throw tooLarge;
+      }
       const body = response.Body ? await response.Body.transformToByteArray() : new Uint8Array();
       return { ...infoOf(key, response), body, size: body.byteLength };
     } catch (error) {

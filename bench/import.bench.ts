@@ -9,7 +9,7 @@ import { Session } from 'node:inspector/promises';
 import { performance } from 'node:perf_hooks';
 import { openRegistry } from '../cli/local/registry.ts';
 import { processSubmissions } from '../index-builder/pipeline/index.ts';
-import type { DeleteOptions, ListedObject, PutOptions, Store } from '../index-builder/store.ts';
+import type { DeleteOptions, GetOptions, ListedObject, PutOptions, Store } from '../index-builder/store.ts';
 
 type Op = 'get' | 'head' | 'put' | 'getStream' | 'putStream' | 'delete' | 'move' | 'list' | 'listFolders';
 
@@ -43,9 +43,9 @@ class CountingStore implements Store {
     const label = `${this.name} ${op} ${folder}`;
     this.counts.set(label, (this.counts.get(label) ?? 0) + 1);
   }
-  get(key: string) {
+  get(key: string, options?: GetOptions) {
     this.#count('get', key);
-    return this.inner.get(key);
+    return this.inner.get(key, options);
   }
   head(key: string) {
     this.#count('head', key);

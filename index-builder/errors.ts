@@ -143,6 +143,8 @@ export type ErrorCode =
   | 'STORE_EXISTS'
   | 'STORE_CONFLICT'
   | 'STORE_UNREADABLE'
+  /** A read capped by `GetOptions.maxBytes` met a larger object: nothing of it was read. */
+  | 'STORE_TOO_LARGE'
   | 'KEY_INVALID'
   | 'KEY_PASSPHRASE'
   /** The registry's signing key is past its expiry: it signs nothing (signing.ts `createSigner`). */
@@ -219,6 +221,8 @@ export class SubmissionError extends PlugindexError {
  * someone changes the object (on S3: archived in GLACIER, or encrypted with a key the reader may not use); its
  * message says what to do. An upload the pipeline meets so gets an outcome and stays where it is; anything
  * else read so fails the batch, as STORE_IO does (it is not `permanent`: an operator mends it).
+ * `STORE_TOO_LARGE` is a read capped by `GetOptions.maxBytes` that found an object larger than the cap, and
+ * read none of it: the caller reads it as a stream, if at all.
  */
 /** The codes of a storage failure: the `STORE_*` of ErrorCode, listed once there. */
 export type StoreErrorCode = Extract<ErrorCode, `STORE_${string}`>;

@@ -3,6 +3,7 @@
  * (adapters/fs-store.ts); the AWS deployment uses S3. Keys are `/`-separated relative paths, never starting
  * with `/`, never containing `.` or `..` segments.
  */
+import { StoreError } from './errors.ts';
 import { mapLimited } from './limited.ts';
 
 export interface PutOptions {
@@ -25,6 +26,34 @@ export interface PutOptions {
    * (`If-Match`); the filesystem store just before its rename, as its writers take turns under a lock.
    */
   readonly ifMatch?: string;
+}
+
+/** How `Store.get` reads. */
+export interface GetOptions {
+  /**
+   * The most bytes the caller takes into memory: an object larger (as the store finds it when it reads, not
+   * as a listing said it was) is not read, StoreError STORE_TOO_LARGE. An upload listed small and replaced
+   * by a larger one before its read was read whole, however large.
+   */
+  readonly maxBytes?: number;
+}
+
+/**
+ * The failure of a `get` capped by `options.maxBytes` at an object of `size` bytes, or undefined when it is
+ * within the cap: each store asks before it reads the body.
+ */
+export function tooLargeToGet(
+  key: string,
+  size: number,
+  options: GetOptions | undefined,
+): StoreError | undefined {
+  const max = options?.maxBytes;
+  if (max === undefined || size <= max) return undefined;
+  return new StoreError(
+    'STORE_TOO_LARGE',
+    key,
+    `not read: ${JSON.stringify(key)} holds ${size} bytes, more than the ${max} asked for`,
+  );
 }
 
 /** How `Store.delete` deletes. */
@@ -72,7 +101,7 @@ export type MoveResult = 'moved' | 'changed' | 'cannot';
 
 export interface Store {
   /** The object, or `undefined` when there is none. */
-  get(key: string): Promise<StoredObject | undefined>;
+  get(key: string, options?: GetOptions): Promise<StoredObject | undefined>;
   /** Metadata without the body, or `undefined` when there is none. */
   head(key: string): Promise<ObjectInfo | undefined>;
   /**

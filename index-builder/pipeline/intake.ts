@@ -2,8 +2,8 @@
  * Taking a batch from the intake store: which uploads, in what order, and how many bytes. Nothing here
  * judges an upload; it is only read (or, when too large to read, hashed as a stream) and named.
  */
-import { bundleSizeProblem } from '../bundle.ts';
-import { sha256Hex, streamSha256 } from '../digest.ts';
+import { bundleSizeProblem, DEFAULT_BUNDLE_LIMITS } from '../bundle.ts';
+import { createSha256, sha256Hex } from '../digest.ts';
 import { type Problem, problem, StoreError } from '../errors.ts';
 import { INCOMING_PREFIX, submissionIdFromDigest, unreadableSubmissionId } from '../layout.ts';
 import { mapLimited } from '../limited.ts';
@@ -208,22 +208,15 @@ async function readUploadBytes(
   key: string,
   tooLarge?: Problem,
 ): Promise<Upload | undefined> {
-  if (tooLarge) {
-    // Not read whole: hashed as a stream, for its id, and refused.
-    const stream = await ctx.intake.getStream(key);
-    if (!stream) return undefined;
-    const sha256 = await streamSha256(stream.body).finally(() => stream.cancel());
-    const { etag } = stream;
-    return {
-      kind: 'too-large',
-      key,
-      id: submissionIdFromDigest(key, sha256),
-      sha256,
-      etag,
-      problem: tooLarge,
-    };
-  }
-  const object = await ctx.intake.get(key);
+  if (tooLarge) return hashTooLarge(ctx, key, tooLarge);
+  // Read whole only within the bundle limit, as the store finds the object when it reads it: the plan went by
+  // the listing's size, and an upload replaced since by a larger one (anyone who can upload may race a
+  // batch so) was read whole, gigabytes into a function of a few, which was killed each time.
+  const object = await ctx.intake.get(key, { maxBytes: maxUploadBytes(ctx) }).catch((error: unknown) => {
+    if (error instanceof StoreError && error.code === 'STORE_TOO_LARGE') return 'too-large' as const;
+    throw error;
+  });
+  if (object === 'too-large') return hashTooLarge(ctx, key);
   if (!object) return undefined; // already handled by an earlier (redelivered) run
   const sha256 = sha256Hex(object.body);
   return {
@@ -237,6 +230,55 @@ async function readUploadBytes(
       return object.etag;
     },
   };
+}
+
+/**
+ * An upload too large to read whole, hashed as a stream for its id and refused by its size: `tooLarge` as
+ * planned, else as its stream's size says (one found larger when read than when listed). One within the
+ * limit by then (put back smaller again) is kept from the stream and read as any other, as long as the
+ * stream stays within it.
+ */
+async function hashTooLarge(
+  ctx: PipelineContext,
+  key: string,
+  tooLarge?: Problem,
+): Promise<Upload | undefined> {
+  const stream = await ctx.intake.getStream(key);
+  if (!stream) return undefined;
+  const { etag } = stream;
+  const hash = createSha256();
+  const limit = maxUploadBytes(ctx);
+  let refusal = tooLarge ?? bundleSizeProblem(stream.size, ctx.bundleLimits);
+  const kept: Uint8Array[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of stream.body) {
+      hash.update(chunk);
+      size += chunk.byteLength;
+      if (refusal) continue;
+      if (size > limit) {
+        refusal = bundleSizeProblem(size, ctx.bundleLimits);
+        kept.length = 0;
+      } else kept.push(chunk);
+    }
+  } finally {
+    stream.cancel();
+  }
+  const sha256 = hash.hex();
+  const id = submissionIdFromDigest(key, sha256);
+  if (refusal) return { kind: 'too-large', key, id, sha256, etag, problem: refusal };
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of kept) {
+    bytes.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return { kind: 'read', key, id, sha256, bytes, etag };
+}
+
+/** The most bytes of an upload read whole: the bundle limit. */
+function maxUploadBytes(ctx: PipelineContext): number {
+  return ctx.bundleLimits?.maxCompressedBytes ?? DEFAULT_BUNDLE_LIMITS.maxCompressedBytes;
 }
 
 /**

@@ -15,6 +15,7 @@ import {
   CACHE_MUTABLE,
   contentTypeFor,
   type DeleteOptions,
+  type GetOptions,
   listFolders,
   type PutOptions,
   type Store,
@@ -32,8 +33,8 @@ export class WriteLog implements Store {
 
   constructor(private readonly inner: Store) {}
 
-  get(key: string) {
-    return this.inner.get(key);
+  get(key: string, options?: GetOptions) {
+    return this.inner.get(key, options);
   }
 
   head(key: string) {
@@ -87,7 +88,7 @@ export function withWriteLog(ctx: PipelineContext): { ctx: PipelineContext; log:
  */
 export function writingAfter(store: Store, before: Promise<void>): Store {
   const gated: Store = {
-    get: (key) => store.get(key),
+    get: (key, options) => store.get(key, options),
     head: (key) => store.head(key),
     getStream: (key) => store.getStream(key),
     list: (prefix) => store.list(prefix),

@@ -323,6 +323,20 @@ describe('when moving an upload', () => {
 });
 
 describe('when storing objects', () => {
+  it.each([
+    ['a small file', 4096],
+    ['a file past the synchronous reads', 2 * 1024 * 1024],
+  ])('reads no object past maxBytes, STORE_TOO_LARGE, and one within it whole: %s', async (_, size) => {
+    await store.put('incoming/big.bin', new Uint8Array(size), opts);
+
+    await expect(store.get('incoming/big.bin', { maxBytes: size - 1 })).rejects.toMatchObject({
+      name: 'StoreError',
+      code: 'STORE_TOO_LARGE',
+    });
+    expect((await store.get('incoming/big.bin', { maxBytes: size }))?.body.byteLength).toBe(size);
+    expect(await store.get('incoming/missing.bin', { maxBytes: 1 })).toBeUndefined();
+  });
+
   it('round-trips bytes and metadata, with a strong SHA-256 ETag', async () => {
     await store.put('a/b/c.json', encode('{"x":1}'), opts);
 

@@ -105,6 +105,18 @@ describe('when storing objects in S3', () => {
     client.destroy();
   });
 
+  it('reads no object past maxBytes, STORE_TOO_LARGE, and one within it whole', async () => {
+    const store = new S3Store({ client: s3.client, bucket: 'store-test', prefix: 'capped/' });
+    await store.put('big.bin', new Uint8Array(4096), opts);
+
+    await expect(store.get('big.bin', { maxBytes: 4095 })).rejects.toMatchObject({
+      name: 'StoreError',
+      code: 'STORE_TOO_LARGE',
+    });
+    expect((await store.get('big.bin', { maxBytes: 4096 }))?.body.byteLength).toBe(4096);
+    expect(await store.get('missing.bin', { maxBytes: 1 })).toBeUndefined();
+  });
+
   it('answers undefined for missing objects and ignores deleting them', async () => {
     const store = new S3Store({ client: s3.client, bucket: 'store-test' });
     expect(await store.get('missing.json')).toBeUndefined();

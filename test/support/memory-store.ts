@@ -6,13 +6,15 @@ import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { StoreError } from '../../index-builder/errors.ts';
 import { keyProblem } from '../../index-builder/layout.ts';
-import type {
-  DeleteOptions,
-  ObjectInfo,
-  PutOptions,
-  Store,
-  StoredObject,
-  StoredStream,
+import {
+  type DeleteOptions,
+  type GetOptions,
+  type ObjectInfo,
+  type PutOptions,
+  type Store,
+  type StoredObject,
+  type StoredStream,
+  tooLargeToGet,
 } from '../../index-builder/store.ts';
 
 export class MemoryStore implements Store {
@@ -20,8 +22,11 @@ export class MemoryStore implements Store {
   /** Every key written, in order: lets tests assert what a publish touched. */
   readonly writes: string[] = [];
 
-  async get(key: string): Promise<StoredObject | undefined> {
-    return this.objects.get(key);
+  async get(key: string, options?: GetOptions): Promise<StoredObject | undefined> {
+    const object = this.objects.get(key);
+    const tooLarge = object && tooLargeToGet(key, object.body.byteLength, options);
+    if (tooLarge) throw tooLarge;
+    return object;
   }
 
   async head(key: string): Promise<ObjectInfo | undefined> {

@@ -11,7 +11,7 @@ import { planBatch, readBatch } from '../../../index-builder/pipeline/intake.ts'
 import type { Store } from '../../../index-builder/store.ts';
 import { makeBundle, makeRegistry, validManifest } from '../../support/fixtures.ts';
 import type { MemoryStore } from '../../support/memory-store.ts';
-import { withMethod } from '../../support/stores.ts';
+import { realStores, withMethod } from '../../support/stores.ts';
 
 /** `store`, with `onRead` told of every upload read from incoming/, once it is read. */
 function watchedIntake(store: Store, onRead: () => void): Store {
@@ -192,4 +192,52 @@ describe('when an upload arrives as a batch lists incoming/', () => {
 
     expect(result.outcomes.map((o) => [o.submission, o.status])).toEqual([[ahead, 'accepted']]);
   });
+});
+
+/** Empty stores of each real kind: the filesystem store and S3 (s3rver). */
+const { kinds } = realStores('intake');
+
+describe.each(kinds)('when an upload is replaced by a larger one after the listing, on %s', (_, stores) => {
+  it('never reads more than the bundle limit into memory, and refuses it by its size', async () => {
+    // Prepare: a small bundle listed; then, before it is read, a body past the limit put under its name
+    // (as anyone who can upload may, racing the batch: on AWS a body of gigabytes, read whole by a function
+    // of a few, killed the invocation each time it won the race).
+    const registry = await makeRegistry();
+    const { intake, site } = stores();
+    const limit = 64 * 1024;
+    const key = 'incoming/swapped.tgz';
+    const metadata = { contentType: 'application/gzip', cacheControl: 'no-store' };
+    await intake.put(key, await makeBundle(), metadata);
+    const huge = new Uint8Array(limit * 4).fill(7);
+    const bodies: number[] = [];
+    let swapped = false;
+    const swapping = withMethod(intake, 'get', (get) => async (at, options) => {
+      if (at === key && !swapped) {
+        swapped = true;
+        await intake.put(key, huge, metadata);
+      }
+      const object = await get(at, options);
+      if (at.startsWith('incoming/') && object) bodies.push(object.body.byteLength);
+      return object;
+    });
+
+    // Act
+    const result = await processSubmissions({
+      ...registry.context,
+      intake: swapping,
+      site,
+      bundleLimits: { maxCompressedBytes: limit },
+    });
+
+    // Assess: no body past the limit was read whole; the upload is refused for its size and kept.
+    expect(swapped).toBe(true);
+    expect(bodies.filter((size) => size > limit)).toEqual([]);
+    expect(result.outcomes).toMatchObject([
+      { submission: key, status: 'rejected', problems: [{ code: 'BUNDLE_TOO_LARGE' }] },
+    ]);
+    expect(await intake.head(`rejected/${result.outcomes[0]?.id}.tgz`)).toMatchObject({
+      size: huge.byteLength,
+    });
+    expect(await intake.head(key)).toBeUndefined();
+  }, 60_000);
 });
