@@ -240,4 +240,43 @@ describe.each(kinds)('when an upload is replaced by a larger one after the listi
     });
     expect(await intake.head(key)).toBeUndefined();
   }, 60_000);
+
+  it('reads it from its stream, and judges it as any other, once it is back within the limit', async () => {
+    // Prepare: the same race, the small bundle put back between the capped read and the stream.
+    const registry = await makeRegistry();
+    const { intake, site } = stores();
+    const limit = 64 * 1024;
+    const key = 'incoming/swapped-back.tgz';
+    const metadata = { contentType: 'application/gzip', cacheControl: 'no-store' };
+    const bundle = await makeBundle({ manifest: validManifest({ name: 'swapped-back' }) });
+    await intake.put(key, bundle, metadata);
+    let swapped = false;
+    const swapping = withMethod(intake, 'get', (get) => async (at, options) => {
+      if (at !== key || swapped) return get(at, options);
+      swapped = true;
+      await intake.put(key, new Uint8Array(limit * 4), metadata);
+      try {
+        return await get(at, options);
+      } finally {
+        await intake.put(key, bundle, metadata);
+      }
+    });
+
+    // Act
+    const result = await processSubmissions({
+      ...registry.context,
+      intake: swapping,
+      site,
+      bundleLimits: { maxCompressedBytes: limit },
+    });
+
+    // Assess
+    expect(swapped).toBe(true);
+    expect(result.outcomes).toMatchObject([
+      { submission: key, status: 'accepted', plugin: 'swapped-back', problems: [] },
+    ]);
+    expect(await intake.head(`processed/${result.outcomes[0]?.id}.tgz`)).toMatchObject({
+      size: bundle.byteLength,
+    });
+  }, 60_000);
 });
