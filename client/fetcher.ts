@@ -54,7 +54,10 @@ export interface Endpoint {
   readonly timeoutMs: number;
   /** PEM text of extra CAs for this registry, trusted beside the system roots and NODE_EXTRA_CA_CERTS. */
   readonly ca?: string;
-  /** Sent only to the origin of bases[0]: never to a mirror, never after a redirect to another origin. */
+  /**
+   * Sent only to the origin of bases[0]: never to a mirror, never after a redirect to another origin, and
+   * never on a redirect from elsewhere (a mirror's) back to that origin.
+   */
   readonly credentials?: Credentials;
   /** For s3: bases: the region (else AWS_REGION, AWS_DEFAULT_REGION, us-east-1) and a custom S3 endpoint URL. */
   readonly s3?: { readonly region?: string; readonly endpoint?: string; readonly forcePathStyle?: boolean };
@@ -624,7 +627,8 @@ class HttpFetcher implements Fetcher {
 
   /**
    * The response to `url` after its redirects (up to five), any status. Credentials go with a request
-   * only to the origin of bases[0]; a redirect from there to another origin is refused, not followed.
+   * only to the origin of bases[0], and only on a chain that started there; a redirect from there to
+   * another origin is refused, not followed.
    *
    * `scoped` headers (an OCI registry's token, or the Basic credentials sent to its token service) are the
    * other policy: they go only while the chain stays on their origin, and a redirect elsewhere is followed
@@ -644,13 +648,17 @@ class HttpFetcher implements Fetcher {
   ): Promise<{ readonly response: Response; readonly at: string } | Failure> {
     const shown = display(start);
     const credentialed = endpoint.credentials ? new URL(endpoint.bases[0] as string).origin : undefined;
+    // Only a chain that starts on the registry's origin carries its credentials: a mirror (or an artifact's
+    // host) that redirects there chose the URL, and must not aim the user's credentials at a request of its
+    // choosing. Followed without them, as the scoped headers are below.
+    const mayCredential = credentialed !== undefined && start.origin === credentialed;
     const agent = await this.#agentFor(endpoint);
     const dispatcher = wire ? countingDispatcher(await undici(), agent, wire) : agent;
     let url = start;
     let sendScoped = scoped !== undefined;
     for (let hop = 0; ; hop++) {
       const via = hop === 0 ? '' : `redirected to ${display(url)}: `;
-      const sendCredentials = endpoint.credentials !== undefined && url.origin === credentialed;
+      const sendCredentials = mayCredential && url.origin === credentialed;
       if (url.origin !== scoped?.origin) sendScoped = false;
       const base = sendScoped && scoped ? { ...headers, ...scoped.headers } : headers;
       const sent = sendCredentials ? { ...base, ...credentialHeaders(endpoint.credentials) } : base;

@@ -422,6 +422,32 @@ describe('when a registry has credentials', () => {
     ]);
   });
 
+  it('sends none after a mirror redirects to the registry, to a path the mirror chose', async () => {
+    // The registry fails, so the mirror is asked; the mirror aims the client back at the registry.
+    let failing = true;
+    const registry = await serve((request, response) => {
+      if (request.url === '/snapshot.json' && failing) {
+        failing = false;
+        return send(response, 503);
+      }
+      return send(response, 200, SNAPSHOT);
+    });
+    const mirror = await serve((_request, response) =>
+      send(response, 302, '', { location: `${registry.origin}/private/report.json` }),
+    );
+
+    await makeFetcher({ retries: 0 }).document(
+      endpointOf([registry.origin, mirror.origin], { credentials: { type: 'bearer_token', token: TOKEN } }),
+      { path: 'snapshot.json', maxBytes: 1024 },
+    );
+
+    expect(registry.seen.map((seen) => [seen.url, seen.headers.authorization])).toEqual([
+      ['/snapshot.json', `Bearer ${TOKEN}`],
+      ['/private/report.json', undefined],
+    ]);
+    expect(mirror.seen[0]?.headers.authorization).toBeUndefined();
+  });
+
   it('refuses a redirect to another origin, which sees no request (FETCH_CROSS_ORIGIN_REDIRECT)', async () => {
     const other = await serve((_request, response) => send(response, 200, SNAPSHOT));
     const registry = await serve((_request, response) =>
