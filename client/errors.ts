@@ -49,6 +49,11 @@ export type ClientErrorCode =
   /** Another install holds the lock on the same target for too long. */
   | 'INSTALL_BUSY'
   /**
+   * A folder inside an install folder, on the way to a file the client would write or remove, is a
+   * symbolic link (or a file): nothing is written or removed through it. The message names it.
+   */
+  | 'INSTALL_PATH_LINKED'
+  /**
    * A plugin set file (plugins, discovery, policy: client/set-file.ts) does not parse or has the wrong
    * shape; the message lists every problem as `FILE#/pointer (line N): expected X, found Y`.
    */
@@ -86,6 +91,7 @@ const REFUSAL_CODES: ReadonlySet<ClientErrorCode> = new Set([
   'LOCK_MISMATCH',
   'INSTALLED_MODIFIED',
   'FETCH_CROSS_ORIGIN_REDIRECT',
+  'INSTALL_PATH_LINKED',
 ]);
 
 export class ClientError extends Error {

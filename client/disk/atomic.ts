@@ -66,7 +66,8 @@ export async function writeFileAtomic(
   await mkdir(dirname(path), { recursive: true });
   const temp = tempPathFor(path);
   try {
-    await writeFile(temp, data, { mode: options.mode ?? 0o644 });
+    // Created (O_EXCL), never opened through a link already at that name.
+    await writeFile(temp, data, { mode: options.mode ?? 0o644, flag: 'wx' });
     await rename(temp, path);
   } catch (error) {
     await rm(temp, { force: true });

@@ -1,4 +1,4 @@
-import { mkdir, open, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
 import { createSha256 } from '../../index-builder/digest.ts';
 import { TrustError } from '../../index-builder/errors.ts';
@@ -252,21 +252,56 @@ export class InstallTree {
   }
 
   /**
+   * `path(relative)`, once each folder between this folder and it that exists is found to be a folder and
+   * not a symbolic link. mkdir, open, rename and rm follow a link in the middle of a path: a link planted in
+   * the tree (a checked-out repository's `plugins/demo -> ~/.ssh` beside an installed.json naming
+   * `demo/1.0.0/id_ed25519`, or another user's in a shared folder) had a placement write, and a removal
+   * (`clean`, `remove`, an update's replacing) delete, outside the folder. The folder itself may be a link:
+   * the user chose it. What does not exist yet is made by mkdir, as folders. A link swapped in after this
+   * check (a race by someone who may write the folder, who could replace the plugin itself) is not caught:
+   * Node.js has no openat(2).
+   * @throws ClientError INSTALL_PATH_LINKED naming the link (or the file where a folder was expected).
+   */
+  async #unlinkedPath(relative: string): Promise<string> {
+    const target = this.path(relative);
+    let at = this.dir;
+    for (const segment of relative.split('/').slice(0, -1)) {
+      at = join(at, segment);
+      let info: Awaited<ReturnType<typeof lstat>>;
+      try {
+        info = await lstat(at);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') break;
+        throw error;
+      }
+      if (!info.isDirectory())
+        throw new ClientError(
+          'INSTALL_PATH_LINKED',
+          `${at} is ${info.isSymbolicLink() ? 'a symbolic link' : 'not a folder'}, inside the install folder ${this.dir}: ` +
+            `nothing is written or removed through it (${relative} would be); remove it, or install into a folder without it`,
+        );
+    }
+    return target;
+  }
+
+  /**
    * Copies an artifact into place from a verified blob, hashing what it copies (the cache is not trusted
    * for being there), executable, by temp file and rename.
-   * @throws TrustError ARTIFACT_MISMATCH when the copy does not hash to what was signed.
+   * @throws TrustError ARTIFACT_MISMATCH when the copy does not hash to what was signed; ClientError
+   *   INSTALL_PATH_LINKED (`#unlinkedPath`).
    */
   async placeExecutable(
     relative: string,
     source: AsyncIterable<Uint8Array>,
     expected: { readonly sha256: string; readonly size: number },
   ): Promise<void> {
-    const target = this.path(relative);
+    const target = await this.#unlinkedPath(relative);
     await mkdir(dirname(target), { recursive: true });
     // A placement killed part way left its temp file here: the version's folder is to hold its files alone.
     await removeStaleTemps(target);
     const temp = tempPathFor(target);
-    const handle = await open(temp, 'w', 0o755);
+    // Created, never opened through a link already at that name.
+    const handle = await open(temp, 'wx', 0o755);
     const hash = createSha256();
     let size = 0;
     try {
@@ -297,19 +332,27 @@ export class InstallTree {
   }
 
   async placeFile(relative: string, data: string | Uint8Array): Promise<void> {
-    const target = this.path(relative);
+    const target = await this.#unlinkedPath(relative);
     await removeStaleTemps(target);
     await writeFileAtomic(target, data);
   }
 
-  /** Removes one installed file (a platform's artifact) and its folder once that is empty. */
+  /**
+   * Removes one installed file (a platform's artifact) and its folder once that is empty.
+   * @throws ClientError INSTALL_PATH_LINKED (`#unlinkedPath`).
+   */
   async removeArtifact(relative: string): Promise<void> {
-    await rm(this.path(relative), { force: true });
-    await rmdir(dirname(this.path(relative))).catch(() => undefined);
+    const target = await this.#unlinkedPath(relative);
+    await rm(target, { force: true });
+    await rmdir(dirname(target)).catch(() => undefined);
   }
 
+  /**
+   * Removes a version's folder (a link in its place is removed, not followed), then the plugin's once empty.
+   * @throws ClientError INSTALL_PATH_LINKED (`#unlinkedPath`).
+   */
   async removeVersion(name: string, version: string): Promise<void> {
-    await rm(this.path(`${name}/${versionFolder(version)}`), { recursive: true, force: true });
+    await rm(await this.#unlinkedPath(`${name}/${versionFolder(version)}`), { recursive: true, force: true });
     // The plugin's folder goes too once its last version has (rmdir refuses a folder that is not empty).
     await rmdir(this.path(name)).catch(() => undefined);
   }

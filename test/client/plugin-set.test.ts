@@ -770,6 +770,48 @@ describe('when a set is compared with what is installed (diff)', () => {
   });
 });
 
+describe('when a checkout plants a link inside the install folder', () => {
+  it('refuses to clean through it (INSTALL_PATH_LINKED), leaving the file outside it', async () => {
+    // Prepare: a checkout whose plugins/ holds an installed.json naming a plugin the set does not, its folder a
+    // link to a folder of the user's (here beside the checkout) where the "artifact" path lands on a file.
+    const p = await project(`plugins:
+  install_location: ./plugins
+  providers:
+    - { type: file, name: disk, path: ${folder}, key: ./publisher.asc }
+  plugins:
+    - { provider: disk, name: disk-tool, version: "~1.0" }
+`);
+    const victim = join(p.dir, 'victim');
+    await mkdir(join(victim, '1.0.0', 'keys'), { recursive: true });
+    await writeFile(join(victim, '1.0.0', 'keys', 'id_ed25519'), 'secret');
+    await mkdir(join(p.dir, 'plugins'), { recursive: true });
+    await symlink(victim, join(p.dir, 'plugins', 'evil-tool'));
+    const hex = (c: string) => c.repeat(64);
+    const record = {
+      registry: 'disk',
+      registry_key: hex('A').slice(0, 40),
+      manifest_sha256: hex('a'),
+      publisher: hex('B').slice(0, 40),
+      installed: NOW.toISOString(),
+      artifacts: { 'linux-amd64': { path: 'evil-tool/1.0.0/keys/id_ed25519', sha256: hex('c'), size: 6 } },
+    };
+    await writeFile(
+      join(p.dir, 'plugins', 'installed.json'),
+      JSON.stringify({
+        schema: 'plugindex/installed/v1',
+        plugins: { 'evil-tool': { enabled: true, current: '1.0.0', versions: { '1.0.0': record } } },
+      }),
+    );
+
+    // Act
+    const cleaning = using(p, (c) => c.cleanSet(p.file, HOME));
+
+    // Assess
+    await expect(cleaning).rejects.toMatchObject({ name: 'ClientError', code: 'INSTALL_PATH_LINKED' });
+    expect(await readFile(join(victim, '1.0.0', 'keys', 'id_ed25519'), 'utf8')).toBe('secret');
+  });
+});
+
 describe('when an apply would remove what a set still names (diff, clean)', () => {
   it('names the files of a platform the set no longer lists, which clean removes and install leaves', async () => {
     // Prepare: the example set installed for linux/amd64 and darwin/arm64, then for linux/amd64 alone.

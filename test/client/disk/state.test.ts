@@ -3,7 +3,7 @@
  * folder), and what a placement does with the temp files a killed one left.
  */
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -72,5 +72,62 @@ describe('when a file is placed where a killed placement left its temp file', ()
     // demo.sh's own, once demo.sh is placed (written by rename as any file is).
     await tree.placeFile('demo/1.0.0/linux-amd64/demo.sh', 'placed');
     expect((await readdir(folder)).sort()).toEqual([live, 'demo', 'demo.sh'].sort());
+  });
+});
+
+describe('when a folder inside the install folder is a symbolic link', () => {
+  /** An install folder whose plugin folder `demo` is a link to `outside`, a folder beside it. */
+  async function linkedTree(): Promise<{ tree: InstallTree; outside: string; linked: string }> {
+    const root = await mkdtemp(path.join(dir, 'linked-'));
+    const outside = path.join(root, 'outside');
+    const linked = path.join(root, 'tree');
+    await mkdir(outside, { recursive: true });
+    await mkdir(linked, { recursive: true });
+    await symlink(outside, path.join(linked, 'demo'));
+    return { tree: new InstallTree(linked), outside, linked };
+  }
+
+  it('refuses to place a file through it with INSTALL_PATH_LINKED, writing nothing outside', async () => {
+    const { tree, outside } = await linkedTree();
+    const body = new TextEncoder().encode('#!/bin/sh\necho demo\n');
+    const source = (async function* () {
+      yield body;
+    })();
+
+    const placing = tree.placeExecutable('demo/1.0.0/linux-amd64/demo', source, {
+      sha256: sha256Hex(body),
+      size: body.byteLength,
+    });
+
+    await expect(placing).rejects.toMatchObject({ name: 'ClientError', code: 'INSTALL_PATH_LINKED' });
+    await expect(tree.placeFile('demo/1.0.0/manifest.json', '{}')).rejects.toMatchObject({
+      code: 'INSTALL_PATH_LINKED',
+    });
+    expect(await readdir(outside)).toEqual([]);
+  });
+
+  it('refuses to remove a version or an artifact through it, leaving what is outside', async () => {
+    const { tree, outside } = await linkedTree();
+    // What the link leads to: a folder of the user's, named as a version and a file an installed.json could name.
+    await mkdir(path.join(outside, '1.0.0', 'keys'), { recursive: true });
+    await writeFile(path.join(outside, '1.0.0', 'keys', 'id_ed25519'), 'secret');
+
+    await expect(tree.removeArtifact('demo/1.0.0/keys/id_ed25519')).rejects.toMatchObject({
+      code: 'INSTALL_PATH_LINKED',
+    });
+    await expect(tree.removeVersion('demo', '1.0.0')).rejects.toMatchObject({ code: 'INSTALL_PATH_LINKED' });
+    expect(await readFile(path.join(outside, '1.0.0', 'keys', 'id_ed25519'), 'utf8')).toBe('secret');
+  });
+
+  it('still places and removes where the install folder itself is a link (the user chose it)', async () => {
+    const root = await mkdtemp(path.join(dir, 'rootlink-'));
+    await mkdir(path.join(root, 'real'));
+    await symlink(path.join(root, 'real'), path.join(root, 'plugins'));
+    const tree = new InstallTree(path.join(root, 'plugins'));
+
+    await tree.placeFile('demo/1.0.0/manifest.json', '{}');
+    expect(await readFile(path.join(root, 'real', 'demo', '1.0.0', 'manifest.json'), 'utf8')).toBe('{}');
+    await tree.removeVersion('demo', '1.0.0');
+    expect(await readdir(path.join(root, 'real'))).toEqual([]);
   });
 });
