@@ -271,7 +271,7 @@ async function verifyOne(
     if (!actual)
       throw new ClientError(
         'INSTALLED_MODIFIED',
-        `${tree.path(artifact.path)} is missing (${name}@${version} ${platform})`,
+        `${tree.path(artifact.path)} is missing, or is reached through a symbolic link (${name}@${version} ${platform})`,
       );
     if (actual.sha256 !== artifact.sha256 || actual.size !== artifact.size)
       throw new ClientError(

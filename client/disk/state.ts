@@ -264,24 +264,41 @@ export class InstallTree {
    */
   async #unlinkedPath(relative: string): Promise<string> {
     const target = this.path(relative);
+    const found = await this.#linkOnTheWay(relative);
+    if (found)
+      throw new ClientError(
+        'INSTALL_PATH_LINKED',
+        `${found.at} is ${found.link ? 'a symbolic link' : 'not a folder'}, inside the install folder ${this.dir}: ` +
+          `nothing is written or removed through it (${relative} would be); remove it, or install into a folder without it`,
+      );
+    return target;
+  }
+
+  /**
+   * The first of the folders between this folder and `relative` (and, with `self`, `relative` itself) that
+   * is a symbolic link, or a file where a folder is due; undefined when there is none (what does not exist
+   * is none).
+   */
+  async #linkOnTheWay(
+    relative: string,
+    self = false,
+  ): Promise<{ readonly at: string; readonly link: boolean } | undefined> {
+    const segments = relative.split('/');
     let at = this.dir;
-    for (const segment of relative.split('/').slice(0, -1)) {
+    for (const [index, segment] of segments.entries()) {
+      const last = index === segments.length - 1;
+      if (last && !self) break;
       at = join(at, segment);
       let info: Awaited<ReturnType<typeof lstat>>;
       try {
         info = await lstat(at);
       } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === 'ENOENT') break;
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
         throw error;
       }
-      if (!info.isDirectory())
-        throw new ClientError(
-          'INSTALL_PATH_LINKED',
-          `${at} is ${info.isSymbolicLink() ? 'a symbolic link' : 'not a folder'}, inside the install folder ${this.dir}: ` +
-            `nothing is written or removed through it (${relative} would be); remove it, or install into a folder without it`,
-        );
+      if (info.isSymbolicLink() || (!last && !info.isDirectory())) return { at, link: info.isSymbolicLink() };
     }
-    return target;
+    return undefined;
   }
 
   /**
@@ -326,9 +343,16 @@ export class InstallTree {
     }
   }
 
-  /** sha256 and size of an installed file, or undefined when it is gone. */
-  hashFile(relative: string): Promise<{ sha256: string; size: number } | undefined> {
-    return hashFileAt(this.path(relative));
+  /**
+   * sha256 and size of an installed file, or undefined when it is gone or is reached through a symbolic
+   * link (is one, or a folder on its way is): a link's bytes are whatever its target holds when a host runs
+   * it (another user's file, or one changed after this check), so it is no installed file. An install then
+   * places the file again (a link in its place replaced, one on the way refused) and `verify` names it.
+   */
+  async hashFile(relative: string): Promise<{ sha256: string; size: number } | undefined> {
+    const target = this.path(relative);
+    if (await this.#linkOnTheWay(relative, true)) return undefined;
+    return hashFileAt(target);
   }
 
   async placeFile(relative: string, data: string | Uint8Array): Promise<void> {

@@ -6,7 +6,18 @@
  * policy and to the permissions already accepted, and discovered on disk with whether each verifies.
  */
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import {
+  lstat,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -809,6 +820,32 @@ describe('when a checkout plants a link inside the install folder', () => {
     // Assess
     await expect(cleaning).rejects.toMatchObject({ name: 'ClientError', code: 'INSTALL_PATH_LINKED' });
     expect(await readFile(join(victim, '1.0.0', 'keys', 'id_ed25519'), 'utf8')).toBe('secret');
+  });
+
+  it('places an installed file again where a link to the same bytes elsewhere replaced it', async () => {
+    // Prepare: an install, then its executable swapped for a link to a copy outside the folder (a file
+    // another user may rewrite once the install has called the tree up to date).
+    const p = await project(`plugins:
+  install_location: ./plugins
+  providers:
+    - { type: file, name: disk, path: ${folder}, key: ./publisher.asc }
+  plugins:
+    - { provider: disk, name: disk-tool, version: "1.0.3" }
+`);
+    await using(p, (c) => c.installSet(p.file, HOME));
+    const installed = join(p.dir, 'plugins/disk-tool/1.0.3/linux-amd64/disk-tool');
+    const outside = join(p.dir, 'outside-copy');
+    await writeFile(outside, tool('disk-tool', '1.0.3'));
+    await rm(installed);
+    await symlink(outside, installed);
+
+    // Act
+    const result = await using(p, (c) => c.installSet(p.file, HOME));
+
+    // Assess
+    expect(result.items.map((item) => [item.name, item.unchanged])).toEqual([['disk-tool', false]]);
+    expect((await lstat(installed)).isSymbolicLink()).toBe(false);
+    expect(await readFile(installed)).toEqual(Buffer.from(tool('disk-tool', '1.0.3')));
   });
 });
 
