@@ -5,7 +5,8 @@
  *
  * Transport is undici 7's own `fetch` with its own dispatcher (the global fetch refuses a dispatcher of
  * another undici). One `EnvHttpProxyAgent` per distinct set of trusted CAs carries the proxy settings of
- * the environment it was given, not of `process.env` behind its back. Redirects are followed here, not by
+ * the environment it was given, not of `process.env` behind its back; an http: URL (loopback only) goes
+ * direct, never to a proxy. Redirects are followed here, not by
  * undici, so that credentials never follow one to another origin. Timeouts are ours too (an abort per
  * request), so the headers wait and each body wait are measured the same way for every agent.
  *
@@ -23,7 +24,7 @@ import { Buffer } from 'node:buffer';
 import { open, readdir, readFile, stat } from 'node:fs/promises';
 import { rootCertificates } from 'node:tls';
 import { fileURLToPath } from 'node:url';
-import type { Dispatcher, EnvHttpProxyAgent, Response } from 'undici';
+import type { Dispatcher, Response } from 'undici';
 import { sha256Hex } from '../index-builder/digest.ts';
 import { TrustError } from '../index-builder/errors.ts';
 import { HEADER_NAME, isLoopbackHost } from './config.ts';
@@ -391,8 +392,8 @@ class HttpFetcher implements Fetcher {
   readonly #proxy: { readonly http: string; readonly https: string; readonly no: string };
   /** Registry tokens (or Basic values) by origin, repository and credentials, with when to stop using them. */
   readonly #ociTokens = new Map<string, { readonly authorization: string; readonly until: number }>();
-  /** CA set -> its agent ('' for Node's defaults). */
-  readonly #agents = new Map<string, EnvHttpProxyAgent>();
+  /** CA set -> its agent ('' for Node's defaults), and `direct\0` + CA set -> its agent without a proxy. */
+  readonly #agents = new Map<string, Dispatcher>();
   /** The s3: transport, imported at the first s3: URL (the AWS SDK takes long to load). */
   #s3: Promise<{ readonly transport: S3Transport; readonly Failed: typeof S3Failure }> | undefined;
   #extraCa: Promise<string | undefined> | undefined;
@@ -652,8 +653,7 @@ class HttpFetcher implements Fetcher {
     // host) that redirects there chose the URL, and must not aim the user's credentials at a request of its
     // choosing. Followed without them, as the scoped headers are below.
     const mayCredential = credentialed !== undefined && start.origin === credentialed;
-    const agent = await this.#agentFor(endpoint);
-    const dispatcher = wire ? countingDispatcher(await undici(), agent, wire) : agent;
+    const u = await undici();
     let url = start;
     let sendScoped = scoped !== undefined;
     for (let hop = 0; ; hop++) {
@@ -662,10 +662,13 @@ class HttpFetcher implements Fetcher {
       if (url.origin !== scoped?.origin) sendScoped = false;
       const base = sendScoped && scoped ? { ...headers, ...scoped.headers } : headers;
       const sent = sendCredentials ? { ...base, ...credentialHeaders(endpoint.credentials) } : base;
+      // Per hop: a redirect may move from a loopback http: URL, which never goes through a proxy, to https:.
+      const agent = await this.#agentFor(endpoint, url.protocol === 'http:');
+      const dispatcher = wire ? countingDispatcher(u, agent, wire) : agent;
       let response: Response;
       deadline.arm();
       try {
-        response = await (await undici()).fetch(url, {
+        response = await u.fetch(url, {
           redirect: 'manual',
           headers: sent,
           signal: deadline.signal,
@@ -937,14 +940,36 @@ class HttpFetcher implements Fetcher {
     return `Bearer ${token}`;
   }
 
-  /** The agent for the endpoint's CA set, made once and kept until close(). */
-  async #agentFor(endpoint: Endpoint): Promise<Dispatcher> {
+  /**
+   * The agent for the endpoint's CA set, made once and kept until close(). `direct` (an http: URL, which
+   * the client reads only on a loopback host): one that never goes through a proxy. Cleartext is allowed
+   * there only because nothing leaves the machine; through HTTP_PROXY the request, and the registry's
+   * credentials with it, crossed the network to the proxy unencrypted (and a proxy elsewhere cannot reach
+   * this machine's loopback anyway). Go's clients (docker, helm, oras) never proxy a loopback host either.
+   */
+  async #agentFor(endpoint: Endpoint, direct = false): Promise<Dispatcher> {
     this.#extraCa ??= readExtraCa(this.#env);
     const extra = await this.#extraCa;
-    const key =
+    const cas =
       extra === undefined && endpoint.ca === undefined ? '' : `${extra ?? ''}\0${endpoint.ca ?? ''}`;
+    const key = direct ? `direct\0${cas}` : cas;
     const known = this.#agents.get(key);
     if (known) return known;
+    if (direct) {
+      const agent = new (await undici()).Agent({
+        headersTimeout: 0,
+        bodyTimeout: 0,
+        ...(cas === ''
+          ? {}
+          : {
+              connect: {
+                ca: [...rootCertificates, ...[extra, endpoint.ca].filter((pem) => pem !== undefined)],
+              },
+            }),
+      });
+      this.#agents.set(key, agent);
+      return agent;
+    }
     const { http, https, no } = this.#proxy;
     for (const [name, value] of [
       ['HTTP_PROXY', http],
@@ -957,14 +982,15 @@ class HttpFetcher implements Fetcher {
     // `ca` replaces Node's roots rather than adding to them, hence the union; through a proxy the
     // origin's TLS options are `requestTls`, the proxy's own `proxyTls`.
     const ca =
-      key === ''
+      cas === ''
         ? undefined
         : [...rootCertificates, ...[extra, endpoint.ca].filter((pem) => pem !== undefined)];
     const agent = new (await undici()).EnvHttpProxyAgent({
       httpProxy: http === '' ? '' : withScheme(http),
       httpsProxy: https === '' ? '' : withScheme(https),
       noProxy: no,
-      // A plain GET with the absolute URL for http: targets, as curl sends; CONNECT only for https:.
+      // No http: target reaches this agent (they are loopback, sent direct); were one to, a plain GET with
+      // the absolute URL, as curl sends, rather than a CONNECT.
       proxyTunnel: false,
       // Ours (Deadline) measure every request; undici's would only add a second, different clock.
       headersTimeout: 0,
@@ -977,6 +1003,7 @@ class HttpFetcher implements Fetcher {
 
   /** The proxy (without any credentials in it) that a request to `url` goes through, if any. */
   #proxyFor(url: URL): string | undefined {
+    if (url.protocol === 'http:') return undefined;
     const proxy = url.protocol === 'https:' ? this.#proxy.https || this.#proxy.http : this.#proxy.http;
     if (proxy === '' || bypassesProxy(this.#proxy.no, url)) return undefined;
     const parsed = parseUrl(withScheme(proxy));

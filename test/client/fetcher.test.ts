@@ -690,13 +690,24 @@ describe('when a registry is served over https with a private CA', () => {
       expect(server.seen).toHaveLength(1);
     });
 
-    it('sends an http: request to the proxy with the absolute URL (lower-case http_proxy)', async () => {
+    it('never sends a loopback http: request, in clear with its credentials, to the proxy (http_proxy, HTTP_PROXY)', async () => {
+      // http: is allowed only because nothing leaves the machine: through a proxy elsewhere, the request and
+      // the registry's credentials would cross the network unencrypted (and the proxy's own loopback is not ours).
       const proxy = await startProxy();
       const server = await serve(answer);
-      const fetcher = makeFetcher({ env: { http_proxy: proxy.url } });
-      const response = await fetcher.document(endpointOf([server.origin]), { ...request, version: '2' });
-      expect(response.status).toBe(200);
-      expect(proxy.forwarded).toEqual([`${server.origin}/snapshot.json?v=2`]);
+      const credentials = { type: 'bearer_token', token: TOKEN } as const;
+      for (const env of [{ http_proxy: proxy.url }, { HTTP_PROXY: proxy.url, HTTPS_PROXY: proxy.url }]) {
+        const response = await makeFetcher({ env }).document(endpointOf([server.origin], { credentials }), {
+          ...request,
+          version: '2',
+        });
+        expect(response.status).toBe(200);
+      }
+      expect(proxy.forwarded).toEqual([]);
+      expect(server.seen.map((seen) => [seen.url, seen.headers.authorization])).toEqual([
+        ['/snapshot.json?v=2', `Bearer ${TOKEN}`],
+        ['/snapshot.json?v=2', `Bearer ${TOKEN}`],
+      ]);
     });
   });
 });

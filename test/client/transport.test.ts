@@ -321,7 +321,8 @@ describe('when requests go through an HTTP proxy', () => {
     proxy.forwarded.length = 0;
   });
 
-  // NO_PROXY names another host: loopback is not exempt unless named, so the registry on 127.0.0.1 is proxied.
+  // NO_PROXY names another host: loopback is not exempt unless named, so the https registry on 127.0.0.1 is
+  // proxied; a loopback http: one never is (its requests would leave the machine in clear).
   const noProxy = 'intranet.invalid';
 
   it('tunnels every https connection through it (CONNECT) and installs', async () => {
@@ -337,15 +338,13 @@ describe('when requests go through an HTTP proxy', () => {
     expect(server.seen.map((s) => s.path)).toEqual(expect.arrayContaining(INSTALL_READS.map((k) => `/${k}`)));
   });
 
-  it('sends every http request to it with the absolute URL and installs', async () => {
+  it('sends no request to a loopback http registry through it, and installs', async () => {
     const server = await serve(registryListener(registry.site));
     const m = machine({ fetcherEnv: { HTTP_PROXY: proxy.url, NO_PROXY: noProxy } });
     await add(m, { url: server.origin });
     await expectInstalled(m, await install(m));
     expect(proxy.tunnels).toEqual([]);
-    expect(proxy.forwarded.map((url) => url.replace(server.origin, ''))).toEqual(
-      server.seen.map((s) => s.url),
-    );
+    expect(proxy.forwarded).toEqual([]);
     expect(server.seen.map((s) => s.path)).toEqual(expect.arrayContaining(INSTALL_READS.map((k) => `/${k}`)));
   });
 });
