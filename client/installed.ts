@@ -31,6 +31,7 @@ import { ClientError } from './errors.ts';
 import { isObject, own } from './json-input.ts';
 
 const SAFE_PATH = new RegExp(SAFE_RELATIVE_PATH_PATTERN);
+const SHA256 = /^[0-9a-f]{64}$/;
 
 const INSTALLED_SCHEMA = 'plugindex/installed/v1';
 export const INSTALLED_FILE = 'installed.json';
@@ -110,6 +111,8 @@ export function parseInstalled(text: string, file: string): InstalledFile {
       for (const key of ['registry', 'registry_key', 'manifest_sha256', 'publisher', 'installed']) {
         if (typeof (record as Record<string, unknown>)[key] !== 'string') fail(`${vat}/${key}`, 'a string');
       }
+      if (!SHA256.test((record as { manifest_sha256: string }).manifest_sha256))
+        fail(`${vat}/manifest_sha256`, 'a sha256 digest (64 lower-case hex digits)');
       for (const [platform, artifact] of Object.entries((record as { artifacts: object }).artifacts)) {
         const a = artifact as Partial<InstalledArtifact> | null;
         const ok =
@@ -117,9 +120,16 @@ export function parseInstalled(text: string, file: string): InstalledFile {
           typeof a.path === 'string' &&
           SAFE_PATH.test(a.path) &&
           a.path.startsWith(`${name}/`) &&
+          // A digest names a file of the cache (remove --clean deletes it): a path there led out of it.
           typeof a.sha256 === 'string' &&
-          Number.isInteger(a.size);
-        if (!ok) fail(`${vat}/artifacts/${platform}`, `{path (a safe path under ${name}/), sha256, size}`);
+          SHA256.test(a.sha256) &&
+          Number.isSafeInteger(a.size) &&
+          (a.size as number) >= 0;
+        if (!ok)
+          fail(
+            `${vat}/artifacts/${platform}`,
+            `{path (a safe path under ${name}/), sha256 (64 lower-case hex digits), size}`,
+          );
       }
     }
   }

@@ -39,7 +39,22 @@ export interface BlobWrite {
 /** The last verified snapshot of a registry, in its folder. */
 const SNAPSHOT_FILE = 'snapshot.json';
 
-const shard = (sha256: string): string => join(sha256.slice(0, 2), sha256.slice(2));
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+/**
+ * A digest's place below `docs/sha256/` or `blobs/sha256/`. Only a digest has one: every path the cache
+ * makes goes through here, so no text a caller passes for a digest (an installed.json written by hand, whose
+ * `../../../notes.txt` had `remove --clean` delete that file) can lead out of the cache.
+ * @throws TrustError DOCUMENT_MALFORMED for anything but 64 lower-case hex digits.
+ */
+function shard(sha256: string): string {
+  if (!SHA256_HEX.test(sha256))
+    throw new TrustError(
+      'DOCUMENT_MALFORMED',
+      `${JSON.stringify(sha256)} is not a sha256 digest (64 lower-case hex digits): nothing in the cache is named by it`,
+    );
+  return join(sha256.slice(0, 2), sha256.slice(2));
+}
 
 export class ContentCache {
   readonly root: string;
@@ -110,7 +125,8 @@ export class ContentCache {
     const tmpDir = join(this.root, 'tmp');
     await mkdir(tmpDir, { recursive: true });
     const temp = tempPathFor(join(tmpDir, write.sha256));
-    const handle = await open(temp, 'w', 0o644);
+    // Created (O_EXCL), never opened through a link already at that name.
+    const handle = await open(temp, 'wx', 0o644);
     const hash = createSha256();
     let size = 0;
     try {
@@ -163,7 +179,7 @@ export class ContentCache {
     for (const shardName of await readdir(root).catch(() => [] as string[])) {
       for (const rest of await readdir(join(root, shardName)).catch(() => [] as string[])) {
         const sha256 = `${shardName}${rest}`;
-        if (!/^[0-9a-f]{64}$/.test(sha256)) continue;
+        if (!SHA256_HEX.test(sha256)) continue;
         const info = await stat(join(root, shardName, rest)).catch(() => undefined);
         if (info?.isFile()) found.push({ sha256, size: info.size });
       }

@@ -5,7 +5,7 @@
  * installed tree (list, enable, remove, verify), and a tamper suite: each attack refused with its code,
  * nothing installed, and the cache not poisoned (the next honest install works).
  */
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -628,6 +628,48 @@ describe('when the installed tree is managed', () => {
     await expect(withClient(m, (c) => c.setEnabled(NAME, true, { dir: m.dir }))).rejects.toMatchObject({
       code: 'NOT_INSTALLED',
     });
+  });
+
+  it('refuses an installed.json whose artifact digest is a path, removing nothing outside the cache (remove --clean)', async () => {
+    // Prepare: a checked-out install folder whose installed.json was written by hand: the "digest" of an
+    // artifact leads from <cache>/blobs/sha256/ to a file of the user's.
+    const m = await machine();
+    const victim = join(m.dirs.cache, '..', 'notes.txt');
+    await mkdir(m.dirs.cache, { recursive: true });
+    await writeFile(victim, 'keep me');
+    const digest = '../../../notes.txt';
+    await mkdir(m.dir, { recursive: true });
+    await writeFile(
+      join(m.dir, 'installed.json'),
+      JSON.stringify({
+        schema: 'plugindex/installed/v1',
+        plugins: {
+          [NAME]: {
+            enabled: true,
+            current: '1.0.0',
+            versions: {
+              '1.0.0': {
+                registry: 'test',
+                registry_key: 'A'.repeat(40),
+                manifest_sha256: 'a'.repeat(64),
+                publisher: 'B'.repeat(40),
+                installed: NOW.toISOString(),
+                artifacts: {
+                  'linux-amd64': { path: `${NAME}/1.0.0/linux-amd64/${NAME}`, sha256: digest, size: 7 },
+                },
+              },
+            },
+          },
+        },
+      }),
+    );
+
+    // Act
+    const removing = withClient(m, (c) => c.remove(NAME, { dir: m.dir, clean: true }));
+
+    // Assess
+    await expect(removing).rejects.toMatchObject({ name: 'ClientError', code: 'INSTALLED_INVALID' });
+    expect(await readFile(victim, 'utf8')).toBe('keep me');
   });
 
   it('searches and describes what the registries sign', async () => {

@@ -132,6 +132,24 @@ describe('when installed.json is damaged or hostile', () => {
       '#/plugins/demo/versions/1.0.0/artifacts/linux-amd64',
     ],
     [
+      'an artifact digest that is a path (remove --clean deletes the cache file a digest names)',
+      () =>
+        edit((v) => {
+          (
+            v.plugins.demo?.versions['1.0.0']?.artifacts['linux-amd64'] as unknown as { sha256: string }
+          ).sha256 = '../../../notes.txt';
+        }),
+      '#/plugins/demo/versions/1.0.0/artifacts/linux-amd64',
+    ],
+    [
+      'a manifest digest that is not one',
+      () =>
+        edit((v) => {
+          (v.plugins.demo?.versions['1.0.0'] as unknown as { manifest_sha256: string }).manifest_sha256 = 'x';
+        }),
+      '#/plugins/demo/versions/1.0.0/manifest_sha256',
+    ],
+    [
       'a plugin name that is a path',
       () =>
         edit((v) => {
