@@ -490,7 +490,7 @@ class HttpFetcher implements Fetcher {
 
   #s3Transport(): Promise<{ readonly transport: S3Transport; readonly Failed: typeof S3Failure }> {
     this.#s3 ??= import('./transport/s3.ts').then((m) => ({
-      transport: new m.S3Transport({ env: this.#env }),
+      transport: new m.S3Transport({ env: this.#env, lowSpeedBytesPerSecond: LOW_SPEED_BYTES_PER_SECOND }),
       Failed: m.S3Failure,
     }));
     return this.#s3;

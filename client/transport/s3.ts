@@ -12,7 +12,7 @@
  * own environment, profiles, SSO, instance and container roles).
  *
  * @example
- * const s3 = new S3Transport({ env: process.env });
+ * const s3 = new S3Transport({ env: process.env, lowSpeedBytesPerSecond: 1024 });
  * const names = await s3.list(endpoint, new URL('s3://plugins-bucket/team/kubecost/'));
  * await s3.close();
  */
@@ -46,6 +46,11 @@ export interface S3Object {
 
 export interface S3TransportOptions {
   readonly env: Readonly<Record<string, string | undefined>>;
+  /**
+   * The least a body must bring, on average, over each span of the timeout spent waiting on it (the
+   * fetcher's LOW_SPEED_BYTES_PER_SECOND, the rule its HTTP bodies keep); 0 for none.
+   */
+  readonly lowSpeedBytesPerSecond: number;
 }
 
 /** ListObjectsV2's largest page. */
@@ -59,11 +64,13 @@ export function s3Location(url: URL): { readonly bucket: string; readonly key: s
 
 export class S3Transport {
   readonly #env: Readonly<Record<string, string | undefined>>;
+  readonly #lowSpeed: number;
   /** One client per (region, endpoint, addressing style), made at first use and destroyed by close(). */
   readonly #clients = new Map<string, S3Client>();
 
   constructor(options: S3TransportOptions) {
     this.#env = options.env;
+    this.#lowSpeed = options.lowSpeedBytesPerSecond;
   }
 
   /**
@@ -99,7 +106,8 @@ export class S3Transport {
       body?.destroy?.();
       throw tooLarge(`it declares ${size} bytes (ContentLength)`);
     }
-    const chunks = body === undefined ? empty() : capped(body, endpoint.timeoutMs, maxBytes, tooLarge);
+    const chunks =
+      body === undefined ? empty() : capped(body, endpoint.timeoutMs, this.#lowSpeed, maxBytes, tooLarge);
     return size === undefined ? { body: chunks } : { size, body: chunks };
   }
 
@@ -186,18 +194,27 @@ export class S3Transport {
 
 async function* empty(): AsyncGenerator<Uint8Array> {}
 
-/** The body chunk by chunk, cut off past `maxBytes`; each wait on S3 is timed, and the stream dropped on exit. */
+/**
+ * The body chunk by chunk, cut off past `maxBytes`; each wait on S3 is timed, and the stream dropped on exit.
+ * A span of `timeoutMs` spent waiting that brought less than `lowSpeed` bytes a second on average is given
+ * up (transient): the timeout alone bounds each wait, and an endpoint that dripped a byte inside each one
+ * held an install for as long as the body lasted (the fetcher's rule for HTTP bodies, readBody).
+ */
 async function* capped(
   body: AsyncIterable<Uint8Array> & { destroy?: (error?: Error) => void },
   timeoutMs: number,
+  lowSpeed: number,
   maxBytes: number,
   tooLarge: (found: string) => Error,
 ): AsyncGenerator<Uint8Array> {
   const iterator = body[Symbol.asyncIterator]();
   let received = 0;
   let finished = false;
+  let spanWaited = 0;
+  let spanBytes = 0;
   try {
     for (;;) {
+      const waitStart = performance.now();
       let timedOut = false;
       const timer = setTimeout(() => {
         timedOut = true;
@@ -219,6 +236,18 @@ async function* capped(
         return;
       }
       received += next.value.byteLength;
+      spanWaited += performance.now() - waitStart;
+      spanBytes += next.value.byteLength;
+      if (spanWaited >= timeoutMs) {
+        const least = Math.ceil((lowSpeed * spanWaited) / 1000);
+        if (spanBytes < least)
+          throw new S3Failure(
+            `too slow: ${spanBytes} bytes in ${Math.round(spanWaited) / 1000} s of waiting, under the least of ${lowSpeed} bytes a second, with ${received} bytes received`,
+            'transient',
+          );
+        spanWaited = 0;
+        spanBytes = 0;
+      }
       if (received > maxBytes) throw tooLarge(`${received} bytes had arrived when it was cut off`);
       yield next.value;
     }

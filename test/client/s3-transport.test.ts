@@ -3,6 +3,8 @@
  * streamed and capped downloads, folder listings across pages, and each failure as the fetcher reports it.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -137,7 +139,7 @@ describe('when an s3: folder is listed', () => {
   });
 
   it('follows the continuation tokens past the first page', async () => {
-    const transport = new S3Transport({ env: CREDENTIALS });
+    const transport = new S3Transport({ env: CREDENTIALS, lowSpeedBytesPerSecond: 1024 });
     try {
       const names = await transport.list(endpointOf(), new URL(`s3://${BUCKET}/team/many`), PAGE);
       expect(names).toEqual(Array.from({ length: MANY }, (_, i) => `m${i}`));
@@ -180,6 +182,55 @@ describe('when the S3 endpoint does not answer', () => {
     await expect(request).rejects.toMatchObject({ name: 'ClientError', code: 'FETCH_FAILED' });
     await expect(request).rejects.toThrow('(3 attempts)');
   });
+});
+
+describe('when an S3 endpoint drips a body inside each wait', () => {
+  it('gives up on it as too slow (FETCH_FAILED), as over HTTP, rather than wait for the whole body', async () => {
+    // Prepare: an S3 API (a custom endpoint, as a set or config may name) that answers GetObject with 40
+    // bytes, one every 200 ms: each wait is far inside the 1 s timeout, the body takes 8 s.
+    const server = createServer((request, response) => {
+      if (request.method !== 'GET') {
+        response.writeHead(405).end();
+        return;
+      }
+      response.writeHead(200, { 'content-length': '40', 'content-type': 'application/json' });
+      let sent = 0;
+      const timer = setInterval(() => {
+        if (response.destroyed || sent === 40) {
+          clearInterval(timer);
+          if (!response.destroyed) response.end();
+          return;
+        }
+        response.write('x');
+        sent += 1;
+      }, 200);
+      response.on('close', () => clearInterval(timer));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const endpoint: Endpoint = {
+      ...endpointOf(),
+      timeoutMs: 1000,
+      s3: { endpoint: `http://127.0.0.1:${port}`, forcePathStyle: true },
+    };
+    const started = Date.now();
+
+    try {
+      // Act
+      const request = makeFetcher().document(endpoint, { path: 'drip.json', maxBytes: 1024 });
+
+      // Assess
+      await expect(request).rejects.toMatchObject({
+        name: 'ClientError',
+        code: 'FETCH_FAILED',
+        message: expect.stringContaining('too slow'),
+      });
+      expect(Date.now() - started).toBeLessThan(7000);
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  }, 30_000);
 });
 
 describe('when a fetcher that read from S3 is closed', () => {
