@@ -14,7 +14,7 @@ import type {
 import { isPrerelease } from '../index-builder/versions.ts';
 import { DEFAULT_TIMEOUT_SECONDS } from './config.ts';
 import { type ClientContext, loadTrust, readPinnedKey } from './context.ts';
-import { readIfExists, withFileLock } from './disk/atomic.ts';
+import { readRegularIfExists, withFileLock } from './disk/atomic.ts';
 import { type InstallTree, readLockfile, type TrustRecord, writeLockfile } from './disk/state.ts';
 import { ClientError } from './errors.ts';
 import { collect, type Endpoint, fetchBody, UNLISTED_LIMITS } from './fetcher.ts';
@@ -481,7 +481,10 @@ export async function installedPolicyProblems(
     readonly registry: string;
   },
 ): Promise<string[] | undefined> {
-  const bytes = await readIfExists(tree.path(installedManifestPath(name, version)));
+  const bytes = await readRegularIfExists(
+    tree.path(installedManifestPath(name, version)),
+    UNLISTED_LIMITS.manifest,
+  );
   if (bytes === undefined || sha256Hex(bytes) !== recorded.manifest_sha256) return undefined;
   let manifest: Manifest;
   try {

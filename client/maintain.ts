@@ -12,10 +12,11 @@ import type { Advisory, PluginDocument } from '../index-builder/model.ts';
 import { sortVersionsDescending } from '../index-builder/versions.ts';
 import { explainForeignSource, isNothingToAsk } from './audit.ts';
 import { type ClientContext, loadTrust, readPinnedKey } from './context.ts';
-import { readIfExists, readTextIfExists, withFileLock } from './disk/atomic.ts';
+import { readRegularIfExists, withFileLock } from './disk/atomic.ts';
 import type { TrustRecord } from './disk/state.ts';
 import { type InstallTree, readLockfile, writeLockfile } from './disk/state.ts';
 import { ClientError } from './errors.ts';
+import { UNLISTED_LIMITS } from './fetcher.ts';
 import {
   type InstalledFile,
   type InstalledVersion,
@@ -298,8 +299,11 @@ async function verifyOne(
       `${name}@${version} was installed through key ${record.registry_key}, but ${record.registry} is pinned to ${trust?.fingerprint ?? 'nothing'} now`,
     );
   const manifestPath = `${name}/${versionFolder(version)}/manifest.json`;
-  const manifestBytes = await readIfExists(tree.path(manifestPath));
-  const signature = await readTextIfExists(tree.path(`${manifestPath}.asc`));
+  // Only files of their size: the install folder may be a checkout, whose manifest.json could be a FIFO.
+  const manifestBytes = await readRegularIfExists(tree.path(manifestPath), UNLISTED_LIMITS.manifest);
+  const signature = (
+    await readRegularIfExists(tree.path(`${manifestPath}.asc`), UNLISTED_LIMITS.signature)
+  )?.toString('utf8');
   if (manifestBytes === undefined || signature === undefined)
     throw new ClientError('INSTALLED_MODIFIED', `${tree.path(manifestPath)} or its .asc is missing`);
   const { verifyManifest } = await loadTrust();

@@ -6,7 +6,7 @@
  * bytes into place.
  */
 import { randomBytes } from 'node:crypto';
-import { createReadStream, readFileSync } from 'node:fs';
+import { constants, createReadStream, readFileSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { createSha256 } from '../../index-builder/digest.ts';
@@ -82,6 +82,39 @@ export async function readIfExists(path: string): Promise<Buffer | undefined> {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;
+  }
+}
+
+/**
+ * The bytes of the regular file at `path` (a link followed) when it holds at most `maxBytes`; undefined when
+ * there is none, when it is no regular file, or when it is larger. For files in folders others may write (a
+ * discovery path, an install folder in a checkout): readFile waits on a FIFO until someone writes to it, and
+ * reads a device such as /dev/zero until memory runs out. Opened without blocking, so a FIFO is known by
+ * its fstat, not waited on; read no further than the cap, whatever the file grew to since.
+ */
+export async function readRegularIfExists(path: string, maxBytes: number): Promise<Buffer | undefined> {
+  let handle: Awaited<ReturnType<typeof open>>;
+  try {
+    // O_NONBLOCK is not defined on Windows, where opening a named pipe does not wait for a writer.
+    handle = await open(path, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+  try {
+    const info = await handle.stat();
+    if (!info.isFile() || info.size > maxBytes) return undefined;
+    const buffer = Buffer.alloc(Math.min(info.size, maxBytes) + 1);
+    let length = 0;
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, length, buffer.byteLength - length, null);
+      if (bytesRead === 0) return buffer.subarray(0, length);
+      length += bytesRead;
+      if (length > maxBytes) return undefined;
+      if (length === buffer.byteLength) return undefined; // grew past what it held when opened
+    }
+  } finally {
+    await handle.close();
   }
 }
 

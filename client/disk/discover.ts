@@ -8,7 +8,7 @@ import { type FSWatcher, watch as watchFs } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { MAX_MANIFEST_BYTES } from '../../index-builder/manifest/parse.ts';
-import { hashFileAt, readIfExists, readTextIfExists, tempNameOf } from './atomic.ts';
+import { hashFileAt, readRegularIfExists, tempNameOf } from './atomic.ts';
 
 /** A version folder found on disk, as read (not yet verified). */
 export interface FoundFolder {
@@ -22,6 +22,12 @@ export interface FoundFolder {
   /** Every other file in the folder (any depth), by path relative to it with `/`: its sha256 and size. */
   readonly files: Readonly<Record<string, { readonly sha256: string; readonly size: number }>>;
 }
+
+/**
+ * A manifest's signature, read at most: one armored signature packet is well under it (the registry's
+ * MAX_SIGNATURE_BYTES, bundle.ts, is 16 KiB; not imported: it brings the bundle reader).
+ */
+const MAX_SIGNATURE_BYTES = 64 * 1024;
 
 /** Folders deeper than this are not scanned, even with `recursive` (a link loop must end). */
 const MAX_DEPTH = 8;
@@ -44,8 +50,10 @@ export async function scanPluginFolders(
     seen.add(dir);
     const isVersion = options.recursive ? depth >= 1 : depth === 2;
     if (isVersion) {
-      const manifest = await readIfExists(join(dir, 'manifest.json'));
-      if (manifest !== undefined && manifest.byteLength <= MAX_MANIFEST_BYTES) {
+      // Read only if a file of a manifest's size: a FIFO held the scan until someone wrote to it, and a
+      // link to /dev/zero was read until memory ran out, before its size was looked at.
+      const manifest = await readRegularIfExists(join(dir, 'manifest.json'), MAX_MANIFEST_BYTES);
+      if (manifest !== undefined) {
         found.push(await readFolder(root, dir, manifest));
         return;
       }
@@ -64,7 +72,9 @@ export async function scanPluginFolders(
 }
 
 async function readFolder(root: string, dir: string, manifest: Uint8Array): Promise<FoundFolder> {
-  const signature = await readTextIfExists(join(dir, 'manifest.json.asc'));
+  const signature = (
+    await readRegularIfExists(join(dir, 'manifest.json.asc'), MAX_SIGNATURE_BYTES)
+  )?.toString('utf8');
   const files: Record<string, { sha256: string; size: number }> = {};
   const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => []);
   let count = 0;

@@ -1,10 +1,10 @@
 /** The client's lock files: taken in turn, a dead holder's broken, a live one waited for and then named. */
-import { spawn } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { withLockFile, writeFileAtomic } from '../../../client/disk/atomic.ts';
+import { readRegularIfExists, withLockFile, writeFileAtomic } from '../../../client/disk/atomic.ts';
 
 let dir: string;
 beforeAll(async () => {
@@ -124,5 +124,21 @@ describe('when a file is written', () => {
     await writeFileAtomic(file, 'two');
     expect(await readFile(file, 'utf8')).toBe('two');
     expect(await readdir(path.dirname(file))).toEqual(['file.json']);
+  });
+});
+
+describe.skipIf(process.platform === 'win32')('when a file others may write is read under a cap', () => {
+  it('reads a regular file up to the cap, and nothing of a larger one, a FIFO or a device', async () => {
+    const at = (name: string) => path.join(dir, `capped-${name}`);
+    await writeFile(at('small'), 'abc');
+    await writeFile(at('large'), 'abcd');
+    execFileSync('mkfifo', [at('fifo')]);
+    await symlink('/dev/zero', at('zero'));
+
+    expect(await readRegularIfExists(at('small'), 3)).toEqual(Buffer.from('abc'));
+    expect(await readRegularIfExists(at('missing'), 3)).toBeUndefined();
+    expect(await readRegularIfExists(at('large'), 3)).toBeUndefined();
+    expect(await readRegularIfExists(at('fifo'), 3)).toBeUndefined();
+    expect(await readRegularIfExists(at('zero'), 3)).toBeUndefined();
   });
 });
