@@ -112,6 +112,11 @@ export interface OciRequest {
 export interface OciBlobRequest extends OciRequest {
   /** `sha256:<hex>` of the blob: the artifact's `oci.digest`. */
   readonly digest: string;
+  /**
+   * The registry whose signed document named the blob: one that is not on this machine may not name a
+   * blob on its loopback (as `download` refuses such an artifact URL).
+   */
+  readonly namedBy?: Endpoint;
   /** Cap on the bytes received (the artifact's signed size). */
   readonly maxBytes: number;
 }
@@ -711,6 +716,17 @@ class HttpFetcher implements Fetcher {
 
   async ociBlob(request: OciBlobRequest): Promise<Download> {
     const target = ociTarget(request);
+    const naming = request.namedBy?.bases[0] === undefined ? undefined : parseUrl(request.namedBy.bases[0]);
+    if (
+      naming !== undefined &&
+      onThisMachine(new URL(target.base)) &&
+      !(naming.protocol === 'file:' || onThisMachine(naming))
+    ) {
+      throw new ClientError(
+        'REGISTRY_URL_INVALID',
+        `Registry "${request.namedBy?.name}": OCI artifact ${request.reference} is refused: a registry on this machine's loopback, named by a registry that is not on this machine`,
+      );
+    }
     if (!SHA256_DIGEST.test(request.digest)) {
       throw new ClientError(
         'REQUEST_INVALID',
@@ -1143,7 +1159,10 @@ function checkDownloadUrl(endpoint: Endpoint, bases: readonly URL[], raw: string
         : url.protocol === 's3:' && bases[0]?.protocol !== 's3:'
           ? // Else any registry could have the user's AWS credentials read a bucket of its choosing.
             'an s3: URL from a registry that is not in S3'
-          : urlProblem(url);
+          : onThisMachine(url) && !(bases[0] && (bases[0].protocol === 'file:' || onThisMachine(bases[0])))
+            ? // A registry elsewhere (or a publisher it hosts) would aim a GET at a service of this machine.
+              "a URL on this machine's loopback from a registry that is not on this machine"
+            : urlProblem(url);
   if (problem !== undefined) {
     throw new ClientError(
       'REGISTRY_URL_INVALID',
@@ -1177,11 +1196,21 @@ function urlProblem(url: URL): string | undefined {
   return `the scheme ${url.protocol} is not https:, loopback http:, file: or s3:`;
 }
 
-/** Why a redirect from `from` to `to` is not followed: no downgrade from https, nothing but http(s). */
+/** An http(s): URL on a loopback host: this machine's own services. */
+function onThisMachine(url: URL): boolean {
+  return (url.protocol === 'http:' || url.protocol === 'https:') && isLoopbackHost(url.hostname);
+}
+
+/**
+ * Why a redirect from `from` to `to` is not followed: no downgrade from https, nothing but http(s), and
+ * never from another host onto this machine's loopback (a server elsewhere aiming a GET at a local service).
+ */
 function redirectProblem(from: URL, to: URL): string | undefined {
   if (to.protocol === 'file:' || to.protocol === 's3:') return `a redirect to a ${to.protocol} URL`;
   if (from.protocol === 'https:' && to.protocol !== 'https:')
     return 'a redirect from https: to another scheme';
+  if (onThisMachine(to) && !onThisMachine(from))
+    return "a redirect from another host to this machine's loopback";
   return urlProblem(to);
 }
 

@@ -1433,6 +1433,7 @@ async function download(ctx: ClientContext, plan: Planned, file: PlannedFile): P
         reference: file.oci.reference,
         digest: file.oci.digest,
         maxBytes: file.size,
+        namedBy: plan.endpoint,
         timeoutMs: plan.endpoint.timeoutMs,
         ...(credentials ? { credentials } : {}),
       })

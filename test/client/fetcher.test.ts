@@ -554,6 +554,33 @@ describe('when artifacts are downloaded', () => {
   });
 });
 
+describe('when a registry elsewhere names an artifact on this machine', () => {
+  it('refuses the URL before any request reaches this machine’s service (REGISTRY_URL_INVALID)', async () => {
+    // A publisher-hosted artifact of a registry on another host (its documents signed, its bytes still to
+    // be checked) pointing at a loopback port: a service of the user's would be sent a GET of its choosing.
+    const local = await serve((_request, response) => send(response, 200, 'artifact'));
+    for (const url of [
+      `${local.origin}/admin/shutdown`,
+      `${local.origin.replace('127.0.0.1', 'localhost')}/x`,
+    ]) {
+      await expect(
+        makeFetcher().download(endpointOf(['https://plugins.example']), { url, maxBytes: 100 }),
+      ).rejects.toMatchObject({ name: 'ClientError', code: 'REGISTRY_URL_INVALID' });
+    }
+    expect(local.seen).toEqual([]);
+  });
+
+  it('still downloads one named by a registry on this machine', async () => {
+    const local = await serve((_request, response) => send(response, 200, 'artifact'));
+    const other = await serve((_request, response) => send(response, 200, 'artifact'));
+    const download = await makeFetcher().download(endpointOf([other.origin]), {
+      url: `${local.origin}/a.tgz`,
+      maxBytes: 100,
+    });
+    expect(new TextDecoder().decode(await collect(download.body))).toBe('artifact');
+  });
+});
+
 describe('when a registry is a folder (file: base)', () => {
   let dir: string;
   beforeAll(() => {

@@ -337,6 +337,32 @@ describe('when a server answers a manifest with bytes of another digest (a node:
   });
 });
 
+describe('when a registry elsewhere names a blob on this machine (a node:http stand-in)', () => {
+  it('refuses it before any request reaches the loopback port (REGISTRY_URL_INVALID)', async () => {
+    const seen: string[] = [];
+    const host = await server((request, response) => {
+      seen.push(request.url ?? '');
+      response.writeHead(200, { 'content-length': '8' }).end('artifact');
+    });
+    const pull = (bases: string[]) =>
+      fetcher.ociBlob({
+        reference: `${host}/acme/kubecost-lens`,
+        digest: sha256(Buffer.from('artifact')),
+        maxBytes: 100,
+        namedBy: { name: 'community', bases, timeoutMs: 2000 },
+      });
+
+    await expect(pull(['https://plugins.example'])).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'REGISTRY_URL_INVALID',
+    });
+    expect(seen).toEqual([]);
+    // A registry on this machine may name one there (a local registry beside a local OCI registry).
+    await collect((await pull(['http://127.0.0.1:9'])).body);
+    expect(seen).toHaveLength(1);
+  });
+});
+
 describe('when a registry redirects a blob to its storage on another origin (node:http stand-ins)', () => {
   const TOKEN = 'registry-token-that-must-not-leave';
   const bytes = patternBytes(5000);
