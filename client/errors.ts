@@ -54,6 +54,11 @@ export type ClientErrorCode =
    */
   | 'INSTALL_PATH_LINKED'
   /**
+   * A file the client reads (installed.json, a lock, a lock file of its own, its config) is a FIFO, a device,
+   * a socket or a folder: not read, as reading one would wait for a writer or never end. Names the path.
+   */
+  | 'FILE_NOT_REGULAR'
+  /**
    * A plugin set file (plugins, discovery, policy: client/set-file.ts) does not parse or has the wrong
    * shape; the message lists every problem as `FILE#/pointer (line N): expected X, found Y`.
    */

@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants, createReadStream, readFileSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { createSha256 } from '../../index-builder/digest.ts';
 import { ClientError } from '../errors.ts';
@@ -75,15 +75,37 @@ export async function writeFileAtomic(
   }
 }
 
-/** The file's bytes, or undefined when it does not exist (any other failure is thrown). */
+/**
+ * The file's bytes, or undefined when it does not exist (any other failure is thrown). Only a regular file
+ * (a link followed) is read: what the client reads may sit in a folder others write (an install folder or a
+ * lock in a checkout), and readFile waited forever on a FIFO there (`installed.json.lock` held every
+ * install) and read a link to /dev/zero until memory ran out. Opened without blocking, so a FIFO is known by
+ * its fstat, not waited on.
+ * @throws ClientError FILE_NOT_REGULAR naming the path.
+ */
 export async function readIfExists(path: string): Promise<Buffer | undefined> {
+  let handle: Awaited<ReturnType<typeof open>>;
   try {
-    return await readFile(path);
+    handle = await open(path, READ_WITHOUT_WAITING);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;
   }
+  try {
+    const info = await handle.stat();
+    if (!info.isFile())
+      throw new ClientError(
+        'FILE_NOT_REGULAR',
+        `${path} is not a regular file (${info.isDirectory() ? 'a folder' : 'a FIFO, a device or a socket'}): not read; remove it`,
+      );
+    return await handle.readFile();
+  } finally {
+    await handle.close();
+  }
 }
+
+/** O_NONBLOCK is not defined on Windows, where opening a named pipe does not wait for a writer. */
+const READ_WITHOUT_WAITING = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0);
 
 /**
  * The bytes of the regular file at `path` (a link followed) when it holds at most `maxBytes`; undefined when
@@ -95,8 +117,7 @@ export async function readIfExists(path: string): Promise<Buffer | undefined> {
 export async function readRegularIfExists(path: string, maxBytes: number): Promise<Buffer | undefined> {
   let handle: Awaited<ReturnType<typeof open>>;
   try {
-    // O_NONBLOCK is not defined on Windows, where opening a named pipe does not wait for a writer.
-    handle = await open(path, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
+    handle = await open(path, READ_WITHOUT_WAITING);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;

@@ -4,7 +4,13 @@ import { mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readRegularIfExists, withLockFile, writeFileAtomic } from '../../../client/disk/atomic.ts';
+import {
+  readIfExists,
+  readRegularIfExists,
+  withFileLock,
+  withLockFile,
+  writeFileAtomic,
+} from '../../../client/disk/atomic.ts';
 
 let dir: string;
 beforeAll(async () => {
@@ -142,3 +148,24 @@ describe.skipIf(process.platform === 'win32')('when a file others may write is r
     expect(await readRegularIfExists(at('zero'), 3)).toBeUndefined();
   });
 });
+
+describe.skipIf(process.platform === 'win32')(
+  'when a FIFO stands where the client reads a file of its own',
+  () => {
+    it('refuses it at once (FILE_NOT_REGULAR) rather than wait for a writer: a lock file, installed.json', async () => {
+      // A checkout may hold anything at plugins/installed.json.lock or plugins/installed.json.
+      const target = path.join(dir, 'fifo-target.json');
+      execFileSync('mkfifo', [`${target}.lock`]);
+      execFileSync('mkfifo', [path.join(dir, 'fifo-read.json')]);
+
+      await expect(withFileLock(target, async () => 'ran')).rejects.toMatchObject({
+        name: 'ClientError',
+        code: 'FILE_NOT_REGULAR',
+      });
+      await expect(readIfExists(path.join(dir, 'fifo-read.json'))).rejects.toMatchObject({
+        code: 'FILE_NOT_REGULAR',
+      });
+      expect(await readIfExists(path.join(dir, 'no-such-file.json'))).toBeUndefined();
+    }, 10_000);
+  },
+);
