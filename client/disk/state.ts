@@ -352,7 +352,9 @@ export class InstallTree {
   async hashFile(relative: string): Promise<{ sha256: string; size: number } | undefined> {
     const target = this.path(relative);
     if (await this.#linkOnTheWay(relative, true)) return undefined;
-    return hashFileAt(target);
+    // Nor is a FIFO (its read waits for a writer) or a device (never ends): no installed file either.
+    const info = await lstat(target).catch(() => undefined);
+    return info?.isFile() ? hashFileAt(target) : undefined;
   }
 
   async placeFile(relative: string, data: string | Uint8Array): Promise<void> {

@@ -2,7 +2,7 @@
  * The install tree's one path check (nothing a document or installed.json says can lead outside the
  * folder), and what a placement does with the temp files a killed one left.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -130,4 +130,14 @@ describe('when a folder inside the install folder is a symbolic link', () => {
     await tree.removeVersion('demo', '1.0.0');
     expect(await readdir(path.join(root, 'real'))).toEqual([]);
   });
+});
+
+describe.skipIf(process.platform === 'win32')('when an installed file is a FIFO', () => {
+  it('hashes it as no file, at once, rather than wait for a writer', async () => {
+    const tree = new InstallTree(await mkdtemp(path.join(dir, 'fifo-')));
+    await mkdir(path.join(tree.dir, 'demo/1.0.0/linux-amd64'), { recursive: true });
+    execFileSync('mkfifo', [path.join(tree.dir, 'demo/1.0.0/linux-amd64/demo')]);
+
+    expect(await tree.hashFile('demo/1.0.0/linux-amd64/demo')).toBeUndefined();
+  }, 10_000);
 });
