@@ -54,8 +54,8 @@ export type ClientErrorCode =
    */
   | 'INSTALL_PATH_LINKED'
   /**
-   * A file the client reads (installed.json, a lock, a lock file of its own, its config) is a FIFO, a device,
-   * a socket or a folder: not read, as reading one would wait for a writer or never end. Names the path.
+   * A file the client reads (installed.json, a lock, a lock file of its own, its config) is a FIFO, a device
+   * or a socket: not read, as reading one would wait for a writer or never end. Names the path.
    */
   | 'FILE_NOT_REGULAR'
   /**

@@ -93,10 +93,11 @@ export async function readIfExists(path: string): Promise<Buffer | undefined> {
   }
   try {
     const info = await handle.stat();
-    if (!info.isFile())
+    // A folder fails its read with EISDIR, as readFile's did (callers name it so).
+    if (!info.isFile() && !info.isDirectory())
       throw new ClientError(
         'FILE_NOT_REGULAR',
-        `${path} is not a regular file (${info.isDirectory() ? 'a folder' : 'a FIFO, a device or a socket'}): not read; remove it`,
+        `${path} is not a regular file (a FIFO, a device or a socket): not read; remove it`,
       );
     return await handle.readFile();
   } finally {
