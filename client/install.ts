@@ -481,17 +481,8 @@ export async function installedPolicyProblems(
     readonly registry: string;
   },
 ): Promise<string[] | undefined> {
-  const bytes = await readRegularIfExists(
-    tree.path(installedManifestPath(name, version)),
-    UNLISTED_LIMITS.manifest,
-  );
-  if (bytes === undefined || sha256Hex(bytes) !== recorded.manifest_sha256) return undefined;
-  let manifest: Manifest;
-  try {
-    manifest = JSON.parse(bytes.toString('utf8')) as Manifest;
-  } catch {
-    return undefined;
-  }
+  const manifest = await installedManifest(tree, name, version, recorded.manifest_sha256);
+  if (!manifest) return undefined;
   return policyProblems(policy, {
     name,
     version,
@@ -1399,12 +1390,31 @@ async function installedPermissions(
   const plugin = own((await tree.read()).plugins, name);
   const record = plugin ? own(plugin.versions, plugin.current) : undefined;
   if (!plugin || !record) return undefined;
-  const bytes = await readIfExists(tree.path(installedManifestPath(name, plugin.current)));
-  if (bytes === undefined || sha256Hex(bytes) !== record.manifest_sha256) return undefined;
+  const manifest = await installedManifest(tree, name, plugin.current, record.manifest_sha256);
+  if (!manifest) return undefined;
+  const permissions = Array.isArray(manifest.permissions) ? manifest.permissions : [];
+  return { version: plugin.current, permissions: permissions.filter((p) => typeof p === 'string') };
+}
+
+/**
+ * The signed manifest placed beside an installed version, read (a regular file, under the manifest's cap)
+ * and held to `sha256`; undefined when it is missing, other bytes or not JSON. Not its signature: an install
+ * placed it verified, and `plugindex verify` checks it again.
+ */
+async function installedManifest(
+  tree: InstallTree,
+  name: string,
+  version: string,
+  sha256: string,
+): Promise<Manifest | undefined> {
+  const bytes = await readRegularIfExists(
+    tree.path(installedManifestPath(name, version)),
+    UNLISTED_LIMITS.manifest,
+  );
+  if (bytes === undefined || sha256Hex(bytes) !== sha256) return undefined;
   try {
-    const manifest = JSON.parse(bytes.toString('utf8')) as Manifest;
-    const permissions = Array.isArray(manifest.permissions) ? manifest.permissions : [];
-    return { version: plugin.current, permissions: permissions.filter((p) => typeof p === 'string') };
+    const parsed: unknown = JSON.parse(bytes.toString('utf8'));
+    return typeof parsed === 'object' && parsed !== null ? (parsed as Manifest) : undefined;
   } catch {
     return undefined;
   }
