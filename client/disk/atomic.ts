@@ -84,13 +84,8 @@ export async function writeFileAtomic(
  * @throws ClientError FILE_NOT_REGULAR naming the path.
  */
 export async function readIfExists(path: string): Promise<Buffer | undefined> {
-  let handle: Awaited<ReturnType<typeof open>>;
-  try {
-    handle = await open(path, READ_WITHOUT_WAITING);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
-  }
+  const handle = await openWithoutWaiting(path);
+  if (!handle) return undefined;
   try {
     const info = await handle.stat();
     // A folder fails its read with EISDIR, as readFile's did (callers name it so).
@@ -108,6 +103,16 @@ export async function readIfExists(path: string): Promise<Buffer | undefined> {
 /** O_NONBLOCK is not defined on Windows, where opening a named pipe does not wait for a writer. */
 const READ_WITHOUT_WAITING = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0);
 
+/** `path` opened for reading without waiting on a FIFO, or undefined when there is none (else thrown). */
+async function openWithoutWaiting(path: string): Promise<Awaited<ReturnType<typeof open>> | undefined> {
+  try {
+    return await open(path, READ_WITHOUT_WAITING);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
 /**
  * The bytes of the regular file at `path` (a link followed) when it holds at most `maxBytes`; undefined when
  * there is none, when it is no regular file, or when it is larger. For files in folders others may write (a
@@ -116,13 +121,8 @@ const READ_WITHOUT_WAITING = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0);
  * its fstat, not waited on; read no further than the cap, whatever the file grew to since.
  */
 export async function readRegularIfExists(path: string, maxBytes: number): Promise<Buffer | undefined> {
-  let handle: Awaited<ReturnType<typeof open>>;
-  try {
-    handle = await open(path, READ_WITHOUT_WAITING);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
-  }
+  const handle = await openWithoutWaiting(path);
+  if (!handle) return undefined;
   try {
     const info = await handle.stat();
     if (!info.isFile() || info.size > maxBytes) return undefined;
