@@ -204,7 +204,7 @@ async function keyTakenBy(
  *   signatures, the same key, a key rotated away from, revoked, an operator's or a publisher's, a rotation N
  *   already published with other bytes), ROTATION_NOT_CURRENT_KEY (not from the key the registry signs
  *   with), ROTATION_NOT_SIGNING_KEY (not to the key `ctx.signer` holds), PUBLISHED_DOCUMENT_ALTERED (a
- *   rotation not yet published, and a published document not what the registry published:
+ *   rotation whose rebuild has not begun, and a published document not what the registry published:
  *   `checkEveryPublished`).
  */
 export async function checkRotation(ctx: PipelineContext, bytes: Uint8Array): Promise<CheckedRotation> {
@@ -296,18 +296,20 @@ export async function checkRotation(ctx: PipelineContext, bytes: Uint8Array): Pr
     if (!(error instanceof TrustError)) throw error;
     refuse('ROTATION_INVALID', '/signatures', error.message);
   }
-  // Last, as it reads every plugin document: before the rotation is published, nothing re-signed by the new
-  // key may be other than what the old one signed. A rotation found published is past this check (its
-  // rebuild, marked in the catalog, takes the documents as they are, as every run does until it is done).
-  if (!existing)
-    await checkEveryPublished(ctx.site, ctx.intake).catch((error: unknown) => {
-      if (!isAltered(error)) throw error;
-      refuse(
-        'PUBLISHED_DOCUMENT_ALTERED',
-        '',
-        `${error.message}. A key rotation signs nothing the old key did not: mend the published store first, then rotate`,
-      );
-    });
+  // Last, as it reads every plugin document: until its rebuild begins, nothing re-signed by the new key may be
+  // other than what the old one signed. A rotation found published is checked too: a run that died between
+  // publishing it and marking its rebuild (a log refused, a store down) left the documents untouched and the
+  // catalog's record standing, and skipping the check let anyone edit one in between for the retry to sign.
+  // Once the rebuild is marked, the catalog reads as outdated and this checks nothing (the rebuild takes the
+  // documents as they are, as every run does until it is done).
+  await checkEveryPublished(ctx.site, ctx.intake).catch((error: unknown) => {
+    if (!isAltered(error)) throw error;
+    refuse(
+      'PUBLISHED_DOCUMENT_ALTERED',
+      '',
+      `${error.message}. A key rotation signs nothing the old key did not: mend the published store first, then rotate`,
+    );
+  });
   return { ...base, state: existing ? 'resume' : 'new', snapshot };
 }
 

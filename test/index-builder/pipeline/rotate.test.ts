@@ -495,6 +495,29 @@ describe('when a published document is not what the registry published', () => {
     expect([registry.site.fingerprint(), registry.intake.fingerprint()]).toEqual(before);
   });
 
+  it('refuses to resume a rotation that died before its rebuild began over a document edited since', async () => {
+    const registry = await publishedRegistry();
+    const bytes = await rotation(registry);
+    const ctx = { ...registry.context, signer: newSigner };
+    // The run dies right after publishing the rotation, before its rebuild marks the catalog: the published
+    // documents are still the old key's, and the catalog's record of them stands.
+    const restore = failAt(registry, 2);
+    await expect(rotateRegistryKey(ctx, bytes)).rejects.toThrow(/injected failure/);
+    restore();
+    expect(registry.site.objects.has('keys/rotation/1.json')).toBe(true);
+    await (edits[0] as (typeof edits)[number])[1](registry);
+
+    const error = await rotateRegistryKey(ctx, bytes).catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(SubmissionError);
+    expect((error as SubmissionError).problems).toEqual([
+      expect.objectContaining({ code: 'PUBLISHED_DOCUMENT_ALTERED', path: '' }),
+    ]);
+    const doc = json<PluginDocument>(registry.site, 'plugins/demo-plugin/index.json');
+    expect(doc.owners).toContain(strangerSigner.fingerprint);
+    expect(json<SnapshotDocument>(registry.site, 'snapshot.json').key_rotations ?? 0).toBe(0);
+  });
+
   it('rotates once the operator has taken the published documents as they are (plugindex rebuild)', async () => {
     const registry = await publishedRegistry();
     await (edits[0] as (typeof edits)[number])[1](registry);
