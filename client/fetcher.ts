@@ -1196,9 +1196,23 @@ function urlProblem(url: URL): string | undefined {
   return `the scheme ${url.protocol} is not https:, loopback http:, file: or s3:`;
 }
 
-/** An http(s): URL on a loopback host: this machine's own services. */
+/**
+ * An http(s): URL on a host that reaches this machine's own services: a loopback host, and the other names a
+ * connection takes there without naming loopback (the unspecified address, 0.0.0.0 or [::], which Linux and
+ * macOS connect to this machine; an IPv4-mapped loopback address, [::ffff:7f00:1]; localhost with its root
+ * dot, and names under .localhost, which resolvers answer with loopback). isLoopbackHost alone let a registry
+ * elsewhere name https://0.0.0.0:PORT/ and reach a local service past the refusal.
+ */
 function onThisMachine(url: URL): boolean {
-  return (url.protocol === 'http:' || url.protocol === 'https:') && isLoopbackHost(url.hostname);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return false;
+  const host = url.hostname.toLowerCase();
+  return (
+    isLoopbackHost(host) ||
+    /^0\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host) ||
+    host === '[::]' ||
+    /^\[::ffff:(7f[0-9a-f]{2}|0):[0-9a-f]{1,4}\]$/.test(host) ||
+    /(^|\.)localhost\.?$/.test(host)
+  );
 }
 
 /**

@@ -570,6 +570,34 @@ describe('when a registry elsewhere names an artifact on this machine', () => {
     expect(local.seen).toEqual([]);
   });
 
+  it('refuses the other names that reach this machine (the unspecified address, mapped loopback, localhost.)', async () => {
+    const local = await serve((_request, response) => send(response, 200, 'artifact'));
+    const port = new URL(local.origin).port;
+    // Over https: (http: to a host not named loopback is refused as cleartext anyway).
+    for (const host of [
+      '0.0.0.0',
+      '[::]',
+      '[::ffff:127.0.0.1]',
+      '[::ffff:0.0.0.0]',
+      'localhost.',
+      'a.localhost',
+    ])
+      await expect(
+        makeFetcher().download(endpointOf(['https://plugins.example']), {
+          url: `https://${host}:${port}/admin/shutdown`,
+          maxBytes: 100,
+        }),
+        host,
+      ).rejects.toMatchObject({
+        name: 'ClientError',
+        code: 'REGISTRY_URL_INVALID',
+        message: expect.stringContaining(
+          "a URL on this machine's loopback from a registry that is not on this machine",
+        ),
+      });
+    expect(local.seen).toEqual([]);
+  });
+
   it('still downloads one named by a registry on this machine', async () => {
     const local = await serve((_request, response) => send(response, 200, 'artifact'));
     const other = await serve((_request, response) => send(response, 200, 'artifact'));
