@@ -163,7 +163,7 @@ async function replayOrResume(
     // What comes after it in the batch is judged with its effect, as the run that died judged it; unless an
     // action made after it was applied to its slot since (another run, while this upload waited for its
     // retry): put back, its effect would undo that newer statement, which the log records after it.
-    const passed = !resumed.finished && (await overtaken(judging.view, read, key));
+    const passed = !resumed.finished && (await overtaken(judging.view, read, key, resumed.time));
     if (!resumed.finished && !passed) {
       await applyAgain(judging, read, resumed.time, key);
       await orderApplied(judging.view, read, key, resumed.time);
@@ -239,15 +239,23 @@ async function applyAgain(
   if (applied.ok) view.change(applied.doc);
 }
 
-/** Has an action made after `read` been applied to its slot (or one within or around it)? */
-async function overtaken(view: BatchView, read: ReadAction, key: NamedKey | undefined): Promise<boolean> {
+/**
+ * Has an action made after `read`, judged at `judged`, been applied to its slot (or one within or around it)?
+ * Made when its slot's record says (`slotRecord`): an action dated ahead of the registry clock was made by the
+ * time the registry judged it, and one another owner made after that overtakes it, as it does one dated true.
+ * Compared with its signed date, such an action's retry put its effect back over that newer one.
+ */
+async function overtaken(
+  view: BatchView,
+  read: ReadAction,
+  key: NamedKey | undefined,
+  judged: string,
+): Promise<boolean> {
   const action = read.action;
   if (action.action === 'revoke-key') return false;
   const slot = actionSlot(action, key);
-  return (
-    slot !== undefined &&
-    supersedingAction(await view.order(action.plugin), slot, action.created) !== undefined
-  );
+  const made = slotRecord(action.created, read.digest, judged).created;
+  return slot !== undefined && supersedingAction(await view.order(action.plugin), slot, made) !== undefined;
 }
 
 /**

@@ -914,6 +914,48 @@ describe('when a co-owner dates an action ahead of the registry clock', () => {
   });
 });
 
+describe('when a run that died took an action dated ahead of the registry clock', () => {
+  it("does not put it back over another owner's action made after the registry received it", async () => {
+    const registry = await registryWithOperator();
+    await publishVersions(registry, ['1.0.0']);
+    expect(
+      (await act(registry, { action: 'owners-add', plugin: 'demo-plugin', key: heir.publicKey }, publisher))
+        .status,
+    ).toBe('accepted');
+    const start = registry.context.clock.now().getTime();
+    const at = (seconds: number) => new Date(start + seconds * 1000);
+    const batchAt = async (seconds: number, key: string) =>
+      (await processSubmissions({ ...registry.context, clock: fixedClock(at(seconds)) }, [key])).outcomes;
+    // Dated 4 minutes ahead, judged at 0: its run dies once it is logged (writing its slot's record).
+    const ahead = await submitAction(
+      registry.intake,
+      { action: 'yank', plugin: 'demo-plugin', version: '1.0.0' },
+      publisher,
+      { now: at(240) },
+    );
+    const put = registry.intake.put.bind(registry.intake);
+    registry.intake.put = async (key, body, options) => {
+      if (key === actionOrderKey('demo-plugin')) throw new StoreError('STORE_IO', key, 'injected failure');
+      return put(key, body, options);
+    };
+    await expect(batchAt(0, ahead.key)).rejects.toThrow(/injected failure/);
+    registry.intake.put = put;
+    // The other owner lifts it a minute later, made after the registry received the yank; taken alone.
+    const lifted = await submitAction(
+      registry.intake,
+      { action: 'unyank', plugin: 'demo-plugin', version: '1.0.0' },
+      heir,
+      { now: at(60) },
+    );
+    await batchAt(61, lifted.key);
+
+    // The yank's retry finishes it as logged, and leaves the later statement in force, as when it was dated
+    // by a true clock (a yank made at 0 is overtaken by an unyank made at 60).
+    expect((await batchAt(62, ahead.key))[0]?.status).toBe('accepted');
+    expect(version(await bound(registry), '1.0.0')?.yanked).toBeFalsy();
+  });
+});
+
 describe('when keys/revoked.json is unreadable', () => {
   // Not what the registry published there (its catalog records none): the batch fails on that first
   // (published-records.test.ts), as it did on the list it could not read.
