@@ -867,18 +867,27 @@ describe("when the signer's clock runs ahead", () => {
   });
 });
 
+/**
+ * demo-plugin 1.0.0 owned by the publisher and the heir; `at(s)`: s seconds after now on the registry's clock;
+ * `batchAt(s, key)`: the upload `key` published alone with the clock at `at(s)`.
+ */
+async function coOwnedFromNow() {
+  const registry = await registryWithOperator();
+  await publishVersions(registry, ['1.0.0']);
+  expect(
+    (await act(registry, { action: 'owners-add', plugin: 'demo-plugin', key: heir.publicKey }, publisher))
+      .status,
+  ).toBe('accepted');
+  const start = registry.context.clock.now().getTime();
+  const at = (seconds: number) => new Date(start + seconds * 1000);
+  const batchAt = async (seconds: number, key: string) =>
+    (await processSubmissions({ ...registry.context, clock: fixedClock(at(seconds)) }, [key])).outcomes;
+  return { registry, at, batchAt };
+}
+
 describe('when a co-owner dates an action ahead of the registry clock', () => {
   it("does not hold off, for the skew allowed, another owner's action made after it", async () => {
-    const registry = await registryWithOperator();
-    await publishVersions(registry, ['1.0.0']);
-    expect(
-      (await act(registry, { action: 'owners-add', plugin: 'demo-plugin', key: heir.publicKey }, publisher))
-        .status,
-    ).toBe('accepted');
-    const start = registry.context.clock.now().getTime();
-    const at = (seconds: number) => new Date(start + seconds * 1000);
-    const batchAt = async (seconds: number, key: string) =>
-      (await processSubmissions({ ...registry.context, clock: fixedClock(at(seconds)) }, [key])).outcomes;
+    const { registry, at, batchAt } = await coOwnedFromNow();
     const slot = () =>
       JSON.parse(new TextDecoder().decode(registry.intake.objects.get(actionOrderKey('demo-plugin'))?.body))
         .slots['yank/1.0.0'];
@@ -916,16 +925,7 @@ describe('when a co-owner dates an action ahead of the registry clock', () => {
 
 describe('when a run that died took an action dated ahead of the registry clock', () => {
   it("does not put it back over another owner's action made after the registry received it", async () => {
-    const registry = await registryWithOperator();
-    await publishVersions(registry, ['1.0.0']);
-    expect(
-      (await act(registry, { action: 'owners-add', plugin: 'demo-plugin', key: heir.publicKey }, publisher))
-        .status,
-    ).toBe('accepted');
-    const start = registry.context.clock.now().getTime();
-    const at = (seconds: number) => new Date(start + seconds * 1000);
-    const batchAt = async (seconds: number, key: string) =>
-      (await processSubmissions({ ...registry.context, clock: fixedClock(at(seconds)) }, [key])).outcomes;
+    const { registry, at, batchAt } = await coOwnedFromNow();
     // Dated 4 minutes ahead, judged at 0: its run dies once it is logged (writing its slot's record).
     const ahead = await submitAction(
       registry.intake,
