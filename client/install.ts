@@ -405,7 +405,7 @@ export async function planInstall(
   } else {
     // One after another: the targets share their registries' sessions, which open once.
     for (const target of targets)
-      planned.push(await naming(target, planTarget(ctx, target, options, before ?? EMPTY_LOCKFILE)));
+      planned.push(await naming(target, planTarget(ctx, target, options, before ?? EMPTY_LOCKFILE, seen)));
   }
   const refused = planned.flatMap((p) =>
     policyProblems(options.policy, {
@@ -664,6 +664,7 @@ async function planTarget(
   target: Target,
   options: InstallOptions,
   lock: Lockfile,
+  seen: OnDisk,
 ): Promise<Planned> {
   const [first, ...others] = target.platforms as [Platform, ...Platform[]];
   const apiVersion = options.apiVersion ?? 'v1';
@@ -742,7 +743,7 @@ async function planTarget(
     warnings: [...warnings],
     advisories: vulnerable.advisories,
     checked: true,
-    ...(await permissionsAsked(ctx.tree(target.dir ?? options.dir), target.name, previous, entry)),
+    ...(await permissionsAsked(ctx.tree(target.dir ?? options.dir), seen, target.name, previous, entry)),
     generation: source.generation,
     ...(version.resources ? { resources: version.resources } : {}),
   };
@@ -1361,11 +1362,12 @@ export async function installedManifestProblems(
  */
 async function permissionsAsked(
   tree: InstallTree,
+  seen: OnDisk,
   name: string,
   locked: LockedPlugin | undefined,
   entry: LockedPlugin,
 ): Promise<{ newPermissions: string[]; acceptedFrom?: string }> {
-  const installed = await installedPermissions(tree, name);
+  const installed = await installedPermissions(tree, seen, name);
   if (!locked && !installed) return { newPermissions: [] };
   const accepted = [...(locked?.permissions ?? []), ...(installed?.permissions ?? [])];
   const from = [
@@ -1385,9 +1387,11 @@ async function permissionsAsked(
  */
 async function installedPermissions(
   tree: InstallTree,
+  seen: OnDisk,
   name: string,
 ): Promise<{ version: string; permissions: string[] } | undefined> {
-  const plugin = own((await tree.read()).plugins, name);
+  // installed.json read once per folder for the whole plan (`OnDisk`), not once per target.
+  const plugin = own((await seen.read(tree)).plugins, name);
   const record = plugin ? own(plugin.versions, plugin.current) : undefined;
   if (!plugin || !record) return undefined;
   const manifest = await installedManifest(tree, name, plugin.current, record.manifest_sha256);
