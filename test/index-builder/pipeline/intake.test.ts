@@ -9,7 +9,7 @@ import { processSubmissions } from '../../../index-builder/pipeline/index.ts';
 import type { BundleInspector } from '../../../index-builder/pipeline/inspect.ts';
 import { planBatch, readBatch } from '../../../index-builder/pipeline/intake.ts';
 import type { Store } from '../../../index-builder/store.ts';
-import { makeBundle, makeRegistry, validManifest } from '../../support/fixtures.ts';
+import { makeBundle, makeRegistry, type TestRegistry, validManifest } from '../../support/fixtures.ts';
 import type { MemoryStore } from '../../support/memory-store.ts';
 import { realStores, withMethod } from '../../support/stores.ts';
 
@@ -198,15 +198,19 @@ describe('when an upload arrives as a batch lists incoming/', () => {
 const { kinds } = realStores('intake');
 
 describe.each(kinds)('when an upload is replaced by a larger one after the listing, on %s', (_, stores) => {
+  const limit = 64 * 1024;
+  const metadata = { contentType: 'application/gzip', cacheControl: 'no-store' };
+  /** One batch over `intake` (with the test's site), uploads held to `limit`. */
+  const processCapped = (registry: TestRegistry, intake: Store, site: Store) =>
+    processSubmissions({ ...registry.context, intake, site, bundleLimits: { maxCompressedBytes: limit } });
+
   it('never reads more than the bundle limit into memory, and refuses it by its size', async () => {
     // Prepare: a small bundle listed; then, before it is read, a body past the limit put under its name
     // (as anyone who can upload may, racing the batch: on AWS a body of gigabytes, read whole by a function
     // of a few, killed the invocation each time it won the race).
     const registry = await makeRegistry();
     const { intake, site } = stores();
-    const limit = 64 * 1024;
     const key = 'incoming/swapped.tgz';
-    const metadata = { contentType: 'application/gzip', cacheControl: 'no-store' };
     await intake.put(key, await makeBundle(), metadata);
     const huge = new Uint8Array(limit * 4).fill(7);
     const bodies: number[] = [];
@@ -222,12 +226,7 @@ describe.each(kinds)('when an upload is replaced by a larger one after the listi
     });
 
     // Act
-    const result = await processSubmissions({
-      ...registry.context,
-      intake: swapping,
-      site,
-      bundleLimits: { maxCompressedBytes: limit },
-    });
+    const result = await processCapped(registry, swapping, site);
 
     // Assess: no body past the limit was read whole; the upload is refused for its size and kept.
     expect(swapped).toBe(true);
@@ -245,9 +244,7 @@ describe.each(kinds)('when an upload is replaced by a larger one after the listi
     // Prepare: the same race, the small bundle put back between the capped read and the stream.
     const registry = await makeRegistry();
     const { intake, site } = stores();
-    const limit = 64 * 1024;
     const key = 'incoming/swapped-back.tgz';
-    const metadata = { contentType: 'application/gzip', cacheControl: 'no-store' };
     const bundle = await makeBundle({ manifest: validManifest({ name: 'swapped-back' }) });
     await intake.put(key, bundle, metadata);
     let swapped = false;
@@ -263,12 +260,7 @@ describe.each(kinds)('when an upload is replaced by a larger one after the listi
     });
 
     // Act
-    const result = await processSubmissions({
-      ...registry.context,
-      intake: swapping,
-      site,
-      bundleLimits: { maxCompressedBytes: limit },
-    });
+    const result = await processCapped(registry, swapping, site);
 
     // Assess
     expect(swapped).toBe(true);
