@@ -1358,7 +1358,10 @@ export async function installedManifestProblems(
  * by the version installed as current in the folder it goes to (its signed manifest in place, held to the
  * digest installed.json records). Compared with the lock alone, an update with the lock deleted (or a
  * plugin installed without one, `--lockfile` elsewhere) took a version's new permissions silently. A first
- * install, with neither, asks nothing: what it installs is what was asked for.
+ * install, with neither, asks nothing: what it installs is what was asked for. A version installed whose
+ * grant nothing in place vouches for (its signed manifest gone or changed) is no first install: it granted
+ * nothing that can be shown, so every permission counts as new (an update took them silently), unless the
+ * version planned is the very manifest installed.json recorded for it (placed again, it asks what it did).
  */
 async function permissionsAsked(
   tree: InstallTree,
@@ -1367,12 +1370,16 @@ async function permissionsAsked(
   locked: LockedPlugin | undefined,
   entry: LockedPlugin,
 ): Promise<{ newPermissions: string[]; acceptedFrom?: string }> {
-  const installed = await installedPermissions(tree, seen, name);
+  const installed = await installedPermissions(tree, seen, name, entry);
   if (!locked && !installed) return { newPermissions: [] };
   const accepted = [...(locked?.permissions ?? []), ...(installed?.permissions ?? [])];
   const from = [
     ...(locked ? [`${name}@${locked.version}`] : []),
-    ...(installed && installed.version !== locked?.version ? [`${name}@${installed.version}`] : []),
+    ...(installed && installed.version !== locked?.version
+      ? [
+          `${name}@${installed.version}${installed.unshown ? ' (its signed manifest, which would show what it was granted, is not in place)' : ''}`,
+        ]
+      : []),
   ];
   return {
     newPermissions: permissionChanges(accepted, entry.permissions ?? []).added,
@@ -1382,20 +1389,26 @@ async function permissionsAsked(
 
 /**
  * The permissions of the version installed as current of `name` in `tree`, read from its signed manifest in
- * place (held to the digest installed.json records); undefined when none is installed, or its manifest is
- * not the one recorded (then nothing in place vouches for what was accepted).
+ * place (held to the digest installed.json records); undefined when none is installed. One whose manifest
+ * is not in place as recorded (missing, other bytes, not JSON) granted none that can be established: none,
+ * unless installed.json records it as made from `planned`, the manifest about to be placed (whose own
+ * permissions were then the ones granted).
  */
 async function installedPermissions(
   tree: InstallTree,
   seen: OnDisk,
   name: string,
-): Promise<{ version: string; permissions: string[] } | undefined> {
+  planned: LockedPlugin,
+): Promise<{ version: string; permissions: readonly string[]; unshown?: true } | undefined> {
   // installed.json read once per folder for the whole plan (`OnDisk`), not once per target.
   const plugin = own((await seen.read(tree)).plugins, name);
   const record = plugin ? own(plugin.versions, plugin.current) : undefined;
   if (!plugin || !record) return undefined;
   const manifest = await installedManifest(tree, name, plugin.current, record.manifest_sha256);
-  if (!manifest) return undefined;
+  if (!manifest)
+    return record.manifest_sha256 === planned.manifest_sha256
+      ? { version: plugin.current, permissions: planned.permissions ?? [] }
+      : { version: plugin.current, permissions: [], unshown: true };
   const permissions = Array.isArray(manifest.permissions) ? manifest.permissions : [];
   return { version: plugin.current, permissions: permissions.filter((p) => typeof p === 'string') };
 }

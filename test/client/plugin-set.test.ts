@@ -1190,6 +1190,45 @@ describe('when a newer version asks for more permissions than the locked one', (
   });
 });
 
+describe('when the version installed cannot say what it was granted, and there is no lock', () => {
+  it('asks for every permission of an update, and lets the very version recorded be placed again', async () => {
+    const p = await project(`plugins:
+  providers:
+    - { type: registry, name: local, url: ${base}, key: ./registry.asc }
+  plugins:
+    - { provider: local, name: kubecost-lens, version: "1.1.0" }
+`);
+    await using(p, (c) => c.installSet(p.file, HOME));
+    // installed.json still names 1.1.0 as current, but its signed manifest is gone, and so is the lock.
+    await rm(join(p.dir, 'plugins/kubecost-lens/1.1.0/manifest.json'));
+    await rm(p.lockfile);
+
+    // The very manifest installed.json recorded: what it asks for was granted. Placed again, asked nothing.
+    const again = await using(p, (c) => c.installSet(p.file, HOME));
+    expect(again.items.map((i) => [i.name, i.version, i.unchanged])).toEqual([
+      ['kubecost-lens', '1.1.0', false],
+    ]);
+    await rm(join(p.dir, 'plugins/kubecost-lens/1.1.0/manifest.json'));
+    await rm(p.lockfile);
+    await writeFile(p.file, (await readFile(p.file, 'utf8')).replace('"1.1.0"', '"^1.1"'));
+
+    const refused = using(p, (c) => c.installSet(p.file, HOME));
+
+    await expect(refused).rejects.toBeInstanceOf(ClientError);
+    await expect(refused).rejects.toMatchObject({
+      code: 'PERMISSIONS_NOT_ACCEPTED',
+      message: expect.stringContaining(
+        'kubecost-lens@1.2.0 asks for network_client, process_spawn, which kubecost-lens@1.1.0 (its signed manifest, which would show what it was granted, is not in place) did not',
+      ),
+    });
+    const diff = await using(p, (c) => c.diffSet(p.file, HOME));
+    expect(diff.changes).toMatchObject([
+      { name: 'kubecost-lens', change: 'upgrade', newPermissions: ['network_client', 'process_spawn'] },
+    ]);
+    expect(await exists(join(p.dir, 'plugins/kubecost-lens/1.2.0'))).toBe(false);
+  });
+});
+
 /**
  * Installs the manifest at `url` off any registry, verified by the publisher's key given with it (as
  * `plugindex install URL --key publisher.asc --dir DIR --lockfile LOCKFILE`).
