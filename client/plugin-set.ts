@@ -5,7 +5,7 @@
  * install exactly the set (and lock it beside the file), see what an install would change (`diff`), and
  * remove what the set no longer names (`clean`). Every decision is install.ts's; this file only wires.
  */
-import { basename, dirname, extname, join, resolve } from 'node:path';
+import { basename, dirname, extname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { sha256Hex } from '../index-builder/digest.ts';
 import { versionFolder } from '../index-builder/layout.ts';
@@ -16,7 +16,13 @@ import { type ClientContext, loadTrust } from './context.ts';
 import { type DiscoveredPlugin, type TrustedKey, verifyFound } from './discovery.ts';
 import { readTextIfExists, withFileLock } from './disk/atomic.ts';
 import { scanPluginFolders } from './disk/discover.ts';
-import { filesSharingStem, type InstallTree, readLockfile, type TrustRecord } from './disk/state.ts';
+import {
+  filesSharingStem,
+  foldedName,
+  type InstallTree,
+  readLockfile,
+  type TrustRecord,
+} from './disk/state.ts';
 import { ClientError } from './errors.ts';
 import type { Endpoint } from './fetcher.ts';
 import {
@@ -124,19 +130,21 @@ async function providerKeys(set: PluginSet): Promise<Map<string, PublicKeyInfo>>
  */
 async function lockfileOf(file: string, options: { readonly home: string }): Promise<string> {
   const lockfile = join(dirname(file), `${basename(file, extname(file))}.lock`);
-  if (resolve(lockfile) === resolve(file))
+  // Compared as a filesystem that ignores case compares names: `team.LOCK` is `team.lock` on macOS.
+  if (foldedName(basename(lockfile)) === foldedName(basename(file)))
     throw new ClientError(
       'PLUGIN_SET_INVALID',
-      `${file}: a plugin set file named .lock would be its own lock file, which an install writes: name it .yaml (plugins.yaml, locked in plugins.lock)`,
+      `${file}: a plugin set file named .lock would be its own lock file, which an install writes (in any letter case: where case is ignored, as on macOS and Windows, ${basename(lockfile)} is that file): name it .yaml (plugins.yaml, locked in plugins.lock)`,
     );
   const sharing: string[] = [];
   for (const other of await filesSharingStem(file, lockfile))
     if (await isSetFile(other.path, other.size, options)) sharing.push(other.path);
   if (sharing.length > 0) {
     const stem = basename(file, extname(file));
+    const byCase = sharing.some((other) => basename(other, extname(other)) !== stem);
     throw new ClientError(
       'PLUGIN_SET_INVALID',
-      `${file}: ${sharing.join(' and ')} beside it ${sharing.length === 1 ? 'is a plugin set file' : 'are plugin set files'} too, and a set is locked in the file named for it without its extension: both would be locked in ${lockfile}, each install replacing the other's pins; rename one of them (${stem}-other${extname(file) || '.yaml'} is locked in ${stem}-other.lock), or remove the one no longer used`,
+      `${file}: ${sharing.join(' and ')} beside it ${sharing.length === 1 ? 'is a plugin set file' : 'are plugin set files'} too, and a set is locked in the file named for it without its extension: both would be locked in ${lockfile}${byCase ? ' (names that differ only in letter case are one file where case is ignored, as on macOS and Windows by default)' : ''}, each install replacing the other's pins; rename one of them (${stem}-other${extname(file) || '.yaml'} is locked in ${stem}-other.lock), or remove the one no longer used`,
     );
   }
   return lockfile;

@@ -385,24 +385,36 @@ export class InstallTree {
 }
 
 /**
- * The other files in `file`'s folder whose name without its extension is `file`'s (`plugins.yml` and
- * `plugins` beside `plugins.yaml`), each with its size: the files a set's lock, named for its set file without
- * the extension, would be shared with. Only regular files (a link followed), never `file` itself nor another
- * name for it (a link to it is the same set), nor `exclude` (the lock).
+ * A file name as a filesystem that ignores case compares it (macOS's and Windows' defaults: `Plugins.lock`
+ * and `plugins.lock` are one file there), and ignores Unicode normalization as macOS does: names equal
+ * folded may be one file on some machine a checkout is taken to, whatever this one does.
+ */
+export function foldedName(name: string): string {
+  // Upper then lower: a few letters fold only that way (the long s, U+017F, is "S" upper-cased).
+  return name.normalize('NFC').toUpperCase().toLowerCase().normalize('NFC');
+}
+
+/**
+ * The other files in `file`'s folder whose name without its extension is `file`'s, compared as a filesystem
+ * that ignores case compares names (`plugins.yml`, `plugins` and `Plugins.yml` beside `plugins.yaml`), each
+ * with its size: the files a set's lock, named for its set file without the extension, would be shared with
+ * (`Plugins.lock` is `plugins.lock` on macOS and Windows). Only regular files (a link followed), never `file`
+ * itself nor another name for it (a link to it is the same set), nor `exclude` (the lock) in any case.
  */
 export async function filesSharingStem(
   file: string,
   exclude: string,
 ): Promise<{ readonly path: string; readonly size: number }[]> {
   const folder = dirname(file);
-  const stem = basename(file, extname(file));
+  const stem = foldedName(basename(file, extname(file)));
+  const lock = foldedName(basename(exclude));
   const self = await stat(file).catch(() => undefined);
   const found: { path: string; size: number }[] = [];
   // A folder that cannot be listed (execute-only) hides its other files: nothing is known to share the lock.
   for (const name of await readdir(folder).catch(() => [] as string[])) {
     const path = join(folder, name);
-    if (basename(name, extname(name)) !== stem || path === join(folder, basename(file))) continue;
-    if (path === join(dirname(exclude), basename(exclude))) continue;
+    if (foldedName(basename(name, extname(name))) !== stem || path === join(folder, basename(file))) continue;
+    if (dirname(exclude) === folder && foldedName(name) === lock) continue;
     const info = await stat(path).catch(() => undefined);
     if (!info?.isFile() || (self && info.dev === self.dev && info.ino === self.ino)) continue;
     found.push({ path, size: info.size });

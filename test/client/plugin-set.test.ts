@@ -547,6 +547,54 @@ describe('when two set files in one folder differ only in the extension', () => 
   });
 });
 
+describe('when set or lock names differ only in letter case (one file where case is ignored)', () => {
+  it('refuses a set file whose lock shares its name but for case with another set\u2019s lock', async () => {
+    // Prepare: plugins.yaml (locked in plugins.lock) beside Plugins.yml (locked in Plugins.lock): on macOS
+    // and Windows, by default, the two locks are one file.
+    const p = await project(exampleSet(base));
+    const other = join(p.dir, 'Plugins.yml');
+    await writeFile(other, exampleSet(base));
+
+    // Act and assert: each command on either is refused, naming the other and that case is ignored there.
+    for (const [file, sharing] of [
+      [p.file, other],
+      [other, p.file],
+    ] as const) {
+      const refusal = using(p, (c) => c.installSet(file, HOME));
+      await expect(refusal).rejects.toBeInstanceOf(ClientError);
+      await expect(refusal).rejects.toMatchObject({
+        code: 'PLUGIN_SET_INVALID',
+        message: expect.stringContaining(`${file}: ${sharing} beside it is a plugin set file too`),
+      });
+      await expect(refusal).rejects.toMatchObject({
+        message: expect.stringContaining('differ only in letter case'),
+      });
+      await expect(using(p, (c) => c.diffSet(file, HOME))).rejects.toMatchObject({
+        code: 'PLUGIN_SET_INVALID',
+      });
+    }
+    expect(await exists(join(p.dir, 'plugins'))).toBe(false);
+    expect(await exists(p.lockfile)).toBe(false);
+  });
+
+  it('refuses a set file whose extension is .lock in any case, rather than write the lock over it', async () => {
+    const text = exampleSet(base);
+    const p = await project(text);
+    const file = join(p.dir, 'team.LOCK');
+    await writeFile(file, text);
+
+    const refused = using(p, (c) => c.installSet(file, HOME));
+
+    await expect(refused).rejects.toBeInstanceOf(ClientError);
+    await expect(refused).rejects.toMatchObject({
+      code: 'PLUGIN_SET_INVALID',
+      message: expect.stringContaining(`${file}: a plugin set file named .lock`),
+    });
+    expect(await readFile(file, 'utf8')).toBe(text);
+    expect(await exists(join(p.dir, 'team.lock'))).toBe(false);
+  });
+});
+
 describe('when a set mixes every kind of source', () => {
   it('installs from a registry, a web folder, a bucket and a disk folder, each verified by its pinned key', async () => {
     const p = await project(mixedSet());
