@@ -54,6 +54,12 @@ export type ClientErrorCode =
    */
   | 'INSTALL_PATH_LINKED'
   /**
+   * A version would go to the folder of another version of the plugin installed in that install folder,
+   * their names differing only in letter case (`1.0.0-RC.1`, `1.0.0-rc.1`): one folder where case is
+   * ignored (macOS, Windows). The message names both and how to go on.
+   */
+  | 'VERSION_FOLDER_CLASH'
+  /**
    * A file the client reads (installed.json, a lock, a lock file of its own, its config) is a FIFO, a device
    * or a socket: not read, as reading one would wait for a writer or never end. Names the path.
    */

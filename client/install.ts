@@ -420,6 +420,7 @@ export async function planInstall(
     }),
   );
   if (refused.length > 0) throw new ClientError('POLICY_DENIED', `the policy refuses: ${refused.join('; ')}`);
+  for (const p of planned) await checkVersionFolder(ctx.tree(p.dir ?? options.dir), seen, p.name, p.version);
   let lock = before ?? EMPTY_LOCKFILE;
   for (const p of planned)
     lock = withPlugin(lock, p.name, p.entry, { key_fingerprint: p.fingerprint, generation: p.generation });
@@ -438,6 +439,33 @@ export async function planInstall(
       `${asking.map((p) => `${p.name}@${p.version} asks for ${p.newPermissions.join(', ')}, which ${p.acceptedFrom} did not`).join('; ')}: review them, then install with --accept-permissions`,
     );
   return { planned, before, lock, changes };
+}
+
+/**
+ * Refuses a version whose folder would be the folder of another version of the plugin installed in `tree`,
+ * their names differing only in letter case: `1.0.0-RC.1` and `1.0.0-rc.1` are two SemVer versions (no
+ * registry publishes both, but two sources may each hold one), and on a filesystem that ignores case
+ * (macOS's and Windows' defaults) one folder, each placement writing over the other's files, and an update
+ * from one to the other removing, with the version it replaced, the one it had just placed. Refused on every
+ * system, as an install folder is a checkout's too.
+ * @throws ClientError VERSION_FOLDER_CLASH naming both versions, their folders and how to go on.
+ */
+async function checkVersionFolder(
+  tree: InstallTree,
+  seen: OnDisk,
+  name: string,
+  version: string,
+): Promise<void> {
+  const plugin = own((await seen.read(tree)).plugins, name);
+  const folder = versionFolder(version);
+  for (const other of Object.keys(plugin?.versions ?? {})) {
+    const otherFolder = versionFolder(other);
+    if (otherFolder === folder || versionIdentity(other) !== versionIdentity(version)) continue;
+    throw new ClientError(
+      'VERSION_FOLDER_CLASH',
+      `${name}@${version} would be placed in ${tree.path(`${name}/${folder}`)}, and ${name}@${other} is installed in ${tree.path(`${name}/${otherFolder}`)}: their names differ only in letter case, and where case is ignored (macOS and Windows by default) they are one folder, each writing over the other's files; remove ${name}@${other} first (\`plugindex remove ${name}@${other} --dir ${tree.dir}\`), then install again`,
+    );
+  }
 }
 
 /**

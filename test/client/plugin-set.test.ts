@@ -547,6 +547,54 @@ describe('when two set files in one folder differ only in the extension', () => 
   });
 });
 
+describe('when two versions of a plugin differ only in letter case (one folder where case is ignored)', () => {
+  it('refuses to hold both in one install folder (VERSION_FOLDER_CLASH), and installs once the other is removed', async () => {
+    // Prepare: 1.0.0-RC.1 from one folder, 1.0.0-rc.1 (another SemVer version) from another, installed in
+    // turn into one install folder: on macOS and Windows their folders are one, each writing over the other.
+    const first = join(root, 'case-upper');
+    const second = join(root, 'case-lower');
+    await writeFolderVersion(first, 'case-tool', '1.0.0-RC.1', tool('case-tool', 'upper'));
+    await writeFolderVersion(second, 'case-tool', '1.0.0-rc.1', tool('case-tool', 'lower'));
+    const set = (provider: string, version: string) => `plugins:
+  install_location: ./plugins
+  providers:
+    - { type: file, name: upper, path: ${first}, key: ./publisher.asc }
+    - { type: file, name: lower, path: ${second}, key: ./publisher.asc }
+  plugins:
+    - { provider: ${provider}, name: case-tool, version: "${version}" }
+policy:
+  prereleases: true
+`;
+    const p = await project(set('upper', '1.0.0-RC.1'));
+    await using(p, (c) => c.installSet(p.file, HOME));
+    await writeFile(p.file, set('lower', '1.0.0-rc.1'));
+
+    // Act and assert: install and diff refuse it, naming both versions; nothing is placed or removed.
+    for (const run of [
+      () => using(p, (c) => c.installSet(p.file, HOME)),
+      () => using(p, (c) => c.diffSet(p.file, HOME)),
+    ]) {
+      const refused = run();
+      await expect(refused).rejects.toBeInstanceOf(ClientError);
+      await expect(refused).rejects.toMatchObject({
+        code: 'VERSION_FOLDER_CLASH',
+        message: expect.stringContaining(
+          `case-tool@1.0.0-rc.1 would be placed in ${join(p.dir, 'plugins', 'case-tool', '1.0.0-rc.1')}, and case-tool@1.0.0-RC.1 is installed in ${join(p.dir, 'plugins', 'case-tool', '1.0.0-RC.1')}`,
+        ),
+      });
+    }
+    expect(await readdir(join(p.dir, 'plugins', 'case-tool'))).toEqual(['1.0.0-RC.1']);
+    const installed = await using(p, (c) => c.installed({ dir: join(p.dir, 'plugins') }));
+    expect(Object.keys(installed.plugins['case-tool']?.versions ?? {})).toEqual(['1.0.0-RC.1']);
+
+    // The other version removed first, as the message says, the new one installs.
+    await using(p, (c) => c.remove('case-tool@1.0.0-RC.1', { dir: join(p.dir, 'plugins') }));
+    const done = await using(p, (c) => c.installSet(p.file, HOME));
+    expect(done.items.map((i) => [i.name, i.version])).toEqual([['case-tool', '1.0.0-rc.1']]);
+    expect(await readdir(join(p.dir, 'plugins', 'case-tool'))).toEqual(['1.0.0-rc.1']);
+  });
+});
+
 describe('when set or lock names differ only in letter case (one file where case is ignored)', () => {
   it('refuses a set file whose lock shares its name but for case with another set\u2019s lock', async () => {
     // Prepare: plugins.yaml (locked in plugins.lock) beside Plugins.yml (locked in Plugins.lock): on macOS
