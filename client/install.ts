@@ -21,6 +21,7 @@ import { collect, type Endpoint, fetchBody, UNLISTED_LIMITS } from './fetcher.ts
 import {
   type InstalledFile,
   type InstalledVersion,
+  withCheckedPublisher,
   withInstalledVersion,
   withoutInstalled,
 } from './installed.ts';
@@ -196,6 +197,11 @@ export interface Planned {
    * most the registry's signature of the manifest is checked).
    */
   readonly checked: boolean;
+  /**
+   * True when `entry.publisher` was checked against a signature (the registry's signed plugin document, or
+   * the key that signed a folder's manifest), not taken on the lock's word: installed.json records which.
+   */
+  readonly publisherVerified: boolean;
   /** The resource limits the version declares (from its document; unknown when frozen). */
   readonly resources?: Resources;
   readonly generation: number;
@@ -298,6 +304,7 @@ async function install(ctx: ClientContext, options: InstallOptions): Promise<Ins
   for (const planned of plan.planned)
     if (await installedAsPlanned(ctx.tree(planned.dir ?? options.dir), planned, seen)) unchanged.add(planned);
   const changing = plan.planned.filter((p) => !unchanged.has(p));
+  await recordCheckedPublishers(ctx, options, [...unchanged], seen);
 
   // 2. Download what the cache lacks (each artifact verified while it streams).
   const downloaded = new Set<PlannedFile>();
@@ -345,6 +352,48 @@ async function install(ctx: ClientContext, options: InstallOptions): Promise<Ins
     lockfileChanged,
     lockChanges: plan.changes,
   };
+}
+
+/**
+ * Versions left as they are whose publisher this plan checked against a signature, recorded as checked
+ * where installed.json did not say so (a frozen install without a policy that lists publishers took the
+ * lock's word): a policy that lists publishers then finds the tree up to date without a request
+ * (alreadyInstalled), where it would otherwise ask the source on every run. installed.json is written only
+ * where a record changes.
+ */
+async function recordCheckedPublishers(
+  ctx: ClientContext,
+  options: InstallOptions,
+  unchanged: readonly Planned[],
+  seen: OnDisk,
+): Promise<void> {
+  const byDir = new Map<string, { tree: InstallTree; plans: Planned[] }>();
+  for (const plan of unchanged) {
+    if (!plan.publisherVerified) continue;
+    const tree = ctx.tree(plan.dir ?? options.dir);
+    const before = await seen.read(tree);
+    const edit = (installed: InstalledFile) =>
+      withCheckedPublisher(
+        installed,
+        plan.name,
+        plan.version,
+        plan.entry.manifest_sha256,
+        plan.entry.publisher,
+      );
+    if (edit(before) === before) continue;
+    const group = byDir.get(tree.dir) ?? { tree, plans: [] };
+    group.plans.push(plan);
+    byDir.set(tree.dir, group);
+  }
+  for (const { tree, plans } of byDir.values())
+    await tree.update(async (current) => ({
+      installed: plans.reduce(
+        (next, p) =>
+          withCheckedPublisher(next, p.name, p.version, p.entry.manifest_sha256, p.entry.publisher),
+        current,
+      ),
+      result: undefined,
+    }));
 }
 
 /**
@@ -484,7 +533,10 @@ async function installedPolicyAllows(
   for (const t of targets) {
     const entry = t.locked as LockedPlugin;
     const tree = ctx.tree(t.dir ?? options.dir);
-    const problems = await installedPolicyProblems(tree, options.policy, t.name, entry.version, entry);
+    // The lock's publisher is the one installed.json recorded, checked if the policy lists publishers
+    // (alreadyInstalled).
+    const recorded = { ...entry, publisher_verified: true };
+    const problems = await installedPolicyProblems(tree, options.policy, t.name, entry.version, recorded);
     if (problems === undefined || problems.length > 0) return false;
   }
   return true;
@@ -506,12 +558,13 @@ export async function installedPolicyProblems(
   recorded: {
     readonly manifest_sha256: string;
     readonly publisher: string;
+    readonly publisher_verified?: boolean;
     readonly registry: string;
   },
 ): Promise<string[] | undefined> {
   const manifest = await installedManifest(tree, name, version, recorded.manifest_sha256);
   if (!manifest) return undefined;
-  return policyProblems(policy, {
+  const problems = policyProblems(policy, {
     name,
     version,
     prerelease: isPrerelease(manifest.version ?? version),
@@ -520,6 +573,16 @@ export async function installedPolicyProblems(
     publisher: recorded.publisher,
     source: recorded.registry,
   });
+  // A publisher the policy lists but nothing checked (a frozen install without such a policy took the
+  // lock's word for it) says nothing of who published it: the policy cannot be called kept.
+  if (
+    policy.publishers?.includes(recorded.publisher.toUpperCase()) === true &&
+    recorded.publisher_verified !== true
+  )
+    problems.push(
+      `${name}@${version}: its publisher key ${recorded.publisher} was never checked against a signature (installed.json records the lock's word, as a frozen install without a publishers policy takes it), so policy.publishers cannot be judged; \`plugindex install -c\` checks it`,
+    );
+  return problems;
 }
 
 /** A plugin set's lock holds exactly its plugins, and the digest of the file it was made from. */
@@ -632,8 +695,11 @@ async function alreadyInstalled(
     const entry = target.locked as LockedPlugin;
     const record = intactRecord(await seen.read(tree), target.name, entry.version, entry.manifest_sha256);
     // The publisher too: a policy that lists publishers judges the one installed.json recorded
-    // (installedPolicyAllows), so it must be the one the lock names.
+    // (installedPolicyAllows), so it must be the one the lock names, and one checked against a signature
+    // when it was placed: a frozen install without such a policy recorded the lock's word, which a lock
+    // edited to claim an allowed publisher made, and the plan below asks the source instead.
     if (!record || record.publisher !== entry.publisher) return undefined;
+    if (options.policy?.publishers !== undefined && record.publisher_verified !== true) return undefined;
     const paths: Record<string, string> = {};
     for (const platform of target.platforms) {
       const key = platformKey(platform);
@@ -771,6 +837,8 @@ async function planTarget(
     warnings: [...warnings],
     advisories: vulnerable.advisories,
     checked: true,
+    // From the source's signed plugin document (a folder's names the key that signed the manifest).
+    publisherVerified: true,
     ...(await permissionsAsked(ctx.tree(target.dir ?? options.dir), seen, target.name, previous, entry)),
     generation: source.generation,
     ...(version.resources ? { resources: version.resources } : {}),
@@ -893,6 +961,11 @@ async function planFrozen(
     warnings,
     advisories: [],
     checked: false,
+    // The lock's publisher is checked only against a folder's signing key, and against a registry's signed
+    // plugin document under a policy that lists publishers (checkFrozenManifest); else it is the lock's word.
+    publisherVerified:
+      fetched !== undefined &&
+      (folder !== undefined || (trust !== undefined && options.policy?.publishers !== undefined)),
     newPermissions: [],
     ...(entry.resources ? { resources: entry.resources } : {}),
     generation: registry?.min_generation ?? 0,
@@ -1561,6 +1634,7 @@ async function place(
     registry_key: plan.fingerprint,
     manifest_sha256: plan.entry.manifest_sha256,
     publisher: plan.entry.publisher,
+    ...(plan.publisherVerified ? { publisher_verified: true } : {}),
     installed: now,
     // Frozen, no signature chain was read (the lock's digests were, and a registry's signature of the
     // manifest): `plugindex verify` checks it later.

@@ -13,7 +13,7 @@
  *       "versions": {
  *         "1.2.0": {
  *           "registry": "community", "registry_key": "<fingerprint>", "manifest_sha256": "<hex>",
- *           "publisher": "<fingerprint>", "installed": "2026-12-02T10:00:00.000Z", "verified": "2026-12-02T10:00:00.000Z",
+ *           "publisher": "<fingerprint>", "publisher_verified": true, "installed": "2026-12-02T10:00:00.000Z", "verified": "2026-12-02T10:00:00.000Z",
  *           "artifacts": { "linux-amd64": { "path": "kubecost-lens/1.2.0/linux-amd64/kubecost-lens", "sha256": "<hex>", "size": 123 } }
  *         }
  *       }
@@ -49,6 +49,13 @@ export interface InstalledVersion {
   readonly registry_key: string;
   readonly manifest_sha256: string;
   readonly publisher: string;
+  /**
+   * True when `publisher` was checked against a signature when the version was placed (its registry's
+   * signed plugin document, or the key that signed a folder's manifest); absent when it is the lock's word
+   * alone (a frozen install without a policy that lists publishers reads no plugin document), and in
+   * records older clients wrote. A policy that lists publishers counts only a publisher checked.
+   */
+  readonly publisher_verified?: boolean;
   readonly installed: string;
   /** `os-arch` -> the installed executable. */
   readonly artifacts: Readonly<Record<string, InstalledArtifact>>;
@@ -111,6 +118,9 @@ export function parseInstalled(text: string, file: string): InstalledFile {
       for (const key of ['registry', 'registry_key', 'manifest_sha256', 'publisher', 'installed']) {
         if (typeof (record as Record<string, unknown>)[key] !== 'string') fail(`${vat}/${key}`, 'a string');
       }
+      const verified = (record as Record<string, unknown>).publisher_verified;
+      if (verified !== undefined && typeof verified !== 'boolean')
+        fail(`${vat}/publisher_verified`, 'true or false');
       if (!SHA256.test((record as { manifest_sha256: string }).manifest_sha256))
         fail(`${vat}/manifest_sha256`, 'a sha256 digest (64 lower-case hex digits)');
       for (const [platform, artifact] of Object.entries((record as { artifacts: object }).artifacts)) {
@@ -263,6 +273,32 @@ export function withVerification(
   const { problem: _problem, ...rest } = record;
   const next: InstalledVersion =
     'verified' in outcome ? { ...rest, verified: outcome.verified } : { ...rest, problem: outcome.problem };
+  return {
+    ...installed,
+    plugins: {
+      ...installed.plugins,
+      [name]: { ...plugin, versions: { ...plugin.versions, [version]: next } },
+    },
+  };
+}
+
+/**
+ * Records the publisher of one installed version as checked against a signature (`publisher_verified`),
+ * where an install found the version in place as it planned it (made from the manifest `manifestSha256`)
+ * and checked its publisher now. Keeps the same object when there is no such record, or it already says so.
+ */
+export function withCheckedPublisher(
+  installed: InstalledFile,
+  name: string,
+  version: string,
+  manifestSha256: string,
+  publisher: string,
+): InstalledFile {
+  const plugin = own(installed.plugins, name);
+  const record = plugin ? own(plugin.versions, version) : undefined;
+  if (!plugin || record?.manifest_sha256 !== manifestSha256) return installed;
+  if (record.publisher === publisher && record.publisher_verified === true) return installed;
+  const next: InstalledVersion = { ...record, publisher, publisher_verified: true };
   return {
     ...installed,
     plugins: {

@@ -6,6 +6,7 @@ import {
   type InstalledVersion,
   parseInstalled,
   serializeInstalled,
+  withCheckedPublisher,
   withEnabled,
   withInstalledVersion,
   withoutInstalled,
@@ -97,6 +98,24 @@ describe('when versions are installed and removed', () => {
   });
 });
 
+describe('when an install checks the publisher of a version it leaves in place', () => {
+  it('records it checked, with the publisher checked, only on a record of the same manifest', () => {
+    const installed = withDemo(EMPTY_INSTALLED, '1.0.0', 'linux-amd64');
+    const signed = 'C'.repeat(40);
+
+    const checked = withCheckedPublisher(installed, 'demo', '1.0.0', 'a'.repeat(64), signed);
+
+    expect(checked.plugins.demo?.versions['1.0.0']).toMatchObject({
+      publisher: signed,
+      publisher_verified: true,
+    });
+    expect(parseInstalled(serializeInstalled(checked), FILE)).toEqual(checked);
+    expect(withCheckedPublisher(checked, 'demo', '1.0.0', 'a'.repeat(64), signed)).toBe(checked);
+    expect(withCheckedPublisher(installed, 'demo', '1.0.0', 'd'.repeat(64), signed)).toBe(installed);
+    expect(withCheckedPublisher(installed, 'demo', '2.0.0', 'a'.repeat(64), signed)).toBe(installed);
+  });
+});
+
 describe('when installed.json is damaged or hostile', () => {
   const valid = (): Record<string, unknown> =>
     JSON.parse(serializeInstalled(withDemo(EMPTY_INSTALLED, '1.0.0', 'linux-amd64')));
@@ -148,6 +167,16 @@ describe('when installed.json is damaged or hostile', () => {
           (v.plugins.demo?.versions['1.0.0'] as unknown as { manifest_sha256: string }).manifest_sha256 = 'x';
         }),
       '#/plugins/demo/versions/1.0.0/manifest_sha256',
+    ],
+    [
+      'a publisher_verified that is not true or false',
+      () =>
+        edit((v) => {
+          (
+            v.plugins.demo?.versions['1.0.0'] as unknown as { publisher_verified: string }
+          ).publisher_verified = 'yes';
+        }),
+      '#/plugins/demo/versions/1.0.0/publisher_verified',
     ],
     [
       'a plugin name that is a path',

@@ -1927,6 +1927,69 @@ ${policy}`;
   });
 });
 
+describe('when a publishers policy is added after a frozen install took the lock\u2019s publisher', () => {
+  const lensSet = (policy = '') => `plugins:
+  providers:
+    - { type: registry, name: local, url: ${base}, key: ./registry.asc }
+  plugins:
+    - { provider: local, name: kubecost-lens, version: "1.1.0" }
+${policy}`;
+
+  it('judges the policy by the publisher its registry signs, not by the one installed.json took from the lock', async () => {
+    // Prepare: a lock edited to claim the publisher the team will allow, installed frozen with no
+    // publishers policy (nothing reads who published it then); the set then given that policy, and the lock
+    // made to match the new set file.
+    const { lock } = await installedWithLock(lensSet());
+    const signed = lock.plugins['kubecost-lens'].publisher;
+    const allowed = 'A'.repeat(40);
+    lock.plugins['kubecost-lens'].publisher = allowed;
+    const q = await checkoutWithLock(lensSet(), lock);
+    await installFrozen(q);
+    const installedJson = join(q.dir, 'plugins/installed.json');
+    const recorded = async () =>
+      JSON.parse(await readFile(installedJson, 'utf8')).plugins['kubecost-lens'].versions['1.1.0'];
+    expect(await recorded()).toMatchObject({ publisher: allowed });
+    expect((await recorded()).publisher_verified).toBeUndefined();
+    await writeFile(q.file, lensSet(`policy:\n  publishers: ["${allowed}"]\n`));
+    lock.config_sha256 = sha256(await readFile(q.file));
+    await writeLockJson(q.lockfile, lock);
+
+    // Act and assert: install (frozen or not) asks the registry, which signs another publisher; verify -c
+    // cannot call the policy kept.
+    for (const flags of [{}, { frozen: true }]) {
+      const refused = using(q, (c) => c.installSet(q.file, { ...HOME, ...flags }));
+      await expectRefused(refused, ClientError, 'LOCK_MISMATCH', `locks publisher key ${allowed}`);
+    }
+    const findings = await using(q, (c) => c.verifySet(q.file, HOME));
+    expect(findings).toEqual([
+      {
+        name: 'kubecost-lens',
+        version: '1.1.0',
+        ok: false,
+        code: 'POLICY_DENIED',
+        message: expect.stringContaining(
+          `kubecost-lens@1.1.0: its publisher key ${allowed} was never checked against a signature`,
+        ),
+      },
+    ]);
+
+    // The lock put right and the policy allowing the publisher the registry signs: one install checks it and
+    // records it checked, and the next asks nothing.
+    await writeFile(q.file, lensSet(`policy:\n  publishers: ["${signed}"]\n`));
+    lock.plugins['kubecost-lens'].publisher = signed;
+    lock.config_sha256 = sha256(await readFile(q.file));
+    await writeLockJson(q.lockfile, lock);
+    const checked = await using(q, (c) => c.installSet(q.file, { ...HOME, frozen: true }));
+    expect(checked.items.map((i) => [i.name, i.unchanged])).toEqual([['kubecost-lens', true]]);
+    expect(await recorded()).toMatchObject({ publisher: signed, publisher_verified: true });
+    requests.length = 0;
+    const again = await using(q, (c) => c.installSet(q.file, { ...HOME, frozen: true }));
+    expect(again.items.map((i) => [i.name, i.unchanged])).toEqual([['kubecost-lens', true]]);
+    expect(requests).toEqual([]);
+    expect(await using(q, (c) => c.verifySet(q.file, HOME))).toMatchObject([{ ok: true }]);
+  });
+});
+
 describe('when a frozen lock is forged or edited against its folder source', () => {
   /** A disk folder and a web folder, each pinned to the publisher's key. */
   const folderSet = () => `plugins:
