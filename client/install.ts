@@ -580,7 +580,7 @@ export async function installedPolicyProblems(
     recorded.publisher_verified !== true
   )
     problems.push(
-      `${name}@${version}: its publisher key ${recorded.publisher} was never checked against a signature (installed.json records the lock's word, as a frozen install without a publishers policy takes it), so policy.publishers cannot be judged; \`plugindex install -c\` checks it`,
+      `${name}@${version}: its publisher key ${recorded.publisher} is not recorded as checked against a signature (a frozen install without a publishers policy takes the lock's word for it, and older clients recorded no check), so policy.publishers cannot be judged; \`plugindex install -c\` checks it`,
     );
   return problems;
 }

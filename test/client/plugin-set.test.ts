@@ -1968,8 +1968,17 @@ ${policy}`;
         ok: false,
         code: 'POLICY_DENIED',
         message: expect.stringContaining(
-          `kubecost-lens@1.1.0: its publisher key ${allowed} was never checked against a signature`,
+          `kubecost-lens@1.1.0: its publisher key ${allowed} is not recorded as checked against a signature`,
         ),
+      },
+    ]);
+
+    const found = await using(q, (c) => c.discover(q.file, HOME));
+    expect(found.plugins).toMatchObject([
+      {
+        name: 'kubecost-lens',
+        status: 'verified',
+        policy: [expect.stringContaining('is not recorded as checked against a signature')],
       },
     ]);
 
