@@ -1503,8 +1503,10 @@ async function installedPermissions(
 ): Promise<{ version: string; permissions: readonly string[]; unshown?: true } | undefined> {
   // installed.json read once per folder for the whole plan (`OnDisk`), not once per target.
   const plugin = own((await seen.read(tree)).plugins, name);
-  const record = plugin ? own(plugin.versions, plugin.current) : undefined;
-  if (!plugin || !record) return undefined;
+  if (!plugin) return undefined;
+  // A current version installed.json holds no record of (a hand edit) shows no grant either.
+  const record = own(plugin.versions, plugin.current);
+  if (!record) return { version: plugin.current, permissions: [], unshown: true };
   const manifest = await installedManifest(tree, name, plugin.current, record.manifest_sha256);
   if (!manifest)
     return record.manifest_sha256 === planned.manifest_sha256

@@ -1322,6 +1322,15 @@ describe('when the version installed cannot say what it was granted, and there i
       { name: 'kubecost-lens', change: 'upgrade', newPermissions: ['network_client', 'process_spawn'] },
     ]);
     expect(await exists(join(p.dir, 'plugins/kubecost-lens/1.2.0'))).toBe(false);
+    // Nor is a plugin whose current version installed.json keeps no record of.
+    const installedJson = join(p.dir, 'plugins/installed.json');
+    const installed = JSON.parse(await readFile(installedJson, 'utf8'));
+    installed.plugins['kubecost-lens'].current = '1.0.9';
+    await writeFile(installedJson, JSON.stringify(installed));
+    await expect(using(p, (c) => c.installSet(p.file, HOME))).rejects.toMatchObject({
+      code: 'PERMISSIONS_NOT_ACCEPTED',
+      message: expect.stringContaining('asks for network_client, process_spawn, which kubecost-lens@1.0.9'),
+    });
   });
 });
 
