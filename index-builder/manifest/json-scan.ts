@@ -8,27 +8,45 @@ import { escapePointer, type Problem, problem } from '../errors.ts';
 const NUMBER_TOKEN = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 
 /**
+ * The problems a scan reports before it stops. Each names its JSON pointer, as long as the nesting is deep:
+ * a rotation or manifest of 256 KiB nested 20,000 deep around 20,000 repeated keys made 20,000 pointers of
+ * 40 KB each (minutes, and gigabytes; a rotation is read before any signature on it is checked). One
+ * problem refuses the document; a hundred say enough of why.
+ */
+export const MAX_SCAN_PROBLEMS = 100;
+
+/**
  * Duplicate keys and numbers that do not round-trip, in text JSON.parse has already accepted (so the scan
- * need not judge syntax). Iterative: nesting depth costs no stack.
+ * need not judge syntax), the first MAX_SCAN_PROBLEMS of them. Iterative: nesting depth costs no stack.
  */
 type Frame =
-  | { readonly kind: 'object'; readonly keys: Set<string>; key: string; expectKey: boolean }
-  | { readonly kind: 'array'; index: number };
+  | {
+      readonly kind: 'object';
+      /** The pointer of this object itself, made once as it opens (a pointer per problem costs no walk). */
+      readonly at: string;
+      readonly keys: Set<string>;
+      key: string;
+      expectKey: boolean;
+    }
+  | { readonly kind: 'array'; readonly at: string; index: number };
 
 export function scanJson(text: string): Problem[] {
   const problems: Problem[] = [];
   const stack: Frame[] = [];
-  const pointer = (): string =>
-    stack.map((f) => `/${f.kind === 'object' ? escapePointer(f.key) : String(f.index)}`).join('');
+  const pointer = (): string => {
+    const top = stack.at(-1);
+    if (!top) return '';
+    return `${top.at}/${top.kind === 'object' ? escapePointer(top.key) : String(top.index)}`;
+  };
   let i = 0;
-  while (i < text.length) {
+  while (i < text.length && problems.length < MAX_SCAN_PROBLEMS) {
     const c = text[i] as string;
     const top = stack.at(-1);
     if (c === '{') {
-      stack.push({ kind: 'object', keys: new Set(), key: '', expectKey: true });
+      stack.push({ kind: 'object', at: pointer(), keys: new Set(), key: '', expectKey: true });
       i += 1;
     } else if (c === '[') {
-      stack.push({ kind: 'array', index: 0 });
+      stack.push({ kind: 'array', at: pointer(), index: 0 });
       i += 1;
     } else if (c === '}' || c === ']') {
       stack.pop();

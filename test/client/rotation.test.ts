@@ -18,6 +18,7 @@ import { parseLockfile } from '../../client/lockfile.ts';
 import { TrustError } from '../../index-builder/errors.ts';
 import { processSubmissions, rebuildRegistry, refreshSnapshot } from '../../index-builder/pipeline/index.ts';
 import {
+  MAX_ROTATION_BYTES,
   readSignedRotation,
   rotationKey,
   SIGNED_ROTATION_SCHEMA,
@@ -390,6 +391,30 @@ describe('when a published rotation is forged', () => {
       );
     },
   );
+
+  it('refuses at once a rotation nested deep around repeated keys (KEY_ROTATION_BROKEN), read before any signature', async () => {
+    const registry = await servedRegistry(['1.0.0']);
+    const m = await machine();
+    await m.run((c) =>
+      c.addRegistry({ name: 'main', url: registry.url, pin: { armored: registry.firstKey } }),
+    );
+    await rotateLocalRegistry(registry.dir, (await newKey()).secretKey);
+    // Whoever serves the registry (a mirror, the network) answers rotation 1 with 256 KiB of valid JSON:
+    // 20,000 arrays deep around one object repeating its key some 20,000 times.
+    const depth = 20_000;
+    const repeats = Math.floor((MAX_ROTATION_BYTES - 2 * depth - 128) / 6);
+    const nested = `${'['.repeat(depth)}{${Array(repeats).fill('"k":1').join(',')}}${']'.repeat(depth)}`;
+    const body = `{"schema":"${SIGNED_ROTATION_SCHEMA}","rotation":"{}","x":${nested}}`;
+    expect(body.length).toBeLessThanOrEqual(MAX_ROTATION_BYTES);
+    await writeFile(join(registry.dir, 'public', rotationKey(1)), body);
+
+    const started = performance.now();
+    const [report] = await m.run((c) => c.updateRegistries(['main']));
+    expect(report?.error).toMatchObject({ name: 'TrustError', code: 'KEY_ROTATION_BROKEN' });
+    expect(performance.now() - started).toBeLessThan(5_000);
+    expect(String(report?.error?.message).length).toBeLessThan(5_000_000);
+    expect(await trustState(m)).toMatchObject({ fingerprint: registry.firstFingerprint });
+  }, 30_000);
 
   it('keeps the original refusal when no rotation is published', async () => {
     const registry = await servedRegistry(['1.0.0']);
