@@ -170,13 +170,17 @@ export class RegistrySession {
     let rotated: SnapshotReport['rotated'];
     const now = this.#deps.clock.now();
     // The cached snapshot is the one last checked with the registry (its digest is in the trust state) and
-    // that check is recent: it is verified again, but not asked for again.
+    // that check is recent: it is verified again, but not asked for again. A check dated ahead of the clock
+    // (a run whose clock ran fast, set right since) is not recent: taken as one, no run asked the registry
+    // until the clock caught up with it, up to the snapshot's expiry (new yanks and advisories unseen).
+    const checkedAge =
+      this.trust.checkedAt === undefined ? Number.NaN : now.getTime() - Date.parse(this.trust.checkedAt);
     const current =
       cached !== undefined &&
       !options.refresh &&
       this.trust.snapshotSha256 === sha256Hex(cached.bytes) &&
-      this.trust.checkedAt !== undefined &&
-      now.getTime() - Date.parse(this.trust.checkedAt) < this.#deps.freshForMs;
+      checkedAge >= 0 &&
+      checkedAge < this.#deps.freshForMs;
     if (this.#deps.offline || current) {
       if (!cached)
         throw new ClientError(

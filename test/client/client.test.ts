@@ -314,6 +314,22 @@ describe('when a plugin is installed', () => {
     expect(requests).toEqual([`GET /${SIGNED_SNAPSHOT_KEY} 304`]);
   });
 
+  it('asks again after a check dated ahead of its clock (a run whose clock ran fast is no recent check)', async () => {
+    const m = await machine();
+    // One run with the clock a day fast (a VM's clock, a time server answering wrong) keeps its check dated
+    // a day ahead; the clock set right, that check is not "moments ago", or no run would ask for a day.
+    await withClient(
+      m,
+      (c) => c.addRegistry({ name: 'test', url: base, pin: { armored: registry.registryKey.publicKey } }),
+      { clock: new Date(NOW.getTime() + 24 * 3600_000) },
+    );
+    requests.length = 0;
+    await withClient(m, (c) => c.install({ requests: [`${NAME}@1.0.0`], dir: m.dir, lockfile: m.lockfile }), {
+      freshForMs: 60_000,
+    });
+    expect(requests.filter((r) => r.includes('snapshot.'))).toEqual([`GET /${SIGNED_SNAPSHOT_KEY} 304`]);
+  });
+
   it('keeps the lock: a second install is up to date, --locked refuses a change naming the entry', async () => {
     const m = await machine();
     await addRegistry(m);
