@@ -168,13 +168,32 @@ export class ClientState {
 
   /**
    * Pins a key (at `registry add`, or followed through a rotation) or records a newer generation; never
-   * lowers the generation kept under the same key. The key file first, then the state naming it.
+   * lowers the generation kept under the same key, nor goes back to an older snapshot's record (its digest,
+   * its check, its log head) over a newer one's. The key file first, then the state naming it.
    */
-  async writeTrust(registry: string, record: TrustRecord): Promise<void> {
+  async writeTrust(registry: string, given: TrustRecord): Promise<void> {
     const dir = this.#trustDir(registry);
     await withFileLock(join(dir, 'state.json'), async () => {
       const before = await this.trust(registry).catch(() => undefined);
-      const sameKey = before?.fingerprint === record.fingerprint;
+      const sameKey = before?.fingerprint === given.fingerprint;
+      // Two runs side by side, the one that accepted the older snapshot saving last: the newer snapshot's
+      // record stands. Written as given, the log head remembered went back to the older one's, and a later
+      // snapshot rewriting the entries between the two was taken as extending it.
+      const newer =
+        sameKey &&
+        given.highestGeneration !== undefined &&
+        (before?.highestGeneration ?? 0) > given.highestGeneration
+          ? before
+          : undefined;
+      const { snapshotSha256: _s, checkedAt: _c, log: _l, ...rest } = given;
+      const record: TrustRecord = newer
+        ? {
+            ...rest,
+            ...(newer.snapshotSha256 !== undefined ? { snapshotSha256: newer.snapshotSha256 } : {}),
+            ...(newer.checkedAt !== undefined ? { checkedAt: newer.checkedAt } : {}),
+            ...(newer.log !== undefined ? { log: newer.log } : {}),
+          }
+        : given;
       const highest = Math.max(record.highestGeneration ?? 0, sameKey ? (before?.highestGeneration ?? 0) : 0);
       if (!sameKey || before?.armoredKey !== record.armoredKey)
         await writeFileAtomic(join(dir, 'registry.asc'), record.armoredKey);
@@ -183,7 +202,7 @@ export class ClientState {
         ...(highest > 0 ? { highest_generation: highest } : {}),
         ...(record.snapshotSha256 ? { snapshot_sha256: record.snapshotSha256 } : {}),
         ...(record.checkedAt ? { checked_at: record.checkedAt } : {}),
-        // As given, not merged with what was kept: the record's session judged it against that.
+        // Not merged with what was kept: the record's session judged it against that (or it is kept's own).
         ...(record.log ? { log: { length: record.log.length, head: record.log.head } } : {}),
         ...(record.rotations !== undefined ? { rotations: record.rotations } : {}),
         ...(record.chain?.length

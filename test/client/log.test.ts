@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
 import { createClient, type PlugindexClient } from '../../client/client.ts';
-import { createHttpFetcher } from '../../client/fetcher.ts';
+import { createHttpFetcher, type Fetcher } from '../../client/fetcher.ts';
 import type { ClientDirectories } from '../../client/paths.ts';
 import { fixedClock } from '../../index-builder/clock.ts';
 import { TrustError } from '../../index-builder/errors.ts';
@@ -133,11 +133,11 @@ function machine(): Machine {
 async function withClient<T>(
   m: Machine,
   body: (client: PlugindexClient) => Promise<T>,
-  options: { offline?: boolean } = {},
+  options: { offline?: boolean; fetcher?: Fetcher } = {},
 ): Promise<T> {
   const client = createClient({
     dirs: m.dirs,
-    fetcher: createHttpFetcher({ env: {}, retries: 0 }),
+    fetcher: options.fetcher ?? createHttpFetcher({ env: {}, retries: 0 }),
     env: {},
     clock: fixedClock(NOW),
     platform: LINUX,
@@ -409,6 +409,60 @@ describe('when a registry log no longer extends the one a client remembers', () 
       name: 'ClientError',
       code: 'TRUST_STATE_INVALID',
       message: expect.stringContaining('#/log'),
+    });
+  });
+});
+
+describe('when two runs of one client check the registry side by side', () => {
+  it('keeps the head of the newer snapshot: the run that accepted an older one, saving last, does not take it back', async () => {
+    await appendLog(registry.context, 3);
+    const m = machine();
+    await addRegistry(m);
+    const middle = await appendLog(registry.context, 2);
+    // The slow run has the snapshot counting `middle`, and stops as it asks for the log's new entries.
+    let release = () => {};
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let reading = () => {};
+    const atLog = new Promise<void>((resolve) => {
+      reading = resolve;
+    });
+    const http = createHttpFetcher({ env: {}, retries: 0 });
+    const slow: Fetcher = {
+      document: async (endpoint, request) => {
+        if (request.path.startsWith('log/')) {
+          reading();
+          await released;
+        }
+        return http.document(endpoint, request);
+      },
+      download: (endpoint, request) => http.download(endpoint, request),
+      ociBlob: (request) => http.ociBlob(request),
+      ociManifest: (request) => http.ociManifest(request),
+      list: (endpoint, path) => http.list(endpoint, path),
+      close: () => http.close(),
+    };
+    const slowRun = withClient(m, (c) => c.updateRegistries([]), { fetcher: slow });
+    await atLog;
+    // Meanwhile the log grows, and another run accepts the snapshot counting that.
+    const newest = await appendLog(registry.context, 2);
+    const [fast] = await withClient(m, (c) => c.updateRegistries([]));
+    expect(fast?.error).toBeUndefined();
+    expect(await remembered(m)).toEqual(newest);
+    const newestState = JSON.parse(await readFile(m.stateFile, 'utf8')) as Record<string, unknown>;
+
+    release();
+    const [late] = await slowRun;
+    expect(late?.error).toBeUndefined();
+    expect(late?.report?.generation).toBeLessThan(newestState.highest_generation as number);
+    // The slow run's older snapshot and its shorter head (`middle`) are not what the client keeps: a later
+    // snapshot rewriting the entries after `middle` would then be taken as extending it.
+    expect(middle.length).toBeLessThan(newest.length);
+    expect(JSON.parse(await readFile(m.stateFile, 'utf8'))).toMatchObject({
+      log: newest,
+      snapshot_sha256: newestState.snapshot_sha256,
+      highest_generation: newestState.highest_generation,
     });
   });
 });
