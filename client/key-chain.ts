@@ -119,7 +119,10 @@ export function extendChain(
 
 /**
  * The snapshot a followed chain leads to (already verified by its last key) must count exactly the
- * rotations followed, and every rotation must be of the registry that snapshot names.
+ * rotations followed, and every rotation must be of the registry that snapshot names, compared as
+ * `registryIdentity` spells them (as the pin is, `checkSnapshotRegistry`): a rotation is never rewritten,
+ * so one made before the operator wrote the registry's URL another way (its host in capitals, a default
+ * port) keeps the old spelling, and compared byte for byte it locked out every client yet to follow it.
  * @throws TrustError KEY_ROTATION_BROKEN
  */
 export function checkRotatedSnapshot(chain: FollowedChain, snapshot: SnapshotDocument): void {
@@ -129,7 +132,7 @@ export function checkRotatedSnapshot(chain: FollowedChain, snapshot: SnapshotDoc
       `snapshot.json, signed by key ${chain.fingerprint}, counts ${counted} key rotations, but the chain followed to that key ends at ${rotationKey(chain.rotations)}`,
     );
   for (const step of chain.steps)
-    if (step.registry !== snapshot.registry)
+    if (registryIdentity(step.registry) !== registryIdentity(snapshot.registry))
       broken(`${rotationKey(step.sequence)} is a rotation of ${step.registry}, not of ${snapshot.registry}`);
 }
 

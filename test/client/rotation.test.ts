@@ -430,6 +430,29 @@ describe('when a published rotation is forged', () => {
   });
 });
 
+describe('when the registry writes its URL another way after a rotation', () => {
+  it('is followed by a client still on the first key: the rotation names the same registry as the snapshot', async () => {
+    const registry = await servedRegistry(['1.0.0']);
+    const m = await machine();
+    await m.run((c) =>
+      c.addRegistry({ name: 'main', url: registry.url, pin: { armored: registry.firstKey } }),
+    );
+    const second = await newKey();
+    await rotateLocalRegistry(registry.dir, second.secretKey);
+    // The operator writes the same URL with its host in capitals and its default port: the snapshots name
+    // it so from now on, while the published rotation (never rewritten) keeps the spelling it was made with.
+    const file = join(registry.dir, 'plugindex.json');
+    const config = JSON.parse(await readFile(file, 'utf8')) as { url: string };
+    await writeFile(file, JSON.stringify({ ...config, url: 'https://PLUGINS.registry.example:443' }));
+    await refreshSnapshot((await openRegistry(registry.dir)).context);
+
+    const [report] = await m.run((c) => c.updateRegistries(['main']));
+    expect(report?.error).toBeUndefined();
+    expect(report?.report).toMatchObject({ fingerprint: second.fingerprint });
+    expect(await trustState(m)).toMatchObject({ fingerprint: second.fingerprint, rotations: 1 });
+  });
+});
+
 describe('when a registry rotated from is added again by the key it rotated from', () => {
   it('keeps the remembered log head and chain, so a history rewritten since is refused (LOG_FORKED)', async () => {
     const registry = await servedRegistry(['1.0.0']);
