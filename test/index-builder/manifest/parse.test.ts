@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { SubmissionError } from '../../../index-builder/errors.ts';
 import { MAX_MANIFEST_BYTES, parseManifestDocument } from '../../../index-builder/manifest/index.ts';
+import { MAX_SCAN_PROBLEMS } from '../../../index-builder/manifest/json-scan.ts';
 import { encode, validManifest } from '../../support/fixtures.ts';
 import { rejectedProblems } from '../../support/problems.ts';
 
@@ -41,6 +42,22 @@ describe('when parsing JSON', () => {
       'MANIFEST_TOO_LARGE',
     ]);
   });
+
+  it('refuses a manifest nested deep around a key repeated thousands of times at once, naming the first problems', async () => {
+    // 256 KiB: 20,000 arrays deep around one object repeating its key some 20,000 times. Each problem's
+    // pointer was made by walking the 20,000 levels: minutes and gigabytes for one upload.
+    const depth = 20_000;
+    const repeats = Math.floor((MAX_MANIFEST_BYTES - 2 * depth - 64) / 6);
+    const text = `{"x":${'['.repeat(depth)}{${Array(repeats).fill('"k":1').join(',')}}${']'.repeat(depth)}}`;
+    const started = performance.now();
+    const problems = await rejectedProblems(parseManifestDocument(encode(text), 'manifest.json'));
+    expect(performance.now() - started).toBeLessThan(2_000);
+    expect(problems).toHaveLength(MAX_SCAN_PROBLEMS);
+    expect(problems[0]).toMatchObject({
+      code: 'MANIFEST_DUPLICATE_KEY',
+      path: `/x${'/0'.repeat(depth)}/k`,
+    });
+  }, 30_000);
 });
 
 describe('when parsing YAML', () => {
