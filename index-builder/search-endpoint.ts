@@ -318,6 +318,34 @@ export function searchAnswer(rows: SearchRows, request: SearchRequest): SearchAn
 }
 
 /**
+ * `JSON.stringify(answer) + '\n'`, the same text, in pieces of about `pieceChars` characters (a piece holds
+ * whole results, so a row longer than that is a piece of its own): the answer's fields, then its results a
+ * few at a time, then the close. A server that writes the pieces as its client takes them holds a piece or
+ * two per client, never a copy of the whole answer (up to `SEARCH_PAGE_BYTES`), however long the client
+ * takes to read it; the rows themselves are the shared `search.json`'s, referenced by the answer.
+ *
+ * @example
+ * let length = 0;
+ * for (const piece of searchAnswerText(answer)) length += Buffer.byteLength(piece); // the Content-Length
+ */
+export function* searchAnswerText(answer: SearchAnswer, pieceChars = 16 * 1024): Generator<string> {
+  // `results` is the shape's last field, so the text up to its `[` is that of the answer without them.
+  const fields = JSON.stringify({ ...answer, results: [] });
+  if (!fields.endsWith('"results":[]}'))
+    throw new Error('a search answer must end with its results to be written a piece at a time');
+  let piece = fields.slice(0, -2);
+  for (const [i, result] of answer.results.entries()) {
+    // An element of an array is written as it would be alone (no result is undefined, a function or a symbol).
+    piece += i === 0 ? JSON.stringify(result) : `,${JSON.stringify(result)}`;
+    if (piece.length >= pieceChars) {
+      yield piece;
+      piece = '';
+    }
+  }
+  yield `${piece}]}\n`;
+}
+
+/**
  * The registry cannot answer a search now: no snapshot yet (`SEARCH_NOT_PUBLISHED`), or `search.json`
  * changed under every read and no snapshot listed the bytes read (`SEARCH_SNAPSHOT_MOVING`, a publish in
  * progress: retry in a moment). Servers answer 503.
@@ -443,14 +471,24 @@ export function searchResponseHeaders(status: number): Record<string, string> {
   };
 }
 
+/** The body of a 503 answer: the registry cannot answer a search now (`SearchUnavailableError`). */
+export interface SearchUnavailable {
+  readonly error: 'unavailable';
+  readonly code: SearchUnavailableError['code'];
+  readonly message: string;
+}
+
+/** What the endpoint answers: the status and its JSON body, told apart by the status. */
+export type SearchEndpointAnswer =
+  | { readonly status: 200; readonly body: SearchAnswer }
+  | { readonly status: 400; readonly body: SearchRefusal }
+  | { readonly status: 503; readonly body: SearchUnavailable };
+
 /**
  * The status and JSON body of the endpoint for one raw query string: what both servers send, so they
  * cannot differ. Throws only what the store throws (and a broken snapshot), which the servers answer 500.
  */
-export async function answerSearch(
-  index: SearchIndex,
-  rawQuery: string,
-): Promise<{ readonly status: number; readonly body: object }> {
+export async function answerSearch(index: SearchIndex, rawQuery: string): Promise<SearchEndpointAnswer> {
   const parsed = parseSearchQuery(rawQuery);
   if (!parsed.ok) return { status: 400, body: parsed.refusal };
   try {

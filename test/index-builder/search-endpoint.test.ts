@@ -16,6 +16,7 @@ import {
   SearchIndex,
   SearchUnavailableError,
   searchAnswer,
+  searchAnswerText,
 } from '../../index-builder/search-endpoint.ts';
 import { encode } from '../support/fixtures.ts';
 import { MemoryStore } from '../support/memory-store.ts';
@@ -113,6 +114,42 @@ describe('when an answer is paged', () => {
     expect(page(0)).toMatchObject({ total: 5, next_offset: 2, generation: 7 });
     expect(page(4)).toMatchObject({ total: 5, next_offset: null });
     expect(page(4).results.map((r) => r.plugin.name)).toEqual(['a5']);
+  });
+});
+
+describe('when an answer is written a piece at a time', () => {
+  const rows = {
+    generation: 3,
+    entries: [
+      row('plain'),
+      // Quotes, backslashes, 4-byte emoji, a lone surrogate (escaped by JSON.stringify) and a control character.
+      row('odd', { description: '"\\ 😀 \ud800 \u0001 é', keywords: ['x'.repeat(5000)] }),
+      ...Array.from({ length: 40 }, (_, i) => row(`p${i}`, { description: 'd'.repeat(i * 37) })),
+    ],
+  };
+
+  it.each([
+    ['no results', { q: 'nothing-matches', limit: 100, offset: 0 }, 16 * 1024],
+    ['one result', { q: 'plain', limit: 100, offset: 0 }, 16 * 1024],
+    ['every result, in small pieces', { q: '', limit: 100, offset: 0 }, 500],
+    ['every result, a piece each', { q: '', limit: 100, offset: 0 }, 1],
+  ])('makes the text JSON.stringify makes, with %s', (_, request, pieceChars) => {
+    const answer = searchAnswer(rows, request);
+    const pieces = [...searchAnswerText(answer, pieceChars)];
+
+    expect(pieces.join('')).toBe(`${JSON.stringify(answer)}\n`);
+    expect(
+      Buffer.concat(pieces.map((p) => Buffer.from(p))).equals(Buffer.from(`${JSON.stringify(answer)}\n`)),
+    ).toBe(true);
+  });
+
+  it('cuts the text between results, never much past the piece size but for one long row', () => {
+    const answer = searchAnswer(rows, { q: '', limit: 100, offset: 0 });
+    const pieces = [...searchAnswerText(answer, 2000)];
+    const longest = Math.max(...answer.results.map((r) => JSON.stringify(r).length));
+
+    expect(pieces.length).toBeGreaterThan(5);
+    for (const piece of pieces) expect(piece.length).toBeLessThan(2000 + longest + 1);
   });
 });
 

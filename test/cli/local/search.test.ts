@@ -4,18 +4,34 @@
  * the client through its verified session, over the same server), pages, refuses bad parameters with their
  * codes, and follows a publish (a new generation, the new plugin found, search.json read once per version).
  */
+import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FsStore } from '../../../adapters/fs-store.ts';
 import { createRegistryServer, listenRegistryServer } from '../../../cli/local/server.ts';
+import { sha256Hex } from '../../../index-builder/digest.ts';
 import { SNAPSHOT_KEY } from '../../../index-builder/layout.ts';
 import { processSubmissions } from '../../../index-builder/pipeline/index.ts';
 import type { SearchQuery } from '../../../index-builder/search.ts';
-import type { SearchAnswer, SearchRefusal } from '../../../index-builder/search-endpoint.ts';
-import type { Store } from '../../../index-builder/store.ts';
+import {
+  answerSearch,
+  type SearchAnswer,
+  SearchIndex,
+  type SearchRefusal,
+} from '../../../index-builder/search-endpoint.ts';
+import { CACHE_MUTABLE, type Store } from '../../../index-builder/store.ts';
 import { httpClient } from '../../support/client.ts';
-import { makeBundle, makeRegistry, type TestRegistry, validManifest } from '../../support/fixtures.ts';
+import {
+  encode,
+  makeBundle,
+  makeRegistry,
+  type TestRegistry,
+  validManifest,
+} from '../../support/fixtures.ts';
 
 /** Names, display names, tags, descriptions, types, providers and capabilities that reach every tier. */
 const PLUGINS: Record<string, unknown>[] = [
@@ -223,5 +239,92 @@ describe('when the registry publishes again', () => {
     await search('?q=radar');
     expect(reads.filter((k) => k === 'search.json')).toHaveLength(1);
     expect(ranked(after)).toEqual(await clientSearch({ terms: ['cost'] }));
+  });
+});
+
+describe('when a client does not read its answer', () => {
+  /**
+   * A client that asks for a large page and never reads it, with a receive buffer of 4 KiB, so the kernel
+   * takes next to nothing of the answer and the rest waits in the server. Python, since Node cannot set
+   * SO_RCVBUF on a TCP socket; it holds the connection until its stdin closes.
+   */
+  const STALLED_CLIENT = `
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.connect(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"GET /search?limit=1000 HTTP/1.1\\r\\nHost: localhost\\r\\n\\r\\n")
+print("sent", flush=True)
+sys.stdin.read()
+`;
+  let site: FsStore;
+  let server: Server;
+  let port: number;
+  let closeLarge: () => Promise<void>;
+  const sockets: Socket[] = [];
+
+  beforeAll(async () => {
+    // 1000 rows of about 3 KB: an answer of 3 MB, under the page budget.
+    site = new FsStore(join(root, 'large'));
+    const rows = Array.from({ length: 1000 }, (_, i) => ({
+      name: `plugin-${i}`,
+      description: `row ${i} ${'x'.repeat(3000)}`,
+      latest_version: '1.0.0',
+      plugin_type: 'cost_source',
+      providers: ['aws'],
+      capabilities: [],
+      keywords: [],
+    }));
+    const body = encode(JSON.stringify({ plugins: rows }));
+    const snapshot = {
+      generation: 7,
+      documents: { 'search.json': { sha256: sha256Hex(body), size: body.length } },
+    };
+    const options = { contentType: 'application/json', cacheControl: CACHE_MUTABLE };
+    await site.put('search.json', body, options);
+    await site.put(SNAPSHOT_KEY, encode(JSON.stringify(snapshot)), options);
+    server = createRegistryServer({ site });
+    server.on('connection', (socket: Socket) => sockets.push(socket));
+    const listening = await listenRegistryServer(server, 0);
+    port = Number(new URL(listening.url).port);
+    closeLarge = listening.close;
+  });
+
+  afterAll(async () => {
+    await closeLarge();
+  });
+
+  it('sends the text JSON.stringify makes of the answer, with its length, to GET and HEAD', async () => {
+    const expected = `${JSON.stringify((await answerSearch(new SearchIndex(site), 'limit=1000')).body)}\n`;
+    const response = await fetch(`http://127.0.0.1:${port}/search?limit=1000`);
+    const text = Buffer.from(await response.arrayBuffer());
+    const head = await fetch(`http://127.0.0.1:${port}/search?limit=1000`, { method: 'HEAD' });
+
+    expect(text.length).toBeGreaterThan(3_000_000);
+    expect(text.equals(Buffer.from(expected))).toBe(true);
+    expect(response.headers.get('content-length')).toBe(String(text.length));
+    expect(head.headers.get('content-length')).toBe(String(text.length));
+  });
+
+  it('holds a piece or two of the answer for it, not the whole answer', async () => {
+    const before = sockets.length;
+    const client = spawn('/usr/bin/python3', ['-c', STALLED_CLIENT, String(port)], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    try {
+      await new Promise((resolve) => client.stdout.once('data', resolve));
+      await expect.poll(() => sockets.length, { timeout: 5_000 }).toBe(before + 1);
+      const socket = sockets[before] as Socket;
+      // Answered: the head and what the client's buffers took are out, the rest waits on the client.
+      await expect.poll(() => socket.bytesWritten, { timeout: 10_000 }).toBeGreaterThan(0);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+
+      // Sent whole, the 3 MB answer waited here entire (3,174,369 bytes for a client like this one).
+      expect(socket.writableLength).toBeLessThan(64 * 1024);
+      expect(socket.destroyed).toBe(false);
+    } finally {
+      client.stdin.end();
+      client.kill();
+    }
   });
 });
