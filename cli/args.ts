@@ -55,3 +55,14 @@ export function portOption(parsed: Parsed, fallback: number): number {
     throw usage(`--port must be 0-65535, found ${raw}`);
   return port;
 }
+
+/**
+ * A whole-number option (decimal digits, at most nine), or undefined when it was not given; what range it
+ * may take is for the code it configures to judge.
+ */
+export function wholeNumberOption(parsed: Parsed, name: string): number | undefined {
+  const raw = stringOption(parsed, name);
+  if (raw === undefined) return undefined;
+  if (!/^[0-9]{1,9}$/.test(raw)) throw usage(`--${name} must be a whole number, found ${raw}`);
+  return Number(raw);
+}

@@ -109,12 +109,15 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
   },
   serve: {
     summary: 'serve a registry over HTTP (and publish bundles dropped into incoming/)',
-    usage: 'plugindex serve --registry DIR [--port N] [--host HOST] [--no-watch]',
+    usage:
+      'plugindex serve --registry DIR [--port N] [--host HOST] [--no-watch] [--max-connections N] [--max-connections-per-address N]',
     options: {
       ...REGISTRY,
       port: { type: 'string' },
       host: { type: 'string' },
       'no-watch': { type: 'boolean' },
+      'max-connections': { type: 'string' },
+      'max-connections-per-address': { type: 'string' },
     },
     load: () => import('./commands/serve.ts'),
   },

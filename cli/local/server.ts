@@ -14,7 +14,7 @@
  * const { url, close } = await listenRegistryServer(server, 0); // url: 'http://127.0.0.1:54321'
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { StoreError } from '../../index-builder/errors.ts';
@@ -37,6 +37,7 @@ import {
 } from '../../index-builder/serving.ts';
 import type { ObjectInfo, Store, StoredStream } from '../../index-builder/store.ts';
 import { CliError } from '../errors.ts';
+import { ConnectionSlots } from './connection-slots.ts';
 
 export type { Route } from '../../index-builder/serving.ts';
 
@@ -54,9 +55,17 @@ export interface RegistryServerOptions {
   readonly timeouts?: ServerTimeouts;
   /**
    * The most connections open at once, `MAX_CONNECTIONS` by default (a positive integer; anything else is
-   * refused with USAGE). One more is closed as soon as it is accepted, before it is read.
+   * refused with USAGE). One more takes the place of the connection idle longest, or, when every one is
+   * answering a request, is closed as soon as it is accepted, before it is read (connection-slots.ts).
    */
   readonly maxConnections?: number;
+  /**
+   * The most connections one client address (an IPv6 /64) holds at once: an eighth of `maxConnections` by
+   * default (`defaultShare`), so one client cannot hold every slot. 0 turns the share off, for a server
+   * behind a reverse proxy, from which every connection comes. A whole number from 0 to `maxConnections`
+   * (USAGE otherwise).
+   */
+  readonly maxConnectionsPerAddress?: number;
 }
 
 /**
@@ -86,11 +95,21 @@ export const SERVER_TIMEOUTS: ServerTimeouts = { idleMs: 30_000, headersMs: 20_0
  * The timeouts bound how long a connection lasts, not how many there are: a client opening connections
  * faster than they time out (each holds a descriptor, two while a file is sent) would use up the process's
  * (1,024 by default on Linux), and every request, the watcher's and the submission socket's work then
- * fail with EMFILE. Past this many the server closes a new connection at once; when the flood stops, the
- * next client is served as before. 256 is far above what one registry's users hold open at once, and
- * leaves half the default descriptors to the rest of the process.
+ * fail with EMFILE. Past this many a new connection takes the place of the one idle longest, or, when every
+ * one is answering a request, is closed at once; when the flood stops, the next client is served as before
+ * (connection-slots.ts, with each address's share of them). 256 is far above what one registry's users
+ * hold open at once, and leaves half the default descriptors to the rest of the process.
  */
 export const MAX_CONNECTIONS = 256;
+
+/**
+ * One address's share of `maxConnections` slots unless told otherwise: an eighth (32 of 256), so it takes
+ * eight addresses to fill them, while a browser opens six connections to a host and a few people behind one
+ * NAT stay well under it (a kept-alive connection is idle, and gives its place to their next one).
+ */
+export function defaultShare(maxConnections: number): number {
+  return Math.max(1, Math.floor(maxConnections / 8));
+}
 
 export interface ListeningRegistryServer {
   /** Base URL without a trailing slash, with the real port when 0 was asked for. */
@@ -401,8 +420,15 @@ export function createRegistryServer(options: RegistryServerOptions): http.Serve
   if (!Number.isSafeInteger(maxConnections) || maxConnections < 1)
     throw new CliError(
       'USAGE',
-      `maxConnections must be a whole number of at least 1, not ${String(options.maxConnections)}`,
+      `the cap on connections (--max-connections) must be a whole number of at least 1, not ${String(options.maxConnections)}`,
     );
+  const maxPerAddress = options.maxConnectionsPerAddress ?? defaultShare(maxConnections);
+  if (!Number.isSafeInteger(maxPerAddress) || maxPerAddress < 0 || maxPerAddress > maxConnections)
+    throw new CliError(
+      'USAGE',
+      `the connections one address may hold (--max-connections-per-address) must be a whole number from 0 (no limit) to the cap on connections (${maxConnections}), not ${String(options.maxConnectionsPerAddress)}`,
+    );
+  const slots = new ConnectionSlots({ maxConnections, maxPerAddress });
   const server = http.createServer(
     {
       headersTimeout: timeouts.headersMs,
@@ -411,6 +437,9 @@ export function createRegistryServer(options: RegistryServerOptions): http.Serve
       connectionsCheckingInterval: Math.ceil(timeouts.headersMs / 4),
     },
     (req, res) => {
+      // Busy until its answer is sent or cut: an idle connection may be closed for another, a busy one never.
+      slots.requestStarted(req.socket);
+      res.once('close', () => slots.requestEnded(req.socket));
       res.on('finish', () => options.log?.(`${req.method} ${req.url} ${res.statusCode}`));
       respond(options, search, req, res).catch((error: unknown) => {
         // The client went away mid-body (a cancelled download, a scanner, the idle timeout): the response
@@ -439,8 +468,12 @@ export function createRegistryServer(options: RegistryServerOptions): http.Serve
   // the last response to what was received, and the idle timeout still bounds the wait. The property is
   // Node's (lib/_http_server.js, socketOnEnd), not in its types; the half-close tests hold it to its word.
   Object.assign(server, { httpAllowHalfOpen: true });
-  // Checked by Node as each connection is accepted: one past the cap is closed unread (MAX_CONNECTIONS).
-  server.maxConnections = maxConnections;
+  // Each connection judged as it is accepted (after Node's own listener, which only sets up its parser):
+  // it takes a slot, perhaps an idle connection's, or is closed unread (connection-slots.ts).
+  server.on('connection', (socket: Socket) => slots.admit(socket));
+  // Node's own bound, checked before a connection is accepted: the slots, and the one being judged. A
+  // connection closed by the slots no longer counts here, so this refuses nothing they would take.
+  server.maxConnections = maxConnections + 1;
   return server;
 }
 

@@ -33,6 +33,8 @@ export async function startService(options: {
   readonly compressionThresholdBytes?: number;
   /** The server's cap on open connections: `MAX_CONNECTIONS` (server.ts) unless given. */
   readonly maxConnections?: number;
+  /** One address's share of them: `defaultShare` (server.ts) unless given; 0 for none (behind a proxy). */
+  readonly maxConnectionsPerAddress?: number;
 }): Promise<RunningService> {
   await readConfig(options.dir); // fail fast when DIR is not a registry
   // No line per request; the cause of an internal error, which the client is not told, is the operator's.
@@ -40,6 +42,7 @@ export async function startService(options: {
     site: openSite(options.dir),
     logError: options.log,
     maxConnections: options.maxConnections,
+    maxConnectionsPerAddress: options.maxConnectionsPerAddress,
   });
   const listening = await listenRegistryServer(server, options.port, options.host ?? '127.0.0.1').catch(
     (error: unknown) => {
@@ -186,6 +189,8 @@ export async function serveRegistry(options: {
   readonly port: number;
   readonly host: string;
   readonly watch: boolean;
+  readonly maxConnections?: number;
+  readonly maxConnectionsPerAddress?: number;
   readonly log: (line: string) => void;
 }): Promise<void> {
   const service = await startService(options);

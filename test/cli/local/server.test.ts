@@ -3,15 +3,17 @@ import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FsStore } from '../../../adapters/fs-store.ts';
 import { CliError } from '../../../cli/errors.ts';
 import { initRegistry } from '../../../cli/local/registry.ts';
 import {
   createRegistryServer,
+  defaultShare,
   listenRegistryServer,
   MAX_CONNECTIONS,
   prefersHtml,
+  type RegistryServerOptions,
   routeFor,
   type ServerTimeouts,
 } from '../../../cli/local/server.ts';
@@ -731,108 +733,274 @@ describe('when a client holds a connection without using it', () => {
   });
 });
 
-describe('when a client floods the server with connections', () => {
-  /** Few, so the test opens a handful; MAX_CONNECTIONS has the real cap. */
+describe('when clients hold many connections', () => {
+  /** Few, so the tests open a handful; MAX_CONNECTIONS and defaultShare have the real ones. */
   const CAP = 4;
-  let server: http.Server;
-  let port: number;
-  let closeCapped: () => Promise<void>;
+  /** Larger than the socket buffers of both ends: a client that reads none of it keeps its answer going. */
+  const FLOOD_KEY = 'plugins/demo/1.0.0/artifacts/flood/demo';
+  let site: FsStore;
+  const opened: net.Socket[] = [];
 
   beforeAll(async () => {
-    // The real timeouts: every close seen here within seconds is the cap's, never an idle timeout's.
-    server = createRegistryServer({ site: new FsStore(path.join(root, 'public')), maxConnections: CAP });
+    site = new FsStore(path.join(root, 'public'));
+    await site.put(FLOOD_KEY, patternBytes(48 * 1024 * 1024), {
+      contentType: 'application/octet-stream',
+      cacheControl: CACHE_IMMUTABLE,
+    });
+  });
+
+  afterEach(() => {
+    for (const socket of opened.splice(0)) socket.destroy();
+  });
+
+  /**
+   * A server with these options (and the real timeouts: every close seen here within seconds is the
+   * slots', never a timeout's), and what it accepted: the client ports it has judged, in order.
+   */
+  async function serveWith(
+    options: Omit<RegistryServerOptions, 'site'>,
+  ): Promise<{ port: number; judged: number[]; close: () => Promise<void> }> {
+    const server = createRegistryServer({ site, ...options });
+    const judged: number[] = [];
+    // Ahead of the slots' listener: a socket they close no longer knows its peer's port.
+    server.prependListener('connection', (socket: net.Socket) => judged.push(socket.remotePort ?? 0));
     const listening = await listenRegistryServer(server, 0);
-    port = Number(new URL(listening.url).port);
-    closeCapped = listening.close;
-  });
-
-  afterAll(async () => {
-    await closeCapped();
-  });
-
-  function connections(): Promise<number> {
-    return new Promise((resolve, reject) =>
-      server.getConnections((error, count) => (error ? reject(error) : resolve(count))),
-    );
+    return { port: Number(new URL(listening.url).port), judged, close: listening.close };
   }
 
-  /** True once the server closed `socket` (a reset included), false when it had not within `ms`. */
+  /** A connection from `from` (any 127.x address is this machine's), once the server has judged it. */
+  async function connect(port: number, judged: readonly number[], from = '127.0.0.1'): Promise<net.Socket> {
+    const socket = net.connect({ port, host: '127.0.0.1', localAddress: from });
+    opened.push(socket);
+    socket.on('error', () => undefined); // a reset is a close too
+    socket.on('end', () => socket.destroy()); // the server's close, seen
+    await new Promise((resolve) => socket.once('connect', resolve));
+    const local = socket.localPort; // read now: a closed socket no longer knows it
+    await expect.poll(() => judged.includes(local ?? -1), { timeout: 5_000 }).toBe(true);
+    return socket;
+  }
+
+  /** A connection that asked for the large artifact and reads no more than its first bytes: busy. */
+  async function busy(port: number, judged: readonly number[], from = '127.0.0.1'): Promise<net.Socket> {
+    const socket = await connect(port, judged, from);
+    socket.write(`GET /${FLOOD_KEY} HTTP/1.1\r\nHost: localhost\r\n\r\n`);
+    const first = await new Promise<Buffer>((resolve) => socket.once('data', resolve));
+    socket.pause();
+    expect(first.toString('latin1')).toMatch(/^HTTP\/1\.1 200 /);
+    return socket;
+  }
+
+  /** True once the server closed `socket`, false when it had not within `ms`. */
   function closedWithin(socket: net.Socket, ms: number): Promise<boolean> {
+    if (socket.destroyed) return Promise.resolve(true);
     return new Promise((resolve) => {
       const timer = setTimeout(() => resolve(false), ms);
-      socket.on('error', () => undefined);
-      socket.on('close', () => {
+      socket.once('close', () => {
         clearTimeout(timer);
         resolve(true);
       });
-      socket.on('end', () => socket.destroy());
     });
   }
 
-  it('closes the connections past its cap, and serves the next client once the flood ends', async () => {
-    const flood = Array.from({ length: CAP }, () => net.connect(port, '127.0.0.1'));
-    const extras: net.Socket[] = [];
+  /** The answer to a GET of /index.json on `socket`: its status line. */
+  async function statusOn(socket: net.Socket): Promise<string> {
+    socket.write('GET /index.json HTTP/1.1\r\nHost: localhost\r\n\r\n');
+    const chunk = await new Promise<Buffer>((resolve) => socket.once('data', resolve));
+    return chunk.toString('latin1').split('\r\n', 1)[0] ?? '';
+  }
+
+  /** A GET of /index.json on a connection of its own from `from`: its status. */
+  function fetchFrom(port: number, from: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const req = http.get(
+        { host: '127.0.0.1', port, path: '/index.json', localAddress: from, agent: false },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        },
+      );
+      req.on('error', reject);
+    });
+  }
+
+  it('gives the place of the connection idle longest to a new one, and serves it', async () => {
+    const server = await serveWith({ maxConnections: CAP, maxConnectionsPerAddress: 0 });
     try {
-      for (const socket of flood) socket.on('error', () => undefined);
-      await expect.poll(connections, { timeout: 5_000 }).toBe(CAP);
+      const idle = [];
+      for (let i = 0; i < CAP; i++) idle.push(await connect(server.port, server.judged));
 
-      extras.push(...Array.from({ length: 3 }, () => net.connect(port, '127.0.0.1')));
-      const closed = await Promise.all(extras.map((socket) => closedWithin(socket, 3_000)));
-      expect(closed).toEqual([true, true, true]);
-      expect(await connections()).toBe(CAP);
-      // The idle connections held their places: none was closed to make room.
-      expect(flood.every((socket) => !socket.destroyed && socket.readyState === 'open')).toBe(true);
+      const next = await connect(server.port, server.judged);
+
+      expect(await closedWithin(idle[0] as net.Socket, 3_000)).toBe(true);
+      expect(await Promise.all(idle.slice(1).map((socket) => closedWithin(socket, 300)))).toEqual([
+        false,
+        false,
+        false,
+      ]);
+      expect(await statusOn(next)).toBe('HTTP/1.1 200 OK');
     } finally {
-      for (const socket of [...flood, ...extras]) socket.destroy();
+      await server.close();
     }
-
-    await expect.poll(connections, { timeout: 5_000 }).toBe(0);
-    const response = await fetch(`http://127.0.0.1:${port}/index.json`);
-    expect(response.status).toBe(200);
-    expect(await response.text()).toBe(SITE['index.json']);
   });
 
-  it("takes the cap from plugindex serve's service too", async () => {
-    const dir = await mkdtemp(path.join(tmpdir(), 'plugindex-serve-cap-'));
-    await initRegistry(dir, { name: 'Capped', url: 'http://127.0.0.1:9' });
-    const service = await startService({ dir, port: 0, watch: false, log: () => {}, maxConnections: 1 });
-    const url = new URL(service.url);
-    const held = net.connect(Number(url.port), url.hostname);
-    held.on('error', () => undefined);
+  it('closes an idle connection, never one it is answering, to make room', async () => {
+    const server = await serveWith({ maxConnections: CAP, maxConnectionsPerAddress: 0 });
     try {
-      // Answered, so accepted and counted before the next comes; kept alive, it holds the one place.
-      held.write(`GET /index.html HTTP/1.1\r\nHost: ${url.host}\r\n\r\n`);
-      await new Promise((resolve) => held.once('data', resolve));
-      expect(await closedWithin(net.connect(Number(url.port), url.hostname), 3_000)).toBe(true);
-      held.destroy();
+      // The idle one is the newest: it is closed for being the only idle one, not for its age.
+      const answering = [];
+      for (let i = 0; i < CAP - 1; i++) answering.push(await busy(server.port, server.judged));
+      const idle = await connect(server.port, server.judged);
+
+      const next = await connect(server.port, server.judged);
+
+      expect(await closedWithin(idle, 3_000)).toBe(true);
+      expect(answering.every((socket) => !socket.destroyed && socket.readyState === 'open')).toBe(true);
+      expect(await statusOn(next)).toBe('HTTP/1.1 200 OK');
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('closes a new connection while every slot is answering, and serves the next client once they end', async () => {
+    // No share: behind a reverse proxy, one address (the proxy's) may hold every slot.
+    const server = await serveWith({ maxConnections: CAP, maxConnectionsPerAddress: 0 });
+    try {
+      const answering = [];
+      for (let i = 0; i < CAP; i++) answering.push(await busy(server.port, server.judged));
+
+      const extras = await Promise.all([1, 2, 3].map(() => connect(server.port, server.judged)));
+
+      expect(await Promise.all(extras.map((socket) => closedWithin(socket, 3_000)))).toEqual([
+        true,
+        true,
+        true,
+      ]);
+      expect(answering.every((socket) => !socket.destroyed && socket.readyState === 'open')).toBe(true);
+      for (const socket of answering) socket.destroy();
       await expect
-        .poll(async () => (await fetch(`${service.url}/`).catch(() => undefined))?.status, { timeout: 5_000 })
+        .poll(() => fetchFrom(server.port, '127.0.0.1').catch(() => 0), { timeout: 5_000 })
         .toBe(200);
     } finally {
-      held.destroy();
+      await server.close();
+    }
+  });
+
+  it('serves another address while one opens every connection it can and reads nothing', async () => {
+    const server = await serveWith({ maxConnections: CAP }); // a share of 1 by default
+    try {
+      const served: boolean[] = [];
+      for (let i = 0; i < CAP; i++) {
+        const socket = await connect(server.port, server.judged, '127.0.0.2');
+        socket.write(`GET /${FLOOD_KEY} HTTP/1.1\r\nHost: localhost\r\n\r\n`);
+        served.push(
+          await new Promise<boolean>((resolve) => {
+            socket.once('data', () => resolve(true));
+            socket.once('close', () => resolve(false));
+          }),
+        );
+        socket.pause();
+      }
+
+      // Before, the four took every slot and the other address's connection was closed unread.
+      expect(served).toEqual([true, false, false, false]);
+      expect(await fetchFrom(server.port, '127.0.0.3')).toBe(200);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("closes a connection past its address's share while the others answer, and serves another address", async () => {
+    // 16 slots: a share of 2 by default.
+    const server = await serveWith({ maxConnections: 16 });
+    try {
+      const answering = [await busy(server.port, server.judged, '127.0.0.2')];
+      answering.push(await busy(server.port, server.judged, '127.0.0.2'));
+
+      const third = await connect(server.port, server.judged, '127.0.0.2');
+
+      expect(await closedWithin(third, 3_000)).toBe(true);
+      expect(answering.every((socket) => !socket.destroyed && socket.readyState === 'open')).toBe(true);
+      expect(await fetchFrom(server.port, '127.0.0.3')).toBe(200);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("gives the place of an address's own idle connection, never another address's", async () => {
+    const server = await serveWith({ maxConnections: 16, maxConnectionsPerAddress: 2 });
+    try {
+      const other = await connect(server.port, server.judged, '127.0.0.3');
+      const first = await connect(server.port, server.judged, '127.0.0.2');
+      const second = await connect(server.port, server.judged, '127.0.0.2');
+
+      const third = await connect(server.port, server.judged, '127.0.0.2');
+
+      expect(await closedWithin(first, 3_000)).toBe(true);
+      expect(await Promise.all([other, second, third].map((socket) => closedWithin(socket, 300)))).toEqual([
+        false,
+        false,
+        false,
+      ]);
+      expect(await statusOn(third)).toBe('HTTP/1.1 200 OK');
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("takes the cap and the share from plugindex serve's service too", async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'plugindex-serve-cap-'));
+    await initRegistry(dir, { name: 'Capped', url: 'http://127.0.0.1:9' });
+    const service = await startService({
+      dir,
+      port: 0,
+      watch: false,
+      log: () => {},
+      maxConnections: 2,
+      maxConnectionsPerAddress: 0,
+    });
+    const port = Number(new URL(service.url).port);
+    const open = (): Promise<net.Socket> =>
+      new Promise((resolve) => {
+        const socket = net.connect(port, '127.0.0.1', () => resolve(socket));
+        opened.push(socket);
+        socket.on('error', () => undefined);
+        socket.on('end', () => socket.destroy());
+      });
+    try {
+      // Answered, so judged before the next comes; kept alive, each holds a slot, idle.
+      const held = [await open(), await open()];
+      for (const socket of held) expect(await statusOn(socket)).toMatch(/^HTTP\/1\.1 (200|404) /);
+
+      // Both held though they share an address (no share); the cap of 2 makes a third take the first's place.
+      expect(await Promise.all(held.map((socket) => closedWithin(socket, 300)))).toEqual([false, false]);
+      await open();
+      expect(await closedWithin(held[0] as net.Socket, 3_000)).toBe(true);
+      expect(await closedWithin(held[1] as net.Socket, 300)).toBe(false);
+    } finally {
       await service.close();
       await rm(dir, { recursive: true, force: true });
     }
   });
 
-  it('caps connections at MAX_CONNECTIONS unless told otherwise', () => {
-    const site = new FsStore(path.join(root, 'public'));
-
+  it('caps connections at MAX_CONNECTIONS, an eighth of them to an address, unless told otherwise', () => {
     expect(MAX_CONNECTIONS).toBe(256);
-    expect(createRegistryServer({ site }).maxConnections).toBe(MAX_CONNECTIONS);
+    expect(defaultShare(MAX_CONNECTIONS)).toBe(32);
+    expect(defaultShare(4)).toBe(1);
+    // Node's own bound: the slots and the one connection being judged.
+    expect(createRegistryServer({ site }).maxConnections).toBe(MAX_CONNECTIONS + 1);
   });
 
   it.each([0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY])('refuses a cap of %s with USAGE', (cap) => {
-    const site = new FsStore(path.join(root, 'public'));
-    let caught: unknown;
-    try {
-      createRegistryServer({ site, maxConnections: cap });
-    } catch (error) {
-      caught = error;
-    }
+    expect(() => createRegistryServer({ site, maxConnections: cap })).toThrow(
+      expect.objectContaining({ code: 'USAGE' }),
+    );
+    expect(() => createRegistryServer({ site, maxConnections: cap })).toThrow(CliError);
+  });
 
-    expect(caught).toBeInstanceOf(CliError);
-    expect((caught as CliError).code).toBe('USAGE');
+  it.each([-1, 1.5, Number.NaN, 5])('refuses a share of %s (of 4 slots) with USAGE', (share) => {
+    expect(() => createRegistryServer({ site, maxConnections: 4, maxConnectionsPerAddress: share })).toThrow(
+      expect.objectContaining({ code: 'USAGE' }),
+    );
   });
 });
 

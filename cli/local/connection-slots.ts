@@ -1,0 +1,155 @@
+/**
+ * Who holds the local server's connection slots. A cap on the connections open at once bounds the process's
+ * descriptors, but one client alone could then hold every slot (idle connections, reopened as soon as one
+ * times out, or downloads it never reads) and the server answered no one else. So:
+ *
+ * - An address holds at most its share of the slots (`maxPerAddress`; an IPv6 client by its /64, the block
+ *   one host is given, so a machine cannot take a share per address of its own). A new connection past the
+ *   share takes the place of that address's own longest idle connection, or is closed. nginx's
+ *   `limit_conn` does the same per address; behind a reverse proxy every connection is the proxy's, so the
+ *   share can be turned off (0) and left to the proxy.
+ * - When every slot is taken, a new connection takes the place of the connection idle longest (one with no
+ *   request in hand: kept alive between requests, or one whose request head has not come yet, as a slowloris
+ *   client's never does), as Apache's event MPM closes kept-alive connections first when it runs short. A
+ *   connection an answer is being written to is never closed for another; only when every slot is such a
+ *   connection is the new one closed. Closing an idle connection loses nothing: a client retries a request
+ *   on a kept-alive connection the server closed (RFC 9112 §9.3.1), and a head still coming after the
+ *   longest wait of all is most likely no client's.
+ *
+ * Connections are judged as they are accepted; Node's own `server.maxConnections` is set one above the
+ * cap, so the one being judged is accepted and no more.
+ *
+ * @example
+ * const slots = new ConnectionSlots({ maxConnections: 256, maxPerAddress: 32 });
+ * server.on('connection', (socket) => slots.admit(socket));
+ * // per request: slots.requestStarted(req.socket); res.once('close', () => slots.requestEnded(req.socket));
+ */
+import net, { type Socket } from 'node:net';
+
+export interface ConnectionSlotsOptions {
+  /** The most connections open at once. */
+  readonly maxConnections: number;
+  /** The most one address (an IPv6 /64) holds; 0 for no share (behind a proxy that limits its clients). */
+  readonly maxPerAddress: number;
+}
+
+interface Slot {
+  readonly address: string;
+  /** Requests received and not yet answered (more than one when a client pipelines). */
+  requests: number;
+}
+
+/**
+ * The key a connection's address is counted under: an IPv4 address as it is (an IPv4-mapped IPv6 address
+ * as its IPv4), an IPv6 address by its first 64 bits, `<prefix>::/64`.
+ */
+export function addressGroup(address: string): string {
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(address);
+  if (mapped?.[1] !== undefined) return mapped[1];
+  const bare = address.split('%', 1)[0] ?? address; // a zone (`fe80::1%eth0`) names no other host
+  if (!net.isIPv6(bare)) return address;
+  const groupsOf = (text: string): string[] => (text === '' ? [] : text.split(':'));
+  // A trailing dotted IPv4 stands for two groups.
+  const width = (groups: readonly string[]): number =>
+    groups.reduce((sum, group) => sum + (group.includes('.') ? 2 : 1), 0);
+  const gap = bare.indexOf('::');
+  const head = groupsOf(gap === -1 ? bare : bare.slice(0, gap));
+  const tail = gap === -1 ? [] : groupsOf(bare.slice(gap + 2));
+  const zeros = gap === -1 ? [] : Array<string>(8 - width(head) - width(tail)).fill('0');
+  const prefix = [...head, ...zeros, ...tail]
+    .slice(0, 4)
+    .map((group) => Number.parseInt(group, 16).toString(16));
+  return `${prefix.join(':')}::/64`;
+}
+
+export class ConnectionSlots {
+  readonly #maxConnections: number;
+  readonly #maxPerAddress: number;
+  readonly #slots = new Map<Socket, Slot>();
+  /** The admitted connections with no request in hand, longest idle first (a Set keeps insertion order). */
+  readonly #idle = new Set<Socket>();
+  readonly #perAddress = new Map<string, number>();
+
+  constructor(options: ConnectionSlotsOptions) {
+    this.#maxConnections = options.maxConnections;
+    this.#maxPerAddress = options.maxPerAddress;
+  }
+
+  /** The connections holding a slot. */
+  get size(): number {
+    return this.#slots.size;
+  }
+
+  /**
+   * Judges a connection just accepted: it takes a slot (an idle connection closed to make room, if need be)
+   * and true is returned, or it is closed and false is returned.
+   */
+  admit(socket: Socket): boolean {
+    const remote = socket.remoteAddress;
+    if (remote === undefined) {
+      socket.destroy(); // gone before it was judged
+      return false;
+    }
+    const address = addressGroup(remote);
+    const held = this.#perAddress.get(address) ?? 0;
+    if (this.#maxPerAddress > 0 && held >= this.#maxPerAddress) {
+      const own = this.#longestIdle((slot) => slot.address === address);
+      if (own === undefined) return this.#refuse(socket);
+      this.#evict(own);
+    } else if (this.#slots.size >= this.#maxConnections) {
+      const any = this.#longestIdle(() => true);
+      if (any === undefined) return this.#refuse(socket);
+      this.#evict(any);
+    }
+    this.#slots.set(socket, { address, requests: 0 });
+    this.#idle.add(socket);
+    this.#perAddress.set(address, (this.#perAddress.get(address) ?? 0) + 1);
+    socket.once('close', () => this.#release(socket));
+    return true;
+  }
+
+  /** A request arrived on `socket`: it is no longer idle. */
+  requestStarted(socket: Socket): void {
+    const slot = this.#slots.get(socket);
+    if (slot === undefined) return;
+    slot.requests++;
+    this.#idle.delete(socket);
+  }
+
+  /** A response on `socket` ended (sent, or cut): idle again, from now, once it has none in hand. */
+  requestEnded(socket: Socket): void {
+    const slot = this.#slots.get(socket);
+    if (slot === undefined || slot.requests === 0) return;
+    slot.requests--;
+    if (slot.requests === 0) this.#idle.add(socket);
+  }
+
+  #longestIdle(matches: (slot: Slot) => boolean): Socket | undefined {
+    for (const socket of this.#idle) {
+      const slot = this.#slots.get(socket);
+      if (slot !== undefined && matches(slot)) return socket;
+    }
+    return undefined;
+  }
+
+  #refuse(socket: Socket): false {
+    socket.destroy();
+    return false;
+  }
+
+  #evict(socket: Socket): void {
+    this.#release(socket);
+    socket.destroy();
+  }
+
+  /** Frees the slot at once (an evicted socket's 'close' comes later, and finds it freed). */
+  #release(socket: Socket): void {
+    const slot = this.#slots.get(socket);
+    if (slot === undefined) return;
+    this.#slots.delete(socket);
+    this.#idle.delete(socket);
+    const held = (this.#perAddress.get(slot.address) ?? 1) - 1;
+    if (held > 0) this.#perAddress.set(slot.address, held);
+    else this.#perAddress.delete(slot.address);
+  }
+}
