@@ -5,22 +5,25 @@
  *
  * - An address holds at most its share of the slots (`maxPerAddress`; an IPv6 client by its /64, the block
  *   one host is given, so a machine cannot take a share per address of its own). A new connection past the
- *   share takes the place of that address's own longest idle connection, or is closed. nginx's
+ *   share takes the place of one of that address's own (chosen as below), or is closed. nginx's
  *   `limit_conn` does the same per address; behind a reverse proxy every connection is the proxy's, so the
  *   share can be turned off (0) and left to the proxy.
  * - When every slot is taken, a new connection takes the place of the connection idle longest (one with no
  *   request in hand: kept alive between requests, or one whose request head has not come yet, as a slowloris
- *   client's never does), as Apache's event MPM closes kept-alive connections first when it runs short. A
- *   connection an answer is being written to is never closed for another; only when every slot is such a
- *   connection is the new one closed. Closing an idle connection loses nothing: a client retries a request
- *   on a kept-alive connection the server closed (RFC 9112 §9.3.1), and a head still coming after the
- *   longest wait of all is most likely no client's.
+ *   client's never does), as Apache's event MPM closes kept-alive connections first when it runs short.
+ *   Closing one loses nothing: a client retries a request on a kept-alive connection the server closed
+ *   (RFC 9112 §9.3.1), and a head still coming after the longest wait of all is most likely no client's.
+ * - With no idle connection to close, one whose answer has stalled (its client has taken nothing of it for
+ *   `stalledMs`: a download it stopped reading) gives its place, the one stalled longest first. The idle
+ *   timeout cuts such a connection anyway, within a minute; while the slots are short, that is too long to
+ *   leave them to clients that read nothing. A client that reads, however slowly, keeps its place; when
+ *   every slot is answering such a client, the new connection is closed.
  *
  * Connections are judged as they are accepted; Node's own `server.maxConnections` is set one above the
  * cap, so the one being judged is accepted and no more.
  *
  * @example
- * const slots = new ConnectionSlots({ maxConnections: 256, maxPerAddress: 32 });
+ * const slots = new ConnectionSlots({ maxConnections: 256, maxPerAddress: 32, stalledMs: 10_000 });
  * server.on('connection', (socket) => slots.admit(socket));
  * // per request: slots.requestStarted(req.socket); res.once('close', () => slots.requestEnded(req.socket));
  */
@@ -31,12 +34,25 @@ export interface ConnectionSlotsOptions {
   readonly maxConnections: number;
   /** The most one address (an IPv6 /64) holds; 0 for no share (behind a proxy that limits its clients). */
   readonly maxPerAddress: number;
+  /**
+   * An answer its client has taken nothing of for this long (bytes waiting to go, and no 'drain' since)
+   * is stalled: its connection gives its place when no idle one can.
+   */
+  readonly stalledMs: number;
+  /** Milliseconds from a fixed point (`performance.now`); tests step it. */
+  readonly now?: () => number;
 }
 
 interface Slot {
   readonly address: string;
   /** Requests received and not yet answered (more than one when a client pipelines). */
   requests: number;
+  /**
+   * When its client last took what was written: the request's start, or the socket's last 'drain' (a
+   * file or a search answer is written in pieces larger than the socket's buffer, so each write waits for
+   * one, and a client that reads keeps them coming).
+   */
+  progressAt: number;
 }
 
 /**
@@ -65,6 +81,8 @@ export function addressGroup(address: string): string {
 export class ConnectionSlots {
   readonly #maxConnections: number;
   readonly #maxPerAddress: number;
+  readonly #stalledMs: number;
+  readonly #now: () => number;
   readonly #slots = new Map<Socket, Slot>();
   /** The admitted connections with no request in hand, longest idle first (a Set keeps insertion order). */
   readonly #idle = new Set<Socket>();
@@ -73,6 +91,8 @@ export class ConnectionSlots {
   constructor(options: ConnectionSlotsOptions) {
     this.#maxConnections = options.maxConnections;
     this.#maxPerAddress = options.maxPerAddress;
+    this.#stalledMs = options.stalledMs;
+    this.#now = options.now ?? (() => performance.now());
   }
 
   /** The connections holding a slot. */
@@ -93,17 +113,21 @@ export class ConnectionSlots {
     const address = addressGroup(remote);
     const held = this.#perAddress.get(address) ?? 0;
     if (this.#maxPerAddress > 0 && held >= this.#maxPerAddress) {
-      const own = this.#longestIdle((slot) => slot.address === address);
+      const own = this.#victim((slot) => slot.address === address);
       if (own === undefined) return this.#refuse(socket);
       this.#evict(own);
     } else if (this.#slots.size >= this.#maxConnections) {
-      const any = this.#longestIdle(() => true);
+      const any = this.#victim(() => true);
       if (any === undefined) return this.#refuse(socket);
       this.#evict(any);
     }
-    this.#slots.set(socket, { address, requests: 0 });
+    const slot: Slot = { address, requests: 0, progressAt: this.#now() };
+    this.#slots.set(socket, slot);
     this.#idle.add(socket);
     this.#perAddress.set(address, (this.#perAddress.get(address) ?? 0) + 1);
+    socket.on('drain', () => {
+      slot.progressAt = this.#now();
+    });
     socket.once('close', () => this.#release(socket));
     return true;
   }
@@ -112,6 +136,7 @@ export class ConnectionSlots {
   requestStarted(socket: Socket): void {
     const slot = this.#slots.get(socket);
     if (slot === undefined) return;
+    if (slot.requests === 0) slot.progressAt = this.#now();
     slot.requests++;
     this.#idle.delete(socket);
   }
@@ -124,12 +149,21 @@ export class ConnectionSlots {
     if (slot.requests === 0) this.#idle.add(socket);
   }
 
-  #longestIdle(matches: (slot: Slot) => boolean): Socket | undefined {
+  /** The connection to close for a new one, among those `matches` keeps: idle longest, else stalled longest. */
+  #victim(matches: (slot: Slot) => boolean): Socket | undefined {
     for (const socket of this.#idle) {
       const slot = this.#slots.get(socket);
       if (slot !== undefined && matches(slot)) return socket;
     }
-    return undefined;
+    const stalledSince = this.#now() - this.#stalledMs;
+    let victim: { socket: Socket; progressAt: number } | undefined;
+    for (const [socket, slot] of this.#slots) {
+      // Bytes waiting to go: the kernel's buffers are full, so the client is not reading.
+      const stalled = slot.requests > 0 && socket.writableLength > 0 && slot.progressAt <= stalledSince;
+      if (stalled && matches(slot) && (victim === undefined || slot.progressAt < victim.progressAt))
+        victim = { socket, progressAt: slot.progressAt };
+    }
+    return victim?.socket;
   }
 
   #refuse(socket: Socket): false {

@@ -55,8 +55,8 @@ export interface RegistryServerOptions {
   readonly timeouts?: ServerTimeouts;
   /**
    * The most connections open at once, `MAX_CONNECTIONS` by default (a positive integer; anything else is
-   * refused with USAGE). One more takes the place of the connection idle longest, or, when every one is
-   * answering a request, is closed as soon as it is accepted, before it is read (connection-slots.ts).
+   * refused with USAGE). One more takes the place of the connection idle longest (else of one whose
+   * answer has stalled), or is closed as soon as it is accepted, before it is read (connection-slots.ts).
    */
   readonly maxConnections?: number;
   /**
@@ -87,18 +87,28 @@ export interface ServerTimeouts {
    * none, or a header line at a time, each within `idleMs`. A GET has no body, so this bounds the request.
    */
   readonly headersMs: number;
+  /**
+   * An answer its client has taken nothing of for this long has stalled: while every connection slot is
+   * taken and none is idle, its connection gives its place to a new one (connection-slots.ts), rather than
+   * hold it until the idle timeout. `SERVER_TIMEOUTS.stalledMs` when not given.
+   */
+  readonly stalledMs?: number;
 }
 
-export const SERVER_TIMEOUTS: ServerTimeouts = { idleMs: 30_000, headersMs: 20_000 };
+export const SERVER_TIMEOUTS: Required<ServerTimeouts> = {
+  idleMs: 30_000,
+  headersMs: 20_000,
+  stalledMs: 10_000,
+};
 
 /**
  * The timeouts bound how long a connection lasts, not how many there are: a client opening connections
  * faster than they time out (each holds a descriptor, two while a file is sent) would use up the process's
  * (1,024 by default on Linux), and every request, the watcher's and the submission socket's work then
- * fail with EMFILE. Past this many a new connection takes the place of the one idle longest, or, when every
- * one is answering a request, is closed at once; when the flood stops, the next client is served as before
- * (connection-slots.ts, with each address's share of them). 256 is far above what one registry's users
- * hold open at once, and leaves half the default descriptors to the rest of the process.
+ * fail with EMFILE. Past this many a new connection takes the place of the one idle longest (else of one
+ * whose client stopped reading its answer), or is closed at once; when the flood stops, the next client is
+ * served as before (connection-slots.ts, with each address's share of them). 256 is far above what one
+ * registry's users hold open at once, and leaves half the default descriptors to the rest of the process.
  */
 export const MAX_CONNECTIONS = 256;
 
@@ -428,7 +438,11 @@ export function createRegistryServer(options: RegistryServerOptions): http.Serve
       'USAGE',
       `the connections one address may hold (--max-connections-per-address) must be a whole number from 0 (no limit) to the cap on connections (${maxConnections}), not ${String(options.maxConnectionsPerAddress)}`,
     );
-  const slots = new ConnectionSlots({ maxConnections, maxPerAddress });
+  const slots = new ConnectionSlots({
+    maxConnections,
+    maxPerAddress,
+    stalledMs: timeouts.stalledMs ?? SERVER_TIMEOUTS.stalledMs,
+  });
   const server = http.createServer(
     {
       headersTimeout: timeouts.headersMs,
@@ -437,7 +451,8 @@ export function createRegistryServer(options: RegistryServerOptions): http.Serve
       connectionsCheckingInterval: Math.ceil(timeouts.headersMs / 4),
     },
     (req, res) => {
-      // Busy until its answer is sent or cut: an idle connection may be closed for another, a busy one never.
+      // Busy until its answer is sent or cut: an idle connection may be closed for another, a busy one only
+      // once its client has stopped taking the answer.
       slots.requestStarted(req.socket);
       res.once('close', () => slots.requestEnded(req.socket));
       res.on('finish', () => options.log?.(`${req.method} ${req.url} ${res.statusCode}`));

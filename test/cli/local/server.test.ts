@@ -15,6 +15,7 @@ import {
   prefersHtml,
   type RegistryServerOptions,
   routeFor,
+  SERVER_TIMEOUTS,
   type ServerTimeouts,
 } from '../../../cli/local/server.ts';
 import { startService } from '../../../cli/local/service.ts';
@@ -757,15 +758,23 @@ describe('when clients hold many connections', () => {
    * A server with these options (and the real timeouts: every close seen here within seconds is the
    * slots', never a timeout's), and what it accepted: the client ports it has judged, in order.
    */
-  async function serveWith(
-    options: Omit<RegistryServerOptions, 'site'>,
-  ): Promise<{ port: number; judged: number[]; close: () => Promise<void> }> {
+  async function serveWith(options: Omit<RegistryServerOptions, 'site'>): Promise<{
+    port: number;
+    judged: number[];
+    /** The server's end of a client's connection, by the client's port. */
+    ends: Map<number, net.Socket>;
+    close: () => Promise<void>;
+  }> {
     const server = createRegistryServer({ site, ...options });
     const judged: number[] = [];
+    const ends = new Map<number, net.Socket>();
     // Ahead of the slots' listener: a socket they close no longer knows its peer's port.
-    server.prependListener('connection', (socket: net.Socket) => judged.push(socket.remotePort ?? 0));
+    server.prependListener('connection', (socket: net.Socket) => {
+      judged.push(socket.remotePort ?? 0);
+      ends.set(socket.remotePort ?? 0, socket);
+    });
     const listening = await listenRegistryServer(server, 0);
-    return { port: Number(new URL(listening.url).port), judged, close: listening.close };
+    return { port: Number(new URL(listening.url).port), judged, ends, close: listening.close };
   }
 
   /** A connection from `from` (any 127.x address is this machine's), once the server has judged it. */
@@ -854,7 +863,10 @@ describe('when clients hold many connections', () => {
       const next = await connect(server.port, server.judged);
 
       expect(await closedWithin(idle, 3_000)).toBe(true);
-      expect(answering.every((socket) => !socket.destroyed && socket.readyState === 'open')).toBe(true);
+      // Seen from the server: a client that reads nothing would not read a close either.
+      expect(answering.map((socket) => server.ends.get(socket.localPort ?? -1)?.destroyed)).toEqual(
+        answering.map(() => false),
+      );
       expect(await statusOn(next)).toBe('HTTP/1.1 200 OK');
     } finally {
       await server.close();
@@ -875,12 +887,64 @@ describe('when clients hold many connections', () => {
         true,
         true,
       ]);
-      expect(answering.every((socket) => !socket.destroyed && socket.readyState === 'open')).toBe(true);
+      // Seen from the server: a client that reads nothing would not read a close either.
+      expect(answering.map((socket) => server.ends.get(socket.localPort ?? -1)?.destroyed)).toEqual(
+        answering.map(() => false),
+      );
       for (const socket of answering) socket.destroy();
       await expect
         .poll(() => fetchFrom(server.port, '127.0.0.1').catch(() => 0), { timeout: 5_000 })
         .toBe(200);
     } finally {
+      await server.close();
+    }
+  });
+
+  it('gives the place of an answer its client stopped reading when none is idle, never of one being read', async () => {
+    const server = await serveWith({
+      maxConnections: CAP,
+      maxConnectionsPerAddress: 0,
+      timeouts: { ...SERVER_TIMEOUTS, stalledMs: 500 },
+    });
+    let reading: http.ClientRequest | undefined;
+    try {
+      const stalled = [];
+      for (let i = 0; i < CAP - 1; i++) stalled.push(await busy(server.port, server.judged));
+      // Reads a MiB, waits 100 ms, and again: slow, but never stalled for the 500 ms.
+      let received = 0;
+      await new Promise<void>((resolve, reject) => {
+        reading = http.get(
+          { host: '127.0.0.1', port: server.port, path: `/${FLOOD_KEY}`, agent: false },
+          (res) => {
+            let sincePause = 0;
+            res.on('data', (chunk: Buffer) => {
+              received += chunk.length;
+              sincePause += chunk.length;
+              if (sincePause >= 1024 * 1024) {
+                sincePause = 0;
+                res.pause();
+                setTimeout(() => res.resume(), 100);
+              }
+            });
+            res.on('error', () => undefined);
+            resolve();
+          },
+        );
+        reading.on('error', reject);
+      });
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+
+      const next = await connect(server.port, server.judged);
+
+      // Seen from the server: a client that reads nothing never reads the close either.
+      const closed = stalled.map((socket) => server.ends.get(socket.localPort ?? -1)?.destroyed);
+      expect(closed.filter(Boolean)).toHaveLength(1);
+      expect(reading?.destroyed).toBe(false);
+      expect(await statusOn(next)).toBe('HTTP/1.1 200 OK');
+      const before = received;
+      await expect.poll(() => received, { timeout: 3_000 }).toBeGreaterThan(before);
+    } finally {
+      reading?.destroy();
       await server.close();
     }
   });
@@ -919,7 +983,10 @@ describe('when clients hold many connections', () => {
       const third = await connect(server.port, server.judged, '127.0.0.2');
 
       expect(await closedWithin(third, 3_000)).toBe(true);
-      expect(answering.every((socket) => !socket.destroyed && socket.readyState === 'open')).toBe(true);
+      // Seen from the server: a client that reads nothing would not read a close either.
+      expect(answering.map((socket) => server.ends.get(socket.localPort ?? -1)?.destroyed)).toEqual(
+        answering.map(() => false),
+      );
       expect(await fetchFrom(server.port, '127.0.0.3')).toBe(200);
     } finally {
       await server.close();
