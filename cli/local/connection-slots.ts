@@ -39,8 +39,6 @@ export interface ConnectionSlotsOptions {
    * is stalled: its connection gives its place when no idle one can.
    */
   readonly stalledMs: number;
-  /** Milliseconds from a fixed point (`performance.now`); tests step it. */
-  readonly now?: () => number;
 }
 
 interface Slot {
@@ -82,7 +80,6 @@ export class ConnectionSlots {
   readonly #maxConnections: number;
   readonly #maxPerAddress: number;
   readonly #stalledMs: number;
-  readonly #now: () => number;
   readonly #slots = new Map<Socket, Slot>();
   /** The admitted connections with no request in hand, longest idle first (a Set keeps insertion order). */
   readonly #idle = new Set<Socket>();
@@ -92,17 +89,11 @@ export class ConnectionSlots {
     this.#maxConnections = options.maxConnections;
     this.#maxPerAddress = options.maxPerAddress;
     this.#stalledMs = options.stalledMs;
-    this.#now = options.now ?? (() => performance.now());
-  }
-
-  /** The connections holding a slot. */
-  get size(): number {
-    return this.#slots.size;
   }
 
   /**
-   * Judges a connection just accepted: it takes a slot (an idle connection closed to make room, if need be)
-   * and true is returned, or it is closed and false is returned.
+   * Judges a connection just accepted: it takes a slot (an idle or a stalled connection closed to make room,
+   * if need be) and true is returned, or it is closed and false is returned.
    */
   admit(socket: Socket): boolean {
     const remote = socket.remoteAddress;
@@ -121,12 +112,12 @@ export class ConnectionSlots {
       if (any === undefined) return this.#refuse(socket);
       this.#evict(any);
     }
-    const slot: Slot = { address, requests: 0, progressAt: this.#now() };
+    const slot: Slot = { address, requests: 0, progressAt: performance.now() };
     this.#slots.set(socket, slot);
     this.#idle.add(socket);
     this.#perAddress.set(address, (this.#perAddress.get(address) ?? 0) + 1);
     socket.on('drain', () => {
-      slot.progressAt = this.#now();
+      slot.progressAt = performance.now();
     });
     socket.once('close', () => this.#release(socket));
     return true;
@@ -136,7 +127,7 @@ export class ConnectionSlots {
   requestStarted(socket: Socket): void {
     const slot = this.#slots.get(socket);
     if (slot === undefined) return;
-    if (slot.requests === 0) slot.progressAt = this.#now();
+    if (slot.requests === 0) slot.progressAt = performance.now();
     slot.requests++;
     this.#idle.delete(socket);
   }
@@ -155,7 +146,7 @@ export class ConnectionSlots {
       const slot = this.#slots.get(socket);
       if (slot !== undefined && matches(slot)) return socket;
     }
-    const stalledSince = this.#now() - this.#stalledMs;
+    const stalledSince = performance.now() - this.#stalledMs;
     let victim: { socket: Socket; progressAt: number } | undefined;
     for (const [socket, slot] of this.#slots) {
       // Bytes waiting to go: the kernel's buffers are full, so the client is not reading.
