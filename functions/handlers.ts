@@ -117,6 +117,14 @@ async function pipelineContext(deps: HandlerDeps): Promise<PipelineContext> {
     config: registryConfig,
     bundleLimits: LAMBDA_BUNDLE_LIMITS,
     maxBatchBytes: deps.maxBatchBytes ?? MAX_BATCH_BYTES,
+    // The outcome says what happened, in stable terms; what failed, whole (S3's message, the bucket), is here.
+    onSubmissionFailure: ({ submission, id, code, error }) =>
+      deps.logger.error('submission failed', {
+        submission: id,
+        key: submission,
+        code,
+        ...errorFields(error),
+      }),
   };
 }
 

@@ -17,7 +17,12 @@ import { ThreadInspector } from '../../adapters/inspector.ts';
 import { withLockFile } from '../../client/disk/atomic.ts';
 import { systemClock } from '../../index-builder/clock.ts';
 import { parseRegistryConfig, type RegistryConfig, readConfigJson } from '../../index-builder/config.ts';
-import { type BatchStep, type PipelineContext, rebuildRegistry } from '../../index-builder/pipeline/index.ts';
+import {
+  type BatchStep,
+  type PipelineContext,
+  rebuildRegistry,
+  type SubmissionFailure,
+} from '../../index-builder/pipeline/index.ts';
 import { createSigner, generateKeyPair, type Signer } from '../../index-builder/signing.ts';
 import { CliError } from '../errors.ts';
 import { err } from '../terminal.ts';
@@ -109,6 +114,16 @@ function printStep(step: BatchStep): void {
   err(`plugindex: ${step} at ${Math.round(performance.now())} ms`);
 }
 
+/**
+ * A submission the registry failed, said on stderr (the local operator's log) with what failed: its outcome in
+ * `status/` says what happened in stable terms, without the store's own message (an absolute path).
+ */
+function printFailure({ submission, id, code, error }: SubmissionFailure): void {
+  err(
+    `plugindex: ${code} for ${submission} (status/${id}.json): ${error instanceof Error ? error.message : String(error)}`,
+  );
+}
+
 /** The registry in `dir`, its signing key read now; `stores`, those the caller opened already. */
 export async function openRegistry(dir: string, stores: RegistryStores = {}): Promise<LocalRegistry> {
   const config = await readConfig(dir);
@@ -126,6 +141,7 @@ export async function openRegistry(dir: string, stores: RegistryStores = {}): Pr
       config,
       inspector,
       ...(process.env.PLUGINDEX_STEPS ? { onStep: printStep } : {}),
+      onSubmissionFailure: printFailure,
     },
   };
 }

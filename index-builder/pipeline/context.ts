@@ -5,6 +5,7 @@
 import type { BundleLimits } from '../bundle.ts';
 import type { Clock } from '../clock.ts';
 import type { RegistryConfig } from '../config.ts';
+import type { ProblemCode } from '../errors.ts';
 import { STREAM_THRESHOLD_BYTES } from '../layout.ts';
 import type { RegistryIdentity } from '../model.ts';
 import type { Signer } from '../signing.ts';
@@ -89,6 +90,32 @@ export interface PipelineContext {
    * throw, since a throw fails the batch at that step, as a store's failure would (the retry converges).
    */
   readonly onStep?: (step: BatchStep) => void;
+  /**
+   * Told of each submission the registry failed or could not read, with what failed, whole: the operator's
+   * log line. The outcome, which the publisher reads, says what happened in stable terms (its code, the
+   * submission's id, what to do) and never the error's own words: a store's message names the bucket or the
+   * absolute path it wrote, an SDK's its internals. Called synchronously and never awaited; it must not throw.
+   */
+  readonly onSubmissionFailure?: (failure: SubmissionFailure) => void;
+}
+
+/**
+ * A submission the registry failed (SUBMISSION_WRITE_FAILED: a store refused its files for good, or they
+ * could not be rendered; SUBMISSION_UNREADABLE: checking it threw what nothing expected) or could not read
+ * (UPLOAD_UNREADABLE: the store lists it but will not give its bytes), as `onSubmissionFailure` is told of it.
+ */
+export interface SubmissionFailure {
+  /** The upload's key under `incoming/`. */
+  readonly submission: string;
+  /** Its id: its outcome is `status/<id>.json`. */
+  readonly id: string;
+  /** The code of the problem its outcome records. */
+  readonly code: Extract<
+    ProblemCode,
+    'SUBMISSION_WRITE_FAILED' | 'SUBMISSION_UNREADABLE' | 'UPLOAD_UNREADABLE'
+  >;
+  /** What failed, as it was thrown (a StoreError, with the SDK's error as its `cause`). */
+  readonly error: unknown;
 }
 
 /**

@@ -165,23 +165,46 @@ export function rejected(
 
 /**
  * What becomes of an accepted submission whose files or documents could not be written or rendered: a
- * rejection naming why, unless the store was only unavailable (StoreError STORE_IO), which fails the batch
- * so the queue retries it (the upload stays in incoming/).
+ * rejection naming what the registry failed, unless the store was only unavailable (StoreError STORE_IO),
+ * which fails the batch so the queue retries it (the upload stays in incoming/). The error itself goes to the
+ * operator (`onSubmissionFailure`), not into the outcome the publisher reads.
  */
-export function failedWrite(error: unknown, accepted: Accepted, what: string): Rejected {
+export function failedWrite(
+  ctx: PipelineContext,
+  upload: Upload,
+  error: unknown,
+  accepted: Accepted,
+  what: string,
+): Rejected {
   if (error instanceof StoreError && !error.permanent) throw error;
-  return rejected(
-    [
-      problem(
-        'SUBMISSION_WRITE_FAILED',
-        'bundle:',
-        `the registry failed ${what}: ${(error as Error).message}`,
-        {
-          expected: 'a submission every store can publish (please report this to the registry operator)',
-        },
-      ),
-    ],
-    accepted,
+  return rejected([writeFailedProblem(ctx, upload, error, what, 'bundle:')], accepted);
+}
+
+/**
+ * SUBMISSION_WRITE_FAILED for `upload` (a bundle, `bundle:`, or an action, `envelope:`), in stable terms: what
+ * the registry failed and what to do. The error's own message (a store's: the bucket, the absolute path it
+ * wrote; an SDK's) is the operator's: it goes to `onSubmissionFailure`, under the submission's id.
+ */
+export function writeFailedProblem(
+  ctx: PipelineContext,
+  upload: Upload,
+  error: unknown,
+  what: string,
+  path: 'bundle:' | 'envelope:',
+): Problem {
+  ctx.onSubmissionFailure?.({
+    submission: upload.key,
+    id: upload.id,
+    code: 'SUBMISSION_WRITE_FAILED',
+    error,
+  });
+  return problem(
+    'SUBMISSION_WRITE_FAILED',
+    path,
+    `the registry failed ${what}; its operator's log has the details, under this submission's id`,
+    {
+      expected: `${path === 'bundle:' ? 'a submission' : 'an action'} every store can publish (please report this to the registry operator, naming this submission's id)`,
+    },
   );
 }
 
@@ -726,11 +749,22 @@ export async function evaluateBatch(
       let evaluation = await judged.catch((error: unknown): Evaluation => {
         // A document read back that the registry did not publish is no submission's doing: the batch fails.
         if (error instanceof StoreError || isAltered(error)) throw error;
+        // Its words are the operator's (a library's, a store's), for its log; the outcome says what happened.
+        ctx.onSubmissionFailure?.({
+          submission: upload.key,
+          id: upload.id,
+          code: 'SUBMISSION_UNREADABLE',
+          error,
+        });
         return rejected([
           problem(
             'SUBMISSION_UNREADABLE',
             'bundle:',
-            `the submission could not be checked: ${(error as Error).message}`,
+            "the registry could not check this submission: it failed in a way it did not expect; its operator's log has the details, under this submission's id",
+            {
+              expected:
+                "a submission the registry can check (please report this to the registry operator, naming this submission's id)",
+            },
           ),
         ]);
       });

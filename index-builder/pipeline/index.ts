@@ -88,6 +88,7 @@ import {
   rejected,
   released,
   resumePublished,
+  writeFailedProblem,
 } from './evaluate.ts';
 import { planBatch, readBatch, UploadsInOrder } from './intake.ts';
 import { currentLogHead, LogWriter, readLogHead } from './log-writer.ts';
@@ -107,7 +108,7 @@ import {
   writingAfter,
 } from './site-writer.ts';
 
-export type { BatchResult, BatchStep, PipelineContext } from './context.ts';
+export type { BatchResult, BatchStep, PipelineContext, SubmissionFailure } from './context.ts';
 export { completeEncodedVariants } from './encoded.ts';
 export { HeldDocuments } from './held-documents.ts';
 export type { SubmissionOutcome, SubmissionStatus } from './outcomes.ts';
@@ -142,7 +143,7 @@ class VersionWrites {
         // Its files are written: nothing reads them again.
         item.evaluation = released(evaluation);
       } catch (error) {
-        item.evaluation = failedWrite(error, evaluation, 'writing its files');
+        item.evaluation = failedWrite(this.#ctx, item.upload, error, evaluation, 'writing its files');
       }
     });
   }
@@ -181,11 +182,12 @@ function refusedForSize(item: BatchItem): boolean {
 }
 
 /** An accepted item (publish or action) turned into a rejection: the registry failed `what` for it. */
-function failedItem(item: BatchItem, error: unknown, what: string): void {
+function failedItem(ctx: PipelineContext, item: BatchItem, error: unknown, what: string): void {
   const evaluation = item.evaluation;
   if (evaluation.kind === 'accepted' && isTooLarge(error))
     item.evaluation = rejected([tooLargeProblem(error, 'bundle:')], evaluation);
-  else if (evaluation.kind === 'accepted') item.evaluation = failedWrite(error, evaluation, what);
+  else if (evaluation.kind === 'accepted')
+    item.evaluation = failedWrite(ctx, item.upload, error, evaluation, what);
   else if (evaluation.kind === 'action-accepted') {
     // Its log entry is written already: the run that accepted it rendered this document.
     if (evaluation.resumed) throw error;
@@ -194,19 +196,9 @@ function failedItem(item: BatchItem, error: unknown, what: string): void {
       item.evaluation = rejected([tooLargeProblem(error, 'envelope:')], { action: acceptedInfo(evaluation) });
       return;
     }
-    item.evaluation = rejected(
-      [
-        problem(
-          'SUBMISSION_WRITE_FAILED',
-          'envelope:',
-          `the registry failed ${what}: ${(error as Error).message}`,
-          {
-            expected: 'an action every store can publish (please report this to the registry operator)',
-          },
-        ),
-      ],
-      { action: acceptedInfo(evaluation) },
-    );
+    item.evaluation = rejected([writeFailedProblem(ctx, item.upload, error, what, 'envelope:')], {
+      action: acceptedInfo(evaluation),
+    });
   }
 }
 
@@ -269,7 +261,7 @@ async function foldAndRender(
           rendered.push(renderPlugin(doc, identityOf(ctx.config)));
           continue;
         }
-        for (const item of refused) failedItem(item, error, "rendering the plugin's documents");
+        for (const item of refused) failedItem(ctx, item, error, "rendering the plugin's documents");
         refolded = true;
         break;
       }

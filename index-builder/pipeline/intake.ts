@@ -186,14 +186,18 @@ async function readUpload(
     return await readUploadBytes(ctx, key, tooLarge);
   } catch (error) {
     if (!(error instanceof StoreError && error.code === 'STORE_UNREADABLE')) throw error;
+    const id = unreadableSubmissionId(key);
+    // The store's message names where it read (a bucket, a path): the operator's, for its log. The outcome
+    // says what happened by the store's word for it (S3's error code) and what mends it.
+    ctx.onSubmissionFailure?.({ submission: key, id, code: 'UPLOAD_UNREADABLE', error });
     return {
       kind: 'unreadable',
       key,
-      id: unreadableSubmissionId(key),
+      id,
       problem: problem(
         'UPLOAD_UNREADABLE',
         'bundle:',
-        `the registry cannot read this upload, which stays in incoming/ until it can: ${error.message}`,
+        'the registry cannot read this upload, which stays in incoming/ until it can',
         {
           expected: error.remedy ?? 'an upload the registry can read',
           ...(error.reason !== undefined ? { found: error.reason } : {}),

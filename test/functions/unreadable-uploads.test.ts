@@ -8,6 +8,7 @@
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3Store } from '../../adapters/s3-store.ts';
+import type { LogFields } from '../../functions/logger.ts';
 import { StoreError } from '../../index-builder/errors.ts';
 import type { SubmissionOutcome } from '../../index-builder/pipeline/index.ts';
 import { listAll } from '../../index-builder/store.ts';
@@ -42,7 +43,15 @@ async function registry(answers: Record<string, S3ErrorAnswer>, options: { maxBa
   const mockAnswers = new Map(Object.entries(answers).map(([key, answer]) => [`${intake}/${key}`, answer]));
   const mock = await startS3ObjectErrors(s3, mockAnswers);
   const client = new S3Client({ ...s3.config, endpoint: mock.endpoint });
-  const handler = await localPublishHandler(s3, intake, site, client, options);
+  // The function's log, as CloudWatch would keep it: each entry's message and fields.
+  const logged: { level: string; message: string; fields: LogFields }[] = [];
+  const entry =
+    (level: string) =>
+    (message: string, fields: LogFields = {}) => {
+      logged.push({ level, message, fields });
+    };
+  const logger = { info: entry('info'), warn: entry('warn'), error: entry('error') };
+  const handler = await localPublishHandler(s3, intake, site, client, { ...options, logger });
   const store = new S3Store({ client: s3.client, bucket: intake });
   const put = async (key: string, body: Uint8Array) =>
     s3.client.send(new PutObjectCommand({ Bucket: intake, Key: key, Body: body }));
@@ -54,6 +63,7 @@ async function registry(answers: Record<string, S3ErrorAnswer>, options: { maxBa
     /** The mock answers a GET of `key` as S3 reads it from now on. */
     readable: (key: string) => mockAnswers.delete(`${intake}/${key}`),
     handler,
+    logged,
     put,
     keys,
     close: async () => {
@@ -105,12 +115,30 @@ describe('when an upload in the batch cannot be read for good', () => {
         expect(rejected.problems).toEqual([
           expect.objectContaining({
             code: 'UPLOAD_UNREADABLE',
-            message: expect.stringMatching(code),
+            message: 'the registry cannot read this upload, which stays in incoming/ until it can',
             found: answer.code,
             expected: expect.stringMatching(todo),
           }),
         ]);
-        expect(rejected.problems[0]?.message).toContain(`s3://${r.intake}/incoming/b-unreadable.tgz`);
+        // S3's message, the bucket's name, are the operator's: in the function's log, never in the outcome.
+        expect(rejected.problems[0]?.message).not.toContain(r.intake);
+        expect(r.logged.filter((l) => l.message === 'submission failed')).toEqual([
+          {
+            level: 'error',
+            message: 'submission failed',
+            fields: expect.objectContaining({
+              submission: rejected.id,
+              key: 'incoming/b-unreadable.tgz',
+              code: 'UPLOAD_UNREADABLE',
+              error: expect.objectContaining({
+                code: 'STORE_UNREADABLE',
+                message: expect.stringMatching(
+                  new RegExp(`^cannot read s3://${r.intake}/incoming/b-unreadable\\.tgz: ${code.source}`),
+                ),
+              }),
+            }),
+          },
+        ]);
         // No bytes were read: the record names none.
         expect(rejected.submission_sha256).toBeUndefined();
         // Its outcome is recorded where every outcome is; the upload stays where it was, as it was (nothing
@@ -119,6 +147,7 @@ describe('when an upload in the batch cannot be read for good', () => {
           new TextDecoder().decode((await r.store.get(`status/${rejected.id}.json`))?.body),
         ) as SubmissionOutcome;
         expect(recorded).toMatchObject({ status: 'rejected', problems: [{ code: 'UPLOAD_UNREADABLE' }] });
+        expect(JSON.stringify(recorded)).not.toContain(r.intake);
         expect(await r.keys('incoming/')).toEqual(['incoming/b-unreadable.tgz']);
         expect((await r.store.get('incoming/b-unreadable.tgz'))?.body).toEqual(unreadable);
         expect(await r.keys('rejected/')).toEqual([]);

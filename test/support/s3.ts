@@ -10,6 +10,7 @@ import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import S3rver from 's3rver';
 import type { FunctionConfig } from '../../functions/env.ts';
 import { createPublishHandler } from '../../functions/handlers.ts';
+import type { Logger } from '../../functions/logger.ts';
 import type { BatchResult } from '../../index-builder/pipeline/index.ts';
 import { createSigner } from '../../index-builder/signing.ts';
 import { testKey } from './fixtures.ts';
@@ -87,7 +88,7 @@ export async function localPublishHandler(
   intakeBucket: string,
   siteBucket: string,
   client: S3Client = s3.client,
-  options: { readonly maxBatchBytes?: number } = {},
+  options: { readonly maxBatchBytes?: number; readonly logger?: Logger } = {},
 ): Promise<(event: unknown) => Promise<BatchResult>> {
   const signer = await createSigner((await testKey('registry')).secretKey);
   return createPublishHandler({

@@ -6,12 +6,20 @@
  * - A plugin whose documents cannot be rendered rejects what changed it, not the batch.
  * - Ownership and version identity are decided within a batch exactly as across batches.
  */
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { FsStore } from '../../../adapters/fs-store.ts';
 import { StoreError } from '../../../index-builder/errors.ts';
 import { CATALOG_META_KEY } from '../../../index-builder/layout.ts';
 import { MAX_SCAN_VULNERABILITIES } from '../../../index-builder/manifest/schema.ts';
 import type { PluginDocument, VersionRecord } from '../../../index-builder/model.ts';
-import { processSubmissions, type SubmissionOutcome } from '../../../index-builder/pipeline/index.ts';
+import {
+  processSubmissions,
+  type SubmissionFailure,
+  type SubmissionOutcome,
+} from '../../../index-builder/pipeline/index.ts';
 import type { StoredObject } from '../../../index-builder/store.ts';
 import { submitAction } from '../../support/actions.ts';
 import {
@@ -45,6 +53,17 @@ function poison(registry: TestRegistry, marker: string, error: () => Error): voi
   };
 }
 
+/** The context of `registry`, its failures told to the returned list (the operator's log). */
+function failuresTold(registry: TestRegistry) {
+  const failures: SubmissionFailure[] = [];
+  const context = { ...registry.context, onSubmissionFailure: (f: SubmissionFailure) => failures.push(f) };
+  return { failures, context };
+}
+
+/** The outcome recorded under status/, as the publisher reads it. */
+const recordedText = (registry: TestRegistry, outcome: SubmissionOutcome | undefined) =>
+  new TextDecoder().decode(registry.intake.objects.get(`status/${outcome?.id}.json`)?.body);
+
 describe('when a store cannot write one submission of a batch', () => {
   it.each([
     ['refuses it for good', () => new StoreError('STORE_REFUSED', 'k', 'File name too long')],
@@ -52,7 +71,8 @@ describe('when a store cannot write one submission of a batch', () => {
   ])('rejects that one when the store %s, and publishes the rest', async (_, error) => {
     const registry = await makeRegistry();
     poison(registry, 'poisoned', error);
-    await registry.submit(
+    const { failures, context } = failuresTold(registry);
+    const [, poisoned] = await registry.submit(
       await makeBundle({ manifest: validManifest({ name: 'first-plugin' }) }),
       await makeBundle({
         manifest: validManifest({ name: 'poisoned-plugin' }),
@@ -61,12 +81,18 @@ describe('when a store cannot write one submission of a batch', () => {
       await makeBundle({ manifest: validManifest({ name: 'last-plugin' }) }),
     );
 
-    const result = await processSubmissions(registry.context);
+    const result = await processSubmissions(context);
 
     expect(statusOf(result.outcomes)).toEqual([
       ['first-plugin', '1.0.0', 'accepted'],
       ['poisoned-plugin', '1.0.0', 'rejected', 'SUBMISSION_WRITE_FAILED'],
       ['last-plugin', '1.0.0', 'accepted'],
+    ]);
+    // The outcome says what happened; what failed, whole, is the operator's (its log), not the publisher's.
+    const rejected = result.outcomes[1];
+    expect(recordedText(registry, rejected)).not.toContain(error().message);
+    expect(failures).toEqual([
+      { submission: poisoned, id: rejected?.id, code: 'SUBMISSION_WRITE_FAILED', error: error() },
     ]);
     expect(incoming(registry)).toEqual([]);
     expect(result.changedPlugins).toEqual(['first-plugin', 'last-plugin']);
@@ -95,6 +121,61 @@ describe('when a store cannot write one submission of a batch', () => {
   });
 });
 
+describe('when the registry fails a submission', () => {
+  it("records what happened in stable terms, and tells its operator the store's own error", async () => {
+    // Prepare: the filesystem store as the site, a file where the plugin's folder goes (ENOTDIR: for good).
+    const folder = await mkdtemp(path.join(tmpdir(), 'plugindex-isolation-'));
+    try {
+      const registry = await makeRegistry();
+      const { failures, context } = failuresTold(registry);
+      await mkdir(path.join(folder, 'plugins'), { recursive: true });
+      await writeFile(path.join(folder, 'plugins', 'poisoned-plugin'), 'not a folder');
+      const [poisoned] = await registry.submit(
+        await makeBundle({ manifest: validManifest({ name: 'poisoned-plugin' }) }),
+        await makeBundle({ manifest: validManifest({ name: 'healthy-plugin' }) }),
+      );
+
+      // Act
+      const result = await processSubmissions({ ...context, site: new FsStore(folder) });
+
+      // Assess: the outcome names the code, the submission and what to do, and nothing of the store's.
+      expect(statusOf(result.outcomes)).toEqual([
+        ['poisoned-plugin', '1.0.0', 'rejected', 'SUBMISSION_WRITE_FAILED'],
+        ['healthy-plugin', '1.0.0', 'accepted'],
+      ]);
+      const rejected = result.outcomes[0] as SubmissionOutcome;
+      expect(rejected.problems).toEqual([
+        {
+          code: 'SUBMISSION_WRITE_FAILED',
+          path: 'bundle:',
+          message:
+            "the registry failed writing its files; its operator's log has the details, under this submission's id",
+          expected: expect.stringContaining('please report this to the registry operator'),
+        },
+      ]);
+      const recorded = recordedText(registry, rejected);
+      expect(recorded).toContain(rejected.id);
+      expect(recorded).not.toContain(folder);
+      expect(recorded).not.toContain('ENOTDIR');
+      // The operator is told the store's error itself, under the submission's key and id.
+      expect(failures).toEqual([
+        {
+          submission: poisoned,
+          id: rejected.id,
+          code: 'SUBMISSION_WRITE_FAILED',
+          error: expect.any(StoreError),
+        },
+      ]);
+      expect(failures[0]?.error).toMatchObject({
+        code: 'STORE_REFUSED',
+        message: expect.stringContaining(path.join(folder, 'plugins', 'poisoned-plugin')),
+      });
+    } finally {
+      await rm(folder, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('when a plugin document cannot be rendered', () => {
   it('rejects the submission that changed it and publishes the rest of the batch', async () => {
     const registry = await makeRegistry();
@@ -120,13 +201,24 @@ describe('when a plugin document cannot be rendered', () => {
       await makeBundle({ manifest: validManifest({ version: '1.0.0' }) }),
       await makeBundle({ manifest: validManifest({ name: 'healthy-plugin' }) }),
     );
-    const result = await processSubmissions(registry.context);
+    const { failures, context } = failuresTold(registry);
+    const result = await processSubmissions(context);
 
     expect(statusOf(result.outcomes)).toEqual([
       ['demo-plugin', '1.0.0', 'rejected', 'SUBMISSION_WRITE_FAILED'],
       ['healthy-plugin', '1.0.0', 'accepted'],
     ]);
     expect(result.outcomes[0]?.problems[0]?.message).toMatch(/rendering the plugin's documents/);
+    // Why it could not be rendered is the operator's to read (the document is theirs to mend).
+    expect(failures).toEqual([
+      expect.objectContaining({
+        code: 'SUBMISSION_WRITE_FAILED',
+        error: expect.objectContaining({ code: 'RENDER_UNSAFE_TEXT' }),
+      }),
+    ]);
+    const told = failures[0]?.error;
+    expect(told).toBeInstanceOf(Error);
+    expect(recordedText(registry, result.outcomes[0])).not.toContain((told as Error).message);
     expect(incoming(registry)).toEqual([]);
     expect(pluginDoc(registry, 'demo-plugin').versions.map((v) => v.version)).toEqual(['2.0.0']);
   });

@@ -13,6 +13,7 @@ import {
   processSubmissions,
   rebuildRegistry,
   refreshSnapshot,
+  type SubmissionFailure,
   type SubmissionOutcome,
 } from '../../../index-builder/pipeline/index.ts';
 import { readPublicKey, verifyDetachedSignature } from '../../../index-builder/signing.ts';
@@ -830,23 +831,41 @@ describe('when checking a submission fails unexpectedly', () => {
     expect(registry.intake.objects.has(key as string)).toBe(true);
   });
 
-  it('rejects the one submission that breaks the checks, with the reason, and goes on', async () => {
+  it('rejects the one submission that breaks the checks, tells the operator why, and goes on', async () => {
     const registry = await makeRegistry();
     const realGet = registry.site.get.bind(registry.site);
+    const broken = new TypeError("unexpected shape at '/srv/registry/site/plugins/poison/index.json'");
     registry.site.get = async (k) => {
-      if (k === 'plugins/poison/index.json') throw new TypeError('unexpected shape');
+      if (k === 'plugins/poison/index.json') throw broken;
       return realGet(k);
     };
-    const outcomes = await publish(
-      registry,
+    const failures: SubmissionFailure[] = [];
+    const [poison, other] = await registry.submit(
       await makeBundle({ manifest: validManifest({ name: 'poison' }) }),
       await makeBundle(),
     );
+    const { outcomes } = await processSubmissions(
+      { ...registry.context, onSubmissionFailure: (f) => failures.push(f) },
+      [poison as string, other as string],
+    );
     expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'accepted']);
-    expect(outcomes[0]?.problems[0]).toMatchObject({
-      code: 'SUBMISSION_UNREADABLE',
-      message: expect.stringContaining('unexpected shape'),
-    });
+    // The outcome says what happened and what to do; the error's own words are the operator's.
+    expect(outcomes[0]?.problems).toEqual([
+      {
+        code: 'SUBMISSION_UNREADABLE',
+        path: 'bundle:',
+        message: expect.stringMatching(/^the registry could not check this submission: .*operator's log/),
+        expected: expect.stringContaining('please report this to the registry operator'),
+      },
+    ]);
+    const recorded = new TextDecoder().decode(
+      registry.intake.objects.get(`status/${outcomes[0]?.id}.json`)?.body,
+    );
+    expect(recorded).not.toContain('unexpected shape');
+    expect(recorded).not.toContain('/srv/registry');
+    expect(failures).toEqual([
+      { submission: poison, id: outcomes[0]?.id, code: 'SUBMISSION_UNREADABLE', error: broken },
+    ]);
   });
 });
 
