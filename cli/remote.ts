@@ -22,8 +22,11 @@ export async function submitToBucket(options: {
   readonly key: string;
   readonly body: UploadBody;
   readonly contentType: string;
-  /** Where the publish function will record the outcome (`status/<submission id>.json`). */
-  readonly outcomeKey: string;
+  /**
+   * Where the publish function will record the outcome (`status/<submission id>.json`): the first found is
+   * it (by the upload's bytes, or by its key when the function cannot read them: `submissionIdsOf`).
+   */
+  readonly outcomeKeys: readonly string[];
   readonly timeoutSeconds: number;
   /** An S3-compatible endpoint (path-style), e.g. a local test server; AWS otherwise. */
   readonly endpoint?: string;
@@ -38,11 +41,13 @@ export async function submitToBucket(options: {
     const put = { contentType: options.contentType, cacheControl: CACHE_PRIVATE, createOnly: true };
     if ('file' in options.body) await store.putStream(options.key, createReadStream(options.body.file), put);
     else await store.put(options.key, options.body.bytes, put);
-    const { outcomeKey } = options;
-    options.log(`uploaded s3://${options.bucket}/${options.key}; waiting for ${outcomeKey}`);
+    const { outcomeKeys } = options;
+    options.log(`uploaded s3://${options.bucket}/${options.key}; waiting for ${outcomeKeys.join(' or ')}`);
     const deadline = Date.now() + options.timeoutSeconds * 1000;
     for (;;) {
-      const status = await store.get(outcomeKey);
+      // Asked side by side: one poll costs one round trip, whichever the function records.
+      const found = await Promise.all(outcomeKeys.map((key) => store.get(key)));
+      const status = found.find((object) => object !== undefined);
       if (status) return JSON.parse(new TextDecoder().decode(status.body)) as SubmissionOutcome;
       if (Date.now() >= deadline) return undefined;
       await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 1000));

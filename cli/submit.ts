@@ -18,7 +18,7 @@ import {
   INDEX_DOCUMENTS,
   STREAM_THRESHOLD_BYTES,
   statusKey,
-  submissionIdFromDigest,
+  submissionIdsOf,
 } from '../index-builder/layout.ts';
 import type { SubmissionOutcome } from '../index-builder/pipeline/index.ts';
 import { CACHE_PRIVATE } from '../index-builder/store.ts';
@@ -175,22 +175,23 @@ async function submitToBucket(
   const { sha256Hex, streamSha256 } = await import('../index-builder/digest.ts');
   const remote = await import('./remote.ts');
   const { body } = submission;
-  // The upload's key and digest name the outcome to wait for, as the pipeline names it.
+  // The upload's key and digest name the outcome to wait for, as the pipeline names it: by its bytes, or by
+  // its key alone should the registry be unable to read them (UPLOAD_UNREADABLE).
   const sha256 = 'file' in body ? await streamSha256(createReadStream(body.file)) : sha256Hex(body.bytes);
-  const outcomeKey = statusKey(submissionIdFromDigest(key, sha256));
+  const outcomeKeys = submissionIdsOf(key, sha256).map(statusKey);
   const outcome = await remote.submitToBucket({
     bucket: target.bucket,
     key,
     body,
     contentType: submission.contentType,
-    outcomeKey,
+    outcomeKeys,
     timeoutSeconds: target.timeoutSeconds,
     ...(target.endpoint ? { endpoint: target.endpoint } : {}),
     log: err,
   });
   if (!outcome)
     err(
-      `submitted s3://${target.bucket}/${key}; no outcome after ${target.timeoutSeconds} s: read ${outcomeKey} later`,
+      `submitted s3://${target.bucket}/${key}; no outcome after ${target.timeoutSeconds} s: read ${outcomeKeys.join(' or ')} later`,
     );
   return outcome;
 }

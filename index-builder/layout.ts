@@ -470,6 +470,17 @@ export function unreadableSubmissionId(key: string): string {
   return submissionIdFromDigest(key, sha256Hex(new TextEncoder().encode(`unreadable\0${key}`)));
 }
 
+/**
+ * The ids the outcome of the upload at `key` of these bytes (`sha256`) may be recorded under, the one it has
+ * when read first: by its bytes (`submissionIdFromDigest`), or by its key alone when the store lists it but
+ * cannot read it (`unreadableSubmissionId`: no bytes to name it). A submitter waiting for its outcome asks
+ * for both; it waited for the first alone, and never found the outcome of an upload the registry could not
+ * read (archived by a lifecycle rule, encrypted with a key the registry may not use) until it gave up.
+ */
+export function submissionIdsOf(key: string, sha256: string): readonly [read: string, unreadable: string] {
+  return [submissionIdFromDigest(key, sha256), unreadableSubmissionId(key)];
+}
+
 /** `submissionIdFromDigest` for an upload's bytes. */
 export function submissionIdFromBytes(key: string, bytes: Uint8Array): string {
   return submissionIdFromDigest(key, sha256Hex(bytes));

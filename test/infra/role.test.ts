@@ -275,7 +275,7 @@ describe("when a publisher uploads with the deployment's publisher policy", () =
       key: 'incoming/taken.tgz',
       body: { bytes: encode('second') },
       contentType: 'application/gzip',
-      outcomeKey: 'status/never.json',
+      outcomeKeys: ['status/never.json'],
       timeoutSeconds: 0,
       endpoint: gate.endpoint,
       log: () => {},

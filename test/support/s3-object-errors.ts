@@ -69,17 +69,19 @@ function xmlText(text: string): string {
 
 /**
  * A proxy in front of `s3` answering GETs of `answers`' objects (`<bucket>/<key>`) with their errors; the map
- * is read at each request, so a test that deletes an entry has the object read from then on.
+ * is read at each request, so a test that deletes an entry has the object read from then on. Or `answers` is
+ * a function of the object, for objects whose key is not known ahead (the CLI names its uploads).
  */
 export async function startS3ObjectErrors(
   s3: LocalS3,
-  answers: ReadonlyMap<string, S3ErrorAnswer>,
+  answers: ReadonlyMap<string, S3ErrorAnswer> | ((object: string) => S3ErrorAnswer | undefined),
 ): Promise<S3ObjectErrors> {
+  const answerFor = typeof answers === 'function' ? answers : (object: string) => answers.get(object);
   const answered: string[] = [];
   const proxy = await startS3Proxy(s3, (request, response) => {
     const url = new URL(request.url ?? '/', 'http://mock');
     const object = decodeURIComponent(url.pathname.slice(1));
-    const answer = request.method === 'GET' ? answers.get(object) : undefined;
+    const answer = request.method === 'GET' ? answerFor(object) : undefined;
     if (!answer) return false;
     answered.push(`${object} ${answer.code}`);
     request.resume();

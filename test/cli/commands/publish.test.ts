@@ -5,12 +5,16 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3Store } from '../../../adapters/s3-store.ts';
 import { main } from '../../../cli/main.ts';
+import type { SubmissionOutcome } from '../../../index-builder/pipeline/index.ts';
+import { listAll } from '../../../index-builder/store.ts';
+import { plugindex } from '../../support/cli.ts';
 import { encode, makeBundle, validManifest } from '../../support/fixtures.ts';
 import { type LocalS3, localPublishHandler, startLocalS3 } from '../../support/s3.ts';
+import { S3_ANSWERS, startS3ObjectErrors } from '../../support/s3-object-errors.ts';
 
 let s3: LocalS3;
 let work: string;
@@ -40,10 +44,17 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-async function publishWhileTheFunctionRuns(args: string[]): Promise<number> {
-  const handler = await localPublishHandler(s3, 'rp-intake', 'rp-site');
+async function publishWhileTheFunctionRuns<T = number>(
+  args: string[],
+  options: {
+    readonly handler?: (event: unknown) => Promise<unknown>;
+    readonly run?: (argv: string[]) => Promise<T>;
+  } = {},
+): Promise<T> {
+  const handler = options.handler ?? (await localPublishHandler(s3, 'rp-intake', 'rp-site'));
+  const run = options.run ?? ((argv: string[]) => main(argv) as Promise<T>);
   let done = false;
-  const cli = main(args).finally(() => {
+  const cli = run(args).finally(() => {
     done = true;
   });
   while (!done) {
@@ -87,6 +98,44 @@ describe('when a publisher publishes to a deployed registry', () => {
       '20',
     ]);
     expect(code).toBe(1);
+  });
+
+  it('finds the outcome of an upload the registry cannot read (UPLOAD_UNREADABLE), and exits 1', async () => {
+    // Prepare: the function reads through a mock answering each upload's GET as S3 answers an archived object
+    // (a lifecycle rule moved it to GLACIER): no bytes, so its outcome is named by its key, not its digest.
+    const archived = (object: string) =>
+      object.startsWith('rp-intake/incoming/') ? S3_ANSWERS.archived : undefined;
+    const mock = await startS3ObjectErrors(s3, archived);
+    const client = new S3Client({ ...s3.config, endpoint: mock.endpoint });
+    const intake = new S3Store({ client: s3.client, bucket: 'rp-intake' });
+    try {
+      const handler = await localPublishHandler(s3, 'rp-intake', 'rp-site', client);
+      const file = path.join(work, 'archived.tgz');
+      await writeFile(file, await makeBundle({ manifest: validManifest({ name: 'archived-plugin' }) }));
+
+      // Act: the command as a publisher runs it, waiting for the outcome.
+      const started = Date.now();
+      const { code, stdout } = await publishWhileTheFunctionRuns(
+        ['publish', file, '--bucket', 'rp-intake', '--endpoint', s3.endpoint, '--timeout', '15', '--json'],
+        { handler, run: (argv) => plugindex(...argv) },
+      );
+
+      // Assess: the outcome the function recorded, found and printed well before the timeout.
+      expect(code).toBe(1);
+      const outcome = JSON.parse(stdout) as SubmissionOutcome;
+      expect(outcome).toMatchObject({
+        status: 'rejected',
+        problems: [{ code: 'UPLOAD_UNREADABLE', found: 'InvalidObjectState' }],
+      });
+      expect(outcome.submission_sha256).toBeUndefined();
+      expect(outcome.submission).toMatch(/^incoming\/.*-archived\.tgz$/);
+      expect(Date.now() - started).toBeLessThan(15_000);
+    } finally {
+      client.destroy();
+      await mock.close();
+      // It stays in incoming/ (nothing can read it): gone, so the other tests' function does not publish it.
+      for (const { key } of await listAll(intake, 'incoming/')) await intake.delete(key);
+    }
   });
 
   it('refuses --registry and --bucket together, as a usage error', async () => {
