@@ -1,6 +1,7 @@
 /**
  * Work side by side, bounded and settled: when one of these returns or throws, nothing it started is still
- * running (a crash-consistent step ends where the caller's await ends). Pure: no store, no clock.
+ * running (a crash-consistent step ends where the caller's await ends). Pure: no store, and no clock but the
+ * timers a rate limit waits on (`limitRate`).
  */
 
 /**
@@ -54,4 +55,41 @@ export async function forEachLimited<T>(
   work: (item: T) => Promise<void>,
 ): Promise<void> {
   await mapLimited(items, limit, work);
+}
+
+/**
+ * A limit of `perSecond` starts a second: each call of the function returned resolves at its turn, in the
+ * order of the calls, as a token bucket grants them (refilled at `perSecond`, holding a hundredth of a
+ * second's worth: within any span of time, at most that span's share and that hundredth begin). For requests a
+ * service refuses past a rate (S3: about 3,500 writes a second per prefix, 503 SlowDown past it), which
+ * bounded flight alone does not bound: the rate it gives is the flight over the latency, and a service that
+ * answers faster takes more a second. The bucket holds no more after a pause (a timer fired late, a busy
+ * event loop), so turns left waiting do not all begin at once when it ends.
+ *
+ * @example
+ * const turn = limitRate(2_500);
+ * await forEachLimited(keys, 64, async (key) => { await turn(); await store.put(key, body, options); });
+ */
+export function limitRate(perSecond: number): () => Promise<void> {
+  const capacity = Math.max(1, perSecond / 100);
+  let tokens = capacity;
+  let filledAt = performance.now();
+  // Turns are granted one after another: a waiter that wakes takes its token before the next is asked.
+  let granted: Promise<void> = Promise.resolve();
+  const grant = async (): Promise<void> => {
+    for (;;) {
+      const now = performance.now();
+      tokens = Math.min(capacity, tokens + ((now - filledAt) * perSecond) / 1000);
+      filledAt = now;
+      if (tokens >= 1) {
+        tokens -= 1;
+        return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, ((1 - tokens) * 1000) / perSecond));
+    }
+  };
+  return () => {
+    granted = granted.then(grant);
+    return granted;
+  };
 }

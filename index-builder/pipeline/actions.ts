@@ -55,7 +55,7 @@ import {
   withRevokedKey,
   withSlotRecord,
 } from '../lifecycle.ts';
-import { allSettledValues, forEachLimited } from '../limited.ts';
+import { allSettledValues, forEachLimited, limitRate } from '../limited.ts';
 import type { LogEntry } from '../log.ts';
 import type { LogHead, PluginDocument, RevokedKeysDocument, VersionRecord } from '../model.ts';
 import { MAX_ROTATION_BYTES, SIGNED_ROTATION_SCHEMA } from '../rotation.ts';
@@ -767,6 +767,26 @@ async function writeActionOrder(
   });
 }
 
+/**
+ * Writes of a restore in flight at once (its markers, then its action orders): enough that the rate below,
+ * not the store's latency, bounds it while a write takes up to 25 ms (at 20 ms, S3's latency as
+ * bench/store-latency.ts simulates it, 64 in flight would make 3,200 a second). At 32 in flight (1,600 a
+ * second at 20 ms), a restore after a loss of `state/` (11,000 writes for a week's 10,000 actions over 1,000
+ * plugins) took 8.3-8.9 s in that bench on a loaded machine; at 64 under this rate, 5.2-6.0 s.
+ */
+export const RESTORE_WRITE_CONCURRENCY = 64;
+
+/**
+ * Writes of a restore begun a second at most (`limitRate`): S3 takes about 3,500 PUTs a second per prefix
+ * and answers more with 503 SlowDown, which the S3 client (the SDK's standard retry mode, as
+ * `createS3Client` leaves it) retries only twice, after a random wait of up to 1 s then 2 s, and from a
+ * quota of 100 retries a client; then the S3 store fails it `STORE_IO`, and the rebuild with it, retried by
+ * the queue only after its 90-minute visibility timeout. So a restore stays a thousand a second under it (the
+ * markers and the orders share `state/`) whatever the latency: bounded flight alone gives flight over
+ * latency, and a store answering in 10 ms would take 6,400 a second from 64 in flight (3,200 from 32).
+ */
+export const RESTORE_WRITES_PER_SECOND = 2_500;
+
 /** What a rebuild restored from the log: how many action markers, and how many plugins' action orders. */
 export interface RestoredRecords {
   readonly markers: number;
@@ -806,14 +826,23 @@ export async function restoreActionRecords(
       entry.type !== 'rotate-key' &&
       Date.parse(entry.created ?? entry.time) >= since,
   );
-  return { markers: await restoreMarkers(ctx, recent), orders: await restoreOrders(ctx, recent, now) };
+  // One rate for both: they write one after the other, under the same prefix (`state/`).
+  const turn = limitRate(RESTORE_WRITES_PER_SECOND);
+  return {
+    markers: await restoreMarkers(ctx, recent, turn),
+    orders: await restoreOrders(ctx, recent, now, turn),
+  };
 }
 
 /**
  * Writes the marker of each of `recent` (logged actions) that has none; returns how many. A restored marker
  * names no submission (the log does not): the upload that applied it, met again, is a replay too.
  */
-async function restoreMarkers(ctx: PipelineContext, recent: readonly LogEntry[]): Promise<number> {
+async function restoreMarkers(
+  ctx: PipelineContext,
+  recent: readonly LogEntry[],
+  turn: () => Promise<void>,
+): Promise<number> {
   // A dead run's entry, its upload's retry still owed (its intent record names it): the marker names that
   // upload, which then resumes from it (as from a run that died after its markers). Naming none, it made
   // that very retry a replay, the action logged and never applied. The markers there are found by listing
@@ -830,7 +859,7 @@ async function restoreMarkers(ctx: PipelineContext, recent: readonly LogEntry[])
   ]);
   const missing = recent.filter((entry) => !applied.has(actionMarkerKey(entry.digest)));
   let markers = 0;
-  await forEachLimited(missing, WRITE_CONCURRENCY, async (entry) => {
+  await forEachLimited(missing, RESTORE_WRITE_CONCURRENCY, async (entry) => {
     const submission = pending.get(`${entry.seq} ${entry.digest}`);
     const marker: ActionMarker = {
       schema: 'plugindex/applied-action/v1',
@@ -843,6 +872,7 @@ async function restoreMarkers(ctx: PipelineContext, recent: readonly LogEntry[])
       time: entry.time,
       ...(submission !== undefined ? { submission } : {}),
     };
+    await turn();
     await writeMarker(ctx, marker);
     markers++;
   });
@@ -854,7 +884,12 @@ async function restoreMarkers(ctx: PipelineContext, recent: readonly LogEntry[])
  * standing, and writes the orders that changed; returns how many. Entries logged before the log recorded
  * `created` give no order.
  */
-async function restoreOrders(ctx: PipelineContext, recent: readonly LogEntry[], now: Date): Promise<number> {
+async function restoreOrders(
+  ctx: PipelineContext,
+  recent: readonly LogEntry[],
+  now: Date,
+  turn: () => Promise<void>,
+): Promise<number> {
   const logged = new Map<string, ActionOrder>();
   for (const entry of recent) {
     const slot = loggedActionSlot(entry);
@@ -873,7 +908,7 @@ async function restoreOrders(ctx: PipelineContext, recent: readonly LogEntry[], 
     WRITE_CONCURRENCY,
   );
   let orders = 0;
-  await forEachLimited([...logged], WRITE_CONCURRENCY, async ([plugin, slots]) => {
+  await forEachLimited([...logged], RESTORE_WRITE_CONCURRENCY, async ([plugin, slots]) => {
     const object = there.has(actionOrderKey(plugin))
       ? await ctx.intake.get(actionOrderKey(plugin))
       : undefined;
@@ -884,6 +919,7 @@ async function restoreOrders(ctx: PipelineContext, recent: readonly LogEntry[], 
     let order = slots;
     for (const [slot, record] of Object.entries(recorded)) order = withSlotRecord(order, slot, record);
     if (Object.entries(order).every(([slot, record]) => recorded[slot]?.digest === record.digest)) return;
+    await turn();
     await writeActionOrder(ctx, plugin, order, now);
     orders++;
   });

@@ -31,6 +31,11 @@ import {
   renderSegment,
 } from '../../../index-builder/log.ts';
 import type { PluginDocument, SnapshotDocument } from '../../../index-builder/model.ts';
+import {
+  RESTORE_WRITE_CONCURRENCY,
+  RESTORE_WRITES_PER_SECOND,
+  restoreActionRecords,
+} from '../../../index-builder/pipeline/actions.ts';
 import type { PipelineContext, SubmissionOutcome } from '../../../index-builder/pipeline/index.ts';
 import { processSubmissions, rebuildRegistry } from '../../../index-builder/pipeline/index.ts';
 import {
@@ -629,5 +634,91 @@ describe.each(kinds)('a published log head taken in place of a lost record, on %
     await expect(head).rejects.toBeInstanceOf(TrustError);
     await expect(head).rejects.toMatchObject({ code: 'LOG_ENTRY_ALTERED' });
     expect(await registry.context.intake.get(LOG_STATE_KEY)).toBeUndefined();
+  });
+});
+
+describe("when a rebuild writes back what a lost state/ held, on a store with a rate (S3's, per prefix)", () => {
+  const NOW = new Date('2026-11-20T00:00:00Z');
+  const ACTIONS = 1_000;
+  const PLUGINS = 100;
+  /** A published log of ACTIONS yanks and unyanks over PLUGINS plugins, made in the last day. */
+  const recentActions = async () => {
+    const site = new MemoryStore();
+    let head = EMPTY_LOG;
+    const lines: string[] = [];
+    for (let i = 0; i < ACTIONS; i++) {
+      const made = new Date(NOW.getTime() - 24 * HOUR + i * 1000).toISOString();
+      const next = nextEntry(head, {
+        time: made,
+        type: i % 2 === 0 ? 'yank' : 'unyank',
+        plugin: `plugin-${i % PLUGINS}`,
+        version: '1.0.0',
+        signer: 'A'.repeat(40),
+        digest: sha256Hex(`action ${i}`),
+        created: made,
+      });
+      lines.push(next.line);
+      head = next.head;
+    }
+    for (let from = 0; from < lines.length; from += LOG_SEGMENT_ENTRIES)
+      await site.put(
+        logSegmentKey(from / LOG_SEGMENT_ENTRIES),
+        renderSegment(lines.slice(from, from + LOG_SEGMENT_ENTRIES)),
+        { contentType: 'application/jsonl', cacheControl: CACHE_MUTABLE },
+      );
+    return { site, head };
+  };
+  /** An empty intake store whose puts each take `latencyMs`, the time each began recorded. */
+  const timedIntake = (latencyMs: number) => {
+    const began: number[] = [];
+    let inFlight = 0;
+    let mostInFlight = 0;
+    const intake = withMethod(new MemoryStore(), 'put', (put) => async (key, body, options) => {
+      began.push(performance.now());
+      mostInFlight = Math.max(mostInFlight, ++inFlight);
+      try {
+        await new Promise((resolve) => setTimeout(resolve, latencyMs));
+        await put(key, body, options);
+      } finally {
+        inFlight--;
+      }
+    });
+    return { intake, began, mostInFlight: () => mostInFlight };
+  };
+
+  it('begins no more writes a second than RESTORE_WRITES_PER_SECOND, however fast the store answers', async () => {
+    // Prepare: a store that answers at once (bounded flight alone would send every write within milliseconds).
+    const { site, head } = await recentActions();
+    const timed = timedIntake(0);
+    const base = await makeRegistry();
+
+    // Act
+    const restored = await restoreActionRecords({ ...base.context, site, intake: timed.intake }, head, NOW);
+
+    // Assess: every marker and order written, and no window of a tenth of a second began more than its share
+    // and the hundredth of a second's worth the limit holds at most (limitRate).
+    expect(restored).toEqual({ markers: ACTIONS, orders: PLUGINS });
+    expect(timed.began).toHaveLength(ACTIONS + PLUGINS);
+    const share = RESTORE_WRITES_PER_SECOND / 10 + RESTORE_WRITES_PER_SECOND / 100;
+    let most = 0;
+    for (let last = 0, first = 0; last < timed.began.length; last++) {
+      while ((timed.began[last] as number) - (timed.began[first] as number) >= 100) first++;
+      most = Math.max(most, last - first + 1);
+    }
+    expect(most).toBeLessThanOrEqual(share + 1);
+  });
+
+  it('keeps RESTORE_WRITE_CONCURRENCY writes in flight while the store answers slower than the rate', async () => {
+    // Prepare: 40 ms a write, S3's latency at its slower: the rate would allow more than are in flight.
+    const { site, head } = await recentActions();
+    const timed = timedIntake(40);
+    const base = await makeRegistry();
+
+    // Act
+    await restoreActionRecords({ ...base.context, site, intake: timed.intake }, head, NOW);
+
+    // Assess: more than the 32 a restore wrote at once before, and never more than its bound.
+    expect(timed.mostInFlight()).toBeGreaterThan(32);
+    expect(timed.mostInFlight()).toBeLessThanOrEqual(RESTORE_WRITE_CONCURRENCY);
   });
 });
