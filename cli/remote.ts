@@ -45,8 +45,9 @@ export async function submitToBucket(options: {
     options.log(`uploaded s3://${options.bucket}/${options.key}; waiting for ${outcomeKeys.join(' or ')}`);
     const deadline = Date.now() + options.timeoutSeconds * 1000;
     for (;;) {
-      // Asked side by side: one poll costs one round trip, whichever the function records.
-      const found = await Promise.all(outcomeKeys.map((key) => store.get(key)));
+      // Asked side by side: one poll costs one round trip, whichever the function records. Not there yet is
+      // 403 to a publisher (`readableOrNone`).
+      const found = await Promise.all(outcomeKeys.map((key) => readableOrNone(store.get(key))));
       const status = found.find((object) => object !== undefined);
       if (status) return JSON.parse(new TextDecoder().decode(status.body)) as SubmissionOutcome;
       if (Date.now() >= deadline) return undefined;
@@ -54,6 +55,24 @@ export async function submitToBucket(options: {
     }
   } finally {
     client.destroy();
+  }
+}
+
+/**
+ * What `read` gives, or undefined when S3 answers 403 (the SDK's error kept as the StoreError's cause): to a
+ * caller without `s3:ListBucket`, which the deployment's publisher policy does not grant, S3 answers a read of
+ * an object that is not there 403 AccessDenied rather than 404, and that is how an outcome not yet recorded
+ * reads. So the wait for one threw STORE_IO at its first look, before the function had published the upload.
+ * Anything else (the network, a wrong endpoint) is a failure the caller must see.
+ */
+async function readableOrNone<T>(read: Promise<T | undefined>): Promise<T | undefined> {
+  try {
+    return await read;
+  } catch (error) {
+    const status = (error as { cause?: { $metadata?: { httpStatusCode?: number } } }).cause?.$metadata
+      ?.httpStatusCode;
+    if (error instanceof StoreError && status === 403) return undefined;
+    throw error;
   }
 }
 
@@ -69,17 +88,9 @@ export async function readBucketText(options: {
   const client = createS3Client(options.endpoint);
   try {
     const store = new S3Store({ client, bucket: options.bucket });
-    try {
-      const object = await store.get(options.key);
-      return object ? new TextDecoder().decode(object.body) : undefined;
-    } catch (error) {
-      // Forbidden (HTTP 403, the SDK's error kept as the cause): the same answer as absent. Anything else
-      // (the network, a wrong endpoint) is a failure the caller must see.
-      const status = (error as { cause?: { $metadata?: { httpStatusCode?: number } } }).cause?.$metadata
-        ?.httpStatusCode;
-      if (error instanceof StoreError && status === 403) return undefined;
-      throw error;
-    }
+    // Forbidden: the same answer as absent.
+    const object = await readableOrNone(store.get(options.key));
+    return object ? new TextDecoder().decode(object.body) : undefined;
   } finally {
     client.destroy();
   }

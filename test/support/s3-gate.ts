@@ -6,7 +6,10 @@
  * `If-None-Match: *` on the writes that make an object (PutObject, CompleteMultipartUpload), answering
  * 412 PreconditionFailed where an object is, and `If-Match` on them, answering 412 where the object is not
  * the one of that ETag (or there is none): S3 does, and s3rver ignores both headers (another mock, named
- * so; S3 checks them as part of the write, this one just before).
+ * so; S3 checks them as part of the write, this one just before). A read (GET, HEAD) of an object that is not
+ * there is answered 403 AccessDenied, not 404, when the policy allows no `s3:ListBucket` on the bucket, as S3
+ * answers it (GetObject: "If you don't have the s3:ListBucket permission, Amazon S3 returns ... 403"): the
+ * publisher policy grants none, so a publisher waiting for an outcome not yet recorded meets that 403.
  * Any client reaches it, the SDK's or the AWS CLI's, with the local server's credentials; requests are
  * forwarded as they came, so their signatures still hold.
  */
@@ -87,6 +90,15 @@ function answer(response: http.ServerResponse, status: number, code: string, mes
 /** A gate in front of `s3` for a principal under `statements`. */
 export async function startS3Gate(s3: LocalS3, statements: readonly Statement[]): Promise<S3Gate> {
   const refused: string[] = [];
+  /** The ETag of the object at `<bucket>/<key>`, or undefined when there is none. */
+  const etagOf = async (resource: string): Promise<string | undefined> => {
+    const [Bucket, ...rest] = resource.split('/');
+    return s3.client
+      .send(new HeadObjectCommand({ Bucket, Key: rest.join('/') }))
+      .then((head) => head.ETag ?? '')
+      .catch(() => undefined);
+  };
+  const exists = async (resource: string) => (await etagOf(resource)) !== undefined;
   const proxy = await startS3Proxy(s3, async (request, response) => {
     const { action, resource, creates, context } = actionOf(request);
     if (!allows(statements, action, resource, context)) {
@@ -95,13 +107,19 @@ export async function startS3Gate(s3: LocalS3, statements: readonly Statement[])
       answer(response, 403, 'AccessDenied', `not authorized to perform ${action} on ${resource}`);
       return true;
     }
+    if (
+      action === 's3:GetObject' &&
+      !allows(statements, 's3:ListBucket', resource.split('/')[0] ?? '', {}) &&
+      !(await exists(resource))
+    ) {
+      refused.push(`403 missing ${resource}`);
+      request.resume();
+      answer(response, 403, 'AccessDenied', 'Access Denied');
+      return true;
+    }
     const ifMatch = request.headers['if-match'];
     if (creates && (request.headers['if-none-match'] === '*' || typeof ifMatch === 'string')) {
-      const [Bucket, ...rest] = resource.split('/');
-      const found = await s3.client
-        .send(new HeadObjectCommand({ Bucket, Key: rest.join('/') }))
-        .then((head) => head.ETag ?? '')
-        .catch(() => undefined);
+      const found = await etagOf(resource);
       if (typeof ifMatch === 'string' ? found !== ifMatch : found !== undefined) {
         refused.push(`412 ${resource}`);
         request.resume();
