@@ -616,6 +616,7 @@ export function appendToLog(log: LogWriter, items: readonly BatchItem[], process
     if (evaluation.kind === 'accepted') {
       const { manifest, publisher, sourceSha256 } = evaluation;
       item.seq =
+        evaluation.logged?.seq ??
         log.entry('publish', sourceSha256)?.seq ??
         log.append(
           {

@@ -52,6 +52,12 @@ export interface Accepted {
   readonly publisher: string;
   /** SHA-256 of the manifest bytes the publisher signed: a version's identity across batches. */
   readonly sourceSha256: string;
+  /**
+   * Its publish is in the log already (that entry's `seq`): a run that died logged it before any document
+   * showed it (`markLogged`). What is logged stands: it is published whatever else the batch refuses, never
+   * refused for its plugin's size (index.ts `refusedForSize`), as an action a run that died logged is not.
+   */
+  readonly logged?: { readonly seq: number };
 }
 
 /** What an accepted submission holds of its bundle once its version's files are written: nothing. */
@@ -660,6 +666,21 @@ export function resumePublished(items: readonly BatchItem[], log: LogWriter): vo
     const { manifest, sourceSha256, publisher } = evaluation;
     const entry = loggedFor(log, item.upload, manifest, sourceSha256);
     if (entry?.signer === publisher) item.evaluation = { ...evaluation, resumed: { seq: entry.seq } };
+  }
+}
+
+/**
+ * Marks each accepted publish whose entry the log holds already (`logged`): a run that died appended it and
+ * died before a document showed the version, so the batch accepts it again (its files written again, its
+ * entry found, not appended twice: `appendToLog`). Marked before the batch renders, which must not refuse it:
+ * a refusal left the entry in the log for a version no document shows. Run once the log is open.
+ */
+export function markLogged(items: readonly BatchItem[], log: LogWriter): void {
+  for (const item of items) {
+    const evaluation = item.evaluation;
+    if (evaluation.kind !== 'accepted' || evaluation.logged) continue;
+    const entry = log.entry('publish', evaluation.sourceSha256);
+    if (entry) item.evaluation = { ...evaluation, logged: { seq: entry.seq } };
   }
 }
 

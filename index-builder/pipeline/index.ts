@@ -85,6 +85,7 @@ import {
   evaluateBatch,
   failedWrite,
   Inspections,
+  markLogged,
   rejected,
   released,
   resumePublished,
@@ -165,32 +166,43 @@ const isTooLarge = (error: unknown): error is RenderError =>
   error instanceof RenderError && error.code === 'RENDER_TOO_LARGE';
 
 /**
+ * Whether `item` is in the log already: a publish or an action a run that died logged (`logged`, `resumed`).
+ * What is logged stands, so the batch never refuses it: a refusal left an entry for what no document shows.
+ */
+function isLogged(item: BatchItem): boolean {
+  const evaluation = item.evaluation;
+  if (evaluation.kind === 'accepted') return evaluation.logged !== undefined;
+  return evaluation.kind === 'action-accepted' && evaluation.resumed !== undefined;
+}
+
+/**
  * Whether a plugin's page past its bound refuses `item`: what grows a page by a publisher's words, a publish
  * (a version, its manifest's findings and artifacts) or an owner's advisory, not yet logged. The other
  * owners' actions (a yank, a deprecation, an owner added) grow it by a line at most, and are never refused
  * for it: an owner must be able to yank a version of a plugin a page of before the bound had grown past it.
- * Nor the operator's remove, transfer and revoke-key, nor an item a run that died logged already.
+ * Nor the operator's remove, transfer and revoke-key, nor an item a run that died logged already (a publish
+ * it logged comes back accepted: it was refused with the new publish that grew the plugin, its entry left).
  */
 function refusedForSize(item: BatchItem): boolean {
+  if (isLogged(item)) return false;
   const evaluation = item.evaluation;
-  if (evaluation.kind === 'accepted') return true;
   return (
-    evaluation.kind === 'action-accepted' &&
-    !evaluation.resumed &&
-    evaluation.read.action.action === 'advisory-add'
+    evaluation.kind === 'accepted' ||
+    (evaluation.kind === 'action-accepted' && evaluation.read.action.action === 'advisory-add')
   );
 }
 
 /** An accepted item (publish or action) turned into a rejection: the registry failed `what` for it. */
 function failedItem(ctx: PipelineContext, item: BatchItem, error: unknown, what: string): void {
   const evaluation = item.evaluation;
+  // Its log entry is written already: the run that logged it rendered this document (foldAndRender refuses
+  // only what is not logged).
+  if (isLogged(item)) throw error;
   if (evaluation.kind === 'accepted' && isTooLarge(error))
     item.evaluation = rejected([tooLargeProblem(error, 'bundle:')], evaluation);
   else if (evaluation.kind === 'accepted')
     item.evaluation = failedWrite(ctx, item.upload, error, evaluation, what);
   else if (evaluation.kind === 'action-accepted') {
-    // Its log entry is written already: the run that accepted it rendered this document.
-    if (evaluation.resumed) throw error;
     if (error instanceof StoreError && !error.permanent) throw error;
     if (isTooLarge(error)) {
       item.evaluation = rejected([tooLargeProblem(error, 'envelope:')], { action: acceptedInfo(evaluation) });
@@ -254,8 +266,12 @@ async function foldAndRender(
       } catch (error) {
         // A published document that no longer renders is the operator's to mend: nothing new is at fault.
         if (!culprits) throw error;
-        const refused = isTooLarge(error) ? culprits.filter(refusedForSize) : culprits;
+        // What is logged already is never refused (isLogged): only what this batch would log.
+        const refused = culprits.filter(isTooLarge(error) ? refusedForSize : (item) => !isLogged(item));
         if (refused.length === 0) {
+          // Only what a run that died logged changed it, and it rendered then: the published document no
+          // longer renders, the operator's to mend (as above), and the batch fails rather than refuse it.
+          if (!isTooLarge(error)) throw error;
           // Nothing of this batch grew it past the bound (an owner's yank, the operator's actions, ones
           // already logged): rendered whatever its size.
           rendered.push(renderPlugin(doc, identityOf(ctx.config)));
@@ -411,6 +427,7 @@ export async function processSubmissions(
   // The log (opened since every upload was read), and the catalog (opened at the batch's start).
   const [log, opened] = await allSettledValues([opening, catalogOpening]);
   resumePublished(items, log);
+  markLogged(items, log);
   const catalog = await currentCatalog(ctx, opened);
   const { folded, rendered, changed } = await foldAndRender(ctx, items, written, view, processed);
   ctx.onStep?.('rendered');

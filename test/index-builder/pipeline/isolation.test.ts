@@ -11,17 +11,19 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { FsStore } from '../../../adapters/fs-store.ts';
+import { forgetBins } from '../../../index-builder/catalog.ts';
 import { StoreError } from '../../../index-builder/errors.ts';
 import { CATALOG_META_KEY } from '../../../index-builder/layout.ts';
 import { MAX_SCAN_VULNERABILITIES } from '../../../index-builder/manifest/schema.ts';
 import type { PluginDocument, VersionRecord } from '../../../index-builder/model.ts';
 import {
+  type BatchStep,
   processSubmissions,
   type SubmissionFailure,
   type SubmissionOutcome,
 } from '../../../index-builder/pipeline/index.ts';
 import type { StoredObject } from '../../../index-builder/store.ts';
-import { submitAction } from '../../support/actions.ts';
+import { submitAction, vouchedLog } from '../../support/actions.ts';
 import {
   encode,
   makeBundle,
@@ -335,6 +337,90 @@ describe('when an owner acts on a plugin grown past its bound before there was o
     });
     expect(after.advisories ?? []).toEqual([]);
   }, 60_000);
+});
+
+/** A manifest of `version` carrying as many findings as a manifest may, each shown escaped: about 1.1 MB of page. */
+function bloatedManifest(version: string): Record<string, unknown> {
+  const vulnerabilities = Array.from({ length: MAX_SCAN_VULNERABILITIES }, (_, i) => ({
+    id: `${i}`.padEnd(128, '<'),
+    severity: 'critical',
+    summary: '<'.repeat(700),
+  }));
+  return validManifest({ version, security_scan_results: { status: 'vulnerable', vulnerabilities } });
+}
+
+/** Runs a batch of `keys` that dies (a process killed: nothing of it runs after) once its entries are logged. */
+async function diesOnceLogged(registry: TestRegistry, keys: string[]): Promise<void> {
+  const onStep = (step: BatchStep): void => {
+    if (step === 'logged') throw new Error('killed after the log');
+  };
+  await expect(processSubmissions({ ...registry.context, onStep }, keys)).rejects.toThrow(
+    'killed after the log',
+  );
+  forgetBins(registry.intake); // the retry is another process
+}
+
+const versionsOf = (registry: TestRegistry): string[] =>
+  pluginDoc(registry, 'demo-plugin').versions.map((v) => v.version);
+
+describe('when a run that died logged a publish, and a new one in the retry grows the plugin past its bound', () => {
+  it('publishes the logged one, as logged, and refuses only the new one (PLUGIN_TOO_LARGE)', async () => {
+    // Prepare: demo-plugin a page just under its bound (29 versions of the most findings: 32.6 M
+    // characters of 32 Mi); a run logs 3.0.0 (which fits) and dies before any document shows it.
+    const registry = await makeRegistry();
+    await registry.submit(await makeBundle({ manifest: validManifest({ version: '2.0.0' }) }));
+    await processSubmissions(registry.context);
+    const doc = pluginDoc(registry, 'demo-plugin');
+    const first = doc.versions[0] as VersionRecord;
+    plant(registry, {
+      ...doc,
+      versions: [first, ...Array.from({ length: 29 }, (_, i) => bloated(first, `1.0.${28 - i}`))],
+    });
+    const logged = await registry.submit(await makeBundle({ manifest: validManifest({ version: '3.0.0' }) }));
+    await diesOnceLogged(registry, logged);
+    const grows = await registry.submit(await makeBundle({ manifest: bloatedManifest('4.0.0') }));
+
+    // Act: the retry takes both.
+    const result = await processSubmissions(registry.context, [...logged, ...grows]);
+
+    // Assess: the logged publish stands, with the entry the dead run gave it; the new one alone is refused.
+    expect(statusOf(result.outcomes)).toEqual([
+      ['demo-plugin', '3.0.0', 'accepted'],
+      ['demo-plugin', '4.0.0', 'rejected', 'PLUGIN_TOO_LARGE'],
+    ]);
+    expect(result.outcomes[0]?.seq).toBe(1);
+    expect(versionsOf(registry)).toContain('3.0.0');
+    expect(versionsOf(registry)).not.toContain('4.0.0');
+    const log = await vouchedLog(registry.site, registry.registryKey.publicKey);
+    expect(log.map((e) => [e.type, e.version])).toEqual([
+      ['publish', '2.0.0'],
+      ['publish', '3.0.0'],
+    ]);
+    expect(incoming(registry)).toEqual([]);
+  }, 120_000);
+
+  it("fails the batch, refusing nothing, when the plugin's published document no longer renders", async () => {
+    // Prepare: a run logs 1.0.0 and dies; then the plugin's document is one that cannot be rendered (text
+    // published before text was checked, as the registry's own), and the older versions keep it describing
+    // 2.0.0 with that text.
+    const registry = await makeRegistry();
+    await registry.submit(await makeBundle({ manifest: validManifest({ version: '2.0.0' }) }));
+    await processSubmissions(registry.context);
+    const logged = await registry.submit(await makeBundle({ manifest: validManifest({ version: '1.0.0' }) }));
+    await diesOnceLogged(registry, logged);
+    plant(registry, { ...pluginDoc(registry, 'demo-plugin'), description: 'broken \ud800 text' });
+    const other = await registry.submit(await makeBundle({ manifest: validManifest({ version: '1.1.0' }) }));
+    const logBefore = await vouchedLog(registry.site, registry.registryKey.publicKey);
+
+    // Act, Assess: the log holds 1.0.0, which no document can show until the operator mends the document:
+    // no outcome refuses it (before, both were rejected, SUBMISSION_WRITE_FAILED, the entry left).
+    await expect(processSubmissions(registry.context, [...logged, ...other])).rejects.toMatchObject({
+      name: 'RenderError',
+      code: 'RENDER_UNSAFE_TEXT',
+    });
+    expect(incoming(registry).sort()).toEqual([...logged, ...other].sort());
+    expect(await vouchedLog(registry.site, registry.registryKey.publicKey)).toEqual(logBefore);
+  });
 });
 
 describe('when two publishers claim one new name', () => {
