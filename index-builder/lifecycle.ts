@@ -37,6 +37,13 @@ export interface LifecycleOptions {
   readonly registryFingerprints: readonly string[];
   /** Is this fingerprint revoked (`keys/revoked.json`)? A revoked key never becomes an owner. */
   readonly isRevoked?: (fingerprint: string) => boolean;
+  /**
+   * The action is in the log already: a run that died logged it, and its retry applies it again. The bounds
+   * on what a plugin may hold (MAX_ADVISORIES) are for new actions; a logged one is applied as logged, or the
+   * log would hold an advisory no document shows (another run may have added one meanwhile, judged against
+   * the published document, which did not show this one yet).
+   */
+  readonly logged?: boolean;
 }
 
 export type LifecycleResult =
@@ -290,7 +297,7 @@ export function applyAction(
             found: existing.id,
           }),
         );
-      if (!existing && advisories.length >= MAX_ADVISORIES)
+      if (!existing && !options.logged && advisories.length >= MAX_ADVISORIES)
         return refused(
           problem(
             'ADVISORY_LIMIT',

@@ -235,6 +235,8 @@ async function applyAgain(
     ...(key ? { key } : {}),
     registryFingerprints: trusted.registryFingerprints,
     isRevoked: (fp) => revocationOf(revoked, fp) !== undefined,
+    // Logged already: applied as logged, past the bounds for new actions (MAX_ADVISORIES).
+    logged: true,
   });
   if (applied.ok) view.change(applied.doc);
 }
@@ -575,6 +577,7 @@ export async function foldBatch(
       ...(evaluation.key ? { key: evaluation.key } : {}),
       registryFingerprints,
       isRevoked: (fp) => revoked.keys.some((k) => k.fingerprint === fp),
+      ...(resumed ? { logged: true } : {}),
     });
     if (applied.ok) change(applied.doc, item);
     else if (resumed) resumedOn.add(doc.name);

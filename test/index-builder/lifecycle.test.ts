@@ -262,6 +262,22 @@ describe('advisories', () => {
     expect(again.advisories).toHaveLength(MAX_ADVISORIES);
     expect(again.advisories?.[0]).toEqual({ ...advisory, id: 'PDX-0', published: AT });
   });
+
+  it('applies an advisory the log holds already past the most a plugin may hold (the bound is for new ones)', () => {
+    const advisories = Array.from({ length: MAX_ADVISORIES }, (_, i) => ({
+      ...advisory,
+      id: `PDX-${i}`,
+      published: AT,
+    }));
+    const more = {
+      action: 'advisory-add',
+      plugin: 'demo',
+      advisory: { ...advisory, id: 'PDX-NEW' },
+    } as const;
+    const logged = applied(apply({ ...plugin(), advisories }, more, { logged: true }));
+    expect(logged.advisories).toHaveLength(MAX_ADVISORIES + 1);
+    expect(logged.advisories?.at(-1)).toEqual({ ...advisory, id: 'PDX-NEW', published: AT });
+  });
 });
 
 describe('owners', () => {

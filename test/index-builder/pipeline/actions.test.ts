@@ -19,9 +19,11 @@ import {
   pluginDocumentKey,
   REVOKED_KEYS_KEY,
 } from '../../../index-builder/layout.ts';
+import { MAX_ADVISORIES } from '../../../index-builder/lifecycle.ts';
 import { entryLine, LOG_SEGMENT_ENTRIES, lineHash, logSegmentKey } from '../../../index-builder/log.ts';
 import type { PluginDocument, RevokedKeysDocument, SnapshotDocument } from '../../../index-builder/model.ts';
 import {
+  type BatchStep,
   processSubmissions,
   rebuildRegistry,
   type SubmissionOutcome,
@@ -53,6 +55,7 @@ import {
   testKey,
   validManifest,
 } from '../../support/fixtures.ts';
+import { editPlugin } from '../../support/lifecycle.ts';
 
 let publisher: KeyPair;
 let operator: KeyPair;
@@ -1269,6 +1272,63 @@ describe('when a run died after logging an action, and another upload arrived si
       ['yank', yank.digest],
     ]);
   });
+});
+
+describe('when a run died after logging an advisory, and another run filled the plugin to its bound meanwhile', () => {
+  it.each([
+    ['its retry', false],
+    ['its retry after a rebuild', true],
+  ])(
+    'applies the logged advisory as logged in %s, and still refuses a new one (ADVISORY_LIMIT)',
+    async (_, rebuild) => {
+      // Prepare: demo-plugin one advisory short of MAX_ADVISORIES.
+      const registry = await registryWithOperator();
+      await publishVersions(registry, ['1.0.0']);
+      await editPlugin(registry.context, 'demo-plugin', (doc) => {
+        doc.advisories = Array.from({ length: MAX_ADVISORIES - 1 }, (_, i) => ({
+          id: `PDX-2026-${1000 + i}`,
+          severity: 'low' as const,
+          affected: '<1.0.0',
+          summary: 'an old flaw',
+          published: KEYS_CREATED.toISOString(),
+        }));
+      });
+      const advisory = (id: string): ActionBody => ({
+        action: 'advisory-add',
+        plugin: 'demo-plugin',
+        advisory: { id, severity: 'high', affected: '<=1.0.0', summary: 'a flaw' },
+      });
+      // The last one it may hold, logged by a run that dies before any document shows it.
+      const logged = await submitAction(registry.intake, advisory('PDX-2026-0001'), publisher);
+      const onStep = (step: BatchStep): void => {
+        if (step === 'logged') throw new Error('killed after the log');
+      };
+      await expect(processSubmissions({ ...registry.context, onStep }, [logged.key])).rejects.toThrow(
+        'killed',
+      );
+      // Another, uploaded since, taken alone by another run: judged against the document, which does not show
+      // the logged one, it is the last one the plugin may hold.
+      const meanwhile = await submitAction(registry.intake, advisory('PDX-2026-0002'), publisher);
+      expect((await run(registry, meanwhile.key))[0]?.status).toBe('accepted');
+      if (rebuild) await rebuildRegistry(registry.context);
+
+      // Act
+      const [retried] = await run(registry, logged.key);
+
+      // Assess: what the log holds, the documents show, past the bound for new ones; a new one is refused.
+      expect(retried).toMatchObject({ status: 'accepted', seq: 1 });
+      const ids = ((await bound(registry)).advisories ?? []).map((a) => a.id);
+      expect(ids).toHaveLength(MAX_ADVISORIES + 1);
+      expect(ids).toEqual(expect.arrayContaining(['PDX-2026-0001', 'PDX-2026-0002']));
+      expect((await logOf(registry)).map((e) => [e.type, e.digest])).toEqual([
+        ['publish', expect.any(String)],
+        ['advisory-add', logged.digest],
+        ['advisory-add', meanwhile.digest],
+      ]);
+      const added = await act(registry, advisory('PDX-2026-0003'), publisher);
+      expect(codes(added)).toEqual(['ADVISORY_LIMIT']);
+    },
+  );
 });
 
 describe('when the published log segment no longer holds the entries its recorded head counts', () => {
