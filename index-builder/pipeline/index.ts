@@ -79,6 +79,7 @@ import {
 } from './commit.ts';
 import { type BatchResult, identityOf, type PipelineContext } from './context.ts';
 import {
+  type Accepted,
   type BatchItem,
   BatchView,
   beginJudging,
@@ -123,6 +124,8 @@ export type { SubmissionOutcome, SubmissionStatus } from './outcomes.ts';
  */
 class VersionWrites {
   readonly #added = new Map<BatchItem, AddedVersion>();
+  /** The versions whose files failed to write for good (their items rejected), and why. */
+  readonly #failed = new Map<BatchItem, { readonly accepted: Accepted; readonly error: unknown }>();
   // Each version's files are its own (its name and version are unique in the batch): written side by side.
   readonly #work = new BoundedWork(BATCH_WRITE_CONCURRENCY);
   readonly #ctx: PipelineContext;
@@ -145,8 +148,19 @@ class VersionWrites {
         item.evaluation = released(evaluation);
       } catch (error) {
         item.evaluation = failedWrite(this.#ctx, item.upload, error, evaluation, 'writing its files');
+        this.#failed.set(item, { accepted: released(evaluation), error });
       }
     });
+  }
+
+  /**
+   * Throws the failure of a version a run that died logged already (the log is open once every upload is
+   * read, after the writes began): what is logged stands, so the batch fails, to retry whole, rather than
+   * refuse it, which left its entry in the log for a version no document shows.
+   */
+  assertNoneLogged(log: LogWriter): void {
+    for (const { accepted, error } of this.#failed.values())
+      if (log.entry('publish', accepted.sourceSha256)) throw error;
   }
 
   async written(): Promise<Map<BatchItem, AddedVersion>> {
@@ -426,6 +440,7 @@ export async function processSubmissions(
   ctx.onStep?.('judged');
   // The log (opened since every upload was read), and the catalog (opened at the batch's start).
   const [log, opened] = await allSettledValues([opening, catalogOpening]);
+  versions.assertNoneLogged(log);
   resumePublished(items, log);
   markLogged(items, log);
   const catalog = await currentCatalog(ctx, opened);

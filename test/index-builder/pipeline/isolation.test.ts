@@ -423,6 +423,43 @@ describe('when a run that died logged a publish, and a new one in the retry grow
   });
 });
 
+describe('when a run that died logged a publish, and the store refuses its files for good on the retry', () => {
+  it('fails the batch, refusing nothing, and publishes it once the store takes them', async () => {
+    // Prepare: a run logs demo-plugin@3.0.0 (its files written) and dies; then the store refuses them.
+    const registry = await makeRegistry();
+    await registry.submit(await makeBundle({ manifest: validManifest({ version: '2.0.0' }) }));
+    await processSubmissions(registry.context);
+    const bundle = await makeBundle({
+      manifest: validManifest({ version: '3.0.0' }),
+      artifacts: [{ os: 'linux', arch: 'amd64', name: 'tool', body: encode('tool 3.0.0') }],
+    });
+    const logged = await registry.submit(bundle);
+    await diesOnceLogged(registry, logged);
+    const put = registry.site.put.bind(registry.site);
+    poison(registry, 'demo-plugin/3.0.0/', () => new StoreError('STORE_REFUSED', 'k', 'File name too long'));
+    const other = await registry.submit(
+      await makeBundle({ manifest: validManifest({ name: 'other-plugin' }) }),
+    );
+    const logBefore = await vouchedLog(registry.site, registry.registryKey.publicKey);
+
+    // Act, Assess: its entry stands, so it is not refused (before: SUBMISSION_WRITE_FAILED, the entry left
+    // for a version no document shows); the batch is retried whole.
+    await expect(processSubmissions(registry.context, [...logged, ...other])).rejects.toMatchObject({
+      code: 'STORE_REFUSED',
+    });
+    expect(incoming(registry).sort()).toEqual([...logged, ...other].sort());
+    expect(await vouchedLog(registry.site, registry.registryKey.publicKey)).toEqual(logBefore);
+    registry.site.put = put;
+    const result = await processSubmissions(registry.context, [...logged, ...other]);
+    expect(statusOf(result.outcomes)).toEqual([
+      ['demo-plugin', '3.0.0', 'accepted'],
+      ['other-plugin', '1.0.0', 'accepted'],
+    ]);
+    expect(result.outcomes[0]?.seq).toBe(1);
+    expect(versionsOf(registry)).toContain('3.0.0');
+  });
+});
+
 describe('when two publishers claim one new name', () => {
   async function claim(together: boolean) {
     const registry = await makeRegistry();
