@@ -10,7 +10,7 @@
  *
  * Write order (a crash at any point leaves clients a consistent, signed view, and a retry converges):
  *   1. the immutable files of accepted versions (artifacts, manifest, its signature): nothing points at
- *      them yet;
+ *      them yet (those of a version the batch then refuses are deleted once it is rendered, before step 2);
  *   2. the log: the envelopes of accepted actions (`log/actions/<digest>.json`, immutable), the entries
  *      (segments, then `state/log.json`), then each plugin's action order (`state/action-order/<name>.json`,
  *      the newest action applied to each of its states) and each action's marker (`state/actions/<digest>.json`);
@@ -51,9 +51,10 @@ import {
   pluginDocumentKey,
   REVOKED_KEYS_KEY,
   SNAPSHOT_KEY,
+  versionKeys,
 } from '../layout.ts';
 import { allSettledValues, forEachLimited } from '../limited.ts';
-import type { PluginDocument, SnapshotDocument } from '../model.ts';
+import type { Manifest, PluginDocument, SnapshotDocument } from '../model.ts';
 import { encodeJson } from '../render/documents.ts';
 import { MAX_PLUGIN_PAGE_LENGTH } from '../render/html.ts';
 import { listFolders } from '../store.ts';
@@ -163,10 +164,49 @@ class VersionWrites {
       if (log.entry('publish', accepted.sourceSha256)) throw error;
   }
 
+  /**
+   * Every key written, or begun, for a version the batch refuses: its files failed to write for good, or its
+   * plugin's documents would not render with it (its item rejected by `foldAndRender`). Asked once the
+   * batch is rendered.
+   */
+  refusedKeys(): string[] {
+    const keys: string[] = [];
+    const of = (manifest: Manifest) => {
+      const files = (manifest.installation?.artifacts ?? []).flatMap((a) =>
+        a.file === undefined ? [] : [a.file],
+      );
+      keys.push(...versionKeys(manifest.name, manifest.version, files));
+    };
+    for (const [item, added] of this.#added) if (item.evaluation.kind === 'rejected') of(added.manifest);
+    for (const { accepted } of this.#failed.values()) of(accepted.manifest);
+    return keys;
+  }
+
   async written(): Promise<Map<BatchItem, AddedVersion>> {
     await this.#work.settled();
     return this.#added;
   }
+}
+
+/**
+ * Deletes the files written for versions the batch refuses (`VersionWrites.refusedKeys`), which nothing
+ * points at: a version is accepted only while no document shows it (else it is already published, or
+ * refused as VERSION_EXISTS, VERSION_REMOVED: nothing of a shown version is written again), and one a run
+ * that died logged is never refused (`isLogged`, `assertNoneLogged`). Before the log, so a run that dies
+ * before or while it deletes leaves them to its retry, which writes them again, judges the upload again
+ * and deletes them again if it refuses it again. A key the store refuses to delete for good (or fails on
+ * unexpectedly) stays, unreferenced, as every one did before; a store that is unavailable fails the batch,
+ * retried whole.
+ */
+async function deleteRefusedVersions(ctx: PipelineContext, keys: readonly string[]): Promise<void> {
+  await forEachLimited(keys, BATCH_WRITE_CONCURRENCY, async (key) => {
+    try {
+      await ctx.site.delete(key);
+    } catch (error) {
+      // As a write is judged (failedWrite): only a store that is unavailable fails the batch.
+      if (error instanceof StoreError && !error.permanent) throw error;
+    }
+  });
 }
 
 /** The rejection of a publish or action that would grow its plugin's page past its bound (render/html.ts). */
@@ -445,6 +485,7 @@ export async function processSubmissions(
   markLogged(items, log);
   const catalog = await currentCatalog(ctx, opened);
   const { folded, rendered, changed } = await foldAndRender(ctx, items, written, view, processed);
+  await deleteRefusedVersions(ctx, versions.refusedKeys());
   ctx.onStep?.('rendered');
   // The index documents list every version's manifest: a batch that removes versions renders them at once,
   // so none still names a file once it is deleted.

@@ -339,6 +339,104 @@ describe('when an owner acts on a plugin grown past its bound before there was o
   }, 60_000);
 });
 
+/** The keys of the published store under `prefix`, sorted. */
+const keysUnder = (registry: TestRegistry, prefix: string): string[] =>
+  [...registry.site.objects.keys()].filter((k) => k.startsWith(prefix)).sort();
+
+/** Every file demo-plugin's document points at (manifests, signatures, hosted artifacts) that is not there. */
+function missingReferences(registry: TestRegistry): string[] {
+  const base = 'https://registry.example.com/';
+  const urls = pluginDoc(registry, 'demo-plugin').versions.flatMap((v) => [
+    v.manifest_url,
+    v.manifest_signature_url,
+    ...v.artifacts.filter((a) => a.hosted).map((a) => a.url),
+  ]);
+  return urls.map((url) => url.slice(base.length)).filter((key) => !registry.site.objects.has(key));
+}
+
+/** demo-plugin past its bound (40 versions of the most findings: 46 M characters), as the registry's own. */
+async function pastItsBound(registry: TestRegistry): Promise<void> {
+  await registry.submit(await makeBundle({ manifest: validManifest({ version: '2.0.0' }) }));
+  await processSubmissions(registry.context);
+  const doc = pluginDoc(registry, 'demo-plugin');
+  const first = doc.versions[0] as VersionRecord;
+  plant(registry, {
+    ...doc,
+    versions: [first, ...Array.from({ length: 40 }, (_, i) => bloated(first, `1.0.${39 - i}`))],
+  });
+}
+
+/** demo-plugin@`version` with two artifacts of its own. */
+const withArtifacts = (version: string, name = 'demo-plugin'): Promise<Uint8Array> =>
+  makeBundle({
+    manifest: validManifest({ name, version }),
+    artifacts: [
+      { os: 'linux', arch: 'amd64', name: 'tool', body: encode(`tool ${version} amd64`) },
+      { os: 'linux', arch: 'arm64', name: 'tool', body: encode(`tool ${version} arm64`) },
+    ],
+  });
+
+describe('when a batch refuses a version whose files it wrote', () => {
+  it('deletes them when its plugin would grow past its bound, and nothing a document points at', async () => {
+    const registry = await makeRegistry();
+    await pastItsBound(registry);
+    const keys = await registry.submit(await withArtifacts('3.0.0'));
+
+    const result = await processSubmissions(registry.context, keys);
+
+    expect(statusOf(result.outcomes)).toEqual([['demo-plugin', '3.0.0', 'rejected', 'PLUGIN_TOO_LARGE']]);
+    expect(keysUnder(registry, 'plugins/demo-plugin/3.0.0/')).toEqual([]);
+    expect(keysUnder(registry, 'plugins/demo-plugin/2.0.0/')).toHaveLength(2);
+    expect(missingReferences(registry)).toEqual([]);
+  }, 60_000);
+
+  it('deletes them in the retry of a run that died while it deleted them', async () => {
+    const registry = await makeRegistry();
+    await pastItsBound(registry);
+    const keys = await registry.submit(await withArtifacts('3.0.0'));
+    // The run dies at its second delete: the store is unavailable there.
+    const remove = registry.site.delete.bind(registry.site);
+    let deletes = 0;
+    registry.site.delete = async (key, options) => {
+      if (key.startsWith('plugins/demo-plugin/3.0.0/') && ++deletes === 2)
+        throw new StoreError('STORE_IO', key, 'connection reset');
+      return remove(key, options);
+    };
+    await expect(processSubmissions(registry.context, keys)).rejects.toMatchObject({ code: 'STORE_IO' });
+    registry.site.delete = remove;
+    forgetBins(registry.intake); // the retry is another process
+
+    const result = await processSubmissions(registry.context, keys);
+
+    expect(statusOf(result.outcomes)).toEqual([['demo-plugin', '3.0.0', 'rejected', 'PLUGIN_TOO_LARGE']]);
+    expect(keysUnder(registry, 'plugins/demo-plugin/3.0.0/')).toEqual([]);
+    expect(missingReferences(registry)).toEqual([]);
+    expect(incoming(registry)).toEqual([]);
+  }, 60_000);
+
+  it('deletes those written when the store refused one of them for good', async () => {
+    const registry = await makeRegistry();
+    poison(
+      registry,
+      'demo-plugin/1.0.0/artifacts/linux-arm64/',
+      () => new StoreError('STORE_REFUSED', 'k', 'refused'),
+    );
+    const keys = await registry.submit(
+      await withArtifacts('1.0.0'),
+      await withArtifacts('1.0.0', 'other-plugin'),
+    );
+
+    const result = await processSubmissions(registry.context, keys);
+
+    expect(statusOf(result.outcomes)).toEqual([
+      ['demo-plugin', '1.0.0', 'rejected', 'SUBMISSION_WRITE_FAILED'],
+      ['other-plugin', '1.0.0', 'accepted'],
+    ]);
+    expect(keysUnder(registry, 'plugins/demo-plugin/')).toEqual([]);
+    expect(keysUnder(registry, 'plugins/other-plugin/1.0.0/')).toHaveLength(4);
+  });
+});
+
 /** A manifest of `version` carrying as many findings as a manifest may, each shown escaped: about 1.1 MB of page. */
 function bloatedManifest(version: string): Record<string, unknown> {
   const vulnerabilities = Array.from({ length: MAX_SCAN_VULNERABILITIES }, (_, i) => ({
@@ -391,6 +489,13 @@ describe('when a run that died logged a publish, and a new one in the retry grow
     expect(result.outcomes[0]?.seq).toBe(1);
     expect(versionsOf(registry)).toContain('3.0.0');
     expect(versionsOf(registry)).not.toContain('4.0.0');
+    // The refused version's files are gone; the logged one's stay, as its document shows them.
+    expect(keysUnder(registry, 'plugins/demo-plugin/4.0.0/')).toEqual([]);
+    expect(missingReferences(registry)).toEqual([]);
+    expect(keysUnder(registry, 'plugins/demo-plugin/3.0.0/')).toEqual([
+      'plugins/demo-plugin/3.0.0/manifest.json',
+      'plugins/demo-plugin/3.0.0/manifest.json.asc',
+    ]);
     const log = await vouchedLog(registry.site, registry.registryKey.publicKey);
     expect(log.map((e) => [e.type, e.version])).toEqual([
       ['publish', '2.0.0'],
