@@ -165,21 +165,18 @@ class VersionWrites {
   }
 
   /**
-   * Every key written, or begun, for a version the batch refuses: its files failed to write for good, or its
-   * plugin's documents would not render with it (its item rejected by `foldAndRender`). Asked once the
+   * Every version the batch accepted, began writing and then refuses: its files failed to write for good, or
+   * its plugin's documents would not render with it (its item rejected by `foldAndRender`). Asked once the
    * batch is rendered.
    */
-  refusedKeys(): string[] {
-    const keys: string[] = [];
-    const of = (manifest: Manifest) => {
-      const files = (manifest.installation?.artifacts ?? []).flatMap((a) =>
-        a.file === undefined ? [] : [a.file],
-      );
-      keys.push(...versionKeys(manifest.name, manifest.version, files));
-    };
-    for (const [item, added] of this.#added) if (item.evaluation.kind === 'rejected') of(added.manifest);
-    for (const { accepted } of this.#failed.values()) of(accepted.manifest);
-    return keys;
+  refused(): RefusedVersion[] {
+    const refused: RefusedVersion[] = [];
+    for (const [item, { manifest, record }] of this.#added)
+      if (item.evaluation.kind === 'rejected')
+        refused.push({ item, manifest, sourceSha256: record.source_sha256 });
+    for (const [item, { accepted }] of this.#failed)
+      refused.push({ item, manifest: accepted.manifest, sourceSha256: accepted.sourceSha256 });
+    return refused;
   }
 
   async written(): Promise<Map<BatchItem, AddedVersion>> {
@@ -188,8 +185,32 @@ class VersionWrites {
   }
 }
 
+/** A version the batch accepted and wrote (or began to), then refused: its item, now rejected. */
+interface RefusedVersion {
+  readonly item: BatchItem;
+  readonly manifest: Manifest;
+  readonly sourceSha256: string;
+}
+
 /**
- * Deletes the files written for versions the batch refuses (`VersionWrites.refusedKeys`), which nothing
+ * Refuses, as the version it was found against was, each upload found already published against a version
+ * accepted earlier in the batch (the same manifest bytes) that the batch then refused: told "already
+ * published", its outcome (a success to whoever waits on it) named a version no document shows, and files
+ * that are deleted. Only such an upload meets a refused version's digest: one shown before the batch would
+ * have found that version published too.
+ */
+function refuseEchoes(items: readonly BatchItem[], refused: readonly RefusedVersion[]): void {
+  const bySource = new Map(refused.map((r) => [r.sourceSha256, r.item]));
+  for (const item of items) {
+    const evaluation = item.evaluation;
+    if (evaluation.kind !== 'already-published' || evaluation.resumed) continue;
+    const original = bySource.get(evaluation.sourceSha256)?.evaluation;
+    if (original?.kind === 'rejected') item.evaluation = rejected(original.problems, evaluation);
+  }
+}
+
+/**
+ * Deletes the files written for versions the batch refuses (`VersionWrites.refused`), which nothing
  * points at: a version is accepted only while no document shows it (else it is already published, or
  * refused as VERSION_EXISTS, VERSION_REMOVED: nothing of a shown version is written again), and one a run
  * that died logged is never refused (`isLogged`, `assertNoneLogged`). Before the log, so a run that dies
@@ -198,7 +219,16 @@ class VersionWrites {
  * unexpectedly) stays, unreferenced, as every one did before; a store that is unavailable fails the batch,
  * retried whole.
  */
-async function deleteRefusedVersions(ctx: PipelineContext, keys: readonly string[]): Promise<void> {
+async function deleteRefusedVersions(
+  ctx: PipelineContext,
+  refused: readonly RefusedVersion[],
+): Promise<void> {
+  const keys = refused.flatMap(({ manifest }) => {
+    const files = (manifest.installation?.artifacts ?? []).flatMap((a) =>
+      a.file === undefined ? [] : [a.file],
+    );
+    return versionKeys(manifest.name, manifest.version, files);
+  });
   await forEachLimited(keys, BATCH_WRITE_CONCURRENCY, async (key) => {
     try {
       await ctx.site.delete(key);
@@ -485,7 +515,9 @@ export async function processSubmissions(
   markLogged(items, log);
   const catalog = await currentCatalog(ctx, opened);
   const { folded, rendered, changed } = await foldAndRender(ctx, items, written, view, processed);
-  await deleteRefusedVersions(ctx, versions.refusedKeys());
+  const refused = versions.refused();
+  refuseEchoes(items, refused);
+  await deleteRefusedVersions(ctx, refused);
   ctx.onStep?.('rendered');
   // The index documents list every version's manifest: a batch that removes versions renders them at once,
   // so none still names a file once it is deleted.

@@ -390,6 +390,22 @@ describe('when a batch refuses a version whose files it wrote', () => {
     expect(missingReferences(registry)).toEqual([]);
   }, 60_000);
 
+  it('refuses another upload of its very bytes in the batch as it, rather than say it is already published', async () => {
+    const registry = await makeRegistry();
+    await pastItsBound(registry);
+    const bundle = await withArtifacts('3.0.0');
+    const keys = await registry.submit(bundle, bundle);
+
+    const result = await processSubmissions(registry.context, keys);
+
+    expect(statusOf(result.outcomes)).toEqual([
+      ['demo-plugin', '3.0.0', 'rejected', 'PLUGIN_TOO_LARGE'],
+      ['demo-plugin', '3.0.0', 'rejected', 'PLUGIN_TOO_LARGE'],
+    ]);
+    expect(keysUnder(registry, 'plugins/demo-plugin/3.0.0/')).toEqual([]);
+    expect(incoming(registry)).toEqual([]);
+  }, 60_000);
+
   it('deletes them in the retry of a run that died while it deleted them', async () => {
     const registry = await makeRegistry();
     await pastItsBound(registry);
