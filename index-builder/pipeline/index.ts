@@ -53,6 +53,7 @@ import {
   SNAPSHOT_KEY,
   versionKeys,
 } from '../layout.ts';
+import { versionFiles } from '../lifecycle.ts';
 import { allSettledValues, forEachLimited } from '../limited.ts';
 import type { Manifest, PluginDocument, SnapshotDocument } from '../model.ts';
 import { encodeJson } from '../render/documents.ts';
@@ -222,12 +223,23 @@ function refuseEchoes(items: readonly BatchItem[], refused: readonly RefusedVers
 async function deleteRefusedVersions(
   ctx: PipelineContext,
   refused: readonly RefusedVersion[],
+  view: BatchView,
+  folded: Folded,
 ): Promise<void> {
+  // What the plugin's documents point at, published or as the batch leaves them, is never deleted, whatever
+  // the judging said: a guard against a record the judging does not take for the version (one without
+  // `source_sha256`, in a document edited by hand and taken as it is by a rebuild), at no cost but a read
+  // made already.
+  const referenced = new Set<string>();
+  for (const name of new Set(refused.map((r) => r.manifest.name)))
+    for (const doc of [await view.published(name), folded.docs.get(name)])
+      for (const record of doc?.versions ?? [])
+        for (const key of versionFiles(name, record)) referenced.add(key);
   const keys = refused.flatMap(({ manifest }) => {
     const files = (manifest.installation?.artifacts ?? []).flatMap((a) =>
       a.file === undefined ? [] : [a.file],
     );
-    return versionKeys(manifest.name, manifest.version, files);
+    return versionKeys(manifest.name, manifest.version, files).filter((key) => !referenced.has(key));
   });
   await forEachLimited(keys, BATCH_WRITE_CONCURRENCY, async (key) => {
     try {
@@ -517,7 +529,7 @@ export async function processSubmissions(
   const { folded, rendered, changed } = await foldAndRender(ctx, items, written, view, processed);
   const refused = versions.refused();
   refuseEchoes(items, refused);
-  await deleteRefusedVersions(ctx, refused);
+  await deleteRefusedVersions(ctx, refused, view, folded);
   ctx.onStep?.('rendered');
   // The index documents list every version's manifest: a batch that removes versions renders them at once,
   // so none still names a file once it is deleted.

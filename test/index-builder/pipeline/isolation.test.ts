@@ -406,6 +406,32 @@ describe('when a batch refuses a version whose files it wrote', () => {
     expect(incoming(registry)).toEqual([]);
   }, 60_000);
 
+  it('deletes nothing a document points at, when a record it shows was not taken for the version', async () => {
+    // Prepare: demo-plugin@3.0.0 published with its artifacts; then its document past its bound, its 3.0.0
+    // record without `source_sha256` (edited by hand), so the judging takes an upload of 3.0.0 for a new version.
+    const registry = await makeRegistry();
+    await registry.submit(await withArtifacts('3.0.0'));
+    await processSubmissions(registry.context);
+    const doc = pluginDoc(registry, 'demo-plugin');
+    const { source_sha256: _, ...shown } = doc.versions[0] as VersionRecord;
+    plant(registry, {
+      ...doc,
+      versions: [
+        shown as VersionRecord,
+        ...Array.from({ length: 40 }, (_, i) => bloated(doc.versions[0] as VersionRecord, `1.0.${39 - i}`)),
+      ],
+    });
+    const again = makeBundle({
+      manifest: validManifest({ version: '3.0.0', description: 'other bytes' }),
+      artifacts: [{ os: 'linux', arch: 'amd64', name: 'tool', body: encode('tool 3.0.0 amd64') }],
+    });
+
+    const result = await processSubmissions(registry.context, await registry.submit(await again));
+
+    expect(statusOf(result.outcomes)).toEqual([['demo-plugin', '3.0.0', 'rejected', 'PLUGIN_TOO_LARGE']]);
+    expect(missingReferences(registry)).toEqual([]);
+  }, 60_000);
+
   it('deletes them in the retry of a run that died while it deleted them', async () => {
     const registry = await makeRegistry();
     await pastItsBound(registry);
