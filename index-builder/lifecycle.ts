@@ -5,9 +5,10 @@
  * document or the problems out, each with its code and the action's JSON pointer. Who may act (the signer,
  * the owners, the operator) is decided before (trust.ts); here only what the action means.
  *
- * An action that changes nothing is refused (ACTION_NO_EFFECT), so every accepted action has an effect
- * and its log entry says something; a crash retry that re-applies an accepted action takes that refusal to
- * mean "already done" (pipeline/actions.ts).
+ * An action that changes nothing is refused (ACTION_NO_EFFECT), so every accepted action has an effect;
+ * a crash retry that re-applies an accepted action takes that refusal to mean "already done"
+ * (pipeline/actions.ts). Such a refusal that still stands for its slot (`ActionOrder`) is logged all the
+ * same, marked as changing nothing, so the order a rebuild restores from the log is the one recorded.
  */
 import semver from 'semver';
 import type { ActionBody } from './actions.ts';

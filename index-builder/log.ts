@@ -1,5 +1,6 @@
 /**
- * The registry's transparency log: every accepted publish and action, and every key rotation, as one entry
+ * The registry's transparency log: every accepted publish and action (and every action refused as changing
+ * nothing that still stands for its slot, its `detail.effect` `none`), and every key rotation, as one entry
  * in an append-only, hash-chained list (the idea of sigstore's Rekor, not its code). Each entry names the
  * hash of the one before it, and the snapshot carries the log's length and the hash of its last entry, so
  * a client that remembers an earlier head can tell a log that extends it from one whose history was

@@ -14,6 +14,8 @@
  * An action made before one already applied to the same state of the plugin is refused (ACTION_SUPERSEDED,
  * lifecycle.ts `ActionOrder`): the view holds each plugin's order as the batch changed it, and the order is
  * recorded (`state/action-order/<name>.json`) after the log, with the markers; a resumed action counts too.
+ * An action refused as changing nothing that still stands for its slot is logged too (`NO_EFFECT`): every
+ * record of the order is in the log, which a rebuild restores it from.
  */
 import {
   ACTION_CLOCK_SKEW_MS,
@@ -62,7 +64,15 @@ import { MAX_ROTATION_BYTES, SIGNED_ROTATION_SCHEMA } from '../rotation.ts';
 import { CACHE_IMMUTABLE, CACHE_PRIVATE, existingKeys } from '../store.ts';
 import { authorizeAction, checkActionSignature, readSubmittedKey, trustListProblems } from '../trust.ts';
 import type { PipelineContext } from './context.ts';
-import type { AcceptedAction, ActionInfo, BatchItem, BatchView, Evaluation, Judging } from './evaluate.ts';
+import type {
+  AcceptedAction,
+  ActionInfo,
+  BatchItem,
+  BatchView,
+  Evaluation,
+  Judging,
+  OrderedRefusal,
+} from './evaluate.ts';
 import { rejected } from './evaluate.ts';
 import type { Upload } from './intake.ts';
 import { type LogWriter, pendingIntents, recentLogEntries } from './log-writer.ts';
@@ -91,6 +101,13 @@ export interface ActionMarker {
 
 const decoder = new TextDecoder();
 const encoder = new TextEncoder();
+
+/**
+ * `detail.effect` of the log entry of an action refused as changing nothing (the plugin already was as it
+ * says) that still stands for its slot (`Rejected.ordered`): logged so the order a rebuild restores from the
+ * log is the one the batches recorded.
+ */
+export const NO_EFFECT = 'none';
 
 type ReadUpload = Extract<Upload, { kind: 'read' }>;
 
@@ -187,7 +204,9 @@ async function replayOrResume(
     );
   }
   const entry = judging.log.entry(read.action.action, read.digest);
-  if (!entry) return undefined;
+  // An action logged as changing nothing (a statement that stood for its slot) applied nothing: judged again,
+  // its entry is found, not appended twice (`appendToLog`).
+  if (!entry || entry.detail?.effect === NO_EFFECT) return undefined;
   // Logged by a run that died before its marker: the same action, signed by the key the log names, as
   // judged then.
   const signer = await checkActionSignature({
@@ -427,10 +446,23 @@ export async function evaluateAction(
   if (!applied.ok) {
     // The state already is what a newer statement says: that statement still stands against an older one
     // met later (the older would otherwise apply and undo it: an owner removed, then added by a delayed add).
+    // Logged as well as recorded, unless its slot records it already (its envelope is public: uploaded again
+    // by anyone, it would log again each time): what the order holds, the log says, and a rebuild after a
+    // lost `state/` restores it.
     if (slot && statesTheState(action, applied.problems)) {
+      if ((await view.order(doc.name))[slot]?.digest === read.digest) return refuse(applied.problems);
       const record = slotRecord(action.created, read.digest, at);
       await view.applyOrder(doc.name, slot, record);
-      return { ...refuse(applied.problems), ordered: { plugin: doc.name, slot, record } };
+      const ordered: OrderedRefusal = {
+        plugin: doc.name,
+        slot,
+        record,
+        read,
+        signer,
+        ...(named.key ? { key: named.key } : {}),
+        ...(await publishedVersion(view, action)),
+      };
+      return { ...refuse(applied.problems), ordered };
     }
     return refuse(applied.problems);
   }
@@ -597,12 +629,22 @@ export async function foldBatch(
   return { docs, changedBy, resumedOn, ...(revokedTouched ? { revoked } : {}), removedFiles };
 }
 
-/** The envelope of every action accepted now, at `log/actions/<digest>.json` (immutable). */
+/**
+ * The envelope of every action accepted now, and of every one logged as changing nothing, at
+ * `log/actions/<digest>.json` (immutable): each entry's signature can be checked.
+ */
 export async function writeEnvelopes(ctx: PipelineContext, items: readonly BatchItem[]): Promise<void> {
   for (const item of items) {
     const evaluation = item.evaluation;
-    if (evaluation.kind !== 'action-accepted' || evaluation.resumed || item.upload.kind !== 'read') continue;
-    await ctx.site.put(actionEnvelopeKey(evaluation.read.digest), item.upload.bytes, {
+    if (item.upload.kind !== 'read') continue;
+    const digest =
+      evaluation.kind === 'action-accepted' && !evaluation.resumed
+        ? evaluation.read.digest
+        : evaluation.kind === 'rejected'
+          ? evaluation.ordered?.read.digest
+          : undefined;
+    if (digest === undefined) continue;
+    await ctx.site.put(actionEnvelopeKey(digest), item.upload.bytes, {
       contentType: 'application/json',
       cacheControl: CACHE_IMMUTABLE,
     });
@@ -635,6 +677,26 @@ export function appendToLog(log: LogWriter, items: readonly BatchItem[], process
     } else if (evaluation.kind === 'already-published') {
       // Published by this very upload, in a run that died: its entry is the one that run appended.
       if (evaluation.resumed) item.seq = evaluation.resumed.seq;
+    } else if (evaluation.kind === 'rejected' && evaluation.ordered) {
+      // Changed nothing, but stands for its slot: logged, so the log holds every record of the action order
+      // (a dead run's entry, found again, is not appended twice).
+      const { read, signer, key, plugin, version } = evaluation.ordered;
+      const action = read.action;
+      item.seq =
+        log.entry(action.action, read.digest)?.seq ??
+        log.append(
+          {
+            time: processed,
+            type: action.action,
+            plugin,
+            ...(version ? { version } : {}),
+            signer,
+            digest: read.digest,
+            created: action.created,
+            detail: { ...actionDetail(action, key), effect: NO_EFFECT },
+          },
+          item.upload.id,
+        ).seq;
     } else if (evaluation.kind === 'action-accepted') {
       if (evaluation.resumed) {
         item.seq = evaluation.resumed.seq;
@@ -830,10 +892,13 @@ export async function restoreActionRecords(
       entry.type !== 'rotate-key' &&
       Date.parse(entry.created ?? entry.time) >= since,
   );
+  // An action logged as changing nothing was applied to nothing: its slot is restored, but no marker (an
+  // upload of it is judged again, and changes nothing again).
+  const applied = recent.filter((entry) => entry.detail?.effect !== NO_EFFECT);
   // One rate for both: they write one after the other, under the same prefix (`state/`).
   const turn = limitRate(RESTORE_WRITES_PER_SECOND);
   return {
-    markers: await restoreMarkers(ctx, recent, turn),
+    markers: await restoreMarkers(ctx, applied, turn),
     orders: await restoreOrders(ctx, recent, now, turn),
   };
 }
@@ -917,9 +982,9 @@ async function restoreOrders(
       ? await ctx.intake.get(actionOrderKey(plugin))
       : undefined;
     const recorded = object ? recordedOrderOrNone(object.body, plugin) : {};
-    // The recorded one stands on a tie: it is the batches' own, and knows the actions refused as changing
-    // nothing, which the log does not (the log's record over it rewrote the order of a registry that lost
-    // nothing, and a rebuild said it restored it).
+    // The recorded one stands on a tie: it is the batches' own, and may know an action refused as changing
+    // nothing before such actions were logged (the log's record over it rewrote the order of a registry that
+    // lost nothing, and a rebuild said it restored it).
     let order = slots;
     for (const [slot, record] of Object.entries(recorded)) order = withSlotRecord(order, slot, record);
     if (Object.entries(order).every(([slot, record]) => recorded[slot]?.digest === record.digest)) return;

@@ -123,9 +123,23 @@ export interface Rejected {
   /**
    * An action refused only because the plugin already is as it says (ACTION_NO_EFFECT, or a withdrawal of an
    * advisory it does not have): still the newest statement about its slot, so an older action on it, met
-   * later, is refused (ACTION_SUPERSEDED) and the state it found stays. Recorded with the order.
+   * later, is refused (ACTION_SUPERSEDED) and the state it found stays. Recorded with the order, and logged
+   * (its entry's `detail.effect` is `none`, its envelope published): a rebuild restores the order from the
+   * log, and a slot only the intake store knew was lost with its `state/`.
    */
-  readonly ordered?: { readonly plugin: string; readonly slot: ActionSlot; readonly record: SlotRecord };
+  readonly ordered?: OrderedRefusal;
+}
+
+/** An action refused as changing nothing that still stands for its slot (`Rejected.ordered`). */
+export interface OrderedRefusal {
+  readonly plugin: string;
+  readonly slot: ActionSlot;
+  readonly record: SlotRecord;
+  /** What its log entry records: the action, its signer, the key it names, its version as published. */
+  readonly read: ReadAction;
+  readonly signer: string;
+  readonly key?: NamedKey;
+  readonly version?: string;
 }
 
 /** A bundle whose version is published already with these manifest bytes: nothing to write. */

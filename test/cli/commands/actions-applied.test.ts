@@ -16,7 +16,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initRegistry } from '../../../cli/local/registry.ts';
 import { manifestKey, pluginDocumentKey, signatureKey } from '../../../index-builder/layout.ts';
-import { logSegmentKey, parseSegment } from '../../../index-builder/log.ts';
+import { logSegmentKey, parseSegment, type ReadEntry } from '../../../index-builder/log.ts';
 import type { PluginDocument, RevokedKeysDocument } from '../../../index-builder/model.ts';
 import type { SubmissionOutcome } from '../../../index-builder/pipeline/index.ts';
 import type { KeyPair } from '../../../index-builder/signing.ts';
@@ -107,6 +107,12 @@ const exists = (file: string) =>
     () => true,
     () => false,
   );
+
+/** Keeps the entries of `entries` not logged as changing nothing (`detail.effect` `none`), by seq. */
+const applied =
+  (entries: readonly ReadEntry[]) =>
+  ({ seq }: { readonly seq: number }): boolean =>
+    entries[seq]?.entry.detail?.effect !== 'none';
 
 /** Expects an action accepted: exit 0, its outcome naming it and who signed it. */
 function expectAccepted(run: Run, fields: Partial<SubmissionOutcome>): void {
@@ -414,9 +420,14 @@ describe('when the operator acts with an operator key', () => {
   it('logged every accepted publish and action, in order, once', async () => {
     const segment = new Uint8Array(await readFile(path.join(dir, 'public', logSegmentKey(0))));
     const entries = parseSegment(segment, 0);
-    expect(entries.map(({ entry }) => ({ seq: entry.seq, type: entry.type }))).toEqual(
-      [...accepted].sort((a, b) => a.seq - b.seq),
-    );
+    // Beside them, the actions refused as changing nothing that stood for their slot (an unyank, an
+    // undeprecate, a withdrawal of an advisory not held), each logged as changing nothing.
+    expect(
+      entries.map(({ entry }) => ({ seq: entry.seq, type: entry.type })).filter(applied(entries)),
+    ).toEqual([...accepted].sort((a, b) => a.seq - b.seq));
+    expect(
+      entries.filter(({ entry }) => entry.detail?.effect === 'none').map(({ entry }) => entry.type),
+    ).toEqual(['unyank', 'undeprecate', 'advisory-withdraw']);
   });
 });
 
@@ -443,8 +454,8 @@ describe("when the registry's state/ folder is lost", () => {
     const after = await segment();
     expect(after.subarray(0, before.byteLength)).toEqual(before);
     const entries = parseSegment(new Uint8Array(after), 0);
-    expect(entries.map(({ entry }) => ({ seq: entry.seq, type: entry.type }))).toEqual(
-      [...accepted].sort((a, b) => a.seq - b.seq),
-    );
+    expect(
+      entries.map(({ entry }) => ({ seq: entry.seq, type: entry.type })).filter(applied(entries)),
+    ).toEqual([...accepted].sort((a, b) => a.seq - b.seq));
   });
 });

@@ -178,12 +178,19 @@ describe('when an owner yanks and unyanks a version', () => {
       { action: 'unyank', plugin: 'demo-plugin', version: '1.1.0' },
       publisher,
     );
-    expect(unyank).toMatchObject({ status: 'accepted', seq: 3 });
+    expect(unyank).toMatchObject({ status: 'accepted', seq: 4 });
     const after = await bound(registry);
     expect(version(after, '1.1.0')).toMatchObject({ yanked: false });
     expect(version(after, '1.1.0')).not.toHaveProperty('yanked_reason');
     expect(after.latest_version).toBe('1.1.0');
-    expect((await logOf(registry)).map((e) => e.type)).toEqual(['publish', 'publish', 'yank', 'unyank']);
+    // The second yank, made later, changed nothing but stands for the version's yank: logged as such.
+    expect((await logOf(registry)).map((e) => [e.type, e.detail?.effect])).toEqual([
+      ['publish', undefined],
+      ['publish', undefined],
+      ['yank', undefined],
+      ['yank', 'none'],
+      ['unyank', undefined],
+    ]);
   });
 });
 
@@ -276,6 +283,8 @@ describe('when an owner deprecates', () => {
     ).toEqual([
       ['deprecate', { message: 'use 1.1', range: '<1.1.0', replacement: 'demo-next' }],
       ['deprecate', { message: 'unmaintained' }],
+      // Repeated, it changed nothing, but stands for the deprecation: logged as such.
+      ['deprecate', { message: 'unmaintained', effect: 'none' }],
       ['undeprecate', undefined],
     ]);
   });
@@ -318,10 +327,12 @@ describe('when an owner publishes and withdraws an advisory', () => {
       publisher,
     );
     expect(codes(unknown)).toEqual(['ADVISORY_UNKNOWN']);
-    expect((await logOf(registry)).at(-2)).toMatchObject({
-      type: 'advisory-add',
-      detail: { id: advisory.id, severity: 'high', affected: '<1.0.1' },
-    });
+    // The withdrawal of an advisory it does not have stands for that id (as good as withdrawn): logged so.
+    expect((await logOf(registry)).slice(-3)).toMatchObject([
+      { type: 'advisory-add', detail: { id: advisory.id, severity: 'high', affected: '<1.0.1' } },
+      { type: 'advisory-withdraw', detail: { id: advisory.id } },
+      { type: 'advisory-withdraw', detail: { id: 'PDX-0', effect: 'none' } },
+    ]);
   });
 });
 
@@ -589,6 +600,34 @@ describe('when actions on one target arrive in the reverse order of their making
     expect(codes((await run(registry, again.key))[0])).toEqual(['ACTION_SUPERSEDED']);
     expect((await bound(registry)).deprecation?.message).toBe('newer');
     expect((await logOf(registry)).map((e) => e.type)).toEqual(['publish', 'deprecate']);
+  });
+
+  it('logs an action that changed nothing but stands for its slot, once, whether its run died or it is uploaded again', async () => {
+    const registry = await registryWithOperator();
+    await publishVersions(registry, ['1.0.0']);
+    const undeprecate = await submitAt(registry, on.undeprecate(), publisher, 2);
+    // The run dies right after the log's flush, recording the order.
+    const mend = failPutOf(registry.intake, actionOrderKey('demo-plugin'));
+    await expect(run(registry, undeprecate.key)).rejects.toThrow(/injected failure/);
+    mend();
+    const again = await upload(registry.intake, undeprecate.bytes);
+    const older = await submitAt(registry, on.deprecate('older'), publisher, 1);
+
+    // The retry, another upload of it, and an older deprecation.
+    const outcomes = await run(registry, undeprecate.key, again, older.key);
+
+    expect(verdicts(outcomes)).toEqual([
+      ['rejected', 'ACTION_NO_EFFECT'],
+      ['rejected', 'ACTION_NO_EFFECT'],
+      ['rejected', 'ACTION_SUPERSEDED'],
+    ]);
+    expect((await bound(registry)).deprecation).toBeUndefined();
+    expect((await logOf(registry)).map((e) => [e.type, e.digest, e.detail])).toEqual([
+      ['publish', expect.any(String), undefined],
+      ['undeprecate', undeprecate.digest, { effect: 'none' }],
+    ]);
+    expect(registry.site.objects.has(actionEnvelopeKey(undeprecate.digest))).toBe(true);
+    expect(registry.intake.objects.has(actionMarkerKey(undeprecate.digest))).toBe(false);
   });
 });
 

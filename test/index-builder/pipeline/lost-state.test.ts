@@ -16,6 +16,7 @@ import { sha256Hex } from '../../../index-builder/digest.ts';
 import { StoreError, TrustError } from '../../../index-builder/errors.ts';
 import {
   ACTION_MARKERS_PREFIX,
+  actionEnvelopeKey,
   actionMarkerKey,
   actionOrderKey,
   pluginDocumentKey,
@@ -395,6 +396,39 @@ describe('when the log is read back over many segments, side by side', () => {
     await expect(failed).rejects.toMatchObject({ code: 'STORE_IO' });
   });
 });
+
+describe.each(kinds)(
+  'when an action refused as changing nothing held its slot, then state/ was lost, on %s',
+  (_, stores) => {
+    it('logs it, so the rebuild restores its slot: an older action is still refused (ACTION_SUPERSEDED)', async () => {
+      // Prepare: 1.0.0 unyanked (made at HOUR); an unyank made later (2 * HOUR), refused as changing nothing,
+      // stands for the slot; a yank made between the two, held back, is refused for it.
+      const registry = await registryWithHistory(stores());
+      const { intake, site } = registry.context;
+      const later = await registry.sign({ action: 'unyank', plugin: NAME, version: '1.0.0' }, 2 * HOUR);
+      const [refused] = await registry.run(await upload(intake, later.bytes));
+      expect(refused?.problems.map((p) => p.code)).toEqual(['ACTION_NO_EFFECT']);
+      const between = await registry.sign({ ...registry.yank, reason: 'made between' }, 1.5 * HOUR);
+      const [before] = await registry.run(await upload(intake, between.bytes));
+      expect(before?.problems.map((p) => p.code)).toEqual(['ACTION_SUPERSEDED']);
+      const order = await texts(intake, actionOrderKey(NAME));
+
+      // Act: state/ lost, the rebuild, and the held-back yank submitted again.
+      await loseState(intake);
+      await rebuildRegistry(registry.context);
+      const [after] = await registry.run(await upload(intake, between.bytes));
+
+      // Assert: refused as before, 1.0.0 not yanked; the order as the batches wrote it; the log holds the
+      // refused unyank's statement (it changed nothing), once, and its envelope is published.
+      expect(after?.problems.map((p) => p.code)).toEqual(['ACTION_SUPERSEDED']);
+      expect(await yankedOf(site)).toBe(false);
+      expect(await texts(intake, actionOrderKey(NAME))).toEqual(order);
+      const stated = (await registry.log()).filter((entry) => entry.digest === later.digest);
+      expect(stated).toEqual([expect.objectContaining({ type: 'unyank', detail: { effect: 'none' } })]);
+      expect(await site.head(actionEnvelopeKey(later.digest))).toBeDefined();
+    });
+  },
+);
 
 describe.each(kinds)('when a rebuild runs on a registry that lost nothing, on %s', (_, stores) => {
   it('restores nothing: the markers and the order as the batches wrote them', async () => {
