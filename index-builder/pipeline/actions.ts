@@ -24,10 +24,13 @@ import {
   type ActionKind,
   actionSubject,
   actionTimeAndPlaceProblems,
+  isJsonSubmission,
   isOperatorAction,
+  MAX_ACTION_BYTES,
   type ReadAction,
   readSignedAction,
 } from '../actions.ts';
+import { sha256Hex } from '../digest.ts';
 import { type Problem, problem, problemsFrom } from '../errors.ts';
 import {
   ACTION_MARKERS_PREFIX,
@@ -35,7 +38,9 @@ import {
   actionEnvelopeKey,
   actionMarkerKey,
   actionOrderKey,
+  INCOMING_PREFIX,
   statusKey,
+  submissionIdFromDigest,
 } from '../layout.ts';
 import {
   type ActionOrder,
@@ -57,11 +62,11 @@ import {
   withRevokedKey,
   withSlotRecord,
 } from '../lifecycle.ts';
-import { allSettledValues, forEachLimited, limitRate } from '../limited.ts';
+import { allSettledValues, forEachLimited, limitRate, mapLimited } from '../limited.ts';
 import type { LogEntry } from '../log.ts';
 import type { LogHead, PluginDocument, RevokedKeysDocument, VersionRecord } from '../model.ts';
 import { MAX_ROTATION_BYTES, SIGNED_ROTATION_SCHEMA } from '../rotation.ts';
-import { CACHE_IMMUTABLE, CACHE_PRIVATE, existingKeys } from '../store.ts';
+import { CACHE_IMMUTABLE, CACHE_PRIVATE, existingKeys, listAll } from '../store.ts';
 import { authorizeAction, checkActionSignature, readSubmittedKey, trustListProblems } from '../trust.ts';
 import type { PipelineContext } from './context.ts';
 import type {
@@ -93,8 +98,8 @@ export interface ActionMarker {
   readonly time: string;
   /**
    * The id of the submission that applied it (`status/<id>.json`). Absent from a marker a rebuild restored
-   * from the log (`restoreActionRecords`), which does not name it (unless an intent record still does): any
-   * upload of that action is a replay.
+   * from the log (`restoreActionRecords`), which does not name it (unless an intent record still does, or
+   * its upload still waits in `incoming/`): any upload of that action is a replay.
    */
   readonly submission?: string;
 }
@@ -927,9 +932,16 @@ async function restoreMarkers(
     ),
   ]);
   const missing = recent.filter((entry) => !applied.has(actionMarkerKey(entry.digest)));
+  // Its intent record lost with `state/` too, a dead run's upload still waiting in incoming/ names it: its
+  // retry then resumes, where a marker naming none refused it (ACTION_REPLAYED), the action logged and
+  // published, its outcome never recorded.
+  const waiting = await waitingUploadsOf(
+    ctx,
+    new Set(missing.filter((entry) => !pending.has(`${entry.seq} ${entry.digest}`)).map((e) => e.digest)),
+  );
   let markers = 0;
   await forEachLimited(missing, RESTORE_WRITE_CONCURRENCY, async (entry) => {
-    const submission = pending.get(`${entry.seq} ${entry.digest}`);
+    const submission = pending.get(`${entry.seq} ${entry.digest}`) ?? waiting.get(entry.digest);
     const marker: ActionMarker = {
       schema: 'plugindex/applied-action/v1',
       digest: entry.digest,
@@ -946,6 +958,40 @@ async function restoreMarkers(
     markers++;
   });
   return markers;
+}
+
+/**
+ * The upload of each of `digests` (logged actions) waiting in `incoming/`, by digest: the first in upload
+ * order (last modified, then key, as a batch takes them), by its submission id. The run that logged one took
+ * its upload before it published the envelope anyone may upload again, so where both wait the dead run's is
+ * the earlier (both timed by the intake store's clock). Every upload small enough to be an action is read;
+ * only a rebuild that restores markers asks, and `incoming/` holds what no batch has taken yet.
+ */
+async function waitingUploadsOf(
+  ctx: PipelineContext,
+  digests: ReadonlySet<string>,
+): Promise<Map<string, string>> {
+  const found = new Map<string, string>();
+  if (digests.size === 0) return found;
+  const listed = (await listAll(ctx.intake, INCOMING_PREFIX))
+    .filter((object) => object.size <= MAX_ACTION_BYTES)
+    .sort(
+      (a, b) =>
+        a.lastModified.getTime() - b.lastModified.getTime() || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0),
+    );
+  const reads = await mapLimited(listed, WRITE_CONCURRENCY, async ({ key }) => {
+    const object = await ctx.intake.get(key, { maxBytes: MAX_ACTION_BYTES }).catch(() => undefined);
+    if (!object || !isJsonSubmission(object.body)) return undefined;
+    try {
+      const { digest } = readSignedAction(object.body);
+      return { digest, id: submissionIdFromDigest(key, sha256Hex(object.body)) };
+    } catch {
+      return undefined; // not an action: no entry names it
+    }
+  });
+  for (const read of reads)
+    if (read && digests.has(read.digest) && !found.has(read.digest)) found.set(read.digest, read.id);
+  return found;
 }
 
 /**

@@ -556,6 +556,46 @@ describe.each(kinds)(
   },
 );
 
+describe.each(kinds)(
+  'when a run died after a snapshot vouched for its action, then state/ was lost, on %s',
+  (_, stores) => {
+    it('the rebuild leaves the retry its action, recorded as done (not ACTION_REPLAYED); a replay is refused', async () => {
+      // Prepare: a yank of 1.1.0 whose run died once its snapshot was committed, before its outcome; a
+      // publish after it (another snapshot vouching for its entry); then state/ lost, and the rebuild.
+      const registry = await registryWithHistory(stores());
+      const { intake, site } = registry.context;
+      const yank = await registry.sign({ action: 'yank', plugin: NAME, version: '1.1.0' }, 2 * HOUR);
+      const key = await upload(intake, yank.bytes);
+      const onStep = (step: string): void => {
+        if (step === 'committed') throw new Error('killed after the snapshot');
+      };
+      await expect(processSubmissions({ ...registry.context, onStep }, [key])).rejects.toThrow('killed');
+      expect((await registry.publish('1.2.0'))[0]?.status).toBe('accepted');
+      const logged = (await registry.log()).filter((entry) => entry.digest === yank.digest);
+      expect(logged).toHaveLength(1);
+      await loseState(intake);
+      await rebuildRegistry(registry.context);
+
+      // Act: the retry of the upload that applied it, then another upload of the same envelope.
+      const [retried] = await registry.run(key);
+      const [replayed] = await registry.run(await upload(intake, yank.bytes));
+
+      // Assert: the retry accepted at its entry, as the run that died would have recorded it; 1.1.0 yanked,
+      // logged once; the other upload a replay.
+      expect(retried, JSON.stringify(retried?.problems)).toMatchObject({
+        status: 'accepted',
+        seq: logged[0]?.seq,
+      });
+      expect(replayed?.problems.map((p) => p.code)).toEqual(['ACTION_REPLAYED']);
+      const doc = JSON.parse(
+        decoder.decode((await site.get(pluginDocumentKey(NAME)))?.body),
+      ) as PluginDocument;
+      expect(doc.versions.find((record) => record.version === '1.1.0')?.yanked).toBe(true);
+      expect((await registry.log()).filter((entry) => entry.digest === yank.digest)).toHaveLength(1);
+    });
+  },
+);
+
 describe('when a rebuild is refused for an entry altered in an earlier segment of the log', () => {
   it('leaves the catalog as it was: the batches after it still publish', async () => {
     // Prepare: a log of two segments (256 entries and more), all within an action's age; an entry of the
