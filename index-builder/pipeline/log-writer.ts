@@ -116,7 +116,9 @@ export async function writeLogHead(intake: Store, head: LogHead): Promise<void> 
  * LOG_FORKED), and the history was gone. The published head is taken only from a snapshot signed by this
  * registry's key (`snapshot.signed.json`: a planted snapshot cannot lengthen the log), once the published
  * segment it ends in is found to end at it; it is recorded again, and the record is what every later run
- * reads. Costs nothing while the record is current: `published` is the snapshot the caller read anyway.
+ * reads. While the record is current it costs one read of the published segment the next entry goes in
+ * (`loggedPast`; a `head` when that entry starts a segment): `snapshot.json` (`published`, read anyway) is
+ * not signed, and a record put back older beside one planted to match it was taken on its word.
  * `rotatingFrom`: a key rotation's previous key (rotate.ts), which signs the published snapshot until the
  * rotation's own is published, where `ctx.signer` already holds the next key.
  * @throws TrustError SNAPSHOT_BAD_SIGNATURE (the signed snapshot is not this registry's key's),
@@ -134,7 +136,11 @@ export async function currentLogHead(
   // Nothing recorded (the record lost, or a registry that never logged), the signed snapshot is read even
   // when `published` claims no longer log: that is `snapshot.json`, which is not signed, and deleted or
   // planted with a shorter log it made the rebuild after a loss sign an empty log over the published one.
-  if (claimed <= recorded.length && recorded.length > 0) return recorded;
+  // Nor is a record taken on `snapshot.json`'s word alone when the published log holds entries past it: put
+  // back older (by whoever may write `state/`) beside a `snapshot.json` planted to claim no more, it was
+  // appended to from its length, over the entries the signed snapshot vouches for.
+  if (claimed <= recorded.length && recorded.length > 0 && !(await loggedPast(ctx.site, recorded)))
+    return recorded;
   const head = await signedLogHead(ctx, options.rotatingFrom);
   if (!head && claimed > recorded.length)
     throw new TrustError(
@@ -152,6 +158,23 @@ export async function currentLogHead(
   );
   await writeLogHead(ctx.intake, head);
   return head;
+}
+
+/**
+ * Does the published log hold an entry past `recorded` (the segment entry `recorded.length` goes in has it,
+ * or exists at all when that entry starts a segment)? Only a run that died between a segment and the record
+ * (entries no snapshot vouches for, overwritten by the next append) or a record put back older leaves one:
+ * then the signed snapshot says which (`currentLogHead`). One read of the segment a batch appends to.
+ */
+async function loggedPast(site: Store, recorded: LogHead): Promise<boolean> {
+  const index = segmentOf(recorded.length);
+  const within = recorded.length - index * LOG_SEGMENT_ENTRIES;
+  if (within === 0) return (await site.head(logSegmentKey(index))) !== undefined;
+  const object = await site.get(logSegmentKey(index));
+  if (!object) return false;
+  let lines = 0;
+  for (const line of new TextDecoder().decode(object.body).split('\n')) if (line.length > 0) lines++;
+  return lines > within;
 }
 
 /**

@@ -796,3 +796,39 @@ describe("when a rebuild writes back what a lost state/ held, on a store with a 
     expect(timed.mostInFlight()).toBeLessThanOrEqual(RESTORE_WRITE_CONCURRENCY);
   });
 });
+
+describe.each(kinds)(
+  'when the log record is put back older and snapshot.json planted to match it, on %s',
+  (_, stores) => {
+    it('takes the head the signed snapshot vouches for: a batch appends nothing over its entries', async () => {
+      // Prepare: state/log.json put back as it was at two entries, and snapshot.json (unsigned) claiming the
+      // same two, by someone who may write both stores; snapshot.signed.json as the registry signed it.
+      const registry = await registryWithHistory(stores());
+      const { intake, site } = registry.context;
+      const before = await registry.log();
+      const older = { length: 2, head: before[2]?.prev };
+      await intake.put(LOG_STATE_KEY, new TextEncoder().encode(`${JSON.stringify(older)}\n`), {
+        contentType: 'application/json',
+        cacheControl: CACHE_PRIVATE,
+      });
+      const published = JSON.parse(decoder.decode((await site.get(SNAPSHOT_KEY))?.body)) as SnapshotDocument;
+      await site.put(SNAPSHOT_KEY, new TextEncoder().encode(JSON.stringify({ ...published, log: older })), {
+        contentType: 'application/json',
+        cacheControl: CACHE_MUTABLE,
+      });
+
+      // Act: the head a batch would append to and sign; a publish.
+      const head = await currentLogHead(registry.context, await readLogHead(intake), {
+        ...published,
+        log: older as SnapshotDocument['log'],
+      });
+      await registry.publish('1.2.0').catch(() => undefined);
+
+      // Assert: the signed head, recorded again; the published entries are not appended over, whatever
+      // becomes of the publish (snapshot.json is not the one the registry committed).
+      expect(head.length).toBe(before.length);
+      const segment = decoder.decode((await site.get(logSegmentKey(0)))?.body).split('\n');
+      expect(segment.slice(0, before.length)).toEqual(lines(before));
+    });
+  },
+);
