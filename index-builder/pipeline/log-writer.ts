@@ -29,7 +29,7 @@
 
 import type { Key } from 'openpgp';
 import { TrustError } from '../errors.ts';
-import { SIGNED_SNAPSHOT_KEY, SNAPSHOT_KEY, statusKey } from '../layout.ts';
+import { SIGNED_SNAPSHOT_KEY, SNAPSHOT_KEY, signatureKey, statusKey } from '../layout.ts';
 import { allSettledValues, forEachLimited, mapLimited } from '../limited.ts';
 import {
   EMPTY_LOG,
@@ -331,7 +331,36 @@ async function signedLogHead(ctx: PipelineContext, rotatingFrom?: Key): Promise<
   const log: unknown = document?.log;
   if (!isLogHead(log))
     throw new TrustError('SNAPSHOT_MALFORMED', `${SIGNED_SNAPSHOT_KEY}: its snapshot names no log head`);
-  return log;
+  return (await pairLogHead(ctx, keys, log)) ?? log;
+}
+
+/**
+ * The log head of `snapshot.json` when its signature (`snapshot.json.asc`) is by one of `keys` and it signs a
+ * longer log than `signed` (the one `snapshot.signed.json` signs), else undefined. Every commit writes the pair
+ * before `snapshot.signed.json`: a run that died between them (a key rotation's among them, the pair then the
+ * next key's) left a snapshot the registry signed that vouches for entries the other does not, and taking the
+ * shorter head appended over them, the rotation's entry logged again.
+ */
+async function pairLogHead(ctx: PipelineContext, keys: Key[], signed: LogHead): Promise<LogHead | undefined> {
+  const [pair, signature] = await allSettledValues([
+    ctx.site.get(SNAPSHOT_KEY),
+    ctx.site.get(signatureKey(SNAPSHOT_KEY)),
+  ]);
+  if (!pair || !signature) return undefined;
+  let log: unknown;
+  try {
+    log = (JSON.parse(new TextDecoder().decode(pair.body)) as Partial<SnapshotDocument> | null)?.log;
+  } catch {
+    return undefined; // not the registry's: only its signed one is taken
+  }
+  if (!isLogHead(log) || log.length <= signed.length) return undefined;
+  // A signature that is not one (planted, cut short) vouches for nothing, as a wrong one does.
+  const result = await verifyDetachedSignature(
+    pair.body,
+    new TextDecoder().decode(signature.body),
+    keys,
+  ).catch(() => undefined);
+  return result?.ok ? log : undefined;
 }
 
 export class LogWriter {
@@ -363,11 +392,17 @@ export class LogWriter {
    * when that is longer), its last segment, and the entries a run that died may
    * have appended: those past what the published snapshot vouches for, and those the intent records of
    * `intents` (the ids of the submissions at hand) name, wherever they are. `rotatingFrom`: as for
-   * `currentLogHead`, a key rotation's previous key.
+   * `currentLogHead`, a key rotation's previous key. `since`: the entries from that one on are found too,
+   * vouched for or not (a key rotation's entry, which its rotation's snapshot may vouch for already, its
+   * intent record lost).
    */
   static async open(
     ctx: PipelineContext,
-    options: { readonly intents?: readonly string[]; readonly rotatingFrom?: Key } = {},
+    options: {
+      readonly intents?: readonly string[];
+      readonly rotatingFrom?: Key;
+      readonly since?: number;
+    } = {},
   ): Promise<LogWriter> {
     const [recorded, snapshot] = await allSettledValues([
       readLogHead(ctx.intake),
@@ -378,6 +413,7 @@ export class LogWriter {
     if (head.length === 0) return writer;
     const vouched = Math.min(snapshot?.log?.length ?? 0, head.length);
     writer.#vouched = vouched;
+    const remembered = Math.min(vouched, options.since ?? vouched);
     const wanted = new Set(options.intents ?? []);
     const records =
       wanted.size > 0 ? await readIntentRecords(ctx.intake) : new Map<string, Map<string, LogIntent>>();
@@ -390,9 +426,9 @@ export class LogWriter {
     }
     // Every entry this run trusts (those past what the snapshot vouches for, those the records name) and
     // the last segment it appends to, read and checked against the recorded head before any is used.
-    const from = Math.min(vouched, ...named.map((intent) => intent.seq));
+    const from = Math.min(remembered, ...named.map((intent) => intent.seq));
     const entries = await writer.#chain(from);
-    for (const read of entries) if (read.entry.seq >= vouched) writer.#remember(read.entry);
+    for (const read of entries) if (read.entry.seq >= remembered) writer.#remember(read.entry);
     for (const intent of named) {
       const entry = entries[intent.seq - (entries[0]?.entry.seq ?? 0)]?.entry;
       if (entry?.type === intent.type && entry.digest === intent.digest) writer.#remember(entry);

@@ -15,8 +15,9 @@
  * rewritten before it does not match the digest the old snapshot gives, and is refused until it does); a
  * client takes a manifest's signature from its plugin document, never from the rewritten `.asc` alone.
  * A run that dies part way is finished by running it again with the same bytes: the rotation is then
- * found published with those bytes, its log entry found unvouched (LogWriter.logged), and the re-signing
- * redone whole. A refusal writes nothing.
+ * found published with those bytes, its log entry found (LogWriter.logged: unvouched, named by its intent
+ * record, or past what `snapshot.signed.json` vouches for), and the re-signing redone whole. A refusal writes
+ * nothing.
  *
  * @example
  * const result = await rotateRegistryKey({ ...ctx, signer: newSigner }, signedRotationBytes);
@@ -164,6 +165,26 @@ async function signedCarriesPair(ctx: PipelineContext): Promise<boolean> {
     return sameBytes(openSignedSnapshot(signed.body).snapshot, pair.body);
   } catch (error) {
     if (error instanceof TrustError) return false; // not the envelope: finishing the rotation rewrites it
+    throw error;
+  }
+}
+
+/**
+ * The length of the log `snapshot.signed.json` vouches for (what clients read), 0 when there is none: where a
+ * resumed rotation looks for its entry from. Only where to look: the entries are checked against the head
+ * the writer takes (`currentLogHead`), whatever this says.
+ */
+async function clientLogLength(ctx: PipelineContext): Promise<number> {
+  const signed = await ctx.site.get(SIGNED_SNAPSHOT_KEY);
+  if (!signed) return 0;
+  try {
+    const document = JSON.parse(
+      new TextDecoder().decode(openSignedSnapshot(signed.body).snapshot),
+    ) as Partial<SnapshotDocument> | null;
+    const length = document?.log?.length;
+    return typeof length === 'number' && Number.isSafeInteger(length) && length >= 0 ? length : 0;
+  } catch (error) {
+    if (error instanceof TrustError || error instanceof SyntaxError) return 0;
     throw error;
   }
 }
@@ -363,9 +384,13 @@ export async function rotateRegistryKey(
   // Once in the log, even when a run died after appending it (its entry is then past what the snapshot vouches).
   // Found by its intent record, wherever other entries put it since (log-writer.ts).
   const intent = `rotation-${sequence}`;
+  // Resumed, its entry may be vouched for already by its own snapshot (`snapshot.json`, the next key's: a run
+  // that died before `snapshot.signed.json`), its intent record lost with `state/`: looked for from the log
+  // the snapshot clients read vouches for, it was appended again over the one published.
   const writer = await LogWriter.open(ctx, {
     intents: [intent],
     rotatingFrom: await keyRotatedFrom(ctx, read),
+    ...(checked.state === 'resume' ? { since: await clientLogLength(ctx) } : {}),
   });
   if (!writer.logged('rotate-key', read.digest)) {
     writer.append(

@@ -598,3 +598,34 @@ describe('when a rotation fails part way', () => {
     }
   }, 120_000);
 });
+
+describe('when a rotation died between its two snapshot writes and state/ was lost', () => {
+  it('is finished by running it again, its entry logged once (not appended over the one published)', async () => {
+    // Prepare: a rotation whose run died writing snapshot.signed.json (snapshot.json and its signature, the
+    // new key's, counting its entry, written); then every object of the intake store's state/ gone.
+    const registry = await publishedRegistry();
+    const bytes = await rotation(registry);
+    const ctx = { ...registry.context, signer: newSigner };
+    const put = registry.site.put.bind(registry.site);
+    registry.site.put = async (key: string, body: Uint8Array, options: PutOptions) => {
+      if (key === SIGNED_SNAPSHOT_KEY) throw new Error('injected failure at snapshot.signed.json');
+      return put(key, body, options);
+    };
+    await expect(rotateRegistryKey(ctx, bytes)).rejects.toThrow(/injected failure/);
+    registry.site.put = put;
+    const segment = () => new TextDecoder().decode(registry.site.objects.get(logSegmentKey(0))?.body);
+    const logged = segment();
+    for (const key of [...registry.intake.objects.keys()])
+      if (key.startsWith('state/')) registry.intake.objects.delete(key);
+
+    // Act
+    const result = await rotateRegistryKey(ctx, bytes);
+
+    // Assert: rotated; the published log as the dead run left it, its rotation entry once.
+    expect(result.status).toBe('rotated');
+    expect(segment()).toBe(logged);
+    const entries = parseSegment(registry.site.objects.get(logSegmentKey(0))?.body as Uint8Array, 0);
+    expect(entries.filter((e) => e.entry.type === 'rotate-key')).toHaveLength(1);
+    expect(json<SnapshotDocument>(registry.site, 'snapshot.json').log?.length).toBe(entries.length);
+  });
+});
