@@ -89,7 +89,7 @@ import { toYaml } from '../render/yaml.ts';
 import { CACHE_MUTABLE, contentTypeFor, type ObjectInfo } from '../store.ts';
 import { identityOf, type PipelineContext, streamThresholdOf } from './context.ts';
 import { putEncodedVariants } from './encoded.ts';
-import { currentLogHead, readLogHead } from './log-writer.ts';
+import { currentLogHead, readLogHead, SegmentReads } from './log-writer.ts';
 import { checkedSnapshot } from './published.ts';
 import { allWritten, putFile, putSigned, readJson, WRITE_CONCURRENCY } from './site-writer.ts';
 import { putStreamedSigned, SpillWriter, type StreamedDocument } from './streamed.ts';
@@ -609,7 +609,13 @@ export async function commitGeneration(
   // The log's head, which the snapshot vouches for, read side by side with the snapshot: the caller wrote the
   // log before (a batch's step 2), and it is this writer's alone. Read just before the snapshot was signed,
   // it was a round trip of its own on every commit's path, after the statics, before the snapshot's record.
-  const log = readLogHead(ctx.intake);
+  // With it, the log's segment the snapshot's check of the head reads (log-writer.ts `loggedPast`), begun now:
+  // read when the snapshot is signed, it was a round trip more on every commit's path.
+  const reads = new SegmentReads(ctx.site);
+  const log = readLogHead(ctx.intake).then((recorded) => {
+    reads.prefetch(recorded);
+    return recorded;
+  });
   log.catch(() => undefined); // met by writeSnapshot, unless a failure comes first
   // Its ETag too: the new snapshot is made from this one, and replaces only this one (writeSnapshot). Its
   // digests are signed again for what this call does not rewrite: only the snapshot the catalog records.
@@ -675,6 +681,7 @@ export async function commitGeneration(
     published: previous,
     before: recordingSnapshot(ctx, catalog, generation),
     log,
+    reads,
   });
   catalog.generation = generation;
   catalog.snapshot = committed;
@@ -749,6 +756,8 @@ export async function writeSnapshot(
     readonly before?: (digest: DocumentDigest) => Promise<void>;
     /** The log's head as the caller read it once the log was written: not read again. */
     readonly log?: Promise<LogHead>;
+    /** The log's segments as the caller began reading them (`SegmentReads.prefetch`). */
+    readonly reads?: SegmentReads;
   } = {},
 ): Promise<DocumentDigest> {
   // Both read side by side (two round trips to the stores one after the other, before).
@@ -760,7 +769,7 @@ export async function writeSnapshot(
   ]);
   assertSigningKeyCurrent(ctx, published, options.keyRotations);
   // Never a shorter log than the published snapshot signs (a record lost: a rebuild, a refresh after it).
-  const log = await currentLogHead(ctx, recorded, published);
+  const log = await currentLogHead(ctx, recorded, published, options.reads ? { reads: options.reads } : {});
   const keyRotations = options.keyRotations ?? published?.key_rotations;
   const snapshot = renderSnapshot({
     log,

@@ -48,7 +48,7 @@ import {
 } from '../log.ts';
 import type { LogHead, SnapshotDocument } from '../model.ts';
 import { readPublicKey, verifyDetachedSignature } from '../signing.ts';
-import { CACHE_IMMUTABLE, CACHE_MUTABLE, CACHE_PRIVATE, type Store } from '../store.ts';
+import { CACHE_IMMUTABLE, CACHE_MUTABLE, CACHE_PRIVATE, type Store, type StoredObject } from '../store.ts';
 import { openSignedSnapshot } from '../verify.ts';
 import type { PipelineContext } from './context.ts';
 import { readJson, WRITE_CONCURRENCY } from './site-writer.ts';
@@ -117,8 +117,9 @@ export async function writeLogHead(intake: Store, head: LogHead): Promise<void> 
  * registry's key (`snapshot.signed.json`: a planted snapshot cannot lengthen the log), once the published
  * segment it ends in is found to end at it; it is recorded again, and the record is what every later run
  * reads. While the record is current it costs one read of the published segment the next entry goes in
- * (`loggedPast`; a `head` when that entry starts a segment): `snapshot.json` (`published`, read anyway) is
- * not signed, and a record put back older beside one planted to match it was taken on its word.
+ * (`loggedPast`; a `head` when that entry starts a segment), shared through `reads` with the writer that
+ * appends to it or begun early by a commit: `snapshot.json` (`published`, read anyway) is not signed, and a
+ * record put back older beside one planted to match it was taken on its word.
  * `rotatingFrom`: a key rotation's previous key (rotate.ts), which signs the published snapshot until the
  * rotation's own is published, where `ctx.signer` already holds the next key.
  * @throws TrustError SNAPSHOT_BAD_SIGNATURE (the signed snapshot is not this registry's key's),
@@ -130,7 +131,7 @@ export async function currentLogHead(
   ctx: PipelineContext,
   recorded: LogHead,
   published: SnapshotDocument | undefined,
-  options: { readonly rotatingFrom?: Key } = {},
+  options: { readonly rotatingFrom?: Key; readonly reads?: SegmentReads } = {},
 ): Promise<LogHead> {
   const claimed = published?.log?.length ?? 0;
   // Nothing recorded (the record lost, or a registry that never logged), the signed snapshot is read even
@@ -139,7 +140,8 @@ export async function currentLogHead(
   // Nor is a record taken on `snapshot.json`'s word alone when the published log holds entries past it: put
   // back older (by whoever may write `state/`) beside a `snapshot.json` planted to claim no more, it was
   // appended to from its length, over the entries the signed snapshot vouches for.
-  if (claimed <= recorded.length && recorded.length > 0 && !(await loggedPast(ctx.site, recorded)))
+  const reads = options.reads ?? new SegmentReads(ctx.site);
+  if (claimed <= recorded.length && recorded.length > 0 && !(await loggedPast(reads, recorded)))
     return recorded;
   const head = await signedLogHead(ctx, options.rotatingFrom);
   if (!head && claimed > recorded.length)
@@ -161,16 +163,43 @@ export async function currentLogHead(
 }
 
 /**
+ * The published log's segments as one run read them, each read once: `currentLogHead`'s check of the segment
+ * the next entry goes in (`loggedPast`) and the writer appending to it share the read, and a commit begins it
+ * side by side with its other reads (`prefetch`), not on the snapshot's path.
+ */
+export class SegmentReads {
+  readonly #reads = new Map<number, Promise<StoredObject | undefined>>();
+
+  constructor(readonly site: Store) {}
+
+  /** Segment `index` as published (undefined when missing), read at the first call. */
+  get(index: number): Promise<StoredObject | undefined> {
+    let read = this.#reads.get(index);
+    if (!read) {
+      read = this.site.get(logSegmentKey(index));
+      this.#reads.set(index, read);
+    }
+    return read;
+  }
+
+  /** Begins reading the segment the entry after `recorded` goes in, when it holds entries already. */
+  prefetch(recorded: LogHead): void {
+    if (recorded.length % LOG_SEGMENT_ENTRIES === 0) return;
+    this.get(segmentOf(recorded.length)).catch(() => undefined); // met by `loggedPast`, if it asks
+  }
+}
+
+/**
  * Does the published log hold an entry past `recorded` (the segment entry `recorded.length` goes in has it,
  * or exists at all when that entry starts a segment)? Only a run that died between a segment and the record
  * (entries no snapshot vouches for, overwritten by the next append) or a record put back older leaves one:
  * then the signed snapshot says which (`currentLogHead`). One read of the segment a batch appends to.
  */
-async function loggedPast(site: Store, recorded: LogHead): Promise<boolean> {
+async function loggedPast(reads: SegmentReads, recorded: LogHead): Promise<boolean> {
   const index = segmentOf(recorded.length);
   const within = recorded.length - index * LOG_SEGMENT_ENTRIES;
-  if (within === 0) return (await site.head(logSegmentKey(index))) !== undefined;
-  const object = await site.get(logSegmentKey(index));
+  if (within === 0) return (await reads.site.head(logSegmentKey(index))) !== undefined;
+  const object = await reads.get(index);
   if (!object) return false;
   let lines = 0;
   for (const line of new TextDecoder().decode(object.body).split('\n')) if (line.length > 0) lines++;
@@ -383,6 +412,7 @@ export class LogWriter {
   private constructor(
     private readonly ctx: PipelineContext,
     head: LogHead,
+    private readonly reads: SegmentReads,
   ) {
     this.#head = head;
   }
@@ -408,8 +438,9 @@ export class LogWriter {
       readLogHead(ctx.intake),
       readJson<SnapshotDocument>(ctx.site, SNAPSHOT_KEY),
     ]);
-    const head = await currentLogHead(ctx, recorded, snapshot, { rotatingFrom: options.rotatingFrom });
-    const writer = new LogWriter(ctx, head);
+    const reads = new SegmentReads(ctx.site);
+    const head = await currentLogHead(ctx, recorded, snapshot, { rotatingFrom: options.rotatingFrom, reads });
+    const writer = new LogWriter(ctx, head, reads);
     if (head.length === 0) return writer;
     const vouched = Math.min(snapshot?.log?.length ?? 0, head.length);
     writer.#vouched = vouched;
@@ -580,7 +611,7 @@ export class LogWriter {
   async #segment(index: number): Promise<string[]> {
     const held = this.#segments.get(index);
     if (held) return held;
-    const object = await this.ctx.site.get(logSegmentKey(index));
+    const object = await this.reads.get(index);
     // Unreadable, the operator's to mend (the log is append-only): every batch fails until it is.
     const read = object ? parsePublishedSegment(object.body, index) : [];
     const keep = Math.max(0, Math.min(LOG_SEGMENT_ENTRIES, this.#head.length - index * LOG_SEGMENT_ENTRIES));
