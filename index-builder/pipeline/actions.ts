@@ -31,7 +31,7 @@ import {
   readSignedAction,
 } from '../actions.ts';
 import { sha256Hex } from '../digest.ts';
-import { type Problem, problem, problemsFrom } from '../errors.ts';
+import { type Problem, problem, problemsFrom, StoreError } from '../errors.ts';
 import {
   ACTION_MARKERS_PREFIX,
   ACTION_ORDERS_PREFIX,
@@ -980,7 +980,15 @@ async function waitingUploadsOf(
         a.lastModified.getTime() - b.lastModified.getTime() || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0),
     );
   const reads = await mapLimited(listed, WRITE_CONCURRENCY, async ({ key }) => {
-    const object = await ctx.intake.get(key, { maxBytes: MAX_ACTION_BYTES }).catch(() => undefined);
+    // Replaced by a larger one since it was listed, or not the store's to give: not an action to resume.
+    const object = await ctx.intake.get(key, { maxBytes: MAX_ACTION_BYTES }).catch((error: unknown) => {
+      if (
+        error instanceof StoreError &&
+        (error.code === 'STORE_TOO_LARGE' || error.code === 'STORE_UNREADABLE')
+      )
+        return undefined;
+      throw error;
+    });
     if (!object || !isJsonSubmission(object.body)) return undefined;
     try {
       const { digest } = readSignedAction(object.body);
