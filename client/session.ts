@@ -15,6 +15,9 @@
  * snapshot is kept. A registry seen for the first time has its head remembered as it is (trust on first
  * use, no request more: a cold install stays five requests). The reading and judging is client/log-reader.ts.
  *
+ * The floor and the log heads are also those every other name this client keeps the same registry under
+ * (configured, a plugin set's) accepted under the same trust root (`SessionDeps.sharedTrust`).
+ *
  * A snapshot the pinned key does not sign may be the registry's after a key rotation: the session then
  * follows the published rotations from the pinned key (client/key-chain.ts), verifies the snapshot by the
  * last key, and pins that key in the trust state, with the chain it followed; a break refuses the registry.
@@ -45,7 +48,7 @@ import type {
 import { openSignedSnapshot, verifyManifest } from '../index-builder/verify.ts';
 import type { RegistryEntry } from './config.ts';
 import type { CachedSnapshot, ContentCache } from './disk/cache.ts';
-import type { TrustRecord } from './disk/state.ts';
+import type { SharedTrust, TrustRecord } from './disk/state.ts';
 import { ClientError } from './errors.ts';
 import { documentLoader, type Endpoint, type Fetcher, fetchBody, UNLISTED_LIMITS } from './fetcher.ts';
 import { checkHeldSnapshot, checkSnapshotRegistry, extendChain, readThroughRotations } from './key-chain.ts';
@@ -61,6 +64,12 @@ export interface SessionDeps {
   /** Keeps the generation accepted (and the snapshot's digest), so no later run goes back. */
   readonly recordTrust: (record: TrustRecord) => Promise<void>;
   readonly clock: Clock;
+  /**
+   * What the client's other names for the registry a snapshot names accepted under the same trust root
+   * (`ClientState.sharedTrust`): a snapshot checked with the registry is held to that floor and those log
+   * heads as to its own record's. Absent, the session's own record alone binds it.
+   */
+  readonly sharedTrust?: (registry: string, keys: TrustRecord) => Promise<SharedTrust>;
   /** Never touch the network: the cached snapshot (if unexpired) and cached documents only. */
   readonly offline: boolean;
   /**
@@ -237,16 +246,26 @@ export class RegistrySession {
       this.#deps.whenMoved ??
         `add it again: plugindex registry add --force ${this.entry.name} ${this.entry.url} --key FILE`,
     );
+    // A snapshot not asked for again (offline, or checked moments ago) is the one this record accepted.
+    const checked = !this.#deps.offline && !current;
+    // The trust state is kept per name, and one registry is reached under several (configured, each plugin
+    // set's): held to its own record alone, a name was served a snapshot older than another had accepted
+    // from the same registry and key (a rollback of what this machine has seen), and took a forked log on
+    // first use that another name would refuse. Keyed by the registry the snapshot signs, not the URL
+    // reached: a mirror's or another spelling's snapshot is the same registry's.
+    const shared = checked ? await this.#deps.sharedTrust?.(snapshot.registry, this.#trust) : undefined;
+    const floor = shared?.highestGeneration;
+    if (floor && snapshot.generation < floor.generation)
+      throw new TrustError(
+        'SNAPSHOT_ROLLBACK',
+        `${this.entry.url}/${SNAPSHOT_KEY}: snapshot generation ${snapshot.generation} is older than ${floor.generation}, already seen from ${snapshot.registry} under the same key (kept as trust/${floor.name} in the data directory)`,
+      );
     // Before anything of this snapshot is kept (cache, trust state): a refused log leaves both as they were.
-    // A snapshot not asked for again (offline, or checked moments ago) is the one whose log was accepted.
-    const log =
-      this.#deps.offline || current
-        ? this.trust.log
-        : await readLogExtension(this.#load, snapshot, { base: this.entry.url, remembered: this.trust.log });
+    const log = checked ? await this.#extendedLog(snapshot, shared?.logs ?? []) : this.trust.log;
     // A new ETag for the same bytes (another CDN edge) is kept too, or every later run would get a 200.
     if (changed || !cached || etag !== cached.etag)
       await cache.putSnapshot(this.entry.url, { bytes: body, signature, ...(etag ? { etag } : {}) });
-    if (!this.#deps.offline && !current) {
+    if (checked) {
       this.#trust = {
         ...this.#trust,
         highestGeneration: snapshot.generation,
@@ -266,6 +285,23 @@ export class RegistrySession {
       ...(rotated ? { rotated } : {}),
     };
     return this.#report;
+  }
+
+  /**
+   * The log head to remember once `snapshot` is accepted: it must extend this record's head and each other
+   * head `shared` remembers for the registry (readLogExtension). Only a head that differs from this record's
+   * costs requests; with none remembered anywhere, the snapshot's is taken on first use.
+   * @throws TrustError LOG_* as readLogExtension.
+   */
+  async #extendedLog(snapshot: SnapshotDocument, shared: readonly LogHead[]): Promise<LogHead | undefined> {
+    const own = this.trust.log;
+    const source = { base: this.entry.url };
+    let log = await readLogExtension(this.#load, snapshot, { ...source, remembered: own });
+    for (const remembered of shared) {
+      if (own && remembered.length === own.length && remembered.head === own.head) continue;
+      log = await readLogExtension(this.#load, snapshot, { ...source, remembered });
+    }
+    return log;
   }
 
   /**

@@ -9,6 +9,7 @@ import {
   type ClientConfig,
   EMPTY_CLIENT_CONFIG,
   parseClientConfig,
+  registryIdentity,
   serializeClientConfig,
 } from '../config.ts';
 import { ClientError } from '../errors.ts';
@@ -57,6 +58,31 @@ export interface TrustRecord {
    * (`checkSnapshotRegistry`). Absent until a snapshot was accepted with this kept.
    */
   readonly registry?: string;
+}
+
+/**
+ * What every trust record of one registry under one trust root has accepted, whatever name it is kept under
+ * (a configured registry, each plugin set's): the highest generation (with the name that accepted it) and
+ * the log heads remembered. A session holds a snapshot to these as to its own record's (session.ts).
+ */
+export interface SharedTrust {
+  readonly highestGeneration?: { readonly generation: number; readonly name: string };
+  /** Each distinct log head remembered, in no particular order. */
+  readonly logs: readonly LogHead[];
+}
+
+/**
+ * Whether `other` is of the same trust root as a record pinning `keys` (its key, then those it rotated
+ * from): `other` pins one of them, or rotated from the key pinned now. A key pinned by hand under another
+ * name is another trust root (it may be a wrong pin, or a forger's): what it accepted binds nothing else.
+ */
+function isSameTrustRoot(
+  other: TrustRecord,
+  keys: { readonly fingerprint: string; readonly chain?: readonly ChainLink[] },
+): boolean {
+  if (other.fingerprint === keys.fingerprint) return true;
+  if ((keys.chain ?? []).some((link) => link.fingerprint === other.fingerprint)) return true;
+  return (other.chain ?? []).some((link) => link.fingerprint === keys.fingerprint);
 }
 
 /** `state.json#/chain`: each link `{fingerprint, key}`. */
@@ -212,6 +238,34 @@ export class ClientState {
       };
       await writeFileAtomic(join(dir, 'state.json'), `${JSON.stringify(state, null, 2)}\n`);
     });
+  }
+
+  /**
+   * What the trust records of `registry` (as `registryIdentity` spells the name its snapshots give, kept in
+   * each record as `registry`) under the trust root of `keys` accepted, across every name kept: a registry
+   * configured by the user and named in plugin sets is one registry, and a snapshot older than one any of
+   * them accepted is a rollback for all. Read, not locked: each record is written whole by rename. A record
+   * that cannot be read, or that names no registry yet (one kept before `registry` was, until its next
+   * check with the registry), binds no other name; it still binds its own.
+   */
+  async sharedTrust(
+    registry: string,
+    keys: { readonly fingerprint: string; readonly chain?: readonly ChainLink[] },
+  ): Promise<SharedTrust> {
+    const identity = registryIdentity(registry);
+    const names = await readdir(join(this.dirs.data, 'trust')).catch(() => [] as string[]);
+    let highest: SharedTrust['highestGeneration'];
+    const logs: LogHead[] = [];
+    for (const name of names.sort()) {
+      const record = await this.trust(name).catch(() => undefined);
+      if (record?.registry === undefined || registryIdentity(record.registry) !== identity) continue;
+      if (!isSameTrustRoot(record, keys)) continue;
+      if (record.highestGeneration !== undefined && record.highestGeneration > (highest?.generation ?? 0))
+        highest = { generation: record.highestGeneration, name };
+      const log = record.log;
+      if (log && !logs.some((l) => l.length === log.length && l.head === log.head)) logs.push(log);
+    }
+    return { ...(highest ? { highestGeneration: highest } : {}), logs };
   }
 
   async removeTrust(registry: string): Promise<void> {

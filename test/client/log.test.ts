@@ -13,13 +13,17 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
 import { createClient, type PlugindexClient } from '../../client/client.ts';
+import { ContentCache } from '../../client/disk/cache.ts';
 import { createHttpFetcher, type Fetcher } from '../../client/fetcher.ts';
 import type { ClientDirectories } from '../../client/paths.ts';
 import { fixedClock } from '../../index-builder/clock.ts';
 import { TrustError } from '../../index-builder/errors.ts';
+import { SIGNED_SNAPSHOT_KEY } from '../../index-builder/layout.ts';
 import type { LogHead } from '../../index-builder/model.ts';
 import { processSubmissions } from '../../index-builder/pipeline/index.ts';
 import { readLogHead } from '../../index-builder/pipeline/log-writer.ts';
+import type { StoredObject } from '../../index-builder/store.ts';
+import { openSignedSnapshot } from '../../index-builder/verify.ts';
 import { submitAction } from '../support/actions.ts';
 import {
   encode,
@@ -381,16 +385,25 @@ describe('when a registry log no longer extends the one a client remembers', () 
     const m = machine();
     await addRegistry(m);
     await rewriteLog(registry.context, seen.length);
-    // Same URL and key under another name: it takes the forked log on first use, and the per-URL cache
-    // now holds the forked snapshot, one the trust record of 'test' never checked the log of.
-    await withClient(m, (c) =>
-      c.addRegistry({
-        name: 'other',
-        url: base,
-        pin: { armored: registry.registryKey.publicKey },
-        priority: 2,
-      }),
-    );
+    // Same URL and key under another name: held to the log 'test' remembers, it no longer takes the forked
+    // one on first use (ClientState.sharedTrust).
+    await expect(
+      withClient(m, (c) =>
+        c.addRegistry({
+          name: 'other',
+          url: base,
+          pin: { armored: registry.registryKey.publicKey },
+          priority: 2,
+        }),
+      ),
+    ).rejects.toMatchObject({ name: 'TrustError', code: 'LOG_FORKED' });
+    // The per-URL cache is shared by every name (and every version of this client) that reaches the URL:
+    // one may still hold the forked snapshot, one the trust record of 'test' never checked the log of.
+    const forked = openSignedSnapshot((registry.site.objects.get(SIGNED_SNAPSHOT_KEY) as StoredObject).body);
+    await new ContentCache(m.dirs.cache).putSnapshot(base, {
+      bytes: forked.snapshot,
+      signature: forked.signature,
+    });
     const before = await readFile(m.stateFile, 'utf8');
     const [offline] = await withClient(m, (c) => c.updateRegistries(['test']), { offline: true });
     expect(offline?.error).toMatchObject({ name: 'ClientError', code: 'OFFLINE_MISSING' });

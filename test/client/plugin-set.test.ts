@@ -28,6 +28,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
 import { createClient, type PlugindexClient } from '../../client/client.ts';
 import { ContentCache } from '../../client/disk/cache.ts';
+import { ClientState } from '../../client/disk/state.ts';
 import { ClientError } from '../../client/errors.ts';
 import { createHttpFetcher } from '../../client/fetcher.ts';
 import { parseLockfile } from '../../client/lockfile.ts';
@@ -2161,5 +2162,107 @@ describe('when a frozen lock is forged or edited against its folder source', () 
 
       await expectFrozenRefused(q, TrustError, 'DOCUMENT_MISMATCH', `${q.lockfile}: plugins/disk-tool@1.0.3`);
     });
+  });
+});
+
+describe('when a set names a registry this client also reaches under another name', () => {
+  /** Publishes one more generation of the served registry (nothing of the sets' plugins changes). */
+  async function publishAnother(name: string): Promise<void> {
+    await processSubmissions(
+      registry.context,
+      await registry.submit(await makeBundle({ manifest: validManifest({ name }) })),
+    );
+  }
+
+  /** Runs `body` with `old` served as the registry's snapshot, the current one put back after. */
+  async function serving<T>(old: StoredObject, body: () => Promise<T>): Promise<T> {
+    const current = registry.site.objects.get(SIGNED_SNAPSHOT_KEY) as StoredObject;
+    registry.site.objects.set(SIGNED_SNAPSHOT_KEY, old);
+    try {
+      return await body();
+    } finally {
+      registry.site.objects.set(SIGNED_SNAPSHOT_KEY, current);
+    }
+  }
+
+  it('refuses the set a snapshot older than one accepted for the configured registry of that URL and key', async () => {
+    // Prepare: the set locked at the current generation, then a newer one accepted by `registry add`.
+    const p = await project(exampleSet(base));
+    await using(p, (c) => c.installSet(p.file, HOME));
+    const old = registry.site.objects.get(SIGNED_SNAPSHOT_KEY) as StoredObject;
+    await publishAnother('configured-first-tool');
+    await using(p, (c) =>
+      c.addRegistry({ name: 'configured', url: base, pin: { armored: registry.registryKey.publicKey } }),
+    );
+    // Act: a mirror (or the network) serves the set's registry the older snapshot, at the lock's floor.
+    const attempt = serving(old, () => using(p, (c) => c.installSet(p.file, { ...HOME, upgrade: true })));
+    // Assess
+    await expectRefused(attempt, TrustError, 'SNAPSHOT_ROLLBACK', 'already seen');
+  });
+
+  it('refuses the configured registry a snapshot older than one a set accepted from it', async () => {
+    const p = await project(exampleSet(base));
+    await using(p, (c) =>
+      c.addRegistry({ name: 'configured', url: base, pin: { armored: registry.registryKey.publicKey } }),
+    );
+    const old = registry.site.objects.get(SIGNED_SNAPSHOT_KEY) as StoredObject;
+    await publishAnother('set-first-tool');
+    await using(p, (c) => c.installSet(p.file, HOME));
+    const reports = await serving(old, () => using(p, (c) => c.updateRegistries(['configured'])));
+    expect(reports).toEqual([
+      expect.objectContaining({ error: expect.objectContaining({ code: 'SNAPSHOT_ROLLBACK' }) }),
+    ]);
+  });
+
+  it('refuses the set a log that forks from the one the configured registry remembers, not taking it on first use', async () => {
+    const p = await project(exampleSet(base));
+    await using(p, (c) =>
+      c.addRegistry({ name: 'configured', url: base, pin: { armored: registry.registryKey.publicKey } }),
+    );
+    // As if the configured name had accepted another history of the same length: the served one forks from it.
+    const kept = join(p.dir, '.home/data/trust/configured/state.json');
+    const state = JSON.parse(await readFile(kept, 'utf8'));
+    await writeFile(kept, JSON.stringify({ ...state, log: { ...state.log, head: 'f'.repeat(64) } }));
+    await expectRefused(
+      using(p, (c) => c.installSet(p.file, HOME)),
+      TrustError,
+      'LOG_FORKED',
+      '',
+    );
+    expect(await exists(p.lockfile)).toBe(false);
+  });
+
+  it('is not bound by another name that pins another key for that URL (another trust root)', async () => {
+    const p = await project(exampleSet(base));
+    const forged = new ClientState({
+      config: join(p.dir, '.home/config'),
+      data: join(p.dir, '.home/data'),
+      cache: join(p.dir, '.home/cache'),
+    });
+    const publisher = await testKey('publisher');
+    await forged.writeTrust('forged', {
+      fingerprint: publisher.fingerprint,
+      armoredKey: publisher.publicKey,
+      highestGeneration: 1_000_000,
+      log: { length: 1_000_000, head: 'f'.repeat(64) },
+      registry: base,
+    });
+    const result = await using(p, (c) => c.installSet(p.file, HOME));
+    expect(result.items.map((i) => i.name)).toEqual(['kubecost-lens', 'multicloud-rollup']);
+  });
+
+  it('refuses a second set naming the registry otherwise a snapshot older than the first set accepted', async () => {
+    const p = await project(exampleSet(base));
+    const old = registry.site.objects.get(SIGNED_SNAPSHOT_KEY) as StoredObject;
+    await publishAnother('first-set-tool');
+    await using(p, (c) => c.installSet(p.file, HOME));
+    // The same registry, spelled with a trailing slash and an upper-case scheme, in another checkout's set
+    // of the same user (its own lock, none yet).
+    const other = join(p.dir, 'other');
+    await mkdir(other, { recursive: true });
+    await writeFile(join(other, 'registry.asc'), registry.registryKey.publicKey);
+    await writeFile(join(other, 'plugins.yaml'), exampleSet(`${base.replace('http:', 'HTTP:')}/`));
+    const attempt = serving(old, () => using(p, (c) => c.installSet(join(other, 'plugins.yaml'), HOME)));
+    await expectRefused(attempt, TrustError, 'SNAPSHOT_ROLLBACK', 'already seen');
   });
 });

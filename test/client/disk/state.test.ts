@@ -1,13 +1,14 @@
 /**
  * The install tree's one path check (nothing a document or installed.json says can lead outside the
- * folder), and what a placement does with the temp files a killed one left.
+ * folder), what a placement does with the temp files a killed one left, and what the trust records of one
+ * registry kept under several names share.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InstallTree } from '../../../client/disk/state.ts';
+import { ClientState, InstallTree, type TrustRecord } from '../../../client/disk/state.ts';
 import { sha256Hex } from '../../../index-builder/digest.ts';
 
 let dir: string;
@@ -140,4 +141,105 @@ describe.skipIf(process.platform === 'win32')('when an installed file is a FIFO'
 
     expect(await tree.hashFile('demo/1.0.0/linux-amd64/demo')).toBeUndefined();
   }, 10_000);
+});
+
+describe('when the trust records of one registry are kept under several names', () => {
+  const KEY = 'A'.repeat(40);
+  const ROTATED = 'B'.repeat(40);
+  const OTHER = 'C'.repeat(40);
+  const head = (length: number, digit: string) => ({ length, head: digit.repeat(64) });
+
+  /** A data folder holding `records`, each written as `registry add` or a session keeps one. */
+  async function stateWith(records: Record<string, TrustRecord>): Promise<ClientState> {
+    const home = await mkdtemp(path.join(dir, 'shared-'));
+    const state = new ClientState({
+      config: path.join(home, 'config'),
+      data: path.join(home, 'data'),
+      cache: path.join(home, 'cache'),
+    });
+    for (const [name, record] of Object.entries(records)) await state.writeTrust(name, record);
+    return state;
+  }
+
+  const record = (fingerprint: string, extra: Partial<TrustRecord> = {}): TrustRecord => ({
+    fingerprint,
+    armoredKey: `key ${fingerprint}`,
+    ...extra,
+  });
+
+  it('gives the highest generation and each log head of every name of the registry and key, however spelled', async () => {
+    const state = await stateWith({
+      configured: record(KEY, {
+        highestGeneration: 7,
+        log: head(3, 'a'),
+        registry: 'https://plugins.example',
+      }),
+      'set-0123456789abcdef': record(KEY, {
+        highestGeneration: 9,
+        log: head(4, 'b'),
+        registry: 'HTTPS://Plugins.Example:443/',
+      }),
+      again: record(KEY, { highestGeneration: 2, log: head(3, 'a'), registry: 'https://plugins.example/' }),
+    });
+    expect(await state.sharedTrust('https://plugins.example', { fingerprint: KEY })).toEqual({
+      highestGeneration: { generation: 9, name: 'set-0123456789abcdef' },
+      logs: [head(3, 'a'), head(4, 'b')],
+    });
+  });
+
+  it('keeps apart a name pinning another key, and another registry signed by the same key', async () => {
+    const state = await stateWith({
+      forged: record(OTHER, {
+        highestGeneration: 1_000_000,
+        log: head(9, 'f'),
+        registry: 'https://plugins.example',
+      }),
+      elsewhere: record(KEY, { highestGeneration: 50, log: head(9, 'e'), registry: 'https://other.example' }),
+      path: record(KEY, { highestGeneration: 60, registry: 'https://plugins.example/Registry' }),
+    });
+    expect(await state.sharedTrust('https://plugins.example', { fingerprint: KEY })).toEqual({ logs: [] });
+  });
+
+  it('binds a name to the key it rotated to, and to a key another name rotated from', async () => {
+    const chain = [{ fingerprint: KEY, armoredKey: `key ${KEY}` }];
+    const state = await stateWith({
+      followed: record(ROTATED, { highestGeneration: 12, chain, registry: 'https://plugins.example' }),
+    });
+    // Still at the key the registry rotated from: the generations under its successor bind it.
+    expect(await state.sharedTrust('https://plugins.example', { fingerprint: KEY })).toEqual({
+      highestGeneration: { generation: 12, name: 'followed' },
+      logs: [],
+    });
+    // Followed the same rotation here: the name holding the rotated-from key binds it as well.
+    const behind = await stateWith({
+      behind: record(KEY, { highestGeneration: 10, registry: 'https://plugins.example' }),
+    });
+    expect(
+      await behind.sharedTrust('https://plugins.example', { fingerprint: ROTATED, chain }),
+    ).toMatchObject({ highestGeneration: { generation: 10, name: 'behind' } });
+  });
+
+  it('still reads a record kept before it named its registry, binding its own name alone', async () => {
+    const state = await stateWith({});
+    const old = path.join(state.dirs.data, 'trust', 'configured');
+    await mkdir(old, { recursive: true });
+    await writeFile(path.join(old, 'registry.asc'), `key ${KEY}`);
+    await writeFile(
+      path.join(old, 'state.json'),
+      JSON.stringify({ fingerprint: KEY, highest_generation: 5 }),
+    );
+    // And a damaged one beside it: unreadable, it binds no other name (its own still refuses to load).
+    const damaged = path.join(state.dirs.data, 'trust', 'damaged');
+    await mkdir(damaged, { recursive: true });
+    await writeFile(path.join(damaged, 'registry.asc'), `key ${KEY}`);
+    await writeFile(path.join(damaged, 'state.json'), '{');
+    expect(await state.trust('configured')).toEqual(record(KEY, { highestGeneration: 5 }));
+    expect(await state.sharedTrust('https://plugins.example', { fingerprint: KEY })).toEqual({ logs: [] });
+    await expect(state.trust('damaged')).rejects.toMatchObject({ code: 'TRUST_STATE_INVALID' });
+  });
+
+  it('finds nothing in a data folder that keeps no trust state yet', async () => {
+    const state = await stateWith({});
+    expect(await state.sharedTrust('https://plugins.example', { fingerprint: KEY })).toEqual({ logs: [] });
+  });
 });
