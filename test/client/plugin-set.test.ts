@@ -2251,6 +2251,25 @@ describe('when a set names a registry this client also reaches under another nam
     expect(result.items.map((i) => i.name)).toEqual(['kubecost-lens', 'multicloud-rollup']);
   });
 
+  it('refuses a set naming a mirror of the registry a snapshot older than a set naming the registry accepted', async () => {
+    // A mirror: another server of the same published files, so its snapshots name the registry they copy.
+    const mirror = await listenRegistryServer(createRegistryServer({ site: registry.site }), 0);
+    try {
+      const p = await project(exampleSet(base));
+      const old = registry.site.objects.get(SIGNED_SNAPSHOT_KEY) as StoredObject;
+      await publishAnother('mirror-tool');
+      await using(p, (c) => c.installSet(p.file, HOME));
+      const other = join(p.dir, 'mirrored');
+      await mkdir(other, { recursive: true });
+      await writeFile(join(other, 'registry.asc'), registry.registryKey.publicKey);
+      await writeFile(join(other, 'plugins.yaml'), exampleSet(mirror.url));
+      const attempt = serving(old, () => using(p, (c) => c.installSet(join(other, 'plugins.yaml'), HOME)));
+      await expectRefused(attempt, TrustError, 'SNAPSHOT_ROLLBACK', 'already seen');
+    } finally {
+      await mirror.close();
+    }
+  });
+
   it('refuses a second set naming the registry otherwise a snapshot older than the first set accepted', async () => {
     const p = await project(exampleSet(base));
     const old = registry.site.objects.get(SIGNED_SNAPSHOT_KEY) as StoredObject;
