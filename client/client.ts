@@ -272,7 +272,7 @@ class Client implements PlugindexClient {
             fetcher: options.fetcher,
             cache: this.#cache,
             recordTrust,
-            sharedTrust: (registry, keys) => state.sharedTrust(registry, keys),
+            sharedTrust: (registry, keys, reached) => state.sharedTrust(registry, keys, reached),
             clock: this.#clock,
             offline: options.offline ?? false,
             freshForMs: options.freshForMs ?? DEFAULT_FRESH_MS,
@@ -453,7 +453,7 @@ class Client implements PlugindexClient {
         checked = record;
       },
       // A registry first configured here may have been reached before as a plugin set's: held to that too.
-      sharedTrust: (registry, keys) => this.#state.sharedTrust(registry, keys),
+      sharedTrust: (registry, keys, reached) => this.#state.sharedTrust(registry, keys, reached),
       clock: this.#clock,
       offline: false,
       freshForMs: 0,

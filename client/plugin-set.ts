@@ -21,6 +21,7 @@ import {
   foldedName,
   type InstallTree,
   readLockfile,
+  setTrustName,
   type TrustRecord,
 } from './disk/state.ts';
 import { ClientError } from './errors.ts';
@@ -215,11 +216,6 @@ async function openPluginSet(
   );
   const dirs = installDirs(set);
   return { set, sha256: sha256Hex(text), lockfile, sources, targets, dirs };
-}
-
-/** The name a set's registry (pinned by URL and key, not configured) keeps its trust state under. */
-function setTrustName(url: string, fingerprint: string): string {
-  return `set-${sha256Hex(`${url}\n${fingerprint}`).slice(0, 16)}`;
 }
 
 /**

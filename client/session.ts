@@ -69,7 +69,7 @@ export interface SessionDeps {
    * (`ClientState.sharedTrust`): a snapshot checked with the registry is held to that floor and those log
    * heads as to its own record's. Absent, the session's own record alone binds it.
    */
-  readonly sharedTrust?: (registry: string, keys: TrustRecord) => Promise<SharedTrust>;
+  readonly sharedTrust?: (registry: string, keys: TrustRecord, reached: string) => Promise<SharedTrust>;
   /** Never touch the network: the cached snapshot (if unexpired) and cached documents only. */
   readonly offline: boolean;
   /**
@@ -252,8 +252,11 @@ export class RegistrySession {
     // set's): held to its own record alone, a name was served a snapshot older than another had accepted
     // from the same registry and key (a rollback of what this machine has seen), and took a forked log on
     // first use that another name would refuse. Keyed by the registry the snapshot signs, not the URL
-    // reached: a mirror's or another spelling's snapshot is the same registry's.
-    const shared = checked ? await this.#deps.sharedTrust?.(snapshot.registry, this.#trust) : undefined;
+    // reached: a mirror's or another spelling's snapshot is the same registry's. (A record kept before
+    // records named their registry is told by the URL it was reached at: this one's, or the registry's.)
+    const shared = checked
+      ? await this.#deps.sharedTrust?.(snapshot.registry, this.#trust, this.entry.url)
+      : undefined;
     const floor = shared?.highestGeneration;
     if (floor && snapshot.generation < floor.generation)
       throw new TrustError(

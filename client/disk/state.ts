@@ -1,6 +1,6 @@
 import { lstat, mkdir, open, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
-import { createSha256 } from '../../index-builder/digest.ts';
+import { createSha256, sha256Hex } from '../../index-builder/digest.ts';
 import { TrustError } from '../../index-builder/errors.ts';
 import { keyProblem, versionFolder } from '../../index-builder/layout.ts';
 import { isLogHead } from '../../index-builder/log.ts';
@@ -9,6 +9,7 @@ import {
   type ClientConfig,
   EMPTY_CLIENT_CONFIG,
   parseClientConfig,
+  type RegistryEntry,
   registryIdentity,
   serializeClientConfig,
 } from '../config.ts';
@@ -83,6 +84,35 @@ function isSameTrustRoot(
   if (other.fingerprint === keys.fingerprint) return true;
   if ((keys.chain ?? []).some((link) => link.fingerprint === other.fingerprint)) return true;
   return (other.chain ?? []).some((link) => link.fingerprint === keys.fingerprint);
+}
+
+/**
+ * The name a plugin set's registry (pinned by URL and key, not configured) keeps its trust state under.
+ * `url` as `normalizeRegistryUrl` writes it; `fingerprint` the key the set pins.
+ */
+export function setTrustName(url: string, fingerprint: string): string {
+  return `set-${sha256Hex(`${url}\n${fingerprint}`).slice(0, 16)}`;
+}
+
+/**
+ * Whether the record kept as `name` is of the registry `identity` spells. A record names it (`registry`)
+ * since the client pinned which registry a key signs for; one kept before is told by its name: a
+ * configured registry's by the URL configured, a plugin set's by its name, made of the URL and key the set
+ * pins (`setTrustName`). Any other (a manifest URL's pin) is of no registry.
+ */
+function isOfRegistry(
+  name: string,
+  record: TrustRecord,
+  registry: { readonly signed: string; readonly reached: readonly string[] },
+  configured: readonly RegistryEntry[],
+): boolean {
+  if (record.registry !== undefined) return registryIdentity(record.registry) === registry.signed;
+  // Its URL is where it was reached, which may be a mirror's: the same URL reached now, or the registry's own.
+  const urls = [registry.signed, ...registry.reached];
+  const entry = configured.find((r) => r.name === name);
+  if (entry) return urls.includes(registryIdentity(entry.url));
+  const keys = [record.fingerprint, ...(record.chain ?? []).map((link) => link.fingerprint)];
+  return urls.some((url) => keys.some((fingerprint) => setTrustName(url, fingerprint) === name));
 }
 
 /** `state.json#/chain`: each link `{fingerprint, key}`. */
@@ -245,20 +275,29 @@ export class ClientState {
    * each record as `registry`) under the trust root of `keys` accepted, across every name kept: a registry
    * configured by the user and named in plugin sets is one registry, and a snapshot older than one any of
    * them accepted is a rollback for all. Read, not locked: each record is written whole by rename. A record
-   * that cannot be read, or that names no registry yet (one kept before `registry` was, until its next
-   * check with the registry), binds no other name; it still binds its own.
+   * kept before records named their registry is told by its name (`isOfRegistry`), its URL compared with
+   * `registry` and with the URL the snapshot was `reached` at; one that cannot be read
+   * (nor the configuration, for those) binds no other name; it still binds its own.
    */
   async sharedTrust(
     registry: string,
     keys: { readonly fingerprint: string; readonly chain?: readonly ChainLink[] },
+    reached?: string,
   ): Promise<SharedTrust> {
-    const identity = registryIdentity(registry);
+    const identity = {
+      signed: registryIdentity(registry),
+      reached: reached === undefined ? [] : [registryIdentity(reached)],
+    };
     const names = await readdir(join(this.dirs.data, 'trust')).catch(() => [] as string[]);
+    const configured = await this.readConfig().then(
+      (config) => config.registries,
+      () => [] as RegistryEntry[],
+    );
     let highest: SharedTrust['highestGeneration'];
     const logs: LogHead[] = [];
     for (const name of names.sort()) {
       const record = await this.trust(name).catch(() => undefined);
-      if (record?.registry === undefined || registryIdentity(record.registry) !== identity) continue;
+      if (!record || !isOfRegistry(name, record, identity, configured)) continue;
       if (!isSameTrustRoot(record, keys)) continue;
       if (record.highestGeneration !== undefined && record.highestGeneration > (highest?.generation ?? 0))
         highest = { generation: record.highestGeneration, name };

@@ -2200,6 +2200,22 @@ describe('when a set names a registry this client also reaches under another nam
     await expectRefused(attempt, TrustError, 'SNAPSHOT_ROLLBACK', 'already seen');
   });
 
+  it('holds the set to a configured registry’s trust state kept before it named its registry', async () => {
+    const p = await project(exampleSet(base));
+    await using(p, (c) => c.installSet(p.file, HOME));
+    const old = registry.site.objects.get(SIGNED_SNAPSHOT_KEY) as StoredObject;
+    await publishAnother('migrated-tool');
+    await using(p, (c) =>
+      c.addRegistry({ name: 'configured', url: base, pin: { armored: registry.registryKey.publicKey } }),
+    );
+    // As an older client wrote it: no `registry`, so only the name and the configuration tell its URL.
+    const kept = join(p.dir, '.home/data/trust/configured/state.json');
+    const { registry: _pinned, ...older } = JSON.parse(await readFile(kept, 'utf8'));
+    await writeFile(kept, JSON.stringify(older));
+    const attempt = serving(old, () => using(p, (c) => c.installSet(p.file, { ...HOME, upgrade: true })));
+    await expectRefused(attempt, TrustError, 'SNAPSHOT_ROLLBACK', 'trust/configured');
+  });
+
   it('refuses the configured registry a snapshot older than one a set accepted from it', async () => {
     const p = await project(exampleSet(base));
     await using(p, (c) =>

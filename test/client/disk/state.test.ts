@@ -8,7 +8,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ClientState, InstallTree, type TrustRecord } from '../../../client/disk/state.ts';
+import { ClientState, InstallTree, setTrustName, type TrustRecord } from '../../../client/disk/state.ts';
 import { sha256Hex } from '../../../index-builder/digest.ts';
 
 let dir: string;
@@ -219,21 +219,76 @@ describe('when the trust records of one registry are kept under several names', 
     ).toMatchObject({ highestGeneration: { generation: 10, name: 'behind' } });
   });
 
-  it('still reads a record kept before it named its registry, binding its own name alone', async () => {
-    const state = await stateWith({});
-    const old = path.join(state.dirs.data, 'trust', 'configured');
-    await mkdir(old, { recursive: true });
-    await writeFile(path.join(old, 'registry.asc'), `key ${KEY}`);
+  /** Writes a record as a client before `registry` was kept wrote one: no `registry` in its state.json. */
+  async function writeOldRecord(state: ClientState, name: string, generation: number): Promise<void> {
+    const folder = path.join(state.dirs.data, 'trust', name);
+    await mkdir(folder, { recursive: true });
+    await writeFile(path.join(folder, 'registry.asc'), `key ${KEY}`);
     await writeFile(
-      path.join(old, 'state.json'),
-      JSON.stringify({ fingerprint: KEY, highest_generation: 5 }),
+      path.join(folder, 'state.json'),
+      JSON.stringify({ fingerprint: KEY, highest_generation: generation }),
     );
-    // And a damaged one beside it: unreadable, it binds no other name (its own still refuses to load).
+  }
+
+  it('tells a record kept before it named its registry by its name: a configured URL, or a set’s URL and key', async () => {
+    const state = await stateWith({});
+    await state.editConfig(async (config) => ({
+      config: {
+        ...config,
+        registries: [
+          {
+            name: 'configured',
+            url: 'https://plugins.example',
+            priority: 1,
+            key_fingerprint: KEY,
+            mirrors: [],
+          },
+          { name: 'staging', url: 'https://staging.example', priority: 2, key_fingerprint: KEY, mirrors: [] },
+        ],
+      },
+      result: undefined,
+    }));
+    await writeOldRecord(state, 'configured', 5);
+    await writeOldRecord(state, setTrustName('https://plugins.example', KEY), 6);
+    // Of another registry by its configured URL, by its set's URL, or of none (a manifest URL's pin).
+    await writeOldRecord(state, 'staging', 40);
+    await writeOldRecord(state, setTrustName('https://staging.example', KEY), 41);
+    await writeOldRecord(state, 'url-plugins.example-0123456789abcdef', 42);
+    expect(await state.trust('configured')).toEqual(record(KEY, { highestGeneration: 5 }));
+    expect(await state.sharedTrust('https://plugins.example/', { fingerprint: KEY })).toEqual({
+      highestGeneration: { generation: 6, name: setTrustName('https://plugins.example', KEY) },
+      logs: [],
+    });
+    await writeOldRecord(state, 'configured', 7);
+    expect(await state.sharedTrust('https://plugins.example', { fingerprint: KEY })).toMatchObject({
+      highestGeneration: { generation: 7, name: 'configured' },
+    });
+  });
+
+  it('tells such a record configured at a mirror by the URL the snapshot was reached at', async () => {
+    const state = await stateWith({});
+    await state.editConfig(async (config) => ({
+      config: {
+        ...config,
+        registries: [
+          { name: 'mirror', url: 'https://mirror.example', priority: 1, key_fingerprint: KEY, mirrors: [] },
+        ],
+      },
+      result: undefined,
+    }));
+    await writeOldRecord(state, 'mirror', 8);
+    expect(await state.sharedTrust('https://plugins.example', { fingerprint: KEY })).toEqual({ logs: [] });
+    expect(
+      await state.sharedTrust('https://plugins.example', { fingerprint: KEY }, 'HTTPS://Mirror.Example/'),
+    ).toEqual({ highestGeneration: { generation: 8, name: 'mirror' }, logs: [] });
+  });
+
+  it('lets a damaged record bind no other name, while its own still refuses to load', async () => {
+    const state = await stateWith({});
     const damaged = path.join(state.dirs.data, 'trust', 'damaged');
     await mkdir(damaged, { recursive: true });
     await writeFile(path.join(damaged, 'registry.asc'), `key ${KEY}`);
     await writeFile(path.join(damaged, 'state.json'), '{');
-    expect(await state.trust('configured')).toEqual(record(KEY, { highestGeneration: 5 }));
     expect(await state.sharedTrust('https://plugins.example', { fingerprint: KEY })).toEqual({ logs: [] });
     await expect(state.trust('damaged')).rejects.toMatchObject({ code: 'TRUST_STATE_INVALID' });
   });
