@@ -427,6 +427,70 @@ describe('when a registry log no longer extends the one a client remembers', () 
 });
 
 describe('when two runs of one client check the registry side by side', () => {
+  it('under two names of one registry, lets the slower finish and holds the next run of its name to the newer', async () => {
+    await appendLog(registry.context, 3);
+    const m = machine();
+    await addRegistry(m);
+    await withClient(m, (c) =>
+      c.addRegistry({
+        name: 'other',
+        url: base,
+        pin: { armored: registry.registryKey.publicKey },
+        priority: 2,
+      }),
+    );
+    await appendLog(registry.context, 2);
+    const older = registry.site.objects.get(SIGNED_SNAPSHOT_KEY) as StoredObject;
+    // The slow run, under 'other', has that snapshot and stops as it asks for the log's new entries.
+    let release = () => {};
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let reading = () => {};
+    const atLog = new Promise<void>((resolve) => {
+      reading = resolve;
+    });
+    const http = createHttpFetcher({ env: {}, retries: 0 });
+    const slow: Fetcher = {
+      document: async (endpoint, request) => {
+        if (request.path.startsWith('log/')) {
+          reading();
+          await released;
+        }
+        return http.document(endpoint, request);
+      },
+      download: (endpoint, request) => http.download(endpoint, request),
+      ociBlob: (request) => http.ociBlob(request),
+      ociManifest: (request) => http.ociManifest(request),
+      list: (endpoint, path) => http.list(endpoint, path),
+      close: () => http.close(),
+    };
+    const slowRun = withClient(m, (c) => c.updateRegistries(['other']), { fetcher: slow });
+    await atLog;
+    // Meanwhile the registry publishes again, and a run under 'test' accepts that.
+    await appendLog(registry.context, 2);
+    const [fast] = await withClient(m, (c) => c.updateRegistries(['test']));
+    expect(fast?.error).toBeUndefined();
+    release();
+    // The slow run checked before the newer was saved: it finishes, as one of a single name does.
+    const [late] = await slowRun;
+    expect(late?.error).toBeUndefined();
+    expect(late?.report?.generation).toBeLessThan(fast?.report?.generation as number);
+    // Its older snapshot served again to 'other' is refused: the floor is the newer, kept under 'test'.
+    const current = registry.site.objects.get(SIGNED_SNAPSHOT_KEY) as StoredObject;
+    registry.site.objects.set(SIGNED_SNAPSHOT_KEY, older);
+    try {
+      const [again] = await withClient(m, (c) => c.updateRegistries(['other']));
+      expect(again?.error).toBeInstanceOf(TrustError);
+      expect(again?.error).toMatchObject({
+        code: 'SNAPSHOT_ROLLBACK',
+        message: expect.stringContaining('trust/test'),
+      });
+    } finally {
+      registry.site.objects.set(SIGNED_SNAPSHOT_KEY, current);
+    }
+  });
+
   it('keeps the head of the newer snapshot: the run that accepted an older one, saving last, does not take it back', async () => {
     await appendLog(registry.context, 3);
     const m = machine();
