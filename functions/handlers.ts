@@ -26,6 +26,7 @@ import {
   processSubmissions,
   rebuildRegistry,
   refreshSnapshot,
+  type SubmissionOutcome,
 } from '../index-builder/pipeline/index.ts';
 import {
   checkRotation,
@@ -491,4 +492,83 @@ export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Pro
       indexesPending: false,
     };
   });
+}
+
+/** One outcome as the function's response names it: which upload, what became of it, its problems' codes. */
+export interface OutcomeBrief {
+  readonly id: string;
+  readonly submission: string;
+  readonly status: SubmissionOutcome['status'];
+  readonly action?: SubmissionOutcome['action'];
+  readonly plugin?: string;
+  readonly version?: string;
+  readonly seq?: number;
+  readonly problems: readonly { readonly code: string }[];
+}
+
+/** What the Lambda entry point (publish.ts) answers an invocation with: counts, and the first outcomes. */
+export interface PublishResponse {
+  readonly submissions: number;
+  /** How many outcomes of each status (`accepted`, `rejected`, `already-published`). */
+  readonly statuses: Readonly<Record<string, number>>;
+  readonly generation: number | null;
+  readonly changedPlugins: number;
+  /** How many site keys were invalidated (the keys are in the log's `batch done` line's count too). */
+  readonly invalidated: number;
+  readonly leftInIncoming: number;
+  /** The first outcomes, in brief, as far as the response's bound leaves room; each is whole in status/. */
+  readonly outcomes: readonly OutcomeBrief[];
+  /** Outcomes decided but not in `outcomes`. */
+  readonly outcomesOmitted: number;
+}
+
+/**
+ * The most bytes of JSON the publish function answers with. Lambda refuses a response of a synchronous
+ * invocation (the SQS event source mapping's) past 6 MB, and fails the invocation then, after everything
+ * was published: the queue kept the message, the one message group held for its visibility timeout (90
+ * minutes), and a rebuild of some 30,000 plugins (its every key to invalidate) never succeeded at all. The
+ * whole BatchResult was returned: 160 uploads refused with a hundred problems each passed the limit.
+ */
+export const MAX_PUBLISH_RESPONSE_BYTES = 256 * 1024;
+/** Outcomes the response names at most: the rest are counted (each is recorded in status/ and logged). */
+const RESPONSE_OUTCOMES = 100;
+
+function briefOf(outcome: SubmissionOutcome): OutcomeBrief {
+  return {
+    id: outcome.id,
+    submission: outcome.submission,
+    status: outcome.status,
+    ...(outcome.action !== undefined ? { action: outcome.action } : {}),
+    ...(outcome.plugin !== undefined ? { plugin: outcome.plugin } : {}),
+    ...(outcome.version !== undefined ? { version: outcome.version } : {}),
+    ...(outcome.seq !== undefined ? { seq: outcome.seq } : {}),
+    problems: outcome.problems.map((p) => ({ code: p.code })),
+  };
+}
+
+/**
+ * A publish's result as the function answers it, within MAX_PUBLISH_RESPONSE_BYTES however many outcomes,
+ * problems or keys to invalidate it has: counts, then as many outcomes in brief as fit (an upload's name and
+ * a rejected manifest's name and version are a publisher's, of any length within their caps).
+ */
+export function publishResponse(result: BatchResult): PublishResponse {
+  const statuses: Record<string, number> = {};
+  for (const outcome of result.outcomes) statuses[outcome.status] = (statuses[outcome.status] ?? 0) + 1;
+  const respond = (outcomes: readonly OutcomeBrief[]): PublishResponse => ({
+    submissions: result.outcomes.length,
+    statuses,
+    generation: result.generation,
+    changedPlugins: result.changedPlugins.length,
+    invalidated: result.invalidate.length,
+    leftInIncoming: result.leftInIncoming,
+    outcomes,
+    outcomesOmitted: result.outcomes.length - outcomes.length,
+  });
+  let outcomes = result.outcomes.slice(0, RESPONSE_OUTCOMES).map(briefOf);
+  let response = respond(outcomes);
+  while (Buffer.byteLength(JSON.stringify(response)) > MAX_PUBLISH_RESPONSE_BYTES && outcomes.length > 0) {
+    outcomes = outcomes.slice(0, Math.floor(outcomes.length / 2));
+    response = respond(outcomes);
+  }
+  return response;
 }

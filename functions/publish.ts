@@ -6,16 +6,23 @@ import { CloudFrontClient } from '@aws-sdk/client-cloudfront';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { createS3Client } from '../adapters/s3-store.ts';
 import { PUBLISHERS_FILE, readFunctionConfig } from './env.ts';
-import { createPublishHandler } from './handlers.ts';
+import { createPublishHandler, type PublishResponse, publishResponse } from './handlers.ts';
 import { jsonLogger } from './logger.ts';
 import { cachedSigner } from './secrets.ts';
 
 const config = readFunctionConfig(process.env, new URL(`./${PUBLISHERS_FILE}`, import.meta.url));
 
-export const handler = createPublishHandler({
+const publish = createPublishHandler({
   config,
   s3: createS3Client(config.s3Endpoint),
   cloudfront: new CloudFrontClient({}),
   signer: cachedSigner(new SecretsManagerClient({}), config.signingKeySecretId),
   logger: jsonLogger('plugindex-publish'),
 });
+
+/**
+ * The invocation's answer is counts and the first outcomes (`publishResponse`), never the whole result:
+ * Lambda fails an invocation whose response passes 6 MB, after everything in it was done.
+ */
+export const handler = async (event: unknown): Promise<PublishResponse> =>
+  publishResponse(await publish(event));

@@ -11,6 +11,7 @@ import { pathToFileURL } from 'node:url';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3Store } from '../../adapters/s3-store.ts';
+import { MAX_PUBLISH_RESPONSE_BYTES, type PublishResponse } from '../../functions/handlers.ts';
 import type { ActionBody } from '../../index-builder/actions.ts';
 import type { SnapshotDocument } from '../../index-builder/model.ts';
 import type { SubmissionOutcome } from '../../index-builder/pipeline/index.ts';
@@ -22,6 +23,7 @@ import { boundDocument, signedAction, vouchedLog } from '../support/actions.ts';
 import { type FakeSecretsManager, startFakeSecretsManager } from '../support/fake-secrets-manager.ts';
 import { encode, makeBundle, testKey, validManifest } from '../support/fixtures.ts';
 import { gpgKeyring } from '../support/gpg.ts';
+import { invokeAsLambda } from '../support/lambda-runtime.ts';
 import { type LocalS3, setBundledFunctionEnv, startLocalS3 } from '../support/s3.ts';
 
 let outdir: string;
@@ -123,7 +125,7 @@ describe('when the functions are bundled for Lambda', () => {
         },
       ],
     };
-    const result = await handler(event);
+    const result = await invokeAsLambda(handler, event);
     expect(result.outcomes.map((o) => o.status)).toEqual(['accepted']);
     expect(secrets.requests).toEqual(['secretsmanager.GetSecretValue plugindex/signing-key']);
 
@@ -186,7 +188,7 @@ describe('when the deployment restricts publishing to a trust list', () => {
       await s3.client.send(new PutObjectCommand({ Bucket: 'bundle-intake', Key: key, Body: body }));
     }
 
-    const result = await handler({ source: 'aws.events', 'detail-type': 'Scheduled Event' });
+    const result = await invokeAsLambda(handler, { source: 'aws.events', 'detail-type': 'Scheduled Event' });
 
     const byKey = Object.fromEntries(
       result.outcomes.map((o) => [o.submission, [o.status, ...o.problems.map((p) => p.code)]]),
@@ -200,7 +202,7 @@ describe('when the deployment restricts publishing to a trust list', () => {
 });
 
 describe('when lifecycle actions reach the bundled publish function', () => {
-  type Handler = (event: unknown) => Promise<{ outcomes: SubmissionOutcome[] }>;
+  type Handler = (event: unknown) => Promise<PublishResponse>;
   const intake = () => new S3Store({ client: s3.client, bucket: 'bundle-intake' });
   const site = () => new S3Store({ client: s3.client, bucket: 'bundle-site' });
   const json = async <T>(store: S3Store, key: string): Promise<T> =>
@@ -223,7 +225,7 @@ describe('when lifecycle actions reach the bundled publish function', () => {
       { action: 'yank', plugin: 'bundled-plugin', version: '1.0.0', reason: 'broken' },
       await testKey('publisher'),
     );
-    const { outcomes } = await handler(doorbell);
+    const { outcomes } = await invokeAsLambda(handler, doorbell);
     expect(outcomes).toEqual([
       expect.objectContaining({ status: 'accepted', action: 'yank', plugin: 'bundled-plugin' }),
     ]);
@@ -264,7 +266,7 @@ describe('when lifecycle actions reach the bundled publish function', () => {
     const body = { action: 'remove', plugin: 'bundled-plugin', version: '1.0.0', reason: 'legal' } as const;
     await submit('incoming/remove-by-owner.json', body, await testKey('publisher'));
     await submit('incoming/remove.json', body, operator);
-    const { outcomes } = await handler(doorbell);
+    const { outcomes } = await invokeAsLambda(handler, doorbell);
     expect(outcomes.map((o) => [o.submission, o.status, ...o.problems.map((p) => p.code)])).toEqual([
       ['incoming/remove-by-owner.json', 'rejected', 'ACTION_NOT_OPERATOR'],
       ['incoming/remove.json', 'accepted'],
@@ -284,4 +286,35 @@ describe('when lifecycle actions reach the bundled publish function', () => {
     const rejectedId = outcomes[0]?.id as string;
     expect((await intake().head(`rejected/${rejectedId}.json`))?.contentType).toBe('application/json');
   });
+});
+
+describe('when one batch decides more outcomes than Lambda can hand back', () => {
+  it("answers the queue's invocation within Lambda's response limit, every outcome recorded", async () => {
+    const { handler } = (await import(pathToFileURL(bundle.files.publish).href)) as {
+      handler: (event: unknown) => Promise<PublishResponse>;
+    };
+    // Each upload is refused with the most problems an outcome lists (MAX_REPORTED_PROBLEMS), about 50 KB
+    // of outcome: 160 of them passed the limit, failing the invocation once everything was done.
+    const count = 160;
+    const capabilities = Array.from({ length: 150 }, (_, i) => `not-a-capability-${i}`);
+    for (let i = 0; i < count; i++)
+      await s3.client.send(
+        new PutObjectCommand({
+          Bucket: 'bundle-intake',
+          Key: `incoming/wrong-${i}.tgz`,
+          Body: await makeBundle({ manifest: validManifest({ name: `wrong-${i}`, capabilities }) }),
+        }),
+      );
+
+    const response = await invokeAsLambda(handler, {
+      source: 'aws.events',
+      'detail-type': 'Scheduled Event',
+    });
+
+    expect(Buffer.byteLength(JSON.stringify(response))).toBeLessThanOrEqual(MAX_PUBLISH_RESPONSE_BYTES);
+    expect(response).toMatchObject({ submissions: count, statuses: { rejected: count } });
+    const intake = new S3Store({ client: s3.client, bucket: 'bundle-intake' });
+    expect(await listAll(intake, 'incoming/')).toEqual([]);
+    expect((await listAll(intake, 'rejected/')).length).toBeGreaterThanOrEqual(count);
+  }, 120_000);
 });

@@ -11,13 +11,22 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { REFRESH_REQUEST } from '../../adapters/publish-queue.ts';
 import { S3Store } from '../../adapters/s3-store.ts';
-import { createPublishHandler, type HandlerDeps } from '../../functions/handlers.ts';
+import {
+  createPublishHandler,
+  type HandlerDeps,
+  MAX_PUBLISH_RESPONSE_BYTES,
+  publishResponse,
+} from '../../functions/handlers.ts';
 import { cachedSigner } from '../../functions/secrets.ts';
 import { systemClock } from '../../index-builder/clock.ts';
 import { parseRegistryConfig } from '../../index-builder/config.ts';
 import { ConfigError } from '../../index-builder/errors.ts';
 import type { SnapshotDocument } from '../../index-builder/model.ts';
-import { processSubmissions } from '../../index-builder/pipeline/index.ts';
+import {
+  type BatchResult,
+  processSubmissions,
+  type SubmissionOutcome,
+} from '../../index-builder/pipeline/index.ts';
 import { listAll } from '../../index-builder/store.ts';
 import { INVALIDATION_FAILED_LOG } from '../../infra/constructs/alarms.ts';
 import { signedAction } from '../support/actions.ts';
@@ -673,5 +682,55 @@ describe('when a trust list is deployed and the config object in the bucket name
     expect(outcomes.map((o) => [o.status, ...o.problems.map((p) => p.code)])).toEqual([
       ['rejected', 'ACTION_WRONG_REGISTRY'],
     ]);
+  });
+});
+
+describe('when a result is answered to the Lambda runtime', () => {
+  const outcome = (i: number): SubmissionOutcome => ({
+    schema: 'plugindex/outcome/v1',
+    id: `id-${i}`,
+    // An upload's name and a refused manifest's name are the publisher's: long, within their caps.
+    submission: `incoming/${'u'.repeat(1000)}-${i}.tgz`,
+    status: 'rejected',
+    plugin: 'p'.repeat(20_000),
+    processed: '2026-12-06T12:00:00.000Z',
+    problems: Array.from({ length: 100 }, () => ({
+      code: 'MANIFEST_NOT_ALLOWED_VALUE' as const,
+      path: '/capabilities/0',
+      message: 'm'.repeat(400),
+    })),
+  });
+
+  it("bounds a rebuild's and a large batch's answer, counting what it leaves out", () => {
+    const result: BatchResult = {
+      outcomes: Array.from({ length: 1000 }, (_, i) => outcome(i)),
+      generation: 7,
+      changedPlugins: Array.from({ length: 40_000 }, (_, i) => `plugin-${i}`),
+      // A rebuild of 40,000 plugins: each one's documents, pages and variants to invalidate.
+      invalidate: Array.from({ length: 300_000 }, (_, i) => `plugins/plugin-${i}/index.json.gz`),
+      leftInIncoming: 3,
+      indexesPending: false,
+    };
+
+    const response = publishResponse(result);
+
+    expect(Buffer.byteLength(JSON.stringify(response))).toBeLessThanOrEqual(MAX_PUBLISH_RESPONSE_BYTES);
+    expect(response).toMatchObject({
+      submissions: 1000,
+      statuses: { rejected: 1000 },
+      generation: 7,
+      changedPlugins: 40_000,
+      invalidated: 300_000,
+      leftInIncoming: 3,
+    });
+    expect(response.outcomes.length).toBeGreaterThan(0);
+    expect(response.outcomes.length + response.outcomesOmitted).toBe(1000);
+    expect(response.outcomes[0]).toEqual({
+      id: 'id-0',
+      submission: outcome(0).submission,
+      status: 'rejected',
+      plugin: outcome(0).plugin,
+      problems: Array.from({ length: 100 }, () => ({ code: 'MANIFEST_NOT_ALLOWED_VALUE' })),
+    });
   });
 });

@@ -28,6 +28,7 @@ import {
   validManifest,
   withPaxGlobalPath,
 } from '../support/fixtures.ts';
+import { invokeAsLambda } from '../support/lambda-runtime.ts';
 import { type LocalS3, setBundledFunctionEnv, startLocalS3 } from '../support/s3.ts';
 
 let outdir: string;
@@ -136,7 +137,7 @@ describe('when a burst of hostile uploads reaches the publish function', () => {
     uploads.push(['incoming/ambiguous.tgz', withPaxGlobalPath(plain, 'manifest.json')]);
     for (const [key, body] of uploads) await put(key, body);
 
-    const result = await handler({ source: 'aws.events', 'detail-type': 'Scheduled Event' });
+    const result = await invokeAsLambda(handler, { source: 'aws.events', 'detail-type': 'Scheduled Event' });
 
     const byKey = Object.fromEntries(
       result.outcomes.map((o) => [o.submission, [o.status, ...o.problems.map((p) => p.code)]]),
