@@ -6,6 +6,7 @@
 import { Duration, Validations } from 'aws-cdk-lib';
 import { Certificate } from 'aws-cdk-lib/aws-certificatemanager';
 import {
+  AccessLevel,
   AllowedMethods,
   CachePolicy,
   CacheQueryStringBehavior,
@@ -44,7 +45,14 @@ export class RegistryDistribution extends Construct {
 
   constructor(scope: Construct, id: string, props: RegistryDistributionProps) {
     super(scope, id);
-    const origin = S3BucketOrigin.withOriginAccessControl(props.siteBucket);
+    // Read and list: without s3:ListBucket, S3 answers a key that is not there 403 AccessDenied, which
+    // CloudFront passes on, and a client reads a 403 as a failure, not as "not there" (a 404): it follows
+    // key rotations by reading keys/rotation/<n>.json until one is not there, and so failed to follow any
+    // on AWS; a plugin that does not exist was a 403 too. The site's keys are public, and no viewer request
+    // reaches the bucket's listing: the routing function names a key for each, and only `?v=` is forwarded.
+    const origin = S3BucketOrigin.withOriginAccessControl(props.siteBucket, {
+      originAccessLevels: [AccessLevel.READ, AccessLevel.LIST],
+    });
     const routing = new EdgeFunction(this, 'Routing', {
       code: FunctionCode.fromInline(EDGE_ROUTING_SOURCE),
       runtime: FunctionRuntime.JS_2_0,

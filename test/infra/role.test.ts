@@ -39,6 +39,10 @@ const SITE = 'role-site';
 let s3: LocalS3;
 let statements: Statement[];
 let publisherStatements: Statement[];
+/** The site's bucket policy, as it reads to CloudFront's origin access control. */
+let cloudFrontStatements: Statement[];
+/** The distribution's ARN as its requests to S3 carry it (`AWS:SourceArn`), in the template's terms. */
+let distributionArn: string;
 let functionsDir: string;
 let gate: S3Gate;
 
@@ -118,6 +122,11 @@ beforeAll(async () => {
   publisherStatements = statementsOf(template, 'AWS::IAM::ManagedPolicy', 'StoragePublisherPolicy', (id) =>
     id.startsWith('StorageUploads') ? INTAKE : undefined,
   );
+  cloudFrontStatements = statementsOf(template, 'AWS::S3::BucketPolicy', 'StorageSitePolicy', (id) =>
+    id.startsWith('StorageSite') ? SITE : undefined,
+  );
+  const [distribution] = Object.keys(template.findResources('AWS::CloudFront::Distribution'));
+  distributionArn = `arn:AWS::Partition:cloudfront::AWS::AccountId:distribution/${distribution}`;
   s3 = await startLocalS3([INTAKE, SITE]);
   gate = await startS3Gate(s3, publisherStatements);
   await s3.client.send(
@@ -361,4 +370,27 @@ describe("when a publisher uploads with the deployment's publisher policy", () =
       await rm(work, { recursive: true, force: true });
     }
   }, 60_000);
+});
+
+describe("when CloudFront reads the site through the distribution's origin access control", () => {
+  it('reads a document, and a document not published as missing (404), as the clients need', async () => {
+    const cloudFront = await startS3Gate(s3, cloudFrontStatements, { 'AWS:SourceArn': distributionArn });
+    const client = new S3Client({ ...s3.config, endpoint: cloudFront.endpoint });
+    try {
+      const site = new S3Store({ client, bucket: SITE });
+      await s3.client.send(
+        new PutObjectCommand({ Bucket: SITE, Key: 'keys/rotation/1.json', Body: encode('{}') }),
+      );
+      expect((await site.get('keys/rotation/1.json'))?.body).toEqual(encode('{}'));
+      // A client following key rotations reads keys/rotation/<n>.json until one is not there: S3 answered a
+      // principal without s3:ListBucket 403 for it, CloudFront passed that on, and the client (a 403 is no
+      // "missing") failed to follow any rotation. A plugin that does not exist was a 403 too.
+      expect(await site.get('keys/rotation/2.json')).toBeUndefined();
+      expect(await site.head('plugins/no-such-plugin/index.json')).toBeUndefined();
+      expect(cloudFront.refused).toEqual([]);
+    } finally {
+      client.destroy();
+      await cloudFront.close();
+    }
+  });
 });

@@ -23,7 +23,7 @@ export type RequestContext = Readonly<Record<string, string | undefined>>;
  */
 export function statementsOf(
   template: Template,
-  type: 'AWS::IAM::Policy' | 'AWS::IAM::ManagedPolicy',
+  type: 'AWS::IAM::Policy' | 'AWS::IAM::ManagedPolicy' | 'AWS::S3::BucketPolicy',
   idPrefix: string,
   bucketOf: (logicalId: string) => string | undefined,
 ): Statement[] {
@@ -56,9 +56,33 @@ export function statementsOf(
         .flat()
         .map(resourceOf)
         .filter((r): r is string => r !== undefined),
-      conditions: statement.Condition ?? {},
+      conditions: Object.fromEntries(
+        Object.entries(statement.Condition ?? {}).map(([operator, keys]) => [
+          operator,
+          Object.fromEntries(
+            Object.entries(keys).map(([key, wanted]) => [
+              key,
+              Array.isArray(wanted) ? wanted.map(templateText) : templateText(wanted),
+            ]),
+          ),
+        ]),
+      ),
     }))
     .filter((statement) => statement.resources.length > 0);
+}
+
+/**
+ * A condition's value as text: a literal as it is, a reference as its logical id (`Ref` X is `X`, `GetAtt`
+ * X.Arn is `X.Arn`), a join of them joined (a bucket policy's `AWS:SourceArn`, the distribution's ARN, is
+ * `arn:AWS::Partition:cloudfront::AWS::AccountId:distribution/<its logical id>`).
+ */
+export function templateText(value: unknown): string {
+  if (typeof value === 'string') return value;
+  const v = value as { Ref?: string; 'Fn::GetAtt'?: [string, string]; 'Fn::Join'?: [string, unknown[]] };
+  if (v.Ref !== undefined) return v.Ref;
+  if (v['Fn::GetAtt']) return v['Fn::GetAtt'].join('.');
+  if (v['Fn::Join']) return v['Fn::Join'][1].map(templateText).join(v['Fn::Join'][0]);
+  throw new Error(`the IAM stand-in does not read the condition value ${JSON.stringify(value)}`);
 }
 
 /** IAM's wildcard: `*` matches any run of characters. */

@@ -15,7 +15,7 @@
  */
 import type http from 'node:http';
 import { HeadObjectCommand } from '@aws-sdk/client-s3';
-import { allows, type Statement } from './iam.ts';
+import { allows, type RequestContext, type Statement } from './iam.ts';
 import type { LocalS3 } from './s3.ts';
 import { startS3Proxy } from './s3-proxy.ts';
 
@@ -87,8 +87,16 @@ function answer(response: http.ServerResponse, status: number, code: string, mes
   );
 }
 
-/** A gate in front of `s3` for a principal under `statements`. */
-export async function startS3Gate(s3: LocalS3, statements: readonly Statement[]): Promise<S3Gate> {
+/**
+ * A gate in front of `s3` for a principal under `statements`; `principal` gives the condition keys every
+ * request of the principal carries (CloudFront's `AWS:SourceArn`, its distribution, which a bucket policy
+ * asks about).
+ */
+export async function startS3Gate(
+  s3: LocalS3,
+  statements: readonly Statement[],
+  principal: RequestContext = {},
+): Promise<S3Gate> {
   const refused: string[] = [];
   /** The ETag of the object at `<bucket>/<key>`, or undefined when there is none. */
   const etagOf = async (resource: string): Promise<string | undefined> => {
@@ -101,7 +109,7 @@ export async function startS3Gate(s3: LocalS3, statements: readonly Statement[])
   const exists = async (resource: string) => (await etagOf(resource)) !== undefined;
   const proxy = await startS3Proxy(s3, async (request, response) => {
     const { action, resource, creates, context } = actionOf(request);
-    if (!allows(statements, action, resource, context)) {
+    if (!allows(statements, action, resource, { ...principal, ...context })) {
       refused.push(`${action} ${resource}`);
       request.resume();
       answer(response, 403, 'AccessDenied', `not authorized to perform ${action} on ${resource}`);
@@ -109,7 +117,7 @@ export async function startS3Gate(s3: LocalS3, statements: readonly Statement[])
     }
     if (
       action === 's3:GetObject' &&
-      !allows(statements, 's3:ListBucket', resource.split('/')[0] ?? '', {}) &&
+      !allows(statements, 's3:ListBucket', resource.split('/')[0] ?? '', principal) &&
       !(await exists(resource))
     ) {
       refused.push(`403 missing ${resource}`);
