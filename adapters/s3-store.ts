@@ -330,6 +330,9 @@ function isConditionalConflict(error: unknown): boolean {
   return error instanceof S3ServiceException && error.name === 'ConditionalRequestConflict';
 }
 
+/** How many times a conditional delete is sent while S3 answers it 409 ConditionalRequestConflict. */
+const CONFLICT_DELETE_ATTEMPTS = 3;
+
 /** The conditions of a write, as S3 takes them: create only, or only over the object read. */
 function conditionOf(options: S3PutOptions): { IfNoneMatch?: string; IfMatch?: string } {
   if (options.createOnly) return { IfNoneMatch: '*' };
@@ -570,15 +573,22 @@ export class S3Store implements Store {
   async delete(key: string, options?: DeleteOptions): Promise<void> {
     const Key = this.#objectKey(key);
     // S3 checks `If-Match` and deletes as one step (general purpose buckets since September 2025): an upload
-    // put under the key since it was read is left, with 412 Precondition Failed.
+    // put under the key since it was read is left, with 412 Precondition Failed. Another request on the key
+    // racing it is answered 409 ConditionalRequestConflict, nothing deleted: asked again, S3 then says which
+    // (deleted, 412 or 404). Thrown at once, it failed the publish function's invocation after its batch was
+    // committed, and the queue held every upload behind it for its visibility timeout.
     const IfMatch = options?.ifMatch;
-    try {
-      await this.#client.send(
-        new DeleteObjectCommand({ Bucket: this.#bucket, Key, ...(IfMatch ? { IfMatch } : {}) }),
-      );
-    } catch (error) {
-      if (isNotFound(error) || (IfMatch && isPreconditionFailed(error))) return;
-      this.#fail(key, 'delete', error);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.#client.send(
+          new DeleteObjectCommand({ Bucket: this.#bucket, Key, ...(IfMatch ? { IfMatch } : {}) }),
+        );
+        return;
+      } catch (error) {
+        if (isNotFound(error) || (IfMatch && isPreconditionFailed(error))) return;
+        if (IfMatch && isConditionalConflict(error) && attempt < CONFLICT_DELETE_ATTEMPTS) continue;
+        this.#fail(key, 'delete', error);
+      }
     }
   }
 

@@ -456,6 +456,50 @@ describe('when storing objects in S3', () => {
     client.destroy();
   });
 
+  it('deletes ifMatch again when S3 answers a race 409, and leaves an object not the one read (412)', async () => {
+    // S3 checks If-Match as part of the delete and answers 409 ConditionalRequestConflict when another request
+    // on the key raced it (a mock: s3rver ignores the header). Thrown as STORE_IO, it failed the publish
+    // function's invocation after the batch was committed, and held the queue for its visibility timeout.
+    const client = new S3Client({ ...s3.config });
+    const answers: { name: string; status: number }[] = [];
+    const sent: string[] = [];
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const { IfMatch } = args.input as { IfMatch?: string };
+        if (context.commandName !== 'DeleteObjectCommand' || IfMatch === undefined) return next(args);
+        sent.push(IfMatch);
+        const answer = answers.shift();
+        if (answer)
+          throw new S3ServiceException({
+            name: answer.name,
+            $fault: 'client',
+            $metadata: { httpStatusCode: answer.status },
+          });
+        return next(args);
+      },
+      { step: 'initialize', name: 'conditionalDeletes' },
+    );
+    const store = new S3Store({ client, bucket: 'store-test' });
+    await store.put('raced/a.bin', encode('a'), opts);
+    const etag = (await store.head('raced/a.bin'))?.etag as string;
+
+    answers.push({ name: 'ConditionalRequestConflict', status: 409 });
+    await store.delete('raced/a.bin', { ifMatch: etag });
+    expect(sent).toEqual([etag, etag]);
+    expect(await store.head('raced/a.bin')).toBeUndefined();
+
+    await store.put('raced/b.bin', encode('b'), opts);
+    answers.push({ name: 'PreconditionFailed', status: 412 });
+    await store.delete('raced/b.bin', { ifMatch: '"another"' });
+    expect(await store.head('raced/b.bin')).toBeDefined();
+
+    // A race S3 keeps answering is a failure like any other: the object is left, and the caller told.
+    answers.push(...Array.from({ length: 3 }, () => ({ name: 'ConditionalRequestConflict', status: 409 })));
+    await expect(store.delete('raced/b.bin', { ifMatch: '"b"' })).rejects.toMatchObject({ code: 'STORE_IO' });
+    expect(await store.head('raced/b.bin')).toBeDefined();
+    client.destroy();
+  });
+
   it('translates SDK failures into StoreError with the cause, and refuses unsafe keys', async () => {
     const store = new S3Store({ client: s3.client, bucket: 'no-such-bucket' });
     const failure = store.put('x.json', encode('x'), opts);
