@@ -306,3 +306,13 @@ describe('when CloudFront picks an encoded variant', () => {
     expect(routeFor('/plugins/', BROWSER)).toBeUndefined();
   });
 });
+
+describe('when the CloudFront Functions are deployed', () => {
+  it("keeps each function's code within the 10 KB CloudFront takes", () => {
+    // CloudFront refuses a function whose code passes 10 KB (its quota, not adjustable) when the stack is
+    // deployed; the tests run the sources in Node, which takes any size. The constants they embed (the
+    // policies, the variants) grow them.
+    for (const source of [EDGE_ROUTING_SOURCE, EDGE_HEADERS_SOURCE])
+      expect(Buffer.byteLength(source)).toBeLessThanOrEqual(10 * 1024);
+  });
+});
