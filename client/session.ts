@@ -264,17 +264,20 @@ export class RegistrySession {
         `${this.entry.url}/${SNAPSHOT_KEY}: snapshot generation ${snapshot.generation} is older than ${floor.generation}, already seen from ${snapshot.registry} under the same key (kept as trust/${floor.name} in the data directory)`,
       );
     // Before anything of this snapshot is kept (cache, trust state): a refused log leaves both as they were.
-    const log = checked ? await this.#extendedLog(snapshot, shared?.logs ?? []) : this.trust.log;
+    const extension = checked ? await this.#extendedLog(snapshot, shared?.logs ?? []) : undefined;
+    const log = extension ? extension.log : this.trust.log;
     // A new ETag for the same bytes (another CDN edge) is kept too, or every later run would get a 200.
     if (changed || !cached || etag !== cached.etag)
       await cache.putSnapshot(this.entry.url, { bytes: body, signature, ...(etag ? { etag } : {}) });
     if (checked) {
+      const { logsExtended: _before, ...kept } = this.#trust;
       this.#trust = {
-        ...this.#trust,
+        ...kept,
         highestGeneration: snapshot.generation,
         snapshotSha256: sha256Hex(body),
         checkedAt: now.toISOString(),
         ...(log ? { log } : {}),
+        ...(log && extension?.extended.length ? { logsExtended: extension.extended } : {}),
         rotations: snapshot.key_rotations ?? 0,
         registry: snapshot.registry,
       };
@@ -292,19 +295,29 @@ export class RegistrySession {
 
   /**
    * The log head to remember once `snapshot` is accepted: it must extend this record's head and each other
-   * head `shared` remembers for the registry (readLogExtension). Only a head that differs from this record's
-   * costs requests; with none remembered anywhere, the snapshot's is taken on first use.
+   * head `shared` remembers for the registry (readLogExtension). Only a head that differs from this record's,
+   * and that this record's was not checked to extend before (`TrustRecord.logsExtended`), costs requests:
+   * the snapshot's log extends this record's, so it extends those too. With none remembered anywhere, the
+   * snapshot's is taken on first use. `extended`: the heads of `shared` the log now extends, to remember.
    * @throws TrustError LOG_* as readLogExtension.
    */
-  async #extendedLog(snapshot: SnapshotDocument, shared: readonly LogHead[]): Promise<LogHead | undefined> {
+  async #extendedLog(
+    snapshot: SnapshotDocument,
+    shared: readonly LogHead[],
+  ): Promise<{ readonly log: LogHead | undefined; readonly extended: LogHead[] }> {
     const own = this.trust.log;
+    const same = (a: LogHead, b: LogHead) => a.length === b.length && a.head === b.head;
     const source = { base: this.entry.url };
     let log = await readLogExtension(this.#load, snapshot, { ...source, remembered: own });
+    const extended: LogHead[] = [];
     for (const remembered of shared) {
-      if (own && remembered.length === own.length && remembered.head === own.head) continue;
-      log = await readLogExtension(this.#load, snapshot, { ...source, remembered });
+      const known =
+        own !== undefined &&
+        (same(remembered, own) || (this.trust.logsExtended ?? []).some((head) => same(head, remembered)));
+      if (!known) log = await readLogExtension(this.#load, snapshot, { ...source, remembered });
+      if (log === undefined || !same(remembered, log)) extended.push(remembered);
     }
-    return log;
+    return { log, extended };
   }
 
   /**

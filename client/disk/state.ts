@@ -48,6 +48,13 @@ export interface TrustRecord {
    */
   readonly log?: LogHead;
   /**
+   * The log heads other names of the registry remembered (`SharedTrust.logs`) that `log` was checked to
+   * extend when it was accepted (session.ts): a later head checked to extend `log` extends them too, so they
+   * are not read from again. Checked again on every check, a head another name left behind cost a read of
+   * every segment from it to the registry's head, as long as that name went unused.
+   */
+  readonly logsExtended?: readonly LogHead[];
+  /**
    * The registry key rotations the pinned key is at (the `key_rotations` of the last snapshot it verified):
    * the next one to follow is `keys/rotation/<rotations + 1>.json`. Unknown for a key pinned by hand.
    */
@@ -179,6 +186,7 @@ export class ClientState {
       snapshot_sha256?: unknown;
       checked_at?: unknown;
       log?: unknown;
+      logs_extended?: unknown;
       rotations?: unknown;
       chain?: unknown;
       registry?: unknown;
@@ -214,6 +222,14 @@ export class ClientState {
       ...(typeof parsed.snapshot_sha256 === 'string' ? { snapshotSha256: parsed.snapshot_sha256 } : {}),
       ...(typeof parsed.checked_at === 'string' ? { checkedAt: parsed.checked_at } : {}),
       ...(parsed.log !== undefined ? { log: { length: parsed.log.length, head: parsed.log.head } } : {}),
+      // Only with the head they were checked against; one that does not read as a head is checked again.
+      ...(parsed.log !== undefined && Array.isArray(parsed.logs_extended)
+        ? {
+            logsExtended: parsed.logs_extended
+              .filter(isLogHead)
+              .map((head) => ({ length: head.length, head: head.head })),
+          }
+        : {}),
       ...(Number.isSafeInteger(parsed.rotations) && (parsed.rotations as number) >= 0
         ? { rotations: parsed.rotations as number }
         : {}),
@@ -241,13 +257,14 @@ export class ClientState {
         (before?.highestGeneration ?? 0) > given.highestGeneration
           ? before
           : undefined;
-      const { snapshotSha256: _s, checkedAt: _c, log: _l, ...rest } = given;
+      const { snapshotSha256: _s, checkedAt: _c, log: _l, logsExtended: _e, ...rest } = given;
       const record: TrustRecord = newer
         ? {
             ...rest,
             ...(newer.snapshotSha256 !== undefined ? { snapshotSha256: newer.snapshotSha256 } : {}),
             ...(newer.checkedAt !== undefined ? { checkedAt: newer.checkedAt } : {}),
             ...(newer.log !== undefined ? { log: newer.log } : {}),
+            ...(newer.logsExtended !== undefined ? { logsExtended: newer.logsExtended } : {}),
           }
         : given;
       const highest = Math.max(record.highestGeneration ?? 0, sameKey ? (before?.highestGeneration ?? 0) : 0);
@@ -260,6 +277,9 @@ export class ClientState {
         ...(record.checkedAt ? { checked_at: record.checkedAt } : {}),
         // Not merged with what was kept: the record's session judged it against that (or it is kept's own).
         ...(record.log ? { log: { length: record.log.length, head: record.log.head } } : {}),
+        ...(record.log && record.logsExtended?.length
+          ? { logs_extended: record.logsExtended.map((l) => ({ length: l.length, head: l.head })) }
+          : {}),
         ...(record.rotations !== undefined ? { rotations: record.rotations } : {}),
         ...(record.chain?.length
           ? { chain: record.chain.map((l) => ({ fingerprint: l.fingerprint, key: l.armoredKey })) }

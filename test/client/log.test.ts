@@ -426,6 +426,67 @@ describe('when a registry log no longer extends the one a client remembers', () 
   });
 });
 
+describe('when another name of the registry has not been used for a while', () => {
+  it("reads the log from that name's head once, not again on every later check of its own name", async () => {
+    await appendLog(registry.context, 3);
+    const m = machine();
+    await addRegistry(m);
+    await withClient(m, (c) =>
+      c.addRegistry({
+        name: 'other',
+        url: base,
+        pin: { armored: registry.registryKey.publicKey },
+        priority: 2,
+      }),
+    );
+    const logReads: string[] = [];
+    const counting = (): Fetcher => {
+      const http = createHttpFetcher({ env: {}, retries: 0 });
+      return {
+        document: (endpoint, request) => {
+          if (request.path.startsWith('log/')) logReads.push(request.path);
+          return http.document(endpoint, request);
+        },
+        download: (endpoint, request) => http.download(endpoint, request),
+        ociBlob: (request) => http.ociBlob(request),
+        ociManifest: (request) => http.ociManifest(request),
+        list: (endpoint, path) => http.list(endpoint, path),
+        close: () => http.close(),
+      };
+    };
+    // 'other' is not used again: the head it remembers stays where it was while the log grows. Checked once
+    // by 'test', it was read from again on every check after (every segment from it to the head, as the log
+    // grew), as long as 'other' went unused.
+    for (let run = 1; run <= 3; run++) {
+      await appendLog(registry.context, 2);
+      logReads.length = 0;
+      const [report] = await withClient(m, (c) => c.updateRegistries(['test']), { fetcher: counting() });
+      expect(report?.error).toBeUndefined();
+      expect(logReads, `run ${run}`).toHaveLength(1);
+    }
+  });
+
+  it('still refuses a history rewritten after it checked the head the other name remembers', async () => {
+    const seen = await appendLog(registry.context, 3);
+    const m = machine();
+    await addRegistry(m);
+    await withClient(m, (c) =>
+      c.addRegistry({
+        name: 'other',
+        url: base,
+        pin: { armored: registry.registryKey.publicKey },
+        priority: 2,
+      }),
+    );
+    await appendLog(registry.context, 2);
+    const [first] = await withClient(m, (c) => c.updateRegistries(['test']));
+    expect(first?.error).toBeUndefined();
+    await rewriteLog(registry.context, seen.length);
+    const [again] = await withClient(m, (c) => c.updateRegistries(['test']));
+    expect(again?.error).toMatchObject({ name: 'TrustError' });
+  });
+});
+
 describe('when two runs of one client check the registry side by side', () => {
   it('under two names of one registry, lets the slower finish and holds the next run of its name to the newer', async () => {
     await appendLog(registry.context, 3);

@@ -187,6 +187,20 @@ describe('when the trust records of one registry are kept under several names', 
     });
   });
 
+  it('keeps the heads a log was checked to extend with that log, and the newer ones when a run saves last', async () => {
+    const state = await stateWith({
+      test: record(KEY, { highestGeneration: 5, log: head(6, 'b'), logsExtended: [head(3, 'a')] }),
+    });
+    expect(await state.trust('test')).toMatchObject({ log: head(6, 'b'), logsExtended: [head(3, 'a')] });
+    // A run that accepted an older snapshot saves last: the newer record's head stands, and with it the
+    // heads it was checked to extend, never the older run's.
+    await state.writeTrust(
+      'test',
+      record(KEY, { highestGeneration: 4, log: head(5, 'c'), logsExtended: [head(2, 'd')] }),
+    );
+    expect(await state.trust('test')).toMatchObject({ log: head(6, 'b'), logsExtended: [head(3, 'a')] });
+  });
+
   it('keeps apart a name pinning another key, and another registry signed by the same key', async () => {
     const state = await stateWith({
       forged: record(OTHER, {
