@@ -17,7 +17,11 @@
  *   `stalledMs`: a download it stopped reading) gives its place, the one stalled longest first. The idle
  *   timeout cuts such a connection anyway, within a minute; while the slots are short, that is too long to
  *   leave them to clients that read nothing. A client that reads, however slowly, keeps its place; when
- *   every slot is answering such a client, the new connection is closed.
+ *   every slot is answering such a client, the new connection is closed. What its client takes is seen as
+ *   the kernel takes it, from libuv's write queue under the socket (`writeQueueSize`, sampled a few times
+ *   within `stalledMs` while a request is in hand, as Node's own idle timeout spares a socket whose queue
+ *   moves): a socket drains only once a whole write has gone, and a file is written a MiB at a time, so a
+ *   client reading 64 KB a second, drained every 16 s, was taken for stalled and its place given away.
  *
  * Connections are judged as they are accepted; Node's own `server.maxConnections` is set one above the
  * cap, so the one being judged is accepted and no more.
@@ -51,6 +55,18 @@ interface Slot {
    * one, and a client that reads keeps them coming).
    */
   progressAt: number;
+  /** libuv's write queue under the socket when last sampled: a change is its client taking bytes. */
+  queued: number;
+}
+
+/**
+ * The bytes written to `socket` that the kernel has not yet taken (libuv's write queue, which Node's handle
+ * keeps as `writeQueueSize` and its own idle timeout reads), or undefined where the handle does not say.
+ */
+function queuedBelow(socket: Socket): number | undefined {
+  const size = (socket as unknown as { _handle?: { writeQueueSize?: unknown } | null })._handle
+    ?.writeQueueSize;
+  return typeof size === 'number' ? size : undefined;
 }
 
 /**
@@ -84,6 +100,8 @@ export class ConnectionSlots {
   /** The admitted connections with no request in hand, longest idle first (a Set keeps insertion order). */
   readonly #idle = new Set<Socket>();
   readonly #perAddress = new Map<string, number>();
+  /** Samples the write queues of the connections with a request in hand; running only while there are any. */
+  #sampler: ReturnType<typeof setInterval> | undefined;
 
   constructor(options: ConnectionSlotsOptions) {
     this.#maxConnections = options.maxConnections;
@@ -112,7 +130,7 @@ export class ConnectionSlots {
       if (any === undefined) return this.#refuse(socket);
       this.#evict(any);
     }
-    const slot: Slot = { address, requests: 0, progressAt: performance.now() };
+    const slot: Slot = { address, requests: 0, progressAt: performance.now(), queued: 0 };
     this.#slots.set(socket, slot);
     this.#idle.add(socket);
     this.#perAddress.set(address, (this.#perAddress.get(address) ?? 0) + 1);
@@ -127,9 +145,34 @@ export class ConnectionSlots {
   requestStarted(socket: Socket): void {
     const slot = this.#slots.get(socket);
     if (slot === undefined) return;
-    if (slot.requests === 0) slot.progressAt = performance.now();
+    if (slot.requests === 0) {
+      slot.progressAt = performance.now();
+      slot.queued = queuedBelow(socket) ?? 0;
+    }
     slot.requests++;
     this.#idle.delete(socket);
+    this.#sampler ??= setInterval(() => this.#sample(), Math.max(10, Math.floor(this.#stalledMs / 4)));
+    this.#sampler.unref(); // never what keeps the process alive
+  }
+
+  /** Progress seen in each busy connection's write queue since the last sample; stops when none is busy. */
+  #sample(): void {
+    const now = performance.now();
+    let busy = false;
+    for (const [socket, slot] of this.#slots) {
+      if (slot.requests === 0) continue;
+      busy = true;
+      const queued = queuedBelow(socket);
+      // Down: the kernel took bytes. Up: a write began, which it does once the one before has gone.
+      if (queued !== undefined && queued !== slot.queued) {
+        slot.queued = queued;
+        slot.progressAt = now;
+      }
+    }
+    if (!busy) {
+      clearInterval(this.#sampler);
+      this.#sampler = undefined;
+    }
   }
 
   /** A response on `socket` ended (sent, or cut): idle again, from now, once it has none in hand. */
