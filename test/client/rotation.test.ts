@@ -408,10 +408,9 @@ describe('when a published rotation is forged', () => {
     expect(body.length).toBeLessThanOrEqual(MAX_ROTATION_BYTES);
     await writeFile(join(registry.dir, 'public', rotationKey(1)), body);
 
-    const started = performance.now();
+    // The test's timeout bounds the run: it took five minutes before, and ended in a RangeError.
     const [report] = await m.run((c) => c.updateRegistries(['main']));
     expect(report?.error).toMatchObject({ name: 'TrustError', code: 'KEY_ROTATION_BROKEN' });
-    expect(performance.now() - started).toBeLessThan(5_000);
     expect(String(report?.error?.message).length).toBeLessThan(5_000_000);
     expect(await trustState(m)).toMatchObject({ fingerprint: registry.firstFingerprint });
   }, 30_000);

@@ -114,13 +114,12 @@ describe('when a publisher publishes to a deployed registry', () => {
       await writeFile(file, await makeBundle({ manifest: validManifest({ name: 'archived-plugin' }) }));
 
       // Act: the command as a publisher runs it, waiting for the outcome.
-      const started = Date.now();
       const { code, stdout } = await publishWhileTheFunctionRuns(
         ['publish', file, '--bucket', 'rp-intake', '--endpoint', s3.endpoint, '--timeout', '15', '--json'],
         { handler, run: (argv) => plugindex(...argv) },
       );
 
-      // Assess: the outcome the function recorded, found and printed well before the timeout.
+      // Assess: the outcome the function recorded, found and printed (at its timeout the command prints none).
       expect(code).toBe(1);
       const outcome = JSON.parse(stdout) as SubmissionOutcome;
       expect(outcome).toMatchObject({
@@ -129,7 +128,6 @@ describe('when a publisher publishes to a deployed registry', () => {
       });
       expect(outcome.submission_sha256).toBeUndefined();
       expect(outcome.submission).toMatch(/^incoming\/.*-archived\.tgz$/);
-      expect(Date.now() - started).toBeLessThan(15_000);
     } finally {
       client.destroy();
       await mock.close();

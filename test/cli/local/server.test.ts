@@ -904,13 +904,14 @@ describe('when clients hold many connections', () => {
     const server = await serveWith({
       maxConnections: CAP,
       maxConnectionsPerAddress: 0,
-      timeouts: { ...SERVER_TIMEOUTS, stalledMs: 500 },
+      // A second: the reader below pauses 100 ms at most, so a loaded machine's lag leaves it far from stalled.
+      timeouts: { ...SERVER_TIMEOUTS, stalledMs: 1_000 },
     });
     let reading: http.ClientRequest | undefined;
     try {
       const stalled = [];
       for (let i = 0; i < CAP - 1; i++) stalled.push(await busy(server.port, server.judged));
-      // Reads a MiB, waits 100 ms, and again: slow, but never stalled for the 500 ms.
+      // Reads a MiB, waits 100 ms, and again: slow, but never stalled for the second.
       let received = 0;
       await new Promise<void>((resolve, reject) => {
         reading = http.get(
@@ -932,7 +933,8 @@ describe('when clients hold many connections', () => {
         );
         reading.on('error', reject);
       });
-      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      // The others then stalled well past the second, however late this machine's timers fire.
+      await new Promise((resolve) => setTimeout(resolve, 2_500));
 
       const next = await connect(server.port, server.judged);
 
