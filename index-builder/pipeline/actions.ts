@@ -909,8 +909,9 @@ export async function restoreActionRecords(
 }
 
 /**
- * Writes the marker of each of `recent` (logged actions) that has none; returns how many. A restored marker
- * names no submission (the log does not): the upload that applied it, met again, is a replay too.
+ * Writes the marker of each of `recent` (logged actions) that has none; returns how many. The log names no
+ * submission: a restored marker names the upload an intent record names, or that action's upload still
+ * waiting in `incoming/`; naming none, the upload that applied it, met again, is a replay too.
  */
 async function restoreMarkers(
   ctx: PipelineContext,
