@@ -596,6 +596,40 @@ describe.each(kinds)(
   },
 );
 
+describe('when a rebuild that restores markers cannot read an upload waiting in incoming/', () => {
+  /** A registry that lost state/, an action's upload waiting, and its intake store failing `code` on it. */
+  const failingOnWaiting = async (code: 'STORE_IO' | 'STORE_UNREADABLE' | 'STORE_TOO_LARGE') => {
+    const registry = await registryWithHistory({ intake: new MemoryStore(), site: new MemoryStore() });
+    const { intake } = registry.context;
+    const action = await registry.sign({ action: 'yank', plugin: NAME, version: '1.1.0' }, 2 * HOUR);
+    const waiting = await upload(intake, action.bytes);
+    await loseState(intake);
+    const failing = withMethod(intake, 'get', (get) => async (key, options) => {
+      if (key === waiting) throw new StoreError(code, key, 'injected');
+      return get(key, options);
+    });
+    return { ...registry.context, intake: failing };
+  };
+
+  it('fails with the store (STORE_IO), to run again, rather than restore a marker naming no upload', async () => {
+    const ctx = await failingOnWaiting('STORE_IO');
+
+    await expect(rebuildRegistry(ctx)).rejects.toThrow(StoreError);
+    await expect(rebuildRegistry(ctx)).rejects.toMatchObject({ code: 'STORE_IO' });
+  });
+
+  it.each(['STORE_UNREADABLE', 'STORE_TOO_LARGE'] as const)(
+    'passes over an upload the store answers %s (not an action to resume) and restores the rest',
+    async (code) => {
+      const ctx = await failingOnWaiting(code);
+
+      await rebuildRegistry(ctx);
+
+      expect((await listAll(ctx.intake, ACTION_MARKERS_PREFIX)).length).toBeGreaterThan(0);
+    },
+  );
+});
+
 describe('when a rebuild is refused for an entry altered in an earlier segment of the log', () => {
   it('leaves the catalog as it was: the batches after it still publish', async () => {
     // Prepare: a log of two segments (256 entries and more), all within an action's age; an entry of the
