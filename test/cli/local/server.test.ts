@@ -799,6 +799,17 @@ describe('when clients hold many connections', () => {
     return socket;
   }
 
+  /**
+   * Whether the server has closed its end of each of `sockets` (undefined for one it never accepted): seen
+   * from the server, as a client that reads nothing would not read a close either.
+   */
+  function closedByServer(
+    server: { ends: Map<number, net.Socket> },
+    sockets: readonly net.Socket[],
+  ): (boolean | undefined)[] {
+    return sockets.map((socket) => server.ends.get(socket.localPort ?? -1)?.destroyed);
+  }
+
   /** True once the server closed `socket`, false when it had not within `ms`. */
   function closedWithin(socket: net.Socket, ms: number): Promise<boolean> {
     if (socket.destroyed) return Promise.resolve(true);
@@ -863,10 +874,7 @@ describe('when clients hold many connections', () => {
       const next = await connect(server.port, server.judged);
 
       expect(await closedWithin(idle, 3_000)).toBe(true);
-      // Seen from the server: a client that reads nothing would not read a close either.
-      expect(answering.map((socket) => server.ends.get(socket.localPort ?? -1)?.destroyed)).toEqual(
-        answering.map(() => false),
-      );
+      expect(closedByServer(server, answering)).toEqual(answering.map(() => false));
       expect(await statusOn(next)).toBe('HTTP/1.1 200 OK');
     } finally {
       await server.close();
@@ -887,10 +895,7 @@ describe('when clients hold many connections', () => {
         true,
         true,
       ]);
-      // Seen from the server: a client that reads nothing would not read a close either.
-      expect(answering.map((socket) => server.ends.get(socket.localPort ?? -1)?.destroyed)).toEqual(
-        answering.map(() => false),
-      );
+      expect(closedByServer(server, answering)).toEqual(answering.map(() => false));
       for (const socket of answering) socket.destroy();
       await expect
         .poll(() => fetchFrom(server.port, '127.0.0.1').catch(() => 0), { timeout: 5_000 })
@@ -938,8 +943,7 @@ describe('when clients hold many connections', () => {
 
       const next = await connect(server.port, server.judged);
 
-      // Seen from the server: a client that reads nothing never reads the close either.
-      const closed = stalled.map((socket) => server.ends.get(socket.localPort ?? -1)?.destroyed);
+      const closed = closedByServer(server, stalled);
       expect(closed.filter(Boolean)).toHaveLength(1);
       expect(reading?.destroyed).toBe(false);
       expect(await statusOn(next)).toBe('HTTP/1.1 200 OK');
@@ -985,10 +989,7 @@ describe('when clients hold many connections', () => {
       const third = await connect(server.port, server.judged, '127.0.0.2');
 
       expect(await closedWithin(third, 3_000)).toBe(true);
-      // Seen from the server: a client that reads nothing would not read a close either.
-      expect(answering.map((socket) => server.ends.get(socket.localPort ?? -1)?.destroyed)).toEqual(
-        answering.map(() => false),
-      );
+      expect(closedByServer(server, answering)).toEqual(answering.map(() => false));
       expect(await fetchFrom(server.port, '127.0.0.3')).toBe(200);
     } finally {
       await server.close();
@@ -1067,9 +1068,10 @@ describe('when clients hold many connections', () => {
   });
 
   it.each([-1, 1.5, Number.NaN, 5])('refuses a share of %s (of 4 slots) with USAGE', (share) => {
-    expect(() => createRegistryServer({ site, maxConnections: 4, maxConnectionsPerAddress: share })).toThrow(
-      expect.objectContaining({ code: 'USAGE' }),
-    );
+    const create = () => createRegistryServer({ site, maxConnections: 4, maxConnectionsPerAddress: share });
+
+    expect(create).toThrow(CliError);
+    expect(create).toThrow(expect.objectContaining({ code: 'USAGE' }));
   });
 });
 
