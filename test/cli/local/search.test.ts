@@ -312,7 +312,11 @@ sys.stdin.read()
       stdio: ['pipe', 'pipe', 'inherit'],
     });
     try {
-      await new Promise((resolve) => client.stdout.once('data', resolve));
+      // A client that cannot start (no Python) fails here, not at the test's timeout.
+      await new Promise((resolve, reject) => {
+        client.stdout.once('data', resolve);
+        client.once('error', reject);
+      });
       await expect.poll(() => sockets.length, { timeout: 5_000 }).toBe(before + 1);
       const socket = sockets[before] as Socket;
       // Answered: the head and what the client's buffers took are out, the rest waits on the client.
