@@ -13,7 +13,7 @@ import { describe, expect, it } from 'vitest';
 import { FsStore } from '../../../adapters/fs-store.ts';
 import { forgetBins } from '../../../index-builder/catalog.ts';
 import { StoreError } from '../../../index-builder/errors.ts';
-import { CATALOG_META_KEY } from '../../../index-builder/layout.ts';
+import { CATALOG_META_KEY, statusKey } from '../../../index-builder/layout.ts';
 import { MAX_SCAN_VULNERABILITIES } from '../../../index-builder/manifest/schema.ts';
 import type { PluginDocument, VersionRecord } from '../../../index-builder/model.ts';
 import {
@@ -62,9 +62,15 @@ function failuresTold(registry: TestRegistry) {
   return { failures, context };
 }
 
-/** The outcome recorded under status/, as the publisher reads it. */
-const recordedText = (registry: TestRegistry, outcome: SubmissionOutcome | undefined) =>
-  new TextDecoder().decode(registry.intake.objects.get(`status/${outcome?.id}.json`)?.body);
+/**
+ * The outcome recorded under status/, as the publisher reads it; one not recorded fails here, so a check of
+ * what the text leaves out never passes on no text.
+ */
+const recordedText = (registry: TestRegistry, outcome: SubmissionOutcome | undefined): string => {
+  const recorded = registry.intake.objects.get(statusKey(outcome?.id ?? ''));
+  expect(recorded, `the outcome of ${outcome?.submission}`).toBeDefined();
+  return new TextDecoder().decode(recorded?.body);
+};
 
 describe('when a store cannot write one submission of a batch', () => {
   it.each([

@@ -861,6 +861,7 @@ describe('when checking a submission fails unexpectedly', () => {
     const recorded = new TextDecoder().decode(
       registry.intake.objects.get(`status/${outcomes[0]?.id}.json`)?.body,
     );
+    expect(recorded).toContain('SUBMISSION_UNREADABLE'); // recorded: what it leaves out is checked on its text
     expect(recorded).not.toContain('unexpected shape');
     expect(recorded).not.toContain('/srv/registry');
     expect(failures).toEqual([
