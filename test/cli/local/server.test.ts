@@ -737,6 +737,7 @@ describe('when a client holds a connection without using it', () => {
 describe('when clients hold many connections', () => {
   /** Few, so the tests open a handful; MAX_CONNECTIONS and defaultShare have the real ones. */
   const CAP = 4;
+  const HOUR_MS = 3_600_000;
   /** Larger than the socket buffers of both ends: a client that reads none of it keeps its answer going. */
   const FLOOD_KEY = 'plugins/demo/1.0.0/artifacts/flood/demo';
   let site: FsStore;
@@ -755,8 +756,10 @@ describe('when clients hold many connections', () => {
   });
 
   /**
-   * A server with these options (and the real timeouts: every close seen here within seconds is the
-   * slots', never a timeout's), and what it accepted: the client ports it has judged, in order.
+   * A server with these options (and the real idle and head timeouts: every close seen here within seconds is
+   * the slots', never a timeout's), and what it accepted: the client ports it has judged, in order. No answer
+   * stalls within a test unless `options.timeouts` says when: at the real 10 s, a loaded machine slow to run
+   * a test's steps would see the downloads it holds unread give their places.
    */
   async function serveWith(options: Omit<RegistryServerOptions, 'site'>): Promise<{
     port: number;
@@ -765,7 +768,11 @@ describe('when clients hold many connections', () => {
     ends: Map<number, net.Socket>;
     close: () => Promise<void>;
   }> {
-    const server = createRegistryServer({ site, ...options });
+    const server = createRegistryServer({
+      site,
+      timeouts: { ...SERVER_TIMEOUTS, stalledMs: HOUR_MS },
+      ...options,
+    });
     const judged: number[] = [];
     const ends = new Map<number, net.Socket>();
     // Ahead of the slots' listener: a socket they close no longer knows its peer's port.
