@@ -66,7 +66,7 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     load: () => import('./commands/init.ts'),
   },
   keygen: {
-    summary: 'create a publisher key pair (DIR/secret.asc, DIR/public.asc)',
+    summary: 'create a publisher key pair (DIR/secret.asc, DIR/public.asc; never over a key already there)',
     usage: 'plugindex keygen --out DIR [--name NAME] [--email EMAIL] [--passphrase-file FILE]',
     options: {
       out: { type: 'string' },

@@ -1,13 +1,54 @@
-/** `plugindex keygen`: a publisher key pair, the secret half readable by its owner only. */
-import { mkdir, writeFile } from 'node:fs/promises';
+/**
+ * `plugindex keygen`: a publisher key pair, the secret half readable by its owner only. Written only where
+ * nothing is: a key already in DIR is the one that owns its publisher's plugin names (a new one written over
+ * it could never publish them again), and a name someone else put there first (a link to a file they can
+ * read, in a shared folder) is never written through.
+ */
+import { lstat, mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { generateKeyPair } from '../../index-builder/signing.ts';
 import { type Parsed, requiredOption, stringOption } from '../args.ts';
+import { CliError } from '../errors.ts';
 import { readPassphrase } from '../inputs.ts';
 import { out } from '../terminal.ts';
 
+const SECRET_FILE = 'secret.asc';
+const PUBLIC_FILE = 'public.asc';
+
+function fileExists(file: string, cause?: unknown): CliError {
+  return new CliError(
+    'FILE_EXISTS',
+    `${file} exists (a key there is kept): write the new key pair to another folder`,
+    cause === undefined ? undefined : { cause },
+  );
+}
+
+/**
+ * Creates `file` with `data`: O_EXCL, so never opened through a link or a file already at that name (whose
+ * mode `mode` would not change), even one put there after the check before it.
+ */
+async function createNew(file: string, data: string, mode: number): Promise<void> {
+  try {
+    await writeFile(file, data, { mode, flag: 'wx' });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw fileExists(file, error);
+    await rm(file, { force: true }); // a part written, say on a full disk: no truncated key is left
+    throw error;
+  }
+}
+
 export async function run(parsed: Parsed): Promise<number> {
   const dir = requiredOption(parsed, 'out');
+  const files = { secret: path.join(dir, SECRET_FILE), public: path.join(dir, PUBLIC_FILE) };
+  // Both checked before either is written: a folder with half a pair is refused as one with both.
+  for (const file of [files.secret, files.public])
+    if (
+      await lstat(file).then(
+        () => true,
+        () => false,
+      )
+    )
+      throw fileExists(file);
   const passphrase = await readPassphrase(parsed);
   const email = stringOption(parsed, 'email');
   const pair = await generateKeyPair({
@@ -16,8 +57,14 @@ export async function run(parsed: Parsed): Promise<number> {
     ...(passphrase ? { passphrase } : {}),
   });
   await mkdir(dir, { recursive: true });
-  await writeFile(path.join(dir, 'secret.asc'), pair.secretKey, { mode: 0o600 });
-  await writeFile(path.join(dir, 'public.asc'), pair.publicKey);
+  await createNew(files.secret, pair.secretKey, 0o600);
+  try {
+    await createNew(files.public, pair.publicKey, 0o644);
+  } catch (error) {
+    // The secret half alone is no pair: removed, so the folder is as it was.
+    await rm(files.secret, { force: true });
+    throw error;
+  }
   out(pair.fingerprint);
   return 0;
 }

@@ -1,0 +1,127 @@
+/**
+ * `plugindex keygen --out DIR`: a publisher's key pair, the secret half readable by its owner only, and
+ * never written over a key or through a name someone else put in the folder first.
+ */
+import { lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readPublicKey } from '../../../index-builder/signing.ts';
+import { plugindex } from '../../support/cli.ts';
+
+let work: string;
+
+beforeAll(async () => {
+  work = await mkdtemp(path.join(tmpdir(), 'plugindex-keygen-'));
+});
+afterAll(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+/** A fresh folder under this test's work folder. */
+async function folder(name: string): Promise<string> {
+  const dir = path.join(work, name);
+  await mkdir(dir, { recursive: true });
+  return dir;
+}
+
+describe('when the folder is new', () => {
+  it('writes the pair, the secret key readable by its owner only', async () => {
+    // Prepare
+    const dir = path.join(work, 'new');
+
+    // Act
+    const result = await plugindex('keygen', '--out', dir, '--name', 'New Publisher');
+
+    // Assess
+    expect(result.code, result.stderr).toBe(0);
+    expect((await stat(path.join(dir, 'secret.asc'))).mode & 0o777).toBe(0o600);
+    const key = await readPublicKey(await readFile(path.join(dir, 'public.asc'), 'utf8'));
+    expect(result.stdout.trim()).toBe(key.fingerprint);
+    expect((await readdir(dir)).sort()).toEqual(['public.asc', 'secret.asc']);
+  });
+});
+
+describe('when the folder already holds a key', () => {
+  it('refuses with FILE_EXISTS, the secret key there left as it was', async () => {
+    // Prepare: a publisher's key, which owns their plugins' names; a second keygen into the same folder
+    // wrote a new key over it (exit 0), and the names could never be published to again.
+    const dir = path.join(work, 'existing');
+    expect((await plugindex('keygen', '--out', dir)).code).toBe(0);
+    const secret = await readFile(path.join(dir, 'secret.asc'));
+    const pub = await readFile(path.join(dir, 'public.asc'));
+
+    // Act
+    const again = await plugindex('keygen', '--out', dir);
+
+    // Assess
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('FILE_EXISTS');
+    expect(await readFile(path.join(dir, 'secret.asc'))).toEqual(secret);
+    expect(await readFile(path.join(dir, 'public.asc'))).toEqual(pub);
+  });
+
+  it('refuses with FILE_EXISTS when only public.asc is there, writing no secret key', async () => {
+    // Prepare
+    const dir = await folder('public-only');
+    await writeFile(path.join(dir, 'public.asc'), 'a key the publisher handed out\n');
+
+    // Act
+    const result = await plugindex('keygen', '--out', dir);
+
+    // Assess
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('FILE_EXISTS');
+    expect(await readdir(dir)).toEqual(['public.asc']);
+  });
+});
+
+describe('when secret.asc is a link someone else put in a shared folder', () => {
+  it('refuses with FILE_EXISTS and writes nothing through the link', async () => {
+    // Prepare: a file the other user can read (0644), and a link to it named as the secret key.
+    const dir = await folder('planted');
+    const theirs = path.join(await folder('theirs'), 'collected');
+    await writeFile(theirs, '', { mode: 0o644 });
+    await symlink(theirs, path.join(dir, 'secret.asc'));
+
+    // Act
+    const result = await plugindex('keygen', '--out', dir);
+
+    // Assess
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('FILE_EXISTS');
+    expect(await readFile(theirs, 'utf8')).toBe('');
+    expect((await lstat(path.join(dir, 'secret.asc'))).isSymbolicLink()).toBe(true);
+    expect(await readdir(dir)).toEqual(['secret.asc']);
+  });
+
+  it('refuses a dangling link too, creating nothing at its target', async () => {
+    // Prepare: the link's target does not exist yet; writing through it would create it, 0600 but in a
+    // folder its owner controls (and can read after a chmod of their own).
+    const dir = await folder('dangling');
+    const target = path.join(await folder('theirs-dangling'), 'collected');
+    await symlink(target, path.join(dir, 'secret.asc'));
+
+    // Act
+    const result = await plugindex('keygen', '--out', dir);
+
+    // Assess
+    expect(result.code).toBe(1);
+    await expect(stat(target)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+});
+
+describe('when the secret key file is already there with a looser mode', () => {
+  it('is refused rather than written into a file others can read', async () => {
+    // Prepare: writeFile's mode applies only to a file it creates; an existing 0644 file kept its mode.
+    const dir = await folder('loose');
+    await writeFile(path.join(dir, 'secret.asc'), '', { mode: 0o644 });
+
+    // Act
+    const result = await plugindex('keygen', '--out', dir);
+
+    // Assess
+    expect(result.code).toBe(1);
+    expect(await readFile(path.join(dir, 'secret.asc'), 'utf8')).toBe('');
+  });
+});
