@@ -9,7 +9,7 @@
  *   DIR/state/                    internal state (catalog)
  *   DIR/public/                   the published tree, served as static files
  */
-import { chmod, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { FsStore } from '../../adapters/fs-store.ts';
 import { removeStaleTemps } from '../../adapters/fs-temps.ts';
@@ -160,12 +160,31 @@ export async function initRegistry(
     ownership: 'first-come',
     publishers: [],
   });
+  // A key already there is kept, whatever else the folder lacks: one put back beside a lost config is the
+  // key clients pinned, and a new one written over it could never be followed to. Nor is a file or link
+  // someone else put there written through (a link to a file they can read, in a shared folder).
+  const keyFile = path.join(dir, SECRET_KEY_FILE);
+  const keyExists = (cause?: unknown) =>
+    new CliError(
+      'FILE_EXISTS',
+      `${keyFile} exists: a signing key there is never replaced by init (move it away to start anew)`,
+      cause === undefined ? undefined : { cause },
+    );
+  if (
+    await lstat(keyFile).then(
+      () => true,
+      () => false,
+    )
+  )
+    throw keyExists();
   for (const sub of ['keys', 'incoming', 'processed', 'rejected', 'status', 'state', SITE_DIR]) {
     await mkdir(path.join(dir, sub), { recursive: true });
   }
   const pair = await generateKeyPair({ name: `${options.name} (signing key)` });
-  const keyFile = path.join(dir, SECRET_KEY_FILE);
-  await writeFile(keyFile, pair.secretKey, { mode: 0o600 });
+  // O_EXCL: created here or refused, never opened through what appeared since the check.
+  await writeFile(keyFile, pair.secretKey, { mode: 0o600, flag: 'wx' }).catch((error: unknown) => {
+    throw (error as NodeJS.ErrnoException).code === 'EEXIST' ? keyExists(error) : error;
+  });
   await chmod(keyFile, 0o600);
   await writeConfig(dir, config);
   const registry = await openRegistry(dir);

@@ -1,9 +1,10 @@
 /**
  * Opening a local registry again in one process (what a server does for every publish handed to it): the
  * signer made from the key file is reused while the file holds the same key, and made anew as soon as it
- * holds another (a rotate-key between two publishes) or once the passphrase that opens it is given.
+ * holds another (a rotate-key between two publishes) or once the passphrase that opens it is given. And
+ * initRegistry, which never writes its new key over a key or through a link already at the key file.
  */
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -102,3 +103,43 @@ async function filesUnder(folder: string): Promise<string[]> {
     .map((e) => path.relative(folder, path.join(e.parentPath, e.name)))
     .sort();
 }
+
+describe('initRegistry, in a folder where a signing key is already', () => {
+  it('refuses with FILE_EXISTS, the key there kept (a registry whose config was lost, its key put back)', async () => {
+    // Prepare: the key of a registry clients pinned, put back into a folder without its plugindex.json.
+    const folder = path.join(work, 'key-kept');
+    const pinned = await generateKeyPair({ name: 'pinned registry key' });
+    await mkdir(path.join(folder, 'keys'), { recursive: true });
+    await writeFile(path.join(folder, SECRET_KEY_FILE), pinned.secretKey, { mode: 0o600 });
+
+    // Act
+    const init = initRegistry(folder, { name: 'again', url: 'http://127.0.0.1:9/' });
+
+    // Assess: the key no client would follow a rotation to was not written over the pinned one.
+    await expect(init).rejects.toMatchObject({ code: 'FILE_EXISTS' });
+    expect(await readFile(path.join(folder, SECRET_KEY_FILE), 'utf8')).toBe(pinned.secretKey);
+  });
+
+  it('refuses with FILE_EXISTS a link put at the key file, writing nothing through it', async () => {
+    // Prepare: a registry folder shared with another user, who links the key file to one they can read.
+    const folder = path.join(work, 'key-linked');
+    const theirs = path.join(work, 'collected');
+    await writeFile(theirs, '', { mode: 0o644 });
+    await mkdir(path.join(folder, 'keys'), { recursive: true });
+    await symlink(theirs, path.join(folder, SECRET_KEY_FILE));
+
+    // Act
+    const init = initRegistry(folder, { name: 'linked', url: 'http://127.0.0.1:9/' });
+
+    // Assess
+    await expect(init).rejects.toMatchObject({ code: 'FILE_EXISTS' });
+    expect(await readFile(theirs, 'utf8')).toBe('');
+    expect((await stat(theirs)).mode & 0o777).toBe(0o644);
+  });
+
+  it('writes a new key readable by its owner only', async () => {
+    const folder = path.join(work, 'key-new');
+    await initRegistry(folder, { name: 'new', url: 'http://127.0.0.1:9/' });
+    expect((await lstat(path.join(folder, SECRET_KEY_FILE))).mode & 0o777).toBe(0o600);
+  });
+});
