@@ -1,7 +1,7 @@
 /** Files a command reads on the user's behalf, with errors that name the file. */
 import { open, readFile } from 'node:fs/promises';
 import { type Parsed, stringOption } from './args.ts';
-import { CliError } from './errors.ts';
+import { CliError, usage } from './errors.ts';
 
 export async function readInput(file: string): Promise<Uint8Array> {
   try {
@@ -16,11 +16,17 @@ export async function readTextInput(file: string): Promise<string> {
   return new TextDecoder('utf-8', { ignoreBOM: true }).decode(await readInput(file));
 }
 
-/** `--passphrase-file FILE`: the passphrase of a secret key, without its final line break. */
+/**
+ * `--passphrase-file FILE`: the passphrase of a secret key, without its final line break. An empty one is
+ * refused (exit 2): it reads as no passphrase, so `keygen` wrote the key unencrypted while its owner, who
+ * gave a file, took it for encrypted (a password manager's command that failed into the file, say).
+ */
 export async function readPassphrase(parsed: Parsed): Promise<string | undefined> {
   const file = stringOption(parsed, 'passphrase-file');
   if (!file) return undefined;
-  return (await readTextInput(file)).replace(/\r?\n$/, '');
+  const passphrase = (await readTextInput(file)).replace(/\r?\n$/, '');
+  if (passphrase === '') throw usage(`--passphrase-file ${file} is empty: a passphrase is required`);
+  return passphrase;
 }
 
 /** Fails with FILE_NOT_FOUND unless FILE is a regular file this process can read (before streaming it). */

@@ -125,3 +125,24 @@ describe('when the secret key file is already there with a looser mode', () => {
     expect(await readFile(path.join(dir, 'secret.asc'), 'utf8')).toBe('');
   });
 });
+
+describe('when the passphrase file is empty', () => {
+  it.each([
+    ['empty', ''],
+    ['a line break only', '\n'],
+  ])('refuses it (%s) with a usage error, writing no key unencrypted', async (label, text) => {
+    // Prepare: a passphrase that came out empty (a password manager's command that failed into the file);
+    // the key was written unencrypted, exit 0, its owner believing it encrypted.
+    const dir = path.join(work, `empty-passphrase-${label.replaceAll(' ', '-')}`);
+    const file = path.join(work, `passphrase-${label.replaceAll(' ', '-')}.txt`);
+    await writeFile(file, text);
+
+    // Act
+    const result = await plugindex('keygen', '--out', dir, '--passphrase-file', file);
+
+    // Assess
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('--passphrase-file');
+    await expect(stat(dir)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+});
