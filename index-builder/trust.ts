@@ -64,11 +64,18 @@ function submittedKeyShapeProblem(keyCount: number, key: Key, at: string, name: 
   return undefined;
 }
 
-/** A submitted key as read: the key (or none: not an armored key) and how many keys its text holds. */
+/**
+ * A submitted key as read: the key (or none: not an armored key), how many keys its text holds, and whether
+ * the text holds secret key material (`readPublicKey` reads a secret key's public part).
+ */
 interface ReadKeyText {
   readonly key: PublicKeyInfo | undefined;
   readonly keyCount: number;
+  readonly secret: boolean;
 }
+
+/** An armor header of secret key material, as gpg and openpgp.js write one. */
+const SECRET_KEY_ARMOR = /-----BEGIN PGP PRIVATE KEY BLOCK-----/;
 
 /** Most submitted key texts kept read (`readKeyText`): a batch's publishers, many times over. */
 const KEY_TEXT_CACHE_SIZE = 256;
@@ -86,11 +93,13 @@ function readKeyText(armored: string): Promise<ReadKeyText> {
   if (held) return held;
   const reading = (async (): Promise<ReadKeyText> => {
     const key = await readPublicKey(armored).catch(() => undefined);
-    if (!key) return { key, keyCount: 0 };
+    const labelled = SECRET_KEY_ARMOR.test(armored);
+    if (!key) return { key, keyCount: 0, secret: labelled };
     const blocks = (armored.match(/-----BEGIN PGP [A-Z ]+-----/g) ?? []).length;
-    const keyCount =
-      blocks === 1 ? (await readKeys({ armoredKeys: armored }).catch(() => [])).length : blocks;
-    return { key, keyCount };
+    const keys = blocks === 1 ? await readKeys({ armoredKeys: armored }).catch(() => []) : [];
+    const keyCount = blocks === 1 ? keys.length : blocks;
+    // Secret packets under a public key's armor header are secret all the same.
+    return { key, keyCount, secret: labelled || keys.some((k) => k.isPrivate()) };
   })();
   keyTexts.set(armored, reading);
   if (keyTexts.size > KEY_TEXT_CACHE_SIZE) keyTexts.delete(keyTexts.keys().next().value as string);
@@ -107,7 +116,17 @@ export async function readSubmittedKey(
   registryFingerprints: readonly string[],
 ): Promise<{ readonly key: PublicKeyInfo; readonly problem?: undefined } | { readonly problem: Problem }> {
   const { at, name } = where;
-  const { key, keyCount } = await readKeyText(armored);
+  const { key, keyCount, secret } = await readKeyText(armored);
+  // Refused first, whatever else is wrong: what is accepted is published as it came (an action's envelope,
+  // under log/actions/, never rewritten), and a publisher who sent a secret key needs to know it left them.
+  if (secret)
+    return {
+      problem: problem(
+        'PUBLISHER_KEY_INVALID',
+        at,
+        `${name} holds a secret key, where only the public key goes (gpg --export --armor FINGERPRINT): it has left its owner's hands, so revoke it and sign with a new key`,
+      ),
+    };
   if (!key)
     return { problem: problem('PUBLISHER_KEY_INVALID', at, `${name} is not an armored OpenPGP public key`) };
   const shape = submittedKeyShapeProblem(keyCount, key.key, at, name);

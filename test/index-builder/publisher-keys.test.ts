@@ -10,10 +10,12 @@ import { describe, expect, it } from 'vitest';
 import type { ProblemCode } from '../../index-builder/errors.ts';
 import { processSubmissions } from '../../index-builder/pipeline/index.ts';
 import { readPublicKey } from '../../index-builder/signing.ts';
+import { signedAction, upload } from '../support/actions.ts';
 import {
   encode,
   makeBundle,
   makeRegistry,
+  PUBLISHER_SIGNS,
   type RawEntry,
   rawTar,
   signAsPublisher,
@@ -21,6 +23,7 @@ import {
   validManifest,
 } from '../support/fixtures.ts';
 import { gpgKeyring } from '../support/gpg.ts';
+import type { MemoryStore } from '../support/memory-store.ts';
 
 const DAY = 24 * 3600 * 1000;
 /** The test registries publish at 2026-11-01 (fixtures.ts). */
@@ -310,5 +313,58 @@ describe('when a key or signature is larger or more complex than a publisher nee
     expect(codes(await outcomeOf(await rawTar(await entries({ signature: text }))))).toEqual([
       'SIGNATURE_MALFORMED',
     ]);
+  });
+});
+
+describe('when a submission carries a secret key where the public key goes', () => {
+  /** Every published object whose text holds secret key material. */
+  async function secretsPublished(site: MemoryStore): Promise<string[]> {
+    const found: string[] = [];
+    for (const [key, object] of site.objects)
+      if (new TextDecoder().decode(object.body).includes('PRIVATE KEY BLOCK')) found.push(key);
+    return found;
+  }
+
+  it("refuses an action whose envelope's key is the signer's secret key, publishing nothing of it", async () => {
+    // Prepare: an action signed by another tool than plugindex, which put the secret key in the envelope.
+    // Accepted, its envelope was published as it came, under log/actions/ (immutable, never rewritten).
+    const registry = await makeRegistry();
+    const publisher = await testKey('publisher');
+    await registry.submit(
+      await makeBundle({ manifest: validManifest({ name: 'keyed-plugin' }), signer: publisher }),
+    );
+    expect((await processSubmissions(registry.context)).outcomes[0]?.status).toBe('accepted');
+    const { bytes } = await signedAction(
+      { action: 'yank', plugin: 'keyed-plugin', version: '1.0.0', reason: 'broken' },
+      publisher,
+    );
+    const envelope = { ...JSON.parse(new TextDecoder().decode(bytes)), key: publisher.secretKey };
+    await upload(registry.intake, encode(JSON.stringify(envelope)));
+
+    // Act
+    const [outcome] = (await processSubmissions(registry.context)).outcomes;
+
+    // Assess
+    expect(outcome?.status).toBe('rejected');
+    expect(outcome?.problems).toEqual([
+      expect.objectContaining({ code: 'PUBLISHER_KEY_INVALID', path: 'envelope:/key' }),
+    ]);
+    expect(outcome?.problems[0]?.message).toMatch(/secret key/);
+    expect(await secretsPublished(registry.site)).toEqual([]);
+  });
+
+  it('refuses a bundle whose publisher.asc is the secret key, telling the publisher it left their hands', async () => {
+    // Prepare
+    const publisher = await testKey('publisher');
+    const { bundle } = await bundleSigned(publisher, PUBLISHER_SIGNS, publisher.secretKey);
+
+    // Act
+    const outcome = await outcomeOf(bundle);
+
+    // Assess
+    expect(outcome?.problems).toEqual([
+      expect.objectContaining({ code: 'PUBLISHER_KEY_INVALID', path: 'bundle:publisher.asc' }),
+    ]);
+    expect(outcome?.problems[0]?.message).toMatch(/secret key/);
   });
 });
