@@ -111,6 +111,16 @@ export function parseRegistryUrl(value: unknown): string {
   }
   if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:')
     fail('/url', 'expected an http or https URL');
+  // The URL is signed into every published document: credentials in it were published to everyone (and a
+  // client refuses a URL that has them). Neither they nor a query or fragment, where tokens also go, are
+  // echoed here.
+  if (parsed.username !== '' || parsed.password !== '')
+    fail('/url', 'expected no user name or password in the URL: it is published in every document');
+  if (/[?#]/.test(url))
+    fail(
+      '/url',
+      'expected no query or fragment: documents are found by paths below the URL, which is published',
+    );
   return url;
 }
 

@@ -63,6 +63,28 @@ describe('when reading a registry config', () => {
   });
 });
 
+describe('when the registry URL carries credentials, a query or a fragment', () => {
+  // The URL is signed into every published document (index.json, snapshot.json, each rotation): a token in
+  // it was published to everyone, and the client refuses to read a URL with credentials anyway.
+  it.each([
+    ['a user and password', 'https://deploy:s3cr3t-token@r.example.com'],
+    ['a user name alone', 'https://s3cr3t-token@r.example.com/'],
+    ['a query', 'https://r.example.com/?token=s3cr3t-token'],
+    ['a fragment', 'https://r.example.com/#s3cr3t-token'],
+  ])('rejects one with %s naming /url, the secret not in the message', (_, url) => {
+    expect(() => parseRegistryConfig({ name: 'r', url })).toThrow(
+      expect.objectContaining({
+        name: 'ConfigError',
+        code: 'CONFIG_INVALID',
+        message: expect.stringContaining('/url'),
+      }),
+    );
+    expect(() => parseRegistryConfig({ name: 'r', url })).toThrow(
+      expect.objectContaining({ message: expect.not.stringContaining('s3cr3t') }),
+    );
+  });
+});
+
 const publisherEntry = (fingerprint: string, names: string[] = ['acme-*']): TrustedPublisher => ({
   fingerprint,
   names,
