@@ -16,6 +16,7 @@ export type CliErrorCode =
   | 'PLUGIN_NOT_FOUND'
   | 'REGISTRY_NOT_CONFIGURED'
   | 'ROTATION_PENDING'
+  | 'SECRET_KEY_GIVEN'
   | 'SERVICE_FAILED';
 
 export class CliError extends Error {

@@ -1,10 +1,12 @@
 /** `plugindex publish --registry`: what it refuses before anything reaches the registry. */
-import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import * as openpgp from 'openpgp';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { initRegistry } from '../../../cli/local/registry.ts';
 import { main } from '../../../cli/main.ts';
+import { generateKeyPair } from '../../../index-builder/signing.ts';
 
 let work: string;
 let dir: string;
@@ -53,6 +55,35 @@ describe('when the bundle to publish cannot be read', () => {
     expect(result.code).toBe(1);
     expect(result.stderr).toContain(`plugindex publish: FILE_NOT_FOUND: cannot read ${file}`);
     expect(result.stderr).toContain(why);
+    expect(await tree()).toEqual(before);
+  });
+});
+
+describe('when the file to publish is a secret key', () => {
+  // `publish my-key/secret.asc` (a completion one folder off): the key was copied into incoming/ and then
+  // kept in rejected/ (on AWS, uploaded to the upload bucket and kept there), readable by the operator.
+  it.each([
+    ['an armored one', async (secretKey: string) => new TextEncoder().encode(`\n${secretKey}`)],
+    [
+      'a binary one (gpg --export-secret-keys)',
+      async (secretKey: string) => {
+        const key = await openpgp.readPrivateKey({ armoredKey: secretKey });
+        return key.write();
+      },
+    ],
+  ])('refuses %s (exit 2, SECRET_KEY_GIVEN), sending nothing', async (label, bytesOf) => {
+    // Prepare
+    const { secretKey } = await generateKeyPair({ name: 'publisher' });
+    const file = path.join(work, `secret-${label.split(' ')[1]}.asc`);
+    await writeFile(file, await bytesOf(secretKey), { mode: 0o600 });
+    const before = await tree();
+
+    // Act
+    const result = await plugindex('publish', file, '--registry', dir);
+
+    // Assess
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(`plugindex publish: SECRET_KEY_GIVEN: ${file}`);
     expect(await tree()).toEqual(before);
   });
 });
