@@ -1,7 +1,8 @@
 /**
  * A fake Secrets Manager endpoint (a mock, named as such: the real service cannot run here) for tests of the
  * bundled functions, which carry their own copy of the SDK and so cannot be stubbed in-process. It speaks
- * just enough of the JSON protocol to answer GetSecretValue, over a real socket on 127.0.0.1.
+ * just enough of the JSON protocol to answer GetSecretValue and take PutSecretValue (what the README has an
+ * operator run with the AWS CLI), over a real socket on 127.0.0.1.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -9,13 +10,17 @@ import type { AddressInfo } from 'node:net';
 export interface FakeSecretsManager {
   readonly endpoint: string;
   readonly requests: string[];
+  /** Each PutSecretValue taken, in order (none when `refusePuts`). */
+  readonly puts: { readonly secretId: string; readonly secretString: string }[];
   close(): Promise<void>;
 }
 
 export async function startFakeSecretsManager(
   secrets: Readonly<Record<string, string>>,
+  options: { readonly refusePuts?: boolean } = {},
 ): Promise<FakeSecretsManager> {
   const requests: string[] = [];
+  const puts: { secretId: string; secretString: string }[] = [];
   const server = http.createServer((req, res) => {
     let body = '';
     req.on('data', (chunk: Buffer) => {
@@ -30,6 +35,16 @@ export async function startFakeSecretsManager(
         res.writeHead(status, { 'content-type': 'application/x-amz-json-1.1' });
         res.end(JSON.stringify(payload));
       };
+      if (target === 'secretsmanager.PutSecretValue') {
+        if (options.refusePuts) return reply(400, { __type: 'AccessDeniedException', message: 'refused' });
+        const { SecretString = '' } = JSON.parse(body) as { SecretString?: string };
+        puts.push({ secretId, secretString: SecretString });
+        return reply(200, {
+          ARN: `arn:aws:secretsmanager:us-east-1:123456789012:secret:${secretId}`,
+          Name: secretId,
+          VersionId: `v${puts.length + 1}`,
+        });
+      }
       if (target !== 'secretsmanager.GetSecretValue')
         reply(400, { __type: 'InvalidRequestException', message: target });
       else if (value === undefined)
@@ -48,6 +63,7 @@ export async function startFakeSecretsManager(
   return {
     endpoint: `http://127.0.0.1:${port}`,
     requests,
+    puts,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }
