@@ -175,6 +175,37 @@ const exists = (path: string) =>
 
 const logRequests = () => requests.filter((r) => r.startsWith('GET /log/'));
 
+/**
+ * A fetcher over HTTP that holds a run at its first read of the log: `atLog` resolves once the run asks for
+ * a log segment, and the read goes on once `release` is called (two runs side by side, one made the slower).
+ */
+function heldAtLog(): { slow: Fetcher; atLog: Promise<void>; release: () => void } {
+  let release = () => {};
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let reading = () => {};
+  const atLog = new Promise<void>((resolve) => {
+    reading = resolve;
+  });
+  const http = createHttpFetcher({ env: {}, retries: 0 });
+  const slow: Fetcher = {
+    document: async (endpoint, request) => {
+      if (request.path.startsWith('log/')) {
+        reading();
+        await released;
+      }
+      return http.document(endpoint, request);
+    },
+    download: (endpoint, request) => http.download(endpoint, request),
+    ociBlob: (request) => http.ociBlob(request),
+    ociManifest: (request) => http.ociManifest(request),
+    list: (endpoint, path) => http.list(endpoint, path),
+    close: () => http.close(),
+  };
+  return { slow, atLog, release };
+}
+
 describe('when a client meets a registry log', () => {
   it('remembers the head on first use without asking for the log: a cold install is five requests', async () => {
     const head = await appendLog(registry.context, 3);
@@ -503,29 +534,7 @@ describe('when two runs of one client check the registry side by side', () => {
     await appendLog(registry.context, 2);
     const older = registry.site.objects.get(SIGNED_SNAPSHOT_KEY) as StoredObject;
     // The slow run, under 'other', has that snapshot and stops as it asks for the log's new entries.
-    let release = () => {};
-    const released = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    let reading = () => {};
-    const atLog = new Promise<void>((resolve) => {
-      reading = resolve;
-    });
-    const http = createHttpFetcher({ env: {}, retries: 0 });
-    const slow: Fetcher = {
-      document: async (endpoint, request) => {
-        if (request.path.startsWith('log/')) {
-          reading();
-          await released;
-        }
-        return http.document(endpoint, request);
-      },
-      download: (endpoint, request) => http.download(endpoint, request),
-      ociBlob: (request) => http.ociBlob(request),
-      ociManifest: (request) => http.ociManifest(request),
-      list: (endpoint, path) => http.list(endpoint, path),
-      close: () => http.close(),
-    };
+    const { slow, atLog, release } = heldAtLog();
     const slowRun = withClient(m, (c) => c.updateRegistries(['other']), { fetcher: slow });
     await atLog;
     // Meanwhile the registry publishes again, and a run under 'test' accepts that.
@@ -558,29 +567,7 @@ describe('when two runs of one client check the registry side by side', () => {
     await addRegistry(m);
     const middle = await appendLog(registry.context, 2);
     // The slow run has the snapshot counting `middle`, and stops as it asks for the log's new entries.
-    let release = () => {};
-    const released = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    let reading = () => {};
-    const atLog = new Promise<void>((resolve) => {
-      reading = resolve;
-    });
-    const http = createHttpFetcher({ env: {}, retries: 0 });
-    const slow: Fetcher = {
-      document: async (endpoint, request) => {
-        if (request.path.startsWith('log/')) {
-          reading();
-          await released;
-        }
-        return http.document(endpoint, request);
-      },
-      download: (endpoint, request) => http.download(endpoint, request),
-      ociBlob: (request) => http.ociBlob(request),
-      ociManifest: (request) => http.ociManifest(request),
-      list: (endpoint, path) => http.list(endpoint, path),
-      close: () => http.close(),
-    };
+    const { slow, atLog, release } = heldAtLog();
     const slowRun = withClient(m, (c) => c.updateRegistries([]), { fetcher: slow });
     await atLog;
     // Meanwhile the log grows, and another run accepts the snapshot counting that.
