@@ -17,15 +17,19 @@ export async function readTextInput(file: string): Promise<string> {
 }
 
 /**
- * `--passphrase-file FILE`: the passphrase of a secret key, without its final line break. An empty one is
- * refused (exit 2): it reads as no passphrase, so `keygen` wrote the key unencrypted while its owner, who
- * gave a file, took it for encrypted (a password manager's command that failed into the file, say).
+ * `--passphrase-file FILE` (or the option named, `rotate-key`'s `--new-passphrase-file`): the passphrase of
+ * a secret key, without its final line break. An empty one is refused (exit 2): it reads as no passphrase,
+ * so `keygen` wrote the key unencrypted while its owner, who gave a file, took it for encrypted (a password
+ * manager's command that failed into the file, say).
  */
-export async function readPassphrase(parsed: Parsed): Promise<string | undefined> {
-  const file = stringOption(parsed, 'passphrase-file');
+export async function readPassphrase(
+  parsed: Parsed,
+  option = 'passphrase-file',
+): Promise<string | undefined> {
+  const file = stringOption(parsed, option);
   if (!file) return undefined;
   const passphrase = (await readTextInput(file)).replace(/\r?\n$/, '');
-  if (passphrase === '') throw usage(`--passphrase-file ${file} is empty: a passphrase is required`);
+  if (passphrase === '') throw usage(`--${option} ${file} is empty: a passphrase is required`);
   return passphrase;
 }
 

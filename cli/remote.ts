@@ -123,7 +123,10 @@ export async function rotateThroughQueue(options: {
   readonly queueUrl: string;
   readonly oldSecretKey: string;
   readonly newSecretKey: string;
+  /** Decrypts the old key, and the new one unless `newPassphrase` is given. */
   readonly passphrase?: string;
+  /** Decrypts the new key: one put into the signing key secret with a passphrase of its own. */
+  readonly newPassphrase?: string;
   /** The registry's public URL; default: the `url` of the config object in the upload bucket. */
   readonly url?: string;
   readonly endpoint?: string;
@@ -153,8 +156,16 @@ export async function rotateThroughQueue(options: {
   const refuse = (...args: Parameters<typeof errors.problem>): never => {
     throw new errors.SubmissionError('INVALID_SUBMISSION', [errors.problem(...args)]);
   };
-  const previous = await createSigner(options.oldSecretKey, options.passphrase);
-  const next = await createSigner(options.newSecretKey, options.passphrase);
+  // Each failure names its key: with two passphrases, "does not decrypt the signing key" alone does not say
+  // which one is wrong.
+  const signerOf = (which: string, armored: string, passphrase: string | undefined) =>
+    createSigner(armored, passphrase).catch((error: unknown) => {
+      if (error instanceof errors.KeyError)
+        throw new errors.KeyError(error.code, `the ${which} key: ${error.message}`, { cause: error });
+      throw error;
+    });
+  const previous = await signerOf('old', options.oldSecretKey, options.passphrase);
+  const next = await signerOf('new', options.newSecretKey, options.newPassphrase ?? options.passphrase);
   if (previous.fingerprint === next.fingerprint)
     refuse('ROTATION_INVALID', '/rotation/next/fingerprint', 'the new key is the old key', {
       found: next.fingerprint,

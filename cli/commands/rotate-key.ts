@@ -3,12 +3,14 @@
  * key and the new one, after which everything is signed again by the new key and clients that pinned the
  * old one follow the rotation. Locally (`--registry DIR --new-key FILE`, cli/local/rotate-key.ts), or on a
  * deployed registry (`--bucket ... --queue-url ...`, cli/remote.ts) once the new key is in the signing key
- * secret. Secret keys are decrypted with PLUGINDEX_KEY_PASSPHRASE, as the registry's own is. Exit codes as
- * `publish`: 0 done, 1 refused (the problems say why) or no outcome in time, 2 usage.
+ * secret. Secret keys are decrypted with PLUGINDEX_KEY_PASSPHRASE, as the registry's own is; on a deployed
+ * registry the new key may have a passphrase of its own (`--new-passphrase-file`), as it should after a
+ * compromise: the old passphrase may be known to whoever took the old key. Exit codes as `publish`: 0 done,
+ * 1 refused (the problems say why) or no outcome in time, 2 usage.
  */
 import { type Parsed, requiredOption, stringOption } from '../args.ts';
 import { usage } from '../errors.ts';
-import { readTextInput } from '../inputs.ts';
+import { readPassphrase, readTextInput } from '../inputs.ts';
 import { formatProblems, outJson } from '../output.ts';
 import { err, out } from '../terminal.ts';
 
@@ -31,7 +33,9 @@ async function rotateLocally(
   newKey: string,
   passphrase: string | undefined,
 ): Promise<number> {
-  for (const option of ['queue-url', 'old-key', 'url'])
+  // --new-passphrase-file too: the local registry opens its key file, the new key once it is swapped in
+  // (and again by a resumed rotation), with PLUGINDEX_KEY_PASSPHRASE alone.
+  for (const option of ['queue-url', 'old-key', 'url', 'new-passphrase-file'])
     if (stringOption(parsed, option) !== undefined) throw usage(`--${option} is for --bucket`);
   const output = stringOption(parsed, 'output');
   const { rotateLocalRegistry } = await import('../local/rotate-key.ts');
@@ -70,6 +74,9 @@ async function rotateDeployed(
   if (stringOption(parsed, 'output') !== undefined) throw usage('--output is for --registry');
   const queueUrl = requiredOption(parsed, 'queue-url');
   const oldKey = await readTextInput(requiredOption(parsed, 'old-key'));
+  // The new key's own passphrase, read as keygen reads it (an empty file refused); without it the new key
+  // is decrypted with PLUGINDEX_KEY_PASSPHRASE, as the old one is.
+  const newPassphrase = await readPassphrase(parsed, 'new-passphrase-file');
   const timeout = Number(stringOption(parsed, 'timeout') ?? '300');
   if (!Number.isFinite(timeout) || timeout < 0) throw usage('--timeout must be a number of seconds');
   const endpoint = stringOption(parsed, 'endpoint');
@@ -81,6 +88,7 @@ async function rotateDeployed(
     oldSecretKey: oldKey,
     newSecretKey: newKey,
     ...(passphrase ? { passphrase } : {}),
+    ...(newPassphrase !== undefined ? { newPassphrase } : {}),
     ...(url !== undefined ? { url } : {}),
     ...(endpoint !== undefined ? { endpoint } : {}),
     timeoutSeconds: timeout,

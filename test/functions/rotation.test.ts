@@ -28,7 +28,13 @@ import {
   rotationUploadKey,
 } from '../../index-builder/pipeline/rotate.ts';
 import { signRotation } from '../../index-builder/rotation.ts';
-import { createSigner, type KeyPair, readPublicKey, type Signer } from '../../index-builder/signing.ts';
+import {
+  createSigner,
+  generateKeyPair,
+  type KeyPair,
+  readPublicKey,
+  type Signer,
+} from '../../index-builder/signing.ts';
 import { openSignedSnapshot, verifySnapshot } from '../../index-builder/verify.ts';
 import { makeBundle, testKey, validManifest } from '../support/fixtures.ts';
 import { functionConfig, type LocalS3, startLocalS3 } from '../support/s3.ts';
@@ -43,11 +49,11 @@ let signers: Record<'a' | 'b' | 'c', Signer>;
 const logs: Record<string, unknown>[] = [];
 let work: string;
 
-/** What the signing key secret holds now (the mock answers with it). */
-function secretHolds(pair: KeyPair): void {
-  secrets
-    .on(GetSecretValueCommand)
-    .resolves({ SecretString: JSON.stringify({ armoredKey: pair.secretKey }) });
+/** What the signing key secret holds now (the mock answers with it): a key, and the passphrase that opens it. */
+function secretHolds(pair: KeyPair, passphrase?: string): void {
+  secrets.on(GetSecretValueCommand).resolves({
+    SecretString: JSON.stringify({ armoredKey: pair.secretKey, ...(passphrase ? { passphrase } : {}) }),
+  });
 }
 
 /** The publish function as one warm container runs it: its own secret cache. */
@@ -279,6 +285,16 @@ describe('when an operator runs plugindex rotate-key --bucket', () => {
     }
   }
 
+  /** The queue delivers to one container of the publish function at once. */
+  function deliverToFunction(): void {
+    const fn = createPublishHandler(container());
+    sqs.reset();
+    sqs.on(SendMessageCommand).callsFake(async (input: { MessageBody: string }) => {
+      await fn({ Records: [{ messageId: 'q-1', eventSource: 'aws:sqs', body: input.MessageBody }] });
+      return { MessageId: 'q-1' };
+    });
+  }
+
   it('uploads the rotation under rotations/, queues its request and reports the outcome', async () => {
     process.env.AWS_REGION ??= 'us-east-1';
     process.env.AWS_ACCESS_KEY_ID ??= 'S3RVER';
@@ -344,5 +360,113 @@ describe('when an operator runs plugindex rotate-key --bucket', () => {
     );
     expect(same.code).toBe(1);
     expect(same.stderr).toContain('ROTATION_INVALID');
+  });
+
+  it('decrypts the new key with its own passphrase (--new-passphrase-file), the old one with PLUGINDEX_KEY_PASSPHRASE', async () => {
+    // Prepare: the registry signs with key d (the rotation above). After a compromise the operator makes key
+    // e under a new passphrase, then f under another, and puts each into the secret with its passphrase.
+    const d = await testKey('fn-d');
+    const e = await generateKeyPair({ name: 'fn e', passphrase: 'first passphrase' });
+    const f = await generateKeyPair({ name: 'fn f', passphrase: 'second passphrase' });
+    const files: Record<string, string> = {};
+    for (const [name, text] of Object.entries({
+      d: d.secretKey,
+      e: e.secretKey,
+      f: f.secretKey,
+      'e.pass': 'first passphrase\n',
+      'f.pass': 'second passphrase',
+      'wrong.pass': 'first passphrase',
+      'empty.pass': '\n',
+    })) {
+      files[name] = path.join(work, `${name}.asc`);
+      await writeFile(files[name] as string, text);
+    }
+    const queueUrl = 'https://sqs.us-east-1.amazonaws.com/123456789012/Submissions.fifo';
+    const common = ['--bucket', config.intakeBucket, '--queue-url', queueUrl, '--endpoint', s3.endpoint];
+    const rotate = (from: string, to: string, ...more: string[]) =>
+      plugindex(
+        'rotate-key',
+        ...common,
+        '--url',
+        config.defaults.url as string,
+        '--old-key',
+        from,
+        '--new-key',
+        to,
+        ...more,
+      );
+    const passphrase = process.env.PLUGINDEX_KEY_PASSPHRASE;
+    try {
+      // Act: d (no passphrase) to e (its own).
+      delete process.env.PLUGINDEX_KEY_PASSPHRASE;
+      secretHolds(e, 'first passphrase');
+      deliverToFunction();
+      const first = await rotate(
+        files.d as string,
+        files.e as string,
+        '--new-passphrase-file',
+        files['e.pass'] as string,
+      );
+      // Assess
+      expect(first.code, first.stderr).toBe(0);
+      expect(first.stdout).toContain(`published rotation 4: key ${d.fingerprint} -> ${e.fingerprint}`);
+      expect(await published()).toMatchObject({ key_fingerprint: e.fingerprint, key_rotations: 4 });
+
+      // Act: e, opened by PLUGINDEX_KEY_PASSPHRASE, to f under a passphrase e's never opens. A wrong or an empty
+      // new passphrase first: refused before anything is uploaded or sent, the failure naming the new key.
+      process.env.PLUGINDEX_KEY_PASSPHRASE = 'first passphrase';
+      secretHolds(f, 'second passphrase');
+      deliverToFunction();
+      const wrong = await rotate(
+        files.e as string,
+        files.f as string,
+        '--new-passphrase-file',
+        files['wrong.pass'] as string,
+      );
+      expect(wrong.code).toBe(1);
+      expect(wrong.stderr).toContain('KEY_PASSPHRASE');
+      expect(wrong.stderr).toContain('the new key');
+      const empty = await rotate(
+        files.e as string,
+        files.f as string,
+        '--new-passphrase-file',
+        files['empty.pass'] as string,
+      );
+      expect(empty.code).toBe(2);
+      expect(empty.stderr).toContain('is empty');
+      const without = await rotate(files.e as string, files.f as string);
+      expect(without.code).toBe(1);
+      expect(without.stderr).toContain('KEY_PASSPHRASE');
+      expect(sqs.commandCalls(SendMessageCommand)).toHaveLength(0);
+      const second = await rotate(
+        files.e as string,
+        files.f as string,
+        '--new-passphrase-file',
+        files['f.pass'] as string,
+      );
+
+      // Assess: the function opened f with the secret's passphrase and signs with it.
+      expect(second.code, second.stderr).toBe(0);
+      expect(second.stdout).toContain(`published rotation 5: key ${e.fingerprint} -> ${f.fingerprint}`);
+      expect(await published()).toMatchObject({ key_fingerprint: f.fingerprint, key_rotations: 5 });
+      await verifiesBy(await createSigner(f.secretKey, 'second passphrase'));
+    } finally {
+      if (passphrase === undefined) delete process.env.PLUGINDEX_KEY_PASSPHRASE;
+      else process.env.PLUGINDEX_KEY_PASSPHRASE = passphrase;
+    }
+  });
+
+  it('refuses --new-passphrase-file for a local registry (exit 2): its key file opens with PLUGINDEX_KEY_PASSPHRASE alone', async () => {
+    const run = await plugindex(
+      'rotate-key',
+      '--registry',
+      work,
+      '--new-key',
+      path.join(work, 'f.asc'),
+      '--new-passphrase-file',
+      path.join(work, 'f.pass.asc'),
+    );
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('--new-passphrase-file is for --bucket');
   });
 });
