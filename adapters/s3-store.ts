@@ -57,6 +57,12 @@ export interface S3StoreOptions {
   readonly streamPartsInFlight?: number;
   /** Keys per ListObjectsV2 page (S3's maximum is 1,000); smaller in tests to exercise pagination. */
   readonly pageSize?: number;
+  /**
+   * Waits before a conditional request S3 answered 409 ConditionalRequestConflict is sent again, `attempt`
+   * being the attempt that was answered so (1 for the first): `conflictBackoffMs` by default. Tests pass one
+   * that records and does not sleep.
+   */
+  readonly conflictDelay?: (attempt: number) => Promise<void>;
 }
 
 /** `put` and `putStream` options only S3 takes. */
@@ -330,8 +336,25 @@ function isConditionalConflict(error: unknown): boolean {
   return error instanceof S3ServiceException && error.name === 'ConditionalRequestConflict';
 }
 
-/** How many times a conditional delete is sent while S3 answers it 409 ConditionalRequestConflict. */
-const CONFLICT_DELETE_ATTEMPTS = 3;
+/**
+ * How many times a conditional request (a delete `ifMatch`) is sent while S3 answers it
+ * 409 ConditionalRequestConflict.
+ */
+const CONFLICT_ATTEMPTS = 3;
+/** The backoff after a 409 ConditionalRequestConflict's first attempt, doubled after each one after. */
+const CONFLICT_BACKOFF_MS = 100;
+
+/**
+ * How long to wait after attempt `attempt` of a conditional request S3 answered 409: 50 to 100 ms after the
+ * first, 100 to 200 ms after the second. Sent again at once, it met the same race (the request it raced may
+ * still be in flight); the jitter keeps two writers that raced each other from meeting again in step.
+ */
+export function conflictBackoffMs(attempt: number, random: () => number = Math.random): number {
+  return CONFLICT_BACKOFF_MS * 2 ** (attempt - 1) * (0.5 + random() / 2);
+}
+
+const sleepAfterConflict = (attempt: number): Promise<void> =>
+  new Promise((resolve) => setTimeout(resolve, conflictBackoffMs(attempt)));
 
 /** The conditions of a write, as S3 takes them: create only, or only over the object read. */
 function conditionOf(options: S3PutOptions): { IfNoneMatch?: string; IfMatch?: string } {
@@ -347,6 +370,7 @@ export class S3Store implements Store {
   readonly #partSize: number;
   readonly #streamPartsInFlight: number;
   readonly #pageSize: number;
+  readonly #conflictDelay: (attempt: number) => Promise<void>;
 
   constructor(options: S3StoreOptions) {
     this.#client = options.client;
@@ -356,6 +380,7 @@ export class S3Store implements Store {
     this.#partSize = options.partSizeBytes ?? PART_SIZE;
     this.#streamPartsInFlight = options.streamPartsInFlight ?? STREAM_PARTS_IN_FLIGHT;
     this.#pageSize = options.pageSize ?? 1000;
+    this.#conflictDelay = options.conflictDelay ?? sleepAfterConflict;
   }
 
   /**
@@ -575,7 +600,8 @@ export class S3Store implements Store {
     // S3 checks `If-Match` and deletes as one step (general purpose buckets since September 2025): an upload
     // put under the key since it was read is left, with 412 Precondition Failed. Another request on the key
     // racing it is answered 409 ConditionalRequestConflict, nothing deleted: asked again, S3 then says which
-    // (deleted, 412 or 404). Thrown at once, it failed the publish function's invocation after its batch was
+    // (deleted, 412 or 404), after a short backoff (sent again at once, it may meet the request it raced
+    // still in flight). Thrown at once, it failed the publish function's invocation after its batch was
     // committed, and the queue held every upload behind it for its visibility timeout.
     const IfMatch = options?.ifMatch;
     for (let attempt = 1; ; attempt++) {
@@ -586,7 +612,10 @@ export class S3Store implements Store {
         return;
       } catch (error) {
         if (isNotFound(error) || (IfMatch && isPreconditionFailed(error))) return;
-        if (IfMatch && isConditionalConflict(error) && attempt < CONFLICT_DELETE_ATTEMPTS) continue;
+        if (IfMatch && isConditionalConflict(error) && attempt < CONFLICT_ATTEMPTS) {
+          await this.#conflictDelay(attempt);
+          continue;
+        }
         this.#fail(key, 'delete', error);
       }
     }

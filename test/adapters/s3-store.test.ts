@@ -16,7 +16,7 @@ import {
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { S3Store } from '../../adapters/s3-store.ts';
+import { conflictBackoffMs, S3Store } from '../../adapters/s3-store.ts';
 import { syntheticDocument, URL_BASE } from '../../bench/synthetic.ts';
 import { catalogLineOf, emptyCatalog, saveCatalog } from '../../index-builder/catalog.ts';
 import { fixedClock } from '../../index-builder/clock.ts';
@@ -479,25 +479,41 @@ describe('when storing objects in S3', () => {
       },
       { step: 'initialize', name: 'conditionalDeletes' },
     );
-    const store = new S3Store({ client, bucket: 'store-test' });
+    // The backoff before each attempt again, recorded (the attempt answered 409), not slept.
+    const delays: number[] = [];
+    const conflictDelay = async (attempt: number) => {
+      delays.push(attempt);
+    };
+    const store = new S3Store({ client, bucket: 'store-test', conflictDelay });
     await store.put('raced/a.bin', encode('a'), opts);
     const etag = (await store.head('raced/a.bin'))?.etag as string;
 
     answers.push({ name: 'ConditionalRequestConflict', status: 409 });
     await store.delete('raced/a.bin', { ifMatch: etag });
     expect(sent).toEqual([etag, etag]);
+    expect(delays).toEqual([1]);
     expect(await store.head('raced/a.bin')).toBeUndefined();
 
+    delays.length = 0;
     await store.put('raced/b.bin', encode('b'), opts);
     answers.push({ name: 'PreconditionFailed', status: 412 });
     await store.delete('raced/b.bin', { ifMatch: '"another"' });
     expect(await store.head('raced/b.bin')).toBeDefined();
+    expect(delays).toEqual([]);
 
     // A race S3 keeps answering is a failure like any other: the object is left, and the caller told.
     answers.push(...Array.from({ length: 3 }, () => ({ name: 'ConditionalRequestConflict', status: 409 })));
     await expect(store.delete('raced/b.bin', { ifMatch: '"b"' })).rejects.toMatchObject({ code: 'STORE_IO' });
+    expect(delays).toEqual([1, 2]);
     expect(await store.head('raced/b.bin')).toBeDefined();
     client.destroy();
+  });
+
+  it('waits a short jittered backoff after a race 409, longer after each attempt', () => {
+    expect(conflictBackoffMs(1, () => 0)).toBe(50);
+    expect(conflictBackoffMs(1, () => 0.999_999)).toBeCloseTo(100, 3);
+    expect(conflictBackoffMs(2, () => 0)).toBe(100);
+    expect(conflictBackoffMs(2, () => 0.999_999)).toBeCloseTo(200, 3);
   });
 
   it('translates SDK failures into StoreError with the cause, and refuses unsafe keys', async () => {
