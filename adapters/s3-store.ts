@@ -70,7 +70,10 @@ export interface S3PutOptions extends PutOptions {
   /**
    * Write only where no object is (`If-None-Match: *`, checked by S3 as part of the write): a publisher's
    * upload into a bucket other publishers write to never replaces one waiting there, and a deployment's
-   * publisher policy refuses an upload without it. An object there fails with `STORE_EXISTS`, unchanged.
+   * publisher policy refuses an upload without it. An object there fails with `STORE_EXISTS`, unchanged,
+   * at once. A write S3 answers 409 ConditionalRequestConflict (another request on the key raced it, and S3
+   * says to retry) is sent again after a short backoff by `put` and `putStreamFrom`, which can send the body
+   * again; `putStream`, whose body is read once, fails STORE_IO.
    */
   readonly createOnly?: boolean;
 }
@@ -337,7 +340,7 @@ function isConditionalConflict(error: unknown): boolean {
 }
 
 /**
- * How many times a conditional request (a delete `ifMatch`) is sent while S3 answers it
+ * How many times a conditional request (a delete `ifMatch`, a create-only write) is sent while S3 answers it
  * 409 ConditionalRequestConflict.
  */
 const CONFLICT_ATTEMPTS = 3;
@@ -381,6 +384,25 @@ export class S3Store implements Store {
     this.#streamPartsInFlight = options.streamPartsInFlight ?? STREAM_PARTS_IN_FLIGHT;
     this.#pageSize = options.pageSize ?? 1000;
     this.#conflictDelay = options.conflictDelay ?? sleepAfterConflict;
+  }
+
+  /**
+   * `write` (one whole write of the object, the body sent from its start) again after a backoff while S3
+   * answers a create-only write 409 ConditionalRequestConflict: S3's own advice for a conditional write that
+   * raced another request on the key. Without it a publisher's upload failed STORE_IO on a race it did not
+   * lose. Never a 412 (an object there: STORE_EXISTS, final), nor any other failure.
+   */
+  async #createRetrying(options: S3PutOptions, write: () => Promise<void>): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await write();
+        return;
+      } catch (error) {
+        const raced = error instanceof StoreError && isConditionalConflict(error.cause);
+        if (!options.createOnly || !raced || attempt >= CONFLICT_ATTEMPTS) throw error;
+        await this.#conflictDelay(attempt);
+      }
+    }
   }
 
   /**
@@ -504,6 +526,10 @@ export class S3Store implements Store {
    * completed: readers see the old object or the new, never a mix.
    */
   async put(key: string, body: Uint8Array, options: S3PutOptions): Promise<void> {
+    await this.#createRetrying(options, () => this.#putOnce(key, body, options));
+  }
+
+  async #putOnce(key: string, body: Uint8Array, options: S3PutOptions): Promise<void> {
     const params = this.#params(key, options);
     try {
       if (body.byteLength < this.#multipartThreshold) {
@@ -593,6 +619,20 @@ export class S3Store implements Store {
       await upload.abort();
       this.#fail(key, 'write', error, options);
     }
+  }
+
+  /**
+   * `putStream` of the body `open` gives, opened again for each attempt: a create-only write S3 answers 409
+   * ConditionalRequestConflict is sent again from the body's start (a stream cannot be read twice), after a
+   * short backoff.
+   * @example await store.putStreamFrom(key, () => createReadStream(file), { ...put, createOnly: true });
+   */
+  async putStreamFrom(
+    key: string,
+    open: () => AsyncIterable<Uint8Array>,
+    options: S3PutOptions,
+  ): Promise<void> {
+    await this.#createRetrying(options, () => this.putStream(key, open(), options));
   }
 
   async delete(key: string, options?: DeleteOptions): Promise<void> {

@@ -39,8 +39,10 @@ export async function submitToBucket(options: {
     // Only where nothing is: another publisher's upload waiting under this key is never replaced (and a
     // deployment's publisher policy refuses an upload without the condition).
     const put = { contentType: options.contentType, cacheControl: CACHE_PRIVATE, createOnly: true };
-    if ('file' in options.body) await store.putStream(options.key, createReadStream(options.body.file), put);
-    else await store.put(options.key, options.body.bytes, put);
+    // A race S3 answers 409 is sent again (S3Store): the file opened again for each attempt.
+    const { body } = options;
+    if ('file' in body) await store.putStreamFrom(options.key, () => createReadStream(body.file), put);
+    else await store.put(options.key, body.bytes, put);
     const { outcomeKeys } = options;
     options.log(`uploaded s3://${options.bucket}/${options.key}; waiting for ${outcomeKeys.join(' or ')}`);
     const deadline = Date.now() + options.timeoutSeconds * 1000;

@@ -516,6 +516,81 @@ describe('when storing objects in S3', () => {
     expect(conflictBackoffMs(2, () => 0.999_999)).toBeCloseTo(200, 3);
   });
 
+  it('writes createOnly again when S3 answers a race 409, the stream opened again, and never after a 412', async () => {
+    // S3 answers a conditional write 409 ConditionalRequestConflict when another request on the key raced it,
+    // and says to retry (a mock: s3rver ignores If-None-Match). Thrown as STORE_IO, a publisher's upload
+    // failed on a race it did not lose.
+    const client = new S3Client({ ...s3.config });
+    const answers: { name: string; status: number }[] = [];
+    const sent: string[] = [];
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const { IfNoneMatch, Key } = args.input as { IfNoneMatch?: string; Key: string };
+        if (context.commandName !== 'PutObjectCommand' || IfNoneMatch !== '*') return next(args);
+        sent.push(Key);
+        const answer = answers.shift();
+        if (answer)
+          throw new S3ServiceException({
+            name: answer.name,
+            $fault: 'client',
+            $metadata: { httpStatusCode: answer.status },
+          });
+        return next(args);
+      },
+      { step: 'initialize', name: 'conditionalWrites' },
+    );
+    const delays: number[] = [];
+    const conflictDelay = async (attempt: number) => {
+      delays.push(attempt);
+    };
+    const store = new S3Store({ client, bucket: 'store-test', conflictDelay });
+    const create = { ...opts, createOnly: true };
+
+    // Bytes: sent again whole.
+    answers.push({ name: 'ConditionalRequestConflict', status: 409 });
+    await store.put('created/a.bin', encode('a'), create);
+    expect(sent).toEqual(['created/a.bin', 'created/a.bin']);
+    expect(delays).toEqual([1]);
+    expect(new TextDecoder().decode((await store.get('created/a.bin'))?.body)).toBe('a');
+
+    // A stream: opened again for the second attempt, its body sent from the start.
+    sent.length = 0;
+    delays.length = 0;
+    let opened = 0;
+    const open = () => {
+      opened += 1;
+      return chunksOf(encode('streamed body'), 4);
+    };
+    answers.push(...Array.from({ length: 2 }, () => ({ name: 'ConditionalRequestConflict', status: 409 })));
+    await store.putStreamFrom('created/b.bin', open, create);
+    expect(opened).toBe(3);
+    expect(delays).toEqual([1, 2]);
+    expect(new TextDecoder().decode((await store.get('created/b.bin'))?.body)).toBe('streamed body');
+
+    // 412: an object is there. Final at once, neither sent again nor waited for.
+    sent.length = 0;
+    delays.length = 0;
+    opened = 0;
+    answers.push({ name: 'PreconditionFailed', status: 412 });
+    await expect(store.putStreamFrom('created/b.bin', open, create)).rejects.toMatchObject({
+      code: 'STORE_EXISTS',
+    });
+    answers.push({ name: 'PreconditionFailed', status: 412 });
+    await expect(store.put('created/a.bin', encode('x'), create)).rejects.toMatchObject({
+      code: 'STORE_EXISTS',
+    });
+    expect(sent).toEqual(['created/b.bin', 'created/a.bin']);
+    expect(opened).toBe(1);
+    expect(delays).toEqual([]);
+
+    // A race S3 keeps answering fails as before, after three attempts; nothing is written.
+    answers.push(...Array.from({ length: 3 }, () => ({ name: 'ConditionalRequestConflict', status: 409 })));
+    await expect(store.put('created/c.bin', encode('c'), create)).rejects.toMatchObject({ code: 'STORE_IO' });
+    expect(delays).toEqual([1, 2]);
+    expect(await store.head('created/c.bin')).toBeUndefined();
+    client.destroy();
+  });
+
   it('translates SDK failures into StoreError with the cause, and refuses unsafe keys', async () => {
     const store = new S3Store({ client: s3.client, bucket: 'no-such-bucket' });
     const failure = store.put('x.json', encode('x'), opts);

@@ -294,6 +294,37 @@ describe("when a publisher uploads with the deployment's publisher policy", () =
     expect(await intakeText('incoming/taken.tgz')).toBe('first');
   });
 
+  it('sends an upload S3 answers a race 409 again, from the file opened again', async () => {
+    // S3 answers a conditional write that raced another request on the key 409 ConditionalRequestConflict,
+    // and says to retry: the upload failed STORE_IO. The stream read for the first attempt is spent, so the
+    // second must read the file again (sent from the spent stream, it would put an empty object).
+    Object.assign(process.env, LOCAL_ENV);
+    const work = await mkdtemp(path.join(tmpdir(), 'plugindex-raced-'));
+    try {
+      const file = path.join(work, 'raced.tgz');
+      await writeFile(file, 'the bundle');
+      gate.races.set(`${INTAKE}/incoming/raced.tgz`, 2);
+      gate.refused.length = 0;
+      const outcome = await submitToBucket({
+        bucket: INTAKE,
+        key: 'incoming/raced.tgz',
+        body: { file },
+        contentType: 'application/gzip',
+        outcomeKeys: ['status/never.json'],
+        timeoutSeconds: 0,
+        endpoint: gate.endpoint,
+        log: () => {},
+      });
+      expect(outcome).toBeUndefined();
+      expect(gate.refused.filter((line) => line.startsWith('409'))).toHaveLength(2);
+      expect(await intakeText('incoming/raced.tgz')).toBe('the bundle');
+    } finally {
+      gate.races.clear();
+      await s3.client.send(new DeleteObjectCommand({ Bucket: INTAKE, Key: 'incoming/raced.tgz' }));
+      await rm(work, { recursive: true, force: true });
+    }
+  });
+
   it('publishes with `plugindex publish --bucket`, through the policy', async () => {
     Object.assign(process.env, LOCAL_ENV);
     const work = await mkdtemp(path.join(tmpdir(), 'plugindex-publisher-'));

@@ -21,8 +21,13 @@ import { startS3Proxy } from './s3-proxy.ts';
 
 export interface S3Gate {
   readonly endpoint: string;
-  /** Every request refused, as `<action> <resource>` or `412 <resource>`. */
+  /** Every request refused, as `<action> <resource>`, `412 <resource>` or `409 <resource>`. */
   readonly refused: string[];
+  /**
+   * How many of the next conditional writes of `<bucket>/<key>` to answer 409 ConditionalRequestConflict, as
+   * S3 answers one another request on the key raced (set by a test; each answer counts one down).
+   */
+  readonly races: Map<string, number>;
   close(): Promise<void>;
 }
 
@@ -98,6 +103,7 @@ export async function startS3Gate(
   principal: RequestContext = {},
 ): Promise<S3Gate> {
   const refused: string[] = [];
+  const races = new Map<string, number>();
   /** The ETag of the object at `<bucket>/<key>`, or undefined when there is none. */
   const etagOf = async (resource: string): Promise<string | undefined> => {
     const [Bucket, ...rest] = resource.split('/');
@@ -127,6 +133,19 @@ export async function startS3Gate(
     }
     const ifMatch = request.headers['if-match'];
     if (creates && (request.headers['if-none-match'] === '*' || typeof ifMatch === 'string')) {
+      const raced = races.get(resource) ?? 0;
+      if (raced > 0) {
+        races.set(resource, raced - 1);
+        refused.push(`409 ${resource}`);
+        request.resume();
+        answer(
+          response,
+          409,
+          'ConditionalRequestConflict',
+          'A conflicting operation occurred. If using PutObject you can retry the request.',
+        );
+        return true;
+      }
       const found = await etagOf(resource);
       if (typeof ifMatch === 'string' ? found !== ifMatch : found !== undefined) {
         refused.push(`412 ${resource}`);
@@ -142,5 +161,5 @@ export async function startS3Gate(
     }
     return false;
   });
-  return { ...proxy, refused };
+  return { ...proxy, refused, races };
 }
