@@ -152,7 +152,9 @@ function checkSnapshotTtl(settings: FunctionConfig, ttl: number, where: string):
  * then, and a redelivered message finds nothing to invalidate, so a throw bought no invalidation, only the
  * message back after the queue's visibility timeout (90 minutes), the one message group held till then:
  * CloudFront throttling a burst of publishes (TooManyInvalidationsInProgress) stalled every upload behind
- * it. What stays cached is bounded by the documents' own max-age (60 s).
+ * it. What stays cached is bounded by the documents' own max-age (60 s; five minutes at the CDN at most),
+ * the manifest signatures a key rotation rewrites included (layout.ts `isManifestSignatureKey`: they have a
+ * behavior of their own, infra/constructs/distribution.ts, not the year a version's other files are cached).
  */
 async function invalidate(deps: HandlerDeps, keys: readonly string[]): Promise<void> {
   if (!deps.config.distributionId || keys.length === 0) return;

@@ -13,7 +13,8 @@
  *   keys/registry.asc, index.html, favicon.svg        the registry key and the home page
  *   style.css                                         the pages' one style sheet (a page asset)
  *   plugins/<name>/index.json, index.html             the plugin document (+ .asc) and page (mutable)
- *   plugins/<name>/<version folder>/manifest.json     the signed manifest, + .asc (immutable)
+ *   plugins/<name>/<version folder>/manifest.json     the signed manifest (immutable), + .asc (mutable:
+ *                                                     a key rotation signs every manifest again)
  *   plugins/<name>/<version folder>/<artifact path>   hosted artifacts (immutable, served as downloads)
  *
  * The intake store (never published):
@@ -343,8 +344,22 @@ export function versionKeys(name: string, version: string, files: readonly strin
   return [manifest, signatureKey(manifest), ...files.map((file) => artifactKey(name, version, file))];
 }
 
+/** The registry's detached signature of a version's manifest: the one file of a version folder that changes. */
+export const MANIFEST_SIGNATURE_FILE = 'manifest.json.asc';
+
 /** The files of a version folder that are the registry's, not artifacts (`manifest` is its route). */
-const VERSION_FILES = new Set(['manifest', 'manifest.json', 'manifest.json.asc']);
+const VERSION_FILES = new Set(['manifest', 'manifest.json', MANIFEST_SIGNATURE_FILE]);
+
+/**
+ * True for `plugins/<name>/<version>/manifest.json.asc`, a manifest's signature: the one file of a version
+ * folder a key rotation rewrites (pipeline/rotate.ts signs every manifest again with the new key), so it is
+ * served as mutable, never cached for a year: a CDN's copy by the retired key (an invalidation that failed
+ * or was never asked for) is refused by every client holding the new key, and an install `--frozen` from a
+ * lock made since, `plugindex verify --url` and anyone checking it by hand read it.
+ */
+export function isManifestSignatureKey(key: string): boolean {
+  return isUnderPlugins(key) && slashesIn(key, 4) === 3 && key.endsWith(`/${MANIFEST_SIGNATURE_FILE}`);
+}
 
 /**
  * True for a key under `plugins/`, its first segment spelled in any letter case. The filesystem store on
@@ -392,7 +407,8 @@ export interface ImpliedMetadata {
 
 /**
  * The content type and cache policy a key's place in the layout implies: a version's files are immutable
- * (its hosted artifacts opaque bytes, whatever their names), the intake store's are private, and the rest
+ * (its hosted artifacts opaque bytes, whatever their names) but for its manifest's signature, which a key
+ * rotation rewrites (`isManifestSignatureKey`), the intake store's are private, and the rest
  * of the site is mutable, each typed by its extension. The filesystem store keeps no sidecar for a small
  * file written with exactly this (adapters/fs-store.ts), and serves a file without one so: a publish of a
  * new plugin then creates half the files, and a file made by hand is served as its place says.
@@ -400,6 +416,7 @@ export interface ImpliedMetadata {
 export function impliedMetadata(key: string): ImpliedMetadata {
   if (INTAKE_FOLDERS.some((folder) => key.startsWith(folder)))
     return { contentType: contentTypeFor(key), cacheControl: CACHE_PRIVATE };
+  if (isManifestSignatureKey(key)) return { contentType: contentTypeFor(key), cacheControl: CACHE_MUTABLE };
   if (isUnderPlugins(key) && slashesIn(key, 3) >= 3) {
     const contentType = isHostedArtifactKey(key) ? 'application/octet-stream' : contentTypeFor(key);
     return { contentType, cacheControl: CACHE_IMMUTABLE };

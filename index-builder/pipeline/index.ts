@@ -611,7 +611,8 @@ export interface RebuildOptions {
  * Re-renders every plugin document, page and registry-wide document from the published plugin documents,
  * and re-signs everything (with `resignManifests`, the manifests too). For key rotation
  * (pipeline/rotate.ts), a changed registry URL or name, and recovery. `invalidate` holds every key
- * rewritten that a CDN caches, the re-signed manifest signatures among them (cached as immutable).
+ * rewritten that a CDN caches, the re-signed manifest signatures among them (which the write log leaves
+ * out: mutable only across a rotation, they are named here).
  */
 export async function rebuildRegistry(
   context: PipelineContext,

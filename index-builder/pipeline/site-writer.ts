@@ -4,7 +4,14 @@
  */
 import type { CatalogLine } from '../catalog.ts';
 import { normalizeDigest } from '../digest.ts';
-import { artifactKey, manifestKey, pluginDocumentKey, pluginPageKey, signatureKey } from '../layout.ts';
+import {
+  artifactKey,
+  isManifestSignatureKey,
+  manifestKey,
+  pluginDocumentKey,
+  pluginPageKey,
+  signatureKey,
+} from '../layout.ts';
 import { allSettledValues } from '../limited.ts';
 import type { ArtifactRecord, DocumentDigest, PluginDocument, VersionRecord } from '../model.ts';
 import { ociArtifactUrl } from '../oci.ts';
@@ -26,8 +33,14 @@ import { type RenderedPlugin, renderPlugin } from './plugin-document.ts';
 
 /**
  * A Store that passes everything through and remembers which mutable keys were written, so a deployment can
- * invalidate exactly those in its CDN.
+ * invalidate exactly those in its CDN. A manifest's signature is mutable only across a key rotation, which
+ * names the ones it rewrites itself (`resignManifests`): written with a new version, nothing cached it yet,
+ * as for the version's immutable files, so it costs no invalidation path.
  */
+function isInvalidated(key: string, options: PutOptions): boolean {
+  return options.cacheControl !== CACHE_IMMUTABLE && !isManifestSignatureKey(key);
+}
+
 export class WriteLog implements Store {
   readonly #keys = new Set<string>();
 
@@ -43,7 +56,7 @@ export class WriteLog implements Store {
 
   async put(key: string, body: Uint8Array, options: PutOptions): Promise<void> {
     await this.inner.put(key, body, options);
-    if (options.cacheControl !== CACHE_IMMUTABLE) this.#keys.add(key);
+    if (isInvalidated(key, options)) this.#keys.add(key);
   }
 
   getStream(key: string) {
@@ -52,7 +65,7 @@ export class WriteLog implements Store {
 
   async putStream(key: string, body: AsyncIterable<Uint8Array>, options: PutOptions): Promise<void> {
     await this.inner.putStream(key, body, options);
-    if (options.cacheControl !== CACHE_IMMUTABLE) this.#keys.add(key);
+    if (isInvalidated(key, options)) this.#keys.add(key);
   }
 
   delete(key: string, options?: DeleteOptions) {
@@ -317,7 +330,8 @@ export async function writeVersion(
     // One pass over the manifest gives its signature and the digest its record and the store take.
     const signed = await ctx.signer.signWithDigest(body);
     writing(putFile(ctx.site, manifestAt, body, CACHE_IMMUTABLE, signed.sha256));
-    writing(putFile(ctx.site, signatureKey(manifestAt), encoder.encode(signed.signature), CACHE_IMMUTABLE));
+    // Mutable, unlike the manifest: a key rotation signs it again (layout.ts `isManifestSignatureKey`).
+    writing(putFile(ctx.site, signatureKey(manifestAt), encoder.encode(signed.signature), CACHE_MUTABLE));
     await allWritten(writes);
     return versionRecordOf(manifest, {
       published,
@@ -373,7 +387,8 @@ export async function writePluginDocument(ctx: PipelineContext, doc: PluginDocum
  * each `manifest.json.asc` is rewritten, and the `manifest_signature` the document carries with it. The
  * bytes re-signed are checked against the digest the document gives, so the new key vouches for exactly
  * what the old one did. A removed version has no manifest left to sign and is kept as it is. Returns the
- * document to render and the signatures rewritten: immutable objects, which a CDN must be told of.
+ * document to render and the signatures rewritten, which a CDN must be told of: served as mutable (layout.ts
+ * `isManifestSignatureKey`), so a CDN that is not told holds the old key's for minutes, not a year.
  * @throws Error when a manifest is missing or differs from its record: the operator's to mend.
  */
 export async function resignManifests(
@@ -395,7 +410,7 @@ export async function resignManifests(
       throw new Error(
         `${key} hashes to ${signed.sha256}, not the ${version.manifest_sha256} its plugin document gives`,
       );
-    await putFile(ctx.site, signatureKey(key), encoder.encode(signed.signature), CACHE_IMMUTABLE);
+    await putFile(ctx.site, signatureKey(key), encoder.encode(signed.signature), CACHE_MUTABLE);
     rewritten.push(signatureKey(key));
     versions.push({ ...version, manifest_signature: signed.signature });
   }

@@ -1,7 +1,7 @@
 /**
  * The CloudFront distribution in front of the site bucket: HTTPS only, HTTP/2 and HTTP/3, compression,
  * Origin Access Control (the bucket stays private), one cache policy for immutable paths and one for
- * mutable documents, security headers, the endpoint-mapping function, and access logs.
+ * mutable documents (manifest signatures among them: a key rotation rewrites them), security headers, the endpoint-mapping function, and access logs.
  */
 import { Duration, Validations } from 'aws-cdk-lib';
 import { Certificate } from 'aws-cdk-lib/aws-certificatemanager';
@@ -27,6 +27,7 @@ import { FunctionUrlOrigin, S3BucketOrigin } from 'aws-cdk-lib/aws-cloudfront-or
 import type { IFunctionUrl } from 'aws-cdk-lib/aws-lambda';
 import type { Bucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
+import { MANIFEST_SIGNATURE_FILE } from '../../index-builder/layout.ts';
 import { SEARCH_MAX_AGE_SECONDS, SEARCH_PATH } from '../../index-builder/search-endpoint.ts';
 import { EDGE_HEADERS_SOURCE, EDGE_ROUTING_SOURCE } from '../edge-routing.ts';
 
@@ -161,8 +162,15 @@ export class RegistryDistribution extends Construct {
     this.distribution = new Distribution(this, 'Distribution', {
       comment: 'plugindex registry',
       defaultBehavior: { ...behavior, cachePolicy: mutable },
-      // plugins/<name>/<version>/<file>: manifests, signatures, artifacts.
+      // plugins/<name>/<version>/<file>: manifests and artifacts (immutable), and manifest signatures.
+      // Behaviors are matched in this order. A manifest's signature first, as a mutable document: a key
+      // rotation signs every manifest again (index-builder/pipeline/rotate.ts), and under the year-long
+      // policy, which ignores `?v=`, an invalidation that failed (only logged, functions/handlers.ts) left
+      // the retired key's signatures served for a year: refused by every client holding the new key (an
+      // install --frozen from a lock made since, `plugindex verify --url`, anyone checking one by hand).
+      // `*` spans `/` too, but no artifact path ends in `.asc` (layout.ts artifactPathProblem).
       additionalBehaviors: {
+        [`plugins/*/*/${MANIFEST_SIGNATURE_FILE}`]: { ...behavior, cachePolicy: mutable },
         'plugins/*/*/*': { ...behavior, cachePolicy: immutable },
         [SEARCH_PATH]: search,
       },

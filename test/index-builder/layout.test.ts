@@ -19,12 +19,15 @@ import {
   hostedArtifactKey,
   impliedMetadata,
   isHostedArtifactKey,
+  isManifestSignatureKey,
   isPluginDocumentKey,
   isSafeKey,
   keyProblem,
   MAX_SEGMENT_LENGTH,
+  manifestKey,
   pluginDocumentKey,
   pluginNameProblem,
+  signatureKey,
   statusKey,
   submissionIdFromBytes,
   submissionIdFromDigest,
@@ -247,6 +250,20 @@ describe('when a name or a path has a meaning of its own', () => {
       cacheControl: CACHE_MUTABLE,
     });
     expect(impliedMetadata('status/a.json')).toMatchObject({ cacheControl: CACHE_PRIVATE });
+  });
+
+  it('serves a manifest signature as mutable: a key rotation signs every manifest again', () => {
+    // Cached as immutable (a year, whatever the query), a CDN kept the retired key's signature after a
+    // rotation whose invalidation failed, and every client holding the new key refused it.
+    expect(impliedMetadata('plugins/x/1.0.0/manifest.json.asc')).toEqual({
+      contentType: impliedMetadata('plugins/x/index.json.asc').contentType,
+      cacheControl: CACHE_MUTABLE,
+    });
+    expect(isManifestSignatureKey(signatureKey(manifestKey('x', '1.0.0+b7')))).toBe(true);
+    // Only the registry's own file of a version folder: an artifact cannot be named `.asc` at all.
+    expect(isManifestSignatureKey('plugins/x/1.0.0/bin/manifest.json.asc')).toBe(false);
+    expect(isManifestSignatureKey('plugins/x/manifest.json.asc')).toBe(false);
+    expect(isManifestSignatureKey('plugins/x/1.0.0/manifest.json')).toBe(false);
   });
 });
 

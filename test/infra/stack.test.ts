@@ -10,6 +10,7 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import { Bucket } from 'aws-cdk-lib/aws-s3';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MANIFEST_SIGNATURE_FILE } from '../../index-builder/layout.ts';
 import { bundleFunctions } from '../../infra/bundle-functions.ts';
 import { INVALIDATION_FAILED_LOG } from '../../infra/constructs/alarms.ts';
 import { parseSearchConcurrency } from '../../infra/constructs/search.ts';
@@ -235,6 +236,28 @@ describe('when the stack is synthesized', () => {
         }),
       }),
     });
+  });
+
+  it('caches a manifest signature as a mutable document, ahead of the year its version folder gets', () => {
+    // A key rotation signs every manifest again; under the immutable policy (a year, `?v=` ignored) a failed
+    // invalidation left the retired key's signatures served, refused by every client holding the new key.
+    const distribution = Object.values(template.findResources('AWS::CloudFront::Distribution'))[0];
+    const config = distribution?.Properties.DistributionConfig as {
+      DefaultCacheBehavior: { CachePolicyId: unknown };
+      CacheBehaviors: { PathPattern: string; CachePolicyId: unknown; FunctionAssociations: unknown[] }[];
+    };
+    const patterns = config.CacheBehaviors.map((b) => b.PathPattern);
+    const signatures = patterns.indexOf(`plugins/*/*/${MANIFEST_SIGNATURE_FILE}`);
+    // Behaviors match in order: before plugins/*/*/*, which would take it otherwise.
+    expect(signatures).toBeGreaterThanOrEqual(0);
+    expect(signatures).toBeLessThan(patterns.indexOf('plugins/*/*/*'));
+    const behavior = config.CacheBehaviors[signatures];
+    expect(behavior?.CachePolicyId).toEqual(config.DefaultCacheBehavior.CachePolicyId);
+    expect(behavior?.FunctionAssociations).toHaveLength(2);
+    const [policyId] = Object.entries(template.findResources('AWS::CloudFront::CachePolicy')).find(
+      ([, p]) => p.Properties.CachePolicyConfig.Comment === 'plugindex mutable documents',
+    ) ?? [''];
+    expect(behavior?.CachePolicyId).toEqual({ Ref: policyId });
   });
 
   it('sends /search to the search function through its own behavior: cached by every query parameter, briefly', () => {

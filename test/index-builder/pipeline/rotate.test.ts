@@ -24,7 +24,7 @@ import {
   type Signer,
   verifyDetachedSignature,
 } from '../../../index-builder/signing.ts';
-import { CACHE_IMMUTABLE, type PutOptions } from '../../../index-builder/store.ts';
+import { CACHE_IMMUTABLE, CACHE_MUTABLE, type PutOptions } from '../../../index-builder/store.ts';
 import { openSignedSnapshot, verifySnapshot } from '../../../index-builder/verify.ts';
 import { submitAction } from '../../support/actions.ts';
 import { encode, makeBundle, makeRegistry, type TestRegistry, testKey } from '../../support/fixtures.ts';
@@ -186,7 +186,12 @@ describe('when a registry rotates its key', () => {
       for (const v of doc.versions)
         expect(v.manifest_signature).toBe(text(site, `plugins/${name}/${v.version}/manifest.json.asc`));
     }
-    // A CDN is told of the rewritten signatures though they are cached as immutable, and of the rotation.
+    // Each rewritten signature is served as mutable (briefly cached): a CDN holding the retired key's (an
+    // invalidation that failed) lets it go within minutes, where the year a version's files get kept it.
+    for (const file of files)
+      if (file.key.endsWith('/manifest.json'))
+        expect(site.objects.get(`${file.key}.asc`)?.cacheControl, file.key).toBe(CACHE_MUTABLE);
+    // A CDN is told of the rewritten signatures all the same, and of the rotation.
     expect(result.invalidate).toEqual(
       expect.arrayContaining([
         'plugins/demo-plugin/1.0.0/manifest.json.asc',
