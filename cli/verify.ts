@@ -29,7 +29,7 @@ import { checkHeldSnapshot, checkSnapshotRegistry, readThroughRotations } from '
 import { readWholeLog } from '../client/log-reader.ts';
 import { TrustedSnapshot } from '../client/trusted-snapshot.ts';
 import { fixedClock, systemClock } from '../index-builder/clock.ts';
-import { createSha256 } from '../index-builder/digest.ts';
+import { createSha256, sha256Hex } from '../index-builder/digest.ts';
 import { TrustError } from '../index-builder/errors.ts';
 import {
   binOfKey,
@@ -346,9 +346,14 @@ async function verifyWith(
         }
         const manifestPath = manifestKey(doc.name, version.version);
         // The signature installs read (in the plugin document) and the one gpg users fetch must be one.
-        const asc = text(
-          await reader.get(signatureKey(manifestPath), UNLISTED_LIMITS.signature, version.manifest_sha256),
-        );
+        // Asked for by the digest of the one the document carries, as every document is: a key rotation
+        // signs the manifest again, and `?v=<manifest sha256>` named the same cache entry before and after
+        // it, so a CDN's copy by the retired key was what the registry was held to.
+        const ascVersion =
+          version.manifest_signature !== undefined
+            ? sha256Hex(version.manifest_signature)
+            : version.manifest_sha256;
+        const asc = text(await reader.get(signatureKey(manifestPath), UNLISTED_LIMITS.signature, ascVersion));
         if (version.manifest_signature !== undefined && version.manifest_signature !== asc)
           throw new TrustError(
             'DOCUMENT_MISMATCH',

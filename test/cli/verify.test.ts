@@ -11,8 +11,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
 import { verifyRegistry } from '../../cli/verify.ts';
 import { parseRegistryConfig } from '../../index-builder/config.ts';
+import { sha256Hex } from '../../index-builder/digest.ts';
 import { TrustError } from '../../index-builder/errors.ts';
-import type { LogHead, SnapshotDocument } from '../../index-builder/model.ts';
+import type { LogHead, PluginDocument, SnapshotDocument, VersionRecord } from '../../index-builder/model.ts';
 import {
   type PipelineContext,
   processSubmissions,
@@ -148,6 +149,23 @@ describe('when a client verifies the registry', () => {
     expect(error).toBeInstanceOf(TrustError);
     expect(error).toMatchObject({ code: 'SNAPSHOT_BAD_SIGNATURE' });
     expect(stale.get('snapshot.json.asc')).toHaveLength(1); // three attempts, then no more
+  });
+
+  it("fetches a manifest's signature by the digest of the one its plugin document carries, and refuses another", async () => {
+    // A key rotation signs every manifest again: asked for as `?v=<manifest sha256>`, the new signature had
+    // the old one's cache entry, and a CDN's copy by the retired key was what the registry was held to.
+    const doc = json<PluginDocument>('plugins/demo-plugin/index.json');
+    const version = doc.versions[0] as VersionRecord;
+    const path = `plugins/demo-plugin/${version.version}/manifest.json.asc`;
+    requests.length = 0;
+
+    await verifyPinned();
+
+    expect(requests).toContain(`GET /${path}?v=${sha256Hex(version.manifest_signature as string)} 200`);
+    // A signature other than the document's (a cache's copy by a retired key) is refused, not taken.
+    stale.set(path, [site.objects.get('index.json.asc')?.body as Uint8Array]);
+    await expect(verifyPinned()).rejects.toMatchObject({ name: 'TrustError', code: 'DOCUMENT_MISMATCH' });
+    stale.delete(path);
   });
 });
 
