@@ -934,18 +934,33 @@ async function planFrozen(
       return undefined;
     },
   );
-  const manifest = fetched?.manifest;
-  if (fetched) {
-    await checkFrozenManifest(
-      ctx,
-      target.name,
-      entry,
-      fetched.manifest,
-      { trust, folder, registry, given, lock },
-      options,
-    );
-    await fetched.keep();
+  let checked = fetched;
+  if (checked) {
+    const check = (read: FrozenManifest) =>
+      checkFrozenManifest(
+        ctx,
+        target.name,
+        entry,
+        read.manifest,
+        { trust, folder, registry, given, lock },
+        options,
+      );
+    try {
+      await check(checked);
+    } catch (error) {
+      if (!(checked.again && error instanceof TrustError && error.code === 'DOCUMENT_MISMATCH')) throw error;
+      // Read afresh or not at all: the refusal stands when the registry cannot be asked again.
+      const afresh = await checked.again().catch((again: unknown) => {
+        if (again instanceof ClientError || again instanceof TrustError) return undefined;
+        throw again;
+      });
+      if (!afresh) throw error;
+      checked = afresh;
+      await check(checked);
+    }
+    await checked.keep();
   }
+  const manifest = checked?.manifest;
   return {
     name: target.name,
     version: entry.version,
@@ -1024,7 +1039,8 @@ async function checkFrozenManifest(
  * lock is not the registry's word, and one that names a manifest the registry does not serve must not turn
  * a refusal into a warning. The signature is the one by the key the lock was made with (`keyFingerprint`),
  * kept and found under that key: another registry publishing the same manifest bytes signs them with its
- * own. `keep` puts what was fetched in the cache, once the caller has checked it.
+ * own. `keep` puts what was fetched in the cache, once the caller has checked it; `again`, for one read from
+ * a registry, reads the signature afresh, past every cache, for a caller whose keys refused the one read.
  * @throws when neither is at hand (ClientError OFFLINE_MISSING, FETCH_*; LOCK_MISMATCH for other bytes than
  *   the lock pins; LOCK_OUT_OF_SYNC for a lock that records no key or no location): a source without a
  *   registry's signature goes on without it, with a warning.
@@ -1035,7 +1051,7 @@ async function frozenManifest(
   keyFingerprint: string | undefined,
   endpoint: Endpoint,
   published: string | undefined,
-): Promise<{ readonly manifest: VerifiedManifest; keep(): Promise<void> }> {
+): Promise<FrozenManifest> {
   if (keyFingerprint === undefined)
     throw new ClientError('LOCK_OUT_OF_SYNC', `the lock records no key for ${entry.registry}`);
   const cached = await ctx.cache.document(entry.manifest_sha256);
@@ -1061,24 +1077,48 @@ async function frozenManifest(
       'LOCK_MISMATCH',
       `${published === undefined ? where : `${endpoint.bases[0]}/${where}`} is not the manifest the lock records (sha256 ${entry.manifest_sha256})`,
     );
-  const signature = new TextDecoder().decode(
-    await read(`${where}.asc`, UNLISTED_LIMITS.signature).catch((error: unknown) => {
-      // A manifest served without its signature is unsigned, whatever else is wrong with the lock.
-      if (!(error instanceof ClientError && error.code === 'FETCH_NOT_FOUND')) throw error;
-      throw new TrustError(
-        'DOCUMENT_MISMATCH',
-        `${where}.asc: the manifest the lock pins has no signature beside it (${error.message})`,
-        { cause: error },
-      );
-    }),
-  );
-  return {
+  const readSignature = async (at: (path: string, maxBytes: number) => Promise<Uint8Array>) =>
+    new TextDecoder().decode(
+      await at(`${where}.asc`, UNLISTED_LIMITS.signature).catch((error: unknown) => {
+        // A manifest served without its signature is unsigned, whatever else is wrong with the lock.
+        if (!(error instanceof ClientError && error.code === 'FETCH_NOT_FOUND')) throw error;
+        throw new TrustError(
+          'DOCUMENT_MISMATCH',
+          `${where}.asc: the manifest the lock pins has no signature beside it (${error.message})`,
+          { cause: error },
+        );
+      }),
+    );
+  const withSignature = (signature: string): FrozenManifest => ({
     manifest: parsed(bytes, signature),
     keep: async () => {
       await ctx.cache.putDocument(entry.manifest_sha256, bytes);
       await ctx.cache.putSignature(entry.manifest_sha256, keyFingerprint, signature);
     },
+  });
+  const found = withSignature(await readSignature(read));
+  if (published === undefined) return found;
+  // A registry signs every manifest again at a key rotation, and asked for by the manifest's digest, which
+  // the rotation keeps, a cache may still hand back the retired key's signature: once refused, it is asked
+  // for again past every cache (a fresh `?v=`, which the CDN's behavior for signatures keys on).
+  const fresh = `${Date.now().toString(36)}-fresh`;
+  return {
+    ...found,
+    again: async () =>
+      withSignature(
+        await readSignature((path, maxBytes) =>
+          fetchBody(ctx.fetcher, endpoint, { path, maxBytes, version: fresh }),
+        ),
+      ),
   };
+}
+
+/** A frozen install's manifest as read, and (read from a registry) how to read its signature afresh. */
+interface FrozenManifest {
+  readonly manifest: VerifiedManifest;
+  keep(): Promise<void>;
+  /** The signature read again past every cache: for one the registry's keys refused. */
+  again?(): Promise<FrozenManifest>;
 }
 
 /** What keeps a frozen install from a registry's manifest without saying anything of the lock. */

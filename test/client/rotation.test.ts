@@ -6,6 +6,8 @@
  * not; a forged step is refused (KEY_ROTATION_BROKEN, naming it) and nothing is pinned.
  */
 import { mkdir, mkdtemp, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -98,6 +100,44 @@ async function newKey(): Promise<KeyPair & { file: string }> {
   return { ...pair, file };
 }
 
+/**
+ * A cache in front of `origin` that answers `path` with `body` whenever it is asked for as the registry's
+ * own documents are (no query, or `?v=<sha256>`); any other query, as a client asking past every cache
+ * sends, reaches the origin. Counts what it served stale.
+ */
+async function staleSignatureCache(
+  origin: string,
+  path: string,
+  body: Uint8Array,
+): Promise<{ url: string; readonly served: number }> {
+  let served = 0;
+  const server = createServer((request, response) => {
+    const url = new URL(request.url ?? '/', 'http://cache');
+    const v = url.searchParams.get('v');
+    if (url.pathname === path && (v === null || /^[0-9a-f]{64}$/.test(v))) {
+      served += 1;
+      response.writeHead(200, { 'content-type': 'application/pgp-signature' }).end(body);
+      return;
+    }
+    fetch(`${origin}${url.pathname}${url.search}`)
+      .then(async (answer) => {
+        response
+          .writeHead(answer.status, Object.fromEntries(answer.headers))
+          .end(Buffer.from(await answer.arrayBuffer()));
+      })
+      .catch(() => response.writeHead(502).end());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  closers.push(() => new Promise((resolve) => server.close(() => resolve())));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    get served() {
+      return served;
+    },
+  };
+}
+
 let machines = 0;
 async function machine(): Promise<ClientMachine> {
   machines += 1;
@@ -115,6 +155,8 @@ describe('when a registry rotates its key twice', () => {
   let early: ClientMachine;
   let lockBefore: string;
   let lagging: ClientMachine;
+  /** 1.0.0's manifest signature by the first key, before the rotations signed it again. */
+  let firstSignature: Buffer;
 
   beforeAll(async () => {
     registry = await servedRegistry(['1.0.0']);
@@ -138,6 +180,7 @@ describe('when a registry rotates its key twice', () => {
     );
     expect(await trustState(early)).toMatchObject({ fingerprint: registry.firstFingerprint, rotations: 0 });
 
+    firstSignature = await readFile(join(registry.dir, 'public', `plugins/${NAME}/1.0.0/manifest.json.asc`));
     for (const key of [second, third]) {
       const result = await rotateLocalRegistry(registry.dir, key.secretKey);
       expect(result).toMatchObject({ status: 'rotated', fingerprint: key.fingerprint });
@@ -244,6 +287,38 @@ describe('when a registry rotates its key twice', () => {
       c.install({ requests: [], lockfile: lockAfter, frozen: true, dir: lagging.dir }),
     );
     expect(installed.items.map((i) => i.version)).toEqual(['1.1.0']);
+  });
+
+  it("installs frozen from a lock of the last key though a cache serves the first key's signature", async () => {
+    // A CDN that kept 1.0.0's signature from before the rotations (an invalidation that failed) for the
+    // query a frozen install asks with, the manifest's digest, which a rotation keeps; any other reaches it.
+    const stale = await staleSignatureCache(
+      registry.url,
+      `/plugins/${NAME}/1.0.0/manifest.json.asc`,
+      firstSignature,
+    );
+    // A lock of 1.0.0 made through that cache by the last key (an install reads the signature from the
+    // plugin document, so it never met the stale one), then installed frozen on a machine with none cached.
+    const [maker, ci] = [await machine(), await machine()];
+    for (const m of [maker, ci])
+      await m.run((c) => c.addRegistry({ name: 'main', url: stale.url, pin: { armored: third.publicKey } }));
+    await maker.run((c) =>
+      c.install({ requests: [`${NAME}@1.0.0`], lockfile: maker.lockfile, dir: maker.dir }),
+    );
+    expect(stale.served).toBe(0);
+    await mkdir(join(root, 'frozen-stale'), { recursive: true });
+    const lockfile = join(root, 'frozen-stale', 'plugindex.lock');
+    await writeFile(lockfile, await readFile(maker.lockfile, 'utf8'));
+
+    const installed = await ci.run((c) =>
+      c.install({ requests: [], lockfile, frozen: true, dir: join(root, 'frozen-stale', 'plugins') }),
+    );
+
+    expect(installed.items.map((i) => i.version)).toEqual(['1.0.0']);
+    // Refused as the cache gave it, then asked for once more past it.
+    expect(stale.served).toBe(1);
+    const placed = join(root, 'frozen-stale', 'plugins', NAME, '1.0.0', 'manifest.json.asc');
+    expect(await readFile(placed)).not.toEqual(firstSignature);
   });
 
   it('is followed by verify --url from the first key, which says so', async () => {
