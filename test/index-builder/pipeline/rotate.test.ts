@@ -634,3 +634,84 @@ describe('when a rotation died between its two snapshot writes and state/ was lo
     expect(json<SnapshotDocument>(registry.site, 'snapshot.json').log?.length).toBe(entries.length);
   });
 });
+
+/**
+ * The log head a batch takes when the published log holds entries past `state/log.json` is checked against
+ * `snapshot.signed.json` by the current key only (log-writer.ts `currentLogHead`). A key rotation that died
+ * part way never leaves an ordinary batch stuck on that check: one signing with a key `snapshot.json` does
+ * not name is refused first (SIGNING_KEY_NOT_CURRENT), and one that passes finishes the rotation's rebuild,
+ * the envelope then the current key's, before it appends.
+ */
+describe('when a rotation died part way and a batch after it died before recording the log', () => {
+  /** A rotation dead at `key` in `store`. */
+  async function rotationDeadAt(which: 'site' | 'intake', key: string): Promise<TestRegistry> {
+    const registry = await publishedRegistry();
+    const store = registry[which];
+    const put = store.put.bind(store);
+    store.put = async (at: string, body: Uint8Array, options: PutOptions) => {
+      if (at === key) throw new Error(`injected failure at ${key}`);
+      return put(at, body, options);
+    };
+    await expect(
+      rotateRegistryKey({ ...registry.context, signer: newSigner }, await rotation(registry)),
+    ).rejects.toThrow(/injected failure/);
+    store.put = put;
+    return registry;
+  }
+
+  /** A new version of demo-plugin, uploaded: the upload's keys. */
+  const upload = async (registry: TestRegistry): Promise<string[]> =>
+    registry.submit(
+      await makeBundle({
+        manifest: baseManifest('demo-plugin', '1.2.0'),
+        artifacts: [{ os: 'linux', arch: 'amd64', name: 'tool', body: encode('demo-plugin 1.2.0') }],
+      }),
+    );
+
+  it('publishes the retry of a batch (new key) that died between its log segment and state/log.json, the rotation dead at snapshot.signed.json', async () => {
+    // Prepare: the rotation's pair the new key's, its envelope the old key's; a batch that died between its
+    // log segment and state/log.json.
+    const registry = await rotationDeadAt('site', SIGNED_SNAPSHOT_KEY);
+    const ctx = { ...registry.context, signer: newSigner };
+    const put = registry.intake.put.bind(registry.intake);
+    registry.intake.put = async (key: string, body: Uint8Array, options: PutOptions) => {
+      if (key === LOG_STATE_KEY) throw new Error('injected failure at state/log.json');
+      return put(key, body, options);
+    };
+    const keys = await upload(registry);
+    await expect(processSubmissions(ctx, keys)).rejects.toThrow(/injected failure/);
+    registry.intake.put = put;
+
+    // Act: the retry.
+    const result = await processSubmissions(ctx, keys);
+
+    // Assert: published, logged once, what clients read the new key's.
+    expect(result.outcomes.map((o) => o.status)).toEqual(['accepted']);
+    const after = openSignedSnapshot(registry.site.objects.get(SIGNED_SNAPSHOT_KEY)?.body as Uint8Array);
+    await verifySnapshot({ ...after, key: (await readPublicKey(newSigner.publicKey)).key, now: CLIENT_NOW });
+    const entries = parseSegment(registry.site.objects.get(logSegmentKey(0))?.body as Uint8Array, 0);
+    expect(entries.filter((e) => e.entry.type === 'publish')).toHaveLength(4);
+    expect(json<SnapshotDocument>(registry.site, 'snapshot.json').log?.length).toBe(entries.length);
+  });
+
+  it('refuses a batch signing with the old key once snapshot.json names the new one (SIGNING_KEY_NOT_CURRENT), before the log', async () => {
+    const registry = await rotationDeadAt('site', SIGNED_SNAPSHOT_KEY);
+    const keys = await upload(registry);
+    const log = text(registry.site, logSegmentKey(0));
+    await expect(processSubmissions(registry.context, keys)).rejects.toMatchObject({
+      code: 'SIGNING_KEY_NOT_CURRENT',
+    });
+    expect(text(registry.site, logSegmentKey(0))).toBe(log);
+  });
+
+  it('refuses a batch signing with the new key while snapshot.json names the old one (SIGNING_KEY_NOT_CURRENT), its entry past state/log.json', async () => {
+    // The rotation's own entry appended, state/log.json not: entries past the recorded head.
+    const registry = await rotationDeadAt('intake', LOG_STATE_KEY);
+    const keys = await upload(registry);
+    const log = text(registry.site, logSegmentKey(0));
+    await expect(processSubmissions({ ...registry.context, signer: newSigner }, keys)).rejects.toMatchObject({
+      code: 'SIGNING_KEY_NOT_CURRENT',
+    });
+    expect(text(registry.site, logSegmentKey(0))).toBe(log);
+  });
+});
