@@ -182,7 +182,10 @@ export type ErrorCode =
   | 'INDEX_DOCUMENT_STALE'
   // A document the pipeline reads back (a plugin's, keys/revoked.json, snapshot.json) is not what the catalog
   // records the registry published there: someone else wrote it (pipeline/published.ts); the batch fails
-  | 'PUBLISHED_DOCUMENT_ALTERED';
+  | 'PUBLISHED_DOCUMENT_ALTERED'
+  // A publish a run that died logged cannot be written or rendered on the retry: the batch fails whole
+  // (pipeline/index.ts `loggedPublishFailed`), refusing nothing, until the operator mends what failed
+  | 'LOGGED_PUBLISH_FAILED';
 
 export class PlugindexError extends Error {
   override readonly name: string = 'PlugindexError';

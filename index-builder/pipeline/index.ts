@@ -79,7 +79,7 @@ import {
   settledBy,
   writeSnapshot,
 } from './commit.ts';
-import { type BatchResult, identityOf, type PipelineContext } from './context.ts';
+import { type BatchResult, identityOf, type PipelineContext, type SubmissionFailure } from './context.ts';
 import {
   type Accepted,
   type BatchItem,
@@ -161,8 +161,19 @@ class VersionWrites {
    * refuse it, which left its entry in the log for a version no document shows.
    */
   assertNoneLogged(log: LogWriter): void {
-    for (const { accepted, error } of this.#failed.values())
-      if (log.entry('publish', accepted.sourceSha256)) throw error;
+    for (const [item, { accepted, error }] of this.#failed) {
+      const entry = log.entry('publish', accepted.sourceSha256);
+      if (entry) {
+        const { name, version } = accepted.manifest;
+        throw loggedPublishFailed(
+          item,
+          `the publish of ${name}@${version}`,
+          entry.seq,
+          'writing its files',
+          error,
+        );
+      }
+    }
   }
 
   /**
@@ -184,6 +195,33 @@ class VersionWrites {
     await this.#work.settled();
     return this.#added;
   }
+}
+
+/**
+ * The error a batch fails with when it cannot write or render a publish a run that died logged (`seq`, its
+ * entry): what is logged stands and is never refused, so nothing of the batch is recorded and its uploads
+ * stay in incoming/, to be retried whole once the operator has mended what failed (`cause`). Its message
+ * names the publish, its submission and its entry, and what to do: the operator's log gets this, not an
+ * outcome the retry will never record.
+ */
+function loggedPublishFailed(
+  item: BatchItem,
+  subject: string,
+  seq: number,
+  what: string,
+  cause: unknown,
+): PlugindexError {
+  const reason =
+    cause instanceof PlugindexError
+      ? `${cause.name} ${cause.code}: ${cause.message}`
+      : cause instanceof Error
+        ? `${cause.name}: ${cause.message}`
+        : String(cause);
+  return new PlugindexError(
+    'LOGGED_PUBLISH_FAILED',
+    `${subject} (submission ${item.upload.id}, ${item.upload.key}) is in the transparency log (entry ${seq}, appended by a run that died) and the registry failed ${what} (${reason}): what is logged is never refused, so the batch fails, nothing of it recorded, and its uploads stay in incoming/; mend what failed, then run the batch again`,
+    { cause },
+  );
 }
 
 /** A version the batch accepted and wrote (or began to), then refused: its item, now rejected. */
@@ -288,12 +326,32 @@ function refusedForSize(item: BatchItem): boolean {
   );
 }
 
+/**
+ * `loggedPublishFailed` for a logged item (a publish, or an action a run that died logged), or the error as
+ * it is for one not logged.
+ */
+function loggedFailure(item: BatchItem, error: unknown, what: string): unknown {
+  const evaluation = item.evaluation;
+  if (evaluation.kind === 'accepted' && evaluation.logged) {
+    const { name, version } = evaluation.manifest;
+    return loggedPublishFailed(item, `the publish of ${name}@${version}`, evaluation.logged.seq, what, error);
+  }
+  if (evaluation.kind === 'action-accepted' && evaluation.resumed) {
+    const action = evaluation.read.action;
+    const on =
+      'plugin' in action ? ` on ${action.plugin}${evaluation.version ? `@${evaluation.version}` : ''}` : '';
+    const subject = `the ${action.action} action${on}`;
+    return loggedPublishFailed(item, subject, evaluation.resumed.seq, what, error);
+  }
+  return error;
+}
+
 /** An accepted item (publish or action) turned into a rejection: the registry failed `what` for it. */
 function failedItem(ctx: PipelineContext, item: BatchItem, error: unknown, what: string): void {
   const evaluation = item.evaluation;
   // Its log entry is written already: the run that logged it rendered this document (foldAndRender refuses
   // only what is not logged).
-  if (isLogged(item)) throw error;
+  if (isLogged(item)) throw loggedFailure(item, error, what);
   if (evaluation.kind === 'accepted' && isTooLarge(error))
     item.evaluation = rejected([tooLargeProblem(error, 'bundle:')], evaluation);
   else if (evaluation.kind === 'accepted')
@@ -347,6 +405,7 @@ async function foldAndRender(
     }
     const rendered: RenderedPlugin[] = [];
     let refolded = false;
+    const what = "rendering the plugin's documents";
     for (const name of [...changed].sort()) {
       const doc = folded.docs.get(name) ?? (await view.published(name));
       if (!doc) {
@@ -367,13 +426,13 @@ async function foldAndRender(
         if (refused.length === 0) {
           // Only what a run that died logged changed it, and it rendered then: the published document no
           // longer renders, the operator's to mend (as above), and the batch fails rather than refuse it.
-          if (!isTooLarge(error)) throw error;
+          if (!isTooLarge(error)) throw loggedFailure(culprits.find(isLogged) as BatchItem, error, what);
           // Nothing of this batch grew it past the bound (an owner's yank, the operator's actions, ones
           // already logged): rendered whatever its size.
           rendered.push(renderPlugin(doc, identityOf(ctx.config)));
           continue;
         }
-        for (const item of refused) failedItem(ctx, item, error, "rendering the plugin's documents");
+        for (const item of refused) failedItem(ctx, item, error, what);
         refolded = true;
         break;
       }
@@ -470,7 +529,12 @@ export async function processSubmissions(
   context: PipelineContext,
   keys?: readonly string[],
 ): Promise<BatchResult> {
-  const { ctx, log: writeLog } = withWriteLog(context);
+  const { ctx: writing, log: writeLog } = withWriteLog(context);
+  // The operator is told of a submission's failure once its outcome is recorded: a batch that fails after
+  // judging one (a publish a run that died logged, failing with it: LOGGED_PUBLISH_FAILED) records none, and
+  // its retry judges it again. Told at once, the operator's log named an outcome that was never recorded.
+  const told: SubmissionFailure[] = [];
+  const ctx: PipelineContext = { ...writing, onSubmissionFailure: (failure) => told.push(failure) };
   // The catalog, the registry's record of what it published: what the batch reads back of that is checked
   // against it before it is used (published.ts).
   const catalogOpening = openCatalog(ctx.intake);
@@ -586,6 +650,7 @@ export async function processSubmissions(
     generation,
     current: generation ?? catalog.generation,
   });
+  for (const failure of told) context.onSubmissionFailure?.(failure);
   ctx.onStep?.('outcomes');
   // Finished: their log entries need finding no more.
   await log.forget(items.map((i) => i.upload.id));

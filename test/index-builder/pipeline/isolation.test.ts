@@ -566,11 +566,18 @@ describe('when a run that died logged a publish, and a new one in the retry grow
     const logBefore = await vouchedLog(registry.site, registry.registryKey.publicKey);
 
     // Act, Assess: the log holds 1.0.0, which no document can show until the operator mends the document:
-    // no outcome refuses it (before, both were rejected, SUBMISSION_WRITE_FAILED, the entry left).
-    await expect(processSubmissions(registry.context, [...logged, ...other])).rejects.toMatchObject({
-      name: 'RenderError',
-      code: 'RENDER_UNSAFE_TEXT',
+    // no outcome refuses it (before, both were rejected, SUBMISSION_WRITE_FAILED, the entry left). The error
+    // names the logged publish and what to do, the render's own kept as its cause.
+    const { failures, context } = failuresTold(registry);
+    const failed = processSubmissions(context, [...logged, ...other]);
+    await expect(failed).rejects.toMatchObject({
+      code: 'LOGGED_PUBLISH_FAILED',
+      message: expect.stringMatching(
+        /^the publish of demo-plugin@1\.0\.0 \(submission .*entry 1, .*rendering the plugin's documents.*RENDER_UNSAFE_TEXT.*mend what failed, then run the batch again$/,
+      ),
+      cause: { name: 'RenderError', code: 'RENDER_UNSAFE_TEXT' },
     });
+    expect(failures).toEqual([]);
     expect(incoming(registry).sort()).toEqual([...logged, ...other].sort());
     expect(await vouchedLog(registry.site, registry.registryKey.publicKey)).toEqual(logBefore);
   });
@@ -596,10 +603,17 @@ describe('when a run that died logged a publish, and the store refuses its files
     const logBefore = await vouchedLog(registry.site, registry.registryKey.publicKey);
 
     // Act, Assess: its entry stands, so it is not refused (before: SUBMISSION_WRITE_FAILED, the entry left
-    // for a version no document shows); the batch is retried whole.
-    await expect(processSubmissions(registry.context, [...logged, ...other])).rejects.toMatchObject({
-      code: 'STORE_REFUSED',
+    // for a version no document shows); the batch is retried whole, and the operator is told that, with the
+    // logged publish named, not of an outcome that is never recorded.
+    const { failures, context } = failuresTold(registry);
+    await expect(processSubmissions(context, [...logged, ...other])).rejects.toMatchObject({
+      code: 'LOGGED_PUBLISH_FAILED',
+      message: expect.stringMatching(
+        /^the publish of demo-plugin@3\.0\.0 \(submission .*entry 1, .*writing its files \(StoreError STORE_REFUSED: File name too long\).*incoming\/.*then run the batch again$/,
+      ),
+      cause: { code: 'STORE_REFUSED' },
     });
+    expect(failures).toEqual([]);
     expect(incoming(registry).sort()).toEqual([...logged, ...other].sort());
     expect(await vouchedLog(registry.site, registry.registryKey.publicKey)).toEqual(logBefore);
     registry.site.put = put;
