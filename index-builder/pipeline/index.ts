@@ -44,7 +44,7 @@ import {
   saveWriting,
 } from '../catalog.ts';
 import { sha256Hex } from '../digest.ts';
-import { PlugindexError, problem, StoreError } from '../errors.ts';
+import { PlugindexError, type Problem, problem, StoreError } from '../errors.ts';
 import {
   isPluginDocumentKey,
   PLUGINS_PREFIX,
@@ -245,6 +245,50 @@ function refuseEchoes(items: readonly BatchItem[], refused: readonly RefusedVers
     if (evaluation.kind !== 'already-published' || evaluation.resumed) continue;
     const original = bySource.get(evaluation.sourceSha256)?.evaluation;
     if (original?.kind === 'rejected') item.evaluation = rejected(original.problems, evaluation);
+  }
+}
+
+/**
+ * The items that changed the batch's view when they were judged, each with its plugin: those accepted then
+ * (a publish, an action on a plugin), whether or not the batch refuses them since (`refused`: those whose
+ * files failed, rejected already).
+ */
+function changingItems(
+  items: readonly BatchItem[],
+  refused: readonly RefusedVersion[],
+): Map<BatchItem, string> {
+  const changers = new Map<BatchItem, string>(refused.map((r) => [r.item, r.manifest.name]));
+  for (const item of items) {
+    const evaluation = item.evaluation;
+    if (evaluation.kind === 'accepted') changers.set(item, evaluation.manifest.name);
+    else if (evaluation.kind === 'action-accepted' && 'plugin' in evaluation.read.action)
+      changers.set(item, evaluation.read.action.plugin);
+  }
+  return changers;
+}
+
+/**
+ * Refuses, as the item it was judged after was, each action found to change nothing (`Rejected.ordered`)
+ * on a plugin an earlier item of the batch changed and the batch then refused (its files failed, its
+ * plugin's documents would not render with it): that judgment was made against a state never published,
+ * and recorded in the action order and logged (`detail.effect: "none"`), the log said an action changed
+ * nothing of a plugin that does not show what it said, and the order held a statement against that state.
+ * The log and the order hold only what the batch publishes; the action is judged anew when submitted again.
+ */
+function unorderAfterRefused(items: readonly BatchItem[], changers: ReadonlyMap<BatchItem, string>): void {
+  const refusedOn = new Map<string, readonly Problem[]>();
+  for (const item of items) {
+    const evaluation = item.evaluation;
+    if (evaluation.kind !== 'rejected') continue;
+    const changed = changers.get(item);
+    if (changed !== undefined) {
+      if (!refusedOn.has(changed)) refusedOn.set(changed, evaluation.problems);
+      continue;
+    }
+    const problems = evaluation.ordered && refusedOn.get(evaluation.ordered.plugin);
+    if (!problems) continue;
+    const { ordered: _judged, ...refusal } = evaluation;
+    item.evaluation = { ...refusal, problems };
   }
 }
 
@@ -583,6 +627,8 @@ export async function processSubmissions(
     },
   );
   const written = await versions.written();
+  // What changed the batch's view as it was judged (an item refused since, its files failing, still did).
+  const changers = changingItems(items, versions.refused());
   ctx.onStep?.('judged');
   // The log (opened since every upload was read), and the catalog (opened at the batch's start).
   const [log, opened] = await allSettledValues([opening, catalogOpening]);
@@ -593,6 +639,7 @@ export async function processSubmissions(
   const { folded, rendered, changed } = await foldAndRender(ctx, items, written, view, processed);
   const refused = versions.refused();
   refuseEchoes(items, refused);
+  unorderAfterRefused(items, changers);
   await deleteRefusedVersions(ctx, refused, view, folded);
   ctx.onStep?.('rendered');
   // The index documents list every version's manifest: a batch that removes versions renders them at once,

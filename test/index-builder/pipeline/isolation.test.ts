@@ -13,7 +13,7 @@ import { describe, expect, it } from 'vitest';
 import { FsStore } from '../../../adapters/fs-store.ts';
 import { forgetBins } from '../../../index-builder/catalog.ts';
 import { StoreError } from '../../../index-builder/errors.ts';
-import { CATALOG_META_KEY, statusKey } from '../../../index-builder/layout.ts';
+import { actionOrderKey, CATALOG_META_KEY, statusKey } from '../../../index-builder/layout.ts';
 import { MAX_SCAN_VULNERABILITIES } from '../../../index-builder/manifest/schema.ts';
 import type { PluginDocument, VersionRecord } from '../../../index-builder/model.ts';
 import {
@@ -771,5 +771,39 @@ describe('when the published manifest comes again with other artifact bytes', ()
     ]);
     expect(registry.intake.objects.has(`rejected/${result.outcomes[0]?.id}.tgz`)).toBe(true);
     expect(registry.site.fingerprint()).toEqual(before);
+  });
+});
+
+describe("when an action is judged to change nothing after one the batch then refuses (its plugin's documents do not render)", () => {
+  it('logs and orders neither: the log and the order hold only what the batch published', async () => {
+    // Prepare: demo-plugin@2.0.0 published, then its document one that cannot be rendered (as the
+    // registry's own); an owner's yank of 2.0.0, and a later one of the same version, in one batch.
+    const publisher = await testKey('publisher');
+    const registry = await makeRegistry();
+    await registry.submit(await makeBundle({ manifest: validManifest({ version: '2.0.0' }) }));
+    await processSubmissions(registry.context);
+    plant(registry, { ...pluginDoc(registry, 'demo-plugin'), description: 'broken \ud800 text' });
+    const yank = { action: 'yank', plugin: 'demo-plugin', version: '2.0.0' } as const;
+    const first = await submitAction(registry.intake, { ...yank, reason: 'first' }, publisher, {
+      now: new Date('2026-10-31T12:00:00Z'),
+    });
+    const second = await submitAction(registry.intake, { ...yank, reason: 'second' }, publisher, {
+      now: new Date('2026-10-31T12:30:00Z'),
+    });
+    const logBefore = await vouchedLog(registry.site, registry.registryKey.publicKey);
+
+    // Act
+    const result = await processSubmissions(registry.context, [first.key, second.key]);
+
+    // Assess: the first refused (its plugin does not render), the second refused as it was, judged against
+    // the first's yank, never published: neither in the log, nor the action order, nor an envelope.
+    expect(await vouchedLog(registry.site, registry.registryKey.publicKey)).toEqual(logBefore);
+    expect(registry.intake.objects.has(actionOrderKey('demo-plugin'))).toBe(false);
+    expect(keysUnder(registry, 'log/actions/')).toEqual([]);
+    expect(result.outcomes.map((o) => [o.status, ...o.problems.map((p) => p.code)])).toEqual([
+      ['rejected', 'SUBMISSION_WRITE_FAILED'],
+      ['rejected', 'SUBMISSION_WRITE_FAILED'],
+    ]);
+    expect(pluginDoc(registry, 'demo-plugin').versions[0]).not.toHaveProperty('yanked', true);
   });
 });
