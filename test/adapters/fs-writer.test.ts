@@ -376,26 +376,28 @@ describe('when a new immutable file is put', () => {
   it('writes it where it belongs, no temp file beside it, and replaces it later through one', async () => {
     // Past the puts a process makes on its own thread (fs-store.ts): these go to the writer thread.
     for (let i = 0; i < 200; i++) await store.put(`warm/${i}.json`, encode('warm'), opts);
-    await put('plugins/a/1.0.0/manifest.json', '{"name":"a"}');
+    // The version's folder made by its signature (mutable: a key rotation signs it again).
+    await put('plugins/a/1.0.0/manifest.json.asc', 'signature');
     const folder = path.join(root, 'plugins', 'a', '1.0.0');
 
-    const first = await namesSeen(folder, () => put('plugins/a/1.0.0/manifest.json.asc', 'signature one'));
-    // Signed again (a key rotation): the file is there, so it is replaced as every file is.
-    const again = await namesSeen(folder, () => put('plugins/a/1.0.0/manifest.json.asc', 'signature two'));
+    const first = await namesSeen(folder, () => put('plugins/a/1.0.0/manifest.json', '{"name":"one"}'));
+    // Put again (a run that died after writing it, retried): the file is there, so it is replaced as every
+    // file is.
+    const again = await namesSeen(folder, () => put('plugins/a/1.0.0/manifest.json', '{"name":"two"}'));
 
     expect(first.length).toBeGreaterThan(0);
-    expect(first.every((name) => name === 'manifest.json.asc')).toBe(true);
+    expect(first.every((name) => name === 'manifest.json')).toBe(true);
     expect(again.some((name) => name.endsWith('.tmp'))).toBe(true);
     // Named for this process, as FsStore names its own (fs-temps.ts): a sweep tells a killed writer's.
     for (const temp of again.filter((name) => name.endsWith('.tmp')))
       expect(temp).toMatch(new RegExp(`^\\.${process.pid}\\.[0-9a-f]{12}[0-9a-z]+\\.tmp$`));
-    expect(text((await store.get('plugins/a/1.0.0/manifest.json.asc'))?.body)).toBe('signature two');
-    expect(await store.head('plugins/a/1.0.0/manifest.json.asc')).toMatchObject(
-      impliedMetadata('plugins/a/1.0.0/manifest.json.asc'),
+    expect(text((await store.get('plugins/a/1.0.0/manifest.json'))?.body)).toBe('{"name":"two"}');
+    expect(await store.head('plugins/a/1.0.0/manifest.json')).toMatchObject(
+      impliedMetadata('plugins/a/1.0.0/manifest.json'),
     );
     // Bare, as before: what the key implies, no sidecar.
     await expect(
-      stat(path.join(root, '.meta', 'plugins', 'a', '1.0.0', 'manifest.json.asc.json')),
+      stat(path.join(root, '.meta', 'plugins', 'a', '1.0.0', 'manifest.json.json')),
     ).rejects.toThrow();
   });
 
