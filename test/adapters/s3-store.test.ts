@@ -4,7 +4,9 @@
  */
 
 import { readFileSync } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import {
   GetObjectCommand,
@@ -627,6 +629,52 @@ function recordingDeletes(): { client: S3Client; deletes: { key: string; ifMatch
   );
   return { client, deletes };
 }
+
+describe('when an object is read while S3 is taking a PUT of it', () => {
+  it('reads the object as it was until the PUT is whole, then the new one whole (s3rver as S3)', async () => {
+    // s3rver wrote a PUT into the object's own file as it came: a read beside it found half an object.
+    const store = new S3Store({ client: s3.client, bucket: 'store-test' });
+    const before = patternBytes(1024);
+    await store.put('whole/object.bin', before, opts);
+    const after = patternBytes(256 * 1024).map((byte) => 255 - byte);
+    let rest = () => {};
+    const held = new Promise<void>((resolve) => {
+      rest = resolve;
+    });
+    const body = Readable.from(
+      (async function* () {
+        yield after.subarray(0, 128 * 1024);
+        await held;
+        yield after.subarray(128 * 1024);
+      })(),
+    );
+    const putting = s3.client.send(
+      new PutObjectCommand({
+        Bucket: 'store-test',
+        Key: 'whole/object.bin',
+        Body: body,
+        ContentLength: after.length,
+      }),
+    );
+    // The first half is on s3rver's disk (in the object's file, or beside it) before the read.
+    const folder = path.join(s3.directory, 'store-test', 'whole');
+    const written = async () =>
+      (
+        await Promise.all(
+          (await readdir(folder)).map(async (name) => (await stat(path.join(folder, name))).size),
+        )
+      ).some((size) => size >= 128 * 1024);
+    for (let tries = 0; !(await written()); tries++) {
+      expect(tries, 'the first half reached the disk').toBeLessThan(500);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+
+    expect((await store.get('whole/object.bin'))?.body).toEqual(before);
+    rest();
+    await putting;
+    expect((await store.get('whole/object.bin'))?.body).toEqual(after);
+  });
+});
 
 describe('when the pipeline runs on S3', () => {
   it('publishes an upload from incoming/ into a signed, schema-valid site bucket', async () => {

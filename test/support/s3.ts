@@ -2,12 +2,17 @@
  * A real S3 endpoint for tests: s3rver on 127.0.0.1, started by the test, with its data in a temp folder.
  * The client options are the ones s3rver needs: path-style addressing, fixed credentials, and checksums
  * only when required (s3rver corrupts streamed PUTs that carry the SDK's default trailing checksums).
+ * Its PUTs are made whole before they are seen, as S3's are (`putsWhole`).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { createHash, randomUUID } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
-import S3rver from 's3rver';
+import S3rver, { type S3rverStore } from 's3rver';
 import type { FunctionConfig } from '../../functions/env.ts';
 import { createPublishHandler } from '../../functions/handlers.ts';
 import type { Logger } from '../../functions/logger.ts';
@@ -20,6 +25,8 @@ export interface LocalS3 {
   readonly client: S3Client;
   /** What `client` was made with, for a test that needs a client of its own. */
   readonly config: S3ClientConfig;
+  /** The folder s3rver keeps its buckets in. */
+  readonly directory: string;
   close(): Promise<void>;
 }
 
@@ -32,6 +39,7 @@ export async function startLocalS3(buckets: readonly string[]): Promise<LocalS3>
     directory,
     configureBuckets: buckets.map((name) => ({ name })),
   });
+  putsWhole(server.store);
   const { port } = await server.run();
   const endpoint = `http://127.0.0.1:${port}`;
   const config: S3ClientConfig = {
@@ -47,11 +55,47 @@ export async function startLocalS3(buckets: readonly string[]): Promise<LocalS3>
     endpoint,
     client,
     config,
+    directory,
     async close() {
       client.destroy();
       await server.close();
       await rm(directory, { recursive: true, force: true });
     },
+  };
+}
+
+/**
+ * s3rver's filesystem store writes a PUT's body into the object's own file, truncated first, and answers
+ * once the body has passed its hashing, before the file is written: a read during the PUT, or just after it
+ * on a loaded machine, found the object empty or short (CI read `state/log.json` so: "Unexpected end of JSON
+ * input"). S3 shows a PUT whole once it has answered, and the old object until then. So here the body goes
+ * to a temp file beside the object (a name s3rver's listing passes over), renamed over it once written.
+ */
+function putsWhole(store: S3rverStore): void {
+  store.putObject = async (object) => {
+    const objectPath = store.getResourcePath(object.bucket, object.key, 'object');
+    await mkdir(path.dirname(objectPath), { recursive: true });
+    const temp = `${objectPath}.${randomUUID()}.put`;
+    const md5 = createHash('md5');
+    let size = 0;
+    const hashing = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        md5.update(chunk);
+        size += chunk.length;
+        callback(null, chunk);
+      },
+    });
+    const body = Buffer.isBuffer(object.content) ? Readable.from([object.content]) : object.content;
+    try {
+      await pipeline(body, hashing, createWriteStream(temp));
+      await rename(temp, objectPath);
+    } catch (error) {
+      await rm(temp, { force: true });
+      throw error;
+    }
+    const digest = md5.digest('hex');
+    await store.putMetadata(object.bucket, object.key, object.metadata, digest);
+    return { size, md5: digest };
   };
 }
 

@@ -7,8 +7,22 @@ declare module 's3rver' {
     directory: string;
     configureBuckets?: { name: string }[];
   }
+  /** An object as s3rver's store takes it (`lib/models/object.js`). */
+  interface S3rverObject {
+    readonly bucket: string;
+    readonly key: string;
+    readonly content: NodeJS.ReadableStream | Buffer;
+    readonly metadata: Record<string, string>;
+  }
+  /** The parts of s3rver's filesystem store (`lib/stores/filesystem.js`) that `putsWhole` replaces or calls. */
+  export interface S3rverStore {
+    getResourcePath(bucket: string, key: string, resource: 'object'): string;
+    putMetadata(bucket: string, key: string, metadata: Record<string, string>, md5: string): Promise<void>;
+    putObject(object: S3rverObject): Promise<{ size: number; md5: string }>;
+  }
   export default class S3rver {
     constructor(options: S3rverOptions);
+    readonly store: S3rverStore;
     run(): Promise<{ address: string; port: number }>;
     close(): Promise<void>;
   }
