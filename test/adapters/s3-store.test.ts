@@ -68,6 +68,34 @@ afterAll(async () => {
   await s3?.close();
 });
 
+/**
+ * A client of the local S3 whose requests `picks` names (by what it returns, recorded in `sent`) are
+ * answered from `answers` in turn, S3's refusals as S3 gives them (a mock: s3rver ignores the conditional
+ * headers); once `answers` is empty, or for a request not picked, s3rver answers.
+ */
+function answeringClient(picks: (command: string, input: Record<string, unknown>) => string | undefined) {
+  const client = new S3Client({ ...s3.config });
+  const answers: { name: string; status: number }[] = [];
+  const sent: string[] = [];
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const picked = picks(context.commandName ?? '', args.input as Record<string, unknown>);
+      if (picked === undefined) return next(args);
+      sent.push(picked);
+      const answer = answers.shift();
+      if (answer)
+        throw new S3ServiceException({
+          name: answer.name,
+          $fault: 'client',
+          $metadata: { httpStatusCode: answer.status },
+        });
+      return next(args);
+    },
+    { step: 'initialize', name: 'answeredByTest' },
+  );
+  return { client, answers, sent };
+}
+
 describe('when storing objects in S3', () => {
   it('round-trips bytes, content type, cache control and the ETag', async () => {
     const store = new S3Store({ client: s3.client, bucket: 'store-test' });
@@ -462,24 +490,8 @@ describe('when storing objects in S3', () => {
     // S3 checks If-Match as part of the delete and answers 409 ConditionalRequestConflict when another request
     // on the key raced it (a mock: s3rver ignores the header). Thrown as STORE_IO, it failed the publish
     // function's invocation after the batch was committed, and held the queue for its visibility timeout.
-    const client = new S3Client({ ...s3.config });
-    const answers: { name: string; status: number }[] = [];
-    const sent: string[] = [];
-    client.middlewareStack.add(
-      (next, context) => async (args) => {
-        const { IfMatch } = args.input as { IfMatch?: string };
-        if (context.commandName !== 'DeleteObjectCommand' || IfMatch === undefined) return next(args);
-        sent.push(IfMatch);
-        const answer = answers.shift();
-        if (answer)
-          throw new S3ServiceException({
-            name: answer.name,
-            $fault: 'client',
-            $metadata: { httpStatusCode: answer.status },
-          });
-        return next(args);
-      },
-      { step: 'initialize', name: 'conditionalDeletes' },
+    const { client, answers, sent } = answeringClient((command, input) =>
+      command === 'DeleteObjectCommand' ? (input.IfMatch as string | undefined) : undefined,
     );
     // The backoff before each attempt again, recorded (the attempt answered 409), not slept.
     const delays: number[] = [];
@@ -522,24 +534,8 @@ describe('when storing objects in S3', () => {
     // S3 answers a conditional write 409 ConditionalRequestConflict when another request on the key raced it,
     // and says to retry (a mock: s3rver ignores If-None-Match). Thrown as STORE_IO, a publisher's upload
     // failed on a race it did not lose.
-    const client = new S3Client({ ...s3.config });
-    const answers: { name: string; status: number }[] = [];
-    const sent: string[] = [];
-    client.middlewareStack.add(
-      (next, context) => async (args) => {
-        const { IfNoneMatch, Key } = args.input as { IfNoneMatch?: string; Key: string };
-        if (context.commandName !== 'PutObjectCommand' || IfNoneMatch !== '*') return next(args);
-        sent.push(Key);
-        const answer = answers.shift();
-        if (answer)
-          throw new S3ServiceException({
-            name: answer.name,
-            $fault: 'client',
-            $metadata: { httpStatusCode: answer.status },
-          });
-        return next(args);
-      },
-      { step: 'initialize', name: 'conditionalWrites' },
+    const { client, answers, sent } = answeringClient((command, input) =>
+      command === 'PutObjectCommand' && input.IfNoneMatch === '*' ? (input.Key as string) : undefined,
     );
     const delays: number[] = [];
     const conflictDelay = async (attempt: number) => {

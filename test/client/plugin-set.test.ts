@@ -1845,14 +1845,15 @@ describe('when a set names a manifest by its path', () => {
   });
 });
 
-describe('when a frozen lock is forged or edited against its registry', () => {
-  const lensSet = (policy = '') => `plugins:
+/** A set of kubecost-lens 1.1.0 from the served registry, with `policy` (its `policy:` lines) after it. */
+const lensSet = (policy = '') => `plugins:
   providers:
     - { type: registry, name: local, url: ${base}, key: ./registry.asc }
   plugins:
     - { provider: local, name: kubecost-lens, version: "1.1.0" }
 ${policy}`;
 
+describe('when a frozen lock is forged or edited against its registry', () => {
   it('refuses a lock forged whole, its manifest from the registry or from a cache it filled, before anything is written', async () => {
     const { lock } = await installedWithLock(lensSet());
     // A lock edited (say in a pull request) to the forger's own kubecost-lens 1.1.0: its manifest, signed by
@@ -1933,13 +1934,6 @@ ${policy}`;
 });
 
 describe('when a publishers policy is added after a frozen install took the lock\u2019s publisher', () => {
-  const lensSet = (policy = '') => `plugins:
-  providers:
-    - { type: registry, name: local, url: ${base}, key: ./registry.asc }
-  plugins:
-    - { provider: local, name: kubecost-lens, version: "1.1.0" }
-${policy}`;
-
   it('judges the policy by the publisher its registry signs, not by the one installed.json took from the lock', async () => {
     // Prepare: a lock edited to claim the publisher the team will allow, installed frozen with no
     // publishers policy (nothing reads who published it then); the set then given that policy, and the lock
