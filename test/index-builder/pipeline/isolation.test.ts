@@ -246,6 +246,19 @@ function bloated(record: VersionRecord, version: string): VersionRecord {
 }
 
 /** Puts `doc` where the plugin's document is, as the registry's own (as a run about to publish records it). */
+/**
+ * demo-plugin@2.0.0 published, then its document planted with `count` versions of the most findings below it
+ * (1.0.0 and up, some 1.15 M characters of page each), as the registry's own.
+ */
+async function withBloatedVersions(registry: TestRegistry, count: number): Promise<void> {
+  await registry.submit(await makeBundle({ manifest: validManifest({ version: '2.0.0' }) }));
+  await processSubmissions(registry.context);
+  const doc = pluginDoc(registry, 'demo-plugin');
+  const first = doc.versions[0] as VersionRecord;
+  const versions = Array.from({ length: count }, (_, i) => bloated(first, `1.0.${count - 1 - i}`));
+  plant(registry, { ...doc, versions: [first, ...versions] });
+}
+
 function plant(registry: TestRegistry, doc: PluginDocument): void {
   const key = `plugins/${doc.name}/index.json`;
   const stored = registry.site.objects.get(key) as StoredObject;
@@ -264,14 +277,9 @@ describe('when a plugin would grow past what its page may hold', () => {
     const registry = await makeRegistry({
       operators: [{ fingerprint: operator.fingerprint, key: operator.publicKey }],
     });
-    await registry.submit(await makeBundle({ manifest: validManifest({ version: '2.0.0' }) }));
-    await processSubmissions(registry.context);
     // 40 such versions: some 46 M characters of page, past the 32 Mi a plugin's page may hold (a document
     // of before the bound, as no publish can make one now).
-    const doc = pluginDoc(registry, 'demo-plugin');
-    const first = doc.versions[0] as VersionRecord;
-    const versions = [first, ...Array.from({ length: 40 }, (_, i) => bloated(first, `1.0.${39 - i}`))];
-    plant(registry, { ...doc, versions });
+    await withBloatedVersions(registry, 40);
 
     await registry.submit(
       await makeBundle({ manifest: validManifest({ version: '3.0.0' }) }),
@@ -303,14 +311,7 @@ describe('when a plugin would grow past what its page may hold', () => {
 describe('when an owner acts on a plugin grown past its bound before there was one', () => {
   it('refuses what grows it (a publish, an advisory) and applies a yank, which grows it by a line', async () => {
     const registry = await makeRegistry();
-    await registry.submit(await makeBundle({ manifest: validManifest({ version: '2.0.0' }) }));
-    await processSubmissions(registry.context);
-    const doc = pluginDoc(registry, 'demo-plugin');
-    const first = doc.versions[0] as VersionRecord;
-    plant(registry, {
-      ...doc,
-      versions: [first, ...Array.from({ length: 40 }, (_, i) => bloated(first, `1.0.${39 - i}`))],
-    });
+    await withBloatedVersions(registry, 40);
     const publisher = await testKey('publisher');
 
     await registry.submit(await makeBundle({ manifest: validManifest({ version: '3.0.0' }) }));
@@ -361,16 +362,7 @@ function missingReferences(registry: TestRegistry): string[] {
 }
 
 /** demo-plugin past its bound (40 versions of the most findings: 46 M characters), as the registry's own. */
-async function pastItsBound(registry: TestRegistry): Promise<void> {
-  await registry.submit(await makeBundle({ manifest: validManifest({ version: '2.0.0' }) }));
-  await processSubmissions(registry.context);
-  const doc = pluginDoc(registry, 'demo-plugin');
-  const first = doc.versions[0] as VersionRecord;
-  plant(registry, {
-    ...doc,
-    versions: [first, ...Array.from({ length: 40 }, (_, i) => bloated(first, `1.0.${39 - i}`))],
-  });
-}
+const pastItsBound = (registry: TestRegistry): Promise<void> => withBloatedVersions(registry, 40);
 
 /** demo-plugin@`version` with two artifacts of its own. */
 const withArtifacts = (version: string, name = 'demo-plugin'): Promise<Uint8Array> =>
@@ -514,14 +506,7 @@ describe('when a run that died logged a publish, and a new one in the retry grow
     // Prepare: demo-plugin a page just under its bound (29 versions of the most findings: 32.6 M
     // characters of 32 Mi); a run logs 3.0.0 (which fits) and dies before any document shows it.
     const registry = await makeRegistry();
-    await registry.submit(await makeBundle({ manifest: validManifest({ version: '2.0.0' }) }));
-    await processSubmissions(registry.context);
-    const doc = pluginDoc(registry, 'demo-plugin');
-    const first = doc.versions[0] as VersionRecord;
-    plant(registry, {
-      ...doc,
-      versions: [first, ...Array.from({ length: 29 }, (_, i) => bloated(first, `1.0.${28 - i}`))],
-    });
+    await withBloatedVersions(registry, 29);
     const logged = await registry.submit(await makeBundle({ manifest: validManifest({ version: '3.0.0' }) }));
     await diesOnceLogged(registry, logged);
     const grows = await registry.submit(await makeBundle({ manifest: bloatedManifest('4.0.0') }));
