@@ -14,17 +14,12 @@
  */
 import { ACTION_MAX_AGE_MS } from '../index-builder/actions.ts';
 import { sha256Hex } from '../index-builder/digest.ts';
-import {
-  EMPTY_LOG,
-  LOG_SEGMENT_ENTRIES,
-  logSegmentKey,
-  nextEntry,
-  renderSegment,
-} from '../index-builder/log.ts';
+import { LOG_SEGMENT_ENTRIES } from '../index-builder/log.ts';
 import type { LogHead } from '../index-builder/model.ts';
 import { restoreActionRecords } from '../index-builder/pipeline/actions.ts';
 import { flushIndexes, processSubmissions } from '../index-builder/pipeline/index.ts';
-import { CACHE_MUTABLE, type Store } from '../index-builder/store.ts';
+import type { Store } from '../index-builder/store.ts';
+import { publishLogEntries } from '../test/support/actions.ts';
 import { makeBundle, makeRegistry, validManifest, versionBundle } from '../test/support/fixtures.ts';
 import { MemoryStore } from '../test/support/memory-store.ts';
 import { median } from './stats.ts';
@@ -125,43 +120,29 @@ const RESTORE_RUNS = 3;
  * unyanks (each its own digest) over RESTORE_PLUGINS plugins, made within the last day before `now`.
  */
 async function recentActionsLog(site: Store, now: Date): Promise<LogHead> {
-  let head = EMPTY_LOG;
-  const lines: string[] = [];
   const old = new Date(now.getTime() - 4 * ACTION_MAX_AGE_MS).toISOString();
   const signer = 'A'.repeat(40);
-  for (let i = 0; i < 2 * LOG_SEGMENT_ENTRIES; i++) {
-    const next = nextEntry(head, {
-      time: old,
-      type: 'publish',
-      plugin: `plugin-${i % RESTORE_PLUGINS}`,
-      version: `0.0.${i}`,
-      signer,
-      digest: sha256Hex(`publish ${i}`),
-    });
-    lines.push(next.line);
-    head = next.head;
-  }
-  for (let i = 0; i < RESTORE_ACTIONS; i++) {
+  const publishes = Array.from({ length: 2 * LOG_SEGMENT_ENTRIES }, (_, i) => ({
+    time: old,
+    type: 'publish' as const,
+    plugin: `plugin-${i % RESTORE_PLUGINS}`,
+    version: `0.0.${i}`,
+    signer,
+    digest: sha256Hex(`publish ${i}`),
+  }));
+  const actions = Array.from({ length: RESTORE_ACTIONS }, (_, i) => {
     const made = new Date(now.getTime() - 24 * 3600 * 1000 + i * 1000).toISOString();
-    const next = nextEntry(head, {
+    return {
       time: made,
-      type: i % 2 === 0 ? 'yank' : 'unyank',
+      type: i % 2 === 0 ? ('yank' as const) : ('unyank' as const),
       plugin: `plugin-${i % RESTORE_PLUGINS}`,
       version: '1.0.0',
       signer,
       digest: sha256Hex(`action ${i}`),
       created: made,
-    });
-    lines.push(next.line);
-    head = next.head;
-  }
-  for (let from = 0; from < lines.length; from += LOG_SEGMENT_ENTRIES)
-    await site.put(
-      logSegmentKey(from / LOG_SEGMENT_ENTRIES),
-      renderSegment(lines.slice(from, from + LOG_SEGMENT_ENTRIES)),
-      { contentType: 'application/jsonl', cacheControl: CACHE_MUTABLE },
-    );
-  return head;
+    };
+  });
+  return publishLogEntries(site, [...publishes, ...actions]);
 }
 
 const restoring = await makeRegistry();

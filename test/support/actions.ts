@@ -6,17 +6,21 @@
 import { type ActionBody, signAction } from '../../index-builder/actions.ts';
 import { binKey, binOf, pluginDocumentKey } from '../../index-builder/layout.ts';
 import {
+  EMPTY_LOG,
+  LOG_SEGMENT_ENTRIES,
   type LogEntry,
   logSegmentKey,
+  nextEntry,
   parseSegment,
   type ReadEntry,
+  renderSegment,
   segmentsBetween,
   verifyLogRange,
   ZERO_HASH,
 } from '../../index-builder/log.ts';
-import type { PluginDocument, SnapshotDocument } from '../../index-builder/model.ts';
+import type { LogHead, PluginDocument, SnapshotDocument } from '../../index-builder/model.ts';
 import { type KeyPair, readPublicKey } from '../../index-builder/signing.ts';
-import type { Store } from '../../index-builder/store.ts';
+import { CACHE_MUTABLE, type Store } from '../../index-builder/store.ts';
 import { openSignedSnapshot, verifyPluginDocument, verifySnapshot } from '../../index-builder/verify.ts';
 import { nextUploadName } from './fixtures.ts';
 
@@ -100,4 +104,28 @@ export async function vouchedLog(site: Store, registryPublicKey: string): Promis
     entries.push(...parseSegment(await bytesOf(site, logSegmentKey(index)), index));
   verifyLogRange(entries, { from: 0, prev: ZERO_HASH, to: head });
   return entries.slice(0, head.length).map((e) => e.entry);
+}
+
+/**
+ * A published log made of `entries` (each chained after the one before, from an empty log), written to
+ * `site` as the log's segments, as a registry publishes them; the head it ends at.
+ */
+export async function publishLogEntries(
+  site: Store,
+  entries: Iterable<Omit<LogEntry, 'seq' | 'prev'>>,
+): Promise<LogHead> {
+  let head = EMPTY_LOG;
+  const lines: string[] = [];
+  for (const fields of entries) {
+    const next = nextEntry(head, fields);
+    lines.push(next.line);
+    head = next.head;
+  }
+  for (let from = 0; from < lines.length; from += LOG_SEGMENT_ENTRIES)
+    await site.put(
+      logSegmentKey(from / LOG_SEGMENT_ENTRIES),
+      renderSegment(lines.slice(from, from + LOG_SEGMENT_ENTRIES)),
+      { contentType: 'application/jsonl', cacheControl: CACHE_MUTABLE },
+    );
+  return head;
 }

@@ -23,14 +23,7 @@ import {
   SIGNED_SNAPSHOT_KEY,
   SNAPSHOT_KEY,
 } from '../../../index-builder/layout.ts';
-import {
-  EMPTY_LOG,
-  LOG_SEGMENT_ENTRIES,
-  type LogEntry,
-  logSegmentKey,
-  nextEntry,
-  renderSegment,
-} from '../../../index-builder/log.ts';
+import { LOG_SEGMENT_ENTRIES, type LogEntry, logSegmentKey } from '../../../index-builder/log.ts';
 import type { LogHead, PluginDocument, SnapshotDocument } from '../../../index-builder/model.ts';
 import {
   RESTORE_WRITE_CONCURRENCY,
@@ -55,7 +48,7 @@ import {
   listAll,
   type Store,
 } from '../../../index-builder/store.ts';
-import { ACTION_SIGNED, signedAction, upload, vouchedLog } from '../../support/actions.ts';
+import { ACTION_SIGNED, publishLogEntries, signedAction, upload, vouchedLog } from '../../support/actions.ts';
 import { makeBundle, makeRegistry, nextUploadName, testKey, validManifest } from '../../support/fixtures.ts';
 import { MemoryStore } from '../../support/memory-store.ts';
 import { realStores, withMethod } from '../../support/stores.ts';
@@ -313,27 +306,17 @@ describe('when the log is read back over many segments, side by side', () => {
   const RECENT_SEGMENTS = 5;
   const publishedLog = async () => {
     const site = new MemoryStore();
-    let head = EMPTY_LOG;
-    const written: string[] = [];
-    for (let i = 0; i < (OLD_SEGMENTS + RECENT_SEGMENTS) * LOG_SEGMENT_ENTRIES; i++) {
-      const old = i < OLD_SEGMENTS * LOG_SEGMENT_ENTRIES;
-      const next = nextEntry(head, {
-        time: new Date(NOW - (old ? 30 : 1) * DAY + i).toISOString(),
+    const head = await publishLogEntries(
+      site,
+      Array.from({ length: (OLD_SEGMENTS + RECENT_SEGMENTS) * LOG_SEGMENT_ENTRIES }, (_, i) => ({
+        time: new Date(NOW - (i < OLD_SEGMENTS * LOG_SEGMENT_ENTRIES ? 30 : 1) * DAY + i).toISOString(),
         type: 'publish',
         plugin: NAME,
         version: `0.0.${i}`,
         signer: 'A'.repeat(40),
         digest: sha256Hex(`entry ${i}`),
-      });
-      written.push(next.line);
-      head = next.head;
-    }
-    for (let index = 0; index < OLD_SEGMENTS + RECENT_SEGMENTS; index++)
-      await site.put(
-        logSegmentKey(index),
-        renderSegment(written.slice(index * LOG_SEGMENT_ENTRIES, (index + 1) * LOG_SEGMENT_ENTRIES)),
-        { contentType: 'application/jsonl', cacheControl: CACHE_MUTABLE },
-      );
+      })),
+    );
     return { site, head };
   };
   const since = NOW - 7 * DAY;
@@ -752,28 +735,21 @@ describe("when a rebuild writes back what a lost state/ held, on a store with a 
   /** A published log of ACTIONS yanks and unyanks over PLUGINS plugins, made in the last day. */
   const recentActions = async () => {
     const site = new MemoryStore();
-    let head = EMPTY_LOG;
-    const lines: string[] = [];
-    for (let i = 0; i < ACTIONS; i++) {
-      const made = new Date(NOW.getTime() - 24 * HOUR + i * 1000).toISOString();
-      const next = nextEntry(head, {
-        time: made,
-        type: i % 2 === 0 ? 'yank' : 'unyank',
-        plugin: `plugin-${i % PLUGINS}`,
-        version: '1.0.0',
-        signer: 'A'.repeat(40),
-        digest: sha256Hex(`action ${i}`),
-        created: made,
-      });
-      lines.push(next.line);
-      head = next.head;
-    }
-    for (let from = 0; from < lines.length; from += LOG_SEGMENT_ENTRIES)
-      await site.put(
-        logSegmentKey(from / LOG_SEGMENT_ENTRIES),
-        renderSegment(lines.slice(from, from + LOG_SEGMENT_ENTRIES)),
-        { contentType: 'application/jsonl', cacheControl: CACHE_MUTABLE },
-      );
+    const head = await publishLogEntries(
+      site,
+      Array.from({ length: ACTIONS }, (_, i) => {
+        const made = new Date(NOW.getTime() - 24 * HOUR + i * 1000).toISOString();
+        return {
+          time: made,
+          type: i % 2 === 0 ? ('yank' as const) : ('unyank' as const),
+          plugin: `plugin-${i % PLUGINS}`,
+          version: '1.0.0',
+          signer: 'A'.repeat(40),
+          digest: sha256Hex(`action ${i}`),
+          created: made,
+        };
+      }),
+    );
     return { site, head };
   };
   /** An empty intake store whose puts each take `latencyMs`, the time each began recorded. */
