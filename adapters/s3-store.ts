@@ -387,19 +387,21 @@ export class S3Store implements Store {
   }
 
   /**
-   * `write` (one whole write of the object, the body sent from its start) again after a backoff while S3
-   * answers a create-only write 409 ConditionalRequestConflict: S3's own advice for a conditional write that
-   * raced another request on the key. Without it a publisher's upload failed STORE_IO on a race it did not
-   * lose. Never a 412 (an object there: STORE_EXISTS, final), nor any other failure.
+   * `send` (one whole conditional request, a write's body sent from its start) again after a backoff while S3
+   * answers it 409 ConditionalRequestConflict, at most CONFLICT_ATTEMPTS times: S3's own advice for a
+   * conditional request that raced another request on the key. Without it a publisher's upload failed
+   * STORE_IO on a race it did not lose, and the publish function's delete of a moved upload failed its
+   * invocation after the batch was committed. Never a 412 (final: STORE_EXISTS, or the object left), nor any
+   * other failure; nor a request that is not conditional (`conditional` false), which S3 never answers so.
    */
-  async #createRetrying(options: S3PutOptions, write: () => Promise<void>): Promise<void> {
+  async #againAfterConflicts(conditional: boolean, send: () => Promise<void>): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
-        await write();
+        await send();
         return;
       } catch (error) {
-        const raced = error instanceof StoreError && isConditionalConflict(error.cause);
-        if (!options.createOnly || !raced || attempt >= CONFLICT_ATTEMPTS) throw error;
+        const cause = error instanceof StoreError ? error.cause : error;
+        if (!conditional || !isConditionalConflict(cause) || attempt >= CONFLICT_ATTEMPTS) throw error;
         await this.#conflictDelay(attempt);
       }
     }
@@ -526,7 +528,7 @@ export class S3Store implements Store {
    * completed: readers see the old object or the new, never a mix.
    */
   async put(key: string, body: Uint8Array, options: S3PutOptions): Promise<void> {
-    await this.#createRetrying(options, () => this.#putOnce(key, body, options));
+    await this.#againAfterConflicts(options.createOnly === true, () => this.#putOnce(key, body, options));
   }
 
   async #putOnce(key: string, body: Uint8Array, options: S3PutOptions): Promise<void> {
@@ -632,7 +634,7 @@ export class S3Store implements Store {
     open: () => AsyncIterable<Uint8Array>,
     options: S3PutOptions,
   ): Promise<void> {
-    await this.#createRetrying(options, () => this.putStream(key, open(), options));
+    await this.#againAfterConflicts(options.createOnly === true, () => this.putStream(key, open(), options));
   }
 
   async delete(key: string, options?: DeleteOptions): Promise<void> {
@@ -644,20 +646,19 @@ export class S3Store implements Store {
     // still in flight). Thrown at once, it failed the publish function's invocation after its batch was
     // committed, and the queue held every upload behind it for its visibility timeout.
     const IfMatch = options?.ifMatch;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.#client.send(
-          new DeleteObjectCommand({ Bucket: this.#bucket, Key, ...(IfMatch ? { IfMatch } : {}) }),
-        );
-        return;
-      } catch (error) {
-        if (isNotFound(error) || (IfMatch && isPreconditionFailed(error))) return;
-        if (IfMatch && isConditionalConflict(error) && attempt < CONFLICT_ATTEMPTS) {
-          await this.#conflictDelay(attempt);
-          continue;
+    try {
+      await this.#againAfterConflicts(Boolean(IfMatch), async () => {
+        try {
+          await this.#client.send(
+            new DeleteObjectCommand({ Bucket: this.#bucket, Key, ...(IfMatch ? { IfMatch } : {}) }),
+          );
+        } catch (error) {
+          if (isNotFound(error) || (IfMatch && isPreconditionFailed(error))) return;
+          throw error;
         }
-        this.#fail(key, 'delete', error);
-      }
+      });
+    } catch (error) {
+      this.#fail(key, 'delete', error);
     }
   }
 
