@@ -23,6 +23,7 @@ import {
   type ListObjectsV2CommandOutput,
   PutObjectCommand,
   S3Client,
+  type S3ClientConfig,
   S3ServiceException,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
@@ -79,11 +80,35 @@ export interface S3PutOptions extends PutOptions {
 }
 
 /**
- * An S3 client for AWS (region and credentials from the environment), or for an S3-compatible endpoint
- * such as a local test server, which needs path-style addressing.
+ * How the S3 clients the product builds send again a request S3 throttled (503 SlowDown), failed (500
+ * InternalError, 503) or let time out (RequestTimeout), by the SDK's own standard retry mode (its backoff,
+ * exponential with full jitter and a second as the base for a throttle, and its retry quota, which stops
+ * retries through an outage). Set in code, so `AWS_MAX_ATTEMPTS` and `AWS_RETRY_MODE` do not change them.
+ * - `batch`: the publish function and the commands. A batch writes tens of thousands of objects (an import
+ *   of 10,000 plugins), and S3 answers SlowDown while it scales a prefix up: with the SDK's three attempts
+ *   (about three seconds of backoff at most) one throttled write failed the whole batch, for the queue to
+ *   start it again. Eight attempts wait up to about 70 seconds (35 on average) before the batch fails.
+ * - `interactive`: the search function, which answers a person within its 10-second timeout. Retried
+ *   longer, a throttled read ran into that timeout, a bare 502 instead of its 503, and kept retrying for
+ *   every caller while S3 asked for fewer requests.
+ * Standard, not adaptive: adaptive slows every request of a client once one is throttled, and S3 throttles
+ * a prefix, while one client writes many (the AWS SDKs' guide keeps adaptive for a client of one resource).
  */
-export function createS3Client(endpoint?: string): S3Client {
-  return new S3Client(endpoint ? { endpoint, forcePathStyle: true } : {});
+export const S3_RETRY = {
+  batch: { retryMode: 'standard', maxAttempts: 8 },
+  interactive: { retryMode: 'standard', maxAttempts: 3 },
+} as const satisfies Record<string, Pick<S3ClientConfig, 'retryMode' | 'maxAttempts'>>;
+
+/** Which of `S3_RETRY`'s bounds a client keeps. */
+export type S3RetryPolicy = keyof typeof S3_RETRY;
+
+/**
+ * An S3 client for AWS (region and credentials from the environment), or for an S3-compatible endpoint
+ * such as a local test server, which needs path-style addressing; it retries as `S3_RETRY[retry]` says.
+ * Every S3 client of the publish and search functions and of the commands is made here.
+ */
+export function createS3Client(endpoint?: string, retry: S3RetryPolicy = 'batch'): S3Client {
+  return new S3Client({ ...S3_RETRY[retry], ...(endpoint ? { endpoint, forcePathStyle: true } : {}) });
 }
 
 const DEFAULT_MULTIPART_THRESHOLD = 16 * 1024 * 1024;

@@ -12,7 +12,7 @@ const config = readSearchFunctionConfig(process.env);
 
 export const handler = createSearchHandler({
   index: new SearchIndex(
-    new S3Store({ client: createS3Client(config.s3Endpoint), bucket: config.siteBucket }),
+    new S3Store({ client: createS3Client(config.s3Endpoint, 'interactive'), bucket: config.siteBucket }),
   ),
   logger: jsonLogger('plugindex-search'),
 });

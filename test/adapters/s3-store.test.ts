@@ -15,10 +15,11 @@ import {
   S3Client,
   S3ServiceException,
 } from '@aws-sdk/client-s3';
+import { ConfiguredRetryStrategy } from '@smithy/core/retry';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { conflictBackoffMs, S3Store } from '../../adapters/s3-store.ts';
+import { conflictBackoffMs, createS3Client, type S3RetryPolicy, S3Store } from '../../adapters/s3-store.ts';
 import { syntheticDocument, URL_BASE } from '../../bench/synthetic.ts';
 import { catalogLineOf, emptyCatalog, saveCatalog } from '../../index-builder/catalog.ts';
 import { fixedClock } from '../../index-builder/clock.ts';
@@ -46,6 +47,8 @@ import { gpgKeyring } from '../support/gpg.ts';
 import { MemoryStore } from '../support/memory-store.ts';
 import { PULUMICOST_SPEC } from '../support/reference.ts';
 import { type LocalS3, startLocalS3 } from '../support/s3.ts';
+import { answerS3Error, S3_ANSWERS } from '../support/s3-object-errors.ts';
+import { startS3Proxy } from '../support/s3-proxy.ts';
 import { chunksOf, collect, patternBytes } from '../support/streams.ts';
 
 const opts = { contentType: 'application/json', cacheControl: 'public, max-age=60' };
@@ -625,6 +628,122 @@ function recordingDeletes(): { client: S3Client; deletes: { key: string; ifMatch
   );
   return { client, deletes };
 }
+
+describe('when S3 throttles requests (503 SlowDown)', () => {
+  /**
+   * A client of the local S3 through a mock that answers as many requests as `throttle` holds for each
+   * `<METHOD> <bucket>/<key>` 503 SlowDown on the wire, as S3 does while it scales a prefix up (s3rver never
+   * throttles), and forwards the rest. The client keeps the attempts and the retry mode `createS3Client`
+   * gives its `policy`; only the SDK's backoff is shortened, to a millisecond, through the SDK's own option
+   * (the production delay is the SDK's default).
+   */
+  async function throttledClient(policy: S3RetryPolicy, throttle: Map<string, number>) {
+    const made = createS3Client(s3.endpoint, policy);
+    const maxAttempts = await made.config.maxAttempts();
+    // The strategy the SDK made of the client's settings: standard or adaptive.
+    const { mode } = (await made.config.retryStrategy()) as { mode?: string };
+    made.destroy();
+    const answered: string[] = [];
+    const proxy = await startS3Proxy(s3, (request, response) => {
+      const url = new URL(request.url ?? '/', 'http://mock');
+      const at = `${request.method} ${decodeURIComponent(url.pathname.slice(1))}`;
+      const left = throttle.get(at) ?? 0;
+      if (left === 0) return false;
+      throttle.set(at, left - 1);
+      answered.push(at);
+      answerS3Error(request, response, S3_ANSWERS.throttled, answered.length);
+      return true;
+    });
+    const client = new S3Client({
+      ...s3.config,
+      endpoint: proxy.endpoint,
+      retryStrategy: new ConfiguredRetryStrategy(maxAttempts, 1),
+    });
+    return {
+      client,
+      maxAttempts,
+      mode,
+      answered,
+      close: async () => {
+        client.destroy();
+        await proxy.close();
+      },
+    };
+  }
+
+  it('writes and reads through more throttles than the SDK default of three attempts, each retried', async () => {
+    // An import of 10,000 plugins writes tens of thousands of objects: with the SDK's three attempts, one
+    // write S3 throttled three times running failed the batch, for the queue to start it again.
+    const throttle = new Map<string, number>();
+    const t = await throttledClient('batch', throttle);
+    try {
+      const store = new S3Store({ client: t.client, bucket: 'store-test' });
+      expect(t).toMatchObject({ maxAttempts: 8, mode: 'standard' });
+
+      throttle.set('PUT store-test/throttled/a.json', 5);
+      await store.put('throttled/a.json', encode('{"a":1}'), opts);
+      throttle.set('GET store-test/throttled/a.json', 5);
+      const read = await store.get('throttled/a.json');
+
+      expect(new TextDecoder().decode(read?.body)).toBe('{"a":1}');
+      expect(t.answered).toEqual([
+        ...Array.from({ length: 5 }, () => 'PUT store-test/throttled/a.json'),
+        ...Array.from({ length: 5 }, () => 'GET store-test/throttled/a.json'),
+      ]);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('fails STORE_IO, not for good, once S3 throttled every attempt, and writes nothing', async () => {
+    const throttle = new Map<string, number>();
+    const t = await throttledClient('batch', throttle);
+    try {
+      const store = new S3Store({ client: t.client, bucket: 'store-test' });
+      throttle.set('PUT store-test/throttled/b.json', t.maxAttempts);
+
+      const failure = store.put('throttled/b.json', encode('{"b":1}'), opts);
+
+      await expect(failure).rejects.toBeInstanceOf(StoreError);
+      await expect(failure).rejects.toMatchObject({
+        code: 'STORE_IO',
+        permanent: false,
+        key: 'throttled/b.json',
+        cause: expect.objectContaining({
+          name: 'SlowDown',
+          $metadata: expect.objectContaining({ attempts: t.maxAttempts }),
+        }),
+      });
+      expect(t.answered).toHaveLength(t.maxAttempts);
+      expect(
+        await new S3Store({ client: s3.client, bucket: 'store-test' }).head('throttled/b.json'),
+      ).toBeUndefined();
+    } finally {
+      await t.close();
+    }
+  });
+
+  it("gives up on a throttled read within the SDK's three attempts for the search function", async () => {
+    // Its answer is awaited by a person within its 10-second timeout; retried for a minute, a throttled read
+    // ran into the timeout (a bare 502) while every caller kept asking S3 again.
+    const throttle = new Map<string, number>([['GET store-test/throttled/search.json', 3]]);
+    const t = await throttledClient('interactive', throttle);
+    try {
+      await new S3Store({ client: s3.client, bucket: 'store-test' }).put(
+        'throttled/search.json',
+        encode('{}'),
+        opts,
+      );
+      const store = new S3Store({ client: t.client, bucket: 'store-test' });
+
+      await expect(store.get('throttled/search.json')).rejects.toMatchObject({ code: 'STORE_IO' });
+      expect(t.maxAttempts).toBe(3);
+      expect(t.answered).toHaveLength(3);
+    } finally {
+      await t.close();
+    }
+  });
+});
 
 describe('when an object is read while S3 is taking a PUT of it', () => {
   it('reads the object as it was until the PUT is whole, then the new one whole (s3rver as S3)', async () => {

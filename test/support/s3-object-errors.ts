@@ -6,6 +6,7 @@
  * archived object gives its modelled `InvalidObjectState`, the rest an `S3ServiceException` named by the
  * `<Code>`. Any client reaches it, the SDK's in a test or a bundled function's (`S3_ENDPOINT`).
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { LocalS3 } from './s3.ts';
 import { startS3Proxy } from './s3-proxy.ts';
 
@@ -84,21 +85,34 @@ export async function startS3ObjectErrors(
     const answer = request.method === 'GET' ? answerFor(object) : undefined;
     if (!answer) return false;
     answered.push(`${object} ${answer.code}`);
-    request.resume();
-    const extra = Object.entries(answer.extra ?? {})
-      .map(([name, value]) => `<${name}>${xmlText(value)}</${name}>`)
-      .join('');
-    const requestId = `MOCK${String(answered.length).padStart(12, '0')}`;
-    response.writeHead(answer.status, {
-      'content-type': 'application/xml',
-      'x-amz-request-id': requestId,
-      'x-amz-id-2': 'mock-host-id',
-      server: 'AmazonS3',
-    });
-    response.end(
-      `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${answer.code}</Code><Message>${xmlText(answer.message)}</Message>${extra}<RequestId>${requestId}</RequestId><HostId>mock-host-id</HostId></Error>`,
-    );
+    answerS3Error(request, response, answer, answered.length);
     return true;
   });
   return { ...proxy, answered };
+}
+
+/**
+ * Answers `request` with `answer` as S3 sends an error (status, headers, XML body), its body read and
+ * dropped; `serial` tells the answers apart in their request ids.
+ */
+export function answerS3Error(
+  request: IncomingMessage,
+  response: ServerResponse,
+  answer: S3ErrorAnswer,
+  serial: number,
+): void {
+  request.resume();
+  const extra = Object.entries(answer.extra ?? {})
+    .map(([name, value]) => `<${name}>${xmlText(value)}</${name}>`)
+    .join('');
+  const requestId = `MOCK${String(serial).padStart(12, '0')}`;
+  response.writeHead(answer.status, {
+    'content-type': 'application/xml',
+    'x-amz-request-id': requestId,
+    'x-amz-id-2': 'mock-host-id',
+    server: 'AmazonS3',
+  });
+  response.end(
+    `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${answer.code}</Code><Message>${xmlText(answer.message)}</Message>${extra}<RequestId>${requestId}</RequestId><HostId>mock-host-id</HostId></Error>`,
+  );
 }
