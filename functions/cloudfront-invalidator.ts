@@ -2,7 +2,8 @@
  * CloudFront invalidation after a rebuild: only the mutable paths the pipeline rewrote (BatchResult's
  * `invalidate`), never immutable files. CloudFront takes at most 1,000 paths per request and charges per
  * path beyond the free tier, so a larger set becomes one wildcard. While too many invalidations are in
- * flight (TooManyInvalidationsInProgress) the request is retried with exponential backoff.
+ * flight (TooManyInvalidationsInProgress), CloudFront throttles, or it fails on its side (a 5xx), the request
+ * is retried with exponential backoff.
  */
 
 import { type CloudFrontClient, CreateInvalidationCommand } from '@aws-sdk/client-cloudfront';
@@ -28,6 +29,19 @@ export interface InvalidationResult {
 }
 
 const realSleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Why a failed request is worth sending again after a wait, or undefined when it is not (a denial, a bad
+ * distribution id). CloudFront's own faults (5xx, the SDK's `$fault: 'server'`) are: the SDK had sent them
+ * three times within a fraction of a second (50 ms is its base delay for them), and the invalidation failed
+ * on a blip of CloudFront's API, the edge left serving the documents it cached, and the alarm raised.
+ */
+function worthWaiting(error: unknown): 'throttled' | 'server' | undefined {
+  const { name, $fault } = error as { name?: string; $fault?: string };
+  if (name === 'TooManyInvalidationsInProgress' || name === 'Throttling') return 'throttled';
+  if ($fault === 'server') return 'server';
+  return undefined;
+}
 
 /** Site keys to CloudFront paths; the home page is also cached as `/`. */
 export function pathsFor(keys: readonly string[]): string[] {
@@ -67,10 +81,8 @@ export async function invalidateKeys(
       );
       return { paths, invalidationId: response.Invalidation?.Id, attempts: attempt };
     } catch (error) {
-      const throttled =
-        (error as { name?: string }).name === 'TooManyInvalidationsInProgress' ||
-        (error as { name?: string }).name === 'Throttling';
-      if (!throttled) {
+      const why = worthWaiting(error);
+      if (!why) {
         throw new AwsAdapterError(
           'INVALIDATION_FAILED',
           `CloudFront invalidation failed: ${(error as Error).message}`,
@@ -78,11 +90,19 @@ export async function invalidateKeys(
         );
       }
       if (attempt >= maxAttempts) {
-        throw new AwsAdapterError(
-          'INVALIDATION_THROTTLED',
-          `CloudFront still throttling after ${attempt} attempts`,
-          { cause: error },
-        );
+        throw why === 'throttled'
+          ? new AwsAdapterError(
+              'INVALIDATION_THROTTLED',
+              `CloudFront still throttling after ${attempt} attempts`,
+              {
+                cause: error,
+              },
+            )
+          : new AwsAdapterError(
+              'INVALIDATION_FAILED',
+              `CloudFront invalidation failed on CloudFront's side ${attempt} times: ${(error as Error).message}`,
+              { cause: error },
+            );
       }
       // Exponential backoff with full jitter, so concurrent publishers spread out.
       await sleep(Math.round(Math.random() * baseDelay * 2 ** (attempt - 1)));

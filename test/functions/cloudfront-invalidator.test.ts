@@ -4,6 +4,7 @@
  */
 import {
   CloudFrontClient,
+  CloudFrontServiceException,
   CreateInvalidationCommand,
   TooManyInvalidationsInProgress,
 } from '@aws-sdk/client-cloudfront';
@@ -118,6 +119,53 @@ describe('when CloudFront is busy', () => {
     await expect(
       invalidateKeys(['index.json'], { client, distributionId: 'D1', sleep, maxAttempts: 3 }),
     ).rejects.toMatchObject({ code: 'INVALIDATION_THROTTLED' });
+  });
+
+  it("backs off and retries CloudFront's own faults (5xx), then fails INVALIDATION_FAILED after the last attempt", async () => {
+    // The SDK had already sent each three times within a fraction of a second: a blip of CloudFront's API
+    // failed the invalidation at once, leaving the edge serving what it cached and raising the alarm.
+    const unavailable = () =>
+      new CloudFrontServiceException({
+        name: 'ServiceUnavailable',
+        message: 'Service Unavailable',
+        $fault: 'server',
+        $metadata: { httpStatusCode: 503, attempts: 3 },
+      });
+    cloudfront
+      .on(CreateInvalidationCommand)
+      .rejectsOnce(unavailable())
+      .rejectsOnce(unavailable())
+      .resolves({
+        Invalidation: {
+          Id: 'I3',
+          Status: 'InProgress',
+          CreateTime: new Date(),
+          InvalidationBatch: undefined,
+        },
+      });
+    const options = { client, distributionId: 'D1', sleep, baseDelayMs: 100 };
+
+    await expect(invalidateKeys(['index.json'], options)).resolves.toMatchObject({
+      invalidationId: 'I3',
+      attempts: 3,
+    });
+    expect(sleeps).toHaveLength(2);
+    const references = cloudfront
+      .commandCalls(CreateInvalidationCommand)
+      .map((c) => c.args[0].input.InvalidationBatch?.CallerReference);
+    expect(new Set(references).size).toBe(1);
+
+    cloudfront.reset();
+    sleeps.length = 0;
+    cloudfront.on(CreateInvalidationCommand).rejects(unavailable());
+    const failure = invalidateKeys(['index.json'], { ...options, maxAttempts: 4 });
+    await expect(failure).rejects.toBeInstanceOf(AwsAdapterError);
+    await expect(failure).rejects.toMatchObject({
+      code: 'INVALIDATION_FAILED',
+      cause: expect.objectContaining({ name: 'ServiceUnavailable' }),
+    });
+    expect(cloudfront.commandCalls(CreateInvalidationCommand)).toHaveLength(4);
+    expect(sleeps).toHaveLength(3);
   });
 
   it('does not retry other failures', async () => {
