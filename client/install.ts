@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { normalizeDigest, sha256Hex } from '../index-builder/digest.ts';
 import { TrustError } from '../index-builder/errors.ts';
 import { keyProblem, manifestKey, versionFolder, versionIdentity } from '../index-builder/layout.ts';
@@ -240,6 +241,7 @@ async function naming<T>(target: Target, work: Promise<T>): Promise<T> {
 class OnDisk {
   readonly #reads = new Map<string, Promise<InstalledFile>>();
   readonly #hashes = new Map<string, Promise<{ sha256: string; size: number } | undefined>>();
+  readonly #listings = new Map<string, Promise<string[]>>();
 
   read(tree: InstallTree): Promise<InstalledFile> {
     let read = this.#reads.get(tree.dir);
@@ -248,6 +250,17 @@ class OnDisk {
       this.#reads.set(tree.dir, read);
     }
     return read;
+  }
+
+  /** `tree.foldedAs`: the plugin's folder listed once per install, however many checks ask. */
+  foldedAs(tree: InstallTree, name: string, folder: string): Promise<string[]> {
+    const key = `${tree.path(name)}\0${folder}`;
+    let found = this.#listings.get(key);
+    if (!found) {
+      found = tree.foldedAs(name, folder);
+      this.#listings.set(key, found);
+    }
+    return found;
   }
 
   hash(tree: InstallTree, relative: string): Promise<{ sha256: string; size: number } | undefined> {
@@ -436,6 +449,15 @@ export async function planInstall(
     const unchanged =
       installed && (await installedPolicyAllows(ctx, options, targets)) ? installed : undefined;
     if (unchanged) {
+      // A tree holding the locked version beside another spelled in other letter case (an older client
+      // placed both) is no tree up to date: the plan below would refuse it, after asking its sources.
+      for (const t of targets)
+        await checkVersionFolder(
+          ctx.tree(t.dir ?? options.dir),
+          seen,
+          t.name,
+          (t.locked as LockedPlugin).version,
+        );
       const lock = setLock(before ?? EMPTY_LOCKFILE, targets, options);
       const changes = lockChanges(before ?? EMPTY_LOCKFILE, lock);
       if (changes.length === 0 && lock === before) return { planned: [], before, lock, changes, unchanged };
@@ -491,13 +513,18 @@ export async function planInstall(
 }
 
 /**
- * Refuses a version whose folder would be the folder of another version of the plugin installed in `tree`,
- * their names differing only in letter case: `1.0.0-RC.1` and `1.0.0-rc.1` are two SemVer versions (no
- * registry publishes both, but two sources may each hold one), and on a filesystem that ignores case
- * (macOS's and Windows' defaults) one folder, each placement writing over the other's files, and an update
- * from one to the other removing, with the version it replaced, the one it had just placed. Refused on every
- * system, as an install folder is a checkout's too.
- * @throws ClientError VERSION_FOLDER_CLASH naming both versions, their folders and how to go on.
+ * Refuses a version whose folder would be the folder of another version of the plugin in `tree`, their
+ * names differing only in letter case: `1.0.0-RC.1` and `1.0.0-rc.1` are two SemVer versions (no registry
+ * publishes both, but two sources may each hold one), and on a filesystem that ignores case (macOS's and
+ * Windows' defaults) one folder, each placement writing over the other's files, and an update from one to the
+ * other removing, with the version it replaced, the one it had just placed. Another version is one
+ * installed.json records, or a folder in the plugin's folder it does not (`InstallTree.foldedAs`: left by
+ * an older client, an install cut short between its folder and its record, or a copy), which installed.json
+ * alone never showed. A tree an older client filled with both, recorded, is refused too, the version asked
+ * for being one of them: neither is picked, as where case is ignored their one folder holds the files of
+ * whichever was placed last. Refused on every system, as an install folder is a checkout's too. Plugin
+ * names need no such check: they are lower case by rule wherever one is read (layout.ts).
+ * @throws ClientError VERSION_FOLDER_CLASH naming both versions (or the folder), their folders and how to go on.
  */
 async function checkVersionFolder(
   tree: InstallTree,
@@ -507,14 +534,26 @@ async function checkVersionFolder(
 ): Promise<void> {
   const plugin = own((await seen.read(tree)).plugins, name);
   const folder = versionFolder(version);
+  const where = tree.path(`${name}/${folder}`);
+  const ignored = 'where case is ignored (macOS and Windows by default) they are one folder';
+  const both = plugin !== undefined && own(plugin.versions, version) !== undefined;
   for (const other of Object.keys(plugin?.versions ?? {})) {
     const otherFolder = versionFolder(other);
     if (otherFolder === folder || versionIdentity(other) !== versionIdentity(version)) continue;
+    const remove = `\`plugindex remove ${name}@${other} --dir ${tree.dir}\``;
     throw new ClientError(
       'VERSION_FOLDER_CLASH',
-      `${name}@${version} would be placed in ${tree.path(`${name}/${folder}`)}, and ${name}@${other} is installed in ${tree.path(`${name}/${otherFolder}`)}: their names differ only in letter case, and where case is ignored (macOS and Windows by default) they are one folder, each writing over the other's files; remove ${name}@${other} first (\`plugindex remove ${name}@${other} --dir ${tree.dir}\`), then install again`,
+      both
+        ? `${name}@${version} and ${name}@${other} are both installed in ${tree.dir}, in ${where} and ${tree.path(`${name}/${otherFolder}`)} (placed by an older client): their names differ only in letter case, and ${ignored}, holding the files of whichever was placed last, so neither is taken as installed; remove ${name}@${other} (${remove}), then install again`
+        : `${name}@${version} would be placed in ${where}, and ${name}@${other} is installed in ${tree.path(`${name}/${otherFolder}`)}: their names differ only in letter case, and ${ignored}, each writing over the other's files; remove ${name}@${other} first (${remove}), then install again`,
     );
   }
+  const [found] = await seen.foldedAs(tree, name, folder);
+  if (found !== undefined)
+    throw new ClientError(
+      'VERSION_FOLDER_CLASH',
+      `${name}@${version} would be placed in ${where}, and ${join(tree.path(name), found)} is there, which ${tree.file} does not record (an older client's, an install cut short, or a copy): their names differ only in letter case (or, as Windows reads them, in trailing dots and spaces), and ${ignored}, the placement writing over what it holds; move ${found} out of ${tree.path(name)} or delete it, then install again`,
+    );
 }
 
 /**

@@ -25,6 +25,8 @@ import {
   isCanonicalVersion,
   pluginNameFormProblem,
   SAFE_RELATIVE_PATH_PATTERN,
+  versionFolder,
+  versionIdentity,
 } from '../index-builder/layout.ts';
 import { compareVersions } from '../index-builder/versions.ts';
 import { ClientError } from './errors.ts';
@@ -191,6 +193,12 @@ export function withInstalledVersion(
 
 /**
  * Drops one version (or every version), keeping the highest left as current. Returns what was removed.
+ * A version left whose folder differs from a removed one's only in letter case (`1.0.0-rc.1` beside
+ * `1.0.0-RC.1`, both placed by an older client; an install refuses the pair, VERSION_FOLDER_CLASH) is
+ * recorded with a `problem`: where case is ignored (macOS and Windows by default) the two had one folder,
+ * and its removal took the files of both. A host does not run it, and the next install places it again
+ * (a record with a problem is never taken as installed), or `plugindex verify` clears it where its files
+ * are whole (a filesystem that tells case apart kept its folder).
  * @throws ClientError NOT_INSTALLED naming what is installed.
  */
 export function withoutInstalled(
@@ -206,7 +214,23 @@ export function withoutInstalled(
     );
   }
   const removed = version === undefined ? Object.keys(plugin.versions) : [version];
-  const left = Object.fromEntries(Object.entries(plugin.versions).filter(([v]) => !removed.includes(v)));
+  const left: Record<string, InstalledVersion> = {};
+  for (const [v, record] of Object.entries(plugin.versions)) {
+    if (removed.includes(v)) continue;
+    const shared = removed.find(
+      (r) => versionIdentity(r) === versionIdentity(v) && versionFolder(r) !== versionFolder(v),
+    );
+    left[v] =
+      shared === undefined
+        ? record
+        : {
+            ...record,
+            problem: {
+              code: 'VERSION_FOLDER_CLASH',
+              message: `${name}@${v}'s folder differs from ${name}@${shared}'s only in letter case: where case is ignored (macOS and Windows by default) they were one folder, removed with ${name}@${shared}; \`plugindex install\` places it again`,
+            },
+          };
+  }
   const plugins = { ...installed.plugins };
   const remaining = Object.keys(left).sort(compareVersions);
   if (remaining.length === 0) delete plugins[name];

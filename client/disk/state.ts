@@ -506,6 +506,30 @@ export class InstallTree {
   }
 
   /**
+   * The names in the plugin's folder `name/` that a filesystem ignoring letter case (macOS's and Windows'
+   * defaults) or Windows' trailing dots and spaces takes for `folder` (`foldedName`), `folder` itself aside:
+   * whatever is there, recorded in installed.json or not (an older client's, an install cut short between
+   * its folder and its record, a copy), as an install would write into it. Only that folder is listed, never
+   * the install folder, so the cost is one plugin's versions however large the tree. A name that is
+   * `folder` on this filesystem (the same folder, spelled as it was first made on one that ignores case) is
+   * no other. None when the plugin's folder is missing, or is a link (placing refuses it: `#unlinkedPath`).
+   */
+  async foldedAs(name: string, folder: string): Promise<string[]> {
+    const plugin = this.path(name);
+    if (!(await lstat(plugin).catch(() => undefined))?.isDirectory()) return [];
+    const wanted = foldedName(folder);
+    const self = await lstat(join(plugin, folder)).catch(() => undefined);
+    const found: string[] = [];
+    for (const entry of await readdir(plugin).catch(() => [] as string[])) {
+      if (entry === folder || foldedName(entry) !== wanted) continue;
+      const info = await lstat(join(plugin, entry)).catch(() => undefined);
+      if (self && info && self.dev === info.dev && self.ino === info.ino) continue;
+      found.push(entry);
+    }
+    return found.sort();
+  }
+
+  /**
    * Removes a version's folder (a link in its place is removed, not followed), then the plugin's once empty.
    * @throws ClientError INSTALL_PATH_LINKED (`#unlinkedPath`).
    */
@@ -518,12 +542,18 @@ export class InstallTree {
 
 /**
  * A file name as a filesystem that ignores case compares it (macOS's and Windows' defaults: `Plugins.lock`
- * and `plugins.lock` are one file there), and ignores Unicode normalization as macOS does: names equal
- * folded may be one file on some machine a checkout is taken to, whatever this one does.
+ * and `plugins.lock` are one file there), and ignores Unicode normalization as macOS does, and trailing dots
+ * and spaces as Windows does (`1.0.0.` and `1.0.0 ` are `1.0.0` there): names equal folded may be one file
+ * on some machine a checkout is taken to, whatever this one does.
  */
 export function foldedName(name: string): string {
   // Upper then lower: a few letters fold only that way (the long s, U+017F, is "S" upper-cased).
-  return name.normalize('NFC').toUpperCase().toLowerCase().normalize('NFC');
+  return name
+    .normalize('NFC')
+    .toUpperCase()
+    .toLowerCase()
+    .normalize('NFC')
+    .replace(/[. ]+$/, '');
 }
 
 /**

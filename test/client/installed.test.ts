@@ -68,6 +68,22 @@ describe('when versions are installed and removed', () => {
     );
   });
 
+  it('marks a version left whose folder differed only in case from a removed one\u2019s, and no other', () => {
+    // An older client recorded both 1.0.0-RC.1 and 1.0.0-rc.1: where case is ignored, one folder.
+    let installed = withDemo(EMPTY_INSTALLED, '1.0.0-RC.1', 'linux-amd64');
+    installed = withDemo(installed, '1.0.0-rc.1', 'linux-amd64');
+    installed = withDemo(installed, '2.0.0', 'linux-amd64');
+
+    const { installed: left } = withoutInstalled(installed, 'demo', '1.0.0-RC.1');
+
+    expect(left.plugins.demo?.versions['1.0.0-rc.1']?.problem).toEqual({
+      code: 'VERSION_FOLDER_CLASH',
+      message: expect.stringContaining('removed with demo@1.0.0-RC.1; `plugindex install` places it again'),
+    });
+    expect(left.plugins.demo?.versions['2.0.0']).toBe(installed.plugins.demo?.versions['2.0.0']);
+    expect(parseInstalled(serializeInstalled(left), FILE)).toEqual(left);
+  });
+
   it('drops the platforms a set no longer lists from a version, naming them and their files, and keeps the rest', () => {
     let installed = withDemo(EMPTY_INSTALLED, '1.0.0', 'linux-amd64');
     installed = withDemo(installed, '1.0.0', 'darwin-arm64');

@@ -7,6 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import {
+  cp,
   lstat,
   mkdir,
   mkdtemp,
@@ -592,6 +593,128 @@ policy:
     const done = await using(p, (c) => c.installSet(p.file, HOME));
     expect(done.items.map((i) => [i.name, i.version])).toEqual([['case-tool', '1.0.0-rc.1']]);
     expect(await readdir(join(p.dir, 'plugins', 'case-tool'))).toEqual(['1.0.0-rc.1']);
+  });
+});
+
+/** A set of one plugin, `case-tool`, from one of two folders: `upper` holds 1.0.0-RC.1, `lower` 1.0.0-rc.1. */
+async function caseFolders(prefix: string): Promise<(provider: 'upper' | 'lower') => string> {
+  const upper = join(root, `${prefix}-upper`);
+  const lower = join(root, `${prefix}-lower`);
+  await writeFolderVersion(upper, 'case-tool', '1.0.0-RC.1', tool('case-tool', 'upper'));
+  await writeFolderVersion(lower, 'case-tool', '1.0.0-rc.1', tool('case-tool', 'lower'));
+  return (provider) => `plugins:
+  install_location: ./plugins
+  providers:
+    - { type: file, name: upper, path: ${upper}, key: ./publisher.asc }
+    - { type: file, name: lower, path: ${lower}, key: ./publisher.asc }
+  plugins:
+    - { provider: ${provider}, name: case-tool, version: "${provider === 'upper' ? '1.0.0-RC.1' : '1.0.0-rc.1'}" }
+policy:
+  prereleases: true
+`;
+}
+
+describe('when the install folder holds a folder installed.json does not record, its name another version\u2019s but for case', () => {
+  it('refuses to place the version into it (VERSION_FOLDER_CLASH, naming the folder), and installs once it is gone', async () => {
+    // Prepare: 1.0.0-RC.1 installed, then its record lost (an install cut short between its folder and its
+    // record, or an older client's installed.json): its folder is all that is left of it.
+    const set = await caseFolders('case-unrecorded');
+    const p = await project(set('upper'));
+    await using(p, (c) => c.installSet(p.file, HOME));
+    const plugins = join(p.dir, 'plugins');
+    const installedJson = join(plugins, 'installed.json');
+    const recorded = JSON.parse(await readFile(installedJson, 'utf8'));
+    delete recorded.plugins['case-tool'];
+    await writeFile(installedJson, JSON.stringify(recorded));
+    await writeFile(p.file, set('lower'));
+
+    // Act and assert: install and diff refuse 1.0.0-rc.1, naming the folder on disk; nothing is placed.
+    for (const run of [
+      () => using(p, (c) => c.installSet(p.file, HOME)),
+      () => using(p, (c) => c.diffSet(p.file, HOME)),
+    ])
+      await expectRefused(
+        run(),
+        ClientError,
+        'VERSION_FOLDER_CLASH',
+        `case-tool@1.0.0-rc.1 would be placed in ${join(plugins, 'case-tool', '1.0.0-rc.1')}, and ${join(plugins, 'case-tool', '1.0.0-RC.1')} is there, which ${installedJson} does not record`,
+      );
+    expect(await readdir(join(plugins, 'case-tool'))).toEqual(['1.0.0-RC.1']);
+
+    // A name Windows reads as the version's folder (a trailing dot dropped) is one folder there too.
+    await rm(join(plugins, 'case-tool', '1.0.0-RC.1'), { recursive: true });
+    await mkdir(join(plugins, 'case-tool', '1.0.0-rc.1.'));
+    await expectRefused(
+      using(p, (c) => c.installSet(p.file, HOME)),
+      ClientError,
+      'VERSION_FOLDER_CLASH',
+      `${join(plugins, 'case-tool', '1.0.0-rc.1.')} is there`,
+    );
+
+    // The folder moved away, as the message says, the version installs.
+    await rm(join(plugins, 'case-tool', '1.0.0-rc.1.'), { recursive: true });
+    const done = await using(p, (c) => c.installSet(p.file, HOME));
+    expect(done.items.map((i) => [i.name, i.version, i.unchanged])).toEqual([
+      ['case-tool', '1.0.0-rc.1', false],
+    ]);
+    expect(await readdir(join(plugins, 'case-tool'))).toEqual(['1.0.0-rc.1']);
+  });
+});
+
+describe('when an older client installed both versions that differ only in case', () => {
+  it('takes neither as installed, and removing one marks the other to be placed again', async () => {
+    // Prepare: a tree as an older client left it: 1.0.0-RC.1 and 1.0.0-rc.1 both recorded, both folders
+    // here (where case is ignored, one folder holding whichever was placed last). Made by installing each
+    // in turn, then putting the first one's folder and record back.
+    const set = await caseFolders('case-both');
+    const p = await project(set('upper'));
+    const plugins = join(p.dir, 'plugins');
+    const installedJson = join(plugins, 'installed.json');
+    await using(p, (c) => c.installSet(p.file, HOME));
+    const upperRecord = JSON.parse(await readFile(installedJson, 'utf8')).plugins['case-tool'].versions[
+      '1.0.0-RC.1'
+    ];
+    const kept = join(root, 'case-both-kept');
+    await cp(join(plugins, 'case-tool', '1.0.0-RC.1'), kept, { recursive: true });
+    await using(p, (c) => c.remove('case-tool@1.0.0-RC.1', { dir: plugins }));
+    await writeFile(p.file, set('lower'));
+    await using(p, (c) => c.installSet(p.file, HOME));
+    await cp(kept, join(plugins, 'case-tool', '1.0.0-RC.1'), { recursive: true });
+    const both = JSON.parse(await readFile(installedJson, 'utf8'));
+    both.plugins['case-tool'].versions['1.0.0-RC.1'] = upperRecord;
+    await writeFile(installedJson, JSON.stringify(both));
+    const lockText = await readFile(p.lockfile, 'utf8');
+
+    // Act and assert: the lock's 1.0.0-rc.1 is recorded and whole, yet install and diff refuse the tree,
+    // naming both, rather than call it up to date.
+    for (const run of [
+      () => using(p, (c) => c.installSet(p.file, HOME)),
+      () => using(p, (c) => c.diffSet(p.file, HOME)),
+    ])
+      await expectRefused(
+        run(),
+        ClientError,
+        'VERSION_FOLDER_CLASH',
+        `case-tool@1.0.0-rc.1 and case-tool@1.0.0-RC.1 are both installed in ${plugins}`,
+      );
+    expect(await readFile(p.lockfile, 'utf8')).toBe(lockText);
+
+    // The one not wanted removed, as the message says: the other is marked, as its files went with the
+    // folder where case is ignored, and a host does not run it until an install places it again.
+    await using(p, (c) => c.remove('case-tool@1.0.0-RC.1', { dir: plugins }));
+    const after = await using(p, (c) => c.installed({ dir: plugins }));
+    expect(after.plugins['case-tool']?.versions['1.0.0-rc.1']?.problem).toMatchObject({
+      code: 'VERSION_FOLDER_CLASH',
+      message: expect.stringContaining("case-tool@1.0.0-rc.1's folder differs from case-tool@1.0.0-RC.1's"),
+    });
+    const done = await using(p, (c) => c.installSet(p.file, HOME));
+    expect(done.items.map((i) => [i.name, i.version, i.unchanged])).toEqual([
+      ['case-tool', '1.0.0-rc.1', false],
+    ]);
+    const placed = await using(p, (c) => c.installed({ dir: plugins }));
+    expect(Object.keys(placed.plugins['case-tool']?.versions ?? {})).toEqual(['1.0.0-rc.1']);
+    expect(placed.plugins['case-tool']?.versions['1.0.0-rc.1']?.problem).toBeUndefined();
+    expect(await readdir(join(plugins, 'case-tool'))).toEqual(['1.0.0-rc.1']);
   });
 });
 

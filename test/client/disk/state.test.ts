@@ -8,7 +8,13 @@ import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ClientState, InstallTree, setTrustName, type TrustRecord } from '../../../client/disk/state.ts';
+import {
+  ClientState,
+  foldedName,
+  InstallTree,
+  setTrustName,
+  type TrustRecord,
+} from '../../../client/disk/state.ts';
 import { sha256Hex } from '../../../index-builder/digest.ts';
 
 let dir: string;
@@ -47,6 +53,33 @@ async function deadPid(): Promise<number> {
   await new Promise((resolve) => child.once('exit', resolve));
   return child.pid as number;
 }
+
+describe('when a plugin\u2019s folder holds names that are one folder where case, or a trailing dot, is ignored', () => {
+  it('lists those a version\u2019s folder would be, on disk whatever installed.json says, and no others', async () => {
+    // Prepare: case-demo/ with the version's own folder, variants macOS or Windows read as it, and others.
+    const tree = new InstallTree(path.join(dir, 'folded'));
+    for (const name of ['1.0.0-rc.1', '1.0.0-RC.1', '1.0.0-Rc.1.', '1.0.0-rc.1 ', '1.0.0-rc.10', '2.0.0'])
+      await mkdir(path.join(tree.dir, 'case-demo', name), { recursive: true });
+
+    // Act and assert.
+    expect(await tree.foldedAs('case-demo', '1.0.0-rc.1')).toEqual([
+      '1.0.0-RC.1',
+      '1.0.0-Rc.1.',
+      '1.0.0-rc.1 ',
+    ]);
+    expect(await tree.foldedAs('case-demo', '2.0.0')).toEqual([]);
+    expect(await tree.foldedAs('other-demo', '1.0.0')).toEqual([]);
+    expect(foldedName('Plugins.LOCK.')).toBe(foldedName('plugins.lock'));
+  });
+
+  it('lists nothing through a plugin folder that is a link', async () => {
+    const tree = new InstallTree(path.join(dir, 'folded-link'));
+    await mkdir(path.join(dir, 'folded-elsewhere', '1.0.0-RC.1'), { recursive: true });
+    await mkdir(tree.dir, { recursive: true });
+    await symlink(path.join(dir, 'folded-elsewhere'), path.join(tree.dir, 'case-demo'));
+    expect(await tree.foldedAs('case-demo', '1.0.0-rc.1')).toEqual([]);
+  });
+});
 
 describe('when a file is placed where a killed placement left its temp file', () => {
   it('removes the temp files of that file whose writer is gone, leaving a live writer’s and another file’s', async () => {
