@@ -23,8 +23,8 @@
  */
 import {
   isCanonicalVersion,
+  keyProblem,
   pluginNameFormProblem,
-  SAFE_RELATIVE_PATH_PATTERN,
   versionFolder,
   versionIdentity,
 } from '../index-builder/layout.ts';
@@ -32,7 +32,6 @@ import { compareVersions } from '../index-builder/versions.ts';
 import { ClientError } from './errors.ts';
 import { isObject, own } from './json-input.ts';
 
-const SAFE_PATH = new RegExp(SAFE_RELATIVE_PATH_PATTERN);
 const SHA256 = /^[0-9a-f]{64}$/;
 
 const INSTALLED_SCHEMA = 'plugindex/installed/v1';
@@ -106,8 +105,14 @@ export function parseInstalled(text: string, file: string): InstalledFile {
   if (!isObject(plugins)) return fail('/plugins', 'an object');
   for (const [name, plugin] of Object.entries(plugins)) {
     const at = `/plugins/${name}`;
-    // Names, versions and paths become paths the client writes and removes: nothing may lead out of DIR.
+    // Names, versions and paths become paths the client writes and removes: nothing may lead out of DIR,
+    // and each must be a name every system can hold (InstallTree.path refuses the rest, keyProblem), as a
+    // checkout's installed.json made on Linux is read on Windows too: no device name (`nul`), no trailing
+    // dot (Windows drops it: `tool.` is `tool` there), no segment longer than the stores take.
     if (pluginNameFormProblem(name)) fail(at, 'a plugin name as key');
+    const nameProblem = keyProblem(name);
+    if (nameProblem)
+      fail(at, `a plugin name as key that every system can hold as a folder, not ${nameProblem}`);
     if (!isObject(plugin)) fail(at, 'an object');
     const p = plugin as Record<string, unknown>;
     if (typeof p.enabled !== 'boolean') fail(`${at}/enabled`, 'true or false');
@@ -116,6 +121,9 @@ export function parseInstalled(text: string, file: string): InstalledFile {
     for (const [version, record] of Object.entries(p.versions as Record<string, unknown>)) {
       const vat = `${at}/versions/${version}`;
       if (!isCanonicalVersion(version)) fail(vat, 'a SemVer version as key');
+      const folderProblem = keyProblem(`${name}/${versionFolder(version)}`);
+      if (folderProblem)
+        fail(vat, `a SemVer version as key that every system can hold as a folder, not ${folderProblem}`);
       if (!isObject(record) || !isObject(record.artifacts)) fail(`${vat}/artifacts`, 'an object');
       for (const key of ['registry', 'registry_key', 'manifest_sha256', 'publisher', 'installed']) {
         if (typeof (record as Record<string, unknown>)[key] !== 'string') fail(`${vat}/${key}`, 'a string');
@@ -127,10 +135,11 @@ export function parseInstalled(text: string, file: string): InstalledFile {
         fail(`${vat}/manifest_sha256`, 'a sha256 digest (64 lower-case hex digits)');
       for (const [platform, artifact] of Object.entries((record as { artifacts: object }).artifacts)) {
         const a = artifact as Partial<InstalledArtifact> | null;
+        const pathProblem = isObject(a) && typeof a.path === 'string' ? keyProblem(a.path) : undefined;
         const ok =
           isObject(a) &&
           typeof a.path === 'string' &&
-          SAFE_PATH.test(a.path) &&
+          pathProblem === undefined &&
           a.path.startsWith(`${name}/`) &&
           // A digest names a file of the cache (remove --clean deletes it): a path there led out of it.
           typeof a.sha256 === 'string' &&
@@ -140,7 +149,7 @@ export function parseInstalled(text: string, file: string): InstalledFile {
         if (!ok)
           fail(
             `${vat}/artifacts/${platform}`,
-            `{path (a safe path under ${name}/), sha256 (64 lower-case hex digits), size}`,
+            `{path (a safe path under ${name}/${pathProblem ? `, not ${pathProblem}` : ''}), sha256 (64 lower-case hex digits), size}`,
           );
       }
     }

@@ -19,7 +19,13 @@
  *   { key_fingerprint: snapshot.key_fingerprint, generation: snapshot.generation });
  */
 import { escapePointer, TrustError } from '../index-builder/errors.ts';
-import { isCanonicalVersion, pluginNameFormProblem, pluginNameProblem } from '../index-builder/layout.ts';
+import {
+  isCanonicalVersion,
+  keyProblem,
+  pluginNameFormProblem,
+  pluginNameProblem,
+  versionFolder,
+} from '../index-builder/layout.ts';
 import type { ArtifactRecord, OciArtifact, VersionRecord } from '../index-builder/model.ts';
 import { parseOciReference } from '../index-builder/oci.ts';
 import {
@@ -440,6 +446,14 @@ function readPlugin(problems: Problems, at: string, value: unknown): LockedPlugi
     problems.expect(`${at}/requested`, 'the version requested (a non-empty string)', requested);
   if (typeof version !== 'string' || !isCanonicalVersion(version))
     problems.expect(`${at}/version`, 'a SemVer version, as SemVer spells it (no "v")', version);
+  else if (keyProblem(versionFolder(version)))
+    // Its folder in an install folder, as no registry could publish it (a manifest's version fits a
+    // segment): refused here, before anything is fetched, rather than when the first file is placed.
+    problems.add(
+      `${at}/version`,
+      `a SemVer version whose folder every system can hold (${keyProblem(versionFolder(version))})`,
+      JSON.stringify(version.length > 40 ? `${version.slice(0, 40)}…` : version),
+    );
   if (typeof manifest_sha256 !== 'string' || !SHA256.test(manifest_sha256))
     problems.expect(`${at}/manifest_sha256`, 'a sha256 digest (64 lowercase hex digits)', manifest_sha256);
   if (typeof publisher !== 'string' || !FINGERPRINT.test(publisher))

@@ -220,4 +220,53 @@ describe('when installed.json is damaged or hostile', () => {
       }),
     );
   });
+
+  /** installed.json with demo's 1.0.0 recorded as plugin `name`, version `version`, its file at `path`. */
+  const recorded = (name: string, version: string, path: string): string =>
+    serializeInstalled(withInstalledVersion(EMPTY_INSTALLED, name, version, record('linux-amd64', path)));
+  const long = `1.0.0-${'a'.repeat(130)}`;
+
+  it.each([
+    [
+      'a plugin name Windows keeps for a device',
+      () => recorded('nul', '1.0.0', 'nul/1.0.0/linux-amd64/x'),
+      '#/plugins/nul: expected',
+      'a Windows device name (nul)',
+    ],
+    [
+      'an artifact file named for a Windows device',
+      () => recorded('demo', '1.0.0', 'demo/1.0.0/linux-amd64/aux.exe'),
+      '#/plugins/demo/versions/1.0.0/artifacts/linux-amd64',
+      'a Windows device name (aux.exe)',
+    ],
+    [
+      'an artifact path ending with a dot (Windows drops it)',
+      () => recorded('demo', '1.0.0', 'demo/1.0.0/linux-amd64/demo.'),
+      '#/plugins/demo/versions/1.0.0/artifacts/linux-amd64',
+      'a segment ending with "."',
+    ],
+    [
+      'a version whose folder is longer than a path segment may be',
+      () => recorded('demo', long, `demo/1.0.0/linux-amd64/demo`),
+      `#/plugins/demo/versions/${long}: expected`,
+      'a segment longer than 128 characters',
+    ],
+  ])(
+    'refuses %s with INSTALLED_INVALID, as no folder on some system could hold it',
+    (_what, text, where, why) => {
+      // Each is a path every install folder's writes refuse (layout.ts keyProblem), on every system: a
+      // checkout's installed.json made on Linux is read on Windows too.
+      expect(() => parseInstalled(text(), FILE)).toThrow(
+        expect.objectContaining({
+          name: 'ClientError',
+          code: 'INSTALLED_INVALID',
+          message: expect.stringMatching(new RegExp(`${escaped(where)}.*${escaped(why)}`)),
+        }),
+      );
+    },
+  );
 });
+
+function escaped(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}

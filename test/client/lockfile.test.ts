@@ -301,6 +301,13 @@ describe('when a lock is invalid', () => {
       message: `${FILE}#${lens}/version: expected a SemVer version, as SemVer spells it (no "v"), found "1.2"`,
     },
     {
+      what: 'a version whose folder is longer than any system’s install folder takes',
+      text: edited((l) => {
+        l.plugins['kubecost-lens'].version = `1.2.3-${'a'.repeat(130)}`;
+      }),
+      message: `${FILE}#${lens}/version: expected a SemVer version whose folder every system can hold (a segment longer than 128 characters), found "1.2.3-${'a'.repeat(34)}…"`,
+    },
+    {
       what: 'a manifest digest in upper case',
       text: edited((l) => {
         l.plugins['kubecost-lens'].manifest_sha256 = hex('A');
