@@ -518,10 +518,13 @@ export class InstallTree {
     const plugin = this.path(name);
     if (!(await lstat(plugin).catch(() => undefined))?.isDirectory()) return [];
     const wanted = foldedName(folder);
+    const variants = (await readdir(plugin).catch(() => [] as string[])).filter(
+      (entry) => entry !== folder && foldedName(entry) === wanted,
+    );
+    if (variants.length === 0) return [];
     const self = await lstat(join(plugin, folder)).catch(() => undefined);
     const found: string[] = [];
-    for (const entry of await readdir(plugin).catch(() => [] as string[])) {
-      if (entry === folder || foldedName(entry) !== wanted) continue;
+    for (const entry of variants) {
       const info = await lstat(join(plugin, entry)).catch(() => undefined);
       if (self && info && self.dev === info.dev && self.ino === info.ino) continue;
       found.push(entry);
