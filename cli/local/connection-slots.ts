@@ -22,6 +22,16 @@
  *   within `stalledMs` while a request is in hand, as Node's own idle timeout spares a socket whose queue
  *   moves): a socket drains only once a whole write has gone, and a file is written a MiB at a time, so a
  *   client reading 64 KB a second, drained every 16 s, was taken for stalled and its place given away.
+ * - With none idle and none stalled, every slot answers a client that reads, yet a few addresses may hold
+ *   them all: eight, each at its share, reading a byte now and then, and every other client was closed. So
+ *   a new connection from an address that holds at least two fewer than the address holding the most takes
+ *   the place of that address's slowest reader (the fewest bytes a second over the last few seconds, read
+ *   from the same write queue each second; on a tie, the one that took any longest ago). Each such swap
+ *   narrows the gap between the two and none reverses it, so the slots settle with each address holding
+ *   about as many as any other (max-min fairness), and a slow reader keeps its place until a client of an
+ *   address with fewer wants one. Only when the new connection's address holds as many as any other, less
+ *   one, is it closed. With no share (behind a proxy, whose address is every client's) addresses are not
+ *   told apart, and this never happens.
  *
  * Connections are judged as they are accepted; Node's own `server.maxConnections` is set one above the
  * cap, so the one being judged is accepted and no more.
@@ -36,7 +46,10 @@ import net, { type Socket } from 'node:net';
 export interface ConnectionSlotsOptions {
   /** The most connections open at once. */
   readonly maxConnections: number;
-  /** The most one address (an IPv6 /64) holds; 0 for no share (behind a proxy that limits its clients). */
+  /**
+   * The most one address (an IPv6 /64) holds; 0 for no share (behind a proxy that limits its clients), and
+   * then no address takes the place of another's slowest reader either.
+   */
   readonly maxPerAddress: number;
   /**
    * An answer its client has taken nothing of for this long (bytes waiting to go, and no 'drain' since)
@@ -44,6 +57,15 @@ export interface ConnectionSlotsOptions {
    */
   readonly stalledMs: number;
 }
+
+/** A connection chosen to give its place. */
+interface Victim {
+  readonly socket: Socket;
+  readonly slot: Slot;
+}
+
+/** The longest between two samples of the busy connections' write queues. */
+const MAX_SAMPLE_MS = 1_000;
 
 interface Slot {
   readonly address: string;
@@ -57,6 +79,19 @@ interface Slot {
   progressAt: number;
   /** libuv's write queue under the socket when last sampled: a change is its client taking bytes. */
   queued: number;
+  /** The bytes the kernel had taken from the socket when last sampled (`takenBelow`). */
+  taken: number;
+  /** When it was last sampled (or its request began). */
+  sampledAt: number;
+  /** Samples since its request began (the first is only a baseline: see `rate`). */
+  samples: number;
+  /**
+   * Bytes a second its client takes, each sample weighing a quarter (the last few seconds count most, and a
+   * reader that takes in bursts is not taken for still between them). The first sample of a request is left
+   * out: it holds what the kernel's buffers took at once, whoever the client, megabytes on loopback and more
+   * on one connection than another. Infinite until then, so a download just begun is never the slowest.
+   */
+  rate: number;
 }
 
 /**
@@ -67,6 +102,17 @@ function queuedBelow(socket: Socket): number | undefined {
   const size = (socket as unknown as { _handle?: { writeQueueSize?: unknown } | null })._handle
     ?.writeQueueSize;
   return typeof size === 'number' ? size : undefined;
+}
+
+/**
+ * The bytes the kernel has taken from `socket` (those dispatched to libuv, less its write queue), or
+ * undefined where the handle does not say.
+ */
+function takenBelow(socket: Socket): number | undefined {
+  const written = (socket as unknown as { _handle?: { bytesWritten?: unknown } | null })._handle
+    ?.bytesWritten;
+  const queued = queuedBelow(socket);
+  return typeof written === 'number' && queued !== undefined ? written - queued : undefined;
 }
 
 /**
@@ -126,11 +172,21 @@ export class ConnectionSlots {
       if (own === undefined) return this.#refuse(socket);
       this.#evict(own);
     } else if (this.#slots.size >= this.#maxConnections) {
-      const any = this.#victim(() => true);
+      const any = this.#victim(() => true) ?? this.#slowestOfLargest(held);
       if (any === undefined) return this.#refuse(socket);
       this.#evict(any);
     }
-    const slot: Slot = { address, requests: 0, progressAt: performance.now(), queued: 0 };
+    const now = performance.now();
+    const slot: Slot = {
+      address,
+      requests: 0,
+      progressAt: now,
+      queued: 0,
+      taken: 0,
+      sampledAt: now,
+      samples: 0,
+      rate: Number.POSITIVE_INFINITY,
+    };
     this.#slots.set(socket, slot);
     this.#idle.add(socket);
     this.#perAddress.set(address, (this.#perAddress.get(address) ?? 0) + 1);
@@ -148,10 +204,17 @@ export class ConnectionSlots {
     if (slot.requests === 0) {
       slot.progressAt = performance.now();
       slot.queued = queuedBelow(socket) ?? 0;
+      slot.taken = takenBelow(socket) ?? 0;
+      slot.sampledAt = slot.progressAt;
+      slot.samples = 0;
+      slot.rate = Number.POSITIVE_INFINITY;
     }
     slot.requests++;
     this.#idle.delete(socket);
-    this.#sampler ??= setInterval(() => this.#sample(), Math.max(10, Math.floor(this.#stalledMs / 4)));
+    this.#sampler ??= setInterval(
+      () => this.#sample(),
+      Math.max(10, Math.min(MAX_SAMPLE_MS, Math.floor(this.#stalledMs / 4))),
+    );
     this.#sampler.unref(); // never what keeps the process alive
   }
 
@@ -167,6 +230,15 @@ export class ConnectionSlots {
       if (queued !== undefined && queued !== slot.queued) {
         slot.queued = queued;
         slot.progressAt = now;
+      }
+      const taken = takenBelow(socket);
+      if (taken !== undefined && now > slot.sampledAt) {
+        const recent = ((taken - slot.taken) * 1000) / (now - slot.sampledAt);
+        slot.samples++;
+        if (slot.samples === 2) slot.rate = recent;
+        else if (slot.samples > 2) slot.rate += (recent - slot.rate) / 4;
+        slot.taken = taken;
+        slot.sampledAt = now;
       }
     }
     if (!busy) {
@@ -184,20 +256,41 @@ export class ConnectionSlots {
   }
 
   /** The connection to close for a new one, among those `matches` keeps: idle longest, else stalled longest. */
-  #victim(matches: (slot: Slot) => boolean): Socket | undefined {
+  #victim(matches: (slot: Slot) => boolean): Victim | undefined {
     for (const socket of this.#idle) {
       const slot = this.#slots.get(socket);
-      if (slot !== undefined && matches(slot)) return socket;
+      if (slot !== undefined && matches(slot)) return { socket, slot };
     }
     const stalledSince = performance.now() - this.#stalledMs;
-    let victim: { socket: Socket; progressAt: number } | undefined;
+    let victim: Victim | undefined;
     for (const [socket, slot] of this.#slots) {
       // Bytes waiting to go: the kernel's buffers are full, so the client is not reading.
       const stalled = slot.requests > 0 && socket.writableLength > 0 && slot.progressAt <= stalledSince;
-      if (stalled && matches(slot) && (victim === undefined || slot.progressAt < victim.progressAt))
-        victim = { socket, progressAt: slot.progressAt };
+      if (stalled && matches(slot) && (victim === undefined || slot.progressAt < victim.slot.progressAt))
+        victim = { socket, slot };
     }
-    return victim?.socket;
+    return victim;
+  }
+
+  /**
+   * With every slot answering a client that reads, the slowest reader of the address holding the most, when
+   * it holds at least two more than the new connection's address (`held`): after the swap it still holds
+   * no fewer than that address, so no swap undoes another. Undefined with no share (addresses not told apart).
+   */
+  #slowestOfLargest(held: number): Victim | undefined {
+    if (this.#maxPerAddress === 0) return undefined;
+    const most = Math.max(0, ...this.#perAddress.values());
+    if (most < held + 2) return undefined;
+    let victim: Victim | undefined;
+    for (const [socket, slot] of this.#slots) {
+      if (this.#perAddress.get(slot.address) !== most) continue;
+      const slower =
+        victim === undefined ||
+        slot.rate < victim.slot.rate ||
+        (slot.rate === victim.slot.rate && slot.progressAt < victim.slot.progressAt);
+      if (slower) victim = { socket, slot };
+    }
+    return victim;
   }
 
   #refuse(socket: Socket): false {
@@ -205,7 +298,7 @@ export class ConnectionSlots {
     return false;
   }
 
-  #evict(socket: Socket): void {
+  #evict({ socket }: Victim): void {
     this.#release(socket);
     socket.destroy();
   }

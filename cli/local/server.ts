@@ -56,7 +56,8 @@ export interface RegistryServerOptions {
   /**
    * The most connections open at once, `MAX_CONNECTIONS` by default (a positive integer; anything else is
    * refused with USAGE). One more takes the place of the connection idle longest (else of one whose
-   * answer has stalled), or is closed as soon as it is accepted, before it is read (connection-slots.ts).
+   * answer has stalled, else, for an address holding fewer, of the slowest reader of the address holding
+   * the most), or is closed as soon as it is accepted, before it is read (connection-slots.ts).
    */
   readonly maxConnections?: number;
   /**

@@ -1024,6 +1024,75 @@ describe('when clients hold many connections', () => {
     }
   });
 
+  /**
+   * A connection that asked for the large artifact and takes 64 KiB of it every 20 ms, pausing between: a
+   * slow reader (3 MB a second, so the 48 MiB last the test), never stalled. `stop` ends its reading.
+   */
+  async function reader(
+    port: number,
+    judged: readonly number[],
+    from: string,
+  ): Promise<{ socket: net.Socket; stop: () => void }> {
+    const socket = await busy(port, judged, from);
+    const taking = setInterval(() => socket.read(64 * 1024), 20);
+    socket.once('close', () => clearInterval(taking));
+    return { socket, stop: () => clearInterval(taking) };
+  }
+
+  it('gives a new address the place of the slowest reader of the address holding the most, while every slot answers a client that reads', async () => {
+    // Nothing stalls within the hour serveWith sets, so every connection here is a reader to the slots: none
+    // idle, none stalled. Each address may hold 2 of the 4.
+    const server = await serveWith({ maxConnections: CAP, maxConnectionsPerAddress: 2 });
+    const readers: { socket: net.Socket; stop: () => void }[] = [];
+    try {
+      // The slower of 127.0.0.2's two is the newer, so neither the order they came in nor their age chooses it.
+      readers.push(await reader(server.port, server.judged, '127.0.0.2'));
+      const slowest = await busy(server.port, server.judged, '127.0.0.2'); // takes nothing after its first bytes
+      readers.push(await reader(server.port, server.judged, '127.0.0.3'));
+      readers.push(await reader(server.port, server.judged, '127.0.0.4'));
+      // The slots measure what each client takes once a second, the first measure only a baseline: three at
+      // least, however late this machine's timers fire.
+      await new Promise((resolve) => setTimeout(resolve, 4_000));
+
+      const next = await connect(server.port, server.judged, '127.0.0.5');
+
+      // Before, eight addresses of slow readers (here three) held every slot and every other client was closed.
+      expect(await closedWithin(next, 300)).toBe(false);
+      expect(await statusOn(next)).toBe('HTTP/1.1 200 OK');
+      expect(closedByServer(server, [slowest, ...readers.map(({ socket }) => socket)])).toEqual([
+        true,
+        false,
+        false,
+        false,
+      ]);
+      // A reader still: the 48 MiB not yet sent, so it kept its place for reading, not for being idle.
+      expect(readers.map(({ socket }) => socket.destroyed)).toEqual([false, false, false]);
+    } finally {
+      for (const { stop } of readers) stop();
+      await server.close();
+    }
+  });
+
+  it('closes a new connection from an address holding one fewer than the most, while every slot answers a client that reads', async () => {
+    const server = await serveWith({ maxConnections: CAP, maxConnectionsPerAddress: 2 });
+    try {
+      const answering = [
+        await busy(server.port, server.judged, '127.0.0.2'),
+        await busy(server.port, server.judged, '127.0.0.2'),
+        await busy(server.port, server.judged, '127.0.0.3'),
+        await busy(server.port, server.judged, '127.0.0.4'),
+      ];
+
+      // 127.0.0.3 holds 1, the most 2: a swap would only move the difference from one address to the other.
+      const next = await connect(server.port, server.judged, '127.0.0.3');
+
+      expect(await closedWithin(next, 3_000)).toBe(true);
+      expect(closedByServer(server, answering)).toEqual(answering.map(() => false));
+    } finally {
+      await server.close();
+    }
+  });
+
   it("takes the cap and the share from plugindex serve's service too", async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'plugindex-serve-cap-'));
     await initRegistry(dir, { name: 'Capped', url: 'http://127.0.0.1:9' });
