@@ -1,7 +1,7 @@
 /** `plugindex serve`: the published tree over HTTP, and bundles dropped into incoming/ published. */
 import { type Parsed, portOption, requiredOption, stringOption, wholeNumberOption } from '../args.ts';
 import { serveRegistry } from '../local/service.ts';
-import { out } from '../terminal.ts';
+import { err, out } from '../terminal.ts';
 
 export async function run(parsed: Parsed): Promise<number> {
   await serveRegistry({
@@ -13,6 +13,8 @@ export async function run(parsed: Parsed): Promise<number> {
     maxConnections: wholeNumberOption(parsed, 'max-connections'),
     maxConnectionsPerAddress: wholeNumberOption(parsed, 'max-connections-per-address'),
     log: out,
+    // An operator watching for trouble reads stderr: the clients the server refuses, and those it closes.
+    warn: err,
   });
   return 0;
 }

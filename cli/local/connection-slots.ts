@@ -33,6 +33,9 @@
  *   one, is it closed. With no share (behind a proxy, whose address is every client's) addresses are not
  *   told apart, and this never happens.
  *
+ * Whom they refuse and whose place they give away is told to `onTurnedAway` (the server logs it, a line
+ * per address per minute at most: turned-away-log.ts).
+ *
  * Connections are judged as they are accepted; Node's own `server.maxConnections` is set one above the
  * cap, so the one being judged is accepted and no more.
  *
@@ -56,12 +59,34 @@ export interface ConnectionSlotsOptions {
    * is stalled: its connection gives its place when no idle one can.
    */
   readonly stalledMs: number;
+  /** Told of each connection refused, and of each closed to make room for another. */
+  readonly onTurnedAway?: (event: TurnedAway) => void;
 }
 
-/** A connection chosen to give its place. */
+/**
+ * Why a connection was turned away. Refused: `full`, every slot answers a client that reads and the new
+ * connection's address holds about as many as any other; `share`, its address holds its share and none of
+ * its own is idle or stalled. Closed for a new connection: `idle` (idle longest), `stalled` (its client took
+ * nothing for `stalledMs`), `slowest` (the slowest reader of the address holding the most, for an address
+ * holding at least two fewer).
+ */
+export type TurnAwayReason = 'full' | 'share' | 'idle' | 'stalled' | 'slowest';
+
+export interface TurnedAway {
+  /** `refused`: the new connection, closed unread; `closed`: an admitted one, closed for a new one. */
+  readonly action: 'refused' | 'closed';
+  readonly reason: TurnAwayReason;
+  /** The connection's address group (`addressGroup`): an IPv4 address, or an IPv6 `<prefix>::/64`. */
+  readonly address: string;
+  /** The connections its address held when it was turned away (the one closed counted). */
+  readonly held: number;
+}
+
+/** A connection chosen to give its place, and why. */
 interface Victim {
   readonly socket: Socket;
   readonly slot: Slot;
+  readonly reason: 'idle' | 'stalled' | 'slowest';
 }
 
 /** The longest between two samples of the busy connections' write queues. */
@@ -142,6 +167,7 @@ export class ConnectionSlots {
   readonly #maxConnections: number;
   readonly #maxPerAddress: number;
   readonly #stalledMs: number;
+  readonly #onTurnedAway: ((event: TurnedAway) => void) | undefined;
   readonly #slots = new Map<Socket, Slot>();
   /** The admitted connections with no request in hand, longest idle first (a Set keeps insertion order). */
   readonly #idle = new Set<Socket>();
@@ -153,6 +179,7 @@ export class ConnectionSlots {
     this.#maxConnections = options.maxConnections;
     this.#maxPerAddress = options.maxPerAddress;
     this.#stalledMs = options.stalledMs;
+    this.#onTurnedAway = options.onTurnedAway;
   }
 
   /**
@@ -169,11 +196,11 @@ export class ConnectionSlots {
     const held = this.#perAddress.get(address) ?? 0;
     if (this.#maxPerAddress > 0 && held >= this.#maxPerAddress) {
       const own = this.#victim((slot) => slot.address === address);
-      if (own === undefined) return this.#refuse(socket);
+      if (own === undefined) return this.#refuse(socket, address, 'share');
       this.#evict(own);
     } else if (this.#slots.size >= this.#maxConnections) {
       const any = this.#victim(() => true) ?? this.#slowestOfLargest(held);
-      if (any === undefined) return this.#refuse(socket);
+      if (any === undefined) return this.#refuse(socket, address, 'full');
       this.#evict(any);
     }
     const now = performance.now();
@@ -259,7 +286,7 @@ export class ConnectionSlots {
   #victim(matches: (slot: Slot) => boolean): Victim | undefined {
     for (const socket of this.#idle) {
       const slot = this.#slots.get(socket);
-      if (slot !== undefined && matches(slot)) return { socket, slot };
+      if (slot !== undefined && matches(slot)) return { socket, slot, reason: 'idle' };
     }
     const stalledSince = performance.now() - this.#stalledMs;
     let victim: Victim | undefined;
@@ -267,7 +294,7 @@ export class ConnectionSlots {
       // Bytes waiting to go: the kernel's buffers are full, so the client is not reading.
       const stalled = slot.requests > 0 && socket.writableLength > 0 && slot.progressAt <= stalledSince;
       if (stalled && matches(slot) && (victim === undefined || slot.progressAt < victim.slot.progressAt))
-        victim = { socket, slot };
+        victim = { socket, slot, reason: 'stalled' };
     }
     return victim;
   }
@@ -288,19 +315,22 @@ export class ConnectionSlots {
         victim === undefined ||
         slot.rate < victim.slot.rate ||
         (slot.rate === victim.slot.rate && slot.progressAt < victim.slot.progressAt);
-      if (slower) victim = { socket, slot };
+      if (slower) victim = { socket, slot, reason: 'slowest' };
     }
     return victim;
   }
 
-  #refuse(socket: Socket): false {
+  #refuse(socket: Socket, address: string, reason: 'full' | 'share'): false {
     socket.destroy();
+    this.#onTurnedAway?.({ action: 'refused', reason, address, held: this.#perAddress.get(address) ?? 0 });
     return false;
   }
 
-  #evict({ socket }: Victim): void {
+  #evict({ socket, slot, reason }: Victim): void {
+    const held = this.#perAddress.get(slot.address) ?? 0;
     this.#release(socket);
     socket.destroy();
+    this.#onTurnedAway?.({ action: 'closed', reason, address: slot.address, held });
   }
 
   /** Frees the slot at once (an evicted socket's 'close' comes later, and finds it freed). */

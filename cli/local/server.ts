@@ -38,6 +38,7 @@ import {
 import type { ObjectInfo, Store, StoredStream } from '../../index-builder/store.ts';
 import { CliError } from '../errors.ts';
 import { ConnectionSlots } from './connection-slots.ts';
+import { TurnedAwayLog } from './turned-away-log.ts';
 
 export type { Route } from '../../index-builder/serving.ts';
 
@@ -67,6 +68,12 @@ export interface RegistryServerOptions {
    * (USAGE otherwise).
    */
   readonly maxConnectionsPerAddress?: number;
+  /**
+   * Each connection the slots refuse, and each they close to make room for another: an address's first at
+   * once, then a line a minute at most with what followed (turned-away-log.ts). `plugindex serve` writes
+   * them to stderr; without it nothing is told.
+   */
+  readonly logTurnedAway?: (line: string) => void;
 }
 
 /**
@@ -439,10 +446,12 @@ export function createRegistryServer(options: RegistryServerOptions): http.Serve
       'USAGE',
       `the connections one address may hold (--max-connections-per-address) must be a whole number from 0 (no limit) to the cap on connections (${maxConnections}), not ${String(options.maxConnectionsPerAddress)}`,
     );
+  const turnedAway = options.logTurnedAway && new TurnedAwayLog({ log: options.logTurnedAway });
   const slots = new ConnectionSlots({
     maxConnections,
     maxPerAddress,
     stalledMs: timeouts.stalledMs ?? SERVER_TIMEOUTS.stalledMs,
+    onTurnedAway: turnedAway && ((event) => turnedAway.record(event)),
   });
   const server = http.createServer(
     {
@@ -487,6 +496,7 @@ export function createRegistryServer(options: RegistryServerOptions): http.Serve
   // Each connection judged as it is accepted (after Node's own listener, which only sets up its parser):
   // it takes a slot, perhaps an idle connection's, or is closed unread (connection-slots.ts).
   server.on('connection', (socket: Socket) => slots.admit(socket));
+  server.once('close', () => turnedAway?.close());
   // Node's own bound, checked before a connection is accepted: the slots, and the one being judged. A
   // connection closed by the slots no longer counts here, so this refuses nothing they would take.
   server.maxConnections = maxConnections + 1;

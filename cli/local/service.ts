@@ -35,6 +35,8 @@ export async function startService(options: {
   readonly maxConnections?: number;
   /** One address's share of them: `defaultShare` (server.ts) unless given; 0 for none (behind a proxy). */
   readonly maxConnectionsPerAddress?: number;
+  /** The connections the server refuses or closes for others (`plugindex serve`: stderr); `log` unless given. */
+  readonly warn?: (line: string) => void;
 }): Promise<RunningService> {
   await readConfig(options.dir); // fail fast when DIR is not a registry
   // No line per request; the cause of an internal error, which the client is not told, is the operator's.
@@ -43,6 +45,7 @@ export async function startService(options: {
     logError: options.log,
     maxConnections: options.maxConnections,
     maxConnectionsPerAddress: options.maxConnectionsPerAddress,
+    logTurnedAway: options.warn ?? options.log,
   });
   const listening = await listenRegistryServer(server, options.port, options.host ?? '127.0.0.1').catch(
     (error: unknown) => {
@@ -192,6 +195,7 @@ export async function serveRegistry(options: {
   readonly maxConnections?: number;
   readonly maxConnectionsPerAddress?: number;
   readonly log: (line: string) => void;
+  readonly warn?: (line: string) => void;
 }): Promise<void> {
   const service = await startService(options);
   options.log(`serving ${options.dir} at ${service.url}/`);

@@ -4,6 +4,7 @@
  * What the slots do with them is tested over real sockets in test/cli/local/server.test.ts.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -68,5 +69,74 @@ describe('when the options reach the server', () => {
 
     expect(code).toBe(2);
     expect(stderr).toContain('(--max-connections) must be a whole number of at least 1, not 0');
+  });
+});
+
+/** A port nothing listens on just now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as net.AddressInfo;
+      probe.close(() => resolve(port));
+    });
+    probe.on('error', reject);
+  });
+}
+
+/** A connection to `port`, once something listens there. */
+async function connectWhenListening(port: number): Promise<net.Socket> {
+  for (;;) {
+    const socket = await new Promise<net.Socket | undefined>((resolve) => {
+      const attempt = net.connect(port, '127.0.0.1', () => resolve(attempt));
+      attempt.once('error', () => resolve(undefined));
+    });
+    if (socket) return socket;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe('when the server turns a client away', () => {
+  it('tells the operator on stderr', async () => {
+    const port = await freePort();
+    const interrupts = process.listeners('SIGINT').length;
+    const serving = plugindex(
+      'serve',
+      '--registry',
+      dir,
+      '--port',
+      String(port),
+      '--no-watch',
+      '--max-connections',
+      '1',
+      '--max-connections-per-address',
+      '0',
+    );
+    const sockets: net.Socket[] = [];
+    try {
+      const idle = await connectWhenListening(port);
+      sockets.push(idle);
+      // The only slot is the idle connection's: the next takes its place.
+      const next = net.connect(port, '127.0.0.1');
+      sockets.push(next);
+      next.on('error', () => undefined);
+      await new Promise((resolve) => idle.once('close', resolve));
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      // Ctrl-C, as the command waits for it (a signal sent to the process would reach the test runner's too).
+      await expect.poll(() => process.listeners('SIGINT').length).toBe(interrupts + 1);
+      // The raw listener is the once-wrapper, which removes itself; the SIGTERM one is removed by hand.
+      const interrupt = process.rawListeners('SIGINT').at(-1) as () => void;
+      const terminate = process.listeners('SIGTERM').at(-1) as () => void;
+      process.removeListener('SIGTERM', terminate);
+      interrupt();
+    }
+    const { code, stdout, stderr } = await serving;
+
+    expect(code).toBe(0);
+    expect(process.listeners('SIGINT')).toHaveLength(interrupts);
+    expect(stderr).toBe(
+      '[connections] closed an idle connection from 127.0.0.1 to make room for a new one\n',
+    );
+    expect(stdout).not.toContain('[connections]');
   });
 });

@@ -1093,6 +1093,33 @@ describe('when clients hold many connections', () => {
     }
   });
 
+  it('tells the operator of the connections it refuses, a line for each address however many', async () => {
+    const lines: string[] = [];
+    const server = await serveWith({
+      maxConnections: CAP,
+      maxConnectionsPerAddress: 0,
+      logTurnedAway: (line) => lines.push(line),
+    });
+    try {
+      for (let i = 0; i < CAP; i++) await busy(server.port, server.judged);
+
+      const refused = [];
+      for (let i = 0; i < 5; i++) refused.push(await connect(server.port, server.judged, '127.0.0.2'));
+      for (let i = 0; i < 3; i++) refused.push(await connect(server.port, server.judged, '127.0.0.3'));
+
+      expect(await Promise.all(refused.map((socket) => closedWithin(socket, 3_000)))).toEqual(
+        refused.map(() => true),
+      );
+      // Before, a server refusing every client said nothing of it. The rest is counted for a line a minute on.
+      expect(lines).toEqual([
+        '[connections] refused a connection from 127.0.0.2: every slot is answering a client that reads (it holds 0)',
+        '[connections] refused a connection from 127.0.0.3: every slot is answering a client that reads (it holds 0)',
+      ]);
+    } finally {
+      await server.close();
+    }
+  });
+
   it("takes the cap and the share from plugindex serve's service too", async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'plugindex-serve-cap-'));
     await initRegistry(dir, { name: 'Capped', url: 'http://127.0.0.1:9' });
