@@ -16,12 +16,12 @@
  * - With no idle connection to close, one whose answer has stalled (its client has taken nothing of it for
  *   `stalledMs`: a download it stopped reading) gives its place, the one stalled longest first. The idle
  *   timeout cuts such a connection anyway, within a minute; while the slots are short, that is too long to
- *   leave them to clients that read nothing. A client that reads, however slowly, keeps its place; when
- *   every slot is answering such a client, the new connection is closed. What its client takes is seen as
- *   the kernel takes it, from libuv's write queue under the socket (`writeQueueSize`, sampled a few times
- *   within `stalledMs` while a request is in hand, as Node's own idle timeout spares a socket whose queue
- *   moves): a socket drains only once a whole write has gone, and a file is written a MiB at a time, so a
- *   client reading 64 KB a second, drained every 16 s, was taken for stalled and its place given away.
+ *   leave them to clients that read nothing. A client that reads, however slowly, is never taken for
+ *   stalled. What its client takes is seen as the kernel takes it, from libuv's write queue under the
+ *   socket (`writeQueueSize`, sampled each second, four times within `stalledMs` at least, while a request
+ *   is in hand, as Node's own idle timeout spares a socket whose queue moves): a socket drains only once a
+ *   whole write has gone, and a file is written a MiB at a time, so a client reading 64 KB a second,
+ *   drained every 16 s, was taken for stalled and its place given away.
  * - With none idle and none stalled, every slot answers a client that reads, yet a few addresses may hold
  *   them all: eight, each at its share, reading a byte now and then, and every other client was closed. So
  *   a new connection from an address that holds at least two fewer than the address holding the most takes

@@ -1042,7 +1042,12 @@ describe('when clients hold many connections', () => {
   it('gives a new address the place of the slowest reader of the address holding the most, while every slot answers a client that reads', async () => {
     // Nothing stalls within the hour serveWith sets, so every connection here is a reader to the slots: none
     // idle, none stalled. Each address may hold 2 of the 4.
-    const server = await serveWith({ maxConnections: CAP, maxConnectionsPerAddress: 2 });
+    const lines: string[] = [];
+    const server = await serveWith({
+      maxConnections: CAP,
+      maxConnectionsPerAddress: 2,
+      logTurnedAway: (line) => lines.push(line),
+    });
     const readers: { socket: net.Socket; stop: () => void }[] = [];
     try {
       // The slower of 127.0.0.2's two is the newer, so neither the order they came in nor their age chooses it.
@@ -1067,6 +1072,9 @@ describe('when clients hold many connections', () => {
       ]);
       // A reader still: the 48 MiB not yet sent, so it kept its place for reading, not for being idle.
       expect(readers.map(({ socket }) => socket.destroyed)).toEqual([false, false, false]);
+      expect(lines).toEqual([
+        "[connections] closed the slowest reader of 127.0.0.2 (the address holding the most, 2) for another address's connection",
+      ]);
     } finally {
       for (const { stop } of readers) stop();
       await server.close();
