@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { addressGroup, ConnectionSlots } from '../../../cli/local/connection-slots.ts';
+import { addressGroup, ConnectionSlots, type TurnedAway } from '../../../cli/local/connection-slots.ts';
 
 describe('when a connection is counted under its address', () => {
   it.each([
@@ -100,5 +100,45 @@ describe('when every slot is answering and a new connection comes', () => {
     expect(slots.admit(asSocket(next))).toBe(true);
     expect(stuck.destroyed).toBe(true);
     expect(next.destroyed).toBe(false);
+  });
+});
+
+describe('when every slot answers a client that reads and a new /64 comes', () => {
+  it('gives it the place of a reader of the /64 holding the most, whichever of its addresses each came from', () => {
+    const turnedAway: TurnedAway[] = [];
+    const slots = new ConnectionSlots({
+      maxConnections: 4,
+      maxPerAddress: 2,
+      stalledMs: 3_600_000,
+      onTurnedAway: (event) => turnedAway.push(event),
+    });
+    const held = ['2001:db8:1:2::1', '2001:db8:1:2::2', '2001:db8:3:4::1', '2001:db8:5:6::1'].map(
+      (address) => new FakeSocket(address),
+    );
+    for (const socket of held) {
+      expect(slots.admit(asSocket(socket))).toBe(true);
+      slots.requestStarted(asSocket(socket));
+      socket.writing(1024 * 1024);
+    }
+
+    const next = new FakeSocket('2001:db8:7:8::1');
+    const admitted = slots.admit(asSocket(next));
+
+    expect(admitted).toBe(true);
+    expect(held.map((socket) => socket.destroyed)).toEqual([true, false, false, false]);
+    expect(turnedAway).toEqual([
+      { action: 'closed', reason: 'slowest', address: '2001:db8:1:2::/64', held: 2 },
+    ]);
+    slots.requestStarted(asSocket(next));
+    next.writing(1024 * 1024);
+    // Another address of the /64 that now holds one: as many as any other, less one.
+    const again = new FakeSocket('2001:db8:7:8::2');
+    expect(slots.admit(asSocket(again))).toBe(false);
+    expect(turnedAway.at(-1)).toEqual({
+      action: 'refused',
+      reason: 'full',
+      address: '2001:db8:7:8::/64',
+      held: 1,
+    });
   });
 });
