@@ -296,7 +296,7 @@ plugins:
     #   bucket: team-plugins
     #   prefix: plugins
     #   region: eu-west-1
-    #   # endpoint: http://127.0.0.1:4569   # an S3-compatible server
+    #   # endpoint: http://127.0.0.1:4569   # an S3-compatible server (signed if AWS_ENDPOINT_URL_S3 names it)
     #   key: ./team.asc
 
     # - type: file                   # a folder laid out the same way

@@ -9,7 +9,11 @@
  *
  * Credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (/ AWS_SESSION_TOKEN) of the environment the
  * fetcher was given, when set there; otherwise the SDK's default Node chain (which reads the process's
- * own environment, profiles, SSO, instance and container roles).
+ * own environment, profiles, SSO, instance and container roles). They sign requests only to AWS's own
+ * endpoints and to a custom endpoint the environment names (AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL):
+ * a custom endpoint comes from a plugin set, which arrives in a checkout (a pull request may edit it), and
+ * a signed request there hands its host the access key id, the session token and a signature of the
+ * user's. Any other custom endpoint is read unsigned, as a public bucket is (`isTrustedS3Endpoint`).
  *
  * @example
  * const s3 = new S3Transport({ env: process.env, lowSpeedBytesPerSecond: 1024 });
@@ -56,6 +60,31 @@ export interface S3TransportOptions {
 /** ListObjectsV2's largest page. */
 const MAX_PAGE = 1000;
 const DEFAULT_REGION = 'us-east-1';
+/** Never sent: the signer of an unsigned client returns each request untouched. */
+const UNSIGNED_CREDENTIALS = { accessKeyId: 'unsigned', secretAccessKey: 'unsigned' } as const;
+
+/**
+ * Whether requests to `endpoint` (a custom S3 endpoint URL, or undefined for AWS's own) may be signed with
+ * the user's credentials: AWS's own endpoints, and the one the environment names for S3
+ * (AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL), compared as URLs (a trailing slash aside).
+ */
+export function isTrustedS3Endpoint(
+  endpoint: string | undefined,
+  env: Readonly<Record<string, string | undefined>>,
+): boolean {
+  if (endpoint === undefined) return true;
+  const named = env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL;
+  if (!named) return false;
+  const same = (url: string): string | undefined => {
+    try {
+      return new URL(url).href.replace(/\/+$/, '');
+    } catch {
+      return undefined;
+    }
+  };
+  const trusted = same(named);
+  return trusted !== undefined && trusted === same(endpoint);
+}
 
 /** The bucket and key (or key prefix) an s3: URL names; the key without its leading slash, decoded. */
 export function s3Location(url: URL): { readonly bucket: string; readonly key: string } {
@@ -94,7 +123,13 @@ export class S3Transport {
         abortSignal: abort.signal,
       });
     } catch (error) {
-      throw failureOf(error, bucket, key, abort.signal.aborted ? endpoint.timeoutMs : undefined);
+      throw failureOf(
+        error,
+        bucket,
+        key,
+        abort.signal.aborted ? endpoint.timeoutMs : undefined,
+        this.#unsigned(endpoint),
+      );
     } finally {
       clearTimeout(timer);
     }
@@ -139,7 +174,13 @@ export class S3Transport {
           { abortSignal: abort.signal },
         );
       } catch (error) {
-        throw failureOf(error, bucket, prefix, abort.signal.aborted ? endpoint.timeoutMs : undefined);
+        throw failureOf(
+          error,
+          bucket,
+          prefix,
+          abort.signal.aborted ? endpoint.timeoutMs : undefined,
+          this.#unsigned(endpoint),
+        );
       } finally {
         clearTimeout(timer);
       }
@@ -164,6 +205,12 @@ export class S3Transport {
     this.#clients.clear();
   }
 
+  /** The custom endpoint requests go to unsigned (not trusted with the credentials), if so. */
+  #unsigned(endpoint: Endpoint): string | undefined {
+    const custom = endpoint.s3?.endpoint;
+    return isTrustedS3Endpoint(custom, this.#env) ? undefined : custom;
+  }
+
   #client(endpoint: Endpoint): S3Client {
     const env = this.#env;
     const region = endpoint.s3?.region ?? (env.AWS_REGION || env.AWS_DEFAULT_REGION || DEFAULT_REGION);
@@ -175,6 +222,7 @@ export class S3Transport {
     const accessKeyId = env.AWS_ACCESS_KEY_ID;
     const secretAccessKey = env.AWS_SECRET_ACCESS_KEY;
     const sessionToken = env.AWS_SESSION_TOKEN;
+    const signed = isTrustedS3Endpoint(custom, env);
     const config: S3ClientConfig = {
       region,
       maxAttempts: 1,
@@ -182,9 +230,13 @@ export class S3Transport {
       followRegionRedirects: true,
       ...(custom === undefined ? {} : { endpoint: custom }),
       ...(pathStyle ? { forcePathStyle: true } : {}),
-      ...(accessKeyId && secretAccessKey
-        ? { credentials: { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) } }
-        : {}),
+      ...(!signed
+        ? // Unsigned: no credential is looked up (the chain may ask an instance's metadata service), and
+          // the signer passes each request on as it is.
+          { credentials: UNSIGNED_CREDENTIALS, signer: { sign: async (request) => request } }
+        : accessKeyId && secretAccessKey
+          ? { credentials: { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) } }
+          : {}),
     };
     const client = new S3Client(config);
     this.#clients.set(id, client);
@@ -262,6 +314,7 @@ function failureOf(
   bucket: string,
   key: string,
   timedOutAfter: number | undefined,
+  unsignedTo: string | undefined,
 ): S3Failure {
   const where = `bucket "${bucket}", key "${key}"`;
   if (timedOutAfter !== undefined)
@@ -276,6 +329,12 @@ function failureOf(
     return new S3Failure(`${where}: no such key`, 'missing', { cause: error });
   if (name === 'CredentialsProviderError')
     return new S3Failure(`${where}: no AWS credentials were found (${e.message})`, 'fatal', { cause: error });
+  if (status === 403 && unsignedTo !== undefined)
+    return new S3Failure(
+      `${where}: access denied to a request without credentials, ${detail} (the user's AWS credentials sign requests only to AWS and to the endpoint AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL names, not to ${unsignedTo}; set AWS_ENDPOINT_URL_S3=${unsignedTo} to trust it with them)`,
+      'fatal',
+      { cause: error },
+    );
   if (status === 403)
     return new S3Failure(
       // S3 answers 403, not 404, for a missing key to credentials that may not list the bucket.

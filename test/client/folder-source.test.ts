@@ -142,7 +142,8 @@ beforeAll(async () => {
   s3 = await startLocalS3([BUCKET]);
   cleanups.push(() => s3.close());
   await uploadTree(root, 'team');
-  fetcher = createHttpFetcher({ env: S3_ENV, retryDelayMs: 1 });
+  // s3rver named as the user's own S3 endpoint, so the requests to it are signed (transport/s3.ts).
+  fetcher = createHttpFetcher({ env: { ...S3_ENV, AWS_ENDPOINT_URL_S3: s3.endpoint }, retryDelayMs: 1 });
   cleanups.push(() => fetcher.close());
 });
 
@@ -337,7 +338,9 @@ describe('when a version is a prerelease', () => {
 
 describe('when the S3 credentials are wrong', () => {
   it('fails with FETCH_FAILED naming the bucket', async () => {
-    const wrong = createHttpFetcher({ env: { AWS_ACCESS_KEY_ID: 'NOT-S3RVER', AWS_SECRET_ACCESS_KEY: 'x' } });
+    const wrong = createHttpFetcher({
+      env: { AWS_ACCESS_KEY_ID: 'NOT-S3RVER', AWS_SECRET_ACCESS_KEY: 'x', AWS_ENDPOINT_URL_S3: s3.endpoint },
+    });
     cleanups.push(() => wrong.close());
     const source = sourceOf(TRANSPORTS['s3:'](), [publisher.key], wrong);
     await expect(source.read(PLUGIN, '1.0.0')).rejects.toMatchObject({

@@ -194,7 +194,8 @@ async function project(setText: string, env: Readonly<Record<string, string>> = 
     client: (options = {}) =>
       createClient({
         dirs,
-        fetcher: createHttpFetcher({ env: S3_ENV, retries: 0 }),
+        // s3rver named as the user's own S3 endpoint, so the requests to it are signed (transport/s3.ts).
+        fetcher: createHttpFetcher({ env: { ...S3_ENV, AWS_ENDPOINT_URL_S3: s3.endpoint }, retries: 0 }),
         env,
         home: join(home, 'user'),
         clock: fixedClock(NOW),

@@ -25,7 +25,12 @@ let s3: LocalS3;
 let fetcher: Fetcher;
 const fetchers: Fetcher[] = [];
 
-function makeFetcher(env: Record<string, string> = CREDENTIALS): Fetcher {
+/** The credentials, and s3rver named as the user's own S3 endpoint: requests to it are signed. */
+function signingEnv(env: Record<string, string> = CREDENTIALS): Record<string, string> {
+  return { ...env, AWS_ENDPOINT_URL_S3: s3.endpoint };
+}
+
+function makeFetcher(env: Record<string, string> = signingEnv()): Fetcher {
   const made = createHttpFetcher({ env, retryDelayMs: 1 });
   fetchers.push(made);
   return made;
@@ -158,7 +163,9 @@ describe('when an s3: folder is listed', () => {
 
 describe('when the credentials are wrong', () => {
   it('fails with FETCH_FAILED naming the bucket and key, without retrying', async () => {
-    const wrong = makeFetcher({ AWS_ACCESS_KEY_ID: 'SOMEONE-ELSE', AWS_SECRET_ACCESS_KEY: 'wrong' });
+    const wrong = makeFetcher(
+      signingEnv({ AWS_ACCESS_KEY_ID: 'SOMEONE-ELSE', AWS_SECRET_ACCESS_KEY: 'wrong' }),
+    );
     const request = wrong.document(endpointOf(), { path: 'index.txt', maxBytes: 1024 });
     await expect(request).rejects.toMatchObject({ name: 'ClientError', code: 'FETCH_FAILED' });
     const message = await request.catch((error: Error) => error.message);
@@ -167,8 +174,109 @@ describe('when the credentials are wrong', () => {
   });
 
   it('fails a listing the same way', async () => {
-    const wrong = makeFetcher({ AWS_ACCESS_KEY_ID: 'SOMEONE-ELSE', AWS_SECRET_ACCESS_KEY: 'wrong' });
+    const wrong = makeFetcher(
+      signingEnv({ AWS_ACCESS_KEY_ID: 'SOMEONE-ELSE', AWS_SECRET_ACCESS_KEY: 'wrong' }),
+    );
     await expect(wrong.list(endpointOf(), 'folder')).rejects.toThrow(`bucket "${BUCKET}"`);
+  });
+});
+
+/**
+ * An S3 API at a custom endpoint (as a plugin set, from a checkout, may name one) that keeps the headers of
+ * each request and answers every one `status` with S3's error document.
+ */
+async function recordingS3(status: number): Promise<{
+  readonly url: string;
+  readonly headers: Record<string, string | string[] | undefined>[];
+  close(): Promise<void>;
+}> {
+  const headers: Record<string, string | string[] | undefined>[] = [];
+  const server = createServer((request, response) => {
+    headers.push(request.headers);
+    const code = status === 404 ? 'NoSuchKey' : 'AccessDenied';
+    response
+      .writeHead(status, { 'content-type': 'application/xml' })
+      .end(
+        `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${code}</Message></Error>`,
+      );
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    headers,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+describe('when a custom S3 endpoint is not the one the environment names', () => {
+  const USER = {
+    AWS_ACCESS_KEY_ID: 'AKIAUSERSOWNKEY',
+    AWS_SECRET_ACCESS_KEY: 'the-users-secret',
+    AWS_SESSION_TOKEN: 'the-users-session-token',
+  };
+
+  it('sends it no signature, access key id or session token of the user', async () => {
+    // Prepare: the user's credentials in the environment, and an endpoint a set file names, not they.
+    const evil = await recordingS3(404);
+    try {
+      const endpoint: Endpoint = { ...endpointOf(), s3: { endpoint: evil.url, forcePathStyle: true } };
+
+      // Act
+      const request = makeFetcher({ ...USER, AWS_ENDPOINT_URL_S3: s3.endpoint }).document(endpoint, {
+        path: 'index.txt',
+        maxBytes: 1024,
+      });
+
+      // Assess
+      await expect(request).rejects.toMatchObject({ name: 'ClientError', code: 'FETCH_NOT_FOUND' });
+      expect(evil.headers.length).toBeGreaterThan(0);
+      for (const headers of evil.headers) {
+        expect(headers.authorization).toBeUndefined();
+        expect(headers['x-amz-security-token']).toBeUndefined();
+        expect(JSON.stringify(headers)).not.toContain(USER.AWS_ACCESS_KEY_ID);
+      }
+    } finally {
+      await evil.close();
+    }
+  });
+
+  it('says, when it refuses the unsigned request, how to trust it with the credentials', async () => {
+    const denying = await recordingS3(403);
+    try {
+      const endpoint: Endpoint = { ...endpointOf(), s3: { endpoint: denying.url, forcePathStyle: true } };
+      const request = makeFetcher(USER).document(endpoint, { path: 'index.txt', maxBytes: 1024 });
+      await expect(request).rejects.toMatchObject({
+        name: 'ClientError',
+        code: 'FETCH_FAILED',
+        message: expect.stringContaining(`set AWS_ENDPOINT_URL_S3=${denying.url}`),
+      });
+    } finally {
+      await denying.close();
+    }
+  });
+
+  it('signs requests to the endpoint AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) names', async () => {
+    const named = await recordingS3(404);
+    try {
+      const endpoint: Endpoint = { ...endpointOf(), s3: { endpoint: named.url, forcePathStyle: true } };
+      for (const variable of ['AWS_ENDPOINT_URL_S3', 'AWS_ENDPOINT_URL']) {
+        const request = makeFetcher({ ...USER, [variable]: `${named.url}/` }).document(endpoint, {
+          path: 'index.txt',
+          maxBytes: 1024,
+        });
+        await expect(request).rejects.toMatchObject({ code: 'FETCH_NOT_FOUND' });
+      }
+      expect(named.headers.map((headers) => String(headers.authorization))).toEqual([
+        expect.stringContaining(`Credential=${USER.AWS_ACCESS_KEY_ID}/`),
+        expect.stringContaining(`Credential=${USER.AWS_ACCESS_KEY_ID}/`),
+      ]);
+    } finally {
+      await named.close();
+    }
   });
 });
 
