@@ -254,6 +254,7 @@ class Client implements PlugindexClient {
       endpointOf: (entry) => this.#endpoint(entry),
       writeTrust: (registry, record) => state.writeTrust(registry, record),
       registryEntry: async (name) => (await this.#config_()).registries.find((r) => r.name === name),
+      registryEntries: async () => (await this.#config_()).registries,
       manifestSource: async (name, url) => {
         const trust = await state.trust(name);
         if (!trust) return undefined;

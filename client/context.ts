@@ -70,6 +70,8 @@ export interface ClientContext {
   manifestSource(name: string, manifestUrl: string): Promise<Source | undefined>;
   /** The configured registry of that name, if any. */
   registryEntry(name: string): Promise<RegistryEntry | undefined>;
+  /** Every configured registry (config.json): where the user's own configuration sends credentials. */
+  registryEntries(): Promise<readonly RegistryEntry[]>;
 }
 
 /**

@@ -28,6 +28,12 @@ export type ClientErrorCode =
   | 'FETCH_CROSS_ORIGIN_REDIRECT'
   /** A secret named by the config (`${ENV}` or `file:PATH`) is not there. */
   | 'CREDENTIALS_MISSING'
+  /**
+   * A plugin set's `auth` would send a secret to an origin the user's configuration does not send that
+   * secret to (no configured registry there with that auth): a set comes with a checkout, which a pull
+   * request may edit, so refused before the secret is read.
+   */
+  | 'CREDENTIALS_NOT_TRUSTED'
   /** `--offline` (or `--frozen`) and something needed is not in the cache. */
   | 'OFFLINE_MISSING'
   /** No configured registry has a plugin of that name. */
@@ -102,6 +108,7 @@ const REFUSAL_CODES: ReadonlySet<ClientErrorCode> = new Set([
   'LOCK_MISMATCH',
   'INSTALLED_MODIFIED',
   'FETCH_CROSS_ORIGIN_REDIRECT',
+  'CREDENTIALS_NOT_TRUSTED',
   'INSTALL_PATH_LINKED',
 ]);
 

@@ -11,7 +11,7 @@ import { sha256Hex } from '../index-builder/digest.ts';
 import { versionFolder } from '../index-builder/layout.ts';
 import type { PublicKeyInfo } from '../index-builder/signing.ts';
 import { compareVersions } from '../index-builder/versions.ts';
-import { DEFAULT_TIMEOUT_SECONDS, type RegistryEntry } from './config.ts';
+import { DEFAULT_TIMEOUT_SECONDS, type RegistryAuth, type RegistryEntry } from './config.ts';
 import { type ClientContext, loadTrust } from './context.ts';
 import { type DiscoveredPlugin, type TrustedKey, verifyFound } from './discovery.ts';
 import { readTextIfExists, withFileLock } from './disk/atomic.ts';
@@ -184,6 +184,7 @@ async function openPluginSet(
   const lock = await readLockfile(lockfile);
   const armored = new Map<string, string>();
   for (const provider of [...set.providers, ...(set.discovery?.registries ?? [])]) {
+    await checkCredentialsTrusted(ctx, set, provider);
     const text = await checkProvider(ctx, set, provider);
     if (text !== undefined) armored.set(provider.name, text);
   }
@@ -261,6 +262,56 @@ async function checkProvider(
     return undefined;
   }
   return readKeyText(provider.key as string, `${set.file}#${provider.pointer}/key`);
+}
+
+/**
+ * A set's `auth` goes only where the user's own configuration sends that secret: to the origin of a
+ * configured registry whose auth is the same (its type, its reference, its user name). A set file comes
+ * with a checkout, which a pull request may edit: it named `${ANY_VARIABLE}` (the token config.json names
+ * for a private registry, a CI secret) or `file:~/...` and a URL of its choosing, and the secret went there
+ * as a header. Checked before any secret is read or request made.
+ * @throws ClientError CREDENTIALS_NOT_TRUSTED naming the field, the secret's reference and the origin.
+ */
+async function checkCredentialsTrusted(
+  ctx: ClientContext,
+  set: PluginSet,
+  provider: SetProvider,
+): Promise<void> {
+  if (provider.type !== 'registry' && provider.type !== 'url') return;
+  const { auth, url } = provider;
+  // A registry named without a key is the configured one, reached with the configuration's own auth; a
+  // file: URL is sent nothing.
+  if (auth === undefined || url === undefined || url.startsWith('file:')) return;
+  if (provider.type === 'registry' && provider.key === undefined) return;
+  const origin = new URL(url).origin;
+  for (const entry of await ctx.registryEntries())
+    if (new URL(entry.url).origin === origin && sameAuth(entry.auth, auth)) return;
+  const reference = secretReference(auth);
+  const command = `plugindex registry add NAME ${url} --key FILE --auth ${auth.type} --secret '${reference}'${auth.type === 'basic_auth' ? ` --username ${auth.username}` : ''}`;
+  throw new ClientError(
+    'CREDENTIALS_NOT_TRUSTED',
+    `${set.file}#${provider.pointer}/auth: the set would send the secret ${reference} to ${origin}, where the configuration sends it to no registry: a set file comes with a checkout, which a pull request may edit, so its credentials go only where the user's own configuration sends them; if this is the place, configure it (\`${command}\`)`,
+  );
+}
+
+/** Whether two auths send the same secret the same way (an api_key's header name aside: same origin). */
+function sameAuth(configured: RegistryAuth | undefined, wanted: RegistryAuth): boolean {
+  if (configured === undefined || configured.type !== wanted.type) return false;
+  if (configured.type === 'basic_auth' && wanted.type === 'basic_auth')
+    return configured.username === wanted.username && configured.password === wanted.password;
+  return secretReference(configured) === secretReference(wanted);
+}
+
+/** The reference (`${NAME}` or `file:PATH`, never a secret) an auth names. */
+function secretReference(auth: RegistryAuth): string {
+  switch (auth.type) {
+    case 'bearer_token':
+      return auth.bearer_token;
+    case 'api_key':
+      return auth.api_key;
+    case 'basic_auth':
+      return auth.password;
+  }
 }
 
 /** The source a provider names, verified by the key it pins. */

@@ -279,7 +279,7 @@ plugins:
       # timeout: 30s
       # mirrors: [https://mirror.registry.example]
       # ca_file: ./ca.pem
-      # auth:
+      # auth:                        # sent only where a configured registry sends the same secret
       #   type: bearer_token         # or api_key (api_key, header), basic_auth (username, password)
       #   bearer_token: \${REGISTRY_TOKEN}
 

@@ -172,7 +172,8 @@ interface Project {
   readonly dir: string;
   readonly file: string;
   readonly lockfile: string;
-  client(options?: { offline?: boolean }): PlugindexClient;
+  /** `env` in place of the project's (the environment a command runs in). */
+  client(options?: { offline?: boolean; env?: Readonly<Record<string, string>> }): PlugindexClient;
 }
 
 let projects = 0;
@@ -196,7 +197,7 @@ async function project(setText: string, env: Readonly<Record<string, string>> = 
         dirs,
         // s3rver named as the user's own S3 endpoint, so the requests to it are signed (transport/s3.ts).
         fetcher: createHttpFetcher({ env: { ...S3_ENV, AWS_ENDPOINT_URL_S3: s3.endpoint }, retries: 0 }),
-        env,
+        env: options.env ?? env,
         home: join(home, 'user'),
         clock: fixedClock(NOW),
         platform: LINUX,
@@ -460,6 +461,18 @@ ${fields}
       code: 'PLUGIN_SET_INVALID',
       message: expect.stringContaining(`${p.file}#/plugins/providers/0/ca_file: `),
     });
+    // The registry configured to send that secret (so the set may), the secret there when it was added.
+    const adding = p.client({ env: { UNSET_TOKEN: 'then-set' } });
+    try {
+      await adding.addRegistry({
+        name: 'local',
+        url: base,
+        pin: { armored: registry.registryKey.publicKey },
+        auth: { type: 'bearer_token', bearer_token: `\${UNSET_TOKEN}` },
+      });
+    } finally {
+      await adding.close();
+    }
     await writeFile(
       p.file,
       set(`      key: ./registry.asc\n      auth: { type: bearer_token, bearer_token: "\${UNSET_TOKEN}" }`),
@@ -468,6 +481,87 @@ ${fields}
       name: 'ClientError',
       code: 'CREDENTIALS_MISSING',
       message: expect.stringContaining(`${p.file}#/plugins/providers/0/auth: `),
+    });
+  });
+});
+
+describe('when a set\u2019s auth would send a secret where the configuration does not', () => {
+  const TOKEN = 'the-teams-token';
+  const set = (url: string, reference: string) => `plugins:
+  providers:
+    - type: registry
+      name: team
+      url: ${url}
+      key: ./registry.asc
+      auth: { type: bearer_token, bearer_token: "${reference}" }
+  plugins:
+    - { provider: team, name: kubecost-lens, version: "1.1.0" }
+`;
+
+  it('refuses it (CREDENTIALS_NOT_TRUSTED) before any request, and the secret goes nowhere', async () => {
+    // Prepare: a host of the set's choosing, keeping every header it is sent; the secret in the environment.
+    const seen: string[] = [];
+    const host = createServer((request, response) => {
+      seen.push(JSON.stringify(request.headers));
+      response.writeHead(404).end();
+    });
+    await new Promise<void>((resolve) => host.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(host.address() as AddressInfo).port}`;
+    try {
+      for (const text of [
+        set(url, `\${TEAM_TOKEN}`),
+        // A web folder as much as a registry.
+        `plugins:
+  providers:
+    - { type: url, name: team, url: "${url}/plugins", key: ./publisher.asc, auth: { type: api_key, api_key: "\${TEAM_TOKEN}" } }
+  plugins:
+    - { provider: team, name: team-tool, version: "1.0.0" }
+`,
+      ]) {
+        const p = await project(text, { TEAM_TOKEN: TOKEN });
+
+        // Act
+        const install = using(p, (c) => c.installSet(p.file, HOME));
+
+        // Assess
+        await expect(install).rejects.toMatchObject({
+          name: 'ClientError',
+          code: 'CREDENTIALS_NOT_TRUSTED',
+          message: expect.stringContaining(
+            `${p.file}#/plugins/providers/0/auth: the set would send the secret \${TEAM_TOKEN} to ${url}`,
+          ),
+        });
+        await expect(install).rejects.toSatisfy((error: ClientError) => error.refusal);
+        await expect(using(p, (c) => c.diffSet(p.file, HOME))).rejects.toMatchObject({
+          code: 'CREDENTIALS_NOT_TRUSTED',
+        });
+      }
+      expect(seen.filter((headers) => headers.includes(TOKEN))).toEqual([]);
+    } finally {
+      host.closeAllConnections();
+      await new Promise<void>((resolve) => host.close(() => resolve()));
+    }
+  });
+
+  it('sends it where a configured registry sends that same secret, and no other secret there', async () => {
+    const p = await project(set(base, `\${TEAM_TOKEN}`), { TEAM_TOKEN: TOKEN, OTHER_SECRET: 'x' });
+    await using(p, (c) =>
+      c.addRegistry({
+        name: 'shared',
+        url: base,
+        pin: { armored: registry.registryKey.publicKey },
+        auth: { type: 'bearer_token', bearer_token: `\${TEAM_TOKEN}` },
+      }),
+    );
+    const result = await using(p, (c) => c.installSet(p.file, HOME));
+    expect(result.items.map((i) => [i.name, i.version, i.registry])).toEqual([
+      ['kubecost-lens', '1.1.0', 'team'],
+    ]);
+
+    await writeFile(p.file, set(base, `\${OTHER_SECRET}`));
+    await expect(using(p, (c) => c.installSet(p.file, HOME))).rejects.toMatchObject({
+      code: 'CREDENTIALS_NOT_TRUSTED',
+      message: expect.stringContaining(`the set would send the secret \${OTHER_SECRET}`),
     });
   });
 });
