@@ -196,6 +196,11 @@ export async function verifyInstalled(
     lockfile?: string;
     /** The trust of sources the configuration does not hold (a plugin set's), by name. */
     trust?: ReadonlyMap<string, TrustRecord>;
+    /**
+     * The finding for a version this check does not speak for (a version a plugin set does not name, in its
+     * folder), reported as it is and written nowhere; undefined for a version to check.
+     */
+    outside?: (name: string, version: string) => VerifyFinding | undefined;
   },
 ): Promise<VerifyFinding[]> {
   const tree = ctx.tree(options.dir);
@@ -212,8 +217,15 @@ export async function verifyInstalled(
     }
     return key;
   };
+  const unchecked = new Set<VerifyFinding>();
   for (const [name, plugin] of Object.entries(installed.plugins)) {
     for (const [version, record] of Object.entries(plugin.versions)) {
+      const outside = options.outside?.(name, version);
+      if (outside) {
+        findings.push(outside);
+        unchecked.add(outside);
+        continue;
+      }
       try {
         await verifyOne(
           ctx,
@@ -236,16 +248,18 @@ export async function verifyInstalled(
   // What was found goes into installed.json, where a host reads it.
   const now = ctx.clock.now().toISOString();
   await tree.update(async (current) => ({
-    installed: findings.reduce(
-      (next, f) =>
-        withVerification(
-          next,
-          f.name,
-          f.version,
-          f.ok ? { verified: now } : { problem: { code: f.code ?? '', message: f.message ?? '' } },
-        ),
-      current,
-    ),
+    installed: findings
+      .filter((f) => !unchecked.has(f))
+      .reduce(
+        (next, f) =>
+          withVerification(
+            next,
+            f.name,
+            f.version,
+            f.ok ? { verified: now } : { problem: { code: f.code ?? '', message: f.message ?? '' } },
+          ),
+        current,
+      ),
     result: undefined,
   }));
   return findings;

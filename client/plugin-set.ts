@@ -928,10 +928,39 @@ export async function verifySet(
     trust.set(name, current ?? { fingerprint: key.fingerprint, armoredKey: key.armored });
   }
   const lockfile = await lockfileOf(file, options);
+  const lock = await readLockfile(lockfile);
   const findings: VerifyFinding[] = [];
   for (const dir of installDirs(set)) {
-    const found = await verifyInstalled(ctx, { dir, lockfile, trust });
+    // What `clean -c` keeps is the set's: a plugin it installs into this folder, at the version its lock
+    // holds. Anything else there came from elsewhere (another set, `install --dir`), through sources this
+    // set's keys do not speak for (a provider of the same name pinned to another key found it modified, in
+    // installed.json, where a host read it as refused), nor is it this set's to judge as verified: it is
+    // named as not the set's, and `clean -c` removes it.
+    const outside = (name: string, version: string): VerifyFinding | undefined => {
+      const entry = lock ? own(lock.plugins, name) : undefined;
+      if (setNamesIn(set, name, dir) && (entry === undefined || entry.version === version)) return undefined;
+      return {
+        name,
+        version,
+        ok: false,
+        code: NOT_IN_SET,
+        message: `${file} ${
+          setNamesIn(set, name, dir)
+            ? `installs ${name}@${entry?.version ?? ''} here (its lock), not ${version}`
+            : `installs no plugin ${name} into ${dir}`
+        }: not verified as the set's (\`plugindex clean -c\` removes it; \`plugindex verify --dir\` checks it by the configured registries)`,
+      };
+    };
+    const found = await verifyInstalled(ctx, { dir, lockfile, trust, outside });
     findings.push(...(await judgedByPolicy(ctx.tree(dir), set, found)));
   }
   return findings;
+}
+
+/** A version in a set's folder that the set does not name there (`verify -c`: exit 1, as `diff -c`'s remove). */
+const NOT_IN_SET = 'NOT_IN_SET';
+
+/** True when the set installs `name` into `dir`: `namesIn` read from the set file alone. */
+function setNamesIn(set: PluginSet, name: string, dir: string): boolean {
+  return set.plugins.some((p) => p.name === name && (p.install_location ?? set.installLocation) === dir);
 }

@@ -30,6 +30,10 @@ export async function run(parsed: Parsed): Promise<number> {
 
 /** A set's policy refusing a version whose files and signatures verify (`verify -c`). */
 const POLICY_DENIED = 'POLICY_DENIED';
+/** A version in a set's folder the set does not name there (`verify -c`), as client/plugin-set.ts says it. */
+const NOT_IN_SET = 'NOT_IN_SET';
+/** What `verify -c` rejects without a trust check failing: exit 1, not 3. */
+const REJECTIONS: ReadonlySet<string | undefined> = new Set([POLICY_DENIED, NOT_IN_SET]);
 
 async function verifyInstalled(parsed: Parsed): Promise<number> {
   return withClient(parsed, async ({ client, json }) => {
@@ -45,12 +49,13 @@ async function verifyInstalled(parsed: Parsed): Promise<number> {
         out(
           f.ok
             ? `verified ${f.name}@${f.version}`
-            : `NOT ${f.code === POLICY_DENIED ? 'allowed' : 'verified'} ${f.name}@${f.version}: ${f.code}: ${f.message}`,
+            : `NOT ${f.code === POLICY_DENIED ? 'allowed' : f.code === NOT_IN_SET ? 'in the set' : 'verified'} ${f.name}@${f.version}: ${f.code}: ${f.message}`,
         );
       if (findings.length === 0) out('nothing is installed');
     }
-    // A trust check that failed is exit 3; a set's policy refusing what verifies is a rejection, exit 1.
-    if (failed.some((f) => f.code !== POLICY_DENIED)) return 3;
+    // A trust check that failed is exit 3; a set's policy refusing what verifies, or a version in its folders
+    // the set does not name (which `diff -c` names as a removal, exit 1), is a rejection, exit 1.
+    if (failed.some((f) => !REJECTIONS.has(f.code))) return 3;
     return failed.length === 0 ? 0 : 1;
   });
 }

@@ -776,6 +776,27 @@ describe('when the set\u2019s policy is tightened after an install (verify -c, l
   });
 });
 
+describe('when a set\u2019s folder holds a plugin the set no longer names (verify -c)', () => {
+  it('exits 1 naming it NOT_IN_SET, not verified as the set\u2019s, until clean -c removes it', async () => {
+    // Prepare: two plugins installed, then one taken out of the set (still in its folder).
+    const c = await checkout(setOf([{ name: ALPHA, version: '1.0.0' }, { name: BETA }]));
+    expect((await c.plugindex('install', '-c', 'plugins.yaml')).code).toBe(0);
+    await writeFile(c.file, setOf([{ name: ALPHA, version: '1.0.0' }]));
+
+    // Act
+    const verify = await c.plugindex('verify', '-c', 'plugins.yaml');
+
+    // Assess: a rejection (exit 1), as diff -c's removal is, not a trust check that failed (3).
+    expect(verify.code, verify.stderr).toBe(1);
+    expect(verify.stdout).toContain(`verified ${ALPHA}@1.0.0`);
+    expect(verify.stdout).toContain(
+      `NOT in the set ${BETA}@2.0.0: NOT_IN_SET: ${c.file} installs no plugin ${BETA}`,
+    );
+    expect((await c.plugindex('clean', '-c', 'plugins.yaml')).code).toBe(0);
+    expect((await c.plugindex('verify', '-c', 'plugins.yaml')).code).toBe(0);
+  });
+});
+
 describe('when a manifest is installed by its URL (install URL)', () => {
   it('installs one from a static server with --key, and refuses it without a key or with another key', async () => {
     const c = await checkout();

@@ -943,6 +943,39 @@ describe('when a set mixes every kind of source', () => {
 });
 
 describe('when what a set installed is verified', () => {
+  it('names a version in its folders the set does not name there as not the set\u2019s (NOT_IN_SET), judging it not', async () => {
+    // Prepare: the example set installed, then its beta plugin taken out of the set (and the lock, by an
+    // install): still in the folder, where `clean -c` would remove it, but no longer the set's.
+    const p = await project(exampleSet(base));
+    await using(p, (c) => c.installSet(p.file, HOME));
+    await writeFile(
+      p.file,
+      exampleSet(base).split('    - provider: local\n      name: multicloud')[0] as string,
+    );
+    await using(p, (c) => c.installSet(p.file, HOME));
+    const before = JSON.parse(await readFile(join(p.dir, 'plugins/installed.json'), 'utf8'));
+    expect(Object.keys(before.plugins)).toEqual(['kubecost-lens', 'multicloud-rollup']);
+
+    // Act
+    const findings = await using(p, (c) => c.verifySet(p.file, HOME));
+
+    // Assess: the set's plugin verified, the other named as not the set's, and nothing written of it.
+    expect(findings).toEqual([
+      expect.objectContaining({ name: 'kubecost-lens', ok: true }),
+      {
+        name: 'multicloud-rollup',
+        version: '2.0.0-beta.1',
+        ok: false,
+        code: 'NOT_IN_SET',
+        message: expect.stringContaining(
+          `${p.file} installs no plugin multicloud-rollup into ${join(p.dir, 'plugins')}`,
+        ),
+      },
+    ]);
+    const after = JSON.parse(await readFile(join(p.dir, 'plugins/installed.json'), 'utf8'));
+    expect(after.plugins['multicloud-rollup']).toEqual(before.plugins['multicloud-rollup']);
+  });
+
   it('checks every version in the set\u2019s folders by the keys the set pins, and names a changed file', async () => {
     const p = await project(mixedSet());
     await using(p, (c) => c.installSet(p.file, HOME));
