@@ -902,6 +902,14 @@ class HttpFetcher implements Fetcher {
         `Could not fetch ${what}: registry "${target.endpoint.name}" sent a Bearer challenge this client will not follow: ${problem}`,
       );
     }
+    // As for a redirect there: a registry elsewhere (one a publisher or a lock may name) would aim a GET of
+    // its choosing, with the user's credentials for it, at a service on this machine.
+    if (onThisMachine(realm) && !onThisMachine(new URL(target.base))) {
+      throw new ClientError(
+        'REGISTRY_URL_INVALID',
+        `Could not fetch ${what}: registry "${target.endpoint.name}" names a token realm on this machine's loopback (${display(realm)}), and it is not on this machine: refused before any request`,
+      );
+    }
     if (challenge.service !== undefined) realm.searchParams.set('service', challenge.service);
     // Pull only, whatever scope the challenge names: the least a token may allow.
     realm.searchParams.set('scope', `repository:${target.ref.repository}:pull`);

@@ -7,6 +7,7 @@
 import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import http, { type IncomingHttpHeaders, type RequestListener } from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHttpFetcher, type Fetcher } from '../../client/fetcher.ts';
@@ -20,6 +21,7 @@ import {
   startOciRegistry,
 } from '../support/oci-registry.ts';
 import { collect, patternBytes, writePaddedGzip } from '../support/streams.ts';
+import { makeTestCa, startProxy } from '../support/tls.ts';
 
 const ARTIFACT = patternBytes(300 * 1024 + 7);
 const MISSING = `sha256:${'0'.repeat(64)}`;
@@ -360,6 +362,54 @@ describe('when a registry elsewhere names a blob on this machine (a node:http st
     // A registry on this machine may name one there (a local registry beside a local OCI registry).
     await collect((await pull(['http://127.0.0.1:9'])).body);
     expect(seen).toHaveLength(1);
+  });
+});
+
+describe('when a registry elsewhere names a token realm on this machine (node:https stand-ins)', () => {
+  it('refuses it before any request, or the credentials for it, reaches the loopback port (REGISTRY_URL_INVALID)', async () => {
+    // Prepare: a service of the user's on a loopback port; and "oci.example", a registry elsewhere (over
+    // https:, through a proxy that stands it in on 127.0.0.1), whose challenge names that port as its realm.
+    const seen: IncomingHttpHeaders[] = [];
+    const local = await server((request, response) => {
+      seen.push(request.headers);
+      response.writeHead(200, { 'content-type': 'application/json' }).end('{"token":"t"}');
+    });
+    const ca = makeTestCa('oci-realm', { names: ['oci.example'] });
+    const elsewhere = https.createServer(ca.tls, (_request, response) => {
+      response
+        .writeHead(401, {
+          'www-authenticate': `Bearer realm="http://${local}/admin/token",service="stand-in"`,
+        })
+        .end();
+    });
+    servers.push(elsewhere);
+    await new Promise<void>((resolve) => elsewhere.listen(0, '127.0.0.1', resolve));
+    const port = (elsewhere.address() as AddressInfo).port;
+    const proxy = await startProxy({ route: () => `127.0.0.1:${port}` });
+    const through = createHttpFetcher({ env: { HTTPS_PROXY: proxy.url }, retryDelayMs: 1 });
+    try {
+      // Act
+      const pull = through.ociBlob({
+        reference: 'oci.example/acme/kubecost-lens',
+        digest: sha256(Buffer.from('artifact')),
+        maxBytes: 100,
+        ca: ca.caPem,
+        credentials: REGISTRY_USER,
+      });
+
+      // Assess: the registry was asked, the loopback port never.
+      await expect(pull).rejects.toMatchObject({
+        name: 'ClientError',
+        code: 'REGISTRY_URL_INVALID',
+        message: expect.stringContaining("names a token realm on this machine's loopback"),
+      });
+      expect(proxy.tunnels).toContain('oci.example:443');
+      expect(seen).toEqual([]);
+    } finally {
+      await through.close();
+      await proxy.close();
+      ca.remove();
+    }
   });
 });
 

@@ -17,7 +17,10 @@ export interface TestCa {
   readonly caPem: string;
   /** A file holding `caPem` (for `--ca FILE` or NODE_EXTRA_CA_CERTS). */
   readonly caFile: string;
-  /** A key and certificate for 127.0.0.1 and localhost, signed by the CA: `https.createServer(ca.tls, …)`. */
+  /**
+   * A key and certificate for 127.0.0.1, localhost and the `names` asked for, signed by the CA:
+   * `https.createServer(ca.tls, …)`.
+   */
   readonly tls: { readonly key: string; readonly cert: string };
   /** Deletes the folder the files were made in. */
   remove(): void;
@@ -27,7 +30,7 @@ export interface TestCa {
  * A fresh CA and a server certificate it signed, valid for two days, in a temporary folder.
  * @example const ca = makeTestCa('fetcher'); https.createServer(ca.tls, handler); ca.remove();
  */
-export function makeTestCa(label: string): TestCa {
+export function makeTestCa(label: string, options: { readonly names?: readonly string[] } = {}): TestCa {
   const dir = mkdtempSync(join(tmpdir(), `plugindex-ca-${label}-`));
   const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
@@ -48,7 +51,7 @@ export function makeTestCa(label: string): TestCa {
   // A leaf with the IP in subjectAltName, as Node checks it (the CN alone is not enough).
   writeFileSync(
     join(dir, 'server.ext'),
-    'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n',
+    `subjectAltName=${['IP:127.0.0.1', 'DNS:localhost', ...(options.names ?? []).map((name) => `DNS:${name}`)].join(',')}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n`,
   );
   openssl(
     'x509',
@@ -90,7 +93,15 @@ export interface TestProxy {
  * An HTTP proxy on 127.0.0.1: CONNECT tunnels (for https:) and absolute-URI requests (for http:), each recorded.
  * @example const proxy = await startProxy(); createHttpFetcher({ env: { HTTPS_PROXY: proxy.url } });
  */
-export async function startProxy(): Promise<TestProxy> {
+export async function startProxy(
+  options: {
+    /**
+     * Where a CONNECT to `host:port` goes instead (a host elsewhere stood in for on 127.0.0.1); by default
+     * where it asks to go.
+     */
+    readonly route?: (hostPort: string) => string;
+  } = {},
+): Promise<TestProxy> {
   const tunnels: string[] = [];
   const forwarded: string[] = [];
   const sockets = new Set<net.Socket>();
@@ -109,7 +120,8 @@ export async function startProxy(): Promise<TestProxy> {
   });
   server.on('connect', (request: http.IncomingMessage, client: net.Socket, head: Buffer) => {
     tunnels.push(request.url ?? '');
-    const [host, port] = (request.url ?? '').split(':');
+    const target = options.route ? options.route(request.url ?? '') : (request.url ?? '');
+    const [host, port] = target.split(':');
     const upstream = net.connect(Number(port), host ?? '', () => {
       client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
       upstream.write(head);
