@@ -32,6 +32,7 @@ import {
   withFileLock,
   writeFileAtomic,
 } from './atomic.ts';
+import { TrustIndex, trustFolders } from './trust-index.ts';
 
 /** A registry's trust state: its pinned key and what the client has accepted from it. */
 export interface TrustRecord {
@@ -122,6 +123,11 @@ function isOfRegistry(
   return urls.some((url) => keys.some((fingerprint) => setTrustName(url, fingerprint) === name));
 }
 
+/** The registries the index lists `record` under: the one it names, or none (one kept before records named it). */
+function indexedRegistries(record: TrustRecord): string[] {
+  return record.registry === undefined ? [] : [registryIdentity(record.registry)];
+}
+
 /** `state.json#/chain`: each link `{fingerprint, key}`. */
 function parseChain(value: unknown, file: string): ChainLink[] {
   if (!Array.isArray(value))
@@ -138,9 +144,15 @@ function parseChain(value: unknown, file: string): ChainLink[] {
 
 export class ClientState {
   readonly dirs: ClientDirectories;
+  readonly #index: TrustIndex;
 
   constructor(dirs: ClientDirectories) {
     this.dirs = dirs;
+    this.#index = new TrustIndex(this.#trustRoot);
+  }
+
+  get #trustRoot(): string {
+    return join(this.dirs.data, 'trust');
   }
 
   get configFile(): string {
@@ -170,7 +182,7 @@ export class ClientState {
   }
 
   #trustDir(registry: string): string {
-    return join(this.dirs.data, 'trust', registry);
+    return join(this.#trustRoot, registry);
   }
 
   async trust(registry: string): Promise<TrustRecord | undefined> {
@@ -268,6 +280,10 @@ export class ClientState {
           }
         : given;
       const highest = Math.max(record.highestGeneration ?? 0, sameKey ? (before?.highestGeneration ?? 0) : 0);
+      // Listed under its registry before the record names it, so no reader of that registry's names misses
+      // it; under the one it leaves (a registry added again at another URL) until the record names another.
+      const registries = indexedRegistries(record);
+      await this.#listInIndex(registry, registries, 'add');
       if (!sameKey || before?.armoredKey !== record.armoredKey)
         await writeFileAtomic(join(dir, 'registry.asc'), record.armoredKey);
       const state = {
@@ -287,7 +303,42 @@ export class ClientState {
         ...(record.registry !== undefined ? { registry: record.registry } : {}),
       };
       await writeFileAtomic(join(dir, 'state.json'), `${JSON.stringify(state, null, 2)}\n`);
+      await this.#listInIndex(registry, registries, 'only');
     });
+  }
+
+  /**
+   * Lists the folder `name` in the trust index under `registries`: besides those it is listed under
+   * (`add`), or under those alone (`only`). Nothing is written when the index already says so.
+   */
+  async #listInIndex(name: string, registries: readonly string[], mode: 'add' | 'only'): Promise<void> {
+    const says = (names: ReadonlyMap<string, readonly string[]>): boolean => {
+      const listed = names.get(name);
+      if (listed === undefined) return false;
+      const has = registries.every((r) => listed.includes(r));
+      return mode === 'add' ? has : has && listed.length === registries.length;
+    };
+    const kept = await this.#index.read();
+    if (kept && says(kept)) return;
+    await this.#index.edit(
+      () => this.#readIndexFromFolders(),
+      (names) => {
+        if (says(names)) return false;
+        const listed = mode === 'add' ? (names.get(name) ?? []) : [];
+        names.set(name, [...new Set([...listed, ...registries])]);
+        return true;
+      },
+    );
+  }
+
+  /** The trust index as the folders under trust/ say: each readable record under the registry it names. */
+  async #readIndexFromFolders(): Promise<Map<string, string[]>> {
+    const names = new Map<string, string[]>();
+    for (const name of await trustFolders(this.#trustRoot)) {
+      const record = await this.trust(name).catch(() => undefined);
+      if (record) names.set(name, indexedRegistries(record));
+    }
+    return names;
   }
 
   /**
@@ -304,21 +355,9 @@ export class ClientState {
     keys: { readonly fingerprint: string; readonly chain?: readonly ChainLink[] },
     reached?: string,
   ): Promise<SharedTrust> {
-    const identity = {
-      signed: registryIdentity(registry),
-      reached: reached === undefined ? [] : [registryIdentity(reached)],
-    };
-    const names = await readdir(join(this.dirs.data, 'trust')).catch(() => [] as string[]);
-    const configured = await this.readConfig().then(
-      (config) => config.registries,
-      () => [] as RegistryEntry[],
-    );
     let highest: SharedTrust['highestGeneration'];
     const logs: LogHead[] = [];
-    for (const name of names.sort()) {
-      const record = await this.trust(name).catch(() => undefined);
-      if (!record || !isOfRegistry(name, record, identity, configured)) continue;
-      if (!isSameTrustRoot(record, keys)) continue;
+    for (const { name, record } of await this.recordsSharingTrust(registry, keys, reached)) {
       if (record.highestGeneration !== undefined && record.highestGeneration > (highest?.generation ?? 0))
         highest = { generation: record.highestGeneration, name };
       const log = record.log;
@@ -327,8 +366,116 @@ export class ClientState {
     return { ...(highest ? { highestGeneration: highest } : {}), logs };
   }
 
+  /**
+   * The names (sorted) whose records `sharedTrust` holds a snapshot of `registry` to, each with its record.
+   * Only the folders the trust index lists under `registry` are read, and those listed under none (records
+   * kept before records named their registry) that a plugin set or the configuration may name; checked
+   * every time with 200 trust folders, every one was read. The index is a cache of the folders
+   * (trust-index.ts): one missing or unreadable is rebuilt from them, a folder it does not list is read and
+   * added, and a record found under another registry than the index lists it under (written by a client
+   * before the index) has the index rebuilt and the names found again, so no name is missed.
+   */
+  async recordsSharingTrust(
+    registry: string,
+    keys: { readonly fingerprint: string; readonly chain?: readonly ChainLink[] },
+    reached?: string,
+  ): Promise<{ readonly name: string; readonly record: TrustRecord }[]> {
+    const identity = {
+      signed: registryIdentity(registry),
+      reached: reached === undefined ? [] : [registryIdentity(reached)],
+    };
+    const read = new Map<string, TrustRecord | undefined>();
+    const recordOf = async (name: string): Promise<TrustRecord | undefined> => {
+      if (!read.has(name)) read.set(name, await this.trust(name).catch(() => undefined));
+      return read.get(name);
+    };
+    let index = await this.#caughtUpIndex(recordOf, false);
+    let configured: readonly RegistryEntry[] | undefined;
+    const configuredOnce = async (): Promise<readonly RegistryEntry[]> =>
+      (configured ??= await this.readConfig().then(
+        (config) => config.registries,
+        () => [] as RegistryEntry[],
+      ));
+    for (let attempt = 1; ; attempt++) {
+      const found: { name: string; record: TrustRecord }[] = [];
+      let stale = false;
+      for (const [name, listed] of [...index.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+        if (listed.length === 0) {
+          // Kept before records named their registry, so told by its name alone: a set's, or a configured one.
+          if (!name.startsWith('set-') && !(await configuredOnce()).some((r) => r.name === name)) continue;
+        } else if (!listed.includes(identity.signed)) continue;
+        const record = await recordOf(name);
+        if (!record) continue;
+        if (indexedRegistries(record).some((r) => !listed.includes(r))) stale = true;
+        const entries = record.registry === undefined ? await configuredOnce() : [];
+        if (!isOfRegistry(name, record, identity, entries)) continue;
+        if (!isSameTrustRoot(record, keys)) continue;
+        found.push({ name, record });
+      }
+      if (!stale || attempt > 1) return found;
+      // A record under another registry than the index lists it: a client before the index wrote it, and
+      // others may be listed wrong too. Read from every folder again.
+      read.clear();
+      index = await this.#caughtUpIndex(recordOf, true);
+    }
+  }
+
+  /**
+   * The trust index, caught up with the folders under trust/: built from them when missing (or `rebuild`),
+   * each folder it does not list read (`recordOf`) and added when its record reads, each it lists that is
+   * gone dropped. A folder whose record does not read is not listed (it binds no other name), and is read
+   * again on the next check.
+   */
+  async #caughtUpIndex(
+    recordOf: (name: string) => Promise<TrustRecord | undefined>,
+    rebuild: boolean,
+  ): Promise<Map<string, string[]>> {
+    const folders = await trustFolders(this.#trustRoot);
+    const kept = rebuild ? undefined : await this.#index.read();
+    const listed = kept ?? new Map<string, string[]>();
+    const present = new Set(folders);
+    const gone = [...listed.keys()].filter((name) => !present.has(name));
+    const unlisted = folders.filter((name) => !listed.has(name));
+    if (kept && gone.length === 0 && unlisted.length === 0) return kept;
+    const added = new Map<string, string[]>();
+    for (const name of unlisted) {
+      const record = await recordOf(name);
+      if (record) added.set(name, indexedRegistries(record));
+    }
+    let result = new Map<string, string[]>();
+    await this.#index.edit(
+      async () => new Map(),
+      (names) => {
+        let changed = false;
+        if (rebuild) {
+          // Every folder was read again: what they say replaces what the index said.
+          changed = names.size > 0 || added.size > 0;
+          names.clear();
+        }
+        for (const name of gone) changed = names.delete(name) || changed;
+        for (const [name, registries] of added)
+          if (!names.has(name)) {
+            names.set(name, registries);
+            changed = true;
+          }
+        result = new Map(names);
+        return changed;
+      },
+    );
+    // Only the folders there now: one listed by a writer since, whose record this reader did not see, is
+    // read on the next check, as it would have been found or not by a reader of every folder.
+    for (const name of result.keys()) if (!present.has(name)) result.delete(name);
+    return result;
+  }
+
   async removeTrust(registry: string): Promise<void> {
     await rm(this.#trustDir(registry), { recursive: true, force: true });
+    // After the folder: an index listing a folder that is gone only costs a look (it is dropped then).
+    if (await this.#index.read())
+      await this.#index.edit(
+        async () => new Map(),
+        (names) => names.delete(registry),
+      );
   }
 }
 
