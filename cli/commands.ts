@@ -261,13 +261,18 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     load: () => import('./commands/verify.ts'),
   },
   registry: {
-    summary: 'the registries this client installs from: add (pinning its key), list, remove, update',
+    summary:
+      'the registries this client installs from: add (pinning its key), list, remove, update, reset-trust',
     usage: [
       'plugindex registry add NAME URL (--key FILE | --fingerprint FP | --trust-on-first-use) [--priority N]',
       '         [--ca FILE] [--mirror URL ...] [--timeout SECONDS] [--auth TYPE --secret REF [--username U]] [--force] [--json]',
       '       plugindex registry list [--json]',
       '       plugindex registry remove NAME [--json]',
       '       plugindex registry update [NAME ...] [--json]',
+      '       plugindex registry reset-trust (NAME | URL --key FILE [--ca FILE] [--auth TYPE --secret REF]) [--json]',
+      '         a registry its operator rebuilt at a lower generation under the same key (SNAPSHOT_ROLLBACK):',
+      '         forgets the generation and log every name of it accepted (configured, plugin sets, mirrors)',
+      "         and takes its snapshot now, verified by the key pinned (URL: a plugin set's registry and its key)",
       `  TYPE: bearer_token | api_key | basic_auth; REF: '\${ENV_VAR}' or file:PATH (a secret is never written in config)`,
     ].join('\n'),
     options: {

@@ -16,7 +16,7 @@ import type { Clock } from '../index-builder/clock.ts';
 import { systemClock } from '../index-builder/clock.ts';
 import { TrustError } from '../index-builder/errors.ts';
 import { FALCOCTL_INDEX_KEY, REGISTRY_PUBLIC_KEY_KEY } from '../index-builder/layout.ts';
-import type { PluginDocument, VersionRecord } from '../index-builder/model.ts';
+import type { LogHead, PluginDocument, VersionRecord } from '../index-builder/model.ts';
 import { type SearchHit, type SearchQuery, searchPlugins } from '../index-builder/search.ts';
 import {
   type AuditFinding,
@@ -43,7 +43,7 @@ import {
 import { type ClientContext, loadTrust, type ProgressEvent, readPinnedKey } from './context.ts';
 import { readSecretFileSync, readTextIfExists } from './disk/atomic.ts';
 import { ContentCache } from './disk/cache.ts';
-import { ClientState, InstallTree, type TrustRecord } from './disk/state.ts';
+import { ClientState, InstallTree, setTrustName, type TrustRecord } from './disk/state.ts';
 import { ClientError } from './errors.ts';
 import type { Credentials, Endpoint, Fetcher, OciCredentials } from './fetcher.ts';
 import { fetchBody, UNLISTED_LIMITS } from './fetcher.ts';
@@ -143,6 +143,38 @@ export interface UpdateReport {
   readonly error?: Error;
 }
 
+/**
+ * The registry `resetRegistryTrust` forgets what was accepted from: a configured registry by its name, or
+ * (a plugin set's, or one not configured) by its URL and the key pinned for it, reached as `registry add`
+ * would reach it.
+ */
+export type ResetTrustTarget =
+  | { readonly name: string }
+  | {
+      readonly url: string;
+      readonly armoredKey: string;
+      readonly mirrors?: readonly string[];
+      readonly caFile?: string;
+      readonly timeoutSeconds?: number;
+      readonly auth?: RegistryAuth;
+    };
+
+export interface ResetTrustResult {
+  /** The registry as its snapshots name it. */
+  readonly registry: string;
+  /** The key the snapshot taken is signed by (the one pinned, or one it rotated to). */
+  readonly fingerprint: string;
+  /** The snapshot taken as the new floor, and its log head. */
+  readonly generation: number;
+  readonly log?: LogHead;
+  /** Each name of the registry whose floor was reset, and what it had accepted. */
+  readonly forgotten: readonly {
+    readonly name: string;
+    readonly generation?: number;
+    readonly log?: LogHead;
+  }[];
+}
+
 export interface InfoResult {
   readonly registry: string;
   readonly fingerprint: string;
@@ -164,6 +196,8 @@ export interface PlugindexClient {
   listRegistries(): Promise<RegistryStatus[]>;
   removeRegistry(name: string): Promise<void>;
   updateRegistries(names: readonly string[]): Promise<UpdateReport[]>;
+  /** `registry reset-trust`: every name of a registry rebuilt at a lower generation under the same key. */
+  resetRegistryTrust(target: ResetTrustTarget): Promise<ResetTrustResult>;
   search(query: SearchQuery & { readonly registry?: string }): Promise<SearchHit[]>;
   info(
     request: string,
@@ -262,7 +296,7 @@ class Client implements PlugindexClient {
         return (await this.#manifestSource(name, url, key)).source;
       },
       ociCredentials: (reference) => this.#ociCredentials(reference),
-      openSession: async (entry, trust, recordTrust, key, whenMoved) => {
+      openSession: async (entry, trust, recordTrust, key, whenMoved, whenRolledBack) => {
         const { RegistrySession } = await loadTrust();
         return new RegistrySession(
           entry,
@@ -278,6 +312,7 @@ class Client implements PlugindexClient {
             offline: options.offline ?? false,
             freshForMs: options.freshForMs ?? DEFAULT_FRESH_MS,
             ...(whenMoved !== undefined ? { whenMoved } : {}),
+            ...(whenRolledBack !== undefined ? { whenRolledBack } : {}),
           },
         );
       },
@@ -352,6 +387,15 @@ class Client implements PlugindexClient {
   }
 
   async #newSession(entry: RegistryEntry): Promise<RegistrySession> {
+    const trust = await this.#pinnedTrust(entry);
+    return this.#context.openSession(entry, trust, async (record) => {
+      await this.#state.writeTrust(entry.name, record);
+      if (record.fingerprint !== entry.key_fingerprint) await this.#repin(entry.name, record.fingerprint);
+    });
+  }
+
+  /** The trust record of a configured registry, pinning the key its configuration names. */
+  async #pinnedTrust(entry: RegistryEntry): Promise<TrustRecord> {
     const trust = await this.#state.trust(entry.name);
     // The configuration names the key pinned, or one the pin was rotated from (a run that stopped between
     // keeping the new pin and naming it in the configuration).
@@ -363,10 +407,7 @@ class Client implements PlugindexClient {
         'REGISTRY_NOT_PINNED',
         `${entry.name}: no pinned key with fingerprint ${entry.key_fingerprint} in ${this.#state.dirs.data}; run \`plugindex registry add ${entry.name} ${entry.url} --force\` with its key`,
       );
-    return this.#context.openSession(entry, trust, async (record) => {
-      await this.#state.writeTrust(entry.name, record);
-      if (record.fingerprint !== entry.key_fingerprint) await this.#repin(entry.name, record.fingerprint);
-    });
+    return trust;
   }
 
   /** The configuration names the key a rotation led to (after the trust state keeps it). */
@@ -455,6 +496,8 @@ class Client implements PlugindexClient {
       },
       // A registry first configured here may have been reached before as a plugin set's: held to that too.
       sharedTrust: (registry, keys, reached) => this.#state.sharedTrust(registry, keys, reached),
+      // Not configured yet (or configured with what this replaces): told by what is being added.
+      whenRolledBack: `plugindex registry reset-trust ${url} --key FILE (the key given here)`,
       clock: this.#clock,
       offline: false,
       freshForMs: 0,
@@ -504,6 +547,121 @@ class Client implements PlugindexClient {
     this.#config = undefined;
     await this.#state.removeTrust(name);
     await this.#cache.removeRegistry(url);
+  }
+
+  /**
+   * Forgets what every name of a registry accepted, for a registry its operator rebuilt at a lower
+   * generation under the same key: refused (SNAPSHOT_ROLLBACK) under every name it is kept as (configured,
+   * each plugin set's, a mirror's), it was taken again only once each trust folder was removed by hand.
+   * The registry's snapshot is read and verified first by the key pinned (or through its signed rotations),
+   * held to no floor and taking its log as on first use; then every name of the registry that snapshot names
+   * under the same trust root (`recordsSharingTrust`) has its floor and log head set to that snapshot's
+   * (`ClientState.resetAccepted`), and the target's record takes it as checked. Nothing is forgotten when
+   * the snapshot does not verify.
+   * @throws ClientError TRUST_RESET_REFUSED when the registry's snapshot is not signed by the key pinned nor
+   *   one it rotated to (a reset never takes another key: a registry under a new key is added again with it);
+   *   REGISTRY_NOT_FOUND, REGISTRY_NOT_PINNED, FETCH_*; TrustError as a check of the registry otherwise.
+   */
+  async resetRegistryTrust(target: ResetTrustTarget): Promise<ResetTrustResult> {
+    const { readPublicKey, RegistrySession } = await loadTrust();
+    let entry: RegistryEntry;
+    let pinned: TrustRecord;
+    /** The name the snapshot verified here is kept under as checked: the configured one, or the set's. */
+    let own: string;
+    if ('name' in target) {
+      entry = findRegistry(await this.#config_(), target.name);
+      pinned = await this.#pinnedTrust(entry);
+      own = entry.name;
+    } else {
+      const url = normalizeRegistryUrl(target.url);
+      const key = await readPublicKey(target.armoredKey);
+      entry = {
+        name: url,
+        url,
+        priority: 0,
+        key_fingerprint: key.fingerprint,
+        mirrors: (target.mirrors ?? []).map(normalizeRegistryUrl),
+        ...(target.caFile ? { ca_file: target.caFile } : {}),
+        ...(target.timeoutSeconds ? { timeout_seconds: target.timeoutSeconds } : {}),
+        ...(target.auth ? { auth: target.auth } : {}),
+      };
+      own = setTrustName(url, key.fingerprint);
+      // A set's record that followed rotations from the key given starts from where it got to.
+      const kept = await this.#state.trust(own).catch(() => undefined);
+      pinned = kept ?? { fingerprint: key.fingerprint, armoredKey: key.armored };
+    }
+    const {
+      highestGeneration: _h,
+      snapshotSha256: _s,
+      checkedAt: _c,
+      log: _l,
+      logsExtended: _e,
+      ...keys
+    } = pinned;
+    let checked: TrustRecord | undefined;
+    // Held to no floor (that is what is reset) and to no other name's: those are the floors forgotten.
+    const session = new RegistrySession(
+      entry,
+      await this.#endpoint(entry),
+      await readPinnedKey(pinned),
+      keys,
+      {
+        fetcher: this.#options.fetcher,
+        cache: this.#cache,
+        recordTrust: async (record) => {
+          checked = record;
+        },
+        clock: this.#clock,
+        offline: false,
+        freshForMs: 0,
+      },
+    );
+    try {
+      await session.open({ refresh: true });
+    } catch (error) {
+      if (
+        error instanceof TrustError &&
+        ['SNAPSHOT_BAD_SIGNATURE', 'SNAPSHOT_WRONG_KEY', 'KEY_ROTATION_BROKEN'].includes(error.code)
+      )
+        throw new ClientError(
+          'TRUST_RESET_REFUSED',
+          `${entry.name}: ${entry.url} is not signed by the key pinned for it (${pinned.fingerprint}), nor by one that key rotated to through a signed rotation (${error.code}: ${error.message}); nothing was forgotten. A reset takes a registry rebuilt under the same key only: one under another key is another trust root, added again with that key (\`plugindex registry add --force NAME URL --key FILE\`)`,
+          { cause: error },
+        );
+      throw error;
+    }
+    const accepted = checked as TrustRecord;
+    const snapshot = session.snapshot;
+    const sharing = await this.#state.recordsSharingTrust(snapshot.registry, accepted, entry.url);
+    const names = sharing.map((s) => s.name);
+    if (!names.includes(own) && (await this.#state.trust(own).catch(() => undefined))) names.push(own);
+    const floor = {
+      fingerprint: accepted.fingerprint,
+      generation: snapshot.generation,
+      ...(accepted.log ? { log: accepted.log } : {}),
+      registry: snapshot.registry,
+    };
+    const forgotten: ResetTrustResult['forgotten'][number][] = [];
+    for (const name of names.sort()) {
+      const before = await this.#state.resetAccepted(name, floor);
+      if (!before) continue;
+      forgotten.push({
+        name,
+        ...(before.highestGeneration !== undefined ? { generation: before.highestGeneration } : {}),
+        ...(before.log ? { log: before.log } : {}),
+      });
+    }
+    if ('name' in target) {
+      await this.#state.writeTrust(own, accepted);
+      if (accepted.fingerprint !== entry.key_fingerprint) await this.#repin(own, accepted.fingerprint);
+    } else if (names.includes(own)) await this.#state.writeTrust(own, accepted);
+    return {
+      registry: snapshot.registry,
+      fingerprint: accepted.fingerprint,
+      generation: snapshot.generation,
+      ...(accepted.log ? { log: accepted.log } : {}),
+      forgotten,
+    };
   }
 
   /** Refreshes each registry (Helm's `repo update`): one failing does not stop the others. */

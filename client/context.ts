@@ -56,6 +56,8 @@ export interface ClientContext {
     key?: Key,
     /** What to do when the registry really moved, said with SNAPSHOT_REGISTRY_CHANGED (`checkSnapshotRegistry`). */
     whenMoved?: string,
+    /** What to do when the registry was rebuilt at a lower generation (SNAPSHOT_ROLLBACK), if not `registry reset-trust NAME`. */
+    whenRolledBack?: string,
   ): Promise<RegistrySession>;
   /** The credentials `docker login` keeps for an OCI reference's registry, if any (oci-auth.ts). */
   ociCredentials(reference: string): Promise<OciCredentials | undefined>;

@@ -100,7 +100,13 @@ export type ClientErrorCode =
   /** What the registry signs now differs from the lock (manifest digest, publisher, artifact, key). */
   | 'LOCK_MISMATCH'
   /** An installed file no longer matches its record (rehashed by `plugindex verify`). */
-  | 'INSTALLED_MODIFIED';
+  | 'INSTALLED_MODIFIED'
+  /**
+   * `plugindex registry reset-trust` of a registry whose snapshot is not signed by the key pinned (nor one it
+   * rotated to): a reset forgets the floors of a registry rebuilt under the same key, never takes another
+   * key. Nothing is forgotten; the message names `registry add --force` for a registry under a new key.
+   */
+  | 'TRUST_RESET_REFUSED';
 
 /** The codes that are trust refusals: a command exits 3 for them, as for a TrustError. */
 const REFUSAL_CODES: ReadonlySet<ClientErrorCode> = new Set([
@@ -110,6 +116,7 @@ const REFUSAL_CODES: ReadonlySet<ClientErrorCode> = new Set([
   'FETCH_CROSS_ORIGIN_REDIRECT',
   'CREDENTIALS_NOT_TRUSTED',
   'INSTALL_PATH_LINKED',
+  'TRUST_RESET_REFUSED',
 ]);
 
 export class ClientError extends Error {

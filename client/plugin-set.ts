@@ -361,6 +361,7 @@ async function sourceOf(
             (record) => ctx.writeTrust(trustName, record),
             rotated ? undefined : key.key,
             `remove what this client keeps of it for plugin sets (the folder trust/${trustName} in its data directory)`,
+            `plugindex registry reset-trust ${entry.url} --key FILE (the key ${set.file} pins for it)`,
           ),
         ),
       );

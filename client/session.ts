@@ -82,6 +82,12 @@ export interface SessionDeps {
    * said with SNAPSHOT_REGISTRY_CHANGED: a configured registry is added again, a plugin set's is not.
    */
   readonly whenMoved?: string;
+  /**
+   * What to do when the registry was rebuilt at a lower generation under the same key, said with
+   * SNAPSHOT_ROLLBACK: a configured registry's `plugindex registry reset-trust NAME` (the default), a plugin
+   * set's or one being added the same by its URL and key.
+   */
+  readonly whenRolledBack?: string;
 }
 
 /** How `open` went: whether the registry changed since the cached snapshot. */
@@ -142,6 +148,13 @@ export class RegistrySession {
   /** The trust state this session works under (a followed rotation replaces it). */
   get trust(): TrustRecord {
     return this.#trust;
+  }
+
+  /** The way out of SNAPSHOT_ROLLBACK for a registry its operator really rebuilt at a lower generation. */
+  get #whenRolledBack(): string {
+    return `if its operator rebuilt it at a lower generation (and only then), forget what every name of it accepted: ${
+      this.#deps.whenRolledBack ?? `plugindex registry reset-trust ${this.entry.name}`
+    }`;
   }
 
   /** The registry's files the pure readers ask for (client/log-reader.ts, client/key-chain.ts). */
@@ -221,6 +234,15 @@ export class RegistrySession {
           const fetched = await this.#fetchSnapshot(cached, trusted);
           return { ...fetched, trusted, snapshot: trusted.snapshot };
         },
+      }).catch((error: unknown) => {
+        // Refused under the floor this record keeps: said with the way out of a registry really rebuilt.
+        if (error instanceof TrustError && error.code === 'SNAPSHOT_ROLLBACK')
+          throw new TrustError(
+            'SNAPSHOT_ROLLBACK',
+            `${this.entry.url}/${SNAPSHOT_KEY}: ${error.message}; ${this.#whenRolledBack}`,
+            { cause: error },
+          );
+        throw error;
       });
       ({ body, signature, etag, changed } = value);
       if (chain) {
@@ -261,7 +283,7 @@ export class RegistrySession {
     if (floor && snapshot.generation < floor.generation)
       throw new TrustError(
         'SNAPSHOT_ROLLBACK',
-        `${this.entry.url}/${SNAPSHOT_KEY}: snapshot generation ${snapshot.generation} is older than ${floor.generation}, already seen from ${snapshot.registry} under the same key (kept as trust/${floor.name} in the data directory)`,
+        `${this.entry.url}/${SNAPSHOT_KEY}: snapshot generation ${snapshot.generation} is older than ${floor.generation}, already seen from ${snapshot.registry} under the same key (kept as trust/${floor.name} in the data directory); ${this.#whenRolledBack}`,
       );
     // Before anything of this snapshot is kept (cache, trust state): a refused log leaves both as they were.
     const extension = checked ? await this.#extendedLog(snapshot, shared?.logs ?? []) : undefined;

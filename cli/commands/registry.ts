@@ -1,10 +1,12 @@
 /**
- * `plugindex registry add|list|remove|update`: the registries this client trusts, each pinned to its key at
- * `add` (from a file, or checked against a fingerprint, or, only when asked, trusted on first use with the
- * fingerprint printed). Adding the same registry again changes nothing; another URL or key needs --force.
+ * `plugindex registry add|list|remove|update|reset-trust`: the registries this client trusts, each pinned to
+ * its key at `add` (from a file, or checked against a fingerprint, or, only when asked, trusted on first use
+ * with the fingerprint printed). Adding the same registry again changes nothing; another URL or key needs
+ * --force. `reset-trust` forgets the floor every name of a registry keeps, for one its operator rebuilt at a
+ * lower generation under the same key.
  */
 import { resolve } from 'node:path';
-import type { KeyPin } from '../../client/client.ts';
+import type { KeyPin, ResetTrustTarget } from '../../client/client.ts';
 import { normalizeRegistryUrl, type RegistryAuth, registryIdentity } from '../../client/config.ts';
 import { listOption, type Parsed, stringOption } from '../args.ts';
 import { withClient } from '../client.ts';
@@ -24,8 +26,12 @@ export async function run(parsed: Parsed): Promise<number> {
       return remove(parsed, rest);
     case 'update':
       return update(parsed, rest);
+    case 'reset-trust':
+      return resetTrust(parsed, rest);
     default:
-      throw usage(action ? `unknown action "${action}"` : 'which action: add, list, remove or update?');
+      throw usage(
+        action ? `unknown action "${action}"` : 'which action: add, list, remove, update or reset-trust?',
+      );
   }
 }
 
@@ -174,5 +180,52 @@ async function update(parsed: Parsed, names: readonly string[]): Promise<number>
       }
     if (failed.length === 0) return 0;
     return failed.some((r) => isRefusal(r.error)) ? 3 : 1;
+  });
+}
+
+/** `reset-trust NAME` (configured), or `reset-trust URL --key FILE` (a plugin set's, reached as `add` would). */
+async function resetTarget(parsed: Parsed, target: string): Promise<ResetTrustTarget> {
+  if (!target.includes('://')) {
+    for (const option of ['key', 'ca', 'mirror', 'timeout', 'auth', 'secret'])
+      if (parsed.values[option] !== undefined)
+        throw usage(`registry reset-trust NAME takes no --${option}: the configured registry's are used`);
+    return { name: target };
+  }
+  const keyFile = stringOption(parsed, 'key');
+  if (!keyFile)
+    throw usage('registry reset-trust URL needs --key FILE: the registry key the plugin set pins');
+  const timeout = positiveNumber(parsed, 'timeout', false);
+  const ca = stringOption(parsed, 'ca');
+  const auth = authOf(parsed);
+  return {
+    url: target,
+    armoredKey: await readTextInput(keyFile),
+    mirrors: listOption(parsed, 'mirror'),
+    ...(ca ? { caFile: resolve(ca) } : {}),
+    ...(timeout !== undefined ? { timeoutSeconds: timeout } : {}),
+    ...(auth ? { auth } : {}),
+  };
+}
+
+async function resetTrust(parsed: Parsed, rest: readonly string[]): Promise<number> {
+  const [target, ...extra] = rest;
+  if (!target || extra.length)
+    throw usage('registry reset-trust takes one NAME, or the URL of a plugin set’s registry with --key FILE');
+  const given = await resetTarget(parsed, target);
+  return withClient(parsed, async ({ client, json }) => {
+    const result = await client.resetRegistryTrust(given);
+    if (json) {
+      outJson({ target, ...result });
+      return 0;
+    }
+    const head = (log: { length: number; head: string } | undefined) =>
+      log ? `, log of ${log.length} entries (head ${log.head})` : '';
+    for (const f of result.forgotten)
+      out(`forgot trust/${f.name}: generation ${f.generation ?? '-'}${head(f.log)}`);
+    if (result.forgotten.length === 0) out('nothing was kept of it under any name');
+    out(
+      `${target}: taken at generation ${result.generation}${head(result.log)}, key ${result.fingerprint}: the floor of every name of ${result.registry} from now on`,
+    );
+    return 0;
   });
 }

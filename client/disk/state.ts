@@ -128,6 +128,27 @@ function indexedRegistries(record: TrustRecord): string[] {
   return record.registry === undefined ? [] : [registryIdentity(record.registry)];
 }
 
+/** `state.json` of `record`, its highest generation `highest` (none when 0). */
+function trustStateJson(record: TrustRecord, highest: number): string {
+  const state = {
+    fingerprint: record.fingerprint,
+    ...(highest > 0 ? { highest_generation: highest } : {}),
+    ...(record.snapshotSha256 ? { snapshot_sha256: record.snapshotSha256 } : {}),
+    ...(record.checkedAt ? { checked_at: record.checkedAt } : {}),
+    // Not merged with what was kept: the record's session judged it against that (or it is kept's own).
+    ...(record.log ? { log: { length: record.log.length, head: record.log.head } } : {}),
+    ...(record.log && record.logsExtended?.length
+      ? { logs_extended: record.logsExtended.map((l) => ({ length: l.length, head: l.head })) }
+      : {}),
+    ...(record.rotations !== undefined ? { rotations: record.rotations } : {}),
+    ...(record.chain?.length
+      ? { chain: record.chain.map((l) => ({ fingerprint: l.fingerprint, key: l.armoredKey })) }
+      : {}),
+    ...(record.registry !== undefined ? { registry: record.registry } : {}),
+  };
+  return `${JSON.stringify(state, null, 2)}\n`;
+}
+
 /** `state.json#/chain`: each link `{fingerprint, key}`. */
 function parseChain(value: unknown, file: string): ChainLink[] {
   if (!Array.isArray(value))
@@ -286,24 +307,51 @@ export class ClientState {
       await this.#listInIndex(registry, registries, 'add');
       if (!sameKey || before?.armoredKey !== record.armoredKey)
         await writeFileAtomic(join(dir, 'registry.asc'), record.armoredKey);
-      const state = {
-        fingerprint: record.fingerprint,
-        ...(highest > 0 ? { highest_generation: highest } : {}),
-        ...(record.snapshotSha256 ? { snapshot_sha256: record.snapshotSha256 } : {}),
-        ...(record.checkedAt ? { checked_at: record.checkedAt } : {}),
-        // Not merged with what was kept: the record's session judged it against that (or it is kept's own).
-        ...(record.log ? { log: { length: record.log.length, head: record.log.head } } : {}),
-        ...(record.log && record.logsExtended?.length
-          ? { logs_extended: record.logsExtended.map((l) => ({ length: l.length, head: l.head })) }
-          : {}),
-        ...(record.rotations !== undefined ? { rotations: record.rotations } : {}),
-        ...(record.chain?.length
-          ? { chain: record.chain.map((l) => ({ fingerprint: l.fingerprint, key: l.armoredKey })) }
-          : {}),
-        ...(record.registry !== undefined ? { registry: record.registry } : {}),
-      };
-      await writeFileAtomic(join(dir, 'state.json'), `${JSON.stringify(state, null, 2)}\n`);
+      await writeFileAtomic(join(dir, 'state.json'), trustStateJson(record, highest));
       await this.#listInIndex(registry, registries, 'only');
+    });
+  }
+
+  /**
+   * Replaces what the record kept as `name` accepted (its highest generation, the log head and the heads it
+   * was checked to extend, the snapshot it last checked) with `floor`, the snapshot a reset just verified,
+   * for a record pinning the key that signs it; a record pinning a key it rotated from keeps none, and takes
+   * the registry again on its next check (following the rotation). The one way a floor goes down
+   * (`plugindex registry reset-trust`): `writeTrust` never lowers it.
+   * @returns the record as it was, or undefined when there is none.
+   */
+  async resetAccepted(
+    name: string,
+    floor: {
+      readonly fingerprint: string;
+      readonly generation: number;
+      readonly log?: LogHead;
+      readonly registry: string;
+    },
+  ): Promise<TrustRecord | undefined> {
+    const dir = this.#trustDir(name);
+    return withFileLock(join(dir, 'state.json'), async () => {
+      const before = await this.trust(name).catch(() => undefined);
+      if (!before) return undefined;
+      const {
+        highestGeneration: _h,
+        snapshotSha256: _s,
+        checkedAt: _c,
+        log: _l,
+        logsExtended: _e,
+        ...pinned
+      } = before;
+      const same = before.fingerprint === floor.fingerprint;
+      const record: TrustRecord = {
+        ...pinned,
+        registry: before.registry ?? floor.registry,
+        ...(same && floor.log ? { log: floor.log } : {}),
+      };
+      const registries = indexedRegistries(record);
+      await this.#listInIndex(name, registries, 'add');
+      await writeFileAtomic(join(dir, 'state.json'), trustStateJson(record, same ? floor.generation : 0));
+      await this.#listInIndex(name, registries, 'only');
+      return before;
     });
   }
 

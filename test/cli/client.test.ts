@@ -147,6 +147,50 @@ describe('when a registry is managed from the command line', () => {
   });
 });
 
+describe('when a registry was rebuilt at a lower generation under the same key', () => {
+  it('is refused naming `registry reset-trust`, which forgets every name’s floor (exit 0), and is taken again', async () => {
+    const plugindex = await home();
+    const data = path.join(work, `home${homes}`, 'data');
+    expect((await plugindex('registry', 'add', 'main', base, '--key', keyFile)).code).toBe(0);
+    expect((await plugindex('registry', 'add', 'again', base, '--key', keyFile)).code).toBe(0);
+    // As if both names had accepted generation 1000 of the registry before its operator rebuilt it.
+    for (const name of ['main', 'again']) {
+      const file = path.join(data, 'trust', name, 'state.json');
+      await writeFile(
+        file,
+        JSON.stringify({ ...JSON.parse(await readFile(file, 'utf8')), highest_generation: 1000 }),
+      );
+    }
+    const refused = await plugindex('registry', 'update', 'main');
+    expect(refused.code).toBe(3);
+    expect(refused.stderr).toContain('SNAPSHOT_ROLLBACK');
+    expect(refused.stderr).toContain('plugindex registry reset-trust main');
+
+    const misused = await plugindex('registry', 'reset-trust', 'main', '--key', keyFile);
+    expect(misused.code).toBe(2);
+    const reset = await plugindex('registry', 'reset-trust', 'main');
+    expect(reset.code, reset.stderr).toBe(0);
+    expect(reset.stdout).toMatch(
+      /^forgot trust\/again: generation 1000, log of \d+ entries \(head [0-9a-f]{64}\)$/m,
+    );
+    expect(reset.stdout).toMatch(/^forgot trust\/main: generation 1000, /m);
+    expect(reset.stdout).toMatch(/^main: taken at generation \d+, .*the floor of every name of /m);
+    const updated = await plugindex('registry', 'update', '--json');
+    expect(JSON.parse(updated.stdout).registries.map((r: { ok: boolean }) => r.ok)).toEqual([true, true]);
+
+    // By URL and key (a plugin set's registry), with nothing left to forget but what it takes.
+    const byUrl = await plugindex('registry', 'reset-trust', base, '--key', keyFile, '--json');
+    expect(byUrl.code, byUrl.stderr).toBe(0);
+    expect(JSON.parse(byUrl.stdout).forgotten.map((f: { name: string }) => f.name)).toEqual([
+      'again',
+      'main',
+    ]);
+    const unkeyed = await plugindex('registry', 'reset-trust', base);
+    expect(unkeyed.code).toBe(2);
+    expect(unkeyed.stderr).toContain('--key FILE');
+  });
+});
+
 describe('when a user searches, installs and manages plugins', () => {
   it('searches (no match: exit 1), describes, installs and locks', async () => {
     const plugindex = await home();

@@ -29,7 +29,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
 import { createClient, type PlugindexClient } from '../../client/client.ts';
 import { ContentCache } from '../../client/disk/cache.ts';
-import { ClientState } from '../../client/disk/state.ts';
+import { ClientState, setTrustName } from '../../client/disk/state.ts';
 import { ClientError } from '../../client/errors.ts';
 import { createHttpFetcher } from '../../client/fetcher.ts';
 import { parseLockfile } from '../../client/lockfile.ts';
@@ -2524,6 +2524,104 @@ describe('when a set names a registry this client also reaches under another nam
     } finally {
       await mirror.close();
     }
+  });
+
+  /** The served snapshot, signed by another key than the registry's (with no rotation to it published). */
+  async function signedByAnother(): Promise<StoredObject> {
+    const current = registry.site.objects.get(SIGNED_SNAPSHOT_KEY) as StoredObject;
+    const other = await createSigner((await testKey('another')).secretKey);
+    const envelope = JSON.parse(new TextDecoder().decode(current.body)) as { snapshot: string };
+    const snapshot = { ...JSON.parse(envelope.snapshot), key_fingerprint: other.fingerprint };
+    const text = JSON.stringify(snapshot);
+    const body = encode(
+      JSON.stringify({ ...envelope, snapshot: text, signature: await other.sign(encode(text)) }),
+    );
+    return { ...current, body, size: body.byteLength, etag: '"another-key"' };
+  }
+
+  /** What the trust folder `name` keeps accepted, as written. */
+  async function kept(p: Project, name: string): Promise<{ highest_generation?: number }> {
+    return JSON.parse(await readFile(join(p.dir, '.home/data/trust', name, 'state.json'), 'utf8'));
+  }
+
+  it('takes a registry rebuilt at a lower generation again under every name once `registry reset-trust` forgets their floors', async () => {
+    // Prepare: the registry accepted at a newer generation under two configured names and a set's.
+    const p = await project(exampleSet(base));
+    const add = (name: string) =>
+      using(p, (c) => c.addRegistry({ name, url: base, pin: { armored: registry.registryKey.publicKey } }));
+    await add('configured');
+    const old = registry.site.objects.get(SIGNED_SNAPSHOT_KEY) as StoredObject;
+    const lower = (await using(p, (c) => c.updateRegistries(['configured'])))[0]?.report?.generation;
+    await publishAnother('rebuilt-tool');
+    await add('again');
+    await using(p, (c) => c.installSet(p.file, HOME));
+    await using(p, (c) => c.updateRegistries(['configured']));
+    const higher = (await kept(p, 'configured')).highest_generation as number;
+    expect(higher).toBeGreaterThan(lower as number);
+    const setName = setTrustName(base, registry.registryKey.fingerprint);
+    // The operator rebuilt it from scratch, under the same key, at a lower generation (the older snapshot).
+    await serving(old, async () => {
+      // Act: refused, the refusal naming the way out; then the reset.
+      const [refused] = await using(p, (c) => c.updateRegistries(['again']));
+      expect(refused?.error).toBeInstanceOf(TrustError);
+      expect(refused?.error).toMatchObject({
+        code: 'SNAPSHOT_ROLLBACK',
+        message: expect.stringContaining('plugindex registry reset-trust again'),
+      });
+      const reset = await using(p, (c) => c.resetRegistryTrust({ name: 'configured' }));
+      // Assess: every name of it forgot what it accepted, and each takes the rebuilt registry again.
+      expect(reset).toMatchObject({ generation: lower, fingerprint: registry.registryKey.fingerprint });
+      expect(reset.forgotten).toEqual(
+        ['again', 'configured', setName]
+          .sort()
+          .map((name) => expect.objectContaining({ name, generation: higher })),
+      );
+      for (const name of ['again', 'configured', setName])
+        expect((await kept(p, name)).highest_generation).toBe(lower);
+      const reports = await using(p, (c) => c.updateRegistries(['again', 'configured']));
+      expect(reports.map((r) => [r.error, r.report?.generation])).toEqual([
+        [undefined, lower],
+        [undefined, lower],
+      ]);
+    });
+  });
+
+  it('refuses the set a rollback naming `registry reset-trust` by its URL and key', async () => {
+    const p = await project(exampleSet(base));
+    await using(p, (c) => c.installSet(p.file, HOME));
+    const old = registry.site.objects.get(SIGNED_SNAPSHOT_KEY) as StoredObject;
+    await publishAnother('set-reset-tool');
+    await using(p, (c) =>
+      c.addRegistry({ name: 'configured', url: base, pin: { armored: registry.registryKey.publicKey } }),
+    );
+    const attempt = serving(old, () => using(p, (c) => c.installSet(p.file, { ...HOME, upgrade: true })));
+    await expectRefused(
+      attempt,
+      TrustError,
+      'SNAPSHOT_ROLLBACK',
+      `plugindex registry reset-trust ${base} --key`,
+    );
+  });
+
+  it('refuses to reset a registry now signed by another key (TRUST_RESET_REFUSED), forgetting nothing', async () => {
+    const p = await project(exampleSet(base));
+    await using(p, (c) =>
+      c.addRegistry({ name: 'configured', url: base, pin: { armored: registry.registryKey.publicKey } }),
+    );
+    await using(p, (c) => c.installSet(p.file, HOME));
+    const setName = setTrustName(base, registry.registryKey.fingerprint);
+    const before = [await kept(p, 'configured'), await kept(p, setName)];
+    const attempt = serving(await signedByAnother(), () =>
+      using(p, (c) => c.resetRegistryTrust({ name: 'configured' })),
+    );
+    await expectRefused(attempt, ClientError, 'TRUST_RESET_REFUSED', 'plugindex registry add --force');
+    expect([await kept(p, 'configured'), await kept(p, setName)]).toEqual(before);
+    // Nor by the set's URL and the key it pins.
+    const byUrl = serving(await signedByAnother(), () =>
+      using(p, (c) => c.resetRegistryTrust({ url: base, armoredKey: registry.registryKey.publicKey })),
+    );
+    await expectRefused(byUrl, ClientError, 'TRUST_RESET_REFUSED', 'not signed by the key pinned');
+    expect([await kept(p, 'configured'), await kept(p, setName)]).toEqual(before);
   });
 
   it('refuses a second set naming the registry otherwise a snapshot older than the first set accepted', async () => {
