@@ -166,6 +166,11 @@ function parseChain(value: unknown, file: string): ChainLink[] {
 export class ClientState {
   readonly dirs: ClientDirectories;
   readonly #index: TrustIndex;
+  /**
+   * The index being caught up with the folders by this process, shared by the checks that start meanwhile:
+   * `registry update` checks every registry at once, and after an upgrade each read every folder to build it.
+   */
+  #catchingUp: Promise<Map<string, string[]>> | undefined;
 
   constructor(dirs: ClientDirectories) {
     this.dirs = dirs;
@@ -437,7 +442,11 @@ export class ClientState {
       if (!read.has(name)) read.set(name, await this.trust(name).catch(() => undefined));
       return read.get(name);
     };
-    let index = await this.#caughtUpIndex(recordOf, false);
+    if (!this.#catchingUp)
+      this.#catchingUp = this.#caughtUpIndex(recordOf, false).finally(() => {
+        this.#catchingUp = undefined;
+      });
+    let index = await this.#catchingUp;
     let configured: readonly RegistryEntry[] | undefined;
     const configuredOnce = async (): Promise<readonly RegistryEntry[]> =>
       (configured ??= await this.readConfig().then(

@@ -49,11 +49,14 @@ export function serializeTrustIndex(names: TrustIndexNames): string {
   return `${JSON.stringify({ schema: SCHEMA, names: sorted }, null, 2)}\n`;
 }
 
-/** The trust folders under `trust` (dot names, the index and lock files are none), sorted. */
+/**
+ * The trust folders under `trust` (dot names, the index and lock files are none), sorted. A link is taken
+ * as one (a folder kept elsewhere): what it leads to is known only by reading it, as any folder's record.
+ */
 export async function trustFolders(trust: string): Promise<string[]> {
   const entries = await readdir(trust, { withFileTypes: true }).catch(() => []);
   return entries
-    .filter((entry) => entry.isDirectory() && !entry.name.startsWith('.'))
+    .filter((entry) => (entry.isDirectory() || entry.isSymbolicLink()) && !entry.name.startsWith('.'))
     .map((entry) => entry.name)
     .sort();
 }

@@ -3,7 +3,7 @@
  * read with many trust folders, counted as the files the disk layer (atomic.ts) reads, and that the index,
  * a cache of the folders, never has a name of the registry missed (missing, damaged, behind the folders).
  */
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -113,6 +113,22 @@ describe('when the trust of one registry is read among 200 trust folders', () =>
   });
 });
 
+describe('when several checks in one process find no index (each registry of `registry update` at once)', () => {
+  it('builds it from every folder once, not once per check', async () => {
+    const state = await crowdedState();
+    await rm(path.join(state.dirs.data, 'trust', TRUST_INDEX_FILE));
+    const read = await filesRead(state, () =>
+      Promise.all(
+        ['https://r1.example', 'https://r2.example', REGISTRY].map((registry) =>
+          state.sharedTrust(registry, { fingerprint: KEY }),
+        ),
+      ),
+    );
+    // Every record once to build it, then the few each check reads of its own registry.
+    expect(read.filter((file) => file.endsWith('/state.json')).length).toBeLessThan(202 + 10);
+  });
+});
+
 describe('when the index is behind the folders, or damaged', () => {
   /** A record written as a client before the index wrote it: beside the index, not in it. */
   async function writeUnindexed(state: ClientState, name: string, state_: object): Promise<void> {
@@ -132,6 +148,21 @@ describe('when the index is behind the folders, or damaged', () => {
       await readFile(path.join(state.dirs.data, 'trust', TRUST_INDEX_FILE), 'utf8'),
     );
     expect(index?.get('older')).toEqual([REGISTRY]);
+  });
+
+  it('reads a trust folder that is a link to one kept elsewhere', async () => {
+    const state = await crowdedState();
+    const elsewhere = await mkdtemp(path.join(dir, 'elsewhere-'));
+    await mkdir(path.join(elsewhere, 'linked'));
+    await writeFile(path.join(elsewhere, 'linked', 'registry.asc'), `key ${KEY}`);
+    await writeFile(
+      path.join(elsewhere, 'linked', 'state.json'),
+      JSON.stringify({ fingerprint: KEY, highest_generation: 60, registry: REGISTRY }),
+    );
+    await symlink(path.join(elsewhere, 'linked'), path.join(state.dirs.data, 'trust', 'linked'));
+    expect(await state.sharedTrust(REGISTRY, { fingerprint: KEY })).toMatchObject({
+      highestGeneration: { generation: 60, name: 'linked' },
+    });
   });
 
   it('rebuilds the index when a record names another registry than it is listed under', async () => {
