@@ -4,12 +4,13 @@
  * it could never publish them again), and a name someone else put there first (a link to a file they can
  * read, in a shared folder) is never written through.
  */
-import { lstat, mkdir, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { generateKeyPair } from '../../index-builder/signing.ts';
 import { type Parsed, requiredOption, stringOption } from '../args.ts';
 import { CliError } from '../errors.ts';
 import { readPassphrase } from '../inputs.ts';
+import { createNewFile } from '../new-file.ts';
 import { out } from '../terminal.ts';
 
 const SECRET_FILE = 'secret.asc';
@@ -24,17 +25,11 @@ function fileExists(file: string, cause?: unknown): CliError {
 }
 
 /**
- * Creates `file` with `data`: O_EXCL, so never opened through a link or a file already at that name (whose
- * mode `mode` would not change), even one put there after the check before it.
+ * Creates `file` with `data`, whole: never through a link or over a file already at that name (whose mode
+ * `mode` would not change), even one put there after the check before it.
  */
-async function createNew(file: string, data: string, mode: number): Promise<void> {
-  try {
-    await writeFile(file, data, { mode, flag: 'wx' });
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw fileExists(file, error);
-    await rm(file, { force: true }); // a part written, say on a full disk: no truncated key is left
-    throw error;
-  }
+function createNew(file: string, data: string, mode: number): Promise<void> {
+  return createNewFile(file, data, { mode, exists: (cause) => fileExists(file, cause) });
 }
 
 export async function run(parsed: Parsed): Promise<number> {

@@ -9,7 +9,7 @@
  * examples/<name>/<version>/artifacts/<os>-<arch>/<file>.
  */
 
-import { access, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { access, mkdir, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { type ActionBody, signAction } from '../../index-builder/actions.ts';
 import { parseRegistryConfig } from '../../index-builder/config.ts';
@@ -19,6 +19,8 @@ import { processSubmissions, rebuildRegistry } from '../../index-builder/pipelin
 import { generateKeyPair } from '../../index-builder/signing.ts';
 import { CACHE_PRIVATE } from '../../index-builder/store.ts';
 import { type ArtifactInput, packSubmission } from '../../index-builder/submission.ts';
+import { CliError } from '../errors.ts';
+import { createNewFile } from '../new-file.ts';
 import { describeOutcome } from '../output.ts';
 import {
   initRegistry,
@@ -75,19 +77,33 @@ export async function findExamples(root: string): Promise<ExampleVersion[]> {
   return found;
 }
 
-async function demoPublisherKey(dir: string): Promise<string> {
+/**
+ * The example publisher's secret key, made by the first start. Created whole or not at all, as `keygen`
+ * creates one: a start that failed or was killed while it wrote the key left part of one, which every later
+ * start took for the key and failed on. Of starts making it at once one creates it, and the others, refused,
+ * read that one (they had read it half written, or written their own over it).
+ */
+export async function demoPublisherKey(dir: string): Promise<string> {
   const keyDir = path.join(dir, 'demo-publisher');
   const secretFile = path.join(keyDir, 'secret.asc');
-  if (!(await exists(secretFile))) {
-    const pair = await generateKeyPair({
-      name: 'plugindex example publisher',
-      email: 'examples@plugindex.invalid',
-    });
-    await mkdir(keyDir, { recursive: true });
-    await writeFile(secretFile, pair.secretKey, { mode: 0o600 });
-    await writeFile(path.join(keyDir, 'public.asc'), pair.publicKey);
+  const publicFile = path.join(keyDir, 'public.asc');
+  if (await exists(secretFile)) return readFile(secretFile, 'utf8');
+  const pair = await generateKeyPair({
+    name: 'plugindex example publisher',
+    email: 'examples@plugindex.invalid',
+  });
+  const refused = (file: string) => (cause: unknown) =>
+    new CliError('FILE_EXISTS', `${file} exists`, { cause });
+  await mkdir(keyDir, { recursive: true });
+  try {
+    await createNewFile(secretFile, pair.secretKey, { mode: 0o600, exists: refused(secretFile) });
+  } catch (error) {
+    if (!(error instanceof CliError && error.code === 'FILE_EXISTS')) throw error;
+    // Another start created it first: that key is the demo publisher's, and that start writes its public half.
+    return readFile(secretFile, 'utf8');
   }
-  return readFile(secretFile, 'utf8');
+  await createNewFile(publicFile, pair.publicKey, { mode: 0o644, exists: refused(publicFile) });
+  return pair.secretKey;
 }
 
 /** Whether the plugin document already shows what `body` would do (so a restart does not repeat it). */

@@ -25,6 +25,7 @@ import {
 } from '../../index-builder/pipeline/index.ts';
 import { createSigner, generateKeyPair, type Signer } from '../../index-builder/signing.ts';
 import { CliError } from '../errors.ts';
+import { createNewFile } from '../new-file.ts';
 import { err } from '../terminal.ts';
 import { openSite, SITE_DIR } from './site.ts';
 
@@ -181,10 +182,8 @@ export async function initRegistry(
     await mkdir(path.join(dir, sub), { recursive: true });
   }
   const pair = await generateKeyPair({ name: `${options.name} (signing key)` });
-  // O_EXCL: created here or refused, never opened through what appeared since the check.
-  await writeFile(keyFile, pair.secretKey, { mode: 0o600, flag: 'wx' }).catch((error: unknown) => {
-    throw (error as NodeJS.ErrnoException).code === 'EEXIST' ? keyExists(error) : error;
-  });
+  // Created here, whole, or refused: never opened through what appeared since the check.
+  await createNewFile(keyFile, pair.secretKey, { mode: 0o600, exists: keyExists });
   await chmod(keyFile, 0o600);
   await writeConfig(dir, config);
   const registry = await openRegistry(dir);

@@ -1,13 +1,18 @@
 /**
  * `npm start` (`plugindex dev`) as a process: the examples published, the example lifecycle actions of
- * examples/lifecycle.json applied once (a second start applies nothing again), everything served signed.
+ * examples/lifecycle.json applied once (a second start applies nothing again), everything served signed;
+ * and the demo publisher's key, made by the first start, written whole or not at all.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { once } from 'node:events';
+import { cp, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { demoPublisherKey } from '../../../cli/local/demo.ts';
 import type { PluginDocument, SnapshotDocument } from '../../../index-builder/model.ts';
+import { createSigner, readPublicKey } from '../../../index-builder/signing.ts';
+import { plugindex } from '../../support/cli.ts';
 import { freePort } from '../../support/serve.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../../..');
@@ -16,16 +21,27 @@ const BIN = path.join(ROOT, 'cli/bin.mjs');
 let home: string;
 let port: number;
 
+/** The arguments of `plugindex dev` on `registry` (the test's home by default), serving on the test's port. */
+function devArgs(options: { readonly registry?: string; readonly examples?: string }): string[] {
+  return [
+    BIN,
+    'dev',
+    '--registry',
+    options.registry ?? home,
+    '--port',
+    String(port),
+    ...(options.examples ? ['--examples', options.examples] : []),
+  ];
+}
+
 /** Starts `plugindex dev`, resolves with its output once it serves; `stop` ends it. */
-async function startDev(): Promise<{ output: string; stop: () => Promise<void> }> {
-  const child: ChildProcess = spawn(
-    process.execPath,
-    [BIN, 'dev', '--registry', home, '--port', String(port)],
-    {
-      cwd: ROOT,
-      stdio: 'pipe',
-    },
-  );
+async function startDev(
+  options: { readonly registry?: string; readonly examples?: string } = {},
+): Promise<{ output: string; stop: () => Promise<void> }> {
+  const child: ChildProcess = spawn(process.execPath, devArgs(options), {
+    cwd: ROOT,
+    stdio: 'pipe',
+  });
   let output = '';
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`dev did not start:\n${output}`)), 60_000);
@@ -108,4 +124,71 @@ describe('when npm start runs the demo registry', () => {
     const state = JSON.parse(await readFile(path.join(home, 'state', 'log.json'), 'utf8'));
     expect(state).toEqual(snapshot.log);
   }, 120_000);
+});
+
+describe('when a start fails partway through writing the demo publisher key', () => {
+  it('leaves no part of a key, and the next start makes one and publishes with it', async () => {
+    // Prepare: a registry serving on this port (so the start writes nothing before the key) and one example.
+    const registry = path.join(home, 'failed-registry');
+    const examples = path.join(home, 'failed-examples');
+    const init = await plugindex('init', '--registry', registry, '--url', `http://127.0.0.1:${port}`);
+    expect(init.code).toBe(0);
+    await cp(path.join(ROOT, 'examples/kubecost-lens/1.0.0'), path.join(examples, 'kubecost-lens/1.0.0'), {
+      recursive: true,
+    });
+
+    // Act: no file may grow past 0 bytes (a full disk's EFBIG), so the key's first write fails. The key was
+    // written in place, and a start that failed there (or was killed) left an empty secret.asc, which every
+    // later start took for its key and failed to sign with.
+    const failed = spawn(
+      '/bin/sh',
+      ['-c', 'ulimit -f 0 && exec "$0" "$@"', process.execPath, ...devArgs({ registry, examples })],
+      {
+        cwd: ROOT,
+        stdio: ['ignore', 'ignore', 'pipe'],
+        env: { ...process.env, NODE_DISABLE_COMPILE_CACHE: '1' },
+      },
+    );
+    let stderr = '';
+    failed.stderr?.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const [code] = await once(failed, 'exit');
+
+    // Assess
+    expect(code, stderr).toBe(1);
+    expect(stderr).toContain('EFBIG');
+    const keyDir = path.join(registry, 'demo-publisher');
+    expect(await readdir(keyDir)).toEqual([]);
+    const next = await startDev({ registry, examples });
+    try {
+      expect(next.output).toMatch(/examples: 1 published/);
+    } finally {
+      await next.stop();
+    }
+    expect((await readdir(keyDir)).sort()).toEqual(['public.asc', 'secret.asc']);
+  }, 120_000);
+});
+
+describe('when starts make the demo publisher key at once', () => {
+  it('all sign with the one key written, whole, beside its public half', async () => {
+    // Each start wrote its own key in place, one over another, and one that read the file while another
+    // wrote it read part of a key; the public half left could be another key's. Which start wins is the
+    // scheduler's choice, so the race is run a few times, on fresh folders.
+    for (const round of [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]) {
+      // Prepare
+      const dir = path.join(home, `concurrent-${round}`);
+
+      // Act
+      const [first, ...others] = await Promise.all([1, 2, 3, 4].map(() => demoPublisherKey(dir)));
+
+      // Assess
+      expect(others).toEqual([first, first, first]);
+      const keyDir = path.join(dir, 'demo-publisher');
+      expect(await readFile(path.join(keyDir, 'secret.asc'), 'utf8')).toBe(first);
+      const publicKey = await readPublicKey(await readFile(path.join(keyDir, 'public.asc'), 'utf8'));
+      expect(publicKey.fingerprint).toBe((await createSigner(first as string)).fingerprint);
+      expect((await readdir(keyDir)).sort()).toEqual(['public.asc', 'secret.asc']);
+    }
+  });
 });
