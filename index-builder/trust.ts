@@ -6,6 +6,7 @@
 import { type Key, readKeys } from 'openpgp';
 import picomatch from 'picomatch';
 import { ACTION_CLOCK_SKEW_MS } from './actions.ts';
+import { SECRET_KEY_ARMOR } from './armor.ts';
 import type { PublishPolicy, RegistryConfig } from './config.ts';
 import { type Problem, type ProblemCode, problem } from './errors.ts';
 import {
@@ -74,9 +75,6 @@ interface ReadKeyText {
   readonly secret: boolean;
 }
 
-/** An armor header of secret key material, as gpg and openpgp.js write one. */
-const SECRET_KEY_ARMOR = /-----BEGIN PGP PRIVATE KEY BLOCK-----/;
-
 /** Most submitted key texts kept read (`readKeyText`): a batch's publishers, many times over. */
 const KEY_TEXT_CACHE_SIZE = 256;
 const keyTexts = new Map<string, Promise<ReadKeyText>>();
@@ -93,7 +91,7 @@ function readKeyText(armored: string): Promise<ReadKeyText> {
   if (held) return held;
   const reading = (async (): Promise<ReadKeyText> => {
     const key = await readPublicKey(armored).catch(() => undefined);
-    const labelled = SECRET_KEY_ARMOR.test(armored);
+    const labelled = armored.includes(SECRET_KEY_ARMOR);
     if (!key) return { key, keyCount: 0, secret: labelled };
     const blocks = (armored.match(/-----BEGIN PGP [A-Z ]+-----/g) ?? []).length;
     const keys = blocks === 1 ? await readKeys({ armoredKeys: armored }).catch(() => []) : [];

@@ -17,6 +17,7 @@ import { cpSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PUBLISHERS_FILE } from '../functions/env.ts';
+import { SECRET_KEY_ARMOR } from '../index-builder/armor.ts';
 import {
   parseTrustedOperators,
   parseTrustedPublishers,
@@ -49,7 +50,7 @@ async function readKeyFile(file: string, at: string, key: string) {
     fail(at, `cannot read ${keyFile}: ${(cause as Error).message}`, cause);
   }
   // A secret key here would be copied into the function bundle: refuse it rather than strip it quietly.
-  if (armored.includes('PRIVATE KEY BLOCK')) {
+  if (armored.includes(SECRET_KEY_ARMOR)) {
     fail(at, `${keyFile} is a secret key; give the public key (public.asc)`);
   }
   return readPublicKey(armored).catch((cause: unknown) =>

@@ -203,6 +203,13 @@ describe('when the source is read as an import graph', () => {
     expect(loaded.filter((file) => file.startsWith('index-builder/'))).toEqual(['index-builder/errors.ts']);
   });
 
+  it('runs publish, which only uploads, without openpgp.js: the secret key armor it refuses has a home of its own', () => {
+    const loaded = [...staticClosure(edges, 'cli/commands/publish.ts')];
+    expect(loaded).toContain('index-builder/armor.ts');
+    const heavy = ['openpgp', 'index-builder/trust.ts', 'index-builder/signing.ts'];
+    expect(loaded.filter((file) => heavy.includes(file))).toEqual([]);
+  });
+
   it('takes a CommonJS package imported lazily through its default export, all the built command has', async () => {
     const lazy = edges.filter(
       (e) => e.dynamic && !isBuiltin(e.to) && !SOURCE_FOLDERS.some((folder) => under(e.to, folder)),

@@ -6,13 +6,12 @@
  * asked for is loaded: the AWS SDK for --bucket.
  */
 import { open } from 'node:fs/promises';
+import { SECRET_KEY_ARMOR } from '../../index-builder/armor.ts';
 import type { Parsed } from '../args.ts';
 import { CliError, usage } from '../errors.ts';
 import { requireFile } from '../inputs.ts';
 import { reportOutcome, submit, submitTarget } from '../submit.ts';
 
-/** How a secret key file begins: its armor, after any blank space or byte order mark. */
-const SECRET_KEY_ARMOR = '-----BEGIN PGP PRIVATE KEY BLOCK-----';
 /**
  * The first byte of a binary secret key (gpg --export-secret-keys): a Secret-Key Packet, tag 5, in the old
  * packet format (0x94-0x97, by length type) or the new one (0xC5) (RFC 9580 §4.2, §5.5.1.3).
@@ -34,6 +33,7 @@ async function refuseSecretKey(file: string): Promise<void> {
   } finally {
     await handle.close();
   }
+  // A secret key file begins with its armor, after any blank space or byte order mark.
   const text = head.toString('latin1').replace(/^(\xef\xbb\xbf)?\s*/, '');
   if (text.startsWith(SECRET_KEY_ARMOR) || SECRET_KEY_PACKET_BYTES.has(head[0] ?? -1))
     throw new CliError(
