@@ -90,14 +90,18 @@ async function publish(dir: string, versions: readonly string[]): Promise<void> 
   expect(result.outcomes.map((o) => o.status)).toEqual(versions.map(() => 'accepted'));
 }
 
-let keyFiles = 0;
-/** A new registry key, as an operator makes one: its secret key in a file. */
-async function newKey(): Promise<KeyPair & { file: string }> {
-  keyFiles += 1;
-  const pair = await generateKeyPair({ name: `rotation key ${keyFiles}` });
-  const file = join(root, `key${keyFiles}.asc`);
-  await writeFile(file, pair.secretKey, { mode: 0o600 });
-  return { ...pair, file };
+let keys = 0;
+/** A new registry key, as an operator makes one. */
+async function newKey(): Promise<KeyPair> {
+  keys += 1;
+  return generateKeyPair({ name: `rotation key ${keys}` });
+}
+
+/** Rotates `registry` to a new key, as `plugindex rotate-key` does; the new key. */
+async function rotateToNewKey(registry: Served): Promise<KeyPair> {
+  const next = await newKey();
+  await rotateLocalRegistry(registry.dir, next.secretKey);
+  return next;
 }
 
 /**
@@ -144,14 +148,21 @@ async function machine(): Promise<ClientMachine> {
   return clientMachine(join(root, `m${machines}`));
 }
 
+/** A client that added `registry` as `main`, pinning the key it was created with. */
+async function pinningFirstKey(registry: Served): Promise<ClientMachine> {
+  const m = await machine();
+  await m.run((c) => c.addRegistry({ name: 'main', url: registry.url, pin: { armored: registry.firstKey } }));
+  return m;
+}
+
 async function trustState(m: ClientMachine, name = 'main'): Promise<Record<string, unknown>> {
   return JSON.parse(await readFile(join(m.data, 'trust', name, 'state.json'), 'utf8'));
 }
 
 describe('when a registry rotates its key twice', () => {
   let registry: Served;
-  let second: KeyPair & { file: string };
-  let third: KeyPair & { file: string };
+  let second: KeyPair;
+  let third: KeyPair;
   let early: ClientMachine;
   let lockBefore: string;
   let lagging: ClientMachine;
@@ -174,10 +185,7 @@ describe('when a registry rotates its key twice', () => {
     expect(parseLockfile(lockBefore, early.lockfile).registries.main?.key_fingerprint).toBe(
       registry.firstFingerprint,
     );
-    lagging = await machine();
-    await lagging.run((c) =>
-      c.addRegistry({ name: 'main', url: registry.url, pin: { armored: registry.firstKey } }),
-    );
+    lagging = await pinningFirstKey(registry);
     expect(await trustState(early)).toMatchObject({ fingerprint: registry.firstFingerprint, rotations: 0 });
 
     firstSignature = await readFile(join(registry.dir, 'public', `plugins/${NAME}/1.0.0/manifest.json.asc`));
@@ -365,8 +373,7 @@ describe('when a plugin set pins a registry that then rotates its key', () => {
     const home = { home: join(project, '.home') };
     const installed = await m.run((c) => c.installSet(file, home));
     const lockBefore = await readFile(installed.lockfile, 'utf8');
-    const next = await newKey();
-    await rotateLocalRegistry(registry.dir, next.secretKey);
+    const next = await rotateToNewKey(registry);
 
     // The set still pins the first key: the chain leads to the new one, and the lock moves to it (an
     // update reads the registry; an install that already is the lock would not ask it anything).
@@ -433,12 +440,8 @@ describe('when a published rotation is forged', () => {
     'refuses %s (KEY_ROTATION_BROKEN, naming the step) and pins nothing',
     async (_, forge) => {
       const registry = await servedRegistry(['1.0.0']);
-      const m = await machine();
-      await m.run((c) =>
-        c.addRegistry({ name: 'main', url: registry.url, pin: { armored: registry.firstKey } }),
-      );
-      const next = await newKey();
-      await rotateLocalRegistry(registry.dir, next.secretKey);
+      const m = await pinningFirstKey(registry);
+      const next = await rotateToNewKey(registry);
       const published = join(registry.dir, 'public', rotationKey(1));
       const honest = readSignedRotation(await readFile(published));
       const retired = join(registry.dir, 'keys/retired', `${registry.firstFingerprint}.asc`);
@@ -469,11 +472,8 @@ describe('when a published rotation is forged', () => {
 
   it('refuses at once a rotation nested deep around repeated keys (KEY_ROTATION_BROKEN), read before any signature', async () => {
     const registry = await servedRegistry(['1.0.0']);
-    const m = await machine();
-    await m.run((c) =>
-      c.addRegistry({ name: 'main', url: registry.url, pin: { armored: registry.firstKey } }),
-    );
-    await rotateLocalRegistry(registry.dir, (await newKey()).secretKey);
+    const m = await pinningFirstKey(registry);
+    await rotateToNewKey(registry);
     // Whoever serves the registry (a mirror, the network) answers rotation 1 with 256 KiB of valid JSON:
     // 20,000 arrays deep around one object repeating its key some 20,000 times.
     const depth = 20_000;
@@ -492,11 +492,8 @@ describe('when a published rotation is forged', () => {
 
   it('keeps the original refusal when no rotation is published', async () => {
     const registry = await servedRegistry(['1.0.0']);
-    const m = await machine();
-    await m.run((c) =>
-      c.addRegistry({ name: 'main', url: registry.url, pin: { armored: registry.firstKey } }),
-    );
-    await rotateLocalRegistry(registry.dir, (await newKey()).secretKey);
+    const m = await pinningFirstKey(registry);
+    await rotateToNewKey(registry);
     await unlink(join(registry.dir, 'public', rotationKey(1)));
     const [report] = await m.run((c) => c.updateRegistries(['main']));
     expect(report?.error).toMatchObject({ name: 'TrustError', code: 'SNAPSHOT_BAD_SIGNATURE' });
@@ -507,12 +504,8 @@ describe('when a published rotation is forged', () => {
 describe('when the registry writes its URL another way after a rotation', () => {
   it('is followed by a client still on the first key: the rotation names the same registry as the snapshot', async () => {
     const registry = await servedRegistry(['1.0.0']);
-    const m = await machine();
-    await m.run((c) =>
-      c.addRegistry({ name: 'main', url: registry.url, pin: { armored: registry.firstKey } }),
-    );
-    const second = await newKey();
-    await rotateLocalRegistry(registry.dir, second.secretKey);
+    const m = await pinningFirstKey(registry);
+    const second = await rotateToNewKey(registry);
     // The operator writes the same URL with its host in capitals and its default port: the snapshots name
     // it so from now on, while the published rotation (never rewritten) keeps the spelling it was made with.
     const file = join(registry.dir, 'plugindex.json');
@@ -530,12 +523,8 @@ describe('when the registry writes its URL another way after a rotation', () => 
 describe('when a registry rotated from is added again by the key it rotated from', () => {
   it('keeps the remembered log head and chain, so a history rewritten since is refused (LOG_FORKED)', async () => {
     const registry = await servedRegistry(['1.0.0']);
-    const m = await machine();
-    await m.run((c) =>
-      c.addRegistry({ name: 'main', url: registry.url, pin: { armored: registry.firstKey } }),
-    );
-    const second = await newKey();
-    await rotateLocalRegistry(registry.dir, second.secretKey);
+    const m = await pinningFirstKey(registry);
+    const second = await rotateToNewKey(registry);
     const [followed] = await m.run((c) => c.updateRegistries(['main']));
     expect(followed?.report?.fingerprint).toBe(second.fingerprint);
     const before = await trustState(m);
@@ -556,11 +545,8 @@ describe('when a registry rotated from is added again by the key it rotated from
     // Prepare: a client that followed a rotation, and the registry's snapshot as it was just after it (a
     // mirror or a CDN edge keeps it), then two refreshes the client accepts (the log the same throughout).
     const registry = await servedRegistry(['1.0.0']);
-    const m = await machine();
-    await m.run((c) =>
-      c.addRegistry({ name: 'main', url: registry.url, pin: { armored: registry.firstKey } }),
-    );
-    await rotateLocalRegistry(registry.dir, (await newKey()).secretKey);
+    const m = await pinningFirstKey(registry);
+    await rotateToNewKey(registry);
     const published = ['snapshot.signed.json', 'snapshot.json', 'snapshot.json.asc'];
     const older = await Promise.all(published.map((key) => readFile(join(registry.dir, 'public', key))));
     const { context } = await openRegistry(registry.dir);
@@ -589,12 +575,8 @@ describe('when a registry rotated from is added again by the key it rotated from
 describe('when a snapshot signed by the pinned key counts fewer rotations than that key is at', () => {
   it('refuses it (KEY_ROTATION_BROKEN) and keeps the trust state, so where rotations are looked for is not reset', async () => {
     const registry = await servedRegistry(['1.0.0']);
-    const m = await machine();
-    await m.run((c) =>
-      c.addRegistry({ name: 'main', url: registry.url, pin: { armored: registry.firstKey } }),
-    );
-    const second = await newKey();
-    await rotateLocalRegistry(registry.dir, second.secretKey);
+    const m = await pinningFirstKey(registry);
+    const second = await rotateToNewKey(registry);
     await m.run((c) => c.updateRegistries(['main']));
     const before = await trustState(m);
     expect(before).toMatchObject({ fingerprint: second.fingerprint, rotations: 1 });
@@ -618,8 +600,7 @@ describe('when verify --url --state meets a snapshot signed by the key it kept, 
     const registry = await servedRegistry(['1.0.0']);
     const stateFile = join(root, `verify-count-${registries}.json`);
     await verifyRegistry({ url: registry.url, pinnedKey: registry.firstKey, stateFile });
-    const second = await newKey();
-    await rotateLocalRegistry(registry.dir, second.secretKey);
+    const second = await rotateToNewKey(registry);
     await verifyRegistry({ url: registry.url, pinnedKey: registry.firstKey, stateFile });
     const before = await readFile(stateFile, 'utf8');
     expect(JSON.parse(before)).toMatchObject({ fingerprint: second.fingerprint, rotations: 1 });
@@ -688,8 +669,7 @@ describe('when verify --url --state is given a key the registry rotated from', (
     const stateFile = join(root, `verify-state-${registries}.json`);
     const verify = () => verifyRegistry({ url: registry.url, pinnedKey: registry.firstKey, stateFile });
     await verify();
-    const second = await newKey();
-    await rotateLocalRegistry(registry.dir, second.secretKey);
+    const second = await rotateToNewKey(registry);
     expect(await verify()).toMatchObject({ fingerprint: second.fingerprint, rotations: [{ sequence: 1 }] });
     const saved = JSON.parse(await readFile(stateFile, 'utf8'));
     expect(saved).toMatchObject({
@@ -698,8 +678,7 @@ describe('when verify --url --state is given a key the registry rotated from', (
       rotations: 1,
       chain: [registry.firstFingerprint],
     });
-    const third = await newKey();
-    await rotateLocalRegistry(registry.dir, third.secretKey);
+    const third = await rotateToNewKey(registry);
     // From the second key, saved: only the rotation since is followed.
     const report = await verify();
     expect(report).toMatchObject({ fingerprint: third.fingerprint });

@@ -14,10 +14,9 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { mockClient } from 'aws-sdk-client-mock';
-import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { REFRESH_REQUEST, rotationMessage } from '../../adapters/publish-queue.ts';
 import { S3Store } from '../../adapters/s3-store.ts';
-import { main } from '../../cli/main.ts';
 import type { FunctionConfig } from '../../functions/env.ts';
 import { createPublishHandler, type HandlerDeps } from '../../functions/handlers.ts';
 import { cachedSigner } from '../../functions/secrets.ts';
@@ -36,8 +35,9 @@ import {
   type Signer,
 } from '../../index-builder/signing.ts';
 import { openSignedSnapshot, verifySnapshot } from '../../index-builder/verify.ts';
+import { plugindex } from '../support/cli.ts';
 import { makeBundle, testKey, validManifest } from '../support/fixtures.ts';
-import { functionConfig, type LocalS3, startLocalS3 } from '../support/s3.ts';
+import { functionConfig, type LocalS3, objectCreatedRecord, startLocalS3 } from '../support/s3.ts';
 
 const secrets = mockClient(SecretsManagerClient);
 const cloudfront = mockClient(CloudFrontClient);
@@ -118,18 +118,7 @@ async function uploadBundle(version: string): Promise<{ Records: unknown[] }> {
       Body: await makeBundle({ manifest: validManifest({ name: 'cloud-plugin', version }) }),
     }),
   );
-  return {
-    Records: [
-      {
-        eventSource: 'aws:sqs',
-        body: JSON.stringify({
-          source: 'aws.s3',
-          'detail-type': 'Object Created',
-          detail: { bucket: { name: config.intakeBucket }, object: { key } },
-        }),
-      },
-    ],
-  };
+  return { Records: [objectCreatedRecord(config.intakeBucket, key)] };
 }
 
 function mockInvalidations(): void {
@@ -272,19 +261,6 @@ describe('when the queue carries a key rotation', () => {
 });
 
 describe('when an operator runs plugindex rotate-key --bucket', () => {
-  async function plugindex(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    const stdout: string[] = [];
-    const stderr: string[] = [];
-    const out = vi.spyOn(process.stdout, 'write').mockImplementation((c) => stdout.push(String(c)) > 0);
-    const err = vi.spyOn(process.stderr, 'write').mockImplementation((c) => stderr.push(String(c)) > 0);
-    try {
-      return { code: await main(argv), stdout: stdout.join(''), stderr: stderr.join('') };
-    } finally {
-      out.mockRestore();
-      err.mockRestore();
-    }
-  }
-
   /** The queue delivers to one container of the publish function at once. */
   function deliverToFunction(): void {
     const fn = createPublishHandler(container());
@@ -295,36 +271,50 @@ describe('when an operator runs plugindex rotate-key --bucket', () => {
     });
   }
 
+  /** The options that name the deployed registry's upload bucket and queue, on s3rver. */
+  const bucketArgs = (): string[] => [
+    '--bucket',
+    config.intakeBucket,
+    '--queue-url',
+    'https://sqs.us-east-1.amazonaws.com/123456789012/Submissions.fifo',
+    '--endpoint',
+    s3.endpoint,
+  ];
+
+  /** `plugindex rotate-key --bucket` from the key in file `from` to the one in `to`. */
+  const rotate = (from: string, to: string, ...more: string[]) =>
+    plugindex(
+      'rotate-key',
+      ...bucketArgs(),
+      '--url',
+      config.defaults.url as string,
+      '--old-key',
+      from,
+      '--new-key',
+      to,
+      ...more,
+    );
+
+  /** Each text in a file of the work folder, `<name>.asc`; the files by name. */
+  async function writeFiles<Name extends string>(texts: Record<Name, string>): Promise<Record<Name, string>> {
+    const files = {} as Record<Name, string>;
+    for (const [name, text] of Object.entries(texts) as [Name, string][]) {
+      files[name] = path.join(work, `${name}.asc`);
+      await writeFile(files[name], text);
+    }
+    return files;
+  }
+
   it('uploads the rotation under rotations/, queues its request and reports the outcome', async () => {
     process.env.AWS_REGION ??= 'us-east-1';
     process.env.AWS_ACCESS_KEY_ID ??= 'S3RVER';
     process.env.AWS_SECRET_ACCESS_KEY ??= 'S3RVER';
     const d = await testKey('fn-d');
-    const files: Record<string, string> = {};
-    for (const [name, pair] of Object.entries({ c: keys.c, d })) {
-      files[name] = path.join(work, `${name}.asc`);
-      await writeFile(files[name] as string, pair.secretKey);
-    }
+    const files = await writeFiles({ c: keys.c.secretKey, d: d.secretKey });
     // The operator has put key d into the secret; the queue delivers to the function at once.
     secretHolds(d);
-    const fn = createPublishHandler(container());
-    sqs.reset();
-    sqs.on(SendMessageCommand).callsFake(async (input: { MessageBody: string }) => {
-      await fn({ Records: [{ messageId: 'q-1', eventSource: 'aws:sqs', body: input.MessageBody }] });
-      return { MessageId: 'q-1' };
-    });
-    const queueUrl = 'https://sqs.us-east-1.amazonaws.com/123456789012/Submissions.fifo';
-    const common = ['--bucket', config.intakeBucket, '--queue-url', queueUrl, '--endpoint', s3.endpoint];
-    const run = await plugindex(
-      'rotate-key',
-      ...common,
-      '--url',
-      config.defaults.url as string,
-      '--old-key',
-      files.c as string,
-      '--new-key',
-      files.d as string,
-    );
+    deliverToFunction();
+    const run = await rotate(files.c, files.d);
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout).toContain(`published rotation 3: key ${signers.c.fingerprint} -> ${d.fingerprint}`);
     const sent = sqs.commandCalls(SendMessageCommand)[0]?.args[0].input;
@@ -337,27 +327,11 @@ describe('when an operator runs plugindex rotate-key --bucket', () => {
 
     // The same keys again: the registry no longer signs with the old one. Nothing is uploaded or sent.
     sqs.resetHistory();
-    const again = await plugindex(
-      'rotate-key',
-      ...common,
-      '--url',
-      config.defaults.url as string,
-      '--old-key',
-      files.c as string,
-      '--new-key',
-      files.d as string,
-    );
+    const again = await rotate(files.c, files.d);
     expect(again.code).toBe(1);
     expect(again.stderr).toContain('ROTATION_NOT_CURRENT_KEY');
     expect(sqs.commandCalls(SendMessageCommand)).toHaveLength(0);
-    const same = await plugindex(
-      'rotate-key',
-      ...common,
-      '--old-key',
-      files.d as string,
-      '--new-key',
-      files.d as string,
-    );
+    const same = await plugindex('rotate-key', ...bucketArgs(), '--old-key', files.d, '--new-key', files.d);
     expect(same.code).toBe(1);
     expect(same.stderr).toContain('ROTATION_INVALID');
   });
@@ -368,8 +342,7 @@ describe('when an operator runs plugindex rotate-key --bucket', () => {
     const d = await testKey('fn-d');
     const e = await generateKeyPair({ name: 'fn e', passphrase: 'first passphrase' });
     const f = await generateKeyPair({ name: 'fn f', passphrase: 'second passphrase' });
-    const files: Record<string, string> = {};
-    for (const [name, text] of Object.entries({
+    const files = await writeFiles({
       d: d.secretKey,
       e: e.secretKey,
       f: f.secretKey,
@@ -377,36 +350,14 @@ describe('when an operator runs plugindex rotate-key --bucket', () => {
       'f.pass': 'second passphrase',
       'wrong.pass': 'first passphrase',
       'empty.pass': '\n',
-    })) {
-      files[name] = path.join(work, `${name}.asc`);
-      await writeFile(files[name] as string, text);
-    }
-    const queueUrl = 'https://sqs.us-east-1.amazonaws.com/123456789012/Submissions.fifo';
-    const common = ['--bucket', config.intakeBucket, '--queue-url', queueUrl, '--endpoint', s3.endpoint];
-    const rotate = (from: string, to: string, ...more: string[]) =>
-      plugindex(
-        'rotate-key',
-        ...common,
-        '--url',
-        config.defaults.url as string,
-        '--old-key',
-        from,
-        '--new-key',
-        to,
-        ...more,
-      );
+    });
     const passphrase = process.env.PLUGINDEX_KEY_PASSPHRASE;
     try {
       // Act: d (no passphrase) to e (its own).
       delete process.env.PLUGINDEX_KEY_PASSPHRASE;
       secretHolds(e, 'first passphrase');
       deliverToFunction();
-      const first = await rotate(
-        files.d as string,
-        files.e as string,
-        '--new-passphrase-file',
-        files['e.pass'] as string,
-      );
+      const first = await rotate(files.d, files.e, '--new-passphrase-file', files['e.pass']);
       // Assess
       expect(first.code, first.stderr).toBe(0);
       expect(first.stdout).toContain(`published rotation 4: key ${d.fingerprint} -> ${e.fingerprint}`);
@@ -417,33 +368,18 @@ describe('when an operator runs plugindex rotate-key --bucket', () => {
       process.env.PLUGINDEX_KEY_PASSPHRASE = 'first passphrase';
       secretHolds(f, 'second passphrase');
       deliverToFunction();
-      const wrong = await rotate(
-        files.e as string,
-        files.f as string,
-        '--new-passphrase-file',
-        files['wrong.pass'] as string,
-      );
+      const wrong = await rotate(files.e, files.f, '--new-passphrase-file', files['wrong.pass']);
       expect(wrong.code).toBe(1);
       expect(wrong.stderr).toContain('KEY_PASSPHRASE');
       expect(wrong.stderr).toContain('the new key');
-      const empty = await rotate(
-        files.e as string,
-        files.f as string,
-        '--new-passphrase-file',
-        files['empty.pass'] as string,
-      );
+      const empty = await rotate(files.e, files.f, '--new-passphrase-file', files['empty.pass']);
       expect(empty.code).toBe(2);
       expect(empty.stderr).toContain('is empty');
-      const without = await rotate(files.e as string, files.f as string);
+      const without = await rotate(files.e, files.f);
       expect(without.code).toBe(1);
       expect(without.stderr).toContain('KEY_PASSPHRASE');
       expect(sqs.commandCalls(SendMessageCommand)).toHaveLength(0);
-      const second = await rotate(
-        files.e as string,
-        files.f as string,
-        '--new-passphrase-file',
-        files['f.pass'] as string,
-      );
+      const second = await rotate(files.e, files.f, '--new-passphrase-file', files['f.pass']);
 
       // Assess: the function opened f with the secret's passphrase and signs with it.
       expect(second.code, second.stderr).toBe(0);

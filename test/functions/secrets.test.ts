@@ -22,12 +22,15 @@ const client = new SecretsManagerClient({ region: 'us-east-1' });
 
 beforeEach(() => secrets.reset());
 
+/** The secret's value as the publish function reads it: the armored key, and the passphrase that opens it. */
+const secretValue = (armoredKey: string, passphrase?: string) => ({
+  SecretString: JSON.stringify({ armoredKey, ...(passphrase ? { passphrase } : {}) }),
+});
+
 describe('when the signing key comes from Secrets Manager', () => {
   it('builds the signer from the armored key', async () => {
     const key = await testKey('registry');
-    secrets
-      .on(GetSecretValueCommand, { SecretId: 'plugindex/key' })
-      .resolves({ SecretString: JSON.stringify({ armoredKey: key.secretKey }) });
+    secrets.on(GetSecretValueCommand, { SecretId: 'plugindex/key' }).resolves(secretValue(key.secretKey));
     await expect(loadSigner(client, 'plugindex/key')).resolves.toMatchObject({
       fingerprint: key.fingerprint,
     });
@@ -35,9 +38,7 @@ describe('when the signing key comes from Secrets Manager', () => {
 
   it('decrypts a key protected by a passphrase', async () => {
     const key = await generateKeyPair({ name: 'locked', passphrase: 'hunter2' });
-    secrets
-      .on(GetSecretValueCommand)
-      .resolves({ SecretString: JSON.stringify({ armoredKey: key.secretKey, passphrase: 'hunter2' }) });
+    secrets.on(GetSecretValueCommand).resolves(secretValue(key.secretKey, 'hunter2'));
     await expect(loadSigner(client, 'plugindex/key')).resolves.toMatchObject({
       fingerprint: key.fingerprint,
     });
@@ -48,7 +49,7 @@ describe('when the signing key comes from Secrets Manager', () => {
     secrets
       .on(GetSecretValueCommand)
       .rejectsOnce(new Error('throttled'))
-      .resolves({ SecretString: JSON.stringify({ armoredKey: key.secretKey }) });
+      .resolves(secretValue(key.secretKey));
     const signer = cachedSigner(client, 'plugindex/key');
     await expect(signer()).rejects.toMatchObject({ code: 'SECRET_UNAVAILABLE' });
     await signer();
@@ -58,9 +59,7 @@ describe('when the signing key comes from Secrets Manager', () => {
 
   it('fetches again once the cached key is older than its maximum age, so a rotation reaches warm containers', async () => {
     const key = await testKey('registry');
-    secrets
-      .on(GetSecretValueCommand)
-      .resolves({ SecretString: JSON.stringify({ armoredKey: key.secretKey }) });
+    secrets.on(GetSecretValueCommand).resolves(secretValue(key.secretKey));
     let clock = 0;
     const signer = cachedSigner(client, 'plugindex/key', { maxAgeMs: 1000, now: () => clock });
     await signer();
@@ -76,8 +75,8 @@ describe('when the signing key comes from Secrets Manager', () => {
     const [before, after] = [await testKey('registry'), await testKey('rotated')];
     secrets
       .on(GetSecretValueCommand)
-      .resolvesOnce({ SecretString: JSON.stringify({ armoredKey: before.secretKey }) })
-      .resolves({ SecretString: JSON.stringify({ armoredKey: after.secretKey }) });
+      .resolvesOnce(secretValue(before.secretKey))
+      .resolves(secretValue(after.secretKey));
     const signer = cachedSigner(client, 'plugindex/key');
     expect((await signer()).fingerprint).toBe(before.fingerprint);
     expect((await signer()).fingerprint).toBe(before.fingerprint); // cached: the rotation not seen yet
@@ -94,7 +93,7 @@ describe('when the signing key comes from Secrets Manager', () => {
       keyExpirationTime: 3600,
       format: 'armored',
     });
-    secrets.on(GetSecretValueCommand).resolves({ SecretString: JSON.stringify({ armoredKey: privateKey }) });
+    secrets.on(GetSecretValueCommand).resolves(secretValue(privateKey));
     await expect(loadSigner(client, 'plugindex/key')).rejects.toMatchObject({
       name: 'KeyError',
       code: 'KEY_EXPIRED',
@@ -104,9 +103,7 @@ describe('when the signing key comes from Secrets Manager', () => {
   it('refuses a key whose signing subkey has expired with KEY_EXPIRED when the secret is read', async () => {
     // A GnuPG key whose primary only certifies: nothing else may sign once the subkey expired.
     const key = gpgKeyWithSigningSubkey({ created: new Date(Date.now() - 7200_000), seconds: 3600 });
-    secrets
-      .on(GetSecretValueCommand)
-      .resolves({ SecretString: JSON.stringify({ armoredKey: key.secretKey }) });
+    secrets.on(GetSecretValueCommand).resolves(secretValue(key.secretKey));
     await expect(loadSigner(client, 'plugindex/key')).rejects.toMatchObject({
       name: 'KeyError',
       code: 'KEY_EXPIRED',
@@ -130,6 +127,13 @@ describe("when an operator provisions the signing key as the README's commands d
   // fake Secrets Manager), under the usual umask 022, in a folder of the operator's.
   const BIN = path.resolve(import.meta.dirname, '../../cli/bin.mjs');
   const SECRET_ID = 'plugindex/signing-key';
+  /** What the block leaves in the operator's folder: the passphrase file and the key pair, no file holding both. */
+  const KEY_PAIR_BESIDE_PASSPHRASE = [
+    'passphrase.txt',
+    'registry-key',
+    'registry-key/public.asc',
+    'registry-key/secret.asc',
+  ];
 
   /** The ```sh block after "**Provision the signing key**", ready to run here. */
   async function provisioningScript(): Promise<string> {
@@ -201,12 +205,7 @@ describe("when an operator provisions the signing key as the README's commands d
       fingerprint: (await openpgp.readKey({ armoredKey: made })).getFingerprint().toUpperCase(),
     });
     expect(stored.passphrase).toBe('correct horse battery ');
-    expect(left).toEqual([
-      'passphrase.txt',
-      'registry-key',
-      'registry-key/public.asc',
-      'registry-key/secret.asc',
-    ]);
+    expect(left).toEqual(KEY_PAIR_BESIDE_PASSPHRASE);
     await rm(work, { recursive: true, force: true });
   }, 60_000);
 
@@ -221,12 +220,7 @@ describe("when an operator provisions the signing key as the README's commands d
     // Assess
     expect(ran.code).not.toBe(0);
     expect(fake.puts).toEqual([]);
-    expect(left).toEqual([
-      'passphrase.txt',
-      'registry-key',
-      'registry-key/public.asc',
-      'registry-key/secret.asc',
-    ]);
+    expect(left).toEqual(KEY_PAIR_BESIDE_PASSPHRASE);
     await rm(work, { recursive: true, force: true });
   }, 60_000);
 });
