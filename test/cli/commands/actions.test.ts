@@ -32,6 +32,7 @@ import { readPublicKey, verifyDetachedSignature } from '../../../index-builder/s
 import { makeBundle, testKey, validManifest } from '../../support/fixtures.ts';
 import { gpgKeyring } from '../../support/gpg.ts';
 import { type ServingRegistry, startServe } from '../../support/serve.ts';
+import { treeOf } from '../../support/tree.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../../..');
 const BIN = path.join(ROOT, 'cli/bin.mjs');
@@ -67,17 +68,6 @@ async function plugindex(args: readonly string[], env: NodeJS.ProcessEnv = {}): 
     const e = error as { code: number; stdout: string; stderr: string };
     return { code: e.code, stdout: e.stdout, stderr: e.stderr };
   }
-}
-
-/** Every file of the registry folder with its bytes: what a refused command must leave alone. */
-async function tree(): Promise<Map<string, string>> {
-  const files = new Map<string, string>();
-  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
-    if (!entry.isFile()) continue;
-    const file = path.join(entry.parentPath, entry.name);
-    files.set(path.relative(dir, file), await readFile(file, 'base64'));
-  }
-  return files;
 }
 
 const outputFile = () => path.join(work, `action-${++outputs}.json`);
@@ -255,7 +245,7 @@ describe('when an action is written with --output instead of submitted', () => {
   it.each(ACTIONS)(
     '$title: an envelope the registry reads, signed by --key, naming the registry from its config',
     async (c) => {
-      const before = await tree();
+      const before = await treeOf(dir);
       const file = outputFile();
       const started = Date.now();
       const result = await plugindex([...c.args(), '--key', c.key(), '--registry', dir, '--output', file]);
@@ -270,7 +260,7 @@ describe('when an action is written with --output instead of submitted', () => {
       expect(nonce).toMatch(/^[0-9a-f]{32}$/);
       expect(fields).toEqual(c.fields());
       // Written, not submitted: the registry is as it was.
-      expect(await tree()).toEqual(before);
+      expect(await treeOf(dir)).toEqual(before);
     },
   );
 
@@ -636,12 +626,12 @@ describe('when an action command is used wrongly', () => {
   it.each(cases)(
     '%s: exit 2, saying what is wrong, and the registry is unchanged',
     async (_, args, message) => {
-      const before = await tree();
+      const before = await treeOf(dir);
       const result = await plugindex(args());
       expect(result.code, result.stderr).toBe(2);
       expect(result.stderr).toContain(message);
       expect(result.stderr).toContain('usage: plugindex');
-      expect(await tree()).toEqual(before);
+      expect(await treeOf(dir)).toEqual(before);
     },
   );
 
@@ -672,11 +662,11 @@ describe('when an action command is used wrongly', () => {
     ['a folder that is not a registry', (): [string, string] => [publisherSecret, work], 'NOT_A_REGISTRY'],
   ] as const)('fails (exit 1) for %s, naming its code, and submits nothing', async (_, given, code) => {
     const [key, registry] = given();
-    const before = await tree();
+    const before = await treeOf(dir);
     const result = await plugindex(['yank', `${PLUGIN}@1.0.0`, '--key', key, '--registry', registry]);
     expect(result.code).toBe(1);
     expect(result.stderr).toContain(code);
-    expect(await tree()).toEqual(before);
+    expect(await treeOf(dir)).toEqual(before);
   });
 });
 
@@ -794,12 +784,12 @@ describe('when an action is submitted to a local registry', () => {
   it('refuses to submit a file that is not a signed action (exit 1), naming each fault, and uploads nothing', async () => {
     const file = path.join(work, 'not-an-action.json');
     await writeFile(file, JSON.stringify({ schema: 'plugindex/signed-action/v1', action: '{}', extra: 1 }));
-    const before = await tree();
+    const before = await treeOf(dir);
     const result = await plugindex(['submit', file, '--registry', dir]);
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('ACTION_MALFORMED envelope:/signature');
     expect(result.stderr).toContain('ACTION_MALFORMED envelope:/extra');
-    expect(await tree()).toEqual(before);
+    expect(await treeOf(dir)).toEqual(before);
     // The same reading the registry does.
     expect(() => readSignedAction(new TextEncoder().encode(JSON.stringify({})))).toThrow(SubmissionError);
   });

@@ -1,38 +1,16 @@
 /** `plugindex publish --registry`: what it refuses before anything reaches the registry. */
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as openpgp from 'openpgp';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initRegistry } from '../../../cli/local/registry.ts';
-import { main } from '../../../cli/main.ts';
 import { generateKeyPair } from '../../../index-builder/signing.ts';
+import { plugindex } from '../../support/cli.ts';
+import { treeOf } from '../../support/tree.ts';
 
 let work: string;
 let dir: string;
-
-async function plugindex(...argv: string[]): Promise<{ code: number; stderr: string }> {
-  const stderr: string[] = [];
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => stderr.push(String(chunk)) > 0);
-  try {
-    return { code: await main(argv), stderr: stderr.join('') };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
-}
-
-/** Every file of the registry folder with its bytes: the whole state a refused command must leave alone. */
-async function tree(): Promise<Map<string, string>> {
-  const files = new Map<string, string>();
-  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
-    if (!entry.isFile()) continue;
-    const file = path.join(entry.parentPath, entry.name);
-    files.set(path.relative(dir, file), await readFile(file, 'base64'));
-  }
-  return files;
-}
 
 beforeAll(async () => {
   work = await mkdtemp(path.join(tmpdir(), 'plugindex-publish-local-'));
@@ -49,13 +27,13 @@ describe('when the bundle to publish cannot be read', () => {
     ['a missing file', 'missing.tgz', 'ENOENT'],
     ['a folder', 'a-folder.tgz', 'not a regular file'],
   ])('refuses %s naming it (exit 1), and the registry is unchanged', async (_, name, why) => {
-    const before = await tree();
+    const before = await treeOf(dir);
     const file = path.join(work, name);
     const result = await plugindex('publish', file, '--registry', dir);
     expect(result.code).toBe(1);
     expect(result.stderr).toContain(`plugindex publish: FILE_NOT_FOUND: cannot read ${file}`);
     expect(result.stderr).toContain(why);
-    expect(await tree()).toEqual(before);
+    expect(await treeOf(dir)).toEqual(before);
   });
 });
 
@@ -76,7 +54,7 @@ describe('when the file to publish is a secret key', () => {
     const { secretKey } = await generateKeyPair({ name: 'publisher' });
     const file = path.join(work, `secret-${label.split(' ')[1]}.asc`);
     await writeFile(file, await bytesOf(secretKey), { mode: 0o600 });
-    const before = await tree();
+    const before = await treeOf(dir);
 
     // Act
     const result = await plugindex('publish', file, '--registry', dir);
@@ -84,6 +62,6 @@ describe('when the file to publish is a secret key', () => {
     // Assess
     expect(result.code).toBe(2);
     expect(result.stderr).toContain(`plugindex publish: SECRET_KEY_GIVEN: ${file}`);
-    expect(await tree()).toEqual(before);
+    expect(await treeOf(dir)).toEqual(before);
   });
 });

@@ -6,7 +6,7 @@
  * running the command again.
  */
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -22,6 +22,7 @@ import { createSigner, generateKeyPair } from '../../../index-builder/signing.ts
 import type { PutOptions, Store } from '../../../index-builder/store.ts';
 import { encode, makeBundle, validManifest } from '../../support/fixtures.ts';
 import { type ServingRegistry, startServe } from '../../support/serve.ts';
+import { treeOf } from '../../support/tree.ts';
 
 const BIN = path.resolve(import.meta.dirname, '../../../cli/bin.mjs');
 const run = promisify(execFile);
@@ -52,17 +53,6 @@ async function plugindex(...args: string[]): Promise<Result> {
     const e = error as { code: number; stdout: string; stderr: string };
     return { code: e.code, stdout: e.stdout, stderr: e.stderr };
   }
-}
-
-/** Every file of a folder with its bytes: the whole state a refused command must leave alone. */
-async function tree(dir: string): Promise<Map<string, string>> {
-  const files = new Map<string, string>();
-  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
-    if (!entry.isFile()) continue;
-    const file = path.join(entry.parentPath, entry.name);
-    files.set(path.relative(dir, file), await readFile(file, 'base64'));
-  }
-  return files;
 }
 
 async function keyFile(name: string): Promise<{ file: string; fingerprint: string; secretKey: string }> {
@@ -157,7 +147,7 @@ describe('when an operator rotates a served registry key twice', () => {
   });
 
   it('refuses the current key as the new one, and a missing key file, changing nothing', async () => {
-    const before = await tree(dir);
+    const before = await treeOf(dir);
     const current = path.join(work, 'current.asc');
     await writeFile(current, await readFile(path.join(dir, SECRET_KEY_FILE)));
     const same = await plugindex('rotate-key', '--registry', dir, '--new-key', current);
@@ -174,11 +164,11 @@ describe('when an operator rotates a served registry key twice', () => {
     expect(missing.stderr).toContain('FILE_NOT_FOUND');
     const unnamed = await plugindex('rotate-key', '--registry', dir);
     expect(unnamed.code).toBe(2);
-    expect(await tree(dir)).toEqual(before);
+    expect(await treeOf(dir)).toEqual(before);
   });
 
   it('with --output, only writes the signed rotation', async () => {
-    const before = await tree(dir);
+    const before = await treeOf(dir);
     const next = await keyFile('fourth');
     const output = path.join(work, 'rotation-3.json');
     const written = await plugindex(
@@ -195,7 +185,7 @@ describe('when an operator rotates a served registry key twice', () => {
       sequence: 3,
       next: { fingerprint: next.fingerprint },
     });
-    expect(await tree(dir)).toEqual(before);
+    expect(await treeOf(dir)).toEqual(before);
   });
 });
 
@@ -207,7 +197,7 @@ describe('when a published plugin document was edited by someone else', () => {
     const edited = JSON.parse(await readFile(document, 'utf8'));
     edited.description = 'edited in the published store';
     await writeFile(document, JSON.stringify(edited));
-    const before = await tree(dir);
+    const before = await treeOf(dir);
     const next = await keyFile('after-edit');
 
     const refused = await plugindex('rotate-key', '--registry', dir, '--new-key', next.file);
@@ -216,7 +206,7 @@ describe('when a published plugin document was edited by someone else', () => {
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain('PUBLISHED_DOCUMENT_ALTERED');
     expect(refused.stderr).toContain(`plugins/${NAME}/index.json`);
-    expect(await tree(dir)).toEqual(before);
+    expect(await treeOf(dir)).toEqual(before);
     const rebuilt = await plugindex('rebuild', '--registry', dir);
     expect(rebuilt.code, rebuilt.stderr).toBe(0);
     const rotated = await plugindex('rotate-key', '--registry', dir, '--new-key', next.file);
@@ -274,7 +264,7 @@ describe('when a rotation is interrupted part way', () => {
 
     // Meanwhile nothing else signs: the command refuses while the rotation is pending, and the core
     // refuses to sign a snapshot with a key the published one does not name, outside the rotation.
-    const before = await tree(path.join(dir, 'public'));
+    const before = await treeOf(path.join(dir, 'public'));
     const refresh = await plugindex('refresh', '--registry', dir);
     expect(refresh.code).toBe(1);
     expect(refresh.stderr).toContain('plugindex rotate-key');
@@ -287,7 +277,7 @@ describe('when a rotation is interrupted part way', () => {
       name: 'KeyError',
       code: 'SIGNING_KEY_NOT_CURRENT',
     });
-    expect(await tree(path.join(dir, 'public'))).toEqual(before);
+    expect(await treeOf(path.join(dir, 'public'))).toEqual(before);
 
     const other = await keyFile('interrupted-other');
     const refused = await plugindex('rotate-key', '--registry', dir, '--new-key', other.file);
