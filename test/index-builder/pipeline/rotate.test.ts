@@ -27,7 +27,14 @@ import {
 import { CACHE_IMMUTABLE, CACHE_MUTABLE, type PutOptions } from '../../../index-builder/store.ts';
 import { openSignedSnapshot, verifySnapshot } from '../../../index-builder/verify.ts';
 import { submitAction } from '../../support/actions.ts';
-import { encode, makeBundle, makeRegistry, type TestRegistry, testKey } from '../../support/fixtures.ts';
+import {
+  encode,
+  makeBundle,
+  makeRegistry,
+  type TestRegistry,
+  testKey,
+  validManifest,
+} from '../../support/fixtures.ts';
 import { type GpgKeyring, gpgKeyring } from '../../support/gpg.ts';
 import type { MemoryStore } from '../../support/memory-store.ts';
 
@@ -68,20 +75,21 @@ async function publishedRegistry(): Promise<TestRegistry> {
   return registry;
 }
 
+/** A valid manifest of `name` at `version`, its display name its name. */
 function baseManifest(name: string, version: string): Record<string, unknown> {
-  return {
+  return validManifest({
     name,
     display_name: name,
     description: 'A plugin whose registry rotates its key',
     version,
-    api_version: 'v1',
-    plugin_type: 'cost_source',
-    capabilities: ['actual_cost'],
-    supported_providers: ['aws'],
-    requirements: { min_api_version: 'v1', max_api_version: 'v1', os: ['linux'], arch: ['amd64'] },
-    metadata: { tags: ['test'], license: 'Apache-2.0' },
-  };
+  });
 }
+
+/** What both of the registry's stores hold, by fingerprint: a refusal leaves them as they were. */
+const storesOf = (registry: TestRegistry): Map<string, string>[] => [
+  registry.site.fingerprint(),
+  registry.intake.fingerprint(),
+];
 
 async function rotation(
   registry: TestRegistry,
@@ -217,10 +225,10 @@ describe('when a registry rotates its key', () => {
       key_rotations: 2,
     });
 
-    const before = [registry.site.fingerprint(), registry.intake.fingerprint()];
+    const before = storesOf(registry);
     const again = await rotateRegistryKey({ ...registry.context, signer: thirdSigner }, second);
     expect(again).toMatchObject({ status: 'already-rotated', sequence: 2, invalidate: [] });
-    expect([registry.site.fingerprint(), registry.intake.fingerprint()]).toEqual(before);
+    expect(storesOf(registry)).toEqual(before);
     expect(logEntries(registry).entries.filter((e) => e.entry.type === 'rotate-key')).toHaveLength(2);
   });
 });
@@ -308,7 +316,7 @@ describe('when a rotation cannot be accepted', () => {
   ])('refuses %s, naming the code and place, and writes nothing', async (_, make, code, path, signer) => {
     const registry = await publishedRegistry();
     const bytes = await make(registry);
-    const before = [registry.site.fingerprint(), registry.intake.fingerprint()];
+    const before = storesOf(registry);
     // The last case keeps the old signing key: the new key was not installed first.
     const ctx = {
       ...registry.context,
@@ -317,7 +325,7 @@ describe('when a rotation cannot be accepted', () => {
     const error = await rotateRegistryKey(ctx, bytes).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(SubmissionError);
     expect((error as SubmissionError).problems).toEqual([expect.objectContaining({ code, path })]);
-    expect([registry.site.fingerprint(), registry.intake.fingerprint()]).toEqual(before);
+    expect(storesOf(registry)).toEqual(before);
   });
 
   it.each([
@@ -349,7 +357,7 @@ describe('when a rotation cannot be accepted', () => {
       ...(how === 'operator' ? { operators: [other] } : {}),
       ...(how === 'publisher' ? { publishers: [{ ...other, names: ['*'] }] } : {}),
     };
-    const before = [registry.site.fingerprint(), registry.intake.fingerprint()];
+    const before = storesOf(registry);
 
     const error = await rotateRegistryKey(
       { ...registry.context, config, signer: newSigner },
@@ -364,7 +372,7 @@ describe('when a rotation cannot be accepted', () => {
         message: expect.stringContaining(what),
       }),
     ]);
-    expect([registry.site.fingerprint(), registry.intake.fingerprint()]).toEqual(before);
+    expect(storesOf(registry)).toEqual(before);
   });
 
   it('refuses a rotation back to a key the registry rotated away from (clients refuse that loop), and writes nothing', async () => {
@@ -372,7 +380,7 @@ describe('when a rotation cannot be accepted', () => {
     const registry = await publishedRegistry();
     await rotateRegistryKey({ ...registry.context, signer: newSigner }, await rotation(registry));
     const back = await rotation(registry, { sequence: 2, previous: newSigner, next: registry.signer });
-    const before = [registry.site.fingerprint(), registry.intake.fingerprint()];
+    const before = storesOf(registry);
 
     // Act: the first key made the signing key again, and rotated to.
     const error = await rotateRegistryKey({ ...registry.context, signer: registry.signer }, back).catch(
@@ -389,7 +397,7 @@ describe('when a rotation cannot be accepted', () => {
         message: expect.stringContaining('rotated away from'),
       }),
     ]);
-    expect([registry.site.fingerprint(), registry.intake.fingerprint()]).toEqual(before);
+    expect(storesOf(registry)).toEqual(before);
   });
 
   it('refuses a registry that has published nothing', async () => {
@@ -480,7 +488,7 @@ describe('when a published document is not what the registry published', () => {
   it.each(edits)('refuses to rotate over %s, naming it, and writes nothing', async (_, edit, key) => {
     const registry = await publishedRegistry();
     await edit(registry);
-    const before = [registry.site.fingerprint(), registry.intake.fingerprint()];
+    const before = storesOf(registry);
 
     const error = await rotateRegistryKey(
       { ...registry.context, signer: newSigner },
@@ -497,7 +505,7 @@ describe('when a published document is not what the registry published', () => {
         message: expect.stringContaining(key),
       }),
     ]);
-    expect([registry.site.fingerprint(), registry.intake.fingerprint()]).toEqual(before);
+    expect(storesOf(registry)).toEqual(before);
   });
 
   it('refuses to resume a rotation that died before its rebuild began over a document edited since', async () => {
