@@ -604,9 +604,9 @@ class HttpFetcher implements Fetcher {
       return statusFailure(display(url), response.status);
     }
     refuseDeclared(endpoint, response, at, request.maxBytes, deadline);
-    const bytes = await collect(readBody(response, deadline, at, request.maxBytes, endpoint, wire)).catch(
-      bodyFailure,
-    );
+    const bytes = await collect(
+      readBody(response, deadline, at, request.maxBytes, endpoint, wire, DOCUMENT_CODINGS),
+    ).catch(bodyFailure);
     if (bytes instanceof Failure) return bytes;
     const etag = response.headers.get('etag');
     return etag === null ? { status: 200, bytes, url: at } : { status: 200, bytes, etag, url: at };
@@ -1272,6 +1272,32 @@ function credentialHeaders(credentials: Credentials | undefined): Record<string,
 
 /** What a document request accepts: the codings the registry publishes its large documents in. */
 const DOCUMENT_ACCEPT_ENCODING = 'br, gzip';
+/** The codings of DOCUMENT_ACCEPT_ENCODING, as `codingProblem` reads a response's (x-gzip is gzip). */
+const DOCUMENT_CODINGS: readonly string[] = ['br', 'gzip'];
+
+/**
+ * Why a response's Content-Encoding is refused before its body is read, or undefined. More than one coding
+ * (`gzip, br`) is always refused: undici decodes each in turn, and WireCount sees only the outer one, so 128
+ * bytes of brotli that decode to 64 MiB of empty gzip blocks, which decode to nothing, kept the client busy
+ * decoding until the timeout without a byte counted against either cap. `accepted`, when given, is every
+ * coding the request asked for: a document request asks for brotli and gzip, and another coding (or one
+ * undici does not know, passed through undecoded) is no answer to it. Identity is no coding.
+ */
+function codingProblem(header: string | null, accepted?: readonly string[]): string | undefined {
+  if (header === null) return undefined;
+  const codings = header
+    .split(',')
+    .map((coding) => coding.trim().toLowerCase())
+    .filter((coding) => coding !== '' && coding !== 'identity')
+    .map((coding) => (coding === 'x-gzip' ? 'gzip' : coding));
+  const shown = JSON.stringify(header.slice(0, 64));
+  if (codings.length > 1)
+    return `the body is in ${codings.length} stacked content codings (${shown}), refused`;
+  const coding = codings[0];
+  if (coding !== undefined && accepted !== undefined && !accepted.includes(coding))
+    return `the body is in a content coding not asked for (${shown}; asked for ${accepted.join(', ')}), refused`;
+  return undefined;
+}
 
 /** The content-length, after refusing one over the cap (the body is never read then). */
 function refuseDeclared(
@@ -1294,6 +1320,7 @@ function refuseDeclared(
  * The body, chunk by chunk as it arrives, cut off (and the connection dropped) as soon as more than
  * `maxBytes` came, whatever content-length said, or once a span of the timeout spent waiting on the server
  * brought less than LOW_SPEED_BYTES_PER_SECOND on average. The timer runs only while waiting on the server.
+ * A Content-Encoding `codingProblem` refuses is a failure before the first chunk (the mirror loop's next).
  */
 async function* readBody(
   response: Response,
@@ -1302,6 +1329,7 @@ async function* readBody(
   maxBytes: number,
   endpoint: Endpoint,
   wire?: WireCount,
+  accepted?: readonly string[],
 ): AsyncGenerator<Uint8Array> {
   const body = response.body;
   if (body === null) return;
@@ -1313,6 +1341,8 @@ async function* readBody(
   let spanWaited = 0;
   let spanBytes = 0;
   try {
+    const problem = codingProblem(response.headers.get('content-encoding'), accepted);
+    if (problem !== undefined) throw new BodyFailed(new Failure(url, problem, 'unusable'));
     for (;;) {
       let next: Awaited<ReturnType<typeof reader.read>>;
       deadline.arm();

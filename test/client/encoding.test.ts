@@ -8,7 +8,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { brotliCompressSync, gzipSync } from 'node:zlib';
+import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
 import { createHttpFetcher } from '../../client/fetcher.ts';
@@ -17,7 +17,7 @@ import { processSubmissions } from '../../index-builder/pipeline/index.ts';
 import type { Store, StoredObject } from '../../index-builder/store.ts';
 import { httpClient } from '../support/client.ts';
 import { makeBundle, makeRegistry, type TestRegistry, validManifest } from '../support/fixtures.ts';
-import { writePaddedGzip } from '../support/streams.ts';
+import { collect, writePaddedGzip } from '../support/streams.ts';
 
 let registry: TestRegistry;
 let base: string;
@@ -158,6 +158,77 @@ describe('when a response is a compression bomb', () => {
       await fetcher.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+});
+
+/** A server that answers every request with `body` in `encoding`; its origin and how to stop it. */
+async function encodedServer(
+  encoding: string,
+  body: Uint8Array,
+): Promise<{ readonly origin: string; readonly stop: () => Promise<void> }> {
+  const server = http.createServer((_request, response) => {
+    response.writeHead(200, { 'content-encoding': encoding, 'content-length': body.byteLength });
+    response.end(body);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    stop: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+describe('when a response comes in content codings the client did not ask for', () => {
+  it('refuses stacked codings before decoding them, however little came on the wire', async () => {
+    // 16 MiB of empty stored deflate blocks in a gzip member (they decode to nothing), in about a hundred
+    // bytes of brotli: the wire count sees the brotli, the cap sees nothing, and each layer could go on
+    // for gigabytes until the timeout.
+    const empty = Buffer.from([0x00, 0x00, 0x00, 0xff, 0xff]);
+    const gzipHeader = Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0x00, 0xff]);
+    const inner = Buffer.concat([gzipHeader, Buffer.alloc(16 * 1024 * 1024 - 1, empty)]);
+    const server = await encodedServer('gzip, br', brotliCompressSync(inner));
+    const fetcher = createHttpFetcher({ env: {}, retries: 0 });
+    try {
+      const endpoint = { name: 'stacked', bases: [server.origin], timeoutMs: 5000 };
+
+      const refused = fetcher.document(endpoint, { path: 'index.json', maxBytes: 1024 });
+      const download = fetcher.download(endpoint, { url: `${server.origin}/a.tar.gz`, maxBytes: 1024 });
+
+      await expect(refused).rejects.toMatchObject({
+        name: 'ClientError',
+        code: 'FETCH_FAILED',
+        message: expect.stringContaining('2 stacked content codings'),
+      });
+      await expect(download.then((opened) => collect(opened.body))).rejects.toMatchObject({
+        name: 'ClientError',
+        code: 'FETCH_FAILED',
+        message: expect.stringContaining('2 stacked content codings'),
+      });
+    } finally {
+      await fetcher.close();
+      await server.stop();
+    }
+  });
+
+  it('refuses a document in a coding other than the brotli and gzip it asked for', async () => {
+    const server = await encodedServer('deflate', deflateSync(Buffer.from('{"plugins":[]}')));
+    const fetcher = createHttpFetcher({ env: {}, retries: 0 });
+    try {
+      const endpoint = { name: 'deflate', bases: [server.origin], timeoutMs: 5000 };
+
+      const refused = fetcher.document(endpoint, { path: 'search.json', maxBytes: 1024 });
+
+      await expect(refused).rejects.toMatchObject({
+        name: 'ClientError',
+        code: 'FETCH_FAILED',
+        message: expect.stringContaining('a content coding not asked for'),
+      });
+    } finally {
+      await fetcher.close();
+      await server.stop();
     }
   });
 });
