@@ -71,6 +71,14 @@ export interface DocumentRequest {
   readonly maxBytes: number;
   /** Appended as ?v=<version> (the read that stays consistent behind a CDN); not to file: or s3: bases. */
   readonly version?: string;
+  /**
+   * The SHA-256 (hex) the caller will hold the bytes to, when it knows it (a document the snapshot lists).
+   * A body that came compressed and decodes to other bytes is then asked for once more uncompressed: a
+   * registry writes a document's `.br` and `.gz` before the document, so a publish that died between them
+   * (or a cache that took the variant in that moment) serves a variant of the next generation beside the
+   * document the snapshot binds. The caller still checks what is returned.
+   */
+  readonly sha256?: string;
   /** Sent as If-None-Match. */
   readonly etag?: string;
 }
@@ -437,7 +445,16 @@ class HttpFetcher implements Fetcher {
         const bytes = await readFileDocument(endpoint, url, request.maxBytes);
         return bytes instanceof Failure ? bytes : { status: 200, bytes, url: url.href };
       }
-      return this.#httpDocument(endpoint, url, request);
+      const answer = await this.#httpDocument(endpoint, url, request);
+      if (answer instanceof Failure || answer.status !== 200) return answer;
+      const { coded, ...response } = answer;
+      if (!coded || request.sha256 === undefined || sha256Hex(response.bytes) === request.sha256)
+        return response;
+      // The document itself, which the variant should have been: what it holds, the caller checks.
+      const plain = await this.#httpDocument(endpoint, url, request, 'identity');
+      if (plain instanceof Failure || plain.status !== 200) return response;
+      const { coded: _, ...document } = plain;
+      return document;
     });
   }
 
@@ -577,18 +594,20 @@ class HttpFetcher implements Fetcher {
     );
   }
 
+  /** A document over http(s); `coded` names the content coding it came in, if any. */
   async #httpDocument(
     endpoint: Endpoint,
     url: URL,
     request: DocumentRequest,
-  ): Promise<DocumentResponse | Failure> {
+    acceptEncoding = DOCUMENT_ACCEPT_ENCODING,
+  ): Promise<(DocumentResponse & { readonly coded?: string }) | Failure> {
     const deadline = new Deadline(endpoint.timeoutMs);
     // The large documents are published pre-compressed: undici decodes the body as it streams, and readBody
     // counts the decoded bytes against the cap (a listed document's own size), so the digest is checked on
     // what the registry signed and a compression bomb is cut off at the cap (RESPONSE_TOO_LARGE).
     const headers: Record<string, string> = {
       'user-agent': this.#userAgent,
-      'accept-encoding': DOCUMENT_ACCEPT_ENCODING,
+      'accept-encoding': acceptEncoding,
     };
     if (request.etag !== undefined) headers['if-none-match'] = request.etag;
     const wire = new WireCount(request.maxBytes, deadline);
@@ -604,12 +623,17 @@ class HttpFetcher implements Fetcher {
       return statusFailure(display(url), response.status);
     }
     refuseDeclared(endpoint, response, at, request.maxBytes, deadline);
+    const accepted = acceptEncoding === 'identity' ? [] : DOCUMENT_CODINGS;
     const bytes = await collect(
-      readBody(response, deadline, at, request.maxBytes, endpoint, wire, DOCUMENT_CODINGS),
+      readBody(response, deadline, at, request.maxBytes, endpoint, wire, accepted),
     ).catch(bodyFailure);
     if (bytes instanceof Failure) return bytes;
     const etag = response.headers.get('etag');
-    return etag === null ? { status: 200, bytes, url: at } : { status: 200, bytes, etag, url: at };
+    const coding = response.headers.get('content-encoding')?.trim().toLowerCase();
+    const coded = coding === undefined || coding === '' || coding === 'identity' ? {} : { coded: coding };
+    return etag === null
+      ? { status: 200, bytes, url: at, ...coded }
+      : { status: 200, bytes, etag, url: at, ...coded };
   }
 
   async #httpDownload(endpoint: Endpoint, url: URL, maxBytes: number): Promise<Download | Failure> {

@@ -460,6 +460,7 @@ export class RegistrySession {
       path,
       maxBytes: digest.size,
       version: digest.sha256,
+      sha256: digest.sha256,
     });
     return { bytes, keep: () => this.#deps.cache.putDocument(digest.sha256, bytes) };
   }
