@@ -650,6 +650,13 @@ class HttpFetcher implements Fetcher {
     }
     const declared = refuseDeclared(endpoint, response, at, maxBytes, deadline);
     const encoding = response.headers.get('content-encoding');
+    // Refused here, before the caller holds the body, so the next mirror is tried (readBody refuses it too).
+    const problem = codingProblem(encoding);
+    if (problem !== undefined) {
+      deadline.abort();
+      await response.body?.cancel().catch(() => {});
+      return new Failure(display(url), problem, 'unusable');
+    }
     const size = encoding === null || encoding === 'identity' ? declared : undefined;
     const body = surfaced(endpoint, at, readBody(response, deadline, at, maxBytes, endpoint, wire));
     return size === undefined ? { url: at, body } : { url: at, size, body };
@@ -1344,7 +1351,8 @@ function refuseDeclared(
  * The body, chunk by chunk as it arrives, cut off (and the connection dropped) as soon as more than
  * `maxBytes` came, whatever content-length said, or once a span of the timeout spent waiting on the server
  * brought less than LOW_SPEED_BYTES_PER_SECOND on average. The timer runs only while waiting on the server.
- * A Content-Encoding `codingProblem` refuses is a failure before the first chunk (the mirror loop's next).
+ * A Content-Encoding `codingProblem` refuses is a failure before the first chunk: a document's mirror loop
+ * tries the next mirror, and a body already handed to its caller fails FETCH_FAILED.
  */
 async function* readBody(
   response: Response,

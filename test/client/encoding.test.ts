@@ -17,7 +17,7 @@ import { processSubmissions } from '../../index-builder/pipeline/index.ts';
 import type { Store, StoredObject } from '../../index-builder/store.ts';
 import { httpClient } from '../support/client.ts';
 import { makeBundle, makeRegistry, type TestRegistry, validManifest } from '../support/fixtures.ts';
-import { collect, writePaddedGzip } from '../support/streams.ts';
+import { writePaddedGzip } from '../support/streams.ts';
 
 let registry: TestRegistry;
 let base: string;
@@ -231,7 +231,7 @@ describe('when a response comes in content codings the client did not ask for', 
         code: 'FETCH_FAILED',
         message: expect.stringContaining('2 stacked content codings'),
       });
-      await expect(download.then((opened) => collect(opened.body))).rejects.toMatchObject({
+      await expect(download).rejects.toMatchObject({
         name: 'ClientError',
         code: 'FETCH_FAILED',
         message: expect.stringContaining('2 stacked content codings'),
@@ -239,6 +239,30 @@ describe('when a response comes in content codings the client did not ask for', 
     } finally {
       await fetcher.close();
       await server.stop();
+    }
+  });
+
+  it('takes the next mirror for a download whose first mirror answers in stacked codings', async () => {
+    const artifact = Buffer.from('artifact bytes');
+    const stacked = await encodedServer('gzip, gzip', gzipSync(gzipSync(artifact)));
+    const plain = await encodedServer('identity', artifact);
+    const fetcher = createHttpFetcher({ env: {}, retries: 0 });
+    try {
+      const endpoint = { name: 'mirrored', bases: [stacked.origin, plain.origin], timeoutMs: 5000 };
+
+      const download = await fetcher.download(endpoint, {
+        url: `${stacked.origin}/a.tar.gz`,
+        maxBytes: 1024,
+      });
+      const chunks: Uint8Array[] = [];
+      for await (const chunk of download.body) chunks.push(chunk);
+
+      expect(download.url).toBe(`${plain.origin}/a.tar.gz`);
+      expect(Buffer.concat(chunks).toString()).toBe('artifact bytes');
+    } finally {
+      await fetcher.close();
+      await stacked.stop();
+      await plain.stop();
     }
   });
 
