@@ -55,6 +55,7 @@ import {
   prunedOrder,
   revocationOf,
   revokeInDocument,
+  type SlotRecord,
   slotRecord,
   supersededProblem,
   supersedingAction,
@@ -185,7 +186,7 @@ async function replayOrResume(
     // What comes after it in the batch is judged with its effect, as the run that died judged it; unless an
     // action made after it was applied to its slot since (another run, while this upload waited for its
     // retry): put back, its effect would undo that newer statement, which the log records after it.
-    const passed = !resumed.finished && (await overtaken(judging.view, read, key, resumed.time));
+    const passed = !resumed.finished && (await overtaken(ctx, judging, read, key, resumed.time));
     if (!resumed.finished && !passed) {
       await applyAgain(judging, read, resumed.time, key);
       await orderApplied(judging.view, read, key, resumed.time);
@@ -270,9 +271,14 @@ async function applyAgain(
  * Made when its slot's record says (`slotRecord`): an action dated ahead of the registry clock was made by the
  * time the registry judged it, and one another owner made after that overtakes it, as it does one dated true.
  * Compared with its signed date, such an action's retry put its effect back over that newer one.
+ * A newer record that a run that died logged for a later upload of this batch (`awaitsItsRetry`) overtakes
+ * nothing: it is that run's own later upload (or another dead run's), put back after this one. Counted,
+ * it left a batch's earlier actions out of its retry: an advisory and its withdrawal in one batch came back
+ * as no advisory at all, and a yank the operator's transfer followed came back logged but not shown.
  */
 async function overtaken(
-  view: BatchView,
+  ctx: PipelineContext,
+  judging: Judging,
   read: ReadAction,
   key: NamedKey | undefined,
   judged: string,
@@ -280,8 +286,32 @@ async function overtaken(
   const action = read.action;
   if (action.action === 'revoke-key') return false;
   const slot = actionSlot(action, key);
+  if (slot === undefined) return false;
   const made = slotRecord(action.created, read.digest, judged).created;
-  return slot !== undefined && supersedingAction(await view.order(action.plugin), slot, made) !== undefined;
+  const standing: Record<string, SlotRecord> = { ...(await judging.view.order(action.plugin)) };
+  for (;;) {
+    const newer = supersedingAction(standing, slot, made);
+    if (!newer) return false;
+    if (!(await awaitsItsRetry(ctx, judging, newer.digest))) return true;
+    delete standing[newer.slot];
+  }
+}
+
+/**
+ * Is the action `digest` one a run that died logged (an intent record names its upload) for an upload of
+ * this batch not applied yet, its outcome not recorded? This batch applies it again after, in upload order.
+ * One whose outcome is recorded was published with that run's documents, which this batch starts from; one
+ * left for a later batch still overtakes: the documents that run published may show it already, and put
+ * back under it, an earlier action would undo it until that batch ran (an owner it removed, an owner again).
+ */
+async function awaitsItsRetry(ctx: PipelineContext, judging: Judging, digest: string): Promise<boolean> {
+  if (judging.view.applied.has(digest)) return false;
+  const submission = judging.log.intentOf(digest);
+  return (
+    submission !== undefined &&
+    judging.log.atHand(submission) &&
+    (await ctx.intake.head(statusKey(submission))) === undefined
+  );
 }
 
 /**

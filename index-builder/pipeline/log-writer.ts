@@ -408,6 +408,8 @@ export class LogWriter {
   readonly #records = new Map<string, Map<string, LogIntent>>();
   /** How many entries the published snapshot vouches for. */
   #vouched = 0;
+  /** The ids of the submissions at hand (`open`'s `intents`). */
+  #batch: ReadonlySet<string> = new Set();
 
   private constructor(
     private readonly ctx: PipelineContext,
@@ -446,6 +448,7 @@ export class LogWriter {
     writer.#vouched = vouched;
     const remembered = Math.min(vouched, options.since ?? vouched);
     const wanted = new Set(options.intents ?? []);
+    writer.#batch = wanted;
     const records =
       wanted.size > 0 ? await readIntentRecords(ctx.intake) : new Map<string, Map<string, LogIntent>>();
     const named: LogIntent[] = [];
@@ -526,6 +529,21 @@ export class LogWriter {
       if (intent) return intent;
     }
     return undefined;
+  }
+
+  /**
+   * The submission an intent record (read at `open`) names as the one that logged the entry of digest
+   * `digest`, or undefined: an action a run that died logged and its retry has not finished.
+   */
+  intentOf(digest: string): string | undefined {
+    for (const intents of this.#records.values())
+      for (const [id, intent] of intents) if (intent.digest === digest) return id;
+    return undefined;
+  }
+
+  /** True when submission `id` is one of those at hand (`open`'s `intents`). */
+  atHand(id: string): boolean {
+    return this.#batch.has(id);
   }
 
   /** True when the log holds entries the published snapshot does not vouch for: a snapshot is owed. */

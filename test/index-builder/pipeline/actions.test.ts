@@ -16,6 +16,7 @@ import {
   binKey,
   binOf,
   CATALOG_META_KEY,
+  catalogBinKey,
   pluginDocumentKey,
   REVOKED_KEYS_KEY,
 } from '../../../index-builder/layout.ts';
@@ -581,6 +582,66 @@ describe('when actions on one target arrive in the reverse order of their making
       ]);
     },
   );
+
+  it('puts back every action of a batch that died after its log, a later one on the same slot not taken for another run', async () => {
+    const registry = await registryWithOperator();
+    await publishVersions(registry, ['1.0.0']);
+    const advisory = { id: 'PDX-1', severity: 'high', affected: '<2.0.0', summary: 'leaks' } as const;
+    // One batch: an advisory and its withdrawal; an owner added, whose yank the operator's transfer follows.
+    const keys = [
+      await submitAt(registry, { action: 'advisory-add', plugin: 'demo-plugin', advisory }, publisher, 1),
+      await submitAt(
+        registry,
+        { action: 'advisory-withdraw', plugin: 'demo-plugin', id: 'PDX-1' },
+        publisher,
+        2,
+      ),
+      await submitAt(registry, on.ownersAdd(heir.publicKey), publisher, 1),
+      await submitAt(registry, on.yank('1.0.0'), heir, 1),
+      await submitAt(registry, on.transfer(publisher.publicKey), operator, 2),
+    ].map((submitted) => submitted.key);
+    // The run dies writing the plugin document: logged, its slots recorded, nothing shows it.
+    const mend = failPutOf(registry.site, pluginDocumentKey('demo-plugin'));
+    await expect(run(registry, ...keys)).rejects.toThrow(/injected failure/);
+    mend();
+
+    // Its retry applies them again in their order: each later one was that very run's, not a newer statement
+    // another run applied while these waited.
+    expect(verdicts(await run(registry, ...keys))).toEqual(keys.map(() => ['accepted']));
+    const doc = await bound(registry);
+    expect(doc.advisories?.map((a) => [a.id, a.withdrawn !== undefined])).toEqual([['PDX-1', true]]);
+    expect(doc.owners).toEqual([publisher.fingerprint]);
+    // The log's yank is one the document shows.
+    expect(version(doc, '1.0.0')?.yanked).toBe(true);
+    expect((await logOf(registry)).map((e) => e.type)).toEqual([
+      'publish',
+      'advisory-add',
+      'advisory-withdraw',
+      'owners-add',
+      'yank',
+      'transfer',
+    ]);
+  });
+
+  it('does not put back an action over a later one its dead run published, when the retry takes it alone', async () => {
+    const registry = await registryWithOperator();
+    await publishVersions(registry, ['1.0.0']);
+    const added = await submitAt(registry, on.ownersAdd(heir.publicKey), publisher, 1);
+    const transferred = await submitAt(registry, on.transfer(publisher.publicKey), operator, 2);
+    // The run dies once its snapshot is out (the heir added, then transferred away), before any outcome.
+    const mend = failPutOf(registry.intake, catalogBinKey(binOf('demo-plugin')));
+    await expect(run(registry, added.key, transferred.key)).rejects.toThrow(/injected failure/);
+    mend();
+    expect((await bound(registry)).owners).toEqual([publisher.fingerprint]);
+
+    // A retry of the owner's add alone (the transfer left for a later batch) must not make the heir an owner
+    // again, even for a while: the documents already show the transfer made after it.
+    expect(verdicts(await run(registry, added.key))).toEqual([['accepted']]);
+    expect((await bound(registry)).owners).toEqual([publisher.fingerprint]);
+    expect(verdicts(await run(registry, transferred.key))).toEqual([['accepted']]);
+    expect((await bound(registry)).owners).toEqual([publisher.fingerprint]);
+    expect((await logOf(registry)).map((e) => e.type)).toEqual(['publish', 'owners-add', 'transfer']);
+  });
 
   it('keeps the order of an action a run that died logged: an older one is refused in the retry and after it', async () => {
     const registry = await registryWithOperator();
