@@ -213,6 +213,12 @@ async function replayOrResume(
   // An action logged as changing nothing (a statement that stood for its slot) applied nothing: judged again,
   // its entry is found, not appended twice (`appendToLog`).
   if (!entry || entry.detail?.effect === NO_EFFECT) return undefined;
+  // The upload that run logged it for, as its intent record names it, is the one to finish: the envelope is
+  // public under log/actions/ from before the entry, and a copy of it taken first (alone in its batch, as
+  // the local server takes each submission) was finished in its place, the upload that was logged then
+  // told ACTION_REPLAYED.
+  const logged = judging.log.intentOf(read.digest);
+  if (logged !== undefined && logged !== upload.id) return replayed();
   // Logged by a run that died before its marker: the same action, signed by the key the log names, as
   // judged then.
   const signer = await checkActionSignature({

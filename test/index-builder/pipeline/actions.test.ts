@@ -1333,6 +1333,41 @@ describe('when the log grows past a segment', () => {
   });
 });
 
+describe('when a run died after logging an action, before its marker, and a copy of its envelope is uploaded', () => {
+  it('refuses the copy as a replay and finishes the upload the run logged, even when the copy is taken first', async () => {
+    const registry = await registryWithOperator();
+    await publishVersions(registry, ['1.0.0']);
+    const yank = await submitAction(
+      registry.intake,
+      { action: 'yank', plugin: 'demo-plugin', version: '1.0.0', reason: 'broken' },
+      publisher,
+    );
+    // The run dies writing the marker: the envelope is public (log/actions/), the entry logged.
+    const put = registry.intake.put.bind(registry.intake);
+    registry.intake.put = async (key, body, options) => {
+      if (key === actionMarkerKey(yank.digest)) throw new StoreError('STORE_IO', key, 'injected failure');
+      return put(key, body, options);
+    };
+    await expect(run(registry, yank.key)).rejects.toThrow(/injected failure/);
+    registry.intake.put = put;
+    const envelope = registry.site.objects.get(actionEnvelopeKey(yank.digest))?.body as Uint8Array;
+    const copy = await upload(registry.intake, envelope, 'copy');
+
+    // The copy alone (as the local server publishes each submission), then the upload the run logged.
+    const [copied] = await run(registry, copy);
+    const [finished] = await run(registry, yank.key);
+
+    expect(copied?.status).toBe('rejected');
+    expect(codes(copied)).toEqual(['ACTION_REPLAYED']);
+    expect(finished).toMatchObject({ status: 'accepted', action: 'yank', seq: 1 });
+    expect(version(await bound(registry), '1.0.0')?.yanked).toBe(true);
+    expect((await logOf(registry)).map((e) => [e.type, e.digest])).toEqual([
+      ['publish', expect.any(String)],
+      ['yank', yank.digest],
+    ]);
+  });
+});
+
 describe('when a run died after logging an action, and another upload arrived since', () => {
   it('judges the new upload with the logged action applied, and logs each once', async () => {
     const registry = await registryWithOperator();
