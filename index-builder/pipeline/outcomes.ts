@@ -171,12 +171,15 @@ async function acceptanceRecorded(
 /**
  * Records every submission's outcome, then moves it out of incoming/ to processed/ or rejected/ (a rename
  * where the store can, else a copy, as a stream when it was too large to read, and a delete). Returns the
- * outcomes, in batch order.
+ * outcomes, in batch order. `onRecorded` is told of each item once its outcome is recorded (written, or an
+ * acceptance recorded before that stands), before its move: when a write fails, those recorded beside it
+ * still are, and their uploads may have left incoming/, where no retry meets them again.
  */
 export async function recordOutcomes(
   ctx: PipelineContext,
   items: readonly BatchItem[],
   batch: BatchRecord,
+  onRecorded?: (item: BatchItem) => void,
 ): Promise<SubmissionOutcome[]> {
   // Each submission's record is its own: recorded side by side, each in its order (outcome, copy, delete).
   return mapLimited(items, BATCH_WRITE_CONCURRENCY, async (item) => {
@@ -198,6 +201,7 @@ export async function recordOutcomes(
         contentType: 'application/json',
         cacheControl: CACHE_PRIVATE,
       });
+    onRecorded?.(item);
     // An action (a JSON envelope) is kept as what it is; anything else as the bundle it was taken for.
     const json = upload.kind === 'read' && isJsonSubmission(upload.bytes);
     const extension = json ? 'json' : 'tgz';

@@ -129,6 +129,61 @@ describe('when a store cannot write one submission of a batch', () => {
   });
 });
 
+describe('when the store refuses some outcome records of a batch', () => {
+  it('tells the operator of each failed submission whose outcome it recorded, and of none other', async () => {
+    // Prepare: two submissions whose files the site refuses for good, and an intake store that refuses the
+    // outcome record of one of them (its plugin's name in the record).
+    const registry = await makeRegistry();
+    poison(registry, 'poisoned', () => new StoreError('STORE_REFUSED', 'k', 'File name too long'));
+    const put = registry.intake.put.bind(registry.intake);
+    const refused = () => new StoreError('STORE_REFUSED', 'status', 'status record refused');
+    let refuseOutcomes = true;
+    registry.intake.put = async (key, body, options) => {
+      const text = key.startsWith('status/') ? new TextDecoder().decode(body) : '';
+      if (refuseOutcomes && text.includes('poisoned-unrecordable')) throw refused();
+      return put(key, body, options);
+    };
+    const { failures, context } = failuresTold(registry);
+    const [recorded, unrecordable] = await registry.submit(
+      await makeBundle({ manifest: validManifest({ name: 'poisoned-recorded' }) }),
+      await makeBundle({ manifest: validManifest({ name: 'poisoned-unrecordable' }) }),
+    );
+
+    // Act
+    await expect(processSubmissions(context)).rejects.toMatchObject({ code: 'STORE_REFUSED' });
+
+    // Assess: the first one's outcome is recorded and its upload gone from incoming/, where no retry meets it
+    // again: the operator is told of it now or never. The other's outcome is not recorded: not told.
+    const [first] = failures;
+    expect(failures).toEqual([
+      {
+        submission: recorded,
+        id: expect.any(String),
+        code: 'SUBMISSION_WRITE_FAILED',
+        error: expect.any(StoreError),
+      },
+    ]);
+    expect(registry.intake.objects.has(statusKey(first?.id ?? ''))).toBe(true);
+    expect(incoming(registry)).toEqual([unrecordable]);
+
+    // The retry records the other, and tells of it then; the first is not told twice.
+    refuseOutcomes = false;
+    failures.length = 0;
+    const retry = await processSubmissions(context);
+    expect(statusOf(retry.outcomes)).toEqual([
+      ['poisoned-unrecordable', '1.0.0', 'rejected', 'SUBMISSION_WRITE_FAILED'],
+    ]);
+    expect(failures).toEqual([
+      {
+        submission: unrecordable,
+        id: retry.outcomes[0]?.id,
+        code: 'SUBMISSION_WRITE_FAILED',
+        error: expect.any(StoreError),
+      },
+    ]);
+  });
+});
+
 describe('when the registry fails a submission', () => {
   it("records what happened in stable terms, and tells its operator the store's own error", async () => {
     // Prepare: the filesystem store as the site, a file where the plugin's folder goes (ENOTDIR: for good).
