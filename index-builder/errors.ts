@@ -105,6 +105,11 @@ export type ProblemCode =
   | 'ACTION_UNKNOWN_VERSION'
   | 'ACTION_LAST_OWNER'
   | 'ACTION_NO_EFFECT'
+  /**
+   * Judged against a plugin as an earlier submission of its batch left it, which the batch then refused
+   * (pipeline/index.ts `unorderAfterRefused`): submitted again, it is judged anew.
+   */
+  | 'ACTION_DEPENDS_ON_REFUSED'
   | 'ACTION_UNKNOWN_KEY'
   | 'ADVISORY_EXISTS'
   /** A plugin holds MAX_ADVISORIES already (lifecycle.ts). */

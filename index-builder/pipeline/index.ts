@@ -268,27 +268,48 @@ function changingItems(
 }
 
 /**
- * Refuses, as the item it was judged after was, each action found to change nothing (`Rejected.ordered`)
- * on a plugin an earlier item of the batch changed and the batch then refused (its files failed, its
- * plugin's documents would not render with it): that judgment was made against a state never published,
- * and recorded in the action order and logged (`detail.effect: "none"`), the log said an action changed
- * nothing of a plugin that does not show what it said, and the order held a statement against that state.
- * The log and the order hold only what the batch publishes; the action is judged anew when submitted again.
+ * ACTION_DEPENDS_ON_REFUSED: an action judged against a plugin as an earlier item of its batch left it, and
+ * that item then refused. Its own outcome, not that item's refusal: told that one's failure (a store's, "under
+ * this submission's id" in the operator's log), its submitter looked for a failure that was not its own.
+ */
+function dependsOnRefusedProblem(plugin: string): Problem {
+  return problem(
+    'ACTION_DEPENDS_ON_REFUSED',
+    '/plugin',
+    `${plugin}: this action was judged against the plugin as an earlier submission of the same batch left it, and the registry then refused that submission; what it was judged against was never published, so it is neither applied nor recorded`,
+    {
+      expected:
+        'an action judged against the plugin as published (submit it again, unchanged: it is judged anew)',
+      found: plugin,
+    },
+  );
+}
+
+/**
+ * Refuses (ACTION_DEPENDS_ON_REFUSED) each action found to change nothing (`Rejected.ordered`) on a plugin an
+ * earlier item of the batch changed and the batch then refused (its files failed, its plugin's documents would
+ * not render with it): that judgment was made against a state never published, and recorded in the action
+ * order and logged (`detail.effect: "none"`), the log said an action changed nothing of a plugin that does not
+ * show what it said, and the order held a statement against that state. The log and the order hold only what
+ * the batch publishes; the action is judged anew when submitted again. It is not judged again here, without
+ * the refused item: every check that read the plugin's state (its owners, its action order, the effect) read
+ * that item's changes, and the view the batch judged by is not unwound (an owner the refused item added would
+ * still be one, and its statement stand for the slot).
  */
 function unorderAfterRefused(items: readonly BatchItem[], changers: ReadonlyMap<BatchItem, string>): void {
-  const refusedOn = new Map<string, readonly Problem[]>();
+  const refusedOn = new Set<string>();
   for (const item of items) {
     const evaluation = item.evaluation;
     if (evaluation.kind !== 'rejected') continue;
     const changed = changers.get(item);
     if (changed !== undefined) {
-      if (!refusedOn.has(changed)) refusedOn.set(changed, evaluation.problems);
+      refusedOn.add(changed);
       continue;
     }
-    const problems = evaluation.ordered && refusedOn.get(evaluation.ordered.plugin);
-    if (!problems) continue;
+    const plugin = evaluation.ordered?.plugin;
+    if (plugin === undefined || !refusedOn.has(plugin)) continue;
     const { ordered: _judged, ...refusal } = evaluation;
-    item.evaluation = { ...refusal, problems };
+    item.evaluation = { ...refusal, problems: [dependsOnRefusedProblem(plugin)] };
   }
 }
 

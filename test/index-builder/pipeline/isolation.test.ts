@@ -23,7 +23,7 @@ import {
   type SubmissionOutcome,
 } from '../../../index-builder/pipeline/index.ts';
 import type { StoredObject } from '../../../index-builder/store.ts';
-import { submitAction, vouchedLog } from '../../support/actions.ts';
+import { submitAction, upload, vouchedLog } from '../../support/actions.ts';
 import {
   encode,
   makeBundle,
@@ -815,14 +815,15 @@ describe('when the published manifest comes again with other artifact bytes', ()
 });
 
 describe("when an action is judged to change nothing after one the batch then refuses (its plugin's documents do not render)", () => {
-  it('logs and orders neither: the log and the order hold only what the batch published', async () => {
+  it('logs and orders neither, and refuses it with an outcome of its own: submit it again', async () => {
     // Prepare: demo-plugin@2.0.0 published, then its document one that cannot be rendered (as the
     // registry's own); an owner's yank of 2.0.0, and a later one of the same version, in one batch.
     const publisher = await testKey('publisher');
     const registry = await makeRegistry();
     await registry.submit(await makeBundle({ manifest: validManifest({ version: '2.0.0' }) }));
     await processSubmissions(registry.context);
-    plant(registry, { ...pluginDoc(registry, 'demo-plugin'), description: 'broken \ud800 text' });
+    const published = pluginDoc(registry, 'demo-plugin');
+    plant(registry, { ...published, description: 'broken \ud800 text' });
     const yank = { action: 'yank', plugin: 'demo-plugin', version: '2.0.0' } as const;
     const first = await submitAction(registry.intake, { ...yank, reason: 'first' }, publisher, {
       now: new Date('2026-10-31T12:00:00Z'),
@@ -831,19 +832,37 @@ describe("when an action is judged to change nothing after one the batch then re
       now: new Date('2026-10-31T12:30:00Z'),
     });
     const logBefore = await vouchedLog(registry.site, registry.registryKey.publicKey);
+    const { failures, context } = failuresTold(registry);
 
     // Act
-    const result = await processSubmissions(registry.context, [first.key, second.key]);
+    const result = await processSubmissions(context, [first.key, second.key]);
 
-    // Assess: the first refused (its plugin does not render), the second refused as it was, judged against
-    // the first's yank, never published: neither in the log, nor the action order, nor an envelope.
+    // Assess: the first refused (its plugin does not render), the second judged against the first's yank,
+    // never published: neither in the log, nor the action order, nor an envelope. Its outcome is its own
+    // (ACTION_DEPENDS_ON_REFUSED), not the first's failure, which the operator's log has under the first's
+    // id alone: told "under this submission's id", its submitter looked for a failure that was not its own.
     expect(await vouchedLog(registry.site, registry.registryKey.publicKey)).toEqual(logBefore);
     expect(registry.intake.objects.has(actionOrderKey('demo-plugin'))).toBe(false);
     expect(keysUnder(registry, 'log/actions/')).toEqual([]);
     expect(result.outcomes.map((o) => [o.status, ...o.problems.map((p) => p.code)])).toEqual([
       ['rejected', 'SUBMISSION_WRITE_FAILED'],
-      ['rejected', 'SUBMISSION_WRITE_FAILED'],
+      ['rejected', 'ACTION_DEPENDS_ON_REFUSED'],
     ]);
+    const [firstOutcome, secondOutcome] = result.outcomes as [SubmissionOutcome, SubmissionOutcome];
+    expect(secondOutcome).toMatchObject({ action: 'yank', plugin: 'demo-plugin', version: '2.0.0' });
+    expect(recordedText(registry, secondOutcome)).not.toContain("operator's log");
+    expect(secondOutcome.problems[0]?.expected).toContain('submit it again');
+    expect(failures.map((f) => f.id)).toEqual([firstOutcome.id]);
     expect(pluginDoc(registry, 'demo-plugin').versions[0]).not.toHaveProperty('yanked', true);
+
+    // Submitted again (the same envelope) once the plugin renders, it is judged anew: not a replay.
+    plant(registry, published);
+    await upload(registry.intake, second.bytes, 'yank');
+    const again = await processSubmissions(registry.context);
+    expect(again.outcomes.map((o) => [o.status, ...o.problems.map((p) => p.code)])).toEqual([['accepted']]);
+    expect(pluginDoc(registry, 'demo-plugin').versions[0]).toMatchObject({
+      yanked: true,
+      yanked_reason: 'second',
+    });
   });
 });
