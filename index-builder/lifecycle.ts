@@ -471,6 +471,33 @@ export function loggedActionSlot(entry: LogEntry): ActionSlot | undefined {
   }
 }
 
+/**
+ * The action order each plugin's logged actions give (`loggedActionSlot`), the newer per slot standing, each
+ * recorded as the batch that took it recorded it (`slotRecord`: made when signed, or when logged if earlier).
+ * Entries logged before the log recorded `created` give none.
+ */
+export function loggedOrders(entries: Iterable<LogEntry>): Map<string, ActionOrder> {
+  const orders = new Map<string, ActionOrder>();
+  for (const entry of entries) {
+    const slot = loggedActionSlot(entry);
+    if (!slot || entry.plugin === undefined || entry.created === undefined) continue;
+    const record = slotRecord(entry.created, entry.digest, entry.time);
+    orders.set(entry.plugin, withSlotRecord(orders.get(entry.plugin) ?? {}, slot, record));
+  }
+  return orders;
+}
+
+/**
+ * `logged` (an order taken from the log) with `recorded` (the intake store's) over it, the newer per slot
+ * standing and the recorded one on a tie: it is the batches' own, and may know an action refused as changing
+ * nothing before such actions were logged.
+ */
+export function mergedOrder(logged: ActionOrder, recorded: ActionOrder): ActionOrder {
+  let order = logged;
+  for (const [slot, record] of Object.entries(recorded)) order = withSlotRecord(order, slot, record);
+  return order;
+}
+
 const FRACTION = /\.(\d{1,9})/;
 
 /**

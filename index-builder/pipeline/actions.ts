@@ -48,8 +48,10 @@ import {
   actionDetail,
   actionSlot,
   applyAction,
+  createdInstant,
   findVersion,
-  loggedActionSlot,
+  loggedOrders,
+  mergedOrder,
   type NamedKey,
   parseActionOrder,
   prunedOrder,
@@ -294,6 +296,7 @@ async function overtaken(
   const slot = actionSlot(action, key);
   if (slot === undefined) return false;
   const made = slotRecord(action.created, read.digest, judged).created;
+  await takeLoggedSince(judging, made);
   const standing: Record<string, SlotRecord> = { ...(await judging.view.order(action.plugin)) };
   for (;;) {
     const newer = supersedingAction(standing, slot, made);
@@ -318,6 +321,19 @@ async function awaitsItsRetry(ctx: PipelineContext, judging: Judging, digest: st
     judging.log.atHand(submission) &&
     (await ctx.intake.head(statusKey(submission))) === undefined
   );
+}
+
+/**
+ * Takes into the view's action orders what the published log holds of the actions that could supersede one
+ * made at `made`: those logged after it (an action's slot records it as made no later than it was logged,
+ * `slotRecord`), read back to the first segment begun before it, with the clock's skew as margin between
+ * runs' clocks. The intake store's record alone was trusted before: put back older on its own (a copy of it
+ * restored, or written by whoever may write `state/`), it let an action through that an action logged since
+ * had superseded. For an action made lately that is the log's last segment, which the batch holds already.
+ */
+async function takeLoggedSince(judging: Judging, made: string): Promise<void> {
+  const since = Number(createdInstant(made) / 1_000_000n) - ACTION_CLOCK_SKEW_MS;
+  await judging.view.takeLoggedOrders(judging.log, since);
 }
 
 /**
@@ -475,6 +491,7 @@ export async function evaluateAction(
   // The newest signed statement about a piece of state stands: one made before it is refused, whatever
   // order they arrived in (lifecycle.ts `ActionOrder`).
   const slot = actionSlot(action, named.key);
+  if (slot) await takeLoggedSince(judging, action.created);
   const newer = slot && supersedingAction(await view.order(doc.name), slot, action.created);
   if (newer) return refuse([supersededProblem(doc.name, action.created, newer)]);
   const revoked = await view.revoked();
@@ -1050,15 +1067,7 @@ async function restoreOrders(
   now: Date,
   turn: () => Promise<void>,
 ): Promise<number> {
-  const logged = new Map<string, ActionOrder>();
-  for (const entry of recent) {
-    const slot = loggedActionSlot(entry);
-    if (!slot || entry.plugin === undefined || entry.created === undefined) continue;
-    const order = logged.get(entry.plugin) ?? {};
-    // Logged when it was judged: the record as the batch that took it wrote it (`slotRecord`).
-    const record = slotRecord(entry.created, entry.digest, entry.time);
-    logged.set(entry.plugin, withSlotRecord(order, slot, record));
-  }
+  const logged = loggedOrders(recent);
   // Only the records there are read (found by listing them, as the markers are): after a loss there are
   // none, where a read of each plugin's record cost a request each.
   const there = await existingKeys(
@@ -1073,11 +1082,9 @@ async function restoreOrders(
       ? await ctx.intake.get(actionOrderKey(plugin))
       : undefined;
     const recorded = object ? recordedOrderOrNone(object.body, plugin) : {};
-    // The recorded one stands on a tie: it is the batches' own, and may know an action refused as changing
-    // nothing before such actions were logged (the log's record over it rewrote the order of a registry that
-    // lost nothing, and a rebuild said it restored it).
-    let order = slots;
-    for (const [slot, record] of Object.entries(recorded)) order = withSlotRecord(order, slot, record);
+    // The recorded one stands on a tie (the log's record over it rewrote the order of a registry that lost
+    // nothing, and a rebuild said it restored it).
+    const order = mergedOrder(slots, recorded);
     if (Object.entries(order).every(([slot, record]) => recorded[slot]?.digest === record.digest)) return;
     await turn();
     await writeActionOrder(ctx, plugin, order, now);

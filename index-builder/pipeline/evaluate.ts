@@ -21,6 +21,8 @@ import {
   type ActionOrder,
   type ActionSlot,
   EMPTY_REVOKED_KEYS,
+  loggedOrders,
+  mergedOrder,
   type NamedKey,
   parseActionOrder,
   parseRevokedKeys,
@@ -248,6 +250,9 @@ export class BatchView {
   readonly applied = new Set<string>();
   /** Each plugin's action order as recorded (`state/action-order/`), read once per batch. */
   readonly #recordedOrder = new Map<string, Promise<ActionOrder>>();
+  /** Each plugin's action order as the published log's entries from `#loggedSince` on set it. */
+  #logged = new Map<string, ActionOrder>();
+  #loggedSince = Number.POSITIVE_INFINITY;
   /** Each plugin's action order as this batch has changed it so far. */
   readonly #order = new Map<string, ActionOrder>();
 
@@ -333,8 +338,33 @@ export class BatchView {
     this.#revoked = list;
   }
 
-  /** The newest action applied to each slot of plugin `name` before this batch (none recorded: empty). */
-  recordedOrder(name: string): Promise<ActionOrder> {
+  /**
+   * The newest action applied to each slot of plugin `name` before this batch: as recorded (none: empty), and
+   * as the log entries taken so far (`takeLoggedOrders`) set them, the newer per slot standing.
+   */
+  async recordedOrder(name: string): Promise<ActionOrder> {
+    const recorded = await this.#readOrder(name);
+    const logged = this.#logged.get(name);
+    return logged ? mergedOrder(logged, recorded) : recorded;
+  }
+
+  /**
+   * Takes the action orders the published log's entries logged from `since` (ms since the epoch) on set
+   * (`LogWriter.entriesSince`) into every order this view gives, recorded or as the batch changed it, unless
+   * it took them from as early already: the record in the intake store is a copy the log vouches for, and one
+   * put back older on its own is caught up, as a rebuild would restore it.
+   */
+  async takeLoggedOrders(log: LogWriter, since: number): Promise<void> {
+    if (since >= this.#loggedSince) return;
+    this.#logged = loggedOrders(await log.entriesSince(since));
+    this.#loggedSince = since;
+    for (const [name, order] of this.#order) {
+      const logged = this.#logged.get(name);
+      if (logged) this.#order.set(name, mergedOrder(logged, order));
+    }
+  }
+
+  #readOrder(name: string): Promise<ActionOrder> {
     let read = this.#recordedOrder.get(name);
     if (!read) {
       read = this.intake

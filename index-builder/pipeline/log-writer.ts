@@ -499,6 +499,23 @@ export class LogWriter {
     return entries;
   }
 
+  /**
+   * The entries logged from `since` (ms since the epoch) on: every segment back to the first that begins with
+   * an entry logged before it (one segment at least), checked against the head as the entries `open` read
+   * are. A batch judges an action made lately with the last segment alone, which it holds already (it
+   * appends to it); one made earlier reads back as far as it was made, never further.
+   * @throws TrustError as `open` does (LOG_TRUNCATED, LOG_ENTRY_ALTERED...), naming the segment
+   */
+  async entriesSince(since: number): Promise<LogEntry[]> {
+    if (this.#head.length === 0) return [];
+    let index = segmentOf(this.#head.length - 1);
+    for (; index > 0; index--) {
+      const [first] = await this.#segment(index);
+      if (first === undefined || !(Date.parse((JSON.parse(first) as LogEntry).time) >= since)) break;
+    }
+    return (await this.#chain(index * LOG_SEGMENT_ENTRIES)).map((read) => read.entry);
+  }
+
   #remember(entry: LogEntry): void {
     this.#unvouched.set(`${entry.type} ${entry.digest}`, entry);
   }

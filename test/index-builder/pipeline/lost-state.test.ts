@@ -35,8 +35,10 @@ import { processSubmissions, rebuildRegistry } from '../../../index-builder/pipe
 import {
   currentLogHead,
   LOG_STATE_KEY,
+  LogWriter,
   readLogHead,
   recentLogEntries,
+  writeLogHead,
 } from '../../../index-builder/pipeline/log-writer.ts';
 import { rotateRegistryKey } from '../../../index-builder/pipeline/rotate.ts';
 import { signRotation } from '../../../index-builder/rotation.ts';
@@ -458,6 +460,100 @@ describe.each(kinds)('when an action order record is not one, on %s', (_, stores
     expect(rebuilt.restored).toEqual({ markers: 0, orders: 1 });
     expect(await texts(intake, actionOrderKey(NAME))).toEqual(order);
     expect(overruled?.problems.map((p) => p.code)).toEqual(['ACTION_SUPERSEDED']);
+  });
+});
+
+describe.each(kinds)('when an action order record is put back older on its own, on %s', (_, stores) => {
+  it('a batch still refuses an action older than one the log holds (ACTION_SUPERSEDED), with no rebuild', async () => {
+    // Prepare: NAME's order put back as the yank's batch wrote it, before the unyank (a copy of it restored
+    // alone, or written by whoever may write state/); the log record, the catalog and the markers as they are.
+    const registry = await registryWithHistory(stores());
+    const { intake, site } = registry.context;
+    const rolledBack = {
+      schema: 'plugindex/action-order/v1',
+      plugin: NAME,
+      slots: { 'yank/1.0.0': { created: ACTION_SIGNED.toISOString(), digest: registry.yanked.digest } },
+    };
+    await intake.put(actionOrderKey(NAME), new TextEncoder().encode(`${JSON.stringify(rolledBack)}\n`), {
+      contentType: 'application/json',
+      cacheControl: CACHE_PRIVATE,
+    });
+
+    // Act: a yank made before the unyank (after the yank the record still holds).
+    const older = await registry.sign({ ...registry.yank, reason: 'made earlier' }, HOUR / 2);
+    const [overruled] = await registry.run(await upload(intake, older.bytes));
+
+    // Assert: refused by the unyank, which the log holds (taken from it, as a rebuild would), not the record;
+    // the version stays unyanked. An action made after the unyank then applies, and the record it writes
+    // holds the log's unyank no more (its slot is the newer yank's) but is whole again.
+    expect(overruled?.problems.map((p) => p.code)).toEqual(['ACTION_SUPERSEDED']);
+    expect(overruled?.problems[0]?.message).toContain(registry.unyanked.digest);
+    expect(await yankedOf(site)).toBe(false);
+    const newer = await registry.sign({ ...registry.yank, reason: 'made later' }, 2 * HOUR);
+    expect((await registry.run(await upload(intake, newer.bytes)))[0]?.status).toBe('accepted');
+    expect(await yankedOf(site)).toBe(true);
+  });
+});
+
+describe('when a batch takes the action orders the log holds for an action it judges', () => {
+  const NOW = Date.parse('2026-11-20T00:00:00Z');
+  /** Segments 0 and 1 logged two days ago, segment 2 begun an hour ago: the log a batch opens. */
+  const openedLog = async () => {
+    const base = await makeRegistry();
+    const site = new MemoryStore();
+    const intake = new MemoryStore();
+    const head = await publishLogEntries(
+      site,
+      Array.from({ length: 2 * LOG_SEGMENT_ENTRIES + 10 }, (_, i) => ({
+        time: new Date(NOW - (i < 2 * LOG_SEGMENT_ENTRIES ? 48 : 1) * HOUR + i).toISOString(),
+        type: 'publish' as const,
+        plugin: NAME,
+        version: `0.0.${i}`,
+        signer: 'A'.repeat(40),
+        digest: sha256Hex(`entry ${i}`),
+      })),
+    );
+    await writeLogHead(intake, head);
+    // Vouched for by the published snapshot: a batch reads only the segment it appends to.
+    await site.put(SNAPSHOT_KEY, new TextEncoder().encode(JSON.stringify({ log: head })), {
+      contentType: 'application/json',
+      cacheControl: CACHE_MUTABLE,
+    });
+    const requests: Request[] = [];
+    const log = await LogWriter.open({ ...base.context, intake, site: counting(site, requests) });
+    return { site, log, requests };
+  };
+
+  it('reads no segment for an action made lately: the last one, which it appends to, is held already', async () => {
+    const { log, requests } = await openedLog();
+    const opened = requests.length;
+    expect(requests.filter((r) => r.key.startsWith('log/'))).toEqual([
+      { method: 'get', key: logSegmentKey(2) },
+    ]);
+
+    const entries = await log.entriesSince(NOW - 5 * 60 * 1000);
+
+    expect(requests.length).toBe(opened);
+    expect(entries[0]?.seq).toBe(2 * LOG_SEGMENT_ENTRIES);
+  });
+
+  it('reads back as far as an action older than the last segment was made, checking what it reads', async () => {
+    const { site, log, requests } = await openedLog();
+    const opened = requests.length;
+
+    const entries = await log.entriesSince(NOW - 3 * HOUR);
+
+    expect(requests.slice(opened)).toEqual([{ method: 'get', key: logSegmentKey(1) }]);
+    expect(entries.map((entry) => entry.seq)).toEqual(
+      Array.from({ length: LOG_SEGMENT_ENTRIES + 10 }, (_, i) => LOG_SEGMENT_ENTRIES + i),
+    );
+    // An entry altered where it is published, in a segment read back: refused as every read of the log is.
+    const segment = decoder.decode((await site.get(logSegmentKey(0)))?.body);
+    await site.put(logSegmentKey(0), new TextEncoder().encode(segment.replace('0.0.3"', '0.0.4"')), {
+      contentType: 'application/jsonl',
+      cacheControl: CACHE_MUTABLE,
+    });
+    await expect(log.entriesSince(NOW - 72 * HOUR)).rejects.toMatchObject({ code: 'LOG_ENTRY_ALTERED' });
   });
 });
 
