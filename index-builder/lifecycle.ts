@@ -515,21 +515,29 @@ function related(a: ActionSlot, b: ActionSlot): boolean {
   return a === b || a.startsWith(`${b}/`) || b.startsWith(`${a}/`);
 }
 
+/** Every action applied to `slot` (or a slot within or around it) made after `created`, in slot order. */
+export function supersedingActions(
+  order: ActionOrder,
+  slot: ActionSlot,
+  created: string,
+): (SlotRecord & { readonly slot: ActionSlot })[] {
+  const instant = createdInstant(created);
+  // Slots in one order, so which one a refusal names never depends on how the record was written.
+  return Object.keys(order)
+    .sort()
+    .filter((name) => related(name, slot) && createdInstant((order[name] as SlotRecord).created) > instant)
+    .map((name) => ({ slot: name, ...(order[name] as SlotRecord) }));
+}
+
 /** The newest action applied to `slot` (or a slot within or around it) made after `created`, if any. */
 export function supersedingAction(
   order: ActionOrder,
   slot: ActionSlot,
   created: string,
 ): (SlotRecord & { readonly slot: ActionSlot }) | undefined {
-  const instant = createdInstant(created);
   let newest: (SlotRecord & { readonly slot: ActionSlot }) | undefined;
-  // Slots in one order, so which one a refusal names never depends on how the record was written.
-  for (const name of Object.keys(order).sort()) {
-    const record = order[name] as SlotRecord;
-    if (!related(name, slot) || createdInstant(record.created) <= instant) continue;
-    if (!newest || createdInstant(record.created) > createdInstant(newest.created))
-      newest = { slot: name, ...record };
-  }
+  for (const record of supersedingActions(order, slot, created))
+    if (!newest || createdInstant(record.created) > createdInstant(newest.created)) newest = record;
   return newest;
 }
 

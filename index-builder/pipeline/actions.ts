@@ -61,6 +61,7 @@ import {
   slotRecord,
   supersededProblem,
   supersedingAction,
+  supersedingActions,
   versionFiles,
   withRevokedKey,
   withSlotRecord,
@@ -492,8 +493,15 @@ export async function evaluateAction(
   // order they arrived in (lifecycle.ts `ActionOrder`).
   const slot = actionSlot(action, named.key);
   if (slot) await takeLoggedSince(judging, action.created);
-  const newer = slot && supersedingAction(await view.order(doc.name), slot, action.created);
-  if (newer) return refuse([supersededProblem(doc.name, action.created, newer)]);
+  const order = await view.order(doc.name);
+  const newer = slot && supersedingAction(order, slot, action.created);
+  if (slot && newer) {
+    const refusal = refuse([supersededProblem(doc.name, action.created, newer)]);
+    // Superseded only by what this batch applied so far: a refusal that stands only while they do.
+    if (supersedingAction(await view.recordedOrder(doc.name), slot, action.created)) return refusal;
+    const digests = supersedingActions(order, slot, action.created).map((record) => record.digest);
+    return { ...refusal, supersededIn: { plugin: doc.name, digests } };
+  }
   const revoked = await view.revoked();
   const applied = applyAction(doc, action, {
     at,

@@ -130,6 +130,12 @@ export interface Rejected {
    * log, and a slot only the intake store knew was lost with its `state/`.
    */
   readonly ordered?: OrderedRefusal;
+  /**
+   * An action refused ACTION_SUPERSEDED by actions of this batch alone (none the registry applied before the
+   * batch supersedes it): their digests. Should the batch refuse them all since, none of them ever stood,
+   * and neither does the refusal (pipeline/index.ts `unorderAfterRefused`).
+   */
+  readonly supersededIn?: { readonly plugin: string; readonly digests: readonly string[] };
 }
 
 /** An action refused as changing nothing that still stands for its slot (`Rejected.ordered`). */

@@ -248,21 +248,28 @@ function refuseEchoes(items: readonly BatchItem[], refused: readonly RefusedVers
   }
 }
 
+/** What an item changed of the batch's view when it was judged: its plugin, and for an action its digest. */
+interface ViewChange {
+  readonly plugin: string;
+  /** The action's, whose record in the plugin's action order may supersede one judged after it. */
+  readonly digest?: string;
+}
+
 /**
- * The items that changed the batch's view when they were judged, each with its plugin: those accepted then
- * (a publish, an action on a plugin), whether or not the batch refuses them since (`refused`: those whose
- * files failed, rejected already).
+ * The items that changed the batch's view when they were judged: those accepted then (a publish, an action on
+ * a plugin), whether or not the batch refuses them since (`refused`: those whose files failed, rejected
+ * already).
  */
 function changingItems(
   items: readonly BatchItem[],
   refused: readonly RefusedVersion[],
-): Map<BatchItem, string> {
-  const changers = new Map<BatchItem, string>(refused.map((r) => [r.item, r.manifest.name]));
+): Map<BatchItem, ViewChange> {
+  const changers = new Map<BatchItem, ViewChange>(refused.map((r) => [r.item, { plugin: r.manifest.name }]));
   for (const item of items) {
     const evaluation = item.evaluation;
-    if (evaluation.kind === 'accepted') changers.set(item, evaluation.manifest.name);
+    if (evaluation.kind === 'accepted') changers.set(item, { plugin: evaluation.manifest.name });
     else if (evaluation.kind === 'action-accepted' && 'plugin' in evaluation.read.action)
-      changers.set(item, evaluation.read.action.plugin);
+      changers.set(item, { plugin: evaluation.read.action.plugin, digest: evaluation.read.digest });
   }
   return changers;
 }
@@ -286,29 +293,43 @@ function dependsOnRefusedProblem(plugin: string): Problem {
 }
 
 /**
- * Refuses (ACTION_DEPENDS_ON_REFUSED) each action found to change nothing (`Rejected.ordered`) on a plugin an
- * earlier item of the batch changed and the batch then refused (its files failed, its plugin's documents would
- * not render with it): that judgment was made against a state never published, and recorded in the action
- * order and logged (`detail.effect: "none"`), the log said an action changed nothing of a plugin that does not
- * show what it said, and the order held a statement against that state. The log and the order hold only what
- * the batch publishes; the action is judged anew when submitted again. It is not judged again here, without
- * the refused item: every check that read the plugin's state (its owners, its action order, the effect) read
- * that item's changes, and the view the batch judged by is not unwound (an owner the refused item added would
- * still be one, and its statement stand for the slot).
+ * Refuses (ACTION_DEPENDS_ON_REFUSED) each action judged against what earlier items of the batch did, which
+ * the batch then refused (their files failed, their plugin's documents would not render with them):
+ * - one found to change nothing (`Rejected.ordered`) on a plugin such an item changed: that judgment was made
+ *   against a state never published, and recorded in the action order and logged (`detail.effect: "none"`),
+ *   the log said an action changed nothing of a plugin that does not show what it said, and the order held a
+ *   statement against that state (its own record, refused with it, supersedes nothing after it either);
+ * - one refused as superseded by such items alone (`Rejected.supersededIn`): told ACTION_SUPERSEDED, its
+ *   submitter read of a newer action that "stands for its slot", and none does.
+ * The log and the order hold only what the batch publishes; the action is judged anew when submitted again.
+ * It is not judged again here, without the refused items: every check that read the plugin's state (its
+ * owners, its action order, the effect) read their changes, and the view the batch judged by is not unwound
+ * (an owner a refused item added would still be one, and its statement stand for the slot).
  */
-function unorderAfterRefused(items: readonly BatchItem[], changers: ReadonlyMap<BatchItem, string>): void {
+function unorderAfterRefused(
+  items: readonly BatchItem[],
+  changers: ReadonlyMap<BatchItem, ViewChange>,
+): void {
   const refusedOn = new Set<string>();
+  /** The digests of the actions refused since they were applied to the view's action order. */
+  const unordered = new Set<string>();
   for (const item of items) {
     const evaluation = item.evaluation;
     if (evaluation.kind !== 'rejected') continue;
     const changed = changers.get(item);
     if (changed !== undefined) {
-      refusedOn.add(changed);
+      refusedOn.add(changed.plugin);
+      if (changed.digest !== undefined) unordered.add(changed.digest);
       continue;
     }
-    const plugin = evaluation.ordered?.plugin;
-    if (plugin === undefined || !refusedOn.has(plugin)) continue;
-    const { ordered: _judged, ...refusal } = evaluation;
+    const { ordered, supersededIn } = evaluation;
+    let plugin: string | undefined;
+    if (ordered && refusedOn.has(ordered.plugin)) {
+      plugin = ordered.plugin;
+      unordered.add(ordered.read.digest);
+    } else if (supersededIn?.digests.every((digest) => unordered.has(digest))) plugin = supersededIn.plugin;
+    if (plugin === undefined) continue;
+    const { ordered: _judged, supersededIn: _by, ...refusal } = evaluation;
     item.evaluation = { ...refusal, problems: [dependsOnRefusedProblem(plugin)] };
   }
 }

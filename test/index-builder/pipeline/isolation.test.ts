@@ -866,3 +866,75 @@ describe("when an action is judged to change nothing after one the batch then re
     });
   });
 });
+
+describe("when an action is refused as superseded by one the batch then refuses (its plugin's documents do not render)", () => {
+  it('refuses it with an outcome of its own (ACTION_DEPENDS_ON_REFUSED): the newer one never stood', async () => {
+    // Prepare: demo-plugin@2.0.0 published, then its document one that cannot be rendered (as the
+    // registry's own); an owner's yank of 2.0.0, then one made before it, in one batch.
+    const publisher = await testKey('publisher');
+    const registry = await makeRegistry();
+    await registry.submit(await makeBundle({ manifest: validManifest({ version: '2.0.0' }) }));
+    await processSubmissions(registry.context);
+    const published = pluginDoc(registry, 'demo-plugin');
+    plant(registry, { ...published, description: 'broken \ud800 text' });
+    const yank = { action: 'yank', plugin: 'demo-plugin', version: '2.0.0' } as const;
+    const newer = await submitAction(registry.intake, { ...yank, reason: 'newer' }, publisher, {
+      now: new Date('2026-10-31T12:30:00Z'),
+    });
+    const older = await submitAction(registry.intake, { ...yank, reason: 'older' }, publisher, {
+      now: new Date('2026-10-31T12:00:00Z'),
+    });
+
+    // Act
+    const result = await processSubmissions(registry.context, [newer.key, older.key]);
+
+    // Assess: the newer refused (its plugin does not render); the older was refused by its record alone,
+    // which nothing records now: told ACTION_SUPERSEDED, its submitter read of a newer yank that "stands".
+    expect(result.outcomes.map((o) => [o.status, ...o.problems.map((p) => p.code)])).toEqual([
+      ['rejected', 'SUBMISSION_WRITE_FAILED'],
+      ['rejected', 'ACTION_DEPENDS_ON_REFUSED'],
+    ]);
+    expect(registry.intake.objects.has(actionOrderKey('demo-plugin'))).toBe(false);
+
+    // Submitted again once the plugin renders, the older one is judged anew, against what was published.
+    plant(registry, published);
+    await upload(registry.intake, older.bytes, 'yank');
+    const again = await processSubmissions(registry.context);
+    expect(again.outcomes.map((o) => [o.status, ...o.problems.map((p) => p.code)])).toEqual([['accepted']]);
+    expect(pluginDoc(registry, 'demo-plugin').versions[0]).toMatchObject({
+      yanked: true,
+      yanked_reason: 'older',
+    });
+  });
+
+  it('refuses it as superseded still when an action the registry applied before supersedes it too', async () => {
+    // Prepare: a yank applied at 12:10; then, with the plugin's document one that cannot be rendered, an
+    // unyank made at 12:30 and one made at 12:00, in one batch.
+    const publisher = await testKey('publisher');
+    const registry = await makeRegistry();
+    await registry.submit(await makeBundle({ manifest: validManifest({ version: '2.0.0' }) }));
+    await processSubmissions(registry.context);
+    const yank = { action: 'yank', plugin: 'demo-plugin', version: '2.0.0' } as const;
+    await submitAction(registry.intake, { ...yank, reason: 'applied' }, publisher, {
+      now: new Date('2026-10-31T12:10:00Z'),
+    });
+    expect((await processSubmissions(registry.context)).outcomes[0]?.status).toBe('accepted');
+    plant(registry, { ...pluginDoc(registry, 'demo-plugin'), description: 'broken \ud800 text' });
+    const unyank = { action: 'unyank', plugin: 'demo-plugin', version: '2.0.0' } as const;
+    const newer = await submitAction(registry.intake, unyank, publisher, {
+      now: new Date('2026-10-31T12:30:00Z'),
+    });
+    const older = await submitAction(registry.intake, unyank, publisher, {
+      now: new Date('2026-10-31T12:00:00Z'),
+    });
+
+    // Act
+    const result = await processSubmissions(registry.context, [newer.key, older.key]);
+
+    // Assess: the applied yank, made after the older one, stands whatever became of the newer.
+    expect(result.outcomes.map((o) => [o.status, ...o.problems.map((p) => p.code)])).toEqual([
+      ['rejected', 'SUBMISSION_WRITE_FAILED'],
+      ['rejected', 'ACTION_SUPERSEDED'],
+    ]);
+  });
+});
