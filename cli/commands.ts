@@ -223,12 +223,13 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     summary:
       'move the registry to a new signing key: a rotation signed by both keys, then everything signed again',
     usage:
-      "plugindex rotate-key --registry DIR --new-key SECRET_KEY [--output FILE] [--json]\n       plugindex rotate-key --bucket UPLOAD_BUCKET --queue-url URL --old-key SECRET_KEY --new-key SECRET_KEY\n         [--new-passphrase-file FILE] [--url REGISTRY_URL] [--endpoint URL] [--timeout SECONDS] [--json]\n         (the new key, and its passphrase, already in the signing secret)\n  Encrypted keys: PLUGINDEX_KEY_PASSPHRASE; --new-passphrase-file: the new key's own. --output: only write the signed rotation.",
+      "plugindex rotate-key --registry DIR --new-key SECRET_KEY [--compromised] [--output FILE] [--json]\n       plugindex rotate-key --bucket UPLOAD_BUCKET --queue-url URL --old-key SECRET_KEY --new-key SECRET_KEY\n         [--compromised] [--new-passphrase-file FILE] [--url REGISTRY_URL] [--endpoint URL] [--timeout SECONDS] [--json]\n         (the new key, and its passphrase, already in the signing secret)\n  Encrypted keys: PLUGINDEX_KEY_PASSPHRASE; --new-passphrase-file: the new key's own. --output: only write the signed rotation.\n  --compromised: the old key is no longer secret; clients that follow the rotation stop trusting it for anything.",
     options: {
       ...REGISTRY,
       'new-key': { type: 'string' },
       'old-key': { type: 'string' },
       'new-passphrase-file': { type: 'string' },
+      compromised: { type: 'boolean' },
       output: { type: 'string' },
       bucket: { type: 'string' },
       'queue-url': { type: 'string' },

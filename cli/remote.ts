@@ -129,6 +129,8 @@ export async function rotateThroughQueue(options: {
   readonly passphrase?: string;
   /** Decrypts the new key: one put into the signing key secret with a passphrase of its own. */
   readonly newPassphrase?: string;
+  /** The old key is no longer secret: the signed rotation says so (`compromised: true`). */
+  readonly compromised?: boolean;
   /** The registry's public URL; default: the `url` of the config object in the upload bucket. */
   readonly url?: string;
   readonly endpoint?: string;
@@ -230,6 +232,7 @@ export async function rotateThroughQueue(options: {
       previous,
       next,
       now: new Date(),
+      ...(options.compromised === true ? { compromised: true } : {}),
     });
     const uploadKey = rotate.rotationUploadKey(bytes);
     const outcomeKey = rotate.rotationOutcomeKey(uploadKey);

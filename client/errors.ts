@@ -106,13 +106,20 @@ export type ClientErrorCode =
    * rotated to): a reset forgets the floors of a registry rebuilt under the same key, never takes another
    * key. Nothing is forgotten; the message names `registry add --force` for a registry under a new key.
    */
-  | 'TRUST_RESET_REFUSED';
+  | 'TRUST_RESET_REFUSED'
+  /**
+   * A signature by a registry key that a rotation retired as compromised (`rotate-key --compromised`): a
+   * manifest's beside an installed version, or the one a frozen install found for a lock made under that
+   * key. The message names the key, the rotation, and what mends it.
+   */
+  | 'KEY_REVOKED';
 
 /** The codes that are trust refusals: a command exits 3 for them, as for a TrustError. */
 const REFUSAL_CODES: ReadonlySet<ClientErrorCode> = new Set([
   'RESPONSE_TOO_LARGE',
   'LOCK_MISMATCH',
   'INSTALLED_MODIFIED',
+  'KEY_REVOKED',
   'FETCH_CROSS_ORIGIN_REDIRECT',
   'CREDENTIALS_NOT_TRUSTED',
   'INSTALL_PATH_LINKED',

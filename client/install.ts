@@ -27,6 +27,7 @@ import {
   withoutInstalled,
 } from './installed.ts';
 import { compareStrings, own } from './json-input.ts';
+import { keyRevokedError, revokedLink } from './key-chain.ts';
 import { checkAdvisories, deprecationOf } from './lifecycle.ts';
 import {
   EMPTY_LOCKFILE,
@@ -947,32 +948,42 @@ async function planFrozen(
   const folder = await folderTrust(ctx, entry, given);
   const warnings: string[] = [];
   const published = trust ? manifestKey(target.name, entry.version) : undefined;
-  const fetched = await frozenManifest(ctx, entry, registry?.key_fingerprint, endpoint, published).catch(
-    (error: Error) => {
-      // From a registry, only its being unreachable (or offline) is an outage to go on through; a manifest it
-      // does not serve, or serves as other bytes than the lock pins, is the lock contradicting the registry.
-      if (trust && !(error instanceof ClientError && OUTAGES.has(error.code)))
-        throw new ClientError(
-          'LOCK_MISMATCH',
-          `${options.lockfile}: plugins/${target.name}@${entry.version} pins manifest sha256 ${entry.manifest_sha256}, which registry ${entry.registry} does not publish for it (${error.message})`,
-          { cause: error },
-        );
-      // A policy is judged on what the manifest asks for: without it, nothing would be but the lock's word.
-      if (options.policy)
-        throw new ClientError(
-          'POLICY_DENIED',
-          `${options.lockfile}: plugins/${target.name}@${entry.version}: the policy cannot be judged without the manifest it pins (sha256 ${entry.manifest_sha256}; ${error.message})`,
-        );
-      // A folder's manifest is where the lock says (not where a registry publishes it), so no failure to
-      // have it is an outage to go on through: a lock pointing it at a host that does not answer would
-      // place the files on the lock's digests alone, which the folder's key never vouched for.
-      if (folder) throw folderRefusal(target.name, entry, folder, error, options.lockfile);
-      warnings.push(
-        `${target.name}@${entry.version}: its signed manifest was not placed beside it (${error.message})`,
+  // A lock made under a key retired as compromised: its manifest's signature is the registry's by the key
+  // it holds now, read from it, never the one cached under the lock's key (whoever took that key may have
+  // put it there, or may serve it).
+  const current =
+    trust && revokedLink(trust.chain, registry?.key_fingerprint) ? trust.fingerprint : undefined;
+  const fetched = await frozenManifest(
+    ctx,
+    entry,
+    registry?.key_fingerprint,
+    endpoint,
+    published,
+    current,
+  ).catch((error: Error) => {
+    // From a registry, only its being unreachable (or offline) is an outage to go on through; a manifest it
+    // does not serve, or serves as other bytes than the lock pins, is the lock contradicting the registry.
+    if (trust && !(error instanceof ClientError && OUTAGES.has(error.code)))
+      throw new ClientError(
+        'LOCK_MISMATCH',
+        `${options.lockfile}: plugins/${target.name}@${entry.version} pins manifest sha256 ${entry.manifest_sha256}, which registry ${entry.registry} does not publish for it (${error.message})`,
+        { cause: error },
       );
-      return undefined;
-    },
-  );
+    // A policy is judged on what the manifest asks for: without it, nothing would be but the lock's word.
+    if (options.policy)
+      throw new ClientError(
+        'POLICY_DENIED',
+        `${options.lockfile}: plugins/${target.name}@${entry.version}: the policy cannot be judged without the manifest it pins (sha256 ${entry.manifest_sha256}; ${error.message})`,
+      );
+    // A folder's manifest is where the lock says (not where a registry publishes it), so no failure to
+    // have it is an outage to go on through: a lock pointing it at a host that does not answer would
+    // place the files on the lock's digests alone, which the folder's key never vouched for.
+    if (folder) throw folderRefusal(target.name, entry, folder, error, options.lockfile);
+    warnings.push(
+      `${target.name}@${entry.version}: its signed manifest was not placed beside it (${error.message})`,
+    );
+    return undefined;
+  });
   let checked = fetched;
   if (checked) {
     const check = (read: FrozenManifest) =>
@@ -987,7 +998,10 @@ async function planFrozen(
     try {
       await check(checked);
     } catch (error) {
-      if (!(checked.again && error instanceof TrustError && error.code === 'DOCUMENT_MISMATCH')) throw error;
+      const refused =
+        (error instanceof TrustError && error.code === 'DOCUMENT_MISMATCH') ||
+        (error instanceof ClientError && error.code === 'KEY_REVOKED');
+      if (!(checked.again && refused)) throw error;
       // Read afresh or not at all: the refusal stands when the registry cannot be asked again.
       const afresh = await checked.again().catch((again: unknown) => {
         if (again instanceof ClientError || again instanceof TrustError) return undefined;
@@ -1080,6 +1094,9 @@ async function checkFrozenManifest(
  * kept and found under that key: another registry publishing the same manifest bytes signs them with its
  * own. `keep` puts what was fetched in the cache, once the caller has checked it; `again`, for one read from
  * a registry, reads the signature afresh, past every cache, for a caller whose keys refused the one read.
+ * With `current` (the lock's key was retired as compromised; the key the client holds now), the cache's
+ * signature under the lock's key is not read: the signature is read from the registry, and kept under
+ * `current`, the key it must be by.
  * @throws when neither is at hand (ClientError OFFLINE_MISSING, FETCH_*; LOCK_MISMATCH for other bytes than
  *   the lock pins; LOCK_OUT_OF_SYNC for a lock that records no key or no location): a source without a
  *   registry's signature goes on without it, with a warning.
@@ -1090,11 +1107,15 @@ async function frozenManifest(
   keyFingerprint: string | undefined,
   endpoint: Endpoint,
   published: string | undefined,
+  current?: string,
 ): Promise<FrozenManifest> {
   if (keyFingerprint === undefined)
     throw new ClientError('LOCK_OUT_OF_SYNC', `the lock records no key for ${entry.registry}`);
   const cached = await ctx.cache.document(entry.manifest_sha256);
-  const kept = cached ? await ctx.cache.signature(entry.manifest_sha256, keyFingerprint) : undefined;
+  const kept =
+    cached && current === undefined
+      ? await ctx.cache.signature(entry.manifest_sha256, keyFingerprint)
+      : undefined;
   const parsed = (bytes: Uint8Array, signature: string): VerifiedManifest => ({
     manifest: JSON.parse(new TextDecoder().decode(bytes)),
     bytes,
@@ -1132,7 +1153,7 @@ async function frozenManifest(
     manifest: parsed(bytes, signature),
     keep: async () => {
       await ctx.cache.putDocument(entry.manifest_sha256, bytes);
-      await ctx.cache.putSignature(entry.manifest_sha256, keyFingerprint, signature);
+      await ctx.cache.putSignature(entry.manifest_sha256, current ?? keyFingerprint, signature);
     },
   });
   const found = withSignature(await readSignature(read));
@@ -1192,8 +1213,10 @@ async function registryTrust(
  * A frozen install's manifest against the registry's detached signature (manifest.json.asc), by the key
  * this client trusts for that registry: the one the lock was made with, or one the client followed a
  * rotation to since (the registry signs every manifest again at a rotation), as `plugindex verify` checks
- * an installed version (maintain.ts). Nothing of the registry is read: its key is kept offline.
- * @throws TrustError DOCUMENT_MISMATCH naming the lock file, the plugin and the keys expected.
+ * an installed version (maintain.ts). Nothing of the registry is read: its key is kept offline. A key a
+ * rotation retired as compromised is not among them.
+ * @throws TrustError DOCUMENT_MISMATCH naming the lock file, the plugin and the keys expected; ClientError
+ *   KEY_REVOKED when the signature is by a key retired as compromised.
  */
 async function checkRegistrySignature(
   name: string,
@@ -1205,32 +1228,52 @@ async function checkRegistrySignature(
 ): Promise<void> {
   const chain = trust.chain ?? [];
   const from = chain.findIndex((link) => link.fingerprint === locked?.key_fingerprint);
-  const links = [...(from < 0 ? [] : chain.slice(from)), trust];
+  const later = from < 0 ? [] : chain.slice(from);
+  // A key retired as compromised vouches for nothing (key-chain.ts revokedLink).
+  const links = [...later.filter((link) => link.compromised !== true), trust];
   const { verifyManifest } = await loadTrust();
+  const verifyBy = async (link: { readonly fingerprint: string; readonly armoredKey: string }) =>
+    verifyManifest({
+      name,
+      version: {
+        version: entry.version,
+        manifest_sha256: entry.manifest_sha256,
+        manifest_size: manifest.bytes.byteLength,
+        // The artifacts are held to the manifest next, by digest and size (checkLockedArtifacts).
+        artifacts: [],
+      },
+      manifest: manifest.bytes,
+      signature: manifest.signature,
+      key: await readPinnedKey({ ...trust, ...link }),
+      // Where it was read (the registry's published path, or the cache holding what was read there), not
+      // the location the lock names, which a frozen install from a registry never reads.
+      url: `${manifestKey(name, entry.version)} of registry ${entry.registry}`,
+    });
   let refusal: unknown;
   for (const link of links) {
     try {
-      await verifyManifest({
-        name,
-        version: {
-          version: entry.version,
-          manifest_sha256: entry.manifest_sha256,
-          manifest_size: manifest.bytes.byteLength,
-          // The artifacts are held to the manifest next, by digest and size (checkLockedArtifacts).
-          artifacts: [],
-        },
-        manifest: manifest.bytes,
-        signature: manifest.signature,
-        key: await readPinnedKey({ ...trust, ...link }),
-        // Where it was read (the registry's published path, or the cache holding what was read there), not
-        // the location the lock names, which a frozen install from a registry never reads.
-        url: `${manifestKey(name, entry.version)} of registry ${entry.registry}`,
-      });
+      await verifyBy(link);
       return;
     } catch (error) {
       if (!(error instanceof TrustError)) throw error;
       refusal = error;
     }
+  }
+  for (const link of later.filter((l) => l.compromised === true)) {
+    const signs = await verifyBy(link).then(
+      () => true,
+      (error: unknown) => {
+        if (!(error instanceof TrustError)) throw error;
+        return false;
+      },
+    );
+    if (signs)
+      throw keyRevokedError(
+        link,
+        entry.registry,
+        `${lockfile}: the manifest of plugins/${name}@${entry.version} (${manifestKey(name, entry.version)}) as read`,
+        `the registry signed every manifest again with its current key ${trust.fingerprint} at that rotation, and a frozen install of a lock made under the retired key takes only that signature, read from the registry (a copy serving the old one is stale or forged; \`plugindex install\` without --frozen writes the lock again under the current key)`,
+      );
   }
   throw new TrustError(
     'DOCUMENT_MISMATCH',

@@ -25,12 +25,24 @@ import {
   verifyRotationStep,
 } from '../index-builder/rotation.ts';
 import { registryIdentity } from './config.ts';
+import { ClientError } from './errors.ts';
 import type { DocumentLoader } from './fetcher.ts';
 
-/** A key a client pinned before the one it holds now, kept so what it vouched for can still be checked. */
+/**
+ * A key a client pinned before the one it holds now, kept so what it vouched for can still be checked;
+ * unless the rotation that retired it was made because it is no longer secret (`compromised`): then whoever
+ * took it can sign anything, and nothing it signed is trusted (`revokedLink`).
+ */
 export interface ChainLink {
   readonly fingerprint: string;
   readonly armoredKey: string;
+  /**
+   * The sequence of the rotation that retired this key. Absent from a link an older client kept, which
+   * never read the rotation's `compromised` mark.
+   */
+  readonly retiredBy?: number;
+  /** That rotation is marked `compromised` (index-builder/rotation.ts): the key is no longer secret. */
+  readonly compromised?: true;
 }
 
 /** A key held: parsed, with its fingerprint and armored text. */
@@ -49,6 +61,8 @@ export interface FollowedChain extends HeldKey {
     readonly from: string;
     readonly to: string;
     readonly registry: string;
+    /** The rotation says `from` is no longer secret. */
+    readonly compromised?: true;
   }[];
   /** The keys rotated away from, oldest first (the key held when following began among them). */
   readonly links: readonly ChainLink[];
@@ -99,22 +113,65 @@ export async function followRotations(options: {
       from: current.fingerprint,
       to: next.fingerprint,
       registry: read.rotation.registry,
+      ...(read.rotation.compromised === true ? { compromised: true as const } : {}),
     });
-    links.push({ fingerprint: current.fingerprint, armoredKey: current.armoredKey });
+    links.push({
+      fingerprint: current.fingerprint,
+      armoredKey: current.armoredKey,
+      retiredBy: sequence,
+      ...(read.rotation.compromised === true ? { compromised: true as const } : {}),
+    });
     current = { key: next.key, fingerprint: next.fingerprint, armoredKey: next.armored };
   }
   if (steps.length === 0) return undefined;
   return { ...current, rotations: (steps.at(-1) as { sequence: number }).sequence, steps, links };
 }
 
-/** `chain` extended by `links`, a key already in it not appended again. */
+/**
+ * `chain` extended by `links`, a key already in it not appended again (but given what the link knows of
+ * the rotation that retired it, when it lacks that: a mark, once learnt, is never dropped).
+ */
 export function extendChain(
   chain: readonly ChainLink[] | undefined,
   links: readonly ChainLink[],
 ): ChainLink[] {
   const out = [...(chain ?? [])];
-  for (const link of links) if (!out.some((l) => l.fingerprint === link.fingerprint)) out.push(link);
+  for (const link of links) {
+    const at = out.findIndex((l) => l.fingerprint === link.fingerprint);
+    const kept = out[at];
+    if (kept === undefined) out.push(link);
+    else if (kept.retiredBy === undefined && link.retiredBy !== undefined) out[at] = link;
+  }
   return out;
+}
+
+/**
+ * The link of `chain` retiring `fingerprint` as compromised, or undefined: a key a rotation marked as no
+ * longer secret vouches for nothing from then on, not what it signed before the rotation either (a
+ * signature carries whatever date its signer gives it). A routine rotation's key stays trusted for what it
+ * signed (an installed version's manifest, a lock made under it).
+ */
+export function revokedLink(
+  chain: readonly ChainLink[] | undefined,
+  fingerprint: string | undefined,
+): ChainLink | undefined {
+  return (chain ?? []).find((link) => link.fingerprint === fingerprint && link.compromised === true);
+}
+
+/**
+ * The refusal of a signature by a key retired as compromised, naming it, the rotation that retired it,
+ * what it was found on, and what mends it (`remedy`).
+ */
+export function keyRevokedError(
+  link: ChainLink,
+  registry: string,
+  what: string,
+  remedy: string,
+): ClientError {
+  return new ClientError(
+    'KEY_REVOKED',
+    `${what} is signed by key ${link.fingerprint}, which registry ${registry} retired at ${link.retiredBy === undefined ? 'a key rotation' : rotationKey(link.retiredBy)} because it is no longer secret: whoever took it can sign anything, so nothing it signed is trusted; ${remedy}`,
+  );
 }
 
 /**

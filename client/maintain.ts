@@ -25,6 +25,7 @@ import {
   withVerification,
 } from './installed.ts';
 import { own } from './json-input.ts';
+import { keyRevokedError } from './key-chain.ts';
 import { affectingAdvisories, deprecationOf } from './lifecycle.ts';
 import { type Lockfile, withoutPlugin } from './lockfile.ts';
 import { resolvePlugin } from './resolve.ts';
@@ -322,8 +323,11 @@ async function verifyOne(
     throw new ClientError('INSTALLED_MODIFIED', `${tree.path(manifestPath)} or its .asc is missing`);
   const { verifyManifest } = await loadTrust();
   const later = rotatedFrom < 0 ? [] : (trust.chain ?? []).slice(rotatedFrom);
+  // A key retired as compromised signs nothing that counts: whoever took it could have signed a manifest
+  // of their own for files they put in this folder, installed.json's record included.
+  const trusted = later.filter((link) => link.compromised !== true);
   const keys = [
-    ...(await Promise.all(later.map((link) => pinnedKey({ ...trust, ...link })))),
+    ...(await Promise.all(trusted.map((link) => pinnedKey({ ...trust, ...link })))),
     await pinnedKey(trust),
   ];
   const verify = (key: Key) =>
@@ -344,12 +348,25 @@ async function verifyOne(
       url: tree.path(manifestPath),
     });
   // The first key in the chain that signs it; else the pinned key's refusal.
-  for (const key of keys.slice(0, -1)) {
-    const signs = await verify(key).then(
+  const signs = (key: Key) =>
+    verify(key).then(
       () => true,
       () => false,
     );
-    if (signs) return;
-  }
-  await verify(keys.at(-1) as Key);
+  for (const key of keys.slice(0, -1)) if (await signs(key)) return;
+  const refusal = await verify(keys.at(-1) as Key).then(
+    () => undefined,
+    (error: unknown) => error,
+  );
+  if (refusal === undefined) return;
+  // Signed by a revoked key (installed under it, its signature never replaced): say so, and what mends it.
+  for (const link of later.filter((l) => l.compromised === true))
+    if (await signs(await pinnedKey({ ...trust, ...link })))
+      throw keyRevokedError(
+        link,
+        record.registry,
+        `${tree.path(manifestPath)} (${name}@${version})`,
+        `install it again online (\`plugindex install ${name}@${version}\` into this folder, or \`plugindex install -c FILE\` for a plugin set's): this verify recorded the refusal, so the install places the version again with the manifest's signature by the registry's current key ${trust.fingerprint}, which the rotation signed every manifest with (or remove the version: \`plugindex remove ${name}@${version}\`)`,
+      );
+  throw refusal;
 }

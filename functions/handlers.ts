@@ -254,6 +254,7 @@ async function applyRotation(
         sequence: result.sequence,
         previous: result.previous,
         fingerprint: result.fingerprint,
+        ...(result.compromised ? { compromised: true } : {}),
         generation: result.generation,
         problems: [],
         processed,

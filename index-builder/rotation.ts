@@ -33,6 +33,13 @@ export interface KeyRotation {
   readonly created: string;
   readonly previous: { readonly fingerprint: string; readonly key: string };
   readonly next: { readonly fingerprint: string; readonly key: string };
+  /**
+   * True when the rotation was made because the previous key is no longer secret (`rotate-key
+   * --compromised`): a client following it trusts that key for nothing from then on. Absent on a routine
+   * rotation, whose record is then byte for byte what it was before the mark existed. Signed with the rest,
+   * so only the holders of both keys can set it; and since a record is never rewritten, it is set once.
+   */
+  readonly compromised?: boolean;
 }
 
 /** The published (and submitted) form: the rotation's exact text and a signature by each key. */
@@ -102,6 +109,10 @@ export function readSignedRotation(bytes: Uint8Array, where = 'the key rotation'
     broken(
       `${where} lacks schema, rotation {registry, sequence, created, previous, next} or its two signatures`,
     );
+  // Optional, but when present a boolean: a mark some reader took for true and another for false would
+  // make the same signed step mean two things.
+  if (rotation.compromised !== undefined && typeof rotation.compromised !== 'boolean')
+    broken(`${where} has a compromised mark that is not true or false`);
   const text = new TextEncoder().encode(envelope.rotation as string);
   return {
     rotation: rotation as KeyRotation,
@@ -159,6 +170,8 @@ export async function signRotation(options: {
   readonly previous: Signer;
   readonly next: Signer;
   readonly now: Date;
+  /** The previous key is no longer secret: written as `compromised: true` (omitted otherwise). */
+  readonly compromised?: boolean;
 }): Promise<{ readonly bytes: Uint8Array; readonly digest: string }> {
   const rotation: KeyRotation = {
     schema: ROTATION_SCHEMA,
@@ -167,6 +180,7 @@ export async function signRotation(options: {
     created: options.now.toISOString(),
     previous: { fingerprint: options.previous.fingerprint, key: options.previous.publicKey },
     next: { fingerprint: options.next.fingerprint, key: options.next.publicKey },
+    ...(options.compromised === true ? { compromised: true } : {}),
   };
   const text = new TextEncoder().encode(stringifyJson(rotation, 2));
   const signed: SignedKeyRotation = {

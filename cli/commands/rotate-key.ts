@@ -5,7 +5,9 @@
  * deployed registry (`--bucket ... --queue-url ...`, cli/remote.ts) once the new key is in the signing key
  * secret. Secret keys are decrypted with PLUGINDEX_KEY_PASSPHRASE, as the registry's own is; on a deployed
  * registry the new key may have a passphrase of its own (`--new-passphrase-file`), as it should after a
- * compromise: the old passphrase may be known to whoever took the old key. Exit codes as `publish`: 0 done,
+ * compromise: the old passphrase may be known to whoever took the old key. `--compromised` (either form)
+ * marks the signed rotation as made because the old key is no longer secret: clients that follow it stop
+ * trusting the old key for anything (client/key-chain.ts). Exit codes as `publish`: 0 done,
  * 1 refused (the problems say why) or no outcome in time, 2 usage.
  */
 import { type Parsed, requiredOption, stringOption } from '../args.ts';
@@ -41,6 +43,7 @@ async function rotateLocally(
   const { rotateLocalRegistry } = await import('../local/rotate-key.ts');
   const result = await rotateLocalRegistry(dir, newKey, {
     ...(passphrase ? { passphrase } : {}),
+    ...(parsed.values.compromised === true ? { compromised: true } : {}),
     ...(output !== undefined ? { output } : {}),
   });
   if (parsed.values.json) {
@@ -48,7 +51,9 @@ async function rotateLocally(
     return 0;
   }
   if ('written' in result) {
-    out(`wrote rotation ${result.sequence} to key ${result.fingerprint} in ${result.written}`);
+    out(
+      `wrote rotation ${result.sequence} to key ${result.fingerprint} in ${result.written}${result.compromised ? ' (the old key marked compromised)' : ''}`,
+    );
     return 0;
   }
   if (result.status === 'already-rotated') {
@@ -62,6 +67,10 @@ async function rotateLocally(
     `  signed again: ${result.plugins} plugins, ${result.manifests} manifests; generation ${result.generation}`,
   );
   out(`  the old secret key is kept in ${result.retired}`);
+  if (result.compromised)
+    out(
+      `  marked compromised: clients that follow rotation ${result.sequence} no longer trust key ${result.previous} for anything`,
+    );
   return 0;
 }
 
@@ -87,6 +96,7 @@ async function rotateDeployed(
     queueUrl,
     oldSecretKey: oldKey,
     newSecretKey: newKey,
+    ...(parsed.values.compromised === true ? { compromised: true } : {}),
     ...(passphrase ? { passphrase } : {}),
     ...(newPassphrase !== undefined ? { newPassphrase } : {}),
     ...(url !== undefined ? { url } : {}),
@@ -109,5 +119,9 @@ async function rotateDeployed(
   out(
     `${outcome.status === 'rotated' ? 'published' : 'already published'} rotation ${outcome.sequence}: key ${outcome.previous} -> ${outcome.fingerprint}, generation ${outcome.generation}`,
   );
+  if (outcome.compromised)
+    out(
+      `  marked compromised: clients that follow rotation ${outcome.sequence} no longer trust key ${outcome.previous} for anything`,
+    );
   return 0;
 }

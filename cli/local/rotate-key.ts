@@ -39,7 +39,12 @@ export { PENDING_ROTATION_FILE };
 export const RETIRED_KEYS_DIR = path.join('keys', 'retired');
 
 export type LocalRotation =
-  | { readonly written: string; readonly sequence: number; readonly fingerprint: string }
+  | {
+      readonly written: string;
+      readonly sequence: number;
+      readonly fingerprint: string;
+      readonly compromised?: true;
+    }
   | (RotationResult & { readonly retired: string; readonly resumed: boolean });
 
 /**
@@ -50,7 +55,12 @@ export type LocalRotation =
 export async function rotateLocalRegistry(
   dir: string,
   newSecretKey: string,
-  options: { readonly passphrase?: string; readonly output?: string } = {},
+  options: {
+    readonly passphrase?: string;
+    readonly output?: string;
+    /** The old key is no longer secret: the signed rotation says so (`compromised: true`). */
+    readonly compromised?: boolean;
+  } = {},
 ): Promise<LocalRotation> {
   return withRegistryLock(dir, async () => {
     const registry = await openRegistry(dir);
@@ -71,6 +81,17 @@ export async function rotateLocalRegistry(
             { expected: read.rotation.next.fingerprint, found: next.fingerprint },
           ),
         ]);
+      // The rotation under way was signed without the mark, and may be published already (never rewritten):
+      // finishing it under --compromised would report a mark no client will see. One marked is finished as
+      // marked, with or without the flag (the run again need not repeat it).
+      if (options.compromised === true && read.rotation.compromised !== true)
+        throw new SubmissionError('INVALID_SUBMISSION', [
+          problem(
+            'ROTATION_INVALID',
+            '/rotation/compromised',
+            `the rotation under way (${pendingFile}) was signed without --compromised, and a rotation is never rewritten: finish it by running rotate-key again without --compromised (it then marks nothing)`,
+          ),
+        ]);
     } else {
       const snapshot = await readJson<SnapshotDocument>(ctx.site, SNAPSHOT_KEY);
       const signed = await signRotation({
@@ -79,6 +100,7 @@ export async function rotateLocalRegistry(
         previous: ctx.signer,
         next,
         now: ctx.clock.now(),
+        ...(options.compromised === true ? { compromised: true } : {}),
       });
       bytes = signed.bytes;
     }
@@ -86,7 +108,12 @@ export async function rotateLocalRegistry(
     const checked = await checkRotation({ ...ctx, signer: next }, bytes);
     if (options.output !== undefined) {
       await writeFileAtomic(options.output, bytes);
-      return { written: options.output, sequence: checked.sequence, fingerprint: checked.next };
+      return {
+        written: options.output,
+        sequence: checked.sequence,
+        fingerprint: checked.next,
+        ...(checked.read.rotation.compromised === true ? { compromised: true as const } : {}),
+      };
     }
     if (!pending) await writeFileAtomic(pendingFile, bytes);
     const retired = path.join(dir, RETIRED_KEYS_DIR, `${checked.previous}.asc`);

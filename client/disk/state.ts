@@ -142,25 +142,54 @@ function trustStateJson(record: TrustRecord, highest: number): string {
       : {}),
     ...(record.rotations !== undefined ? { rotations: record.rotations } : {}),
     ...(record.chain?.length
-      ? { chain: record.chain.map((l) => ({ fingerprint: l.fingerprint, key: l.armoredKey })) }
+      ? {
+          chain: record.chain.map((l) => ({
+            fingerprint: l.fingerprint,
+            key: l.armoredKey,
+            ...(l.retiredBy !== undefined ? { retired_by: l.retiredBy } : {}),
+            ...(l.compromised ? { compromised: true } : {}),
+          })),
+        }
       : {}),
     ...(record.registry !== undefined ? { registry: record.registry } : {}),
   };
   return `${JSON.stringify(state, null, 2)}\n`;
 }
 
-/** `state.json#/chain`: each link `{fingerprint, key}`. */
+/**
+ * `state.json#/chain`: each link `{fingerprint, key}`, with `retired_by` (the rotation that retired it; a
+ * link an older client kept has none) and `compromised` (true: that rotation says the key is no longer
+ * secret).
+ */
 function parseChain(value: unknown, file: string): ChainLink[] {
   if (!Array.isArray(value))
     throw new ClientError('TRUST_STATE_INVALID', `${file}#/chain: expected a list of earlier keys`);
-  return value.map((link: { fingerprint?: unknown; key?: unknown } | null, i) => {
-    if (typeof link?.fingerprint !== 'string' || typeof link.key !== 'string')
-      throw new ClientError(
-        'TRUST_STATE_INVALID',
-        `${file}#/chain/${i}: expected {fingerprint, key} strings`,
-      );
-    return { fingerprint: link.fingerprint, armoredKey: link.key };
-  });
+  return value.map(
+    (
+      link: { fingerprint?: unknown; key?: unknown; retired_by?: unknown; compromised?: unknown } | null,
+      i,
+    ) => {
+      if (typeof link?.fingerprint !== 'string' || typeof link.key !== 'string')
+        throw new ClientError(
+          'TRUST_STATE_INVALID',
+          `${file}#/chain/${i}: expected {fingerprint, key} strings`,
+        );
+      const retiredBy = link.retired_by;
+      if (retiredBy !== undefined && !(Number.isSafeInteger(retiredBy) && (retiredBy as number) >= 1))
+        throw new ClientError(
+          'TRUST_STATE_INVALID',
+          `${file}#/chain/${i}/retired_by: expected the number of the rotation that retired the key`,
+        );
+      if (link.compromised !== undefined && link.compromised !== true)
+        throw new ClientError('TRUST_STATE_INVALID', `${file}#/chain/${i}/compromised: expected true`);
+      return {
+        fingerprint: link.fingerprint,
+        armoredKey: link.key,
+        ...(retiredBy !== undefined ? { retiredBy: retiredBy as number } : {}),
+        ...(link.compromised === true ? { compromised: true as const } : {}),
+      };
+    },
+  );
 }
 
 export class ClientState {

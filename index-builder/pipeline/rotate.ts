@@ -80,6 +80,8 @@ export interface RotationOutcome {
   readonly previous?: string;
   readonly fingerprint?: string;
   readonly generation?: number;
+  /** Present (true) when the rotation is marked as made because the old key is no longer secret. */
+  readonly compromised?: true;
   readonly problems: readonly Problem[];
   readonly processed: string;
 }
@@ -107,6 +109,8 @@ export interface RotationResult {
   readonly sequence: number;
   readonly previous: string;
   readonly fingerprint: string;
+  /** Present (true) when the rotation says the key rotated from is no longer secret (`--compromised`). */
+  readonly compromised?: true;
   readonly generation: number;
   readonly plugins: number;
   /** Manifest signatures rewritten. */
@@ -369,7 +373,12 @@ export async function rotateRegistryKey(
   const { ctx, log } = withWriteLog(context);
   const checked = await checkRotation(ctx, signedRotation);
   const { read, sequence, previous, next } = checked;
-  const summary = { sequence, previous, fingerprint: next };
+  const summary = {
+    sequence,
+    previous,
+    fingerprint: next,
+    ...(read.rotation.compromised === true ? { compromised: true as const } : {}),
+  };
   if (checked.state === 'done')
     return {
       status: 'already-rotated',
@@ -399,7 +408,12 @@ export async function rotateRegistryKey(
         type: 'rotate-key',
         signer: previous,
         digest: read.digest,
-        detail: { fingerprint: next, sequence: String(sequence) },
+        // The mark in the log too, so an audit of the log alone tells a compromise from a routine rotation.
+        detail: {
+          fingerprint: next,
+          sequence: String(sequence),
+          ...(read.rotation.compromised === true ? { compromised: 'true' } : {}),
+        },
       },
       intent,
     );

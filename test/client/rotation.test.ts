@@ -17,6 +17,7 @@ import { rotateLocalRegistry } from '../../cli/local/rotate-key.ts';
 import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
 import { verifyRegistry } from '../../cli/verify.ts';
 import { parseLockfile } from '../../client/lockfile.ts';
+import { sha256Hex } from '../../index-builder/digest.ts';
 import { TrustError } from '../../index-builder/errors.ts';
 import { processSubmissions, rebuildRegistry, refreshSnapshot } from '../../index-builder/pipeline/index.ts';
 import {
@@ -107,18 +108,20 @@ async function rotateToNewKey(registry: Served): Promise<KeyPair> {
 /**
  * A cache in front of `origin` that answers `path` with `body` whenever it is asked for as the registry's
  * own documents are (no query, or `?v=<sha256>`); any other query, as a client asking past every cache
- * sends, reaches the origin. Counts what it served stale.
+ * sends, reaches the origin (`always`: not even that, as whoever serves a registry's name may answer).
+ * Counts what it served stale.
  */
 async function staleSignatureCache(
   origin: string,
   path: string,
   body: Uint8Array,
+  options: { readonly always?: boolean } = {},
 ): Promise<{ url: string; readonly served: number }> {
   let served = 0;
   const server = createServer((request, response) => {
     const url = new URL(request.url ?? '/', 'http://cache');
     const v = url.searchParams.get('v');
-    if (url.pathname === path && (v === null || /^[0-9a-f]{64}$/.test(v))) {
+    if (url.pathname === path && (options.always || v === null || /^[0-9a-f]{64}$/.test(v))) {
       served += 1;
       response.writeHead(200, { 'content-type': 'application/pgp-signature' }).end(body);
       return;
@@ -695,5 +698,178 @@ describe('when verify --url --state is given a key the registry rotated from', (
       code: 'TRUST_STATE_INVALID',
       message: expect.stringContaining('#/log'),
     });
+  });
+});
+
+/**
+ * What the holder of a stolen registry key does once the registry rotated away from it: writes a manifest
+ * of their own beside an installed version (more permissions, say), its record in installed.json and a
+ * signature by the stolen key; everything else (the artifact) is left as installed.
+ */
+async function plantSignedByStolenKey(dir: string, stolen: Signer): Promise<void> {
+  const folder = join(dir, NAME, '1.0.0');
+  const original = JSON.parse(await readFile(join(folder, 'manifest.json'), 'utf8'));
+  const planted = encode(
+    `${JSON.stringify({ ...original, description: 'planted by the thief' }, null, 2)}\n`,
+  );
+  await writeFile(join(folder, 'manifest.json'), planted);
+  await writeFile(join(folder, 'manifest.json.asc'), await stolen.sign(planted));
+  const installed = JSON.parse(await readFile(join(dir, 'installed.json'), 'utf8'));
+  installed.plugins[NAME].versions['1.0.0'].manifest_sha256 = sha256Hex(planted);
+  await writeFile(join(dir, 'installed.json'), JSON.stringify(installed, null, 2));
+}
+
+describe('when a registry rotates its key because the old key was stolen (rotate-key --compromised)', () => {
+  let registry: Served;
+  let stolen: Signer;
+  let second: KeyPair & { file: string };
+  let early: ClientMachine;
+  let lockBefore: string;
+  let firstSignature: Buffer;
+
+  beforeAll(async () => {
+    registry = await servedRegistry(['1.0.0']);
+    second = await newKey();
+    early = await machine();
+    await early.run(async (c) => {
+      await c.addRegistry({ name: 'main', url: registry.url, pin: { armored: registry.firstKey } });
+      await c.install({ requests: [`${NAME}@1.0.0`], lockfile: early.lockfile, dir: early.dir });
+    });
+    lockBefore = await readFile(early.lockfile, 'utf8');
+    firstSignature = await readFile(join(registry.dir, 'public', `plugins/${NAME}/1.0.0/manifest.json.asc`));
+    stolen = await createSigner(await readFile(join(registry.dir, 'keys/registry-secret.asc'), 'utf8'));
+    const rotated = await rotateLocalRegistry(registry.dir, second.secretKey, { compromised: true });
+    expect(rotated).toMatchObject({ status: 'rotated', compromised: true });
+    const reports = await early.run((c) => c.updateRegistries(['main']));
+    expect(reports[0]?.error).toBeUndefined();
+  });
+
+  it('keeps the mark in the trust state, beside the key it retired', async () => {
+    const state = await trustState(early);
+    expect(state).toMatchObject({
+      fingerprint: second.fingerprint,
+      rotations: 1,
+      chain: [{ fingerprint: registry.firstFingerprint, retired_by: 1, compromised: true }],
+    });
+  });
+
+  it('refuses in verify a version whose manifest the stolen key signed (KEY_REVOKED), saying what mends it', async () => {
+    // The version installed before the rotation: its signature beside it is the retired key's.
+    const findings = await early.run((c) => c.verifyInstalled({ dir: early.dir }));
+    expect(findings).toEqual([
+      expect.objectContaining({
+        name: NAME,
+        version: '1.0.0',
+        ok: false,
+        code: 'KEY_REVOKED',
+        message: expect.stringMatching(
+          new RegExp(
+            `${registry.firstFingerprint}.*keys/rotation/1\\.json.*plugindex install ${NAME}@1\\.0\\.0`,
+          ),
+        ),
+      }),
+    ]);
+    // And the thief's own manifest, which a routine rotation lets pass (below): refused the same way.
+    await plantSignedByStolenKey(early.dir, stolen);
+    const planted = await early.run((c) => c.verifyInstalled({ dir: early.dir }));
+    expect(planted.map((f) => [f.ok, f.code])).toEqual([[false, 'KEY_REVOKED']]);
+  });
+
+  it('is mended by installing the version again online: the signature by the current key placed beside it', async () => {
+    await early.run((c) =>
+      c.install({ requests: [`${NAME}@1.0.0`], lockfile: early.lockfile, dir: early.dir }),
+    );
+    const placed = await readFile(join(early.dir, NAME, '1.0.0', 'manifest.json.asc'), 'utf8');
+    expect(placed).toBe(
+      await readFile(join(registry.dir, 'public', `plugins/${NAME}/1.0.0/manifest.json.asc`), 'utf8'),
+    );
+    const findings = await early.run((c) => c.verifyInstalled({ dir: early.dir }));
+    expect(findings.map((f) => [`${f.name}@${f.version}`, f.ok])).toEqual([[`${NAME}@1.0.0`, true]]);
+  });
+
+  it("installs frozen from a lock of the stolen key only by the registry's signature by the current key, never the cached one", async () => {
+    // The machine has the manifest and its signature by the first key cached under that key (its install
+    // before the rotation): a frozen install of the lock made then reads the signature from the registry.
+    const lockfile = join(root, 'compromised-frozen.lock');
+    await writeFile(lockfile, lockBefore);
+    const dir = join(root, 'compromised-frozen');
+    const frozen = await early.run((c) => c.install({ requests: [], lockfile, frozen: true, dir }));
+    expect(frozen.items.map((i) => i.version)).toEqual(['1.0.0']);
+    const placed = await readFile(join(dir, NAME, '1.0.0', 'manifest.json.asc'));
+    expect(placed).not.toEqual(firstSignature);
+    const findings = await early.run((c) => c.verifyInstalled({ dir }));
+    expect(findings.map((f) => f.ok)).toEqual([true]);
+
+    // A frozen install mends a folder verify refused, as an install does.
+    await plantSignedByStolenKey(dir, stolen);
+    expect((await early.run((c) => c.verifyInstalled({ dir }))).map((f) => f.code)).toEqual(['KEY_REVOKED']);
+    await early.run((c) => c.install({ requests: [], lockfile, frozen: true, dir }));
+    expect((await early.run((c) => c.verifyInstalled({ dir }))).map((f) => f.ok)).toEqual([true]);
+  });
+
+  it("refuses a frozen install from a lock of the stolen key when what serves the registry answers with that key's signature (KEY_REVOKED)", async () => {
+    // A cache in front that answers the stale signature for the digest's query, but lets a fresh read
+    // through: the fresh read (the current key's) is taken.
+    const stale = await staleSignatureCache(
+      registry.url,
+      `/plugins/${NAME}/1.0.0/manifest.json.asc`,
+      firstSignature,
+    );
+    const viaCache = await machine();
+    await viaCache.run((c) =>
+      c.addRegistry({ name: 'main', url: stale.url, pin: { armored: registry.firstKey } }),
+    );
+    const lockfile = join(root, 'compromised-stale.lock');
+    await writeFile(lockfile, lockBefore);
+    const installed = await viaCache.run((c) =>
+      c.install({ requests: [], lockfile, frozen: true, dir: viaCache.dir }),
+    );
+    expect(installed.items.map((i) => i.version)).toEqual(['1.0.0']);
+    expect(stale.served).toBe(1);
+
+    // One that answers the stolen key's signature to every read (the thief serving the registry's name).
+    const thief = await staleSignatureCache(
+      registry.url,
+      `/plugins/${NAME}/1.0.0/manifest.json.asc`,
+      firstSignature,
+      { always: true },
+    );
+    const victim = await machine();
+    await victim.run((c) =>
+      c.addRegistry({ name: 'main', url: thief.url, pin: { armored: registry.firstKey } }),
+    );
+    await expect(
+      victim.run((c) => c.install({ requests: [], lockfile, frozen: true, dir: victim.dir })),
+    ).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'KEY_REVOKED',
+      message: expect.stringContaining('keys/rotation/1.json'),
+    });
+  });
+});
+
+describe('when a registry rotates its key routinely (no --compromised)', () => {
+  it('keeps trusting the retired key for what it signed: a manifest it signed beside an installed version passes verify', async () => {
+    const registry = await servedRegistry(['1.0.0']);
+    const next = await newKey();
+    const m = await machine();
+    await m.run(async (c) => {
+      await c.addRegistry({ name: 'main', url: registry.url, pin: { armored: registry.firstKey } });
+      await c.install({ requests: [`${NAME}@1.0.0`], lockfile: m.lockfile, dir: m.dir });
+    });
+    const retired = await createSigner(
+      await readFile(join(registry.dir, 'keys/registry-secret.asc'), 'utf8'),
+    );
+    expect(await rotateLocalRegistry(registry.dir, next.secretKey)).not.toHaveProperty('compromised');
+    await m.run((c) => c.updateRegistries(['main']));
+    const state = await trustState(m);
+    expect((state.chain as Record<string, unknown>[])[0]).toMatchObject({ retired_by: 1 });
+    expect((state.chain as Record<string, unknown>[])[0]).not.toHaveProperty('compromised');
+
+    await plantSignedByStolenKey(m.dir, retired);
+
+    // Today's behaviour, kept: the retired key's signature is trusted after a routine rotation.
+    const findings = await m.run((c) => c.verifyInstalled({ dir: m.dir }));
+    expect(findings.map((f) => f.ok)).toEqual([true]);
   });
 });

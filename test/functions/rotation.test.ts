@@ -6,7 +6,7 @@
  * changed by the test as an operator changes it.
  */
 
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CloudFrontClient, CreateInvalidationCommand } from '@aws-sdk/client-cloudfront';
@@ -26,7 +26,7 @@ import {
   rotationOutcomeKey,
   rotationUploadKey,
 } from '../../index-builder/pipeline/rotate.ts';
-import { signRotation } from '../../index-builder/rotation.ts';
+import { readSignedRotation, rotationKey, signRotation } from '../../index-builder/rotation.ts';
 import {
   createSigner,
   generateKeyPair,
@@ -386,6 +386,67 @@ describe('when an operator runs plugindex rotate-key --bucket', () => {
       expect(second.stdout).toContain(`published rotation 5: key ${e.fingerprint} -> ${f.fingerprint}`);
       expect(await published()).toMatchObject({ key_fingerprint: f.fingerprint, key_rotations: 5 });
       await verifiesBy(await createSigner(f.secretKey, 'second passphrase'));
+    } finally {
+      if (passphrase === undefined) delete process.env.PLUGINDEX_KEY_PASSPHRASE;
+      else process.env.PLUGINDEX_KEY_PASSPHRASE = passphrase;
+    }
+  });
+
+  it('carries --compromised into the signed rotation it uploads: the function publishes the mark and reports it', async () => {
+    // Prepare: the registry signs with key f (the rotation above); g is made after f was stolen.
+    const f = await readFile(path.join(work, 'f.asc'), 'utf8');
+    const g = await generateKeyPair({ name: 'fn g', passphrase: 'third passphrase' });
+    const files = {
+      f: path.join(work, 'f.asc'),
+      g: path.join(work, 'g.asc'),
+      pass: path.join(work, 'g.pass'),
+    };
+    await writeFile(files.g, g.secretKey);
+    await writeFile(files.pass, 'third passphrase');
+    const queueUrl = 'https://sqs.us-east-1.amazonaws.com/123456789012/Submissions.fifo';
+    const passphrase = process.env.PLUGINDEX_KEY_PASSPHRASE;
+    try {
+      process.env.PLUGINDEX_KEY_PASSPHRASE = 'second passphrase';
+      secretHolds(g, 'third passphrase');
+      deliverToFunction();
+
+      // Act
+      const run = await plugindex(
+        'rotate-key',
+        '--bucket',
+        config.intakeBucket,
+        '--queue-url',
+        queueUrl,
+        '--endpoint',
+        s3.endpoint,
+        '--url',
+        config.defaults.url as string,
+        '--old-key',
+        files.f,
+        '--new-key',
+        files.g,
+        '--new-passphrase-file',
+        files.pass,
+        '--compromised',
+      );
+
+      // Assess: uploaded marked, published as uploaded, the outcome and the command say so.
+      expect(run.code, run.stderr).toBe(0);
+      const oldFingerprint = (await createSigner(f, 'second passphrase')).fingerprint;
+      expect(run.stdout).toContain(`published rotation 6: key ${oldFingerprint} -> ${g.fingerprint}`);
+      expect(run.stdout).toContain(
+        `marked compromised: clients that follow rotation 6 no longer trust key ${oldFingerprint}`,
+      );
+      const sent = JSON.parse(sqs.commandCalls(SendMessageCommand)[0]?.args[0].input.MessageBody as string);
+      const uploaded = (await intake().get(sent.key))?.body as Uint8Array;
+      const publishedRotation = (await site().get(rotationKey(6)))?.body as Uint8Array;
+      expect(publishedRotation).toEqual(uploaded);
+      expect(readSignedRotation(publishedRotation).rotation).toMatchObject({
+        sequence: 6,
+        compromised: true,
+      });
+      expect(await outcomeOf(sent.key)).toMatchObject({ status: 'rotated', sequence: 6, compromised: true });
+      expect(await published()).toMatchObject({ key_fingerprint: g.fingerprint, key_rotations: 6 });
     } finally {
       if (passphrase === undefined) delete process.env.PLUGINDEX_KEY_PASSPHRASE;
       else process.env.PLUGINDEX_KEY_PASSPHRASE = passphrase;

@@ -302,3 +302,96 @@ describe('when a rotation is interrupted part way', () => {
     }
   }, 60_000);
 });
+
+describe('when an operator rotates the key because the old one was stolen (--compromised)', () => {
+  it('marks the signed rotation, and a client that follows it refuses what the old key signed until reinstalled', async () => {
+    // Prepare: a served registry, a client that installed 1.0.0 under the first key.
+    const dir = path.join(work, 'compromised');
+    const first = await registryWithPlugin(dir, ['1.0.0']);
+    const server = await startServe(dir);
+    try {
+      const firstKey = path.join(work, 'compromised-first.asc');
+      await writeFile(firstKey, await readFile(path.join(dir, 'public/keys/registry.asc')));
+      const added = await plugindex('registry', 'add', 'stolen', server.url, '--key', firstKey);
+      expect(added.code, added.stderr).toBe(0);
+      // Its own folder and lock, from this registry alone (the registry above serves the same plugin).
+      const pluginsDir = path.join(work, 'compromised-plugins');
+      const lockfile = path.join(work, 'compromised.lock');
+      const into = ['--registry', 'stolen', '--dir', pluginsDir, '--lockfile', lockfile];
+      const installed = await plugindex('install', NAME, ...into);
+      expect(installed.code, installed.stderr).toBe(0);
+      const next = await keyFile('after-theft');
+
+      // Act
+      const rotated = await plugindex(
+        'rotate-key',
+        '--registry',
+        dir,
+        '--new-key',
+        next.file,
+        '--compromised',
+      );
+
+      // Assess: the mark is in the rotation both keys signed, and said.
+      expect(rotated.code, rotated.stderr).toBe(0);
+      expect(rotated.stdout).toContain(`published rotation 1: key ${first} -> ${next.fingerprint}`);
+      expect(rotated.stdout).toContain(
+        `marked compromised: clients that follow rotation 1 no longer trust key ${first}`,
+      );
+      const record = readSignedRotation(await readFile(path.join(dir, 'public/keys/rotation/1.json')));
+      expect(record.rotation.compromised).toBe(true);
+
+      const updated = await plugindex('registry', 'update', 'stolen');
+      expect(updated.code, updated.stderr).toBe(0);
+      const refused = await plugindex('verify', '--dir', pluginsDir, '--lockfile', lockfile);
+      expect(refused.code).toBe(3);
+      expect(refused.stdout).toContain(`NOT verified ${NAME}@1.0.0: KEY_REVOKED:`);
+      expect(refused.stdout).toContain(`plugindex install ${NAME}@1.0.0`);
+      const again = await plugindex('install', `${NAME}@1.0.0`, ...into);
+      expect(again.code, again.stderr).toBe(0);
+      const verified = await plugindex('verify', '--dir', pluginsDir, '--lockfile', lockfile);
+      expect(verified.code, verified.stdout).toBe(0);
+    } finally {
+      await server.stop();
+    }
+  }, 60_000);
+
+  it('refuses to add the mark to a rotation under way that was signed without it, changing nothing', async () => {
+    const dir = path.join(work, 'compromised-late');
+    await registryWithPlugin(dir, ['1.0.0']);
+    const next = await keyFile('compromised-late-next');
+    const { context } = await openRegistry(dir);
+    const { bytes } = await signRotation({
+      registry: context.config.url,
+      sequence: 1,
+      previous: context.signer,
+      next: await createSigner(next.secretKey),
+      now: new Date(),
+    });
+    await writeFile(path.join(dir, PENDING_ROTATION_FILE), bytes);
+    const before = await tree(dir);
+
+    const refused = await plugindex('rotate-key', '--registry', dir, '--new-key', next.file, '--compromised');
+
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('ROTATION_INVALID /rotation/compromised');
+    expect(await tree(dir)).toEqual(before);
+    // With --output, the mark is written into the rotation for an operator to check first.
+    const fresh = path.join(work, 'compromised-output');
+    await registryWithPlugin(fresh, ['1.0.0']);
+    const output = path.join(work, 'compromised-rotation.json');
+    const written = await plugindex(
+      'rotate-key',
+      '--registry',
+      fresh,
+      '--new-key',
+      next.file,
+      '--compromised',
+      '--output',
+      output,
+    );
+    expect(written.code, written.stderr).toBe(0);
+    expect(written.stdout).toContain('(the old key marked compromised)');
+    expect(readSignedRotation(await readFile(output)).rotation.compromised).toBe(true);
+  }, 60_000);
+});

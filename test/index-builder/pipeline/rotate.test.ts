@@ -723,3 +723,93 @@ describe('when a rotation died part way and a batch after it died before recordi
     expect(text(registry.site, logSegmentKey(0))).toBe(log);
   });
 });
+
+describe('when a registry rotates its key because the old key was stolen (--compromised)', () => {
+  let oldKeyring: GpgKeyring;
+  let newKeyring: GpgKeyring;
+  beforeAll(async () => {
+    oldKeyring = gpgKeyring((await testKey('registry')).publicKey);
+    newKeyring = gpgKeyring((await testKey('registry-2')).publicKey);
+  });
+  afterAll(() => {
+    oldKeyring.close();
+    newKeyring.close();
+  });
+
+  it('publishes the mark inside the rotation both keys sign (GnuPG accepts both), logs it and reports it', async () => {
+    // Prepare
+    const registry = await publishedRegistry();
+    const { bytes } = await signRotation({
+      registry: registry.context.config.url,
+      sequence: 1,
+      previous: registry.signer,
+      next: newSigner,
+      now: NOW,
+      compromised: true,
+    });
+
+    // Act
+    const result = await rotateRegistryKey({ ...registry.context, signer: newSigner }, bytes);
+
+    // Assess: the published record is the one signed, the mark inside the signed text.
+    expect(result).toMatchObject({ status: 'rotated', sequence: 1, compromised: true });
+    const published = registry.site.objects.get(rotationKey(1))?.body as Uint8Array;
+    expect(published).toEqual(bytes);
+    const read = readSignedRotation(published);
+    expect(read.rotation.compromised).toBe(true);
+    expect(JSON.parse(new TextDecoder().decode(read.text))).toMatchObject({ compromised: true });
+    expect(oldKeyring.verify(read.text, read.signatures[0])).toContain(
+      `VALIDSIG ${registry.signer.fingerprints.at(0)}`,
+    );
+    expect(newKeyring.verify(read.text, read.signatures[1])).toContain(
+      `VALIDSIG ${newSigner.fingerprints.at(0)}`,
+    );
+    expect(logEntries(registry).entries.at(-1)?.entry).toMatchObject({
+      type: 'rotate-key',
+      digest: read.digest,
+      detail: { fingerprint: newSigner.fingerprint, sequence: '1', compromised: 'true' },
+    });
+  });
+
+  it('writes no mark for a routine rotation: its record and log entry are as before the mark existed', async () => {
+    const registry = await publishedRegistry();
+    const bytes = await rotation(registry);
+    const result = await rotateRegistryKey({ ...registry.context, signer: newSigner }, bytes);
+    expect(result).not.toHaveProperty('compromised');
+    const read = readSignedRotation(registry.site.objects.get(rotationKey(1))?.body as Uint8Array);
+    expect(Object.keys(JSON.parse(new TextDecoder().decode(read.text)))).toEqual([
+      'schema',
+      'registry',
+      'sequence',
+      'created',
+      'previous',
+      'next',
+    ]);
+    expect(logEntries(registry).entries.at(-1)?.entry.detail).toEqual({
+      fingerprint: newSigner.fingerprint,
+      sequence: '1',
+    });
+  });
+
+  it('refuses a mark that is not true or false (ROTATION_INVALID), writing nothing', async () => {
+    const registry = await publishedRegistry();
+    const good = readSignedRotation(await rotation(registry));
+    const text = new TextEncoder().encode(
+      JSON.stringify({ ...JSON.parse(new TextDecoder().decode(good.text)), compromised: 'yes' }, null, 2),
+    );
+    const bytes = new TextEncoder().encode(
+      JSON.stringify({
+        schema: SIGNED_ROTATION_SCHEMA,
+        rotation: new TextDecoder().decode(text),
+        signatures: [await registry.signer.sign(text), await newSigner.sign(text)],
+      }),
+    );
+    const before = [registry.site.fingerprint(), registry.intake.fingerprint()];
+    const refused = rotateRegistryKey({ ...registry.context, signer: newSigner }, bytes);
+    await expect(refused).rejects.toBeInstanceOf(SubmissionError);
+    await expect(refused).rejects.toMatchObject({
+      problems: [{ code: 'ROTATION_INVALID', message: expect.stringContaining('compromised mark') }],
+    });
+    expect([registry.site.fingerprint(), registry.intake.fingerprint()]).toEqual(before);
+  });
+});
