@@ -15,7 +15,7 @@
  * }); // then pin chain.fingerprint, when a chain was followed
  */
 import type { Key } from 'openpgp';
-import { TrustError } from '../index-builder/errors.ts';
+import { KeyError, TrustError } from '../index-builder/errors.ts';
 import type { SnapshotDocument } from '../index-builder/model.ts';
 import {
   MAX_ROTATION_BYTES,
@@ -24,6 +24,7 @@ import {
   rotationKey,
   verifyRotationStep,
 } from '../index-builder/rotation.ts';
+import { readPublicKey } from '../index-builder/signing.ts';
 import { registryIdentity } from './config.ts';
 import { ClientError } from './errors.ts';
 import type { DocumentLoader } from './fetcher.ts';
@@ -125,6 +126,52 @@ export async function followRotations(options: {
   }
   if (steps.length === 0) return undefined;
   return { ...current, rotations: (steps.at(-1) as { sequence: number }).sequence, steps, links };
+}
+
+/**
+ * The chain kept with what each link lacking `retiredBy` (kept by a client older than the `compromised`
+ * mark, which ignored it) learns from the rotation that retired it, or undefined when none learns anything.
+ * The links are the keys left by consecutive rotations ending at `rotations` (the count of the snapshot the
+ * key `held` signs): each is followed from the rotations after the one the key held is at, so link `i` of
+ * `n` was left by rotation `rotations - n + 1 + i`. That rotation is taken only when it rotates from the
+ * link's key to the key the client went to next (the next link, or the key held), signed by both: one by
+ * the stolen key and a key of the thief's own, saying nothing of a theft, is another rotation and teaches
+ * nothing. A link whose rotation is missing or does not verify stays as it was (trusted as a routine
+ * rotation's, as the client that kept it did), to be asked again at the next check.
+ */
+export async function learnRetirements(options: {
+  readonly load: (sequence: number) => Promise<Uint8Array | undefined>;
+  readonly chain: readonly ChainLink[];
+  readonly held: { readonly fingerprint: string };
+  readonly rotations: number;
+}): Promise<ChainLink[] | undefined> {
+  const { chain } = options;
+  const out = [...chain];
+  let learnt = false;
+  for (const [i, link] of chain.entries()) {
+    if (link.retiredBy !== undefined) continue;
+    const sequence = options.rotations - chain.length + 1 + i;
+    if (sequence < 1) continue;
+    const bytes = await options.load(sequence);
+    if (bytes === undefined) continue;
+    const next = chain[i + 1]?.fingerprint ?? options.held.fingerprint;
+    try {
+      const read = readSignedRotation(bytes, rotationKey(sequence));
+      if (read.rotation.previous.fingerprint !== link.fingerprint || read.rotation.next.fingerprint !== next)
+        continue;
+      const { key } = await readPublicKey(link.armoredKey);
+      await verifyRotationStep(read, { current: key, sequence });
+      out[i] = {
+        ...link,
+        retiredBy: sequence,
+        ...(read.rotation.compromised === true ? { compromised: true as const } : {}),
+      };
+      learnt = true;
+    } catch (error) {
+      if (!(error instanceof TrustError || error instanceof KeyError)) throw error;
+    }
+  }
+  return learnt ? out : undefined;
 }
 
 /**

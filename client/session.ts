@@ -45,13 +45,21 @@ import type {
   SnapshotDocument,
   VersionRecord,
 } from '../index-builder/model.ts';
+import { MAX_ROTATION_BYTES, rotationKey } from '../index-builder/rotation.ts';
 import { openSignedSnapshot, verifyManifest } from '../index-builder/verify.ts';
 import type { RegistryEntry } from './config.ts';
 import type { CachedSnapshot, ContentCache } from './disk/cache.ts';
 import type { SharedTrust, TrustRecord } from './disk/state.ts';
 import { ClientError } from './errors.ts';
 import { documentLoader, type Endpoint, type Fetcher, fetchBody, UNLISTED_LIMITS } from './fetcher.ts';
-import { checkHeldSnapshot, checkSnapshotRegistry, extendChain, readThroughRotations } from './key-chain.ts';
+import {
+  type ChainLink,
+  checkHeldSnapshot,
+  checkSnapshotRegistry,
+  extendChain,
+  learnRetirements,
+  readThroughRotations,
+} from './key-chain.ts';
 import { readLogExtension, readWholeLog } from './log-reader.ts';
 import { TrustedSnapshot } from './trusted-snapshot.ts';
 
@@ -143,6 +151,27 @@ export class RegistrySession {
   /** The registry key trusted: the one pinned, or the one a key rotation led to in this session. */
   get key(): Key {
     return this.#key;
+  }
+
+  /**
+   * The chain kept, its links an older client kept (no rotation number, and so no `compromised` mark read)
+   * given what their rotations say (`learnRetirements`), or undefined when there is nothing to learn. Once
+   * per link: a rotation read is never rewritten. A link whose rotation cannot be read now is asked again at
+   * the next check; what this cannot read fails nothing else.
+   */
+  async #learntChain(rotations: number): Promise<ChainLink[] | undefined> {
+    const chain = this.#trust.chain ?? [];
+    if (chain.every((link) => link.retiredBy !== undefined)) return undefined;
+    return learnRetirements({
+      chain,
+      held: this.#trust,
+      rotations,
+      load: (sequence) =>
+        this.#load({ path: rotationKey(sequence), maxBytes: MAX_ROTATION_BYTES }).catch((error: unknown) => {
+          if (error instanceof ClientError) return undefined;
+          throw error;
+        }),
+    });
   }
 
   /** The trust state this session works under (a followed rotation replaces it). */
@@ -292,9 +321,11 @@ export class RegistrySession {
     if (changed || !cached || etag !== cached.etag)
       await cache.putSnapshot(this.entry.url, { bytes: body, signature, ...(etag ? { etag } : {}) });
     if (checked) {
+      const learnt = await this.#learntChain(snapshot.key_rotations ?? 0);
       const { logsExtended: _before, ...kept } = this.#trust;
       this.#trust = {
         ...kept,
+        ...(learnt ? { chain: learnt } : {}),
         highestGeneration: snapshot.generation,
         snapshotSha256: sha256Hex(body),
         checkedAt: now.toISOString(),

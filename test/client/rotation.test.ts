@@ -108,20 +108,21 @@ async function rotateToNewKey(registry: Served): Promise<KeyPair> {
 /**
  * A cache in front of `origin` that answers `path` with `body` whenever it is asked for as the registry's
  * own documents are (no query, or `?v=<sha256>`); any other query, as a client asking past every cache
- * sends, reaches the origin (`always`: not even that, as whoever serves a registry's name may answer).
- * Counts what it served stale.
+ * sends, reaches the origin (`always`: not even that, as whoever serves a registry's name may answer;
+ * `active` false: everything reaches it). Counts what it served stale.
  */
 async function staleSignatureCache(
   origin: string,
   path: string,
   body: Uint8Array,
-  options: { readonly always?: boolean } = {},
+  options: { readonly always?: boolean; readonly active?: () => boolean } = {},
 ): Promise<{ url: string; readonly served: number }> {
   let served = 0;
   const server = createServer((request, response) => {
     const url = new URL(request.url ?? '/', 'http://cache');
     const v = url.searchParams.get('v');
-    if (url.pathname === path && (options.always || v === null || /^[0-9a-f]{64}$/.test(v))) {
+    const active = options.active?.() ?? true;
+    if (active && url.pathname === path && (options.always || v === null || /^[0-9a-f]{64}$/.test(v))) {
       served += 1;
       response.writeHead(200, { 'content-type': 'application/pgp-signature' }).end(body);
       return;
@@ -871,5 +872,88 @@ describe('when a registry rotates its key routinely (no --compromised)', () => {
     // Today's behaviour, kept: the retired key's signature is trusted after a routine rotation.
     const findings = await m.run((c) => c.verifyInstalled({ dir: m.dir }));
     expect(findings.map((f) => f.ok)).toEqual([true]);
+  });
+});
+
+describe('when a client older than the mark followed a rotation made after a theft', () => {
+  /** The chain as a client before the mark kept it: each link its fingerprint and key, nothing more. */
+  async function keptByOlderClient(m: ClientMachine): Promise<void> {
+    const file = join(m.data, 'trust', 'main', 'state.json');
+    const state = JSON.parse(await readFile(file, 'utf8'));
+    state.chain = state.chain.map((link: { fingerprint: string; key: string }) => ({
+      fingerprint: link.fingerprint,
+      key: link.key,
+    }));
+    await writeFile(file, JSON.stringify(state, null, 2));
+  }
+
+  it('learns the mark from the rotation at its next check, and refuses the stolen key from then on', async () => {
+    // Prepare: a client that installed under the first key and followed the rotation, its state then as an
+    // older client leaves it (which read the record and ignored the mark).
+    const registry = await servedRegistry(['1.0.0']);
+    const m = await machine();
+    await m.run(async (c) => {
+      await c.addRegistry({ name: 'main', url: registry.url, pin: { armored: registry.firstKey } });
+      await c.install({ requests: [`${NAME}@1.0.0`], lockfile: m.lockfile, dir: m.dir });
+    });
+    const next = await newKey();
+    await rotateLocalRegistry(registry.dir, next.secretKey, { compromised: true });
+    await m.run((c) => c.updateRegistries(['main']));
+    await keptByOlderClient(m);
+    // Such a state trusts the stolen key, as the older client did.
+    expect((await m.run((c) => c.verifyInstalled({ dir: m.dir }))).map((f) => f.ok)).toEqual([true]);
+
+    // Act
+    const reports = await m.run((c) => c.updateRegistries(['main']));
+
+    // Assess
+    expect(reports[0]?.error).toBeUndefined();
+    expect((await trustState(m)).chain).toEqual([
+      expect.objectContaining({ fingerprint: registry.firstFingerprint, retired_by: 1, compromised: true }),
+    ]);
+    expect((await m.run((c) => c.verifyInstalled({ dir: m.dir }))).map((f) => f.code)).toEqual([
+      'KEY_REVOKED',
+    ]);
+  });
+
+  it('learns nothing from a rotation the thief made (the stolen key and one of their own), and asks again later', async () => {
+    // Prepare: as above, through what answers for the registry, which then serves as rotation 1 one the
+    // thief signed.
+    const registry = await servedRegistry(['1.0.0']);
+    const thiefKey = await createSigner((await newKey()).secretKey);
+    const stolen = await createSigner(await readFile(join(registry.dir, 'keys/registry-secret.asc'), 'utf8'));
+    const next = await newKey();
+    await rotateLocalRegistry(registry.dir, next.secretKey, { compromised: true });
+    const { bytes: forged } = await signRotation({
+      registry: 'https://plugins.registry.example',
+      sequence: 1,
+      previous: stolen,
+      next: thiefKey,
+      now: new Date(),
+    });
+    let forging = false;
+    const forger = await staleSignatureCache(registry.url, `/${rotationKey(1)}`, forged, {
+      always: true,
+      active: () => forging,
+    });
+    const m = await machine();
+    await m.run((c) => c.addRegistry({ name: 'main', url: forger.url, pin: { armored: registry.firstKey } }));
+    await keptByOlderClient(m);
+    forging = true;
+    const before = (await trustState(m)).chain;
+
+    // Act: the check reads the forged rotation, which does not lead to the key the client went to.
+    const reports = await m.run((c) => c.updateRegistries(['main']));
+
+    // Assess: nothing learnt, nothing refused; the link stays as kept, asked again at the next check.
+    expect(reports[0]?.error).toBeUndefined();
+    expect(forger.served).toBeGreaterThan(0);
+    expect((await trustState(m)).chain).toEqual(before);
+    // The registry's own rotation, once it is served again, is learnt at the next check.
+    forging = false;
+    await m.run((c) => c.updateRegistries(['main']));
+    expect((await trustState(m)).chain).toEqual([
+      expect.objectContaining({ fingerprint: registry.firstFingerprint, retired_by: 1, compromised: true }),
+    ]);
   });
 });
