@@ -144,7 +144,13 @@ export interface VerifyReport {
    */
   readonly keyFrom: 'given' | 'state' | 'registry';
   /** The key rotations followed from the key pinned, in order, when the registry rotated since. */
-  readonly rotations?: readonly { readonly sequence: number; readonly from: string; readonly to: string }[];
+  readonly rotations?: readonly {
+    readonly sequence: number;
+    readonly from: string;
+    readonly to: string;
+    /** The rotation says `from` is no longer secret (`rotate-key --compromised`). */
+    readonly compromised?: true;
+  }[];
   readonly generation: number;
   readonly expires: string;
   readonly documents: number;
@@ -319,7 +325,12 @@ async function verifyWith(
   );
   const key = chain ?? held;
   if (chain) chainSaved = [...chainSaved, ...chain.links.map((l) => l.fingerprint)];
-  const rotations = chain?.steps.map(({ sequence, from: before, to }) => ({ sequence, from: before, to }));
+  const rotations = chain?.steps.map(({ sequence, from: before, to, compromised }) => ({
+    sequence,
+    from: before,
+    to,
+    ...(compromised ? { compromised } : {}),
+  }));
   // Every document by the digest the snapshot (or a bin) gives it: `?v=<sha256>` is its own CDN cache entry,
   // so no cache can hand back an older generation than the snapshot names.
   const bins: BinDocument[] = [];

@@ -82,6 +82,11 @@ async function verifyServed(parsed: Parsed, url: string): Promise<number> {
       out(
         `  the registry's key rotated since the key given: followed ${report.rotations.length} signed rotation(s), ${[report.rotations[0]?.from, ...report.rotations.map((r) => r.to)].join(' -> ')}`,
       );
+    for (const step of report.rotations ?? [])
+      if (step.compromised)
+        out(
+          `  rotation ${step.sequence} says key ${step.from} is no longer secret: nothing it signs is to be trusted`,
+        );
     out(
       `  ${report.documents} signed documents, ${report.plugins} plugins, ${report.manifests} manifests, ${report.artifacts} hosted artifacts${report.removed > 0 ? `, ${report.removed} removed versions (files gone, on purpose)` : ''}`,
     );

@@ -343,6 +343,9 @@ describe('when an operator rotates the key because the old one was stolen (--com
 
       const updated = await plugindex('registry', 'update', 'stolen');
       expect(updated.code, updated.stderr).toBe(0);
+      const whole = await plugindex('verify', '--url', server.url, '--key', firstKey);
+      expect(whole.code, whole.stderr).toBe(0);
+      expect(whole.stdout).toContain(`rotation 1 says key ${first} is no longer secret`);
       const refused = await plugindex('verify', '--dir', pluginsDir, '--lockfile', lockfile);
       expect(refused.code).toBe(3);
       expect(refused.stdout).toContain(`NOT verified ${NAME}@1.0.0: KEY_REVOKED:`);
