@@ -723,7 +723,7 @@ async function plantSignedByStolenKey(dir: string, stolen: Signer): Promise<void
 describe('when a registry rotates its key because the old key was stolen (rotate-key --compromised)', () => {
   let registry: Served;
   let stolen: Signer;
-  let second: KeyPair & { file: string };
+  let second: KeyPair;
   let early: ClientMachine;
   let lockBefore: string;
   let firstSignature: Buffer;

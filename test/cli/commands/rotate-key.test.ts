@@ -372,13 +372,13 @@ describe('when an operator rotates the key because the old one was stolen (--com
       now: new Date(),
     });
     await writeFile(path.join(dir, PENDING_ROTATION_FILE), bytes);
-    const before = await tree(dir);
+    const before = await treeOf(dir);
 
     const refused = await plugindex('rotate-key', '--registry', dir, '--new-key', next.file, '--compromised');
 
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain('ROTATION_INVALID /rotation/compromised');
-    expect(await tree(dir)).toEqual(before);
+    expect(await treeOf(dir)).toEqual(before);
     // With --output, the mark is written into the rotation for an operator to check first.
     const fresh = path.join(work, 'compromised-output');
     await registryWithPlugin(fresh, ['1.0.0']);
