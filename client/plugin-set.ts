@@ -813,13 +813,20 @@ export interface DiscoveryReport {
      * when the set has no policy, and for a folder no install of the set recorded.
      */
     readonly policy?: readonly string[];
+    /**
+     * Why a folder installed.json records in one of the set's install folders is not the set's: the set
+     * does not install that plugin there, or its lock holds another version (`verify -c`'s `NOT_IN_SET`,
+     * what `clean -c` removes). Then it has no `policy`: the set's policy does not speak for it.
+     */
+    readonly not_in_set?: string;
   })[];
 }
 
 /**
  * The spec's filesystem discovery for a set: its `discovery.filesystem.paths` (when enabled) and its install
- * folders, every version folder found verified against `keys` and the keys the set's providers pin, and
- * each verified one an install of the set recorded judged by the set's policy.
+ * folders, every version folder found verified against `keys` and the keys the set's providers pin; of
+ * those installed.json records in an install folder, each the set does not name there marked `not_in_set`,
+ * and each verified one it names judged by the set's policy (as `verify -c` speaks for them).
  */
 export async function discoverSet(
   ctx: ClientContext,
@@ -835,13 +842,20 @@ export async function discoverSet(
     ...new Set([...(filesystem?.enabled === false ? [] : (filesystem?.paths ?? [])), ...installDirs(set)]),
   ];
   const found = await scanPluginFolders(paths, { recursive: filesystem?.recursive ?? false });
-  const installs = set.policy ? await installedFolders(ctx, set) : new Map<string, InstalledAt>();
-  const plugins: (DiscoveredPlugin & { policy?: readonly string[] })[] = [];
+  const installs = await installedFolders(ctx, set);
+  const lock = installs.size > 0 ? await readLockfile(await lockfileOf(file, options)) : undefined;
+  const plugins: DiscoveryReport['plugins'][number][] = [];
   for (const folder of found) {
     const plugin = await verifyFound(folder, keys);
-    const at = plugin.status === 'verified' ? installs.get(plugin.dir) : undefined;
+    const at = installs.get(plugin.dir);
+    // As `verify -c`: a version the set does not name there is said to be not the set's, not judged by it.
+    const outside = at ? notInSet(set, lock, at.dir, at.name, at.version) : undefined;
+    if (outside !== undefined) {
+      plugins.push({ ...plugin, not_in_set: outside });
+      continue;
+    }
     const problems =
-      at && set.policy
+      at && set.policy && plugin.status === 'verified'
         ? await installedPolicyProblems(at.tree, set.policy, at.name, at.version, at.record)
         : undefined;
     plugins.push(problems && problems.length > 0 ? { ...plugin, policy: problems } : plugin);
@@ -851,6 +865,8 @@ export async function discoverSet(
 
 /** A version an install recorded in one of a set's folders. */
 interface InstalledAt {
+  /** The folder as the set names it. */
+  readonly dir: string;
   readonly tree: InstallTree;
   readonly name: string;
   readonly version: string;
@@ -864,7 +880,7 @@ async function installedFolders(ctx: ClientContext, set: PluginSet): Promise<Map
     const tree = ctx.tree(dir);
     for (const [name, plugin] of Object.entries((await tree.read()).plugins))
       for (const [version, record] of Object.entries(plugin.versions))
-        folders.set(join(tree.dir, name, versionFolder(version)), { tree, name, version, record });
+        folders.set(join(tree.dir, name, versionFolder(version)), { dir, tree, name, version, record });
   }
   return folders;
 }
@@ -932,25 +948,9 @@ export async function verifySet(
   const lock = await readLockfile(lockfile);
   const findings: VerifyFinding[] = [];
   for (const dir of installDirs(set)) {
-    // What `clean -c` keeps is the set's: a plugin it installs into this folder, at the version its lock
-    // holds. Anything else there came from elsewhere (another set, `install --dir`), through sources this
-    // set's keys do not speak for (a provider of the same name pinned to another key found it modified, in
-    // installed.json, where a host read it as refused), nor is it this set's to judge as verified: it is
-    // named as not the set's, and `clean -c` removes it.
     const outside = (name: string, version: string): VerifyFinding | undefined => {
-      const entry = lock ? own(lock.plugins, name) : undefined;
-      if (setNamesIn(set, name, dir) && (entry === undefined || entry.version === version)) return undefined;
-      return {
-        name,
-        version,
-        ok: false,
-        code: NOT_IN_SET,
-        message: `${file} ${
-          setNamesIn(set, name, dir)
-            ? `installs ${name}@${entry?.version ?? ''} here (its lock), not ${version}`
-            : `installs no plugin ${name} into ${dir}`
-        }: not verified as the set's (\`plugindex clean -c\` removes it; \`plugindex verify --dir\` checks it by the configured registries)`,
-      };
+      const why = notInSet(set, lock, dir, name, version);
+      return why === undefined ? undefined : { name, version, ok: false, code: NOT_IN_SET, message: why };
     };
     const found = await verifyInstalled(ctx, { dir, lockfile, trust, outside });
     findings.push(...(await judgedByPolicy(ctx.tree(dir), set, found)));
@@ -964,4 +964,29 @@ const NOT_IN_SET = 'NOT_IN_SET';
 /** True when the set installs `name` into `dir`: `namesIn` read from the set file alone. */
 function setNamesIn(set: PluginSet, name: string, dir: string): boolean {
   return set.plugins.some((p) => p.name === name && (p.install_location ?? set.installLocation) === dir);
+}
+
+/**
+ * Why a version in one of a set's folders is not the set's, or undefined when it is. What `clean -c` keeps
+ * is the set's: a plugin it installs into this folder, at the version its lock holds. Anything else there
+ * came from elsewhere (another set, `install --dir`), through sources this set's keys do not speak for (a
+ * provider of the same name pinned to another key found it modified, in installed.json, where a host read
+ * it as refused), nor is it this set's to judge by its policy: `verify -c` and `list -c` name it as not the
+ * set's, and `clean -c` removes it.
+ */
+function notInSet(
+  set: PluginSet,
+  lock: Lockfile | undefined,
+  dir: string,
+  name: string,
+  version: string,
+): string | undefined {
+  const entry = lock ? own(lock.plugins, name) : undefined;
+  const named = setNamesIn(set, name, dir);
+  if (named && (entry === undefined || entry.version === version)) return undefined;
+  return `${set.file} ${
+    named
+      ? `installs ${name}@${entry?.version ?? ''} here (its lock), not ${version}`
+      : `installs no plugin ${name} into ${dir}`
+  }: not verified as the set's (\`plugindex clean -c\` removes it; \`plugindex verify --dir\` checks it by the configured registries)`;
 }

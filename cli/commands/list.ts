@@ -4,7 +4,9 @@
  * if any).
  * `-c FILE`: also the plugin folders the set's discovery finds on disk (the spec's filesystem discovery),
  * each with whether it verifies, and under an installed one the set's policy refuses a `POLICY_DENIED:` line
- * per rule it breaks (exit 1); `--watch` prints them again whenever those folders change.
+ * per rule it breaks (exit 1), under one installed there that the set does not name a `NOT_IN_SET:` line
+ * (exit 1, as `verify -c`; never judged by the set's policy); `--watch` prints them again whenever those
+ * folders change.
  */
 import { homedir } from 'node:os';
 import { resolve } from 'node:path';
@@ -100,12 +102,18 @@ async function listSet(parsed: Parsed, file: string): Promise<number> {
           out(`${p.name ?? '?'}  ${p.version ?? '?'}  ${p.status}  ${p.dir}  (${p.detail})`);
           // Under its row, so the row itself reads as it always has.
           for (const problem of p.policy ?? []) out(`  POLICY_DENIED: ${problem}`);
+          if (p.not_in_set !== undefined) out(`  NOT_IN_SET: ${p.not_in_set}`);
         }
     };
     const report = await client.discover(file, { home: homedir() });
     if (!watch) {
       print(report);
-      return report.plugins.every((p) => p.status === 'verified' && p.policy === undefined) ? 0 : 1;
+      // As `verify -c`: a version in the set's folders the set does not name there is a rejection, exit 1.
+      return report.plugins.every(
+        (p) => p.status === 'verified' && p.policy === undefined && p.not_in_set === undefined,
+      )
+        ? 0
+        : 1;
     }
     // Armed before the first listing is printed: whatever changes after a reader sees a listing is listed again.
     // Watched again after each change: a path that did not exist may exist now, and is watched inside.

@@ -795,6 +795,31 @@ describe('when a set\u2019s folder holds a plugin the set no longer names (verif
     expect((await c.plugindex('clean', '-c', 'plugins.yaml')).code).toBe(0);
     expect((await c.plugindex('verify', '-c', 'plugins.yaml')).code).toBe(0);
   });
+
+  it('list -c names it NOT_IN_SET under its row (exit 1), not judged by the set\u2019s policy, as verify -c does', async () => {
+    // Prepare: two plugins installed, then one taken out of the set, and a policy neither publisher meets.
+    const c = await checkout(setOf([{ name: ALPHA, version: '1.0.0' }, { name: BETA }]));
+    expect((await c.plugindex('install', '-c', 'plugins.yaml')).code).toBe(0);
+    await writeFile(
+      c.file,
+      `${setOf([{ name: ALPHA, version: '1.0.0' }])}policy:\n  publishers: ["${'A'.repeat(40)}"]\n`,
+    );
+
+    // Act
+    const list = await c.plugindex('list', '-c', 'plugins.yaml');
+    const verify = await c.plugindex('verify', '-c', 'plugins.yaml');
+
+    // Assess: the set's plugin judged by its policy; the other named as not the set's, and judged not.
+    expect(list.code, list.stderr).toBe(1);
+    expect(list.stdout.split('\n').filter(Boolean)).toEqual([
+      expect.stringContaining(listed(c, ALPHA, '1.0.0', 'verified')),
+      expect.stringContaining(`  POLICY_DENIED: ${ALPHA}@1.0.0 is signed by publisher`),
+      expect.stringContaining(listed(c, BETA, '2.0.0', 'verified')),
+      `  NOT_IN_SET: ${c.file} installs no plugin ${BETA} into ${path.join(c.dir, 'plugins')}: not verified as the set's (\`plugindex clean -c\` removes it; \`plugindex verify --dir\` checks it by the configured registries)`,
+    ]);
+    expect(verify.stdout).toContain(`NOT in the set ${BETA}@2.0.0: NOT_IN_SET: `);
+    expect(verify.stdout).not.toContain(`NOT allowed ${BETA}`);
+  });
 });
 
 describe('when a manifest is installed by its URL (install URL)', () => {

@@ -976,6 +976,36 @@ describe('when what a set installed is verified', () => {
     expect(after.plugins['multicloud-rollup']).toEqual(before.plugins['multicloud-rollup']);
   });
 
+  it('discovers such a version as not the set\u2019s (not_in_set), judging it not by the set\u2019s policy', async () => {
+    // Prepare: as above, and then a policy that refuses the registry both came from.
+    const p = await project(exampleSet(base));
+    await using(p, (c) => c.installSet(p.file, HOME));
+    const kept = exampleSet(base).split('    - provider: local\n      name: multicloud')[0] as string;
+    await writeFile(p.file, kept);
+    await using(p, (c) => c.installSet(p.file, HOME));
+    await writeFile(p.file, `${kept}policy:\n  registries: [elsewhere]\n`);
+
+    // Act
+    const report = await using(p, (c) => c.discover(p.file, HOME));
+
+    // Assess
+    expect(report.plugins).toEqual([
+      expect.objectContaining({
+        name: 'kubecost-lens',
+        status: 'verified',
+        policy: [expect.stringContaining('which is not among policy.registries (elsewhere)')],
+      }),
+      expect.objectContaining({
+        name: 'multicloud-rollup',
+        status: 'verified',
+        not_in_set: expect.stringContaining(
+          `${p.file} installs no plugin multicloud-rollup into ${join(p.dir, 'plugins')}`,
+        ),
+      }),
+    ]);
+    expect(report.plugins[1]).not.toHaveProperty('policy');
+  });
+
   it('checks every version in the set\u2019s folders by the keys the set pins, and names a changed file', async () => {
     const p = await project(mixedSet());
     await using(p, (c) => c.installSet(p.file, HOME));
