@@ -161,6 +161,8 @@ export async function runDev(options: {
   readonly port: number;
   readonly examples: string;
   readonly log: (line: string) => void;
+  /** The server's errors and warnings (`startService`'s `warn`): stderr; `log` unless given. */
+  readonly warn?: (line: string) => void;
 }): Promise<void> {
   const { dir, port, log } = options;
   const url = `http://127.0.0.1:${port}`;
@@ -225,7 +227,13 @@ export async function runDev(options: {
 
   await applyExampleActions(dir, registry, secretKey, path.join(options.examples, 'lifecycle.json'), log);
 
-  const service = await startService({ dir, port, watch: true, log });
+  const service = await startService({
+    dir,
+    port,
+    watch: true,
+    log,
+    ...(options.warn ? { warn: options.warn } : {}),
+  });
   log('');
   log(`plugindex registry at ${service.url}/`);
   log(`  home (search):   ${service.url}/`);

@@ -35,17 +35,23 @@ export async function startService(options: {
   readonly maxConnections?: number;
   /** One address's share of them: `defaultShare` (server.ts) unless given; 0 for none (behind a proxy). */
   readonly maxConnectionsPerAddress?: number;
-  /** The connections the server refuses or closes for others (`plugindex serve`: stderr); `log` unless given. */
+  /**
+   * What an operator watching for trouble reads (`plugindex serve`, `npm start`: stderr): the cause of an
+   * internal error, a batch of incoming/ that failed, and the connections the server refuses or closes for
+   * others; `log` unless given.
+   */
   readonly warn?: (line: string) => void;
 }): Promise<RunningService> {
   await readConfig(options.dir); // fail fast when DIR is not a registry
-  // No line per request; the cause of an internal error, which the client is not told, is the operator's.
+  const warn = options.warn ?? options.log;
+  // No line per request; the cause of an internal error, which the client is not told, is the operator's,
+  // on stderr as README says (it went to stdout, among the lines of what was published).
   const server = createRegistryServer({
     site: openSite(options.dir),
-    logError: options.log,
+    logError: warn,
     maxConnections: options.maxConnections,
     maxConnectionsPerAddress: options.maxConnectionsPerAddress,
-    logTurnedAway: options.warn ?? options.log,
+    logTurnedAway: warn,
   });
   const listening = await listenRegistryServer(server, options.port, options.host ?? '127.0.0.1').catch(
     (error: unknown) => {
@@ -89,11 +95,16 @@ export async function startService(options: {
           if (generation !== null)
             options.log(`[incoming] index documents updated, generation ${generation}`);
         },
-        onError: (error) => options.log(`[incoming] error: ${(error as Error).message}`),
+        onError: (error) => warn(`[incoming] error: ${(error as Error).message}`),
       })
     : undefined;
   const submissions = options.watch
-    ? await takeSubmissions(options.dir, stores, options.log, options.compressionThresholdBytes)
+    ? await takeSubmissions(
+        options.dir,
+        stores,
+        { log: options.log, warn },
+        options.compressionThresholdBytes,
+      )
     : undefined;
   return {
     url: listening.url,
@@ -116,7 +127,7 @@ export async function startService(options: {
 async function takeSubmissions(
   dir: string,
   stores: Required<RegistryStores>,
-  log: (line: string) => void,
+  { log, warn }: { readonly log: (line: string) => void; readonly warn: (line: string) => void },
   compressionThresholdBytes?: number,
 ): Promise<SubmissionService | undefined> {
   const threshold = compressionThresholdBytes === undefined ? {} : { compressionThresholdBytes };
@@ -139,7 +150,7 @@ async function takeSubmissions(
         completeEncodedVariants({ site: stores.site, held, ...threshold }, { shouldStop: stop }),
       );
     }).catch((error: unknown) =>
-      log(`[publish] compressed variants left for later: ${(error as Error).message}`),
+      warn(`[publish] compressed variants left for later: ${(error as Error).message}`),
     );
   const publish = async ({ key, sha256 }: ServiceRequest): Promise<SubmissionOutcome> => {
     waiting++;

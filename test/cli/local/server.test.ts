@@ -1243,6 +1243,37 @@ describe('when the store fails', () => {
       await listening.close();
     }
   });
+
+  it("writes the cause to plugindex serve's warn (stderr), not to its log (stdout)", async () => {
+    // Prepare: a registry whose sidecar for one compressed document is a link to itself (a read fails, ELOOP).
+    const dir = await mkdtemp(path.join(tmpdir(), 'plugindex-serve-error-'));
+    await initRegistry(dir, { name: 'Failing', url: 'http://127.0.0.1:9' });
+    const sidecar = path.join(dir, 'public', '.meta', 'index.json.gz.json');
+    await rm(sidecar);
+    await symlink(sidecar, sidecar);
+    const log: string[] = [];
+    const warn: string[] = [];
+    const service = await startService({
+      dir,
+      port: 0,
+      watch: false,
+      log: (line) => log.push(line),
+      warn: (line) => warn.push(line),
+    });
+    try {
+      // Act
+      const response = await fetch(`${service.url}/index.json.gz`);
+      await response.text();
+
+      // Assess
+      expect(response.status).toBe(500);
+      expect(warn).toEqual([expect.stringMatching(/^error serving GET \/index\.json\.gz: .*ELOOP/)]);
+      expect(log).toEqual([]);
+    } finally {
+      await service.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('when a download ends early', () => {
