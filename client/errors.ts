@@ -34,6 +34,12 @@ export type ClientErrorCode =
    * request may edit, so refused before the secret is read.
    */
   | 'CREDENTIALS_NOT_TRUSTED'
+  /**
+   * A plugin set's `ca_file` would widen the TLS trust for an origin where its `auth` sends the secret of a
+   * configured registry, which trusts another CA (or the system's roots alone): whoever could then intercept
+   * the connection would read the secret. Refused before any request.
+   */
+  | 'CA_NOT_TRUSTED'
   /** `--offline` (or `--frozen`) and something needed is not in the cache. */
   | 'OFFLINE_MISSING'
   /** No configured registry has a plugin of that name. */
@@ -122,6 +128,7 @@ const REFUSAL_CODES: ReadonlySet<ClientErrorCode> = new Set([
   'KEY_REVOKED',
   'FETCH_CROSS_ORIGIN_REDIRECT',
   'CREDENTIALS_NOT_TRUSTED',
+  'CA_NOT_TRUSTED',
   'INSTALL_PATH_LINKED',
   'TRUST_RESET_REFUSED',
 ]);

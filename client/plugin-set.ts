@@ -284,14 +284,66 @@ async function checkCredentialsTrusted(
   if (auth === undefined || url === undefined || url.startsWith('file:')) return;
   if (provider.type === 'registry' && provider.key === undefined) return;
   const origin = new URL(url).origin;
-  for (const entry of await ctx.registryEntries())
-    if (new URL(entry.url).origin === origin && sameAuth(entry.auth, auth)) return;
+  const sending = (await ctx.registryEntries()).filter(
+    (entry) => new URL(entry.url).origin === origin && sameAuth(entry.auth, auth),
+  );
   const reference = secretReference(auth);
+  if (sending.length > 0) {
+    await checkCaTrusted(set, provider, { origin, reference, sending });
+    return;
+  }
   const command = `plugindex registry add NAME ${url} --key FILE --auth ${auth.type} --secret '${reference}'${auth.type === 'basic_auth' ? ` --username ${auth.username}` : ''}`;
   throw new ClientError(
     'CREDENTIALS_NOT_TRUSTED',
     `${set.file}#${provider.pointer}/auth: the set would send the secret ${reference} to ${origin}, where the configuration sends it to no registry: a set file comes with a checkout, which a pull request may edit, so its credentials go only where the user's own configuration sends them; if this is the place, configure it (\`${command}\`)`,
   );
+}
+
+/**
+ * Where a set's auth is honoured, the TLS trust that guards the secret is the configured registry's: a set's
+ * `ca_file` there is taken only when it holds the very certificates a configured registry sending that secret
+ * trusts (its `ca_file`, line endings aside). A set's own CA for that origin (a pull request may add one, and
+ * the system's roots were all the configuration trusted) would let whoever can intercept the connection
+ * present a certificate of it, and read the secret the configuration holds. Refused rather than ignored: a
+ * set that names a CA expects it to be used, and a connection made otherwise would fail or, worse, pass for
+ * a reason the set's reader cannot see. A CA bundle that is missing is said where it is read (`reachable`).
+ * @throws ClientError CA_NOT_TRUSTED naming the field, the origin and the CA the configuration trusts there.
+ */
+async function checkCaTrusted(
+  set: PluginSet,
+  provider: SetProvider,
+  {
+    origin,
+    reference,
+    sending,
+  }: { readonly origin: string; readonly reference: string; readonly sending: readonly RegistryEntry[] },
+): Promise<void> {
+  if ((provider.type !== 'registry' && provider.type !== 'url') || provider.ca_file === undefined) return;
+  const at = `${set.file}#${provider.pointer}/ca_file`;
+  const wanted = await readSetPath(provider.ca_file, at, 'the CA bundle');
+  if (wanted === undefined) return;
+  for (const entry of sending) {
+    if (entry.ca_file === undefined) continue;
+    const configured = await readTextIfExists(entry.ca_file).catch(() => undefined);
+    if (configured !== undefined && samePem(configured, wanted)) return;
+  }
+  const trusted = sending
+    .map((entry) =>
+      entry.ca_file === undefined
+        ? `${entry.name}: the system's roots`
+        : `${entry.name}: the CA bundle ${entry.ca_file}`,
+    )
+    .join('; ');
+  throw new ClientError(
+    'CA_NOT_TRUSTED',
+    `${at}: the set would trust the CA bundle ${provider.ca_file} for ${origin}, where it sends the secret ${reference} of the configured registry (${trusted}): a set file comes with a checkout, which a pull request may edit, and a CA of its choosing would let whoever can intercept the connection read the secret; remove ca_file from the set, or give it the CA bundle the configured registry trusts`,
+  );
+}
+
+/** Whether two PEM texts hold the same certificates, as a checkout's line endings may differ. */
+function samePem(a: string, b: string): boolean {
+  const normal = (text: string): string => text.replace(/\r\n/g, '\n').trim();
+  return normal(a) === normal(b);
 }
 
 /** Whether two auths send the same secret the same way (an api_key's header name aside: same origin). */

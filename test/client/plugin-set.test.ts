@@ -20,6 +20,7 @@ import {
   writeFile,
 } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, sep } from 'node:path';
@@ -51,6 +52,7 @@ import {
 import { type OciRegistry, pushBlob, REGISTRY_USER, startOciRegistry } from '../support/oci-registry.ts';
 import { type LocalS3, startLocalS3 } from '../support/s3.ts';
 import { type StaticServer, startStaticServer } from '../support/static-server.ts';
+import { makeTestCa } from '../support/tls.ts';
 
 const NOW = new Date('2026-11-02T00:00:00Z');
 const LINUX = { os: 'linux', arch: 'amd64' } as const;
@@ -563,6 +565,100 @@ describe('when a set\u2019s auth would send a secret where the configuration doe
       code: 'CREDENTIALS_NOT_TRUSTED',
       message: expect.stringContaining(`the set would send the secret \${OTHER_SECRET}`),
     });
+  });
+});
+
+describe('when a set\u2019s auth is honoured and the set names its own CA for that origin', () => {
+  const TOKEN = 'the-teams-token';
+  const set = `plugins:
+  providers:
+    - type: registry
+      name: team
+      url: URL
+      key: ./registry.asc
+      ca_file: ./ca.pem
+      auth: { type: bearer_token, bearer_token: "\${TEAM_TOKEN}" }
+  plugins:
+    - { provider: team, name: kubecost-lens, version: "1.1.0" }
+`;
+
+  /** The registry configured at `url` with the set's auth (as `registry add` writes it, without asking it). */
+  async function configure(p: Project, fields: { url: string; ca_file?: string }): Promise<void> {
+    const entry = {
+      name: 'shared',
+      priority: 0,
+      key_fingerprint: registry.registryKey.fingerprint,
+      mirrors: [],
+      auth: { type: 'bearer_token', bearer_token: `\${TEAM_TOKEN}` },
+      ...fields,
+    };
+    await mkdir(join(p.dir, '.home/config'), { recursive: true });
+    await writeFile(
+      join(p.dir, '.home/config/config.json'),
+      JSON.stringify({ schema: 'plugindex/client-config/v1', registries: [entry] }),
+    );
+  }
+
+  it('refuses the CA (CA_NOT_TRUSTED) before any request, so no one holding it reads the secret', async () => {
+    // Prepare: whoever can intercept the connection to the configured registry's origin, with a certificate
+    // for it from a CA of their own; the set (as a pull request edits it) trusting that CA there.
+    const interceptor = makeTestCa('interceptor');
+    const seen: string[] = [];
+    const host = createHttpsServer(interceptor.tls, (request, response) => {
+      seen.push(JSON.stringify(request.headers));
+      response.writeHead(404).end();
+    });
+    await new Promise<void>((resolve) => host.listen(0, '127.0.0.1', resolve));
+    const url = `https://127.0.0.1:${(host.address() as AddressInfo).port}`;
+    try {
+      const p = await project(set.replace('URL', url), { TEAM_TOKEN: TOKEN });
+      await writeFile(join(p.dir, 'ca.pem'), interceptor.caPem);
+      await configure(p, { url });
+
+      // Act
+      const install = using(p, (c) => c.installSet(p.file, HOME));
+
+      // Assess
+      await expect(install).rejects.toBeInstanceOf(ClientError);
+      await expect(install).rejects.toMatchObject({
+        code: 'CA_NOT_TRUSTED',
+        message: expect.stringContaining(
+          `${p.file}#/plugins/providers/0/ca_file: the set would trust the CA bundle ${join(p.dir, 'ca.pem')} for ${url}, where it sends the secret \${TEAM_TOKEN} of the configured registry (shared: the system's roots)`,
+        ),
+      });
+      await expect(install).rejects.toSatisfy((error: ClientError) => error.refusal);
+      expect(seen.filter((headers) => headers.includes(TOKEN))).toEqual([]);
+    } finally {
+      host.closeAllConnections();
+      await new Promise<void>((resolve) => host.close(() => resolve()));
+      interceptor.remove();
+    }
+  });
+
+  it('takes the CA the configured registry trusts there, a copy in the checkout with other line endings', async () => {
+    const ca = makeTestCa('team');
+    const seen: string[] = [];
+    const host = createHttpsServer(ca.tls, (request, response) => {
+      seen.push(JSON.stringify(request.headers));
+      response.writeHead(404).end();
+    });
+    await new Promise<void>((resolve) => host.listen(0, '127.0.0.1', resolve));
+    const url = `https://127.0.0.1:${(host.address() as AddressInfo).port}`;
+    try {
+      const p = await project(set.replace('URL', url), { TEAM_TOKEN: TOKEN });
+      await writeFile(join(p.dir, 'ca.pem'), ca.caPem.replace(/\n/g, '\r\n'));
+      await configure(p, { url, ca_file: ca.caFile });
+
+      // The registry is reached over TLS, with the secret (it has no snapshot, so the install fails there).
+      await expect(using(p, (c) => c.installSet(p.file, HOME))).rejects.toMatchObject({
+        code: expect.not.stringMatching(/CA_NOT_TRUSTED|CREDENTIALS_NOT_TRUSTED/),
+      });
+      expect(seen.some((headers) => headers.includes(`Bearer ${TOKEN}`))).toBe(true);
+    } finally {
+      host.closeAllConnections();
+      await new Promise<void>((resolve) => host.close(() => resolve()));
+      ca.remove();
+    }
   });
 });
 
