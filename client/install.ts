@@ -115,6 +115,11 @@ export interface InstallOptions {
   readonly allowVulnerable?: boolean;
   /** The plugin set file's sha256, recorded in the lock. */
   readonly configSha256?: string;
+  /**
+   * The plugin set file placing these (its absolute path), recorded as each placed version's `set`; its
+   * replacing removes only the versions recorded as that set's (installed.ts `InstalledVersion.set`).
+   */
+  readonly owner?: string;
 }
 
 export interface InstalledItem {
@@ -344,7 +349,7 @@ async function install(ctx: ClientContext, options: InstallOptions): Promise<Ins
     for (const planned of changing) {
       const group = treeOf(planned.dir);
       if (!before.has(group.tree.dir)) before.set(group.tree.dir, await seen.read(group.tree));
-      group.placed.push(await place(ctx, group.tree, planned, downloaded));
+      group.placed.push(await place(ctx, group.tree, planned, downloaded, options.owner));
     }
   } catch (error) {
     for (const { tree, placed } of byDir.values())
@@ -356,7 +361,7 @@ async function install(ctx: ClientContext, options: InstallOptions): Promise<Ins
   // An update, or a plugin set (one version per plugin), replaces: the versions it moved away from go,
   // once the new one is in place.
   const replace = options.upgrade === true || options.targets !== undefined;
-  for (const { tree, placed } of byDir.values()) await record(tree, placed, replace);
+  for (const { tree, placed } of byDir.values()) await record(tree, placed, replace, options.owner);
   // --locked and --frozen leave the lock as it is, even where only its record of the set file or of where
   // artifacts were found would change (what they lock is checked above: it does not).
   const lockfileChanged =
@@ -1732,6 +1737,7 @@ async function place(
   tree: InstallTree,
   plan: Planned,
   downloaded: ReadonlySet<PlannedFile>,
+  owner: string | undefined,
 ): Promise<Placed> {
   for (const file of plan.files) {
     const expected = { sha256: file.sha256, size: file.size };
@@ -1768,20 +1774,30 @@ async function place(
     ),
     ...(plan.yanked ? { yanked: true } : {}),
     ...(plan.deprecated ? { deprecated: true } : {}),
+    ...(owner !== undefined ? { set: owner } : {}),
   };
   return { record, item: { name: plan.name, version: plan.version } };
 }
 
-/** Records what was placed in one folder's installed.json, in one edit. */
-async function record(tree: InstallTree, placed: readonly Placed[], replace: boolean): Promise<void> {
+/**
+ * Records what was placed in one folder's installed.json, in one edit. A plugin set (`owner`) replaces only
+ * the versions it placed: its folder may be the client's own or another set's, and the version beside its
+ * own one the user's.
+ */
+async function record(
+  tree: InstallTree,
+  placed: readonly Placed[],
+  replace: boolean,
+  owner: string | undefined,
+): Promise<void> {
   await tree.update(async (current) => {
     let next = current;
     const replaced: [string, string][] = [];
     for (const { item, record } of placed) {
       next = withInstalledVersion(next, item.name, item.version, record);
       if (!replace) continue;
-      for (const version of Object.keys(own(next.plugins, item.name)?.versions ?? {})) {
-        if (version === item.version) continue;
+      for (const [version, held] of Object.entries(own(next.plugins, item.name)?.versions ?? {})) {
+        if (version === item.version || (owner !== undefined && held.set !== owner)) continue;
         next = withoutInstalled(next, item.name, version).installed;
         replaced.push([item.name, version]);
       }

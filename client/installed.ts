@@ -66,6 +66,13 @@ export interface InstalledVersion {
   readonly verified?: string;
   /** Why the last `plugindex verify` refused it (absent once it verifies again): a host should not run it. */
   readonly problem?: { readonly code: string; readonly message: string };
+  /**
+   * The plugin set file (its absolute path) whose `install -c` placed it: that set's `clean -c` (and its
+   * install replacing a version) removes only what it placed. A set names its folder itself, anywhere (the
+   * client's own, another set's, one `install --dir` filled), and a set file comes with a checkout a pull
+   * request may edit. Absent for a plain install, and in records older clients wrote.
+   */
+  readonly set?: string;
 }
 
 export interface InstalledPlugin {
@@ -128,6 +135,8 @@ export function parseInstalled(text: string, file: string): InstalledFile {
       for (const key of ['registry', 'registry_key', 'manifest_sha256', 'publisher', 'installed']) {
         if (typeof (record as Record<string, unknown>)[key] !== 'string') fail(`${vat}/${key}`, 'a string');
       }
+      const set = (record as Record<string, unknown>).set;
+      if (set !== undefined && typeof set !== 'string') fail(`${vat}/set`, 'the path of a plugin set file');
       const verified = (record as Record<string, unknown>).publisher_verified;
       if (verified !== undefined && typeof verified !== 'boolean')
         fail(`${vat}/publisher_verified`, 'true or false');
@@ -183,9 +192,16 @@ export function withInstalledVersion(
 ): InstalledFile {
   const plugin = own(installed.plugins, name);
   const before = plugin ? own(plugin.versions, version) : undefined;
+  // A platform added to a version placed otherwise (by hand, by another set) leaves it whose it was: a set
+  // adding one claims no files it did not place.
+  const { set: _set, ...unclaimed } = record;
   const merged: InstalledVersion =
     before && before.manifest_sha256 === record.manifest_sha256
-      ? { ...record, artifacts: { ...before.artifacts, ...record.artifacts } }
+      ? {
+          ...unclaimed,
+          ...(before.set !== undefined ? { set: before.set } : {}),
+          artifacts: { ...before.artifacts, ...record.artifacts },
+        }
       : record;
   return {
     ...installed,

@@ -566,6 +566,7 @@ function installOptions(opened: OpenedSet, options: SetInstallOptions): InstallO
     sources: opened.sources,
     lockfile: opened.lockfile,
     configSha256: opened.sha256,
+    owner: opened.set.file,
     dir: opened.set.installLocation,
     ...(opened.set.policy ? { policy: opened.set.policy } : {}),
     ...(options.locked ? { locked: true } : {}),
@@ -656,16 +657,20 @@ export async function diffSet(
   for (const dir of opened.dirs) {
     const { installed } = await treeAt(dir);
     for (const [name, plugin] of Object.entries(installed.plugins)) {
+      // Only what this set placed is the apply's to remove (`cleanSet`, install.ts `record`).
+      const placed = (version: string): boolean => placedBy(opened.set, own(plugin.versions, version));
       if (!namesIn(opened, name, dir)) {
-        changes.push({
-          name,
-          change: 'remove',
-          from: plugin.current,
-          dir,
-          detail: opened.targets.some((t) => t.name === name)
-            ? 'the set installs it in another folder now (`plugindex clean -c` removes this copy)'
-            : 'not in the set (`plugindex clean -c` removes it)',
-        });
+        for (const version of Object.keys(plugin.versions).sort(compareVersions))
+          if (placed(version))
+            changes.push({
+              name,
+              change: 'remove',
+              from: version,
+              dir,
+              detail: opened.targets.some((t) => t.name === name)
+                ? 'the set installs it in another folder now (`plugindex clean -c` removes this copy)'
+                : 'not in the set (`plugindex clean -c` removes it)',
+            });
         continue;
       }
       // What else the apply removes of a plugin the set keeps here: the versions but the one it installs
@@ -677,7 +682,7 @@ export async function diffSet(
       if (wanted === undefined) continue;
       const placing = changes.some((c) => c.name === name && c.dir === dir);
       for (const version of Object.keys(plugin.versions).sort(compareVersions))
-        if (version !== wanted && version !== plugin.current)
+        if (version !== wanted && version !== plugin.current && placed(version))
           changes.push({
             name,
             change: 'remove',
@@ -688,7 +693,8 @@ export async function diffSet(
               : 'a version the set no longer installs (`plugindex clean -c` removes it)',
           });
       const listed = listedPlatforms(opened, name, dir);
-      const { platforms } = listed ? withoutPlatforms(installed, name, wanted, listed) : { platforms: [] };
+      const { platforms } =
+        listed && placed(wanted) ? withoutPlatforms(installed, name, wanted, listed) : { platforms: [] };
       if (platforms.length > 0)
         changes.push({
           name,
@@ -774,6 +780,12 @@ export interface CleanRemoval {
 export interface CleanReport {
   /** Installed versions removed, `name@version` with their folder, or the files of platforms of one. */
   readonly removed: readonly CleanRemoval[];
+  /**
+   * Versions in the set's folders that the set does not keep, left because installed.json does not record
+   * this set as having placed them (`InstalledVersion.set`): a plain install's, another set's, or one an
+   * older client placed.
+   */
+  readonly left: readonly (CleanRemoval & { readonly detail: string })[];
   readonly blobsRemoved: number;
   readonly bytesFreed: number;
 }
@@ -781,7 +793,9 @@ export interface CleanReport {
 /**
  * `clean -c FILE`: removes from the set's folders every installed version the set's lock does not hold, and
  * of those it holds the files of every platform the set no longer lists, then every cached artifact that
- * neither that lock nor any of those folders (nor the default one) uses.
+ * neither that lock nor any of those folders (nor the default one) uses. Only what installed.json records
+ * this set as having placed: a set names its folders itself, anywhere, and comes with a checkout a pull
+ * request may edit; naming the client's own folder, it removed every plugin the user had installed there.
  */
 export async function cleanSet(
   ctx: ClientContext,
@@ -797,6 +811,7 @@ export async function cleanSet(
       return namesIn(opened, name, dir) && (entry === undefined || entry.version === version);
     };
     const removed: CleanRemoval[] = [];
+    const left: (CleanRemoval & { detail: string })[] = [];
     const referenced = new Set<string>();
     for (const entry of Object.values(lock?.plugins ?? {}))
       for (const artifact of Object.values(entry.artifacts)) referenced.add(artifact.sha256);
@@ -807,7 +822,12 @@ export async function cleanSet(
         const gone: [string, string][] = [];
         const files: string[] = [];
         for (const [name, plugin] of Object.entries(installed.plugins))
-          for (const version of Object.keys(plugin.versions)) {
+          for (const [version, record] of Object.entries(plugin.versions)) {
+            if (!placedBy(opened.set, record)) {
+              if (!keep(name, version, dir))
+                left.push({ name, version, dir, detail: notPlacedDetail(opened.set, dir, name, version) });
+              continue;
+            }
             if (keep(name, version, dir)) {
               // A kept version loses the files of the platforms the set no longer lists; left with none of
               // those it lists (the set moved to others, not placed yet), it goes whole.
@@ -844,8 +864,18 @@ export async function cleanSet(
       blobsRemoved++;
       bytesFreed += blob.size;
     }
-    return { removed, blobsRemoved, bytesFreed };
+    return { removed, left, blobsRemoved, bytesFreed };
   });
+}
+
+/** True when installed.json records `set`'s `install -c` as having placed the version (`record`). */
+function placedBy(set: PluginSet, record: InstalledVersion | undefined): boolean {
+  return record?.set === set.file;
+}
+
+/** Why `clean -c` leaves a version the set does not keep, and how it is removed. */
+function notPlacedDetail(set: PluginSet, dir: string, name: string, version: string): string {
+  return `not placed by this set (installed.json records no install -c of ${set.file} placing it: a plain install, another set or an older client did): \`plugindex remove ${name}@${version} --dir ${dir}\` removes it`;
 }
 
 function addReferences(referenced: Set<string>, installed: InstalledFile): void {
@@ -1040,5 +1070,5 @@ function notInSet(
     named
       ? `installs ${name}@${entry?.version ?? ''} here (its lock), not ${version}`
       : `installs no plugin ${name} into ${dir}`
-  }: not verified as the set's (\`plugindex clean -c\` removes it; \`plugindex verify --dir\` checks it by the configured registries)`;
+  }: not verified as the set's (\`plugindex clean -c\` removes it if this set placed it; \`plugindex verify --dir\` checks it by the configured registries)`;
 }

@@ -1,6 +1,7 @@
 /**
- * `plugindex clean -c FILE`: removes installs the set does not name (a plugin, a version, a platform's files),
- * and cached artifacts nothing uses.
+ * `plugindex clean -c FILE`: removes installs the set does not name (a plugin, a version, a platform's files)
+ * where the set placed them, says which it leaves (placed otherwise), and removes cached artifacts nothing
+ * uses.
  */
 import { homedir } from 'node:os';
 import type { Parsed } from '../args.ts';
@@ -20,6 +21,8 @@ export async function run(parsed: Parsed): Promise<number> {
             ? `removed ${r.name}@${r.version} ${r.platforms.join(', ')} (platforms the set no longer lists) from ${r.dir}`
             : `removed ${r.name}@${r.version} from ${r.dir}`,
         );
+      // Not the set's to remove, but not the set's either: said, so a reader knows the folder holds more.
+      for (const r of report.left) out(`left ${r.name}@${r.version} in ${r.dir}: ${r.detail}`);
       const mib = (report.bytesFreed / 1048576).toFixed(1);
       out(`cache: removed ${report.blobsRemoved} artifact(s) nothing uses (${mib} MiB)`);
     }

@@ -465,7 +465,7 @@ describe('when a set drops a platform or leaves an older version behind (diff -c
     expect((await c.plugindex('diff', '-c', 'plugins.yaml')).code).toBe(0);
   });
 
-  it('names an older version installed by hand beside the one the set installs, which clean removes', async () => {
+  it('leaves an older version installed by hand beside the one the set installs, saying how to remove it', async () => {
     const c = await checkout(setOf([{ name: ALPHA, version: '1.1.0' }]));
     const plugins = path.join(c.dir, 'plugins');
     expect((await c.plugindex('install', '-c', 'plugins.yaml')).code).toBe(0);
@@ -483,16 +483,20 @@ describe('when a set drops a platform or leaves an older version behind (diff -c
           )
         ).code,
       ).toBe(0);
-    const older = await c.plugindex('diff', '-c', 'plugins.yaml');
-    expect(older.code, older.stderr).toBe(1);
-    expect(older.stdout.trim()).toBe(
-      `- remove ${ALPHA} 1.0.0: a version the set no longer installs (\`plugindex clean -c\` removes it)`,
+    // Not the set's to remove: it did not place it (the folder could be the client's own, or another set's).
+    const diff = await c.plugindex('diff', '-c', 'plugins.yaml');
+    expect(diff.code, diff.stdout).toBe(0);
+    const clean = await c.plugindex('clean', '-c', 'plugins.yaml');
+    expect(clean.code, clean.stderr).toBe(0);
+    expect(clean.stdout).toContain(
+      `left ${ALPHA}@1.0.0 in ${plugins}: not placed by this set (installed.json records no install -c of ${c.file} placing it`,
     );
-    expect((await c.plugindex('clean', '-c', 'plugins.yaml')).stdout).toContain(
-      `removed ${ALPHA}@1.0.0 from ${plugins}`,
-    );
+    expect(clean.stdout).toContain(`\`plugindex remove ${ALPHA}@1.0.0 --dir ${plugins}\` removes it`);
+    expect(await exists(installed(c, ALPHA, '1.0.0'))).toBe(true);
+    expect(
+      (await c.plugindex('remove', `${ALPHA}@1.0.0`, '--dir', plugins, '--lockfile', 'by-hand.lock')).code,
+    ).toBe(0);
     expect(await exists(installed(c, ALPHA, '1.0.0'))).toBe(false);
-    expect((await c.plugindex('diff', '-c', 'plugins.yaml')).code).toBe(0);
   });
 });
 
@@ -815,7 +819,7 @@ describe('when a set\u2019s folder holds a plugin the set no longer names (verif
       expect.stringContaining(listed(c, ALPHA, '1.0.0', 'verified')),
       expect.stringContaining(`  POLICY_DENIED: ${ALPHA}@1.0.0 is signed by publisher`),
       expect.stringContaining(listed(c, BETA, '2.0.0', 'verified')),
-      `  NOT_IN_SET: ${c.file} installs no plugin ${BETA} into ${path.join(c.dir, 'plugins')}: not verified as the set's (\`plugindex clean -c\` removes it; \`plugindex verify --dir\` checks it by the configured registries)`,
+      `  NOT_IN_SET: ${c.file} installs no plugin ${BETA} into ${path.join(c.dir, 'plugins')}: not verified as the set's (\`plugindex clean -c\` removes it if this set placed it; \`plugindex verify --dir\` checks it by the configured registries)`,
     ]);
     expect(verify.stdout).toContain(`NOT in the set ${BETA}@2.0.0: NOT_IN_SET: `);
     expect(verify.stdout).not.toContain(`NOT allowed ${BETA}`);

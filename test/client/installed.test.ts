@@ -42,6 +42,28 @@ describe('when versions are installed and removed', () => {
     expect(parseInstalled(serializeInstalled(installed), FILE)).toEqual(installed);
   });
 
+  it('keeps whose a version is when a platform is added to it: a set adding one claims none it did not place', () => {
+    const bySet = (installed: InstalledFile, platform: string, set: string | undefined): InstalledFile =>
+      withInstalledVersion(installed, 'demo', '1.0.0', {
+        ...record(platform, `demo/1.0.0/${platform}/demo`),
+        ...(set ? { set } : {}),
+      });
+    const byHand = bySet(EMPTY_INSTALLED, 'linux-amd64', undefined);
+    const placed = bySet(EMPTY_INSTALLED, 'linux-amd64', '/work/a/plugins.yaml');
+
+    expect(bySet(byHand, 'darwin-arm64', '/work/a/plugins.yaml').plugins.demo?.versions['1.0.0']?.set).toBe(
+      undefined,
+    );
+    expect(bySet(placed, 'darwin-arm64', '/work/b/plugins.yaml').plugins.demo?.versions['1.0.0']?.set).toBe(
+      '/work/a/plugins.yaml',
+    );
+    expect(bySet(placed, 'darwin-arm64', '/work/a/plugins.yaml').plugins.demo?.versions['1.0.0']?.set).toBe(
+      '/work/a/plugins.yaml',
+    );
+    const parsed = parseInstalled(serializeInstalled(placed), FILE);
+    expect(parsed.plugins.demo?.versions['1.0.0']?.set).toBe('/work/a/plugins.yaml');
+  });
+
   it('keeps the highest version left current after a removal, and drops the plugin with its last version', () => {
     let installed = withDemo(EMPTY_INSTALLED, '1.0.0', 'linux-amd64');
     installed = withDemo(installed, '2.0.0', 'linux-amd64');
@@ -193,6 +215,14 @@ describe('when installed.json is damaged or hostile', () => {
           ).publisher_verified = 'yes';
         }),
       '#/plugins/demo/versions/1.0.0/publisher_verified',
+    ],
+    [
+      'a set that is not the path of a set file',
+      () =>
+        edit((v) => {
+          (v.plugins.demo?.versions['1.0.0'] as unknown as { set: boolean }).set = true;
+        }),
+      '#/plugins/demo/versions/1.0.0/set',
     ],
     [
       'a plugin name that is a path',

@@ -1251,6 +1251,77 @@ describe('when a set is compared with what is installed (diff)', () => {
   });
 });
 
+describe('when a set names a folder another install fills (the client\u2019s own, another set\u2019s)', () => {
+  /** A checkout whose set (as a pull request may write it) installs `plugins` into the client's own folder. */
+  async function intoDataFolder(plugins: string) {
+    const p = await project('placeholder');
+    const data = join(p.dir, '.home/data/plugins');
+    const setText = (list: string) => `plugins:
+  install_location: ${data}
+  providers:
+    - { type: file, name: disk, path: ${folder}, key: ./publisher.asc }
+    - { type: registry, name: local, url: ${base}, key: ./registry.asc }
+  plugins:
+${list}`;
+    await writeFile(p.file, setText(plugins));
+    // What the user installed by hand, with a plain install into the client's own folder.
+    await using(p, async (c) => {
+      await c.addRegistry({ name: 'community', url: base, pin: { armored: registry.registryKey.publicKey } });
+      await c.install({ requests: ['kubecost-lens@1.1.0'], lockfile: join(p.dir, 'hand.lock') });
+    });
+    return { p, data, setText };
+  }
+
+  it('cleans only what this set placed there, leaving what the user installed (clean -c, diff -c)', async () => {
+    // Prepare: the set installed into that folder, then one of its plugins dropped.
+    const { p, data, setText } = await intoDataFolder(
+      '    - { provider: disk, name: disk-tool, version: "1.0.0" }\n    - { provider: disk, name: team-tool, version: "1.0.0" }\n',
+    );
+    await using(p, (c) => c.installSet(p.file, HOME));
+    await writeFile(p.file, setText('    - { provider: disk, name: disk-tool, version: "1.0.0" }\n'));
+    await using(p, (c) => c.installSet(p.file, HOME));
+
+    // Act
+    const diff = await using(p, (c) => c.diffSet(p.file, HOME));
+    const report = await using(p, (c) => c.cleanSet(p.file, HOME));
+
+    // Assess: the set's own plugin removed; the user's left, and said to be left.
+    expect(diff.changes.map((c) => [c.name, c.change, c.from])).toEqual([['team-tool', 'remove', '1.0.0']]);
+    expect(report.removed).toEqual([{ name: 'team-tool', version: '1.0.0', dir: data }]);
+    expect(report.left).toEqual([
+      {
+        name: 'kubecost-lens',
+        version: '1.1.0',
+        dir: data,
+        detail: expect.stringContaining('not placed by this set'),
+      },
+    ]);
+    expect(await exists(join(data, 'kubecost-lens/1.1.0/linux-amd64/kubecost-lens'))).toBe(true);
+    const installed = JSON.parse(await readFile(join(data, 'installed.json'), 'utf8'));
+    expect(Object.keys(installed.plugins)).toEqual(['disk-tool', 'kubecost-lens']);
+  });
+
+  it('places its own version beside the user\u2019s, replacing none of it (install -c)', async () => {
+    // Prepare: the set names the plugin the user installed, at another version.
+    const { p, data } = await intoDataFolder(
+      '    - { provider: local, name: kubecost-lens, version: "1.2.0" }\n',
+    );
+
+    // Act
+    await using(p, (c) => c.installSet(p.file, { ...HOME, acceptPermissions: true }));
+    const report = await using(p, (c) => c.cleanSet(p.file, HOME));
+
+    // Assess
+    const installed = JSON.parse(await readFile(join(data, 'installed.json'), 'utf8'));
+    expect(installed.plugins['kubecost-lens'].current).toBe('1.2.0');
+    expect(Object.keys(installed.plugins['kubecost-lens'].versions).sort()).toEqual(['1.1.0', '1.2.0']);
+    expect(installed.plugins['kubecost-lens'].versions['1.2.0'].set).toBe(p.file);
+    expect(installed.plugins['kubecost-lens'].versions['1.1.0'].set).toBeUndefined();
+    expect(report.removed).toEqual([]);
+    expect(await exists(join(data, 'kubecost-lens/1.1.0/linux-amd64/kubecost-lens'))).toBe(true);
+  });
+});
+
 describe('when a checkout plants a link inside the install folder', () => {
   it('refuses to clean through it (INSTALL_PATH_LINKED), leaving the file outside it', async () => {
     // Prepare: a checkout whose plugins/ holds an installed.json naming a plugin the set does not, its folder a
@@ -1275,6 +1346,8 @@ describe('when a checkout plants a link inside the install folder', () => {
       publisher: hex('B').slice(0, 40),
       installed: NOW.toISOString(),
       artifacts: { 'linux-amd64': { path: 'evil-tool/1.0.0/keys/id_ed25519', sha256: hex('c'), size: 6 } },
+      // The checkout's installed.json says what it likes, this set placing it included.
+      set: p.file,
     };
     await writeFile(
       join(p.dir, 'plugins', 'installed.json'),
@@ -1383,29 +1456,33 @@ describe('when an apply would remove what a set still names (diff, clean)', () =
     expect(await exists(mac)).toBe(true);
   });
 
-  it('names an older version installed beside the one the set installs, which clean or install removes', async () => {
-    // Prepare: the set at kubecost-lens 1.2.0, then 1.1.0 and 1.2.0 again installed into its folder by hand
-    // (`plugindex install NAME@V --dir plugins`): 1.2.0 is current, as the set's lock says, 1.1.0 stays.
-    const p = await project(exampleSet(base).replace('[linux/amd64, darwin/arm64]', '[linux/amd64]'));
-    const plugins = join(p.dir, 'plugins');
-    await using(p, (c) => c.installSet(p.file, HOME));
-    await using(p, (c) =>
-      c.addRegistry({ name: 'test', url: base, pin: { armored: registry.registryKey.publicKey } }),
-    );
-    const byHand = async () => {
-      for (const version of ['1.1.0', '1.2.0'])
-        await using(p, (c) =>
-          c.install({
-            requests: [`kubecost-lens@${version}`],
-            acceptPermissions: true,
-            lockfile: join(p.dir, 'by-hand.lock'),
-            dir: plugins,
-          }),
-        );
+  it('names an older version the set placed beside the one it installs, which clean or install removes', async () => {
+    // Prepare: the set at kubecost-lens 1.1.0; then 1.2.0 installed into its folder by hand (\`plugindex
+    // install NAME@V --dir plugins\`), and the set moved to 1.2.0: the tree is the lock (1.2.0 current, as
+    // the set's lock says), and 1.1.0, which the set placed, stays.
+    const setAt = (version: string) =>
+      exampleSet(base)
+        .replace('[linux/amd64, darwin/arm64]', '[linux/amd64]')
+        .replace('"^1.1"', `"${version}"`);
+    const prepared = async () => {
+      const p = await project(setAt('1.1.0'));
+      await using(p, (c) => c.installSet(p.file, HOME));
+      await using(p, async (c) => {
+        await c.addRegistry({ name: 'test', url: base, pin: { armored: registry.registryKey.publicKey } });
+        await c.install({
+          requests: ['kubecost-lens@1.2.0'],
+          acceptPermissions: true,
+          lockfile: join(p.dir, 'by-hand.lock'),
+          dir: join(p.dir, 'plugins'),
+        });
+      });
+      await writeFile(p.file, setAt('1.2.0'));
+      await using(p, (c) => c.installSet(p.file, { ...HOME, acceptPermissions: true }));
+      return { p, plugins: join(p.dir, 'plugins') };
     };
-    await byHand();
+    const { p, plugins } = await prepared();
 
-    // Act and assess: the tree is the lock, but 1.1.0 is what clean removes, and diff says so.
+    // Act and assess: 1.1.0 is what clean removes, and diff says so.
     const older = { name: 'kubecost-lens', change: 'remove', from: '1.1.0', dir: plugins };
     expect((await using(p, (c) => c.diffSet(p.file, HOME))).changes).toEqual([
       { ...older, detail: 'a version the set no longer installs (`plugindex clean -c` removes it)' },
@@ -1414,20 +1491,48 @@ describe('when an apply would remove what a set still names (diff, clean)', () =
     expect(report.removed).toEqual([{ name: 'kubecost-lens', version: '1.1.0', dir: plugins }]);
     expect((await using(p, (c) => c.diffSet(p.file, HOME))).changes).toEqual([]);
 
-    // When the install places the set's version again (its file changed), it removes the others itself.
-    await byHand();
-    await writeFile(join(plugins, 'kubecost-lens/1.2.0/linux-amd64/kubecost-lens'), 'tampered');
-    const placing = await using(p, (c) => c.diffSet(p.file, HOME));
+    // When the install places the set's version again (its file changed), it removes the others it placed.
+    const q = await prepared();
+    await writeFile(join(q.plugins, 'kubecost-lens/1.2.0/linux-amd64/kubecost-lens'), 'tampered');
+    const placing = await using(q.p, (c) => c.diffSet(q.p.file, HOME));
     expect(placing.changes).toEqual([
       expect.objectContaining({ name: 'kubecost-lens', change: 'changed', from: '1.2.0', to: '1.2.0' }),
       {
         ...older,
+        dir: q.plugins,
         detail: 'a version the set no longer installs (`plugindex install -c` removes it as it places 1.2.0)',
       },
     ]);
+    await using(q.p, (c) => c.installSet(q.p.file, HOME));
+    expect(await exists(join(q.plugins, 'kubecost-lens/1.1.0'))).toBe(false);
+    expect((await using(q.p, (c) => c.diffSet(q.p.file, HOME))).changes).toEqual([]);
+  });
+
+  it('leaves an older version installed by hand beside the one the set installs, and says so', async () => {
+    // Prepare: the set at kubecost-lens 1.2.0, then 1.1.0 installed into its folder by hand.
+    const p = await project(exampleSet(base).replace('[linux/amd64, darwin/arm64]', '[linux/amd64]'));
+    const plugins = join(p.dir, 'plugins');
     await using(p, (c) => c.installSet(p.file, HOME));
-    expect(await exists(join(plugins, 'kubecost-lens/1.1.0'))).toBe(false);
-    expect((await using(p, (c) => c.diffSet(p.file, HOME))).changes).toEqual([]);
+    await using(p, async (c) => {
+      await c.addRegistry({ name: 'test', url: base, pin: { armored: registry.registryKey.publicKey } });
+      await c.install({
+        requests: ['kubecost-lens@1.1.0'],
+        lockfile: join(p.dir, 'by-hand.lock'),
+        dir: plugins,
+      });
+    });
+
+    // Act
+    const diff = await using(p, (c) => c.diffSet(p.file, HOME));
+    const report = await using(p, (c) => c.cleanSet(p.file, HOME));
+
+    // Assess: nothing of it is the apply's to remove.
+    expect(diff.changes.filter((c) => c.change === 'remove')).toEqual([]);
+    expect(report.removed).toEqual([]);
+    expect(report.left).toEqual([
+      { name: 'kubecost-lens', version: '1.1.0', dir: plugins, detail: expect.stringContaining('--dir') },
+    ]);
+    expect(await exists(join(plugins, 'kubecost-lens/1.1.0'))).toBe(true);
   });
 });
 
