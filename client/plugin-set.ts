@@ -835,8 +835,8 @@ export async function cleanSet(
               if (!listed) continue;
               const platforms = withoutPlatforms(next, name, version, listed);
               if (platforms.platforms.length === 0) continue;
-              const left = own(own(platforms.installed.plugins, name)?.versions ?? {}, version);
-              if (left && Object.keys(left.artifacts).length > 0) {
+              const rest = own(own(platforms.installed.plugins, name)?.versions ?? {}, version);
+              if (rest && Object.keys(rest.artifacts).length > 0) {
                 next = platforms.installed;
                 files.push(...platforms.paths);
                 removed.push({ name, version, dir, platforms: platforms.platforms });
