@@ -21,6 +21,7 @@
  * await fetcher.close();
  */
 import { Buffer } from 'node:buffer';
+import { randomBytes } from 'node:crypto';
 import { open, readdir, readFile, stat } from 'node:fs/promises';
 import { rootCertificates } from 'node:tls';
 import { fileURLToPath } from 'node:url';
@@ -81,6 +82,15 @@ export interface DocumentRequest {
   readonly sha256?: string;
   /** Sent as If-None-Match. */
   readonly etag?: string;
+  /**
+   * Past every cache: `v` gets a fresh random nonce (after `version`, when given) and the request says
+   * `Cache-Control: no-cache`. The registry's CloudFront keys its cache on `v` alone (no header) and forwards
+   * it to the origin, which ignores it (infra/constructs/distribution.ts), so the nonce is what reaches the
+   * origin's bytes of now there; the header is for other caches on the way that honour it. Random, not a
+   * clock: a value someone can predict is one they can ask for first, and have the edge keep what the
+   * origin held then under it.
+   */
+  readonly pastCaches?: boolean;
 }
 
 export type DocumentResponse =
@@ -376,6 +386,12 @@ export function documentLoader(fetcher: Fetcher, endpoint: Endpoint): DocumentLo
   };
 }
 
+/** A `?v=` no cache has been asked for: `of` (a digest, for the logs), then 96 random bits. */
+function freshVersion(of: string | undefined): string {
+  const nonce = randomBytes(12).toString('hex');
+  return of === undefined ? nonce : `${of}-${nonce}`;
+}
+
 /**
  * undici, loaded at the first request: a command that finds everything it needs on disk (an install that
  * already matches its lock) never pays the ~100 ms its import costs.
@@ -430,8 +446,9 @@ class HttpFetcher implements Fetcher {
     const bases = checkEndpoint(endpoint);
     const urls = bases.map((base) => {
       const url = new URL(`${prefixOf(base)}${request.path.replace(/^\/+/, '')}`);
-      if (request.version !== undefined && url.protocol !== 'file:' && url.protocol !== 's3:')
-        url.searchParams.set('v', request.version);
+      const version = request.pastCaches ? freshVersion(request.version) : request.version;
+      if (version !== undefined && url.protocol !== 'file:' && url.protocol !== 's3:')
+        url.searchParams.set('v', version);
       return url;
     });
     return this.#firstAnswer(endpoint, request.path, urls, async (url) => {
@@ -610,6 +627,7 @@ class HttpFetcher implements Fetcher {
       'accept-encoding': acceptEncoding,
     };
     if (request.etag !== undefined) headers['if-none-match'] = request.etag;
+    if (request.pastCaches) headers['cache-control'] = 'no-cache';
     const wire = new WireCount(request.maxBytes, deadline);
     const opened = await this.#open(endpoint, url, headers, deadline, undefined, wire);
     if (opened instanceof Failure) return opened;

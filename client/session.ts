@@ -118,7 +118,7 @@ export interface VerifiedManifest {
 }
 
 interface SnapshotRequest {
-  readonly version?: string;
+  readonly pastCaches?: boolean;
   readonly etag?: string;
 }
 interface Fetched {
@@ -127,6 +127,17 @@ interface Fetched {
   readonly etag?: string;
 }
 type FetchedSnapshot = Fetched | 'not-modified';
+
+/**
+ * A document read by its digest came back as other bytes (or more of them) under a snapshot a cache may
+ * have answered: the session reads the snapshot again past every cache and the document through it. Never
+ * seen outside the session but as what it is, DOCUMENT_MISMATCH.
+ */
+class BehindSnapshot extends TrustError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('DOCUMENT_MISMATCH', message, options);
+  }
+}
 
 export class RegistrySession {
   readonly entry: RegistryEntry;
@@ -138,6 +149,17 @@ export class RegistrySession {
   #report: SnapshotReport | undefined;
   /** Set once the registry answered 404 for `snapshot.signed.json` (published before it existed). */
   #pairOnly = false;
+  /**
+   * Whether the snapshot trusted now was read past every cache (a fresh `?v=`): the documents it names are
+   * then the origin's of that moment, and one a cache answers otherwise is read past it, not the snapshot.
+   */
+  #pastCaches = false;
+  /** Set while `#readAgain` opens the snapshot: it is read past every cache. */
+  #askPastCaches = false;
+  /** The snapshot read again past every cache (once a session), while and after it is. */
+  #readingAgain: Promise<void> | undefined;
+  /** Digests whose `?v=` this session was answered other bytes for: read past every cache from then on. */
+  readonly #answeredOtherwise = new Set<string>();
 
   constructor(entry: RegistryEntry, endpoint: Endpoint, key: Key, trust: TrustRecord, deps: SessionDeps) {
     this.entry = entry;
@@ -212,12 +234,22 @@ export class RegistrySession {
    */
   async open(options: { readonly refresh?: boolean } = {}): Promise<SnapshotReport> {
     if (this.#report) return this.#report;
+    // A snapshot being read again (`#readAgain`) is the one to open: not a second request beside it.
+    if (this.#readingAgain) {
+      await this.#readingAgain;
+      if (this.#report) return this.#report;
+    }
+    return this.#open(options);
+  }
+
+  async #open(options: { readonly refresh?: boolean }): Promise<SnapshotReport> {
     const { cache } = this.#deps;
     const cached = await cache.snapshot(this.entry.url);
     let body: Uint8Array;
     let signature: string;
     let etag: string | undefined;
     let changed = true;
+    let pastCaches = false;
     let rotated: SnapshotReport['rotated'];
     const now = this.#deps.clock.now();
     // The cached snapshot is the one last checked with the registry (its digest is in the trust state) and
@@ -273,7 +305,7 @@ export class RegistrySession {
           );
         throw error;
       });
-      ({ body, signature, etag, changed } = value);
+      ({ body, signature, etag, changed, pastCaches } = value);
       if (chain) {
         // Only now, with the snapshot verified by the last key, is that key trusted.
         rotated = { from: this.#trust.fingerprint, to: chain.fingerprint, steps: chain.steps.length };
@@ -336,6 +368,7 @@ export class RegistrySession {
       };
       await this.#deps.recordTrust(this.#trust);
     }
+    this.#pastCaches = pastCaches;
     this.#report = {
       generation: snapshot.generation,
       expires: snapshot.expires,
@@ -401,18 +434,19 @@ export class RegistrySession {
    * (with the cached ETag, so an unchanged registry answers 304); from a registry that does not publish it
    * (404), the pair `snapshot.json` and `.asc`. A signature that does not verify is asked for again past
    * every cache (a fresh `?v=`): the pair may straddle a publish, and a cache may hold a damaged copy.
+   * `pastCaches`: whether the snapshot returned was asked for so (`#readAgain` has it asked for so at once).
    */
   async #fetchSnapshot(
     cached: CachedSnapshot | undefined,
     trusted: TrustedSnapshot,
-  ): Promise<{ body: Uint8Array; signature: string; etag?: string; changed: boolean }> {
+  ): Promise<{ body: Uint8Array; signature: string; etag?: string; changed: boolean; pastCaches: boolean }> {
     for (let attempt = 1; ; attempt++) {
-      const request: SnapshotRequest =
-        attempt > 1
-          ? { version: `${Date.now().toString(36)}-${attempt}` }
-          : cached?.etag
-            ? { etag: cached.etag }
-            : {};
+      const pastCaches = attempt > 1 || this.#askPastCaches;
+      const request: SnapshotRequest = pastCaches
+        ? { pastCaches }
+        : cached?.etag
+          ? { etag: cached.etag }
+          : {};
       let fetched: FetchedSnapshot;
       if (this.#pairOnly) fetched = await this.#fetchPair(request, cached);
       else {
@@ -431,7 +465,7 @@ export class RegistrySession {
       const changed = !current && (!cached || sha256Hex(body) !== sha256Hex(cached.bytes));
       try {
         await trusted.updateSnapshot(body, signature);
-        return { body, signature, changed, ...(etag ? { etag } : {}) };
+        return { body, signature, changed, pastCaches, ...(etag ? { etag } : {}) };
       } catch (error) {
         const retry = error instanceof TrustError && error.code === 'SNAPSHOT_BAD_SIGNATURE';
         if (!retry || attempt >= SNAPSHOT_ATTEMPTS) throw error;
@@ -454,7 +488,7 @@ export class RegistrySession {
     const response = await this.#deps.fetcher.document(this.endpoint, {
       path: SNAPSHOT_KEY,
       maxBytes: UNLISTED_LIMITS.snapshot,
-      ...(request.version ? { version: request.version } : {}),
+      ...(request.pastCaches ? { pastCaches: true } : {}),
       ...(request.etag ? { etag: request.etag } : {}),
     });
     if (response.status === 304) return 'not-modified';
@@ -463,22 +497,75 @@ export class RegistrySession {
     const signature =
       cached && sha256Hex(body) === sha256Hex(cached.bytes)
         ? cached.signature
-        : await this.#text(signatureKey(SNAPSHOT_KEY), UNLISTED_LIMITS.signature, sha256Hex(body));
+        : await this.#text(
+            signatureKey(SNAPSHOT_KEY),
+            UNLISTED_LIMITS.signature,
+            sha256Hex(body),
+            request.pastCaches === true,
+          );
     return { body, signature, ...(response.etag ? { etag: response.etag } : {}) };
   }
 
-  async #text(path: string, maxBytes: number, version: string): Promise<string> {
-    const bytes = await fetchBody(this.#deps.fetcher, this.endpoint, { path, maxBytes, version });
+  async #text(path: string, maxBytes: number, version: string, pastCaches = false): Promise<string> {
+    const bytes = await fetchBody(this.#deps.fetcher, this.endpoint, {
+      path,
+      maxBytes,
+      version,
+      ...(pastCaches ? { pastCaches } : {}),
+    });
     return new TextDecoder().decode(bytes);
+  }
+
+  /**
+   * `read` (which reads documents by digest through `#listed`), and once more after the snapshot is read
+   * again past every cache when a document came back as other bytes than a snapshot a cache may have
+   * answered names. On AWS the snapshot is asked for by its own name, which the edge answers from its cache
+   * for up to a minute after a publish (until the publish's invalidation is through), while a document's
+   * `?v=<sha256>` that edge had not cached is the origin's, which ignores `v` and answers the new bytes: a
+   * client holding the old snapshot failed DOCUMENT_MISMATCH (or RESPONSE_TOO_LARGE, a document that grew)
+   * on every search and install for that minute. The snapshot read again is opened as any other (signature,
+   * key chain, rollback floor, log extension, all kept on disk as `open` keeps them); one naming the same
+   * digest leaves the document to be read past every cache once (`#listed`), then refused.
+   */
+  async #throughCurrentSnapshot<T>(read: () => Promise<T>): Promise<T> {
+    try {
+      return await read();
+    } catch (error) {
+      if (!(error instanceof BehindSnapshot)) throw error;
+      // Once a session: a read side by side (a frozen install plans its targets so) that failed the same
+      // way, before or after, reads again through the snapshot read then, or fails as it did.
+      this.#readingAgain ??= this.#readAgain();
+      await this.#readingAgain;
+      return read();
+    }
+  }
+
+  /** Opens the registry's snapshot again, read past every cache, as `open` opens any. */
+  async #readAgain(): Promise<void> {
+    this.#report = undefined;
+    this.#askPastCaches = true;
+    try {
+      await this.#open({ refresh: true });
+    } finally {
+      this.#askPastCaches = false;
+    }
   }
 
   /**
    * A document the snapshot (or a bin) lists, by its digest: from the cache when held, else fetched as
    * `<path>?v=<sha256>`, capped at its listed size. The caller verifies; `keep` caches it once it has.
+   *
+   * Other bytes (or more) under that `?v=` are a cache's, or the origin's of another generation: under a
+   * snapshot a cache may have answered, BehindSnapshot (`#throughCurrentSnapshot` reads the snapshot again);
+   * under one read past every cache, the document is read past every cache too, once: an edge can be made
+   * to keep a document's old bytes under the `?v=` of its next digest, by anyone who asks for that `?v=`
+   * before the publish lands. What that answers, the caller checks as ever. `edgeKeyed` false: a path whose
+   * cache ignores `v` (a version's manifest, kept a year), read as it always was.
    */
   async #listed(
     path: string,
     digest: { sha256: string; size: number },
+    edgeKeyed = true,
   ): Promise<{ bytes: Uint8Array; keep: () => Promise<void> }> {
     const held = await this.#deps.cache.document(digest.sha256);
     if (held) return { bytes: held, keep: async () => undefined };
@@ -487,20 +574,54 @@ export class RegistrySession {
         'OFFLINE_MISSING',
         `${this.entry.name}: ${path} (sha256 ${digest.sha256}) is not cached, and --offline forbids fetching it`,
       );
-    const bytes = await fetchBody(this.#deps.fetcher, this.endpoint, {
-      path,
-      maxBytes: digest.size,
-      version: digest.sha256,
-      sha256: digest.sha256,
+    const read = (pastCaches: boolean) =>
+      fetchBody(this.#deps.fetcher, this.endpoint, {
+        path,
+        maxBytes: digest.size,
+        version: digest.sha256,
+        sha256: digest.sha256,
+        ...(pastCaches ? { pastCaches } : {}),
+      });
+    const kept = (bytes: Uint8Array) => ({
+      bytes,
+      keep: () => this.#deps.cache.putDocument(digest.sha256, bytes),
     });
-    return { bytes, keep: () => this.#deps.cache.putDocument(digest.sha256, bytes) };
+    if (!edgeKeyed) return kept(await read(false));
+    if (!this.#answeredOtherwise.has(digest.sha256)) {
+      let answered: Uint8Array | ClientError;
+      try {
+        answered = await read(false);
+      } catch (error) {
+        if (!(error instanceof ClientError && error.code === 'RESPONSE_TOO_LARGE')) throw error;
+        answered = error;
+      }
+      if (
+        !(answered instanceof ClientError) &&
+        answered.byteLength === digest.size &&
+        sha256Hex(answered) === digest.sha256
+      )
+        return kept(answered);
+      this.#answeredOtherwise.add(digest.sha256);
+      if (!this.#pastCaches)
+        throw new BehindSnapshot(
+          `${this.entry.url}/${path}?v=${digest.sha256}: ${
+            answered instanceof ClientError ? `more than the ${digest.size} bytes listed` : 'other bytes'
+          } than the snapshot names (a mix of generations, or tampering)`,
+          answered instanceof ClientError ? { cause: answered } : undefined,
+        );
+    }
+    return kept(await read(true));
   }
 
   /**
    * The plugin's signed document, or undefined when this registry does not list it (its bin says so).
    * @throws TrustError when the bin or the document does not match what the snapshot binds.
    */
-  async pluginDocument(name: string): Promise<PluginDocument | undefined> {
+  pluginDocument(name: string): Promise<PluginDocument | undefined> {
+    return this.#throughCurrentSnapshot(() => this.#pluginDocument(name));
+  }
+
+  async #pluginDocument(name: string): Promise<PluginDocument | undefined> {
     await this.open();
     const bin = binOf(name);
     const path = binKey(bin);
@@ -518,7 +639,11 @@ export class RegistrySession {
   }
 
   /** The registry's verified `search.json`. */
-  async searchDocument(): Promise<SearchDocument> {
+  searchDocument(): Promise<SearchDocument> {
+    return this.#throughCurrentSnapshot(() => this.#searchDocument());
+  }
+
+  async #searchDocument(): Promise<SearchDocument> {
     await this.open();
     const digest = this.snapshot.documents[SEARCH_KEY];
     if (!digest)
@@ -536,7 +661,11 @@ export class RegistrySession {
    * Any other document the snapshot lists (the falcoctl index), its bytes verified against the snapshot;
    * undefined when this registry does not publish it.
    */
-  async listedDocument(path: string): Promise<Uint8Array | undefined> {
+  listedDocument(path: string): Promise<Uint8Array | undefined> {
+    return this.#throughCurrentSnapshot(() => this.#listedDocument(path));
+  }
+
+  async #listedDocument(path: string): Promise<Uint8Array | undefined> {
     await this.open();
     const digest = this.snapshot.documents[path];
     if (!digest) return undefined;
@@ -554,10 +683,11 @@ export class RegistrySession {
   async manifest(name: string, version: VersionRecord): Promise<VerifiedManifest> {
     const path = manifestKey(name, version.version);
     const url = `${this.entry.url}/${path}`;
-    const fetched = await this.#listed(path, {
-      sha256: version.manifest_sha256,
-      size: version.manifest_size,
-    });
+    const fetched = await this.#listed(
+      path,
+      { sha256: version.manifest_sha256, size: version.manifest_size },
+      false,
+    );
     const verify = (signature: string) =>
       verifyManifest({ name, version, manifest: fetched.bytes, signature, key: this.key, url });
     // The plugin document carries it (since manifest_signature exists); else it was kept beside the cached

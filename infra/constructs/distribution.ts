@@ -98,7 +98,13 @@ export class RegistryDistribution extends Construct {
     // Mutable documents: the origin's Cache-Control (max-age=60) decides, capped at five minutes. `?v=` is part
     // of the cache key (and nothing else of the query): a client that read the signed snapshot fetches each
     // document as `<path>?v=<its sha256>`, a cache entry per content, so it never gets a document and a
-    // signature of two generations from two cache entries (TUF's consistent snapshots, by query).
+    // signature of two generations from two cache entries (TUF's consistent snapshots, by query). The snapshot
+    // is asked for by its name, so for up to max-age after a publish (until its invalidation is through) an
+    // edge may answer the one before while a `?v=` it had not cached reaches S3's new bytes: a client whose
+    // document does not match reads the snapshot again, and then the document, with a random `v`, which this
+    // key and forward make a miss (client/session.ts). Nothing here can check `v` against the object: the
+    // routing function runs before the cache and sees no object, so `?v=<a digest not yet published>` asked
+    // early keeps the old bytes under it until the invalidation, which clears every query of a path.
     // gzip and brotli enabled: CloudFront normalizes Accept-Encoding, keys the cache on it and shows the
     // routing function that value, which picks an index document's pre-compressed variant by rewriting the
     // URI (edge-routing.ts); the rewritten URI keys the cache too, so each coding is its own entry. What has

@@ -145,6 +145,31 @@ describe('when a registry serves documents over http', () => {
     expect(server.seen[0]?.headers['user-agent']).toBe('plugindex-client');
   });
 
+  it('asks past every cache with a random ?v= nonce after the version, and no-cache', async () => {
+    const server = await serve((_request, response) => send(response, 200, SNAPSHOT));
+    const fetcher = makeFetcher();
+    for (const version of ['7', '7', undefined])
+      await fetcher.document(endpointOf([server.origin]), {
+        path: 'snapshot.json',
+        maxBytes: UNLISTED_LIMITS.snapshot,
+        pastCaches: true,
+        ...(version ? { version } : {}),
+      });
+
+    const asked = server.seen.map((seen) => seen.url);
+    expect(asked).toEqual([
+      expect.stringMatching(/^\/snapshot\.json\?v=7-[0-9a-f]{24}$/),
+      expect.stringMatching(/^\/snapshot\.json\?v=7-[0-9a-f]{24}$/),
+      expect.stringMatching(/^\/snapshot\.json\?v=[0-9a-f]{24}$/),
+    ]);
+    expect(asked[0]).not.toBe(asked[1]);
+    expect(server.seen.map((seen) => seen.headers['cache-control'])).toEqual([
+      'no-cache',
+      'no-cache',
+      'no-cache',
+    ]);
+  });
+
   it('sends If-None-Match and reports 304 when the document has not changed', async () => {
     const server = await serve((request, response) =>
       request.headers['if-none-match'] === '"g1"'

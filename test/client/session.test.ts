@@ -1,0 +1,265 @@
+/**
+ * The registry session behind a CDN edge that caches as the AWS deployment's does (test/support/edge-cache.ts):
+ * the snapshot by its own name, each document by its `?v=`, the origin ignoring `v`. After a publish the edge
+ * answers the snapshot of the generation before until the invalidation, while a document's `?v=` it had not
+ * cached is the origin's new bytes; and anyone may have the edge keep a document's old bytes under the `?v=`
+ * of its next digest by asking for it before the publish lands. The session reads the snapshot again past
+ * every cache, held to every check a snapshot is, and a document past every cache once, then refuses.
+ */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { brotliCompressSync, gzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
+import type { PlugindexClient } from '../../client/client.ts';
+import {
+  binKey,
+  binOf,
+  pluginDocumentKey,
+  SEARCH_KEY,
+  SIGNED_SNAPSHOT_KEY,
+} from '../../index-builder/layout.ts';
+import type { SnapshotDocument } from '../../index-builder/model.ts';
+import { processSubmissions } from '../../index-builder/pipeline/index.ts';
+import type { StoredObject } from '../../index-builder/store.ts';
+import { httpClient } from '../support/client.ts';
+import { type EdgeCache, startEdgeCache } from '../support/edge-cache.ts';
+import { encode, makeBundle, makeRegistry, type TestRegistry, validManifest } from '../support/fixtures.ts';
+
+const NAME = 'demo-plugin';
+
+let registry: TestRegistry;
+let origin: { url: string; close: () => Promise<void> };
+let edge: EdgeCache;
+let root: string;
+
+async function publish(version: string): Promise<void> {
+  const bundle = await makeBundle({
+    manifest: validManifest({ name: NAME, version }),
+    artifacts: [{ os: 'linux', arch: 'amd64', name: 'tool', body: encode(`tool ${version}`) }],
+  });
+  const context = { ...registry.context, compressionThresholdBytes: 100 };
+  await processSubmissions(context, await registry.submit(bundle));
+}
+
+/** The origin's objects now, to serve again later (what it held before a publish landed). */
+function siteNow(): Map<string, StoredObject> {
+  return new Map(registry.site.objects);
+}
+function serve(objects: Map<string, StoredObject>): void {
+  registry.site.objects.clear();
+  for (const [key, object] of objects) registry.site.objects.set(key, object);
+}
+
+/** The snapshot the origin serves now. */
+function servedSnapshot(): SnapshotDocument {
+  const signed = JSON.parse(
+    new TextDecoder().decode(registry.site.objects.get(SIGNED_SNAPSHOT_KEY)?.body),
+  ) as { snapshot: string };
+  return JSON.parse(signed.snapshot) as SnapshotDocument;
+}
+
+/** What the edge was asked past every cache (a `v` that is no bare digest), each as `<path>?v=<…>-fresh`. */
+function pastCaches(): string[] {
+  return edge.log
+    .map((line) => line.replace(/ (hit|miss)$/, ''))
+    .filter((line) => /\?v=/.test(line) && !/\?v=[0-9a-f]{64}$/.test(line))
+    .map((line) =>
+      line.replace(/\?v=([0-9a-f]{64}-)?[0-9a-f]{24}$/, (_, digest) => `?v=${digest ?? ''}fresh`),
+    );
+}
+
+/** What the edge answers `path` with in one coding (anyone may ask it anything). */
+function askEdge(path: string, coding = 'br, gzip'): Promise<number> {
+  return new Promise<number>((resolve, reject) =>
+    http
+      .get(`${edge.url}/${path}`, { headers: { 'accept-encoding': coding } }, (r) => {
+        r.resume();
+        r.on('end', () => resolve(r.statusCode ?? 0));
+      })
+      .on('error', reject),
+  );
+}
+
+let machines = 0;
+/** A machine that added the registry through the edge: it holds the snapshot served then. */
+async function machine(): Promise<{ client: () => PlugindexClient; home: string }> {
+  machines += 1;
+  const home = join(root, `m${machines}`);
+  const client = () => httpClient(home);
+  const c = client();
+  try {
+    await c.addRegistry({ name: 'test', url: edge.url, pin: { armored: registry.registryKey.publicKey } });
+  } finally {
+    await c.close();
+  }
+  return { client, home };
+}
+
+async function using<T>(make: () => PlugindexClient, body: (c: PlugindexClient) => Promise<T>): Promise<T> {
+  const c = make();
+  try {
+    return await body(c);
+  } finally {
+    await c.close();
+  }
+}
+
+async function generationKept(home: string): Promise<number> {
+  const state = JSON.parse(await readFile(join(home, 'data', 'trust', 'test', 'state.json'), 'utf8'));
+  return state.highest_generation as number;
+}
+
+beforeAll(async () => {
+  registry = await makeRegistry();
+  await publish('1.0.0');
+  origin = await listenRegistryServer(createRegistryServer({ site: registry.site }), 0);
+  edge = await startEdgeCache(origin.url);
+  root = await mkdtemp(join(tmpdir(), 'plugindex-session-'));
+});
+
+afterAll(async () => {
+  await edge.close();
+  await origin.close();
+  await rm(root, { recursive: true, force: true });
+});
+
+describe('when the edge answers the snapshot of the generation before a publish', () => {
+  it('reads the snapshot again past every cache and searches the documents it names', async () => {
+    // Prepare: the edge keeps the snapshot this machine reads; a publish lands behind it.
+    edge.flush();
+    const m = await machine();
+    await publish('1.0.1');
+    const published = servedSnapshot().generation;
+    edge.log.length = 0;
+
+    // Act
+    const hits = await using(m.client, (c) => c.search({ terms: [NAME] }));
+
+    // Assess: the edge's 304 named the old search.json, which the origin no longer holds; the snapshot
+    // read again is the publish's, and its search.json lists the new version.
+    expect(hits.map((h) => [h.entry.name, h.entry.latest_version])).toEqual([[NAME, '1.0.1']]);
+    expect(pastCaches()).toEqual([`/${SIGNED_SNAPSHOT_KEY}?v=fresh`]);
+    expect(await generationKept(m.home)).toBe(published);
+  });
+
+  it('installs the version the snapshot read again names, through its bin and plugin document', async () => {
+    edge.flush();
+    const m = await machine();
+    await publish('1.0.2');
+    edge.log.length = 0;
+
+    const result = await using(m.client, (c) =>
+      c.install({ requests: [NAME], dir: join(m.home, 'plugins'), lockfile: join(m.home, 'plugindex.lock') }),
+    );
+
+    expect(result.items.map((item) => [item.name, item.version])).toEqual([[NAME, '1.0.2']]);
+    expect(pastCaches()).toEqual([`/${SIGNED_SNAPSHOT_KEY}?v=fresh`]);
+  });
+
+  it('installs when the plugin document the bin at the edge names has grown at the origin', async () => {
+    // Prepare: the edge holds the snapshot and the bin of before the publish, not the plugin document, so
+    // the one asked for by the old digest is the origin's new one: more bytes than the old bin lists.
+    edge.flush();
+    const m = await machine();
+    const bin = binKey(binOf(NAME));
+    expect(await askEdge(`${bin}?v=${servedSnapshot().documents[bin]?.sha256}`)).toBe(200);
+    const listing = JSON.parse(new TextDecoder().decode(registry.site.objects.get(bin)?.body));
+    const listed = listing.documents[pluginDocumentKey(NAME)] as { sha256: string; size: number };
+    await publish('1.0.3');
+    expect(registry.site.objects.get(pluginDocumentKey(NAME))?.size).toBeGreaterThan(listed.size);
+    edge.log.length = 0;
+
+    const result = await using(m.client, (c) =>
+      c.install({ requests: [NAME], dir: join(m.home, 'plugins'), lockfile: join(m.home, 'plugindex.lock') }),
+    );
+
+    expect(edge.log).toContain(`/${pluginDocumentKey(NAME)}?v=${listed.sha256} miss`);
+    expect(result.items.map((item) => [item.name, item.version])).toEqual([[NAME, '1.0.3']]);
+    expect(pastCaches()).toEqual([`/${SIGNED_SNAPSHOT_KEY}?v=fresh`]);
+  });
+
+  it('refuses a document the origin serves otherwise than the snapshot read again names, after one read past every cache', async () => {
+    edge.flush();
+    const m = await machine();
+    const honest = siteNow();
+    const tampered = siteNow();
+    // As long as the document the snapshot lists, other bytes, in each coding the origin serves it in.
+    const document = tampered.get(SEARCH_KEY) as StoredObject;
+    const other = encode(' '.repeat(document.size));
+    const codings = { '': other, '.br': brotliCompressSync(other), '.gz': gzipSync(other) };
+    for (const [suffix, body] of Object.entries(codings)) {
+      const object = tampered.get(`${SEARCH_KEY}${suffix}`) as StoredObject;
+      tampered.set(object.key, { ...object, body, size: body.byteLength, etag: `"tampered${suffix}"` });
+    }
+    serve(tampered);
+    edge.log.length = 0;
+    try {
+      await expect(using(m.client, (c) => c.search({ terms: [NAME] }))).rejects.toMatchObject({
+        name: 'TrustError',
+        code: 'DOCUMENT_MISMATCH',
+      });
+      // The document read past every cache once: as brotli, then as itself (client/fetcher.ts).
+      const listed = servedSnapshot().documents[SEARCH_KEY]?.sha256 as string;
+      expect(pastCaches()).toEqual([
+        `/${SIGNED_SNAPSHOT_KEY}?v=fresh`,
+        `/${SEARCH_KEY}?v=${listed}-fresh`,
+        `/${SEARCH_KEY}?v=${listed}-fresh`,
+      ]);
+    } finally {
+      serve(honest);
+    }
+  });
+
+  it('refuses a snapshot read again that is older than the one the edge answered (SNAPSHOT_ROLLBACK)', async () => {
+    // The origin put back at a generation before the one this machine accepted from the edge.
+    const before = siteNow();
+    await publish('1.0.4');
+    const after = siteNow();
+    edge.flush();
+    const m = await machine();
+    const accepted = await generationKept(m.home);
+    serve(before);
+    edge.log.length = 0;
+    try {
+      await expect(using(m.client, (c) => c.search({ terms: [NAME] }))).rejects.toMatchObject({
+        name: 'TrustError',
+        code: 'SNAPSHOT_ROLLBACK',
+      });
+      expect(await generationKept(m.home)).toBe(accepted);
+    } finally {
+      serve(after);
+    }
+  });
+});
+
+describe("when someone had the edge keep a document's old bytes under its next digest", () => {
+  it('reads that document past every cache once the snapshot read again names the same digest', async () => {
+    // Prepare: the next publish's search.json digest, asked for at the edge while the origin still holds
+    // the old bytes (as anyone who can predict it may), then the publish lands.
+    edge.flush();
+    const m = await machine();
+    const before = siteNow();
+    await publish('1.0.5');
+    const next = servedSnapshot().documents[SEARCH_KEY]?.sha256 as string;
+    const after = siteNow();
+    serve(before);
+    // In each coding a client asks for, the document itself too (client/fetcher.ts asks for it when a
+    // variant decodes to other bytes).
+    for (const coding of ['br, gzip', 'identity'])
+      expect(await askEdge(`${SEARCH_KEY}?v=${next}`, coding)).toBe(200);
+    serve(after);
+    edge.log.length = 0;
+
+    // Act
+    const hits = await using(m.client, (c) => c.search({ terms: [NAME] }));
+
+    // Assess: the edge's entry under the new digest held the old bytes; the document read past every
+    // cache is the publish's.
+    expect(edge.log).toContain(`/${SEARCH_KEY}?v=${next} hit`);
+    expect(hits.map((h) => [h.entry.name, h.entry.latest_version])).toEqual([[NAME, '1.0.5']]);
+    expect(pastCaches()).toEqual([`/${SIGNED_SNAPSHOT_KEY}?v=fresh`, `/${SEARCH_KEY}?v=${next}-fresh`]);
+  });
+});
