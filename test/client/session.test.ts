@@ -14,6 +14,11 @@ import { brotliCompressSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
 import type { PlugindexClient } from '../../client/client.ts';
+import { ContentCache } from '../../client/disk/cache.ts';
+import type { TrustRecord } from '../../client/disk/state.ts';
+import { createHttpFetcher } from '../../client/fetcher.ts';
+import { RegistrySession } from '../../client/session.ts';
+import { fixedClock } from '../../index-builder/clock.ts';
 import {
   binKey,
   binOf,
@@ -23,6 +28,7 @@ import {
 } from '../../index-builder/layout.ts';
 import type { SnapshotDocument } from '../../index-builder/model.ts';
 import { processSubmissions } from '../../index-builder/pipeline/index.ts';
+import { readPublicKey } from '../../index-builder/signing.ts';
 import type { StoredObject } from '../../index-builder/store.ts';
 import { httpClient } from '../support/client.ts';
 import { type EdgeCache, startEdgeCache } from '../support/edge-cache.ts';
@@ -235,6 +241,54 @@ describe('when the edge answers the snapshot of the generation before a publish'
   });
 });
 
+describe('when reads side by side meet a snapshot the edge kept from before a publish', () => {
+  it('reads the snapshot again once for all of them', async () => {
+    // Prepare: one session over the edge, opened on the snapshot the edge keeps; a publish lands behind it.
+    edge.flush();
+    const { key } = await readPublicKey(registry.registryKey.publicKey);
+    const records: TrustRecord[] = [];
+    const session = new RegistrySession(
+      {
+        name: 'test',
+        url: edge.url,
+        priority: 0,
+        key_fingerprint: registry.registryKey.fingerprint,
+        mirrors: [],
+      },
+      { name: 'test', bases: [edge.url], timeoutMs: 10_000 },
+      key,
+      { fingerprint: registry.registryKey.fingerprint, armoredKey: registry.registryKey.publicKey },
+      {
+        fetcher: createHttpFetcher({ env: {}, retries: 0 }),
+        cache: new ContentCache(await mkdtemp(join(root, 'cache-'))),
+        recordTrust: async (record) => {
+          records.push(record);
+        },
+        clock: fixedClock(new Date('2026-11-02T00:00:00Z')),
+        offline: false,
+        freshForMs: 0,
+      },
+    );
+    const before = await session.open();
+    await publish('1.0.6');
+    edge.log.length = 0;
+
+    // Act
+    const [search, document, listed] = await Promise.all([
+      session.searchDocument(),
+      session.pluginDocument(NAME),
+      session.listedDocument(SEARCH_KEY),
+    ]);
+
+    // Assess
+    expect(search.plugins.map((p) => p.latest_version)).toEqual(['1.0.6']);
+    expect(document?.versions.map((v) => v.version)).toContain('1.0.6');
+    expect(listed).toBeDefined();
+    expect(pastCaches()).toEqual([`/${SIGNED_SNAPSHOT_KEY}?v=fresh`]);
+    expect(records.map((r) => r.highestGeneration)).toEqual([before.generation, servedSnapshot().generation]);
+  });
+});
+
 describe("when someone had the edge keep a document's old bytes under its next digest", () => {
   it('reads that document past every cache once the snapshot read again names the same digest', async () => {
     // Prepare: the next publish's search.json digest, asked for at the edge while the origin still holds
@@ -242,7 +296,7 @@ describe("when someone had the edge keep a document's old bytes under its next d
     edge.flush();
     const m = await machine();
     const before = siteNow();
-    await publish('1.0.5');
+    await publish('1.0.7');
     const next = servedSnapshot().documents[SEARCH_KEY]?.sha256 as string;
     const after = siteNow();
     serve(before);
@@ -259,7 +313,7 @@ describe("when someone had the edge keep a document's old bytes under its next d
     // Assess: the edge's entry under the new digest held the old bytes; the document read past every
     // cache is the publish's.
     expect(edge.log).toContain(`/${SEARCH_KEY}?v=${next} hit`);
-    expect(hits.map((h) => [h.entry.name, h.entry.latest_version])).toEqual([[NAME, '1.0.5']]);
+    expect(hits.map((h) => [h.entry.name, h.entry.latest_version])).toEqual([[NAME, '1.0.7']]);
     expect(pastCaches()).toEqual([`/${SIGNED_SNAPSHOT_KEY}?v=fresh`, `/${SEARCH_KEY}?v=${next}-fresh`]);
   });
 });
