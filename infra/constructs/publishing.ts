@@ -178,11 +178,18 @@ export class PublishingPipeline extends Construct {
     });
     this.publishFunction = f;
     props.signingKey.grantRead(f);
+    // S3 by the actions the stores send (adapters/s3-store.ts) and nothing more: CDK's grantRead, grantPut
+    // and grantDelete add s3:DeleteObjectVersion (in s3:DeleteObject*), object versions' reads, tags,
+    // retention and legal holds. A delete of a version destroys for good what the buckets' versioning keeps
+    // to undo a bad write, and this role handles every publisher's bytes.
+    const grant = (actions: string[], resources: string[]): void =>
+      f.addToRolePolicy(new PolicyStatement({ effect: Effect.ALLOW, actions, resources }));
     // The site: read and write (documents are replaced; versions are immutable, and deleted only when the
     // operator removes one: a lifecycle action, which deletes its files, under plugins/ only).
-    props.siteBucket.grantRead(f);
-    props.siteBucket.grantPut(f);
-    props.siteBucket.grantDelete(f, 'plugins/*');
+    const site = props.siteBucket;
+    grant(['s3:ListBucket'], [site.bucketArn]);
+    grant(['s3:GetObject', 's3:PutObject', 's3:AbortMultipartUpload'], [site.arnForObjects('*')]);
+    grant(['s3:DeleteObject'], [site.arnForObjects('plugins/*')]);
     // The upload bucket, by folder: reads everything (incoming/, config/, state/, and the key rotations an
     // operator uploads under rotations/), records outcomes (a rotation's too, under status/), files
     // submissions away, and keeps its own state. It deletes what it took from incoming/ (only as it was
@@ -191,9 +198,14 @@ export class PublishingPipeline extends Construct {
     // are copied to processed/ or rejected/; an operator's rotation stays where it was uploaded (the
     // function never writes rotations/).
     const upload = props.uploadBucket;
-    upload.grantRead(f);
-    for (const folder of ['status/*', 'processed/*', 'rejected/*', 'state/*']) upload.grantPut(f, folder);
-    for (const folder of [`${INCOMING_PREFIX}*`, 'state/*']) upload.grantDelete(f, folder);
+    grant(['s3:ListBucket'], [upload.bucketArn]);
+    grant(['s3:GetObject'], [upload.arnForObjects('*')]);
+    grant(
+      ['s3:PutObject', 's3:AbortMultipartUpload'],
+      ['status/*', 'processed/*', 'rejected/*', 'state/*'].map((folder) => upload.arnForObjects(folder)),
+    );
+    for (const folder of [`${INCOMING_PREFIX}*`, 'state/*'])
+      grant(['s3:DeleteObject'], [upload.arnForObjects(folder)]);
     this.publishFunction.addEventSource(new SqsEventSource(this.queue, { batchSize: 10 }));
 
     new Rule(this, 'UploadCreated', {
@@ -228,11 +240,6 @@ export class PublishingPipeline extends Construct {
       Stack.of(this).getLogicalId(bucket.node.defaultChild as CfnBucket);
     const uploads = logicalId(props.uploadBucket);
     const findings = [
-      'Action::s3:GetObject*',
-      'Action::s3:GetBucket*',
-      'Action::s3:List*',
-      'Action::s3:DeleteObject*',
-      'Action::s3:Abort*',
       `Resource::<${uploads}.Arn>/*`,
       ...['incoming', 'status', 'processed', 'rejected', 'state', 'config'].map(
         (folder) => `Resource::<${uploads}.Arn>/${folder}/*`,

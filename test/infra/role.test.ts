@@ -152,6 +152,39 @@ describe("when the publish function runs with its deployed role's S3 permissions
     expect(allowed('s3:DeleteObject', `${SITE}/index.json`)).toBe(false);
   });
 
+  it('holds no S3 action the pipeline never sends: no version deleted or read, no retention, hold or tag', () => {
+    // A delete of a version (s3:DeleteObjectVersion, in CDK's grantDelete's s3:DeleteObject*) destroys for
+    // good what versioning keeps to undo a bad write: a role that handles every publisher's bytes could purge
+    // the site's and the uploads' history. The stores send DeleteObject (the current version), never these.
+    for (const key of [
+      `${INTAKE}/incoming/a.tgz`,
+      `${INTAKE}/state/log.json`,
+      `${SITE}/plugins/a/1.0.0/a.tgz`,
+    ]) {
+      expect(allowed('s3:DeleteObject', key)).toBe(true);
+      expect(allowed('s3:DeleteObjectVersion', key)).toBe(false);
+      expect(allowed('s3:DeleteObjectTagging', key)).toBe(false);
+    }
+    for (const key of [`${INTAKE}/status/a.json`, `${SITE}/index.json`]) {
+      expect(allowed('s3:PutObject', key)).toBe(true);
+      expect(allowed('s3:AbortMultipartUpload', key)).toBe(true);
+      for (const action of [
+        's3:PutObjectRetention',
+        's3:PutObjectLegalHold',
+        's3:PutObjectTagging',
+        's3:PutObjectVersionTagging',
+        's3:GetObjectVersion',
+        's3:GetObjectAcl',
+      ])
+        expect(allowed(action, key), action).toBe(false);
+    }
+    for (const bucket of [INTAKE, SITE]) {
+      expect(allowed('s3:ListBucket', bucket)).toBe(true);
+      expect(allowed('s3:ListBucketVersions', bucket)).toBe(false);
+      expect(allowed('s3:GetBucketPolicy', bucket)).toBe(false);
+    }
+  });
+
   it('publishes, rejects, flushes, rebuilds and refreshes with no request refused', async () => {
     const denied: string[] = [];
     const client = roleClient(denied);
