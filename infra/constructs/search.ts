@@ -7,7 +7,7 @@
  */
 import path from 'node:path';
 import { Duration, Validations } from 'aws-cdk-lib';
-import { Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { Effect, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import {
   Architecture,
   Code,
@@ -57,7 +57,11 @@ export class SearchEndpoint extends Construct {
   constructor(scope: Construct, id: string, props: SearchEndpointProps) {
     super(scope, id);
     const logGroup = new LogGroup(this, 'Logs', { retention: RetentionDays.THREE_MONTHS });
+    // A role of its own, whose only logs permission is this log group: CDK's default role carries AWS's
+    // basic execution role, which writes every log group of the account.
+    const role = new Role(this, 'FunctionRole', { assumedBy: new ServicePrincipal('lambda.amazonaws.com') });
     this.searchFunction = new LambdaFn(this, 'Function', {
+      role,
       runtime: Runtime.NODEJS_22_X,
       architecture: Architecture.ARM_64,
       handler: 'index.handler',
@@ -76,6 +80,7 @@ export class SearchEndpoint extends Construct {
       id: 'AwsSolutions-L1',
       reason: 'Pinned to Node.js 22, the runtime the bundles target and the tests run; moved deliberately.',
     });
+    logGroup.grantWrite(this.searchFunction);
     this.searchFunction.addToRolePolicy(
       new PolicyStatement({
         effect: Effect.ALLOW,

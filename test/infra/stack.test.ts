@@ -164,6 +164,36 @@ describe('when the stack is synthesized', () => {
     expect(readers.map(([id]) => id).sort()).toEqual([expect.stringMatching(/^PublishingPublish/)]);
   });
 
+  it('lets each function write its own log group and no other', () => {
+    // AWS's AWSLambdaBasicExecutionRole grants logs:CreateLogGroup, CreateLogStream and PutLogEvents on every
+    // log group of the account: a function made to run code of a publisher's (it parses every upload) or a
+    // viewer's could write lines into any other's logs, or make groups no retention bounds.
+    const functions = Object.entries(
+      template.findResources('AWS::Lambda::Function', { Properties: { Runtime: 'nodejs22.x' } }),
+    );
+    expect(functions).toHaveLength(2);
+    const roles = template.findResources('AWS::IAM::Role');
+    const policies = Object.values(template.findResources('AWS::IAM::Policy'));
+    for (const [id, fn] of functions) {
+      const role = (fn.Properties.Role as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+      expect(JSON.stringify(roles[role]?.Properties.ManagedPolicyArns ?? []), id).not.toContain(
+        'AWSLambdaBasicExecutionRole',
+      );
+      const logs = policies
+        .filter((p) => JSON.stringify(p.Properties.Roles).includes(`"${role}"`))
+        .flatMap((p) => p.Properties.PolicyDocument.Statement as { Action: unknown; Resource: unknown }[])
+        .filter((st) => JSON.stringify(st.Action).includes('logs:'));
+      const group = (fn.Properties.LoggingConfig as { LogGroup: { Ref: string } }).LogGroup.Ref;
+      expect(logs, id).toEqual([
+        {
+          Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+          Effect: 'Allow',
+          Resource: { 'Fn::GetAtt': [group, 'Arn'] },
+        },
+      ]);
+    }
+  });
+
   it('serves the site only through CloudFront: HTTPS, HTTP/2 and 3, compression, OAC, logs, headers, routing', () => {
     template.hasResourceProperties('AWS::CloudFront::Distribution', {
       DistributionConfig: Match.objectLike({
@@ -315,7 +345,8 @@ describe('when the stack is synthesized', () => {
     });
     const statements = Object.entries(template.findResources('AWS::IAM::Policy'))
       .filter(([policyId]) => policyId.startsWith('Search'))
-      .flatMap(([, p]) => p.Properties.PolicyDocument.Statement as { Action: unknown; Resource: unknown }[]);
+      .flatMap(([, p]) => p.Properties.PolicyDocument.Statement as { Action: unknown; Resource: unknown }[])
+      .filter((st) => !JSON.stringify(st.Action).includes('logs:'));
     expect(statements.map((st) => st.Action)).toEqual(['s3:GetObject', 's3:ListBucket']);
     const resources = JSON.stringify(statements[0]?.Resource);
     expect(resources).toContain('"/snapshot.json"');
