@@ -54,6 +54,8 @@ export interface HandlerDeps {
   readonly logger: Logger;
   /** `MAX_BATCH_BYTES` unless a test lowers it (to make a batch of one upload without 512 MiB of them). */
   readonly maxBatchBytes?: number;
+  /** The bundle limit's compressed bytes, unless a test lowers it (an upload too large without gigabytes). */
+  readonly maxCompressedBytes?: number;
 }
 
 /**
@@ -116,7 +118,10 @@ async function pipelineContext(deps: HandlerDeps): Promise<PipelineContext> {
     signer: await deps.signer(),
     clock: systemClock,
     config: registryConfig,
-    bundleLimits: LAMBDA_BUNDLE_LIMITS,
+    bundleLimits:
+      deps.maxCompressedBytes === undefined
+        ? LAMBDA_BUNDLE_LIMITS
+        : { ...LAMBDA_BUNDLE_LIMITS, maxCompressedBytes: deps.maxCompressedBytes },
     maxBatchBytes: deps.maxBatchBytes ?? MAX_BATCH_BYTES,
     // The outcome says what happened, in stable terms; what failed, whole (S3's message, the bucket), is here.
     onSubmissionFailure: ({ submission, id, code, error }) =>
@@ -409,8 +414,9 @@ export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Pro
     const results: BatchResult[] = [];
     const roundMs: number[] = [];
     const seen = new Set<string>();
-    // Uploads met unreadable: left in incoming/, the oldest there, they would fill every later round by their
-    // bytes (read again each round, nothing behind them taken); read once an invocation instead.
+    // Uploads met unreadable, or too large to stream (recorded unread, no digest): left in incoming/, the
+    // oldest there, they would fill every later round (met again each round, nothing behind them taken);
+    // met once an invocation instead.
     const unreadable = new Set<string>();
     // Rounds that met only such uploads are not counted: each passes over what it met, so they end.
     let rounds = 0;
@@ -425,7 +431,7 @@ export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Pro
       let readable = 0;
       for (const outcome of result.outcomes) {
         seen.add(outcome.submission);
-        if (outcome.problems.some((p) => p.code === 'UPLOAD_UNREADABLE')) unreadable.add(outcome.submission);
+        if (outcome.submission_sha256 === undefined) unreadable.add(outcome.submission);
         else readable += 1;
       }
       if (result.outcomes.length === 0 || readable > 0) rounds += 1;

@@ -35,7 +35,8 @@ export interface PipelineContext {
    */
   readonly maxBatchBytes?: number;
   /**
-   * Uploads an earlier batch of this caller's met unreadable (UPLOAD_UNREADABLE), by key: not taken again,
+   * Uploads an earlier batch of this caller's met unreadable (UPLOAD_UNREADABLE) or too large to stream
+   * (BUNDLE_TOO_LARGE with no digest), by key: not taken again,
    * and left in incoming/. They stay there, the oldest waiting, so each batch would take them first and, by
    * their bytes (`maxBatchBytes`), take nothing behind them, round after round; the next caller (another
    * invocation) reads them again, once.

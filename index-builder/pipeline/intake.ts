@@ -40,9 +40,10 @@ export type Upload =
   | {
       /**
        * Listed, but its bytes are not the store's to give until someone changes it (StoreError
-       * STORE_UNREADABLE: on S3, archived, or encrypted with a key the registry may not use). Refused with
-       * what mends it, and left in incoming/: what cannot be read cannot be copied to rejected/ either, and a
-       * delete alone would lose it. Named by its key (`unreadableSubmissionId`); no digest.
+       * STORE_UNREADABLE: on S3, archived, or encrypted with a key the registry may not use), or too large
+       * to be streamed at all (past `maxStreamedBytes`). Refused with what mends it, and left in incoming/:
+       * what cannot be read cannot be copied to rejected/ either, and a delete alone would lose it. Named by
+       * its key (`unreadableSubmissionId`); no digest.
        */
       readonly kind: 'unreadable';
       readonly key: string;
@@ -63,10 +64,43 @@ async function listIncoming(store: Store): Promise<ListedObject[]> {
   return listed;
 }
 
+/**
+ * The most bytes of an upload too large to read whole that is still streamed (hashed, then copied to
+ * rejected/): four times the bundle limit (1 GiB by default). An upload on S3 may hold up to 5 TB, and one of
+ * hundreds of gigabytes, read twice as a stream, outlasted the publish function's 15 minutes on every
+ * delivery, holding every upload behind it in the queue's one message group. One larger is refused unread.
+ */
+function maxStreamedBytes(ctx: PipelineContext): number {
+  return 4 * maxUploadBytes(ctx);
+}
+
+/** An upload refused by its size without being read: too large to stream (`maxStreamedBytes`). */
+function notStreamed(ctx: PipelineContext, key: string, size: number): Upload {
+  const tooLarge = bundleSizeProblem(size, ctx.bundleLimits);
+  return {
+    kind: 'unreadable',
+    key,
+    id: unreadableSubmissionId(key),
+    problem: problem(
+      'BUNDLE_TOO_LARGE',
+      'bundle:',
+      `the bundle is too large, and too large for the registry to move to rejected/: it stays in incoming/ until it is deleted`,
+      { expected: tooLarge?.expected ?? `at most ${maxUploadBytes(ctx)} bytes`, found: `${size} bytes` },
+    ),
+  };
+}
+
 /** Which uploads a batch takes, decided on their sizes before any is read. */
 export interface BatchPlan {
-  /** In upload order; one `tooLarge` is refused by its size and never read whole. */
-  readonly taken: readonly { readonly key: string; readonly tooLarge?: Problem }[];
+  /**
+   * In upload order; one `tooLarge` is refused by its size and never read whole, and one `notStreamed` (its
+   * size) is not read at all.
+   */
+  readonly taken: readonly {
+    readonly key: string;
+    readonly tooLarge?: Problem;
+    readonly notStreamed?: number;
+  }[];
   /** Uploads left in incoming/ for the next batch because of `maxBatchBytes`. */
   readonly leftInIncoming: number;
 }
@@ -84,13 +118,15 @@ export async function planBatch(ctx: PipelineContext, keys?: readonly string[]):
         size: (await ctx.intake.head(key))?.size,
       }))
     : await listIncoming(ctx.intake);
-  const taken: { key: string; tooLarge?: Problem }[] = [];
+  const taken: { key: string; tooLarge?: Problem; notStreamed?: number }[] = [];
   const maxBatchBytes = ctx.maxBatchBytes ?? Number.POSITIVE_INFINITY;
   // In upload order, the last modified last: once one is too recent, so is every later one. A time ahead
   // of the clock was set by hand (an archive's, a copy's that keeps times), not by a write under way.
   const now = Date.now();
   const settledBy = ctx.settledForMs === undefined ? undefined : now - ctx.settledForMs;
   let batchBytes = 0;
+  // Taken to be read (whole or as a stream): at least one is, whatever its bytes; one not streamed is not.
+  let reading = 0;
   let leftInIncoming = 0;
   for (const { key, size, lastModified } of waiting) {
     // Met unreadable by an earlier batch of the caller's: neither taken nor waiting (it decides no conflict).
@@ -106,7 +142,7 @@ export async function planBatch(ctx: PipelineContext, keys?: readonly string[]):
       continue;
     }
     // Once one submission waits, every later one waits too: upload order decides conflicts.
-    if (leftInIncoming > 0 || (taken.length > 0 && batchBytes >= maxBatchBytes)) {
+    if (leftInIncoming > 0 || (reading > 0 && batchBytes >= maxBatchBytes)) {
       leftInIncoming += 1;
       continue;
     }
@@ -114,16 +150,20 @@ export async function planBatch(ctx: PipelineContext, keys?: readonly string[]):
     if (key.endsWith('/') && size === 0) continue;
     if (size === undefined) continue; // already handled by an earlier (redelivered) run
     const tooLarge = bundleSizeProblem(size, ctx.bundleLimits);
-    if (tooLarge) {
-      taken.push({ key, tooLarge });
+    if (tooLarge && size > maxStreamedBytes(ctx)) {
+      // Not read at all: it costs the batch nothing.
+      taken.push({ key, tooLarge, notStreamed: size });
       continue;
     }
-    if (taken.length > 0 && batchBytes + size > maxBatchBytes) {
+    // One too large to read whole is still streamed twice (hashed, then copied to rejected/): its bytes
+    // count as any other's. A batch took every one waiting, and a flood of them outlasted the function.
+    if (reading > 0 && batchBytes + size > maxBatchBytes) {
       leftInIncoming += 1;
       continue;
     }
     batchBytes += size;
-    taken.push({ key });
+    reading += 1;
+    taken.push(tooLarge ? { key, tooLarge } : { key });
   }
   // Reading them takes a while (10,000 uploads, about a second): an inspector may get ready meanwhile.
   ctx.inspector?.prepare?.(taken.length);
@@ -156,14 +196,18 @@ export async function readBatch(
   const read = await mapLimited(
     plan.taken,
     READ_CONCURRENCY,
-    async ({ key, tooLarge }, index): Promise<Upload | undefined> => {
+    async ({ key, tooLarge, notStreamed: size }, index): Promise<Upload | undefined> => {
       if (!turning && performance.now() - slice > READ_SLICE_MS)
         turning = turn().then(() => {
           turning = undefined;
           slice = performance.now();
         });
       if (turning) await turning;
-      const upload = signal?.aborted ? undefined : await readUpload(ctx, key, tooLarge);
+      const upload = signal?.aborted
+        ? undefined
+        : size !== undefined
+          ? notStreamed(ctx, key, size)
+          : await readUpload(ctx, key, tooLarge);
       onRead?.(upload, index);
       return upload;
     },
@@ -249,6 +293,11 @@ async function hashTooLarge(
 ): Promise<Upload | undefined> {
   const stream = await ctx.intake.getStream(key);
   if (!stream) return undefined;
+  // Listed within it, and put back larger since (anyone who can upload may race a batch so).
+  if (stream.size > maxStreamedBytes(ctx)) {
+    stream.cancel();
+    return notStreamed(ctx, key, stream.size);
+  }
   const { etag } = stream;
   const hash = createSha256();
   const limit = maxUploadBytes(ctx);

@@ -20,7 +20,7 @@ let s3: LocalS3;
 let pair = 0;
 
 beforeAll(async () => {
-  s3 = await startLocalS3(Array.from({ length: 10 }, (_, i) => [`un-intake-${i}`, `un-site-${i}`]).flat());
+  s3 = await startLocalS3(Array.from({ length: 11 }, (_, i) => [`un-intake-${i}`, `un-site-${i}`]).flat());
 });
 
 afterAll(async () => {
@@ -28,7 +28,10 @@ afterAll(async () => {
 });
 
 /** A fresh pair of buckets with a config object, and the publish function reading them through the mock. */
-async function registry(answers: Record<string, S3ErrorAnswer>, options: { maxBatchBytes?: number } = {}) {
+async function registry(
+  answers: Record<string, S3ErrorAnswer>,
+  options: { maxBatchBytes?: number; maxCompressedBytes?: number } = {},
+) {
   const intake = `un-intake-${pair}`;
   const site = `un-site-${pair}`;
   pair += 1;
@@ -209,6 +212,33 @@ describe('when the unreadable uploads, the oldest waiting, fill a batch by their
         `${r.intake}/incoming/a-archived.tgz InvalidObjectState`,
       ]);
       expect(await r.keys('incoming/')).toEqual(['incoming/a-archived.tgz']);
+    } finally {
+      await r.close();
+    }
+  });
+});
+
+describe('when an upload too large to stream is the oldest waiting', () => {
+  it('records it once, unread, leaves it in incoming/, and publishes the uploads behind it', async () => {
+    // Prepare: a bundle limit of 4 KiB, so an upload past 16 KiB is not streamed (as one past 1 GiB is not
+    // on Lambda, where a publisher may upload 5 TB under one key), and a batch bound of one byte.
+    const r = await registry({}, { maxBatchBytes: 1, maxCompressedBytes: 4096 });
+    try {
+      await r.put('incoming/a-huge.tgz', new Uint8Array(20_000).fill(7));
+      await r.put('incoming/b-second.tgz', await bundle('second-plugin'));
+      await r.put('incoming/c-third.tgz', await bundle('third-plugin'));
+
+      // Act
+      const result = await r.handler({});
+
+      // Assess: its outcome recorded once (not again each round), by its key, and nothing copied of it.
+      expect(result.outcomes.map((o) => [o.submission, o.status, o.problems[0]?.code]).sort()).toEqual([
+        ['incoming/a-huge.tgz', 'rejected', 'BUNDLE_TOO_LARGE'],
+        ['incoming/b-second.tgz', 'accepted', undefined],
+        ['incoming/c-third.tgz', 'accepted', undefined],
+      ]);
+      expect(await r.keys('incoming/')).toEqual(['incoming/a-huge.tgz']);
+      expect(await r.keys('rejected/')).toEqual([]);
     } finally {
       await r.close();
     }

@@ -132,7 +132,11 @@ export async function localPublishHandler(
   intakeBucket: string,
   siteBucket: string,
   client: S3Client = s3.client,
-  options: { readonly maxBatchBytes?: number; readonly logger?: Logger } = {},
+  options: {
+    readonly maxBatchBytes?: number;
+    readonly maxCompressedBytes?: number;
+    readonly logger?: Logger;
+  } = {},
 ): Promise<(event: unknown) => Promise<BatchResult>> {
   const signer = await createSigner((await testKey('registry')).secretKey);
   return createPublishHandler({

@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { StoreError } from '../../../index-builder/errors.ts';
+import { unreadableSubmissionId } from '../../../index-builder/layout.ts';
 import { processSubmissions } from '../../../index-builder/pipeline/index.ts';
 import type { BundleInspector } from '../../../index-builder/pipeline/inspect.ts';
 import { planBatch, readBatch } from '../../../index-builder/pipeline/intake.ts';
@@ -271,4 +272,72 @@ describe.each(kinds)('when an upload is replaced by a larger one after the listi
       size: bundle.byteLength,
     });
   }, 60_000);
+});
+
+describe('when a publisher uploads far more bytes than a bundle may have', () => {
+  const limit = 64 * 1024;
+  const metadata = { contentType: 'application/gzip', cacheControl: 'no-store' };
+
+  /** `store`, with every read of incoming/ (whole or as a stream) counted by key in `reads`. */
+  function countingReads(store: Store, reads: string[]): Store {
+    return new Proxy(store, {
+      get(target, property) {
+        const value = Reflect.get(target, property, target);
+        if (typeof value !== 'function') return value;
+        if (property !== 'get' && property !== 'getStream') return value.bind(target);
+        return async (key: string, ...rest: unknown[]) => {
+          const read = await value.call(target, key, ...rest);
+          if (key.startsWith('incoming/') && read) reads.push(key);
+          return read;
+        };
+      },
+    });
+  }
+
+  it('never streams one past four times the bundle limit: refused unread, by its key, and left in incoming/', async () => {
+    // On AWS a publisher may upload up to 5 TB under one key (a multipart upload). Hashed and then copied to
+    // rejected/ as streams, one of hundreds of gigabytes outlasted the function's 15 minutes on every
+    // delivery: no outcome recorded, the message back after the visibility timeout, and every upload behind
+    // it, whoever's, held in the one message group.
+    const registry = await makeRegistry();
+    const huge = 'incoming/a-huge.tgz';
+    await registry.intake.put(huge, new Uint8Array(limit * 4 + 1).fill(7), metadata);
+    const [good] = await registry.submit(await makeBundle({ manifest: validManifest({ name: 'small' }) }));
+    const reads: string[] = [];
+    const intake = countingReads(registry.intake, reads);
+
+    const result = await processSubmissions({
+      ...registry.context,
+      intake,
+      bundleLimits: { maxCompressedBytes: limit },
+    });
+
+    expect(reads).not.toContain(huge);
+    const refused = result.outcomes.find((o) => o.submission === huge);
+    expect(refused).toMatchObject({
+      id: unreadableSubmissionId(huge),
+      status: 'rejected',
+      problems: [{ code: 'BUNDLE_TOO_LARGE', found: `${limit * 4 + 1} bytes` }],
+    });
+    expect(refused?.submission_sha256).toBeUndefined();
+    expect(await registry.intake.head(huge)).toMatchObject({ size: limit * 4 + 1 });
+    expect(result.outcomes.find((o) => o.submission === good)).toMatchObject({ status: 'accepted' });
+  });
+
+  it('takes uploads too large to read into a batch by their bytes, as it takes any other', async () => {
+    // Each is streamed twice (hashed, then copied to rejected/): a batch took every one waiting, however
+    // many, and a flood of them held one batch past the function's timeout.
+    const registry = await makeRegistry();
+    for (const name of ['a', 'b', 'c'])
+      await registry.intake.put(`incoming/${name}.tgz`, new Uint8Array(limit * 2).fill(7), metadata);
+
+    const plan = await planBatch({
+      ...registry.context,
+      bundleLimits: { maxCompressedBytes: limit },
+      maxBatchBytes: limit * 3,
+    });
+
+    expect(plan.taken.map((t) => t.key)).toEqual(['incoming/a.tgz']);
+    expect(plan.leftInIncoming).toBe(2);
+  });
 });
