@@ -54,6 +54,8 @@ export interface HandlerDeps {
   readonly logger: Logger;
   /** `MAX_BATCH_BYTES` unless a test lowers it (to make a batch of one upload without 512 MiB of them). */
   readonly maxBatchBytes?: number;
+  /** `MAX_BATCH_UPLOADS` unless a test lowers it (rounds of a few uploads). */
+  readonly maxBatchUploads?: number;
   /** The bundle limit's compressed bytes, unless a test lowers it (an upload too large without gigabytes). */
   readonly maxCompressedBytes?: number;
 }
@@ -64,6 +66,12 @@ export interface HandlerDeps {
  */
 const LAMBDA_BUNDLE_LIMITS = { maxUncompressedBytes: 512 * 1024 * 1024 };
 const MAX_BATCH_BYTES = 512 * 1024 * 1024;
+/**
+ * And past 2,000 uploads, whatever their bytes: a batch records its outcomes at its end, and one of every
+ * upload waiting (some hundreds of thousands of junk uploads of a few bytes, a few dollars of requests)
+ * outlasted the function's 15 minutes on every delivery, so nothing was ever published again.
+ */
+const MAX_BATCH_UPLOADS = 2000;
 const MAX_ROUNDS = 10;
 
 /**
@@ -123,6 +131,7 @@ async function pipelineContext(deps: HandlerDeps): Promise<PipelineContext> {
         ? LAMBDA_BUNDLE_LIMITS
         : { ...LAMBDA_BUNDLE_LIMITS, maxCompressedBytes: deps.maxCompressedBytes },
     maxBatchBytes: deps.maxBatchBytes ?? MAX_BATCH_BYTES,
+    maxBatchUploads: deps.maxBatchUploads ?? MAX_BATCH_UPLOADS,
     // The outcome says what happened, in stable terms; what failed, whole (S3's message, the bucket), is here.
     onSubmissionFailure: ({ submission, id, code, error }) =>
       deps.logger.error('submission failed', {

@@ -35,6 +35,12 @@ export interface PipelineContext {
    */
   readonly maxBatchBytes?: number;
   /**
+   * Stop taking submissions into a batch once it holds this many (unbounded when undefined): their work (a
+   * read, an outcome, a move each) grows with their count whatever their bytes, and a batch records its
+   * outcomes only at its end. Bounds the time of a batch in a Lambda function.
+   */
+  readonly maxBatchUploads?: number;
+  /**
    * Uploads an earlier batch of this caller's met unreadable (UPLOAD_UNREADABLE) or too large to stream
    * (BUNDLE_TOO_LARGE with no digest), by key: not taken again,
    * and left in incoming/. They stay there, the oldest waiting, so each batch would take them first and, by
@@ -136,7 +142,7 @@ export interface BatchResult {
   readonly changedPlugins: readonly string[];
   /** Mutable site keys this batch rewrote: what a CDN must invalidate (immutable files never are). */
   readonly invalidate: readonly string[];
-  /** Submissions left in incoming/ for the next batch because of `maxBatchBytes`. */
+  /** Submissions left in incoming/ for the next batch because of `maxBatchBytes` or `maxBatchUploads`. */
   readonly leftInIncoming: number;
   /** The index documents lag this batch (`deferIndexes`): `flushIndexes` renders them. */
   readonly indexesPending: boolean;

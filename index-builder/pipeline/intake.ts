@@ -101,14 +101,14 @@ export interface BatchPlan {
     readonly tooLarge?: Problem;
     readonly notStreamed?: number;
   }[];
-  /** Uploads left in incoming/ for the next batch because of `maxBatchBytes`. */
+  /** Uploads left in incoming/ for the next batch because of `maxBatchBytes` or `maxBatchUploads`. */
   readonly leftInIncoming: number;
 }
 
 /**
  * Plans one batch (by default everything under `incoming/`, else the named keys): in upload order, until
- * the uploads' bytes pass `maxBatchBytes` (at least one is always taken). An upload larger than the bundle
- * limit is taken, to be refused. Nothing is read yet; an inspector is told how many are coming.
+ * the uploads' bytes pass `maxBatchBytes` (at least one is always taken) or their count `maxBatchUploads`.
+ * An upload larger than the bundle limit is taken, to be refused. Nothing is read yet; an inspector is told how many are coming.
  */
 export async function planBatch(ctx: PipelineContext, keys?: readonly string[]): Promise<BatchPlan> {
   // A listing gives each upload's size; named keys are asked for theirs (all at once, in bounded flight).
@@ -120,6 +120,7 @@ export async function planBatch(ctx: PipelineContext, keys?: readonly string[]):
     : await listIncoming(ctx.intake);
   const taken: { key: string; tooLarge?: Problem; notStreamed?: number }[] = [];
   const maxBatchBytes = ctx.maxBatchBytes ?? Number.POSITIVE_INFINITY;
+  const maxBatchUploads = ctx.maxBatchUploads ?? Number.POSITIVE_INFINITY;
   // In upload order, the last modified last: once one is too recent, so is every later one. A time ahead
   // of the clock was set by hand (an archive's, a copy's that keeps times), not by a write under way.
   const now = Date.now();
@@ -142,7 +143,11 @@ export async function planBatch(ctx: PipelineContext, keys?: readonly string[]):
       continue;
     }
     // Once one submission waits, every later one waits too: upload order decides conflicts.
-    if (leftInIncoming > 0 || (reading > 0 && batchBytes >= maxBatchBytes)) {
+    if (
+      leftInIncoming > 0 ||
+      taken.length >= maxBatchUploads ||
+      (reading > 0 && batchBytes >= maxBatchBytes)
+    ) {
       leftInIncoming += 1;
       continue;
     }

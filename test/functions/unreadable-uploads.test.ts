@@ -20,7 +20,7 @@ let s3: LocalS3;
 let pair = 0;
 
 beforeAll(async () => {
-  s3 = await startLocalS3(Array.from({ length: 11 }, (_, i) => [`un-intake-${i}`, `un-site-${i}`]).flat());
+  s3 = await startLocalS3(Array.from({ length: 12 }, (_, i) => [`un-intake-${i}`, `un-site-${i}`]).flat());
 });
 
 afterAll(async () => {
@@ -30,7 +30,7 @@ afterAll(async () => {
 /** A fresh pair of buckets with a config object, and the publish function reading them through the mock. */
 async function registry(
   answers: Record<string, S3ErrorAnswer>,
-  options: { maxBatchBytes?: number; maxCompressedBytes?: number } = {},
+  options: { maxBatchBytes?: number; maxCompressedBytes?: number; maxBatchUploads?: number } = {},
 ) {
   const intake = `un-intake-${pair}`;
   const site = `un-site-${pair}`;
@@ -239,6 +239,27 @@ describe('when an upload too large to stream is the oldest waiting', () => {
       ]);
       expect(await r.keys('incoming/')).toEqual(['incoming/a-huge.tgz']);
       expect(await r.keys('rejected/')).toEqual([]);
+    } finally {
+      await r.close();
+    }
+  });
+});
+
+describe('when more uploads wait than a batch takes', () => {
+  it('publishes them in rounds of the bound, in one invocation', async () => {
+    // Prepare: a bound of two uploads a batch (MAX_BATCH_UPLOADS on Lambda), five waiting.
+    const r = await registry({}, { maxBatchUploads: 2 });
+    try {
+      const names = ['a', 'b', 'c', 'd', 'e'];
+      for (const name of names) await r.put(`incoming/${name}.tgz`, await bundle(`flood-${name}`));
+
+      // Act
+      await r.handler({});
+
+      // Assess: three rounds of at most two, every upload published.
+      const done = r.logged.find((line) => line.message === 'batch done');
+      expect(done?.fields).toMatchObject({ rounds: 3, submissions: 5 });
+      expect(await r.keys('incoming/')).toEqual([]);
     } finally {
       await r.close();
     }

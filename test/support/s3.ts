@@ -135,6 +135,7 @@ export async function localPublishHandler(
   options: {
     readonly maxBatchBytes?: number;
     readonly maxCompressedBytes?: number;
+    readonly maxBatchUploads?: number;
     readonly logger?: Logger;
   } = {},
 ): Promise<(event: unknown) => Promise<BatchResult>> {

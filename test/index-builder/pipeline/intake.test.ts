@@ -341,3 +341,22 @@ describe('when a publisher uploads far more bytes than a bundle may have', () =>
     expect(plan.leftInIncoming).toBe(2);
   });
 });
+
+describe('when a publisher floods incoming/ with small uploads', () => {
+  it('takes at most maxBatchUploads into a batch, however few their bytes, and leaves the rest waiting', async () => {
+    // On AWS a batch took every upload waiting within 512 MiB: some hundreds of thousands of junk uploads of a
+    // few bytes each (a few dollars of requests) made one batch no 15-minute invocation could finish, its
+    // outcomes recorded only at its end, so every delivery started it again and no upload was ever published.
+    const registry = await makeRegistry();
+    for (const name of ['a', 'b', 'c', 'd', 'e'])
+      await registry.intake.put(`incoming/${name}.tgz`, new Uint8Array([1]), {
+        contentType: 'application/gzip',
+        cacheControl: 'no-store',
+      });
+
+    const plan = await planBatch({ ...registry.context, maxBatchUploads: 2 });
+
+    expect(plan.taken.map((t) => t.key)).toEqual(['incoming/a.tgz', 'incoming/b.tgz']);
+    expect(plan.leftInIncoming).toBe(3);
+  });
+});
