@@ -182,6 +182,12 @@ export interface Planned {
   readonly dir: string | undefined;
   /** The source's key fingerprint. */
   readonly fingerprint: string;
+  /**
+   * The key that signed the manifest placed, when another than `fingerprint`: a frozen install of a lock
+   * made under a key since retired signs with the key the client holds now, and installed.json records that
+   * one (`registry_key`).
+   */
+  readonly signedBy?: string;
   readonly endpoint: Endpoint;
   readonly files: readonly PlannedFile[];
   /** The signed manifest and its signature; absent only for a frozen install whose cache lacks them. */
@@ -990,9 +996,10 @@ async function planFrozen(
     return undefined;
   });
   let checked = fetched;
+  let signedBy: string | undefined;
   if (checked) {
-    const check = (read: FrozenManifest) =>
-      checkFrozenManifest(
+    const check = async (read: FrozenManifest) => {
+      signedBy = await checkFrozenManifest(
         ctx,
         target.name,
         entry,
@@ -1000,6 +1007,7 @@ async function planFrozen(
         { trust, folder, registry, given, lock },
         options,
       );
+    };
     try {
       await check(checked);
     } catch (error) {
@@ -1025,6 +1033,8 @@ async function planFrozen(
     registry: entry.registry,
     dir: target.dir,
     fingerprint: registry?.key_fingerprint ?? '',
+    // The lock keeps the key it was made with; installed.json, the key that signed what is placed.
+    ...(manifest && signedBy !== undefined ? { signedBy } : {}),
     endpoint,
     files,
     ...(manifest ? { manifest } : {}),
@@ -1052,6 +1062,7 @@ async function planFrozen(
  *   DOCUMENT_MALFORMED (a folder's manifest that is not a valid one), ClientError LOCK_MISMATCH (another
  *   plugin, version, artifact, permissions, resources or publisher than the lock's), each naming the lock
  *   file, and what checkSignedPublisher throws.
+ * @returns the key that signed it, for a registry's manifest.
  */
 async function checkFrozenManifest(
   ctx: ClientContext,
@@ -1072,11 +1083,13 @@ async function checkFrozenManifest(
     readonly lock: Lockfile;
   },
   options: InstallOptions,
-): Promise<void> {
+): Promise<string | undefined> {
   // The source's signature first: nothing of the manifest counts until the key this client trusts for the
   // registry, or pins for the folder, vouches for it (a lock forged whole names its own manifest, files and
   // publisher).
-  if (trust) await checkRegistrySignature(name, entry, manifest, trust, registry, options.lockfile);
+  const signedBy = trust
+    ? await checkRegistrySignature(name, entry, manifest, trust, registry, options.lockfile)
+    : undefined;
   if (folder) await checkFolderSignature(name, entry, manifest, folder, options.lockfile);
   // Policy or none: a lock that names another plugin or version than the manifest it pins, or other
   // bytes than it names, would place that manifest, and record the version and files, under the lock's word.
@@ -1088,6 +1101,7 @@ async function checkFrozenManifest(
   // judges publishers, so that it judges the registry's word, not the lock's.
   if (trust && options.policy?.publishers !== undefined)
     await checkSignedPublisher(ctx, name, entry, given, lock, options.lockfile);
+  return signedBy;
 }
 
 /**
@@ -1222,6 +1236,7 @@ async function registryTrust(
  * rotation retired as compromised is not among them.
  * @throws TrustError DOCUMENT_MISMATCH naming the lock file, the plugin and the keys expected; ClientError
  *   KEY_REVOKED when the signature is by a key retired as compromised.
+ * @returns the fingerprint of the key that signed it.
  */
 async function checkRegistrySignature(
   name: string,
@@ -1230,7 +1245,7 @@ async function checkRegistrySignature(
   trust: TrustRecord,
   locked: LockedRegistry | undefined,
   lockfile: string,
-): Promise<void> {
+): Promise<string> {
   const chain = trust.chain ?? [];
   const from = chain.findIndex((link) => link.fingerprint === locked?.key_fingerprint);
   const later = from < 0 ? [] : chain.slice(from);
@@ -1258,7 +1273,7 @@ async function checkRegistrySignature(
   for (const link of links) {
     try {
       await verifyBy(link);
-      return;
+      return link.fingerprint;
     } catch (error) {
       if (!(error instanceof TrustError)) throw error;
       refusal = error;
@@ -1761,7 +1776,7 @@ async function place(
   const now = ctx.clock.now().toISOString();
   const record: InstalledVersion = {
     registry: plan.registry,
-    registry_key: plan.fingerprint,
+    registry_key: plan.signedBy ?? plan.fingerprint,
     manifest_sha256: plan.entry.manifest_sha256,
     publisher: plan.entry.publisher,
     ...(plan.publisherVerified ? { publisher_verified: true } : {}),

@@ -46,7 +46,11 @@ export interface InstalledArtifact {
 
 export interface InstalledVersion {
   readonly registry: string;
-  /** Fingerprint of the registry key that signed the chain it was installed through. */
+  /**
+   * Fingerprint of the registry key that signed the chain it was installed through; for a frozen install,
+   * the key that signed the manifest placed beside it (by a lock made under a key retired since, the key the
+   * client holds now, not the lock's).
+   */
   readonly registry_key: string;
   readonly manifest_sha256: string;
   readonly publisher: string;

@@ -359,8 +359,9 @@ async function verifyOne(
     (error: unknown) => error,
   );
   if (refusal === undefined) return;
-  // Signed by a revoked key (installed under it, its signature never replaced): say so, and what mends it.
-  for (const link of later.filter((l) => l.compromised === true))
+  // Signed by a revoked key (installed under it, its signature never replaced, or put there since by whoever
+  // holds it, beside a version installed under a later key): say so, and what mends it.
+  for (const link of (trust.chain ?? []).filter((l) => l.compromised === true))
     if (await signs(await pinnedKey({ ...trust, ...link })))
       throw keyRevokedError(
         link,

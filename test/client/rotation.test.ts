@@ -957,3 +957,48 @@ describe('when a client older than the mark followed a rotation made after a the
     ]);
   });
 });
+
+describe('when install, update or a frozen install meets a version placed under a key since retired as compromised', () => {
+  let registry: Served;
+  let second: KeyPair;
+  let m: ClientMachine;
+  let lockBefore: string;
+  let currentSignature: string;
+  const dirs = { install: '', update: '', frozen: '' };
+
+  /** installed.json's record of the version in `dir`. */
+  async function recordIn(dir: string): Promise<Record<string, unknown>> {
+    const installed = JSON.parse(await readFile(join(dir, 'installed.json'), 'utf8'));
+    return installed.plugins[NAME].versions['1.0.0'];
+  }
+  const signatureIn = (dir: string) => readFile(join(dir, NAME, '1.0.0', 'manifest.json.asc'), 'utf8');
+
+  beforeAll(async () => {
+    registry = await servedRegistry(['1.0.0']);
+    m = await pinningFirstKey(registry);
+    for (const key of Object.keys(dirs) as (keyof typeof dirs)[]) {
+      dirs[key] = join(root, `revoked-${key}`);
+      await m.run((c) => c.install({ requests: [`${NAME}@1.0.0`], lockfile: m.lockfile, dir: dirs[key] }));
+    }
+    lockBefore = await readFile(m.lockfile, 'utf8');
+    second = await newKey();
+    await rotateLocalRegistry(registry.dir, second.secretKey, { compromised: true });
+    const reports = await m.run((c) => c.updateRegistries(['main']));
+    expect(reports[0]?.error).toBeUndefined();
+    currentSignature = await readFile(
+      join(registry.dir, 'public', `plugins/${NAME}/1.0.0/manifest.json.asc`),
+      'utf8',
+    );
+  });
+
+  it('a frozen install of that lock into a new folder records the current key, whose signature it placed', async () => {
+    const dir = join(root, 'revoked-frozen-new');
+    const lockfile = join(root, 'revoked-frozen-new.lock');
+    await writeFile(lockfile, lockBefore);
+    await m.run((c) => c.install({ requests: [], lockfile, frozen: true, dir }));
+    expect(await signatureIn(dir)).toBe(currentSignature);
+    expect((await recordIn(dir)).registry_key).toBe(second.fingerprint);
+    const findings = await m.run((c) => c.verifyInstalled({ dir }));
+    expect(findings.map((f) => f.ok)).toEqual([true]);
+  });
+});
