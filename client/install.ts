@@ -185,9 +185,14 @@ export interface Planned {
   /**
    * The key that signed the manifest placed, when another than `fingerprint`: a frozen install of a lock
    * made under a key since retired signs with the key the client holds now, and installed.json records that
-   * one (`registry_key`).
+   * one (`registry_key`), which the next install compares with `revoked`.
    */
   readonly signedBy?: string;
+  /**
+   * The keys the source's trust state marks retired as compromised (key-chain.ts revokedLink): a version
+   * installed.json records as placed under one is placed again, with the signature by the current key.
+   */
+  readonly revoked: readonly string[];
   readonly endpoint: Endpoint;
   readonly files: readonly PlannedFile[];
   /** The signed manifest and its signature; absent only for a frozen install whose cache lacks them. */
@@ -741,6 +746,7 @@ async function alreadyInstalled(
   seen: OnDisk,
 ): Promise<InstalledItem[] | undefined> {
   const items: InstalledItem[] = [];
+  const revoked = new Map<string, Promise<readonly string[]>>();
   for (const target of targets) {
     const tree = ctx.tree(target.dir ?? options.dir);
     const entry = target.locked as LockedPlugin;
@@ -751,6 +757,7 @@ async function alreadyInstalled(
     // edited to claim an allowed publisher made, and the plan below asks the source instead.
     if (!record || record.publisher !== entry.publisher) return undefined;
     if (options.policy?.publishers !== undefined && record.publisher_verified !== true) return undefined;
+    if (await placedUnderRevokedKey(ctx, options, record, revoked)) return undefined;
     const paths: Record<string, string> = {};
     for (const platform of target.platforms) {
       const key = platformKey(platform);
@@ -779,6 +786,34 @@ async function alreadyInstalled(
     });
   }
   return items;
+}
+
+/**
+ * True when installed.json records `record` as placed under a key its configured registry's trust state
+ * marks retired as compromised: `plugindex verify` would refuse its signature (KEY_REVOKED), and the plan
+ * places the current key's over it, unasked. The trust state is a file on disk, read once per registry
+ * (`revoked`), with nothing fetched. A plugin set's registry is left to its plan: its trust state is known
+ * only once its source opens (the key the set pins parsed, a session opened), which the fast path avoids.
+ */
+async function placedUnderRevokedKey(
+  ctx: ClientContext,
+  options: InstallOptions,
+  record: InstalledVersion,
+  revoked: Map<string, Promise<readonly string[]>>,
+): Promise<boolean> {
+  if (options.sources !== undefined) return false;
+  let keys = revoked.get(record.registry);
+  if (!keys) {
+    keys = (async () =>
+      (await ctx.registryEntry(record.registry)) ? revokedKeys(await ctx.trust(record.registry)) : [])();
+    revoked.set(record.registry, keys);
+  }
+  return (await keys).includes(record.registry_key);
+}
+
+/** The keys a trust state marks retired as compromised (key-chain.ts revokedLink). */
+function revokedKeys(trust: TrustRecord | undefined): string[] {
+  return (trust?.chain ?? []).filter((link) => link.compromised === true).map((link) => link.fingerprint);
 }
 
 /** The source a target is read from: one the install was given by name, or the configured registries. */
@@ -868,6 +903,7 @@ async function planTarget(
     registry: source.name,
     dir: target.dir,
     fingerprint: source.fingerprint,
+    revoked: revokedKeys(source.kind === 'registry' ? source.trust : undefined),
     endpoint: source.endpoint,
     files: artifacts.map(([platform, artifact]) => {
       const url = artifact.oci ? undefined : source.artifactUrl(target.name, version, artifact);
@@ -1035,6 +1071,7 @@ async function planFrozen(
     fingerprint: registry?.key_fingerprint ?? '',
     // The lock keeps the key it was made with; installed.json, the key that signed what is placed.
     ...(manifest && signedBy !== undefined ? { signedBy } : {}),
+    revoked: revokedKeys(trust),
     endpoint,
     files,
     ...(manifest ? { manifest } : {}),
@@ -1527,11 +1564,14 @@ async function checkFrozenKey(
 /**
  * True when the folder already holds the planned version as current, every file in place and intact, and
  * `plugindex verify` has not refused it since (what it checks beside the files, the signed manifest, is
- * placed again with them).
+ * placed again with them), nor was it placed under a key the source's trust state marks compromised.
  */
 async function installedAsPlanned(tree: InstallTree, plan: Planned, seen: OnDisk): Promise<boolean> {
   const record = intactRecord(await seen.read(tree), plan.name, plan.version, plan.entry.manifest_sha256);
   if (!record) return false;
+  // Its signature beside it is by a stolen key (verify would refuse it, KEY_REVOKED): the plan holds the
+  // current key's, placed over it. A frozen plan without the manifest at hand has none to place.
+  if (plan.manifest !== undefined && plan.revoked.includes(record.registry_key)) return false;
   for (const file of plan.files) {
     const held = own(record.artifacts, file.platform);
     if (!held || held.path !== file.path || held.sha256 !== file.sha256) return false;

@@ -991,6 +991,45 @@ describe('when install, update or a frozen install meets a version placed under 
     );
   });
 
+  it('install places it again with the current key, unasked (no verify first), and leaves it the next time', async () => {
+    const dir = dirs.install;
+    expect((await recordIn(dir)).registry_key).toBe(registry.firstFingerprint);
+    const lockfile = join(root, 'revoked-install.lock');
+    await writeFile(lockfile, lockBefore);
+    const again = await m.run((c) => c.install({ requests: [`${NAME}@1.0.0`], lockfile, dir }));
+    expect(again.items.map((i) => i.unchanged)).toEqual([false]);
+    expect(await signatureIn(dir)).toBe(currentSignature);
+    expect((await recordIn(dir)).registry_key).toBe(second.fingerprint);
+    const next = await m.run((c) => c.install({ requests: [`${NAME}@1.0.0`], lockfile, dir }));
+    expect(next.items.map((i) => i.unchanged)).toEqual([true]);
+  });
+
+  it('update places the current version again with the current key', async () => {
+    const dir = dirs.update;
+    const lockfile = join(root, 'revoked-update.lock');
+    await writeFile(lockfile, lockBefore);
+    const updated = await m.run((c) => c.install({ requests: [NAME], lockfile, dir, upgrade: true }));
+    expect(updated.items.map((i) => [i.version, i.unchanged])).toEqual([['1.0.0', false]]);
+    expect(await signatureIn(dir)).toBe(currentSignature);
+    expect((await recordIn(dir)).registry_key).toBe(second.fingerprint);
+  });
+
+  it('a frozen install of the lock made under the stolen key places it again once, recording the key that signed what it placed', async () => {
+    const dir = dirs.frozen;
+    const lockfile = join(root, 'revoked-frozen.lock');
+    await writeFile(lockfile, lockBefore);
+    const frozen = await m.run((c) => c.install({ requests: [], lockfile, frozen: true, dir }));
+    expect(frozen.items.map((i) => i.unchanged)).toEqual([false]);
+    expect(await signatureIn(dir)).toBe(currentSignature);
+    // The lock still names the stolen key (a frozen install writes no lock); the record, the key that signed.
+    expect(parseLockfile(await readFile(lockfile, 'utf8'), lockfile).registries.main?.key_fingerprint).toBe(
+      registry.firstFingerprint,
+    );
+    expect((await recordIn(dir)).registry_key).toBe(second.fingerprint);
+    const next = await m.run((c) => c.install({ requests: [], lockfile, frozen: true, dir }));
+    expect(next.items.map((i) => i.unchanged)).toEqual([true]);
+  });
+
   it('a frozen install of that lock into a new folder records the current key, whose signature it placed', async () => {
     const dir = join(root, 'revoked-frozen-new');
     const lockfile = join(root, 'revoked-frozen-new.lock');
