@@ -15,7 +15,8 @@
  * lifecycle.ts `ActionOrder`): the view holds each plugin's order as the batch changed it, and the order is
  * recorded (`state/action-order/<name>.json`) after the log, with the markers; a resumed action counts too.
  * An action refused as changing nothing that still stands for its slot is logged too (`NO_EFFECT`): every
- * record of the order is in the log, which a rebuild restores it from.
+ * record of the order is in the log, which a rebuild restores it from. The retry of the upload a run that
+ * died logged so takes its outcome from that entry (`loggedNoEffect`), not from a second judgement.
  */
 import {
   ACTION_CLOCK_SKEW_MS,
@@ -213,17 +214,32 @@ async function replayOrResume(
     );
   }
   const entry = judging.log.entry(read.action.action, read.digest);
-  // An action logged as changing nothing (a statement that stood for its slot) applied nothing: judged again,
-  // its entry is found, not appended twice (`appendToLog`).
-  if (!entry || entry.detail?.effect === NO_EFFECT) return undefined;
+  if (!entry) return undefined;
+  const logged = judging.log.intentOf(read.digest);
+  // An action logged as changing nothing (a statement that stood for its slot) applied nothing. The upload
+  // that run logged it for is told what the log says of it (`loggedNoEffect`): judged again, the run's own
+  // later actions, logged after it, would refuse it as superseded (or another reason), while its entry
+  // stays. Any other upload of it is judged again; its entry is found, not appended twice (`appendToLog`).
+  if (entry.detail?.effect === NO_EFFECT)
+    return logged === upload.id ? loggedNoEffect(read, entry, judging, info) : undefined;
   // The upload that run logged it for, as its intent record names it, is the one to finish: the envelope is
   // public under log/actions/ from before the entry, and a copy of it taken first (alone in its batch, as
   // the local server takes each submission) was finished in its place, the upload that was logged then
   // told ACTION_REPLAYED.
-  const logged = judging.log.intentOf(read.digest);
   if (logged !== undefined && logged !== upload.id) return replayed();
   // Logged by a run that died before its marker: the same action, signed by the key the log names, as
   // judged then.
+  const signer = await loggedSigner(read, entry, judging);
+  if (signer !== entry.signer) return replayed();
+  return resume({ seq: entry.seq, time: entry.time }, entry.signer, 'log');
+}
+
+/** The key that signed `read`, checked as it was when the log entry of it was appended. */
+async function loggedSigner(
+  read: ReadAction,
+  entry: LogEntry,
+  judging: Judging,
+): Promise<string | undefined> {
   const signer = await checkActionSignature({
     text: read.text,
     signature: read.signature,
@@ -231,8 +247,34 @@ async function replayOrResume(
     trusted: judging.trusted,
     now: new Date(entry.time),
   });
-  if (signer.fingerprint !== entry.signer) return replayed();
-  return resume({ seq: entry.seq, time: entry.time }, entry.signer, 'log');
+  return signer.fingerprint;
+}
+
+/**
+ * The outcome of an action a run that died logged as changing nothing (`NO_EFFECT`) for this very upload:
+ * ACTION_NO_EFFECT, as its entry says; nothing applied, ordered or logged again. Undefined (judged again)
+ * when the key the log names did not sign it.
+ */
+async function loggedNoEffect(
+  read: ReadAction,
+  entry: LogEntry,
+  judging: Judging,
+  info: ActionInfo,
+): Promise<Evaluation | undefined> {
+  const signer = await loggedSigner(read, entry, judging);
+  if (signer !== entry.signer) return undefined;
+  const subject = entry.version === undefined ? '' : ` ${entry.version}`;
+  return rejected(
+    [
+      problem(
+        'ACTION_NO_EFFECT',
+        'envelope:/action',
+        `${read.action.action}${subject} of ${entry.plugin ?? info.plugin} changed nothing when it was judged (log entry ${entry.seq}, ${entry.time}): the plugin already was as it says, and the log records it so`,
+        { expected: 'an action that changes something' },
+      ),
+    ],
+    { action: { ...info, ...(entry.version ? { version: entry.version } : {}), signer } },
+  );
 }
 
 /**

@@ -29,6 +29,7 @@ import {
   rebuildRegistry,
   type SubmissionOutcome,
 } from '../../../index-builder/pipeline/index.ts';
+import { LOG_STATE_KEY } from '../../../index-builder/pipeline/log-writer.ts';
 import { signRotation } from '../../../index-builder/rotation.ts';
 import {
   createSigner,
@@ -690,6 +691,71 @@ describe('when actions on one target arrive in the reverse order of their making
     expect(registry.site.objects.has(actionEnvelopeKey(undeprecate.digest))).toBe(true);
     expect(registry.intake.objects.has(actionMarkerKey(undeprecate.digest))).toBe(false);
   });
+
+  /**
+   * Makes both stores fail every write after the log's flush (its last write, the head record), as a run
+   * that dies there: the log holds the batch, nothing after it is written. Returns what mends them.
+   */
+  const failAfterLog = (registry: TestRegistry): (() => void) => {
+    let logged = false;
+    const mends = [registry.site, registry.intake].map((store) => {
+      const put = store.put.bind(store);
+      store.put = async (key, body, options) => {
+        if (logged) throw new StoreError('STORE_IO', key, 'injected failure');
+        await put(key, body, options);
+        if (key === LOG_STATE_KEY) logged = true;
+      };
+      return () => {
+        store.put = put;
+      };
+    });
+    return () => {
+      for (const mend of mends) mend();
+    };
+  };
+
+  it.each([
+    ['its batch', { addedInBatch: false, withUnyank: true }],
+    ['it alone', { addedInBatch: false, withUnyank: false }],
+    ['it alone, its signer made an owner by that batch', { addedInBatch: true, withUnyank: false }],
+  ])(
+    'gives an action logged as changing nothing by a batch that died after its log its logged outcome in the retry of %s (ACTION_NO_EFFECT), logging it once',
+    async (_, { addedInBatch, withUnyank }) => {
+      // Prepare: 1.0.0 yanked in an earlier batch; a second owner, added before or in the batch that dies.
+      const registry = await registryWithOperator();
+      await publishVersions(registry, ['1.0.0']);
+      const added = await submitAt(registry, on.ownersAdd(heir.publicKey), publisher, 0);
+      if (!addedInBatch) expect(verdicts(await run(registry, added.key))).toEqual([['accepted']]);
+      expect((await act(registry, on.yank('1.0.0'), publisher)).status).toBe('accepted');
+      // One batch: the second owner yanks it again at 12:00 (changes nothing, stands for its slot: logged),
+      // and unyanks it at 12:02; the run dies once the log holds them.
+      const yank = await submitAt(registry, on.yank('1.0.0'), heir, 0);
+      const unyank = await submitAt(registry, on.unyank('1.0.0'), heir, 120);
+      const mend = failAfterLog(registry);
+      const batch = [...(addedInBatch ? [added.key] : []), yank.key, unyank.key];
+      await expect(run(registry, ...batch)).rejects.toThrow(/injected failure/);
+      mend();
+
+      // Act
+      const outcomes = await run(registry, ...(withUnyank ? [yank.key, unyank.key] : [yank.key]));
+
+      // Assess: the outcome the log says, the entry not appended again.
+      expect(verdicts(outcomes)).toEqual([
+        ['rejected', 'ACTION_NO_EFFECT'],
+        ...(withUnyank ? [['accepted']] : []),
+      ]);
+      const addedAt = addedInBatch ? 2 : 1;
+      const log = (await logOf(registry)).map((e) => [e.type, e.digest, e.detail]);
+      expect(log[addedAt]).toEqual(['owners-add', added.digest, expect.anything()]);
+      expect(log.filter((_, at) => at !== addedAt)).toEqual([
+        ['publish', expect.any(String), undefined],
+        ['yank', expect.any(String), undefined],
+        ['yank', yank.digest, { effect: 'none' }],
+        ['unyank', unyank.digest, undefined],
+      ]);
+      if (withUnyank) expect(version(await bound(registry), '1.0.0')?.yanked).toBeFalsy();
+    },
+  );
 });
 
 describe('when the operator removes a version', () => {
