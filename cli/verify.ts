@@ -65,9 +65,16 @@ class Reader {
     return this.#endpoint.bases[0] as string;
   }
 
-  /** A document under the base, capped at `maxBytes`; `version` is its `?v=`. */
-  get(path: string, maxBytes: number, version?: string): Promise<Uint8Array> {
-    return fetchBody(this.#fetcher, this.#endpoint, { path, maxBytes, ...(version ? { version } : {}) });
+  /**
+   * A document under the base, capped at `maxBytes`; `version` is its `?v=`, or `pastCaches` asks with the
+   * fetcher's random nonce (client/fetcher.ts).
+   */
+  get(path: string, maxBytes: number, version?: string | { readonly pastCaches: true }): Promise<Uint8Array> {
+    return fetchBody(this.#fetcher, this.#endpoint, {
+      path,
+      maxBytes,
+      ...(typeof version === 'string' ? { version } : (version ?? {})),
+    });
   }
 
   /**
@@ -99,8 +106,8 @@ class Reader {
 const SNAPSHOT_ATTEMPTS = 3;
 
 /**
- * The snapshot and its signature, fetched together under a fresh `?v=` (past any cache, to the origin) and
- * checked by `verify`; fetched again when the signature does not match, which a publish between the two
+ * The snapshot and its signature, fetched together past every cache (the fetcher's random `?v=` nonce and
+ * no-cache, to the origin) and checked by `verify`; fetched again when the signature does not match, which a publish between the two
  * requests causes. Any other failure is final.
  */
 async function fetchSnapshot(
@@ -108,14 +115,16 @@ async function fetchSnapshot(
   verify: (snapshot: Uint8Array, signature: string) => Promise<SnapshotDocument>,
 ): Promise<SnapshotDocument> {
   for (let attempt = 1; ; attempt++) {
-    const fresh = `${Date.now().toString(36)}-${attempt}`;
+    // Random, not the clock: a `?v=` someone can predict is one they can ask the edge for first, and have
+    // it keep the snapshot of then under it for this run to be shown.
+    const fresh = { pastCaches: true } as const;
     const body = await reader.get(SNAPSHOT_KEY, UNLISTED_LIMITS.snapshot, fresh);
     const signature = text(await reader.get(signatureKey(SNAPSHOT_KEY), UNLISTED_LIMITS.signature, fresh));
     // What installing clients read instead of the pair must say the same (registries from before it: none).
     const envelope = await reader.load({
       path: SIGNED_SNAPSHOT_KEY,
       maxBytes: UNLISTED_LIMITS.snapshot,
-      version: fresh,
+      ...fresh,
     });
     try {
       const snapshot = await verify(body, signature);

@@ -1216,14 +1216,19 @@ async function frozenManifest(
   if (published === undefined) return found;
   // A registry signs every manifest again at a key rotation, and asked for by the manifest's digest, which
   // the rotation keeps, a cache may still hand back the retired key's signature: once refused, it is asked
-  // for again past every cache (a fresh `?v=`, which the CDN's behavior for signatures keys on).
-  const fresh = `${Date.now().toString(36)}-fresh`;
+  // for again past every cache (the fetcher's random `?v=` nonce, which the CDN's behavior for signatures
+  // keys on: one read from the clock can be asked for first, and the retired key's signature kept under it).
   return {
     ...found,
     again: async () =>
       withSignature(
         await readSignature((path, maxBytes) =>
-          fetchBody(ctx.fetcher, endpoint, { path, maxBytes, version: fresh }),
+          fetchBody(ctx.fetcher, endpoint, {
+            path,
+            maxBytes,
+            version: entry.manifest_sha256,
+            pastCaches: true,
+          }),
         ),
       ),
   };

@@ -7,7 +7,7 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
 import { verifyRegistry } from '../../cli/verify.ts';
 import { parseRegistryConfig } from '../../index-builder/config.ts';
@@ -106,7 +106,7 @@ const TOOL = encode('#!/bin/sh\necho tool\n');
 const json = <T>(key: string): T => JSON.parse(new TextDecoder().decode(site.objects.get(key)?.body)) as T;
 
 describe('when a client verifies the registry', () => {
-  it('fetches each document as <path>?v=<its sha256>, and the snapshot pair under one fresh ?v=', async () => {
+  it('fetches each document as <path>?v=<its sha256>, and the snapshot pair past every cache', async () => {
     requests.length = 0;
     const report = await verifyPinned();
 
@@ -120,9 +120,31 @@ describe('when a client verifies the registry', () => {
     const plugin = listed['plugins/demo-plugin/index.json']?.sha256;
     expect(requests).toContain(`GET /plugins/demo-plugin/index.json?v=${plugin} 200`);
     const pair = requests.filter((r) => r.startsWith('GET /snapshot.json'));
-    expect(pair).toHaveLength(2);
-    const fresh = pair[0]?.match(/\?v=([^ ]+) /)?.[1];
-    expect(pair).toEqual([`GET /snapshot.json?v=${fresh} 200`, `GET /snapshot.json.asc?v=${fresh} 200`]);
+    expect(pair).toEqual([
+      expect.stringMatching(/^GET \/snapshot\.json\?v=[0-9a-f]{24} 200$/),
+      expect.stringMatching(/^GET \/snapshot\.json\.asc\?v=[0-9a-f]{24} 200$/),
+    ]);
+  });
+
+  it('asks for the snapshot with a random ?v= nonce, not one the clock gives that anyone could ask for first', async () => {
+    // Prepare: two runs within one millisecond of the clock, as anyone who pre-filled an edge would aim for.
+    const frozen = Date.now();
+    const clock = vi.spyOn(Date, 'now').mockReturnValue(frozen);
+    requests.length = 0;
+
+    // Act
+    try {
+      await verifyPinned();
+      await verifyPinned();
+    } finally {
+      clock.mockRestore();
+    }
+
+    // Assess: each read of the snapshot its own random nonce (client/fetcher.ts `pastCaches`).
+    const asked = requests.filter((r) => /^GET \/snapshot\.(json|json\.asc|signed\.json)\?/.test(r));
+    expect(asked).toHaveLength(6);
+    for (const request of asked) expect(request).toMatch(/\?v=[0-9a-f]{24} 200$/);
+    expect(new Set(asked.map((r) => r.match(/\?v=([0-9a-f]+)/)?.[1])).size).toBe(6);
   });
 
   it('fetches the pair again when its signature comes from another publish, and then succeeds', async () => {

@@ -116,11 +116,13 @@ async function staleSignatureCache(
   path: string,
   body: Uint8Array,
   options: { readonly always?: boolean; readonly active?: () => boolean } = {},
-): Promise<{ url: string; readonly served: number }> {
+): Promise<{ url: string; readonly served: number; readonly asked: readonly (string | null)[] }> {
   let served = 0;
+  const asked: (string | null)[] = [];
   const server = createServer((request, response) => {
     const url = new URL(request.url ?? '/', 'http://cache');
     const v = url.searchParams.get('v');
+    if (url.pathname === path) asked.push(v);
     const active = options.active?.() ?? true;
     if (active && url.pathname === path && (options.always || v === null || /^[0-9a-f]{64}$/.test(v))) {
       served += 1;
@@ -143,6 +145,7 @@ async function staleSignatureCache(
     get served() {
       return served;
     },
+    asked,
   };
 }
 
@@ -327,8 +330,11 @@ describe('when a registry rotates its key twice', () => {
     );
 
     expect(installed.items.map((i) => i.version)).toEqual(['1.0.0']);
-    // Refused as the cache gave it, then asked for once more past it.
+    // Refused as the cache gave it, then asked for once more past it, under the fetcher's random nonce: one
+    // the clock gives can be asked for first, and the retired key's signature kept under it.
     expect(stale.served).toBe(1);
+    const manifest = parseLockfile(await readFile(lockfile, 'utf8'), lockfile).plugins[NAME]?.manifest_sha256;
+    expect(stale.asked).toEqual([manifest, expect.stringMatching(new RegExp(`^${manifest}-[0-9a-f]{24}$`))]);
     const placed = join(root, 'frozen-stale', 'plugins', NAME, '1.0.0', 'manifest.json.asc');
     expect(await readFile(placed)).not.toEqual(firstSignature);
   });
