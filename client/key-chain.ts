@@ -314,15 +314,37 @@ export async function readThroughRotations<T extends { readonly snapshot: Snapsh
     return { value: await options.read() };
   } catch (error) {
     if (!signedByAnotherKey(error) || options.follow === false) throw error;
-    const chain = await followRotations({
-      held: options.held,
-      ...(options.from !== undefined ? { from: options.from } : {}),
-      ...(options.retired !== undefined ? { retired: options.retired } : {}),
-      load: (sequence) => options.load({ path: rotationKey(sequence), maxBytes: MAX_ROTATION_BYTES }),
-    });
-    if (!chain) throw error;
-    const value = await options.read(chain);
-    checkRotatedSnapshot(chain, value.snapshot);
-    return { value, chain };
+    const follow = async (pastCaches: boolean) => {
+      const chain = await followRotations({
+        held: options.held,
+        ...(options.from !== undefined ? { from: options.from } : {}),
+        ...(options.retired !== undefined ? { retired: options.retired } : {}),
+        load: (sequence) =>
+          options.load({
+            path: rotationKey(sequence),
+            maxBytes: MAX_ROTATION_BYTES,
+            ...(pastCaches ? { pastCaches } : {}),
+          }),
+      });
+      if (!chain) throw error;
+      const value = await options.read(chain);
+      checkRotatedSnapshot(chain, value.snapshot);
+      return { value, chain };
+    };
+    try {
+      return await follow(false);
+    } catch (failed) {
+      // A rotation is never rewritten, but one asked for before it was published has its 404 kept by the
+      // edge (CloudFront keeps an error for its error caching TTL, until the rotation's invalidation is
+      // through): the chain then ends short of the key that signs the snapshot, and the registry was refused
+      // as if it had none. So a chain that does not reach the snapshot is followed once more with each
+      // rotation read past every cache (a random `?v=`), every step checked as ever; its refusal stands.
+      const short =
+        failed === error ||
+        signedByAnotherKey(failed) ||
+        (failed instanceof TrustError && failed.code === 'KEY_ROTATION_BROKEN');
+      if (!short) throw failed;
+      return follow(true);
+    }
   }
 }

@@ -4,7 +4,11 @@
  * holding a range of entries, fetched as `?v=<head>` (a new head is a new cache entry, so no CDN hands back
  * a segment older than the snapshot), each under its cap, then judged against the heads the snapshot signs.
  * A segment the registry does not have, or one short of full before the last, ends the entries there: the
- * check then says how many are missing. Pure: the caller's loader fetches.
+ * check then says how many are missing. Segments that fail the check are read once more past every cache
+ * (`pastCaches`), then judged the same way: the edge keys a segment on `v` alone, so anyone who can predict
+ * the next head can ask for `<segment>?v=<that head>` before the publish lands and have the edge keep the
+ * segment of then (or its 404) under it, a log a client would take for one cut short. Pure: the caller's
+ * loader fetches.
  *
  * @example
  * const load = documentLoader(fetcher, endpoint);
@@ -54,6 +58,31 @@ export function snapshotLogHead(snapshot: SnapshotDocument, source: LogSource): 
   return snapshot.log;
 }
 
+/** What a segment a cache kept from before the head it is asked by shows as (and what tampering does). */
+const SEGMENT_FAULTS: ReadonlySet<string> = new Set([
+  'LOG_MALFORMED',
+  'LOG_TRUNCATED',
+  'LOG_FORKED',
+  'LOG_REORDERED',
+  'LOG_ENTRY_ALTERED',
+]);
+
+/**
+ * `read` through `load`, and once more with every segment asked for past every cache when what it read
+ * fails the check: the refusal of what the origin serves stands.
+ */
+async function readPastCachesOnFault<T>(
+  load: DocumentLoader,
+  read: (load: DocumentLoader) => Promise<T>,
+): Promise<T> {
+  try {
+    return await read(load);
+  } catch (error) {
+    if (!(error instanceof TrustError && SEGMENT_FAULTS.has(error.code))) throw error;
+    return read((request) => load({ ...request, pastCaches: true }));
+  }
+}
+
 /**
  * Entries `from` to `to.length - 1` as the segments hold them, not judged (the callers check them against
  * the heads); fewer when a segment is missing or short.
@@ -91,14 +120,16 @@ export async function readLogExtension(
   if (!remembered) return current;
   if (compareLogHeads(remembered, current) === 'same') return remembered;
   const head = current as LogHead;
-  const entries = await readLogEntries(load, Math.max(remembered.length - 1, 0), head);
-  if (entries.length === 0 && remembered.length > 0)
-    throw new TrustError(
-      'LOG_TRUNCATED',
-      `${source.base}/${logSegmentKey(segmentOf(remembered.length - 1))} no longer holds entry ${remembered.length - 1}, which this client saw: the registry's log was cut short`,
-    );
-  verifyExtension(remembered, entries, head);
-  return head;
+  return readPastCachesOnFault(load, async (from) => {
+    const entries = await readLogEntries(from, Math.max(remembered.length - 1, 0), head);
+    if (entries.length === 0 && remembered.length > 0)
+      throw new TrustError(
+        'LOG_TRUNCATED',
+        `${source.base}/${logSegmentKey(segmentOf(remembered.length - 1))} no longer holds entry ${remembered.length - 1}, which this client saw: the registry's log was cut short`,
+      );
+    verifyExtension(remembered, entries, head);
+    return head;
+  });
 }
 
 /**
@@ -116,12 +147,14 @@ export async function readWholeLog(
   const { remembered } = source;
   if (remembered) compareLogHeads(remembered, head);
   if (!head) return { head, entries: [] };
-  const entries = await readLogEntries(load, 0, head);
-  verifyLogRange(entries, { from: 0, prev: ZERO_HASH, to: head });
-  if (remembered && remembered.length > 0 && entries[remembered.length - 1]?.hash !== remembered.head)
-    throw new TrustError(
-      'LOG_FORKED',
-      `log entry ${remembered.length - 1} is not the one seen last time (${remembered.head}): the registry's history was rewritten`,
-    );
-  return { head, entries: entries.slice(0, head.length) };
+  return readPastCachesOnFault(load, async (from) => {
+    const entries = await readLogEntries(from, 0, head);
+    verifyLogRange(entries, { from: 0, prev: ZERO_HASH, to: head });
+    if (remembered && remembered.length > 0 && entries[remembered.length - 1]?.hash !== remembered.head)
+      throw new TrustError(
+        'LOG_FORKED',
+        `log entry ${remembered.length - 1} is not the one seen last time (${remembered.head}): the registry's history was rewritten`,
+      );
+    return { head, entries: entries.slice(0, head.length) };
+  });
 }

@@ -4,7 +4,9 @@
  * answers the snapshot of the generation before until the invalidation, while a document's `?v=` it had not
  * cached is the origin's new bytes; and anyone may have the edge keep a document's old bytes under the `?v=`
  * of its next digest by asking for it before the publish lands. The session reads the snapshot again past
- * every cache, held to every check a snapshot is, and a document past every cache once, then refuses.
+ * every cache, held to every check a snapshot is, and a document past every cache once, then refuses. The
+ * log's segments (asked for by the head the snapshot signs) and the key rotations (by their names) are read
+ * past every cache once when what the edge kept fails the check.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import http from 'node:http';
@@ -26,13 +28,24 @@ import {
   SEARCH_KEY,
   SIGNED_SNAPSHOT_KEY,
 } from '../../index-builder/layout.ts';
-import type { SnapshotDocument } from '../../index-builder/model.ts';
+import { LOG_SEGMENT_ENTRIES, logSegmentKey, segmentOf } from '../../index-builder/log.ts';
+import type { LogHead, SnapshotDocument } from '../../index-builder/model.ts';
 import { processSubmissions } from '../../index-builder/pipeline/index.ts';
-import { readPublicKey } from '../../index-builder/signing.ts';
+import { rotateRegistryKey } from '../../index-builder/pipeline/rotate.ts';
+import { rotationKey, signRotation } from '../../index-builder/rotation.ts';
+import { createSigner, readPublicKey } from '../../index-builder/signing.ts';
 import type { StoredObject } from '../../index-builder/store.ts';
 import { httpClient } from '../support/client.ts';
 import { type EdgeCache, startEdgeCache } from '../support/edge-cache.ts';
-import { encode, makeBundle, makeRegistry, type TestRegistry, validManifest } from '../support/fixtures.ts';
+import {
+  encode,
+  makeBundle,
+  makeRegistry,
+  type TestRegistry,
+  testKey,
+  validManifest,
+} from '../support/fixtures.ts';
+import { appendLog } from '../support/lifecycle.ts';
 
 const NAME = 'demo-plugin';
 
@@ -78,10 +91,10 @@ function pastCaches(): string[] {
 }
 
 /** What the edge answers `path` with in one coding (anyone may ask it anything). */
-function askEdge(path: string, coding = 'br, gzip'): Promise<number> {
+function askEdge(path: string, coding = 'br, gzip', at: EdgeCache = edge): Promise<number> {
   return new Promise<number>((resolve, reject) =>
     http
-      .get(`${edge.url}/${path}`, { headers: { 'accept-encoding': coding } }, (r) => {
+      .get(`${at.url}/${path}`, { headers: { 'accept-encoding': coding } }, (r) => {
         r.resume();
         r.on('end', () => resolve(r.statusCode ?? 0));
       })
@@ -315,5 +328,213 @@ describe("when someone had the edge keep a document's old bytes under its next d
     expect(edge.log).toContain(`/${SEARCH_KEY}?v=${next} hit`);
     expect(hits.map((h) => [h.entry.name, h.entry.latest_version])).toEqual([[NAME, '1.0.7']]);
     expect(pastCaches()).toEqual([`/${SIGNED_SNAPSHOT_KEY}?v=fresh`, `/${SEARCH_KEY}?v=${next}-fresh`]);
+  });
+});
+
+describe('when a publish grows the transparency log behind the edge', () => {
+  it('checks the log of the snapshot the edge kept against the grown last segment, then the publish', async () => {
+    // Prepare: the edge keeps a snapshot newer than the one this machine remembers the log of; another
+    // publish lands behind it, its entry in the same segment.
+    edge.flush();
+    const m = await machine();
+    await publish('1.1.0');
+    edge.flush();
+    expect(await askEdge(SIGNED_SNAPSHOT_KEY)).toBe(200);
+    const kept = servedSnapshot().log as LogHead;
+    await publish('1.1.1');
+    const published = servedSnapshot();
+    expect(segmentOf((published.log as LogHead).length - 1)).toBe(segmentOf(kept.length - 1));
+    edge.log.length = 0;
+
+    // Act
+    const hits = await using(m.client, (c) => c.search({ terms: [NAME] }));
+
+    // Assess: the segment asked for by the kept snapshot's head was the origin's, longer: its first
+    // entries are the ones that head signs.
+    expect(edge.log).toContain(`/${logSegmentKey(segmentOf(kept.length - 1))}?v=${kept.head} miss`);
+    expect(hits.map((h) => h.entry.latest_version)).toEqual(['1.1.1']);
+    expect(pastCaches()).toEqual([`/${SIGNED_SNAPSHOT_KEY}?v=fresh`]);
+    expect(await generationKept(m.home)).toBe(published.generation);
+  });
+
+  it('checks the log when the publish behind the edge started a new segment', async () => {
+    // Prepare: the log filled to one entry short of a segment, so the snapshot the edge keeps ends a
+    // segment and the publish behind it begins the next.
+    edge.flush();
+    const filled = servedSnapshot().log as LogHead;
+    await appendLog(registry.context, LOG_SEGMENT_ENTRIES - (filled.length % LOG_SEGMENT_ENTRIES) - 1);
+    const m = await machine();
+    await publish('1.1.2');
+    edge.flush();
+    expect(await askEdge(SIGNED_SNAPSHOT_KEY)).toBe(200);
+    expect((servedSnapshot().log as LogHead).length % LOG_SEGMENT_ENTRIES).toBe(0);
+    await publish('1.1.3');
+    const published = servedSnapshot();
+    const last = segmentOf((published.log as LogHead).length - 1);
+    edge.log.length = 0;
+
+    const hits = await using(m.client, (c) => c.search({ terms: [NAME] }));
+
+    expect(hits.map((h) => h.entry.latest_version)).toEqual(['1.1.3']);
+    expect(edge.log).toContain(`/${logSegmentKey(last)}?v=${(published.log as LogHead).head} miss`);
+    expect(pastCaches()).toEqual([`/${SIGNED_SNAPSHOT_KEY}?v=fresh`]);
+    expect(await generationKept(m.home)).toBe(published.generation);
+  });
+
+  it.each([
+    ['the last segment as it was', false],
+    ['the 404 of a segment not yet begun', true],
+  ])(
+    'reads a segment past every cache once when someone had the edge keep %s under the next head',
+    async (_, fill) => {
+      // Prepare: the next publish's head, asked for at the edge while the origin still holds the log before
+      // it (as anyone who can predict the head may), then the publish lands.
+      edge.flush();
+      if (fill) {
+        const filled = servedSnapshot().log as LogHead;
+        await appendLog(registry.context, LOG_SEGMENT_ENTRIES - (filled.length % LOG_SEGMENT_ENTRIES));
+      }
+      const m = await machine();
+      const before = siteNow();
+      await publish(fill ? '1.1.5' : '1.1.4');
+      const next = servedSnapshot().log as LogHead;
+      const segment = logSegmentKey(segmentOf(next.length - 1));
+      const after = siteNow();
+      serve(before);
+      expect(await askEdge(`${segment}?v=${next.head}`)).toBe(fill ? 404 : 200);
+      serve(after);
+      edge.log.length = 0;
+
+      // Act
+      const hits = await using(m.client, (c) => c.search({ terms: [NAME] }));
+
+      // Assess: the segment the edge kept under the new head was taken for a log cut short; read past every
+      // cache, it holds the publish's entry.
+      expect(edge.log).toContain(`/${segment}?v=${next.head} hit`);
+      expect(hits.map((h) => h.entry.latest_version)).toEqual([fill ? '1.1.5' : '1.1.4']);
+      // Every segment the check reads, read again: from the entry this machine remembers last.
+      const segments = fill ? [logSegmentKey(segmentOf(next.length - 2)), segment] : [segment];
+      expect(pastCaches()).toEqual([
+        `/${SIGNED_SNAPSHOT_KEY}?v=fresh`,
+        ...segments.map((key) => `/${key}?v=${next.head}-fresh`),
+      ]);
+      expect(await generationKept(m.home)).toBe(servedSnapshot().generation);
+    },
+  );
+
+  it('refuses a log the origin serves cut short, after one read past every cache (LOG_TRUNCATED)', async () => {
+    edge.flush();
+    const m = await machine();
+    await publish('1.1.6');
+    const honest = siteNow();
+    const head = servedSnapshot().log as LogHead;
+    const segment = logSegmentKey(segmentOf(head.length - 1));
+    const cut = siteNow();
+    const object = cut.get(segment) as StoredObject;
+    const lines = new TextDecoder().decode(object.body).split('\n').filter(Boolean);
+    const body = encode(`${lines.slice(0, -1).join('\n')}\n`);
+    cut.set(segment, { ...object, body, size: body.byteLength, etag: '"cut"' });
+    serve(cut);
+    edge.log.length = 0;
+    try {
+      await expect(using(m.client, (c) => c.search({ terms: [NAME] }))).rejects.toMatchObject({
+        name: 'TrustError',
+        code: 'LOG_TRUNCATED',
+      });
+      expect(pastCaches()).toEqual([`/${SIGNED_SNAPSHOT_KEY}?v=fresh`, `/${segment}?v=${head.head}-fresh`]);
+    } finally {
+      serve(honest);
+    }
+  });
+});
+
+describe('when the registry rotates its key while the edge keeps the snapshot before', () => {
+  /** A registry of its own (a rotation changes its key for good), behind an edge of its own. */
+  async function rotatingRegistry() {
+    const own = await makeRegistry();
+    const bundle = await makeBundle({
+      manifest: validManifest({ name: NAME, version: '1.0.0' }),
+      artifacts: [{ os: 'linux', arch: 'amd64', name: 'tool', body: encode('tool 1.0.0') }],
+    });
+    await processSubmissions(own.context, await own.submit(bundle));
+    const served = await listenRegistryServer(createRegistryServer({ site: own.site }), 0);
+    const cdn = await startEdgeCache(served.url);
+    const next = await createSigner((await testKey('registry-2')).secretKey);
+    machines += 1;
+    const home = join(root, `m${machines}`);
+    const client = () => httpClient(home);
+    await using(client, (c) =>
+      c.addRegistry({ name: 'test', url: cdn.url, pin: { armored: own.registryKey.publicKey } }),
+    );
+    return {
+      edge: cdn,
+      next,
+      client,
+      home,
+      async rotate() {
+        const { bytes } = await signRotation({
+          registry: own.context.config.url,
+          sequence: 1,
+          previous: own.signer,
+          next,
+          now: new Date('2026-11-01T12:00:00Z'),
+        });
+        expect(await rotateRegistryKey({ ...own.context, signer: next }, bytes)).toMatchObject({
+          status: 'rotated',
+        });
+      },
+      async close() {
+        await cdn.close();
+        await served.close();
+      },
+    };
+  }
+  const install = (home: string) => (c: PlugindexClient) =>
+    c.install({ requests: [NAME], dir: join(home, 'plugins'), lockfile: join(home, 'plugindex.lock') });
+  const pinned = async (home: string) =>
+    JSON.parse(await readFile(join(home, 'data', 'trust', 'test', 'state.json'), 'utf8')).fingerprint;
+
+  it('follows the rotation from the snapshot read again, and then reads past the snapshot the edge kept', async () => {
+    const r = await rotatingRegistry();
+    try {
+      // Prepare: the edge keeps the snapshot by the first key; the rotation lands behind it.
+      await r.rotate();
+      r.edge.log.length = 0;
+
+      // Act: an install, then a search in another run, while the edge still answers the first key's.
+      const installed = await using(r.client, install(r.home));
+      const hits = await using(r.client, (c) => c.search({ terms: [NAME] }));
+
+      // Assess
+      expect(installed.items.map((i) => i.version)).toEqual(['1.0.0']);
+      expect(hits.map((h) => h.entry.name)).toEqual([NAME]);
+      expect(await pinned(r.home)).toBe(r.next.fingerprint);
+      expect(r.edge.log).toContain(`/${rotationKey(1)} miss`);
+    } finally {
+      await r.close();
+    }
+  });
+
+  it('reads a rotation past every cache when the edge kept its 404 from before it was published', async () => {
+    const r = await rotatingRegistry();
+    try {
+      // Prepare: someone asked for the next rotation before it existed; the edge keeps the 404.
+      expect(await askEdge(rotationKey(1), 'br, gzip', r.edge)).toBe(404);
+      await r.rotate();
+      r.edge.log.length = 0;
+
+      // Act
+      const installed = await using(r.client, install(r.home));
+
+      // Assess
+      expect(r.edge.log).toContain(`/${rotationKey(1)} hit`);
+      expect(installed.items.map((i) => i.version)).toEqual(['1.0.0']);
+      expect(await pinned(r.home)).toBe(r.next.fingerprint);
+      expect(r.edge.log.filter((line) => line.startsWith(`/${rotationKey(1)}?v=`))).toEqual([
+        expect.stringMatching(/^\/keys\/rotation\/1\.json\?v=[0-9a-f]{24} miss$/),
+      ]);
+    } finally {
+      await r.close();
+    }
   });
 });

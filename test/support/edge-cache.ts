@@ -2,8 +2,9 @@
  * A CDN edge in front of a registry server, on 127.0.0.1, caching as the AWS deployment's CloudFront does
  * for mutable documents (infra/constructs/distribution.ts): a 200 is kept under its path, its `v` query
  * parameter (no other) and the request's Accept-Encoding, and answered from there (a 304 when If-None-Match
- * names its ETag) until `flush`, the publish's invalidation; a miss asks the origin for the path with `v`
- * alone, which a registry ignores. Request headers key nothing (the cache policy names none), so a
+ * names its ETag) until `flush`, the publish's invalidation; a 404 too (CloudFront keeps an error for its
+ * error caching TTL, 10 s unless the distribution says otherwise, which it does not: longer than a test
+ * runs); a miss asks the origin for the path with `v` alone, which a registry ignores. Request headers key nothing (the cache policy names none), so a
  * viewer's `Cache-Control: no-cache` changes nothing here.
  * Bodies pass as the origin sent them (compressed or not).
  */
@@ -61,7 +62,7 @@ export async function startEdgeCache(origin: string): Promise<EdgeCache> {
           // Hop-by-hop headers are the connection's, not the object's.
           const { connection: _c, 'keep-alive': _k, 'transfer-encoding': _t, ...headers } = upstream.headers;
           const fetched = { status: upstream.statusCode ?? 502, headers, body: Buffer.concat(chunks) };
-          if (fetched.status === 200) entries.set(key, fetched);
+          if (fetched.status === 200 || fetched.status === 404) entries.set(key, fetched);
           answer(fetched);
         });
       })
