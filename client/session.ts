@@ -243,6 +243,7 @@ export class RegistrySession {
   }
 
   async #open(options: { readonly refresh?: boolean }): Promise<SnapshotReport> {
+    const before = { trust: this.#trust, key: this.#key };
     const { cache } = this.#deps;
     const cached = await cache.snapshot(this.entry.url);
     let body: Uint8Array;
@@ -341,6 +342,20 @@ export class RegistrySession {
       ? await this.#deps.sharedTrust?.(snapshot.registry, this.#trust, this.entry.url)
       : undefined;
     const floor = shared?.highestGeneration;
+    if (floor && snapshot.generation < floor.generation && !pastCaches) {
+      // Another name of the registry read a publish past every cache (`#readAgain`) that the edge still
+      // answers the snapshot before of: asked for past every cache, as any snapshot older than one accepted
+      // is (`#fetchSnapshot`), from where this open began; refused below if the origin's is older still.
+      this.#trust = before.trust;
+      this.#key = before.key;
+      this.#trusted = this.#trustedBy(before.key, before.trust);
+      this.#askPastCaches = true;
+      try {
+        return await this.#open({ refresh: true });
+      } finally {
+        this.#askPastCaches = false;
+      }
+    }
     if (floor && snapshot.generation < floor.generation)
       throw new TrustError(
         'SNAPSHOT_ROLLBACK',
@@ -433,7 +448,8 @@ export class RegistrySession {
    * The registry's current snapshot: `snapshot.signed.json`, the snapshot and its signature in one request
    * (with the cached ETag, so an unchanged registry answers 304); from a registry that does not publish it
    * (404), the pair `snapshot.json` and `.asc`. A signature that does not verify is asked for again past
-   * every cache (a fresh `?v=`): the pair may straddle a publish, and a cache may hold a damaged copy.
+   * every cache (a fresh `?v=`): the pair may straddle a publish, and a cache may hold a damaged copy; so is
+   * one older than the generation accepted, which an edge answers for up to a minute after a publish.
    * `pastCaches`: whether the snapshot returned was asked for so (`#readAgain` has it asked for so at once).
    */
   async #fetchSnapshot(
@@ -467,7 +483,12 @@ export class RegistrySession {
         await trusted.updateSnapshot(body, signature);
         return { body, signature, changed, pastCaches, ...(etag ? { etag } : {}) };
       } catch (error) {
-        const retry = error instanceof TrustError && error.code === 'SNAPSHOT_BAD_SIGNATURE';
+        // Older than one accepted, asked for by its name: the edge's, kept for up to its max-age after a
+        // publish this client has read past every cache since (`#readAgain`, in this run or one before);
+        // asked for past every cache, an origin put back to an older generation is refused as ever.
+        const retry =
+          error instanceof TrustError &&
+          (error.code === 'SNAPSHOT_BAD_SIGNATURE' || (error.code === 'SNAPSHOT_ROLLBACK' && !pastCaches));
         if (!retry || attempt >= SNAPSHOT_ATTEMPTS) throw error;
       }
     }

@@ -448,6 +448,79 @@ describe('when a publish grows the transparency log behind the edge', () => {
   });
 });
 
+describe('when a run after the snapshot was read again past every cache meets the snapshot the edge kept', () => {
+  it('reads it past every cache again rather than take the edge for a rollback', async () => {
+    // Prepare: a search after a publish read the publish's snapshot past every cache; the edge still
+    // answers the one before by its name.
+    edge.flush();
+    const m = await machine();
+    await publish('1.2.0');
+    await using(m.client, (c) => c.search({ terms: [NAME] }));
+    const published = servedSnapshot().generation;
+    expect(await generationKept(m.home)).toBe(published);
+    edge.log.length = 0;
+
+    // Act
+    const hits = await using(m.client, (c) => c.search({ terms: [NAME] }));
+
+    // Assess
+    expect(edge.log).toContain(`/${SIGNED_SNAPSHOT_KEY} hit`);
+    expect(hits.map((h) => h.entry.latest_version)).toEqual(['1.2.0']);
+    expect(pastCaches()).toEqual([`/${SIGNED_SNAPSHOT_KEY}?v=fresh`]);
+    expect(await generationKept(m.home)).toBe(published);
+  });
+});
+
+describe('when the origin is put back to a generation before one a run read past every cache', () => {
+  it('refuses it after one read past every cache (SNAPSHOT_ROLLBACK)', async () => {
+    edge.flush();
+    const m = await machine();
+    const before = siteNow();
+    await publish('1.2.2');
+    const after = siteNow();
+    await using(m.client, (c) => c.search({ terms: [NAME] }));
+    const accepted = await generationKept(m.home);
+    serve(before);
+    edge.flush();
+    edge.log.length = 0;
+    try {
+      await expect(using(m.client, (c) => c.search({ terms: [NAME] }))).rejects.toMatchObject({
+        name: 'TrustError',
+        code: 'SNAPSHOT_ROLLBACK',
+      });
+      expect(pastCaches()).toEqual([`/${SIGNED_SNAPSHOT_KEY}?v=fresh`]);
+      expect(await generationKept(m.home)).toBe(accepted);
+    } finally {
+      serve(after);
+    }
+  });
+});
+
+describe('when another name of the registry read a publish past every cache that the edge still answers the snapshot before of', () => {
+  it('reads it past every cache rather than take the edge for a rollback of what that name accepted', async () => {
+    // Prepare: one machine with two names for the registry, both at the snapshot the edge keeps; a search
+    // through one after a publish read the publish's snapshot past every cache.
+    edge.flush();
+    const m = await machine();
+    await using(m.client, (c) =>
+      c.addRegistry({ name: 'other', url: edge.url, pin: { armored: registry.registryKey.publicKey } }),
+    );
+    await publish('1.2.3');
+    await using(m.client, (c) => c.search({ terms: [NAME], registry: 'test' }));
+    const published = servedSnapshot().generation;
+    expect(await generationKept(m.home)).toBe(published);
+    edge.log.length = 0;
+
+    // Act
+    const hits = await using(m.client, (c) => c.search({ terms: [NAME], registry: 'other' }));
+
+    // Assess
+    expect(edge.log).toContain(`/${SIGNED_SNAPSHOT_KEY} hit`);
+    expect(hits.map((h) => h.entry.latest_version)).toEqual(['1.2.3']);
+    expect(pastCaches()).toEqual([`/${SIGNED_SNAPSHOT_KEY}?v=fresh`]);
+  });
+});
+
 describe('when the registry rotates its key while the edge keeps the snapshot before', () => {
   /** A registry of its own (a rotation changes its key for good), behind an edge of its own. */
   async function rotatingRegistry() {
