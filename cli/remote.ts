@@ -190,17 +190,15 @@ export async function rotateThroughQueue(options: {
       url = configured;
     }
     // The published snapshot, past every cache: which rotation is next, and that the old key is current.
+    // The fetcher's random `?v=`, not the clock's: one anyone can predict, they can ask the edge for first,
+    // and have it keep the snapshot of then under it for this read.
     const http = fetcher.createHttpFetcher({ env: process.env });
     let snapshot: { key_fingerprint?: string; key_rotations?: number };
     try {
       const bytes = await fetcher.fetchBody(
         http,
         { name: url, bases: [url], timeoutMs: 30_000 },
-        {
-          path: layout.SIGNED_SNAPSHOT_KEY,
-          maxBytes: fetcher.UNLISTED_LIMITS.snapshot,
-          version: Date.now().toString(36),
-        },
+        { path: layout.SIGNED_SNAPSHOT_KEY, maxBytes: fetcher.UNLISTED_LIMITS.snapshot, pastCaches: true },
       );
       const signed = verify.openSignedSnapshot(bytes);
       const keys = await Promise.all(
