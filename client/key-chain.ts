@@ -292,8 +292,9 @@ function signedByAnotherKey(error: unknown): boolean {
 /**
  * The registry's snapshot as `read` verifies it: by the key held (`read()`), or, when that key does not
  * sign it, through the rotations published from it (`keys/rotation/<N>.json` through `load`, each capped
- * at MAX_ROTATION_BYTES and fetched by its fixed name: rotations are never rewritten), by the last key they
- * lead to (`read(chain)`), a snapshot that must then count exactly the rotations followed. With no rotation
+ * at MAX_ROTATION_BYTES and fetched by its fixed name: rotations are never rewritten; once more past every
+ * cache when the chain does not reach the snapshot), by the last key they lead to (`read(chain)`), a
+ * snapshot that must then count exactly the rotations followed. With no rotation
  * from the key held (or `follow` false: a key taken from the registry itself has nothing to follow from),
  * the refusal by the key held stands. The caller pins `chain`'s key only once this returns.
  * @throws TrustError KEY_ROTATION_BROKEN (a step that does not verify, a loop, a count that differs), and

@@ -10,6 +10,7 @@ import {
   extendChain,
   followRotations,
   type HeldKey,
+  readThroughRotations,
 } from '../../client/key-chain.ts';
 import { TrustError } from '../../index-builder/errors.ts';
 import type { SnapshotDocument } from '../../index-builder/model.ts';
@@ -139,6 +140,56 @@ describe('when a client follows a registry key chain', () => {
       'B',
       'C',
     ]);
+  });
+});
+
+describe('when a cache kept the 404 of a rotation asked for before it was published', () => {
+  /** The snapshot as `readThroughRotations` reads it: signed by the last key, `c`, at two rotations. */
+  const signedByLast = (chain?: { readonly fingerprint: string }) => {
+    const last = (signers[2] as Signer).fingerprint;
+    if (chain?.fingerprint !== last)
+      throw new TrustError('SNAPSHOT_BAD_SIGNATURE', 'snapshot.json: not signed by the key held');
+    return Promise.resolve({ snapshot: snapshot(last, 2) });
+  };
+
+  it.each([
+    ['the first rotation', 1],
+    ['a rotation past the first', 2],
+  ])('follows the chain once more with each rotation read past every cache: %s', async (_, missing) => {
+    const asked: string[] = [];
+    const followed = await readThroughRotations({
+      load: async (request) => {
+        asked.push(`${request.path}${request.pastCaches ? ' past caches' : ''}`);
+        const sequence = Number(/(\d+)\.json$/.exec(request.path)?.[1]);
+        return sequence === missing && !request.pastCaches ? undefined : chain.get(sequence);
+      },
+      held: await held(signers[0] as Signer),
+      from: 0,
+      read: signedByLast,
+    });
+
+    expect(followed.chain?.fingerprint).toBe((signers[2] as Signer).fingerprint);
+    expect(asked.filter((line) => line.endsWith('past caches'))).toEqual([
+      'keys/rotation/1.json past caches',
+      'keys/rotation/2.json past caches',
+      'keys/rotation/3.json past caches',
+    ]);
+  });
+
+  it('refuses as before when the rotation is not published past every cache either', async () => {
+    const asked: boolean[] = [];
+    const refused = readThroughRotations({
+      load: async (request) => {
+        asked.push(request.pastCaches === true);
+        return undefined;
+      },
+      held: await held(signers[0] as Signer),
+      from: 0,
+      read: signedByLast,
+    });
+
+    await expect(refused).rejects.toMatchObject({ name: 'TrustError', code: 'SNAPSHOT_BAD_SIGNATURE' });
+    expect(asked).toEqual([false, true]);
   });
 });
 

@@ -186,6 +186,41 @@ describe('when a client reads a registry log through its loader', () => {
     }
   });
 
+  it('reads the segments once more past every cache when what a cache kept under the head fails the check', async () => {
+    // A cache keeps segment 1 as it was at 280 entries under this head (asked for before it was published).
+    const kept = segments(lines, 280);
+    const cached: DocumentLoader = async (request) => {
+      asked.push(request);
+      return (request.pastCaches ? served : kept).get(request.path);
+    };
+
+    const read = await readWholeLog(cached, snapshotWith(head), { base: BASE });
+    const extended = await readLogExtension(cached, snapshotWith(head), {
+      base: BASE,
+      remembered: heads[280],
+    });
+
+    expect(read.entries).toHaveLength(300);
+    expect(extended).toEqual(head);
+    expect(asked.map((r) => `${r.path}${r.pastCaches ? ' past caches' : ''}`)).toEqual([
+      'log/000000.jsonl',
+      'log/000001.jsonl',
+      'log/000000.jsonl past caches',
+      'log/000001.jsonl past caches',
+      'log/000001.jsonl',
+      'log/000001.jsonl past caches',
+    ]);
+  });
+
+  it('refuses what is served past every cache as it refuses any log, after that one read', async () => {
+    served.delete(logSegmentKey(1));
+    const error = await refusal(
+      readLogExtension(load, snapshotWith(head), { base: BASE, remembered: heads[280] }),
+    );
+    expect(error.code).toBe('LOG_TRUNCATED');
+    expect(asked.map((r) => r.pastCaches === true)).toEqual([false, true]);
+  });
+
   it("passes on the loader's own failure (not a 404) as it is", async () => {
     const failing: DocumentLoader = async () => {
       throw new Error('connection reset');
