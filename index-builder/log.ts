@@ -14,6 +14,7 @@
  */
 import { sha256Hex } from './digest.ts';
 import { TrustError } from './errors.ts';
+import { isCanonicalVersion, pluginNameFormProblem } from './layout.ts';
 import type { LogHead } from './model.ts';
 import { stringifyJson } from './text.ts';
 
@@ -125,20 +126,148 @@ export function renderSegment(lines: readonly string[]): Uint8Array {
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;
+/** A key's primary fingerprint as the pipeline names a signer (actions.ts, config.ts). */
+const FINGERPRINT = /^[0-9A-F]{40}$/;
 
 function malformed(where: string, why: string): never {
   throw new TrustError('LOG_MALFORMED', `${where}: ${why}`);
 }
 
 /**
- * An entry's `created`: the form an action's `created` must have (actions.ts). `Date.parse` alone takes
- * "5" or "2026" for a time.
+ * An entry's `time` and `created`: the form an action's `created` must have (actions.ts), which the
+ * pipeline's `toISOString` times have too. `Date.parse` alone takes "5" or "2026" for a time.
  */
 const CREATED = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
 
+const isTime = (value: unknown): boolean =>
+  typeof value === 'string' && CREATED.test(value) && !Number.isNaN(Date.parse(value));
+
+export const LOG_ENTRY_TYPES: readonly LogEntryType[] = [
+  'publish',
+  'yank',
+  'unyank',
+  'deprecate',
+  'undeprecate',
+  'advisory-add',
+  'advisory-withdraw',
+  'owners-add',
+  'owners-remove',
+  'remove',
+  'transfer',
+  'revoke-key',
+  'rotate-key',
+];
+
+/** What names a version (its plugin too); what names no plugin (the rest name one). */
+const VERSIONED: ReadonlySet<string> = new Set(['publish', 'yank', 'unyank', 'remove']);
+const REGISTRY_WIDE: ReadonlySet<string> = new Set(['revoke-key', 'rotate-key']);
+
 /**
- * Reads a segment: one entry per line, each of the right form. Order and links are `verifyLogRange`'s.
- * @throws TrustError LOG_MALFORMED naming the segment and line.
+ * The keys an entry's `detail` may hold: what `actionDetail` (lifecycle.ts) writes for an action, `effect`
+ * for one that changed nothing (pipeline/actions.ts), and a rotation's fingerprint and sequence.
+ */
+const DETAIL_KEYS: ReadonlySet<string> = new Set([
+  'reason',
+  'message',
+  'replacement',
+  'range',
+  'id',
+  'severity',
+  'affected',
+  'added',
+  'removed',
+  'owner',
+  'fingerprint',
+  'sequence',
+  'effect',
+]);
+/** The one `detail.effect` the pipeline writes: an action refused as changing nothing, logged for its slot. */
+export const NO_EFFECT = 'none';
+
+const ENTRY_KEYS: ReadonlySet<string> = new Set([
+  'seq',
+  'time',
+  'type',
+  'plugin',
+  'version',
+  'signer',
+  'digest',
+  'created',
+  'detail',
+  'prev',
+]);
+
+/** A JSON pointer's token (RFC 6901). */
+const token = (key: string): string => key.replaceAll('~', '~0').replaceAll('/', '~1');
+
+/**
+ * Every way `value` is not an entry as the pipeline writes it (`entryLine`), each as `#/pointer: why`:
+ * a client prints what it reads (`audit NAME`, `--json` too) and must not trip on a signed entry of another
+ * form, a `detail` nested a million deep included, so each field is held to the one form written.
+ */
+function entryProblems(value: unknown): string[] {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return ['#: expected an object'];
+  const e = value as Record<string, unknown>;
+  const problems: string[] = [];
+  const check = (key: string, required: boolean, ok: (v: unknown) => boolean, form: string) => {
+    if (e[key] === undefined) {
+      if (required) problems.push(`#/${key}: missing (expected ${form})`);
+    } else if (!ok(e[key])) problems.push(`#/${key}: expected ${form}`);
+  };
+  for (const key of Object.keys(e))
+    if (!ENTRY_KEYS.has(key)) problems.push(`#/${token(key)}: not a field of a log entry`);
+  check('seq', true, (v) => Number.isSafeInteger(v) && (v as number) >= 0, 'a count');
+  check('time', true, isTime, 'an ISO 8601 time');
+  check(
+    'type',
+    true,
+    (v) => (LOG_ENTRY_TYPES as readonly unknown[]).includes(v),
+    `one of ${LOG_ENTRY_TYPES.join(', ')}`,
+  );
+  const type = typeof e.type === 'string' ? e.type : undefined;
+  const names = type !== undefined && !REGISTRY_WIDE.has(type);
+  check(
+    'plugin',
+    names,
+    (v) => names && typeof v === 'string' && pluginNameFormProblem(v) === undefined,
+    names ? 'a plugin name' : `no plugin (a ${type} names none)`,
+  );
+  const versioned = type !== undefined && VERSIONED.has(type);
+  check(
+    'version',
+    versioned,
+    (v) => versioned && typeof v === 'string' && isCanonicalVersion(v),
+    versioned ? 'a SemVer version' : `no version (a ${type} names none)`,
+  );
+  check(
+    'signer',
+    true,
+    (v) => typeof v === 'string' && FINGERPRINT.test(v),
+    'a key fingerprint (40 uppercase hex digits)',
+  );
+  check('digest', true, (v) => typeof v === 'string' && HEX64.test(v), 'a sha256 (64 hex digits)');
+  check('created', false, isTime, 'an ISO 8601 time');
+  check('prev', true, (v) => typeof v === 'string' && HEX64.test(v), 'an entry hash (64 hex digits)');
+  const detail = e.detail;
+  if (detail !== undefined) {
+    if (typeof detail !== 'object' || detail === null || Array.isArray(detail))
+      problems.push('#/detail: expected an object of strings');
+    else
+      for (const [key, v] of Object.entries(detail)) {
+        const at = `#/detail/${token(key)}`;
+        if (!DETAIL_KEYS.has(key)) problems.push(`${at}: not a field of an entry's detail`);
+        else if (typeof v !== 'string') problems.push(`${at}: expected a string`);
+        else if (key === 'effect' && v !== NO_EFFECT) problems.push(`${at}: expected "${NO_EFFECT}"`);
+      }
+  }
+  return problems;
+}
+
+/**
+ * Reads a segment: one entry per line, each of the form the pipeline writes. Order and links are
+ * `verifyLogRange`'s.
+ * @throws TrustError LOG_MALFORMED naming the segment and line, and every field of it that is not of its
+ *   form by its JSON pointer (`log/000000.jsonl line 3#/detail/reason: expected a string`).
  */
 export function parseSegment(bytes: Uint8Array, index: number): ReadEntry[] {
   const key = logSegmentKey(index);
@@ -160,29 +289,10 @@ export function parseSegment(bytes: Uint8Array, index: number): ReadEntry[] {
     } catch {
       return malformed(where, 'not JSON');
     }
-    const e = value as Partial<LogEntry> | null;
-    if (
-      typeof e !== 'object' ||
-      e === null ||
-      !Number.isSafeInteger(e.seq) ||
-      typeof e.time !== 'string' ||
-      typeof e.type !== 'string' ||
-      typeof e.signer !== 'string' ||
-      typeof e.digest !== 'string' ||
-      typeof e.prev !== 'string' ||
-      !HEX64.test(e.prev) ||
-      (e.plugin !== undefined && typeof e.plugin !== 'string') ||
-      (e.version !== undefined && typeof e.version !== 'string') ||
-      (e.created !== undefined &&
-        (typeof e.created !== 'string' || !CREATED.test(e.created) || Number.isNaN(Date.parse(e.created)))) ||
-      (e.detail !== undefined &&
-        (typeof e.detail !== 'object' || e.detail === null || Array.isArray(e.detail)))
-    )
-      malformed(
-        where,
-        'expected {seq, time, type, signer, digest, prev} of the right forms (and created, when there, a time)',
-      );
-    return { entry: e as LogEntry, line, hash: lineHash(line) };
+    const problems = entryProblems(value);
+    if (problems.length > 0)
+      throw new TrustError('LOG_MALFORMED', problems.map((p) => `${where}${p}`).join('; '));
+    return { entry: value as LogEntry, line, hash: lineHash(line) };
   });
 }
 

@@ -68,7 +68,7 @@ import {
   withSlotRecord,
 } from '../lifecycle.ts';
 import { allSettledValues, forEachLimited, limitRate, mapLimited } from '../limited.ts';
-import type { LogEntry } from '../log.ts';
+import { type LogEntry, NO_EFFECT } from '../log.ts';
 import type { LogHead, PluginDocument, RevokedKeysDocument, VersionRecord } from '../model.ts';
 import { MAX_ROTATION_BYTES, SIGNED_ROTATION_SCHEMA } from '../rotation.ts';
 import { CACHE_IMMUTABLE, CACHE_PRIVATE, existingKeys, listAll } from '../store.ts';
@@ -115,9 +115,9 @@ const encoder = new TextEncoder();
 /**
  * `detail.effect` of the log entry of an action refused as changing nothing (the plugin already was as it
  * says) that still stands for its slot (`Rejected.ordered`): logged so the order a rebuild restores from the
- * log is the one the batches recorded.
+ * log is the one the batches recorded. Defined with the entry's form (log.ts), which readers hold it to.
  */
-export const NO_EFFECT = 'none';
+export { NO_EFFECT };
 
 type ReadUpload = Extract<Upload, { kind: 'read' }>;
 

@@ -15,6 +15,7 @@ import { TrustError } from '../../index-builder/errors.ts';
 import {
   EMPTY_LOG,
   LOG_SEGMENT_ENTRIES,
+  lineHash,
   logSegmentKey,
   nextEntry,
   renderSegment,
@@ -228,5 +229,90 @@ describe('when a client reads a registry log through its loader', () => {
     await expect(readWholeLog(failing, snapshotWith(head), { base: BASE })).rejects.toThrow(
       'connection reset',
     );
+  });
+});
+
+/** A chain of lines as written by `write` (given each one's `prev`), not by `entryLine`: any bytes signed. */
+function rawLog(write: readonly ((prev: string) => string)[]): { lines: string[]; head: LogHead } {
+  const out: string[] = [];
+  let prev = EMPTY_LOG.head;
+  for (const line of write) {
+    out.push(line(prev));
+    prev = lineHash(out[out.length - 1] as string);
+  }
+  return { lines: out, head: { length: out.length, head: prev } };
+}
+
+const SIGNER = 'A'.repeat(40);
+const DIGEST = 'b'.repeat(64);
+const fine = (fields: string) => (prev: string) =>
+  `{"seq":0,"time":"2026-11-01T00:00:00.000Z",${fields},"prev":"${prev}"}`;
+
+describe('when a signed log entry is not of the form the pipeline writes', () => {
+  it('refuses a detail nested 200,000 deep before anything prints it: LOG_MALFORMED at #/detail/reason', async () => {
+    const deep = `${'['.repeat(200_000)}${']'.repeat(200_000)}`;
+    const { lines: raw, head: rawHead } = rawLog([
+      fine(
+        `"type":"yank","plugin":"demo","version":"1.0.0","signer":"${SIGNER}","digest":"${DIGEST}","detail":{"reason":${deep}}`,
+      ),
+    ]);
+    served = segments(raw);
+    const error = await refusal(readWholeLog(load, snapshotWith(rawHead), { base: BASE }));
+    expect(error.code).toBe('LOG_MALFORMED');
+    expect(error.message).toBe('log/000000.jsonl line 1#/detail/reason: expected a string');
+  });
+
+  it('names every field of another form by its pointer, and takes each entry the pipeline writes', async () => {
+    const cases: [fields: string, problems: string[]][] = [
+      [
+        `"type":"frobnicate","plugin":"demo","signer":"${SIGNER.toLowerCase()}","digest":"xyz"`,
+        [
+          '#/type: expected one of publish, yank, unyank, deprecate, undeprecate, advisory-add, advisory-withdraw, owners-add, owners-remove, remove, transfer, revoke-key, rotate-key',
+          '#/signer: expected a key fingerprint (40 uppercase hex digits)',
+          '#/digest: expected a sha256 (64 hex digits)',
+        ],
+      ],
+      [
+        `"type":"publish","plugin":"Not A Name","signer":"${SIGNER}","digest":"${DIGEST}"`,
+        ['#/plugin: expected a plugin name', '#/version: missing (expected a SemVer version)'],
+      ],
+      [
+        `"type":"rotate-key","plugin":"demo","signer":"${SIGNER}","digest":"${DIGEST}","detail":{"fingerprint":"${SIGNER}","sequence":1}`,
+        ['#/plugin: expected no plugin (a rotate-key names none)', '#/detail/sequence: expected a string'],
+      ],
+      [
+        `"type":"yank","plugin":"demo","version":"v1.0.0","signer":"${SIGNER}","digest":"${DIGEST}","detail":{"effect":"some","a/b":"x"},"extra":{"deep":[]}`,
+        [
+          '#/extra: not a field of a log entry',
+          '#/version: expected a SemVer version',
+          '#/detail/effect: expected "none"',
+          "#/detail/a~1b: not a field of an entry's detail",
+        ],
+      ],
+      [
+        `"type":"deprecate","signer":"${SIGNER}","digest":"${DIGEST}","detail":[]`,
+        ['#/plugin: missing (expected a plugin name)', '#/detail: expected an object of strings'],
+      ],
+    ];
+    for (const [fields, problems] of cases) {
+      const { lines: raw, head: rawHead } = rawLog([fine(fields)]);
+      served = segments(raw);
+      const error = await refusal(readWholeLog(load, snapshotWith(rawHead), { base: BASE }));
+      expect(error.code).toBe('LOG_MALFORMED');
+      expect(error.message).toBe(problems.map((p) => `log/000000.jsonl line 1${p}`).join('; '));
+    }
+    // What the pipeline writes: a no-effect action with its created, a rotation, a revocation.
+    const { lines: good, head: goodHead } = rawLog([
+      fine(
+        `"type":"yank","plugin":"demo","version":"1.0.0+build.5","signer":"${SIGNER}","digest":"${DIGEST}","created":"2026-11-01T00:00:00.000Z","detail":{"effect":"none","reason":"broken"}`,
+      ),
+      (prev) =>
+        `{"seq":1,"time":"2026-11-01T00:00:00.000Z","type":"rotate-key","signer":"${SIGNER}","digest":"${DIGEST}","detail":{"fingerprint":"${'C'.repeat(40)}","sequence":"1"},"prev":"${prev}"}`,
+      (prev) =>
+        `{"seq":2,"time":"2026-11-01T00:00:00.000Z","type":"revoke-key","signer":"${SIGNER}","digest":"${DIGEST}","created":"2026-11-01T00:00:00Z","detail":{"fingerprint":"${'C'.repeat(40)}","reason":"lost"},"prev":"${prev}"}`,
+    ]);
+    served = segments(good);
+    const { entries } = await readWholeLog(load, snapshotWith(goodHead), { base: BASE });
+    expect(entries.map((e) => e.entry.type)).toEqual(['yank', 'rotate-key', 'revoke-key']);
   });
 });

@@ -70,12 +70,16 @@ export function versionOf(doc: EditableDocument, version: string): Record<string
 export type EntryFields = Partial<Omit<LogEntry, 'seq' | 'prev'>>;
 
 let entries = 0;
-/** A distinct entry (its digest differs from every other this process made) with `fields` over it. */
+/**
+ * A distinct entry (its digest differs from every other this process made) with `fields` over it: by
+ * default a key rotation, which names no plugin (a made-up publish would name a version no document shows,
+ * which `verify --url` reports).
+ */
 function entryOf(fields: EntryFields): Omit<LogEntry, 'seq' | 'prev'> {
   entries += 1;
   return {
     time: '2026-11-01T00:00:00.000Z',
-    type: 'publish',
+    type: 'rotate-key',
     signer: 'A'.repeat(40),
     digest: createHash('sha256').update(`entry ${entries}`).digest('hex'),
     ...fields,
