@@ -7,7 +7,10 @@
  * hosted artifact against its sha256 and size, streamed and cut off at its size (a version the operator
  * removed has no files left: its record is checked, not them), and the transparency log whole, from its
  * first entry to the head the snapshot signs (and, with `--state`, that it extends the head seen last
- * time: client/log-reader.ts). A registry that rotated its key since the one pinned is followed through
+ * time: client/log-reader.ts), then held against what is served (client/log-consistency.ts): each plugin
+ * document against the state its entries imply, each action entry against its envelope under
+ * `log/actions/`, every disagreement reported at once (`LOG_DISAGREES`). A registry that rotated its key
+ * since the one pinned is followed through
  * its signed rotations (client/key-chain.ts), and the report says so. Both are the client's own readers,
  * given this command's loader. Documents are fetched as
  * `<path>?v=<sha256>`, the read that stays consistent through a CDN (README, "Reading it safely"), through
@@ -15,7 +18,7 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import type { Key } from 'openpgp';
-import { ClientError } from '../client/errors.ts';
+import { ClientError, LogDisagreementError } from '../client/errors.ts';
 import {
   createHttpFetcher,
   type DocumentLoader,
@@ -26,12 +29,22 @@ import {
   UNLISTED_LIMITS,
 } from '../client/fetcher.ts';
 import { checkHeldSnapshot, checkSnapshotRegistry, readThroughRotations } from '../client/key-chain.ts';
+import {
+  compareDocument,
+  compareEnvelope,
+  foldLog,
+  isActionEntry,
+  type LogDisagreement,
+  missingPlugins,
+} from '../client/log-consistency.ts';
 import { readWholeLog } from '../client/log-reader.ts';
 import { TrustedSnapshot } from '../client/trusted-snapshot.ts';
+import { MAX_ACTION_BYTES } from '../index-builder/actions.ts';
 import { fixedClock, systemClock } from '../index-builder/clock.ts';
 import { createSha256, sha256Hex } from '../index-builder/digest.ts';
 import { TrustError } from '../index-builder/errors.ts';
 import {
+  actionEnvelopeKey,
   binOfKey,
   hostedArtifactKey,
   manifestKey,
@@ -41,6 +54,7 @@ import {
   SNAPSHOT_KEY,
   signatureKey,
 } from '../index-builder/layout.ts';
+import { forEachLimited } from '../index-builder/limited.ts';
 import { EMPTY_LOG, isLogHead } from '../index-builder/log.ts';
 import type { ArtifactRecord, BinDocument, LogHead, SnapshotDocument } from '../index-builder/model.ts';
 import { readPublicKey } from '../index-builder/signing.ts';
@@ -101,6 +115,9 @@ class Reader {
     if (hash.hex() !== artifact.sha256) fail('its sha256 does not match its plugin document');
   }
 }
+
+/** Action envelopes fetched at once. */
+const ENVELOPE_FETCHES = 8;
 
 /** Attempts at a snapshot whose signature comes from another publish than its body (fetched in between). */
 const SNAPSHOT_ATTEMPTS = 3;
@@ -171,6 +188,8 @@ export interface VerifyReport {
   readonly removed: number;
   /** The transparency log checked whole: its length (0 when the registry keeps none yet) and head. */
   readonly log: LogHead;
+  /** Action entries whose envelope under `log/actions/` was checked to be the action logged. */
+  readonly envelopes: number;
 }
 
 export async function verifyRegistry(options: {
@@ -340,6 +359,16 @@ async function verifyWith(
     to,
     ...(compromised ? { compromised } : {}),
   }));
+  // The log first: what it says of each plugin is held against its document as that is read, so no
+  // document is kept for it.
+  const { head: logHead, entries } = await readWholeLog(reader.load, snapshot, {
+    base: reader.base,
+    ...(lastLog ? { remembered: lastLog } : {}),
+  });
+  const log = logHead ?? EMPTY_LOG;
+  const fold = foldLog(entries);
+  const disagreements: LogDisagreement[] = [];
+  const served = new Set<string>();
   // Every document by the digest the snapshot (or a bin) gives it: `?v=<sha256>` is its own CDN cache entry,
   // so no cache can hand back an older generation than the snapshot names.
   const bins: BinDocument[] = [];
@@ -358,6 +387,8 @@ async function verifyWith(
       const name = docPath.split('/')[1] as string;
       const doc = trusted.pluginDocument(name, await reader.get(docPath, digest.size, digest.sha256));
       plugins += 1;
+      served.add(doc.name);
+      disagreements.push(...compareDocument(fold, doc));
       for (const version of doc.versions) {
         // Removed for legal or security reasons: its files are deleted on purpose, its record says why.
         if (version.removed) {
@@ -396,13 +427,22 @@ async function verifyWith(
       }
     }
   }
-  const log =
-    (
-      await readWholeLog(reader.load, snapshot, {
-        base: reader.base,
-        ...(lastLog ? { remembered: lastLog } : {}),
-      })
-    ).head ?? EMPTY_LOG;
+  disagreements.push(...missingPlugins(fold, served));
+  // Each action's envelope, by its digest (immutable), a few at a time: one request an action entry.
+  const actions = entries
+    .map((read, i) => ({ entry: read.entry, i }))
+    .filter(({ entry }) => isActionEntry(entry));
+  const envelopes: (LogDisagreement | undefined)[] = new Array(entries.length);
+  await forEachLimited(actions, ENVELOPE_FETCHES, async ({ entry, i }) => {
+    const bytes = await reader.load({
+      path: actionEnvelopeKey(entry.digest),
+      maxBytes: MAX_ACTION_BYTES,
+      version: entry.digest,
+    });
+    envelopes[i] = compareEnvelope(entry, bytes);
+  });
+  for (const found of envelopes) if (found) disagreements.push(found);
+  if (disagreements.length > 0) throw new LogDisagreementError(disagreements);
   if (options.stateFile)
     await writeFile(
       options.stateFile,
@@ -420,5 +460,6 @@ async function verifyWith(
     artifacts,
     removed,
     log,
+    envelopes: actions.length,
   };
 }

@@ -5,6 +5,9 @@
  * what was signed), and a command exits 3 for them as for any TrustError.
  */
 
+import { TrustError } from '../index-builder/errors.ts';
+import type { LogDisagreement } from './log-consistency.ts';
+
 export type ClientErrorCode =
   /** A document asked of the trusted snapshot before what it hangs on was verified (a caller's defect). */
   | 'CLIENT_OUT_OF_ORDER'
@@ -145,5 +148,21 @@ export class ClientError extends Error {
   /** True when the client refused what it was served (exit 3), not merely failed to find or fetch it. */
   get refusal(): boolean {
     return REFUSAL_CODES.has(this.code);
+  }
+}
+
+/**
+ * The log disagrees with the documents or envelopes served: each disagreement is in `disagreements`, the
+ * message names them all (a refusal, exit 3, as for any TrustError).
+ */
+export class LogDisagreementError extends TrustError {
+  readonly disagreements: readonly LogDisagreement[];
+
+  constructor(disagreements: readonly LogDisagreement[]) {
+    super(
+      'LOG_DISAGREES',
+      `the log disagrees with what the registry serves (${disagreements.length}): ${disagreements.map((d) => `${d.code} ${d.message}`).join('; ')}`,
+    );
+    this.disagreements = disagreements;
   }
 }

@@ -177,6 +177,9 @@ export type ErrorCode =
   | 'LOG_FORKED'
   | 'LOG_REORDERED'
   | 'LOG_ENTRY_ALTERED'
+  // The log holds, but what its entries say is not what the plugin documents or action envelopes served show
+  // (`verify --url`: client/log-consistency.ts, each disagreement with its own code)
+  | 'LOG_DISAGREES'
   // A registry key rotation chain (index-builder/rotation.ts)
   | 'KEY_ROTATION_BROKEN'
   // The publisher would sign with a key the published snapshot does not name, outside a rotation

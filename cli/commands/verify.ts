@@ -1,11 +1,13 @@
 /**
  * `plugindex verify`: without --url, every installed plugin rehashed against its record and the lock, and
  * its signature chain checked again (offline); with --url, a served registry checked whole as a client
- * would. Exit 3 with the trust check that failed (its code) when something does not verify; with -c, each
+ * would, its log held against the documents and action envelopes served (each disagreement a line). Exit 3
+ * with the trust check that failed (its code) when something does not verify; with -c, each
  * version that verifies is judged by the set's policy too, and one it refuses (and nothing worse) is exit 1.
  */
 import { homedir } from 'node:os';
 import { resolve } from 'node:path';
+import { LogDisagreementError } from '../../client/errors.ts';
 import type { TrustError } from '../../index-builder/errors.ts';
 import { givenOptions, type Parsed, stringOption } from '../args.ts';
 import { dirOption, lockfileOption, withClient } from '../client.ts';
@@ -92,7 +94,7 @@ async function verifyServed(parsed: Parsed, url: string): Promise<number> {
     );
     out(
       report.log.length > 0
-        ? `  log: ${report.log.length} entries, every link checked from the first to head ${report.log.head}`
+        ? `  log: ${report.log.length} entries, every link checked from the first to head ${report.log.head}, and held against every plugin document and the ${report.envelopes} action envelopes`
         : '  log: none yet',
     );
     if (report.keyFrom === 'registry')
@@ -101,6 +103,18 @@ async function verifyServed(parsed: Parsed, url: string): Promise<number> {
   } catch (error) {
     if (!isRefusal(error)) throw error;
     const { code, message } = error as TrustError;
+    // The log against what is served: every disagreement, one a line, each with its own code.
+    if (error instanceof LogDisagreementError) {
+      const { disagreements } = error;
+      if (parsed.values.json === true) outJson({ ok: false, url, code, message, disagreements });
+      else {
+        out(
+          `NOT verified ${url}: ${code}: the log disagrees with what the registry serves (${disagreements.length}):`,
+        );
+        for (const d of disagreements) out(`  ${d.code}: ${d.message}`);
+      }
+      return 3;
+    }
     if (parsed.values.json === true) outJson({ ok: false, url, code, message });
     else out(`NOT verified ${url}: ${code}: ${message}`);
     return 3;

@@ -340,4 +340,45 @@ describe("when a plugin's history is audited", () => {
       await serveSegment(local.context, lines);
     }
   });
+
+  it('verify --url reports each disagreement between the log and a document the registry key re-signed (exit 3)', async () => {
+    const verify = (...more: string[]) =>
+      run(process.execPath, [BIN, 'verify', '--url', base, '--key', keyFile, ...more]).catch(
+        (e: { code: number; stdout: string }) => e,
+      );
+    let kept: unknown;
+    await editPlugin(local.context, 'risky-scan', (doc) => {
+      kept = doc.advisories;
+      doc.advisories = [];
+    });
+    try {
+      const text = await verify();
+      expect((text as { code?: number }).code).toBe(3);
+      expect(text.stdout).toContain(
+        `NOT verified ${base}: LOG_DISAGREES: the log disagrees with what the registry serves (2):`,
+      );
+      expect(text.stdout).toContain(
+        `  LOG_ADVISORY_DIFFERS: log entry 4 (advisory-add) of risky-scan: advisory ${ADVISORY.id} is not listed`,
+      );
+      const json = JSON.parse((await verify('--json')).stdout);
+      expect(json).toMatchObject({ ok: false, code: 'LOG_DISAGREES' });
+      expect(
+        json.disagreements.map((d: { code: string; plugin: string; seq: number }) => [
+          d.code,
+          d.plugin,
+          d.seq,
+        ]),
+      ).toEqual([
+        ['LOG_ADVISORY_DIFFERS', 'risky-scan', 4],
+        ['LOG_ADVISORY_DIFFERS', 'risky-scan', 5],
+      ]);
+    } finally {
+      await editPlugin(local.context, 'risky-scan', (doc) => {
+        doc.advisories = kept as typeof doc.advisories;
+      });
+    }
+    expect((await verify()).stdout).toContain(
+      'and held against every plugin document and the 2 action envelopes',
+    );
+  });
 });

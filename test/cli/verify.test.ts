@@ -19,8 +19,9 @@ import {
   processSubmissions,
   rebuildRegistry,
 } from '../../index-builder/pipeline/index.ts';
-import { createSigner } from '../../index-builder/signing.ts';
+import { createSigner, type KeyPair } from '../../index-builder/signing.ts';
 import type { Store, StoredObject } from '../../index-builder/store.ts';
+import { submitAction } from '../support/actions.ts';
 import {
   encode,
   makeBundle,
@@ -33,12 +34,10 @@ import {
   alterLine,
   appendLog,
   claimLogLength,
-  editPlugin,
   rewriteLog,
   segmentLines,
   serveSegment,
   signHistory,
-  versionOf,
 } from '../support/lifecycle.ts';
 import { MemoryStore } from '../support/memory-store.ts';
 
@@ -75,6 +74,7 @@ let base: string;
 let close: () => Promise<void>;
 let registry: TestRegistry;
 let context: PipelineContext;
+let operator: KeyPair;
 
 beforeAll(async () => {
   const listening = await listenRegistryServer(
@@ -84,10 +84,15 @@ beforeAll(async () => {
   base = listening.url;
   close = listening.close;
   registry = await makeRegistry();
+  operator = await testKey('operator');
   context = {
     ...registry.context,
     site,
-    config: parseRegistryConfig({ name: 'Verified', url: base }),
+    config: parseRegistryConfig({
+      name: 'Verified',
+      url: base,
+      operators: [{ fingerprint: operator.fingerprint, key: operator.publicKey }],
+    }),
   };
   await processSubmissions(
     context,
@@ -297,14 +302,18 @@ describe("when the registry's log is checked", () => {
   });
 
   it('skips the files of a version the operator removed (deleted on purpose), counting it', async () => {
-    await editPlugin(context, 'demo-plugin', (doc) => {
-      Object.assign(versionOf(doc, '1.1.0'), {
-        yanked: true,
-        removed: { reason: 'legal request', at: '2026-11-01T12:00:00Z' },
-      });
-    });
-    for (const key of [...site.objects.keys()])
-      if (key.startsWith('plugins/demo-plugin/1.1.0/')) site.objects.delete(key);
+    // Removed as the operator does it, logged: a removal the log does not record is reported
+    // (test/client/log-consistency.test.ts).
+    const removal = await submitAction(
+      context.intake,
+      { action: 'remove', plugin: 'demo-plugin', version: '1.1.0', reason: 'legal request' },
+      operator,
+      { registry: base },
+    );
+    await processSubmissions(context, [removal.key]);
+    expect([...site.objects.keys()].filter((key) => key.startsWith('plugins/demo-plugin/1.1.0/'))).toEqual(
+      [],
+    );
     await expect(verifyPinned()).resolves.toMatchObject({ plugins: 1, manifests: 1, removed: 1 });
   });
 

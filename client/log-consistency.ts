@@ -1,0 +1,437 @@
+/**
+ * The transparency log held against what the registry serves: the log is tamper-evident only if someone
+ * checks it against the signed plugin documents and the action envelopes, and this is that check, for
+ * `plugindex verify --url` (the auditor's whole-registry run). A registry (or whoever holds its key) could
+ * otherwise log a yank no document shows, or show a yank, advisory or owner no entry records, and the hash
+ * chain would still verify.
+ *
+ * What the log implies, per plugin, is folded from its entries in one pass (`foldLog`), each action taken
+ * as the registry judged it: the newer signed statement about a slot stands (lifecycle.ts `ActionOrder`,
+ * an action's `created`, or the time the registry logged it when that is earlier), so an entry older than
+ * one already seen for its slot is one a newer action overtook. An entry refused as changing nothing
+ * (`detail.effect: "none"`) still says what the plugin was then: the state its action asks for. Each plugin
+ * document is then compared with its fold (`compareDocument`), and each action entry with the envelope
+ * served under `log/actions/` (`compareEnvelope`).
+ *
+ * What the log legitimately lacks: a registry keeps a log only since it was upgraded to one, so a version,
+ * advisory, removal, deprecation or revocation dated before the log's first entry may have none; its
+ * later changes are logged. A version whose publish is logged has its whole history in the log. What this
+ * does not compare: which versions a ranged deprecation marked (it depends on the versions there then),
+ * and an envelope's signature (its signer's key may have expired since; `digest` binds the text).
+ *
+ * Pure, and linear in the log's size and the documents': the caller fetches.
+ *
+ * @example
+ * const fold = foldLog(entries);
+ * const found = [...compareDocument(fold, doc), ...missingPlugins(fold, names)];
+ */
+import { type ReadAction, readSignedAction } from '../index-builder/actions.ts';
+import { versionIdentity } from '../index-builder/layout.ts';
+import { createdInstant } from '../index-builder/lifecycle.ts';
+import { type LogEntry, NO_EFFECT, type ReadEntry } from '../index-builder/log.ts';
+import type { PluginDocument } from '../index-builder/model.ts';
+
+export type LogDisagreementCode =
+  /** Entries name a plugin the registry serves no document for. */
+  | 'LOG_PLUGIN_MISSING'
+  /** A logged publish of a version its plugin document does not list. */
+  | 'LOG_VERSION_MISSING'
+  /** A version listed with another publisher or source digest than its publish entry names. */
+  | 'LOG_VERSION_DIFFERS'
+  /** A version published since the log began that no entry records. */
+  | 'LOG_VERSION_UNLOGGED'
+  /** A version yanked, or not, against what its last yank or unyank entry says. */
+  | 'LOG_YANK_DIFFERS'
+  /** A yanked version whose history is logged, with no yank entry. */
+  | 'LOG_YANK_UNLOGGED'
+  /** A logged removal the document does not show, or with another reason. */
+  | 'LOG_REMOVAL_DIFFERS'
+  /** A removal no entry records. */
+  | 'LOG_REMOVAL_UNLOGGED'
+  /** The plugin's deprecation against what its last whole-plugin deprecate or undeprecate says. */
+  | 'LOG_DEPRECATION_DIFFERS'
+  /** A deprecation no entry records. */
+  | 'LOG_DEPRECATION_UNLOGGED'
+  /** An advisory listed, withdrawn, or of another severity or range than its last entry says. */
+  | 'LOG_ADVISORY_DIFFERS'
+  /** An advisory, or its withdrawal, no entry records. */
+  | 'LOG_ADVISORY_UNLOGGED'
+  /** An owner listed that the entries removed, or not listed that they added. */
+  | 'LOG_OWNERS_DIFFER'
+  /** An owner no entry (nor the plugin's first publish) made one. */
+  | 'LOG_OWNER_UNLOGGED'
+  /** A version of a key a logged revocation names, not marked as such. */
+  | 'LOG_REVOCATION_DIFFERS'
+  /** A version marked as by a revoked key that no entry revoked. */
+  | 'LOG_REVOCATION_UNLOGGED'
+  /** An action entry whose envelope is not served under `log/actions/`. */
+  | 'LOG_ENVELOPE_MISSING'
+  /** An envelope served that is not the action its entry records (another digest, kind, plugin...). */
+  | 'LOG_ENVELOPE_DIFFERS';
+
+/** One disagreement between the log and what the registry serves. */
+export interface LogDisagreement {
+  readonly code: LogDisagreementCode;
+  /** The plugin it is about (absent for a revocation's envelope). */
+  readonly plugin?: string;
+  /** The entry whose record differs (absent when no entry records what the document shows). */
+  readonly seq?: number;
+  readonly message: string;
+}
+
+/** An entry with the instant the registry ordered it by (its slot record: lifecycle.ts `slotRecord`). */
+interface Stated {
+  readonly entry: LogEntry;
+  readonly at: bigint;
+}
+
+/** What a plugin's entries say of it. */
+interface PluginTrail {
+  readonly first: number;
+  /** Publish entries by version identity. */
+  readonly published: Map<string, LogEntry>;
+  /** The signer of the plugin's first logged publish (its first owner, under first-come ownership). */
+  firstPublisher?: string;
+  /** Whether any entry deprecates or undeprecates some of it (ranged or not). */
+  deprecations: boolean;
+  /** The newest statement of each slot (lifecycle.ts `SLOT`), by version identity, id or fingerprint. */
+  readonly yanks: Map<string, Stated>;
+  readonly removals: Map<string, LogEntry>;
+  /** The deprecation slot's newest instant, and the newest whole-plugin statement taken. */
+  deprecationAt?: bigint;
+  whole?: Stated;
+  readonly advisories: Map<string, Stated>;
+  /** One owner's newest statement; `transfer` the newest of all owners; `ownersAt` the newest of any. */
+  readonly owners: Map<string, Stated>;
+  transfer?: Stated;
+  ownersAt?: bigint;
+}
+
+export interface LogFold {
+  /** When the log began (its first entry's time, ms), or undefined for an empty log. */
+  readonly began: number | undefined;
+  readonly plugins: ReadonlyMap<string, PluginTrail>;
+  /** Logged revocations by the fingerprint revoked. */
+  readonly revocations: ReadonlyMap<string, LogEntry>;
+}
+
+/** The instant a slot records an entry's action at: when it was made, or when it was logged if earlier. */
+function slotInstant(entry: LogEntry): bigint {
+  const logged = createdInstant(entry.time);
+  if (entry.created === undefined) return logged;
+  const made = createdInstant(entry.created);
+  return made < logged ? made : logged;
+}
+
+/** Whether a statement at `at` stands against the newest one its slot holds (made at the same time: yes). */
+const stands = (at: bigint, newest: bigint | undefined): boolean => newest === undefined || at >= newest;
+const max = (a: bigint | undefined, b: bigint): bigint => (a === undefined || b > a ? b : a);
+
+function trailOf(plugins: Map<string, PluginTrail>, name: string, seq: number): PluginTrail {
+  let trail = plugins.get(name);
+  if (!trail) {
+    trail = {
+      first: seq,
+      published: new Map(),
+      deprecations: false,
+      yanks: new Map(),
+      removals: new Map(),
+      advisories: new Map(),
+      owners: new Map(),
+    };
+    plugins.set(name, trail);
+  }
+  return trail;
+}
+
+/** What the log says of each plugin, in one pass over its entries (as `readWholeLog` gives them). */
+export function foldLog(entries: readonly ReadEntry[]): LogFold {
+  const plugins = new Map<string, PluginTrail>();
+  const revocations = new Map<string, LogEntry>();
+  const first = entries[0]?.entry;
+  for (const { entry } of entries) {
+    if (entry.type === 'revoke-key') {
+      const fingerprint = entry.detail?.fingerprint;
+      if (fingerprint !== undefined && !revocations.has(fingerprint)) revocations.set(fingerprint, entry);
+      continue;
+    }
+    if (entry.plugin === undefined) continue;
+    const trail = trailOf(plugins, entry.plugin, entry.seq);
+    const at = slotInstant(entry);
+    const stated = { entry, at };
+    const version = entry.version === undefined ? undefined : versionIdentity(entry.version);
+    switch (entry.type) {
+      case 'publish':
+        if (version !== undefined && !trail.published.has(version)) trail.published.set(version, entry);
+        trail.firstPublisher ??= entry.signer;
+        break;
+      case 'yank':
+      case 'unyank':
+        if (version !== undefined && stands(at, trail.yanks.get(version)?.at))
+          trail.yanks.set(version, stated);
+        break;
+      case 'remove':
+        if (version !== undefined && !trail.removals.has(version)) trail.removals.set(version, entry);
+        break;
+      case 'deprecate':
+      case 'undeprecate':
+        trail.deprecations = true;
+        if (!stands(at, trail.deprecationAt)) break;
+        trail.deprecationAt = at;
+        if (entry.detail?.range === undefined) trail.whole = stated;
+        break;
+      case 'advisory-add':
+      case 'advisory-withdraw': {
+        const id = entry.detail?.id;
+        if (id !== undefined && stands(at, trail.advisories.get(id)?.at)) trail.advisories.set(id, stated);
+        break;
+      }
+      case 'owners-add':
+      case 'owners-remove': {
+        const fingerprint = entry.type === 'owners-add' ? entry.detail?.added : entry.detail?.removed;
+        if (fingerprint === undefined) break;
+        // One owner's slot is within all owners' (a transfer's): the newer of the two stands.
+        const newest = trail.owners.get(fingerprint)?.at;
+        if (!stands(at, newest) || !stands(at, trail.transfer?.at)) break;
+        trail.owners.set(fingerprint, stated);
+        trail.ownersAt = max(trail.ownersAt, at);
+        break;
+      }
+      case 'transfer':
+        // All owners' slot is around every one owner's: it stands only against the newest of them.
+        if (entry.detail?.owner === undefined || !stands(at, trail.ownersAt)) break;
+        trail.transfer = stated;
+        trail.ownersAt = at;
+        trail.owners.clear();
+        break;
+    }
+  }
+  return { began: first ? Date.parse(first.time) : undefined, plugins, revocations };
+}
+
+const isNone = (entry: LogEntry): boolean => entry.detail?.effect === NO_EFFECT;
+const shown = (value: string | undefined): string => (value === undefined ? 'none' : JSON.stringify(value));
+
+/** Every way `doc` disagrees with what the log says of its plugin. */
+export function compareDocument(fold: LogFold, doc: PluginDocument): LogDisagreement[] {
+  const found: LogDisagreement[] = [];
+  const plugin = doc.name;
+  const say = (code: LogDisagreementCode, message: string, entry?: LogEntry) =>
+    found.push({
+      code,
+      plugin,
+      ...(entry ? { seq: entry.seq } : {}),
+      message: `${entry ? `log entry ${entry.seq} (${entry.type}) of ${plugin}` : plugin}: ${message}`,
+    });
+  const began = fold.began;
+  // Dated since the log began, so it should be logged (a document's times are the batch's, as its entries').
+  const sinceLog = (time: string | undefined) =>
+    began !== undefined && time !== undefined && Date.parse(time) >= began;
+  const trail = fold.plugins.get(plugin);
+  const listed = new Set(doc.versions.map((v) => versionIdentity(v.version)));
+  // Every version's publish is logged: the plugin was first published since the log began.
+  const wholly =
+    trail !== undefined && doc.versions.length > 0 && [...listed].every((v) => trail.published.has(v));
+
+  for (const [identity, entry] of trail?.published ?? [])
+    if (!listed.has(identity)) say('LOG_VERSION_MISSING', `version ${entry.version} is not listed`, entry);
+  for (const v of doc.versions) {
+    const identity = versionIdentity(v.version);
+    const publish = trail?.published.get(identity);
+    if (!publish) {
+      if (sinceLog(v.published))
+        say('LOG_VERSION_UNLOGGED', `version ${v.version}, published ${v.published}, has no publish entry`);
+    } else if (publish.signer !== v.publisher || publish.digest !== v.source_sha256)
+      say(
+        'LOG_VERSION_DIFFERS',
+        `version ${v.version} is listed as published by ${v.publisher} from sha256 ${v.source_sha256}, not by ${publish.signer} from ${publish.digest}`,
+        publish,
+      );
+    const logged = publish !== undefined;
+    const removal = trail?.removals.get(identity);
+    if (removal && !v.removed)
+      say('LOG_REMOVAL_DIFFERS', `version ${v.version} is not listed as removed`, removal);
+    else if (removal && v.removed && !isNone(removal) && v.removed.reason !== removal.detail?.reason)
+      say(
+        'LOG_REMOVAL_DIFFERS',
+        `version ${v.version} is listed as removed for ${shown(v.removed.reason)}, not ${shown(removal.detail?.reason)}`,
+        removal,
+      );
+    else if (!removal && v.removed && (logged || sinceLog(v.removed.at)))
+      say(
+        'LOG_REMOVAL_UNLOGGED',
+        `version ${v.version} is listed as removed (${v.removed.at}) with no remove entry`,
+      );
+    // A removal yanks too, whatever a yank entry said before it.
+    if (!v.removed) {
+      const yank = trail?.yanks.get(identity);
+      if (yank) {
+        const yanked = yank.entry.type === 'yank';
+        if (v.yanked !== yanked)
+          say(
+            'LOG_YANK_DIFFERS',
+            `version ${v.version} is listed as ${v.yanked ? 'yanked' : 'not yanked'}`,
+            yank.entry,
+          );
+        else if (yanked && !isNone(yank.entry) && v.yanked_reason !== yank.entry.detail?.reason)
+          say(
+            'LOG_YANK_DIFFERS',
+            `version ${v.version} is listed as yanked for ${shown(v.yanked_reason)}, not ${shown(yank.entry.detail?.reason)}`,
+            yank.entry,
+          );
+      } else if (v.yanked && logged)
+        say('LOG_YANK_UNLOGGED', `version ${v.version} is listed as yanked with no yank entry`);
+    }
+    const revocation = fold.revocations.get(v.publisher);
+    if (revocation && !v.publisher_revoked)
+      say(
+        'LOG_REVOCATION_DIFFERS',
+        `version ${v.version} by ${v.publisher} is not marked as by a revoked key`,
+        revocation,
+      );
+    else if (!revocation && v.publisher_revoked && (logged || sinceLog(v.publisher_revoked.at)))
+      say(
+        'LOG_REVOCATION_UNLOGGED',
+        `version ${v.version} is marked as by a revoked key (${v.publisher}) that no revoke-key entry names`,
+      );
+  }
+
+  const whole = trail?.whole?.entry;
+  if (whole?.type === 'deprecate') {
+    const message = whole.detail?.message;
+    const replacement = whole.detail?.replacement;
+    if (!doc.deprecation) say('LOG_DEPRECATION_DIFFERS', 'the plugin is not listed as deprecated', whole);
+    else if (doc.deprecation.message !== message || doc.deprecation.replacement !== replacement)
+      say(
+        'LOG_DEPRECATION_DIFFERS',
+        `the plugin is listed as deprecated with message ${shown(doc.deprecation.message)} and replacement ${shown(doc.deprecation.replacement)}, not ${shown(message)} and ${shown(replacement)}`,
+        whole,
+      );
+  } else if (whole?.type === 'undeprecate') {
+    if (doc.deprecation) say('LOG_DEPRECATION_DIFFERS', 'the plugin is listed as deprecated', whole);
+  } else if (doc.deprecation && (wholly || sinceLog(doc.deprecation.at)))
+    say(
+      'LOG_DEPRECATION_UNLOGGED',
+      `the plugin is listed as deprecated (${doc.deprecation.at}) with no deprecate entry`,
+    );
+  // With its whole history logged and no deprecation ever, no version can be deprecated.
+  if (wholly && !trail.deprecations)
+    for (const v of doc.versions)
+      if (v.deprecated)
+        say(
+          'LOG_DEPRECATION_UNLOGGED',
+          `version ${v.version} is listed as deprecated with no deprecate entry`,
+        );
+
+  const advisories = new Map((doc.advisories ?? []).map((a) => [a.id, a]));
+  for (const [id, { entry }] of trail?.advisories ?? []) {
+    const listedAdvisory = advisories.get(id);
+    if (entry.type === 'advisory-add') {
+      if (!listedAdvisory) say('LOG_ADVISORY_DIFFERS', `advisory ${id} is not listed`, entry);
+      else if (listedAdvisory.withdrawn)
+        say('LOG_ADVISORY_DIFFERS', `advisory ${id} is listed as withdrawn`, entry);
+      else if (
+        listedAdvisory.severity !== entry.detail?.severity ||
+        listedAdvisory.affected !== entry.detail?.affected
+      )
+        say(
+          'LOG_ADVISORY_DIFFERS',
+          `advisory ${id} is listed as ${listedAdvisory.severity} for ${listedAdvisory.affected}, not ${shown(entry.detail?.severity)} for ${shown(entry.detail?.affected)}`,
+          entry,
+        );
+    } else if (listedAdvisory && !listedAdvisory.withdrawn)
+      say('LOG_ADVISORY_DIFFERS', `advisory ${id} is listed as in force, not withdrawn`, entry);
+  }
+  for (const a of doc.advisories ?? []) {
+    if (trail?.advisories.has(a.id)) continue;
+    if (wholly || sinceLog(a.published))
+      say('LOG_ADVISORY_UNLOGGED', `advisory ${a.id} (published ${a.published}) has no advisory-add entry`);
+    else if (a.withdrawn && sinceLog(a.withdrawn.at))
+      say(
+        'LOG_ADVISORY_UNLOGGED',
+        `advisory ${a.id} is listed as withdrawn (${a.withdrawn.at}) with no advisory-withdraw entry`,
+      );
+  }
+
+  const owners = new Set(doc.owners);
+  const transfer = trail?.transfer?.entry;
+  for (const [fingerprint, { entry }] of trail?.owners ?? []) {
+    const added = entry.type === 'owners-add';
+    if (owners.has(fingerprint) !== added)
+      say('LOG_OWNERS_DIFFER', `${fingerprint} is ${added ? 'not ' : ''}listed as an owner`, entry);
+  }
+  const transferredTo = transfer?.detail?.owner;
+  if (transferredTo !== undefined && !trail?.owners.has(transferredTo) && !owners.has(transferredTo))
+    say('LOG_OWNERS_DIFFER', `${transferredTo}, transferred the plugin, is not listed as an owner`, transfer);
+  // Who owns it is known whole after a transfer, or from the first publish when every publish is logged.
+  if (transfer || wholly)
+    for (const fingerprint of doc.owners) {
+      if (trail?.owners.has(fingerprint)) continue;
+      const base = transfer ? transferredTo : trail?.firstPublisher;
+      if (fingerprint !== base)
+        say(
+          'LOG_OWNER_UNLOGGED',
+          `${fingerprint} is listed as an owner, which no entry${transfer ? ` since the transfer (entry ${transfer.seq})` : ''} made one`,
+        );
+    }
+  return found;
+}
+
+/** The plugins entries name that the registry serves no document for (`served`: every plugin it lists). */
+export function missingPlugins(fold: LogFold, served: ReadonlySet<string>): LogDisagreement[] {
+  const found: LogDisagreement[] = [];
+  for (const [plugin, trail] of fold.plugins)
+    if (!served.has(plugin))
+      found.push({
+        code: 'LOG_PLUGIN_MISSING',
+        plugin,
+        seq: trail.first,
+        message: `log entry ${trail.first} names ${plugin}, which the registry lists no document for`,
+      });
+  return found;
+}
+
+/** Whether an entry records an action, whose envelope the registry publishes under `log/actions/`. */
+export function isActionEntry(entry: LogEntry): boolean {
+  return entry.type !== 'publish' && entry.type !== 'rotate-key';
+}
+
+/**
+ * How the envelope served for an action entry disagrees with it (none: it is the action the entry
+ * records): `bytes` undefined when it is not served.
+ */
+export function compareEnvelope(entry: LogEntry, bytes: Uint8Array | undefined): LogDisagreement | undefined {
+  const where = `log entry ${entry.seq} (${entry.type})`;
+  const differs = (code: LogDisagreementCode, why: string): LogDisagreement => ({
+    code,
+    ...(entry.plugin !== undefined ? { plugin: entry.plugin } : {}),
+    seq: entry.seq,
+    message: `${where}: ${why}`,
+  });
+  const path = `log/actions/${entry.digest}.json`;
+  if (bytes === undefined) return differs('LOG_ENVELOPE_MISSING', `${path} is not served`);
+  let read: ReadAction;
+  try {
+    read = readSignedAction(bytes);
+  } catch (error) {
+    return differs('LOG_ENVELOPE_DIFFERS', `${path} is not a signed action: ${(error as Error).message}`);
+  }
+  const action = read.action;
+  const subject = action.action === 'revoke-key' ? undefined : action.plugin;
+  const version = 'version' in action ? action.version : undefined;
+  const mismatches = [
+    read.digest !== entry.digest ? `its action's sha256 is ${read.digest}` : undefined,
+    action.action !== entry.type ? `it is a ${action.action}` : undefined,
+    subject !== entry.plugin ? `it names plugin ${shown(subject)}` : undefined,
+    version !== undefined &&
+    (entry.version === undefined || versionIdentity(version) !== versionIdentity(entry.version))
+      ? `it names version ${version}`
+      : undefined,
+    entry.created !== undefined && action.created !== entry.created
+      ? `it was made at ${action.created}`
+      : undefined,
+  ].filter((m): m is string => m !== undefined);
+  return mismatches.length === 0
+    ? undefined
+    : differs('LOG_ENVELOPE_DIFFERS', `${path} is not the action logged: ${mismatches.join(', ')}`);
+}

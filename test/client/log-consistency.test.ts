@@ -1,0 +1,459 @@
+/**
+ * The log held against what a registry serves (client/log-consistency.ts), through `verify --url`: a real
+ * registry made by the pipeline, every action type signed with real keys and judged, served over real
+ * HTTP by the local server. Then its plugin document edited and re-signed with the registry's own key
+ * (`editPlugin`: a registry, or a thief of its key, showing what no entry records), or an envelope under
+ * `log/actions/` replaced, and each disagreement is reported with its code, plugin and entry.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
+import { verifyRegistry } from '../../cli/verify.ts';
+import { LogDisagreementError } from '../../client/errors.ts';
+import { compareDocument, foldLog, type LogDisagreement } from '../../client/log-consistency.ts';
+import type { ActionBody } from '../../index-builder/actions.ts';
+import { parseRegistryConfig } from '../../index-builder/config.ts';
+import { actionEnvelopeKey } from '../../index-builder/layout.ts';
+import { EMPTY_LOG, type LogEntry, nextEntry, type ReadEntry } from '../../index-builder/log.ts';
+import type { PluginDocument } from '../../index-builder/model.ts';
+import { type PipelineContext, processSubmissions } from '../../index-builder/pipeline/index.ts';
+import type { KeyPair } from '../../index-builder/signing.ts';
+import { ACTION_SIGNED, submitAction, vouchedLog } from '../support/actions.ts';
+import {
+  makeBundle,
+  makeRegistry,
+  nextUploadName,
+  type TestRegistry,
+  testKey,
+  validManifest,
+} from '../support/fixtures.ts';
+import { appendLog, dropLog, type EditableDocument, editPlugin, versionOf } from '../support/lifecycle.ts';
+import { MemoryStore } from '../support/memory-store.ts';
+import { rejectionOf } from '../support/problems.ts';
+
+/** Within the snapshot lifetime of the test clock (which starts on 2026-11-01). */
+const NOW = new Date('2026-11-02T00:00:00Z');
+const PLUGIN = 'demo-plugin';
+const site = new MemoryStore();
+let base: string;
+let close: () => Promise<void>;
+let registry: TestRegistry;
+let context: PipelineContext;
+let publisher: KeyPair;
+let operator: KeyPair;
+let heir: KeyPair;
+/** The digest of each action submitted, by a name the test gives it. */
+const digests = new Map<string, string>();
+let made = 0;
+
+/** Signs and submits one action (each made a second after the one before), then runs the pipeline. */
+async function act(name: string, body: ActionBody, signer: KeyPair): Promise<void> {
+  made += 1;
+  const submitted = await submitAction(context.intake, body, signer, {
+    registry: base,
+    now: new Date(ACTION_SIGNED.getTime() + made * 1000),
+  });
+  digests.set(name, submitted.digest);
+  await processSubmissions(context, [submitted.key]);
+}
+
+/** Publishes a version of the plugin through the registry `context` is (its intake, its pipeline). */
+async function publish(version: string): Promise<void> {
+  const key = `incoming/${nextUploadName()}.tgz`;
+  const bundle = await makeBundle({ manifest: validManifest({ version }), signer: publisher });
+  await context.intake.put(key, bundle, { contentType: 'application/gzip', cacheControl: 'no-store' });
+  await processSubmissions(context, [key]);
+}
+
+beforeAll(async () => {
+  const listening = await listenRegistryServer(createRegistryServer({ site }), 0);
+  base = listening.url;
+  close = listening.close;
+  [publisher, operator, heir] = await Promise.all([
+    testKey('publisher'),
+    testKey('operator'),
+    testKey('heir'),
+  ]);
+  registry = await makeRegistry();
+  context = {
+    ...registry.context,
+    site,
+    config: parseRegistryConfig({
+      name: 'Audited',
+      url: base,
+      operators: [{ fingerprint: operator.fingerprint, key: operator.publicKey }],
+    }),
+  };
+  for (const version of ['1.0.0', '1.1.0', '2.0.0', '2.1.0']) await publish(version);
+  // Every action type, as owners and the operator make them; one refused as changing nothing (logged).
+  await act('yank', { action: 'yank', plugin: PLUGIN, version: '1.0.0', reason: 'broken' }, publisher);
+  await act('yank again', { action: 'yank', plugin: PLUGIN, version: '1.0.0', reason: 'still' }, publisher);
+  await act('yank 2.0.0', { action: 'yank', plugin: PLUGIN, version: '2.0.0' }, publisher);
+  await act('unyank', { action: 'unyank', plugin: PLUGIN, version: '2.0.0' }, publisher);
+  await act(
+    'deprecate range',
+    { action: 'deprecate', plugin: PLUGIN, range: '<1.1.0', message: 'old' },
+    publisher,
+  );
+  await act(
+    'deprecate',
+    { action: 'deprecate', plugin: PLUGIN, message: 'use another', replacement: 'other-plugin' },
+    publisher,
+  );
+  await act('undeprecate range', { action: 'undeprecate', plugin: PLUGIN, range: '>=2.0.0' }, publisher);
+  const advisory = (id: string) => ({ id, severity: 'high' as const, affected: '<1.1.0', summary: 'a flaw' });
+  await act('advisory', { action: 'advisory-add', plugin: PLUGIN, advisory: advisory('PX-1') }, publisher);
+  await act('advisory 2', { action: 'advisory-add', plugin: PLUGIN, advisory: advisory('PX-2') }, publisher);
+  await act(
+    'withdraw',
+    { action: 'advisory-withdraw', plugin: PLUGIN, id: 'PX-2', reason: 'wrong' },
+    publisher,
+  );
+  await act('owners add', { action: 'owners-add', plugin: PLUGIN, key: heir.publicKey }, publisher);
+  await act(
+    'owners remove',
+    { action: 'owners-remove', plugin: PLUGIN, fingerprint: heir.fingerprint },
+    publisher,
+  );
+  await act(
+    'transfer',
+    { action: 'transfer', plugin: PLUGIN, key: heir.publicKey, reason: 'sold' },
+    operator,
+  );
+  await act('owners add back', { action: 'owners-add', plugin: PLUGIN, key: publisher.publicKey }, heir);
+  await act(
+    'remove',
+    { action: 'remove', plugin: PLUGIN, version: '1.1.0', reason: 'legal request' },
+    operator,
+  );
+  await act('revoke', { action: 'revoke-key', fingerprint: publisher.fingerprint, reason: 'lost' }, operator);
+});
+afterAll(async () => {
+  await close();
+});
+
+const verifyPinned = () => verifyRegistry({ url: base, pinnedKey: registry.registryKey.publicKey, now: NOW });
+
+/** What verify --url reports (it must refuse with LOG_DISAGREES). */
+async function disagreements(): Promise<readonly LogDisagreement[]> {
+  const error = await rejectionOf(verifyPinned(), LogDisagreementError);
+  expect(error.code).toBe('LOG_DISAGREES');
+  return error.disagreements;
+}
+
+/** The document as served now, to put back after a tamper. */
+function servedDocument(): PluginDocument {
+  const object = site.objects.get(`plugins/${PLUGIN}/index.json`);
+  return JSON.parse(new TextDecoder().decode(object?.body)) as PluginDocument;
+}
+
+/** Edits and re-signs the plugin document, returns what verify reports, and puts the document back. */
+async function whenShown(edit: (doc: EditableDocument) => void): Promise<readonly LogDisagreement[]> {
+  const original = servedDocument();
+  await editPlugin(context, PLUGIN, edit);
+  try {
+    return await disagreements();
+  } finally {
+    await editPlugin(context, PLUGIN, (doc) => {
+      for (const key of Object.keys(doc)) delete (doc as Record<string, unknown>)[key];
+      Object.assign(doc, original);
+    });
+  }
+}
+
+const entryOf = async (name: string): Promise<LogEntry> => {
+  const entry = (await vouchedLog(site, registry.registryKey.publicKey)).find(
+    (e) => e.digest === digests.get(name),
+  );
+  if (!entry) throw new Error(`no entry for ${name}`);
+  return entry;
+};
+
+describe('when the log agrees with what the registry serves', () => {
+  it('verifies a registry that logged every action type, a no-effect action and a removal included', async () => {
+    const entries = await vouchedLog(site, registry.registryKey.publicKey);
+    expect(new Set(entries.map((e) => e.type))).toEqual(
+      new Set([
+        'publish',
+        'yank',
+        'unyank',
+        'deprecate',
+        'undeprecate',
+        'advisory-add',
+        'advisory-withdraw',
+        'owners-add',
+        'owners-remove',
+        'transfer',
+        'remove',
+        'revoke-key',
+      ]),
+    );
+    expect(entries.some((e) => e.detail?.effect === 'none')).toBe(true);
+    const doc = servedDocument();
+    expect(doc.owners).toEqual([heir.fingerprint, publisher.fingerprint]);
+    expect(doc.versions.find((v) => v.version === '1.1.0')?.removed?.reason).toBe('legal request');
+
+    const report = await verifyPinned();
+
+    expect(report).toMatchObject({
+      plugins: 1,
+      removed: 1,
+      envelopes: entries.filter((e) => e.type !== 'publish').length,
+    });
+  });
+});
+
+describe('when a document re-signed by the registry key shows what the log does not record', () => {
+  it('reports a yank no entry records, and a logged yank the document does not show', async () => {
+    const found = await whenShown((doc) => {
+      versionOf(doc, '2.0.0').yanked = true;
+      versionOf(doc, '1.0.0').yanked = false;
+      delete versionOf(doc, '1.0.0').yanked_reason;
+    });
+    const yank = await entryOf('yank');
+    expect(found).toEqual([
+      {
+        code: 'LOG_YANK_DIFFERS',
+        plugin: PLUGIN,
+        seq: (await entryOf('unyank')).seq,
+        message: `log entry ${(await entryOf('unyank')).seq} (unyank) of ${PLUGIN}: version 2.0.0 is listed as yanked`,
+      },
+      {
+        code: 'LOG_YANK_DIFFERS',
+        plugin: PLUGIN,
+        seq: (await entryOf('yank again')).seq,
+        message: `log entry ${(await entryOf('yank again')).seq} (yank) of ${PLUGIN}: version 1.0.0 is listed as not yanked`,
+      },
+    ]);
+    expect(yank.seq).toBeLessThan((await entryOf('yank again')).seq);
+  });
+
+  it('reports a yank of a version whose history is logged, with no yank or unyank entry at all', async () => {
+    const found = await whenShown((doc) => {
+      versionOf(doc, '2.1.0').yanked = true;
+    });
+    expect(found.map((d) => [d.code, d.seq])).toEqual([['LOG_YANK_UNLOGGED', undefined]]);
+    expect(found[0]?.message).toBe(`${PLUGIN}: version 2.1.0 is listed as yanked with no yank entry`);
+  });
+
+  it('reports an advisory dropped, one withdrawn in the log shown in force, and one no entry records', async () => {
+    const found = await whenShown((doc) => {
+      const advisories = doc.advisories ?? [];
+      doc.advisories = [
+        ...advisories
+          .filter((a) => a.id !== 'PX-1')
+          .map((a) => {
+            const { withdrawn: _in, ...inForce } = a;
+            return inForce;
+          }),
+        {
+          id: 'PX-9',
+          severity: 'low',
+          affected: '*',
+          summary: 'planted',
+          published: '2026-11-01T23:00:00.000Z',
+        },
+      ];
+    });
+    expect(found.map((d) => [d.code, d.seq])).toEqual([
+      ['LOG_ADVISORY_DIFFERS', (await entryOf('advisory')).seq],
+      ['LOG_ADVISORY_DIFFERS', (await entryOf('withdraw')).seq],
+      ['LOG_ADVISORY_UNLOGGED', undefined],
+    ]);
+    expect(found[0]?.message).toContain('advisory PX-1 is not listed');
+    expect(found[2]?.message).toContain(
+      'advisory PX-9 (published 2026-11-01T23:00:00.000Z) has no advisory-add entry',
+    );
+  });
+
+  it('reports owners the log did not make, and an owner it made the document drops', async () => {
+    const stranger = await testKey('stranger');
+    const found = await whenShown((doc) => {
+      doc.owners = [heir.fingerprint, stranger.fingerprint];
+    });
+    expect(found.map((d) => [d.code, d.seq])).toEqual([
+      ['LOG_OWNERS_DIFFER', (await entryOf('owners add back')).seq],
+      ['LOG_OWNER_UNLOGGED', undefined],
+    ]);
+    expect(found[1]?.message).toBe(
+      `${PLUGIN}: ${stranger.fingerprint} is listed as an owner, which no entry since the transfer (entry ${(await entryOf('transfer')).seq}) made one`,
+    );
+  });
+
+  it('reports a deprecation lifted, a removal and a revocation the log does not record, and a logged version gone', async () => {
+    const found = await whenShown((doc) => {
+      delete doc.deprecation;
+      versionOf(doc, '2.0.0').removed = { reason: 'planted', at: '2026-11-01T23:00:00.000Z' };
+      delete versionOf(doc, '1.0.0').publisher_revoked;
+      doc.versions = doc.versions.filter((v) => v.version !== '2.1.0');
+    });
+    expect(found.map((d) => [d.code, d.seq])).toEqual([
+      ['LOG_VERSION_MISSING', expect.any(Number)],
+      ['LOG_REMOVAL_UNLOGGED', undefined],
+      ['LOG_REVOCATION_DIFFERS', (await entryOf('revoke')).seq],
+      ['LOG_DEPRECATION_DIFFERS', (await entryOf('deprecate')).seq],
+    ]);
+    expect(found[0]?.message).toContain('version 2.1.0 is not listed');
+  });
+
+  it('reports an envelope under log/actions/ that is another action, or is not served', async () => {
+    const yankKey = actionEnvelopeKey(digests.get('yank') as string);
+    const unyankKey = actionEnvelopeKey(digests.get('unyank') as string);
+    const yank = site.objects.get(yankKey);
+    const unyank = site.objects.get(unyankKey);
+    if (!yank || !unyank) throw new Error('envelopes not published');
+    site.objects.set(yankKey, unyank);
+    site.objects.delete(unyankKey);
+    try {
+      const found = await disagreements();
+      expect(found.map((d) => [d.code, d.seq])).toEqual([
+        ['LOG_ENVELOPE_DIFFERS', (await entryOf('yank')).seq],
+        ['LOG_ENVELOPE_MISSING', (await entryOf('unyank')).seq],
+      ]);
+      expect(found[0]?.message).toContain(`its action's sha256 is ${digests.get('unyank')}, it is a unyank`);
+    } finally {
+      site.objects.set(yankKey, yank);
+      site.objects.set(unyankKey, unyank);
+    }
+    await expect(verifyPinned()).resolves.toMatchObject({ plugins: 1 });
+  });
+});
+
+describe('when the registry logs what its documents do not show', () => {
+  it('reports a yank it logged and signed that no document shows, nor any envelope', async () => {
+    const head = await appendLog(context, [
+      {
+        type: 'yank',
+        plugin: PLUGIN,
+        version: '2.1.0',
+        signer: heir.fingerprint,
+        created: '2026-11-01T23:59:00.000Z',
+        time: '2026-11-01T23:59:30.000Z',
+      },
+    ]);
+    const found = await disagreements();
+    expect(found.map((d) => [d.code, d.seq])).toEqual([
+      ['LOG_YANK_DIFFERS', head.length - 1],
+      ['LOG_ENVELOPE_MISSING', head.length - 1],
+    ]);
+    expect(found[0]?.message).toBe(
+      `log entry ${head.length - 1} (yank) of ${PLUGIN}: version 2.1.0 is listed as not yanked`,
+    );
+  });
+});
+
+describe('when the registry published before it kept a log', () => {
+  it('takes what is dated before its first entry unlogged, and holds what is dated after to the log', async () => {
+    // A registry of its own (the clock moves on a second a call, so what came first is dated before).
+    const own = new MemoryStore();
+    const listening = await listenRegistryServer(createRegistryServer({ site: own }), 0);
+    try {
+      const older = await makeRegistry();
+      context = {
+        ...older.context,
+        site: own,
+        config: parseRegistryConfig({ name: 'Older', url: listening.url }),
+      };
+      base = listening.url;
+      await publish('1.0.0');
+      await act('old yank', { action: 'yank', plugin: PLUGIN, version: '1.0.0', reason: 'old' }, publisher);
+      const advisory = { id: 'OLD-1', severity: 'low' as const, affected: '*', summary: 'old' };
+      await act('old advisory', { action: 'advisory-add', plugin: PLUGIN, advisory }, publisher);
+      await act('old deprecation', { action: 'deprecate', plugin: PLUGIN, message: 'old' }, publisher);
+      // As it was before it kept a log: then the log begins with the next publish.
+      await dropLog(context);
+      await publish('1.1.0');
+      await act('new yank', { action: 'yank', plugin: PLUGIN, version: '1.1.0' }, publisher);
+      const entries = await vouchedLog(own, older.registryKey.publicKey);
+      expect(entries.map((e) => e.type)).toEqual(['publish', 'yank']);
+      const verifyOlder = () =>
+        verifyRegistry({ url: listening.url, pinnedKey: older.registryKey.publicKey, now: NOW });
+
+      await expect(verifyOlder()).resolves.toMatchObject({ plugins: 1, envelopes: 1 });
+
+      // Shown now, dated after the log began: an advisory, a deprecation's change, owners of its own.
+      await editPlugin(context, PLUGIN, (doc) => {
+        doc.advisories = [
+          ...(doc.advisories ?? []),
+          {
+            id: 'NEW-1',
+            severity: 'high',
+            affected: '*',
+            summary: 'planted',
+            published: entries[1]?.time as string,
+          },
+        ];
+      });
+      const error = await rejectionOf(verifyOlder(), LogDisagreementError);
+      expect(error.disagreements.map((d) => d.code)).toEqual(['LOG_ADVISORY_UNLOGGED']);
+    } finally {
+      await listening.close();
+    }
+  });
+});
+
+describe('when entries of one slot were logged out of the order they were made', () => {
+  /** A log of `fields`, chained, as `readWholeLog` gives it. */
+  function logOf(fields: readonly Omit<LogEntry, 'seq' | 'prev'>[]): ReadEntry[] {
+    let head = EMPTY_LOG;
+    return fields.map((f) => {
+      const next = nextEntry(head, f);
+      head = next.head;
+      return { entry: next.entry, line: next.line, hash: next.head.head };
+    });
+  }
+  const entry = (type: LogEntry['type'], created: string, time: string): Omit<LogEntry, 'seq' | 'prev'> => ({
+    time,
+    type,
+    plugin: PLUGIN,
+    version: '1.0.0',
+    signer: 'A'.repeat(40),
+    digest: 'b'.repeat(64),
+    ...(type === 'publish' ? {} : { created }),
+  });
+
+  it('takes the statement made last as standing, or the time it was logged when that is earlier', () => {
+    const doc = (yanked: boolean): PluginDocument =>
+      ({
+        schema: 'plugindex/plugin/v1',
+        name: PLUGIN,
+        plugin_type: 'source',
+        latest_version: null,
+        channels: {},
+        capabilities: [],
+        supported_providers: [],
+        tags: [],
+        owners: ['A'.repeat(40)],
+        versions: [
+          {
+            version: '1.0.0',
+            published: '2026-11-01T00:00:00.000Z',
+            yanked,
+            deprecated: false,
+            publisher: 'A'.repeat(40),
+            source_sha256: 'b'.repeat(64),
+          },
+        ],
+      }) as unknown as PluginDocument;
+    // An unyank made before the yank, logged after it (a run that died, resumed): the yank stands.
+    const overtaken = foldLog(
+      logOf([
+        entry('publish', '', '2026-11-01T00:00:00.000Z'),
+        entry('yank', '2026-11-01T00:02:00.000Z', '2026-11-01T00:03:00.000Z'),
+        entry('unyank', '2026-11-01T00:01:00.000Z', '2026-11-01T00:04:00.000Z'),
+      ]),
+    );
+    expect(compareDocument(overtaken, doc(true))).toEqual([]);
+    expect(compareDocument(overtaken, doc(false)).map((d) => [d.code, d.seq])).toEqual([
+      ['LOG_YANK_DIFFERS', 1],
+    ]);
+    // A yank dated ahead of when it was logged counts from then: an unyank made after that stands.
+    const ahead = foldLog(
+      logOf([
+        entry('publish', '', '2026-11-01T00:00:00.000Z'),
+        entry('yank', '2026-11-01T00:09:00.000Z', '2026-11-01T00:03:00.000Z'),
+        entry('unyank', '2026-11-01T00:05:00.000Z', '2026-11-01T00:06:00.000Z'),
+      ]),
+    );
+    expect(compareDocument(ahead, doc(false))).toEqual([]);
+  });
+});
