@@ -428,7 +428,8 @@ async function verifyWith(
     }
   }
   disagreements.push(...missingPlugins(fold, served));
-  // Each action's envelope, by its digest (immutable), a few at a time: one request an action entry.
+  // Each action's envelope, by its digest (immutable), a few at a time: one request and one signature
+  // check an action entry.
   const actions = entries
     .map((read, i) => ({ entry: read.entry, i }))
     .filter(({ entry }) => isActionEntry(entry));
@@ -439,7 +440,7 @@ async function verifyWith(
       maxBytes: MAX_ACTION_BYTES,
       version: entry.digest,
     });
-    envelopes[i] = compareEnvelope(entry, bytes);
+    envelopes[i] = await compareEnvelope(entry, bytes);
   });
   for (const found of envelopes) if (found) disagreements.push(found);
   if (disagreements.length > 0) throw new LogDisagreementError(disagreements);

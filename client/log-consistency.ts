@@ -11,25 +11,26 @@
  * one already seen for its slot is one a newer action overtook. An entry refused as changing nothing
  * (`detail.effect: "none"`) still says what the plugin was then: the state its action asks for. Each plugin
  * document is then compared with its fold (`compareDocument`), and each action entry with the envelope
- * served under `log/actions/` (`compareEnvelope`).
+ * served under `log/actions/` (`compareEnvelope`: the same action, signed by the entry's signer).
  *
  * What the log legitimately lacks: a registry keeps a log only since it was upgraded to one, so a version,
  * advisory, removal, deprecation or revocation dated before the log's first entry may have none; its
  * later changes are logged. A version whose publish is logged has its whole history in the log. What this
- * does not compare: which versions a ranged deprecation marked (it depends on the versions there then),
- * and an envelope's signature (its signer's key may have expired since; `digest` binds the text).
+ * does not compare: which versions a ranged deprecation marked (it depends on the versions there then).
  *
- * Pure, and linear in the log's size and the documents': the caller fetches.
+ * Pure (no I/O; openpgp checks the envelopes' signatures), and linear in the log's size and the
+ * documents': the caller fetches.
  *
  * @example
  * const fold = foldLog(entries);
  * const found = [...compareDocument(fold, doc), ...missingPlugins(fold, names)];
  */
-import { type ReadAction, readSignedAction } from '../index-builder/actions.ts';
+import { ACTION_CLOCK_SKEW_MS, type ReadAction, readSignedAction } from '../index-builder/actions.ts';
 import { versionIdentity } from '../index-builder/layout.ts';
 import { createdInstant } from '../index-builder/lifecycle.ts';
 import { type LogEntry, NO_EFFECT, type ReadEntry } from '../index-builder/log.ts';
 import type { PluginDocument } from '../index-builder/model.ts';
+import { type PublicKeyInfo, readPublicKey, verifyDetachedSignature } from '../index-builder/signing.ts';
 
 export type LogDisagreementCode =
   /** Entries name a plugin the registry serves no document for. */
@@ -398,9 +399,14 @@ export function isActionEntry(entry: LogEntry): boolean {
 
 /**
  * How the envelope served for an action entry disagrees with it (none: it is the action the entry
- * records): `bytes` undefined when it is not served.
+ * records, signed by the key the entry names as its signer): `bytes` undefined when it is not served. The
+ * signature is judged as the registry judged it, at the entry's time (and the clock skew an action may
+ * have): a key that expired since signed it while it was valid.
  */
-export function compareEnvelope(entry: LogEntry, bytes: Uint8Array | undefined): LogDisagreement | undefined {
+export async function compareEnvelope(
+  entry: LogEntry,
+  bytes: Uint8Array | undefined,
+): Promise<LogDisagreement | undefined> {
   const where = `log entry ${entry.seq} (${entry.type})`;
   const differs = (code: LogDisagreementCode, why: string): LogDisagreement => ({
     code,
@@ -431,7 +437,41 @@ export function compareEnvelope(entry: LogEntry, bytes: Uint8Array | undefined):
       ? `it was made at ${action.created}`
       : undefined,
   ].filter((m): m is string => m !== undefined);
-  return mismatches.length === 0
-    ? undefined
-    : differs('LOG_ENVELOPE_DIFFERS', `${path} is not the action logged: ${mismatches.join(', ')}`);
+  if (mismatches.length > 0)
+    return differs('LOG_ENVELOPE_DIFFERS', `${path} is not the action logged: ${mismatches.join(', ')}`);
+  const signed = await signatureProblem(entry, read);
+  return signed === undefined ? undefined : differs('LOG_ENVELOPE_DIFFERS', `${path}: ${signed}`);
+}
+
+async function readKey(armored: string): Promise<PublicKeyInfo | undefined> {
+  try {
+    return await readPublicKey(armored);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Why an envelope is not signed by the entry's signer (or names another key than its entry), if it is not. */
+async function signatureProblem(entry: LogEntry, read: ReadAction): Promise<string | undefined> {
+  const key = await readKey(read.key);
+  if (!key) return 'its key is not an OpenPGP public key';
+  const at = new Date(Date.parse(entry.time) + ACTION_CLOCK_SKEW_MS);
+  const verdict = await verifyDetachedSignature(read.text, read.signature, [key.key], at);
+  if (!verdict.ok) return `its signature does not verify by its key (${key.fingerprint}): ${verdict.message}`;
+  if (verdict.fingerprint !== entry.signer)
+    return `it is signed by ${verdict.fingerprint}, not by ${entry.signer} as its entry says`;
+  // The key an owners add or a transfer names is the one its entry records as added or made owner.
+  const action = read.action;
+  const named =
+    action.action === 'owners-add'
+      ? entry.detail?.added
+      : action.action === 'transfer'
+        ? entry.detail?.owner
+        : undefined;
+  if ((action.action === 'owners-add' || action.action === 'transfer') && named !== undefined) {
+    const owner = await readKey(action.key);
+    if (owner?.fingerprint !== named)
+      return `it names key ${owner?.fingerprint ?? '(unreadable)'}, not ${named} as its entry records`;
+  }
+  return undefined;
 }

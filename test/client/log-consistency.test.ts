@@ -11,12 +11,14 @@ import { verifyRegistry } from '../../cli/verify.ts';
 import { LogDisagreementError } from '../../client/errors.ts';
 import { compareDocument, foldLog, type LogDisagreement } from '../../client/log-consistency.ts';
 import type { ActionBody } from '../../index-builder/actions.ts';
+import { fixedClock } from '../../index-builder/clock.ts';
 import { parseRegistryConfig } from '../../index-builder/config.ts';
 import { actionEnvelopeKey } from '../../index-builder/layout.ts';
 import { EMPTY_LOG, type LogEntry, nextEntry, type ReadEntry } from '../../index-builder/log.ts';
 import type { PluginDocument } from '../../index-builder/model.ts';
 import { type PipelineContext, processSubmissions } from '../../index-builder/pipeline/index.ts';
-import type { KeyPair } from '../../index-builder/signing.ts';
+import { createSigner, type KeyPair } from '../../index-builder/signing.ts';
+import { CACHE_IMMUTABLE } from '../../index-builder/store.ts';
 import { ACTION_SIGNED, submitAction, vouchedLog } from '../support/actions.ts';
 import {
   makeBundle,
@@ -313,6 +315,47 @@ describe('when a document re-signed by the registry key shows what the log does 
     } finally {
       site.objects.set(yankKey, yank);
       site.objects.set(unyankKey, unyank);
+    }
+    await expect(verifyPinned()).resolves.toMatchObject({ plugins: 1 });
+  });
+
+  it("reports an envelope of the action logged whose signature is not by the entry's signer, or does not verify", async () => {
+    const stranger = await testKey('stranger');
+    // Dated when the actions were made: a signature after its entry's time is refused for that alone.
+    const strangerSigner = await createSigner(stranger.secretKey, undefined, fixedClock(ACTION_SIGNED));
+    const keys = ['yank', 'unyank'].map((name) => actionEnvelopeKey(digests.get(name) as string));
+    const originals = keys.map((key) => site.objects.get(key));
+    const resigned = async (index: number, key: string): Promise<void> => {
+      const object = originals[index];
+      if (!object) throw new Error('envelope not published');
+      const envelope = JSON.parse(new TextDecoder().decode(object.body)) as { action: string; key: string };
+      const signature = await strangerSigner.sign(new TextEncoder().encode(envelope.action));
+      const body = new TextEncoder().encode(JSON.stringify({ ...envelope, signature, key }));
+      await site.put(keys[index] as string, body, {
+        contentType: 'application/json',
+        cacheControl: CACHE_IMMUTABLE,
+      });
+    };
+    // The same action text (its digest the entry's), signed by another key: by that key, and by the owner's.
+    await resigned(0, stranger.publicKey);
+    await resigned(1, publisher.publicKey);
+    try {
+      const found = await disagreements();
+      expect(found.map((d) => [d.code, d.seq])).toEqual([
+        ['LOG_ENVELOPE_DIFFERS', (await entryOf('yank')).seq],
+        ['LOG_ENVELOPE_DIFFERS', (await entryOf('unyank')).seq],
+      ]);
+      expect(found[0]?.message).toContain(
+        `it is signed by ${stranger.fingerprint}, not by ${publisher.fingerprint}`,
+      );
+      expect(found[1]?.message).toContain(
+        `its signature does not verify by its key (${publisher.fingerprint})`,
+      );
+    } finally {
+      for (const [i, key] of keys.entries()) {
+        const original = originals[i];
+        if (original) site.objects.set(key, original);
+      }
     }
     await expect(verifyPinned()).resolves.toMatchObject({ plugins: 1 });
   });
