@@ -281,20 +281,26 @@ describe('when a document re-signed by the registry key shows what the log does 
     );
   });
 
-  it('reports a deprecation lifted, a removal and a revocation the log does not record, and a logged version gone', async () => {
+  it('reports a deprecation lifted, a removal and a revocation the log does not record, and a logged version gone or changed', async () => {
     const found = await whenShown((doc) => {
       delete doc.deprecation;
       versionOf(doc, '2.0.0').removed = { reason: 'planted', at: '2026-11-01T23:00:00.000Z' };
+      versionOf(doc, '2.0.0').source_sha256 = 'f'.repeat(64);
+      (versionOf(doc, '1.1.0').removed as { reason: string }).reason = 'another reason';
       delete versionOf(doc, '1.0.0').publisher_revoked;
       doc.versions = doc.versions.filter((v) => v.version !== '2.1.0');
     });
     expect(found.map((d) => [d.code, d.seq])).toEqual([
       ['LOG_VERSION_MISSING', expect.any(Number)],
+      ['LOG_VERSION_DIFFERS', expect.any(Number)],
       ['LOG_REMOVAL_UNLOGGED', undefined],
+      ['LOG_REMOVAL_DIFFERS', (await entryOf('remove')).seq],
       ['LOG_REVOCATION_DIFFERS', (await entryOf('revoke')).seq],
       ['LOG_DEPRECATION_DIFFERS', (await entryOf('deprecate')).seq],
     ]);
     expect(found[0]?.message).toContain('version 2.1.0 is not listed');
+    expect(found[1]?.message).toContain(`from sha256 ${'f'.repeat(64)}, not by ${publisher.fingerprint}`);
+    expect(found[3]?.message).toContain('listed as removed for "another reason", not "legal request"');
   });
 
   it('reports an envelope under log/actions/ that is another action, or is not served', async () => {
@@ -362,7 +368,7 @@ describe('when a document re-signed by the registry key shows what the log does 
 });
 
 describe('when the registry logs what its documents do not show', () => {
-  it('reports a yank it logged and signed that no document shows, nor any envelope', async () => {
+  it('reports a yank it logged and signed that no document shows, nor any envelope, and a plugin it has no document for', async () => {
     const head = await appendLog(context, [
       {
         type: 'yank',
@@ -372,14 +378,17 @@ describe('when the registry logs what its documents do not show', () => {
         created: '2026-11-01T23:59:00.000Z',
         time: '2026-11-01T23:59:30.000Z',
       },
+      { type: 'publish', plugin: 'ghost-plugin', version: '1.0.0', time: '2026-11-01T23:59:30.000Z' },
     ]);
+    const yank = head.length - 2;
     const found = await disagreements();
-    expect(found.map((d) => [d.code, d.seq])).toEqual([
-      ['LOG_YANK_DIFFERS', head.length - 1],
-      ['LOG_ENVELOPE_MISSING', head.length - 1],
+    expect(found.map((d) => [d.code, d.plugin, d.seq])).toEqual([
+      ['LOG_YANK_DIFFERS', PLUGIN, yank],
+      ['LOG_PLUGIN_MISSING', 'ghost-plugin', yank + 1],
+      ['LOG_ENVELOPE_MISSING', PLUGIN, yank],
     ]);
     expect(found[0]?.message).toBe(
-      `log entry ${head.length - 1} (yank) of ${PLUGIN}: version 2.1.0 is listed as not yanked`,
+      `log entry ${yank} (yank) of ${PLUGIN}: version 2.1.0 is listed as not yanked`,
     );
   });
 });
