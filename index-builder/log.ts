@@ -163,24 +163,13 @@ const VERSIONED: ReadonlySet<string> = new Set(['publish', 'yank', 'unyank', 're
 const REGISTRY_WIDE: ReadonlySet<string> = new Set(['revoke-key', 'rotate-key']);
 
 /**
- * The keys an entry's `detail` may hold: what `actionDetail` (lifecycle.ts) writes for an action, `effect`
- * for one that changed nothing (pipeline/actions.ts), and a rotation's fingerprint and sequence.
+ * The form of a key of an entry's `detail`. What the pipeline writes today (`actionDetail` in lifecycle.ts
+ * for an action, `effect` for one that changed nothing, a rotation's fingerprint, sequence and `compromised`)
+ * is a few lower-case words; a key of another name is let through, as a newer pipeline may add one and an
+ * older client must still read its log, but never a value that is not a string (a nested one held the
+ * printer of `audit` past its stack).
  */
-const DETAIL_KEYS: ReadonlySet<string> = new Set([
-  'reason',
-  'message',
-  'replacement',
-  'range',
-  'id',
-  'severity',
-  'affected',
-  'added',
-  'removed',
-  'owner',
-  'fingerprint',
-  'sequence',
-  'effect',
-]);
+const DETAIL_KEY = /^[a-z][a-z_]{0,31}$/;
 /** The one `detail.effect` the pipeline writes: an action refused as changing nothing, logged for its slot. */
 export const NO_EFFECT = 'none';
 
@@ -214,8 +203,11 @@ function entryProblems(value: unknown): string[] {
       if (required) problems.push(`#/${key}: missing (expected ${form})`);
     } else if (!ok(e[key])) problems.push(`#/${key}: expected ${form}`);
   };
-  for (const key of Object.keys(e))
-    if (!ENTRY_KEYS.has(key)) problems.push(`#/${token(key)}: not a field of a log entry`);
+  // A field of another name is let through as a string, as `detail`'s are: a newer pipeline may add one
+  // (`created` came so), and an older client must still read the log; a nested one never.
+  for (const [key, v] of Object.entries(e))
+    if (!ENTRY_KEYS.has(key) && (!DETAIL_KEY.test(key) || typeof v !== 'string'))
+      problems.push(`#/${token(key)}: not a field of a log entry`);
   check('seq', true, (v) => Number.isSafeInteger(v) && (v as number) >= 0, 'a count');
   check('time', true, isTime, 'an ISO 8601 time');
   check(
@@ -255,9 +247,10 @@ function entryProblems(value: unknown): string[] {
     else
       for (const [key, v] of Object.entries(detail)) {
         const at = `#/detail/${token(key)}`;
-        if (!DETAIL_KEYS.has(key)) problems.push(`${at}: not a field of an entry's detail`);
+        if (!DETAIL_KEY.test(key)) problems.push(`${at}: not a field of an entry's detail`);
         else if (typeof v !== 'string') problems.push(`${at}: expected a string`);
         else if (key === 'effect' && v !== NO_EFFECT) problems.push(`${at}: expected "${NO_EFFECT}"`);
+        else if (key === 'compromised' && v !== 'true') problems.push(`${at}: expected "true"`);
       }
   }
   return problems;

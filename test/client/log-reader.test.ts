@@ -290,6 +290,10 @@ describe('when a signed log entry is not of the form the pipeline writes', () =>
         ],
       ],
       [
+        `"type":"rotate-key","signer":"${SIGNER}","digest":"${DIGEST}","detail":{"fingerprint":"${SIGNER}","sequence":"1","compromised":"yes","later":{}}`,
+        ['#/detail/compromised: expected "true"', '#/detail/later: expected a string'],
+      ],
+      [
         `"type":"deprecate","signer":"${SIGNER}","digest":"${DIGEST}","detail":[]`,
         ['#/plugin: missing (expected a plugin name)', '#/detail: expected an object of strings'],
       ],
@@ -301,13 +305,15 @@ describe('when a signed log entry is not of the form the pipeline writes', () =>
       expect(error.code).toBe('LOG_MALFORMED');
       expect(error.message).toBe(problems.map((p) => `log/000000.jsonl line 1${p}`).join('; '));
     }
-    // What the pipeline writes: a no-effect action with its created, a rotation, a revocation.
+    // What the pipeline writes: a no-effect action with its created, a rotation, a revocation; and what a
+    // newer one may add beside it, a string under a name of its own.
     const { lines: good, head: goodHead } = rawLog([
       fine(
         `"type":"yank","plugin":"demo","version":"1.0.0+build.5","signer":"${SIGNER}","digest":"${DIGEST}","created":"2026-11-01T00:00:00.000Z","detail":{"effect":"none","reason":"broken"}`,
       ),
+      // A rotation after a theft (rotate-key --compromised), and a field a newer pipeline may add, a string.
       (prev) =>
-        `{"seq":1,"time":"2026-11-01T00:00:00.000Z","type":"rotate-key","signer":"${SIGNER}","digest":"${DIGEST}","detail":{"fingerprint":"${'C'.repeat(40)}","sequence":"1"},"prev":"${prev}"}`,
+        `{"seq":1,"time":"2026-11-01T00:00:00.000Z","type":"rotate-key","signer":"${SIGNER}","digest":"${DIGEST}","detail":{"fingerprint":"${'C'.repeat(40)}","sequence":"1","compromised":"true","later":"x"},"note":"x","prev":"${prev}"}`,
       (prev) =>
         `{"seq":2,"time":"2026-11-01T00:00:00.000Z","type":"revoke-key","signer":"${SIGNER}","digest":"${DIGEST}","created":"2026-11-01T00:00:00Z","detail":{"fingerprint":"${'C'.repeat(40)}","reason":"lost"},"prev":"${prev}"}`,
     ]);
