@@ -22,6 +22,7 @@ import type { SnapshotDocument } from '../index-builder/model.ts';
 import {
   type BatchResult,
   flushIndexes,
+  listWaiting,
   type PipelineContext,
   processSubmissions,
   rebuildRegistry,
@@ -37,7 +38,7 @@ import {
 } from '../index-builder/pipeline/rotate.ts';
 import { readJson } from '../index-builder/pipeline/site-writer.ts';
 import { MAX_ROTATION_BYTES } from '../index-builder/rotation.ts';
-import { CACHE_PRIVATE, type Store } from '../index-builder/store.ts';
+import { CACHE_PRIVATE, type ListedObject } from '../index-builder/store.ts';
 import { invalidateKeys } from './cloudfront-invalidator.ts';
 import type { FunctionConfig } from './env.ts';
 import { AwsAdapterError } from './errors.ts';
@@ -73,6 +74,30 @@ const MAX_BATCH_BYTES = 512 * 1024 * 1024;
  */
 const MAX_BATCH_UPLOADS = 2000;
 const MAX_ROUNDS = 10;
+
+/**
+ * What the Lambda runtime tells an invocation of its time (its context's `getRemainingTimeInMillis`); tests
+ * give their own. Without it (a caller with no deadline) rounds are bounded by MAX_ROUNDS alone.
+ */
+export interface InvocationTime {
+  getRemainingTimeInMillis(): number;
+}
+
+/**
+ * A round is started only with this much time left besides what follows the last round: the longest round
+ * of the invocation so far, twice (the next has the same bounds, but may take the 512 MiB of large uploads
+ * after a round of 2,000 small ones), and never under three minutes (a round at its bounds reads, judges and
+ * moves 2,000 uploads or 512 MiB, writing each one's outcome). A round cut off by the function's timeout is
+ * lost whole (its outcomes are recorded at its end) and made again on the next delivery.
+ */
+const MIN_ROUND_RESERVE_MS = 3 * 60_000;
+/** And what follows the last round: the index documents' one rendering (flushIndexes), the invalidation. */
+const AFTER_ROUNDS_RESERVE_MS = 2 * 60_000;
+
+/** The time a round needs left before it starts (MIN_ROUND_RESERVE_MS), given the longest one so far. */
+export function roundReserveMs(longestRoundMs: number): number {
+  return Math.max(2 * longestRoundMs, MIN_ROUND_RESERVE_MS) + AFTER_ROUNDS_RESERVE_MS;
+}
 
 /**
  * One store per client and bucket for the container's life: what a warm process keeps of the catalog (its
@@ -209,13 +234,23 @@ function loggingFailure<A extends unknown[], R>(
 }
 
 /**
- * Whether an upload other than `seen` waits in incoming/ (folder markers aside). Those already seen in this
- * invocation do not count: an upload whose name the store refuses stays where it is, with its outcome.
+ * What of `given` a round left for the next: its last `leftInIncoming`, those passed over (`passOver`, as the
+ * round was given it) aside. A batch takes from the front of what it is given and, once one upload waits,
+ * leaves every later one (upload order decides conflicts: pipeline/intake.ts `planBatch`), so the uploads it
+ * took, passed over as folder markers, or found gone are all before those it left.
  */
-async function waitingBeyond(store: Store, seen: ReadonlySet<string>): Promise<boolean> {
-  for await (const { key } of store.list(INCOMING_PREFIX))
-    if (!key.endsWith('/') && !seen.has(key)) return true;
-  return false;
+function leftByRound(
+  given: readonly ListedObject[],
+  passOver: ReadonlySet<string>,
+  leftInIncoming: number,
+): ListedObject[] {
+  const counted = given.filter(({ key }) => !passOver.has(key));
+  return leftInIncoming > 0 ? counted.slice(counted.length - leftInIncoming) : [];
+}
+
+/** Whether an upload is among `waiting` (folder markers aside). */
+function anyUpload(waiting: readonly ListedObject[]): boolean {
+  return waiting.some(({ key }) => !key.endsWith('/'));
 }
 
 /** The key the registry publishes now (its snapshot names it), or undefined before its first publish. */
@@ -390,12 +425,16 @@ async function retryingConflicts<T>(deps: HandlerDeps, step: string, run: () => 
  * beside a publish would sign a snapshot from what it read before the publish committed, and undo it.
  *
  * Every round publishes with the index documents deferred, so each submission's outcome and its live
- * version cost what it changed; the index documents are rendered once, after the last round. A failure
+ * version cost what it changed; the index documents are rendered once, after the last round. The rounds
+ * take from one listing of incoming/, and none is started that the time left (`time`, the Lambda
+ * context's) could not finish with the rendering after it. A failure
  * there throws like any other, and the retried message (finding incoming/ empty) flushes them. The
  * CloudFront invalidation last is the exception: its failure is logged, since a retry could not redo it.
  */
-export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Promise<BatchResult> {
-  return loggingFailure(deps.logger, 'publish failed', async (event: unknown) => {
+export function createPublishHandler(
+  deps: HandlerDeps,
+): (event: unknown, time?: InvocationTime) => Promise<BatchResult> {
+  return loggingFailure(deps.logger, 'publish failed', async (event: unknown, time?: InvocationTime) => {
     const started = Date.now();
     const notices = parseObjectCreated(event).filter((n) => n.bucket === deps.config.intakeBucket);
     deps.logger.info('woken', { notices: notices.length, keys: notices.map((n) => n.key).slice(0, 20) });
@@ -429,11 +468,28 @@ export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Pro
     const unreadable = new Set<string>();
     // Rounds that met only such uploads are not counted: each passes over what it met, so they end.
     let rounds = 0;
+    // incoming/ is listed once, and each round takes from what the rounds before it left: with millions of
+    // uploads waiting, listing them took minutes, and every round did. It is listed again only once that
+    // listing is used up, for uploads that arrived meanwhile (a burst then shares the one rendering of the
+    // index documents below); one not listed is never lost: its own message wakes the next invocation.
+    let waiting = await listWaiting(ctx.intake);
+    // Rounds stop when the time left (Lambda's) is under what another round needs: the rest wait in
+    // incoming/ for the next invocation, which their own messages start (each upload raises its own
+    // EventBridge event, its own message). Not before the rounds have taken out of incoming/ as many uploads
+    // as the event's messages announced: those messages are deleted when the invocation succeeds, and the
+    // uploads it leaves are the latest waiting, so the queue then still holds a message for each (a round
+    // taking one upload of 500 MiB, say, stopped after it, left the other nine messages' uploads with none
+    // at the queue's tail). A round so started may be cut off by the timeout, as every round could before.
+    const announced = notices.filter((n) => n.key.startsWith(INCOMING_PREFIX)).length;
+    let takenOut = 0;
+    let stopped: { readonly remainingMs: number; readonly reserveMs: number } | undefined;
     let more: boolean;
     do {
       const roundStarted = Date.now();
+      const given = waiting;
+      const passOver = new Set(unreadable);
       const result = await retryingConflicts(deps, 'publish', () =>
-        processSubmissions({ ...deferring, passOver: unreadable }),
+        processSubmissions({ ...deferring, passOver, waiting: given }),
       );
       results.push(result);
       roundMs.push(Date.now() - roundStarted);
@@ -444,11 +500,26 @@ export function createPublishHandler(deps: HandlerDeps): (event: unknown) => Pro
         else readable += 1;
       }
       if (result.outcomes.length === 0 || readable > 0) rounds += 1;
-      more =
-        rounds < MAX_ROUNDS &&
-        (result.leftInIncoming > 0 ||
-          (result.outcomes.length > 0 && (await waitingBeyond(ctx.intake, seen))));
+      takenOut += readable;
+      waiting = leftByRound(given, passOver, result.leftInIncoming);
+      if (rounds < MAX_ROUNDS && waiting.length === 0 && result.outcomes.length > 0)
+        waiting = (await listWaiting(ctx.intake)).filter(({ key }) => !seen.has(key));
+      more = rounds < MAX_ROUNDS && anyUpload(waiting);
+      if (more && time && takenOut >= announced) {
+        const remainingMs = time.getRemainingTimeInMillis();
+        const reserveMs = roundReserveMs(Math.max(...roundMs));
+        if (remainingMs < reserveMs) {
+          stopped = { remainingMs, reserveMs };
+          more = false;
+        }
+      }
     } while (more);
+    if (stopped)
+      deps.logger.info('rounds stopped for time', {
+        ...stopped,
+        rounds: results.length,
+        leftInIncoming: waiting.length,
+      });
     const outcomes = results.flatMap((r) => r.outcomes);
     for (const [round, result] of results.entries()) {
       for (const outcome of result.outcomes) {

@@ -6,7 +6,12 @@ import { CloudFrontClient } from '@aws-sdk/client-cloudfront';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { createS3Client } from '../adapters/s3-store.ts';
 import { PUBLISHERS_FILE, readFunctionConfig } from './env.ts';
-import { createPublishHandler, type PublishResponse, publishResponse } from './handlers.ts';
+import {
+  createPublishHandler,
+  type InvocationTime,
+  type PublishResponse,
+  publishResponse,
+} from './handlers.ts';
 import { jsonLogger } from './logger.ts';
 import { cachedSigner } from './secrets.ts';
 
@@ -22,7 +27,8 @@ const publish = createPublishHandler({
 
 /**
  * The invocation's answer is counts and the first outcomes (`publishResponse`), never the whole result:
- * Lambda fails an invocation whose response passes 6 MB, after everything in it was done.
+ * Lambda fails an invocation whose response passes 6 MB, after everything in it was done. The runtime's
+ * context tells the rounds the time left (no round is started that the timeout would cut off).
  */
-export const handler = async (event: unknown): Promise<PublishResponse> =>
-  publishResponse(await publish(event));
+export const handler = async (event: unknown, context?: InvocationTime): Promise<PublishResponse> =>
+  publishResponse(await publish(event, context));

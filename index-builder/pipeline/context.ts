@@ -9,7 +9,7 @@ import type { ProblemCode } from '../errors.ts';
 import { STREAM_THRESHOLD_BYTES } from '../layout.ts';
 import type { RegistryIdentity } from '../model.ts';
 import type { Signer } from '../signing.ts';
-import type { Store } from '../store.ts';
+import type { ListedObject, Store } from '../store.ts';
 import type { HeldDocuments } from './held-documents.ts';
 import type { BundleInspector } from './inspect.ts';
 import type { SubmissionOutcome } from './outcomes.ts';
@@ -48,6 +48,14 @@ export interface PipelineContext {
    * invocation) reads them again, once.
    */
   readonly passOver?: ReadonlySet<string>;
+  /**
+   * The uploads waiting, as the caller listed `incoming/` (`listWaiting`, in upload order), for the batch to
+   * take from instead of listing it again. Listing is what a batch costs with millions of uploads waiting
+   * (a thousand keys a request: minutes), and the publish function's rounds listed all of them each round;
+   * it lists once an invocation and gives each round what the rounds before it left. An upload that arrived
+   * since is not in it: it is taken by a later listing (the next invocation's, woken by its own message).
+   */
+  readonly waiting?: readonly ListedObject[];
   /**
    * Leave in incoming/, for a later batch, an upload modified less than this many milliseconds before the
    * batch lists them (a copy still being written, by a publisher that did not write a dot-file and rename

@@ -115,6 +115,7 @@ import {
 export type { BatchResult, BatchStep, PipelineContext, SubmissionFailure } from './context.ts';
 export { completeEncodedVariants } from './encoded.ts';
 export { HeldDocuments } from './held-documents.ts';
+export { listWaiting } from './intake.ts';
 export type { SubmissionOutcome, SubmissionStatus } from './outcomes.ts';
 
 /**

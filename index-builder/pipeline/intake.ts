@@ -55,7 +55,7 @@ export type Upload =
  * Waiting submissions in upload order (then by key), so when two uploads claim the same version the earlier
  * one wins, whatever their names.
  */
-async function listIncoming(store: Store): Promise<ListedObject[]> {
+export async function listWaiting(store: Store): Promise<ListedObject[]> {
   const listed = await listAll(store, INCOMING_PREFIX);
   listed.sort(
     (a, b) =>
@@ -106,7 +106,8 @@ export interface BatchPlan {
 }
 
 /**
- * Plans one batch (by default everything under `incoming/`, else the named keys): in upload order, until
+ * Plans one batch (by default everything under `incoming/`, or what the context's `waiting` lists, else the
+ * named keys): in upload order, until
  * the uploads' bytes pass `maxBatchBytes` (at least one is always taken) or their count `maxBatchUploads`.
  * An upload larger than the bundle limit is taken, to be refused. Nothing is read yet; an inspector is told how many are coming.
  */
@@ -117,7 +118,7 @@ export async function planBatch(ctx: PipelineContext, keys?: readonly string[]):
         key,
         size: (await ctx.intake.head(key))?.size,
       }))
-    : await listIncoming(ctx.intake);
+    : (ctx.waiting ?? (await listWaiting(ctx.intake)));
   const taken: { key: string; tooLarge?: Problem; notStreamed?: number }[] = [];
   const maxBatchBytes = ctx.maxBatchBytes ?? Number.POSITIVE_INFINITY;
   const maxBatchUploads = ctx.maxBatchUploads ?? Number.POSITIVE_INFINITY;

@@ -13,14 +13,14 @@ import { StoreError } from '../../index-builder/errors.ts';
 import type { SubmissionOutcome } from '../../index-builder/pipeline/index.ts';
 import { listAll } from '../../index-builder/store.ts';
 import { encode, makeBundle, validManifest } from '../support/fixtures.ts';
-import { type LocalS3, localPublishHandler, startLocalS3 } from '../support/s3.ts';
+import { type LocalS3, localPublishHandler, objectCreatedRecord, startLocalS3 } from '../support/s3.ts';
 import { S3_ANSWERS, type S3ErrorAnswer, startS3ObjectErrors } from '../support/s3-object-errors.ts';
 
 let s3: LocalS3;
 let pair = 0;
 
 beforeAll(async () => {
-  s3 = await startLocalS3(Array.from({ length: 12 }, (_, i) => [`un-intake-${i}`, `un-site-${i}`]).flat());
+  s3 = await startLocalS3(Array.from({ length: 15 }, (_, i) => [`un-intake-${i}`, `un-site-${i}`]).flat());
 });
 
 afterAll(async () => {
@@ -63,6 +63,8 @@ async function registry(
     intake,
     store,
     mock,
+    /** The function's S3 client (through the mock). */
+    client,
     /** The mock answers a GET of `key` as S3 reads it from now on. */
     readable: (key: string) => mockAnswers.delete(`${intake}/${key}`),
     handler,
@@ -259,6 +261,109 @@ describe('when more uploads wait than a batch takes', () => {
       // Assess: three rounds of at most two, every upload published.
       const done = r.logged.find((line) => line.message === 'batch done');
       expect(done?.fields).toMatchObject({ rounds: 3, submissions: 5 });
+      expect(await r.keys('incoming/')).toEqual([]);
+    } finally {
+      await r.close();
+    }
+  });
+});
+
+describe('when the invocation has less time left than a round needs', () => {
+  it('starts no further round, and leaves the rest in incoming/ for the next invocation', async () => {
+    // Prepare: rounds of two uploads, five waiting, and four minutes left after the first round: under the
+    // three a round needs at least and the two the index documents and the invalidation need after it.
+    const r = await registry({}, { maxBatchUploads: 2 });
+    try {
+      const names = ['a', 'b', 'c', 'd', 'e'];
+      for (const name of names) await r.put(`incoming/${name}.tgz`, await bundle(`late-${name}`));
+
+      // Act
+      const result = await r.handler({}, { getRemainingTimeInMillis: () => 4 * 60_000 });
+
+      // Assess: one round, its index documents rendered, the other three left waiting.
+      expect(result.outcomes.map((o) => [o.submission, o.status])).toEqual([
+        ['incoming/a.tgz', 'accepted'],
+        ['incoming/b.tgz', 'accepted'],
+      ]);
+      expect(result.leftInIncoming).toBe(3);
+      expect(r.logged.find((line) => line.message === 'rounds stopped for time')?.fields).toMatchObject({
+        remainingMs: 240_000,
+        reserveMs: 300_000,
+        leftInIncoming: 3,
+      });
+      expect(await r.keys('incoming/')).toEqual(['incoming/c.tgz', 'incoming/d.tgz', 'incoming/e.tgz']);
+
+      // Act: the next invocation (the next upload's message), with the time a round needs.
+      const next = await r.handler({}, { getRemainingTimeInMillis: () => 14 * 60_000 });
+
+      // Assess
+      expect(next.outcomes.map((o) => o.submission)).toEqual([
+        'incoming/c.tgz',
+        'incoming/d.tgz',
+        'incoming/e.tgz',
+      ]);
+      expect(await r.keys('incoming/')).toEqual([]);
+    } finally {
+      await r.close();
+    }
+  });
+});
+
+describe('when the time left runs short before the rounds took as many uploads as the messages announced', () => {
+  it('goes on until they have, since the messages are gone once the invocation succeeds', async () => {
+    // Prepare: rounds of two uploads, five waiting, a message for each of the first three in the event, and
+    // four minutes left (under what a round needs).
+    const r = await registry({}, { maxBatchUploads: 2 });
+    try {
+      const names = ['a', 'b', 'c', 'd', 'e'];
+      for (const name of names) await r.put(`incoming/${name}.tgz`, await bundle(`owed-${name}`));
+      const event = {
+        Records: ['a', 'b', 'c'].map((name) => objectCreatedRecord(r.intake, `incoming/${name}.tgz`)),
+      };
+
+      // Act
+      const result = await r.handler(event, { getRemainingTimeInMillis: () => 4 * 60_000 });
+
+      // Assess: two rounds (four uploads, past the three announced), the fifth left to its own message.
+      expect(result.outcomes.map((o) => o.submission)).toEqual([
+        'incoming/a.tgz',
+        'incoming/b.tgz',
+        'incoming/c.tgz',
+        'incoming/d.tgz',
+      ]);
+      expect(await r.keys('incoming/')).toEqual(['incoming/e.tgz']);
+    } finally {
+      await r.close();
+    }
+  });
+});
+
+describe('when more uploads wait than a round takes', () => {
+  it('lists incoming/ once for the rounds, and once more only when they have taken every upload listed', async () => {
+    // Prepare: rounds of two uploads, five waiting; every listing of incoming/ the function sends, counted.
+    const r = await registry({}, { maxBatchUploads: 2 });
+    const listings: string[] = [];
+    r.client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const input = args.input as { Bucket?: string; Prefix?: string };
+        if (context.commandName === 'ListObjectsV2Command' && input.Prefix === 'incoming/')
+          listings.push(`${input.Bucket}/${input.Prefix}`);
+        return next(args);
+      },
+      { step: 'initialize', name: 'countIncomingListings' },
+    );
+    try {
+      const names = ['a', 'b', 'c', 'd', 'e'];
+      for (const name of names) await r.put(`incoming/${name}.tgz`, await bundle(`listed-${name}`));
+
+      // Act
+      const result = await r.handler({});
+
+      // Assess: three rounds from the one listing (with millions waiting, a listing took minutes, and each
+      // round made one), then one for uploads that arrived meanwhile.
+      expect(result.outcomes).toHaveLength(5);
+      expect(r.logged.find((line) => line.message === 'batch done')?.fields).toMatchObject({ rounds: 3 });
+      expect(listings).toEqual([`${r.intake}/incoming/`, `${r.intake}/incoming/`]);
       expect(await r.keys('incoming/')).toEqual([]);
     } finally {
       await r.close();
