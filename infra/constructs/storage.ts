@@ -96,6 +96,19 @@ export class RegistryStorage extends Construct {
         }),
         denyIncomingPut({ Null: { 's3:x-amz-server-side-encryption-customer-algorithm': 'false' } }),
         denyIncomingPut({ Null: { 's3:x-amz-server-side-encryption-aws-kms-key-id': 'false' } }),
+        // No key ending in `/`: the empty "folder markers" S3 consoles and tools make are no upload, and the
+        // publish function passed them over and left them there, each one a message that woke it for
+        // nothing and a key every later listing of incoming/ read again. IAM's `*` matches any run of
+        // characters, `/` among them: `incoming/*/` is every such key below incoming/, and `incoming/` the
+        // folder's own marker.
+        new PolicyStatement({
+          effect: Effect.DENY,
+          actions: ['s3:PutObject'],
+          resources: [
+            this.uploadBucket.arnForObjects(INCOMING_PREFIX),
+            this.uploadBucket.arnForObjects(`${INCOMING_PREFIX}*/`),
+          ],
+        }),
       ],
     });
     const uploads = Stack.of(this).getLogicalId(this.uploadBucket.node.defaultChild as CfnBucket);

@@ -307,6 +307,23 @@ describe("when a publisher uploads with the deployment's publisher policy", () =
     client.destroy();
   });
 
+  it('refuses a folder marker (a key ending in /), and takes an upload in a folder', async () => {
+    // An empty object named like a folder is no upload: the function passed it over and left it in
+    // incoming/, and each was a message that woke it for nothing.
+    const client = publisher();
+    for (const Key of ['incoming/', 'incoming/x/', 'incoming/a/b/', 'incoming/x.tgz/']) {
+      await expect(
+        client.send(new PutObjectCommand({ Bucket: INTAKE, Key, Body: new Uint8Array(), IfNoneMatch: '*' })),
+      ).rejects.toMatchObject({ name: 'AccessDenied' });
+      expect(gate.refused).toContain(`s3:PutObject ${INTAKE}/${Key}`);
+    }
+    const store = new S3Store({ client, bucket: INTAKE });
+    await store.put('incoming/x/in-a-folder.tgz', encode('mine'), { ...put, createOnly: true });
+    expect(await intakeText('incoming/x/in-a-folder.tgz')).toBe('mine');
+    await s3.client.send(new DeleteObjectCommand({ Bucket: INTAKE, Key: 'incoming/x/in-a-folder.tgz' }));
+    client.destroy();
+  });
+
   it('fails STORE_EXISTS where an upload waits under the key, leaving it as it was', async () => {
     await s3.client.send(
       new PutObjectCommand({ Bucket: INTAKE, Key: 'incoming/taken.tgz', Body: encode('first') }),

@@ -498,7 +498,7 @@ describe('when the stack is synthesized', () => {
     }
   });
 
-  it('gives publishers a policy to upload to incoming/ where nothing is, readably, and read status/, nothing more', () => {
+  it('gives publishers a policy to upload to incoming/ where nothing is, readably, no folder marker, and read status/, nothing more', () => {
     template.hasResourceProperties('AWS::IAM::ManagedPolicy', {
       PolicyDocument: {
         Statement: [
@@ -540,6 +540,15 @@ describe('when the stack is synthesized', () => {
             Action: 's3:PutObject',
             Resource: { 'Fn::Join': ['', [Match.anyValue(), '/incoming/*']] },
             Condition: { Null: { 's3:x-amz-server-side-encryption-aws-kms-key-id': 'false' } },
+          },
+          // Folder markers (keys ending in `/`), which are no upload.
+          {
+            Effect: 'Deny',
+            Action: 's3:PutObject',
+            Resource: [
+              { 'Fn::Join': ['', [Match.anyValue(), '/incoming/']] },
+              { 'Fn::Join': ['', [Match.anyValue(), '/incoming/*/']] },
+            ],
           },
         ],
       },
