@@ -10,7 +10,8 @@
  *     /plugins/{name}/{version}/manifest  -> its manifest.json (the folder drops build metadata)
  *     /favicon.ico                        -> /favicon.svg
  *   `/plugins/` is answered 301 to `/plugins` (`REDIRECTS`, the query kept), and any other path ending in
- *   `/` 404 here: no folder of artifacts has an index page. Accept is read as the local server reads it.
+ *   `/` 404 here: no folder of artifacts has an index page. These answers carry every header themselves,
+ *   HSTS too: CloudFront returns them without further processing, no policy header counted on. Accept is read as the local server reads it.
  *   `/search` is the search function's (its own cache behavior, which runs no viewer-request function);
  *   should it ever reach this one, it is answered 404, as `matchRoute` names no key for it.
  *   Then an index document (`ENCODED_DOCUMENTS`) goes to its encoded variant, `<key>.br` or `<key>.gz`, by
@@ -34,6 +35,17 @@
 import { CONTENT_ENCODINGS, ENCODED_DOCUMENTS, encodedVariantKey } from '../index-builder/layout.ts';
 import { ARTIFACT_CSP, COMMON_HEADERS, DATA_CSP, PAGE_CSP, REDIRECTS } from '../index-builder/serving.ts';
 
+/**
+ * HTTPS only, for two years, subdomains included, preload asked: the distribution's response headers policy
+ * sends it (infra/constructs/distribution.ts), and the routing function's own answers (301, 400, 404) carry
+ * it too: CloudFront returns a response a viewer-request function makes to the viewer without further
+ * processing (its developer guide), so neither the policy nor the viewer-response function can be counted on
+ * for it (the function already sends the policy's other headers, `COMMON_HEADERS`). Not the local server's:
+ * it serves plain HTTP.
+ */
+export const HSTS_MAX_AGE_SECONDS = 730 * 24 * 60 * 60;
+const STRICT_TRANSPORT_SECURITY = `max-age=${HSTS_MAX_AGE_SECONDS}; includeSubDomains; preload`;
+
 /** `{ '/index.json': { br: '/index.json.br', gzip: '/index.json.gz' }, ... }`: the variants, by URI. */
 const VARIANT_URIS = Object.fromEntries(
   [...ENCODED_DOCUMENTS].map((key) => [
@@ -53,7 +65,7 @@ const ENCODING_NEGOTIATED = Object.fromEntries(
 
 export const EDGE_ROUTING_SOURCE = `
 var DATA_CSP = ${JSON.stringify(DATA_CSP)};
-var COMMON = ${JSON.stringify(COMMON_HEADERS)};
+var COMMON = ${JSON.stringify({ ...COMMON_HEADERS, 'strict-transport-security': STRICT_TRANSPORT_SECURITY })};
 var VARIANTS = ${JSON.stringify(VARIANT_URIS)};
 var CODINGS = ${JSON.stringify(CONTENT_ENCODINGS)};
 var REDIRECTS = ${JSON.stringify(REDIRECTS)};

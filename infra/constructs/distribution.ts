@@ -29,7 +29,7 @@ import type { Bucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { MANIFEST_SIGNATURE_FILE } from '../../index-builder/layout.ts';
 import { SEARCH_MAX_AGE_SECONDS, SEARCH_PATH } from '../../index-builder/search-endpoint.ts';
-import { EDGE_HEADERS_SOURCE, EDGE_ROUTING_SOURCE } from '../edge-routing.ts';
+import { EDGE_HEADERS_SOURCE, EDGE_ROUTING_SOURCE, HSTS_MAX_AGE_SECONDS } from '../edge-routing.ts';
 
 export interface RegistryDistributionProps {
   readonly siteBucket: Bucket;
@@ -75,7 +75,7 @@ export class RegistryDistribution extends Construct {
       comment: 'plugindex security headers and CORS for public registry documents',
       securityHeadersBehavior: {
         strictTransportSecurity: {
-          accessControlMaxAge: Duration.days(730),
+          accessControlMaxAge: Duration.seconds(HSTS_MAX_AGE_SECONDS),
           includeSubdomains: true,
           preload: true,
           override: true,

@@ -12,7 +12,7 @@ import {
   PAGE_CSP,
   securityHeaders,
 } from '../../index-builder/serving.ts';
-import { EDGE_HEADERS_SOURCE, EDGE_ROUTING_SOURCE } from '../../infra/edge-routing.ts';
+import { EDGE_HEADERS_SOURCE, EDGE_ROUTING_SOURCE, HSTS_MAX_AGE_SECONDS } from '../../infra/edge-routing.ts';
 
 type Headers = Record<string, { value: string }>;
 interface EdgeResponse {
@@ -304,6 +304,23 @@ describe('when CloudFront picks an encoded variant', () => {
       headers: { location: { value: '/plugins?q=cost&page=2' } },
     });
     expect(routeFor('/plugins/', BROWSER)).toBeUndefined();
+  });
+});
+
+describe('when the routing function answers a request itself', () => {
+  it('sends HSTS with its 301, 400 and 404, as the response headers policy sends it with every other', () => {
+    // CloudFront returns what a viewer-request function makes as it is: the distribution's response headers
+    // policy, which sends Strict-Transport-Security, does not apply to it, nor does the viewer-response
+    // function.
+    const answers = ['/plugins/', '/plugins/%70x', '/search', '/plugins/x/1.0.0/'].map((uri) =>
+      requestHandler({ request: { uri, headers: {}, querystring: {} } } as never),
+    );
+    expect(answers.map((a) => ('statusCode' in a ? a.statusCode : a.uri))).toEqual([301, 400, 404, 404]);
+    for (const answer of answers)
+      expect((answer as EdgeResponse).headers['strict-transport-security']?.value).toBe(
+        `max-age=${HSTS_MAX_AGE_SECONDS}; includeSubDomains; preload`,
+      );
+    expect(HSTS_MAX_AGE_SECONDS).toBe(63_072_000); // the policy's, as the template says it (stack.test.ts)
   });
 });
 
