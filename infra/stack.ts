@@ -1,5 +1,6 @@
 /** The plugindex stack: one construct per concern; the stack only connects them and names the outputs. */
-import { CfnOutput, Duration, Stack, type StackProps, Validations } from 'aws-cdk-lib';
+import { CfnOutput, type CfnResource, Duration, Stack, type StackProps, Validations } from 'aws-cdk-lib';
+import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import type { TrustedOperator, TrustedPublisher } from '../index-builder/config.ts';
 import { RegistryAlarms } from './constructs/alarms.ts';
@@ -79,12 +80,21 @@ export class PlugindexStack extends Stack {
     const notificationsHandler = this.node.children.find((child) =>
       child.node.id.startsWith('BucketNotificationsHandler'),
     );
-    if (notificationsHandler)
+    if (notificationsHandler) {
       Validations.of(notificationsHandler).acknowledge({
         id: 'AwsSolutions::AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
         reason:
           "CDK's own bucket-notification helper, run by CloudFormation at deploy time only, with no input from publishers or viewers.",
       });
+      // Its logs are kept as long as our functions' are: left to Lambda, they went to a log group of its own
+      // making, kept forever.
+      const helperLogs = new LogGroup(this, 'BucketNotificationsLogs', {
+        retention: RetentionDays.THREE_MONTHS,
+      });
+      (notificationsHandler.node.defaultChild as CfnResource).addPropertyOverride('LoggingConfig', {
+        LogGroup: helperLogs.logGroupName,
+      });
+    }
 
     new CfnOutput(this, 'UploadBucket', {
       value: storage.uploadBucket.bucketName,

@@ -247,7 +247,7 @@ export class PublishingPipeline extends Construct {
     const uploads = logicalId(props.uploadBucket);
     const findings = [
       `Resource::<${uploads}.Arn>/*`,
-      ...['incoming', 'status', 'processed', 'rejected', 'state', 'config'].map(
+      ...['incoming', 'status', 'processed', 'rejected', 'state'].map(
         (folder) => `Resource::<${uploads}.Arn>/${folder}/*`,
       ),
       `Resource::<${logicalId(props.siteBucket)}.Arn>/*`,
