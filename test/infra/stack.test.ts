@@ -19,12 +19,13 @@ import { PlugindexStack } from '../../infra/stack.ts';
 
 let functionsDir: string;
 let template: Template;
+let stack: PlugindexStack;
 
 beforeAll(async () => {
   functionsDir = await mkdtemp(path.join(tmpdir(), 'plugindex-infra-'));
   await bundleFunctions(functionsDir);
   const app = new App();
-  const stack = new PlugindexStack(app, 'Plugindex', { functionsDir });
+  stack = new PlugindexStack(app, 'Plugindex', { functionsDir });
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
   app.synth(); // throws when a nag finding is not acknowledged
   template = Template.fromStack(stack);
