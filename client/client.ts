@@ -633,6 +633,16 @@ class Client implements PlugindexClient {
     const accepted = checked as TrustRecord;
     const snapshot = session.snapshot;
     const sharing = await this.#state.recordsSharingTrust(snapshot.registry, accepted, entry.url);
+    // A key another name followed a rotation away from as stolen: its holder can sign a snapshot at any
+    // generation, and taken here it would be the floor of every name, the one that followed included.
+    const revoked = sharing
+      .flatMap((s) => s.record.chain ?? [])
+      .find((link) => link.compromised === true && link.fingerprint === accepted.fingerprint);
+    if (revoked)
+      throw new ClientError(
+        'TRUST_RESET_REFUSED',
+        `${entry.name}: ${entry.url} answers with a snapshot signed by key ${revoked.fingerprint}, which registry ${snapshot.registry} retired${revoked.retiredBy === undefined ? '' : ` at keys/rotation/${revoked.retiredBy}.json`} because it is no longer secret (another name of it on this machine followed that rotation): nothing was forgotten. Pin the registry's current key instead (\`plugindex registry add --force NAME URL --key FILE\`, or the key: of the plugin set naming it)`,
+      );
     const names = sharing.map((s) => s.name);
     if (!names.includes(own) && (await this.#state.trust(own).catch(() => undefined))) names.push(own);
     const floor = {

@@ -57,8 +57,10 @@ import {
   checkHeldSnapshot,
   checkSnapshotRegistry,
   extendChain,
+  keyRevokedError,
   learnRetirements,
   readThroughRotations,
+  revokedLink,
 } from './key-chain.ts';
 import { readLogExtension, readWholeLog } from './log-reader.ts';
 import { TrustedSnapshot } from './trusted-snapshot.ts';
@@ -341,6 +343,16 @@ export class RegistrySession {
     const shared = checked
       ? await this.#deps.sharedTrust?.(snapshot.registry, this.#trust, this.entry.url)
       : undefined;
+    // A key another name of this registry saw retired as stolen: a snapshot it signs (with any generation
+    // and a log extending what was seen, as its holder can write) is refused before anything of it is kept.
+    const revoked = revokedLink(shared?.revoked, this.#trust.fingerprint);
+    if (revoked)
+      throw keyRevokedError(
+        revoked,
+        snapshot.registry,
+        `${this.entry.url}/${SNAPSHOT_KEY}`,
+        `another name of that registry on this machine followed the rotation, this one never did: what answers at ${this.entry.url} serves a snapshot by the retired key (a stale cache, or whoever took the key); pin the registry's current key (\`plugindex registry add --force ${this.entry.name} ${this.entry.url} --key FILE\`, or the key: of the plugin set naming it)`,
+      );
     const floor = shared?.highestGeneration;
     if (floor && snapshot.generation < floor.generation && !pastCaches) {
       // Another name of the registry read a publish past every cache (`#readAgain`) that the edge still

@@ -78,6 +78,12 @@ export interface SharedTrust {
   readonly highestGeneration?: { readonly generation: number; readonly name: string };
   /** Each distinct log head remembered, in no particular order. */
   readonly logs: readonly LogHead[];
+  /**
+   * The keys a rotation one of these records followed retired as compromised (each a chain link with its
+   * mark): a name that never followed that rotation still holds such a key, and a snapshot it signs is the
+   * thief's to write, whatever its generation and log.
+   */
+  readonly revoked?: readonly ChainLink[];
 }
 
 /**
@@ -439,13 +445,21 @@ export class ClientState {
   ): Promise<SharedTrust> {
     let highest: SharedTrust['highestGeneration'];
     const logs: LogHead[] = [];
+    const revoked: ChainLink[] = [];
     for (const { name, record } of await this.recordsSharingTrust(registry, keys, reached)) {
       if (record.highestGeneration !== undefined && record.highestGeneration > (highest?.generation ?? 0))
         highest = { generation: record.highestGeneration, name };
       const log = record.log;
       if (log && !logs.some((l) => l.length === log.length && l.head === log.head)) logs.push(log);
+      for (const link of record.chain ?? [])
+        if (link.compromised === true && !revoked.some((r) => r.fingerprint === link.fingerprint))
+          revoked.push(link);
     }
-    return { ...(highest ? { highestGeneration: highest } : {}), logs };
+    return {
+      ...(highest ? { highestGeneration: highest } : {}),
+      logs,
+      ...(revoked.length > 0 ? { revoked } : {}),
+    };
   }
 
   /**

@@ -5,7 +5,7 @@
  * pin on disk and installs; locks and frozen installs accept a key the chain links and refuse one it does
  * not; a forged step is refused (KEY_ROTATION_BROKEN, naming it) and nothing is pinned.
  */
-import { mkdir, mkdtemp, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -1045,5 +1045,53 @@ describe('when install, update or a frozen install meets a version placed under 
     expect((await recordIn(dir)).registry_key).toBe(second.fingerprint);
     const findings = await m.run((c) => c.verifyInstalled({ dir }));
     expect(findings.map((f) => f.ok)).toEqual([true]);
+  });
+});
+
+describe('when another name of a registry followed a rotation that marked the key it holds as stolen', () => {
+  it('refuses a snapshot signed by that key (KEY_REVOKED), however new its generation, under a name that never followed the rotation', async () => {
+    // Prepare: a client pins the first key as `main`; the thief keeps a copy of the registry and the key
+    // the registry then rotates away from as stolen, and `main` follows the rotation (the mark kept).
+    const registry = await servedRegistry(['1.0.0']);
+    const m = await pinningFirstKey(registry);
+    const stolen = await readFile(join(registry.dir, 'keys/registry-secret.asc'), 'utf8');
+    await rotateLocalRegistry(registry.dir, (await newKey()).secretKey, { compromised: true });
+    const reports = await m.run((c) => c.updateRegistries(['main']));
+    expect(reports[0]?.error).toBeUndefined();
+    expect(await trustState(m)).toMatchObject({
+      chain: [{ fingerprint: registry.firstFingerprint, compromised: true }],
+    });
+    // The thief, holding the registry's files as published and the stolen key, publishes under that key,
+    // past the generation `main` accepted and extending the log it holds.
+    const copy = join(root, `stolen-copy-${registries}`);
+    await cp(registry.dir, copy, { recursive: true });
+    await writeFile(join(copy, 'keys/registry-secret.asc'), stolen);
+    await rebuildRegistry((await openRegistry(copy)).context, { keyRotations: 1 });
+    await publish(copy, ['2.0.0']);
+    const thief = await listenRegistryServer(
+      createRegistryServer({ site: new FsStore(join(copy, 'public')) }),
+      0,
+    );
+    closers.push(thief.close);
+
+    // Act: the same registry reached under a name pinning the stolen key (as a set file written before the
+    // theft pins it), through what the thief serves.
+    const adding = m.run((c) =>
+      c.addRegistry({ name: 'old-pin', url: thief.url, pin: { armored: registry.firstKey } }),
+    );
+
+    // Assess
+    await expect(adding).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'KEY_REVOKED',
+      message: expect.stringContaining(registry.firstFingerprint),
+    });
+
+    // Nor does a reset of what the registry's names accepted take that snapshot as their floor.
+    const kept = await trustState(m);
+    await expect(
+      m.run((c) => c.resetRegistryTrust({ url: thief.url, armoredKey: registry.firstKey })),
+    ).rejects.toMatchObject({ name: 'ClientError', code: 'TRUST_RESET_REFUSED' });
+    expect(await trustState(m)).toEqual(kept);
   });
 });
