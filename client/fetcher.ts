@@ -263,6 +263,17 @@ class BodyFailed extends Error {
   }
 }
 
+/**
+ * A compressed variant of a document whose digest the caller gave that decoded past the size listed: a
+ * variant of a later generation of a document that grew (written before the document itself) as much as a
+ * bomb. Never seen outside `document`, which asks for the document itself once, then throws `error`.
+ */
+class VariantTooLarge extends Error {
+  constructor(readonly error: ClientError) {
+    super(error.message, { cause: error });
+  }
+}
+
 /** The abort and timer of one request: armed while waiting on the server, never while the caller holds a chunk. */
 class Deadline {
   readonly #controller = new AbortController();
@@ -462,7 +473,13 @@ class HttpFetcher implements Fetcher {
         const bytes = await readFileDocument(endpoint, url, request.maxBytes);
         return bytes instanceof Failure ? bytes : { status: 200, bytes, url: url.href };
       }
-      const answer = await this.#httpDocument(endpoint, url, request);
+      const answer = await this.#httpDocument(endpoint, url, request).catch(async (error: unknown) => {
+        if (!(error instanceof VariantTooLarge)) throw error;
+        // As for other bytes below: the document itself, within the same cap; else the variant's refusal.
+        const plain = await this.#httpDocument(endpoint, url, request, 'identity');
+        if (plain instanceof Failure || plain.status !== 200) throw error.error;
+        return plain;
+      });
       if (answer instanceof Failure || answer.status !== 200) return answer;
       const { coded, ...response } = answer;
       if (!coded || request.sha256 === undefined || sha256Hex(response.bytes) === request.sha256)
@@ -642,13 +659,23 @@ class HttpFetcher implements Fetcher {
     }
     refuseDeclared(endpoint, response, at, request.maxBytes, deadline);
     const accepted = acceptEncoding === 'identity' ? [] : DOCUMENT_CODINGS;
-    const bytes = await collect(
-      readBody(response, deadline, at, request.maxBytes, endpoint, wire, accepted),
-    ).catch(bodyFailure);
-    if (bytes instanceof Failure) return bytes;
-    const etag = response.headers.get('etag');
     const coding = response.headers.get('content-encoding')?.trim().toLowerCase();
     const coded = coding === undefined || coding === '' || coding === 'identity' ? {} : { coded: coding };
+    const bytes = await collect(
+      readBody(response, deadline, at, request.maxBytes, endpoint, wire, accepted),
+    ).catch((error: unknown) => {
+      // A variant decoding past the cap, of a document whose digest is known: the document itself may fit.
+      if (
+        coded.coded !== undefined &&
+        request.sha256 !== undefined &&
+        error instanceof ClientError &&
+        error.code === 'RESPONSE_TOO_LARGE'
+      )
+        throw new VariantTooLarge(error);
+      return bodyFailure(error);
+    });
+    if (bytes instanceof Failure) return bytes;
+    const etag = response.headers.get('etag');
     return etag === null
       ? { status: 200, bytes, url: at, ...coded }
       : { status: 200, bytes, etag, url: at, ...coded };

@@ -107,6 +107,28 @@ describe('when a registry serves its documents compressed', () => {
     }
   });
 
+  it('reads the document itself when a variant decodes to more bytes than the snapshot lists', async () => {
+    // As above, of a document that grew (a version more, an advisory): the next generation's variant is
+    // larger than the size the snapshot lists, and is cut off at that size before its digest is checked.
+    const key = encodedVariantKey(SEARCH_KEY, 'br');
+    const original = registry.site.objects.get(key) as StoredObject;
+    const document = registry.site.objects.get(SEARCH_KEY)?.body as Uint8Array;
+    const grown = new TextEncoder().encode(
+      new TextDecoder().decode(document).replace('demo-plugin', 'demo-plugin-grown-since'),
+    );
+    const body = brotliCompressSync(grown);
+    registry.site.objects.set(key, { ...original, body, size: body.byteLength, etag: '"grown"' });
+    read.length = 0;
+    try {
+      const hits = await search(['demo-plugin']);
+
+      expect(hits.map((h) => h.entry.name)).toEqual(['demo-plugin']);
+      expect(read.filter((k) => k.startsWith(SEARCH_KEY))).toEqual([key, SEARCH_KEY]);
+    } finally {
+      registry.site.objects.set(key, original);
+    }
+  });
+
   it('refuses a variant and a document that both hold other bytes than the snapshot binds', async () => {
     const key = encodedVariantKey(SEARCH_KEY, 'br');
     const original = registry.site.objects.get(key) as StoredObject;
@@ -156,6 +178,15 @@ describe('when a response is a compression bomb', () => {
         message: expect.stringContaining('decompressed from gzip'),
       });
       expect(seen[0]?.['accept-encoding']).toBe('br, gzip');
+
+      // With the digest known, the document itself is asked for once; a bomb sent for that too is refused.
+      const known = fetcher.document(endpoint, {
+        path: 'index.json',
+        maxBytes: 1024 * 1024,
+        sha256: 'a'.repeat(64),
+      });
+      await expect(known).rejects.toMatchObject({ name: 'ClientError', code: 'RESPONSE_TOO_LARGE' });
+      expect(seen.slice(1).map((headers) => headers['accept-encoding'])).toEqual(['br, gzip', 'identity']);
     } finally {
       await fetcher.close();
       server.closeAllConnections();
