@@ -22,6 +22,8 @@ import { collect, type Endpoint, fetchBody, UNLISTED_LIMITS } from './fetcher.ts
 import {
   type InstalledFile,
   type InstalledVersion,
+  isPlacedBySet,
+  setReference,
   withCheckedPublisher,
   withInstalledVersion,
   withoutInstalled,
@@ -1834,7 +1836,7 @@ async function place(
     ),
     ...(plan.yanked ? { yanked: true } : {}),
     ...(plan.deprecated ? { deprecated: true } : {}),
-    ...(owner !== undefined ? { set: owner } : {}),
+    ...(owner !== undefined ? { set: setReference(tree.dir, owner) } : {}),
   };
   return { record, item: { name: plan.name, version: plan.version } };
 }
@@ -1857,7 +1859,8 @@ async function record(
       next = withInstalledVersion(next, item.name, item.version, record);
       if (!replace) continue;
       for (const [version, held] of Object.entries(own(next.plugins, item.name)?.versions ?? {})) {
-        if (version === item.version || (owner !== undefined && held.set !== owner)) continue;
+        if (version === item.version || (owner !== undefined && !isPlacedBySet(tree.dir, held.set, owner)))
+          continue;
         next = withoutInstalled(next, item.name, version).installed;
         replaced.push([item.name, version]);
       }

@@ -21,6 +21,7 @@
  *   }
  * }
  */
+import { isAbsolute, relative, resolve, sep } from 'node:path';
 import {
   isCanonicalVersion,
   keyProblem,
@@ -71,10 +72,12 @@ export interface InstalledVersion {
   /** Why the last `plugindex verify` refused it (absent once it verifies again): a host should not run it. */
   readonly problem?: { readonly code: string; readonly message: string };
   /**
-   * The plugin set file (its absolute path) whose `install -c` placed it: that set's `clean -c` (and its
-   * install replacing a version) removes only what it placed. A set names its folder itself, anywhere (the
-   * client's own, another set's, one `install --dir` filled), and a set file comes with a checkout a pull
-   * request may edit. Absent for a plain install, and in records older clients wrote.
+   * The plugin set file whose `install -c` placed it: that set's `clean -c` (and its install replacing a
+   * version) removes only what it placed. A set names its folder itself, anywhere (the client's own, another
+   * set's, one `install --dir` filled), and a set file comes with a checkout a pull request may edit. Its
+   * path relative to the install folder, `/`-separated (`setReference`): an install folder in a checkout
+   * travels with it, to another clone's path, a CI cache restored elsewhere or another system. Absent for a
+   * plain install, and in records older clients wrote; absolute where this client wrote it so at first.
    */
   readonly set?: string;
 }
@@ -375,4 +378,26 @@ function requireInstalled(installed: InstalledFile, name: string): InstalledPlug
     'NOT_INSTALLED',
     `${name} is not installed (${names.length ? `installed: ${names.join(', ')}` : 'nothing is installed'})`,
   );
+}
+
+/**
+ * How installed.json names the set file `file` that places a version in the install folder `dir`: its path
+ * relative to `dir`, `/`-separated, so a checkout holding both still names it once moved (another clone, a CI
+ * cache restored at another path, a checkout taken to Windows); absolute when no relative path reaches it
+ * (another drive on Windows).
+ * @example setReference('/work/repo/plugins', '/work/repo/plugins.yaml') // '../plugins.yaml'
+ */
+export function setReference(dir: string, file: string): string {
+  const path = relative(resolve(dir), resolve(file));
+  if (path === '' || isAbsolute(path)) return resolve(file);
+  return path.split(sep).join('/');
+}
+
+/**
+ * Whether a version's `set` (`recorded`) names the set file `file` for the install folder `dir`: as
+ * `setReference` writes it, or absolute, as this client first wrote it.
+ */
+export function isPlacedBySet(dir: string, recorded: string | undefined, file: string): boolean {
+  if (recorded === undefined) return false;
+  return resolve(dir, recorded) === resolve(file);
 }

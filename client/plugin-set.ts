@@ -39,6 +39,7 @@ import {
 import {
   type InstalledFile,
   type InstalledVersion,
+  isPlacedBySet,
   withoutInstalled,
   withoutPlatforms,
 } from './installed.ts';
@@ -655,10 +656,11 @@ export async function diffSet(
     if (change) changes.push(change);
   }
   for (const dir of opened.dirs) {
-    const { installed } = await treeAt(dir);
+    const { tree, installed } = await treeAt(dir);
     for (const [name, plugin] of Object.entries(installed.plugins)) {
       // Only what this set placed is the apply's to remove (`cleanSet`, install.ts `record`).
-      const placed = (version: string): boolean => placedBy(opened.set, own(plugin.versions, version));
+      const placed = (version: string): boolean =>
+        placedBy(opened.set, tree.dir, own(plugin.versions, version));
       if (!namesIn(opened, name, dir)) {
         for (const version of Object.keys(plugin.versions).sort(compareVersions))
           if (placed(version))
@@ -823,7 +825,7 @@ export async function cleanSet(
         const files: string[] = [];
         for (const [name, plugin] of Object.entries(installed.plugins))
           for (const [version, record] of Object.entries(plugin.versions)) {
-            if (!placedBy(opened.set, record)) {
+            if (!placedBy(opened.set, tree.dir, record)) {
               if (!keep(name, version, dir))
                 left.push({ name, version, dir, detail: notPlacedDetail(opened.set, dir, name, version) });
               continue;
@@ -868,9 +870,9 @@ export async function cleanSet(
   });
 }
 
-/** True when installed.json records `set`'s `install -c` as having placed the version (`record`). */
-function placedBy(set: PluginSet, record: InstalledVersion | undefined): boolean {
-  return record?.set === set.file;
+/** True when installed.json (of the install folder `dir`) records `set`'s `install -c` as having placed the version (`record`). */
+function placedBy(set: PluginSet, dir: string, record: InstalledVersion | undefined): boolean {
+  return isPlacedBySet(dir, record?.set, set.file);
 }
 
 /** Why `clean -c` leaves a version the set does not keep, and how it is removed. */

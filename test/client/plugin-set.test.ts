@@ -1315,10 +1315,44 @@ ${list}`;
     const installed = JSON.parse(await readFile(join(data, 'installed.json'), 'utf8'));
     expect(installed.plugins['kubecost-lens'].current).toBe('1.2.0');
     expect(Object.keys(installed.plugins['kubecost-lens'].versions).sort()).toEqual(['1.1.0', '1.2.0']);
-    expect(installed.plugins['kubecost-lens'].versions['1.2.0'].set).toBe(p.file);
+    expect(installed.plugins['kubecost-lens'].versions['1.2.0'].set).toBe('../../../plugins.yaml');
     expect(installed.plugins['kubecost-lens'].versions['1.1.0'].set).toBeUndefined();
     expect(report.removed).toEqual([]);
     expect(await exists(join(data, 'kubecost-lens/1.1.0/linux-amd64/kubecost-lens'))).toBe(true);
+  });
+});
+
+describe('when a checkout holding a set and its install folder is taken elsewhere (another clone, a CI cache)', () => {
+  it('still knows what the set placed there: clean -c removes a plugin the set dropped, and diff -c says so', async () => {
+    // Prepare: a set installs two plugins into ./plugins beside it; then the folder and the lock are found
+    // beside the same set in another checkout, at another path, where the set drops one of them.
+    const setText = (list: string) => `plugins:
+  install_location: ./plugins
+  providers:
+    - { type: file, name: disk, path: ${folder}, key: ./publisher.asc }
+  plugins:
+${list}`;
+    const both =
+      '    - { provider: disk, name: disk-tool, version: "1.0.0" }\n    - { provider: disk, name: team-tool, version: "1.0.0" }\n';
+    const first = await project(setText(both));
+    await using(first, (c) => c.installSet(first.file, HOME));
+    const moved = await project(setText('    - { provider: disk, name: disk-tool, version: "1.0.0" }\n'));
+    await cp(join(first.dir, 'plugins'), join(moved.dir, 'plugins'), { recursive: true });
+    await cp(first.lockfile, moved.lockfile);
+
+    // Act
+    const diff = await using(moved, (c) => c.diffSet(moved.file, HOME));
+    const report = await using(moved, (c) => c.cleanSet(moved.file, HOME));
+
+    // Assess
+    const plugins = join(moved.dir, 'plugins');
+    expect(diff.changes.map((c) => [c.name, c.change, c.from])).toEqual([['team-tool', 'remove', '1.0.0']]);
+    expect(report.removed).toEqual([{ name: 'team-tool', version: '1.0.0', dir: plugins }]);
+    expect(report.left).toEqual([]);
+    const installed = JSON.parse(await readFile(join(plugins, 'installed.json'), 'utf8'));
+    expect(Object.keys(installed.plugins)).toEqual(['disk-tool']);
+    // Named as it travels: from the install folder, whatever the checkout's path.
+    expect(installed.plugins['disk-tool'].versions['1.0.0'].set).toBe('../plugins.yaml');
   });
 });
 
