@@ -49,6 +49,7 @@ import type { Credentials, Endpoint, Fetcher, OciCredentials } from './fetcher.t
 import { fetchBody, UNLISTED_LIMITS } from './fetcher.ts';
 import { type InstalledItem, type InstallOptions, type InstallResult, installPlugins } from './install.ts';
 import type { InstalledFile } from './installed.ts';
+import type { ChainLink } from './key-chain.ts';
 import {
   type ListedPlugin,
   listInstalled,
@@ -260,6 +261,8 @@ class Client implements PlugindexClient {
   readonly #cache: ContentCache;
   readonly #clock: Clock;
   readonly #sessions = new Map<string, Promise<RegistrySession>>();
+  /** `ClientContext.revokedKeys`, by registry and key held. */
+  readonly #revoked = new Map<string, Promise<readonly ChainLink[]>>();
   #config: Promise<ClientConfig> | undefined;
   #dockerConfig: Promise<string | undefined> | undefined;
   /** What install.ts and maintain.ts work with. */
@@ -289,6 +292,17 @@ class Client implements PlugindexClient {
       writeTrust: (registry, record) => state.writeTrust(registry, record),
       registryEntry: async (name) => (await this.#config_()).registries.find((r) => r.name === name),
       registryEntries: async () => (await this.#config_()).registries,
+      revokedKeys: (trust) => {
+        if (trust.registry === undefined) return Promise.resolve([]);
+        // Once per registry and key a command: `verify` asks for every version installed through it.
+        const key = `${trust.registry}\n${trust.fingerprint}`;
+        let revoked = this.#revoked.get(key);
+        if (!revoked) {
+          revoked = state.sharedTrust(trust.registry, trust).then((shared) => shared.revoked ?? []);
+          this.#revoked.set(key, revoked);
+        }
+        return revoked;
+      },
       manifestSource: async (name, url) => {
         const trust = await state.trust(name);
         if (!trust) return undefined;

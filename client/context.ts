@@ -11,6 +11,7 @@ import type { RegistryEntry } from './config.ts';
 import type { ContentCache } from './disk/cache.ts';
 import type { InstallTree, TrustRecord } from './disk/state.ts';
 import type { Endpoint, Fetcher, OciCredentials } from './fetcher.ts';
+import type { ChainLink } from './key-chain.ts';
 import type { Platform } from './resolve.ts';
 import type { RegistrySession } from './session.ts';
 import type { Source } from './source.ts';
@@ -74,6 +75,12 @@ export interface ClientContext {
   registryEntry(name: string): Promise<RegistryEntry | undefined>;
   /** Every configured registry (config.json): where the user's own configuration sends credentials. */
   registryEntries(): Promise<readonly RegistryEntry[]>;
+  /**
+   * The keys another name of `trust`'s registry (under the same trust root) saw a rotation retire as
+   * compromised (`ClientState.sharedTrust`'s `revoked`): `trust` may hold one, its name never having
+   * followed that rotation. None for a record that names no registry.
+   */
+  revokedKeys(trust: TrustRecord): Promise<readonly ChainLink[]>;
 }
 
 /**

@@ -1002,6 +1002,19 @@ async function planFrozen(
   // put it there, or may serve it).
   const current =
     trust && revokedLink(trust.chain, registry?.key_fingerprint) ? trust.fingerprint : undefined;
+  // The key this name holds, retired as stolen by a rotation another name of the registry followed and
+  // this one never did (a plugin set pinning the old key): no key after the theft is known here to read a
+  // signature by, and the cached one (or one served) by that key counts for nothing.
+  const held = trust
+    ? (await ctx.revokedKeys(trust)).find((link) => link.fingerprint === trust.fingerprint)
+    : undefined;
+  if (trust && held)
+    throw keyRevokedError(
+      held,
+      entry.registry,
+      `${options.lockfile}: plugins/${target.name}@${entry.version}, checked by the key this client holds for ${entry.registry},`,
+      `another name of the registry followed that rotation and this one did not: install online without --frozen (\`plugindex install -c FILE\` for a plugin set's, after \`plugindex registry update\` for a configured one), which follows it and writes the lock under the current key`,
+    );
   const fetched = await frozenManifest(
     ctx,
     entry,

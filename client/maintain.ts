@@ -358,6 +358,16 @@ async function verifyOne(
     () => undefined,
     (error: unknown) => error,
   );
+  // The key held, retired as stolen by a rotation another name of this registry followed and this one
+  // never did (a plugin set pinning the old key): it signs nothing that counts here either.
+  const held = (await ctx.revokedKeys(trust)).find((link) => link.fingerprint === trust.fingerprint);
+  if (refusal === undefined && held)
+    throw keyRevokedError(
+      held,
+      record.registry,
+      `${tree.path(manifestPath)} (${name}@${version})`,
+      `${record.registry} is still held here by that key, as another name of the registry followed the rotation and this one did not: install online (\`plugindex install -c FILE\` for a plugin set's, \`plugindex registry update\` for a configured one) to follow it, then install the version again, which this verify recorded as refused`,
+    );
   if (refusal === undefined) return;
   // Signed by a revoked key (installed under it, its signature never replaced, or put there since by whoever
   // holds it, beside a version installed under a later key): say so, and what mends it.

@@ -1095,3 +1095,45 @@ describe('when another name of a registry followed a rotation that marked the ke
     expect(await trustState(m)).toEqual(kept);
   });
 });
+
+describe('when a plugin set pins a key another name of its registry followed a rotation away from as stolen', () => {
+  it('refuses a frozen install of its lock and verify -c of what it placed (KEY_REVOKED), though the set never followed', async () => {
+    // Prepare: a set pinning the registry's first key installs (its lock, and the manifest and signature
+    // cached, under that key); the key is stolen and rotated away from, and the configured name follows.
+    const registry = await servedRegistry(['1.0.0']);
+    const m = await pinningFirstKey(registry);
+    const project = join(root, `stolen-set-${registries}`);
+    await mkdir(project, { recursive: true });
+    await writeFile(join(project, 'registry.asc'), registry.firstKey);
+    const file = join(project, 'plugins.yaml');
+    await writeFile(
+      file,
+      `plugins:
+  install_location: ./plugins
+  providers:
+    - { type: registry, name: local, url: ${registry.url}, key: ./registry.asc }
+  plugins:
+    - { provider: local, name: ${NAME}, version: "^1.0" }
+`,
+    );
+    const home = { home: join(project, '.home') };
+    await m.run((c) => c.installSet(file, home));
+    await rotateLocalRegistry(registry.dir, (await newKey()).secretKey, { compromised: true });
+    expect((await m.run((c) => c.updateRegistries(['main'])))[0]?.error).toBeUndefined();
+
+    // Act and assess: what the set placed under the stolen key, and a frozen install of its lock.
+    const findings = await m.run((c) => c.verifySet(file, home));
+    expect(findings.map((f) => [f.name, f.ok, f.code])).toEqual([[NAME, false, 'KEY_REVOKED']]);
+    await rm(join(project, 'plugins'), { recursive: true, force: true });
+    await expect(m.run((c) => c.installSet(file, { ...home, frozen: true }))).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'KEY_REVOKED',
+      message: expect.stringContaining(registry.firstFingerprint),
+    });
+
+    // The mend it names: an install online follows the rotation, and what it places verifies.
+    await m.run((c) => c.installSet(file, home));
+    const mended = await m.run((c) => c.verifySet(file, home));
+    expect(mended.map((f) => [f.name, f.ok])).toEqual([[NAME, true]]);
+  });
+});
