@@ -7,6 +7,7 @@ import type { CloudFrontClient } from '@aws-sdk/client-cloudfront';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { minSnapshotTtlSeconds } from '../adapters/publish-queue.ts';
 import { S3Store } from '../adapters/s3-store.ts';
+import { DEFAULT_BUNDLE_LIMITS } from '../index-builder/bundle.ts';
 import { systemClock } from '../index-builder/clock.ts';
 import { parseRegistryConfig, readConfigJson, withDeployedTrustList } from '../index-builder/config.ts';
 import {
@@ -74,6 +75,8 @@ const MAX_BATCH_BYTES = 512 * 1024 * 1024;
  */
 const MAX_BATCH_UPLOADS = 2000;
 const MAX_ROUNDS = 10;
+/** How many bundle limits' bytes of an upload are still streamed to be refused (`maxStreamedBytes`). */
+const STREAMED_BUNDLES = 4;
 
 /**
  * What the Lambda runtime tells an invocation of its time (its context's `getRemainingTimeInMillis`); tests
@@ -157,6 +160,11 @@ async function pipelineContext(deps: HandlerDeps): Promise<PipelineContext> {
         : { ...LAMBDA_BUNDLE_LIMITS, maxCompressedBytes: deps.maxCompressedBytes },
     maxBatchBytes: deps.maxBatchBytes ?? MAX_BATCH_BYTES,
     maxBatchUploads: deps.maxBatchUploads ?? MAX_BATCH_UPLOADS,
+    // Streamed twice (hashed, then copied to rejected/), an upload of hundreds of gigabytes (S3 takes 5 TB
+    // under one key) outlasted the function's 15 minutes on every delivery: past four times the bundle
+    // limit one is refused unread, and passed over by the invocation's later rounds (`passOver`).
+    maxStreamedBytes:
+      STREAMED_BUNDLES * (deps.maxCompressedBytes ?? DEFAULT_BUNDLE_LIMITS.maxCompressedBytes),
     // The outcome says what happened, in stable terms; what failed, whole (S3's message, the bucket), is here.
     onSubmissionFailure: ({ submission, id, code, error }) =>
       deps.logger.error('submission failed', {

@@ -41,6 +41,14 @@ export interface PipelineContext {
    */
   readonly maxBatchUploads?: number;
   /**
+   * Refuse unread, by its size, an upload past this many bytes (streamed, hashed and moved to rejected/, when
+   * undefined). The publish function sets four times its bundle limit: streamed twice, an upload of hundreds
+   * of gigabytes outlasted its 15 minutes on every delivery. One refused unread stays in incoming/, met again
+   * by every batch that lists it: a local server's watcher polls every second, and with the bound it
+   * recorded and printed the same refusal each second for good, so the commands keep the stream.
+   */
+  readonly maxStreamedBytes?: number;
+  /**
    * Uploads an earlier batch of this caller's met unreadable (UPLOAD_UNREADABLE) or too large to stream
    * (BUNDLE_TOO_LARGE with no digest), by key: not taken again,
    * and left in incoming/. They stay there, the oldest waiting, so each batch would take them first and, by

@@ -66,12 +66,10 @@ export async function listWaiting(store: Store): Promise<ListedObject[]> {
 
 /**
  * The most bytes of an upload too large to read whole that is still streamed (hashed, then copied to
- * rejected/): four times the bundle limit (1 GiB by default). An upload on S3 may hold up to 5 TB, and one of
- * hundreds of gigabytes, read twice as a stream, outlasted the publish function's 15 minutes on every
- * delivery, holding every upload behind it in the queue's one message group. One larger is refused unread.
+ * rejected/): `maxStreamedBytes`, every upload when undefined. One larger is refused unread.
  */
 function maxStreamedBytes(ctx: PipelineContext): number {
-  return 4 * maxUploadBytes(ctx);
+  return ctx.maxStreamedBytes ?? Number.POSITIVE_INFINITY;
 }
 
 /** An upload refused by its size without being read: too large to stream (`maxStreamedBytes`). */

@@ -1,10 +1,11 @@
 /** `plugindex publish --registry`: what it refuses before anything reaches the registry. */
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as openpgp from 'openpgp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initRegistry } from '../../../cli/local/registry.ts';
+import type { SubmissionOutcome } from '../../../index-builder/pipeline/outcomes.ts';
 import { generateKeyPair } from '../../../index-builder/signing.ts';
 import { plugindex } from '../../support/cli.ts';
 import { treeOf } from '../../support/tree.ts';
@@ -64,4 +65,34 @@ describe('when the file to publish is a secret key', () => {
     expect(result.stderr).toContain(`plugindex publish: SECRET_KEY_GIVEN: ${file}`);
     expect(await treeOf(dir)).toEqual(before);
   });
+});
+
+describe('when an upload in incoming/ is past four times the bundle limit', () => {
+  it('is refused once, by its bytes, and moved to rejected/: no later batch meets it again', async () => {
+    // The publish function refuses such an upload unread and leaves it in incoming/, passed over for the rest
+    // of its invocation (its 15 minutes). A local registry had the same bound and nothing to pass it over
+    // with: serve's watcher, which polls incoming/ every second, recorded and printed its refusal each
+    // second for good. Hashed and moved as a stream, it is refused once, as it was before the bound.
+    // Prepare: a sparse file, 1 GiB and a byte long (the default bundle limit is 256 MiB), costs no disk.
+    const local = path.join(work, 'huge-registry');
+    await initRegistry(local, { name: 'h', url: 'http://127.0.0.1:8080' });
+    const huge = path.join(local, 'incoming', 'huge.tgz');
+    await writeFile(huge, '');
+    await truncate(huge, 4 * 256 * 1024 * 1024 + 1);
+
+    // Act
+    const first = await plugindex('process', '--registry', local, '--json');
+    const again = await plugindex('process', '--registry', local, '--json');
+
+    // Assess
+    expect(first.code).toBe(1);
+    const [outcome] = (JSON.parse(first.stdout) as { outcomes: SubmissionOutcome[] }).outcomes;
+    expect(outcome).toMatchObject({ status: 'rejected', problems: [{ code: 'BUNDLE_TOO_LARGE' }] });
+    expect(outcome?.submission_sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(await readdir(path.join(local, 'incoming'))).toEqual([]);
+    expect((await stat(path.join(local, 'rejected', `${outcome?.id}.tgz`))).size).toBe(
+      4 * 256 * 1024 * 1024 + 1,
+    );
+    expect(JSON.parse(again.stdout)).toMatchObject({ outcomes: [] });
+  }, 180_000);
 });

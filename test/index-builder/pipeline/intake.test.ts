@@ -310,6 +310,7 @@ describe('when a publisher uploads far more bytes than a bundle may have', () =>
       ...registry.context,
       intake,
       bundleLimits: { maxCompressedBytes: limit },
+      maxStreamedBytes: limit * 4,
     });
 
     expect(reads).not.toContain(huge);
