@@ -9,6 +9,7 @@ import { INCOMING_PREFIX, submissionIdFromDigest, unreadableSubmissionId } from 
 import { mapLimited } from '../limited.ts';
 import { type ListedObject, listAll, type Store } from '../store.ts';
 import type { PipelineContext } from './context.ts';
+import { pendingSubmissions } from './log-writer.ts';
 import { turn } from './site-writer.ts';
 
 /** Uploads read at once: hides storage latency (an S3 GET is tens of milliseconds). */
@@ -103,20 +104,21 @@ export interface BatchPlan {
   readonly leftInIncoming: number;
 }
 
+interface Waiting {
+  readonly key: string;
+  readonly size?: number;
+  readonly lastModified?: Date;
+}
+
 /**
- * Plans one batch (by default everything under `incoming/`, or what the context's `waiting` lists, else the
- * named keys): in upload order, until
- * the uploads' bytes pass `maxBatchBytes` (at least one is always taken) or their count `maxBatchUploads`.
- * An upload larger than the bundle limit is taken, to be refused. Nothing is read yet; an inspector is told how many are coming.
+ * `planBatch`'s choice over `waiting`, in upload order; the bounds (`maxBatchBytes`, `maxBatchUploads`) hold
+ * from past index `through` only. `cut`: the index of the first upload the bounds left, if they left one.
  */
-export async function planBatch(ctx: PipelineContext, keys?: readonly string[]): Promise<BatchPlan> {
-  // A listing gives each upload's size; named keys are asked for theirs (all at once, in bounded flight).
-  const waiting: readonly { key: string; size?: number; lastModified?: Date }[] = keys
-    ? await mapLimited(keys, READ_CONCURRENCY, async (key) => ({
-        key,
-        size: (await ctx.intake.head(key))?.size,
-      }))
-    : (ctx.waiting ?? (await listWaiting(ctx.intake)));
+function planWaiting(
+  ctx: PipelineContext,
+  waiting: readonly Waiting[],
+  through: number,
+): BatchPlan & { readonly cut?: number } {
   const taken: { key: string; tooLarge?: Problem; notStreamed?: number }[] = [];
   const maxBatchBytes = ctx.maxBatchBytes ?? Number.POSITIVE_INFINITY;
   const maxBatchUploads = ctx.maxBatchUploads ?? Number.POSITIVE_INFINITY;
@@ -128,7 +130,8 @@ export async function planBatch(ctx: PipelineContext, keys?: readonly string[]):
   // Taken to be read (whole or as a stream): at least one is, whatever its bytes; one not streamed is not.
   let reading = 0;
   let leftInIncoming = 0;
-  for (const { key, size, lastModified } of waiting) {
+  let cut: number | undefined;
+  for (const [index, { key, size, lastModified }] of waiting.entries()) {
     // Met unreadable by an earlier batch of the caller's: neither taken nor waiting (it decides no conflict).
     if (ctx.passOver?.has(key)) continue;
     const modified = lastModified?.getTime();
@@ -141,12 +144,14 @@ export async function planBatch(ctx: PipelineContext, keys?: readonly string[]):
       leftInIncoming += 1;
       continue;
     }
+    const bounded = index > through;
     // Once one submission waits, every later one waits too: upload order decides conflicts.
-    if (
-      leftInIncoming > 0 ||
-      taken.length >= maxBatchUploads ||
-      (reading > 0 && batchBytes >= maxBatchBytes)
-    ) {
+    if (leftInIncoming > 0) {
+      leftInIncoming += 1;
+      continue;
+    }
+    if (bounded && (taken.length >= maxBatchUploads || (reading > 0 && batchBytes >= maxBatchBytes))) {
+      cut = index;
       leftInIncoming += 1;
       continue;
     }
@@ -161,7 +166,8 @@ export async function planBatch(ctx: PipelineContext, keys?: readonly string[]):
     }
     // One too large to read whole is still streamed twice (hashed, then copied to rejected/): its bytes
     // count as any other's. A batch took every one waiting, and a flood of them outlasted the function.
-    if (reading > 0 && batchBytes + size > maxBatchBytes) {
+    if (bounded && reading > 0 && batchBytes + size > maxBatchBytes) {
+      cut = index;
       leftInIncoming += 1;
       continue;
     }
@@ -169,6 +175,75 @@ export async function planBatch(ctx: PipelineContext, keys?: readonly string[]):
     reading += 1;
     taken.push(tooLarge ? { key, tooLarge } : { key });
   }
+  return { taken, leftInIncoming, ...(cut !== undefined ? { cut } : {}) };
+}
+
+/**
+ * The index of the last upload from `from` (and before `until`) that an intent record may name (a run
+ * that died logged an entry for it), or -1. Only a dead run leaves a record, so this is one listing, and
+ * nothing more, nearly always. An id names its upload by its key and the start of its bytes' digest,
+ * unknown before it is read: an upload whose key gives the id but for those 12 digits is taken for it
+ * (another of the same name taken with it costs the batch one upload more, no more).
+ */
+async function lastLoggedFor(
+  ctx: PipelineContext,
+  waiting: readonly Waiting[],
+  from: number,
+  until: number,
+): Promise<number> {
+  const shapes = new Set<string>();
+  for (const id of await pendingSubmissions(ctx.intake)) for (const shape of idShapes(id)) shapes.add(shape);
+  if (shapes.size === 0) return -1;
+  let last = -1;
+  for (let index = from; index < Math.min(until, waiting.length); index++)
+    if (shapes.has(submissionIdFromDigest((waiting[index] as Waiting).key, ANY_DIGEST))) last = index;
+  return last;
+}
+
+/** The digest an id's shape is taken with (`idShapes`). */
+const ANY_DIGEST = '0'.repeat(64);
+
+/**
+ * The ids `id` would be with its digest's 12 digits as `ANY_DIGEST`'s, by where they may stand: last (a plain
+ * name's), or before the key's own 8 (`submissionIdFromDigest`).
+ */
+function idShapes(id: string): string[] {
+  const shapes: string[] = [];
+  const zero = ANY_DIGEST.slice(0, 12);
+  if (/-[0-9a-f]{12}$/.test(id)) shapes.push(`${id.slice(0, -12)}${zero}`);
+  if (/-[0-9a-f]{12}-[0-9a-f]{8}$/.test(id)) shapes.push(`${id.slice(0, -21)}${zero}${id.slice(-9)}`);
+  return shapes;
+}
+
+/**
+ * Plans one batch (by default everything under `incoming/`, or what the context's `waiting` lists, else the
+ * named keys): in upload order, until
+ * the uploads' bytes pass `maxBatchBytes` (at least one is always taken) or their count `maxBatchUploads`.
+ * An upload larger than the bundle limit is taken, to be refused. Nothing is read yet; an inspector is told how many are coming.
+ */
+export async function planBatch(ctx: PipelineContext, keys?: readonly string[]): Promise<BatchPlan> {
+  // A listing gives each upload's size; named keys are asked for theirs (all at once, in bounded flight).
+  const waiting: readonly Waiting[] = keys
+    ? await mapLimited(keys, READ_CONCURRENCY, async (key) => ({
+        key,
+        size: (await ctx.intake.head(key))?.size,
+      }))
+    : (ctx.waiting ?? (await listWaiting(ctx.intake)));
+  let plan = planWaiting(ctx, waiting, -1);
+  // Cut short by its bounds, a batch takes every upload a run that died logged for (an intent record names
+  // it) all the same: the retry then judges that run's batch whole, as it judged it. Rounds differ in what
+  // they pass over (`passOver`: an invocation's later rounds pass over what its first met unreadable, the
+  // retry's first round takes those again), and a retry that left part of that batch for a later one took
+  // the later actions' records for newer statements, leaving the earlier actions out for good (an advisory
+  // and its withdrawal, the withdrawal left, came back as no advisory at all).
+  if (!keys && plan.cut !== undefined) {
+    // Within as many uploads past the cut as the batch took: the retry took no more of those the dead run
+    // passed over in their place. So a record left for good (its upload deleted unfinished) and an upload
+    // named alike at the end of a flood do not lift the bounds.
+    const through = await lastLoggedFor(ctx, waiting, plan.cut, plan.cut + plan.taken.length);
+    if (through >= plan.cut) plan = planWaiting(ctx, waiting, through);
+  }
+  const { taken, leftInIncoming } = plan;
   // Reading them takes a while (10,000 uploads, about a second): an inspector may get ready meanwhile.
   ctx.inspector?.prepare?.(taken.length);
   return { taken, leftInIncoming };

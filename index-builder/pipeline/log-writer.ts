@@ -219,6 +219,17 @@ export async function pendingIntents(intake: Store): Promise<Map<string, string>
 }
 
 /**
+ * The ids of the submissions the intent records name: those a run that died logged for and did not finish.
+ * One listing (and nothing else while there are none, as there are but after a run that died).
+ */
+export async function pendingSubmissions(intake: Store): Promise<Set<string>> {
+  const ids = new Set<string>();
+  for (const intents of (await readIntentRecords(intake)).values())
+    for (const id of intents.keys()) ids.add(id);
+  return ids;
+}
+
+/**
  * Every intent record (`state/log-intents/`, either shape) that names an intent: key -> its intents. One
  * listing (the records are few: only a dead run leaves one), where asking for each upload would cost a
  * request per upload.

@@ -624,6 +624,73 @@ describe('when actions on one target arrive in the reverse order of their making
     ]);
   });
 
+  it('takes every upload of a batch that died after its log into its retry, past the bounds that round had', async () => {
+    const registry = await registryWithOperator();
+    await publishVersions(registry, ['1.0.0']);
+    // The oldest upload waiting is one refused unread (past four times the bundle limit); then an advisory
+    // and its withdrawal, in that upload order.
+    const limit = 64 * 1024;
+    const huge = 'incoming/a-huge.tgz';
+    await registry.intake.put(huge, new Uint8Array(limit * 4 + 1).fill(7), {
+      contentType: 'application/gzip',
+      cacheControl: CACHE_PRIVATE,
+    });
+    const advisory = { id: 'PDX-1', severity: 'high', affected: '<2.0.0', summary: 'leaks' } as const;
+    const added = await submitAt(
+      registry,
+      { action: 'advisory-add', plugin: 'demo-plugin', advisory },
+      publisher,
+      1,
+    );
+    const withdrawn = await submitAt(
+      registry,
+      { action: 'advisory-withdraw', plugin: 'demo-plugin', id: 'PDX-1' },
+      publisher,
+      2,
+    );
+    for (const [at, key] of [huge, added.key, withdrawn.key].entries()) {
+      const object = registry.intake.objects.get(key);
+      if (object)
+        registry.intake.objects.set(key, {
+          ...object,
+          lastModified: new Date(Date.UTC(2026, 0, 1, 0, 0, at)),
+        });
+    }
+    // The publish function's rounds: two uploads each (MAX_BATCH_UPLOADS), its later rounds passing over the
+    // upload its first refused unread.
+    const rounds = {
+      ...registry.context,
+      bundleLimits: { maxCompressedBytes: limit },
+      maxStreamedBytes: limit * 4,
+      maxBatchUploads: 2,
+    };
+    // A later round takes both actions and dies writing the plugin document: both logged, neither shown.
+    const mend = failPutOf(registry.site, pluginDocumentKey('demo-plugin'));
+    await expect(processSubmissions({ ...rounds, passOver: new Set([huge]) })).rejects.toThrow(
+      /injected failure/,
+    );
+    mend();
+
+    // Act: the retry is the next invocation's first round, which meets the upload refused unread again; then
+    // its later round.
+    const retry = await processSubmissions(rounds);
+    const later = await processSubmissions({ ...rounds, passOver: new Set([huge]) });
+
+    // Assess: as a run that did not die, the advisory the log adds shows, withdrawn as the log withdraws it.
+    expect([...retry.outcomes, ...later.outcomes].map((o) => [o.submission, o.status])).toEqual([
+      [huge, 'rejected'],
+      [added.key, 'accepted'],
+      [withdrawn.key, 'accepted'],
+    ]);
+    const doc = await bound(registry);
+    expect(doc.advisories?.map((a) => [a.id, a.withdrawn !== undefined])).toEqual([['PDX-1', true]]);
+    expect((await logOf(registry)).map((e) => e.type)).toEqual([
+      'publish',
+      'advisory-add',
+      'advisory-withdraw',
+    ]);
+  });
+
   it('does not put back an action over a later one its dead run published, when the retry takes it alone', async () => {
     const registry = await registryWithOperator();
     await publishVersions(registry, ['1.0.0']);

@@ -360,4 +360,43 @@ describe('when a publisher floods incoming/ with small uploads', () => {
     expect(plan.taken.map((t) => t.key)).toEqual(['incoming/a.tgz', 'incoming/b.tgz']);
     expect(plan.leftInIncoming).toBe(3);
   });
+
+  it('takes past its bound an upload a run that died logged for, but only as far past it as it took', async () => {
+    // A batch cut by its bounds takes the uploads an intent record names (its retry judges the dead run's
+    // batch whole); a record left for good, and an upload named alike far behind, do not lift the bound.
+    const registry = await makeRegistry();
+    const names = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'];
+    for (const [at, name] of names.entries()) {
+      const key = `incoming/${name}.tgz`;
+      await registry.intake.put(key, new Uint8Array([1]), {
+        contentType: 'application/gzip',
+        cacheControl: 'no-store',
+      });
+      const object = registry.intake.objects.get(key);
+      if (object)
+        registry.intake.objects.set(key, {
+          ...object,
+          lastModified: new Date(Date.UTC(2026, 0, 1, 0, 0, at)),
+        });
+    }
+    const named = (...ids: string[]) =>
+      registry.intake.put(
+        'state/log-intents/batch-0.json',
+        new TextEncoder().encode(
+          JSON.stringify({
+            intents: Object.fromEntries(
+              ids.map((id, seq) => [id, { seq, type: 'yank', digest: 'd'.repeat(64) }]),
+            ),
+          }),
+        ),
+        { contentType: 'application/json', cacheControl: 'no-store' },
+      );
+    const keys = async () =>
+      (await planBatch({ ...registry.context, maxBatchUploads: 2 })).taken.map((t) => t.key);
+
+    await named(`c-${'1'.repeat(12)}`, `d-${'2'.repeat(12)}`);
+    expect(await keys()).toEqual(['incoming/a.tgz', 'incoming/b.tgz', 'incoming/c.tgz', 'incoming/d.tgz']);
+    await named(`h-${'3'.repeat(12)}`);
+    expect(await keys()).toEqual(['incoming/a.tgz', 'incoming/b.tgz']);
+  });
 });
