@@ -952,10 +952,10 @@ export const RESTORE_WRITE_CONCURRENCY = 64;
 
 /**
  * Writes of a restore begun a second at most (`limitRate`): S3 takes about 3,500 PUTs a second per prefix
- * and answers more with 503 SlowDown, which the S3 client (the SDK's standard retry mode, as
- * `createS3Client` leaves it) retries only twice, after a random wait of up to 1 s then 2 s, and from a
- * quota of 100 retries a client; then the S3 store fails it `STORE_IO`, and the rebuild with it, retried by
- * the queue only after its 90-minute visibility timeout. So a restore stays a thousand a second under it (the
+ * and answers more with 503 SlowDown, which the S3 client (`S3_RETRY.batch` in `createS3Client`: the SDK's
+ * standard retry mode, eight attempts) retries up to seven times, after a random wait of up to 1, 2, 4, 8,
+ * 16, then 20 s, and from a quota of 100 throttled retries a client; then the S3 store fails it `STORE_IO`,
+ * and the rebuild with it, retried by the queue only after its 90-minute visibility timeout. So a restore stays a thousand a second under it (the
  * markers and the orders share `state/`) whatever the latency: bounded flight alone gives flight over
  * latency, and a store answering in 10 ms would take 6,400 a second from 64 in flight (3,200 from 32).
  */
