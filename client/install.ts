@@ -533,15 +533,17 @@ export async function planInstall(
 
 /**
  * Refuses a version whose folder would be the folder of another version of the plugin in `tree`, their
- * names differing only in letter case: `1.0.0-RC.1` and `1.0.0-rc.1` are two SemVer versions (no registry
- * publishes both, but two sources may each hold one), and on a filesystem that ignores case (macOS's and
- * Windows' defaults) one folder, each placement writing over the other's files, and an update from one to the
- * other removing, with the version it replaced, the one it had just placed. Another version is one
+ * names differing only in build metadata or in letter case: `1.0.0+a` and `1.0.0+b` are one folder on every
+ * system (versionFolder leaves build metadata out, as SemVer's precedence does), and `1.0.0-RC.1` and
+ * `1.0.0-rc.1`, two SemVer versions (no registry publishes both, but two sources may each hold one), one
+ * folder on a filesystem that ignores case (macOS's and Windows' defaults); each placement writing over the
+ * other's files, and an update from one to the other removing, with the version it replaced, the one it had
+ * just placed. Another version is one
  * installed.json records, or a folder in the plugin's folder it does not (`InstallTree.foldedAs`: left by
  * an older client, an install cut short between its folder and its record, or a copy), which installed.json
  * alone never showed. A tree an older client filled with both, recorded, is refused too, the version asked
- * for being one of them: neither is picked, as where case is ignored their one folder holds the files of
- * whichever was placed last. Refused on every system, as an install folder is a checkout's too. Plugin
+ * for being one of them: neither is picked, as their one folder holds the files of whichever was placed
+ * last. Refused on every system, as an install folder is a checkout's too. Plugin
  * names need no such check: they are lower case by rule wherever one is read (layout.ts).
  * @throws ClientError VERSION_FOLDER_CLASH naming both versions (or the folder), their folders and how to go on.
  */
@@ -557,14 +559,20 @@ async function checkVersionFolder(
   const ignored = 'where case is ignored (macOS and Windows by default) they are one folder';
   const both = plugin !== undefined && own(plugin.versions, version) !== undefined;
   for (const other of Object.keys(plugin?.versions ?? {})) {
+    if (other === version || versionIdentity(other) !== versionIdentity(version)) continue;
     const otherFolder = versionFolder(other);
-    if (otherFolder === folder || versionIdentity(other) !== versionIdentity(version)) continue;
     const remove = `\`plugindex remove ${name}@${other} --dir ${tree.dir}\``;
+    // Build metadata is no part of a folder's name (layout.ts versionFolder): `1.0.0+a` and `1.0.0+b` are
+    // one folder on every system, not only where case is ignored.
+    const oneFolder =
+      otherFolder === folder
+        ? 'their names differ only in build metadata, which a version folder leaves out: they are one folder on every system'
+        : `their names differ only in letter case, and ${ignored}`;
     throw new ClientError(
       'VERSION_FOLDER_CLASH',
       both
-        ? `${name}@${version} and ${name}@${other} are both installed in ${tree.dir}, in ${where} and ${tree.path(`${name}/${otherFolder}`)} (placed by an older client): their names differ only in letter case, and ${ignored}, holding the files of whichever was placed last, so neither is taken as installed; remove ${name}@${other} (${remove}), then install again`
-        : `${name}@${version} would be placed in ${where}, and ${name}@${other} is installed in ${tree.path(`${name}/${otherFolder}`)}: their names differ only in letter case, and ${ignored}, each writing over the other's files; remove ${name}@${other} first (${remove}), then install again`,
+        ? `${name}@${version} and ${name}@${other} are both installed in ${tree.dir}, in ${where} and ${tree.path(`${name}/${otherFolder}`)} (placed by an older client): ${oneFolder}, holding the files of whichever was placed last, so neither is taken as installed; remove ${name}@${other} (${remove}), then install again`
+        : `${name}@${version} would be placed in ${where}, and ${name}@${other} is installed in ${tree.path(`${name}/${otherFolder}`)}: ${oneFolder}, each writing over the other's files; remove ${name}@${other} first (${remove}), then install again`,
     );
   }
   const [found] = await seen.foldedAs(tree, name, folder);

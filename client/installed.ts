@@ -225,10 +225,11 @@ export function withInstalledVersion(
 
 /**
  * Drops one version (or every version), keeping the highest left as current. Returns what was removed.
- * A version left whose folder differs from a removed one's only in letter case (`1.0.0-rc.1` beside
- * `1.0.0-RC.1`, both placed by an older client; an install refuses the pair, VERSION_FOLDER_CLASH) is
- * recorded with a `problem`: where case is ignored (macOS and Windows by default) the two had one folder,
- * and its removal took the files of both. A host does not run it, and the next install places it again
+ * A version left whose folder is a removed one's (`1.0.0+b` beside `1.0.0+a`: build metadata is no part of
+ * a folder's name) or differs from it only in letter case (`1.0.0-rc.1` beside `1.0.0-RC.1`), both placed by
+ * an older client (an install refuses the pair, VERSION_FOLDER_CLASH), is recorded with a `problem`: the two
+ * had one folder (the latter where case is ignored, macOS and Windows by default), and its removal took the
+ * files of both. A host does not run it, and the next install places it again
  * (a record with a problem is never taken as installed), or `plugindex verify` clears it where its files
  * are whole (a filesystem that tells case apart kept its folder).
  * @throws ClientError NOT_INSTALLED naming what is installed.
@@ -249,9 +250,13 @@ export function withoutInstalled(
   const left: Record<string, InstalledVersion> = {};
   for (const [v, record] of Object.entries(plugin.versions)) {
     if (removed.includes(v)) continue;
-    const shared = removed.find(
-      (r) => versionIdentity(r) === versionIdentity(v) && versionFolder(r) !== versionFolder(v),
-    );
+    const shared = removed.find((r) => versionIdentity(r) === versionIdentity(v));
+    // Versions differing only in build metadata had one folder on every system (versionFolder leaves it
+    // out); only in letter case, one where case is ignored.
+    const how =
+      shared === undefined || versionFolder(shared) !== versionFolder(v)
+        ? `${name}@${v}'s folder differs from ${name}@${shared}'s only in letter case: where case is ignored (macOS and Windows by default) they were one folder`
+        : `${name}@${v} differs from ${name}@${shared} only in build metadata, which a version folder leaves out: they were one folder`;
     left[v] =
       shared === undefined
         ? record
@@ -259,7 +264,7 @@ export function withoutInstalled(
             ...record,
             problem: {
               code: 'VERSION_FOLDER_CLASH',
-              message: `${name}@${v}'s folder differs from ${name}@${shared}'s only in letter case: where case is ignored (macOS and Windows by default) they were one folder, removed with ${name}@${shared}; \`plugindex install\` places it again`,
+              message: `${how}, removed with ${name}@${shared}; \`plugindex install\` places it again`,
             },
           };
   }

@@ -106,6 +106,22 @@ describe('when versions are installed and removed', () => {
     expect(parseInstalled(serializeInstalled(left), FILE)).toEqual(left);
   });
 
+  it('marks a version left that differed only in build metadata from a removed one (one folder everywhere)', () => {
+    let installed = withDemo(EMPTY_INSTALLED, '1.0.0+a', 'linux-amd64');
+    installed = withDemo(installed, '1.0.0+b', 'linux-amd64');
+    installed = withDemo(installed, '1.0.1+a', 'linux-amd64');
+
+    const { installed: left } = withoutInstalled(installed, 'demo', '1.0.0+a');
+
+    expect(left.plugins.demo?.versions['1.0.0+b']?.problem).toEqual({
+      code: 'VERSION_FOLDER_CLASH',
+      message: expect.stringContaining(
+        'demo@1.0.0+b differs from demo@1.0.0+a only in build metadata, which a version folder leaves out: they were one folder, removed with demo@1.0.0+a',
+      ),
+    });
+    expect(left.plugins.demo?.versions['1.0.1+a']).toBe(installed.plugins.demo?.versions['1.0.1+a']);
+  });
+
   it('drops the platforms a set no longer lists from a version, naming them and their files, and keeps the rest', () => {
     let installed = withDemo(EMPTY_INSTALLED, '1.0.0', 'linux-amd64');
     installed = withDemo(installed, '1.0.0', 'darwin-arm64');

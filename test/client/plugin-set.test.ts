@@ -36,7 +36,7 @@ import { createHttpFetcher } from '../../client/fetcher.ts';
 import { parseLockfile } from '../../client/lockfile.ts';
 import { fixedClock } from '../../index-builder/clock.ts';
 import { TrustError } from '../../index-builder/errors.ts';
-import { SIGNED_SNAPSHOT_KEY } from '../../index-builder/layout.ts';
+import { SIGNED_SNAPSHOT_KEY, versionFolder } from '../../index-builder/layout.ts';
 import { processSubmissions } from '../../index-builder/pipeline/index.ts';
 import { createSigner } from '../../index-builder/signing.ts';
 import type { StoredObject } from '../../index-builder/store.ts';
@@ -92,7 +92,8 @@ async function writeFolderVersion(
   body: Uint8Array,
   overrides: Record<string, unknown> = {},
 ): Promise<void> {
-  const at = join(dir, name, version);
+  // A source's tree, as the registry's, leaves build metadata out of a version's folder.
+  const at = join(dir, name, versionFolder(version));
   await mkdir(join(at, 'bin'), { recursive: true });
   const manifest = validManifest({
     name,
@@ -784,6 +785,78 @@ policy:
     const done = await using(p, (c) => c.installSet(p.file, HOME));
     expect(done.items.map((i) => [i.name, i.version])).toEqual([['case-tool', '1.0.0-rc.1']]);
     expect(await readdir(join(p.dir, 'plugins', 'case-tool'))).toEqual(['1.0.0-rc.1']);
+  });
+});
+
+describe('when two versions of a plugin differ only in build metadata (one folder on every system)', () => {
+  it('refuses to place one over the other (VERSION_FOLDER_CLASH), and removing one of a pair both recorded marks the other', async () => {
+    // Prepare: 1.0.0+a from one folder, 1.0.0+b from another; a set pins one, then the other, into one
+    // install folder, where both are `build-tool/1.0.0`.
+    const first = join(root, 'build-a');
+    const second = join(root, 'build-b');
+    await writeFolderVersion(first, 'build-tool', '1.0.0+a', tool('build-tool', 'a'));
+    await writeFolderVersion(second, 'build-tool', '1.0.0+b', tool('build-tool', 'b'));
+    const set = (provider: string, version: string) => `plugins:
+  install_location: ./plugins
+  providers:
+    - { type: file, name: a, path: ${first}, key: ./publisher.asc }
+    - { type: file, name: b, path: ${second}, key: ./publisher.asc }
+  plugins:
+    - { provider: ${provider}, name: build-tool, version: "${version}" }
+`;
+    const p = await project(set('a', '1.0.0+a'));
+    const plugins = join(p.dir, 'plugins');
+    const binary = join(plugins, 'build-tool', '1.0.0', 'linux-amd64', 'build-tool');
+    await using(p, (c) => c.installSet(p.file, HOME));
+    const placedA = await readFile(binary);
+    await writeFile(p.file, set('b', '1.0.0+b'));
+
+    // Act and assert: install and diff refuse 1.0.0+b, naming both; 1.0.0+a's files and record stay.
+    for (const run of [
+      () => using(p, (c) => c.installSet(p.file, HOME)),
+      () => using(p, (c) => c.diffSet(p.file, HOME)),
+    ])
+      await expectRefused(
+        run(),
+        ClientError,
+        'VERSION_FOLDER_CLASH',
+        `build-tool@1.0.0+b would be placed in ${join(plugins, 'build-tool', '1.0.0')}, and build-tool@1.0.0+a is installed in ${join(plugins, 'build-tool', '1.0.0')}: their names differ only in build metadata`,
+      );
+    expect(await readFile(binary)).toEqual(placedA);
+    const kept = await using(p, (c) => c.installed({ dir: plugins }));
+    expect(Object.keys(kept.plugins['build-tool']?.versions ?? {})).toEqual(['1.0.0+a']);
+
+    // A tree holding both recorded (as a client before this check left it): removing one takes the folder
+    // they share, and the other is marked, not left to a host as whole.
+    const installedJson = join(plugins, 'installed.json');
+    const both = JSON.parse(await readFile(installedJson, 'utf8'));
+    const record = both.plugins['build-tool'].versions['1.0.0+a'];
+    both.plugins['build-tool'].versions['1.0.0+b'] = record;
+    await writeFile(installedJson, JSON.stringify(both));
+    await expectRefused(
+      using(p, (c) => c.installSet(p.file, HOME)),
+      ClientError,
+      'VERSION_FOLDER_CLASH',
+      `build-tool@1.0.0+b and build-tool@1.0.0+a are both installed in ${plugins}`,
+    );
+    await using(p, (c) => c.remove('build-tool@1.0.0+a', { dir: plugins }));
+    const after = await using(p, (c) => c.installed({ dir: plugins }));
+    expect(after.plugins['build-tool']?.versions['1.0.0+b']?.problem).toMatchObject({
+      code: 'VERSION_FOLDER_CLASH',
+      message: expect.stringContaining(
+        'build-tool@1.0.0+b differs from build-tool@1.0.0+a only in build metadata',
+      ),
+    });
+
+    // The other placed again by the next install, its own files in the folder.
+    const done = await using(p, (c) => c.installSet(p.file, HOME));
+    expect(done.items.map((i) => [i.name, i.version, i.unchanged])).toEqual([
+      ['build-tool', '1.0.0+b', false],
+    ]);
+    const placed = await using(p, (c) => c.installed({ dir: plugins }));
+    expect(Object.keys(placed.plugins['build-tool']?.versions ?? {})).toEqual(['1.0.0+b']);
+    expect(placed.plugins['build-tool']?.versions['1.0.0+b']?.problem).toBeUndefined();
+    expect(await readFile(binary)).toEqual(Buffer.from(tool('build-tool', 'b')));
   });
 });
 
