@@ -823,6 +823,79 @@ describe('when actions on one target arrive in the reverse order of their making
       if (withUnyank) expect(version(await bound(registry), '1.0.0')?.yanked).toBeFalsy();
     },
   );
+
+  /**
+   * Makes the put of `key` in `store` fail as a run that dies there: before its bytes land (`lands: false`),
+   * or once they have, its answer lost. Returns what mends it.
+   */
+  const failWriteOf = (store: TestRegistry['site'], key: string, lands: boolean): (() => void) => {
+    const put = store.put.bind(store);
+    store.put = async (k, body, options) => {
+      if (k !== key) return put(k, body, options);
+      if (lands) await put(k, body, options);
+      throw new StoreError('STORE_IO', k, 'injected failure');
+    };
+    return () => {
+      store.put = put;
+    };
+  };
+
+  it.each([
+    ['the log segment, before it lands', 'site', false],
+    ['the log segment, once it has landed', 'site', true],
+    ['the head record, after the segment', 'intake', false],
+  ] as const)(
+    'keeps every published entry when a batch dies at %s, logs the yank the retry takes, and then the unyank left for a later batch, once',
+    async (_, where, lands) => {
+      // Prepare: 1.0.0 yanked by an earlier batch; a second owner yanks it again at 12:00 (changes nothing,
+      // logged) and unyanks it at 12:02, in one batch that dies writing its log: its entries are in no head
+      // the registry recorded or signed, so no client has seen them.
+      const registry = await registryWithOperator();
+      await publishVersions(registry, ['1.0.0']);
+      const added = await submitAt(registry, on.ownersAdd(heir.publicKey), publisher, 0);
+      expect(verdicts(await run(registry, added.key))).toEqual([['accepted']]);
+      expect((await act(registry, on.yank('1.0.0'), publisher)).status).toBe('accepted');
+      const published = await logOf(registry);
+      const signedHead = (await trustedSnapshot(registry.site, registry.registryKey.publicKey)).log;
+      const intakeText = (key: string) => new TextDecoder().decode(registry.intake.objects.get(key)?.body);
+      const recordedHead = intakeText(LOG_STATE_KEY);
+      const yank = await submitAt(registry, on.yank('1.0.0'), heir, 0);
+      const unyank = await submitAt(registry, on.unyank('1.0.0'), heir, 120);
+      const mend =
+        where === 'site'
+          ? failWriteOf(registry.site, logSegmentKey(0), lands)
+          : failWriteOf(registry.intake, LOG_STATE_KEY, false);
+      await expect(run(registry, yank.key, unyank.key)).rejects.toThrow(/injected failure/);
+      mend();
+      expect((await trustedSnapshot(registry.site, registry.registryKey.publicKey)).log).toEqual(signedHead);
+      expect(intakeText(LOG_STATE_KEY)).toBe(recordedHead);
+
+      // Act: the retry takes the yank's upload alone; the unyank's waits for a later batch.
+      const retried = await run(registry, yank.key);
+      const log = await logOf(registry);
+
+      // Assess: every entry published before is there as it was (a client that saw the old head reads an
+      // extension of it, not a fork); the yank is logged once, as the retry judged it; the dead run's
+      // unyank entry, which nothing published, is gone, and no intent record names its upload.
+      expect(verdicts(retried)).toEqual([['rejected', 'ACTION_NO_EFFECT']]);
+      expect(log.slice(0, published.length)).toEqual(published);
+      expect(log.slice(published.length).map((e) => [e.type, e.digest, e.detail])).toEqual([
+        ['yank', yank.digest, { effect: 'none' }],
+      ]);
+      const intents = [...registry.intake.objects.keys()].filter((k) => k.startsWith('state/log-intents/'));
+      expect(intents.map(intakeText)).toEqual([]);
+      expect(version(await bound(registry), '1.0.0')?.yanked).toBe(true);
+
+      // The unyank's upload, taken by a later batch: accepted (not a replay of the dead run's), logged once.
+      const later = await run(registry, unyank.key);
+      expect(verdicts(later)).toEqual([['accepted']]);
+      const after = await logOf(registry);
+      expect(after.slice(0, log.length)).toEqual(log);
+      expect(after.slice(log.length).map((e) => [e.type, e.digest])).toEqual([['unyank', unyank.digest]]);
+      expect(version(await bound(registry), '1.0.0')?.yanked).toBeFalsy();
+      expect(verdicts(await run(registry, unyank.key))).toEqual([]);
+    },
+  );
 });
 
 describe('when the operator removes a version', () => {
