@@ -19,7 +19,7 @@ import {
   symlink,
   writeFile,
 } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -52,7 +52,7 @@ import {
 import { type OciRegistry, pushBlob, REGISTRY_USER, startOciRegistry } from '../support/oci-registry.ts';
 import { type LocalS3, startLocalS3 } from '../support/s3.ts';
 import { type StaticServer, startStaticServer } from '../support/static-server.ts';
-import { makeTestCa } from '../support/tls.ts';
+import { makeTestCa, type TestCa } from '../support/tls.ts';
 
 const NOW = new Date('2026-11-02T00:00:00Z');
 const LINUX = { os: 'linux', arch: 'amd64' } as const;
@@ -488,6 +488,30 @@ ${fields}
   });
 });
 
+/**
+ * A host keeping the headers of every request it is sent, answering each 404: where a set would send a
+ * secret. Over TLS with `tls` (a certificate from a test CA).
+ */
+async function startHeaderKeeper(
+  tls?: TestCa['tls'],
+): Promise<{ readonly url: string; readonly seen: string[]; close(): Promise<void> }> {
+  const seen: string[] = [];
+  const keep = (request: IncomingMessage, response: ServerResponse) => {
+    seen.push(JSON.stringify(request.headers));
+    response.writeHead(404).end();
+  };
+  const host = tls ? createHttpsServer(tls, keep) : createServer(keep);
+  await new Promise<void>((resolve) => host.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `${tls ? 'https' : 'http'}://127.0.0.1:${(host.address() as AddressInfo).port}`,
+    seen,
+    close: async () => {
+      host.closeAllConnections();
+      await new Promise<void>((resolve) => host.close(() => resolve()));
+    },
+  };
+}
+
 describe('when a set\u2019s auth would send a secret where the configuration does not', () => {
   const TOKEN = 'the-teams-token';
   const set = (url: string, reference: string) => `plugins:
@@ -503,13 +527,8 @@ describe('when a set\u2019s auth would send a secret where the configuration doe
 
   it('refuses it (CREDENTIALS_NOT_TRUSTED) before any request, and the secret goes nowhere', async () => {
     // Prepare: a host of the set's choosing, keeping every header it is sent; the secret in the environment.
-    const seen: string[] = [];
-    const host = createServer((request, response) => {
-      seen.push(JSON.stringify(request.headers));
-      response.writeHead(404).end();
-    });
-    await new Promise<void>((resolve) => host.listen(0, '127.0.0.1', resolve));
-    const url = `http://127.0.0.1:${(host.address() as AddressInfo).port}`;
+    const host = await startHeaderKeeper();
+    const { url, seen } = host;
     try {
       for (const text of [
         set(url, `\${TEAM_TOKEN}`),
@@ -541,8 +560,7 @@ describe('when a set\u2019s auth would send a secret where the configuration doe
       }
       expect(seen.filter((headers) => headers.includes(TOKEN))).toEqual([]);
     } finally {
-      host.closeAllConnections();
-      await new Promise<void>((resolve) => host.close(() => resolve()));
+      await host.close();
     }
   });
 
@@ -604,13 +622,8 @@ describe('when a set\u2019s auth is honoured and the set names its own CA for th
     // Prepare: whoever can intercept the connection to the configured registry's origin, with a certificate
     // for it from a CA of their own; the set (as a pull request edits it) trusting that CA there.
     const interceptor = makeTestCa('interceptor');
-    const seen: string[] = [];
-    const host = createHttpsServer(interceptor.tls, (request, response) => {
-      seen.push(JSON.stringify(request.headers));
-      response.writeHead(404).end();
-    });
-    await new Promise<void>((resolve) => host.listen(0, '127.0.0.1', resolve));
-    const url = `https://127.0.0.1:${(host.address() as AddressInfo).port}`;
+    const host = await startHeaderKeeper(interceptor.tls);
+    const { url, seen } = host;
     try {
       const p = await project(set.replace('URL', url), { TEAM_TOKEN: TOKEN });
       await writeFile(join(p.dir, 'ca.pem'), interceptor.caPem);
@@ -630,21 +643,15 @@ describe('when a set\u2019s auth is honoured and the set names its own CA for th
       await expect(install).rejects.toSatisfy((error: ClientError) => error.refusal);
       expect(seen.filter((headers) => headers.includes(TOKEN))).toEqual([]);
     } finally {
-      host.closeAllConnections();
-      await new Promise<void>((resolve) => host.close(() => resolve()));
+      await host.close();
       interceptor.remove();
     }
   });
 
   it('takes the CA the configured registry trusts there, a copy in the checkout with other line endings', async () => {
     const ca = makeTestCa('team');
-    const seen: string[] = [];
-    const host = createHttpsServer(ca.tls, (request, response) => {
-      seen.push(JSON.stringify(request.headers));
-      response.writeHead(404).end();
-    });
-    await new Promise<void>((resolve) => host.listen(0, '127.0.0.1', resolve));
-    const url = `https://127.0.0.1:${(host.address() as AddressInfo).port}`;
+    const host = await startHeaderKeeper(ca.tls);
+    const { url, seen } = host;
     try {
       const p = await project(set.replace('URL', url), { TEAM_TOKEN: TOKEN });
       await writeFile(join(p.dir, 'ca.pem'), ca.caPem.replace(/\n/g, '\r\n'));
@@ -656,8 +663,7 @@ describe('when a set\u2019s auth is honoured and the set names its own CA for th
       });
       expect(seen.some((headers) => headers.includes(`Bearer ${TOKEN}`))).toBe(true);
     } finally {
-      host.closeAllConnections();
-      await new Promise<void>((resolve) => host.close(() => resolve()));
+      await host.close();
       ca.remove();
     }
   });

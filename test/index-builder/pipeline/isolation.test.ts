@@ -46,6 +46,9 @@ function pluginDoc(registry: TestRegistry, name: string): PluginDocument {
 const statusOf = (outcomes: readonly SubmissionOutcome[]) =>
   outcomes.map((o) => [o.plugin, o.version, o.status, ...o.problems.map((p) => p.code)]);
 
+const codesOf = (outcomes: readonly SubmissionOutcome[]) =>
+  outcomes.map((o) => [o.status, ...o.problems.map((p) => p.code)]);
+
 /** Makes the site store fail every write of a key containing `marker`, with `error`. */
 function poison(registry: TestRegistry, marker: string, error: () => Error): void {
   const put = registry.site.put.bind(registry.site);
@@ -814,16 +817,26 @@ describe('when the published manifest comes again with other artifact bytes', ()
   });
 });
 
+/**
+ * A registry that published demo-plugin@2.0.0, whose document then became one that cannot be rendered (as
+ * the registry's own, so a batch acting on the plugin refuses its first item), with the document it
+ * published to plant back.
+ */
+async function publishedThenUnrenderable() {
+  const publisher = await testKey('publisher');
+  const registry = await makeRegistry();
+  await registry.submit(await makeBundle({ manifest: validManifest({ version: '2.0.0' }) }));
+  await processSubmissions(registry.context);
+  const published = pluginDoc(registry, 'demo-plugin');
+  plant(registry, { ...published, description: 'broken \ud800 text' });
+  return { publisher, registry, published };
+}
+
 describe("when an action is judged to change nothing after one the batch then refuses (its plugin's documents do not render)", () => {
   it('logs and orders neither, and refuses it with an outcome of its own: submit it again', async () => {
     // Prepare: demo-plugin@2.0.0 published, then its document one that cannot be rendered (as the
     // registry's own); an owner's yank of 2.0.0, and a later one of the same version, in one batch.
-    const publisher = await testKey('publisher');
-    const registry = await makeRegistry();
-    await registry.submit(await makeBundle({ manifest: validManifest({ version: '2.0.0' }) }));
-    await processSubmissions(registry.context);
-    const published = pluginDoc(registry, 'demo-plugin');
-    plant(registry, { ...published, description: 'broken \ud800 text' });
+    const { publisher, registry, published } = await publishedThenUnrenderable();
     const yank = { action: 'yank', plugin: 'demo-plugin', version: '2.0.0' } as const;
     const first = await submitAction(registry.intake, { ...yank, reason: 'first' }, publisher, {
       now: new Date('2026-10-31T12:00:00Z'),
@@ -844,7 +857,7 @@ describe("when an action is judged to change nothing after one the batch then re
     expect(await vouchedLog(registry.site, registry.registryKey.publicKey)).toEqual(logBefore);
     expect(registry.intake.objects.has(actionOrderKey('demo-plugin'))).toBe(false);
     expect(keysUnder(registry, 'log/actions/')).toEqual([]);
-    expect(result.outcomes.map((o) => [o.status, ...o.problems.map((p) => p.code)])).toEqual([
+    expect(codesOf(result.outcomes)).toEqual([
       ['rejected', 'SUBMISSION_WRITE_FAILED'],
       ['rejected', 'ACTION_DEPENDS_ON_REFUSED'],
     ]);
@@ -859,7 +872,7 @@ describe("when an action is judged to change nothing after one the batch then re
     plant(registry, published);
     await upload(registry.intake, second.bytes, 'yank');
     const again = await processSubmissions(registry.context);
-    expect(again.outcomes.map((o) => [o.status, ...o.problems.map((p) => p.code)])).toEqual([['accepted']]);
+    expect(codesOf(again.outcomes)).toEqual([['accepted']]);
     expect(pluginDoc(registry, 'demo-plugin').versions[0]).toMatchObject({
       yanked: true,
       yanked_reason: 'second',
@@ -871,12 +884,7 @@ describe("when an action is refused as superseded by one the batch then refuses 
   it('refuses it with an outcome of its own (ACTION_DEPENDS_ON_REFUSED): the newer one never stood', async () => {
     // Prepare: demo-plugin@2.0.0 published, then its document one that cannot be rendered (as the
     // registry's own); an owner's yank of 2.0.0, then one made before it, in one batch.
-    const publisher = await testKey('publisher');
-    const registry = await makeRegistry();
-    await registry.submit(await makeBundle({ manifest: validManifest({ version: '2.0.0' }) }));
-    await processSubmissions(registry.context);
-    const published = pluginDoc(registry, 'demo-plugin');
-    plant(registry, { ...published, description: 'broken \ud800 text' });
+    const { publisher, registry, published } = await publishedThenUnrenderable();
     const yank = { action: 'yank', plugin: 'demo-plugin', version: '2.0.0' } as const;
     const newer = await submitAction(registry.intake, { ...yank, reason: 'newer' }, publisher, {
       now: new Date('2026-10-31T12:30:00Z'),
@@ -890,7 +898,7 @@ describe("when an action is refused as superseded by one the batch then refuses 
 
     // Assess: the newer refused (its plugin does not render); the older was refused by its record alone,
     // which nothing records now: told ACTION_SUPERSEDED, its submitter read of a newer yank that "stands".
-    expect(result.outcomes.map((o) => [o.status, ...o.problems.map((p) => p.code)])).toEqual([
+    expect(codesOf(result.outcomes)).toEqual([
       ['rejected', 'SUBMISSION_WRITE_FAILED'],
       ['rejected', 'ACTION_DEPENDS_ON_REFUSED'],
     ]);
@@ -900,7 +908,7 @@ describe("when an action is refused as superseded by one the batch then refuses 
     plant(registry, published);
     await upload(registry.intake, older.bytes, 'yank');
     const again = await processSubmissions(registry.context);
-    expect(again.outcomes.map((o) => [o.status, ...o.problems.map((p) => p.code)])).toEqual([['accepted']]);
+    expect(codesOf(again.outcomes)).toEqual([['accepted']]);
     expect(pluginDoc(registry, 'demo-plugin').versions[0]).toMatchObject({
       yanked: true,
       yanked_reason: 'older',
@@ -932,7 +940,7 @@ describe("when an action is refused as superseded by one the batch then refuses 
     const result = await processSubmissions(registry.context, [newer.key, older.key]);
 
     // Assess: the applied yank, made after the older one, stands whatever became of the newer.
-    expect(result.outcomes.map((o) => [o.status, ...o.problems.map((p) => p.code)])).toEqual([
+    expect(codesOf(result.outcomes)).toEqual([
       ['rejected', 'SUBMISSION_WRITE_FAILED'],
       ['rejected', 'ACTION_SUPERSEDED'],
     ]);

@@ -124,17 +124,22 @@ function logEntries(registry: TestRegistry) {
   return { head, entries: segment ? parseSegment(segment.body, 0).slice(0, head.length) : [] };
 }
 
-describe('when a registry rotates its key', () => {
-  let oldKeyring: GpgKeyring;
-  let newKeyring: GpgKeyring;
+/** GnuPG keyrings of the old registry key and the new, for the tests of the describe that calls it. */
+function keyringsOfBothKeys(): { readonly old: GpgKeyring; readonly new: GpgKeyring } {
+  const keyrings = {} as { old: GpgKeyring; new: GpgKeyring };
   beforeAll(async () => {
-    oldKeyring = gpgKeyring((await testKey('registry')).publicKey);
-    newKeyring = gpgKeyring((await testKey('registry-2')).publicKey);
+    keyrings.old = gpgKeyring((await testKey('registry')).publicKey);
+    keyrings.new = gpgKeyring((await testKey('registry-2')).publicKey);
   });
   afterAll(() => {
-    oldKeyring.close();
-    newKeyring.close();
+    keyrings.old.close();
+    keyrings.new.close();
   });
+  return keyrings;
+}
+
+describe('when a registry rotates its key', () => {
+  const keyrings = keyringsOfBothKeys();
 
   it('publishes the rotation, logs it, and signs everything again with the new key only', async () => {
     const registry = await publishedRegistry();
@@ -177,15 +182,15 @@ describe('when a registry rotates its key', () => {
     const files = signedFiles(site);
     expect(files).toHaveLength(5);
     for (const file of files) {
-      expect(newKeyring.verify(file.body, file.signature), file.key).toContain(
+      expect(keyrings.new.verify(file.body, file.signature), file.key).toContain(
         `VALIDSIG ${newSigner.fingerprints.at(0)}`,
       );
-      expect(oldKeyring.status(file.body, file.signature), file.key).not.toMatch(/GOODSIG|VALIDSIG/);
+      expect(keyrings.old.status(file.body, file.signature), file.key).not.toMatch(/GOODSIG|VALIDSIG/);
     }
     for (const key of ['snapshot.json', 'index.json', 'search.json', 'snapshot/bins/00.json']) {
       if (!site.objects.has(key)) continue;
       expect(
-        newKeyring.verify(site.objects.get(key)?.body as Uint8Array, text(site, `${key}.asc`)),
+        keyrings.new.verify(site.objects.get(key)?.body as Uint8Array, text(site, `${key}.asc`)),
       ).toContain('VALIDSIG');
     }
     // The signature an install reads from the plugin document is the one gpg users fetch.
@@ -725,16 +730,7 @@ describe('when a rotation died part way and a batch after it died before recordi
 });
 
 describe('when a registry rotates its key because the old key was stolen (--compromised)', () => {
-  let oldKeyring: GpgKeyring;
-  let newKeyring: GpgKeyring;
-  beforeAll(async () => {
-    oldKeyring = gpgKeyring((await testKey('registry')).publicKey);
-    newKeyring = gpgKeyring((await testKey('registry-2')).publicKey);
-  });
-  afterAll(() => {
-    oldKeyring.close();
-    newKeyring.close();
-  });
+  const keyrings = keyringsOfBothKeys();
 
   it('publishes the mark inside the rotation both keys sign (GnuPG accepts both), logs it and reports it', async () => {
     // Prepare
@@ -758,10 +754,10 @@ describe('when a registry rotates its key because the old key was stolen (--comp
     const read = readSignedRotation(published);
     expect(read.rotation.compromised).toBe(true);
     expect(JSON.parse(new TextDecoder().decode(read.text))).toMatchObject({ compromised: true });
-    expect(oldKeyring.verify(read.text, read.signatures[0])).toContain(
+    expect(keyrings.old.verify(read.text, read.signatures[0])).toContain(
       `VALIDSIG ${registry.signer.fingerprints.at(0)}`,
     );
-    expect(newKeyring.verify(read.text, read.signatures[1])).toContain(
+    expect(keyrings.new.verify(read.text, read.signatures[1])).toContain(
       `VALIDSIG ${newSigner.fingerprints.at(0)}`,
     );
     expect(logEntries(registry).entries.at(-1)?.entry).toMatchObject({
