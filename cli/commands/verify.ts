@@ -56,7 +56,8 @@ async function verifyInstalled(parsed: Parsed): Promise<number> {
       if (findings.length === 0) out('nothing is installed');
     }
     // A trust check that failed is exit 3; a set's policy refusing what verifies, or a version in its folders
-    // the set does not name (which `diff -c` names as a removal, exit 1), is a rejection, exit 1.
+    // the set does not name (which `diff -c` names as a removal only when this set placed it), is a
+    // rejection, exit 1.
     if (failed.some((f) => !REJECTIONS.has(f.code))) return 3;
     return failed.length === 0 ? 0 : 1;
   });

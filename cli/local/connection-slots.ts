@@ -184,7 +184,8 @@ export class ConnectionSlots {
 
   /**
    * Judges a connection just accepted: it takes a slot (an idle or a stalled connection closed to make room,
-   * if need be) and true is returned, or it is closed and false is returned.
+   * if need be, else the slowest reader of the address holding the most) and true is returned, or it is
+   * closed and false is returned.
    */
   admit(socket: Socket): boolean {
     const remote = socket.remoteAddress;
