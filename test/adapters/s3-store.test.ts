@@ -724,8 +724,9 @@ describe('when S3 throttles requests (503 SlowDown)', () => {
   });
 
   it("gives up on a throttled read within the SDK's three attempts for the search function", async () => {
-    // Its answer is awaited by a person within its 10-second timeout; retried for a minute, a throttled read
-    // ran into the timeout (a bare 502) while every caller kept asking S3 again.
+    // A guard: the SDK's default, which the search function keeps while every batch's client makes eight
+    // attempts. Its answer is awaited by a person within its 10-second timeout; retried for a minute, a
+    // throttled read ran into the timeout (a bare 502) while every caller kept asking S3 again.
     const throttle = new Map<string, number>([['GET store-test/throttled/search.json', 3]]);
     const t = await throttledClient('interactive', throttle);
     try {

@@ -130,6 +130,8 @@ describe('when a registry serves its documents compressed', () => {
   });
 
   it('refuses a variant and a document that both hold other bytes than the snapshot binds', async () => {
+    // A guard: refused so before a variant was asked for again as identity, and the second answer is checked
+    // as the first was.
     const key = encodedVariantKey(SEARCH_KEY, 'br');
     const original = registry.site.objects.get(key) as StoredObject;
     const originalDocument = registry.site.objects.get(SEARCH_KEY) as StoredObject;

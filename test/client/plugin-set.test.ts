@@ -649,6 +649,8 @@ describe('when a set\u2019s auth is honoured and the set names its own CA for th
   });
 
   it('takes the CA the configured registry trusts there, a copy in the checkout with other line endings', async () => {
+    // A guard: every set's ca_file was taken before CA_NOT_TRUSTED; this holds the refusal to a CA other
+    // than the configuration's.
     const ca = makeTestCa('team');
     const host = await startHeaderKeeper(ca.tls);
     const { url, seen } = host;

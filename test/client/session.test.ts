@@ -296,7 +296,9 @@ describe('when reads side by side meet a snapshot the edge kept from before a pu
     // Assess
     expect(search.plugins.map((p) => p.latest_version)).toEqual(['1.0.6']);
     expect(document?.versions.map((v) => v.version)).toContain('1.0.6');
-    expect(listed).toBeDefined();
+    expect(new TextDecoder().decode(listed)).toBe(
+      new TextDecoder().decode(registry.site.objects.get(SEARCH_KEY)?.body),
+    );
     expect(pastCaches()).toEqual([`/${SIGNED_SNAPSHOT_KEY}?v=fresh`]);
     expect(records.map((r) => r.highestGeneration)).toEqual([before.generation, servedSnapshot().generation]);
   });

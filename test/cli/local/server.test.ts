@@ -1082,6 +1082,8 @@ describe('when clients hold many connections', () => {
   });
 
   it('closes a new connection from an address holding one fewer than the most, while every slot answers a client that reads', async () => {
+    // A guard: before the slowest reader gave its place, every such connection was closed, this one too. It
+    // holds the swap to an address holding at least two fewer, so no swap undoes another.
     const server = await serveWith({ maxConnections: CAP, maxConnectionsPerAddress: 2 });
     try {
       const answering = [

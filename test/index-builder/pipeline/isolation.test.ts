@@ -916,6 +916,7 @@ describe("when an action is refused as superseded by one the batch then refuses 
   });
 
   it('refuses it as superseded still when an action the registry applied before supersedes it too', async () => {
+    // A guard: refused so before ACTION_DEPENDS_ON_REFUSED, and still, as an applied action stands for it.
     // Prepare: a yank applied at 12:10; then, with the plugin's document one that cannot be rendered, an
     // unyank made at 12:30 and one made at 12:00, in one batch.
     const publisher = await testKey('publisher');
