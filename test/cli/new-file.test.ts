@@ -2,13 +2,13 @@
  * `createNewFile`, how the commands write a key: whole or not at all, only where no name is, and of writers
  * at once exactly one.
  */
-import { spawnSync } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CliError } from '../../cli/errors.ts';
 import { createNewFile } from '../../cli/new-file.ts';
+import { deadPid } from '../support/dead-pid.ts';
 
 let work: string;
 
@@ -46,8 +46,7 @@ describe('when a writer was killed before its temp file was linked', () => {
   it('removes that temp file and creates the file', async () => {
     // Prepare: a temp file named as this module names them, by a process that has exited.
     const dir = await mkdtemp(path.join(work, 'killed-'));
-    const gone = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']);
-    const stale = path.join(dir, `.secret.asc.${gone.stdout.toString()}.0123abcd.tmp`);
+    const stale = path.join(dir, `.secret.asc.${await deadPid()}.0123abcd.tmp`);
     await writeFile(stale, 'half a ke', { mode: 0o600 });
 
     // Act

@@ -5,7 +5,6 @@
  * file, reproduced with `frozen` on a clean cache, compared (`diffSet`), cleaned (`cleanSet`), held to a
  * policy and to the permissions already accepted, and discovered on disk with whether each verifies.
  */
-import { spawn } from 'node:child_process';
 import {
   cp,
   lstat,
@@ -40,6 +39,7 @@ import { SIGNED_SNAPSHOT_KEY, versionFolder } from '../../index-builder/layout.t
 import { processSubmissions } from '../../index-builder/pipeline/index.ts';
 import { createSigner } from '../../index-builder/signing.ts';
 import type { StoredObject } from '../../index-builder/store.ts';
+import { deadPid } from '../support/dead-pid.ts';
 import {
   encode,
   makeBundle,
@@ -239,13 +239,6 @@ function exampleSet(url: string): string {
       name: multicloud-rollup
       version: beta
 `;
-}
-
-/** The PID of a process that has exited (and so writes nothing). */
-async function deadPid(): Promise<number> {
-  const child = spawn(process.execPath, ['-e', '0']);
-  await new Promise((resolve) => child.once('exit', resolve));
-  return child.pid as number;
 }
 
 async function exists(path: string): Promise<boolean> {

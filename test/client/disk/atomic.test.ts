@@ -1,5 +1,5 @@
 /** The client's lock files: taken in turn, a dead holder's broken, a live one waited for and then named. */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -11,6 +11,7 @@ import {
   withLockFile,
   writeFileAtomic,
 } from '../../../client/disk/atomic.ts';
+import { deadPid } from '../../support/dead-pid.ts';
 
 let dir: string;
 beforeAll(async () => {
@@ -21,13 +22,6 @@ afterAll(async () => {
 });
 
 const busy = (holder: string) => Object.assign(new Error(`busy: ${holder}`), { code: 'BUSY' });
-
-/** The PID of a process that has exited (and so holds nothing). */
-async function deadPid(): Promise<number> {
-  const child = spawn(process.execPath, ['-e', '0']);
-  await new Promise((resolve) => child.once('exit', resolve));
-  return child.pid as number;
-}
 
 /** How many of `holders`, all wanting `lock` at once and each holding it `ms`, ever held it together. */
 async function mostAtOnce(lock: string, holders: number, ms: number): Promise<number> {

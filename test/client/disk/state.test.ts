@@ -3,7 +3,7 @@
  * folder), what a placement does with the temp files a killed one left, and what the trust records of one
  * registry kept under several names share.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -16,6 +16,7 @@ import {
   type TrustRecord,
 } from '../../../client/disk/state.ts';
 import { sha256Hex } from '../../../index-builder/digest.ts';
+import { deadPid } from '../../support/dead-pid.ts';
 
 let dir: string;
 beforeAll(async () => {
@@ -46,13 +47,6 @@ describe('when a path in the install folder is asked for', () => {
     await expect(tree.placeFile(relative, 'x')).rejects.toMatchObject({ code: 'DOCUMENT_MALFORMED' });
   });
 });
-
-/** The PID of a process that has exited (and so writes nothing). */
-async function deadPid(): Promise<number> {
-  const child = spawn(process.execPath, ['-e', '0']);
-  await new Promise((resolve) => child.once('exit', resolve));
-  return child.pid as number;
-}
 
 describe('when a plugin\u2019s folder holds names that are one folder where case, or a trailing dot, is ignored', () => {
   it('lists those a version\u2019s folder would be, on disk whatever installed.json says, and no others', async () => {
