@@ -12,7 +12,8 @@
  *   never used: the answer's `generation` is that of a snapshot that binds the rows it was computed from.
  * - `searchAnswer`: ranked by `searchPlugins` (index-builder/search.ts), the ranking the client uses, then
  *   paged by `limit` and by a byte budget (`SEARCH_PAGE_BYTES`: the function's answer must stay under AWS
- *   Lambda's 6 MB response limit).
+ *   Lambda's 6 MB response limit). `answerSearch` ranks the same way in slices (`searchPluginsInSlices`), so
+ *   the local server answers other clients meanwhile, and keeps its last answers (`SearchIndex.answer`).
  *
  * A client never needs this endpoint (it reads the signed `search.json` and ranks it itself); it is a
  * convenience for spec clients, so its answer is unsigned and says which generation it comes from.
@@ -31,7 +32,9 @@ import {
   foldEntries,
   MAX_SEARCH_TERMS,
   type MatchKind,
+  type SearchHit,
   searchPlugins,
+  searchPluginsInSlices,
   searchTerms,
 } from './search.ts';
 import type { Store } from './store.ts';
@@ -267,6 +270,8 @@ export function parseSearchQuery(rawQuery: string): ParsedSearchQuery {
 /** The rows a search runs over, and the generation of the snapshot that binds them. */
 export interface SearchRows {
   readonly generation: number;
+  /** The digest the snapshot lists for `search.json` (`SearchIndex`), which the kept answers are of. */
+  readonly sha256?: string;
   readonly entries: readonly SearchEntry[];
   /** `foldEntries(entries)`, made once per version of `search.json` (`SearchIndex`); else made per search. */
   readonly folded?: readonly FoldedEntry[];
@@ -284,13 +289,30 @@ function resultBytes(result: { readonly match: MatchKind; readonly plugin: Searc
  * a manifest can give comes near the budget). `next_offset` is the first row left out, by either bound.
  */
 export function searchAnswer(rows: SearchRows, request: SearchRequest): SearchAnswer {
+  const [sources, query] = rankingOf(rows, request);
+  return pageOf(searchPlugins(sources, query), rows, request);
+}
+
+/** `searchAnswer`, the same answer, ranked in slices with turns of the event loop between them. */
+export async function searchAnswerInSlices(rows: SearchRows, request: SearchRequest): Promise<SearchAnswer> {
+  const [sources, query] = rankingOf(rows, request);
+  return pageOf(await searchPluginsInSlices(sources, query), rows, request);
+}
+
+function rankingOf(rows: SearchRows, request: SearchRequest): Parameters<typeof searchPlugins> {
   const source = { registry: '', priority: 1, entries: rows.entries };
-  const hits = searchPlugins([rows.folded === undefined ? source : { ...source, folded: rows.folded }], {
-    terms: [request.q],
-    ...(request.type === undefined ? {} : { type: request.type }),
-    ...(request.provider === undefined ? {} : { provider: request.provider }),
-    ...(request.capability === undefined ? {} : { capability: request.capability }),
-  });
+  return [
+    [rows.folded === undefined ? source : { ...source, folded: rows.folded }],
+    {
+      terms: [request.q],
+      ...(request.type === undefined ? {} : { type: request.type }),
+      ...(request.provider === undefined ? {} : { provider: request.provider }),
+      ...(request.capability === undefined ? {} : { capability: request.capability }),
+    },
+  ];
+}
+
+function pageOf(hits: readonly SearchHit[], rows: SearchRows, request: SearchRequest): SearchAnswer {
   const page: { readonly match: MatchKind; readonly plugin: SearchEntry }[] = [];
   let bytes = 0;
   for (const hit of hits.slice(request.offset, request.offset + request.limit)) {
@@ -405,8 +427,15 @@ export class SearchIndex {
   /** Bytes read whose digest no snapshot listed yet: the snapshot after them may, then no second read. */
   #ahead: { readonly sha256: string; readonly body: Uint8Array } | undefined;
   #inflight: Promise<SearchRows> | undefined;
+  /**
+   * The last answers computed over the version read last, by request (`answer`), least recently asked
+   * first: emptied when another version is read.
+   */
+  readonly #answers = new Map<string, Promise<SearchAnswer>>();
   /** How many times `search.json` was read and parsed: what "once per version" means, observable. */
   reads = 0;
+  /** How many answers were ranked rather than found kept: what the kept answers spare, observable. */
+  rankings = 0;
 
   constructor(site: Pick<Store, 'get'>, options: SearchIndexOptions = {}) {
     this.#site = site;
@@ -429,7 +458,12 @@ export class SearchIndex {
         throw new SearchUnavailableError('SEARCH_NOT_PUBLISHED', 'the registry has published nothing yet');
       const listed = readSnapshot(snapshot.body);
       if (this.#rows?.sha256 === listed.sha256)
-        return { generation: listed.generation, entries: this.#rows.entries, folded: this.#rows.folded };
+        return {
+          generation: listed.generation,
+          sha256: listed.sha256,
+          entries: this.#rows.entries,
+          folded: this.#rows.folded,
+        };
       if (this.#ahead?.sha256 === listed.sha256) return this.#keep(listed, this.#ahead.body);
       const document = await this.#site.get(SEARCH_KEY);
       if (document) {
@@ -454,11 +488,53 @@ export class SearchIndex {
     const entries = document.plugins as SearchEntry[];
     this.#rows = { sha256: listed.sha256, entries, folded: foldEntries(entries) };
     this.#ahead = undefined;
-    return { generation: listed.generation, entries, folded: this.#rows.folded };
+    this.#answers.clear();
+    return { generation: listed.generation, sha256: listed.sha256, entries, folded: this.#rows.folded };
+  }
+
+  /**
+   * `searchAnswer(rows, request)` for rows of `current()`, ranked in slices (`searchAnswerInSlices`), or
+   * the same answer kept from an earlier request: a spec client paging back and forth, a page polled, a
+   * query repeated by a flood of clients each cost one ranking per version of `search.json`, not one each.
+   * Kept by the parsed request (so `limit=10&q=Cost` and `q=Cost&limit=10` are one question, as their
+   * answers are one text) with the generation and the digest of the rows: the answer says its generation,
+   * which a publish that leaves `search.json` as it was still moves. Requests asked at once share one
+   * ranking. At most `SEARCH_ANSWERS_KEPT`, each a page of references to the rows held anyway.
+   */
+  answer(rows: SearchRows, request: SearchRequest): Promise<SearchAnswer> {
+    const key = JSON.stringify([
+      rows.sha256 ?? null,
+      rows.generation,
+      request.q,
+      request.type ?? null,
+      request.provider ?? null,
+      request.capability ?? null,
+      request.limit,
+      request.offset,
+    ]);
+    const kept = this.#answers.get(key);
+    if (kept !== undefined) {
+      // Asked again: the last to be let go.
+      this.#answers.delete(key);
+      this.#answers.set(key, kept);
+      return kept;
+    }
+    this.rankings++;
+    const answer = searchAnswerInSlices(rows, request);
+    // Rows of a version read since were ranked for a request already under way: answered, not kept.
+    if (rows.sha256 === undefined || rows.sha256 !== this.#rows?.sha256) return answer;
+    this.#answers.set(key, answer);
+    answer.catch(() => this.#answers.delete(key));
+    const oldest = this.#answers.keys().next();
+    if (this.#answers.size > SEARCH_ANSWERS_KEPT && !oldest.done) this.#answers.delete(oldest.value);
+    return answer;
   }
 }
 
 export const SEARCH_MAX_AGE_SECONDS = 10;
+
+/** How many answers a `SearchIndex` keeps: the last asked, each a page (up to `limit` results) of the rows. */
+export const SEARCH_ANSWERS_KEPT = 64;
 
 /** Headers of every answer of the endpoint (200, 400 and 503), beside the serving policy's own. */
 export function searchResponseHeaders(status: number): Record<string, string> {
@@ -492,7 +568,7 @@ export async function answerSearch(index: SearchIndex, rawQuery: string): Promis
   const parsed = parseSearchQuery(rawQuery);
   if (!parsed.ok) return { status: 400, body: parsed.refusal };
   try {
-    return { status: 200, body: searchAnswer(await index.current(), parsed.request) };
+    return { status: 200, body: await index.answer(await index.current(), parsed.request) };
   } catch (error) {
     if (!(error instanceof SearchUnavailableError)) throw error;
     return {

@@ -11,6 +11,7 @@ import {
   answerSearch,
   DEFAULT_LIMIT,
   parseSearchQuery,
+  SEARCH_ANSWERS_KEPT,
   SEARCH_PAGE_BYTES,
   type SearchAnswer,
   SearchIndex,
@@ -312,5 +313,60 @@ describe('when search.json is read through the snapshot', () => {
     const answers = await Promise.all([index.current(), index.current(), index.current()]);
     expect(answers.map((a) => a.generation)).toEqual([1, 1, 1]);
     expect(index.reads).toBe(1);
+  });
+});
+
+describe('when the same question is asked again', () => {
+  it('answers it from the answer kept, byte for byte, without ranking again', async () => {
+    const store = new MemoryStore();
+    await publish(store, 1, ['kube-cost', 'kube-lens', 'cost-lens']);
+    const index = new SearchIndex(store);
+    const text = async (query: string) => {
+      const answer = await answerSearch(index, query);
+      expect(answer.status).toBe(200);
+      return [...searchAnswerText(answer.body as SearchAnswer)].join('');
+    };
+    const first = await text('q=Cost&provider=aws&limit=2');
+    // The same parameters in another order and case are the same question, whose answer is the same text.
+    expect(await text('limit=2&provider=AWS&q=Cost')).toBe(first);
+    expect(await text('q=Cost&provider=aws&limit=2')).toBe(first);
+    expect(index.rankings).toBe(1);
+    // Another page, or another spelling of the words, is another question.
+    expect(await text('q=Cost&provider=aws&limit=2&offset=1')).not.toBe(first);
+    expect(await text('q=cost&provider=aws&limit=2')).not.toBe(first);
+    expect(index.rankings).toBe(3);
+  });
+
+  it('ranks the rows again once the snapshot lists another search.json, and tells the new generation', async () => {
+    const store = new MemoryStore();
+    await publish(store, 1, ['kube-cost']);
+    const index = new SearchIndex(store);
+    const ask = async () => (await answerSearch(index, 'q=cost')).body as SearchAnswer;
+    expect((await ask()).results.map((r) => r.plugin.name)).toEqual(['kube-cost']);
+    await publish(store, 2, ['kube-cost', 'cost-lens']);
+    const after = await ask();
+    expect(after.generation).toBe(2);
+    expect(after.results.map((r) => r.plugin.name)).toEqual(['cost-lens', 'kube-cost']);
+    // A snapshot re-signed over the same search.json: the same rows, but the answer says its generation.
+    await listIn(store, 3, sha256Hex((await store.get('search.json'))?.body as Uint8Array));
+    const resigned = await ask();
+    expect(resigned).toEqual({ ...after, generation: 3 });
+    expect(index.rankings).toBe(3);
+    expect(index.reads).toBe(2);
+  });
+
+  it('keeps at most SEARCH_ANSWERS_KEPT answers, letting go of the one asked least recently', async () => {
+    const store = new MemoryStore();
+    await publish(store, 1, ['kube-cost']);
+    const index = new SearchIndex(store);
+    const ask = (offset: number) => answerSearch(index, `q=cost&offset=${offset}`);
+    for (let offset = 0; offset < SEARCH_ANSWERS_KEPT; offset++) await ask(offset);
+    await ask(0); // asked again: now the most recent
+    await ask(SEARCH_ANSWERS_KEPT); // one more: the oldest (offset 1) goes
+    expect(index.rankings).toBe(SEARCH_ANSWERS_KEPT + 1);
+    await ask(0);
+    expect(index.rankings).toBe(SEARCH_ANSWERS_KEPT + 1);
+    await ask(1);
+    expect(index.rankings).toBe(SEARCH_ANSWERS_KEPT + 2);
   });
 });

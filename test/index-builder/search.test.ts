@@ -10,6 +10,7 @@ import {
   type SearchHit,
   type SearchSource,
   searchPlugins,
+  searchPluginsInSlices,
   searchTerms,
 } from '../../index-builder/search.ts';
 import { seededRandom } from '../support/random.ts';
@@ -343,5 +344,101 @@ describe('when the typo distance is bounded', () => {
     expect(boundedLevenshtein('kubecost', 'kubecots', 2)).toBe(2);
     expect(boundedLevenshtein(`${'x'.repeat(200)}a`, `${'x'.repeat(200)}b`, 1)).toBe(1);
     expect(boundedLevenshtein('kubecost', 'kubecost', 0)).toBe(0);
+  });
+});
+
+describe('when rows share name parts and a query holds several words', () => {
+  /**
+   * The ranking as its documentation states it, with nothing kept between rows or terms: each term's best
+   * tier tried strongest first in every row, the distance measured against every part of every name.
+   */
+  function reference(rows: readonly SearchEntry[], terms: readonly string[]): [string, string][] {
+    const tiers = ['exact', 'prefix', 'substring', 'keyword', 'description', 'typo'];
+    const tierOf = (term: string, row: SearchEntry): number | undefined => {
+      const name = row.name.toLowerCase();
+      const bound = term.length < 4 ? 0 : term.length <= 7 ? 1 : 2;
+      const found = [
+        name === term,
+        name.startsWith(term),
+        name.includes(term) || (row.display_name ?? '').toLowerCase().includes(term),
+        row.keywords.some((k) => k.toLowerCase().includes(term)),
+        (row.description ?? '').toLowerCase().includes(term),
+        bound > 0 && [name, ...name.split('-')].some((p) => boundedLevenshtein(term, p, bound) <= bound),
+      ].indexOf(true);
+      return found === -1 ? undefined : found;
+    };
+    const hits: [number, string][] = [];
+    for (const row of rows) {
+      const found = terms.map((t) => tierOf(t, row));
+      if (found.some((t) => t === undefined)) continue;
+      hits.push([Math.max(...(found as number[])), row.name]);
+    }
+    hits.sort((a, b) => a[0] - b[0] || (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
+    return hits.map(([tier, name]) => [name, tiers[tier] as string]);
+  }
+
+  it('ranks 2,000 random queries over rows of few distinct parts as the stated ranking does', () => {
+    // Few letters and few parts, so most rows share parts and most words meet several tiers at once.
+    const next = seededRandom(2024);
+    const word = (min: number, max: number): string =>
+      Array.from({ length: min + next(max - min + 1) }, () => 'abcde'[next(5)]).join('');
+    const parts = Array.from({ length: 12 }, () => word(2, 9));
+    const pick = () => parts[next(parts.length)] as string;
+    const names = new Set<string>();
+    while (names.size < 300) names.add(Array.from({ length: 1 + next(3) }, pick).join('-'));
+    const rows = [...names].map((name) =>
+      entry(name, {
+        ...(next(3) === 0 ? { display_name: `${pick()} ${pick()}` } : {}),
+        ...(next(2) === 0 ? { description: `${word(3, 8)} ${pick()} ${word(3, 8)}` } : {}),
+        keywords: Array.from({ length: next(3) }, pick),
+      }),
+    );
+    const source: SearchSource = { registry: 'r', priority: 1, entries: rows, folded: foldEntries(rows) };
+    const differences: string[] = [];
+    let typos = 0;
+    for (let k = 0; k < 2000; k++) {
+      // A word is random, or a part with a letter changed: a typo of a part many rows hold.
+      const typo = (): string => {
+        const part = pick();
+        const at = next(part.length);
+        return `${part.slice(0, at)}${'abcde'[next(5)]}${part.slice(at + 1)}`;
+      };
+      const terms = searchTerms([
+        Array.from({ length: 1 + next(4) }, () => (next(2) ? typo() : word(1, 10))).join(' '),
+      ]);
+      const expected = reference(rows, terms);
+      const got = searchPlugins([source], { terms }).map((h) => [h.entry.name, h.match]);
+      if (JSON.stringify(got) !== JSON.stringify(expected)) differences.push(terms.join(' '));
+      typos += expected.filter(([, match]) => match === 'typo').length;
+    }
+    expect(differences).toEqual([]);
+    // The cases reach the tier the kept distances serve, often.
+    expect(typos).toBeGreaterThan(1000);
+  });
+});
+
+describe('when ranked in slices', () => {
+  it('gives the same hits as at once, and lets other work run between the slices', async () => {
+    const rows = Array.from({ length: 2000 }, (_, i) =>
+      entry(`plugin-${String(i).padStart(4, '0')}`, { description: i % 2 ? 'cost' : 'usage' }),
+    );
+    const sources: SearchSource[] = [
+      { registry: 'main', priority: 1, entries: rows },
+      { registry: 'mirror', priority: 2, entries: rows.slice(0, 500) },
+    ];
+    for (const terms of [['pluginx', 'cost'], ['plugin-0042'], []]) {
+      let ranked = false;
+      const sliced = searchPluginsInSlices(sources, { terms }, 100).finally(() => {
+        ranked = true;
+      });
+      // Another client's work, queued after the search began, runs before it ends.
+      let ranBetween = false;
+      setImmediate(() => {
+        ranBetween = !ranked;
+      });
+      const hits = await sliced;
+      expect(ranBetween).toBe(true);
+      expect(hits).toEqual(searchPlugins(sources, { terms }));
+    }
   });
 });

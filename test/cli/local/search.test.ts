@@ -220,6 +220,20 @@ describe('when the parameters are bad', () => {
   });
 });
 
+describe('when a question is asked again', () => {
+  it('sends the same bytes, its parameters in any order, and the new answer once the registry publishes', async () => {
+    const text = async (query: string) => (await fetch(`${base}/search?${query}`)).text();
+    const first = await text('q=cost&provider=aws&limit=3');
+    expect(await text('limit=3&provider=AWS&q=cost')).toBe(first);
+    expect(await text('q=cost&provider=aws&limit=3')).toBe(first);
+    const generation = (JSON.parse(first) as SearchAnswer).generation;
+    await publish({ name: 'aws-cost-meter', supported_providers: ['aws'] });
+    const after = JSON.parse(await text('q=cost&provider=aws&limit=3')) as SearchAnswer;
+    expect(after.generation).toBeGreaterThan(generation);
+    expect(ranked(after)).toContainEqual(['aws-cost-meter', 'substring']);
+  });
+});
+
 describe('when the registry publishes again', () => {
   it('answers from the new generation, finds the new plugin, and reads search.json once per version', async () => {
     const before = (await search('?q=cost')).body as SearchAnswer;
