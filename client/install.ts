@@ -25,6 +25,7 @@ import {
   isPlacedBySet,
   setReference,
   withCheckedPublisher,
+  withClaimedVersion,
   withInstalledVersion,
   withoutInstalled,
 } from './installed.ts';
@@ -329,6 +330,8 @@ export function installPlugins(ctx: ClientContext, options: InstallOptions): Pro
 async function install(ctx: ClientContext, options: InstallOptions): Promise<InstallResult> {
   const seen = new OnDisk();
   const plan = await planInstall(ctx, options, seen);
+  // Before anything is placed, so the replacing below removes a claimed version the set moved from.
+  await claimLockedVersions(ctx, options, plan.before, seen);
   if (plan.unchanged) return { items: plan.unchanged, lockfileChanged: false, lockChanges: [] };
 
   // A target already installed as planned is left as it is (a set where one plugin moved touches only it).
@@ -384,6 +387,50 @@ async function install(ctx: ClientContext, options: InstallOptions): Promise<Ins
     lockfileChanged,
     lockChanges: plan.changes,
   };
+}
+
+/**
+ * A plugin set's versions that a client before installed.json recorded `set` placed, claimed as the set's
+ * (their `set` written) where the set's lock, as it was before this install, names each at its version and
+ * manifest (installed.ts `isClaimedByLock`), in the folder the set installs it into: unclaimed, the set's
+ * next lock bump left the old version beside the new one, `clean -c` left it and `verify -c` named it
+ * `NOT_IN_SET` for good. On the fast path too, as a tree already the lock is the common case after an
+ * upgrade; installed.json is written only where something is claimed. A version the lock does not name (one
+ * installed by hand into a folder a set names) is never claimed.
+ */
+async function claimLockedVersions(
+  ctx: ClientContext,
+  options: InstallOptions,
+  before: Lockfile | undefined,
+  seen: OnDisk,
+): Promise<void> {
+  const owner = options.owner;
+  if (owner === undefined || before === undefined) return;
+  const byDir = new Map<string, { tree: InstallTree; names: string[] }>();
+  for (const target of options.targets ?? []) {
+    if (!own(before.plugins, target.name)) continue;
+    const tree = ctx.tree(target.dir ?? options.dir);
+    const group = byDir.get(tree.dir) ?? { tree, names: [] };
+    group.names.push(target.name);
+    byDir.set(tree.dir, group);
+  }
+  for (const { tree, names } of byDir.values()) {
+    const claimed = (installed: InstalledFile) =>
+      names.reduce(
+        (next, name) =>
+          withClaimedVersion(
+            next,
+            name,
+            own(before.plugins, name) as LockedPlugin,
+            setReference(tree.dir, owner),
+          ),
+        installed,
+      );
+    // Read first: a folder with nothing to claim (or none yet) is not locked, let alone written.
+    const held = await seen.read(tree);
+    if (claimed(held) === held) continue;
+    await tree.update(async (current) => ({ installed: claimed(current), result: undefined }));
+  }
 }
 
 /**

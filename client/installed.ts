@@ -188,6 +188,48 @@ function sortedReplacer(_key: string, value: unknown): unknown {
 }
 
 /**
+ * True when a version recorded with no `set` is, by the set's lock, the set's own: the lock names it at
+ * this very version and manifest. A client before `set` was recorded wrote none for what `install -c`
+ * placed, and then that lock was written beside the set; a version the lock does not name (a plain
+ * install's, another version of the plugin) is never the set's, whatever the set file says.
+ */
+export function isClaimedByLock(
+  record: InstalledVersion | undefined,
+  version: string,
+  locked: { readonly version: string; readonly manifest_sha256: string } | undefined,
+): boolean {
+  return (
+    record !== undefined &&
+    record.set === undefined &&
+    locked !== undefined &&
+    locked.version === version &&
+    locked.manifest_sha256 === record.manifest_sha256
+  );
+}
+
+/**
+ * Records the set `set` (as `setReference` names it) as having placed `name@version` where its lock says
+ * it did (`isClaimedByLock`); `installed` itself, unchanged, where it does not, so nothing is written.
+ */
+export function withClaimedVersion(
+  installed: InstalledFile,
+  name: string,
+  locked: { readonly version: string; readonly manifest_sha256: string },
+  set: string,
+): InstalledFile {
+  const plugin = own(installed.plugins, name);
+  const record = plugin ? own(plugin.versions, locked.version) : undefined;
+  if (!plugin || !record || !isClaimedByLock(record, locked.version, locked)) return installed;
+  return {
+    ...installed,
+    plugins: {
+      ...installed.plugins,
+      [name]: { ...plugin, versions: { ...plugin.versions, [locked.version]: { ...record, set } } },
+    },
+  };
+}
+
+/**
  * Records one installed version (adding its platform to those already there) and makes it current. A plugin
  * installed again keeps its enabled flag.
  */

@@ -39,7 +39,10 @@ import {
 import {
   type InstalledFile,
   type InstalledVersion,
+  isClaimedByLock,
   isPlacedBySet,
+  setReference,
+  withClaimedVersion,
   withoutInstalled,
   withoutPlatforms,
 } from './installed.ts';
@@ -658,9 +661,12 @@ export async function diffSet(
   for (const dir of opened.dirs) {
     const { tree, installed } = await treeAt(dir);
     for (const [name, plugin] of Object.entries(installed.plugins)) {
-      // Only what this set placed is the apply's to remove (`cleanSet`, install.ts `record`).
+      // Only what this set placed is the apply's to remove (`cleanSet`, install.ts `record`), and what its
+      // lock says it placed, which install -c and clean -c claim first (installed.ts `isClaimedByLock`).
       const placed = (version: string): boolean =>
-        placedBy(opened.set, tree.dir, own(plugin.versions, version));
+        placedBy(opened.set, tree.dir, own(plugin.versions, version)) ||
+        (namesIn(opened, name, dir) &&
+          isClaimedByLock(own(plugin.versions, version), version, own(plan.before?.plugins ?? {}, name)));
       if (!namesIn(opened, name, dir)) {
         for (const version of Object.keys(plugin.versions).sort(compareVersions))
           if (placed(version))
@@ -825,7 +831,12 @@ export async function cleanSet(
         const files: string[] = [];
         for (const [name, plugin] of Object.entries(installed.plugins))
           for (const [version, record] of Object.entries(plugin.versions)) {
-            if (!placedBy(opened.set, tree.dir, record)) {
+            // One a client before `set` was recorded placed for this set, as its lock says (install.ts
+            // `claimLockedVersions`): the set's from now on.
+            const locked = lock ? own(lock.plugins, name) : undefined;
+            if (locked && namesIn(opened, name, dir) && isClaimedByLock(record, version, locked))
+              next = withClaimedVersion(next, name, locked, setReference(tree.dir, opened.set.file));
+            else if (!placedBy(opened.set, tree.dir, record)) {
               if (!keep(name, version, dir))
                 left.push({ name, version, dir, detail: notPlacedDetail(opened.set, dir, name, version) });
               continue;

@@ -1644,6 +1644,123 @@ describe('when an apply would remove what a set still names (diff, clean)', () =
   });
 });
 
+describe('when a client before installed.json recorded the set placed the set\u2019s versions', () => {
+  const setAt = (version: string) =>
+    exampleSet(base)
+      .replace('[linux/amd64, darwin/arm64]', '[linux/amd64]')
+      .replace('"^1.1"', `"${version}"`);
+  /** The set installed at kubecost-lens 1.1.0, its installed.json then as that client wrote it: no `set`. */
+  async function placedByOlderClient(text = setAt('1.1.0')) {
+    const p = await project(text);
+    await using(p, (c) => c.installSet(p.file, HOME));
+    const plugins = join(p.dir, 'plugins');
+    const file = join(plugins, 'installed.json');
+    const installed = JSON.parse(await readFile(file, 'utf8'));
+    for (const plugin of Object.values(installed.plugins) as { versions: Record<string, { set?: string }> }[])
+      for (const record of Object.values(plugin.versions)) delete record.set;
+    await writeFile(file, `${JSON.stringify(installed, null, 2)}\n`);
+    return { p, plugins, file };
+  }
+  const setOf = async (file: string, name: string, version: string): Promise<string | undefined> =>
+    JSON.parse(await readFile(file, 'utf8')).plugins[name]?.versions[version]?.set;
+
+  it('claims what its lock names on the fast path, so the next bump replaces it and verify -c passes', async () => {
+    // Prepare
+    const { p, plugins, file } = await placedByOlderClient();
+
+    // Act: the upgraded client's install -c of the unchanged set (the tree is the lock: the fast path).
+    const fast = await using(p, (c) => c.installSet(p.file, HOME));
+
+    // Assess: nothing placed, the set's versions claimed.
+    expect(fast.items.every((i) => i.unchanged)).toBe(true);
+    expect(await setOf(file, 'kubecost-lens', '1.1.0')).toBe('../plugins.yaml');
+    expect(await setOf(file, 'multicloud-rollup', '2.0.0-beta.1')).toBe('../plugins.yaml');
+    // A second run claims nothing more, and writes nothing.
+    const bytes = await readFile(file, 'utf8');
+    await using(p, (c) => c.installSet(p.file, HOME));
+    expect(await readFile(file, 'utf8')).toBe(bytes);
+
+    // Act: the set's lock bumped.
+    await writeFile(p.file, setAt('1.2.0'));
+    await using(p, (c) => c.installSet(p.file, { ...HOME, acceptPermissions: true }));
+
+    // Assess: the version it moved from is gone, nothing is left to clean, and verify -c passes.
+    expect(await exists(join(plugins, 'kubecost-lens/1.1.0'))).toBe(false);
+    expect(Object.keys(JSON.parse(await readFile(file, 'utf8')).plugins['kubecost-lens'].versions)).toEqual([
+      '1.2.0',
+    ]);
+    expect(await using(p, (c) => c.cleanSet(p.file, HOME))).toMatchObject({ removed: [], left: [] });
+    const findings = await using(p, (c) => c.verifySet(p.file, HOME));
+    expect(findings.filter((f) => !f.ok)).toEqual([]);
+  });
+
+  it('claims what its lock named before an install that bumps it, and replaces it in that install', async () => {
+    // Prepare: the first run of the upgraded client is the one that moves the set on.
+    const { p, plugins, file } = await placedByOlderClient();
+    await writeFile(p.file, setAt('1.2.0'));
+
+    // Act
+    await using(p, (c) => c.installSet(p.file, { ...HOME, acceptPermissions: true }));
+
+    // Assess
+    expect(await exists(join(plugins, 'kubecost-lens/1.1.0'))).toBe(false);
+    expect(await setOf(file, 'kubecost-lens', '1.2.0')).toBe('../plugins.yaml');
+    expect(await setOf(file, 'multicloud-rollup', '2.0.0-beta.1')).toBe('../plugins.yaml');
+  });
+
+  it('claims what its lock names on clean -c too: a platform the set no longer lists goes, and diff -c says so', async () => {
+    // Prepare: both platforms placed by the older client, then the set lists one.
+    const both = exampleSet(base);
+    const { p, plugins, file } = await placedByOlderClient(both);
+    await writeFile(p.file, both.replace('[linux/amd64, darwin/arm64]', '[linux/amd64]'));
+
+    // Act
+    const diff = await using(p, (c) => c.diffSet(p.file, HOME));
+    const report = await using(p, (c) => c.cleanSet(p.file, HOME));
+
+    // Assess
+    expect(diff.changes).toEqual([
+      expect.objectContaining({
+        name: 'kubecost-lens',
+        change: 'remove',
+        from: '1.2.0',
+        platforms: ['darwin-arm64'],
+      }),
+    ]);
+    expect(report.removed).toEqual([
+      { name: 'kubecost-lens', version: '1.2.0', dir: plugins, platforms: ['darwin-arm64'] },
+    ]);
+    expect(report.left).toEqual([]);
+    expect(await exists(join(plugins, 'kubecost-lens/1.2.0/darwin-arm64'))).toBe(false);
+    expect(await setOf(file, 'kubecost-lens', '1.2.0')).toBe('../plugins.yaml');
+  });
+
+  it('claims no version its lock does not name: one installed by hand beside the set\u2019s stays the user\u2019s', async () => {
+    // Prepare: the set's kubecost-lens 1.1.0 placed by the older client, then the user's 1.2.0 beside it.
+    const { p, plugins, file } = await placedByOlderClient();
+    await using(p, async (c) => {
+      await c.addRegistry({ name: 'test', url: base, pin: { armored: registry.registryKey.publicKey } });
+      await c.install({
+        requests: ['kubecost-lens@1.2.0'],
+        acceptPermissions: true,
+        lockfile: join(p.dir, 'by-hand.lock'),
+        dir: plugins,
+      });
+    });
+
+    // Act
+    await using(p, (c) => c.installSet(p.file, HOME));
+    const report = await using(p, (c) => c.cleanSet(p.file, HOME));
+
+    // Assess: the set's version claimed, the user's not, and left by clean -c.
+    expect(await setOf(file, 'kubecost-lens', '1.1.0')).toBe('../plugins.yaml');
+    expect(await setOf(file, 'kubecost-lens', '1.2.0')).toBeUndefined();
+    expect(report.removed).toEqual([]);
+    expect(report.left).toEqual([expect.objectContaining({ name: 'kubecost-lens', version: '1.2.0' })]);
+    expect(await exists(join(plugins, 'kubecost-lens/1.2.0/linux-amd64/kubecost-lens'))).toBe(true);
+  });
+});
+
 describe('when a set carries a policy', () => {
   const withPolicy = (policy: string, version = '~1.0') => `plugins:
   providers:
