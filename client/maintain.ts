@@ -201,7 +201,7 @@ export async function verifyInstalled(
      * The finding for a version this check does not speak for (a version a plugin set does not name, in its
      * folder), reported as it is and written nowhere; undefined for a version to check.
      */
-    outside?: (name: string, version: string) => VerifyFinding | undefined;
+    outside?: (name: string, version: string, record: InstalledVersion) => VerifyFinding | undefined;
   },
 ): Promise<VerifyFinding[]> {
   const tree = ctx.tree(options.dir);
@@ -221,7 +221,7 @@ export async function verifyInstalled(
   const unchecked = new Set<VerifyFinding>();
   for (const [name, plugin] of Object.entries(installed.plugins)) {
     for (const [version, record] of Object.entries(plugin.versions)) {
-      const outside = options.outside?.(name, version);
+      const outside = options.outside?.(name, version, record);
       if (outside) {
         findings.push(outside);
         unchecked.add(outside);

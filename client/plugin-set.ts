@@ -909,19 +909,26 @@ export interface DiscoveryReport {
      */
     readonly policy?: readonly string[];
     /**
-     * Why a folder installed.json records in one of the set's install folders is not the set's: the set
-     * does not install that plugin there, or its lock holds another version (`verify -c`'s `NOT_IN_SET`,
-     * what `clean -c` removes). Then it has no `policy`: the set's policy does not speak for it.
+     * Why a folder installed.json records in one of the set's install folders, as this set placed it, is no
+     * longer the set's: the set does not install that plugin there, or its lock holds another version
+     * (`verify -c`'s `NOT_IN_SET`, what `clean -c` removes). Then it has no `policy`: the set's policy does not speak for it.
      */
     readonly not_in_set?: string;
+    /**
+     * Why a folder installed.json records in one of the set's install folders is another's: the set does not
+     * name it there, nor did it place it (`verify -c`'s `NOT_PLACED_BY_SET`, what `clean -c` leaves). It has no
+     * `policy` either, and fails nothing: a folder a set shares with plain installs holds such versions.
+     */
+    readonly not_placed_by_set?: string;
   })[];
 }
 
 /**
  * The spec's filesystem discovery for a set: its `discovery.filesystem.paths` (when enabled) and its install
  * folders, every version folder found verified against `keys` and the keys the set's providers pin; of
- * those installed.json records in an install folder, each the set does not name there marked `not_in_set`,
- * and each verified one it names judged by the set's policy (as `verify -c` speaks for them).
+ * those installed.json records in an install folder, each the set does not name there marked `not_in_set`
+ * (this set placed it) or `not_placed_by_set` (another's), and each verified one it names judged by the
+ * set's policy (as `verify -c` speaks for them).
  */
 export async function discoverSet(
   ctx: ClientContext,
@@ -944,9 +951,13 @@ export async function discoverSet(
     const plugin = await verifyFound(folder, keys);
     const at = installs.get(plugin.dir);
     // As `verify -c`: a version the set does not name there is said to be not the set's, not judged by it.
-    const outside = at ? notInSet(set, lock, at.dir, at.name, at.version) : undefined;
+    const outside = at ? notInSet(set, lock, at, at.name, at.version, at.record) : undefined;
     if (outside !== undefined) {
-      plugins.push({ ...plugin, not_in_set: outside });
+      plugins.push(
+        outside.code === NOT_IN_SET
+          ? { ...plugin, not_in_set: outside.message }
+          : { ...plugin, not_placed_by_set: outside.message },
+      );
       continue;
     }
     const problems =
@@ -1043,9 +1054,10 @@ export async function verifySet(
   const lock = await readLockfile(lockfile);
   const findings: VerifyFinding[] = [];
   for (const dir of installDirs(set)) {
-    const outside = (name: string, version: string): VerifyFinding | undefined => {
-      const why = notInSet(set, lock, dir, name, version);
-      return why === undefined ? undefined : { name, version, ok: false, code: NOT_IN_SET, message: why };
+    const tree = ctx.tree(dir);
+    const outside = (name: string, version: string, record: InstalledVersion): VerifyFinding | undefined => {
+      const why = notInSet(set, lock, { dir, tree }, name, version, record);
+      return why === undefined ? undefined : { name, version, ok: false, ...why };
     };
     const found = await verifyInstalled(ctx, { dir, lockfile, trust, outside });
     findings.push(...(await judgedByPolicy(ctx.tree(dir), set, found)));
@@ -1053,8 +1065,10 @@ export async function verifySet(
   return findings;
 }
 
-/** A version in a set's folder that the set does not name there (`verify -c`: exit 1, as `diff -c`'s remove). */
+/** A version the set placed in its folder and no longer names there (`verify -c`: exit 1, as `diff -c`'s remove). */
 const NOT_IN_SET = 'NOT_IN_SET';
+/** A version in a set's folder that the set neither names there nor placed: another's (`verify -c`: exit 0). */
+const NOT_PLACED_BY_SET = 'NOT_PLACED_BY_SET';
 
 /** True when the set installs `name` into `dir`: `namesIn` read from the set file alone. */
 function setNamesIn(set: PluginSet, name: string, dir: string): boolean {
@@ -1064,24 +1078,37 @@ function setNamesIn(set: PluginSet, name: string, dir: string): boolean {
 /**
  * Why a version in one of a set's folders is not the set's, or undefined when it is. What `clean -c` keeps
  * is the set's: a plugin it installs into this folder, at the version its lock holds. Anything else there
- * came from elsewhere (another set, `install --dir`), through sources this set's keys do not speak for (a
- * provider of the same name pinned to another key found it modified, in installed.json, where a host read
- * it as refused), nor is it this set's to judge by its policy: `verify -c` and `list -c` name it as not the
- * set's, and `clean -c` removes it.
+ * is not this set's to check by its keys (a provider of the same name pinned to another key found it
+ * modified, in installed.json, where a host read it as refused) nor to judge by its policy. One this set
+ * placed (`placedBy`) is `NOT_IN_SET`, a rejection until `clean -c` removes it; one it did not place (another
+ * set's, `install --dir`'s, a plain install's in a folder the set shares) is `NOT_PLACED_BY_SET`, another's,
+ * which `clean -c` leaves and `diff -c` names no removal of, so it fails nothing: as a rejection it failed
+ * `verify -c` and `list -c` for good in every set sharing its folder.
  */
 function notInSet(
   set: PluginSet,
   lock: Lockfile | undefined,
-  dir: string,
+  at: { readonly dir: string; readonly tree: InstallTree },
   name: string,
   version: string,
-): string | undefined {
+  record: InstalledVersion,
+): { readonly code: typeof NOT_IN_SET | typeof NOT_PLACED_BY_SET; readonly message: string } | undefined {
   const entry = lock ? own(lock.plugins, name) : undefined;
-  const named = setNamesIn(set, name, dir);
+  const named = setNamesIn(set, name, at.dir);
   if (named && (entry === undefined || entry.version === version)) return undefined;
-  return `${set.file} ${
+  const why = `${set.file} ${
     named
       ? `installs ${name}@${entry?.version ?? ''} here (its lock), not ${version}`
-      : `installs no plugin ${name} into ${dir}`
-  }: not verified as the set's (\`plugindex clean -c\` removes it if this set placed it; \`plugindex verify --dir\` checks it by the configured registries)`;
+      : `installs no plugin ${name} into ${at.dir}`
+  }`;
+  const elsewhere = `\`plugindex verify --dir ${at.dir}\` checks it by the configured registries`;
+  return placedBy(set, at.tree.dir, record)
+    ? {
+        code: NOT_IN_SET,
+        message: `${why}: not verified as the set's (\`plugindex clean -c\` removes it; ${elsewhere})`,
+      }
+    : {
+        code: NOT_PLACED_BY_SET,
+        message: `${why}, nor did it place it (installed.json records no install -c of it placing it: a plain install, another set or an older client did): another's, left as it is, not verified as the set's (${elsewhere})`,
+      };
 }

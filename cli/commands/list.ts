@@ -4,8 +4,9 @@
  * if any).
  * `-c FILE`: also the plugin folders the set's discovery finds on disk (the spec's filesystem discovery),
  * each with whether it verifies, and under an installed one the set's policy refuses a `POLICY_DENIED:` line
- * per rule it breaks (exit 1), under one installed there that the set does not name a `NOT_IN_SET:` line
- * (exit 1, as `verify -c`; never judged by the set's policy); `--watch` prints them again whenever those
+ * per rule it breaks (exit 1), under one the set placed there and no longer names a `NOT_IN_SET:` line
+ * (exit 1, as `verify -c`; never judged by the set's policy), under one it neither names nor placed a
+ * `NOT_PLACED_BY_SET:` line (another's: no exit of its own); `--watch` prints them again whenever those
  * folders change.
  */
 import { homedir } from 'node:os';
@@ -103,12 +104,14 @@ async function listSet(parsed: Parsed, file: string): Promise<number> {
           // Under its row, so the row itself reads as it always has.
           for (const problem of p.policy ?? []) out(`  POLICY_DENIED: ${problem}`);
           if (p.not_in_set !== undefined) out(`  NOT_IN_SET: ${p.not_in_set}`);
+          if (p.not_placed_by_set !== undefined) out(`  NOT_PLACED_BY_SET: ${p.not_placed_by_set}`);
         }
     };
     const report = await client.discover(file, { home: homedir() });
     if (!watch) {
       print(report);
-      // As `verify -c`: a version in the set's folders the set does not name there is a rejection, exit 1.
+      // As `verify -c`: a version in the set's folders the set placed and does not name there is a rejection,
+      // exit 1; one it neither names nor placed (`not_placed_by_set`) is another's, and fails nothing.
       return report.plugins.every(
         (p) => p.status === 'verified' && p.policy === undefined && p.not_in_set === undefined,
       )

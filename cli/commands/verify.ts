@@ -3,7 +3,9 @@
  * its signature chain checked again (offline); with --url, a served registry checked whole as a client
  * would, its log held against the documents and action envelopes served (each disagreement a line). Exit 3
  * with the trust check that failed (its code) when something does not verify; with -c, each
- * version that verifies is judged by the set's policy too, and one it refuses (and nothing worse) is exit 1.
+ * version that verifies is judged by the set's policy too, and one it refuses (and nothing worse) is exit 1,
+ * as is a version the set placed and no longer names (NOT_IN_SET); one it neither names nor placed is
+ * another's (NOT_PLACED_BY_SET), said and not failed.
  */
 import { homedir } from 'node:os';
 import { resolve } from 'node:path';
@@ -32,10 +34,15 @@ export async function run(parsed: Parsed): Promise<number> {
 
 /** A set's policy refusing a version whose files and signatures verify (`verify -c`). */
 const POLICY_DENIED = 'POLICY_DENIED';
-/** A version in a set's folder the set does not name there (`verify -c`), as client/plugin-set.ts says it. */
+/** A version the set placed in its folder and does not name there (`verify -c`), as client/plugin-set.ts says it. */
 const NOT_IN_SET = 'NOT_IN_SET';
 /** What `verify -c` rejects without a trust check failing: exit 1, not 3. */
 const REJECTIONS: ReadonlySet<string | undefined> = new Set([POLICY_DENIED, NOT_IN_SET]);
+/**
+ * A version in a set's folder the set neither names there nor placed (`verify -c`): another's, which
+ * `clean -c` leaves, so said and not failed (exit 0): a folder the set shares with plain installs holds them.
+ */
+const NOT_PLACED_BY_SET = 'NOT_PLACED_BY_SET';
 
 async function verifyInstalled(parsed: Parsed): Promise<number> {
   return withClient(parsed, async ({ client, json }) => {
@@ -44,20 +51,22 @@ async function verifyInstalled(parsed: Parsed): Promise<number> {
       config === undefined
         ? await client.verifyInstalled({ ...dirOption(parsed), lockfile: lockfileOption(parsed) })
         : await client.verifySet(resolve(config), { home: homedir() });
-    const failed = findings.filter((f) => !f.ok);
+    const failed = findings.filter((f) => !f.ok && f.code !== NOT_PLACED_BY_SET);
     if (json) outJson({ ok: failed.length === 0, plugins: findings });
     else {
       for (const f of findings)
         out(
           f.ok
             ? `verified ${f.name}@${f.version}`
-            : `NOT ${f.code === POLICY_DENIED ? 'allowed' : f.code === NOT_IN_SET ? 'in the set' : 'verified'} ${f.name}@${f.version}: ${f.code}: ${f.message}`,
+            : f.code === NOT_PLACED_BY_SET
+              ? `another's ${f.name}@${f.version}: ${f.code}: ${f.message}`
+              : `NOT ${f.code === POLICY_DENIED ? 'allowed' : f.code === NOT_IN_SET ? 'in the set' : 'verified'} ${f.name}@${f.version}: ${f.code}: ${f.message}`,
         );
       if (findings.length === 0) out('nothing is installed');
     }
     // A trust check that failed is exit 3; a set's policy refusing what verifies, or a version in its folders
-    // the set does not name (which `diff -c` names as a removal only when this set placed it), is a
-    // rejection, exit 1.
+    // the set placed and no longer names (which `diff -c` names as a removal, exit 1), is a rejection, exit 1;
+    // one it neither names nor placed is another's, left by `clean -c`, and fails nothing.
     if (failed.some((f) => !REJECTIONS.has(f.code))) return 3;
     return failed.length === 0 ? 0 : 1;
   });

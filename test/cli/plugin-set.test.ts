@@ -819,10 +819,64 @@ describe('when a set\u2019s folder holds a plugin the set no longer names (verif
       expect.stringContaining(listed(c, ALPHA, '1.0.0', 'verified')),
       expect.stringContaining(`  POLICY_DENIED: ${ALPHA}@1.0.0 is signed by publisher`),
       expect.stringContaining(listed(c, BETA, '2.0.0', 'verified')),
-      `  NOT_IN_SET: ${c.file} installs no plugin ${BETA} into ${path.join(c.dir, 'plugins')}: not verified as the set's (\`plugindex clean -c\` removes it if this set placed it; \`plugindex verify --dir\` checks it by the configured registries)`,
+      `  NOT_IN_SET: ${c.file} installs no plugin ${BETA} into ${path.join(c.dir, 'plugins')}: not verified as the set's (\`plugindex clean -c\` removes it; \`plugindex verify --dir ${path.join(c.dir, 'plugins')}\` checks it by the configured registries)`,
     ]);
     expect(verify.stdout).toContain(`NOT in the set ${BETA}@2.0.0: NOT_IN_SET: `);
     expect(verify.stdout).not.toContain(`NOT allowed ${BETA}`);
+  });
+});
+
+describe('when a set\u2019s folder holds plain installs the set neither names nor placed (verify -c, list -c)', () => {
+  it('says each is another\u2019s (NOT_PLACED_BY_SET) and exits 0, as clean -c leaves them and diff -c names no removal', async () => {
+    // Prepare: the set installs cli-alpha 1.1.0; by hand, into its folder, cli-alpha 1.0.0 and cli-beta.
+    const c = await checkout(setOf([{ name: ALPHA, version: '1.1.0' }]));
+    const plugins = path.join(c.dir, 'plugins');
+    expect((await c.plugindex('install', '-c', 'plugins.yaml')).code).toBe(0);
+    expect((await c.plugindex('registry', 'add', 'local', base, '--key', 'registry.asc')).code).toBe(0);
+    for (const request of [`${ALPHA}@1.0.0`, `${BETA}@2.0.0`])
+      expect(
+        (await c.plugindex('install', request, '--dir', 'plugins', '--lockfile', 'by-hand.lock')).code,
+      ).toBe(0);
+
+    // Act
+    const verify = await c.plugindex('verify', '-c', 'plugins.yaml');
+    const verifyJson = await c.plugindex('verify', '-c', 'plugins.yaml', '--json');
+    const list = await c.plugindex('list', '-c', 'plugins.yaml');
+    const diff = await c.plugindex('diff', '-c', 'plugins.yaml');
+
+    // Assess
+    expect(verify.code, verify.stdout).toBe(0);
+    expect(verify.stdout).toContain(`verified ${ALPHA}@1.1.0`);
+    expect(verify.stdout).toContain(
+      `another's ${ALPHA}@1.0.0: NOT_PLACED_BY_SET: ${c.file} installs ${ALPHA}@1.1.0 here (its lock), not 1.0.0, nor did it place it`,
+    );
+    expect(verify.stdout).toContain(
+      `another's ${BETA}@2.0.0: NOT_PLACED_BY_SET: ${c.file} installs no plugin ${BETA} into ${plugins}, nor did it place it`,
+    );
+    expect(verifyJson.code).toBe(0);
+    expect(JSON.parse(verifyJson.stdout)).toMatchObject({
+      ok: true,
+      plugins: expect.arrayContaining([
+        expect.objectContaining({ name: BETA, version: '2.0.0', ok: false, code: 'NOT_PLACED_BY_SET' }),
+      ]),
+    });
+    expect(list.code, list.stdout).toBe(0);
+    expect(list.stdout).toContain(
+      `  NOT_PLACED_BY_SET: ${c.file} installs no plugin ${BETA} into ${plugins}`,
+    );
+    expect(list.stdout).not.toContain('NOT_IN_SET');
+    // (diff -c names the hand install's moving of current, not a removal.)
+    expect(diff.stdout).not.toContain('remove');
+
+    // One the set placed and no longer names is still a rejection, until clean -c removes it.
+    await writeFile(c.file, setOf([{ name: BETA, version: '2.0.0' }]));
+    const dropped = await c.plugindex('verify', '-c', 'plugins.yaml');
+    expect(dropped.code, dropped.stdout).toBe(1);
+    expect(dropped.stdout).toContain(`NOT in the set ${ALPHA}@1.1.0: NOT_IN_SET: `);
+    expect((await c.plugindex('clean', '-c', 'plugins.yaml')).code).toBe(0);
+    const cleaned = await c.plugindex('verify', '-c', 'plugins.yaml');
+    expect(cleaned.code, cleaned.stdout).toBe(0);
+    expect(cleaned.stdout).toContain(`another's ${ALPHA}@1.0.0: NOT_PLACED_BY_SET: `);
   });
 });
 

@@ -1375,6 +1375,36 @@ ${list}`;
     expect(Object.keys(installed.plugins)).toEqual(['disk-tool', 'kubecost-lens']);
   });
 
+  it('says the user\u2019s is another\u2019s (NOT_PLACED_BY_SET, not_placed_by_set), not a rejection (verify -c, list -c)', async () => {
+    // Prepare
+    const { p, data } = await intoDataFolder('    - { provider: disk, name: disk-tool, version: "1.0.0" }\n');
+    await using(p, (c) => c.installSet(p.file, HOME));
+
+    // Act
+    const findings = await using(p, (c) => c.verifySet(p.file, HOME));
+    const report = await using(p, (c) => c.discover(p.file, HOME));
+
+    // Assess
+    expect(findings).toEqual([
+      expect.objectContaining({ name: 'disk-tool', ok: true }),
+      {
+        name: 'kubecost-lens',
+        version: '1.1.0',
+        ok: false,
+        code: 'NOT_PLACED_BY_SET',
+        message: expect.stringContaining(
+          `${p.file} installs no plugin kubecost-lens into ${data}, nor did it place it`,
+        ),
+      },
+    ]);
+    const lens = report.plugins.find((plugin) => plugin.name === 'kubecost-lens');
+    expect(lens).toMatchObject({
+      status: 'verified',
+      not_placed_by_set: expect.stringContaining("another's, left as it is"),
+    });
+    expect(lens).not.toHaveProperty('not_in_set');
+  });
+
   it('places its own version beside the user\u2019s, replacing none of it (install -c)', async () => {
     // Prepare: the set names the plugin the user installed, at another version.
     const { p, data } = await intoDataFolder(
