@@ -469,7 +469,10 @@ export class ClientState {
    * every time with 200 trust folders, every one was read. The index is a cache of the folders
    * (trust-index.ts): one missing or unreadable is rebuilt from them, a folder it does not list is read and
    * added, and a record found under another registry than the index lists it under (written by a client
-   * before the index) has the index rebuilt and the names found again, so no name is missed.
+   * before the index) has the index rebuilt and the names found again. That is found only by a check of the
+   * registry it is listed under: a folder listed under R1 whose record was rewritten for R2 where this index
+   * was not told (an older client, a linked folder written through another data folder, a restored copy)
+   * is missed by R2's checks until then (ARCHITECTURE.md, "Left open").
    */
   async recordsSharingTrust(
     registry: string,

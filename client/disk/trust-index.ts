@@ -6,11 +6,14 @@
  *
  * Each folder name maps to the registries (as `registryIdentity` spells them) its record may be of. A
  * record moving to another registry is listed under both while it is written (the new one added before the
- * record, the old one dropped after), so no reader ever misses a record of its registry; an empty list is a
+ * record, the old one dropped after), so no reader misses a record this client wrote; an empty list is a
  * record that names no registry (kept before records did, or a manifest URL's pin). The index is a cache of
  * the folders: missing or unreadable, it is rebuilt from them; a folder it does not list (written by a
  * client before the index, or one killed between the two) is read and added, one it lists that is gone is
- * dropped. Written whole by rename under its own lock, taken after a record's lock and never before one.
+ * dropped. A record rewritten for another registry where this index was not told (an older client, a
+ * linked folder written through another data folder, a restored copy) is found only by a check of the
+ * registry it is listed under (`ClientState.recordsSharingTrust`). Written whole by rename under its own
+ * lock, taken after a record's lock and never before one.
  */
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
