@@ -80,6 +80,11 @@ export interface TurnedAway {
   readonly address: string;
   /** The connections its address held when it was turned away (the one closed counted). */
   readonly held: number;
+  /**
+   * For `full` with a share: the most any address held. Every slot answered a client that reads, and no
+   * address held two more than this one, so none gave its slowest reader's place. Absent with no share.
+   */
+  readonly most?: number;
 }
 
 /** A connection chosen to give its place, and why. */
@@ -201,7 +206,13 @@ export class ConnectionSlots {
       this.#evict(own);
     } else if (this.#slots.size >= this.#maxConnections) {
       const any = this.#victim(() => true) ?? this.#slowestOfLargest(held);
-      if (any === undefined) return this.#refuse(socket, address, 'full');
+      if (any === undefined)
+        return this.#refuse(
+          socket,
+          address,
+          'full',
+          this.#maxPerAddress > 0 ? Math.max(0, ...this.#perAddress.values()) : undefined,
+        );
       this.#evict(any);
     }
     const now = performance.now();
@@ -321,9 +332,16 @@ export class ConnectionSlots {
     return victim;
   }
 
-  #refuse(socket: Socket, address: string, reason: 'full' | 'share'): false {
+  #refuse(socket: Socket, address: string, reason: 'full' | 'share', most?: number): false {
     socket.destroy();
-    this.#onTurnedAway?.({ action: 'refused', reason, address, held: this.#perAddress.get(address) ?? 0 });
+    const held = this.#perAddress.get(address) ?? 0;
+    this.#onTurnedAway?.({
+      action: 'refused',
+      reason,
+      address,
+      held,
+      ...(most === undefined ? {} : { most }),
+    });
     return false;
   }
 

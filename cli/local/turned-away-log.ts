@@ -42,7 +42,11 @@ export function describeTurnedAway(event: TurnedAway): string {
   const from = event.address;
   switch (event.reason) {
     case 'full':
-      return `refused a connection from ${from}: every slot is answering a client that reads (it holds ${event.held})`;
+      // With a share, every slot reads too, but what kept a slowest reader from giving its place is that no
+      // address holds two more than this one: said, or the operator looks for a server out of slots.
+      return event.most === undefined
+        ? `refused a connection from ${from}: every slot is answering a client that reads (it holds ${event.held})`
+        : `refused a connection from ${from}: every slot is answering a client that reads, and it holds as many as any other address, less one at most (it holds ${event.held}, the most any holds ${event.most})`;
     case 'share':
       return `refused a connection from ${from}: it holds its share (${event.held}), each answering a client that reads`;
     case 'idle':

@@ -139,6 +139,7 @@ describe('when every slot answers a client that reads and a new /64 comes', () =
       reason: 'full',
       address: '2001:db8:7:8::/64',
       held: 1,
+      most: 1,
     });
   });
 });

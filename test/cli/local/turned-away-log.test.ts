@@ -81,6 +81,19 @@ describe('when connections from one address are turned away', () => {
   });
 });
 
+describe('when every slot reads and the address holds about as many as any other', () => {
+  it('says so, not only that every slot is answering', () => {
+    const { lines, log } = logged();
+
+    log.record({ action: 'refused', reason: 'full', address: '203.0.113.7', held: 1, most: 2 });
+
+    // Before, the line was the one for no share, and left the operator looking for a server out of slots.
+    expect(lines).toEqual([
+      '[connections] refused a connection from 203.0.113.7: every slot is answering a client that reads, and it holds as many as any other address, less one at most (it holds 1, the most any holds 2)',
+    ]);
+  });
+});
+
 describe('when connections from many addresses are turned away', () => {
   it('gives ten addresses lines of their own and the rest one line between them', () => {
     const { lines, log } = logged();
