@@ -263,6 +263,8 @@ class Client implements PlugindexClient {
   readonly #sessions = new Map<string, Promise<RegistrySession>>();
   /** `ClientContext.revokedKeys`, by registry and key held. */
   readonly #revoked = new Map<string, Promise<readonly ChainLink[]>>();
+  /** The rotations read this run to learn what an older client's chain lacks (`SessionDeps.rotationsRead`). */
+  readonly #rotationsRead = new Map<string, Promise<Uint8Array | undefined>>();
   #config: Promise<ClientConfig> | undefined;
   #dockerConfig: Promise<string | undefined> | undefined;
   /** What install.ts and maintain.ts work with. */
@@ -322,6 +324,7 @@ class Client implements PlugindexClient {
             cache: this.#cache,
             recordTrust,
             sharedTrust: (registry, keys, reached) => state.sharedTrust(registry, keys, reached),
+            rotationsRead: this.#rotationsRead,
             clock: this.#clock,
             offline: options.offline ?? false,
             freshForMs: options.freshForMs ?? DEFAULT_FRESH_MS,

@@ -44,7 +44,19 @@ export interface ChainLink {
   readonly retiredBy?: number;
   /** That rotation is marked `compromised` (index-builder/rotation.ts): the key is no longer secret. */
   readonly compromised?: true;
+  /**
+   * For a link without `retiredBy`: when its rotation was last asked for and taught nothing (missing, out
+   * of reach, or not the rotation the client followed). Asked again only `RETIREMENT_ASK_AGAIN_MS` later.
+   */
+  readonly askedAt?: string;
 }
+
+/**
+ * How long a link whose rotation taught nothing waits before it is asked for again: each check asked, for
+ * every such link of every name of the registry, and a rotation that is gone or does not answer cost that
+ * request (a timeout, a 404 tried on every mirror) on every check for good.
+ */
+export const RETIREMENT_ASK_AGAIN_MS = 24 * 60 * 60 * 1000;
 
 /** A key held: parsed, with its fingerprint and armored text. */
 export interface HeldKey {
@@ -137,41 +149,62 @@ export async function followRotations(options: {
  * link's key to the key the client went to next (the next link, or the key held), signed by both: one by
  * the stolen key and a key of the thief's own, saying nothing of a theft, is another rotation and teaches
  * nothing. A link whose rotation is missing or does not verify stays as it was (trusted as a routine
- * rotation's, as the client that kept it did), to be asked again at the next check.
+ * rotation's, as the client that kept it did), given the time it was asked (`askedAt`), and is asked again
+ * at the first check a day (`RETIREMENT_ASK_AGAIN_MS`) after, not at every check; an `askedAt` ahead of
+ * `now` (a clock that ran fast, set right since) is no reason to wait.
  */
 export async function learnRetirements(options: {
   readonly load: (sequence: number) => Promise<Uint8Array | undefined>;
   readonly chain: readonly ChainLink[];
   readonly held: { readonly fingerprint: string };
   readonly rotations: number;
+  readonly now: Date;
 }): Promise<ChainLink[] | undefined> {
   const { chain } = options;
   const out = [...chain];
-  let learnt = false;
+  let changed = false;
   for (const [i, link] of chain.entries()) {
     if (link.retiredBy !== undefined) continue;
     const sequence = options.rotations - chain.length + 1 + i;
     if (sequence < 1) continue;
-    const bytes = await options.load(sequence);
-    if (bytes === undefined) continue;
-    const next = chain[i + 1]?.fingerprint ?? options.held.fingerprint;
-    try {
-      const read = readSignedRotation(bytes, rotationKey(sequence));
-      if (read.rotation.previous.fingerprint !== link.fingerprint || read.rotation.next.fingerprint !== next)
-        continue;
-      const { key } = await readPublicKey(link.armoredKey);
-      await verifyRotationStep(read, { current: key, sequence });
-      out[i] = {
-        ...link,
-        retiredBy: sequence,
-        ...(read.rotation.compromised === true ? { compromised: true as const } : {}),
-      };
-      learnt = true;
-    } catch (error) {
-      if (!(error instanceof TrustError || error instanceof KeyError)) throw error;
-    }
+    const since = link.askedAt === undefined ? Number.NaN : options.now.getTime() - Date.parse(link.askedAt);
+    if (since >= 0 && since < RETIREMENT_ASK_AGAIN_MS) continue;
+    const learnt = await retirementOf(options, chain, i, sequence);
+    const { askedAt: _a, ...rest } = link;
+    out[i] = learnt ? { ...rest, ...learnt } : { ...rest, askedAt: options.now.toISOString() };
+    changed = true;
   }
-  return learnt ? out : undefined;
+  return changed ? out : undefined;
+}
+
+/** What link `i`'s rotation (`sequence`) says of it, or undefined when it cannot be read or is not it. */
+async function retirementOf(
+  options: {
+    readonly load: (sequence: number) => Promise<Uint8Array | undefined>;
+    readonly held: { readonly fingerprint: string };
+  },
+  chain: readonly ChainLink[],
+  i: number,
+  sequence: number,
+): Promise<{ readonly retiredBy: number; readonly compromised?: true } | undefined> {
+  const link = chain[i] as ChainLink;
+  const bytes = await options.load(sequence);
+  if (bytes === undefined) return undefined;
+  const next = chain[i + 1]?.fingerprint ?? options.held.fingerprint;
+  try {
+    const read = readSignedRotation(bytes, rotationKey(sequence));
+    if (read.rotation.previous.fingerprint !== link.fingerprint || read.rotation.next.fingerprint !== next)
+      return undefined;
+    const { key } = await readPublicKey(link.armoredKey);
+    await verifyRotationStep(read, { current: key, sequence });
+    return {
+      retiredBy: sequence,
+      ...(read.rotation.compromised === true ? { compromised: true as const } : {}),
+    };
+  } catch (error) {
+    if (!(error instanceof TrustError || error instanceof KeyError)) throw error;
+    return undefined;
+  }
 }
 
 /**

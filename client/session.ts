@@ -47,7 +47,7 @@ import type {
 } from '../index-builder/model.ts';
 import { MAX_ROTATION_BYTES, rotationKey } from '../index-builder/rotation.ts';
 import { openSignedSnapshot, verifyManifest } from '../index-builder/verify.ts';
-import type { RegistryEntry } from './config.ts';
+import { type RegistryEntry, registryIdentity } from './config.ts';
 import type { CachedSnapshot, ContentCache } from './disk/cache.ts';
 import type { SharedTrust, TrustRecord } from './disk/state.ts';
 import { ClientError } from './errors.ts';
@@ -80,6 +80,12 @@ export interface SessionDeps {
    * heads as to its own record's. Absent, the session's own record alone binds it.
    */
   readonly sharedTrust?: (registry: string, keys: TrustRecord, reached: string) => Promise<SharedTrust>;
+  /**
+   * The rotations read this run to learn what a link kept by an older client lacks (`learnRetirements`),
+   * by registry identity and sequence, shared by the sessions of one client: each name of the registry,
+   * and a snapshot read again, asked for them again. Absent, each session asks on its own.
+   */
+  readonly rotationsRead?: Map<string, Promise<Uint8Array | undefined>>;
   /** Never touch the network: the cached snapshot (if unexpired) and cached documents only. */
   readonly offline: boolean;
   /**
@@ -180,21 +186,33 @@ export class RegistrySession {
   /**
    * The chain kept, its links an older client kept (no rotation number, and so no `compromised` mark read)
    * given what their rotations say (`learnRetirements`), or undefined when there is nothing to learn. Once
-   * per link: a rotation read is never rewritten. A link whose rotation cannot be read now is asked again at
-   * the next check; what this cannot read fails nothing else.
+   * per link: a rotation read is never rewritten. A link whose rotation cannot be read now is kept with the
+   * time it was asked, and asked again a day later; each rotation is asked for once a run, whichever name
+   * of the registry asks (`SessionDeps.rotationsRead`). What this cannot read fails nothing else.
    */
-  async #learntChain(rotations: number): Promise<ChainLink[] | undefined> {
+  async #learntChain(snapshot: SnapshotDocument, now: Date): Promise<ChainLink[] | undefined> {
     const chain = this.#trust.chain ?? [];
     if (chain.every((link) => link.retiredBy !== undefined)) return undefined;
+    const read = this.#deps.rotationsRead ?? new Map<string, Promise<Uint8Array | undefined>>();
     return learnRetirements({
       chain,
       held: this.#trust,
-      rotations,
-      load: (sequence) =>
-        this.#load({ path: rotationKey(sequence), maxBytes: MAX_ROTATION_BYTES }).catch((error: unknown) => {
-          if (error instanceof ClientError) return undefined;
-          throw error;
-        }),
+      rotations: snapshot.key_rotations ?? 0,
+      now,
+      load: (sequence) => {
+        const key = `${registryIdentity(snapshot.registry)}\n${sequence}`;
+        let bytes = read.get(key);
+        if (!bytes) {
+          bytes = this.#load({ path: rotationKey(sequence), maxBytes: MAX_ROTATION_BYTES }).catch(
+            (error: unknown) => {
+              if (error instanceof ClientError) return undefined;
+              throw error;
+            },
+          );
+          read.set(key, bytes);
+        }
+        return bytes;
+      },
     });
   }
 
@@ -380,7 +398,7 @@ export class RegistrySession {
     if (changed || !cached || etag !== cached.etag)
       await cache.putSnapshot(this.entry.url, { bytes: body, signature, ...(etag ? { etag } : {}) });
     if (checked) {
-      const learnt = await this.#learntChain(snapshot.key_rotations ?? 0);
+      const learnt = await this.#learntChain(snapshot, now);
       const { logsExtended: _before, ...kept } = this.#trust;
       this.#trust = {
         ...kept,

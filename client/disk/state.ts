@@ -154,6 +154,7 @@ function trustStateJson(record: TrustRecord, highest: number): string {
             key: l.armoredKey,
             ...(l.retiredBy !== undefined ? { retired_by: l.retiredBy } : {}),
             ...(l.compromised ? { compromised: true } : {}),
+            ...(l.askedAt !== undefined ? { asked_at: l.askedAt } : {}),
           })),
         }
       : {}),
@@ -164,15 +165,22 @@ function trustStateJson(record: TrustRecord, highest: number): string {
 
 /**
  * `state.json#/chain`: each link `{fingerprint, key}`, with `retired_by` (the rotation that retired it; a
- * link an older client kept has none) and `compromised` (true: that rotation says the key is no longer
- * secret).
+ * link an older client kept has none), `compromised` (true: that rotation says the key is no longer
+ * secret) and `asked_at` (when a link without `retired_by` last had its rotation asked for, and learnt
+ * nothing: `learnRetirements` asks again a day later; one that is no time is asked at once).
  */
 function parseChain(value: unknown, file: string): ChainLink[] {
   if (!Array.isArray(value))
     throw new ClientError('TRUST_STATE_INVALID', `${file}#/chain: expected a list of earlier keys`);
   return value.map(
     (
-      link: { fingerprint?: unknown; key?: unknown; retired_by?: unknown; compromised?: unknown } | null,
+      link: {
+        fingerprint?: unknown;
+        key?: unknown;
+        retired_by?: unknown;
+        compromised?: unknown;
+        asked_at?: unknown;
+      } | null,
       i,
     ) => {
       if (typeof link?.fingerprint !== 'string' || typeof link.key !== 'string')
@@ -193,6 +201,10 @@ function parseChain(value: unknown, file: string): ChainLink[] {
         armoredKey: link.key,
         ...(retiredBy !== undefined ? { retiredBy: retiredBy as number } : {}),
         ...(link.compromised === true ? { compromised: true as const } : {}),
+        // Only when to ask again: one that is no time is dropped, and asked for at this check.
+        ...(typeof link.asked_at === 'string' && !Number.isNaN(Date.parse(link.asked_at))
+          ? { askedAt: link.asked_at }
+          : {}),
       };
     },
   );

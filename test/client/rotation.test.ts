@@ -883,8 +883,8 @@ describe('when a registry rotates its key routinely (no --compromised)', () => {
 
 describe('when a client older than the mark followed a rotation made after a theft', () => {
   /** The chain as a client before the mark kept it: each link its fingerprint and key, nothing more. */
-  async function keptByOlderClient(m: ClientMachine): Promise<void> {
-    const file = join(m.data, 'trust', 'main', 'state.json');
+  async function keptByOlderClient(m: ClientMachine, name = 'main'): Promise<void> {
+    const file = join(m.data, 'trust', name, 'state.json');
     const state = JSON.parse(await readFile(file, 'utf8'));
     state.chain = state.chain.map((link: { fingerprint: string; key: string }) => ({
       fingerprint: link.fingerprint,
@@ -892,6 +892,53 @@ describe('when a client older than the mark followed a rotation made after a the
     }));
     await writeFile(file, JSON.stringify(state, null, 2));
   }
+
+  /** The links of `name`'s chain taught nothing by their rotation, as if that was asked `days` ago. */
+  async function askedDaysAgo(m: ClientMachine, name: string, days: number): Promise<void> {
+    const file = join(m.data, 'trust', name, 'state.json');
+    const state = JSON.parse(await readFile(file, 'utf8'));
+    const then = new Date(Date.now() - days * 24 * 60 * 60 * 1000).toISOString();
+    for (const link of state.chain) if (link.asked_at !== undefined) link.asked_at = then;
+    await writeFile(file, JSON.stringify(state, null, 2));
+  }
+
+  it('asks for a rotation that is gone once a run whatever the names, then not again for a day', async () => {
+    // Prepare: two names of one registry, both followed the rotation and kept as an older client keeps
+    // them; the rotation then gone from what serves the registry (a 404), every request for it counted.
+    const registry = await servedRegistry(['1.0.0']);
+    const counted = await staleSignatureCache(registry.url, `/${rotationKey(1)}`, new Uint8Array(), {
+      active: () => false,
+    });
+    const m = await machine();
+    await m.run(async (c) => {
+      await c.addRegistry({ name: 'main', url: counted.url, pin: { armored: registry.firstKey } });
+      await c.addRegistry({ name: 'second', url: counted.url, pin: { armored: registry.firstKey } });
+    });
+    await rotateLocalRegistry(registry.dir, (await newKey()).secretKey, { compromised: true });
+    await m.run((c) => c.updateRegistries(['main', 'second']));
+    await keptByOlderClient(m, 'main');
+    await keptByOlderClient(m, 'second');
+    await unlink(join(registry.dir, 'public', rotationKey(1)));
+    const asked = counted.asked as (string | null)[];
+    asked.length = 0;
+
+    // Act: a run checking both names, then another run.
+    const first = await m.run((c) => c.updateRegistries(['main', 'second']));
+    const once = asked.length;
+    const second = await m.run((c) => c.updateRegistries(['main', 'second']));
+
+    // Assess: before, each check of each name asked (2, then 2 more), every run for good.
+    expect([...first, ...second].map((r) => r.error)).toEqual([undefined, undefined, undefined, undefined]);
+    expect(once).toBe(1);
+    expect(asked).toHaveLength(1);
+    expect((await trustState(m)).chain).toEqual([
+      expect.objectContaining({ fingerprint: registry.firstFingerprint, asked_at: expect.any(String) }),
+    ]);
+    // A day later it is asked for again (once).
+    await askedDaysAgo(m, 'main', 2);
+    await m.run((c) => c.updateRegistries(['main', 'second']));
+    expect(asked).toHaveLength(2);
+  });
 
   it('learns the mark from the rotation at its next check, and refuses the stolen key from then on', async () => {
     // Prepare: a client that installed under the first key and followed the rotation, its state then as an
@@ -954,9 +1001,12 @@ describe('when a client older than the mark followed a rotation made after a the
     // Assess: nothing learnt, nothing refused; the link stays as kept, asked again at the next check.
     expect(reports[0]?.error).toBeUndefined();
     expect(forger.served).toBeGreaterThan(0);
-    expect((await trustState(m)).chain).toEqual(before);
-    // The registry's own rotation, once it is served again, is learnt at the next check.
+    expect((await trustState(m)).chain).toEqual(
+      (before as Record<string, unknown>[]).map((link) => ({ ...link, asked_at: expect.any(String) })),
+    );
+    // The registry's own rotation, once it is served again, is learnt at the first check a day later.
     forging = false;
+    await askedDaysAgo(m, 'main', 2);
     await m.run((c) => c.updateRegistries(['main']));
     expect((await trustState(m)).chain).toEqual([
       expect.objectContaining({ fingerprint: registry.firstFingerprint, retired_by: 1, compromised: true }),
