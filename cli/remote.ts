@@ -98,6 +98,48 @@ export async function readBucketText(options: {
   }
 }
 
+/**
+ * Refuses a `--compromised` rotation when one of the same number from the same key to the same key waits
+ * under `rotations/` unmarked, as the local form refuses to finish an unmarked rotation under way with the
+ * mark: the function publishes the first it meets and refuses the other, so the marked one signed now
+ * would be refused, and only after the unmarked one had gone out, for good (a rotation is never rewritten).
+ * One to another key is not: the function publishes only a rotation to the key it holds.
+ */
+async function refuseUnmarkedUnderWay(
+  store: S3Store,
+  sequence: number,
+  previous: { readonly fingerprint: string },
+  next: { readonly fingerprint: string },
+  refuse: (...args: Parameters<typeof import('../index-builder/errors.ts').problem>) => never,
+  rotation: typeof import('../index-builder/rotation.ts'),
+): Promise<void> {
+  const { ROTATION_UPLOADS_PREFIX } = await import('../index-builder/pipeline/rotate.ts');
+  for await (const info of store.list(ROTATION_UPLOADS_PREFIX)) {
+    if (info.size > rotation.MAX_ROTATION_BYTES) continue;
+    const object = await store.get(info.key);
+    if (!object) continue;
+    let read: ReturnType<typeof rotation.readSignedRotation>;
+    try {
+      read = rotation.readSignedRotation(object.body, info.key);
+    } catch {
+      continue; // not a rotation: the function refuses it, and publishes nothing of it
+    }
+    const { rotation: r } = read;
+    if (
+      r.sequence === sequence &&
+      r.previous.fingerprint === previous.fingerprint &&
+      r.next.fingerprint === next.fingerprint &&
+      r.compromised !== true
+    )
+      refuse(
+        'ROTATION_INVALID',
+        '/rotation/compromised',
+        `rotation ${sequence} to key ${next.fingerprint} was uploaded without --compromised (${info.key}), and the publish function publishes it first: a rotation is never rewritten, so a marked one of that number would be refused once it went out; rotate to another new key with --compromised instead`,
+        { found: info.key },
+      );
+  }
+}
+
 /** What `rotateThroughQueue` did: the rotation signed and where it went, and its outcome once recorded. */
 export interface QueuedRotation {
   readonly registry: string;
@@ -117,8 +159,10 @@ export interface QueuedRotation {
  * signed by the old key) with the old key and the new one, uploads it to the upload bucket under
  * `rotations/` (not `incoming/`), asks the publish function for it through the queue, and waits for the
  * outcome the function records.
- * @throws SubmissionError ROTATION_INVALID (the same key twice), ROTATION_NOT_CURRENT_KEY (the registry does
- *   not sign with the old key), having uploaded nothing.
+ * @throws SubmissionError ROTATION_INVALID (the same key twice; a rotation of that number published that the
+ *   snapshot does not count yet; with `compromised`, one to the same key waiting unmarked under `rotations/`:
+ *   `refuseUnmarkedUnderWay`), ROTATION_NOT_CURRENT_KEY (the registry does not sign with the old key), having
+ *   uploaded nothing.
  */
 export async function rotateThroughQueue(options: {
   readonly bucket: string;
@@ -147,6 +191,7 @@ export async function rotateThroughQueue(options: {
     verify,
     fetcher,
     queue,
+    { ClientError },
   ] = await Promise.all([
     import('../index-builder/signing.ts'),
     import('../index-builder/rotation.ts'),
@@ -156,6 +201,7 @@ export async function rotateThroughQueue(options: {
     import('../index-builder/verify.ts'),
     import('../client/fetcher.ts'),
     import('../adapters/publish-queue.ts'),
+    import('../client/errors.ts'),
   ]);
   const refuse = (...args: Parameters<typeof errors.problem>): never => {
     throw new errors.SubmissionError('INVALID_SUBMISSION', [errors.problem(...args)]);
@@ -213,17 +259,38 @@ export async function rotateThroughQueue(options: {
           `${url}/${layout.SIGNED_SNAPSHOT_KEY} is signed by neither key given`,
           { expected: previous.fingerprint, found: snapshot.key_fingerprint ?? '(none)' },
         );
+      if (snapshot.key_fingerprint === next.fingerprint)
+        refuse(
+          'ROTATION_NOT_CURRENT_KEY',
+          '/rotation/previous/fingerprint',
+          `${url} already signs with the new key (rotation ${snapshot.key_rotations ?? 0}): nothing to rotate`,
+          { expected: previous.fingerprint, found: next.fingerprint },
+        );
+      // Published, the snapshot not yet counting it (the function stopped while signing again): the function
+      // finishes that one, and refuses any other of its number, as a rotation is never rewritten.
+      const sequence = (snapshot.key_rotations ?? 0) + 1;
+      const publishedRotation = await fetcher
+        .fetchBody(
+          http,
+          { name: url, bases: [url], timeoutMs: 30_000 },
+          { path: rotation.rotationKey(sequence), maxBytes: rotation.MAX_ROTATION_BYTES, pastCaches: true },
+        )
+        .catch((error: unknown) => {
+          if (error instanceof ClientError && error.code === 'FETCH_NOT_FOUND') return undefined;
+          throw error;
+        });
+      if (publishedRotation)
+        refuse(
+          'ROTATION_INVALID',
+          '/rotation/sequence',
+          `rotation ${sequence} is published already (${url}/${rotation.rotationKey(sequence)}) and the publish function finishes it at its next run; a rotation is never rewritten`,
+        );
     } finally {
       await http.close();
     }
-    if (snapshot.key_fingerprint === next.fingerprint)
-      refuse(
-        'ROTATION_NOT_CURRENT_KEY',
-        '/rotation/previous/fingerprint',
-        `${url} already signs with the new key (rotation ${snapshot.key_rotations ?? 0}): nothing to rotate`,
-        { expected: previous.fingerprint, found: next.fingerprint },
-      );
     const sequence = (snapshot.key_rotations ?? 0) + 1;
+    if (options.compromised === true)
+      await refuseUnmarkedUnderWay(store, sequence, previous, next, refuse, rotation);
     const { bytes } = await rotation.signRotation({
       registry: url,
       sequence,

@@ -453,6 +453,60 @@ describe('when an operator runs plugindex rotate-key --bucket', () => {
     }
   });
 
+  it('refuses --compromised up front while a rotation of that number waits unmarked, or is published', async () => {
+    // Prepare: the registry signs with key g (the rotation above). The operator uploaded rotation 7 to h
+    // without the mark (its request not yet handled), then learnt that g was stolen.
+    const g = await createSigner(await readFile(path.join(work, 'g.asc'), 'utf8'), 'third passphrase');
+    const h = await generateKeyPair({ name: 'fn h', passphrase: 'third passphrase' });
+    const files = { g: path.join(work, 'g.asc'), h: path.join(work, 'h.asc') };
+    await writeFile(files.h, h.secretKey);
+    const unmarked = await uploadRotation(g, await createSigner(h.secretKey, 'third passphrase'), 7);
+    const uploaded = async () => {
+      const keys: string[] = [];
+      for await (const info of intake().list('rotations/')) keys.push(info.key);
+      return keys.sort();
+    };
+    const before = await uploaded();
+    const passphrase = process.env.PLUGINDEX_KEY_PASSPHRASE;
+    try {
+      process.env.PLUGINDEX_KEY_PASSPHRASE = 'third passphrase';
+      secretHolds(h, 'third passphrase');
+      deliverToFunction();
+
+      // Act
+      const run = await rotate(files.g, files.h, '--compromised');
+
+      // Assess: before, a marked rotation 7 was signed, uploaded and sent, and the function published the
+      // unmarked one and refused it, the operator learning only from that refusal.
+      expect(run.code).toBe(1);
+      expect(run.stderr).toContain('ROTATION_INVALID');
+      expect(run.stderr).toContain(unmarked);
+      expect(sqs.commandCalls(SendMessageCommand)).toHaveLength(0);
+      expect(await uploaded()).toEqual(before);
+      expect(await published()).toMatchObject({ key_fingerprint: g.fingerprint, key_rotations: 6 });
+
+      // Published (the function stopped before the snapshot counted it): refused up front, marked or not.
+      const bytes = (await intake().get(unmarked))?.body as Uint8Array;
+      await intake().delete(unmarked);
+      await site().put(rotationKey(7), bytes, {
+        contentType: 'application/json',
+        cacheControl: 'no-store',
+      });
+      try {
+        const again = await rotate(files.g, files.h, '--compromised');
+        expect(again.code).toBe(1);
+        expect(again.stderr).toContain('ROTATION_INVALID');
+        expect(again.stderr).toContain(rotationKey(7));
+        expect(sqs.commandCalls(SendMessageCommand)).toHaveLength(0);
+      } finally {
+        await site().delete(rotationKey(7));
+      }
+    } finally {
+      if (passphrase === undefined) delete process.env.PLUGINDEX_KEY_PASSPHRASE;
+      else process.env.PLUGINDEX_KEY_PASSPHRASE = passphrase;
+    }
+  });
+
   it('refuses --new-passphrase-file for a local registry (exit 2): its key file opens with PLUGINDEX_KEY_PASSPHRASE alone', async () => {
     const run = await plugindex(
       'rotate-key',
