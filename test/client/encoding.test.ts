@@ -76,6 +76,37 @@ async function search(terms: string[]) {
   }
 }
 
+/**
+ * Runs `run` with the search document's brotli variant holding `edit` of the document's text (and, with
+ * `documentToo`, the document itself holding it as well), as a publish that died between its writes or a
+ * tampering copy leaves them; both are put back after.
+ */
+async function withSearchEdited(
+  edit: (text: string) => string,
+  run: () => Promise<void>,
+  documentToo = false,
+): Promise<void> {
+  const key = encodedVariantKey(SEARCH_KEY, 'br');
+  const original = registry.site.objects.get(key) as StoredObject;
+  const originalDocument = registry.site.objects.get(SEARCH_KEY) as StoredObject;
+  const edited = new TextEncoder().encode(edit(new TextDecoder().decode(originalDocument.body)));
+  const body = brotliCompressSync(edited);
+  registry.site.objects.set(key, { ...original, body, size: body.byteLength, etag: '"edited"' });
+  if (documentToo)
+    registry.site.objects.set(SEARCH_KEY, {
+      ...originalDocument,
+      body: edited,
+      size: edited.byteLength,
+      etag: '"edited-document"',
+    });
+  try {
+    await run();
+  } finally {
+    registry.site.objects.set(key, original);
+    registry.site.objects.set(SEARCH_KEY, originalDocument);
+  }
+}
+
 describe('when a registry serves its documents compressed', () => {
   it('reads the brotli variant, decodes it and checks it against the snapshot', async () => {
     read.length = 0;
@@ -88,70 +119,52 @@ describe('when a registry serves its documents compressed', () => {
   it('reads the document itself when a variant decodes to other bytes than the snapshot binds', async () => {
     // A publish writes the variants before their document: one that died between them left a variant of
     // the next generation beside the document the snapshot still binds.
-    const key = encodedVariantKey(SEARCH_KEY, 'br');
-    const original = registry.site.objects.get(key) as StoredObject;
-    const document = registry.site.objects.get(SEARCH_KEY)?.body as Uint8Array;
-    const other = new TextEncoder().encode(
-      new TextDecoder().decode(document).replace('demo-plugin', 'demo-plugim'),
-    );
-    const body = brotliCompressSync(other);
-    registry.site.objects.set(key, { ...original, body, size: body.byteLength, etag: '"ahead"' });
     read.length = 0;
-    try {
-      const hits = await search(['demo-plugin']);
+    await withSearchEdited(
+      (text) => text.replace('demo-plugin', 'demo-plugim'),
+      async () => {
+        const hits = await search(['demo-plugin']);
 
-      expect(hits.map((h) => h.entry.name)).toEqual(['demo-plugin']);
-      expect(read.filter((k) => k.startsWith(SEARCH_KEY))).toEqual([key, SEARCH_KEY]);
-    } finally {
-      registry.site.objects.set(key, original);
-    }
+        expect(hits.map((h) => h.entry.name)).toEqual(['demo-plugin']);
+        expect(read.filter((k) => k.startsWith(SEARCH_KEY))).toEqual([
+          encodedVariantKey(SEARCH_KEY, 'br'),
+          SEARCH_KEY,
+        ]);
+      },
+    );
   });
 
   it('reads the document itself when a variant decodes to more bytes than the snapshot lists', async () => {
     // As above, of a document that grew (a version more, an advisory): the next generation's variant is
     // larger than the size the snapshot lists, and is cut off at that size before its digest is checked.
-    const key = encodedVariantKey(SEARCH_KEY, 'br');
-    const original = registry.site.objects.get(key) as StoredObject;
-    const document = registry.site.objects.get(SEARCH_KEY)?.body as Uint8Array;
-    const grown = new TextEncoder().encode(
-      new TextDecoder().decode(document).replace('demo-plugin', 'demo-plugin-grown-since'),
-    );
-    const body = brotliCompressSync(grown);
-    registry.site.objects.set(key, { ...original, body, size: body.byteLength, etag: '"grown"' });
     read.length = 0;
-    try {
-      const hits = await search(['demo-plugin']);
+    await withSearchEdited(
+      (text) => text.replace('demo-plugin', 'demo-plugin-grown-since'),
+      async () => {
+        const hits = await search(['demo-plugin']);
 
-      expect(hits.map((h) => h.entry.name)).toEqual(['demo-plugin']);
-      expect(read.filter((k) => k.startsWith(SEARCH_KEY))).toEqual([key, SEARCH_KEY]);
-    } finally {
-      registry.site.objects.set(key, original);
-    }
+        expect(hits.map((h) => h.entry.name)).toEqual(['demo-plugin']);
+        expect(read.filter((k) => k.startsWith(SEARCH_KEY))).toEqual([
+          encodedVariantKey(SEARCH_KEY, 'br'),
+          SEARCH_KEY,
+        ]);
+      },
+    );
   });
 
   it('refuses a variant and a document that both hold other bytes than the snapshot binds', async () => {
     // A guard: refused so before a variant was asked for again as identity, and the second answer is checked
     // as the first was.
-    const key = encodedVariantKey(SEARCH_KEY, 'br');
-    const original = registry.site.objects.get(key) as StoredObject;
-    const originalDocument = registry.site.objects.get(SEARCH_KEY) as StoredObject;
-    const other = new TextEncoder().encode(
-      new TextDecoder().decode(originalDocument.body).replace('demo-plugin', 'demo-plugim'),
+    await withSearchEdited(
+      (text) => text.replace('demo-plugin', 'demo-plugim'),
+      async () => {
+        await expect(search(['demo'])).rejects.toMatchObject({
+          name: 'TrustError',
+          code: 'DOCUMENT_MISMATCH',
+        });
+      },
+      true,
     );
-    const body = brotliCompressSync(other);
-    registry.site.objects.set(key, { ...original, body, size: body.byteLength, etag: '"tampered"' });
-    registry.site.objects.set(SEARCH_KEY, {
-      ...originalDocument,
-      body: other,
-      size: other.byteLength,
-      etag: '"tampered-document"',
-    });
-    try {
-      await expect(search(['demo'])).rejects.toMatchObject({ name: 'TrustError', code: 'DOCUMENT_MISMATCH' });
-    } finally {
-      registry.site.objects.set(key, original);
-      registry.site.objects.set(SEARCH_KEY, originalDocument);
-    }
     expect((await search(['demo-plugin'])).length).toBe(1);
   });
 });

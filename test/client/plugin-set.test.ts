@@ -742,24 +742,43 @@ describe('when two set files in one folder differ only in the extension', () => 
   });
 });
 
+/**
+ * Two folder sources, each a provider holding one version of `name` (its binary marked with the provider's
+ * name), under `root/<name>-<provider>`; returns the set that pins `version` from `provider` into ./plugins,
+ * `extra` after it.
+ */
+async function twoFolderSources(
+  name: string,
+  sources: readonly [provider: string, version: string][],
+  extra = '',
+): Promise<(provider: string, version: string) => string> {
+  const providers: string[] = [];
+  for (const [provider, version] of sources) {
+    const folder = join(root, `${name}-${provider}`);
+    await writeFolderVersion(folder, name, version, tool(name, provider));
+    providers.push(`    - { type: file, name: ${provider}, path: ${folder}, key: ./publisher.asc }`);
+  }
+  return (provider, version) => `plugins:
+  install_location: ./plugins
+  providers:
+${providers.join('\n')}
+  plugins:
+    - { provider: ${provider}, name: ${name}, version: "${version}" }
+${extra}`;
+}
+
 describe('when two versions of a plugin differ only in letter case (one folder where case is ignored)', () => {
   it('refuses to hold both in one install folder (VERSION_FOLDER_CLASH), and installs once the other is removed', async () => {
     // Prepare: 1.0.0-RC.1 from one folder, 1.0.0-rc.1 (another SemVer version) from another, installed in
     // turn into one install folder: on macOS and Windows their folders are one, each writing over the other.
-    const first = join(root, 'case-upper');
-    const second = join(root, 'case-lower');
-    await writeFolderVersion(first, 'case-tool', '1.0.0-RC.1', tool('case-tool', 'upper'));
-    await writeFolderVersion(second, 'case-tool', '1.0.0-rc.1', tool('case-tool', 'lower'));
-    const set = (provider: string, version: string) => `plugins:
-  install_location: ./plugins
-  providers:
-    - { type: file, name: upper, path: ${first}, key: ./publisher.asc }
-    - { type: file, name: lower, path: ${second}, key: ./publisher.asc }
-  plugins:
-    - { provider: ${provider}, name: case-tool, version: "${version}" }
-policy:
-  prereleases: true
-`;
+    const set = await twoFolderSources(
+      'case-tool',
+      [
+        ['upper', '1.0.0-RC.1'],
+        ['lower', '1.0.0-rc.1'],
+      ],
+      'policy:\n  prereleases: true\n',
+    );
     const p = await project(set('upper', '1.0.0-RC.1'));
     await using(p, (c) => c.installSet(p.file, HOME));
     await writeFile(p.file, set('lower', '1.0.0-rc.1'));
@@ -793,18 +812,10 @@ describe('when two versions of a plugin differ only in build metadata (one folde
   it('refuses to place one over the other (VERSION_FOLDER_CLASH), and removing one of a pair both recorded marks the other', async () => {
     // Prepare: 1.0.0+a from one folder, 1.0.0+b from another; a set pins one, then the other, into one
     // install folder, where both are `build-tool/1.0.0`.
-    const first = join(root, 'build-a');
-    const second = join(root, 'build-b');
-    await writeFolderVersion(first, 'build-tool', '1.0.0+a', tool('build-tool', 'a'));
-    await writeFolderVersion(second, 'build-tool', '1.0.0+b', tool('build-tool', 'b'));
-    const set = (provider: string, version: string) => `plugins:
-  install_location: ./plugins
-  providers:
-    - { type: file, name: a, path: ${first}, key: ./publisher.asc }
-    - { type: file, name: b, path: ${second}, key: ./publisher.asc }
-  plugins:
-    - { provider: ${provider}, name: build-tool, version: "${version}" }
-`;
+    const set = await twoFolderSources('build-tool', [
+      ['a', '1.0.0+a'],
+      ['b', '1.0.0+b'],
+    ]);
     const p = await project(set('a', '1.0.0+a'));
     const plugins = join(p.dir, 'plugins');
     const binary = join(plugins, 'build-tool', '1.0.0', 'linux-amd64', 'build-tool');
