@@ -7,7 +7,6 @@
  * a turn meanwhile (a timer's lateness, another client's wait). By hand:
  * `node --import tsx bench/search-ranking.bench.ts [N]`; with `--cpu-prof` before `--import` for a profile.
  */
-import type { SearchEntry } from '../index-builder/model.ts';
 import {
   foldEntries,
   MAX_SEARCH_TERMS,
@@ -16,23 +15,11 @@ import {
   searchPluginsInSlices,
 } from '../index-builder/search.ts';
 import { median } from './stats.ts';
-import { pluginName } from './synthetic.ts';
+import { pluginName, syntheticSearchRows } from './synthetic.ts';
 
 const N = Number(process.argv[2] ?? 100_000);
 const RUNS = 15;
-const PROVIDERS = ['aws', 'azure', 'gcp', 'kubernetes'];
-const TYPES = ['cost_source', 'observability', 'registry', 'aggregator'];
-
-const entries: SearchEntry[] = Array.from({ length: N }, (_, i) => ({
-  name: pluginName(i),
-  display_name: `Plugin ${i}`,
-  description: `Synthetic plugin number ${i}, reporting ${i % 3 === 0 ? 'cost' : 'usage'} data`,
-  latest_version: '1.9.0',
-  plugin_type: TYPES[i % TYPES.length] as string,
-  providers: [PROVIDERS[i % PROVIDERS.length] as string],
-  capabilities: ['actual_cost'],
-  keywords: [`tag-${i % 50}`, 'actual_cost'],
-}));
+const entries = syntheticSearchRows(N);
 let start = performance.now();
 const folded = foldEntries(entries);
 const foldMs = performance.now() - start;

@@ -6,26 +6,13 @@
  */
 import { createRegistryServer, listenRegistryServer } from '../cli/local/server.ts';
 import { sha256Hex } from '../index-builder/digest.ts';
-import type { SearchEntry } from '../index-builder/model.ts';
 import type { Store, StoredObject } from '../index-builder/store.ts';
 import { median } from './stats.ts';
-import { pluginName } from './synthetic.ts';
+import { pluginName, syntheticSearchRows } from './synthetic.ts';
 
 const N = 10_000;
 const RUNS = 15;
-const PROVIDERS = ['aws', 'azure', 'gcp', 'kubernetes'];
-const TYPES = ['cost_source', 'observability', 'registry', 'aggregator'];
-
-const rows: SearchEntry[] = Array.from({ length: N }, (_, i) => ({
-  name: pluginName(i),
-  display_name: `Plugin ${i}`,
-  description: `Synthetic plugin number ${i}, reporting ${i % 3 === 0 ? 'cost' : 'usage'} data`,
-  latest_version: '1.9.0',
-  plugin_type: TYPES[i % TYPES.length] as string,
-  providers: [PROVIDERS[i % PROVIDERS.length] as string],
-  capabilities: ['actual_cost'],
-  keywords: [`tag-${i % 50}`, 'actual_cost'],
-}));
+const rows = syntheticSearchRows(N);
 
 /** The two objects the endpoint reads, in memory; `publish()` gives search.json new bytes. */
 const objects = new Map<string, Uint8Array>();

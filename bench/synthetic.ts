@@ -4,7 +4,7 @@
  * manifests for the versions a benchmark does publish for real.
  */
 import { artifactKey, manifestKey } from '../index-builder/layout.ts';
-import type { PluginDocument, VersionRecord } from '../index-builder/model.ts';
+import type { PluginDocument, SearchEntry, VersionRecord } from '../index-builder/model.ts';
 
 export const VERSIONS_PER_PLUGIN = 10;
 export const URL_BASE = 'https://registry.example.com';
@@ -86,4 +86,21 @@ export function manifestFor(name: string, version: string): Uint8Array {
       requirements: { min_api_version: 'v1', max_api_version: 'v1', os: ['linux'], arch: ['amd64'] },
     }),
   );
+}
+
+const SEARCH_PROVIDERS = ['aws', 'azure', 'gcp', 'kubernetes'];
+const SEARCH_TYPES = ['cost_source', 'observability', 'registry', 'aggregator'];
+
+/** `n` rows of `search.json` for the search benches: four providers and types, 50 tags, two kinds of text. */
+export function syntheticSearchRows(n: number): SearchEntry[] {
+  return Array.from({ length: n }, (_, i) => ({
+    name: pluginName(i),
+    display_name: `Plugin ${i}`,
+    description: `Synthetic plugin number ${i}, reporting ${i % 3 === 0 ? 'cost' : 'usage'} data`,
+    latest_version: '1.9.0',
+    plugin_type: SEARCH_TYPES[i % SEARCH_TYPES.length] as string,
+    providers: [SEARCH_PROVIDERS[i % SEARCH_PROVIDERS.length] as string],
+    capabilities: ['actual_cost'],
+    keywords: [`tag-${i % 50}`, 'actual_cost'],
+  }));
 }
