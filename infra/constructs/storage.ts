@@ -80,9 +80,12 @@ export class RegistryStorage extends Construct {
         // An upload only where no object is (`If-None-Match: *`, which S3 checks as part of the write): a
         // publisher may not replace another's upload still waiting under its key, which would then never
         // be judged nor have an outcome. The condition is on the writes that make the object (PutObject,
-        // CompleteMultipartUpload); a multipart upload's other steps take no conditional header.
+        // CompleteMultipartUpload); a multipart upload's other steps take no conditional header. The value
+        // must be exactly `*` (StringNotEquals compares literally, and holds where the header is absent):
+        // asking only that the header be there let `If-None-Match: "<etag>"` through, a write that is not
+        // create-only, leaving it to S3's answer to a value it documents no meaning for.
         denyIncomingPut({
-          Null: { 's3:if-none-match': 'true' },
+          StringNotEquals: { 's3:if-none-match': '*' },
           Bool: { 's3:ObjectCreationOperation': 'true' },
         }),
         // An upload the publish function can read: an archive storage class (GLACIER, DEEP_ARCHIVE: a GET

@@ -257,6 +257,43 @@ describe("when a publisher uploads with the deployment's publisher policy", () =
     client.destroy();
   });
 
+  it("refuses a put whose If-None-Match is anything but `*`, which would replace another publisher's waiting upload", async () => {
+    // The policy asked only that the header be there: `If-None-Match: "<etag>"` passed it. S3 documents `*`
+    // as the one value its writes take; what it does with another is S3's to change, and the store behind
+    // the gate (s3rver, which ignores the header) replaced the waiting upload.
+    await s3.client.send(
+      new PutObjectCommand({ Bucket: INTAKE, Key: 'incoming/etag.tgz', Body: encode('theirs') }),
+    );
+    const client = publisher();
+    for (const IfNoneMatch of ['"0123456789abcdef0123456789abcdef"', '**', 'W/"x"'])
+      await expect(
+        client.send(
+          new PutObjectCommand({
+            Bucket: INTAKE,
+            Key: 'incoming/etag.tgz',
+            Body: encode('mine'),
+            IfNoneMatch,
+          }),
+        ),
+        IfNoneMatch,
+      ).rejects.toMatchObject({ name: 'AccessDenied', $metadata: { httpStatusCode: 403 } });
+    expect(await intakeText('incoming/etag.tgz')).toBe('theirs');
+    expect(gate.refused).toContain(`s3:PutObject ${INTAKE}/incoming/etag.tgz`);
+    // `*` itself is the create-only write: where an upload waits, 412.
+    await expect(
+      client.send(
+        new PutObjectCommand({
+          Bucket: INTAKE,
+          Key: 'incoming/etag.tgz',
+          Body: encode('mine'),
+          IfNoneMatch: '*',
+        }),
+      ),
+    ).rejects.toMatchObject({ name: 'PreconditionFailed', $metadata: { httpStatusCode: 412 } });
+    await s3.client.send(new DeleteObjectCommand({ Bucket: INTAKE, Key: 'incoming/etag.tgz' }));
+    client.destroy();
+  });
+
   it('refuses a multipart upload completed without If-None-Match, and completes one with it', async () => {
     const client = publisher();
     const store = new S3Store({ client, bucket: INTAKE, partSizeBytes: 5 * 1024 * 1024 });

@@ -555,7 +555,7 @@ describe('when the stack is synthesized', () => {
             Action: 's3:PutObject',
             Resource: { 'Fn::Join': ['', [Match.anyValue(), '/incoming/*']] },
             Condition: {
-              Null: { 's3:if-none-match': 'true' },
+              StringNotEquals: { 's3:if-none-match': '*' },
               Bool: { 's3:ObjectCreationOperation': 'true' },
             },
           },
