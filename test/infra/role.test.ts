@@ -13,6 +13,7 @@ import path from 'node:path';
 import {
   DeleteObjectCommand,
   GetObjectCommand,
+  ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
   S3ServiceException,
@@ -238,6 +239,42 @@ describe("when a publisher uploads with the deployment's publisher policy", () =
     await expect(
       store.put('config/plugindex.json', encode('{}'), { ...put, createOnly: true }),
     ).rejects.toThrow(/AccessDenied/);
+    client.destroy();
+  });
+
+  it('cannot list status/, and reads an outcome only by its exact key: one not there is 403, never 404', async () => {
+    // Outcomes name plugins before they are published, and every problem found: a publisher reads its own by
+    // the key `publish --bucket` computes from its upload's name and bytes (status/<name>-<12 hex of the
+    // bytes' SHA-256>.json), never by listing.
+    await s3.client.send(
+      new PutObjectCommand({
+        Bucket: INTAKE,
+        Key: 'status/secret-plugin-0123456789ab.json',
+        Body: encode('{}'),
+      }),
+    );
+    const client = publisher();
+    gate.refused.length = 0;
+    for (const Prefix of ['status/', 'status/secret', undefined])
+      await expect(
+        client.send(
+          new ListObjectsV2Command({ Bucket: INTAKE, ...(Prefix !== undefined ? { Prefix } : {}) }),
+        ),
+        Prefix,
+      ).rejects.toMatchObject({ name: 'AccessDenied', $metadata: { httpStatusCode: 403 } });
+    expect(gate.refused).toEqual(Array(3).fill(`s3:ListBucket ${INTAKE}`));
+    // A key not there is 403, as any key the policy does not grant, never 404: a wrong guess tells nothing.
+    // The exact key reads: the policy cannot tell whose it is, the id's digest keeps it from being guessed.
+    await expect(
+      client.send(new GetObjectCommand({ Bucket: INTAKE, Key: 'status/secret-plugin-000000000000.json' })),
+    ).rejects.toMatchObject({ name: 'AccessDenied', $metadata: { httpStatusCode: 403 } });
+    const own = await client.send(
+      new GetObjectCommand({ Bucket: INTAKE, Key: 'status/secret-plugin-0123456789ab.json' }),
+    );
+    expect(await own.Body?.transformToString()).toBe('{}');
+    await s3.client.send(
+      new DeleteObjectCommand({ Bucket: INTAKE, Key: 'status/secret-plugin-0123456789ab.json' }),
+    );
     client.destroy();
   });
 

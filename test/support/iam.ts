@@ -1,8 +1,10 @@
 /**
  * A stand-in for IAM's policy evaluation (a mock: IAM cannot run here), for the statements of a synthesized
  * template: an explicit Deny wins, then an Allow, else the request is denied. It evaluates the condition
- * operators the stack's policies use (`Null`, `Bool`, `StringEquals`, `StringNotEquals`) and throws on any other, so that a
- * condition added to a policy and not modelled here fails its test rather than pass unread.
+ * operators the stack's policies use (`Null`, `Bool`, `StringEquals`, `StringNotEquals`), and `StringLike`
+ * (a listing narrowed by `s3:prefix`: such a grant on `status/` is evaluated, not waved through), and throws
+ * on any other, so that a condition added to a policy and not modelled here fails its test rather than pass
+ * unread.
  */
 import type { Template } from 'aws-cdk-lib/assertions';
 
@@ -85,11 +87,16 @@ export function templateText(value: unknown): string {
   throw new Error(`the IAM stand-in does not read the condition value ${JSON.stringify(value)}`);
 }
 
-/** IAM's wildcard: `*` matches any run of characters. */
+/** IAM's wildcards: `*` matches any run of characters, `?` any one. */
 export function matches(pattern: string, value: string): boolean {
   const source = pattern
     .split('*')
-    .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+    .map((part) =>
+      part
+        .split('?')
+        .map((piece) => piece.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+        .join('.'),
+    )
     .join('.*');
   return new RegExp(`^${source}$`).test(value);
 }
@@ -110,6 +117,8 @@ function conditionHolds(
       return value !== undefined && values.some((v) => v.toLowerCase() === value.toLowerCase());
     case 'StringEquals':
       return value !== undefined && values.includes(value);
+    case 'StringLike':
+      return value !== undefined && values.some((v) => matches(v, value));
     case 'StringNotEquals':
       // IAM's negated operators hold where the request has no such key (the policies pair them with Null).
       return value === undefined || !values.includes(value);

@@ -67,7 +67,12 @@ function actionOf(request: http.IncomingMessage): {
     },
   });
   const plain = (action: string, resource = object) => ({ action, resource, creates: false, context: {} });
-  if (key === '') return plain('s3:ListBucket', bucket);
+  // A listing's `prefix` is its `s3:prefix` condition key (absent when the request names none).
+  if (key === '')
+    return {
+      ...plain('s3:ListBucket', bucket),
+      context: query.has('prefix') ? { 's3:prefix': query.get('prefix') ?? '' } : {},
+    };
   switch (method) {
     case 'GET':
     case 'HEAD':
