@@ -5,11 +5,13 @@
  *   -c stackName=Plugindex -c registryName="My Registry" -c snapshotTtlSeconds=604800  (optional)
  *   -c publishers=deploy/publishers.json   (optional: restrict publishing to these keys; infra/publishers.ts)
  *   -c searchConcurrency=10   (optional: at most this many /search answers computed at once)
+ *   -c alarmEmail=ops@example.org   (optional: subscribed by email to the topic every alarm notifies)
  */
 import path from 'node:path';
 import { App, Duration, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { bundleFunctions } from './bundle-functions.ts';
+import { parseAlarmEmail } from './constructs/alarms.ts';
 import { parseSearchConcurrency } from './constructs/search.ts';
 import { loadTrustList } from './publishers.ts';
 import { PlugindexStack } from './stack.ts';
@@ -27,6 +29,7 @@ const domainName = context('domainName');
 const certificateArn = context('certificateArn');
 const publishersFile = context('publishers');
 const searchConcurrency = parseSearchConcurrency(context('searchConcurrency'));
+const alarmEmail = parseAlarmEmail(context('alarmEmail'));
 const trust = publishersFile ? await loadTrustList(publishersFile) : undefined;
 new PlugindexStack(app, context('stackName') ?? 'Plugindex', {
   functionsDir,
@@ -35,6 +38,7 @@ new PlugindexStack(app, context('stackName') ?? 'Plugindex', {
   ...(domainName ? { domainName } : {}),
   ...(certificateArn ? { certificateArn } : {}),
   ...(searchConcurrency !== undefined ? { searchConcurrency } : {}),
+  ...(alarmEmail !== undefined ? { alarmEmail } : {}),
   ...(trust ? { trustedPublishers: trust.publishers, trustedOperators: trust.operators } : {}),
 });
 Validations.of(app).addPlugins(new AwsSolutionsChecks(app));

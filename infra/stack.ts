@@ -25,6 +25,8 @@ export interface PlugindexStackProps extends StackProps {
   readonly trustedOperators?: readonly TrustedOperator[];
   /** The search function's reserved concurrency (infra/constructs/search.ts); unset: none reserved. */
   readonly searchConcurrency?: number;
+  /** Subscribed by email to the alarms' topic (infra/constructs/alarms.ts); unset: subscribe it yourself. */
+  readonly alarmEmail?: string;
 }
 
 export class PlugindexStack extends Stack {
@@ -66,12 +68,13 @@ export class PlugindexStack extends Stack {
       cdn.distribution.distributionId,
       registryUrl,
     );
-    new RegistryAlarms(this, 'Alarms', {
+    const alarms = new RegistryAlarms(this, 'Alarms', {
       queue: pipeline.queue,
       deadLetterQueue: pipeline.deadLetterQueue,
       functions: [pipeline.publishFunction, search.searchFunction],
       publishLogs: pipeline.publishLogs,
       ...(props.searchConcurrency !== undefined ? { bounded: [search.searchFunction] } : {}),
+      ...(props.alarmEmail !== undefined ? { alarmEmail: props.alarmEmail } : {}),
     });
 
     // Our functions have roles of their own, each writing its own log group only. CDK's bucket-notification
@@ -113,6 +116,10 @@ export class PlugindexStack extends Stack {
     new CfnOutput(this, 'SubmissionQueueUrl', {
       value: pipeline.queue.queueUrl,
       description: 'plugindex rebuild --queue-url <this>',
+    });
+    new CfnOutput(this, 'AlarmTopic', {
+      value: alarms.topic.topicArn,
+      description: 'Every alarm notifies this topic: subscribe whoever must hear of them',
     });
     new CfnOutput(this, 'UploadExample', {
       // The publisher policy takes only an upload where none is: `aws s3 cp` sends no If-None-Match.

@@ -1,14 +1,44 @@
 /**
  * Alarms on what needs a person: parked submissions, failing functions, a queue that stopped draining, a
- * bounded function turning callers away, CloudFront invalidations that failed.
+ * bounded function turning callers away, CloudFront invalidations that failed. Each notifies one SNS topic
+ * of the stack's (`topic`), and an email address given at deploy (`-c alarmEmail=`) is subscribed to it:
+ * an alarm with no action changed state in the console and told nobody.
  */
-import { Duration, Stack } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import { Alarm, ComparisonOperator, TreatMissingData } from 'aws-cdk-lib/aws-cloudwatch';
+import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
+import { Effect, PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Key } from 'aws-cdk-lib/aws-kms';
 import type { Function as LambdaFn } from 'aws-cdk-lib/aws-lambda';
 import { FilterPattern, type ILogGroup, MetricFilter } from 'aws-cdk-lib/aws-logs';
+import { Topic } from 'aws-cdk-lib/aws-sns';
+import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { INVALIDATION_FAILED_LOG } from '../../functions/logger.ts';
+import { InfraError } from '../errors.ts';
+
+/**
+ * One address, as SNS's email protocol takes it: a local part and a dotted domain, nothing around them (a
+ * list, a display name or a space would be subscribed as given, and never confirmed).
+ */
+const EMAIL =
+  /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$/;
+
+/**
+ * `-c alarmEmail=ADDRESS` as the stack takes it: one email address, or undefined when unset.
+ * @throws InfraError CONTEXT_INVALID for anything else, before anything is synthesized.
+ * @example parseAlarmEmail('ops@example.org') // 'ops@example.org'
+ */
+export function parseAlarmEmail(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (value.length > 254 || !EMAIL.test(value))
+    throw new InfraError(
+      'CONTEXT_INVALID',
+      `-c alarmEmail: expected one email address such as ops@example.org, got ${JSON.stringify(value)}`,
+    );
+  return value;
+}
 
 export interface RegistryAlarmsProps {
   readonly queue: Queue;
@@ -23,6 +53,8 @@ export interface RegistryAlarmsProps {
    * the invocation succeeds, since a retry would find nothing left to invalidate, so no error alarm sees it.
    */
   readonly publishLogs?: ILogGroup;
+  /** Subscribed to the alarm topic by email (SNS asks the address to confirm); checked by `parseAlarmEmail`. */
+  readonly alarmEmail?: string;
 }
 
 /** The publish function's log line for a CloudFront invalidation that failed (functions/logger.ts). */
@@ -33,11 +65,54 @@ const where = (fn: LambdaFn): string => fn.node.path.split('/').slice(1).join('/
 
 export class RegistryAlarms extends Construct {
   public readonly alarms: Alarm[] = [];
+  /** Every alarm's action: subscribe whoever must hear of them (`alarmEmail` does one address). */
+  public readonly topic: Topic;
 
   constructor(scope: Construct, id: string, props: RegistryAlarmsProps) {
     super(scope, id);
+    const alarmEmail = parseAlarmEmail(props.alarmEmail);
+    const { account, partition, region } = Stack.of(this);
+    // CloudWatch acting for this account's alarms only (the confused-deputy conditions it supports).
+    const fromOurAlarms = {
+      StringEquals: { 'aws:SourceAccount': account },
+      ArnLike: { 'aws:SourceArn': `arn:${partition}:cloudwatch:${region}:${account}:alarm:*` },
+    };
+    // A key of the stack's, not SNS's AWS-managed one: CloudWatch may not use that key, and an alarm's
+    // publish to a topic encrypted with it fails unseen.
+    const key = new Key(this, 'TopicKey', {
+      description: 'plugindex alarm topic',
+      enableKeyRotation: true,
+      // It encrypts notifications in flight, nothing kept: left behind by a deleted stack it would cost a
+      // dollar a month for nothing (KMS still waits 30 days before the key is gone).
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    key.addToResourcePolicy(
+      new PolicyStatement({
+        effect: Effect.ALLOW,
+        principals: [new ServicePrincipal('cloudwatch.amazonaws.com')],
+        actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+        resources: ['*'],
+        conditions: fromOurAlarms,
+      }),
+    );
+    this.topic = new Topic(this, 'Topic', { masterKey: key, enforceSSL: true });
+    // The topic policy enforceSSL writes replaces SNS's default one: CloudWatch's publish is granted again,
+    // for this account's alarms only.
+    this.topic.addToResourcePolicy(
+      new PolicyStatement({
+        effect: Effect.ALLOW,
+        principals: [new ServicePrincipal('cloudwatch.amazonaws.com')],
+        actions: ['sns:Publish'],
+        resources: [this.topic.topicArn],
+        conditions: fromOurAlarms,
+      }),
+    );
+    if (alarmEmail !== undefined) this.topic.addSubscription(new EmailSubscription(alarmEmail));
+    const action = new SnsAction(this.topic);
     const add = (name: string, alarm: Omit<ConstructorParameters<typeof Alarm>[2], 'alarmName'>): void => {
-      this.alarms.push(new Alarm(this, name, { treatMissingData: TreatMissingData.NOT_BREACHING, ...alarm }));
+      const made = new Alarm(this, name, { treatMissingData: TreatMissingData.NOT_BREACHING, ...alarm });
+      made.addAlarmAction(action);
+      this.alarms.push(made);
     };
     add('DeadLetters', {
       alarmDescription: 'Submissions failed repeatedly and wait in the dead-letter queue',

@@ -12,7 +12,7 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MANIFEST_SIGNATURE_FILE } from '../../index-builder/layout.ts';
 import { bundleFunctions } from '../../infra/bundle-functions.ts';
-import { INVALIDATION_FAILED_LOG } from '../../infra/constructs/alarms.ts';
+import { INVALIDATION_FAILED_LOG, parseAlarmEmail } from '../../infra/constructs/alarms.ts';
 import { parseSearchConcurrency } from '../../infra/constructs/search.ts';
 import { InfraError } from '../../infra/errors.ts';
 import { PlugindexStack } from '../../infra/stack.ts';
@@ -483,6 +483,99 @@ describe('when the stack is synthesized', () => {
     });
   });
 
+  it('sends every alarm to one SNS topic of its own, encrypted with a rotated key CloudWatch may use, TLS-only', () => {
+    // The alarms had no action: a state change showed in the console and told nobody.
+    const topics = Object.entries(template.findResources('AWS::SNS::Topic'));
+    expect(topics).toHaveLength(1);
+    const [[topicId, topic]] = topics as [[string, { Properties: { KmsMasterKeyId?: unknown } }]];
+    const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm'));
+    expect(alarms).toHaveLength(5);
+    for (const alarm of alarms) expect(alarm.Properties.AlarmActions).toEqual([{ Ref: topicId }]);
+    // A key of the stack's, rotated (SNS's AWS-managed key is one CloudWatch may not use).
+    const keyId = (topic.Properties.KmsMasterKeyId as { 'Fn::GetAtt'?: [string, string] })['Fn::GetAtt']?.[0];
+    expect(keyId).toBeDefined();
+    const key = template.findResources('AWS::KMS::Key')[keyId as string];
+    expect(key?.Properties.EnableKeyRotation).toBe(true);
+    expect(key?.Properties.KeyPolicy.Statement).toContainEqual(
+      expect.objectContaining({
+        Effect: 'Allow',
+        Principal: { Service: 'cloudwatch.amazonaws.com' },
+        Action: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+      }),
+    );
+    const policies = Object.values(template.findResources('AWS::SNS::TopicPolicy'));
+    expect(policies).toHaveLength(1);
+    const statements = policies[0]?.Properties.PolicyDocument.Statement as Record<string, unknown>[];
+    expect(policies[0]?.Properties.Topics).toEqual([{ Ref: topicId }]);
+    expect(statements).toContainEqual(
+      expect.objectContaining({
+        Effect: 'Deny',
+        Action: 'sns:Publish',
+        Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+      }),
+    );
+    expect(statements).toContainEqual(
+      expect.objectContaining({
+        Effect: 'Allow',
+        Principal: { Service: 'cloudwatch.amazonaws.com' },
+        Action: 'sns:Publish',
+        Condition: expect.objectContaining({
+          StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } },
+        }),
+      }),
+    );
+    // Nobody is subscribed unless asked; the output names the topic to subscribe to.
+    template.resourceCountIs('AWS::SNS::Subscription', 0);
+    expect(template.findOutputs('AlarmTopic').AlarmTopic?.Value).toEqual({ Ref: topicId });
+  });
+
+  it('subscribes -c alarmEmail to the alarm topic, every alarm of a bounded stack notifying it, cdk-nag clean', () => {
+    const app = new App();
+    const emailed = new PlugindexStack(app, 'Emailed', {
+      functionsDir,
+      searchConcurrency: 3,
+      alarmEmail: 'ops@example.org',
+    });
+    Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+    app.synth(); // throws when a nag finding is not acknowledged
+    const synthesized = Template.fromStack(emailed);
+    const [topicId] = Object.keys(synthesized.findResources('AWS::SNS::Topic'));
+    synthesized.resourceCountIs('AWS::SNS::Subscription', 1);
+    synthesized.hasResourceProperties('AWS::SNS::Subscription', {
+      Protocol: 'email',
+      Endpoint: 'ops@example.org',
+      TopicArn: { Ref: topicId },
+    });
+    const alarms = Object.values(synthesized.findResources('AWS::CloudWatch::Alarm'));
+    expect(alarms).toHaveLength(6);
+    for (const alarm of alarms) expect(alarm.Properties.AlarmActions).toEqual([{ Ref: topicId }]);
+  });
+
+  it('takes -c alarmEmail as one email address, and refuses anything else by code, at synth', () => {
+    expect(parseAlarmEmail(undefined)).toBeUndefined();
+    expect(parseAlarmEmail('ops@example.org')).toBe('ops@example.org');
+    expect(parseAlarmEmail('first.last+alarms@mail.example.org')).toBe('first.last+alarms@mail.example.org');
+    const refused = expect.objectContaining({ name: 'InfraError', code: 'CONTEXT_INVALID' });
+    for (const bad of [
+      '',
+      'ops',
+      'ops@',
+      '@example.org',
+      'ops@example',
+      'ops@example.org,evil@evil.example',
+      'Ops <ops@example.org>',
+      ' ops@example.org',
+      'ops@example.org\n',
+      'ops@-example.org',
+      `${'a'.repeat(65)}@example.org`,
+    ]) {
+      expect(() => parseAlarmEmail(bad), bad).toThrow(refused);
+      expect(() => new PlugindexStack(new App(), 'Refused', { functionsDir, alarmEmail: bad }), bad).toThrow(
+        refused,
+      );
+    }
+  });
+
   it('bounds the search function when asked, and alarms when it turns callers away', () => {
     const app = new App();
     const bounded = Template.fromStack(
@@ -603,6 +696,7 @@ describe('when the stack is synthesized', () => {
         'SiteBucket',
         'RegistryUrl',
         'SigningKeySecret',
+        'AlarmTopic',
         'UploadExample',
       ]),
     );
