@@ -7,6 +7,7 @@
  * meets it again. A publisher's upload that replaces another's still waiting loses that one for good.
  */
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -25,7 +26,9 @@ import { REFRESH_REQUEST, rebuildMessage } from '../../adapters/publish-queue.ts
 import { S3Store } from '../../adapters/s3-store.ts';
 import { main } from '../../cli/main.ts';
 import { submitToBucket } from '../../cli/remote.ts';
+import { sha256Hex } from '../../index-builder/digest.ts';
 import { StoreError } from '../../index-builder/errors.ts';
+import { statusKey, submissionIdFromDigest } from '../../index-builder/layout.ts';
 import { CACHE_PRIVATE } from '../../index-builder/store.ts';
 import { bundleFunctions } from '../../infra/bundle-functions.ts';
 import { PlugindexStack } from '../../infra/stack.ts';
@@ -483,15 +486,16 @@ describe("when a publisher uploads with the deployment's publisher policy", () =
   });
 
   // The AWS CLI .ci/run installs (Debian's), not whichever one comes first on this machine's PATH.
-  it("takes the README's AWS CLI upload (put-object --if-none-match), and refuses `aws s3 cp`", async () => {
+  it("takes the README's AWS CLI upload (put-object --if-none-match) and outcome read (its exact key), and refuses `aws s3 cp` up, and a listing of status/", async () => {
     const work = await mkdtemp(path.join(tmpdir(), 'plugindex-awscli-'));
     const aws = (args: string[]) =>
-      new Promise<{ code: number; stderr: string }>((resolve) => {
+      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
         execFile(
           '/usr/bin/aws',
           [...args, '--endpoint-url', gate.endpoint, '--region', 'us-east-1'],
           { env: { ...process.env, ...LOCAL_ENV } },
-          (error, _stdout, stderr) => resolve({ code: error ? ((error.code as number) ?? 1) : 0, stderr }),
+          (error, stdout, stderr) =>
+            resolve({ code: error ? ((error.code as number) ?? 1) : 0, stdout, stderr }),
         );
       });
     try {
@@ -521,6 +525,31 @@ describe("when a publisher uploads with the deployment's publisher policy", () =
         expect(put).toMatchObject({ code: 0 });
         expect(await intakeText('incoming/cli.tgz')).toBe('from the aws cli');
       }
+      // The README's outcome read: its exact key, `<name>-<first 12 hex of sha256sum>` (the id the function
+      // gives it), which the policy lets a publisher read; the recursive copy it gave before lists status/,
+      // which the policy refuses.
+      const id = submissionIdFromDigest('incoming/cli.tgz', sha256Hex(encode('from the aws cli')));
+      const sha256sum = createHash('sha256').update('from the aws cli').digest('hex');
+      expect(id).toBe(`cli-${sha256sum.slice(0, 12)}`);
+      await s3.client.send(
+        new PutObjectCommand({ Bucket: INTAKE, Key: statusKey(id), Body: encode('{"status":"accepted"}') }),
+      );
+      const outcome = await aws(['s3', 'cp', `s3://${INTAKE}/${statusKey(id)}`, '-']);
+      expect(outcome).toMatchObject({ code: 0, stdout: '{"status":"accepted"}' });
+      const listed = await aws([
+        's3',
+        'cp',
+        `s3://${INTAKE}/status/`,
+        work,
+        '--recursive',
+        '--exclude',
+        '*',
+        '--include',
+        'cli-*.json',
+      ]);
+      expect(listed.code).not.toBe(0);
+      expect(listed.stderr).toMatch(/AccessDenied/);
+      await s3.client.send(new DeleteObjectCommand({ Bucket: INTAKE, Key: statusKey(id) }));
     } finally {
       await rm(work, { recursive: true, force: true });
     }
