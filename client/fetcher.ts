@@ -23,6 +23,7 @@
 import { Buffer } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import { open, readdir, readFile, stat } from 'node:fs/promises';
+import type { LookupFunction } from 'node:net';
 import { rootCertificates } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import type { Dispatcher, Response } from 'undici';
@@ -189,6 +190,11 @@ export interface HttpFetcherOptions {
   readonly retryDelayMs?: number;
   /** Default 'plugindex-client'. */
   readonly userAgent?: string;
+  /**
+   * Test seam: how a connection made directly (not through a proxy) resolves a host name; default Node's
+   * (`dns.lookup`). A test has a name resolve to 127.0.0.1 with it without touching DNS.
+   */
+  readonly lookup?: LookupFunction;
 }
 
 const KiB = 1024;
@@ -429,6 +435,7 @@ class HttpFetcher implements Fetcher {
   readonly #retries: number;
   readonly #retryDelayMs: number;
   readonly #userAgent: string;
+  readonly #lookup: LookupFunction | undefined;
   readonly #proxy: { readonly http: string; readonly https: string; readonly no: string };
   /** Registry tokens (or Basic values) by origin, repository and credentials, with when to stop using them. */
   readonly #ociTokens = new Map<string, { readonly authorization: string; readonly until: number }>();
@@ -443,6 +450,7 @@ class HttpFetcher implements Fetcher {
     this.#retries = options.retries ?? 2;
     this.#retryDelayMs = options.retryDelayMs ?? 200;
     this.#userAgent = options.userAgent ?? 'plugindex-client';
+    this.#lookup = options.lookup;
     // Lower case first, as undici and curl read them. An empty string, never undefined, goes to undici:
     // undefined would make it read process.env itself.
     const env = this.#env;
@@ -1055,18 +1063,18 @@ class HttpFetcher implements Fetcher {
     const key = direct ? `direct\0${cas}` : cas;
     const known = this.#agents.get(key);
     if (known) return known;
+    // `ca` replaces Node's roots rather than adding to them, hence the union.
+    const ca =
+      cas === ''
+        ? undefined
+        : [...rootCertificates, ...[extra, endpoint.ca].filter((pem) => pem !== undefined)];
+    // How a direct connection is made: a proxy's own connection, and a tunnel's, take none of it.
+    const connect = {
+      ...(ca === undefined ? {} : { ca }),
+      ...(this.#lookup === undefined ? {} : { lookup: this.#lookup }),
+    };
     if (direct) {
-      const agent = new (await undici()).Agent({
-        headersTimeout: 0,
-        bodyTimeout: 0,
-        ...(cas === ''
-          ? {}
-          : {
-              connect: {
-                ca: [...rootCertificates, ...[extra, endpoint.ca].filter((pem) => pem !== undefined)],
-              },
-            }),
-      });
+      const agent = new (await undici()).Agent({ headersTimeout: 0, bodyTimeout: 0, connect });
       this.#agents.set(key, agent);
       return agent;
     }
@@ -1079,12 +1087,7 @@ class HttpFetcher implements Fetcher {
         throw new ClientError('FETCH_FAILED', `${name} is set but is not a proxy URL (http://HOST:PORT)`);
       }
     }
-    // `ca` replaces Node's roots rather than adding to them, hence the union; through a proxy the
-    // origin's TLS options are `requestTls`, the proxy's own `proxyTls`.
-    const ca =
-      cas === ''
-        ? undefined
-        : [...rootCertificates, ...[extra, endpoint.ca].filter((pem) => pem !== undefined)];
+    // Through a proxy the origin's TLS options are `requestTls`, the proxy's own `proxyTls`.
     const agent = new (await undici()).EnvHttpProxyAgent({
       httpProxy: http === '' ? '' : withScheme(http),
       httpsProxy: https === '' ? '' : withScheme(https),
@@ -1095,7 +1098,8 @@ class HttpFetcher implements Fetcher {
       // Ours (Deadline) measure every request; undici's would only add a second, different clock.
       headersTimeout: 0,
       bodyTimeout: 0,
-      ...(ca === undefined ? {} : { connect: { ca }, requestTls: { ca }, proxyTls: { ca } }),
+      connect,
+      ...(ca === undefined ? {} : { requestTls: { ca }, proxyTls: { ca } }),
     });
     this.#agents.set(key, agent);
     return agent;
