@@ -22,8 +22,9 @@
  */
 import { Buffer } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
+import dns from 'node:dns';
 import { open, readdir, readFile, stat } from 'node:fs/promises';
-import type { LookupFunction } from 'node:net';
+import { BlockList, isIP, type LookupFunction } from 'node:net';
 import { rootCertificates } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import type { Dispatcher, Response } from 'undici';
@@ -241,6 +242,75 @@ export const LOW_SPEED_BYTES_PER_SECOND = KiB;
 const HEADER_VALUE_FORBIDDEN = /[\0\r\n]/;
 /** Error codes of a certificate that did not verify (OpenSSL's and Node's). */
 const TLS_CODE = /^(ERR_TLS_|ERR_SSL_|ERR_OSSL_|UNABLE_TO_|CERT_|DEPTH_ZERO_|SELF_SIGNED_|HOSTNAME_MISMATCH)/;
+/**
+ * The addresses a connection reaches this machine's own services at: loopback (127.0.0.0/8, ::1) and the
+ * unspecified address (0.0.0.0/8, ::), which Linux and macOS connect to this machine. BlockList matches an
+ * IPv4-mapped IPv6 address (::ffff:127.0.0.1, ::ffff:7f00:1) against the IPv4 rules.
+ */
+const THIS_MACHINE = new BlockList();
+THIS_MACHINE.addSubnet('127.0.0.0', 8, 'ipv4');
+THIS_MACHINE.addSubnet('0.0.0.0', 8, 'ipv4');
+THIS_MACHINE.addAddress('::1', 'ipv6');
+THIS_MACHINE.addAddress('::', 'ipv6');
+
+/** An IP address on this machine (`isThisMachineAddress('::ffff:127.0.0.1')`); false for what is not an address. */
+function isThisMachineAddress(address: string): boolean {
+  const family = isIP(address);
+  return family !== 0 && THIS_MACHINE.check(address, family === 4 ? 'ipv4' : 'ipv6');
+}
+
+/** A guarded connection's host, resolved to an address on this machine: the connection is never made. */
+class ResolvedToThisMachine extends Error {
+  constructor(
+    readonly host: string,
+    readonly address: string,
+  ) {
+    super(`${host} resolved to ${address}, an address of this machine`);
+    this.name = 'ResolvedToThisMachine';
+  }
+}
+
+/**
+ * `resolve`, refusing a name any of whose addresses is on this machine: the loopback rule checked on the
+ * address connected to, not the name, so a name that resolves there (in /etc/hosts, or a DNS server that
+ * answers a public address first and loopback when the client connects) does not pass. Node calls it at
+ * connect time, with `all` when it will try several addresses (autoSelectFamily).
+ */
+function guardedLookup(resolve: LookupFunction): LookupFunction {
+  return (hostname, options, callback) => {
+    resolve(hostname, options, (error, address, family) => {
+      if (error) {
+        callback(error, address, family);
+        return;
+      }
+      const addresses = typeof address === 'string' ? [address] : address.map((each) => each.address);
+      const local = addresses.find(isThisMachineAddress);
+      if (local !== undefined) callback(new ResolvedToThisMachine(hostname, local), address, family);
+      else callback(null, address, family);
+    });
+  };
+}
+
+/** The ResolvedToThisMachine a failed fetch holds (undici wraps the socket's error), if any. */
+function refusalIn(error: unknown): ResolvedToThisMachine | undefined {
+  let current: unknown = error;
+  for (let depth = 0; depth < 8; depth++) {
+    if (current instanceof ResolvedToThisMachine) return current;
+    if (current instanceof AggregateError && current.errors.length > 0) current = current.errors[0];
+    else if (current instanceof Error && current.cause !== undefined) current = current.cause;
+    else return undefined;
+  }
+  return undefined;
+}
+
+/**
+ * A request whose first URL a party not on this machine chose (an artifact URL, an OCI registry a document
+ * names, a token realm): its connections may not reach this machine (see #open).
+ */
+interface Guard {
+  /** The error thrown when the first URL's host is, or resolves to, an address on this machine (`detail` says which). */
+  refused(detail: string): ClientError;
+}
 
 /**
  * How one URL failed: `transient` is retried then the next mirror tried, `missing` (404) and `unusable`
@@ -439,7 +509,10 @@ class HttpFetcher implements Fetcher {
   readonly #proxy: { readonly http: string; readonly https: string; readonly no: string };
   /** Registry tokens (or Basic values) by origin, repository and credentials, with when to stop using them. */
   readonly #ociTokens = new Map<string, { readonly authorization: string; readonly until: number }>();
-  /** CA set -> its agent ('' for Node's defaults), and `direct\0` + CA set -> its agent without a proxy. */
+  /**
+   * CA set -> its agent ('' for Node's defaults), prefixed with `direct\0` for an agent without a proxy and
+   * `guarded\0` for one whose direct connections refuse an address on this machine.
+   */
   readonly #agents = new Map<string, Dispatcher>();
   /** The s3: transport, imported at the first s3: URL (the AWS SDK takes long to load). */
   #s3: Promise<{ readonly transport: S3Transport; readonly Failed: typeof S3Failure }> | undefined;
@@ -503,6 +576,19 @@ class HttpFetcher implements Fetcher {
   async download(endpoint: Endpoint, request: DownloadRequest): Promise<Download> {
     const bases = checkEndpoint(endpoint);
     const target = checkDownloadUrl(endpoint, bases, request.url);
+    // checkDownloadUrl judges the host by its name; this, where it connects, by the address it resolves to.
+    // A URL on an origin the user configured (the registry's, a mirror's) is theirs, as are all of a
+    // registry on this machine.
+    const guard: Guard | undefined =
+      isElsewhere(bases[0] as URL) && !bases.some((base) => base.origin === target.origin)
+        ? {
+            refused: (detail) =>
+              new ClientError(
+                'REGISTRY_URL_INVALID',
+                `Registry "${endpoint.name}": artifact URL ${display(target)} is refused: ${ARTIFACT_ON_THIS_MACHINE} (${detail})`,
+              ),
+          }
+        : undefined;
     // The same path under each mirror, when the artifact is hosted by the registry itself.
     const prefix = prefixOf(bases[0] as URL);
     const urls = target.href.startsWith(prefix)
@@ -519,7 +605,7 @@ class HttpFetcher implements Fetcher {
       }
       return url.protocol === 'file:'
         ? openFileDownload(endpoint, url, request.maxBytes)
-        : this.#httpDownload(endpoint, url, request.maxBytes);
+        : this.#httpDownload(endpoint, url, request.maxBytes, guard);
     });
   }
 
@@ -689,12 +775,17 @@ class HttpFetcher implements Fetcher {
       : { status: 200, bytes, etag, url: at, ...coded };
   }
 
-  async #httpDownload(endpoint: Endpoint, url: URL, maxBytes: number): Promise<Download | Failure> {
+  async #httpDownload(
+    endpoint: Endpoint,
+    url: URL,
+    maxBytes: number,
+    guard?: Guard,
+  ): Promise<Download | Failure> {
     const deadline = new Deadline(endpoint.timeoutMs);
     // Artifacts are compressed already; identity keeps content-length the size of what is counted.
     const headers = { 'user-agent': this.#userAgent, 'accept-encoding': 'identity' };
     const wire = new WireCount(maxBytes, deadline);
-    const opened = await this.#open(endpoint, url, headers, deadline, undefined, wire);
+    const opened = await this.#open(endpoint, url, headers, deadline, undefined, wire, guard);
     if (opened instanceof Failure) return opened;
     const { response, at } = opened;
     if (response.status !== 200) {
@@ -727,6 +818,13 @@ class HttpFetcher implements Fetcher {
    * token along would hand it to a third party (and a presigned URL refuses a second form of auth anyway).
    * Once dropped they stay dropped, even if a later hop comes back to their origin: that URL was chosen by
    * the other origin, which must not be able to aim our token at a request of its choosing.
+   *
+   * A hop is `guarded` when a party not on this machine chose its URL: the first when `guard` is given,
+   * and any other whose origin a host not on this machine redirected to (`guardedAfter`). A guarded hop
+   * is never connected to an address on this machine, whatever its name (an address literal, or a name
+   * resolved at connect time by `guardedLookup`): the first throws `guard.refused`, a redirect fails as
+   * the rule for redirects by name (`redirectProblem`) does. Through a proxy the proxy resolves the name,
+   * and only the rule by name holds.
    */
   async #open(
     endpoint: Endpoint,
@@ -735,6 +833,7 @@ class HttpFetcher implements Fetcher {
     deadline: Deadline,
     scoped?: ScopedHeaders,
     wire?: WireCount,
+    guard?: Guard,
   ): Promise<{ readonly response: Response; readonly at: string } | Failure> {
     const shown = display(start);
     const credentialed = endpoint.credentials ? new URL(endpoint.bases[0] as string).origin : undefined;
@@ -745,14 +844,22 @@ class HttpFetcher implements Fetcher {
     const u = await undici();
     let url = start;
     let sendScoped = scoped !== undefined;
+    let guarded = guard !== undefined;
     for (let hop = 0; ; hop++) {
       const via = hop === 0 ? '' : `redirected to ${display(url)}: `;
+      const refuse = (detail: string): Failure => {
+        if (hop === 0 && guard !== undefined) throw guard.refused(detail);
+        return new Failure(shown, `${via}refused: ${REDIRECT_TO_THIS_MACHINE} (${detail})`, 'unusable');
+      };
+      // An address literal is never looked up: the name is the address.
+      const literal = url.hostname.replace(/^\[(.*)\]$/, '$1');
+      if (guarded && isThisMachineAddress(literal)) return refuse(`${literal} is an address of this machine`);
       const sendCredentials = mayCredential && url.origin === credentialed;
       if (url.origin !== scoped?.origin) sendScoped = false;
       const base = sendScoped && scoped ? { ...headers, ...scoped.headers } : headers;
       const sent = sendCredentials ? { ...base, ...credentialHeaders(endpoint.credentials) } : base;
       // Per hop: a redirect may move from a loopback http: URL, which never goes through a proxy, to https:.
-      const agent = await this.#agentFor(endpoint, url.protocol === 'http:');
+      const agent = await this.#agentFor(endpoint, url.protocol === 'http:', guarded);
       const dispatcher = wire ? countingDispatcher(u, agent, wire) : agent;
       let response: Response;
       deadline.arm();
@@ -764,6 +871,8 @@ class HttpFetcher implements Fetcher {
           dispatcher,
         });
       } catch (error) {
+        const refusal = guarded ? refusalIn(error) : undefined;
+        if (refusal !== undefined) return refuse(`${refusal.host} resolved to ${refusal.address}`);
         if (deadline.expired)
           return new Failure(shown, `${via}timed out after ${seconds(deadline.ms)}`, 'transient');
         return networkFailure(shown, error, via);
@@ -794,23 +903,25 @@ class HttpFetcher implements Fetcher {
       }
       if (hop === MAX_REDIRECTS)
         return new Failure(shown, `more than ${MAX_REDIRECTS} redirects`, 'unusable');
+      guarded = guardedAfter(url, guarded, next);
       url = next;
     }
   }
 
   async ociBlob(request: OciBlobRequest): Promise<Download> {
-    const target = ociTarget(request);
+    const named = ociTarget(request);
     const naming = request.namedBy?.bases[0] === undefined ? undefined : parseUrl(request.namedBy.bases[0]);
-    if (
-      naming !== undefined &&
-      onThisMachine(new URL(target.base)) &&
-      !(naming.protocol === 'file:' || onThisMachine(naming))
-    ) {
-      throw new ClientError(
+    const refused = (detail?: string) =>
+      new ClientError(
         'REGISTRY_URL_INVALID',
-        `Registry "${request.namedBy?.name}": OCI artifact ${request.reference} is refused: a registry on this machine's loopback, named by a registry that is not on this machine`,
+        `Registry "${request.namedBy?.name}": OCI artifact ${request.reference} is refused: a registry on this machine's loopback${detail === undefined ? '' : ` (${detail})`}, named by a registry that is not on this machine`,
       );
-    }
+    const elsewhere = naming !== undefined && isElsewhere(naming);
+    if (elsewhere && onThisMachine(new URL(named.base))) throw refused();
+    // The check above is by name; the guard holds it where the registry is connected to, by address. An
+    // origin the user configured for the naming registry is theirs, not that registry's choice.
+    const theirs = (request.namedBy?.bases ?? []).some((base) => parseUrl(base)?.origin === named.origin);
+    const target: OciTarget = elsewhere && !theirs ? { ...named, guard: { refused } } : named;
     if (!SHA256_DIGEST.test(request.digest)) {
       throw new ClientError(
         'REQUEST_INVALID',
@@ -918,6 +1029,7 @@ class HttpFetcher implements Fetcher {
           deadline,
           sent === undefined ? undefined : { origin: target.origin, headers: { authorization: sent } },
           wire,
+          target.guard,
         );
         if (opened instanceof Failure) return opened;
         if (opened.response.status >= 500) {
@@ -987,13 +1099,18 @@ class HttpFetcher implements Fetcher {
       );
     }
     // As for a redirect there: a registry elsewhere (one a publisher or a lock may name) would aim a GET of
-    // its choosing, with the user's credentials for it, at a service on this machine.
-    if (onThisMachine(realm) && !onThisMachine(new URL(target.base))) {
-      throw new ClientError(
+    // its choosing, with the user's credentials for it, at a service on this machine. Checked by name here,
+    // and by the address connected to (the guard, `guardedAfter` as for a redirect).
+    const realmRefused = (detail?: string) =>
+      new ClientError(
         'REGISTRY_URL_INVALID',
-        `Could not fetch ${what}: registry "${target.endpoint.name}" names a token realm on this machine's loopback (${display(realm)}), and it is not on this machine: refused before any request`,
+        `Could not fetch ${what}: registry "${target.endpoint.name}" names a token realm on this machine's loopback (${display(realm)}${detail === undefined ? '' : `: ${detail}`}), and it is not on this machine: refused before any request`,
       );
-    }
+    const registry = new URL(target.base);
+    if (onThisMachine(realm) && !onThisMachine(registry)) throw realmRefused();
+    const realmGuard = guardedAfter(registry, target.guard !== undefined, realm)
+      ? { refused: realmRefused }
+      : undefined;
     if (challenge.service !== undefined) realm.searchParams.set('service', challenge.service);
     // Pull only, whatever scope the challenge names: the least a token may allow.
     realm.searchParams.set('scope', `repository:${target.ref.repository}:pull`);
@@ -1016,6 +1133,7 @@ class HttpFetcher implements Fetcher {
         deadline,
         scoped,
         wire,
+        realmGuard,
       );
       if (opened instanceof Failure) return opened;
       if (opened.response.status !== 200) {
@@ -1055,12 +1173,13 @@ class HttpFetcher implements Fetcher {
    * credentials with it, crossed the network to the proxy unencrypted (and a proxy elsewhere cannot reach
    * this machine's loopback anyway). Go's clients (docker, helm, oras) never proxy a loopback host either.
    */
-  async #agentFor(endpoint: Endpoint, direct = false): Promise<Dispatcher> {
+  async #agentFor(endpoint: Endpoint, direct = false, guarded = false): Promise<Dispatcher> {
     this.#extraCa ??= readExtraCa(this.#env);
     const extra = await this.#extraCa;
     const cas =
       extra === undefined && endpoint.ca === undefined ? '' : `${extra ?? ''}\0${endpoint.ca ?? ''}`;
-    const key = direct ? `direct\0${cas}` : cas;
+    // A guarded request never takes a pooled connection of an agent that did not check its address.
+    const key = `${direct ? 'direct\0' : ''}${guarded ? 'guarded\0' : ''}${cas}`;
     const known = this.#agents.get(key);
     if (known) return known;
     // `ca` replaces Node's roots rather than adding to them, hence the union.
@@ -1069,9 +1188,10 @@ class HttpFetcher implements Fetcher {
         ? undefined
         : [...rootCertificates, ...[extra, endpoint.ca].filter((pem) => pem !== undefined)];
     // How a direct connection is made: a proxy's own connection, and a tunnel's, take none of it.
+    const lookup = guarded ? guardedLookup(this.#lookup ?? dns.lookup) : this.#lookup;
     const connect = {
       ...(ca === undefined ? {} : { ca }),
-      ...(this.#lookup === undefined ? {} : { lookup: this.#lookup }),
+      ...(lookup === undefined ? {} : { lookup }),
     };
     if (direct) {
       const agent = new (await undici()).Agent({ headersTimeout: 0, bodyTimeout: 0, connect });
@@ -1130,6 +1250,8 @@ interface OciTarget {
   readonly origin: string;
   readonly timeoutMs: number;
   readonly credentials?: OciCredentials;
+  /** Given when a registry elsewhere named this one: its connections may not reach this machine. */
+  readonly guard?: Guard;
 }
 
 /**
@@ -1247,9 +1369,9 @@ function checkDownloadUrl(endpoint: Endpoint, bases: readonly URL[], raw: string
         : url.protocol === 's3:' && bases[0]?.protocol !== 's3:'
           ? // Else any registry could have the user's AWS credentials read a bucket of its choosing.
             'an s3: URL from a registry that is not in S3'
-          : onThisMachine(url) && !(bases[0] && (bases[0].protocol === 'file:' || onThisMachine(bases[0])))
+          : onThisMachine(url) && bases[0] !== undefined && isElsewhere(bases[0])
             ? // A registry elsewhere (or a publisher it hosts) would aim a GET at a service of this machine.
-              "a URL on this machine's loopback from a registry that is not on this machine"
+              ARTIFACT_ON_THIS_MACHINE
             : urlProblem(url);
   if (problem !== undefined) {
     throw new ClientError(
@@ -1311,9 +1433,26 @@ function redirectProblem(from: URL, to: URL): string | undefined {
   if (to.protocol === 'file:' || to.protocol === 's3:') return `a redirect to a ${to.protocol} URL`;
   if (from.protocol === 'https:' && to.protocol !== 'https:')
     return 'a redirect from https: to another scheme';
-  if (onThisMachine(to) && !onThisMachine(from))
-    return "a redirect from another host to this machine's loopback";
+  if (onThisMachine(to) && !onThisMachine(from)) return REDIRECT_TO_THIS_MACHINE;
   return urlProblem(to);
+}
+
+const ARTIFACT_ON_THIS_MACHINE =
+  "a URL on this machine's loopback from a registry that is not on this machine";
+const REDIRECT_TO_THIS_MACHINE = "a redirect from another host to this machine's loopback";
+
+/** A registry base not on this machine (by name): a web registry elsewhere, or one in S3. */
+function isElsewhere(base: URL): boolean {
+  return !(base.protocol === 'file:' || onThisMachine(base));
+}
+
+/**
+ * Whether the hop to `to`, redirected (or, for a token realm, named) by `from`, is guarded: on the same
+ * origin it is as `from` was; on another, when `from` was guarded or is not on this machine by name. Once a
+ * party elsewhere has chosen a URL, the rest of the chain stays guarded.
+ */
+function guardedAfter(from: URL, fromGuarded: boolean, to: URL): boolean {
+  return to.origin === from.origin ? fromGuarded : fromGuarded || !onThisMachine(from);
 }
 
 /**

@@ -3,10 +3,11 @@
  * with the openssl CLI, and an HTTP proxy the test runs, which counts what passed through it.
  */
 import { Buffer } from 'node:buffer';
+import dns from 'node:dns';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http, { type IncomingHttpHeaders, type RequestListener, type ServerResponse } from 'node:http';
 import https from 'node:https';
-import net, { type AddressInfo } from 'node:net';
+import net, { type AddressInfo, type LookupFunction } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -631,6 +632,141 @@ describe('when a registry elsewhere names an artifact on this machine', () => {
       maxBytes: 100,
     });
     expect(new TextDecoder().decode(await collect(download.body))).toBe('artifact');
+  });
+});
+
+/**
+ * The fetcher's lookup seam answering `names` with the address given, without DNS (every other name goes to
+ * Node's own lookup): a name that is not loopback, resolving to this machine as /etc/hosts or a rebinding
+ * DNS server would have it.
+ */
+function resolving(names: Readonly<Record<string, string>>): LookupFunction {
+  return (hostname, options, callback) => {
+    const address = names[hostname];
+    if (address === undefined) {
+      dns.lookup(hostname, options, callback);
+      return;
+    }
+    const family = net.isIP(address);
+    if (options.all) callback(null, [{ address, family }]);
+    else callback(null, address, family);
+  };
+}
+
+/** An https server listening on every address of this machine ([::], dual stack), counting the connections it took. */
+async function serveEverywhere(
+  handler: RequestListener,
+  tls: { key: string; cert: string },
+): Promise<{ readonly port: number; readonly seen: Seen[]; connections(): number }> {
+  const seen: Seen[] = [];
+  let connections = 0;
+  const server = https.createServer(tls, (request, response) => {
+    seen.push({ method: request.method ?? '', url: request.url ?? '', headers: request.headers });
+    handler(request, response);
+  });
+  server.on('connection', () => {
+    connections++;
+  });
+  await new Promise<void>((resolve) => server.listen(0, '::', resolve));
+  cleanups.push(async () => {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  return { port: (server.address() as AddressInfo).port, seen, connections: () => connections };
+}
+
+describe('when a name a registry elsewhere chose resolves to this machine (the lookup seam standing in for DNS)', () => {
+  let ca: TestCa;
+  beforeAll(() => {
+    ca = makeTestCa('rebind', { names: ['plugins.example', 'rebind.example'] });
+  });
+  afterAll(() => ca.remove());
+
+  // Every form of an address that reaches this machine's services: loopback (all of 127/8, ::1), an
+  // IPv4-mapped loopback address, and the unspecified address, which Linux and macOS connect to this machine.
+  const THIS_MACHINE = ['127.0.0.1', '127.5.6.7', '::1', '::ffff:127.0.0.1', '0.0.0.0'];
+  const ARTIFACT_REFUSED = "a URL on this machine's loopback from a registry that is not on this machine";
+
+  it('refuses an artifact URL whose host resolves there, before connecting (REGISTRY_URL_INVALID)', async () => {
+    const local = await serveEverywhere((_request, response) => send(response, 200, 'artifact'), ca.tls);
+    for (const address of THIS_MACHINE) {
+      const fetcher = makeFetcher({ lookup: resolving({ 'rebind.example': address }) });
+      await expect(
+        fetcher.download(endpointOf(['https://plugins.example'], { ca: ca.caPem }), {
+          url: `https://rebind.example:${local.port}/admin/shutdown`,
+          maxBytes: 100,
+        }),
+        address,
+      ).rejects.toMatchObject({
+        name: 'ClientError',
+        code: 'REGISTRY_URL_INVALID',
+        message: expect.stringContaining(`${ARTIFACT_REFUSED} (rebind.example resolved to ${address})`),
+      });
+    }
+    expect(local.connections()).toBe(0);
+  });
+
+  it('refuses an address literal on this machine that the rule by name does not know (REGISTRY_URL_INVALID)', async () => {
+    // An IPv4-mapped 0.1.2.3 (in 0.0.0.0/8): never looked up, so the check is on the literal itself.
+    await expect(
+      makeFetcher({ retries: 0 }).download(endpointOf(['https://plugins.example']), {
+        url: 'https://[::ffff:0.1.2.3]:1/a.tgz',
+        maxBytes: 100,
+      }),
+    ).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'REGISTRY_URL_INVALID',
+      message: expect.stringContaining(`${ARTIFACT_REFUSED} (::ffff:1:203 is an address of this machine)`),
+    });
+  });
+
+  it('still connects there for a registry on this machine, and for the registry the user configured there', async () => {
+    const local = await serveEverywhere((_request, response) => send(response, 200, 'artifact'), ca.tls);
+    const fetcher = makeFetcher({ lookup: resolving({ 'rebind.example': '127.0.0.1' }) });
+    const url = `https://rebind.example:${local.port}/a.tgz`;
+    // Named by a registry on this machine (a local `plugindex serve` beside a local artifact server).
+    const named = await fetcher.download(endpointOf(['http://127.0.0.1:9'], { ca: ca.caPem }), {
+      url,
+      maxBytes: 100,
+    });
+    expect(new TextDecoder().decode(await collect(named.body))).toBe('artifact');
+    // The registry itself, as the user configured it (a name their /etc/hosts puts on this machine).
+    const own = endpointOf([`https://rebind.example:${local.port}`], { ca: ca.caPem });
+    expect((await fetcher.document(own, { path: 'snapshot.json', maxBytes: 100 })).status).toBe(200);
+    expect(
+      new TextDecoder().decode(await collect((await fetcher.download(own, { url, maxBytes: 100 })).body)),
+    ).toBe('artifact');
+    expect(local.seen.map((seen) => seen.url)).toEqual(['/a.tgz', '/snapshot.json', '/a.tgz']);
+  });
+
+  it('refuses a redirect from the registry to another host that resolves there, which sees no connection (FETCH_FAILED)', async () => {
+    const target = await serveEverywhere((_request, response) => send(response, 200, 'artifact'), ca.tls);
+    const registry = await serveEverywhere(
+      (request, response) =>
+        request.url === '/moved'
+          ? send(response, 302, '', { location: `https://rebind.example:${target.port}/admin/shutdown` })
+          : send(response, 200, 'artifact'),
+      ca.tls,
+    );
+    for (const address of THIS_MACHINE) {
+      const fetcher = makeFetcher({
+        retries: 0,
+        lookup: resolving({ 'plugins.example': '127.0.0.1', 'rebind.example': address }),
+      });
+      const endpoint = endpointOf([`https://plugins.example:${registry.port}`], { ca: ca.caPem });
+      await expect(
+        fetcher.document(endpoint, { path: 'moved', maxBytes: 100 }),
+        address,
+      ).rejects.toMatchObject({
+        name: 'ClientError',
+        code: 'FETCH_FAILED',
+        message: expect.stringContaining(
+          `a redirect from another host to this machine's loopback (rebind.example resolved to ${address})`,
+        ),
+      });
+    }
+    expect(target.connections()).toBe(0);
+    expect(registry.seen).toHaveLength(THIS_MACHINE.length);
   });
 });
 

@@ -6,9 +6,10 @@
  */
 import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
+import dns from 'node:dns';
 import http, { type IncomingHttpHeaders, type RequestListener } from 'node:http';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, isIP, type LookupFunction } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHttpFetcher, type Fetcher } from '../../client/fetcher.ts';
 import { MANIFEST_MEDIA_TYPES, OCI_INDEX, OCI_MANIFEST, pickFromManifest } from '../../client/oci.ts';
@@ -21,7 +22,7 @@ import {
   startOciRegistry,
 } from '../support/oci-registry.ts';
 import { collect, patternBytes, writePaddedGzip } from '../support/streams.ts';
-import { makeTestCa, startProxy } from '../support/tls.ts';
+import { makeTestCa, startProxy, type TestCa } from '../support/tls.ts';
 
 const ARTIFACT = patternBytes(300 * 1024 + 7);
 const MISSING = `sha256:${'0'.repeat(64)}`;
@@ -410,6 +411,131 @@ describe('when a registry elsewhere names a token realm on this machine (node:ht
       await proxy.close();
       ca.remove();
     }
+  });
+});
+
+/** The fetcher's lookup seam answering `names` with the address given, without DNS; other names go to DNS. */
+function resolving(names: Readonly<Record<string, string>>): LookupFunction {
+  return (hostname, options, callback) => {
+    const address = names[hostname];
+    if (address === undefined) {
+      dns.lookup(hostname, options, callback);
+      return;
+    }
+    const family = isIP(address);
+    if (options.all) callback(null, [{ address, family }]);
+    else callback(null, address, family);
+  };
+}
+
+/** A node:https stand-in on every address of this machine ([::], dual stack), counting the connections it took. */
+async function serveEverywhere(
+  tls: { key: string; cert: string },
+  handler: RequestListener,
+): Promise<{ readonly port: number; connections(): number }> {
+  let connections = 0;
+  const started = https.createServer(tls, handler);
+  started.on('connection', () => {
+    connections++;
+  });
+  servers.push(started as unknown as http.Server);
+  await new Promise<void>((resolve) => started.listen(0, '::', resolve));
+  return { port: (started.address() as AddressInfo).port, connections: () => connections };
+}
+
+describe('when a name chosen elsewhere for an OCI pull resolves to this machine (the lookup seam standing in for DNS)', () => {
+  // Loopback (all of 127/8, ::1), an IPv4-mapped loopback address, and the unspecified address.
+  const THIS_MACHINE = ['127.0.0.1', '127.5.6.7', '::1', '::ffff:127.0.0.1', '0.0.0.0'];
+  const blob = Buffer.from('artifact');
+  let ca: TestCa;
+  const made: Fetcher[] = [];
+  beforeAll(() => {
+    ca = makeTestCa('oci-rebind', { names: ['oci.example', 'rebind.example'] });
+  });
+  afterAll(async () => {
+    await Promise.all(made.map((each) => each.close()));
+    ca.remove();
+  });
+  const withLookup = (names: Record<string, string>): Fetcher => {
+    const through = createHttpFetcher({ env: {}, retryDelayMs: 1, lookup: resolving(names) });
+    made.push(through);
+    return through;
+  };
+
+  it('refuses a registry a registry elsewhere names, before connecting (REGISTRY_URL_INVALID)', async () => {
+    const local = await serveEverywhere(ca.tls, (_request, response) => {
+      response.writeHead(200, { 'content-length': String(blob.byteLength) }).end(blob);
+    });
+    const pull = (through: Fetcher, bases: string[]) =>
+      through.ociBlob({
+        reference: `rebind.example:${local.port}/acme/kubecost-lens`,
+        digest: sha256(blob),
+        maxBytes: 100,
+        ca: ca.caPem,
+        namedBy: { name: 'community', bases, timeoutMs: 2000 },
+      });
+    for (const address of THIS_MACHINE) {
+      await expect(
+        pull(withLookup({ 'rebind.example': address }), ['https://plugins.example']),
+        address,
+      ).rejects.toMatchObject({
+        name: 'ClientError',
+        code: 'REGISTRY_URL_INVALID',
+        message: expect.stringContaining(
+          `a registry on this machine's loopback (rebind.example resolved to ${address}), named by a registry that is not on this machine`,
+        ),
+      });
+    }
+    expect(local.connections()).toBe(0);
+    // Named by a registry on this machine, it is pulled from there (the seam does route the name to it).
+    const pulled = await pull(withLookup({ 'rebind.example': '127.0.0.1' }), ['http://127.0.0.1:9']);
+    expect(Buffer.from(await collect(pulled.body)).equals(blob)).toBe(true);
+    expect(local.connections()).toBe(1);
+  });
+
+  it('refuses a token realm that resolves there, from a registry not on this machine by name: no credentials reach it (REGISTRY_URL_INVALID)', async () => {
+    // Prepare: "oci.example", a registry the user typed (its name put on this machine, as /etc/hosts or a
+    // tunnel would), whose challenge names a realm on rebind.example; or its own origin.
+    let realm = '';
+    const realmServer = await serveEverywhere(ca.tls, (_request, response) => {
+      response.writeHead(200, { 'content-type': 'application/json' }).end('{"token":"t"}');
+    });
+    const registry = await serveEverywhere(ca.tls, (request, response) => {
+      if (request.url?.startsWith('/token'))
+        response.writeHead(200, { 'content-type': 'application/json' }).end('{"token":"t"}');
+      else if (request.headers.authorization === 'Bearer t')
+        response.writeHead(200, { 'content-length': String(blob.byteLength) }).end(blob);
+      else
+        response.writeHead(401, { 'www-authenticate': `Bearer realm="${realm}",service="stand-in"` }).end();
+    });
+    const pull = (through: Fetcher) =>
+      through.ociBlob({
+        reference: `oci.example:${registry.port}/acme/kubecost-lens`,
+        digest: sha256(blob),
+        maxBytes: 100,
+        ca: ca.caPem,
+        credentials: REGISTRY_USER,
+      });
+
+    // Act, Assess: the registry is asked, the realm never connected to.
+    realm = `https://rebind.example:${realmServer.port}/token`;
+    for (const address of THIS_MACHINE) {
+      await expect(
+        pull(withLookup({ 'oci.example': '127.0.0.1', 'rebind.example': address })),
+        address,
+      ).rejects.toMatchObject({
+        name: 'ClientError',
+        code: 'REGISTRY_URL_INVALID',
+        message: expect.stringContaining(
+          `names a token realm on this machine's loopback (${realm}?service=stand-in&scope=repository%3Aacme%2Fkubecost-lens%3Apull: rebind.example resolved to ${address})`,
+        ),
+      });
+    }
+    expect(realmServer.connections()).toBe(0);
+    // Its realm on its own origin is followed, as before: the registry the user named works there.
+    realm = `https://oci.example:${registry.port}/token`;
+    const pulled = await pull(withLookup({ 'oci.example': '127.0.0.1' }));
+    expect(Buffer.from(await collect(pulled.body)).equals(blob)).toBe(true);
   });
 });
 
