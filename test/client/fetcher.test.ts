@@ -601,6 +601,7 @@ describe('when a registry elsewhere names an artifact on this machine', () => {
     const port = new URL(local.origin).port;
     // Over https: (http: to a host not named loopback is refused as cleartext anyway).
     for (const host of [
+      '[::1]',
       '0.0.0.0',
       '[::]',
       '[::ffff:127.0.0.1]',
@@ -767,6 +768,29 @@ describe('when a name a registry elsewhere chose resolves to this machine (the l
     }
     expect(target.connections()).toBe(0);
     expect(registry.seen).toHaveLength(THIS_MACHINE.length);
+  });
+
+  it('refuses a redirect from it to a name of this machine, by name (FETCH_FAILED)', async () => {
+    const target = await serveEverywhere((_request, response) => send(response, 200, 'artifact'), ca.tls);
+    const hosts = ['localhost', '[::1]', '[::ffff:127.0.0.1]', '0.0.0.0', '[::]'];
+    let to = '';
+    const registry = await serveEverywhere(
+      (_request, response) =>
+        send(response, 302, '', { location: `https://${to}:${target.port}/admin/shutdown` }),
+      ca.tls,
+    );
+    const fetcher = makeFetcher({ retries: 0, lookup: resolving({ 'plugins.example': '127.0.0.1' }) });
+    const endpoint = endpointOf([`https://plugins.example:${registry.port}`], { ca: ca.caPem });
+    for (const host of hosts) {
+      to = host;
+      await expect(fetcher.document(endpoint, { path: 'moved', maxBytes: 100 }), host).rejects.toMatchObject({
+        name: 'ClientError',
+        code: 'FETCH_FAILED',
+        message: expect.stringContaining(`refused: a redirect from another host to this machine's loopback`),
+      });
+    }
+    expect(target.connections()).toBe(0);
+    expect(registry.seen).toHaveLength(hosts.length);
   });
 });
 

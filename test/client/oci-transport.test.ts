@@ -486,6 +486,19 @@ describe('when a name chosen elsewhere for an OCI pull resolves to this machine 
         ),
       });
     }
+    // By name too, whatever form the name takes.
+    for (const host of ['localhost', '[::1]', '[::ffff:127.0.0.1]', '0.0.0.0', '[::]']) {
+      await expect(
+        withLookup({}).ociBlob({
+          reference: `${host}:${local.port}/acme/kubecost-lens`,
+          digest: sha256(blob),
+          maxBytes: 100,
+          ca: ca.caPem,
+          namedBy: { name: 'community', bases: ['https://plugins.example'], timeoutMs: 2000 },
+        }),
+        host,
+      ).rejects.toMatchObject({ name: 'ClientError', code: 'REGISTRY_URL_INVALID' });
+    }
     expect(local.connections()).toBe(0);
     // Named by a registry on this machine, it is pulled from there (the seam does route the name to it).
     const pulled = await pull(withLookup({ 'rebind.example': '127.0.0.1' }), ['http://127.0.0.1:9']);
@@ -529,6 +542,15 @@ describe('when a name chosen elsewhere for an OCI pull resolves to this machine 
         message: expect.stringContaining(
           `names a token realm on this machine's loopback (${realm}?service=stand-in&scope=repository%3Aacme%2Fkubecost-lens%3Apull: rebind.example resolved to ${address})`,
         ),
+      });
+    }
+    // By name too, whatever form the name takes (the check before any request).
+    for (const host of ['localhost', '[::1]', '[::ffff:127.0.0.1]', '0.0.0.0', '[::]']) {
+      realm = `https://${host}:${realmServer.port}/token`;
+      await expect(pull(withLookup({ 'oci.example': '127.0.0.1' })), host).rejects.toMatchObject({
+        name: 'ClientError',
+        code: 'REGISTRY_URL_INVALID',
+        message: expect.stringContaining("names a token realm on this machine's loopback"),
       });
     }
     expect(realmServer.connections()).toBe(0);
