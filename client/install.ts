@@ -16,18 +16,25 @@ import { isPrerelease } from '../index-builder/versions.ts';
 import { DEFAULT_TIMEOUT_SECONDS } from './config.ts';
 import { type ClientContext, loadTrust, readPinnedKey } from './context.ts';
 import { readRegularIfExists, withFileLock } from './disk/atomic.ts';
-import { type InstallTree, readLockfile, type TrustRecord, writeLockfile } from './disk/state.ts';
+import {
+  type InstallTree,
+  readLockfile,
+  type SetOwner,
+  setOwnerOf,
+  type TrustRecord,
+  writeLockfile,
+} from './disk/state.ts';
 import { ClientError } from './errors.ts';
 import { collect, type Endpoint, fetchBody, UNLISTED_LIMITS } from './fetcher.ts';
 import {
   type InstalledFile,
   type InstalledVersion,
   isPlacedBySet,
-  setReference,
   withCheckedPublisher,
-  withClaimedVersion,
   withInstalledVersion,
   withoutInstalled,
+  withoutSetOwner,
+  withSetOwner,
 } from './installed.ts';
 import { compareStrings, own } from './json-input.ts';
 import { keyRevokedError, revokedLink } from './key-chain.ts';
@@ -119,8 +126,9 @@ export interface InstallOptions {
   /** The plugin set file's sha256, recorded in the lock. */
   readonly configSha256?: string;
   /**
-   * The plugin set file placing these (its absolute path), recorded as each placed version's `set`; its
-   * replacing removes only the versions recorded as that set's (installed.ts `InstalledVersion.set`).
+   * The plugin set file placing these (its absolute path), recorded among each placed version's `sets` as
+   * its real path (disk/state.ts `setOwnerOf`); its replacing drops only its own claim, and removes a
+   * version no other set still claims (installed.ts `InstalledVersion.sets`).
    */
   readonly owner?: string;
 }
@@ -330,8 +338,20 @@ export function installPlugins(ctx: ClientContext, options: InstallOptions): Pro
 async function install(ctx: ClientContext, options: InstallOptions): Promise<InstallResult> {
   const seen = new OnDisk();
   const plan = await planInstall(ctx, options, seen);
+  const owners = new Map<string, Promise<SetOwner>>();
+  // The set placing these, as each folder's installed.json names it; undefined for a plain install.
+  const ownerIn = (tree: InstallTree): Promise<SetOwner> | undefined => {
+    const file = options.owner;
+    if (file === undefined) return undefined;
+    let owner = owners.get(tree.dir);
+    if (!owner) {
+      owner = setOwnerOf(tree.dir, file);
+      owners.set(tree.dir, owner);
+    }
+    return owner;
+  };
   // Before anything is placed, so the replacing below removes a claimed version the set moved from.
-  await claimLockedVersions(ctx, options, plan.before, seen);
+  await claimLockedVersions(ctx, options, plan.before, seen, ownerIn);
   if (plan.unchanged) return { items: plan.unchanged, lockfileChanged: false, lockChanges: [] };
 
   // A target already installed as planned is left as it is (a set where one plugin moved touches only it).
@@ -340,6 +360,7 @@ async function install(ctx: ClientContext, options: InstallOptions): Promise<Ins
     if (await installedAsPlanned(ctx.tree(planned.dir ?? options.dir), planned, seen)) unchanged.add(planned);
   const changing = plan.planned.filter((p) => !unchanged.has(p));
   await recordCheckedPublishers(ctx, options, [...unchanged], seen);
+  await joinPlacedVersions(ctx, options, [...unchanged], seen, ownerIn);
 
   // 2. Download what the cache lacks (each artifact verified while it streams).
   const downloaded = new Set<PlannedFile>();
@@ -365,7 +386,7 @@ async function install(ctx: ClientContext, options: InstallOptions): Promise<Ins
     for (const planned of changing) {
       const group = treeOf(planned.dir);
       if (!before.has(group.tree.dir)) before.set(group.tree.dir, await seen.read(group.tree));
-      group.placed.push(await place(ctx, group.tree, planned, downloaded, options.owner));
+      group.placed.push(await place(ctx, group.tree, planned, downloaded, await ownerIn(group.tree)));
     }
   } catch (error) {
     for (const { tree, placed } of byDir.values())
@@ -377,7 +398,7 @@ async function install(ctx: ClientContext, options: InstallOptions): Promise<Ins
   // An update, or a plugin set (one version per plugin), replaces: the versions it moved away from go,
   // once the new one is in place.
   const replace = options.upgrade === true || options.targets !== undefined;
-  for (const { tree, placed } of byDir.values()) await record(tree, placed, replace, options.owner);
+  for (const { tree, placed } of byDir.values()) await record(tree, placed, replace, await ownerIn(tree));
   // --locked and --frozen leave the lock as it is, even where only its record of the set file or of where
   // artifacts were found would change (what they lock is checked above: it does not).
   const lockfileChanged =
@@ -403,9 +424,9 @@ async function claimLockedVersions(
   options: InstallOptions,
   before: Lockfile | undefined,
   seen: OnDisk,
+  ownerIn: (tree: InstallTree) => Promise<SetOwner> | undefined,
 ): Promise<void> {
-  const owner = options.owner;
-  if (owner === undefined || before === undefined) return;
+  if (options.owner === undefined || before === undefined) return;
   const byDir = new Map<string, { tree: InstallTree; names: string[] }>();
   for (const target of options.targets ?? []) {
     if (!own(before.plugins, target.name)) continue;
@@ -415,21 +436,59 @@ async function claimLockedVersions(
     byDir.set(tree.dir, group);
   }
   for (const { tree, names } of byDir.values()) {
+    const owner = (await ownerIn(tree)) as SetOwner;
     const claimed = (installed: InstalledFile) =>
       names.reduce(
-        (next, name) =>
-          withClaimedVersion(
-            next,
-            name,
-            own(before.plugins, name) as LockedPlugin,
-            setReference(tree.dir, owner),
-          ),
+        (next, name) => withSetOwner(next, name, own(before.plugins, name) as LockedPlugin, owner, true),
         installed,
       );
     // Read first: a folder with nothing to claim (or none yet) is not locked, let alone written.
     const held = await seen.read(tree);
     if (claimed(held) === held) continue;
     await tree.update(async (current) => ({ installed: claimed(current), result: undefined }));
+  }
+}
+
+/**
+ * A set's versions found in place as planned that another set placed: this set joins their owners
+ * (installed.ts `withSetOwner`), so each set's `clean -c`, or its install moving on, drops only its own
+ * claim, and the version goes with the last; recorded once (`ownersOf` the first alone), the first set's
+ * `clean -c` removed what the other still pinned, and the other's left what it placed. A plain install's is
+ * left its own: a set never claims what the user installed. installed.json is written only where something
+ * changes.
+ */
+async function joinPlacedVersions(
+  ctx: ClientContext,
+  options: InstallOptions,
+  unchanged: readonly Planned[],
+  seen: OnDisk,
+  ownerIn: (tree: InstallTree) => Promise<SetOwner> | undefined,
+): Promise<void> {
+  if (options.owner === undefined) return;
+  const byDir = new Map<string, { tree: InstallTree; plans: Planned[] }>();
+  for (const plan of unchanged) {
+    const tree = ctx.tree(plan.dir ?? options.dir);
+    const group = byDir.get(tree.dir) ?? { tree, plans: [] };
+    group.plans.push(plan);
+    byDir.set(tree.dir, group);
+  }
+  for (const { tree, plans } of byDir.values()) {
+    const owner = (await ownerIn(tree)) as SetOwner;
+    const joined = (installed: InstalledFile) =>
+      plans.reduce(
+        (next, p) =>
+          withSetOwner(
+            next,
+            p.name,
+            { version: p.version, manifest_sha256: p.entry.manifest_sha256 },
+            owner,
+            false,
+          ),
+        installed,
+      );
+    const held = await seen.read(tree);
+    if (joined(held) === held) continue;
+    await tree.update(async (current) => ({ installed: joined(current), result: undefined }));
   }
 }
 
@@ -1867,7 +1926,7 @@ async function place(
   tree: InstallTree,
   plan: Planned,
   downloaded: ReadonlySet<PlannedFile>,
-  owner: string | undefined,
+  owner: SetOwner | undefined,
 ): Promise<Placed> {
   for (const file of plan.files) {
     const expected = { sha256: file.sha256, size: file.size };
@@ -1904,7 +1963,7 @@ async function place(
     ),
     ...(plan.yanked ? { yanked: true } : {}),
     ...(plan.deprecated ? { deprecated: true } : {}),
-    ...(owner !== undefined ? { set: setReference(tree.dir, owner) } : {}),
+    ...(owner !== undefined ? { sets: [owner.reference] } : {}),
   };
   return { record, item: { name: plan.name, version: plan.version } };
 }
@@ -1912,23 +1971,39 @@ async function place(
 /**
  * Records what was placed in one folder's installed.json, in one edit. A plugin set (`owner`) replaces only
  * the versions it placed: its folder may be the client's own or another set's, and the version beside its
- * own one the user's.
+ * own one the user's. Of those, one another set placed too loses only this set's claim, and stays theirs.
  */
 async function record(
   tree: InstallTree,
   placed: readonly Placed[],
   replace: boolean,
-  owner: string | undefined,
+  owner: SetOwner | undefined,
 ): Promise<void> {
   await tree.update(async (current) => {
     let next = current;
     const replaced: [string, string][] = [];
     for (const { item, record } of placed) {
+      // A record naming this set otherwise (the previous release's `set`, a path through a link) is
+      // named as it is now first, so the placing does not list the set twice.
+      if (owner !== undefined)
+        next = withSetOwner(
+          next,
+          item.name,
+          { version: item.version, manifest_sha256: record.manifest_sha256 },
+          owner,
+          false,
+        );
       next = withInstalledVersion(next, item.name, item.version, record);
       if (!replace) continue;
       for (const [version, held] of Object.entries(own(next.plugins, item.name)?.versions ?? {})) {
-        if (version === item.version || (owner !== undefined && !isPlacedBySet(tree.dir, held.set, owner)))
-          continue;
+        if (version === item.version || (owner !== undefined && !isPlacedBySet(held, owner.names))) continue;
+        if (owner !== undefined) {
+          const shared = withoutSetOwner(next, item.name, version, owner.names);
+          if (shared.others.length > 0) {
+            next = shared.installed;
+            continue;
+          }
+        }
         next = withoutInstalled(next, item.name, version).installed;
         replaced.push([item.name, version]);
       }

@@ -72,12 +72,19 @@ export interface InstalledVersion {
   /** Why the last `plugindex verify` refused it (absent once it verifies again): a host should not run it. */
   readonly problem?: { readonly code: string; readonly message: string };
   /**
-   * The plugin set file whose `install -c` placed it: that set's `clean -c` (and its install replacing a
-   * version) removes only what it placed. A set names its folder itself, anywhere (the client's own, another
-   * set's, one `install --dir` filled), and a set file comes with a checkout a pull request may edit. Its
-   * path relative to the install folder, `/`-separated (`setReference`): an install folder in a checkout
-   * travels with it, to another clone's path, a CI cache restored elsewhere or another system. Absent for a
-   * plain install, and in records older clients wrote; absolute where this client wrote it so at first.
+   * The plugin set files whose `install -c` placed it, or found it placed by another set and pins it too:
+   * each set's `clean -c` (and its install replacing a version) drops only its own claim, and the version
+   * goes with the last (`withoutSetOwner`). A set names its folder itself, anywhere (the client's own,
+   * another set's, one `install --dir` filled), and a set file comes with a checkout a pull request may
+   * edit. Each is the set file's real path (links resolved, letter case as on disk) relative to the install
+   * folder's, `/`-separated (`setReference`): an install folder in a checkout travels with it, to another
+   * clone's path, a CI cache restored elsewhere or another system. Sorted, never empty: absent for a plain
+   * install, and in records older clients wrote.
+   */
+  readonly sets?: readonly string[];
+  /**
+   * The one owner the previous release recorded (relative as `sets`, or absolute where a release before it
+   * wrote it so): read as `sets` of one (`ownersOf`), never written; a record rewritten says `sets`.
    */
   readonly set?: string;
 }
@@ -144,6 +151,12 @@ export function parseInstalled(text: string, file: string): InstalledFile {
       }
       const set = (record as Record<string, unknown>).set;
       if (set !== undefined && typeof set !== 'string') fail(`${vat}/set`, 'the path of a plugin set file');
+      const sets = (record as Record<string, unknown>).sets;
+      if (
+        sets !== undefined &&
+        !(Array.isArray(sets) && sets.length > 0 && sets.every((s) => typeof s === 'string' && s !== ''))
+      )
+        fail(`${vat}/sets`, 'a list of the paths of plugin set files');
       const verified = (record as Record<string, unknown>).publisher_verified;
       if (verified !== undefined && typeof verified !== 'boolean')
         fail(`${vat}/publisher_verified`, 'true or false');
@@ -188,10 +201,38 @@ function sortedReplacer(_key: string, value: unknown): unknown {
 }
 
 /**
- * True when a version recorded with no `set` is, by the set's lock, the set's own: the lock names it at
- * this very version and manifest. A client before `set` was recorded wrote none for what `install -c`
- * placed, and then that lock was written beside the set; a version the lock does not name (a plain
- * install's, another version of the plugin) is never the set's, whatever the set file says.
+ * The sets recorded as having placed a version, in either form: `sets`, and the single `set` the previous
+ * release wrote. Empty for a plain install's, and for a record older clients wrote.
+ */
+export function ownersOf(record: InstalledVersion | undefined): readonly string[] {
+  if (record === undefined) return [];
+  const owners = [...(record.sets ?? []), ...(record.set !== undefined ? [record.set] : [])];
+  return [...new Set(owners)];
+}
+
+/** `record` owned by `owners` (deduplicated, sorted), in the form this client writes: `sets`, no `set`. */
+function withOwners(record: InstalledVersion, owners: readonly string[]): InstalledVersion {
+  const { set: _set, sets: _sets, ...rest } = record;
+  const sorted = [...new Set(owners)].sort();
+  return sorted.length > 0 ? { ...rest, sets: sorted } : rest;
+}
+
+/**
+ * Whether one of the sets recorded as having placed a version is the set `names` recognizes (disk/state.ts
+ * `SetOwner.names`: the set file's real path, whatever form recorded it).
+ */
+export function isPlacedBySet(
+  record: InstalledVersion | undefined,
+  names: (recorded: string) => boolean,
+): boolean {
+  return ownersOf(record).some(names);
+}
+
+/**
+ * True when a version recorded with no set is, by the set's lock, the set's own: the lock names it at this
+ * very version and manifest. A client before `set` was recorded wrote none for what `install -c` placed,
+ * and then that lock was written beside the set; a version the lock does not name (a plain install's,
+ * another version of the plugin) is never the set's, whatever the set file says.
  */
 export function isClaimedByLock(
   record: InstalledVersion | undefined,
@@ -200,7 +241,7 @@ export function isClaimedByLock(
 ): boolean {
   return (
     record !== undefined &&
-    record.set === undefined &&
+    ownersOf(record).length === 0 &&
     locked !== undefined &&
     locked.version === version &&
     locked.manifest_sha256 === record.manifest_sha256
@@ -208,24 +249,67 @@ export function isClaimedByLock(
 }
 
 /**
- * Records the set `set` (as `setReference` names it) as having placed `name@version` where its lock says
- * it did (`isClaimedByLock`); `installed` itself, unchanged, where it does not, so nothing is written.
+ * Records the set `owner` (its `reference`, and `names` to know it in any recorded form) as an owner of
+ * `name@version` where it pins that very version and manifest (`pinned`): a version recorded with no set
+ * where that is the set's lock (`isClaimedByLock`, only when `claimUnowned`: a plain install's is never
+ * claimed otherwise), and a version another set placed (the set joins its owners, so neither set's
+ * `clean -c` removes what the other still pins). A record naming the set in another form (the single `set`
+ * of the previous release, a path through a link) is rewritten to `reference`. `installed` itself,
+ * unchanged, where nothing changes, so nothing is written.
  */
-export function withClaimedVersion(
+export function withSetOwner(
   installed: InstalledFile,
   name: string,
-  locked: { readonly version: string; readonly manifest_sha256: string },
-  set: string,
+  pinned: { readonly version: string; readonly manifest_sha256: string },
+  owner: { readonly reference: string; names(recorded: string): boolean },
+  claimUnowned: boolean,
 ): InstalledFile {
   const plugin = own(installed.plugins, name);
-  const record = plugin ? own(plugin.versions, locked.version) : undefined;
-  if (!plugin || !record || !isClaimedByLock(record, locked.version, locked)) return installed;
+  const record = plugin ? own(plugin.versions, pinned.version) : undefined;
+  if (!plugin || !record || record.manifest_sha256 !== pinned.manifest_sha256) return installed;
+  const owners = ownersOf(record);
+  if (owners.length === 0 && !(claimUnowned && isClaimedByLock(record, pinned.version, pinned)))
+    return installed;
+  const next = withOwners(record, [...owners.filter((o) => !owner.names(o)), owner.reference]);
+  if (record.set === undefined && (record.sets ?? []).join('\n') === (next.sets ?? []).join('\n'))
+    return installed;
   return {
     ...installed,
     plugins: {
       ...installed.plugins,
-      [name]: { ...plugin, versions: { ...plugin.versions, [locked.version]: { ...record, set } } },
+      [name]: { ...plugin, versions: { ...plugin.versions, [pinned.version]: next } },
     },
+  };
+}
+
+/**
+ * Drops the set `names` recognizes from the owners of `name@version`, as its `clean -c` or its install
+ * moving on does: the other sets still recorded (`others`), and `installed` with the version theirs; none
+ * left, the caller removes the version (`withoutInstalled`). `installed` itself, and no `others`, where the
+ * set is not an owner.
+ */
+export function withoutSetOwner(
+  installed: InstalledFile,
+  name: string,
+  version: string,
+  names: (recorded: string) => boolean,
+): { readonly installed: InstalledFile; readonly others: readonly string[] } {
+  const plugin = own(installed.plugins, name);
+  const record = plugin ? own(plugin.versions, version) : undefined;
+  if (!plugin || !record || !isPlacedBySet(record, names)) return { installed, others: [] };
+  const others = ownersOf(record)
+    .filter((o) => !names(o))
+    .sort();
+  if (others.length === 0) return { installed, others };
+  return {
+    installed: {
+      ...installed,
+      plugins: {
+        ...installed.plugins,
+        [name]: { ...plugin, versions: { ...plugin.versions, [version]: withOwners(record, others) } },
+      },
+    },
+    others,
   };
 }
 
@@ -241,16 +325,16 @@ export function withInstalledVersion(
 ): InstalledFile {
   const plugin = own(installed.plugins, name);
   const before = plugin ? own(plugin.versions, version) : undefined;
-  // A platform added to a version placed otherwise (by hand, by another set) leaves it whose it was: a set
-  // adding one claims no files it did not place.
-  const { set: _set, ...unclaimed } = record;
+  // A platform added to a version placed otherwise leaves it whose it was: a set adding one to a plain
+  // install's claims no files it did not place. One another set placed it joins (`withSetOwner`), as each
+  // set's `clean -c` then drops only its own claim.
+  const owners = ownersOf(before);
   const merged: InstalledVersion =
     before && before.manifest_sha256 === record.manifest_sha256
-      ? {
-          ...unclaimed,
-          ...(before.set !== undefined ? { set: before.set } : {}),
-          artifacts: { ...before.artifacts, ...record.artifacts },
-        }
+      ? withOwners(
+          { ...record, artifacts: { ...before.artifacts, ...record.artifacts } },
+          owners.length > 0 ? [...owners, ...ownersOf(record)] : [],
+        )
       : record;
   return {
     ...installed,
@@ -431,20 +515,12 @@ function requireInstalled(installed: InstalledFile, name: string): InstalledPlug
  * How installed.json names the set file `file` that places a version in the install folder `dir`: its path
  * relative to `dir`, `/`-separated, so a checkout holding both still names it once moved (another clone, a CI
  * cache restored at another path, a checkout taken to Windows); absolute when no relative path reaches it
- * (another drive on Windows).
+ * (another drive on Windows). The caller passes both as real paths (disk/state.ts `setOwnerOf`), so a link
+ * to the set file, or its name in another letter case where case is ignored, names the same set.
  * @example setReference('/work/repo/plugins', '/work/repo/plugins.yaml') // '../plugins.yaml'
  */
 export function setReference(dir: string, file: string): string {
   const path = relative(resolve(dir), resolve(file));
   if (path === '' || isAbsolute(path)) return resolve(file);
   return path.split(sep).join('/');
-}
-
-/**
- * Whether a version's `set` (`recorded`) names the set file `file` for the install folder `dir`: as
- * `setReference` writes it, or absolute, as this client first wrote it.
- */
-export function isPlacedBySet(dir: string, recorded: string | undefined, file: string): boolean {
-  if (recorded === undefined) return false;
-  return resolve(dir, recorded) === resolve(file);
 }

@@ -21,6 +21,8 @@ import {
   foldedName,
   type InstallTree,
   readLockfile,
+  type SetOwner,
+  setOwnerOf,
   setTrustName,
   type TrustRecord,
 } from './disk/state.ts';
@@ -41,10 +43,11 @@ import {
   type InstalledVersion,
   isClaimedByLock,
   isPlacedBySet,
-  setReference,
-  withClaimedVersion,
+  ownersOf,
   withoutInstalled,
   withoutPlatforms,
+  withoutSetOwner,
+  withSetOwner,
 } from './installed.ts';
 import { own } from './json-input.ts';
 import type { LockChange, Lockfile } from './lockfile.ts';
@@ -614,6 +617,11 @@ export interface SetChange {
    * stays, without them. Absent when a whole version goes.
    */
   readonly platforms?: readonly string[];
+  /**
+   * For a `remove` of a version other sets are recorded as placing too (installed.json `sets`, as recorded):
+   * the apply drops only this set's claim, and the version stays theirs. Absent when it goes.
+   */
+  readonly sharedWith?: readonly string[];
 }
 
 export interface SetDiff {
@@ -643,12 +651,12 @@ export async function diffSet(
     allowVulnerable: true,
   });
   const changes: SetChange[] = [];
-  const trees = new Map<string, { tree: InstallTree; installed: InstalledFile }>();
+  const trees = new Map<string, { tree: InstallTree; installed: InstalledFile; owner: SetOwner }>();
   const treeAt = async (dir: string) => {
     let held = trees.get(dir);
     if (!held) {
       const tree = ctx.tree(dir);
-      held = { tree, installed: await tree.read() };
+      held = { tree, installed: await tree.read(), owner: await setOwnerOf(tree.dir, opened.set.file) };
       trees.set(dir, held);
     }
     return held;
@@ -659,26 +667,41 @@ export async function diffSet(
     if (change) changes.push(change);
   }
   for (const dir of opened.dirs) {
-    const { tree, installed } = await treeAt(dir);
+    const { installed, owner } = await treeAt(dir);
     for (const [name, plugin] of Object.entries(installed.plugins)) {
       // Only what this set placed is the apply's to remove (`cleanSet`, install.ts `record`), and what its
       // lock says it placed, which install -c and clean -c claim first (installed.ts `isClaimedByLock`).
       const placed = (version: string): boolean =>
-        placedBy(opened.set, tree.dir, own(plugin.versions, version)) ||
+        placedBy(owner, own(plugin.versions, version)) ||
         (namesIn(opened, name, dir) &&
           isClaimedByLock(own(plugin.versions, version), version, own(plan.before?.plugins ?? {}, name)));
-      if (!namesIn(opened, name, dir)) {
-        for (const version of Object.keys(plugin.versions).sort(compareVersions))
-          if (placed(version))
-            changes.push({
+      // The other sets recorded as placing it: the apply drops only this set's claim, and the files stay.
+      const others = (version: string): string[] =>
+        ownersOf(own(plugin.versions, version)).filter((o) => !owner.names(o));
+      const removal = (version: string, detail: string): SetChange => {
+        const shared = others(version);
+        return shared.length === 0
+          ? { name, change: 'remove', from: version, dir, detail }
+          : {
               name,
               change: 'remove',
               from: version,
               dir,
-              detail: opened.targets.some((t) => t.name === name)
-                ? 'the set installs it in another folder now (`plugindex clean -c` removes this copy)'
-                : 'not in the set (`plugindex clean -c` removes it)',
-            });
+              sharedWith: shared,
+              detail: `${detail.replace(/ \(`plugindex .*$/, '')}, but also placed by ${shared.join(', ')}, which pins it still: \`plugindex clean -c\` drops only this set's claim, and the files stay`,
+            };
+      };
+      if (!namesIn(opened, name, dir)) {
+        for (const version of Object.keys(plugin.versions).sort(compareVersions))
+          if (placed(version))
+            changes.push(
+              removal(
+                version,
+                opened.targets.some((t) => t.name === name)
+                  ? 'the set installs it in another folder now (`plugindex clean -c` removes this copy)'
+                  : 'not in the set (`plugindex clean -c` removes it)',
+              ),
+            );
         continue;
       }
       // What else the apply removes of a plugin the set keeps here: the versions but the one it installs
@@ -691,18 +714,20 @@ export async function diffSet(
       const placing = changes.some((c) => c.name === name && c.dir === dir);
       for (const version of Object.keys(plugin.versions).sort(compareVersions))
         if (version !== wanted && version !== plugin.current && placed(version))
-          changes.push({
-            name,
-            change: 'remove',
-            from: version,
-            dir,
-            detail: placing
-              ? `a version the set no longer installs (\`plugindex install -c\` removes it as it places ${wanted})`
-              : 'a version the set no longer installs (`plugindex clean -c` removes it)',
-          });
+          changes.push(
+            removal(
+              version,
+              placing
+                ? `a version the set no longer installs (\`plugindex install -c\` removes it as it places ${wanted})`
+                : 'a version the set no longer installs (`plugindex clean -c` removes it)',
+            ),
+          );
+      // A platform's files go only from a version no other set placed: another may list that platform.
       const listed = listedPlatforms(opened, name, dir);
       const { platforms } =
-        listed && placed(wanted) ? withoutPlatforms(installed, name, wanted, listed) : { platforms: [] };
+        listed && placed(wanted) && others(wanted).length === 0
+          ? withoutPlatforms(installed, name, wanted, listed)
+          : { platforms: [] };
       if (platforms.length > 0)
         changes.push({
           name,
@@ -825,20 +850,31 @@ export async function cleanSet(
       for (const artifact of Object.values(entry.artifacts)) referenced.add(artifact.sha256);
     for (const dir of opened.dirs) {
       const tree = ctx.tree(dir);
+      const owner = await setOwnerOf(tree.dir, opened.set.file);
       const after = await tree.update(async (installed) => {
         let next = installed;
         const gone: [string, string][] = [];
         const files: string[] = [];
         for (const [name, plugin] of Object.entries(installed.plugins))
-          for (const [version, record] of Object.entries(plugin.versions)) {
+          for (const version of Object.keys(plugin.versions)) {
             // One a client before `set` was recorded placed for this set, as its lock says (install.ts
-            // `claimLockedVersions`): the set's from now on.
+            // `claimLockedVersions`): the set's from now on. One another set placed that this set's lock
+            // pins at that version and manifest: the set joins its owners, as its install does.
             const locked = lock ? own(lock.plugins, name) : undefined;
-            if (locked && namesIn(opened, name, dir) && isClaimedByLock(record, version, locked))
-              next = withClaimedVersion(next, name, locked, setReference(tree.dir, opened.set.file));
-            else if (!placedBy(opened.set, tree.dir, record)) {
+            if (locked && namesIn(opened, name, dir)) next = withSetOwner(next, name, locked, owner, true);
+            const record = own(own(next.plugins, name)?.versions ?? {}, version);
+            if (!placedBy(owner, record)) {
               if (!keep(name, version, dir))
                 left.push({ name, version, dir, detail: notPlacedDetail(opened.set, dir, name, version) });
+              continue;
+            }
+            // Another set placed it too: this set's `clean -c` drops only its own claim, and leaves the
+            // version, every platform's files with it, as that set's (it may list a platform this one drops).
+            const shared = ownersOf(record).filter((o) => !owner.names(o));
+            if (shared.length > 0) {
+              if (keep(name, version, dir)) continue;
+              next = withoutSetOwner(next, name, version, owner.names).installed;
+              left.push({ name, version, dir, detail: sharedDetail(shared) });
               continue;
             }
             if (keep(name, version, dir)) {
@@ -881,9 +917,14 @@ export async function cleanSet(
   });
 }
 
-/** True when installed.json (of the install folder `dir`) records `set`'s `install -c` as having placed the version (`record`). */
-function placedBy(set: PluginSet, dir: string, record: InstalledVersion | undefined): boolean {
-  return isPlacedBySet(dir, record?.set, set.file);
+/** True when installed.json records the set (`owner`, as its install folder names it) among those that placed the version (`record`). */
+function placedBy(owner: SetOwner, record: InstalledVersion | undefined): boolean {
+  return isPlacedBySet(record, owner.names);
+}
+
+/** Why `clean -c` leaves a version the set placed and no longer keeps: other sets placed it too. */
+function sharedDetail(others: readonly string[]): string {
+  return `also placed by ${others.join(', ')} (installed.json \`sets\`, from the install folder), which ${others.length === 1 ? 'pins' : 'pin'} it still: this set's claim dropped, and it stays until no set placing it keeps it`;
 }
 
 /** Why `clean -c` leaves a version the set does not keep, and how it is removed. */
@@ -977,6 +1018,8 @@ interface InstalledAt {
   readonly name: string;
   readonly version: string;
   readonly record: InstalledVersion;
+  /** The set, as installed.json in this folder names it. */
+  readonly owner: SetOwner;
 }
 
 /** Every version installed.json records in the set's install folders, by its version folder's path. */
@@ -984,9 +1027,17 @@ async function installedFolders(ctx: ClientContext, set: PluginSet): Promise<Map
   const folders = new Map<string, InstalledAt>();
   for (const dir of installDirs(set)) {
     const tree = ctx.tree(dir);
+    const owner = await setOwnerOf(tree.dir, set.file);
     for (const [name, plugin] of Object.entries((await tree.read()).plugins))
       for (const [version, record] of Object.entries(plugin.versions))
-        folders.set(join(tree.dir, name, versionFolder(version)), { dir, tree, name, version, record });
+        folders.set(join(tree.dir, name, versionFolder(version)), {
+          dir,
+          tree,
+          name,
+          version,
+          record,
+          owner,
+        });
   }
   return folders;
 }
@@ -1055,8 +1106,9 @@ export async function verifySet(
   const findings: VerifyFinding[] = [];
   for (const dir of installDirs(set)) {
     const tree = ctx.tree(dir);
+    const owner = await setOwnerOf(tree.dir, set.file);
     const outside = (name: string, version: string, record: InstalledVersion): VerifyFinding | undefined => {
-      const why = notInSet(set, lock, { dir, tree }, name, version, record);
+      const why = notInSet(set, lock, { dir, owner }, name, version, record);
       return why === undefined ? undefined : { name, version, ok: false, ...why };
     };
     const found = await verifyInstalled(ctx, { dir, lockfile, trust, outside });
@@ -1088,7 +1140,7 @@ function setNamesIn(set: PluginSet, name: string, dir: string): boolean {
 function notInSet(
   set: PluginSet,
   lock: Lockfile | undefined,
-  at: { readonly dir: string; readonly tree: InstallTree },
+  at: { readonly dir: string; readonly owner: SetOwner },
   name: string,
   version: string,
   record: InstalledVersion,
@@ -1102,7 +1154,7 @@ function notInSet(
       : `installs no plugin ${name} into ${at.dir}`
   }`;
   const elsewhere = `\`plugindex verify --dir ${at.dir}\` checks it by the configured registries`;
-  return placedBy(set, at.tree.dir, record)
+  return placedBy(at.owner, record)
     ? {
         code: NOT_IN_SET,
         message: `${why}: not verified as the set's (\`plugindex clean -c\` removes it; ${elsewhere})`,

@@ -1,5 +1,6 @@
-import { lstat, mkdir, open, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
-import { basename, dirname, extname, join } from 'node:path';
+import { realpathSync } from 'node:fs';
+import { lstat, mkdir, open, readdir, realpath, rename, rm, rmdir, stat } from 'node:fs/promises';
+import { basename, dirname, extname, join, resolve } from 'node:path';
 import { createSha256, sha256Hex } from '../../index-builder/digest.ts';
 import { TrustError } from '../../index-builder/errors.ts';
 import { keyProblem, versionFolder } from '../../index-builder/layout.ts';
@@ -20,6 +21,7 @@ import {
   type InstalledFile,
   parseInstalled,
   serializeInstalled,
+  setReference,
 } from '../installed.ts';
 import type { ChainLink } from '../key-chain.ts';
 import { type Lockfile, parseLockfile, serializeLockfile } from '../lockfile.ts';
@@ -802,6 +804,72 @@ export class InstallTree {
     await rm(await this.#unlinkedPath(`${name}/${versionFolder(version)}`), { recursive: true, force: true });
     // The plugin's folder goes too once its last version has (rmdir refuses a folder that is not empty).
     await rmdir(this.path(name)).catch(() => undefined);
+  }
+}
+
+/**
+ * A plugin set as installed.json in one install folder names it (`InstalledVersion.sets`): how an install
+ * records it, and which recorded names are it.
+ */
+export interface SetOwner {
+  /** The set file's real path from the install folder's real path (installed.ts `setReference`). */
+  readonly reference: string;
+  /**
+   * Whether a recorded name is this set: the set file's real path, whether recorded as `reference`, by the
+   * previous release from the folder as the set named it, through a link, in another letter case where case
+   * is ignored, or absolute, as a release before that wrote it.
+   */
+  names(recorded: string): boolean;
+}
+
+/**
+ * The set file `file` as installed.json in the install folder `dir` names it. Both taken as real paths
+ * (`realpath`: links resolved, and on macOS and Windows each name in its letter case on disk): compared as
+ * given, a link to the set file, or `-c Plugins.yaml` where case is ignored, was another set, whose
+ * `clean -c` left what the set placed and whose `verify -c` called it another's. Relative between the real
+ * paths, as between the given ones, so a checkout holding both still names it once moved.
+ */
+export async function setOwnerOf(dir: string, file: string): Promise<SetOwner> {
+  const realFile = await realPath(file);
+  const realDir = await realPath(dir);
+  const reference = setReference(realDir, realFile);
+  const known = new Map<string, boolean>();
+  return {
+    reference,
+    names(recorded) {
+      let is = known.get(recorded);
+      if (is === undefined) {
+        // Lexically first (what this client writes); a name recorded otherwise is resolved on disk. Sync:
+        // asked inside the verify and diff judgements, once per distinct name, of files a set just read.
+        const candidates = [resolve(realDir, recorded), resolve(dir, recorded)];
+        is =
+          candidates.includes(realFile) ||
+          candidates.some((candidate) => realPathSyncIfExists(candidate) === realFile);
+        known.set(recorded, is);
+      }
+      return is;
+    },
+  };
+}
+
+/** `path`'s real path; for a path not there yet (an install folder before the first install), its nearest existing parent's real path joined with the rest. */
+async function realPath(path: string): Promise<string> {
+  const absolute = resolve(path);
+  try {
+    return await realpath(absolute);
+  } catch (error) {
+    const parent = dirname(absolute);
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || parent === absolute) return absolute;
+    return join(await realPath(parent), basename(absolute));
+  }
+}
+
+function realPathSyncIfExists(path: string): string | undefined {
+  try {
+    // `.native`, as `realpath` from fs/promises is: the JavaScript one keeps the letter case as given.
+    return realpathSync.native(path);
+  } catch {
+    return undefined;
   }
 }
 

@@ -4,6 +4,7 @@ import {
   EMPTY_INSTALLED,
   type InstalledFile,
   type InstalledVersion,
+  ownersOf,
   parseInstalled,
   serializeInstalled,
   withCheckedPublisher,
@@ -11,6 +12,8 @@ import {
   withInstalledVersion,
   withoutInstalled,
   withoutPlatforms,
+  withoutSetOwner,
+  withSetOwner,
   withVerification,
 } from '../../client/installed.ts';
 
@@ -42,26 +45,76 @@ describe('when versions are installed and removed', () => {
     expect(parseInstalled(serializeInstalled(installed), FILE)).toEqual(installed);
   });
 
-  it('keeps whose a version is when a platform is added to it: a set adding one claims none it did not place', () => {
+  it('keeps whose a version is when a platform is added to it: a set adding one to a plain install claims none', () => {
     const bySet = (installed: InstalledFile, platform: string, set: string | undefined): InstalledFile =>
       withInstalledVersion(installed, 'demo', '1.0.0', {
         ...record(platform, `demo/1.0.0/${platform}/demo`),
-        ...(set ? { set } : {}),
+        ...(set ? { sets: [set] } : {}),
       });
+    const setsOf = (installed: InstalledFile) => installed.plugins.demo?.versions['1.0.0']?.sets;
     const byHand = bySet(EMPTY_INSTALLED, 'linux-amd64', undefined);
-    const placed = bySet(EMPTY_INSTALLED, 'linux-amd64', '/work/a/plugins.yaml');
+    const placed = bySet(EMPTY_INSTALLED, 'linux-amd64', '../a.yaml');
 
-    expect(bySet(byHand, 'darwin-arm64', '/work/a/plugins.yaml').plugins.demo?.versions['1.0.0']?.set).toBe(
-      undefined,
+    expect(setsOf(bySet(byHand, 'darwin-arm64', '../a.yaml'))).toBeUndefined();
+    // Another set adding a platform to what a set placed joins its owners; the same set is listed once.
+    expect(setsOf(bySet(placed, 'darwin-arm64', '../b.yaml'))).toEqual(['../a.yaml', '../b.yaml']);
+    expect(setsOf(bySet(placed, 'darwin-arm64', '../a.yaml'))).toEqual(['../a.yaml']);
+    // A plain install of a platform leaves the version whose it was.
+    expect(setsOf(bySet(placed, 'darwin-arm64', undefined))).toEqual(['../a.yaml']);
+    expect(parseInstalled(serializeInstalled(placed), FILE)).toEqual(placed);
+  });
+
+  it('reads the single `set` the previous release wrote as one owner, and writes `sets` once it changes', () => {
+    // Prepare: a record as the previous release wrote it.
+    const legacy = withInstalledVersion(EMPTY_INSTALLED, 'demo', '1.0.0', {
+      ...record('linux-amd64', 'demo/1.0.0/linux-amd64/demo'),
+      set: '../a.yaml',
+    });
+    const parsed = parseInstalled(serializeInstalled(legacy), FILE);
+    const named = (reference: string) => ({ reference, names: (r: string) => r === reference });
+    const pinned = { version: '1.0.0', manifest_sha256: 'a'.repeat(64) };
+
+    // Act
+    const joined = withSetOwner(parsed, 'demo', pinned, named('../b.yaml'), false);
+    const again = withSetOwner(joined, 'demo', pinned, named('../b.yaml'), false);
+    const otherBytes = withSetOwner(
+      parsed,
+      'demo',
+      { ...pinned, manifest_sha256: 'f'.repeat(64) },
+      named('../b.yaml'),
+      false,
     );
-    expect(bySet(placed, 'darwin-arm64', '/work/b/plugins.yaml').plugins.demo?.versions['1.0.0']?.set).toBe(
-      '/work/a/plugins.yaml',
+    const aGone = withoutSetOwner(joined, 'demo', '1.0.0', named('../a.yaml').names);
+    const bGone = withoutSetOwner(aGone.installed, 'demo', '1.0.0', named('../b.yaml').names);
+    const notAnOwner = withoutSetOwner(joined, 'demo', '1.0.0', named('../c.yaml').names);
+
+    // Assess
+    expect(ownersOf(parsed.plugins.demo?.versions['1.0.0'])).toEqual(['../a.yaml']);
+    expect(joined.plugins.demo?.versions['1.0.0']).toMatchObject({ sets: ['../a.yaml', '../b.yaml'] });
+    expect(joined.plugins.demo?.versions['1.0.0']).not.toHaveProperty('set');
+    expect(again).toBe(joined);
+    expect(otherBytes).toBe(parsed);
+    expect(aGone.others).toEqual(['../b.yaml']);
+    expect(aGone.installed.plugins.demo?.versions['1.0.0']?.sets).toEqual(['../b.yaml']);
+    // The last owner: the caller removes the version, so nothing is edited here.
+    expect(bGone).toEqual({ installed: aGone.installed, others: [] });
+    expect(notAnOwner).toEqual({ installed: joined, others: [] });
+  });
+
+  it('claims a version no set placed only by the set\u2019s lock, and never joins a plain install otherwise', () => {
+    const byHand = withInstalledVersion(
+      EMPTY_INSTALLED,
+      'demo',
+      '1.0.0',
+      record('linux-amd64', 'demo/1.0.0/linux-amd64/demo'),
     );
-    expect(bySet(placed, 'darwin-arm64', '/work/a/plugins.yaml').plugins.demo?.versions['1.0.0']?.set).toBe(
-      '/work/a/plugins.yaml',
-    );
-    const parsed = parseInstalled(serializeInstalled(placed), FILE);
-    expect(parsed.plugins.demo?.versions['1.0.0']?.set).toBe('/work/a/plugins.yaml');
+    const owner = { reference: '../a.yaml', names: (r: string) => r === '../a.yaml' };
+    const pinned = { version: '1.0.0', manifest_sha256: 'a'.repeat(64) };
+
+    expect(withSetOwner(byHand, 'demo', pinned, owner, false)).toBe(byHand);
+    expect(withSetOwner(byHand, 'demo', pinned, owner, true).plugins.demo?.versions['1.0.0']?.sets).toEqual([
+      '../a.yaml',
+    ]);
   });
 
   it('keeps the highest version left current after a removal, and drops the plugin with its last version', () => {
@@ -231,6 +284,22 @@ describe('when installed.json is damaged or hostile', () => {
           ).publisher_verified = 'yes';
         }),
       '#/plugins/demo/versions/1.0.0/publisher_verified',
+    ],
+    [
+      'sets that are not a list of set file paths',
+      () =>
+        edit((v) => {
+          (v.plugins.demo?.versions['1.0.0'] as unknown as { sets: unknown }).sets = '../plugins.yaml';
+        }),
+      '#/plugins/demo/versions/1.0.0/sets',
+    ],
+    [
+      'an empty list of sets',
+      () =>
+        edit((v) => {
+          (v.plugins.demo?.versions['1.0.0'] as unknown as { sets: unknown }).sets = [];
+        }),
+      '#/plugins/demo/versions/1.0.0/sets',
     ],
     [
       'a set that is not the path of a set file',

@@ -5,6 +5,8 @@
  * file, reproduced with `frozen` on a clean cache, compared (`diffSet`), cleaned (`cleanSet`), held to a
  * policy and to the permissions already accepted, and discovered on disk with whether each verifies.
  */
+
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import {
   cp,
   lstat,
@@ -64,6 +66,17 @@ const LENS_1_2_MAC = encode('#!/bin/sh\necho lens 1.2.0 mac\n');
 const ROLLUP = encode('#!/bin/sh\necho rollup beta\n');
 /** The executable of a folder plugin's version. */
 const tool = (name: string, version: string): Uint8Array => encode(`#!/bin/sh\necho ${name} ${version}\n`);
+
+/** Whether the temp folder's filesystem ignores letter case (macOS and Windows by default). */
+const caseIgnored = (() => {
+  const probe = mkdtempSync(join(tmpdir(), 'plugindex-case-'));
+  try {
+    writeFileSync(join(probe, 'Probe'), '');
+    return existsSync(join(probe, 'probe'));
+  } finally {
+    rmSync(probe, { recursive: true, force: true });
+  }
+})();
 
 let registry: TestRegistry;
 let base: string;
@@ -1430,8 +1443,8 @@ ${list}`;
     const installed = JSON.parse(await readFile(join(data, 'installed.json'), 'utf8'));
     expect(installed.plugins['kubecost-lens'].current).toBe('1.2.0');
     expect(Object.keys(installed.plugins['kubecost-lens'].versions).sort()).toEqual(['1.1.0', '1.2.0']);
-    expect(installed.plugins['kubecost-lens'].versions['1.2.0'].set).toBe('../../../plugins.yaml');
-    expect(installed.plugins['kubecost-lens'].versions['1.1.0'].set).toBeUndefined();
+    expect(installed.plugins['kubecost-lens'].versions['1.2.0'].sets).toEqual(['../../../plugins.yaml']);
+    expect(installed.plugins['kubecost-lens'].versions['1.1.0'].sets).toBeUndefined();
     expect(report.removed).toEqual([]);
     expect(await exists(join(data, 'kubecost-lens/1.1.0/linux-amd64/kubecost-lens'))).toBe(true);
   });
@@ -1467,7 +1480,7 @@ ${list}`;
     const installed = JSON.parse(await readFile(join(plugins, 'installed.json'), 'utf8'));
     expect(Object.keys(installed.plugins)).toEqual(['disk-tool']);
     // Named as it travels: from the install folder, whatever the checkout's path.
-    expect(installed.plugins['disk-tool'].versions['1.0.0'].set).toBe('../plugins.yaml');
+    expect(installed.plugins['disk-tool'].versions['1.0.0'].sets).toEqual(['../plugins.yaml']);
   });
 });
 
@@ -1690,20 +1703,22 @@ describe('when a client before installed.json recorded the set placed the set\u2
     exampleSet(base)
       .replace('[linux/amd64, darwin/arm64]', '[linux/amd64]')
       .replace('"^1.1"', `"${version}"`);
-  /** The set installed at kubecost-lens 1.1.0, its installed.json then as that client wrote it: no `set`. */
+  /** The set installed at kubecost-lens 1.1.0, its installed.json then as that client wrote it: no `sets`. */
   async function placedByOlderClient(text = setAt('1.1.0')) {
     const p = await project(text);
     await using(p, (c) => c.installSet(p.file, HOME));
     const plugins = join(p.dir, 'plugins');
     const file = join(plugins, 'installed.json');
     const installed = JSON.parse(await readFile(file, 'utf8'));
-    for (const plugin of Object.values(installed.plugins) as { versions: Record<string, { set?: string }> }[])
-      for (const record of Object.values(plugin.versions)) delete record.set;
+    for (const plugin of Object.values(installed.plugins) as {
+      versions: Record<string, { sets?: string[] }>;
+    }[])
+      for (const record of Object.values(plugin.versions)) delete record.sets;
     await writeFile(file, `${JSON.stringify(installed, null, 2)}\n`);
     return { p, plugins, file };
   }
   const setOf = async (file: string, name: string, version: string): Promise<string | undefined> =>
-    JSON.parse(await readFile(file, 'utf8')).plugins[name]?.versions[version]?.set;
+    JSON.parse(await readFile(file, 'utf8')).plugins[name]?.versions[version]?.sets?.join(' ');
 
   it('claims what its lock names on the fast path, so the next bump replaces it and verify -c passes', async () => {
     // Prepare
@@ -3134,5 +3149,209 @@ describe('when a set names a registry this client also reaches under another nam
     await writeFile(join(other, 'plugins.yaml'), exampleSet(`${base.replace('http:', 'HTTP:')}/`));
     const attempt = serving(old, () => using(p, (c) => c.installSet(join(other, 'plugins.yaml'), HOME)));
     await expectRefused(attempt, TrustError, 'SNAPSHOT_ROLLBACK', 'already seen');
+  });
+});
+
+describe('when two sets share one install folder and pin the same version', () => {
+  /** One checkout holding two sets (`plugins.yaml`, `team-b.yaml`) that install into its ./plugins. */
+  async function twoSets(a: string, b: string) {
+    const setText = (list: string) => `plugins:
+  install_location: ./plugins
+  providers:
+    - { type: file, name: disk, path: ${folder}, key: ./publisher.asc }
+  plugins:
+${list}`;
+    const p = await project(setText(a));
+    const other = join(p.dir, 'team-b.yaml');
+    await writeFile(other, setText(b));
+    const file = join(p.dir, 'plugins', 'installed.json');
+    const setsOf = async (name: string, version: string): Promise<string[] | undefined> =>
+      JSON.parse(await readFile(file, 'utf8')).plugins[name]?.versions[version]?.sets;
+    return { p, other, plugins: join(p.dir, 'plugins'), setText, setsOf };
+  }
+  const disk = (version: string) => `    - { provider: disk, name: disk-tool, version: "${version}" }\n`;
+  const team = '    - { provider: disk, name: team-tool, version: "1.0.0" }\n';
+
+  it('records both as its owners, and clean -c of one drops only its own claim until neither pins it', async () => {
+    // Prepare: both sets pin disk-tool 1.0.0; the first also team-tool.
+    const { p, other, plugins, setText, setsOf } = await twoSets(disk('1.0.0') + team, disk('1.0.0'));
+    await using(p, (c) => c.installSet(p.file, HOME));
+    const second = await using(p, (c) => c.installSet(other, HOME));
+    expect(second.items.every((i) => i.unchanged)).toBe(true);
+    expect(await setsOf('disk-tool', '1.0.0')).toEqual(['../plugins.yaml', '../team-b.yaml']);
+
+    // Act: the first set drops disk-tool.
+    await writeFile(p.file, setText(team));
+    const diff = await using(p, (c) => c.diffSet(p.file, HOME));
+    const before = await using(p, (c) => c.verifySet(p.file, HOME));
+    const report = await using(p, (c) => c.cleanSet(p.file, HOME));
+    const after = await using(p, (c) => c.verifySet(p.file, HOME));
+    const theOther = await using(p, (c) => c.verifySet(other, HOME));
+
+    // Assess: its claim dropped, the files left for the other set, which still verifies them as its own.
+    expect(diff.changes).toEqual([
+      expect.objectContaining({
+        name: 'disk-tool',
+        change: 'remove',
+        from: '1.0.0',
+        sharedWith: ['../team-b.yaml'],
+        detail: expect.stringContaining('the files stay'),
+      }),
+    ]);
+    expect(before).toContainEqual(expect.objectContaining({ name: 'disk-tool', code: 'NOT_IN_SET' }));
+    expect(report.removed).toEqual([]);
+    expect(report.left).toEqual([
+      {
+        name: 'disk-tool',
+        version: '1.0.0',
+        dir: plugins,
+        detail: expect.stringContaining('also placed by ../team-b.yaml'),
+      },
+    ]);
+    expect(await exists(join(plugins, 'disk-tool/1.0.0/linux-amd64/disk-tool'))).toBe(true);
+    expect(await setsOf('disk-tool', '1.0.0')).toEqual(['../team-b.yaml']);
+    expect(after).toContainEqual(expect.objectContaining({ name: 'disk-tool', code: 'NOT_PLACED_BY_SET' }));
+    expect(after.filter((f) => !f.ok && f.code !== 'NOT_PLACED_BY_SET')).toEqual([]);
+    expect(theOther.filter((f) => !f.ok)).toEqual([
+      expect.objectContaining({ name: 'team-tool', code: 'NOT_PLACED_BY_SET' }),
+    ]);
+    expect((await using(p, (c) => c.diffSet(p.file, HOME))).changes).toEqual([]);
+
+    // Act: the other set drops it too.
+    await writeFile(other, setText(team));
+    const last = await using(p, (c) => c.cleanSet(other, HOME));
+
+    // Assess: no owner is left, so it goes.
+    expect(last.removed).toEqual([{ name: 'disk-tool', version: '1.0.0', dir: plugins }]);
+    expect(await exists(join(plugins, 'disk-tool/1.0.0'))).toBe(false);
+  });
+
+  it('leaves the version one set moves from while the other pins it, and the last to move removes it (install -c)', async () => {
+    // Prepare
+    const { p, other, plugins, setText, setsOf } = await twoSets(disk('1.0.0'), disk('1.0.0'));
+    await using(p, (c) => c.installSet(p.file, HOME));
+    await using(p, (c) => c.installSet(other, HOME));
+
+    // Act: the first set moves on.
+    await writeFile(p.file, setText(disk('1.0.3')));
+    await using(p, (c) => c.installSet(p.file, HOME));
+
+    // Assess: the version the other still pins stays, now the other's alone.
+    expect(await exists(join(plugins, 'disk-tool/1.0.0/linux-amd64/disk-tool'))).toBe(true);
+    expect(await setsOf('disk-tool', '1.0.0')).toEqual(['../team-b.yaml']);
+    expect(await setsOf('disk-tool', '1.0.3')).toEqual(['../plugins.yaml']);
+    expect((await using(p, (c) => c.verifySet(other, HOME))).filter((f) => f.ok)).toEqual([
+      expect.objectContaining({ name: 'disk-tool', version: '1.0.0' }),
+    ]);
+
+    // Act: the other moves on too.
+    await writeFile(other, setText(disk('2.0.0')));
+    await using(p, (c) => c.installSet(other, HOME));
+
+    // Assess: 1.0.0 had no owner left and went; the first set's 1.0.3 is not the other's to replace.
+    expect(await exists(join(plugins, 'disk-tool/1.0.0'))).toBe(false);
+    expect(await setsOf('disk-tool', '1.0.3')).toEqual(['../plugins.yaml']);
+    expect(await setsOf('disk-tool', '2.0.0')).toEqual(['../team-b.yaml']);
+  });
+
+  it('reads the single `set` the previous release wrote, and writes the list once another set joins', async () => {
+    // Prepare: both installed, then installed.json as the previous release wrote it: one owner, `set`.
+    const { p, other, plugins, setText, setsOf } = await twoSets(disk('1.0.0'), disk('1.0.0'));
+    await using(p, (c) => c.installSet(p.file, HOME));
+    const file = join(plugins, 'installed.json');
+    const json = JSON.parse(await readFile(file, 'utf8'));
+    const record = json.plugins['disk-tool'].versions['1.0.0'];
+    delete record.sets;
+    record.set = '../plugins.yaml';
+    await writeFile(file, `${JSON.stringify(json, null, 2)}\n`);
+
+    // Act
+    await using(p, (c) => c.installSet(other, HOME));
+
+    // Assess
+    const written = JSON.parse(await readFile(file, 'utf8')).plugins['disk-tool'].versions['1.0.0'];
+    expect(written).not.toHaveProperty('set');
+    expect(await setsOf('disk-tool', '1.0.0')).toEqual(['../plugins.yaml', '../team-b.yaml']);
+    await writeFile(p.file, setText(team));
+    expect((await using(p, (c) => c.cleanSet(p.file, HOME))).left).toEqual([
+      expect.objectContaining({ name: 'disk-tool', detail: expect.stringContaining('also placed by') }),
+    ]);
+    expect(await setsOf('disk-tool', '1.0.0')).toEqual(['../team-b.yaml']);
+  });
+});
+
+describe('when a set file is named through a link or in another letter case', () => {
+  /** A checkout whose set installs into a folder outside it, and a link to the checkout's folder. */
+  async function linked() {
+    const shared = await mkdtemp(join(root, 'shared-'));
+    const setText = (list: string) => `plugins:
+  install_location: ${join(shared, 'plugins')}
+  providers:
+    - { type: file, name: disk, path: ${folder}, key: ./publisher.asc }
+  plugins:
+${list}`;
+    const both =
+      '    - { provider: disk, name: disk-tool, version: "1.0.0" }\n    - { provider: disk, name: team-tool, version: "1.0.0" }\n';
+    const p = await project(setText(both));
+    const link = join(shared, 'checkout');
+    await symlink(p.dir, link, 'dir');
+    return { p, link, plugins: join(shared, 'plugins'), setText };
+  }
+
+  it('takes it as the one set: clean -c by the real path removes what an install by the link placed', async () => {
+    // Prepare: installed through the link; then the set drops team-tool.
+    const { p, link, plugins, setText } = await linked();
+    await using(p, (c) => c.installSet(join(link, 'plugins.yaml'), HOME));
+    await writeFile(p.file, setText('    - { provider: disk, name: disk-tool, version: "1.0.0" }\n'));
+
+    // Act
+    const findings = await using(p, (c) => c.verifySet(p.file, HOME));
+    const report = await using(p, (c) => c.cleanSet(p.file, HOME));
+
+    // Assess: the set's own, named by the set file's real path from the install folder's.
+    expect(findings).toContainEqual(expect.objectContaining({ name: 'team-tool', code: 'NOT_IN_SET' }));
+    expect(report.removed).toEqual([{ name: 'team-tool', version: '1.0.0', dir: plugins }]);
+    expect(report.left).toEqual([]);
+    const installed = JSON.parse(await readFile(join(plugins, 'installed.json'), 'utf8'));
+    expect(installed.plugins['disk-tool'].versions['1.0.0'].sets).toEqual([
+      relative(plugins, p.file).split(sep).join('/'),
+    ]);
+  });
+
+  it('takes a record the previous release wrote by the link as the set’s own', async () => {
+    // Prepare: installed by the real path, then recorded as the previous release recorded an install by
+    // the link: its path as given.
+    const { p, link, plugins, setText } = await linked();
+    await using(p, (c) => c.installSet(p.file, HOME));
+    const file = join(plugins, 'installed.json');
+    const json = JSON.parse(await readFile(file, 'utf8'));
+    for (const plugin of Object.values(json.plugins) as {
+      versions: Record<string, Record<string, unknown>>;
+    }[])
+      for (const record of Object.values(plugin.versions)) {
+        delete record.sets;
+        record.set = relative(plugins, join(link, 'plugins.yaml')).split(sep).join('/');
+      }
+    await writeFile(file, `${JSON.stringify(json, null, 2)}\n`);
+    await writeFile(p.file, setText('    - { provider: disk, name: disk-tool, version: "1.0.0" }\n'));
+
+    // Act
+    const report = await using(p, (c) => c.cleanSet(p.file, HOME));
+
+    // Assess
+    expect(report.removed).toEqual([{ name: 'team-tool', version: '1.0.0', dir: plugins }]);
+  });
+
+  it.runIf(caseIgnored)('takes the set file named in another letter case as the one set', async () => {
+    // Prepare: installed as PLUGINS.YAML where case is ignored; then the set drops team-tool.
+    const { p, setText, plugins } = await linked();
+    await using(p, (c) => c.installSet(join(p.dir, 'PLUGINS.YAML'), HOME));
+    await writeFile(p.file, setText('    - { provider: disk, name: disk-tool, version: "1.0.0" }\n'));
+
+    // Act
+    const report = await using(p, (c) => c.cleanSet(p.file, HOME));
+
+    // Assess
+    expect(report.removed).toEqual([{ name: 'team-tool', version: '1.0.0', dir: plugins }]);
   });
 });
