@@ -6,7 +6,7 @@
  * `diff -c` with diff(1)'s exit codes, `clean -c`, `list -c` (and `--watch`), and `install URL --key`.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { cp, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -877,6 +877,82 @@ describe('when a set\u2019s folder holds plain installs the set neither names no
     const cleaned = await c.plugindex('verify', '-c', 'plugins.yaml');
     expect(cleaned.code, cleaned.stdout).toBe(0);
     expect(cleaned.stdout).toContain(`another's ${ALPHA}@1.0.0: NOT_PLACED_BY_SET: `);
+  });
+});
+
+describe('when two sets share one install folder and pin the same version (clean -c, diff -c, verify -c)', () => {
+  it('keeps it while either pins it: clean -c of one drops only its own claim, the last one removes it', async () => {
+    // Prepare: plugins.yaml and team-b.yaml, both installing cli-alpha 1.0.0 into ./plugins.
+    const c = await checkout(setOf([{ name: ALPHA, version: '1.0.0' }, { name: BETA }]));
+    await writeFile(path.join(c.dir, 'team-b.yaml'), setOf([{ name: ALPHA, version: '1.0.0' }]));
+    const plugins = path.join(c.dir, 'plugins');
+    expect((await c.plugindex('install', '-c', 'plugins.yaml')).code).toBe(0);
+    const second = await c.plugindex('install', '-c', 'team-b.yaml');
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stdout).toContain(`up to date ${ALPHA}@1.0.0`);
+    const record = async () =>
+      JSON.parse(await readFile(path.join(plugins, 'installed.json'), 'utf8')).plugins[ALPHA]?.versions[
+        '1.0.0'
+      ];
+    expect((await record()).sets).toEqual(['../plugins.yaml', '../team-b.yaml']);
+
+    // Act: the first set drops it.
+    await writeFile(c.file, setOf([{ name: BETA }]));
+    const diff = await c.plugindex('diff', '-c', 'plugins.yaml');
+    const clean = await c.plugindex('clean', '-c', 'plugins.yaml');
+    const verify = await c.plugindex('verify', '-c', 'plugins.yaml');
+    const verifyOther = await c.plugindex('verify', '-c', 'team-b.yaml');
+
+    // Assess: its claim dropped (diff named that, exit 1), the files the other set's, which verifies them.
+    expect(diff.code, diff.stderr).toBe(1);
+    expect(diff.stdout).toContain(
+      `- remove ${ALPHA} 1.0.0: not in the set, but also placed by ../team-b.yaml, which pins it still: \`plugindex clean -c\` drops only this set's claim, and the files stay`,
+    );
+    expect(clean.code, clean.stderr).toBe(0);
+    expect(clean.stdout).toContain(`left ${ALPHA}@1.0.0 in ${plugins}: also placed by ../team-b.yaml`);
+    expect(await exists(installed(c, ALPHA, '1.0.0'))).toBe(true);
+    expect((await record()).sets).toEqual(['../team-b.yaml']);
+    expect(verify.code, verify.stdout).toBe(0);
+    expect(verify.stdout).toContain(`another's ${ALPHA}@1.0.0: NOT_PLACED_BY_SET: `);
+    expect(verifyOther.code, verifyOther.stdout).toBe(0);
+    expect(verifyOther.stdout).toContain(`verified ${ALPHA}@1.0.0`);
+    // (The set file changed since its lock: diff -c says that alone now.)
+    expect(JSON.parse((await c.plugindex('diff', '-c', 'plugins.yaml', '--json')).stdout).changes).toEqual(
+      [],
+    );
+
+    // Act and assess: the other drops it too, and its clean -c removes it.
+    await writeFile(path.join(c.dir, 'team-b.yaml'), setOf([{ name: BETA }]));
+    const last = await c.plugindex('clean', '-c', 'team-b.yaml');
+    expect(last.code, last.stderr).toBe(0);
+    expect(last.stdout).toContain(`removed ${ALPHA}@1.0.0 from ${plugins}`);
+    expect(await exists(installed(c, ALPHA, '1.0.0'))).toBe(false);
+  });
+
+  it('takes the set file named through a link to its folder as the one set', async () => {
+    // Prepare: a set installing into a folder outside its checkout, installed through a link to the
+    // checkout; then the set drops cli-beta.
+    const shared = await mkdtemp(path.join(work, 'shared-'));
+    const plugins = path.join(shared, 'plugins');
+    const outside = (list: { name: string; version?: string }[]) =>
+      setOf(list).replace('install_location: ./plugins', `install_location: ${plugins}`);
+    const c = await checkout(outside([{ name: ALPHA, version: '1.0.0' }, { name: BETA }]));
+    const link = path.join(shared, 'checkout');
+    await symlink(c.dir, link, 'dir');
+    const first = await c.plugindex('install', '-c', path.join(link, 'plugins.yaml'));
+    expect(first.code, first.stderr).toBe(0);
+    await writeFile(c.file, outside([{ name: ALPHA, version: '1.0.0' }]));
+
+    // Act
+    const verify = await c.plugindex('verify', '-c', 'plugins.yaml');
+    const clean = await c.plugindex('clean', '-c', 'plugins.yaml');
+
+    // Assess: the set's own, by its file's real path: named NOT_IN_SET, and removed by clean -c.
+    expect(verify.code, verify.stdout).toBe(1);
+    expect(verify.stdout).toContain(`NOT in the set ${BETA}@2.0.0: NOT_IN_SET: `);
+    expect(clean.code, clean.stderr).toBe(0);
+    expect(clean.stdout).toContain(`removed ${BETA}@2.0.0 from ${plugins}`);
+    expect(await exists(path.join(plugins, BETA))).toBe(false);
   });
 });
 
