@@ -411,13 +411,15 @@ async function install(ctx: ClientContext, options: InstallOptions): Promise<Ins
 }
 
 /**
- * A plugin set's versions that a client before installed.json recorded `set` placed, claimed as the set's
- * (their `set` written) where the set's lock, as it was before this install, names each at its version and
+ * A plugin set's versions that a client before installed.json recorded sets placed, claimed as the set's
+ * (their `sets` written) where the set's lock, as it was before this install, names each at its version and
  * manifest (installed.ts `isClaimedByLock`), in the folder the set installs it into: unclaimed, the set's
  * next lock bump left the old version beside the new one, `clean -c` left it and `verify -c` named it
- * `NOT_IN_SET` for good. On the fast path too, as a tree already the lock is the common case after an
- * upgrade; installed.json is written only where something is claimed. A version the lock does not name (one
- * installed by hand into a folder a set names) is never claimed.
+ * `NOT_IN_SET` for good. Where another set is recorded as placing it, this set joins its owners
+ * (installed.ts `withSetOwner`, as `joinPlacedVersions` does for a version found in place). On the fast path
+ * too, as a tree already the lock is the common case after an upgrade; installed.json is written only where
+ * something is claimed. A version the lock does not name (one installed by hand into a folder a set names)
+ * is never claimed.
  */
 async function claimLockedVersions(
   ctx: ClientContext,

@@ -230,7 +230,7 @@ export function isPlacedBySet(
 
 /**
  * True when a version recorded with no set is, by the set's lock, the set's own: the lock names it at this
- * very version and manifest. A client before `set` was recorded wrote none for what `install -c` placed,
+ * very version and manifest. A client before `sets` (or `set`) was recorded wrote none for what `install -c` placed,
  * and then that lock was written beside the set; a version the lock does not name (a plain install's,
  * another version of the plugin) is never the set's, whatever the set file says.
  */

@@ -815,8 +815,9 @@ export interface CleanReport {
   readonly removed: readonly CleanRemoval[];
   /**
    * Versions in the set's folders that the set does not keep, left because installed.json does not record
-   * this set as having placed them (`InstalledVersion.set`): a plain install's, another set's, or one an
-   * older client placed.
+   * this set as having placed them (`InstalledVersion.sets`): a plain install's, another set's, or one an
+   * older client placed; or records other sets placing them too, which still pin them: this set's claim is
+   * dropped, and the version stays theirs.
    */
   readonly left: readonly (CleanRemoval & { readonly detail: string })[];
   readonly blobsRemoved: number;
@@ -857,7 +858,7 @@ export async function cleanSet(
         const files: string[] = [];
         for (const [name, plugin] of Object.entries(installed.plugins))
           for (const version of Object.keys(plugin.versions)) {
-            // One a client before `set` was recorded placed for this set, as its lock says (install.ts
+            // One a client before `sets` was recorded placed for this set, as its lock says (install.ts
             // `claimLockedVersions`): the set's from now on. One another set placed that this set's lock
             // pins at that version and manifest: the set joins its owners, as its install does.
             const locked = lock ? own(lock.plugins, name) : undefined;
