@@ -31,6 +31,7 @@ import {
   type InstalledVersion,
   isPlacedBySet,
   withCheckedPublisher,
+  withHandClaim,
   withInstalledVersion,
   withoutInstalled,
   withoutSetOwner,
@@ -456,8 +457,9 @@ async function claimLockedVersions(
  * (installed.ts `withSetOwner`), so each set's `clean -c`, or its install moving on, drops only its own
  * claim, and the version goes with the last; recorded once (`ownersOf` the first alone), the first set's
  * `clean -c` removed what the other still pinned, and the other's left what it placed. A plain install's is
- * left its own: a set never claims what the user installed. installed.json is written only where something
- * changes.
+ * left its own: a set never claims what the user installed. A plain install finding in place a version sets
+ * placed claims it by hand (`withHandClaim`), so the last set to drop it leaves it. installed.json is
+ * written only where something changes.
  */
 async function joinPlacedVersions(
   ctx: ClientContext,
@@ -466,7 +468,6 @@ async function joinPlacedVersions(
   seen: OnDisk,
   ownerIn: (tree: InstallTree) => Promise<SetOwner> | undefined,
 ): Promise<void> {
-  if (options.owner === undefined) return;
   const byDir = new Map<string, { tree: InstallTree; plans: Planned[] }>();
   for (const plan of unchanged) {
     const tree = ctx.tree(plan.dir ?? options.dir);
@@ -475,17 +476,19 @@ async function joinPlacedVersions(
     byDir.set(tree.dir, group);
   }
   for (const { tree, plans } of byDir.values()) {
-    const owner = (await ownerIn(tree)) as SetOwner;
+    const owner = await ownerIn(tree);
     const joined = (installed: InstalledFile) =>
       plans.reduce(
         (next, p) =>
-          withSetOwner(
-            next,
-            p.name,
-            { version: p.version, manifest_sha256: p.entry.manifest_sha256 },
-            owner,
-            false,
-          ),
+          owner === undefined
+            ? withHandClaim(next, p.name, p.version, p.entry.manifest_sha256)
+            : withSetOwner(
+                next,
+                p.name,
+                { version: p.version, manifest_sha256: p.entry.manifest_sha256 },
+                owner,
+                false,
+              ),
         installed,
       );
     const held = await seen.read(tree);
@@ -2001,7 +2004,7 @@ async function record(
         if (version === item.version || (owner !== undefined && !isPlacedBySet(held, owner.names))) continue;
         if (owner !== undefined) {
           const shared = withoutSetOwner(next, item.name, version, owner.names);
-          if (shared.others.length > 0) {
+          if (shared.others.length > 0 || shared.hand) {
             next = shared.installed;
             continue;
           }

@@ -87,6 +87,13 @@ export interface InstalledVersion {
    * wrote it so): read as `sets` of one (`ownersOf`), never written; a record rewritten says `sets`.
    */
   readonly set?: string;
+  /**
+   * True when a plain install (`install NAME@VERSION`, no set) placed the version, or found it in place, while
+   * sets are recorded as placing it: it is the user's too, so the last of those sets to drop it leaves it (as
+   * the user's alone, `sets` gone) rather than removing it. Only beside `sets`: a version no set placed is
+   * the user's without it.
+   */
+  readonly hand?: true;
 }
 
 export interface InstalledPlugin {
@@ -152,6 +159,8 @@ export function parseInstalled(text: string, file: string): InstalledFile {
       const set = (record as Record<string, unknown>).set;
       if (set !== undefined && typeof set !== 'string') fail(`${vat}/set`, 'the path of a plugin set file');
       const sets = (record as Record<string, unknown>).sets;
+      const hand = (record as Record<string, unknown>).hand;
+      if (hand !== undefined && hand !== true) fail(`${vat}/hand`, 'true');
       if (
         sets !== undefined &&
         !(Array.isArray(sets) && sets.length > 0 && sets.every((s) => typeof s === 'string' && s !== ''))
@@ -212,9 +221,10 @@ export function ownersOf(record: InstalledVersion | undefined): readonly string[
 
 /** `record` owned by `owners` (deduplicated, sorted), in the form this client writes: `sets`, no `set`. */
 function withOwners(record: InstalledVersion, owners: readonly string[]): InstalledVersion {
-  const { set: _set, sets: _sets, ...rest } = record;
+  const { set: _set, sets: _sets, hand, ...rest } = record;
   const sorted = [...new Set(owners)].sort();
-  return sorted.length > 0 ? { ...rest, sets: sorted } : rest;
+  // A hand claim means something only beside sets: with none left, the version is the user's as it is.
+  return sorted.length > 0 ? { ...rest, ...(hand ? { hand } : {}), sets: sorted } : rest;
 }
 
 /**
@@ -284,23 +294,25 @@ export function withSetOwner(
 
 /**
  * Drops the set `names` recognizes from the owners of `name@version`, as its `clean -c` or its install
- * moving on does: the other sets still recorded (`others`), and `installed` with the version theirs; none
- * left, the caller removes the version (`withoutInstalled`). `installed` itself, and no `others`, where the
- * set is not an owner.
+ * moving on does: the other sets still recorded (`others`), and whether a plain install claims it too
+ * (`hand`), with `installed` recording the version theirs; neither left, the caller removes the version
+ * (`withoutInstalled`) and `installed` is unchanged. `installed` itself, no `others` and no `hand`, where
+ * the set is not an owner.
  */
 export function withoutSetOwner(
   installed: InstalledFile,
   name: string,
   version: string,
   names: (recorded: string) => boolean,
-): { readonly installed: InstalledFile; readonly others: readonly string[] } {
+): { readonly installed: InstalledFile; readonly others: readonly string[]; readonly hand: boolean } {
   const plugin = own(installed.plugins, name);
   const record = plugin ? own(plugin.versions, version) : undefined;
-  if (!plugin || !record || !isPlacedBySet(record, names)) return { installed, others: [] };
+  if (!plugin || !record || !isPlacedBySet(record, names)) return { installed, others: [], hand: false };
   const others = ownersOf(record)
     .filter((o) => !names(o))
     .sort();
-  if (others.length === 0) return { installed, others };
+  const hand = record.hand === true;
+  if (others.length === 0 && !hand) return { installed, others, hand };
   return {
     installed: {
       ...installed,
@@ -310,6 +322,31 @@ export function withoutSetOwner(
       },
     },
     others,
+    hand,
+  };
+}
+
+/**
+ * Records a plain install's claim (`hand`) on `name@version` where sets are recorded as placing it and it is
+ * the manifest the install planned: the user asked for it too, so no set's `clean -c` removes it. `installed`
+ * itself, unchanged, anywhere else.
+ */
+export function withHandClaim(
+  installed: InstalledFile,
+  name: string,
+  version: string,
+  manifestSha256: string,
+): InstalledFile {
+  const plugin = own(installed.plugins, name);
+  const record = plugin ? own(plugin.versions, version) : undefined;
+  if (!plugin || !record || record.manifest_sha256 !== manifestSha256) return installed;
+  if (record.hand === true || ownersOf(record).length === 0) return installed;
+  return {
+    ...installed,
+    plugins: {
+      ...installed.plugins,
+      [name]: { ...plugin, versions: { ...plugin.versions, [version]: { ...record, hand: true } } },
+    },
   };
 }
 
@@ -328,11 +365,17 @@ export function withInstalledVersion(
   // A platform added to a version placed otherwise leaves it whose it was: a set adding one to a plain
   // install's claims no files it did not place. One another set placed it joins (`withSetOwner`), as each
   // set's `clean -c` then drops only its own claim.
+  // A plain install of a version sets placed claims it too (`hand`): the last set to drop it leaves it.
   const owners = ownersOf(before);
+  const hand = before?.hand === true || ownersOf(record).length === 0;
   const merged: InstalledVersion =
     before && before.manifest_sha256 === record.manifest_sha256
       ? withOwners(
-          { ...record, artifacts: { ...before.artifacts, ...record.artifacts } },
+          {
+            ...record,
+            ...(hand ? { hand: true } : {}),
+            artifacts: { ...before.artifacts, ...record.artifacts },
+          },
           owners.length > 0 ? [...owners, ...ownersOf(record)] : [],
         )
       : record;

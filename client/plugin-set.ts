@@ -622,6 +622,8 @@ export interface SetChange {
    * the apply drops only this set's claim, and the version stays theirs. Absent when it goes.
    */
   readonly sharedWith?: readonly string[];
+  /** For a `remove` of a version a plain install claims too (installed.json `hand`): it stays the user's. */
+  readonly byHand?: boolean;
 }
 
 export interface SetDiff {
@@ -678,18 +680,20 @@ export async function diffSet(
       // The other sets recorded as placing it: the apply drops only this set's claim, and the files stay.
       const others = (version: string): string[] =>
         ownersOf(own(plugin.versions, version)).filter((o) => !owner.names(o));
+      const byHand = (version: string): boolean => own(plugin.versions, version)?.hand === true;
       const removal = (version: string, detail: string): SetChange => {
         const shared = others(version);
-        return shared.length === 0
-          ? { name, change: 'remove', from: version, dir, detail }
-          : {
-              name,
-              change: 'remove',
-              from: version,
-              dir,
-              sharedWith: shared,
-              detail: `${detail.replace(/ \(`plugindex .*$/, '')}, but also placed by ${shared.join(', ')}, which pins it still: \`plugindex clean -c\` drops only this set's claim, and the files stay`,
-            };
+        if (shared.length === 0 && !byHand(version))
+          return { name, change: 'remove', from: version, dir, detail };
+        return {
+          name,
+          change: 'remove',
+          from: version,
+          dir,
+          ...(shared.length > 0 ? { sharedWith: shared } : {}),
+          ...(byHand(version) ? { byHand: true } : {}),
+          detail: `${detail.replace(/ \(`plugindex .*$/, '')}, but also ${keptBy(shared, byHand(version))}: \`plugindex clean -c\` drops only this set's claim, and the files stay`,
+        };
       };
       if (!namesIn(opened, name, dir)) {
         for (const version of Object.keys(plugin.versions).sort(compareVersions))
@@ -725,7 +729,7 @@ export async function diffSet(
       // A platform's files go only from a version no other set placed: another may list that platform.
       const listed = listedPlatforms(opened, name, dir);
       const { platforms } =
-        listed && placed(wanted) && others(wanted).length === 0
+        listed && placed(wanted) && others(wanted).length === 0 && !byHand(wanted)
           ? withoutPlatforms(installed, name, wanted, listed)
           : { platforms: [] };
       if (platforms.length > 0)
@@ -872,10 +876,10 @@ export async function cleanSet(
             // Another set placed it too: this set's `clean -c` drops only its own claim, and leaves the
             // version, every platform's files with it, as that set's (it may list a platform this one drops).
             const shared = ownersOf(record).filter((o) => !owner.names(o));
-            if (shared.length > 0) {
+            if (shared.length > 0 || record?.hand === true) {
               if (keep(name, version, dir)) continue;
               next = withoutSetOwner(next, name, version, owner.names).installed;
-              left.push({ name, version, dir, detail: sharedDetail(shared) });
+              left.push({ name, version, dir, detail: sharedDetail(shared, record?.hand === true) });
               continue;
             }
             if (keep(name, version, dir)) {
@@ -923,9 +927,19 @@ function placedBy(owner: SetOwner, record: InstalledVersion | undefined): boolea
   return isPlacedBySet(record, owner.names);
 }
 
-/** Why `clean -c` leaves a version the set placed and no longer keeps: other sets placed it too. */
-function sharedDetail(others: readonly string[]): string {
-  return `also placed by ${others.join(', ')} (installed.json \`sets\`, from the install folder), which ${others.length === 1 ? 'pins' : 'pin'} it still: this set's claim dropped, and it stays until no set placing it keeps it`;
+/** Who else claims a version a set placed: other sets (as installed.json records them), a plain install. */
+function keptBy(others: readonly string[], hand: boolean): string {
+  const sets =
+    others.length > 0
+      ? `placed by ${others.join(', ')}, which ${others.length === 1 ? 'pins' : 'pin'} it still`
+      : '';
+  const user = hand ? "installed by hand (a plain install), the user's" : '';
+  return [sets, user].filter(Boolean).join(', and ');
+}
+
+/** Why `clean -c` leaves a version the set placed and no longer keeps: another set or the user claims it too. */
+function sharedDetail(others: readonly string[], hand: boolean): string {
+  return `also ${keptBy(others, hand)} (installed.json \`sets\`${hand ? ' and `hand`' : ''}): this set's claim dropped, and it stays${others.length > 0 ? ' until no set placing it keeps it' : ''}`;
 }
 
 /** Why `clean -c` leaves a version the set does not keep, and how it is removed. */

@@ -9,6 +9,7 @@ import {
   serializeInstalled,
   withCheckedPublisher,
   withEnabled,
+  withHandClaim,
   withInstalledVersion,
   withoutInstalled,
   withoutPlatforms,
@@ -97,8 +98,27 @@ describe('when versions are installed and removed', () => {
     expect(aGone.others).toEqual(['../b.yaml']);
     expect(aGone.installed.plugins.demo?.versions['1.0.0']?.sets).toEqual(['../b.yaml']);
     // The last owner: the caller removes the version, so nothing is edited here.
-    expect(bGone).toEqual({ installed: aGone.installed, others: [] });
-    expect(notAnOwner).toEqual({ installed: joined, others: [] });
+    expect(bGone).toEqual({ installed: aGone.installed, others: [], hand: false });
+    expect(notAnOwner).toEqual({ installed: joined, others: [], hand: false });
+  });
+
+  it('keeps a version a plain install claims too when its last set drops it, the user\u2019s alone', () => {
+    const placed = withInstalledVersion(EMPTY_INSTALLED, 'demo', '1.0.0', {
+      ...record('linux-amd64', 'demo/1.0.0/linux-amd64/demo'),
+      sets: ['../a.yaml'],
+    });
+    const claimed = withHandClaim(placed, 'demo', '1.0.0', 'a'.repeat(64));
+    const dropped = withoutSetOwner(claimed, 'demo', '1.0.0', (r) => r === '../a.yaml');
+
+    expect(withHandClaim(EMPTY_INSTALLED, 'demo', '1.0.0', 'a'.repeat(64))).toBe(EMPTY_INSTALLED);
+    expect(claimed.plugins.demo?.versions['1.0.0']).toMatchObject({ sets: ['../a.yaml'], hand: true });
+    expect(withHandClaim(claimed, 'demo', '1.0.0', 'a'.repeat(64))).toBe(claimed);
+    expect(dropped.hand).toBe(true);
+    expect(dropped.others).toEqual([]);
+    const left = dropped.installed.plugins.demo?.versions['1.0.0'];
+    expect(left).toBeDefined();
+    expect(left).not.toHaveProperty('sets');
+    expect(left).not.toHaveProperty('hand');
   });
 
   it('claims a version no set placed only by the set\u2019s lock, and never joins a plain install otherwise', () => {
@@ -292,6 +312,14 @@ describe('when installed.json is damaged or hostile', () => {
           (v.plugins.demo?.versions['1.0.0'] as unknown as { sets: unknown }).sets = '../plugins.yaml';
         }),
       '#/plugins/demo/versions/1.0.0/sets',
+    ],
+    [
+      'a hand claim that is not true',
+      () =>
+        edit((v) => {
+          (v.plugins.demo?.versions['1.0.0'] as unknown as { hand: unknown }).hand = 'yes';
+        }),
+      '#/plugins/demo/versions/1.0.0/hand',
     ],
     [
       'an empty list of sets',

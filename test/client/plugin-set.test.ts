@@ -3355,3 +3355,62 @@ ${list}`;
     expect(report.removed).toEqual([{ name: 'team-tool', version: '1.0.0', dir: plugins }]);
   });
 });
+
+describe('when the user installs by hand a version a set placed', () => {
+  it('records the hand claim, and the set dropping it leaves it the user\u2019s (clean -c, diff -c)', async () => {
+    // Prepare: the set places kubecost-lens 1.2.0; the user installs that very version into its folder.
+    const p = await project(exampleSet(base).replace('[linux/amd64, darwin/arm64]', '[linux/amd64]'));
+    const plugins = join(p.dir, 'plugins');
+    await using(p, (c) => c.installSet(p.file, HOME));
+    const byHand = await using(p, async (c) => {
+      await c.addRegistry({ name: 'test', url: base, pin: { armored: registry.registryKey.publicKey } });
+      return c.install({
+        requests: ['kubecost-lens@1.2.0'],
+        acceptPermissions: true,
+        lockfile: join(p.dir, 'by-hand.lock'),
+        dir: plugins,
+      });
+    });
+    const record = async () =>
+      JSON.parse(await readFile(join(plugins, 'installed.json'), 'utf8')).plugins['kubecost-lens']?.versions[
+        '1.2.0'
+      ];
+    expect(byHand.items.every((i) => i.unchanged)).toBe(true);
+    expect(await record()).toMatchObject({ sets: ['../plugins.yaml'], hand: true });
+
+    // Act: the set drops it.
+    await writeFile(
+      p.file,
+      `plugins:
+  install_location: ./plugins
+  providers:
+    - { type: registry, name: local, url: ${base}, key: ./registry.asc }
+  plugins:
+    - { provider: local, name: multicloud-rollup, version: beta }
+`,
+    );
+    const diff = await using(p, (c) => c.diffSet(p.file, HOME));
+    const report = await using(p, (c) => c.cleanSet(p.file, HOME));
+
+    // Assess: its claim dropped; the version stays, the user's alone.
+    expect(diff.changes).toEqual([
+      expect.objectContaining({
+        name: 'kubecost-lens',
+        change: 'remove',
+        byHand: true,
+        detail: expect.stringContaining('installed by hand'),
+      }),
+    ]);
+    expect(report.removed).toEqual([]);
+    expect(report.left).toEqual([
+      expect.objectContaining({
+        name: 'kubecost-lens',
+        detail: expect.stringContaining('installed by hand'),
+      }),
+    ]);
+    expect(await exists(join(plugins, 'kubecost-lens/1.2.0/linux-amd64/kubecost-lens'))).toBe(true);
+    const left = await record();
+    expect(left).not.toHaveProperty('sets');
+    expect(left).not.toHaveProperty('hand');
+  });
+});
