@@ -546,6 +546,19 @@ async function readDetachedSignature(
       },
     };
   }
+  // Before either path: both would accept a signature anyone can make by such a key (OpenSSL takes it).
+  for (const key of candidates) {
+    const weak = weakKeyProblem(key, keyIds);
+    if (weak)
+      return {
+        refused: {
+          ok: false,
+          reason: 'bad-signature',
+          message: `signature does not verify: the key ${upper(key.getFingerprint())} is weak: ${weak}`,
+          keyIds,
+        },
+      };
+  }
   return { signature, keyIds, candidates };
 }
 
@@ -881,6 +894,69 @@ export async function signingKeyExpiry(
       ...(subkey && ownEnd <= primaryEnd ? { subkey: upper(subkey.getFingerprint()) } : {}),
       expired: new Date(end),
     };
+  }
+  return undefined;
+}
+
+/** The field Ed25519 works in: 2^255 - 19. */
+const P25519 = (1n << 255n) - 19n;
+/**
+ * The y coordinates of the Ed25519 points of small order (the identity, order 2, 4 and 8): the torsion
+ * points, whose multiples are the identity. libsodium refuses them as public keys; OpenSSL (Node's crypto and
+ * its WebCrypto, which openpgp.js uses) does not.
+ */
+const SMALL_ORDER_Y = new Set([
+  0n,
+  1n,
+  P25519 - 1n,
+  0x7a03ac9277fdc74ec6cc392cfa53202a0f67100d760b3cba4fd84d3d706a17c7n,
+  P25519 - 0x7a03ac9277fdc74ec6cc392cfa53202a0f67100d760b3cba4fd84d3d706a17c7n,
+]);
+
+/**
+ * Whether a 32-byte Ed25519 public key (RFC 8032 5.1.2: y little-endian, x's sign in the top bit) is a point
+ * of small order, in any encoding (a y of p or more, read mod p as OpenSSL reads it, and either sign).
+ */
+function isSmallOrderEd25519(encoded: Uint8Array): boolean {
+  let y = 0n;
+  for (let i = ED25519_SIZE - 1; i >= 0; i--) y = (y << 8n) | BigInt(encoded[i] ?? 0);
+  return SMALL_ORDER_Y.has((y & ((1n << 255n) - 1n)) % P25519);
+}
+
+/** A (sub)key packet's Ed25519 public key (EdDSA legacy's Q after its 0x40, or Ed25519's A), if it has one. */
+function ed25519PointOf(keyPacket: object): Uint8Array | undefined {
+  const { algorithm, publicParams } = keyPacket as KeyPacketMaterial & {
+    readonly publicParams?: { readonly A?: Uint8Array };
+  };
+  const legacy = publicParams?.Q;
+  if (algorithm === openpgp.enums.publicKey.eddsaLegacy && legacy?.length === ED25519_SIZE + 1)
+    return legacy.subarray(1);
+  const point = publicParams?.A;
+  if (algorithm === openpgp.enums.publicKey.ed25519 && point?.length === ED25519_SIZE) return point;
+  return undefined;
+}
+
+/** Whether each (sub)key packet's Ed25519 point has small order, found once: every signature asks. */
+const smallOrderKeys = new WeakMap<object, boolean>();
+
+/**
+ * Why `key` cannot be a signer's, or undefined: a (sub)key (among those with the key IDs `keyIds`, uppercase
+ * hex, when given) whose Ed25519 point has small order. By the identity, a signature with R = [S]B verifies
+ * over any data, whatever S (by a point of order 2, 4 or 8, over one document in that many): anyone can sign
+ * as it, its certifications too. OpenSSL (Node's crypto, and the WebCrypto openpgp.js verifies with) takes
+ * such signatures; GnuPG 2.2 takes none (publisher-keys.test.ts).
+ */
+export function weakKeyProblem(key: openpgp.Key, keyIds?: readonly string[]): string | undefined {
+  for (const k of key.getKeys()) {
+    if (keyIds && !keyIds.includes(upper(k.getKeyID().toHex()))) continue;
+    let weak = smallOrderKeys.get(k.keyPacket);
+    if (weak === undefined) {
+      const point = ed25519PointOf(k.keyPacket);
+      weak = point !== undefined && isSmallOrderEd25519(point);
+      smallOrderKeys.set(k.keyPacket, weak);
+    }
+    if (weak)
+      return `its ${k === key ? 'primary key' : 'subkey'} ${upper(k.getFingerprint())} is an Ed25519 point of small order, by which signatures anyone can make verify`;
   }
   return undefined;
 }

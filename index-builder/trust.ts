@@ -16,6 +16,7 @@ import {
   readPublicKey,
   signingKeyExpiry,
   verifyDetachedSignature,
+  weakKeyProblem,
 } from './signing.ts';
 
 /** The configured publisher and operator keys, read once per batch. */
@@ -49,7 +50,8 @@ export type SignerCheck =
 /**
  * Why a submitted key (`publisher.asc`, an action's `key`) is not one plain key, or undefined: one armored
  * block holding one key (`keyCount`, as `readKeys` found them), and no more user IDs, subkeys and
- * signatures than a publisher needs (the work of checking a key grows with them).
+ * signatures than a publisher needs (the work of checking a key grows with them); and no (sub)key anyone can
+ * sign as (`weakKeyProblem`).
  */
 function submittedKeyShapeProblem(keyCount: number, key: Key, at: string, name: string): Problem | undefined {
   if (keyCount !== 1)
@@ -61,6 +63,11 @@ function submittedKeyShapeProblem(keyCount: number, key: Key, at: string, name: 
   if (complexity)
     return problem('PUBLISHER_KEY_TOO_COMPLEX', at, `the key holds ${complexity}`, {
       expected: 'a minimal export: gpg --export --armor --export-options export-minimal FINGERPRINT',
+    });
+  const weak = weakKeyProblem(key);
+  if (weak)
+    return problem('PUBLISHER_KEY_INVALID', at, `${name} is not a key anyone could trust: ${weak}`, {
+      expected: 'a key made by gpg --quick-gen-key or plugindex keygen',
     });
   return undefined;
 }

@@ -5,6 +5,10 @@
  * on the same key and signature. Keys, signatures and their work are bounded: a huge or complex key is
  * refused before any signature is checked.
  */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import * as openpgp from 'openpgp';
 import { describe, expect, it } from 'vitest';
 import type { ProblemCode } from '../../index-builder/errors.ts';
@@ -24,6 +28,7 @@ import {
 } from '../support/fixtures.ts';
 import { gpgKeyring } from '../support/gpg.ts';
 import type { MemoryStore } from '../support/memory-store.ts';
+import { SMALL_ORDER_POINTS, smallOrderKey } from '../support/small-order-key.ts';
 
 const DAY = 24 * 3600 * 1000;
 /** The test registries publish at 2026-11-01 (fixtures.ts). */
@@ -313,6 +318,94 @@ describe('when a key or signature is larger or more complex than a publisher nee
     expect(codes(await outcomeOf(await rawTar(await entries({ signature: text }))))).toEqual([
       'SIGNATURE_MALFORMED',
     ]);
+  });
+});
+
+describe('when a publisher key is an Ed25519 point of small order (anyone can sign as it)', () => {
+  it.each(Object.entries(SMALL_ORDER_POINTS))(
+    'refuses a key whose point is %s, with its forged signature, as GnuPG refuses it',
+    async (_, point) => {
+      const weak = smallOrderKey(point, CREATED);
+      const body = manifestBytes();
+      const signature = weak.forge(body, WHILE_VALID);
+      const outcome = await outcomeOf(
+        await rawTar([
+          { name: 'manifest.json', body },
+          { name: 'manifest.json.asc', body: signature },
+          { name: 'publisher.asc', body: weak.publicKey },
+        ]),
+      );
+      expect(outcome?.problems).toEqual([
+        expect.objectContaining({
+          code: 'PUBLISHER_KEY_INVALID',
+          path: 'bundle:publisher.asc',
+          message: expect.stringContaining(`${weak.fingerprint} is an Ed25519 point of small order`),
+        }),
+      ]);
+    },
+  );
+
+  it('is a key GnuPG takes no signature by: it refuses the key, or its forged certification', () => {
+    const weak = smallOrderKey(SMALL_ORDER_POINTS.identity, CREATED);
+    const body = manifestBytes();
+    const home = mkdtempSync(path.join(tmpdir(), 'plugindex-gnupg-'));
+    const file = (name: string) => path.join(home, name);
+    writeFileSync(file('key.asc'), weak.publicKey);
+    writeFileSync(file('data'), body);
+    writeFileSync(file('data.asc'), weak.forge(body, WHILE_VALID));
+    // GnuPG 2.2 (libgcrypt 1.10) aborts on the key ("mulm_25519: different sizes"); another may import it
+    // without its user ID (the certification is bad). Either way no signature by it verifies.
+    spawnSync('gpg', ['--homedir', home, '--batch', '--import', file('key.asc')], { encoding: 'utf8' });
+    const verified = spawnSync(
+      'gpg',
+      ['--homedir', home, '--batch', '--status-fd', '1', '--verify', file('data.asc'), file('data')],
+      { encoding: 'utf8' },
+    );
+    rmSync(home, { recursive: true, force: true });
+    expect(verified.status).not.toBe(0);
+    expect(verified.stdout).not.toMatch(/GOODSIG|VALIDSIG/);
+  });
+
+  it('refuses an owners add naming one, and a yank it forges, publishing neither', async () => {
+    // Prepare: a published plugin, its owner asked to add a "co-maintainer" key that is such a point.
+    const registry = await makeRegistry();
+    const publisher = await testKey('publisher');
+    await registry.submit(
+      await makeBundle({ manifest: validManifest({ name: 'keyed-plugin' }), signer: publisher }),
+    );
+    expect((await processSubmissions(registry.context)).outcomes[0]?.status).toBe('accepted');
+    const weak = smallOrderKey(SMALL_ORDER_POINTS.identity, CREATED);
+    const add = await signedAction(
+      { action: 'owners-add', plugin: 'keyed-plugin', key: weak.publicKey },
+      publisher,
+    );
+    await upload(registry.intake, add.bytes);
+    // A yank signed by nobody: the weak key's forged signature, the key in the envelope.
+    const yank = JSON.parse(
+      new TextDecoder().decode(
+        (
+          await signedAction(
+            { action: 'yank', plugin: 'keyed-plugin', version: '1.0.0', reason: 'forged' },
+            publisher,
+          )
+        ).bytes,
+      ),
+    ) as { action: string };
+    const forged = { ...yank, signature: weak.forge(encode(yank.action), CREATED), key: weak.publicKey };
+    await upload(registry.intake, encode(JSON.stringify(forged)));
+
+    // Act
+    const outcomes = (await processSubmissions(registry.context)).outcomes;
+
+    // Assess
+    expect(outcomes.map((o) => [o.status, codes(o), o.problems[0]?.path])).toEqual([
+      ['rejected', ['PUBLISHER_KEY_INVALID'], '/key'],
+      ['rejected', ['PUBLISHER_KEY_INVALID'], 'envelope:/key'],
+    ]);
+    const document = JSON.parse(
+      new TextDecoder().decode((await registry.site.get('plugins/keyed-plugin/index.json'))?.body),
+    ) as { owners: unknown[] };
+    expect(document.owners).toHaveLength(1);
   });
 });
 

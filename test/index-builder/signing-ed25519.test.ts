@@ -19,6 +19,7 @@ import {
   verifyDetachedSignatureBy,
 } from '../../index-builder/signing.ts';
 import { encode, KEYS_CREATED, testKey } from '../support/fixtures.ts';
+import { SMALL_ORDER_POINTS, smallOrderKey } from '../support/small-order-key.ts';
 
 const DAY = 86_400_000;
 const SIGNED = new Date(KEYS_CREATED.getTime() + 10 * DAY);
@@ -380,6 +381,23 @@ describe('when a v4 Ed25519 signature is bad', () => {
       expect(slow).toMatchObject({ ok: false, reason: 'not-for-signing' });
       expect(ed25519).toEqual(slow);
     });
+  });
+});
+
+describe('when the key is an Ed25519 point of small order (anyone can sign as it)', () => {
+  it('refuses a signature made without any secret (R the base point, S one), on both paths alike', async () => {
+    // OpenSSL (Node's crypto, and the WebCrypto openpgp.js verifies with) takes it: both paths accepted it.
+    const weak = smallOrderKey(SMALL_ORDER_POINTS.identity, KEYS_CREATED);
+    const key = await openpgp.readKey({ armoredKey: weak.publicKey });
+    const signature = weak.forge(DATA, SIGNED);
+    const { ed25519, openpgp: slow } = await bothPaths(signature, [key]);
+    expect(slow).toMatchObject({
+      ok: false,
+      reason: 'bad-signature',
+      message: expect.stringContaining(`${weak.fingerprint} is an Ed25519 point of small order`),
+    });
+    expect(ed25519).toEqual(slow);
+    await expect(verifyDetachedSignature(DATA, signature, [key], JUDGED)).resolves.toEqual(slow);
   });
 });
 
