@@ -7,7 +7,7 @@
  * found is reported, not just the first.
  */
 import { Buffer, constants as bufferConstants } from 'node:buffer';
-import { gunzipSync, gzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync, type ZlibOptions } from 'node:zlib';
 import { normalizeDigest, sha256Hex } from './digest.ts';
 import { type Problem, problem, SubmissionError } from './errors.ts';
 import type { Manifest } from './model.ts';
@@ -149,6 +149,17 @@ function outputChunkSize(bytes: Uint8Array, limit: number): number {
   return Math.max(MIN_CHUNK, Math.min(stated + 1, MAX_CHUNK, limit + 1));
 }
 
+/** Zeros to compare with, a chunk at a time (memcmp): an upload may pad its gzip stream with megabytes. */
+const ZEROS = Buffer.alloc(64 * 1024);
+
+function isZero(bytes: Uint8Array): boolean {
+  for (let at = 0; at < bytes.length; at += ZEROS.length) {
+    const part = bytes.subarray(at, at + ZEROS.length);
+    if (Buffer.compare(part, ZEROS.subarray(0, part.length)) !== 0) return false;
+  }
+  return true;
+}
+
 /**
  * Gunzips under a hard output limit: zlib stops as soon as the output passes it, so a bomb is never inflated
  * in full. The limit is the smaller of the absolute cap and the ratio cap (which starts after the first MiB).
@@ -156,11 +167,14 @@ function outputChunkSize(bytes: Uint8Array, limit: number): number {
 function inflate(bytes: Uint8Array, limits: BundleLimits): Buffer {
   const byRatio = Math.max(MiB, bytes.byteLength * limits.maxRatio);
   const limit = Math.floor(Math.min(limits.maxUncompressedBytes, byRatio, bufferConstants.MAX_LENGTH));
+  let inflated: { readonly buffer: Buffer; readonly engine: { readonly bytesWritten: number } };
   try {
-    return gunzipSync(bytes, {
+    // `info`: the engine too, which says how much of the input the gzip members took.
+    inflated = gunzipSync(bytes, {
       maxOutputLength: Math.max(1, limit),
       chunkSize: outputChunkSize(bytes, limit),
-    });
+      info: true,
+    } as ZlibOptions) as unknown as typeof inflated;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
       const why =
@@ -175,6 +189,20 @@ function inflate(bytes: Uint8Array, limits: BundleLimits): Buffer {
     }
     fail([problem('BUNDLE_CORRUPT', 'bundle:', `the gzip stream is damaged: ${(error as Error).message}`)]);
   }
+  // zlib reads member after member, and stops at a zero byte after one, ignoring whatever follows (other
+  // bytes there it refuses: BUNDLE_CORRUPT); GNU gzip stops there too, but Python's gzip skips zero padding
+  // and reads on, a member there adding files only tarfile sees. Zero padding alone every reader skips.
+  const rest = bytes.subarray(inflated.engine.bytesWritten);
+  if (!isZero(rest))
+    fail([
+      problem(
+        'BUNDLE_AMBIGUOUS_ARCHIVE',
+        'bundle:',
+        `tar readers would read this archive differently: ${rest.byteLength} bytes follow the gzip stream after a zero byte (Python's gzip reads them as another member, zlib and GNU gzip stop)`,
+        { expected: 'a plain tar archive, as `tar czf` or `plugindex pack` writes it' },
+      ),
+    ]);
+  return inflated.buffer;
 }
 
 /**

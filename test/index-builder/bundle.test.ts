@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { type BundleLimits, checkBundleFiles, readBundle, writeBundle } from '../../index-builder/bundle.ts';
@@ -352,6 +353,34 @@ describe('when the bytes are not a gzipped tar', () => {
     expect(await problemCodes(Buffer.concat([whole, encode('trailing garbage')]))).toEqual([
       'BUNDLE_CORRUPT',
     ]);
+  });
+
+  it('rejects a gzip member behind zero padding, which Python reads and zlib and GNU gzip stop before', async () => {
+    // Prepare: a manifest in a tar left open (no end blocks), zero padding, then a member with another file.
+    const tar = await tarOf([manifestEntry], false);
+    let end = tar.length;
+    while (end >= 512 && tar.subarray(end - 512, end).every((b) => b === 0)) end -= 512;
+    const hidden = await tarOf([{ name: 'hidden.txt', body: 'hidden' }], false);
+    const bytes = Buffer.concat([gzipSync(tar.subarray(0, end)), Buffer.alloc(8), gzipSync(hidden)]);
+    const python = execFileSync(
+      '/usr/bin/python3',
+      [
+        '-c',
+        'import io, sys, tarfile; print(tarfile.open(fileobj=io.BytesIO(sys.stdin.buffer.read())).getnames())',
+      ],
+      { input: bytes },
+    );
+    expect(python.toString()).toBe("['manifest.json', 'hidden.txt']\n");
+
+    // Act, Assess: Node's zlib stops at the first zero byte after a member, so only the manifest was read.
+    expect(await problemCodes(bytes)).toEqual(['BUNDLE_AMBIGUOUS_ARCHIVE']);
+  });
+
+  it('accepts zero padding after the gzip stream, which every reader skips', async () => {
+    const whole = await tarOf([manifestEntry]);
+    const contents = await readBundle(Buffer.concat([whole, Buffer.alloc(100)]));
+    expect(contents.manifestName).toBe('manifest.json');
+    expect([...contents.files.keys()]).toEqual([]);
   });
 
   it('rejects a tar cut off inside a header or a body, without hanging', async () => {
