@@ -546,8 +546,19 @@ async function readDetachedSignature(
       },
     };
   }
-  // Before either path: both would accept a signature anyone can make by such a key (OpenSSL takes it).
+  // Before either path: both would accept a signature anyone can make by a weak key (OpenSSL takes it), and
+  // openpgp.js would spend minutes on a costly one.
   for (const key of candidates) {
+    const costly = keyArithmeticProblem(key);
+    if (costly)
+      return {
+        refused: {
+          ok: false,
+          reason: 'bad-signature',
+          message: `signature not checked: the key ${upper(key.getFingerprint())} costs unbounded work: ${costly}`,
+          keyIds,
+        },
+      };
     const weak = weakKeyProblem(key, keyIds);
     if (weak)
       return {
@@ -957,6 +968,54 @@ export function weakKeyProblem(key: openpgp.Key, keyIds?: readonly string[]): st
     }
     if (weak)
       return `its ${k === key ? 'primary key' : 'subkey'} ${upper(k.getFingerprint())} is an Ed25519 point of small order, by which signatures anyone can make verify`;
+  }
+  return undefined;
+}
+
+/**
+ * The largest RSA modulus (GnuPG makes none larger, even with --enable-large-rsa) and public exponent (OpenSSL
+ * refuses more than 64 bits with a modulus past 3,072; GnuPG makes 65537) a (sub)key may have.
+ */
+const MAX_RSA_MODULUS_BITS = 16_384;
+const MAX_RSA_EXPONENT_BITS = 64;
+const RSA_ALGORITHMS: ReadonlySet<number> = new Set([
+  openpgp.enums.publicKey.rsaEncryptSign,
+  openpgp.enums.publicKey.rsaEncrypt,
+  openpgp.enums.publicKey.rsaSign,
+]);
+
+/** The bits of a big-endian number (an MPI's value, as openpgp.js keeps it). */
+function bitLength(value: Uint8Array | undefined): number {
+  let at = 0;
+  while (value && at < value.length && value[at] === 0) at++;
+  if (!value || at === value.length) return 0;
+  return (value.length - at - 1) * 8 + (32 - Math.clz32(value[at] as number));
+}
+
+/**
+ * Why checking a signature by `key` could cost unbounded work, or undefined: a (sub)key whose arithmetic
+ * openpgp.js does in JavaScript, on the main thread, before it judges the key (`getSigningKey` refuses DSA,
+ * but only after). A DSA key always (p and q up to 65,535 bits); an RSA one past MAX_RSA_MODULUS_BITS or
+ * MAX_RSA_EXPONENT_BITS, where its signatures are checked by modular exponentiation in JavaScript (a hash
+ * WebCrypto lacks, SHA-224 or SHA-3: its fallback), costing the exponent's bits times the square of the
+ * modulus's: an exponent and a modulus of 65,535 bits, a 64 KiB publisher.asc, about 40 minutes.
+ */
+export function keyArithmeticProblem(key: openpgp.Key): string | undefined {
+  for (const k of key.getKeys()) {
+    const which = `${k === key ? 'primary key' : 'subkey'} ${upper(k.getFingerprint())}`;
+    const { algorithm, publicParams } = k.keyPacket as unknown as {
+      readonly algorithm: number;
+      readonly publicParams?: { readonly n?: Uint8Array; readonly e?: Uint8Array };
+    };
+    if (algorithm === openpgp.enums.publicKey.dsa)
+      return `its ${which} is a DSA key, which openpgp.js takes for no signature (after unbounded arithmetic)`;
+    if (!RSA_ALGORITHMS.has(algorithm)) continue;
+    const modulus = bitLength(publicParams?.n);
+    const exponent = bitLength(publicParams?.e);
+    if (modulus > MAX_RSA_MODULUS_BITS)
+      return `its ${which} is an RSA key of ${modulus} bits (at most ${MAX_RSA_MODULUS_BITS})`;
+    if (exponent > MAX_RSA_EXPONENT_BITS)
+      return `its ${which} is an RSA key whose public exponent has ${exponent} bits (at most ${MAX_RSA_EXPONENT_BITS}; GnuPG uses 65537)`;
   }
   return undefined;
 }

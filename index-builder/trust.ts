@@ -10,6 +10,7 @@ import { SECRET_KEY_ARMOR } from './armor.ts';
 import type { PublishPolicy, RegistryConfig } from './config.ts';
 import { type Problem, type ProblemCode, problem } from './errors.ts';
 import {
+  keyArithmeticProblem,
   keyComplexityProblem,
   keyUsableAt,
   type PublicKeyInfo,
@@ -50,8 +51,9 @@ export type SignerCheck =
 /**
  * Why a submitted key (`publisher.asc`, an action's `key`) is not one plain key, or undefined: one armored
  * block holding one key (`keyCount`, as `readKeys` found them), and no more user IDs, subkeys and
- * signatures than a publisher needs (the work of checking a key grows with them); and no (sub)key anyone can
- * sign as (`weakKeyProblem`).
+ * signatures than a publisher needs (the work of checking a key grows with them); no (sub)key whose
+ * arithmetic is unbounded (`keyArithmeticProblem`: DSA, RSA past 16384 bits or a 64-bit exponent), and none
+ * anyone can sign as (`weakKeyProblem`).
  */
 function submittedKeyShapeProblem(keyCount: number, key: Key, at: string, name: string): Problem | undefined {
   if (keyCount !== 1)
@@ -63,6 +65,12 @@ function submittedKeyShapeProblem(keyCount: number, key: Key, at: string, name: 
   if (complexity)
     return problem('PUBLISHER_KEY_TOO_COMPLEX', at, `the key holds ${complexity}`, {
       expected: 'a minimal export: gpg --export --armor --export-options export-minimal FINGERPRINT',
+    });
+  const costly = keyArithmeticProblem(key);
+  if (costly)
+    return problem('PUBLISHER_KEY_INVALID', at, `${name} would take unbounded work to check: ${costly}`, {
+      expected:
+        'an Ed25519 key (gpg --quick-gen-key NAME ed25519), or RSA of at most 16384 bits with exponent 65537',
     });
   const weak = weakKeyProblem(key);
   if (weak)

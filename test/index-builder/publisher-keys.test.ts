@@ -15,6 +15,7 @@ import type { ProblemCode } from '../../index-builder/errors.ts';
 import { processSubmissions } from '../../index-builder/pipeline/index.ts';
 import { readPublicKey } from '../../index-builder/signing.ts';
 import { signedAction, upload } from '../support/actions.ts';
+import { costlyKey } from '../support/costly-key.ts';
 import {
   encode,
   makeBundle,
@@ -317,6 +318,37 @@ describe('when a key or signature is larger or more complex than a publisher nee
     });
     expect(codes(await outcomeOf(await rawTar(await entries({ signature: text }))))).toEqual([
       'SIGNATURE_MALFORMED',
+    ]);
+  });
+});
+
+describe('when checking a publisher key would cost unbounded work', () => {
+  // openpgp.js checks these in JavaScript, on the main thread, before it judges the key: the work grows with
+  // the exponent's bits times the square of the modulus's. These are small (8,192 bits: seconds); the MPIs
+  // of 65,535 bits a 64 KiB publisher.asc holds took an estimated 40 minutes of one upload's verification.
+  it.each([
+    [
+      'an RSA key whose public exponent is as long as its modulus (a SHA-224 signature: no WebCrypto)',
+      'rsa',
+      'sha224',
+    ],
+    ['a DSA key (openpgp.js verifies nothing by one, after its arithmetic)', 'dsa', 'sha256'],
+  ] as const)('refuses %s before checking any signature by it', async (_, algorithm, hash) => {
+    const key = costlyKey({ algorithm, bits: 8192, hash, created: CREATED });
+    const body = manifestBytes();
+    const outcome = await outcomeOf(
+      await rawTar([
+        { name: 'manifest.json', body },
+        { name: 'manifest.json.asc', body: key.sign(body, WHILE_VALID) },
+        { name: 'publisher.asc', body: key.publicKey },
+      ]),
+    );
+    expect(outcome?.problems).toEqual([
+      expect.objectContaining({
+        code: 'PUBLISHER_KEY_INVALID',
+        path: 'bundle:publisher.asc',
+        message: expect.stringContaining(key.fingerprint),
+      }),
     ]);
   });
 });

@@ -9,6 +9,7 @@ import {
   readPublicKey,
   verifyDetachedSignature,
 } from '../../index-builder/signing.ts';
+import { costlyKey } from '../support/costly-key.ts';
 import { encode, sha256, testKey } from '../support/fixtures.ts';
 import { gpgKeyring, gpgKeyWithSigningSubkey } from '../support/gpg.ts';
 
@@ -168,6 +169,38 @@ describe('when verifying', () => {
       ok: false,
       reason: 'malformed',
     });
+  });
+
+  it.each([
+    ['an RSA key with a public exponent as long as its modulus', 'rsa', 'sha224'],
+    ['a DSA key', 'dsa', 'sha256'],
+  ] as const)(
+    'refuses, unchecked, a signature by %s (its arithmetic is unbounded)',
+    async (_, algorithm, hash) => {
+      // A candidate key no submission check has seen (a configured one, say): openpgp.js spent seconds on
+      // these 8,192-bit numbers, minutes on the 65,535-bit ones an MPI holds.
+      const costly = costlyKey({ algorithm, bits: 8192, hash, created: new Date('2026-01-01T00:00:00Z') });
+      const key = await readPublicKey(costly.publicKey);
+      const signature = costly.sign(encode('x'), new Date('2026-01-02T00:00:00Z'));
+      await expect(verifyDetachedSignature(encode('x'), signature, [key.key])).resolves.toMatchObject({
+        ok: false,
+        reason: 'bad-signature',
+        message: expect.stringContaining(`the key ${costly.fingerprint} costs unbounded work`),
+      });
+    },
+  );
+
+  it('takes an RSA key of 2,048 bits with exponent 65537, as GnuPG makes them', async () => {
+    const { privateKey, publicKey } = await openpgp.generateKey({
+      type: 'rsa',
+      rsaBits: 2048,
+      userIDs: [{ name: 'rsa' }],
+      format: 'armored',
+    });
+    const signature = await (await createSigner(privateKey)).sign(encode('x'));
+    await expect(
+      verifyDetachedSignature(encode('x'), signature, [(await readPublicKey(publicKey)).key]),
+    ).resolves.toMatchObject({ ok: true });
   });
 });
 
