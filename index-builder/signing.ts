@@ -1001,22 +1001,39 @@ function bitLength(value: Uint8Array | undefined): number {
  * modulus's: an exponent and a modulus of 65,535 bits, a 64 KiB publisher.asc, about 40 minutes.
  */
 export function keyArithmeticProblem(key: openpgp.Key): string | undefined {
-  for (const k of key.getKeys()) {
-    const which = `${k === key ? 'primary key' : 'subkey'} ${upper(k.getFingerprint())}`;
-    const { algorithm, publicParams } = k.keyPacket as unknown as {
-      readonly algorithm: number;
-      readonly publicParams?: { readonly n?: Uint8Array; readonly e?: Uint8Array };
-    };
-    if (algorithm === openpgp.enums.publicKey.dsa)
-      return `its ${which} is a DSA key, which openpgp.js takes for no signature (after unbounded arithmetic)`;
-    if (!RSA_ALGORITHMS.has(algorithm)) continue;
-    const modulus = bitLength(publicParams?.n);
-    const exponent = bitLength(publicParams?.e);
-    if (modulus > MAX_RSA_MODULUS_BITS)
-      return `its ${which} is an RSA key of ${modulus} bits (at most ${MAX_RSA_MODULUS_BITS})`;
-    if (exponent > MAX_RSA_EXPONENT_BITS)
-      return `its ${which} is an RSA key whose public exponent has ${exponent} bits (at most ${MAX_RSA_EXPONENT_BITS}; GnuPG uses 65537)`;
+  let found = keyArithmetic.get(key);
+  if (found === undefined) {
+    found = null;
+    for (const k of key.getKeys()) {
+      const problem = keyPacketArithmeticProblem(k.keyPacket);
+      if (problem) {
+        found = `its ${k === key ? 'primary key' : 'subkey'} ${upper(k.getFingerprint())} is ${problem}`;
+        break;
+      }
+    }
+    keyArithmetic.set(key, found);
   }
+  return found ?? undefined;
+}
+
+/** `keyArithmeticProblem`'s answer per key object, found once: every signature by a key asks. */
+const keyArithmetic = new WeakMap<openpgp.Key, string | null>();
+
+/** What makes one (sub)key packet's arithmetic unbounded, or undefined. */
+function keyPacketArithmeticProblem(keyPacket: object): string | undefined {
+  const { algorithm, publicParams } = keyPacket as {
+    readonly algorithm?: number;
+    readonly publicParams?: { readonly n?: Uint8Array; readonly e?: Uint8Array };
+  };
+  if (algorithm === openpgp.enums.publicKey.dsa)
+    return 'a DSA key, which openpgp.js takes for no signature (after unbounded arithmetic)';
+  if (algorithm === undefined || !RSA_ALGORITHMS.has(algorithm)) return undefined;
+  const modulus = bitLength(publicParams?.n);
+  const exponent = bitLength(publicParams?.e);
+  if (modulus > MAX_RSA_MODULUS_BITS)
+    return `an RSA key of ${modulus} bits (at most ${MAX_RSA_MODULUS_BITS})`;
+  if (exponent > MAX_RSA_EXPONENT_BITS)
+    return `an RSA key whose public exponent has ${exponent} bits (at most ${MAX_RSA_EXPONENT_BITS}; GnuPG uses 65537)`;
   return undefined;
 }
 
