@@ -19,7 +19,6 @@ import {
   S3Client,
   S3ServiceException,
 } from '@aws-sdk/client-s3';
-import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REFRESH_REQUEST, rebuildMessage } from '../../adapters/publish-queue.ts';
@@ -32,6 +31,7 @@ import { statusKey, submissionIdFromDigest } from '../../index-builder/layout.ts
 import { CACHE_PRIVATE } from '../../index-builder/store.ts';
 import { bundleFunctions } from '../../infra/bundle-functions.ts';
 import { PlugindexStack } from '../../infra/stack.ts';
+import { testApp } from '../support/cdk.ts';
 import { encode, makeBundle, validManifest } from '../support/fixtures.ts';
 import { allows, type Statement, statementsOf } from '../support/iam.ts';
 import { type LocalS3, localPublishHandler, startLocalS3 } from '../support/s3.ts';
@@ -119,7 +119,7 @@ function roleClient(denied: string[]): S3Client {
 beforeAll(async () => {
   functionsDir = await mkdtemp(path.join(tmpdir(), 'plugindex-role-'));
   await bundleFunctions(functionsDir);
-  const app = new App();
+  const app = testApp();
   const stack = new PlugindexStack(app, 'Role', { functionsDir });
   const template = Template.fromStack(stack);
   statements = publishStatements(template);

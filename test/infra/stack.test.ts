@@ -5,7 +5,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { App, Duration, Stack, Validations } from 'aws-cdk-lib';
+import { Duration, Stack, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { Bucket } from 'aws-cdk-lib/aws-s3';
 import { AwsSolutionsChecks } from 'cdk-nag';
@@ -16,6 +16,7 @@ import { INVALIDATION_FAILED_LOG, parseAlarmEmail } from '../../infra/constructs
 import { parseSearchConcurrency } from '../../infra/constructs/search.ts';
 import { InfraError } from '../../infra/errors.ts';
 import { PlugindexStack } from '../../infra/stack.ts';
+import { testApp } from '../support/cdk.ts';
 
 let functionsDir: string;
 let template: Template;
@@ -24,7 +25,7 @@ let stack: PlugindexStack;
 beforeAll(async () => {
   functionsDir = await mkdtemp(path.join(tmpdir(), 'plugindex-infra-'));
   await bundleFunctions(functionsDir);
-  const app = new App();
+  const app = testApp();
   stack = new PlugindexStack(app, 'Plugindex', { functionsDir });
   Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
   app.synth(); // throws when a nag finding is not acknowledged
@@ -577,7 +578,7 @@ describe('when the stack is synthesized', () => {
   });
 
   it('bounds the search function when asked, and alarms when it turns callers away', () => {
-    const app = new App();
+    const app = testApp();
     const bounded = Template.fromStack(
       new PlugindexStack(app, 'Bounded', { functionsDir, searchConcurrency: 7 }),
     );
@@ -607,11 +608,11 @@ describe('when the stack is synthesized', () => {
       { snapshotTtl: Duration.days(3651) },
       { registryName: 'Registry\u202e' },
     ])
-      expect(() => new PlugindexStack(new App(), 'Refused', { functionsDir, ...props })).toThrow(
+      expect(() => new PlugindexStack(testApp(), 'Refused', { functionsDir, ...props })).toThrow(
         expect.objectContaining({ name: 'InfraError', code: 'CONTEXT_INVALID' }),
       );
     expect(
-      () => new PlugindexStack(new App(), 'Taken', { functionsDir, snapshotTtl: Duration.hours(12) }),
+      () => new PlugindexStack(testApp(), 'Taken', { functionsDir, snapshotTtl: Duration.hours(12) }),
     ).not.toThrow();
   });
 
@@ -710,7 +711,7 @@ describe('when the stack is synthesized', () => {
 
 describe('when a construct breaks an AwsSolutions rule', () => {
   it('fails the synth: the nag check can fail', () => {
-    const app = new App();
+    const app = testApp();
     const stack = new Stack(app, 'Bad');
     new Bucket(stack, 'Unlogged');
     Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
