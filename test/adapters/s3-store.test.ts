@@ -15,7 +15,6 @@ import {
   S3Client,
   S3ServiceException,
 } from '@aws-sdk/client-s3';
-import { ConfiguredRetryStrategy } from '@smithy/core/retry';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -634,15 +633,24 @@ describe('when S3 throttles requests (503 SlowDown)', () => {
    * A client of the local S3 through a mock that answers as many requests as `throttle` holds for each
    * `<METHOD> <bucket>/<key>` 503 SlowDown on the wire, as S3 does while it scales a prefix up (s3rver never
    * throttles), and forwards the rest. The client keeps the attempts and the retry mode `createS3Client`
-   * gives its `policy`; only the SDK's backoff is shortened, to a millisecond, through the SDK's own option
-   * (the production delay is the SDK's default).
+   * gives its `policy`, and the very retry strategy the SDK makes of them (which failures it retries, how
+   * many times, its retry quota); only its backoff is shortened, to a millisecond, through that strategy's
+   * own `backoff` option (the production delay is the SDK's default). The strategy's class is taken from
+   * the client `createS3Client` made, not imported: the SDK's retry package is no dependency of ours.
    */
   async function throttledClient(policy: S3RetryPolicy, throttle: Map<string, number>) {
     const made = createS3Client(s3.endpoint, policy);
     const maxAttempts = await made.config.maxAttempts();
     // The strategy the SDK made of the client's settings: standard or adaptive.
-    const { mode } = (await made.config.retryStrategy()) as { mode?: string };
+    const strategy = await made.config.retryStrategy();
+    const { mode } = strategy as { mode?: string };
     made.destroy();
+    // The standard strategy's constructor takes `{ maxAttempts, backoff }`: `backoff` computes each retry's
+    // delay (its default, exponential with full jitter, a second as the base for a throttle).
+    const Strategy = strategy.constructor as new (options: {
+      maxAttempts: number;
+      backoff: { computeNextBackoffDelay(retries: number): number; setDelayBase(delay: number): void };
+    }) => typeof strategy;
     const answered: string[] = [];
     const proxy = await startS3Proxy(s3, (request, response) => {
       const url = new URL(request.url ?? '/', 'http://mock');
@@ -657,7 +665,11 @@ describe('when S3 throttles requests (503 SlowDown)', () => {
     const client = new S3Client({
       ...s3.config,
       endpoint: proxy.endpoint,
-      retryStrategy: new ConfiguredRetryStrategy(maxAttempts, 1),
+      maxAttempts,
+      retryStrategy: new Strategy({
+        maxAttempts,
+        backoff: { computeNextBackoffDelay: () => 1, setDelayBase: () => {} },
+      }),
     });
     return {
       client,
