@@ -11,6 +11,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import semver from 'semver';
+import { ACTION_KINDS, type ActionKind, OPERATOR_ACTIONS } from './action-kinds.ts';
 import { fixedClock } from './clock.ts';
 import { sha256Hex } from './digest.ts';
 import { escapePointer, type Problem, problem, SubmissionError } from './errors.ts';
@@ -19,22 +20,6 @@ import { duplicateKeyPointers } from './manifest/json-scan.ts';
 import { type Advisory, SEVERITIES, type Severity } from './model.ts';
 import { createSigner } from './signing.ts';
 import { stringifyJson, textProblem } from './text.ts';
-
-/** What a publisher (an owner of the plugin) or the operator may do. */
-export const OWNER_ACTIONS = [
-  'yank',
-  'unyank',
-  'deprecate',
-  'undeprecate',
-  'advisory-add',
-  'advisory-withdraw',
-  'owners-add',
-  'owners-remove',
-] as const;
-/** What only the registry's operator key may do. */
-export const OPERATOR_ACTIONS = ['remove', 'transfer', 'revoke-key'] as const;
-export const ACTION_KINDS = [...OWNER_ACTIONS, ...OPERATOR_ACTIONS] as const;
-export type ActionKind = (typeof ACTION_KINDS)[number];
 
 export const ACTION_SCHEMA = 'plugindex/action/v1';
 export const SIGNED_ACTION_SCHEMA = 'plugindex/signed-action/v1';

@@ -12,6 +12,7 @@
  *
  * Pure: this module renders and judges; the pipeline writes (pipeline/log-writer.ts) and the client fetches.
  */
+import { ACTION_KINDS, type ActionKind } from './action-kinds.ts';
 import { sha256Hex } from './digest.ts';
 import { TrustError } from './errors.ts';
 import { isCanonicalVersion, pluginNameFormProblem } from './layout.ts';
@@ -24,21 +25,8 @@ export const LOG_SEGMENT_ENTRIES = 256;
 export const ZERO_HASH = '0'.repeat(64);
 export const EMPTY_LOG: LogHead = { length: 0, head: ZERO_HASH };
 
-/** What an entry records: a publish, an action (by its kind), or a registry key rotation. */
-export type LogEntryType =
-  | 'publish'
-  | 'yank'
-  | 'unyank'
-  | 'deprecate'
-  | 'undeprecate'
-  | 'advisory-add'
-  | 'advisory-withdraw'
-  | 'owners-add'
-  | 'owners-remove'
-  | 'remove'
-  | 'transfer'
-  | 'revoke-key'
-  | 'rotate-key';
+/** What an entry records: a publish, an action (by its kind, action-kinds.ts), or a registry key rotation. */
+export type LogEntryType = 'publish' | ActionKind | 'rotate-key';
 
 export interface LogEntry {
   /** 0-based position in the log. */
@@ -142,21 +130,7 @@ const CREATED = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d
 const isTime = (value: unknown): boolean =>
   typeof value === 'string' && CREATED.test(value) && !Number.isNaN(Date.parse(value));
 
-export const LOG_ENTRY_TYPES: readonly LogEntryType[] = [
-  'publish',
-  'yank',
-  'unyank',
-  'deprecate',
-  'undeprecate',
-  'advisory-add',
-  'advisory-withdraw',
-  'owners-add',
-  'owners-remove',
-  'remove',
-  'transfer',
-  'revoke-key',
-  'rotate-key',
-];
+export const LOG_ENTRY_TYPES: readonly LogEntryType[] = ['publish', ...ACTION_KINDS, 'rotate-key'];
 
 /** What names a version (its plugin too); what names no plugin (the rest name one). */
 const VERSIONED: ReadonlySet<string> = new Set(['publish', 'yank', 'unyank', 'remove']);

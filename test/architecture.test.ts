@@ -210,6 +210,25 @@ describe('when the source is read as an import graph', () => {
     expect(loaded.filter((file) => heavy.includes(file))).toEqual([]);
   });
 
+  it("reads the log without openpgp.js: its entry types name the actions' one home, which loads nothing heavy", () => {
+    // log.ts is what the client's light paths read the log with (the log reader, the trust state on disk);
+    // actions.ts, which reads and signs an action, loads openpgp.js, so the action names live apart.
+    const home = 'index-builder/action-kinds.ts';
+    for (const start of ['index-builder/log.ts', 'client/log-reader.ts', 'client/disk/state.ts']) {
+      const loaded = [...staticClosure(edges, start)];
+      expect(loaded, start).toContain(home);
+      expect(
+        loaded.filter((file) => ['openpgp', 'index-builder/signing.ts'].includes(file)),
+        start,
+      ).toEqual([]);
+    }
+    expect([...staticClosure(edges, home)]).toEqual([home]);
+    const importers = edges.filter((e) => e.to === home && !e.dynamic).map((e) => e.from);
+    expect(importers).toEqual(expect.arrayContaining(['index-builder/actions.ts', 'index-builder/log.ts']));
+    // And the check can fail: actions.ts's own closure holds openpgp.js.
+    expect(staticClosure(edges, 'index-builder/actions.ts').has('openpgp')).toBe(true);
+  });
+
   it('takes a CommonJS package imported lazily through its default export, all the built command has', async () => {
     const lazy = edges.filter(
       (e) => e.dynamic && !isBuiltin(e.to) && !SOURCE_FOLDERS.some((folder) => under(e.to, folder)),

@@ -18,11 +18,11 @@
  * record of the order is in the log, which a rebuild restores it from. The retry of the upload a run that
  * died logged so takes its outcome from that entry (`loggedNoEffect`), not from a second judgement.
  */
+import type { ActionKind } from '../action-kinds.ts';
 import {
   ACTION_CLOCK_SKEW_MS,
   ACTION_MAX_AGE_MS,
   type ActionBody,
-  type ActionKind,
   actionSubject,
   actionTimeAndPlaceProblems,
   isJsonSubmission,

@@ -5,7 +5,9 @@
  * that match their digests. Every problem is reported at once. An action is judged by pipeline/actions.ts.
  * A batch decides exactly as one submission per batch would (BatchView).
  */
-import { type ActionKind, isJsonSubmission, type ReadAction } from '../actions.ts';
+
+import type { ActionKind } from '../action-kinds.ts';
+import { isJsonSubmission, type ReadAction } from '../actions.ts';
 import type { BundleContents } from '../bundle.ts';
 import { sha256Hex } from '../digest.ts';
 import { type Problem, problem, StoreError } from '../errors.ts';

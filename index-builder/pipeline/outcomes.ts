@@ -4,7 +4,9 @@
  * the commit, so an outcome never names a version clients cannot see yet; a crash before leaves the upload
  * in incoming/, and the retry records it.
  */
-import { type ActionKind, isJsonSubmission } from '../actions.ts';
+
+import type { ActionKind } from '../action-kinds.ts';
+import { isJsonSubmission } from '../actions.ts';
 import { boundProblems, type Problem } from '../errors.ts';
 import {
   manifestKey,
