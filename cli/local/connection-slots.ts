@@ -59,6 +59,12 @@ export interface ConnectionSlotsOptions {
    * is stalled: its connection gives its place when no idle one can.
    */
   readonly stalledMs: number;
+  /**
+   * What runs the samples of the busy connections' write queues, from which a stall and each reader's rate
+   * are told: `sampleEvery` (a timer, never what keeps the process alive) unless a test takes the samples
+   * itself, rather than wait seconds of real time for them.
+   */
+  readonly sampleTimer?: SampleTimer;
   /** Told of each connection refused, and of each closed to make room for another. */
   readonly onTurnedAway?: (event: TurnedAway) => void;
 }
@@ -96,6 +102,16 @@ interface Victim {
 
 /** The longest between two samples of the busy connections' write queues. */
 const MAX_SAMPLE_MS = 1_000;
+
+/** Runs `sample` every `everyMs` until the function it returns is called. */
+export type SampleTimer = (sample: () => void, everyMs: number) => () => void;
+
+/** The slots' own `SampleTimer`: an interval timer, unref'd, so it never keeps the process alive. */
+export const sampleEvery: SampleTimer = (sample, everyMs) => {
+  const timer = setInterval(sample, everyMs);
+  timer.unref();
+  return () => clearInterval(timer);
+};
 
 interface Slot {
   readonly address: string;
@@ -172,18 +188,20 @@ export class ConnectionSlots {
   readonly #maxConnections: number;
   readonly #maxPerAddress: number;
   readonly #stalledMs: number;
+  readonly #sampleTimer: SampleTimer;
   readonly #onTurnedAway: ((event: TurnedAway) => void) | undefined;
   readonly #slots = new Map<Socket, Slot>();
   /** The admitted connections with no request in hand, longest idle first (a Set keeps insertion order). */
   readonly #idle = new Set<Socket>();
   readonly #perAddress = new Map<string, number>();
   /** Samples the write queues of the connections with a request in hand; running only while there are any. */
-  #sampler: ReturnType<typeof setInterval> | undefined;
+  #stopSampling: (() => void) | undefined;
 
   constructor(options: ConnectionSlotsOptions) {
     this.#maxConnections = options.maxConnections;
     this.#maxPerAddress = options.maxPerAddress;
     this.#stalledMs = options.stalledMs;
+    this.#sampleTimer = options.sampleTimer ?? sampleEvery;
     this.#onTurnedAway = options.onTurnedAway;
   }
 
@@ -250,11 +268,10 @@ export class ConnectionSlots {
     }
     slot.requests++;
     this.#idle.delete(socket);
-    this.#sampler ??= setInterval(
+    this.#stopSampling ??= this.#sampleTimer(
       () => this.#sample(),
       Math.max(10, Math.min(MAX_SAMPLE_MS, Math.floor(this.#stalledMs / 4))),
     );
-    this.#sampler.unref(); // never what keeps the process alive
   }
 
   /** Progress seen in each busy connection's write queue since the last sample; stops when none is busy. */
@@ -281,8 +298,8 @@ export class ConnectionSlots {
       }
     }
     if (!busy) {
-      clearInterval(this.#sampler);
-      this.#sampler = undefined;
+      this.#stopSampling?.();
+      this.#stopSampling = undefined;
     }
   }
 

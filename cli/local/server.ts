@@ -37,7 +37,7 @@ import {
 } from '../../index-builder/serving.ts';
 import type { ObjectInfo, Store, StoredStream } from '../../index-builder/store.ts';
 import { CliError } from '../errors.ts';
-import { ConnectionSlots } from './connection-slots.ts';
+import { ConnectionSlots, type SampleTimer } from './connection-slots.ts';
 import { TurnedAwayLog } from './turned-away-log.ts';
 
 export type { Route } from '../../index-builder/serving.ts';
@@ -74,6 +74,11 @@ export interface RegistryServerOptions {
    * them to stderr; without it nothing is told.
    */
   readonly logTurnedAway?: (line: string) => void;
+  /**
+   * What runs the connection slots' samples of each answer's progress, once a second (connection-slots.ts,
+   * `sampleEvery`) unless a test takes them itself.
+   */
+  readonly sampleTimer?: SampleTimer;
 }
 
 /**
@@ -452,6 +457,7 @@ export function createRegistryServer(options: RegistryServerOptions): http.Serve
     maxPerAddress,
     stalledMs: timeouts.stalledMs ?? SERVER_TIMEOUTS.stalledMs,
     onTurnedAway: turnedAway && ((event) => turnedAway.record(event)),
+    ...(options.sampleTimer ? { sampleTimer: options.sampleTimer } : {}),
   });
   const server = http.createServer(
     {

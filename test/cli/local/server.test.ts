@@ -1025,8 +1025,11 @@ describe('when clients hold many connections', () => {
   });
 
   /**
-   * A connection that asked for the large artifact and takes 64 KiB of it every 20 ms, pausing between: a
-   * slow reader (3 MB a second, so the 48 MiB last the test), never stalled. `stop` ends its reading.
+   * A connection that asked for the large artifact and takes 256 KiB of it every 20 ms, pausing between: a
+   * reader (12.5 MB a second, so the 48 MiB last the test, about 4 s), never stalled. `stop` ends its
+   * reading. Loopback's kernel buffers take megabytes of an answer at once and let the server write more only
+   * once a good part of them is read: at 3 MB a second that showed in the server's write queue only after
+   * seconds (the test waited 4 s), at this pace within a tenth of one.
    */
   async function reader(
     port: number,
@@ -1034,7 +1037,7 @@ describe('when clients hold many connections', () => {
     from: string,
   ): Promise<{ socket: net.Socket; stop: () => void }> {
     const socket = await busy(port, judged, from);
-    const taking = setInterval(() => socket.read(64 * 1024), 20);
+    const taking = setInterval(() => socket.read(256 * 1024), 20);
     socket.once('close', () => clearInterval(taking));
     return { socket, stop: () => clearInterval(taking) };
   }
@@ -1043,10 +1046,18 @@ describe('when clients hold many connections', () => {
     // Nothing stalls within the hour serveWith sets, so every connection here is a reader to the slots: none
     // idle, none stalled. Each address may hold 2 of the 4.
     const lines: string[] = [];
+    // The slots sample what each client takes once a second; here the test takes the samples itself.
+    let sample = () => {};
     const server = await serveWith({
       maxConnections: CAP,
       maxConnectionsPerAddress: 2,
       logTurnedAway: (line) => lines.push(line),
+      sampleTimer: (run) => {
+        sample = run;
+        return () => {
+          sample = () => {};
+        };
+      },
     });
     const readers: { socket: net.Socket; stop: () => void }[] = [];
     try {
@@ -1055,9 +1066,12 @@ describe('when clients hold many connections', () => {
       const slowest = await busy(server.port, server.judged, '127.0.0.2'); // takes nothing after its first bytes
       readers.push(await reader(server.port, server.judged, '127.0.0.3'));
       readers.push(await reader(server.port, server.judged, '127.0.0.4'));
-      // The slots measure what each client takes once a second, the first measure only a baseline: three at
-      // least, however late this machine's timers fire.
-      await new Promise((resolve) => setTimeout(resolve, 4_000));
+      // Three samples, the first only a baseline (what the kernel's buffers took at once), a tenth of a second
+      // of reading between them, as the slots measure every second.
+      for (const pause of [100, 100, 0]) {
+        sample();
+        await new Promise((resolve) => setTimeout(resolve, pause));
+      }
 
       const next = await connect(server.port, server.judged, '127.0.0.5');
 
