@@ -23,13 +23,18 @@ const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS']);
 export async function createNewFile(
   file: string,
   data: string,
-  options: { readonly mode: number; readonly exists: (cause: unknown) => Error },
+  options: {
+    readonly mode: number;
+    readonly exists: (cause: unknown) => Error;
+    /** link(2), unless a test stands in for a filesystem that has none (its error's `syscall` is `link`). */
+    readonly link?: (existing: string, name: string) => Promise<void>;
+  },
 ): Promise<void> {
   await removeStaleTemps(file);
   const temp = tempPathFor(file);
   try {
     await writeNew(temp, data, options.mode);
-    await link(temp, file);
+    await (options.link ?? link)(temp, file);
   } catch (error) {
     const { code, syscall } = error as NodeJS.ErrnoException;
     if (code === 'EEXIST') throw options.exists(error);
