@@ -155,7 +155,8 @@ async function withClient<T>(
   }
 }
 
-const addRegistry = (m: Machine, options: { priority?: number; force?: boolean } = {}) =>
+/** Adds the registry, as `test` unless `name` says another name (of the same URL and key). */
+const addRegistry = (m: Machine, options: { name?: string; priority?: number; force?: boolean } = {}) =>
   withClient(m, (c) =>
     c.addRegistry({ name: 'test', url: base, pin: { armored: registry.registryKey.publicKey }, ...options }),
   );
@@ -175,6 +176,22 @@ const exists = (path: string) =>
 
 const logRequests = () => requests.filter((r) => r.startsWith('GET /log/'));
 
+/** A fetcher over HTTP that tells `reading` of each document it is asked for, and reads it once that is done. */
+function httpFetcherTelling(reading: (path: string) => void | Promise<void>): Fetcher {
+  const http = createHttpFetcher({ env: {}, retries: 0 });
+  return {
+    document: async (endpoint, request) => {
+      await reading(request.path);
+      return http.document(endpoint, request);
+    },
+    download: (endpoint, request) => http.download(endpoint, request),
+    ociBlob: (request) => http.ociBlob(request),
+    ociManifest: (request) => http.ociManifest(request),
+    list: (endpoint, path) => http.list(endpoint, path),
+    close: () => http.close(),
+  };
+}
+
 /**
  * A fetcher over HTTP that holds a run at its first read of the log: `atLog` resolves once the run asks for
  * a log segment, and the read goes on once `release` is called (two runs side by side, one made the slower).
@@ -188,21 +205,12 @@ function heldAtLog(): { slow: Fetcher; atLog: Promise<void>; release: () => void
   const atLog = new Promise<void>((resolve) => {
     reading = resolve;
   });
-  const http = createHttpFetcher({ env: {}, retries: 0 });
-  const slow: Fetcher = {
-    document: async (endpoint, request) => {
-      if (request.path.startsWith('log/')) {
-        reading();
-        await released;
-      }
-      return http.document(endpoint, request);
-    },
-    download: (endpoint, request) => http.download(endpoint, request),
-    ociBlob: (request) => http.ociBlob(request),
-    ociManifest: (request) => http.ociManifest(request),
-    list: (endpoint, path) => http.list(endpoint, path),
-    close: () => http.close(),
-  };
+  const slow = httpFetcherTelling(async (path) => {
+    if (path.startsWith('log/')) {
+      reading();
+      await released;
+    }
+  });
   return { slow, atLog, release };
 }
 
@@ -418,16 +426,10 @@ describe('when a registry log no longer extends the one a client remembers', () 
     await rewriteLog(registry.context, seen.length);
     // Same URL and key under another name: held to the log 'test' remembers, it no longer takes the forked
     // one on first use (ClientState.sharedTrust).
-    await expect(
-      withClient(m, (c) =>
-        c.addRegistry({
-          name: 'other',
-          url: base,
-          pin: { armored: registry.registryKey.publicKey },
-          priority: 2,
-        }),
-      ),
-    ).rejects.toMatchObject({ name: 'TrustError', code: 'LOG_FORKED' });
+    await expect(addRegistry(m, { name: 'other', priority: 2 })).rejects.toMatchObject({
+      name: 'TrustError',
+      code: 'LOG_FORKED',
+    });
     // The per-URL cache is shared by every name (and every version of this client) that reaches the URL:
     // one may still hold the forked snapshot, one the trust record of 'test' never checked the log of.
     const forked = openSignedSnapshot((registry.site.objects.get(SIGNED_SNAPSHOT_KEY) as StoredObject).body);
@@ -462,29 +464,12 @@ describe('when another name of the registry has not been used for a while', () =
     await appendLog(registry.context, 3);
     const m = machine();
     await addRegistry(m);
-    await withClient(m, (c) =>
-      c.addRegistry({
-        name: 'other',
-        url: base,
-        pin: { armored: registry.registryKey.publicKey },
-        priority: 2,
-      }),
-    );
+    await addRegistry(m, { name: 'other', priority: 2 });
     const logReads: string[] = [];
-    const counting = (): Fetcher => {
-      const http = createHttpFetcher({ env: {}, retries: 0 });
-      return {
-        document: (endpoint, request) => {
-          if (request.path.startsWith('log/')) logReads.push(request.path);
-          return http.document(endpoint, request);
-        },
-        download: (endpoint, request) => http.download(endpoint, request),
-        ociBlob: (request) => http.ociBlob(request),
-        ociManifest: (request) => http.ociManifest(request),
-        list: (endpoint, path) => http.list(endpoint, path),
-        close: () => http.close(),
-      };
-    };
+    const counting = (): Fetcher =>
+      httpFetcherTelling((path) => {
+        if (path.startsWith('log/')) logReads.push(path);
+      });
     // 'other' is not used again: the head it remembers stays where it was while the log grows. Checked once
     // by 'test', it was read from again on every check after (every segment from it to the head, as the log
     // grew), as long as 'other' went unused.
@@ -501,14 +486,7 @@ describe('when another name of the registry has not been used for a while', () =
     const seen = await appendLog(registry.context, 3);
     const m = machine();
     await addRegistry(m);
-    await withClient(m, (c) =>
-      c.addRegistry({
-        name: 'other',
-        url: base,
-        pin: { armored: registry.registryKey.publicKey },
-        priority: 2,
-      }),
-    );
+    await addRegistry(m, { name: 'other', priority: 2 });
     await appendLog(registry.context, 2);
     const [first] = await withClient(m, (c) => c.updateRegistries(['test']));
     expect(first?.error).toBeUndefined();
@@ -523,14 +501,7 @@ describe('when two runs of one client check the registry side by side', () => {
     await appendLog(registry.context, 3);
     const m = machine();
     await addRegistry(m);
-    await withClient(m, (c) =>
-      c.addRegistry({
-        name: 'other',
-        url: base,
-        pin: { armored: registry.registryKey.publicKey },
-        priority: 2,
-      }),
-    );
+    await addRegistry(m, { name: 'other', priority: 2 });
     await appendLog(registry.context, 2);
     const older = registry.site.objects.get(SIGNED_SNAPSHOT_KEY) as StoredObject;
     // The slow run, under 'other', has that snapshot and stops as it asks for the log's new entries.

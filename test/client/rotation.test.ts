@@ -603,13 +603,22 @@ describe('when a snapshot signed by the pinned key counts fewer rotations than t
   });
 });
 
+/**
+ * A served registry of one version that `verify --url` has checked once from its first key, keeping its
+ * state in a file of its own (`label` in its name): where the tests of `verify --url --state` start.
+ */
+async function verifiedOnce(label: string): Promise<{ registry: Served; stateFile: string }> {
+  const registry = await servedRegistry(['1.0.0']);
+  const stateFile = join(root, `verify-${label}-${registries}.json`);
+  await verifyRegistry({ url: registry.url, pinnedKey: registry.firstKey, stateFile });
+  return { registry, stateFile };
+}
+
 describe('when verify --url --state meets a snapshot signed by the key it kept, counting fewer rotations than that key is at', () => {
   it('refuses it (KEY_ROTATION_BROKEN) as the session does, and keeps the state, so where rotations are looked for is not reset', async () => {
     // Prepare: verified through a rotation (the state at the second key, rotation 1), then a snapshot signed
     // by that key counting no rotation.
-    const registry = await servedRegistry(['1.0.0']);
-    const stateFile = join(root, `verify-count-${registries}.json`);
-    await verifyRegistry({ url: registry.url, pinnedKey: registry.firstKey, stateFile });
+    const { registry, stateFile } = await verifiedOnce('count');
     const second = await rotateToNewKey(registry);
     await verifyRegistry({ url: registry.url, pinnedKey: registry.firstKey, stateFile });
     const before = await readFile(stateFile, 'utf8');
@@ -635,9 +644,7 @@ describe('when verify --url --state meets a rotation back to a key it followed a
     // Prepare: verified through a rotation from the first key to the second, then a rotation back to the
     // first (signed by both; the pipeline refuses to publish one, so it is put in place by hand) and the
     // registry re-signed by the first key, counting it.
-    const registry = await servedRegistry(['1.0.0']);
-    const stateFile = join(root, `verify-loop-${registries}.json`);
-    await verifyRegistry({ url: registry.url, pinnedKey: registry.firstKey, stateFile });
+    const { registry, stateFile } = await verifiedOnce('loop');
     const second = await newKey();
     const rotated = await rotateLocalRegistry(registry.dir, second.secretKey);
     await verifyRegistry({ url: registry.url, stateFile });
@@ -675,10 +682,8 @@ describe('when verify --url --state meets a rotation back to a key it followed a
 
 describe('when verify --url --state is given a key the registry rotated from', () => {
   it('keeps the key it followed and starts from it next time; a damaged saved log is refused', async () => {
-    const registry = await servedRegistry(['1.0.0']);
-    const stateFile = join(root, `verify-state-${registries}.json`);
+    const { registry, stateFile } = await verifiedOnce('state');
     const verify = () => verifyRegistry({ url: registry.url, pinnedKey: registry.firstKey, stateFile });
-    await verify();
     const second = await rotateToNewKey(registry);
     expect(await verify()).toMatchObject({ fingerprint: second.fingerprint, rotations: [{ sequence: 1 }] });
     const saved = JSON.parse(await readFile(stateFile, 'utf8'));
