@@ -531,7 +531,7 @@ describe('when the stack is synthesized', () => {
   });
 
   it('subscribes -c alarmEmail to the alarm topic, every alarm of a bounded stack notifying it, cdk-nag clean', () => {
-    const app = new App();
+    const app = testApp();
     const emailed = new PlugindexStack(app, 'Emailed', {
       functionsDir,
       searchConcurrency: 3,
@@ -571,7 +571,7 @@ describe('when the stack is synthesized', () => {
       `${'a'.repeat(65)}@example.org`,
     ]) {
       expect(() => parseAlarmEmail(bad), bad).toThrow(refused);
-      expect(() => new PlugindexStack(new App(), 'Refused', { functionsDir, alarmEmail: bad }), bad).toThrow(
+      expect(() => new PlugindexStack(testApp(), 'Refused', { functionsDir, alarmEmail: bad }), bad).toThrow(
         refused,
       );
     }
