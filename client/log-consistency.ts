@@ -15,8 +15,10 @@
  *
  * What the log legitimately lacks: a registry keeps a log only since it was upgraded to one, so a version,
  * advisory, removal, deprecation or revocation dated before the log's first entry may have none; its
- * later changes are logged. A version whose publish is logged has its whole history in the log. What this
- * does not compare: which versions a ranged deprecation marked (it depends on the versions there then).
+ * later changes are logged. A version whose publish is logged has its whole history in the log. Which
+ * versions a deprecation marked is replayed from the log (`impliedDeprecations`): the versions listed then
+ * are those published before the log or by an earlier entry, and not removed by an earlier one; a version
+ * the log cannot speak for (one older than the log that no logged deprecation named since) is not compared.
  *
  * Pure (no I/O; openpgp checks the envelopes' signatures), and linear in the log's size and the
  * documents': the caller fetches.
@@ -27,7 +29,7 @@
  */
 import { ACTION_CLOCK_SKEW_MS, type ReadAction, readSignedAction } from '../index-builder/actions.ts';
 import { versionIdentity } from '../index-builder/layout.ts';
-import { createdInstant } from '../index-builder/lifecycle.ts';
+import { createdInstant, isInActionRange } from '../index-builder/lifecycle.ts';
 import { type LogEntry, NO_EFFECT, type ReadEntry } from '../index-builder/log.ts';
 import type { PluginDocument } from '../index-builder/model.ts';
 import { type PublicKeyInfo, readPublicKey, verifyDetachedSignature } from '../index-builder/signing.ts';
@@ -53,6 +55,11 @@ export type LogDisagreementCode =
   | 'LOG_DEPRECATION_DIFFERS'
   /** A deprecation no entry records. */
   | 'LOG_DEPRECATION_UNLOGGED'
+  /**
+   * A version deprecated, or not, or with another message or replacement, against what the logged
+   * deprecations imply for it (a ranged one naming it, or the whole-plugin one it was published under).
+   */
+  | 'LOG_VERSION_DEPRECATION_DIFFERS'
   /** An advisory listed, withdrawn, or of another severity or range than its last entry says. */
   | 'LOG_ADVISORY_DIFFERS'
   /** An advisory, or its withdrawal, no entry records. */
@@ -93,8 +100,8 @@ interface PluginTrail {
   readonly published: Map<string, LogEntry>;
   /** The signer of the plugin's first logged publish (its first owner, under first-come ownership). */
   firstPublisher?: string;
-  /** Whether any entry deprecates or undeprecates some of it (ranged or not). */
-  deprecations: boolean;
+  /** Every deprecate and undeprecate that stood when folded (ranged or not), in log order. */
+  readonly deprecationTrail: LogEntry[];
   /** The newest statement of each slot (lifecycle.ts `SLOT`), by version identity, id or fingerprint. */
   readonly yanks: Map<string, Stated>;
   readonly removals: Map<string, LogEntry>;
@@ -134,7 +141,7 @@ function trailOf(plugins: Map<string, PluginTrail>, name: string, seq: number): 
     trail = {
       first: seq,
       published: new Map(),
-      deprecations: false,
+      deprecationTrail: [],
       yanks: new Map(),
       removals: new Map(),
       advisories: new Map(),
@@ -176,9 +183,9 @@ export function foldLog(entries: readonly ReadEntry[]): LogFold {
         break;
       case 'deprecate':
       case 'undeprecate':
-        trail.deprecations = true;
         if (!stands(at, trail.deprecationAt)) break;
         trail.deprecationAt = at;
+        trail.deprecationTrail.push(entry);
         if (entry.detail?.range === undefined) trail.whole = stated;
         break;
       case 'advisory-add':
@@ -208,6 +215,88 @@ export function foldLog(entries: readonly ReadEntry[]): LogFold {
     }
   }
   return { began: first ? Date.parse(first.time) : undefined, plugins, revocations };
+}
+
+/** A version's deprecation as the log implies it. */
+interface ImpliedDeprecation {
+  readonly deprecated: boolean;
+  readonly message?: string;
+  readonly replacement?: string;
+  /**
+   * The entry that set it: the newest deprecate or undeprecate that named the version, or the whole-plugin
+   * one in force when it was published; none for a version of a plugin whose whole history is logged and
+   * that no deprecation reached.
+   */
+  readonly entry?: LogEntry;
+}
+
+const NEVER_DEPRECATED: ImpliedDeprecation = { deprecated: false };
+
+function impliedBy(entry: LogEntry): ImpliedDeprecation {
+  if (entry.type === 'undeprecate') return { deprecated: false, entry };
+  const { message, replacement } = entry.detail ?? {};
+  return {
+    deprecated: true,
+    ...(message !== undefined ? { message } : {}),
+    ...(replacement !== undefined ? { replacement } : {}),
+    entry,
+  };
+}
+
+/**
+ * The deprecation each listed version has by the logged deprecations that stood, replayed as the pipeline
+ * applied them, in log order (a batch logs in the order it applies): a deprecate or undeprecate names every
+ * version listed then and not removed that its range takes (lifecycle.ts `isInActionRange`, the rule the
+ * pipeline's `applyAction` reads a range by: one rule, not a copy of it), and a version published later takes
+ * the whole-plugin deprecation in force then (pipeline/plugin-document.ts `mergePluginDocument`); a ranged one
+ * leaves the plugin's own deprecation as it was. By version identity; a version is absent where the log
+ * cannot say: one that predates the log (or has no publish entry) that no logged deprecation named since, one
+ * published under a plugin deprecation that predates the log, and one removed with no remove entry (before
+ * the log, its record as it was then).
+ */
+function impliedDeprecations(
+  trail: PluginTrail,
+  doc: PluginDocument,
+  wholly: boolean,
+): Map<string, ImpliedDeprecation> {
+  const statements = trail.deprecationTrail;
+  const implied = new Map<string, ImpliedDeprecation>();
+  for (const v of doc.versions) {
+    const identity = versionIdentity(v.version);
+    const publish = trail.published.get(identity);
+    const removal = trail.removals.get(identity);
+    if (v.removed && !removal) continue;
+    const listed = publish?.seq ?? -1;
+    const removed = removal?.seq ?? Number.POSITIVE_INFINITY;
+    let state: ImpliedDeprecation | undefined;
+    let inForce: LogEntry | undefined;
+    for (let i = statements.length - 1; i >= 0 && state === undefined; i -= 1) {
+      const statement = statements[i] as LogEntry;
+      const range = statement.detail?.range;
+      if (statement.seq < listed) {
+        // Older than the version: only the newest whole-plugin one says what it was published under.
+        if (range !== undefined) continue;
+        inForce = statement;
+        break;
+      }
+      if (statement.seq < removed && isInActionRange(v.version, range)) state = impliedBy(statement);
+    }
+    if (state === undefined && publish)
+      state = inForce ? impliedBy(inForce) : wholly ? NEVER_DEPRECATED : undefined;
+    if (state) implied.set(identity, state);
+  }
+  return implied;
+}
+
+/** How a version's deprecation reads in a disagreement. */
+function deprecationShown(state: {
+  readonly deprecated: boolean;
+  readonly message?: string | undefined;
+  readonly replacement?: string | undefined;
+}): string {
+  return state.deprecated
+    ? `deprecated with message ${shown(state.message)} and replacement ${shown(state.replacement)}`
+    : 'not deprecated';
 }
 
 const isNone = (entry: LogEntry): boolean => entry.detail?.effect === NO_EFFECT;
@@ -315,14 +404,36 @@ export function compareDocument(fold: LogFold, doc: PluginDocument): LogDisagree
       'LOG_DEPRECATION_UNLOGGED',
       `the plugin is listed as deprecated (${doc.deprecation.at}) with no deprecate entry`,
     );
-  // With its whole history logged and no deprecation ever, no version can be deprecated.
-  if (wholly && !trail.deprecations)
-    for (const v of doc.versions)
-      if (v.deprecated)
+  // Each version's deprecation by the logged deprecations, where the log says what it is.
+  if (trail) {
+    const implied = impliedDeprecations(trail, doc, wholly);
+    for (const v of doc.versions) {
+      const state = implied.get(versionIdentity(v.version));
+      if (!state) continue;
+      const listedAs = {
+        deprecated: v.deprecated,
+        message: v.deprecation_message,
+        replacement: v.deprecation_replacement,
+      };
+      const agrees =
+        v.deprecated === state.deprecated &&
+        (!v.deprecated ||
+          (v.deprecation_message === state.message && v.deprecation_replacement === state.replacement));
+      if (agrees) continue;
+      if (state.entry)
+        say(
+          'LOG_VERSION_DEPRECATION_DIFFERS',
+          `version ${v.version} is listed as ${deprecationShown(listedAs)}, where the log has it ${deprecationShown(state)}`,
+          state.entry,
+        );
+      // No deprecation reached it: deprecated, it is one no entry records.
+      else
         say(
           'LOG_DEPRECATION_UNLOGGED',
           `version ${v.version} is listed as deprecated with no deprecate entry`,
         );
+    }
+  }
 
   const advisories = new Map((doc.advisories ?? []).map((a) => [a.id, a]));
   for (const [id, { entry }] of trail?.advisories ?? []) {

@@ -174,13 +174,19 @@ function removedVersion(doc: PluginDocument, record: VersionRecord): Problem {
   );
 }
 
-/** The versions a range names (prereleases included: `<2.0.0` deprecates `1.5.0-beta.1` too), removed ones aside. */
+/**
+ * Whether a deprecate or undeprecate names `version`: with no range, every version; with one, prereleases
+ * included (`<2.0.0` deprecates `1.5.0-beta.1` too). `verify --url` replays logged deprecations with it
+ * (client/log-consistency.ts), so the two can never read a range differently.
+ */
+export function isInActionRange(version: string, range: string | undefined): boolean {
+  return range === undefined || semver.satisfies(version, range, { includePrerelease: true });
+}
+
+/** The versions a range names (`isInActionRange`), removed ones aside. */
 function matching(doc: PluginDocument, range: string | undefined): Set<string> {
   return new Set(
-    doc.versions
-      .filter((v) => !v.removed)
-      .filter((v) => range === undefined || semver.satisfies(v.version, range, { includePrerelease: true }))
-      .map((v) => v.version),
+    doc.versions.filter((v) => !v.removed && isInActionRange(v.version, range)).map((v) => v.version),
   );
 }
 

@@ -303,6 +303,43 @@ describe('when a document re-signed by the registry key shows what the log does 
     expect(found[3]?.message).toContain('listed as removed for "another reason", not "legal request"');
   });
 
+  it('reports versions whose deprecation is not what the logged ranges imply for them', async () => {
+    // Logged: <1.1.0 deprecated ("old"), then the whole plugin ("use another"), then >=2.0.0 undeprecated.
+    const served = servedDocument();
+    expect(served.versions.map((v) => [v.version, v.deprecated, v.deprecation_message])).toEqual([
+      ['2.1.0', false, undefined],
+      ['2.0.0', false, undefined],
+      ['1.1.0', true, 'use another'],
+      ['1.0.0', true, 'use another'],
+    ]);
+    // As if the undeprecation had been of >=2.0.0 <2.1.0, and the whole deprecation had left <1.1.0 as it was.
+    const found = await whenShown((doc) => {
+      Object.assign(versionOf(doc, '2.1.0'), {
+        deprecated: true,
+        deprecation_message: 'use another',
+        deprecation_replacement: 'other-plugin',
+      });
+      Object.assign(versionOf(doc, '1.0.0'), { deprecation_message: 'old' });
+      delete versionOf(doc, '1.0.0').deprecation_replacement;
+    });
+    const undeprecate = await entryOf('undeprecate range');
+    const deprecate = await entryOf('deprecate');
+    expect(found).toEqual([
+      {
+        code: 'LOG_VERSION_DEPRECATION_DIFFERS',
+        plugin: PLUGIN,
+        seq: undeprecate.seq,
+        message: `log entry ${undeprecate.seq} (undeprecate) of ${PLUGIN}: version 2.1.0 is listed as deprecated with message "use another" and replacement "other-plugin", where the log has it not deprecated`,
+      },
+      {
+        code: 'LOG_VERSION_DEPRECATION_DIFFERS',
+        plugin: PLUGIN,
+        seq: deprecate.seq,
+        message: `log entry ${deprecate.seq} (deprecate) of ${PLUGIN}: version 1.0.0 is listed as deprecated with message "old" and replacement none, where the log has it deprecated with message "use another" and replacement "other-plugin"`,
+      },
+    ]);
+  });
+
   it('reports an envelope under log/actions/ that is another action, or is not served', async () => {
     const yankKey = actionEnvelopeKey(digests.get('yank') as string);
     const unyankKey = actionEnvelopeKey(digests.get('unyank') as string);
