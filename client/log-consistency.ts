@@ -15,7 +15,8 @@
  *
  * What the log legitimately lacks: a registry keeps a log only since it was upgraded to one, so a version,
  * advisory, removal, deprecation or revocation dated before the log's first entry may have none; its
- * later changes are logged. A version whose publish is logged has its whole history in the log. Which
+ * later changes are logged. Dated so by a time as the pipeline writes one: a date missing or unreadable is
+ * held to the log (ARCHITECTURE.md, "The log against what is served", says what the dates still permit). A version whose publish is logged has its whole history in the log. Which
  * versions a deprecation marked is replayed from the log (`impliedDeprecations`): the versions listed then
  * are those published before the log or by an earlier entry, and not removed by an earlier one; a version
  * the log cannot speak for (one older than the log that no logged deprecation named since) is not compared.
@@ -299,6 +300,16 @@ function deprecationShown(state: {
     : 'not deprecated';
 }
 
+/** An ISO 8601 time as the pipeline writes one (`toISOString`, or an action's `created` form). */
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
+
+/** Whether `time` is a time, as the pipeline writes one, before `began` (ms). */
+function isDatedBefore(time: unknown, began: number): boolean {
+  if (typeof time !== 'string' || !ISO_TIME.test(time)) return false;
+  const at = Date.parse(time);
+  return !Number.isNaN(at) && at < began;
+}
+
 const isNone = (entry: LogEntry): boolean => entry.detail?.effect === NO_EFFECT;
 const shown = (value: string | undefined): string => (value === undefined ? 'none' : JSON.stringify(value));
 
@@ -314,9 +325,11 @@ export function compareDocument(fold: LogFold, doc: PluginDocument): LogDisagree
       message: `${entry ? `log entry ${entry.seq} (${entry.type}) of ${plugin}` : plugin}: ${message}`,
     });
   const began = fold.began;
-  // Dated since the log began, so it should be logged (a document's times are the batch's, as its entries').
-  const sinceLog = (time: string | undefined) =>
-    began !== undefined && time !== undefined && Date.parse(time) >= began;
+  // Not dated before the log began, so it should be logged (a document's times are the batch's, as its
+  // entries'). Only a time as the pipeline writes it predates the log: one missing or unreadable (the
+  // document's fields are signed, not checked) exempted anything from the log, a version too, which then
+  // also made its plugin's history partial (`wholly`) and exempted its owners, yanks and deprecations.
+  const sinceLog = (time: unknown) => began !== undefined && !isDatedBefore(time, began);
   const trail = fold.plugins.get(plugin);
   const listed = new Set(doc.versions.map((v) => versionIdentity(v.version)));
   // Every version's publish is logged: the plugin was first published since the log began.

@@ -431,8 +431,14 @@ describe('when the registry logs what its documents do not show', () => {
 });
 
 describe('when the registry published before it kept a log', () => {
-  it('takes what is dated before its first entry unlogged, and holds what is dated after to the log', async () => {
-    // A registry of its own (the clock moves on a second a call, so what came first is dated before).
+  /**
+   * A registry of its own (the clock moves on a second a call, so what came first is dated before), with a
+   * version, a yank, an advisory and a deprecation from before its log, then a logged publish and yank;
+   * `run` gets its log and a verify of it, and the server is closed after.
+   */
+  async function withOlderRegistry(
+    run: (entries: readonly LogEntry[], verifyOlder: () => Promise<unknown>) => Promise<void>,
+  ): Promise<void> {
     const own = new MemoryStore();
     const listening = await listenRegistryServer(createRegistryServer({ site: own }), 0);
     try {
@@ -454,9 +460,16 @@ describe('when the registry published before it kept a log', () => {
       await act('new yank', { action: 'yank', plugin: PLUGIN, version: '1.1.0' }, publisher);
       const entries = await vouchedLog(own, older.registryKey.publicKey);
       expect(entries.map((e) => e.type)).toEqual(['publish', 'yank']);
-      const verifyOlder = () =>
-        verifyRegistry({ url: listening.url, pinnedKey: older.registryKey.publicKey, now: NOW });
+      await run(entries, () =>
+        verifyRegistry({ url: listening.url, pinnedKey: older.registryKey.publicKey, now: NOW }),
+      );
+    } finally {
+      await listening.close();
+    }
+  }
 
+  it('takes what is dated before its first entry unlogged, and holds what is dated after to the log', async () => {
+    await withOlderRegistry(async (entries, verifyOlder) => {
       await expect(verifyOlder()).resolves.toMatchObject({ plugins: 1, envelopes: 1 });
 
       // Shown now, dated after the log began: an advisory, a deprecation's change, owners of its own.
@@ -474,9 +487,27 @@ describe('when the registry published before it kept a log', () => {
       });
       const error = await rejectionOf(verifyOlder(), LogDisagreementError);
       expect(error.disagreements.map((d) => d.code)).toEqual(['LOG_ADVISORY_UNLOGGED']);
-    } finally {
-      await listening.close();
-    }
+    });
+  });
+
+  it('does not take a date that is not a time as one before the log', async () => {
+    await withOlderRegistry(async (_entries, verifyOlder) => {
+      await editPlugin(context, PLUGIN, (doc) => {
+        versionOf(doc, '1.0.0').published = 'long ago';
+        doc.advisories = (doc.advisories ?? []).map((a) => ({ ...a, published: '' }));
+        // Read by Date.parse as the first day of 2001.
+        if (doc.deprecation) doc.deprecation = { ...doc.deprecation, at: '1' };
+      });
+      const error = await rejectionOf(verifyOlder(), LogDisagreementError);
+      expect(error.disagreements.map((d) => d.code)).toEqual([
+        'LOG_VERSION_UNLOGGED',
+        'LOG_DEPRECATION_UNLOGGED',
+        'LOG_ADVISORY_UNLOGGED',
+      ]);
+      expect(error.disagreements[0]?.message).toBe(
+        `${PLUGIN}: version 1.0.0, published long ago, has no publish entry`,
+      );
+    });
   });
 });
 
