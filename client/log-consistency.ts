@@ -30,7 +30,7 @@
  */
 import { ACTION_CLOCK_SKEW_MS, type ReadAction, readSignedAction } from '../index-builder/actions.ts';
 import { versionIdentity } from '../index-builder/layout.ts';
-import { createdInstant, isInActionRange } from '../index-builder/lifecycle.ts';
+import { createdInstant, deprecationStatementOf } from '../index-builder/lifecycle.ts';
 import { type LogEntry, NO_EFFECT, type ReadEntry } from '../index-builder/log.ts';
 import type { PluginDocument } from '../index-builder/model.ts';
 import { type PublicKeyInfo, readPublicKey, verifyDetachedSignature } from '../index-builder/signing.ts';
@@ -246,11 +246,10 @@ function impliedBy(entry: LogEntry): ImpliedDeprecation {
 
 /**
  * The deprecation each listed version has by the logged deprecations that stood, replayed as the pipeline
- * applied them, in log order (a batch logs in the order it applies): a deprecate or undeprecate names every
- * version listed then and not removed that its range takes (lifecycle.ts `isInActionRange`, the rule the
- * pipeline's `applyAction` reads a range by: one rule, not a copy of it), and a version published later takes
- * the whole-plugin deprecation in force then (pipeline/plugin-document.ts `mergePluginDocument`); a ranged one
- * leaves the plugin's own deprecation as it was. By version identity; a version is absent where the log
+ * applied them, in log order (a batch logs in the order it applies), by lifecycle.ts `deprecationStatementOf`,
+ * the pipeline's own replay: a deprecate or undeprecate names every version listed then and not removed that
+ * its range takes (`isInActionRange`, the rule `applyAction` reads a range by: one rule, not a copy of it),
+ * and a version published later takes the whole-plugin deprecation in force then (`mergePluginDocument`). By version identity; a version is absent where the log
  * cannot say: one that predates the log (or has no publish entry) that no logged deprecation named since, one
  * published under a plugin deprecation that predates the log, and one removed with no remove entry (before
  * the log, its record as it was then).
@@ -267,23 +266,13 @@ function impliedDeprecations(
     const publish = trail.published.get(identity);
     const removal = trail.removals.get(identity);
     if (v.removed && !removal) continue;
-    const listed = publish?.seq ?? -1;
-    const removed = removal?.seq ?? Number.POSITIVE_INFINITY;
-    let state: ImpliedDeprecation | undefined;
-    let inForce: LogEntry | undefined;
-    for (let i = statements.length - 1; i >= 0 && state === undefined; i -= 1) {
-      const statement = statements[i] as LogEntry;
-      const range = statement.detail?.range;
-      if (statement.seq < listed) {
-        // Older than the version: only the newest whole-plugin one says what it was published under.
-        if (range !== undefined) continue;
-        inForce = statement;
-        break;
-      }
-      if (statement.seq < removed && isInActionRange(v.version, range)) state = impliedBy(statement);
-    }
-    if (state === undefined && publish)
-      state = inForce ? impliedBy(inForce) : wholly ? NEVER_DEPRECATED : undefined;
+    const statement = deprecationStatementOf(
+      v.version,
+      publish?.seq ?? -1,
+      removal?.seq ?? Number.POSITIVE_INFINITY,
+      statements,
+    );
+    const state = statement ? impliedBy(statement) : publish && wholly ? NEVER_DEPRECATED : undefined;
     if (state) implied.set(identity, state);
   }
   return implied;

@@ -183,6 +183,104 @@ export function isInActionRange(version: string, range: string | undefined): boo
   return range === undefined || semver.satisfies(version, range, { includePrerelease: true });
 }
 
+/**
+ * Of `statements` (deprecates and undeprecates of one plugin that stood, in log order, which is the order a
+ * batch applies them), the one that says what a version's deprecation is: the newest that named it while it
+ * was listed and not removed (`listed`, `removed`: the seqs of its publish and removal entries; -1 and
+ * Infinity where those predate the statements), else, for a version published among them, the whole-plugin
+ * one in force then (`mergePluginDocument` gives a version published later the plugin's deprecation; a ranged
+ * one leaves that as it was). Undefined when none says. `verify --url` holds documents to this replay of the
+ * log (client/log-consistency.ts), and the retry of a run that died puts an overtaken deprecation back under
+ * the newer ones by it (`withOvertakenRestored`): one rule for both.
+ */
+export function deprecationStatementOf(
+  version: string,
+  listed: number,
+  removed: number,
+  statements: readonly LogEntry[],
+): LogEntry | undefined {
+  for (let i = statements.length - 1; i >= 0; i -= 1) {
+    const statement = statements[i] as LogEntry;
+    const range = statement.detail?.range;
+    if (statement.seq < listed) {
+      // Older than the version: only the newest whole-plugin one says what it was published under.
+      if (range === undefined) return statement;
+      continue;
+    }
+    if (statement.seq < removed && isInActionRange(version, range)) return statement;
+  }
+  return undefined;
+}
+
+/**
+ * `doc` as if an action a run that died logged, and whose retry found it overtaken (a newer action applied
+ * to a related slot while its upload waited), had been applied where the log has it, under the newer ones:
+ * `entries` are the plugin's log entries from that action's on, in log order, it first. A transfer overtaken
+ * by one owner's add or removal: its owner, then each owner statement after it. A deprecation overtaken by a
+ * ranged one (or a ranged one by another): every version's deprecation replayed from it on
+ * (`deprecationStatementOf`), and the plugin's own by the last whole-plugin one. Other actions are overtaken
+ * only within their own slot, whose newest statement the document already shows: `doc` as it is.
+ * Left undone, the log held the action before the newer one and no document showed it, which `verify --url`
+ * reports; the dead run's documents, had they been published, showed both.
+ */
+export function withOvertakenRestored(doc: PluginDocument, entries: readonly LogEntry[]): PluginDocument {
+  const first = entries[0];
+  if (first?.type === 'transfer') {
+    const owner = first.detail?.owner;
+    if (owner === undefined) return doc;
+    let owners = [owner];
+    for (const entry of entries.slice(1)) {
+      const { added, removed, owner: to } = entry.detail ?? {};
+      if (entry.type === 'transfer' && to !== undefined) owners = [to];
+      else if (entry.type === 'owners-add' && added !== undefined && !owners.includes(added))
+        owners = [...owners, added];
+      else if (entry.type === 'owners-remove' && removed !== undefined)
+        owners = owners.filter((fp) => fp !== removed);
+    }
+    return recomputed({ ...doc, owners });
+  }
+  if (first?.type !== 'deprecate' && first?.type !== 'undeprecate') return doc;
+  const statements = entries.filter((e) => e.type === 'deprecate' || e.type === 'undeprecate');
+  const listedAt = new Map<string, number>();
+  const removedAt = new Map<string, number>();
+  for (const entry of entries) {
+    if (entry.version === undefined) continue;
+    if (entry.type === 'publish') listedAt.set(versionIdentity(entry.version), entry.seq);
+    if (entry.type === 'remove') removedAt.set(versionIdentity(entry.version), entry.seq);
+  }
+  const versions = doc.versions.map((v) => {
+    const identity = versionIdentity(v.version);
+    const removal = removedAt.get(identity);
+    // Removed before the overtaken action: none of the statements named it.
+    if (v.removed && removal === undefined) return v;
+    const statement = deprecationStatementOf(
+      v.version,
+      listedAt.get(identity) ?? -1,
+      removal ?? Number.POSITIVE_INFINITY,
+      statements,
+    );
+    const message = statement?.detail?.message;
+    if (statement?.type === 'deprecate' && message !== undefined)
+      return deprecatedRecord(v, message, statement.detail?.replacement);
+    if (statement?.type === 'undeprecate')
+      return changed(v, {
+        deprecated: false,
+        deprecation_message: undefined,
+        deprecation_replacement: undefined,
+      });
+    return v;
+  });
+  const whole = statements.findLast((e) => e.detail?.range === undefined);
+  const { deprecation: _before, ...rest } = doc;
+  if (!whole) return recomputed({ ...doc, versions });
+  const message = whole.detail?.message;
+  if (whole.type === 'undeprecate' || message === undefined)
+    return recomputed({ ...rest, versions } as PluginDocument);
+  const replacement = whole.detail?.replacement;
+  const deprecation = { message, ...(replacement !== undefined ? { replacement } : {}), at: whole.time };
+  return recomputed({ ...rest, deprecation, versions } as PluginDocument);
+}
+
 /** The versions a range names (`isInActionRange`), removed ones aside. */
 function matching(doc: PluginDocument, range: string | undefined): Set<string> {
   return new Set(

@@ -64,6 +64,7 @@ import {
   supersedingAction,
   supersedingActions,
   versionFiles,
+  withOvertakenRestored,
   withRevokedKey,
   withSlotRecord,
 } from '../lifecycle.ts';
@@ -195,13 +196,24 @@ async function replayOrResume(
       await applyAgain(judging, read, resumed.time, key);
       await orderApplied(judging.view, read, key, resumed.time);
     }
+    // Overtaken, it is put back under the newer statements, where the log has it (`withOvertakenRestored`).
+    const underneath = passed ? await loggedFrom(judging, read.action, resumed) : undefined;
+    if (underneath && read.action.action !== 'revoke-key') {
+      const doc = await judging.view.current(read.action.plugin);
+      if (doc) judging.view.change(withOvertakenRestored(doc, underneath));
+    }
     return {
       kind: 'action-accepted',
       read,
       signer,
       ...(await publishedVersion(judging.view, read.action)),
       ...(key ? { key } : {}),
-      resumed: { ...resumed, from, ...(passed ? { overtaken: true as const } : {}) },
+      resumed: {
+        ...resumed,
+        from,
+        ...(passed ? { overtaken: true as const } : {}),
+        ...(underneath ? { underneath } : {}),
+      },
     };
   };
   if (marker) {
@@ -232,6 +244,27 @@ async function replayOrResume(
   const signer = await loggedSigner(read, entry, judging);
   if (signer !== entry.signer) return replayed();
   return resume({ seq: entry.seq, time: entry.time }, entry.signer, 'log');
+}
+
+/**
+ * The plugin's log entries from a resumed action's own on (it first), in log order: what its retry puts it
+ * back under when it was overtaken. Read back from its entry's time, less the clock skew between runs, as far
+ * as `takeLoggedSince` read for the same action; undefined when its entry is not among them.
+ */
+async function loggedFrom(
+  judging: Judging,
+  action: ActionBody,
+  resumed: { readonly seq: number; readonly time: string },
+): Promise<LogEntry[] | undefined> {
+  // Only these are overtaken by a related slot's action that leaves part of their effect standing; any other
+  // only within its own slot, whose newest statement the document shows already.
+  if (action.action !== 'transfer' && action.action !== 'deprecate' && action.action !== 'undeprecate')
+    return undefined;
+  const since = Date.parse(resumed.time) - ACTION_CLOCK_SKEW_MS;
+  const entries = (await judging.log.entriesSince(since)).filter(
+    (e) => e.plugin === action.plugin && e.seq >= resumed.seq,
+  );
+  return entries[0]?.seq === resumed.seq ? entries : undefined;
 }
 
 /** The key that signed `read`, checked as it was when the log entry of it was appended. */
@@ -698,10 +731,12 @@ export async function foldBatch(
       }
       continue;
     }
-    // Overtaken by a newer action on its slot: its effect stays undone (the document, as published, may
-    // still lag the catalog, as for any resumed action).
+    // Overtaken by a newer action on its slot: put back under it, where the log has it (the document, as
+    // published, may still lag the catalog, as for any resumed action).
     if (resumed?.overtaken) {
-      resumedOn.add(action.plugin);
+      const doc = resumed.underneath && (await current(action.plugin));
+      if (doc && resumed.underneath) change(withOvertakenRestored(doc, resumed.underneath), item);
+      else resumedOn.add(action.plugin);
       continue;
     }
     const doc = await current(action.plugin);

@@ -112,9 +112,14 @@ export interface AcceptedAction {
     readonly from: 'marker' | 'log';
     /**
      * An action made after it was applied to its slot since the run died (another run, while this upload
-     * waited for its retry): its effect is not put back, which would undo that newer statement.
+     * waited for its retry): its effect is not put back over that newer statement, which it would undo.
      */
     readonly overtaken?: true;
+    /**
+     * Overtaken: the plugin's log entries from its own on, under which it is put back where the log has it
+     * (lifecycle.ts `withOvertakenRestored`), as the dead run's documents would have shown it.
+     */
+    readonly underneath?: readonly LogEntry[];
   };
 }
 

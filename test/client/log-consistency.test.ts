@@ -13,7 +13,8 @@ import { compareDocument, foldLog, type LogDisagreement } from '../../client/log
 import type { ActionBody } from '../../index-builder/actions.ts';
 import { fixedClock } from '../../index-builder/clock.ts';
 import { parseRegistryConfig } from '../../index-builder/config.ts';
-import { actionEnvelopeKey } from '../../index-builder/layout.ts';
+import { StoreError } from '../../index-builder/errors.ts';
+import { actionEnvelopeKey, pluginDocumentKey } from '../../index-builder/layout.ts';
 import { EMPTY_LOG, type LogEntry, nextEntry, type ReadEntry } from '../../index-builder/log.ts';
 import type { PluginDocument } from '../../index-builder/model.ts';
 import { type PipelineContext, processSubmissions } from '../../index-builder/pipeline/index.ts';
@@ -508,6 +509,114 @@ describe('when the registry published before it kept a log', () => {
         `${PLUGIN}: version 1.0.0, published long ago, has no publish entry`,
       );
     });
+  });
+});
+
+describe('when a run that died logged an action, and a newer one on a related slot came before its retry', () => {
+  /**
+   * A registry of its own, with the operator's key, two versions, and `first` logged by a run that dies
+   * writing the plugin document (after the log and the marker, before any document shows it); then `newer`,
+   * made after it, submitted alone in its batch (as the local server takes each submission), after a version
+   * `publishedBetween` if given, and the dead run's retry. Returns the plugin's document, once verify --url has held it to the log.
+   */
+  async function afterDeadRun(
+    first: { readonly body: ActionBody; readonly signer: () => KeyPair },
+    newer: { readonly body: ActionBody; readonly signer: () => KeyPair },
+    publishedBetween?: string,
+  ): Promise<PluginDocument> {
+    const own = new MemoryStore();
+    const listening = await listenRegistryServer(createRegistryServer({ site: own }), 0);
+    try {
+      const fresh = await makeRegistry();
+      context = {
+        ...fresh.context,
+        site: own,
+        config: parseRegistryConfig({
+          name: 'Crashed',
+          url: listening.url,
+          operators: [{ fingerprint: operator.fingerprint, key: operator.publicKey }],
+        }),
+      };
+      base = listening.url;
+      await publish('1.0.0');
+      await publish('2.0.0');
+      made += 1;
+      const dying = await submitAction(context.intake, first.body, first.signer(), {
+        registry: base,
+        now: new Date(ACTION_SIGNED.getTime() + made * 1000),
+      });
+      const put = own.put.bind(own);
+      own.put = async (key, body, options) => {
+        if (key === pluginDocumentKey(PLUGIN)) throw new StoreError('STORE_IO', key, 'injected failure');
+        return put(key, body, options);
+      };
+      await expect(processSubmissions(context, [dying.key])).rejects.toThrow(/injected failure/);
+      own.put = put;
+
+      if (publishedBetween !== undefined) await publish(publishedBetween);
+      await act('newer', newer.body, newer.signer());
+      await processSubmissions(context, [dying.key]);
+
+      const entries = await vouchedLog(own, fresh.registryKey.publicKey);
+      const both = [dying.digest, digests.get('newer')];
+      // Both logged, the dead run's first.
+      expect(entries.map((e) => e.digest).filter((d) => both.includes(d))).toEqual(both);
+      await expect(
+        verifyRegistry({ url: listening.url, pinnedKey: fresh.registryKey.publicKey, now: NOW }),
+      ).resolves.toMatchObject({ plugins: 1 });
+      return JSON.parse(new TextDecoder().decode(own.objects.get(pluginDocumentKey(PLUGIN))?.body));
+    } finally {
+      await listening.close();
+    }
+  }
+
+  it('shows a transfer, then an owner the operator added after it, as the log has them', async () => {
+    const stranger = await testKey('stranger');
+    const doc = await afterDeadRun(
+      {
+        body: { action: 'transfer', plugin: PLUGIN, key: heir.publicKey, reason: 'sold' },
+        signer: () => operator,
+      },
+      { body: { action: 'owners-add', plugin: PLUGIN, key: stranger.publicKey }, signer: () => operator },
+    );
+    expect(doc.owners).toEqual([heir.fingerprint, stranger.fingerprint]);
+  });
+
+  it('shows a whole-plugin deprecation, then a ranged one made after it, as the log has them', async () => {
+    const doc = await afterDeadRun(
+      {
+        body: { action: 'deprecate', plugin: PLUGIN, message: 'use another' },
+        signer: () => publisher,
+      },
+      {
+        body: { action: 'deprecate', plugin: PLUGIN, range: '<2.0.0', message: 'old' },
+        signer: () => publisher,
+      },
+    );
+    expect(doc.deprecation?.message).toBe('use another');
+    expect(doc.versions.map((v) => [v.version, v.deprecation_message])).toEqual([
+      ['2.0.0', 'use another'],
+      ['1.0.0', 'old'],
+    ]);
+  });
+
+  it('shows a version published before the newer one under the whole-plugin deprecation logged before it', async () => {
+    const doc = await afterDeadRun(
+      {
+        body: { action: 'deprecate', plugin: PLUGIN, message: 'use another' },
+        signer: () => publisher,
+      },
+      {
+        body: { action: 'deprecate', plugin: PLUGIN, range: '<2.0.0', message: 'old' },
+        signer: () => publisher,
+      },
+      '3.0.0',
+    );
+    expect(doc.versions.map((v) => [v.version, v.deprecation_message])).toEqual([
+      ['3.0.0', 'use another'],
+      ['2.0.0', 'use another'],
+      ['1.0.0', 'old'],
+    ]);
   });
 });
 
