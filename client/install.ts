@@ -292,11 +292,16 @@ class OnDisk {
     return found;
   }
 
-  hash(tree: InstallTree, relative: string): Promise<{ sha256: string; size: number } | undefined> {
-    const path = tree.path(relative);
+  /** `tree.hashFile`; `executable` for an artifact, which is no installed file unless it is one. */
+  hash(
+    tree: InstallTree,
+    relative: string,
+    executable = false,
+  ): Promise<{ sha256: string; size: number } | undefined> {
+    const path = `${tree.path(relative)}\0${executable}`;
     let hash = this.#hashes.get(path);
     if (!hash) {
-      hash = tree.hashFile(relative);
+      hash = tree.hashFile(relative, { executable });
       this.#hashes.set(path, hash);
     }
     return hash;
@@ -887,7 +892,7 @@ async function alreadyInstalled(
       if (!artifact || !lockedArtifact || artifact.sha256 !== lockedArtifact.sha256) return undefined;
       const fileName = target.output ?? artifactFileName(target.name, lockedArtifact.url);
       if (artifact.path !== filePath(target.name, entry.version, key, fileName)) return undefined;
-      const actual = await seen.hash(tree, artifact.path);
+      const actual = await seen.hash(tree, artifact.path, true);
       if (actual?.sha256 !== artifact.sha256 || actual.size !== artifact.size) return undefined;
       paths[key] = tree.path(artifact.path);
     }
@@ -1714,7 +1719,7 @@ async function installedAsPlanned(tree: InstallTree, plan: Planned, seen: OnDisk
   for (const file of plan.files) {
     const held = own(record.artifacts, file.platform);
     if (!held || held.path !== file.path || held.sha256 !== file.sha256) return false;
-    const actual = await seen.hash(tree, held.path);
+    const actual = await seen.hash(tree, held.path, true);
     if (actual?.sha256 !== file.sha256 || actual.size !== file.size) return false;
   }
   // A frozen install without the manifest at hand has none to place: the files alone are the install.

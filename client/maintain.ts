@@ -283,11 +283,11 @@ async function verifyOne(
   },
 ): Promise<void> {
   for (const [platform, artifact] of Object.entries(record.artifacts)) {
-    const actual = await tree.hashFile(artifact.path);
+    const actual = await tree.hashFile(artifact.path, { executable: true });
     if (!actual)
       throw new ClientError(
         'INSTALLED_MODIFIED',
-        `${tree.path(artifact.path)} is missing, or is reached through a symbolic link (${name}@${version} ${platform})`,
+        `${tree.path(artifact.path)} is missing, or is no file an install placed: a symbolic link or reached through one, writable by others, owned by another user, or not executable (${name}@${version} ${platform})`,
       );
     if (actual.sha256 !== artifact.sha256 || actual.size !== artifact.size)
       throw new ClientError(
@@ -321,6 +321,14 @@ async function verifyOne(
   )?.toString('utf8');
   if (manifestBytes === undefined || signature === undefined)
     throw new ClientError('INSTALLED_MODIFIED', `${tree.path(manifestPath)} or its .asc is missing`);
+  // The manifest is what a host reads the version's permissions from: one others may rewrite after this
+  // check (or a link to a copy elsewhere) is no manifest an install placed, as for its files above.
+  for (const relative of [manifestPath, `${manifestPath}.asc`])
+    if (!(await tree.hashFile(relative)))
+      throw new ClientError(
+        'INSTALLED_MODIFIED',
+        `${tree.path(relative)} is no file an install placed: a symbolic link or reached through one, writable by others, or owned by another user`,
+      );
   const { verifyManifest } = await loadTrust();
   const later = rotatedFrom < 0 ? [] : (trust.chain ?? []).slice(rotatedFrom);
   // A key retired as compromised signs nothing that counts: whoever took it could have signed a manifest

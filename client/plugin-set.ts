@@ -794,7 +794,7 @@ async function compareInstalled(
     }
     if (held.path !== file.path)
       problems.push(`${file.platform} would move from ${held.path} to ${file.path}`);
-    const actual = await tree.hashFile(held.path);
+    const actual = await tree.hashFile(held.path, { executable: true });
     if (!actual) problems.push(`${held.path} is missing`);
     else if (actual.sha256 !== file.sha256 || actual.size !== file.size)
       problems.push(

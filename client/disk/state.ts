@@ -1,4 +1,4 @@
-import { realpathSync } from 'node:fs';
+import { realpathSync, type Stats } from 'node:fs';
 import { lstat, mkdir, open, readdir, realpath, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { createSha256, sha256Hex } from '../../index-builder/digest.ts';
@@ -742,15 +742,22 @@ export class InstallTree {
   /**
    * sha256 and size of an installed file, or undefined when it is gone or is reached through a symbolic
    * link (is one, or a folder on its way is): a link's bytes are whatever its target holds when a host runs
-   * it (another user's file, or one changed after this check), so it is no installed file. An install then
-   * places the file again (a link in its place replaced, one on the way refused) and `verify` names it.
+   * it (another user's file, or one changed after this check), so it is no installed file. Nor, for the same
+   * reason, is a regular file with the right bytes that someone else may rewrite after the check (`notAsPlaced`:
+   * writable by its group or by others, or owned by another user, who may make it so), nor, with `executable`
+   * (an artifact), one that is not executable: a host cannot run it, yet it was called up to date for good.
+   * An install then places the file again (a link in its place replaced, one on the way refused) and `verify`
+   * names it.
    */
-  async hashFile(relative: string): Promise<{ sha256: string; size: number } | undefined> {
+  async hashFile(
+    relative: string,
+    options: { readonly executable?: boolean } = {},
+  ): Promise<{ sha256: string; size: number } | undefined> {
     const target = this.path(relative);
     if (await this.#linkOnTheWay(relative, true)) return undefined;
     // Nor is a FIFO (its read waits for a writer) or a device (never ends): no installed file either.
     const info = await lstat(target).catch(() => undefined);
-    return info?.isFile() ? hashFileAt(target) : undefined;
+    return info?.isFile() && !notAsPlaced(info, options.executable === true) ? hashFileAt(target) : undefined;
   }
 
   async placeFile(relative: string, data: string | Uint8Array): Promise<void> {
@@ -871,6 +878,19 @@ function realPathSyncIfExists(path: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * True when an installed regular file is not as a placement leaves it (`placeExecutable` 0755, `placeFile`
+ * 0644 less the umask, owned by this user): writable by its group or by others, owned by a user other than
+ * this one or root (its owner may make it writable at any time), or, for an executable, without its owner's
+ * execute bit. Windows keeps no such mode or owner: nothing there is judged.
+ */
+function notAsPlaced(info: Stats, executable: boolean): boolean {
+  if (process.platform === 'win32') return false;
+  const uid = process.getuid?.();
+  if (uid !== undefined && info.uid !== uid && info.uid !== 0) return true;
+  return (info.mode & 0o022) !== 0 || (executable && (info.mode & 0o100) === 0);
 }
 
 /**

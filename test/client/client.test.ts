@@ -5,7 +5,7 @@
  * installed tree (list, enable, remove, verify), and a tamper suite: each attack refused with its code,
  * nothing installed, and the cache not poisoned (the next honest install works).
  */
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -645,6 +645,47 @@ describe('when the installed tree is managed', () => {
       code: 'NOT_INSTALLED',
     });
   });
+
+  it.skipIf(process.platform === 'win32')(
+    'places again an installed file others may write, that another user owns, or that is not executable, and verify names it',
+    async () => {
+      const m = await machine();
+      await addRegistry(m);
+      const install = () =>
+        withClient(m, (c) => c.install({ requests: [`${NAME}@1.0.0`], dir: m.dir, lockfile: m.lockfile }));
+      await install();
+      const file = join(m.dir, NAME, '1.0.0', 'linux-amd64', NAME);
+      const manifest = join(m.dir, NAME, '1.0.0', 'manifest.json');
+      // Each the right bytes, yet no file an install placed: a host cannot run the first, and anyone (or
+      // the file's owner, who could make it so) may rewrite the others after the check, as with a link.
+      type Damage = readonly [string, string, () => Promise<void>];
+      const damages: Damage[] = [
+        ['not executable', file, () => chmod(file, 0o644)],
+        ['writable by others', file, () => chmod(file, 0o757)],
+        ['writable by its group', file, () => chmod(file, 0o775)],
+        ['a manifest writable by others', manifest, () => chmod(manifest, 0o666)],
+        ...(process.getuid?.() === 0
+          ? [['owned by another user', file, () => chown(file, 65534, 65534)] as Damage]
+          : []),
+      ];
+      for (const [what, path, damage] of damages) {
+        await damage();
+        expect(
+          await withClient(m, (c) => c.verifyInstalled({ dir: m.dir, lockfile: m.lockfile })),
+          what,
+        ).toMatchObject([{ name: NAME, ok: false, code: 'INSTALLED_MODIFIED' }]);
+        expect((await install()).items[0]?.unchanged, what).toBe(false);
+        const placed = await stat(path);
+        expect(placed.mode & 0o022, what).toBe(0);
+        expect(placed.uid, what).toBe(process.getuid?.());
+        if (path === file) expect(placed.mode & 0o100, what).toBe(0o100);
+        expect(
+          await withClient(m, (c) => c.verifyInstalled({ dir: m.dir, lockfile: m.lockfile })),
+          what,
+        ).toEqual([{ name: NAME, version: '1.0.0', ok: true }]);
+      }
+    },
+  );
 
   it('refuses an installed.json whose artifact digest is a path, removing nothing outside the cache (remove --clean)', async () => {
     // Prepare: a checked-out install folder whose installed.json was written by hand: the "digest" of an
