@@ -388,23 +388,36 @@ async function install(ctx: ClientContext, options: InstallOptions): Promise<Ins
     return group;
   };
   const before = new Map<string, Awaited<ReturnType<InstallTree['read']>>>();
-  try {
-    for (const planned of changing) {
-      const group = treeOf(planned.dir);
-      if (!before.has(group.tree.dir)) before.set(group.tree.dir, await seen.read(group.tree));
-      group.placed.push(await place(ctx, group.tree, planned, downloaded, await ownerIn(group.tree)));
-    }
-  } catch (error) {
-    for (const { tree, placed } of byDir.values())
-      for (const { item } of placed)
-        if (!own(before.get(tree.dir)?.plugins ?? {}, item.name)?.versions[item.version])
-          await tree.removeVersion(item.name, item.version);
-    throw error;
-  }
-  // An update, or a plugin set (one version per plugin), replaces: the versions it moved away from go,
-  // once the new one is in place.
-  const replace = options.upgrade === true || options.targets !== undefined;
-  for (const { tree, placed } of byDir.values()) await record(tree, placed, replace, await ownerIn(tree));
+  // Each folder held (installed.json's lock, in the order of their paths, so two installs into the same
+  // folders never each wait on the other) from before its first file is placed until its record is written:
+  // what it held before is read under the hold, and nothing another install places or records can land in
+  // between and be removed below, by the cleanup or by the replacing (installed.json then named files gone).
+  const trees = [...new Map(changing.map((p) => [ctx.tree(p.dir ?? options.dir).dir, p.dir])).entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([, dir]) => treeOf(dir).tree);
+  const holding = trees.reduceRight<() => Promise<void>>(
+    (inner, tree) => () => tree.hold(inner),
+    async () => {
+      try {
+        for (const planned of changing) {
+          const group = treeOf(planned.dir);
+          if (!before.has(group.tree.dir)) before.set(group.tree.dir, await group.tree.read());
+          group.placed.push(await place(ctx, group.tree, planned, downloaded, await ownerIn(group.tree)));
+        }
+      } catch (error) {
+        for (const { tree, placed } of byDir.values())
+          for (const { item } of placed)
+            if (!own(before.get(tree.dir)?.plugins ?? {}, item.name)?.versions[item.version])
+              await tree.removeVersion(item.name, item.version);
+        throw error;
+      }
+      // An update, or a plugin set (one version per plugin), replaces: the versions it moved away from go,
+      // once the new one is in place.
+      const replace = options.upgrade === true || options.targets !== undefined;
+      for (const { tree, placed } of byDir.values()) await record(tree, placed, replace, await ownerIn(tree));
+    },
+  );
+  await holding();
   // --locked and --frozen leave the lock as it is, even where only its record of the set file or of where
   // artifacts were found would change (what they lock is checked above: it does not).
   const lockfileChanged =
@@ -1979,9 +1992,10 @@ async function place(
 }
 
 /**
- * Records what was placed in one folder's installed.json, in one edit. A plugin set (`owner`) replaces only
- * the versions it placed: its folder may be the client's own or another set's, and the version beside its
- * own one the user's. Of those, one another set placed too loses only this set's claim, and stays theirs.
+ * Records what was placed in one folder's installed.json, in one edit, under the hold the placing took
+ * (`InstallTree.hold`). A plugin set (`owner`) replaces only the versions it placed: its folder may be the
+ * client's own or another set's, and the version beside its own one the user's. Of those, one another set
+ * placed too loses only this set's claim, and stays theirs.
  */
 async function record(
   tree: InstallTree,
@@ -1989,41 +2003,45 @@ async function record(
   replace: boolean,
   owner: SetOwner | undefined,
 ): Promise<void> {
-  await tree.update(async (current) => {
-    let next = current;
-    const replaced: [string, string][] = [];
-    for (const { item, record } of placed) {
-      // A record naming this set otherwise (the previous release's `set`, a path through a link) is
-      // named as it is now first, so the placing does not list the set twice.
-      if (owner !== undefined)
-        next = withSetOwner(
-          next,
-          item.name,
-          { version: item.version, manifest_sha256: record.manifest_sha256 },
-          owner,
-          false,
-        );
-      next = withInstalledVersion(next, item.name, item.version, record);
-      if (!replace) continue;
-      for (const [version, held] of Object.entries(own(next.plugins, item.name)?.versions ?? {})) {
-        if (version === item.version || (owner !== undefined && !isPlacedBySet(held, owner.names))) continue;
-        if (owner !== undefined) {
-          const shared = withoutSetOwner(next, item.name, version, owner.names);
-          if (shared.others.length > 0 || shared.hand) {
-            next = shared.installed;
+  await tree.update(
+    async (current) => {
+      let next = current;
+      const replaced: [string, string][] = [];
+      for (const { item, record } of placed) {
+        // A record naming this set otherwise (the previous release's `set`, a path through a link) is
+        // named as it is now first, so the placing does not list the set twice.
+        if (owner !== undefined)
+          next = withSetOwner(
+            next,
+            item.name,
+            { version: item.version, manifest_sha256: record.manifest_sha256 },
+            owner,
+            false,
+          );
+        next = withInstalledVersion(next, item.name, item.version, record);
+        if (!replace) continue;
+        for (const [version, held] of Object.entries(own(next.plugins, item.name)?.versions ?? {})) {
+          if (version === item.version || (owner !== undefined && !isPlacedBySet(held, owner.names)))
             continue;
+          if (owner !== undefined) {
+            const shared = withoutSetOwner(next, item.name, version, owner.names);
+            if (shared.others.length > 0 || shared.hand) {
+              next = shared.installed;
+              continue;
+            }
           }
+          next = withoutInstalled(next, item.name, version).installed;
+          replaced.push([item.name, version]);
         }
-        next = withoutInstalled(next, item.name, version).installed;
-        replaced.push([item.name, version]);
       }
-    }
-    // Removed while the folder is still held, after installed.json no longer names them.
-    const afterWrite = async () => {
-      for (const [name, version] of replaced) await tree.removeVersion(name, version);
-    };
-    return { installed: next, result: undefined, afterWrite };
-  });
+      // Removed while the folder is still held, after installed.json no longer names them.
+      const afterWrite = async () => {
+        for (const [name, version] of replaced) await tree.removeVersion(name, version);
+      };
+      return { installed: next, result: undefined, afterWrite };
+    },
+    { held: true },
+  );
 }
 
 function itemOf(plan: Planned, tree: InstallTree, unchanged: boolean): InstalledItem {

@@ -616,19 +616,33 @@ export class InstallTree {
   /**
    * Edits installed.json under its lock: concurrent installs into one folder each keep their record.
    * `afterWrite` runs once the file is written, still holding the lock (removing what it no longer names).
+   * `held`: the caller holds the lock already (`hold`), as taking it again would wait on itself.
    */
   async update<T>(
     edit: (
       installed: InstalledFile,
     ) => Promise<{ installed: InstalledFile; result: T; afterWrite?: () => Promise<void> }>,
+    options: { readonly held?: boolean } = {},
   ): Promise<T> {
-    return withFileLock(this.file, async () => {
+    const run = async () => {
       const before = await this.read();
       const { installed, result, afterWrite } = await edit(before);
       if (installed !== before) await writeFileAtomic(this.file, serializeInstalled(installed));
       await afterWrite?.();
       return result;
-    });
+    };
+    return options.held === true ? run() : withFileLock(this.file, run);
+  }
+
+  /**
+   * Runs `fn` holding installed.json's lock, for what must not interleave with another process's edit of
+   * the folder: an install places its files and records them in one hold (its `update` then `held`), as an
+   * install failing part way removes the versions it placed that were not recorded when it began, and an
+   * update's replacing removes a version's folder, each of which another install may have placed or
+   * recorded in between (the record then named files that were gone).
+   */
+  hold<T>(fn: () => Promise<T>): Promise<T> {
+    return withFileLock(this.file, fn);
   }
 
   /**

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
 import { createClient, type PlugindexClient } from '../../client/client.ts';
 import { ClientError } from '../../client/errors.ts';
-import { createHttpFetcher } from '../../client/fetcher.ts';
+import { createHttpFetcher, type Fetcher } from '../../client/fetcher.ts';
 import { parseLockfile } from '../../client/lockfile.ts';
 import type { ClientDirectories } from '../../client/paths.ts';
 import { fixedClock } from '../../index-builder/clock.ts';
@@ -72,6 +72,10 @@ beforeAll(async () => {
       ]),
       await bundle('1.1.0', [{ ...LINUX, body: TOOL_2 }]),
       await makeBundle({ manifest: validManifest({ name: 'other-tool', version: '0.1.0' }) }),
+      await makeBundle({
+        manifest: validManifest({ name: 'second-tool', version: '0.1.0' }),
+        artifacts: [{ ...LINUX, name: 'second-tool', body: encode('#!/bin/sh\necho second\n') }],
+      }),
     ),
   );
   const listening = await listenRegistryServer(
@@ -611,6 +615,91 @@ describe('when a plugin is installed', () => {
     expect([a.items[0]?.version, b.items[0]?.version]).toEqual(['1.0.0', '1.1.0']);
     const installed = await withClient(m, (c) => c.installed({ dir: m.dir }));
     expect(Object.keys(installed.plugins[NAME]?.versions ?? {}).sort()).toEqual(['1.0.0', '1.1.0']);
+  });
+});
+
+describe('when two installs place into one folder at once', () => {
+  it('places and records while holding the folder, so one failing part way never removes what the other recorded', async () => {
+    const m = await machine();
+    await addRegistry(m);
+    // Prepare: second-tool's artifact cached, then damaged in place at its size: the next install that
+    // places it downloads it again while placing, after demo-plugin's files are in place.
+    const scratch = join(root, 'concurrent-scratch');
+    await withClient(m, (c) =>
+      c.install({ requests: ['second-tool@0.1.0'], dir: scratch, lockfile: join(root, 'scratch.lock') }),
+    );
+    const placedTool = await readFile(join(scratch, 'second-tool', '0.1.0', 'linux-amd64', 'second-tool'));
+    const blob = join(
+      m.dirs.cache,
+      'blobs',
+      'sha256',
+      sha256Hex(placedTool).slice(0, 2),
+      sha256Hex(placedTool).slice(2),
+    );
+    await writeFile(blob, Buffer.alloc(placedTool.byteLength, 0x78));
+    // That download waits for the test, then breaks off: install A fails part way through its placing.
+    let reached!: () => void;
+    const atGate = new Promise<void>((resolve) => {
+      reached = resolve;
+    });
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const real = createHttpFetcher({ env: {}, retries: 0 });
+    const download: Fetcher['download'] = async (endpoint, request) => {
+      if (request.url.includes('/second-tool/')) {
+        reached();
+        await gate;
+        throw new ClientError('FETCH_FAILED', 'the test broke this download off');
+      }
+      return real.download(endpoint, request);
+    };
+    // Every other call to the real fetcher, bound to it (it keeps private fields).
+    const gated = new Proxy(real, {
+      get: (target, key) => {
+        if (key === 'download') return download;
+        const value = Reflect.get(target, key) as unknown;
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const clientA = createClient({
+      dirs: m.dirs,
+      fetcher: gated,
+      env: {},
+      clock: fixedClock(NOW),
+      platform: LINUX,
+      offline: false,
+      freshForMs: 0,
+    });
+    const a = clientA
+      .install({
+        requests: [`${NAME}@1.0.0`, 'second-tool@0.1.0'],
+        dir: m.dir,
+        lockfile: join(root, 'concurrent-fail-a.lock'),
+      })
+      .finally(() => clientA.close());
+    const settledA = a.then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    await atGate;
+    // A has placed demo-plugin@1.0.0 and holds the folder while it places the rest.
+    const heldByA = await exists(join(m.dir, 'installed.json.lock'));
+    const b = withClient(m, (c) =>
+      c.install({ requests: [`${NAME}@1.0.0`], dir: m.dir, lockfile: join(root, 'concurrent-fail-b.lock') }),
+    );
+    // Unheld, B records demo-plugin@1.0.0 now, and A's failure then removes the folder it placed.
+    if (!heldByA) await b;
+    release();
+    expect(await settledA).toMatchObject({ name: 'ClientError', code: 'FETCH_FAILED' });
+    await b;
+
+    // Whatever the order, what installed.json records is in place.
+    expect(await withClient(m, (c) => c.verifyInstalled({ dir: m.dir }))).toEqual([
+      { name: NAME, version: '1.0.0', ok: true },
+    ]);
+    expect(heldByA).toBe(true);
   });
 });
 
