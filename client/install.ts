@@ -292,16 +292,20 @@ class OnDisk {
     return found;
   }
 
-  /** `tree.hashFile`; `executable` for an artifact, which is no installed file unless it is one. */
+  /**
+   * `tree.hashFile`; `executable` for an artifact, which is no installed file unless it is one; a file past
+   * `maxBytes` (an artifact's signed size, a manifest's or a signature's cap) is not read.
+   */
   hash(
     tree: InstallTree,
     relative: string,
+    maxBytes: number,
     executable = false,
   ): Promise<{ sha256: string; size: number } | undefined> {
-    const path = `${tree.path(relative)}\0${executable}`;
+    const path = `${tree.path(relative)}\0${maxBytes}\0${executable}`;
     let hash = this.#hashes.get(path);
     if (!hash) {
-      hash = tree.hashFile(relative, { executable });
+      hash = tree.hashFile(relative, { executable, maxBytes });
       this.#hashes.set(path, hash);
     }
     return hash;
@@ -905,7 +909,7 @@ async function alreadyInstalled(
       if (!artifact || !lockedArtifact || artifact.sha256 !== lockedArtifact.sha256) return undefined;
       const fileName = target.output ?? artifactFileName(target.name, lockedArtifact.url);
       if (artifact.path !== filePath(target.name, entry.version, key, fileName)) return undefined;
-      const actual = await seen.hash(tree, artifact.path, true);
+      const actual = await seen.hash(tree, artifact.path, artifact.size, true);
       if (actual?.sha256 !== artifact.sha256 || actual.size !== artifact.size) return undefined;
       paths[key] = tree.path(artifact.path);
     }
@@ -1732,7 +1736,7 @@ async function installedAsPlanned(tree: InstallTree, plan: Planned, seen: OnDisk
   for (const file of plan.files) {
     const held = own(record.artifacts, file.platform);
     if (!held || held.path !== file.path || held.sha256 !== file.sha256) return false;
-    const actual = await seen.hash(tree, held.path, true);
+    const actual = await seen.hash(tree, held.path, file.size, true);
     if (actual?.sha256 !== file.sha256 || actual.size !== file.size) return false;
   }
   // A frozen install without the manifest at hand has none to place: the files alone are the install.
@@ -1767,8 +1771,11 @@ async function manifestInPlace(
   entry: LockedPlugin,
   seen: OnDisk,
 ): Promise<boolean> {
-  const problems = await installedManifestProblems(name, entry.version, entry.manifest_sha256, (relative) =>
-    seen.hash(tree, relative),
+  const problems = await installedManifestProblems(
+    name,
+    entry.version,
+    entry.manifest_sha256,
+    (relative, maxBytes) => seen.hash(tree, relative, maxBytes),
   );
   return problems.length === 0;
 }
@@ -1782,10 +1789,14 @@ export async function installedManifestProblems(
   name: string,
   version: string,
   manifestSha256: string,
-  hash: (relative: string) => Promise<{ sha256: string; size: number } | undefined>,
+  hash: (relative: string, maxBytes: number) => Promise<{ sha256: string; size: number } | undefined>,
 ): Promise<string[]> {
   const manifest = installedManifestPath(name, version);
-  const [bytes, signature] = await Promise.all([hash(manifest), hash(`${manifest}.asc`)]);
+  // Each read only up to its cap: a manifest or signature planted larger is not theirs, and is not hashed.
+  const [bytes, signature] = await Promise.all([
+    hash(manifest, UNLISTED_LIMITS.manifest),
+    hash(`${manifest}.asc`, UNLISTED_LIMITS.signature),
+  ]);
   const problems: string[] = [];
   if (bytes?.sha256 !== manifestSha256)
     problems.push(`${manifest} is ${bytes ? 'not the signed manifest' : 'missing'}`);

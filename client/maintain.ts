@@ -283,7 +283,7 @@ async function verifyOne(
   },
 ): Promise<void> {
   for (const [platform, artifact] of Object.entries(record.artifacts)) {
-    const actual = await tree.hashFile(artifact.path, { executable: true });
+    const actual = await tree.hashFile(artifact.path, { executable: true, maxBytes: artifact.size });
     if (!actual)
       throw new ClientError(
         'INSTALLED_MODIFIED',
@@ -292,7 +292,8 @@ async function verifyOne(
     if (actual.sha256 !== artifact.sha256 || actual.size !== artifact.size)
       throw new ClientError(
         'INSTALLED_MODIFIED',
-        `${tree.path(artifact.path)}: sha256 ${actual.sha256} (${actual.size} bytes), installed as ${artifact.sha256} (${artifact.size} bytes)`,
+        // A file larger than installed is not read (hashFile's maxBytes): its size alone is given.
+        `${tree.path(artifact.path)}: ${actual.sha256 === '' ? '' : `sha256 ${actual.sha256} `}(${actual.size} bytes), installed as ${artifact.sha256} (${artifact.size} bytes)`,
       );
     const locked = lock ? own(lock.plugins, name) : undefined;
     if (locked && locked.version === version) {
@@ -323,8 +324,11 @@ async function verifyOne(
     throw new ClientError('INSTALLED_MODIFIED', `${tree.path(manifestPath)} or its .asc is missing`);
   // The manifest is what a host reads the version's permissions from: one others may rewrite after this
   // check (or a link to a copy elsewhere) is no manifest an install placed, as for its files above.
-  for (const relative of [manifestPath, `${manifestPath}.asc`])
-    if (!(await tree.hashFile(relative)))
+  for (const [relative, maxBytes] of [
+    [manifestPath, UNLISTED_LIMITS.manifest],
+    [`${manifestPath}.asc`, UNLISTED_LIMITS.signature],
+  ] as const)
+    if (!(await tree.hashFile(relative, { maxBytes })))
       throw new ClientError(
         'INSTALLED_MODIFIED',
         `${tree.path(relative)} is no file an install placed: a symbolic link or reached through one, writable by others, or owned by another user`,

@@ -782,7 +782,7 @@ async function compareInstalled(
         planned.name,
         planned.version,
         planned.entry.manifest_sha256,
-        (relative) => tree.hashFile(relative),
+        (relative, maxBytes) => tree.hashFile(relative, { maxBytes }),
       )),
     );
   }
@@ -794,11 +794,11 @@ async function compareInstalled(
     }
     if (held.path !== file.path)
       problems.push(`${file.platform} would move from ${held.path} to ${file.path}`);
-    const actual = await tree.hashFile(held.path, { executable: true });
+    const actual = await tree.hashFile(held.path, { executable: true, maxBytes: file.size });
     if (!actual) problems.push(`${held.path} is missing`);
     else if (actual.sha256 !== file.sha256 || actual.size !== file.size)
       problems.push(
-        `${held.path} no longer matches its digest (sha256 ${actual.sha256.slice(0, 12)}…, signed ${file.sha256.slice(0, 12)}…)`,
+        `${held.path} no longer matches its digest (${actual.sha256 === '' ? `${actual.size} bytes, not read` : `sha256 ${actual.sha256.slice(0, 12)}…`}, signed ${file.sha256.slice(0, 12)}…)`,
       );
   }
   return problems.length === 0

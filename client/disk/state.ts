@@ -761,17 +761,22 @@ export class InstallTree {
    * writable by its group or by others, or owned by another user, who may make it so), nor, with `executable`
    * (an artifact), one that is not executable: a host cannot run it, yet it was called up to date for good.
    * An install then places the file again (a link in its place replaced, one on the way refused) and `verify`
-   * names it.
+   * names it. `maxBytes`: a file larger is not read, and has the digest '' (no file's), its size given.
    */
   async hashFile(
     relative: string,
-    options: { readonly executable?: boolean } = {},
+    options: { readonly executable?: boolean; readonly maxBytes?: number } = {},
   ): Promise<{ sha256: string; size: number } | undefined> {
     const target = this.path(relative);
     if (await this.#linkOnTheWay(relative, true)) return undefined;
     // Nor is a FIFO (its read waits for a writer) or a device (never ends): no installed file either.
     const info = await lstat(target).catch(() => undefined);
-    return info?.isFile() && !notAsPlaced(info, options.executable === true) ? hashFileAt(target) : undefined;
+    if (!info?.isFile() || notAsPlaced(info, options.executable === true)) return undefined;
+    // Larger than what it stands for can be: its size says it is not that file, unread (a sparse terabyte
+    // planted in a shared folder or a checkout was hashed whole on every install, and every verify).
+    if (options.maxBytes !== undefined && info.size > options.maxBytes)
+      return { sha256: '', size: info.size };
+    return hashFileAt(target);
   }
 
   async placeFile(relative: string, data: string | Uint8Array): Promise<void> {

@@ -5,7 +5,7 @@
  * installed tree (list, enable, remove, verify), and a tamper suite: each attack refused with its code,
  * nothing installed, and the cache not poisoned (the next honest install works).
  */
-import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -775,6 +775,22 @@ describe('when the installed tree is managed', () => {
       }
     },
   );
+
+  it('places again, without reading it, an installed file grown to a sparse terabyte, and verify names it', async () => {
+    const m = await machine();
+    await addRegistry(m);
+    const install = () =>
+      withClient(m, (c) => c.install({ requests: [`${NAME}@1.0.0`], dir: m.dir, lockfile: m.lockfile }));
+    await install();
+    const file = join(m.dir, NAME, '1.0.0', 'linux-amd64', NAME);
+    await truncate(file, 2 ** 40);
+
+    expect(await withClient(m, (c) => c.verifyInstalled({ dir: m.dir, lockfile: m.lockfile }))).toMatchObject(
+      [{ name: NAME, ok: false, code: 'INSTALLED_MODIFIED' }],
+    );
+    expect((await install()).items[0]?.unchanged).toBe(false);
+    expect(await readFile(file)).toEqual(Buffer.from(TOOL_1));
+  }, 20_000);
 
   it('refuses an installed.json whose artifact digest is a path, removing nothing outside the cache (remove --clean)', async () => {
     // Prepare: a checked-out install folder whose installed.json was written by hand: the "digest" of an

@@ -4,7 +4,7 @@
  * registry kept under several names share.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -167,6 +167,26 @@ describe.skipIf(process.platform === 'win32')('when an installed file is a FIFO'
     execFileSync('mkfifo', [path.join(tree.dir, 'demo/1.0.0/linux-amd64/demo')]);
 
     expect(await tree.hashFile('demo/1.0.0/linux-amd64/demo')).toBeUndefined();
+  }, 10_000);
+});
+
+describe('when an installed file is far larger than the file it stands for', () => {
+  it('gives its size without reading it (a sparse terabyte), and hashes one of at most that size', async () => {
+    const tree = new InstallTree(await mkdtemp(path.join(dir, 'sparse-')));
+    await mkdir(path.join(tree.dir, 'demo/1.0.0/linux-amd64'), { recursive: true });
+    const file = path.join(tree.dir, 'demo/1.0.0/linux-amd64/demo');
+    await writeFile(file, '');
+    await truncate(file, 2 ** 40);
+
+    expect(await tree.hashFile('demo/1.0.0/linux-amd64/demo', { maxBytes: 92 })).toEqual({
+      sha256: '',
+      size: 2 ** 40,
+    });
+    await truncate(file, 92);
+    expect(await tree.hashFile('demo/1.0.0/linux-amd64/demo', { maxBytes: 92 })).toEqual({
+      sha256: sha256Hex(new Uint8Array(92)),
+      size: 92,
+    });
   }, 10_000);
 });
 
