@@ -58,6 +58,18 @@ export async function removeStaleTemps(path: string): Promise<void> {
   }
 }
 
+/**
+ * Removes every temp file in `folder` whose writer is gone, whatever file it stood for: for a folder of temp
+ * files alone (the cache's tmp/), where a download killed part way left up to an artifact's size, and one of
+ * an artifact never asked for again was kept for good. A running writer's is left to it.
+ */
+export async function removeStaleTempsIn(folder: string): Promise<void> {
+  for (const name of await readdir(folder).catch(() => [] as string[])) {
+    const temp = tempNameOf(name);
+    if (temp && !processAlive(temp.pid)) await rm(join(folder, name), { force: true });
+  }
+}
+
 export async function writeFileAtomic(
   path: string,
   data: string | Uint8Array,

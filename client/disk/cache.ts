@@ -7,7 +7,8 @@
  *                                              manifest's signature by that key
  *   <cache>/blobs/sha256/<ab>/<rest>           artifacts, renamed into place only once their digest and size match
  *   <cache>/registries/<host>-<hash16>/        snapshot.json: the snapshot, its signature, its ETag (cargo's short_name)
- *   <cache>/tmp/                               same filesystem as blobs/, so rename(2) is atomic
+ *   <cache>/tmp/                               same filesystem as blobs/, so rename(2) is atomic; a killed
+ *                                              download's temp file removed by the next download
  *
  * Nothing here is trusted for being here: a document whose bytes no longer hash to their name is deleted
  * and fetched again; an artifact is rehashed as it is copied into place (and, damaged, dropped and
@@ -18,7 +19,13 @@ import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createSha256, sha256Hex } from '../../index-builder/digest.ts';
 import { TrustError } from '../../index-builder/errors.ts';
-import { readIfExists, readTextIfExists, tempPathFor, writeFileAtomic } from './atomic.ts';
+import {
+  readIfExists,
+  readTextIfExists,
+  removeStaleTempsIn,
+  tempPathFor,
+  writeFileAtomic,
+} from './atomic.ts';
 
 /** The last snapshot a registry served and the client verified. */
 export interface CachedSnapshot {
@@ -124,6 +131,8 @@ export class ContentCache {
     const target = this.blobPath(write.sha256);
     const tmpDir = join(this.root, 'tmp');
     await mkdir(tmpDir, { recursive: true });
+    // What downloads killed part way left (nothing else removes it), before this one adds its own.
+    await removeStaleTempsIn(tmpDir);
     const temp = tempPathFor(join(tmpDir, write.sha256));
     // Created (O_EXCL), never opened through a link already at that name.
     const handle = await open(temp, 'wx', 0o644);

@@ -1,0 +1,44 @@
+/**
+ * The content cache's artifact writes: what a download killed part way left in its tmp/ folder.
+ */
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ContentCache } from '../../../client/disk/cache.ts';
+import { sha256Hex } from '../../../index-builder/digest.ts';
+import { deadPid } from '../../support/dead-pid.ts';
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'plugindex-cache-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('when downloads killed part way left their temp files in the cache', () => {
+  it('removes, at the next download, every one whose writer is gone, whatever its digest, and no live one', async () => {
+    const cache = new ContentCache(dir);
+    const tmp = path.join(dir, 'tmp');
+    await mkdir(tmp, { recursive: true });
+    const dead = await deadPid();
+    const other = 'a'.repeat(64);
+    // Two killed downloads (one of another artifact, never asked for again), a live writer's, another file.
+    const left = [`.${other}.${dead}.0123abcd.tmp`, `.${'b'.repeat(64)}.${dead}.89abcdef.tmp`];
+    const live = `.${other}.${process.pid}.fedcba98.tmp`;
+    for (const name of [...left, live, 'notes.txt']) await writeFile(path.join(tmp, name), 'partial');
+
+    const body = new TextEncoder().encode('#!/bin/sh\necho demo\n');
+    await cache.writeBlob({
+      sha256: sha256Hex(body),
+      size: body.byteLength,
+      url: 'https://example.org/demo',
+      body: (async function* () {
+        yield body;
+      })(),
+    });
+
+    expect((await readdir(tmp)).sort()).toEqual([live, 'notes.txt'].sort());
+  });
+});
