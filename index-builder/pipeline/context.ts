@@ -117,7 +117,9 @@ export interface PipelineContext {
    * Told of each submission the registry failed or could not read, with what failed, whole: the operator's
    * log line. The outcome, which the publisher reads, says what happened in stable terms (its code, the
    * submission's id, what to do) and never the error's own words: a store's message names the bucket or the
-   * absolute path it wrote, an SDK's its internals. Called synchronously and never awaited; it must not throw.
+   * absolute path it wrote, an SDK's its internals. Told as soon as that outcome is recorded, and once: a
+   * retry that finds the very rejection recorded (the batch failed after its record) does not tell it again.
+   * Called synchronously and never awaited; it must not throw.
    */
   readonly onSubmissionFailure?: (failure: SubmissionFailure) => void;
 }

@@ -620,7 +620,7 @@ export async function processSubmissions(
   // The operator is told of a submission's failure once its outcome is recorded: a batch that fails after
   // judging one (a publish a run that died logged, failing with it: LOGGED_PUBLISH_FAILED) records none, and
   // its retry judges it again. Told at once, the operator's log named an outcome that was never recorded.
-  // Told in the order they were met, once the outcomes step has settled (recordOutcomes).
+  // Told once its outcome is recorded (recordOutcomes), in the order met for each submission.
   const told: SubmissionFailure[] = [];
   const ctx: PipelineContext = { ...writing, onSubmissionFailure: (failure) => told.push(failure) };
   // The catalog, the registry's record of what it published: what the batch reads back of that is checked
@@ -734,19 +734,24 @@ export async function processSubmissions(
   // The files of removed versions, once no document the snapshot binds points at them.
   for (const key of folded.removedFiles) await ctx.site.delete(key);
   ctx.onStep?.('committed');
-  // Write step 8: outcomes, then the submissions leave incoming/. Each failure is told once its submission's
-  // outcome is recorded, whether or not the step then fails: a record refused (or a move failing) fails the
-  // batch with the others recorded beside it, their uploads maybe moved out of incoming/, and their retry
-  // never comes. Told only once the batch was done, the operator heard of none of them.
-  const recordedIds = new Set<string>();
+  // Write step 8: outcomes, then the submissions leave incoming/. Each failure is told as soon as its
+  // submission's outcome is recorded, whether or not the step then fails: a record refused (or a move
+  // failing) fails the batch with the others recorded beside it, their uploads maybe moved out of incoming/,
+  // and their retry never comes. Told only once the batch was done, the operator heard of none of them. A
+  // rejection a run before recorded as it is (its outcomes step failing after the record, the upload left in
+  // incoming/) was told by that run, and is not told again; told once the step had settled rather than at
+  // its record, a run that died within the step (the function's timeout) told it to no one.
+  const failures = new Map<string, SubmissionFailure[]>();
+  for (const failure of told) failures.set(failure.id, [...(failures.get(failure.id) ?? []), failure]);
   const outcomes = await recordOutcomes(
     ctx,
     items,
     { url: ctx.config.url, processed, generation, current: generation ?? catalog.generation },
-    (item) => recordedIds.add(item.upload.id),
-  ).finally(() => {
-    for (const failure of told) if (recordedIds.has(failure.id)) context.onSubmissionFailure?.(failure);
-  });
+    (item, before) => {
+      if (before) return;
+      for (const failure of failures.get(item.upload.id) ?? []) context.onSubmissionFailure?.(failure);
+    },
+  );
   ctx.onStep?.('outcomes');
   // Finished: their log entries need finding no more.
   await log.forget(items.map((i) => i.upload.id));

@@ -21,11 +21,11 @@ import {
 import { mapLimited } from '../limited.ts';
 import { ociArtifactUrl } from '../oci.ts';
 import { CACHE_PRIVATE, moveObject, type PutOptions } from '../store.ts';
-import { acceptedInfo, acceptedOutcome } from './actions.ts';
+import { acceptedInfo } from './actions.ts';
 import type { PipelineContext } from './context.ts';
 import type { AcceptedAction, BatchItem, Evaluation } from './evaluate.ts';
 import type { Upload } from './intake.ts';
-import { BATCH_WRITE_CONCURRENCY } from './site-writer.ts';
+import { BATCH_WRITE_CONCURRENCY, readJson } from './site-writer.ts';
 
 export type SubmissionStatus = 'accepted' | 'already-published' | 'rejected';
 
@@ -155,19 +155,30 @@ export function outcomeOf(item: BatchItem, batch: BatchRecord): SubmissionOutcom
 
 const encoder = new TextEncoder();
 
-/** The acceptance recorded for `upload` (its id, its bytes), else undefined. */
-async function acceptanceRecorded(
+/**
+ * The outcome recorded for `upload` (its id, its bytes) that stands over `outcome`, else undefined: an
+ * acceptance, or the very rejection `outcome` is (the same problems, recorded at another time).
+ */
+async function outcomeRecorded(
   ctx: PipelineContext,
   upload: BatchItem['upload'],
+  outcome: SubmissionOutcome,
 ): Promise<SubmissionOutcome | undefined> {
   // An upload the store cannot read has no bytes to match a record by: none is read for it.
   if (upload.kind === 'unreadable') return undefined;
   // A record that does not parse (changed by hand) is recorded again, as one that is not there.
-  const recorded = await acceptedOutcome(ctx, upload.id).catch((error) => {
+  const recorded = await readJson<SubmissionOutcome>(ctx.intake, statusKey(upload.id)).catch((error) => {
     if (error instanceof SyntaxError) return undefined;
     throw error;
   });
-  return recorded?.id === upload.id && recorded.submission_sha256 === upload.sha256 ? recorded : undefined;
+  if (recorded?.id !== upload.id || recorded.submission_sha256 !== upload.sha256) return undefined;
+  if (recorded.status === 'accepted') return recorded;
+  return outcome.status === 'rejected' && sameBut(recorded, outcome, 'processed') ? recorded : undefined;
+}
+
+/** Whether two records say the same in every field but `field` (in the same key order, as outcomeOf writes). */
+function sameBut(a: SubmissionOutcome, b: SubmissionOutcome, field: keyof SubmissionOutcome): boolean {
+  return JSON.stringify({ ...a, [field]: null }) === JSON.stringify({ ...b, [field]: null });
 }
 
 /**
@@ -175,13 +186,14 @@ async function acceptanceRecorded(
  * where the store can, else a copy, as a stream when it was too large to read, and a delete). Returns the
  * outcomes, in batch order. `onRecorded` is told of each item once its outcome is recorded (written, or an
  * acceptance recorded before that stands), before its move: when a write fails, those recorded beside it
- * still are, and their uploads may have left incoming/, where no retry meets them again.
+ * still are, and their uploads may have left incoming/, where no retry meets them again. `before` says the
+ * item's rejection was recorded as it is by an earlier run, which told its failures then.
  */
 export async function recordOutcomes(
   ctx: PipelineContext,
   items: readonly BatchItem[],
   batch: BatchRecord,
-  onRecorded?: (item: BatchItem) => void,
+  onRecorded?: (item: BatchItem, before: boolean) => void,
 ): Promise<SubmissionOutcome[]> {
   // Each submission's record is its own: recorded side by side, each in its order (outcome, copy, delete).
   return mapLimited(items, BATCH_WRITE_CONCURRENCY, async (item) => {
@@ -192,18 +204,23 @@ export async function recordOutcomes(
     // again) that would be refused now (its key since expired, revoked or off the trust list, its version
     // removed, an action past its age): an upload's acceptance is a fact, and a rejection recorded over it
     // lost its log entry and URLs, and told whoever waits on it that it was never published.
+    // A run whose outcomes step failed after it recorded this very upload's rejection, before it moved the
+    // upload (the store failing the move, or another record): the retry judges it as that run did, and the
+    // record stands as it is, its failures told by that run (`onRecorded`'s `before`); recorded and told
+    // again, the operator's log named one failure twice.
+    const judged = outcomeOf(item, batch);
     const recorded =
       item.evaluation.kind === 'already-published' || item.evaluation.kind === 'rejected'
-        ? await acceptanceRecorded(ctx, upload)
+        ? await outcomeRecorded(ctx, upload, judged)
         : undefined;
-    const outcome = recorded ?? outcomeOf(item, batch);
+    const outcome = recorded ?? judged;
     // Plain JSON.stringify: an outcome must be recordable whatever text a rejected manifest held.
     if (!recorded)
       await ctx.intake.put(statusKey(upload.id), encoder.encode(`${JSON.stringify(outcome, null, 2)}\n`), {
         contentType: 'application/json',
         cacheControl: CACHE_PRIVATE,
       });
-    onRecorded?.(item);
+    onRecorded?.(item, recorded?.status === 'rejected');
     // An action (a JSON envelope) is kept as what it is; anything else as the bundle it was taken for.
     const json = upload.kind === 'read' && isJsonSubmission(upload.bytes);
     const extension = json ? 'json' : 'tgz';

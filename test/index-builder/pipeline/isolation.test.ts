@@ -187,6 +187,50 @@ describe('when the store refuses some outcome records of a batch', () => {
   });
 });
 
+describe('when the outcomes step fails after recording a failed submission, before its upload left incoming/', () => {
+  it('tells the operator of it once: its retry finds that very outcome recorded and keeps it', async () => {
+    // Prepare: a submission whose files the site refuses for good, and an intake store that fails its move
+    // to rejected/ once (a store unavailable for a moment), after its outcome is recorded.
+    const registry = await makeRegistry();
+    poison(registry, 'poisoned', () => new StoreError('STORE_REFUSED', 'k', 'File name too long'));
+    const put = registry.intake.put.bind(registry.intake);
+    let failMove = true;
+    registry.intake.put = async (key, body, options) => {
+      if (failMove && key.startsWith('rejected/')) {
+        failMove = false;
+        throw new StoreError('STORE_IO', key, 'connection reset');
+      }
+      return put(key, body, options);
+    };
+    const { failures, context } = failuresTold(registry);
+    const [key] = await registry.submit(
+      await makeBundle({ manifest: validManifest({ name: 'poisoned-once' }) }),
+    );
+
+    // Act: the batch fails in its outcomes step, then its retry (the queue's redelivery) publishes.
+    await expect(processSubmissions(context)).rejects.toMatchObject({ code: 'STORE_IO' });
+    const told = [...failures];
+    const retry = await processSubmissions(context);
+
+    // Assess: told once, by the run that recorded the outcome; the retry moved the upload out of incoming/
+    // and returned that outcome, recorded once.
+    expect(told).toEqual([
+      {
+        submission: key,
+        id: expect.any(String),
+        code: 'SUBMISSION_WRITE_FAILED',
+        error: expect.any(StoreError),
+      },
+    ]);
+    expect(failures).toEqual(told);
+    expect(statusOf(retry.outcomes)).toEqual([
+      ['poisoned-once', '1.0.0', 'rejected', 'SUBMISSION_WRITE_FAILED'],
+    ]);
+    expect(retry.outcomes[0]?.id).toBe(told[0]?.id);
+    expect(incoming(registry)).toEqual([]);
+  });
+});
+
 describe('when the registry fails a submission', () => {
   it("records what happened in stable terms, and tells its operator the store's own error", async () => {
     // Prepare: the filesystem store as the site, a file where the plugin's folder goes (ENOTDIR: for good).
