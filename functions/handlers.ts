@@ -435,7 +435,8 @@ async function retryingConflicts<T>(deps: HandlerDeps, step: string, run: () => 
  * Every round publishes with the index documents deferred, so each submission's outcome and its live
  * version cost what it changed; the index documents are rendered once, after the last round. The rounds
  * take from one listing of incoming/, and none is started that the time left (`time`, the Lambda
- * context's) could not finish with the rendering after it. A failure
+ * context's) could not finish with the rendering after it (the first too, when a rebuild was made before
+ * it; a fresh invocation's first round is always started). A failure
  * there throws like any other, and the retried message (finding incoming/ empty) flushes them. The
  * CloudFront invalidation last is the exception: its failure is logged, since a retry could not redo it.
  */
@@ -491,8 +492,21 @@ export function createPublishHandler(
     const announced = notices.filter((n) => n.key.startsWith(INCOMING_PREFIX)).length;
     let takenOut = 0;
     let stopped: { readonly remainingMs: number; readonly reserveMs: number } | undefined;
-    let more: boolean;
-    do {
+    // The first round too, when work before it (a rebuild asked for, a key rotation published, each a
+    // rebuild of the whole registry) has used the invocation's time: started regardless, it was cut off by
+    // the timeout and lost whole. A fresh invocation's first round is always started: it has done nothing
+    // else, and a round needs the time it has.
+    const workedBefore = rebuilt !== undefined || signing.invalidate.length > 0;
+    let more = true;
+    if (time && workedBefore && takenOut >= announced) {
+      const remainingMs = time.getRemainingTimeInMillis();
+      const reserveMs = roundReserveMs(0);
+      if (remainingMs < reserveMs) {
+        stopped = { remainingMs, reserveMs };
+        more = false;
+      }
+    }
+    while (more) {
       const roundStarted = Date.now();
       const given = waiting;
       const passOver = new Set(unreadable);
@@ -521,7 +535,7 @@ export function createPublishHandler(
           more = false;
         }
       }
-    } while (more);
+    }
     if (stopped)
       deps.logger.info('rounds stopped for time', {
         ...stopped,
@@ -567,11 +581,12 @@ export function createPublishHandler(
     }
     const invalidationStarted = Date.now();
     await invalidate(deps, [...toInvalidate].sort());
-    const last = results.at(-1) as BatchResult;
+    // No round made (stopped for time before the first): every upload listed is left.
+    const leftInIncoming = results.at(-1)?.leftInIncoming ?? waiting.length;
     deps.logger.info('batch done', {
       submissions: outcomes.length,
       rounds: results.length,
-      leftInIncoming: last.leftInIncoming,
+      leftInIncoming,
       generation,
       setupMs,
       // The index documents, rendered once for every round (null: nothing was pending).
@@ -585,7 +600,7 @@ export function createPublishHandler(
       generation,
       changedPlugins: [...new Set(results.flatMap((r) => r.changedPlugins))].sort(),
       invalidate: [...toInvalidate].sort(),
-      leftInIncoming: last.leftInIncoming,
+      leftInIncoming,
       indexesPending: false,
     };
   });

@@ -20,7 +20,7 @@ let s3: LocalS3;
 let pair = 0;
 
 beforeAll(async () => {
-  s3 = await startLocalS3(Array.from({ length: 15 }, (_, i) => [`un-intake-${i}`, `un-site-${i}`]).flat());
+  s3 = await startLocalS3(Array.from({ length: 20 }, (_, i) => [`un-intake-${i}`, `un-site-${i}`]).flat());
 });
 
 afterAll(async () => {
@@ -303,6 +303,72 @@ describe('when the invocation has less time left than a round needs', () => {
         'incoming/e.tgz',
       ]);
       expect(await r.keys('incoming/')).toEqual([]);
+    } finally {
+      await r.close();
+    }
+  });
+});
+
+describe('when a rebuild asked for has used the time a first round needs', () => {
+  /** What `plugindex rebuild --queue-url` sends (adapters/publish-queue.ts `requestRebuild`). */
+  const rebuildRequest = { messageId: 'rebuild-1', eventSource: 'aws:sqs', body: '{"plugindex":"rebuild"}' };
+
+  it('starts no round after it, and the next invocation publishes what waits', async () => {
+    // Prepare: a published registry, two uploads waiting whose messages are not in the event (still in the
+    // queue), and four minutes left once the rebuild is made: under the three a round needs at least and the
+    // two the index documents and the invalidation need after it.
+    const r = await registry({});
+    try {
+      await r.put('incoming/a.tgz', await bundle('rebuilt-a'));
+      await r.handler({});
+      await r.put('incoming/b.tgz', await bundle('rebuilt-b'));
+      await r.put('incoming/c.tgz', await bundle('rebuilt-c'));
+      const fourMinutes = { getRemainingTimeInMillis: () => 4 * 60_000 };
+
+      // Act
+      const result = await r.handler({ Records: [rebuildRequest] }, fourMinutes);
+
+      // Assess: the rebuild made, no round started, both uploads left for the next invocation.
+      expect(r.logged.some((line) => line.message === 'rebuilt')).toBe(true);
+      expect(result.outcomes).toEqual([]);
+      expect(result.leftInIncoming).toBe(2);
+      expect(r.logged.find((line) => line.message === 'rounds stopped for time')?.fields).toEqual({
+        remainingMs: 240_000,
+        reserveMs: 300_000,
+        rounds: 0,
+        leftInIncoming: 2,
+      });
+      expect(await r.keys('incoming/')).toEqual(['incoming/b.tgz', 'incoming/c.tgz']);
+
+      // Act: the next invocation (their messages), as short of time: it made nothing before its first round.
+      const next = await r.handler({}, fourMinutes);
+
+      // Assess
+      expect(next.outcomes.map((o) => [o.submission, o.status])).toEqual([
+        ['incoming/b.tgz', 'accepted'],
+        ['incoming/c.tgz', 'accepted'],
+      ]);
+      expect(await r.keys('incoming/')).toEqual([]);
+    } finally {
+      await r.close();
+    }
+  });
+
+  it('still starts the first round for the uploads its event announced, whose messages go with it', async () => {
+    // Prepare: one upload waiting, announced by a message in the rebuild's event.
+    const r = await registry({});
+    try {
+      await r.put('incoming/a.tgz', await bundle('announced-a'));
+      await r.handler({});
+      await r.put('incoming/b.tgz', await bundle('announced-b'));
+      const event = { Records: [rebuildRequest, objectCreatedRecord(r.intake, 'incoming/b.tgz')] };
+
+      // Act
+      const result = await r.handler(event, { getRemainingTimeInMillis: () => 4 * 60_000 });
+
+      // Assess
+      expect(result.outcomes.map((o) => [o.submission, o.status])).toEqual([['incoming/b.tgz', 'accepted']]);
+      expect(r.logged.some((line) => line.message === 'rounds stopped for time')).toBe(false);
     } finally {
       await r.close();
     }
