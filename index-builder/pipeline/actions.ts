@@ -9,7 +9,8 @@
  * documents), and names the upload that applied it: the same upload met again while its outcome is not
  * recorded is a run that died, whose action is applied again idempotently (an effect found already there is
  * no error) and not logged again; any other upload of the same action is a replay (ACTION_REPLAYED). Between
- * the log's flush and the marker, the log itself says it (`LogWriter.entry`).
+ * the log's flush and the marker, the log itself says it (`LogWriter.entry`); and an action the published log
+ * holds as applied is a replay with no marker as well (a marker rolled back on its own: `loggedApplied`).
  *
  * An action made before one already applied to the same state of the plugin is refused (ACTION_SUPERSEDED,
  * lifecycle.ts `ActionOrder`): the view holds each plugin's order as the batch changed it, and the order is
@@ -159,6 +160,13 @@ export async function acceptedOutcome(
   return outcome?.status === 'accepted' ? outcome : undefined;
 }
 
+/** ACTION_REPLAYED: `read` was applied already (a marker, or the log, says so). */
+function replayedProblem(read: ReadAction): Problem {
+  return problem('ACTION_REPLAYED', 'envelope:/action', `this action (${read.digest}) was applied already`, {
+    expected: 'a new action (plugindex makes each with a fresh nonce)',
+  });
+}
+
 /**
  * An action applied before, met again: a run that died (the same upload, its outcome not recorded, or the
  * log's own entry between the flush and the marker) resumes; anything else is a replay.
@@ -170,15 +178,7 @@ async function replayOrResume(
   judging: Judging,
   info: ActionInfo,
 ): Promise<Evaluation | undefined> {
-  const replayed = (): Evaluation =>
-    rejected(
-      [
-        problem('ACTION_REPLAYED', 'envelope:/action', `this action (${read.digest}) was applied already`, {
-          expected: 'a new action (plugindex makes each with a fresh nonce)',
-        }),
-      ],
-      { action: info },
-    );
+  const replayed = (): Evaluation => rejected([replayedProblem(read)], { action: info });
   if (judging.view.applied.has(read.digest)) return replayed();
   const marker = await readJson<ActionMarker>(ctx.intake, actionMarkerKey(read.digest));
   const resume = async (
@@ -475,6 +475,17 @@ export async function evaluateAction(
   const signer = checked.fingerprint;
   const known = { action: { ...info, ...(signer ? { signer } : {}) } };
   if (problems.length > 0 || !signer) return rejected(problems, known);
+  // No marker, and no run that died owes its retry an entry of it (`replayOrResume`): an action the
+  // published log holds as applied is a replay all the same. The marker is a copy of that entry, and one
+  // gone on its own (`state/actions/` put back from a copy, or deleted by whoever may write `state/`) let
+  // its public envelope, uploaded again, be judged anew: where the state no longer showed all of it, its
+  // signer's statement applied again over what came since (a range deprecated again with the versions
+  // published after it) and was logged twice. Read back as far as an action made then could have been
+  // logged, as the slot orders are (`takeLoggedSince`; for one made lately, the log's last segment, which
+  // the batch holds), and only for an action within its age, signed by a key the registry trusts: neither
+  // an envelope anyone makes up nor one dated years back makes a batch read the log further.
+  await takeLoggedSince(judging, action.created);
+  if (view.loggedApplied(action.action, read.digest)) return rejected([replayedProblem(read)], known);
   if (await view.isRevoked(signer))
     return rejected(
       [

@@ -32,7 +32,7 @@ import {
   type SlotRecord,
   withSlotRecord,
 } from '../lifecycle.ts';
-import type { LogEntry } from '../log.ts';
+import { type LogEntry, NO_EFFECT } from '../log.ts';
 import type { Manifest, PluginDocument, RevokedKeysDocument } from '../model.ts';
 import { versionRecordOf } from '../records.ts';
 import { ROTATION_PREFIX, readSignedRotation } from '../rotation.ts';
@@ -265,6 +265,8 @@ export class BatchView {
   readonly #recordedOrder = new Map<string, Promise<ActionOrder>>();
   /** Each plugin's action order as the published log's entries from `#loggedSince` on set it. */
   #logged = new Map<string, ActionOrder>();
+  /** The actions the same entries log as applied (not as changing nothing), by kind and digest. */
+  #loggedApplied = new Set<string>();
   #loggedSince = Number.POSITIVE_INFINITY;
   /** Each plugin's action order as this batch has changed it so far. */
   readonly #order = new Map<string, ActionOrder>();
@@ -369,12 +371,25 @@ export class BatchView {
    */
   async takeLoggedOrders(log: LogWriter, since: number): Promise<void> {
     if (since >= this.#loggedSince) return;
-    this.#logged = loggedOrders(await log.entriesSince(since));
+    const entries = await log.entriesSince(since);
+    this.#logged = loggedOrders(entries);
+    this.#loggedApplied = new Set(
+      entries.filter((e) => e.detail?.effect !== NO_EFFECT).map((e) => `${e.type} ${e.digest}`),
+    );
     this.#loggedSince = since;
     for (const [name, order] of this.#order) {
       const logged = this.#logged.get(name);
       if (logged) this.#order.set(name, mergedOrder(logged, order));
     }
+  }
+
+  /**
+   * Whether the log entries taken (`takeLoggedOrders`) log the action of kind `kind` and envelope `digest` as
+   * applied: its marker (`state/actions/`) is a copy of that, and one gone on its own (rolled back) is
+   * caught up here.
+   */
+  loggedApplied(kind: ActionKind, digest: string): boolean {
+    return this.#loggedApplied.has(`${kind} ${digest}`);
   }
 
   #readOrder(name: string): Promise<ActionOrder> {

@@ -1539,6 +1539,35 @@ describe('when the log grows past a segment', () => {
   });
 });
 
+describe("when an applied action's marker is rolled back on its own (state/actions/ put back from a copy)", () => {
+  it('refuses its envelope uploaded again as a replay, found in the log, where it would apply and log again', async () => {
+    // Prepare: 1.0.0 deprecated by a range, 1.5.0 published after (in the range, not deprecated: a range
+    // deprecates the versions it matched then); the deprecation's marker gone, its envelope public.
+    const registry = await registryWithOperator();
+    await publishVersions(registry, ['1.0.0']);
+    const deprecate = await submitAction(
+      registry.intake,
+      { action: 'deprecate', plugin: 'demo-plugin', range: '<2.0.0', message: 'use 2' },
+      publisher,
+    );
+    expect((await run(registry, deprecate.key))[0]?.status).toBe('accepted');
+    await publishVersions(registry, ['1.5.0']);
+    expect(version(await bound(registry), '1.5.0')?.deprecated).toBeFalsy();
+    registry.intake.objects.delete(actionMarkerKey(deprecate.digest));
+    const envelope = registry.site.objects.get(actionEnvelopeKey(deprecate.digest))?.body as Uint8Array;
+    const entries = (await logOf(registry)).length;
+
+    // Act: anyone uploads the published envelope again.
+    const [replay] = await run(registry, await upload(registry.intake, envelope));
+
+    // Assess: a replay, as with its marker there; nothing applied or logged again.
+    expect(replay?.status).toBe('rejected');
+    expect(codes(replay)).toEqual(['ACTION_REPLAYED']);
+    expect(version(await bound(registry), '1.5.0')?.deprecated).toBeFalsy();
+    expect((await logOf(registry)).length).toBe(entries);
+  });
+});
+
 describe('when a run died after logging an action, before its marker, and a copy of its envelope is uploaded', () => {
   it('refuses the copy as a replay and finishes the upload the run logged, even when the copy is taken first', async () => {
     const registry = await registryWithOperator();
