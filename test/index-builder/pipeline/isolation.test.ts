@@ -229,6 +229,42 @@ describe('when the outcomes step fails after recording a failed submission, befo
     expect(retry.outcomes[0]?.id).toBe(told[0]?.id);
     expect(incoming(registry)).toEqual([]);
   });
+
+  it('records and tells the retry its own failure when it fails the submission otherwise', async () => {
+    // Prepare: as above, the outcome recorded and the move failing once; then the checks break on the
+    // plugin's document instead (SUBMISSION_UNREADABLE), a failure nobody was told of.
+    const registry = await makeRegistry();
+    poison(registry, 'poisoned', () => new StoreError('STORE_REFUSED', 'k', 'File name too long'));
+    const put = registry.intake.put.bind(registry.intake);
+    let failMove = true;
+    registry.intake.put = async (key, body, options) => {
+      if (failMove && key.startsWith('rejected/')) {
+        failMove = false;
+        throw new StoreError('STORE_IO', key, 'connection reset');
+      }
+      return put(key, body, options);
+    };
+    const { failures, context } = failuresTold(registry);
+    await registry.submit(await makeBundle({ manifest: validManifest({ name: 'poisoned-twice' }) }));
+    await expect(processSubmissions(context)).rejects.toMatchObject({ code: 'STORE_IO' });
+    const broken = new TypeError('unexpected shape');
+    const get = registry.site.get.bind(registry.site);
+    registry.site.get = async (k) => {
+      if (k === 'plugins/poisoned-twice/index.json') throw broken;
+      return get(k);
+    };
+
+    // Act
+    const retry = await processSubmissions(context);
+
+    // Assess: the first failure told by the first run, the second by the retry, which recorded it.
+    expect(failures.map((f) => [f.code, f.error])).toEqual([
+      ['SUBMISSION_WRITE_FAILED', expect.any(StoreError)],
+      ['SUBMISSION_UNREADABLE', broken],
+    ]);
+    expect(codesOf(retry.outcomes)).toEqual([['rejected', 'SUBMISSION_UNREADABLE']]);
+    expect(recordedText(registry, retry.outcomes[0])).toContain('SUBMISSION_UNREADABLE');
+  });
 });
 
 describe('when the registry fails a submission', () => {
