@@ -11,7 +11,8 @@
  *     /favicon.ico                        -> /favicon.svg
  *   `/plugins/` is answered 301 to `/plugins` (`REDIRECTS`, the query kept), and any other path ending in
  *   `/` 404 here: no folder of artifacts has an index page. These answers carry every header themselves,
- *   HSTS too: CloudFront returns them without further processing, no policy header counted on. Accept is read as the local server reads it.
+ *   HSTS too: CloudFront returns them without further processing, no policy header counted on. Accept is read as the local server reads it,
+ *   a header sent on several lines as one list of them all (CloudFront's `value` holds only the first).
  *   `/search` is the search function's (its own cache behavior, which runs no viewer-request function);
  *   should it ever reach this one, it is answered 404, as `matchRoute` names no key for it.
  *   Then an index document (`ENCODED_DOCUMENTS`) goes to its encoded variant, `<key>.br` or `<key>.gz`, by
@@ -137,6 +138,15 @@ function queryOf(querystring) {
   }
   return pairs.length > 0 ? '?' + pairs.join('&') : '';
 }
+// A header as one list of all its lines (RFC 9110 5.3), as Node gives the local server one sent twice:
+// CloudFront's \`value\` is the first line alone, and a second one could rank another type or coding first.
+function listOf(header) {
+  if (!header) return '';
+  if (!header.multiValue) return header.value;
+  var lines = [];
+  for (var i = 0; i < header.multiValue.length; i++) lines.push(header.multiValue[i].value);
+  return lines.join(', ');
+}
 function answer(status, description, error) {
   var headers = { 'content-type': { value: 'application/json' }, 'cache-control': { value: 'no-store' },
     'content-security-policy': { value: DATA_CSP }, 'access-control-allow-origin': { value: '*' } };
@@ -156,7 +166,7 @@ function handler(event) {
   // artifact plugins/x/1.0.0/a.html, which the headers function, reading %70lugins, would not make a download.
   if (/%|\\\\/.test(uri) || /(^|\\/)\\.\\.?(\\/|$)/.test(uri))
     return answer(400, 'Bad Request', 'bad_request');
-  var accept = request.headers.accept ? request.headers.accept.value : '';
+  var accept = listOf(request.headers.accept);
   var html = accept !== '' && quality(accept, 'text/html') > quality(accept, 'application/json');
   var name = '[a-z0-9]+(?:-[a-z0-9]+)*';
   var plugin = new RegExp('^/plugins/(' + name + ')(/?)$').exec(uri);
@@ -180,8 +190,8 @@ function handler(event) {
     request.uri = '/plugins/' + manifest[1] + '/' + folder + '/manifest.json';
   } else if (uri.charAt(uri.length - 1) === '/') return notFound();
   var variants = VARIANTS[request.uri];
-  var ae = request.headers['accept-encoding'];
-  var coding = variants && ae ? encoding(ae.value) : null;
+  var ae = listOf(request.headers['accept-encoding']);
+  var coding = variants && ae !== '' ? encoding(ae) : null;
   if (coding) request.uri = variants[coding];
   return request;
 }

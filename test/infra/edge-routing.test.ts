@@ -137,6 +137,27 @@ describe('when CloudFront routes a request', () => {
     expect(edgeKey('/plugins/a/1.0.0/tool.tar.gz')).toBe('plugins/a/1.0.0/tool.tar.gz');
   });
 
+  it.each([
+    ['accept', ['*/*;q=0.1', 'text/html']],
+    ['accept', ['application/json;q=0.1', 'text/html']],
+    ['accept', ['text/html;q=0.5', 'application/json']],
+    ['accept-encoding', ['br;q=0', 'gzip']],
+    ['accept-encoding', ['identity', 'gzip, br']],
+  ])('reads %s sent on two lines %j as the local server does: one list of both', (name, lines) => {
+    // CloudFront gives a header sent twice as `multiValue`, its `value` being the first line alone; Node
+    // joins the lines with ", " (RFC 9110 §5.3: a list sent on several lines is the same list), and the
+    // local server reads that.
+    const request = {
+      uri: '/plugins',
+      headers: { [name]: { value: lines[0], multiValue: lines.map((value) => ({ value })) } },
+    };
+    const result = requestHandler({ request } as never);
+    const joined = lines.join(', ');
+    const local = routeFor('/plugins', name === 'accept' ? joined : undefined);
+    const expected = local && encodedRoute(local.key, name === 'accept-encoding' ? joined : undefined).key;
+    expect('uri' in result ? result.uri : result).toBe(`/${expected}`);
+  });
+
   it('answers no folder of artifacts with an index page', () => {
     expect(edgeKey('/plugins/kubecost-lens/1.2.0/')).toBeUndefined();
     expect(routeFor('/plugins/kubecost-lens/1.2.0/', BROWSER)).toBeUndefined();
