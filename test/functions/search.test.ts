@@ -19,6 +19,7 @@ import { sha256Hex } from '../../index-builder/digest.ts';
 import type { SearchDocument, SnapshotDocument } from '../../index-builder/model.ts';
 import { searchPlugins } from '../../index-builder/search.ts';
 import { SEARCH_PAGE_BYTES, type SearchAnswer } from '../../index-builder/search-endpoint.ts';
+import { COMMON_HEADERS, DATA_CSP } from '../../index-builder/serving.ts';
 import { bundleFunctions } from '../../infra/bundle-functions.ts';
 import { makeBundle, validManifest } from '../support/fixtures.ts';
 import { type LocalS3, localPublishHandler, startLocalS3 } from '../support/s3.ts';
@@ -108,12 +109,27 @@ async function ask(query: string): Promise<{ status: number; body: unknown; resu
   return { status: result.statusCode, body: JSON.parse(result.body), result };
 }
 
+/**
+ * The headers an answer of status 400 or more must carry of itself: CloudFront runs no viewer-response
+ * function on an origin's answer of such a status (its edge functions' restrictions), so the headers
+ * function (infra/edge-routing.ts) that gives every other response its policy never sees these.
+ */
+function expectOwnSecurityHeaders(result: FunctionUrlResult): void {
+  expect(result.statusCode).toBeGreaterThanOrEqual(400);
+  expect(result.headers).toMatchObject({
+    ...COMMON_HEADERS,
+    'content-type': 'application/json',
+    'content-security-policy': DATA_CSP,
+  });
+}
+
 describe('when the bundled search function answers', () => {
   it('says 503 SEARCH_NOT_PUBLISHED before anything is published, and caches nothing', async () => {
     const { status, body, result } = await ask('q=cost');
     expect(status).toBe(503);
     expect(body).toMatchObject({ error: 'unavailable', code: 'SEARCH_NOT_PUBLISHED' });
     expect(result.headers['cache-control']).toBe('no-store');
+    expectOwnSecurityHeaders(result);
   });
 
   it('ranks and filters the published search.json as the client does, with its generation', async () => {
@@ -155,15 +171,20 @@ describe('when the bundled search function answers', () => {
     ['limit=5000', 'SEARCH_PARAMETER_INVALID', 'limit'],
     ['q=%E0%A4%A', 'SEARCH_PARAMETER_MALFORMED', 'q'],
   ])('refuses %s with 400 %s naming %s', async (query, code, parameter) => {
-    const { status, body } = await ask(query);
+    const { status, body, result } = await ask(query);
     expect(status).toBe(400);
     expect(body).toMatchObject({ error: 'bad_request', code, parameter });
+    expectOwnSecurityHeaders(result);
   });
 
   it('answers only GET and HEAD, and only /search', async () => {
-    expect((await handler(event('q=cost', 'POST'))).statusCode).toBe(405);
+    const refused = await handler(event('q=cost', 'POST'));
+    expect(refused.statusCode).toBe(405);
+    expectOwnSecurityHeaders(refused);
     expect((await handler(event('q=cost', 'HEAD'))).body).toBe('');
-    expect((await handler(event('', 'GET', '/plugins'))).statusCode).toBe(404);
+    const elsewhere = await handler(event('', 'GET', '/plugins'));
+    expect(elsewhere.statusCode).toBe(404);
+    expectOwnSecurityHeaders(elsewhere);
   });
 
   it('keeps search.json across warm invocations and reads it again after a publish, with the new generation', async () => {
