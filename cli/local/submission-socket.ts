@@ -16,7 +16,7 @@
  * `{"outcome":{...}}` or `{"error":{"code":"...","message":"..."}}`.
  */
 import { createHash } from 'node:crypto';
-import { lstat, unlink } from 'node:fs/promises';
+import { chmod, lstat, stat, unlink } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { INCOMING_PREFIX, isSafeKey } from '../../index-builder/layout.ts';
@@ -85,6 +85,20 @@ export interface SubmissionService {
   close(): Promise<void>;
 }
 
+/**
+ * The mode of the registry's socket: read and write for its owner, and for group and others where they may
+ * write to `incoming/` (so whoever can drop an upload can hand it over, and no one else). Connecting to a
+ * Unix socket takes write permission on it, and Node makes it `0777` less the umask: a server started under
+ * umask 0 (a service manager's or a container's setting) let every user on the machine connect, ask it to
+ * take any upload in `incoming/` at once (not waiting for the watcher to see it settle) and read the outcome
+ * recorded for any key and digest, though `incoming/` was the operator's alone.
+ */
+async function socketModeFor(dir: string): Promise<number> {
+  const incoming = await stat(path.join(dir, INCOMING_PREFIX)).catch(() => undefined);
+  const writable = incoming?.mode ?? 0;
+  return 0o600 | (writable & 0o020 ? 0o060 : 0) | (writable & 0o002 ? 0o006 : 0);
+}
+
 /** Listens on `socket`; resolves false when another process already does (EADDRINUSE). */
 function listenOn(server: net.Server, socket: string): Promise<boolean> {
   return new Promise((resolve, reject) => {
@@ -141,7 +155,13 @@ export async function listenForSubmissions(
   if (!socket)
     return { why: `the registry's path is too long for a socket (over ${MAX_SOCKET_PATH_BYTES} bytes)` };
   const timeout = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
-  const server = net.createServer((connection) => serveConnection(connection, handle, timeout));
+  // Until the socket has its own mode (socketModeFor), it has the umask's: a connection made in that
+  // moment is closed unread (a command asks again on a new one, as when any server closes its first).
+  let restricted = process.platform === 'win32';
+  const server = net.createServer((connection) => {
+    if (restricted) serveConnection(connection, handle, timeout);
+    else connection.destroy();
+  });
   // Checked by Node as each connection is accepted: one past the cap is closed unread.
   server.maxConnections = options.maxConnections ?? MAX_SUBMISSION_CONNECTIONS;
   const busy = { why: `another process takes them at ${socket}` };
@@ -153,6 +173,14 @@ export async function listenForSubmissions(
         return { why: `${socket} is there and is not a socket` };
       await unlink(socket).catch(() => undefined);
       if (!(await listenOn(server, socket))) return busy; // another server took it meanwhile
+    }
+    // Named pipes have no mode.
+    if (!restricted) {
+      await chmod(socket, await socketModeFor(dir)).catch(async (error: unknown) => {
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        throw error;
+      });
+      restricted = true;
     }
   } catch (error) {
     return { why: `${socket} cannot be listened on: ${(error as Error).message}` };

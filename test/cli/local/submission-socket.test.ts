@@ -4,12 +4,13 @@
  * run in-process. Where a test needs a socket no plugindex server answers at, it says so: a process killed
  * while listening (a stale socket file), a stand-in that takes the request and hangs up.
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CliError } from '../../../cli/errors.ts';
@@ -21,6 +22,7 @@ import {
   listenForSubmissions,
   requestOutcome,
   SERVICE_SOCKET_NAME,
+  type SubmissionService,
   servicePath,
 } from '../../../cli/local/submission-socket.ts';
 import {
@@ -596,6 +598,69 @@ describe('when a client of the socket holds it without finishing', () => {
       expect(
         await requestOutcome(connection, { key: 'incoming/a.tgz', sha256: 'b'.repeat(64) }),
       ).toMatchObject({ status: 'accepted' });
+    } finally {
+      await service.close();
+    }
+  });
+});
+
+describe("when the server's umask would let anyone on the machine at its socket", () => {
+  /** Listens on the registry in `dir` with the process's umask `mask`, and returns the service. */
+  async function listenUnder(dir: string, mask: number): Promise<SubmissionService> {
+    const before = process.umask(mask);
+    try {
+      const listening = await listenForSubmissions(dir, () => Promise.reject(new Error('never called')));
+      if (!('service' in listening)) throw new Error(listening.why);
+      return listening.service;
+    } finally {
+      process.umask(before);
+    }
+  }
+
+  /** What a process of another user (nobody, 65534) is told when it connects to `socket`. */
+  async function connectAsNobody(socket: string): Promise<string> {
+    const probe = `const s = require('node:net').connect(${JSON.stringify(socket)});
+s.on('connect', () => { console.log('connected'); s.destroy(); });
+s.on('error', (e) => console.log(e.code));`;
+    const { stdout } = await promisify(execFile)('setpriv', [
+      '--reuid=65534',
+      '--regid=65534',
+      '--clear-groups',
+      process.execPath,
+      '-e',
+      probe,
+    ]);
+    return stdout.trim();
+  }
+
+  /** A registry in a folder every user may pass through (mkdtemp's are the owner's alone). */
+  async function registryAnyoneReaches(name: string): Promise<string> {
+    await chmod(work, 0o755);
+    const dir = await newRegistry(name);
+    await chmod(dir, 0o755);
+    return dir;
+  }
+
+  it('lets only those who may write to incoming/ connect, whatever the umask (0 here)', async () => {
+    const dir = await registryAnyoneReaches('umask-zero');
+    await chmod(path.join(dir, 'incoming'), 0o755);
+    const service = await listenUnder(dir, 0);
+    try {
+      // Connecting to a Unix socket takes write permission on it: 0777 let every user hand it a key.
+      expect((await stat(service.path)).mode & 0o777).toBe(0o600);
+      if (process.getuid?.() === 0) expect(await connectAsNobody(service.path)).toBe('EACCES');
+    } finally {
+      await service.close();
+    }
+  });
+
+  it('lets group and others connect where they may drop an upload in incoming/, whatever the umask (077 here)', async () => {
+    const dir = await registryAnyoneReaches('shared-drop');
+    await chmod(path.join(dir, 'incoming'), 0o1733);
+    const service = await listenUnder(dir, 0o077);
+    try {
+      expect((await stat(service.path)).mode & 0o777).toBe(0o666);
+      if (process.getuid?.() === 0) expect(await connectAsNobody(service.path)).toBe('connected');
     } finally {
       await service.close();
     }
