@@ -19,6 +19,7 @@ import {
   type ServerTimeouts,
 } from '../../../cli/local/server.ts';
 import { startService } from '../../../cli/local/service.ts';
+import { openSite } from '../../../cli/local/site.ts';
 import { ARTIFACT_CSP, DATA_CSP, PAGE_CSP } from '../../../index-builder/serving.ts';
 import type { Store } from '../../../index-builder/store.ts';
 import { CACHE_IMMUTABLE, CACHE_MUTABLE, contentTypeFor } from '../../../index-builder/store.ts';
@@ -78,8 +79,8 @@ interface RawResponse {
 }
 
 /** A raw request, so the path reaches the server exactly as written (fetch would normalize it). */
-function raw(pathname: string, method = 'GET'): Promise<RawResponse> {
-  const url = new URL(base);
+function raw(pathname: string, method = 'GET', server = base): Promise<RawResponse> {
+  const url = new URL(server);
   return new Promise((resolve, reject) => {
     const req = http.request({ host: url.hostname, port: url.port, path: pathname, method }, (res) => {
       let body = '';
@@ -449,6 +450,54 @@ describe('when a path tries to leave the site', () => {
     ]) {
       expect(routeFor(pathname, undefined), pathname).toBeUndefined();
     }
+  });
+});
+
+describe("when a path names the registry's own files beside the published tree", () => {
+  /** `plugindex init`'s folder, an upload and its outcome in the intake, served as `plugindex serve` serves it. */
+  let dir: string;
+  let registryBase: string;
+  let closeRegistry: () => Promise<void>;
+  beforeAll(async () => {
+    dir = path.join(root, 'registry');
+    await initRegistry(dir, { name: 'own-files', url: 'http://127.0.0.1:9' });
+    await writeFile(path.join(dir, 'incoming', 'upload.tgz'), SECRET);
+    await writeFile(path.join(dir, 'status', 'upload.json'), SECRET);
+    const listening = await listenRegistryServer(createRegistryServer({ site: openSite(dir) }), 0);
+    registryBase = listening.url;
+    closeRegistry = listening.close;
+  });
+  afterAll(async () => {
+    await closeRegistry();
+  });
+
+  it.each([
+    '/keys/registry-secret.asc',
+    '/keys/REGISTRY-SECRET.asc',
+    '/%6beys/registry-secret.asc',
+    '/../keys/registry-secret.asc',
+    '/%2e%2e/keys/registry-secret.asc',
+    '/%2e%2e%2fkeys%2fregistry-secret.asc',
+    '/%252e%252e/keys/registry-secret.asc',
+    '/..%5ckeys%5cregistry-secret.asc',
+    '/%c0%ae%c0%ae/keys/registry-secret.asc',
+    '/plugindex.json',
+    '/../plugindex.json',
+    '/../incoming/upload.tgz',
+    '/incoming/upload.tgz',
+    '/../status/upload.json',
+    '/status/upload.json',
+    '/../state/log.json',
+    '/../.serve.sock',
+    '/../.lock',
+    'http://evil.example/../keys/registry-secret.asc',
+  ])('refuses %s, and sends none of the key, the intake or the config', async (pathname) => {
+    const response = await raw(pathname, 'GET', registryBase);
+
+    expect([400, 404]).toContain(response.status);
+    expect(response.body).not.toContain('PRIVATE KEY');
+    expect(response.body).not.toContain(SECRET);
+    expect(response.body).not.toContain('own-files');
   });
 });
 
