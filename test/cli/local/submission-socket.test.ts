@@ -633,11 +633,14 @@ s.on('error', (e) => console.log(e.code));`;
     return stdout.trim();
   }
 
-  /** A registry in a folder every user may pass through (mkdtemp's are the owner's alone). */
+  /** A registry in a folder of its own that every user may pass through (mkdtemp's are the owner's alone). */
   async function registryAnyoneReaches(name: string): Promise<string> {
-    await chmod(work, 0o755);
-    const dir = await newRegistry(name);
-    await chmod(dir, 0o755);
+    const open = await mkdtemp(path.join(work, 'open-'));
+    await chmod(work, 0o711);
+    await chmod(open, 0o711);
+    const dir = path.join(open, name);
+    await initRegistry(dir, { name, url: 'http://127.0.0.1:9' });
+    await chmod(dir, 0o711);
     return dir;
   }
 
