@@ -155,8 +155,9 @@ export async function listenForSubmissions(
   if (!socket)
     return { why: `the registry's path is too long for a socket (over ${MAX_SOCKET_PATH_BYTES} bytes)` };
   const timeout = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
-  // Until the socket has its own mode (socketModeFor), it has the umask's: a connection made in that
-  // moment is closed unread (a command asks again on a new one, as when any server closes its first).
+  // Until the socket has its own mode (socketModeFor), it has the umask's: a connection accepted in that
+  // moment is closed unread (a command asks again on a new one, as when any server closes its first). One
+  // made then but accepted after is served: the kernel checked the mode as it connected (ARCHITECTURE.md).
   let restricted = process.platform === 'win32';
   const server = net.createServer((connection) => {
     if (restricted) serveConnection(connection, handle, timeout);
