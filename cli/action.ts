@@ -229,9 +229,10 @@ export async function runAction(parsed: Parsed, request: ActionRequest): Promise
 
   let body = request.body;
   if (request.keyFile !== undefined) {
-    const { readPublicKey } = await import('../index-builder/signing.ts');
-    // Only the public part travels, whatever the file holds.
-    const key = await readPublicKey(await readTextInput(request.keyFile));
+    const { readTrustedKey } = await import('../index-builder/signing.ts');
+    // Only the public part travels, whatever the file holds; a key the registry would refuse
+    // (PUBLISHER_KEY_INVALID: weak or costly) is refused here, before anything is signed or sent.
+    const key = await readTrustedKey(await readTextInput(request.keyFile), 'the key');
     body = { ...body, key: key.armored } as ActionBody;
   }
   const secretKey = await readTextInput(keyFile);

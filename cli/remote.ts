@@ -161,7 +161,8 @@ export interface QueuedRotation {
  * outcome the function records.
  * @throws SubmissionError ROTATION_INVALID (the same key twice; a rotation of that number published that the
  *   snapshot does not count yet; with `compromised`, one to the same key waiting unmarked under `rotations/`:
- *   `refuseUnmarkedUnderWay`), ROTATION_NOT_CURRENT_KEY (the registry does not sign with the old key), having
+ *   `refuseUnmarkedUnderWay`), ROTATION_NOT_CURRENT_KEY (the registry does not sign with the old key); KeyError
+ *   KEY_INVALID for a new key whose Ed25519 point has small order or whose arithmetic is unbounded; having
  *   uploaded nothing.
  */
 export async function rotateThroughQueue(options: {
@@ -183,7 +184,7 @@ export async function rotateThroughQueue(options: {
   readonly log: (line: string) => void;
 }): Promise<QueuedRotation> {
   const [
-    { createSigner, readPublicKey, verifyDetachedSignature },
+    { createSigner, readPublicKey, readTrustedKey, verifyDetachedSignature },
     rotation,
     rotate,
     errors,
@@ -216,6 +217,9 @@ export async function rotateThroughQueue(options: {
     });
   const previous = await signerOf('old', options.oldSecretKey, options.passphrase);
   const next = await signerOf('new', options.newSecretKey, options.newPassphrase ?? options.passphrase);
+  // Before anything is uploaded: a registry key anyone can sign as, or whose signatures cost unbounded work,
+  // would have every snapshot it signs refused by every client.
+  await readTrustedKey(next.publicKey, 'the new registry key');
   if (previous.fingerprint === next.fingerprint)
     refuse('ROTATION_INVALID', '/rotation/next/fingerprint', 'the new key is the old key', {
       found: next.fingerprint,

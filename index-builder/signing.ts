@@ -1037,6 +1037,34 @@ function keyPacketArithmeticProblem(keyPacket: object): string | undefined {
   return undefined;
 }
 
+/**
+ * Reads a key an operator or a user means to trust (`what`, for the message: "the publisher key", "the
+ * registry key"), refused when added rather than at its first signature: every signature by a (sub)key whose
+ * arithmetic is unbounded (`keyArithmeticProblem`) or whose Ed25519 point has small order (`weakKeyProblem`)
+ * is refused anyway, so trusting one only defers the refusal to a publish, an install or a verify that then
+ * fails, or leaves a pin no signature can meet.
+ * @throws KeyError KEY_INVALID: not an armored key, or such a key, naming which (sub)key and why.
+ * @example const key = await readTrustedKey(await readFile(file, 'utf8'), 'the publisher key');
+ */
+export async function readTrustedKey(armored: string, what: string): Promise<PublicKeyInfo> {
+  const info = await readPublicKey(armored);
+  const problem = untrustedKeyProblem(info.key);
+  if (problem)
+    throw new KeyError(
+      'KEY_INVALID',
+      `${what} ${info.fingerprint} cannot be trusted: ${problem}; give an Ed25519 key (gpg --quick-gen-key NAME ed25519, or plugindex keygen), or RSA of at most ${MAX_RSA_MODULUS_BITS} bits with exponent 65537`,
+    );
+  return info;
+}
+
+/**
+ * Why no signature by `key` may be taken, or undefined: a (sub)key whose arithmetic is unbounded, or one
+ * anyone can sign as (the reasons `readDetachedSignature` refuses every signature by it for).
+ */
+export function untrustedKeyProblem(key: openpgp.Key): string | undefined {
+  return keyArithmeticProblem(key) ?? weakKeyProblem(key);
+}
+
 /** Most user IDs, subkeys and packets a publisher key may hold: bounds the work one submission costs. */
 export const PUBLISHER_KEY_LIMITS = { userIds: 16, subkeys: 16, packets: 128 } as const;
 

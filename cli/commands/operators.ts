@@ -4,7 +4,7 @@
  * be one is the core's decision (`withOperator` in index-builder/config.ts); this only reads and writes.
  */
 import { withOperator } from '../../index-builder/config.ts';
-import { readPublicKey } from '../../index-builder/signing.ts';
+import { readTrustedKey } from '../../index-builder/signing.ts';
 import { oneLine } from '../../index-builder/text.ts';
 import { type Parsed, requiredOption, stringOption } from '../args.ts';
 import { usage } from '../errors.ts';
@@ -22,7 +22,8 @@ export async function run(parsed: Parsed): Promise<number> {
   }
   if (action !== 'add' || !keyFile || extra.length > 0)
     throw usage('operators takes "add KEYFILE" or "list"');
-  const key = await readPublicKey(await readTextInput(keyFile));
+  // Refused here, before the config is written: every signature by a weak or costly key is refused anyway.
+  const key = await readTrustedKey(await readTextInput(keyFile), 'the operator key');
   const registry = await openRegistry(dir);
   const label = stringOption(parsed, 'label') ?? key.userIds[0];
   const config = withOperator(

@@ -3,7 +3,7 @@
  * the core's decision (`withTrustedPublisher` in index-builder/config.ts); this only reads and writes.
  */
 import { withTrustedPublisher } from '../../index-builder/config.ts';
-import { readPublicKey } from '../../index-builder/signing.ts';
+import { readTrustedKey } from '../../index-builder/signing.ts';
 import { oneLine } from '../../index-builder/text.ts';
 import { listOption, type Parsed, requiredOption, stringOption } from '../args.ts';
 import { usage } from '../errors.ts';
@@ -28,7 +28,8 @@ export async function run(parsed: Parsed): Promise<number> {
     .map((n) => n.trim())
     .filter(Boolean);
   if (names.length === 0) throw usage('--names is required (for example --names "acme-*")');
-  const key = await readPublicKey(await readTextInput(keyFile));
+  // Refused here, before the config is written: every signature by a weak or costly key is refused anyway.
+  const key = await readTrustedKey(await readTextInput(keyFile), 'the publisher key');
   const registry = await openRegistry(dir);
   const label = stringOption(parsed, 'label') ?? key.userIds[0];
   const config = withTrustedPublisher(

@@ -30,7 +30,7 @@ import {
 } from '../../index-builder/pipeline/rotate.ts';
 import { readJson } from '../../index-builder/pipeline/site-writer.ts';
 import { readSignedRotation, signRotation } from '../../index-builder/rotation.ts';
-import { createSigner } from '../../index-builder/signing.ts';
+import { createSigner, readTrustedKey } from '../../index-builder/signing.ts';
 import { openRegistry, PENDING_ROTATION_FILE, SECRET_KEY_FILE, withRegistryLock } from './registry.ts';
 
 /** The rotation under way, kept until it is complete (in DIR/state/, the registry's own bookkeeping). */
@@ -50,7 +50,8 @@ export type LocalRotation =
 /**
  * Rotates the registry in `dir` to the secret key `newSecretKey` (armored; `passphrase` decrypts it, as it
  * does the registry's current key). With `output`, only writes the signed rotation there.
- * @throws SubmissionError (ROTATION_*) having changed nothing; KeyError for a key that does not read.
+ * @throws SubmissionError (ROTATION_*) having changed nothing; KeyError for a key that does not read, and
+ *   KEY_INVALID for a new key whose Ed25519 point has small order or whose arithmetic is unbounded.
  */
 export async function rotateLocalRegistry(
   dir: string,
@@ -66,6 +67,8 @@ export async function rotateLocalRegistry(
     const registry = await openRegistry(dir);
     const ctx = registry.context;
     const next = await createSigner(newSecretKey, options.passphrase, ctx.clock);
+    // Before anything is written: every snapshot a weak or costly key signs would be refused by every client.
+    await readTrustedKey(next.publicKey, 'the new registry key');
     const pendingFile = path.join(dir, PENDING_ROTATION_FILE);
     const pending = await readIfExists(pendingFile);
     let bytes: Uint8Array;

@@ -2,20 +2,30 @@
  * `plugindex rotate-key` against a deployed registry (cli/remote.ts `rotateThroughQueue`): the published
  * snapshot it reads first, to find the next rotation and that the old key signs, is asked for past every
  * cache. Real HTTP, the local server over the in-memory site of a real pipeline; refused before any upload,
- * so no bucket or queue is reached.
+ * so no bucket or queue is reached. A new key no client could take is refused by the command as a user runs
+ * it, an S3 protocol server (s3rver) as the upload bucket: nothing is uploaded.
  */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { S3Store } from '../../adapters/s3-store.ts';
 import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
 import { rotateThroughQueue } from '../../cli/remote.ts';
 import { SIGNED_SNAPSHOT_KEY } from '../../index-builder/layout.ts';
 import { processSubmissions } from '../../index-builder/pipeline/index.ts';
-import { makeBundle, makeRegistry, testKey } from '../support/fixtures.ts';
+import { listAll } from '../../index-builder/store.ts';
+import { plugindex } from '../support/cli.ts';
+import { KEYS_CREATED, makeBundle, makeRegistry, type TestRegistry, testKey } from '../support/fixtures.ts';
+import { type LocalS3, startLocalS3 } from '../support/s3.ts';
+import { SMALL_ORDER_POINTS, smallOrderKey } from '../support/small-order-key.ts';
 
 const requests: string[] = [];
 let server: { url: string; close: () => Promise<void> };
+let registry: TestRegistry;
 
 beforeAll(async () => {
-  const registry = await makeRegistry();
+  registry = await makeRegistry();
   await processSubmissions(registry.context, await registry.submit(await makeBundle()));
   server = await listenRegistryServer(
     createRegistryServer({ site: registry.site, log: (line) => requests.push(line) }),
@@ -51,5 +61,65 @@ describe('when the operator rotates a deployed registry key', () => {
     expect(requests).toEqual([
       expect.stringMatching(new RegExp(`^GET /${SIGNED_SNAPSHOT_KEY}\\?v=[0-9a-f]{24} 200$`)),
     ]);
+  });
+});
+
+describe('when the new key of a deployed registry is one no client could take', () => {
+  const UPLOADS = 'rotate-uploads';
+  let s3: LocalS3;
+  let work: string;
+
+  beforeAll(async () => {
+    s3 = await startLocalS3([UPLOADS]);
+    work = await mkdtemp(path.join(tmpdir(), 'plugindex-remote-rotate-'));
+    Object.assign(process.env, {
+      AWS_REGION: 'us-east-1',
+      AWS_ACCESS_KEY_ID: 'S3RVER',
+      AWS_SECRET_ACCESS_KEY: 'S3RVER',
+      AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
+      AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
+    });
+  });
+  afterAll(async () => {
+    await s3?.close();
+    await rm(work, { recursive: true, force: true });
+  });
+
+  it('refuses an Ed25519 key of small order with KEY_INVALID naming it, reading and uploading nothing', async () => {
+    // Prepare: the registry's own key as the old one, so that only the new key stands in the way.
+    const weak = smallOrderKey(SMALL_ORDER_POINTS.identity, KEYS_CREATED);
+    const oldFile = path.join(work, 'old.asc');
+    const newFile = path.join(work, 'new.asc');
+    await writeFile(oldFile, registry.registryKey.secretKey, { mode: 0o600 });
+    await writeFile(newFile, weak.secretKey, { mode: 0o600 });
+    requests.length = 0;
+
+    // Act
+    const refused = await plugindex(
+      'rotate-key',
+      '--bucket',
+      UPLOADS,
+      '--queue-url',
+      'http://127.0.0.1:9/queue',
+      '--old-key',
+      oldFile,
+      '--new-key',
+      newFile,
+      '--url',
+      server.url,
+      '--endpoint',
+      s3.endpoint,
+      '--timeout',
+      '1',
+    );
+
+    // Assess
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(
+      `KEY_INVALID: the new registry key ${weak.fingerprint} cannot be trusted`,
+    );
+    expect(refused.stderr).toContain('is an Ed25519 point of small order');
+    expect(requests).toEqual([]);
+    expect(await listAll(new S3Store({ client: s3.client, bucket: UPLOADS }), '')).toEqual([]);
   });
 });

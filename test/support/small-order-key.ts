@@ -33,7 +33,10 @@ export const SMALL_ORDER_POINTS = {
 const FORGED_R = [0x58, ...new Array<number>(31).fill(0x66)];
 const FORGED_S = SMALL_ORDER_POINTS.identity;
 
-function armor(type: 'PUBLIC KEY BLOCK' | 'SIGNATURE', bytes: readonly number[]): string {
+function armor(
+  type: 'PUBLIC KEY BLOCK' | 'PRIVATE KEY BLOCK' | 'SIGNATURE',
+  bytes: readonly number[],
+): string {
   const base64 = Buffer.from(bytes).toString('base64');
   const lines = base64.match(/.{1,64}/g) ?? [];
   return `-----BEGIN PGP ${type}-----\n\n${lines.join('\n')}\n-----END PGP ${type}-----\n`;
@@ -42,6 +45,11 @@ function armor(type: 'PUBLIC KEY BLOCK' | 'SIGNATURE', bytes: readonly number[])
 export interface SmallOrderKey {
   /** The armored public key: one user ID, certified (forged) for signing and certifying. */
   readonly publicKey: string;
+  /**
+   * The same key as an unencrypted secret key (RFC 4880 5.5.3), its seed noise: openpgp.js reads it and
+   * signs with it (its signatures verify by no key), as a registry key given to rotate-key would be.
+   */
+  readonly secretKey: string;
   readonly fingerprint: string;
   /** An armored detached binary-document signature over `data`, made without any secret. */
   forge(data: Uint8Array, created?: Date): string;
@@ -91,8 +99,20 @@ export function smallOrderKey(point: readonly number[], created: Date): SmallOrd
     [2, 27, 0x03], // key flags: certify, sign
   );
   const key = [...header(6, body.length), ...body, ...header(13, userId.length), ...userId, ...certification];
+  // String-to-key usage 0 (not encrypted), the seed as an MPI of 256 bits, then the sum of its bytes mod 65536.
+  const seed = [0x80, ...new Array<number>(31).fill(7)];
+  const seedMpi = [...uint16(256), ...seed];
+  const secretBody = [...body, 0, ...seedMpi, ...uint16(seedMpi.reduce((sum, b) => sum + b, 0) & 0xffff)];
+  const secret = [
+    ...header(5, secretBody.length),
+    ...secretBody,
+    ...header(13, userId.length),
+    ...userId,
+    ...certification,
+  ];
   return {
     publicKey: armor('PUBLIC KEY BLOCK', key),
+    secretKey: armor('PRIVATE KEY BLOCK', secret),
     fingerprint: Buffer.from(fingerprint).toString('hex').toUpperCase(),
     forge: (data, at = created) =>
       armor('SIGNATURE', signature(0x00, [...data], Math.floor(at.getTime() / 1000), [])),

@@ -33,6 +33,7 @@ import { makeBundle, testKey, validManifest } from '../../support/fixtures.ts';
 import { gpgKeyring } from '../../support/gpg.ts';
 import { type ServingRegistry, startServe } from '../../support/serve.ts';
 import { treeOf } from '../../support/tree.ts';
+import { UNTRUSTED_KEYS } from '../../support/untrusted-keys.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../../..');
 const BIN = path.join(ROOT, 'cli/bin.mjs');
@@ -299,6 +300,40 @@ describe('when an action is written with --output instead of submitted', () => {
       const key = (action as Action & { key: string }).key;
       expect(key).not.toContain('PRIVATE KEY');
       expect((await readPublicKey(key)).fingerprint).toBe(newOwnerFingerprint);
+    },
+  );
+
+  it.each(UNTRUSTED_KEYS)(
+    'owners add and operator transfer refuse $label as KEYFILE with KEY_INVALID, signing and submitting nothing',
+    async (key) => {
+      // The registry refuses such a key (PUBLISHER_KEY_INVALID) and every signature by it: said here, first.
+      const keyFile = path.join(work, 'untrusted-owner.asc');
+      await writeFile(keyFile, key.publicKey);
+      const before = await treeOf(dir);
+      for (const [command, args, signer] of [
+        ['owners', ['add', PLUGIN, keyFile], publisherSecret],
+        ['operator', ['transfer', PLUGIN, keyFile, '--reason', 'sold'], operatorSecret],
+      ] as const) {
+        const file = outputFile();
+        const refused = await plugindex([
+          command,
+          ...args,
+          '--key',
+          signer,
+          '--registry',
+          dir,
+          '--output',
+          file,
+        ]);
+        expect(refused.code).toBe(1);
+        expect(refused.stderr).toContain(`KEY_INVALID: the key ${key.fingerprint} cannot be trusted`);
+        expect(refused.stderr).toContain(key.reason);
+        expect(await readFile(file).catch((e: NodeJS.ErrnoException) => e.code)).toBe('ENOENT');
+        const submitted = await plugindex([command, ...args, '--key', signer, '--registry', dir]);
+        expect(submitted.code).toBe(1);
+        expect(submitted.stderr).toContain('KEY_INVALID');
+      }
+      expect(await treeOf(dir)).toEqual(before);
     },
   );
 

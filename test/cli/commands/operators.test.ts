@@ -11,6 +11,7 @@ import type { PluginDocument } from '../../../index-builder/model.ts';
 import { signedAction } from '../../support/actions.ts';
 import { plugindex } from '../../support/cli.ts';
 import { makeBundle, testKey } from '../../support/fixtures.ts';
+import { UNTRUSTED_KEYS } from '../../support/untrusted-keys.ts';
 
 let work: string;
 let dir: string;
@@ -60,6 +61,26 @@ describe('when a registry names its operator', () => {
     expect(refused.stderr).toContain('CONFIG_REGISTRY_KEY_AS_OPERATOR');
     expect(await readFile(path.join(dir, 'plugindex.json'), 'utf8')).toBe(before);
   });
+
+  it.each(UNTRUSTED_KEYS)(
+    'refuses $label with KEY_INVALID naming it and why, and leaves the config as it was',
+    async (key) => {
+      // Every signature by such a key is refused: trusting one only defers the refusal to its first action.
+      const before = await readFile(path.join(dir, 'plugindex.json'), 'utf8');
+      await writeFile(path.join(work, 'untrusted.asc'), key.publicKey);
+      const refused = await plugindex(
+        'operators',
+        'add',
+        '--registry',
+        dir,
+        path.join(work, 'untrusted.asc'),
+      );
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain(`KEY_INVALID: the operator key ${key.fingerprint} cannot be trusted`);
+      expect(refused.stderr).toContain(key.reason);
+      expect(await readFile(path.join(dir, 'plugindex.json'), 'utf8')).toBe(before);
+    },
+  );
 
   it('answers a malformed request with a usage error (exit 2)', async () => {
     expect((await plugindex('operators', 'list', 'extra', '--registry', dir)).code).toBe(2);

@@ -7,6 +7,7 @@ import { initRegistry } from '../../../cli/local/registry.ts';
 import { generateKeyPair } from '../../../index-builder/signing.ts';
 import { plugindex } from '../../support/cli.ts';
 import { KEYS_CREATED, testKey } from '../../support/fixtures.ts';
+import { UNTRUSTED_KEYS } from '../../support/untrusted-keys.ts';
 
 let work: string;
 let dir: string;
@@ -66,6 +67,20 @@ describe('when an operator trusts publishers', () => {
     expect(refused.stderr).toContain('CONFIG_REGISTRY_KEY_AS_PUBLISHER');
     expect(await readFile(path.join(dir, 'plugindex.json'), 'utf8')).toBe(before);
   });
+
+  it.each(UNTRUSTED_KEYS)(
+    'refuses $label with KEY_INVALID naming it and why, and leaves the config as it was',
+    async (key) => {
+      // Every signature by such a key is refused: trusting one only defers the refusal to a publish.
+      const before = await readFile(path.join(dir, 'plugindex.json'), 'utf8');
+      await writeFile(path.join(work, 'untrusted.asc'), key.publicKey);
+      const refused = await addPublisher('untrusted.asc', 'evil-*');
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain(`KEY_INVALID: the publisher key ${key.fingerprint} cannot be trusted`);
+      expect(refused.stderr).toContain(key.reason);
+      expect(await readFile(path.join(dir, 'plugindex.json'), 'utf8')).toBe(before);
+    },
+  );
 
   it('answers a malformed request with a usage error (exit 2)', async () => {
     expect((await plugindex('publishers', 'list', 'extra', '--registry', dir)).code).toBe(2);

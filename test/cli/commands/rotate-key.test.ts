@@ -20,8 +20,9 @@ import { rotateRegistryKey } from '../../../index-builder/pipeline/rotate.ts';
 import { readSignedRotation, signRotation } from '../../../index-builder/rotation.ts';
 import { createSigner, generateKeyPair } from '../../../index-builder/signing.ts';
 import type { PutOptions, Store } from '../../../index-builder/store.ts';
-import { encode, makeBundle, validManifest } from '../../support/fixtures.ts';
+import { encode, KEYS_CREATED, makeBundle, validManifest } from '../../support/fixtures.ts';
 import { type ServingRegistry, startServe } from '../../support/serve.ts';
+import { SMALL_ORDER_POINTS, smallOrderKey } from '../../support/small-order-key.ts';
 import { treeOf } from '../../support/tree.ts';
 
 const BIN = path.resolve(import.meta.dirname, '../../../cli/bin.mjs');
@@ -164,6 +165,21 @@ describe('when an operator rotates a served registry key twice', () => {
     expect(missing.stderr).toContain('FILE_NOT_FOUND');
     const unnamed = await plugindex('rotate-key', '--registry', dir);
     expect(unnamed.code).toBe(2);
+    expect(await treeOf(dir)).toEqual(before);
+  });
+
+  it('refuses a new key whose Ed25519 point has small order with KEY_INVALID naming it, changing nothing', async () => {
+    // Anyone could sign snapshots as such a key, and every client refuses what it signs.
+    const before = await treeOf(dir);
+    const weak = smallOrderKey(SMALL_ORDER_POINTS.identity, KEYS_CREATED);
+    const file = path.join(work, 'small-order.asc');
+    await writeFile(file, weak.secretKey, { mode: 0o600 });
+    const refused = await plugindex('rotate-key', '--registry', dir, '--new-key', file);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(
+      `KEY_INVALID: the new registry key ${weak.fingerprint} cannot be trusted`,
+    );
+    expect(refused.stderr).toContain('is an Ed25519 point of small order');
     expect(await treeOf(dir)).toEqual(before);
   });
 
