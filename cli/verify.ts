@@ -57,7 +57,7 @@ import {
 import { forEachLimited } from '../index-builder/limited.ts';
 import { EMPTY_LOG, isLogHead } from '../index-builder/log.ts';
 import type { ArtifactRecord, BinDocument, LogHead, SnapshotDocument } from '../index-builder/model.ts';
-import { readPublicKey } from '../index-builder/signing.ts';
+import { readPublicKey, readTrustedKey } from '../index-builder/signing.ts';
 import { openSignedSnapshot, verifyManifest } from '../index-builder/verify.ts';
 
 const text = (bytes: Uint8Array): string => new TextDecoder().decode(bytes);
@@ -277,8 +277,10 @@ async function verifyWith(
   // (a mirror, a bucket written to) swap in a key of its own, re-sign everything, and have the state keep it.
   const keyFrom: VerifyReport['keyFrom'] =
     options.pinnedKey !== undefined ? 'given' : saved?.key !== undefined ? 'state' : 'registry';
-  const given = await readPublicKey(
+  // Refused before the state keeps it: a pin no signature by which is taken (weak or costly) verifies nothing.
+  const given = await readTrustedKey(
     options.pinnedKey ?? saved?.key ?? text(await reader.get(REGISTRY_PUBLIC_KEY_KEY, UNLISTED_LIMITS.key)),
+    'the registry key',
   );
   if (keyFrom === 'state' && given.fingerprint !== saved?.fingerprint)
     throw new ClientError(

@@ -465,8 +465,9 @@ class Client implements PlugindexClient {
       });
       armored = new TextDecoder().decode(bytes);
     }
-    const { readPublicKey, RegistrySession } = await loadTrust();
-    const key = await readPublicKey(armored);
+    const { readPublicKey, readTrustedKey, RegistrySession } = await loadTrust();
+    // Refused before anything is pinned: every snapshot a weak or costly key signs would be refused anyway.
+    const key = await readTrustedKey(armored, 'the registry key');
     if ('fingerprint' in pin) {
       const wanted = pin.fingerprint.replace(/\s+/g, '').toUpperCase();
       if (key.fingerprint !== wanted)
@@ -580,7 +581,7 @@ class Client implements PlugindexClient {
    *   REGISTRY_NOT_FOUND, REGISTRY_NOT_PINNED, FETCH_*; TrustError as a check of the registry otherwise.
    */
   async resetRegistryTrust(target: ResetTrustTarget): Promise<ResetTrustResult> {
-    const { readPublicKey, RegistrySession } = await loadTrust();
+    const { readTrustedKey, RegistrySession } = await loadTrust();
     let entry: RegistryEntry;
     let pinned: TrustRecord;
     /** The name the snapshot verified here is kept under as checked: the configured one, or the set's. */
@@ -591,7 +592,7 @@ class Client implements PlugindexClient {
       own = entry.name;
     } else {
       const url = normalizeRegistryUrl(target.url);
-      const key = await readPublicKey(target.armoredKey);
+      const key = await readTrustedKey(target.armoredKey, 'the registry key');
       entry = {
         name: url,
         url,
@@ -886,8 +887,9 @@ class Client implements PlugindexClient {
         'REQUEST_INVALID',
         `${url} is not under a configured registry: give --key FILE (the publisher's or the registry's public key) to verify its signature, or add its registry with \`plugindex registry add\``,
       );
-    const { readPublicKey } = await loadTrust();
-    const key = await readPublicKey(armoredKey);
+    const { readTrustedKey } = await loadTrust();
+    // Kept as a pin below: refused first if no signature by it could be taken.
+    const key = await readTrustedKey(armoredKey, 'the key given');
     // One source per host and key, named for both: the lock records it, and the key given is kept as its
     // pin (as `registry add` keeps one), so `verify` and a later install from the lock find it.
     const host = new URL(url).host.toLowerCase().replace(/[^a-z0-9.-]/g, '-') || 'file';

@@ -94,6 +94,8 @@ export const loadTrust = () =>
     import('./session.ts'),
   ]).then(([signing, verify, session]) => ({
     readPublicKey: signing.readPublicKey,
+    readTrustedKey: signing.readTrustedKey,
+    untrustedKeyProblem: signing.untrustedKeyProblem,
     verifyManifest: verify.verifyManifest,
     RegistrySession: session.RegistrySession,
   }));

@@ -540,9 +540,10 @@ async function reachable<T>(set: PluginSet, provider: SetProvider, open: () => P
 }
 
 async function parseKey(armored: string, file: string, where: string) {
-  const { readPublicKey } = await loadTrust();
+  const { readPublicKey, untrustedKeyProblem } = await loadTrust();
+  let key: Awaited<ReturnType<typeof readPublicKey>>;
   try {
-    return await readPublicKey(armored);
+    key = await readPublicKey(armored);
   } catch (cause) {
     throw new ClientError(
       'PLUGIN_SET_INVALID',
@@ -550,6 +551,14 @@ async function parseKey(armored: string, file: string, where: string) {
       { cause },
     );
   }
+  // The set pins it: refused as the set's mistake, before anything is fetched or installed under it.
+  const untrusted = untrustedKeyProblem(key.key);
+  if (untrusted)
+    throw new ClientError(
+      'PLUGIN_SET_INVALID',
+      `${where}: ${file} is key ${key.fingerprint}, which cannot be trusted: ${untrusted}`,
+    );
+  return key;
 }
 
 export interface SetInstallOptions {

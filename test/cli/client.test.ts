@@ -14,6 +14,7 @@ import { initRegistry } from '../../cli/local/registry.ts';
 import { main } from '../../cli/main.ts';
 import { encode, makeBundle, validManifest } from '../support/fixtures.ts';
 import { type ServingRegistry, startServe } from '../support/serve.ts';
+import { UNTRUSTED_KEYS } from '../support/untrusted-keys.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const BIN = path.join(ROOT, 'cli/bin.mjs');
@@ -145,6 +146,39 @@ describe('when a registry is managed from the command line', () => {
     expect(JSON.parse(updated.stdout).registries.map((r: { ok: boolean }) => r.ok)).toEqual([true, true]);
     expect((await plugindex('registry', 'remove', 'tofu')).code).toBe(0);
   });
+});
+
+describe('when a user pins a key no signature by which could be taken', () => {
+  it.each(UNTRUSTED_KEYS)(
+    'refuses $label with KEY_INVALID naming it, wherever it is given, and pins nothing',
+    async (key) => {
+      // Every snapshot or manifest signed by such a key is refused: pinning one only defers the refusal.
+      const plugindex = await home();
+      const dir = path.join(work, `home${homes}`);
+      const file = path.join(dir, 'untrusted.asc');
+      await writeFile(file, key.publicKey);
+      const said = `KEY_INVALID: the registry key ${key.fingerprint} cannot be trusted`;
+      const manifest = `${base}/plugins/${NAME}/1.0.0/manifest.json`;
+      const state = path.join(dir, 'verify-state.json');
+      for (const [args, words] of [
+        [['registry', 'add', 'main', base, '--key', file], said],
+        [['registry', 'reset-trust', base, '--key', file], said],
+        [['verify', '--url', base, '--key', file, '--state', state], said],
+        [
+          ['install', manifest, '--key', file, '--dir', 'plugins'],
+          `KEY_INVALID: the key given ${key.fingerprint}`,
+        ],
+      ] as const) {
+        const refused = await plugindex(...args);
+        expect(refused.code, args.join(' ')).toBe(1);
+        expect(refused.stderr).toContain(words);
+        expect(refused.stderr).toContain(key.reason);
+      }
+      expect(JSON.parse((await plugindex('registry', 'list', '--json')).stdout).registries).toEqual([]);
+      for (const written of ['data/trust', 'config/config.json', 'verify-state.json', 'plugins'])
+        await expect(stat(path.join(dir, written)), written).rejects.toMatchObject({ code: 'ENOENT' });
+    },
+  );
 });
 
 describe('when a registry was rebuilt at a lower generation under the same key', () => {

@@ -17,6 +17,7 @@ import { createSigner } from '../../index-builder/signing.ts';
 import { encode, makeBundle, sha256, testKey, validManifest } from '../support/fixtures.ts';
 import { type ServingRegistry, startServe } from '../support/serve.ts';
 import { type StaticServer, startStaticServer } from '../support/static-server.ts';
+import { UNTRUSTED_KEYS } from '../support/untrusted-keys.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const BIN = path.join(ROOT, 'cli/bin.mjs');
@@ -1052,4 +1053,24 @@ describe('when a set command is given the wrong arguments', () => {
     expect(await exists(path.join(c.dir, 'plugins'))).toBe(false);
     expect(await exists(path.join(c.dir, 'a.yaml'))).toBe(false);
   });
+});
+
+describe('when a set pins a key no signature by which could be taken', () => {
+  it.each(UNTRUSTED_KEYS)(
+    'refuses a provider that pins $label (PLUGIN_SET_INVALID, exit 1), naming the field and why, installing nothing',
+    async (key) => {
+      // Every snapshot signed by such a key is refused: the set's pin is its mistake, said at its field.
+      const c = await checkout(setOf([{ name: ALPHA, version: '1.0.0' }]));
+      await writeFile(path.join(c.dir, 'registry.asc'), key.publicKey);
+      const refused = await c.plugindex('install', '-c', 'plugins.yaml');
+      expect(refused.code, refused.stderr).toBe(1);
+      expect(refused.stderr).toContain('PLUGIN_SET_INVALID: ');
+      expect(refused.stderr).toContain(
+        `${c.file}#/plugins/providers/0/key: ${path.join(c.dir, 'registry.asc')} is key ${key.fingerprint}, which cannot be trusted`,
+      );
+      expect(refused.stderr).toContain(key.reason);
+      expect(await exists(path.join(c.dir, 'plugins'))).toBe(false);
+      expect(await exists(path.join(c.dir, 'plugins.lock'))).toBe(false);
+    },
+  );
 });
