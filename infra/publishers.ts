@@ -24,7 +24,7 @@ import {
   type TrustedOperator,
   type TrustedPublisher,
 } from '../index-builder/config.ts';
-import { readPublicKey } from '../index-builder/signing.ts';
+import { readPublicKey, untrustedKeyProblem } from '../index-builder/signing.ts';
 import { InfraError } from './errors.ts';
 
 function fail(where: string, message: string, cause?: unknown): never {
@@ -53,9 +53,13 @@ async function readKeyFile(file: string, at: string, key: string) {
   if (armored.includes(SECRET_KEY_ARMOR)) {
     fail(at, `${keyFile} is a secret key; give the public key (public.asc)`);
   }
-  return readPublicKey(armored).catch((cause: unknown) =>
+  const info = await readPublicKey(armored).catch((cause: unknown) =>
     fail(at, `${keyFile}: ${(cause as Error).message}`, cause),
   );
+  // Refused at deploy: the publish function would refuse every signature by it, publish after publish.
+  const untrusted = untrustedKeyProblem(info.key);
+  if (untrusted) fail(at, `${keyFile} is key ${info.fingerprint}, which cannot be trusted: ${untrusted}`);
+  return info;
 }
 
 /**

@@ -16,6 +16,7 @@ import { InfraError } from '../../infra/errors.ts';
 import { loadTrustedPublishers, loadTrustList, stageFunction } from '../../infra/publishers.ts';
 import { PlugindexStack } from '../../infra/stack.ts';
 import { testKey } from '../support/fixtures.ts';
+import { UNTRUSTED_KEYS } from '../support/untrusted-keys.ts';
 
 let dir: string;
 
@@ -25,6 +26,8 @@ beforeAll(async () => {
   await writeFile(path.join(dir, 'keys/acme.asc'), (await testKey('publisher')).publicKey);
   await writeFile(path.join(dir, 'keys/other.asc'), (await testKey('other')).publicKey);
   await writeFile(path.join(dir, 'keys/secret.asc'), (await testKey('publisher')).secretKey);
+  for (const [i, key] of UNTRUSTED_KEYS.entries())
+    await writeFile(path.join(dir, `keys/untrusted-${i}.asc`), key.publicKey);
 });
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
@@ -80,6 +83,33 @@ describe('when the deployment names trusted publishers', () => {
     expect(error).toBeInstanceOf(InfraError);
     expect(error).toMatchObject({ code: 'PUBLISHERS_INVALID' });
     expect((error as Error).message).toContain(message.startsWith('#') ? `${file}${message}` : message);
+  });
+});
+
+describe('when the trust list names a key no signature by which could be taken', () => {
+  it.each(
+    UNTRUSTED_KEYS.flatMap((key, i) => [
+      { ...key, role: 'publisher', list: { publishers: [{ key: `keys/untrusted-${i}.asc`, names: ['*'] }] } },
+      {
+        ...key,
+        role: 'operator',
+        list: {
+          publishers: [{ key: 'keys/acme.asc', names: ['*'] }],
+          operators: [{ key: `keys/untrusted-${i}.asc` }],
+        },
+      },
+    ]),
+  )('refuses $label as a $role at synth (PUBLISHERS_INVALID), naming the place and why', async (c) => {
+    // The publish function would refuse every signature by it, publish after publish.
+    const file = await listFile(`untrusted-${c.role}-${c.fingerprint}.json`, c.list);
+
+    const error = await loadTrustList(file).catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(InfraError);
+    expect(error).toMatchObject({ code: 'PUBLISHERS_INVALID' });
+    expect((error as Error).message).toContain(`${file}#/${c.role}s/0/key: `);
+    expect((error as Error).message).toContain(`is key ${c.fingerprint}, which cannot be trusted`);
+    expect((error as Error).message).toContain(c.reason);
   });
 });
 
