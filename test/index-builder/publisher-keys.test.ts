@@ -29,7 +29,7 @@ import {
 } from '../support/fixtures.ts';
 import { gpgKeyring } from '../support/gpg.ts';
 import type { MemoryStore } from '../support/memory-store.ts';
-import { SMALL_ORDER_POINTS, smallOrderKey } from '../support/small-order-key.ts';
+import { SMALL_ORDER_POINTS, smallOrderKey, smallOrderKeyV6 } from '../support/small-order-key.ts';
 
 const DAY = 24 * 3600 * 1000;
 /** The test registries publish at 2026-11-01 (fixtures.ts). */
@@ -364,6 +364,28 @@ describe('when a publisher key is an Ed25519 point of small order (anyone can si
         await rawTar([
           { name: 'manifest.json', body },
           { name: 'manifest.json.asc', body: signature },
+          { name: 'publisher.asc', body: weak.publicKey },
+        ]),
+      );
+      expect(outcome?.problems).toEqual([
+        expect.objectContaining({
+          code: 'PUBLISHER_KEY_INVALID',
+          path: 'bundle:publisher.asc',
+          message: expect.stringContaining(`${weak.fingerprint} is an Ed25519 point of small order`),
+        }),
+      ]);
+    },
+  );
+
+  it.each(Object.entries(SMALL_ORDER_POINTS))(
+    'refuses an RFC 9580 (v6) Ed25519 key whose point A is %s, with its forged signature',
+    async (_, point) => {
+      const weak = smallOrderKeyV6(point, CREATED);
+      const body = manifestBytes();
+      const outcome = await outcomeOf(
+        await rawTar([
+          { name: 'manifest.json', body },
+          { name: 'manifest.json.asc', body: weak.forge(body, WHILE_VALID) },
           { name: 'publisher.asc', body: weak.publicKey },
         ]),
       );

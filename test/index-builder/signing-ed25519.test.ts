@@ -19,7 +19,7 @@ import {
   verifyDetachedSignatureBy,
 } from '../../index-builder/signing.ts';
 import { encode, KEYS_CREATED, testKey } from '../support/fixtures.ts';
-import { SMALL_ORDER_POINTS, smallOrderKey } from '../support/small-order-key.ts';
+import { SMALL_ORDER_POINTS, smallOrderKey, smallOrderKeyV6 } from '../support/small-order-key.ts';
 
 const DAY = 86_400_000;
 const SIGNED = new Date(KEYS_CREATED.getTime() + 10 * DAY);
@@ -398,6 +398,63 @@ describe('when the key is an Ed25519 point of small order (anyone can sign as it
     });
     expect(ed25519).toEqual(slow);
     await expect(verifyDetachedSignature(DATA, signature, [key], JUDGED)).resolves.toEqual(slow);
+  });
+
+  it.each(Object.entries(SMALL_ORDER_POINTS))(
+    'refuses a v6 key (RFC 9580 Ed25519, its point A) whose point is %s, and its forged signature',
+    async (name, point) => {
+      // Prepare: a v6 key openpgp.js reads as such.
+      const weak = smallOrderKeyV6(point, KEYS_CREATED);
+      const key = await openpgp.readKey({ armoredKey: weak.publicKey });
+      expect([key.keyPacket.version, key.keyPacket.algorithm]).toEqual([6, openpgp.enums.publicKey.ed25519]);
+      const signature = weak.forge(DATA, SIGNED);
+      if (name === 'identity') {
+        // openpgp.js alone takes its forged certifications, and the forged signature (R the base point, S
+        // one) over any data. (By a point of order 2, 4 or 8, over one document in that many.)
+        await expect(key.verifyPrimaryKey(JUDGED)).resolves.toBeUndefined();
+        const taken = await openpgp.verify({
+          message: await openpgp.createMessage({ binary: encode('any other data') }),
+          signature: await openpgp.readSignature({
+            armoredSignature: weak.forge(encode('any other data'), SIGNED),
+          }),
+          verificationKeys: [key],
+          date: JUDGED,
+        });
+        await expect(taken.signatures[0]?.verified).resolves.toBe(true);
+      }
+
+      // Act
+      const result = await verifyDetachedSignature(DATA, signature, [key], JUDGED);
+
+      // Assess
+      expect(result).toMatchObject({
+        ok: false,
+        reason: 'bad-signature',
+        message: expect.stringContaining(`${weak.fingerprint} is an Ed25519 point of small order`),
+      });
+    },
+  );
+
+  it('takes a v6 key openpgp.js makes, and its signature: the check is of the point, not of the version', async () => {
+    const { privateKey } = await openpgp.generateKey({
+      type: 'curve25519',
+      userIDs: [{ name: 'v6' }],
+      date: KEYS_CREATED,
+      config: { v6Keys: true },
+      format: 'object',
+    });
+    expect([privateKey.keyPacket.version, privateKey.keyPacket.algorithm]).toEqual([
+      6,
+      openpgp.enums.publicKey.ed25519,
+    ]);
+    const signature = await openpgp.sign({
+      message: await openpgp.createMessage({ binary: DATA }),
+      signingKeys: privateKey,
+      detached: true,
+      date: SIGNED,
+    });
+    const result = await verifyDetachedSignature(DATA, signature as string, [privateKey.toPublic()], JUDGED);
+    expect(result).toMatchObject({ ok: true, fingerprint: privateKey.getFingerprint().toUpperCase() });
   });
 });
 

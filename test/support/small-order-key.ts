@@ -118,3 +118,61 @@ export function smallOrderKey(point: readonly number[], created: Date): SmallOrd
       armor('SIGNATURE', signature(0x00, [...data], Math.floor(at.getTime() / 1000), [])),
   };
 }
+
+/** SHA-256's salt in a v6 signature (RFC 9580 5.2.3, table 23). */
+const V6_SALT = new Array<number>(16).fill(0x5a);
+
+/**
+ * A v6 Ed25519 key (RFC 9580: algorithm 27, its point `A` 32 bytes as they are) whose point is `point`,
+ * made at `created`, and signatures anyone can make by it (R the base point, S one, as for `smallOrderKey`).
+ * Written packet by packet (RFC 9580 5.2.3, 5.2.4, 5.5.2.3, 5.5.4.3; a direct-key signature and a user ID
+ * certification, each forged), since no tool makes such a key; openpgp.js makes v6 keys
+ * (`generateKey({ type: 'curve25519', config: { v6Keys: true } })`) but of a point of its own.
+ */
+export function smallOrderKeyV6(point: readonly number[], created: Date): Omit<SmallOrderKey, 'secretKey'> {
+  const seconds = Math.floor(created.getTime() / 1000);
+  const body = [6, ...uint32(seconds), 27 /* Ed25519 */, ...uint32(point.length), ...point];
+  const keyHashed = [0x9b, ...uint32(body.length), ...body];
+  const fingerprint = [...createHash('sha256').update(Uint8Array.from(keyHashed)).digest()];
+  const signature = (type: number, signed: readonly number[], at: number, extra: readonly number[]) => {
+    const subpackets = [5, 2, ...uint32(at), 2 + fingerprint.length, 33, 6, ...fingerprint, ...extra];
+    const hashed = [6, type, 27, 8 /* SHA-256 */, ...uint32(subpackets.length), ...subpackets];
+    const digest = createHash('sha256')
+      .update(Uint8Array.from([...V6_SALT, ...signed, ...hashed, 6, 0xff, ...uint32(hashed.length)]))
+      .digest();
+    const packet = [
+      ...hashed,
+      ...uint32(0), // no unhashed subpackets
+      digest[0] as number,
+      digest[1] as number,
+      V6_SALT.length,
+      ...V6_SALT,
+      ...FORGED_R,
+      ...FORGED_S,
+    ];
+    return [...header(2, packet.length), ...packet];
+  };
+  const flags = [2, 27, 0x03]; // key flags: certify, sign
+  const direct = signature(0x1f, keyHashed, seconds, flags);
+  const userId = [...Buffer.from('small order v6 <small-order-v6@example.org>')];
+  const certification = signature(
+    0x13,
+    [...keyHashed, 0xb4, ...uint32(userId.length), ...userId],
+    seconds,
+    flags,
+  );
+  const key = [
+    ...header(6, body.length),
+    ...body,
+    ...direct,
+    ...header(13, userId.length),
+    ...userId,
+    ...certification,
+  ];
+  return {
+    publicKey: armor('PUBLIC KEY BLOCK', key),
+    fingerprint: Buffer.from(fingerprint).toString('hex').toUpperCase(),
+    forge: (data, at = created) =>
+      armor('SIGNATURE', signature(0x00, [...data], Math.floor(at.getTime() / 1000), [])),
+  };
+}

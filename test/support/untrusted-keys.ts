@@ -5,7 +5,7 @@
  */
 import { costlyKey } from './costly-key.ts';
 import { KEYS_CREATED } from './fixtures.ts';
-import { SMALL_ORDER_POINTS, smallOrderKey } from './small-order-key.ts';
+import { SMALL_ORDER_POINTS, smallOrderKey, smallOrderKeyV6 } from './small-order-key.ts';
 
 export interface UntrustedKey {
   readonly label: string;
@@ -19,6 +19,11 @@ export const UNTRUSTED_KEYS: readonly UntrustedKey[] = [
   {
     label: 'an Ed25519 key of small order',
     ...smallOrderKey(SMALL_ORDER_POINTS.identity, KEYS_CREATED),
+    reason: 'is an Ed25519 point of small order',
+  },
+  {
+    label: 'an RFC 9580 (v6) Ed25519 key of small order',
+    ...smallOrderKeyV6(SMALL_ORDER_POINTS['order 8'], KEYS_CREATED),
     reason: 'is an Ed25519 point of small order',
   },
   {
