@@ -161,9 +161,14 @@ export async function removeInstalled(
     return {
       installed: result.installed,
       result: { versions: result.removed, blobs, gone: own(result.installed.plugins, name) === undefined },
+      // Deleted while installed.json's lock is still held, as an install's replacing does: removed after its
+      // release, an install of the same version landing in between (its files found in place, or placed
+      // again) had them deleted while installed.json named them.
+      afterWrite: async () => {
+        for (const v of result.removed) await tree.removeVersion(name, v);
+      },
     };
   });
-  for (const v of removed.versions) await tree.removeVersion(name, v);
   if (options.clean) for (const blob of removed.blobs) await ctx.cache.removeBlob(blob);
   const lockfile = options.lockfile;
   if (removed.gone && lockfile)

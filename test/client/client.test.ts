@@ -11,9 +11,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
 import { createClient, type PlugindexClient } from '../../client/client.ts';
+import type { ClientContext } from '../../client/context.ts';
+import { InstallTree } from '../../client/disk/state.ts';
 import { ClientError } from '../../client/errors.ts';
 import { createHttpFetcher, type Fetcher } from '../../client/fetcher.ts';
 import { parseLockfile } from '../../client/lockfile.ts';
+import { removeInstalled } from '../../client/maintain.ts';
 import type { ClientDirectories } from '../../client/paths.ts';
 import { fixedClock } from '../../index-builder/clock.ts';
 import { sha256Hex } from '../../index-builder/digest.ts';
@@ -700,6 +703,40 @@ describe('when two installs place into one folder at once', () => {
       { name: NAME, version: '1.0.0', ok: true },
     ]);
     expect(heldByA).toBe(true);
+  });
+});
+
+describe('when a remove and an install meet in one folder', () => {
+  it('removes the version folder while holding the folder, so an install landing meanwhile keeps its files', async () => {
+    const m = await machine();
+    await addRegistry(m);
+    await withClient(m, (c) => c.install({ requests: [`${NAME}@1.0.0`], dir: m.dir, lockfile: m.lockfile }));
+    // A tree whose removal of a version folder first starts install B of that very version: B lands
+    // between remove's record and its deletion unless the folder is held across both.
+    let heldAtRemoval: boolean | undefined;
+    let b: Promise<unknown> | undefined;
+    class Interleaving extends InstallTree {
+      override async removeVersion(name: string, version: string): Promise<void> {
+        heldAtRemoval = await exists(join(m.dir, 'installed.json.lock'));
+        b = withClient(m, (c) =>
+          c.install({ requests: [`${NAME}@1.0.0`], dir: m.dir, lockfile: join(root, 'remove-race-b.lock') }),
+        );
+        // Unheld, B records demo-plugin@1.0.0 (its files still in place) and the removal then deletes them.
+        if (!heldAtRemoval) await b;
+        await super.removeVersion(name, version);
+      }
+    }
+    const tree = new Interleaving(m.dir);
+    // removeInstalled reads only the tree from its context (and the cache, with `clean`).
+    const ctx = { tree: () => tree } as unknown as ClientContext;
+    expect(await removeInstalled(ctx, NAME, { dir: m.dir })).toEqual(['1.0.0']);
+    await b;
+
+    // Whatever the order, what installed.json records is in place.
+    expect(await withClient(m, (c) => c.verifyInstalled({ dir: m.dir }))).toEqual([
+      { name: NAME, version: '1.0.0', ok: true },
+    ]);
+    expect(heldAtRemoval).toBe(true);
   });
 });
 
