@@ -1,13 +1,14 @@
 /**
  * How the client writes: every file by temp file and rename in the same folder, so a killed install never
  * leaves half a file where a digest or a document is expected; and a per-target lock file (O_EXCL, holding
- * the PID, broken when its process is gone) where two processes edit the same file, as OpenTofu locks each
+ * the PID, machine, boot and start of its holder, broken when that holder is gone: `LockHolder`) where two processes edit the same file, as OpenTofu locks each
  * target in its plugin cache. Two writers of one content-addressed blob need no lock: both rename the same
  * bytes into place.
  */
 import { randomBytes } from 'node:crypto';
 import { constants, createReadStream, readFileSync } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { hostname, uptime } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { createSha256 } from '../../index-builder/digest.ts';
 import { ClientError } from '../errors.ts';
@@ -183,6 +184,105 @@ function processAlive(pid: number): boolean {
   }
 }
 
+/**
+ * What a lock file says of its holder. The PID alone (all a lock said before, and what older clients read
+ * first) is no holder on another machine or after a reboot: a lock committed to a checkout, or left across
+ * a reboot, named a PID that ran here too (1, init, always does), and every install waited 30 s, then failed.
+ * So a lock also names the machine (`host`), its boot (`boot`, Linux's boot id) and the holder's start
+ * (`start`, the clock ticks since boot /proc gives, telling a PID reused since from the holder), each a
+ * `key value` line after the PID and token; a lock without them is judged by its PID as before.
+ */
+interface LockHolder {
+  readonly pid: number | undefined;
+  readonly host?: string;
+  readonly boot?: string;
+  readonly start?: string;
+}
+
+function parseHolder(content: string): LockHolder {
+  const [first = '', , ...rest] = content.split('\n');
+  // Number.parseInt as before: a lock an older client wrote holds its PID first, maybe alone.
+  const pid = Number.parseInt(first, 10);
+  const fields = new Map<string, string>();
+  for (const line of rest) {
+    const space = line.indexOf(' ');
+    if (space > 0) fields.set(line.slice(0, space), line.slice(space + 1));
+  }
+  const host = fields.get('host');
+  const boot = fields.get('boot');
+  const start = fields.get('start');
+  return {
+    pid: Number.isInteger(pid) ? pid : undefined,
+    ...(host !== undefined ? { host } : {}),
+    ...(boot !== undefined ? { boot } : {}),
+    ...(start !== undefined ? { start } : {}),
+  };
+}
+
+/** A file's text, trimmed; undefined where it cannot be read (no /proc: not Linux). */
+function readProcText(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** This boot's id (Linux); undefined elsewhere. Read once: it does not change while a process runs. */
+let bootId: string | undefined | null = null;
+function thisBoot(): string | undefined {
+  if (bootId === null) bootId = readProcText('/proc/sys/kernel/random/boot_id') || undefined;
+  return bootId;
+}
+
+/** When process `pid` started, in clock ticks since boot (/proc/PID/stat's 22nd field); undefined without /proc. */
+function startOf(pid: number | 'self'): string | undefined {
+  const stat = readProcText(`/proc/${pid}/stat`);
+  // The command name (field 2) is in parentheses and may hold spaces: fields are counted after its `)`.
+  const after = stat?.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return after?.[19];
+}
+
+/** The lines after the PID and token that tell this holder from another machine's, boot's or process's. */
+function holderLines(): string {
+  const boot = thisBoot();
+  const start = startOf('self');
+  return [
+    `host ${hostname()}`,
+    ...(boot !== undefined ? [`boot ${boot}`] : []),
+    ...(start !== undefined ? [`start ${start}`] : []),
+  ]
+    .map((line) => `\n${line}`)
+    .join('');
+}
+
+/** When this machine booted (ms since the epoch). */
+function bootedAtMs(): number {
+  return Date.now() - uptime() * 1000;
+}
+
+/**
+ * Whether the holder a lock names is gone: its PID runs no process; or it was written on this machine in an
+ * earlier boot, or by a process that started otherwise than the one of that PID now (a PID reused). A lock
+ * naming another machine cannot be judged here (an install folder on a shared filesystem may be held by a
+ * process there): it is waited for, and the refusal names the machine and the file to delete.
+ */
+async function holderGone(lock: string, holder: LockHolder): Promise<boolean> {
+  const pid = holder.pid as number;
+  if (holder.host !== undefined && holder.host !== hostname()) return false;
+  if (!processAlive(pid)) return true;
+  const boot = thisBoot();
+  if (holder.boot !== undefined && boot !== undefined) {
+    if (holder.boot !== boot) return true;
+    const start = startOf(pid);
+    return holder.start !== undefined && start !== undefined && holder.start !== start;
+  }
+  // A lock naming no boot (an older client's, or one written where there is no boot id): last written
+  // before this machine booted, no process running now wrote it. A minute's margin for clocks and rounding.
+  const info = await stat(lock).catch(() => undefined);
+  return info !== undefined && info.mtimeMs < bootedAtMs() - 60_000;
+}
+
 /** A lock with no PID in it this long was left by a writer killed before it wrote one. */
 const EMPTY_LOCK_STALE_MS = 10_000;
 
@@ -194,8 +294,9 @@ async function ageMs(path: string): Promise<number> {
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
- * Runs `fn` holding the lock file `lock` (O_EXCL, holding this PID and a token of this holder's own). A lock
- * whose PID is no longer running is stale (a killed process) and is broken; a live one is waited for, up to
+ * Runs `fn` holding the lock file `lock` (O_EXCL, holding this PID, a token of this holder's own, and who
+ * this holder is: `LockHolder`). A lock whose holder is no longer running is stale (a killed process, an
+ * earlier boot's) and is broken (`holderGone`); a live one is waited for, up to
  * `timeoutMs`, then `busy` names the holder. The client locks `<target>.lock` beside what it edits; the
  * local registry locks its folder with the same code. `broke`, when this holder broke a stale lock to take
  * it, is run once the lock is held, before `fn`, with the killed holder's PID (undefined for a lock killed
@@ -206,6 +307,7 @@ export async function withLockFile<T>(
   fn: () => Promise<T>,
   options: {
     readonly timeoutMs?: number;
+    /** `holder`: the PID the lock names, and ` on HOST` where it names another machine. */
     readonly busy: (holder: string) => Error;
     readonly broke?: (holder: number | undefined) => Promise<void>;
   },
@@ -214,7 +316,8 @@ export async function withLockFile<T>(
   await mkdir(dirname(lock), { recursive: true });
   // The PID first (what another process judges a lock by), then a token: two holders in one process, and a
   // lock taken again since, are told apart.
-  const mine = `${process.pid}\n${randomBytes(8).toString('hex')}`;
+  // Then who this holder is beyond its PID (`LockHolder`), which older clients do not read.
+  const mine = `${process.pid}\n${randomBytes(8).toString('hex')}${holderLines()}`;
   // Each stale lock this waiter broke, by its holder's PID: another waiter may take the lock in between.
   const broken: (number | undefined)[] = [];
   for (let wait = 5; ; wait = Math.min(wait * 2, 200)) {
@@ -227,18 +330,24 @@ export async function withLockFile<T>(
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       const content = await readTextIfExists(lock);
       if (content === undefined) continue; // released between the two calls
-      const holder = Number.parseInt(content ?? '', 10);
-      // Stale: its process is gone (killed), or it never got a PID written (killed between open and write)
-      // and is older than any writer could take.
-      const stale = Number.isInteger(holder)
-        ? !processAlive(holder)
-        : content === '' && (await ageMs(lock)) > EMPTY_LOCK_STALE_MS;
+      const holder = parseHolder(content);
+      // Stale: its holder is gone (killed, or of another boot), or it never got a PID written (killed
+      // between open and write) and is older than any writer could take.
+      const stale =
+        holder.pid !== undefined
+          ? await holderGone(lock, holder)
+          : content === '' && (await ageMs(lock)) > EMPTY_LOCK_STALE_MS;
       if (stale && (await breakStale(lock, content))) {
-        broken.push(Number.isInteger(holder) ? holder : undefined);
+        broken.push(holder.pid);
         continue;
       }
       // Held, or being broken by another waiter: waited for alike.
-      if (Date.now() > deadline) throw options.busy(Number.isInteger(holder) ? String(holder) : '(unknown)');
+      if (Date.now() > deadline)
+        throw options.busy(
+          holder.pid === undefined
+            ? '(unknown)'
+            : `${holder.pid}${holder.host !== undefined && holder.host !== hostname() ? ` on ${holder.host}` : ''}`,
+        );
       await sleep(wait);
     }
   }
@@ -282,15 +391,23 @@ async function breakStale(lock: string, judged: string): Promise<boolean> {
 
 /**
  * Runs `fn` holding `<target>.lock`, so two processes editing `target` take turns.
- * @throws ClientError INSTALL_BUSY naming the lock file and the PID holding it.
+ * `timeoutMs`: how long a live holder is waited for (30 s).
+ * @throws ClientError INSTALL_BUSY naming the lock file, the PID holding it (and its machine, another's), and
+ *   that it is the file to delete when no plugindex holds it.
  */
-export function withFileLock<T>(target: string, fn: () => Promise<T>): Promise<T> {
+export function withFileLock<T>(
+  target: string,
+  fn: () => Promise<T>,
+  options: { readonly timeoutMs?: number } = {},
+): Promise<T> {
   const lock = `${target}.lock`;
   return withLockFile(lock, fn, {
+    ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
     busy: (holder) =>
       new ClientError(
         'INSTALL_BUSY',
-        `${lock} is held by process ${holder}; another plugindex is installing here`,
+        `${lock} is held by process ${holder}; another plugindex is installing here. If none is (a lock ` +
+          `copied or committed from elsewhere, whose process number another process has here), delete ${lock} and run again`,
       ),
   });
 }

@@ -1,7 +1,8 @@
 /** The client's lock files: taken in turn, a dead holder's broken, a live one waited for and then named. */
 import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir, uptime } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -11,6 +12,7 @@ import {
   withLockFile,
   writeFileAtomic,
 } from '../../../client/disk/atomic.ts';
+import { ClientError } from '../../../client/errors.ts';
 import { deadPid } from '../../support/dead-pid.ts';
 
 let dir: string;
@@ -114,6 +116,83 @@ describe('when two holders want one lock', () => {
       message: `busy: ${process.pid}`,
     });
     expect(await readFile(live, 'utf8')).toBe(String(process.pid));
+  });
+});
+
+/** This machine's boot id and this process's start (/proc), as a lock this process writes names them. */
+const BOOT_ID = '/proc/sys/kernel/random/boot_id';
+const ownStart = async () => {
+  const stat = await readFile('/proc/self/stat', 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+};
+
+describe('when a lock names PID 1 (init, always running), left by no process running here', () => {
+  it.skipIf(!existsSync(BOOT_ID))(
+    'breaks one written in another boot of this machine, or by another process of that PID, and waits for its own',
+    async () => {
+      const boot = (await readFile(BOOT_ID, 'utf8')).trim();
+      const otherBoot = path.join(dir, 'other-boot.lock');
+      await writeFile(
+        otherBoot,
+        `1\n0123456789abcdef\nhost ${hostname()}\nboot 00000000-0000-0000-0000-000000000000\nstart 1`,
+      );
+      await expect(withLockFile(otherBoot, async () => 'ran', { busy, timeoutMs: 500 })).resolves.toBe('ran');
+      const reused = path.join(dir, 'reused-pid.lock');
+      await writeFile(reused, `1\n0123456789abcdef\nhost ${hostname()}\nboot ${boot}\nstart 999999999999`);
+      await expect(withLockFile(reused, async () => 'ran', { busy, timeoutMs: 500 })).resolves.toBe('ran');
+      // A holder that is who its lock says (this process, this boot, its start) is waited for.
+      const live = path.join(dir, 'live-full.lock');
+      await writeFile(
+        live,
+        `${process.pid}\n0123456789abcdef\nhost ${hostname()}\nboot ${boot}\nstart ${await ownStart()}`,
+      );
+      await expect(withLockFile(live, async () => 'ran', { busy, timeoutMs: 100 })).rejects.toMatchObject({
+        code: 'BUSY',
+        message: `busy: ${process.pid}`,
+      });
+    },
+  );
+
+  it('writes who holds it beyond the PID, which an older client still reads first', async () => {
+    const lock = path.join(dir, 'written.lock');
+    const content = await withLockFile(lock, () => readFile(lock, 'utf8'), { busy });
+    const [pid, token, ...rest] = content.split('\n');
+    expect(Number.parseInt(content, 10)).toBe(process.pid);
+    expect([pid, token?.length]).toEqual([String(process.pid), 16]);
+    expect(rest[0]).toBe(`host ${hostname()}`);
+    if (existsSync(BOOT_ID))
+      expect(rest.slice(1)).toEqual([
+        `boot ${(await readFile(BOOT_ID, 'utf8')).trim()}`,
+        `start ${await ownStart()}`,
+      ]);
+  });
+
+  it('breaks a lock of an older client (its PID alone) last written before this machine booted', async () => {
+    const lock = path.join(dir, 'before-boot.lock');
+    await writeFile(lock, '1\n0123456789abcdef');
+    const old = new Date(Date.now() - uptime() * 1000 - 3_600_000);
+    await utimes(lock, old, old);
+    await expect(withLockFile(lock, async () => 'ran', { busy, timeoutMs: 500 })).resolves.toBe('ran');
+  });
+
+  it('names the lock file to delete where it cannot tell: an older client lock written since, or another machine lock', async () => {
+    const target = path.join(dir, 'pid-one.json');
+    await writeFile(`${target}.lock`, '1\n0123456789abcdef');
+    const refused = withFileLock(target, async () => 'ran', { timeoutMs: 100 });
+    await expect(refused).rejects.toBeInstanceOf(ClientError);
+    await expect(refused).rejects.toMatchObject({
+      code: 'INSTALL_BUSY',
+      message: expect.stringContaining(`held by process 1; another plugindex is installing here. If none is`),
+    });
+    await expect(refused).rejects.toMatchObject({
+      message: expect.stringContaining(`delete ${target}.lock and run again`),
+    });
+    const elsewhere = path.join(dir, 'elsewhere.json');
+    await writeFile(`${elsewhere}.lock`, '1\n0123456789abcdef\nhost elsewhere.example\nboot 0\nstart 1');
+    await expect(withFileLock(elsewhere, async () => 'ran', { timeoutMs: 100 })).rejects.toMatchObject({
+      code: 'INSTALL_BUSY',
+      message: expect.stringContaining(`held by process 1 on elsewhere.example;`),
+    });
   });
 });
 
