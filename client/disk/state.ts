@@ -596,6 +596,12 @@ export class ClientState {
   }
 }
 
+/**
+ * The mode a placed artifact is created with, less the user's umask (the kernel's); a placed file's is 0644
+ * (`writeFileAtomic`), less it alike. Neither is writable by group or others whatever the umask allows.
+ */
+const PLACED_EXECUTABLE_MODE = 0o755;
+
 /** An install folder: its installed.json and the files under it. */
 export class InstallTree {
   readonly dir: string;
@@ -727,8 +733,12 @@ export class InstallTree {
     // A placement killed part way left its temp file here: the version's folder is to hold its files alone.
     await removeStaleTemps(target);
     const temp = tempPathFor(target);
-    // Created, never opened through a link already at that name.
-    const handle = await open(temp, 'wx', 0o755);
+    // Created, never opened through a link already at that name. 0755 less the user's umask, which the
+    // kernel applies at creation (process.umask() is not to be read, deprecated, and not at all in a worker):
+    // umask 077 keeps the plugin from every other user, as it keeps their other files. Never wider than 0755
+    // (a umask of 002 makes it no group-writable file): one others may rewrite is no file an install placed
+    // (`notAsPlaced`), and was placed again on every install.
+    const handle = await open(temp, 'wx', PLACED_EXECUTABLE_MODE);
     const hash = createSha256();
     let size = 0;
     try {
@@ -737,7 +747,11 @@ export class InstallTree {
         hash.update(chunk);
         await handle.write(chunk);
       }
-      await handle.chmod(0o755);
+      // A umask that takes the owner's own bits (0177) left an artifact no host could run, and never as
+      // placed: the owner's are given back, no one else's.
+      const { mode } = await handle.stat();
+      if (process.platform !== 'win32' && (mode & 0o700) !== 0o700)
+        await handle.chmod((mode | 0o700) & PLACED_EXECUTABLE_MODE);
       await handle.close();
       const actual = hash.hex();
       if (size !== expected.size || actual !== expected.sha256)
@@ -901,7 +915,8 @@ function realPathSyncIfExists(path: string): string | undefined {
 
 /**
  * True when an installed regular file is not as a placement leaves it (`placeExecutable` 0755, `placeFile`
- * 0644 less the umask, owned by this user): writable by its group or by others, owned by a user other than
+ * 0644, each less the umask, so never writable by group or others, even where the umask (002) would allow
+ * it; owned by this user): writable by its group or by others, owned by a user other than
  * this one or root (its owner may make it writable at any time), or, for an executable, without its owner's
  * execute bit. Windows keeps no such mode or owner: nothing there is judged.
  */

@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ClientState,
@@ -168,6 +169,47 @@ describe.skipIf(process.platform === 'win32')('when an installed file is a FIFO'
 
     expect(await tree.hashFile('demo/1.0.0/linux-amd64/demo')).toBeUndefined();
   }, 10_000);
+});
+
+describe.skipIf(process.platform === 'win32')('when files are placed under the user\u2019s umask', () => {
+  /** What place-under-umask.ts placed into a fresh folder, run under `umask`. */
+  const placeUnder = (umask: string) => {
+    const script = fileURLToPath(new URL('../../support/place-under-umask.ts', import.meta.url));
+    const target = path.join(dir, `umask-${umask}`);
+    const stdout = execFileSync(
+      'sh',
+      ['-c', `umask ${umask} && exec "$0" --import tsx "$1" "$2"`, process.execPath, script, target],
+      { cwd: fileURLToPath(new URL('../../..', import.meta.url)), encoding: 'utf8' },
+    );
+    return JSON.parse(stdout) as unknown;
+  };
+
+  it('keeps them from other users under umask 077, each still a file an install placed', () => {
+    expect(placeUnder('077')).toEqual({
+      artifact: '700',
+      artifactPlaced: true,
+      manifest: '600',
+      manifestPlaced: true,
+    });
+  });
+
+  it('makes none writable by its group under umask 002, so each is as placed, not placed again', () => {
+    expect(placeUnder('002')).toEqual({
+      artifact: '755',
+      artifactPlaced: true,
+      manifest: '644',
+      manifestPlaced: true,
+    });
+  });
+
+  it('gives an artifact its owner\u2019s bits back under a umask that takes them (0177), no one else\u2019s', () => {
+    expect(placeUnder('177')).toEqual({
+      artifact: '700',
+      artifactPlaced: true,
+      manifest: '600',
+      manifestPlaced: true,
+    });
+  });
 });
 
 describe('when an installed file is far larger than the file it stands for', () => {
