@@ -16,8 +16,9 @@
  *   checksum octal and unsigned;
  * - the first zero block ends the archive, and only zero bytes may follow it;
  * - pax extended headers (`x`) with well-formed records of known keywords (path, size, times, ids, names,
- *   comment, and the SCHILY/LIBARCHIVE extended attributes that macOS tar writes), each once; no global
- *   pax headers (`g`), no sparse files, no `hdrcharset`;
+ *   comment, and the SCHILY/LIBARCHIVE extended attributes that macOS tar writes), each once, sizes, times
+ *   and ids decimal (GNU tar fails on a time or id it cannot read, tarfile takes it as 0); no global pax
+ *   headers (`g`), no sparse files, no `hdrcharset`;
  * - extended headers (`x`, `L`) padded with zeros (readers read on past `size` in their last block, or not);
  * - GNU long names (`L`) applied to the next entry; no long link names (`K`: links are refused anyway); one
  *   extended header per entry (an `x` and an `L`, or two of either, are refused);
@@ -186,6 +187,15 @@ function parsePax(data: Uint8Array): Extended {
     } else if (keyword === 'size') {
       if (!/^(0|[1-9][0-9]{0,15})$/.test(value)) ambiguous('a pax size that is not a plain decimal number');
       size = Number(value);
+    } else if (keyword === 'mtime' || keyword === 'atime' || keyword === 'ctime') {
+      // GNU tar fails on a time that does not start with digits or is out of its range (exit status 2, the
+      // files still listed); tarfile reads it as 0. At most 18 digits: always within GNU tar's range.
+      if (!/^-?[0-9]{1,18}(\.[0-9]+)?$/.test(value))
+        ambiguous(`a pax ${keyword} that is not a decimal number`);
+    } else if (keyword === 'uid' || keyword === 'gid') {
+      // GNU tar fails on an id that is not all digits or above 2^32 - 1; tarfile reads it as 0.
+      if (!/^[0-9]{1,10}$/.test(value) || Number(value) > 0xffff_ffff)
+        ambiguous(`a pax ${keyword} that is not a decimal number below 2^32`);
     }
     at = end;
   }

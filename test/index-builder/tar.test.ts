@@ -375,6 +375,34 @@ const crafted: [string, 'accept' | 'refuse', Uint8Array][] = [
     'refuse',
     tarOf(entry({ typeflag: 'x' }, paxRecords({ size: '0x10' })), entry({ name: 'x' }, 'X')),
   ],
+  [
+    'pax times and ids as GNU tar reads them',
+    'accept',
+    tarOf(
+      entry(
+        { typeflag: 'x' },
+        paxRecords({ mtime: '1764633600.12345678', atime: '-1', ctime: '0', uid: '4294967295', gid: '0' }),
+      ),
+      entry({ name: 't' }, 'T'),
+    ),
+  ],
+  // GNU tar fails on these (exit status 2, after listing the files); tarfile reads each as 0. The first is
+  // the 1,500 mutations' mutant 7 on a run where the folder's mtime ended in a zero (GNU tar drops it, so
+  // the mutated byte, 0xf3, landed on the ctime's first digit instead of its "="; here it is ó in UTF-8).
+  ...(
+    [
+      ['ctime', '\u00f3796577397.22165277'],
+      ['mtime', '9223372036854775808'],
+      ['atime', ''],
+      ['uid', '-1'],
+      ['gid', '4294967296'],
+      ['uid', '1x'],
+    ] as const
+  ).map(([keyword, value]): [string, 'refuse', Uint8Array] => [
+    `a pax ${keyword} GNU tar fails on (${JSON.stringify(value)})`,
+    'refuse',
+    tarOf(entry({ typeflag: 'x' }, paxRecords({ [keyword]: value })), entry({ name: 'x' }, 'X')),
+  ]),
   ['a bad checksum', 'refuse', tarOf(entry({ name: 'bad', badChecksum: true }, 'B'))],
   ['a GNU sparse file', 'refuse', tarOf(entry({ name: 'sp', typeflag: 'S', magic: 'gnu' }, 'S'))],
   [
@@ -479,6 +507,17 @@ describe('when tar readers could read an archive differently', () => {
     await expect(readBundle(gzipSync(tar))).rejects.toSatisfy(
       (e) => e instanceof SubmissionError && e.problems[0]?.code === 'BUNDLE_AMBIGUOUS_ARCHIVE',
     );
+  });
+
+  it('refuses a pax time or id GNU tar fails on, which tarfile reads as 0', async () => {
+    const refused = crafted.filter(([label]) => label.includes('GNU tar fails on')).map(([, , tar]) => tar);
+    expect(refused).toHaveLength(6);
+    expect(await gnuTarEach(refused)).toEqual(refused.map(() => null));
+    expect(pythonTarfile(refused)).toEqual(refused.map(() => ({ x: sha(enc.encode('X')) })));
+    for (const tar of refused)
+      await expect(readBundle(gzipSync(tar))).rejects.toSatisfy(
+        (e) => e instanceof SubmissionError && e.problems[0]?.code === 'BUNDLE_AMBIGUOUS_ARCHIVE',
+      );
   });
 
   it('refuses an extended header with more in its padding, which readers read or not', async () => {
