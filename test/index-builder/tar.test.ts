@@ -8,7 +8,7 @@
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -26,7 +26,8 @@ type Files = Record<string, string>;
 const plain = (name: string): string => name.replace(/^(\.\/)+/, '');
 
 /** How GNU tar reports each regular file it would extract: its name, a NUL, its sha256. */
-const TO_COMMAND = 'printf "%s\\0" "$TAR_FILENAME"; sha256sum';
+// `exec`: the shell tar starts becomes sha256sum rather than starting it, one process fewer for each file.
+const TO_COMMAND = 'printf "%s\\0" "$TAR_FILENAME"; exec sha256sum';
 
 function gnuFiles(out: string): Files {
   const files: Files = {};
@@ -43,8 +44,23 @@ async function gnuTar(tar: Uint8Array): Promise<Files | null> {
 }
 
 /**
+ * What tar writes to stderr when the machine failed it, not the archive: the shell that reports a file could
+ * not be started or ended badly (its pipeline never fails on its own). Under a process limit (fork: EAGAIN)
+ * tar exits 2 just as for a broken archive; read as a verdict, that was a refusal GNU tar never made.
+ */
+const MACHINE_FAILURE =
+  /Cannot fork|Cannot exec|Cannot create pipe|Child returned status|Child terminated on signal|Resource temporarily unavailable|Cannot allocate memory/;
+/**
+ * How often an archive is read before the test gives up on the machine; each retry waits a little longer
+ * (50 ms more each time, 2.25 s in all), for the processes that filled the process table to end.
+ */
+const GNU_TAR_ATTEMPTS = 10;
+
+/**
  * gnuTar for many archives: one shell per core, each running tar over its share in turn, since the cost is
- * the processes tar starts for each file (the report of a file is a small shell pipeline).
+ * the processes tar starts for each file (the report of a file is a small shell pipeline). An archive tar
+ * could not read for a reason of the machine's (MACHINE_FAILURE) is read again, and the test fails with
+ * tar's words if it never can be: GNU tar's answer is its verdict on the archive, or nothing.
  */
 async function gnuTarEach(tars: readonly Uint8Array[]): Promise<(Files | null)[]> {
   const files = tars.map((tar, i) => {
@@ -52,17 +68,41 @@ async function gnuTarEach(tars: readonly Uint8Array[]): Promise<(Files | null)[]
     writeFileSync(file, tar);
     return file;
   });
-  const shards = Math.max(1, Math.min(availableParallelism(), files.length));
-  const parts = await Promise.all(
-    Array.from({ length: shards }, (_, shard) => gnuTarShard(files.filter((_, i) => i % shards === shard))),
-  );
-  return files.map((_, i) => parts[i % shards]?.[Math.floor(i / shards)] ?? null);
+  const answers: (Files | null)[] = files.map(() => null);
+  let pending = files.map((_, i) => i);
+  for (let attempt = 1; pending.length > 0; attempt++) {
+    if (attempt > 1) await new Promise((resolve) => setTimeout(resolve, 50 * (attempt - 1)));
+    // Retries in one shell: the machine is short of processes.
+    const shards = attempt > 1 ? 1 : Math.max(1, Math.min(availableParallelism(), pending.length));
+    const parts = await Promise.all(
+      Array.from({ length: shards }, (_, shard) =>
+        gnuTarShard(pending.filter((_, n) => n % shards === shard).map((i) => files[i] as string)),
+      ),
+    );
+    const again: number[] = [];
+    for (const [n, i] of pending.entries()) {
+      const report = parts[n % shards]?.[Math.floor(n / shards)] as TarReport;
+      if (report.status === '0') answers[i] = gnuFiles(report.out);
+      else if (report.status === '2' && !MACHINE_FAILURE.test(report.err)) answers[i] = null;
+      else if (attempt < GNU_TAR_ATTEMPTS) again.push(i);
+      else throw new Error(`GNU tar could not read ${files[i]} (exit ${report.status}): ${report.err}`);
+    }
+    pending = again;
+  }
+  return answers;
+}
+
+/** One run of tar over one archive: its exit status, what its command printed, what tar said on stderr. */
+interface TarReport {
+  readonly status: string;
+  readonly out: string;
+  readonly err: string;
 }
 
 /** One shell running tar over FILES in turn; each archive's report ends with a line naming tar's exit status. */
-async function gnuTarShard(files: readonly string[]): Promise<(Files | null)[]> {
+async function gnuTarShard(files: readonly string[]): Promise<TarReport[]> {
   const script =
-    'for f in "$@"; do tar -xf "$f" --to-command "$TO_COMMAND"; printf "\\0exit %s\\n" "$?"; done';
+    'for f in "$@"; do { tar -xf "$f" --to-command "$TO_COMMAND"; } 2>"$f.err"; printf "\\0exit %s\\n" "$?"; done';
   const child = spawn('bash', ['-c', script, 'bash', ...files], {
     cwd: work,
     env: { ...process.env, TO_COMMAND },
@@ -75,9 +115,12 @@ async function gnuTarShard(files: readonly string[]): Promise<(Files | null)[]> 
   const reports = Buffer.concat(chunks)
     .toString('latin1')
     .split(/\0exit (\d+)\n/);
-  const answers: (Files | null)[] = [];
+  const answers: TarReport[] = [];
   for (let i = 0; i + 1 < reports.length; i += 2) {
-    answers.push(reports[i + 1] === '0' ? gnuFiles(reports[i] as string) : null);
+    const file = files[i / 2] as string;
+    // The shell opens it around tar: its own failure to start tar (fork: ...) is written there too.
+    const err = readFileSync(`${file}.err`, 'latin1');
+    answers.push({ status: reports[i + 1] as string, out: reports[i] as string, err });
   }
   if (answers.length !== files.length)
     throw new Error(`expected ${files.length} reports, found ${answers.length}`);
