@@ -16,7 +16,7 @@
  * `{"outcome":{...}}` or `{"error":{"code":"...","message":"..."}}`.
  */
 import { createHash } from 'node:crypto';
-import { chmod, lstat, stat, unlink } from 'node:fs/promises';
+import { chmod, link, lstat, mkdtemp, rm, stat, unlink } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { INCOMING_PREFIX, isSafeKey } from '../../index-builder/layout.ts';
@@ -141,6 +141,79 @@ async function answers(socket: string): Promise<boolean> {
 }
 
 /**
+ * The prefix of the folder the socket is bound in before it is linked into place (mkdtemp adds six
+ * characters): `<dir>/.sXXXXXX/s` is a byte shorter than `<dir>/.serve.sock`, so any registry whose socket
+ * fits `MAX_SOCKET_PATH_BYTES` can bind it there.
+ */
+const STAGING_PREFIX = '.s';
+
+/** Links `from` at `to`; false when something is there already (EEXIST). */
+async function linkInto(from: string, to: string): Promise<boolean> {
+  try {
+    await link(from, to);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw error;
+  }
+}
+
+function closeServer(server: net.Server): Promise<void> {
+  return new Promise<void>((resolve) => server.close(() => resolve()));
+}
+
+/**
+ * Listens on the registry's socket, which is at its path only once it has its mode (socketModeFor).
+ * Node makes a socket `0777` less the umask, and a client's connect is checked against the mode as it is
+ * then: bound at `.serve.sock` and chmod'ed after, a socket let a client of any user connect in between,
+ * and be served. So it is bound in a folder of the server's alone (mkdtemp's, `0700`, inside the registry
+ * folder so the link stays on one filesystem), given its mode there, and hard-linked into place: a client
+ * finds it by path, so sees only the final mode. A link, not a rename: a rename replaces whatever is at
+ * `.serve.sock`, another running server's socket included, where a link fails (EEXIST) and what is there
+ * is judged: another server's (it answers) stays, a socket nothing answers at (left by a killed server) is
+ * replaced, anything else stays and no socket is made. Resolves the inode linked, or `why` not.
+ */
+async function listenInPlace(
+  dir: string,
+  server: net.Server,
+  socket: string,
+): Promise<{ readonly placed: { readonly dev: number; readonly ino: number } } | { readonly why: string }> {
+  const staging = await mkdtemp(path.join(dir, STAGING_PREFIX));
+  const bound = path.join(staging, 's');
+  let listening = false;
+  try {
+    if (!(await listenOn(server, bound))) throw new Error(`${bound} is in use`);
+    listening = true;
+    await chmod(bound, await socketModeFor(dir));
+    const busy = { why: `another process takes them at ${socket}` };
+    if (!(await linkInto(bound, socket))) {
+      if (await answers(socket)) {
+        await closeServer(server);
+        return busy;
+      }
+      // Only a socket is ours to replace: whatever else is there stays.
+      if (!(await lstat(socket).catch(() => undefined))?.isSocket()) {
+        await closeServer(server);
+        return { why: `${socket} is there and is not a socket` };
+      }
+      await unlink(socket).catch(() => undefined);
+      if (!(await linkInto(bound, socket))) {
+        await closeServer(server); // another server took it meanwhile
+        return busy;
+      }
+    }
+    const { dev, ino } = await lstat(socket);
+    return { placed: { dev, ino } };
+  } catch (error) {
+    if (listening) await closeServer(server);
+    throw error;
+  } finally {
+    // The bound name goes with its folder; the server listens on all the same, through the linked name.
+    await rm(staging, { recursive: true, force: true });
+  }
+}
+
+/**
  * Takes the registry's submissions while it runs: each request's upload is handed to `handle` (which runs
  * the pipeline on it and returns its outcome) and the outcome sent back. A socket left by a process that is
  * gone is replaced. Otherwise `why` it takes none: the registry's path is too long for a socket, another
@@ -155,42 +228,38 @@ export async function listenForSubmissions(
   if (!socket)
     return { why: `the registry's path is too long for a socket (over ${MAX_SOCKET_PATH_BYTES} bytes)` };
   const timeout = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
-  // Until the socket has its own mode (socketModeFor), it has the umask's: a connection accepted in that
-  // moment is closed unread (a command asks again on a new one, as when any server closes its first). One
-  // made then but accepted after is served: the kernel checked the mode as it connected (ARCHITECTURE.md).
-  let restricted = process.platform === 'win32';
-  const server = net.createServer((connection) => {
-    if (restricted) serveConnection(connection, handle, timeout);
-    else connection.destroy();
-  });
+  const server = net.createServer((connection) => serveConnection(connection, handle, timeout));
   // Checked by Node as each connection is accepted: one past the cap is closed unread.
   server.maxConnections = options.maxConnections ?? MAX_SUBMISSION_CONNECTIONS;
-  const busy = { why: `another process takes them at ${socket}` };
+  if (process.platform === 'win32') {
+    // A named pipe has no mode and no folder: listened on by its name, Node removes nothing at close.
+    try {
+      if (!(await listenOn(server, socket))) return { why: `another process takes them at ${socket}` };
+    } catch (error) {
+      return { why: `${socket} cannot be listened on: ${(error as Error).message}` };
+    }
+    return { service: { path: socket, close: () => closeServer(server) } };
+  }
+  let placed: { readonly dev: number; readonly ino: number };
   try {
-    if (!(await listenOn(server, socket))) {
-      if (process.platform === 'win32' || (await answers(socket))) return busy;
-      // Only a socket is ours to replace: whatever else is there stays.
-      if (!(await lstat(socket).catch(() => undefined))?.isSocket())
-        return { why: `${socket} is there and is not a socket` };
-      await unlink(socket).catch(() => undefined);
-      if (!(await listenOn(server, socket))) return busy; // another server took it meanwhile
-    }
-    // Named pipes have no mode.
-    if (!restricted) {
-      await chmod(socket, await socketModeFor(dir)).catch(async (error: unknown) => {
-        await new Promise<void>((resolve) => server.close(() => resolve()));
-        throw error;
-      });
-      restricted = true;
-    }
+    const listening = await listenInPlace(path.dirname(socket), server, socket);
+    if ('why' in listening) return listening;
+    placed = listening.placed;
   } catch (error) {
     return { why: `${socket} cannot be listened on: ${(error as Error).message}` };
   }
   return {
     service: {
       path: socket,
-      // Node.js removes the socket file as the server closes; a kill leaves it, replaced at the next start.
-      close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+      // Node removes only the name it bound (gone with its folder): the linked one is removed here, if it is
+      // still this server's (a socket of another server's at the path stays). A kill leaves it, replaced at
+      // the next start.
+      close: async () => {
+        const there = await lstat(socket).catch(() => undefined);
+        if (there?.dev === placed.dev && there.ino === placed.ino)
+          await unlink(socket).catch(() => undefined);
+        await closeServer(server);
+      },
     },
   };
 }

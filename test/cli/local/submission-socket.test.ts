@@ -657,6 +657,81 @@ s.on('error', (e) => console.log(e.code));`;
     }
   });
 
+  it.skipIf(process.getuid?.() !== 0)(
+    'lets no one else connect in the moment between listening and setting the mode (umask 0 here)',
+    async () => {
+      const dir = await registryAnyoneReaches('mode-window');
+      await chmod(path.join(dir, 'incoming'), 0o755);
+      const socket = servicePath(dir) as string;
+      // Another user (nobody) connecting to the socket's path over and over, four attempts at a time, saying
+      // so each time the kernel lets one through. Bound at its path and chmod'ed after, the socket was 0777
+      // for a moment at each start, and a connection made then was let through (and served, when accepted
+      // after the chmod).
+      const probe = `const net = require('node:net');
+function again() {
+  const s = net.connect(${JSON.stringify(socket)});
+  s.on('connect', () => { process.stdout.write('connected\\n'); s.destroy(); setImmediate(again); });
+  s.on('error', () => setImmediate(again));
+}
+for (let i = 0; i < 4; i++) again();
+process.stdout.write('ready\\n');`;
+      const child = spawn(
+        'setpriv',
+        ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', probe],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      let said = '';
+      child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+        said += chunk;
+      });
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      try {
+        await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+        for (let start = 0; start < 100; start++) await (await listenUnder(dir, 0)).close();
+      } finally {
+        child.kill('SIGKILL');
+        await exited;
+      }
+      expect(said.trim().split('\n')).toEqual(['ready']);
+    },
+  );
+
+  it('leaves nothing of its own beside the registry once it listens, and nothing once it closes', async () => {
+    const dir = await registryAnyoneReaches('no-leftovers');
+    const before = await readdir(dir);
+    const service = await listenUnder(dir, 0);
+    try {
+      // The folder the socket was bound in is gone; the socket stays at its name, with its mode.
+      expect((await readdir(dir)).sort()).toEqual([...before, SERVICE_SOCKET_NAME].sort());
+      expect((await stat(service.path)).mode & 0o777).toBe(0o600);
+      const connection = await connectToService(dir);
+      expect(connection).toBeInstanceOf(net.Socket);
+      connection?.destroy();
+    } finally {
+      await service.close();
+    }
+    expect((await readdir(dir)).sort()).toEqual(before.sort());
+  });
+
+  it('leaves the socket of a server that replaced its own at close', async () => {
+    const dir = await registryAnyoneReaches('replaced');
+    const first = await listenUnder(dir, 0o077);
+    // A socket another process put at the path meanwhile (an operator removed the first one, and another
+    // server started): the first server's close leaves it.
+    await rm(first.path);
+    const second = await listenUnder(dir, 0o077);
+    try {
+      await first.close();
+      expect((await stat(second.path)).isSocket()).toBe(true);
+      const connection = await connectToService(dir);
+      expect(connection).toBeInstanceOf(net.Socket);
+      connection?.destroy();
+    } finally {
+      await second.close();
+    }
+    await expect(stat(second.path)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
   it('lets group and others connect where they may drop an upload in incoming/, whatever the umask (077 here)', async () => {
     const dir = await registryAnyoneReaches('shared-drop');
     await chmod(path.join(dir, 'incoming'), 0o1733);
