@@ -35,7 +35,7 @@ import { CACHE_IMMUTABLE, CACHE_MUTABLE, CACHE_PRIVATE, contentTypeFor } from '.
 /** Longest path segment: under every filesystem's name limit (eCryptfs: 143) with room for `.json`. */
 export const MAX_SEGMENT_LENGTH = 128;
 /** Longest key: S3's limit is 1,024 bytes, and keys are ASCII. */
-const MAX_KEY_LENGTH = 1024;
+export const MAX_KEY_LENGTH = 1024;
 
 /**
  * One segment as a pattern: letters, digits, `.`, `_` and `-`, not starting with a dot (dot-files are a
@@ -73,9 +73,11 @@ const CHECKED_SEGMENT = `(?!${WINDOWS_DEVICE.source.slice(1, -1)}(?:[./]|$))[A-Z
  * A whole key of such segments, in one match: most keys are safe, and a store checks every key it writes
  * or reads (an import of 10,000 plugins, about 200,000), where splitting each into segments and each of
  * those at its dots cost more than the write's bookkeeping. A key it does not match is looked at segment by
- * segment, for what to say.
+ * segment, for what to say. The routing CloudFront Function embeds it (infra/edge-routing.ts), read with
+ * the `i` flag as here.
  */
-const SAFE_KEY = new RegExp(`^${CHECKED_SEGMENT}(?:/${CHECKED_SEGMENT})*$`, 'i');
+export const SAFE_KEY_PATTERN = `^${CHECKED_SEGMENT}(?:/${CHECKED_SEGMENT})*$`;
+const SAFE_KEY = new RegExp(SAFE_KEY_PATTERN, 'i');
 
 /** Why `key` is not a safe store key, or undefined when it is: a relative path of safe segments. */
 export function keyProblem(key: string): string | undefined {

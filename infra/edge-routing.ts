@@ -10,7 +10,8 @@
  *     /plugins/{name}/{version}/manifest  -> its manifest.json (the folder drops build metadata)
  *     /favicon.ico                        -> /favicon.svg
  *   `/plugins/` is answered 301 to `/plugins` (`REDIRECTS`, the query kept), and any other path ending in
- *   `/` 404 here: no folder of artifacts has an index page. These answers carry every header themselves,
+ *   `/` 404 here: no folder of artifacts has an index page; so is a path that names no safe key (an empty
+ *   segment, `//`; a dot-file; a character no key holds), as `routeFor` refuses it. These answers carry every header themselves,
  *   HSTS too: CloudFront returns them without further processing, no policy header counted on. Accept is read as the local server reads it,
  *   a header sent on several lines as one list of them all (CloudFront's `value` holds only the first).
  *   `/search` is the search function's (its own cache behavior, which runs no viewer-request function);
@@ -33,7 +34,13 @@
  * Written for the cloudfront-js-2.0 runtime; tests run these same sources in Node beside the TypeScript
  * policy, over the same paths and types.
  */
-import { CONTENT_ENCODINGS, ENCODED_DOCUMENTS, encodedVariantKey } from '../index-builder/layout.ts';
+import {
+  CONTENT_ENCODINGS,
+  ENCODED_DOCUMENTS,
+  encodedVariantKey,
+  MAX_KEY_LENGTH,
+  SAFE_KEY_PATTERN,
+} from '../index-builder/layout.ts';
 import { ARTIFACT_CSP, COMMON_HEADERS, DATA_CSP, PAGE_CSP, REDIRECTS } from '../index-builder/serving.ts';
 
 /**
@@ -70,6 +77,8 @@ var COMMON = ${JSON.stringify({ ...COMMON_HEADERS, 'strict-transport-security': 
 var VARIANTS = ${JSON.stringify(VARIANT_URIS)};
 var CODINGS = ${JSON.stringify(CONTENT_ENCODINGS)};
 var REDIRECTS = ${JSON.stringify(REDIRECTS)};
+var SAFE_KEY = new RegExp(${JSON.stringify(SAFE_KEY_PATTERN)}, 'i');
+var MAX_KEY = ${MAX_KEY_LENGTH};
 function encoding(header) {
   var q = {};
   var parts = header.split(',');
@@ -189,6 +198,10 @@ function handler(event) {
     if (folder === '' || folder === '.' || folder === '..') return notFound();
     request.uri = '/plugins/' + manifest[1] + '/' + folder + '/manifest.json';
   } else if (uri.charAt(uri.length - 1) === '/') return notFound();
+  // The key named must be one a store writes (isSafeKey, as the local server's routeFor asks): S3 was asked
+  // for keys//registry.asc (an empty segment), a dot-file or any other name the local server answers 404.
+  var key = request.uri.slice(1);
+  if (key.length > MAX_KEY || !SAFE_KEY.test(key)) return notFound();
   var variants = VARIANTS[request.uri];
   var ae = listOf(request.headers['accept-encoding']);
   var coding = variants && ae !== '' ? encoding(ae) : null;

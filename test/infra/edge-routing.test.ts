@@ -132,8 +132,40 @@ describe('when CloudFront routes a request', () => {
     },
   );
 
+  it.each([
+    ['/keys//registry.asc', '/keys/registry.asc'],
+    ['//index.json', '/index.json'],
+    ['/plugins//kubecost-lens', '/plugins/kubecost-lens'],
+    ['/plugins/kubecost-lens//1.2.0/manifest.json', '/plugins/kubecost-lens/1.2.0/manifest.json'],
+    ['/plugins/kubecost-lens/1.2.0//bin/image.svg', '/plugins/kubecost-lens/1.2.0/bin/image.svg'],
+    ['/snapshot//bins/0a.json', '/snapshot/bins/0a.json'],
+  ])(
+    'answers %s, a path with an empty segment, 404 itself as the local server does, where %s names a key',
+    (uri, single) => {
+      // S3 was asked for a key with an empty segment (keys//registry.asc), which no store writes.
+      expect(edgeKey(uri)).toBeUndefined();
+      expect(routeFor(uri, undefined)).toBeUndefined();
+      expect(edgeKey(single)).toBe(routeFor(single, undefined)?.key);
+      expect(edgeKey(single)).toBeDefined();
+    },
+  );
+
+  it.each([
+    ['a dot-file', '/.lock'],
+    ['a dot-file of a version', '/plugins/kubecost-lens/1.2.0/.hidden'],
+    ['a version folder no key holds', '/plugins/kubecost-lens/a~b/manifest'],
+    ['a Windows device name', '/plugins/kubecost-lens/1.2.0/nul.txt'],
+    ['a key past 1,024 characters', `/plugins/kubecost-lens/1.2.0/${'a/'.repeat(600)}b`],
+  ])('answers a path naming %s, which no store writes, 404 itself as the local server does', (_, uri) => {
+    expect(edgeKey(uri)).toBeUndefined();
+    expect(routeFor(uri, undefined)).toBeUndefined();
+  });
+
   it('keeps names with dots that are no dot segment', () => {
-    expect(edgeKey('/plugins/a/1.0.0/..hidden')).toBe('plugins/a/1.0.0/..hidden');
+    // Not refused as a dot segment (400), but a dot-file no store writes: 404, as the local server answers.
+    expect(edgeKey('/plugins/a/1.0.0/..hidden')).toBeUndefined();
+    expect(routeFor('/plugins/a/1.0.0/..hidden', undefined)).toBeUndefined();
+    expect(edgeKey('/plugins/a/1.0.0/a..b')).toBe('plugins/a/1.0.0/a..b');
     expect(edgeKey('/plugins/a/1.0.0/tool.tar.gz')).toBe('plugins/a/1.0.0/tool.tar.gz');
   });
 

@@ -188,6 +188,24 @@ describe('when serving the published tree', () => {
     expect(response.headers.allow).toBe('GET, HEAD');
   });
 
+  it.each([
+    ['/plugins/demo//index.json', '/plugins/demo/index.json'],
+    ['//index.json', '/index.json'],
+    ['/plugins//demo', '/plugins/demo'],
+    ['/plugins/demo/1.0.0//manifest.json', '/plugins/demo/1.0.0/manifest.json'],
+    ['/plugins/demo/1.0.0//bin/page.html', '/plugins/demo/1.0.0/bin/page.html'],
+  ])(
+    'answers %s, a path with an empty segment, 404 as the routing CloudFront Function does, where %s is served',
+    async (doubled, single) => {
+      // The filesystem would open plugins/demo//index.json as plugins/demo/index.json; S3 holds no such
+      // key. Both refuse it alike (test/infra/edge-routing.test.ts runs the function over the same paths).
+      const refused = await raw(doubled);
+      expect(refused.status).toBe(404);
+      expect(JSON.parse(refused.body)).toEqual({ error: 'not_found', path: doubled });
+      expect((await raw(single)).status).toBe(200);
+    },
+  );
+
   it('answers 404 with a small JSON body', async () => {
     const response = await fetch(`${base}/plugins/missing`);
 
