@@ -27,7 +27,8 @@
  *   `Vary: Accept` where Accept chose between a page and a document.
  * - viewer response (`EDGE_HEADERS_SOURCE`): the security headers of `securityHeaders`: a hosted artifact
  *   is a download (octet-stream, attachment, sandbox) whatever its stored type, a page gets the hashed CSP,
- *   everything else `default-src 'none'`. It runs on cached responses too, so objects stored before a
+ *   everything else `default-src 'none'`; `Access-Control-Allow-Origin: *` on everything but pages, as the
+ *   local server sends it. It runs on cached responses too, so objects stored before a
  *   rule changed are served by the rule of today. A 304 without a Content-Type gets no policy: the
  *   browser keeps the one it stored with the page.
  *
@@ -248,6 +249,7 @@ function handler(event) {
     headers['content-type'] = { value: 'application/octet-stream' };
     headers['content-disposition'] = { value: 'attachment' + named };
     headers['content-security-policy'] = { value: ARTIFACT_CSP };
+    headers['access-control-allow-origin'] = { value: '*' };
     return response;
   }
   if (acceptNegotiated(uri)) addVary(headers, 'Accept');
@@ -257,7 +259,13 @@ function handler(event) {
   // headers a 304 does carry (RFC 9111 4.3.4): a policy chosen here from the missing type (data) replaced a
   // revalidated page's own, whose style and scripts were blocked from then on. The stored one stands.
   if (type === '' && response.statusCode === 304) return response;
-  headers['content-security-policy'] = { value: type.indexOf('text/html') === 0 ? PAGE_CSP : DATA_CSP };
+  var page = type.indexOf('text/html') === 0;
+  headers['content-security-policy'] = { value: page ? PAGE_CSP : DATA_CSP };
+  // Data (documents, signatures, errors, search answers) is public and readable from any origin, whether or
+  // not the request said its Origin; a page is no data, and no origin needs to read it (cli/local/server.ts
+  // sends the same). Set here, not by the response headers policy, which cannot tell a page from data.
+  if (page) delete headers['access-control-allow-origin'];
+  else headers['access-control-allow-origin'] = { value: '*' };
   return response;
 }
 `;

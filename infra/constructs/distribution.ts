@@ -71,22 +71,33 @@ export class RegistryDistribution extends Construct {
       { function: routing, eventType: FunctionEventType.VIEWER_REQUEST },
       { function: securityHeaders, eventType: FunctionEventType.VIEWER_RESPONSE },
     ];
-    const headers = new ResponseHeadersPolicy(this, 'Headers', {
-      comment: 'plugindex security headers and CORS for public registry documents',
-      securityHeadersBehavior: {
-        strictTransportSecurity: {
-          accessControlMaxAge: Duration.seconds(HSTS_MAX_AGE_SECONDS),
-          includeSubdomains: true,
-          preload: true,
-          override: true,
-        },
-        contentTypeOptions: { override: true },
-        frameOptions: { frameOption: HeadersFrameOption.DENY, override: true },
-        referrerPolicy: {
-          referrerPolicy: HeadersReferrerPolicy.STRICT_ORIGIN_WHEN_CROSS_ORIGIN,
-          override: true,
-        },
+    const securityHeadersBehavior = {
+      strictTransportSecurity: {
+        accessControlMaxAge: Duration.seconds(HSTS_MAX_AGE_SECONDS),
+        includeSubdomains: true,
+        preload: true,
+        override: true,
       },
+      contentTypeOptions: { override: true },
+      frameOptions: { frameOption: HeadersFrameOption.DENY, override: true },
+      referrerPolicy: {
+        referrerPolicy: HeadersReferrerPolicy.STRICT_ORIGIN_WHEN_CROSS_ORIGIN,
+        override: true,
+      },
+    };
+    // Data (documents, signatures, artifacts, search answers, errors) is readable from any origin, pages are
+    // not: the local server's rule (cli/local/server.ts). A policy's CORS adds `Access-Control-Allow-Origin`
+    // to every response of its behaviors, so the default behavior, which serves the pages beside documents
+    // (`/plugins` is either, by Accept), has none: the viewer-response function, which reads the response's
+    // type, sends it on everything but pages. That function does not run on an origin's answer of 400 or
+    // more, so the behaviors that serve data alone also carry it by policy, their 404s included.
+    const headers = new ResponseHeadersPolicy(this, 'Headers', {
+      comment: 'plugindex security headers (pages and documents: CORS by the viewer-response function)',
+      securityHeadersBehavior,
+    });
+    const dataHeaders = new ResponseHeadersPolicy(this, 'DataHeaders', {
+      comment: 'plugindex security headers and CORS, for behaviors that serve no page',
+      securityHeadersBehavior,
       corsBehavior: {
         accessControlAllowOrigins: ['*'],
         accessControlAllowMethods: ['GET', 'HEAD'],
@@ -153,7 +164,7 @@ export class RegistryDistribution extends Construct {
       viewerProtocolPolicy: ViewerProtocolPolicy.HTTPS_ONLY,
       allowedMethods: AllowedMethods.ALLOW_GET_HEAD,
       compress: true,
-      responseHeadersPolicy: headers,
+      responseHeadersPolicy: dataHeaders,
       functionAssociations: [{ function: securityHeaders, eventType: FunctionEventType.VIEWER_RESPONSE }],
       cachePolicy: searchCache,
     };
@@ -175,9 +186,16 @@ export class RegistryDistribution extends Construct {
       // the retired key's signatures served for a year: refused by every client holding the new key (an
       // install --frozen from a lock made since, `plugindex verify --url`, anyone checking one by hand).
       // `*` spans `/` too, but no artifact path ends in `.asc` (layout.ts artifactPathProblem).
+      // `keys/*` is the default behavior's, but serves data alone: a client follows key rotations to the first
+      // `keys/rotation/<n>.json` that is not there, a 404 a browser client can read only with CORS.
       additionalBehaviors: {
-        [`plugins/*/*/${MANIFEST_SIGNATURE_FILE}`]: { ...behavior, cachePolicy: mutable },
-        'plugins/*/*/*': { ...behavior, cachePolicy: immutable },
+        [`plugins/*/*/${MANIFEST_SIGNATURE_FILE}`]: {
+          ...behavior,
+          cachePolicy: mutable,
+          responseHeadersPolicy: dataHeaders,
+        },
+        'plugins/*/*/*': { ...behavior, cachePolicy: immutable, responseHeadersPolicy: dataHeaders },
+        'keys/*': { ...behavior, cachePolicy: mutable, responseHeadersPolicy: dataHeaders },
         [SEARCH_PATH]: search,
       },
       httpVersion: HttpVersion.HTTP2_AND_3,

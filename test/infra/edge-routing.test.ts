@@ -213,6 +213,39 @@ describe('when CloudFront answers', () => {
     }
   });
 
+  it.each(PATHS)(
+    'lets any origin read what %s answers unless it is a page, as the local server does',
+    (uri) => {
+      const key = routeFor(uri, BROWSER)?.key ?? uri.slice(1);
+      for (const type of TYPES) {
+        // cli/local/server.ts: Access-Control-Allow-Origin on every response whose type, as served, is no page.
+        const page = securityHeaders(key, type)['content-type']?.toLowerCase().startsWith('text/html');
+        const expected = page ? undefined : '*';
+        expect(edgeHeaders(`/${key}`, type)['access-control-allow-origin'], `${key} ${type}`).toBe(expected);
+        expect(edgeHeaders(uri, type)['access-control-allow-origin'], `${uri} ${type}`).toBe(expected);
+      }
+    },
+  );
+
+  it('sends a page no Access-Control-Allow-Origin even where the origin did, and data one without an Origin', () => {
+    const answered = (uri: string, type: string) =>
+      responseHandler({
+        request: { uri },
+        response: {
+          statusCode: 200,
+          headers: { 'content-type': { value: type }, 'access-control-allow-origin': { value: '*' } },
+        },
+      }).headers['access-control-allow-origin'];
+    expect(answered('/index.html', 'text/html; charset=utf-8')).toBeUndefined();
+    expect(answered('/plugins/x/', 'text/html; charset=utf-8')).toBeUndefined();
+    expect(answered('/search', 'application/json')?.value).toBe('*');
+    // The request carries no Origin header here: data is readable all the same (a response headers policy's
+    // CORS adds it only to a request with one).
+    expect(edgeHeaders('/snapshot.json', 'application/json')['access-control-allow-origin']).toBe('*');
+    expect(edgeHeaders('/plugins/x/1.0.0/page.html', 'text/html')['access-control-allow-origin']).toBe('*');
+    expect(edgeHeaders('/missing.json', 'application/xml')['access-control-allow-origin']).toBe('*');
+  });
+
   it('serves a hosted artifact as a download whatever it is called or was stored as', () => {
     for (const uri of ['/plugins/x/1.0.0/page.html', '/plugins/x/1.0.0/bin/logo.svg']) {
       const headers = edgeHeaders(uri, 'text/html; charset=utf-8');
@@ -369,6 +402,9 @@ describe('when the routing function answers a request itself', () => {
       requestHandler({ request: { uri, headers: {}, querystring: {} } } as never),
     );
     expect(answers.map((a) => ('statusCode' in a ? a.statusCode : a.uri))).toEqual([301, 400, 404, 404]);
+    // And Access-Control-Allow-Origin, as the local server's JSON answers (no response headers policy sends it).
+    for (const answer of answers)
+      expect((answer as EdgeResponse).headers['access-control-allow-origin']?.value).toBe('*');
     for (const answer of answers)
       expect((answer as EdgeResponse).headers['strict-transport-security']?.value).toBe(
         `max-age=${HSTS_MAX_AGE_SECONDS}; includeSubDomains; preload`,

@@ -305,8 +305,52 @@ describe('when the stack is synthesized', () => {
           // Set per response by the viewer-response function instead (pages, data and artifacts differ).
           ContentSecurityPolicy: Match.absent(),
         }),
+        // CORS likewise: a policy's added Access-Control-Allow-Origin to the pages as well as the documents.
+        CorsConfig: Match.absent(),
       }),
     });
+  });
+
+  it('lets no response headers policy add Access-Control-Allow-Origin to a page: only behaviors that serve none have CORS', () => {
+    // The default behavior serves pages and documents alike (`/plugins` is either, by Accept): its policy has
+    // no CORS, and the viewer-response function, which reads the response's type, sends it on data alone.
+    type Behavior = {
+      PathPattern?: string;
+      ResponseHeadersPolicyId: { Ref: string };
+      FunctionAssociations: { EventType: string; FunctionARN: unknown }[];
+    };
+    const policies = template.findResources('AWS::CloudFront::ResponseHeadersPolicy');
+    const cors = (behavior: Behavior) =>
+      policies[behavior.ResponseHeadersPolicyId.Ref]?.Properties.ResponseHeadersPolicyConfig.CorsConfig;
+    const functions = template.findResources('AWS::CloudFront::Function');
+    const [headersId] =
+      Object.entries(functions).find(([, f]) => String(f.Properties.FunctionCode).includes('ARTIFACT_CSP')) ??
+      [];
+    expect(headersId).toBeDefined();
+    const distribution = Object.values(template.findResources('AWS::CloudFront::Distribution'))[0];
+    const config = distribution?.Properties.DistributionConfig as {
+      DefaultCacheBehavior: Behavior;
+      CacheBehaviors: Behavior[];
+    };
+    expect(cors(config.DefaultCacheBehavior)).toBeUndefined();
+    expect(config.CacheBehaviors.map((b) => b.PathPattern)).toEqual([
+      `plugins/*/*/${MANIFEST_SIGNATURE_FILE}`,
+      'plugins/*/*/*',
+      'keys/*',
+      '/search',
+    ]);
+    // Behaviors that serve no page: the policy's CORS covers their origin's 404s too, which no viewer-response
+    // function sees (a client follows key rotations to the first keys/rotation/<n>.json that is not there).
+    for (const behavior of config.CacheBehaviors)
+      expect(cors(behavior), behavior.PathPattern).toMatchObject({
+        AccessControlAllowOrigins: { Items: ['*'] },
+        AccessControlAllowCredentials: false,
+      });
+    for (const behavior of [config.DefaultCacheBehavior, ...config.CacheBehaviors])
+      expect(behavior.FunctionAssociations).toContainEqual({
+        EventType: 'viewer-response',
+        FunctionARN: { 'Fn::GetAtt': [headersId, 'FunctionARN'] },
+      });
   });
 
   it('caches a manifest signature as a mutable document, ahead of the year its version folder gets', () => {

@@ -161,6 +161,38 @@ describe('when serving the published tree', () => {
     }
   });
 
+  it('lets any origin read every answer but a page, revalidations and refusals included, as CloudFront does', async () => {
+    // The same rule as the viewer-response function's (test/infra/edge-routing.test.ts): documents, signatures,
+    // artifacts (a download, whatever they were stored as), search answers and the server's own JSON answers
+    // are data a browser client on another origin may read; a page is none.
+    const allowed = async (pathname: string, headers: Record<string, string> = {}) => {
+      const response = await fetch(`${base}${pathname}`, { headers, redirect: 'manual' });
+      await response.arrayBuffer();
+      return { status: response.status, origin: response.headers.get('access-control-allow-origin') };
+    };
+    for (const pathname of [
+      '/index.json',
+      '/plugins/demo/1.0.0/manifest.json.asc',
+      '/plugins/demo/1.0.0/bin/page.html',
+      '/nothing.json',
+      '/plugins/',
+      '/search?q=demo',
+    ])
+      expect((await allowed(pathname)).origin, pathname).toBe('*');
+    for (const pathname of ['/', '/plugins/demo/', '/index.html'])
+      expect(await allowed(pathname), pathname).toEqual({ status: 200, origin: null });
+    expect(await allowed('/plugins', { accept: BROWSER_ACCEPT })).toEqual({ status: 200, origin: null });
+    expect((await allowed('/plugins')).origin).toBe('*');
+    // A 304 says what the 200 said: a page's none (a browser updates the stored response with its headers).
+    for (const [pathname, origin] of [
+      ['/index.html', null],
+      ['/index.json', '*'],
+    ] as const) {
+      const etag = (await fetch(`${base}${pathname}`)).headers.get('etag') as string;
+      expect(await allowed(pathname, { 'if-none-match': etag }), pathname).toEqual({ status: 304, origin });
+    }
+  });
+
   it('serves a hosted artifact as a download whatever type it was stored with', async () => {
     const response = await fetch(`${base}/plugins/demo/1.0.0/bin/page.html`);
     expect(response.status).toBe(200);
