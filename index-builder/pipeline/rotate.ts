@@ -35,7 +35,7 @@ import {
 import { parseRevokedKeys } from '../lifecycle.ts';
 import type { SnapshotDocument } from '../model.ts';
 import { type ReadRotation, readSignedRotation, rotationKey, verifyRotationStep } from '../rotation.ts';
-import { readPublicKey } from '../signing.ts';
+import { readPublicKey, untrustedKeyProblem } from '../signing.ts';
 import { CACHE_IMMUTABLE } from '../store.ts';
 import { openSignedSnapshot } from '../verify.ts';
 import type { PipelineContext } from './context.ts';
@@ -226,7 +226,8 @@ async function keyTakenBy(
  * rotation (the published snapshot's `key_rotations` + 1) of this registry, from the key the snapshot
  * names to the key `ctx.signer` signs with, signed by both.
  * @throws SubmissionError INVALID_SUBMISSION with one problem: ROTATION_INVALID (form, registry, sequence,
- *   signatures, the same key, a key rotated away from, revoked, an operator's or a publisher's, a rotation N
+ *   signatures, the same key, a key rotated away from, revoked, an operator's or a publisher's, a new key
+ *   no signature by which is taken (at /rotation/next/key), a rotation N
  *   already published with other bytes), ROTATION_NOT_CURRENT_KEY (not from the key the registry signs
  *   with), ROTATION_NOT_SIGNING_KEY (not to the key `ctx.signer` holds), PUBLISHED_DOCUMENT_ALTERED (a
  *   rotation whose rebuild has not begun, and a published document not what the registry published:
@@ -300,6 +301,21 @@ export async function checkRotation(ctx: PipelineContext, bytes: Uint8Array): Pr
       '/rotation/next/fingerprint',
       `the rotation is to ${taken}: the registry's key is its own, new, and never one it revoked`,
       { found: rotation.next.fingerprint },
+    );
+  // A new key no signature by which is taken (small order, unbounded arithmetic: `untrustedKeyProblem`) was
+  // refused only as a signature that does not verify (/signatures), which says nothing of the key; rotate-key
+  // refuses it first (`readTrustedKey`), a rotation made otherwise is told why here, at the key.
+  const nextKey = await readPublicKey(rotation.next.key).catch(() => undefined);
+  const untrusted = nextKey && untrustedKeyProblem(nextKey.key);
+  if (untrusted)
+    refuse(
+      'ROTATION_INVALID',
+      '/rotation/next/key',
+      `the new key ${rotation.next.fingerprint} cannot be trusted, no signature by it is ever taken (nor by any client, which could never follow the rotation): ${untrusted}`,
+      {
+        expected:
+          'an Ed25519 key (gpg --quick-gen-key NAME ed25519, or plugindex keygen), or RSA of at most 16384 bits with exponent 65537',
+      },
     );
   if (existing && !same)
     refuse(

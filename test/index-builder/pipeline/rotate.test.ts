@@ -37,6 +37,7 @@ import {
 } from '../../support/fixtures.ts';
 import { type GpgKeyring, gpgKeyring } from '../../support/gpg.ts';
 import type { MemoryStore } from '../../support/memory-store.ts';
+import { UNTRUSTED_KEYS } from '../../support/untrusted-keys.ts';
 
 const NOW = new Date('2026-11-02T00:00:00Z');
 /** When a client checks the snapshot: within its lifetime (the test registries' clock starts 2026-11-01). */
@@ -444,6 +445,43 @@ describe('when a rotation cannot be accepted', () => {
       'rotated',
     );
   });
+});
+
+describe('when a rotation is to a key no signature by which is taken', () => {
+  it.each(UNTRUSTED_KEYS)(
+    'refuses $label at /rotation/next/key, saying why, and writes nothing',
+    async (key) => {
+      // Prepare: the weak key made the registry's signing key, as an operator who rotates to it would have
+      // (rotate-key itself refuses it first: readTrustedKey). Its signature of the rotation is made by another
+      // key: no signature by it would verify anyway, which is all the pipeline said (at /signatures).
+      const registry = await publishedRegistry();
+      const weak = {
+        fingerprint: key.fingerprint,
+        fingerprints: [key.fingerprint],
+        publicKey: key.publicKey,
+        sign: (data: Uint8Array) => newSigner.sign(data),
+      } as unknown as Signer;
+      const bytes = await rotation(registry, { next: weak });
+      const before = storesOf(registry);
+
+      // Act
+      const error = await rotateRegistryKey({ ...registry.context, signer: weak }, bytes).catch(
+        (e: unknown) => e,
+      );
+
+      // Assess: the operator is told the key is the fault, and why.
+      expect(error).toBeInstanceOf(SubmissionError);
+      expect((error as SubmissionError).problems).toEqual([
+        expect.objectContaining({
+          code: 'ROTATION_INVALID',
+          path: '/rotation/next/key',
+          message: expect.stringContaining(`the new key ${key.fingerprint} cannot be trusted`),
+        }),
+      ]);
+      expect((error as SubmissionError).problems[0]?.message).toContain(key.reason);
+      expect(storesOf(registry)).toEqual(before);
+    },
+  );
 });
 
 describe('when a published document is not what the registry published', () => {
