@@ -40,8 +40,9 @@ import {
 import { readJson } from '../index-builder/pipeline/site-writer.ts';
 import { MAX_ROTATION_BYTES } from '../index-builder/rotation.ts';
 import { CACHE_PRIVATE, type ListedObject } from '../index-builder/store.ts';
+import { checkConfiguredKeys } from '../index-builder/trust.ts';
 import { invalidateKeys } from './cloudfront-invalidator.ts';
-import type { FunctionConfig } from './env.ts';
+import { type FunctionConfig, PUBLISHERS_FILE } from './env.ts';
 import { AwsAdapterError } from './errors.ts';
 import { parseObjectCreated, rotationRequests, wantsRebuild, wantsRefresh } from './events.ts';
 import { errorFields, INVALIDATION_FAILED_LOG, type Logger } from './logger.ts';
@@ -148,6 +149,14 @@ async function pipelineContext(deps: HandlerDeps): Promise<PipelineContext> {
       : trusted;
   const registryConfig = parseRegistryConfig(config);
   checkSnapshotTtl(deps.config, registryConfig.snapshotTtlSeconds, where);
+  // A trusted key no signature by which is taken (the config object edited by hand) fails the invocation
+  // here, as a bad lifetime does: before anything is read or signed, the uploads left in incoming/ for the
+  // queue's retries (its alarms fire), where it was taken and each upload it signed refused. The keys are the
+  // deployed trust list's when there is one (refused at synth already: infra/publishers.ts).
+  await checkConfiguredKeys(
+    registryConfig,
+    deps.config.publishers === undefined ? where : `the deployed trust list (${PUBLISHERS_FILE})`,
+  );
   return {
     intake,
     site: storeFor(deps.s3, deps.config.siteBucket),

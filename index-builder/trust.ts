@@ -8,7 +8,7 @@ import picomatch from 'picomatch';
 import { ACTION_CLOCK_SKEW_MS } from './actions.ts';
 import { SECRET_KEY_ARMOR } from './armor.ts';
 import type { PublishPolicy, RegistryConfig } from './config.ts';
-import { type Problem, type ProblemCode, problem } from './errors.ts';
+import { ConfigError, type Problem, type ProblemCode, problem } from './errors.ts';
 import {
   keyArithmeticProblem,
   keyComplexityProblem,
@@ -16,6 +16,7 @@ import {
   type PublicKeyInfo,
   readPublicKey,
   signingKeyExpiry,
+  untrustedKeyProblem,
   verifyDetachedSignature,
   weakKeyProblem,
 } from './signing.ts';
@@ -40,6 +41,45 @@ export async function loadTrustedKeys(
     (o) => !o.fingerprints.some((fp) => registryFingerprints.includes(fp)),
   );
   return { keys, operators, registryFingerprints };
+}
+
+/**
+ * Refuses a config whose publisher or operator keys could never be trusted, when it is loaded: a key that is
+ * no armored key, or one whose arithmetic is unbounded or whose Ed25519 point has small order
+ * (`untrustedKeyProblem`), as `publishers add` and `operators add` refuse it (`readTrustedKey`). A config
+ * edited by hand gets no further: such a key was taken, and every signature by it refused later, one
+ * confusing rejection per upload; a key that does not read failed each batch without saying where. Every
+ * such entry is named, by `where` (the config file, the config object's URL) and its JSON pointer.
+ * @throws ConfigError CONFIG_INVALID listing each entry and why
+ * @example await checkConfiguredKeys(config, `registry config ${file}`);
+ */
+export async function checkConfiguredKeys(
+  config: Pick<RegistryConfig, 'publishers' | 'operators'>,
+  where: string,
+): Promise<void> {
+  const entries = [
+    ...config.publishers.map((p, i) => ({
+      pointer: `/publishers/${i}/key`,
+      key: p.key,
+      what: 'the publisher key',
+    })),
+    ...config.operators.map((o, i) => ({
+      pointer: `/operators/${i}/key`,
+      key: o.key,
+      what: 'the operator key',
+    })),
+  ];
+  const problems = await Promise.all(
+    entries.map(async ({ pointer, key, what }): Promise<string | undefined> => {
+      const info = await readPublicKey(key).catch((error: unknown) => error as Error);
+      if (info instanceof Error) return `${where} ${pointer}: ${info.message}`;
+      const untrusted = untrustedKeyProblem(info.key);
+      if (untrusted === undefined) return undefined;
+      return `${where} ${pointer}: ${what} ${info.fingerprint} cannot be trusted, no signature by it is ever taken: ${untrusted}; remove the entry or give an Ed25519 key (gpg --quick-gen-key NAME ed25519, or plugindex keygen)`;
+    }),
+  );
+  const found = problems.filter((p): p is string => p !== undefined);
+  if (found.length > 0) throw new ConfigError('CONFIG_INVALID', found.join('; '));
 }
 
 const keyIdOf = (fingerprint: string): string => fingerprint.slice(-16);

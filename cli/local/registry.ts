@@ -24,6 +24,7 @@ import {
   type SubmissionFailure,
 } from '../../index-builder/pipeline/index.ts';
 import { createSigner, generateKeyPair, type Signer } from '../../index-builder/signing.ts';
+import { checkConfiguredKeys } from '../../index-builder/trust.ts';
 import { CliError } from '../errors.ts';
 import { createNewFile } from '../new-file.ts';
 import { err } from '../terminal.ts';
@@ -66,6 +67,19 @@ export async function readConfig(dir: string): Promise<RegistryConfig> {
     );
   }
   return parseRegistryConfig(readConfigJson(text, path.join(dir, CONFIG_FILE)));
+}
+
+/**
+ * The config a registry runs with (`openRegistry`, `serve` at its start): `readConfig`'s, its publisher and
+ * operator keys read too, so one that could never be trusted (a config edited by hand) stops the run before
+ * anything is read or published, named with the file and its entry. Commands that only edit the config
+ * (`publishers add`) read it with `readConfig`, so it can still be mended by them.
+ * @throws ConfigError CONFIG_INVALID (`checkConfiguredKeys`), and what `readConfig` throws
+ */
+export async function readRunningConfig(dir: string): Promise<RegistryConfig> {
+  const config = await readConfig(dir);
+  await checkConfiguredKeys(config, `registry config ${path.join(dir, CONFIG_FILE)}`);
+  return config;
 }
 
 export async function writeConfig(dir: string, config: RegistryConfig): Promise<void> {
@@ -127,7 +141,7 @@ function printFailure({ submission, id, code, error }: SubmissionFailure): void 
 
 /** The registry in `dir`, its signing key read now; `stores`, those the caller opened already. */
 export async function openRegistry(dir: string, stores: RegistryStores = {}): Promise<LocalRegistry> {
-  const config = await readConfig(dir);
+  const config = await readRunningConfig(dir);
   const secret = await readFile(path.join(dir, SECRET_KEY_FILE), 'utf8');
   const passphrase = process.env.PLUGINDEX_KEY_PASSPHRASE;
   const signer = await signerOf(secret, passphrase);

@@ -12,7 +12,7 @@ import {
 import { readJson } from '../../index-builder/pipeline/site-writer.ts';
 import { CliError } from '../errors.ts';
 import { describeOutcome } from '../output.ts';
-import { type RegistryStores, readConfig, withOpenRegistry, withRegistryLock } from './registry.ts';
+import { type RegistryStores, readRunningConfig, withOpenRegistry, withRegistryLock } from './registry.ts';
 import { createRegistryServer, listenRegistryServer } from './server.ts';
 import { openSite } from './site.ts';
 import { listenForSubmissions, type ServiceRequest, type SubmissionService } from './submission-socket.ts';
@@ -42,7 +42,9 @@ export async function startService(options: {
    */
   readonly warn?: (line: string) => void;
 }): Promise<RunningService> {
-  await readConfig(options.dir); // fail fast when DIR is not a registry
+  // Fail fast when DIR is not a registry, or its config trusts a key no signature by which is taken: every
+  // batch would fail on it (each said on `warn`, the uploads left in incoming/), so the server never starts.
+  await readRunningConfig(options.dir);
   const warn = options.warn ?? options.log;
   // No line per request; the cause of an internal error, which the client is not told, is the operator's,
   // on stderr as README says (it went to stdout, among the lines of what was published).

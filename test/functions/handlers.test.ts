@@ -32,6 +32,7 @@ import { INVALIDATION_FAILED_LOG } from '../../infra/constructs/alarms.ts';
 import { signedAction } from '../support/actions.ts';
 import { encode, makeBundle, testKey, validManifest } from '../support/fixtures.ts';
 import { functionConfig, type LocalS3, objectCreatedRecord, startLocalS3 } from '../support/s3.ts';
+import { UNTRUSTED_KEYS } from '../support/untrusted-keys.ts';
 
 const secrets = mockClient(SecretsManagerClient);
 const cloudfront = mockClient(CloudFrontClient);
@@ -74,6 +75,8 @@ beforeAll(async () => {
     'fn-site-pinned',
     'fn-intake-ttl',
     'fn-site-ttl',
+    'fn-intake-weak',
+    'fn-site-weak',
   ]);
   const registryKey = await testKey('registry');
   secrets
@@ -242,6 +245,82 @@ describe('when the config object sets a snapshot lifetime shorter than two refre
       new TextDecoder().decode((await site.get('snapshot.json'))?.body),
     ) as SnapshotDocument;
     expect(Date.parse(snapshot.expires) - Date.parse(snapshot.created)).toBe(43200 * 1000);
+  });
+});
+
+describe('when the config object, edited by hand, trusts a key no signature by which is taken', () => {
+  it('refuses every invocation, naming the object and each entry, and leaves the uploads for the retry', async () => {
+    // Taken, each upload such a key signed was refused later, one rejection per upload that never said
+    // the config was at fault.
+    const weak = {
+      ...config,
+      intakeBucket: 'fn-intake-weak',
+      siteBucket: 'fn-site-weak',
+      distributionId: undefined,
+    };
+    const [small, dsa] = [
+      UNTRUSTED_KEYS.find((k) => k.label === 'an Ed25519 key of small order'),
+      UNTRUSTED_KEYS.find((k) => k.label === 'a DSA key'),
+    ] as const;
+    if (!small || !dsa) throw new Error('test/support/untrusted-keys.ts lacks a key this test uses');
+    const putConfig = (trust: Record<string, unknown>) =>
+      s3.client.send(
+        new PutObjectCommand({
+          Bucket: weak.intakeBucket,
+          Key: weak.configKey,
+          Body: encode(
+            JSON.stringify({ name: 'Weak Registry', url: 'https://plugins.example.com', ...trust }),
+          ),
+        }),
+      );
+    const intake = new S3Store({ client: s3.client, bucket: weak.intakeBucket });
+    const site = new S3Store({ client: s3.client, bucket: weak.siteBucket });
+    await putConfig({
+      operators: [{ fingerprint: small.fingerprint, key: small.publicKey }],
+      publishers: [{ fingerprint: dsa.fingerprint, key: dsa.publicKey, names: ['*'] }],
+    });
+    await s3.client.send(
+      new PutObjectCommand({
+        Bucket: weak.intakeBucket,
+        Key: 'incoming/waits.tgz',
+        Body: await makeBundle({ manifest: validManifest({ name: 'weak-plugin' }) }),
+      }),
+    );
+    const failures: Record<string, unknown>[] = [];
+    const capturing = {
+      info: () => {},
+      warn: () => {},
+      error: (message: string, fields?: Record<string, unknown>) => failures.push({ message, ...fields }),
+    };
+    const publish = createPublishHandler({ ...deps, logger: capturing, config: weak });
+    const where = 's3://fn-intake-weak/config/plugindex.json';
+
+    // A publish and the schedule's refresh alike.
+    for (const event of [sqsEvent('incoming/waits.tgz'), refreshEvent]) {
+      const error = await publish(event).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ConfigError);
+      expect(error).toMatchObject({ code: 'CONFIG_INVALID' });
+      const { message } = error as ConfigError;
+      expect(message).toContain(
+        `${where} /publishers/0/key: the publisher key ${dsa.fingerprint} cannot be trusted`,
+      );
+      expect(message).toContain(dsa.reason);
+      expect(message).toContain(
+        `${where} /operators/0/key: the operator key ${small.fingerprint} cannot be trusted`,
+      );
+      expect(message).toContain(small.reason);
+    }
+    expect(failures.map((f) => [f.message, (f.error as { code?: string } | undefined)?.code])).toEqual([
+      ['publish failed', 'CONFIG_INVALID'],
+      ['publish failed', 'CONFIG_INVALID'],
+    ]);
+    expect((await listAll(intake, 'incoming/')).map((o) => o.key)).toEqual(['incoming/waits.tgz']);
+    expect(await listAll(intake, 'status/')).toEqual([]);
+    expect(await listAll(site, '')).toEqual([]);
+    // The operator removes both entries: the retry publishes what waited.
+    await putConfig({});
+    const result = await publish(sqsEvent('incoming/waits.tgz'));
+    expect(result.outcomes.map((o) => [o.plugin, o.status])).toEqual([['weak-plugin', 'accepted']]);
   });
 });
 

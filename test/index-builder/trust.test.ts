@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { parseRegistryConfig } from '../../index-builder/config.ts';
-import { authorizePublisher } from '../../index-builder/trust.ts';
+import { ConfigError } from '../../index-builder/errors.ts';
+import { authorizePublisher, checkConfiguredKeys } from '../../index-builder/trust.ts';
+import { testKey } from '../support/fixtures.ts';
+import { UNTRUSTED_KEYS } from '../support/untrusted-keys.ts';
 
 const A = 'A'.repeat(40);
 const B = 'B'.repeat(40);
@@ -40,5 +43,80 @@ describe('when the registry is restricted', () => {
     expect(codes({ config: restricted, fingerprint: B, name: 'acme-costs', owners: undefined })).toEqual([
       'PUBLISHER_UNTRUSTED',
     ]);
+  });
+});
+
+describe('when a config edited by hand trusts a key no signature by which is taken', () => {
+  const WHERE = 'registry config /srv/registry/plugindex.json';
+  const configWith = async (
+    bad: { fingerprint: string; publicKey: string },
+    as: 'publishers' | 'operators',
+  ) => {
+    const good = await testKey('acme');
+    const entries = [
+      { fingerprint: good.fingerprint, key: good.publicKey, names: ['*'] },
+      { fingerprint: bad.fingerprint, key: bad.publicKey, names: ['*'] },
+    ];
+    return parseRegistryConfig({
+      name: 'r',
+      url: 'https://r.example.org',
+      policy: 'restricted',
+      publishers: as === 'publishers' ? entries : [],
+      operators: as === 'operators' ? entries.map(({ names: _, ...o }) => o) : [],
+    });
+  };
+
+  // A config's fingerprints are v4's 40 hex digits (config.ts): a v6 key cannot be listed there at all.
+  const listable = UNTRUSTED_KEYS.filter((key) => key.fingerprint.length === 40);
+
+  it.each(listable.flatMap((key) => (['publishers', 'operators'] as const).map((as) => ({ ...key, as }))))(
+    'refuses $label among the $as with CONFIG_INVALID, naming the config, the entry and why',
+    async (key) => {
+      const config = await configWith(key, key.as);
+
+      const refused = checkConfiguredKeys(config, WHERE);
+
+      await expect(refused).rejects.toThrow(ConfigError);
+      await expect(refused).rejects.toMatchObject({
+        code: 'CONFIG_INVALID',
+        message: expect.stringContaining(
+          `${WHERE} /${key.as}/1/key: the ${key.as === 'publishers' ? 'publisher' : 'operator'} key ${key.fingerprint} cannot be trusted`,
+        ),
+      });
+      await expect(refused).rejects.toMatchObject({ message: expect.stringContaining(key.reason) });
+    },
+  );
+
+  it('names every such entry, and one that is no key at all', async () => {
+    const [small, dsa] = [UNTRUSTED_KEYS[0], UNTRUSTED_KEYS[3]];
+    const config = parseRegistryConfig({
+      name: 'r',
+      url: 'https://r.example.org',
+      publishers: [{ fingerprint: small?.fingerprint, key: small?.publicKey, names: ['*'] }],
+      operators: [
+        { fingerprint: 'A'.repeat(40), key: 'not a key' },
+        { fingerprint: dsa?.fingerprint, key: dsa?.publicKey },
+      ],
+    });
+
+    const refused = checkConfiguredKeys(config, WHERE);
+
+    await expect(refused).rejects.toThrow(ConfigError);
+    const { message } = (await refused.catch((e: unknown) => e)) as ConfigError;
+    expect(message).toContain(`${WHERE} /publishers/0/key: the publisher key ${small?.fingerprint}`);
+    expect(message).toContain(`${WHERE} /operators/0/key: not an armored OpenPGP key`);
+    expect(message).toContain(`${WHERE} /operators/1/key: the operator key ${dsa?.fingerprint}`);
+  });
+
+  it('takes a config whose keys are all usable', async () => {
+    const good = await testKey('acme');
+    const config = parseRegistryConfig({
+      name: 'r',
+      url: 'https://r.example.org',
+      publishers: [{ fingerprint: good.fingerprint, key: good.publicKey, names: ['*'] }],
+      operators: [{ fingerprint: good.fingerprint, key: good.publicKey }],
+    });
+
+    await expect(checkConfiguredKeys(config, WHERE)).resolves.toBeUndefined();
   });
 });

@@ -16,7 +16,11 @@ import {
 } from '../../../cli/local/registry.ts';
 import { KeyError } from '../../../index-builder/errors.ts';
 import { generateKeyPair, readPublicKey, verifyDetachedSignature } from '../../../index-builder/signing.ts';
+import { plugindex } from '../../support/cli.ts';
+import { makeBundle, validManifest } from '../../support/fixtures.ts';
 import { putKilled } from '../../support/put-killed.ts';
+import { treeOf } from '../../support/tree.ts';
+import { UNTRUSTED_KEYS } from '../../support/untrusted-keys.ts';
 
 let work: string;
 let dir: string;
@@ -141,5 +145,56 @@ describe('initRegistry, in a folder where a signing key is already', () => {
     const folder = path.join(work, 'key-new');
     await initRegistry(folder, { name: 'new', url: 'http://127.0.0.1:9/' });
     expect((await lstat(path.join(folder, SECRET_KEY_FILE))).mode & 0o777).toBe(0o600);
+  });
+});
+
+describe('when plugindex.json, edited by hand, trusts a key no signature by which is taken', () => {
+  // A config's fingerprints are v4's 40 hex digits (config.ts): a v6 key cannot be listed there at all.
+  const listable = UNTRUSTED_KEYS.filter((key) => key.fingerprint.length === 40);
+
+  /** A registry with one upload waiting, its config then given `key` as the operator's, or a publisher's. */
+  async function registryTrusting(key: (typeof listable)[number], as: 'operators' | 'publishers') {
+    const at = await mkdtemp(path.join(work, 'weak-'));
+    await initRegistry(at, { name: 'weak', url: 'http://127.0.0.1:9/' });
+    await writeFile(path.join(at, 'incoming', 'waits.tgz'), await makeBundle({ manifest: validManifest() }));
+    const file = path.join(at, 'plugindex.json');
+    const config = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+    const entry = { fingerprint: key.fingerprint, key: key.publicKey };
+    const edited =
+      as === 'operators'
+        ? { ...config, operators: [entry] }
+        : { ...config, policy: 'restricted', publishers: [{ ...entry, names: ['*'] }] };
+    await writeFile(file, JSON.stringify(edited, null, 2));
+    return { at, file };
+  }
+
+  it.each(listable.flatMap((key) => (['operators', 'publishers'] as const).map((as) => ({ ...key, as }))))(
+    'plugindex process refuses $label among the $as with CONFIG_INVALID at its entry, and changes nothing',
+    async (key) => {
+      const { at, file } = await registryTrusting(key, key.as);
+      const before = await treeOf(at);
+
+      const { code, stderr } = await plugindex('process', '--registry', at);
+
+      expect(code).toBe(1);
+      expect(stderr).toContain(`CONFIG_INVALID: registry config ${file} /${key.as}/0/key: `);
+      expect(stderr).toContain(`${key.fingerprint} cannot be trusted`);
+      expect(stderr).toContain(key.reason);
+      // The upload waits in incoming/, nothing published or recorded.
+      expect(await treeOf(at)).toEqual(before);
+    },
+  );
+
+  it('plugindex serve refuses to start, naming the entry, and plugindex publishers list still reads it', async () => {
+    const key = listable[0] as (typeof listable)[number];
+    const { at, file } = await registryTrusting(key, 'operators');
+
+    const served = await plugindex('serve', '--registry', at, '--port', '0');
+    const listed = await plugindex('publishers', 'list', '--registry', at);
+
+    expect(served.code).toBe(1);
+    expect(served.stderr).toContain(`CONFIG_INVALID: registry config ${file} /operators/0/key: `);
+    expect(served.stderr).toContain(key.reason);
+    expect(listed.code).toBe(0);
   });
 });
