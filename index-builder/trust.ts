@@ -30,14 +30,34 @@ export interface TrustedKeys {
   readonly registryFingerprints: readonly string[];
 }
 
+/**
+ * The configured keys read so far, by their armored text: the check of a config when it is loaded
+ * (`checkConfiguredKeys`) and each batch's `loadTrustedKeys` read the same keys, and a running server or
+ * function reads them for every batch; each is parsed once a process. A failed read is not kept. Bounded,
+ * emptied when full: a config edited over a long run changes only a few keys at a time.
+ */
+const configuredKeys = new Map<string, Promise<PublicKeyInfo>>();
+const MAX_CONFIGURED_KEYS = 4096;
+
+function readConfiguredKey(armored: string): Promise<PublicKeyInfo> {
+  let read = configuredKeys.get(armored);
+  if (!read) {
+    if (configuredKeys.size >= MAX_CONFIGURED_KEYS) configuredKeys.clear();
+    read = readPublicKey(armored);
+    configuredKeys.set(armored, read);
+    read.catch(() => configuredKeys.delete(armored));
+  }
+  return read;
+}
+
 export async function loadTrustedKeys(
   config: RegistryConfig,
   registryFingerprints: readonly string[],
 ): Promise<TrustedKeys> {
-  const keys = await Promise.all(config.publishers.map((p) => readPublicKey(p.key)));
+  const keys = await Promise.all(config.publishers.map((p) => readConfiguredKey(p.key)));
   // `operators add` refuses the registry key; a config edited by hand gets no further: it is dropped here,
   // so its signatures meet PUBLISHER_IS_REGISTRY_KEY like any other.
-  const operators = (await Promise.all((config.operators ?? []).map((o) => readPublicKey(o.key)))).filter(
+  const operators = (await Promise.all((config.operators ?? []).map((o) => readConfiguredKey(o.key)))).filter(
     (o) => !o.fingerprints.some((fp) => registryFingerprints.includes(fp)),
   );
   return { keys, operators, registryFingerprints };
@@ -71,7 +91,7 @@ export async function checkConfiguredKeys(
   ];
   const problems = await Promise.all(
     entries.map(async ({ pointer, key, what }): Promise<string | undefined> => {
-      const info = await readPublicKey(key).catch((error: unknown) => error as Error);
+      const info = await readConfiguredKey(key).catch((error: unknown) => error as Error);
       if (info instanceof Error) return `${where} ${pointer}: ${info.message}`;
       const untrusted = untrustedKeyProblem(info.key);
       if (untrusted === undefined) return undefined;
