@@ -72,8 +72,9 @@ export async function readConfig(dir: string): Promise<RegistryConfig> {
 /**
  * The config a registry runs with (`openRegistry`, `serve` at its start): `readConfig`'s, its publisher and
  * operator keys read too, so one that could never be trusted (a config edited by hand) stops the run before
- * anything is read or published, named with the file and its entry. Commands that only edit the config
- * (`publishers add`) read it with `readConfig`, so it can still be mended by them.
+ * anything is read or published, named with the file and its entry. `publishers add` and `operators add`
+ * open the registry (its signer) so they stop too; `publishers list` and `operators list` read the config
+ * with `readConfig` alone, and the entry is mended by hand.
  * @throws ConfigError CONFIG_INVALID (`checkConfiguredKeys`), and what `readConfig` throws
  */
 export async function readRunningConfig(dir: string): Promise<RegistryConfig> {
