@@ -33,31 +33,46 @@ export interface TrustedKeys {
 /**
  * The configured keys read so far, by their armored text: the check of a config when it is loaded
  * (`checkConfiguredKeys`) and each batch's `loadTrustedKeys` read the same keys, and a running server or
- * function reads them for every batch; each is parsed once a process. A failed read is not kept. Bounded,
- * emptied when full: a config edited over a long run changes only a few keys at a time.
+ * function reads them for every batch; each is parsed once a process. A failed read is not kept. Bounded:
+ * once it holds more than MAX_CONFIGURED_KEYS beyond the config being read, only that config's keys are kept
+ * (a config edited over a long run changes only a few keys at a time). Emptied whole when full, part way
+ * through a config of more keys than the bound, it parsed every key of such a config again at each read.
  */
 const configuredKeys = new Map<string, Promise<PublicKeyInfo>>();
 const MAX_CONFIGURED_KEYS = 4096;
 
-function readConfiguredKey(armored: string): Promise<PublicKeyInfo> {
-  let read = configuredKeys.get(armored);
-  if (!read) {
-    if (configuredKeys.size >= MAX_CONFIGURED_KEYS) configuredKeys.clear();
-    read = readPublicKey(armored);
-    configuredKeys.set(armored, read);
-    read.catch(() => configuredKeys.delete(armored));
+/** Each of a config's keys (`armored`: all of them, publishers' and operators'), read or as read before. */
+function readConfiguredKeys(armored: readonly string[]): Promise<PublicKeyInfo>[] {
+  const reads = armored.map((text) => {
+    let read = configuredKeys.get(text);
+    if (!read) {
+      read = readPublicKey(text);
+      configuredKeys.set(text, read);
+      const made = read;
+      // Only this read's own entry: the text may have been read again since, and that read stands.
+      made.catch(() => {
+        if (configuredKeys.get(text) === made) configuredKeys.delete(text);
+      });
+    }
+    return read;
+  });
+  if (configuredKeys.size > MAX_CONFIGURED_KEYS + armored.length) {
+    const wanted = new Set(armored);
+    for (const text of configuredKeys.keys()) if (!wanted.has(text)) configuredKeys.delete(text);
   }
-  return read;
+  return reads;
 }
 
 export async function loadTrustedKeys(
   config: RegistryConfig,
   registryFingerprints: readonly string[],
 ): Promise<TrustedKeys> {
-  const keys = await Promise.all(config.publishers.map((p) => readConfiguredKey(p.key)));
+  const publishers = config.publishers.map((p) => p.key);
+  const reads = readConfiguredKeys([...publishers, ...(config.operators ?? []).map((o) => o.key)]);
+  const keys = await Promise.all(reads.slice(0, publishers.length));
   // `operators add` refuses the registry key; a config edited by hand gets no further: it is dropped here,
   // so its signatures meet PUBLISHER_IS_REGISTRY_KEY like any other.
-  const operators = (await Promise.all((config.operators ?? []).map((o) => readConfiguredKey(o.key)))).filter(
+  const operators = (await Promise.all(reads.slice(publishers.length))).filter(
     (o) => !o.fingerprints.some((fp) => registryFingerprints.includes(fp)),
   );
   return { keys, operators, registryFingerprints };
@@ -89,9 +104,10 @@ export async function checkConfiguredKeys(
       what: 'the operator key',
     })),
   ];
+  const reads = readConfiguredKeys(entries.map((e) => e.key));
   const problems = await Promise.all(
-    entries.map(async ({ pointer, key, what }): Promise<string | undefined> => {
-      const info = await readConfiguredKey(key).catch((error: unknown) => error as Error);
+    entries.map(async ({ pointer, what }, i): Promise<string | undefined> => {
+      const info = await (reads[i] as Promise<PublicKeyInfo>).catch((error: unknown) => error as Error);
       if (info instanceof Error) return `${where} ${pointer}: ${info.message}`;
       const untrusted = untrustedKeyProblem(info.key);
       if (untrusted === undefined) return undefined;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseRegistryConfig } from '../../index-builder/config.ts';
 import { ConfigError } from '../../index-builder/errors.ts';
-import { authorizePublisher, checkConfiguredKeys } from '../../index-builder/trust.ts';
+import { authorizePublisher, checkConfiguredKeys, loadTrustedKeys } from '../../index-builder/trust.ts';
 import { testKey } from '../support/fixtures.ts';
 import { UNTRUSTED_KEYS } from '../support/untrusted-keys.ts';
 
@@ -118,5 +118,59 @@ describe('when a config edited by hand trusts a key no signature by which is tak
     });
 
     await expect(checkConfiguredKeys(config, WHERE)).resolves.toBeUndefined();
+  });
+});
+
+describe('the configured keys read once a process', () => {
+  const WHERE = 'registry config /srv/registry/plugindex.json';
+  // The same key armored under as many Comment headers: as many entries, one key's parsing each.
+  const variants = (armored: string, count: number): string[] =>
+    Array.from({ length: count }, (_, i) =>
+      armored.replace(
+        '-----BEGIN PGP PUBLIC KEY BLOCK-----\n',
+        `-----BEGIN PGP PUBLIC KEY BLOCK-----\nComment: ${i}\n`,
+      ),
+    );
+
+  it('reads a config of more keys than the cache was bounded by once, not again every batch', async () => {
+    const key = await testKey('many');
+    // More than the 4,096 entries the cache was emptied at: emptied part way through every read, so a
+    // registry trusting that many keys parsed each of them again for every batch, twice with the check.
+    const armored = variants(key.publicKey, 4_200);
+    const config = parseRegistryConfig({
+      name: 'r',
+      url: 'https://r.example.org',
+      publishers: armored.map((k) => ({ fingerprint: key.fingerprint, key: k, names: ['*'] })),
+    });
+
+    await checkConfiguredKeys(config, WHERE);
+    const first = await loadTrustedKeys(config, []);
+    const second = await loadTrustedKeys(config, []);
+
+    expect(first.keys).toHaveLength(armored.length);
+    const parsedAgain = second.keys.filter((info, i) => info.key !== first.keys[i]?.key).length;
+    expect(parsedAgain).toBe(0);
+  }, 120_000);
+
+  it('reads a key again whose text changed, and one that failed to read', async () => {
+    const key = await testKey('changed');
+    const [before, after] = variants(key.publicKey, 2) as [string, string];
+    const withKey = (k: string) =>
+      parseRegistryConfig({
+        name: 'r',
+        url: 'https://r.example.org',
+        publishers: [{ fingerprint: key.fingerprint, key: k, names: ['*'] }],
+      });
+
+    const one = await loadTrustedKeys(withKey(before), []);
+    const other = await loadTrustedKeys(withKey(after), []);
+
+    expect(other.keys[0]?.key).not.toBe(one.keys[0]?.key);
+    expect(other.keys[0]?.fingerprint).toBe(key.fingerprint);
+    for (let i = 0; i < 2; i++) {
+      const refused = await checkConfiguredKeys(withKey('not a key'), WHERE).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(ConfigError);
+      expect((refused as ConfigError).code).toBe('CONFIG_INVALID');
+    }
   });
 });
