@@ -19,6 +19,7 @@ import { readRegularIfExists, withFileLock } from './disk/atomic.ts';
 import {
   type InstallTree,
   readLockfile,
+  realPath,
   type SetOwner,
   setOwnerOf,
   type TrustRecord,
@@ -396,9 +397,18 @@ async function install(ctx: ClientContext, options: InstallOptions): Promise<Ins
   // folders never each wait on the other) from before its first file is placed until its record is written:
   // what it held before is read under the hold, and nothing another install places or records can land in
   // between and be removed below, by the cleanup or by the replacing (installed.json then named files gone).
-  const trees = [...new Map(changing.map((p) => [ctx.tree(p.dir ?? options.dir).dir, p.dir])).entries()]
+  // One hold a folder, by its real path: a set may name one folder two ways (a link to it, another letter
+  // case where case is ignored), one installed.json whose lock, taken again under the other name, this
+  // process waited on itself for, then failed INSTALL_BUSY. Sorted by the real path alike.
+  const byReal = new Map<string, InstallTree>();
+  for (const dir of new Set(changing.map((p) => p.dir))) {
+    const tree = treeOf(dir).tree;
+    const real = await realPath(tree.dir);
+    if (!byReal.has(real)) byReal.set(real, tree);
+  }
+  const trees = [...byReal.entries()]
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([, dir]) => treeOf(dir).tree);
+    .map(([, tree]) => tree);
   const holding = trees.reduceRight<() => Promise<void>>(
     (inner, tree) => () => tree.hold(inner),
     async () => {

@@ -893,7 +893,7 @@ export async function setOwnerOf(dir: string, file: string): Promise<SetOwner> {
 }
 
 /** `path`'s real path; for a path not there yet (an install folder before the first install), its nearest existing parent's real path joined with the rest. */
-async function realPath(path: string): Promise<string> {
+export async function realPath(path: string): Promise<string> {
   const absolute = resolve(path);
   try {
     return await realpath(absolute);

@@ -3342,6 +3342,30 @@ ${list}`;
     expect(report.removed).toEqual([{ name: 'team-tool', version: '1.0.0', dir: plugins }]);
   });
 
+  it('installs a set naming one install folder two ways (a link to it) without waiting on its own lock', async () => {
+    // Prepare: team-tool's install_location is a link to the set's own install folder, so both trees are
+    // one installed.json (and one installed.json.lock) under two names.
+    const { p, plugins, setText } = await linked();
+    await mkdir(plugins, { recursive: true });
+    const alias = join(p.dir, 'alias');
+    await symlink(plugins, alias, 'dir');
+    await writeFile(
+      p.file,
+      setText(
+        '    - { provider: disk, name: disk-tool, version: "1.0.0" }\n' +
+          `    - { provider: disk, name: team-tool, version: "1.0.0", install_location: ${alias} }\n`,
+      ),
+    );
+
+    // Act
+    const result = await using(p, (c) => c.installSet(p.file, HOME));
+
+    // Assess: both placed and recorded in the one installed.json.
+    expect(result.items.map((i) => i.name).sort()).toEqual(['disk-tool', 'team-tool']);
+    const installed = JSON.parse(await readFile(join(plugins, 'installed.json'), 'utf8'));
+    expect(Object.keys(installed.plugins).sort()).toEqual(['disk-tool', 'team-tool']);
+  });
+
   it.runIf(caseIgnored)('takes the set file named in another letter case as the one set', async () => {
     // Prepare: installed as PLUGINS.YAML where case is ignored; then the set drops team-tool.
     const { p, setText, plugins } = await linked();
