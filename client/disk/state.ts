@@ -1,5 +1,5 @@
 import { realpathSync, type Stats } from 'node:fs';
-import { lstat, mkdir, open, readdir, realpath, rename, rm, rmdir, stat } from 'node:fs/promises';
+import { chmod, lstat, mkdir, open, readdir, realpath, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { createSha256, sha256Hex } from '../../index-builder/digest.ts';
 import { TrustError } from '../../index-builder/errors.ts';
@@ -729,7 +729,7 @@ export class InstallTree {
     expected: { readonly sha256: string; readonly size: number },
   ): Promise<void> {
     const target = await this.#unlinkedPath(relative);
-    await mkdir(dirname(target), { recursive: true });
+    await this.#makeFolders(relative);
     // A placement killed part way left its temp file here: the version's folder is to hold its files alone.
     await removeStaleTemps(target);
     const temp = tempPathFor(target);
@@ -795,8 +795,35 @@ export class InstallTree {
 
   async placeFile(relative: string, data: string | Uint8Array): Promise<void> {
     const target = await this.#unlinkedPath(relative);
+    await this.#makeFolders(relative);
     await removeStaleTemps(target);
     await writeFileAtomic(target, data);
+  }
+
+  /**
+   * Makes the folders between this folder and `relative`'s file that are not there, one at a time, each 0755
+   * less the umask, as its files are (`PLACED_EXECUTABLE_MODE`), never group- or other-writable: made 0777
+   * less the umask (`mkdir -p`'s), a umask of 002 left each version's folder writable by its group, who could
+   * put a file of their own in place of one an install checked. A umask that takes the owner's own bits
+   * (0177) made folders their owner could not enter, and every install of a user (not root) failed EACCES:
+   * the owner's are given back, no one else's. The install folder itself is the user's, made as it comes
+   * (under 0177, one not there yet is still made unenterable, here and by its lock's `mkdir`).
+   */
+  async #makeFolders(relative: string): Promise<void> {
+    await mkdir(this.dir, { recursive: true });
+    let at = this.dir;
+    for (const segment of relative.split('/').slice(0, -1)) {
+      at = join(at, segment);
+      try {
+        await mkdir(at, { mode: PLACED_EXECUTABLE_MODE });
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'EEXIST') continue;
+        throw error;
+      }
+      const { mode } = await stat(at);
+      if (process.platform !== 'win32' && (mode & 0o700) !== 0o700)
+        await chmod(at, (mode | 0o700) & PLACED_EXECUTABLE_MODE);
+    }
   }
 
   /**

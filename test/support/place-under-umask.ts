@@ -1,6 +1,6 @@
 /**
  * Places an artifact and a file into an install folder, as an install does, under the umask this process
- * was started with (`sh -c 'umask 077; exec node ...'`), and prints each one's mode and whether the tree takes
+ * was started with (`sh -c 'umask 077; exec node ...'`), and prints each one's mode (and the folders' it made) and whether the tree takes
  * it for a file an install placed (`hashFile`). `test/client/disk/state.test.ts` runs it.
  * Usage: place-under-umask.ts DIR
  */
@@ -30,5 +30,7 @@ process.stdout.write(
     artifactPlaced: (await tree.hashFile(artifact, { executable: true })) !== undefined,
     manifest: await modeOf(manifest),
     manifestPlaced: (await tree.hashFile(manifest)) !== undefined,
+    // The folders the placing made under the install folder: the plugin's, the version's, the platform's.
+    folders: await Promise.all(['tool', 'tool/1.0.0', 'tool/1.0.0/linux-amd64'].map(modeOf)),
   })}\n`,
 );

@@ -190,6 +190,7 @@ describe.skipIf(process.platform === 'win32')('when files are placed under the u
       artifactPlaced: true,
       manifest: '600',
       manifestPlaced: true,
+      folders: ['700', '700', '700'],
     });
   });
 
@@ -199,6 +200,9 @@ describe.skipIf(process.platform === 'win32')('when files are placed under the u
       artifactPlaced: true,
       manifest: '644',
       manifestPlaced: true,
+      // Nor the folders it makes: a group-writable version folder let its group put their own file in place
+      // of a checked one.
+      folders: ['755', '755', '755'],
     });
   });
 
@@ -208,6 +212,8 @@ describe.skipIf(process.platform === 'win32')('when files are placed under the u
       artifactPlaced: true,
       manifest: '600',
       manifestPlaced: true,
+      // And each folder it makes: 0600, none could be entered but by root, and a user's install failed EACCES.
+      folders: ['700', '700', '700'],
     });
   });
 });
