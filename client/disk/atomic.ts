@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants, createReadStream, readFileSync } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { hostname, uptime } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { createSha256 } from '../../index-builder/digest.ts';
@@ -262,14 +262,27 @@ function bootedAtMs(): number {
 }
 
 /**
+ * How often a holder touches its lock (its mtime), and how long untouched a lock naming another machine is
+ * taken for one whose holder is gone. Only a lock that names its machine (this release's form) is judged by
+ * it, and every holder that writes that form touches it.
+ */
+export const LOCK_HEARTBEAT_MS = 10_000;
+const FOREIGN_LOCK_STALE_MS = 60_000;
+
+/**
  * Whether the holder a lock names is gone: its PID runs no process; or it was written on this machine in an
  * earlier boot, or by a process that started otherwise than the one of that PID now (a PID reused). A lock
- * naming another machine cannot be judged here (an install folder on a shared filesystem may be held by a
- * process there): it is waited for, and the refusal names the machine and the file to delete.
+ * naming another machine cannot be judged by its PID here (an install folder on a shared filesystem may be
+ * held by a process there): it is gone when its holder has not touched it for a minute (`LOCK_HEARTBEAT_MS`),
+ * else waited for, the refusal naming the machine and the file to delete. Judged by the machine alone, a
+ * lock a killed install left in a workspace that a CI container with a new host name, or a laptop whose
+ * name follows its network, took up again was never broken, every install failing INSTALL_BUSY until the
+ * file was deleted by hand.
  */
 async function holderGone(lock: string, holder: LockHolder): Promise<boolean> {
   const pid = holder.pid as number;
-  if (holder.host !== undefined && holder.host !== hostname()) return false;
+  if (holder.host !== undefined && holder.host !== hostname())
+    return (await ageMs(lock)) > FOREIGN_LOCK_STALE_MS;
   if (!processAlive(pid)) return true;
   const boot = thisBoot();
   if (holder.boot !== undefined && boot !== undefined) {
@@ -307,6 +320,8 @@ export async function withLockFile<T>(
   fn: () => Promise<T>,
   options: {
     readonly timeoutMs?: number;
+    /** How often the lock is touched while held (`LOCK_HEARTBEAT_MS`); a test seam. */
+    readonly heartbeatMs?: number;
     /** `holder`: the PID the lock names, and ` on HOST` where it names another machine. */
     readonly busy: (holder: string) => Error;
     readonly broke?: (holder: number | undefined) => Promise<void>;
@@ -351,10 +366,17 @@ export async function withLockFile<T>(
       await sleep(wait);
     }
   }
+  // Touched while held, so a waiter on another machine, which cannot ask after this PID, knows it is alive.
+  const heartbeat = setInterval(() => {
+    const now = new Date();
+    utimes(lock, now, now).catch(() => undefined);
+  }, options.heartbeatMs ?? LOCK_HEARTBEAT_MS);
+  heartbeat.unref();
   try {
     for (const holder of broken) await options.broke?.(holder);
     return await fn();
   } finally {
+    clearInterval(heartbeat);
     // Only this holder's own lock: never one another holder took (this one's was broken as stale).
     if ((await readTextIfExists(lock)) === mine) await rm(lock, { force: true });
   }

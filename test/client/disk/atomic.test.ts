@@ -196,6 +196,31 @@ describe('when a lock names PID 1 (init, always running), left by no process run
   });
 });
 
+describe('when a lock names another machine', () => {
+  it('breaks one its holder has not touched for a minute (a workspace a container with a new host name took up)', async () => {
+    const lock = path.join(dir, 'left-by-another-host.lock');
+    await writeFile(lock, '1\n0123456789abcdef\nhost elsewhere.example\nboot 0\nstart 1');
+    const old = new Date(Date.now() - 2 * 60_000);
+    await utimes(lock, old, old);
+    await expect(withLockFile(lock, async () => 'ran', { busy, timeoutMs: 500 })).resolves.toBe('ran');
+  });
+
+  it('is touched by its holder while held, so a waiter elsewhere knows it is alive', async () => {
+    const lock = path.join(dir, 'touched.lock');
+    const old = new Date(Date.now() - 2 * 60_000);
+    const mtime = await withLockFile(
+      lock,
+      async () => {
+        await utimes(lock, old, old);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        return (await stat(lock)).mtimeMs;
+      },
+      { busy, heartbeatMs: 20 },
+    );
+    expect(mtime).toBeGreaterThan(Date.now() - 10_000);
+  });
+});
+
 describe('when a file is written', () => {
   it('replaces it whole, leaving no temporary file beside it', async () => {
     const file = path.join(dir, 'nested', 'file.json');
