@@ -58,6 +58,25 @@ function poison(registry: TestRegistry, marker: string, error: () => Error): voi
   };
 }
 
+/**
+ * A registry whose site refuses for good every file of a plugin named `poisoned…`, and whose intake store fails
+ * its first move of an upload to rejected/ (a store unavailable for a moment), after its outcome is recorded.
+ */
+async function failingMoveOnce(): Promise<TestRegistry> {
+  const registry = await makeRegistry();
+  poison(registry, 'poisoned', () => new StoreError('STORE_REFUSED', 'k', 'File name too long'));
+  const put = registry.intake.put.bind(registry.intake);
+  let failMove = true;
+  registry.intake.put = async (key, body, options) => {
+    if (failMove && key.startsWith('rejected/')) {
+      failMove = false;
+      throw new StoreError('STORE_IO', key, 'connection reset');
+    }
+    return put(key, body, options);
+  };
+  return registry;
+}
+
 /** The context of `registry`, its failures told to the returned list (the operator's log). */
 function failuresTold(registry: TestRegistry) {
   const failures: SubmissionFailure[] = [];
@@ -190,18 +209,8 @@ describe('when the store refuses some outcome records of a batch', () => {
 describe('when the outcomes step fails after recording a failed submission, before its upload left incoming/', () => {
   it('tells the operator of it once: its retry finds that very outcome recorded and keeps it', async () => {
     // Prepare: a submission whose files the site refuses for good, and an intake store that fails its move
-    // to rejected/ once (a store unavailable for a moment), after its outcome is recorded.
-    const registry = await makeRegistry();
-    poison(registry, 'poisoned', () => new StoreError('STORE_REFUSED', 'k', 'File name too long'));
-    const put = registry.intake.put.bind(registry.intake);
-    let failMove = true;
-    registry.intake.put = async (key, body, options) => {
-      if (failMove && key.startsWith('rejected/')) {
-        failMove = false;
-        throw new StoreError('STORE_IO', key, 'connection reset');
-      }
-      return put(key, body, options);
-    };
+    // to rejected/ once, after its outcome is recorded (failingMoveOnce).
+    const registry = await failingMoveOnce();
     const { failures, context } = failuresTold(registry);
     const [key] = await registry.submit(
       await makeBundle({ manifest: validManifest({ name: 'poisoned-once' }) }),
@@ -233,17 +242,7 @@ describe('when the outcomes step fails after recording a failed submission, befo
   it('records and tells the retry its own failure when it fails the submission otherwise', async () => {
     // Prepare: as above, the outcome recorded and the move failing once; then the checks break on the
     // plugin's document instead (SUBMISSION_UNREADABLE), a failure nobody was told of.
-    const registry = await makeRegistry();
-    poison(registry, 'poisoned', () => new StoreError('STORE_REFUSED', 'k', 'File name too long'));
-    const put = registry.intake.put.bind(registry.intake);
-    let failMove = true;
-    registry.intake.put = async (key, body, options) => {
-      if (failMove && key.startsWith('rejected/')) {
-        failMove = false;
-        throw new StoreError('STORE_IO', key, 'connection reset');
-      }
-      return put(key, body, options);
-    };
+    const registry = await failingMoveOnce();
     const { failures, context } = failuresTold(registry);
     await registry.submit(await makeBundle({ manifest: validManifest({ name: 'poisoned-twice' }) }));
     await expect(processSubmissions(context)).rejects.toMatchObject({ code: 'STORE_IO' });
