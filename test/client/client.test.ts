@@ -147,6 +147,13 @@ async function withClient<T>(
   }
 }
 
+/** A second install of `NAME@1.0.0` into m's folder, by its own client with its own lock file (`lock`). */
+const installAgain = (m: Machine, lock: string) =>
+  withClient(m, (c) => c.install({ requests: [`${NAME}@1.0.0`], dir: m.dir, lockfile: join(root, lock) }));
+
+/** What verifying m's folder against its installed.json reports. */
+const verifyFolder = (m: Machine) => withClient(m, (c) => c.verifyInstalled({ dir: m.dir }));
+
 async function addRegistry(m: Machine): Promise<void> {
   await withClient(m, (c) =>
     c.addRegistry({ name: 'test', url: base, pin: { armored: registry.registryKey.publicKey } }),
@@ -689,9 +696,7 @@ describe('when two installs place into one folder at once', () => {
     await atGate;
     // A has placed demo-plugin@1.0.0 and holds the folder while it places the rest.
     const heldByA = await exists(join(m.dir, 'installed.json.lock'));
-    const b = withClient(m, (c) =>
-      c.install({ requests: [`${NAME}@1.0.0`], dir: m.dir, lockfile: join(root, 'concurrent-fail-b.lock') }),
-    );
+    const b = installAgain(m, 'concurrent-fail-b.lock');
     // Unheld, B records demo-plugin@1.0.0 now, and A's failure then removes the folder it placed.
     if (!heldByA) await b;
     release();
@@ -699,9 +704,7 @@ describe('when two installs place into one folder at once', () => {
     await b;
 
     // Whatever the order, what installed.json records is in place.
-    expect(await withClient(m, (c) => c.verifyInstalled({ dir: m.dir }))).toEqual([
-      { name: NAME, version: '1.0.0', ok: true },
-    ]);
+    expect(await verifyFolder(m)).toEqual([{ name: NAME, version: '1.0.0', ok: true }]);
     expect(heldByA).toBe(true);
   });
 });
@@ -718,9 +721,7 @@ describe('when a remove and an install meet in one folder', () => {
     class Interleaving extends InstallTree {
       override async removeVersion(name: string, version: string): Promise<void> {
         heldAtRemoval = await exists(join(m.dir, 'installed.json.lock'));
-        b = withClient(m, (c) =>
-          c.install({ requests: [`${NAME}@1.0.0`], dir: m.dir, lockfile: join(root, 'remove-race-b.lock') }),
-        );
+        b = installAgain(m, 'remove-race-b.lock');
         // Unheld, B records demo-plugin@1.0.0 (its files still in place) and the removal then deletes them.
         if (!heldAtRemoval) await b;
         await super.removeVersion(name, version);
@@ -733,9 +734,7 @@ describe('when a remove and an install meet in one folder', () => {
     await b;
 
     // Whatever the order, what installed.json records is in place.
-    expect(await withClient(m, (c) => c.verifyInstalled({ dir: m.dir }))).toEqual([
-      { name: NAME, version: '1.0.0', ok: true },
-    ]);
+    expect(await verifyFolder(m)).toEqual([{ name: NAME, version: '1.0.0', ok: true }]);
     expect(heldAtRemoval).toBe(true);
   });
 });

@@ -78,6 +78,16 @@ const caseIgnored = (() => {
   }
 })();
 
+/** A set file installing `list` (its `plugins:` lines) from the team folder's disk provider into `location`. */
+const diskSet = (location: string, list: string) => `plugins:
+  install_location: ${location}
+  providers:
+    - { type: file, name: disk, path: ${folder}, key: ./publisher.asc }
+  plugins:
+${list}`;
+const DISK_TOOL = '    - { provider: disk, name: disk-tool, version: "1.0.0" }\n';
+const TEAM_TOOL = '    - { provider: disk, name: team-tool, version: "1.0.0" }\n';
+
 let registry: TestRegistry;
 let base: string;
 let closeRegistry: () => Promise<void>;
@@ -1376,7 +1386,7 @@ ${list}`;
       '    - { provider: disk, name: disk-tool, version: "1.0.0" }\n    - { provider: disk, name: team-tool, version: "1.0.0" }\n',
     );
     await using(p, (c) => c.installSet(p.file, HOME));
-    await writeFile(p.file, setText('    - { provider: disk, name: disk-tool, version: "1.0.0" }\n'));
+    await writeFile(p.file, setText(DISK_TOOL));
     await using(p, (c) => c.installSet(p.file, HOME));
 
     // Act
@@ -1454,17 +1464,10 @@ describe('when a checkout holding a set and its install folder is taken elsewher
   it('still knows what the set placed there: clean -c removes a plugin the set dropped, and diff -c says so', async () => {
     // Prepare: a set installs two plugins into ./plugins beside it; then the folder and the lock are found
     // beside the same set in another checkout, at another path, where the set drops one of them.
-    const setText = (list: string) => `plugins:
-  install_location: ./plugins
-  providers:
-    - { type: file, name: disk, path: ${folder}, key: ./publisher.asc }
-  plugins:
-${list}`;
-    const both =
-      '    - { provider: disk, name: disk-tool, version: "1.0.0" }\n    - { provider: disk, name: team-tool, version: "1.0.0" }\n';
-    const first = await project(setText(both));
+    const setText = (list: string) => diskSet('./plugins', list);
+    const first = await project(setText(DISK_TOOL + TEAM_TOOL));
     await using(first, (c) => c.installSet(first.file, HOME));
-    const moved = await project(setText('    - { provider: disk, name: disk-tool, version: "1.0.0" }\n'));
+    const moved = await project(setText(DISK_TOOL));
     await cp(join(first.dir, 'plugins'), join(moved.dir, 'plugins'), { recursive: true });
     await cp(first.lockfile, moved.lockfile);
 
@@ -3155,12 +3158,7 @@ describe('when a set names a registry this client also reaches under another nam
 describe('when two sets share one install folder and pin the same version', () => {
   /** One checkout holding two sets (`plugins.yaml`, `team-b.yaml`) that install into its ./plugins. */
   async function twoSets(a: string, b: string) {
-    const setText = (list: string) => `plugins:
-  install_location: ./plugins
-  providers:
-    - { type: file, name: disk, path: ${folder}, key: ./publisher.asc }
-  plugins:
-${list}`;
+    const setText = (list: string) => diskSet('./plugins', list);
     const p = await project(setText(a));
     const other = join(p.dir, 'team-b.yaml');
     await writeFile(other, setText(b));
@@ -3170,7 +3168,7 @@ ${list}`;
     return { p, other, plugins: join(p.dir, 'plugins'), setText, setsOf };
   }
   const disk = (version: string) => `    - { provider: disk, name: disk-tool, version: "${version}" }\n`;
-  const team = '    - { provider: disk, name: team-tool, version: "1.0.0" }\n';
+  const team = TEAM_TOOL;
 
   it('records both as its owners, and clean -c of one drops only its own claim until neither pins it', async () => {
     // Prepare: both sets pin disk-tool 1.0.0; the first also team-tool.
@@ -3284,15 +3282,8 @@ describe('when a set file is named through a link or in another letter case', ()
   /** A checkout whose set installs into a folder outside it, and a link to the checkout's folder. */
   async function linked() {
     const shared = await mkdtemp(join(root, 'shared-'));
-    const setText = (list: string) => `plugins:
-  install_location: ${join(shared, 'plugins')}
-  providers:
-    - { type: file, name: disk, path: ${folder}, key: ./publisher.asc }
-  plugins:
-${list}`;
-    const both =
-      '    - { provider: disk, name: disk-tool, version: "1.0.0" }\n    - { provider: disk, name: team-tool, version: "1.0.0" }\n';
-    const p = await project(setText(both));
+    const setText = (list: string) => diskSet(join(shared, 'plugins'), list);
+    const p = await project(setText(DISK_TOOL + TEAM_TOOL));
     const link = join(shared, 'checkout');
     await symlink(p.dir, link, 'dir');
     return { p, link, plugins: join(shared, 'plugins'), setText };
@@ -3302,7 +3293,7 @@ ${list}`;
     // Prepare: installed through the link; then the set drops team-tool.
     const { p, link, plugins, setText } = await linked();
     await using(p, (c) => c.installSet(join(link, 'plugins.yaml'), HOME));
-    await writeFile(p.file, setText('    - { provider: disk, name: disk-tool, version: "1.0.0" }\n'));
+    await writeFile(p.file, setText(DISK_TOOL));
 
     // Act
     const findings = await using(p, (c) => c.verifySet(p.file, HOME));
@@ -3333,7 +3324,7 @@ ${list}`;
         record.set = relative(plugins, join(link, 'plugins.yaml')).split(sep).join('/');
       }
     await writeFile(file, `${JSON.stringify(json, null, 2)}\n`);
-    await writeFile(p.file, setText('    - { provider: disk, name: disk-tool, version: "1.0.0" }\n'));
+    await writeFile(p.file, setText(DISK_TOOL));
 
     // Act
     const report = await using(p, (c) => c.cleanSet(p.file, HOME));
@@ -3370,7 +3361,7 @@ ${list}`;
     // Prepare: installed as PLUGINS.YAML where case is ignored; then the set drops team-tool.
     const { p, setText, plugins } = await linked();
     await using(p, (c) => c.installSet(join(p.dir, 'PLUGINS.YAML'), HOME));
-    await writeFile(p.file, setText('    - { provider: disk, name: disk-tool, version: "1.0.0" }\n'));
+    await writeFile(p.file, setText(DISK_TOOL));
 
     // Act
     const report = await using(p, (c) => c.cleanSet(p.file, HOME));
