@@ -6,11 +6,7 @@
  * signature by them verifies, and their self-certification is noise; only the work of checking counts.
  */
 import { Buffer } from 'node:buffer';
-import { createHash } from 'node:crypto';
-
-const uint32 = (v: number): number[] => [(v >>> 24) & 0xff, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff];
-const uint16 = (v: number): number[] => [(v >>> 8) & 0xff, v & 0xff];
-const header = (tag: number, length: number): number[] => [0xc0 | tag, 0xff, ...uint32(length)];
+import { armor, header, uint16, uint32, v4Key, v4Signature } from './openpgp-packets.ts';
 
 /** `bytes` bytes of deterministic noise (xorshift32), the top bit and the lowest set: odd, of full length. */
 function number(bytes: number, seed: number): number[] {
@@ -33,16 +29,6 @@ const mpi = (value: readonly number[]): number[] => [
   ...value,
 ];
 
-function armor(type: 'PUBLIC KEY BLOCK' | 'SIGNATURE', bytes: readonly number[]): string {
-  const lines =
-    Buffer.from(bytes)
-      .toString('base64')
-      .match(/.{1,64}/g) ?? [];
-  return `-----BEGIN PGP ${type}-----\n\n${lines.join('\n')}\n-----END PGP ${type}-----\n`;
-}
-
-const HASHES = { sha224: 11, sha256: 8 } as const;
-
 export interface CostlyKey {
   readonly publicKey: string;
   readonly fingerprint: string;
@@ -57,7 +43,7 @@ export interface CostlyKey {
 export function costlyKey(options: {
   readonly algorithm: 'rsa' | 'dsa';
   readonly bits: number;
-  readonly hash: keyof typeof HASHES;
+  readonly hash: 'sha224' | 'sha256';
   readonly created: Date;
 }): CostlyKey {
   const bytes = options.bits / 8;
@@ -68,32 +54,15 @@ export function costlyKey(options: {
       ? [...mpi(number(bytes, 1)), ...mpi(number(bytes, 2))] // n, e
       : [...mpi(number(bytes, 3)), ...mpi(number(bytes, 4)), ...mpi(number(16, 5)), ...mpi(number(16, 6))]; // p, q, g, y
   const body = [4, ...uint32(seconds), algorithm, ...material];
-  const keyHashed = [0x99, ...uint16(body.length), ...body];
-  const fingerprint = [...createHash('sha1').update(Uint8Array.from(keyHashed)).digest()];
-  const hash = HASHES[options.hash];
-  const signature = (type: number, signed: readonly number[], at: number, extra: readonly number[]) => {
-    const subpackets = [5, 2, ...uint32(at), 2 + fingerprint.length, 33, 4, ...fingerprint, ...extra];
-    const hashed = [4, type, algorithm, hash, ...uint16(subpackets.length), ...subpackets];
-    const digest = createHash(options.hash)
-      .update(Uint8Array.from([...signed, ...hashed, 4, 0xff, ...uint32(hashed.length)]))
-      .digest();
-    // RSA: s, a little under n; DSA: r and s, small (under q), which still makes the exponents q's size.
-    const numbers =
-      options.algorithm === 'rsa'
-        ? mpi([0x7f, ...number(bytes - 1, 7)])
-        : [...mpi(number(8, 8)), ...mpi(number(8, 9))];
-    const packet = [
-      ...hashed,
-      ...uint16(10),
-      9,
-      16,
-      ...fingerprint.slice(-8),
-      digest[0] as number,
-      digest[1] as number,
-    ];
-    packet.push(...numbers);
-    return [...header(2, packet.length), ...packet];
-  };
+  const { keyHashed, fingerprint } = v4Key(body);
+  // RSA: s, a little under n; DSA: r and s, small (under q), which still makes the exponents q's size.
+  const numbers =
+    options.algorithm === 'rsa'
+      ? mpi([0x7f, ...number(bytes - 1, 7)])
+      : [...mpi(number(8, 8)), ...mpi(number(8, 9))];
+  const signer = { fingerprint, algorithm, hash: options.hash, numbers };
+  const signature = (type: number, signed: readonly number[], at: number, extra: readonly number[]) =>
+    v4Signature(signer, type, signed, at, extra);
   const userId = [...Buffer.from('costly <costly@example.org>')];
   const certification = signature(
     0x13,

@@ -2,16 +2,13 @@
  * A v4 Ed25519 (EdDSA legacy) key whose public point has small order, and signatures by it that anyone can
  * make: with R the base point B and S one, Ed25519's check [S]B = R + [h]A holds for every h when A is the
  * identity (and for some h when A has order 2, 4 or 8). Written packet by packet (RFC 4880 5.2, 5.5, 5.11),
- * since no tool makes such a key: its self-certification is forged the same way, and armored here (no
+ * since no tool makes such a key: its self-certification is forged the same way, and armored (no
  * checksum line: it is optional, RFC 4880 6.2).
  */
 import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
+import { armor, header, uint16, uint32, v4Key, v4Signature } from './openpgp-packets.ts';
 
-const uint32 = (v: number): number[] => [(v >>> 24) & 0xff, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff];
-const uint16 = (v: number): number[] => [(v >>> 8) & 0xff, v & 0xff];
-/** A new-format packet header with a five-byte length (RFC 4880 4.2.2.3). */
-const header = (tag: number, length: number): number[] => [0xc0 | tag, 0xff, ...uint32(length)];
 /** The OID of Ed25519 in OpenPGP (RFC 4880bis, 9.2). */
 const ED25519_OID = [0x2b, 0x06, 0x01, 0x04, 0x01, 0xda, 0x47, 0x0f, 0x01];
 const PREFIX_NATIVE_POINT = 0x40;
@@ -32,15 +29,6 @@ export const SMALL_ORDER_POINTS = {
 /** R, the base point's encoding (RFC 8032 5.1); S, one (little-endian). */
 const FORGED_R = [0x58, ...new Array<number>(31).fill(0x66)];
 const FORGED_S = SMALL_ORDER_POINTS.identity;
-
-function armor(
-  type: 'PUBLIC KEY BLOCK' | 'PRIVATE KEY BLOCK' | 'SIGNATURE',
-  bytes: readonly number[],
-): string {
-  const base64 = Buffer.from(bytes).toString('base64');
-  const lines = base64.match(/.{1,64}/g) ?? [];
-  return `-----BEGIN PGP ${type}-----\n\n${lines.join('\n')}\n-----END PGP ${type}-----\n`;
-}
 
 export interface SmallOrderKey {
   /** The armored public key: one user ID, certified (forged) for signing and certifying. */
@@ -68,29 +56,16 @@ export function smallOrderKey(point: readonly number[], created: Date): SmallOrd
     PREFIX_NATIVE_POINT,
     ...point,
   ];
-  const keyHashed = [0x99, ...uint16(body.length), ...body];
-  const fingerprint = [...createHash('sha1').update(Uint8Array.from(keyHashed)).digest()];
-  const signature = (type: number, signed: readonly number[], at: number, extra: readonly number[]) => {
-    const subpackets = [5, 2, ...uint32(at), 2 + fingerprint.length, 33, 4, ...fingerprint, ...extra];
-    const hashed = [4, type, 22, 8 /* SHA-256 */, ...uint16(subpackets.length), ...subpackets];
-    const digest = createHash('sha256')
-      .update(Uint8Array.from([...signed, ...hashed, 4, 0xff, ...uint32(hashed.length)]))
-      .digest();
-    const packet = [
-      ...hashed,
-      ...uint16(10),
-      9,
-      16,
-      ...fingerprint.slice(-8),
-      digest[0] as number,
-      digest[1] as number,
-      ...uint16(255), // R's bits: its first byte is 0x58
-      ...FORGED_R,
-      ...uint16(249), // S's bits: its first byte is 1
-      ...FORGED_S,
-    ];
-    return [...header(2, packet.length), ...packet];
-  };
+  const { keyHashed, fingerprint } = v4Key(body);
+  const signer = {
+    fingerprint,
+    algorithm: 22,
+    hash: 'sha256',
+    // R's bits (its first byte is 0x58), R; S's bits (its first byte is 1), S.
+    numbers: [...uint16(255), ...FORGED_R, ...uint16(249), ...FORGED_S],
+  } as const;
+  const signature = (type: number, signed: readonly number[], at: number, extra: readonly number[]) =>
+    v4Signature(signer, type, signed, at, extra);
   const userId = [...Buffer.from('small order <small-order@example.org>')];
   const certification = signature(
     0x13,
