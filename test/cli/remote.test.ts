@@ -17,7 +17,7 @@ import { processSubmissions } from '../../index-builder/pipeline/index.ts';
 import { listAll } from '../../index-builder/store.ts';
 import { plugindex } from '../support/cli.ts';
 import { KEYS_CREATED, makeBundle, makeRegistry, type TestRegistry, testKey } from '../support/fixtures.ts';
-import { type LocalS3, startLocalS3 } from '../support/s3.ts';
+import { LOCAL_S3_ENV, type LocalS3, startLocalS3 } from '../support/s3.ts';
 import { SMALL_ORDER_POINTS, smallOrderKey } from '../support/small-order-key.ts';
 
 const requests: string[] = [];
@@ -72,13 +72,7 @@ describe('when the new key of a deployed registry is one no client could take', 
   beforeAll(async () => {
     s3 = await startLocalS3([UPLOADS]);
     work = await mkdtemp(path.join(tmpdir(), 'plugindex-remote-rotate-'));
-    Object.assign(process.env, {
-      AWS_REGION: 'us-east-1',
-      AWS_ACCESS_KEY_ID: 'S3RVER',
-      AWS_SECRET_ACCESS_KEY: 'S3RVER',
-      AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
-      AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
-    });
+    Object.assign(process.env, LOCAL_S3_ENV);
   });
   afterAll(async () => {
     await s3?.close();

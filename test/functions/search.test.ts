@@ -22,7 +22,7 @@ import { SEARCH_PAGE_BYTES, type SearchAnswer } from '../../index-builder/search
 import { COMMON_HEADERS, DATA_CSP } from '../../index-builder/serving.ts';
 import { bundleFunctions } from '../../infra/bundle-functions.ts';
 import { makeBundle, validManifest } from '../support/fixtures.ts';
-import { type LocalS3, localPublishHandler, startLocalS3 } from '../support/s3.ts';
+import { LOCAL_S3_ENV, type LocalS3, localPublishHandler, startLocalS3 } from '../support/s3.ts';
 
 const INTAKE = 'search-intake';
 const SITE = 'search-site';
@@ -56,11 +56,7 @@ beforeAll(async () => {
   Object.assign(process.env, {
     SITE_BUCKET: SITE,
     S3_ENDPOINT: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`,
-    AWS_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: 'S3RVER',
-    AWS_SECRET_ACCESS_KEY: 'S3RVER',
-    AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
-    AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
+    ...LOCAL_S3_ENV,
   });
   ({ handler } = (await import(pathToFileURL(bundle.files.search).href)) as { handler: typeof handler });
   publish = await localPublishHandler(s3, INTAKE, SITE);

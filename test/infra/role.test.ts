@@ -34,7 +34,7 @@ import { PlugindexStack } from '../../infra/stack.ts';
 import { testApp } from '../support/cdk.ts';
 import { encode, makeBundle, validManifest } from '../support/fixtures.ts';
 import { allows, type Statement, statementsOf } from '../support/iam.ts';
-import { type LocalS3, localPublishHandler, startLocalS3 } from '../support/s3.ts';
+import { LOCAL_S3_ENV, type LocalS3, localPublishHandler, startLocalS3 } from '../support/s3.ts';
 import { type S3Gate, startS3Gate } from '../support/s3-gate.ts';
 
 const INTAKE = 'role-intake';
@@ -214,15 +214,6 @@ describe("when the publish function runs with its deployed role's S3 permissions
     client.destroy();
   });
 });
-
-/** The credentials and checksum setting a client reads from the environment, as with AWS. */
-const LOCAL_ENV = {
-  AWS_REGION: 'us-east-1',
-  AWS_ACCESS_KEY_ID: 'S3RVER',
-  AWS_SECRET_ACCESS_KEY: 'S3RVER',
-  AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
-  AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
-};
 
 async function intakeText(key: string): Promise<string> {
   const object = await s3.client.send(new GetObjectCommand({ Bucket: INTAKE, Key: key }));
@@ -405,7 +396,7 @@ describe("when a publisher uploads with the deployment's publisher policy", () =
     await s3.client.send(
       new PutObjectCommand({ Bucket: INTAKE, Key: 'incoming/taken.tgz', Body: encode('first') }),
     );
-    Object.assign(process.env, LOCAL_ENV);
+    Object.assign(process.env, LOCAL_S3_ENV);
     const error = await submitToBucket({
       bucket: INTAKE,
       key: 'incoming/taken.tgz',
@@ -425,7 +416,7 @@ describe("when a publisher uploads with the deployment's publisher policy", () =
     // S3 answers a conditional write that raced another request on the key 409 ConditionalRequestConflict,
     // and says to retry: the upload failed STORE_IO. The stream read for the first attempt is spent, so the
     // second must read the file again (sent from the spent stream, it would put an empty object).
-    Object.assign(process.env, LOCAL_ENV);
+    Object.assign(process.env, LOCAL_S3_ENV);
     const work = await mkdtemp(path.join(tmpdir(), 'plugindex-raced-'));
     try {
       const file = path.join(work, 'raced.tgz');
@@ -453,7 +444,7 @@ describe("when a publisher uploads with the deployment's publisher policy", () =
   });
 
   it('publishes with `plugindex publish --bucket`, through the policy', async () => {
-    Object.assign(process.env, LOCAL_ENV);
+    Object.assign(process.env, LOCAL_S3_ENV);
     const work = await mkdtemp(path.join(tmpdir(), 'plugindex-publisher-'));
     try {
       const file = path.join(work, 'gated.tgz');
@@ -493,7 +484,7 @@ describe("when a publisher uploads with the deployment's publisher policy", () =
         execFile(
           '/usr/bin/aws',
           [...args, '--endpoint-url', gate.endpoint, '--region', 'us-east-1'],
-          { env: { ...process.env, ...LOCAL_ENV } },
+          { env: { ...process.env, ...LOCAL_S3_ENV } },
           (error, stdout, stderr) =>
             resolve({ code: error ? ((error.code as number) ?? 1) : 0, stdout, stderr }),
         );

@@ -20,6 +20,18 @@ import type { BatchResult } from '../../index-builder/pipeline/index.ts';
 import { createSigner } from '../../index-builder/signing.ts';
 import { testKey } from './fixtures.ts';
 
+/**
+ * The credentials and checksum settings an AWS SDK client reads from the environment, as with AWS: what the
+ * CLI and the bundled functions need to reach the local S3 (s3rver's own credentials).
+ */
+export const LOCAL_S3_ENV = {
+  AWS_REGION: 'us-east-1',
+  AWS_ACCESS_KEY_ID: 'S3RVER',
+  AWS_SECRET_ACCESS_KEY: 'S3RVER',
+  AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
+  AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
+} as const;
+
 export interface LocalS3 {
   readonly endpoint: string;
   readonly client: S3Client;
@@ -169,11 +181,7 @@ export function setBundledFunctionEnv(options: {
     SIGNING_KEY_SECRET_ID: 'plugindex/signing-key',
     S3_ENDPOINT: options.s3.endpoint,
     AWS_ENDPOINT_URL_SECRETS_MANAGER: options.secretsEndpoint,
-    AWS_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: 'S3RVER',
-    AWS_SECRET_ACCESS_KEY: 'S3RVER',
-    AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
-    AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
+    ...LOCAL_S3_ENV,
   });
 }
 

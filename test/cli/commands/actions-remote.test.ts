@@ -19,7 +19,7 @@ import type { PluginDocument } from '../../../index-builder/model.ts';
 import type { SubmissionOutcome } from '../../../index-builder/pipeline/index.ts';
 import { listAll } from '../../../index-builder/store.ts';
 import { encode, makeBundle, testKey, validManifest } from '../../support/fixtures.ts';
-import { type LocalS3, localPublishHandler, startLocalS3 } from '../../support/s3.ts';
+import { LOCAL_S3_ENV, type LocalS3, localPublishHandler, startLocalS3 } from '../../support/s3.ts';
 
 const INTAKE = 'ra-intake';
 const SITE = 'ra-site';
@@ -66,13 +66,7 @@ const store = (bucket: string) => new S3Store({ client: s3.client, bucket });
 beforeAll(async () => {
   s3 = await startLocalS3([INTAKE, SITE, BARE]);
   work = await mkdtemp(path.join(tmpdir(), 'plugindex-actions-remote-'));
-  Object.assign(process.env, {
-    AWS_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: 'S3RVER',
-    AWS_SECRET_ACCESS_KEY: 'S3RVER',
-    AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
-    AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
-  });
+  Object.assign(process.env, LOCAL_S3_ENV);
   // As an operator stores it: with a trailing slash, which the registry drops.
   await s3.client.send(
     new PutObjectCommand({

@@ -13,7 +13,7 @@ import type { SubmissionOutcome } from '../../../index-builder/pipeline/index.ts
 import { listAll } from '../../../index-builder/store.ts';
 import { plugindex } from '../../support/cli.ts';
 import { encode, makeBundle, validManifest } from '../../support/fixtures.ts';
-import { type LocalS3, localPublishHandler, startLocalS3 } from '../../support/s3.ts';
+import { LOCAL_S3_ENV, type LocalS3, localPublishHandler, startLocalS3 } from '../../support/s3.ts';
 import { S3_ANSWERS, startS3ObjectErrors } from '../../support/s3-object-errors.ts';
 
 let s3: LocalS3;
@@ -23,13 +23,7 @@ beforeAll(async () => {
   s3 = await startLocalS3(['rp-intake', 'rp-site']);
   work = await mkdtemp(path.join(tmpdir(), 'plugindex-remote-'));
   // The credentials and checksum setting the CLI's S3 client reads from the environment, as with AWS.
-  Object.assign(process.env, {
-    AWS_REGION: 'us-east-1',
-    AWS_ACCESS_KEY_ID: 'S3RVER',
-    AWS_SECRET_ACCESS_KEY: 'S3RVER',
-    AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
-    AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
-  });
+  Object.assign(process.env, LOCAL_S3_ENV);
   await s3.client.send(
     new PutObjectCommand({
       Bucket: 'rp-intake',
