@@ -242,6 +242,10 @@ async function verifiedEnvelope(file: string, signer: string): Promise<Action> {
   return read.action;
 }
 
+/** Runs the action command `args` signed by `key` against the local registry, written to `file`, not submitted. */
+const writeAction = (args: readonly string[], key: string, file: string) =>
+  plugindex([...args, '--key', key, '--registry', dir, '--output', file]);
+
 describe('when an action is written with --output instead of submitted', () => {
   it.each(ACTIONS)(
     '$title: an envelope the registry reads, signed by --key, naming the registry from its config',
@@ -249,7 +253,7 @@ describe('when an action is written with --output instead of submitted', () => {
       const before = await treeOf(dir);
       const file = outputFile();
       const started = Date.now();
-      const result = await plugindex([...c.args(), '--key', c.key(), '--registry', dir, '--output', file]);
+      const result = await writeAction(c.args(), c.key(), file);
       expect(result.code, result.stderr).toBe(0);
       expect(result.stdout).toContain(`by ${c.signer()} -> ${file}`);
       const action = await verifiedEnvelope(file, c.signer());
@@ -279,18 +283,11 @@ describe('when an action is written with --output instead of submitted', () => {
     async (_, command, args, kind, extra) => {
       const file = outputFile();
       const signer = command === 'operator' ? operatorSecret : publisherSecret;
-      const result = await plugindex([
-        command,
-        ...args,
-        newOwnerSecret,
-        ...('reason' in extra ? ['--reason', extra.reason] : []),
-        '--key',
+      const result = await writeAction(
+        [command, ...args, newOwnerSecret, ...('reason' in extra ? ['--reason', extra.reason] : [])],
         signer,
-        '--registry',
-        dir,
-        '--output',
         file,
-      ]);
+      );
       expect(result.code, result.stderr).toBe(0);
       const action = await verifiedEnvelope(
         file,
@@ -315,16 +312,7 @@ describe('when an action is written with --output instead of submitted', () => {
         ['operator', ['transfer', PLUGIN, keyFile, '--reason', 'sold'], operatorSecret],
       ] as const) {
         const file = outputFile();
-        const refused = await plugindex([
-          command,
-          ...args,
-          '--key',
-          signer,
-          '--registry',
-          dir,
-          '--output',
-          file,
-        ]);
+        const refused = await writeAction([command, ...args], signer, file);
         expect(refused.code).toBe(1);
         expect(refused.stderr).toContain(`KEY_INVALID: the key ${key.fingerprint} cannot be trusted`);
         expect(refused.stderr).toContain(key.reason);

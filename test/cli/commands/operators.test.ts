@@ -26,19 +26,15 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
+/** `plugindex operators add` of the key in `file` to the local registry, with `more` arguments. */
+const addOperator = (file: string, ...more: string[]) =>
+  plugindex('operators', 'add', '--registry', dir, file, ...more);
+
 describe('when a registry names its operator', () => {
   it('adds the key, lists it, and leaves publishing as it was', async () => {
     const key = await testKey('operator');
     await writeFile(path.join(work, 'operator.asc'), key.publicKey);
-    const added = await plugindex(
-      'operators',
-      'add',
-      '--registry',
-      dir,
-      path.join(work, 'operator.asc'),
-      '--label',
-      'ops',
-    );
+    const added = await addOperator(path.join(work, 'operator.asc'), '--label', 'ops');
     expect(added.code).toBe(0);
     expect(added.stdout).toContain(`${key.fingerprint} is an operator key`);
     const config = JSON.parse(await readFile(path.join(dir, 'plugindex.json'), 'utf8')) as {
@@ -56,7 +52,7 @@ describe('when a registry names its operator', () => {
   it("refuses the registry's own key with its code, exit 1, and leaves the config as it was", async () => {
     const before = await readFile(path.join(dir, 'plugindex.json'), 'utf8');
     const own = path.join(dir, 'public', 'keys', 'registry.asc');
-    const refused = await plugindex('operators', 'add', '--registry', dir, own);
+    const refused = await addOperator(own);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain('CONFIG_REGISTRY_KEY_AS_OPERATOR');
     expect(await readFile(path.join(dir, 'plugindex.json'), 'utf8')).toBe(before);
@@ -68,13 +64,7 @@ describe('when a registry names its operator', () => {
       // Every signature by such a key is refused: trusting one only defers the refusal to its first action.
       const before = await readFile(path.join(dir, 'plugindex.json'), 'utf8');
       await writeFile(path.join(work, 'untrusted.asc'), key.publicKey);
-      const refused = await plugindex(
-        'operators',
-        'add',
-        '--registry',
-        dir,
-        path.join(work, 'untrusted.asc'),
-      );
+      const refused = await addOperator(path.join(work, 'untrusted.asc'));
       expect(refused.code).toBe(1);
       expect(refused.stderr).toContain(`KEY_INVALID: the operator key ${key.fingerprint} cannot be trusted`);
       expect(refused.stderr).toContain(key.reason);
