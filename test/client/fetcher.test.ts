@@ -3,11 +3,10 @@
  * with the openssl CLI, and an HTTP proxy the test runs, which counts what passed through it.
  */
 import { Buffer } from 'node:buffer';
-import dns from 'node:dns';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http, { type IncomingHttpHeaders, type RequestListener, type ServerResponse } from 'node:http';
 import https from 'node:https';
-import net, { type AddressInfo, type LookupFunction } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -19,6 +18,7 @@ import {
   type HttpFetcherOptions,
   UNLISTED_LIMITS,
 } from '../../client/fetcher.ts';
+import { resolving } from '../support/resolving.ts';
 import { collect, patternBytes } from '../support/streams.ts';
 import { makeTestCa, startProxy as startTestProxy, type TestCa, type TestProxy } from '../support/tls.ts';
 
@@ -635,24 +635,6 @@ describe('when a registry elsewhere names an artifact on this machine', () => {
     expect(new TextDecoder().decode(await collect(download.body))).toBe('artifact');
   });
 });
-
-/**
- * The fetcher's lookup seam answering `names` with the address given, without DNS (every other name goes to
- * Node's own lookup): a name that is not loopback, resolving to this machine as /etc/hosts or a rebinding
- * DNS server would have it.
- */
-function resolving(names: Readonly<Record<string, string>>): LookupFunction {
-  return (hostname, options, callback) => {
-    const address = names[hostname];
-    if (address === undefined) {
-      dns.lookup(hostname, options, callback);
-      return;
-    }
-    const family = net.isIP(address);
-    if (options.all) callback(null, [{ address, family }]);
-    else callback(null, address, family);
-  };
-}
 
 /** An https server listening on every address of this machine ([::], dual stack), counting the connections it took. */
 async function serveEverywhere(

@@ -6,10 +6,9 @@
  */
 import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
-import dns from 'node:dns';
 import http, { type IncomingHttpHeaders, type RequestListener } from 'node:http';
 import https from 'node:https';
-import { type AddressInfo, isIP, type LookupFunction } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHttpFetcher, type Fetcher } from '../../client/fetcher.ts';
 import { MANIFEST_MEDIA_TYPES, OCI_INDEX, OCI_MANIFEST, pickFromManifest } from '../../client/oci.ts';
@@ -21,6 +20,7 @@ import {
   REGISTRY_USER,
   startOciRegistry,
 } from '../support/oci-registry.ts';
+import { resolving } from '../support/resolving.ts';
 import { collect, patternBytes, writePaddedGzip } from '../support/streams.ts';
 import { makeTestCa, startProxy, type TestCa } from '../support/tls.ts';
 
@@ -413,20 +413,6 @@ describe('when a registry elsewhere names a token realm on this machine (node:ht
     }
   });
 });
-
-/** The fetcher's lookup seam answering `names` with the address given, without DNS; other names go to DNS. */
-function resolving(names: Readonly<Record<string, string>>): LookupFunction {
-  return (hostname, options, callback) => {
-    const address = names[hostname];
-    if (address === undefined) {
-      dns.lookup(hostname, options, callback);
-      return;
-    }
-    const family = isIP(address);
-    if (options.all) callback(null, [{ address, family }]);
-    else callback(null, address, family);
-  };
-}
 
 /** A node:https stand-in on every address of this machine ([::], dual stack), counting the connections it took. */
 async function serveEverywhere(
