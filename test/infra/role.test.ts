@@ -296,31 +296,22 @@ describe("when a publisher uploads with the deployment's publisher policy", () =
       new PutObjectCommand({ Bucket: INTAKE, Key: 'incoming/etag.tgz', Body: encode('theirs') }),
     );
     const client = publisher();
+    const putMine = (IfNoneMatch: string) =>
+      client.send(
+        new PutObjectCommand({ Bucket: INTAKE, Key: 'incoming/etag.tgz', Body: encode('mine'), IfNoneMatch }),
+      );
     for (const IfNoneMatch of ['"0123456789abcdef0123456789abcdef"', '**', 'W/"x"'])
-      await expect(
-        client.send(
-          new PutObjectCommand({
-            Bucket: INTAKE,
-            Key: 'incoming/etag.tgz',
-            Body: encode('mine'),
-            IfNoneMatch,
-          }),
-        ),
-        IfNoneMatch,
-      ).rejects.toMatchObject({ name: 'AccessDenied', $metadata: { httpStatusCode: 403 } });
+      await expect(putMine(IfNoneMatch), IfNoneMatch).rejects.toMatchObject({
+        name: 'AccessDenied',
+        $metadata: { httpStatusCode: 403 },
+      });
     expect(await intakeText('incoming/etag.tgz')).toBe('theirs');
     expect(gate.refused).toContain(`s3:PutObject ${INTAKE}/incoming/etag.tgz`);
     // `*` itself is the create-only write: where an upload waits, 412.
-    await expect(
-      client.send(
-        new PutObjectCommand({
-          Bucket: INTAKE,
-          Key: 'incoming/etag.tgz',
-          Body: encode('mine'),
-          IfNoneMatch: '*',
-        }),
-      ),
-    ).rejects.toMatchObject({ name: 'PreconditionFailed', $metadata: { httpStatusCode: 412 } });
+    await expect(putMine('*')).rejects.toMatchObject({
+      name: 'PreconditionFailed',
+      $metadata: { httpStatusCode: 412 },
+    });
     await s3.client.send(new DeleteObjectCommand({ Bucket: INTAKE, Key: 'incoming/etag.tgz' }));
     client.destroy();
   });
