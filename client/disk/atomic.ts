@@ -59,15 +59,24 @@ export async function removeStaleTemps(path: string): Promise<void> {
   }
 }
 
+/** How long unwritten a temp file in a folder of temp files is left before `removeStaleTempsIn` judges it. */
+export const STALE_TEMP_MS = 10 * 60_000;
+
 /**
  * Removes every temp file in `folder` whose writer is gone, whatever file it stood for: for a folder of temp
  * files alone (the cache's tmp/), where a download killed part way left up to an artifact's size, and one of
- * an artifact never asked for again was kept for good. A running writer's is left to it.
+ * an artifact never asked for again was kept for good. A running writer's is left to it, and so is any
+ * written within `STALE_TEMP_MS`: a cache shared between machines or containers (a home folder over NFS, a
+ * CI cache volume) holds other machines' downloads, whose PIDs mean nothing here, and a live download writes
+ * on (the fetcher gives up on one slower than 1 KiB/s).
  */
-export async function removeStaleTempsIn(folder: string): Promise<void> {
+export async function removeStaleTempsIn(folder: string, staleMs = STALE_TEMP_MS): Promise<void> {
   for (const name of await readdir(folder).catch(() => [] as string[])) {
     const temp = tempNameOf(name);
-    if (temp && !processAlive(temp.pid)) await rm(join(folder, name), { force: true });
+    if (!temp || processAlive(temp.pid)) continue;
+    const path = join(folder, name);
+    const written = await stat(path).catch(() => undefined);
+    if (written && Date.now() - written.mtimeMs > staleMs) await rm(path, { force: true });
   }
 }
 

@@ -1,7 +1,7 @@
 /**
  * The content cache's artifact writes: what a download killed part way left in its tmp/ folder.
  */
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,7 +18,7 @@ afterAll(async () => {
 });
 
 describe('when downloads killed part way left their temp files in the cache', () => {
-  it('removes, at the next download, every one whose writer is gone, whatever its digest, and no live one', async () => {
+  it('removes, at the next download, every one whose writer is gone and unwritten for 10 minutes, whatever its digest, and no live one', async () => {
     const cache = new ContentCache(dir);
     const tmp = path.join(dir, 'tmp');
     await mkdir(tmp, { recursive: true });
@@ -27,7 +27,14 @@ describe('when downloads killed part way left their temp files in the cache', ()
     // Two killed downloads (one of another artifact, never asked for again), a live writer's, another file.
     const left = [`.${other}.${dead}.0123abcd.tmp`, `.${'b'.repeat(64)}.${dead}.89abcdef.tmp`];
     const live = `.${other}.${process.pid}.fedcba98.tmp`;
-    for (const name of [...left, live, 'notes.txt']) await writeFile(path.join(tmp, name), 'partial');
+    // And one of a writer whose PID runs nothing here, written a minute ago: another machine's download
+    // in a shared cache (a CI volume, a home folder over NFS), left to it.
+    const recent = `.${'c'.repeat(64)}.${dead}.13572468.tmp`;
+    for (const name of [...left, live, recent, 'notes.txt']) await writeFile(path.join(tmp, name), 'partial');
+    const old = new Date(Date.now() - 11 * 60_000);
+    const recently = new Date(Date.now() - 60_000);
+    for (const name of [...left, live]) await utimes(path.join(tmp, name), old, old);
+    await utimes(path.join(tmp, recent), recently, recently);
 
     const body = new TextEncoder().encode('#!/bin/sh\necho demo\n');
     await cache.writeBlob({
@@ -39,6 +46,6 @@ describe('when downloads killed part way left their temp files in the cache', ()
       })(),
     });
 
-    expect((await readdir(tmp)).sort()).toEqual([live, 'notes.txt'].sort());
+    expect((await readdir(tmp)).sort()).toEqual([live, recent, 'notes.txt'].sort());
   });
 });
