@@ -30,7 +30,7 @@
  */
 import { ACTION_CLOCK_SKEW_MS, type ReadAction, readSignedAction } from '../index-builder/actions.ts';
 import { versionIdentity } from '../index-builder/layout.ts';
-import { createdInstant, deprecationStatementOf } from '../index-builder/lifecycle.ts';
+import { createdInstant, deprecationStatementOf, slotRecord } from '../index-builder/lifecycle.ts';
 import { type LogEntry, NO_EFFECT, type ReadEntry } from '../index-builder/log.ts';
 import type { PluginDocument } from '../index-builder/model.ts';
 import { type PublicKeyInfo, readPublicKey, verifyDetachedSignature } from '../index-builder/signing.ts';
@@ -124,12 +124,14 @@ export interface LogFold {
   readonly revocations: ReadonlyMap<string, LogEntry>;
 }
 
-/** The instant a slot records an entry's action at: when it was made, or when it was logged if earlier. */
+/**
+ * The instant a slot records an entry's action at, by the batches' own rule (lifecycle.ts `slotRecord`: when
+ * it was made, or when it was logged if earlier); when it was logged, for an entry without `created`.
+ */
 function slotInstant(entry: LogEntry): bigint {
-  const logged = createdInstant(entry.time);
-  if (entry.created === undefined) return logged;
-  const made = createdInstant(entry.created);
-  return made < logged ? made : logged;
+  const at =
+    entry.created === undefined ? entry.time : slotRecord(entry.created, entry.digest, entry.time).created;
+  return createdInstant(at);
 }
 
 /** Whether a statement at `at` stands against the newest one its slot holds (made at the same time: yes). */
