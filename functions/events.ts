@@ -86,6 +86,40 @@ export function parseObjectCreated(event: unknown): ObjectCreated[] {
   return fromAny(event);
 }
 
+/** One SQS message of an event: its id (what a partial batch response names) and the notices its body holds. */
+export interface QueuedMessage {
+  readonly messageId: string;
+  /** The object-created notices of its body, whatever wrapped them; none for a request or an unknown body. */
+  readonly notices: readonly ObjectCreated[];
+}
+
+/**
+ * The SQS messages of an event, in order, each with the notices it holds: a message reported failed comes
+ * back (functions/handlers.ts names those whose uploads it left in incoming/). A record without a string
+ * `messageId` (none the event source mapping sends) is left out: it cannot be named.
+ */
+export function queuedMessages(event: unknown): QueuedMessage[] {
+  const records = (event as { Records?: unknown[] } | null)?.Records;
+  if (!Array.isArray(records)) return [];
+  return records.flatMap((record) => {
+    if (typeof record !== 'object' || record === null) return [];
+    const r = record as { eventSource?: string; messageId?: unknown; body?: unknown };
+    if (r.eventSource !== 'aws:sqs' || typeof r.messageId !== 'string') return [];
+    return [{ messageId: r.messageId, notices: fromAny({ Records: [record] }) }];
+  });
+}
+
+/** True when the event is a batch of SQS messages (the event source mapping's), which answers per message. */
+export function isSqsBatch(event: unknown): boolean {
+  const records = (event as { Records?: unknown[] } | null)?.Records;
+  return (
+    Array.isArray(records) &&
+    records.some(
+      (r) => typeof r === 'object' && r !== null && (r as { eventSource?: string }).eventSource === 'aws:sqs',
+    )
+  );
+}
+
 /** True when any SQS record asks for a full rebuild (adapters/publish-queue.ts says what such a message is). */
 export function wantsRebuild(event: unknown): boolean {
   return anyMessage(event, isRebuildRequest);

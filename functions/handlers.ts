@@ -44,7 +44,14 @@ import { checkConfiguredKeys } from '../index-builder/trust.ts';
 import { invalidateKeys } from './cloudfront-invalidator.ts';
 import { type FunctionConfig, PUBLISHERS_FILE } from './env.ts';
 import { AwsAdapterError } from './errors.ts';
-import { parseObjectCreated, rotationRequests, wantsRebuild, wantsRefresh } from './events.ts';
+import {
+  isSqsBatch,
+  parseObjectCreated,
+  queuedMessages,
+  rotationRequests,
+  wantsRebuild,
+  wantsRefresh,
+} from './events.ts';
 import { errorFields, INVALIDATION_FAILED_LOG, type Logger } from './logger.ts';
 import type { SignerSource } from './secrets.ts';
 
@@ -431,6 +438,15 @@ async function retryingConflicts<T>(deps: HandlerDeps, step: string, run: () => 
 }
 
 /**
+ * What the publish function made of an invocation: the batch's result, and for an SQS batch the messages it
+ * answers failed (`batchItemFailures`, the event source mapping's ReportBatchItemFailures): those whose
+ * uploads it left in incoming/, which come back to wake a later invocation. Absent for any other event.
+ */
+export interface PublishResult extends BatchResult {
+  readonly batchItemFailures?: readonly { readonly itemIdentifier: string }[];
+}
+
+/**
  * Publishes everything waiting under incoming/ as one batch, whatever the event names (events are only
  * doorbells). Rejections are recorded and not retried; a storage or signing failure throws, so the queue
  * retries the message and, in the end, parks it in the dead-letter queue. A `{"plugindex": "rebuild"}`
@@ -444,20 +460,23 @@ async function retryingConflicts<T>(deps: HandlerDeps, step: string, run: () => 
  * Every round publishes with the index documents deferred, so each submission's outcome and its live
  * version cost what it changed; the index documents are rendered once, after the last round. The rounds
  * take from one listing of incoming/, and none is started that the time left (`time`, the Lambda
- * context's) could not finish with the rendering after it (the first too, when a rebuild was made before
- * it; a fresh invocation's first round is always started). A failure
- * there throws like any other, and the retried message (finding incoming/ empty) flushes them. The
- * CloudFront invalidation last is the exception: its failure is logged, since a retry could not redo it.
+ * context's) could not finish with the rendering after it (the first too, when a rebuild or a key rotation
+ * was made before it; a fresh invocation's first round is always started). The messages of the uploads the
+ * rounds left are answered failed (`PublishResult.batchItemFailures`). A failure there throws like any
+ * other, and the retried message (finding incoming/ empty) flushes them. The CloudFront invalidation last is
+ * the exception: its failure is logged, since a retry could not redo it.
  */
 export function createPublishHandler(
   deps: HandlerDeps,
-): (event: unknown, time?: InvocationTime) => Promise<BatchResult> {
+): (event: unknown, time?: InvocationTime) => Promise<PublishResult> {
   return loggingFailure(deps.logger, 'publish failed', async (event: unknown, time?: InvocationTime) => {
     const started = Date.now();
     const notices = parseObjectCreated(event).filter((n) => n.bucket === deps.config.intakeBucket);
     deps.logger.info('woken', { notices: notices.length, keys: notices.map((n) => n.key).slice(0, 20) });
+    const announced = notices.filter((n) => n.key.startsWith(INCOMING_PREFIX)).length;
+    const rotations = rotationRequests(event);
     // Key rotations first: the publishes after them are signed by the key they publish.
-    const signing = await signingContext(deps, await pipelineContext(deps), rotationRequests(event), true);
+    const signing = await signingContext(deps, await pipelineContext(deps), rotations, true);
     const ctx = signing.ctx;
     const deferring: PipelineContext = { ...ctx, deferIndexes: true };
     const setupMs = Date.now() - started;
@@ -492,22 +511,26 @@ export function createPublishHandler(
     // index documents below); one not listed is never lost: its own message wakes the next invocation.
     let waiting = await listWaiting(ctx.intake);
     // Rounds stop when the time left (Lambda's) is under what another round needs: the rest wait in
-    // incoming/ for the next invocation, which their own messages start (each upload raises its own
-    // EventBridge event, its own message). Not before the rounds have taken out of incoming/ as many uploads
-    // as the event's messages announced: those messages are deleted when the invocation succeeds, and the
-    // uploads it leaves are the latest waiting, so the queue then still holds a message for each (a round
-    // taking one upload of 500 MiB, say, stopped after it, left the other nine messages' uploads with none
-    // at the queue's tail). A round so started may be cut off by the timeout, as every round could before.
-    const announced = notices.filter((n) => n.key.startsWith(INCOMING_PREFIX)).length;
+    // incoming/ for a later invocation. No upload is left without a message: each upload raises its own
+    // EventBridge event, its own message, and the messages of this event whose uploads the rounds left are
+    // answered failed (`batchItemFailures`, below), so they come back rather than being deleted with the
+    // rest when the invocation succeeds; an upload whose message is not in this event still has it in the
+    // queue. Before, with no partial answer, the rounds went on regardless until they had taken out as many
+    // uploads as the event announced, and the first round was always started when the event announced any:
+    // after a rebuild or a key rotation (each a rebuild of the whole registry) that used the invocation's
+    // time, that round was cut off by the timeout and lost whole. An event that is no SQS batch (a direct
+    // invocation, S3's own notifications) cannot answer per message: for it, the rounds still go on until
+    // they have taken out as many uploads as it announced (`owed`).
+    const sqs = isSqsBatch(event);
+    const owed = sqs ? 0 : announced;
     let takenOut = 0;
     let stopped: { readonly remainingMs: number; readonly reserveMs: number } | undefined;
-    // The first round too, when work before it (a rebuild asked for, a key rotation published, each a
-    // rebuild of the whole registry) has used the invocation's time: started regardless, it was cut off by
-    // the timeout and lost whole. A fresh invocation's first round is always started: it has done nothing
-    // else, and a round needs the time it has.
+    // The first round is held to the time when work before it (a rebuild asked for, a key rotation
+    // published) has used the invocation's time. A fresh invocation's first round is always started: it has
+    // done nothing else, and a round needs the time it has.
     const workedBefore = rebuilt !== undefined || signing.invalidate.length > 0;
     let more = true;
-    if (time && workedBefore && takenOut >= announced) {
+    if (time && workedBefore && takenOut >= owed) {
       const remainingMs = time.getRemainingTimeInMillis();
       const reserveMs = roundReserveMs(0);
       if (remainingMs < reserveMs) {
@@ -536,7 +559,7 @@ export function createPublishHandler(
       if (rounds < MAX_ROUNDS && waiting.length === 0 && result.outcomes.length > 0)
         waiting = (await listWaiting(ctx.intake)).filter(({ key }) => !seen.has(key));
       more = rounds < MAX_ROUNDS && anyUpload(waiting);
-      if (more && time && takenOut >= announced) {
+      if (more && time && takenOut >= owed) {
         const remainingMs = time.getRemainingTimeInMillis();
         const reserveMs = roundReserveMs(Math.max(...roundMs));
         if (remainingMs < reserveMs) {
@@ -545,6 +568,20 @@ export function createPublishHandler(
         }
       }
     }
+    // The messages whose uploads are still waiting (stopped for time, or after the last of MAX_ROUNDS):
+    // each names its own upload, and one whose upload a round took out, or that was gone already, is done.
+    // A request (rebuild, rotate-key, refresh) names no upload and is never among them: done in this
+    // invocation, answered failed it would be made again. Uploads met unreadable are not: they stay in
+    // incoming/ until restored, met again by every invocation, and their messages back would only come back
+    // again, to the dead-letter queue.
+    const left = new Set(
+      waiting.map(({ key }) => key).filter((key) => !key.endsWith('/') && !unreadable.has(key)),
+    );
+    const batchItemFailures = queuedMessages(event)
+      .filter(({ notices: held }) =>
+        held.some(({ bucket, key }) => bucket === deps.config.intakeBucket && left.has(key)),
+      )
+      .map(({ messageId }) => ({ itemIdentifier: messageId }));
     if (stopped)
       deps.logger.info('rounds stopped for time', {
         ...stopped,
@@ -597,6 +634,8 @@ export function createPublishHandler(
       rounds: results.length,
       leftInIncoming,
       generation,
+      // Messages answered failed, to come back for the uploads left (an SQS batch only).
+      messagesBack: batchItemFailures.length,
       setupMs,
       // The index documents, rendered once for every round (null: nothing was pending).
       indexesGeneration: flushed.generation,
@@ -611,6 +650,7 @@ export function createPublishHandler(
       invalidate: [...toInvalidate].sort(),
       leftInIncoming,
       indexesPending: false,
+      ...(sqs ? { batchItemFailures } : {}),
     };
   });
 }
@@ -641,6 +681,12 @@ export interface PublishResponse {
   readonly outcomes: readonly OutcomeBrief[];
   /** Outcomes decided but not in `outcomes`. */
   readonly outcomesOmitted: number;
+  /**
+   * For an SQS batch, the messages answered failed (`PublishResult.batchItemFailures`): the event source
+   * mapping (ReportBatchItemFailures) deletes the others and leaves these to come back; it reads this
+   * member and no other. At most the batch's ten ids, within the response's bound.
+   */
+  readonly batchItemFailures?: readonly { readonly itemIdentifier: string }[];
 }
 
 /**
@@ -672,7 +718,7 @@ function briefOf(outcome: SubmissionOutcome): OutcomeBrief {
  * problems or keys to invalidate it has: counts, then as many outcomes in brief as fit (an upload's name and
  * a rejected manifest's name and version are a publisher's, of any length within their caps).
  */
-export function publishResponse(result: BatchResult): PublishResponse {
+export function publishResponse(result: PublishResult): PublishResponse {
   const statuses: Record<string, number> = {};
   for (const outcome of result.outcomes) statuses[outcome.status] = (statuses[outcome.status] ?? 0) + 1;
   const respond = (outcomes: readonly OutcomeBrief[]): PublishResponse => ({
@@ -684,6 +730,7 @@ export function publishResponse(result: BatchResult): PublishResponse {
     leftInIncoming: result.leftInIncoming,
     outcomes,
     outcomesOmitted: result.outcomes.length - outcomes.length,
+    ...(result.batchItemFailures ? { batchItemFailures: result.batchItemFailures } : {}),
   });
   let outcomes = result.outcomes.slice(0, RESPONSE_OUTCOMES).map(briefOf);
   let response = respond(outcomes);

@@ -28,7 +28,9 @@ const publish = createPublishHandler({
 /**
  * The invocation's answer is counts and the first outcomes (`publishResponse`), never the whole result:
  * Lambda fails an invocation whose response passes 6 MB, after everything in it was done. The runtime's
- * context tells the rounds the time left (no round is started that the timeout would cut off).
+ * context tells the rounds the time left (no round is started that the timeout would cut off); for an SQS
+ * batch the answer names the messages whose uploads were left in incoming/ (`batchItemFailures`: the event
+ * source mapping reports batch item failures), which come back to wake a later invocation.
  */
 export const handler = async (event: unknown, context?: InvocationTime): Promise<PublishResponse> =>
   publishResponse(await publish(event, context));

@@ -212,7 +212,12 @@ export class PublishingPipeline extends Construct {
     );
     for (const folder of [`${INCOMING_PREFIX}*`, 'state/*'])
       grant(['s3:DeleteObject'], [upload.arnForObjects(folder)]);
-    this.publishFunction.addEventSource(new SqsEventSource(this.queue, { batchSize: 10 }));
+    // Partial batch responses: the function answers failed the messages whose uploads it left in incoming/
+    // (stopped for time), so they come back and wake a later invocation, and deletes the rest; without them
+    // it could leave none, and started a round with too little time left, which the timeout cut off whole.
+    this.publishFunction.addEventSource(
+      new SqsEventSource(this.queue, { batchSize: 10, reportBatchItemFailures: true }),
+    );
 
     new Rule(this, 'UploadCreated', {
       description: 'plugindex: a submission landed under incoming/',

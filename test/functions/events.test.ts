@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseObjectCreated } from '../../functions/events.ts';
+import { isSqsBatch, parseObjectCreated, queuedMessages } from '../../functions/events.ts';
 
 // Shapes as AWS delivers them (EventBridge "Object Created", S3 notification record, SQS wrapping).
 const eventBridge = (key: string) => ({
@@ -96,5 +96,30 @@ describe('when an event wakes the publish function', () => {
     expect(parseObjectCreated(deleted)).toEqual([]);
     expect(parseObjectCreated(sqs(deleted))).toEqual([]);
     expect(parseObjectCreated(null)).toEqual([]);
+  });
+});
+
+describe('when the publish function answers an SQS batch message by message', () => {
+  it('names each message by its id with the uploads its body announces, a request or junk with none', () => {
+    const event = sqs(
+      eventBridge('incoming/a.tgz'),
+      '{"plugindex":"rebuild"}',
+      notification('incoming/b.tgz'),
+      'x',
+    );
+    expect(queuedMessages(event)).toEqual([
+      { messageId: 'm-0', notices: [{ bucket: 'intake', key: 'incoming/a.tgz' }] },
+      { messageId: 'm-1', notices: [] },
+      { messageId: 'm-2', notices: [{ bucket: 'intake', key: 'incoming/b.tgz' }] },
+      { messageId: 'm-3', notices: [] },
+    ]);
+    expect(isSqsBatch(event)).toBe(true);
+  });
+
+  it('finds no message in an event that is no SQS batch', () => {
+    for (const event of [eventBridge('incoming/a.tgz'), notification('incoming/a.tgz'), {}, null]) {
+      expect(queuedMessages(event)).toEqual([]);
+      expect(isSqsBatch(event)).toBe(false);
+    }
   });
 });

@@ -8,6 +8,7 @@
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3Store } from '../../adapters/s3-store.ts';
+import { publishResponse } from '../../functions/handlers.ts';
 import type { LogFields } from '../../functions/logger.ts';
 import { StoreError } from '../../index-builder/errors.ts';
 import type { SubmissionOutcome } from '../../index-builder/pipeline/index.ts';
@@ -354,50 +355,109 @@ describe('when a rebuild asked for has used the time a first round needs', () =>
     }
   });
 
-  it('still starts the first round for the uploads its event announced, whose messages go with it', async () => {
-    // Prepare: one upload waiting, announced by a message in the rebuild's event.
+  it('starts no round for the uploads its event announced either, and answers their messages failed, not the rebuild', async () => {
+    // Prepare: two uploads waiting, each announced by its own message in the rebuild's event, and four
+    // minutes left once the rebuild is made. Started regardless (their messages would be deleted with the
+    // invocation's success), the round was cut off by the timeout and lost whole.
     const r = await registry({});
     try {
       await r.put('incoming/a.tgz', await bundle('announced-a'));
       await r.handler({});
       await r.put('incoming/b.tgz', await bundle('announced-b'));
-      const event = { Records: [rebuildRequest, objectCreatedRecord(r.intake, 'incoming/b.tgz')] };
+      await r.put('incoming/c.tgz', await bundle('announced-c'));
+      const event = {
+        Records: [
+          rebuildRequest,
+          objectCreatedRecord(r.intake, 'incoming/b.tgz', 'upload-b'),
+          objectCreatedRecord(r.intake, 'incoming/c.tgz', 'upload-c'),
+        ],
+      };
 
       // Act
       const result = await r.handler(event, { getRemainingTimeInMillis: () => 4 * 60_000 });
 
+      // Assess: the rebuild made and its message done; no round; the uploads' messages come back for them.
+      expect(r.logged.some((line) => line.message === 'rebuilt')).toBe(true);
+      expect(result.outcomes).toEqual([]);
+      expect(r.logged.find((line) => line.message === 'rounds stopped for time')?.fields).toMatchObject({
+        rounds: 0,
+        leftInIncoming: 2,
+      });
+      expect(result.batchItemFailures).toEqual([
+        { itemIdentifier: 'upload-b' },
+        { itemIdentifier: 'upload-c' },
+      ]);
+      expect(publishResponse(result).batchItemFailures).toEqual(result.batchItemFailures);
+      expect(await r.keys('incoming/')).toEqual(['incoming/b.tgz', 'incoming/c.tgz']);
+
+      // Act: those messages again, in a fresh invocation.
+      const next = await r.handler(
+        { Records: event.Records.slice(1) },
+        { getRemainingTimeInMillis: () => 4 * 60_000 },
+      );
+
+      // Assess: published, and no message back.
+      expect(next.outcomes.map((o) => [o.submission, o.status])).toEqual([
+        ['incoming/b.tgz', 'accepted'],
+        ['incoming/c.tgz', 'accepted'],
+      ]);
+      expect(next.batchItemFailures).toEqual([]);
+    } finally {
+      await r.close();
+    }
+  });
+
+  it('answers no message failed when the rounds take every upload, and answers a direct invocation as before', async () => {
+    // Prepare
+    const r = await registry({});
+    try {
+      await r.put('incoming/a.tgz', await bundle('ordinary-a'));
+      await r.put('incoming/b.tgz', await bundle('ordinary-b'));
+      const event = {
+        Records: [
+          objectCreatedRecord(r.intake, 'incoming/a.tgz', 'upload-a'),
+          objectCreatedRecord(r.intake, 'incoming/b.tgz', 'upload-b'),
+        ],
+      };
+
+      // Act
+      const result = await r.handler(event, { getRemainingTimeInMillis: () => 14 * 60_000 });
+
       // Assess
-      expect(result.outcomes.map((o) => [o.submission, o.status])).toEqual([['incoming/b.tgz', 'accepted']]);
-      expect(r.logged.some((line) => line.message === 'rounds stopped for time')).toBe(false);
+      expect(result.outcomes.map((o) => o.status)).toEqual(['accepted', 'accepted']);
+      expect(result.batchItemFailures).toEqual([]);
+      expect(publishResponse(result).batchItemFailures).toEqual([]);
+      // No SQS batch: nothing to answer per message, and no member the runtime would read.
+      expect('batchItemFailures' in (await r.handler({}))).toBe(false);
     } finally {
       await r.close();
     }
   });
 });
 
-describe('when the time left runs short before the rounds took as many uploads as the messages announced', () => {
-  it('goes on until they have, since the messages are gone once the invocation succeeds', async () => {
+describe('when the time left runs short before the rounds took every upload the messages announced', () => {
+  it('stops, and answers failed the messages of the uploads it left, which come back for them', async () => {
     // Prepare: rounds of two uploads, five waiting, a message for each of the first three in the event, and
-    // four minutes left (under what a round needs).
+    // four minutes left (under what a round needs). The rounds went on until they had taken three, whatever
+    // the time: the messages were deleted with the invocation's success.
     const r = await registry({}, { maxBatchUploads: 2 });
     try {
       const names = ['a', 'b', 'c', 'd', 'e'];
       for (const name of names) await r.put(`incoming/${name}.tgz`, await bundle(`owed-${name}`));
       const event = {
-        Records: ['a', 'b', 'c'].map((name) => objectCreatedRecord(r.intake, `incoming/${name}.tgz`)),
+        Records: ['a', 'b', 'c'].map((name) =>
+          objectCreatedRecord(r.intake, `incoming/${name}.tgz`, `upload-${name}`),
+        ),
       };
 
       // Act
       const result = await r.handler(event, { getRemainingTimeInMillis: () => 4 * 60_000 });
 
-      // Assess: two rounds (four uploads, past the three announced), the fifth left to its own message.
-      expect(result.outcomes.map((o) => o.submission)).toEqual([
-        'incoming/a.tgz',
-        'incoming/b.tgz',
-        'incoming/c.tgz',
-        'incoming/d.tgz',
-      ]);
-      expect(await r.keys('incoming/')).toEqual(['incoming/e.tgz']);
+      // Assess: one round (a fresh invocation's first), then stopped; c's message back, d's and e's in the
+      // queue still.
+      expect(result.outcomes.map((o) => o.submission)).toEqual(['incoming/a.tgz', 'incoming/b.tgz']);
+      expect(result.batchItemFailures).toEqual([{ itemIdentifier: 'upload-c' }]);
+      expect(await r.keys('incoming/')).toEqual(['incoming/c.tgz', 'incoming/d.tgz', 'incoming/e.tgz']);
     } finally {
       await r.close();
     }

@@ -14,9 +14,8 @@ import { pipeline } from 'node:stream/promises';
 import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import S3rver, { type S3rverStore } from 's3rver';
 import type { FunctionConfig } from '../../functions/env.ts';
-import { createPublishHandler, type InvocationTime } from '../../functions/handlers.ts';
+import { createPublishHandler, type InvocationTime, type PublishResult } from '../../functions/handlers.ts';
 import type { Logger } from '../../functions/logger.ts';
-import type { BatchResult } from '../../index-builder/pipeline/index.ts';
 import { createSigner } from '../../index-builder/signing.ts';
 import { testKey } from './fixtures.ts';
 
@@ -150,7 +149,7 @@ export async function localPublishHandler(
     readonly maxBatchUploads?: number;
     readonly logger?: Logger;
   } = {},
-): Promise<(event: unknown, time?: InvocationTime) => Promise<BatchResult>> {
+): Promise<(event: unknown, time?: InvocationTime) => Promise<PublishResult>> {
   const signer = await createSigner((await testKey('registry')).secretKey);
   return createPublishHandler({
     config: functionConfig(intakeBucket, siteBucket, {
