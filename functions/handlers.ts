@@ -131,7 +131,14 @@ function storeFor(client: HandlerDeps['s3'], bucket: string): S3Store {
   return store;
 }
 
-async function pipelineContext(deps: HandlerDeps): Promise<PipelineContext> {
+/**
+ * The context an invocation runs with, and the config's trusted keys' refusal (`keysRefused`, CONFIG_INVALID
+ * from `checkConfiguredKeys`) when there is one: returned, not thrown, so the caller may still refresh the
+ * snapshot (which judges no upload and needs no trusted key) while it refuses everything else.
+ */
+async function pipelineContext(
+  deps: HandlerDeps,
+): Promise<{ readonly ctx: PipelineContext; readonly keysRefused: ConfigError | undefined }> {
   const intake = storeFor(deps.s3, deps.config.intakeBucket);
   const stored = await intake.get(deps.config.configKey);
   const defaults = deps.config.defaults;
@@ -156,15 +163,25 @@ async function pipelineContext(deps: HandlerDeps): Promise<PipelineContext> {
       : trusted;
   const registryConfig = parseRegistryConfig(config);
   checkSnapshotTtl(deps.config, registryConfig.snapshotTtlSeconds, where);
-  // A trusted key no signature by which is taken (the config object edited by hand) fails the invocation
-  // here, as a bad lifetime does: before anything is read or signed, the uploads left in incoming/ for the
-  // queue's retries (its alarms fire), where it was taken and each upload it signed refused. The keys are the
-  // deployed trust list's when there is one (refused at synth already: infra/publishers.ts).
-  await checkConfiguredKeys(
+  // A trusted key no signature by which is taken (the config object edited by hand) fails every invocation
+  // that judges anything, as a bad lifetime does: before anything is read or signed, the uploads left in
+  // incoming/ for the queue's retries (its alarms fire), where it was taken and each upload it signed
+  // refused. The keys are the deployed trust list's when there is one (refused at synth already:
+  // infra/publishers.ts). Not the schedule's refresh alone (the caller decides): it judges nothing, and
+  // refused too it let the snapshot expire until someone mended the config.
+  const keysRefused = await checkConfiguredKeys(
     registryConfig,
     deps.config.publishers === undefined ? where : `the deployed trust list (${PUBLISHERS_FILE})`,
+  ).then(
+    () => undefined,
+    (error: unknown) => {
+      if (error instanceof ConfigError && error.code === 'CONFIG_INVALID') return error;
+      throw error;
+    },
   );
-  return {
+  // The registry's own key is checked apart, when loaded (signing.ts `createSigner`): a key refused there
+  // fails every invocation, the refresh too.
+  const ctx: PipelineContext = {
     intake,
     site: storeFor(deps.s3, deps.config.siteBucket),
     signer: await deps.signer(),
@@ -190,6 +207,7 @@ async function pipelineContext(deps: HandlerDeps): Promise<PipelineContext> {
         ...errorFields(error),
       }),
   };
+  return { ctx, keysRefused };
 }
 
 /**
@@ -465,6 +483,10 @@ export interface PublishResult extends BatchResult {
  * rounds left are answered failed (`PublishResult.batchItemFailures`). A failure there throws like any
  * other, and the retried message (finding incoming/ empty) flushes them. The CloudFront invalidation last is
  * the exception: its failure is logged, since a retry could not redo it.
+ *
+ * While the config's trusted keys are refused (`checkConfiguredKeys`), an invocation that asks for the
+ * refresh alone (no upload announced, no rebuild, no rotation) still re-signs the snapshot, judging nothing
+ * and logging the refusal; every other one throws it.
  */
 export function createPublishHandler(
   deps: HandlerDeps,
@@ -475,8 +497,22 @@ export function createPublishHandler(
     deps.logger.info('woken', { notices: notices.length, keys: notices.map((n) => n.key).slice(0, 20) });
     const announced = notices.filter((n) => n.key.startsWith(INCOMING_PREFIX)).length;
     const rotations = rotationRequests(event);
-    // Key rotations first: the publishes after them are signed by the key they publish.
-    const signing = await signingContext(deps, await pipelineContext(deps), rotations, true);
+    const { ctx: base, keysRefused } = await pipelineContext(deps);
+    // The refresh judges no upload and signs with the registry's key alone: with the config's trusted keys
+    // refused, it still re-signs the snapshot, or the snapshot expires while the config waits to be mended
+    // (the schedule's message failing with the publishes). The uploads wait in incoming/, their own
+    // messages refused as before; so is an invocation that asks for anything else.
+    const refreshOnly =
+      wantsRefresh(event) && !wantsRebuild(event) && rotations.length === 0 && announced === 0;
+    if (keysRefused && !refreshOnly) throw keysRefused;
+    if (keysRefused)
+      deps.logger.error('registry config refused: refreshing the snapshot only', {
+        ...errorFields(keysRefused),
+      });
+    // Key rotations first: the publishes after them are signed by the key they publish. None with the keys
+    // refused, not even one uploaded and waiting (`apply`): a rotation is judged against the config's
+    // operator keys (pipeline/rotate.ts).
+    const signing = await signingContext(deps, base, rotations, keysRefused === undefined);
     const ctx = signing.ctx;
     const deferring: PipelineContext = { ...ctx, deferIndexes: true };
     const setupMs = Date.now() - started;
@@ -527,10 +563,11 @@ export function createPublishHandler(
     let stopped: { readonly remainingMs: number; readonly reserveMs: number } | undefined;
     // The first round is held to the time when work before it (a rebuild asked for, a key rotation
     // published) has used the invocation's time. A fresh invocation's first round is always started: it has
-    // done nothing else, and a round needs the time it has.
+    // done nothing else, and a round needs the time it has. None with the config's keys refused: they would
+    // judge the uploads.
     const workedBefore = rebuilt !== undefined || signing.invalidate.length > 0;
-    let more = true;
-    if (time && workedBefore && takenOut >= owed) {
+    let more = keysRefused === undefined;
+    if (more && time && workedBefore && takenOut >= owed) {
       const remainingMs = time.getRemainingTimeInMillis();
       const reserveMs = roundReserveMs(0);
       if (remainingMs < reserveMs) {

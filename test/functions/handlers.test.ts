@@ -27,7 +27,9 @@ import {
   processSubmissions,
   type SubmissionOutcome,
 } from '../../index-builder/pipeline/index.ts';
+import { readPublicKey } from '../../index-builder/signing.ts';
 import { listAll } from '../../index-builder/store.ts';
+import { openSignedSnapshot, verifySnapshot } from '../../index-builder/verify.ts';
 import { INVALIDATION_FAILED_LOG } from '../../infra/constructs/alarms.ts';
 import { signedAction } from '../support/actions.ts';
 import { encode, makeBundle, testKey, validManifest } from '../support/fixtures.ts';
@@ -77,6 +79,8 @@ beforeAll(async () => {
     'fn-site-ttl',
     'fn-intake-weak',
     'fn-site-weak',
+    'fn-intake-weak-refresh',
+    'fn-site-weak-refresh',
   ]);
   const registryKey = await testKey('registry');
   secrets
@@ -249,20 +253,19 @@ describe('when the config object sets a snapshot lifetime shorter than two refre
 });
 
 describe('when the config object, edited by hand, trusts a key no signature by which is taken', () => {
-  it('refuses every invocation, naming the object and each entry, and leaves the uploads for the retry', async () => {
-    // Taken, each upload such a key signed was refused later, one rejection per upload that never said
-    // the config was at fault.
-    const weak = {
-      ...config,
-      intakeBucket: 'fn-intake-weak',
-      siteBucket: 'fn-site-weak',
-      distributionId: undefined,
-    };
-    const [small, dsa] = [
-      UNTRUSTED_KEYS.find((k) => k.label === 'an Ed25519 key of small order'),
-      UNTRUSTED_KEYS.find((k) => k.label === 'a DSA key'),
-    ] as const;
-    if (!small || !dsa) throw new Error('test/support/untrusted-keys.ts lacks a key this test uses');
+  const [small, dsa] = [
+    UNTRUSTED_KEYS.find((k) => k.label === 'an Ed25519 key of small order'),
+    UNTRUSTED_KEYS.find((k) => k.label === 'a DSA key'),
+  ] as const;
+  if (!small || !dsa) throw new Error('test/support/untrusted-keys.ts lacks a key this test uses');
+  const weakTrust = {
+    operators: [{ fingerprint: small.fingerprint, key: small.publicKey }],
+    publishers: [{ fingerprint: dsa.fingerprint, key: dsa.publicKey, names: ['*'] }],
+  };
+
+  /** The function over its own pair of buckets, its config object put by `putConfig`, its errors logged. */
+  function weakRegistry(intakeBucket: string, siteBucket: string) {
+    const weak = { ...config, intakeBucket, siteBucket, distributionId: undefined };
     const putConfig = (trust: Record<string, unknown>) =>
       s3.client.send(
         new PutObjectCommand({
@@ -273,54 +276,119 @@ describe('when the config object, edited by hand, trusts a key no signature by w
           ),
         }),
       );
-    const intake = new S3Store({ client: s3.client, bucket: weak.intakeBucket });
-    const site = new S3Store({ client: s3.client, bucket: weak.siteBucket });
-    await putConfig({
-      operators: [{ fingerprint: small.fingerprint, key: small.publicKey }],
-      publishers: [{ fingerprint: dsa.fingerprint, key: dsa.publicKey, names: ['*'] }],
-    });
-    await s3.client.send(
-      new PutObjectCommand({
-        Bucket: weak.intakeBucket,
-        Key: 'incoming/waits.tgz',
-        Body: await makeBundle({ manifest: validManifest({ name: 'weak-plugin' }) }),
-      }),
-    );
+    const putUpload = async (key: string, name: string, version = '1.0.0') =>
+      s3.client.send(
+        new PutObjectCommand({
+          Bucket: weak.intakeBucket,
+          Key: key,
+          Body: await makeBundle({ manifest: validManifest({ name, version }) }),
+        }),
+      );
     const failures: Record<string, unknown>[] = [];
     const capturing = {
       info: () => {},
       warn: () => {},
       error: (message: string, fields?: Record<string, unknown>) => failures.push({ message, ...fields }),
     };
-    const publish = createPublishHandler({ ...deps, logger: capturing, config: weak });
-    const where = 's3://fn-intake-weak/config/plugindex.json';
+    return {
+      intake: new S3Store({ client: s3.client, bucket: weak.intakeBucket }),
+      site: new S3Store({ client: s3.client, bucket: weak.siteBucket }),
+      putConfig,
+      putUpload,
+      failures,
+      publish: createPublishHandler({ ...deps, logger: capturing, config: weak }),
+      /** An upload's own message, as the queue delivers it. */
+      uploadEvent: (key: string) => ({ Records: [objectCreatedRecord(weak.intakeBucket, key, `m-${key}`)] }),
+      where: `s3://${weak.intakeBucket}/${weak.configKey}`,
+    };
+  }
 
-    // A publish and the schedule's refresh alike.
-    for (const event of [sqsEvent('incoming/waits.tgz'), refreshEvent]) {
-      const error = await publish(event).catch((e: unknown) => e);
+  it('refuses every invocation that judges anything, naming the object and each entry, and leaves the uploads for the retry', async () => {
+    // Taken, each upload such a key signed was refused later, one rejection per upload that never said
+    // the config was at fault.
+    const r = weakRegistry('fn-intake-weak', 'fn-site-weak');
+    await r.putConfig(weakTrust);
+    await r.putUpload('incoming/waits.tgz', 'weak-plugin');
+
+    // A publish, a rebuild, and the schedule's refresh with an upload's message beside it alike.
+    const rebuildEvent = {
+      Records: [{ messageId: 'r', eventSource: 'aws:sqs', body: '{"plugindex":"rebuild"}' }],
+    };
+    const withRefresh = {
+      Records: [...r.uploadEvent('incoming/waits.tgz').Records, ...refreshEvent.Records],
+    };
+    for (const event of [r.uploadEvent('incoming/waits.tgz'), rebuildEvent, withRefresh]) {
+      const error = await r.publish(event).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(ConfigError);
       expect(error).toMatchObject({ code: 'CONFIG_INVALID' });
       const { message } = error as ConfigError;
       expect(message).toContain(
-        `${where} /publishers/0/key: the publisher key ${dsa.fingerprint} cannot be trusted`,
+        `${r.where} /publishers/0/key: the publisher key ${dsa.fingerprint} cannot be trusted`,
       );
       expect(message).toContain(dsa.reason);
       expect(message).toContain(
-        `${where} /operators/0/key: the operator key ${small.fingerprint} cannot be trusted`,
+        `${r.where} /operators/0/key: the operator key ${small.fingerprint} cannot be trusted`,
       );
       expect(message).toContain(small.reason);
     }
-    expect(failures.map((f) => [f.message, (f.error as { code?: string } | undefined)?.code])).toEqual([
+    expect(r.failures.map((f) => [f.message, (f.error as { code?: string } | undefined)?.code])).toEqual([
+      ['publish failed', 'CONFIG_INVALID'],
       ['publish failed', 'CONFIG_INVALID'],
       ['publish failed', 'CONFIG_INVALID'],
     ]);
-    expect((await listAll(intake, 'incoming/')).map((o) => o.key)).toEqual(['incoming/waits.tgz']);
-    expect(await listAll(intake, 'status/')).toEqual([]);
-    expect(await listAll(site, '')).toEqual([]);
+    expect((await listAll(r.intake, 'incoming/')).map((o) => o.key)).toEqual(['incoming/waits.tgz']);
+    expect(await listAll(r.intake, 'status/')).toEqual([]);
+    expect(await listAll(r.site, '')).toEqual([]);
     // The operator removes both entries: the retry publishes what waited.
-    await putConfig({});
-    const result = await publish(sqsEvent('incoming/waits.tgz'));
+    await r.putConfig({});
+    const result = await r.publish(r.uploadEvent('incoming/waits.tgz'));
     expect(result.outcomes.map((o) => [o.plugin, o.status])).toEqual([['weak-plugin', 'accepted']]);
+  });
+
+  it("still re-signs the snapshot on the schedule's refresh, judging no upload, and says why loudly", async () => {
+    // Prepare: a published registry whose config object is then edited to trust such keys, and an upload
+    // waiting. Refused with the publishes, the refresh let the snapshot expire until the config was mended.
+    const r = weakRegistry('fn-intake-weak-refresh', 'fn-site-weak-refresh');
+    await r.putConfig({});
+    await r.putUpload('incoming/first.tgz', 'refreshed-plugin');
+    await r.publish(r.uploadEvent('incoming/first.tgz'));
+    const registryKey = await readPublicKey((await testKey('registry')).publicKey);
+    const trusted = async (): Promise<SnapshotDocument> =>
+      verifySnapshot({
+        ...openSignedSnapshot((await r.site.get('snapshot.signed.json'))?.body as Uint8Array),
+        key: registryKey.key,
+        now: new Date(),
+      });
+    const before = await trusted();
+    await r.putConfig(weakTrust);
+    await r.putUpload('incoming/waits.tgz', 'refreshed-plugin', '2.0.0');
+
+    // Act
+    const refreshed = await r.publish(refreshEvent);
+
+    // Assess: a new snapshot, signed by the registry key, its expiry later, listing what it listed.
+    const after = await trusted();
+    expect(refreshed.generation).toBe(before.generation + 1);
+    expect(after.generation).toBe(before.generation + 1);
+    expect(Date.parse(after.expires)).toBeGreaterThan(Date.parse(before.expires));
+    expect(after.documents).toEqual(before.documents);
+    expect(refreshed.outcomes).toEqual([]);
+    expect(refreshed.batchItemFailures).toEqual([]);
+    // The upload not judged: it waits, with no outcome.
+    expect((await listAll(r.intake, 'incoming/')).map((o) => o.key)).toEqual(['incoming/waits.tgz']);
+    expect((await listAll(r.intake, 'status/')).length).toBe(1);
+    // The refusal logged as an error, with its code, though the invocation succeeds.
+    expect(r.failures.map((f) => [f.message, (f.error as { code?: string } | undefined)?.code])).toEqual([
+      ['registry config refused: refreshing the snapshot only', 'CONFIG_INVALID'],
+    ]);
+
+    // Act: the upload's own message.
+    const refused = r.publish(r.uploadEvent('incoming/waits.tgz'));
+
+    // Assess: still refused, the upload left for the retry.
+    await expect(refused).rejects.toThrow(ConfigError);
+    await expect(refused).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
+    expect((await listAll(r.intake, 'incoming/')).map((o) => o.key)).toEqual(['incoming/waits.tgz']);
   });
 });
 
