@@ -245,7 +245,14 @@ export interface InstallPlan {
   readonly changes: readonly LockChange[];
   /** Set when every target already is installed as the lock says (nothing to fetch or place). */
   readonly unchanged?: readonly InstalledItem[];
+  /** With `unchanged`: each target's version as found in its folder, for the claims recorded on it. */
+  readonly found?: readonly FoundVersion[];
 }
+
+/** A version found in place as an install would place it: in which folder, and its manifest's digest. */
+type FoundVersion = Pick<Planned, 'name' | 'version' | 'dir'> & {
+  readonly entry: Pick<LockedPlugin, 'manifest_sha256'>;
+};
 
 /**
  * What planning a target of a plugin set throws, with the place in the set that names it: a missing
@@ -363,7 +370,12 @@ async function install(ctx: ClientContext, options: InstallOptions): Promise<Ins
   };
   // Before anything is placed, so the replacing below removes a claimed version the set moved from.
   await claimLockedVersions(ctx, options, plan.before, seen, ownerIn);
-  if (plan.unchanged) return { items: plan.unchanged, lockfileChanged: false, lockChanges: [] };
+  if (plan.unchanged) {
+    // Found in place as the slow path finds a version installed as planned: a plain install claims by hand
+    // what sets placed (it recorded nothing here, and the last set's `clean -c` removed the user's version).
+    await joinPlacedVersions(ctx, options, plan.found ?? [], seen, ownerIn);
+    return { items: plan.unchanged, lockfileChanged: false, lockChanges: [] };
+  }
 
   // A target already installed as planned is left as it is (a set where one plugin moved touches only it).
   const unchanged = new Set<Planned>();
@@ -490,17 +502,18 @@ async function claimLockedVersions(
  * claim, and the version goes with the last; recorded once (`ownersOf` the first alone), the first set's
  * `clean -c` removed what the other still pinned, and the other's left what it placed. A plain install's is
  * left its own: a set never claims what the user installed. A plain install finding in place a version sets
- * placed claims it by hand (`withHandClaim`), so the last set to drop it leaves it. installed.json is
- * written only where something changes.
+ * placed claims it by hand (`withHandClaim`), so the last set to drop it leaves it. On the fast path too
+ * (`InstallPlan.found`): there a plain install recorded no claim, and the set's `clean -c` removed the
+ * version the user had installed. installed.json is written only where something changes.
  */
 async function joinPlacedVersions(
   ctx: ClientContext,
   options: InstallOptions,
-  unchanged: readonly Planned[],
+  unchanged: readonly FoundVersion[],
   seen: OnDisk,
   ownerIn: (tree: InstallTree) => Promise<SetOwner> | undefined,
 ): Promise<void> {
-  const byDir = new Map<string, { tree: InstallTree; plans: Planned[] }>();
+  const byDir = new Map<string, { tree: InstallTree; plans: FoundVersion[] }>();
   for (const plan of unchanged) {
     const tree = ctx.tree(plan.dir ?? options.dir);
     const group = byDir.get(tree.dir) ?? { tree, plans: [] };
@@ -622,7 +635,14 @@ export async function planInstall(
         );
       const lock = setLock(before ?? EMPTY_LOCKFILE, targets, options);
       const changes = lockChanges(before ?? EMPTY_LOCKFILE, lock);
-      if (changes.length === 0 && lock === before) return { planned: [], before, lock, changes, unchanged };
+      const found = targets.map((t) => ({
+        name: t.name,
+        version: (t.locked as LockedPlugin).version,
+        dir: t.dir,
+        entry: t.locked as LockedPlugin,
+      }));
+      if (changes.length === 0 && lock === before)
+        return { planned: [], before, lock, changes, unchanged, found };
     }
   }
 

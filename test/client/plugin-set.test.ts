@@ -370,7 +370,7 @@ describe('when the issue\u2019s example set is installed', () => {
     expect(again.items.every((i) => i.unchanged)).toBe(true);
     const diff = await using(p, (c) => c.diffSet(p.file, HOME));
     expect(diff).toMatchObject({ changes: [], lockChanges: [], fileChanged: false });
-    expect(requests.length).toBe(before);
+    expect(requests.slice(before)).toEqual([]);
   });
 });
 
@@ -3427,5 +3427,52 @@ describe('when the user installs by hand a version a set placed', () => {
     const left = await record();
     expect(left).not.toHaveProperty('sets');
     expect(left).not.toHaveProperty('hand');
+  });
+  it('records the hand claim on the fast path too: a version up to date as the lock has it stays the user\u2019s', async () => {
+    // Prepare: the user's lock names kubecost-lens 1.2.0, installed by hand elsewhere; the set places that
+    // very version into its folder.
+    const p = await project(exampleSet(base).replace('[linux/amd64, darwin/arm64]', '[linux/amd64]'));
+    const plugins = join(p.dir, 'plugins');
+    await using(p, (c) =>
+      c.addRegistry({ name: 'test', url: base, pin: { armored: registry.registryKey.publicKey } }),
+    );
+    const byHand = (dir: string) =>
+      using(p, (c) =>
+        c.install({
+          requests: ['kubecost-lens@1.2.0'],
+          acceptPermissions: true,
+          lockfile: join(p.dir, 'by-hand.lock'),
+          dir,
+        }),
+      );
+    await byHand(join(p.dir, 'elsewhere'));
+    await using(p, (c) => c.installSet(p.file, HOME));
+    const before = requests.length;
+
+    // Act: the plain install of it into the set's folder, which the lock and the tree already are.
+    const result = await byHand(plugins);
+
+    // Assess: nothing asked of the registry (the fast path), and the claim recorded as the slow path does.
+    expect(result.items.every((i) => i.unchanged)).toBe(true);
+    expect(requests.slice(before)).toEqual([]);
+    const record = JSON.parse(await readFile(join(plugins, 'installed.json'), 'utf8')).plugins[
+      'kubecost-lens'
+    ]?.versions['1.2.0'];
+    expect(record).toMatchObject({ sets: ['../plugins.yaml'], hand: true });
+
+    // And the set dropping it leaves it, the user's.
+    await writeFile(
+      p.file,
+      `plugins:
+  install_location: ./plugins
+  providers:
+    - { type: registry, name: local, url: ${base}, key: ./registry.asc }
+  plugins:
+    - { provider: local, name: multicloud-rollup, version: beta }
+`,
+    );
+    const report = await using(p, (c) => c.cleanSet(p.file, HOME));
+    expect(report.removed).toEqual([]);
+    expect(await exists(join(plugins, 'kubecost-lens/1.2.0/linux-amd64/kubecost-lens'))).toBe(true);
   });
 });
