@@ -602,6 +602,30 @@ export class ClientState {
  */
 const PLACED_EXECUTABLE_MODE = 0o755;
 
+/**
+ * Makes the folder `at` where it is not there, 0755 less the umask as a placed artifact is
+ * (`PLACED_EXECUTABLE_MODE`), its owner's bits given back where the umask took them, and, with `parents`,
+ * each missing folder above it alike, one at a time from the top. A folder already there is left as it is.
+ * Never group- or other-writable, whatever the umask allows (`mkdir -p`'s 0777 less a umask of 002 is),
+ * and never one its owner cannot enter (a umask of 0177 made it 0600, and every install of a user failed
+ * EACCES). Not chmod-ed on Windows, which has no such bits.
+ */
+async function makeFolderAsPlaced(at: string, parents: boolean): Promise<void> {
+  try {
+    await mkdir(at, { mode: PLACED_EXECUTABLE_MODE });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return;
+    if (code !== 'ENOENT' || !parents || dirname(at) === at) throw error;
+    await makeFolderAsPlaced(dirname(at), true);
+    // Once: the parent made (or found, a link that leads nowhere among them), this one is made or fails.
+    return makeFolderAsPlaced(at, false);
+  }
+  const { mode } = await stat(at);
+  if (process.platform !== 'win32' && (mode & 0o700) !== 0o700)
+    await chmod(at, (mode | 0o700) & PLACED_EXECUTABLE_MODE);
+}
+
 /** An install folder: its installed.json and the files under it. */
 export class InstallTree {
   readonly dir: string;
@@ -637,7 +661,9 @@ export class InstallTree {
       await afterWrite?.();
       return result;
     };
-    return options.held === true ? run() : withFileLock(this.file, run);
+    if (options.held === true) return run();
+    await this.#makeInstallFolder();
+    return withFileLock(this.file, run);
   }
 
   /**
@@ -647,8 +673,19 @@ export class InstallTree {
    * update's replacing removes a version's folder, each of which another install may have placed or
    * recorded in between (the record then named files that were gone).
    */
-  hold<T>(fn: () => Promise<T>): Promise<T> {
+  async hold<T>(fn: () => Promise<T>): Promise<T> {
+    await this.#makeInstallFolder();
     return withFileLock(this.file, fn);
+  }
+
+  /**
+   * Makes this folder, and the folders above it that are missing, as a placement makes the folders under it
+   * (`makeFolderAsPlaced`), before its lock's `mkdir` or a placement's would make them as the umask has it:
+   * under 0177 an install folder not there yet was made 0600, and the install failed EACCES; under 002,
+   * group-writable, so its group could swap a plugin's folder for one of its own.
+   */
+  async #makeInstallFolder(): Promise<void> {
+    await makeFolderAsPlaced(this.dir, true);
   }
 
   /**
@@ -806,23 +843,15 @@ export class InstallTree {
    * less the umask (`mkdir -p`'s), a umask of 002 left each version's folder writable by its group, who could
    * put a file of their own in place of one an install checked. A umask that takes the owner's own bits
    * (0177) made folders their owner could not enter, and every install of a user (not root) failed EACCES:
-   * the owner's are given back, no one else's. The install folder itself is the user's, made as it comes
-   * (under 0177, one not there yet is still made unenterable, here and by its lock's `mkdir`).
+   * the owner's are given back, no one else's (`makeFolderAsPlaced`). The install folder, and what is
+   * missing above it, alike (`#makeInstallFolder`): made as the umask had it, under 0177 it was 0600.
    */
   async #makeFolders(relative: string): Promise<void> {
-    await mkdir(this.dir, { recursive: true });
+    await this.#makeInstallFolder();
     let at = this.dir;
     for (const segment of relative.split('/').slice(0, -1)) {
       at = join(at, segment);
-      try {
-        await mkdir(at, { mode: PLACED_EXECUTABLE_MODE });
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === 'EEXIST') continue;
-        throw error;
-      }
-      const { mode } = await stat(at);
-      if (process.platform !== 'win32' && (mode & 0o700) !== 0o700)
-        await chmod(at, (mode | 0o700) & PLACED_EXECUTABLE_MODE);
+      await makeFolderAsPlaced(at, false);
     }
   }
 

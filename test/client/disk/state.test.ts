@@ -175,7 +175,7 @@ describe.skipIf(process.platform === 'win32')('when files are placed under the u
   /** What place-under-umask.ts placed into a fresh folder, run under `umask`. */
   const placeUnder = (umask: string) => {
     const script = fileURLToPath(new URL('../../support/place-under-umask.ts', import.meta.url));
-    const target = path.join(dir, `umask-${umask}`);
+    const target = path.join(dir, `umask-${umask}`, 'plugins');
     const stdout = execFileSync(
       'sh',
       ['-c', `umask ${umask} && exec "$0" --import tsx "$1" "$2"`, process.execPath, script, target],
@@ -191,6 +191,7 @@ describe.skipIf(process.platform === 'win32')('when files are placed under the u
       manifest: '600',
       manifestPlaced: true,
       folders: ['700', '700', '700'],
+      installFolder: ['700', '700'],
     });
   });
 
@@ -203,6 +204,8 @@ describe.skipIf(process.platform === 'win32')('when files are placed under the u
       // Nor the folders it makes: a group-writable version folder let its group put their own file in place
       // of a checked one.
       folders: ['755', '755', '755'],
+      // Nor the install folder it makes, and its parent: made as `mkdir -p` makes them, 0775.
+      installFolder: ['755', '755'],
     });
   });
 
@@ -214,6 +217,8 @@ describe.skipIf(process.platform === 'win32')('when files are placed under the u
       manifestPlaced: true,
       // And each folder it makes: 0600, none could be entered but by root, and a user's install failed EACCES.
       folders: ['700', '700', '700'],
+      // The install folder and its parent too, made 0600: the first install into a new folder failed EACCES.
+      installFolder: ['700', '700'],
     });
   });
 });
