@@ -356,8 +356,11 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
   clean: {
     summary:
       'remove installs a plugin set does not name (plugins, other versions, platforms), and cached artifacts nothing uses',
-    usage: 'plugindex clean -c FILE [--json]',
-    options: { ...CLIENT, ...SET },
+    usage: [
+      'plugindex clean -c FILE [--json]',
+      'plugindex clean --orphans [--dir DIR] [--json]   drop the claims of plugin sets whose file is gone, removing what no one else claims',
+    ].join('\n'),
+    options: { ...CLIENT, ...SET, dir: { type: 'string' }, orphans: { type: 'boolean' } },
     load: () => import('./commands/clean.ts'),
   },
   'init-config': {

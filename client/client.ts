@@ -51,8 +51,10 @@ import { type InstalledItem, type InstallOptions, type InstallResult, installPlu
 import type { InstalledFile } from './installed.ts';
 import type { ChainLink } from './key-chain.ts';
 import {
+  cleanOrphans,
   type ListedPlugin,
   listInstalled,
+  type OrphanCleanReport,
   readInstalled,
   removeInstalled,
   setEnabled,
@@ -76,6 +78,7 @@ export type {
   InstallOptions,
   InstallResult,
   ListedPlugin,
+  OrphanCleanReport,
   PluginHistory,
   ProgressEvent,
   SetDiff,
@@ -240,6 +243,11 @@ export interface PlugindexClient {
   ): Promise<readonly string[]>;
   setEnabled(name: string, enabled: boolean, options: { dir?: string }): Promise<void>;
   verifyInstalled(options: { dir?: string; lockfile?: string }): Promise<VerifyFinding[]>;
+  /**
+   * `clean --orphans`: the claims of plugin sets whose file is gone dropped from the install folder's
+   * versions, each version no one else claims removed.
+   */
+  cleanOrphans(options: { dir?: string }): Promise<OrphanCleanReport>;
   /** `audit`: the advisories affecting every installed version, by its registry's current documents. */
   auditInstalled(options: { dir?: string }): Promise<InstalledAudit>;
   /** `audit NAME`: the plugin's history from its registry's log (the whole chain checked) and advisories. */
@@ -989,6 +997,10 @@ class Client implements PlugindexClient {
 
   verifyInstalled(options: { dir?: string; lockfile?: string }): Promise<VerifyFinding[]> {
     return verifyInstalled(this.#context, options);
+  }
+
+  cleanOrphans(options: { dir?: string }): Promise<OrphanCleanReport> {
+    return cleanOrphans(this.#context, options);
   }
 
   auditInstalled(options: { dir?: string }): Promise<InstalledAudit> {

@@ -2,7 +2,8 @@
  * The installed tree's upkeep: what installed.json holds (list, with what is outdated), removal (files,
  * record, lock entry, and with `clean` the cached downloads), the spec's enable/disable, and `verify`:
  * every installed file rehashed against its record and the lock, its manifest's signature checked again by
- * the pinned key, and what was found written back where a host reads it.
+ * the pinned key, and what was found written back where a host reads it; the claims of plugin sets whose
+ * file is gone named (`SET_FILE_GONE`) and dropped on request (`cleanOrphans`).
  */
 
 import type { Key } from 'openpgp';
@@ -14,14 +15,16 @@ import { explainForeignSource, isNothingToAsk } from './audit.ts';
 import { type ClientContext, loadTrust, readPinnedKey } from './context.ts';
 import { readRegularIfExists, withFileLock } from './disk/atomic.ts';
 import type { TrustRecord } from './disk/state.ts';
-import { type InstallTree, readLockfile, writeLockfile } from './disk/state.ts';
+import { goneSetFiles, type InstallTree, readLockfile, writeLockfile } from './disk/state.ts';
 import { ClientError } from './errors.ts';
 import { UNLISTED_LIMITS } from './fetcher.ts';
 import {
   type InstalledFile,
   type InstalledVersion,
+  ownersOf,
   withEnabled,
   withoutInstalled,
+  withoutSetOwner,
   withVerification,
 } from './installed.ts';
 import { own } from './json-input.ts';
@@ -64,6 +67,111 @@ export interface VerifyFinding {
   /** The refusal's code and message when not ok. */
   readonly code?: string;
   readonly message?: string;
+}
+
+/**
+ * `verify`'s finding for a version recorded as placed by a plugin set whose file is gone (deleted or moved):
+ * no `clean -c` can drop that claim, and without this the version stayed for good, unnamed. Said, not
+ * failed (a moved checkout's install folder outside it leaves one at every move), and written nowhere:
+ * installed.json's `problem` speaks for files and signatures.
+ */
+export const SET_FILE_GONE = 'SET_FILE_GONE';
+
+/** A version whose recorded sets include some whose file is gone (`cleanOrphans`). */
+export interface OrphanClaim {
+  readonly name: string;
+  readonly version: string;
+  readonly dir: string;
+  /** The sets recorded as placing it whose file is gone, as installed.json names them. */
+  readonly sets: readonly string[];
+}
+
+export interface OrphanCleanReport {
+  /** Versions removed: no set still there, nor a plain install, claims them. */
+  readonly removed: readonly OrphanClaim[];
+  /** Versions left, the gone sets' claims dropped: another set or the user claims them (`detail`). */
+  readonly left: readonly (OrphanClaim & { readonly detail: string })[];
+}
+
+/** Every set name installed.json records, in either form (`ownersOf`). */
+function recordedSets(installed: InstalledFile): string[] {
+  return Object.values(installed.plugins).flatMap((plugin) =>
+    Object.values(plugin.versions).flatMap((record) => [...ownersOf(record)]),
+  );
+}
+
+function setFileGoneFinding(
+  tree: InstallTree,
+  name: string,
+  version: string,
+  sets: readonly string[],
+): VerifyFinding {
+  const one = sets.length === 1;
+  return {
+    name,
+    version,
+    ok: false,
+    code: SET_FILE_GONE,
+    message:
+      `installed.json in ${tree.dir} records ${sets.join(', ')} as ${one ? 'a plugin set' : 'plugin sets'} that placed ${name}@${version}, ` +
+      `and there is no such file (deleted, or moved: a set moved elsewhere is another set): no \`clean -c\` can drop ${one ? 'its' : 'their'} claim, so the version stays for good; ` +
+      `\`plugindex clean --orphans --dir ${tree.dir}\` drops the claims of every set whose file is gone, removing each version no other set nor a plain install claims ` +
+      `(a set moved elsewhere places what it pins again at its next \`install -c\`)`,
+  };
+}
+
+/**
+ * `clean --orphans`: drops from every version in the install folder the claims of plugin sets whose file is
+ * gone (`goneSetFiles`), as each set's own `clean -c` would have, had it been run before the file went: a
+ * version another set still there, or a plain install (`hand`), claims too stays theirs; one no one else
+ * claims is removed, its files with it (while installed.json's lock is held, as `remove` does). Cached
+ * downloads stay (`remove --clean`, or a set's `clean -c`, drops those nothing uses).
+ */
+export async function cleanOrphans(
+  ctx: ClientContext,
+  options: { dir?: string },
+): Promise<OrphanCleanReport> {
+  const tree = ctx.tree(options.dir);
+  const gone = await goneSetFiles(tree.dir, recordedSets(await tree.read()));
+  if (gone.size === 0) return { removed: [], left: [] };
+  const isGone = (recorded: string) => gone.has(recorded);
+  return tree.update(async (installed) => {
+    let next = installed;
+    const removed: OrphanClaim[] = [];
+    const left: (OrphanClaim & { detail: string })[] = [];
+    for (const [name, plugin] of Object.entries(installed.plugins))
+      for (const [version, record] of Object.entries(plugin.versions)) {
+        const sets = ownersOf(record).filter(isGone);
+        if (sets.length === 0) continue;
+        const dropped = withoutSetOwner(next, name, version, isGone);
+        if (dropped.others.length === 0 && !dropped.hand) {
+          next = withoutInstalled(next, name, version).installed;
+          removed.push({ name, version, dir: tree.dir, sets });
+          continue;
+        }
+        next = dropped.installed;
+        const by = [
+          dropped.others.length > 0
+            ? `placed by ${dropped.others.join(', ')} too, which still claim${dropped.others.length === 1 ? 's' : ''} it`
+            : '',
+          dropped.hand ? "installed by hand (a plain install), the user's" : '',
+        ].filter(Boolean);
+        left.push({
+          name,
+          version,
+          dir: tree.dir,
+          sets,
+          detail: `the claim of ${sets.join(', ')} dropped; it stays, ${by.join(', and ')}`,
+        });
+      }
+    return {
+      installed: next,
+      result: { removed, left },
+      afterWrite: async () => {
+        for (const r of removed) await tree.removeVersion(r.name, r.version);
+      },
+    };
+  });
 }
 
 export function readInstalled(ctx: ClientContext, options: { dir?: string }): Promise<InstalledFile> {
@@ -224,11 +332,16 @@ export async function verifyInstalled(
     return key;
   };
   const unchecked = new Set<VerifyFinding>();
+  // The sets recorded whose file is gone: each version they claim is named, whoever's check it is.
+  const gone = await goneSetFiles(tree.dir, recordedSets(installed));
   for (const [name, plugin] of Object.entries(installed.plugins)) {
     for (const [version, record] of Object.entries(plugin.versions)) {
+      const orphaned = ownersOf(record).filter((recorded) => gone.has(recorded));
+      const orphan = orphaned.length > 0 ? setFileGoneFinding(tree, name, version, orphaned) : undefined;
+      if (orphan) unchecked.add(orphan);
       const outside = options.outside?.(name, version, record);
       if (outside) {
-        findings.push(outside);
+        findings.push(outside, ...(orphan ? [orphan] : []));
         unchecked.add(outside);
         continue;
       }
@@ -249,6 +362,7 @@ export async function verifyInstalled(
         if (!(error instanceof ClientError || error instanceof TrustError)) throw error;
         findings.push({ name, version, ok: false, code: error.code, message: error.message });
       }
+      if (orphan) findings.push(orphan);
     }
   }
   // What was found goes into installed.json, where a host reads it.

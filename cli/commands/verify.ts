@@ -5,7 +5,8 @@
  * with the trust check that failed (its code) when something does not verify; with -c, each
  * version that verifies is judged by the set's policy too, and one it refuses (and nothing worse) is exit 1,
  * as is a version the set placed and no longer names (NOT_IN_SET); one it neither names nor placed is
- * another's (NOT_PLACED_BY_SET), said and not failed.
+ * another's (NOT_PLACED_BY_SET), said and not failed; so is, with or without -c, a version recorded as placed
+ * by a plugin set whose file is gone (SET_FILE_GONE), with the `clean --orphans` that drops its claim.
  */
 import { homedir } from 'node:os';
 import { resolve } from 'node:path';
@@ -43,6 +44,14 @@ const REJECTIONS: ReadonlySet<string | undefined> = new Set([POLICY_DENIED, NOT_
  * `clean -c` leaves, so said and not failed (exit 0): a folder the set shares with plain installs holds them.
  */
 const NOT_PLACED_BY_SET = 'NOT_PLACED_BY_SET';
+/**
+ * A version recorded as placed by a set whose file is gone (client/maintain.ts): said, with how to drop the
+ * claim, and not failed: its files are checked apart, and an install folder outside a checkout that moves
+ * holds one after every move.
+ */
+const SET_FILE_GONE = 'SET_FILE_GONE';
+/** What is said and fails nothing. */
+const NOTICES: ReadonlySet<string | undefined> = new Set([NOT_PLACED_BY_SET, SET_FILE_GONE]);
 
 async function verifyInstalled(parsed: Parsed): Promise<number> {
   return withClient(parsed, async ({ client, json }) => {
@@ -51,7 +60,7 @@ async function verifyInstalled(parsed: Parsed): Promise<number> {
       config === undefined
         ? await client.verifyInstalled({ ...dirOption(parsed), lockfile: lockfileOption(parsed) })
         : await client.verifySet(resolve(config), { home: homedir() });
-    const failed = findings.filter((f) => !f.ok && f.code !== NOT_PLACED_BY_SET);
+    const failed = findings.filter((f) => !f.ok && !NOTICES.has(f.code));
     if (json) outJson({ ok: failed.length === 0, plugins: findings });
     else {
       for (const f of findings)
@@ -60,7 +69,9 @@ async function verifyInstalled(parsed: Parsed): Promise<number> {
             ? `verified ${f.name}@${f.version}`
             : f.code === NOT_PLACED_BY_SET
               ? `another's ${f.name}@${f.version}: ${f.code}: ${f.message}`
-              : `NOT ${f.code === POLICY_DENIED ? 'allowed' : f.code === NOT_IN_SET ? 'in the set' : 'verified'} ${f.name}@${f.version}: ${f.code}: ${f.message}`,
+              : f.code === SET_FILE_GONE
+                ? `orphaned claim on ${f.name}@${f.version}: ${f.code}: ${f.message}`
+                : `NOT ${f.code === POLICY_DENIED ? 'allowed' : f.code === NOT_IN_SET ? 'in the set' : 'verified'} ${f.name}@${f.version}: ${f.code}: ${f.message}`,
         );
       if (findings.length === 0) out('nothing is installed');
     }

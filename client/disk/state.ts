@@ -948,6 +948,35 @@ export async function setOwnerOf(dir: string, file: string): Promise<SetOwner> {
   };
 }
 
+/**
+ * Of the plugin sets installed.json in the install folder `dir` records (`InstalledVersion.sets`, and the
+ * previous release's `set`), those whose file is gone: no file at the recorded name, read from the folder's
+ * real path (how this client writes it, `setReference`) nor from the folder as given (how the previous
+ * release wrote `set`), a link that leads nowhere included. Such a set's claims are kept for good: only its
+ * own `clean -c`, or its install moving on, drops them, and neither can run without the file.
+ * A name another failure hides (a folder not readable) is not taken for gone.
+ */
+export async function goneSetFiles(dir: string, recorded: Iterable<string>): Promise<ReadonlySet<string>> {
+  const realDir = await realPath(dir);
+  const gone = new Set<string>();
+  for (const name of new Set(recorded)) {
+    const candidates = [...new Set([resolve(realDir, name), resolve(dir, name)])];
+    if ((await Promise.all(candidates.map(isMissing))).every(Boolean)) gone.add(name);
+  }
+  return gone;
+}
+
+/** True when nothing is at `path` (a link to nothing followed): ENOENT, or ENOTDIR for a file on its way. */
+async function isMissing(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return false;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' || code === 'ENOTDIR';
+  }
+}
+
 /** `path`'s real path; for a path not there yet (an install folder before the first install), its nearest existing parent's real path joined with the rest. */
 export async function realPath(path: string): Promise<string> {
   const absolute = resolve(path);

@@ -430,6 +430,41 @@ describe('when a set no longer names an install (clean -c)', () => {
   });
 });
 
+describe('when a set\u2019s file is gone and its claims stay (verify, clean --orphans)', () => {
+  it('names each claim in verify (exit 0), and clean --orphans drops it, removing what no one else claims', async () => {
+    // Prepare: the set's registry configured under the set's provider name too, so plain verify checks its
+    // versions by that key; the set installs, then its file is moved away.
+    const c = await checkout(setOf([{ name: ALPHA, version: '1.0.0' }]));
+    expect((await c.plugindex('registry', 'add', 'local', base, '--key', 'registry.asc')).code).toBe(0);
+    expect((await c.plugindex('install', '-c', 'plugins.yaml')).code).toBe(0);
+    await rename(c.file, path.join(c.dir, 'moved.yaml'));
+    const plugins = path.join(c.dir, 'plugins');
+
+    // Act
+    const verified = await c.plugindex('verify', '--dir', 'plugins');
+    const misused = await c.plugindex('clean', '--orphans', '-c', 'moved.yaml');
+    const cleaned = await c.plugindex('clean', '--orphans', '--dir', 'plugins');
+
+    // Assess
+    expect(verified.code, verified.stderr).toBe(0);
+    expect(verified.stdout).toContain(`verified ${ALPHA}@1.0.0`);
+    expect(verified.stdout).toContain(
+      `orphaned claim on ${ALPHA}@1.0.0: SET_FILE_GONE: installed.json in ${plugins} records ../plugins.yaml`,
+    );
+    expect(verified.stdout).toContain(`\`plugindex clean --orphans --dir ${plugins}\``);
+    expect(misused.code).toBe(2);
+    expect(misused.stderr).toContain('--orphans');
+    expect(cleaned.code, cleaned.stderr).toBe(0);
+    expect(cleaned.stdout.trim()).toBe(
+      `removed ${ALPHA}@1.0.0 from ${plugins}: claimed only by ../plugins.yaml, whose file is gone`,
+    );
+    expect(await exists(installed(c, ALPHA, '1.0.0'))).toBe(false);
+    const again = await c.plugindex('clean', '--orphans', '--dir', 'plugins', '--json');
+    expect(again.code, again.stderr).toBe(0);
+    expect(JSON.parse(again.stdout)).toEqual({ removed: [], left: [] });
+  });
+});
+
 describe('when a set drops a platform or leaves an older version behind (diff -c, clean -c)', () => {
   it('names the files of a platform the set no longer lists (exit 1), and nothing once clean removed them (exit 0)', async () => {
     const both = setOf([{ name: 'kubecost-lens' }]).replace('[linux/amd64]', '[linux/amd64, darwin/arm64]');

@@ -3371,6 +3371,110 @@ describe('when a set file is named through a link or in another letter case', ()
   });
 });
 
+describe('when a set\u2019s file is gone (deleted or moved) and its claims stay', () => {
+  /**
+   * One checkout whose two sets install into its ./plugins: `plugins.yaml` (disk-tool 1.0.0 and team-tool)
+   * and `team-b.yaml` (disk-tool 1.0.0), both installed, then `plugins.yaml` moved out of the checkout.
+   */
+  async function oneSetGone() {
+    const setText = (list: string) => diskSet('./plugins', list);
+    const p = await project(setText(DISK_TOOL + TEAM_TOOL));
+    const other = join(p.dir, 'team-b.yaml');
+    await writeFile(other, setText(DISK_TOOL));
+    await using(p, (c) => c.installSet(p.file, HOME));
+    await using(p, (c) => c.installSet(other, HOME));
+    await rename(p.file, join(p.dir, 'moved.yaml'));
+    const plugins = join(p.dir, 'plugins');
+    const setsOf = async (name: string, version: string): Promise<string[] | undefined> =>
+      JSON.parse(await readFile(join(plugins, 'installed.json'), 'utf8')).plugins[name]?.versions[version]
+        ?.sets;
+    return { p, other, plugins, setsOf };
+  }
+
+  it('names each claim of the gone set in verify (SET_FILE_GONE), with how to drop it, failing nothing else', async () => {
+    // Prepare
+    const { p, other, plugins } = await oneSetGone();
+
+    // Act
+    const plain = await using(p, (c) => c.verifyInstalled({ dir: plugins }));
+    const bySet = await using(p, (c) => c.verifySet(other, HOME));
+
+    // Assess: one finding a version the gone set claims, naming it and the command that drops its claims.
+    const gone = (name: string) =>
+      expect.objectContaining({
+        name,
+        version: '1.0.0',
+        ok: false,
+        code: 'SET_FILE_GONE',
+        message: expect.stringMatching(
+          /\.\.\/plugins\.yaml.*no such file.*plugindex clean --orphans --dir /s,
+        ),
+      });
+    for (const findings of [plain, bySet]) {
+      expect(findings.filter((f) => f.code === 'SET_FILE_GONE')).toEqual([
+        gone('disk-tool'),
+        gone('team-tool'),
+      ]);
+    }
+    // Written nowhere: installed.json's `problem` speaks for the files and signatures.
+    const installed = JSON.parse(await readFile(join(plugins, 'installed.json'), 'utf8'));
+    expect(installed.plugins['disk-tool'].versions['1.0.0']).not.toHaveProperty('problem');
+  });
+
+  it('drops them with cleanOrphans: a version no one else claims goes, one another set pins stays its', async () => {
+    // Prepare
+    const { p, plugins, setsOf } = await oneSetGone();
+
+    // Act
+    const report = await using(p, (c) => c.cleanOrphans({ dir: plugins }));
+
+    // Assess
+    expect(report.removed).toEqual([
+      { name: 'team-tool', version: '1.0.0', dir: plugins, sets: ['../plugins.yaml'] },
+    ]);
+    expect(report.left).toEqual([
+      {
+        name: 'disk-tool',
+        version: '1.0.0',
+        dir: plugins,
+        sets: ['../plugins.yaml'],
+        detail: expect.stringContaining('../team-b.yaml'),
+      },
+    ]);
+    expect(await exists(join(plugins, 'team-tool'))).toBe(false);
+    expect(await exists(join(plugins, 'disk-tool/1.0.0/linux-amd64/disk-tool'))).toBe(true);
+    expect(await setsOf('disk-tool', '1.0.0')).toEqual(['../team-b.yaml']);
+    const after = await using(p, (c) => c.verifyInstalled({ dir: plugins }));
+    expect(after.filter((f) => f.code === 'SET_FILE_GONE')).toEqual([]);
+    // Nothing left to drop: a second run changes nothing.
+    expect(await using(p, (c) => c.cleanOrphans({ dir: plugins }))).toEqual({ removed: [], left: [] });
+  });
+
+  it('leaves a version the user installed by hand too, the user\u2019s, and every claim of a set still there', async () => {
+    // Prepare: the gone set's team-tool claimed by hand too (as a plain install of it records).
+    const { p, plugins, setsOf } = await oneSetGone();
+    const file = join(plugins, 'installed.json');
+    const installed = JSON.parse(await readFile(file, 'utf8'));
+    installed.plugins['team-tool'].versions['1.0.0'].hand = true;
+    await writeFile(file, `${JSON.stringify(installed, null, 2)}\n`);
+
+    // Act
+    const report = await using(p, (c) => c.cleanOrphans({ dir: plugins }));
+
+    // Assess: nothing removed; team-tool the user's (no `sets`, no `hand`), disk-tool team-b's.
+    expect(report.removed).toEqual([]);
+    expect(report.left.map((l) => [l.name, l.detail])).toEqual([
+      ['disk-tool', expect.stringContaining('../team-b.yaml')],
+      ['team-tool', expect.stringContaining('installed by hand')],
+    ]);
+    expect(await exists(join(plugins, 'team-tool/1.0.0/linux-amd64/team-tool'))).toBe(true);
+    const record = JSON.parse(await readFile(file, 'utf8')).plugins['team-tool'].versions['1.0.0'];
+    expect(record).not.toHaveProperty('sets');
+    expect(record).not.toHaveProperty('hand');
+    expect(await setsOf('disk-tool', '1.0.0')).toEqual(['../team-b.yaml']);
+  });
+});
+
 describe('when the user installs by hand a version a set placed', () => {
   it('records the hand claim, and the set dropping it leaves it the user\u2019s (clean -c, diff -c)', async () => {
     // Prepare: the set places kubecost-lens 1.2.0; the user installs that very version into its folder.
