@@ -19,6 +19,7 @@ import { scanPluginFolders } from './disk/discover.ts';
 import {
   filesSharingStem,
   foldedName,
+  goneSetFiles,
   type InstallTree,
   readLockfile,
   type SetOwner,
@@ -888,7 +889,10 @@ export async function cleanSet(
             if (shared.length > 0 || record?.hand === true) {
               if (keep(name, version, dir)) continue;
               next = withoutSetOwner(next, name, version, owner.names).installed;
-              left.push({ name, version, dir, detail: sharedDetail(shared, record?.hand === true) });
+              // A set whose file is gone pins nothing, and no `clean -c` of it will run: said so, with the
+              // command that drops its claim, rather than as a set that still keeps the version.
+              const gone = { sets: await goneSetFiles(tree.dir, shared), dir: tree.dir };
+              left.push({ name, version, dir, detail: sharedDetail(shared, record?.hand === true, gone) });
               continue;
             }
             if (keep(name, version, dir)) {
@@ -936,19 +940,35 @@ function placedBy(owner: SetOwner, record: InstalledVersion | undefined): boolea
   return isPlacedBySet(record, owner.names);
 }
 
-/** Who else claims a version a set placed: other sets (as installed.json records them), a plain install. */
-function keptBy(others: readonly string[], hand: boolean): string {
+/** Of the sets recorded in the install folder `dir`, those whose file is gone (`goneSetFiles`). */
+interface GoneSets {
+  readonly sets: ReadonlySet<string>;
+  readonly dir: string;
+}
+
+/**
+ * Who else claims a version a set placed: other sets (as installed.json records them; of those in `gone`,
+ * that their file is gone, and the `clean --orphans` that drops their claim), a plain install.
+ */
+function keptBy(others: readonly string[], hand: boolean, gone?: GoneSets): string {
+  const there = others.filter((o) => gone?.sets.has(o) !== true);
+  const orphaned = others.filter((o) => gone?.sets.has(o) === true);
   const sets =
-    others.length > 0
-      ? `placed by ${others.join(', ')}, which ${others.length === 1 ? 'pins' : 'pin'} it still`
+    there.length > 0
+      ? `placed by ${there.join(', ')}, which ${there.length === 1 ? 'pins' : 'pin'} it still`
+      : '';
+  const one = orphaned.length === 1;
+  const orphans =
+    orphaned.length > 0
+      ? `placed by ${orphaned.join(', ')}, whose file${one ? ' is' : 's are'} gone: \`plugindex clean --orphans --dir ${gone?.dir}\` drops ${one ? 'its' : 'their'} claim`
       : '';
   const user = hand ? "installed by hand (a plain install), the user's" : '';
-  return [sets, user].filter(Boolean).join(', and ');
+  return [sets, orphans, user].filter(Boolean).join(', and ');
 }
 
 /** Why `clean -c` leaves a version the set placed and no longer keeps: another set or the user claims it too. */
-function sharedDetail(others: readonly string[], hand: boolean): string {
-  return `also ${keptBy(others, hand)} (installed.json \`sets\`${hand ? ' and `hand`' : ''}): this set's claim dropped, and it stays${others.length > 0 ? ' until no set placing it keeps it' : ''}`;
+function sharedDetail(others: readonly string[], hand: boolean, gone?: GoneSets): string {
+  return `also ${keptBy(others, hand, gone)} (installed.json \`sets\`${hand ? ' and `hand`' : ''}): this set's claim dropped, and it stays${others.length > 0 ? ' until no set placing it keeps it' : ''}`;
 }
 
 /** Why `clean -c` leaves a version the set does not keep, and how it is removed. */

@@ -3450,6 +3450,26 @@ describe('when a set\u2019s file is gone (deleted or moved) and its claims stay'
     expect(await using(p, (c) => c.cleanOrphans({ dir: plugins }))).toEqual({ removed: [], left: [] });
   });
 
+  it('says, as clean -c of the set still there leaves a version the gone set claims, how to drop that claim', async () => {
+    // Prepare: team-b drops disk-tool, which the gone set claims too.
+    const { p, other, plugins } = await oneSetGone();
+    await writeFile(other, diskSet('./plugins', TEAM_TOOL));
+
+    // Act
+    const report = await using(p, (c) => c.cleanSet(other, HOME));
+
+    // Assess: not "pins it still", as no file pins anything; the command that drops its claim instead.
+    expect(report.left).toEqual([
+      expect.objectContaining({
+        name: 'disk-tool',
+        detail: expect.stringContaining(
+          `../plugins.yaml, whose file is gone: \`plugindex clean --orphans --dir ${plugins}\` drops its claim`,
+        ),
+      }),
+    ]);
+    expect(report.left[0]?.detail).not.toContain('pins it still');
+  });
+
   it('leaves a version the user installed by hand too, the user\u2019s, and every claim of a set still there', async () => {
     // Prepare: the gone set's team-tool claimed by hand too (as a plain install of it records).
     const { p, plugins, setsOf } = await oneSetGone();
