@@ -616,10 +616,15 @@ async function makeFolderAsPlaced(at: string, parents: boolean): Promise<void> {
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'EEXIST') return;
-    if (code !== 'ENOENT' || !parents || dirname(at) === at) throw error;
-    await makeFolderAsPlaced(dirname(at), true);
-    // Once: the parent made (or found, a link that leads nowhere among them), this one is made or fails.
-    return makeFolderAsPlaced(at, false);
+    if (code === 'ENOENT' && parents && dirname(at) !== at) {
+      await makeFolderAsPlaced(dirname(at), true);
+      // Once: the parent made (or found, a link that leads nowhere among them), this one is made or fails.
+      return makeFolderAsPlaced(at, false);
+    }
+    // A folder there all the same is no failure, as it was none for `mkdir -p` (Windows answers EPERM for a
+    // drive's root).
+    if ((await stat(at).catch(() => undefined))?.isDirectory()) return;
+    throw error;
   }
   const { mode } = await stat(at);
   if (process.platform !== 'win32' && (mode & 0o700) !== 0o700)
