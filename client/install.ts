@@ -172,6 +172,8 @@ interface Target {
   readonly output?: string;
   /** Where the lock found its manifest: a source installed from by URL is found again there. */
   readonly manifestUrl?: string;
+  /** The manifest's path under its source, when a set names it (`InstallTarget.path`). */
+  readonly path?: string;
   /** Where the target is written, for messages. */
   readonly where?: string;
 }
@@ -847,6 +849,7 @@ function installTargets(options: InstallOptions, lock: Lockfile | undefined, pla
         dir: t.dir ?? options.dir,
         ...(t.output !== undefined ? { output: t.output } : {}),
         ...(t.where !== undefined ? { where: t.where } : {}),
+        ...(t.path !== undefined ? { path: t.path } : {}),
         ...(t.registry !== undefined ? { registry: t.registry } : {}),
         ...(keep ? { locked: entry } : {}),
       };
@@ -1107,28 +1110,48 @@ async function planTarget(
 
 /**
  * A `file:` location a lock recorded for a folder source, found under that source's folder as it is here:
- * the lock was made in another checkout of the repository (or the folder moved), and the folder's layout
- * (`<plugin>/<version>/...`) names the same file under it. Any other location is as recorded. The bytes are
- * checked against the lock's digest either way.
+ * the lock was made in another checkout of the repository (or the folder moved), and the same file is at
+ * the same place under the folder here. The folder it was under is the recorded manifest location less the
+ * manifest's path under its source (`lockedFolder`: the set's `path`, else the folder's own layout); a
+ * location under it moves with it. Without one (a lock written before locations were, or a manifest found
+ * elsewhere), a location holding the folder's layout (`<plugin>/<version>/...`) is found by that. Any other
+ * location is as recorded. The bytes are checked against the lock's digest either way.
  */
-function underFolder(url: string, base: string | undefined, name: string, version: string): string {
+function underFolder(
+  url: string,
+  base: string | undefined,
+  name: string,
+  version: string,
+  recordedFolder: string | undefined,
+): string {
   if (base === undefined || !url.startsWith('file:') || !base.startsWith('file:')) return url;
-  if (url.startsWith(`${base.replace(/\/+$/, '')}/`)) return url;
+  const here = base.replace(/\/+$/, '');
+  if (url.startsWith(`${here}/`)) return url;
+  // By the folder the lock found the manifest under: the layout's pattern, looked for in the location,
+  // took `team/disk-tool/1.0.0/` as the folder's `disk-tool/1.0.0/`, and a manifest a set names outside the
+  // layout (`disk-tool/manifest.json`) was read in the first checkout, or nowhere.
+  if (recordedFolder !== undefined && url.startsWith(`${recordedFolder}/`))
+    return `${here}${url.slice(recordedFolder.length)}`;
   const at = url.lastIndexOf(`/${name}/${versionFolder(version)}/`);
-  return at < 0 ? url : `${base.replace(/\/+$/, '')}${url.slice(at)}`;
+  return at < 0 ? url : `${here}${url.slice(at)}`;
 }
 
 /**
- * A frozen target: the lock's entry as it is, no source asked. The manifest is placed when the cache, or
- * where it was found, holds the bytes the lock names (a registry's: where the registry publishes it, and
- * signed by the key this client keeps for the registry); the artifacts come from the cache or from where the
- * lock recorded them, checked against the lock's digests and the manifest's.
- *
- * No plugin document is read (but a registry's, for the publisher a policy that lists publishers judges),
- * so nothing that happened since the lock is known here: a version yanked, removed or deprecated since, or
- * an advisory against it, is neither warned of nor refused (and `--deny-yanked` and `--allow-vulnerable`
- * change nothing). `plugindex audit` checks a frozen tree.
+ * The folder a lock's `file:` manifest location was under when it was locked: the location less the
+ * manifest's path under its source (a set's `path`, else the folder layout's `<plugin>/<version>/manifest.json`),
+ * or undefined when it does not end so.
  */
+function lockedFolder(
+  manifestUrl: string | undefined,
+  name: string,
+  version: string,
+  path: string | undefined,
+): string | undefined {
+  if (manifestUrl === undefined || !manifestUrl.startsWith('file:')) return undefined;
+  const under = path ?? `${name}/${versionFolder(version)}/manifest.json`;
+  return manifestUrl.endsWith(`/${under}`) ? manifestUrl.slice(0, -under.length - 1) : undefined;
+}
+
 async function planFrozen(
   ctx: ClientContext,
   target: Target,
@@ -1140,7 +1163,9 @@ async function planFrozen(
   await checkFrozenKey(ctx, options, recorded.registry, registry?.key_fingerprint);
   const given = await options.sources?.get(recorded.registry);
   const folderBase = given?.kind === 'folder' ? given.endpoint.bases[0] : undefined;
-  const relocate = (url: string) => underFolder(url, folderBase, target.name, recorded.version);
+  const recordedFolder = lockedFolder(recorded.manifest_url, target.name, recorded.version, target.path);
+  const relocate = (url: string) =>
+    underFolder(url, folderBase, target.name, recorded.version, recordedFolder);
   const entry: LockedPlugin =
     recorded.manifest_url === undefined
       ? recorded
