@@ -81,7 +81,10 @@ export interface LockedRegistry {
 
 export interface Lockfile {
   readonly lockfile_version: 1;
-  /** The sha256 of the plugin set file the lock was made from (`install -c`), so `diff` can say it changed. */
+  /**
+   * The sha256 of the plugin set file the lock was made from (`install -c`), so `diff` can say it changed: of
+   * its text with line feeds for line breaks (plugin-set.ts), so a checkout's line endings change nothing.
+   */
   readonly config_sha256?: string;
   readonly registries: Readonly<Record<string, LockedRegistry>>;
   readonly plugins: Readonly<Record<string, LockedPlugin>>;

@@ -60,7 +60,7 @@ import { folderSource, registrySource, type Source, type SourceLookup } from './
 /** A plugin set read and made ready: its sources, its targets, and the lock beside it. */
 export interface OpenedSet {
   readonly set: PluginSet;
-  /** The sha256 of the file's bytes, recorded in the lock. */
+  /** The sha256 of the file's text, its line breaks as line feeds (`setFileDigest`), recorded in the lock. */
   readonly sha256: string;
   /** `<folder>/<file name without extension>.lock`: beside the file, one per set. */
   readonly lockfile: string;
@@ -224,7 +224,18 @@ async function openPluginSet(
     }),
   );
   const dirs = installDirs(set);
-  return { set, sha256: sha256Hex(text), lockfile, sources, targets, dirs };
+  return { set, sha256: setFileDigest(text), lockfile, sources, targets, dirs };
+}
+
+/**
+ * The set file's digest as the lock records it (`config_sha256`): of its text with every line break a line
+ * feed, as YAML reads CR LF and CR (and JSON outside its strings, where neither may stand). A checkout's
+ * line endings are the system's (Git for Windows checks text out with CR LF): digested as bytes, the one
+ * set locked on Linux was another file on Windows, `diff -c` exited 1 there for good and each `install -c`
+ * rewrote the lock's digest, back again on the next Linux install. A file of line feeds keeps its digest.
+ */
+function setFileDigest(text: string): string {
+  return sha256Hex(text.replace(/\r\n?/g, '\n'));
 }
 
 /**

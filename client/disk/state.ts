@@ -1067,10 +1067,15 @@ export async function readLockfile(path: string): Promise<Lockfile | undefined> 
   return text === undefined ? undefined : parseLockfile(text, path);
 }
 
-/** Writes the lock only when its bytes change (cargo: helpful on read-only trees). Returns whether it did. */
+/**
+ * Writes the lock only when its text changes (cargo: helpful on read-only trees), line endings aside: a lock
+ * checked out with CR LF (Git for Windows) is the one written, and was rewritten by every install there,
+ * called changed. Returns whether it did.
+ */
 export async function writeLockfile(path: string, lock: Lockfile): Promise<boolean> {
   const text = serializeLockfile(lock);
-  if ((await readTextIfExists(path)) === text) return false;
+  const there = await readTextIfExists(path);
+  if (there === text || there?.replaceAll('\r\n', '\n') === text) return false;
   await writeFileAtomic(path, text);
   return true;
 }

@@ -1122,6 +1122,26 @@ describe('when a set mixes every kind of source', () => {
     expect((await using(p, (c) => c.installSet(p.file, HOME))).lockfileChanged).toBe(true);
   });
 
+  it('takes a set file and lock checked out with CRLF line endings (Git for Windows) for the ones locked: nothing changed, nothing rewritten', async () => {
+    // Prepare: the set installed and locked on Linux; a Windows checkout of both (core.autocrlf), nothing
+    // installed there yet.
+    const p = await project(diskSet('./plugins', DISK_TOOL));
+    await using(p, (c) => c.installSet(p.file, HOME));
+    const crlf = (text: string) => text.replaceAll('\n', '\r\n');
+    const q = await project(crlf(await readFile(p.file, 'utf8')));
+    const lockText = crlf(await readFile(p.lockfile, 'utf8'));
+    await writeFile(q.lockfile, lockText);
+    // Act
+    const diff = await using(q, (c) => c.diffSet(q.file, HOME));
+    const installed = await using(q, (c) => c.installSet(q.file, HOME));
+    // Assess: the same set and lock, whatever the line endings (a lock rewritten there would flip back and
+    // forth with every install on each system, and diff -c would exit 1 on one of them for good).
+    expect(diff).toMatchObject({ lockChanges: [], fileChanged: false });
+    expect(installed.lockfileChanged).toBe(false);
+    expect(installed.items.map((i) => [i.name, i.version])).toEqual([['disk-tool', '1.0.0']]);
+    expect(await readFile(q.lockfile, 'utf8')).toBe(lockText);
+  });
+
   it('says a version the folder does not hold is not there, naming the source', async () => {
     const p = await project(mixedSet().replace('version: "~1.0"', 'version: "9.9.9"'));
     await expect(using(p, (c) => c.installSet(p.file, HOME))).rejects.toMatchObject({
