@@ -327,7 +327,7 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
       '  --frozen: exactly the lock, reading no registry (artifacts from the cache or where the lock found them);',
       '            so no advisory or yank since is checked: `plugindex audit` checks a frozen tree',
       '  --allow-vulnerable: install a version a high or critical advisory affects (else refused)',
-      '  --deny-yanked: refuse a locked version yanked since (else installed with a warning)',
+      '  --deny-yanked: refuse a locked version yanked since (else installed with a warning); with --frozen, read from its registry',
     ].join('\n'),
     options: {
       ...CLIENT,

@@ -117,7 +117,10 @@ export interface InstallOptions {
   readonly policy?: Policy;
   /** Install versions that ask for permissions the locked ones did not. */
   readonly acceptPermissions?: boolean;
-  /** Refuse a locked version yanked since (YANKED) instead of installing it with a warning. */
+  /**
+   * Refuse a locked version yanked since (YANKED) instead of installing it with a warning; `frozen` too,
+   * which then reads the registry's signed plugin document for it (`checkFrozenYank`).
+   */
   readonly denyYanked?: boolean;
   /**
    * Install a version an advisory at `high` or `critical` affects (warned of) instead of refusing it
@@ -1211,6 +1214,8 @@ async function planFrozen(
       `${options.lockfile}: plugins/${target.name}@${entry.version}, checked by the key this client holds for ${entry.registry},`,
       `another name of the registry followed that rotation and this one did not: install online without --frozen (\`plugindex install -c FILE\` for a plugin set's, after \`plugindex registry update\` for a configured one), which follows it and writes the lock under the current key`,
     );
+  // Before the manifest is fetched: a version the install refuses costs no more requests.
+  if (options.denyYanked && trust) await checkFrozenYank(ctx, target, entry, given, lock, options.lockfile);
   const fetched = await frozenManifest(
     ctx,
     entry,
@@ -1670,6 +1675,54 @@ async function checkSignedPublisher(
   lock: Lockfile,
   lockfile: string,
 ): Promise<void> {
+  await signedLockedDocument(ctx, name, entry, given, lock, lockfile);
+}
+
+/**
+ * `--deny-yanked` for a frozen install: the version a lock holds from a registry, refused when that registry
+ * now lists it yanked or removed, as an install that reads the registry refuses it (`resolveLocked`). Only
+ * its signed plugin document says so, which a frozen install otherwise never reads: it is read for this (as
+ * for a policy that lists publishers), and a document that cannot be had (offline, the registry down)
+ * refuses the install rather than leave the flag unjudged. Frozen, `--deny-yanked` was taken without a word
+ * and the yanked version installed, warned of by nothing.
+ * @throws ClientError YANKED, VERSION_REMOVED; OFFLINE_MISSING or FETCH_FAILED naming the flag; what
+ *   `signedLockedDocument` throws.
+ */
+async function checkFrozenYank(
+  ctx: ClientContext,
+  target: Target,
+  entry: LockedPlugin,
+  given: Source | undefined,
+  lock: Lockfile,
+  lockfile: string,
+): Promise<void> {
+  const document = await signedLockedDocument(ctx, target.name, entry, given, lock, lockfile).catch(
+    (error: unknown) => {
+      if (!(error instanceof ClientError && OUTAGES.has(error.code))) throw error;
+      throw new ClientError(
+        error.code,
+        `${lockfile}: plugins/${target.name}@${entry.version}: --deny-yanked is judged on what ${entry.registry}'s signed plugin document says of the version now, which could not be read (${error.message}); install without --deny-yanked to place the lock as it is, or once the registry can be read`,
+        { cause: error },
+      );
+    },
+  );
+  resolveLocked(document, entry.version, target.platforms[0] as Platform, { denyYanked: true });
+}
+
+/**
+ * The plugin document a frozen lock's registry signs now, holding the lock's version with the lock's digests
+ * (through the source's session, held to the lock's key and generation floor, as any install).
+ * @throws ClientError LOCK_MISMATCH (another publisher, digest or artifact), PLUGIN_NOT_FOUND,
+ *   NO_MATCHING_VERSION, and what reading the registry throws.
+ */
+async function signedLockedDocument(
+  ctx: ClientContext,
+  name: string,
+  entry: LockedPlugin,
+  given: Source | undefined,
+  lock: Lockfile,
+  lockfile: string,
+): Promise<PluginDocument> {
   let source: Source;
   let document: PluginDocument | undefined;
   if (given) {
@@ -1698,6 +1751,7 @@ async function checkSignedPublisher(
     source.artifactUrl(name, version, a),
   );
   checkAgainstLock(name, entry, signed, lockfile);
+  return document;
 }
 
 /**

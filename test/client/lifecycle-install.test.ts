@@ -198,6 +198,44 @@ describe('when a version is yanked after it was locked', () => {
     expect(Object.keys(installed.plugins['yank-tool']?.versions ?? {})).toEqual(['1.1.0']);
   });
 
+  it('refuses it with --frozen --deny-yanked too (the registry\u2019s signed plugin document read for it), installing nothing', async () => {
+    // A CI job reproducing the lock (frozen) that must not run a version yanked since: frozen alone reads
+    // no plugin document, and took --deny-yanked without a word, installing the yanked version.
+    const ci = await machine();
+    await writeFile(ci.lockfile, lock);
+    const error = await failure(
+      ci.use((c) =>
+        c.install({ requests: [], dir: ci.dir, lockfile: ci.lockfile, frozen: true, denyYanked: true }),
+      ),
+    );
+    expect(error).toMatchObject({ code: 'YANKED', message: expect.stringContaining('crashes on start') });
+    expect(await exists(ci.dir)).toBe(false);
+    expect(await readFile(ci.lockfile, 'utf8')).toBe(lock);
+    // Without it, frozen reads no plugin document and installs what the lock holds, as before.
+    const frozen = await ci.use((c) =>
+      c.install({ requests: [], dir: ci.dir, lockfile: ci.lockfile, frozen: true }),
+    );
+    expect(frozen.items.map((i) => [i.name, i.version])).toEqual([['yank-tool', '1.1.0']]);
+  });
+
+  it('refuses --frozen --deny-yanked offline with nothing cached, naming the flag: the registry\u2019s word cannot be had', async () => {
+    const ci = await machine();
+    await writeFile(ci.lockfile, lock);
+    // Offline with nothing cached, the registry's word cannot be had: refused, not installed unjudged.
+    const offline = await failure(
+      ci.use(
+        (c) =>
+          c.install({ requests: [], dir: ci.dir, lockfile: ci.lockfile, frozen: true, denyYanked: true }),
+        { offline: true },
+      ),
+    );
+    expect(offline).toMatchObject({
+      code: 'OFFLINE_MISSING',
+      message: expect.stringContaining('--deny-yanked'),
+    });
+    expect(await exists(ci.dir)).toBe(false);
+  });
+
   it('never chooses it anew: a range takes the version below, an exact request is refused', async () => {
     const fresh = await machine();
     const result = await fresh.use((c) =>
@@ -250,6 +288,21 @@ describe('when the operator removes a version', () => {
     expect(error.message).toContain(REMOVED.reason);
     expect(await exists(locked.dir)).toBe(false);
     expect(await readFile(locked.lockfile, 'utf8')).toBe(lock);
+  });
+
+  it('refuses it from the lock with --frozen --deny-yanked too (VERSION_REMOVED), installing nothing', async () => {
+    const ci = await machine();
+    await writeFile(ci.lockfile, await readFile(kept.lockfile, 'utf8'));
+    const error = await failure(
+      ci.use((c) =>
+        c.install({ requests: [], dir: ci.dir, lockfile: ci.lockfile, frozen: true, denyYanked: true }),
+      ),
+    );
+    expect(error).toMatchObject({
+      code: 'VERSION_REMOVED',
+      message: expect.stringContaining(REMOVED.reason),
+    });
+    expect(await exists(ci.dir)).toBe(false);
   });
 
   it('refuses it asked for exactly, with the reason, and resolves a range past it', async () => {
