@@ -943,7 +943,7 @@ async function alreadyInstalled(
       const artifact = own(record.artifacts, key);
       const lockedArtifact = own(entry.artifacts, key);
       if (!artifact || !lockedArtifact || artifact.sha256 !== lockedArtifact.sha256) return undefined;
-      const fileName = target.output ?? artifactFileName(target.name, lockedArtifact.url);
+      const fileName = installedFileName(target.name, target.output, key, lockedArtifact.url);
       if (artifact.path !== filePath(target.name, entry.version, key, fileName)) return undefined;
       const actual = await seen.hash(tree, artifact.path, artifact.size, true);
       if (actual?.sha256 !== artifact.sha256 || actual.size !== artifact.size) return undefined;
@@ -1086,7 +1086,7 @@ async function planTarget(
     endpoint: source.endpoint,
     files: artifacts.map(([platform, artifact]) => {
       const url = artifact.oci ? undefined : source.artifactUrl(target.name, version, artifact);
-      const fileName = target.output ?? artifactFileName(target.name, url);
+      const fileName = installedFileName(target.name, target.output, platform, url);
       return {
         platform,
         sha256: artifact.sha256,
@@ -1181,7 +1181,7 @@ async function planFrozen(
         'NO_ARTIFACT_FOR_PLATFORM',
         `${options.lockfile}: ${target.name}@${entry.version} locks no artifact for ${key} (it locks ${Object.keys(entry.artifacts).join(', ') || 'none'})`,
       );
-    const fileName = target.output ?? artifactFileName(target.name, artifact.url);
+    const fileName = installedFileName(target.name, target.output, key, artifact.url);
     return {
       platform: key,
       sha256: artifact.sha256,
@@ -2265,6 +2265,31 @@ function checkLockedAsks(name: string, locked: LockedPlugin, manifest: Manifest,
       'LOCK_MISMATCH',
       `${lockfile}: plugins/${name}@${locked.version} does not lock what the manifest it pins asks for (permissions ${[...added.map((p) => `+${p}`), ...removed.map((p) => `-${p}`)].join(', ') || 'the same'}; resources ${asks} where it locks ${locks})`,
     );
+}
+
+/** What Windows runs by extension (its PATHEXT's executables): a file without one is not started there. */
+const WINDOWS_RUNNABLE = /\.(?:exe|com|bat|cmd)$/i;
+
+/**
+ * The installed file's name for one platform (`os-arch`): a set's `output` where it names one, else the
+ * artifact's own (`artifactFileName`). On Windows an `output` without a runnable extension takes the
+ * artifact's (`plat` for `tool.exe` is `plat.exe`): Windows starts a file by its extension (CreateProcess
+ * and Node's spawn look for `plat.exe`), and a set naming one file for Linux and Windows hosts placed a
+ * Windows executable no host there could start.
+ */
+function installedFileName(
+  name: string,
+  output: string | undefined,
+  platform: string,
+  url: string | undefined,
+): string {
+  const own = artifactFileName(name, url);
+  if (output === undefined) return own;
+  const runnable = WINDOWS_RUNNABLE.exec(own)?.[0];
+  if (!platform.startsWith('windows-') || runnable === undefined || WINDOWS_RUNNABLE.test(output))
+    return output;
+  const named = `${output}${runnable}`;
+  return keyProblem(named) ? output : named;
 }
 
 /**

@@ -3,7 +3,7 @@
  * a newer version without this host's artifact is not skipped for an older one that has it, or the same set
  * would install 1.1.0 on one host and 1.0.0 on another, and a lock would hold whichever ran first.
  */
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,7 +23,7 @@ async function version(v: string, platforms: { os: string; arch: string }[]): Pr
   const artifacts = [];
   for (const p of platforms) {
     const body = encode(`#!/bin/sh\necho plat-tool ${v} ${p.os}\n`);
-    const file = `plat-tool-${p.os}-${p.arch}`;
+    const file = `plat-tool-${p.os}-${p.arch}${p.os === 'windows' ? '.exe' : ''}`;
     await writeFile(join(at, file), body);
     artifacts.push({ ...p, file, sha256: sha256(body), size_bytes: body.byteLength });
   }
@@ -43,14 +43,22 @@ beforeAll(async () => {
     { os: 'darwin', arch: 'arm64' },
   ]);
   await version('1.1.0', [{ os: 'darwin', arch: 'arm64' }]);
+  await version('2.0.0', [
+    { os: 'linux', arch: 'amd64' },
+    { os: 'windows', arch: 'amd64' },
+  ]);
 });
 
 afterAll(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-/** A set asking for ^1.0 from the folder, installed by a host of `platform`. */
-async function installOn(name: string, platform: { os: string; arch: string }) {
+/** A set asking for ^1.0 (or `plugin`, a set's plugin line) from the folder, installed by a host of `platform`. */
+async function installOn(
+  name: string,
+  platform: { os: string; arch: string },
+  plugin = '{ provider: disk, name: plat-tool, version: "^1.0" }',
+) {
   const home = join(root, name);
   const project = join(home, 'project');
   await mkdir(project, { recursive: true });
@@ -63,7 +71,7 @@ async function installOn(name: string, platform: { os: string; arch: string }) {
   providers:
     - { type: file, name: disk, path: ${folder}, key: ./publisher.asc }
   plugins:
-    - { provider: disk, name: plat-tool, version: "^1.0" }
+    - ${plugin}
 `,
   );
   const client = createClient({
@@ -92,5 +100,29 @@ describe('when the newest version a set asks for has no artifact for this host',
       code: 'NO_ARTIFACT_FOR_PLATFORM',
       message: expect.stringContaining('1.1.0'),
     });
+  });
+});
+
+describe('when a set names the installed file (output) for a Windows platform', () => {
+  it('keeps the artifact\u2019s .exe there, as Windows runs a file by its extension, and names the others as given', async () => {
+    // Prepare: a team set for Linux and Windows hosts naming its file `plat`; the Windows artifact is
+    // `plat-tool-windows-amd64.exe`, and a file `plat` cannot be started there (CreateProcess and Node's
+    // spawn look for `plat.exe`).
+    const plugin =
+      '{ provider: disk, name: plat-tool, version: "2.0.0", output: plat, platforms: [linux/amd64, windows/amd64] }';
+    // Act
+    const result = await installOn('windows', { os: 'windows', arch: 'amd64' }, plugin);
+    // Assess
+    const [item] = result.items;
+    expect(item?.paths['linux-amd64']).toMatch(/[/\\]plat-tool[/\\]2\.0\.0[/\\]linux-amd64[/\\]plat$/);
+    expect(item?.paths['windows-amd64']).toMatch(
+      /[/\\]plat-tool[/\\]2\.0\.0[/\\]windows-amd64[/\\]plat\.exe$/,
+    );
+    expect(await readFile(item?.paths['windows-amd64'] as string, 'utf8')).toBe(
+      '#!/bin/sh\necho plat-tool 2.0.0 windows\n',
+    );
+    // The next install finds it in place under that name, nothing placed again.
+    const again = await installOn('windows', { os: 'windows', arch: 'amd64' }, plugin);
+    expect(again.items.map((i) => i.unchanged)).toEqual([true]);
   });
 });
