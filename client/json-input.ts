@@ -120,7 +120,14 @@ export function parseJsonObject(text: string, problems: Problems): Record<string
   try {
     value = JSON.parse(text);
   } catch (error) {
-    problems.add('', 'a JSON document', `text that is not JSON (${(error as Error).message})`);
+    const conflict = mergeConflictLine(text);
+    problems.add(
+      '',
+      'a JSON document',
+      conflict
+        ? `an unresolved merge conflict (line ${conflict.line}: ${JSON.stringify(conflict.text)}): keep one side of each conflict (of a lock, either side whole, then install without --frozen to lock what the other side asked for)`
+        : `text that is not JSON (${(error as Error).message})`,
+    );
     throw problems.error();
   }
   for (const pointer of duplicateKeyPointers(text)) problems.add(pointer, 'each key once', 'it again');
@@ -130,4 +137,20 @@ export function parseJsonObject(text: string, problems: Problems): Record<string
     throw problems.error();
   }
   return value;
+}
+
+/** A line git writes around the sides of a conflict (`<<<<<<< HEAD`, `|||||||`, `=======`, `>>>>>>> branch`). */
+const CONFLICT_MARKER = /^(?:<{7}|\|{7}|={7}|>{7})(?: |$)/;
+
+/**
+ * The first line of `text` that is a merge conflict marker, numbered from 1, or undefined. A lock two
+ * branches changed is left so by git; JSON.parse said only "Expected double-quoted property name in JSON
+ * at position 1191", which names neither the conflict nor its line.
+ */
+function mergeConflictLine(text: string): { readonly line: number; readonly text: string } | undefined {
+  const lines = text.split(/\r?\n/);
+  const index = lines.findIndex((line) => CONFLICT_MARKER.test(line));
+  if (index < 0) return undefined;
+  const marker = lines[index] as string;
+  return { line: index + 1, text: marker.length > 80 ? `${marker.slice(0, 80)}…` : marker };
 }

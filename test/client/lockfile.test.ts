@@ -396,6 +396,24 @@ describe('when a lock is invalid', () => {
     expect(error.message).toContain(`${FILE}#${lens}: expected each key once, found it again`);
   });
 
+  it('says a lock left with a merge conflict holds one, at the line of its first marker', () => {
+    // Two branches each moved the plugin: git leaves both sides between its markers.
+    const text = serializeLockfile(sample);
+    const start = text.indexOf('      "version": "1.2.3"');
+    const end = text.indexOf('\n', start) + 1;
+    const line = text.slice(0, start).split('\n').length;
+    const conflicted = `${text.slice(0, start)}<<<<<<< HEAD\n${text.slice(start, end)}=======\n${text
+      .slice(start, end)
+      .replace('1.2.3', '1.3.0')}>>>>>>> feature/lens-1.3\n${text.slice(end)}`;
+
+    const error = thrown(() => parseLockfile(conflicted, FILE));
+
+    expect(error.code).toBe('LOCKFILE_INVALID');
+    expect(error.message).toContain(
+      `${FILE}#: expected a JSON document, found an unresolved merge conflict (line ${line}: "<<<<<<< HEAD")`,
+    );
+  });
+
   it('does not take a prototype property for a registry (a plugin locked to "constructor")', () => {
     const text = edited((l) => {
       l.plugins['kubecost-lens'].registry = 'constructor';
