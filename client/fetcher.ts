@@ -243,38 +243,101 @@ const HEADER_VALUE_FORBIDDEN = /[\0\r\n]/;
 /** Error codes of a certificate that did not verify (OpenSSL's and Node's). */
 const TLS_CODE = /^(ERR_TLS_|ERR_SSL_|ERR_OSSL_|UNABLE_TO_|CERT_|DEPTH_ZERO_|SELF_SIGNED_|HOSTNAME_MISMATCH)/;
 /**
- * The addresses a connection reaches this machine's own services at: loopback (127.0.0.0/8, ::1) and the
- * unspecified address (0.0.0.0/8, ::), which Linux and macOS connect to this machine. BlockList matches an
- * IPv4-mapped IPv6 address (::ffff:127.0.0.1, ::ffff:7f00:1) against the IPv4 rules.
+ * A range of addresses a guarded connection may not reach, as messages name it. `onThisMachine`: its
+ * addresses reach this machine's own services, so a registry there is the user's (all it names is theirs).
  */
-const THIS_MACHINE = new BlockList();
-THIS_MACHINE.addSubnet('127.0.0.0', 8, 'ipv4');
-THIS_MACHINE.addSubnet('0.0.0.0', 8, 'ipv4');
-THIS_MACHINE.addAddress('::1', 'ipv6');
-THIS_MACHINE.addAddress('::', 'ipv6');
-
-/** An IP address on this machine (`isThisMachineAddress('::ffff:127.0.0.1')`); false for what is not an address. */
-function isThisMachineAddress(address: string): boolean {
-  const family = isIP(address);
-  return family !== 0 && THIS_MACHINE.check(address, family === 4 ? 'ipv4' : 'ipv6');
+interface GuardedRange {
+  /** Where a URL or a redirect went, in a message: "this machine's loopback", "the link-local range …". */
+  readonly place: string;
+  /** What an address literal in it is: "an address of this machine", "in 169.254.0.0/16". */
+  readonly member: string;
+  readonly onThisMachine: boolean;
 }
 
-/** A guarded connection's host, resolved to an address on this machine: the connection is never made. */
-class ResolvedToThisMachine extends Error {
+const LOOPBACK: GuardedRange = {
+  place: "this machine's loopback",
+  member: 'an address of this machine',
+  onThisMachine: true,
+};
+
+function linkLocal(range: string, why: string): GuardedRange {
+  return {
+    place: `the link-local range ${range} (${why})`,
+    member: `in the link-local range ${range}`,
+    onThisMachine: false,
+  };
+}
+
+/** 169.254.0.0/16: a cloud VM's metadata service (and its credentials) answers at 169.254.169.254. */
+const LINK_LOCAL_V4 = linkLocal('169.254.0.0/16', "a cloud VM's metadata service answers at 169.254.169.254");
+const LINK_LOCAL_V6 = linkLocal('fe80::/10', 'the services of the link this machine is on');
+/** Not this machine's (a registry there is not the user's own): where its NAT64 gateway would connect. */
+const NAT64_LOOPBACK: GuardedRange = {
+  place: 'a NAT64 form (64:ff9b::/96) of a loopback or unspecified address',
+  member: 'a NAT64 form (64:ff9b::/96) of a loopback or unspecified address',
+  onThisMachine: false,
+};
+const NAT64_LINK_LOCAL: GuardedRange = {
+  place: `a NAT64 form (64:ff9b::/96) of ${LINK_LOCAL_V4.place}`,
+  member: `a NAT64 form (64:ff9b::/96) of an address ${LINK_LOCAL_V4.member}`,
+  onThisMachine: false,
+};
+
+/**
+ * Each range with the subnets that reach it. Loopback (127.0.0.0/8, ::1) and the unspecified address
+ * (0.0.0.0/8, ::), which Linux and macOS connect to this machine; link-local (169.254.0.0/16, fe80::/10):
+ * the services of the machine's own link, a cloud metadata service among them. Not private ranges (10/8,
+ * 172.16/12, 192.168/16): a corporate mirror hosts artifacts there. A BlockList matches an IPv4-mapped IPv6
+ * address (::ffff:169.254.169.254, ::ffff:a9fe:a9fe) against its IPv4 rules. The NAT64 well-known prefix
+ * (64:ff9b::/96, RFC 6052) embeds an IPv4 address a NAT64 gateway connects to: one of these ranges is
+ * refused there too (RFC 6052 forbids the translation, which not every gateway heeds). The deprecated
+ * IPv4-compatible (::127.0.0.1) and IPv4-translated (::ffff:0:127.0.0.1) forms reach no address here: Linux
+ * routes them as any IPv6 address.
+ */
+const GUARDED_SUBNETS: readonly (readonly [GuardedRange, string, number, 'ipv4' | 'ipv6'])[] = [
+  [LOOPBACK, '127.0.0.0', 8, 'ipv4'],
+  [LOOPBACK, '0.0.0.0', 8, 'ipv4'],
+  [LOOPBACK, '::1', 128, 'ipv6'],
+  [LOOPBACK, '::', 128, 'ipv6'],
+  [LINK_LOCAL_V4, '169.254.0.0', 16, 'ipv4'],
+  [LINK_LOCAL_V6, 'fe80::', 10, 'ipv6'],
+  [NAT64_LOOPBACK, '64:ff9b::7f00:0', 104, 'ipv6'],
+  [NAT64_LOOPBACK, '64:ff9b::', 104, 'ipv6'],
+  [NAT64_LINK_LOCAL, '64:ff9b::a9fe:0', 112, 'ipv6'],
+];
+
+const GUARDED_LISTS = GUARDED_SUBNETS.map(([range, network, prefix, family]) => {
+  const list = new BlockList();
+  list.addSubnet(network, prefix, family);
+  return { range, list };
+});
+
+/** The guarded range an IP address is in (`guardedRangeOf('::ffff:169.254.169.254')`); undefined for none, or what is not an address. */
+function guardedRangeOf(address: string): GuardedRange | undefined {
+  const family = isIP(address);
+  if (family === 0) return undefined;
+  const type = family === 4 ? 'ipv4' : 'ipv6';
+  return GUARDED_LISTS.find(({ list }) => list.check(address, type))?.range;
+}
+
+/** A guarded connection's host, resolved to an address in a guarded range: the connection is never made. */
+class ResolvedToGuardedRange extends Error {
   constructor(
     readonly host: string,
     readonly address: string,
+    readonly range: GuardedRange,
   ) {
-    super(`${host} resolved to ${address}, an address of this machine`);
-    this.name = 'ResolvedToThisMachine';
+    super(`${host} resolved to ${address}, ${range.member}`);
+    this.name = 'ResolvedToGuardedRange';
   }
 }
 
 /**
- * `resolve`, refusing a name any of whose addresses is on this machine: the loopback rule checked on the
- * address connected to, not the name, so a name that resolves there (in /etc/hosts, or a DNS server that
- * answers a public address first and loopback when the client connects) does not pass. Node calls it at
- * connect time, with `all` when it will try several addresses (autoSelectFamily).
+ * `resolve`, refusing a name any of whose addresses is in a guarded range: the rule checked on the address
+ * connected to, not the name, so a name that resolves there (in /etc/hosts, or a DNS server that answers a
+ * public address first and loopback or 169.254.169.254 when the client connects) does not pass. Node calls
+ * it at connect time, with `all` when it will try several addresses (autoSelectFamily): every one is
+ * checked, not only the first.
  */
 function guardedLookup(resolve: LookupFunction): LookupFunction {
   return (hostname, options, callback) => {
@@ -284,18 +347,23 @@ function guardedLookup(resolve: LookupFunction): LookupFunction {
         return;
       }
       const addresses = typeof address === 'string' ? [address] : address.map((each) => each.address);
-      const local = addresses.find(isThisMachineAddress);
-      if (local !== undefined) callback(new ResolvedToThisMachine(hostname, local), address, family);
-      else callback(null, address, family);
+      for (const each of addresses) {
+        const range = guardedRangeOf(each);
+        if (range !== undefined) {
+          callback(new ResolvedToGuardedRange(hostname, each, range), address, family);
+          return;
+        }
+      }
+      callback(null, address, family);
     });
   };
 }
 
-/** The ResolvedToThisMachine a failed fetch holds (undici wraps the socket's error), if any. */
-function refusalIn(error: unknown): ResolvedToThisMachine | undefined {
+/** The ResolvedToGuardedRange a failed fetch holds (undici wraps the socket's error), if any. */
+function refusalIn(error: unknown): ResolvedToGuardedRange | undefined {
   let current: unknown = error;
   for (let depth = 0; depth < 8; depth++) {
-    if (current instanceof ResolvedToThisMachine) return current;
+    if (current instanceof ResolvedToGuardedRange) return current;
     if (current instanceof AggregateError && current.errors.length > 0) current = current.errors[0];
     else if (current instanceof Error && current.cause !== undefined) current = current.cause;
     else return undefined;
@@ -308,8 +376,8 @@ function refusalIn(error: unknown): ResolvedToThisMachine | undefined {
  * names, a token realm): its connections may not reach this machine (see #open).
  */
 interface Guard {
-  /** The error thrown when the first URL's host is, or resolves to, an address on this machine (`detail` says which). */
-  refused(detail: string): ClientError;
+  /** The error thrown when the first URL's host is, or resolves to, an address in `range` (`detail` says which). */
+  refused(range: GuardedRange, detail: string): ClientError;
 }
 
 /**
@@ -582,10 +650,10 @@ class HttpFetcher implements Fetcher {
     const guard: Guard | undefined =
       isElsewhere(bases[0] as URL) && !bases.some((base) => base.origin === target.origin)
         ? {
-            refused: (detail) =>
+            refused: (range, detail) =>
               new ClientError(
                 'REGISTRY_URL_INVALID',
-                `Registry "${endpoint.name}": artifact URL ${display(target)} is refused: ${ARTIFACT_ON_THIS_MACHINE} (${detail})`,
+                `Registry "${endpoint.name}": artifact URL ${display(target)} is refused: ${artifactIn(range)} (${detail})`,
               ),
           }
         : undefined;
@@ -847,13 +915,14 @@ class HttpFetcher implements Fetcher {
     let guarded = guard !== undefined;
     for (let hop = 0; ; hop++) {
       const via = hop === 0 ? '' : `redirected to ${display(url)}: `;
-      const refuse = (detail: string): Failure => {
-        if (hop === 0 && guard !== undefined) throw guard.refused(detail);
-        return new Failure(shown, `${via}refused: ${REDIRECT_TO_THIS_MACHINE} (${detail})`, 'unusable');
+      const refuse = (range: GuardedRange, detail: string): Failure => {
+        if (hop === 0 && guard !== undefined) throw guard.refused(range, detail);
+        return new Failure(shown, `${via}refused: ${redirectInto(range)} (${detail})`, 'unusable');
       };
       // An address literal is never looked up: the name is the address.
       const literal = url.hostname.replace(/^\[(.*)\]$/, '$1');
-      if (guarded && isThisMachineAddress(literal)) return refuse(`${literal} is an address of this machine`);
+      const literalRange = guarded ? guardedRangeOf(literal) : undefined;
+      if (literalRange !== undefined) return refuse(literalRange, `${literal} is ${literalRange.member}`);
       const sendCredentials = mayCredential && url.origin === credentialed;
       if (url.origin !== scoped?.origin) sendScoped = false;
       const base = sendScoped && scoped ? { ...headers, ...scoped.headers } : headers;
@@ -872,7 +941,8 @@ class HttpFetcher implements Fetcher {
         });
       } catch (error) {
         const refusal = guarded ? refusalIn(error) : undefined;
-        if (refusal !== undefined) return refuse(`${refusal.host} resolved to ${refusal.address}`);
+        if (refusal !== undefined)
+          return refuse(refusal.range, `${refusal.host} resolved to ${refusal.address}`);
         if (deadline.expired)
           return new Failure(shown, `${via}timed out after ${seconds(deadline.ms)}`, 'transient');
         return networkFailure(shown, error, via);
@@ -911,16 +981,18 @@ class HttpFetcher implements Fetcher {
   async ociBlob(request: OciBlobRequest): Promise<Download> {
     const named = ociTarget(request);
     const naming = request.namedBy?.bases[0] === undefined ? undefined : parseUrl(request.namedBy.bases[0]);
-    const refused = (detail?: string) =>
+    const refused = (range: GuardedRange, detail?: string) =>
       new ClientError(
         'REGISTRY_URL_INVALID',
-        `Registry "${request.namedBy?.name}": OCI artifact ${request.reference} is refused: a registry on this machine's loopback${detail === undefined ? '' : ` (${detail})`}, named by a registry that is not on this machine`,
+        `Registry "${request.namedBy?.name}": OCI artifact ${request.reference} is refused: a registry on ${range.place}${detail === undefined ? '' : ` (${detail})`}, named by a registry that is not on this machine`,
       );
     const elsewhere = naming !== undefined && isElsewhere(naming);
-    if (elsewhere && onThisMachine(new URL(named.base))) throw refused();
-    // The check above is by name; the guard holds it where the registry is connected to, by address. An
-    // origin the user configured for the naming registry is theirs, not that registry's choice.
-    const theirs = (request.namedBy?.bases ?? []).some((base) => parseUrl(base)?.origin === named.origin);
+    // An origin the user configured for the naming registry is theirs, not that registry's choice.
+    const configured = (request.namedBy?.bases ?? []).flatMap((base) => parseUrl(base) ?? []);
+    const byName = naming === undefined ? undefined : namedInto(new URL(named.base), naming, configured);
+    if (byName !== undefined) throw refused(byName.range, byName.detail);
+    // The check above is by name; the guard holds it where the registry is connected to, by address.
+    const theirs = configured.some((base) => base.origin === named.origin);
     const target: OciTarget = elsewhere && !theirs ? { ...named, guard: { refused } } : named;
     if (!SHA256_DIGEST.test(request.digest)) {
       throw new ClientError(
@@ -1101,13 +1173,14 @@ class HttpFetcher implements Fetcher {
     // As for a redirect there: a registry elsewhere (one a publisher or a lock may name) would aim a GET of
     // its choosing, with the user's credentials for it, at a service on this machine. Checked by name here,
     // and by the address connected to (the guard, `guardedAfter` as for a redirect).
-    const realmRefused = (detail?: string) =>
+    const realmRefused = (range: GuardedRange, detail?: string) =>
       new ClientError(
         'REGISTRY_URL_INVALID',
-        `Could not fetch ${what}: registry "${target.endpoint.name}" names a token realm on this machine's loopback (${display(realm)}${detail === undefined ? '' : `: ${detail}`}), and it is not on this machine: refused before any request`,
+        `Could not fetch ${what}: registry "${target.endpoint.name}" names a token realm on ${range.place} (${display(realm)}${detail === undefined ? '' : `: ${detail}`}), and it is not on this machine: refused before any request`,
       );
     const registry = new URL(target.base);
-    if (onThisMachine(realm) && !onThisMachine(registry)) throw realmRefused();
+    const realmByName = namedInto(realm, registry, [registry]);
+    if (realmByName !== undefined) throw realmRefused(realmByName.range, realmByName.detail);
     const realmGuard = guardedAfter(registry, target.guard !== undefined, realm)
       ? { refused: realmRefused }
       : undefined;
@@ -1361,6 +1434,7 @@ function checkEndpoint(endpoint: Endpoint): URL[] {
 /** The artifact URL, refused unless its scheme is one the client reads (file: only for a file: registry). */
 function checkDownloadUrl(endpoint: Endpoint, bases: readonly URL[], raw: string): URL {
   const url = parseUrl(raw);
+  const byName = url === undefined || bases[0] === undefined ? undefined : namedInto(url, bases[0], bases);
   const problem =
     url === undefined
       ? 'it is not a URL'
@@ -1369,9 +1443,10 @@ function checkDownloadUrl(endpoint: Endpoint, bases: readonly URL[], raw: string
         : url.protocol === 's3:' && bases[0]?.protocol !== 's3:'
           ? // Else any registry could have the user's AWS credentials read a bucket of its choosing.
             'an s3: URL from a registry that is not in S3'
-          : onThisMachine(url) && bases[0] !== undefined && isElsewhere(bases[0])
-            ? // A registry elsewhere (or a publisher it hosts) would aim a GET at a service of this machine.
-              ARTIFACT_ON_THIS_MACHINE
+          : byName !== undefined
+            ? // A registry elsewhere (or a publisher it hosts) would aim a GET at a service of this machine,
+              // or of its link (a cloud metadata service).
+              `${artifactIn(byName.range)}${byName.detail === undefined ? '' : ` (${byName.detail})`}`
             : urlProblem(url);
   if (problem !== undefined) {
     throw new ClientError(
@@ -1407,39 +1482,70 @@ function urlProblem(url: URL): string | undefined {
 }
 
 /**
- * An http(s): URL on a host that reaches this machine's own services: a loopback host, and the other names a
- * connection takes there without naming loopback (the unspecified address, 0.0.0.0 or [::], which Linux and
- * macOS connect to this machine; an IPv4-mapped loopback address, [::ffff:7f00:1]; localhost with its root
- * dot, and names under .localhost, which resolvers answer with loopback). isLoopbackHost alone let a registry
- * elsewhere name https://0.0.0.0:PORT/ and reach a local service past the refusal.
+ * The guarded range an http(s): URL's host is in by name: a loopback host, and the other names a connection
+ * takes there without naming loopback (localhost with its root dot, and names under .localhost, which
+ * resolvers answer with loopback), then any address literal in a range (GUARDED_SUBNETS: the unspecified
+ * address 0.0.0.0 or [::], a mapped [::ffff:7f00:1], link-local 169.254.169.254 or [fe80::1]). The WHATWG
+ * parser has already written an IPv4 host in its one form (`http://2852039166/`, `http://0xa9.254.169.254/`
+ * and `http://169.254.43518/` are all 169.254.169.254), so the literal is judged as connected to.
+ * isLoopbackHost alone let a registry elsewhere name https://0.0.0.0:PORT/ and reach a local service.
  */
-function onThisMachine(url: URL): boolean {
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') return false;
+function guardedRangeOfUrl(url: URL): GuardedRange | undefined {
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return undefined;
   const host = url.hostname.toLowerCase();
-  return (
-    isLoopbackHost(host) ||
-    /^0\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host) ||
-    host === '[::]' ||
-    /^\[::ffff:(7f[0-9a-f]{2}|0):[0-9a-f]{1,4}\]$/.test(host) ||
-    /(^|\.)localhost\.?$/.test(host)
-  );
+  if (isLoopbackHost(host) || /(^|\.)localhost\.?$/.test(host)) return LOOPBACK;
+  return guardedRangeOf(host.replace(/^\[(.*)\]$/, '$1'));
+}
+
+/** An http(s): URL on a host that reaches this machine's own services, by name (see guardedRangeOfUrl). */
+function onThisMachine(url: URL): boolean {
+  return guardedRangeOfUrl(url)?.onThisMachine === true;
+}
+
+/**
+ * The range `to` is refused for, by name, when `by` (a registry, or a host that redirected) names it, and
+ * which literal it is: none when `by` is on this machine (a registry there is the user's own) or a file:
+ * registry. A link-local origin among `own` (the origins the user configured: a registry's and its
+ * mirrors', or the redirecting host's own) is theirs, as the guard at connect time has it; this machine's
+ * loopback never is, for a registry elsewhere.
+ */
+function namedInto(
+  to: URL,
+  by: URL,
+  own: readonly URL[],
+): { readonly range: GuardedRange; readonly detail?: string } | undefined {
+  if (!isElsewhere(by)) return undefined;
+  const range = guardedRangeOfUrl(to);
+  if (range === undefined) return undefined;
+  if (!range.onThisMachine && own.some((base) => base.origin === to.origin)) return undefined;
+  const literal = to.hostname.replace(/^\[(.*)\]$/, '$1');
+  return isIP(literal) === 0 ? { range } : { range, detail: `${literal} is ${range.member}` };
 }
 
 /**
  * Why a redirect from `from` to `to` is not followed: no downgrade from https, nothing but http(s), and
- * never from another host onto this machine's loopback (a server elsewhere aiming a GET at a local service).
+ * never from another host onto this machine's loopback or a link-local address (a server elsewhere aiming a
+ * GET at a local service, or at a cloud metadata service).
  */
 function redirectProblem(from: URL, to: URL): string | undefined {
   if (to.protocol === 'file:' || to.protocol === 's3:') return `a redirect to a ${to.protocol} URL`;
   if (from.protocol === 'https:' && to.protocol !== 'https:')
     return 'a redirect from https: to another scheme';
-  if (onThisMachine(to) && !onThisMachine(from)) return REDIRECT_TO_THIS_MACHINE;
+  const byName = namedInto(to, from, [from]);
+  if (byName !== undefined)
+    return `${redirectInto(byName.range)}${byName.detail === undefined ? '' : ` (${byName.detail})`}`;
   return urlProblem(to);
 }
 
-const ARTIFACT_ON_THIS_MACHINE =
-  "a URL on this machine's loopback from a registry that is not on this machine";
-const REDIRECT_TO_THIS_MACHINE = "a redirect from another host to this machine's loopback";
+/** Why an artifact URL in `range` is refused: what a message says. */
+function artifactIn(range: GuardedRange): string {
+  return `a URL on ${range.place} from a registry that is not on this machine`;
+}
+
+/** Why a redirect into `range` is refused: what a message says. */
+function redirectInto(range: GuardedRange): string {
+  return `a redirect from another host to ${range.place}`;
+}
 
 /** A registry base not on this machine (by name): a web registry elsewhere, or one in S3. */
 function isElsewhere(base: URL): boolean {

@@ -3,10 +3,11 @@
  * with the openssl CLI, and an HTTP proxy the test runs, which counts what passed through it.
  */
 import { Buffer } from 'node:buffer';
+import dns from 'node:dns';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http, { type IncomingHttpHeaders, type RequestListener, type ServerResponse } from 'node:http';
 import https from 'node:https';
-import net, { type AddressInfo } from 'node:net';
+import net, { type AddressInfo, type LookupFunction } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -703,6 +704,34 @@ describe('when a name a registry elsewhere chose resolves to this machine (the l
     });
   });
 
+  it('refuses a name whose answer holds an address there after another one (all: true, as Node asks to try each)', async () => {
+    const local = await serveEverywhere((_request, response) => send(response, 200, 'artifact'), ca.tls);
+    // 2001:db8::/32 is for documentation: never this machine, and not where a connection could go.
+    const answers = [
+      { address: '2001:db8::1', family: 6 },
+      { address: '127.0.0.1', family: 4 },
+    ];
+    const lookup: LookupFunction = (hostname, options, callback) => {
+      if (hostname !== 'rebind.example') dns.lookup(hostname, options, callback);
+      else if (options.all) callback(null, answers);
+      else callback(null, '2001:db8::1', 6);
+    };
+    await expect(
+      makeFetcher({ retries: 0, lookup }).download(
+        endpointOf(['https://plugins.example'], { ca: ca.caPem }),
+        {
+          url: `https://rebind.example:${local.port}/admin/shutdown`,
+          maxBytes: 100,
+        },
+      ),
+    ).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'REGISTRY_URL_INVALID',
+      message: expect.stringContaining(`${ARTIFACT_REFUSED} (rebind.example resolved to 127.0.0.1)`),
+    });
+    expect(local.connections()).toBe(0);
+  });
+
   it('still connects there for a registry on this machine, and for the registry the user configured there', async () => {
     const local = await serveEverywhere((_request, response) => send(response, 200, 'artifact'), ca.tls);
     const fetcher = makeFetcher({ lookup: resolving({ 'rebind.example': '127.0.0.1' }) });
@@ -773,6 +802,196 @@ describe('when a name a registry elsewhere chose resolves to this machine (the l
     }
     expect(target.connections()).toBe(0);
     expect(registry.seen).toHaveLength(hosts.length);
+  });
+});
+
+describe('when a URL a registry elsewhere chose is link-local (a cloud VM’s metadata service)', () => {
+  let ca: TestCa;
+  beforeAll(() => {
+    ca = makeTestCa('link-local', {
+      // The private addresses too: what the rule lets by is read, through a proxy that takes it here.
+      names: [
+        ...['plugins.example', 'meta.example', '169.254.169.254', '169.254.10.10', 'fe80::1'],
+        ...['10.1.2.3', '172.16.0.1', '172.31.255.254', '192.168.1.1', '::ffff:10.1.2.3'],
+        ...['64:ff9b::7f00:1', '64:ff9b::a9fe:a9fe', '64:ff9b::'],
+      ],
+    });
+  });
+  afterAll(() => ca.remove());
+
+  const V4 = '169.254.0.0/16';
+  /** How the refusal names an address literal in a link-local range. */
+  const literalIn = (address: string, range: string) =>
+    `from a registry that is not on this machine (${address} is in the link-local range ${range})`;
+
+  /** A proxy taking every tunnel to `port` here: through it only the rule by name holds, so what that lets by reaches the server. */
+  async function proxyTo(port: number): Promise<TestProxy> {
+    const proxy = await startTestProxy({ route: () => `127.0.0.1:${port}` });
+    cleanups.push(proxy.close);
+    return proxy;
+  }
+
+  it('refuses an artifact URL naming one, in every form the URL parser writes as one (REGISTRY_URL_INVALID)', async () => {
+    const server = await serve((_request, response) => send(response, 200, 'role credentials'), ca.tls);
+    const proxy = await proxyTo(Number(new URL(server.origin).port));
+    const fetcher = makeFetcher({ retries: 0, env: { HTTPS_PROXY: proxy.url } });
+    const endpoint = endpointOf(['https://plugins.example'], { ca: ca.caPem, timeoutMs: 1000 });
+    for (const [url, address, range] of [
+      ['http://169.254.169.254/latest/meta-data/iam/security-credentials/', '169.254.169.254', V4],
+      ['https://169.254.169.254/latest/meta-data/', '169.254.169.254', V4],
+      ['https://2852039166/latest/meta-data/', '169.254.169.254', V4],
+      ['https://0xa9.254.169.254/latest/meta-data/', '169.254.169.254', V4],
+      ['https://0251.0376.0251.0376/latest/meta-data/', '169.254.169.254', V4],
+      ['https://169.254.43518/latest/meta-data/', '169.254.169.254', V4],
+      ['https://169.254.0.1./', '169.254.0.1', V4],
+      ['https://[::ffff:169.254.169.254]/latest/meta-data/', '::ffff:a9fe:a9fe', V4],
+      ['https://[fe80::1]/', 'fe80::1', 'fe80::/10'],
+      ['https://[FEBF:0::1]:8443/', 'febf::1', 'fe80::/10'],
+    ] as const)
+      await expect(fetcher.download(endpoint, { url, maxBytes: 100 }), url).rejects.toMatchObject({
+        name: 'ClientError',
+        code: 'REGISTRY_URL_INVALID',
+        message: expect.stringContaining(literalIn(address, range)),
+      });
+    expect(proxy.tunnels).toEqual([]);
+    expect(server.seen).toEqual([]);
+  });
+
+  it('still downloads from a private address (10/8, 172.16/12, 192.168/16), where a corporate mirror hosts artifacts', async () => {
+    const server = await serve((_request, response) => send(response, 200, 'artifact'), ca.tls);
+    const proxy = await proxyTo(Number(new URL(server.origin).port));
+    const fetcher = makeFetcher({ retries: 0, env: { HTTPS_PROXY: proxy.url } });
+    const endpoint = endpointOf(['https://plugins.example'], { ca: ca.caPem });
+    const hosts = ['10.1.2.3', '172.16.0.1', '172.31.255.254', '192.168.1.1', '[::ffff:10.1.2.3]'];
+    for (const host of hosts) {
+      const download = await fetcher.download(endpoint, { url: `https://${host}/a.tgz`, maxBytes: 100 });
+      expect(new TextDecoder().decode(await collect(download.body)), host).toBe('artifact');
+    }
+    expect(proxy.tunnels).toEqual([
+      '10.1.2.3:443',
+      '172.16.0.1:443',
+      '172.31.255.254:443',
+      '192.168.1.1:443',
+      '[::ffff:a01:203]:443',
+    ]);
+  });
+
+  it('refuses one whose name resolves there, before connecting (REGISTRY_URL_INVALID)', async () => {
+    for (const [address, range] of [
+      ['169.254.169.254', V4],
+      ['::ffff:169.254.169.254', V4],
+      ['fe80::1', 'fe80::/10'],
+    ] as const) {
+      const fetcher = makeFetcher({ retries: 0, lookup: resolving({ 'meta.example': address }) });
+      await expect(
+        fetcher.download(endpointOf(['https://plugins.example'], { ca: ca.caPem, timeoutMs: 1000 }), {
+          url: 'https://meta.example/latest/meta-data/',
+          maxBytes: 100,
+        }),
+        address,
+      ).rejects.toMatchObject({
+        name: 'ClientError',
+        code: 'REGISTRY_URL_INVALID',
+        message: expect.stringMatching(
+          new RegExp(
+            `a URL on the link-local range ${range.replace(/\./g, '\\.')} .* \\(meta\\.example resolved to ${address.replace(/\./g, '\\.')}\\)`,
+          ),
+        ),
+      });
+    }
+  });
+
+  it('refuses a redirect from the registry to one, by name and by address (FETCH_FAILED)', async () => {
+    let to = '';
+    const registry = await serve((_request, response) => send(response, 302, '', { location: to }), ca.tls);
+    const fetcher = makeFetcher({
+      retries: 0,
+      lookup: resolving({ 'plugins.example': '127.0.0.1', 'meta.example': '169.254.169.254' }),
+    });
+    const endpoint = endpointOf([`https://plugins.example:${new URL(registry.origin).port}`], {
+      ca: ca.caPem,
+      timeoutMs: 1000,
+    });
+    for (const [location, detail] of [
+      [
+        'https://169.254.169.254/latest/meta-data/',
+        '169.254.169.254 is in the link-local range 169.254.0.0/16',
+      ],
+      ['https://meta.example/latest/meta-data/', 'meta.example resolved to 169.254.169.254'],
+    ] as const) {
+      to = location;
+      await expect(
+        fetcher.document(endpoint, { path: 'moved', maxBytes: 100 }),
+        location,
+      ).rejects.toMatchObject({
+        name: 'ClientError',
+        code: 'FETCH_FAILED',
+        message: expect.stringMatching(
+          new RegExp(
+            `refused: a redirect from another host to the link-local range 169\\.254\\.0\\.0/16 .*\\(${detail.replace(/\./g, '\\.')}\\)`,
+          ),
+        ),
+      });
+    }
+  });
+
+  it('refuses the NAT64 forms (64:ff9b::/96) of loopback, unspecified and link-local addresses, named or resolved (REGISTRY_URL_INVALID)', async () => {
+    // A NAT64 gateway connects to the IPv4 address the prefix embeds: from a network with one, a registry
+    // elsewhere would reach 127.0.0.1 or 169.254.169.254 of the gateway's side by these names.
+    const server = await serve((_request, response) => send(response, 200, 'role credentials'), ca.tls);
+    const proxy = await proxyTo(Number(new URL(server.origin).port));
+    const endpoint = endpointOf(['https://plugins.example'], { ca: ca.caPem, timeoutMs: 1000 });
+    const forms = [
+      ['64:ff9b::7f00:1', 'a NAT64 form (64:ff9b::/96) of a loopback or unspecified address'],
+      ['64:ff9b::', 'a NAT64 form (64:ff9b::/96) of a loopback or unspecified address'],
+      [
+        '64:ff9b::a9fe:a9fe',
+        'a NAT64 form (64:ff9b::/96) of an address in the link-local range 169.254.0.0/16',
+      ],
+    ] as const;
+    for (const [address, member] of forms) {
+      await expect(
+        makeFetcher({ retries: 0, env: { HTTPS_PROXY: proxy.url } }).download(endpoint, {
+          url: `https://[${address}]/latest/meta-data/`,
+          maxBytes: 100,
+        }),
+        address,
+      ).rejects.toMatchObject({
+        name: 'ClientError',
+        code: 'REGISTRY_URL_INVALID',
+        message: expect.stringContaining(`(${address} is ${member})`),
+      });
+      await expect(
+        makeFetcher({ retries: 0, lookup: resolving({ 'nat64.example': address }) }).download(endpoint, {
+          url: 'https://nat64.example/latest/meta-data/',
+          maxBytes: 100,
+        }),
+        address,
+      ).rejects.toMatchObject({
+        name: 'ClientError',
+        code: 'REGISTRY_URL_INVALID',
+        message: expect.stringContaining(`(nat64.example resolved to ${address})`),
+      });
+    }
+    expect(proxy.tunnels).toEqual([]);
+    expect(server.seen).toEqual([]);
+  });
+
+  it('still reads a registry the user configured on one, and what it names and redirects to on its own origin', async () => {
+    const server = await serve(
+      (request, response) =>
+        request.url === '/moved'
+          ? send(response, 302, '', { location: 'https://169.254.10.10/snapshot.json' })
+          : send(response, 200, 'artifact'),
+      ca.tls,
+    );
+    const proxy = await proxyTo(Number(new URL(server.origin).port));
+    const fetcher = makeFetcher({ retries: 0, env: { HTTPS_PROXY: proxy.url } });
+    const own = endpointOf(['https://169.254.10.10'], { ca: ca.caPem });
+    expect((await fetcher.document(own, { path: 'moved', maxBytes: 100 })).status).toBe(200);
+    const download = await fetcher.download(own, { url: 'https://169.254.10.10/a.tgz', maxBytes: 100 });
+    expect(new TextDecoder().decode(await collect(download.body))).toBe('artifact');
+    expect(server.seen.map((seen) => seen.url)).toEqual(['/moved', '/snapshot.json', '/a.tgz']);
   });
 });
 

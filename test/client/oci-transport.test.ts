@@ -414,6 +414,61 @@ describe('when a registry elsewhere names a token realm on this machine (node:ht
   });
 });
 
+describe('when a registry elsewhere names a link-local OCI registry or token realm (node:https stand-ins)', () => {
+  it('refuses it before any request reaches it (REGISTRY_URL_INVALID): a cloud VM’s metadata service answers there', async () => {
+    // Prepare: one stand-in, through a proxy that takes every tunnel to it: what the rule by name lets by
+    // reaches it. "oci.example" answers with a challenge whose realm is the metadata service's address.
+    const seen: string[] = [];
+    const ca = makeTestCa('oci-link-local', { names: ['oci.example', '169.254.169.254'] });
+    const standIn = https.createServer(ca.tls, (request, response) => {
+      seen.push(`${request.headers.host}${request.url}`);
+      response
+        .writeHead(401, {
+          'www-authenticate': 'Bearer realm="https://169.254.169.254/latest/meta-data/",service="stand-in"',
+        })
+        .end();
+    });
+    servers.push(standIn);
+    await new Promise<void>((resolve) => standIn.listen(0, '127.0.0.1', resolve));
+    const port = (standIn.address() as AddressInfo).port;
+    const proxy = await startProxy({ route: () => `127.0.0.1:${port}` });
+    const through = createHttpFetcher({ env: { HTTPS_PROXY: proxy.url }, retryDelayMs: 1, retries: 0 });
+    const pull = (reference: string, namedBy?: readonly string[]) =>
+      through.ociBlob({
+        reference,
+        digest: sha256(Buffer.from('artifact')),
+        maxBytes: 100,
+        ca: ca.caPem,
+        ...(namedBy === undefined ? {} : { namedBy: { name: 'community', bases: namedBy, timeoutMs: 2000 } }),
+      });
+    try {
+      // Act, Assess: a registry on the metadata service's address, named by a registry elsewhere.
+      await expect(
+        pull('169.254.169.254/acme/kubecost-lens', ['https://plugins.example']),
+      ).rejects.toMatchObject({
+        name: 'ClientError',
+        code: 'REGISTRY_URL_INVALID',
+        message: expect.stringContaining(
+          "a registry on the link-local range 169.254.0.0/16 (a cloud VM's metadata service answers at 169.254.169.254) (169.254.169.254 is in the link-local range 169.254.0.0/16)",
+        ),
+      });
+      expect(proxy.tunnels).toEqual([]);
+      // A realm there, named by a registry the user typed: the registry is asked, the realm never.
+      await expect(pull('oci.example/acme/kubecost-lens')).rejects.toMatchObject({
+        name: 'ClientError',
+        code: 'REGISTRY_URL_INVALID',
+        message: expect.stringContaining('names a token realm on the link-local range 169.254.0.0/16'),
+      });
+      expect(proxy.tunnels).toEqual(['oci.example:443']);
+      expect(seen).toEqual([`oci.example/v2/acme/kubecost-lens/blobs/${sha256(Buffer.from('artifact'))}`]);
+    } finally {
+      await through.close();
+      await proxy.close();
+      ca.remove();
+    }
+  });
+});
+
 /** A node:https stand-in on every address of this machine ([::], dual stack), counting the connections it took. */
 async function serveEverywhere(
   tls: { key: string; cert: string },

@@ -8,7 +8,7 @@ import type { Buffer } from 'node:buffer';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import net, { type AddressInfo } from 'node:net';
+import net, { type AddressInfo, isIP } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -18,7 +18,7 @@ export interface TestCa {
   /** A file holding `caPem` (for `--ca FILE` or NODE_EXTRA_CA_CERTS). */
   readonly caFile: string;
   /**
-   * A key and certificate for 127.0.0.1, localhost and the `names` asked for, signed by the CA:
+   * A key and certificate for 127.0.0.1, localhost and the `names` (host names or IP addresses) asked for, signed by the CA:
    * `https.createServer(ca.tls, …)`.
    */
   readonly tls: { readonly key: string; readonly cert: string };
@@ -51,7 +51,7 @@ export function makeTestCa(label: string, options: { readonly names?: readonly s
   // A leaf with the IP in subjectAltName, as Node checks it (the CN alone is not enough).
   writeFileSync(
     join(dir, 'server.ext'),
-    `subjectAltName=${['IP:127.0.0.1', 'DNS:localhost', ...(options.names ?? []).map((name) => `DNS:${name}`)].join(',')}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n`,
+    `subjectAltName=${['IP:127.0.0.1', 'DNS:localhost', ...(options.names ?? []).map((name) => `${isIP(name) === 0 ? 'DNS' : 'IP'}:${name}`)].join(',')}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n`,
   );
   openssl(
     'x509',
