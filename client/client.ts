@@ -316,7 +316,7 @@ class Client implements PlugindexClient {
       manifestSource: async (name, url) => {
         const trust = await state.trust(name);
         if (!trust) return undefined;
-        const key = { fingerprint: trust.fingerprint, key: await readPinnedKey(trust) };
+        const key = { fingerprint: trust.fingerprint, key: await readPinnedKey(trust, name) };
         return (await this.#manifestSource(name, url, key)).source;
       },
       ociCredentials: (reference) => this.#ociCredentials(reference),
@@ -325,7 +325,7 @@ class Client implements PlugindexClient {
         return new RegistrySession(
           entry,
           await this.#endpoint(entry),
-          key ?? (await readPinnedKey(trust)),
+          key ?? (await readPinnedKey(trust, entry.name)),
           trust,
           {
             fetcher: options.fetcher,
@@ -473,7 +473,7 @@ class Client implements PlugindexClient {
       });
       armored = new TextDecoder().decode(bytes);
     }
-    const { readPublicKey, readTrustedKey, RegistrySession } = await loadTrust();
+    const { readTrustedKey, RegistrySession } = await loadTrust();
     // Refused before anything is pinned: every snapshot a weak or costly key signs would be refused anyway.
     const key = await readTrustedKey(armored, 'the registry key');
     if ('fingerprint' in pin) {
@@ -497,7 +497,8 @@ class Client implements PlugindexClient {
       configured?.url === url &&
       (kept.fingerprint === key.fingerprint ||
         (kept.chain ?? []).some((l) => l.fingerprint === key.fingerprint));
-    const held = same ? await readPublicKey(kept.armoredKey) : key;
+    // The key held is checked as any pinned key is: one kept from before weak keys were refused is not used.
+    const held = same ? await readPinnedKey(kept, options.name) : key.key;
     const trust: TrustRecord = same
       ? {
           fingerprint: kept.fingerprint,
@@ -513,7 +514,7 @@ class Client implements PlugindexClient {
       : { fingerprint: key.fingerprint, armoredKey: key.armored };
     let checked: TrustRecord | undefined;
     // Read the registry through the key before anything is saved: a wrong URL or key saves nothing.
-    const session = new RegistrySession(given, endpoint, held.key, trust, {
+    const session = new RegistrySession(given, endpoint, held, trust, {
       fetcher: this.#options.fetcher,
       cache: this.#cache,
       // Nothing is kept until the configuration takes the registry (below).
@@ -629,7 +630,7 @@ class Client implements PlugindexClient {
     const session = new RegistrySession(
       entry,
       await this.#endpoint(entry),
-      await readPinnedKey(pinned),
+      await readPinnedKey(pinned, own),
       keys,
       {
         fetcher: this.#options.fetcher,
@@ -957,7 +958,7 @@ class Client implements PlugindexClient {
         return trust
           ? {
               fingerprint: trust.fingerprint,
-              key: await readPinnedKey(trust),
+              key: await readPinnedKey(trust, entry.name),
               label: `registry ${entry.name}`,
             }
           : undefined;

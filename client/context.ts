@@ -10,6 +10,7 @@ import type { PluginDocument } from '../index-builder/model.ts';
 import type { RegistryEntry } from './config.ts';
 import type { ContentCache } from './disk/cache.ts';
 import type { InstallTree, TrustRecord } from './disk/state.ts';
+import { ClientError } from './errors.ts';
 import type { Endpoint, Fetcher, OciCredentials } from './fetcher.ts';
 import type { ChainLink } from './key-chain.ts';
 import type { Platform } from './resolve.ts';
@@ -100,18 +101,36 @@ export const loadTrust = () =>
     RegistrySession: session.RegistrySession,
   }));
 
+/** What `untrustedKeyProblem` found of each pinned key read, by its armored text (null: none): once a process. */
+const pinnedKeyProblems = new Map<string, string | null>();
+
 /**
  * A registry's pinned key, parsed and checked against the fingerprint its trust state records: a key file
  * replaced (or a write of the two cut short) is refused, never trusted for being in the data directory.
- * @throws TrustError SNAPSHOT_WRONG_KEY
+ * And a key anyone can sign as (an Ed25519 point of small order), or whose arithmetic is unbounded, is
+ * refused, naming `registry` (the name its trust state is kept under, its folder's) and how to pin another: `registry
+ * add` and every other place that takes a key refuse one now, but a key pinned before they did was used as
+ * it was. Checked once a process for each key, however many versions a command verifies by it.
+ * @throws TrustError SNAPSHOT_WRONG_KEY; ClientError PINNED_KEY_UNTRUSTED
+ * @example const key = await readPinnedKey(trust, entry.name);
  */
-export async function readPinnedKey(trust: TrustRecord): Promise<Key> {
-  const { readPublicKey } = await loadTrust();
+export async function readPinnedKey(trust: TrustRecord, registry: string): Promise<Key> {
+  const { readPublicKey, untrustedKeyProblem } = await loadTrust();
   const key = await readPublicKey(trust.armoredKey);
   if (key.fingerprint !== trust.fingerprint)
     throw new TrustError(
       'SNAPSHOT_WRONG_KEY',
       `the pinned key file holds key ${key.fingerprint}, but its trust state records ${trust.fingerprint}`,
+    );
+  let problem = pinnedKeyProblems.get(trust.armoredKey);
+  if (problem === undefined) {
+    problem = untrustedKeyProblem(key.key) ?? null;
+    pinnedKeyProblems.set(trust.armoredKey, problem);
+  }
+  if (problem !== null)
+    throw new ClientError(
+      'PINNED_KEY_UNTRUSTED',
+      `The key pinned for registry "${registry}" (trust/${registry} in the client's data directory), ${key.fingerprint}, cannot be trusted: ${problem}. It was pinned before this client refused such keys, and nothing it signs is taken: pin the registry's current key again (a configured registry: \`plugindex registry add --force ${registry} URL --key FILE\`; a plugin set's, or an \`install URL --key\`'s: remove that folder, and the key the set or the install names is pinned afresh)`,
     );
   return key.key;
 }

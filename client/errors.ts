@@ -117,6 +117,12 @@ export type ClientErrorCode =
    */
   | 'TRUST_RESET_REFUSED'
   /**
+   * The key a registry's trust state pins is one anyone can sign as (an Ed25519 point of small order) or
+   * whose arithmetic is unbounded: pinned before `registry add` refused such keys. Nothing it signs is
+   * taken; the message names the registry, its trust folder and how to pin its current key again.
+   */
+  | 'PINNED_KEY_UNTRUSTED'
+  /**
    * A signature by a registry key that a rotation retired as compromised (`rotate-key --compromised`): a
    * manifest's beside an installed version, or the one a frozen install found for a lock made under that
    * key. The message names the key, the rotation, and what mends it.
@@ -134,6 +140,7 @@ const REFUSAL_CODES: ReadonlySet<ClientErrorCode> = new Set([
   'CA_NOT_TRUSTED',
   'INSTALL_PATH_LINKED',
   'TRUST_RESET_REFUSED',
+  'PINNED_KEY_UNTRUSTED',
 ]);
 
 export class ClientError extends Error {

@@ -1522,7 +1522,7 @@ async function checkRegistrySignature(
       },
       manifest: manifest.bytes,
       signature: manifest.signature,
-      key: await readPinnedKey({ ...trust, ...link }),
+      key: await readPinnedKey({ ...trust, ...link }, entry.registry),
       // Where it was read (the registry's published path, or the cache holding what was read there), not
       // the location the lock names, which a frozen install from a registry never reads.
       url: `${manifestKey(name, entry.version)} of registry ${entry.registry}`,

@@ -323,10 +323,10 @@ export async function verifyInstalled(
   const findings: VerifyFinding[] = [];
   // Each registry's pinned key, read and checked once however many versions came through it.
   const keys = new Map<string, Promise<Key>>();
-  const pinnedKey = (trust: TrustRecord): Promise<Key> => {
+  const pinnedKey = (trust: TrustRecord, registry: string): Promise<Key> => {
     let key = keys.get(trust.fingerprint);
     if (!key) {
-      key = readPinnedKey(trust);
+      key = readPinnedKey(trust, registry);
       keys.set(trust.fingerprint, key);
     }
     return key;
@@ -397,7 +397,7 @@ async function verifyOne(
   }: {
     lock: Lockfile | undefined;
     lockfile: string;
-    pinnedKey: (trust: TrustRecord) => Promise<Key>;
+    pinnedKey: (trust: TrustRecord, registry: string) => Promise<Key>;
     given?: ReadonlyMap<string, TrustRecord>;
   },
 ): Promise<void> {
@@ -458,8 +458,8 @@ async function verifyOne(
   // of their own for files they put in this folder, installed.json's record included.
   const trusted = later.filter((link) => link.compromised !== true);
   const keys = [
-    ...(await Promise.all(trusted.map((link) => pinnedKey({ ...trust, ...link })))),
-    await pinnedKey(trust),
+    ...(await Promise.all(trusted.map((link) => pinnedKey({ ...trust, ...link }, record.registry)))),
+    await pinnedKey(trust, record.registry),
   ];
   const verify = (key: Key) =>
     verifyManifest({
@@ -503,7 +503,7 @@ async function verifyOne(
   // Signed by a revoked key (installed under it, its signature never replaced, or put there since by whoever
   // holds it, beside a version installed under a later key): say so, and what mends it.
   for (const link of (trust.chain ?? []).filter((l) => l.compromised === true))
-    if (await signs(await pinnedKey({ ...trust, ...link })))
+    if (await signs(await pinnedKey({ ...trust, ...link }, record.registry)))
       throw keyRevokedError(
         link,
         record.registry,

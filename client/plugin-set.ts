@@ -12,7 +12,7 @@ import { versionFolder } from '../index-builder/layout.ts';
 import type { PublicKeyInfo } from '../index-builder/signing.ts';
 import { compareVersions } from '../index-builder/versions.ts';
 import { DEFAULT_TIMEOUT_SECONDS, type RegistryAuth, type RegistryEntry } from './config.ts';
-import { type ClientContext, loadTrust } from './context.ts';
+import { type ClientContext, loadTrust, readPinnedKey } from './context.ts';
 import { type DiscoveredPlugin, type TrustedKey, verifyFound } from './discovery.ts';
 import { readTextIfExists, withFileLock } from './disk/atomic.ts';
 import { scanPluginFolders } from './disk/discover.ts';
@@ -425,12 +425,14 @@ async function sourceOf(
         ...(floor > 0 ? { highestGeneration: floor } : {}),
       };
       return registrySource(
-        await reachable(set, provider, () =>
+        await reachable(set, provider, async () =>
           ctx.openSession(
             entry,
             trust,
             (record) => ctx.writeTrust(trustName, record),
-            rotated ? undefined : key.key,
+            // A key followed to through rotations is read from the trust state, checked as any pinned key
+            // (under the name its folder has, which the refusal tells to remove).
+            rotated ? await readPinnedKey(trust, trustName) : key.key,
             `remove what this client keeps of it for plugin sets (the folder trust/${trustName} in its data directory)`,
             `plugindex registry reset-trust ${entry.url} --key FILE (the key ${set.file} pins for it)`,
           ),

@@ -43,6 +43,7 @@ import {
   testKey,
   validManifest,
 } from '../support/fixtures.ts';
+import { UNTRUSTED_KEYS } from '../support/untrusted-keys.ts';
 
 const NAME = 'demo-plugin';
 const NOW = new Date('2026-11-02T00:00:00Z');
@@ -612,6 +613,64 @@ describe('when a plugin is installed', () => {
     ).rejects.toMatchObject({ name: 'TrustError', code: 'SNAPSHOT_WRONG_KEY' });
     expect(await exists(m.dir)).toBe(false);
   });
+
+  // A v6 key's fingerprint (64 hex digits) was never one config.json could name.
+  it.each(UNTRUSTED_KEYS.filter((key) => key.fingerprint.length === 40))(
+    'refuses $label pinned before such keys were refused (PINNED_KEY_UNTRUSTED), naming the registry and how to pin again, until it is',
+    async (key) => {
+      // Prepare: the registry pinned, installed from, then its pin written as a client that took any key
+      // left it (`registry add` refuses such a key now): the key file, and the fingerprint naming it.
+      const m = await machine();
+      await addRegistry(m);
+      await withClient(m, (c) =>
+        c.install({ requests: [`${NAME}@1.0.0`], dir: m.dir, lockfile: m.lockfile }),
+      );
+      const trustDir = join(m.dirs.data, 'trust', 'test');
+      const state = JSON.parse(await readFile(join(trustDir, 'state.json'), 'utf8'));
+      await writeFile(
+        join(trustDir, 'state.json'),
+        JSON.stringify({ ...state, fingerprint: key.fingerprint }),
+      );
+      await writeFile(join(trustDir, 'registry.asc'), key.publicKey);
+      const configFile = join(m.dirs.config, 'config.json');
+      const config = JSON.parse(await readFile(configFile, 'utf8'));
+      config.registries[0].key_fingerprint = key.fingerprint;
+      await writeFile(configFile, JSON.stringify(config));
+      const refusal = {
+        name: 'ClientError',
+        code: 'PINNED_KEY_UNTRUSTED',
+        message: expect.stringMatching(
+          new RegExp(
+            `registry "test" .*${key.fingerprint}, cannot be trusted: .*${key.reason}.*\\\`plugindex registry add --force test URL --key FILE\\\``,
+          ),
+        ),
+      };
+
+      // Act, Assess: an install and an update each refuse it, before its snapshot is read by it.
+      await expect(
+        withClient(m, (c) => c.install({ requests: [`${NAME}@1.1.0`], dir: m.dir, lockfile: m.lockfile })),
+      ).rejects.toMatchObject(refusal);
+      const [update] = await withClient(m, (c) => c.updateRegistries([]));
+      expect(update?.error).toMatchObject(refusal);
+      expect(
+        Object.keys((await withClient(m, (c) => c.installed({ dir: m.dir }))).plugins[NAME]?.versions ?? {}),
+      ).toEqual(['1.0.0']);
+
+      // The registry's key pinned again, as the refusal says: installs go on.
+      await withClient(m, (c) =>
+        c.addRegistry({
+          name: 'test',
+          url: base,
+          pin: { armored: registry.registryKey.publicKey },
+          force: true,
+        }),
+      );
+      const again = await withClient(m, (c) =>
+        c.install({ requests: [`${NAME}@1.1.0`], dir: m.dir, lockfile: m.lockfile }),
+      );
+      expect(again.items[0]?.version).toBe('1.1.0');
+    },
+  );
 
   it('lets two installs of the same plugin into one folder both finish, each recorded', async () => {
     const m = await machine();
