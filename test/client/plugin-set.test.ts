@@ -55,6 +55,7 @@ import { type OciRegistry, pushBlob, REGISTRY_USER, startOciRegistry } from '../
 import { type LocalS3, startLocalS3 } from '../support/s3.ts';
 import { type StaticServer, startStaticServer } from '../support/static-server.ts';
 import { makeTestCa, type TestCa } from '../support/tls.ts';
+import { UNTRUSTED_KEYS, type UntrustedKey } from '../support/untrusted-keys.ts';
 
 const NOW = new Date('2026-11-02T00:00:00Z');
 const LINUX = { os: 'linux', arch: 'amd64' } as const;
@@ -3172,6 +3173,45 @@ describe('when a set names a registry this client also reaches under another nam
     await writeFile(join(other, 'plugins.yaml'), exampleSet(`${base.replace('http:', 'HTTP:')}/`));
     const attempt = serving(old, () => using(p, (c) => c.installSet(join(other, 'plugins.yaml'), HOME)));
     await expectRefused(attempt, TrustError, 'SNAPSHOT_ROLLBACK', 'already seen');
+  });
+});
+
+describe('when the key a set’s registry was followed to is one no signature by which is taken', () => {
+  it('refuses the set (PINNED_KEY_UNTRUSTED), naming the trust folder to remove, and keeps the lock as it was', async () => {
+    // Prepare: the set installed; then its trust state as a client that followed a rotation to a key anyone
+    // can sign as left it (a rotation to such a key is refused now, and so is `registry add` of one).
+    const p = await project(exampleSet(base));
+    await using(p, (c) => c.installSet(p.file, HOME));
+    const lock = await readFile(p.lockfile, 'utf8');
+    const setName = setTrustName(base, registry.registryKey.fingerprint);
+    const dir = join(p.dir, '.home/data/trust', setName);
+    const weak = UNTRUSTED_KEYS[0] as UntrustedKey;
+    const state = JSON.parse(await readFile(join(dir, 'state.json'), 'utf8'));
+    const followed = {
+      ...state,
+      fingerprint: weak.fingerprint,
+      rotations: 1,
+      chain: [
+        { fingerprint: registry.registryKey.fingerprint, key: registry.registryKey.publicKey, retired_by: 1 },
+      ],
+    };
+    await writeFile(join(dir, 'state.json'), JSON.stringify(followed));
+    await writeFile(join(dir, 'registry.asc'), weak.publicKey);
+
+    // Act, Assess
+    await expectRefused(
+      using(p, (c) => c.installSet(p.file, { ...HOME, upgrade: true })),
+      ClientError,
+      'PINNED_KEY_UNTRUSTED',
+      `registry "${setName}" (trust/${setName} in the client's data directory), ${weak.fingerprint}, cannot be trusted`,
+    );
+    expect(await readFile(p.lockfile, 'utf8')).toBe(lock);
+    // As the refusal says: that folder removed, the key the set names is pinned afresh.
+    await rm(dir, { recursive: true });
+    await using(p, (c) => c.installSet(p.file, { ...HOME, upgrade: true }));
+    expect(JSON.parse(await readFile(join(dir, 'state.json'), 'utf8')).fingerprint).toBe(
+      registry.registryKey.fingerprint,
+    );
   });
 });
 
