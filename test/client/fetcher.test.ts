@@ -609,6 +609,13 @@ describe('when a registry elsewhere names an artifact on this machine', () => {
       '[::ffff:0.0.0.0]',
       'localhost.',
       'a.localhost',
+      // As the URL parser writes them: 0.0.0.0, 127.0.0.1 (hex, one decimal number), localhost, ::ffff:7f00:1.
+      '0',
+      '0x7f.1',
+      '2130706433',
+      '127.0.0.1.',
+      'LOCALHOST.',
+      '[0:0:0:0:0:ffff:7f00:1]',
     ])
       await expect(
         makeFetcher().download(endpointOf(['https://plugins.example']), {
