@@ -181,6 +181,36 @@ describe('when a user pins a key no signature by which could be taken', () => {
   );
 });
 
+describe('when a registry key was pinned before such keys were refused', () => {
+  it('refuses it as a trust refusal (exit 3) naming how to pin again, and `registry add --force` mends it', async () => {
+    // Prepare: the registry added, then its pin rewritten as a client that took any key left it.
+    const plugindex = await home();
+    const dir = path.join(work, `home${homes}`);
+    expect((await plugindex('registry', 'add', 'main', base, '--key', keyFile)).code).toBe(0);
+    const weak = UNTRUSTED_KEYS[0] as (typeof UNTRUSTED_KEYS)[number];
+    const trust = path.join(dir, 'data', 'trust', 'main');
+    const state = JSON.parse(await readFile(path.join(trust, 'state.json'), 'utf8'));
+    await writeFile(
+      path.join(trust, 'state.json'),
+      JSON.stringify({ ...state, fingerprint: weak.fingerprint }),
+    );
+    await writeFile(path.join(trust, 'registry.asc'), weak.publicKey);
+    const configFile = path.join(dir, 'config', 'config.json');
+    const config = JSON.parse(await readFile(configFile, 'utf8'));
+    config.registries[0].key_fingerprint = weak.fingerprint;
+    await writeFile(configFile, JSON.stringify(config));
+
+    // Act, Assess
+    const refused = await plugindex('registry', 'update', 'main');
+    expect(refused.code).toBe(3);
+    expect(refused.stderr).toContain(`PINNED_KEY_UNTRUSTED: The key pinned for registry "main"`);
+    expect(refused.stderr).toContain('`plugindex registry add --force main URL --key FILE`');
+    expect((await plugindex('registry', 'add', '--force', 'main', base, '--key', keyFile)).code).toBe(0);
+    const updated = await plugindex('registry', 'update', 'main');
+    expect(updated.code, updated.stderr).toBe(0);
+  });
+});
+
 describe('when a registry was rebuilt at a lower generation under the same key', () => {
   it('is refused naming `registry reset-trust`, which forgets every name’s floor (exit 0), and is taken again', async () => {
     const plugindex = await home();
