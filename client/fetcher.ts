@@ -373,7 +373,7 @@ function refusalIn(error: unknown): ResolvedToGuardedRange | undefined {
 
 /**
  * A request whose first URL a party not on this machine chose (an artifact URL, an OCI registry a document
- * names, a token realm): its connections may not reach this machine (see #open).
+ * names, a token realm): its connections may not reach this machine, nor its link (GUARDED_SUBNETS, see #open).
  */
 interface Guard {
   /** The error thrown when the first URL's host is, or resolves to, an address in `range` (`detail` says which). */
@@ -889,10 +889,10 @@ class HttpFetcher implements Fetcher {
    *
    * A hop is `guarded` when a party not on this machine chose its URL: the first when `guard` is given,
    * and any other whose origin a host not on this machine redirected to (`guardedAfter`). A guarded hop
-   * is never connected to an address on this machine, whatever its name (an address literal, or a name
-   * resolved at connect time by `guardedLookup`): the first throws `guard.refused`, a redirect fails as
-   * the rule for redirects by name (`redirectProblem`) does. Through a proxy the proxy resolves the name,
-   * and only the rule by name holds.
+   * is never connected to an address in a guarded range (this machine's, a link-local one), whatever its
+   * name (an address literal, or a name resolved at connect time by `guardedLookup`): the first throws
+   * `guard.refused`, a redirect fails as the rule for redirects by name (`redirectProblem`) does. Through a
+   * proxy the proxy resolves the name, and only the rule by name holds.
    */
   async #open(
     endpoint: Endpoint,
@@ -1323,7 +1323,7 @@ interface OciTarget {
   readonly origin: string;
   readonly timeoutMs: number;
   readonly credentials?: OciCredentials;
-  /** Given when a registry elsewhere named this one: its connections may not reach this machine. */
+  /** Given when a registry elsewhere named this one: its connections may not reach this machine, nor its link. */
   readonly guard?: Guard;
 }
 
