@@ -157,7 +157,8 @@ const encoder = new TextEncoder();
 
 /**
  * The outcome recorded for `upload` (its id, its bytes) that stands over `outcome`, else undefined: an
- * acceptance, or the very rejection `outcome` is (the same problems, recorded at another time).
+ * acceptance, or the very rejection `outcome` is (the same problem codes, recorded at another time, its
+ * problems' words aside).
  */
 async function outcomeRecorded(
   ctx: PipelineContext,
@@ -173,12 +174,20 @@ async function outcomeRecorded(
   });
   if (recorded?.id !== upload.id || recorded.submission_sha256 !== upload.sha256) return undefined;
   if (recorded.status === 'accepted') return recorded;
-  return outcome.status === 'rejected' && sameBut(recorded, outcome, 'processed') ? recorded : undefined;
+  return outcome.status === 'rejected' && sameRejection(recorded, outcome) ? recorded : undefined;
 }
 
-/** Whether two records say the same in every field but `field` (in the same key order, as outcomeOf writes). */
-function sameBut(a: SubmissionOutcome, b: SubmissionOutcome, field: keyof SubmissionOutcome): boolean {
-  return JSON.stringify({ ...a, [field]: null }) === JSON.stringify({ ...b, [field]: null });
+/**
+ * Whether two rejections of one upload are the same: the same in every field (in the same key order, as
+ * outcomeOf writes) but the time of publishing and their problems' words, and the same problem codes in the
+ * same order. A problem's words may name the batch's time or a count (ACTION_EXPIRED names the time it was
+ * judged at): compared whole, a retry took the rejection recorded for another, recorded it again and told
+ * its failures again.
+ */
+function sameRejection(a: SubmissionOutcome, b: SubmissionOutcome): boolean {
+  const gist = (o: SubmissionOutcome) =>
+    JSON.stringify({ ...o, processed: null, problems: o.problems.map((p) => p.code) });
+  return gist(a) === gist(b);
 }
 
 /**

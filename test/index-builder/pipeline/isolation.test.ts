@@ -264,6 +264,39 @@ describe('when the outcomes step fails after recording a failed submission, befo
     expect(codesOf(retry.outcomes)).toEqual([['rejected', 'SUBMISSION_UNREADABLE']]);
     expect(recordedText(registry, retry.outcomes[0])).toContain('SUBMISSION_UNREADABLE');
   });
+  it('keeps its rejection when the retry words it otherwise (a time in its text), the same codes', async () => {
+    // Prepare: an action made long before the registry's clock, refused ACTION_EXPIRED, whose text names the
+    // batch's time (the clock steps a second each reading); the move to rejected/ fails once.
+    const registry = await failingMoveOnce();
+    const publisher = await testKey('publisher');
+    const { key } = await submitAction(
+      registry.intake,
+      { action: 'yank', plugin: 'demo-plugin', version: '1.0.0', reason: 'old' },
+      publisher,
+      { now: new Date('2026-09-01T00:00:00Z') },
+    );
+    const puts: string[] = [];
+    const put = registry.intake.put.bind(registry.intake);
+    registry.intake.put = async (k, body, options) => {
+      if (k.startsWith('status/')) puts.push(k);
+      return put(k, body, options);
+    };
+    await expect(processSubmissions(registry.context)).rejects.toMatchObject({ code: 'STORE_IO' });
+    const recorded = registry.intake.objects.get(puts[0] ?? '');
+    expect(recorded?.body).toBeDefined();
+    const first = new TextDecoder().decode(recorded?.body);
+
+    // Act
+    const retry = await processSubmissions(registry.context);
+
+    // Assess: the retry judged it anew (another time in its text), found that rejection recorded, kept it
+    // as it was and moved the upload; the record was written once.
+    expect(codesOf(retry.outcomes)).toEqual([['rejected', 'ACTION_EXPIRED']]);
+    expect(retry.outcomes[0]?.submission).toBe(key);
+    expect(puts).toHaveLength(1);
+    expect(recordedText(registry, retry.outcomes[0])).toBe(first);
+    expect(incoming(registry)).toEqual([]);
+  });
 });
 
 describe('when the registry fails a submission', () => {
