@@ -16,9 +16,10 @@
  * `{"outcome":{...}}` or `{"error":{"code":"...","message":"..."}}`.
  */
 import { createHash } from 'node:crypto';
-import { chmod, link, lstat, mkdtemp, rm, stat, unlink } from 'node:fs/promises';
+import { chmod, link, lstat, mkdir, readdir, rm, stat, unlink } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
+import { processAlive } from '../../client/disk/atomic.ts';
 import { INCOMING_PREFIX, isSafeKey } from '../../index-builder/layout.ts';
 import type { SubmissionOutcome } from '../../index-builder/pipeline/index.ts';
 import { CliError, type CliErrorCode } from '../errors.ts';
@@ -141,11 +142,78 @@ async function answers(socket: string): Promise<boolean> {
 }
 
 /**
- * The prefix of the folder the socket is bound in before it is linked into place (mkdtemp adds six
- * characters): `<dir>/.sXXXXXX/s` is a byte shorter than `<dir>/.serve.sock`, so any registry whose socket
- * fits `MAX_SOCKET_PATH_BYTES` can bind it there.
+ * The folder a server binds its socket in before it links it into place: `.s-` and its PID in base 36 (at
+ * most six digits for any PID up to 2^31), so `<dir>/.s-XXXXXX/s` is never longer than `<dir>/.serve.sock`
+ * and any registry whose socket fits `MAX_SOCKET_PATH_BYTES` can bind it there. Named by its PID, not at
+ * random (mkdtemp's `.sXXXXXX`), so a folder a server killed while it bound left is known for one, and whose:
+ * `removeStagingLeftovers`.
  */
-const STAGING_PREFIX = '.s';
+export function stagingFolderName(pid: number): string {
+  return `${STAGING_PREFIX}${pid.toString(36)}`;
+}
+
+const STAGING_PREFIX = '.s-';
+const STAGING_NAME = /^\.s-([0-9a-z]{1,6})$/;
+
+/**
+ * How old a folder of a server's with no socket in it is before it is taken for one a killed server left:
+ * a server binds in it within a moment of making it.
+ */
+const EMPTY_STAGING_STALE_MS = 10_000;
+
+/**
+ * Whether the folder `folder` (named as `stagingFolderName` names them) is one a server left for good: a
+ * folder of this user's, and no server answers at its socket (a live one of another PID namespace, a
+ * container sharing the registry folder, whose PID means nothing here), or it has none and is older than
+ * `EMPTY_STAGING_STALE_MS`.
+ */
+async function isStagingLeftover(folder: string): Promise<boolean> {
+  const info = await lstat(folder).catch(() => undefined);
+  if (!info?.isDirectory() || info.uid !== process.getuid?.()) return false;
+  const bound = path.join(folder, 's');
+  if (await lstat(bound).catch(() => undefined)) return !(await answers(bound));
+  return Date.now() - info.mtimeMs > EMPTY_STAGING_STALE_MS;
+}
+
+/**
+ * Removes the folders servers killed while binding their socket left beside the registry's (`dir`): named
+ * by a PID that runs nothing here (nor is this process's), and left for good (`isStagingLeftover`).
+ * Before, a server killed between making its folder (mkdtemp's, named at random) and removing it left
+ * it there forever, one more at each such kill.
+ */
+async function removeStagingLeftovers(dir: string): Promise<void> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  for (const name of names) {
+    const digits = STAGING_NAME.exec(name)?.[1];
+    if (digits === undefined) continue;
+    const pid = Number.parseInt(digits, 36);
+    if (pid === process.pid || processAlive(pid)) continue;
+    const folder = path.join(dir, name);
+    if (await isStagingLeftover(folder))
+      await rm(folder, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+/**
+ * Makes this process's folder to bind in (`0700`, this user's alone). One there already of this PID is an
+ * earlier process's of the same PID (before a reboot, or the PID reused), removed when it is left for good;
+ * any other thing there fails the start (EEXIST), as a folder of this process's making is the only one bound
+ * in. One start at a time in a process (`staging`), as two would share the name.
+ */
+async function makeStagingFolder(dir: string): Promise<string> {
+  const folder = path.join(dir, stagingFolderName(process.pid));
+  try {
+    await mkdir(folder, { mode: 0o700 });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || !(await isStagingLeftover(folder))) throw error;
+    await rm(folder, { recursive: true, force: true });
+    await mkdir(folder, { mode: 0o700 });
+  }
+  return folder;
+}
+
+/** The starts of this process, one after another: each binds in the folder of this PID. */
+let staging: Promise<unknown> = Promise.resolve();
 
 /** Links `from` at `to`; false when something is there already (EEXIST). */
 async function linkInto(from: string, to: string): Promise<boolean> {
@@ -178,8 +246,9 @@ async function listenInPlace(
   server: net.Server,
   socket: string,
 ): Promise<{ readonly placed: { readonly dev: number; readonly ino: number } } | { readonly why: string }> {
-  const staging = await mkdtemp(path.join(dir, STAGING_PREFIX));
-  const bound = path.join(staging, 's');
+  await removeStagingLeftovers(dir);
+  const folder = await makeStagingFolder(dir);
+  const bound = path.join(folder, 's');
   let listening = false;
   try {
     if (!(await listenOn(server, bound))) throw new Error(`${bound} is in use`);
@@ -209,7 +278,7 @@ async function listenInPlace(
     throw error;
   } finally {
     // The bound name goes with its folder; the server listens on all the same, through the linked name.
-    await rm(staging, { recursive: true, force: true });
+    await rm(folder, { recursive: true, force: true });
   }
 }
 
@@ -242,7 +311,9 @@ export async function listenForSubmissions(
   }
   let placed: { readonly dev: number; readonly ino: number };
   try {
-    const listening = await listenInPlace(path.dirname(socket), server, socket);
+    const placing = staging.then(() => listenInPlace(path.dirname(socket), server, socket));
+    staging = placing.catch(() => undefined);
+    const listening = await placing;
     if ('why' in listening) return listening;
     placed = listening.placed;
   } catch (error) {

@@ -180,9 +180,10 @@ export function readSecretFileSync(path: string): string | undefined {
  * kill(0) and kill(-1) signal this process's own group and every process it may signal, so they succeed as
  * if the holder ran (a lock naming one was waited for until the deadline, never broken). FsStore's temp
  * sweep has its own copy (adapters/fs-temps.ts): adapters import only the core, the client only the core's
- * pure parts, and the core touches no process, so no module both may import can hold it.
+ * pure parts, and the core touches no process, so no module both may import can hold it. The local server's
+ * socket folders are judged by it too (cli/local/submission-socket.ts).
  */
-function processAlive(pid: number): boolean {
+export function processAlive(pid: number): boolean {
   if (pid <= 0) return false;
   try {
     process.kill(pid, 0);

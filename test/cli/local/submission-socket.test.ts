@@ -6,7 +6,7 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -24,6 +24,7 @@ import {
   SERVICE_SOCKET_NAME,
   type SubmissionService,
   servicePath,
+  stagingFolderName,
 } from '../../../cli/local/submission-socket.ts';
 import {
   CONTENT_ENCODINGS,
@@ -32,6 +33,7 @@ import {
   INDEX_DOCUMENTS,
 } from '../../../index-builder/layout.ts';
 import { plugindex } from '../../support/cli.ts';
+import { deadPid } from '../../support/dead-pid.ts';
 import { makeBundle, sha256, validManifest } from '../../support/fixtures.ts';
 
 let work: string;
@@ -711,6 +713,71 @@ process.stdout.write('ready\\n');`;
       await service.close();
     }
     expect((await readdir(dir)).sort()).toEqual(before.sort());
+  });
+
+  it('removes at its start the folders servers killed while binding left, and only those', async () => {
+    // Prepare: what a server killed between making its folder and removing it leaves (its folder, 0700,
+    // named by its PID, a dead socket in it), one killed before it bound (empty, a minute old), and what
+    // must stay: a folder of a PID that runs (a sleeping process), one whose socket answers (a live server in
+    // another PID namespace, its PID running nothing here), one just made, a file of such a name, and a
+    // folder of another name.
+    const dir = await registryAnyoneReaches('killed-binding');
+    const [dead, deadEmpty, deadAnswering, deadYoung, deadFile] = [
+      await deadPid(),
+      await deadPid(),
+      await deadPid(),
+      await deadPid(),
+      await deadPid(),
+    ];
+    const sleeper = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60_000)']);
+    const plant = async (pid: number) => {
+      const folder = path.join(dir, stagingFolderName(pid));
+      await mkdir(folder, { mode: 0o700 });
+      return folder;
+    };
+    const minuteAgo = new Date(Date.now() - 60_000);
+    const killed = await plant(dead);
+    await leaveStaleSocket(path.join(killed, 's'));
+    const empty = await plant(deadEmpty);
+    await utimes(empty, minuteAgo, minuteAgo);
+    const running = await plant(sleeper.pid as number);
+    await leaveStaleSocket(path.join(running, 's'));
+    const answering = await plant(deadAnswering);
+    const live = net.createServer();
+    await new Promise<void>((resolve) => live.listen(path.join(answering, 's'), resolve));
+    const young = await plant(deadYoung);
+    await writeFile(path.join(dir, stagingFolderName(deadFile)), 'not a folder');
+    await mkdir(path.join(dir, '.sother'));
+    const before = await readdir(dir);
+    try {
+      // Act
+      const service = await listenUnder(dir, 0o077);
+      await service.close();
+
+      // Assess: the two leftovers are gone, the rest as it was.
+      const gone = [killed, empty].map((folder) => path.basename(folder));
+      expect((await readdir(dir)).sort()).toEqual(before.filter((name) => !gone.includes(name)).sort());
+      expect(await readdir(answering)).toEqual(['s']);
+      expect(await readdir(young)).toEqual([]);
+    } finally {
+      sleeper.kill('SIGKILL');
+      await new Promise<void>((resolve) => live.close(() => resolve()));
+    }
+  });
+
+  it('binds where an earlier process of its own PID (before a reboot, or reused) left its folder', async () => {
+    const dir = await registryAnyoneReaches('own-pid-left');
+    const before = await readdir(dir);
+    const left = path.join(dir, stagingFolderName(process.pid));
+    await mkdir(left, { mode: 0o700 });
+    await leaveStaleSocket(path.join(left, 's'));
+
+    const service = await listenUnder(dir, 0o077);
+    try {
+      expect((await readdir(dir)).sort()).toEqual([...before, SERVICE_SOCKET_NAME].sort());
+    } finally {
+      await service.close();
+    }
   });
 
   it('leaves the socket of a server that replaced its own at close', async () => {
