@@ -77,6 +77,12 @@ export interface S3PutOptions extends PutOptions {
    * again; `putStream`, whose body is read once, fails STORE_IO.
    */
   readonly createOnly?: boolean;
+  /**
+   * Told the ETag S3 gave the object written (its PUT's or its multipart completion's answer), once it is
+   * written: what names an upload's outcome should the registry be unable to read it, which its uploader,
+   * who may not read `incoming/`, learns from this answer alone (`unreadableSubmissionId`).
+   */
+  readonly onWritten?: (etag: string) => void;
 }
 
 /**
@@ -314,12 +320,12 @@ class MultipartUpload {
    * where no object is, or only over the one read), the completion being the one step of a multipart upload
    * that takes it.
    */
-  async complete(condition: { IfNoneMatch?: string; IfMatch?: string } = {}): Promise<void> {
+  async complete(condition: { IfNoneMatch?: string; IfMatch?: string } = {}): Promise<string> {
     await Promise.all(this.#sending);
     this.#check();
     const { Bucket, Key } = this.#params;
     const Parts = [...this.#parts].sort((a, b) => (a.PartNumber as number) - (b.PartNumber as number));
-    await this.#client.send(
+    const completed = await this.#client.send(
       new CompleteMultipartUploadCommand({
         Bucket,
         Key,
@@ -328,6 +334,7 @@ class MultipartUpload {
         ...condition,
       }),
     );
+    return completed.ETag ?? '""';
   }
 
   /**
@@ -545,7 +552,10 @@ export class S3Store implements Store {
     const { sha256 } = options;
     const checksum = sha256 ? { ChecksumSHA256: Buffer.from(sha256, 'hex').toString('base64') } : {};
     const condition = conditionOf(options);
-    await this.#client.send(new PutObjectCommand({ ...params, Body: body, ...checksum, ...condition }));
+    const written = await this.#client.send(
+      new PutObjectCommand({ ...params, Body: body, ...checksum, ...condition }),
+    );
+    options.onWritten?.(written.ETag ?? '""');
   }
 
   /**
@@ -568,7 +578,9 @@ export class S3Store implements Store {
         // Views into the body: no part is copied.
         for (let at = 0; at < body.byteLength; at += this.#partSize)
           await upload.send(body.subarray(at, at + this.#partSize));
-        await upload.complete(conditionOf(options));
+        // Completed first: an optional call does not evaluate its argument when nothing is to be told.
+        const etag = await upload.complete(conditionOf(options));
+        options.onWritten?.(etag);
       } catch (error) {
         await upload.abort();
         throw error;
@@ -641,7 +653,8 @@ export class S3Store implements Store {
         return;
       }
       await upload.send(part.subarray(0, filled));
-      await upload.complete(conditionOf(options));
+      const etag = await upload.complete(conditionOf(options));
+      options.onWritten?.(etag);
     } catch (error) {
       await upload.abort();
       this.#fail(key, 'write', error, options);

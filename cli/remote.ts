@@ -1,8 +1,8 @@
 /**
  * A deployed registry's upload bucket: a submission (a bundle or a signed action) uploaded to incoming/,
  * then the outcome the publish function records under status/<submission id>.json waited for; and the
- * registry config object read, for the URL an action names. The caller names the outcome key the way the
- * pipeline does, from the upload's key and bytes. A key rotation goes under rotations/ and through the
+ * registry config object read, for the URL an action names. The caller names the outcome keys the way the
+ * pipeline does, from the upload's key and bytes, and the ETag S3 answered the upload with. A key rotation goes under rotations/ and through the
  * queue (`rotateThroughQueue`). Only this module (and the adapters) loads the AWS SDK.
  */
 
@@ -23,27 +23,37 @@ export async function submitToBucket(options: {
   readonly body: UploadBody;
   readonly contentType: string;
   /**
-   * Where the publish function will record the outcome (`status/<submission id>.json`): the first found is
-   * it (by the upload's bytes, or by its key when the function cannot read them: `submissionIdsOf`).
+   * Where the publish function will record the outcome (`status/<submission id>.json`), given the ETag S3
+   * answered the upload with: the first found is it (by the upload's bytes, or by its key and that ETag when
+   * the function judges it unread: `submissionIdsOf`).
    */
-  readonly outcomeKeys: readonly string[];
+  readonly outcomeKeys: (etag: string) => readonly string[];
   readonly timeoutSeconds: number;
   /** An S3-compatible endpoint (path-style), e.g. a local test server; AWS otherwise. */
   readonly endpoint?: string;
   readonly pollMs?: number;
   readonly log: (line: string) => void;
-}): Promise<SubmissionOutcome | undefined> {
+}): Promise<{ readonly outcome?: SubmissionOutcome; readonly outcomeKeys: readonly string[] }> {
   const client = createS3Client(options.endpoint);
   try {
     const store = new S3Store({ client, bucket: options.bucket });
     // Only where nothing is: another publisher's upload waiting under this key is never replaced (and a
     // deployment's publisher policy refuses an upload without the condition).
-    const put = { contentType: options.contentType, cacheControl: CACHE_PRIVATE, createOnly: true };
+    // The ETag S3 answers with is the upload's own (a publisher may not read incoming/ to learn it later).
+    let etag = '""';
+    const put = {
+      contentType: options.contentType,
+      cacheControl: CACHE_PRIVATE,
+      createOnly: true,
+      onWritten: (written: string) => {
+        etag = written;
+      },
+    };
     // A race S3 answers 409 is sent again (S3Store): the file opened again for each attempt.
     const { body } = options;
     if ('file' in body) await store.putStreamFrom(options.key, () => createReadStream(body.file), put);
     else await store.put(options.key, body.bytes, put);
-    const { outcomeKeys } = options;
+    const outcomeKeys = options.outcomeKeys(etag);
     options.log(`uploaded s3://${options.bucket}/${options.key}; waiting for ${outcomeKeys.join(' or ')}`);
     const deadline = Date.now() + options.timeoutSeconds * 1000;
     for (;;) {
@@ -51,8 +61,12 @@ export async function submitToBucket(options: {
       // 403 to a publisher (`readableOrNone`).
       const found = await Promise.all(outcomeKeys.map((key) => readableOrNone(store.get(key))));
       const status = found.find((object) => object !== undefined);
-      if (status) return JSON.parse(new TextDecoder().decode(status.body)) as SubmissionOutcome;
-      if (Date.now() >= deadline) return undefined;
+      if (status)
+        return {
+          outcome: JSON.parse(new TextDecoder().decode(status.body)) as SubmissionOutcome,
+          outcomeKeys,
+        };
+      if (Date.now() >= deadline) return { outcomeKeys };
       await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 1000));
     }
   } finally {

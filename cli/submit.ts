@@ -176,15 +176,14 @@ async function submitToBucket(
   const remote = await import('./remote.ts');
   const { body } = submission;
   // The upload's key and digest name the outcome to wait for, as the pipeline names it: by its bytes, or by
-  // its key alone should the registry be unable to read them (UPLOAD_UNREADABLE).
+  // its key and the ETag S3 gave it should the registry judge it unread (UPLOAD_UNREADABLE, BUNDLE_TOO_LARGE).
   const sha256 = 'file' in body ? await streamSha256(createReadStream(body.file)) : sha256Hex(body.bytes);
-  const outcomeKeys = submissionIdsOf(key, sha256).map(statusKey);
-  const outcome = await remote.submitToBucket({
+  const { outcome, outcomeKeys } = await remote.submitToBucket({
     bucket: target.bucket,
     key,
     body,
     contentType: submission.contentType,
-    outcomeKeys,
+    outcomeKeys: (etag) => submissionIdsOf(key, sha256, etag).map(statusKey),
     timeoutSeconds: target.timeoutSeconds,
     ...(target.endpoint ? { endpoint: target.endpoint } : {}),
     log: err,

@@ -481,23 +481,45 @@ export function submissionIdFromDigest(key: string, sha256: string): string {
 }
 
 /**
- * The id of an upload the store lists but cannot read (StoreError STORE_UNREADABLE): no bytes name it, so its
- * key does, hashed in the digest's place (`unreadable\0<key>`, which no upload's bytes are taken for), and each
- * batch that meets it while it stays in `incoming/` records its outcome again under the same id.
+ * An ETag as one form, its quotes dropped (S3 gives it quoted in a listing, a HEAD and a PUT's answer alike;
+ * an SDK or a shell may give it bare).
  */
-export function unreadableSubmissionId(key: string): string {
-  return submissionIdFromDigest(key, sha256Hex(new TextEncoder().encode(`unreadable\0${key}`)));
+export function bareEtag(etag: string): string {
+  return etag.replace(/^(?:W\/)?"(.*)"$/, '$1');
 }
 
 /**
- * The ids the outcome of the upload at `key` of these bytes (`sha256`) may be recorded under, the one it has
- * when read first: by its bytes (`submissionIdFromDigest`), or by its key alone when the store lists it but
- * cannot read it (`unreadableSubmissionId`: no bytes to name it). A submitter waiting for its outcome asks
- * for both; it waited for the first alone, and never found the outcome of an upload the registry could not
- * read (archived by a lifecycle rule, encrypted with a key the registry may not use) until it gave up.
+ * The id of an upload the registry judges unread (the store lists it but cannot read it, StoreError
+ * STORE_UNREADABLE, or it is too large to stream): no bytes name it, so its key and its ETag do, hashed in the
+ * digest's place (`unreadable\0<key>\0<ETag, unquoted>`, which no upload's bytes are taken for), and each batch
+ * that meets it while it stays in `incoming/` records its outcome again under the same id. The ETag is what
+ * keeps it from whoever guesses the key (publishers read `status/` by exact key only): S3 gives it to the
+ * uploader in its PUT's answer, and to no other publisher (none may read `incoming/`); it is the MD5 of the
+ * bytes, of their parts, or S3's own for a KMS key or SSE-C, so no one without the bytes or that answer
+ * computes it. Named by the key alone, as it was, anyone who guessed another's upload key read its outcome.
+ * @example unreadableSubmissionId('incoming/my.tgz', '"9e107d9d372bb6826bd81d3542a419d6"')
  */
-export function submissionIdsOf(key: string, sha256: string): readonly [read: string, unreadable: string] {
-  return [submissionIdFromDigest(key, sha256), unreadableSubmissionId(key)];
+export function unreadableSubmissionId(key: string, etag: string): string {
+  return submissionIdFromDigest(
+    key,
+    sha256Hex(new TextEncoder().encode(`unreadable\0${key}\0${bareEtag(etag)}`)),
+  );
+}
+
+/**
+ * The ids the outcome of the upload at `key` of these bytes (`sha256`), given `etag` by the store that took
+ * it, may be recorded under, the one it has when judged: by its bytes (`submissionIdFromDigest`), or by its
+ * key and ETag when the registry judges it unread (`unreadableSubmissionId`: no bytes to name it). A
+ * submitter waiting for its outcome asks for both; it waited for the first alone, and never found the outcome
+ * of an upload the registry could not read (archived by a lifecycle rule, encrypted with a key the registry
+ * may not use) until it gave up.
+ */
+export function submissionIdsOf(
+  key: string,
+  sha256: string,
+  etag: string,
+): readonly [read: string, unreadable: string] {
+  return [submissionIdFromDigest(key, sha256), unreadableSubmissionId(key, etag)];
 }
 
 /** `submissionIdFromDigest` for an upload's bytes. */

@@ -73,13 +73,16 @@ function maxStreamedBytes(ctx: PipelineContext): number {
   return ctx.maxStreamedBytes ?? Number.POSITIVE_INFINITY;
 }
 
-/** An upload refused by its size without being read: too large to stream (`maxStreamedBytes`). */
-function notStreamed(ctx: PipelineContext, key: string, size: number): Upload {
+/**
+ * An upload refused by its size without being read: too large to stream (`maxStreamedBytes`). Named by its
+ * key and ETag (`unreadableSubmissionId`), as its uploader can name it and no one else.
+ */
+async function notStreamed(ctx: PipelineContext, key: string, size: number, etag?: string): Promise<Upload> {
   const tooLarge = bundleSizeProblem(size, ctx.bundleLimits);
   return {
     kind: 'unreadable',
     key,
-    id: unreadableSubmissionId(key),
+    id: unreadableSubmissionId(key, await etagOf(ctx, key, etag)),
     problem: problem(
       'BUNDLE_TOO_LARGE',
       'bundle:',
@@ -99,6 +102,8 @@ export interface BatchPlan {
     readonly key: string;
     readonly tooLarge?: Problem;
     readonly notStreamed?: number;
+    /** Its ETag as listed: what names its outcome should the registry judge it unread. */
+    readonly etag?: string;
   }[];
   /** Uploads left in incoming/ for the next batch because of `maxBatchBytes` or `maxBatchUploads`. */
   readonly leftInIncoming: number;
@@ -107,6 +112,7 @@ export interface BatchPlan {
 interface Waiting {
   readonly key: string;
   readonly size?: number;
+  readonly etag?: string;
   readonly lastModified?: Date;
 }
 
@@ -119,7 +125,7 @@ function planWaiting(
   waiting: readonly Waiting[],
   through: number,
 ): BatchPlan & { readonly cut?: number } {
-  const taken: { key: string; tooLarge?: Problem; notStreamed?: number }[] = [];
+  const taken: { key: string; tooLarge?: Problem; notStreamed?: number; etag?: string }[] = [];
   const maxBatchBytes = ctx.maxBatchBytes ?? Number.POSITIVE_INFINITY;
   const maxBatchUploads = ctx.maxBatchUploads ?? Number.POSITIVE_INFINITY;
   // In upload order, the last modified last: once one is too recent, so is every later one. A time ahead
@@ -131,7 +137,7 @@ function planWaiting(
   let reading = 0;
   let leftInIncoming = 0;
   let cut: number | undefined;
-  for (const [index, { key, size, lastModified }] of waiting.entries()) {
+  for (const [index, { key, size, etag, lastModified }] of waiting.entries()) {
     // Met unreadable by an earlier batch of the caller's: neither taken nor waiting (it decides no conflict).
     if (ctx.passOver?.has(key)) continue;
     const modified = lastModified?.getTime();
@@ -158,10 +164,11 @@ function planWaiting(
     // A folder marker (S3 consoles make them) is not an upload; anything else is, whatever its name.
     if (key.endsWith('/') && size === 0) continue;
     if (size === undefined) continue; // already handled by an earlier (redelivered) run
+    const named = etag !== undefined ? { etag } : {};
     const tooLarge = bundleSizeProblem(size, ctx.bundleLimits);
     if (tooLarge && size > maxStreamedBytes(ctx)) {
       // Not read at all: it costs the batch nothing.
-      taken.push({ key, tooLarge, notStreamed: size });
+      taken.push({ key, tooLarge, notStreamed: size, ...named });
       continue;
     }
     // One too large to read whole is still streamed twice (hashed, then copied to rejected/): its bytes
@@ -173,7 +180,7 @@ function planWaiting(
     }
     batchBytes += size;
     reading += 1;
-    taken.push(tooLarge ? { key, tooLarge } : { key });
+    taken.push(tooLarge ? { key, tooLarge, ...named } : { key, ...named });
   }
   return { taken, leftInIncoming, ...(cut !== undefined ? { cut } : {}) };
 }
@@ -224,10 +231,10 @@ function idShapes(id: string): string[] {
 export async function planBatch(ctx: PipelineContext, keys?: readonly string[]): Promise<BatchPlan> {
   // A listing gives each upload's size; named keys are asked for theirs (all at once, in bounded flight).
   const waiting: readonly Waiting[] = keys
-    ? await mapLimited(keys, READ_CONCURRENCY, async (key) => ({
-        key,
-        size: (await ctx.intake.head(key))?.size,
-      }))
+    ? await mapLimited(keys, READ_CONCURRENCY, async (key) => {
+        const info = await ctx.intake.head(key);
+        return { key, size: info?.size, ...(info ? { etag: info.etag } : {}) };
+      })
     : (ctx.waiting ?? (await listWaiting(ctx.intake)));
   let plan = planWaiting(ctx, waiting, -1);
   // Cut short by its bounds, a batch takes every upload a run that died logged for (an intent record names
@@ -275,7 +282,7 @@ export async function readBatch(
   const read = await mapLimited(
     plan.taken,
     READ_CONCURRENCY,
-    async ({ key, tooLarge, notStreamed: size }, index): Promise<Upload | undefined> => {
+    async ({ key, tooLarge, notStreamed: size, etag }, index): Promise<Upload | undefined> => {
       if (!turning && performance.now() - slice > READ_SLICE_MS)
         turning = turn().then(() => {
           turning = undefined;
@@ -285,8 +292,8 @@ export async function readBatch(
       const upload = signal?.aborted
         ? undefined
         : size !== undefined
-          ? notStreamed(ctx, key, size)
-          : await readUpload(ctx, key, tooLarge);
+          ? await notStreamed(ctx, key, size, etag)
+          : await readUpload(ctx, key, tooLarge, etag);
       onRead?.(upload, index);
       return upload;
     },
@@ -304,12 +311,13 @@ async function readUpload(
   ctx: PipelineContext,
   key: string,
   tooLarge?: Problem,
+  etag?: string,
 ): Promise<Upload | undefined> {
   try {
     return await readUploadBytes(ctx, key, tooLarge);
   } catch (error) {
     if (!(error instanceof StoreError && error.code === 'STORE_UNREADABLE')) throw error;
-    const id = unreadableSubmissionId(key);
+    const id = unreadableSubmissionId(key, await etagOf(ctx, key, etag));
     // The store's message names where it read (a bucket, a path): the operator's, for its log. The outcome
     // says what happened by the store's word for it (S3's error code) and what mends it.
     ctx.onSubmissionFailure?.({ submission: key, id, code: 'UPLOAD_UNREADABLE', error });
@@ -375,7 +383,7 @@ async function hashTooLarge(
   // Listed within it, and put back larger since (anyone who can upload may race a batch so).
   if (stream.size > maxStreamedBytes(ctx)) {
     stream.cancel();
-    return notStreamed(ctx, key, stream.size);
+    return notStreamed(ctx, key, stream.size, stream.etag);
   }
   const { etag } = stream;
   const hash = createSha256();
@@ -406,6 +414,17 @@ async function hashTooLarge(
     at += chunk.byteLength;
   }
   return { kind: 'read', key, id, sha256, bytes, etag };
+}
+
+/**
+ * The ETag of the upload at `key`: as listed (`known`), else as the store's head gives it. One the store will
+ * not give even so (a plan of named keys, the HEAD refused as the GET was: on S3, SSE-C) is the empty one, `""`,
+ * and the outcome's id is then one anyone who guesses the key computes, as every such id was before. The
+ * publish function plans from a listing, which gives every object's ETag.
+ */
+async function etagOf(ctx: PipelineContext, key: string, known: string | undefined): Promise<string> {
+  if (known !== undefined) return known;
+  return (await ctx.intake.head(key).catch(() => undefined))?.etag ?? '""';
 }
 
 /** The most bytes of an upload read whole: the bundle limit. */

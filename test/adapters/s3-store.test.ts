@@ -253,6 +253,29 @@ describe('when storing objects in S3', () => {
     client.destroy();
   });
 
+  it('tells the ETag S3 gave what it wrote, as a listing gives it: one PUT, in parts, or streamed', async () => {
+    // The uploader's only way to the ETag that names an unread upload's outcome: publishers may not read
+    // incoming/.
+    const store = new S3Store({
+      client: s3.client,
+      bucket: 'store-test',
+      multipartThresholdBytes: 5 * 1024 * 1024,
+    });
+    const told = new Map<string, string>();
+    const writing = (key: string) => ({ ...opts, onWritten: (etag: string) => told.set(key, etag) });
+    await store.put('etag/whole.bin', encode('whole'), writing('etag/whole.bin'));
+    await store.put('etag/parts.bin', patternBytes(12 * 1024 * 1024), writing('etag/parts.bin'));
+    await store.putStream(
+      'etag/streamed.bin',
+      chunksOf(patternBytes(9 * 1024 * 1024), 1024 * 1024),
+      writing('etag/streamed.bin'),
+    );
+
+    const listed = new Map((await listAll(store, 'etag/')).map((o) => [o.key, o.etag]));
+    expect(told).toEqual(listed);
+    expect(listed.size).toBe(3);
+  });
+
   it('publishes nothing when a streamed body fails midway, and keeps the old object', async () => {
     const store = new S3Store({ client: s3.client, bucket: 'store-test' });
     await store.put('stream/kept.bin', encode('old'), opts);

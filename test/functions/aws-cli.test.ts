@@ -7,11 +7,12 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { submissionIdFromBytes } from '../../index-builder/layout.ts';
 import { encode, makeBundle, validManifest } from '../support/fixtures.ts';
 import { type LocalS3, localPublishHandler, startLocalS3 } from '../support/s3.ts';
+import { S3_ANSWERS, startS3ObjectErrors } from '../support/s3-object-errors.ts';
 
 const run = promisify(execFile);
 const AWS = '/usr/bin/aws';
@@ -65,5 +66,39 @@ describe('when an operator uploads with the AWS CLI', () => {
     ) as { status: string; plugin: string };
     expect(outcome).toMatchObject({ status: 'accepted', plugin: 'cli-plugin' });
     expect(await aws('s3', 'ls', 's3://cli-site/plugins/cli-plugin/')).toContain('index.json');
+  });
+
+  it("reads the outcome of an upload the function cannot read by README's recipe: its key and its ETag", async () => {
+    // Prepare: the function reads through a mock answering the upload's GET as S3 answers an archived object.
+    const mock = await startS3ObjectErrors(s3, (object) =>
+      object === 'cli-intake/incoming/unread.tgz' ? S3_ANSWERS.archived : undefined,
+    );
+    const client = new S3Client({ ...s3.config, endpoint: mock.endpoint });
+    const file = path.join(work, 'unread.tgz');
+    await writeFile(file, await makeBundle({ manifest: validManifest({ name: 'unread-plugin' }) }));
+    try {
+      // Act: README's commands (this CLI predates --if-none-match, which the policy asks for on AWS).
+      const sh = async (script: string) =>
+        (await run('bash', ['-c', script], { env: { ...env, E: s3.endpoint, FILE: file } })).stdout;
+      const etag = (
+        await sh(
+          'aws --endpoint-url "$E" s3api put-object --bucket cli-intake --key incoming/unread.tgz --body "$FILE" --query ETag --output text',
+        )
+      ).trim();
+      const result = await (await localPublishHandler(s3, 'cli-intake', 'cli-site', client))({});
+      const outcome = JSON.parse(
+        await sh(
+          `etag='${etag}'; aws --endpoint-url "$E" s3 cp s3://cli-intake/status/unread-$(printf 'unreadable\\0incoming/unread.tgz\\0%s' "\${etag//\\"/}" | sha256sum | cut -c1-12).json -`,
+        ),
+      ) as { status: string; problems: { code: string }[] };
+
+      // Assess
+      expect(result.outcomes.map((o) => o.problems[0]?.code)).toEqual(['UPLOAD_UNREADABLE']);
+      expect(outcome).toMatchObject({ status: 'rejected', problems: [{ code: 'UPLOAD_UNREADABLE' }] });
+    } finally {
+      client.destroy();
+      await mock.close();
+      await s3.client.send(new DeleteObjectCommand({ Bucket: 'cli-intake', Key: 'incoming/unread.tgz' }));
+    }
   });
 });

@@ -10,7 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3Store } from '../../adapters/s3-store.ts';
 import { publishResponse } from '../../functions/handlers.ts';
 import type { LogFields } from '../../functions/logger.ts';
+import { sha256Hex } from '../../index-builder/digest.ts';
 import { StoreError } from '../../index-builder/errors.ts';
+import { statusKey, submissionIdFromDigest, unreadableSubmissionId } from '../../index-builder/layout.ts';
 import type { SubmissionOutcome } from '../../index-builder/pipeline/index.ts';
 import { listAll } from '../../index-builder/store.ts';
 import { encode, makeBundle, validManifest } from '../support/fixtures.ts';
@@ -184,6 +186,37 @@ describe('when an upload in the batch cannot be read for good', () => {
       await r.close();
     }
   });
+});
+
+describe('when a publisher guesses the key of an upload the function judges unread', () => {
+  it.each([
+    ['it cannot read (UPLOAD_UNREADABLE)', 'UPLOAD_UNREADABLE', 20],
+    ['too large to stream (BUNDLE_TOO_LARGE)', 'BUNDLE_TOO_LARGE', 20_000],
+  ])(
+    'records its outcome where only its uploader looks, by its key and the ETag S3 answered it with: %s',
+    async (_, code, size) => {
+      // Prepare: an upload the function reads as archived, or one past four times a 4 KiB bundle limit.
+      const key = 'incoming/guessable.tgz';
+      const r = await registry(code === 'UPLOAD_UNREADABLE' ? { [key]: S3_ANSWERS.archived } : {}, {
+        maxCompressedBytes: 4096,
+      });
+      try {
+        const { ETag } = await r.put(key, new Uint8Array(size).fill(7));
+
+        // Act
+        const result = await r.handler({});
+
+        // Assess: its outcome is under the name its uploader computes from the key and the PUT's ETag, and
+        // not under the one anyone who guesses the key computes (its key alone, as it was).
+        expect(result.outcomes.map((o) => [o.submission, o.problems[0]?.code])).toEqual([[key, code]]);
+        const byKeyAlone = submissionIdFromDigest(key, sha256Hex(encode(`unreadable\0${key}`)));
+        expect(await r.keys('status/')).toEqual([statusKey(unreadableSubmissionId(key, ETag ?? ''))]);
+        expect(await r.keys('status/')).not.toContain(statusKey(byKeyAlone));
+      } finally {
+        await r.close();
+      }
+    },
+  );
 });
 
 describe('when the unreadable uploads, the oldest waiting, fill a batch by their bytes', () => {

@@ -393,7 +393,7 @@ describe("when a publisher uploads with the deployment's publisher policy", () =
       key: 'incoming/taken.tgz',
       body: { bytes: encode('second') },
       contentType: 'application/gzip',
-      outcomeKeys: ['status/never.json'],
+      outcomeKeys: () => ['status/never.json'],
       timeoutSeconds: 0,
       endpoint: gate.endpoint,
       log: () => {},
@@ -414,12 +414,12 @@ describe("when a publisher uploads with the deployment's publisher policy", () =
       await writeFile(file, 'the bundle');
       gate.races.set(`${INTAKE}/incoming/raced.tgz`, 2);
       gate.refused.length = 0;
-      const outcome = await submitToBucket({
+      const { outcome } = await submitToBucket({
         bucket: INTAKE,
         key: 'incoming/raced.tgz',
         body: { file },
         contentType: 'application/gzip',
-        outcomeKeys: ['status/never.json'],
+        outcomeKeys: () => ['status/never.json'],
         timeoutSeconds: 0,
         endpoint: gate.endpoint,
         log: () => {},

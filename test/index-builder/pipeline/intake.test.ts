@@ -294,7 +294,7 @@ describe('when a publisher uploads far more bytes than a bundle may have', () =>
     });
   }
 
-  it('never streams one past four times the bundle limit: refused unread, by its key, and left in incoming/', async () => {
+  it('never streams one past four times the bundle limit: refused unread, by its key and ETag, and left in incoming/', async () => {
     // On AWS a publisher may upload up to 5 TB under one key (a multipart upload). Hashed and then copied to
     // rejected/ as streams, one of hundreds of gigabytes outlasted the function's 15 minutes on every
     // delivery: no outcome recorded, the message back after the visibility timeout, and every upload behind
@@ -316,7 +316,7 @@ describe('when a publisher uploads far more bytes than a bundle may have', () =>
     expect(reads).not.toContain(huge);
     const refused = result.outcomes.find((o) => o.submission === huge);
     expect(refused).toMatchObject({
-      id: unreadableSubmissionId(huge),
+      id: unreadableSubmissionId(huge, (await registry.intake.head(huge))?.etag ?? ''),
       status: 'rejected',
       problems: [{ code: 'BUNDLE_TOO_LARGE', found: `${limit * 4 + 1} bytes` }],
     });
