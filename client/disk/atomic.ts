@@ -271,6 +271,21 @@ function bootedAtMs(): number {
   return Date.now() - uptime() * 1000;
 }
 
+/** /proc's clock ticks a second (USER_HZ): 100 on every Linux architecture Node.js runs on. */
+const PROC_TICKS_PER_SECOND = 100;
+
+/**
+ * When the process of `pid` now started (ms since the epoch), from its start in ticks since boot; undefined
+ * without /proc. Off by the wall clock's steps since boot, as `bootedAtMs` is.
+ */
+function startedAtMs(pid: number): number | undefined {
+  const ticks = Number(startOf(pid));
+  return Number.isFinite(ticks) ? bootedAtMs() + (ticks * 1000) / PROC_TICKS_PER_SECOND : undefined;
+}
+
+/** The margin for clocks and rounding when a lock's time is held to a boot's or a process's start. */
+const CLOCK_MARGIN_MS = 60_000;
+
 /**
  * How often a holder touches its lock (its mtime), and how long untouched a lock naming another machine is
  * taken for one whose holder is gone. Only a lock that names its machine (this release's form) is judged by
@@ -301,9 +316,16 @@ async function holderGone(lock: string, holder: LockHolder): Promise<boolean> {
     return holder.start !== undefined && start !== undefined && holder.start !== start;
   }
   // A lock naming no boot (an older client's, or one written where there is no boot id): last written
-  // before this machine booted, no process running now wrote it. A minute's margin for clocks and rounding.
+  // before this machine booted, no process running now wrote it; last written before the process of its PID
+  // started, that process did not (the PID is another's since: a holder writes its lock once it runs). Judged
+  // by the PID alone, a lock an older client left named a PID reused since by a live process, and every
+  // install waited 30 s, then failed. A minute's margin for clocks and rounding: a wall clock stepped forward
+  // by more since the lock was written could take a live holder's for stale.
   const info = await stat(lock).catch(() => undefined);
-  return info !== undefined && info.mtimeMs < bootedAtMs() - 60_000;
+  if (info === undefined) return false;
+  if (info.mtimeMs < bootedAtMs() - CLOCK_MARGIN_MS) return true;
+  const started = startedAtMs(pid);
+  return started !== undefined && info.mtimeMs < started - CLOCK_MARGIN_MS;
 }
 
 /** A lock with no PID in it this long was left by a writer killed before it wrote one. */

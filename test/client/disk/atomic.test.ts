@@ -1,5 +1,5 @@
 /** The client's lock files: taken in turn, a dead holder's broken, a live one waited for and then named. */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir, uptime } from 'node:os';
@@ -174,6 +174,27 @@ describe('when a lock names PID 1 (init, always running), left by no process run
     await utimes(lock, old, old);
     await expect(withLockFile(lock, async () => 'ran', { busy, timeoutMs: 500 })).resolves.toBe('ran');
   });
+
+  it.skipIf(!existsSync('/proc/self/stat') || uptime() < 300)(
+    'breaks a lock of an older client (its PID alone) written since boot, before the process of that PID started',
+    async () => {
+      // Prepare: a lock an older client killed 3 minutes ago left, its PID since taken by a process started
+      // now (a sleeping one): that process never wrote it. It waited 30 s, then failed INSTALL_BUSY.
+      const sleeper = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60_000)']);
+      await new Promise((resolve) => sleeper.once('spawn', resolve));
+      try {
+        const lock = path.join(dir, 'pid-reused.lock');
+        await writeFile(lock, `${sleeper.pid}\n0123456789abcdef`);
+        const written = new Date(Date.now() - 3 * 60_000);
+        await utimes(lock, written, written);
+
+        // Act, Assess
+        await expect(withLockFile(lock, async () => 'ran', { busy, timeoutMs: 500 })).resolves.toBe('ran');
+      } finally {
+        sleeper.kill('SIGKILL');
+      }
+    },
+  );
 
   it('names the lock file to delete where it cannot tell: an older client lock written since, or another machine lock', async () => {
     const target = path.join(dir, 'pid-one.json');
