@@ -484,7 +484,7 @@ export function submissionIdFromDigest(key: string, sha256: string): string {
  * An ETag as one form, its quotes dropped (S3 gives it quoted in a listing, a HEAD and a PUT's answer alike;
  * an SDK or a shell may give it bare).
  */
-export function bareEtag(etag: string): string {
+function bareEtag(etag: string): string {
   return etag.replace(/^(?:W\/)?"(.*)"$/, '$1');
 }
 
