@@ -337,7 +337,13 @@ async function applyRotation(
   else {
     try {
       const object = await ctx.intake.get(key);
-      const result = await rotateRegistryKey(ctx, object?.body ?? new Uint8Array());
+      const bytes = object?.body ?? new Uint8Array();
+      // Made again at once on a conflict, as every other step of the invocation: its snapshot write, its
+      // answer lost and sent again by the SDK, meets its own first attempt (412, STORE_CONFLICT). Thrown, the
+      // message came back only after the queue's visibility timeout (90 minutes), the registry half rotated
+      // till then: the new key's snapshot.json beside the old key's snapshot.signed.json, which clients read
+      // and which binds none of the documents re-signed. Made again, the rotation is found published, resumed.
+      const result = await retryingConflicts(deps, 'rotation', () => rotateRegistryKey(ctx, bytes));
       invalidate = result.invalidate;
       outcome = {
         rotation: key,
@@ -438,10 +444,12 @@ const CONFLICT_ATTEMPTS = 3;
 
 /**
  * `step`, made again at once when its snapshot write found one another writer committed since it read it
- * (a command run against the buckets beside the queue): the step's documents are written by then and the
- * snapshot there does not list them, so clients refuse them until a step commits on top. Thrown, the
- * message would come back only after the queue's visibility timeout (90 minutes); made again, the step
- * reads the new snapshot and commits on top of it, as a retried batch does.
+ * (a command run against the buckets beside the queue), or its own: S3 did the write, its answer was lost,
+ * and the SDK's second attempt met the first's snapshot (412). Either way the step's documents are written
+ * by then and the snapshot clients read first does not list them, so they refuse them until a step commits
+ * on top. Thrown, the message would come back only after the queue's visibility timeout (90 minutes); made
+ * again, the step reads the new snapshot and commits on top of it, as a retried batch does (a key
+ * rotation's, finds itself published and resumes: test/functions/lost-answers.test.ts).
  */
 async function retryingConflicts<T>(deps: HandlerDeps, step: string, run: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
