@@ -72,7 +72,8 @@ export interface S3PutOptions extends PutOptions {
    * Write only where no object is (`If-None-Match: *`, checked by S3 as part of the write): a publisher's
    * upload into a bucket other publishers write to never replaces one waiting there, and a deployment's
    * publisher policy refuses an upload without it. An object there fails with `STORE_EXISTS`, unchanged,
-   * at once. A write S3 answers 409 ConditionalRequestConflict (another request on the key raced it, and S3
+   * at once; when the SDK had sent the write before, its answer lost, the object may be that attempt's
+   * (`mayBeOwnWrite`). A write S3 answers 409 ConditionalRequestConflict (another request on the key raced it, and S3
    * says to retry) is sent again after a short backoff by `put` and `putStreamFrom`, which can send the body
    * again; `putStream`, whose body is read once, fails STORE_IO.
    */
@@ -363,6 +364,23 @@ function isPreconditionFailed(error: unknown): boolean {
   return error.name === 'PreconditionFailed' || error.$metadata.httpStatusCode === 412;
 }
 
+/** How many times the SDK sent the request that failed with `error` (1 when it says nothing). */
+function resentTimes(error: unknown): number {
+  return error instanceof S3ServiceException ? (error.$metadata.attempts ?? 1) : 1;
+}
+
+/**
+ * Whether a create-only write refused because an object is there (`STORE_EXISTS`) was sent more than once by
+ * the SDK: an attempt before, whose answer was lost (a connection reset, a timeout, a 500 after S3 had done
+ * it), may have made that object, and S3 answers the resend 412 all the same. Only a caller that knows no
+ * one else writes the key (a name of its own, drawn at random) may take the object for its own; a publisher
+ * cannot read `incoming/` to compare it.
+ * @example if (mayBeOwnWrite(error)) log('the upload may be in: waiting for its outcome');
+ */
+export function mayBeOwnWrite(error: unknown): boolean {
+  return error instanceof StoreError && error.code === 'STORE_EXISTS' && resentTimes(error.cause) > 1;
+}
+
 /**
  * S3's answer to a conditional write racing another write of the key (409 ConditionalRequestConflict):
  * which one lands is not known, so the write is as good as refused by its condition.
@@ -470,7 +488,9 @@ export class S3Store implements Store {
       throw new StoreError(
         'STORE_EXISTS',
         key,
-        `cannot ${action} s3://${this.#bucket}/${this.#prefix}${key}: an object is there already (If-None-Match), and it is left as it was`,
+        resentTimes(error) > 1
+          ? `cannot ${action} s3://${this.#bucket}/${this.#prefix}${key}: an object is there (If-None-Match) as the write was sent again (attempt ${resentTimes(error)}), an attempt before it unanswered: the object may be that attempt's, this write's own`
+          : `cannot ${action} s3://${this.#bucket}/${this.#prefix}${key}: an object is there already (If-None-Match), and it is left as it was`,
         { cause: error },
       );
     // With If-Match, S3 answers a key with no object at all 404 NoSuchKey (the object read was deleted since).

@@ -7,7 +7,7 @@
  */
 
 import { createReadStream } from 'node:fs';
-import { createS3Client, S3Store } from '../adapters/s3-store.ts';
+import { createS3Client, mayBeOwnWrite, S3Store } from '../adapters/s3-store.ts';
 import { StoreError } from '../index-builder/errors.ts';
 import type { SubmissionOutcome } from '../index-builder/pipeline/index.ts';
 import type { RotationOutcome } from '../index-builder/pipeline/rotate.ts';
@@ -19,6 +19,7 @@ export type UploadBody = { readonly file: string } | { readonly bytes: Uint8Arra
 
 export async function submitToBucket(options: {
   readonly bucket: string;
+  /** The upload's key, the caller's own: no one else writes it (cli/submit.ts `uploadKey`, random). */
   readonly key: string;
   readonly body: UploadBody;
   readonly contentType: string;
@@ -51,8 +52,21 @@ export async function submitToBucket(options: {
     };
     // A race S3 answers 409 is sent again (S3Store): the file opened again for each attempt.
     const { body } = options;
-    if ('file' in body) await store.putStreamFrom(options.key, () => createReadStream(body.file), put);
-    else await store.put(options.key, body.bytes, put);
+    try {
+      if ('file' in body) await store.putStreamFrom(options.key, () => createReadStream(body.file), put);
+      else await store.put(options.key, body.bytes, put);
+    } catch (error) {
+      // S3 did the upload and its answer was lost; the SDK sent it again, and S3 answered that 412, the
+      // object being the first attempt's. The key is this command's own (a time and 32 random bits: no one
+      // else writes it), so the object is taken for this upload, and its outcome (named by these bytes)
+      // tells: it failed STORE_EXISTS, the upload published all the same, and a publisher who took the
+      // failure at its word and published again got the version back as already published. Its ETag was
+      // in the lost answer, so an outcome the registry names by it (an upload judged unread) is not found.
+      if (!mayBeOwnWrite(error)) throw error;
+      options.log(
+        `S3's answer to the upload of s3://${options.bucket}/${options.key} was lost, and the SDK's second attempt found an object there: taken for this upload (the key is this command's own)`,
+      );
+    }
     const outcomeKeys = options.outcomeKeys(etag);
     options.log(`uploaded s3://${options.bucket}/${options.key}; waiting for ${outcomeKeys.join(' or ')}`);
     const deadline = Date.now() + options.timeoutSeconds * 1000;

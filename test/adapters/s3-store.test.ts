@@ -18,7 +18,13 @@ import {
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { conflictBackoffMs, createS3Client, type S3RetryPolicy, S3Store } from '../../adapters/s3-store.ts';
+import {
+  conflictBackoffMs,
+  createS3Client,
+  mayBeOwnWrite,
+  type S3RetryPolicy,
+  S3Store,
+} from '../../adapters/s3-store.ts';
 import { syntheticDocument, URL_BASE } from '../../bench/synthetic.ts';
 import { catalogLineOf, emptyCatalog, saveCatalog } from '../../index-builder/catalog.ts';
 import { fixedClock } from '../../index-builder/clock.ts';
@@ -46,6 +52,8 @@ import { gpgKeyring } from '../support/gpg.ts';
 import { MemoryStore } from '../support/memory-store.ts';
 import { PULUMICOST_SPEC } from '../support/reference.ts';
 import { type LocalS3, startLocalS3 } from '../support/s3.ts';
+import { startS3Gate } from '../support/s3-gate.ts';
+import { startS3LostAnswers } from '../support/s3-lost-answers.ts';
 import { answerS3Error, S3_ANSWERS } from '../support/s3-object-errors.ts';
 import { startS3Proxy } from '../support/s3-proxy.ts';
 import { chunksOf, collect, patternBytes } from '../support/streams.ts';
@@ -457,6 +465,51 @@ describe('when storing objects in S3', () => {
     expect(unconditional).toBeUndefined();
     expect(new TextDecoder().decode((await store.get('create/small.bin'))?.body)).toBe('x');
     client.destroy();
+  });
+
+  it('says a createOnly write refused after the SDK sent it again, an answer lost, may have made the object itself', async () => {
+    // Prepare: S3 as the gate answers If-None-Match (s3rver ignores it), behind a proxy that lets a write be
+    // done and then loses its answer (a connection reset): the SDK sends it again, and meets its own object.
+    const gate = await startS3Gate(s3, [
+      { effect: 'Allow', actions: ['s3:*'], resources: ['*'], conditions: {} },
+    ]);
+    const lost = await startS3LostAnswers(s3, gate.endpoint);
+    const client = new S3Client({ ...s3.config, endpoint: lost.endpoint });
+    const store = new S3Store({ client, bucket: 'store-test', partSizeBytes: 5 * 1024 * 1024 });
+    const big = patternBytes(11 * 1024 * 1024);
+    try {
+      lost.lose.add('PUT /store-test/lost/small.bin');
+      lost.lose.add('POST /store-test/lost/streamed.bin?uploadId');
+
+      // Act: a single PUT, and a multipart upload whose completion's answer is lost.
+      const writes = [
+        () => store.put('lost/small.bin', encode('small'), { ...opts, createOnly: true }),
+        () => store.putStream('lost/streamed.bin', chunksOf(big, 1024 * 1024), { ...opts, createOnly: true }),
+      ];
+      const failures = [];
+      for (const write of writes) failures.push(await write().catch((e: unknown) => e));
+      // Then another's object there, met at the first attempt.
+      const taken = await store
+        .put('lost/small.bin', encode('other'), { ...opts, createOnly: true })
+        .catch((e: unknown) => e);
+
+      // Assess: each was done whole; each refusal says the object may be its own, and only those.
+      expect(lost.lose.size).toBe(0);
+      for (const failure of failures) {
+        expect(failure).toBeInstanceOf(StoreError);
+        expect(failure).toMatchObject({ code: 'STORE_EXISTS', message: expect.stringMatching(/attempt 2/) });
+        expect(mayBeOwnWrite(failure)).toBe(true);
+      }
+      expect(taken).toBeInstanceOf(StoreError);
+      expect(taken).toMatchObject({ code: 'STORE_EXISTS', message: expect.stringMatching(/left as it was/) });
+      expect(mayBeOwnWrite(taken)).toBe(false);
+      expect(new TextDecoder().decode((await store.get('lost/small.bin'))?.body)).toBe('small');
+      expect(sha256((await store.get('lost/streamed.bin'))?.body as Uint8Array)).toBe(sha256(big));
+    } finally {
+      client.destroy();
+      await lost.close();
+      await gate.close();
+    }
   });
 
   it('puts ifMatch with If-Match on the writes that make the object, and fails STORE_CONFLICT on 412 or 409', async () => {

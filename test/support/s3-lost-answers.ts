@@ -14,12 +14,14 @@ import { startS3Proxy } from './s3-proxy.ts';
 export interface S3LostAnswers {
   readonly endpoint: string;
   /**
-   * `<METHOD> /<bucket>/<key>` (the path as sent, query aside) of the requests whose next answer to lose,
-   * each once (set by a test; an entry is removed as its answer is lost); one ending in `*` stands for every
-   * path that starts with what precedes it (a key a command names at random).
+   * `<METHOD> /<bucket>/<key>[?<names>]` (the path as sent, then the names of its query's parameters, sorted,
+   * the SDK's `x-id` aside: `POST /b/k?uploadId` completes a multipart upload, `POST /b/k?uploads` creates
+   * one) of the requests whose next answer to lose, each once (set by a test; an entry is removed as its
+   * answer is lost); one ending in `*` stands for every request whose line starts with what precedes it (a
+   * key a command names at random).
    */
   readonly lose: Set<string>;
-  /** Every request seen, as `<METHOD> /<bucket>/<key>`. */
+  /** Every request seen, as its line (`lose`). */
   readonly seen: string[];
   close(): Promise<void>;
 }
@@ -30,7 +32,10 @@ export async function startS3LostAnswers(s3: LocalS3, endpoint = s3.endpoint): P
   const seen: string[] = [];
   const upstream = new URL(endpoint);
   const proxy = await startS3Proxy({ ...s3, endpoint }, (request, response) => {
-    const line = `${request.method} ${(request.url ?? '/').split('?')[0]}`;
+    const url = new URL(request.url ?? '/', 'http://lost');
+    // The names of the query's parameters tell a multipart upload's steps apart (the SDK's `x-id` aside).
+    const names = [...new Set(url.searchParams.keys())].filter((name) => name !== 'x-id').sort();
+    const line = `${request.method} ${url.pathname}${names.length > 0 ? `?${names.join('&')}` : ''}`;
     seen.push(line);
     const entry = [...lose].find((e) => (e.endsWith('*') ? line.startsWith(e.slice(0, -1)) : e === line));
     if (entry === undefined) return false;

@@ -14,6 +14,8 @@ import { listAll } from '../../../index-builder/store.ts';
 import { plugindex } from '../../support/cli.ts';
 import { encode, makeBundle, validManifest } from '../../support/fixtures.ts';
 import { LOCAL_S3_ENV, type LocalS3, localPublishHandler, startLocalS3 } from '../../support/s3.ts';
+import { startS3Gate } from '../../support/s3-gate.ts';
+import { startS3LostAnswers } from '../../support/s3-lost-answers.ts';
 import { S3_ANSWERS, startS3ObjectErrors } from '../../support/s3-object-errors.ts';
 
 let s3: LocalS3;
@@ -132,5 +134,39 @@ describe('when a publisher publishes to a deployed registry', () => {
 
   it('refuses --registry and --bucket together, as a usage error', async () => {
     expect(await main(['publish', 'x.tgz', '--registry', work, '--bucket', 'rp-intake'])).toBe(2);
+  });
+});
+
+describe("when S3's answer to the upload is lost, and the SDK sends it again", () => {
+  it('takes the object its retry met under its own key for its upload, waits for the outcome, and exits 0', async () => {
+    // Prepare: the command reaches S3 through the gate that answers If-None-Match as S3 does (s3rver ignores
+    // it), behind a proxy that lets the first upload under incoming/ be done, then loses its answer.
+    const gate = await startS3Gate(s3, [
+      { effect: 'Allow', actions: ['s3:*'], resources: ['*'], conditions: {} },
+    ]);
+    const lost = await startS3LostAnswers(s3, gate.endpoint);
+    lost.lose.add('PUT /rp-intake/incoming/*');
+    const file = path.join(work, 'answer-lost.tgz');
+    await writeFile(file, await makeBundle({ manifest: validManifest({ name: 'answer-lost-plugin' }) }));
+    try {
+      // Act
+      const { code, stdout, stderr } = await publishWhileTheFunctionRuns(
+        ['publish', file, '--bucket', 'rp-intake', '--endpoint', lost.endpoint, '--timeout', '20', '--json'],
+        { run: (argv) => plugindex(...argv) },
+      );
+
+      // Assess: the upload was done and its answer lost; the SDK's second attempt met it (412).
+      expect(lost.lose.size).toBe(0);
+      expect(gate.refused).toEqual([expect.stringMatching(/^412 rp-intake\/incoming\/.*-answer-lost\.tgz$/)]);
+      expect(stderr).toMatch(/answer .* lost/);
+      expect(code).toBe(0);
+      expect(JSON.parse(stdout) as SubmissionOutcome).toMatchObject({
+        status: 'accepted',
+        plugin: 'answer-lost-plugin',
+      });
+    } finally {
+      await lost.close();
+      await gate.close();
+    }
   });
 });
