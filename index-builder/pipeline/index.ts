@@ -58,6 +58,7 @@ import { allSettledValues, forEachLimited } from '../limited.ts';
 import type { Manifest, PluginDocument, SnapshotDocument } from '../model.ts';
 import { encodeJson } from '../render/documents.ts';
 import { MAX_PLUGIN_PAGE_LENGTH } from '../render/html.ts';
+import { rotationKey } from '../rotation.ts';
 import { listFolders } from '../store.ts';
 import { RenderError } from '../text.ts';
 import {
@@ -806,6 +807,24 @@ export async function rebuildRegistry(
  */
 const REBUILD_CONCURRENCY = BATCH_WRITE_CONCURRENCY;
 
+/**
+ * Whether a key rotation is published that the published snapshot does not count (`keys/rotation/<count +
+ * 1>.json`), while this rebuild is not that rotation's own: one that died part way, whose rebuild may have
+ * signed some manifests with its next key before it died (each version's `.asc`, and the `manifest_signature`
+ * its plugin document carries). A rebuild by the key the snapshot names (the operator put the old key back
+ * in the secret, as the publish function's SIGNING_KEY_NOT_PUBLISHED offers, or the old key file) took those
+ * documents as they were and committed them: their manifests signed by a key no client trusts yet, refused
+ * at every install. It signs every manifest again instead. One `head` a rebuild.
+ */
+async function rotationUnfinished(
+  ctx: PipelineContext,
+  published: SnapshotDocument | undefined,
+  options: RebuildOptions,
+): Promise<boolean> {
+  if (!published || options.keyRotations !== undefined) return false;
+  return (await ctx.site.head(rotationKey((published.key_rotations ?? 0) + 1))) !== undefined;
+}
+
 /** The rebuild, through the caller's write log. Returns the manifest signatures it rewrote. */
 async function rebuildAll(
   ctx: PipelineContext,
@@ -825,6 +844,7 @@ async function rebuildAll(
   // count): a refresh or a flush meeting the mark a rotation's rebuild left when it died finishes that
   // rebuild, and re-signed the registry's documents with the next key before its commit refused it.
   assertSigningKeyCurrent(ctx, published, options.keyRotations);
+  const resign = options.resignManifests === true || (await rotationUnfinished(ctx, published, options));
   // What a rebuild is run after, the intake store's `state/` lost (or put back from an older copy), took its
   // records of the log and of the actions applied lately with it: both restored from the published log.
   // Before the catalog is marked: a log this refuses (an entry altered in a segment batches do not read)
@@ -846,7 +866,7 @@ async function rebuildAll(
   await forEachLimited(keys, REBUILD_CONCURRENCY, async (key) => {
     let doc = await readJson<PluginDocument>(ctx.site, key);
     if (!doc) return;
-    if (options.resignManifests) {
+    if (resign) {
       const signed = await resignManifests(ctx, doc);
       doc = signed.doc;
       resigned.push(...signed.rewritten);
