@@ -212,7 +212,7 @@ export async function rotateThroughQueue(options: {
   readonly log: (line: string) => void;
 }): Promise<QueuedRotation> {
   const [
-    { createSigner, readPublicKey, readTrustedKey, verifyDetachedSignature },
+    { createSigner, readPublicKey, verifyDetachedSignature },
     rotation,
     rotate,
     errors,
@@ -244,10 +244,10 @@ export async function rotateThroughQueue(options: {
       throw error;
     });
   const previous = await signerOf('old', options.oldSecretKey, options.passphrase);
+  // Before anything is uploaded, refused where its signer is made (KEY_UNTRUSTED): a registry key anyone can
+  // sign as, or whose signatures cost unbounded work, would have every snapshot it signs refused by every
+  // client.
   const next = await signerOf('new', options.newSecretKey, options.newPassphrase ?? options.passphrase);
-  // Before anything is uploaded: a registry key anyone can sign as, or whose signatures cost unbounded work,
-  // would have every snapshot it signs refused by every client.
-  await readTrustedKey(next.publicKey, 'the new registry key');
   if (previous.fingerprint === next.fingerprint)
     refuse('ROTATION_INVALID', '/rotation/next/fingerprint', 'the new key is the old key', {
       found: next.fingerprint,

@@ -152,6 +152,11 @@ export type ErrorCode =
   | 'STORE_TOO_LARGE'
   | 'KEY_INVALID'
   | 'KEY_PASSPHRASE'
+  /**
+   * A signing key no signature by which is taken (signing.ts `untrustedKeyProblem`: an Ed25519 point of small
+   * order, anyone signs as it; unbounded arithmetic): refused where a signer is made (`createSigner`).
+   */
+  | 'KEY_UNTRUSTED'
   /** The registry's signing key is past its expiry: it signs nothing (signing.ts `createSigner`). */
   | 'KEY_EXPIRED'
   | 'CONFIG_INVALID'

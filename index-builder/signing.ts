@@ -145,8 +145,9 @@ export async function readPublicKey(armored: string): Promise<PublicKeyInfo> {
 /**
  * Builds the registry's signer from an armored secret key. Each signature is dated by `clock` (its creation
  * time, which a verifier compares with the key's validity and its own time).
- * @throws KeyError KEY_INVALID (not a secret key), KEY_PASSPHRASE (wrong or missing passphrase) or
- * KEY_EXPIRED (the key's expiry is past by `clock`; each signature throws it too, once it is).
+ * @throws KeyError KEY_INVALID (not a secret key), KEY_UNTRUSTED (a key no signature by which is taken:
+ * `untrustedKeyProblem`), KEY_PASSPHRASE (wrong or missing passphrase) or KEY_EXPIRED (the key's expiry is
+ * past by `clock`; each signature throws it too, once it is).
  * @example const signer = await createSigner(armored, process.env.PLUGINDEX_KEY_PASSPHRASE, systemClock);
  */
 export async function createSigner(
@@ -162,6 +163,12 @@ export async function createSigner(
       cause,
     });
   }
+  // Before anything is signed, and before the passphrase is tried: a key every client refuses each signature
+  // by (`untrustedKeyProblem`: small order, anyone can sign as it; unbounded arithmetic) was checked for
+  // being readable, decrypted and unexpired only, and a registry given one published snapshots and rotations
+  // that anyone could forge. Publisher, operator and new registry keys were refused for it; the registry's
+  // own was not.
+  assertSigningKeyTrusted(privateKey);
   if (!privateKey.isDecrypted()) {
     if (!passphrase)
       throw new KeyError('KEY_PASSPHRASE', 'the signing key is encrypted and no passphrase was given');
@@ -258,6 +265,22 @@ export async function createSigner(
       return (await signWithDigest(data)).signature;
     },
   };
+}
+
+/**
+ * Refuses a key to sign with (the registry's: its secret key, or its public part) that no signature by is
+ * ever taken (`untrustedKeyProblem`), naming the key and why; `createSigner` asks first of all, and
+ * `plugindex serve` at its start.
+ * @throws KeyError KEY_UNTRUSTED
+ * @example assertSigningKeyTrusted((await readPublicKey(armoredSecretKey)).key);
+ */
+export function assertSigningKeyTrusted(key: openpgp.Key): void {
+  const untrusted = untrustedKeyProblem(key);
+  if (untrusted)
+    throw new KeyError(
+      'KEY_UNTRUSTED',
+      `the signing key ${upper(key.getFingerprint())} cannot be trusted, no signature by it is ever taken (anyone could forge what it signs, and every client refuses it): ${untrusted}; give the registry an Ed25519 key (plugindex keygen, or gpg --quick-gen-key NAME ed25519), or RSA of at most ${MAX_RSA_MODULUS_BITS} bits with exponent 65537`,
+    );
 }
 
 /** The (sub)key a signer signs with, the span of time it is the one, and its one-pass signer (Ed25519). */

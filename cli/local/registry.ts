@@ -23,7 +23,13 @@ import {
   rebuildRegistry,
   type SubmissionFailure,
 } from '../../index-builder/pipeline/index.ts';
-import { createSigner, generateKeyPair, type Signer } from '../../index-builder/signing.ts';
+import {
+  assertSigningKeyTrusted,
+  createSigner,
+  generateKeyPair,
+  readPublicKey,
+  type Signer,
+} from '../../index-builder/signing.ts';
 import { checkConfiguredKeys } from '../../index-builder/trust.ts';
 import { CliError } from '../errors.ts';
 import { createNewFile } from '../new-file.ts';
@@ -81,6 +87,19 @@ export async function readRunningConfig(dir: string): Promise<RegistryConfig> {
   const config = await readConfig(dir);
   await checkConfiguredKeys(config, `registry config ${path.join(dir, CONFIG_FILE)}`);
   return config;
+}
+
+/**
+ * Refuses the registry's key file when it holds a key no signature by which is taken (`serve` at its start,
+ * as for its config: every batch would fail on it, `createSigner`'s KEY_UNTRUSTED, and the server served a
+ * tree anyone could forge). A key file missing, unreadable or encrypted without its passphrase is left to the
+ * batches to report, as before: the published tree is still served.
+ * @throws KeyError KEY_UNTRUSTED
+ */
+export async function checkRegistryKey(dir: string): Promise<void> {
+  const secret = await readFile(path.join(dir, SECRET_KEY_FILE), 'utf8').catch(() => undefined);
+  const key = secret === undefined ? undefined : await readPublicKey(secret).catch(() => undefined);
+  if (key) assertSigningKeyTrusted(key.key);
 }
 
 export async function writeConfig(dir: string, config: RegistryConfig): Promise<void> {

@@ -30,7 +30,7 @@ import {
 } from '../../index-builder/pipeline/rotate.ts';
 import { readJson } from '../../index-builder/pipeline/site-writer.ts';
 import { readSignedRotation, signRotation } from '../../index-builder/rotation.ts';
-import { createSigner, readTrustedKey } from '../../index-builder/signing.ts';
+import { createSigner } from '../../index-builder/signing.ts';
 import { openRegistry, PENDING_ROTATION_FILE, SECRET_KEY_FILE, withRegistryLock } from './registry.ts';
 
 /** The rotation under way, kept until it is complete (in DIR/state/, the registry's own bookkeeping). */
@@ -66,9 +66,9 @@ export async function rotateLocalRegistry(
   return withRegistryLock(dir, async () => {
     const registry = await openRegistry(dir);
     const ctx = registry.context;
+    // Before anything is written: a weak or costly key, every snapshot it signed refused by every client, is
+    // refused here (KEY_UNTRUSTED, naming it), as any registry key is where its signer is made.
     const next = await createSigner(newSecretKey, options.passphrase, ctx.clock);
-    // Before anything is written: every snapshot a weak or costly key signs would be refused by every client.
-    await readTrustedKey(next.publicKey, 'the new registry key');
     const pendingFile = path.join(dir, PENDING_ROTATION_FILE);
     const pending = await readIfExists(pendingFile);
     let bytes: Uint8Array;

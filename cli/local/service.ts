@@ -12,7 +12,13 @@ import {
 import { readJson } from '../../index-builder/pipeline/site-writer.ts';
 import { CliError } from '../errors.ts';
 import { describeOutcome } from '../output.ts';
-import { type RegistryStores, readRunningConfig, withOpenRegistry, withRegistryLock } from './registry.ts';
+import {
+  checkRegistryKey,
+  type RegistryStores,
+  readRunningConfig,
+  withOpenRegistry,
+  withRegistryLock,
+} from './registry.ts';
 import { createRegistryServer, listenRegistryServer } from './server.ts';
 import { openSite } from './site.ts';
 import { listenForSubmissions, type ServiceRequest, type SubmissionService } from './submission-socket.ts';
@@ -45,6 +51,9 @@ export async function startService(options: {
   // Fail fast when DIR is not a registry, or its config trusts a key no signature by which is taken: every
   // batch would fail on it (each said on `warn`, the uploads left in incoming/), so the server never starts.
   await readRunningConfig(options.dir);
+  // And when its key file holds a key anyone can sign as, or whose signatures cost unbounded work
+  // (KEY_UNTRUSTED): every batch would be refused at its signer, and clients refuse what it signed.
+  await checkRegistryKey(options.dir);
   const warn = options.warn ?? options.log;
   // No line per request; the cause of an internal error, which the client is not told, is the operator's,
   // on stderr as README says (it went to stdout, among the lines of what was published).

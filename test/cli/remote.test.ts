@@ -79,7 +79,7 @@ describe('when the new key of a deployed registry is one no client could take', 
     await rm(work, { recursive: true, force: true });
   });
 
-  it('refuses an Ed25519 key of small order with KEY_INVALID naming it, reading and uploading nothing', async () => {
+  it('refuses an Ed25519 key of small order with KEY_UNTRUSTED naming it, reading and uploading nothing', async () => {
     // Prepare: the registry's own key as the old one, so that only the new key stands in the way.
     const weak = smallOrderKey(SMALL_ORDER_POINTS.identity, KEYS_CREATED);
     const oldFile = path.join(work, 'old.asc');
@@ -110,7 +110,7 @@ describe('when the new key of a deployed registry is one no client could take', 
     // Assess
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain(
-      `KEY_INVALID: the new registry key ${weak.fingerprint} cannot be trusted`,
+      `KEY_UNTRUSTED: the new key: the signing key ${weak.fingerprint} cannot be trusted`,
     );
     expect(refused.stderr).toContain('is an Ed25519 point of small order');
     expect(requests).toEqual([]);

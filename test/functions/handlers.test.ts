@@ -20,7 +20,7 @@ import {
 import { cachedSigner } from '../../functions/secrets.ts';
 import { systemClock } from '../../index-builder/clock.ts';
 import { parseRegistryConfig } from '../../index-builder/config.ts';
-import { ConfigError } from '../../index-builder/errors.ts';
+import { ConfigError, KeyError } from '../../index-builder/errors.ts';
 import type { SnapshotDocument } from '../../index-builder/model.ts';
 import {
   type BatchResult,
@@ -32,8 +32,9 @@ import { listAll } from '../../index-builder/store.ts';
 import { openSignedSnapshot, verifySnapshot } from '../../index-builder/verify.ts';
 import { INVALIDATION_FAILED_LOG } from '../../infra/constructs/alarms.ts';
 import { signedAction } from '../support/actions.ts';
-import { encode, makeBundle, testKey, validManifest } from '../support/fixtures.ts';
+import { encode, KEYS_CREATED, makeBundle, testKey, validManifest } from '../support/fixtures.ts';
 import { functionConfig, type LocalS3, objectCreatedRecord, startLocalS3 } from '../support/s3.ts';
+import { SMALL_ORDER_POINTS, smallOrderKey } from '../support/small-order-key.ts';
 import { UNTRUSTED_KEYS } from '../support/untrusted-keys.ts';
 
 const secrets = mockClient(SecretsManagerClient);
@@ -81,6 +82,8 @@ beforeAll(async () => {
     'fn-site-weak',
     'fn-intake-weak-refresh',
     'fn-site-weak-refresh',
+    'fn-intake-weak-signer',
+    'fn-site-weak-signer',
   ]);
   const registryKey = await testKey('registry');
   secrets
@@ -389,6 +392,69 @@ describe('when the config object, edited by hand, trusts a key no signature by w
     await expect(refused).rejects.toThrow(ConfigError);
     await expect(refused).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
     expect((await listAll(r.intake, 'incoming/')).map((o) => o.key)).toEqual(['incoming/waits.tgz']);
+  });
+});
+
+describe('when the signing secret holds a key anyone can sign as (an Ed25519 point of small order)', () => {
+  it('refuses every invocation with KEY_UNTRUSTED before anything is signed, writing nothing to the site', async () => {
+    // Prepare: the secret set to such a key (its signatures verify over anything), an upload waiting.
+    // Taken, every snapshot and document it signed could be forged by anyone.
+    const weak = smallOrderKey(SMALL_ORDER_POINTS.identity, KEYS_CREATED);
+    const secretId = 'plugindex/weak-signing-key';
+    secrets
+      .on(GetSecretValueCommand, { SecretId: secretId })
+      .resolves({ SecretString: JSON.stringify({ armoredKey: weak.secretKey }) });
+    const weakSigner = {
+      ...config,
+      intakeBucket: 'fn-intake-weak-signer',
+      siteBucket: 'fn-site-weak-signer',
+      distributionId: undefined,
+      signingKeySecretId: secretId,
+      defaults: { name: 'Weak Signer', url: 'https://plugins.example.com' },
+    };
+    const intake = new S3Store({ client: s3.client, bucket: weakSigner.intakeBucket });
+    const site = new S3Store({ client: s3.client, bucket: weakSigner.siteBucket });
+    await s3.client.send(
+      new PutObjectCommand({
+        Bucket: weakSigner.intakeBucket,
+        Key: 'incoming/waits.tgz',
+        Body: await makeBundle({ manifest: validManifest({ name: 'weak-signer-plugin' }) }),
+      }),
+    );
+    const failures: Record<string, unknown>[] = [];
+    const publish = createPublishHandler({
+      ...deps,
+      config: weakSigner,
+      signer: cachedSigner(new SecretsManagerClient({ region: 'us-east-1' }), secretId),
+      logger: {
+        info: () => {},
+        warn: () => {},
+        error: (message, fields) => failures.push({ message, ...fields }),
+      },
+    });
+
+    // Act: an upload's message, and the schedule's refresh alone.
+    const uploadEvent = {
+      Records: [objectCreatedRecord(weakSigner.intakeBucket, 'incoming/waits.tgz', 'w')],
+    };
+    for (const event of [uploadEvent, refreshEvent]) {
+      const invoked = publish(event);
+
+      // Assess: refused by its code, naming the key and why.
+      await expect(invoked).rejects.toThrow(KeyError);
+      await expect(invoked).rejects.toMatchObject({
+        code: 'KEY_UNTRUSTED',
+        message: expect.stringContaining(`the signing key ${weak.fingerprint} cannot be trusted`),
+      });
+    }
+    expect(failures.map((f) => [f.message, (f.error as { code?: string } | undefined)?.code])).toEqual([
+      ['publish failed', 'KEY_UNTRUSTED'],
+      ['publish failed', 'KEY_UNTRUSTED'],
+    ]);
+    // Nothing published, nothing judged: the upload waits for a key that may sign.
+    expect(await listAll(site, '')).toEqual([]);
+    expect((await listAll(intake, 'incoming/')).map((o) => o.key)).toEqual(['incoming/waits.tgz']);
+    expect(await listAll(intake, 'status/')).toEqual([]);
   });
 });
 

@@ -10,8 +10,9 @@ import {
   verifyDetachedSignature,
 } from '../../index-builder/signing.ts';
 import { costlyKey } from '../support/costly-key.ts';
-import { encode, sha256, testKey } from '../support/fixtures.ts';
+import { encode, KEYS_CREATED, sha256, testKey } from '../support/fixtures.ts';
 import { gpgKeyring, gpgKeyWithSigningSubkey } from '../support/gpg.ts';
+import { SMALL_ORDER_POINTS, smallOrderKey } from '../support/small-order-key.ts';
 
 describe('when signing with the registry key', () => {
   // A multi-megabyte document of varied bytes, as the global documents are.
@@ -209,6 +210,26 @@ describe('when loading keys', () => {
     await expect(readPublicKey('hello')).rejects.toBeInstanceOf(KeyError);
     await expect(createSigner('hello')).rejects.toMatchObject({ code: 'KEY_INVALID' });
   });
+
+  it.each(Object.entries(SMALL_ORDER_POINTS))(
+    'refuses a secret key whose Ed25519 point is %s (small order) with KEY_UNTRUSTED, naming it',
+    async (_, point) => {
+      // Its signatures verify over any data: a registry signing with it publishes what anyone can forge.
+      const weak = smallOrderKey(point, KEYS_CREATED);
+
+      const made = createSigner(weak.secretKey);
+
+      await expect(made).rejects.toThrow(KeyError);
+      await expect(made).rejects.toMatchObject({
+        code: 'KEY_UNTRUSTED',
+        message: expect.stringMatching(
+          new RegExp(
+            `^the signing key ${weak.fingerprint} cannot be trusted.*is an Ed25519 point of small order`,
+          ),
+        ),
+      });
+    },
+  );
 
   it('refuses a key past its expiry with KEY_EXPIRED, when loaded and at each signature after it', async () => {
     // Both paths: Ed25519 (the one-pass signer, which signed on past the expiry) and P-256 (openpgp.js,

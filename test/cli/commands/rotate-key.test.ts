@@ -168,7 +168,7 @@ describe('when an operator rotates a served registry key twice', () => {
     expect(await treeOf(dir)).toEqual(before);
   });
 
-  it('refuses a new key whose Ed25519 point has small order with KEY_INVALID naming it, changing nothing', async () => {
+  it('refuses a new key whose Ed25519 point has small order with KEY_UNTRUSTED naming it, changing nothing', async () => {
     // Anyone could sign snapshots as such a key, and every client refuses what it signs.
     const before = await treeOf(dir);
     const weak = smallOrderKey(SMALL_ORDER_POINTS.identity, KEYS_CREATED);
@@ -176,9 +176,7 @@ describe('when an operator rotates a served registry key twice', () => {
     await writeFile(file, weak.secretKey, { mode: 0o600 });
     const refused = await plugindex('rotate-key', '--registry', dir, '--new-key', file);
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toContain(
-      `KEY_INVALID: the new registry key ${weak.fingerprint} cannot be trusted`,
-    );
+    expect(refused.stderr).toContain(`KEY_UNTRUSTED: the signing key ${weak.fingerprint} cannot be trusted`);
     expect(refused.stderr).toContain('is an Ed25519 point of small order');
     expect(await treeOf(dir)).toEqual(before);
   });

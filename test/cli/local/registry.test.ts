@@ -17,8 +17,9 @@ import {
 import { KeyError } from '../../../index-builder/errors.ts';
 import { generateKeyPair, readPublicKey, verifyDetachedSignature } from '../../../index-builder/signing.ts';
 import { plugindex } from '../../support/cli.ts';
-import { makeBundle, validManifest } from '../../support/fixtures.ts';
+import { KEYS_CREATED, makeBundle, validManifest } from '../../support/fixtures.ts';
 import { putKilled } from '../../support/put-killed.ts';
+import { SMALL_ORDER_POINTS, smallOrderKey } from '../../support/small-order-key.ts';
 import { treeOf } from '../../support/tree.ts';
 import { UNTRUSTED_KEYS } from '../../support/untrusted-keys.ts';
 
@@ -196,5 +197,42 @@ describe('when plugindex.json, edited by hand, trusts a key no signature by whic
     expect(served.stderr).toContain(`CONFIG_INVALID: registry config ${file} /operators/0/key: `);
     expect(served.stderr).toContain(key.reason);
     expect(listed.code).toBe(0);
+  });
+});
+
+describe("when the registry's own key file holds a key anyone can sign as (an Ed25519 point of small order)", () => {
+  /** A registry with one upload waiting, its key file then given such a key. */
+  async function registryWithWeakKey() {
+    const at = await mkdtemp(path.join(work, 'weak-signer-'));
+    await initRegistry(at, { name: 'weak-signer', url: 'http://127.0.0.1:9/' });
+    await writeFile(path.join(at, 'incoming', 'waits.tgz'), await makeBundle({ manifest: validManifest() }));
+    const weak = smallOrderKey(SMALL_ORDER_POINTS.identity, KEYS_CREATED);
+    await writeFile(path.join(at, SECRET_KEY_FILE), weak.secretKey, { mode: 0o600 });
+    return { at, weak };
+  }
+
+  it('plugindex process and serve refuse it with KEY_UNTRUSTED naming it, and change nothing', async () => {
+    // Taken, every snapshot and document it signed could be forged by anyone (its signatures verify over
+    // any data), and every client refuses them.
+    const { at, weak } = await registryWithWeakKey();
+    const before = await treeOf(at);
+
+    const processed = await plugindex('process', '--registry', at);
+    const served = await plugindex('serve', '--registry', at, '--port', '0');
+
+    for (const { code, stderr } of [processed, served]) {
+      expect(code).toBe(1);
+      expect(stderr).toContain(`KEY_UNTRUSTED: the signing key ${weak.fingerprint} cannot be trusted`);
+      expect(stderr).toContain('is an Ed25519 point of small order');
+    }
+    // The upload waits in incoming/, nothing published or recorded.
+    expect(await treeOf(at)).toEqual(before);
+  });
+
+  it('openRegistry refuses it with KeyError KEY_UNTRUSTED', async () => {
+    const { at } = await registryWithWeakKey();
+
+    await expect(openRegistry(at)).rejects.toThrow(KeyError);
+    await expect(openRegistry(at)).rejects.toMatchObject({ code: 'KEY_UNTRUSTED' });
   });
 });
