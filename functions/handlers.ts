@@ -52,7 +52,7 @@ import {
   wantsRebuild,
   wantsRefresh,
 } from './events.ts';
-import { errorFields, INVALIDATION_FAILED_LOG, type Logger } from './logger.ts';
+import { CONFIG_REFUSED_LOG, errorFields, INVALIDATION_FAILED_LOG, type Logger } from './logger.ts';
 import type { SignerSource } from './secrets.ts';
 
 export interface HandlerDeps {
@@ -132,13 +132,15 @@ function storeFor(client: HandlerDeps['s3'], bucket: string): S3Store {
 }
 
 /**
- * The context an invocation runs with, and the config's trusted keys' refusal (`keysRefused`, CONFIG_INVALID
- * from `checkConfiguredKeys`) when there is one: returned, not thrown, so the caller may still refresh the
- * snapshot (which judges no upload and needs no trusted key) while it refuses everything else.
+ * The context an invocation runs with, and the config's refusals (CONFIG_INVALID: its snapshot lifetime,
+ * `snapshotTtlRefusal`, then its trusted keys, `checkConfiguredKeys`), none when it holds: returned, not
+ * thrown, so the caller may still refresh the snapshot (which judges no upload and needs no trusted key)
+ * while it refuses everything else. With the lifetime refused, the context's is the least the schedule
+ * allows (two refreshes), what that refresh signs with.
  */
 async function pipelineContext(
   deps: HandlerDeps,
-): Promise<{ readonly ctx: PipelineContext; readonly keysRefused: ConfigError | undefined }> {
+): Promise<{ readonly ctx: PipelineContext; readonly refused: readonly ConfigError[] }> {
   const intake = storeFor(deps.s3, deps.config.intakeBucket);
   const stored = await intake.get(deps.config.configKey);
   const defaults = deps.config.defaults;
@@ -161,8 +163,17 @@ async function pipelineContext(
     deps.config.publishers !== undefined && defaults.url !== undefined
       ? { ...trusted, url: defaults.url }
       : trusted;
-  const registryConfig = parseRegistryConfig(config);
-  checkSnapshotTtl(deps.config, registryConfig.snapshotTtlSeconds, where);
+  const parsed = parseRegistryConfig(config);
+  const ttlRefused = snapshotTtlRefusal(deps.config, parsed.snapshotTtlSeconds, where);
+  // Refused, the lifetime is never signed: the refresh that alone proceeds signs the least one accepted, two
+  // refreshes of the schedule (`snapshotTtlRefusal` refuses only where the stack has one). Nearest what the
+  // operator wrote (shorter), and the tightest bound on a freeze the schedule allows: the stack's own
+  // lifetime (a week by default) would leave each snapshot signed meanwhile replayable that long.
+  const refresh = deps.config.snapshotRefreshSeconds;
+  const registryConfig =
+    ttlRefused && refresh !== undefined
+      ? { ...parsed, snapshotTtlSeconds: minSnapshotTtlSeconds(refresh) }
+      : parsed;
   // A trusted key no signature by which is taken (the config object edited by hand) fails every invocation
   // that judges anything, as a bad lifetime does: before anything is read or signed, the uploads left in
   // incoming/ for the queue's retries (its alarms fire), where it was taken and each upload it signed
@@ -179,8 +190,8 @@ async function pipelineContext(
       throw error;
     },
   );
-  // The registry's own key is checked apart, when loaded (signing.ts `createSigner`): a key refused there
-  // fails every invocation, the refresh too.
+  // The registry's own key is checked apart, when loaded (signing.ts `createSigner`: expired, or one no
+  // signature by which is taken, KEY_UNTRUSTED): a key refused there fails every invocation, the refresh too.
   const ctx: PipelineContext = {
     intake,
     site: storeFor(deps.s3, deps.config.siteBucket),
@@ -207,24 +218,26 @@ async function pipelineContext(
         ...errorFields(error),
       }),
   };
-  return { ctx, keysRefused };
+  return { ctx, refused: [ttlRefused, keysRefused].filter((e) => e !== undefined) };
 }
 
 /**
- * Refuses a snapshot lifetime under two refreshes of the stack's schedule (`minSnapshotTtlSeconds`): clients
- * would see the snapshot expired between them, and only the stack knows the schedule (the config object is
- * the operator's, read at run time). Refused rather than replaced by the stack's lifetime, as every other
- * bad value of the config object is: a lifetime taken silently other than the one the operator wrote is
- * found only by the clients it fails. Thrown before anything is read or signed, so a publish's uploads stay
- * in incoming/ and the queue retries them (its alarms fire); the snapshot published keeps its expiry.
- * @throws ConfigError CONFIG_INVALID naming `where`, /snapshotTtlSeconds, its value and the least
+ * The refusal of a snapshot lifetime under two refreshes of the stack's schedule (`minSnapshotTtlSeconds`),
+ * or undefined: clients would see the snapshot expired between them, and only the stack knows the schedule
+ * (the config object is the operator's, read at run time). Refused rather than replaced silently by another
+ * lifetime, as every other bad value of the config object is: a lifetime other than the one the operator
+ * wrote is found only by the clients it fails. Every invocation that judges anything throws it, before
+ * anything is read or signed, so a publish's uploads stay in incoming/ and the queue retries them (its alarms
+ * fire); the schedule's refresh alone proceeds with two refreshes' lifetime, logging it as an error (and an
+ * alarm counts that line): refused too, it let the snapshot expire until the config was mended.
+ * @returns ConfigError CONFIG_INVALID naming `where`, /snapshotTtlSeconds, its value and the least
  */
-function checkSnapshotTtl(settings: FunctionConfig, ttl: number, where: string): void {
+function snapshotTtlRefusal(settings: FunctionConfig, ttl: number, where: string): ConfigError | undefined {
   const refresh = settings.snapshotRefreshSeconds;
-  if (refresh === undefined || ttl >= minSnapshotTtlSeconds(refresh)) return;
-  throw new ConfigError(
+  if (refresh === undefined || ttl >= minSnapshotTtlSeconds(refresh)) return undefined;
+  return new ConfigError(
     'CONFIG_INVALID',
-    `${where} /snapshotTtlSeconds: ${ttl} is too short, expected at least ${minSnapshotTtlSeconds(refresh)} (two refreshes: the stack's schedule re-signs the snapshot every ${refresh} s, and clients would see it expired between them); nothing is published or re-signed until it is mended, and the uploads wait in incoming/`,
+    `${where} /snapshotTtlSeconds: ${ttl} is too short, expected at least ${minSnapshotTtlSeconds(refresh)} (two refreshes: the stack's schedule re-signs the snapshot every ${refresh} s, and clients would see it expired between them); nothing is published until it is mended, the uploads wait in incoming/, and the schedule's refresh alone re-signs the snapshot, for ${minSnapshotTtlSeconds(refresh)} s`,
   );
 }
 
@@ -492,9 +505,10 @@ export interface PublishResult extends BatchResult {
  * other, and the retried message (finding incoming/ empty) flushes them. The CloudFront invalidation last is
  * the exception: its failure is logged, since a retry could not redo it.
  *
- * While the config's trusted keys are refused (`checkConfiguredKeys`), an invocation that asks for the
- * refresh alone (no upload announced, no rebuild, no rotation) still re-signs the snapshot, judging nothing
- * and logging the refusal; every other one throws it.
+ * While the config's trusted keys are refused (`checkConfiguredKeys`), or its snapshot lifetime
+ * (`snapshotTtlRefusal`), an invocation that asks for the refresh alone (no upload announced, no rebuild, no
+ * rotation) still re-signs the snapshot (for two refreshes, the lifetime refused), judging nothing and
+ * logging each refusal (CONFIG_REFUSED_LOG); every other one throws the first.
  */
 export function createPublishHandler(
   deps: HandlerDeps,
@@ -505,22 +519,21 @@ export function createPublishHandler(
     deps.logger.info('woken', { notices: notices.length, keys: notices.map((n) => n.key).slice(0, 20) });
     const announced = notices.filter((n) => n.key.startsWith(INCOMING_PREFIX)).length;
     const rotations = rotationRequests(event);
-    const { ctx: base, keysRefused } = await pipelineContext(deps);
+    const { ctx: base, refused } = await pipelineContext(deps);
     // The refresh judges no upload and signs with the registry's key alone: with the config's trusted keys
-    // refused, it still re-signs the snapshot, or the snapshot expires while the config waits to be mended
-    // (the schedule's message failing with the publishes). The uploads wait in incoming/, their own
-    // messages refused as before; so is an invocation that asks for anything else.
+    // refused, or its snapshot lifetime (then signed with two refreshes'), it still re-signs the snapshot, or
+    // the snapshot expires while the config waits to be mended (the schedule's message failing with the
+    // publishes). The uploads wait in incoming/, their own messages refused as before; so is an invocation
+    // that asks for anything else. Each refusal is one error line (CONFIG_REFUSED_LOG), which an alarm counts.
     const refreshOnly =
       wantsRefresh(event) && !wantsRebuild(event) && rotations.length === 0 && announced === 0;
-    if (keysRefused && !refreshOnly) throw keysRefused;
-    if (keysRefused)
-      deps.logger.error('registry config refused: refreshing the snapshot only', {
-        ...errorFields(keysRefused),
-      });
-    // Key rotations first: the publishes after them are signed by the key they publish. None with the keys
+    const [firstRefusal] = refused;
+    if (firstRefusal && !refreshOnly) throw firstRefusal;
+    for (const refusal of refused) deps.logger.error(CONFIG_REFUSED_LOG, { ...errorFields(refusal) });
+    // Key rotations first: the publishes after them are signed by the key they publish. None with the config
     // refused, not even one uploaded and waiting (`apply`): a rotation is judged against the config's
     // operator keys (pipeline/rotate.ts).
-    const signing = await signingContext(deps, base, rotations, keysRefused === undefined);
+    const signing = await signingContext(deps, base, rotations, refused.length === 0);
     const ctx = signing.ctx;
     const deferring: PipelineContext = { ...ctx, deferIndexes: true };
     const setupMs = Date.now() - started;
@@ -571,10 +584,10 @@ export function createPublishHandler(
     let stopped: { readonly remainingMs: number; readonly reserveMs: number } | undefined;
     // The first round is held to the time when work before it (a rebuild asked for, a key rotation
     // published) has used the invocation's time. A fresh invocation's first round is always started: it has
-    // done nothing else, and a round needs the time it has. None with the config's keys refused: they would
-    // judge the uploads.
+    // done nothing else, and a round needs the time it has. None with the config refused: its keys would
+    // judge the uploads, its lifetime be signed.
     const workedBefore = rebuilt !== undefined || signing.invalidate.length > 0;
-    let more = keysRefused === undefined;
+    let more = refused.length === 0;
     if (more && time && workedBefore && takenOut >= owed) {
       const remainingMs = time.getRemainingTimeInMillis();
       const reserveMs = roundReserveMs(0);

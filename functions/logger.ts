@@ -8,6 +8,13 @@ export type LogFields = Readonly<Record<string, unknown>>;
  */
 export const INVALIDATION_FAILED_LOG = 'invalidation failed';
 
+/**
+ * The publish function's log line for a refused registry config (its trusted keys, its snapshot lifetime)
+ * under which the schedule's refresh alone proceeds (functions/handlers.ts): the invocation succeeds, so no
+ * error alarm sees it; the stack's alarm counts these lines (infra/constructs/alarms.ts). One name for both.
+ */
+export const CONFIG_REFUSED_LOG = 'registry config refused: refreshing the snapshot only';
+
 export interface Logger {
   info(message: string, fields?: LogFields): void;
   warn(message: string, fields?: LogFields): void;

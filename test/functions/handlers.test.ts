@@ -17,6 +17,7 @@ import {
   MAX_PUBLISH_RESPONSE_BYTES,
   publishResponse,
 } from '../../functions/handlers.ts';
+import { CONFIG_REFUSED_LOG } from '../../functions/logger.ts';
 import { cachedSigner } from '../../functions/secrets.ts';
 import { systemClock } from '../../index-builder/clock.ts';
 import { parseRegistryConfig } from '../../index-builder/config.ts';
@@ -82,6 +83,8 @@ beforeAll(async () => {
     'fn-site-weak',
     'fn-intake-weak-refresh',
     'fn-site-weak-refresh',
+    'fn-intake-ttl-refresh',
+    'fn-site-ttl-refresh',
     'fn-intake-weak-signer',
     'fn-site-weak-signer',
   ]);
@@ -198,7 +201,7 @@ describe('when the config object in the bucket is not JSON', () => {
 });
 
 describe('when the config object sets a snapshot lifetime shorter than two refreshes of the schedule', () => {
-  it('refuses every invocation, naming the field, the value and the least, and leaves the uploads for the retry', async () => {
+  it('refuses every invocation that judges anything, naming the field, the value and the least, and leaves the uploads for the retry', async () => {
     // The schedule re-signs the snapshot every 6 hours: a lifetime of one hour left it expired to every
     // client five hours in six, and the function, which did not know the schedule, signed it so.
     const short = {
@@ -230,8 +233,15 @@ describe('when the config object sets a snapshot lifetime shorter than two refre
     );
     const quiet = { info: () => {}, warn: () => {}, error: () => {} };
     const publish = createPublishHandler({ ...deps, logger: quiet, config: short });
-    // A publish and the schedule's refresh alike: nothing is signed with that lifetime.
-    for (const event of [sqsEvent('incoming/waits.tgz'), refreshEvent]) {
+    // A publish, a rebuild, and the schedule's refresh with an upload's message beside it alike: nothing is
+    // signed with that lifetime.
+    const rebuildEvent = {
+      Records: [{ messageId: 'r', eventSource: 'aws:sqs', body: '{"plugindex":"rebuild"}' }],
+    };
+    const withRefresh = {
+      Records: [objectCreatedRecord(short.intakeBucket, 'incoming/waits.tgz', 'w'), ...refreshEvent.Records],
+    };
+    for (const event of [sqsEvent('incoming/waits.tgz'), rebuildEvent, withRefresh]) {
       const error = await publish(event).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(ConfigError);
       expect(error).toMatchObject({
@@ -252,6 +262,94 @@ describe('when the config object sets a snapshot lifetime shorter than two refre
       new TextDecoder().decode((await site.get('snapshot.json'))?.body),
     ) as SnapshotDocument;
     expect(Date.parse(snapshot.expires) - Date.parse(snapshot.created)).toBe(43200 * 1000);
+  });
+  it("still re-signs the snapshot on the schedule's refresh, for two refreshes, judging no upload, and says why loudly", async () => {
+    // Prepare: a registry published with a lifetime of a day, its config object then edited to one hour
+    // under a schedule of six. Refused with the publishes, the refresh let the snapshot expire until the
+    // config was mended.
+    const short = {
+      ...config,
+      intakeBucket: 'fn-intake-ttl-refresh',
+      siteBucket: 'fn-site-ttl-refresh',
+      distributionId: undefined,
+      snapshotRefreshSeconds: 21600,
+    };
+    const putConfig = (snapshotTtlSeconds: number) =>
+      s3.client.send(
+        new PutObjectCommand({
+          Bucket: short.intakeBucket,
+          Key: short.configKey,
+          Body: encode(
+            JSON.stringify({ name: 'TTL Registry', url: 'https://plugins.example.com', snapshotTtlSeconds }),
+          ),
+        }),
+      );
+    const putUpload = async (key: string, version: string) =>
+      s3.client.send(
+        new PutObjectCommand({
+          Bucket: short.intakeBucket,
+          Key: key,
+          Body: await makeBundle({ manifest: validManifest({ name: 'ttl-refreshed', version }) }),
+        }),
+      );
+    const uploadEvent = (key: string) => ({
+      Records: [objectCreatedRecord(short.intakeBucket, key, `m-${key}`)],
+    });
+    const intake = new S3Store({ client: s3.client, bucket: short.intakeBucket });
+    const site = new S3Store({ client: s3.client, bucket: short.siteBucket });
+    const failures: Record<string, unknown>[] = [];
+    const publish = createPublishHandler({
+      ...deps,
+      config: short,
+      logger: {
+        info: () => {},
+        warn: () => {},
+        error: (message, fields) => failures.push({ message, ...fields }),
+      },
+    });
+    await putConfig(86400);
+    await putUpload('incoming/first.tgz', '1.0.0');
+    await publish(uploadEvent('incoming/first.tgz'));
+    const registryKey = await readPublicKey((await testKey('registry')).publicKey);
+    const trusted = async (): Promise<SnapshotDocument> =>
+      verifySnapshot({
+        ...openSignedSnapshot((await site.get('snapshot.signed.json'))?.body as Uint8Array),
+        key: registryKey.key,
+        now: new Date(),
+      });
+    const before = await trusted();
+    await putConfig(3600);
+    await putUpload('incoming/waits.tgz', '2.0.0');
+
+    // Act
+    const refreshed = await publish(refreshEvent);
+
+    // Assess: a new snapshot, signed by the registry key, listing what it listed, for two refreshes: the
+    // least lifetime the schedule allows, neither the one refused nor the one before.
+    const after = await trusted();
+    expect(refreshed.generation).toBe(before.generation + 1);
+    expect(after.generation).toBe(before.generation + 1);
+    expect(after.documents).toEqual(before.documents);
+    expect(Date.parse(after.expires) - Date.parse(after.created)).toBe(2 * 21600 * 1000);
+    expect(refreshed.outcomes).toEqual([]);
+    // The upload not judged: it waits, with no outcome.
+    expect((await listAll(intake, 'incoming/')).map((o) => o.key)).toEqual(['incoming/waits.tgz']);
+    expect((await listAll(intake, 'status/')).length).toBe(1);
+    // The refusal logged as an error, with its code and what it refused, though the invocation succeeds.
+    expect(failures.map((f) => [f.message, (f.error as { code?: string } | undefined)?.code])).toEqual([
+      [CONFIG_REFUSED_LOG, 'CONFIG_INVALID'],
+    ]);
+    expect(failures[0]).toMatchObject({
+      error: { message: expect.stringMatching(/\/snapshotTtlSeconds: 3600 /) },
+    });
+
+    // Act: the upload's own message.
+    const refused = publish(uploadEvent('incoming/waits.tgz'));
+
+    // Assess: still refused, the upload left for the retry.
+    await expect(refused).rejects.toThrow(ConfigError);
+    await expect(refused).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
+    expect((await listAll(intake, 'incoming/')).map((o) => o.key)).toEqual(['incoming/waits.tgz']);
   });
 });
 
@@ -382,7 +480,7 @@ describe('when the config object, edited by hand, trusts a key no signature by w
     expect((await listAll(r.intake, 'status/')).length).toBe(1);
     // The refusal logged as an error, with its code, though the invocation succeeds.
     expect(r.failures.map((f) => [f.message, (f.error as { code?: string } | undefined)?.code])).toEqual([
-      ['registry config refused: refreshing the snapshot only', 'CONFIG_INVALID'],
+      [CONFIG_REFUSED_LOG, 'CONFIG_INVALID'],
     ]);
 
     // Act: the upload's own message.
