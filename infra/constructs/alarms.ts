@@ -1,6 +1,7 @@
 /**
  * Alarms on what needs a person: parked submissions, failing functions, a queue that stopped draining, a
- * bounded function turning callers away, CloudFront invalidations that failed. Each notifies one SNS topic
+ * bounded function turning callers away, CloudFront invalidations that failed, a registry config refused
+ * while the schedule's refresh alone goes on. Each notifies one SNS topic
  * of the stack's (`topic`), and an email address given at deploy (`-c alarmEmail=`) is subscribed to it:
  * an alarm with no action changed state in the console and told nobody.
  */
@@ -15,7 +16,7 @@ import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { INVALIDATION_FAILED_LOG } from '../../functions/logger.ts';
+import { CONFIG_REFUSED_LOG, INVALIDATION_FAILED_LOG } from '../../functions/logger.ts';
 import { InfraError } from '../errors.ts';
 
 /**
@@ -50,15 +51,20 @@ export interface RegistryAlarmsProps {
   readonly maxQueueAge?: Duration;
   /**
    * The publish function's logs: an invalidation that failed is logged there (`invalidation failed`) and
-   * the invocation succeeds, since a retry would find nothing left to invalidate, so no error alarm sees it.
+   * the invocation succeeds, since a retry would find nothing left to invalidate, so no error alarm sees it;
+   * so is a refused registry config under which the schedule's refresh alone proceeds (`registry config
+   * refused: refreshing the snapshot only`).
    */
   readonly publishLogs?: ILogGroup;
   /** Subscribed to the alarm topic by email (SNS asks the address to confirm); checked by `parseAlarmEmail`. */
   readonly alarmEmail?: string;
 }
 
-/** The publish function's log line for a CloudFront invalidation that failed (functions/logger.ts). */
-export { INVALIDATION_FAILED_LOG };
+/**
+ * The publish function's log lines for a CloudFront invalidation that failed, and for a registry config
+ * refused while the refresh alone goes on (functions/logger.ts).
+ */
+export { CONFIG_REFUSED_LOG, INVALIDATION_FAILED_LOG };
 
 /** A function by its path below the stack ("Search/Function"): its own id alone can be just "Function". */
 const where = (fn: LambdaFn): string => fn.node.path.split('/').slice(1).join('/');
@@ -150,6 +156,24 @@ export class RegistryAlarms extends Construct {
       add('InvalidationFailures', {
         alarmDescription: 'A CloudFront invalidation failed: the edge serves what it cached until its TTL',
         metric: failures.metric({ period: Duration.minutes(5), statistic: 'Sum' }),
+        threshold: 0,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 1,
+      });
+      // The config object refused (a trusted key no signature by which is taken, a snapshot lifetime under
+      // two refreshes): every publish fails (the error alarm fires only once one is tried), but the
+      // schedule's refresh succeeds, logging the refusal, and alone it told nobody, while uploads waited.
+      const refusals = new MetricFilter(this, 'ConfigRefusedLines', {
+        logGroup: props.publishLogs,
+        filterPattern: FilterPattern.stringValue('$.message', '=', CONFIG_REFUSED_LOG),
+        metricNamespace: `Plugindex/${Stack.of(this).stackName}`,
+        metricName: 'ConfigRefused',
+        metricValue: '1',
+      });
+      add('ConfigRefused', {
+        alarmDescription:
+          'The registry config object is refused (see the log line for the field): nothing is published until it is mended, only the snapshot is refreshed',
+        metric: refusals.metric({ period: Duration.minutes(5), statistic: 'Sum' }),
         threshold: 0,
         comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
         evaluationPeriods: 1,

@@ -12,7 +12,11 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MANIFEST_SIGNATURE_FILE } from '../../index-builder/layout.ts';
 import { bundleFunctions } from '../../infra/bundle-functions.ts';
-import { INVALIDATION_FAILED_LOG, parseAlarmEmail } from '../../infra/constructs/alarms.ts';
+import {
+  CONFIG_REFUSED_LOG,
+  INVALIDATION_FAILED_LOG,
+  parseAlarmEmail,
+} from '../../infra/constructs/alarms.ts';
 import { parseSearchConcurrency } from '../../infra/constructs/search.ts';
 import { InfraError } from '../../infra/errors.ts';
 import { PlugindexStack } from '../../infra/stack.ts';
@@ -498,9 +502,9 @@ describe('when the stack is synthesized', () => {
     for (const s of invalidations) expect(s.Action).toBe('cloudfront:CreateInvalidation');
   });
 
-  it('alarms on the dead-letter queue, the oldest submission, function errors and failed invalidations', () => {
+  it('alarms on the dead-letter queue, the oldest submission, function errors, failed invalidations and a refused config', () => {
     // Errors of the publish and search functions; no throttle alarm while nothing is bounded.
-    template.resourceCountIs('AWS::CloudWatch::Alarm', 5);
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 6);
     template.resourcePropertiesCountIs('AWS::CloudWatch::Alarm', { MetricName: 'Errors' }, 2);
     template.resourcePropertiesCountIs('AWS::CloudWatch::Alarm', { MetricName: 'Throttles' }, 0);
     expect(
@@ -533,13 +537,43 @@ describe('when the stack is synthesized', () => {
     });
   });
 
+  it("alarms on a refused registry config from the publish function's log line, notifying the alarm topic", () => {
+    // The schedule's refresh alone proceeds under a refused config (functions/handlers.ts) and succeeds:
+    // no error alarm saw the refusal, logged as an error line, while every upload waited.
+    const publishLogs = Object.keys(template.findResources('AWS::Logs::LogGroup')).find((id) =>
+      id.startsWith('PublishingpublishLogs'),
+    );
+    expect(publishLogs).toBeDefined();
+    template.hasResourceProperties('AWS::Logs::MetricFilter', {
+      LogGroupName: { Ref: publishLogs },
+      FilterPattern: '{ $.message = "registry config refused: refreshing the snapshot only" }',
+      MetricTransformations: [
+        { MetricName: 'ConfigRefused', MetricNamespace: 'Plugindex/Plugindex', MetricValue: '1' },
+      ],
+    });
+    expect(CONFIG_REFUSED_LOG).toBe('registry config refused: refreshing the snapshot only');
+    const [topicId] = Object.keys(template.findResources('AWS::SNS::Topic'));
+    const alarms = Object.values(
+      template.findResources('AWS::CloudWatch::Alarm', {
+        Properties: { MetricName: 'ConfigRefused', Namespace: 'Plugindex/Plugindex' },
+      }),
+    );
+    expect(alarms).toHaveLength(1);
+    expect(alarms[0]?.Properties).toMatchObject({
+      Statistic: 'Sum',
+      Threshold: 0,
+      ComparisonOperator: 'GreaterThanThreshold',
+      AlarmActions: [{ Ref: topicId }],
+    });
+  });
+
   it('sends every alarm to one SNS topic of its own, encrypted with a rotated key CloudWatch may use, TLS-only', () => {
     // The alarms had no action: a state change showed in the console and told nobody.
     const topics = Object.entries(template.findResources('AWS::SNS::Topic'));
     expect(topics).toHaveLength(1);
     const [[topicId, topic]] = topics as [[string, { Properties: { KmsMasterKeyId?: unknown } }]];
     const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm'));
-    expect(alarms).toHaveLength(5);
+    expect(alarms).toHaveLength(6);
     for (const alarm of alarms) expect(alarm.Properties.AlarmActions).toEqual([{ Ref: topicId }]);
     // A key of the stack's, rotated (SNS's AWS-managed key is one CloudWatch may not use).
     const keyId = (topic.Properties.KmsMasterKeyId as { 'Fn::GetAtt'?: [string, string] })['Fn::GetAtt']?.[0];
@@ -597,7 +631,7 @@ describe('when the stack is synthesized', () => {
       TopicArn: { Ref: topicId },
     });
     const alarms = Object.values(synthesized.findResources('AWS::CloudWatch::Alarm'));
-    expect(alarms).toHaveLength(6);
+    expect(alarms).toHaveLength(7);
     for (const alarm of alarms) expect(alarm.Properties.AlarmActions).toEqual([{ Ref: topicId }]);
   });
 
