@@ -590,7 +590,7 @@ class Client implements PlugindexClient {
    *   REGISTRY_NOT_FOUND, REGISTRY_NOT_PINNED, FETCH_*; TrustError as a check of the registry otherwise.
    */
   async resetRegistryTrust(target: ResetTrustTarget): Promise<ResetTrustResult> {
-    const { readTrustedKey, RegistrySession } = await loadTrust();
+    const { forkFromRevoked, readTrustedKey, revokedLink, RegistrySession } = await loadTrust();
     let entry: RegistryEntry;
     let pinned: TrustRecord;
     /** The name the snapshot verified here is kept under as checked: the configured one, or the set's. */
@@ -661,14 +661,15 @@ class Client implements PlugindexClient {
     const snapshot = session.snapshot;
     const sharing = await this.#state.recordsSharingTrust(snapshot.registry, accepted, entry.url);
     // A key another name followed a rotation away from as stolen: its holder can sign a snapshot at any
-    // generation, and taken here it would be the floor of every name, the one that followed included.
-    const revoked = sharing
-      .flatMap((s) => s.record.chain ?? [])
-      .find((link) => link.compromised === true && link.fingerprint === accepted.fingerprint);
+    // generation, or a rotation from it to a key of their own, and taken here it would be the floor of
+    // every name, the one that followed included.
+    const { revoked: marks } = await this.#state.sharedTrust(snapshot.registry, accepted, entry.url);
+    const fork = forkFromRevoked(marks, accepted);
+    const revoked = revokedLink(marks, accepted.fingerprint) ?? fork?.mark;
     if (revoked)
       throw new ClientError(
         'TRUST_RESET_REFUSED',
-        `${entry.name}: ${entry.url} answers with a snapshot signed by key ${revoked.fingerprint}, which registry ${snapshot.registry} retired${revoked.retiredBy === undefined ? '' : ` at keys/rotation/${revoked.retiredBy}.json`} because it is no longer secret (another name of it on this machine followed that rotation): nothing was forgotten. Pin the registry's current key instead (\`plugindex registry add --force NAME URL --key FILE\`, or the key: of the plugin set naming it)`,
+        `${entry.name}: ${entry.url} answers with a snapshot signed by key ${fork ? `${accepted.fingerprint}, reached from key ${revoked.fingerprint} through a rotation to ${fork.to}; but that key` : revoked.fingerprint}, which registry ${snapshot.registry} retired${revoked.retiredBy === undefined ? '' : ` at keys/rotation/${revoked.retiredBy}.json`}${fork ? ` to key ${fork.mark.retiredTo}` : ''} because it is no longer secret (another name of it on this machine followed that rotation): nothing was forgotten. Pin the registry's current key instead (\`plugindex registry add --force NAME URL --key FILE\`, or the key: of the plugin set naming it)`,
       );
     const names = sharing.map((s) => s.name);
     if (!names.includes(own) && (await this.#state.trust(own).catch(() => undefined))) names.push(own);

@@ -93,7 +93,10 @@ export const loadTrust = () =>
     import('../index-builder/signing.ts'),
     import('../index-builder/verify.ts'),
     import('./session.ts'),
-  ]).then(([signing, verify, session]) => ({
+    import('./key-chain.ts'),
+  ]).then(([signing, verify, session, keyChain]) => ({
+    forkFromRevoked: keyChain.forkFromRevoked,
+    revokedLink: keyChain.revokedLink,
     readPublicKey: signing.readPublicKey,
     readTrustedKey: signing.readTrustedKey,
     untrustedKeyProblem: signing.untrustedKeyProblem,

@@ -239,6 +239,36 @@ export function revokedLink(
 }
 
 /**
+ * A key a rotation retired as compromised, as a name that followed that rotation keeps it, with the key the
+ * rotation went to (`retiredTo`): the rotation is signed by both, so it is the one step from the stolen key
+ * its rightful holder made. Any other step from it is one its thief signed.
+ */
+export interface RevokedKey extends ChainLink {
+  readonly compromised: true;
+  readonly retiredTo: string;
+}
+
+/**
+ * The first link of `held`'s chain that leaves a key `revoked` marks as stolen for another key than the
+ * marked rotation went to, with the mark it disagrees with; undefined when none does. Its thief can sign
+ * a rotation from the stolen key to a key of their own (both signatures are theirs to make), and a name
+ * that never followed the marked rotation followed that one: the key it then held was no key `revokedLink`
+ * knew, so every snapshot the thief signed passed.
+ */
+export function forkFromRevoked(
+  revoked: readonly RevokedKey[] | undefined,
+  held: { readonly fingerprint: string; readonly chain?: readonly ChainLink[] | undefined },
+): { readonly link: ChainLink; readonly to: string; readonly mark: RevokedKey } | undefined {
+  const chain = held.chain ?? [];
+  for (const [i, link] of chain.entries()) {
+    const to = chain[i + 1]?.fingerprint ?? held.fingerprint;
+    const mark = (revoked ?? []).find((r) => r.fingerprint === link.fingerprint && r.retiredTo !== to);
+    if (mark) return { link, to, mark };
+  }
+  return undefined;
+}
+
+/**
  * The refusal of a signature by a key retired as compromised, naming it, the rotation that retired it,
  * what it was found on, and what mends it (`remedy`).
  */

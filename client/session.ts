@@ -57,6 +57,7 @@ import {
   checkHeldSnapshot,
   checkSnapshotRegistry,
   extendChain,
+  forkFromRevoked,
   keyRevokedError,
   learnRetirements,
   readThroughRotations,
@@ -370,6 +371,17 @@ export class RegistrySession {
         snapshot.registry,
         `${this.entry.url}/${SNAPSHOT_KEY}`,
         `another name of that registry on this machine followed the rotation, this one never did: what answers at ${this.entry.url} serves a snapshot by the retired key (a stale cache, or whoever took the key); pin the registry's current key (\`plugindex registry add --force ${this.entry.name} ${this.entry.url} --key FILE\`, or the key: of the plugin set naming it)`,
+      );
+    // Its thief can also sign a rotation from that key to one of their own, which a name still holding it
+    // followed: the key it then held was none marked, and every snapshot the thief signed passed. The one
+    // step from a stolen key is the marked rotation's.
+    const fork = forkFromRevoked(shared?.revoked, this.#trust);
+    if (fork)
+      throw keyRevokedError(
+        fork.mark,
+        snapshot.registry,
+        `${this.entry.url}/${fork.link.retiredBy === undefined ? 'a key rotation' : rotationKey(fork.link.retiredBy)} (a rotation to key ${fork.to})`,
+        `another name of that registry on this machine followed the rotation that retired it to key ${fork.mark.retiredTo}, and this is another: what answers at ${this.entry.url} serves a rotation the key's thief signed; pin the registry's current key (\`plugindex registry add --force ${this.entry.name} ${this.entry.url} --key FILE\`, or the key: of the plugin set naming it)`,
       );
     const floor = shared?.highestGeneration;
     if (floor && snapshot.generation < floor.generation && !pastCaches) {

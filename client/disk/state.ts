@@ -23,7 +23,7 @@ import {
   serializeInstalled,
   setReference,
 } from '../installed.ts';
-import type { ChainLink } from '../key-chain.ts';
+import type { ChainLink, RevokedKey } from '../key-chain.ts';
 import { type Lockfile, parseLockfile, serializeLockfile } from '../lockfile.ts';
 import type { ClientDirectories } from '../paths.ts';
 import {
@@ -82,10 +82,13 @@ export interface SharedTrust {
   readonly logs: readonly LogHead[];
   /**
    * The keys a rotation one of these records followed retired as compromised (each a chain link with its
-   * mark): a name that never followed that rotation still holds such a key, and a snapshot it signs is the
-   * thief's to write, whatever its generation and log.
+   * mark, and the key that rotation went to): a name that never followed that rotation still holds such a
+   * key, and a snapshot it signs is the thief's to write, whatever its generation and log; so is a
+   * rotation from it to any other key (`forkFromRevoked`). Read from every record of the registry holding
+   * or having held a key `keys` holds or held, not only those of its trust root: a name the thief led
+   * from the stolen key to a key of theirs shares no other key with the name that followed the mark.
    */
-  readonly revoked?: readonly ChainLink[];
+  readonly revoked?: readonly RevokedKey[];
 }
 
 /**
@@ -100,6 +103,28 @@ function isSameTrustRoot(
   if (other.fingerprint === keys.fingerprint) return true;
   if ((keys.chain ?? []).some((link) => link.fingerprint === other.fingerprint)) return true;
   return (other.chain ?? []).some((link) => link.fingerprint === keys.fingerprint);
+}
+
+/**
+ * Whether `other` holds or held a key `keys` holds or held: one key both chains passed through is enough
+ * for what `other` knows of that key (a compromised mark) to count, where its floors need `isSameTrustRoot`.
+ */
+function sharesAKey(
+  other: TrustRecord,
+  keys: { readonly fingerprint: string; readonly chain?: readonly ChainLink[] },
+): boolean {
+  const held = new Set([keys.fingerprint, ...(keys.chain ?? []).map((link) => link.fingerprint)]);
+  return [other.fingerprint, ...(other.chain ?? []).map((link) => link.fingerprint)].some((f) => held.has(f));
+}
+
+/** The keys `held`'s chain retired as compromised, each with the key the chain went to next. */
+function revokedKeysOf(held: TrustRecord): RevokedKey[] {
+  const chain = held.chain ?? [];
+  return chain.flatMap((link, i) =>
+    link.compromised === true
+      ? [{ ...link, compromised: true as const, retiredTo: chain[i + 1]?.fingerprint ?? held.fingerprint }]
+      : [],
+  );
 }
 
 /**
@@ -459,15 +484,16 @@ export class ClientState {
   ): Promise<SharedTrust> {
     let highest: SharedTrust['highestGeneration'];
     const logs: LogHead[] = [];
-    const revoked: ChainLink[] = [];
-    for (const { name, record } of await this.recordsSharingTrust(registry, keys, reached)) {
+    const revoked: RevokedKey[] = [];
+    for (const { name, record } of await this.recordsSharingTrust(registry, keys, reached, sharesAKey)) {
+      for (const mark of revokedKeysOf(record))
+        if (!revoked.some((r) => r.fingerprint === mark.fingerprint && r.retiredTo === mark.retiredTo))
+          revoked.push(mark);
+      if (!isSameTrustRoot(record, keys)) continue;
       if (record.highestGeneration !== undefined && record.highestGeneration > (highest?.generation ?? 0))
         highest = { generation: record.highestGeneration, name };
       const log = record.log;
       if (log && !logs.some((l) => l.length === log.length && l.head === log.head)) logs.push(log);
-      for (const link of record.chain ?? [])
-        if (link.compromised === true && !revoked.some((r) => r.fingerprint === link.fingerprint))
-          revoked.push(link);
     }
     return {
       ...(highest ? { highestGeneration: highest } : {}),
@@ -492,6 +518,11 @@ export class ClientState {
     registry: string,
     keys: { readonly fingerprint: string; readonly chain?: readonly ChainLink[] },
     reached?: string,
+    /** Which records count beside being of `registry`: by default those of the trust root of `keys`. */
+    related: (
+      record: TrustRecord,
+      keys: { readonly fingerprint: string; readonly chain?: readonly ChainLink[] },
+    ) => boolean = isSameTrustRoot,
   ): Promise<{ readonly name: string; readonly record: TrustRecord }[]> {
     const identity = {
       signed: registryIdentity(registry),
@@ -526,7 +557,7 @@ export class ClientState {
         if (indexedRegistries(record).some((r) => !listed.includes(r))) stale = true;
         const entries = record.registry === undefined ? await configuredOnce() : [];
         if (!isOfRegistry(name, record, identity, entries)) continue;
-        if (!isSameTrustRoot(record, keys)) continue;
+        if (!related(record, keys)) continue;
         found.push({ name, record });
       }
       if (!stale || attempt > 1) return found;

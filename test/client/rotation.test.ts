@@ -1151,6 +1151,58 @@ describe('when another name of a registry followed a rotation that marked the ke
   });
 });
 
+describe('when another name of a registry followed a rotation that marked the key it holds as stolen, and the thief rotates that key to one of their own', () => {
+  it('refuses the chain from the stolen key to any key but the one that rotation named (KEY_REVOKED), nothing pinned', async () => {
+    // Prepare: a client pins the first key as `main`; the thief copies the registry with that key before
+    // the registry rotates away from it as stolen, and `main` follows the rotation (the mark kept).
+    const registry = await servedRegistry(['1.0.0']);
+    const m = await pinningFirstKey(registry);
+    const copy = join(root, `stolen-rotated-${registries}`);
+    await cp(registry.dir, copy, { recursive: true });
+    const second = await newKey();
+    await rotateLocalRegistry(registry.dir, second.secretKey, { compromised: true });
+    expect((await m.run((c) => c.updateRegistries(['main'])))[0]?.error).toBeUndefined();
+    // The thief signs a rotation of their own from the stolen key (rotation 1 too, signed by the stolen key
+    // and theirs, as any rotation is) and publishes a new version under their key.
+    const theirs = await newKey();
+    await rotateLocalRegistry(copy, theirs.secretKey);
+    await publish(copy, ['2.0.0']);
+    const thief = await listenRegistryServer(
+      createRegistryServer({ site: new FsStore(join(copy, 'public')) }),
+      0,
+    );
+    closers.push(thief.close);
+
+    // Act: the same registry reached under a name pinning the stolen key, through what the thief serves.
+    const adding = m.run((c) =>
+      c.addRegistry({ name: 'old-pin', url: thief.url, pin: { armored: registry.firstKey } }),
+    );
+
+    // Assess: the stolen key's rotation to the thief's key is not the one `main` followed.
+    await expect(adding).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'KEY_REVOKED',
+      message: expect.stringContaining(registry.firstFingerprint),
+    });
+    expect((await m.run((c) => c.listRegistries())).map((r) => r.entry.name)).toEqual(['main']);
+    // Nor does a reset of what the registry's names accepted take the thief's snapshot as their floor.
+    const kept = await trustState(m);
+    await expect(
+      m.run((c) => c.resetRegistryTrust({ url: thief.url, armoredKey: registry.firstKey })),
+    ).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'TRUST_RESET_REFUSED',
+      message: expect.stringContaining(`to key ${second.fingerprint}`),
+    });
+    expect(await trustState(m)).toEqual(kept);
+    // The rotation the registry published, which named its current key, is still followed from the stolen key.
+    const honest = await m.run((c) =>
+      c.addRegistry({ name: 'old-pin', url: registry.url, pin: { armored: registry.firstKey } }),
+    );
+    expect(honest).toMatchObject({ fingerprint: second.fingerprint });
+  });
+});
+
 describe('when a plugin set pins a key another name of its registry followed a rotation away from as stolen', () => {
   it('refuses a frozen install of its lock and verify -c of what it placed (KEY_REVOKED), though the set never followed', async () => {
     // Prepare: a set pinning the registry's first key installs (its lock, and the manifest and signature
