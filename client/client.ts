@@ -539,6 +539,7 @@ class Client implements PlugindexClient {
         await this.#state.writeTrust(
           entry.name,
           checked ?? { ...session.trust, highestGeneration: report.generation },
+          { replacing: !same },
         );
       return { config: added.config, result: added.change };
     });

@@ -117,6 +117,18 @@ function sharesAKey(
   return [other.fingerprint, ...(other.chain ?? []).map((link) => link.fingerprint)].some((f) => held.has(f));
 }
 
+/** `chain`, each link lacking its rotation's number given what `known`'s link of that key learnt of it. */
+function withRetirementsKept(
+  chain: readonly ChainLink[] | undefined,
+  known: readonly ChainLink[] | undefined,
+): readonly ChainLink[] | undefined {
+  if (!chain || !known) return chain;
+  return chain.map((link) => {
+    if (link.retiredBy !== undefined) return link;
+    return known.find((k) => k.fingerprint === link.fingerprint && k.retiredBy !== undefined) ?? link;
+  });
+}
+
 /** The keys `held`'s chain retired as compromised, each with the key the chain went to next. */
 function revokedKeysOf(held: TrustRecord): RevokedKey[] {
   const chain = held.chain ?? [];
@@ -353,12 +365,24 @@ export class ClientState {
   /**
    * Pins a key (at `registry add`, or followed through a rotation) or records a newer generation; never
    * lowers the generation kept under the same key, nor goes back to an older snapshot's record (its digest,
-   * its check, its log head) over a newer one's. The key file first, then the state naming it.
+   * its check, its log head) over a newer one's, nor to a key the record rotated away from, nor drops what
+   * a link of the chain learnt of its rotation. The key file first, then the state naming it. `replacing`:
+   * a registry added again afresh (`registry add --force`, another URL or an unrelated key), whose record
+   * is the one given, whatever was kept.
    */
-  async writeTrust(registry: string, given: TrustRecord): Promise<void> {
+  async writeTrust(
+    registry: string,
+    given: TrustRecord,
+    options: { readonly replacing?: boolean } = {},
+  ): Promise<void> {
     const dir = this.#trustDir(registry);
     await withFileLock(join(dir, 'state.json'), async () => {
       const before = await this.trust(registry).catch(() => undefined);
+      // Two runs side by side, the one that began under a key the other then followed a rotation away from
+      // saving last: written as given, it put back the retired key as the pin (a stolen one too, its mark
+      // dropped with the chain), the floor and log head of its older snapshot, and a configured registry's
+      // next run was REGISTRY_NOT_PINNED. A retired key never comes back (followRotations): the record stands.
+      if (!options.replacing && before?.chain?.some((link) => link.fingerprint === given.fingerprint)) return;
       const sameKey = before?.fingerprint === given.fingerprint;
       // Two runs side by side, the one that accepted the older snapshot saving last: the newer snapshot's
       // record stands. Written as given, the log head remembered went back to the older one's, and a later
@@ -369,7 +393,11 @@ export class ClientState {
         (before?.highestGeneration ?? 0) > given.highestGeneration
           ? before
           : undefined;
-      const { snapshotSha256: _s, checkedAt: _c, log: _l, logsExtended: _e, ...rest } = given;
+      const { snapshotSha256: _s, checkedAt: _c, log: _l, logsExtended: _e, ...kept } = given;
+      // What a link learnt of its rotation in the other run (`learnRetirements`: its number, a compromised
+      // mark) is kept: dropped, the stolen key was trusted for what it signed until a check learnt it again.
+      const chain = sameKey ? withRetirementsKept(given.chain, before?.chain) : given.chain;
+      const rest: TrustRecord = { ...kept, ...(chain ? { chain } : {}) };
       const record: TrustRecord = newer
         ? {
             ...rest,
@@ -378,7 +406,7 @@ export class ClientState {
             ...(newer.log !== undefined ? { log: newer.log } : {}),
             ...(newer.logsExtended !== undefined ? { logsExtended: newer.logsExtended } : {}),
           }
-        : given;
+        : { ...given, ...(chain ? { chain } : {}) };
       const highest = Math.max(record.highestGeneration ?? 0, sameKey ? (before?.highestGeneration ?? 0) : 0);
       // Listed under its registry before the record names it, so no reader of that registry's names misses
       // it; under the one it leaves (a registry added again at another URL) until the record names another.

@@ -9,13 +9,15 @@ import { cp, mkdir, mkdtemp, readFile, rm, unlink, writeFile } from 'node:fs/pro
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FsStore } from '../../adapters/fs-store.ts';
 import { initRegistry, openRegistry } from '../../cli/local/registry.ts';
 import { rotateLocalRegistry } from '../../cli/local/rotate-key.ts';
 import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
 import { verifyRegistry } from '../../cli/verify.ts';
+import { createClient } from '../../client/client.ts';
+import { createHttpFetcher, type Fetcher } from '../../client/fetcher.ts';
 import { parseLockfile } from '../../client/lockfile.ts';
 import { sha256Hex } from '../../index-builder/digest.ts';
 import { TrustError } from '../../index-builder/errors.ts';
@@ -1200,6 +1202,71 @@ describe('when another name of a registry followed a rotation that marked the ke
       c.addRegistry({ name: 'old-pin', url: registry.url, pin: { armored: registry.firstKey } }),
     );
     expect(honest).toMatchObject({ fingerprint: second.fingerprint });
+  });
+});
+
+describe('when two runs check a registry side by side and the faster follows a rotation that marks the key held as stolen', () => {
+  it('keeps the key followed, its mark and its floor: the slower run, saving its snapshot by the stolen key last, takes back none', async () => {
+    // Prepare: a client pins the first key; the registry publishes again under it.
+    const registry = await servedRegistry(['1.0.0']);
+    const m = await pinningFirstKey(registry);
+    await publish(registry.dir, ['1.1.0']);
+    // The slow run has that snapshot, by the first key, and stops as it asks for the log's new entries.
+    let release = () => {};
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let reading = () => {};
+    const atLog = new Promise<void>((resolve) => {
+      reading = resolve;
+    });
+    const http = createHttpFetcher({ env: {}, retries: 0 });
+    const slow: Fetcher = {
+      document: async (endpoint, request) => {
+        if (request.path.startsWith('log/')) {
+          reading();
+          await released;
+        }
+        return http.document(endpoint, request);
+      },
+      download: (endpoint, request) => http.download(endpoint, request),
+      ociBlob: (request) => http.ociBlob(request),
+      ociManifest: (request) => http.ociManifest(request),
+      list: (endpoint, path) => http.list(endpoint, path),
+      close: () => http.close(),
+    };
+    const home = dirname(m.data);
+    const client = createClient({
+      dirs: { config: join(home, 'config'), data: m.data, cache: join(home, 'cache') },
+      fetcher: slow,
+      env: {},
+      platform: LINUX,
+      freshForMs: 0,
+    });
+    const slowRun = client.updateRegistries(['main']).finally(() => client.close());
+    await atLog;
+    // Meanwhile the key is stolen and rotated away from, and a run follows the rotation.
+    const second = await newKey();
+    await rotateLocalRegistry(registry.dir, second.secretKey, { compromised: true });
+    const [fast] = await m.run((c) => c.updateRegistries(['main']));
+    expect(fast?.error).toBeUndefined();
+    const followed = await trustState(m);
+    expect(followed).toMatchObject({
+      fingerprint: second.fingerprint,
+      chain: [{ fingerprint: registry.firstFingerprint, compromised: true }],
+    });
+
+    // Act: the slow run finishes with its snapshot by the first key.
+    release();
+    const [late] = await slowRun;
+
+    // Assess: it checked before the rotation was saved and finishes, but the trust state is the one that
+    // followed it, and the next run holds the key followed.
+    expect(late?.error).toBeUndefined();
+    expect(await trustState(m)).toEqual(followed);
+    const [next] = await m.run((c) => c.updateRegistries(['main']));
+    expect(next?.error).toBeUndefined();
+    expect(next?.report?.fingerprint).toBe(second.fingerprint);
   });
 });
 

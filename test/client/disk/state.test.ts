@@ -333,6 +333,36 @@ describe('when the trust records of one registry are kept under several names', 
     ).toMatchObject({ highestGeneration: { generation: 10, name: 'behind' } });
   });
 
+  it('keeps a record that rotated away from the key a run saving last began under, and what its links learnt', async () => {
+    const learnt = [{ fingerprint: KEY, armoredKey: `key ${KEY}`, retiredBy: 1, compromised: true as const }];
+    const followed = record(ROTATED, {
+      highestGeneration: 12,
+      chain: learnt,
+      rotations: 1,
+      log: head(6, 'b'),
+      registry: 'https://plugins.example',
+    });
+    const state = await stateWith({ test: followed });
+    // A run that began under the key rotated from saves last: the record stays the one that followed.
+    await state.writeTrust('test', record(KEY, { highestGeneration: 10, log: head(5, 'a'), rotations: 0 }));
+    expect(await state.trust('test')).toEqual(followed);
+    // A run under the same key saving a chain whose link has not learnt its rotation yet keeps the mark.
+    await state.writeTrust(
+      'test',
+      record(ROTATED, {
+        highestGeneration: 12,
+        chain: [{ fingerprint: KEY, armoredKey: `key ${KEY}` }],
+        rotations: 1,
+        log: head(6, 'b'),
+        registry: 'https://plugins.example',
+      }),
+    );
+    expect(await state.trust('test')).toEqual(followed);
+    // A registry added again afresh (another URL, say) takes the record given.
+    await state.writeTrust('test', record(KEY), { replacing: true });
+    expect(await state.trust('test')).toEqual(record(KEY));
+  });
+
   /** Writes a record as a client before `registry` was kept wrote one: no `registry` in its state.json. */
   async function writeOldRecord(state: ClientState, name: string, generation: number): Promise<void> {
     const folder = path.join(state.dirs.data, 'trust', name);
