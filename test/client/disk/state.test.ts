@@ -363,6 +363,23 @@ describe('when the trust records of one registry are kept under several names', 
     expect(await state.trust('test')).toEqual(record(KEY));
   });
 
+  it('gives the marks of a name that left a key for another than the one this name went to, and not its floor', async () => {
+    const marked = { fingerprint: KEY, armoredKey: `key ${KEY}`, retiredBy: 1, compromised: true as const };
+    const state = await stateWith({
+      followed: record(ROTATED, {
+        highestGeneration: 12,
+        chain: [marked],
+        registry: 'https://plugins.example',
+      }),
+    });
+    expect(
+      await state.sharedTrust('https://plugins.example', {
+        fingerprint: OTHER,
+        chain: [{ fingerprint: KEY, armoredKey: `key ${KEY}`, retiredBy: 1 }],
+      }),
+    ).toEqual({ logs: [], revoked: [{ ...marked, retiredTo: ROTATED }] });
+  });
+
   /** Writes a record as a client before `registry` was kept wrote one: no `registry` in its state.json. */
   async function writeOldRecord(state: ClientState, name: string, generation: number): Promise<void> {
     const folder = path.join(state.dirs.data, 'trust', name);
