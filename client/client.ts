@@ -308,7 +308,13 @@ class Client implements PlugindexClient {
         const key = `${trust.registry}\n${trust.fingerprint}`;
         let revoked = this.#revoked.get(key);
         if (!revoked) {
-          revoked = state.sharedTrust(trust.registry, trust).then((shared) => shared.revoked ?? []);
+          revoked = state.sharedTrust(trust.registry, trust).then(async (shared) => {
+            const marks = shared.revoked ?? [];
+            // Held through the thief's rotation from a stolen key (followed before any name knew of the
+            // theft): what the key held signs counts for nothing either, in a frozen install or verify.
+            const forked = (await loadTrust()).forkedHeldKey(marks, trust);
+            return forked ? [...marks, forked] : marks;
+          });
           this.#revoked.set(key, revoked);
         }
         return revoked;

@@ -12,7 +12,7 @@ import type { ContentCache } from './disk/cache.ts';
 import type { InstallTree, TrustRecord } from './disk/state.ts';
 import { ClientError } from './errors.ts';
 import type { Endpoint, Fetcher, OciCredentials } from './fetcher.ts';
-import type { ChainLink } from './key-chain.ts';
+import type { ChainLink, ForkedKey } from './key-chain.ts';
 import type { Platform } from './resolve.ts';
 import type { RegistrySession } from './session.ts';
 import type { Source } from './source.ts';
@@ -77,11 +77,13 @@ export interface ClientContext {
   /** Every configured registry (config.json): where the user's own configuration sends credentials. */
   registryEntries(): Promise<readonly RegistryEntry[]>;
   /**
-   * The keys another name of `trust`'s registry (under the same trust root) saw a rotation retire as
+   * The keys another name of `trust`'s registry (sharing a key with it) saw a rotation retire as
    * compromised (`ClientState.sharedTrust`'s `revoked`): `trust` may hold one, its name never having
-   * followed that rotation. None for a record that names no registry.
+   * followed that rotation; and the key `trust` holds when its chain left such a key by another rotation
+   * than the marked one (`ForkedKey`: the thief's, followed before any name knew of the theft). None for a
+   * record that names no registry.
    */
-  revokedKeys(trust: TrustRecord): Promise<readonly ChainLink[]>;
+  revokedKeys(trust: TrustRecord): Promise<readonly (ChainLink | ForkedKey)[]>;
 }
 
 /**
@@ -96,6 +98,7 @@ export const loadTrust = () =>
     import('./key-chain.ts'),
   ]).then(([signing, verify, session, keyChain]) => ({
     forkFromRevoked: keyChain.forkFromRevoked,
+    forkedHeldKey: keyChain.forkedHeldKey,
     revokedLink: keyChain.revokedLink,
     readPublicKey: signing.readPublicKey,
     readTrustedKey: signing.readTrustedKey,

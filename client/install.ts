@@ -1212,7 +1212,9 @@ async function planFrozen(
       held,
       entry.registry,
       `${options.lockfile}: plugins/${target.name}@${entry.version}, checked by the key this client holds for ${entry.registry},`,
-      `another name of the registry followed that rotation and this one did not: install online without --frozen (\`plugindex install -c FILE\` for a plugin set's, after \`plugindex registry update\` for a configured one), which follows it and writes the lock under the current key`,
+      'forkedFrom' in held
+        ? `pin the registry's current key (\`plugindex registry add --force ${entry.registry} URL --key FILE\`, or the key: of the plugin set naming it), then install online without --frozen, which writes the lock under it`
+        : `another name of the registry followed that rotation and this one did not: install online without --frozen (\`plugindex install -c FILE\` for a plugin set's, after \`plugindex registry update\` for a configured one), which follows it and writes the lock under the current key`,
     );
   // Before the manifest is fetched: a version the install refuses costs no more requests.
   if (options.denyYanked && trust) await checkFrozenYank(ctx, target, entry, given, lock, options.lockfile);

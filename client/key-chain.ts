@@ -269,18 +269,53 @@ export function forkFromRevoked(
 }
 
 /**
+ * A key held that its chain reached from a key marked stolen through another rotation than the marked one
+ * (`forkFromRevoked`), as a link refusing it: the rotation was its thief's, so the key it led to vouches for
+ * nothing either. `forkedFrom` is the mark it departs from.
+ */
+export interface ForkedKey extends ChainLink {
+  readonly compromised: true;
+  readonly forkedFrom: RevokedKey;
+}
+
+/** `held`'s key as a `ForkedKey` when its chain departs from a key `revoked` marks; else undefined. */
+export function forkedHeldKey(
+  revoked: readonly RevokedKey[] | undefined,
+  held: {
+    readonly fingerprint: string;
+    readonly armoredKey: string;
+    readonly chain?: readonly ChainLink[] | undefined;
+  },
+): ForkedKey | undefined {
+  const fork = forkFromRevoked(revoked, held);
+  if (!fork) return undefined;
+  return {
+    fingerprint: held.fingerprint,
+    armoredKey: held.armoredKey,
+    ...(fork.link.retiredBy !== undefined ? { retiredBy: fork.link.retiredBy } : {}),
+    compromised: true,
+    forkedFrom: fork.mark,
+  };
+}
+
+/**
  * The refusal of a signature by a key retired as compromised, naming it, the rotation that retired it,
- * what it was found on, and what mends it (`remedy`).
+ * what it was found on, and what mends it (`remedy`); for a key reached from a stolen one through its
+ * thief's rotation (`ForkedKey`), the key it was reached from and the rotation that retired that one.
  */
 export function keyRevokedError(
-  link: ChainLink,
+  link: ChainLink & { readonly forkedFrom?: RevokedKey },
   registry: string,
   what: string,
   remedy: string,
 ): ClientError {
+  const retired = (l: ChainLink) => (l.retiredBy === undefined ? 'a key rotation' : rotationKey(l.retiredBy));
+  const { forkedFrom } = link;
   return new ClientError(
     'KEY_REVOKED',
-    `${what} is signed by key ${link.fingerprint}, which registry ${registry} retired at ${link.retiredBy === undefined ? 'a key rotation' : rotationKey(link.retiredBy)} because it is no longer secret: whoever took it can sign anything, so nothing it signed is trusted; ${remedy}`,
+    forkedFrom
+      ? `${what} is signed by key ${link.fingerprint}, reached from key ${forkedFrom.fingerprint} through a rotation registry ${registry} never made: it retired that key at ${retired(forkedFrom)}, to key ${forkedFrom.retiredTo}, because it is no longer secret, so the rotation to ${link.fingerprint} was signed by whoever took it, and nothing ${link.fingerprint} signed is trusted; ${remedy}`
+      : `${what} is signed by key ${link.fingerprint}, which registry ${registry} retired at ${retired(link)} because it is no longer secret: whoever took it can sign anything, so nothing it signed is trusted; ${remedy}`,
   );
 }
 

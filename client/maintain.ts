@@ -497,7 +497,9 @@ async function verifyOne(
       held,
       record.registry,
       `${tree.path(manifestPath)} (${name}@${version})`,
-      `${record.registry} is still held here by that key, as another name of the registry followed the rotation and this one did not: install online (\`plugindex install -c FILE\` for a plugin set's, \`plugindex registry update\` for a configured one) to follow it, then install the version again, which this verify recorded as refused`,
+      'forkedFrom' in held
+        ? `pin the registry's current key (\`plugindex registry add --force ${record.registry} URL --key FILE\`, or the key: of the plugin set naming it), then install the version again, which this verify recorded as refused`
+        : `${record.registry} is still held here by that key, as another name of the registry followed the rotation and this one did not: install online (\`plugindex install -c FILE\` for a plugin set's, \`plugindex registry update\` for a configured one) to follow it, then install the version again, which this verify recorded as refused`,
     );
   if (refusal === undefined) return;
   // Signed by a revoked key (installed under it, its signature never replaced, or put there since by whoever

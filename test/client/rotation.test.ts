@@ -1205,6 +1205,64 @@ describe('when another name of a registry followed a rotation that marked the ke
   });
 });
 
+describe('when a name followed a rotation the thief of its key signed before another name saw that key retired as stolen', () => {
+  it('refuses verify of what it installed and a frozen install of its lock (KEY_REVOKED), saying the key held was reached through the thief', async () => {
+    // Prepare: the thief copies the registry with its key, rotates the copy to a key of their own and
+    // publishes a version under it; a client reaching the registry through what the thief serves follows
+    // that rotation (no name knows of a theft yet) and installs the version, its lock under the thief's key.
+    const registry = await servedRegistry(['1.0.0']);
+    const copy = join(root, `stolen-early-${registries}`);
+    await cp(registry.dir, copy, { recursive: true });
+    await rotateLocalRegistry(copy, (await newKey()).secretKey);
+    await publish(copy, ['2.0.0']);
+    const thief = await listenRegistryServer(
+      createRegistryServer({ site: new FsStore(join(copy, 'public')) }),
+      0,
+    );
+    closers.push(thief.close);
+    const m = await machine();
+    await m.run(async (c) => {
+      await c.addRegistry({ name: 'old-pin', url: thief.url, pin: { armored: registry.firstKey } });
+      await c.install({ requests: [`${NAME}@2.0.0`], lockfile: m.lockfile, dir: m.dir });
+    });
+    expect((await m.run((c) => c.verifyInstalled({ dir: m.dir }))).map((f) => f.ok)).toEqual([true]);
+    // The registry learns of the theft and rotates away from the key as stolen; a name of it follows.
+    const second = await newKey();
+    await rotateLocalRegistry(registry.dir, second.secretKey, { compromised: true });
+    await m.run((c) =>
+      c.addRegistry({ name: 'main', url: registry.url, pin: { armored: registry.firstKey } }),
+    );
+
+    // Act
+    const findings = await m.run((c) => c.verifyInstalled({ dir: m.dir }));
+    const frozen = m.run((c) =>
+      c.install({
+        requests: [],
+        lockfile: m.lockfile,
+        frozen: true,
+        dir: join(root, `frozen-${registries}`),
+      }),
+    );
+
+    // Assess: the key old-pin holds came from the stolen key by a rotation the registry never made.
+    const reached = expect.stringContaining(`reached from key ${registry.firstFingerprint}`);
+    expect(findings).toEqual([
+      expect.objectContaining({
+        name: NAME,
+        version: '2.0.0',
+        ok: false,
+        code: 'KEY_REVOKED',
+        message: reached,
+      }),
+    ]);
+    await expect(frozen).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'KEY_REVOKED',
+      message: reached,
+    });
+  });
+});
+
 describe('when two runs check a registry side by side and the faster follows a rotation that marks the key held as stolen', () => {
   it('keeps the key followed, its mark and its floor: the slower run, saving its snapshot by the stolen key last, takes back none', async () => {
     // Prepare: a client pins the first key; the registry publishes again under it.
