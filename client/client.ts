@@ -670,13 +670,25 @@ class Client implements PlugindexClient {
     // A key another name followed a rotation away from as stolen: its holder can sign a snapshot at any
     // generation, or a rotation from it to a key of their own, and taken here it would be the floor of
     // every name, the one that followed included.
-    const { revoked: marks } = await this.#state.sharedTrust(snapshot.registry, accepted, entry.url);
+    const { revoked: marks, retired: left } = await this.#state.sharedTrust(
+      snapshot.registry,
+      accepted,
+      entry.url,
+    );
     const fork = forkFromRevoked(marks, accepted);
     const revoked = revokedLink(marks, accepted.fingerprint) ?? fork?.mark;
     if (revoked)
       throw new ClientError(
         'TRUST_RESET_REFUSED',
         `${entry.name}: ${entry.url} answers with a snapshot signed by key ${fork ? `${accepted.fingerprint}, reached from key ${revoked.fingerprint} through a rotation to ${fork.to}; but that key` : revoked.fingerprint}, which registry ${snapshot.registry} retired${revoked.retiredBy === undefined ? '' : ` at keys/rotation/${revoked.retiredBy}.json`}${fork ? ` to key ${fork.mark.retiredTo}` : ''} because it is no longer secret (another name of it on this machine followed that rotation): nothing was forgotten. Pin the registry's current key instead (\`plugindex registry add --force NAME URL --key FILE\`, or the key: of the plugin set naming it)`,
+      );
+    // A key another name rotated away from: the registry signs nothing with it since, and taken here its
+    // holder's snapshot was every name's floor, those that followed the rotation left with none.
+    const leftBy = left?.find((r) => r.fingerprint === accepted.fingerprint);
+    if (leftBy)
+      throw new ClientError(
+        'TRUST_RESET_REFUSED',
+        `${entry.name}: ${entry.url} answers with a snapshot signed by key ${accepted.fingerprint}, which registry ${snapshot.registry} rotated away from (followed as trust/${leftBy.name} in the data directory): the registry signs nothing with a key it left, so this is not the registry's current snapshot; nothing was forgotten. Reset by its current key (\`plugindex registry reset-trust ${leftBy.name}\` for a configured one), or pin it (\`plugindex registry add --force NAME URL --key FILE\`)`,
       );
     const names = sharing.map((s) => s.name);
     if (!names.includes(own) && (await this.#state.trust(own).catch(() => undefined))) names.push(own);

@@ -403,6 +403,16 @@ export class RegistrySession {
         'SNAPSHOT_ROLLBACK',
         `${this.entry.url}/${SNAPSHOT_KEY}: snapshot generation ${snapshot.generation} is older than ${floor.generation}, already seen from ${snapshot.registry} under the same key (kept as trust/${floor.name} in the data directory); ${this.#whenRolledBack}`,
       );
+    // Signed by a key another name followed a rotation away from, yet not below the floor: the registry
+    // signs nothing with a key it left (its snapshots by that key are all older than the first by the next),
+    // so this is whoever holds the key now (one that leaked after a routine rotation, which no mark names).
+    // The registry's own answer is signed by its current key, which this name then follows a rotation to.
+    const retired = shared?.retired?.find((r) => r.fingerprint === this.#trust.fingerprint);
+    if (retired)
+      throw new TrustError(
+        'SNAPSHOT_RETIRED_KEY',
+        `${this.entry.url}/${SNAPSHOT_KEY}: snapshot generation ${snapshot.generation} is signed by key ${this.#trust.fingerprint}, which ${snapshot.registry} rotated away from (followed as trust/${retired.name} in the data directory, generation ${retired.generation} accepted since under a later key): the registry signs nothing with a key it left, so this is a copy signed by whoever holds that key now; refused, nothing kept. Pin the registry's current key (\`plugindex registry add --force ${this.entry.name} ${this.entry.url} --key FILE\`, or the key: of the plugin set naming it), or reach the registry itself`,
+      );
     // Before anything of this snapshot is kept (cache, trust state): a refused log leaves both as they were.
     const extension = checked ? await this.#extendedLog(snapshot, shared?.logs ?? []) : undefined;
     const log = extension ? extension.log : this.trust.log;

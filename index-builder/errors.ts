@@ -169,6 +169,11 @@ export type ErrorCode =
   | 'SNAPSHOT_BAD_SIGNATURE'
   | 'SNAPSHOT_WRONG_KEY'
   | 'SNAPSHOT_ROLLBACK'
+  /**
+   * A snapshot signed by a key another name of its registry followed a rotation away from (client/session.ts):
+   * the registry signs nothing with a key it left, so one at or above the floor is its former holder's.
+   */
+  | 'SNAPSHOT_RETIRED_KEY'
   | 'SNAPSHOT_EXPIRED'
   /** A snapshot names another registry than the one the reader pinned (client/key-chain.ts). */
   | 'SNAPSHOT_REGISTRY_CHANGED'

@@ -89,6 +89,16 @@ export interface SharedTrust {
    * from the stolen key to a key of theirs shares no other key with the name that followed the mark.
    */
   readonly revoked?: readonly RevokedKey[];
+  /**
+   * The keys a record of that trust root rotated away from (each the first name found and the generation
+   * it accepted since, under a later key): the registry signs nothing with such a key after the rotation,
+   * so a snapshot by it that passes the floor is its former holder's, whether the rotation was routine.
+   */
+  readonly retired?: readonly {
+    readonly fingerprint: string;
+    readonly name: string;
+    readonly generation: number;
+  }[];
 }
 
 /**
@@ -513,11 +523,15 @@ export class ClientState {
     let highest: SharedTrust['highestGeneration'];
     const logs: LogHead[] = [];
     const revoked: RevokedKey[] = [];
+    const retired: NonNullable<SharedTrust['retired']>[number][] = [];
     for (const { name, record } of await this.recordsSharingTrust(registry, keys, reached, sharesAKey)) {
       for (const mark of revokedKeysOf(record))
         if (!revoked.some((r) => r.fingerprint === mark.fingerprint && r.retiredTo === mark.retiredTo))
           revoked.push(mark);
       if (!isSameTrustRoot(record, keys)) continue;
+      for (const link of record.chain ?? [])
+        if (!retired.some((r) => r.fingerprint === link.fingerprint))
+          retired.push({ fingerprint: link.fingerprint, name, generation: record.highestGeneration ?? 0 });
       if (record.highestGeneration !== undefined && record.highestGeneration > (highest?.generation ?? 0))
         highest = { generation: record.highestGeneration, name };
       const log = record.log;
@@ -527,6 +541,7 @@ export class ClientState {
       ...(highest ? { highestGeneration: highest } : {}),
       logs,
       ...(revoked.length > 0 ? { revoked } : {}),
+      ...(retired.length > 0 ? { retired } : {}),
     };
   }
 

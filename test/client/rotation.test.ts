@@ -1205,6 +1205,54 @@ describe('when another name of a registry followed a rotation that marked the ke
   });
 });
 
+describe('when another name of a registry followed a routine rotation away from the key a name holds, and that key leaks', () => {
+  it('refuses a snapshot signed by the retired key at or above the generation the other name accepted (SNAPSHOT_RETIRED_KEY), nothing pinned', async () => {
+    // Prepare: a client pins the first key as `main`; the registry rotates away from it routinely, and
+    // `main` follows. The retired key leaks: whoever holds it signs the registry's files as published,
+    // past the generation `main` accepted and extending the log it holds (it counts the rotation too).
+    const registry = await servedRegistry(['1.0.0']);
+    const m = await pinningFirstKey(registry);
+    const retired = await readFile(join(registry.dir, 'keys/registry-secret.asc'), 'utf8');
+    await rotateLocalRegistry(registry.dir, (await newKey()).secretKey);
+    expect((await m.run((c) => c.updateRegistries(['main'])))[0]?.error).toBeUndefined();
+    const copy = join(root, `leaked-copy-${registries}`);
+    await cp(registry.dir, copy, { recursive: true });
+    await writeFile(join(copy, 'keys/registry-secret.asc'), retired);
+    await rebuildRegistry((await openRegistry(copy)).context, { keyRotations: 1 });
+    await publish(copy, ['2.0.0']);
+    const leaked = await listenRegistryServer(
+      createRegistryServer({ site: new FsStore(join(copy, 'public')) }),
+      0,
+    );
+    closers.push(leaked.close);
+
+    // Act: the registry reached under a name pinning the retired key (a set file written before the
+    // rotation pins it), through what the key's holder serves.
+    const adding = m.run((c) =>
+      c.addRegistry({ name: 'old-pin', url: leaked.url, pin: { armored: registry.firstKey } }),
+    );
+
+    // Assess: the registry signs nothing with a key after rotating away from it.
+    await expect(adding).rejects.toMatchObject({
+      name: 'TrustError',
+      code: 'SNAPSHOT_RETIRED_KEY',
+      message: expect.stringContaining('trust/main'),
+    });
+    expect((await m.run((c) => c.listRegistries())).map((r) => r.entry.name)).toEqual(['main']);
+    // Nor does a reset of what the registry's names accepted take that snapshot as their floor.
+    const kept = await trustState(m);
+    await expect(
+      m.run((c) => c.resetRegistryTrust({ url: leaked.url, armoredKey: registry.firstKey })),
+    ).rejects.toMatchObject({ name: 'ClientError', code: 'TRUST_RESET_REFUSED' });
+    expect(await trustState(m)).toEqual(kept);
+    // The registry itself, reached under that name, is followed through its rotation as ever.
+    const honest = await m.run((c) =>
+      c.addRegistry({ name: 'old-pin', url: registry.url, pin: { armored: registry.firstKey } }),
+    );
+    expect(honest.rotated).toMatchObject({ from: registry.firstFingerprint, steps: 1 });
+  });
+});
+
 describe('when a name followed a rotation the thief of its key signed before another name saw that key retired as stolen', () => {
   it('refuses verify of what it installed and a frozen install of its lock (KEY_REVOKED), saying the key held was reached through the thief', async () => {
     // Prepare: the thief copies the registry with its key, rotates the copy to a key of their own and

@@ -319,10 +319,12 @@ describe('when the trust records of one registry are kept under several names', 
     const state = await stateWith({
       followed: record(ROTATED, { highestGeneration: 12, chain, registry: 'https://plugins.example' }),
     });
-    // Still at the key the registry rotated from: the generations under its successor bind it.
+    // Still at the key the registry rotated from: the generations under its successor bind it, and the
+    // key is one the registry left (a snapshot by it from then on is its former holder's).
     expect(await state.sharedTrust('https://plugins.example', { fingerprint: KEY })).toEqual({
       highestGeneration: { generation: 12, name: 'followed' },
       logs: [],
+      retired: [{ fingerprint: KEY, name: 'followed', generation: 12 }],
     });
     // Followed the same rotation here: the name holding the rotated-from key binds it as well.
     const behind = await stateWith({
