@@ -597,7 +597,8 @@ class Client implements PlugindexClient {
    *   REGISTRY_NOT_FOUND, REGISTRY_NOT_PINNED, FETCH_*; TrustError as a check of the registry otherwise.
    */
   async resetRegistryTrust(target: ResetTrustTarget): Promise<ResetTrustResult> {
-    const { forkFromRevoked, readTrustedKey, revokedLink, RegistrySession } = await loadTrust();
+    const { departuresAgainst, forkFromRevoked, readTrustedKey, revokedLink, RegistrySession } =
+      await loadTrust();
     let entry: RegistryEntry;
     let pinned: TrustRecord;
     /** The name the snapshot verified here is kept under as checked: the configured one, or the set's. */
@@ -670,17 +671,24 @@ class Client implements PlugindexClient {
     // A key another name followed a rotation away from as stolen: its holder can sign a snapshot at any
     // generation, or a rotation from it to a key of their own, and taken here it would be the floor of
     // every name, the one that followed included.
-    const { revoked: marks, retired: left } = await this.#state.sharedTrust(
-      snapshot.registry,
-      accepted,
-      entry.url,
-    );
+    const {
+      revoked: marks,
+      departures,
+      retired: left,
+    } = await this.#state.sharedTrust(snapshot.registry, accepted, entry.url);
     const fork = forkFromRevoked(marks, accepted);
     const revoked = revokedLink(marks, accepted.fingerprint) ?? fork?.mark;
     if (revoked)
       throw new ClientError(
         'TRUST_RESET_REFUSED',
         `${entry.name}: ${entry.url} answers with a snapshot signed by key ${fork ? `${accepted.fingerprint}, reached from key ${revoked.fingerprint} through a rotation to ${fork.to}; but that key` : revoked.fingerprint}, which registry ${snapshot.registry} retired${revoked.retiredBy === undefined ? '' : ` at keys/rotation/${revoked.retiredBy}.json`}${fork ? ` to key ${fork.mark.retiredTo}` : ''} because it is no longer secret (another name of it on this machine followed that rotation): nothing was forgotten. Pin the registry's current key instead (\`plugindex registry add --force NAME URL --key FILE\`, or the key: of the plugin set naming it)`,
+      );
+    // A rotation from a key another name left, to another key than the registry's rotation: its holder's.
+    const departed = forkFromRevoked(departuresAgainst(departures, accepted), accepted);
+    if (departed)
+      throw new ClientError(
+        'TRUST_RESET_REFUSED',
+        `${entry.name}: ${entry.url} answers with a snapshot signed by key ${accepted.fingerprint}, reached from key ${departed.link.fingerprint} through a rotation to ${departed.to}, but registry ${snapshot.registry} rotated that key to ${departed.mark.retiredTo} (another name of it on this machine followed that rotation): a key is retired once, so this is not the registry's; nothing was forgotten. Pin the registry's current key instead (\`plugindex registry add --force NAME URL --key FILE\`, or the key: of the plugin set naming it)`,
       );
     // A key another name rotated away from: the registry signs nothing with it since, and taken here its
     // holder's snapshot was every name's floor, those that followed the rotation left with none.

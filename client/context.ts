@@ -97,6 +97,7 @@ export const loadTrust = () =>
     import('./session.ts'),
     import('./key-chain.ts'),
   ]).then(([signing, verify, session, keyChain]) => ({
+    departuresAgainst: keyChain.departuresAgainst,
     forkFromRevoked: keyChain.forkFromRevoked,
     forkedHeldKey: keyChain.forkedHeldKey,
     revokedLink: keyChain.revokedLink,

@@ -239,33 +239,52 @@ export function revokedLink(
 }
 
 /**
- * A key a rotation retired as compromised, as a name that followed that rotation keeps it, with the key the
- * rotation went to (`retiredTo`): the rotation is signed by both, so it is the one step from the stolen key
- * its rightful holder made. Any other step from it is one its thief signed.
+ * A key a rotation retired, as a name that followed that rotation keeps it, with the key the rotation went
+ * to (`retiredTo`): a rotation is never rewritten, so it is the one step from that key the registry made.
+ * Any other step from it is signed by whoever holds the key since (a thief, or whoever it leaked to).
  */
-export interface RevokedKey extends ChainLink {
-  readonly compromised: true;
+export interface DepartedKey extends ChainLink {
   readonly retiredTo: string;
 }
 
+/** A key a rotation retired as compromised (`DepartedKey` whose rotation says so). */
+export interface RevokedKey extends DepartedKey {
+  readonly compromised: true;
+}
+
 /**
- * The first link of `held`'s chain that leaves a key `revoked` marks as stolen for another key than the
- * marked rotation went to, with the mark it disagrees with; undefined when none does. Its thief can sign
- * a rotation from the stolen key to a key of their own (both signatures are theirs to make), and a name
- * that never followed the marked rotation followed that one: the key it then held was no key `revokedLink`
- * knew, so every snapshot the thief signed passed.
+ * The first link of `held`'s chain that leaves a key another name left (`departed`: a `RevokedKey` list, or
+ * every `DepartedKey`) for another key than that name's rotation went to, with the record it disagrees
+ * with; undefined when none does. Whoever holds a retired key can sign a rotation from it to a key of
+ * their own (both signatures are theirs to make), and a name that never followed the registry's rotation
+ * followed that one: the key it then held was no key `revokedLink` knew, so every snapshot they signed
+ * passed.
  */
-export function forkFromRevoked(
-  revoked: readonly RevokedKey[] | undefined,
+export function forkFromRevoked<T extends DepartedKey>(
+  departed: readonly T[] | undefined,
   held: { readonly fingerprint: string; readonly chain?: readonly ChainLink[] | undefined },
-): { readonly link: ChainLink; readonly to: string; readonly mark: RevokedKey } | undefined {
+): { readonly link: ChainLink; readonly to: string; readonly mark: T } | undefined {
   const chain = held.chain ?? [];
   for (const [i, link] of chain.entries()) {
     const to = chain[i + 1]?.fingerprint ?? held.fingerprint;
-    const mark = (revoked ?? []).find((r) => r.fingerprint === link.fingerprint && r.retiredTo !== to);
+    const mark = (departed ?? []).find((r) => r.fingerprint === link.fingerprint && r.retiredTo !== to);
     if (mark) return { link, to, mark };
   }
   return undefined;
+}
+
+/**
+ * `departed` less the departures a link of `held` outranks: its own rotation from that key is marked
+ * compromised and theirs is not. A rotation marked so is the operator's answer to a theft, and an unmarked
+ * one from that key is what the thief signs (refused in turn as leaving a key marked stolen); both marked,
+ * or neither, nothing tells which is the registry's, and each refuses the other.
+ */
+export function departuresAgainst(
+  departed: readonly DepartedKey[] | undefined,
+  held: { readonly chain?: readonly ChainLink[] | undefined },
+): DepartedKey[] {
+  const marked = new Set((held.chain ?? []).filter((l) => l.compromised === true).map((l) => l.fingerprint));
+  return (departed ?? []).filter((d) => d.compromised === true || !marked.has(d.fingerprint));
 }
 
 /**

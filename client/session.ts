@@ -56,6 +56,7 @@ import {
   type ChainLink,
   checkHeldSnapshot,
   checkSnapshotRegistry,
+  departuresAgainst,
   extendChain,
   forkFromRevoked,
   keyRevokedError,
@@ -382,6 +383,13 @@ export class RegistrySession {
         snapshot.registry,
         `${this.entry.url}/${fork.link.retiredBy === undefined ? 'a key rotation' : rotationKey(fork.link.retiredBy)} (a rotation to key ${fork.to})`,
         `another name of that registry on this machine followed the rotation that retired it to key ${fork.mark.retiredTo}, and this is another: what answers at ${this.entry.url} serves a rotation the key's thief signed; pin the registry's current key (\`plugindex registry add --force ${this.entry.name} ${this.entry.url} --key FILE\`, or the key: of the plugin set naming it)`,
+      );
+    // The same of a key retired routinely that leaked since, which no mark names: a key is retired once.
+    const departed = forkFromRevoked(departuresAgainst(shared?.departures, this.#trust), this.#trust);
+    if (departed)
+      throw new TrustError(
+        'KEY_ROTATION_BROKEN',
+        `${this.entry.url}/${departed.link.retiredBy === undefined ? 'a key rotation' : rotationKey(departed.link.retiredBy)} rotates key ${departed.link.fingerprint} to key ${departed.to}, but ${snapshot.registry} rotated it to key ${departed.mark.retiredTo}${departed.mark.retiredBy === undefined ? '' : ` at ${rotationKey(departed.mark.retiredBy)}`}, as another name of it on this machine followed: a key is retired once, so this rotation was signed by whoever holds that key since; refused, nothing kept. Pin the registry's current key (\`plugindex registry add --force ${this.entry.name} ${this.entry.url} --key FILE\`, or the key: of the plugin set naming it)`,
       );
     const floor = shared?.highestGeneration;
     if (floor && snapshot.generation < floor.generation && !pastCaches) {

@@ -23,7 +23,7 @@ import {
   serializeInstalled,
   setReference,
 } from '../installed.ts';
-import type { ChainLink, RevokedKey } from '../key-chain.ts';
+import type { ChainLink, DepartedKey, RevokedKey } from '../key-chain.ts';
 import { type Lockfile, parseLockfile, serializeLockfile } from '../lockfile.ts';
 import type { ClientDirectories } from '../paths.ts';
 import {
@@ -90,6 +90,11 @@ export interface SharedTrust {
    */
   readonly revoked?: readonly RevokedKey[];
   /**
+   * Every key those records (as `revoked`'s) left, with the key each went to: a key is retired once, so a
+   * chain leaving one for another key is signed by whoever holds it since, marked stolen or not.
+   */
+  readonly departures?: readonly DepartedKey[];
+  /**
    * The keys a record of that trust root rotated away from (each the first name found and the generation
    * it accepted since, under a later key): the registry signs nothing with such a key after the rotation,
    * so a snapshot by it that passes the floor is its former holder's, whether the rotation was routine.
@@ -139,14 +144,10 @@ function withRetirementsKept(
   });
 }
 
-/** The keys `held`'s chain retired as compromised, each with the key the chain went to next. */
-function revokedKeysOf(held: TrustRecord): RevokedKey[] {
+/** The keys `held`'s chain left, each with the key the chain went to next. */
+function departuresOf(held: TrustRecord): DepartedKey[] {
   const chain = held.chain ?? [];
-  return chain.flatMap((link, i) =>
-    link.compromised === true
-      ? [{ ...link, compromised: true as const, retiredTo: chain[i + 1]?.fingerprint ?? held.fingerprint }]
-      : [],
-  );
+  return chain.map((link, i) => ({ ...link, retiredTo: chain[i + 1]?.fingerprint ?? held.fingerprint }));
 }
 
 /**
@@ -523,11 +524,14 @@ export class ClientState {
     let highest: SharedTrust['highestGeneration'];
     const logs: LogHead[] = [];
     const revoked: RevokedKey[] = [];
+    const departures: DepartedKey[] = [];
     const retired: NonNullable<SharedTrust['retired']>[number][] = [];
     for (const { name, record } of await this.recordsSharingTrust(registry, keys, reached, sharesAKey)) {
-      for (const mark of revokedKeysOf(record))
-        if (!revoked.some((r) => r.fingerprint === mark.fingerprint && r.retiredTo === mark.retiredTo))
-          revoked.push(mark);
+      for (const left of departuresOf(record)) {
+        const same = (r: DepartedKey) => r.fingerprint === left.fingerprint && r.retiredTo === left.retiredTo;
+        if (!departures.some(same)) departures.push(left);
+        if (left.compromised === true && !revoked.some(same)) revoked.push({ ...left, compromised: true });
+      }
       if (!isSameTrustRoot(record, keys)) continue;
       for (const link of record.chain ?? [])
         if (!retired.some((r) => r.fingerprint === link.fingerprint))
@@ -541,6 +545,7 @@ export class ClientState {
       ...(highest ? { highestGeneration: highest } : {}),
       logs,
       ...(revoked.length > 0 ? { revoked } : {}),
+      ...(departures.length > 0 ? { departures } : {}),
       ...(retired.length > 0 ? { retired } : {}),
     };
   }

@@ -1253,6 +1253,45 @@ describe('when another name of a registry followed a routine rotation away from 
   });
 });
 
+describe('when another name of a registry followed a routine rotation away from a key that then leaks, and its holder rotates it to a key of their own', () => {
+  it('refuses the chain from the retired key to any key but the one the registry rotated it to (KEY_ROTATION_BROKEN), nothing pinned', async () => {
+    // Prepare: whoever will hold the key copies the registry with it; the registry rotates away from the
+    // key routinely and a name follows; the holder rotates the copy to a key of their own and publishes.
+    const registry = await servedRegistry(['1.0.0']);
+    const m = await pinningFirstKey(registry);
+    const copy = join(root, `leaked-rotated-${registries}`);
+    await cp(registry.dir, copy, { recursive: true });
+    const second = await newKey();
+    await rotateLocalRegistry(registry.dir, second.secretKey);
+    expect((await m.run((c) => c.updateRegistries(['main'])))[0]?.error).toBeUndefined();
+    await rotateLocalRegistry(copy, (await newKey()).secretKey);
+    await publish(copy, ['2.0.0']);
+    const leaked = await listenRegistryServer(
+      createRegistryServer({ site: new FsStore(join(copy, 'public')) }),
+      0,
+    );
+    closers.push(leaked.close);
+
+    // Act: the registry reached under a name pinning the retired key, through what its holder serves.
+    const adding = m.run((c) =>
+      c.addRegistry({ name: 'old-pin', url: leaked.url, pin: { armored: registry.firstKey } }),
+    );
+
+    // Assess: a key is retired once, to one key, and `main` followed that rotation.
+    await expect(adding).rejects.toMatchObject({
+      name: 'TrustError',
+      code: 'KEY_ROTATION_BROKEN',
+      message: expect.stringContaining(`to key ${second.fingerprint}`),
+    });
+    expect((await m.run((c) => c.listRegistries())).map((r) => r.entry.name)).toEqual(['main']);
+    const kept = await trustState(m);
+    await expect(
+      m.run((c) => c.resetRegistryTrust({ url: leaked.url, armoredKey: registry.firstKey })),
+    ).rejects.toMatchObject({ name: 'ClientError', code: 'TRUST_RESET_REFUSED' });
+    expect(await trustState(m)).toEqual(kept);
+  });
+});
+
 describe('when a name followed a rotation the thief of its key signed before another name saw that key retired as stolen', () => {
   it('refuses verify of what it installed and a frozen install of its lock (KEY_REVOKED), saying the key held was reached through the thief', async () => {
     // Prepare: the thief copies the registry with its key, rotates the copy to a key of their own and

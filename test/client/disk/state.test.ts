@@ -324,6 +324,7 @@ describe('when the trust records of one registry are kept under several names', 
     expect(await state.sharedTrust('https://plugins.example', { fingerprint: KEY })).toEqual({
       highestGeneration: { generation: 12, name: 'followed' },
       logs: [],
+      departures: [{ ...chain[0], retiredTo: ROTATED }],
       retired: [{ fingerprint: KEY, name: 'followed', generation: 12 }],
     });
     // Followed the same rotation here: the name holding the rotated-from key binds it as well.
@@ -379,7 +380,11 @@ describe('when the trust records of one registry are kept under several names', 
         fingerprint: OTHER,
         chain: [{ fingerprint: KEY, armoredKey: `key ${KEY}`, retiredBy: 1 }],
       }),
-    ).toEqual({ logs: [], revoked: [{ ...marked, retiredTo: ROTATED }] });
+    ).toEqual({
+      logs: [],
+      revoked: [{ ...marked, retiredTo: ROTATED }],
+      departures: [{ ...marked, retiredTo: ROTATED }],
+    });
   });
 
   /** Writes a record as a client before `registry` was kept wrote one: no `registry` in its state.json. */
