@@ -312,6 +312,8 @@ class Client implements PlugindexClient {
             const marks = shared.revoked ?? [];
             // Held through the thief's rotation from a stolen key (followed before any name knew of the
             // theft): what the key held signs counts for nothing either, in a frozen install or verify.
+            // Only a chain can so depart: without one, nothing loads the signature checks for it.
+            if (marks.length === 0 || (trust.chain ?? []).length === 0) return marks;
             const forked = (await loadTrust()).forkedHeldKey(marks, trust);
             return forked ? [...marks, forked] : marks;
           });
