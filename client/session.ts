@@ -360,23 +360,25 @@ export class RegistrySession {
     // first use that another name would refuse. Keyed by the registry the snapshot signs, not the URL
     // reached: a mirror's or another spelling's snapshot is the same registry's. (A record kept before
     // records named their registry is told by the URL it was reached at: this one's, or the registry's.)
-    const shared = checked
-      ? await this.#deps.sharedTrust?.(snapshot.registry, this.#trust, this.entry.url)
-      : undefined;
+    // What the others know of its keys (a mark, a key's one successor) binds a snapshot not asked for again
+    // too: offline, a name holding a key another saw retired as stolen installed from the snapshot that key
+    // signed, cached before the mark. Their floors and log heads bind only one checked with the registry.
+    const known = await this.#deps.sharedTrust?.(snapshot.registry, this.#trust, this.entry.url);
+    const shared = checked ? known : undefined;
     // A key another name of this registry saw retired as stolen: a snapshot it signs (with any generation
     // and a log extending what was seen, as its holder can write) is refused before anything of it is kept.
-    const revoked = revokedLink(shared?.revoked, this.#trust.fingerprint);
+    const revoked = revokedLink(known?.revoked, this.#trust.fingerprint);
     if (revoked)
       throw keyRevokedError(
         revoked,
         snapshot.registry,
         `${this.entry.url}/${SNAPSHOT_KEY}`,
-        `another name of that registry on this machine followed the rotation, this one never did: what answers at ${this.entry.url} serves a snapshot by the retired key (a stale cache, or whoever took the key); pin the registry's current key (\`plugindex registry add --force ${this.entry.name} ${this.entry.url} --key FILE\`, or the key: of the plugin set naming it)`,
+        `another name of that registry on this machine followed the rotation, this one never did: ${checked ? `what answers at ${this.entry.url} serves a snapshot by the retired key (a stale cache, or whoever took the key)` : 'the snapshot it last accepted, kept here, is by the retired key'}; pin the registry's current key (\`plugindex registry add --force ${this.entry.name} ${this.entry.url} --key FILE\`, or the key: of the plugin set naming it)`,
       );
     // Its thief can also sign a rotation from that key to one of their own, which a name still holding it
     // followed: the key it then held was none marked, and every snapshot the thief signed passed. The one
     // step from a stolen key is the marked rotation's.
-    const fork = forkFromRevoked(shared?.revoked, this.#trust);
+    const fork = forkFromRevoked(known?.revoked, this.#trust);
     if (fork)
       throw keyRevokedError(
         fork.mark,
@@ -385,7 +387,7 @@ export class RegistrySession {
         `another name of that registry on this machine followed the rotation that retired it to key ${fork.mark.retiredTo}, and this is another: what answers at ${this.entry.url} serves a rotation the key's thief signed; pin the registry's current key (\`plugindex registry add --force ${this.entry.name} ${this.entry.url} --key FILE\`, or the key: of the plugin set naming it)`,
       );
     // The same of a key retired routinely that leaked since, which no mark names: a key is retired once.
-    const departed = forkFromRevoked(departuresAgainst(shared?.departures, this.#trust), this.#trust);
+    const departed = forkFromRevoked(departuresAgainst(known?.departures, this.#trust), this.#trust);
     if (departed)
       throw new TrustError(
         'KEY_ROTATION_BROKEN',

@@ -1415,6 +1415,52 @@ describe('when two runs check a registry side by side and the faster follows a r
   });
 });
 
+describe('when a name holding a key another name saw retired as stolen installs offline', () => {
+  it('refuses its cached snapshot by that key (KEY_REVOKED), as online, where it installed before the rotation', async () => {
+    // Prepare: `main` pins the first key and installs, its snapshot and documents cached; the key is stolen
+    // and rotated away from, and another name of the registry follows while `main` does not.
+    const registry = await servedRegistry(['1.0.0']);
+    const m = await pinningFirstKey(registry);
+    await m.run((c) => c.install({ requests: [`${NAME}@1.0.0`], lockfile: m.lockfile, dir: m.dir }));
+    await rotateLocalRegistry(registry.dir, (await newKey()).secretKey, { compromised: true });
+    // Reached through a mirror (its snapshot cached under that URL, not over the one `main` accepted).
+    const mirror = await listenRegistryServer(
+      createRegistryServer({ site: new FsStore(join(registry.dir, 'public')) }),
+      0,
+    );
+    closers.push(mirror.close);
+    await m.run((c) =>
+      c.addRegistry({ name: 'other', url: mirror.url, pin: { armored: registry.firstKey }, priority: 2 }),
+    );
+    const home = dirname(m.data);
+    const offline = createClient({
+      dirs: { config: join(home, 'config'), data: m.data, cache: join(home, 'cache') },
+      fetcher: createHttpFetcher({ env: {}, retries: 0 }),
+      env: {},
+      platform: LINUX,
+      offline: true,
+      freshForMs: 0,
+    });
+
+    // Act: the version installed again offline, from what `main` cached under the stolen key.
+    const installing = offline
+      .install({
+        requests: [`${NAME}@1.0.0`],
+        registry: 'main',
+        lockfile: join(home, 'offline.lock'),
+        dir: join(home, 'offline'),
+      })
+      .finally(() => offline.close());
+
+    // Assess
+    await expect(installing).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'KEY_REVOKED',
+      message: expect.stringContaining(registry.firstFingerprint),
+    });
+  });
+});
+
 describe('when a plugin set pins a key another name of its registry followed a rotation away from as stolen', () => {
   it('refuses a frozen install of its lock and verify -c of what it placed (KEY_REVOKED), though the set never followed', async () => {
     // Prepare: a set pinning the registry's first key installs (its lock, and the manifest and signature
