@@ -2285,7 +2285,7 @@ function installedFileName(
   platform: string,
   url: string | undefined,
 ): string {
-  const own = artifactFileName(name, url);
+  const own = artifactFileName(name, url, platform);
   if (output === undefined) return own;
   const runnable = WINDOWS_RUNNABLE.exec(own)?.[0];
   if (!platform.startsWith('windows-') || runnable === undefined || WINDOWS_RUNNABLE.test(output))
@@ -2296,17 +2296,21 @@ function installedFileName(
 
 /**
  * The installed file's name: the last segment of where the artifact is fetched from when it is one safe
- * segment (layout.ts's rule: no path, no Windows device name), else the plugin's (an OCI blob has none).
+ * segment (layout.ts's rule: no path, no Windows device name), else the plugin's (an OCI blob has none),
+ * with `.exe` for a Windows platform: an OCI-hosted Windows executable was placed as `tool`, which
+ * Windows does not start (it runs a file by its extension), where `output: tool` is placed as `tool.exe`.
  */
-function artifactFileName(name: string, url: string | undefined): string {
+function artifactFileName(name: string, url: string | undefined, platform: string): string {
   const last = url === undefined ? '' : (pathOf(url)?.split('/').pop() ?? '');
-  let decoded: string;
+  let decoded = '';
   try {
     decoded = decodeURIComponent(last);
   } catch {
-    return name;
+    // Not a name: the plugin's, below.
   }
-  return decoded === '' || decoded.includes('/') || keyProblem(decoded) ? name : decoded;
+  if (decoded !== '' && !decoded.includes('/') && !keyProblem(decoded)) return decoded;
+  const executable = `${name}.exe`;
+  return platform.startsWith('windows-') && !keyProblem(executable) ? executable : name;
 }
 
 /** A URL's path, or undefined for text that is not a URL (a registry's defect must not be a crash). */

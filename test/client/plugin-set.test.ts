@@ -2301,6 +2301,7 @@ describe('when artifacts live in an OCI registry', () => {
   beforeAll(async () => {
     oci = await startOciRegistry('open');
     const pushed = await pushBlob(oci, 'acme/oci-lens', OCI_TOOL, { tag: '1.0.0' });
+    const windows = await pushBlob(oci, 'acme/win-oci-lens', OCI_TOOL, { tag: '1.0.0' });
     privateOci = await startOciRegistry('private');
     const kept = await pushBlob(privateOci, 'acme/private-lens', OCI_TOOL, { tag: '1.0.0' });
     // A stand-in registry (node:http, named as such) that answers every blob with other bytes of the same
@@ -2328,6 +2329,24 @@ describe('when artifacts live in an OCI registry', () => {
           '1.0.0',
         ),
         await ociBundle('moving-lens', `${oci.host}/acme/moving-lens:2.0.0`, sha256(OCI_TOOL), 1, '2.0.0'),
+        // A Windows executable kept as an OCI layer, which carries no file name.
+        await makeBundle({
+          manifest: validManifest({
+            name: 'win-oci-lens',
+            version: '1.0.0',
+            installation: {
+              artifacts: [
+                {
+                  os: 'windows',
+                  arch: 'amd64',
+                  oci: { reference: `${oci.host}/acme/win-oci-lens:1.0.0`, digest: windows.digest },
+                  sha256: windows.digest.slice(7),
+                  size_bytes: windows.size,
+                },
+              ],
+            },
+          }),
+        }),
         await ociBundle(
           'private-lens',
           `${privateOci.host}/acme/private-lens:1.0.0`,
@@ -2363,6 +2382,28 @@ describe('when artifacts live in an OCI registry', () => {
       reference: `${oci.host}/acme/oci-lens:1.0.0`,
       digest: `sha256:${sha256(OCI_TOOL)}`,
     });
+  });
+
+  it('places a Windows artifact with no output under the plugin name with .exe, frozen too (an OCI layer names no file)', async () => {
+    const set = `plugins:
+  providers:
+    - { type: registry, name: local, url: ${base}, key: ./registry.asc }
+  plugins:
+    - { provider: local, name: win-oci-lens, version: "1.0.0", platforms: [windows/amd64] }
+`;
+    const p = await project(set);
+    const result = await using(p, (c) => c.installSet(p.file, HOME));
+    // Windows starts a file by its extension: `win-oci-lens` alone is no program there.
+    expect(relative(p.dir, result.items[0]?.paths['windows-amd64'] as string)).toBe(
+      join('plugins', 'win-oci-lens', '1.0.0', 'windows-amd64', 'win-oci-lens.exe'),
+    );
+    expect(await readFile(result.items[0]?.paths['windows-amd64'] as string)).toEqual(Buffer.from(OCI_TOOL));
+    const q = await project(set);
+    await writeFile(q.lockfile, await readFile(p.lockfile));
+    const frozen = await using(q, (c) => c.installSet(q.file, { ...HOME, frozen: true }));
+    expect(relative(q.dir, frozen.items[0]?.paths['windows-amd64'] as string)).toBe(
+      join('plugins', 'win-oci-lens', '1.0.0', 'windows-amd64', 'win-oci-lens.exe'),
+    );
   });
 
   it('reproduces the lock with frozen on a clean cache with the registry server stopped, the OCI registry alone up', async () => {
