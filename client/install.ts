@@ -44,6 +44,7 @@ import { checkAdvisories, deprecationOf } from './lifecycle.ts';
 import {
   EMPTY_LOCKFILE,
   type LockChange,
+  type LockedArtifact,
   type LockedPlugin,
   type LockedRegistry,
   type Lockfile,
@@ -1051,12 +1052,17 @@ async function planTarget(
     for (const warning of other.warnings) warnings.add(warning);
     artifacts.push([platformKey(platform), other.artifact]);
   }
-  const entry = {
-    ...lockedPluginFrom(source.name, target.spec, version, (a) =>
-      source.artifactUrl(target.name, version, a),
-    ),
-    manifest_url: source.manifestUrl(target.name, version),
-  };
+  const entry = underLockedBase(
+    {
+      ...lockedPluginFrom(source.name, target.spec, version, (a) =>
+        source.artifactUrl(target.name, version, a),
+      ),
+      manifest_url: source.manifestUrl(target.name, version),
+    },
+    target.name,
+    lock,
+    source,
+  );
   // The lock's version is held to its digests however it was reached: decided by the lock, or resolved
   // again (an update, another spec) to the very version the lock holds from this source. A registry never
   // publishes a version twice, so other digests for it are a registry (or a lock) changed under it, which
@@ -1108,6 +1114,62 @@ async function planTarget(
     ...(await permissionsAsked(ctx.tree(target.dir ?? options.dir), seen, target.name, previous, entry)),
     generation: source.generation,
     ...(version.resources ? { resources: version.resources } : {}),
+  };
+}
+
+/**
+ * The URL a registry's locations in a lock entry are under (its manifest at `<base>/plugins/<name>/<version>/
+ * manifest.json`, its hosted artifacts beside it): the one the lock's writer configured the registry at.
+ * Undefined for an entry that records no such location (a lock written before locations, a folder's).
+ */
+function registryBase(entry: LockedPlugin, name: string): string | undefined {
+  const key = `/${manifestKey(name, entry.version)}`;
+  const at = entry.manifest_url;
+  return at?.endsWith(key) && at.length > key.length ? at.slice(0, -key.length) : undefined;
+}
+
+/** `url` moved from under `from` to under `to`; as it is when it is not under `from`. */
+function rebased(url: string, from: string, to: string): string {
+  return url.startsWith(`${from}/`) ? `${to}${url.slice(from.length)}` : url;
+}
+
+/**
+ * A registry's lock entry with its locations under the URL the lock already records that registry at, not
+ * the one this client configures it at: teammates reaching one registry at two URLs (the origin, a mirror,
+ * an internal proxy; one key) rewrote each other's locations on every fresh install, so each commit
+ * flipped the lock back. The same registry is the lock's: the entry's registry name, locked with this
+ * source's key or one it rotated from (a key this client does not link to the lock's is another trust
+ * root, and the entry takes this client's URL with it). The base is the plugin's own entry's, else the
+ * first other entry's of that registry, so one lock keeps one URL per registry. A frozen install fetches
+ * what lies under it through its own configured URL and mirrors (planFrozen): the digests, not the URL,
+ * are what is trusted.
+ */
+function underLockedBase(entry: LockedPlugin, name: string, lock: Lockfile, source: Source): LockedPlugin {
+  const locked = own(lock.registries, source.name);
+  if (
+    source.kind !== 'registry' ||
+    !locked ||
+    !keyLinked(locked.key_fingerprint, source.fingerprint, source.previousKeys)
+  )
+    return entry;
+  const ownBase = registryBase(entry, name);
+  const previous = own(lock.plugins, name);
+  const candidates = [
+    ...(previous?.registry === source.name ? [[name, previous] as const] : []),
+    ...Object.entries(lock.plugins)
+      .filter(([other, p]) => other !== name && p.registry === source.name)
+      .sort(([a], [b]) => compareStrings(a, b)),
+  ];
+  const base = candidates.map(([n, p]) => registryBase(p, n)).find((b) => b !== undefined);
+  if (ownBase === undefined || base === undefined || base === ownBase) return entry;
+  const artifacts: Record<string, LockedArtifact> = {};
+  for (const [platform, artifact] of Object.entries(entry.artifacts))
+    artifacts[platform] =
+      artifact.url === undefined ? artifact : { ...artifact, url: rebased(artifact.url, ownBase, base) };
+  return {
+    ...entry,
+    manifest_url: rebased(entry.manifest_url as string, ownBase, base),
+    artifacts,
   };
 }
 
@@ -1191,7 +1253,22 @@ async function planFrozen(
       path: filePath(target.name, entry.version, key, fileName),
     };
   });
-  const endpoint = await endpointFor(ctx, options, entry.registry, files, entry.manifest_url);
+  // A registry's artifacts under the URL the lock's writer reached it at (a teammate's mirror or proxy, which
+  // this machine may not reach) are fetched under the URL this client configures it at, and its mirrors:
+  // the same registry by the key checked above, and the same bytes by the lock's digests.
+  const configured =
+    given === undefined
+      ? await ctx.endpoint(recorded.registry)
+      : given.kind === 'registry'
+        ? given.endpoint
+        : undefined;
+  const lockedBase = registryBase(recorded, target.name);
+  const here = configured?.bases[0]?.replace(/\/+$/, '');
+  const placed =
+    lockedBase === undefined || here === undefined
+      ? files
+      : files.map((f) => (f.url === undefined ? f : { ...f, url: rebased(f.url, lockedBase, here) }));
+  const endpoint = await endpointFor(ctx, options, entry.registry, placed, entry.manifest_url);
   const trust = await registryTrust(ctx, options, target.name, entry, given);
   const folder = await folderTrust(ctx, entry, given);
   const warnings: string[] = [];
@@ -1291,7 +1368,7 @@ async function planFrozen(
     ...(manifest && signedBy !== undefined ? { signedBy } : {}),
     revoked: revokedKeys(trust),
     endpoint,
-    files,
+    files: placed,
     ...(manifest ? { manifest } : {}),
     entry,
     yanked: false,

@@ -4,8 +4,9 @@
  * the artifact of EVERY platform (Terraform records every signed `zh:` hash for the same reason: a lock made
  * on Linux must install on macOS without another resolution). For each registry it records the pinned key
  * and the lowest snapshot generation a frozen install may accept, which carries TUF's rollback protection
- * to a fresh CI machine. URLs are left out on purpose: the digest is the identity, so a mirror may serve
- * the bytes.
+ * to a fresh CI machine. Where the bytes were found is recorded for a frozen install to fetch them, but the
+ * digest is the identity, so a mirror may serve them: a registry's locations stay under the URL the lock
+ * first recorded it at, whichever URL a teammate reaches it at (install.ts `underLockedBase`).
  *
  * The file is written with sorted keys and a fixed layout, so equal content is equal bytes, and it is
  * rewritten only when it changes (cargo's `write_pkg_lockfile`); `withPlugin` returns the same object when

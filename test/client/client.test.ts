@@ -1191,3 +1191,50 @@ describe('when two registries publish the same bundle', () => {
     }
   });
 });
+
+describe('when teammates configure one registry at two URLs (a mirror, a proxy: one registry, one key)', () => {
+  async function configured(url: string): Promise<Machine> {
+    const m = await machine();
+    await withClient(m, (c) =>
+      c.addRegistry({ name: 'test', url, pin: { armored: registry.registryKey.publicKey } }),
+    );
+    return m;
+  }
+
+  it('leaves the lock as it is on a fresh install through the other URL, and a frozen install fetches through its own', async () => {
+    const origin = await listenRegistryServer(createRegistryServer({ site: registry.site }), 0);
+    const proxy = await listenRegistryServer(createRegistryServer({ site: registry.site }), 0);
+    try {
+      const alice = await configured(origin.url);
+      await withClient(alice, (c) =>
+        c.install({ requests: [`${NAME}@1.0.0`], dir: alice.dir, lockfile: alice.lockfile }),
+      );
+      const locked = await readFile(alice.lockfile, 'utf8');
+      // Bob's checkout of the same commit, his configuration naming the registry at his proxy: nothing the
+      // lock pins moved, so the lock does not either.
+      const bob = await configured(proxy.url);
+      await writeFile(bob.lockfile, locked);
+      await withClient(bob, (c) => c.install({ requests: [], dir: bob.dir, lockfile: bob.lockfile }));
+      expect(await readFile(bob.lockfile, 'utf8')).toBe(locked);
+      // A plugin Bob adds is recorded under the URL the lock has the registry at: one URL a registry.
+      await withClient(bob, (c) =>
+        c.install({ requests: ['second-tool@0.1.0'], dir: bob.dir, lockfile: bob.lockfile }),
+      );
+      const added = parseLockfile(await readFile(bob.lockfile, 'utf8'), bob.lockfile).plugins['second-tool'];
+      expect(added?.manifest_url).toBe(`${origin.url}/plugins/second-tool/0.1.0/manifest.json`);
+      expect(added?.artifacts['linux-amd64']?.url).toMatch(new RegExp(`^${origin.url}/plugins/second-tool/`));
+      // The lock names Alice's URLs; Bob's CI, which reaches only his proxy, installs it frozen from there.
+      await origin.close();
+      const ci = await configured(proxy.url);
+      await writeFile(ci.lockfile, locked);
+      const frozen = await withClient(ci, (c) =>
+        c.install({ requests: [], dir: ci.dir, lockfile: ci.lockfile, frozen: true }),
+      );
+      expect(await readFile(frozen.items[0]?.path as string)).toEqual(Buffer.from(TOOL_1));
+      expect(frozen.items[0]?.warnings).toEqual([]);
+    } finally {
+      await origin.close().catch(() => {});
+      await proxy.close();
+    }
+  });
+});
