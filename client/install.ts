@@ -40,7 +40,7 @@ import {
 } from './installed.ts';
 import { compareStrings, own } from './json-input.ts';
 import { keyRevokedError, revokedLink } from './key-chain.ts';
-import { checkAdvisories, deprecationOf } from './lifecycle.ts';
+import { checkAdvisories, deprecationOf, isQuietPast } from './lifecycle.ts';
 import {
   EMPTY_LOCKFILE,
   type LockChange,
@@ -242,6 +242,11 @@ export interface Planned {
   /** The resource limits the version declares (from its document; unknown when frozen). */
   readonly resources?: Resources;
   readonly generation: number;
+  /**
+   * The plugin's signed document shows nothing an older snapshot listing this version could hide
+   * (lifecycle.ts `isQuietPast`): the lock's `min_generation` needs no raising for it (lockfile.ts `withPlugin`).
+   */
+  readonly quiet?: boolean;
 }
 
 export interface InstallPlan {
@@ -682,7 +687,11 @@ export async function planInstall(
   for (const p of planned) await checkVersionFolder(ctx.tree(p.dir ?? options.dir), seen, p.name, p.version);
   let lock = before ?? EMPTY_LOCKFILE;
   for (const p of planned)
-    lock = withPlugin(lock, p.name, p.entry, { key_fingerprint: p.fingerprint, generation: p.generation });
+    lock = withPlugin(lock, p.name, p.entry, {
+      key_fingerprint: p.fingerprint,
+      generation: p.generation,
+      quiet: p.quiet === true,
+    });
   lock = setLock(lock, targets, options);
   const changes = lockChanges(before ?? EMPTY_LOCKFILE, lock);
   if (locked && changes.length > 0)
@@ -1040,6 +1049,7 @@ async function planTarget(
     fits,
   );
   checkLockedSource(lock, source, options.lockfile, target.locked !== undefined);
+  checkLockedVersionListed(lock, source, document, target.name, options.lockfile);
   const denyYanked = options.denyYanked === true;
   const resolution = target.locked
     ? resolveLocked(document, target.locked.version, first, { denyYanked })
@@ -1113,6 +1123,7 @@ async function planTarget(
     publisherVerified: true,
     ...(await permissionsAsked(ctx.tree(target.dir ?? options.dir), seen, target.name, previous, entry)),
     generation: source.generation,
+    quiet: source.kind === 'registry' && isQuietPast(document, version),
     ...(version.resources ? { resources: version.resources } : {}),
   };
 }
@@ -1878,6 +1889,40 @@ function checkLockedSource(lock: Lockfile, source: Source, lockfile: string, loc
       'SNAPSHOT_ROLLBACK',
       `${source.endpoint.bases[0]}: generation ${source.generation} is older than ${registry.min_generation}, the lowest ${lockfile} accepts`,
     );
+}
+
+/**
+ * The version a lock holds of a plugin from a registry is a floor of its own: a registry never unlists a
+ * version (a removed one stays listed, with why), so a plugin document of that registry, under the lock's
+ * key, that does not list it is from a snapshot older than the lock's entry, whatever its generation. The
+ * lock's `min_generation` is no longer raised for an entry whose document shows nothing else a replay
+ * could hide (`isQuietPast`), a version first published after it included: this check keeps a fresh
+ * machine from taking such a snapshot, where an update would resolve the lock's spec to an older version
+ * and a plain install would call the locked one missing.
+ * @throws TrustError SNAPSHOT_ROLLBACK naming the lock entry and the version.
+ */
+function checkLockedVersionListed(
+  lock: Lockfile,
+  source: Source,
+  document: PluginDocument,
+  name: string,
+  lockfile: string,
+): void {
+  const held = own(lock.plugins, name);
+  const registry = own(lock.registries, source.name);
+  if (
+    source.kind !== 'registry' ||
+    held?.registry !== source.name ||
+    !registry ||
+    !keyLinked(registry.key_fingerprint, source.fingerprint, source.previousKeys)
+  )
+    return;
+  const identity = versionIdentity(held.version);
+  if (document.versions.some((v) => versionIdentity(v.version) === identity)) return;
+  throw new TrustError(
+    'SNAPSHOT_ROLLBACK',
+    `${source.endpoint.bases[0]}: generation ${source.generation} lists no version ${held.version} of ${name}, which ${lockfile} locks from ${source.name} (plugins/${name}): a registry never unlists a version, so this snapshot is older than the lock`,
+  );
 }
 
 /** True when `locked` is the key pinned, or one it succeeds through the rotations the client followed. */

@@ -115,17 +115,25 @@ export class Problems {
  * key without a word, where a lock or a configuration left with both sides of a merge means two things.
  * @throws ClientError (the Problems' code) when it is not JSON, repeats a key, or is not an object.
  */
-export function parseJsonObject(text: string, problems: Problems): Record<string, unknown> {
+export function parseJsonObject(
+  text: string,
+  problems: Problems,
+  /** What to do about a merge conflict this file's reader knows better (the lock's floor: lockfile.ts). */
+  conflictAdvice?: (hunks: readonly ConflictHunk[]) => string | undefined,
+): Record<string, unknown> {
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (error) {
     const conflict = mergeConflictLine(text);
+    const advice =
+      conflictAdvice?.(conflictHunks(text)) ??
+      'keep one side of each conflict (of a lock, either side whole, then install without --frozen to lock what the other side asked for)';
     problems.add(
       '',
       'a JSON document',
       conflict
-        ? `an unresolved merge conflict (line ${conflict.line}: ${JSON.stringify(conflict.text)}): keep one side of each conflict (of a lock, either side whole, then install without --frozen to lock what the other side asked for)`
+        ? `an unresolved merge conflict (line ${conflict.line}: ${JSON.stringify(conflict.text)}): ${advice}`
         : `text that is not JSON (${(error as Error).message})`,
     );
     throw problems.error();
@@ -141,6 +149,44 @@ export function parseJsonObject(text: string, problems: Problems): Record<string
 
 /** A line git writes around the sides of a conflict (`<<<<<<< HEAD`, `|||||||`, `=======`, `>>>>>>> branch`). */
 const CONFLICT_MARKER = /^(?:<{7}|\|{7}|={7}|>{7})(?: |$)/;
+
+/** One conflict git left: the lines of each side (a diff3 style's common ancestor left out). */
+export interface ConflictHunk {
+  readonly ours: readonly string[];
+  readonly theirs: readonly string[];
+}
+
+/**
+ * Every conflict in `text`, each side's lines; empty when a marker is out of order (not git's, or a
+ * conflict cut short), so a caller advises nothing it cannot read.
+ */
+function conflictHunks(text: string): ConflictHunk[] {
+  const hunks: ConflictHunk[] = [];
+  let side: 'ours' | 'base' | 'theirs' | undefined;
+  let ours: string[] = [];
+  let theirs: string[] = [];
+  for (const line of text.split(/\r?\n/)) {
+    const marker = CONFLICT_MARKER.test(line) ? line.slice(0, 7) : undefined;
+    if (marker === '<<<<<<<') {
+      if (side !== undefined) return [];
+      side = 'ours';
+      ours = [];
+      theirs = [];
+    } else if (marker === '|||||||') {
+      if (side !== 'ours') return [];
+      side = 'base';
+    } else if (marker === '=======') {
+      if (side !== 'ours' && side !== 'base') return [];
+      side = 'theirs';
+    } else if (marker === '>>>>>>>') {
+      if (side !== 'theirs') return [];
+      hunks.push({ ours, theirs });
+      side = undefined;
+    } else if (side === 'ours') ours.push(line);
+    else if (side === 'theirs') theirs.push(line);
+  }
+  return side === undefined ? hunks : [];
+}
 
 /**
  * The first line of `text` that is a merge conflict marker, numbered from 1, or undefined. A lock two

@@ -30,6 +30,7 @@ import {
 import type { ArtifactRecord, OciArtifact, VersionRecord } from '../index-builder/model.ts';
 import { parseOciReference } from '../index-builder/oci.ts';
 import {
+  type ConflictHunk,
   compareStrings,
   FINGERPRINT,
   isNonNegativeInteger,
@@ -129,7 +130,7 @@ const PERMISSION = /^[a-z][a-z0-9_]{0,63}$/;
  */
 export function parseLockfile(text: string, file: string): Lockfile {
   const problems = new Problems(file, 'LOCKFILE_INVALID');
-  const value = parseJsonObject(text, problems);
+  const value = parseJsonObject(text, problems, floorConflictAdvice);
   // A lock of another version means other fields: checking them against this one would only be noise.
   if (!LOCKFILE_VERSIONS.includes(value.lockfile_version as number)) {
     problems.expect(
@@ -167,6 +168,24 @@ export function parseLockfile(text: string, file: string): Lockfile {
     registries,
     plugins,
   };
+}
+
+/** A lock's line of a registry's floor, as serializeLockfile writes it. */
+const FLOOR_LINE = /^\s*"min_generation": (\d+),?\s*$/;
+
+/**
+ * What to do with a lock whose every conflict is a registry's `min_generation` line alone: two branches
+ * that each raised a floor (each adding a version its registry first published after it, or one a newer
+ * version or a mark follows). The higher number holds what either side locked (each side's entries were
+ * read at its own number or above), and is no lower than either: so keeping it keeps both floors.
+ */
+function floorConflictAdvice(hunks: readonly ConflictHunk[]): string | undefined {
+  const floors = (lines: readonly string[]) =>
+    lines.length === 1 ? FLOOR_LINE.exec(lines[0] as string)?.[1] : undefined;
+  const pairs = hunks.map((h) => [floors(h.ours), floors(h.theirs)] as const);
+  if (pairs.length === 0 || pairs.some(([a, b]) => a === undefined || b === undefined)) return undefined;
+  const highest = pairs.map(([a, b]) => Math.max(Number(a), Number(b)));
+  return `the sides differ only in min_generation: keep the higher number${highest.length > 1 ? ' of each' : ''} (${highest.join(', ')}), which holds what either side locked, and drop the markers`;
 }
 
 /**
@@ -258,13 +277,17 @@ export function lockedPluginFrom(
  * there and the registry's key is the one locked: a newer generation alone does not rewrite the lock, but a
  * rotated key does (a frozen install would otherwise refuse the key the registry signs with now).
  * Otherwise sets it and `registries[entry.registry]` = { key_fingerprint, min_generation: the higher of the
- * one locked (if under the same key) and `generation` }. A registry no plugin uses any more is dropped.
+ * one locked (if under the same key) and `generation` }, but the one locked as it is for a `quiet` entry
+ * (its signed document shows nothing an older snapshot listing its version could hide: lifecycle.ts
+ * `isQuietPast`; install.ts `checkLockedVersionListed` refuses a snapshot that does not list it): raised
+ * by every entry, that line made two branches that each added a plugin conflict when merged. A registry
+ * no plugin uses any more is dropped.
  */
 export function withPlugin(
   lock: Lockfile,
   name: string,
   entry: LockedPlugin,
-  registry: { readonly key_fingerprint: string; readonly generation: number },
+  registry: { readonly key_fingerprint: string; readonly generation: number; readonly quiet?: boolean },
 ): Lockfile {
   const existing = own(lock.plugins, name);
   const locked = own(lock.registries, entry.registry);
@@ -272,7 +295,9 @@ export function withPlugin(
     return lock;
   const min_generation =
     locked?.key_fingerprint === registry.key_fingerprint
-      ? Math.max(locked.min_generation, registry.generation)
+      ? registry.quiet === true
+        ? locked.min_generation
+        : Math.max(locked.min_generation, registry.generation)
       : registry.generation;
   const plugins = { ...lock.plugins, [name]: entry };
   const registries = {

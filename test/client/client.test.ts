@@ -1238,3 +1238,99 @@ describe('when teammates configure one registry at two URLs (a mirror, a proxy: 
     }
   });
 });
+
+describe('when two branches each add a plugin (the lock\u2019s min_generation)', () => {
+  /** A plugin of one version, hosted by the registry, published in a batch of its own. */
+  async function publish(name: string, version = '1.0.0'): Promise<void> {
+    await processSubmissions(
+      registry.context,
+      await registry.submit(
+        await makeBundle({
+          manifest: validManifest({ name, version }),
+          artifacts: [{ ...LINUX, name, body: encode(`#!/bin/sh\necho ${name} ${version}\n`) }],
+        }),
+      ),
+    );
+  }
+  const floorOf = async (m: Machine) =>
+    parseLockfile(await readFile(m.lockfile, 'utf8'), m.lockfile).registries.test?.min_generation;
+  const generation = () =>
+    (
+      JSON.parse(
+        (
+          JSON.parse(
+            new TextDecoder().decode((registry.site.objects.get(SIGNED_SNAPSHOT_KEY) as StoredObject).body),
+          ) as { snapshot: string }
+        ).snapshot,
+      ) as { generation: number }
+    ).generation;
+
+  it('leaves it as it is for a version its registry had before, and raises it for one a newer version or a mark follows', async () => {
+    await publish('floor-first');
+    await publish('floor-old');
+    const m = await machine();
+    await addRegistry(m);
+    await withClient(m, (c) => c.install({ requests: ['floor-first'], dir: m.dir, lockfile: m.lockfile }));
+    const floor = await floorOf(m);
+    await publish('floor-unrelated');
+    expect(generation()).toBeGreaterThan(floor as number);
+
+    // floor-old@1.0.0, its newest, unmarked: any snapshot listing it shows it as this one does.
+    await withClient(m, (c) => c.install({ requests: ['floor-old'], dir: m.dir, lockfile: m.lockfile }));
+    expect(await floorOf(m)).toBe(floor);
+    // demo-plugin@1.0.0, which 1.1.0 follows: an older snapshot could hide 1.1.0 from an update.
+    await withClient(m, (c) => c.install({ requests: [`${NAME}@1.0.0`], dir: m.dir, lockfile: m.lockfile }));
+    expect(await floorOf(m)).toBe(generation());
+  });
+
+  it.each([
+    ['an update', 'late-tool', { upgrade: true }],
+    ['an install of the lock', 'later-tool', {}],
+  ])(
+    'refuses for %s a snapshot at or above the floor that does not list the version the lock holds',
+    async (_what, tool, install) => {
+      await publish(tool, '1.0.0');
+      const m = await machine();
+      await addRegistry(m);
+      await withClient(m, (c) =>
+        c.install({ requests: [`${tool}@^1.0.0`], dir: m.dir, lockfile: m.lockfile }),
+      );
+      // The whole published tree as it is now, as a mirror that stopped here would serve it.
+      const before = new Map(registry.site.objects);
+      await publish(tool, '1.1.0');
+      // 1.1.0 was first published after the lock's floor, and is quiet: the floor stays.
+      const floor = await floorOf(m);
+      await withClient(m, (c) =>
+        c.install({ requests: [], upgrade: true, dir: m.dir, lockfile: m.lockfile }),
+      );
+      const lock = parseLockfile(await readFile(m.lockfile, 'utf8'), m.lockfile);
+      expect(lock.plugins[tool]?.version).toBe('1.1.0');
+      expect(await floorOf(m)).toBe(floor);
+      // A fresh machine served the snapshot from before 1.1.0 (its generation at the floor or above).
+      const current = new Map(registry.site.objects);
+      const serve = (tree: Map<string, StoredObject>) => {
+        registry.site.objects.clear();
+        for (const [key, object] of tree) registry.site.objects.set(key, object);
+      };
+      serve(before);
+      try {
+        const fresh = await machine();
+        await addRegistry(fresh);
+        await expect(
+          withClient(fresh, (c) =>
+            c.install({ requests: [], ...install, dir: fresh.dir, lockfile: m.lockfile }),
+          ),
+        ).rejects.toMatchObject({
+          name: 'TrustError',
+          code: 'SNAPSHOT_ROLLBACK',
+          message: expect.stringContaining(`lists no version 1.1.0 of ${tool}`),
+        });
+      } finally {
+        serve(current);
+      }
+      expect(parseLockfile(await readFile(m.lockfile, 'utf8'), m.lockfile).plugins[tool]?.version).toBe(
+        '1.1.0',
+      );
+    },
+  );
+});

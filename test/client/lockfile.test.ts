@@ -414,6 +414,28 @@ describe('when a lock is invalid', () => {
     );
   });
 
+  it('says to keep the higher min_generation when the conflict is in that line alone (diff3 style too)', () => {
+    // Two branches each raised the registry's floor: git leaves both numbers between its markers.
+    const text = serializeLockfile(sample);
+    const start = text.indexOf('      "min_generation": ');
+    const end = text.indexOf('\n', start) + 1;
+    const ours = text.slice(start, end).replace(/\d+/, '120');
+    const conflicted = (base: string) =>
+      `${text.slice(0, start)}<<<<<<< HEAD\n${ours}${base}=======\n${ours.replace('120', '125')}>>>>>>> feature/add-tool\n${text.slice(end)}`;
+
+    for (const text of [
+      conflicted(''),
+      conflicted(`||||||| merged common ancestors\n${ours.replace('120', '98')}`),
+    ]) {
+      const error = thrown(() => parseLockfile(text, FILE));
+      expect(error.code).toBe('LOCKFILE_INVALID');
+      expect(error.message).toContain('an unresolved merge conflict (line');
+      expect(error.message).toContain(
+        'the sides differ only in min_generation: keep the higher number (125), which holds what either side locked',
+      );
+    }
+  });
+
   it('does not take a prototype property for a registry (a plugin locked to "constructor")', () => {
     const text = edited((l) => {
       l.plugins['kubecost-lens'].registry = 'constructor';
@@ -495,6 +517,22 @@ describe('when a plugin is set in the lock', () => {
     expect(older.registries.community).toEqual({ key_fingerprint: KEY_A, min_generation: 41 });
     expect(sample.registries.community?.min_generation).toBe(41);
     expect(sample.plugins['kubecost-lens']?.version).toBe('1.2.3');
+  });
+
+  it('keeps min_generation for a quiet entry (nothing a replay listing its version could hide), but under a new key', () => {
+    const added = withPlugin(sample, 'new-plugin', plugin({ version: '0.3.0' }), {
+      key_fingerprint: KEY_A,
+      generation: 50,
+      quiet: true,
+    });
+    expect(added.plugins['new-plugin']?.version).toBe('0.3.0');
+    expect(added.registries.community).toEqual({ key_fingerprint: KEY_A, min_generation: 41 });
+    const rotated = withPlugin(sample, 'new-plugin', plugin(), {
+      key_fingerprint: KEY_B,
+      generation: 50,
+      quiet: true,
+    });
+    expect(rotated.registries.community).toEqual({ key_fingerprint: KEY_B, min_generation: 50 });
   });
 
   it('starts min_generation again at the generation under another key, and records the key', () => {
