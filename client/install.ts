@@ -1829,6 +1829,7 @@ async function signedLockedDocument(
       `${lockfile}: plugins/${name}@${entry.version} is locked from ${source.name}, which lists no plugin named ${name}`,
     );
   checkLockedSource(lock, source, lockfile, true);
+  checkLockedVersionListed(lock, source, document, name, lockfile);
   const version = document.versions.find(
     (v) => versionIdentity(v.version) === versionIdentity(entry.version),
   );
@@ -1921,7 +1922,7 @@ function checkLockedVersionListed(
   if (document.versions.some((v) => versionIdentity(v.version) === identity)) return;
   throw new TrustError(
     'SNAPSHOT_ROLLBACK',
-    `${source.endpoint.bases[0]}: generation ${source.generation} lists no version ${held.version} of ${name}, which ${lockfile} locks from ${source.name} (plugins/${name}): a registry never unlists a version, so this snapshot is older than the lock`,
+    `${source.endpoint.bases[0]}: generation ${source.generation} lists no version ${held.version} of ${name}, which ${lockfile} locks from ${source.name} (plugins/${name}): a registry never unlists a version, so this snapshot is older than the lock (a replay), or the lock names a version the registry never published`,
   );
 }
 
