@@ -9,6 +9,7 @@
  * await processSubmissions({ intake, site, signer, clock: systemClock, config });
  */
 
+import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
@@ -84,6 +85,14 @@ export interface S3PutOptions extends PutOptions {
    * who may not read `incoming/`, learns from this answer alone (`unreadableSubmissionId`).
    */
   readonly onWritten?: (etag: string) => void;
+  /**
+   * Told, before the write is answered, the ETag S3 gives an object of the bytes sent when it stores them
+   * unencrypted or under its own keys (SSE-S3, as the upload bucket does and its policy holds publishers to):
+   * the MD5 of a single PUT's body, or for a multipart upload the MD5 of its parts' MD5s (their ETags), and
+   * their count. The one way to that ETag when the answer carrying it is lost and the resend met the object
+   * (`mayBeOwnWrite`): `onWritten` is then never told, and the uploader may not read `incoming/`.
+   */
+  readonly onSent?: (etag: string) => void;
 }
 
 /**
@@ -321,11 +330,19 @@ class MultipartUpload {
    * where no object is, or only over the one read), the completion being the one step of a multipart upload
    * that takes it.
    */
-  async complete(condition: { IfNoneMatch?: string; IfMatch?: string } = {}): Promise<string> {
+  async complete(
+    condition: { IfNoneMatch?: string; IfMatch?: string } = {},
+    onSent?: (etag: string) => void,
+  ): Promise<string> {
     await Promise.all(this.#sending);
     this.#check();
     const { Bucket, Key } = this.#params;
     const Parts = [...this.#parts].sort((a, b) => (a.PartNumber as number) - (b.PartNumber as number));
+    // S3's multipart ETag: the MD5 of the parts' MD5s (each part's ETag under SSE-S3), then their count.
+    if (onSent) {
+      const md5s = Parts.map((part) => Buffer.from((part.ETag ?? '').replaceAll('"', ''), 'hex'));
+      onSent(`"${createHash('md5').update(Buffer.concat(md5s)).digest('hex')}-${Parts.length}"`);
+    }
     const completed = await this.#client.send(
       new CompleteMultipartUploadCommand({
         Bucket,
@@ -572,6 +589,7 @@ export class S3Store implements Store {
     const { sha256 } = options;
     const checksum = sha256 ? { ChecksumSHA256: Buffer.from(sha256, 'hex').toString('base64') } : {};
     const condition = conditionOf(options);
+    if (options.onSent) options.onSent(`"${createHash('md5').update(body).digest('hex')}"`);
     const written = await this.#client.send(
       new PutObjectCommand({ ...params, Body: body, ...checksum, ...condition }),
     );
@@ -599,7 +617,7 @@ export class S3Store implements Store {
         for (let at = 0; at < body.byteLength; at += this.#partSize)
           await upload.send(body.subarray(at, at + this.#partSize));
         // Completed first: an optional call does not evaluate its argument when nothing is to be told.
-        const etag = await upload.complete(conditionOf(options));
+        const etag = await upload.complete(conditionOf(options), options.onSent);
         options.onWritten?.(etag);
       } catch (error) {
         await upload.abort();
@@ -673,7 +691,7 @@ export class S3Store implements Store {
         return;
       }
       await upload.send(part.subarray(0, filled));
-      const etag = await upload.complete(conditionOf(options));
+      const etag = await upload.complete(conditionOf(options), options.onSent);
       options.onWritten?.(etag);
     } catch (error) {
       await upload.abort();

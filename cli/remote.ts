@@ -2,8 +2,9 @@
  * A deployed registry's upload bucket: a submission (a bundle or a signed action) uploaded to incoming/,
  * then the outcome the publish function records under status/<submission id>.json waited for; and the
  * registry config object read, for the URL an action names. The caller names the outcome keys the way the
- * pipeline does, from the upload's key and bytes, and the ETag S3 answered the upload with. A key rotation goes under rotations/ and through the
- * queue (`rotateThroughQueue`). Only this module (and the adapters) loads the AWS SDK.
+ * pipeline does, from the upload's key and bytes, and the ETag S3 answered the upload with (computed from
+ * the bytes sent when that answer was lost). A key rotation goes under rotations/ and through the queue
+ * (`rotateThroughQueue`). Only this module (and the adapters) loads the AWS SDK.
  */
 
 import { createReadStream } from 'node:fs';
@@ -42,12 +43,18 @@ export async function submitToBucket(options: {
     // deployment's publisher policy refuses an upload without the condition).
     // The ETag S3 answers with is the upload's own (a publisher may not read incoming/ to learn it later).
     let etag = '""';
+    // The ETag S3 gives these bytes, computed as they go (S3Store `onSent`): the upload bucket stores them
+    // under S3's own keys, and its policy refuses a publisher's upload naming any other, so it is S3's.
+    let sent = '""';
     const put = {
       contentType: options.contentType,
       cacheControl: CACHE_PRIVATE,
       createOnly: true,
       onWritten: (written: string) => {
         etag = written;
+      },
+      onSent: (computed: string) => {
+        sent = computed;
       },
     };
     // A race S3 answers 409 is sent again (S3Store): the file opened again for each attempt.
@@ -61,8 +68,10 @@ export async function submitToBucket(options: {
       // else writes it), so the object is taken for this upload, and its outcome (named by these bytes)
       // tells: it failed STORE_EXISTS, the upload published all the same, and a publisher who took the
       // failure at its word and published again got the version back as already published. Its ETag was
-      // in the lost answer, so an outcome the registry names by it (an upload judged unread) is not found.
+      // in the lost answer: the one computed from the bytes sent names an outcome the registry records by
+      // it (an upload judged unread), which was otherwise waited for under a name nothing is recorded by.
       if (!mayBeOwnWrite(error)) throw error;
+      etag = sent;
       options.log(
         `S3's answer to the upload of s3://${options.bucket}/${options.key} was lost, and the SDK's second attempt found an object there: taken for this upload (the key is this command's own)`,
       );

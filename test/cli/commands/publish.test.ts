@@ -169,4 +169,46 @@ describe("when S3's answer to the upload is lost, and the SDK sends it again", (
       await gate.close();
     }
   });
+  it('finds the outcome of that upload judged unread (UPLOAD_UNREADABLE), its ETag computed from the bytes sent', async () => {
+    // Prepare: the upload's answer (the ETag that names an unread upload's outcome) is lost, and the function
+    // reads incoming/ through a mock answering as S3 does for an archived object.
+    const gate = await startS3Gate(s3, [
+      { effect: 'Allow', actions: ['s3:*'], resources: ['*'], conditions: {} },
+    ]);
+    const lost = await startS3LostAnswers(s3, gate.endpoint);
+    lost.lose.add('PUT /rp-intake/incoming/*');
+    const archived = (object: string) =>
+      object.startsWith('rp-intake/incoming/') ? S3_ANSWERS.archived : undefined;
+    const mock = await startS3ObjectErrors(s3, archived);
+    const client = new S3Client({ ...s3.config, endpoint: mock.endpoint });
+    const intake = new S3Store({ client: s3.client, bucket: 'rp-intake' });
+    const file = path.join(work, 'lost-archived.tgz');
+    await writeFile(file, await makeBundle({ manifest: validManifest({ name: 'lost-archived-plugin' }) }));
+    try {
+      const handler = await localPublishHandler(s3, 'rp-intake', 'rp-site', client);
+
+      // Act
+      const { code, stdout } = await publishWhileTheFunctionRuns(
+        ['publish', file, '--bucket', 'rp-intake', '--endpoint', lost.endpoint, '--timeout', '15', '--json'],
+        { handler, run: (argv) => plugindex(...argv) },
+      );
+
+      // Assess: the answer was lost, and the outcome recorded by the key and ETag found all the same.
+      expect(lost.lose.size).toBe(0);
+      expect(gate.refused).toEqual([
+        expect.stringMatching(/^412 rp-intake\/incoming\/.*-lost-archived\.tgz$/),
+      ]);
+      expect(code).toBe(1);
+      expect(JSON.parse(stdout) as SubmissionOutcome).toMatchObject({
+        status: 'rejected',
+        problems: [{ code: 'UPLOAD_UNREADABLE', found: 'InvalidObjectState' }],
+      });
+    } finally {
+      client.destroy();
+      await mock.close();
+      await lost.close();
+      await gate.close();
+      for (const { key } of await listAll(intake, 'incoming/')) await intake.delete(key);
+    }
+  });
 });
