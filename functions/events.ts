@@ -91,6 +91,16 @@ export interface QueuedMessage {
   readonly messageId: string;
   /** The object-created notices of its body, whatever wrapped them; none for a request or an unknown body. */
   readonly notices: readonly ObjectCreated[];
+  /** What it asks for when it is a request (adapters/publish-queue.ts), else undefined. */
+  readonly request?: 'refresh' | 'rebuild' | 'rotation';
+}
+
+/** What a message body asks for, when it is one of the requests the publish function takes. */
+function requestIn(body: unknown): QueuedMessage['request'] {
+  if (typeof body !== 'string') return undefined;
+  if (isRefreshRequest(body)) return 'refresh';
+  if (isRebuildRequest(body)) return 'rebuild';
+  return rotationRequestKey(body) === undefined ? undefined : 'rotation';
 }
 
 /**
@@ -105,7 +115,10 @@ export function queuedMessages(event: unknown): QueuedMessage[] {
     if (typeof record !== 'object' || record === null) return [];
     const r = record as { eventSource?: string; messageId?: unknown; body?: unknown };
     if (r.eventSource !== 'aws:sqs' || typeof r.messageId !== 'string') return [];
-    return [{ messageId: r.messageId, notices: fromAny({ Records: [record] }) }];
+    const request = requestIn(r.body);
+    return [
+      { messageId: r.messageId, notices: fromAny({ Records: [record] }), ...(request ? { request } : {}) },
+    ];
   });
 }
 

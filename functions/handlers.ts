@@ -506,9 +506,10 @@ export interface PublishResult extends BatchResult {
  * the exception: its failure is logged, since a retry could not redo it.
  *
  * While the config's trusted keys are refused (`checkConfiguredKeys`), or its snapshot lifetime
- * (`snapshotTtlRefusal`), an invocation that asks for the refresh alone (no upload announced, no rebuild, no
- * rotation) still re-signs the snapshot (for two refreshes, the lifetime refused), judging nothing and
- * logging each refusal (CONFIG_REFUSED_LOG); every other one throws the first.
+ * (`snapshotTtlRefusal`), an invocation that asks for the refresh still re-signs the snapshot (for two
+ * refreshes, the lifetime refused), judging nothing, making no rebuild or rotation, answering failed the
+ * messages of its batch that ask for those or announce an upload, and logging each refusal
+ * (CONFIG_REFUSED_LOG); every other one throws the first.
  */
 export function createPublishHandler(
   deps: HandlerDeps,
@@ -523,17 +524,37 @@ export function createPublishHandler(
     // The refresh judges no upload and signs with the registry's key alone: with the config's trusted keys
     // refused, or its snapshot lifetime (then signed with two refreshes'), it still re-signs the snapshot, or
     // the snapshot expires while the config waits to be mended (the schedule's message failing with the
-    // publishes). The uploads wait in incoming/, their own messages refused as before; so is an invocation
-    // that asks for anything else. Each refusal is one error line (CONFIG_REFUSED_LOG), which an alarm counts.
-    const refreshOnly =
-      wantsRefresh(event) && !wantsRebuild(event) && rotations.length === 0 && announced === 0;
+    // publishes). An invocation that does not ask for it is refused as before. Each refusal is one error line
+    // (CONFIG_REFUSED_LOG), which an alarm counts. The refresh's message is one of the queue's one FIFO group,
+    // delivered in one batch with the messages before it: with an upload waiting, its message (back each
+    // visibility timeout) came with every refresh, and the refresh alone was what went on, so it was refused
+    // with the batch until the uploads' messages went to the dead-letter queue, the refreshes beside them. It
+    // now goes on in any batch that asks for it, and each message asking for what the refusal holds back (an
+    // upload, a rebuild, a rotation) is answered failed (`held`), to come back as a refused invocation's would;
+    // the uploads wait in incoming/.
     const [firstRefusal] = refused;
-    if (firstRefusal && !refreshOnly) throw firstRefusal;
+    if (firstRefusal && !wantsRefresh(event)) throw firstRefusal;
     for (const refusal of refused) deps.logger.error(CONFIG_REFUSED_LOG, { ...errorFields(refusal) });
+    const held = firstRefusal
+      ? queuedMessages(event)
+          .filter(
+            ({ notices: announcing, request }) =>
+              (request !== undefined && request !== 'refresh') ||
+              announcing.some(
+                ({ bucket, key }) => bucket === deps.config.intakeBucket && key.startsWith(INCOMING_PREFIX),
+              ),
+          )
+          .map(({ messageId }) => ({ itemIdentifier: messageId }))
+      : [];
     // Key rotations first: the publishes after them are signed by the key they publish. None with the config
-    // refused, not even one uploaded and waiting (`apply`): a rotation is judged against the config's
-    // operator keys (pipeline/rotate.ts).
-    const signing = await signingContext(deps, base, rotations, refused.length === 0);
+    // refused, not even one asked for or uploaded and waiting (`apply`): a rotation is judged against the
+    // config's operator keys (pipeline/rotate.ts).
+    const signing = await signingContext(
+      deps,
+      base,
+      refused.length === 0 ? rotations : [],
+      refused.length === 0,
+    );
     const ctx = signing.ctx;
     const deferring: PipelineContext = { ...ctx, deferIndexes: true };
     const setupMs = Date.now() - started;
@@ -541,9 +562,10 @@ export function createPublishHandler(
     // documents as they are when a batch found one the registry did not publish (PUBLISHED_DOCUMENT_ALTERED,
     // pipeline/published.ts), and made after them it was never reached, every round failing on that
     // document while the uploads it blocked waited in incoming/. The rounds then publish on top of it.
-    const rebuilt = wantsRebuild(event)
-      ? await retryingConflicts(deps, 'rebuild', () => rebuildRegistry(ctx))
-      : undefined;
+    const rebuilt =
+      wantsRebuild(event) && refused.length === 0
+        ? await retryingConflicts(deps, 'rebuild', () => rebuildRegistry(ctx))
+        : undefined;
     if (rebuilt)
       deps.logger.info('rebuilt', {
         plugins: rebuilt.plugins,
@@ -635,11 +657,13 @@ export function createPublishHandler(
     const left = new Set(
       waiting.map(({ key }) => key).filter((key) => !key.endsWith('/') && !unreadable.has(key)),
     );
-    const batchItemFailures = queuedMessages(event)
-      .filter(({ notices: held }) =>
-        held.some(({ bucket, key }) => bucket === deps.config.intakeBucket && left.has(key)),
-      )
-      .map(({ messageId }) => ({ itemIdentifier: messageId }));
+    const batchItemFailures = firstRefusal
+      ? held
+      : queuedMessages(event)
+          .filter(({ notices: announcing }) =>
+            announcing.some(({ bucket, key }) => bucket === deps.config.intakeBucket && left.has(key)),
+          )
+          .map(({ messageId }) => ({ itemIdentifier: messageId }));
     if (stopped)
       deps.logger.info('rounds stopped for time', {
         ...stopped,

@@ -109,7 +109,7 @@ describe('when the publish function answers an SQS batch message by message', ()
     );
     expect(queuedMessages(event)).toEqual([
       { messageId: 'm-0', notices: [{ bucket: 'intake', key: 'incoming/a.tgz' }] },
-      { messageId: 'm-1', notices: [] },
+      { messageId: 'm-1', notices: [], request: 'rebuild' },
       { messageId: 'm-2', notices: [{ bucket: 'intake', key: 'incoming/b.tgz' }] },
       { messageId: 'm-3', notices: [] },
     ]);

@@ -83,6 +83,8 @@ beforeAll(async () => {
     'fn-site-weak',
     'fn-intake-weak-refresh',
     'fn-site-weak-refresh',
+    'fn-intake-weak-mixed',
+    'fn-site-weak-mixed',
     'fn-intake-ttl-refresh',
     'fn-site-ttl-refresh',
     'fn-intake-weak-signer',
@@ -233,15 +235,12 @@ describe('when the config object sets a snapshot lifetime shorter than two refre
     );
     const quiet = { info: () => {}, warn: () => {}, error: () => {} };
     const publish = createPublishHandler({ ...deps, logger: quiet, config: short });
-    // A publish, a rebuild, and the schedule's refresh with an upload's message beside it alike: nothing is
+    // A publish, a rebuild, and a direct invocation alike (a refresh in the batch goes on: below): nothing is
     // signed with that lifetime.
     const rebuildEvent = {
       Records: [{ messageId: 'r', eventSource: 'aws:sqs', body: '{"plugindex":"rebuild"}' }],
     };
-    const withRefresh = {
-      Records: [objectCreatedRecord(short.intakeBucket, 'incoming/waits.tgz', 'w'), ...refreshEvent.Records],
-    };
-    for (const event of [sqsEvent('incoming/waits.tgz'), rebuildEvent, withRefresh]) {
+    for (const event of [sqsEvent('incoming/waits.tgz'), rebuildEvent, {}]) {
       const error = await publish(event).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(ConfigError);
       expect(error).toMatchObject({
@@ -411,14 +410,12 @@ describe('when the config object, edited by hand, trusts a key no signature by w
     await r.putConfig(weakTrust);
     await r.putUpload('incoming/waits.tgz', 'weak-plugin');
 
-    // A publish, a rebuild, and the schedule's refresh with an upload's message beside it alike.
+    // A publish and a rebuild alike.
     const rebuildEvent = {
       Records: [{ messageId: 'r', eventSource: 'aws:sqs', body: '{"plugindex":"rebuild"}' }],
     };
-    const withRefresh = {
-      Records: [...r.uploadEvent('incoming/waits.tgz').Records, ...refreshEvent.Records],
-    };
-    for (const event of [r.uploadEvent('incoming/waits.tgz'), rebuildEvent, withRefresh]) {
+    const direct = {};
+    for (const event of [r.uploadEvent('incoming/waits.tgz'), rebuildEvent, direct]) {
       const error = await r.publish(event).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(ConfigError);
       expect(error).toMatchObject({ code: 'CONFIG_INVALID' });
@@ -490,6 +487,49 @@ describe('when the config object, edited by hand, trusts a key no signature by w
     await expect(refused).rejects.toThrow(ConfigError);
     await expect(refused).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
     expect((await listAll(r.intake, 'incoming/')).map((o) => o.key)).toEqual(['incoming/waits.tgz']);
+  });
+  it("re-signs the snapshot on a refresh delivered in one batch with an upload's, a rebuild's and a rotation's messages, answering those failed", async () => {
+    // Prepare: as above, an upload waiting. Its message is of the queue's one FIFO group, back each
+    // visibility timeout, and delivered in one batch with every refresh behind it.
+    const r = weakRegistry('fn-intake-weak-mixed', 'fn-site-weak-mixed');
+    await r.putConfig({});
+    await r.putUpload('incoming/first.tgz', 'mixed-plugin');
+    await r.publish(r.uploadEvent('incoming/first.tgz'));
+    const signed = async () =>
+      openSignedSnapshot((await r.site.get('snapshot.signed.json'))?.body as Uint8Array).snapshot;
+    const before = JSON.parse(new TextDecoder().decode(await signed())) as SnapshotDocument;
+    await r.putConfig(weakTrust);
+    await r.putUpload('incoming/waits.tgz', 'mixed-plugin', '2.0.0');
+    const batch = {
+      Records: [
+        ...r.uploadEvent('incoming/waits.tgz').Records,
+        { messageId: 'rebuild-1', eventSource: 'aws:sqs', body: '{"plugindex":"rebuild"}' },
+        {
+          messageId: 'rotate-1',
+          eventSource: 'aws:sqs',
+          body: JSON.stringify({ plugindex: 'rotate-key', key: 'rotations/r.json' }),
+        },
+        ...refreshEvent.Records,
+      ],
+    };
+
+    // Act
+    const result = await r.publish(batch);
+
+    // Assess: the snapshot re-signed, nothing judged, the other messages back for the queue's retries.
+    const after = JSON.parse(new TextDecoder().decode(await signed())) as SnapshotDocument;
+    expect(after.generation).toBe(before.generation + 1);
+    expect(after.documents).toEqual(before.documents);
+    expect(result.outcomes).toEqual([]);
+    expect(result.batchItemFailures).toEqual([
+      { itemIdentifier: 'm-incoming/waits.tgz' },
+      { itemIdentifier: 'rebuild-1' },
+      { itemIdentifier: 'rotate-1' },
+    ]);
+    expect((await listAll(r.intake, 'incoming/')).map((o) => o.key)).toEqual(['incoming/waits.tgz']);
+    expect(r.failures.map((f) => [f.message, (f.error as { code?: string } | undefined)?.code])).toEqual([
+      [CONFIG_REFUSED_LOG, 'CONFIG_INVALID'],
+    ]);
   });
 });
 
