@@ -199,8 +199,8 @@ export interface QueuedRotation {
  * @throws SubmissionError ROTATION_INVALID (the same key twice; a rotation of that number published that the
  *   snapshot does not count yet; with `compromised`, one to the same key waiting unmarked under `rotations/`:
  *   `refuseUnmarkedUnderWay`), ROTATION_NOT_CURRENT_KEY (the registry does not sign with the old key); KeyError
- *   KEY_INVALID for a new key whose Ed25519 point has small order or whose arithmetic is unbounded; having
- *   uploaded nothing.
+ *   KEY_UNTRUSTED (from `createSigner`, either key) for one whose Ed25519 point has small order or whose
+ *   arithmetic is unbounded; having uploaded nothing.
  */
 export async function rotateThroughQueue(options: {
   readonly bucket: string;

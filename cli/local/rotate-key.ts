@@ -51,7 +51,8 @@ export type LocalRotation =
  * Rotates the registry in `dir` to the secret key `newSecretKey` (armored; `passphrase` decrypts it, as it
  * does the registry's current key). With `output`, only writes the signed rotation there.
  * @throws SubmissionError (ROTATION_*) having changed nothing; KeyError for a key that does not read, and
- *   KEY_INVALID for a new key whose Ed25519 point has small order or whose arithmetic is unbounded.
+ *   KEY_UNTRUSTED (from `createSigner`) for a new key whose Ed25519 point has small order or whose
+ *   arithmetic is unbounded.
  */
 export async function rotateLocalRegistry(
   dir: string,
