@@ -590,18 +590,18 @@ export function createPublishHandler(
     // index documents below); one not listed is never lost: its own message wakes the next invocation.
     let waiting = await listWaiting(ctx.intake);
     // Rounds stop when the time left (Lambda's) is under what another round needs: the rest wait in
-    // incoming/ for a later invocation. No upload is left without a message: each upload raises its own
-    // EventBridge event, its own message, and the messages of this event whose uploads the rounds left are
-    // answered failed (`batchItemFailures`, below), so they come back rather than being deleted with the
-    // rest when the invocation succeeds; an upload whose message is not in this event still has it in the
-    // queue. Before, with no partial answer, the rounds went on regardless until they had taken out as many
-    // uploads as the event announced, and the first round was always started when the event announced any:
-    // after a rebuild or a key rotation (each a rebuild of the whole registry) that used the invocation's
-    // time, that round was cut off by the timeout and lost whole. An event that is no SQS batch (a direct
-    // invocation, S3's own notifications) cannot answer per message: for it, the rounds still go on until
-    // they have taken out as many uploads as it announced (`owed`).
+    // incoming/ for the next invocation, which their own messages start (each upload raises its own
+    // EventBridge event, its own message). Not before the rounds have taken out of incoming/ as many uploads
+    // as the event's messages announced: the uploads left are then the latest waiting, whose
+    // messages the queue still holds. A message answered failed (`batchItemFailures`, below) comes back too,
+    // but only once its visibility timeout (90 minutes) is over, and on the FIFO queue it holds the one
+    // message group, every publish, until then: so the rounds go on for the announced uploads, and a round
+    // so started may be cut off by the timeout, as every round could before.
+    // The one exception is the first round after a rebuild or a key rotation (each a rebuild of the whole
+    // registry) that used the invocation's time: started regardless, it was cut off by the timeout and lost
+    // whole. An SQS batch skips it then and answers the announced uploads' messages failed; an event that is
+    // no SQS batch (a direct invocation) cannot answer per message, and still starts it.
     const sqs = isSqsBatch(event);
-    const owed = sqs ? 0 : announced;
     let takenOut = 0;
     let stopped: { readonly remainingMs: number; readonly reserveMs: number } | undefined;
     // The first round is held to the time when work before it (a rebuild asked for, a key rotation
@@ -610,7 +610,7 @@ export function createPublishHandler(
     // judge the uploads, its lifetime be signed.
     const workedBefore = rebuilt !== undefined || signing.invalidate.length > 0;
     let more = refused.length === 0;
-    if (more && time && workedBefore && takenOut >= owed) {
+    if (more && time && workedBefore && (sqs || takenOut >= announced)) {
       const remainingMs = time.getRemainingTimeInMillis();
       const reserveMs = roundReserveMs(0);
       if (remainingMs < reserveMs) {
@@ -639,7 +639,7 @@ export function createPublishHandler(
       if (rounds < MAX_ROUNDS && waiting.length === 0 && result.outcomes.length > 0)
         waiting = (await listWaiting(ctx.intake)).filter(({ key }) => !seen.has(key));
       more = rounds < MAX_ROUNDS && anyUpload(waiting);
-      if (more && time && takenOut >= owed) {
+      if (more && time && takenOut >= announced) {
         const remainingMs = time.getRemainingTimeInMillis();
         const reserveMs = roundReserveMs(Math.max(...roundMs));
         if (remainingMs < reserveMs) {
