@@ -18,6 +18,12 @@ export interface Command {
   readonly load: () => Promise<CommandModule>;
   /** The exit code of any failure but a usage error, when the command gives 1 another meaning (diff). */
   readonly failureExit?: number;
+  /**
+   * The command takes options only: a word given besides them is a usage error (exit 2), never ignored.
+   * Ignored, `process --registry DIR incoming/x.tgz` published every upload waiting, not x.tgz, and
+   * `serve --registry DIR 9090` served on 8080.
+   */
+  readonly optionsOnly?: true;
 }
 
 const REGISTRY = { registry: { type: 'string' } } as const;
@@ -55,6 +61,7 @@ const ACTION_USAGE = [
 
 export const COMMANDS: Readonly<Record<string, Command>> = {
   init: {
+    optionsOnly: true,
     summary: 'create a registry: config, signing key, empty signed published state',
     usage: 'plugindex init --registry DIR [--name NAME] [--url URL] [--description TEXT]',
     options: {
@@ -66,6 +73,7 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     load: () => import('./commands/init.ts'),
   },
   keygen: {
+    optionsOnly: true,
     summary: 'create a publisher key pair (DIR/secret.asc, DIR/public.asc; never over a key already there)',
     usage: 'plugindex keygen --out DIR [--name NAME] [--email EMAIL] [--passphrase-file FILE]',
     options: {
@@ -102,12 +110,14 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     load: () => import('./commands/publish.ts'),
   },
   process: {
+    optionsOnly: true,
     summary: 'process every submission waiting in the registry incoming/ folder as one batch',
     usage: 'plugindex process --registry DIR [--json]',
     options: { ...REGISTRY, json: { type: 'boolean' } },
     load: () => import('./commands/process.ts'),
   },
   serve: {
+    optionsOnly: true,
     summary: 'serve a registry over HTTP (and publish bundles dropped into incoming/)',
     usage:
       'plugindex serve --registry DIR [--port N] [--host HOST] [--no-watch] [--max-connections N] [--max-connections-per-address N]',
@@ -212,6 +222,7 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     load: () => import('./commands/operators.ts'),
   },
   rebuild: {
+    optionsOnly: true,
     summary:
       're-render and re-sign every document (recovery; a new key: rotate-key): locally, or on AWS through the queue',
     usage:
@@ -220,6 +231,7 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     load: () => import('./commands/rebuild.ts'),
   },
   'rotate-key': {
+    optionsOnly: true,
     summary:
       'move the registry to a new signing key: a rotation signed by both keys, then everything signed again',
     usage:
@@ -241,6 +253,7 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     load: () => import('./commands/rotate-key.ts'),
   },
   refresh: {
+    optionsOnly: true,
     summary: 're-sign snapshot.json with a fresh expiry (run it on a schedule)',
     usage: 'plugindex refresh --registry DIR',
     options: REGISTRY,
@@ -432,6 +445,7 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     load: () => import('./commands/disable.ts'),
   },
   dev: {
+    optionsOnly: true,
     summary: 'the local demo behind `npm start`: create, publish the examples, serve, watch incoming/',
     usage:
       'plugindex dev [--registry DIR] [--port N] [--examples DIR]   (defaults: $PLUGINDEX_HOME or ./.plugindex, $PORT or 8080, ./examples)',

@@ -38,6 +38,9 @@ export async function main(argv: readonly string[]): Promise<number> {
       out(`${spec.summary}\n\nusage: ${spec.usage}`);
       return 0;
     }
+    const [word] = parsed.positionals;
+    if (spec.optionsOnly && word !== undefined)
+      throw usage(`${name} takes options only, not ${JSON.stringify(word)}`);
     const command = await spec.load();
     return await command.run(parsed);
   } catch (error) {

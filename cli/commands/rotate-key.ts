@@ -17,7 +17,6 @@ import { formatProblems, outJson } from '../output.ts';
 import { err, out } from '../terminal.ts';
 
 export async function run(parsed: Parsed): Promise<number> {
-  if (parsed.positionals.length > 0) throw usage('rotate-key takes no positional arguments');
   const dir = stringOption(parsed, 'registry');
   const bucket = stringOption(parsed, 'bucket');
   if ((dir === undefined) === (bucket === undefined))

@@ -1,6 +1,16 @@
-/** The `plugindex` command run in this process, as a test drives it. */
+/** The `plugindex` command as a test drives it: run in this process, or the built command as a process. */
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import { vi } from 'vitest';
 import { main } from '../../cli/main.ts';
+
+/** What a run of the command printed, and its exit code (null: killed, as one past `timeoutMs` is). */
+export interface CommandResult {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
 
 /** Runs the command in this process, and returns its exit code with what it printed. */
 export async function plugindex(
@@ -16,5 +26,30 @@ export async function plugindex(
   } finally {
     out.mockRestore();
     err.mockRestore();
+  }
+}
+
+/** The installed command: the bundle the global setup built from the source under test. */
+const BIN = path.resolve(import.meta.dirname, '../../cli/bin.mjs');
+const execute = promisify(execFile);
+
+/**
+ * Runs the built `plugindex` as a user does, in `cwd` (a command that should have ended is killed after
+ * `timeoutMs`, its code then null).
+ */
+export async function plugindexProcess(
+  args: readonly string[],
+  options: { readonly cwd: string; readonly env?: NodeJS.ProcessEnv; readonly timeoutMs?: number },
+): Promise<CommandResult> {
+  try {
+    const { stdout, stderr } = await execute(process.execPath, [BIN, ...args], {
+      cwd: options.cwd,
+      env: { ...process.env, CI: '1', ...options.env },
+      timeout: options.timeoutMs ?? 30_000,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number | string | null; stdout: string; stderr: string };
+    return { code: typeof e.code === 'number' ? e.code : null, stdout: e.stdout, stderr: e.stderr };
   }
 }
