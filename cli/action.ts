@@ -18,7 +18,7 @@ import { parseRegistryConfig, readConfigJson } from '../index-builder/config.ts'
 import { CONFIG_KEY } from '../index-builder/layout.ts';
 import { type Parsed, stringOption } from './args.ts';
 import { usage } from './errors.ts';
-import { readPassphrase, readTextInput } from './inputs.ts';
+import { readPassphrase, readPublicKeyFile, readTextInput } from './inputs.ts';
 import { outJson } from './output.ts';
 import { reportOutcome, submit, submitTarget } from './submit.ts';
 import { err, out } from './terminal.ts';
@@ -68,6 +68,12 @@ export interface ActionRequest {
    * every usage check, and only its public part sent.
    */
   readonly keyFile?: string;
+  /**
+   * Whose key KEYFILE is when it is another person's (`operator transfer`: "the new owner's"): a secret key
+   * file is then refused (SECRET_KEY_GIVEN, exit 2), as the operator's `publishers add` refuses one. Absent
+   * for `owners add`, whose KEYFILE is usually the signer's own new key: its public part is taken.
+   */
+  readonly keyOf?: string;
 }
 
 /** The positionals a (sub)command takes, exactly; a usage error saying the shape otherwise. */
@@ -230,9 +236,13 @@ export async function runAction(parsed: Parsed, request: ActionRequest): Promise
   let body = request.body;
   if (request.keyFile !== undefined) {
     const { readTrustedKey } = await import('../index-builder/signing.ts');
-    // Only the public part travels, whatever the file holds; a key the registry would refuse
+    // Only the public part travels; a key the registry would refuse
     // (PUBLISHER_KEY_INVALID: weak or costly) is refused here, before anything is signed or sent.
-    const key = await readTrustedKey(await readTextInput(request.keyFile), 'the key');
+    const text =
+      request.keyOf !== undefined
+        ? await readPublicKeyFile(request.keyFile, request.keyOf)
+        : await readTextInput(request.keyFile);
+    const key = await readTrustedKey(text, 'the key');
     body = { ...body, key: key.armored } as ActionBody;
   }
   const secretKey = await readTextInput(keyFile);

@@ -1,5 +1,6 @@
 /** Files a command reads on the user's behalf, with errors that name the file. */
 import { open, readFile } from 'node:fs/promises';
+import { SECRET_KEY_ARMOR } from '../index-builder/armor.ts';
 import { type Parsed, stringOption } from './args.ts';
 import { CliError, usage } from './errors.ts';
 
@@ -45,4 +46,39 @@ export async function requireFile(file: string): Promise<void> {
   } catch (cause) {
     throw new CliError('FILE_NOT_FOUND', `cannot read ${file}: ${(cause as Error).message}`, { cause });
   }
+}
+
+/**
+ * The first byte of a binary secret key (gpg --export-secret-keys): a Secret-Key Packet, tag 5, in the old
+ * packet format (0x94-0x97, by length type) or the new one (0xC5) (RFC 9580 §4.2, §5.5.1.3).
+ */
+const SECRET_KEY_PACKET_BYTES = new Set([0x94, 0x95, 0x96, 0x97, 0xc5]);
+
+/**
+ * True when `bytes` (a file, or its first bytes) hold secret key material: a binary secret key, or the
+ * armor of one anywhere in the text (after a byte order mark, blank lines, a comment, a public block).
+ */
+export function holdsSecretKey(bytes: Uint8Array): boolean {
+  if (SECRET_KEY_PACKET_BYTES.has(bytes[0] ?? -1)) return true;
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    .toString('latin1')
+    .includes(SECRET_KEY_ARMOR);
+}
+
+/**
+ * A public key file given for another person's key (`publishers add`, `operators add`, the new owner of
+ * `operator transfer`), as text. A secret key is refused (exit 2), never read for its public part: it has
+ * left its owner, who must be told so (the deployed trust list and the registry refuse one too), where
+ * taking its public part in silence trusted it and left the secret key in the operator's hands unsaid.
+ * @throws CliError SECRET_KEY_GIVEN (exit 2), FILE_NOT_FOUND
+ */
+export async function readPublicKeyFile(file: string, whose: string): Promise<string> {
+  const bytes = await readInput(file);
+  if (holdsSecretKey(bytes))
+    throw new CliError(
+      'SECRET_KEY_GIVEN',
+      `${file} is a secret key, not ${whose} public key: nothing was written, signed or sent. Give the public key (public.asc, or gpg --export --armor FINGERPRINT); a secret key sent to you is no longer secret, so its owner should make a new one (plugindex keygen)`,
+      { exitCode: 2 },
+    );
+  return new TextDecoder('utf-8', { ignoreBOM: true }).decode(bytes);
 }

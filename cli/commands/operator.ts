@@ -36,6 +36,7 @@ export async function run(parsed: Parsed): Promise<number> {
     return runAction(parsed, {
       body: { action: 'transfer', plugin: plugin as string, key: '', ...optionalFields(parsed, ['reason']) },
       keyFile: keyFile as string,
+      keyOf: "the new owner's",
     });
   }
   if (sub === 'revoke') {

@@ -8,7 +8,7 @@ import { readTrustedKey } from '../../index-builder/signing.ts';
 import { oneLine } from '../../index-builder/text.ts';
 import { type Parsed, requiredOption, stringOption } from '../args.ts';
 import { usage } from '../errors.ts';
-import { readTextInput } from '../inputs.ts';
+import { readPublicKeyFile } from '../inputs.ts';
 import { openRegistry, readConfig, writeConfig } from '../local/registry.ts';
 import { out } from '../terminal.ts';
 
@@ -23,7 +23,7 @@ export async function run(parsed: Parsed): Promise<number> {
   if (action !== 'add' || !keyFile || extra.length > 0)
     throw usage('operators takes "add KEYFILE" or "list"');
   // Refused here, before the config is written: every signature by a weak or costly key is refused anyway.
-  const key = await readTrustedKey(await readTextInput(keyFile), 'the operator key');
+  const key = await readTrustedKey(await readPublicKeyFile(keyFile, "an operator's"), 'the operator key');
   const registry = await openRegistry(dir);
   const label = stringOption(parsed, 'label') ?? key.userIds[0];
   const config = withOperator(

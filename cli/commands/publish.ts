@@ -6,17 +6,10 @@
  * asked for is loaded: the AWS SDK for --bucket.
  */
 import { open } from 'node:fs/promises';
-import { SECRET_KEY_ARMOR } from '../../index-builder/armor.ts';
 import type { Parsed } from '../args.ts';
 import { CliError, usage } from '../errors.ts';
-import { requireFile } from '../inputs.ts';
+import { holdsSecretKey, requireFile } from '../inputs.ts';
 import { reportOutcome, submit, submitTarget } from '../submit.ts';
-
-/**
- * The first byte of a binary secret key (gpg --export-secret-keys): a Secret-Key Packet, tag 5, in the old
- * packet format (0x94-0x97, by length type) or the new one (0xC5) (RFC 9580 §4.2, §5.5.1.3).
- */
-const SECRET_KEY_PACKET_BYTES = new Set([0x94, 0x95, 0x96, 0x97, 0xc5]);
 
 /**
  * Refuses a FILE that is a secret key (a completion one folder off: `publish my-key/secret.asc`), before
@@ -33,9 +26,8 @@ async function refuseSecretKey(file: string): Promise<void> {
   } finally {
     await handle.close();
   }
-  // A secret key file begins with its armor, after any blank space or byte order mark.
-  const text = head.toString('latin1').replace(/^(\xef\xbb\xbf)?\s*/, '');
-  if (text.startsWith(SECRET_KEY_ARMOR) || SECRET_KEY_PACKET_BYTES.has(head[0] ?? -1))
+  // A secret key file holds its armor in its first KiB, after any blank space, byte order mark or comment.
+  if (holdsSecretKey(head))
     throw new CliError(
       'SECRET_KEY_GIVEN',
       `${file} is a secret key, not a bundle: nothing was sent (publish the .tgz that plugindex pack wrote)`,

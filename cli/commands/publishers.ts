@@ -7,7 +7,7 @@ import { readTrustedKey } from '../../index-builder/signing.ts';
 import { oneLine } from '../../index-builder/text.ts';
 import { listOption, type Parsed, requiredOption, stringOption } from '../args.ts';
 import { usage } from '../errors.ts';
-import { readTextInput } from '../inputs.ts';
+import { readPublicKeyFile } from '../inputs.ts';
 import { openRegistry, readConfig, writeConfig } from '../local/registry.ts';
 import { out } from '../terminal.ts';
 
@@ -29,7 +29,7 @@ export async function run(parsed: Parsed): Promise<number> {
     .filter(Boolean);
   if (names.length === 0) throw usage('--names is required (for example --names "acme-*")');
   // Refused here, before the config is written: every signature by a weak or costly key is refused anyway.
-  const key = await readTrustedKey(await readTextInput(keyFile), 'the publisher key');
+  const key = await readTrustedKey(await readPublicKeyFile(keyFile, "the publisher's"), 'the publisher key');
   const registry = await openRegistry(dir);
   const label = stringOption(parsed, 'label') ?? key.userIds[0];
   const config = withTrustedPublisher(

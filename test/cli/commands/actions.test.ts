@@ -270,21 +270,22 @@ describe('when an action is written with --output instead of submitted', () => {
   );
 
   it.each([
-    ['owners add NAME KEYFILE', 'owners', ['add', PLUGIN], 'owners-add', {}],
+    ['owners add NAME KEYFILE', 'owners', ['add', PLUGIN], 'owners-add', {}, () => newOwnerSecret],
     [
       'operator transfer NAME KEYFILE --reason',
       'operator',
       ['transfer', PLUGIN],
       'transfer',
       { reason: 'sold' },
+      () => path.join(work, 'new-owner-public.asc'),
     ],
   ] as const)(
-    '%s: carries the public part of KEYFILE only, even from a secret key file',
-    async (_, command, args, kind, extra) => {
+    "%s: carries the public part of KEYFILE only (of the owner's own secret key file too, for owners add)",
+    async (_, command, args, kind, extra, keyFile) => {
       const file = outputFile();
       const signer = command === 'operator' ? operatorSecret : publisherSecret;
       const result = await writeAction(
-        [command, ...args, newOwnerSecret, ...('reason' in extra ? ['--reason', extra.reason] : [])],
+        [command, ...args, keyFile(), ...('reason' in extra ? ['--reason', extra.reason] : [])],
         signer,
         file,
       );
@@ -299,6 +300,37 @@ describe('when an action is written with --output instead of submitted', () => {
       expect((await readPublicKey(key)).fingerprint).toBe(newOwnerFingerprint);
     },
   );
+
+  it("operator transfer refuses the new owner's secret key file with SECRET_KEY_GIVEN (exit 2), signing and sending nothing", async () => {
+    // The operator acts for another person: a secret key of theirs in the operator's hands left its owner,
+    // as the registry says of one in an envelope and publishers add of one handed to it.
+    const before = await treeOf(dir);
+    const file = outputFile();
+    const written = await writeAction(
+      ['operator', 'transfer', PLUGIN, newOwnerSecret, '--reason', 'sold'],
+      operatorSecret,
+      file,
+    );
+    expect(written.code).toBe(2);
+    expect(written.stderr).toContain(`SECRET_KEY_GIVEN: ${newOwnerSecret} is a secret key`);
+    expect(await readFile(file).catch((e: NodeJS.ErrnoException) => e.code)).toBe('ENOENT');
+    const submitted = await plugindex([
+      'operator',
+      'transfer',
+      PLUGIN,
+      newOwnerSecret,
+      '--reason',
+      'sold',
+      '--key',
+      operatorSecret,
+      '--registry',
+      dir,
+    ]);
+    expect(submitted.code).toBe(2);
+    expect(submitted.stderr).toContain('SECRET_KEY_GIVEN');
+    expect(submitted.stderr).not.toContain('signed transfer');
+    expect(await treeOf(dir)).toEqual(before);
+  });
 
   it.each(UNTRUSTED_KEYS)(
     'owners add and operator transfer refuse $label as KEYFILE with KEY_INVALID, signing and submitting nothing',

@@ -9,8 +9,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initRegistry } from '../../../cli/local/registry.ts';
 import type { PluginDocument } from '../../../index-builder/model.ts';
 import { signedAction } from '../../support/actions.ts';
-import { plugindex } from '../../support/cli.ts';
+import { plugindex, plugindexProcess } from '../../support/cli.ts';
 import { makeBundle, testKey } from '../../support/fixtures.ts';
+import { treeOf } from '../../support/tree.ts';
 import { UNTRUSTED_KEYS } from '../../support/untrusted-keys.ts';
 
 let work: string;
@@ -71,6 +72,18 @@ describe('when a registry names its operator', () => {
       expect(await readFile(path.join(dir, 'plugindex.json'), 'utf8')).toBe(before);
     },
   );
+
+  it('refuses a secret key with SECRET_KEY_GIVEN, exit 2, naming the file, and writes nothing', async () => {
+    const key = await testKey('operator-secret');
+    const file = path.join(work, 'operator-secret.asc');
+    await writeFile(file, key.secretKey);
+    const before = await treeOf(dir);
+    const refused = await plugindexProcess(['operators', 'add', '--registry', dir, file], { cwd: work });
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain(`SECRET_KEY_GIVEN: ${file} is a secret key`);
+    expect(refused.stdout).toBe('');
+    expect(await treeOf(dir)).toEqual(before);
+  });
 
   it('answers a malformed request with a usage error (exit 2)', async () => {
     expect((await plugindex('operators', 'list', 'extra', '--registry', dir)).code).toBe(2);

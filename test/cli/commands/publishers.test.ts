@@ -5,8 +5,9 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initRegistry } from '../../../cli/local/registry.ts';
 import { generateKeyPair } from '../../../index-builder/signing.ts';
-import { plugindex } from '../../support/cli.ts';
+import { plugindex, plugindexProcess } from '../../support/cli.ts';
 import { KEYS_CREATED, testKey } from '../../support/fixtures.ts';
+import { treeOf } from '../../support/tree.ts';
 import { UNTRUSTED_KEYS } from '../../support/untrusted-keys.ts';
 
 let work: string;
@@ -79,6 +80,32 @@ describe('when an operator trusts publishers', () => {
       expect(refused.stderr).toContain(`KEY_INVALID: the publisher key ${key.fingerprint} cannot be trusted`);
       expect(refused.stderr).toContain(key.reason);
       expect(await readFile(path.join(dir, 'plugindex.json'), 'utf8')).toBe(before);
+    },
+  );
+
+  it.each([
+    ['armored', (key: { secretKey: string }) => key.secretKey],
+    [
+      'armored after a byte order mark and blank lines',
+      (key: { secretKey: string }) => `\ufeff\n\n${key.secretKey}`,
+    ],
+  ])(
+    'refuses a secret key (%s) with SECRET_KEY_GIVEN, exit 2, naming the file, and writes nothing',
+    async (_, text) => {
+      // A publisher who sends the operator its secret key must learn it left them, as the deployed trust
+      // list and the registry refuse one: never trusted by its public part without a word.
+      const key = await testKey('careless');
+      const file = path.join(work, 'careless-secret.asc');
+      await writeFile(file, text(key));
+      const before = await treeOf(dir);
+      const refused = await plugindexProcess(
+        ['publishers', 'add', '--registry', dir, file, '--names', 'careless-*'],
+        { cwd: work },
+      );
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toContain(`SECRET_KEY_GIVEN: ${file} is a secret key`);
+      expect(refused.stdout).toBe('');
+      expect(await treeOf(dir)).toEqual(before);
     },
   );
 
