@@ -18,7 +18,7 @@ import { parseRegistryConfig, readConfigJson } from '../index-builder/config.ts'
 import { CONFIG_KEY } from '../index-builder/layout.ts';
 import { type Parsed, stringOption } from './args.ts';
 import { usage } from './errors.ts';
-import { readPassphrase, readPublicKeyFile, readTextInput } from './inputs.ts';
+import { readPassphrase, readPublicKeyFile, readTextInput, refuseOutputOver } from './inputs.ts';
 import { outJson } from './output.ts';
 import { reportOutcome, submit, submitTarget } from './submit.ts';
 import { err, out } from './terminal.ts';
@@ -232,6 +232,13 @@ export async function runAction(parsed: Parsed, request: ActionRequest): Promise
     throw usage('give at most one of --registry DIR or --bucket NAME');
   if (stringOption(parsed, 'registry-url') !== undefined)
     registryUrlArg(stringOption(parsed, 'registry-url') as string);
+
+  if (output !== undefined)
+    await refuseOutputOver('output', output, [
+      keyFile,
+      stringOption(parsed, 'passphrase-file'),
+      request.keyFile,
+    ]);
 
   let body = request.body;
   if (request.keyFile !== undefined) {

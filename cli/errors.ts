@@ -17,6 +17,8 @@ export type CliErrorCode =
   | 'REGISTRY_NOT_CONFIGURED'
   | 'ROTATION_PENDING'
   | 'SECRET_KEY_GIVEN'
+  | 'OUTPUT_OVER_INPUT'
+  | 'OUTPUT_OVER_SECRET_KEY'
   | 'SERVICE_FAILED';
 
 export class CliError extends Error {

@@ -1,5 +1,5 @@
 /** Files a command reads on the user's behalf, with errors that name the file. */
-import { open, readFile } from 'node:fs/promises';
+import { open, readFile, stat } from 'node:fs/promises';
 import { SECRET_KEY_ARMOR } from '../index-builder/armor.ts';
 import { type Parsed, stringOption } from './args.ts';
 import { CliError, usage } from './errors.ts';
@@ -81,4 +81,55 @@ export async function readPublicKeyFile(file: string, whose: string): Promise<st
       { exitCode: 2 },
     );
   return new TextDecoder('utf-8', { ignoreBOM: true }).decode(bytes);
+}
+
+/** How much of a file in an output's place is read to tell whether it holds a secret key (64 KiB). */
+const OUTPUT_HEAD_BYTES = 64 << 10;
+
+/** The first `bytes` of `file`, or all of it when shorter. */
+async function readHead(file: string, bytes: number): Promise<Uint8Array> {
+  const handle = await open(file, 'r');
+  try {
+    const buffer = new Uint8Array(bytes);
+    const { bytesRead } = await handle.read(buffer, 0, bytes, 0);
+    return buffer.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Refuses to write the file `--option OUTPUT` names over a file the command reads (`inputs`: the same file
+ * by any name, a link or another path to it) or over one that holds a secret key, before anything is
+ * signed or written: `yank ... --key my-key/secret.asc --output my-key/secret.asc` (a completion one word
+ * off) replaced the publisher's only secret key with the action it had signed, and `pack --out` and
+ * `rotate-key --output` the same. Any other file there is written over, as `--out` and `--output` say.
+ * @throws CliError OUTPUT_OVER_INPUT or OUTPUT_OVER_SECRET_KEY (exit 2)
+ */
+export async function refuseOutputOver(
+  option: string,
+  output: string,
+  inputs: readonly (string | undefined)[],
+): Promise<void> {
+  // Nothing there, or nothing this process may read: the write itself then says what is wrong.
+  const target = await stat(output).catch(() => undefined);
+  if (!target) return;
+  for (const input of inputs) {
+    if (input === undefined) continue;
+    const read = await stat(input).catch(() => undefined);
+    if (read && read.dev === target.dev && read.ino === target.ino)
+      throw new CliError(
+        'OUTPUT_OVER_INPUT',
+        `--${option} ${output} is ${input}, which this command reads: nothing was written (give --${option} another file)`,
+        { exitCode: 2 },
+      );
+  }
+  if (!target.isFile()) return;
+  const head = await readHead(output, OUTPUT_HEAD_BYTES).catch(() => undefined);
+  if (head && holdsSecretKey(head))
+    throw new CliError(
+      'OUTPUT_OVER_SECRET_KEY',
+      `--${option} ${output} holds a secret key, which writing there would destroy: nothing was written (give --${option} another file)`,
+      { exitCode: 2 },
+    );
 }

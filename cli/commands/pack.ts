@@ -3,13 +3,13 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ARCH_VALUES, OS_VALUES } from '../../index-builder/model.ts';
 import { type ArtifactInput, packSubmission } from '../../index-builder/submission.ts';
-import { listOption, type Parsed, requiredOption } from '../args.ts';
+import { listOption, type Parsed, requiredOption, stringOption } from '../args.ts';
 import { usage } from '../errors.ts';
-import { readInput, readPassphrase, readTextInput } from '../inputs.ts';
+import { readInput, readPassphrase, readTextInput, refuseOutputOver } from '../inputs.ts';
 import { out } from '../terminal.ts';
 
 /** `--artifact OS/ARCH=PATH`, checked against the spec's platform values before any file is read. */
-async function readArtifact(spec: string): Promise<ArtifactInput> {
+function parseArtifact(spec: string): { readonly os: string; readonly arch: string; readonly file: string } {
   const match = /^([a-z0-9]+)\/([a-z0-9]+)=(.+)$/.exec(spec);
   if (!match) throw usage(`--artifact must look like OS/ARCH=PATH, found ${spec}`);
   const [, os = '', arch = '', file = ''] = match;
@@ -17,7 +17,7 @@ async function readArtifact(spec: string): Promise<ArtifactInput> {
     throw usage(`--artifact ${spec}: os must be one of ${OS_VALUES.join(', ')}`);
   if (!(ARCH_VALUES as readonly string[]).includes(arch))
     throw usage(`--artifact ${spec}: arch must be one of ${ARCH_VALUES.join(', ')}`);
-  return { os, arch, fileName: path.basename(file), body: await readInput(file) };
+  return { os, arch, file };
 }
 
 export async function run(parsed: Parsed): Promise<number> {
@@ -25,8 +25,17 @@ export async function run(parsed: Parsed): Promise<number> {
   if (!manifestFile || parsed.positionals.length > 1) throw usage('pack takes exactly one MANIFEST');
   const keyFile = requiredOption(parsed, 'key');
   const outFile = requiredOption(parsed, 'out');
+  const specs = listOption(parsed, 'artifact').map(parseArtifact);
+  // The bundle is written over any earlier one, never over what it is made of or over a secret key.
+  await refuseOutputOver('out', outFile, [
+    manifestFile,
+    keyFile,
+    stringOption(parsed, 'passphrase-file'),
+    ...specs.map((s) => s.file),
+  ]);
   const artifacts: ArtifactInput[] = [];
-  for (const spec of listOption(parsed, 'artifact')) artifacts.push(await readArtifact(spec));
+  for (const { os, arch, file } of specs)
+    artifacts.push({ os, arch, fileName: path.basename(file), body: await readInput(file) });
   const passphrase = await readPassphrase(parsed);
   const packed = await packSubmission({
     manifestName: path.basename(manifestFile),

@@ -12,7 +12,7 @@
  */
 import { type Parsed, requiredOption, stringOption } from '../args.ts';
 import { usage } from '../errors.ts';
-import { readPassphrase, readTextInput } from '../inputs.ts';
+import { readPassphrase, readTextInput, refuseOutputOver } from '../inputs.ts';
 import { formatProblems, outJson } from '../output.ts';
 import { err, out } from '../terminal.ts';
 
@@ -39,6 +39,8 @@ async function rotateLocally(
   for (const option of ['queue-url', 'old-key', 'url', 'new-passphrase-file'])
     if (stringOption(parsed, option) !== undefined) throw usage(`--${option} is for --bucket`);
   const output = stringOption(parsed, 'output');
+  // Never over the new key it is signed with (the rotation's only way to be finished) or another secret key.
+  if (output !== undefined) await refuseOutputOver('output', output, [stringOption(parsed, 'new-key')]);
   const { rotateLocalRegistry } = await import('../local/rotate-key.ts');
   const result = await rotateLocalRegistry(dir, newKey, {
     ...(passphrase ? { passphrase } : {}),

@@ -10,7 +10,7 @@
  * Operator actions are signed by an operator key (`plugindex operators add`), never the registry's own.
  */
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -72,6 +72,15 @@ async function plugindex(args: readonly string[], env: NodeJS.ProcessEnv = {}): 
 }
 
 const outputFile = () => path.join(work, `action-${++outputs}.json`);
+
+/** Copies of the keys and files a command reads, for the tests that aim its output at one of them. */
+interface Copies {
+  readonly signer: string;
+  readonly passphrase: string;
+  readonly keyFile: string;
+  readonly link: string;
+  readonly other: string;
+}
 
 beforeAll(async () => {
   work = await mkdtemp(path.join(tmpdir(), 'plugindex-actions-'));
@@ -356,6 +365,74 @@ describe('when an action is written with --output instead of submitted', () => {
       expect(await treeOf(dir)).toEqual(before);
     },
   );
+
+  it.each([
+    {
+      title: 'the --key file that signs it',
+      code: 'OUTPUT_OVER_INPUT',
+      args: (keys: Copies) => ['yank', `${PLUGIN}@1.0.0`, '--key', keys.signer, '--output', keys.signer],
+      target: (keys: Copies) => keys.signer,
+    },
+    {
+      title: 'the --passphrase-file',
+      code: 'OUTPUT_OVER_INPUT',
+      args: (keys: Copies) => [
+        'yank',
+        `${PLUGIN}@1.0.0`,
+        '--key',
+        keys.signer,
+        '--passphrase-file',
+        keys.passphrase,
+        '--output',
+        keys.passphrase,
+      ],
+      target: (keys: Copies) => keys.passphrase,
+    },
+    {
+      title: 'the KEYFILE it carries, through a link',
+      code: 'OUTPUT_OVER_INPUT',
+      args: (keys: Copies) => [
+        'owners',
+        'add',
+        PLUGIN,
+        keys.keyFile,
+        '--key',
+        keys.signer,
+        '--output',
+        keys.link,
+      ],
+      target: (keys: Copies) => keys.keyFile,
+    },
+    {
+      title: 'another secret key',
+      code: 'OUTPUT_OVER_SECRET_KEY',
+      args: (keys: Copies) => ['yank', `${PLUGIN}@1.0.0`, '--key', keys.signer, '--output', keys.other],
+      target: (keys: Copies) => keys.other,
+    },
+  ])('never writes over $title: $code (exit 2), the file and the registry as they were', async (c) => {
+    // Copies, so that a command that wrote over one leaves the keys the other tests use alone.
+    const folder = await mkdtemp(path.join(work, 'over-'));
+    const keys: Copies = {
+      signer: path.join(folder, 'secret.asc'),
+      passphrase: path.join(folder, 'passphrase'),
+      keyFile: path.join(folder, 'new-owner-public.asc'),
+      link: path.join(folder, 'link.asc'),
+      other: path.join(folder, 'other-secret.asc'),
+    };
+    await writeFile(keys.signer, await readFile(publisherSecret));
+    await writeFile(keys.passphrase, 'not needed: the key is not encrypted\n');
+    await writeFile(keys.keyFile, await readFile(path.join(work, 'new-owner-public.asc')));
+    await symlink(keys.keyFile, keys.link);
+    await writeFile(keys.other, await readFile(operatorSecret));
+    const before = await readFile(c.target(keys));
+    const registryBefore = await treeOf(dir);
+    const refused = await plugindex([...c.args(keys), '--registry', dir]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain(`${c.code}: --output `);
+    expect(refused.stderr).toContain('nothing was written');
+    expect(await readFile(c.target(keys))).toEqual(before);
+    expect(await treeOf(dir)).toEqual(registryBefore);
+  });
 
   it('signs with an encrypted key given PLUGINDEX_KEY_PASSPHRASE (or --passphrase-file), and fails without (exit 1)', async () => {
     const keyDir = path.join(work, 'encrypted');

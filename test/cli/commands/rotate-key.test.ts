@@ -201,6 +201,25 @@ describe('when an operator rotates a served registry key twice', () => {
     });
     expect(await treeOf(dir)).toEqual(before);
   });
+
+  it('never writes the rotation over the new key it signs with (OUTPUT_OVER_INPUT, exit 2), changing nothing', async () => {
+    // Written over it, the new key would be gone, and with it the rotation's only way to be finished.
+    const before = await treeOf(dir);
+    const next = await keyFile('fifth');
+    const refused = await plugindex(
+      'rotate-key',
+      '--registry',
+      dir,
+      '--new-key',
+      next.file,
+      '--output',
+      next.file,
+    );
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain(`OUTPUT_OVER_INPUT: --output ${next.file} is`);
+    expect(await readFile(next.file, 'utf8')).toBe(next.secretKey);
+    expect(await treeOf(dir)).toEqual(before);
+  });
 });
 
 describe('when a published plugin document was edited by someone else', () => {

@@ -1,0 +1,73 @@
+/**
+ * `plugindex pack` as a publisher runs it (the built command as a process): a bundle signed by the key
+ * given, written to `--out`, but never over a file the command reads or over a secret key.
+ */
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readBundle } from '../../../index-builder/bundle.ts';
+import { plugindexProcess } from '../../support/cli.ts';
+import { testKey, validManifest } from '../../support/fixtures.ts';
+
+let work: string;
+
+/** The files of one `pack`, fresh, so that a command that wrote over one leaves the others' alone. */
+async function files(): Promise<Record<'manifest' | 'artifact' | 'key' | 'other' | 'link', string>> {
+  const folder = await mkdtemp(path.join(work, 'pack-'));
+  const paths = {
+    manifest: path.join(folder, 'manifest.json'),
+    artifact: path.join(folder, 'demo-linux'),
+    key: path.join(folder, 'secret.asc'),
+    other: path.join(folder, 'other', 'secret.asc'),
+    link: path.join(folder, 'out.tgz'),
+  };
+  await writeFile(paths.manifest, JSON.stringify(validManifest({ name: 'demo-plugin' }), null, 2));
+  await writeFile(paths.artifact, '#!/bin/sh\necho demo\n');
+  await writeFile(paths.key, (await testKey('publisher')).secretKey);
+  await mkdir(path.dirname(paths.other));
+  await writeFile(paths.other, (await testKey('other')).secretKey);
+  await symlink(paths.manifest, paths.link);
+  return paths;
+}
+
+const pack = (f: Awaited<ReturnType<typeof files>>, out: string) =>
+  plugindexProcess(
+    ['pack', f.manifest, '--artifact', `linux/amd64=${f.artifact}`, '--key', f.key, '--out', out],
+    { cwd: work },
+  );
+
+beforeAll(async () => {
+  work = await mkdtemp(path.join(tmpdir(), 'plugindex-pack-'));
+});
+afterAll(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+describe('when a publisher packs a bundle', () => {
+  it('writes the signed bundle to --out, over an earlier bundle too', async () => {
+    const f = await files();
+    const out = path.join(path.dirname(f.manifest), 'demo.tgz');
+    await writeFile(out, 'an earlier bundle');
+    const packed = await pack(f, out);
+    expect(packed.code, packed.stderr).toBe(0);
+    expect(packed.stdout).toContain(`packed demo-plugin@1.0.0 -> ${out}`);
+    expect((await readBundle(await readFile(out))).manifestName).toBe('manifest.json');
+  });
+
+  it.each([
+    { title: 'the --key file that signs it', code: 'OUTPUT_OVER_INPUT', out: 'key', target: 'key' },
+    { title: 'the MANIFEST, through a link', code: 'OUTPUT_OVER_INPUT', out: 'link', target: 'manifest' },
+    { title: 'an --artifact', code: 'OUTPUT_OVER_INPUT', out: 'artifact', target: 'artifact' },
+    { title: 'another secret key', code: 'OUTPUT_OVER_SECRET_KEY', out: 'other', target: 'other' },
+  ] as const)('never writes over $title: $code (exit 2), the file as it was', async (c) => {
+    const f = await files();
+    const before = await readFile(f[c.target]);
+    const refused = await pack(f, f[c.out]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain(`${c.code}: --out ${f[c.out]}`);
+    expect(refused.stderr).toContain('nothing was written');
+    expect(refused.stdout).toBe('');
+    expect(await readFile(f[c.target])).toEqual(before);
+  });
+});
