@@ -9,7 +9,7 @@ import { oneLine } from '../../index-builder/text.ts';
 import { type Parsed, requiredOption, stringOption } from '../args.ts';
 import { usage } from '../errors.ts';
 import { readPublicKeyFile } from '../inputs.ts';
-import { openRegistry, readConfig, writeConfig } from '../local/registry.ts';
+import { readConfig, withOpenRegistry, writeConfig } from '../local/registry.ts';
 import { out } from '../terminal.ts';
 
 export async function run(parsed: Parsed): Promise<number> {
@@ -24,14 +24,16 @@ export async function run(parsed: Parsed): Promise<number> {
     throw usage('operators takes "add KEYFILE" or "list"');
   // Refused here, before the config is written: every signature by a weak or costly key is refused anyway.
   const key = await readTrustedKey(await readPublicKeyFile(keyFile, "an operator's"), 'the operator key');
-  const registry = await openRegistry(dir);
   const label = stringOption(parsed, 'label') ?? key.userIds[0];
-  const config = withOperator(
-    registry.config,
-    { key, ...(label ? { label } : {}) },
-    registry.context.signer.fingerprints,
-  );
-  await writeConfig(dir, config);
+  // Under the registry's lock, as publishers add (cli/commands/publishers.ts says why).
+  await withOpenRegistry(dir, async (registry) => {
+    const config = withOperator(
+      registry.config,
+      { key, ...(label ? { label } : {}) },
+      registry.context.signer.fingerprints,
+    );
+    await writeConfig(dir, config);
+  });
   out(`${key.fingerprint} is an operator key: it may sign every action`);
   return 0;
 }

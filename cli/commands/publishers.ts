@@ -8,7 +8,7 @@ import { oneLine } from '../../index-builder/text.ts';
 import { listOption, type Parsed, requiredOption, stringOption } from '../args.ts';
 import { usage } from '../errors.ts';
 import { readPublicKeyFile } from '../inputs.ts';
-import { openRegistry, readConfig, writeConfig } from '../local/registry.ts';
+import { readConfig, withOpenRegistry, writeConfig } from '../local/registry.ts';
 import { out } from '../terminal.ts';
 
 export async function run(parsed: Parsed): Promise<number> {
@@ -30,14 +30,18 @@ export async function run(parsed: Parsed): Promise<number> {
   if (names.length === 0) throw usage('--names is required (for example --names "acme-*")');
   // Refused here, before the config is written: every signature by a weak or costly key is refused anyway.
   const key = await readTrustedKey(await readPublicKeyFile(keyFile, "the publisher's"), 'the publisher key');
-  const registry = await openRegistry(dir);
   const label = stringOption(parsed, 'label') ?? key.userIds[0];
-  const config = withTrustedPublisher(
-    registry.config,
-    { key, names, ...(label ? { label } : {}) },
-    registry.context.signer.fingerprints,
-  );
-  await writeConfig(dir, config);
+  // Read, judged and written under the registry's lock, as every other writer of the registry works: two
+  // adds at once each wrote the config it had read (one trust lost), and one during a rotation judged the
+  // key against whichever key the key file held (withOpenRegistry refuses then: ROTATION_PENDING).
+  await withOpenRegistry(dir, async (registry) => {
+    const config = withTrustedPublisher(
+      registry.config,
+      { key, names, ...(label ? { label } : {}) },
+      registry.context.signer.fingerprints,
+    );
+    await writeConfig(dir, config);
+  });
   out(`trusted ${key.fingerprint} for ${names.join(', ')}; policy is now restricted`);
   return 0;
 }

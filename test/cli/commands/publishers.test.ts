@@ -1,11 +1,11 @@
 /** `plugindex publishers`: trusting a key for names, in a real local registry, through the command itself. */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initRegistry } from '../../../cli/local/registry.ts';
+import { initRegistry, withRegistryLock } from '../../../cli/local/registry.ts';
 import { generateKeyPair } from '../../../index-builder/signing.ts';
-import { plugindex, plugindexProcess } from '../../support/cli.ts';
+import { type CommandResult, plugindex, plugindexProcess } from '../../support/cli.ts';
 import { KEYS_CREATED, testKey } from '../../support/fixtures.ts';
 import { treeOf } from '../../support/tree.ts';
 import { UNTRUSTED_KEYS } from '../../support/untrusted-keys.ts';
@@ -108,6 +108,54 @@ describe('when an operator trusts publishers', () => {
       expect(await treeOf(dir)).toEqual(before);
     },
   );
+
+  it('writes the config under the registry lock: never while a batch, a rebuild or a rotation holds it', async () => {
+    // Unlocked, two adds at once each wrote the config it had read, one trust lost; and one during a
+    // rotation judged the key against the key file of that moment.
+    const key = await testKey('patient');
+    await writeFile(path.join(work, 'patient.asc'), key.publicKey);
+    const configFile = path.join(dir, 'plugindex.json');
+    const before = await readFile(configFile, 'utf8');
+    let adding: Promise<CommandResult> | undefined;
+    let during: string | undefined;
+    let endedWhileHeld = false;
+    await withRegistryLock(dir, async () => {
+      adding = plugindexProcess(
+        ['publishers', 'add', '--registry', dir, path.join(work, 'patient.asc'), '--names', 'patient-*'],
+        { cwd: work },
+      );
+      // Long enough for a command that takes no lock to have written the config and ended.
+      endedWhileHeld = await Promise.race([
+        adding.then(() => true),
+        new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 5_000)),
+      ]);
+      during = await readFile(configFile, 'utf8');
+    });
+    const added = await (adding as Promise<CommandResult>);
+    expect(endedWhileHeld).toBe(false);
+    expect(during).toBe(before);
+    expect(added.code, added.stderr).toBe(0);
+    expect((await configOf()).publishers.map((p) => p.fingerprint)).toContain(key.fingerprint);
+  });
+
+  it('refuses while a key rotation is under way (ROTATION_PENDING, exit 1), writing nothing', async () => {
+    // The key file may hold either key then: the new registry key would pass as a publisher's, and the
+    // rotation, which refuses a trusted publisher's key, could never be finished.
+    const pendingDir = path.join(work, 'pending');
+    await initRegistry(pendingDir, { name: 'p', url: 'http://127.0.0.1:8080' });
+    await mkdir(path.join(pendingDir, 'state'), { recursive: true });
+    await writeFile(path.join(pendingDir, 'state', 'rotation-pending.json'), '{}');
+    const key = await testKey('hasty');
+    await writeFile(path.join(work, 'hasty.asc'), key.publicKey);
+    const before = await treeOf(pendingDir);
+    const refused = await plugindexProcess(
+      ['publishers', 'add', '--registry', pendingDir, path.join(work, 'hasty.asc'), '--names', 'hasty-*'],
+      { cwd: work },
+    );
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('ROTATION_PENDING');
+    expect(await treeOf(pendingDir)).toEqual(before);
+  });
 
   it('answers a malformed request with a usage error (exit 2)', async () => {
     expect((await plugindex('publishers', 'list', 'extra', '--registry', dir)).code).toBe(2);
