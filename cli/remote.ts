@@ -9,7 +9,8 @@
 
 import { createReadStream } from 'node:fs';
 import { createS3Client, mayBeOwnWrite, S3Store } from '../adapters/s3-store.ts';
-import { StoreError } from '../index-builder/errors.ts';
+import { parseRegistryUrl, readConfigJson } from '../index-builder/config.ts';
+import { ConfigError, StoreError } from '../index-builder/errors.ts';
 import type { SubmissionOutcome } from '../index-builder/pipeline/index.ts';
 import type { RotationOutcome } from '../index-builder/pipeline/rotate.ts';
 import { CACHE_PRIVATE } from '../index-builder/store.ts';
@@ -177,6 +178,17 @@ async function refuseUnmarkedUnderWay(
   }
 }
 
+/** The config object's `/url` as `parseRegistryUrl` reads it, a fault named with the object it is in. */
+function parseRegistryUrlAt(value: unknown, where: string): string {
+  try {
+    return parseRegistryUrl(value);
+  } catch (error) {
+    if (error instanceof ConfigError)
+      throw new ConfigError(error.code, `${where}: ${error.message}`, { cause: error });
+    throw error;
+  }
+}
+
 /** What `rotateThroughQueue` did: the rotation signed and where it went, and its outcome once recorded. */
 export interface QueuedRotation {
   readonly registry: string;
@@ -264,17 +276,23 @@ export async function rotateThroughQueue(options: {
   const client = createS3Client(options.endpoint);
   try {
     const store = new S3Store({ client, bucket: options.bucket });
-    let url = options.url;
+    // The URL the rotation is signed for, as the function's config holds it (`parseRegistryUrl`: no trailing
+    // slash), which it must equal: read raw, `https://r.example/` (typed so, or so in the object) was signed,
+    // uploaded and then refused as of another registry, and an object that was not JSON was a SyntaxError.
+    let url = options.url === undefined ? undefined : parseRegistryUrl(options.url);
     if (url === undefined) {
       const config = await store.get(layout.CONFIG_KEY);
-      const configured = config
-        ? (JSON.parse(new TextDecoder().decode(config.body)) as { url?: unknown }).url
-        : undefined;
-      if (typeof configured !== 'string')
+      const object = `s3://${options.bucket}/${layout.CONFIG_KEY}`;
+      const text = config ? new TextDecoder().decode(config.body) : undefined;
+      const configured =
+        text === undefined
+          ? undefined
+          : (readConfigJson(text, `registry config ${object}`) as { url?: unknown } | null)?.url;
+      if (configured === undefined)
         throw usage(
           `s3://${options.bucket}/${layout.CONFIG_KEY} names no registry URL: give the registry's --url`,
         );
-      url = configured;
+      url = parseRegistryUrlAt(configured, object);
     }
     // The published snapshot, past every cache: which rotation is next, and that the old key is current.
     // The fetcher's random `?v=`, not the clock's: one anyone can predict, they can ask the edge for first,

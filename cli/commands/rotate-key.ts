@@ -10,6 +10,8 @@
  * trusting the old key for anything (client/key-chain.ts). Exit codes as `publish`: 0 done,
  * 1 refused (the problems say why) or no outcome in time, 2 usage.
  */
+import { parseRegistryUrl } from '../../index-builder/config.ts';
+import { ConfigError } from '../../index-builder/errors.ts';
 import { type Parsed, requiredOption, stringOption } from '../args.ts';
 import { usage } from '../errors.ts';
 import { readPassphrase, readTextInput, refuseOutputOver } from '../inputs.ts';
@@ -75,6 +77,25 @@ async function rotateLocally(
   return 0;
 }
 
+/**
+ * `--url`: the registry's URL as its config holds it (no trailing slash), which the function holds the
+ * rotation's to; a usage error, before any key is read, for one that could not be a registry's URL.
+ */
+function registryUrlOption(parsed: Parsed): string | undefined {
+  const raw = stringOption(parsed, 'url');
+  if (raw === undefined) return undefined;
+  try {
+    return parseRegistryUrl(raw);
+  } catch (error) {
+    if (error instanceof ConfigError)
+      // Its fault as the config's check says it, which never echoes a URL (credentials in it stay unsaid).
+      throw usage(
+        `--url must be the registry's URL: ${error.message.replace(/^registry config \/url: /, '')}`,
+      );
+    throw error;
+  }
+}
+
 async function rotateDeployed(
   parsed: Parsed,
   bucket: string,
@@ -83,6 +104,7 @@ async function rotateDeployed(
 ): Promise<number> {
   if (stringOption(parsed, 'output') !== undefined) throw usage('--output is for --registry');
   const queueUrl = requiredOption(parsed, 'queue-url');
+  const url = registryUrlOption(parsed);
   const oldKey = await readTextInput(requiredOption(parsed, 'old-key'));
   // The new key's own passphrase, read as keygen reads it (an empty file refused); without it the new key
   // is decrypted with PLUGINDEX_KEY_PASSPHRASE, as the old one is.
@@ -90,7 +112,6 @@ async function rotateDeployed(
   const timeout = Number(stringOption(parsed, 'timeout') ?? '300');
   if (!Number.isFinite(timeout) || timeout < 0) throw usage('--timeout must be a number of seconds');
   const endpoint = stringOption(parsed, 'endpoint');
-  const url = stringOption(parsed, 'url');
   const { rotateThroughQueue } = await import('../remote.ts');
   const result = await rotateThroughQueue({
     bucket,
