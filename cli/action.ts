@@ -20,7 +20,7 @@ import { type Parsed, stringOption } from './args.ts';
 import { usage } from './errors.ts';
 import { readPassphrase, readPublicKeyFile, readTextInput, refuseOutputOver } from './inputs.ts';
 import { outJson } from './output.ts';
-import { reportOutcome, submit, submitTarget } from './submit.ts';
+import { refuseBucketOptions, reportOutcome, submit, submitTarget } from './submit.ts';
 import { err, out } from './terminal.ts';
 
 /** The options every action command takes, whatever its own. */
@@ -230,6 +230,12 @@ export async function runAction(parsed: Parsed, request: ActionRequest): Promise
   if (output === undefined) submitTarget(parsed);
   else if (stringOption(parsed, 'registry') !== undefined && stringOption(parsed, 'bucket') !== undefined)
     throw usage('give at most one of --registry DIR or --bucket NAME');
+  // Written, not submitted: no outcome is waited for, and the bucket's endpoint serves only to read its config.
+  else
+    refuseBucketOptions(
+      parsed,
+      stringOption(parsed, 'bucket') === undefined ? ['endpoint', 'timeout'] : ['timeout'],
+    );
   if (stringOption(parsed, 'registry-url') !== undefined)
     registryUrlArg(stringOption(parsed, 'registry-url') as string);
 

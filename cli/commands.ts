@@ -55,7 +55,7 @@ const ACTION = {
 const ACTION_USAGE = [
   '  --key SECRET_KEY [--passphrase-file FILE]   (or PLUGINDEX_KEY_PASSPHRASE for an encrypted key)',
   '  (--registry DIR | --bucket UPLOAD_BUCKET [--endpoint URL] [--timeout SECONDS]) [--json]',
-  '  or --output FILE [--registry DIR | --bucket UPLOAD_BUCKET | --registry-url URL]: write the signed',
+  '  or --output FILE [--registry DIR | --bucket UPLOAD_BUCKET [--endpoint URL] | --registry-url URL]: write the signed',
   '     action instead, for plugindex submit (the registry URL it names is read from the config otherwise)',
 ].join('\n');
 

@@ -58,7 +58,10 @@ export function submitTarget(parsed: Parsed): SubmitTarget {
   const bucket = stringOption(parsed, 'bucket');
   if ((dir === undefined) === (bucket === undefined))
     throw usage('give exactly one of --registry DIR or --bucket NAME');
-  if (dir !== undefined) return { kind: 'registry', dir };
+  if (dir !== undefined) {
+    refuseBucketOptions(parsed, ['endpoint', 'timeout']);
+    return { kind: 'registry', dir };
+  }
   const endpoint = stringOption(parsed, 'endpoint');
   return {
     kind: 'bucket',
@@ -66,6 +69,16 @@ export function submitTarget(parsed: Parsed): SubmitTarget {
     ...(endpoint ? { endpoint } : {}),
     timeoutSeconds: timeoutOption(parsed),
   };
+}
+
+/**
+ * A usage error for an option of the upload bucket (`--endpoint`, `--timeout`) given where nothing goes to
+ * one: a local registry (its outcome is there at once), an action written with `--output`. Taken and ignored,
+ * `--timeout 5` read as a bound that was not kept, and `--endpoint` as a registry that was not the one written.
+ */
+export function refuseBucketOptions(parsed: Parsed, names: readonly string[]): void {
+  for (const name of names)
+    if (stringOption(parsed, name) !== undefined) throw usage(`--${name} is for --bucket UPLOAD_BUCKET`);
 }
 
 function timeoutOption(parsed: Parsed): number {

@@ -38,7 +38,7 @@ async function rotateLocally(
 ): Promise<number> {
   // --new-passphrase-file too: the local registry opens its key file, the new key once it is swapped in
   // (and again by a resumed rotation), with PLUGINDEX_KEY_PASSPHRASE alone.
-  for (const option of ['queue-url', 'old-key', 'url', 'new-passphrase-file'])
+  for (const option of ['queue-url', 'old-key', 'url', 'new-passphrase-file', 'endpoint', 'timeout'])
     if (stringOption(parsed, option) !== undefined) throw usage(`--${option} is for --bucket`);
   const output = stringOption(parsed, 'output');
   // Never over the new key it is signed with (the rotation's only way to be finished) or another secret key.
@@ -109,8 +109,11 @@ async function rotateDeployed(
   // The new key's own passphrase, read as keygen reads it (an empty file refused); without it the new key
   // is decrypted with PLUGINDEX_KEY_PASSPHRASE, as the old one is.
   const newPassphrase = await readPassphrase(parsed, 'new-passphrase-file');
-  const timeout = Number(stringOption(parsed, 'timeout') ?? '300');
-  if (!Number.isFinite(timeout) || timeout < 0) throw usage('--timeout must be a number of seconds');
+  const rawTimeout = stringOption(parsed, 'timeout') ?? '300';
+  const timeout = Number(rawTimeout);
+  // An empty one read as 0 s (Number('')), the outcome never waited for.
+  if (rawTimeout.trim() === '' || !Number.isFinite(timeout) || timeout < 0)
+    throw usage('--timeout must be a number of seconds');
   const endpoint = stringOption(parsed, 'endpoint');
   const { rotateThroughQueue } = await import('../remote.ts');
   const result = await rotateThroughQueue({
