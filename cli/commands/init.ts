@@ -9,10 +9,16 @@ export async function run(parsed: Parsed): Promise<number> {
   const name = stringOption(parsed, 'name') ?? 'plugindex local registry';
   const url = stringOption(parsed, 'url') ?? 'http://127.0.0.1:8080';
   const description = stringOption(parsed, 'description');
-  const { fingerprint } = await initRegistry(dir, { name, url, ...(description ? { description } : {}) });
+  const { registry, fingerprint } = await initRegistry(dir, {
+    name,
+    url,
+    ...(description ? { description } : {}),
+  });
+  // What the config holds (no trailing slash), which every document names, rather than the text given.
+  const { url: published } = registry.config;
   out(`created registry "${name}" in ${dir}`);
-  out(`  url:          ${url}`);
-  out(`  signing key:  ${fingerprint} (public key at ${url}/${REGISTRY_PUBLIC_KEY_KEY})`);
+  out(`  url:          ${published}`);
+  out(`  signing key:  ${fingerprint} (public key at ${published}/${REGISTRY_PUBLIC_KEY_KEY})`);
   out('  policy:       open, first-come ownership (restrict with: plugindex publishers add)');
   out(`  submit with:  plugindex publish BUNDLE.tgz --registry ${dir}`);
   return 0;
