@@ -124,6 +124,24 @@ export function parseRegistryUrl(value: unknown): string {
   return url;
 }
 
+/**
+ * What no plugin name holds: anything but lowercase letters, digits and '-' (`layout.ts`), outside the glob
+ * syntax picomatch reads (`* ? [ ] { } , ! ^ ( ) | + @`).
+ */
+const NOT_IN_ANY_NAME = /[^a-z0-9\-*?[\]{},!^()|+@]/u;
+
+/**
+ * Why the name glob a publisher is trusted for (`publishers add --names`, the deployed trust list) can match
+ * no plugin name, or undefined: it holds a character no name does (`Acme-*`, `acme tools-*`, `acme_*`).
+ * Taken, the publisher was told it was trusted and each of its publishes refused.
+ * @example nameGlobProblem('Acme-*') // '"Acme-*" holds "A", which no plugin name does (...)'
+ */
+export function nameGlobProblem(glob: string): string | undefined {
+  const found = NOT_IN_ANY_NAME.exec(glob)?.[0];
+  if (found === undefined) return undefined;
+  return `${JSON.stringify(glob)} holds ${JSON.stringify(found)}, which no plugin name does (lowercase letters and digits joined by '-'), so it would match none`;
+}
+
 /** Checks an untrusted config value; throws ConfigError('CONFIG_INVALID') naming the field. */
 export function parseRegistryConfig(value: unknown): RegistryConfig {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) fail('/', 'expected an object');

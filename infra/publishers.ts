@@ -19,6 +19,7 @@ import path from 'node:path';
 import { PUBLISHERS_FILE } from '../functions/env.ts';
 import { SECRET_KEY_ARMOR } from '../index-builder/armor.ts';
 import {
+  nameGlobProblem,
   parseTrustedOperators,
   parseTrustedPublishers,
   type TrustedOperator,
@@ -115,6 +116,10 @@ async function readPublishers(file: string, value: unknown): Promise<TrustedPubl
     if (typeof key !== 'string' || key === '') fail(`${at}/key`, 'expected the path of a public key file');
     if (!Array.isArray(names) || names.length === 0 || !names.every((n) => typeof n === 'string' && n)) {
       fail(`${at}/names`, 'expected a non-empty array of plugin name globs, e.g. ["acme-*"]');
+    }
+    for (const [j, glob] of (names as string[]).entries()) {
+      const problem = nameGlobProblem(glob);
+      if (problem) fail(`${at}/names/${j}`, problem);
     }
     if (label !== undefined && typeof label !== 'string') fail(`${at}/label`, 'expected a string');
     const publicKey = await readKeyFile(file, `${at}/key`, key);

@@ -2,7 +2,7 @@
  * `plugindex publishers list|add`: who a local registry trusts. What adding a key means for the policy is
  * the core's decision (`withTrustedPublisher` in index-builder/config.ts); this only reads and writes.
  */
-import { withTrustedPublisher } from '../../index-builder/config.ts';
+import { nameGlobProblem, withTrustedPublisher } from '../../index-builder/config.ts';
 import { readTrustedKey } from '../../index-builder/signing.ts';
 import { oneLine } from '../../index-builder/text.ts';
 import { listOption, type Parsed, requiredOption, stringOption } from '../args.ts';
@@ -28,6 +28,10 @@ export async function run(parsed: Parsed): Promise<number> {
     .map((n) => n.trim())
     .filter(Boolean);
   if (names.length === 0) throw usage('--names is required (for example --names "acme-*")');
+  for (const glob of names) {
+    const problem = nameGlobProblem(glob);
+    if (problem) throw usage(`--names: ${problem}`);
+  }
   // Refused here, before the config is written: every signature by a weak or costly key is refused anyway.
   const key = await readTrustedKey(await readPublicKeyFile(keyFile, "the publisher's"), 'the publisher key');
   const label = stringOption(parsed, 'label') ?? key.userIds[0];

@@ -63,6 +63,11 @@ describe('when the deployment names trusted publishers', () => {
     ['no list', { publishers: [] }, '#/publishers: expected a non-empty array'],
     ['no names', { publishers: [{ key: 'keys/acme.asc' }] }, '#/publishers/0/names: expected'],
     ['a blank name', { publishers: [{ key: 'keys/acme.asc', names: [''] }] }, '#/publishers/0/names'],
+    [
+      'a glob no plugin name matches',
+      { publishers: [{ key: 'keys/acme.asc', names: ['acme-*', 'Acme Tools*'] }] },
+      '#/publishers/0/names/1: "Acme Tools*" holds "A", which no plugin name does',
+    ],
     ['a missing key file', { publishers: [{ key: 'keys/none.asc', names: ['*'] }] }, 'cannot read'],
     ['a secret key', { publishers: [{ key: 'keys/secret.asc', names: ['*'] }] }, 'is a secret key'],
     [

@@ -157,6 +157,28 @@ describe('when an operator trusts publishers', () => {
     expect(await treeOf(pendingDir)).toEqual(before);
   });
 
+  it.each([
+    ['a capital letter', 'acme-*,Acme-*', 'A'],
+    ['a space', 'acme tools-*', ' '],
+    ['an underscore', 'acme_*', '_'],
+  ])(
+    'refuses a --names glob with %s, which no plugin name holds (exit 2), writing nothing',
+    async (_, names, char) => {
+      // Trusted for a glob no name matches, the publisher was told "trusted" and every publish refused.
+      const key = await testKey('globber');
+      await writeFile(path.join(work, 'globber.asc'), key.publicKey);
+      const before = await treeOf(dir);
+      const refused = await plugindexProcess(
+        ['publishers', 'add', '--registry', dir, path.join(work, 'globber.asc'), '--names', names],
+        { cwd: work },
+      );
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toContain(`holds ${JSON.stringify(char)}, which no plugin name does`);
+      expect(refused.stdout).toBe('');
+      expect(await treeOf(dir)).toEqual(before);
+    },
+  );
+
   it('answers a malformed request with a usage error (exit 2)', async () => {
     expect((await plugindex('publishers', 'list', 'extra', '--registry', dir)).code).toBe(2);
     expect((await plugindex('publishers', '--registry', dir)).code).toBe(2);
