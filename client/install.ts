@@ -50,6 +50,8 @@ import {
   type Lockfile,
   lockChanges,
   lockedPluginFrom,
+  madeFromSetFile,
+  type SetFileDigests,
   withoutPlugin,
   withPlugin,
 } from './lockfile.ts';
@@ -129,8 +131,8 @@ export interface InstallOptions {
    * checks none: `plugindex audit` is how a frozen tree is checked.
    */
   readonly allowVulnerable?: boolean;
-  /** The plugin set file's sha256, recorded in the lock. */
-  readonly configSha256?: string;
+  /** The plugin set file's digests, the first recorded in the lock (`config_sha256`). */
+  readonly setFile?: SetFileDigests;
   /**
    * The plugin set file placing these (its absolute path), recorded among each placed version's `sets` as
    * its real path (disk/state.ts `setOwnerOf`); its replacing drops only its own claim, and removes a
@@ -835,8 +837,8 @@ function setLock(lock: Lockfile, targets: readonly Target[], options: InstallOpt
   const named = new Set(targets.map((t) => t.name));
   let next = lock;
   for (const name of Object.keys(lock.plugins)) if (!named.has(name)) next = withoutPlugin(next, name);
-  if (options.configSha256 !== undefined && next.config_sha256 !== options.configSha256)
-    next = { ...next, config_sha256: options.configSha256 };
+  if (options.setFile !== undefined && !madeFromSetFile(next, options.setFile))
+    next = { ...next, config_sha256: options.setFile.sha256 };
   return next;
 }
 

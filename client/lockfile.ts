@@ -81,6 +81,28 @@ export interface LockedRegistry {
   readonly min_generation: number;
 }
 
+/**
+ * A plugin set file's digests (plugin-set.ts `setFileDigest`): the one a lock is written with, and the one
+ * an older client wrote of the same file in a checkout with CR LF line endings.
+ */
+export interface SetFileDigests {
+  /** Of its text with line feeds for line breaks: what `config_sha256` is written as. */
+  readonly sha256: string;
+  /**
+   * Of its bytes, where they differ (a CR among them): clients before line feeds were counted recorded it in
+   * a Windows checkout, and that lock is of the same file, left as it is.
+   */
+  readonly bytesSha256?: string;
+}
+
+/** Whether `lock` records `file` as the plugin set file it was made from. */
+export function madeFromSetFile(lock: Lockfile, file: SetFileDigests): boolean {
+  return (
+    lock.config_sha256 === file.sha256 ||
+    (file.bytesSha256 !== undefined && lock.config_sha256 === file.bytesSha256)
+  );
+}
+
 export interface Lockfile {
   readonly lockfile_version: 1;
   /**

@@ -51,7 +51,7 @@ import {
   withSetOwner,
 } from './installed.ts';
 import { own } from './json-input.ts';
-import type { LockChange, Lockfile } from './lockfile.ts';
+import { type LockChange, type Lockfile, madeFromSetFile, type SetFileDigests } from './lockfile.ts';
 import { type VerifyFinding, verifyInstalled } from './maintain.ts';
 import { platformKey } from './resolve.ts';
 import { type PluginSet, parsePluginSet, type SetProvider } from './set-file.ts';
@@ -60,8 +60,8 @@ import { folderSource, registrySource, type Source, type SourceLookup } from './
 /** A plugin set read and made ready: its sources, its targets, and the lock beside it. */
 export interface OpenedSet {
   readonly set: PluginSet;
-  /** The sha256 of the file's text, its line breaks as line feeds (`setFileDigest`), recorded in the lock. */
-  readonly sha256: string;
+  /** The file's digests (`setFileDigest`): of its text with line feeds, recorded in the lock, and its bytes'. */
+  readonly digests: SetFileDigests;
   /** `<folder>/<file name without extension>.lock`: beside the file, one per set. */
   readonly lockfile: string;
   readonly sources: SourceLookup;
@@ -224,7 +224,7 @@ async function openPluginSet(
     }),
   );
   const dirs = installDirs(set);
-  return { set, sha256: setFileDigest(text), lockfile, sources, targets, dirs };
+  return { set, digests: setFileDigest(text), lockfile, sources, targets, dirs };
 }
 
 /**
@@ -233,9 +233,14 @@ async function openPluginSet(
  * line endings are the system's (Git for Windows checks text out with CR LF): digested as bytes, the one
  * set locked on Linux was another file on Windows, `diff -c` exited 1 there for good and each `install -c`
  * rewrote the lock's digest, back again on the next Linux install. A file of line feeds keeps its digest.
+ * One with a CR has its bytes' digest too: what clients before this one recorded in a Windows checkout, a
+ * lock of the same file (`madeFromSetFile`); taken for another, `diff -c` there exited 1 from the upgrade on,
+ * and the next `install -c` rewrote a lock no one had changed.
  */
-function setFileDigest(text: string): string {
-  return sha256Hex(text.replace(/\r\n?/g, '\n'));
+function setFileDigest(text: string): SetFileDigests {
+  const sha256 = sha256Hex(text.replace(/\r\n?/g, '\n'));
+  const bytesSha256 = sha256Hex(text);
+  return { sha256, ...(bytesSha256 !== sha256 ? { bytesSha256 } : {}) };
 }
 
 /**
@@ -595,7 +600,7 @@ function installOptions(opened: OpenedSet, options: SetInstallOptions): InstallO
     targets: opened.targets,
     sources: opened.sources,
     lockfile: opened.lockfile,
-    configSha256: opened.sha256,
+    setFile: opened.digests,
     owner: opened.set.file,
     dir: opened.set.installLocation,
     ...(opened.set.policy ? { policy: opened.set.policy } : {}),
@@ -771,7 +776,7 @@ export async function diffSet(
     lockfile: opened.lockfile,
     changes: changes.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
     lockChanges: plan.changes,
-    fileChanged: lock?.config_sha256 !== undefined && lock.config_sha256 !== opened.sha256,
+    fileChanged: lock?.config_sha256 !== undefined && !madeFromSetFile(lock, opened.digests),
   };
 }
 

@@ -34,8 +34,9 @@ import { ContentCache } from '../../client/disk/cache.ts';
 import { ClientState, setTrustName } from '../../client/disk/state.ts';
 import { ClientError } from '../../client/errors.ts';
 import { createHttpFetcher } from '../../client/fetcher.ts';
-import { parseLockfile } from '../../client/lockfile.ts';
+import { parseLockfile, serializeLockfile } from '../../client/lockfile.ts';
 import { fixedClock } from '../../index-builder/clock.ts';
+import { sha256Hex } from '../../index-builder/digest.ts';
 import { TrustError } from '../../index-builder/errors.ts';
 import { SIGNED_SNAPSHOT_KEY, versionFolder } from '../../index-builder/layout.ts';
 import { processSubmissions } from '../../index-builder/pipeline/index.ts';
@@ -1140,6 +1141,27 @@ describe('when a set mixes every kind of source', () => {
     expect(diff).toMatchObject({ lockChanges: [], fileChanged: false });
     expect(installed.lockfileChanged).toBe(false);
     expect(installed.items.map((i) => [i.name, i.version])).toEqual([['disk-tool', '1.0.0']]);
+    expect(await readFile(q.lockfile, 'utf8')).toBe(lockText);
+  });
+
+  it("takes a CRLF checkout's lock an older client wrote there (the digest of the file's bytes) for the set's: nothing changed, nothing rewritten", async () => {
+    // Prepare: the set locked, then checked out with CR LF (Git for Windows) and locked there by a client
+    // that digested the file's bytes: its lock records the digest of the CR LF text.
+    const p = await project(diskSet('./plugins', DISK_TOOL));
+    await using(p, (c) => c.installSet(p.file, HOME));
+    const crlf = (text: string) => text.replaceAll('\n', '\r\n');
+    const setText = crlf(await readFile(p.file, 'utf8'));
+    const q = await project(setText);
+    const locked = parseLockfile(await readFile(p.lockfile, 'utf8'), p.lockfile);
+    const lockText = crlf(serializeLockfile({ ...locked, config_sha256: sha256Hex(setText) }));
+    await writeFile(q.lockfile, lockText);
+    // Act
+    const diff = await using(q, (c) => c.diffSet(q.file, HOME));
+    const installed = await using(q, (c) => c.installSet(q.file, HOME));
+    // Assess: the same file the lock was made from (before, diff -c exited 1 there from the upgrade on, and
+    // the next install -c rewrote the lock's digest, a change to commit for a file nobody changed).
+    expect(diff).toMatchObject({ lockChanges: [], fileChanged: false });
+    expect(installed.lockfileChanged).toBe(false);
     expect(await readFile(q.lockfile, 'utf8')).toBe(lockText);
   });
 
