@@ -392,8 +392,18 @@ export class ClientState {
       // Two runs side by side, the one that began under a key the other then followed a rotation away from
       // saving last: written as given, it put back the retired key as the pin (a stolen one too, its mark
       // dropped with the chain), the floor and log head of its older snapshot, and a configured registry's
-      // next run was REGISTRY_NOT_PINNED. A retired key never comes back (followRotations): the record stands.
-      if (!options.replacing && before?.chain?.some((link) => link.fingerprint === given.fingerprint)) return;
+      // next run was REGISTRY_NOT_PINNED. A retired key never comes back (followRotations): the record stands,
+      // but for what the slower run's links learnt of their rotations (a compromised mark): dropped with its
+      // record, the stolen key was trusted for what it signed until a check learnt it again.
+      if (!options.replacing && before?.chain?.some((link) => link.fingerprint === given.fingerprint)) {
+        const learnt = withRetirementsKept(before.chain, given.chain);
+        if (learnt?.some((link, i) => link !== before.chain?.[i]))
+          await writeFileAtomic(
+            join(dir, 'state.json'),
+            trustStateJson({ ...before, chain: learnt }, before.highestGeneration ?? 0),
+          );
+        return;
+      }
       const sameKey = before?.fingerprint === given.fingerprint;
       // Two runs side by side, the one that accepted the older snapshot saving last: the newer snapshot's
       // record stands. Written as given, the log head remembered went back to the older one's, and a later

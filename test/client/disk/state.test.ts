@@ -387,6 +387,22 @@ describe('when the trust records of one registry are kept under several names', 
     });
   });
 
+  it('keeps what the links of a run saving last under a key rotated away from since learnt of their rotations', async () => {
+    // Prepare: a record kept by an older client (its link to the first key knows not which rotation retired
+    // it) has followed a second rotation in one run, while another, still under the second key, learnt that
+    // the first rotation marked the first key as stolen.
+    const unlearnt = { fingerprint: KEY, armoredKey: `key ${KEY}` };
+    const marked = { ...unlearnt, retiredBy: 1, compromised: true as const };
+    const second = { fingerprint: ROTATED, armoredKey: `key ${ROTATED}`, retiredBy: 2 };
+    const followed = record(OTHER, { highestGeneration: 14, chain: [unlearnt, second], rotations: 2 });
+    const state = await stateWith({ test: followed });
+    // Act: the run under the second key saves last.
+    await state.writeTrust('test', record(ROTATED, { highestGeneration: 12, chain: [marked], rotations: 1 }));
+    // Assess: the key followed stands, and so does the mark (dropped, what the stolen key signed was
+    // trusted until a check learnt it again).
+    expect(await state.trust('test')).toEqual({ ...followed, chain: [marked, second] });
+  });
+
   /** Writes a record as a client before `registry` was kept wrote one: no `registry` in its state.json. */
   async function writeOldRecord(state: ClientState, name: string, generation: number): Promise<void> {
     const folder = path.join(state.dirs.data, 'trust', name);
