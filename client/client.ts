@@ -269,7 +269,7 @@ class Client implements PlugindexClient {
   readonly #cache: ContentCache;
   readonly #clock: Clock;
   readonly #sessions = new Map<string, Promise<RegistrySession>>();
-  /** `ClientContext.revokedKeys`, by registry and key held. */
+  /** `ClientContext.revokedKeys`, by registry, key held and the keys held before it. */
   readonly #revoked = new Map<string, Promise<readonly ChainLink[]>>();
   /** The rotations read this run to learn what an older client's chain lacks (`SessionDeps.rotationsRead`). */
   readonly #rotationsRead = new Map<string, Promise<Uint8Array | undefined>>();
@@ -304,8 +304,15 @@ class Client implements PlugindexClient {
       registryEntries: async () => (await this.#config_()).registries,
       revokedKeys: (trust) => {
         if (trust.registry === undefined) return Promise.resolve([]);
-        // Once per registry and key a command: `verify` asks for every version installed through it.
-        const key = `${trust.registry}\n${trust.fingerprint}`;
+        // Once per registry, key and chain a command: `verify` asks for every version installed through it.
+        // Not per key alone: what is known of it depends on the keys held before (the marks read from the
+        // records sharing one, a departure from a stolen key), and a name holding the key through the thief's
+        // rotation was judged by another's record holding it pinned itself, its versions passing verify.
+        const key = [
+          trust.registry,
+          trust.fingerprint,
+          ...(trust.chain ?? []).map((l) => l.fingerprint),
+        ].join('\n');
         let revoked = this.#revoked.get(key);
         if (!revoked) {
           revoked = state.sharedTrust(trust.registry, trust).then(async (shared) => {

@@ -1350,6 +1350,59 @@ describe('when a name followed a rotation the thief of its key signed before ano
   });
 });
 
+describe('when one client judges a name that reached the thief\u2019s key through its rotation after a name pinning that key itself', () => {
+  it('still refuses verify of what the first installed (KEY_REVOKED): what is known of a key held is kept per chain, not per key', async () => {
+    // Prepare: as above, `old-pin` followed the thief's rotation from the stolen key and installed under
+    // it, and `main` followed the registry's rotation marking that key stolen; beside them, `direct` pins
+    // the thief's key itself (no chain: nothing tells it came from the stolen key), installed from too.
+    const registry = await servedRegistry(['1.0.0']);
+    const copy = join(root, `stolen-cached-${registries}`);
+    await cp(registry.dir, copy, { recursive: true });
+    const thiefKey = await newKey();
+    await rotateLocalRegistry(copy, thiefKey.secretKey);
+    await publish(copy, ['2.0.0']);
+    const thief = await listenRegistryServer(
+      createRegistryServer({ site: new FsStore(join(copy, 'public')) }),
+      0,
+    );
+    closers.push(thief.close);
+    const m = await machine();
+    const directDir = join(root, `direct-${registries}`);
+    await m.run(async (c) => {
+      await c.addRegistry({ name: 'old-pin', url: thief.url, pin: { armored: registry.firstKey } });
+      await c.install({ requests: [`${NAME}@2.0.0`], lockfile: m.lockfile, dir: m.dir });
+      await c.addRegistry({ name: 'direct', url: thief.url, pin: { armored: thiefKey.publicKey } });
+      await c.install({
+        requests: [`${NAME}@2.0.0`],
+        registry: 'direct',
+        lockfile: join(directDir, 'plugindex.lock'),
+        dir: directDir,
+      });
+    });
+    await rotateLocalRegistry(registry.dir, (await newKey()).secretKey, { compromised: true });
+    await m.run((c) =>
+      c.addRegistry({ name: 'main', url: registry.url, pin: { armored: registry.firstKey } }),
+    );
+
+    // Act: one client verifies the folder `direct` installed into, then the one `old-pin` did.
+    const findings = await m.run(async (c) => {
+      await c.verifyInstalled({ dir: directDir });
+      return c.verifyInstalled({ dir: m.dir });
+    });
+
+    // Assess: judged by `direct`'s record (the same key held, no chain), `old-pin`'s passed.
+    expect(findings).toEqual([
+      expect.objectContaining({
+        name: NAME,
+        version: '2.0.0',
+        ok: false,
+        code: 'KEY_REVOKED',
+        message: expect.stringContaining(`reached from key ${registry.firstFingerprint}`),
+      }),
+    ]);
+  });
+});
+
 describe('when two runs check a registry side by side and the faster follows a rotation that marks the key held as stolen', () => {
   it('keeps the key followed, its mark and its floor: the slower run, saving its snapshot by the stolen key last, takes back none', async () => {
     // Prepare: a client pins the first key; the registry publishes again under it.
