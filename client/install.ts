@@ -1230,6 +1230,18 @@ function lockedFolder(
   return manifestUrl.endsWith(`/${under}`) ? manifestUrl.slice(0, -under.length - 1) : undefined;
 }
 
+/**
+ * A frozen target: the lock's entry as it is, no source asked. The manifest is placed when the cache, or
+ * where it was found, holds the bytes the lock names (a registry's: where the registry publishes it, and
+ * signed by the key this client keeps for the registry); the artifacts come from the cache or from where the
+ * lock recorded them (a folder source's `file:` locations found under its folder here, `underFolder`),
+ * checked against the lock's digests and the manifest's.
+ *
+ * No plugin document is read but a registry's for `--deny-yanked` (`checkFrozenYank`) and for the publisher
+ * a policy that lists publishers judges, so nothing else that happened since the lock is known here: a
+ * version deprecated since, or an advisory against it, is neither warned of nor refused (and
+ * `--allow-vulnerable` changes nothing). `plugindex audit` checks a frozen tree.
+ */
 async function planFrozen(
   ctx: ClientContext,
   target: Target,
