@@ -299,7 +299,9 @@ class Client implements PlugindexClient {
       },
       trust: (registry) => state.trust(registry),
       endpointOf: (entry) => this.#endpoint(entry),
-      writeTrust: (registry, record) => state.writeTrust(registry, record),
+      writeTrust: async (registry, record) => {
+        await state.writeTrust(registry, record);
+      },
       registryEntry: async (name) => (await this.#config_()).registries.find((r) => r.name === name),
       registryEntries: async () => (await this.#config_()).registries,
       revokedKeys: (trust) => {
@@ -429,8 +431,9 @@ class Client implements PlugindexClient {
   async #newSession(entry: RegistryEntry): Promise<RegistrySession> {
     const trust = await this.#pinnedTrust(entry);
     return this.#context.openSession(entry, trust, async (record) => {
-      await this.#state.writeTrust(entry.name, record);
-      if (record.fingerprint !== entry.key_fingerprint) await this.#repin(entry.name, record.fingerprint);
+      // The key the record holds once written: a run side by side may have followed a rotation past this one's.
+      const held = await this.#state.writeTrust(entry.name, record);
+      if (held !== entry.key_fingerprint) await this.#repin(entry.name, held);
     });
   }
 
@@ -726,8 +729,8 @@ class Client implements PlugindexClient {
       });
     }
     if ('name' in target) {
-      await this.#state.writeTrust(own, accepted);
-      if (accepted.fingerprint !== entry.key_fingerprint) await this.#repin(own, accepted.fingerprint);
+      const held = await this.#state.writeTrust(own, accepted);
+      if (held !== entry.key_fingerprint) await this.#repin(own, held);
     } else if (names.includes(own)) await this.#state.writeTrust(own, accepted);
     return {
       registry: snapshot.registry,

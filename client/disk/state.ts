@@ -380,14 +380,17 @@ export class ClientState {
    * a link of the chain learnt of its rotation. The key file first, then the state naming it. `replacing`:
    * a registry added again afresh (`registry add --force`, another URL or an unrelated key), whose record
    * is the one given, whatever was kept.
+   * @returns the fingerprint of the key the record holds now: the one given, or, where the record stands,
+   *   the key it followed to since, which a configuration names (a caller naming the key given named back
+   *   one the record had rotated away from).
    */
   async writeTrust(
     registry: string,
     given: TrustRecord,
     options: { readonly replacing?: boolean } = {},
-  ): Promise<void> {
+  ): Promise<string> {
     const dir = this.#trustDir(registry);
-    await withFileLock(join(dir, 'state.json'), async () => {
+    return withFileLock(join(dir, 'state.json'), async () => {
       const before = await this.trust(registry).catch(() => undefined);
       // Two runs side by side, the one that began under a key the other then followed a rotation away from
       // saving last: written as given, it put back the retired key as the pin (a stolen one too, its mark
@@ -402,7 +405,7 @@ export class ClientState {
             join(dir, 'state.json'),
             trustStateJson({ ...before, chain: learnt }, before.highestGeneration ?? 0),
           );
-        return;
+        return before.fingerprint;
       }
       const sameKey = before?.fingerprint === given.fingerprint;
       // Two runs side by side, the one that accepted the older snapshot saving last: the newer snapshot's
@@ -437,6 +440,7 @@ export class ClientState {
         await writeFileAtomic(join(dir, 'registry.asc'), record.armoredKey);
       await writeFileAtomic(join(dir, 'state.json'), trustStateJson(record, highest));
       await this.#listInIndex(registry, registries, 'only');
+      return record.fingerprint;
     });
   }
 

@@ -1468,6 +1468,64 @@ describe('when two runs check a registry side by side and the faster follows a r
   });
 });
 
+describe('when two runs follow a registry side by side, the slower to a key the faster then followed a rotation away from', () => {
+  it('leaves the configuration naming the key the trust state holds: the slower run, saving last, names back none', async () => {
+    // Prepare: a client pins the first key; the registry rotates to a second one.
+    const registry = await servedRegistry(['1.0.0']);
+    const m = await pinningFirstKey(registry);
+    await rotateToNewKey(registry);
+    // The slow run follows that rotation and stops as it asks for the log's entries.
+    let release = () => {};
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let reading = () => {};
+    const atLog = new Promise<void>((resolve) => {
+      reading = resolve;
+    });
+    const http = createHttpFetcher({ env: {}, retries: 0 });
+    const slow: Fetcher = {
+      document: async (endpoint, request) => {
+        if (request.path.startsWith('log/')) {
+          reading();
+          await released;
+        }
+        return http.document(endpoint, request);
+      },
+      download: (endpoint, request) => http.download(endpoint, request),
+      ociBlob: (request) => http.ociBlob(request),
+      ociManifest: (request) => http.ociManifest(request),
+      list: (endpoint, path) => http.list(endpoint, path),
+      close: () => http.close(),
+    };
+    const home = dirname(m.data);
+    const client = createClient({
+      dirs: { config: join(home, 'config'), data: m.data, cache: join(home, 'cache') },
+      fetcher: slow,
+      env: {},
+      platform: LINUX,
+      freshForMs: 0,
+    });
+    const slowRun = client.updateRegistries(['main']).finally(() => client.close());
+    await atLog;
+    // Meanwhile the registry rotates again, and a run follows both rotations to the third key.
+    const third = await rotateToNewKey(registry);
+    const [fast] = await m.run((c) => c.updateRegistries(['main']));
+    expect(fast?.error).toBeUndefined();
+    expect(await trustState(m)).toMatchObject({ fingerprint: third.fingerprint });
+
+    // Act: the slow run finishes under the second key.
+    release();
+    const [late] = await slowRun;
+
+    // Assess: the trust state holds the third key, and so does the configuration (named back to the second
+    // by the slow run, it named a key the record had rotated away from).
+    expect(late?.error).toBeUndefined();
+    expect(await trustState(m)).toMatchObject({ fingerprint: third.fingerprint });
+    expect((await m.run((c) => c.listRegistries()))[0]?.entry.key_fingerprint).toBe(third.fingerprint);
+  });
+});
+
 describe('when a name holding a key another name saw retired as stolen installs offline', () => {
   it('refuses its cached snapshot by that key (KEY_REVOKED), as online, where it installed before the rotation', async () => {
     // Prepare: `main` pins the first key and installs, its snapshot and documents cached; the key is stolen
