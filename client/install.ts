@@ -40,7 +40,7 @@ import {
 } from './installed.ts';
 import { compareStrings, own } from './json-input.ts';
 import { keyRevokedError, revokedLink } from './key-chain.ts';
-import { checkAdvisories, deprecationOf, isQuietPast } from './lifecycle.ts';
+import { checkAdvisories, deprecationOf } from './lifecycle.ts';
 import {
   EMPTY_LOCKFILE,
   type LockChange,
@@ -244,11 +244,6 @@ export interface Planned {
   /** The resource limits the version declares (from its document; unknown when frozen). */
   readonly resources?: Resources;
   readonly generation: number;
-  /**
-   * The plugin's signed document shows nothing an older snapshot listing this version could hide
-   * (lifecycle.ts `isQuietPast`): the lock's `min_generation` needs no raising for it (lockfile.ts `withPlugin`).
-   */
-  readonly quiet?: boolean;
 }
 
 export interface InstallPlan {
@@ -689,11 +684,7 @@ export async function planInstall(
   for (const p of planned) await checkVersionFolder(ctx.tree(p.dir ?? options.dir), seen, p.name, p.version);
   let lock = before ?? EMPTY_LOCKFILE;
   for (const p of planned)
-    lock = withPlugin(lock, p.name, p.entry, {
-      key_fingerprint: p.fingerprint,
-      generation: p.generation,
-      quiet: p.quiet === true,
-    });
+    lock = withPlugin(lock, p.name, p.entry, { key_fingerprint: p.fingerprint, generation: p.generation });
   lock = setLock(lock, targets, options);
   const changes = lockChanges(before ?? EMPTY_LOCKFILE, lock);
   if (locked && changes.length > 0)
@@ -1125,7 +1116,6 @@ async function planTarget(
     publisherVerified: true,
     ...(await permissionsAsked(ctx.tree(target.dir ?? options.dir), seen, target.name, previous, entry)),
     generation: source.generation,
-    quiet: source.kind === 'registry' && isQuietPast(document, version),
     ...(version.resources ? { resources: version.resources } : {}),
   };
 }
@@ -1910,10 +1900,9 @@ function checkLockedSource(lock: Lockfile, source: Source, lockfile: string, loc
  * The version a lock holds of a plugin from a registry is a floor of its own: a registry never unlists a
  * version (a removed one stays listed, with why), so a plugin document of that registry, under the lock's
  * key, that does not list it is from a snapshot older than the lock's entry, whatever its generation. The
- * lock's `min_generation` is no longer raised for an entry whose document shows nothing else a replay
- * could hide (`isQuietPast`), a version first published after it included: this check keeps a fresh
- * machine from taking such a snapshot, where an update would resolve the lock's spec to an older version
- * and a plain install would call the locked one missing.
+ * lock's `min_generation` holds that already when it is as its writer left it; this check still holds a
+ * lock whose floor is lower (a merge that kept the lower number, one edited by hand), where an update
+ * would resolve the lock's spec to an older version and a plain install would call the locked one missing.
  * @throws TrustError SNAPSHOT_ROLLBACK naming the lock entry and the version.
  */
 function checkLockedVersionListed(

@@ -1,4 +1,3 @@
-import semver from 'semver';
 import {
   type Advisory,
   type PluginDocument,
@@ -39,28 +38,6 @@ export const affects = advisoryAffects;
 /** The advisories of `doc` that affect `version`, worst first. */
 export function affectingAdvisories(doc: PluginDocument, version: string): Advisory[] {
   return bySeverity((doc.advisories ?? []).filter((a) => affects(a, version)));
-}
-
-/**
- * Whether `doc` shows nothing about `version`, or newer than it, that an older snapshot still listing
- * `version` could hide: no version of higher precedence (which an update would take), no advisory (a
- * withdrawn one stays listed once published), no deprecation of the plugin, and the version neither
- * yanked, removed, deprecated nor from a revoked publisher. A version is never unlisted, nor an advisory
- * dropped, so any older snapshot that lists `version` shows this plugin with those same or older versions
- * and marks since lifted: an install of it is as loud or louder there. So a lock entry for such a version
- * needs no higher `min_generation` than the lock already has (install.ts): a lock whose floor rose with
- * every entry made two branches that each added a plugin conflict on that line.
- */
-export function isQuietPast(doc: PluginDocument, version: VersionRecord): boolean {
-  return (
-    (doc.advisories ?? []).length === 0 &&
-    doc.deprecation === undefined &&
-    !version.yanked &&
-    version.removed === undefined &&
-    !version.deprecated &&
-    version.publisher_revoked === undefined &&
-    !doc.versions.some((other) => semver.gt(other.version, version.version))
-  );
 }
 
 /** One advisory in a line: `PDX-2026-0001 (high): summary; fixed in 1.2.3; URL`. */

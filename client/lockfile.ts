@@ -197,9 +197,9 @@ const FLOOR_LINE = /^\s*"min_generation": (\d+),?\s*$/;
 
 /**
  * What to do with a lock whose every conflict is a registry's `min_generation` line alone: two branches
- * that each raised a floor (each adding a version its registry first published after it, or one a newer
- * version or a mark follows). The higher number holds what either side locked (each side's entries were
- * read at its own number or above), and is no lower than either: so keeping it keeps both floors.
+ * that each changed an entry of that registry, each raising its floor to the generation it read. The
+ * higher number holds what either side locked (each side's entries were read at its own number or below),
+ * and is no lower than either: so keeping it keeps both floors.
  */
 function floorConflictAdvice(hunks: readonly ConflictHunk[]): string | undefined {
   const floors = (lines: readonly string[]) =>
@@ -299,17 +299,15 @@ export function lockedPluginFrom(
  * there and the registry's key is the one locked: a newer generation alone does not rewrite the lock, but a
  * rotated key does (a frozen install would otherwise refuse the key the registry signs with now).
  * Otherwise sets it and `registries[entry.registry]` = { key_fingerprint, min_generation: the higher of the
- * one locked (if under the same key) and `generation` }, but the one locked as it is for a `quiet` entry
- * (its signed document shows nothing an older snapshot listing its version could hide: lifecycle.ts
- * `isQuietPast`; install.ts `checkLockedVersionListed` refuses a snapshot that does not list it): raised
- * by every entry, that line made two branches that each added a plugin conflict when merged. A registry
- * no plugin uses any more is dropped.
+ * one locked (if under the same key) and `generation` }, for every entry: the floor carries the newest
+ * state its writer read to the other entries too (a yank or advisory on a held plugin made before this
+ * entry was read), which an entry judged alone could not. A registry no plugin uses any more is dropped.
  */
 export function withPlugin(
   lock: Lockfile,
   name: string,
   entry: LockedPlugin,
-  registry: { readonly key_fingerprint: string; readonly generation: number; readonly quiet?: boolean },
+  registry: { readonly key_fingerprint: string; readonly generation: number },
 ): Lockfile {
   const existing = own(lock.plugins, name);
   const locked = own(lock.registries, entry.registry);
@@ -317,9 +315,7 @@ export function withPlugin(
     return lock;
   const min_generation =
     locked?.key_fingerprint === registry.key_fingerprint
-      ? registry.quiet === true
-        ? locked.min_generation
-        : Math.max(locked.min_generation, registry.generation)
+      ? Math.max(locked.min_generation, registry.generation)
       : registry.generation;
   const plugins = { ...lock.plugins, [name]: entry };
   const registries = {

@@ -15,7 +15,7 @@ import type { ClientContext } from '../../client/context.ts';
 import { InstallTree } from '../../client/disk/state.ts';
 import { ClientError } from '../../client/errors.ts';
 import { createHttpFetcher, type Fetcher } from '../../client/fetcher.ts';
-import { parseLockfile } from '../../client/lockfile.ts';
+import { type LockedRegistry, parseLockfile, serializeLockfile } from '../../client/lockfile.ts';
 import { removeInstalled } from '../../client/maintain.ts';
 import type { ClientDirectories } from '../../client/paths.ts';
 import { fixedClock } from '../../index-builder/clock.ts';
@@ -43,6 +43,7 @@ import {
   testKey,
   validManifest,
 } from '../support/fixtures.ts';
+import { editPlugin, versionOf } from '../support/lifecycle.ts';
 import { UNTRUSTED_KEYS } from '../support/untrusted-keys.ts';
 
 const NAME = 'demo-plugin';
@@ -1265,7 +1266,7 @@ describe('when two branches each add a plugin (the lock\u2019s min_generation)',
       ) as { generation: number }
     ).generation;
 
-  it('leaves it as it is for a version its registry had before, and raises it for one a newer version or a mark follows', async () => {
+  it('raises it for every plugin added, one its registry had before included', async () => {
     await publish('floor-first');
     await publish('floor-old');
     const m = await machine();
@@ -1275,12 +1276,47 @@ describe('when two branches each add a plugin (the lock\u2019s min_generation)',
     await publish('floor-unrelated');
     expect(generation()).toBeGreaterThan(floor as number);
 
-    // floor-old@1.0.0, its newest, unmarked: any snapshot listing it shows it as this one does.
+    // floor-old@1.0.0, its newest, unmarked: the floor still rises, holding floor-first to what was read.
     await withClient(m, (c) => c.install({ requests: ['floor-old'], dir: m.dir, lockfile: m.lockfile }));
-    expect(await floorOf(m)).toBe(floor);
+    expect(await floorOf(m)).toBe(generation());
     // demo-plugin@1.0.0, which 1.1.0 follows: an older snapshot could hide 1.1.0 from an update.
     await withClient(m, (c) => c.install({ requests: [`${NAME}@1.0.0`], dir: m.dir, lockfile: m.lockfile }));
     expect(await floorOf(m)).toBe(generation());
+  });
+
+  it('refuses a replay from before a yank of a plugin it held, once another plugin was added after the yank', async () => {
+    // The floor carries what the lock's writer read last: a plugin added after another's yank raised it
+    // past the yank. Left where it was (the added one quiet), a fresh machine took a snapshot from before
+    // the yank, still listing the held version (so no other check saw a replay), and installed it unjudged.
+    await publish('floor-held');
+    await publish('floor-added');
+    const m = await machine();
+    await addRegistry(m);
+    await withClient(m, (c) => c.install({ requests: ['floor-held'], dir: m.dir, lockfile: m.lockfile }));
+    const before = new Map(registry.site.objects);
+    await editPlugin(registry.context, 'floor-held', (doc) => {
+      Object.assign(versionOf(doc, '1.0.0'), { yanked: true, yanked_reason: 'deletes the cluster' });
+    });
+    await withClient(m, (c) => c.install({ requests: ['floor-added'], dir: m.dir, lockfile: m.lockfile }));
+    expect(await floorOf(m)).toBe(generation());
+    const current = new Map(registry.site.objects);
+    const serve = (tree: Map<string, StoredObject>) => {
+      registry.site.objects.clear();
+      for (const [key, object] of tree) registry.site.objects.set(key, object);
+    };
+    serve(before);
+    try {
+      const fresh = await machine();
+      await addRegistry(fresh);
+      await expect(
+        withClient(fresh, (c) =>
+          c.install({ requests: [], frozen: true, denyYanked: true, dir: fresh.dir, lockfile: m.lockfile }),
+        ),
+      ).rejects.toMatchObject({ name: 'TrustError', code: 'SNAPSHOT_ROLLBACK' });
+      expect(await exists(fresh.dir)).toBe(false);
+    } finally {
+      serve(current);
+    }
   });
 
   it.each([
@@ -1298,14 +1334,24 @@ describe('when two branches each add a plugin (the lock\u2019s min_generation)',
       // The whole published tree as it is now, as a mirror that stopped here would serve it.
       const before = new Map(registry.site.objects);
       await publish(tool, '1.1.0');
-      // 1.1.0 was first published after the lock's floor, and is quiet: the floor stays.
+      // A lock whose floor is lower than its writer read (a merge that kept the lower number, a hand edit,
+      // a client that left it for an entry it judged needed none): the entry's version holds the line.
       const floor = await floorOf(m);
       await withClient(m, (c) =>
         c.install({ requests: [], upgrade: true, dir: m.dir, lockfile: m.lockfile }),
       );
       const lock = parseLockfile(await readFile(m.lockfile, 'utf8'), m.lockfile);
       expect(lock.plugins[tool]?.version).toBe('1.1.0');
-      expect(await floorOf(m)).toBe(floor);
+      expect(await floorOf(m)).toBeGreaterThan(floor as number);
+      await writeFile(
+        m.lockfile,
+        serializeLockfile({
+          ...lock,
+          registries: {
+            test: { ...(lock.registries.test as LockedRegistry), min_generation: floor as number },
+          },
+        }),
+      );
       // A fresh machine served the snapshot from before 1.1.0 (its generation at the floor or above).
       const current = new Map(registry.site.objects);
       const serve = (tree: Map<string, StoredObject>) => {

@@ -519,20 +519,13 @@ describe('when a plugin is set in the lock', () => {
     expect(sample.plugins['kubecost-lens']?.version).toBe('1.2.3');
   });
 
-  it('keeps min_generation for a quiet entry (nothing a replay listing its version could hide), but under a new key', () => {
+  it('raises min_generation for every entry added (the floor carries what its writer read to the others)', () => {
     const added = withPlugin(sample, 'new-plugin', plugin({ version: '0.3.0' }), {
       key_fingerprint: KEY_A,
       generation: 50,
-      quiet: true,
     });
     expect(added.plugins['new-plugin']?.version).toBe('0.3.0');
-    expect(added.registries.community).toEqual({ key_fingerprint: KEY_A, min_generation: 41 });
-    const rotated = withPlugin(sample, 'new-plugin', plugin(), {
-      key_fingerprint: KEY_B,
-      generation: 50,
-      quiet: true,
-    });
-    expect(rotated.registries.community).toEqual({ key_fingerprint: KEY_B, min_generation: 50 });
+    expect(added.registries.community).toEqual({ key_fingerprint: KEY_A, min_generation: 50 });
   });
 
   it('starts min_generation again at the generation under another key, and records the key', () => {
