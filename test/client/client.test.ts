@@ -1238,6 +1238,41 @@ describe('when teammates configure one registry at two URLs (a mirror, a proxy: 
       await proxy.close();
     }
   });
+
+  it('fetches nothing from a host a lock names that the configuration does not, online or frozen', async () => {
+    // A lock whose registry locations were moved to another host (an edit slipped into a pull request):
+    // the lock's base is kept for entries added after it, but every read goes through the configured URL.
+    const proxy = await listenRegistryServer(createRegistryServer({ site: registry.site }), 0);
+    const seen: string[] = [];
+    const evil = await listenRegistryServer(
+      createRegistryServer({ site: registry.site, log: (line) => seen.push(line) }),
+      0,
+    );
+    try {
+      const alice = await configured(proxy.url);
+      await withClient(alice, (c) =>
+        c.install({ requests: [`${NAME}@1.0.0`], dir: alice.dir, lockfile: alice.lockfile }),
+      );
+      const moved = (await readFile(alice.lockfile, 'utf8')).replaceAll(proxy.url, evil.url);
+      const bob = await configured(proxy.url);
+      await writeFile(bob.lockfile, moved);
+      await withClient(bob, (c) =>
+        c.install({ requests: ['second-tool@0.1.0'], dir: bob.dir, lockfile: bob.lockfile }),
+      );
+      const lock = parseLockfile(await readFile(bob.lockfile, 'utf8'), bob.lockfile);
+      expect(lock.plugins['second-tool']?.manifest_url).toMatch(new RegExp(`^${evil.url}/`));
+      const ci = await configured(proxy.url);
+      await writeFile(ci.lockfile, await readFile(bob.lockfile, 'utf8'));
+      const frozen = await withClient(ci, (c) =>
+        c.install({ requests: [], dir: ci.dir, lockfile: ci.lockfile, frozen: true }),
+      );
+      expect(frozen.items.map((i) => i.name).sort()).toEqual([NAME, 'second-tool']);
+      expect(seen).toEqual([]);
+    } finally {
+      await evil.close();
+      await proxy.close();
+    }
+  });
 });
 
 describe('when two branches each add a plugin (the lock\u2019s min_generation)', () => {
