@@ -19,8 +19,54 @@ export function parse(args: readonly string[], options: Options): Parsed {
     });
     return { values: values as Parsed['values'], positionals };
   } catch (error) {
-    throw usage((error as Error).message);
+    const { code, message } = error as Error & { code?: string };
+    // node:util names the option it does not know; a typo of one the command takes is named back.
+    const unknown = code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? /'(-[^']*)'/.exec(message)?.[1] : undefined;
+    const near = unknown?.startsWith('--')
+      ? closest(unknown.slice(2), [...Object.keys(options), 'help'])
+      : undefined;
+    throw usage(near ? `Unknown option '${unknown}': did you mean --${near}?` : message);
   }
+}
+
+/**
+ * The one of `candidates` a mistyped `word` most likely meant (at most two edits away, counting a swap of
+ * two neighbours as one, and at most half its length; or the only one it begins), else undefined:
+ * the did-you-mean of an unknown command or option, as cargo and git give it.
+ */
+export function closest(word: string, candidates: readonly string[]): string | undefined {
+  // No command or option is that long: a word past it is no typo of one, and costs no table to say so.
+  if (word.length > 64) return undefined;
+  let best: string | undefined;
+  let bestDistance = Number.POSITIVE_INFINITY;
+  for (const candidate of candidates) {
+    const d = editDistance(word, candidate);
+    if (d < bestDistance) [best, bestDistance] = [candidate, d];
+  }
+  if (best !== undefined && bestDistance <= 2 && bestDistance * 2 <= word.length) return best;
+  const prefixed = candidates.filter((c) => word.length >= 3 && c.startsWith(word));
+  return prefixed.length === 1 ? prefixed[0] : undefined;
+}
+
+/** Optimal string alignment distance: insertions, deletions, substitutions and adjacent swaps. */
+function editDistance(a: string, b: string): number {
+  const width = b.length + 1;
+  const d = new Uint16Array((a.length + 1) * width);
+  const at = (i: number, j: number): number => d[i * width + j] ?? 0;
+  for (let i = 0; i <= a.length; i++) d[i * width] = i;
+  for (let j = 0; j <= b.length; j++) d[j] = j;
+  for (let i = 1; i <= a.length; i++)
+    for (let j = 1; j <= b.length; j++) {
+      let best = Math.min(
+        at(i - 1, j) + 1,
+        at(i, j - 1) + 1,
+        at(i - 1, j - 1) + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+        best = Math.min(best, at(i - 2, j - 2) + 1);
+      d[i * width + j] = best;
+    }
+  return at(a.length, b.length);
 }
 
 export function stringOption(parsed: Parsed, name: string): string | undefined {

@@ -7,8 +7,8 @@
 
 import { ClientError } from '../client/errors.ts';
 import { PlugindexError, SubmissionError } from '../index-builder/errors.ts';
-import { parse } from './args.ts';
-import { COMMANDS } from './commands.ts';
+import { closest, parse } from './args.ts';
+import { COMMANDS, type Command } from './commands.ts';
 import { CliError, isRefusal, usage } from './errors.ts';
 import { err, out } from './terminal.ts';
 
@@ -23,19 +23,48 @@ function help(): string {
   ].join('\n');
 }
 
+/** `COMMAND --help`: the summary, then the usage. */
+function commandHelp(spec: Command): string {
+  return `${spec.summary}\n\nusage: ${spec.usage}`;
+}
+
+/** An unknown command: the one it most likely meant, else where the list is; never the whole list on stderr. */
+function unknownCommand(name: string): string {
+  const near = closest(name, Object.keys(COMMANDS));
+  return near
+    ? `unknown command "${name}": did you mean "${near}"? (plugindex --help lists every command)`
+    : `unknown command "${name}": plugindex --help lists every command`;
+}
+
 /** Runs the CLI; returns the exit code (0 ok, 1 rejected, not found or failed, 2 usage error, 3 refused by a trust check). */
 export async function main(argv: readonly string[]): Promise<number> {
   const [name, ...rest] = argv;
-  if (!name || name === '--help' || name === '-h' || name === 'help') {
-    out(help());
-    return name ? 0 : 2;
+  if (!name) {
+    // No command is a usage error: the help goes where diagnostics go, so `plugindex > file` keeps none.
+    err(help());
+    return 2;
+  }
+  if (name === '--help' || name === '-h' || name === 'help') {
+    // `plugindex help COMMAND`, as cargo, helm and git take it: that command's help.
+    const topic = rest[0];
+    if (topic === undefined) {
+      out(help());
+      return 0;
+    }
+    const about = Object.hasOwn(COMMANDS, topic) ? COMMANDS[topic] : undefined;
+    if (about) {
+      out(commandHelp(about));
+      return 0;
+    }
+    err(`plugindex help: ${unknownCommand(topic)}`);
+    return 2;
   }
   const spec = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
   try {
-    if (!spec) throw usage(`unknown command "${name}"\n\n${help()}`);
+    if (!spec) throw usage(unknownCommand(name));
     const parsed = parse(rest, spec.options);
     if (parsed.values.help) {
-      out(`${spec.summary}\n\nusage: ${spec.usage}`);
+      out(commandHelp(spec));
       return 0;
     }
     const [word] = parsed.positionals;
