@@ -60,6 +60,15 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 2;
   }
   const spec = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  // A program that asked for --json reads every failure from stdout too, a usage error included, in the
+  // shape every command uses; a command that takes no --json is never given it.
+  const json = rest.includes('--json') && spec?.options.json !== undefined;
+  const failJson = (code: string, message: string, problems?: readonly object[]): void => {
+    if (json)
+      out(
+        JSON.stringify({ ok: false, error: { code, message, ...(problems ? { problems } : {}) } }, null, 2),
+      );
+  };
   try {
     if (!spec) throw usage(unknownCommand(name));
     const parsed = parse(rest, spec.options);
@@ -76,17 +85,16 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (error instanceof CliError) {
       err(`plugindex ${name}: ${error.code === 'USAGE' ? '' : `${error.code}: `}${error.message}`);
       if (error.code === 'USAGE' && spec) err(`usage: ${spec.usage}`);
+      failJson(error.code, error.message);
       return error.exitCode;
     }
     if (error instanceof PlugindexError || error instanceof ClientError) {
       err(`plugindex ${name}: ${error.code}: ${error.message}`);
-      // A program reading --json gets the failure on stdout too, in the same shape every command uses.
-      if (rest.includes('--json') && !(error instanceof SubmissionError))
-        out(JSON.stringify({ ok: false, error: { code: error.code, message: error.message } }, null, 2));
       if (error instanceof SubmissionError) {
-        const { formatProblems } = await import('./output.ts');
+        const { formatProblems, problemsJson } = await import('./output.ts');
         for (const line of formatProblems(error.problems)) err(line);
-      }
+        failJson(error.code, error.message, problemsJson(error.problems));
+      } else failJson(error.code, error.message);
       return spec?.failureExit ?? (isRefusal(error) ? 3 : 1);
     }
     // Not one of ours: a defect, so its stack (source lines with NODE_OPTIONS=--enable-source-maps).

@@ -1,6 +1,7 @@
 /**
  * The dispatcher as a new user meets it: the built `plugindex` as a process (its own PLUGINDEX_* folders),
- * mistyped commands and options named back, `help COMMAND`, and where a usage error goes.
+ * mistyped commands and options named back, `help COMMAND`, where a usage error goes, and `--json` failures
+ * on stdout whatever failed (a usage error, a file that cannot be read, a submission's problems).
  */
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -8,6 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initRegistry, SECRET_KEY_FILE } from '../../cli/local/registry.ts';
 
 const BIN = path.resolve(import.meta.dirname, '../../cli/bin.mjs');
 const run = promisify(execFile);
@@ -92,5 +94,62 @@ describe('when an option is mistyped', () => {
     expect(typo.stderr).toContain('usage: plugindex install');
     expect((await plugindex('list', '--outdatd')).stderr).toContain('did you mean --outdated?');
     expect((await plugindex('keygen', '--ot', 'x')).stderr).toContain('did you mean --out?');
+  });
+});
+
+describe('when --json is asked and the command fails', () => {
+  /** The one JSON document on stdout, as a program reading --json parses it. */
+  function failure(result: Result): { ok: boolean; error: { code: string; message: string } } {
+    return JSON.parse(result.stdout) as { ok: boolean; error: { code: string; message: string } };
+  }
+
+  it('prints a usage error as JSON on stdout too, exit 2', async () => {
+    const missing = await plugindex('info', '--json');
+    expect(missing.code).toBe(2);
+    expect(failure(missing)).toEqual({
+      ok: false,
+      error: { code: 'USAGE', message: expect.stringContaining('NAME') },
+    });
+    const unknown = await plugindex('install', '--json', '--bogus');
+    expect(unknown.code).toBe(2);
+    expect(failure(unknown).error.code).toBe('USAGE');
+  });
+
+  it('prints a file it cannot read as JSON, exit 1', async () => {
+    const gone = await plugindex('validate', path.join(work, 'no-such.json'), '--json');
+    expect(gone.code).toBe(1);
+    expect(failure(gone)).toEqual({
+      ok: false,
+      error: { code: 'FILE_NOT_FOUND', message: expect.stringContaining('no-such.json') },
+    });
+  });
+
+  it("prints a refused submission's problems as JSON, exit 1", async () => {
+    const dir = path.join(work, 'registry');
+    await initRegistry(dir, { name: 'Main', url: 'http://127.0.0.1:1' });
+    // The registry's own key as the new one: refused before anything is written.
+    const same = await plugindex(
+      'rotate-key',
+      '--registry',
+      dir,
+      '--new-key',
+      path.join(dir, SECRET_KEY_FILE),
+      '--json',
+    );
+    expect(same.code).toBe(1);
+    const report = JSON.parse(same.stdout) as {
+      ok: boolean;
+      error: { code: string; problems: { code: string; path: string }[] };
+    };
+    expect(report.ok).toBe(false);
+    expect(report.error.problems).toEqual([
+      expect.objectContaining({ code: 'ROTATION_INVALID', path: '/rotation/next/fingerprint' }),
+    ]);
+  });
+
+  it('prints nothing on stdout for a command that takes no --json', async () => {
+    const refused = await plugindex('init-config', '--json');
+    expect(refused.code).toBe(2);
+    expect(refused.stdout).toBe('');
   });
 });

@@ -286,7 +286,7 @@ describe('when an owner acts on a plugin', () => {
     expect((await version('1.1.0'))?.yanked).toBe(false);
   });
 
-  it('exits 2 for a usage error, printing no outcome and submitting nothing', async () => {
+  it('exits 2 for a usage error, printing no outcome (the error, as --json asks) and submitting nothing', async () => {
     const before = await doc();
     const runs = [
       await act(owner, 'yank', PLUGIN),
@@ -296,7 +296,10 @@ describe('when an owner acts on a plugin', () => {
     ];
     for (const run of runs) {
       expect(run.code, run.stderr).toBe(2);
-      expect(run.stdout).toBe('');
+      expect(JSON.parse(run.stdout)).toEqual({
+        ok: false,
+        error: { code: 'USAGE', message: expect.any(String) },
+      });
       expect(run.stderr).toContain('usage: plugindex');
     }
     expect(await doc()).toEqual(before);
