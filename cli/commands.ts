@@ -282,7 +282,7 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
       '         [--ca FILE] [--mirror URL ...] [--timeout SECONDS] [--auth TYPE --secret REF [--username U]] [--force] [--json]',
       '       plugindex registry list [--json]',
       '       plugindex registry remove NAME [--json]',
-      '       plugindex registry update [NAME ...] [--json]',
+      '       plugindex registry update [NAME ...] [--offline] [--json]   (--offline: the cached snapshots, checked)',
       '       plugindex registry reset-trust (NAME | URL --key FILE [--ca FILE] [--auth TYPE --secret REF]) [--json]',
       '         a registry its operator rebuilt at a lower generation under the same key (SNAPSHOT_ROLLBACK):',
       '         forgets the generation and log every name of it accepted (configured, plugin sets, mirrors)',
@@ -370,7 +370,7 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     summary:
       'remove installs a plugin set does not name (plugins, other versions, platforms), and cached artifacts nothing uses',
     usage: [
-      'plugindex clean -c FILE [--json]',
+      'plugindex clean -c FILE [--offline] [--json]',
       'plugindex clean --orphans [--dir DIR] [--json]   drop the claims of plugin sets whose file is gone, removing what no one else claims',
     ].join('\n'),
     options: { ...CLIENT, ...SET, dir: { type: 'string' }, orphans: { type: 'boolean' } },
@@ -386,7 +386,7 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     summary: 'move installed plugins to the newest version their spec (or the one given) allows',
     usage: [
       'plugindex update [NAME[@SPEC] ...] [--platform OS/ARCH] [--dir DIR] [--lockfile FILE] [--api-version V]',
-      '         [--accept-permissions] [--allow-vulnerable] [--json]',
+      '         [--accept-permissions] [--allow-vulnerable] [--offline] [--json]',
       'plugindex update -c FILE [--accept-permissions] [--allow-vulnerable]   every plugin of a set',
     ].join('\n'),
     options: {
@@ -428,20 +428,21 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
   },
   remove: {
     summary: 'remove an installed plugin (or one version); --clean also drops its cached downloads',
-    usage: 'plugindex remove NAME[@VERSION] [--clean] [--dir DIR] [--lockfile FILE] [--json]',
+    usage: 'plugindex remove NAME[@VERSION] [--clean] [--dir DIR] [--lockfile FILE] [--offline] [--json]',
     options: { ...CLIENT, ...INSTALLS, clean: { type: 'boolean' } },
     load: () => import('./commands/remove.ts'),
   },
   enable: {
     summary: 'mark an installed plugin enabled (hosts load it)',
-    usage: 'plugindex enable NAME [--dir DIR] [--json]',
-    options: { ...CLIENT, ...INSTALLS },
+    usage: 'plugindex enable NAME [--dir DIR] [--offline] [--json]',
+    // No --lockfile: the switch is installed.json's, and the lock names no switch (it was taken, unused).
+    options: { ...CLIENT, dir: INSTALLS.dir },
     load: () => import('./commands/enable.ts'),
   },
   disable: {
     summary: 'mark an installed plugin disabled (it stays installed; hosts skip it)',
-    usage: 'plugindex disable NAME [--dir DIR] [--json]',
-    options: { ...CLIENT, ...INSTALLS },
+    usage: 'plugindex disable NAME [--dir DIR] [--offline] [--json]',
+    options: { ...CLIENT, dir: INSTALLS.dir },
     load: () => import('./commands/disable.ts'),
   },
   dev: {
