@@ -465,9 +465,18 @@ class Client implements PlugindexClient {
     this.#config = undefined;
   }
 
+  /** OFFLINE_MISSING for an offline client asked for what only the registry has (`what` says what). */
+  #refuseOffline(what: string): void {
+    if (this.#options.offline)
+      throw new ClientError('OFFLINE_MISSING', `${what}, and --offline forbids fetching it: run it online`);
+  }
+
   // --- registries --------------------------------------------------------------------------------------
 
   async addRegistry(options: AddRegistryOptions): Promise<AddRegistryResult> {
+    // Pinning reads the registry's snapshot (the key, its rotations, the floor): a client told never to
+    // touch the network refuses rather than read it anyway, as it did.
+    this.#refuseOffline(`registry add reads the snapshot of ${options.url} to pin its key`);
     const url = normalizeRegistryUrl(options.url);
     const mirrors = (options.mirrors ?? []).map(normalizeRegistryUrl);
     const draft: RegistryEntry = {
@@ -606,9 +615,13 @@ class Client implements PlugindexClient {
    * the snapshot does not verify.
    * @throws ClientError TRUST_RESET_REFUSED when the registry's snapshot is not signed by the key pinned nor
    *   one it rotated to (a reset never takes another key: a registry under a new key is added again with it);
-   *   REGISTRY_NOT_FOUND, REGISTRY_NOT_PINNED, FETCH_*; TrustError as a check of the registry otherwise.
+   *   REGISTRY_NOT_FOUND, REGISTRY_NOT_PINNED, FETCH_*; OFFLINE_MISSING for an offline client; TrustError as a
+   *   check of the registry otherwise.
    */
   async resetRegistryTrust(target: ResetTrustTarget): Promise<ResetTrustResult> {
+    this.#refuseOffline(
+      `registry reset-trust reads the snapshot of ${'name' in target ? target.name : target.url} to take it now`,
+    );
     const { departuresAgainst, forkFromRevoked, readTrustedKey, revokedLink, RegistrySession } =
       await loadTrust();
     let entry: RegistryEntry;

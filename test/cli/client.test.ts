@@ -148,6 +148,23 @@ describe('when a registry is managed from the command line', () => {
   });
 });
 
+describe('when a registry is added or reset with --offline', () => {
+  it('refuses (OFFLINE_MISSING, exit 1) rather than read the registry, and configures nothing', async () => {
+    // The registry is up: with the flag ignored, as it was, both read it and succeeded.
+    const plugindex = await home();
+    const added = await plugindex('registry', 'add', 'main', base, '--key', keyFile, '--offline', '--json');
+    expect(added.code, added.stderr).toBe(1);
+    expect(JSON.parse(added.stdout).error).toMatchObject({ code: 'OFFLINE_MISSING' });
+    expect(added.stderr).toContain('--offline forbids fetching it: run it online');
+    expect(JSON.parse((await plugindex('registry', 'list', '--json')).stdout).registries).toEqual([]);
+
+    expect((await plugindex('registry', 'add', 'main', base, '--key', keyFile)).code).toBe(0);
+    const reset = await plugindex('registry', 'reset-trust', 'main', '--offline');
+    expect(reset.code).toBe(1);
+    expect(reset.stderr).toContain('OFFLINE_MISSING');
+  });
+});
+
 describe('when a user pins a key no signature by which could be taken', () => {
   it.each(UNTRUSTED_KEYS)(
     'refuses $label with KEY_INVALID naming it, wherever it is given, and pins nothing',
