@@ -6,7 +6,6 @@
  * then the signed envelope either written (`--output FILE`, to submit later or from another machine with
  * `plugindex submit`) or submitted the way every submission goes (cli/submit.ts).
  */
-import { writeFile } from 'node:fs/promises';
 import {
   ACTION_SCHEMA,
   type ActionBody,
@@ -18,7 +17,7 @@ import { parseRegistryConfig, readConfigJson } from '../index-builder/config.ts'
 import { CONFIG_KEY } from '../index-builder/layout.ts';
 import { type Parsed, stringOption } from './args.ts';
 import { usage } from './errors.ts';
-import { readPassphrase, readPublicKeyFile, readTextInput, refuseOutputOver } from './inputs.ts';
+import { readPassphrase, readPublicKeyFile, readTextInput, refuseOutputOver, writeOutput } from './inputs.ts';
 import { outJson } from './output.ts';
 import { refuseBucketOptions, reportOutcome, submit, submitTarget } from './submit.ts';
 import { err, out } from './terminal.ts';
@@ -269,7 +268,7 @@ export async function runAction(parsed: Parsed, request: ActionRequest): Promise
   const label = labelOf(body);
 
   if (output !== undefined) {
-    await writeFile(output, signed.bytes);
+    await writeOutput(output, signed.bytes);
     if (parsed.values.json)
       outJson({ file: output, digest: signed.digest, signer: signed.fingerprint, action: signed.action });
     else

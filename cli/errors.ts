@@ -11,6 +11,7 @@ export type CliErrorCode =
   | 'REGISTRY_EXISTS'
   | 'LOCKED'
   | 'FILE_NOT_FOUND'
+  | 'FILE_NOT_WRITTEN'
   | 'PORT_IN_USE'
   | 'FILE_EXISTS'
   | 'PLUGIN_NOT_FOUND'

@@ -1,5 +1,5 @@
-/** Files a command reads on the user's behalf, with errors that name the file. */
-import { open, readFile, stat } from 'node:fs/promises';
+/** Files a command reads or writes on the user's behalf, with errors that name the file. */
+import { open, readFile, stat, writeFile } from 'node:fs/promises';
 import { SECRET_KEY_ARMOR } from '../index-builder/armor.ts';
 import { type Parsed, stringOption } from './args.ts';
 import { CliError, usage } from './errors.ts';
@@ -132,4 +132,30 @@ export async function refuseOutputOver(
       `--${option} ${output} holds a secret key, which writing there would destroy: nothing was written (give --${option} another file)`,
       { exitCode: 2 },
     );
+}
+
+/**
+ * FILE_NOT_WRITTEN for a file the user named (`--out`, `--output`, init-config's FILE) that could not be
+ * written, naming it, why and what to do: a folder that is not there or is a file was a stack trace.
+ */
+export function notWritten(file: string, cause: unknown): CliError {
+  const { code, message } = cause as NodeJS.ErrnoException;
+  const next =
+    code === 'ENOENT'
+      ? 'create its folder first, or name a file in a folder that exists'
+      : code === 'ENOTDIR'
+        ? 'a part of its path is a file, not a folder: name another path'
+        : code === 'EISDIR'
+          ? 'it is a folder: name a file'
+          : 'name a file this user may write';
+  return new CliError('FILE_NOT_WRITTEN', `cannot write ${file}: ${message}: ${next}`, { cause });
+}
+
+/** Writes `data` to `file` (the user's output); FILE_NOT_WRITTEN, naming the file, when it cannot be. */
+export async function writeOutput(file: string, data: Uint8Array | string): Promise<void> {
+  try {
+    await writeFile(file, data);
+  } catch (cause) {
+    throw notWritten(file, cause);
+  }
 }

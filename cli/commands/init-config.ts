@@ -5,6 +5,7 @@ import { resolve } from 'node:path';
 import { initConfigText } from '../../client/set-file.ts';
 import type { Parsed } from '../args.ts';
 import { CliError, usage } from '../errors.ts';
+import { notWritten } from '../inputs.ts';
 import { out } from '../terminal.ts';
 
 export async function run(parsed: Parsed): Promise<number> {
@@ -19,7 +20,7 @@ export async function run(parsed: Parsed): Promise<number> {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST')
       throw new CliError('FILE_EXISTS', `${file} exists; pass --force to replace it`);
-    throw error;
+    throw notWritten(file, error);
   }
   out(
     `wrote ${file}: edit its providers and plugins, then run \`plugindex install -c ${parsed.positionals[0] ?? 'plugins.yaml'}\``,

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { generateKeyPair } from '../../index-builder/signing.ts';
 import { type Parsed, requiredOption, stringOption } from '../args.ts';
 import { CliError } from '../errors.ts';
-import { readPassphrase } from '../inputs.ts';
+import { notWritten, readPassphrase } from '../inputs.ts';
 import { createNewFile } from '../new-file.ts';
 import { out } from '../terminal.ts';
 
@@ -51,14 +51,18 @@ export async function run(parsed: Parsed): Promise<number> {
     ...(email ? { email } : {}),
     ...(passphrase ? { passphrase } : {}),
   });
-  await mkdir(dir, { recursive: true });
-  await createNew(files.secret, pair.secretKey, 0o600);
+  await mkdir(dir, { recursive: true }).catch((cause: unknown) => {
+    throw notWritten(dir, cause);
+  });
+  await createNew(files.secret, pair.secretKey, 0o600).catch((cause: unknown) => {
+    throw cause instanceof CliError ? cause : notWritten(files.secret, cause);
+  });
   try {
     await createNew(files.public, pair.publicKey, 0o644);
   } catch (error) {
     // The secret half alone is no pair: removed, so the folder is as it was.
     await rm(files.secret, { force: true });
-    throw error;
+    throw error instanceof CliError ? error : notWritten(files.public, error);
   }
   out(pair.fingerprint);
   return 0;

@@ -1,11 +1,10 @@
 /** `plugindex pack`: a manifest and its artifacts into a bundle signed by the publisher. */
-import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ARCH_VALUES, OS_VALUES } from '../../index-builder/model.ts';
 import { type ArtifactInput, packSubmission } from '../../index-builder/submission.ts';
 import { listOption, type Parsed, requiredOption, stringOption } from '../args.ts';
 import { usage } from '../errors.ts';
-import { readInput, readPassphrase, readTextInput, refuseOutputOver } from '../inputs.ts';
+import { readInput, readPassphrase, readTextInput, refuseOutputOver, writeOutput } from '../inputs.ts';
 import { out } from '../terminal.ts';
 
 /** `--artifact OS/ARCH=PATH`, checked against the spec's platform values before any file is read. */
@@ -44,7 +43,7 @@ export async function run(parsed: Parsed): Promise<number> {
     secretKey: await readTextInput(keyFile),
     ...(passphrase ? { passphrase } : {}),
   });
-  await writeFile(outFile, packed.bundle);
+  await writeOutput(outFile, packed.bundle);
   const { name, version } = packed.manifest;
   out(
     `packed ${name}@${version} -> ${outFile} (${packed.bundle.byteLength} bytes, signed by ${packed.fingerprint})`,
