@@ -247,6 +247,55 @@ async function replayOrResume(
 }
 
 /**
+ * The action a run that died logged for submission `id`, whose upload is not at hand (deleted since, by its
+ * publisher or an operator clearing `incoming/`, or left for a later batch), finished by this batch as its
+ * retry would finish it (`replayOrResume`: applied again, idempotently, where the log has it; or, logged as
+ * changing nothing, ACTION_NO_EFFECT), from its envelope under `log/actions/`: written before its entry,
+ * immutable, and the very bytes of that upload (their digest begins its id). Its outcome is recorded as the
+ * run that died would have recorded it; the upload, if it is still somewhere in `incoming/`, keeps it when
+ * a later batch meets it (its marker names it, its acceptance recorded). Left unfinished, the log held an
+ * action no document showed, for good, and `verify --url` reported the registry (LOG_DISAGREES); and a retry
+ * that took only part of the dead run's batch left the actions it did not take to be overtaken by those it
+ * took, an advisory and its withdrawal coming back as no advisory at all. Undefined (nothing to finish here)
+ * when its outcome is recorded already, its envelope is gone or not those bytes, or the log no longer says it
+ * was that upload's.
+ */
+export async function finishFromLog(
+  ctx: PipelineContext,
+  id: string,
+  judging: Judging,
+): Promise<BatchItem | undefined> {
+  const { log } = judging;
+  const intent = log.intended(id);
+  const unfinished = async (): Promise<undefined> => {
+    log.release(id);
+    return undefined;
+  };
+  if (!intent || (await ctx.intake.head(statusKey(id))) !== undefined) return unfinished();
+  const key = actionEnvelopeKey(intent.digest);
+  const envelope = await ctx.site.get(key);
+  if (!envelope) return unfinished();
+  const sha256 = sha256Hex(envelope.body);
+  if (!new RegExp(`-${sha256.slice(0, 12)}(-[0-9a-f]{8})?$`).test(id)) return unfinished();
+  let read: ReadAction;
+  try {
+    read = readSignedAction(envelope.body);
+  } catch {
+    return unfinished();
+  }
+  if (read.digest !== intent.digest || read.action.action !== intent.type) return unfinished();
+  const upload: ReadUpload = { kind: 'read', key, id, sha256, bytes: envelope.body, etag: envelope.etag };
+  const info: ActionInfo = { kind: read.action.action, ...actionSubject(read.action) };
+  const evaluation = await replayOrResume(ctx, upload, read, judging, info);
+  const finished =
+    evaluation?.kind === 'action-accepted'
+      ? evaluation.resumed !== undefined
+      : evaluation?.kind === 'rejected' && evaluation.problems.some((p) => p.code === 'ACTION_NO_EFFECT');
+  if (!evaluation || !finished) return unfinished();
+  return { upload, evaluation, fromLog: true };
+}
+
+/**
  * The plugin's log entries from a resumed action's own on (it first), in log order: what its retry puts it
  * back under when it was overtaken. Read back from its entry's time, less the clock skew between runs, as far
  * as `takeLoggedSince` read for the same action; undefined when its entry is not among them.
@@ -383,11 +432,12 @@ async function overtaken(
 }
 
 /**
- * Is the action `digest` one a run that died logged (an intent record names its upload) for an upload of
- * this batch not applied yet, its outcome not recorded? This batch applies it again after, in upload order.
- * One whose outcome is recorded was published with that run's documents, which this batch starts from; one
- * left for a later batch still overtakes: the documents that run published may show it already, and put
- * back under it, an earlier action would undo it until that batch ran (an owner it removed, an owner again).
+ * Is the action `digest` one a run that died logged (an intent record names its upload) that this batch
+ * finishes and has not applied yet, its outcome not recorded: an upload at hand, or one finished from the log
+ * (`finishFromLog`: its upload deleted since, or left for a later batch)? This batch applies it again after,
+ * in the log's order. One whose outcome is recorded was published with that run's documents, which this
+ * batch starts from. Before, one whose upload was left for a later batch overtook (the documents that run
+ * published might show it already), and the earlier actions of its batch were left out of the retry for good.
  */
 async function awaitsItsRetry(ctx: PipelineContext, judging: Judging, digest: string): Promise<boolean> {
   if (judging.view.applied.has(digest)) return false;

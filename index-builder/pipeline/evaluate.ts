@@ -39,7 +39,7 @@ import { ROTATION_PREFIX, readSignedRotation } from '../rotation.ts';
 import { readPublicKey } from '../signing.ts';
 import type { Store } from '../store.ts';
 import { authorizePublisher, loadTrustedKeys, type TrustedKeys } from '../trust.ts';
-import { evaluateAction } from './actions.ts';
+import { evaluateAction, finishFromLog } from './actions.ts';
 import type { PipelineContext } from './context.ts';
 import { type Inspection, type InspectionBasis, inspectBundle, threw } from './inspect.ts';
 import type { Upload } from './intake.ts';
@@ -178,6 +178,12 @@ export interface BatchItem {
   evaluation: Evaluation;
   /** Its entry in the log, once appended (or found appended by a run that died). */
   seq?: number;
+  /**
+   * An action a run that died logged for an upload not at hand, finished from its envelope under
+   * `log/actions/` (`finishFromLog`, pipeline/actions.ts): `upload` is that envelope, its id the upload's;
+   * its outcome is recorded, and nothing is moved out of `incoming/`.
+   */
+  readonly fromLog?: true;
 }
 
 /** A rejection, naming the manifest and publisher (or the action) when they are known. */
@@ -812,15 +818,46 @@ export async function evaluateBatch(
   ctx: PipelineContext,
   uploads: AsyncIterable<Upload>,
   inspections: Inspections,
-  judging: InspectionJudging & { readonly log: Promise<LogWriter> },
+  judging: InspectionJudging & {
+    readonly log: Promise<LogWriter>;
+    /**
+     * Whether a run that died left an intent record: the judging then waits for the log before the first
+     * upload, to finish the actions it logged for uploads not at hand in the order the log has them.
+     */
+    readonly deadRun?: Promise<boolean>;
+  },
   onJudged?: (item: BatchItem) => void,
 ): Promise<BatchItem[]> {
   const items: BatchItem[] = [];
   let withLog: Judging | undefined;
+  /** The actions owed from the log (`LogWriter.owedFromLog`), by the id they are finished after ('' first). */
+  const owed = new Map<string, string[]>();
+  const finishOwed = async (after: string): Promise<void> => {
+    const ids = owed.get(after);
+    if (!ids || !withLog) return;
+    owed.delete(after);
+    for (const id of ids) {
+      const item = await finishFromLog(ctx, id, withLog);
+      if (!item) continue;
+      items.push(item);
+      onJudged?.(item);
+    }
+  };
   try {
     // Read before any upload is judged: an unreadable keys/revoked.json is the operator's to mend and fails
     // the batch (its uploads stay in incoming/), rather than rejecting each upload that met it.
     let revokedRead = false;
+    // A run that died logged actions for uploads this batch may not hold (deleted since, or left for a later
+    // batch): finished here from the log, each after the upload at hand the log has before it, so every
+    // action of that run is applied in its order (only then, nearly never, does the judging wait for the log).
+    if (judging.deadRun && (await judging.deadRun)) {
+      await judging.view.publishedRevoked();
+      revokedRead = true;
+      withLog = { ...judging, log: await judging.log };
+      for (const { id, after } of withLog.log.owedFromLog())
+        owed.set(after ?? '', [...(owed.get(after ?? '') ?? []), id]);
+      await finishOwed('');
+    }
     for await (const upload of uploads) {
       if (!revokedRead) {
         await judging.view.publishedRevoked();
@@ -874,7 +911,10 @@ export async function evaluateBatch(
       const item = { upload, evaluation };
       items.push(item);
       onJudged?.(item);
+      if (owed.size > 0) await finishOwed(upload.id);
     }
+    // After an upload the plan took that was gone when read: still finished.
+    for (const after of [...owed.keys()]) await finishOwed(after);
   } catch (error) {
     return inspections.abandon(error);
   }

@@ -96,7 +96,7 @@ import {
   writeFailedProblem,
 } from './evaluate.ts';
 import { planBatch, readBatch, UploadsInOrder } from './intake.ts';
-import { currentLogHead, LogWriter, readLogHead } from './log-writer.ts';
+import { currentLogHead, LogWriter, readIntentRecords, readLogHead } from './log-writer.ts';
 import { recordOutcomes } from './outcomes.ts';
 import { type AddedVersion, type RenderedPlugin, renderPlugin } from './plugin-document.ts';
 import { checkedSnapshot, PublishedRecords } from './published.ts';
@@ -636,6 +636,9 @@ export async function processSubmissions(
   const view = new BatchView(ctx.site, ctx.intake, new PublishedRecords(ctx.intake, catalogOpening));
   // What the batch takes and the keys it trusts, side by side: each is a round trip to a store or more (on
   // S3, tens of milliseconds), and neither needs the other.
+  // The intent records a run that died left (one listing; none, nearly always), side by side with the plan.
+  const intentRecords = readIntentRecords(ctx.intake);
+  intentRecords.catch(() => undefined); // met by the judging, or by the log's opening
   const [plan, basis] = await allSettledValues([planBatch(ctx, keys), beginJudging(ctx, view, now)]);
   const { leftInIncoming } = plan;
   // Each bundle's inspection begins as soon as it is read (on the inspector's threads, while this one
@@ -657,11 +660,15 @@ export async function processSubmissions(
     () => inspections.close(),
     (error: unknown) => inOrder.fail(error),
   );
-  const opening = reading.then((uploads) => LogWriter.open(ctx, { intents: uploads.map((u) => u.id) }));
+  const opening = reading.then((uploads) =>
+    LogWriter.open(ctx, { intents: uploads.map((u) => u.id), records: intentRecords }),
+  );
   opening.catch(() => undefined); // met by the first action judged, or below
   const processed = now.toISOString();
   const versions = new VersionWrites(ctx, processed);
-  const judging = { ...basis, log: opening };
+  // A run that died left intent records: the actions it logged for uploads not at hand are finished too.
+  const deadRun = intentRecords.then((records) => records.size > 0);
+  const judging = { ...basis, log: opening, deadRun };
   const items = await evaluateBatch(ctx, inOrder, inspections, judging, (item) => versions.start(item)).catch(
     async (error: unknown) => {
       // Nothing this batch began is still reading or writing when it fails (the judging, stopped, stopped
@@ -744,9 +751,10 @@ export async function processSubmissions(
   // its record, a run that died within the step (the function's timeout) told it to no one.
   const failures = new Map<string, SubmissionFailure[]>();
   for (const failure of told) failures.set(failure.id, [...(failures.get(failure.id) ?? []), failure]);
+  // Those finished from the log (their uploads not at hand) are reported after the batch's own.
   const outcomes = await recordOutcomes(
     ctx,
-    items,
+    [...items.filter((item) => !item.fromLog), ...items.filter((item) => item.fromLog)],
     { url: ctx.config.url, processed, generation, current: generation ?? catalog.generation },
     (item, before) => {
       if (before) return;

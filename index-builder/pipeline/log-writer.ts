@@ -70,7 +70,7 @@ export function logIntentsKey(seq: number): string {
 }
 
 /** An intent: the entry a submission was given. */
-interface LogIntent {
+export interface LogIntent {
   readonly seq: number;
   readonly type: LogEntry['type'];
   readonly digest: string;
@@ -229,12 +229,16 @@ export async function pendingSubmissions(intake: Store): Promise<Set<string>> {
   return ids;
 }
 
+/** The intent records found: key -> the intents it names (submission id -> its intent). */
+export type IntentRecords = Map<string, Map<string, LogIntent>>;
+
 /**
  * Every intent record (`state/log-intents/`, either shape) that names an intent: key -> its intents. One
  * listing (the records are few: only a dead run leaves one), where asking for each upload would cost a
- * request per upload.
+ * request per upload. A batch begins it at its start: whether a run that died left one decides whether its
+ * judging waits for the log (`LogWriter.owedFromLog`), and `LogWriter.open` takes the same listing.
  */
-async function readIntentRecords(intake: Store): Promise<Map<string, Map<string, LogIntent>>> {
+export async function readIntentRecords(intake: Store): Promise<IntentRecords> {
   const records = new Map<string, Map<string, LogIntent>>();
   for await (const listed of intake.list(LOG_INTENTS_PREFIX)) {
     if (!listed.key.endsWith('.json')) continue;
@@ -403,6 +407,11 @@ async function pairLogHead(ctx: PipelineContext, keys: Key[], signed: LogHead): 
   return result?.ok ? log : undefined;
 }
 
+/** An intent naming an action's entry (not a publish's, nor a key rotation's). */
+function isActionIntent(intent: LogIntent): boolean {
+  return intent.type !== 'publish' && intent.type !== 'rotate-key';
+}
+
 export class LogWriter {
   #head: LogHead;
   /** Segment index -> its lines, for the segments read or appended to in this run. */
@@ -421,6 +430,11 @@ export class LogWriter {
   #vouched = 0;
   /** The ids of the submissions at hand (`open`'s `intents`). */
   #batch: ReadonlySet<string> = new Set();
+  /**
+   * The actions a run that died logged for submissions not at hand (`owedFromLog`), by id: their entries are
+   * found (`entry`), and their retry is this batch, from their envelopes under `log/actions/`.
+   */
+  readonly #owed = new Map<string, LogIntent>();
 
   private constructor(
     private readonly ctx: PipelineContext,
@@ -445,6 +459,8 @@ export class LogWriter {
       readonly intents?: readonly string[];
       readonly rotatingFrom?: Key;
       readonly since?: number;
+      /** The intent records, listed already (`readIntentRecords`); else listed here when `intents` names any. */
+      readonly records?: Promise<IntentRecords>;
     } = {},
   ): Promise<LogWriter> {
     const [recorded, snapshot] = await allSettledValues([
@@ -460,14 +476,26 @@ export class LogWriter {
     const remembered = Math.min(vouched, options.since ?? vouched);
     const wanted = new Set(options.intents ?? []);
     writer.#batch = wanted;
-    const records =
-      wanted.size > 0 ? await readIntentRecords(ctx.intake) : new Map<string, Map<string, LogIntent>>();
+    const records = options.records
+      ? await options.records
+      : wanted.size > 0
+        ? await readIntentRecords(ctx.intake)
+        : new Map<string, Map<string, LogIntent>>();
     const named: LogIntent[] = [];
+    const owed = new Map<string, LogIntent>();
     for (const [key, intents] of records) {
       writer.#records.set(key, intents);
-      for (const [id, intent] of intents)
-        if (wanted.has(id) && Number.isSafeInteger(intent.seq) && intent.seq >= 0 && intent.seq < head.length)
+      for (const [id, intent] of intents) {
+        if (!Number.isSafeInteger(intent.seq) || intent.seq < 0 || intent.seq >= head.length) continue;
+        if (wanted.has(id)) named.push(intent);
+        // An action logged for an upload not at hand (deleted since, or left for a later batch): this batch
+        // finishes it from its envelope (`owedFromLog`). A publish not at hand has no envelope to finish it
+        // from: its bundle's record needs the bundle, and its record stays for that upload's retry.
+        else if (options.records && isActionIntent(intent)) {
           named.push(intent);
+          owed.set(id, intent);
+        }
+      }
     }
     // Every entry this run trusts (those past what the snapshot vouches for, those the records name) and
     // the last segment it appends to, read and checked against the recorded head before any is used.
@@ -478,6 +506,8 @@ export class LogWriter {
       const entry = entries[intent.seq - (entries[0]?.entry.seq ?? 0)]?.entry;
       if (entry?.type === intent.type && entry.digest === intent.digest) writer.#remember(entry);
     }
+    for (const [id, intent] of owed)
+      if (writer.entry(intent.type, intent.digest)?.seq === intent.seq) writer.#owed.set(id, intent);
     return writer;
   }
 
@@ -569,9 +599,38 @@ export class LogWriter {
     return undefined;
   }
 
-  /** True when submission `id` is one of those at hand (`open`'s `intents`). */
+  /**
+   * True when submission `id` is one this batch finishes: one of those at hand (`open`'s `intents`), or one
+   * whose logged action it finishes from the log (`owedFromLog`).
+   */
   atHand(id: string): boolean {
-    return this.#batch.has(id);
+    return this.#batch.has(id) || this.#owed.has(id);
+  }
+
+  /** Submission `id` is not finished from the log after all (`owedFromLog`: its envelope is not there). */
+  release(id: string): void {
+    this.#owed.delete(id);
+  }
+
+  /**
+   * The actions a run that died logged for submissions not at hand (their uploads deleted since, or left for
+   * a later batch), each with where in the batch it is finished: after the submission at hand whose entry is
+   * the last before its own (`after`), or before any (undefined), so the batch applies the dead run's
+   * actions in the order the log has them. In log order. Only with `open`'s `records`.
+   */
+  owedFromLog(): { readonly id: string; readonly after?: string }[] {
+    const here: { readonly id: string; readonly seq: number }[] = [];
+    for (const id of this.#batch) {
+      const intent = this.intended(id);
+      if (intent) here.push({ id, seq: intent.seq });
+    }
+    return [...this.#owed]
+      .sort(([, a], [, b]) => a.seq - b.seq)
+      .map(([id, intent]) => {
+        let after: { readonly id: string; readonly seq: number } | undefined;
+        for (const at of here) if (at.seq < intent.seq && (!after || at.seq > after.seq)) after = at;
+        return after ? { id, after: after.id } : { id };
+      });
   }
 
   /** True when the log holds entries the published snapshot does not vouch for: a snapshot is owed. */

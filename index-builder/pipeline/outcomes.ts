@@ -239,6 +239,8 @@ export async function recordOutcomes(
       contentType: json ? 'application/json' : 'application/gzip',
       cacheControl: CACHE_PRIVATE,
     };
+    // Finished from its envelope in the log, its upload not at hand: nothing of it is in incoming/ to move.
+    if (item.fromLog) return outcome;
     if (upload.kind === 'read') {
       await moveObject(ctx.intake, upload.key, destination, upload, options);
     } else if (upload.kind === 'too-large') await moveTooLarge(ctx, upload, destination, options);

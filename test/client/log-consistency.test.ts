@@ -686,3 +686,49 @@ describe('when entries of one slot were logged out of the order they were made',
     expect(compareDocument(ahead, doc(false))).toEqual([]);
   });
 });
+
+describe('when a run that died logged an action, and its upload was deleted before its retry', () => {
+  it('verifies the registry once the next batch, of nothing, has run: the action shown as the log has it', async () => {
+    // Prepare: a registry of its own; an owner's yank logged by a run that dies writing the plugin document;
+    // its upload then deleted (by its publisher, or an operator clearing incoming/).
+    const own = new MemoryStore();
+    const listening = await listenRegistryServer(createRegistryServer({ site: own }), 0);
+    try {
+      const fresh = await makeRegistry();
+      context = {
+        ...fresh.context,
+        site: own,
+        config: parseRegistryConfig({ name: 'Cleared', url: listening.url }),
+      };
+      base = listening.url;
+      await publish('1.0.0');
+      made += 1;
+      const dying = await submitAction(
+        context.intake,
+        { action: 'yank', plugin: PLUGIN, version: '1.0.0', reason: 'broken' },
+        publisher,
+        { registry: base, now: new Date(ACTION_SIGNED.getTime() + made * 1000) },
+      );
+      const put = own.put.bind(own);
+      own.put = async (key, body, options) => {
+        if (key === pluginDocumentKey(PLUGIN)) throw new StoreError('STORE_IO', key, 'injected failure');
+        return put(key, body, options);
+      };
+      await expect(processSubmissions(context, [dying.key])).rejects.toThrow(/injected failure/);
+      own.put = put;
+      await context.intake.delete(dying.key);
+
+      // Act: the next batch (the event of the upload delivered again: incoming/ holds nothing).
+      await processSubmissions(context);
+
+      // Assess: the log holds the yank once, and verify --url finds the documents showing what it holds.
+      const entries = await vouchedLog(own, fresh.registryKey.publicKey);
+      expect(entries.filter((e) => e.digest === dying.digest)).toHaveLength(1);
+      await expect(
+        verifyRegistry({ url: listening.url, pinnedKey: fresh.registryKey.publicKey, now: NOW }),
+      ).resolves.toMatchObject({ plugins: 1 });
+    } finally {
+      await listening.close();
+    }
+  });
+});

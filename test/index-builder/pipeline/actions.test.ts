@@ -19,6 +19,8 @@ import {
   catalogBinKey,
   pluginDocumentKey,
   REVOKED_KEYS_KEY,
+  statusKey,
+  submissionIdFromBytes,
 } from '../../../index-builder/layout.ts';
 import { MAX_ADVISORIES } from '../../../index-builder/lifecycle.ts';
 import { entryLine, LOG_SEGMENT_ENTRIES, lineHash, logSegmentKey } from '../../../index-builder/log.ts';
@@ -702,9 +704,10 @@ describe('when actions on one target arrive in the reverse order of their making
     mend();
     expect((await bound(registry)).owners).toEqual([publisher.fingerprint]);
 
-    // A retry of the owner's add alone (the transfer left for a later batch) must not make the heir an owner
-    // again, even for a while: the documents already show the transfer made after it.
-    expect(verdicts(await run(registry, added.key))).toEqual([['accepted']]);
+    // A retry of the owner's add alone (the transfer's upload left for a later batch, the transfer finished
+    // from the log after it) must not make the heir an owner again, even for a while: the documents already
+    // show the transfer made after it.
+    expect(verdicts(await run(registry, added.key))).toEqual([['accepted'], ['accepted']]);
     expect((await bound(registry)).owners).toEqual([publisher.fingerprint]);
     expect(verdicts(await run(registry, transferred.key))).toEqual([['accepted']]);
     expect((await bound(registry)).owners).toEqual([publisher.fingerprint]);
@@ -806,10 +809,12 @@ describe('when actions on one target arrive in the reverse order of their making
       // Act
       const outcomes = await run(registry, ...(withUnyank ? [yank.key, unyank.key] : [yank.key]));
 
-      // Assess: the outcome the log says, the entry not appended again.
+      // Assess: the outcome the log says, the entry not appended again; the other actions of that batch whose
+      // uploads are not taken (the owner's add, the unyank), finished from the log, reported after it.
       expect(verdicts(outcomes)).toEqual([
         ['rejected', 'ACTION_NO_EFFECT'],
-        ...(withUnyank ? [['accepted']] : []),
+        ...(addedInBatch ? [['accepted']] : []),
+        ['accepted'],
       ]);
       const addedAt = addedInBatch ? 2 : 1;
       const log = (await logOf(registry)).map((e) => [e.type, e.digest, e.detail]);
@@ -820,7 +825,7 @@ describe('when actions on one target arrive in the reverse order of their making
         ['yank', yank.digest, { effect: 'none' }],
         ['unyank', unyank.digest, undefined],
       ]);
-      if (withUnyank) expect(version(await bound(registry), '1.0.0')?.yanked).toBeFalsy();
+      expect(version(await bound(registry), '1.0.0')?.yanked).toBeFalsy();
     },
   );
 
@@ -894,6 +899,99 @@ describe('when actions on one target arrive in the reverse order of their making
       expect(after.slice(log.length).map((e) => [e.type, e.digest])).toEqual([['unyank', unyank.digest]]);
       expect(version(await bound(registry), '1.0.0')?.yanked).toBeFalsy();
       expect(verdicts(await run(registry, unyank.key))).toEqual([]);
+    },
+  );
+
+  /** The outcome recorded for the upload at `key` of these bytes, or undefined. */
+  const recorded = (registry: TestRegistry, key: string, bytes: Uint8Array) => {
+    const object = registry.intake.objects.get(statusKey(submissionIdFromBytes(key, bytes)));
+    return object && (JSON.parse(new TextDecoder().decode(object.body)) as SubmissionOutcome);
+  };
+  const intentRecords = (registry: TestRegistry) =>
+    [...registry.intake.objects.keys()].filter((k) => k.startsWith('state/log-intents/'));
+
+  it.each([
+    ['an empty batch (the event of its upload delivered again)', false],
+    ['the next batch, of another upload', true],
+  ])(
+    'finishes an action whose run died after its log from its envelope in the log, its upload deleted since, in %s',
+    async (_, another) => {
+      // Prepare: a yank whose run dies writing the plugin document (logged, its envelope under log/actions/,
+      // nothing shows it); then its upload deleted (by its publisher, or an operator clearing incoming/).
+      const registry = await registryWithOperator();
+      await publishVersions(registry, ['1.0.0']);
+      const yank = await submitAt(registry, on.yank('1.0.0'), publisher, 1);
+      const mend = failPutOf(registry.site, pluginDocumentKey('demo-plugin'));
+      await expect(run(registry, yank.key)).rejects.toThrow(/injected failure/);
+      mend();
+      await registry.intake.delete(yank.key);
+      const deprecate = another ? await submitAt(registry, on.deprecate('old'), publisher, 2) : undefined;
+
+      // Act: the next batch, of whatever incoming/ holds.
+      const { outcomes } = await processSubmissions(registry.context);
+
+      // Assess: the document shows what the log holds; the upload's outcome is the acceptance at its entry,
+      // reported after the batch's own; no intent record is left.
+      const doc = await bound(registry);
+      expect(version(doc, '1.0.0')?.yanked).toBe(true);
+      expect(doc.deprecation?.message).toBe(another ? 'old' : undefined);
+      expect((await logOf(registry)).map((e) => [e.type, e.digest])).toEqual([
+        ['publish', expect.any(String)],
+        ['yank', yank.digest],
+        ...(deprecate ? [['deprecate', deprecate.digest]] : []),
+      ]);
+      expect(outcomes.map((o) => [o.submission, o.status, o.seq])).toEqual([
+        ...(deprecate ? [[deprecate.key, 'accepted', 2]] : []),
+        [actionEnvelopeKey(yank.digest), 'accepted', 1],
+      ]);
+      expect(recorded(registry, yank.key, yank.bytes)).toMatchObject({ status: 'accepted', seq: 1 });
+      expect(intentRecords(registry)).toEqual([]);
+    },
+  );
+
+  it.each([
+    ['the advisory', 0],
+    ['its withdrawal', 1],
+  ])(
+    'finishes every action of a batch that died before its documents when its retry takes only %s',
+    async (_, taken) => {
+      // Prepare: one batch, an advisory and its withdrawal, dies writing the plugin document.
+      const registry = await registryWithOperator();
+      await publishVersions(registry, ['1.0.0']);
+      const advisory = { id: 'PDX-1', severity: 'high', affected: '<2.0.0', summary: 'leaks' } as const;
+      const both = [
+        await submitAt(registry, { action: 'advisory-add', plugin: 'demo-plugin', advisory }, publisher, 1),
+        await submitAt(
+          registry,
+          { action: 'advisory-withdraw', plugin: 'demo-plugin', id: 'PDX-1' },
+          publisher,
+          2,
+        ),
+      ];
+      const mend = failPutOf(registry.site, pluginDocumentKey('demo-plugin'));
+      await expect(run(registry, ...both.map((s) => s.key))).rejects.toThrow(/injected failure/);
+      mend();
+      const [retriedOne, leftOne] = taken === 0 ? both : [both[1], both[0]];
+      if (!retriedOne || !leftOne) throw new Error('two actions');
+
+      // Act: a retry that takes one of them (the other left for a later batch), then the later batch.
+      const retried = await run(registry, retriedOne.key);
+      const afterRetry = await bound(registry);
+      const later = await run(registry, leftOne.key);
+
+      // Assess: the retry shows both, as the log has them (the other finished from its envelope, its outcome
+      // recorded); the later batch keeps that outcome and applies or logs nothing again.
+      expect(afterRetry.advisories?.map((a) => [a.id, a.withdrawn !== undefined])).toEqual([['PDX-1', true]]);
+      expect(verdicts(retried)).toEqual([['accepted'], ['accepted']]);
+      expect(recorded(registry, leftOne.key, leftOne.bytes)).toMatchObject({ status: 'accepted' });
+      expect(verdicts(later)).toEqual([['accepted']]);
+      expect(await bound(registry)).toEqual(afterRetry);
+      expect((await logOf(registry)).map((e) => e.type)).toEqual([
+        'publish',
+        'advisory-add',
+        'advisory-withdraw',
+      ]);
+      expect(intentRecords(registry)).toEqual([]);
     },
   );
 });
@@ -1644,42 +1742,57 @@ describe('when a run died after logging an action, and another upload arrived si
   });
 });
 
-describe('when a run died after logging an advisory, and another run filled the plugin to its bound meanwhile', () => {
+describe('when a run died after logging an advisory that fills its plugin to the bound', () => {
+  /**
+   * demo-plugin one advisory short of MAX_ADVISORIES, and the last one it may hold logged by a run that dies
+   * before any document shows it. Returns the registry and what makes an advisory-add.
+   */
+  async function loggedToTheBound() {
+    const registry = await registryWithOperator();
+    await publishVersions(registry, ['1.0.0']);
+    await editPlugin(registry.context, 'demo-plugin', (doc) => {
+      doc.advisories = Array.from({ length: MAX_ADVISORIES - 1 }, (_, i) => ({
+        id: `PDX-2026-${1000 + i}`,
+        severity: 'low' as const,
+        affected: '<1.0.0',
+        summary: 'an old flaw',
+        published: KEYS_CREATED.toISOString(),
+      }));
+    });
+    const advisory = (id: string): ActionBody => ({
+      action: 'advisory-add',
+      plugin: 'demo-plugin',
+      advisory: { id, severity: 'high', affected: '<=1.0.0', summary: 'a flaw' },
+    });
+    const logged = await submitAction(registry.intake, advisory('PDX-2026-0001'), publisher);
+    const onStep = (step: BatchStep): void => {
+      if (step === 'logged') throw new Error('killed after the log');
+    };
+    await expect(processSubmissions({ ...registry.context, onStep }, [logged.key])).rejects.toThrow('killed');
+    return { registry, advisory, logged };
+  }
+
   it.each([
     ['its retry', false],
     ['its retry after a rebuild', true],
   ])(
-    'applies the logged advisory as logged in %s, and still refuses a new one (ADVISORY_LIMIT)',
+    'applies the logged advisory as logged in %s, past the bound an edit filled the plugin to meanwhile, and still refuses a new one (ADVISORY_LIMIT)',
     async (_, rebuild) => {
-      // Prepare: demo-plugin one advisory short of MAX_ADVISORIES.
-      const registry = await registryWithOperator();
-      await publishVersions(registry, ['1.0.0']);
+      // Prepare: the plugin filled to its bound meanwhile (by its operator's edit: a run would finish the
+      // logged advisory first), the logged one not shown.
+      const { registry, advisory, logged } = await loggedToTheBound();
       await editPlugin(registry.context, 'demo-plugin', (doc) => {
-        doc.advisories = Array.from({ length: MAX_ADVISORIES - 1 }, (_, i) => ({
-          id: `PDX-2026-${1000 + i}`,
-          severity: 'low' as const,
-          affected: '<1.0.0',
-          summary: 'an old flaw',
-          published: KEYS_CREATED.toISOString(),
-        }));
+        doc.advisories = [
+          ...(doc.advisories ?? []),
+          {
+            id: 'PDX-2026-0002',
+            severity: 'high',
+            affected: '<=1.0.0',
+            summary: 'a flaw',
+            published: KEYS_CREATED.toISOString(),
+          },
+        ];
       });
-      const advisory = (id: string): ActionBody => ({
-        action: 'advisory-add',
-        plugin: 'demo-plugin',
-        advisory: { id, severity: 'high', affected: '<=1.0.0', summary: 'a flaw' },
-      });
-      // The last one it may hold, logged by a run that dies before any document shows it.
-      const logged = await submitAction(registry.intake, advisory('PDX-2026-0001'), publisher);
-      const onStep = (step: BatchStep): void => {
-        if (step === 'logged') throw new Error('killed after the log');
-      };
-      await expect(processSubmissions({ ...registry.context, onStep }, [logged.key])).rejects.toThrow(
-        'killed',
-      );
-      // Another, uploaded since, taken alone by another run: judged against the document, which does not show
-      // the logged one, it is the last one the plugin may hold.
-      const meanwhile = await submitAction(registry.intake, advisory('PDX-2026-0002'), publisher);
-      expect((await run(registry, meanwhile.key))[0]?.status).toBe('accepted');
       if (rebuild) await rebuildRegistry(registry.context);
 
       // Act
@@ -1693,12 +1806,35 @@ describe('when a run died after logging an advisory, and another run filled the 
       expect((await logOf(registry)).map((e) => [e.type, e.digest])).toEqual([
         ['publish', expect.any(String)],
         ['advisory-add', logged.digest],
-        ['advisory-add', meanwhile.digest],
       ]);
       const added = await act(registry, advisory('PDX-2026-0003'), publisher);
       expect(codes(added)).toEqual(['ADVISORY_LIMIT']);
     },
   );
+
+  it('finishes the logged advisory first in the run that takes another upload, which it then refuses (ADVISORY_LIMIT)', async () => {
+    const { registry, advisory, logged } = await loggedToTheBound();
+
+    // Act: another upload, taken alone by another run; then the retry of the logged one.
+    const meanwhile = await submitAction(registry.intake, advisory('PDX-2026-0002'), publisher);
+    const outcomes = await run(registry, meanwhile.key);
+    const [retried] = await run(registry, logged.key);
+
+    // Assess: the logged one is shown, as the log has it before the other; the other is refused, as it
+    // would have been had the run that logged the last one the plugin may hold not died.
+    expect(outcomes.map((o) => [o.action, o.status, ...o.problems.map((p) => p.code)])).toEqual([
+      ['advisory-add', 'rejected', 'ADVISORY_LIMIT'],
+      ['advisory-add', 'accepted'],
+    ]);
+    expect(retried).toMatchObject({ status: 'accepted', seq: 1 });
+    const ids = ((await bound(registry)).advisories ?? []).map((a) => a.id);
+    expect(ids).toHaveLength(MAX_ADVISORIES);
+    expect(ids).toContain('PDX-2026-0001');
+    expect((await logOf(registry)).map((e) => [e.type, e.digest])).toEqual([
+      ['publish', expect.any(String)],
+      ['advisory-add', logged.digest],
+    ]);
+  });
 });
 
 describe('when the published log segment no longer holds the entries its recorded head counts', () => {
