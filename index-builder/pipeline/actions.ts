@@ -10,7 +10,9 @@
  * recorded is a run that died, whose action is applied again idempotently (an effect found already there is
  * no error) and not logged again; any other upload of the same action is a replay (ACTION_REPLAYED). Between
  * the log's flush and the marker, the log itself says it (`LogWriter.entry`); and an action the published log
- * holds as applied is a replay with no marker as well (a marker rolled back on its own: `loggedApplied`).
+ * holds as applied is a replay with no marker as well (a marker rolled back on its own: `loggedApplied`),
+ * unless it is the very upload its run logged it for, in the intake store from before its envelope was
+ * published (`loggedForThisUpload`: its marker and intent record lost after that run died).
  *
  * An action made before one already applied to the same state of the plugin is refused (ACTION_SUPERSEDED,
  * lifecycle.ts `ActionOrder`): the view holds each plugin's order as the batch changed it, and the order is
@@ -181,41 +183,11 @@ async function replayOrResume(
   const replayed = (): Evaluation => rejected([replayedProblem(read)], { action: info });
   if (judging.view.applied.has(read.digest)) return replayed();
   const marker = await readJson<ActionMarker>(ctx.intake, actionMarkerKey(read.digest));
-  const resume = async (
+  const resume = (
     resumed: Omit<NonNullable<AcceptedAction['resumed']>, 'from'>,
     signer: string,
     from: 'marker' | 'log',
-  ): Promise<Evaluation> => {
-    judging.view.applied.add(read.digest);
-    const { key } = await namedKey(read.action, judging);
-    // What comes after it in the batch is judged with its effect, as the run that died judged it; unless an
-    // action made after it was applied to its slot since (another run, while this upload waited for its
-    // retry): put back, its effect would undo that newer statement, which the log records after it.
-    const passed = !resumed.finished && (await overtaken(ctx, judging, read, key, resumed.time));
-    if (!resumed.finished && !passed) {
-      await applyAgain(judging, read, resumed.time, key);
-      await orderApplied(judging.view, read, key, resumed.time);
-    }
-    // Overtaken, it is put back under the newer statements, where the log has it (`withOvertakenRestored`).
-    const underneath = passed ? await loggedFrom(judging, read.action, resumed) : undefined;
-    if (underneath && read.action.action !== 'revoke-key') {
-      const doc = await judging.view.current(read.action.plugin);
-      if (doc) judging.view.change(withOvertakenRestored(doc, underneath));
-    }
-    return {
-      kind: 'action-accepted',
-      read,
-      signer,
-      ...(await publishedVersion(judging.view, read.action)),
-      ...(key ? { key } : {}),
-      resumed: {
-        ...resumed,
-        from,
-        ...(passed ? { overtaken: true as const } : {}),
-        ...(underneath ? { underneath } : {}),
-      },
-    };
-  };
+  ): Promise<Evaluation> => resumeAction(ctx, read, judging, resumed, signer, from);
   if (marker) {
     if (marker.submission !== upload.id) return replayed();
     const finished = (await acceptedOutcome(ctx, upload.id)) !== undefined;
@@ -244,6 +216,81 @@ async function replayOrResume(
   const signer = await loggedSigner(read, entry, judging);
   if (signer !== entry.signer) return replayed();
   return resume({ seq: entry.seq, time: entry.time }, entry.signer, 'log');
+}
+
+/**
+ * The action a run that died accepted and logged (`resumed`: its entry, or its marker), resumed for the upload
+ * it was logged for: applied again to the view, idempotently, where the log has it, unless finished already.
+ */
+async function resumeAction(
+  ctx: PipelineContext,
+  read: ReadAction,
+  judging: Judging,
+  resumed: Omit<NonNullable<AcceptedAction['resumed']>, 'from'>,
+  signer: string,
+  from: 'marker' | 'log',
+): Promise<Evaluation> {
+  judging.view.applied.add(read.digest);
+  const { key } = await namedKey(read.action, judging);
+  // What comes after it in the batch is judged with its effect, as the run that died judged it; unless an
+  // action made after it was applied to its slot since (another run, while this upload waited for its
+  // retry): put back, its effect would undo that newer statement, which the log records after it.
+  const passed = !resumed.finished && (await overtaken(ctx, judging, read, key, resumed.time));
+  if (!resumed.finished && !passed) {
+    await applyAgain(judging, read, resumed.time, key);
+    await orderApplied(judging.view, read, key, resumed.time);
+  }
+  // Overtaken, it is put back under the newer statements, where the log has it (`withOvertakenRestored`).
+  const underneath = passed ? await loggedFrom(judging, read.action, resumed) : undefined;
+  if (underneath && read.action.action !== 'revoke-key') {
+    const doc = await judging.view.current(read.action.plugin);
+    if (doc) judging.view.change(withOvertakenRestored(doc, underneath));
+  }
+  return {
+    kind: 'action-accepted',
+    read,
+    signer,
+    ...(await publishedVersion(judging.view, read.action)),
+    ...(key ? { key } : {}),
+    resumed: {
+      ...resumed,
+      from,
+      ...(passed ? { overtaken: true as const } : {}),
+      ...(underneath ? { underneath } : {}),
+    },
+  };
+}
+
+/**
+ * The entry the published log holds, as applied, of the action `read` (signed by `signer`), when it is this
+ * very upload's: no marker and no intent record names the upload it was logged for (both lost: deleted, or
+ * put back from an older copy, after its run died), and the upload was in the intake store before the run
+ * published the envelope under `log/actions/` (both times the stores'). A copy of the envelope can be made
+ * only once it is published, so an upload from before is the one the run took (or another its signer made of
+ * the same envelope, before anyone else could): its action took effect, and it is finished as that run's
+ * retry, not refused ACTION_REPLAYED while the log holds it (and, had the run died before its documents,
+ * with no document ever showing it). Undefined otherwise: any later upload is a replay.
+ */
+async function loggedForThisUpload(
+  ctx: PipelineContext,
+  upload: ReadUpload,
+  read: ReadAction,
+  judging: Judging,
+  signer: string,
+): Promise<LogEntry | undefined> {
+  if (judging.log.intentOf(read.digest) !== undefined) return undefined;
+  const action = read.action;
+  const since = Number(createdInstant(action.created) / 1_000_000n) - ACTION_CLOCK_SKEW_MS;
+  const entry = (await judging.log.entriesSince(since)).find(
+    (e) => e.type === action.action && e.digest === read.digest && e.detail?.effect !== NO_EFFECT,
+  );
+  if (entry?.signer !== signer) return undefined;
+  const [mine, envelope] = await allSettledValues([
+    ctx.intake.head(upload.key),
+    ctx.site.head(actionEnvelopeKey(read.digest)),
+  ]);
+  if (!mine || !envelope) return undefined;
+  return mine.lastModified.getTime() <= envelope.lastModified.getTime() ? entry : undefined;
 }
 
 /**
@@ -535,7 +582,12 @@ export async function evaluateAction(
   // the batch holds), and only for an action within its age, signed by a key the registry trusts: neither
   // an envelope anyone makes up nor one dated years back makes a batch read the log further.
   await takeLoggedSince(judging, action.created);
-  if (view.loggedApplied(action.action, read.digest)) return rejected([replayedProblem(read)], known);
+  if (view.loggedApplied(action.action, read.digest)) {
+    // Unless this very upload is the one its run logged it for, its marker and intent record lost since.
+    const own = await loggedForThisUpload(ctx, upload, read, judging, signer);
+    if (own) return resumeAction(ctx, read, judging, { seq: own.seq, time: own.time }, own.signer, 'log');
+    return rejected([replayedProblem(read)], known);
+  }
   if (await view.isRevoked(signer))
     return rejected(
       [

@@ -950,6 +950,45 @@ describe('when actions on one target arrive in the reverse order of their making
   );
 
   it.each([
+    ['after its log, before its marker, a batch since vouching for its entry', 'log'],
+    ['after its snapshot, before its outcome, its marker lost too', 'snapshot'],
+  ] as const)(
+    'accepts the retry of an action whose run died %s, its intent record lost, at its entry (not ACTION_REPLAYED), and refuses a copy',
+    async (_, at) => {
+      // Prepare: a yank whose run dies; its intent record (and marker) lost; another run since, whose snapshot
+      // vouches for the yank's entry.
+      const registry = await registryWithOperator();
+      await publishVersions(registry, ['1.0.0']);
+      const yank = await submitAt(registry, on.yank('1.0.0'), publisher, 1);
+      const mend =
+        at === 'log'
+          ? failPutOf(registry.intake, actionOrderKey('demo-plugin'))
+          : failPutOf(registry.intake, catalogBinKey(binOf('demo-plugin')));
+      await expect(run(registry, yank.key)).rejects.toThrow(/injected failure/);
+      mend();
+      for (const key of intentRecords(registry)) registry.intake.objects.delete(key);
+      registry.intake.objects.delete(actionMarkerKey(yank.digest));
+      await publishVersions(registry, ['1.1.0']);
+      const vouched = await logOf(registry);
+      expect(vouched.map((e) => e.type)).toEqual(['publish', 'yank', 'publish']);
+
+      // Act: the retry of the upload that run took, then a copy of the published envelope.
+      const retried = await run(registry, yank.key);
+      const envelope = registry.site.objects.get(actionEnvelopeKey(yank.digest))?.body as Uint8Array;
+      const copied = await run(registry, await upload(registry.intake, envelope, 'copy'));
+
+      // Assess: the retry accepted at the entry its run logged, the yank shown; the copy a replay; the yank
+      // logged once.
+      expect(retried.map((o) => [o.status, o.seq, ...o.problems.map((p) => p.code)])).toEqual([
+        ['accepted', 1],
+      ]);
+      expect(verdicts(copied)).toEqual([['rejected', 'ACTION_REPLAYED']]);
+      expect(version(await bound(registry), '1.0.0')?.yanked).toBe(true);
+      expect(await logOf(registry)).toEqual(vouched);
+    },
+  );
+
+  it.each([
     ['the advisory', 0],
     ['its withdrawal', 1],
   ])(
