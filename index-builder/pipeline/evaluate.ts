@@ -821,8 +821,9 @@ export async function evaluateBatch(
   judging: InspectionJudging & {
     readonly log: Promise<LogWriter>;
     /**
-     * Whether a run that died left an intent record: the judging then waits for the log before the first
-     * upload, to finish the actions it logged for uploads not at hand in the order the log has them.
+     * Whether a run that died left an intent record of an action (`namesAction`): the judging then waits for
+     * the log before the first upload, to finish the actions it logged for uploads not at hand in the order
+     * the log has them.
      */
     readonly deadRun?: Promise<boolean>;
   },

@@ -96,7 +96,7 @@ import {
   writeFailedProblem,
 } from './evaluate.ts';
 import { planBatch, readBatch, UploadsInOrder } from './intake.ts';
-import { currentLogHead, LogWriter, readIntentRecords, readLogHead } from './log-writer.ts';
+import { currentLogHead, LogWriter, namesAction, readIntentRecords, readLogHead } from './log-writer.ts';
 import { recordOutcomes } from './outcomes.ts';
 import { type AddedVersion, type RenderedPlugin, renderPlugin } from './plugin-document.ts';
 import { checkedSnapshot, PublishedRecords } from './published.ts';
@@ -666,8 +666,8 @@ export async function processSubmissions(
   opening.catch(() => undefined); // met by the first action judged, or below
   const processed = now.toISOString();
   const versions = new VersionWrites(ctx, processed);
-  // A run that died left intent records: the actions it logged for uploads not at hand are finished too.
-  const deadRun = intentRecords.then((records) => records.size > 0);
+  // A run that died left intent records of actions: those it logged for uploads not at hand are finished too.
+  const deadRun = intentRecords.then(namesAction);
   const judging = { ...basis, log: opening, deadRun };
   const items = await evaluateBatch(ctx, inOrder, inspections, judging, (item) => versions.start(item)).catch(
     async (error: unknown) => {

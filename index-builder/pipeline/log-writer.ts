@@ -412,6 +412,17 @@ function isActionIntent(intent: LogIntent): boolean {
   return intent.type !== 'publish' && intent.type !== 'rotate-key';
 }
 
+/**
+ * Whether `records` name an action's entry: only then may a batch owe one from the log (`owedFromLog`), and
+ * its judging wait for the log before its first upload. A publish's record, left for good when its upload
+ * was deleted unfinished, costs the batches after it nothing.
+ */
+export function namesAction(records: IntentRecords): boolean {
+  for (const intents of records.values())
+    for (const intent of intents.values()) if (isActionIntent(intent)) return true;
+  return false;
+}
+
 export class LogWriter {
   #head: LogHead;
   /** Segment index -> its lines, for the segments read or appended to in this run. */
