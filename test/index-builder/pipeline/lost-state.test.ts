@@ -152,10 +152,10 @@ const reads = (requests: readonly Request[]) =>
 
 const lines = (entries: readonly LogEntry[]) => entries.map((entry) => JSON.stringify(entry));
 
-const yankedOf = async (site: Store) =>
+const yankedOf = async (site: Store, version = '1.0.0') =>
   (
     JSON.parse(decoder.decode((await site.get(pluginDocumentKey(NAME)))?.body)) as PluginDocument
-  ).versions.find((v) => v.version === '1.0.0')?.yanked;
+  ).versions.find((v) => v.version === version)?.yanked;
 
 describe.each(kinds)('when the intake store lost its state/, on %s', (_, stores) => {
   it('a rebuild keeps the published log, and the next publish extends it', async () => {
@@ -964,3 +964,61 @@ describe.each(kinds)(
     });
   },
 );
+
+describe.each(kinds)('when a run died after logging a yank, before its marker, on %s', (_, stores) => {
+  /** The registry, and a yank of 1.1.0 whose run died once its entry was logged, its marker not written. */
+  async function diedAfterLog() {
+    const registry = await registryWithHistory(stores());
+    const { intake } = registry.context;
+    const yank = await registry.sign({ action: 'yank', plugin: NAME, version: '1.1.0' }, 2 * HOUR);
+    const key = await upload(intake, yank.bytes);
+    const onStep = (step: string): void => {
+      if (step === 'logged') throw new Error('killed after the log');
+    };
+    await expect(processSubmissions({ ...registry.context, onStep }, [key])).rejects.toThrow('killed');
+    await intake.delete(actionMarkerKey(yank.digest));
+    return { registry, yank, key };
+  }
+  const intentRecords = async (intake: Store) =>
+    (await listAll(intake, 'state/log-intents/')).map((o) => o.key);
+
+  it('finishes it from its envelope in the log when its upload was deleted: the next batch, of nothing, shows it', async () => {
+    const { registry, yank, key } = await diedAfterLog();
+    const { intake, site } = registry.context;
+    await intake.delete(key);
+
+    // Act: the next batch (the event of the upload delivered again: incoming/ holds nothing).
+    const { outcomes } = await processSubmissions(registry.context);
+
+    // Assert: shown as logged, once; its outcome the acceptance at its entry; no intent record left.
+    expect(await yankedOf(site, '1.1.0')).toBe(true);
+    const logged = (await registry.log()).filter((entry) => entry.digest === yank.digest);
+    expect(logged).toHaveLength(1);
+    expect(outcomes.map((o) => [o.status, o.seq])).toEqual([['accepted', logged[0]?.seq]]);
+    expect(await intentRecords(intake)).toEqual([]);
+  });
+
+  it('accepts its retry at its entry, its intent record lost and a snapshot since vouching for it, and refuses a later copy', async () => {
+    const { registry, yank, key } = await diedAfterLog();
+    const { intake, site } = registry.context;
+    for (const record of await intentRecords(intake)) await intake.delete(record);
+    expect((await registry.publish('1.2.0'))[0]?.status).toBe('accepted');
+    const logged = (await registry.log()).filter((entry) => entry.digest === yank.digest);
+    expect(logged).toHaveLength(1);
+
+    // Act: the retry of the upload the run took; a copy of the envelope put a second and more after it was
+    // published (the stores' times may be to the second).
+    const [retried] = await registry.run(key);
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const [copied] = await registry.run(await upload(intake, yank.bytes));
+
+    // Assert: the retry accepted at its entry and shown; the copy a replay; logged once.
+    expect(retried, JSON.stringify(retried?.problems)).toMatchObject({
+      status: 'accepted',
+      seq: logged[0]?.seq,
+    });
+    expect(copied?.problems.map((p) => p.code)).toEqual(['ACTION_REPLAYED']);
+    expect(await yankedOf(site, '1.1.0')).toBe(true);
+    expect((await registry.log()).filter((entry) => entry.digest === yank.digest)).toHaveLength(1);
+  });
+});
