@@ -634,11 +634,11 @@ export async function processSubmissions(
   // The time of publishing, for the whole batch: publisher keys are judged valid (or not) at it.
   const now = ctx.clock.now();
   const view = new BatchView(ctx.site, ctx.intake, new PublishedRecords(ctx.intake, catalogOpening));
-  // What the batch takes and the keys it trusts, side by side: each is a round trip to a store or more (on
-  // S3, tens of milliseconds), and neither needs the other.
   // The intent records a run that died left (one listing; none, nearly always), side by side with the plan.
   const intentRecords = readIntentRecords(ctx.intake);
   intentRecords.catch(() => undefined); // met by the judging, or by the log's opening
+  // What the batch takes and the keys it trusts, side by side: each is a round trip to a store or more (on
+  // S3, tens of milliseconds), and neither needs the other.
   const [plan, basis] = await allSettledValues([planBatch(ctx, keys), beginJudging(ctx, view, now)]);
   const { leftInIncoming } = plan;
   // Each bundle's inspection begins as soon as it is read (on the inspector's threads, while this one
