@@ -14,9 +14,12 @@ import { type Problem, problem, StoreError } from '../errors.ts';
 import {
   actionOrderKey,
   isPluginDocumentKey,
+  manifestKey,
   PLUGINS_PREFIX,
   pluginDocumentKey,
   REVOKED_KEYS_KEY,
+  signatureKey,
+  statusKey,
   versionIdentity,
 } from '../layout.ts';
 import {
@@ -32,11 +35,12 @@ import {
   type SlotRecord,
   withSlotRecord,
 } from '../lifecycle.ts';
+import { allSettledValues } from '../limited.ts';
 import { type LogEntry, NO_EFFECT } from '../log.ts';
-import type { Manifest, PluginDocument, RevokedKeysDocument } from '../model.ts';
+import type { Manifest, PluginDocument, RevokedKeysDocument, VersionRecord } from '../model.ts';
 import { versionRecordOf } from '../records.ts';
 import { ROTATION_PREFIX, readSignedRotation } from '../rotation.ts';
-import { readPublicKey } from '../signing.ts';
+import { readPublicKey, verifyDetachedSignature } from '../signing.ts';
 import type { Store } from '../store.ts';
 import { authorizePublisher, loadTrustedKeys, type TrustedKeys } from '../trust.ts';
 import { evaluateAction, finishFromLog } from './actions.ts';
@@ -46,6 +50,7 @@ import type { Upload } from './intake.ts';
 import type { LogWriter } from './log-writer.ts';
 import { mergePluginDocument } from './plugin-document.ts';
 import { isAltered, type PublishedRecords, type Verdict } from './published.ts';
+import { writtenVersionRecord } from './site-writer.ts';
 
 /** One accepted submission, ready to be written. */
 export interface Accepted {
@@ -62,6 +67,11 @@ export interface Accepted {
    * refused for its plugin's size (index.ts `refusedForSize`), as an action a run that died logged is not.
    */
   readonly logged?: { readonly seq: number };
+  /**
+   * Its version's files were written by a run that died, its upload not at hand: the record read back from
+   * them (`finishPublishFromLog`), nothing written again.
+   */
+  readonly written?: VersionRecord;
 }
 
 /** What an accepted submission holds of its bundle once its version's files are written: nothing. */
@@ -179,9 +189,10 @@ export interface BatchItem {
   /** Its entry in the log, once appended (or found appended by a run that died). */
   seq?: number;
   /**
-   * An action a run that died logged for an upload not at hand, finished from its envelope under
-   * `log/actions/` (`finishFromLog`, pipeline/actions.ts): `upload` is that envelope, its id the upload's;
-   * its outcome is recorded, and nothing is moved out of `incoming/`.
+   * A publish or an action a run that died logged for an upload not at hand, finished from what it published
+   * before its entry: an action's envelope under `log/actions/` (`finishFromLog`, pipeline/actions.ts), a
+   * version's files (`finishPublishFromLog`). `upload` is that envelope or manifest, its id the upload's; its
+   * outcome is recorded, and nothing is moved out of `incoming/`.
    */
   readonly fromLog?: true;
 }
@@ -730,6 +741,98 @@ function loggedFor(
 }
 
 /**
+ * The publish a run that died logged for submission `id`, whose bundle is not at hand (deleted since, or left
+ * for a later batch), finished from the files that run wrote before its entry: the manifest as published
+ * (`plugins/<n>/<v>/manifest.json`, the entry's name and version), its signature and hosted artifacts read
+ * back (`writtenVersionRecord`), the entry's signer its publisher. Only a manifest the entry's digest names
+ * (a JSON manifest is published byte for byte) or the registry's own signature vouches for (a YAML manifest
+ * is rendered to JSON): the files are the published store's. Shown already (the run died after its plugin
+ * document), it is found published by that upload. Left unfinished, the log held a version no document
+ * showed, and the actions of that run on it (a yank of the version its batch published) were lost for good,
+ * the retry of each finding no version to apply them to. Undefined when its outcome is recorded already, or
+ * a file is gone or not the one logged.
+ */
+export async function finishPublishFromLog(
+  ctx: PipelineContext,
+  id: string,
+  judging: Judging,
+): Promise<BatchItem | undefined> {
+  const { log, view } = judging;
+  const intent = log.intended(id);
+  const unfinished = (): undefined => {
+    log.release(id);
+    return undefined;
+  };
+  if (intent?.type !== 'publish' || (await ctx.intake.head(statusKey(id))) !== undefined) return unfinished();
+  const entry = log.entry('publish', intent.digest);
+  if (entry?.seq !== intent.seq || !entry.plugin || !entry.version) return unfinished();
+  const key = manifestKey(entry.plugin, entry.version);
+  const [object, signature] = await allSettledValues([ctx.site.get(key), ctx.site.get(signatureKey(key))]);
+  if (!object || !signature) return unfinished();
+  if (sha256Hex(object.body) !== intent.digest) {
+    const { key: registryKey } = await readPublicKey(ctx.signer.publicKey);
+    const vouched = await verifyDetachedSignature(object.body, new TextDecoder().decode(signature.body), [
+      registryKey,
+    ]).catch(() => undefined);
+    if (!vouched?.ok) return unfinished();
+  }
+  let manifest: Manifest;
+  try {
+    manifest = JSON.parse(new TextDecoder().decode(object.body)) as Manifest;
+  } catch {
+    return unfinished();
+  }
+  if (manifest?.name !== entry.plugin || manifest.version !== entry.version) return unfinished();
+  const upload: Upload = {
+    kind: 'read',
+    key,
+    id,
+    sha256: intent.digest,
+    bytes: object.body,
+    etag: object.etag,
+  };
+  const publisher = entry.signer;
+  const sourceSha256 = intent.digest;
+  const existing = await view.current(manifest.name);
+  const identity = versionIdentity(manifest.version);
+  const shown = existing?.versions.find((v) => versionIdentity(v.version) === identity);
+  if (shown)
+    return !shown.removed && shown.source_sha256 === sourceSha256 && shown.publisher === publisher
+      ? {
+          upload,
+          evaluation: {
+            kind: 'already-published',
+            manifest,
+            publisher,
+            sourceSha256,
+            resumed: { seq: entry.seq },
+          },
+          fromLog: true,
+        }
+      : unfinished();
+  const record = await writtenVersionRecord(ctx, manifest, object.body, {
+    published: entry.time,
+    sourceSha256,
+    publisher,
+  });
+  if (!record) return unfinished();
+  view.change(mergePluginDocument(existing, [{ record, manifest }], ctx.config.ownership));
+  return {
+    upload,
+    evaluation: {
+      kind: 'accepted',
+      manifest,
+      contents: RELEASED_CONTENTS,
+      publisher,
+      sourceSha256,
+      logged: { seq: entry.seq },
+      written: record,
+    },
+    fromLog: true,
+  };
+}
+
+/**
  * Marks each bundle found already published that this very upload published, by the same key: a run that
  * died after it showed the version (its plugin document, or the whole generation) and before it recorded
  * the outcome, leaving the upload in incoming/. Its outcome is then the acceptance that run would have
@@ -838,7 +941,10 @@ export async function evaluateBatch(
     if (!ids || !withLog) return;
     owed.delete(after);
     for (const id of ids) {
-      const item = await finishFromLog(ctx, id, withLog);
+      const item =
+        withLog.log.intended(id)?.type === 'publish'
+          ? await finishPublishFromLog(ctx, id, withLog)
+          : await finishFromLog(ctx, id, withLog);
       if (!item) continue;
       items.push(item);
       onJudged?.(item);

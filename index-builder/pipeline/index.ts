@@ -96,7 +96,7 @@ import {
   writeFailedProblem,
 } from './evaluate.ts';
 import { planBatch, readBatch, UploadsInOrder } from './intake.ts';
-import { currentLogHead, LogWriter, namesAction, readIntentRecords, readLogHead } from './log-writer.ts';
+import { currentLogHead, LogWriter, namesOwed, readIntentRecords, readLogHead } from './log-writer.ts';
 import { recordOutcomes } from './outcomes.ts';
 import { type AddedVersion, type RenderedPlugin, renderPlugin } from './plugin-document.ts';
 import { checkedSnapshot, PublishedRecords } from './published.ts';
@@ -144,6 +144,11 @@ class VersionWrites {
   start(item: BatchItem): void {
     const evaluation = item.evaluation;
     if (evaluation.kind !== 'accepted') return;
+    // Written by a run that died (its upload not at hand): its record read back, nothing written again.
+    if (evaluation.written) {
+      this.#added.set(item, { record: evaluation.written, manifest: evaluation.manifest });
+      return;
+    }
     this.#work.run(async () => {
       try {
         const record = await writeVersion(this.#ctx, evaluation, this.#published);
@@ -666,8 +671,8 @@ export async function processSubmissions(
   opening.catch(() => undefined); // met by the first action judged, or below
   const processed = now.toISOString();
   const versions = new VersionWrites(ctx, processed);
-  // A run that died left intent records of actions: those it logged for uploads not at hand are finished too.
-  const deadRun = intentRecords.then(namesAction);
+  // A run that died left intent records: what it logged for uploads not at hand is finished too.
+  const deadRun = intentRecords.then(namesOwed);
   const judging = { ...basis, log: opening, deadRun };
   const items = await evaluateBatch(ctx, inOrder, inspections, judging, (item) => versions.start(item)).catch(
     async (error: unknown) => {

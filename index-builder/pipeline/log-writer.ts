@@ -407,19 +407,19 @@ async function pairLogHead(ctx: PipelineContext, keys: Key[], signed: LogHead): 
   return result?.ok ? log : undefined;
 }
 
-/** An intent naming an action's entry (not a publish's, nor a key rotation's). */
-function isActionIntent(intent: LogIntent): boolean {
-  return intent.type !== 'publish' && intent.type !== 'rotate-key';
+/** An intent naming a publish's or an action's entry (not a key rotation's, which its own retry finishes). */
+function isOwedIntent(intent: LogIntent): boolean {
+  return intent.type !== 'rotate-key';
 }
 
 /**
- * Whether `records` name an action's entry: only then may a batch owe one from the log (`owedFromLog`), and
- * its judging wait for the log before its first upload. A publish's record, left for good when its upload
- * was deleted unfinished, costs the batches after it nothing.
+ * Whether `records` name a publish's or an action's entry: only then may a batch owe one from the log
+ * (`owedFromLog`), and its judging wait for the log before its first upload. A key rotation's record costs
+ * the batches after it nothing.
  */
-export function namesAction(records: IntentRecords): boolean {
+export function namesOwed(records: IntentRecords): boolean {
   for (const intents of records.values())
-    for (const intent of intents.values()) if (isActionIntent(intent)) return true;
+    for (const intent of intents.values()) if (isOwedIntent(intent)) return true;
   return false;
 }
 
@@ -442,8 +442,8 @@ export class LogWriter {
   /** The ids of the submissions at hand (`open`'s `intents`). */
   #batch: ReadonlySet<string> = new Set();
   /**
-   * The actions a run that died logged for submissions not at hand (`owedFromLog`), by id: their entries are
-   * found (`entry`), and their retry is this batch, from their envelopes under `log/actions/`.
+   * The publishes and actions a run that died logged for submissions not at hand (`owedFromLog`), by id: their
+   * entries are found (`entry`), and their retry is this batch, from what that run published before them.
    */
   readonly #owed = new Map<string, LogIntent>();
 
@@ -499,10 +499,9 @@ export class LogWriter {
       for (const [id, intent] of intents) {
         if (!Number.isSafeInteger(intent.seq) || intent.seq < 0 || intent.seq >= head.length) continue;
         if (wanted.has(id)) named.push(intent);
-        // An action logged for an upload not at hand (deleted since, or left for a later batch): this batch
-        // finishes it from its envelope (`owedFromLog`). A publish not at hand has no envelope to finish it
-        // from: its bundle's record needs the bundle, and its record stays for that upload's retry.
-        else if (options.records && isActionIntent(intent)) {
+        // A publish or an action logged for an upload not at hand (deleted since, or left for a later batch):
+        // this batch finishes it from what the run published before its entry (`owedFromLog`).
+        else if (options.records && isOwedIntent(intent)) {
           named.push(intent);
           owed.set(id, intent);
         }
@@ -618,16 +617,16 @@ export class LogWriter {
     return this.#batch.has(id) || this.#owed.has(id);
   }
 
-  /** Submission `id` is not finished from the log after all (`owedFromLog`: its envelope is not there). */
+  /** Submission `id` is not finished from the log after all (`owedFromLog`: what it needs is not there). */
   release(id: string): void {
     this.#owed.delete(id);
   }
 
   /**
-   * The actions a run that died logged for submissions not at hand (their uploads deleted since, or left for
-   * a later batch), each with where in the batch it is finished: after the submission at hand whose entry is
-   * the last before its own (`after`), or before any (undefined), so the batch applies the dead run's
-   * actions in the order the log has them. In log order. Only with `open`'s `records`.
+   * The publishes and actions a run that died logged for submissions not at hand (their uploads deleted since,
+   * or left for a later batch), each with where in the batch it is finished: after the submission at hand
+   * whose entry is the last before its own (`after`), or before any (undefined), so the batch applies what
+   * the dead run logged in the order the log has it. In log order. Only with `open`'s `records`.
    */
   owedFromLog(): { readonly id: string; readonly after?: string }[] {
     const here: { readonly id: string; readonly seq: number }[] = [];

@@ -172,7 +172,13 @@ async function outcomeRecorded(
     if (error instanceof SyntaxError) return undefined;
     throw error;
   });
-  if (recorded?.id !== upload.id || recorded.submission_sha256 !== upload.sha256) return undefined;
+  if (recorded?.id !== upload.id) return undefined;
+  // An acceptance recorded from the log for this id while its upload was not at hand (`BatchItem.fromLog`),
+  // under what it was finished from (its manifest, its envelope), whose digest it carries: the id (the
+  // upload's key and the start of its bytes' digest) is what names the upload. Told "already published" over
+  // it, the very bundle its run logged lost its acceptance and its entry.
+  if (recorded.status === 'accepted' && recorded.submission !== upload.key) return recorded;
+  if (recorded.submission_sha256 !== upload.sha256) return undefined;
   if (recorded.status === 'accepted') return recorded;
   return outcome.status === 'rejected' && sameRejection(recorded, outcome) ? recorded : undefined;
 }

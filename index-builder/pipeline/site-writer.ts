@@ -3,7 +3,7 @@
  * (hashed once for digest and signature), the immutable files of a version, and a plugin's documents.
  */
 import type { CatalogLine } from '../catalog.ts';
-import { normalizeDigest } from '../digest.ts';
+import { normalizeDigest, sha256Hex } from '../digest.ts';
 import {
   artifactKey,
   isManifestSignatureKey,
@@ -13,7 +13,7 @@ import {
   signatureKey,
 } from '../layout.ts';
 import { allSettledValues } from '../limited.ts';
-import type { ArtifactRecord, DocumentDigest, PluginDocument, VersionRecord } from '../model.ts';
+import type { ArtifactRecord, DocumentDigest, Manifest, PluginDocument, VersionRecord } from '../model.ts';
 import { ociArtifactUrl } from '../oci.ts';
 import { versionRecordOf } from '../records.ts';
 import { encodeJson } from '../render/documents.ts';
@@ -278,7 +278,7 @@ export async function writeVersion(
   try {
     const artifacts: ArtifactRecord[] = [];
     for (const artifact of manifest.installation?.artifacts ?? []) {
-      const digest = normalizeDigest(artifact.sha256);
+      let size: number | undefined;
       if (artifact.file !== undefined) {
         const body = contents.files.get(artifact.file);
         if (!body) throw new Error(`artifact ${artifact.file} vanished after validation`);
@@ -290,39 +290,13 @@ export async function writeVersion(
           ctx.site.put(key, body, {
             contentType: 'application/octet-stream',
             cacheControl: CACHE_IMMUTABLE,
-            sha256: digest,
+            sha256: normalizeDigest(artifact.sha256),
           }),
         );
-        artifacts.push({
-          os: artifact.os,
-          arch: artifact.arch,
-          url: `${url}/${key}`,
-          sha256: digest,
-          size_bytes: body.byteLength,
-          hosted: true,
-        });
-      } else if (artifact.url !== undefined) {
-        artifacts.push({
-          os: artifact.os,
-          arch: artifact.arch,
-          url: artifact.url,
-          sha256: digest,
-          size_bytes: artifact.size_bytes,
-          hosted: false,
-        });
-      } else if (artifact.oci !== undefined) {
-        // Validation parsed the reference and matched its digest to the sha256: the URL is pinned by it.
-        const { reference, digest: ociDigest } = artifact.oci;
-        artifacts.push({
-          os: artifact.os,
-          arch: artifact.arch,
-          url: ociArtifactUrl(artifact.oci) ?? `oci://${reference}`,
-          sha256: digest,
-          size_bytes: artifact.size_bytes,
-          hosted: false,
-          oci: { reference, digest: ociDigest },
-        });
+        size = body.byteLength;
       }
+      const record = artifactRecordOf(url, manifest, artifact, size);
+      if (record) artifacts.push(record);
     }
     // A JSON manifest is published byte for byte (unknown fields and all); YAML is rendered to JSON.
     const body = contents.manifestName.endsWith('.json') ? contents.manifest : encodeJson(manifest);
@@ -348,6 +322,91 @@ export async function writeVersion(
     await allWritten(writes).catch(() => undefined);
     throw error;
   }
+}
+
+type ManifestArtifact = NonNullable<NonNullable<Manifest['installation']>['artifacts']>[number];
+
+/** An artifact's record in its version's: a hosted one (`file`) of `hostedSize` bytes, a URL, or an OCI reference. */
+function artifactRecordOf(
+  url: string,
+  manifest: Manifest,
+  artifact: ManifestArtifact,
+  hostedSize: number | undefined,
+): ArtifactRecord | undefined {
+  const digest = normalizeDigest(artifact.sha256);
+  if (artifact.file !== undefined)
+    return {
+      os: artifact.os,
+      arch: artifact.arch,
+      url: `${url}/${artifactKey(manifest.name, manifest.version, artifact.file)}`,
+      sha256: digest,
+      size_bytes: hostedSize ?? 0,
+      hosted: true,
+    };
+  if (artifact.url !== undefined)
+    return {
+      os: artifact.os,
+      arch: artifact.arch,
+      url: artifact.url,
+      sha256: digest,
+      size_bytes: artifact.size_bytes,
+      hosted: false,
+    };
+  if (artifact.oci !== undefined) {
+    // Validation parsed the reference and matched its digest to the sha256: the URL is pinned by it.
+    const { reference, digest: ociDigest } = artifact.oci;
+    return {
+      os: artifact.os,
+      arch: artifact.arch,
+      url: ociArtifactUrl(artifact.oci) ?? `oci://${reference}`,
+      sha256: digest,
+      size_bytes: artifact.size_bytes,
+      hosted: false,
+      oci: { reference, digest: ociDigest },
+    };
+  }
+  return undefined;
+}
+
+/**
+ * The record of version `manifest` whose files a run that died wrote and logged (its manifest as published,
+ * `body`, a JSON manifest byte for byte): read back from the site, each hosted artifact's size from its object
+ * (`writeVersion` writes nothing that is not this). Undefined when one of its files is gone.
+ */
+export async function writtenVersionRecord(
+  ctx: PipelineContext,
+  manifest: Manifest,
+  body: Uint8Array,
+  logged: { readonly published: string; readonly sourceSha256: string; readonly publisher: string },
+): Promise<VersionRecord | undefined> {
+  const url = ctx.config.url;
+  const manifestAt = manifestKey(manifest.name, manifest.version);
+  const listed = manifest.installation?.artifacts ?? [];
+  const sizeOf = (artifact: ManifestArtifact): Promise<number | undefined> =>
+    artifact.file === undefined
+      ? Promise.resolve(0)
+      : ctx.site.head(artifactKey(manifest.name, manifest.version, artifact.file)).then((info) => info?.size);
+  const [signature, sizes] = await allSettledValues([
+    ctx.site.get(signatureKey(manifestAt)),
+    allSettledValues(listed.map(sizeOf)),
+  ]);
+  if (!signature || sizes.some((size) => size === undefined)) return undefined;
+  const artifacts: ArtifactRecord[] = [];
+  for (const [i, artifact] of listed.entries()) {
+    const record = artifactRecordOf(url, manifest, artifact, sizes[i]);
+    if (record) artifacts.push(record);
+  }
+  return versionRecordOf(manifest, {
+    published: logged.published,
+    manifest_url: `${url}/${manifestAt}`,
+    manifest_signature_url: `${url}/${signatureKey(manifestAt)}`,
+    manifest_sha256: sha256Hex(body),
+    manifest_size: body.byteLength,
+    manifest_signature: new TextDecoder().decode(signature.body),
+    source_sha256: logged.sourceSha256,
+    publisher: logged.publisher,
+    artifacts,
+  });
 }
 
 /** Writes a plugin's document, signature and page; returns its catalog line. */

@@ -988,6 +988,103 @@ describe('when actions on one target arrive in the reverse order of their making
     },
   );
 
+  it('finishes a publish and the yank of it that one batch logged, when its retry takes only the yank', async () => {
+    // Prepare: one batch publishes 2.0.0 and yanks it, and dies writing the plugin document.
+    const registry = await registryWithOperator();
+    await publishVersions(registry, ['1.0.0']);
+    const bundle = await makeBundle({
+      manifest: validManifest({ version: '2.0.0' }),
+      artifacts: [{ os: 'linux', arch: 'amd64', name: 'tool', body: encode('demo 2.0.0') }],
+      signer: publisher,
+    });
+    const [bundleKey = ''] = await registry.submit(bundle);
+    const yank = await submitAt(registry, on.yank('2.0.0'), publisher, 1);
+    const mend = failPutOf(registry.site, pluginDocumentKey('demo-plugin'));
+    await expect(run(registry, bundleKey, yank.key)).rejects.toThrow(/injected failure/);
+    mend();
+
+    // Act: a retry of the yank alone (the bundle left for a later batch), then the later batch.
+    const retried = await run(registry, yank.key);
+    const afterRetry = await bound(registry);
+    const later = await run(registry, bundleKey);
+
+    // Assess: the retry shows 2.0.0 yanked, the version finished from the files its run wrote (its outcome
+    // the acceptance at its entry); the bundle, met later, keeps that acceptance; each logged once.
+    expect(retried.map((o) => [o.status, o.version, o.seq])).toEqual([
+      ['accepted', '2.0.0', 2],
+      ['accepted', '2.0.0', 1],
+    ]);
+    expect(version(afterRetry, '2.0.0')).toMatchObject({ yanked: true, publisher: publisher.fingerprint });
+    expect(later.map((o) => [o.status, o.seq])).toEqual([['accepted', 1]]);
+    expect(await bound(registry)).toEqual(afterRetry);
+    expect((await logOf(registry)).map((e) => [e.type, e.version])).toEqual([
+      ['publish', '1.0.0'],
+      ['publish', '2.0.0'],
+      ['yank', '2.0.0'],
+    ]);
+    expect(intentRecords(registry)).toEqual([]);
+  });
+
+  it.each([
+    ['a JSON manifest (published byte for byte: the digest its entry names)', 'manifest.json'],
+    ['a YAML manifest (rendered to JSON: the registry signature vouches for it)', 'manifest.yaml'],
+  ])(
+    'finishes a publish whose run died after its log from the files it wrote, its bundle deleted since, of %s',
+    async (_, manifestName) => {
+      const registry = await registryWithOperator();
+      await publishVersions(registry, ['1.0.0']);
+      const bundle = await makeBundle({
+        manifest: validManifest({ version: '2.0.0' }),
+        manifestName,
+        artifacts: [{ os: 'linux', arch: 'amd64', name: 'tool', body: encode('demo 2.0.0') }],
+        signer: publisher,
+      });
+      const [bundleKey = ''] = await registry.submit(bundle);
+      const mend = failPutOf(registry.site, pluginDocumentKey('demo-plugin'));
+      await expect(run(registry, bundleKey)).rejects.toThrow(/injected failure/);
+      mend();
+      await registry.intake.delete(bundleKey);
+
+      // Act: the next batch, of nothing.
+      const { outcomes } = await processSubmissions(registry.context);
+
+      // Assess: 2.0.0 shown, with its hosted artifact, as its run would have published it; logged once.
+      const shown = version(await bound(registry), '2.0.0');
+      expect(shown?.artifacts.map((a) => [a.hosted, a.size_bytes])).toEqual([[true, 'demo 2.0.0'.length]]);
+      expect(outcomes.map((o) => [o.status, o.version, o.seq])).toEqual([['accepted', '2.0.0', 1]]);
+      expect((await logOf(registry)).map((e) => [e.type, e.version])).toEqual([
+        ['publish', '1.0.0'],
+        ['publish', '2.0.0'],
+      ]);
+      expect(intentRecords(registry)).toEqual([]);
+    },
+  );
+
+  it('does not finish a publish from a manifest under its name that neither its entry nor the registry vouches for', async () => {
+    const registry = await registryWithOperator();
+    await publishVersions(registry, ['1.0.0']);
+    const bundle = await makeBundle({
+      manifest: validManifest({ version: '2.0.0' }),
+      artifacts: [{ os: 'linux', arch: 'amd64', name: 'tool', body: encode('demo 2.0.0') }],
+      signer: publisher,
+    });
+    const [bundleKey = ''] = await registry.submit(bundle);
+    const mend = failPutOf(registry.site, pluginDocumentKey('demo-plugin'));
+    await expect(run(registry, bundleKey)).rejects.toThrow(/injected failure/);
+    mend();
+    await registry.intake.delete(bundleKey);
+    // Whoever may write the published store puts another manifest in its place.
+    const at = 'plugins/demo-plugin/2.0.0/manifest.json';
+    const planted = encode(JSON.stringify(validManifest({ version: '2.0.0', description: 'planted' })));
+    await registry.site.put(at, planted, { contentType: 'application/json', cacheControl: CACHE_IMMUTABLE });
+
+    const { outcomes } = await processSubmissions(registry.context);
+
+    expect(outcomes).toEqual([]);
+    expect(version(await bound(registry), '2.0.0')).toBeUndefined();
+    expect(intentRecords(registry)).toHaveLength(1);
+  });
+
   it.each([
     ['the advisory', 0],
     ['its withdrawal', 1],

@@ -554,7 +554,7 @@ describe('when a batch dies after its log entries and another batch runs before 
     expect(intents()).toEqual([]);
   });
 
-  it('keeps the intent of a submission a retry leaves for later, and logs it once when it is finished', async () => {
+  it('finishes from the files its run wrote a submission a retry leaves for later, and logs it once', async () => {
     const registry = await makeRegistry();
     await publishOnce(registry, '1.0.0', publishAtOnce);
     const [alpha] = await registry.submit(await makeBundle({ manifest: validManifest({ name: 'alpha' }) }));
@@ -571,17 +571,22 @@ describe('when a batch dies after its log entries and another batch runs before 
     const intents = (): string[] =>
       [...registry.intake.objects.keys()].filter((k) => k.startsWith('state/log-intents/'));
     expect(intents()).toHaveLength(1); // one record for the batch
-    // The retry takes alpha alone (as a batch cut by maxBatchBytes would): beta's intent must outlive it.
-    await processSubmissions(registry.context, [alpha as string]);
-    const left = JSON.parse(text(registry.intake, intents()[0] as string)) as { intents: object };
-    expect(Object.keys(left.intents)).toEqual([
-      submissionIdFromBytes(beta as string, registry.intake.objects.get(beta as string)?.body as Uint8Array),
+    // The retry takes alpha alone (as a batch cut by maxBatchBytes would): beta, logged, is finished with it
+    // from the files its run wrote, its acceptance recorded under its id.
+    const first = await processSubmissions(registry.context, [alpha as string]);
+    const betaId = submissionIdFromBytes(
+      beta as string,
+      registry.intake.objects.get(beta as string)?.body as Uint8Array,
+    );
+    expect(first.outcomes.map((o) => [o.id, o.status])).toEqual([
+      [expect.any(String), 'accepted'],
+      [betaId, 'accepted'],
     ]);
-    // A refresh vouches for beta's entry, so only the record can tell the next batch it is logged.
+    expect(intents()).toEqual([]);
     await refreshSnapshot(registry.context);
     const retried = await processSubmissions(registry.context);
-    // Its files were written by the run that died: found published, not rejected.
-    expect(retried.outcomes.map((o) => o.status === 'rejected')).toEqual([false]);
+    // Its upload, met later, keeps that acceptance (its entry), not rejected nor "already published".
+    expect(retried.outcomes.map((o) => [o.id, o.status, o.seq])).toEqual([[betaId, 'accepted', 2]]);
     const log = await vouchedLog(registry.site, registry.registryKey.publicKey);
     expect(log.map((e) => [e.type, e.plugin])).toEqual([
       ['publish', 'demo-plugin'],
