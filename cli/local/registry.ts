@@ -9,7 +9,7 @@
  *   DIR/state/                    internal state (catalog)
  *   DIR/public/                   the published tree, served as static files
  */
-import { chmod, lstat, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { FsStore } from '../../adapters/fs-store.ts';
 import { removeStaleTemps } from '../../adapters/fs-temps.ts';
@@ -212,17 +212,56 @@ export async function initRegistry(
     )
   )
     throw keyExists();
-  for (const sub of ['keys', 'incoming', 'processed', 'rejected', 'status', 'state', SITE_DIR]) {
-    await mkdir(path.join(dir, sub), { recursive: true });
+  // What the folder held before (undefined: no folder), so that a failed init takes away all it made: left
+  // half made, its config said "already a registry" to the next init, and no published tree or key was ever
+  // made. The key file was checked absent above, so what is removed was never a key clients pinned.
+  const before = await entriesOf(dir);
+  let madeKey = false;
+  try {
+    for (const sub of ['keys', 'incoming', 'processed', 'rejected', 'status', 'state', SITE_DIR]) {
+      await mkdir(path.join(dir, sub), { recursive: true });
+    }
+    const pair = await generateKeyPair({ name: `${options.name} (signing key)` });
+    // Created here, whole, or refused: never opened through what appeared since the check.
+    await createNewFile(keyFile, pair.secretKey, { mode: 0o600, exists: keyExists });
+    madeKey = true;
+    await chmod(keyFile, 0o600);
+    await writeConfig(dir, config);
+    const registry = await openRegistry(dir);
+    await rebuildRegistry(registry.context);
+    return { registry, fingerprint: pair.fingerprint };
+  } catch (error) {
+    // A key file that appeared since the check (FILE_EXISTS) is someone else's: it stays, with its folder.
+    const kept = madeKey ? before : new Set([...(before ?? []), 'keys', SECRET_KEY_FILE]);
+    await removeAllBut(dir, kept).catch((cause: unknown) =>
+      err(`plugindex: could not remove what the failed init made in ${dir}: ${(cause as Error).message}`),
+    );
+    throw error;
   }
-  const pair = await generateKeyPair({ name: `${options.name} (signing key)` });
-  // Created here, whole, or refused: never opened through what appeared since the check.
-  await createNewFile(keyFile, pair.secretKey, { mode: 0o600, exists: keyExists });
-  await chmod(keyFile, 0o600);
-  await writeConfig(dir, config);
-  const registry = await openRegistry(dir);
-  await rebuildRegistry(registry.context);
-  return { registry, fingerprint: pair.fingerprint };
+}
+
+/** Every entry under `dir`, relative to it; undefined when there is no such folder. */
+async function entriesOf(dir: string): Promise<Set<string> | undefined> {
+  try {
+    return new Set(await readdir(dir, { recursive: true }));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+/** Removes from `dir` every entry `kept` does not hold (the whole folder when `kept` is undefined). */
+async function removeAllBut(dir: string, kept: Set<string> | undefined): Promise<void> {
+  if (kept === undefined) {
+    await rm(dir, { recursive: true, force: true });
+    return;
+  }
+  for (const entry of (await entriesOf(dir)) ?? []) {
+    const parent = path.dirname(entry);
+    // Only the topmost new entries: what is under them goes with them.
+    if (!kept.has(entry) && (parent === '.' || kept.has(parent)))
+      await rm(path.join(dir, entry), { recursive: true, force: true });
+  }
 }
 
 /**

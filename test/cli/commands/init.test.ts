@@ -1,5 +1,5 @@
 /** `plugindex init` as an operator runs it (the built command as a process): what it says it made. */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -25,5 +25,26 @@ describe('when an operator creates a registry', () => {
     expect(config.url).toBe('http://127.0.0.1:1/reg');
     expect(made.stdout).toContain('  url:          http://127.0.0.1:1/reg\n');
     expect(made.stdout).toContain('(public key at http://127.0.0.1:1/reg/keys/registry.asc)');
+  });
+
+  it('leaves nothing it made when its first rebuild fails, so running it again makes the registry', async () => {
+    // The seam: a file where the published tree needs its keys/ folder (a permission would not stop root).
+    // Before, the config and signing key stayed, and init run again said REGISTRY_EXISTS for a registry
+    // that had never published its key.
+    const dir = path.join(work, 'half');
+    await mkdir(path.join(dir, 'public'), { recursive: true });
+    await writeFile(path.join(dir, 'public', 'keys'), 'in the way');
+    const entries = async () => (await readdir(dir, { recursive: true })).sort();
+    const before = await entries();
+    const failed = await plugindexProcess(['init', '--registry', 'half'], { cwd: work });
+    expect(failed.code).toBe(1);
+    expect(failed.stdout).toBe('');
+    expect(await entries()).toEqual(before);
+    await rm(path.join(dir, 'public', 'keys'));
+    const made = await plugindexProcess(['init', '--registry', 'half'], { cwd: work });
+    expect(made.code, made.stderr).toBe(0);
+    expect(await readFile(path.join(dir, 'public', 'keys', 'registry.asc'), 'utf8')).toContain(
+      'BEGIN PGP PUBLIC KEY BLOCK',
+    );
   });
 });
