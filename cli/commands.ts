@@ -132,9 +132,13 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     load: () => import('./commands/serve.ts'),
   },
   publishers: {
-    summary: 'list trusted publishers, or add one (which makes the registry restricted)',
-    usage:
-      'plugindex publishers add --registry DIR KEYFILE --names GLOB[,GLOB...] [--label TEXT]\n       plugindex publishers list --registry DIR',
+    summary:
+      'list trusted publishers, add one (which makes the registry restricted), or remove one (stop trusting it)',
+    usage: [
+      'plugindex publishers add --registry DIR KEYFILE --names GLOB[,GLOB...] [--label TEXT]',
+      '       plugindex publishers remove --registry DIR FINGERPRINT|LABEL   (what it published stays: operator revoke marks it)',
+      '       plugindex publishers list --registry DIR',
+    ].join('\n'),
     options: { ...REGISTRY, names: { type: 'string', multiple: true }, label: { type: 'string' } },
     load: () => import('./commands/publishers.ts'),
   },
@@ -215,9 +219,12 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
   },
   operators: {
     summary:
-      "list the operator's keys, or add one (it may sign every action: remove, transfer, revoke-key too)",
-    usage:
-      'plugindex operators add --registry DIR KEYFILE [--label TEXT]\n       plugindex operators list --registry DIR',
+      "list the operator's keys, add one (it may sign every action: remove, transfer, revoke-key too), or remove one",
+    usage: [
+      'plugindex operators add --registry DIR KEYFILE [--label TEXT]',
+      '       plugindex operators remove --registry DIR FINGERPRINT|LABEL   (the actions it signed stay applied)',
+      '       plugindex operators list --registry DIR',
+    ].join('\n'),
     options: { ...REGISTRY, label: { type: 'string' } },
     load: () => import('./commands/operators.ts'),
   },

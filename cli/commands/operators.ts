@@ -1,27 +1,31 @@
 /**
- * `plugindex operators list|add`: the keys of a local registry's operator, which may sign every lifecycle
- * action, the operator-only ones too (remove a version, transfer a name, revoke a key). Whether a key may
- * be one is the core's decision (`withOperator` in index-builder/config.ts); this only reads and writes.
+ * `plugindex operators list|add|remove`: the keys of a local registry's operator, which may sign every
+ * lifecycle action, the operator-only ones too (remove a version, transfer a name, revoke a key). Whether a
+ * key may be one is the core's decision (`withOperator` in index-builder/config.ts); this only reads and writes.
  */
-import { withOperator } from '../../index-builder/config.ts';
+import path from 'node:path';
+import { parseRegistryConfig, withOperator } from '../../index-builder/config.ts';
 import { readTrustedKey } from '../../index-builder/signing.ts';
 import { oneLine } from '../../index-builder/text.ts';
 import { type Parsed, requiredOption, stringOption } from '../args.ts';
 import { usage } from '../errors.ts';
 import { readPublicKeyFile } from '../inputs.ts';
-import { readConfig, withOpenRegistry, writeConfig } from '../local/registry.ts';
+import { CONFIG_FILE, readConfig, withOpenRegistry, writeConfig } from '../local/registry.ts';
 import { out } from '../terminal.ts';
+import { findTrustEntry, refuseOtherOptions } from '../trust-entry.ts';
 
 export async function run(parsed: Parsed): Promise<number> {
   const [action, keyFile, ...extra] = parsed.positionals;
   const dir = requiredOption(parsed, 'registry');
   if (action === 'list' && keyFile === undefined) {
+    refuseOtherOptions(parsed, 'operators list', []);
     const config = await readConfig(dir);
     for (const o of config.operators) out(`${o.fingerprint}${o.label ? ` (${oneLine(o.label)})` : ''}`);
     return 0;
   }
+  if (action === 'remove' && keyFile !== undefined && extra.length === 0) return remove(parsed, dir, keyFile);
   if (action !== 'add' || !keyFile || extra.length > 0)
-    throw usage('operators takes "add KEYFILE" or "list"');
+    throw usage('operators takes "add KEYFILE [--label TEXT]", "remove FINGERPRINT|LABEL" or "list"');
   // Refused here, before the config is written: every signature by a weak or costly key is refused anyway.
   const key = await readTrustedKey(await readPublicKeyFile(keyFile, "an operator's"), 'the operator key');
   const label = stringOption(parsed, 'label') ?? key.userIds[0];
@@ -35,5 +39,31 @@ export async function run(parsed: Parsed): Promise<number> {
     await writeConfig(dir, config);
   });
   out(`${key.fingerprint} is an operator key: it may sign every action`);
+  return 0;
+}
+
+/**
+ * Stops taking an operator key's actions: under the lock and refused during a rotation, as `add`. The last
+ * one may go too: a registry runs without any (init lists none), owners still act on their plugins, and only
+ * the operator-only actions wait for a key to be added. The actions it signed stay applied.
+ */
+async function remove(parsed: Parsed, dir: string, given: string): Promise<number> {
+  refuseOtherOptions(parsed, 'operators remove', []);
+  const removed = await withOpenRegistry(dir, async (registry) => {
+    const { operators } = registry.config;
+    const at = findTrustEntry(operators, given, 'operator', path.join(dir, CONFIG_FILE));
+    const entry = operators[at] as (typeof operators)[number];
+    const rest = operators.filter((_, i) => i !== at);
+    await writeConfig(dir, parseRegistryConfig({ ...registry.config, operators: rest }));
+    return { entry, left: rest.length };
+  });
+  const { fingerprint, label } = removed.entry;
+  out(
+    `${fingerprint}${label ? ` (${oneLine(label)})` : ''} is no longer an operator key; the actions it signed stay applied`,
+  );
+  if (removed.left === 0)
+    out(
+      '  no operator key is listed now: remove, transfer and revoke-key cannot be signed until one is added (plugindex operators add)',
+    );
   return 0;
 }

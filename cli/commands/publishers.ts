@@ -1,28 +1,34 @@
 /**
- * `plugindex publishers list|add`: who a local registry trusts. What adding a key means for the policy is
- * the core's decision (`withTrustedPublisher` in index-builder/config.ts); this only reads and writes.
+ * `plugindex publishers list|add|remove`: who a local registry trusts. What adding a key means for the policy
+ * is the core's decision (`withTrustedPublisher` in index-builder/config.ts); this only reads and writes.
  */
-import { nameGlobProblem, withTrustedPublisher } from '../../index-builder/config.ts';
+import path from 'node:path';
+import { nameGlobProblem, parseRegistryConfig, withTrustedPublisher } from '../../index-builder/config.ts';
 import { readTrustedKey } from '../../index-builder/signing.ts';
 import { oneLine } from '../../index-builder/text.ts';
 import { listOption, type Parsed, requiredOption, stringOption } from '../args.ts';
 import { usage } from '../errors.ts';
 import { readPublicKeyFile } from '../inputs.ts';
-import { readConfig, withOpenRegistry, writeConfig } from '../local/registry.ts';
+import { CONFIG_FILE, readConfig, withOpenRegistry, writeConfig } from '../local/registry.ts';
 import { out } from '../terminal.ts';
+import { findTrustEntry, refuseOtherOptions } from '../trust-entry.ts';
+
+const SHAPE =
+  'publishers takes "add KEYFILE --names GLOB [--label TEXT]", "remove FINGERPRINT|LABEL" or "list"';
 
 export async function run(parsed: Parsed): Promise<number> {
   const [action, keyFile, ...extra] = parsed.positionals;
   const dir = requiredOption(parsed, 'registry');
   if (action === 'list' && keyFile === undefined) {
+    refuseOtherOptions(parsed, 'publishers list', []);
     const config = await readConfig(dir);
     out(`policy: ${config.policy}, ownership: ${config.ownership}`);
     for (const p of config.publishers)
       out(`${p.fingerprint} ${p.names.join(',')}${p.label ? ` (${oneLine(p.label)})` : ''}`);
     return 0;
   }
-  if (action !== 'add' || !keyFile || extra.length > 0)
-    throw usage('publishers takes "add KEYFILE --names GLOB" or "list"');
+  if (action === 'remove' && keyFile !== undefined && extra.length === 0) return remove(parsed, dir, keyFile);
+  if (action !== 'add' || !keyFile || extra.length > 0) throw usage(SHAPE);
   const names = listOption(parsed, 'names')
     .flatMap((n) => n.split(','))
     .map((n) => n.trim())
@@ -47,5 +53,34 @@ export async function run(parsed: Parsed): Promise<number> {
     await writeConfig(dir, config);
   });
   out(`trusted ${key.fingerprint} for ${names.join(', ')}; policy is now restricted`);
+  return 0;
+}
+
+/**
+ * Stops trusting a publisher key: under the lock and refused during a rotation, as `add`. The policy stays
+ * `restricted` (an empty list trusts no one; opening the registry is not what removing a key asks). What
+ * the key published stays published, signed by the registry: `operator revoke` is what marks it.
+ */
+async function remove(parsed: Parsed, dir: string, given: string): Promise<number> {
+  refuseOtherOptions(parsed, 'publishers remove', []);
+  const removed = await withOpenRegistry(dir, async (registry) => {
+    const { publishers } = registry.config;
+    const at = findTrustEntry(publishers, given, 'publisher', path.join(dir, CONFIG_FILE));
+    const entry = publishers[at] as (typeof publishers)[number];
+    const rest = publishers.filter((_, i) => i !== at);
+    await writeConfig(dir, parseRegistryConfig({ ...registry.config, publishers: rest }));
+    return { entry, left: rest.length, policy: registry.config.policy };
+  });
+  const { fingerprint, label } = removed.entry;
+  out(
+    `${fingerprint}${label ? ` (${oneLine(label)})` : ''} is no longer trusted: ${removed.policy === 'restricted' ? 'it may not publish, nor act as an owner of a plugin' : 'but the policy is open, so any key may still publish'}`,
+  );
+  out(
+    `  what it published stays published, signed by the registry; to mark it: plugindex operator revoke ${fingerprint} --reason TEXT`,
+  );
+  if (removed.left === 0 && removed.policy === 'restricted')
+    out(
+      '  no publisher is trusted now: the policy stays restricted, so nothing can be published until one is added',
+    );
   return 0;
 }

@@ -145,3 +145,78 @@ describe('when a registry names its operator', () => {
     ).rejects.toThrow(/ENOENT/);
   });
 });
+
+describe('when a registry stops taking an operator key', () => {
+  /** A new registry in the work folder, with `key` its operator, labelled `label`. */
+  const registryOperatedBy = async (name: string, key: { publicKey: string }, label: string) => {
+    const at = path.join(work, name);
+    await initRegistry(at, { name, url: URL });
+    const file = path.join(work, `${name}.asc`);
+    await writeFile(file, key.publicKey);
+    const added = await plugindexProcess(['operators', 'add', '--registry', at, file, '--label', label], {
+      cwd: work,
+    });
+    expect(added.code, added.stderr).toBe(0);
+    return at;
+  };
+
+  it("removes the key by its label, and the registry refuses that key's operator action after", async () => {
+    // The last one may go: a registry runs with none (init lists none), the operator-only actions waiting.
+    const operator = await testKey('retired-operator');
+    const at = await registryOperatedBy('retired', operator, 'retired ops');
+    const removed = await plugindexProcess(['operators', 'remove', '--registry', at, 'retired ops'], {
+      cwd: work,
+    });
+    expect(removed.code, removed.stderr).toBe(0);
+    expect(removed.stdout).toContain(`${operator.fingerprint} (retired ops) is no longer an operator key`);
+    expect(removed.stdout).toContain('no operator key is listed now');
+    const config = JSON.parse(await readFile(path.join(at, 'plugindex.json'), 'utf8')) as {
+      operators: unknown[];
+    };
+    expect(config.operators).toEqual([]);
+    const publisher = await testKey('publisher');
+    await writeFile(path.join(at, 'incoming', 'demo.tgz'), await makeBundle({ signer: publisher }));
+    expect((await plugindexProcess(['process', '--registry', at], { cwd: work })).code).toBe(0);
+    const body = { action: 'remove', plugin: 'demo-plugin', version: '1.0.0', reason: 'legal' } as const;
+    await writeFile(
+      path.join(at, 'incoming', 'by-former.json'),
+      (await signedAction(body, operator, { registry: URL, now: new Date() })).bytes,
+    );
+    const refused = await plugindexProcess(['process', '--registry', at], { cwd: work });
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toContain('ACTION_NOT_OPERATOR');
+  });
+
+  it('refuses a key it does not list (TRUST_ENTRY_NOT_FOUND, exit 1), writing nothing', async () => {
+    const at = await registryOperatedBy('unlisted', await testKey('listed-operator'), 'ops');
+    const before = await treeOf(at);
+    const refused = await plugindexProcess(['operators', 'remove', '--registry', at, 'E'.repeat(40)], {
+      cwd: work,
+    });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('TRUST_ENTRY_NOT_FOUND');
+    expect(await treeOf(at)).toEqual(before);
+  });
+
+  it('refuses while a key rotation is under way (ROTATION_PENDING, exit 1), writing nothing', async () => {
+    const operator = await testKey('rotation-operator');
+    const at = await registryOperatedBy('rotation', operator, 'ops');
+    await writeFile(path.join(at, 'state', 'rotation-pending.json'), '{}');
+    const before = await treeOf(at);
+    const refused = await plugindexProcess(['operators', 'remove', '--registry', at, operator.fingerprint], {
+      cwd: work,
+    });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('ROTATION_PENDING');
+    expect(await treeOf(at)).toEqual(before);
+  });
+
+  it('refuses --label on list as a usage error (exit 2) rather than list every key', async () => {
+    const listed = await plugindexProcess(['operators', 'list', '--registry', dir, '--label', 'ops'], {
+      cwd: work,
+    });
+    expect(listed.code).toBe(2);
+    expect(listed.stderr).toContain('--label is not an option of operators list');
+    expect(listed.stdout).toBe('');
+  });
+});

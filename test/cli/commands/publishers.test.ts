@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initRegistry, withRegistryLock } from '../../../cli/local/registry.ts';
 import { generateKeyPair } from '../../../index-builder/signing.ts';
 import { type CommandResult, plugindex, plugindexProcess } from '../../support/cli.ts';
-import { KEYS_CREATED, testKey } from '../../support/fixtures.ts';
+import { KEYS_CREATED, makeBundle, testKey, validManifest } from '../../support/fixtures.ts';
 import { treeOf } from '../../support/tree.ts';
 import { UNTRUSTED_KEYS } from '../../support/untrusted-keys.ts';
 
@@ -200,5 +200,147 @@ describe('when an operator trusts publishers', () => {
     const listed = await plugindex('publishers', 'list', '--registry', broken);
     expect(listed.code).toBe(1);
     expect(listed.stderr).toContain(`CONFIG_INVALID: ${path.join(broken, 'plugindex.json')} is not JSON`);
+  });
+});
+
+describe('when an operator stops trusting a publisher', () => {
+  /** A new registry in the work folder, trusting `keys` for `demo-*`, each labelled with its `label`. */
+  const registryTrusting = async (name: string, ...keys: { publicKey: string; label: string }[]) => {
+    const at = path.join(work, name);
+    await initRegistry(at, { name, url: 'http://127.0.0.1:8080' });
+    for (const [i, key] of keys.entries()) {
+      const file = path.join(work, `${name}-${i}.asc`);
+      await writeFile(file, key.publicKey);
+      const added = await plugindexProcess(
+        ['publishers', 'add', '--registry', at, file, '--names', 'demo-*', '--label', key.label],
+        {
+          cwd: work,
+        },
+      );
+      expect(added.code, added.stderr).toBe(0);
+    }
+    return at;
+  };
+  const publishersOf = async (at: string) =>
+    JSON.parse(await readFile(path.join(at, 'plugindex.json'), 'utf8')) as {
+      policy: string;
+      publishers: { fingerprint: string }[];
+    };
+
+  it('removes the key named by its fingerprint, keeps the others and the restricted policy', async () => {
+    const [kept, gone] = [await testKey('kept'), await testKey('gone')];
+    const at = await registryTrusting(
+      'by-fingerprint',
+      { ...kept, label: 'kept' },
+      { ...gone, label: 'gone' },
+    );
+    const removed = await plugindexProcess(
+      ['publishers', 'remove', '--registry', at, gone.fingerprint.toLowerCase()],
+      { cwd: work },
+    );
+    expect(removed.code, removed.stderr).toBe(0);
+    expect(removed.stdout).toContain(`${gone.fingerprint} (gone) is no longer trusted`);
+    expect(removed.stdout).toContain(`plugindex operator revoke ${gone.fingerprint} --reason TEXT`);
+    expect(await publishersOf(at)).toMatchObject({
+      policy: 'restricted',
+      publishers: [{ fingerprint: kept.fingerprint }],
+    });
+  });
+
+  it("leaves what the key published, signed by the registry, and refuses the key's next publish", async () => {
+    // Removal is no revocation: the versions stay as they were (operator revoke marks them), and only what
+    // comes next is judged by the list.
+    const key = await testKey('former');
+    const at = await registryTrusting('published', { ...key, label: 'former' });
+    await writeFile(path.join(at, 'incoming', 'first.tgz'), await makeBundle({ signer: key }));
+    expect((await plugindexProcess(['process', '--registry', at], { cwd: work })).code).toBe(0);
+    const docFile = path.join(at, 'public', 'plugins', 'demo-plugin', 'index.json');
+    const before = await readFile(docFile, 'utf8');
+    const removed = await plugindexProcess(['publishers', 'remove', '--registry', at, 'former'], {
+      cwd: work,
+    });
+    expect(removed.code, removed.stderr).toBe(0);
+    expect(removed.stdout).toContain('no publisher is trusted now: the policy stays restricted');
+    expect((await publishersOf(at)).publishers).toEqual([]);
+    expect(await readFile(docFile, 'utf8')).toBe(before);
+    await writeFile(
+      path.join(at, 'incoming', 'next.tgz'),
+      await makeBundle({ signer: key, manifest: validManifest({ version: '1.0.1' }) }),
+    );
+    const next = await plugindexProcess(['process', '--registry', at], { cwd: work });
+    expect(next.code).toBe(1);
+    expect(next.stdout).toContain('PUBLISHER_UNTRUSTED');
+    expect(await readFile(docFile, 'utf8')).toBe(before);
+  });
+
+  it('refuses a fingerprint or label it does not list (TRUST_ENTRY_NOT_FOUND, exit 1), writing nothing', async () => {
+    const at = await registryTrusting('unknown', { ...(await testKey('known')), label: 'known' });
+    const before = await treeOf(at);
+    for (const given of ['F'.repeat(40), 'nobody']) {
+      const refused = await plugindexProcess(['publishers', 'remove', '--registry', at, given], {
+        cwd: work,
+      });
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain(
+        `TRUST_ENTRY_NOT_FOUND: ${path.join(at, 'plugindex.json')} lists no publisher key`,
+      );
+    }
+    expect(await treeOf(at)).toEqual(before);
+  });
+
+  it('refuses a label two keys share (exit 2), naming both fingerprints, writing nothing', async () => {
+    const [one, two] = [await testKey('twin-one'), await testKey('twin-two')];
+    const at = await registryTrusting('twins');
+    for (const [i, key] of [one, two].entries()) {
+      await writeFile(path.join(work, `twin-${i}.asc`), key.publicKey);
+      const added = await plugindexProcess(
+        [
+          'publishers',
+          'add',
+          '--registry',
+          at,
+          path.join(work, `twin-${i}.asc`),
+          '--names',
+          'demo-*',
+          '--label',
+          'twin',
+        ],
+        { cwd: work },
+      );
+      expect(added.code, added.stderr).toBe(0);
+    }
+    const before = await treeOf(at);
+    const refused = await plugindexProcess(['publishers', 'remove', '--registry', at, 'twin'], { cwd: work });
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain(one.fingerprint);
+    expect(refused.stderr).toContain(two.fingerprint);
+    expect(await treeOf(at)).toEqual(before);
+  });
+
+  it('refuses while a key rotation is under way (ROTATION_PENDING, exit 1), writing nothing', async () => {
+    const key = await testKey('rotating');
+    const at = await registryTrusting('rotating', { ...key, label: 'rotating' });
+    await writeFile(path.join(at, 'state', 'rotation-pending.json'), '{}');
+    const before = await treeOf(at);
+    const refused = await plugindexProcess(['publishers', 'remove', '--registry', at, key.fingerprint], {
+      cwd: work,
+    });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('ROTATION_PENDING');
+    expect(await treeOf(at)).toEqual(before);
+  });
+});
+
+describe('when publishers list is given an option of add', () => {
+  it.each([
+    ['--names', 'acme-*'],
+    ['--label', 'ACME'],
+  ])('refuses %s as a usage error (exit 2) rather than list every publisher', async (option, value) => {
+    const listed = await plugindexProcess(['publishers', 'list', '--registry', dir, option, value], {
+      cwd: work,
+    });
+    expect(listed.code).toBe(2);
+    expect(listed.stderr).toContain(`${option} is not an option of publishers list`);
+    expect(listed.stdout).toBe('');
   });
 });

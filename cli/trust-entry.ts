@@ -1,0 +1,51 @@
+/**
+ * What `publishers` and `operators` share beside their `add`: the options a subcommand does not take refused,
+ * and the entry `remove` names found in the config's list, by its fingerprint or its label.
+ */
+import { oneLine } from '../index-builder/text.ts';
+import type { Parsed } from './args.ts';
+import { CliError, usage } from './errors.ts';
+
+/**
+ * A usage error (exit 2) for an option given that `command` does not take: `publishers list --names acme-*`
+ * listed every publisher, the filter taken without a word.
+ */
+export function refuseOtherOptions(parsed: Parsed, command: string, own: readonly string[]): void {
+  for (const [name, value] of Object.entries(parsed.values))
+    if (value !== undefined && name !== 'registry' && !own.includes(name))
+      throw usage(`--${name} is not an option of ${command}`);
+}
+
+/** An entry of a config's `publishers` or `operators`. */
+interface TrustEntry {
+  readonly fingerprint: string;
+  readonly label?: string;
+}
+
+/**
+ * The index of the entry `given` names in `entries` (`what`: "publisher", "operator"): its primary
+ * fingerprint (any case, spaces ignored, as `operator revoke` takes one) or else its label exactly.
+ * @throws CliError TRUST_ENTRY_NOT_FOUND (exit 1) when none is; USAGE (exit 2) when a label names more
+ *   than one, listing their fingerprints, so the operator names one of them.
+ */
+export function findTrustEntry(
+  entries: readonly TrustEntry[],
+  given: string,
+  what: string,
+  configFile: string,
+): number {
+  const fingerprint = given.replace(/\s+/g, '').toUpperCase();
+  const byKey = entries.findIndex((e) => e.fingerprint === fingerprint);
+  if (byKey >= 0) return byKey;
+  const byLabel = entries.flatMap((e, i) => (e.label === given ? [i] : []));
+  if (byLabel.length > 1)
+    throw usage(
+      `${byLabel.length} ${what} keys are labelled ${JSON.stringify(oneLine(given))} in ${configFile}: name one by its fingerprint (${byLabel.map((i) => entries[i]?.fingerprint).join(', ')})`,
+    );
+  const [only] = byLabel;
+  if (only !== undefined) return only;
+  throw new CliError(
+    'TRUST_ENTRY_NOT_FOUND',
+    `${configFile} lists no ${what} key whose fingerprint or label is ${JSON.stringify(oneLine(given))} (expected one that \`plugindex ${what}s list\` prints)`,
+  );
+}
