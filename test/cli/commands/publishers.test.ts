@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initRegistry, withRegistryLock } from '../../../cli/local/registry.ts';
+import type { PluginDocument } from '../../../index-builder/model.ts';
 import { generateKeyPair } from '../../../index-builder/signing.ts';
+import { signedAction } from '../../support/actions.ts';
 import { type CommandResult, plugindex, plugindexProcess } from '../../support/cli.ts';
 import { KEYS_CREATED, makeBundle, testKey, validManifest } from '../../support/fixtures.ts';
 import { treeOf } from '../../support/tree.ts';
@@ -247,7 +249,7 @@ describe('when an operator stops trusting a publisher', () => {
     });
   });
 
-  it("leaves what the key published, signed by the registry, and refuses the key's next publish", async () => {
+  it('leaves what the key published, signed by the registry, refuses its next publish, and revoke still marks it', async () => {
     // Removal is no revocation: the versions stay as they were (operator revoke marks them), and only what
     // comes next is judged by the list.
     const key = await testKey('former');
@@ -271,6 +273,26 @@ describe('when an operator stops trusting a publisher', () => {
     expect(next.code).toBe(1);
     expect(next.stdout).toContain('PUBLISHER_UNTRUSTED');
     expect(await readFile(docFile, 'utf8')).toBe(before);
+    // What README points to for marking those versions: a revocation, taken after the removal too, as the
+    // registry knows the key by the versions it published.
+    const operator = await testKey('revoking-operator');
+    await writeFile(path.join(work, 'revoking-operator.asc'), operator.publicKey);
+    const listed = await plugindexProcess(
+      ['operators', 'add', '--registry', at, path.join(work, 'revoking-operator.asc')],
+      { cwd: work },
+    );
+    expect(listed.code, listed.stderr).toBe(0);
+    const revoke = { action: 'revoke-key', fingerprint: key.fingerprint, reason: 'key lost' } as const;
+    await writeFile(
+      path.join(at, 'incoming', 'revoke.json'),
+      (await signedAction(revoke, operator, { registry: 'http://127.0.0.1:8080', now: new Date() })).bytes,
+    );
+    const revoked = await plugindexProcess(['process', '--registry', at], { cwd: work });
+    expect(revoked.code, revoked.stdout).toBe(0);
+    const doc = JSON.parse(await readFile(docFile, 'utf8')) as PluginDocument;
+    expect(doc.versions.map((v) => [v.version, v.publisher_revoked?.reason])).toEqual([
+      ['1.0.0', 'key lost'],
+    ]);
   });
 
   it('refuses a fingerprint or label it does not list (TRUST_ENTRY_NOT_FOUND, exit 1), writing nothing', async () => {
