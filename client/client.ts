@@ -516,16 +516,17 @@ class Client implements PlugindexClient {
     // generation it accepted: a forced re-add must not be a way to take a rewritten history on first use
     // again, nor an older snapshot (a rollback). That holds for a key it rotated from too (one in its
     // chain): the session then starts from the key held, with its chain and rotations, since the rotations
-    // count is that key's. Another URL or key starts afresh.
+    // count is that key's. Another URL starts afresh but for what is known of the keys (below); another
+    // key, afresh.
     const kept = await this.#state.trust(options.name).catch(() => undefined);
     const configured = (await this.#config_()).registries.find((r) => r.name === options.name);
-    const same =
+    const lineage =
       kept !== undefined &&
-      configured?.url === url &&
       (kept.fingerprint === key.fingerprint ||
         (kept.chain ?? []).some((l) => l.fingerprint === key.fingerprint));
+    const same = lineage && configured?.url === url;
     // The key held is checked as any pinned key is: one kept from before weak keys were refused is not used.
-    const held = same ? await readPinnedKey(kept, options.name) : key.key;
+    const held = lineage ? await readPinnedKey(kept, options.name) : key.key;
     const trust: TrustRecord = same
       ? {
           fingerprint: kept.fingerprint,
@@ -538,7 +539,18 @@ class Client implements PlugindexClient {
           // are still those kept, so another registry signed by the same key is refused all the same.
           ...(kept.registry !== undefined && !options.force ? { registry: kept.registry } : {}),
         }
-      : { fingerprint: key.fingerprint, armoredKey: key.armored };
+      : lineage
+        ? // The same keys at another URL (a registry that moved): its floor and log start afresh, as the
+          // snapshots there may name another registry, but not what this machine knows of its keys. Replaced
+          // by the key alone, the chain went with its compromised marks and retired keys: where this name
+          // alone held them, the stolen key's snapshots were taken again, under any name pinning it.
+          {
+            fingerprint: kept.fingerprint,
+            armoredKey: kept.armoredKey,
+            ...(kept.chain ? { chain: kept.chain } : {}),
+            ...(kept.rotations !== undefined ? { rotations: kept.rotations } : {}),
+          }
+        : { fingerprint: key.fingerprint, armoredKey: key.armored };
     let checked: TrustRecord | undefined;
     // Read the registry through the key before anything is saved: a wrong URL or key saves nothing.
     const session = new RegistrySession(given, endpoint, held, trust, {

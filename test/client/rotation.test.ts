@@ -1613,3 +1613,46 @@ describe('when a plugin set pins a key another name of its registry followed a r
     expect(mended.map((f) => [f.name, f.ok])).toEqual([[NAME, true]]);
   });
 });
+
+describe('when a registry whose key a name followed a rotation away from as stolen is added again at another URL (registry add --force)', () => {
+  it('keeps the compromised mark, so a snapshot the stolen key signs is still refused (KEY_REVOKED) under another name', async () => {
+    // Prepare: `main` pins the first key and follows the rotation that marks it stolen; the thief keeps a
+    // copy of the registry and the key. The registry then moves, served from its folder at another URL.
+    const registry = await servedRegistry(['1.0.0']);
+    const m = await pinningFirstKey(registry);
+    const stolen = await readFile(join(registry.dir, 'keys/registry-secret.asc'), 'utf8');
+    const second = await newKey();
+    await rotateLocalRegistry(registry.dir, second.secretKey, { compromised: true });
+    const reports = await m.run((c) => c.updateRegistries(['main']));
+    expect(reports[0]?.error).toBeUndefined();
+    const copy = join(root, `stolen-copy-moved-${registries}`);
+    await cp(registry.dir, copy, { recursive: true });
+    await writeFile(join(copy, 'keys/registry-secret.asc'), stolen);
+    await rebuildRegistry((await openRegistry(copy)).context, { keyRotations: 1 });
+    await publish(copy, ['2.0.0']);
+    const thief = await listenRegistryServer(
+      createRegistryServer({ site: new FsStore(join(copy, 'public')) }),
+      0,
+    );
+    closers.push(thief.close);
+    const moved = await listenRegistryServer(
+      createRegistryServer({ site: new FsStore(join(registry.dir, 'public')) }),
+      0,
+    );
+    closers.push(moved.close);
+
+    // Act: the user adds the registry again at its new URL, by its current key.
+    await m.run((c) =>
+      c.addRegistry({ name: 'main', url: moved.url, pin: { armored: second.publicKey }, force: true }),
+    );
+
+    // Assess: the mark is kept beside the key it retired, and the stolen key's snapshot is refused.
+    expect(await trustState(m)).toMatchObject({
+      fingerprint: second.fingerprint,
+      chain: [{ fingerprint: registry.firstFingerprint, compromised: true }],
+    });
+    await expect(
+      m.run((c) => c.addRegistry({ name: 'old-pin', url: thief.url, pin: { armored: registry.firstKey } })),
+    ).rejects.toMatchObject({ name: 'ClientError', code: 'KEY_REVOKED' });
+  });
+});
