@@ -44,7 +44,7 @@ import { type ClientContext, loadTrust, type ProgressEvent, readPinnedKey } from
 import { readSecretFileSync, readTextIfExists } from './disk/atomic.ts';
 import { ContentCache } from './disk/cache.ts';
 import { ClientState, InstallTree, setTrustName, type TrustRecord } from './disk/state.ts';
-import { ClientError } from './errors.ts';
+import { ClientError, pinAgainCommand, pinAgainRemedy } from './errors.ts';
 import type { Credentials, Endpoint, Fetcher, OciCredentials } from './fetcher.ts';
 import { fetchBody, UNLISTED_LIMITS } from './fetcher.ts';
 import { type InstalledItem, type InstallOptions, type InstallResult, installPlugins } from './install.ts';
@@ -448,7 +448,7 @@ class Client implements PlugindexClient {
     if (!trust || !pinned)
       throw new ClientError(
         'REGISTRY_NOT_PINNED',
-        `${entry.name}: no pinned key with fingerprint ${entry.key_fingerprint} in ${this.#state.dirs.data}; run \`plugindex registry add ${entry.name} ${entry.url} --force\` with its key`,
+        `${entry.name}: no pinned key with fingerprint ${entry.key_fingerprint} in ${this.#state.dirs.data}; run ${pinAgainCommand(entry.name, entry.url)}`,
       );
     return trust;
   }
@@ -697,7 +697,7 @@ class Client implements PlugindexClient {
       )
         throw new ClientError(
           'TRUST_RESET_REFUSED',
-          `${entry.name}: ${entry.url} is not signed by the key pinned for it (${pinned.fingerprint}), nor by one that key rotated to through a signed rotation (${error.code}: ${error.message}); nothing was forgotten. A reset takes a registry rebuilt under the same key only: one under another key is another trust root, added again with that key (\`plugindex registry add --force NAME URL --key FILE\`)`,
+          `${entry.name}: ${entry.url} is not signed by the key pinned for it (${pinned.fingerprint}), nor by one that key rotated to through a signed rotation (${error.code}: ${error.message}); nothing was forgotten. A reset takes a registry rebuilt under the same key only: one under another key is another trust root, added again with that key (${pinAgainCommand()})`,
           { cause: error },
         );
       throw error;
@@ -718,14 +718,14 @@ class Client implements PlugindexClient {
     if (revoked)
       throw new ClientError(
         'TRUST_RESET_REFUSED',
-        `${entry.name}: ${entry.url} answers with a snapshot signed by key ${fork ? `${accepted.fingerprint}, reached from key ${revoked.fingerprint} through a rotation to ${fork.to}; but that key` : revoked.fingerprint}, which registry ${snapshot.registry} retired${revoked.retiredBy === undefined ? '' : ` at keys/rotation/${revoked.retiredBy}.json`}${fork ? ` to key ${fork.mark.retiredTo}` : ''} because it is no longer secret (another name of it on this machine followed that rotation): nothing was forgotten. Pin the registry's current key instead (\`plugindex registry add --force NAME URL --key FILE\`, or the key: of the plugin set naming it)`,
+        `${entry.name}: ${entry.url} answers with a snapshot signed by key ${fork ? `${accepted.fingerprint}, reached from key ${revoked.fingerprint} through a rotation to ${fork.to}; but that key` : revoked.fingerprint}, which registry ${snapshot.registry} retired${revoked.retiredBy === undefined ? '' : ` at keys/rotation/${revoked.retiredBy}.json`}${fork ? ` to key ${fork.mark.retiredTo}` : ''} because it is no longer secret (another name of it on this machine followed that rotation): nothing was forgotten. ${pinAgainRemedy({ start: true })}`,
       );
     // A rotation from a key another name left, to another key than the registry's rotation: its holder's.
     const departed = forkFromRevoked(departuresAgainst(departures, accepted), accepted);
     if (departed)
       throw new ClientError(
         'TRUST_RESET_REFUSED',
-        `${entry.name}: ${entry.url} answers with a snapshot signed by key ${accepted.fingerprint}, reached from key ${departed.link.fingerprint} through a rotation to ${departed.to}, but registry ${snapshot.registry} rotated that key to ${departed.mark.retiredTo} (another name of it on this machine followed that rotation): a key is retired once, so this is not the registry's; nothing was forgotten. Pin the registry's current key instead (\`plugindex registry add --force NAME URL --key FILE\`, or the key: of the plugin set naming it)`,
+        `${entry.name}: ${entry.url} answers with a snapshot signed by key ${accepted.fingerprint}, reached from key ${departed.link.fingerprint} through a rotation to ${departed.to}, but registry ${snapshot.registry} rotated that key to ${departed.mark.retiredTo} (another name of it on this machine followed that rotation): a key is retired once, so this is not the registry's; nothing was forgotten. ${pinAgainRemedy({ start: true })}`,
       );
     // A key another name rotated away from: the registry signs nothing with it since, and taken here its
     // holder's snapshot was every name's floor, those that followed the rotation left with none.
@@ -733,7 +733,7 @@ class Client implements PlugindexClient {
     if (leftBy)
       throw new ClientError(
         'TRUST_RESET_REFUSED',
-        `${entry.name}: ${entry.url} answers with a snapshot signed by key ${accepted.fingerprint}, which registry ${snapshot.registry} rotated away from (followed as trust/${leftBy.name} in the data directory): the registry signs nothing with a key it left, so this is not the registry's current snapshot; nothing was forgotten. Reset by its current key (\`plugindex registry reset-trust ${leftBy.name}\` for a configured one), or pin it (\`plugindex registry add --force NAME URL --key FILE\`)`,
+        `${entry.name}: ${entry.url} answers with a snapshot signed by key ${accepted.fingerprint}, which registry ${snapshot.registry} rotated away from (followed as trust/${leftBy.name} in the data directory): the registry signs nothing with a key it left, so this is not the registry's current snapshot; nothing was forgotten. Reset by its current key (\`plugindex registry reset-trust ${leftBy.name}\` for a configured one), or pin it (${pinAgainCommand()})`,
       );
     const names = sharing.map((s) => s.name);
     if (!names.includes(own) && (await this.#state.trust(own).catch(() => undefined))) names.push(own);

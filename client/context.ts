@@ -10,7 +10,7 @@ import type { PluginDocument } from '../index-builder/model.ts';
 import type { RegistryEntry } from './config.ts';
 import type { ContentCache } from './disk/cache.ts';
 import type { InstallTree, TrustRecord } from './disk/state.ts';
-import { ClientError } from './errors.ts';
+import { ClientError, pinAgainCommand } from './errors.ts';
 import type { Endpoint, Fetcher, OciCredentials } from './fetcher.ts';
 import type { ChainLink, ForkedKey } from './key-chain.ts';
 import type { Platform } from './resolve.ts';
@@ -137,7 +137,7 @@ export async function readPinnedKey(trust: TrustRecord, registry: string): Promi
   if (problem !== null)
     throw new ClientError(
       'PINNED_KEY_UNTRUSTED',
-      `The key pinned for registry "${registry}" (trust/${registry} in the client's data directory), ${key.fingerprint}, cannot be trusted: ${problem}. It was pinned before this client refused such keys, and nothing it signs is taken: pin the registry's current key again (a configured registry: \`plugindex registry add --force ${registry} URL --key FILE\`; a plugin set's, or an \`install URL --key\`'s: remove that folder, and the key the set or the install names is pinned afresh)`,
+      `The key pinned for registry "${registry}" (trust/${registry} in the client's data directory), ${key.fingerprint}, cannot be trusted: ${problem}. It was pinned before this client refused such keys, and nothing it signs is taken: pin the registry's current key again (a configured registry: ${pinAgainCommand(registry)}; a plugin set's, or an \`install URL --key\`'s: remove that folder, and the key the set or the install names is pinned afresh)`,
     );
   return key.key;
 }

@@ -173,3 +173,23 @@ export class LogDisagreementError extends TrustError {
     this.disagreements = disagreements;
   }
 }
+
+/**
+ * The command that pins a configured registry's key again, as every error naming the way out spells it:
+ * `registry` and `url` where the error knows them, else `NAME` and `URL` for the user to fill in.
+ * @example pinAgainCommand('main') // "`plugindex registry add --force main URL --key FILE`"
+ */
+export function pinAgainCommand(registry = 'NAME', url = 'URL'): string {
+  return `\`plugindex registry add --force ${registry} ${url} --key FILE\``;
+}
+
+/**
+ * How to pin a registry's current key (a configured registry's, by `pinAgainCommand`; a plugin set's, in
+ * its set file), the remedy of every refusal of a key held that no check can mend. Written out in each
+ * error, it had drifted ("instead", a missing `--key`); `start` capitalizes it to begin a sentence.
+ */
+export function pinAgainRemedy(
+  options: { readonly registry?: string; readonly url?: string; readonly start?: boolean } = {},
+): string {
+  return `${options.start ? 'Pin' : 'pin'} the registry's current key (${pinAgainCommand(options.registry, options.url)}, or the key: of the plugin set naming it)`;
+}

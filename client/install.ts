@@ -25,7 +25,7 @@ import {
   type TrustRecord,
   writeLockfile,
 } from './disk/state.ts';
-import { ClientError } from './errors.ts';
+import { ClientError, pinAgainRemedy } from './errors.ts';
 import { collect, type Endpoint, fetchBody, UNLISTED_LIMITS } from './fetcher.ts';
 import {
   type InstalledFile,
@@ -1305,7 +1305,7 @@ async function planFrozen(
       entry.registry,
       `${options.lockfile}: plugins/${target.name}@${entry.version}, checked by the key this client holds for ${entry.registry},`,
       'forkedFrom' in held
-        ? `pin the registry's current key (\`plugindex registry add --force ${entry.registry} URL --key FILE\`, or the key: of the plugin set naming it), then install online without --frozen, which writes the lock under it`
+        ? `${pinAgainRemedy({ registry: entry.registry })}, then install online without --frozen, which writes the lock under it`
         : `another name of the registry followed that rotation and this one did not: install online without --frozen (\`plugindex install -c FILE\` for a plugin set's, after \`plugindex registry update\` for a configured one), which follows it and writes the lock under the current key`,
     );
   // Before the manifest is fetched: a version the install refuses costs no more requests.

@@ -16,7 +16,7 @@ import { type ClientContext, loadTrust, readPinnedKey } from './context.ts';
 import { readRegularIfExists, withFileLock } from './disk/atomic.ts';
 import type { TrustRecord } from './disk/state.ts';
 import { goneSetFiles, type InstallTree, readLockfile, writeLockfile } from './disk/state.ts';
-import { ClientError } from './errors.ts';
+import { ClientError, pinAgainRemedy } from './errors.ts';
 import { UNLISTED_LIMITS } from './fetcher.ts';
 import {
   type InstalledFile,
@@ -498,7 +498,7 @@ async function verifyOne(
       record.registry,
       `${tree.path(manifestPath)} (${name}@${version})`,
       'forkedFrom' in held
-        ? `pin the registry's current key (\`plugindex registry add --force ${record.registry} URL --key FILE\`, or the key: of the plugin set naming it), then install the version again, which this verify recorded as refused`
+        ? `${pinAgainRemedy({ registry: record.registry })}, then install the version again, which this verify recorded as refused`
         : `${record.registry} is still held here by that key, as another name of the registry followed the rotation and this one did not: install online (\`plugindex install -c FILE\` for a plugin set's, \`plugindex registry update\` for a configured one) to follow it, then install the version again, which this verify recorded as refused`,
     );
   if (refusal === undefined) return;

@@ -50,7 +50,7 @@ import { openSignedSnapshot, verifyManifest } from '../index-builder/verify.ts';
 import { type RegistryEntry, registryIdentity } from './config.ts';
 import type { CachedSnapshot, ContentCache } from './disk/cache.ts';
 import type { SharedTrust, TrustRecord } from './disk/state.ts';
-import { ClientError } from './errors.ts';
+import { ClientError, pinAgainCommand, pinAgainRemedy } from './errors.ts';
 import { documentLoader, type Endpoint, type Fetcher, fetchBody, UNLISTED_LIMITS } from './fetcher.ts';
 import {
   type ChainLink,
@@ -349,8 +349,7 @@ export class RegistrySession {
       this.#trust.registry,
       snapshot,
       `${this.entry.url}/${SNAPSHOT_KEY}`,
-      this.#deps.whenMoved ??
-        `add it again: plugindex registry add --force ${this.entry.name} ${this.entry.url} --key FILE`,
+      this.#deps.whenMoved ?? `add it again: ${pinAgainCommand(this.entry.name, this.entry.url)}`,
     );
     // A snapshot not asked for again (offline, or checked moments ago) is the one this record accepted.
     const checked = !this.#deps.offline && !current;
@@ -373,7 +372,7 @@ export class RegistrySession {
         revoked,
         snapshot.registry,
         `${this.entry.url}/${SNAPSHOT_KEY}`,
-        `another name of that registry on this machine followed the rotation, this one never did: ${checked ? `what answers at ${this.entry.url} serves a snapshot by the retired key (a stale cache, or whoever took the key)` : 'the snapshot it last accepted, kept here, is by the retired key'}; pin the registry's current key (\`plugindex registry add --force ${this.entry.name} ${this.entry.url} --key FILE\`, or the key: of the plugin set naming it)`,
+        `another name of that registry on this machine followed the rotation, this one never did: ${checked ? `what answers at ${this.entry.url} serves a snapshot by the retired key (a stale cache, or whoever took the key)` : 'the snapshot it last accepted, kept here, is by the retired key'}; ${pinAgainRemedy({ registry: this.entry.name, url: this.entry.url })}`,
       );
     // Its thief can also sign a rotation from that key to one of their own, which a name still holding it
     // followed: the key it then held was none marked, and every snapshot the thief signed passed. The one
@@ -384,14 +383,14 @@ export class RegistrySession {
         fork.mark,
         snapshot.registry,
         `${this.entry.url}/${fork.link.retiredBy === undefined ? 'a key rotation' : rotationKey(fork.link.retiredBy)} (a rotation to key ${fork.to})`,
-        `another name of that registry on this machine followed the rotation that retired it to key ${fork.mark.retiredTo}, and this is another: what answers at ${this.entry.url} serves a rotation the key's thief signed; pin the registry's current key (\`plugindex registry add --force ${this.entry.name} ${this.entry.url} --key FILE\`, or the key: of the plugin set naming it)`,
+        `another name of that registry on this machine followed the rotation that retired it to key ${fork.mark.retiredTo}, and this is another: what answers at ${this.entry.url} serves a rotation the key's thief signed; ${pinAgainRemedy({ registry: this.entry.name, url: this.entry.url })}`,
       );
     // The same of a key retired routinely that leaked since, which no mark names: a key is retired once.
     const departed = forkFromRevoked(departuresAgainst(known?.departures, this.#trust), this.#trust);
     if (departed)
       throw new TrustError(
         'KEY_ROTATION_BROKEN',
-        `${this.entry.url}/${departed.link.retiredBy === undefined ? 'a key rotation' : rotationKey(departed.link.retiredBy)} rotates key ${departed.link.fingerprint} to key ${departed.to}, but ${snapshot.registry} rotated it to key ${departed.mark.retiredTo}${departed.mark.retiredBy === undefined ? '' : ` at ${rotationKey(departed.mark.retiredBy)}`}, as another name of it on this machine followed: a key is retired once, so this rotation was signed by whoever holds that key since; refused, nothing kept. Pin the registry's current key (\`plugindex registry add --force ${this.entry.name} ${this.entry.url} --key FILE\`, or the key: of the plugin set naming it)`,
+        `${this.entry.url}/${departed.link.retiredBy === undefined ? 'a key rotation' : rotationKey(departed.link.retiredBy)} rotates key ${departed.link.fingerprint} to key ${departed.to}, but ${snapshot.registry} rotated it to key ${departed.mark.retiredTo}${departed.mark.retiredBy === undefined ? '' : ` at ${rotationKey(departed.mark.retiredBy)}`}, as another name of it on this machine followed: a key is retired once, so this rotation was signed by whoever holds that key since; refused, nothing kept. ${pinAgainRemedy({ registry: this.entry.name, url: this.entry.url, start: true })}`,
       );
     const floor = shared?.highestGeneration;
     if (floor && snapshot.generation < floor.generation && !pastCaches) {
@@ -421,7 +420,7 @@ export class RegistrySession {
     if (retired)
       throw new TrustError(
         'SNAPSHOT_RETIRED_KEY',
-        `${this.entry.url}/${SNAPSHOT_KEY}: snapshot generation ${snapshot.generation} is signed by key ${this.#trust.fingerprint}, which ${snapshot.registry} rotated away from (followed as trust/${retired.name} in the data directory, generation ${retired.generation} accepted since under a later key): the registry signs nothing with a key it left, so this is a copy signed by whoever holds that key now; refused, nothing kept. Pin the registry's current key (\`plugindex registry add --force ${this.entry.name} ${this.entry.url} --key FILE\`, or the key: of the plugin set naming it), or reach the registry itself`,
+        `${this.entry.url}/${SNAPSHOT_KEY}: snapshot generation ${snapshot.generation} is signed by key ${this.#trust.fingerprint}, which ${snapshot.registry} rotated away from (followed as trust/${retired.name} in the data directory, generation ${retired.generation} accepted since under a later key): the registry signs nothing with a key it left, so this is a copy signed by whoever holds that key now; refused, nothing kept. ${pinAgainRemedy({ registry: this.entry.name, url: this.entry.url, start: true })}, or reach the registry itself`,
       );
     // Before anything of this snapshot is kept (cache, trust state): a refused log leaves both as they were.
     const extension = checked ? await this.#extendedLog(snapshot, shared?.logs ?? []) : undefined;
