@@ -57,7 +57,12 @@ import {
 import { forEachLimited } from '../index-builder/limited.ts';
 import { EMPTY_LOG, isLogHead } from '../index-builder/log.ts';
 import type { ArtifactRecord, BinDocument, LogHead, SnapshotDocument } from '../index-builder/model.ts';
-import { readPublicKey, readTrustedKey } from '../index-builder/signing.ts';
+import {
+  type PublicKeyInfo,
+  readPublicKey,
+  readTrustedKey,
+  untrustedKeyProblem,
+} from '../index-builder/signing.ts';
 import { openSignedSnapshot, verifyManifest } from '../index-builder/verify.ts';
 
 const text = (bytes: Uint8Array): string => new TextDecoder().decode(bytes);
@@ -263,6 +268,24 @@ function readVerifyState(textOf: string, file: string): VerifyState {
   return state as VerifyState;
 }
 
+/**
+ * The key a `--state` file kept (trusted on a first run, or followed since), held to what a key given is
+ * (`readTrustedKey`): read without that check when `--key` was a key it rotated from, a key kept by a verify
+ * that took any key (one anyone can sign as, or whose arithmetic is unbounded) was pinned, and failed later
+ * at its first signature (SNAPSHOT_BAD_SIGNATURE), in words that named neither the file nor the key.
+ * @throws ClientError PINNED_KEY_UNTRUSTED naming the file, the key and why.
+ */
+async function readKeptKey(armored: string, file: string | undefined): Promise<PublicKeyInfo> {
+  const kept = await readPublicKey(armored);
+  const problem = untrustedKeyProblem(kept.key);
+  if (problem)
+    throw new ClientError(
+      'PINNED_KEY_UNTRUSTED',
+      `${file}#/key: key ${kept.fingerprint}, the registry key this state kept, cannot be trusted: ${problem}; nothing it signs is taken: remove ${file} and verify again with --key FILE (the registry's current key)`,
+    );
+  return kept;
+}
+
 async function verifyWith(
   reader: Reader,
   options: { readonly pinnedKey?: string; readonly stateFile?: string; readonly now?: Date },
@@ -278,10 +301,13 @@ async function verifyWith(
   const keyFrom: VerifyReport['keyFrom'] =
     options.pinnedKey !== undefined ? 'given' : saved?.key !== undefined ? 'state' : 'registry';
   // Refused before the state keeps it: a pin no signature by which is taken (weak or costly) verifies nothing.
-  const given = await readTrustedKey(
-    options.pinnedKey ?? saved?.key ?? text(await reader.get(REGISTRY_PUBLIC_KEY_KEY, UNLISTED_LIMITS.key)),
-    'the registry key',
-  );
+  const given =
+    keyFrom === 'state' && saved?.key !== undefined
+      ? await readKeptKey(saved.key, options.stateFile)
+      : await readTrustedKey(
+          options.pinnedKey ?? text(await reader.get(REGISTRY_PUBLIC_KEY_KEY, UNLISTED_LIMITS.key)),
+          'the registry key',
+        );
   if (keyFrom === 'state' && given.fingerprint !== saved?.fingerprint)
     throw new ClientError(
       'TRUST_STATE_INVALID',
@@ -299,7 +325,7 @@ async function verifyWith(
   let pinned = given;
   let chainSaved: readonly string[] = [];
   if (saved?.key !== undefined && saved.chain?.includes(given.fingerprint)) {
-    pinned = await readPublicKey(saved.key);
+    pinned = await readKeptKey(saved.key, options.stateFile);
     if (pinned.fingerprint !== saved.fingerprint)
       throw new ClientError(
         'TRUST_STATE_INVALID',

@@ -35,6 +35,7 @@ import { type ClientMachine, clientMachine } from '../support/client.ts';
 import { encode, makeBundle, validManifest } from '../support/fixtures.ts';
 import { gpgKeyring } from '../support/gpg.ts';
 import { rewriteLog } from '../support/lifecycle.ts';
+import { UNTRUSTED_KEYS } from '../support/untrusted-keys.ts';
 
 const NAME = 'rotating-tool';
 const LINUX = { os: 'linux', arch: 'amd64' } as const;
@@ -713,6 +714,46 @@ describe('when verify --url --state is given a key the registry rotated from', (
       message: expect.stringContaining('#/log'),
     });
   });
+});
+
+describe('when verify --url --state is given a key the registry rotated from, and the key the state kept cannot be trusted', () => {
+  it.each(UNTRUSTED_KEYS)(
+    'refuses $label kept there (PINNED_KEY_UNTRUSTED), naming the state file, before anything is read by it',
+    async (key) => {
+      // Prepare: verified through a rotation (the state at the second key, its chain the first), then the key
+      // kept written as a verify that took any key left it.
+      const { registry, stateFile } = await verifiedOnce('untrusted');
+      await rotateToNewKey(registry);
+      await verifyRegistry({ url: registry.url, pinnedKey: registry.firstKey, stateFile });
+      const state = JSON.parse(await readFile(stateFile, 'utf8'));
+      await writeFile(
+        stateFile,
+        JSON.stringify({ ...state, fingerprint: key.fingerprint, key: key.publicKey }),
+      );
+      const before = await readFile(stateFile, 'utf8');
+
+      // Act
+      const verifying = verifyRegistry({ url: registry.url, pinnedKey: registry.firstKey, stateFile });
+
+      // Assess
+      await expect(verifying).rejects.toMatchObject({
+        name: 'ClientError',
+        code: 'PINNED_KEY_UNTRUSTED',
+        message: expect.stringMatching(
+          new RegExp(`${stateFile}#/key: .*${key.fingerprint}.*cannot be trusted: .*${key.reason}`),
+        ),
+      });
+      expect(await readFile(stateFile, 'utf8')).toBe(before);
+      // And without --key, the key kept read as the pin: refused the same way (it was KEY_INVALID, naming
+      // no file).
+      await expect(verifyRegistry({ url: registry.url, stateFile })).rejects.toMatchObject({
+        name: 'ClientError',
+        code: 'PINNED_KEY_UNTRUSTED',
+        message: expect.stringContaining(`${stateFile}#/key: key ${key.fingerprint}`),
+      });
+      expect(await readFile(stateFile, 'utf8')).toBe(before);
+    },
+  );
 });
 
 /**
