@@ -45,6 +45,13 @@ export interface LifecycleOptions {
    * the published document, which did not show this one yet).
    */
   readonly logged?: boolean;
+  /**
+   * A logged ranged deprecate or undeprecate: the versions (`versionIdentity`) listed when its entry was
+   * appended, the only ones it may mark (`listedWhenLogged`). Its range read against the versions at its
+   * retry marked those published after it too, which its signer never saw and the log's replay
+   * (`deprecationStatementOf`, `verify --url`) leaves as they were published.
+   */
+  readonly listed?: ReadonlySet<string>;
 }
 
 export type LifecycleResult =
@@ -219,11 +226,17 @@ export function deprecationStatementOf(
  * by one owner's add or removal: its owner, then each owner statement after it. A deprecation overtaken by a
  * ranged one (or a ranged one by another): every version's deprecation replayed from it on
  * (`deprecationStatementOf`), and the plugin's own by the last whole-plugin one. Other actions are overtaken
- * only within their own slot, whose newest statement the document already shows: `doc` as it is.
+ * only within their own slot, whose newest statement the document already shows: `doc` as it is. `listed`
+ * (`listedWhenLogged`, of the first) tells a version published in this batch, not yet logged, from one
+ * logged before them all.
  * Left undone, the log held the action before the newer one and no document showed it, which `verify --url`
  * reports; the dead run's documents, had they been published, showed both.
  */
-export function withOvertakenRestored(doc: PluginDocument, entries: readonly LogEntry[]): PluginDocument {
+export function withOvertakenRestored(
+  doc: PluginDocument,
+  entries: readonly LogEntry[],
+  listed?: ReadonlySet<string>,
+): PluginDocument {
   const first = entries[0];
   if (first?.type === 'transfer') {
     const owner = first.detail?.owner;
@@ -253,9 +266,12 @@ export function withOvertakenRestored(doc: PluginDocument, entries: readonly Log
     const removal = removedAt.get(identity);
     // Removed before the overtaken action: none of the statements named it.
     if (v.removed && removal === undefined) return v;
+    // A version whose publish is not among `entries` was listed before them all (-1), unless `listed` (those
+    // listed when the first was logged) leaves it out: published in this batch, after every statement.
+    const unlogged = listed === undefined || listed.has(identity) ? -1 : Number.POSITIVE_INFINITY;
     const statement = deprecationStatementOf(
       v.version,
-      listedAt.get(identity) ?? -1,
+      listedAt.get(identity) ?? unlogged,
       removal ?? Number.POSITIVE_INFINITY,
       statements,
     );
@@ -281,11 +297,46 @@ export function withOvertakenRestored(doc: PluginDocument, entries: readonly Log
   return recomputed({ ...rest, deprecation, versions } as PluginDocument);
 }
 
-/** The versions a range names (`isInActionRange`), removed ones aside. */
-function matching(doc: PluginDocument, range: string | undefined): Set<string> {
+/**
+ * The versions a range names (`isInActionRange`), removed ones aside; of a logged ranged action, only those
+ * listed when it was logged (`listed`). Without a range, every version: the whole plugin's statement is also
+ * the one a version published later takes (`deprecationStatementOf`).
+ */
+function matching(doc: PluginDocument, range: string | undefined, listed?: ReadonlySet<string>): Set<string> {
+  const named = (v: VersionRecord) =>
+    range === undefined || listed === undefined || listed.has(versionIdentity(v.version));
   return new Set(
-    doc.versions.filter((v) => !v.removed && isInActionRange(v.version, range)).map((v) => v.version),
+    doc.versions
+      .filter((v) => !v.removed && isInActionRange(v.version, range) && named(v))
+      .map((v) => v.version),
   );
+}
+
+/**
+ * The versions (`versionIdentity`) of `doc` listed when the logged action at `seq` was appended, by the log's
+ * order: those whose publish is logged before it (`entries`: the plugin's entries read back from before it),
+ * and those the published document (`published`, as before this batch) lists whose publish is not among
+ * `entries`, logged earlier still. Not one this batch is publishing (logged after it, once it is) nor one
+ * another run published since. Logs written before this rule need nothing new: the order is the log's.
+ */
+export function listedWhenLogged(
+  doc: PluginDocument,
+  published: PluginDocument | undefined,
+  seq: number,
+  entries: readonly LogEntry[],
+): Set<string> {
+  const publishedAt = new Map<string, number>();
+  for (const entry of entries)
+    if (entry.type === 'publish' && entry.plugin === doc.name && entry.version !== undefined)
+      publishedAt.set(versionIdentity(entry.version), entry.seq);
+  const before = new Set(published?.versions.map((v) => versionIdentity(v.version)));
+  const listed = new Set<string>();
+  for (const v of doc.versions) {
+    const identity = versionIdentity(v.version);
+    const at = publishedAt.get(identity);
+    if (at === undefined ? before.has(identity) : at < seq) listed.add(identity);
+  }
+  return listed;
 }
 
 function rangeMatchesNothing(doc: PluginDocument, range: string): Problem {
@@ -344,7 +395,7 @@ export function applyAction(
       return done({ ...doc, versions: doc.versions.map((v) => (v === record ? next : v)) });
     }
     case 'deprecate': {
-      const targets = matching(doc, action.range);
+      const targets = matching(doc, action.range, options.listed);
       if (action.range !== undefined && targets.size === 0)
         return refused(rangeMatchesNothing(doc, action.range));
       const same = (v: VersionRecord) =>
@@ -374,7 +425,7 @@ export function applyAction(
       return done({ ...doc, ...(deprecation ? { deprecation } : {}), versions });
     }
     case 'undeprecate': {
-      const targets = matching(doc, action.range);
+      const targets = matching(doc, action.range, options.listed);
       if (action.range !== undefined && targets.size === 0)
         return refused(rangeMatchesNothing(doc, action.range));
       const versions = doc.versions.map((v) =>

@@ -54,6 +54,7 @@ import {
   applyAction,
   createdInstant,
   findVersion,
+  listedWhenLogged,
   loggedOrders,
   mergedOrder,
   type NamedKey,
@@ -232,19 +233,20 @@ async function resumeAction(
 ): Promise<Evaluation> {
   judging.view.applied.add(read.digest);
   const { key } = await namedKey(read.action, judging);
+  const listed = resumed.finished ? undefined : await listedAtEntry(judging, read.action, resumed);
   // What comes after it in the batch is judged with its effect, as the run that died judged it; unless an
   // action made after it was applied to its slot since (another run, while this upload waited for its
   // retry): put back, its effect would undo that newer statement, which the log records after it.
   const passed = !resumed.finished && (await overtaken(ctx, judging, read, key, resumed.time));
   if (!resumed.finished && !passed) {
-    await applyAgain(judging, read, resumed.time, key);
+    await applyAgain(judging, read, resumed.time, key, listed);
     await orderApplied(judging.view, read, key, resumed.time);
   }
   // Overtaken, it is put back under the newer statements, where the log has it (`withOvertakenRestored`).
   const underneath = passed ? await loggedFrom(judging, read.action, resumed) : undefined;
   if (underneath && read.action.action !== 'revoke-key') {
     const doc = await judging.view.current(read.action.plugin);
-    if (doc) judging.view.change(withOvertakenRestored(doc, underneath));
+    if (doc) judging.view.change(withOvertakenRestored(doc, underneath, listed));
   }
   return {
     kind: 'action-accepted',
@@ -257,8 +259,31 @@ async function resumeAction(
       from,
       ...(passed ? { overtaken: true as const } : {}),
       ...(underneath ? { underneath } : {}),
+      ...(listed ? { listed } : {}),
     },
   };
+}
+
+/**
+ * Of a resumed deprecate or undeprecate, the versions listed when its entry was appended (lifecycle.ts
+ * `listedWhenLogged`, by the log's order), the only ones its retry marks by its range (or, overtaken, that
+ * `withOvertakenRestored` counts as listed before it); undefined for any other action. Applied again by its range to the versions at hand, the retry marked those published since (by
+ * another run while its upload waited, or earlier in this batch), which its signer never saw: the log's
+ * replay (`verify --url`, LOG_VERSION_DEPRECATION_DIFFERS) has them as they were published.
+ */
+async function listedAtEntry(
+  judging: Judging,
+  action: ActionBody,
+  resumed: { readonly seq: number; readonly time: string },
+): Promise<ReadonlySet<string> | undefined> {
+  if (action.action !== 'deprecate' && action.action !== 'undeprecate') return undefined;
+  const doc = await judging.view.current(action.plugin);
+  if (!doc) return undefined;
+  // Every publish logged since its entry was made is among these: the log is read back from its time, less
+  // the clock skew between runs, as `loggedFrom` reads it.
+  const since = Date.parse(resumed.time) - ACTION_CLOCK_SKEW_MS;
+  const entries = await judging.log.entriesSince(since);
+  return listedWhenLogged(doc, await judging.view.published(action.plugin), resumed.seq, entries);
 }
 
 /**
@@ -415,6 +440,7 @@ async function applyAgain(
   read: ReadAction,
   at: string,
   key: NamedKey | undefined,
+  listed: ReadonlySet<string> | undefined,
 ): Promise<void> {
   const { view, trusted } = judging;
   const action = read.action;
@@ -440,8 +466,10 @@ async function applyAgain(
     ...(key ? { key } : {}),
     registryFingerprints: trusted.registryFingerprints,
     isRevoked: (fp) => revocationOf(revoked, fp) !== undefined,
-    // Logged already: applied as logged, past the bounds for new actions (MAX_ADVISORIES).
+    // Logged already: applied as logged, past the bounds for new actions (MAX_ADVISORIES), to the versions
+    // listed then.
     logged: true,
+    ...(listed ? { listed } : {}),
   });
   if (applied.ok) view.change(applied.doc);
 }
@@ -848,7 +876,8 @@ export async function foldBatch(
     // published, may still lag the catalog, as for any resumed action).
     if (resumed?.overtaken) {
       const doc = resumed.underneath && (await current(action.plugin));
-      if (doc && resumed.underneath) change(withOvertakenRestored(doc, resumed.underneath), item);
+      if (doc && resumed.underneath)
+        change(withOvertakenRestored(doc, resumed.underneath, resumed.listed), item);
       else resumedOn.add(action.plugin);
       continue;
     }
@@ -866,6 +895,7 @@ export async function foldBatch(
       registryFingerprints,
       isRevoked: (fp) => revoked.keys.some((k) => k.fingerprint === fp),
       ...(resumed ? { logged: true } : {}),
+      ...(resumed?.listed ? { listed: resumed.listed } : {}),
     });
     if (applied.ok) change(applied.doc, item);
     else if (resumed) resumedOn.add(doc.name);

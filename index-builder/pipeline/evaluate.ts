@@ -130,6 +130,11 @@ export interface AcceptedAction {
      * (lifecycle.ts `withOvertakenRestored`), as the dead run's documents would have shown it.
      */
     readonly underneath?: readonly LogEntry[];
+    /**
+     * A deprecate or undeprecate: the versions (`versionIdentity`) listed when its entry was appended, the
+     * only ones its range marks again (lifecycle.ts `listedWhenLogged`), not those published since.
+     */
+    readonly listed?: ReadonlySet<string>;
   };
 }
 

@@ -6,6 +6,7 @@
  */
 import * as openpgp from 'openpgp';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { compareDocument, foldLog } from '../../../client/log-consistency.ts';
 import type { ActionBody } from '../../../index-builder/actions.ts';
 import { fixedClock } from '../../../index-builder/clock.ts';
 import { StoreError, TrustError } from '../../../index-builder/errors.ts';
@@ -1130,6 +1131,106 @@ describe('when actions on one target arrive in the reverse order of their making
       expect(intentRecords(registry)).toEqual([]);
     },
   );
+
+  it.each([
+    ['deprecate', 'after its log, before its documents, its intent record lost', 'documents'],
+    ['deprecate', 'after its snapshot, before its outcome, its intent record and marker lost', 'snapshot'],
+    ['undeprecate', 'after its log, before its documents, its intent record lost', 'documents'],
+    ['undeprecate', 'after its snapshot, before its outcome, its intent record and marker lost', 'snapshot'],
+  ] as const)(
+    'marks on the retry of a ranged %s whose run died %s only the versions listed when it was logged',
+    async (kind, _, at) => {
+      // Prepare: 1.0.0, deprecated whole for an undeprecate to lift in part; a ranged action on <2.0.0 whose
+      // run dies once it is logged; then 1.5.0, in that range, published by another run.
+      const registry = await registryWithOperator();
+      await publishVersions(registry, ['1.0.0']);
+      if (kind === 'undeprecate')
+        expect(
+          (await run(registry, (await submitAt(registry, on.deprecate('whole'), publisher, 1)).key))[0]
+            ?.status,
+        ).toBe('accepted');
+      const body: ActionBody =
+        kind === 'deprecate'
+          ? { action: 'deprecate', plugin: 'demo-plugin', range: '<2.0.0', message: 'ranged' }
+          : { action: 'undeprecate', plugin: 'demo-plugin', range: '<2.0.0' };
+      const ranged = await submitAt(registry, body, publisher, 2);
+      const mend =
+        at === 'documents'
+          ? failPutOf(registry.site, pluginDocumentKey('demo-plugin'))
+          : failPutOf(registry.intake, catalogBinKey(binOf('demo-plugin')));
+      await expect(run(registry, ranged.key)).rejects.toThrow(/injected failure/);
+      mend();
+      for (const key of intentRecords(registry)) registry.intake.objects.delete(key);
+      if (at === 'snapshot') registry.intake.objects.delete(actionMarkerKey(ranged.digest));
+      await publishVersions(registry, ['1.5.0']);
+
+      // Act: the retry of the upload that run took.
+      const retried = await run(registry, ranged.key);
+
+      // Assess: accepted at its entry; 1.0.0 as the action says, 1.5.0 as it was published (under the
+      // whole-plugin deprecation, or none), as the log's replay (`verify --url`) has them.
+      expect(verdicts(retried)).toEqual([['accepted']]);
+      const doc = await bound(registry);
+      expect(version(doc, '1.0.0')?.deprecated).toBe(kind === 'deprecate');
+      expect(version(doc, '1.5.0')?.deprecated).toBe(kind === 'undeprecate');
+      expect(version(doc, '1.5.0')?.deprecation_message).toBe(kind === 'undeprecate' ? 'whole' : undefined);
+      const entries = await logOf(registry);
+      expect(entries.filter((e) => e.type === kind)).toHaveLength(1);
+      const fold = foldLog(
+        entries.map((entry) => {
+          const line = entryLine(entry);
+          return { entry, line, hash: lineHash(line) };
+        }),
+      );
+      expect(compareDocument(fold, doc)).toEqual([]);
+    },
+  );
+
+  it('marks on the retry of a ranged deprecate no version its retry batch publishes before it', async () => {
+    // Prepare: a deprecation of <2.0.0 whose run dies once it is logged, its intent record lost; then a bundle
+    // of 1.5.0 met before it in its retry's upload order (an upload that reached incoming/ late).
+    const registry = await registryWithOperator();
+    await publishVersions(registry, ['1.0.0']);
+    const body: ActionBody = {
+      action: 'deprecate',
+      plugin: 'demo-plugin',
+      range: '<2.0.0',
+      message: 'ranged',
+    };
+    const ranged = await submitAt(registry, body, publisher, 2);
+    const mend = failPutOf(registry.site, pluginDocumentKey('demo-plugin'));
+    await expect(run(registry, ranged.key)).rejects.toThrow(/injected failure/);
+    mend();
+    for (const key of intentRecords(registry)) registry.intake.objects.delete(key);
+    const bundle = await makeBundle({
+      manifest: validManifest({ version: '1.5.0' }),
+      artifacts: [{ os: 'linux', arch: 'amd64', name: 'tool', body: encode('demo 1.5.0') }],
+      signer: publisher,
+    });
+    const [bundleKey = ''] = await registry.submit(bundle);
+
+    // Act: the retry, the bundle first.
+    const retried = await run(registry, bundleKey, ranged.key);
+
+    // Assess: 1.5.0, published after the deprecation's entry, is not deprecated, as the log's replay has it.
+    expect(verdicts(retried)).toEqual([['accepted'], ['accepted']]);
+    const entries = await logOf(registry);
+    expect(entries.map((e) => [e.type, e.version])).toEqual([
+      ['publish', '1.0.0'],
+      ['deprecate', undefined],
+      ['publish', '1.5.0'],
+    ]);
+    const doc = await bound(registry);
+    expect(version(doc, '1.0.0')?.deprecation_message).toBe('ranged');
+    expect(version(doc, '1.5.0')?.deprecated).toBe(false);
+    const fold = foldLog(
+      entries.map((entry) => {
+        const line = entryLine(entry);
+        return { entry, line, hash: lineHash(line) };
+      }),
+    );
+    expect(compareDocument(fold, doc)).toEqual([]);
+  });
 });
 
 describe('when the operator removes a version', () => {
