@@ -267,9 +267,10 @@ async function resumeAction(
 /**
  * Of a resumed deprecate or undeprecate, the versions listed when its entry was appended (lifecycle.ts
  * `listedWhenLogged`, by the log's order), the only ones its retry marks by its range (or, overtaken, that
- * `withOvertakenRestored` counts as listed before it); undefined for any other action. Applied again by its range to the versions at hand, the retry marked those published since (by
- * another run while its upload waited, or earlier in this batch), which its signer never saw: the log's
- * replay (`verify --url`, LOG_VERSION_DEPRECATION_DIFFERS) has them as they were published.
+ * `withOvertakenRestored` counts as listed before it); undefined for any other action. Applied again by its
+ * range to the versions at hand, the retry marked those published since (by another run while its upload
+ * waited, or earlier in this batch), which its signer never saw: the log's replay (`verify --url`,
+ * LOG_VERSION_DEPRECATION_DIFFERS) has them as they were published.
  */
 async function listedAtEntry(
   judging: Judging,

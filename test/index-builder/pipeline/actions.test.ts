@@ -1231,6 +1231,51 @@ describe('when actions on one target arrive in the reverse order of their making
     );
     expect(compareDocument(fold, doc)).toEqual([]);
   });
+
+  it('puts an overtaken ranged deprecate back under the newer one without marking a version its retry batch publishes before it', async () => {
+    // Prepare: a deprecation of <2.0.0 whose run dies once it is logged, its intent record lost; a newer one
+    // of <3.0.0 applied since by another run; then a bundle of 1.5.0 met before the first in its retry.
+    const registry = await registryWithOperator();
+    await publishVersions(registry, ['1.0.0']);
+    const deprecate = (range: string, message: string, seconds: number) =>
+      submitAt(registry, { action: 'deprecate', plugin: 'demo-plugin', range, message }, publisher, seconds);
+    const older = await deprecate('<2.0.0', 'older', 1);
+    const mend = failPutOf(registry.site, pluginDocumentKey('demo-plugin'));
+    await expect(run(registry, older.key)).rejects.toThrow(/injected failure/);
+    mend();
+    for (const key of intentRecords(registry)) registry.intake.objects.delete(key);
+    const newer = await deprecate('<3.0.0', 'newer', 2);
+    expect(verdicts(await run(registry, newer.key))).toEqual([['accepted']]);
+    const bundle = await makeBundle({
+      manifest: validManifest({ version: '1.5.0' }),
+      artifacts: [{ os: 'linux', arch: 'amd64', name: 'tool', body: encode('demo 1.5.0') }],
+      signer: publisher,
+    });
+    const [bundleKey = ''] = await registry.submit(bundle);
+
+    // Act: the retry, the bundle first.
+    const retried = await run(registry, bundleKey, older.key);
+
+    // Assess: 1.0.0 under the newer statement; 1.5.0, published after both entries, deprecated by neither.
+    expect(verdicts(retried)).toEqual([['accepted'], ['accepted']]);
+    const doc = await bound(registry);
+    expect(version(doc, '1.0.0')?.deprecation_message).toBe('newer');
+    expect(version(doc, '1.5.0')?.deprecated).toBe(false);
+    const entries = await logOf(registry);
+    expect(entries.map((e) => [e.type, e.detail?.message])).toEqual([
+      ['publish', undefined],
+      ['deprecate', 'older'],
+      ['deprecate', 'newer'],
+      ['publish', undefined],
+    ]);
+    const fold = foldLog(
+      entries.map((entry) => {
+        const line = entryLine(entry);
+        return { entry, line, hash: lineHash(line) };
+      }),
+    );
+    expect(compareDocument(fold, doc)).toEqual([]);
+  });
 });
 
 describe('when the operator removes a version', () => {
