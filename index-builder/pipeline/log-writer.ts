@@ -74,6 +74,11 @@ export interface LogIntent {
   readonly seq: number;
   readonly type: LogEntry['type'];
   readonly digest: string;
+  /**
+   * Set by a batch that owed it from the log and found nothing to finish it from (its envelope or files gone):
+   * later batches no longer wait for the log for it (`namesOwed`), its upload, met again, still resumed.
+   */
+  readonly unowed?: true;
 }
 
 /** An intent record of a flush: submission id -> its intent. */
@@ -409,7 +414,9 @@ async function pairLogHead(ctx: PipelineContext, keys: Key[], signed: LogHead): 
 
 /** An intent naming a publish's or an action's entry (not a key rotation's, which its own retry finishes). */
 function isOwedIntent(intent: LogIntent): boolean {
-  return intent.type !== 'rotate-key';
+  // A malformed intent (a record changed by hand) names no entry `open` could find: it is owed nothing.
+  if (!Number.isSafeInteger(intent.seq) || intent.seq < 0 || typeof intent.digest !== 'string') return false;
+  return typeof intent.type === 'string' && intent.type !== 'rotate-key' && intent.unowed !== true;
 }
 
 /**
@@ -446,6 +453,11 @@ export class LogWriter {
    * entries are found (`entry`), and their retry is this batch, from what that run published before them.
    */
   readonly #owed = new Map<string, LogIntent>();
+  /**
+   * Those of `#owed` found with nothing to finish them from (`release`): `forget` marks them `unowed` in their
+   * record, so that one batch, not every later one, waits for the log for them.
+   */
+  readonly #unowed = new Set<string>();
 
   private constructor(
     private readonly ctx: PipelineContext,
@@ -516,8 +528,11 @@ export class LogWriter {
       const entry = entries[intent.seq - (entries[0]?.entry.seq ?? 0)]?.entry;
       if (entry?.type === intent.type && entry.digest === intent.digest) writer.#remember(entry);
     }
+    // One whose entry the log does not hold at its seq (its run died before its head was recorded, entries
+    // appended over it since) has nothing to finish: marked `unowed` too (`forget`).
     for (const [id, intent] of owed)
       if (writer.entry(intent.type, intent.digest)?.seq === intent.seq) writer.#owed.set(id, intent);
+      else writer.#unowed.add(id);
     return writer;
   }
 
@@ -619,7 +634,7 @@ export class LogWriter {
 
   /** Submission `id` is not finished from the log after all (`owedFromLog`: what it needs is not there). */
   release(id: string): void {
-    this.#owed.delete(id);
+    if (this.#owed.delete(id)) this.#unowed.add(id);
   }
 
   /**
@@ -693,20 +708,34 @@ export class LogWriter {
    * Drops finished submissions (`ids`) from their intent records, and those whose outcome is recorded
    * already (a run that died after it finished them, before it forgot them: no retry takes them again, and
    * their record would stay for good): a record that names no other is deleted, one that still does is
-   * written again without them (records are independent of each other).
+   * written again without them (records are independent of each other). One this batch owed from the log
+   * and found nothing to finish from (`release`, or its entry not the log's at its seq) is kept, marked
+   * `unowed`: `namesOwed` passes over it, where it made every later batch wait for the log, for good.
    */
   async forget(ids: readonly string[]): Promise<void> {
     const finished = new Set(ids);
     await forEachLimited([...this.#records], WRITE_CONCURRENCY, async ([key, intents]) => {
       const left = new Map<string, LogIntent>();
+      let marked = false;
       for (const [id, intent] of intents) {
         // Only a dead run's record names a submission outside the batch: one request each, rarely.
-        if (!finished.has(id) && !(await this.ctx.intake.head(statusKey(id)))) left.set(id, intent);
+        if (finished.has(id) || (await this.ctx.intake.head(statusKey(id)))) continue;
+        const unowed = this.#unowed.has(id) && intent.unowed !== true;
+        marked ||= unowed;
+        left.set(id, unowed ? { ...intent, unowed: true } : intent);
       }
-      if (left.size === intents.size) return;
-      if (left.size > 0 && key.slice(LOG_INTENTS_PREFIX.length).startsWith('batch-'))
-        await this.#writeRecord(key, left);
-      else if (left.size === 0) {
+      if (left.size === intents.size && !marked) return;
+      const batchShape = key.slice(LOG_INTENTS_PREFIX.length).startsWith('batch-');
+      if (left.size > 0 && batchShape) await this.#writeRecord(key, left);
+      else if (left.size > 0 && marked) {
+        // A record of the earlier shape (one submission, the intent itself), marked in its own shape.
+        const [intent] = left.values();
+        await this.ctx.intake.put(key, new TextEncoder().encode(`${JSON.stringify(intent)}\n`), {
+          contentType: 'application/json',
+          cacheControl: CACHE_PRIVATE,
+        });
+        this.#records.set(key, left);
+      } else if (left.size === 0) {
         await this.ctx.intake.delete(key);
         this.#records.delete(key);
       }

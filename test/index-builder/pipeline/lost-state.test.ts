@@ -36,6 +36,8 @@ import {
   currentLogHead,
   LOG_STATE_KEY,
   LogWriter,
+  namesOwed,
+  readIntentRecords,
   readLogHead,
   recentLogEntries,
   writeLogHead,
@@ -1022,3 +1024,82 @@ describe.each(kinds)('when a run died after logging a yank, before its marker, o
     expect((await registry.log()).filter((entry) => entry.digest === yank.digest)).toHaveLength(1);
   });
 });
+
+describe.each(kinds)(
+  'when a run died after logging a yank whose upload and envelope are gone, on %s',
+  (_, stores) => {
+    it('one batch finds nothing to finish it from, and the batches after it no longer wait for the log for it', async () => {
+      const registry = await registryWithHistory(stores());
+      const { intake, site } = registry.context;
+      const yank = await registry.sign({ action: 'yank', plugin: NAME, version: '1.1.0' }, 2 * HOUR);
+      const key = await upload(intake, yank.bytes);
+      const onStep = (step: string): void => {
+        if (step === 'logged') throw new Error('killed after the log');
+      };
+      await expect(processSubmissions({ ...registry.context, onStep }, [key])).rejects.toThrow('killed');
+      await intake.delete(key);
+      await site.delete(actionEnvelopeKey(yank.digest));
+      expect(namesOwed(await readIntentRecords(intake))).toBe(true);
+
+      // Act: a batch of nothing, which owes the yank from the log and finds no envelope to finish it from.
+      const { outcomes } = await processSubmissions(registry.context);
+
+      // Assert: nothing finished; its record kept (its upload, met again, is still that run's), owing nothing.
+      expect(outcomes).toEqual([]);
+      const records = await readIntentRecords(intake);
+      expect([...records.values()].some((intents) => intents.size > 0)).toBe(true);
+      expect(namesOwed(records)).toBe(false);
+
+      // Act: its upload put back, unchanged, where it was.
+      await intake.put(key, yank.bytes, { contentType: 'application/json', cacheControl: 'no-store' });
+      const [retried] = await registry.run(key);
+
+      // Assert: finished at its entry, shown, logged once; no record left.
+      const logged = (await registry.log()).filter((entry) => entry.digest === yank.digest);
+      expect(logged).toHaveLength(1);
+      expect(retried, JSON.stringify(retried?.problems)).toMatchObject({
+        status: 'accepted',
+        seq: logged[0]?.seq,
+      });
+      expect(await yankedOf(site, '1.1.0')).toBe(true);
+      expect((await listAll(intake, 'state/log-intents/')).map((o) => o.key)).toEqual([]);
+    });
+  },
+);
+
+describe.each(kinds)(
+  'when an intent record names an entry the log does not hold at its seq, on %s',
+  (_, stores) => {
+    it('one batch finds nothing to finish, and the batches after it no longer wait for the log for it', async () => {
+      const registry = await registryWithHistory(stores());
+      const { intake } = registry.context;
+      const length = (await registry.log()).length;
+      expect(length).toBeGreaterThan(2);
+      // A run that died before its log head was recorded, its entries appended over since (two such records:
+      // one a flush's, one of the earlier shape, one a submission).
+      const put = (key: string, record: unknown) =>
+        intake.put(key, new TextEncoder().encode(JSON.stringify(record)), {
+          contentType: 'application/json',
+          cacheControl: 'no-store',
+        });
+      const digest = 'ab'.repeat(32);
+      await put('state/log-intents/batch-1.json', {
+        intents: { 'gone-0123456789ab': { seq: 1, type: 'yank', digest } },
+      });
+      await put('state/log-intents/gone-ba9876543210.json', { seq: 2, type: 'publish', digest });
+      expect(namesOwed(await readIntentRecords(intake))).toBe(true);
+
+      // Act: a batch of nothing.
+      const { outcomes } = await processSubmissions(registry.context);
+
+      // Assert: nothing finished, both records kept, neither owing anything.
+      expect(outcomes).toEqual([]);
+      const records = await readIntentRecords(intake);
+      expect([...records.keys()].sort()).toEqual([
+        'state/log-intents/batch-1.json',
+        'state/log-intents/gone-ba9876543210.json',
+      ]);
+      expect(namesOwed(records)).toBe(false);
+    });
+  },
+);
