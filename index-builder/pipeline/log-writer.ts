@@ -509,7 +509,12 @@ export class LogWriter {
     for (const [key, intents] of records) {
       writer.#records.set(key, intents);
       for (const [id, intent] of intents) {
-        if (!Number.isSafeInteger(intent.seq) || intent.seq < 0 || intent.seq >= head.length) continue;
+        if (!Number.isSafeInteger(intent.seq) || intent.seq < 0) continue;
+        if (intent.seq >= head.length) {
+          // Past the recorded head (its run died before recording it): never logged, nothing to finish.
+          if (options.records && !wanted.has(id) && isOwedIntent(intent)) writer.#unowed.add(id);
+          continue;
+        }
         if (wanted.has(id)) named.push(intent);
         // A publish or an action logged for an upload not at hand (deleted since, or left for a later batch):
         // this batch finishes it from what the run published before its entry (`owedFromLog`).

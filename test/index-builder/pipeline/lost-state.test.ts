@@ -1075,8 +1075,8 @@ describe.each(kinds)(
       const { intake } = registry.context;
       const length = (await registry.log()).length;
       expect(length).toBeGreaterThan(2);
-      // A run that died before its log head was recorded, its entries appended over since (two such records:
-      // one a flush's, one of the earlier shape, one a submission).
+      // Runs that died before their log head was recorded: two records whose entries were appended over
+      // since (a flush's, and one of the earlier shape, a submission), and one naming an entry past the head.
       const put = (key: string, record: unknown) =>
         intake.put(key, new TextEncoder().encode(JSON.stringify(record)), {
           contentType: 'application/json',
@@ -1087,18 +1087,19 @@ describe.each(kinds)(
         intents: { 'gone-0123456789ab': { seq: 1, type: 'yank', digest } },
       });
       await put('state/log-intents/gone-ba9876543210.json', { seq: 2, type: 'publish', digest });
+      const past = `state/log-intents/batch-${length + 5}.json`;
+      await put(past, { intents: { 'gone-aaaaaaaaaaaa': { seq: length + 5, type: 'yank', digest } } });
       expect(namesOwed(await readIntentRecords(intake))).toBe(true);
 
       // Act: a batch of nothing.
       const { outcomes } = await processSubmissions(registry.context);
 
-      // Assert: nothing finished, both records kept, neither owing anything.
+      // Assert: nothing finished, the records kept, none owing anything.
       expect(outcomes).toEqual([]);
       const records = await readIntentRecords(intake);
-      expect([...records.keys()].sort()).toEqual([
-        'state/log-intents/batch-1.json',
-        'state/log-intents/gone-ba9876543210.json',
-      ]);
+      expect([...records.keys()].sort()).toEqual(
+        ['state/log-intents/batch-1.json', past, 'state/log-intents/gone-ba9876543210.json'].sort(),
+      );
       expect(namesOwed(records)).toBe(false);
     });
   },
