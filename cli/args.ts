@@ -1,6 +1,6 @@
 /** Argument parsing over node:util parseArgs, turning its errors into usage errors (exit 2). */
 import { type ParseArgsConfig, parseArgs } from 'node:util';
-import { usage } from './errors.ts';
+import { type CliError, usage } from './errors.ts';
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -46,6 +46,32 @@ export function closest(word: string, candidates: readonly string[]): string | u
   if (best !== undefined && bestDistance <= 2 && bestDistance * 2 <= word.length) return best;
   const prefixed = candidates.filter((c) => word.length >= 3 && c.startsWith(word));
   return prefixed.length === 1 ? prefixed[0] : undefined;
+}
+
+/**
+ * What a usage error says of a `word` that is none of `candidates` (a command, or a command's action such as
+ * `registry add`): the one it most likely meant, else where the list is (`listedBy`), in one wording for both,
+ * so `registry ad` is named back as `instal` is.
+ */
+export function unknownWord(
+  kind: string,
+  word: string,
+  candidates: readonly string[],
+  listedBy: string,
+): string {
+  const near = closest(word, candidates);
+  return near
+    ? `unknown ${kind} "${word}": did you mean "${near}"? (${listedBy})`
+    : `unknown ${kind} "${word}": ${listedBy}`;
+}
+
+/**
+ * A command's unknown action (`owners lst`) as a usage error (exit 2), in the words of an unknown command.
+ */
+export function unknownAction(command: string, word: string, actions: readonly string[]): CliError {
+  return usage(
+    unknownWord(`${command} action`, word, actions, `plugindex ${command} --help lists every action`),
+  );
 }
 
 /** Optimal string alignment distance: insertions, deletions, substitutions and adjacent swaps. */

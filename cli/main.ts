@@ -7,7 +7,7 @@
 
 import { ClientError } from '../client/errors.ts';
 import { PlugindexError, SubmissionError } from '../index-builder/errors.ts';
-import { closest, parse } from './args.ts';
+import { parse, unknownWord } from './args.ts';
 import { COMMANDS, type Command } from './commands.ts';
 import { CliError, isRefusal, usage } from './errors.ts';
 import { err, out } from './terminal.ts';
@@ -17,7 +17,7 @@ function help(): string {
   return [
     'plugindex: a signed, static plugin registry',
     '',
-    'usage: plugindex COMMAND [options]   (plugindex COMMAND --help for details)',
+    'usage: plugindex COMMAND [options]   (plugindex COMMAND --help for details; plugindex --version)',
     '',
     ...Object.entries(COMMANDS).map(([name, spec]) => `  ${name.padEnd(width)}  ${spec.summary}`),
   ].join('\n');
@@ -30,10 +30,7 @@ function commandHelp(spec: Command): string {
 
 /** An unknown command: the one it most likely meant, else where the list is; never the whole list on stderr. */
 function unknownCommand(name: string): string {
-  const near = closest(name, Object.keys(COMMANDS));
-  return near
-    ? `unknown command "${name}": did you mean "${near}"? (plugindex --help lists every command)`
-    : `unknown command "${name}": plugindex --help lists every command`;
+  return unknownWord('command', name, Object.keys(COMMANDS), 'plugindex --help lists every command');
 }
 
 /** Runs the CLI; returns the exit code (0 ok, 1 rejected, not found or failed, 2 usage error, 3 refused by a trust check). */
@@ -43,6 +40,16 @@ export async function main(argv: readonly string[]): Promise<number> {
     // No command is a usage error: the help goes where diagnostics go, so `plugindex > file` keeps none.
     err(help());
     return 2;
+  }
+  if (name === '--version' || name === '-V') {
+    if (rest.length > 0) {
+      err(`plugindex ${name} takes nothing more, found ${JSON.stringify(rest[0])}`);
+      return 2;
+    }
+    // Only now is package.json read, a chunk of its own in the bundle: start-up and --help load no more.
+    const { default: pkg } = await import('../package.json', { with: { type: 'json' } });
+    out(pkg.version);
+    return 0;
   }
   if (name === '--help' || name === '-h' || name === 'help') {
     // `plugindex help COMMAND`, as cargo, helm and git take it: that command's help.

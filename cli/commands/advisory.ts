@@ -6,7 +6,7 @@
 
 import type { Severity } from '../../index-builder/model.ts';
 import { allowOnly, optionalFields, positionals, requiredText, runAction } from '../action.ts';
-import type { Parsed } from '../args.ts';
+import { type Parsed, unknownAction } from '../args.ts';
 import { usage } from '../errors.ts';
 
 export async function run(parsed: Parsed): Promise<number> {
@@ -41,5 +41,6 @@ export async function run(parsed: Parsed): Promise<number> {
       },
     });
   }
-  throw usage(sub === undefined ? 'advisory takes add or withdraw' : `unknown advisory action "${sub}"`);
+  if (sub === undefined) throw usage('advisory takes add or withdraw');
+  throw unknownAction('advisory', sub, ['add', 'withdraw']);
 }

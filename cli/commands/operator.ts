@@ -15,7 +15,7 @@ import {
   requiredText,
   runAction,
 } from '../action.ts';
-import type { Parsed } from '../args.ts';
+import { type Parsed, unknownAction } from '../args.ts';
 import { usage } from '../errors.ts';
 
 export async function run(parsed: Parsed): Promise<number> {
@@ -49,7 +49,6 @@ export async function run(parsed: Parsed): Promise<number> {
       },
     });
   }
-  throw usage(
-    sub === undefined ? 'operator takes remove, transfer or revoke' : `unknown operator action "${sub}"`,
-  );
+  if (sub === undefined) throw usage('operator takes remove, transfer or revoke');
+  throw unknownAction('operator', sub, ['remove', 'transfer', 'revoke']);
 }

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { pluginDocumentKey, pluginNameFormProblem } from '../../index-builder/layout.ts';
 import type { PluginDocument } from '../../index-builder/model.ts';
 import { allowOnly, fingerprintArg, positionals, runAction } from '../action.ts';
-import { type Parsed, stringOption } from '../args.ts';
+import { type Parsed, stringOption, unknownAction } from '../args.ts';
 import { CliError, usage } from '../errors.ts';
 import { outJson } from '../output.ts';
 import { out } from '../terminal.ts';
@@ -37,7 +37,8 @@ export async function run(parsed: Parsed): Promise<number> {
     });
   }
   if (sub === 'list') return list(parsed);
-  throw usage(sub === undefined ? 'owners takes add, remove or list' : `unknown owners action "${sub}"`);
+  if (sub === undefined) throw usage('owners takes add, remove or list');
+  throw unknownAction('owners', sub, ['add', 'remove', 'list']);
 }
 
 async function list(parsed: Parsed): Promise<number> {

@@ -8,7 +8,7 @@
 import { resolve } from 'node:path';
 import type { KeyPin, ResetTrustTarget } from '../../client/client.ts';
 import { normalizeRegistryUrl, type RegistryAuth, registryIdentity } from '../../client/config.ts';
-import { listOption, type Parsed, stringOption } from '../args.ts';
+import { listOption, type Parsed, stringOption, unknownAction } from '../args.ts';
 import { withClient } from '../client.ts';
 import { isRefusal, usage } from '../errors.ts';
 import { readTextInput } from '../inputs.ts';
@@ -29,9 +29,8 @@ export async function run(parsed: Parsed): Promise<number> {
     case 'reset-trust':
       return resetTrust(parsed, rest);
     default:
-      throw usage(
-        action ? `unknown action "${action}"` : 'which action: add, list, remove, update or reset-trust?',
-      );
+      if (action === undefined) throw usage('which action: add, list, remove, update or reset-trust?');
+      throw unknownAction('registry', action, ['add', 'list', 'remove', 'update', 'reset-trust']);
   }
 }
 

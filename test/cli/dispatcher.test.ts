@@ -4,7 +4,7 @@
  * on stdout whatever failed (a usage error, a file that cannot be read, a submission's problems).
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -70,6 +70,50 @@ describe('when the command is mistyped', () => {
     expect(bare.code).toBe(2);
     expect(bare.stdout).toBe('');
     expect(bare.stderr).toContain('usage: plugindex COMMAND');
+  });
+});
+
+describe("when a command's action is mistyped", () => {
+  it.each([
+    ['registry', 'ad', 'add'],
+    ['owners', 'lst', 'list'],
+    ['operator', 'tranfer', 'transfer'],
+    ['advisory', 'withdraww', 'withdraw'],
+  ])('names the action `%s %s` most likely meant, as for a command, exit 2', async (command, typo, meant) => {
+    const result = await plugindex(command, typo);
+    expect(result.code).toBe(2);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toContain(
+      `unknown ${command} action "${typo}": did you mean "${meant}"? (plugindex ${command} --help lists every action)`,
+    );
+  });
+
+  it('says where the list is when no action is close', async () => {
+    const none = await plugindex('registry', 'frobnicate');
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain(
+      'unknown registry action "frobnicate": plugindex registry --help lists every action',
+    );
+    expect(none.stderr).not.toContain('did you mean');
+  });
+});
+
+describe('when the version is asked for', () => {
+  it.each(['--version', '-V'])('prints the package version alone on stdout for %s, exit 0', async (flag) => {
+    const { version } = JSON.parse(
+      await readFile(path.resolve(import.meta.dirname, '../../package.json'), 'utf8'),
+    ) as {
+      version: string;
+    };
+    const result = await plugindex(flag);
+    expect(result).toEqual({ code: 0, stdout: `${version}\n`, stderr: '' });
+  });
+
+  it('refuses anything after it, exit 2', async () => {
+    const result = await plugindex('--version', 'install');
+    expect(result.code).toBe(2);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toContain('--version takes nothing more');
   });
 });
 
