@@ -107,6 +107,21 @@ export function requiredOption(parsed: Parsed, name: string): string {
 }
 
 /**
+ * Where `pack` and `keygen` write: `--output`, as every action and `rotate-key` name it, or `--out`, the name
+ * they first took and keep (the same option); required, and never both, which could name two places.
+ * @returns the path and the option's name as given (`output` or `out`), for messages that name it.
+ * @throws CliError USAGE for neither or both.
+ */
+export function outputOption(parsed: Parsed): { readonly file: string; readonly option: 'output' | 'out' } {
+  const output = stringOption(parsed, 'output');
+  const out = stringOption(parsed, 'out');
+  if (output !== undefined && out !== undefined)
+    throw usage('give --output or --out (the same option), not both');
+  if (out !== undefined) return { file: requiredOption(parsed, 'out'), option: 'out' };
+  return { file: requiredOption(parsed, 'output'), option: 'output' };
+}
+
+/**
  * The options among `names` that were given, as typed (`--dir`): what a form of a command that takes them
  * from elsewhere (a set file) refuses, rather than ignore them and exit for a check it did not make.
  */

@@ -75,8 +75,10 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
   keygen: {
     optionsOnly: true,
     summary: 'create a publisher key pair (DIR/secret.asc, DIR/public.asc; never over a key already there)',
-    usage: 'plugindex keygen --out DIR [--name NAME] [--email EMAIL] [--passphrase-file FILE]',
+    usage:
+      'plugindex keygen --output DIR [--name NAME] [--email EMAIL] [--passphrase-file FILE]\n  --out DIR: the same as --output (never both)',
     options: {
+      output: { type: 'string' },
       out: { type: 'string' },
       name: { type: 'string' },
       email: { type: 'string' },
@@ -93,10 +95,11 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
   pack: {
     summary: 'make a submission bundle signed by the publisher',
     usage:
-      'plugindex pack MANIFEST [--artifact OS/ARCH=PATH ...] --key SECRET_KEY [--passphrase-file FILE] --out FILE.tgz',
+      'plugindex pack MANIFEST [--artifact OS/ARCH=PATH ...] --key SECRET_KEY [--passphrase-file FILE] --output FILE.tgz\n  --out FILE.tgz: the same as --output (never both)',
     options: {
       artifact: { type: 'string', multiple: true },
       key: { type: 'string' },
+      output: { type: 'string' },
       out: { type: 'string' },
       'passphrase-file': { type: 'string' },
     },

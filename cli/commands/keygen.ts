@@ -7,7 +7,7 @@
 import { lstat, mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { generateKeyPair } from '../../index-builder/signing.ts';
-import { type Parsed, requiredOption, stringOption } from '../args.ts';
+import { outputOption, type Parsed, stringOption } from '../args.ts';
 import { CliError } from '../errors.ts';
 import { notWritten, readPassphrase } from '../inputs.ts';
 import { createNewFile } from '../new-file.ts';
@@ -33,7 +33,7 @@ function createNew(file: string, data: string, mode: number): Promise<void> {
 }
 
 export async function run(parsed: Parsed): Promise<number> {
-  const dir = requiredOption(parsed, 'out');
+  const { file: dir } = outputOption(parsed);
   const files = { secret: path.join(dir, SECRET_FILE), public: path.join(dir, PUBLIC_FILE) };
   // Both checked before either is written: a folder with half a pair is refused as one with both.
   for (const file of [files.secret, files.public])

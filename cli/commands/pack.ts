@@ -2,7 +2,7 @@
 import path from 'node:path';
 import { ARCH_VALUES, OS_VALUES } from '../../index-builder/model.ts';
 import { type ArtifactInput, packSubmission } from '../../index-builder/submission.ts';
-import { listOption, type Parsed, requiredOption, stringOption } from '../args.ts';
+import { listOption, outputOption, type Parsed, requiredOption, stringOption } from '../args.ts';
 import { usage } from '../errors.ts';
 import { readInput, readPassphrase, readTextInput, refuseOutputOver, writeOutput } from '../inputs.ts';
 import { out } from '../terminal.ts';
@@ -23,10 +23,10 @@ export async function run(parsed: Parsed): Promise<number> {
   const manifestFile = parsed.positionals[0];
   if (!manifestFile || parsed.positionals.length > 1) throw usage('pack takes exactly one MANIFEST');
   const keyFile = requiredOption(parsed, 'key');
-  const outFile = requiredOption(parsed, 'out');
+  const { file: outFile, option: outOption } = outputOption(parsed);
   const specs = listOption(parsed, 'artifact').map(parseArtifact);
   // The bundle is written over any earlier one, never over what it is made of or over a secret key.
-  await refuseOutputOver('out', outFile, [
+  await refuseOutputOver(outOption, outFile, [
     manifestFile,
     keyFile,
     stringOption(parsed, 'passphrase-file'),

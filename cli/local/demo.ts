@@ -247,9 +247,9 @@ export async function runDev(options: {
   if (first) log(`  a plugin:        ${service.url}/plugins/${first}  (JSON or HTML by Accept)`);
   log('');
   log(`Drop a bundle into ${path.join(dir, 'incoming')}/ and it is published within a second or two:`);
-  log(`  npx plugindex keygen --out my-key`);
+  log(`  npx plugindex keygen --output my-key`);
   log(
-    `  npx plugindex pack MANIFEST --key my-key/secret.asc --out my.tgz && mv my.tgz ${path.join(dir, 'incoming')}/`,
+    `  npx plugindex pack MANIFEST --key my-key/secret.asc --output my.tgz && mv my.tgz ${path.join(dir, 'incoming')}/`,
   );
   log(`Outcomes land in ${path.join(dir, 'status')}/. Ctrl-C stops.`);
   await untilInterrupted(service);

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readPublicKey } from '../../../index-builder/signing.ts';
-import { plugindex } from '../../support/cli.ts';
+import { plugindex, plugindexProcess } from '../../support/cli.ts';
 
 let work: string;
 
@@ -144,5 +144,23 @@ describe('when the passphrase file is empty', () => {
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('--passphrase-file');
     await expect(stat(dir)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+});
+
+describe('when the folder is named with --output, as every action and rotate-key name what they write', () => {
+  it('writes the pair there, as --out does', async () => {
+    const dir = path.join(work, 'named');
+    const result = await plugindexProcess(['keygen', '--output', dir], { cwd: work });
+    expect(result.code, result.stderr).toBe(0);
+    expect((await readdir(dir)).sort()).toEqual(['public.asc', 'secret.asc']);
+  });
+
+  it('refuses --out and --output at once (exit 2), writing neither', async () => {
+    const [a, b] = [path.join(work, 'both-a'), path.join(work, 'both-b')];
+    const result = await plugindexProcess(['keygen', '--out', a, '--output', b], { cwd: work });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('give --output or --out (the same option), not both');
+    await expect(lstat(a)).rejects.toMatchObject({ code: 'ENOENT' });
+    await expect(lstat(b)).rejects.toMatchObject({ code: 'ENOENT' });
   });
 });

@@ -71,3 +71,38 @@ describe('when a publisher packs a bundle', () => {
     expect(await readFile(f[c.target])).toEqual(before);
   });
 });
+
+describe('when the bundle is named with --output, as every action and rotate-key name what they write', () => {
+  const packTo = (f: Awaited<ReturnType<typeof files>>, ...where: string[]) =>
+    plugindexProcess(
+      ['pack', f.manifest, '--artifact', `linux/amd64=${f.artifact}`, '--key', f.key, ...where],
+      {
+        cwd: work,
+      },
+    );
+
+  it('writes it there, as --out does', async () => {
+    const f = await files();
+    const out = path.join(path.dirname(f.manifest), 'named.tgz');
+    const packed = await packTo(f, '--output', out);
+    expect(packed.code, packed.stderr).toBe(0);
+    expect((await readBundle(await readFile(out))).manifestName).toBe('manifest.json');
+  });
+
+  it('names --output when it would write over the key it reads (exit 2)', async () => {
+    const f = await files();
+    const refused = await packTo(f, '--output', f.key);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain(`OUTPUT_OVER_INPUT: --output ${f.key}`);
+  });
+
+  it('refuses --out and --output at once (exit 2), writing neither', async () => {
+    const f = await files();
+    const [a, b] = ['a.tgz', 'b.tgz'].map((n) => path.join(path.dirname(f.manifest), n)) as [string, string];
+    const refused = await packTo(f, '--out', a, '--output', b);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('give --output or --out (the same option), not both');
+    await expect(readFile(a)).rejects.toMatchObject({ code: 'ENOENT' });
+    await expect(readFile(b)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+});
