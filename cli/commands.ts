@@ -273,7 +273,7 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     summary:
       'without --url: rehash every installed plugin against its record and the lock, recheck its signatures; with --url: check a served registry whole',
     usage:
-      'plugindex verify [--dir DIR] [--lockfile FILE] [--json]\n       plugindex verify -c FILE [--json]   what a plugin set installed, by the keys it pins\n       plugindex verify --url URL [--key REGISTRY_KEY.asc] [--state FILE]',
+      'plugindex verify [--dir DIR] [--lockfile FILE] [--json]\n       plugindex verify -c FILE [--json]   what a plugin set installed, by the keys it pins\n       plugindex verify --url URL [--key REGISTRY_KEY.asc] [--state FILE] [--json]',
     options: {
       ...INSTALLS,
       ...SET,

@@ -30,6 +30,15 @@ export async function run(parsed: Parsed): Promise<number> {
         `-c FILE verifies what the set installed, in its folders, against its lock (not ${other.join(', ')})`,
       );
   }
+  // The same for the other two forms: `verify --url U --dir D` checked the registry and no install, and
+  // `verify --key K` the installs by their own records, K unread.
+  const other = givenOptions(parsed, url === undefined ? ['key', 'state'] : ['dir', 'lockfile']);
+  if (other.length > 0)
+    throw usage(
+      url === undefined
+        ? `${other.join(', ')} ${other.length > 1 ? 'are' : 'is'} for --url URL: without it verify checks what is installed`
+        : `--url checks a served registry, not what is installed (not ${other.join(', ')})`,
+    );
   return url === undefined ? verifyInstalled(parsed) : verifyServed(parsed, url);
 }
 

@@ -69,3 +69,71 @@ describe('when enable or disable is given --lockfile, which neither reads', () =
     }
   });
 });
+
+/**
+ * The forms of a command whose usage has several (one `plugindex ...` line each), how to run each (the
+ * options that choose it), and which of the command's options choose a form rather than belong to one.
+ * Each form must take exactly what its own line names: `verify --url`'s line left out the --json it takes,
+ * and `verify --url U --dir D` took a --dir it never read.
+ */
+const FORMS: readonly {
+  readonly command: string;
+  readonly choosers: readonly string[];
+  readonly forms: readonly (readonly string[])[];
+}[] = [
+  {
+    command: 'verify',
+    choosers: ['url', 'config'],
+    forms: [[], ['-c', 'set.yaml'], ['--url', 'http://127.0.0.1:9/']],
+  },
+];
+
+/** The lines of a usage text that each begin a form (`plugindex verify ...`). */
+function formLines(usage: string): string[] {
+  return usage
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line.startsWith('plugindex '));
+}
+
+describe.each(FORMS)('when each usage form of `$command` is run', ({ command, choosers, forms }) => {
+  const spec = COMMANDS[command];
+  if (!spec) throw new Error(`no command ${command}`);
+  const lines = formLines(spec.usage);
+
+  it('has one usage line for each form', () => {
+    expect(lines).toHaveLength(forms.length);
+  });
+
+  it.each(forms.map((form, i) => [form.join(' ') || '(no options)', i] as const))(
+    'form %s takes exactly the options its line names',
+    async (_title, i) => {
+      const line = lines[i] ?? '';
+      const form = forms[i] ?? [];
+      const env = {
+        ...process.env,
+        PLUGINDEX_CONFIG_HOME: path.join(work, 'config'),
+        PLUGINDEX_DATA_HOME: path.join(work, 'data'),
+        PLUGINDEX_CACHE_HOME: path.join(work, 'cache'),
+        CI: '1',
+      };
+      const wrong: string[] = [];
+      for (const [option, config] of Object.entries(spec.options)) {
+        if (choosers.includes(option)) continue;
+        const named = namedIn(line).includes(option) || (config.short && line.includes(`-${config.short} `));
+        const given = [
+          ...form,
+          `--${option}`,
+          ...(config.type === 'string' ? [path.join(work, 'none')] : []),
+        ];
+        const code = await run(process.execPath, [BIN, command, ...given], { cwd: work, env }).then(
+          () => 0,
+          (error: { code: number }) => error.code,
+        );
+        // Named: taken (whatever else fails, never a usage error); not named: refused, exit 2.
+        if (named ? code === 2 : code !== 2) wrong.push(`${given.join(' ')}: exit ${code}`);
+      }
+      expect(wrong).toEqual([]);
+    },
+  );
+});
