@@ -21,17 +21,28 @@ export type CliErrorCode =
   | 'TRUST_ENTRY_NOT_FOUND'
   | 'OUTPUT_OVER_INPUT'
   | 'OUTPUT_OVER_SECRET_KEY'
-  | 'SERVICE_FAILED';
+  | 'SERVICE_FAILED'
+  | 'OUTCOME_TIMEOUT';
 
 export class CliError extends Error {
   override readonly name = 'CliError';
   readonly code: CliErrorCode;
   readonly exitCode: number;
+  /**
+   * What a program reading `--json` needs besides the code and message (OUTCOME_TIMEOUT: where the outcome
+   * will be), put beside them in the error's JSON.
+   */
+  readonly detail?: Readonly<Record<string, unknown>>;
 
-  constructor(code: CliErrorCode, message: string, options?: { cause?: unknown; exitCode?: number }) {
+  constructor(
+    code: CliErrorCode,
+    message: string,
+    options?: { cause?: unknown; exitCode?: number; detail?: Readonly<Record<string, unknown>> },
+  ) {
     super(message, options);
     this.code = code;
     this.exitCode = options?.exitCode ?? (code === 'USAGE' ? 2 : 1);
+    if (options?.detail) this.detail = options.detail;
   }
 }
 

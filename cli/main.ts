@@ -70,10 +70,26 @@ export async function main(argv: readonly string[]): Promise<number> {
   // A program that asked for --json reads every failure from stdout too, a usage error included, in the
   // shape every command uses; a command that takes no --json is never given it.
   const json = rest.includes('--json') && spec?.options.json !== undefined;
-  const failJson = (code: string, message: string, problems?: readonly object[]): void => {
+  const failJson = (
+    code: string,
+    message: string,
+    extra?: { readonly problems?: readonly object[]; readonly detail?: Readonly<Record<string, unknown>> },
+  ): void => {
     if (json)
       out(
-        JSON.stringify({ ok: false, error: { code, message, ...(problems ? { problems } : {}) } }, null, 2),
+        JSON.stringify(
+          {
+            ok: false,
+            error: {
+              code,
+              message,
+              ...extra?.detail,
+              ...(extra?.problems ? { problems: extra.problems } : {}),
+            },
+          },
+          null,
+          2,
+        ),
       );
   };
   try {
@@ -92,7 +108,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (error instanceof CliError) {
       err(`plugindex ${name}: ${error.code === 'USAGE' ? '' : `${error.code}: `}${error.message}`);
       if (error.code === 'USAGE' && spec) err(`usage: ${spec.usage}`);
-      failJson(error.code, error.message);
+      failJson(error.code, error.message, error.detail ? { detail: error.detail } : undefined);
       return error.exitCode;
     }
     if (error instanceof PlugindexError || error instanceof ClientError) {
@@ -100,7 +116,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       if (error instanceof SubmissionError) {
         const { formatProblems, problemsJson } = await import('./output.ts');
         for (const line of formatProblems(error.problems)) err(line);
-        failJson(error.code, error.message, problemsJson(error.problems));
+        failJson(error.code, error.message, { problems: problemsJson(error.problems) });
       } else failJson(error.code, error.message);
       return spec?.failureExit ?? (isRefusal(error) ? 3 : 1);
     }

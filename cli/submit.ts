@@ -23,7 +23,7 @@ import {
 import type { SubmissionOutcome } from '../index-builder/pipeline/index.ts';
 import { CACHE_PRIVATE } from '../index-builder/store.ts';
 import { type Parsed, stringOption } from './args.ts';
-import { usage } from './errors.ts';
+import { CliError, usage } from './errors.ts';
 import { describeOutcome, outJson } from './output.ts';
 import type { UploadBody } from './remote.ts';
 import { err, out } from './terminal.ts';
@@ -184,7 +184,7 @@ async function submitToBucket(
   target: Extract<SubmitTarget, { kind: 'bucket' }>,
   key: string,
   submission: Submission,
-): Promise<SubmissionOutcome | undefined> {
+): Promise<SubmissionOutcome> {
   const { sha256Hex, streamSha256 } = await import('../index-builder/digest.ts');
   const remote = await import('./remote.ts');
   const { body } = submission;
@@ -201,21 +201,23 @@ async function submitToBucket(
     ...(target.endpoint ? { endpoint: target.endpoint } : {}),
     log: err,
   });
+  // No outcome in time is a failure like any other (exit 1): under --json it was an empty stdout, which a
+  // program could not tell from a crash, nor learn from where to read the outcome later.
   if (!outcome)
-    err(
+    throw new CliError(
+      'OUTCOME_TIMEOUT',
       `submitted s3://${target.bucket}/${key}; no outcome after ${target.timeoutSeconds} s: read ${outcomeKeys.join(' or ')} later`,
+      { detail: { bucket: target.bucket, upload_key: key, status_keys: outcomeKeys } },
     );
   return outcome;
 }
 
 /**
- * Submits and returns the outcome the registry recorded (undefined: none within the timeout).
- * @throws CliError NOT_A_REGISTRY / LOCKED for a local registry; StoreError when a store fails.
+ * Submits and returns the outcome the registry recorded.
+ * @throws CliError NOT_A_REGISTRY / LOCKED for a local registry, OUTCOME_TIMEOUT (naming the status keys to
+ *   read later) for none recorded in a bucket's time; StoreError when a store fails.
  */
-export async function submit(
-  target: SubmitTarget,
-  submission: Submission,
-): Promise<SubmissionOutcome | undefined> {
+export async function submit(target: SubmitTarget, submission: Submission): Promise<SubmissionOutcome> {
   const key = uploadKey(submission.name);
   return target.kind === 'registry'
     ? submitLocally(target.dir, key, submission)
@@ -223,8 +225,7 @@ export async function submit(
 }
 
 /** Prints the outcome (`--json`: the outcome record itself) and returns the exit code. */
-export function reportOutcome(parsed: Parsed, outcome: SubmissionOutcome | undefined): number {
-  if (!outcome) return 1;
+export function reportOutcome(parsed: Parsed, outcome: SubmissionOutcome): number {
   if (parsed.values.json) outJson(outcome);
   else for (const line of describeOutcome(outcome)) out(line);
   return outcome.status === 'rejected' ? 1 : 0;

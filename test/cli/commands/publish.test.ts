@@ -11,7 +11,7 @@ import { S3Store } from '../../../adapters/s3-store.ts';
 import { main } from '../../../cli/main.ts';
 import type { SubmissionOutcome } from '../../../index-builder/pipeline/index.ts';
 import { listAll } from '../../../index-builder/store.ts';
-import { plugindex } from '../../support/cli.ts';
+import { plugindex, plugindexProcess } from '../../support/cli.ts';
 import { encode, makeBundle, validManifest } from '../../support/fixtures.ts';
 import { LOCAL_S3_ENV, type LocalS3, localPublishHandler, startLocalS3 } from '../../support/s3.ts';
 import { startS3Gate } from '../../support/s3-gate.ts';
@@ -210,5 +210,37 @@ describe("when S3's answer to the upload is lost, and the SDK sends it again", (
       await gate.close();
       for (const { key } of await listAll(intake, 'incoming/')) await intake.delete(key);
     }
+  });
+});
+
+describe('when no outcome is recorded in time and --json is asked', () => {
+  it('prints the failure as JSON, OUTCOME_TIMEOUT naming the status keys to read later, exit 1', async () => {
+    // Prepare: no publish function runs, so the outcome never comes.
+    const file = path.join(work, 'unanswered.tgz');
+    await writeFile(file, await makeBundle({ manifest: validManifest({ name: 'unanswered-plugin' }) }));
+
+    // Act: the built command, as a program runs it.
+    const result = await plugindexProcess(
+      ['publish', file, '--bucket', 'rp-intake', '--endpoint', s3.endpoint, '--timeout', '0', '--json'],
+      { cwd: work },
+    );
+
+    // Assess: stdout was empty; now the failure every --json command prints, and where to look later.
+    expect(result.code, result.stderr).toBe(1);
+    const failure = JSON.parse(result.stdout) as {
+      ok: boolean;
+      error: { code: string; message: string; bucket: string; upload_key: string; status_keys: string[] };
+    };
+    expect(failure.ok).toBe(false);
+    expect(failure.error).toMatchObject({ code: 'OUTCOME_TIMEOUT', bucket: 'rp-intake' });
+    expect(failure.error.upload_key).toMatch(/^incoming\//);
+    expect(failure.error.status_keys.length).toBeGreaterThan(0);
+    for (const key of failure.error.status_keys) expect(key).toMatch(/^status\/.+\.json$/);
+    expect(result.stderr).toContain('OUTCOME_TIMEOUT');
+    // The upload waits for the function: it is taken at the next run, as the queue would deliver it.
+    expect(await listAll(new S3Store({ client: s3.client, bucket: 'rp-intake' }), 'incoming/')).toHaveLength(
+      1,
+    );
+    await (await localPublishHandler(s3, 'rp-intake', 'rp-site'))({});
   });
 });
