@@ -1,5 +1,6 @@
 /** Files a command reads or writes on the user's behalf, with errors that name the file. */
-import { open, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { SECRET_KEY_ARMOR } from '../index-builder/armor.ts';
 import { type Parsed, stringOption } from './args.ts';
 import { CliError, usage } from './errors.ts';
@@ -149,6 +150,47 @@ export function notWritten(file: string, cause: unknown): CliError {
           ? 'it is a folder: name a file'
           : 'name a file this user may write';
   return new CliError('FILE_NOT_WRITTEN', `cannot write ${file}: ${message}: ${next}`, { cause });
+}
+
+/**
+ * Creates the folder `dir` the user named, and the folders above it that are not there. Not Node's
+ * `mkdir(dir, { recursive: true })`: on a filesystem that answers ENOENT for a folder under one that exists
+ * (`/proc`), Node makes the parent (EEXIST, taken as done) and tries the folder again, forever, and
+ * `keygen --out /proc/x` hung. Here a folder still ENOENT once its parent is there is a failure.
+ * @throws CliError FILE_NOT_WRITTEN for that; the errno error of any other mkdir failure, for the caller to name.
+ */
+export async function makeFolder(dir: string): Promise<void> {
+  const made = await mkdir(dir).then(
+    () => undefined,
+    (error: NodeJS.ErrnoException) => error,
+  );
+  if (made === undefined || (await isFolder(dir, made))) return;
+  const parent = path.dirname(dir);
+  if (made.code !== 'ENOENT' || parent === dir) throw made;
+  await makeFolder(parent);
+  const again = await mkdir(dir).then(
+    () => undefined,
+    (error: NodeJS.ErrnoException) => error,
+  );
+  if (again === undefined || (await isFolder(dir, again))) return;
+  if (again.code === 'ENOENT')
+    throw new CliError(
+      'FILE_NOT_WRITTEN',
+      `cannot create the folder ${dir}: ${parent} exists, and its filesystem makes no folder there (as /proc): name a folder elsewhere`,
+      { cause: again },
+    );
+  throw again;
+}
+
+/** True when mkdir's `error` is EEXIST of a folder: the folder is there, as asked. */
+async function isFolder(dir: string, error: NodeJS.ErrnoException): Promise<boolean> {
+  return (
+    error.code === 'EEXIST' &&
+    (await stat(dir).then(
+      (s) => s.isDirectory(),
+      () => false,
+    ))
+  );
 }
 
 /** Writes `data` to `file` (the user's output); FILE_NOT_WRITTEN, naming the file, when it cannot be. */

@@ -4,12 +4,12 @@
  * it could never publish them again), and a name someone else put there first (a link to a file they can
  * read, in a shared folder) is never written through.
  */
-import { lstat, mkdir, rm } from 'node:fs/promises';
+import { lstat, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { generateKeyPair } from '../../index-builder/signing.ts';
 import { outputOption, type Parsed, stringOption } from '../args.ts';
 import { CliError } from '../errors.ts';
-import { notWritten, readPassphrase } from '../inputs.ts';
+import { makeFolder, notWritten, readPassphrase } from '../inputs.ts';
 import { createNewFile } from '../new-file.ts';
 import { out } from '../terminal.ts';
 
@@ -51,8 +51,8 @@ export async function run(parsed: Parsed): Promise<number> {
     ...(email ? { email } : {}),
     ...(passphrase ? { passphrase } : {}),
   });
-  await mkdir(dir, { recursive: true }).catch((cause: unknown) => {
-    throw notWritten(dir, cause);
+  await makeFolder(dir).catch((cause: unknown) => {
+    throw cause instanceof CliError ? cause : notWritten(dir, cause);
   });
   await createNew(files.secret, pair.secretKey, 0o600).catch((cause: unknown) => {
     throw cause instanceof CliError ? cause : notWritten(files.secret, cause);

@@ -9,7 +9,7 @@
  *   DIR/state/                    internal state (catalog)
  *   DIR/public/                   the published tree, served as static files
  */
-import { chmod, lstat, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, lstat, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { FsStore } from '../../adapters/fs-store.ts';
 import { removeStaleTemps } from '../../adapters/fs-temps.ts';
@@ -32,6 +32,7 @@ import {
 } from '../../index-builder/signing.ts';
 import { checkConfiguredKeys } from '../../index-builder/trust.ts';
 import { CliError } from '../errors.ts';
+import { makeFolder } from '../inputs.ts';
 import { createNewFile } from '../new-file.ts';
 import { err } from '../terminal.ts';
 import { openSite, SITE_DIR } from './site.ts';
@@ -219,7 +220,8 @@ export async function initRegistry(
   let madeKey = false;
   try {
     for (const sub of ['keys', 'incoming', 'processed', 'rejected', 'status', 'state', SITE_DIR]) {
-      await mkdir(path.join(dir, sub), { recursive: true });
+      // Not Node's recursive mkdir, which loops for ever under /proc (makeFolder says why).
+      await makeFolder(path.join(dir, sub));
     }
     const pair = await generateKeyPair({ name: `${options.name} (signing key)` });
     // Created here, whole, or refused: never opened through what appeared since the check.

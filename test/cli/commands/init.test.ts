@@ -48,3 +48,15 @@ describe('when an operator creates a registry', () => {
     );
   });
 });
+
+describe('when DIR is on a filesystem that makes no folders (/proc)', () => {
+  it.skipIf(process.platform !== 'linux')(
+    'fails fast with FILE_NOT_WRITTEN naming it, where it hung in Node.js recursive mkdir',
+    async () => {
+      const dir = `/proc/plugindex-init-${process.pid}`;
+      const result = await plugindexProcess(['init', '--registry', dir], { cwd: work, timeoutMs: 20_000 });
+      expect(result.code, 'killed at the timeout: it hung').toBe(1);
+      expect(result.stderr).toContain(`FILE_NOT_WRITTEN: cannot create the folder ${dir}`);
+    },
+  );
+});

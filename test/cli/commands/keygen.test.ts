@@ -164,3 +164,17 @@ describe('when the folder is named with --output, as every action and rotate-key
     await expect(lstat(b)).rejects.toMatchObject({ code: 'ENOENT' });
   });
 });
+
+describe('when the folder is on a filesystem that makes no folders (/proc)', () => {
+  it.skipIf(process.platform !== 'linux')(
+    'fails fast with FILE_NOT_WRITTEN naming it, where it hung in Node.js recursive mkdir',
+    async () => {
+      // Node's mkdir(recursive) makes /proc (EEXIST), tries /proc/x again (ENOENT), and loops for ever.
+      const dir = `/proc/plugindex-keygen-${process.pid}`;
+      const result = await plugindexProcess(['keygen', '--output', dir], { cwd: work, timeoutMs: 20_000 });
+      expect(result.code, 'killed at the timeout: it hung').toBe(1);
+      expect(result.stderr).toContain(`FILE_NOT_WRITTEN: cannot create the folder ${dir}`);
+      expect(result.stdout).toBe('');
+    },
+  );
+});
