@@ -203,7 +203,12 @@ export type ErrorCode =
   | 'PUBLISHED_DOCUMENT_ALTERED'
   // A publish a run that died logged cannot be written or rendered on the retry: the batch fails whole
   // (pipeline/index.ts `loggedPublishFailed`), refusing nothing, until the operator mends what failed
-  | 'LOGGED_PUBLISH_FAILED';
+  | 'LOGGED_PUBLISH_FAILED'
+  // A rebuild signing every manifest again (a key rotation's, or one finishing it: pipeline/site-writer.ts
+  // `resignManifests`) meets a published version's manifest gone, or bytes not the digest its plugin
+  // document records: the new key would vouch for nothing, or for what the old one never did
+  | 'RESIGN_MANIFEST_MISSING'
+  | 'RESIGN_MANIFEST_ALTERED';
 
 export class PlugindexError extends Error {
   override readonly name: string = 'PlugindexError';

@@ -4,6 +4,7 @@
  */
 import type { CatalogLine } from '../catalog.ts';
 import { normalizeDigest, sha256Hex } from '../digest.ts';
+import { PlugindexError } from '../errors.ts';
 import {
   artifactKey,
   isManifestSignatureKey,
@@ -448,7 +449,8 @@ export async function writePluginDocument(ctx: PipelineContext, doc: PluginDocum
  * what the old one did. A removed version has no manifest left to sign and is kept as it is. Returns the
  * document to render and the signatures rewritten, which a CDN must be told of: served as mutable (layout.ts
  * `isManifestSignatureKey`), so a CDN that is not told holds the old key's for minutes, not a year.
- * @throws Error when a manifest is missing or differs from its record: the operator's to mend.
+ * @throws PlugindexError RESIGN_MANIFEST_MISSING when a manifest is gone, RESIGN_MANIFEST_ALTERED when its bytes
+ *   are not the digest its document records: the operator's to mend.
  */
 export async function resignManifests(
   ctx: PipelineContext,
@@ -463,11 +465,19 @@ export async function resignManifests(
     }
     const key = manifestKey(doc.name, version.version);
     const object = await ctx.site.get(key);
-    if (!object) throw new Error(`${key}, a published manifest, is missing: it cannot be signed again`);
+    if (!object)
+      throw new PlugindexError(
+        'RESIGN_MANIFEST_MISSING',
+        `${key}: expected the manifest of ${doc.name} ${version.version} (sha256 ${version.manifest_sha256}, ` +
+          `its plugin document's), to sign again with the new key; it is missing`,
+      );
     const signed = await ctx.signer.signWithDigest(object.body);
     if (signed.sha256 !== version.manifest_sha256)
-      throw new Error(
-        `${key} hashes to ${signed.sha256}, not the ${version.manifest_sha256} its plugin document gives`,
+      throw new PlugindexError(
+        'RESIGN_MANIFEST_ALTERED',
+        `${key}: expected sha256 ${version.manifest_sha256}, as its plugin document gives ` +
+          `(/versions/${doc.versions.indexOf(version)}/manifest_sha256); it hashes to ${signed.sha256}, ` +
+          'and the new key would vouch for bytes the old one never signed',
       );
     await putFile(ctx.site, signatureKey(key), encoder.encode(signed.signature), CACHE_MUTABLE);
     rewritten.push(signatureKey(key));

@@ -5,8 +5,13 @@
  * fails at any write step finished by running it again.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SubmissionError } from '../../../index-builder/errors.ts';
-import { SIGNED_SNAPSHOT_KEY } from '../../../index-builder/layout.ts';
+import { PlugindexError, SubmissionError } from '../../../index-builder/errors.ts';
+import {
+  manifestKey,
+  pluginDocumentKey,
+  SIGNED_SNAPSHOT_KEY,
+  signatureKey,
+} from '../../../index-builder/layout.ts';
 import { EMPTY_LOG, logSegmentKey, parseSegment } from '../../../index-builder/log.ts';
 import type { LogHead, PluginDocument, SnapshotDocument } from '../../../index-builder/model.ts';
 import { processSubmissions, rebuildRegistry } from '../../../index-builder/pipeline/index.ts';
@@ -845,5 +850,51 @@ describe('when a registry rotates its key because the old key was stolen (--comp
       problems: [{ code: 'ROTATION_INVALID', message: expect.stringContaining('compromised mark') }],
     });
     expect([registry.site.fingerprint(), registry.intake.fingerprint()]).toEqual(before);
+  });
+});
+
+describe("when a rotation's rebuild meets a published manifest gone or altered", () => {
+  it('fails with RESIGN_MANIFEST_MISSING naming the manifest, signing nothing of it with the new key', async () => {
+    // Prepare: a registry whose demo-plugin 1.1.0 manifest was deleted under it.
+    const registry = await publishedRegistry();
+    const key = manifestKey('demo-plugin', '1.1.0');
+    registry.site.objects.delete(key);
+    const signature = text(registry.site, signatureKey(key));
+
+    // Act
+    const error = await rotateRegistryKey(
+      { ...registry.context, signer: newSigner },
+      await rotation(registry),
+    ).catch((e: unknown) => e);
+
+    // Assess
+    expect(error).toBeInstanceOf(PlugindexError);
+    expect(error).toMatchObject({ code: 'RESIGN_MANIFEST_MISSING' });
+    expect((error as Error).message).toContain(key);
+    expect(text(registry.site, signatureKey(key))).toBe(signature);
+  });
+
+  it('fails with RESIGN_MANIFEST_ALTERED naming the manifest and the digest expected', async () => {
+    // Prepare: demo-plugin 1.0.0's manifest rewritten with other bytes than its plugin document records.
+    const registry = await publishedRegistry();
+    const key = manifestKey('demo-plugin', '1.0.0');
+    const doc = json<PluginDocument>(registry.site, pluginDocumentKey('demo-plugin'));
+    const expected = doc.versions.find((v) => v.version === '1.0.0')?.manifest_sha256 as string;
+    await registry.site.put(key, encode('{"altered": true}'), {
+      cacheControl: CACHE_IMMUTABLE,
+      contentType: 'application/json',
+    });
+
+    // Act
+    const error = await rotateRegistryKey(
+      { ...registry.context, signer: newSigner },
+      await rotation(registry),
+    ).catch((e: unknown) => e);
+
+    // Assess
+    expect(error).toBeInstanceOf(PlugindexError);
+    expect(error).toMatchObject({ code: 'RESIGN_MANIFEST_ALTERED' });
+    expect((error as Error).message).toContain(key);
+    expect((error as Error).message).toContain(expected);
   });
 });
