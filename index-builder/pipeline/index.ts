@@ -107,6 +107,7 @@ import {
   resignManifests,
   signPlugin,
   turn,
+  WriteLog,
   withWriteLog,
   writePluginDocument,
   writeVersion,
@@ -792,7 +793,7 @@ export interface RebuildOptions {
  * and re-signs everything (with `resignManifests`, the manifests too). For key rotation
  * (pipeline/rotate.ts), a changed registry URL or name, and recovery. `invalidate` holds every key
  * rewritten that a CDN caches, the re-signed manifest signatures among them (which the write log leaves
- * out: mutable only across a rotation, they are named here).
+ * out: mutable only across a rotation, `rebuildAll` names them to it).
  */
 export async function rebuildRegistry(
   context: PipelineContext,
@@ -807,8 +808,7 @@ export async function rebuildRegistry(
 }> {
   const { ctx, log } = withWriteLog(context);
   const { generation, plugins, resigned, restored } = await rebuildAll(ctx, options);
-  const invalidate = [...new Set([...log.mutableKeys(), ...resigned])].sort();
-  return { generation, plugins, manifests: resigned.length, invalidate, restored };
+  return { generation, plugins, manifests: resigned.length, invalidate: log.mutableKeys(), restored };
 }
 
 /**
@@ -883,6 +883,10 @@ async function rebuildAll(
       const signed = await resignManifests(ctx, doc);
       doc = signed.doc;
       resigned.push(...signed.rewritten);
+      // Told to the caller's write log, whichever caller: a rebuild a publish, flush or refresh runs (the
+      // catalog outdated, as a rotation's rebuild that died leaves it) returns only that log's keys, and the
+      // signatures it rewrote stayed cached at the CDN by the key it replaced.
+      if (ctx.site instanceof WriteLog) ctx.site.rewrote(signed.rewritten);
     }
     catalog.plugins.set(doc.name, await writePluginDocument(ctx, doc));
   });

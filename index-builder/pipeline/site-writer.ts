@@ -34,8 +34,8 @@ import { type RenderedPlugin, renderPlugin } from './plugin-document.ts';
 
 /**
  * A Store that passes everything through and remembers which mutable keys were written, so a deployment can
- * invalidate exactly those in its CDN. A manifest's signature is mutable only across a key rotation, which
- * names the ones it rewrites itself (`resignManifests`): written with a new version, nothing cached it yet,
+ * invalidate exactly those in its CDN. A manifest's signature is mutable only across a key rotation, whose
+ * rebuild names the ones it signs again (`resignManifests`, told by `rewrote`): written with a new version, nothing cached it yet,
  * as for the version's immutable files, so it costs no invalidation path.
  */
 function isInvalidated(key: string, options: PutOptions): boolean {
@@ -82,7 +82,15 @@ export class WriteLog implements Store {
     return listFolders(this.inner, prefix);
   }
 
-  /** Sorted keys of mutable objects written or deleted. */
+  /**
+   * Names keys rewritten that the write log leaves out as never cached (`isInvalidated`): the manifest
+   * signatures a rebuild signs again (`resignManifests`), which a CDN served by the old key.
+   */
+  rewrote(keys: readonly string[]): void {
+    for (const key of keys) this.#keys.add(key);
+  }
+
+  /** Sorted keys of mutable objects written or deleted, and those named by `rewrote`. */
   mutableKeys(): string[] {
     return [...this.#keys].sort();
   }

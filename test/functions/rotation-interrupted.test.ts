@@ -4,9 +4,13 @@
  * in front of it, named so) after the rotation is published and other manifests are signed by the next
  * key. The operator may then put the old key back in the secret, as the function's SIGNING_KEY_NOT_PUBLISHED
  * offers, and the function runs on with it; or finish the rotation with the new key. Either way every step
- * must leave a registry clients verify: the snapshot by the key it names, each manifest by that key.
+ * must leave a registry clients verify: the snapshot by the key it names, each manifest by that key; and
+ * each manifest signature it signs again invalidated at CloudFront (the named SDK mock), or the edge served
+ * the other key's.
  */
+import { CloudFrontClient, CreateInvalidationCommand } from '@aws-sdk/client-cloudfront';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rotationMessage } from '../../adapters/publish-queue.ts';
 import { S3Store } from '../../adapters/s3-store.ts';
@@ -43,6 +47,12 @@ const config = functionConfig('halted-intake', 'halted-site', {
   distributionId: undefined,
   defaults: { name: 'Halted Rotation', url: 'https://plugins.example.org' },
 });
+/** As `config`, over buckets of its own, with a distribution: CloudFront is the named SDK mock below. */
+const cdnConfig = functionConfig('resigned-intake', 'resigned-site', {
+  distributionId: 'E2EXAMPLE',
+  defaults: { name: 'Resigned Rotation', url: 'https://plugins.example.org' },
+});
+const cloudfront = mockClient(CloudFrontClient);
 const names = ['early-plugin', 'late-plugin'];
 let s3: LocalS3;
 let proxy: S3Proxy;
@@ -51,7 +61,12 @@ let client: S3Client;
 const failing = new Set<string>();
 
 beforeAll(async () => {
-  s3 = await startLocalS3([config.intakeBucket, config.siteBucket]);
+  s3 = await startLocalS3([
+    config.intakeBucket,
+    config.siteBucket,
+    cdnConfig.intakeBucket,
+    cdnConfig.siteBucket,
+  ]);
   let serial = 0;
   proxy = await startS3Proxy(s3, (request, response) => {
     const path = decodeURIComponent(new URL(request.url ?? '/', 'http://mock').pathname);
@@ -160,5 +175,63 @@ describe("when a key rotation's re-signing dies part way", () => {
 
     // Assess
     expect(await expectVerifiedBy(b)).toMatchObject({ key_rotations: 1 });
+  }, 120_000);
+});
+
+describe('when the key the snapshot names signs every manifest again after a rotation died part way', () => {
+  it("invalidates each manifest signature it rewrote, which CloudFront served the next key's of", async () => {
+    // Prepare: as above, over a distribution: two plugins by a, a rotation to b that dies with the early
+    // plugin's manifest signed by b, then the old key put back.
+    cloudfront.on(CreateInvalidationCommand).resolves({
+      Invalidation: { Id: 'I1', Status: 'InProgress', CreateTime: new Date(), InvalidationBatch: undefined },
+    });
+    const a = await createSigner((await testKey('halted-a')).secretKey);
+    const b = await createSigner((await testKey('halted-b')).secretKey);
+    let secret = a;
+    const publish = createPublishHandler({
+      config: cdnConfig,
+      s3: client,
+      cloudfront: new CloudFrontClient({ region: 'us-east-1' }),
+      signer: async () => secret,
+      logger: { info: () => {}, warn: () => {}, error: () => {} },
+    });
+    for (const name of names) {
+      const key = `incoming/${name}.tgz`;
+      const Body = await makeBundle({ manifest: validManifest({ name }) });
+      await s3.client.send(new PutObjectCommand({ Bucket: cdnConfig.intakeBucket, Key: key, Body }));
+      await publish({ Records: [objectCreatedRecord(cdnConfig.intakeBucket, key)] });
+    }
+    const { bytes } = await signRotation({
+      registry: cdnConfig.defaults.url as string,
+      sequence: 1,
+      previous: a,
+      next: b,
+      now: new Date(),
+    });
+    const upload = rotationUploadKey(bytes);
+    await s3.client.send(new PutObjectCommand({ Bucket: cdnConfig.intakeBucket, Key: upload, Body: bytes }));
+    const request = {
+      Records: [{ messageId: 'r-2', eventSource: 'aws:sqs', body: rotationMessage(upload).body }],
+    };
+    secret = b;
+    const late = signatureKey(manifestKey('late-plugin', '1.0.0'));
+    failing.add(`/${cdnConfig.siteBucket}/${late}`);
+    await expect(publish(request)).rejects.toMatchObject({ code: 'STORE_IO' });
+    failing.clear();
+    const site = new S3Store({ client: s3.client, bucket: cdnConfig.siteBucket });
+    const early = signatureKey(manifestKey('early-plugin', '1.0.0'));
+    const byNext = new TextDecoder().decode((await site.get(early))?.body);
+    secret = a;
+    cloudfront.resetHistory();
+
+    // Act: the request delivered again, signed by the old key.
+    await publish(request);
+
+    // Assess: the early plugin's signature is a's again, and CloudFront was told of both rewritten.
+    expect(new TextDecoder().decode((await site.get(early))?.body)).not.toBe(byNext);
+    const paths = cloudfront
+      .commandCalls(CreateInvalidationCommand)
+      .flatMap((call) => call.args[0].input.InvalidationBatch?.Paths?.Items ?? []);
+    expect(paths).toEqual(expect.arrayContaining([`/${early}`, `/${late}`]));
   }, 120_000);
 });
