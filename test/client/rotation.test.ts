@@ -59,6 +59,33 @@ interface Served {
   readonly firstFingerprint: string;
 }
 
+/** Serves a registry folder over HTTP until the file's tests end. */
+async function serve(dir: string): Promise<Awaited<ReturnType<typeof listenRegistryServer>>> {
+  const listening = await listenRegistryServer(
+    createRegistryServer({ site: new FsStore(join(dir, 'public')) }),
+    0,
+  );
+  closers.push(listening.close);
+  return listening;
+}
+
+/**
+ * A copy of `registry` as published, re-signed by `oldKey` (a key it rotated away from, stolen or leaked)
+ * past the generation its clients accepted, with a new version, served: what the key's holder can serve.
+ */
+async function publishedByOldKey(
+  registry: Served,
+  oldKey: string,
+  label: string,
+): Promise<Awaited<ReturnType<typeof listenRegistryServer>>> {
+  const copy = join(root, `${label}-${registries}`);
+  await cp(registry.dir, copy, { recursive: true });
+  await writeFile(join(copy, 'keys/registry-secret.asc'), oldKey);
+  await rebuildRegistry((await openRegistry(copy)).context, { keyRotations: 1 });
+  await publish(copy, ['2.0.0']);
+  return serve(copy);
+}
+
 let registries = 0;
 /** A local registry with `versions` of one plugin, served over HTTP from its folder. */
 async function servedRegistry(versions: readonly string[]): Promise<Served> {
@@ -69,11 +96,7 @@ async function servedRegistry(versions: readonly string[]): Promise<Served> {
     url: 'https://plugins.registry.example',
   });
   await publish(dir, versions);
-  const listening = await listenRegistryServer(
-    createRegistryServer({ site: new FsStore(join(dir, 'public')) }),
-    0,
-  );
-  closers.push(listening.close);
+  const listening = await serve(dir);
   const firstKey = await readFile(join(dir, 'public/keys/registry.asc'), 'utf8');
   return { dir, url: listening.url, firstKey, firstFingerprint: fingerprint };
 }
@@ -167,6 +190,50 @@ async function pinningFirstKey(registry: Served): Promise<ClientMachine> {
 
 async function trustState(m: ClientMachine, name = 'main'): Promise<Record<string, unknown>> {
   return JSON.parse(await readFile(join(m.data, 'trust', name, 'state.json'), 'utf8'));
+}
+
+/**
+ * A run of `updateRegistries(['main'])` on `m`'s folders that stops as it first asks for the log, until
+ * `release` is called: the slower of two runs side by side, caught between checking and saving.
+ */
+async function updateStoppedAtLog(m: ClientMachine): Promise<{
+  slowRun: ReturnType<ReturnType<typeof createClient>['updateRegistries']>;
+  release: () => void;
+}> {
+  let release = () => {};
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let reading = () => {};
+  const atLog = new Promise<void>((resolve) => {
+    reading = resolve;
+  });
+  const http = createHttpFetcher({ env: {}, retries: 0 });
+  const slow: Fetcher = {
+    document: async (endpoint, request) => {
+      if (request.path.startsWith('log/')) {
+        reading();
+        await released;
+      }
+      return http.document(endpoint, request);
+    },
+    download: (endpoint, request) => http.download(endpoint, request),
+    ociBlob: (request) => http.ociBlob(request),
+    ociManifest: (request) => http.ociManifest(request),
+    list: (endpoint, path) => http.list(endpoint, path),
+    close: () => http.close(),
+  };
+  const home = dirname(m.data);
+  const client = createClient({
+    dirs: { config: join(home, 'config'), data: m.data, cache: join(home, 'cache') },
+    fetcher: slow,
+    env: {},
+    platform: LINUX,
+    freshForMs: 0,
+  });
+  const slowRun = client.updateRegistries(['main']).finally(() => client.close());
+  await atLog;
+  return { slowRun, release };
 }
 
 describe('when a registry rotates its key twice', () => {
@@ -1161,16 +1228,7 @@ describe('when another name of a registry followed a rotation that marked the ke
     });
     // The thief, holding the registry's files as published and the stolen key, publishes under that key,
     // past the generation `main` accepted and extending the log it holds.
-    const copy = join(root, `stolen-copy-${registries}`);
-    await cp(registry.dir, copy, { recursive: true });
-    await writeFile(join(copy, 'keys/registry-secret.asc'), stolen);
-    await rebuildRegistry((await openRegistry(copy)).context, { keyRotations: 1 });
-    await publish(copy, ['2.0.0']);
-    const thief = await listenRegistryServer(
-      createRegistryServer({ site: new FsStore(join(copy, 'public')) }),
-      0,
-    );
-    closers.push(thief.close);
+    const thief = await publishedByOldKey(registry, stolen, 'stolen-copy');
 
     // Act: the same registry reached under a name pinning the stolen key (as a set file written before the
     // theft pins it), through what the thief serves.
@@ -1210,11 +1268,7 @@ describe('when another name of a registry followed a rotation that marked the ke
     const theirs = await newKey();
     await rotateLocalRegistry(copy, theirs.secretKey);
     await publish(copy, ['2.0.0']);
-    const thief = await listenRegistryServer(
-      createRegistryServer({ site: new FsStore(join(copy, 'public')) }),
-      0,
-    );
-    closers.push(thief.close);
+    const thief = await serve(copy);
 
     // Act: the same registry reached under a name pinning the stolen key, through what the thief serves.
     const adding = m.run((c) =>
@@ -1256,16 +1310,7 @@ describe('when another name of a registry followed a routine rotation away from 
     const retired = await readFile(join(registry.dir, 'keys/registry-secret.asc'), 'utf8');
     await rotateLocalRegistry(registry.dir, (await newKey()).secretKey);
     expect((await m.run((c) => c.updateRegistries(['main'])))[0]?.error).toBeUndefined();
-    const copy = join(root, `leaked-copy-${registries}`);
-    await cp(registry.dir, copy, { recursive: true });
-    await writeFile(join(copy, 'keys/registry-secret.asc'), retired);
-    await rebuildRegistry((await openRegistry(copy)).context, { keyRotations: 1 });
-    await publish(copy, ['2.0.0']);
-    const leaked = await listenRegistryServer(
-      createRegistryServer({ site: new FsStore(join(copy, 'public')) }),
-      0,
-    );
-    closers.push(leaked.close);
+    const leaked = await publishedByOldKey(registry, retired, 'leaked-copy');
 
     // Act: the registry reached under a name pinning the retired key (a set file written before the
     // rotation pins it), through what the key's holder serves.
@@ -1307,11 +1352,7 @@ describe('when another name of a registry followed a routine rotation away from 
     expect((await m.run((c) => c.updateRegistries(['main'])))[0]?.error).toBeUndefined();
     await rotateLocalRegistry(copy, (await newKey()).secretKey);
     await publish(copy, ['2.0.0']);
-    const leaked = await listenRegistryServer(
-      createRegistryServer({ site: new FsStore(join(copy, 'public')) }),
-      0,
-    );
-    closers.push(leaked.close);
+    const leaked = await serve(copy);
 
     // Act: the registry reached under a name pinning the retired key, through what its holder serves.
     const adding = m.run((c) =>
@@ -1343,11 +1384,7 @@ describe('when a name followed a rotation the thief of its key signed before ano
     await cp(registry.dir, copy, { recursive: true });
     await rotateLocalRegistry(copy, (await newKey()).secretKey);
     await publish(copy, ['2.0.0']);
-    const thief = await listenRegistryServer(
-      createRegistryServer({ site: new FsStore(join(copy, 'public')) }),
-      0,
-    );
-    closers.push(thief.close);
+    const thief = await serve(copy);
     const m = await machine();
     await m.run(async (c) => {
       await c.addRegistry({ name: 'old-pin', url: thief.url, pin: { armored: registry.firstKey } });
@@ -1402,11 +1439,7 @@ describe('when one client judges a name that reached the thief\u2019s key throug
     const thiefKey = await newKey();
     await rotateLocalRegistry(copy, thiefKey.secretKey);
     await publish(copy, ['2.0.0']);
-    const thief = await listenRegistryServer(
-      createRegistryServer({ site: new FsStore(join(copy, 'public')) }),
-      0,
-    );
-    closers.push(thief.close);
+    const thief = await serve(copy);
     const m = await machine();
     const directDir = join(root, `direct-${registries}`);
     await m.run(async (c) => {
@@ -1451,39 +1484,7 @@ describe('when two runs check a registry side by side and the faster follows a r
     const m = await pinningFirstKey(registry);
     await publish(registry.dir, ['1.1.0']);
     // The slow run has that snapshot, by the first key, and stops as it asks for the log's new entries.
-    let release = () => {};
-    const released = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    let reading = () => {};
-    const atLog = new Promise<void>((resolve) => {
-      reading = resolve;
-    });
-    const http = createHttpFetcher({ env: {}, retries: 0 });
-    const slow: Fetcher = {
-      document: async (endpoint, request) => {
-        if (request.path.startsWith('log/')) {
-          reading();
-          await released;
-        }
-        return http.document(endpoint, request);
-      },
-      download: (endpoint, request) => http.download(endpoint, request),
-      ociBlob: (request) => http.ociBlob(request),
-      ociManifest: (request) => http.ociManifest(request),
-      list: (endpoint, path) => http.list(endpoint, path),
-      close: () => http.close(),
-    };
-    const home = dirname(m.data);
-    const client = createClient({
-      dirs: { config: join(home, 'config'), data: m.data, cache: join(home, 'cache') },
-      fetcher: slow,
-      env: {},
-      platform: LINUX,
-      freshForMs: 0,
-    });
-    const slowRun = client.updateRegistries(['main']).finally(() => client.close());
-    await atLog;
+    const { slowRun, release } = await updateStoppedAtLog(m);
     // Meanwhile the key is stolen and rotated away from, and a run follows the rotation.
     const second = await newKey();
     await rotateLocalRegistry(registry.dir, second.secretKey, { compromised: true });
@@ -1516,39 +1517,7 @@ describe('when two runs follow a registry side by side, the slower to a key the 
     const m = await pinningFirstKey(registry);
     await rotateToNewKey(registry);
     // The slow run follows that rotation and stops as it asks for the log's entries.
-    let release = () => {};
-    const released = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    let reading = () => {};
-    const atLog = new Promise<void>((resolve) => {
-      reading = resolve;
-    });
-    const http = createHttpFetcher({ env: {}, retries: 0 });
-    const slow: Fetcher = {
-      document: async (endpoint, request) => {
-        if (request.path.startsWith('log/')) {
-          reading();
-          await released;
-        }
-        return http.document(endpoint, request);
-      },
-      download: (endpoint, request) => http.download(endpoint, request),
-      ociBlob: (request) => http.ociBlob(request),
-      ociManifest: (request) => http.ociManifest(request),
-      list: (endpoint, path) => http.list(endpoint, path),
-      close: () => http.close(),
-    };
-    const home = dirname(m.data);
-    const client = createClient({
-      dirs: { config: join(home, 'config'), data: m.data, cache: join(home, 'cache') },
-      fetcher: slow,
-      env: {},
-      platform: LINUX,
-      freshForMs: 0,
-    });
-    const slowRun = client.updateRegistries(['main']).finally(() => client.close());
-    await atLog;
+    const { slowRun, release } = await updateStoppedAtLog(m);
     // Meanwhile the registry rotates again, and a run follows both rotations to the third key.
     const third = await rotateToNewKey(registry);
     const [fast] = await m.run((c) => c.updateRegistries(['main']));
@@ -1576,11 +1545,7 @@ describe('when a name holding a key another name saw retired as stolen installs 
     await m.run((c) => c.install({ requests: [`${NAME}@1.0.0`], lockfile: m.lockfile, dir: m.dir }));
     await rotateLocalRegistry(registry.dir, (await newKey()).secretKey, { compromised: true });
     // Reached through a mirror (its snapshot cached under that URL, not over the one `main` accepted).
-    const mirror = await listenRegistryServer(
-      createRegistryServer({ site: new FsStore(join(registry.dir, 'public')) }),
-      0,
-    );
-    closers.push(mirror.close);
+    const mirror = await serve(registry.dir);
     await m.run((c) =>
       c.addRegistry({ name: 'other', url: mirror.url, pin: { armored: registry.firstKey }, priority: 2 }),
     );
@@ -1666,21 +1631,8 @@ describe('when a registry whose key a name followed a rotation away from as stol
     await rotateLocalRegistry(registry.dir, second.secretKey, { compromised: true });
     const reports = await m.run((c) => c.updateRegistries(['main']));
     expect(reports[0]?.error).toBeUndefined();
-    const copy = join(root, `stolen-copy-moved-${registries}`);
-    await cp(registry.dir, copy, { recursive: true });
-    await writeFile(join(copy, 'keys/registry-secret.asc'), stolen);
-    await rebuildRegistry((await openRegistry(copy)).context, { keyRotations: 1 });
-    await publish(copy, ['2.0.0']);
-    const thief = await listenRegistryServer(
-      createRegistryServer({ site: new FsStore(join(copy, 'public')) }),
-      0,
-    );
-    closers.push(thief.close);
-    const moved = await listenRegistryServer(
-      createRegistryServer({ site: new FsStore(join(registry.dir, 'public')) }),
-      0,
-    );
-    closers.push(moved.close);
+    const thief = await publishedByOldKey(registry, stolen, 'stolen-copy-moved');
+    const moved = await serve(registry.dir);
 
     // Act: the user adds the registry again at its new URL, by its current key.
     await m.run((c) =>
