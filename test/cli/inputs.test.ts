@@ -3,47 +3,29 @@
  * --out`, `init-config FILE`), as a process: a path it cannot write is FILE_NOT_WRITTEN naming the file and
  * what to do, exit 1, never a stack trace.
  */
-import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type CommandResult, clientHomes, plugindexProcess } from '../support/cli.ts';
 import { testKey, validManifest } from '../support/fixtures.ts';
-
-const BIN = path.resolve(import.meta.dirname, '../../cli/bin.mjs');
-const run = promisify(execFile);
 
 let work: string;
 let secretKey: string;
 let manifest: string;
 
-interface Result {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
 /** The built command, in the work folder, with its own client folders. */
-async function plugindex(...args: string[]): Promise<Result> {
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    PLUGINDEX_CONFIG_HOME: path.join(work, 'client/config'),
-    PLUGINDEX_DATA_HOME: path.join(work, 'client/data'),
-    PLUGINDEX_CACHE_HOME: path.join(work, 'client/cache'),
-    CI: '1',
-  };
-  try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { cwd: work, env });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
+function plugindex(...args: string[]): Promise<CommandResult> {
+  // The test's own limit (60 s) is the only one these runs had before the shared runner.
+  return plugindexProcess(args, {
+    cwd: work,
+    env: clientHomes(path.join(work, 'client')),
+    timeoutMs: 60_000,
+  });
 }
 
 /** Refused as FILE_NOT_WRITTEN naming `file` and `next`, exit 1, with no stack trace. */
-function expectNotWritten(result: Result, file: string, next: string): void {
+function expectNotWritten(result: CommandResult, file: string, next: string): void {
   expect(result.code, result.stderr).toBe(1);
   expect(result.stderr).toContain(`FILE_NOT_WRITTEN: cannot write ${file}: `);
   expect(result.stderr).toContain(next);

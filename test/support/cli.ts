@@ -53,3 +53,12 @@ export async function plugindexProcess(
     return { code: typeof e.code === 'number' ? e.code : null, stdout: e.stdout, stderr: e.stderr };
   }
 }
+
+/** The environment giving the command a client's own folders (config, data, cache) under `dir`. */
+export function clientHomes(dir: string): NodeJS.ProcessEnv {
+  return {
+    PLUGINDEX_CONFIG_HOME: path.join(dir, 'config'),
+    PLUGINDEX_DATA_HOME: path.join(dir, 'data'),
+    PLUGINDEX_CACHE_HOME: path.join(dir, 'cache'),
+  };
+}

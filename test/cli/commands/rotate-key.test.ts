@@ -5,11 +5,9 @@
  * --url`), refusals that change nothing, `--output`, and a rotation interrupted part way then finished by
  * running the command again.
  */
-import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initRegistry, openRegistry, SECRET_KEY_FILE } from '../../../cli/local/registry.ts';
 import { PENDING_ROTATION_FILE, RETIRED_KEYS_DIR } from '../../../cli/local/rotate-key.ts';
@@ -20,40 +18,25 @@ import { rotateRegistryKey } from '../../../index-builder/pipeline/rotate.ts';
 import { readSignedRotation, signRotation } from '../../../index-builder/rotation.ts';
 import { createSigner, generateKeyPair } from '../../../index-builder/signing.ts';
 import type { PutOptions, Store } from '../../../index-builder/store.ts';
+import { type CommandResult, clientHomes, plugindexProcess } from '../../support/cli.ts';
 import { encode, KEYS_CREATED, makeBundle, validManifest } from '../../support/fixtures.ts';
 import { type ServingRegistry, startServe } from '../../support/serve.ts';
 import { SMALL_ORDER_POINTS, smallOrderKey } from '../../support/small-order-key.ts';
 import { treeOf } from '../../support/tree.ts';
 
-const BIN = path.resolve(import.meta.dirname, '../../../cli/bin.mjs');
-const run = promisify(execFile);
 const NAME = 'rotate-demo';
 
 let work: string;
 let served: ServingRegistry | undefined;
 
-interface Result {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
 /** The built command, with this test's client folders. */
-async function plugindex(...args: string[]): Promise<Result> {
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    PLUGINDEX_CONFIG_HOME: path.join(work, 'client/config'),
-    PLUGINDEX_DATA_HOME: path.join(work, 'client/data'),
-    PLUGINDEX_CACHE_HOME: path.join(work, 'client/cache'),
-    CI: '1',
-  };
-  try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { cwd: work, env });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
+function plugindex(...args: string[]): Promise<CommandResult> {
+  // The test's own limit (60 s) is the only one these runs had before the shared runner.
+  return plugindexProcess(args, {
+    cwd: work,
+    env: clientHomes(path.join(work, 'client')),
+    timeoutMs: 60_000,
+  });
 }
 
 async function keyFile(name: string): Promise<{ file: string; fingerprint: string; secretKey: string }> {
