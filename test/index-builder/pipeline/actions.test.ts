@@ -24,7 +24,13 @@ import {
   submissionIdFromBytes,
 } from '../../../index-builder/layout.ts';
 import { MAX_ADVISORIES } from '../../../index-builder/lifecycle.ts';
-import { entryLine, LOG_SEGMENT_ENTRIES, lineHash, logSegmentKey } from '../../../index-builder/log.ts';
+import {
+  entryLine,
+  LOG_SEGMENT_ENTRIES,
+  type LogEntry,
+  lineHash,
+  logSegmentKey,
+} from '../../../index-builder/log.ts';
 import type { PluginDocument, RevokedKeysDocument, SnapshotDocument } from '../../../index-builder/model.ts';
 import {
   type BatchStep,
@@ -85,6 +91,28 @@ const text = (registry: TestRegistry, key: string): string =>
 /** Runs one batch of the named uploads, in that order. */
 async function run(registry: TestRegistry, ...keys: string[]): Promise<SubmissionOutcome[]> {
   return [...(await processSubmissions(registry.context, keys)).outcomes];
+}
+
+/** Uploads a bundle of `version` of the demo plugin, signed by the publisher, and returns its key. */
+async function submitVersion(registry: TestRegistry, version: string): Promise<string> {
+  const bundle = await makeBundle({
+    manifest: validManifest({ version }),
+    artifacts: [{ os: 'linux', arch: 'amd64', name: 'tool', body: encode(`demo ${version}`) }],
+    signer: publisher,
+  });
+  const [key = ''] = await registry.submit(bundle);
+  return key;
+}
+
+/** The log's replay (as `verify --url` folds it) has the plugin's document as `doc` has it. */
+function expectReplayMatches(entries: readonly LogEntry[], doc: PluginDocument): void {
+  const fold = foldLog(
+    entries.map((entry) => {
+      const line = entryLine(entry);
+      return { entry, line, hash: lineHash(line) };
+    }),
+  );
+  expect(compareDocument(fold, doc)).toEqual([]);
 }
 
 /** Publishes versions of a plugin (each its own batch), signed by `signer`. */
@@ -425,6 +453,12 @@ describe('when actions on one target arrive in the reverse order of their making
       store.put = put;
     };
   };
+  /** Runs one batch of the named uploads that dies writing the plugin's document (after its log entry). */
+  const diesWritingDocument = async (registry: TestRegistry, ...keys: string[]): Promise<void> => {
+    const mend = failPutOf(registry.site, pluginDocumentKey('demo-plugin'));
+    await expect(run(registry, ...keys)).rejects.toThrow(/injected failure/);
+    mend();
+  };
 
   it('refuses the older one in a later batch (ACTION_SUPERSEDED), its outcome saying why, nothing published changed', async () => {
     const registry = await registryWithOperator();
@@ -605,9 +639,7 @@ describe('when actions on one target arrive in the reverse order of their making
       await submitAt(registry, on.transfer(publisher.publicKey), operator, 2),
     ].map((submitted) => submitted.key);
     // The run dies writing the plugin document: logged, its slots recorded, nothing shows it.
-    const mend = failPutOf(registry.site, pluginDocumentKey('demo-plugin'));
-    await expect(run(registry, ...keys)).rejects.toThrow(/injected failure/);
-    mend();
+    await diesWritingDocument(registry, ...keys);
 
     // Its retry applies them again in their order: each later one was that very run's, not a newer statement
     // another run applied while these waited.
@@ -922,9 +954,7 @@ describe('when actions on one target arrive in the reverse order of their making
       const registry = await registryWithOperator();
       await publishVersions(registry, ['1.0.0']);
       const yank = await submitAt(registry, on.yank('1.0.0'), publisher, 1);
-      const mend = failPutOf(registry.site, pluginDocumentKey('demo-plugin'));
-      await expect(run(registry, yank.key)).rejects.toThrow(/injected failure/);
-      mend();
+      await diesWritingDocument(registry, yank.key);
       await registry.intake.delete(yank.key);
       const deprecate = another ? await submitAt(registry, on.deprecate('old'), publisher, 2) : undefined;
 
@@ -993,16 +1023,9 @@ describe('when actions on one target arrive in the reverse order of their making
     // Prepare: one batch publishes 2.0.0 and yanks it, and dies writing the plugin document.
     const registry = await registryWithOperator();
     await publishVersions(registry, ['1.0.0']);
-    const bundle = await makeBundle({
-      manifest: validManifest({ version: '2.0.0' }),
-      artifacts: [{ os: 'linux', arch: 'amd64', name: 'tool', body: encode('demo 2.0.0') }],
-      signer: publisher,
-    });
-    const [bundleKey = ''] = await registry.submit(bundle);
+    const bundleKey = await submitVersion(registry, '2.0.0');
     const yank = await submitAt(registry, on.yank('2.0.0'), publisher, 1);
-    const mend = failPutOf(registry.site, pluginDocumentKey('demo-plugin'));
-    await expect(run(registry, bundleKey, yank.key)).rejects.toThrow(/injected failure/);
-    mend();
+    await diesWritingDocument(registry, bundleKey, yank.key);
 
     // Act: a retry of the yank alone (the bundle left for a later batch), then the later batch.
     const retried = await run(registry, yank.key);
@@ -1041,9 +1064,7 @@ describe('when actions on one target arrive in the reverse order of their making
         signer: publisher,
       });
       const [bundleKey = ''] = await registry.submit(bundle);
-      const mend = failPutOf(registry.site, pluginDocumentKey('demo-plugin'));
-      await expect(run(registry, bundleKey)).rejects.toThrow(/injected failure/);
-      mend();
+      await diesWritingDocument(registry, bundleKey);
       await registry.intake.delete(bundleKey);
 
       // Act: the next batch, of nothing.
@@ -1064,15 +1085,8 @@ describe('when actions on one target arrive in the reverse order of their making
   it('does not finish a publish from a manifest under its name that neither its entry nor the registry vouches for', async () => {
     const registry = await registryWithOperator();
     await publishVersions(registry, ['1.0.0']);
-    const bundle = await makeBundle({
-      manifest: validManifest({ version: '2.0.0' }),
-      artifacts: [{ os: 'linux', arch: 'amd64', name: 'tool', body: encode('demo 2.0.0') }],
-      signer: publisher,
-    });
-    const [bundleKey = ''] = await registry.submit(bundle);
-    const mend = failPutOf(registry.site, pluginDocumentKey('demo-plugin'));
-    await expect(run(registry, bundleKey)).rejects.toThrow(/injected failure/);
-    mend();
+    const bundleKey = await submitVersion(registry, '2.0.0');
+    await diesWritingDocument(registry, bundleKey);
     await registry.intake.delete(bundleKey);
     // Whoever may write the published store puts another manifest in its place.
     const at = 'plugins/demo-plugin/2.0.0/manifest.json';
@@ -1105,9 +1119,7 @@ describe('when actions on one target arrive in the reverse order of their making
           2,
         ),
       ];
-      const mend = failPutOf(registry.site, pluginDocumentKey('demo-plugin'));
-      await expect(run(registry, ...both.map((s) => s.key))).rejects.toThrow(/injected failure/);
-      mend();
+      await diesWritingDocument(registry, ...both.map((s) => s.key));
       const [retriedOne, leftOne] = taken === 0 ? both : [both[1], both[0]];
       if (!retriedOne || !leftOne) throw new Error('two actions');
 
@@ -1176,13 +1188,7 @@ describe('when actions on one target arrive in the reverse order of their making
       expect(version(doc, '1.5.0')?.deprecation_message).toBe(kind === 'undeprecate' ? 'whole' : undefined);
       const entries = await logOf(registry);
       expect(entries.filter((e) => e.type === kind)).toHaveLength(1);
-      const fold = foldLog(
-        entries.map((entry) => {
-          const line = entryLine(entry);
-          return { entry, line, hash: lineHash(line) };
-        }),
-      );
-      expect(compareDocument(fold, doc)).toEqual([]);
+      expectReplayMatches(entries, doc);
     },
   );
 
@@ -1198,16 +1204,9 @@ describe('when actions on one target arrive in the reverse order of their making
       message: 'ranged',
     };
     const ranged = await submitAt(registry, body, publisher, 2);
-    const mend = failPutOf(registry.site, pluginDocumentKey('demo-plugin'));
-    await expect(run(registry, ranged.key)).rejects.toThrow(/injected failure/);
-    mend();
+    await diesWritingDocument(registry, ranged.key);
     for (const key of intentRecords(registry)) registry.intake.objects.delete(key);
-    const bundle = await makeBundle({
-      manifest: validManifest({ version: '1.5.0' }),
-      artifacts: [{ os: 'linux', arch: 'amd64', name: 'tool', body: encode('demo 1.5.0') }],
-      signer: publisher,
-    });
-    const [bundleKey = ''] = await registry.submit(bundle);
+    const bundleKey = await submitVersion(registry, '1.5.0');
 
     // Act: the retry, the bundle first.
     const retried = await run(registry, bundleKey, ranged.key);
@@ -1223,13 +1222,7 @@ describe('when actions on one target arrive in the reverse order of their making
     const doc = await bound(registry);
     expect(version(doc, '1.0.0')?.deprecation_message).toBe('ranged');
     expect(version(doc, '1.5.0')?.deprecated).toBe(false);
-    const fold = foldLog(
-      entries.map((entry) => {
-        const line = entryLine(entry);
-        return { entry, line, hash: lineHash(line) };
-      }),
-    );
-    expect(compareDocument(fold, doc)).toEqual([]);
+    expectReplayMatches(entries, doc);
   });
 
   it('puts an overtaken ranged deprecate back under the newer one without marking a version its retry batch publishes before it', async () => {
@@ -1240,18 +1233,11 @@ describe('when actions on one target arrive in the reverse order of their making
     const deprecate = (range: string, message: string, seconds: number) =>
       submitAt(registry, { action: 'deprecate', plugin: 'demo-plugin', range, message }, publisher, seconds);
     const older = await deprecate('<2.0.0', 'older', 1);
-    const mend = failPutOf(registry.site, pluginDocumentKey('demo-plugin'));
-    await expect(run(registry, older.key)).rejects.toThrow(/injected failure/);
-    mend();
+    await diesWritingDocument(registry, older.key);
     for (const key of intentRecords(registry)) registry.intake.objects.delete(key);
     const newer = await deprecate('<3.0.0', 'newer', 2);
     expect(verdicts(await run(registry, newer.key))).toEqual([['accepted']]);
-    const bundle = await makeBundle({
-      manifest: validManifest({ version: '1.5.0' }),
-      artifacts: [{ os: 'linux', arch: 'amd64', name: 'tool', body: encode('demo 1.5.0') }],
-      signer: publisher,
-    });
-    const [bundleKey = ''] = await registry.submit(bundle);
+    const bundleKey = await submitVersion(registry, '1.5.0');
 
     // Act: the retry, the bundle first.
     const retried = await run(registry, bundleKey, older.key);
@@ -1268,13 +1254,7 @@ describe('when actions on one target arrive in the reverse order of their making
       ['deprecate', 'newer'],
       ['publish', undefined],
     ]);
-    const fold = foldLog(
-      entries.map((entry) => {
-        const line = entryLine(entry);
-        return { entry, line, hash: lineHash(line) };
-      }),
-    );
-    expect(compareDocument(fold, doc)).toEqual([]);
+    expectReplayMatches(entries, doc);
   });
 });
 
