@@ -95,6 +95,24 @@ async function registryWithHistory(stores: { intake: Store; site: Store }) {
 }
 
 /** Every object under `prefix` of `store`, by key, as text. */
+/**
+ * Uploads a yank of 1.1.0, signed 2 hours in, and runs its batch, killed (`message`) at `step`: a run that
+ * died there. Returns the yank and its upload's key.
+ */
+async function yankKilledAt(
+  registry: Awaited<ReturnType<typeof registryWithHistory>>,
+  step: string,
+  message: string,
+): Promise<{ yank: Awaited<ReturnType<typeof registry.sign>>; key: string }> {
+  const yank = await registry.sign({ action: 'yank', plugin: NAME, version: '1.1.0' }, 2 * HOUR);
+  const key = await upload(registry.context.intake, yank.bytes);
+  const onStep = (at: string): void => {
+    if (at === step) throw new Error(message);
+  };
+  await expect(processSubmissions({ ...registry.context, onStep }, [key])).rejects.toThrow('killed');
+  return { yank, key };
+}
+
 async function texts(store: Store, prefix: string): Promise<Map<string, string>> {
   const found = new Map<string, string>();
   for (const { key } of await listAll(store, prefix))
@@ -607,12 +625,7 @@ describe.each(kinds)(
       // Prepare: a yank of 1.1.0 whose run died once its entry was logged, before its marker.
       const registry = await registryWithHistory(stores());
       const { intake, site } = registry.context;
-      const yank = await registry.sign({ action: 'yank', plugin: NAME, version: '1.1.0' }, 2 * HOUR);
-      const key = await upload(intake, yank.bytes);
-      const onStep = (step: string): void => {
-        if (step === 'logged') throw new Error('killed after the log');
-      };
-      await expect(processSubmissions({ ...registry.context, onStep }, [key])).rejects.toThrow('killed');
+      const { yank, key } = await yankKilledAt(registry, 'logged', 'killed after the log');
       const marker = () => intake.get(actionMarkerKey(yank.digest));
       const { submission } = JSON.parse(decoder.decode((await marker())?.body)) as { submission: string };
       await intake.delete(actionMarkerKey(yank.digest));
@@ -645,12 +658,7 @@ describe.each(kinds)(
       // publish after it (another snapshot vouching for its entry); then state/ lost, and the rebuild.
       const registry = await registryWithHistory(stores());
       const { intake, site } = registry.context;
-      const yank = await registry.sign({ action: 'yank', plugin: NAME, version: '1.1.0' }, 2 * HOUR);
-      const key = await upload(intake, yank.bytes);
-      const onStep = (step: string): void => {
-        if (step === 'committed') throw new Error('killed after the snapshot');
-      };
-      await expect(processSubmissions({ ...registry.context, onStep }, [key])).rejects.toThrow('killed');
+      const { yank, key } = await yankKilledAt(registry, 'committed', 'killed after the snapshot');
       expect((await registry.publish('1.2.0'))[0]?.status).toBe('accepted');
       const logged = (await registry.log()).filter((entry) => entry.digest === yank.digest);
       expect(logged).toHaveLength(1);
@@ -972,12 +980,7 @@ describe.each(kinds)('when a run died after logging a yank, before its marker, o
   async function diedAfterLog() {
     const registry = await registryWithHistory(stores());
     const { intake } = registry.context;
-    const yank = await registry.sign({ action: 'yank', plugin: NAME, version: '1.1.0' }, 2 * HOUR);
-    const key = await upload(intake, yank.bytes);
-    const onStep = (step: string): void => {
-      if (step === 'logged') throw new Error('killed after the log');
-    };
-    await expect(processSubmissions({ ...registry.context, onStep }, [key])).rejects.toThrow('killed');
+    const { yank, key } = await yankKilledAt(registry, 'logged', 'killed after the log');
     await intake.delete(actionMarkerKey(yank.digest));
     return { registry, yank, key };
   }
@@ -1031,12 +1034,7 @@ describe.each(kinds)(
     it('one batch finds nothing to finish it from, and the batches after it no longer wait for the log for it', async () => {
       const registry = await registryWithHistory(stores());
       const { intake, site } = registry.context;
-      const yank = await registry.sign({ action: 'yank', plugin: NAME, version: '1.1.0' }, 2 * HOUR);
-      const key = await upload(intake, yank.bytes);
-      const onStep = (step: string): void => {
-        if (step === 'logged') throw new Error('killed after the log');
-      };
-      await expect(processSubmissions({ ...registry.context, onStep }, [key])).rejects.toThrow('killed');
+      const { yank, key } = await yankKilledAt(registry, 'logged', 'killed after the log');
       await intake.delete(key);
       await site.delete(actionEnvelopeKey(yank.digest));
       expect(namesOwed(await readIntentRecords(intake))).toBe(true);
