@@ -137,6 +137,38 @@ afterAll(async () => {
 const verifyPinned = () => verifyRegistry({ url: base, pinnedKey: registry.registryKey.publicKey, now: NOW });
 
 /** What verify --url reports (it must refuse with LOG_DISAGREES). */
+/**
+ * Runs `body` on a registry of its own (a fresh key; its site a memory store served over HTTP at `url`),
+ * made the file's `context` and `base` with `config` (its name, and operators if any); closes the server
+ * after.
+ */
+async function withOwnRegistry<T>(
+  config: { readonly name: string; readonly operators?: readonly { fingerprint: string; key: string }[] },
+  body: (own: MemoryStore, fresh: Awaited<ReturnType<typeof makeRegistry>>, url: string) => Promise<T>,
+): Promise<T> {
+  const own = new MemoryStore();
+  const listening = await listenRegistryServer(createRegistryServer({ site: own }), 0);
+  try {
+    const fresh = await makeRegistry();
+    context = { ...fresh.context, site: own, config: parseRegistryConfig({ ...config, url: listening.url }) };
+    base = listening.url;
+    return await body(own, fresh, listening.url);
+  } finally {
+    await listening.close();
+  }
+}
+
+/** Runs a batch of `key` that dies writing the plugin document on `own` (after the log and the marker). */
+async function diesWritingDocument(own: MemoryStore, key: string): Promise<void> {
+  const put = own.put.bind(own);
+  own.put = async (k, body, options) => {
+    if (k === pluginDocumentKey(PLUGIN)) throw new StoreError('STORE_IO', k, 'injected failure');
+    return put(k, body, options);
+  };
+  await expect(processSubmissions(context, [key])).rejects.toThrow(/injected failure/);
+  own.put = put;
+}
+
 async function disagreements(): Promise<readonly LogDisagreement[]> {
   const error = await rejectionOf(verifyPinned(), LogDisagreementError);
   expect(error.code).toBe('LOG_DISAGREES');
@@ -440,16 +472,7 @@ describe('when the registry published before it kept a log', () => {
   async function withOlderRegistry(
     run: (entries: readonly LogEntry[], verifyOlder: () => Promise<unknown>) => Promise<void>,
   ): Promise<void> {
-    const own = new MemoryStore();
-    const listening = await listenRegistryServer(createRegistryServer({ site: own }), 0);
-    try {
-      const older = await makeRegistry();
-      context = {
-        ...older.context,
-        site: own,
-        config: parseRegistryConfig({ name: 'Older', url: listening.url }),
-      };
-      base = listening.url;
+    await withOwnRegistry({ name: 'Older' }, async (own, older, url) => {
       await publish('1.0.0');
       await act('old yank', { action: 'yank', plugin: PLUGIN, version: '1.0.0', reason: 'old' }, publisher);
       const advisory = { id: 'OLD-1', severity: 'low' as const, affected: '*', summary: 'old' };
@@ -461,12 +484,8 @@ describe('when the registry published before it kept a log', () => {
       await act('new yank', { action: 'yank', plugin: PLUGIN, version: '1.1.0' }, publisher);
       const entries = await vouchedLog(own, older.registryKey.publicKey);
       expect(entries.map((e) => e.type)).toEqual(['publish', 'yank']);
-      await run(entries, () =>
-        verifyRegistry({ url: listening.url, pinnedKey: older.registryKey.publicKey, now: NOW }),
-      );
-    } finally {
-      await listening.close();
-    }
+      await run(entries, () => verifyRegistry({ url, pinnedKey: older.registryKey.publicKey, now: NOW }));
+    });
   }
 
   it('takes what is dated before its first entry unlogged, and holds what is dated after to the log', async () => {
@@ -524,20 +543,8 @@ describe('when a run that died logged an action, and a newer one on a related sl
     newer: { readonly body: ActionBody; readonly signer: () => KeyPair },
     publishedBetween?: string,
   ): Promise<PluginDocument> {
-    const own = new MemoryStore();
-    const listening = await listenRegistryServer(createRegistryServer({ site: own }), 0);
-    try {
-      const fresh = await makeRegistry();
-      context = {
-        ...fresh.context,
-        site: own,
-        config: parseRegistryConfig({
-          name: 'Crashed',
-          url: listening.url,
-          operators: [{ fingerprint: operator.fingerprint, key: operator.publicKey }],
-        }),
-      };
-      base = listening.url;
+    const operators = [{ fingerprint: operator.fingerprint, key: operator.publicKey }];
+    return withOwnRegistry({ name: 'Crashed', operators }, async (own, fresh, url) => {
       await publish('1.0.0');
       await publish('2.0.0');
       made += 1;
@@ -545,13 +552,7 @@ describe('when a run that died logged an action, and a newer one on a related sl
         registry: base,
         now: new Date(ACTION_SIGNED.getTime() + made * 1000),
       });
-      const put = own.put.bind(own);
-      own.put = async (key, body, options) => {
-        if (key === pluginDocumentKey(PLUGIN)) throw new StoreError('STORE_IO', key, 'injected failure');
-        return put(key, body, options);
-      };
-      await expect(processSubmissions(context, [dying.key])).rejects.toThrow(/injected failure/);
-      own.put = put;
+      await diesWritingDocument(own, dying.key);
 
       if (publishedBetween !== undefined) await publish(publishedBetween);
       await act('newer', newer.body, newer.signer());
@@ -562,12 +563,10 @@ describe('when a run that died logged an action, and a newer one on a related sl
       // Both logged, the dead run's first.
       expect(entries.map((e) => e.digest).filter((d) => both.includes(d))).toEqual(both);
       await expect(
-        verifyRegistry({ url: listening.url, pinnedKey: fresh.registryKey.publicKey, now: NOW }),
+        verifyRegistry({ url, pinnedKey: fresh.registryKey.publicKey, now: NOW }),
       ).resolves.toMatchObject({ plugins: 1 });
       return JSON.parse(new TextDecoder().decode(own.objects.get(pluginDocumentKey(PLUGIN))?.body));
-    } finally {
-      await listening.close();
-    }
+    });
   }
 
   it('shows a transfer, then an owner the operator added after it, as the log has them', async () => {
@@ -691,16 +690,7 @@ describe('when a run that died logged an action, and its upload was deleted befo
   it('verifies the registry once the next batch, of nothing, has run: the action shown as the log has it', async () => {
     // Prepare: a registry of its own; an owner's yank logged by a run that dies writing the plugin document;
     // its upload then deleted (by its publisher, or an operator clearing incoming/).
-    const own = new MemoryStore();
-    const listening = await listenRegistryServer(createRegistryServer({ site: own }), 0);
-    try {
-      const fresh = await makeRegistry();
-      context = {
-        ...fresh.context,
-        site: own,
-        config: parseRegistryConfig({ name: 'Cleared', url: listening.url }),
-      };
-      base = listening.url;
+    await withOwnRegistry({ name: 'Cleared' }, async (own, fresh, url) => {
       await publish('1.0.0');
       made += 1;
       const dying = await submitAction(
@@ -709,13 +699,7 @@ describe('when a run that died logged an action, and its upload was deleted befo
         publisher,
         { registry: base, now: new Date(ACTION_SIGNED.getTime() + made * 1000) },
       );
-      const put = own.put.bind(own);
-      own.put = async (key, body, options) => {
-        if (key === pluginDocumentKey(PLUGIN)) throw new StoreError('STORE_IO', key, 'injected failure');
-        return put(key, body, options);
-      };
-      await expect(processSubmissions(context, [dying.key])).rejects.toThrow(/injected failure/);
-      own.put = put;
+      await diesWritingDocument(own, dying.key);
       await context.intake.delete(dying.key);
 
       // Act: the next batch (the event of the upload delivered again: incoming/ holds nothing).
@@ -725,10 +709,8 @@ describe('when a run that died logged an action, and its upload was deleted befo
       const entries = await vouchedLog(own, fresh.registryKey.publicKey);
       expect(entries.filter((e) => e.digest === dying.digest)).toHaveLength(1);
       await expect(
-        verifyRegistry({ url: listening.url, pinnedKey: fresh.registryKey.publicKey, now: NOW }),
+        verifyRegistry({ url, pinnedKey: fresh.registryKey.publicKey, now: NOW }),
       ).resolves.toMatchObject({ plugins: 1 });
-    } finally {
-      await listening.close();
-    }
+    });
   });
 });
