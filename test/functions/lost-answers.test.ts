@@ -5,22 +5,17 @@
  * proxy that loses the answers it is told to (s3-lost-answers.ts: mocks of IAM's conditions and of the
  * network, named so).
  */
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rotationMessage } from '../../adapters/publish-queue.ts';
 import { S3Store } from '../../adapters/s3-store.ts';
-import { createPublishHandler } from '../../functions/handlers.ts';
 import { binKey, binOf, SIGNED_SNAPSHOT_KEY, SNAPSHOT_KEY } from '../../index-builder/layout.ts';
-import {
-  type RotationOutcome,
-  rotationOutcomeKey,
-  rotationUploadKey,
-} from '../../index-builder/pipeline/rotate.ts';
-import { signRotation } from '../../index-builder/rotation.ts';
-import { createSigner, readPublicKey, type Signer } from '../../index-builder/signing.ts';
+import { type RotationOutcome, rotationOutcomeKey } from '../../index-builder/pipeline/rotate.ts';
+import { createSigner, readPublicKey } from '../../index-builder/signing.ts';
 import { openSignedSnapshot, verifyPluginDocument, verifySnapshot } from '../../index-builder/verify.ts';
-import { makeBundle, testKey, validManifest } from '../support/fixtures.ts';
-import { functionConfig, type LocalS3, objectCreatedRecord, startLocalS3 } from '../support/s3.ts';
+import { testKey } from '../support/fixtures.ts';
+import { firstRotation, publishBundles, publishFunction } from '../support/publish-function.ts';
+import { functionConfig, type LocalS3, startLocalS3 } from '../support/s3.ts';
 import { type S3Gate, startS3Gate } from '../support/s3-gate.ts';
 import { type S3LostAnswers, startS3LostAnswers } from '../support/s3-lost-answers.ts';
 
@@ -50,39 +45,16 @@ afterAll(async () => {
 const site = () => new S3Store({ client: s3.client, bucket: config.siteBucket });
 const intake = () => new S3Store({ client: s3.client, bucket: config.intakeBucket });
 
-/** The publish function signing with whatever key `signer()` gives (the secret as it is now). */
-function publishFunction(signer: () => Signer) {
-  return createPublishHandler({
-    config,
-    s3: client,
-    cloudfront: undefined as never, // no distribution configured: never called
-    signer: async () => signer(),
-    logger: { info: () => {}, warn: () => {}, error: () => {} },
-  });
-}
-
 describe("when the answer to a key rotation's own snapshot write is lost", () => {
   it('finishes the rotation in the same invocation: clients verify the registry by the new key', async () => {
     // Prepare: a registry of two plugins signed by key a, then a rotation to key b, the secret holding b.
     const a = await createSigner((await testKey('lost-a')).secretKey);
     const b = await createSigner((await testKey('lost-b')).secretKey);
     let secret = a;
-    const publish = publishFunction(() => secret);
+    const publish = publishFunction(config, client, () => secret);
     const names = ['first-plugin', 'second-plugin'];
-    for (const name of names) {
-      const key = `incoming/${name}.tgz`;
-      const Body = await makeBundle({ manifest: validManifest({ name }) });
-      await s3.client.send(new PutObjectCommand({ Bucket: config.intakeBucket, Key: key, Body }));
-      await publish({ Records: [objectCreatedRecord(config.intakeBucket, key)] });
-    }
-    const { bytes } = await signRotation({
-      registry: config.defaults.url as string,
-      sequence: 1,
-      previous: a,
-      next: b,
-      now: new Date(),
-    });
-    const upload = rotationUploadKey(bytes);
+    await publishBundles(s3, config, publish, names);
+    const { bytes, upload } = await firstRotation(config, a, b);
     await intake().put(upload, bytes, { contentType: 'application/json', cacheControl: 'no-store' });
     secret = b;
     lost.lose.add(`PUT /${config.siteBucket}/${SNAPSHOT_KEY}`);

@@ -14,7 +14,6 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rotationMessage } from '../../adapters/publish-queue.ts';
 import { S3Store } from '../../adapters/s3-store.ts';
-import { createPublishHandler } from '../../functions/handlers.ts';
 import { StoreError } from '../../index-builder/errors.ts';
 import {
   binKey,
@@ -25,12 +24,7 @@ import {
   signatureKey,
 } from '../../index-builder/layout.ts';
 import type { PluginDocument, SnapshotDocument } from '../../index-builder/model.ts';
-import {
-  type RotationOutcome,
-  rotationOutcomeKey,
-  rotationUploadKey,
-} from '../../index-builder/pipeline/rotate.ts';
-import { signRotation } from '../../index-builder/rotation.ts';
+import { type RotationOutcome, rotationOutcomeKey } from '../../index-builder/pipeline/rotate.ts';
 import { createSigner, readPublicKey, type Signer } from '../../index-builder/signing.ts';
 import {
   openSignedSnapshot,
@@ -38,8 +32,9 @@ import {
   verifyPluginDocument,
   verifySnapshot,
 } from '../../index-builder/verify.ts';
-import { makeBundle, testKey, validManifest } from '../support/fixtures.ts';
-import { functionConfig, type LocalS3, objectCreatedRecord, startLocalS3 } from '../support/s3.ts';
+import { testKey } from '../support/fixtures.ts';
+import { firstRotation, publishBundles, publishFunction } from '../support/publish-function.ts';
+import { functionConfig, type LocalS3, startLocalS3 } from '../support/s3.ts';
 import { answerS3Error, S3_ANSWERS } from '../support/s3-object-errors.ts';
 import { type S3Proxy, startS3Proxy } from '../support/s3-proxy.ts';
 
@@ -126,27 +121,9 @@ describe("when a key rotation's re-signing dies part way", () => {
     const a = await createSigner((await testKey('halted-a')).secretKey);
     const b = await createSigner((await testKey('halted-b')).secretKey);
     let secret = a;
-    const publish = createPublishHandler({
-      config,
-      s3: client,
-      cloudfront: undefined as never, // no distribution configured: never called
-      signer: async () => secret,
-      logger: { info: () => {}, warn: () => {}, error: () => {} },
-    });
-    for (const name of names) {
-      const key = `incoming/${name}.tgz`;
-      const Body = await makeBundle({ manifest: validManifest({ name }) });
-      await s3.client.send(new PutObjectCommand({ Bucket: config.intakeBucket, Key: key, Body }));
-      await publish({ Records: [objectCreatedRecord(config.intakeBucket, key)] });
-    }
-    const { bytes } = await signRotation({
-      registry: config.defaults.url as string,
-      sequence: 1,
-      previous: a,
-      next: b,
-      now: new Date(),
-    });
-    const upload = rotationUploadKey(bytes);
+    const publish = publishFunction(config, client, () => secret);
+    await publishBundles(s3, config, publish, names);
+    const { bytes, upload } = await firstRotation(config, a, b);
     await s3.client.send(new PutObjectCommand({ Bucket: config.intakeBucket, Key: upload, Body: bytes }));
     const request = {
       Records: [{ messageId: 'r-1', eventSource: 'aws:sqs', body: rotationMessage(upload).body }],
