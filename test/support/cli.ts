@@ -1,8 +1,10 @@
 /** The `plugindex` command as a test drives it: run in this process, or the built command as a process. */
 import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { vi } from 'vitest';
+import { withRegistryLock } from '../../cli/local/registry.ts';
 import { main } from '../../cli/main.ts';
 
 /** What a run of the command printed, and its exit code (null: killed, as one past `timeoutMs` is). */
@@ -61,4 +63,28 @@ export function clientHomes(dir: string): NodeJS.ProcessEnv {
     PLUGINDEX_DATA_HOME: path.join(dir, 'data'),
     PLUGINDEX_CACHE_HOME: path.join(dir, 'cache'),
   };
+}
+
+/**
+ * Runs the built command with `args` while this process holds the lock of the registry in `dir`, for 5 s
+ * (long enough for a command that takes no lock to have ended) before letting go: whether it ended while
+ * the lock was held, `file` as it read then, and what the command gave once it ended.
+ */
+export async function runWhileLocked(
+  dir: string,
+  args: readonly string[],
+  options: { readonly cwd: string; readonly file: string },
+): Promise<{ endedWhileHeld: boolean; during: string; result: CommandResult }> {
+  let running: Promise<CommandResult> | undefined;
+  let during = '';
+  let endedWhileHeld = false;
+  await withRegistryLock(dir, async () => {
+    running = plugindexProcess(args, { cwd: options.cwd });
+    endedWhileHeld = await Promise.race([
+      running.then(() => true),
+      new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 5_000)),
+    ]);
+    during = await readFile(options.file, 'utf8');
+  });
+  return { endedWhileHeld, during, result: await (running as Promise<CommandResult>) };
 }

@@ -6,10 +6,10 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initRegistry, withRegistryLock } from '../../../cli/local/registry.ts';
+import { initRegistry } from '../../../cli/local/registry.ts';
 import type { PluginDocument } from '../../../index-builder/model.ts';
 import { signedAction } from '../../support/actions.ts';
-import { type CommandResult, plugindex, plugindexProcess } from '../../support/cli.ts';
+import { plugindex, plugindexProcess, runWhileLocked } from '../../support/cli.ts';
 import { makeBundle, testKey } from '../../support/fixtures.ts';
 import { treeOf } from '../../support/tree.ts';
 import { UNTRUSTED_KEYS } from '../../support/untrusted-keys.ts';
@@ -91,19 +91,14 @@ describe('when a registry names its operator', () => {
     await writeFile(file, key.publicKey);
     const configFile = path.join(dir, 'plugindex.json');
     const before = await readFile(configFile, 'utf8');
-    let adding: Promise<CommandResult> | undefined;
-    let during: string | undefined;
-    let endedWhileHeld = false;
-    await withRegistryLock(dir, async () => {
-      adding = plugindexProcess(['operators', 'add', '--registry', dir, file], { cwd: work });
-      // Long enough for a command that takes no lock to have written the config and ended.
-      endedWhileHeld = await Promise.race([
-        adding.then(() => true),
-        new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 5_000)),
-      ]);
-      during = await readFile(configFile, 'utf8');
+    const {
+      endedWhileHeld,
+      during,
+      result: added,
+    } = await runWhileLocked(dir, ['operators', 'add', '--registry', dir, file], {
+      cwd: work,
+      file: configFile,
     });
-    const added = await (adding as Promise<CommandResult>);
     expect(endedWhileHeld).toBe(false);
     expect(during).toBe(before);
     expect(added.code, added.stderr).toBe(0);

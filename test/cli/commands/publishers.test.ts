@@ -3,11 +3,11 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initRegistry, withRegistryLock } from '../../../cli/local/registry.ts';
+import { initRegistry } from '../../../cli/local/registry.ts';
 import type { PluginDocument } from '../../../index-builder/model.ts';
 import { generateKeyPair } from '../../../index-builder/signing.ts';
 import { signedAction } from '../../support/actions.ts';
-import { type CommandResult, plugindex, plugindexProcess } from '../../support/cli.ts';
+import { plugindex, plugindexProcess, runWhileLocked } from '../../support/cli.ts';
 import { KEYS_CREATED, makeBundle, testKey, validManifest } from '../../support/fixtures.ts';
 import { treeOf } from '../../support/tree.ts';
 import { UNTRUSTED_KEYS } from '../../support/untrusted-keys.ts';
@@ -118,22 +118,18 @@ describe('when an operator trusts publishers', () => {
     await writeFile(path.join(work, 'patient.asc'), key.publicKey);
     const configFile = path.join(dir, 'plugindex.json');
     const before = await readFile(configFile, 'utf8');
-    let adding: Promise<CommandResult> | undefined;
-    let during: string | undefined;
-    let endedWhileHeld = false;
-    await withRegistryLock(dir, async () => {
-      adding = plugindexProcess(
-        ['publishers', 'add', '--registry', dir, path.join(work, 'patient.asc'), '--names', 'patient-*'],
-        { cwd: work },
-      );
-      // Long enough for a command that takes no lock to have written the config and ended.
-      endedWhileHeld = await Promise.race([
-        adding.then(() => true),
-        new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 5_000)),
-      ]);
-      during = await readFile(configFile, 'utf8');
-    });
-    const added = await (adding as Promise<CommandResult>);
+    const {
+      endedWhileHeld,
+      during,
+      result: added,
+    } = await runWhileLocked(
+      dir,
+      ['publishers', 'add', '--registry', dir, path.join(work, 'patient.asc'), '--names', 'patient-*'],
+      {
+        cwd: work,
+        file: configFile,
+      },
+    );
     expect(endedWhileHeld).toBe(false);
     expect(during).toBe(before);
     expect(added.code, added.stderr).toBe(0);
