@@ -165,27 +165,14 @@ describe('when the key the snapshot names signs every manifest again after a rot
     const a = await createSigner((await testKey('halted-a')).secretKey);
     const b = await createSigner((await testKey('halted-b')).secretKey);
     let secret = a;
-    const publish = createPublishHandler({
-      config: cdnConfig,
-      s3: client,
-      cloudfront: new CloudFrontClient({ region: 'us-east-1' }),
-      signer: async () => secret,
-      logger: { info: () => {}, warn: () => {}, error: () => {} },
-    });
-    for (const name of names) {
-      const key = `incoming/${name}.tgz`;
-      const Body = await makeBundle({ manifest: validManifest({ name }) });
-      await s3.client.send(new PutObjectCommand({ Bucket: cdnConfig.intakeBucket, Key: key, Body }));
-      await publish({ Records: [objectCreatedRecord(cdnConfig.intakeBucket, key)] });
-    }
-    const { bytes } = await signRotation({
-      registry: cdnConfig.defaults.url as string,
-      sequence: 1,
-      previous: a,
-      next: b,
-      now: new Date(),
-    });
-    const upload = rotationUploadKey(bytes);
+    const publish = publishFunction(
+      cdnConfig,
+      client,
+      () => secret,
+      new CloudFrontClient({ region: 'us-east-1' }),
+    );
+    await publishBundles(s3, cdnConfig, publish, names);
+    const { bytes, upload } = await firstRotation(cdnConfig, a, b);
     await s3.client.send(new PutObjectCommand({ Bucket: cdnConfig.intakeBucket, Key: upload, Body: bytes }));
     const request = {
       Records: [{ messageId: 'r-2', eventSource: 'aws:sqs', body: rotationMessage(upload).body }],

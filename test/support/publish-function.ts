@@ -1,4 +1,5 @@
 /** The publish function as the function tests drive it on local S3: made, fed bundles, handed a rotation. */
+import type { CloudFrontClient } from '@aws-sdk/client-cloudfront';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { FunctionConfig } from '../../functions/env.ts';
 import { createPublishHandler } from '../../functions/handlers.ts';
@@ -10,12 +11,20 @@ import { type LocalS3, objectCreatedRecord } from './s3.ts';
 
 export type PublishFunction = ReturnType<typeof createPublishHandler>;
 
-/** The publish function on `s3`, signing with whatever key `signer()` gives (the secret as it is now). */
-export function publishFunction(config: FunctionConfig, s3: S3Client, signer: () => Signer): PublishFunction {
+/**
+ * The publish function on `s3`, signing with whatever key `signer()` gives (the secret as it is now); told
+ * of CloudFront only when the config names a distribution (else never called).
+ */
+export function publishFunction(
+  config: FunctionConfig,
+  s3: S3Client,
+  signer: () => Signer,
+  cloudfront?: CloudFrontClient,
+): PublishFunction {
   return createPublishHandler({
     config,
     s3,
-    cloudfront: undefined as never, // no distribution configured: never called
+    cloudfront: cloudfront ?? (undefined as never),
     signer: async () => signer(),
     logger: { info: () => {}, warn: () => {}, error: () => {} },
   });
