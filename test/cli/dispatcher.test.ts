@@ -3,41 +3,22 @@
  * mistyped commands and options named back, `help COMMAND`, where a usage error goes, and `--json` failures
  * on stdout whatever failed (a usage error, a file that cannot be read, a submission's problems).
  */
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initRegistry, SECRET_KEY_FILE } from '../../cli/local/registry.ts';
-
-const BIN = path.resolve(import.meta.dirname, '../../cli/bin.mjs');
-const run = promisify(execFile);
+import { type CommandResult, clientHomes, plugindexProcess } from '../support/cli.ts';
 
 let work: string;
 
-interface Result {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
 /** The built command, with this test's own client folders and working directory. */
-async function plugindex(...args: string[]): Promise<Result> {
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    PLUGINDEX_CONFIG_HOME: path.join(work, 'client/config'),
-    PLUGINDEX_DATA_HOME: path.join(work, 'client/data'),
-    PLUGINDEX_CACHE_HOME: path.join(work, 'client/cache'),
-    CI: '1',
-  };
-  try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { cwd: work, env });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
+function plugindex(...args: string[]): Promise<CommandResult> {
+  return plugindexProcess(args, {
+    cwd: work,
+    env: clientHomes(path.join(work, 'client')),
+    timeoutMs: 60_000,
+  });
 }
 
 beforeAll(async () => {
@@ -143,7 +124,7 @@ describe('when an option is mistyped', () => {
 
 describe('when --json is asked and the command fails', () => {
   /** The one JSON document on stdout, as a program reading --json parses it. */
-  function failure(result: Result): { ok: boolean; error: { code: string; message: string } } {
+  function failure(result: CommandResult): { ok: boolean; error: { code: string; message: string } } {
     return JSON.parse(result.stdout) as { ok: boolean; error: { code: string; message: string } };
   }
 
