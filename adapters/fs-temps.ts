@@ -124,7 +124,7 @@ async function removeIfStale(
  * Whether a process of this PID runs (EPERM: it does, as another user's). The client's lock files have their
  * own copy (client/disk/atomic.ts), which says why there are two.
  */
-function processAlive(pid: number): boolean {
+export function processAlive(pid: number): boolean {
   if (pid <= 0) return false;
   try {
     process.kill(pid, 0);

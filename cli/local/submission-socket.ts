@@ -19,7 +19,7 @@ import { createHash } from 'node:crypto';
 import { chmod, link, lstat, mkdir, readdir, rm, stat, unlink } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import { processAlive } from '../../client/disk/atomic.ts';
+import { processAlive } from '../../adapters/fs-temps.ts';
 import { INCOMING_PREFIX, isSafeKey } from '../../index-builder/layout.ts';
 import type { SubmissionOutcome } from '../../index-builder/pipeline/index.ts';
 import { CliError, type CliErrorCode } from '../errors.ts';
