@@ -202,29 +202,38 @@ describe('when the config object in the bucket is not JSON', () => {
   });
 });
 
+/**
+ * A registry of its own (buckets `fn-intake-<suffix>`, `fn-site-<suffix>`) under a schedule of six hours, and
+ * a way to put its config object with a snapshot lifetime.
+ */
+function ttlRegistry(suffix: string) {
+  const short = {
+    ...config,
+    intakeBucket: `fn-intake-${suffix}`,
+    siteBucket: `fn-site-${suffix}`,
+    distributionId: undefined,
+    snapshotRefreshSeconds: 21600,
+  };
+  const putConfig = (snapshotTtlSeconds: number) =>
+    s3.client.send(
+      new PutObjectCommand({
+        Bucket: short.intakeBucket,
+        Key: short.configKey,
+        Body: encode(
+          JSON.stringify({ name: 'TTL Registry', url: 'https://plugins.example.com', snapshotTtlSeconds }),
+        ),
+      }),
+    );
+  const intake = new S3Store({ client: s3.client, bucket: short.intakeBucket });
+  const site = new S3Store({ client: s3.client, bucket: short.siteBucket });
+  return { short, putConfig, intake, site };
+}
+
 describe('when the config object sets a snapshot lifetime shorter than two refreshes of the schedule', () => {
   it('refuses every invocation that judges anything, naming the field, the value and the least, and leaves the uploads for the retry', async () => {
     // The schedule re-signs the snapshot every 6 hours: a lifetime of one hour left it expired to every
     // client five hours in six, and the function, which did not know the schedule, signed it so.
-    const short = {
-      ...config,
-      intakeBucket: 'fn-intake-ttl',
-      siteBucket: 'fn-site-ttl',
-      distributionId: undefined,
-      snapshotRefreshSeconds: 21600,
-    };
-    const putConfig = (snapshotTtlSeconds: number) =>
-      s3.client.send(
-        new PutObjectCommand({
-          Bucket: short.intakeBucket,
-          Key: short.configKey,
-          Body: encode(
-            JSON.stringify({ name: 'TTL Registry', url: 'https://plugins.example.com', snapshotTtlSeconds }),
-          ),
-        }),
-      );
-    const intake = new S3Store({ client: s3.client, bucket: short.intakeBucket });
-    const site = new S3Store({ client: s3.client, bucket: short.siteBucket });
+    const { short, putConfig, intake, site } = ttlRegistry('ttl');
     await putConfig(3600);
     await s3.client.send(
       new PutObjectCommand({
@@ -266,23 +275,7 @@ describe('when the config object sets a snapshot lifetime shorter than two refre
     // Prepare: a registry published with a lifetime of a day, its config object then edited to one hour
     // under a schedule of six. Refused with the publishes, the refresh let the snapshot expire until the
     // config was mended.
-    const short = {
-      ...config,
-      intakeBucket: 'fn-intake-ttl-refresh',
-      siteBucket: 'fn-site-ttl-refresh',
-      distributionId: undefined,
-      snapshotRefreshSeconds: 21600,
-    };
-    const putConfig = (snapshotTtlSeconds: number) =>
-      s3.client.send(
-        new PutObjectCommand({
-          Bucket: short.intakeBucket,
-          Key: short.configKey,
-          Body: encode(
-            JSON.stringify({ name: 'TTL Registry', url: 'https://plugins.example.com', snapshotTtlSeconds }),
-          ),
-        }),
-      );
+    const { short, putConfig } = ttlRegistry('ttl-refresh');
     const putUpload = async (key: string, version: string) =>
       s3.client.send(
         new PutObjectCommand({
