@@ -77,12 +77,17 @@ function maxStreamedBytes(ctx: PipelineContext): number {
  * An upload refused by its size without being read: too large to stream (`maxStreamedBytes`). Named by its
  * key and ETag (`unreadableSubmissionId`), as its uploader can name it and no one else.
  */
-async function notStreamed(ctx: PipelineContext, key: string, size: number, etag?: string): Promise<Upload> {
+async function notStreamed(
+  ctx: PipelineContext,
+  key: string,
+  size: number,
+  listed?: Pick<Waiting, 'etag'>,
+): Promise<Upload> {
   const tooLarge = bundleSizeProblem(size, ctx.bundleLimits);
   return {
     kind: 'unreadable',
     key,
-    id: unreadableSubmissionId(key, await etagOf(ctx, key, etag)),
+    id: unreadableSubmissionId(key, await etagOf(ctx, key, listed?.etag)),
     problem: problem(
       'BUNDLE_TOO_LARGE',
       'bundle:',
@@ -102,8 +107,11 @@ export interface BatchPlan {
     readonly key: string;
     readonly tooLarge?: Problem;
     readonly notStreamed?: number;
-    /** Its ETag as listed: what names its outcome should the registry judge it unread. */
-    readonly etag?: string;
+    /**
+     * Its listing's entry, whose ETag names its outcome should the registry judge it unread: read only
+     * then, since the filesystem store hashes the upload's bytes for it when it is first read.
+     */
+    readonly listed?: Pick<Waiting, 'etag'>;
   }[];
   /** Uploads left in incoming/ for the next batch because of `maxBatchBytes` or `maxBatchUploads`. */
   readonly leftInIncoming: number;
@@ -125,7 +133,7 @@ function planWaiting(
   waiting: readonly Waiting[],
   through: number,
 ): BatchPlan & { readonly cut?: number } {
-  const taken: { key: string; tooLarge?: Problem; notStreamed?: number; etag?: string }[] = [];
+  const taken: { key: string; tooLarge?: Problem; notStreamed?: number; listed?: Waiting }[] = [];
   const maxBatchBytes = ctx.maxBatchBytes ?? Number.POSITIVE_INFINITY;
   const maxBatchUploads = ctx.maxBatchUploads ?? Number.POSITIVE_INFINITY;
   // In upload order, the last modified last: once one is too recent, so is every later one. A time ahead
@@ -137,7 +145,9 @@ function planWaiting(
   let reading = 0;
   let leftInIncoming = 0;
   let cut: number | undefined;
-  for (const [index, { key, size, etag, lastModified }] of waiting.entries()) {
+  for (const [index, listed] of waiting.entries()) {
+    // Not its ETag: read, it hashes the upload in the filesystem store (a read more of every upload).
+    const { key, size, lastModified } = listed;
     // Met unreadable by an earlier batch of the caller's: neither taken nor waiting (it decides no conflict).
     if (ctx.passOver?.has(key)) continue;
     const modified = lastModified?.getTime();
@@ -164,11 +174,10 @@ function planWaiting(
     // A folder marker (S3 consoles make them) is not an upload; anything else is, whatever its name.
     if (key.endsWith('/') && size === 0) continue;
     if (size === undefined) continue; // already handled by an earlier (redelivered) run
-    const named = etag !== undefined ? { etag } : {};
     const tooLarge = bundleSizeProblem(size, ctx.bundleLimits);
     if (tooLarge && size > maxStreamedBytes(ctx)) {
       // Not read at all: it costs the batch nothing.
-      taken.push({ key, tooLarge, notStreamed: size, ...named });
+      taken.push({ key, tooLarge, notStreamed: size, listed });
       continue;
     }
     // One too large to read whole is still streamed twice (hashed, then copied to rejected/): its bytes
@@ -180,7 +189,7 @@ function planWaiting(
     }
     batchBytes += size;
     reading += 1;
-    taken.push(tooLarge ? { key, tooLarge, ...named } : { key, ...named });
+    taken.push(tooLarge ? { key, tooLarge, listed } : { key, listed });
   }
   return { taken, leftInIncoming, ...(cut !== undefined ? { cut } : {}) };
 }
@@ -233,7 +242,15 @@ export async function planBatch(ctx: PipelineContext, keys?: readonly string[]):
   const waiting: readonly Waiting[] = keys
     ? await mapLimited(keys, READ_CONCURRENCY, async (key) => {
         const info = await ctx.intake.head(key);
-        return { key, size: info?.size, ...(info ? { etag: info.etag } : {}) };
+        if (!info) return { key };
+        // Its ETag read only if asked for (planWaiting's `listed`): the filesystem store hashes it.
+        return {
+          key,
+          size: info.size,
+          get etag() {
+            return info.etag;
+          },
+        };
       })
     : (ctx.waiting ?? (await listWaiting(ctx.intake)));
   let plan = planWaiting(ctx, waiting, -1);
@@ -282,7 +299,7 @@ export async function readBatch(
   const read = await mapLimited(
     plan.taken,
     READ_CONCURRENCY,
-    async ({ key, tooLarge, notStreamed: size, etag }, index): Promise<Upload | undefined> => {
+    async ({ key, tooLarge, notStreamed: size, listed }, index): Promise<Upload | undefined> => {
       if (!turning && performance.now() - slice > READ_SLICE_MS)
         turning = turn().then(() => {
           turning = undefined;
@@ -292,8 +309,8 @@ export async function readBatch(
       const upload = signal?.aborted
         ? undefined
         : size !== undefined
-          ? await notStreamed(ctx, key, size, etag)
-          : await readUpload(ctx, key, tooLarge, etag);
+          ? await notStreamed(ctx, key, size, listed)
+          : await readUpload(ctx, key, tooLarge, listed);
       onRead?.(upload, index);
       return upload;
     },
@@ -311,13 +328,13 @@ async function readUpload(
   ctx: PipelineContext,
   key: string,
   tooLarge?: Problem,
-  etag?: string,
+  listed?: Pick<Waiting, 'etag'>,
 ): Promise<Upload | undefined> {
   try {
     return await readUploadBytes(ctx, key, tooLarge);
   } catch (error) {
     if (!(error instanceof StoreError && error.code === 'STORE_UNREADABLE')) throw error;
-    const id = unreadableSubmissionId(key, await etagOf(ctx, key, etag));
+    const id = unreadableSubmissionId(key, await etagOf(ctx, key, listed?.etag));
     // The store's message names where it read (a bucket, a path): the operator's, for its log. The outcome
     // says what happened by the store's word for it (S3's error code) and what mends it.
     ctx.onSubmissionFailure?.({ submission: key, id, code: 'UPLOAD_UNREADABLE', error });
@@ -383,7 +400,7 @@ async function hashTooLarge(
   // Listed within it, and put back larger since (anyone who can upload may race a batch so).
   if (stream.size > maxStreamedBytes(ctx)) {
     stream.cancel();
-    return notStreamed(ctx, key, stream.size, stream.etag);
+    return notStreamed(ctx, key, stream.size, stream);
   }
   const { etag } = stream;
   const hash = createSha256();

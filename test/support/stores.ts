@@ -25,7 +25,7 @@ export async function expectPutReadsBack(
 }
 
 /** `store`, its method `name` replaced by what `replace` makes of the store's own (bound to it). */
-export function withMethod<K extends 'get' | 'put'>(
+export function withMethod<K extends 'get' | 'put' | 'head' | 'list'>(
   store: Store,
   name: K,
   replace: (original: Store[K]) => Store[K],

@@ -23,6 +23,32 @@ function watchedIntake(store: Store, onRead: () => void): Store {
   });
 }
 
+/**
+ * `store`, with the key of every upload in incoming/ whose ETag is read, from a listing or a head, put in
+ * `asked`: the filesystem store hashes an object's bytes for it, when first read.
+ */
+function etagWatched(store: Store, asked: string[]): Store {
+  const watched = <T extends object>(key: string, info: T): T =>
+    new Proxy(info, {
+      get(target, property) {
+        if (property === 'etag' && key.startsWith('incoming/')) asked.push(key);
+        return Reflect.get(target, property, target);
+      },
+    });
+  const listing = withMethod(
+    store,
+    'list',
+    (list) =>
+      async function* (prefix: string) {
+        for await (const info of list(prefix)) yield watched(info.key, info);
+      },
+  );
+  return withMethod(listing, 'head', (head) => async (key) => {
+    const info = await head(key);
+    return info && watched(key, info);
+  });
+}
+
 /** Holds the thread for 2 ms, as a local store's synchronous read does. */
 function holdThread(): void {
   const until = performance.now() + 2;
@@ -156,6 +182,25 @@ describe('when a batch is taken', () => {
     expect(uploads.map((u) => u.key)).toEqual(keys);
     expect(readsAtTurn).toBeGreaterThan(0);
     expect(readsAtTurn).toBeLessThan(12);
+  });
+
+  it("reads no upload's ETag but to name one judged unread: the filesystem store hashes the bytes for it", async () => {
+    // Read as each listed upload was planned, it hashed all 10,000 of an import once more than their reads.
+    const registry = await makeRegistry();
+    const names = ['e-1', 'e-2', 'e-3'];
+    const keys = await registry.submit(
+      ...(await Promise.all(names.map((name) => makeBundle({ manifest: validManifest({ name }) })))),
+    );
+    const asked: string[] = [];
+    const intake = etagWatched(registry.intake, asked);
+
+    const named = await planBatch({ ...registry.context, intake }, keys);
+    await readBatch({ ...registry.context, intake }, named);
+    const result = await processSubmissions({ ...registry.context, intake });
+
+    expect(named.taken.map((t) => t.key)).toEqual(keys);
+    expect(result.outcomes.map((o) => o.status)).toEqual(['accepted', 'accepted', 'accepted']);
+    expect(asked).toEqual([]);
   });
 });
 
