@@ -550,7 +550,10 @@ class Client implements PlugindexClient {
             ...(kept.chain ? { chain: kept.chain } : {}),
             ...(kept.rotations !== undefined ? { rotations: kept.rotations } : {}),
           }
-        : { fingerprint: key.fingerprint, armoredKey: key.armored };
+        : // An unrelated key (another registry's): afresh, floors and all; what the name knew of the keys it
+          // held (their departures, a stolen key's mark) is kept by `writeTrust` (`replacing`) as facts
+          // about those keys, for a mark dropped let the stolen key sign for any name pinning it again.
+          { fingerprint: key.fingerprint, armoredKey: key.armored };
     let checked: TrustRecord | undefined;
     // Read the registry through the key before anything is saved: a wrong URL or key saves nothing.
     const session = new RegistrySession(given, endpoint, held, trust, {

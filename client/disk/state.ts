@@ -69,6 +69,22 @@ export interface TrustRecord {
    * (`checkSnapshotRegistry`). Absent until a snapshot was accepted with this kept.
    */
   readonly registry?: string;
+  /**
+   * The keys a lineage this name held before left, each with the key it went to (`retiredTo`), its
+   * rotation's compromised mark, and the registry it was of (`registry`; absent: this record's): kept when
+   * the name is added again with a key unrelated to it (`registry add --force NAME URL --key FILE`), and
+   * through every such replacement since. A mark is a fact about a key, not about whichever key the name
+   * pins next: dropped with the chain, a snapshot or rotation by the stolen key was taken again under any
+   * name pinning it, this one too should it pin the old lineage again. Only these facts are kept: the old
+   * lineage's floors and log are another registry's, which an unrelated key does not share.
+   */
+  readonly formerDepartures?: readonly FormerDeparture[];
+}
+
+/** A key a lineage a name held before left (`TrustRecord.formerDepartures`). */
+export interface FormerDeparture extends DepartedKey {
+  /** The registry its snapshots named (as kept in its record); absent where that record named none. */
+  readonly registry?: string;
 }
 
 /**
@@ -150,6 +166,48 @@ function departuresOf(held: TrustRecord): DepartedKey[] {
   return chain.map((link, i) => ({ ...link, retiredTo: chain[i + 1]?.fingerprint ?? held.fingerprint }));
 }
 
+/** Whether `a` and `b` say the same departure: the same key left for the same key, of the same registry. */
+function isSameDeparture(a: FormerDeparture, b: FormerDeparture): boolean {
+  return a.fingerprint === b.fingerprint && a.retiredTo === b.retiredTo && a.registry === b.registry;
+}
+
+/**
+ * `kept`'s former departures, then (`replaced`, a record `kept` gives way to with a key unrelated to its
+ * lineage) the keys `kept`'s own chain left, of the registry it named: each once, the link that learnt its
+ * rotation's mark kept over one that did not.
+ */
+function formerDeparturesOf(kept: TrustRecord | undefined, replaced: boolean): FormerDeparture[] {
+  const out: FormerDeparture[] = [];
+  const add = (d: FormerDeparture): void => {
+    const i = out.findIndex((o) => isSameDeparture(o, d));
+    if (i < 0) out.push(d);
+    else if (d.compromised === true && out[i]?.compromised !== true) out[i] = d;
+  };
+  for (const d of kept?.formerDepartures ?? []) add(d);
+  if (kept && replaced)
+    for (const d of departuresOf(kept))
+      add({ ...d, ...(kept.registry !== undefined ? { registry: kept.registry } : {}) });
+  return out;
+}
+
+/** `record` with `former` as its former departures (with its own, each once); none kept: as it was. */
+function withFormerDepartures(record: TrustRecord, former: readonly FormerDeparture[]): TrustRecord {
+  const merged = formerDeparturesOf(
+    { ...record, formerDepartures: [...former, ...(record.formerDepartures ?? [])] },
+    false,
+  );
+  return merged.length > 0 ? { ...record, formerDepartures: merged } : record;
+}
+
+/** Whether `record` kept a former departure of, or to, a key `keys` holds or held. */
+function departedFromAKey(
+  record: TrustRecord,
+  keys: { readonly fingerprint: string; readonly chain?: readonly ChainLink[] },
+): boolean {
+  const held = new Set([keys.fingerprint, ...(keys.chain ?? []).map((link) => link.fingerprint)]);
+  return (record.formerDepartures ?? []).some((d) => held.has(d.fingerprint) || held.has(d.retiredTo));
+}
+
 /**
  * The name a plugin set's registry (pinned by URL and key, not configured) keeps its trust state under.
  * `url` as `normalizeRegistryUrl` writes it; `fingerprint` the key the set pins.
@@ -179,9 +237,18 @@ function isOfRegistry(
   return urls.some((url) => keys.some((fingerprint) => setTrustName(url, fingerprint) === name));
 }
 
-/** The registries the index lists `record` under: the one it names, or none (one kept before records named it). */
+/**
+ * The registries the index lists `record` under: the one it names, or none (one kept before records named
+ * it), and those its former departures name, whose checks read what it knows of their keys.
+ */
 function indexedRegistries(record: TrustRecord): string[] {
-  return record.registry === undefined ? [] : [registryIdentity(record.registry)];
+  // One kept before records named their registry is listed under none, read as its name tells it.
+  if (record.registry === undefined) return [];
+  const own = [registryIdentity(record.registry)];
+  const former = (record.formerDepartures ?? []).flatMap((d) =>
+    d.registry === undefined ? [] : [registryIdentity(d.registry)],
+  );
+  return [...new Set([...own, ...former])];
 }
 
 /** `state.json` of `record`, its highest generation `highest` (none when 0). */
@@ -209,6 +276,18 @@ function trustStateJson(record: TrustRecord, highest: number): string {
         }
       : {}),
     ...(record.registry !== undefined ? { registry: record.registry } : {}),
+    ...(record.formerDepartures?.length
+      ? {
+          former_departures: record.formerDepartures.map((d) => ({
+            fingerprint: d.fingerprint,
+            key: d.armoredKey,
+            retired_to: d.retiredTo,
+            ...(d.retiredBy !== undefined ? { retired_by: d.retiredBy } : {}),
+            ...(d.compromised ? { compromised: true } : {}),
+            ...(d.registry !== undefined ? { registry: d.registry } : {}),
+          })),
+        }
+      : {}),
   };
   return `${JSON.stringify(state, null, 2)}\n`;
 }
@@ -258,6 +337,40 @@ function parseChain(value: unknown, file: string): ChainLink[] {
       };
     },
   );
+}
+
+/**
+ * `state.json#/former_departures`: each `{fingerprint, key, retired_to}`, with `retired_by`, `compromised`
+ * (true) and `registry` as a chain link and its record name them. A damaged one is refused, not dropped:
+ * read as none, the mark it keeps was forgotten.
+ */
+function parseFormerDepartures(value: unknown, file: string): FormerDeparture[] {
+  const at = `${file}#/former_departures`;
+  if (!Array.isArray(value))
+    throw new ClientError('TRUST_STATE_INVALID', `${at}: expected a list of keys a lineage held before left`);
+  return value.map((d: Record<string, unknown> | null, i) => {
+    const problems: string[] = [];
+    for (const field of ['fingerprint', 'key', 'retired_to'])
+      if (d?.[field] === undefined) problems.push(`${at}/${i}/${field}: missing`);
+      else if (typeof d[field] !== 'string') problems.push(`${at}/${i}/${field}: expected a string`);
+    const retiredBy = d?.retired_by;
+    if (retiredBy !== undefined && !(Number.isSafeInteger(retiredBy) && (retiredBy as number) >= 1))
+      problems.push(`${at}/${i}/retired_by: expected the number of the rotation that retired the key`);
+    if (d?.compromised !== undefined && d.compromised !== true)
+      problems.push(`${at}/${i}/compromised: expected true`);
+    if (d?.registry !== undefined && typeof d.registry !== 'string')
+      problems.push(`${at}/${i}/registry: expected the registry's URL as its snapshots named it`);
+    if (problems.length > 0 || !d)
+      throw new ClientError('TRUST_STATE_INVALID', problems.join('; ') || `${at}/${i}: expected an object`);
+    return {
+      fingerprint: d.fingerprint as string,
+      armoredKey: d.key as string,
+      retiredTo: d.retired_to as string,
+      ...(retiredBy !== undefined ? { retiredBy: retiredBy as number } : {}),
+      ...(d.compromised === true ? { compromised: true as const } : {}),
+      ...(typeof d.registry === 'string' ? { registry: d.registry } : {}),
+    };
+  });
 }
 
 export class ClientState {
@@ -325,6 +438,7 @@ export class ClientState {
       rotations?: unknown;
       chain?: unknown;
       registry?: unknown;
+      former_departures?: unknown;
     };
     try {
       parsed = JSON.parse(state);
@@ -370,6 +484,9 @@ export class ClientState {
         : {}),
       ...(parsed.chain !== undefined ? { chain: parseChain(parsed.chain, join(dir, 'state.json')) } : {}),
       ...(typeof parsed.registry === 'string' ? { registry: parsed.registry } : {}),
+      ...(parsed.former_departures !== undefined
+        ? { formerDepartures: parseFormerDepartures(parsed.former_departures, join(dir, 'state.json')) }
+        : {}),
     };
   }
 
@@ -379,7 +496,9 @@ export class ClientState {
    * its check, its log head) over a newer one's, nor to a key the record rotated away from, nor drops what
    * a link of the chain learnt of its rotation. The key file first, then the state naming it. `replacing`:
    * a registry added again afresh (`registry add --force`, another URL or an unrelated key), whose record
-   * is the one given, whatever was kept.
+   * is the one given, whatever was kept, but for what it knew of keys: the keys the kept record's chain
+   * left (a compromised mark with them) and those it kept from before are kept as its former departures
+   * (`TrustRecord.formerDepartures`), here as on every write.
    * @returns the fingerprint of the key the record holds now: the one given, or, where the record stands,
    *   the key it followed to since, which a configuration names (a caller naming the key given named back
    *   one the record had rotated away from).
@@ -422,7 +541,7 @@ export class ClientState {
       // mark) is kept: dropped, the stolen key was trusted for what it signed until a check learnt it again.
       const chain = sameKey ? withRetirementsKept(given.chain, before?.chain) : given.chain;
       const rest: TrustRecord = { ...kept, ...(chain ? { chain } : {}) };
-      const record: TrustRecord = newer
+      const held: TrustRecord = newer
         ? {
             ...rest,
             ...(newer.snapshotSha256 !== undefined ? { snapshotSha256: newer.snapshotSha256 } : {}),
@@ -431,6 +550,22 @@ export class ClientState {
             ...(newer.logsExtended !== undefined ? { logsExtended: newer.logsExtended } : {}),
           }
         : { ...given, ...(chain ? { chain } : {}) };
+      // What the name knew of keys it no longer holds is kept whatever it pins now, the keys its record
+      // left too where this replaces it (`TrustRecord.formerDepartures`); its floors and log are not.
+      const ownDepartures = departuresOf(held);
+      const record = withFormerDepartures(
+        held,
+        formerDeparturesOf(before, options.replacing === true).filter(
+          (d) =>
+            !ownDepartures.some(
+              (o) =>
+                o.fingerprint === d.fingerprint &&
+                o.retiredTo === d.retiredTo &&
+                (o.compromised === true || d.compromised !== true) &&
+                (d.registry === undefined || d.registry === held.registry),
+            ),
+        ),
+      );
       const highest = Math.max(record.highestGeneration ?? 0, sameKey ? (before?.highestGeneration ?? 0) : 0);
       // Listed under its registry before the record names it, so no reader of that registry's names misses
       // it; under the one it leaves (a registry added again at another URL) until the record names another.
@@ -540,13 +675,22 @@ export class ClientState {
     const revoked: RevokedKey[] = [];
     const departures: DepartedKey[] = [];
     const retired: NonNullable<SharedTrust['retired']>[number][] = [];
-    for (const { name, record } of await this.recordsSharingTrust(registry, keys, reached, sharesAKey)) {
-      for (const left of departuresOf(record)) {
+    const identity = registryIdentity(registry);
+    // A name that left a lineage of this registry for an unrelated key (or another registry) still knows
+    // what that lineage's keys became: found by those keys, under this registry or the one it is of now.
+    const related = (record: TrustRecord, held: typeof keys) =>
+      sharesAKey(record, held) || departedFromAKey(record, held);
+    const found = await this.recordsSharingTrust(registry, keys, reached, related, { former: true });
+    for (const { name, record, formerOnly } of found) {
+      const former = (record.formerDepartures ?? []).flatMap(({ registry: of, ...d }): DepartedKey[] =>
+        (of === undefined ? !formerOnly : registryIdentity(of) === identity) ? [d] : [],
+      );
+      for (const left of [...(formerOnly ? [] : departuresOf(record)), ...former]) {
         const same = (r: DepartedKey) => r.fingerprint === left.fingerprint && r.retiredTo === left.retiredTo;
         if (!departures.some(same)) departures.push(left);
         if (left.compromised === true && !revoked.some(same)) revoked.push({ ...left, compromised: true });
       }
-      if (!isSameTrustRoot(record, keys)) continue;
+      if (formerOnly || !isSameTrustRoot(record, keys)) continue;
       for (const link of record.chain ?? [])
         if (!retired.some((r) => r.fingerprint === link.fingerprint))
           retired.push({ fingerprint: link.fingerprint, name, generation: record.highestGeneration ?? 0 });
@@ -585,7 +729,12 @@ export class ClientState {
       record: TrustRecord,
       keys: { readonly fingerprint: string; readonly chain?: readonly ChainLink[] },
     ) => boolean = isSameTrustRoot,
-  ): Promise<{ readonly name: string; readonly record: TrustRecord }[]> {
+    /**
+     * `former`: a record of another registry now counts too where its former departures name `registry`
+     * (`formerOnly` then: only those departures are of it).
+     */
+    options: { readonly former?: boolean } = {},
+  ): Promise<{ readonly name: string; readonly record: TrustRecord; readonly formerOnly?: true }[]> {
     const identity = {
       signed: registryIdentity(registry),
       reached: reached === undefined ? [] : [registryIdentity(reached)],
@@ -607,7 +756,7 @@ export class ClientState {
         () => [] as RegistryEntry[],
       ));
     for (let attempt = 1; ; attempt++) {
-      const found: { name: string; record: TrustRecord }[] = [];
+      const found: { name: string; record: TrustRecord; formerOnly?: true }[] = [];
       let stale = false;
       for (const [name, listed] of [...index.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
         if (listed.length === 0) {
@@ -618,9 +767,16 @@ export class ClientState {
         if (!record) continue;
         if (indexedRegistries(record).some((r) => !listed.includes(r))) stale = true;
         const entries = record.registry === undefined ? await configuredOnce() : [];
-        if (!isOfRegistry(name, record, identity, entries)) continue;
+        const own = isOfRegistry(name, record, identity, entries);
+        const former =
+          !own &&
+          options.former === true &&
+          (record.formerDepartures ?? []).some(
+            (d) => d.registry !== undefined && registryIdentity(d.registry) === identity.signed,
+          );
+        if (!own && !former) continue;
         if (!related(record, keys)) continue;
-        found.push({ name, record });
+        found.push({ name, record, ...(own ? {} : { formerOnly: true as const }) });
       }
       if (!stale || attempt > 1) return found;
       // A record under another registry than the index lists it: a client before the index wrote it, and

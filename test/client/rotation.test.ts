@@ -1650,3 +1650,54 @@ describe('when a registry whose key a name followed a rotation away from as stol
     ).rejects.toMatchObject({ name: 'ClientError', code: 'KEY_REVOKED' });
   });
 });
+
+describe('when a name that followed a rotation away from a stolen key is added again with an unrelated key (registry add --force)', () => {
+  it('keeps the compromised mark, so the stolen key is refused (KEY_REVOKED) under another name and after the old key is pinned again; the floor is not shared', async () => {
+    // Prepare: `main` pins the first key and follows the rotation that marks it stolen; the thief keeps a
+    // copy of the registry and the key. Another registry (a key of its own, below the generation `main`
+    // accepted, so a floor shared would refuse it) is then served, as a laptop serves one after another.
+    const registry = await servedRegistry(['1.0.0']);
+    const m = await pinningFirstKey(registry);
+    const stolen = await readFile(join(registry.dir, 'keys/registry-secret.asc'), 'utf8');
+    const second = await newKey();
+    await rotateLocalRegistry(registry.dir, second.secretKey, { compromised: true });
+    const reports = await m.run((c) => c.updateRegistries(['main']));
+    expect(reports[0]?.error).toBeUndefined();
+    const thief = await publishedByOldKey(registry, stolen, 'stolen-copy-unrelated');
+    const other = await servedRegistry(['3.0.0']);
+
+    // Act: the user points `main` at the other registry, by its key.
+    const added = await m.run((c) =>
+      c.addRegistry({ name: 'main', url: other.url, pin: { armored: other.firstKey }, force: true }),
+    );
+
+    // Assess: the other registry's key and floor alone are pinned; the old lineage's departures are kept
+    // beside them as facts about its keys, the stolen key's mark with them.
+    expect(added.fingerprint).toBe(other.firstFingerprint);
+    const state = await trustState(m);
+    expect(state).toMatchObject({
+      fingerprint: other.firstFingerprint,
+      former_departures: [
+        { fingerprint: registry.firstFingerprint, retired_to: second.fingerprint, compromised: true },
+      ],
+    });
+    expect(state.chain).toBeUndefined();
+    // The stolen key is refused under a name pinning it, and by a reset.
+    await expect(
+      m.run((c) => c.addRegistry({ name: 'old-pin', url: thief.url, pin: { armored: registry.firstKey } })),
+    ).rejects.toMatchObject({ name: 'ClientError', code: 'KEY_REVOKED' });
+    await expectResetRefused(m, thief.url, registry.firstKey);
+
+    // Act: the user pins the old registry again, by its current key; the mark survives that too.
+    await m.run((c) =>
+      c.addRegistry({ name: 'main', url: registry.url, pin: { armored: second.publicKey }, force: true }),
+    );
+    expect(await trustState(m)).toMatchObject({
+      fingerprint: second.fingerprint,
+      former_departures: [{ fingerprint: registry.firstFingerprint, compromised: true }],
+    });
+    await expect(
+      m.run((c) => c.addRegistry({ name: 'old-pin', url: thief.url, pin: { armored: registry.firstKey } })),
+    ).rejects.toMatchObject({ name: 'ClientError', code: 'KEY_REVOKED' });
+  });
+});

@@ -361,9 +361,68 @@ describe('when the trust records of one registry are kept under several names', 
       }),
     );
     expect(await state.trust('test')).toEqual(followed);
-    // A registry added again afresh (another URL, say) takes the record given.
+    // A registry added again afresh (another URL, say) takes the record given, but for what the record it
+    // replaces knew of its keys: the key it left, its mark, and the registry it was of, kept beside it.
     await state.writeTrust('test', record(KEY), { replacing: true });
-    expect(await state.trust('test')).toEqual(record(KEY));
+    const kept = [{ ...learnt[0], retiredTo: ROTATED, registry: 'https://plugins.example' }];
+    expect(await state.trust('test')).toEqual({ ...record(KEY), formerDepartures: kept });
+    // Replaced again, and written again as a check saves it, they stay.
+    await state.writeTrust('test', record(ROTATED), { replacing: true });
+    await state.writeTrust('test', record(ROTATED, { highestGeneration: 3 }));
+    expect(await state.trust('test')).toEqual({
+      ...record(ROTATED, { highestGeneration: 3 }),
+      formerDepartures: kept,
+    });
+  });
+
+  it("gives the marks a name kept from a lineage it left for an unrelated key, not that lineage's floor", async () => {
+    // Prepare: `main` followed a rotation away from KEY as stolen, then was added again with an unrelated
+    // key (OTHER) of another registry; a set pins KEY at the first registry.
+    const chain = [{ fingerprint: KEY, armoredKey: `key ${KEY}`, retiredBy: 1, compromised: true as const }];
+    const state = await stateWith({
+      main: record(ROTATED, {
+        highestGeneration: 12,
+        chain,
+        rotations: 1,
+        registry: 'https://plugins.example',
+      }),
+    });
+    await state.writeTrust(
+      'main',
+      record(OTHER, { highestGeneration: 2, registry: 'https://other.example' }),
+      {
+        replacing: true,
+      },
+    );
+
+    // Act
+    const shared = await state.sharedTrust('https://plugins.example', record(KEY));
+
+    // Assess: the mark and the departure count for the key pinned; no floor of either registry does.
+    expect(shared.revoked).toEqual([{ ...chain[0], retiredTo: ROTATED, compromised: true }]);
+    expect(shared.departures).toEqual([{ ...chain[0], retiredTo: ROTATED }]);
+    expect(shared.highestGeneration).toBeUndefined();
+    expect(shared.retired).toBeUndefined();
+    // The registry `main` is of now holds nothing of the old one's keys against its own key.
+    expect(await state.sharedTrust('https://other.example', record(OTHER))).toMatchObject({
+      highestGeneration: { generation: 2, name: 'main' },
+    });
+    expect((await state.sharedTrust('https://other.example', record(OTHER))).revoked).toBeUndefined();
+  });
+
+  it('refuses a damaged former departure (TRUST_STATE_INVALID) rather than read it as none', async () => {
+    const state = await stateWith({ main: record(ROTATED, { registry: 'https://plugins.example' }) });
+    const file = path.join(state.dirs.data, 'trust', 'main', 'state.json');
+    const json = JSON.parse(await readFile(file, 'utf8'));
+    await writeFile(
+      file,
+      JSON.stringify({ ...json, former_departures: [{ fingerprint: KEY, compromised: 'yes' }] }),
+    );
+    await expect(state.trust('main')).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'TRUST_STATE_INVALID',
+      message: expect.stringContaining('former_departures/0/key: missing'),
+    });
   });
 
   it('gives the marks of a name that left a key for another than the one this name went to, and not its floor', async () => {
