@@ -9,9 +9,16 @@ import { minSnapshotTtlSeconds } from '../adapters/publish-queue.ts';
 import { S3Store } from '../adapters/s3-store.ts';
 import { DEFAULT_BUNDLE_LIMITS } from '../index-builder/bundle.ts';
 import { systemClock } from '../index-builder/clock.ts';
-import { parseRegistryConfig, readConfigJson, withDeployedTrustList } from '../index-builder/config.ts';
+import {
+  DEFAULT_SNAPSHOT_TTL_SECONDS,
+  parseRegistryConfig,
+  type RegistryConfig,
+  readConfigJson,
+  withDeployedTrustList,
+} from '../index-builder/config.ts';
 import {
   ConfigError,
+  PlugindexError,
   type Problem,
   problem,
   problemRef,
@@ -136,11 +143,16 @@ function storeFor(client: HandlerDeps['s3'], bucket: string): S3Store {
  * `snapshotTtlRefusal`, then its trusted keys, `checkConfiguredKeys`), none when it holds: returned, not
  * thrown, so the caller may still refresh the snapshot (which judges no upload and needs no trusted key)
  * while it refuses everything else. With the lifetime refused, the context's is the least the schedule
- * allows (two refreshes), what that refresh signs with.
+ * allows (two refreshes), what that refresh signs with. A config that cannot be read at all (not JSON, or
+ * refused by `parseRegistryConfig` at any field) is `unread`, the only refusal: the context's config is then
+ * none of the operator's (`UNREAD_CONFIG`), and the refresh signs the published snapshot as it is
+ * (`refreshSnapshot`'s `asPublished`), reading nothing of it.
  */
-async function pipelineContext(
-  deps: HandlerDeps,
-): Promise<{ readonly ctx: PipelineContext; readonly refused: readonly ConfigError[] }> {
+async function pipelineContext(deps: HandlerDeps): Promise<{
+  readonly ctx: PipelineContext;
+  readonly refused: readonly ConfigError[];
+  readonly unread: boolean;
+}> {
   const intake = storeFor(deps.s3, deps.config.intakeBucket);
   const stored = await intake.get(deps.config.configKey);
   const defaults = deps.config.defaults;
@@ -153,17 +165,10 @@ async function pipelineContext(
   const where = stored
     ? `registry config s3://${deps.config.intakeBucket}/${deps.config.configKey}`
     : 'registry defaults (SNAPSHOT_TTL_SECONDS, else the default)';
-  const base = stored ? (readConfigJson(new TextDecoder().decode(stored.body), where) as object) : defaults;
-  const trusted = withDeployedTrustList(base, deps.config.publishers, deps.config.operators);
-  // With a trust list deployed, access to the bucket alone must not widen trust, and the registry's URL is
-  // part of it: every action names the registry it is for, and is refused by any other. Taken from the config
-  // object, it let anyone who may write that object name another registry (say a staging one sharing an
-  // operator key), and have the actions signed for it, published there, applied here.
-  const config =
-    deps.config.publishers !== undefined && defaults.url !== undefined
-      ? { ...trusted, url: defaults.url }
-      : trusted;
-  const parsed = parseRegistryConfig(config);
+  const read = readRegistryConfig(deps, stored?.body, where);
+  if (read instanceof ConfigError)
+    return { ctx: await contextWith(deps, intake, UNREAD_CONFIG), refused: [read], unread: true };
+  const parsed = read;
   const ttlRefused = snapshotTtlRefusal(deps.config, parsed.snapshotTtlSeconds, where);
   // Refused, the lifetime is never signed: the refresh that alone proceeds signs the least one accepted, two
   // refreshes of the schedule (`snapshotTtlRefusal` refuses only where the stack has one). Nearest what the
@@ -190,14 +195,75 @@ async function pipelineContext(
       throw error;
     },
   );
+  return {
+    ctx: await contextWith(deps, intake, registryConfig),
+    refused: [ttlRefused, keysRefused].filter((e) => e !== undefined),
+    unread: false,
+  };
+}
+
+/**
+ * The config object (or the defaults, `stored` undefined) as the registry's config, or its refusal: not
+ * JSON, or refused at any field (`parseRegistryConfig`), ConfigError CONFIG_INVALID returned, not thrown,
+ * for the caller's refresh. Any other failure is thrown.
+ */
+function readRegistryConfig(
+  deps: HandlerDeps,
+  stored: Uint8Array | undefined,
+  where: string,
+): RegistryConfig | ConfigError {
+  const defaults = deps.config.defaults;
+  try {
+    const base = stored ? (readConfigJson(new TextDecoder().decode(stored), where) as object) : defaults;
+    const trusted = withDeployedTrustList(base, deps.config.publishers, deps.config.operators);
+    // With a trust list deployed, access to the bucket alone must not widen trust, and the registry's URL is
+    // part of it: every action names the registry it is for, and is refused by any other. Taken from the
+    // config object, it let anyone who may write that object name another registry (say a staging one
+    // sharing an operator key), and have the actions signed for it, published there, applied here.
+    const config =
+      deps.config.publishers !== undefined && defaults.url !== undefined
+        ? { ...trusted, url: defaults.url }
+        : trusted;
+    return parseRegistryConfig(config);
+  } catch (error) {
+    if (!(error instanceof ConfigError && error.code === 'CONFIG_INVALID')) throw error;
+    // parseRegistryConfig names the field alone (`registry config /policy: ...`): say which object, as
+    // every other refusal of it does (`snapshotTtlRefusal`, `checkConfiguredKeys`).
+    if (error.message.startsWith(where)) return error;
+    const field = error.message.replace(/^registry config /, '');
+    return new ConfigError('CONFIG_INVALID', `${where} ${field}`, { cause: error });
+  }
+}
+
+/**
+ * The config a context holds while the registry's cannot be read: none of the operator's, read by nothing.
+ * Only the refresh runs with it, which signs the published snapshot as it is (its registry, its lifetime:
+ * `refreshSnapshot`'s `asPublished`); were anything to judge with it, it trusts no key.
+ */
+const UNREAD_CONFIG: RegistryConfig = {
+  name: 'unread',
+  url: 'https://unread.invalid',
+  policy: 'restricted',
+  ownership: 'first-come',
+  publishers: [],
+  operators: [],
+  snapshotTtlSeconds: DEFAULT_SNAPSHOT_TTL_SECONDS,
+};
+
+/** The context an invocation runs with, over `config`. */
+async function contextWith(
+  deps: HandlerDeps,
+  intake: S3Store,
+  config: RegistryConfig,
+): Promise<PipelineContext> {
   // The registry's own key is checked apart, when loaded (signing.ts `createSigner`: expired, or one no
   // signature by which is taken, KEY_UNTRUSTED): a key refused there fails every invocation, the refresh too.
-  const ctx: PipelineContext = {
+  return {
     intake,
     site: storeFor(deps.s3, deps.config.siteBucket),
     signer: await deps.signer(),
     clock: systemClock,
-    config: registryConfig,
+    config,
     bundleLimits:
       deps.maxCompressedBytes === undefined
         ? LAMBDA_BUNDLE_LIMITS
@@ -218,7 +284,6 @@ async function pipelineContext(
         ...errorFields(error),
       }),
   };
-  return { ctx, refused: [ttlRefused, keysRefused].filter((e) => e !== undefined) };
 }
 
 /**
@@ -477,6 +542,29 @@ async function retryingConflicts<T>(deps: HandlerDeps, step: string, run: () => 
 }
 
 /**
+ * The schedule's refresh while the config cannot be read (`pipelineContext`'s `unread`): the published
+ * snapshot signed again as it is, for the lifetime it had, at most two refreshes of the schedule where the
+ * stack has one (`minSnapshotTtlSeconds`). Two refreshes, as for a refused lifetime: the least the schedule
+ * allows, and the tightest bound on a freeze while nobody can say what the operator meant; never longer than
+ * the published one, the last a good config gave, and nothing of the config that cannot be read (its
+ * lifetime included: it may be what is wrong). Where the refresh would need the config (nothing published,
+ * index documents pending: REFRESH_NEEDS_CONFIG) the invocation fails with the config's refusal, as it did.
+ * @throws ConfigError CONFIG_INVALID, `refusal`'s words and why the snapshot was not re-signed
+ */
+async function refreshUnread(
+  deps: HandlerDeps,
+  ctx: PipelineContext,
+  refusal: ConfigError | undefined,
+): Promise<{ generation: number; invalidate: readonly string[] }> {
+  const refresh = deps.config.snapshotRefreshSeconds;
+  const asPublished = refresh === undefined ? {} : { maxTtlSeconds: minSnapshotTtlSeconds(refresh) };
+  return refreshSnapshot(ctx, { asPublished }).catch((error: unknown) => {
+    if (!(error instanceof PlugindexError && error.code === 'REFRESH_NEEDS_CONFIG') || !refusal) throw error;
+    throw new ConfigError('CONFIG_INVALID', `${refusal.message}; ${error.message}`, { cause: error });
+  });
+}
+
+/**
  * What the publish function made of an invocation: the batch's result, and for an SQS batch the messages it
  * answers failed (`batchItemFailures`, the event source mapping's ReportBatchItemFailures): those whose
  * uploads it left in incoming/, which come back to wake a later invocation. Absent for any other event.
@@ -506,10 +594,11 @@ export interface PublishResult extends BatchResult {
  * the exception: its failure is logged, since a retry could not redo it.
  *
  * While the config's trusted keys are refused (`checkConfiguredKeys`), or its snapshot lifetime
- * (`snapshotTtlRefusal`), an invocation that asks for the refresh still re-signs the snapshot (for two
- * refreshes, the lifetime refused), judging nothing, making no rebuild or rotation, answering failed the
- * messages of its batch that ask for those or announce an upload, and logging each refusal
- * (CONFIG_REFUSED_LOG); every other one throws the first.
+ * (`snapshotTtlRefusal`), or the config cannot be read at all (not JSON, refused at any other field), an
+ * invocation that asks for the refresh still re-signs the snapshot (for two refreshes, the lifetime refused;
+ * as published, the config unread: `refreshUnread`), judging nothing, making no rebuild or rotation,
+ * answering failed the messages of its batch that ask for those or announce an upload, and logging each
+ * refusal (CONFIG_REFUSED_LOG); every other one throws the first.
  */
 export function createPublishHandler(
   deps: HandlerDeps,
@@ -520,7 +609,7 @@ export function createPublishHandler(
     deps.logger.info('woken', { notices: notices.length, keys: notices.map((n) => n.key).slice(0, 20) });
     const announced = notices.filter((n) => n.key.startsWith(INCOMING_PREFIX)).length;
     const rotations = rotationRequests(event);
-    const { ctx: base, refused } = await pipelineContext(deps);
+    const { ctx: base, refused, unread } = await pipelineContext(deps);
     // The refresh judges no upload and signs with the registry's key alone: with the config's trusted keys
     // refused, or its snapshot lifetime (then signed with two refreshes'), it still re-signs the snapshot, or
     // the snapshot expires while the config waits to be mended (the schedule's message failing with the
@@ -531,7 +620,9 @@ export function createPublishHandler(
     // with the batch until the uploads' messages went to the dead-letter queue, the refreshes beside them. It
     // now goes on in any batch that asks for it, and each message asking for what the refusal holds back (an
     // upload, a rebuild, a rotation) is answered failed (`held`), to come back as a refused invocation's would;
-    // the uploads wait in incoming/.
+    // the uploads wait in incoming/. So with a config that cannot be read at all (not JSON, or refused at
+    // any other field): the refresh failed with the rest, and an operator's broken edit let the snapshot
+    // expire. It now signs the published snapshot as it is (`refresh` below), nothing of that config read.
     const [firstRefusal] = refused;
     if (firstRefusal && !wantsRefresh(event)) throw firstRefusal;
     for (const refusal of refused) deps.logger.error(CONFIG_REFUSED_LOG, { ...errorFields(refusal) });
@@ -696,13 +787,19 @@ export function createPublishHandler(
     let generation = results.findLast((r) => r.generation !== null)?.generation ?? null;
     if (rebuilt) generation ??= rebuilt.generation;
     const flushStarted = Date.now();
-    const flushed = await retryingConflicts(deps, 'flush', () => flushIndexes(ctx));
+    // Not without the config: the index documents name the registry (refreshSnapshot refuses to re-sign
+    // the snapshot while they are pending, asPublished).
+    const flushed = unread
+      ? { generation: null, invalidate: [] }
+      : await retryingConflicts(deps, 'flush', () => flushIndexes(ctx));
     const flushMs = Date.now() - flushStarted;
     for (const key of flushed.invalidate) toInvalidate.add(key);
     generation = flushed.generation ?? generation;
     // The schedule's refresh, in turn with the publishes: a snapshot signed in this invocation is fresh.
     if (wantsRefresh(event) && generation === null) {
-      const refreshed = await retryingConflicts(deps, 'refresh', () => refreshSnapshot(ctx));
+      const refreshed = await retryingConflicts(deps, 'refresh', () =>
+        unread ? refreshUnread(deps, ctx, firstRefusal) : refreshSnapshot(ctx),
+      );
       for (const key of refreshed.invalidate) toInvalidate.add(key);
       generation = refreshed.generation;
       deps.logger.info('snapshot refreshed', { generation });

@@ -208,7 +208,10 @@ export type ErrorCode =
   // `resignManifests`) meets a published version's manifest gone, or bytes not the digest its plugin
   // document records: the new key would vouch for nothing, or for what the old one never did
   | 'RESIGN_MANIFEST_MISSING'
-  | 'RESIGN_MANIFEST_ALTERED';
+  | 'RESIGN_MANIFEST_ALTERED'
+  // A refresh without the registry's config (one that cannot be read: pipeline/index.ts `refreshSnapshot`'s
+  // `asPublished`) that would have to render documents, not only sign the published snapshot again
+  | 'REFRESH_NEEDS_CONFIG';
 
 export class PlugindexError extends Error {
   override readonly name: string = 'PlugindexError';

@@ -915,26 +915,51 @@ async function currentCatalog(ctx: PipelineContext, catalog: Catalog): Promise<C
   return openCatalog(ctx.intake);
 }
 
+/** How `refreshSnapshot` re-signs a snapshot without the registry's config (`asPublished`). */
+export interface AsPublishedOptions {
+  /** The longest lifetime to sign it for, in seconds; else the one the published snapshot had. */
+  readonly maxTtlSeconds?: number;
+}
+
 /**
  * Re-signs the snapshot with a fresh expiry and the next generation, changing nothing else: a quiet
  * registry stays valid for clients (the AWS deployment runs this on a schedule).
+ *
+ * `asPublished`: for a registry whose config cannot be read (not JSON, or refused at any field), so the
+ * context's config is none of the operator's and is not read. Only the published snapshot is signed again,
+ * naming the registry it names, for the lifetime it had (its `expires` less its `created`), at most
+ * `maxTtlSeconds`: the last lifetime a good config gave, never one longer. What would need the config
+ * (nothing published yet, index documents pending, a catalog of another format to rebuild from: each renders
+ * documents with the registry's name and URL) is refused instead, REFRESH_NEEDS_CONFIG, nothing written.
+ * @throws PlugindexError REFRESH_NEEDS_CONFIG (asPublished only)
  */
 export async function refreshSnapshot(
   context: PipelineContext,
+  options: { readonly asPublished?: AsPublishedOptions } = {},
 ): Promise<{ generation: number; invalidate: readonly string[] }> {
   const { ctx, log } = withWriteLog(context);
+  const { asPublished } = options;
   const catalog = await openCatalog(ctx.intake);
-  const generation = await rebuiltIfOutdated(ctx, catalog, async () => {
+  const needsConfig = (what: string) =>
+    new PlugindexError(
+      'REFRESH_NEEDS_CONFIG',
+      `the snapshot cannot be re-signed as published without the registry's config: ${what}`,
+    );
+  if (asPublished && catalog.outdated) throw needsConfig('the catalog is of another format, to rebuild');
+  const refresh = async () => {
     const read = await ctx.site.get(SNAPSHOT_KEY);
+    if (asPublished && !read) throw needsConfig('nothing is published yet');
+    if (asPublished && catalog.indexesPending) throw needsConfig('index documents are pending');
     // Nothing published yet: everything. Index documents pending: the re-signed snapshot might be the last
     // for hours, so bring them up to date first.
     if (!read || catalog.indexesPending) return commitGeneration(ctx, catalog, read ? new Set() : undefined);
     // Its list is signed again as it is: only the snapshot the catalog records this registry committed.
     const previous = checkedSnapshot(catalog, read.body) as SnapshotDocument;
     const next = Math.max(catalog.generation, previous.generation) + 1;
+    const signing = asPublished ? asPublishedContext(ctx, previous, asPublished) : ctx;
     // Only over the snapshot read: one committed since lists documents this copy of its list would unbind.
     const written = await writeSnapshot(
-      ctx,
+      signing,
       next,
       { ...previous.documents },
       { ifMatch: read.etag, published: previous, before: recordingSnapshot(ctx, catalog, next) },
@@ -943,8 +968,31 @@ export async function refreshSnapshot(
     catalog.snapshot = written;
     await saveCatalog(ctx.intake, catalog, new Set(), 'bins', settledBy(catalog));
     return next;
-  });
+  };
+  // A catalog met of another format while at it is rebuilt from, as a catalog opened so is: not without
+  // the config (CATALOG_OUTDATED thrown as it is).
+  const generation = asPublished ? await refresh() : await rebuiltIfOutdated(ctx, catalog, refresh);
   return { generation, invalidate: log.mutableKeys() };
+}
+
+/**
+ * The context a snapshot is signed again with as published (`refreshSnapshot`'s `asPublished`): the two
+ * things `writeSnapshot` takes of the config, from the published snapshot instead (its registry, its
+ * lifetime at most `maxTtlSeconds`), so nothing of a config that cannot be read is signed.
+ */
+function asPublishedContext(
+  ctx: PipelineContext,
+  previous: SnapshotDocument,
+  options: AsPublishedOptions,
+): PipelineContext {
+  const had = Math.floor((Date.parse(previous.expires) - Date.parse(previous.created)) / 1000);
+  if (!Number.isSafeInteger(had) || had <= 0)
+    throw new PlugindexError(
+      'REFRESH_NEEDS_CONFIG',
+      `the snapshot cannot be re-signed as published without the registry's config: the published one gives no lifetime (created ${previous.created}, expires ${previous.expires})`,
+    );
+  const ttl = options.maxTtlSeconds === undefined ? had : Math.min(had, options.maxTtlSeconds);
+  return { ...ctx, config: { ...ctx.config, url: previous.registry, snapshotTtlSeconds: ttl } };
 }
 
 /**

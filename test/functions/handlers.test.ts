@@ -89,6 +89,12 @@ beforeAll(async () => {
     'fn-site-ttl-refresh',
     'fn-intake-weak-signer',
     'fn-site-weak-signer',
+    'fn-intake-unread-json',
+    'fn-site-unread-json',
+    'fn-intake-unread-field',
+    'fn-site-unread-field',
+    'fn-intake-unread-empty',
+    'fn-site-unread-empty',
   ]);
   const registryKey = await testKey('registry');
   secrets
@@ -189,7 +195,8 @@ describe('when the config object in the bucket is not JSON', () => {
   it('logs the failure with its code and cause at the edge of the function, then rethrows it', async () => {
     const publish = createPublishHandler({ ...deps, logger: capturing, config: broken });
 
-    await expect(publish(refreshEvent)).rejects.toThrow(ConfigError);
+    // A direct invocation: the schedule's refresh goes on under such a config (below, when it cannot be read).
+    await expect(publish({})).rejects.toThrow(ConfigError);
 
     const described = {
       name: 'ConfigError',
@@ -342,6 +349,187 @@ describe('when the config object sets a snapshot lifetime shorter than two refre
     await expect(refused).rejects.toThrow(ConfigError);
     await expect(refused).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
     expect((await listAll(intake, 'incoming/')).map((o) => o.key)).toEqual(['incoming/waits.tgz']);
+  });
+});
+
+describe('when the config object cannot be read: not JSON, or refused at a field other than the keys and the lifetime', () => {
+  /**
+   * A registry of its own under a schedule of six hours, published by the function under a good config with
+   * the lifetime `publishedTtl` (by a function without the schedule, `scheduled` false), its config object
+   * then replaced by `broken`; its errors logged, and what its site holds (every key's ETag) to compare.
+   */
+  async function brokenRegistry(
+    suffix: string,
+    publishedTtl: number,
+    broken: string,
+    options: { readonly scheduled?: boolean } = {},
+  ) {
+    const { short, putConfig, intake, site } = ttlRegistry(suffix);
+    const failures: Record<string, unknown>[] = [];
+    const logger = {
+      info: () => {},
+      warn: () => {},
+      error: (message: string, fields?: Record<string, unknown>) => failures.push({ message, ...fields }),
+    };
+    const publish = createPublishHandler({ ...deps, config: short, logger });
+    const putUpload = async (key: string, version: string) =>
+      s3.client.send(
+        new PutObjectCommand({
+          Bucket: short.intakeBucket,
+          Key: key,
+          Body: await makeBundle({ manifest: validManifest({ name: `${suffix}-plugin`, version }) }),
+        }),
+      );
+    const uploadEvent = (key: string) => ({
+      Records: [objectCreatedRecord(short.intakeBucket, key, `m-${key}`)],
+    });
+    await putConfig(publishedTtl);
+    await putUpload('incoming/first.tgz', '1.0.0');
+    const first = options.scheduled === false ? { ...short, snapshotRefreshSeconds: undefined } : short;
+    await createPublishHandler({ ...deps, config: first, logger })(uploadEvent('incoming/first.tgz'));
+    await s3.client.send(
+      new PutObjectCommand({ Bucket: short.intakeBucket, Key: short.configKey, Body: encode(broken) }),
+    );
+    await putUpload('incoming/waits.tgz', '2.0.0');
+    failures.length = 0;
+    const registryKey = await readPublicKey((await testKey('registry')).publicKey);
+    return {
+      intake,
+      site,
+      failures,
+      publish,
+      uploadEvent,
+      where: `s3://${short.intakeBucket}/${short.configKey}`,
+      /** The snapshot as a client takes it: signed by the registry key, not expired. */
+      trusted: async (): Promise<SnapshotDocument> =>
+        verifySnapshot({
+          ...openSignedSnapshot((await site.get('snapshot.signed.json'))?.body as Uint8Array),
+          key: registryKey.key,
+          now: new Date(),
+        }),
+      /** Every site key with its ETag. */
+      published: async () => new Map((await listAll(site, '')).map((o) => [o.key, o.etag])),
+    };
+  }
+  const lifetime = (snapshot: SnapshotDocument) =>
+    (Date.parse(snapshot.expires) - Date.parse(snapshot.created)) / 1000;
+  /** What the refresh rewrites: the snapshot, its signature, the pair clients read. */
+  const SNAPSHOT_FILES = ['snapshot.json', 'snapshot.json.asc', 'snapshot.signed.json'];
+  const codes = (failures: readonly Record<string, unknown>[]) =>
+    failures.map((f) => [f.message, (f.error as { code?: string } | undefined)?.code]);
+
+  it("still re-signs the snapshot on the schedule's refresh when the config object is not JSON, for two refreshes, changing nothing else", async () => {
+    // Prepare: published for a day; the operator's edit leaves the object half written. Refused with the
+    // publishes, the refresh let the snapshot expire a day later, every client refusing the registry.
+    const r = await brokenRegistry('unread-json', 86400, '{"name": "TTL Registry", "url": ');
+    const before = await r.trusted();
+    const publishedBefore = await r.published();
+    const batch = {
+      Records: [
+        ...r.uploadEvent('incoming/waits.tgz').Records,
+        { messageId: 'rebuild-1', eventSource: 'aws:sqs', body: '{"plugindex":"rebuild"}' },
+        ...refreshEvent.Records,
+      ],
+    };
+
+    // Act
+    const refreshed = await r.publish(batch);
+
+    // Assess: the snapshot signed again by the registry key, listing what it listed for the registry it
+    // named, for two refreshes (the least the schedule allows, under the day published).
+    const after = await r.trusted();
+    expect(refreshed.generation).toBe(before.generation + 1);
+    expect(after.generation).toBe(before.generation + 1);
+    expect(after.documents).toEqual(before.documents);
+    expect(after.registry).toBe(before.registry);
+    expect(after.log).toEqual(before.log);
+    expect(after.key_fingerprint).toBe(before.key_fingerprint);
+    expect(lifetime(after)).toBe(2 * 21600);
+    // Nothing else published changed; nothing judged; the other messages back for the queue's retries.
+    const publishedAfter = await r.published();
+    expect([...publishedAfter.keys()].sort()).toEqual([...publishedBefore.keys()].sort());
+    expect(
+      [...publishedAfter].filter(([key, etag]) => publishedBefore.get(key) !== etag).map(([key]) => key),
+    ).toEqual(SNAPSHOT_FILES);
+    expect(refreshed.outcomes).toEqual([]);
+    expect(refreshed.batchItemFailures).toEqual([
+      { itemIdentifier: 'm-incoming/waits.tgz' },
+      { itemIdentifier: 'rebuild-1' },
+    ]);
+    expect((await listAll(r.intake, 'incoming/')).map((o) => o.key)).toEqual(['incoming/waits.tgz']);
+    expect((await listAll(r.intake, 'status/')).length).toBe(1);
+    // The refusal logged as an error with its code, which the ConfigRefused alarm counts.
+    expect(codes(r.failures)).toEqual([[CONFIG_REFUSED_LOG, 'CONFIG_INVALID']]);
+    expect(r.failures[0]).toMatchObject({
+      error: { message: expect.stringContaining(`${r.where} is not JSON`) },
+    });
+
+    // Act: the upload's own message.
+    const refused = r.publish(r.uploadEvent('incoming/waits.tgz'));
+
+    // Assess: still refused, the upload left for the retry.
+    await expect(refused).rejects.toThrow(ConfigError);
+    await expect(refused).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
+    expect((await listAll(r.intake, 'incoming/')).map((o) => o.key)).toEqual(['incoming/waits.tgz']);
+  });
+
+  it("still re-signs the snapshot on the schedule's refresh when the config object is refused at another field, for no longer than the published one and nothing the config says", async () => {
+    // Prepare: published for an hour by a function without the schedule (a stack changed since, or a
+    // refresh run against the buckets); the config then says a policy no registry has, and ten years.
+    const r = await brokenRegistry(
+      'unread-field',
+      3600,
+      JSON.stringify({
+        name: 'TTL Registry',
+        url: 'https://elsewhere.example.com',
+        policy: 'everyone',
+        snapshotTtlSeconds: 315360000,
+      }),
+      { scheduled: false },
+    );
+    const before = await r.trusted();
+    const publishedBefore = await r.published();
+
+    // Act
+    const refreshed = await r.publish(refreshEvent);
+
+    // Assess: signed again for the hour it had, naming the registry it named: nothing of the config taken.
+    const after = await r.trusted();
+    expect(refreshed.generation).toBe(before.generation + 1);
+    expect(after.documents).toEqual(before.documents);
+    expect(after.registry).toBe('https://plugins.example.com');
+    expect(lifetime(after)).toBe(3600);
+    const publishedAfter = await r.published();
+    expect([...publishedAfter.keys()].sort()).toEqual([...publishedBefore.keys()].sort());
+    expect(
+      [...publishedAfter].filter(([key, etag]) => publishedBefore.get(key) !== etag).map(([key]) => key),
+    ).toEqual(SNAPSHOT_FILES);
+    expect(refreshed.outcomes).toEqual([]);
+    expect((await listAll(r.intake, 'incoming/')).map((o) => o.key)).toEqual(['incoming/waits.tgz']);
+    expect(codes(r.failures)).toEqual([[CONFIG_REFUSED_LOG, 'CONFIG_INVALID']]);
+    expect(r.failures[0]).toMatchObject({
+      error: { message: expect.stringContaining(`${r.where} /policy: expected "open" or "restricted"`) },
+    });
+  });
+
+  it('fails the refresh with CONFIG_INVALID where it would need the config (nothing published yet), writing nothing', async () => {
+    // Nothing published: the refresh would render every document, named by the config that cannot be read.
+    const { short, intake, site } = ttlRegistry('unread-empty');
+    await s3.client.send(
+      new PutObjectCommand({ Bucket: short.intakeBucket, Key: short.configKey, Body: encode('not json') }),
+    );
+    const quiet = { info: () => {}, warn: () => {}, error: () => {} };
+    const publish = createPublishHandler({ ...deps, logger: quiet, config: short });
+
+    const refused = publish(refreshEvent);
+
+    await expect(refused).rejects.toThrow(ConfigError);
+    await expect(refused).rejects.toMatchObject({
+      code: 'CONFIG_INVALID',
+      message: expect.stringMatching(/is not JSON.*nothing is published yet/),
+    });
+    expect(await listAll(site, '')).toEqual([]);
+    expect(await listAll(intake, 'status/')).toEqual([]);
   });
 });
 
