@@ -7,6 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
 import { loadCatalog } from '../../../index-builder/catalog.ts';
+import { PlugindexError } from '../../../index-builder/errors.ts';
 import { binKey, binOf, INDEX_DOCUMENTS } from '../../../index-builder/layout.ts';
 import type { PluginDocument, SnapshotDocument } from '../../../index-builder/model.ts';
 import {
@@ -252,6 +253,19 @@ describe('when index documents are pending and another operation comes', () => {
     expect(indexedVersions(registry, 'demo-plugin')).toEqual(['1.1.0', '1.0.0']);
     await verifyAsClient(registry, ['demo-plugin']);
     expect((await loadCatalog(registry.intake)).indexesPending).toBe(false);
+  });
+
+  it('a snapshot refresh without the config (asPublished) refuses REFRESH_NEEDS_CONFIG, writing nothing', async () => {
+    // Rendering them would name the registry by a config that could not be read (functions/handlers.ts).
+    const registry = await pending();
+    const before = new Map([...registry.site.objects].map(([key, object]) => [key, object.body]));
+
+    const refused = refreshSnapshot(registry.context, { asPublished: {} });
+
+    await expect(refused).rejects.toThrow(PlugindexError);
+    await expect(refused).rejects.toMatchObject({ code: 'REFRESH_NEEDS_CONFIG' });
+    expect(new Map([...registry.site.objects].map(([key, object]) => [key, object.body]))).toEqual(before);
+    expect((await loadCatalog(registry.intake)).indexesPending).toBe(true);
   });
 
   it('a full rebuild renders them and clears the mark', async () => {
