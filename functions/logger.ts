@@ -9,7 +9,8 @@ export type LogFields = Readonly<Record<string, unknown>>;
 export const INVALIDATION_FAILED_LOG = 'invalidation failed';
 
 /**
- * The publish function's log line for a refused registry config (its trusted keys, its snapshot lifetime)
+ * The publish function's log line for a refused registry config (its trusted keys, its snapshot lifetime,
+ * or an object not JSON or refused at any other field, the published snapshot then signed again as it is)
  * under which the schedule's refresh alone proceeds (functions/handlers.ts): the invocation succeeds, so no
  * error alarm sees it; the stack's alarm counts these lines (infra/constructs/alarms.ts). One name for both.
  */

@@ -161,7 +161,7 @@ export class RegistryAlarms extends Construct {
         evaluationPeriods: 1,
       });
       // The config object refused (a trusted key no signature by which is taken, a snapshot lifetime under
-      // two refreshes): every publish fails (the error alarm fires only once one is tried), but the
+      // two refreshes, an object not JSON or refused at any other field): every publish fails (the error alarm fires only once one is tried), but the
       // schedule's refresh succeeds, logging the refusal, and alone it told nobody, while uploads waited.
       const refusals = new MetricFilter(this, 'ConfigRefusedLines', {
         logGroup: props.publishLogs,
