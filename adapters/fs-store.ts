@@ -48,13 +48,13 @@ import {
   renameSync,
   rmdirSync,
   rmSync,
+  statSync,
   unlinkSync,
   writeSync,
 } from 'node:fs';
 import {
   type FileHandle,
   lstat,
-  mkdir,
   open,
   readdir,
   readFile,
@@ -1473,8 +1473,47 @@ function makeFolderSync(folder: string, folders: FolderMemo): void {
       folders.delete(known);
     }
   }
-  mkdirSync(folder, { recursive: true });
+  makeFoldersSync(folder);
   for (const made of missing) remember(folders, made);
+}
+
+/**
+ * Makes `folder` and those missing above it, top down; returns the topmost it made (undefined: none), as
+ * `mkdirSync(folder, { recursive: true })` does. Not that call: on a filesystem that answers ENOENT for a
+ * folder under one that exists (`/proc`), Node makes the parent (EEXIST, taken as done) and tries the folder
+ * again, for ever, and a store whose root a user named there hung. Here a folder still ENOENT once its parent
+ * is there fails with ENOENT, its message naming the folder (the caller's StoreError, STORE_IO, keeps it).
+ * The same walk is written in the writer thread (fs-writer.ts, Node built-ins only), in `cli/inputs.ts`
+ * (`makeFolder`) and in `client/disk/atomic.ts` (`makeFolders`): adapters import only the core.
+ */
+export function makeFoldersSync(folder: string): string | undefined {
+  try {
+    mkdirSync(folder);
+    return folder;
+  } catch (error) {
+    if (isFolderSync(folder)) return undefined;
+    const parent = path.dirname(folder);
+    if (errorCode(error) !== 'ENOENT' || parent === folder) throw error;
+  }
+  const first = makeFoldersSync(path.dirname(folder));
+  try {
+    mkdirSync(folder);
+    return first ?? folder;
+  } catch (error) {
+    if (isFolderSync(folder)) return first;
+    if (errorCode(error) !== 'ENOENT') throw error;
+    throw Object.assign(
+      new Error(
+        `cannot create the folder ${folder}: ${path.dirname(folder)} exists, and its filesystem makes no folder there (as /proc): name a folder elsewhere`,
+        { cause: error },
+      ),
+      { code: 'ENOENT' },
+    );
+  }
+}
+
+function isFolderSync(folder: string): boolean {
+  return statSync(folder, { throwIfNoEntry: false })?.isDirectory() === true;
 }
 
 /**
@@ -1508,7 +1547,8 @@ async function writeTemp(
   for (let attempt = 1; ; attempt++) {
     const remembered = options.folders.has(folder);
     if (!remembered) {
-      await mkdir(folder, { recursive: true });
+      // Synchronous, as makeFolderSync's calls are: a folder not remembered is rare after a store's first puts.
+      makeFoldersSync(folder);
       if (options.folders.size >= MADE_FOLDERS_LIMIT) options.folders.clear();
       options.folders.add(folder);
     }

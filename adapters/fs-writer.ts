@@ -168,11 +168,27 @@ function makeFolder(folder) {
     }
   }
   // The first folder it made, when it made any: that one and those below it are new.
-  const first = fs.mkdirSync(folder, { recursive: true });
+  const first = makeFolders(folder);
   for (const made of missing) {
     remember(made);
     if (first !== undefined && (made === first || made.startsWith(first + path.sep))) fresh.set(made, new Set());
     else fresh.delete(made);
+  }
+}
+// FsStore's makeFoldersSync: mkdirSync(recursive)'s answer without its endless loop under /proc (fs-store.ts
+// says why); a folder still ENOENT once its parent is there fails, its message naming it.
+function makeFolders(folder) {
+  const isFolder = () => fs.statSync(folder, { throwIfNoEntry: false })?.isDirectory() === true;
+  try { fs.mkdirSync(folder); return folder; } catch (error) {
+    if (isFolder()) return undefined;
+    if (error.code !== 'ENOENT' || path.dirname(folder) === folder) throw error;
+  }
+  const first = makeFolders(path.dirname(folder));
+  try { fs.mkdirSync(folder); return first ?? folder; } catch (error) {
+    if (isFolder()) return first;
+    if (error.code !== 'ENOENT') throw error;
+    throw Object.assign(new Error('cannot create the folder ' + folder + ': ' + path.dirname(folder) +
+      ' exists, and its filesystem makes no folder there (as /proc): name a folder elsewhere', { cause: error }), { code: 'ENOENT' });
   }
 }
 // A file created in place, exclusively, with no temp file and no rename, the dearest calls after the file's

@@ -80,6 +80,12 @@ export type ClientErrorCode =
    */
   | 'FILE_NOT_REGULAR'
   /**
+   * A folder the client would make (an install folder, the config, data or cache folder, a set file's lock
+   * folder) is under one that exists on a filesystem that makes no folders there (`/proc`): Node's recursive
+   * mkdir tried it again for ever. Names the folder.
+   */
+  | 'FOLDER_NOT_MADE'
+  /**
    * A plugin set file (plugins, discovery, policy: client/set-file.ts) does not parse or has the wrong
    * shape; the message lists every problem as `FILE#/pointer (line N): expected X, found Y`.
    */

@@ -9,7 +9,7 @@
  * examples/<name>/<version>/artifacts/<os>-<arch>/<file>.
  */
 
-import { access, mkdir, readdir, readFile } from 'node:fs/promises';
+import { access, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { type ActionBody, signAction } from '../../index-builder/actions.ts';
 import { parseRegistryConfig } from '../../index-builder/config.ts';
@@ -20,6 +20,7 @@ import { generateKeyPair } from '../../index-builder/signing.ts';
 import { CACHE_PRIVATE } from '../../index-builder/store.ts';
 import { type ArtifactInput, packSubmission } from '../../index-builder/submission.ts';
 import { CliError } from '../errors.ts';
+import { makeFolder } from '../inputs.ts';
 import { createNewFile } from '../new-file.ts';
 import { describeOutcome } from '../output.ts';
 import {
@@ -94,7 +95,8 @@ export async function demoPublisherKey(dir: string): Promise<string> {
   });
   const refused = (file: string) => (cause: unknown) =>
     new CliError('FILE_EXISTS', `${file} exists`, { cause });
-  await mkdir(keyDir, { recursive: true });
+  // Not Node's recursive mkdir, which loops for ever under /proc (makeFolder says why).
+  await makeFolder(keyDir);
   try {
     await createNewFile(secretFile, pair.secretKey, { mode: 0o600, exists: refused(secretFile) });
   } catch (error) {

@@ -80,12 +80,61 @@ export async function removeStaleTempsIn(folder: string, staleMs = STALE_TEMP_MS
   }
 }
 
+/**
+ * Makes the folder `dir` and those missing above it, top down, each `mode` less the umask, calling `made`
+ * with each one it made before it makes the next (a caller giving the owner's bits back must, or the next
+ * mkdir in it fails EACCES); a folder already there is left as it is. Not Node's
+ * `mkdir(dir, { recursive: true })`: on a filesystem that answers ENOENT for a folder under one that exists
+ * (`/proc`), Node makes the parent (EEXIST, taken as done) and tries the folder again, for ever, and an
+ * install with `--dir /proc/x/y`, or a config, data or cache folder the user set there, hung. Here a folder
+ * still ENOENT once its parent is there is a failure. The command's own output folders are made by the same
+ * walk in `cli/inputs.ts` (`makeFolder`, raising its CliError), and FsStore's in `adapters/fs-store.ts`
+ * (`makeFoldersSync`): the client may import neither (ARCHITECTURE, "The house"), hence this copy.
+ * @throws ClientError FOLDER_NOT_MADE naming the folder for that; the errno error of any other mkdir failure.
+ */
+export async function makeFolders(
+  dir: string,
+  mode = 0o777,
+  made: (folder: string) => Promise<void> = async () => undefined,
+): Promise<void> {
+  const first = await mkdirOnce(dir, mode);
+  if (first === undefined) return made(dir);
+  // A folder there all the same is no failure: EEXIST, or EPERM for a Windows drive's root (as `mkdir -p`).
+  if (await isFolder(dir)) return;
+  const parent = dirname(dir);
+  if (first.code !== 'ENOENT' || parent === dir) throw first;
+  await makeFolders(parent, mode, made);
+  // Once: the parent made (or found), this one is made or fails.
+  const again = await mkdirOnce(dir, mode);
+  if (again === undefined) return made(dir);
+  if (await isFolder(dir)) return;
+  if (again.code === 'ENOENT')
+    throw new ClientError(
+      'FOLDER_NOT_MADE',
+      `cannot create the folder ${dir}: ${parent} exists, and its filesystem makes no folder there (as /proc): name a folder elsewhere`,
+      { cause: again },
+    );
+  throw again;
+}
+
+/** mkdir's failure, or undefined when it made the folder. */
+function mkdirOnce(dir: string, mode: number): Promise<NodeJS.ErrnoException | undefined> {
+  return mkdir(dir, { mode }).then(
+    () => undefined,
+    (error: NodeJS.ErrnoException) => error,
+  );
+}
+
+async function isFolder(dir: string): Promise<boolean> {
+  return (await stat(dir).catch(() => undefined))?.isDirectory() === true;
+}
+
 export async function writeFileAtomic(
   path: string,
   data: string | Uint8Array,
   options: { readonly mode?: number } = {},
 ): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
+  await makeFolders(dirname(path));
   const temp = tempPathFor(path);
   try {
     // Created (O_EXCL), never opened through a link already at that name.
@@ -360,7 +409,7 @@ export async function withLockFile<T>(
   },
 ): Promise<T> {
   const deadline = Date.now() + (options.timeoutMs ?? 30_000);
-  await mkdir(dirname(lock), { recursive: true });
+  await makeFolders(dirname(lock));
   // The PID first (what another process judges a lock by), then a token: two holders in one process, and a
   // lock taken again since, are told apart.
   // Then who this holder is beyond its PID (`LockHolder`), which older clients do not read.

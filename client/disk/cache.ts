@@ -15,11 +15,12 @@
  * downloaded again); a kept manifest signature and the snapshot are verified again before use.
  */
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createSha256, sha256Hex } from '../../index-builder/digest.ts';
 import { TrustError } from '../../index-builder/errors.ts';
 import {
+  makeFolders,
   readIfExists,
   readTextIfExists,
   removeStaleTempsIn,
@@ -130,7 +131,7 @@ export class ContentCache {
   async writeBlob(write: BlobWrite): Promise<string> {
     const target = this.blobPath(write.sha256);
     const tmpDir = join(this.root, 'tmp');
-    await mkdir(tmpDir, { recursive: true });
+    await makeFolders(tmpDir);
     // What downloads killed part way left (nothing else removes it), before this one adds its own.
     await removeStaleTempsIn(tmpDir);
     const temp = tempPathFor(join(tmpDir, write.sha256));
@@ -162,7 +163,7 @@ export class ContentCache {
           'ARTIFACT_MISMATCH',
           `${write.url}: sha256 ${actual} arrived, its signed plugin document gives ${write.sha256} (${size} bytes; a proxy or mirror that rewrites downloads causes this too)`,
         );
-      await mkdir(join(target, '..'), { recursive: true });
+      await makeFolders(join(target, '..'));
       await rename(temp, target);
       return target;
     } catch (error) {

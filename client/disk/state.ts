@@ -28,6 +28,7 @@ import { type Lockfile, parseLockfile, serializeLockfile } from '../lockfile.ts'
 import type { ClientDirectories } from '../paths.ts';
 import {
   hashFileAt,
+  makeFolders,
   readTextIfExists,
   removeStaleTemps,
   tempPathFor,
@@ -860,24 +861,31 @@ const PLACED_EXECUTABLE_MODE = 0o755;
  * EACCES). Not chmod-ed on Windows, which has no such bits.
  */
 async function makeFolderAsPlaced(at: string, parents: boolean): Promise<void> {
+  // With parents, the client's walk (`makeFolders`), not Node's recursive mkdir, which looped for ever on a
+  // path under /proc (`--dir /proc/x/y`): FOLDER_NOT_MADE names the folder instead. Each folder's owner bits
+  // are given back before the next is made in it (under 0177 a parent made 0600 cannot be entered).
+  if (parents) await makeFolders(at, PLACED_EXECUTABLE_MODE, ownerBitsBack);
+  else if (await makeOneFolder(at)) await ownerBitsBack(at);
+}
+
+/** Gives a folder just made its owner's bits where the umask took them; none other. Not on Windows. */
+async function ownerBitsBack(folder: string): Promise<void> {
+  if (process.platform === 'win32') return;
+  const { mode } = await stat(folder);
+  if ((mode & 0o700) !== 0o700) await chmod(folder, (mode | 0o700) & PLACED_EXECUTABLE_MODE);
+}
+
+/** Makes `at`, its parent there, as a placement does: true, or false where a folder is there already. */
+async function makeOneFolder(at: string): Promise<boolean> {
   try {
     await mkdir(at, { mode: PLACED_EXECUTABLE_MODE });
+    return true;
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST') return;
-    if (code === 'ENOENT' && parents && dirname(at) !== at) {
-      await makeFolderAsPlaced(dirname(at), true);
-      // Once: the parent made (or found, a link that leads nowhere among them), this one is made or fails.
-      return makeFolderAsPlaced(at, false);
-    }
     // A folder there all the same is no failure, as it was none for `mkdir -p` (Windows answers EPERM for a
     // drive's root).
-    if ((await stat(at).catch(() => undefined))?.isDirectory()) return;
+    if ((await stat(at).catch(() => undefined))?.isDirectory()) return false;
     throw error;
   }
-  const { mode } = await stat(at);
-  if (process.platform !== 'win32' && (mode & 0o700) !== 0o700)
-    await chmod(at, (mode | 0o700) & PLACED_EXECUTABLE_MODE);
 }
 
 /** An install folder: its installed.json and the files under it. */

@@ -32,6 +32,7 @@ import {
   type Store,
 } from '../../index-builder/store.ts';
 import { encode, sha256 } from '../support/fixtures.ts';
+import { makeFoldersUnder } from '../support/folders-under.ts';
 import { MemoryStore } from '../support/memory-store.ts';
 import { seededRandom } from '../support/random.ts';
 import { expectPutReadsBack } from '../support/stores.ts';
@@ -1157,4 +1158,20 @@ describe('when a body is larger than the store reads and writes at once', () => 
       expect(await store.head(key)).toEqual(info);
     }
   });
+});
+
+describe('when its root is on a filesystem that makes no folders (/proc)', () => {
+  it.skipIf(process.platform !== 'linux')(
+    'fails a put fast with STORE_IO naming the folder, where it hung in Node.js recursive mkdir',
+    async () => {
+      const dir = `/proc/plugindex-store-${process.pid}/registry`;
+      const outcome = await makeFoldersUnder('store', dir);
+      expect(outcome, 'killed after 20 s: it hung').not.toBe('hung');
+      expect(outcome).toMatchObject({ name: 'StoreError', code: 'STORE_IO' });
+      expect(outcome).toHaveProperty(
+        'message',
+        expect.stringContaining(`cannot create the folder /proc/plugindex-store-${process.pid}:`),
+      );
+    },
+  );
 });

@@ -14,6 +14,7 @@ import { FsStore } from '../../../adapters/fs-store.ts';
 import { initRegistry } from '../../../cli/local/registry.ts';
 import { loadCatalog } from '../../../index-builder/catalog.ts';
 import type { SnapshotDocument } from '../../../index-builder/model.ts';
+import { plugindexProcess } from '../../support/cli.ts';
 import { makeBundle, sha256, validManifest } from '../../support/fixtures.ts';
 import { gpgKeyring } from '../../support/gpg.ts';
 
@@ -91,4 +92,22 @@ describe('when each publish is a process of its own', () => {
     for (const entry of index.plugins)
       expect(JSON.parse(catalog.plugins.get(entry.name)?.entry ?? 'null')).toEqual(entry);
   });
+});
+
+describe('when the registry folder is on a filesystem that makes no folders (/proc)', () => {
+  it.skipIf(process.platform !== 'linux')(
+    'fails fast with FOLDER_NOT_MADE naming it, where its lock hung in Node.js recursive mkdir',
+    async () => {
+      // The registry's lock file is made first (`withRegistryLock`), its folders with it.
+      const registry = `/proc/plugindex-process-${process.pid}/registry`;
+      const result = await plugindexProcess(['process', '--registry', registry], {
+        cwd: work,
+        timeoutMs: 20_000,
+      });
+      expect(result.code, 'killed at the timeout: it hung').toBe(1);
+      expect(result.stderr).toContain(
+        `FOLDER_NOT_MADE: cannot create the folder /proc/plugindex-process-${process.pid}:`,
+      );
+    },
+  );
 });

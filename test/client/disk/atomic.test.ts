@@ -14,6 +14,7 @@ import {
 } from '../../../client/disk/atomic.ts';
 import { ClientError } from '../../../client/errors.ts';
 import { deadPid } from '../../support/dead-pid.ts';
+import { makeFoldersUnder } from '../../support/folders-under.ts';
 
 let dir: string;
 beforeAll(async () => {
@@ -288,3 +289,20 @@ describe.skipIf(process.platform === 'win32')(
     }, 10_000);
   },
 );
+
+describe('when a folder to make is on a filesystem that makes no folders (/proc)', () => {
+  it.skipIf(process.platform !== 'linux').each(['write', 'lock', 'blob', 'install'] as const)(
+    'fails fast (%s) with FOLDER_NOT_MADE naming the folder, where it hung in Node.js recursive mkdir',
+    async (kind) => {
+      // Node's mkdir(recursive) makes /proc (EEXIST), tries /proc/x again (ENOENT), and loops for ever.
+      const dir = `/proc/plugindex-client-${process.pid}/${kind}`;
+      const outcome = await makeFoldersUnder(kind, dir);
+      expect(outcome, 'killed after 20 s: it hung').not.toBe('hung');
+      expect(outcome).toMatchObject({ name: 'ClientError', code: 'FOLDER_NOT_MADE' });
+      expect(outcome).toHaveProperty(
+        'message',
+        expect.stringContaining(`cannot create the folder /proc/plugindex-client-${process.pid}:`),
+      );
+    },
+  );
+});
