@@ -176,6 +176,32 @@ async function isStagingLeftover(folder: string): Promise<boolean> {
 }
 
 /**
+ * The name servers before 7a4542c bound their socket in: mkdtemp's `.sXXXXXX`, six letters or digits (glibc's
+ * and the BSDs' alike), no PID in it; never a `.s-` name of today's (`-` is no mkdtemp character).
+ */
+const OLD_STAGING_NAME = /^\.s[0-9A-Za-z]{6}$/;
+
+/**
+ * Whether `folder`, of the older naming, is one a server killed while binding left for good. Its name says
+ * nothing of its process, so it is judged by what is in it, more strictly than a `.s-` folder: holding
+ * nothing but the socket `s` (a folder a user keeps beside the registry under such a name holds something
+ * else, or is no socket's), untouched for `EMPTY_STAGING_STALE_MS` (a server made it, bound and linked the
+ * socket away within a moment), and no server answering at its socket (a live one of an older version, in
+ * this or another PID namespace, answers).
+ */
+async function isOldStagingLeftover(folder: string): Promise<boolean> {
+  // lstat first: a link of such a name is no server's folder, and its target is not listed.
+  const info = await lstat(folder).catch(() => undefined);
+  if (!info?.isDirectory() || info.uid !== process.getuid?.()) return false;
+  if (Date.now() - info.mtimeMs <= EMPTY_STAGING_STALE_MS) return false;
+  const entries = await readdir(folder).catch(() => undefined);
+  if (entries === undefined || entries.some((entry) => entry !== 's')) return false;
+  if (entries.length === 0) return true;
+  const bound = path.join(folder, 's');
+  return (await lstat(bound).catch(() => undefined))?.isSocket() === true && !(await answers(bound));
+}
+
+/**
  * Removes the folders servers killed while binding their socket left beside the registry's (`dir`): named
  * by a PID that runs nothing here (nor is this process's), and left for good (`isStagingLeftover`).
  * Before, a server killed between making its folder (mkdtemp's, named at random) and removing it left
@@ -184,6 +210,12 @@ async function isStagingLeftover(folder: string): Promise<boolean> {
 async function removeStagingLeftovers(dir: string): Promise<void> {
   const names = await readdir(dir).catch(() => [] as string[]);
   for (const name of names) {
+    if (OLD_STAGING_NAME.test(name)) {
+      const folder = path.join(dir, name);
+      if (await isOldStagingLeftover(folder))
+        await rm(folder, { recursive: true, force: true }).catch(() => undefined);
+      continue;
+    }
     const digits = STAGING_NAME.exec(name)?.[1];
     if (digits === undefined) continue;
     const pid = Number.parseInt(digits, 36);

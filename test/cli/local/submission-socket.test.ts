@@ -6,7 +6,18 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  stat,
+  symlink,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -761,6 +772,56 @@ process.stdout.write('ready\\n');`;
       expect(await readdir(young)).toEqual([]);
     } finally {
       sleeper.kill('SIGKILL');
+      await new Promise<void>((resolve) => live.close(() => resolve()));
+    }
+  });
+
+  it('removes at its start the folders of the older naming (mkdtemp, no PID) left for good, and only those', async () => {
+    // Prepare: what a server before the folders were named by PID left when killed while binding (`.s` and
+    // mkdtemp's six characters, 0700, a dead socket in it, or nothing, a minute old), and what must stay: one
+    // whose socket answers (an older server running), one just made (an older server binding now), one
+    // holding something beside its socket, one holding a file named `s`.
+    const dir = await registryAnyoneReaches('older-naming');
+    const minuteAgo = new Date(Date.now() - 60_000);
+    const plant = async (name: string, fill: (folder: string) => Promise<unknown>, old = true) => {
+      const folder = path.join(dir, name);
+      await mkdir(folder, { mode: 0o700 });
+      await fill(folder);
+      if (old) await utimes(folder, minuteAgo, minuteAgo);
+      return folder;
+    };
+    const killed = await plant('.sAb3dE9', (folder) => leaveStaleSocket(path.join(folder, 's')));
+    const empty = await plant('.s0zZ9aQ', async () => undefined);
+    const live = net.createServer();
+    const answering = await plant(
+      '.sLiveQ1',
+      (folder) => new Promise<void>((resolve) => live.listen(path.join(folder, 's'), resolve)),
+    );
+    const young = await plant('.sYoung1', (folder) => leaveStaleSocket(path.join(folder, 's')), false);
+    const kept = await plant('.sKept12', async (folder) => {
+      await leaveStaleSocket(path.join(folder, 's'));
+      await writeFile(path.join(folder, 'notes'), 'mine');
+      await utimes(folder, minuteAgo, minuteAgo);
+    });
+    const fileS = await plant('.sFileS1', (folder) => writeFile(path.join(folder, 's'), 'not a socket'));
+    // A link of such a name, to a folder that looks like a leftover: neither is a server's.
+    const target = await plant('linked-target', (folder) => leaveStaleSocket(path.join(folder, 's')));
+    await symlink(target, path.join(dir, '.sLinkd1'));
+    const before = await readdir(dir);
+    try {
+      // Act
+      const service = await listenUnder(dir, 0o077);
+      await service.close();
+
+      // Assess: the two leftovers are gone, the rest as it was.
+      const gone = [killed, empty].map((folder) => path.basename(folder));
+      expect((await readdir(dir)).sort()).toEqual(before.filter((name) => !gone.includes(name)).sort());
+      expect(await readdir(answering)).toEqual(['s']);
+      expect(await readdir(young)).toEqual(['s']);
+      expect((await readdir(kept)).sort()).toEqual(['notes', 's']);
+      expect(await readdir(fileS)).toEqual(['s']);
+      expect(await readdir(target)).toEqual(['s']);
+    } finally {
       await new Promise<void>((resolve) => live.close(() => resolve()));
     }
   });
