@@ -1486,7 +1486,7 @@ function makeFolderSync(folder: string, folders: FolderMemo): void {
  * The same walk is written in the writer thread (fs-writer.ts, Node built-ins only), in `cli/inputs.ts`
  * (`makeFolder`) and in `client/disk/atomic.ts` (`makeFolders`): adapters import only the core.
  */
-export function makeFoldersSync(folder: string): string | undefined {
+function makeFoldersSync(folder: string): string | undefined {
   try {
     mkdirSync(folder);
     return folder;
