@@ -239,11 +239,12 @@ export async function runAction(parsed: Parsed, request: ActionRequest): Promise
     registryUrlArg(stringOption(parsed, 'registry-url') as string);
 
   if (output !== undefined)
-    await refuseOutputOver('output', output, [
-      keyFile,
-      stringOption(parsed, 'passphrase-file'),
-      request.keyFile,
-    ]);
+    await refuseOutputOver(
+      'output',
+      output,
+      [keyFile, stringOption(parsed, 'passphrase-file'), request.keyFile],
+      stringOption(parsed, 'registry'),
+    );
 
   let body = request.body;
   if (request.keyFile !== undefined) {

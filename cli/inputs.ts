@@ -1,5 +1,5 @@
 /** Files a command reads or writes on the user's behalf, with errors that name the file. */
-import { mkdir, open, readFile, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, open, readFile, readlink, realpath, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { SECRET_KEY_ARMOR } from '../index-builder/armor.ts';
 import { type Parsed, stringOption } from './args.ts';
@@ -100,18 +100,103 @@ async function readHead(file: string, bytes: number): Promise<Uint8Array> {
 }
 
 /**
+ * What marks a folder as a local registry's, in cli/local/registry.ts's layout (not imported: that module
+ * loads the pipeline, and `pack` pays for every module it loads): its config beside its key folder or its
+ * published tree. The config alone is not enough: README's recipe for a deployed registry writes a
+ * `plugindex.json` into the operator's working folder, where an action is then written with `--output`.
+ */
+const REGISTRY_CONFIG_FILE = 'plugindex.json';
+const REGISTRY_FOLDERS = ['keys', 'public'] as const;
+
+/** How many links `realLocation` follows before it takes the path as it is (Linux's own bound is 40). */
+const MAX_LINKS = 40;
+
+/**
+ * Where `file` is, absolute, every link in it resolved, the file itself too (a link to a registry's config
+ * is written through to that config), and a part not there yet kept as given.
+ */
+async function realLocation(file: string, links = 0): Promise<string> {
+  const absolute = path.resolve(file);
+  const real = await realpath(absolute).catch(() => undefined);
+  if (real !== undefined) return real;
+  // A dangling link: writing to it creates its target, so the target is where it writes.
+  const target = await lstat(absolute).then(
+    (s) => (s.isSymbolicLink() ? readlink(absolute) : undefined),
+    () => undefined,
+  );
+  if (target !== undefined && links < MAX_LINKS)
+    return realLocation(path.resolve(path.dirname(absolute), target), links + 1);
+  const parent = path.dirname(absolute);
+  if (parent === absolute) return absolute;
+  return path.join(await realLocation(parent, links), path.basename(absolute));
+}
+
+/** True when `dir` holds a registry's config beside its key folder or its published tree. */
+async function isRegistryFolder(dir: string): Promise<boolean> {
+  const is = (name: string, kind: 'file' | 'folder') =>
+    stat(path.join(dir, name)).then(
+      (s) => (kind === 'file' ? s.isFile() : s.isDirectory()),
+      () => false,
+    );
+  if (!(await is(REGISTRY_CONFIG_FILE, 'file'))) return false;
+  for (const folder of REGISTRY_FOLDERS) if (await is(folder, 'folder')) return true;
+  return false;
+}
+
+/** True when `location` is `dir` or under it (both absolute and resolved). */
+function isWithin(location: string, dir: string): boolean {
+  const relative = path.relative(dir, location);
+  return relative === '' || (!relative.startsWith('..') && !path.isAbsolute(relative));
+}
+
+/**
+ * Refuses an output (`--option OUTPUT`, a file or, `keygen`'s, a folder) inside a registry's folder: the
+ * `--registry DIR` the command was given, or any folder above it that holds a registry (`isRegistryFolder`),
+ * by any path or link to it. `yank ... --registry R --output R/plugindex.json` replaced the registry's config
+ * with the action it had signed, and an output under `public/` (served as it is), `keys/`, `state/` or
+ * `status/` replaced the registry's key or published state; `keygen --out R/public/me` served the publisher's
+ * new secret key. Only the registry's own commands write there.
+ * @throws CliError OUTPUT_IN_REGISTRY (exit 2)
+ */
+export async function refuseOutputInRegistry(
+  option: string,
+  output: string,
+  options: { readonly registry?: string | undefined; readonly kind?: 'file' | 'folder' } = {},
+): Promise<void> {
+  const location = await realLocation(output);
+  let registry: string | undefined;
+  if (options.registry !== undefined) {
+    const given = await realLocation(options.registry);
+    if (isWithin(location, given)) registry = options.registry;
+  }
+  for (let dir = location; registry === undefined; dir = path.dirname(dir)) {
+    if (await isRegistryFolder(dir)) registry = dir;
+    if (path.dirname(dir) === dir) break;
+  }
+  if (registry === undefined) return;
+  throw new CliError(
+    'OUTPUT_IN_REGISTRY',
+    `--${option} ${output} is inside the registry ${registry}, whose config, keys and published files only the registry's own commands write: nothing was written (give --${option} a ${options.kind ?? 'file'} outside it)`,
+    { exitCode: 2 },
+  );
+}
+
+/**
  * Refuses to write the file `--option OUTPUT` names over a file the command reads (`inputs`: the same file
  * by any name, a link or another path to it) or over one that holds a secret key, before anything is
  * signed or written: `yank ... --key my-key/secret.asc --output my-key/secret.asc` (a completion one word
  * off) replaced the publisher's only secret key with the action it had signed, and `pack --out` and
- * `rotate-key --output` the same. Any other file there is written over, as `--out` and `--output` say.
- * @throws CliError OUTPUT_OVER_INPUT or OUTPUT_OVER_SECRET_KEY (exit 2)
+ * `rotate-key --output` the same. Nor inside a registry's folder (`refuseOutputInRegistry`; `registry`: the
+ * `--registry DIR` the command was given). Any other file there is written over, as `--out` and `--output` say.
+ * @throws CliError OUTPUT_IN_REGISTRY, OUTPUT_OVER_INPUT or OUTPUT_OVER_SECRET_KEY (exit 2)
  */
 export async function refuseOutputOver(
   option: string,
   output: string,
   inputs: readonly (string | undefined)[],
+  registry?: string,
 ): Promise<void> {
+  await refuseOutputInRegistry(option, output, { registry });
   // Nothing there, or nothing this process may read: the write itself then says what is wrong.
   const target = await stat(output).catch(() => undefined);
   if (!target) return;

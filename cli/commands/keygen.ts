@@ -9,7 +9,7 @@ import path from 'node:path';
 import { generateKeyPair } from '../../index-builder/signing.ts';
 import { outputOption, type Parsed, stringOption } from '../args.ts';
 import { CliError } from '../errors.ts';
-import { makeFolder, notWritten, readPassphrase } from '../inputs.ts';
+import { makeFolder, notWritten, readPassphrase, refuseOutputInRegistry } from '../inputs.ts';
 import { createNewFile } from '../new-file.ts';
 import { out } from '../terminal.ts';
 
@@ -33,7 +33,9 @@ function createNew(file: string, data: string, mode: number): Promise<void> {
 }
 
 export async function run(parsed: Parsed): Promise<number> {
-  const { file: dir } = outputOption(parsed);
+  const { file: dir, option } = outputOption(parsed);
+  // Never into a registry's folder: under public/ the secret key would be served to anyone.
+  await refuseOutputInRegistry(option, dir, { kind: 'folder' });
   const files = { secret: path.join(dir, SECRET_FILE), public: path.join(dir, PUBLIC_FILE) };
   // Both checked before either is written: a folder with half a pair is refused as one with both.
   for (const file of [files.secret, files.public])

@@ -25,7 +25,8 @@ export async function run(parsed: Parsed): Promise<number> {
   const keyFile = requiredOption(parsed, 'key');
   const { file: outFile, option: outOption } = outputOption(parsed);
   const specs = listOption(parsed, 'artifact').map(parseArtifact);
-  // The bundle is written over any earlier one, never over what it is made of or over a secret key.
+  // The bundle is written over any earlier one, never over what it is made of, over a secret key, or into a
+  // registry's folder.
   await refuseOutputOver(outOption, outFile, [
     manifestFile,
     keyFile,

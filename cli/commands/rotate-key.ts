@@ -41,8 +41,9 @@ async function rotateLocally(
   for (const option of ['queue-url', 'old-key', 'url', 'new-passphrase-file', 'endpoint', 'timeout'])
     if (stringOption(parsed, option) !== undefined) throw usage(`--${option} is for --bucket`);
   const output = stringOption(parsed, 'output');
-  // Never over the new key it is signed with (the rotation's only way to be finished) or another secret key.
-  if (output !== undefined) await refuseOutputOver('output', output, [stringOption(parsed, 'new-key')]);
+  // Never over the new key it is signed with (the rotation's only way to be finished), another secret key, or
+  // into the registry's folder (its config, its key, its published state).
+  if (output !== undefined) await refuseOutputOver('output', output, [stringOption(parsed, 'new-key')], dir);
   const { rotateLocalRegistry } = await import('../local/rotate-key.ts');
   const result = await rotateLocalRegistry(dir, newKey, {
     ...(passphrase ? { passphrase } : {}),

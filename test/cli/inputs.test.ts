@@ -1,14 +1,16 @@
 /**
  * Files the built `plugindex` writes where the user says (`pack --out`, an action's `--output`, `keygen
  * --out`, `init-config FILE`), as a process: a path it cannot write is FILE_NOT_WRITTEN naming the file and
- * what to do, exit 1, never a stack trace.
+ * what to do, exit 1, never a stack trace; a path inside a registry's folder is OUTPUT_IN_REGISTRY, exit 2.
  */
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initRegistry } from '../../cli/local/registry.ts';
 import { type CommandResult, clientHomes, plugindexProcess } from '../support/cli.ts';
 import { testKey, validManifest } from '../support/fixtures.ts';
+import { treeOf } from '../support/tree.ts';
 
 let work: string;
 let secretKey: string;
@@ -92,5 +94,92 @@ describe('when the path to write is a folder, or goes through a file', () => {
       path.join('a-file', 'key'),
       'is a file, not a folder',
     );
+  });
+});
+
+describe("when the file to write is inside a registry's folder", () => {
+  let registry: string;
+  let newKey: string;
+
+  beforeAll(async () => {
+    registry = path.join(work, 'registry');
+    await initRegistry(registry, { name: 'r', url: 'http://127.0.0.1:8080' });
+    newKey = path.join(work, 'new-registry-secret.asc');
+    await writeFile(newKey, (await testKey('next-registry')).secretKey);
+    // A link from the work folder into the registry's published tree.
+    await symlink(path.join(registry, 'public'), path.join(work, 'site-link'));
+  });
+
+  /** The action commands' way: a yank signed by the publisher's key, written to `output`. */
+  const yankTo = (output: string, ...where: string[]) => [
+    'yank',
+    'demo-plugin@1.0.0',
+    '--key',
+    secretKey,
+    ...where,
+    '--output',
+    output,
+  ];
+
+  it.each([
+    {
+      title: "an action's --output over the config of the --registry given",
+      args: () => yankTo(path.join(registry, 'plugindex.json'), '--registry', registry),
+      option: 'output',
+    },
+    {
+      title: "an action's --output in the published tree of a registry it was not given, through a link",
+      args: () =>
+        yankTo(path.join('site-link', 'snapshot.json'), '--registry-url', 'https://plugins.example.org'),
+      option: 'output',
+    },
+    {
+      title: "rotate-key --output under its registry's keys/",
+      args: () => [
+        'rotate-key',
+        '--registry',
+        registry,
+        '--new-key',
+        newKey,
+        '--output',
+        path.join(registry, 'keys', 'rotation.json'),
+      ],
+      option: 'output',
+    },
+    {
+      title: "pack --out into a registry's published tree",
+      args: () => ['pack', manifest, '--key', secretKey, '--out', path.join(registry, 'public', 'demo.tgz')],
+      option: 'out',
+    },
+    {
+      title: "keygen --out a folder under a registry's published tree (its secret key served to anyone)",
+      args: () => ['keygen', '--out', path.join(registry, 'public', 'me')],
+      option: 'out',
+    },
+  ])('refuses $title: OUTPUT_IN_REGISTRY (exit 2), the registry as it was', async (c) => {
+    const before = await treeOf(registry);
+    const args = c.args();
+    const output = args[args.indexOf(`--${c.option}`) + 1] as string;
+    const refused = await plugindex(...args);
+    expect(refused.code, refused.stderr).toBe(2);
+    expect(refused.stderr).toContain(`OUTPUT_IN_REGISTRY: --${c.option} ${output} is inside the registry `);
+    expect(refused.stderr).toContain('nothing was written');
+    expect(refused.stdout).toBe('');
+    expect(await treeOf(registry)).toEqual(before);
+  });
+
+  it("writes an action beside a plugindex.json that is no registry's (README's recipe for a deployed one)", async () => {
+    // The operator's working folder, holding the config to copy into the upload bucket: no keys/, no public/.
+    const folder = path.join(work, 'deployed-config');
+    await mkdir(folder);
+    await writeFile(
+      path.join(folder, 'plugindex.json'),
+      '{"name": "My Registry", "url": "https://r.example"}',
+    );
+    const output = path.join(folder, 'yank.json');
+    const written = await plugindex(...yankTo(output, '--registry-url', 'https://r.example'));
+    expect(written.code, written.stderr).toBe(0);
+    const envelope = JSON.parse(await readFile(output, 'utf8')) as { action: string };
+    expect(JSON.parse(envelope.action)).toMatchObject({ action: 'yank', registry: 'https://r.example' });
   });
 });
