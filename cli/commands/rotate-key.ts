@@ -8,12 +8,12 @@
  * compromise: the old passphrase may be known to whoever took the old key. `--compromised` (either form)
  * marks the signed rotation as made because the old key is no longer secret: clients that follow it stop
  * trusting the old key for anything (client/key-chain.ts). Exit codes as `publish`: 0 done,
- * 1 refused (the problems say why) or no outcome in time, 2 usage.
+ * 1 refused (the problems say why) or no outcome in time (OUTCOME_TIMEOUT, as `publish --bucket`), 2 usage.
  */
 import { parseRegistryUrl } from '../../index-builder/config.ts';
 import { ConfigError } from '../../index-builder/errors.ts';
 import { type Parsed, requiredOption, stringOption } from '../args.ts';
-import { usage } from '../errors.ts';
+import { CliError, usage } from '../errors.ts';
 import { readPassphrase, readTextInput, refuseOutputOver } from '../inputs.ts';
 import { formatProblems, outJson } from '../output.ts';
 import { err, out } from '../terminal.ts';
@@ -131,12 +131,26 @@ async function rotateDeployed(
     log: err,
   });
   const { outcome } = result;
-  if (parsed.values.json) outJson(result);
-  if (!outcome) {
-    err(`no outcome after ${timeout} s: read s3://${bucket}/${result.outcomeKey} later`);
-    return 1;
+  // No outcome in time is a failure like any other (exit 1), as `publish`'s is (cli/submit.ts): under --json
+  // the result was printed without its outcome, which a program could not tell from a rotation done, nor
+  // read as the `{"ok": false, "error"}` every other --json failure prints.
+  if (!outcome)
+    throw new CliError(
+      'OUTCOME_TIMEOUT',
+      `uploaded rotation ${result.sequence} to s3://${bucket}/${result.uploadKey}; no outcome after ${timeout} s: read s3://${bucket}/${result.outcomeKey} later`,
+      {
+        detail: {
+          bucket,
+          upload_key: result.uploadKey,
+          status_keys: [result.outcomeKey],
+          sequence: result.sequence,
+        },
+      },
+    );
+  if (parsed.values.json) {
+    outJson(result);
+    return outcome.status === 'rejected' ? 1 : 0;
   }
-  if (parsed.values.json) return outcome.status === 'rejected' ? 1 : 0;
   if (outcome.status === 'rejected') {
     out(`rejected rotation ${result.sequence} (${result.uploadKey})`);
     for (const line of formatProblems(outcome.problems)) out(line);

@@ -507,6 +507,45 @@ describe('when an operator runs plugindex rotate-key --bucket', () => {
     }
   });
 
+  it('prints the failure as JSON when no outcome comes in time (--json): OUTCOME_TIMEOUT naming where to read it, exit 1', async () => {
+    // Prepare: the registry signs with key g (the rotations above). The queue takes the request, but no
+    // function runs on it in the time given, so the outcome never comes.
+    const h = await generateKeyPair({ name: 'fn h', passphrase: 'third passphrase' });
+    const files = { g: path.join(work, 'g.asc'), h: path.join(work, 'h-late.asc') };
+    await writeFile(files.h, h.secretKey);
+    sqs.reset();
+    sqs.on(SendMessageCommand).resolves({ MessageId: 'q-late' });
+    const passphrase = process.env.PLUGINDEX_KEY_PASSPHRASE;
+    try {
+      process.env.PLUGINDEX_KEY_PASSPHRASE = 'third passphrase';
+
+      // Act
+      const run = await rotate(files.g, files.h, '--timeout', '0', '--json');
+
+      // Assess: the raw result without an outcome was printed; now the failure every --json command prints.
+      expect(run.code, run.stderr).toBe(1);
+      const failure = JSON.parse(run.stdout) as {
+        ok: boolean;
+        error: { code: string; bucket: string; upload_key: string; status_keys: string[]; sequence: number };
+      };
+      expect(failure.ok).toBe(false);
+      expect(failure.error).toMatchObject({
+        code: 'OUTCOME_TIMEOUT',
+        bucket: config.intakeBucket,
+        upload_key: expect.stringMatching(/^rotations\/[0-9a-f]{64}\.json$/),
+        sequence: 7,
+      });
+      expect(failure.error.status_keys).toEqual([rotationOutcomeKey(failure.error.upload_key)]);
+      expect(run.stderr).toContain('OUTCOME_TIMEOUT');
+      expect(await published()).toMatchObject({ key_rotations: 6 });
+      // The rotation waits for the function, as the queue would deliver it: taken away for the tests after.
+      await intake().delete(failure.error.upload_key);
+    } finally {
+      if (passphrase === undefined) delete process.env.PLUGINDEX_KEY_PASSPHRASE;
+      else process.env.PLUGINDEX_KEY_PASSPHRASE = passphrase;
+    }
+  });
+
   it('refuses --new-passphrase-file for a local registry (exit 2): its key file opens with PLUGINDEX_KEY_PASSPHRASE alone', async () => {
     const run = await plugindex(
       'rotate-key',
