@@ -138,11 +138,18 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     summary:
       'list trusted publishers, add one (which makes the registry restricted), or remove one (stop trusting it)',
     usage: [
-      'plugindex publishers add --registry DIR KEYFILE --names GLOB[,GLOB...] [--label TEXT]',
-      '       plugindex publishers remove --registry DIR FINGERPRINT|LABEL   (what it published stays: operator revoke marks it)',
-      '       plugindex publishers list --registry DIR',
+      'plugindex publishers add --registry DIR KEYFILE --names GLOB[,GLOB...] [--label TEXT] [--json]',
+      '       plugindex publishers remove --registry DIR FINGERPRINT|LABEL [--json]   (what it published stays: operator revoke marks it)',
+      '       plugindex publishers list --registry DIR [--json]',
+      '  --json: {"policy","ownership","publishers":[{"fingerprint","names","label"}]} as it is after the action,',
+      '     add and remove with the entry they changed ("added", "removed")',
     ].join('\n'),
-    options: { ...REGISTRY, names: { type: 'string', multiple: true }, label: { type: 'string' } },
+    options: {
+      ...REGISTRY,
+      names: { type: 'string', multiple: true },
+      label: { type: 'string' },
+      json: { type: 'boolean' },
+    },
     load: () => import('./commands/publishers.ts'),
   },
   yank: {
@@ -224,11 +231,13 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     summary:
       "list the operator's keys, add one (it may sign every action: remove, transfer, revoke-key too), or remove one",
     usage: [
-      'plugindex operators add --registry DIR KEYFILE [--label TEXT]',
-      '       plugindex operators remove --registry DIR FINGERPRINT|LABEL   (the actions it signed stay applied)',
-      '       plugindex operators list --registry DIR',
+      'plugindex operators add --registry DIR KEYFILE [--label TEXT] [--json]',
+      '       plugindex operators remove --registry DIR FINGERPRINT|LABEL [--json]   (the actions it signed stay applied)',
+      '       plugindex operators list --registry DIR [--json]',
+      '  --json: {"operators":[{"fingerprint","label"}]} as it is after the action, add and remove with the',
+      '     entry they changed ("added", "removed")',
     ].join('\n'),
-    options: { ...REGISTRY, label: { type: 'string' } },
+    options: { ...REGISTRY, label: { type: 'string' }, json: { type: 'boolean' } },
     load: () => import('./commands/operators.ts'),
   },
   rebuild: {

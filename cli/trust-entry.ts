@@ -1,10 +1,14 @@
 /**
- * What `publishers` and `operators` share beside their `add`: the options a subcommand does not take refused,
- * and the entry `remove` names found in the config's list, by its fingerprint or its label.
+ * What `publishers` and `operators` share beside their `add`: the options a subcommand does not take refused
+ * (each takes `--registry` and `--json`), and the entry `remove` names found in the config's list, by its
+ * fingerprint or its label.
  */
 import { oneLine } from '../index-builder/text.ts';
 import type { Parsed } from './args.ts';
 import { CliError, usage } from './errors.ts';
+
+/** The options every `publishers` and `operators` action takes: the registry, and `--json`. */
+const COMMON_OPTIONS = ['registry', 'json'];
 
 /**
  * A usage error (exit 2) for an option given that `command` does not take: `publishers list --names acme-*`
@@ -12,7 +16,7 @@ import { CliError, usage } from './errors.ts';
  */
 export function refuseOtherOptions(parsed: Parsed, command: string, own: readonly string[]): void {
   for (const [name, value] of Object.entries(parsed.values))
-    if (value !== undefined && name !== 'registry' && !own.includes(name))
+    if (value !== undefined && !COMMON_OPTIONS.includes(name) && !own.includes(name))
       throw usage(`--${name} is not an option of ${command}`);
 }
 

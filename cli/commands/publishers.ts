@@ -1,27 +1,64 @@
 /**
  * `plugindex publishers list|add|remove`: who a local registry trusts. What adding a key means for the policy
  * is the core's decision (`withTrustedPublisher` in index-builder/config.ts); this only reads and writes.
+ * Each action takes `--json`: the policy, the ownership and the publishers trusted after it, `add` and
+ * `remove` with the entry they changed (`added`, `removed`).
  */
 import path from 'node:path';
-import { nameGlobProblem, parseRegistryConfig, withTrustedPublisher } from '../../index-builder/config.ts';
+import {
+  nameGlobProblem,
+  parseRegistryConfig,
+  type RegistryConfig,
+  type TrustedPublisher,
+  withTrustedPublisher,
+} from '../../index-builder/config.ts';
 import { readTrustedKey } from '../../index-builder/signing.ts';
 import { oneLine } from '../../index-builder/text.ts';
-import { listOption, type Parsed, requiredOption, stringOption } from '../args.ts';
+import { listOption, type Parsed, requiredOption, stringOption, unknownAction } from '../args.ts';
 import { usage } from '../errors.ts';
 import { readPublicKeyFile } from '../inputs.ts';
 import { CONFIG_FILE, readConfig, withOpenRegistry, writeConfig } from '../local/registry.ts';
+import { outJson } from '../output.ts';
 import { out } from '../terminal.ts';
 import { findTrustEntry, refuseOtherOptions } from '../trust-entry.ts';
 
 const SHAPE =
   'publishers takes "add KEYFILE --names GLOB [--label TEXT]", "remove FINGERPRINT|LABEL" or "list"';
+const ACTIONS: readonly string[] = ['add', 'remove', 'list'];
+
+/** A trusted publisher as `--json` gives it: its key by fingerprint (the armor stays in the config), every key present. */
+function publisherJson(p: TrustedPublisher): { fingerprint: string; names: string[]; label: string | null } {
+  return { fingerprint: p.fingerprint, names: [...p.names], label: p.label ?? null };
+}
+
+/**
+ * What every `publishers --json` answer holds, `add` and `remove` after the entry they changed: the policy,
+ * the ownership and the publishers trusted now, so one shape reads the list whichever action printed it.
+ */
+function trustJson(config: RegistryConfig): {
+  policy: string;
+  ownership: string;
+  publishers: ReturnType<typeof publisherJson>[];
+} {
+  return {
+    policy: config.policy,
+    ownership: config.ownership,
+    publishers: config.publishers.map(publisherJson),
+  };
+}
 
 export async function run(parsed: Parsed): Promise<number> {
   const [action, keyFile, ...extra] = parsed.positionals;
+  if (action === undefined) throw usage(SHAPE);
+  if (!ACTIONS.includes(action)) throw unknownAction('publishers', action, ACTIONS);
   const dir = requiredOption(parsed, 'registry');
   if (action === 'list' && keyFile === undefined) {
     refuseOtherOptions(parsed, 'publishers list', []);
     const config = await readConfig(dir);
+    if (parsed.values.json) {
+      outJson(trustJson(config));
+      return 0;
+    }
     out(`policy: ${config.policy}, ownership: ${config.ownership}`);
     for (const p of config.publishers)
       out(`${p.fingerprint} ${p.names.join(',')}${p.label ? ` (${oneLine(p.label)})` : ''}`);
@@ -44,14 +81,20 @@ export async function run(parsed: Parsed): Promise<number> {
   // Read, judged and written under the registry's lock, as every other writer of the registry works: two
   // adds at once each wrote the config it had read (one trust lost), and one during a rotation judged the
   // key against whichever key the key file held (withOpenRegistry refuses then: ROTATION_PENDING).
-  await withOpenRegistry(dir, async (registry) => {
+  const config = await withOpenRegistry(dir, async (registry) => {
     const config = withTrustedPublisher(
       registry.config,
       { key, names, ...(label ? { label } : {}) },
       registry.context.signer.fingerprints,
     );
     await writeConfig(dir, config);
+    return config;
   });
+  if (parsed.values.json) {
+    const added = config.publishers.find((p) => p.fingerprint === key.fingerprint);
+    outJson({ added: added ? publisherJson(added) : null, ...trustJson(config) });
+    return 0;
+  }
   out(`trusted ${key.fingerprint} for ${names.join(', ')}; policy is now restricted`);
   return 0;
 }
@@ -68,9 +111,14 @@ async function remove(parsed: Parsed, dir: string, given: string): Promise<numbe
     const at = findTrustEntry(publishers, given, 'publisher', path.join(dir, CONFIG_FILE));
     const entry = publishers[at] as (typeof publishers)[number];
     const rest = publishers.filter((_, i) => i !== at);
-    await writeConfig(dir, parseRegistryConfig({ ...registry.config, publishers: rest }));
-    return { entry, left: rest.length, policy: registry.config.policy };
+    const config = parseRegistryConfig({ ...registry.config, publishers: rest });
+    await writeConfig(dir, config);
+    return { entry, left: rest.length, policy: registry.config.policy, config };
   });
+  if (parsed.values.json) {
+    outJson({ removed: publisherJson(removed.entry), ...trustJson(removed.config) });
+    return 0;
+  }
   const { fingerprint, label } = removed.entry;
   out(
     `${fingerprint}${label ? ` (${oneLine(label)})` : ''} is no longer trusted: ${removed.policy === 'restricted' ? 'it may not publish, nor act as an owner of a plugin' : 'but the policy is open, so any key may still publish'}`,

@@ -86,6 +86,25 @@ const FORMS: readonly {
     choosers: ['url', 'config'],
     forms: [[], ['-c', 'set.yaml'], ['--url', 'http://127.0.0.1:9/']],
   },
+  // The action chooses the form; --names is add's, given so that add gets as far as reading KEYFILE.
+  {
+    command: 'publishers',
+    choosers: ['registry', 'names'],
+    forms: [
+      ['add', 'key.asc', '--registry', 'none', '--names', 'acme-*'],
+      ['remove', 'ACME', '--registry', 'none'],
+      ['list', '--registry', 'none'],
+    ],
+  },
+  {
+    command: 'operators',
+    choosers: ['registry'],
+    forms: [
+      ['add', 'key.asc', '--registry', 'none'],
+      ['remove', 'ops', '--registry', 'none'],
+      ['list', '--registry', 'none'],
+    ],
+  },
 ];
 
 /** The lines of a usage text that each begin a form (`plugindex verify ...`). */

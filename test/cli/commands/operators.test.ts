@@ -215,3 +215,52 @@ describe('when a registry stops taking an operator key', () => {
     expect(listed.stdout).toBe('');
   });
 });
+
+describe('when the action is mistyped', () => {
+  it.each([
+    ['lst', 'list'],
+    ['ad', 'add'],
+    ['remvoe', 'remove'],
+  ])(
+    'names "%s" back with the action it most likely meant (exit 2), as every other command',
+    async (typed, meant) => {
+      // Before, the shape of every action alone, where `registry ad` and `operator tranfer` said which was meant.
+      const refused = await plugindexProcess(['operators', typed, '--registry', dir], { cwd: work });
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toContain(`unknown operators action "${typed}": did you mean "${meant}"?`);
+      expect(refused.stdout).toBe('');
+    },
+  );
+});
+
+describe('when a program asks operators for --json', () => {
+  it('prints the list after add, list and remove in one shape, add and remove with the entry they changed', async () => {
+    const at = path.join(work, 'json-operators');
+    await initRegistry(at, { name: 'j', url: URL });
+    const [first, second] = [await testKey('json-ops-first'), await testKey('json-ops-second')];
+    await writeFile(path.join(work, 'json-ops-first.asc'), first.publicKey);
+    await writeFile(path.join(work, 'json-ops-second.asc'), second.publicKey);
+    const run = async (...args: string[]) => {
+      const result = await plugindexProcess(['operators', ...args, '--registry', at, '--json'], {
+        cwd: work,
+      });
+      expect(result.code, result.stderr).toBe(0);
+      return JSON.parse(result.stdout) as unknown;
+    };
+
+    // Act and assess
+    expect(await run('list')).toEqual({ operators: [] });
+    const a = { fingerprint: first.fingerprint, label: 'ops' };
+    expect(await run('add', path.join(work, 'json-ops-first.asc'), '--label', 'ops')).toEqual({
+      added: a,
+      operators: [a],
+    });
+    const b = { fingerprint: second.fingerprint, label: 'backup' };
+    expect(await run('add', path.join(work, 'json-ops-second.asc'), '--label', 'backup')).toEqual({
+      added: b,
+      operators: [a, b],
+    });
+    expect(await run('remove', first.fingerprint)).toEqual({ removed: a, operators: [b] });
+    expect(await run('list')).toEqual({ operators: [b] });
+  });
+});

@@ -362,3 +362,73 @@ describe('when publishers list is given an option of add', () => {
     expect(listed.stdout).toBe('');
   });
 });
+
+describe('when the action is mistyped', () => {
+  it.each([
+    ['lst', 'list'],
+    ['ad', 'add'],
+    ['remov', 'remove'],
+  ])(
+    'names "%s" back with the action it most likely meant (exit 2), as every other command',
+    async (typed, meant) => {
+      // Before, the shape of every action alone, where `registry ad` and `owners lst` said which one was meant.
+      const refused = await plugindexProcess(['publishers', typed, '--registry', dir], { cwd: work });
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toContain(`unknown publishers action "${typed}": did you mean "${meant}"?`);
+      expect(refused.stdout).toBe('');
+    },
+  );
+
+  it('says so before asking for --registry, and under --json prints the failure as JSON', async () => {
+    const refused = await plugindexProcess(['publishers', 'lsit', '--json'], { cwd: work });
+    expect(refused.code).toBe(2);
+    expect(JSON.parse(refused.stdout)).toEqual({
+      ok: false,
+      error: { code: 'USAGE', message: expect.stringContaining('did you mean "list"?') },
+    });
+  });
+});
+
+describe('when a program asks publishers for --json', () => {
+  /** The entry as every --json answer gives it. */
+  const entry = (fingerprint: string, names: string[], label: string | null) => ({
+    fingerprint,
+    names,
+    label,
+  });
+
+  it('prints the list after add, list and remove in one shape, add and remove with the entry they changed', async () => {
+    const at = path.join(work, 'json-publishers');
+    await initRegistry(at, { name: 'j', url: 'http://127.0.0.1:8080' });
+    const [first, second] = [await testKey('json-first'), await testKey('json-second')];
+    await writeFile(path.join(work, 'json-first.asc'), first.publicKey);
+    await writeFile(path.join(work, 'json-second.asc'), second.publicKey);
+    const run = async (...args: string[]) => {
+      const result = await plugindexProcess(['publishers', ...args, '--registry', at, '--json'], {
+        cwd: work,
+      });
+      expect(result.code, result.stderr).toBe(0);
+      return JSON.parse(result.stdout) as unknown;
+    };
+
+    // Act and assess: empty, then two added (the second unlabelled: its user ID is the label), one removed.
+    expect(await run('list')).toEqual({ policy: 'open', ownership: 'first-come', publishers: [] });
+    const a = entry(first.fingerprint, ['first-*'], 'ACME');
+    expect(
+      await run('add', path.join(work, 'json-first.asc'), '--names', 'first-*', '--label', 'ACME'),
+    ).toEqual({ added: a, policy: 'restricted', ownership: 'first-come', publishers: [a] });
+    const added = (await run('add', path.join(work, 'json-second.asc'), '--names', 'second-*,other-*')) as {
+      added: { label: string | null };
+    };
+    const b = entry(second.fingerprint, ['second-*', 'other-*'], added.added.label);
+    expect(added).toEqual({ added: b, policy: 'restricted', ownership: 'first-come', publishers: [a, b] });
+    expect(await run('list')).toEqual({ policy: 'restricted', ownership: 'first-come', publishers: [a, b] });
+    expect(await run('remove', 'ACME')).toEqual({
+      removed: a,
+      policy: 'restricted',
+      ownership: 'first-come',
+      publishers: [b],
+    });
+    expect(await run('list')).toEqual({ policy: 'restricted', ownership: 'first-come', publishers: [b] });
+  });
+});
