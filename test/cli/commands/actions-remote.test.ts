@@ -218,4 +218,43 @@ describe('when an action is submitted to a deployed registry', () => {
     expect(await listAll(store(INTAKE), 'incoming/')).toHaveLength(1);
     await (await localPublishHandler(s3, INTAKE, SITE))({});
   });
+
+  it('prints that failure as JSON under --json, an action and submit alike, as publish and rotate-key do', async () => {
+    // Prepare: an envelope to submit; no function runs, so neither outcome comes.
+    const file = path.join(work, 'unanswered.json');
+    const written = await plugindex(['yank', `${PLUGIN}@1.0.0`, ...toBucket(), '--output', file]);
+    expect(written.code, written.stderr).toBe(0);
+
+    // Act
+    const runs = [
+      await plugindex(['unyank', `${PLUGIN}@1.0.0`, ...toBucket(), '--timeout', '0', '--json']),
+      await plugindex([
+        'submit',
+        file,
+        '--bucket',
+        INTAKE,
+        '--endpoint',
+        s3.endpoint,
+        '--timeout',
+        '0',
+        '--json',
+      ]),
+    ];
+
+    // Assess
+    for (const result of runs) {
+      expect(result.code, result.stderr).toBe(1);
+      expect(JSON.parse(result.stdout)).toMatchObject({
+        ok: false,
+        error: {
+          code: 'OUTCOME_TIMEOUT',
+          bucket: INTAKE,
+          upload_key: expect.stringMatching(/^incoming\//),
+          status_keys: [expect.stringMatching(/^status\/.+\.json$/), expect.anything()],
+        },
+      });
+    }
+    expect(await listAll(store(INTAKE), 'incoming/')).toHaveLength(2);
+    await (await localPublishHandler(s3, INTAKE, SITE))({});
+  });
 });
