@@ -93,6 +93,17 @@ export interface QueuedMessage {
   readonly notices: readonly ObjectCreated[];
   /** What it asks for when it is a request (adapters/publish-queue.ts), else undefined. */
   readonly request?: 'refresh' | 'rebuild' | 'rotation';
+  /**
+   * The handle of this receipt of it (the record's `receiptHandle`), which a change of its visibility names;
+   * absent from a record without one (none the event source mapping sends).
+   */
+  readonly receiptHandle?: string;
+  /**
+   * How many times SQS has handed it out, this receipt included (the record's
+   * `attributes.ApproximateReceiveCount`), when the record says: past the queue's `maxReceiveCount`, SQS
+   * moves it to the dead-letter queue instead.
+   */
+  readonly receiveCount?: number;
 }
 
 /** What a message body asks for, when it is one of the requests the publish function takes. */
@@ -113,11 +124,26 @@ export function queuedMessages(event: unknown): QueuedMessage[] {
   if (!Array.isArray(records)) return [];
   return records.flatMap((record) => {
     if (typeof record !== 'object' || record === null) return [];
-    const r = record as { eventSource?: string; messageId?: unknown; body?: unknown };
+    const r = record as {
+      eventSource?: string;
+      messageId?: unknown;
+      body?: unknown;
+      receiptHandle?: unknown;
+      attributes?: { ApproximateReceiveCount?: unknown } | null;
+    };
     if (r.eventSource !== 'aws:sqs' || typeof r.messageId !== 'string') return [];
     const request = requestIn(r.body);
+    const count = r.attributes?.ApproximateReceiveCount;
+    const receiveCount =
+      typeof count === 'string' && /^[1-9][0-9]{0,8}$/.test(count) ? Number(count) : undefined;
     return [
-      { messageId: r.messageId, notices: fromAny({ Records: [record] }), ...(request ? { request } : {}) },
+      {
+        messageId: r.messageId,
+        notices: fromAny({ Records: [record] }),
+        ...(request ? { request } : {}),
+        ...(typeof r.receiptHandle === 'string' ? { receiptHandle: r.receiptHandle } : {}),
+        ...(receiveCount !== undefined ? { receiveCount } : {}),
+      },
     ];
   });
 }

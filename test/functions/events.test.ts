@@ -108,12 +108,40 @@ describe('when the publish function answers an SQS batch message by message', ()
       'x',
     );
     expect(queuedMessages(event)).toEqual([
-      { messageId: 'm-0', notices: [{ bucket: 'intake', key: 'incoming/a.tgz' }] },
-      { messageId: 'm-1', notices: [], request: 'rebuild' },
-      { messageId: 'm-2', notices: [{ bucket: 'intake', key: 'incoming/b.tgz' }] },
-      { messageId: 'm-3', notices: [] },
+      { messageId: 'm-0', notices: [{ bucket: 'intake', key: 'incoming/a.tgz' }], receiptHandle: 'AQEB' },
+      { messageId: 'm-1', notices: [], request: 'rebuild', receiptHandle: 'AQEB' },
+      { messageId: 'm-2', notices: [{ bucket: 'intake', key: 'incoming/b.tgz' }], receiptHandle: 'AQEB' },
+      { messageId: 'm-3', notices: [], receiptHandle: 'AQEB' },
     ]);
     expect(isSqsBatch(event)).toBe(true);
+  });
+
+  it("reads each message's receipt handle and receive count, and leaves out a count that is no count", () => {
+    // The handle names the receipt whose visibility the function sets to 0; the count, how close the
+    // message is to the dead-letter queue (functions/handlers.ts).
+    const event = sqs(
+      eventBridge('incoming/a.tgz'),
+      eventBridge('incoming/b.tgz'),
+      eventBridge('incoming/c.tgz'),
+    );
+    const counts: unknown[] = ['3', '0', 'x'];
+    const records = event.Records.map((record, i) => ({
+      ...record,
+      receiptHandle: `handle-${i}`,
+      attributes: { ...record.attributes, ApproximateReceiveCount: counts[i] },
+    }));
+    expect(
+      queuedMessages({ Records: records }).map(({ receiptHandle, receiveCount }) => ({
+        receiptHandle,
+        receiveCount,
+      })),
+    ).toEqual([
+      { receiptHandle: 'handle-0', receiveCount: 3 },
+      { receiptHandle: 'handle-1', receiveCount: undefined },
+      { receiptHandle: 'handle-2', receiveCount: undefined },
+    ]);
+    const { receiptHandle: _handle, ...withoutHandle } = records[0] as (typeof records)[number];
+    expect(queuedMessages({ Records: [withoutHandle] })[0]).not.toHaveProperty('receiptHandle');
   });
 
   it('finds no message in an event that is no SQS batch', () => {
