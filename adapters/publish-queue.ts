@@ -21,6 +21,14 @@ export const REBUILD_REQUEST = { plugindex: 'rebuild' } as const;
  */
 export const PUBLISH_MESSAGE_GROUP = 'publish';
 
+/**
+ * How many times the queue hands a message out before it moves it to the dead-letter queue (its
+ * `maxReceiveCount`, infra/constructs/publishing.ts). The publish function reads it too: a message at its
+ * last receipt is never answered failed for an upload it left (functions/handlers.ts), since back it would
+ * only reach the dead-letter queue, and its alarm, for an upload that waits in incoming/ unharmed.
+ */
+export const PUBLISH_MAX_RECEIVES = 5;
+
 /** A message as SQS FIFO takes it. */
 export interface QueueMessage {
   readonly body: string;

@@ -108,6 +108,12 @@ export interface FunctionConfig {
    * clients would see the snapshot expired between refreshes.
    */
   readonly snapshotRefreshSeconds: number | undefined;
+  /**
+   * The URL of the queue that invokes the function (`PUBLISH_QUEUE_URL`, set by the stack), or undefined
+   * (tests, a direct invocation): the messages it answers failed are made visible again at once there
+   * (functions/message-visibility.ts); without it they come back after the queue's visibility timeout.
+   */
+  readonly queueUrl?: string;
 }
 
 /**
@@ -136,6 +142,7 @@ export function readFunctionConfig(env: Env, publishersFile?: string | URL): Fun
     signingKeySecretId: settings.read(() => requireString(env, 'SIGNING_KEY_SECRET_ID')) ?? '',
     configKey: optionalString(env, 'REGISTRY_CONFIG_KEY') ?? CONFIG_KEY,
     distributionId: optionalString(env, 'DISTRIBUTION_ID'),
+    queueUrl: optionalString(env, 'PUBLISH_QUEUE_URL'),
     s3Endpoint: optionalString(env, 'S3_ENDPOINT'),
     defaults: {
       ...settings.read(() => optionalSetting(env, 'REGISTRY_NAME', 'name', parseRegistryName)),

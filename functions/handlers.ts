@@ -5,7 +5,8 @@
  */
 import type { CloudFrontClient } from '@aws-sdk/client-cloudfront';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { minSnapshotTtlSeconds } from '../adapters/publish-queue.ts';
+import type { SQSClient } from '@aws-sdk/client-sqs';
+import { minSnapshotTtlSeconds, PUBLISH_MAX_RECEIVES } from '../adapters/publish-queue.ts';
 import { S3Store } from '../adapters/s3-store.ts';
 import { DEFAULT_BUNDLE_LIMITS } from '../index-builder/bundle.ts';
 import { systemClock } from '../index-builder/clock.ts';
@@ -60,6 +61,7 @@ import {
   wantsRefresh,
 } from './events.ts';
 import { CONFIG_REFUSED_LOG, errorFields, INVALIDATION_FAILED_LOG, type Logger } from './logger.ts';
+import { type HeldMessage, releaseMessages } from './message-visibility.ts';
 import type { SignerSource } from './secrets.ts';
 
 export interface HandlerDeps {
@@ -69,6 +71,12 @@ export interface HandlerDeps {
   /** The registry's signing key (Secrets Manager); `fresh` reads the secret again past any cache. */
   readonly signer: SignerSource;
   readonly logger: Logger;
+  /**
+   * The SQS client that makes the messages answered failed for uploads left visible again at once
+   * (functions/message-visibility.ts), on `config.queueUrl`. Without either (tests, a direct invocation),
+   * they come back after the queue's visibility timeout.
+   */
+  readonly sqs?: SQSClient;
   /** `MAX_BATCH_BYTES` unless a test lowers it (to make a batch of one upload without 512 MiB of them). */
   readonly maxBatchBytes?: number;
   /** `MAX_BATCH_UPLOADS` unless a test lowers it (rounds of a few uploads). */
@@ -589,8 +597,9 @@ export interface PublishResult extends BatchResult {
  * take from one listing of incoming/, and none is started that the time left (`time`, the Lambda
  * context's) could not finish with the rendering after it (the first too, when a rebuild or a key rotation
  * was made before it; a fresh invocation's first round is always started). The messages of the uploads the
- * rounds left are answered failed (`PublishResult.batchItemFailures`). A failure there throws like any
- * other, and the retried message (finding incoming/ empty) flushes them. The CloudFront invalidation last is
+ * rounds left are answered failed (`PublishResult.batchItemFailures`), but for one at its last receipt, and
+ * made visible again at once (functions/message-visibility.ts), the invocation's last step. A failure there
+ * throws like any other, and the retried message (finding incoming/ empty) flushes them. The CloudFront invalidation last is
  * the exception: its failure is logged, since a retry could not redo it.
  *
  * While the config's trusted keys are refused (`checkConfiguredKeys`), or its snapshot lifetime
@@ -685,9 +694,9 @@ export function createPublishHandler(
     // EventBridge event, its own message). Not before the rounds have taken out of incoming/ as many uploads
     // as the event's messages announced: the uploads left are then the latest waiting, whose
     // messages the queue still holds. A message answered failed (`batchItemFailures`, below) comes back too,
-    // but only once its visibility timeout (90 minutes) is over, and on the FIFO queue it holds the one
-    // message group, every publish, until then: so the rounds go on for the announced uploads, and a round
-    // so started may be cut off by the timeout, as every round could before.
+    // made visible again at once (`releaseMessages`), but each answer counts a receipt toward the
+    // dead-letter queue: so the rounds go on for the announced uploads, and a round so started may be cut
+    // off by the timeout, as every round could before.
     // The one exception is the first round after a rebuild or a key rotation (each a rebuild of the whole
     // registry) that used the invocation's time: started regardless, it was cut off by the timeout and lost
     // whole. An SQS batch skips it then and answers the announced uploads' messages failed; an event that is
@@ -748,13 +757,26 @@ export function createPublishHandler(
     const left = new Set(
       waiting.map(({ key }) => key).filter((key) => !key.endsWith('/') && !unreadable.has(key)),
     );
+    // Not a message at its last receipt (PUBLISH_MAX_RECEIVES, the queue's maxReceiveCount): back, it would
+    // go to the dead-letter queue (its alarm) for an upload that waits in incoming/ unharmed. Each rebuild
+    // asked for in a batch of its own while its upload's message came back could skip the first round
+    // again, five in a row reach it. Deleted instead, its upload is published by the next invocation: the
+    // other messages back, the next upload's, or the schedule's refresh (every 6 hours) at the latest.
+    const owed = firstRefusal
+      ? []
+      : queuedMessages(event).filter(({ notices: announcing }) =>
+          announcing.some(({ bucket, key }) => bucket === deps.config.intakeBucket && left.has(key)),
+        );
+    const lastReceipt = owed.filter(({ receiveCount }) => (receiveCount ?? 0) >= PUBLISH_MAX_RECEIVES);
+    if (lastReceipt.length > 0)
+      deps.logger.warn('messages at their last receipt not answered failed', {
+        messageIds: lastReceipt.map(({ messageId }) => messageId),
+        maxReceives: PUBLISH_MAX_RECEIVES,
+      });
+    const back = owed.filter((message) => !lastReceipt.includes(message));
     const batchItemFailures = firstRefusal
       ? held
-      : queuedMessages(event)
-          .filter(({ notices: announcing }) =>
-            announcing.some(({ bucket, key }) => bucket === deps.config.intakeBucket && left.has(key)),
-          )
-          .map(({ messageId }) => ({ itemIdentifier: messageId }));
+      : back.map(({ messageId }) => ({ itemIdentifier: messageId }));
     if (stopped)
       deps.logger.info('rounds stopped for time', {
         ...stopped,
@@ -806,6 +828,12 @@ export function createPublishHandler(
     }
     const invalidationStarted = Date.now();
     await invalidate(deps, [...toInvalidate].sort());
+    const invalidationMs = Date.now() - invalidationStarted;
+    // The messages back for uploads left, made visible again at once: the last step, so the invocation's
+    // writes are all done before another can take them (with none of the batch's messages left in flight, the
+    // FIFO group is free as soon as they are visible). Not those held back by a refused config: nothing is
+    // published until it is mended, and back at once they would reach the dead-letter queue in seconds.
+    const released = await releaseBack(deps, back);
     // No round made (stopped for time before the first): every upload listed is left.
     const leftInIncoming = results.at(-1)?.leftInIncoming ?? waiting.length;
     deps.logger.info('batch done', {
@@ -819,7 +847,9 @@ export function createPublishHandler(
       // The index documents, rendered once for every round (null: nothing was pending).
       indexesGeneration: flushed.generation,
       flushMs,
-      invalidationMs: Date.now() - invalidationStarted,
+      // Of those, the ones made visible again at once (the others come back after the visibility timeout).
+      messagesReleased: released.length,
+      invalidationMs,
       durationMs: Date.now() - started,
     });
     return {
@@ -832,6 +862,20 @@ export function createPublishHandler(
       ...(sqs ? { batchItemFailures } : {}),
     };
   });
+}
+
+/**
+ * Makes `messages` (answered failed for uploads left) visible again at once, when the function knows its
+ * queue and has an SQS client; returns the ids made visible. A failure is logged by `releaseMessages` and
+ * leaves the message to the visibility timeout: its answer stands either way.
+ */
+async function releaseBack(
+  deps: HandlerDeps,
+  messages: readonly { readonly messageId: string; readonly receiptHandle?: string }[],
+): Promise<readonly string[]> {
+  const held = messages.filter((m): m is HeldMessage => m.receiptHandle !== undefined);
+  if (held.length === 0 || deps.sqs === undefined || deps.config.queueUrl === undefined) return [];
+  return releaseMessages(deps.sqs, deps.config.queueUrl, held, deps.logger);
 }
 
 /** One outcome as the function's response names it: which upload, what became of it, its problems' codes. */

@@ -20,6 +20,7 @@ import { Queue, QueueEncryption } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import {
   minSnapshotTtlSeconds,
+  PUBLISH_MAX_RECEIVES,
   PUBLISH_MESSAGE_GROUP,
   REFRESH_REQUEST,
 } from '../../adapters/publish-queue.ts';
@@ -140,7 +141,8 @@ export class PublishingPipeline extends Construct {
       // come back while an invocation that holds it still runs (one throttled before it started, say),
       // or a second invocation would publish beside the first, and one snapshot undo the other.
       visibilityTimeout: Duration.minutes(PUBLISH_TIMEOUT.toMinutes() * 6),
-      deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: 5 },
+      // The function reads the same constant: it answers no message failed at its last receipt.
+      deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: PUBLISH_MAX_RECEIVES },
     });
 
     const environment = {
@@ -152,6 +154,11 @@ export class PublishingPipeline extends Construct {
       // The schedule below, which only the stack knows: the function refuses a config object's snapshot
       // lifetime shorter than two of its intervals, as checkRegistryDefaults refuses the default here.
       SNAPSHOT_REFRESH_SECONDS: String(refreshEvery.toSeconds()),
+      // Where the function makes the messages it answers failed visible again at once
+      // (functions/message-visibility.ts). The stack's own queue, not one made from the record's
+      // eventSourceARN: a URL is not spelled from an ARN alike in every partition and endpoint, and the
+      // SDK resolves the endpoint from this one as it does for every other call.
+      PUBLISH_QUEUE_URL: this.queue.queueUrl,
       NODE_OPTIONS: '--enable-source-maps',
     };
     const logGroup = new LogGroup(this, 'publishLogs', { retention: RetentionDays.THREE_MONTHS });
@@ -215,6 +222,10 @@ export class PublishingPipeline extends Construct {
     // Partial batch responses: the function answers failed the messages whose uploads it left in incoming/
     // (stopped for time), so they come back and wake a later invocation, and deletes the rest; without them
     // it could leave none, and started a round with too little time left, which the timeout cut off whole.
+    // The event source's grant (sqs:ReceiveMessage, sqs:ChangeMessageVisibility, sqs:DeleteMessage, ... on
+    // this queue alone) is also what lets the function set those messages' visibility to 0 itself
+    // (ChangeMessageVisibilityBatch is authorized as sqs:ChangeMessageVisibility), so that they come back at
+    // once and not after the 90-minute visibility timeout: no grant of its own (test/infra/role.test.ts).
     this.publishFunction.addEventSource(
       new SqsEventSource(this.queue, { batchSize: 10, reportBatchItemFailures: true }),
     );

@@ -79,9 +79,11 @@ describe('when the functions are bundled for Lambda', () => {
     }
   });
 
-  it('keeps the publish bundle within 1.5 MB, what a cold start compiles', () => {
-    // Lambda takes far more (50 MB zipped); the bound is ours, since a cold start compiles every byte.
-    expect(bundle.bytes.publish).toBeLessThanOrEqual(1_500_000);
+  it('keeps the publish bundle within 1.53 MB, what a cold start compiles', () => {
+    // Lambda takes far more (50 MB zipped); the bound is ours, since a cold start compiles every byte. It was
+    // 1.5 MB until the SQS client came in (27 KB, one command: the messages answered failed made visible
+    // again, functions/message-visibility.ts), at 1.494 MB; imported lazily it was 37 KB, in the same file.
+    expect(bundle.bytes.publish).toBeLessThanOrEqual(1_530_000);
   });
 
   it('leaves out what the publish function never calls', () => {
@@ -90,7 +92,15 @@ describe('when the functions are bundled for Lambda', () => {
     // The SDK as ES modules, cut to the commands used; not the CommonJS builds of whole clients.
     expect(sources.filter((s) => s.startsWith('@aws-sdk/') && s.endsWith('/dist-cjs'))).toEqual([]);
     // Sending to the queue is the CLI's part of adapters/publish-queue.ts; the browser's user agent parser.
-    expect(sources.filter((s) => /^(@aws-sdk\/client-sqs|bowser)\//.test(s))).toEqual([]);
+    expect(sources.filter((s) => /^bowser\//.test(s))).toEqual([]);
+    // Of SQS's commands, only the change of visibility the function sends (functions/message-visibility.ts).
+    const output = Object.entries(bundle.metafile.outputs).find(([file]) =>
+      file.endsWith('publish/index.mjs'),
+    );
+    const commands = Object.keys(output?.[1].inputs ?? {}).filter((input) =>
+      /@aws-sdk\/client-sqs\/dist-es\/commands\//.test(input),
+    );
+    expect(commands.map((input) => path.basename(input))).toEqual(['ChangeMessageVisibilityBatchCommand.js']);
     expect(sources).toContain('yaml/dist');
   });
 

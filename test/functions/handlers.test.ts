@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { CloudFrontClient, CreateInvalidationCommand } from '@aws-sdk/client-cloudfront';
 import { DeleteObjectCommand, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { ChangeMessageVisibilityBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { REFRESH_REQUEST } from '../../adapters/publish-queue.ts';
@@ -40,6 +41,8 @@ import { UNTRUSTED_KEYS } from '../support/untrusted-keys.ts';
 
 const secrets = mockClient(SecretsManagerClient);
 const cloudfront = mockClient(CloudFrontClient);
+/** SQS cannot run here either: a named SDK mock, recording the visibility changes the function asks for. */
+const sqsMock = mockClient(SQSClient);
 let s3: LocalS3;
 let deps: HandlerDeps;
 const logs: Record<string, unknown>[] = [];
@@ -546,7 +549,13 @@ describe('when the config object, edited by hand, trusts a key no signature by w
 
   /** The function over its own pair of buckets, its config object put by `putConfig`, its errors logged. */
   function weakRegistry(intakeBucket: string, siteBucket: string) {
-    const weak = { ...config, intakeBucket, siteBucket, distributionId: undefined };
+    const weak = {
+      ...config,
+      intakeBucket,
+      siteBucket,
+      distributionId: undefined,
+      queueUrl: 'https://sqs.us-east-1.amazonaws.com/123456789012/Submissions.fifo',
+    };
     const putConfig = (trust: Record<string, unknown>) =>
       s3.client.send(
         new PutObjectCommand({
@@ -577,7 +586,12 @@ describe('when the config object, edited by hand, trusts a key no signature by w
       putConfig,
       putUpload,
       failures,
-      publish: createPublishHandler({ ...deps, logger: capturing, config: weak }),
+      publish: createPublishHandler({
+        ...deps,
+        logger: capturing,
+        config: weak,
+        sqs: new SQSClient({ region: 'us-east-1' }),
+      }),
       /** An upload's own message, as the queue delivers it. */
       uploadEvent: (key: string) => ({ Records: [objectCreatedRecord(weak.intakeBucket, key, `m-${key}`)] }),
       where: `s3://${weak.intakeBucket}/${weak.configKey}`,
@@ -681,9 +695,12 @@ describe('when the config object, edited by hand, trusts a key no signature by w
     const before = JSON.parse(new TextDecoder().decode(await signed())) as SnapshotDocument;
     await r.putConfig(weakTrust);
     await r.putUpload('incoming/waits.tgz', 'mixed-plugin', '2.0.0');
+    sqsMock.reset();
     const batch = {
       Records: [
-        ...r.uploadEvent('incoming/waits.tgz').Records,
+        ...r
+          .uploadEvent('incoming/waits.tgz')
+          .Records.map((record) => ({ ...record, receiptHandle: 'handle-w' })),
         { messageId: 'rebuild-1', eventSource: 'aws:sqs', body: '{"plugindex":"rebuild"}' },
         {
           messageId: 'rotate-1',
@@ -707,6 +724,9 @@ describe('when the config object, edited by hand, trusts a key no signature by w
       { itemIdentifier: 'rebuild-1' },
       { itemIdentifier: 'rotate-1' },
     ]);
+    // Back after the visibility timeout, not at once: nothing is published until the config is mended, and
+    // back at once they would reach the dead-letter queue within seconds.
+    expect(sqsMock.commandCalls(ChangeMessageVisibilityBatchCommand)).toEqual([]);
     expect((await listAll(r.intake, 'incoming/')).map((o) => o.key)).toEqual(['incoming/waits.tgz']);
     expect(r.failures.map((f) => [f.message, (f.error as { code?: string } | undefined)?.code])).toEqual([
       [CONFIG_REFUSED_LOG, 'CONFIG_INVALID'],

@@ -6,10 +6,14 @@
  * give: the SDK reads them from the wire as it reads S3's.
  */
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ChangeMessageVisibilityBatchCommand, SQSClient, SQSServiceException } from '@aws-sdk/client-sqs';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { PUBLISH_MAX_RECEIVES } from '../../adapters/publish-queue.ts';
 import { S3Store } from '../../adapters/s3-store.ts';
 import { publishResponse } from '../../functions/handlers.ts';
 import type { LogFields } from '../../functions/logger.ts';
+import { VISIBILITY_NOT_CHANGED_LOG } from '../../functions/message-visibility.ts';
 import { sha256Hex } from '../../index-builder/digest.ts';
 import { StoreError } from '../../index-builder/errors.ts';
 import { statusKey, submissionIdFromDigest, unreadableSubmissionId } from '../../index-builder/layout.ts';
@@ -23,7 +27,7 @@ let s3: LocalS3;
 let pair = 0;
 
 beforeAll(async () => {
-  s3 = await startLocalS3(Array.from({ length: 20 }, (_, i) => [`un-intake-${i}`, `un-site-${i}`]).flat());
+  s3 = await startLocalS3(Array.from({ length: 24 }, (_, i) => [`un-intake-${i}`, `un-site-${i}`]).flat());
 });
 
 afterAll(async () => {
@@ -33,7 +37,13 @@ afterAll(async () => {
 /** A fresh pair of buckets with a config object, and the publish function reading them through the mock. */
 async function registry(
   answers: Record<string, S3ErrorAnswer>,
-  options: { maxBatchBytes?: number; maxCompressedBytes?: number; maxBatchUploads?: number } = {},
+  options: {
+    maxBatchBytes?: number;
+    maxCompressedBytes?: number;
+    maxBatchUploads?: number;
+    sqs?: SQSClient;
+    queueUrl?: string;
+  } = {},
 ) {
   const intake = `un-intake-${pair}`;
   const site = `un-site-${pair}`;
@@ -462,6 +472,153 @@ describe('when a rebuild asked for has used the time a first round needs', () =>
       expect(publishResponse(result).batchItemFailures).toEqual([]);
       // No SQS batch: nothing to answer per message, and no member the runtime would read.
       expect('batchItemFailures' in (await r.handler({}))).toBe(false);
+    } finally {
+      await r.close();
+    }
+  });
+});
+
+describe('when the uploads a rebuild left have their messages answered failed', () => {
+  // SQS cannot run here: its client is aws-sdk-client-mock's, a named SDK mock (`sqsMock`), answering each
+  // ChangeMessageVisibilityBatch as the test says and recording what the function sent.
+  const sqsMock = mockClient(SQSClient);
+  const sqs = new SQSClient({ region: 'us-east-1' });
+  const queueUrl = 'https://sqs.us-east-1.amazonaws.com/123456789012/Submissions.fifo';
+  const rebuildRequest = { messageId: 'rebuild-1', eventSource: 'aws:sqs', body: '{"plugindex":"rebuild"}' };
+  const fourMinutes = { getRemainingTimeInMillis: () => 4 * 60_000 };
+  /** An upload's message as the event source mapping delivers it: its receipt's handle, its receive count. */
+  const uploadMessage = (intake: string, name: string, receiveCount = 1) => ({
+    ...objectCreatedRecord(intake, `incoming/${name}.tgz`, `upload-${name}`),
+    receiptHandle: `handle-${name}`,
+    attributes: { ApproximateReceiveCount: String(receiveCount), MessageGroupId: 'publish' },
+  });
+
+  beforeEach(() => {
+    sqsMock.reset();
+  });
+
+  /** A published registry with two uploads waiting, b and c, announced beside a rebuild request. */
+  async function rebuiltRegistry(prefix: string) {
+    const r = await registry({}, { sqs, queueUrl });
+    await r.put('incoming/a.tgz', await bundle(`${prefix}-a`));
+    await r.handler({});
+    await r.put('incoming/b.tgz', await bundle(`${prefix}-b`));
+    await r.put('incoming/c.tgz', await bundle(`${prefix}-c`));
+    return r;
+  }
+
+  it('makes them visible again at once: their receipt handles, visibility 0, on the queue', async () => {
+    // Prepare: answered failed, each would come back only after the 90-minute visibility timeout, holding
+    // the queue's one FIFO message group, every publish, till then.
+    sqsMock
+      .on(ChangeMessageVisibilityBatchCommand)
+      .resolves({ Successful: [{ Id: '0' }, { Id: '1' }], Failed: [] });
+    const r = await rebuiltRegistry('released');
+    try {
+      const event = { Records: [rebuildRequest, uploadMessage(r.intake, 'b'), uploadMessage(r.intake, 'c')] };
+
+      // Act
+      const result = await r.handler(event, fourMinutes);
+
+      // Assess: answered failed as before, and made visible by one call naming each receipt.
+      expect(result.outcomes).toEqual([]);
+      expect(result.batchItemFailures).toEqual([
+        { itemIdentifier: 'upload-b' },
+        { itemIdentifier: 'upload-c' },
+      ]);
+      expect(
+        sqsMock.commandCalls(ChangeMessageVisibilityBatchCommand).map((call) => call.args[0].input),
+      ).toEqual([
+        {
+          QueueUrl: queueUrl,
+          Entries: [
+            { Id: '0', ReceiptHandle: 'handle-b', VisibilityTimeout: 0 },
+            { Id: '1', ReceiptHandle: 'handle-c', VisibilityTimeout: 0 },
+          ],
+        },
+      ]);
+      expect(r.logged.findLast((line) => line.message === 'batch done')?.fields).toMatchObject({
+        messagesBack: 2,
+        messagesReleased: 2,
+      });
+    } finally {
+      await r.close();
+    }
+  });
+
+  it('answers the same messages failed when the call fails, or SQS refuses an entry: they come back later', async () => {
+    // Prepare: the first invocation's call throws (SQS throttling it); the second's refuses one entry with an
+    // HTTP 200, as SQS reports a batch's failures.
+    sqsMock
+      .on(ChangeMessageVisibilityBatchCommand)
+      .rejectsOnce(new SQSServiceException({ name: 'RequestThrottled', $fault: 'client', $metadata: {} }))
+      .resolvesOnce({
+        Successful: [{ Id: '1' }],
+        Failed: [{ Id: '0', Code: 'ReceiptHandleIsInvalid', SenderFault: true, Message: 'expired' }],
+      });
+    const r = await rebuiltRegistry('unreleased');
+    try {
+      const event = { Records: [rebuildRequest, uploadMessage(r.intake, 'b'), uploadMessage(r.intake, 'c')] };
+
+      // Act
+      const thrown = await r.handler(event, fourMinutes);
+      const refused = await r.handler(event, fourMinutes);
+
+      // Assess: both answered as without the call; each failure logged, the invocation not failed by it.
+      for (const result of [thrown, refused])
+        expect(result.batchItemFailures).toEqual([
+          { itemIdentifier: 'upload-b' },
+          { itemIdentifier: 'upload-c' },
+        ]);
+      const notChanged = r.logged
+        .filter((line) => line.message === VISIBILITY_NOT_CHANGED_LOG)
+        .map(({ level, fields }) => ({ level, ...fields }));
+      expect(notChanged).toEqual([
+        {
+          level: 'warn',
+          messageIds: ['upload-b', 'upload-c'],
+          error: expect.objectContaining({ name: 'RequestThrottled' }),
+        },
+        { level: 'warn', messageId: 'upload-b', code: 'ReceiptHandleIsInvalid', reason: 'expired' },
+      ]);
+      expect(
+        r.logged.filter((line) => line.message === 'batch done').map(({ fields }) => fields.messagesReleased),
+      ).toEqual([0, 0, 1]);
+    } finally {
+      await r.close();
+    }
+  });
+
+  it('answers no message failed at its last receipt: back, it would reach the dead-letter queue', async () => {
+    // Prepare: b's message handed out for the fifth time (the queue's maxReceiveCount: rebuilds asked for
+    // one after another, each skipping the round that would take it); c's for the first.
+    sqsMock.on(ChangeMessageVisibilityBatchCommand).resolves({ Successful: [{ Id: '0' }], Failed: [] });
+    const r = await rebuiltRegistry('last');
+    try {
+      const event = {
+        Records: [
+          rebuildRequest,
+          uploadMessage(r.intake, 'b', PUBLISH_MAX_RECEIVES),
+          uploadMessage(r.intake, 'c'),
+        ],
+      };
+
+      // Act
+      const result = await r.handler(event, fourMinutes);
+
+      // Assess: b's message is done (deleted), its upload waits in incoming/ for the next invocation, which
+      // c's message, back at once, starts; and that one publishes both.
+      expect(result.batchItemFailures).toEqual([{ itemIdentifier: 'upload-c' }]);
+      expect(
+        sqsMock.commandCalls(ChangeMessageVisibilityBatchCommand).map((call) => call.args[0].input.Entries),
+      ).toEqual([[{ Id: '0', ReceiptHandle: 'handle-c', VisibilityTimeout: 0 }]]);
+      expect(await r.keys('incoming/')).toEqual(['incoming/b.tgz', 'incoming/c.tgz']);
+      const next = await r.handler({ Records: [uploadMessage(r.intake, 'c', 2)] }, fourMinutes);
+      expect(next.outcomes.map((o) => [o.submission, o.status])).toEqual([
+        ['incoming/b.tgz', 'accepted'],
+        ['incoming/c.tgz', 'accepted'],
+      ]);
+      expect(next.batchItemFailures).toEqual([]);
     } finally {
       await r.close();
     }

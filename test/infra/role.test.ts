@@ -49,6 +49,8 @@ let cloudFrontStatements: Statement[];
 let distributionArn: string;
 let functionsDir: string;
 let gate: S3Gate;
+/** The synthesized stack the role is read from. */
+let roleTemplate: Template;
 
 /** The synthesized role's S3 statements, its buckets named as the local server's. */
 function publishStatements(template: Template): Statement[] {
@@ -122,6 +124,7 @@ beforeAll(async () => {
   const app = testApp();
   const stack = new PlugindexStack(app, 'Role', { functionsDir });
   const template = Template.fromStack(stack);
+  roleTemplate = template;
   statements = publishStatements(template);
   publisherStatements = statementsOf(template, 'AWS::IAM::ManagedPolicy', 'StoragePublisherPolicy', (id) =>
     id.startsWith('StorageUploads') ? INTAKE : undefined,
@@ -219,6 +222,36 @@ async function intakeText(key: string): Promise<string> {
   const object = await s3.client.send(new GetObjectCommand({ Bucket: INTAKE, Key: key }));
   return (await object.Body?.transformToString()) ?? '';
 }
+
+describe('when the publish function makes the messages it answers failed visible again', () => {
+  it('may change the visibility of messages on its own queue, and on no other: not the dead-letter queue', () => {
+    // Prepare: the role's statements on the queues, each named by its construct; and every statement of the
+    // role naming an SQS action, whatever its resource (a wildcard would not name a queue).
+    const template = roleTemplate;
+    const queueStatements = statementsOf(template, 'AWS::IAM::Policy', 'PublishingPublish', (id) =>
+      id.startsWith('PublishingSubmissions')
+        ? 'submissions'
+        : id.startsWith('PublishingDeadLetters')
+          ? 'dead-letters'
+          : undefined,
+    );
+    const sqsResources = Object.entries(template.findResources('AWS::IAM::Policy'))
+      .filter(([id]) => id.startsWith('PublishingPublish'))
+      .flatMap(
+        ([, policy]) =>
+          policy.Properties.PolicyDocument.Statement as { Action: string | string[]; Resource: unknown }[],
+      )
+      .filter(({ Action }) => [Action].flat().some((action) => action.startsWith('sqs:')))
+      .map(({ Resource }) => Resource);
+
+    // Assess: ChangeMessageVisibilityBatch is authorized as sqs:ChangeMessageVisibility on the queue.
+    expect(allows(queueStatements, 'sqs:ChangeMessageVisibility', 'submissions')).toBe(true);
+    expect(allows(queueStatements, 'sqs:ChangeMessageVisibility', 'dead-letters')).toBe(false);
+    expect(sqsResources).toEqual([
+      { 'Fn::GetAtt': [expect.stringMatching(/^PublishingSubmissions/), 'Arn'] },
+    ]);
+  });
+});
 
 describe("when a publisher uploads with the deployment's publisher policy", () => {
   const publisher = () => new S3Client({ ...s3.config, endpoint: gate.endpoint });

@@ -160,6 +160,8 @@ describe('when the stack is synthesized', () => {
         DISTRIBUTION_ID: expect.anything(),
         REGISTRY_URL: expect.anything(),
       });
+      // The queue that invokes it, where it makes the messages it answers failed visible again at once.
+      expect(env.PUBLISH_QUEUE_URL).toEqual({ Ref: expect.stringMatching(/^PublishingSubmissions/) });
     }
   });
 

@@ -12,6 +12,7 @@ import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
+import type { SQSClient } from '@aws-sdk/client-sqs';
 import S3rver, { type S3rverStore } from 's3rver';
 import type { FunctionConfig } from '../../functions/env.ts';
 import { createPublishHandler, type InvocationTime, type PublishResult } from '../../functions/handlers.ts';
@@ -148,19 +149,24 @@ export async function localPublishHandler(
     readonly maxCompressedBytes?: number;
     readonly maxBatchUploads?: number;
     readonly logger?: Logger;
+    /** An SQS client (a test's mock: SQS cannot run here) and its queue, where messages are made visible. */
+    readonly sqs?: SQSClient;
+    readonly queueUrl?: string;
   } = {},
 ): Promise<(event: unknown, time?: InvocationTime) => Promise<PublishResult>> {
   const signer = await createSigner((await testKey('registry')).secretKey);
+  const { queueUrl, ...deps } = options;
   return createPublishHandler({
     config: functionConfig(intakeBucket, siteBucket, {
       signingKeySecretId: 'unused',
       distributionId: undefined,
+      ...(queueUrl !== undefined ? { queueUrl } : {}),
     }),
     s3: client,
     cloudfront: undefined as never, // no distribution configured: never called
     signer: async () => signer,
     logger: { info: () => {}, warn: () => {}, error: () => {} },
-    ...options,
+    ...deps,
   });
 }
 
