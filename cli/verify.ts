@@ -46,6 +46,10 @@ import { TrustError } from '../index-builder/errors.ts';
 import {
   actionEnvelopeKey,
   binOfKey,
+  CONTENT_ENCODINGS,
+  type ContentEncoding,
+  ENCODED_DOCUMENTS,
+  encodedVariantKey,
   hostedArtifactKey,
   manifestKey,
   pluginDocumentKey,
@@ -88,12 +92,51 @@ class Reader {
    * A document under the base, capped at `maxBytes`; `version` is its `?v=`, or `pastCaches` asks with the
    * fetcher's random nonce (client/fetcher.ts).
    */
-  get(path: string, maxBytes: number, version?: string | { readonly pastCaches: true }): Promise<Uint8Array> {
+  get(
+    path: string,
+    maxBytes: number,
+    version?: string | { readonly pastCaches: true },
+    coding?: ContentEncoding | 'identity',
+  ): Promise<Uint8Array> {
     return fetchBody(this.#fetcher, this.#endpoint, {
       path,
       maxBytes,
       ...(typeof version === 'string' ? { version } : (version ?? {})),
+      ...(coding === undefined ? {} : { coding }),
     });
+  }
+
+  /**
+   * Each encoded variant of an index document the snapshot lists (layout.ts `ENCODED_DOCUMENTS`), asked
+   * for as a client accepting that coding alone is sent it, held to the digest the snapshot lists for the
+   * document: browsers, falcoctl and other spec clients are sent a variant by their Accept-Encoding and check
+   * nothing, and this command, asking for `br, gzip` as every plugindex client does, was sent brotli only,
+   * so a gzip variant of other bytes (another generation's, or tampered) passed. Over http(s) only: a
+   * folder or a bucket read directly has no negotiation. Returns the variants checked.
+   * @throws TrustError DOCUMENT_MISMATCH naming the variant; what `get` throws (RESPONSE_TOO_LARGE for one
+   *   that decodes past the document's size).
+   */
+  async checkVariants(trusted: TrustedSnapshot, documents: SnapshotDocument['documents']): Promise<number> {
+    if (!/^https?:/i.test(this.base)) return 0;
+    let checked = 0;
+    for (const [path, digest] of Object.entries(documents)) {
+      if (!ENCODED_DOCUMENTS.has(path)) continue;
+      for (const coding of CONTENT_ENCODINGS) {
+        const body = await this.get(path, digest.size, digest.sha256, coding);
+        try {
+          trusted.verifyDocument(path, body);
+        } catch (error) {
+          if (!(error instanceof TrustError && error.code === 'DOCUMENT_MISMATCH')) throw error;
+          throw new TrustError(
+            'DOCUMENT_MISMATCH',
+            `${this.base}/${encodedVariantKey(path, coding)}, served for ${path} to a client that accepts ${coding}, is not the ${path} snapshot.json lists (a variant of another generation, or tampering)`,
+            { cause: error },
+          );
+        }
+        checked += 1;
+      }
+    }
+    return checked;
   }
 
   /**
@@ -185,6 +228,8 @@ export interface VerifyReport {
   readonly generation: number;
   readonly expires: string;
   readonly documents: number;
+  /** Encoded variants of the index documents (`.br`, `.gz`) checked to decode to the document listed. */
+  readonly variants: number;
   readonly plugins: number;
   readonly manifests: number;
   /** Hosted artifacts checked against their digest and size. */
@@ -401,11 +446,15 @@ async function verifyWith(
   // so no cache can hand back an older generation than the snapshot names.
   const bins: BinDocument[] = [];
   for (const [path, digest] of Object.entries(snapshot.documents)) {
-    const body = await reader.get(path, digest.size, digest.sha256);
+    // An index document as it is; its encoded variants each by their coding (checkVariants), so a fault in
+    // one is named as that variant's, not the document's.
+    const coding = ENCODED_DOCUMENTS.has(path) ? 'identity' : undefined;
+    const body = await reader.get(path, digest.size, digest.sha256, coding);
     const bin = binOfKey(path);
     if (bin === undefined) trusted.verifyDocument(path, body);
     else bins.push(trusted.updateBin(bin, body));
   }
+  const variants = await reader.checkVariants(trusted, snapshot.documents);
   let manifests = 0;
   let artifacts = 0;
   let plugins = 0;
@@ -484,6 +533,7 @@ async function verifyWith(
     generation: snapshot.generation,
     expires: snapshot.expires,
     documents: Object.keys(snapshot.documents).length,
+    variants,
     plugins,
     manifests,
     artifacts,

@@ -30,6 +30,7 @@ import { fileURLToPath } from 'node:url';
 import type { Dispatcher, Response } from 'undici';
 import { sha256Hex } from '../index-builder/digest.ts';
 import { TrustError } from '../index-builder/errors.ts';
+import type { ContentEncoding } from '../index-builder/layout.ts';
 import { HEADER_NAME, isLoopbackHost } from './config.ts';
 import { ClientError } from './errors.ts';
 import {
@@ -93,6 +94,13 @@ export interface DocumentRequest {
    * origin held then under it.
    */
   readonly pastCaches?: boolean;
+  /**
+   * Asks for the document in this coding alone (`Accept-Encoding: br`, `gzip` or `identity`) rather than
+   * brotli or gzip, and takes no other: what a client accepting only it is sent. `verify --url` checks each
+   * representation this way, since what it is sent by default is one variant only. Never asked for again as
+   * identity: the bytes are that representation's, for the caller to judge.
+   */
+  readonly coding?: ContentEncoding | 'identity';
 }
 
 export type DocumentResponse =
@@ -622,16 +630,23 @@ class HttpFetcher implements Fetcher {
         const bytes = await readFileDocument(endpoint, url, request.maxBytes);
         return bytes instanceof Failure ? bytes : { status: 200, bytes, url: url.href };
       }
-      const answer = await this.#httpDocument(endpoint, url, request).catch(async (error: unknown) => {
-        if (!(error instanceof VariantTooLarge)) throw error;
-        // As for other bytes below: the document itself, within the same cap; else the variant's refusal.
-        const plain = await this.#httpDocument(endpoint, url, request, 'identity');
-        if (plain instanceof Failure || plain.status !== 200) throw error.error;
-        return plain;
-      });
+      const answer = await this.#httpDocument(endpoint, url, request, request.coding).catch(
+        async (error: unknown) => {
+          if (!(error instanceof VariantTooLarge)) throw error;
+          // As for other bytes below: the document itself, within the same cap; else the variant's refusal.
+          const plain = await this.#httpDocument(endpoint, url, request, 'identity');
+          if (plain instanceof Failure || plain.status !== 200) throw error.error;
+          return plain;
+        },
+      );
       if (answer instanceof Failure || answer.status !== 200) return answer;
       const { coded, ...response } = answer;
-      if (!coded || request.sha256 === undefined || sha256Hex(response.bytes) === request.sha256)
+      if (
+        !coded ||
+        request.sha256 === undefined ||
+        request.coding !== undefined ||
+        sha256Hex(response.bytes) === request.sha256
+      )
         return response;
       // The document itself, which the variant should have been: what it holds, the caller checks.
       const plain = await this.#httpDocument(endpoint, url, request, 'identity');
@@ -820,7 +835,12 @@ class HttpFetcher implements Fetcher {
       return statusFailure(display(url), response.status);
     }
     refuseDeclared(endpoint, response, at, request.maxBytes, deadline);
-    const accepted = acceptEncoding === 'identity' ? [] : DOCUMENT_CODINGS;
+    const accepted =
+      acceptEncoding === 'identity'
+        ? []
+        : acceptEncoding === DOCUMENT_ACCEPT_ENCODING
+          ? DOCUMENT_CODINGS
+          : [acceptEncoding];
     const coding = response.headers.get('content-encoding')?.trim().toLowerCase();
     const coded = coding === undefined || coding === '' || coding === 'identity' ? {} : { coded: coding };
     const bytes = await collect(
@@ -830,6 +850,7 @@ class HttpFetcher implements Fetcher {
       if (
         coded.coded !== undefined &&
         request.sha256 !== undefined &&
+        request.coding === undefined &&
         error instanceof ClientError &&
         error.code === 'RESPONSE_TOO_LARGE'
       )

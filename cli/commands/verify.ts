@@ -120,7 +120,7 @@ async function verifyServed(parsed: Parsed, url: string): Promise<number> {
           `  rotation ${step.sequence} says key ${step.from} is no longer secret: nothing it signs is to be trusted`,
         );
     out(
-      `  ${report.documents} signed documents, ${report.plugins} plugins, ${report.manifests} manifests, ${report.artifacts} hosted artifacts${report.removed > 0 ? `, ${report.removed} removed versions (files gone, on purpose)` : ''}`,
+      `  ${report.documents} signed documents${report.variants > 0 ? ` (and ${report.variants} encoded variants of them)` : ''}, ${report.plugins} plugins, ${report.manifests} manifests, ${report.artifacts} hosted artifacts${report.removed > 0 ? `, ${report.removed} removed versions (files gone, on purpose)` : ''}`,
     );
     out(
       report.log.length > 0

@@ -7,12 +7,14 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { brotliCompressSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
 import { verifyRegistry } from '../../cli/verify.ts';
 import { parseRegistryConfig } from '../../index-builder/config.ts';
 import { sha256Hex } from '../../index-builder/digest.ts';
 import { TrustError } from '../../index-builder/errors.ts';
+import { CONTENT_ENCODINGS, encodedVariantKey } from '../../index-builder/layout.ts';
 import type { LogHead, PluginDocument, SnapshotDocument, VersionRecord } from '../../index-builder/model.ts';
 import {
   type PipelineContext,
@@ -214,6 +216,30 @@ describe('when snapshot.signed.json disagrees with the snapshot.json pair', () =
     }
     await expect(verifyPinned()).resolves.toMatchObject({ plugins: 1 });
   });
+});
+
+describe('when an encoded variant of an index document holds other bytes', () => {
+  // Browsers, falcoctl and every spec client are sent a variant by their Accept-Encoding and check no
+  // digest: one that decodes to other bytes than the document the snapshot binds is the registry's defect
+  // even where the document itself is intact. The client asks for `br, gzip`, so brotli alone was checked.
+  it.each(CONTENT_ENCODINGS)(
+    'refuses the registry for a %s variant (DOCUMENT_MISMATCH)',
+    async (encoding) => {
+      const key = encodedVariantKey('index.json', encoding);
+      const original = site.objects.get(key) as StoredObject;
+      const other = encode('{"plugins":[]}');
+      const body = encoding === 'br' ? brotliCompressSync(other) : gzipSync(other);
+      site.objects.set(key, { ...original, body, size: body.length, contentEncoding: encoding });
+      try {
+        const error = await verifyPinned().catch((e: unknown) => e);
+        expect(error).toMatchObject({ name: 'TrustError', code: 'DOCUMENT_MISMATCH' });
+        expect((error as Error).message).toContain(key);
+      } finally {
+        site.objects.set(key, original);
+      }
+      await expect(verifyPinned()).resolves.toMatchObject({ plugins: 1, variants: 8 });
+    },
+  );
 });
 
 describe('when a hosted artifact was replaced', () => {
