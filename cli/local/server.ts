@@ -404,8 +404,18 @@ async function respond(
   try {
     if (route && encoded) {
       await read(encoded.key);
-      // A registry published before its documents had variants: the document itself, until the next flush.
-      if (!object && encoded.key !== route.key) await read(route.key);
+      // A variant that names no coding is the document's own bytes (one under the compression threshold),
+      // or one whose coding the store no longer knows: a registry folder copied or restored from a backup
+      // leaves no sidecar describing its file (fs-store.ts), and `search.json.gz` was then sent for
+      // `/search.json` as its gzip bytes, typed application/gzip and with no Content-Encoding, which no
+      // client can read. Either way the document itself is the answer. So is it for a registry published
+      // before its documents had variants, until the next flush.
+      if (encoded.key !== route.key && !object?.contentEncoding) {
+        stream?.cancel();
+        stream = undefined;
+        object = undefined;
+        await read(route.key);
+      }
     }
   } catch (error) {
     // routeFor only returns safe keys; should a store be stricter still, its refusal is a 404, not a 500.

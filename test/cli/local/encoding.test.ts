@@ -4,7 +4,7 @@
  * pre-compressed to a client that accepts it, brotli first, and as they are to one that does not or
  * refuses; a document that is small or has no variants is never compressed.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { cp, mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -243,4 +243,43 @@ describe('when a publish rewrites a compressed variant while the server serves i
     expect([...seen.keys()]).toEqual(['200 br application/json']);
     expect(seen.get('200 br application/json')).toBeGreaterThan(20);
   }, 60_000);
+});
+
+describe("when the store no longer knows a variant's coding", () => {
+  it('sends the document itself, never a compressed variant as the document, after the registry folder is copied', async () => {
+    // Prepare: a registry folder copied as a backup is restored, or moved to another disk: every file is
+    // another inode, so no sidecar describes its file, and a variant is then what its key implies
+    // (`search.json.gz`: application/gzip, no coding).
+    const copy = await mkdtemp(path.join(folder, 'copied-'));
+    await cp(large.site.root, copy, { recursive: true });
+    const site = new FsStore(copy);
+    const listening = await listenRegistryServer(createRegistryServer({ site }), 0);
+    try {
+      for (const [pathname, key] of [
+        ['/search.json', 'search.json'],
+        ['/plugins', 'index.json'],
+        ['/falcoctl/index.yaml', 'falcoctl/index.yaml'],
+      ] as const) {
+        for (const accepted of ['gzip', 'br', 'br, gzip']) {
+          // Act
+          const answer = await request(listening.url, pathname, { 'accept-encoding': accepted });
+
+          // Assess: the document, as it is or in the coding the answer names.
+          const coding = answer.headers['content-encoding'];
+          const body =
+            coding === 'br'
+              ? brotliDecompressSync(answer.body)
+              : coding === 'gzip'
+                ? gunzipSync(answer.body)
+                : answer.body;
+          expect(body, `${pathname} ${accepted}`).toEqual(await document(large, key));
+          expect(answer.headers['content-type'], `${pathname} ${accepted}`).toBe(
+            (await large.site.head(key))?.contentType,
+          );
+        }
+      }
+    } finally {
+      await listening.close();
+    }
+  });
 });
