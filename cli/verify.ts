@@ -113,8 +113,8 @@ class Reader {
    * nothing, and this command, asking for `br, gzip` as every plugindex client does, was sent brotli only,
    * so a gzip variant of other bytes (another generation's, or tampered) passed. Over http(s) only: a
    * folder or a bucket read directly has no negotiation. Returns the variants checked.
-   * @throws TrustError DOCUMENT_MISMATCH naming the variant; what `get` throws (RESPONSE_TOO_LARGE for one
-   *   that decodes past the document's size).
+   * @throws TrustError DOCUMENT_MISMATCH naming the variant; ClientError FETCH_NOT_FOUND naming it; what
+   *   `get` throws (RESPONSE_TOO_LARGE for one that decodes past the document's size).
    */
   async checkVariants(trusted: TrustedSnapshot, documents: SnapshotDocument['documents']): Promise<number> {
     if (!/^https?:/i.test(this.base)) return 0;
@@ -122,14 +122,24 @@ class Reader {
     for (const [path, digest] of Object.entries(documents)) {
       if (!ENCODED_DOCUMENTS.has(path)) continue;
       for (const coding of CONTENT_ENCODINGS) {
-        const body = await this.get(path, digest.size, digest.sha256, coding);
+        const variant = `${this.base}/${encodedVariantKey(path, coding)}`;
+        const body = await this.get(path, digest.size, digest.sha256, coding).catch((error: unknown) => {
+          // Only an edge that routes to the variant without looking (CloudFront) answers 404 here, for a
+          // registry published before variants: every client accepting that coding is answered 404 too.
+          if (!(error instanceof ClientError && error.code === 'FETCH_NOT_FOUND')) throw error;
+          throw new ClientError(
+            'FETCH_NOT_FOUND',
+            `${variant}, served for ${path} to a client that accepts ${coding}, is not there (a registry published before its documents had variants: publish, or plugindex rebuild)`,
+            { cause: error },
+          );
+        });
         try {
           trusted.verifyDocument(path, body);
         } catch (error) {
           if (!(error instanceof TrustError && error.code === 'DOCUMENT_MISMATCH')) throw error;
           throw new TrustError(
             'DOCUMENT_MISMATCH',
-            `${this.base}/${encodedVariantKey(path, coding)}, served for ${path} to a client that accepts ${coding}, is not the ${path} snapshot.json lists (a variant of another generation, or tampering)`,
+            `${variant}, served for ${path} to a client that accepts ${coding}, is not the ${path} snapshot.json lists (a variant of another generation, or tampering)`,
             { cause: error },
           );
         }

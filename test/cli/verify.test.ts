@@ -11,6 +11,8 @@ import { brotliCompressSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createRegistryServer, listenRegistryServer } from '../../cli/local/server.ts';
 import { verifyRegistry } from '../../cli/verify.ts';
+import { ClientError } from '../../client/errors.ts';
+import { createHttpFetcher, type Fetcher } from '../../client/fetcher.ts';
 import { parseRegistryConfig } from '../../index-builder/config.ts';
 import { sha256Hex } from '../../index-builder/digest.ts';
 import { TrustError } from '../../index-builder/errors.ts';
@@ -240,6 +242,41 @@ describe('when an encoded variant of an index document holds other bytes', () =>
       await expect(verifyPinned()).resolves.toMatchObject({ plugins: 1, variants: 8 });
     },
   );
+});
+
+describe('when an edge answers 404 for an encoded variant', () => {
+  it('refuses the registry with FETCH_NOT_FOUND naming the variant, not the document', async () => {
+    // Prepare: the client's own fetcher, but for gzip of index.json the 404 CloudFront gives a registry
+    // published before variants (its routing function sends the request to index.json.gz unlooked): a mock
+    // of the edge, since the local server falls back to the document itself.
+    const real = createHttpFetcher({ env: {} });
+    const fetcher: Fetcher = {
+      download: (endpoint, request) => real.download(endpoint, request),
+      ociBlob: (request) => real.ociBlob(request),
+      ociManifest: (request) => real.ociManifest(request),
+      list: (endpoint, path) => real.list(endpoint, path),
+      close: () => real.close(),
+      document: (endpoint, request) =>
+        request.path === 'index.json' && request.coding === 'gzip'
+          ? Promise.reject(new ClientError('FETCH_NOT_FOUND', `${endpoint.name}/index.json: 404`))
+          : real.document(endpoint, request),
+    };
+    try {
+      // Act
+      const error = await verifyRegistry({
+        url: base,
+        pinnedKey: registry.registryKey.publicKey,
+        now: NOW,
+        fetcher,
+      }).catch((e: unknown) => e);
+
+      // Assess
+      expect(error).toMatchObject({ name: 'ClientError', code: 'FETCH_NOT_FOUND' });
+      expect((error as Error).message).toContain(`${base}/index.json.gz`);
+    } finally {
+      await real.close();
+    }
+  });
 });
 
 describe('when a hosted artifact was replaced', () => {
