@@ -13,7 +13,7 @@ import {
   actionSubject,
   signAction,
 } from '../index-builder/actions.ts';
-import { parseRegistryConfig, readConfigJson } from '../index-builder/config.ts';
+import { parseRegistryConfigAt, readConfigJson } from '../index-builder/config.ts';
 import { CONFIG_KEY } from '../index-builder/layout.ts';
 import { type Parsed, stringOption } from './args.ts';
 import { usage } from './errors.ts';
@@ -197,7 +197,8 @@ async function registryUrlOf(parsed: Parsed): Promise<string> {
       throw usage(
         `cannot read the registry config ${where} (absent, or not readable by this identity): give the registry's URL with --registry-url URL`,
       );
-    return parseRegistryConfig(readConfigJson(text, `registry config ${where}`)).url;
+    return parseRegistryConfigAt(readConfigJson(text, `registry config ${where}`), `registry config ${where}`)
+      .url;
   }
   throw usage(
     'the action must name its registry: give --registry-url URL, or --registry DIR to read it from its config',

@@ -142,6 +142,23 @@ export function nameGlobProblem(glob: string): string | undefined {
   return `${JSON.stringify(glob)} holds ${JSON.stringify(found)}, which no plugin name does (lowercase letters and digits joined by '-'), so it would match none`;
 }
 
+/**
+ * `parseRegistryConfig` of a config read from `where` (`registry config FILE`, `registry config s3://…`): a
+ * refusal names the file or object as well as the field (`registry config /srv/r/plugindex.json /policy: …`),
+ * where the field alone (`registry config /policy: …`) left the operator to guess which config was meant.
+ * @throws ConfigError CONFIG_INVALID
+ */
+export function parseRegistryConfigAt(value: unknown, where: string): RegistryConfig {
+  try {
+    return parseRegistryConfig(value);
+  } catch (error) {
+    if (!(error instanceof ConfigError && error.code === 'CONFIG_INVALID')) throw error;
+    throw new ConfigError('CONFIG_INVALID', `${where} ${error.message.replace(/^registry config /, '')}`, {
+      cause: error,
+    });
+  }
+}
+
 /** Checks an untrusted config value; throws ConfigError('CONFIG_INVALID') naming the field. */
 export function parseRegistryConfig(value: unknown): RegistryConfig {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) fail('/', 'expected an object');

@@ -16,7 +16,12 @@ import { removeStaleTemps } from '../../adapters/fs-temps.ts';
 import { ThreadInspector } from '../../adapters/inspector.ts';
 import { withLockFile } from '../../client/disk/atomic.ts';
 import { systemClock } from '../../index-builder/clock.ts';
-import { parseRegistryConfig, type RegistryConfig, readConfigJson } from '../../index-builder/config.ts';
+import {
+  parseRegistryConfig,
+  parseRegistryConfigAt,
+  type RegistryConfig,
+  readConfigJson,
+} from '../../index-builder/config.ts';
 import {
   type BatchStep,
   type PipelineContext,
@@ -73,7 +78,8 @@ export async function readConfig(dir: string): Promise<RegistryConfig> {
       { cause },
     );
   }
-  return parseRegistryConfig(readConfigJson(text, path.join(dir, CONFIG_FILE)));
+  const file = path.join(dir, CONFIG_FILE);
+  return parseRegistryConfigAt(readConfigJson(text, file), `registry config ${file}`);
 }
 
 /**

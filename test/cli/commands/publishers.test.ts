@@ -199,6 +199,17 @@ describe('when an operator trusts publishers', () => {
     expect(listed.code).toBe(1);
     expect(listed.stderr).toContain(`CONFIG_INVALID: ${path.join(broken, 'plugindex.json')} is not JSON`);
   });
+
+  it('names the file as well as the field when the registry config is refused at a field (exit 1)', async () => {
+    const refused = path.join(work, 'refused');
+    await initRegistry(refused, { name: 'r', url: 'http://127.0.0.1:8080' });
+    const file = path.join(refused, 'plugindex.json');
+    await writeFile(file, JSON.stringify({ ...JSON.parse(await readFile(file, 'utf8')), policy: 'anyone' }));
+    const listed = await plugindex('publishers', 'list', '--registry', refused);
+    expect(listed.code).toBe(1);
+    // Before, `registry config /policy: …`: the field alone, not which registry's config.
+    expect(listed.stderr).toContain(`CONFIG_INVALID: registry config ${file} /policy:`);
+  });
 });
 
 describe('when an operator stops trusting a publisher', () => {
