@@ -172,7 +172,7 @@ export class RegistryAlarms extends Construct {
       });
       add('ConfigRefused', {
         alarmDescription:
-          'The registry config object is refused (see the log line for the field): nothing is published until it is mended, only the snapshot is refreshed',
+          'The registry config object is refused (not JSON, or a field refused: the log line names which): nothing is published until it is mended, only the snapshot is refreshed',
         metric: refusals.metric({ period: Duration.minutes(5), statistic: 'Sum' }),
         threshold: 0,
         comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
