@@ -150,6 +150,14 @@ function isWithin(location: string, dir: string): boolean {
 }
 
 /**
+ * How an output is named to the user: `--option` for an option (`output`, `state`), and a positional as its
+ * usage names it (`FILE`, init-config's), never `--FILE`.
+ */
+function flag(option: string): string {
+  return /^[A-Z]/.test(option) ? option : `--${option}`;
+}
+
+/**
  * Refuses an output (`--option OUTPUT`, a file or, `keygen`'s, a folder) inside a registry's folder: the
  * `--registry DIR` the command was given, or any folder above it that holds a registry (`isRegistryFolder`),
  * by any path or link to it. `yank ... --registry R --output R/plugindex.json` replaced the registry's config
@@ -176,7 +184,7 @@ export async function refuseOutputInRegistry(
   if (registry === undefined) return;
   throw new CliError(
     'OUTPUT_IN_REGISTRY',
-    `--${option} ${output} is inside the registry ${registry}, whose config, keys and published files only the registry's own commands write: nothing was written (give --${option} a ${options.kind ?? 'file'} outside it)`,
+    `${flag(option)} ${output} is inside the registry ${registry}, whose config, keys and published files only the registry's own commands write: nothing was written (give ${flag(option)} a ${options.kind ?? 'file'} outside it)`,
     { exitCode: 2 },
   );
 }
@@ -186,7 +194,8 @@ export async function refuseOutputInRegistry(
  * by any name, a link or another path to it) or over one that holds a secret key, before anything is
  * signed or written: `yank ... --key my-key/secret.asc --output my-key/secret.asc` (a completion one word
  * off) replaced the publisher's only secret key with the action it had signed, and `pack --out` and
- * `rotate-key --output` the same. Nor inside a registry's folder (`refuseOutputInRegistry`; `registry`: the
+ * `rotate-key --output` the same, and `init-config FILE --force` and `verify --state FILE` (which it
+ * writes after the check) likewise. Nor inside a registry's folder (`refuseOutputInRegistry`; `registry`: the
  * `--registry DIR` the command was given). Any other file there is written over, as `--out` and `--output` say.
  * @throws CliError OUTPUT_IN_REGISTRY, OUTPUT_OVER_INPUT or OUTPUT_OVER_SECRET_KEY (exit 2)
  */
@@ -206,7 +215,7 @@ export async function refuseOutputOver(
     if (read && read.dev === target.dev && read.ino === target.ino)
       throw new CliError(
         'OUTPUT_OVER_INPUT',
-        `--${option} ${output} is ${input}, which this command reads: nothing was written (give --${option} another file)`,
+        `${flag(option)} ${output} is ${input}, which this command reads: nothing was written (give ${flag(option)} another file)`,
         { exitCode: 2 },
       );
   }
@@ -215,7 +224,7 @@ export async function refuseOutputOver(
   if (head && holdsSecretKey(head))
     throw new CliError(
       'OUTPUT_OVER_SECRET_KEY',
-      `--${option} ${output} holds a secret key, which writing there would destroy: nothing was written (give --${option} another file)`,
+      `${flag(option)} ${output} holds a secret key, which writing there would destroy: nothing was written (give ${flag(option)} another file)`,
       { exitCode: 2 },
     );
 }

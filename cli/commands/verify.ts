@@ -15,7 +15,7 @@ import type { TrustError } from '../../index-builder/errors.ts';
 import { givenOptions, type Parsed, stringOption } from '../args.ts';
 import { dirOption, lockfileOption, withClient } from '../client.ts';
 import { isRefusal, usage } from '../errors.ts';
-import { readTextInput } from '../inputs.ts';
+import { readTextInput, refuseOutputOver } from '../inputs.ts';
 import { outJson } from '../output.ts';
 import { out } from '../terminal.ts';
 
@@ -95,6 +95,9 @@ async function verifyInstalled(parsed: Parsed): Promise<number> {
 async function verifyServed(parsed: Parsed, url: string): Promise<number> {
   const keyFile = stringOption(parsed, 'key');
   const stateFile = stringOption(parsed, 'state');
+  // The state file is written (the key kept, the generation seen): guarded as every --output, so
+  // `--key k.asc --state k.asc`, a secret key, or a file in a registry's folder is never written over.
+  if (stateFile !== undefined) await refuseOutputOver('state', stateFile, [keyFile]);
   try {
     // The served registry's checks (and openpgp) load only for --url.
     const { verifyRegistry } = await import('../verify.ts');

@@ -183,3 +183,65 @@ describe("when the file to write is inside a registry's folder", () => {
     expect(JSON.parse(envelope.action)).toMatchObject({ action: 'yank', registry: 'https://r.example' });
   });
 });
+
+describe('when init-config FILE or verify --state FILE would write where an output may not', () => {
+  let registry: string;
+  let secretCopy: string;
+  let publicKey: string;
+  // Nothing listens there: each refusal comes before the registry is read.
+  const url = 'http://127.0.0.1:9';
+
+  beforeAll(async () => {
+    registry = path.join(work, 'guarded-registry');
+    await initRegistry(registry, { name: 'g', url: 'http://127.0.0.1:8080' });
+    secretCopy = path.join(work, 'guarded-secret.asc');
+    await writeFile(secretCopy, await readFile(secretKey, 'utf8'));
+    publicKey = path.join(work, 'guarded-public.asc');
+    await writeFile(publicKey, (await testKey('guarded-registry')).publicKey);
+  });
+
+  it.each([
+    {
+      title: "init-config FILE in a registry's published tree",
+      args: () => ['init-config', path.join(registry, 'public', 'plugins.yaml')],
+      named: (file: string) => `FILE ${file}`,
+    },
+    {
+      title: "verify --state FILE under a registry's state/",
+      args: () => ['verify', '--url', url, '--state', path.join(registry, 'state', 'verify.json')],
+      named: (file: string) => `--state ${file}`,
+    },
+  ])('refuses $title: OUTPUT_IN_REGISTRY (exit 2), the registry as it was', async (c) => {
+    const before = await treeOf(registry);
+    const args = c.args();
+    const file = args.at(-1) as string;
+    const refused = await plugindex(...args);
+    expect(refused.code, refused.stderr).toBe(2);
+    expect(refused.stderr).toContain(`OUTPUT_IN_REGISTRY: ${c.named(file)} is inside the registry `);
+    expect(await treeOf(registry)).toEqual(before);
+  });
+
+  it('refuses init-config --force over a secret key: OUTPUT_OVER_SECRET_KEY (exit 2), the key as it was', async () => {
+    const key = await readFile(secretCopy, 'utf8');
+    const refused = await plugindex('init-config', secretCopy, '--force');
+    expect(refused.code, refused.stderr).toBe(2);
+    expect(refused.stderr).toContain(`OUTPUT_OVER_SECRET_KEY: FILE ${secretCopy} holds a secret key`);
+    expect(await readFile(secretCopy, 'utf8')).toBe(key);
+  });
+
+  it('refuses verify --state over a secret key: OUTPUT_OVER_SECRET_KEY (exit 2)', async () => {
+    const key = await readFile(secretCopy, 'utf8');
+    const refused = await plugindex('verify', '--url', url, '--state', secretCopy);
+    expect(refused.code, refused.stderr).toBe(2);
+    expect(refused.stderr).toContain(`OUTPUT_OVER_SECRET_KEY: --state ${secretCopy} holds a secret key`);
+    expect(await readFile(secretCopy, 'utf8')).toBe(key);
+  });
+
+  it('refuses verify --state naming the --key file it reads: OUTPUT_OVER_INPUT (exit 2)', async () => {
+    const key = await readFile(publicKey, 'utf8');
+    const refused = await plugindex('verify', '--url', url, '--key', publicKey, '--state', publicKey);
+    expect(refused.code, refused.stderr).toBe(2);
+    expect(refused.stderr).toContain(`OUTPUT_OVER_INPUT: --state ${publicKey} is ${publicKey}`);
+    expect(await readFile(publicKey, 'utf8')).toBe(key);
+  });
+});
