@@ -615,7 +615,8 @@ class Client implements PlugindexClient {
       return { config: removeRegistry(config, name), result: entry.url };
     });
     this.#config = undefined;
-    await this.#state.removeTrust(name);
+    // What the name knew of keys (a stolen key's mark) is kept under the trust root; the rest is forgotten.
+    await this.#state.removeTrust(name, { url });
     await this.#cache.removeRegistry(url);
   }
 

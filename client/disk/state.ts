@@ -178,16 +178,25 @@ function isSameDeparture(a: FormerDeparture, b: FormerDeparture): boolean {
  * rotation's mark kept over one that did not.
  */
 function formerDeparturesOf(kept: TrustRecord | undefined, replaced: boolean): FormerDeparture[] {
+  return uniqueDepartures([
+    ...(kept?.formerDepartures ?? []),
+    ...(kept && replaced
+      ? departuresOf(kept).map((d) => ({
+          ...d,
+          ...(kept.registry !== undefined ? { registry: kept.registry } : {}),
+        }))
+      : []),
+  ]);
+}
+
+/** `departures`, each once in the order first met, the one that learnt its rotation's mark kept over one that did not. */
+function uniqueDepartures(departures: readonly FormerDeparture[]): FormerDeparture[] {
   const out: FormerDeparture[] = [];
-  const add = (d: FormerDeparture): void => {
+  for (const d of departures) {
     const i = out.findIndex((o) => isSameDeparture(o, d));
     if (i < 0) out.push(d);
     else if (d.compromised === true && out[i]?.compromised !== true) out[i] = d;
-  };
-  for (const d of kept?.formerDepartures ?? []) add(d);
-  if (kept && replaced)
-    for (const d of departuresOf(kept))
-      add({ ...d, ...(kept.registry !== undefined ? { registry: kept.registry } : {}) });
+  }
   return out;
 }
 
@@ -278,20 +287,34 @@ function trustStateJson(record: TrustRecord, highest: number): string {
       : {}),
     ...(record.registry !== undefined ? { registry: record.registry } : {}),
     ...(record.formerDepartures?.length
-      ? {
-          former_departures: record.formerDepartures.map((d) => ({
-            fingerprint: d.fingerprint,
-            key: d.armoredKey,
-            retired_to: d.retiredTo,
-            ...(d.retiredBy !== undefined ? { retired_by: d.retiredBy } : {}),
-            ...(d.compromised ? { compromised: true } : {}),
-            ...(d.registry !== undefined ? { registry: d.registry } : {}),
-          })),
-        }
+      ? { former_departures: formerDeparturesJson(record.formerDepartures) }
       : {}),
   };
   return `${JSON.stringify(state, null, 2)}\n`;
 }
+
+/** Former departures as `state.json#/former_departures` (and `REMOVED_DEPARTURES_FILE`) hold them. */
+function formerDeparturesJson(departures: readonly FormerDeparture[]): object[] {
+  return departures.map((d) => ({
+    fingerprint: d.fingerprint,
+    key: d.armoredKey,
+    retired_to: d.retiredTo,
+    ...(d.retiredBy !== undefined ? { retired_by: d.retiredBy } : {}),
+    ...(d.compromised ? { compromised: true } : {}),
+    ...(d.registry !== undefined ? { registry: d.registry } : {}),
+  }));
+}
+
+/**
+ * The file under the trust root keeping what names removed (`registry remove`) knew of keys: the keys their
+ * records' chains left, each with the key it went to, its compromised mark and its registry, and the former
+ * departures they kept, as `{"former_departures": [...]}`. A mark is a fact about a key, not about a name:
+ * removed with the name's folder, the stolen key's snapshots were taken again once the registry was added
+ * back by that key (`registry remove`, then `registry add` with the old key file). Only these facts are
+ * kept: the removed name's floors, log head and pin are forgotten with it. Its name starts with `.`, so no
+ * reader of the trust folders (`trustFolders`) takes it for a name.
+ */
+export const REMOVED_DEPARTURES_FILE = '.removed-departures.json';
 
 /**
  * `state.json#/chain`: each link `{fingerprint, key}`, with `retired_by` (the rotation that retired it; a
@@ -682,15 +705,20 @@ export class ClientState {
     const related = (record: TrustRecord, held: typeof keys) =>
       sharesAKey(record, held) || departedFromAKey(record, held);
     const found = await this.recordsSharingTrust(registry, keys, reached, related, { former: true });
+    const learn = (left: DepartedKey): void => {
+      const same = (r: DepartedKey) => r.fingerprint === left.fingerprint && r.retiredTo === left.retiredTo;
+      if (!departures.some(same)) departures.push(left);
+      if (left.compromised === true && !revoked.some(same)) revoked.push({ ...left, compromised: true });
+    };
+    // What names removed knew of this registry's keys (`removeTrust`): whatever key is held now, a key
+    // retired stays retired, and one marked stolen stays refused (the registry added back by it too).
+    for (const { registry: of, ...d } of await this.removedDepartures())
+      if (of !== undefined && registryIdentity(of) === identity) learn(d);
     for (const { name, record, formerOnly } of found) {
       const former = (record.formerDepartures ?? []).flatMap(({ registry: of, ...d }): DepartedKey[] =>
         (of === undefined ? !formerOnly : registryIdentity(of) === identity) ? [d] : [],
       );
-      for (const left of [...(formerOnly ? [] : departuresOf(record)), ...former]) {
-        const same = (r: DepartedKey) => r.fingerprint === left.fingerprint && r.retiredTo === left.retiredTo;
-        if (!departures.some(same)) departures.push(left);
-        if (left.compromised === true && !revoked.some(same)) revoked.push({ ...left, compromised: true });
-      }
+      for (const left of [...(formerOnly ? [] : departuresOf(record)), ...former]) learn(left);
       if (formerOnly || !isSameTrustRoot(record, keys)) continue;
       for (const link of record.chain ?? [])
         if (!retired.some((r) => r.fingerprint === link.fingerprint))
@@ -835,14 +863,68 @@ export class ClientState {
     return result;
   }
 
-  async removeTrust(registry: string): Promise<void> {
-    await rm(this.#trustDir(registry), { recursive: true, force: true });
+  /**
+   * Forgets the name `registry`'s trust folder (its pin, floors, log head), keeping first what its record
+   * knew of keys (its chain's departures and the former ones it kept) in `REMOVED_DEPARTURES_FILE`, which
+   * `sharedTrust` reads as `formerDepartures` of their registry: a key marked stolen stays stolen when the
+   * name goes. `url`: the registry the departures are of where the record names none (a record kept
+   * before records named their registry): the configured entry's URL. A record that cannot be read keeps
+   * nothing (nothing of it can be told), and is removed as before.
+   */
+  async removeTrust(registry: string, options: { readonly url?: string } = {}): Promise<void> {
+    const dir = this.#trustDir(registry);
+    // Read under the record's lock, so a check writing it meanwhile (a mark just learnt) is read whole.
+    await withFileLock(join(dir, 'state.json'), async () => {
+      const record = await this.trust(registry).catch(() => undefined);
+      if (!record) return;
+      const of = record.registry ?? options.url;
+      const kept = formerDeparturesOf(record, true).flatMap((d): FormerDeparture[] =>
+        d.registry !== undefined ? [d] : of !== undefined ? [{ ...d, registry: of }] : [],
+      );
+      if (kept.length > 0) await this.#keepRemovedDepartures(kept);
+    });
+    // After the lock is let go: the lock file is in the folder.
+    await rm(dir, { recursive: true, force: true });
     // After the folder: an index listing a folder that is gone only costs a look (it is dropped then).
     if (await this.#index.read())
       await this.#index.edit(
         async () => new Map(),
         (names) => names.delete(registry),
       );
+  }
+
+  get #removedDeparturesFile(): string {
+    return join(this.#trustRoot, REMOVED_DEPARTURES_FILE);
+  }
+
+  /** What names removed knew of keys (`REMOVED_DEPARTURES_FILE`); none when there is no file. */
+  async removedDepartures(): Promise<FormerDeparture[]> {
+    const file = this.#removedDeparturesFile;
+    const text = await readTextIfExists(file);
+    if (text === undefined) return [];
+    let parsed: { former_departures?: unknown };
+    try {
+      parsed = JSON.parse(text) as { former_departures?: unknown };
+    } catch (cause) {
+      // Refused, not read as none: the mark it keeps would be forgotten.
+      throw new ClientError('TRUST_STATE_INVALID', `${file} is not JSON`, { cause });
+    }
+    return parseFormerDepartures(parsed?.former_departures ?? [], file);
+  }
+
+  /** Adds `departures` to `REMOVED_DEPARTURES_FILE` under its lock, each once (a mark kept over none). */
+  async #keepRemovedDepartures(departures: readonly FormerDeparture[]): Promise<void> {
+    const file = this.#removedDeparturesFile;
+    await withFileLock(file, async () => {
+      const before = await this.removedDepartures();
+      const merged = uniqueDepartures([...before, ...departures]);
+      if (merged.length === before.length && merged.every((d, i) => d.compromised === before[i]?.compromised))
+        return;
+      await writeFileAtomic(
+        file,
+        `${JSON.stringify({ former_departures: formerDeparturesJson(merged) }, null, 2)}\n`,
+      );
+    });
   }
 }
 

@@ -1701,3 +1701,52 @@ describe('when a name that followed a rotation away from a stolen key is added a
     ).rejects.toMatchObject({ name: 'ClientError', code: 'KEY_REVOKED' });
   });
 });
+
+describe('when a name that followed a rotation away from a stolen key is removed, and the registry added back by that key (registry remove, registry add)', () => {
+  it('keeps the compromised mark under the trust root, so the stolen key is refused (KEY_REVOKED); the name, its pin and floor are forgotten', async () => {
+    // Prepare: `main` pins the first key and follows the rotation that marks it stolen; the thief keeps a
+    // copy of the registry and the key, and serves it.
+    const registry = await servedRegistry(['1.0.0']);
+    const m = await pinningFirstKey(registry);
+    const stolen = await readFile(join(registry.dir, 'keys/registry-secret.asc'), 'utf8');
+    const second = await newKey();
+    await rotateLocalRegistry(registry.dir, second.secretKey, { compromised: true });
+    expect((await m.run((c) => c.updateRegistries(['main'])))[0]?.error).toBeUndefined();
+    const thief = await publishedByOldKey(registry, stolen, 'stolen-copy-removed');
+
+    // Act: the user removes the registry.
+    await m.run((c) => c.removeRegistry('main'));
+
+    // Assess: the name is forgotten (its entry and its trust folder), the mark kept beside the folders.
+    expect((await m.run((c) => c.listRegistries())).map((r) => r.entry.name)).not.toContain('main');
+    await expect(readFile(join(m.data, 'trust', 'main', 'state.json'), 'utf8')).rejects.toMatchObject({
+      code: 'ENOENT',
+    });
+    const kept = JSON.parse(await readFile(join(m.data, 'trust', '.removed-departures.json'), 'utf8'));
+    expect(kept).toMatchObject({
+      former_departures: [
+        { fingerprint: registry.firstFingerprint, retired_to: second.fingerprint, compromised: true },
+      ],
+    });
+
+    // Act and assess: added back by the stolen key (the key file the user had), the thief's snapshot is
+    // refused, and nothing is pinned.
+    await expect(
+      m.run((c) => c.addRegistry({ name: 'main', url: thief.url, pin: { armored: registry.firstKey } })),
+    ).rejects.toMatchObject({ name: 'ClientError', code: 'KEY_REVOKED' });
+    expect((await m.run((c) => c.listRegistries())).map((r) => r.entry.name)).not.toContain('main');
+
+    // Added back by its current key, it is a new name: its record starts afresh (no chain, no former
+    // departures), the mark still refusing the stolen key under any other name.
+    await m.run((c) =>
+      c.addRegistry({ name: 'main', url: registry.url, pin: { armored: second.publicKey } }),
+    );
+    const state = await trustState(m);
+    expect(state).toMatchObject({ fingerprint: second.fingerprint });
+    expect(state.chain).toBeUndefined();
+    expect(state.former_departures).toBeUndefined();
+    await expect(
+      m.run((c) => c.addRegistry({ name: 'old-pin', url: thief.url, pin: { armored: registry.firstKey } })),
+    ).rejects.toMatchObject({ name: 'ClientError', code: 'KEY_REVOKED' });
+  });
+});

@@ -7,7 +7,12 @@ import { mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { ClientState, setTrustName, type TrustRecord } from '../../../client/disk/state.ts';
+import {
+  ClientState,
+  REMOVED_DEPARTURES_FILE,
+  setTrustName,
+  type TrustRecord,
+} from '../../../client/disk/state.ts';
 import { parseTrustIndex, TRUST_INDEX_FILE } from '../../../client/disk/trust-index.ts';
 
 /** Every path the disk layer was asked to read, by any module importing it. */
@@ -94,6 +99,8 @@ describe('when the trust of one registry is read among 200 trust folders', () =>
     expect(shared).toEqual(SHARED);
     expect(read.sort()).toEqual([
       `trust/${TRUST_INDEX_FILE}`,
+      // What names removed knew of keys (`registry remove`): one file, whatever the folders.
+      `trust/${REMOVED_DEPARTURES_FILE}`,
       'trust/main/registry.asc',
       'trust/main/state.json',
       `trust/${SET}/registry.asc`,
@@ -109,7 +116,7 @@ describe('when the trust of one registry is read among 200 trust folders', () =>
     const next = await filesRead(state, async () => {
       expect(await state.sharedTrust(REGISTRY, { fingerprint: KEY })).toEqual(SHARED);
     });
-    expect(next).toHaveLength(5);
+    expect(next).toHaveLength(6);
   });
 });
 
