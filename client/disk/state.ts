@@ -902,14 +902,23 @@ export class ClientState {
     const file = this.#removedDeparturesFile;
     const text = await readTextIfExists(file);
     if (text === undefined) return [];
-    let parsed: { former_departures?: unknown };
+    let parsed: unknown;
     try {
-      parsed = JSON.parse(text) as { former_departures?: unknown };
+      parsed = JSON.parse(text);
     } catch (cause) {
       // Refused, not read as none: the mark it keeps would be forgotten.
-      throw new ClientError('TRUST_STATE_INVALID', `${file} is not JSON`, { cause });
+      throw new ClientError(
+        'TRUST_STATE_INVALID',
+        `${file} is not JSON: delete it to forget the marks it kept`,
+        {
+          cause,
+        },
+      );
     }
-    return parseFormerDepartures(parsed?.former_departures ?? [], file);
+    const kept = (parsed as { former_departures?: unknown } | null)?.former_departures;
+    if (kept === undefined)
+      throw new ClientError('TRUST_STATE_INVALID', `${file}#/former_departures: missing`);
+    return parseFormerDepartures(kept, file);
   }
 
   /** Adds `departures` to `REMOVED_DEPARTURES_FILE` under its lock, each once (a mark kept over none). */

@@ -13,6 +13,7 @@ import {
   ClientState,
   foldedName,
   InstallTree,
+  REMOVED_DEPARTURES_FILE,
   setTrustName,
   type TrustRecord,
 } from '../../../client/disk/state.ts';
@@ -422,6 +423,52 @@ describe('when the trust records of one registry are kept under several names', 
       name: 'ClientError',
       code: 'TRUST_STATE_INVALID',
       message: expect.stringContaining('former_departures/0/key: missing'),
+    });
+  });
+
+  it('keeps the marks and departures of a name removed (registry remove), each once, and gives them for their registry alone, never a floor', async () => {
+    // Prepare: `main` followed a rotation away from KEY as stolen; `old` (kept before records named their
+    // registry) left OTHER routinely, and is of the URL its configuration gave.
+    const marked = { fingerprint: KEY, armoredKey: `key ${KEY}`, retiredBy: 1, compromised: true as const };
+    const routine = { fingerprint: OTHER, armoredKey: `key ${OTHER}`, retiredBy: 1 };
+    const state = await stateWith({
+      main: record(ROTATED, { highestGeneration: 12, chain: [marked], registry: 'https://plugins.example' }),
+      again: record(ROTATED, { highestGeneration: 3, chain: [marked], registry: 'https://plugins.example' }),
+      old: record(ROTATED, { highestGeneration: 7, chain: [routine] }),
+    });
+
+    // Act: each removed, as `registry remove` does.
+    await state.removeTrust('main', { url: 'https://plugins.example' });
+    await state.removeTrust('again', { url: 'https://plugins.example' });
+    await state.removeTrust('old', { url: 'https://old.example' });
+
+    // Assess: the folders are gone, the facts kept once each, by the registry they are of.
+    expect(await state.trust('main')).toBeUndefined();
+    const kept = await state.removedDepartures();
+    expect(kept).toEqual([
+      { ...marked, retiredTo: ROTATED, registry: 'https://plugins.example' },
+      { ...routine, retiredTo: ROTATED, registry: 'https://old.example' },
+    ]);
+    const shared = await state.sharedTrust('https://plugins.example', record(KEY));
+    expect(shared.revoked).toEqual([{ ...marked, retiredTo: ROTATED }]);
+    expect(shared.highestGeneration).toBeUndefined();
+    expect(shared.retired).toBeUndefined();
+    expect((await state.sharedTrust('https://old.example', record(OTHER))).departures).toEqual([
+      { ...routine, retiredTo: ROTATED },
+    ]);
+    expect(await state.sharedTrust('https://other.example', record(KEY))).toEqual({ logs: [] });
+  });
+
+  it('refuses damaged marks kept of names removed (TRUST_STATE_INVALID) rather than read them as none', async () => {
+    const state = await stateWith({ main: record(ROTATED, { registry: 'https://plugins.example' }) });
+    await writeFile(
+      path.join(state.dirs.data, 'trust', REMOVED_DEPARTURES_FILE),
+      '{"former_departures": [{}]',
+    );
+    await expect(state.sharedTrust('https://plugins.example', record(KEY))).rejects.toMatchObject({
+      name: 'ClientError',
+      code: 'TRUST_STATE_INVALID',
+      message: expect.stringContaining(REMOVED_DEPARTURES_FILE),
     });
   });
 
