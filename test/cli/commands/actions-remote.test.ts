@@ -25,6 +25,8 @@ const INTAKE = 'ra-intake';
 const SITE = 'ra-site';
 /** A deployment that keeps no config object (its URL is the function's REGISTRY_URL). */
 const BARE = 'ra-bare';
+/** A bucket whose config object an operator broke at a field. */
+const REFUSED = 'ra-refused';
 const URL_IN_CONFIG = 'https://plugins.example.com';
 const PLUGIN = 'remote-demo';
 
@@ -64,7 +66,7 @@ async function plugindex(args: string[], whileRunning?: () => Promise<unknown>):
 const store = (bucket: string) => new S3Store({ client: s3.client, bucket });
 
 beforeAll(async () => {
-  s3 = await startLocalS3([INTAKE, SITE, BARE]);
+  s3 = await startLocalS3([INTAKE, SITE, BARE, REFUSED]);
   work = await mkdtemp(path.join(tmpdir(), 'plugindex-actions-remote-'));
   Object.assign(process.env, LOCAL_S3_ENV);
   // As an operator stores it: with a trailing slash, which the registry drops.
@@ -96,6 +98,35 @@ afterAll(async () => {
 });
 
 describe('when an action for a deployed registry is written with --output', () => {
+  it('names the config object as well as the field when it is refused at one (exit 1)', async () => {
+    await s3.client.send(
+      new PutObjectCommand({
+        Bucket: REFUSED,
+        Key: 'config/plugindex.json',
+        Body: encode(JSON.stringify({ name: 'Remote', url: URL_IN_CONFIG, policy: 'anyone' })),
+      }),
+    );
+    const file = path.join(work, 'refused.json');
+    const refused = await plugindex([
+      'yank',
+      `${PLUGIN}@1.0.0`,
+      '--key',
+      secretKey,
+      '--bucket',
+      REFUSED,
+      '--endpoint',
+      s3.endpoint,
+      '--output',
+      file,
+    ]);
+    expect(refused.code).toBe(1);
+    // Before, `registry config /policy: …`: the field alone, not which bucket's object.
+    expect(refused.stderr).toContain(
+      `CONFIG_INVALID: registry config s3://${REFUSED}/config/plugindex.json /policy:`,
+    );
+    await expect(readFile(file)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
   it("names the URL in the upload bucket's config object", async () => {
     const file = path.join(work, 'from-config.json');
     const result = await plugindex(['yank', `${PLUGIN}@1.0.0`, ...toBucket(), '--output', file]);
